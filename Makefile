@@ -1,0 +1,53 @@
+# Two commands a fresh machine needs: `make demo` and `make test` (each creates .venv when missing).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.biohicl-installed
+
+# Real data lives beside the checkout unless BIOHICL_DATA_DIR says otherwise.
+ifeq ($(BIOHICL_DATA_DIR),)
+  ifneq ($(wildcard ../shared/data),)
+    export BIOHICL_DATA_DIR := $(abspath ../shared/data)
+  endif
+endif
+# Nothing is ever downloaded from the Hub at run time here.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test test-fast test-slow lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first: on these machines torch==2.13.0 is the CPU build on disk; a plain `torch` pulls CUDA.
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,demo]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/biohicl demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(VENV)/bin/pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check biohicl tests benchmarks scripts
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Command-line fronts, one module per ``biohicl`` command (argument parsing only, no logic)."""

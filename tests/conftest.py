@@ -1,0 +1,68 @@
+"""Shared fixtures: offline mode, the real data directory, the packaged MeSH table and a tiny random BERT."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("HF_TOKEN", None) if os.environ.get("BIOHICL_LIVE_TESTS") != "1" else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder (``BIOHICL_DATA_DIR`` or ``../shared/data``)."""
+    from biohicl.settings import data_dir as find
+
+    return find()
+
+
+@pytest.fixture(scope="session")
+def mesh():
+    """The packaged MeSH 2024 hierarchy (loaded once per session)."""
+    from biohicl.mesh import MeshHierarchy
+
+    return MeshHierarchy.load()
+
+
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(string.ascii_lowercase + string.digits + string.punctuation)
+    + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    + ["the", "of", "and", "in", "cancer", "cell", "cells", "patients", "disease", "diabetes", "heart", "brain"]
+)
+
+
+def build_tiny_bert(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
+    """Save a tiny random BERT (2 layers) with a character-level WordPiece tokenizer to ``path``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+    tokenizer = BertTokenizer(vocab=str(path / "vocab.txt"), do_lower_case=True)  # transformers>=5 signature
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT model folder (config, safetensors weights, tokenizer)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
