@@ -1,0 +1,73 @@
+"""Filtered regression: pull the embedding similarity SimE of in-batch pairs onto their MeSH similarity SimL.
+
+    L_mse = mean over kept pairs (i ≠ j) of (SimE_ij − SimL_ij)²
+
+Which pairs are kept is the ``pair_filter``:
+
+- ``"zero_or_positive"`` (default): SimL = 0 (no shared MeSH node: pushed towards orthogonal) or SimL > β
+  (clearly related: pulled towards their label similarity). Weakly overlapping pairs (0 < SimL ≤ β) mostly share
+  only broad ancestors such as "Diseases" branches; regressing onto such small values would fight the contrastive
+  term, so they are left free. This matches the pairs the contrastive loss uses.
+- ``"all"``: every labelled off-diagonal pair.
+- ``"positive"``: only SimL > β.
+- ``"nonzero"``: only SimL > 0.
+
+Pairs involving a document without labels are never used. A batch with no kept pair gives 0 (never NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
+
+PAIR_FILTERS = ("zero_or_positive", "all", "positive", "nonzero")
+
+
+def pair_filter_mask(siml: torch.Tensor, pair_filter: str, beta: float) -> torch.Tensor:
+    """Boolean [B, B] mask of the pairs ``pair_filter`` keeps (diagonal and unlabelled documents excluded)."""
+    mask = labelled_pair_mask(siml)
+    if pair_filter == "all":
+        return mask
+    if pair_filter == "zero_or_positive":
+        return mask & ((siml <= ZERO_TOLERANCE) | (siml > beta))
+    if pair_filter == "positive":
+        return mask & (siml > beta)
+    if pair_filter == "nonzero":
+        return mask & (siml > ZERO_TOLERANCE)
+    raise ValueError(f"pair_filter: {pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
+
+
+class FilteredMSELoss(nn.Module):
+    """Mean squared error between SimE and SimL over the in-batch pairs that pass ``pair_filter``.
+
+    Args:
+        pair_filter: which pairs to regress (see the module docstring).
+        beta: the positive threshold on SimL used by the filters.
+    """
+
+    def __init__(self, pair_filter: str = "zero_or_positive", beta: float = 0.3):
+        super().__init__()
+        if pair_filter not in PAIR_FILTERS:
+            raise ValueError(f"pair_filter: {pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta: must be in [0, 1), got {beta}")
+        self.pair_filter = pair_filter
+        self.beta = beta
+
+    def forward(self, embeddings: torch.Tensor, siml: torch.Tensor) -> torch.Tensor:
+        """``embeddings`` [B, D] (any norm), ``siml`` [B, B] → scalar loss (float32)."""
+        check_inputs(embeddings, siml)
+        siml = siml.to(device=embeddings.device, dtype=torch.float32)
+        mask = pair_filter_mask(siml, self.pair_filter, self.beta).float()
+        squared = (embedding_similarity(embeddings) - siml).pow(2)
+        return (squared * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"pair_filter": self.pair_filter, "beta": self.beta}
+
+    def extra_repr(self) -> str:
+        return f"pair_filter={self.pair_filter!r}, beta={self.beta}"

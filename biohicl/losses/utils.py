@@ -1,0 +1,35 @@
+"""Shared pieces of the BioHiCL losses: the SimE matrix and the mask of usable in-batch pairs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: SimL values at or below this count as "no shared MeSH node" (float noise of a sparse cosine).
+ZERO_TOLERANCE = 1e-6
+
+
+def embedding_similarity(embeddings: torch.Tensor) -> torch.Tensor:
+    """SimE: cosine similarity of every pair of rows, computed in float32 ([B, D] → [B, B])."""
+    unit = F.normalize(embeddings.float(), p=2, dim=-1)
+    return unit @ unit.T
+
+
+def labelled_pair_mask(siml: torch.Tensor) -> torch.Tensor:
+    """Off-diagonal pairs whose two documents both carry MeSH labels.
+
+    ``MeshHierarchy.similarity_matrix`` puts 1.0 on the diagonal of a labelled document and 0.0 on the diagonal of
+    a document with no (resolvable) label, so an unlabelled document is never treated as everyone's negative.
+    """
+    labelled = siml.diagonal() > ZERO_TOLERANCE
+    mask = labelled[:, None] & labelled[None, :]
+    mask.fill_diagonal_(False)
+    return mask
+
+
+def check_inputs(embeddings: torch.Tensor, siml: torch.Tensor) -> None:
+    if embeddings.dim() != 2:
+        raise ValueError(f"embeddings must be [batch, dim], got shape {tuple(embeddings.shape)}")
+    batch = embeddings.shape[0]
+    if siml.shape != (batch, batch):
+        raise ValueError(f"siml must be [{batch}, {batch}] for {batch} embeddings, got {tuple(siml.shape)}")

@@ -1,0 +1,169 @@
+"""The BioHiCL losses against values worked out by hand on 3- and 4-document batches."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, pair_filter_mask
+
+# Three documents on the unit circle: SimE_01 = 0.6, SimE_02 = 0.0, SimE_12 = 0.8.
+EMB3 = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+# SimL: 0–1 related (0.5 > β), 0–2 unrelated (0), 1–2 weakly related (0.2 ≤ β: ignored by the default filter).
+SIML3 = torch.tensor([[1.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.0]])
+
+# Four documents: SimE_01 = .6, _02 = 0, _03 = .8, _12 = .8, _13 = .96, _23 = .6.
+EMB4 = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])
+SIML4 = torch.tensor(
+    [
+        [1.0, 0.5, 0.0, 0.9],
+        [0.5, 1.0, 0.0, 0.2],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.9, 0.2, 0.0, 1.0],
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("pair_filter", "expected"),
+    [
+        # kept pairs (0,1): (0.6-0.5)² = 0.01 and (0,2): (0-0)² = 0 → mean 0.005
+        ("zero_or_positive", 0.01 / 2),
+        # + (1,2): (0.8-0.2)² = 0.36 → (0.01 + 0 + 0.36) / 3
+        ("all", 0.37 / 3),
+        # only (0,1)
+        ("positive", 0.01),
+        # (0,1) and (1,2): (0.01 + 0.36) / 2
+        ("nonzero", 0.37 / 2),
+    ],
+)
+def test_filtered_mse_three_documents(pair_filter, expected):
+    loss = FilteredMSELoss(pair_filter=pair_filter, beta=0.3)
+    assert loss(EMB3, SIML3).item() == pytest.approx(expected, abs=1e-6)
+    # cosine is scale-free: unnormalised embeddings give the same value
+    assert loss(3.0 * EMB3, SIML3).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_filtered_mse_four_documents():
+    # kept: (0,1) .01, (0,3) (.8-.9)² = .01, (0,2) 0, (1,2) (.8-0)² = .64, (2,3) (.6-0)² = .36; (1,3) SimL .2 dropped
+    assert FilteredMSELoss()(EMB4, SIML4).item() == pytest.approx(1.02 / 5, abs=1e-6)
+
+
+def test_contrastive_three_documents():
+    # τ = 0.5. Positives: (0,1) and (1,0), weight 0.5 each. N(0) = {2}; N(1) = {} (SimL_12 = 0.2 is neither).
+    # ℓ_01 = -log(e^{0.6/0.5} / (e^{0.6/0.5} + e^{0/0.5})) = log(1 + e^{-1.2}) = 0.263282
+    # ℓ_10 = -log(e^{1.2} / e^{1.2}) = 0 (no negative)
+    # L = (0.5 · 0.263282 + 0.5 · 0) / (0.5 + 0.5) = 0.131641
+    loss = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5)
+    assert loss(EMB3, SIML3).item() == pytest.approx(0.5 * math.log(1 + math.exp(-1.2)), abs=1e-6)
+    assert loss(EMB3, SIML3).item() == pytest.approx(0.131641, abs=1e-6)
+
+
+def test_contrastive_four_documents_weighted_by_siml():
+    # τ = 0.5 → logits s/τ: 01 1.2, 02 0, 03 1.6, 12 1.6, 13 1.92, 23 1.2.
+    # Positives (SimL > 0.3): (0,1),(1,0) weight .5; (0,3),(3,0) weight .9. Negatives: N(0)=N(1)=N(3)={2}.
+    # ℓ_01 = log(1 + e^{0 - 1.2})   = 0.263282     ℓ_10 = log(1 + e^{1.6 - 1.2}) = 0.913015
+    # ℓ_03 = log(1 + e^{0 - 1.6})   = 0.183901     ℓ_30 = log(1 + e^{1.2 - 1.6}) = 0.513015
+    # weighted: (.5(.263282 + .913015) + .9(.183901 + .513015)) / 2.8 = 0.434062
+    # unweighted: (.263282 + .913015 + .183901 + .513015) / 4 = 0.468303
+    weighted = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5)
+    plain = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5, weighted=False)
+    assert weighted(EMB4, SIML4).item() == pytest.approx(0.434062, abs=1e-6)
+    assert plain(EMB4, SIML4).item() == pytest.approx(0.468303, abs=1e-6)
+
+
+def test_no_positive_pair_gives_zero_and_finite_gradients():
+    emb = EMB4.clone().requires_grad_(True)
+    siml = torch.eye(4) + 0.2 * (1 - torch.eye(4)) * torch.tensor([1.0, 1.0, 0.0, 0.0])[:, None]
+    siml = torch.maximum(siml, siml.T)  # some weak pairs, no pair above β, some zeros
+    loss = HierarchicalContrastiveLoss(beta=0.3)(emb, siml)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(emb.grad).all()
+    assert torch.count_nonzero(emb.grad) == 0
+    # and a batch whose documents are all unrelated: both losses are finite, contrastive is 0
+    emb.grad = None
+    out = BioHiCLLoss()(emb, torch.eye(4))
+    assert out["loss_con"].item() == 0.0
+    assert math.isfinite(out["loss"].item())
+    out["loss"].backward()
+    assert torch.isfinite(emb.grad).all()
+
+
+def test_unlabelled_documents_are_excluded():
+    # document 2 has no labels → its SimL diagonal is 0 and none of its pairs count
+    siml = SIML3.clone()
+    siml[2, 2] = 0.0
+    mask = pair_filter_mask(siml, "all", 0.3)
+    assert mask.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
+    # only (0,1) remains: MSE = 0.01; contrastive: no negative left → 0
+    assert FilteredMSELoss(pair_filter="all")(EMB3, siml).item() == pytest.approx(0.01, abs=1e-6)
+    assert HierarchicalContrastiveLoss(temperature=0.5)(EMB3, siml).item() == 0.0
+
+
+def test_combined_loss_components_and_ablations():
+    regression = FilteredMSELoss()
+    contrastive = HierarchicalContrastiveLoss(temperature=0.5)
+    out = BioHiCLLoss(regression, contrastive, lambda_con=0.1)(EMB3, SIML3)
+    # L = 0.005 + 0.1 · 0.131641
+    assert out["loss_mse"].item() == pytest.approx(0.005, abs=1e-6)
+    assert out["loss_con"].item() == pytest.approx(0.131641, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(0.005 + 0.0131641, abs=1e-6)
+
+    no_con = BioHiCLLoss(regression, contrastive, use_contrastive=False)(EMB3, SIML3)
+    assert no_con["loss"].item() == pytest.approx(0.005, abs=1e-6)
+    assert no_con["loss_con"].item() == 0.0
+    no_mse = BioHiCLLoss(regression, contrastive, lambda_con=0.1, use_mse=False)(EMB3, SIML3)
+    assert no_mse["loss"].item() == pytest.approx(0.0131641, abs=1e-6)
+    with pytest.raises(ValueError, match="both False"):
+        BioHiCLLoss(use_mse=False, use_contrastive=False)
+
+
+def test_config_dicts_and_validation():
+    loss = BioHiCLLoss(FilteredMSELoss("all", 0.4), HierarchicalContrastiveLoss(0.4, 0.07), lambda_con=0.2)
+    assert loss.get_config_dict() == {
+        "lambda_con": 0.2,
+        "use_mse": True,
+        "use_contrastive": True,
+        "regression": {"pair_filter": "all", "beta": 0.4},
+        "contrastive": {"beta": 0.4, "temperature": 0.07, "weighted": True},
+    }
+    with pytest.raises(ValueError, match="pair_filter"):
+        FilteredMSELoss("everything")
+    with pytest.raises(ValueError, match="temperature"):
+        HierarchicalContrastiveLoss(temperature=0.0)
+    with pytest.raises(ValueError, match="siml must be"):
+        FilteredMSELoss()(EMB3, SIML4)
+
+
+def test_losses_on_real_mesh_similarity(mesh):
+    # Diabetes Mellitus / Type 2 diabetes / Myocardial Infarction: SimL from the packaged MeSH table
+    siml = mesh.similarity_matrix([["D003920"], ["D003924"], ["D009203"]])
+    assert siml[0, 1].item() == pytest.approx(0.778, abs=1e-3)
+    emb = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], requires_grad=True)
+    out = BioHiCLLoss()(emb, siml)
+    out["loss"].backward()
+    assert out["loss_con"].item() > 0 and torch.isfinite(emb.grad).all()
+
+
+def test_gradient_flows_only_into_lora(tiny_bert_dir):
+    from biohicl.modeling import BioHiCLModel
+
+    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id="test/tiny-bert", pooling="mean", max_length=32)
+    model.add_lora(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"], verbose=False)
+    model.train()
+    batch = model.tokenize(["diabetes in the heart", "heart disease", "brain cells", "cancer of the brain"])
+    embeddings = model(**batch)
+    out = BioHiCLLoss(HierarchicalContrastiveLoss(temperature=0.5))(embeddings, SIML4)
+    out["loss"].backward()
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+    for name, parameter in model.named_parameters():
+        if name in trainable:
+            assert parameter.grad is not None, name
+        else:
+            assert parameter.grad is None, name
+    # LoRA B starts at zero, so the first gradient lands on B (A's gradient is B-weighted, hence zero)
+    assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
