@@ -147,8 +147,8 @@ def resolve(
         entry = registry.get(spec)  # raises with the known names and the closest ones
         repo_id, source = entry.repo_id, "name"
     elif is_repo_id(spec) and not _looks_like_path(spec):
-        repo_id, source = spec, "repo"
         entry = registry.by_repo_id(spec)
+        repo_id, source = (entry.repo_id if entry is not None else spec), "repo"
     else:
         raise ModelLoadError(f"{spec}: no such directory (and not a valid Hub repo id owner/name)")
 

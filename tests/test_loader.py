@@ -1,0 +1,326 @@
+"""BioHiCL.from_pretrained by name, repo id and path, offline through a temporary Hugging Face cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_bert
+
+from biohicl.errors import ModelLoadError
+from biohicl.loader import BioHiCL, load_model, resolve, split_revision
+from biohicl.modeling import BioHiCLModel
+from biohicl.registry import Registry
+
+SHA_A = "a" * 40
+SHA_B = "b" * 40
+SHA_C = "c" * 40
+TEXTS = ["insulin resistance in diabetes", "heart disease and the brain", "cancer cells"]
+
+
+def add_to_hub_cache(cache: Path, repo_id: str, folder: Path, commit: str, ref: str | None = "main") -> Path:
+    """Lay ``folder`` out exactly as huggingface_hub's cache does: blobs/, snapshots/<sha>/ symlinks, refs/<ref>."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = file.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snapshot / file.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    if ref is not None:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty, private HF_HUB_CACHE for this test (offline mode is set by conftest)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """A tiny base, a LoRA adapter trained on it (non-zero B), its merged export and the reference embeddings."""
+    root = tmp_path_factory.mktemp("loader-artifacts")
+    base_dir = build_tiny_bert(root / "tiny-bert")
+    other_dir = build_tiny_bert(root / "tiny-bert-48", hidden_size=48, seed=1)
+    model = BioHiCLModel.from_base(str(base_dir), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    model.eval()
+    adapter_dir = root / "adapter"
+    model.save_pretrained(adapter_dir)
+    merged_dir = root / "merged"
+    model.save_merged(merged_dir)
+    return types.SimpleNamespace(
+        base=base_dir,
+        other=other_dir,
+        adapter=adapter_dir,
+        merged=merged_dir,
+        expected=model.encode(TEXTS, show_progress_bar=False),
+    )
+
+
+@pytest.fixture
+def cached(hub_cache, artifacts):
+    """The hub cache holding org/tiny-bert (base), org/tiny-adapter (two commits) and org/tiny-merged."""
+    add_to_hub_cache(hub_cache, "org/tiny-bert", artifacts.base, SHA_A)
+    add_to_hub_cache(hub_cache, "org/tiny-adapter", artifacts.adapter, SHA_B)
+    add_to_hub_cache(hub_cache, "org/tiny-merged", artifacts.merged, SHA_C)
+    return hub_cache
+
+
+def _registry(**overrides) -> Registry:
+    entries = [
+        {"name": "Tiny-Adapter", "repo_id": "org/tiny-adapter", "kind": "adapter", "base_model": "org/tiny-bert"},
+        {
+            "name": "Tiny-Merged",
+            "repo_id": "org/tiny-merged",
+            "kind": "merged",
+            "base_model": "org/tiny-bert",
+            "pooling": "mean",
+            "max_length": 64,
+        },
+    ]
+    entries[0].update(overrides)
+    return Registry.from_data({"models": entries})
+
+
+def test_resolve_by_path(artifacts):
+    resolved = resolve(artifacts.adapter)
+    assert (resolved.source, resolved.path, resolved.repo_id) == ("path", artifacts.adapter, None)
+    model = BioHiCL.from_pretrained(str(artifacts.adapter), base_model_path=artifacts.base)
+    assert isinstance(model, BioHiCL)
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), artifacts.expected, atol=1e-6)
+
+
+def test_revision_on_a_local_folder_is_refused(artifacts):
+    with pytest.raises(ModelLoadError, match="only applies to Hub repos"):
+        resolve(artifacts.adapter, SHA_A)
+
+
+def test_resolve_adapter_by_repo_id_offline_from_the_cache(cached, artifacts):
+    resolved = resolve("org/tiny-adapter")
+    assert resolved.source == "repo"
+    assert resolved.path == cached / "models--org--tiny-adapter" / "snapshots" / SHA_B
+    assert resolved.commit == SHA_B
+    # the base (org/tiny-bert) is also read from the cache, via the Hub id recorded in the adapter
+    model = BioHiCL.from_pretrained("org/tiny-adapter")
+    assert model.resolved.commit == SHA_B
+    assert model.config.kind == "adapter" and model.config.base_model == "org/tiny-bert"
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), artifacts.expected, atol=1e-6)
+    merged = BioHiCL.from_pretrained("org/tiny-adapter", merge=True)
+    np.testing.assert_allclose(merged.encode(TEXTS, show_progress_bar=False), artifacts.expected, atol=1e-5)
+
+
+def test_resolve_by_registered_name_is_case_insensitive(cached, artifacts):
+    registry = _registry()
+    with pytest.warns(UserWarning, match="pins no commit sha .* loading branch 'main'"):
+        model = BioHiCL.from_pretrained("tiny-ADAPTER", registry=registry)
+    assert model.resolved.source == "name" and model.resolved.repo_id == "org/tiny-adapter"
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), artifacts.expected, atol=1e-6)
+
+
+def test_registry_settings_apply_to_a_merged_checkpoint_without_biohicl_config(cached, artifacts, hub_cache):
+    # A merged repo as the paper released it: transformers files only, no biohicl_config.json, no 1_Pooling.
+    plain = hub_cache.parent / "plain"
+    shutil.copytree(artifacts.merged, plain)
+    st_files = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"]
+    for extra in ["biohicl_config.json", *st_files]:
+        (plain / extra).unlink()
+    shutil.rmtree(plain / "1_Pooling")
+    shutil.rmtree(plain / "2_Normalize", ignore_errors=True)
+    add_to_hub_cache(hub_cache, "org/plain-merged", plain, SHA_A)
+    registry = Registry.from_data(
+        {
+            "models": [
+                {
+                    "name": "Plain",
+                    "repo_id": "org/plain-merged",
+                    "kind": "merged",
+                    "base_model": "org/tiny-bert",
+                    "revision": SHA_A,
+                    "pinned": True,
+                    "pooling": "cls",
+                    "max_length": 64,
+                    "query_prompt": "q: ",
+                }
+            ]
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pinned: no warning
+        model = BioHiCL.from_pretrained("plain", registry=registry)
+    assert model.resolved.commit == SHA_A
+    cfg = model.config
+    assert (cfg.pooling, cfg.query_prompt, cfg.kind, cfg.base_model) == ("cls", "q: ", "merged", "org/tiny-bert")
+    # CLS pooling of the query-prompted text, computed by hand from the transformers model
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(plain)
+    reference = AutoModel.from_pretrained(plain).eval()
+    batch = tokenizer(["q: " + t for t in TEXTS], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        cls = reference(**batch).last_hidden_state[:, 0]
+    cls = torch.nn.functional.normalize(cls, dim=-1).numpy()
+    np.testing.assert_allclose(model.encode(TEXTS, kind="query", show_progress_bar=False), cls, atol=1e-5)
+
+
+def test_repo_id_of_a_registered_model_uses_its_registry_entry(cached):
+    with pytest.warns(UserWarning, match="Tiny-Merged"):
+        resolved = resolve("ORG/tiny-merged", registry=_registry())
+    assert resolved.entry is not None and resolved.entry.name == "Tiny-Merged"
+
+
+def test_pinned_revision_selects_that_snapshot(cached, artifacts, hub_cache):
+    # main now points at a newer commit; the registry pins the older one.
+    newer = hub_cache.parent / "newer"
+    build_tiny_bert(newer, seed=7)
+    add_to_hub_cache(hub_cache, "org/tiny-bert", newer, SHA_C)
+    registry = Registry.from_data(
+        {
+            "models": [
+                {"name": "Base", "repo_id": "org/tiny-bert", "kind": "merged", "base_model": "org/tiny-bert"},
+                {
+                    "name": "Base-Pinned",
+                    "repo_id": "org/tiny-bert",
+                    "kind": "merged",
+                    "base_model": "org/tiny-bert",
+                    "revision": SHA_A,
+                    "pinned": True,
+                },
+            ]
+        }
+    )
+    assert resolve("base-pinned", registry=registry).commit == SHA_A
+    with pytest.warns(UserWarning):
+        assert resolve("base", registry=registry).commit == SHA_C
+    assert resolve("base", SHA_A, registry=registry).commit == SHA_A  # an explicit revision wins
+    assert resolve("org/tiny-bert", SHA_A).path.name == SHA_A
+
+
+def test_load_model_accepts_name_at_revision(cached, artifacts):
+    assert split_revision("org/tiny-adapter@" + SHA_B) == ("org/tiny-adapter", SHA_B)
+    assert split_revision(str(artifacts.adapter)) == (str(artifacts.adapter), None)
+    model = load_model("org/tiny-adapter@" + SHA_B)
+    assert model.resolved.commit == SHA_B
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), artifacts.expected, atol=1e-6)
+
+
+def test_missing_from_cache_offline_says_what_and_how_to_fetch(hub_cache):
+    with pytest.raises(ModelLoadError) as info:
+        BioHiCL.from_pretrained("org/not-cached", revision=SHA_A)
+    message = str(info.value)
+    assert f"org/not-cached at revision {SHA_A} is not in the Hugging Face cache ({hub_cache})" in message
+    assert "HF_HUB_OFFLINE is set" in message
+    assert f"hf download org/not-cached --revision {SHA_A}" in message
+
+
+def test_revision_missing_from_cache_is_named(cached):
+    with pytest.raises(ModelLoadError, match=f"org/tiny-adapter at revision {SHA_C} is not in the Hugging Face cache"):
+        resolve("org/tiny-adapter", SHA_C)
+
+
+def test_registered_name_not_cached_names_the_repo(hub_cache):
+    with pytest.warns(UserWarning), pytest.raises(ModelLoadError, match="LunaLan07/BioHiCL-Base at revision main"):
+        BioHiCL.from_pretrained("BioHiCL-Base")
+
+
+def test_unpublished_registered_model_says_so(hub_cache):
+    with pytest.warns(UserWarning), pytest.raises(ModelLoadError, match=r"BioHiCL-MiniLM .* has not been published"):
+        BioHiCL.from_pretrained("biohicl-minilm")
+
+
+def test_shipped_names_resolve_through_the_cache(hub_cache, artifacts):
+    add_to_hub_cache(hub_cache, "LunaLan07/BioHiCL-Base", artifacts.merged, SHA_C)
+    with pytest.warns(UserWarning, match="BioHiCL-Base"):
+        resolved = resolve("biohicl-base")
+    assert (resolved.repo_id, resolved.commit, resolved.entry.pooling) == ("LunaLan07/BioHiCL-Base", SHA_C, "cls")
+
+
+def test_unknown_name_lists_known_names(hub_cache):
+    with pytest.raises(ModelLoadError, match=r"'BioHiCL-Lage' \(did you mean BioHiCL-Large.*known names: BioHiCL-Base"):
+        BioHiCL.from_pretrained("BioHiCL-Lage")
+
+
+def test_missing_local_path_is_not_sent_to_the_hub(hub_cache):
+    with pytest.raises(ModelLoadError, match="no such directory"):
+        resolve("./runs/does-not-exist")
+    with pytest.raises(ModelLoadError, match="no local directory 'runs/missing' either"):
+        resolve("runs/missing")
+
+
+def test_adapter_onto_a_base_of_another_hidden_size_fails_clearly(artifacts):
+    with pytest.raises(ModelLoadError, match=r"hidden size 32, but .* has hidden size 48"):
+        BioHiCL.from_pretrained(str(artifacts.adapter), base_model_path=artifacts.other)
+
+
+def test_adapter_onto_another_base_id_fails_clearly(cached, artifacts):
+    with pytest.raises(ModelLoadError, match="trained on base 'org/tiny-bert', not 'org/other-bert'"):
+        BioHiCL.from_pretrained("org/tiny-adapter", base_model_path="org/other-bert")
+
+
+def test_registry_base_mismatch_fails_clearly(cached):
+    registry = _registry(base_model="sentence-transformers/all-MiniLM-L6-v2")
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ModelLoadError, match="trained on 'org/tiny-bert' but the registry entry Tiny-Adapter says"),
+    ):
+        BioHiCL.from_pretrained("tiny-adapter", registry=registry)
+
+
+def test_registry_adapter_kind_without_adapter_files_fails(cached):
+    registry = _registry(repo_id="org/tiny-merged", name="Wrong")
+    with pytest.warns(UserWarning), pytest.raises(ModelLoadError, match="registry lists an adapter"):
+        BioHiCL.from_pretrained("wrong", registry=registry)
+
+
+def test_pickle_only_checkpoints_are_refused(tmp_path, artifacts):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(artifacts.base / "config.json", folder / "config.json")
+    torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors only"):
+        BioHiCL.from_pretrained(folder)
+
+
+def test_search_and_index_delegate_to_the_inference_modules(artifacts, monkeypatch):
+    calls = []
+    search_module = types.ModuleType("biohicl.search")
+    search_module.search = lambda model, queries, index, top_k, **kw: calls.append(
+        ("search", model, queries, top_k, kw)
+    )
+    index_module = types.ModuleType("biohicl.indexing")
+    index_module.build_index = lambda model, corpus, out, **kw: calls.append(("index", model, corpus, out, kw))
+    monkeypatch.setitem(sys.modules, "biohicl.search", search_module)
+    monkeypatch.setitem(sys.modules, "biohicl.indexing", index_module)
+    model = BioHiCL.from_pretrained(artifacts.merged)
+    model.search(["q"], "idx", top_k=3, batch_size=2)
+    model.index(["doc"], "out", shard_size=10)
+    assert calls == [
+        ("search", model, ["q"], 3, {"batch_size": 2}),
+        ("index", model, ["doc"], "out", {"shard_size": 10}),
+    ]
