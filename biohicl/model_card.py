@@ -1,0 +1,301 @@
+"""Model cards for BioHiCL checkpoints: a dataclass filled during training/evaluation, rendered with Jinja.
+
+>>> data = BioHiCLModelCardData(model_name="BioHiCL-MiniLM", base_model="sentence-transformers/all-MiniLM-L6-v2")
+>>> data.add_eval_results({"biosses": {"spearman": 0.84}}, base={"biosses": {"spearman": 0.81}})
+>>> text = render_model_card(data)             # README.md: YAML metadata + Markdown, no network
+
+The YAML header is produced by ``huggingface_hub.ModelCardData`` so the Hub parses it (``model-index`` holds the
+evaluation results and round-trips through ``huggingface_hub.repocard_data.model_index_to_eval_results``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, DataError
+
+TEMPLATE_NAME = "model_card_template.md"
+CARD_DATA_NAME = "card_data.json"
+
+CITATION = """@inproceedings{biohicl2026,
+  title     = {BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval},
+  booktitle = {Proceedings of the Annual Meeting of the Association for Computational Linguistics (ACL)},
+  year      = {2026},
+  note      = {Title and authors as in the ACL 2026 proceedings; this entry was written offline, check it there}
+}"""
+
+#: task key → (display name, dataset id on the Hub, task type for model-index)
+KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
+    "scifact": ("SciFact", "mteb/scifact", "retrieval"),
+    "nfcorpus": ("NFCorpus", "mteb/nfcorpus", "retrieval"),
+    "trec-covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "trec_covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "scidocs": ("SCIDOCS", "mteb/scidocs", "retrieval"),
+    "biosses": ("BIOSSES", "mteb/biosses-sts", "sentence-similarity"),
+    "pubmedqa": ("PubMedQA (question → long answer)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-context": ("PubMedQA (question → context)", "qiaojin/PubMedQA", "retrieval"),
+}
+
+#: normalised metric spelling → (metric type for model-index, display name)
+KNOWN_METRICS: dict[str, tuple[str, str]] = {
+    "ndcg@10": ("ndcg_at_10", "nDCG@10"),
+    "recall@1": ("recall_at_1", "Recall@1"),
+    "recall@5": ("recall_at_5", "Recall@5"),
+    "recall@10": ("recall_at_10", "Recall@10"),
+    "recall@100": ("recall_at_100", "Recall@100"),
+    "mrr@10": ("mrr_at_10", "MRR@10"),
+    "map@100": ("map_at_100", "MAP@100"),
+    "spearman": ("spearman", "Spearman"),
+    "pearson": ("pearson", "Pearson"),
+}
+
+DEFAULT_TAGS = ["sentence-transformers", "sentence-similarity", "feature-extraction", "biomedical", "mesh", "biohicl"]
+
+
+def _metric_key(name: str) -> str:
+    """``ndcg_at_10`` / ``nDCG@10`` / ``ndcg_cut_10`` → ``ndcg@10``; ``recall_1`` → ``recall@1``."""
+    key = name.strip().lower().replace(" ", "")
+    key = re.sub(r"_cut_|_at_|_", "@", key, count=1) if re.search(r"\d$", key) else key
+    return key.replace("r@", "recall@") if key.startswith("r@") else key
+
+
+@dataclass
+class EvalRow:
+    """One evaluation figure for the card: the BioHiCL value and, when measured, the base model's."""
+
+    task: str = field(metadata={"help": "Task key, e.g. scifact, biosses, pubmedqa."})
+    metric: str = field(metadata={"help": "Metric key, e.g. ndcg@10, spearman, recall@1."})
+    value: float = field(metadata={"help": "The BioHiCL model's score."})
+    base_value: float | None = field(default=None, metadata={"help": "The base model's score on the same run."})
+    split: str = field(default="test", metadata={"help": "Dataset split evaluated."})
+
+    @property
+    def task_name(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[0]
+
+    @property
+    def dataset_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[1]
+
+    @property
+    def task_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[2]
+
+    @property
+    def metric_type(self) -> str:
+        return KNOWN_METRICS.get(self.metric, (re.sub(r"[^a-z0-9]+", "_", self.metric.lower()), ""))[0]
+
+    @property
+    def metric_name(self) -> str:
+        return KNOWN_METRICS.get(self.metric, ("", self.metric))[1]
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.base_value is None else self.value - self.base_value
+
+
+@dataclass
+class BioHiCLModelCardData:
+    """Everything a BioHiCL model card says; filled by training (hyperparameters, counts) and evaluation."""
+
+    model_name: str = field(metadata={"help": "Display name, e.g. BioHiCL-MiniLM."})
+    base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the card is published under."})
+    kind: str = field(default="adapter", metadata={"help": "'adapter' (LoRA, library peft) or 'merged'."})
+    base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone."})
+    pooling: str = field(default="mean", metadata={"help": "'cls' or 'mean'."})
+    normalize: bool = field(default=True, metadata={"help": "Embeddings are L2-normalised."})
+    max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
+    license: str = field(default="apache-2.0", metadata={"help": "License id of the weights."})
+    language: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "Languages."})
+    tags: list[str] = field(default_factory=lambda: list(DEFAULT_TAGS), metadata={"help": "Hub tags."})
+    datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets."})
+    hyperparameters: dict[str, Any] = field(default_factory=dict, metadata={"help": "λ, β, lr, LoRA r ..."})
+    training_data: str = field(default="", metadata={"help": "One paragraph on the training data."})
+    training_counts: dict[str, int] = field(default_factory=dict, metadata={"help": "documents, pairs ..."})
+    trainable_parameters: int | None = field(default=None, metadata={"help": "Trainable (LoRA) parameters."})
+    total_parameters: int | None = field(default=None, metadata={"help": "All parameters."})
+    training_time: str | None = field(default=None, metadata={"help": "Wall time and hardware, free text."})
+    eval_results: list[EvalRow] = field(default_factory=list, metadata={"help": "Evaluation figures."})
+    eval_source: str | None = field(default=None, metadata={"help": "Where the evaluation figures come from."})
+    limitations: list[str] = field(default_factory=list, metadata={"help": "Extra, model-specific limitations."})
+    citation: str = field(default=CITATION, metadata={"help": "BibTeX."})
+    biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the card."})
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("adapter", "merged", "full"):
+            raise ConfigError(f"model card: field 'kind' is {self.kind!r}; expected adapter, merged or full")
+        if self.base_model.startswith(("/", ".", "~")) or self.base_model.count("/") != 1:
+            raise ConfigError(f"model card: field 'base_model' {self.base_model!r} must be a Hub id (owner/name)")
+        self.eval_results = [r if isinstance(r, EvalRow) else EvalRow(**r) for r in self.eval_results]
+
+    # ------------------------------------------------------------------ filling
+    @classmethod
+    def from_biohicl_config(cls, config: dict[str, Any] | Any, model_name: str, **kwargs: Any) -> BioHiCLModelCardData:
+        """Fill encoder settings from a ``BioHiCLConfig`` (object or dict), the rest from ``kwargs``."""
+        values = config if isinstance(config, dict) else config.to_dict()
+        keys = ("base_model", "base_revision", "pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+        picked = {k: values[k] for k in keys if k in values}
+        picked["kind"] = "merged" if values.get("kind") == "full" and values.get("base_model") else values.get("kind")
+        picked["kind"] = picked["kind"] or "adapter"
+        return cls(model_name=model_name, **{**picked, **kwargs})
+
+    def add_eval_results(
+        self, results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test"
+    ) -> list[EvalRow]:
+        """Add rows from evaluation output (``{task: {metric: value}}``, or that under ``results``/``tasks``)."""
+        tuned = flatten_results(results)
+        reference = flatten_results(base) if base is not None else {}
+        rows = [
+            EvalRow(task, metric, value, reference.get((task, metric)), split)
+            for (task, metric), value in tuned.items()
+        ]
+        self.eval_results.extend(rows)
+        return rows
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = CARD_DATA_NAME) -> BioHiCLModelCardData:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BioHiCLModelCardData:
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+        return cls.from_dict(values, source=str(path))
+
+    # ------------------------------------------------------------------ Hub metadata
+    def hub_eval_results(self) -> list:
+        """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds)."""
+        from huggingface_hub import EvalResult
+
+        return [
+            EvalResult(
+                task_type=row.task_type,
+                dataset_type=row.dataset_type,
+                dataset_name=row.task_name,
+                dataset_split=row.split,
+                metric_type=row.metric_type,
+                metric_name=row.metric_name,
+                metric_value=round(float(row.value), 6),
+            )
+            for row in self.eval_results
+        ]
+
+    def to_hub_card_data(self):
+        """``huggingface_hub.ModelCardData`` for the YAML header (``library_name: peft`` for adapters)."""
+        from huggingface_hub import ModelCardData
+
+        return ModelCardData(
+            model_name=self.model_name,
+            base_model=self.base_model,
+            library_name="peft" if self.kind == "adapter" else "sentence-transformers",
+            pipeline_tag="sentence-similarity",
+            license=self.license,
+            language=self.language,
+            tags=list(dict.fromkeys([*self.tags, *(["lora", "peft"] if self.kind == "adapter" else [])])),
+            datasets=self.datasets or None,
+            eval_results=self.hub_eval_results() or None,
+        )
+
+
+def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], float]:
+    """``{task: {metric: value}}`` (optionally under ``results``/``tasks``, metrics under ``metrics``) → flat.
+
+    Non-numeric entries (model id, timings, hashes) are skipped; metric spellings are normalised
+    (``ndcg_at_10`` → ``ndcg@10``).
+    """
+    if not results:
+        return {}
+    tasks = results.get("results", results.get("tasks", results))
+    if not isinstance(tasks, dict):
+        raise DataError("evaluation results: expected {task: {metric: value}}")
+    flat: dict[tuple[str, str], float] = {}
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):
+            continue
+        metrics = metrics.get("metrics", metrics)
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                continue
+            if name in {"wall_time", "time", "seconds", "num_queries", "num_docs", "n"}:
+                continue
+            flat[(str(task).lower(), _metric_key(name))] = float(value)
+    return flat
+
+
+def template_path() -> Path:
+    """The card template: inside the installed package (wheel), else the source checkout's top level."""
+    packaged = resources.files("biohicl").joinpath(TEMPLATE_NAME)
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[1] / TEMPLATE_NAME
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
+def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:
+    """The README.md text: YAML metadata + the Markdown body. Never touches the network."""
+    import jinja2
+
+    source = Path(template) if template is not None else template_path()
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["fmt"] = _fmt
+    env.filters["signed"] = _signed
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    card_yaml = data.to_hub_card_data().to_yaml()
+    text = env.from_string(source.read_text(encoding="utf-8")).render(
+        card_data=card_yaml,
+        data=data,
+        load_id=data.repo_id or data.model_name,
+        params_share=(
+            100.0 * data.trainable_parameters / data.total_parameters
+            if data.trainable_parameters and data.total_parameters
+            else None
+        ),
+    )
+    return text
+
+
+def save_model_card(data: BioHiCLModelCardData, directory: str | Path, template: str | Path | None = None) -> Path:
+    """Write ``README.md`` into ``directory``."""
+    path = Path(directory) / "README.md"
+    path.write_text(render_model_card(data, template), encoding="utf-8")
+    return path
+
+
+def python_snippets(card_text: str) -> list[str]:
+    """The ```python blocks of a rendered card (tests execute them)."""
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)

@@ -1,0 +1,214 @@
+"""Model cards: Hub-parsable YAML, model-index round trip, the evaluation table, and usage snippets that run."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_bert
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from test_loader import add_to_hub_cache
+
+from biohicl.errors import ConfigError
+from biohicl.model_card import (
+    BioHiCLModelCardData,
+    EvalRow,
+    flatten_results,
+    python_snippets,
+    render_model_card,
+    save_model_card,
+)
+from biohicl.modeling import BioHiCLModel
+
+TUNED = {
+    "model": "runs/minilm",
+    "results": {
+        "scifact": {"ndcg_at_10": 0.6612, "recall_at_100": 0.93, "wall_time": 12.5},
+        "biosses": {"metrics": {"spearman": 0.8431, "pearson": 0.85}},
+        "pubmedqa": {"recall@1": 0.871, "n": 500},
+    },
+}
+BASE = {"scifact": {"nDCG@10": 0.6451}, "biosses": {"spearman": 0.8125}, "pubmedqa": {"R@1": 0.858}}
+
+
+def _card(**kwargs) -> BioHiCLModelCardData:
+    data = BioHiCLModelCardData(
+        model_name="BioHiCL-MiniLM",
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        repo_id="biohicl/BioHiCL-MiniLM-L6",
+        hyperparameters={"lambda": 0.1, "beta": 0.3, "lora_r": 8},
+        training_data="Abstracts from PubMedQA (train) and BC5CDR with their MeSH labels.",
+        training_counts={"documents": 1200, "pairs": 34567},
+        trainable_parameters=73_728,
+        total_parameters=22_786_944,
+        datasets=["biohicl/mesh-pairs"],
+        **kwargs,
+    )
+    data.add_eval_results(TUNED, base=BASE)
+    return data
+
+
+def test_flatten_results_normalises_metric_names_and_skips_non_metrics():
+    assert flatten_results(TUNED) == {
+        ("scifact", "ndcg@10"): 0.6612,
+        ("scifact", "recall@100"): 0.93,
+        ("biosses", "spearman"): 0.8431,
+        ("biosses", "pearson"): 0.85,
+        ("pubmedqa", "recall@1"): 0.871,
+    }
+    assert flatten_results(BASE) == {
+        ("scifact", "ndcg@10"): 0.6451,
+        ("biosses", "spearman"): 0.8125,
+        ("pubmedqa", "recall@1"): 0.858,
+    }
+    assert flatten_results({"tasks": {"x": {"ndcg_cut_10": float("nan"), "map_at_100": 0.5}}}) == {
+        ("x", "map@100"): 0.5
+    }
+
+
+def test_yaml_metadata_parses_with_huggingface_hub():
+    card = ModelCard(render_model_card(_card()))
+    meta = card.data.to_dict()
+    assert meta["library_name"] == "peft"
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["pipeline_tag"] == "sentence-similarity"
+    assert meta["license"] == "apache-2.0"
+    assert meta["datasets"] == ["biohicl/mesh-pairs"]
+    assert {"biomedical", "mesh", "lora", "peft"} <= set(meta["tags"])
+
+
+def test_merged_model_card_is_a_sentence_transformers_library():
+    meta = ModelCard(render_model_card(_card(kind="merged"))).data.to_dict()
+    assert meta["library_name"] == "sentence-transformers"
+    assert "lora" not in meta["tags"]
+
+
+def test_model_index_round_trips():
+    data = _card()
+    card = ModelCard(render_model_card(data))
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert name == "BioHiCL-MiniLM"
+    assert results == data.hub_eval_results()
+    by_metric = {(r.dataset_name, r.metric_type): r.metric_value for r in results}
+    assert by_metric == {
+        ("SciFact", "ndcg_at_10"): 0.6612,
+        ("SciFact", "recall_at_100"): 0.93,
+        ("BIOSSES", "spearman"): 0.8431,
+        ("BIOSSES", "pearson"): 0.85,
+        ("PubMedQA (question → long answer)", "recall_at_1"): 0.871,
+    }
+    assert {r.task_type for r in results if r.dataset_name == "BIOSSES"} == {"sentence-similarity"}
+    assert card.data.eval_results == results  # ModelCardData reads model-index back the same way
+
+
+def test_body_has_the_evaluation_table_with_deltas_and_the_training_facts():
+    text = render_model_card(_card())
+    assert "| SciFact (test) | nDCG@10 | 0.6451 | 0.6612 | +0.0161 |" in text
+    assert "| BIOSSES (test) | Spearman | 0.8125 | 0.8431 | +0.0306 |" in text
+    assert "| BIOSSES (test) | Pearson | – | 0.8500 |  |" in text  # no base figure: no delta
+    assert "| PubMedQA (question → long answer) (test) | Recall@1 | 0.8580 | 0.8710 | +0.0130 |" in text
+    assert "| Trainable parameters | 73,728 of 22,786,944 (0.32%) |" in text
+    assert "| pairs | 34,567 |" in text
+    assert "| `beta` | 0.3 |" in text
+    assert "SimL(p, q) = cos(y_p ⊙ w, y_q ⊙ w)" in text
+    assert "@inproceedings{biohicl2026" in text
+    assert "No evaluation results" not in text
+
+
+def test_card_without_results_says_so_and_has_no_model_index():
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    text = render_model_card(data)
+    assert "No evaluation results were recorded" in text
+    assert "model-index" not in ModelCard(text).data.to_dict()
+
+
+def test_rendering_never_touches_the_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access while rendering a card")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert render_model_card(_card()).startswith("---\n")
+
+
+def test_card_data_round_trips_through_json(tmp_path):
+    data = _card(limitations=["Trained for 2 epochs on CPU only."])
+    data.save(tmp_path / "card_data.json")
+    again = BioHiCLModelCardData.load(tmp_path / "card_data.json")
+    assert again == data
+    assert isinstance(again.eval_results[0], EvalRow)
+    assert "- Trained for 2 epochs on CPU only." in render_model_card(again)
+
+
+def test_card_data_validation():
+    with pytest.raises(ConfigError, match="'base_model'"):
+        BioHiCLModelCardData(model_name="M", base_model="/tmp/local/model")
+    with pytest.raises(ConfigError, match="'kind'"):
+        BioHiCLModelCardData(model_name="M", base_model="org/base", kind="lora")
+    with pytest.raises(ConfigError, match="unknown field"):
+        BioHiCLModelCardData.from_dict({"model_name": "M", "base_model": "org/base", "colour": "red"})
+
+
+# ---------------------------------------------------------------------- the usage snippets run
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("card-models")
+    base = build_tiny_bert(root / "base")
+    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ")
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.3)
+    model.eval()
+    model.save_pretrained(root / "adapter")
+    model.save_merged(root / "merged")
+    query = model.encode(["What causes insulin resistance?"], kind="query", show_progress_bar=False)
+    return base, root / "adapter", root / "merged", query
+
+
+def _run(snippet: str, replacements: dict[str, str]) -> dict:
+    for old, new in replacements.items():
+        snippet = snippet.replace(f'"{old}"', repr(new))
+    namespace: dict = {}
+    exec(compile(snippet, "<model card>", "exec"), namespace)
+    return namespace
+
+
+def test_merged_card_snippets_run(tiny_models, capsys):
+    _, _, merged, query = tiny_models
+    data = BioHiCLModelCardData.from_biohicl_config(
+        BioHiCLModel.from_pretrained(merged).config, "Tiny", repo_id="org/tiny-merged"
+    )
+    assert data.kind == "merged"
+    text = save_model_card(data, merged).read_text()
+    biohicl_snippet, st_snippet = python_snippets(text)
+    ns = _run(biohicl_snippet, {"org/tiny-merged": str(merged)})
+    assert ns["scores"].shape == (1, 2)
+    np.testing.assert_allclose(ns["queries"], query, atol=1e-6)
+    ns = _run(st_snippet, {"org/tiny-merged": str(merged)})
+    np.testing.assert_allclose(ns["queries"], query, atol=1e-5)  # the `query` prompt is applied
+    assert "tensor" in capsys.readouterr().out
+
+
+def test_adapter_card_snippets_run(tiny_models, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    base, adapter, _, query = tiny_models
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)  # the biohicl snippet reads the base from the cache
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    data = BioHiCLModelCardData.from_biohicl_config(
+        BioHiCLModel.from_pretrained(adapter, base_model_path=base).config, "Tiny", repo_id="org/tiny-adapter"
+    )
+    assert (data.kind, data.pooling, data.query_prompt) == ("adapter", "cls", "query: ")
+    biohicl_snippet, peft_snippet = python_snippets(render_model_card(data))
+    ns = _run(biohicl_snippet, {"org/tiny-adapter": str(adapter)})
+    np.testing.assert_allclose(ns["queries"], query, atol=1e-6)
+    ns = _run(peft_snippet, {"org/tiny-adapter": str(adapter), "org/tiny-bert": str(base)})
+    np.testing.assert_allclose(ns["embeddings"].numpy(), query, atol=1e-5)
