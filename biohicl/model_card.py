@@ -149,6 +149,28 @@ class BioHiCLModelCardData:
         picked["kind"] = picked["kind"] or "adapter"
         return cls(model_name=model_name, **{**picked, **kwargs})
 
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, model_name: str, model_dir: str | Path | None = None):
+        """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
+        ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``."""
+        run_dir = Path(run_dir)
+        if (run_dir / CARD_DATA_NAME).is_file():
+            return cls.load(run_dir / CARD_DATA_NAME)
+        config = _read_json_file(Path(model_dir or run_dir) / "biohicl_config.json")
+        args = _read_json_file(run_dir / "biohicl_training_args.json", required=False)
+        summary = _read_json_file(run_dir / "training_summary.json", required=False)
+        data = cls.from_biohicl_config(config, model_name)
+        data.hyperparameters = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
+        counts = summary.get("data") or {}
+        data.training_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+        if summary.get("global_step"):
+            data.training_counts["optimizer steps"] = int(summary["global_step"])
+        data.trainable_parameters = summary.get("trainable_parameters")
+        data.total_parameters = summary.get("total_parameters")
+        if summary.get("runtime_s") is not None:
+            data.training_time = f"{summary['runtime_s']:.0f} s wall time"
+        return data
+
     def add_eval_results(
         self, results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test"
     ) -> list[EvalRow]:
@@ -221,6 +243,44 @@ class BioHiCLModelCardData:
             datasets=self.datasets or None,
             eval_results=self.hub_eval_results() or None,
         )
+
+
+#: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json)
+HYPERPARAMETERS = (
+    "lambda_con",
+    "beta",
+    "temperature",
+    "pair_filter",
+    "weight_positives",
+    "use_mse",
+    "use_contrastive",
+    "use_ancestors",
+    "use_depth_weight",
+    "full_finetune",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "num_train_epochs",
+    "max_steps",
+    "warmup_steps",
+    "max_length",
+    "batch_sampler",
+    "seed",
+)
+
+
+def _read_json_file(path: Path, required: bool = True) -> dict[str, Any]:
+    if not path.is_file():
+        if required:
+            raise DataError("file not found", path)
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
 
 
 def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], float]:
