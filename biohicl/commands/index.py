@@ -1,0 +1,53 @@
+"""``biohicl index``: encode a corpus into a sharded, resumable embedding index.
+
+Run it under ``accelerate launch --num_processes N -m biohicl.cli index ...`` to split the corpus across
+processes/GPUs (shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..indexing import IndexingArguments
+
+HELP = "Encode a corpus (BEIR folder, .jsonl, .tsv, documents parquet) into a sharded embedding index."
+
+
+@dataclass
+class IndexCommandArguments:
+    model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
+    output: str = field(metadata={"help": "Index folder (manifest.json + shard-*.safetensors)."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
+    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+
+
+def main(argv: list[str]) -> int:
+    from accelerate import PartialState
+    from transformers import HfArgumentParser
+
+    from ..indexing import build_index
+    from .encode import load_inference_model
+
+    parser = HfArgumentParser((IndexCommandArguments, IndexingArguments), prog="biohicl index")
+    parser.add_argument("corpus", help="BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet")
+    args, options, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    state = PartialState()
+    model = load_inference_model(args.model, device=args.device or state.device)
+    manifest = build_index(
+        model,
+        extra.corpus,
+        args.output,
+        shard_size=options.shard_size,
+        batch_size=options.batch_size,
+        dtype=options.dtype,
+        compute_dtype=options.compute_dtype,
+        resume=options.resume,
+        show_progress_bar=False if args.quiet else None,
+        state=state,
+    )
+    if state.is_main_process:
+        print(
+            f"indexed {manifest.count} documents ({manifest.dim}-d {manifest.dtype}, {len(manifest.shards)} shards, "
+            f"{manifest.world_size} process(es)) with {manifest.model} into {args.output}"
+        )
+    return 0

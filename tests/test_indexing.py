@@ -1,0 +1,246 @@
+"""Corpus readers and the sharded, resumable index (tiny random BERT, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from biohicl.corpus import Document, iter_documents, read_corpus
+from biohicl.errors import ConfigError, DataError
+from biohicl.indexing import IndexManifest, build_index, ids_digest
+from biohicl.modeling import BioHiCLModel
+
+MESH = [["D003924"], ["D009765", "D003924"], [], ["D006973"]]
+
+
+def make_docs(n: int) -> list[dict]:
+    return [
+        {
+            "_id": f"doc{i}",
+            "title": f"title {i}",
+            "text": "cancer cells in the heart " * (1 + i % 4) + str(i),
+            "mesh": MESH[i % 4],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return BioHiCLModel.from_base(str(tiny_bert_dir))
+
+
+def index_rows(directory: Path) -> tuple[torch.Tensor, list[dict]]:
+    manifest = IndexManifest.load(directory)
+    tensors = [load_file(str(directory / s.file))["embeddings"] for s in manifest.shards]
+    docs = [json.loads(line) for s in manifest.shards for line in (directory / s.docs).read_text().splitlines()]
+    return torch.cat(tensors), docs
+
+
+# ---------------------------------------------------------------------------------------------- corpus readers
+def test_read_beir_jsonl_folder(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"_id": "7", "title": "T", "text": "body", "metadata": {}}\n\n{"_id": "8", "title": "", "text": "x"}\n'
+    )
+    docs = list(read_corpus(tmp_path))
+    assert docs == [Document("7", "body", "T"), Document("8", "x", "")]
+    assert docs[0].full_text() == "T body" and docs[1].full_text() == "x"
+
+
+def test_read_tsv_with_and_without_header(tmp_path):
+    (tmp_path / "a.tsv").write_text("id\ttitle\ttext\n1\tA\tfirst\n2\tB\tsecond\n")
+    (tmp_path / "b.tsv").write_text("1\tfirst\n2\tsecond\n")
+    assert [(d.id, d.title, d.text) for d in read_corpus(tmp_path / "a.tsv")] == [
+        ("1", "A", "first"),
+        ("2", "B", "second"),
+    ]
+    assert [(d.id, d.text) for d in read_corpus(tmp_path / "b.tsv")] == [("1", "first"), ("2", "second")]
+
+
+def test_read_documents_parquet_streams_batches(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "dataset" / "documents"
+    folder.mkdir(parents=True)
+    table = pa.table(
+        {
+            "pmid": ["11", "12", "13"],
+            "title": ["a", "b", "c"],
+            "abstract": ["x", "y", "z"],
+            "mesh": [["D003924"], [], ["D009765", "D006973"]],
+        }
+    )
+    pq.write_table(table, folder / "train-00000.parquet", row_group_size=2)
+    docs = list(read_corpus(tmp_path / "dataset"))
+    assert [(d.id, d.title, d.text, d.mesh) for d in docs] == [
+        ("11", "a", "x", ("D003924",)),
+        ("12", "b", "y", ()),
+        ("13", "c", "z", ("D009765", "D006973")),
+    ]
+
+
+def test_bad_records_name_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "1", "text": "ok"}\n{"_id": "2", "text": \n')
+    with pytest.raises(DataError, match=r"bad\.jsonl, record 2: not valid JSON"):
+        list(read_corpus(bad))
+    no_id = tmp_path / "noid.jsonl"
+    no_id.write_text('{"text": "ok"}\n')
+    with pytest.raises(DataError, match=r"record 1: no document id"):
+        list(read_corpus(no_id))
+    xml = tmp_path / "corpus.xml"
+    xml.write_text("<x/>")
+    with pytest.raises(DataError, match="unknown corpus format"):
+        read_corpus(xml)
+
+
+def test_iter_documents_accepts_strings_tuples_dicts():
+    docs = list(iter_documents(["plain", ("a", "text"), ("b", "T", "text"), {"id": 5, "abstract": "abs"}]))
+    assert docs == [Document("0", "plain"), Document("a", "text"), Document("b", "text", "T"), Document("5", "abs")]
+
+
+# ---------------------------------------------------------------------------------------------- building
+def test_index_layout_manifest_and_values(model, tmp_path):
+    docs = make_docs(23)
+    manifest = build_index(model, docs, tmp_path / "idx", shard_size=5, batch_size=4, show_progress_bar=False)
+    assert manifest.count == 23 and manifest.dim == 32 and manifest.dtype == "float32"
+    assert [s.start for s in manifest.shards] == [0, 5, 10, 15, 20]
+    assert [s.count for s in manifest.shards] == [5, 5, 5, 5, 3]
+    assert manifest.has_titles and manifest.has_mesh and manifest.normalized
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted(
+        ["manifest.json", "settings.json"]
+        + [f"shard-{i:05d}.safetensors" for i in range(5)]
+        + [f"shard-{i:05d}.docs.jsonl" for i in range(5)]
+    )
+    emb, sidecar = index_rows(tmp_path / "idx")
+    expected = model.encode([f"{d['title']} {d['text']}" for d in docs], convert_to="torch")
+    torch.testing.assert_close(emb, expected, atol=1e-5, rtol=0)
+    assert [r["id"] for r in sidecar] == [d["_id"] for d in docs]
+    assert sidecar[1] == {"id": "doc1", "title": "title 1", "mesh": ["D009765", "D003924"]}
+    assert "mesh" not in sidecar[2]
+    assert manifest.shards[0].ids_sha256 == ids_digest(f"doc{i}" for i in range(5))
+
+
+def test_half_precision_storage(model, tmp_path):
+    docs = make_docs(7)
+    manifest = build_index(model, docs, tmp_path / "f16", shard_size=4, dtype="float16", show_progress_bar=False)
+    emb, _ = index_rows(tmp_path / "f16")
+    assert manifest.dtype == "float16" and emb.dtype == torch.float16
+    full = model.encode([f"{d['title']} {d['text']}" for d in docs], convert_to="torch")
+    torch.testing.assert_close(emb.float(), full, atol=1e-3, rtol=0)
+
+
+def test_empty_corpus(model, tmp_path):
+    manifest = build_index(model, [], tmp_path / "empty", show_progress_bar=False)
+    assert manifest.count == 0 and manifest.shards == []
+
+
+def test_bad_arguments(model, tmp_path):
+    with pytest.raises(ConfigError, match="dtype"):
+        build_index(model, make_docs(2), tmp_path / "x", dtype="int8")
+    with pytest.raises(ConfigError, match="shard_size"):
+        build_index(model, make_docs(2), tmp_path / "y", shard_size=0)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+class Interrupted(Exception):
+    pass
+
+
+def interrupted_after(docs: list[dict], n: int):
+    for i, doc in enumerate(docs):
+        if i == n:
+            raise Interrupted
+        yield doc
+
+
+def test_resume_after_interruption_encodes_only_missing_shards(model, tmp_path, monkeypatch):
+    docs = make_docs(23)
+    fresh = build_index(model, docs, tmp_path / "fresh", shard_size=5, batch_size=4, show_progress_bar=False)
+    with pytest.raises(Interrupted):
+        build_index(model, interrupted_after(docs, 12), tmp_path / "run", shard_size=5, batch_size=4)
+    done = sorted(p.name for p in (tmp_path / "run").glob("shard-*.safetensors"))
+    assert done == ["shard-00000.safetensors", "shard-00001.safetensors"]
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+    encoded: list[int] = []
+    original = BioHiCLModel.encode
+
+    def counting(self, texts, *args, **kwargs):
+        encoded.append(len(texts))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(BioHiCLModel, "encode", counting)
+    resumed = build_index(model, docs, tmp_path / "run", shard_size=5, batch_size=4, show_progress_bar=False)
+    assert encoded == [5, 5, 3]  # shards 2, 3, 4 only
+    assert resumed.count == fresh.count and [s.ids_sha256 for s in resumed.shards] == [
+        s.ids_sha256 for s in fresh.shards
+    ]
+    emb_fresh, docs_fresh = index_rows(tmp_path / "fresh")
+    emb_run, docs_run = index_rows(tmp_path / "run")
+    assert torch.equal(emb_fresh, emb_run) and docs_fresh == docs_run
+
+
+def test_resume_refuses_changed_corpus_or_settings(model, tmp_path):
+    docs = make_docs(10)
+    with pytest.raises(Interrupted):
+        build_index(model, interrupted_after(docs, 7), tmp_path / "run", shard_size=5)
+    changed = [dict(d, _id=f"other{i}") for i, d in enumerate(docs)]
+    with pytest.raises(DataError, match="shard 0 was built from other documents"):
+        build_index(model, changed, tmp_path / "run", shard_size=5)
+    with pytest.raises(ConfigError, match=r"dtype: 'float32' → 'float16'"):
+        build_index(model, docs, tmp_path / "run", shard_size=5, dtype="float16")
+    with pytest.raises(ConfigError, match="holds an index already"):
+        build_index(model, docs, tmp_path / "run", shard_size=5, resume=False)
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from biohicl import indexing
+    from biohicl.modeling import BioHiCLModel
+
+    model_dir, out = sys.argv[1], sys.argv[2]
+    docs = [(f"d{i}", "the cancer cells " * (1 + i % 3)) for i in range(14)]
+    real_replace = os.replace
+
+    def replace(src, dst):  # SIGKILL in the middle of writing shard 2: its temp file exists, the rename never happens
+        if str(dst).endswith("shard-00002.safetensors"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+
+    indexing.os.replace = replace
+    indexing.build_index(BioHiCLModel.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
+    """
+)
+
+
+def test_sigkill_mid_shard_then_resume(model, tiny_bert_dir, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(tiny_bert_dir), str(out)], env=env, capture_output=True, timeout=300
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert "shard-00001.safetensors" in names and "shard-00002.safetensors" not in names
+    assert any(n.startswith(".shard-00002.safetensors.tmp-") for n in names)  # the torn write
+    assert "manifest.json" not in names
+    docs = [(f"d{i}", "the cancer cells " * (1 + i % 3)) for i in range(14)]
+    resumed = build_index(model, docs, out, shard_size=4, show_progress_bar=False)
+    assert resumed.count == 14 and [s.count for s in resumed.shards] == [4, 4, 4, 2]
+    assert not any(p.name.startswith(".") for p in out.iterdir())
+    emb, sidecar = index_rows(out)
+    expected = model.encode([t for _, t in docs], convert_to="torch")
+    np.testing.assert_allclose(emb.numpy(), expected.numpy(), atol=1e-5)
+    assert [r["id"] for r in sidecar] == [d for d, _ in docs]
