@@ -1,0 +1,196 @@
+"""Ranking and correlation metrics, exact to trec_eval, usable offline through the ``evaluate`` API.
+
+Ranking metrics follow trec_eval 9.x (the C code ``pytrec_eval`` wraps) to the last bit:
+
+* a run is ordered by score, descending, ties broken by document id in *descending* string order;
+* ``ndcg@k`` = trec_eval ``ndcg_cut.k``: gain = the judged relevance grade (linear, not ``2^rel - 1``),
+  discount ``log2(rank + 1)``, ideal ranking = every judged document of the query sorted by grade;
+* ``recall@k`` = ``recall_k``: relevant (grade >= 1) documents in the top k / all relevant documents;
+* ``mrr@k`` = ``recip_rank`` on the run cut to its top k: 1 / rank of the first relevant document, else 0;
+* means are taken over the queries that have both judgements and a ranking (trec_eval without ``-c``).
+
+``tests/test_metrics.py`` checks these against hand-computed rankings and against ``pytrec_eval`` itself.
+
+>>> metric = RetrievalMetric()
+>>> metric.compute(predictions=[{"doc_ids": ["d1", "d2"], "scores": [0.9, 0.1]}],
+...                references=[{"doc_ids": ["d2"], "relevance": [1]}], k_values=[1, 10])["mrr@10"]
+0.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import datasets
+import evaluate
+import numpy as np
+
+Qrels = Mapping[str, Mapping[str, int]]
+Run = Mapping[str, Mapping[str, float]]
+
+DEFAULT_K_VALUES: tuple[int, ...] = (1, 5, 10, 100)
+MEASURES: tuple[str, ...] = ("ndcg", "recall", "mrr")
+
+
+def rank_documents(doc_scores: Mapping[str, float]) -> list[str]:
+    """Document ids in trec_eval order: score descending, ties by document id descending."""
+    return [doc for doc, _ in sorted(doc_scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+
+
+def dcg(gains: Iterable[float]) -> float:
+    """Discounted cumulative gain with trec_eval's discount ``log2(rank + 1)`` (rank from 1)."""
+    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains) if gain)
+
+
+def ndcg_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int) -> float:
+    """trec_eval ``ndcg_cut.k`` of one ranking; unjudged and non-positive grades give no gain."""
+    gains = [max(int(judgments.get(doc, 0)), 0) for doc in ranked[:k]]
+    ideal = sorted((max(int(rel), 0) for rel in judgments.values()), reverse=True)[:k]
+    ideal_dcg = dcg(ideal)
+    return dcg(gains) / ideal_dcg if ideal_dcg > 0 else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int, relevance_level: int = 1) -> float:
+    """trec_eval ``recall_k``: relevant documents found in the top ``k`` over all relevant documents."""
+    relevant = {doc for doc, rel in judgments.items() if rel >= relevance_level}
+    if not relevant:
+        return 0.0
+    return sum(1 for doc in ranked[:k] if doc in relevant) / len(relevant)
+
+
+def reciprocal_rank_at_k(
+    ranked: Sequence[str], judgments: Mapping[str, int], k: int, relevance_level: int = 1
+) -> float:
+    """trec_eval ``recip_rank`` on the top ``k``: 1 / rank of the first relevant document, 0 when none."""
+    for rank, doc in enumerate(ranked[:k], start=1):
+        if judgments.get(doc, 0) >= relevance_level:
+            return 1.0 / rank
+    return 0.0
+
+
+_MEASURE_FUNCTIONS = {"ndcg": ndcg_at_k, "recall": recall_at_k, "mrr": reciprocal_rank_at_k}
+
+
+def per_query_scores(
+    qrels: Qrels,
+    run: Run,
+    k_values: Iterable[int] = DEFAULT_K_VALUES,
+    measures: Iterable[str] = MEASURES,
+) -> dict[str, dict[str, float]]:
+    """``{query_id: {"ndcg@10": ..., ...}}`` for the queries present in both ``qrels`` and ``run``."""
+    k_values = sorted(set(k_values))
+    measures = list(measures)
+    unknown = [m for m in measures if m not in _MEASURE_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown measure(s) {unknown}; known: {', '.join(_MEASURE_FUNCTIONS)}")
+    scores: dict[str, dict[str, float]] = {}
+    for query_id, doc_scores in run.items():
+        judgments = qrels.get(query_id)
+        if judgments is None or not doc_scores:
+            continue
+        ranked = rank_documents(doc_scores)
+        scores[query_id] = {
+            f"{measure}@{k}": _MEASURE_FUNCTIONS[measure](ranked, judgments, k)
+            for measure in measures
+            for k in k_values
+        }
+    return scores
+
+
+def retrieval_scores(
+    qrels: Qrels,
+    run: Run,
+    k_values: Iterable[int] = DEFAULT_K_VALUES,
+    measures: Iterable[str] = MEASURES,
+) -> dict[str, float]:
+    """Mean of :func:`per_query_scores` over the evaluated queries (trec_eval's ``all`` line)."""
+    k_values = sorted(set(k_values))
+    measures = list(measures)
+    per_query = per_query_scores(qrels, run, k_values, measures)
+    names = [f"{measure}@{k}" for measure in measures for k in k_values]
+    if not per_query:
+        return dict.fromkeys(names, 0.0)
+    return {name: float(np.mean([scores[name] for scores in per_query.values()])) for name in names}
+
+
+class RetrievalMetric(evaluate.Metric):
+    """nDCG@k, Recall@k and MRR@k exactly as trec_eval computes them (see the module docstring).
+
+    One example per query. ``predictions``: ``{"doc_ids": [...], "scores": [...]}`` (the retrieved documents and
+    their scores, any order); ``references``: ``{"doc_ids": [...], "relevance": [...]}`` (the judged documents and
+    their integer grades). ``compute(k_values=[1, 10, 100], measures=["ndcg", "recall", "mrr"])`` returns the means.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("keep_in_memory", True)  # no Arrow cache files on disk
+        super().__init__(**kwargs)
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="trec_eval-exact nDCG@k (ndcg_cut), Recall@k (recall_k) and MRR@k (recip_rank on top k).",
+            citation="trec_eval, https://github.com/usnistgov/trec_eval",
+            inputs_description=self.__doc__ or "",
+            features=datasets.Features(
+                {
+                    "predictions": {
+                        "doc_ids": datasets.Sequence(datasets.Value("string")),
+                        "scores": datasets.Sequence(datasets.Value("float64")),
+                    },
+                    "references": {
+                        "doc_ids": datasets.Sequence(datasets.Value("string")),
+                        "relevance": datasets.Sequence(datasets.Value("int64")),
+                    },
+                }
+            ),
+        )
+
+    def _compute(
+        self,
+        predictions: list[dict],
+        references: list[dict],
+        k_values: Sequence[int] = DEFAULT_K_VALUES,
+        measures: Sequence[str] = MEASURES,
+    ) -> dict[str, float]:
+        run = {str(i): dict(zip(p["doc_ids"], p["scores"], strict=True)) for i, p in enumerate(predictions)}
+        qrels = {str(i): dict(zip(r["doc_ids"], r["relevance"], strict=True)) for i, r in enumerate(references)}
+        return retrieval_scores(qrels, run, k_values, measures)
+
+    def compute_from_dicts(
+        self, qrels: Qrels, run: Run, k_values: Sequence[int] = DEFAULT_K_VALUES, measures: Sequence[str] = MEASURES
+    ) -> dict[str, float]:
+        """``compute`` from BEIR-style dicts (``qrels[qid][doc] = grade``, ``run[qid][doc] = score``)."""
+        shared = [qid for qid in run if qid in qrels and run[qid]]
+        predictions = [{"doc_ids": list(run[q]), "scores": [float(s) for s in run[q].values()]} for q in shared]
+        references = [{"doc_ids": list(qrels[q]), "relevance": [int(r) for r in qrels[q].values()]} for q in shared]
+        if not shared:
+            return retrieval_scores({}, {}, k_values, measures)
+        return self.compute(predictions=predictions, references=references, k_values=k_values, measures=measures)
+
+
+class CorrelationMetric(evaluate.Metric):
+    """Spearman and Pearson correlation of predicted similarities with gold scores (``scipy.stats``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("keep_in_memory", True)
+        super().__init__(**kwargs)
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Spearman rank and Pearson linear correlation between predictions and references.",
+            citation="",
+            inputs_description="predictions: list of float; references: list of float (same length).",
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
+        )
+
+    def _compute(self, predictions: list[float], references: list[float]) -> dict[str, float]:
+        from scipy.stats import pearsonr, spearmanr
+
+        if len(predictions) < 2:
+            raise ValueError("correlation needs at least 2 pairs")
+        return {
+            "spearman": float(spearmanr(predictions, references).statistic),
+            "pearson": float(pearsonr(predictions, references).statistic),
+        }

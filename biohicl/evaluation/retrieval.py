@@ -1,0 +1,247 @@
+"""Dense retrieval on any BEIR-format folder, scored with trec_eval-exact metrics.
+
+A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}`` per line), ``queries.jsonl`` (``{"_id",
+"text"}``) and ``qrels/<split>.tsv`` (``query-id <TAB> corpus-id <TAB> score``, with a header line). A document is
+embedded as ``title + " " + text`` (BEIR's and MTEB's convention), queries with the model's query prompt, and every
+query is scored against every document (exact search, cosine similarity); the top ``top_k`` documents per query
+form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import DataError
+from .metrics import DEFAULT_K_VALUES, RetrievalMetric
+
+if TYPE_CHECKING:
+    from . import Encoder
+    from .tasks import TaskResult
+
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR folder in memory: texts by id and graded judgements ``qrels[query_id][doc_id] = grade``."""
+
+    corpus: dict[str, str] = field(metadata={"help": "doc id -> 'title text'"})
+    queries: dict[str, str] = field(metadata={"help": "query id -> text (only the judged queries of the split)"})
+    qrels: dict[str, dict[str, int]] = field(metadata={"help": "query id -> {doc id: grade}"})
+    files: list[Path] = field(default_factory=list, metadata={"help": "the files read (for checksums)"})
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with _open_text(path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"line {line_number}: not valid JSON ({err.msg})", path) from None
+            if not isinstance(record, dict) or "_id" not in record:
+                raise DataError(f"line {line_number}: record has no `_id` field", path)
+            yield line_number, record
+
+
+def _missing_message(folder: Path, missing: list[str]) -> str:
+    present = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()) if folder.is_dir() else []
+    message = (
+        f"not a complete BEIR folder: missing {', '.join(missing)} "
+        f"(a BEIR folder needs {', '.join(BEIR_FILES)}); found: {', '.join(present) or 'nothing'}"
+    )
+    if (folder / "PROVENANCE.md").is_file():
+        message += "; see PROVENANCE.md there for what this copy holds"
+    return message
+
+
+def available_splits(folder: str | Path) -> list[str]:
+    """Split names with a ``qrels/<split>.tsv`` file in ``folder``."""
+    qrels_dir = Path(folder) / "qrels"
+    return sorted(p.name.split(".")[0] for p in qrels_dir.glob("*.tsv*")) if qrels_dir.is_dir() else []
+
+
+def beir_files(folder: str | Path, split: str = "test") -> tuple[Path, Path, Path]:
+    """(corpus, queries, qrels) paths of a BEIR folder; :class:`DataError` saying what is missing (reads nothing)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("no such directory", folder)
+    corpus_path, queries_path = _find(folder, "corpus.jsonl"), _find(folder, "queries.jsonl")
+    qrels_path = _find(folder / "qrels", f"{split}.tsv")
+    missing = [name for name, p in (("corpus.jsonl", corpus_path), ("queries.jsonl", queries_path)) if p is None]
+    if qrels_path is None:
+        splits = available_splits(folder)
+        missing.append(f"qrels/{split}.tsv" + (f" (splits present: {', '.join(splits)})" if splits else ""))
+    if missing:
+        raise DataError(_missing_message(folder, missing), folder)
+    return corpus_path, queries_path, qrels_path  # type: ignore[return-value]
+
+
+def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
+    """Read a BEIR folder; raises :class:`DataError` naming what is missing or malformed (file and line)."""
+    corpus_path, queries_path, qrels_path = beir_files(folder, split)
+    qrels: dict[str, dict[str, int]] = {}
+    with _open_text(qrels_path) as handle:
+        for line_number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or (line_number == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
+                continue
+            if len(row) != 3:
+                raise DataError(f"line {line_number}: expected 3 tab-separated fields, got {len(row)}", qrels_path)
+            try:
+                grade = int(float(row[2]))
+            except ValueError:
+                raise DataError(f"line {line_number}: score {row[2]!r} is not a number", qrels_path) from None
+            qrels.setdefault(row[0].strip(), {})[row[1].strip()] = grade
+    if not qrels:
+        raise DataError("no judgements", qrels_path)
+
+    all_queries = {str(r["_id"]): str(r.get("text", "")) for _, r in _read_jsonl(queries_path)}
+    unknown = [qid for qid in qrels if qid not in all_queries]
+    if unknown:
+        raise DataError(f"{len(unknown)} judged query id(s) not in queries.jsonl, e.g. {unknown[0]!r}", qrels_path)
+    query_ids = list(qrels)
+    if limit_queries is not None:
+        query_ids = query_ids[:limit_queries]
+        qrels = {qid: qrels[qid] for qid in query_ids}
+    corpus: dict[str, str] = {}
+    for line_number, record in _read_jsonl(corpus_path):
+        doc_id = str(record["_id"])
+        if doc_id in corpus:
+            raise DataError(f"line {line_number}: duplicate document id {doc_id!r}", corpus_path)
+        title, text = str(record.get("title") or ""), str(record.get("text") or "")
+        corpus[doc_id] = f"{title} {text}".strip()
+    if not corpus:
+        raise DataError("no documents", corpus_path)
+    return BeirDataset(
+        corpus=corpus,
+        queries={qid: all_queries[qid] for qid in query_ids},
+        qrels=qrels,
+        files=[corpus_path, queries_path, qrels_path],
+    )
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.clip(norms, 1e-12, None)
+
+
+def dense_retrieve(
+    encoder: Encoder,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    top_k: int = 100,
+    batch_size: int = 32,
+    corpus_chunk_size: int = 50_000,
+    show_progress_bar: bool | None = None,
+    ignore_identical_ids: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Exact cosine search: ``{query_id: {doc_id: score}}`` with each query's ``top_k`` best documents.
+
+    The corpus is embedded in chunks of ``corpus_chunk_size`` documents so memory stays bounded; the running
+    top-k is merged chunk by chunk. ``ignore_identical_ids`` drops a document whose id equals the query id
+    (BEIR's option for corpora where queries are also documents, e.g. Quora, ArguAna).
+    """
+    import torch
+
+    query_ids, doc_ids = list(queries), list(corpus)
+    query_emb = torch.from_numpy(
+        _normalize(
+            np.asarray(
+                encoder.encode(
+                    [queries[q] for q in query_ids],
+                    batch_size=batch_size,
+                    kind="query",
+                    show_progress_bar=show_progress_bar,
+                ),
+                dtype=np.float32,
+            )
+        )
+    )
+    extra = 1 if ignore_identical_ids else 0
+    best_scores = torch.empty(len(query_ids), 0)
+    best_index = torch.empty(len(query_ids), 0, dtype=torch.long)
+    for start in range(0, len(doc_ids), corpus_chunk_size):
+        chunk = doc_ids[start : start + corpus_chunk_size]
+        doc_emb = np.asarray(
+            encoder.encode(
+                [corpus[d] for d in chunk], batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar
+            ),
+            dtype=np.float32,
+        )
+        scores = query_emb @ torch.from_numpy(_normalize(doc_emb)).T
+        k = min(top_k + extra, scores.shape[1])
+        chunk_scores, chunk_index = torch.topk(scores, k, dim=1)
+        merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
+        merged_index = torch.cat([best_index, chunk_index + start], dim=1)
+        k = min(top_k + extra, merged_scores.shape[1])
+        best_scores, order = torch.topk(merged_scores, k, dim=1)
+        best_index = torch.gather(merged_index, 1, order)
+    run: dict[str, dict[str, float]] = {}
+    for row, query_id in enumerate(query_ids):
+        hits = {doc_ids[i]: float(s) for i, s in zip(best_index[row].tolist(), best_scores[row].tolist(), strict=True)}
+        if ignore_identical_ids:
+            hits.pop(query_id, None)
+            hits = dict(list(hits.items())[:top_k])
+        run[query_id] = hits
+    return run
+
+
+def evaluate_beir(
+    encoder: Encoder,
+    folder: str | Path,
+    split: str = "test",
+    *,
+    name: str | None = None,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    batch_size: int = 32,
+    limit_queries: int | None = None,
+    show_progress_bar: bool | None = None,
+    ignore_identical_ids: bool = False,
+) -> TaskResult:
+    """Retrieve for every judged query of ``split`` and score nDCG@k, Recall@k and MRR@k (trec_eval-exact)."""
+    from .tasks import TaskResult, file_checksums
+
+    start = time.perf_counter()
+    data = load_beir(folder, split, limit_queries=limit_queries)
+    run = dense_retrieve(
+        encoder,
+        data.queries,
+        data.corpus,
+        top_k=max(k_values),
+        batch_size=batch_size,
+        show_progress_bar=show_progress_bar,
+        ignore_identical_ids=ignore_identical_ids,
+    )
+    metrics = RetrievalMetric().compute_from_dicts(data.qrels, run, k_values=k_values)
+    return TaskResult(
+        task=name or Path(folder).name,
+        split=split,
+        main_metric="ndcg@10" if 10 in k_values else f"ndcg@{max(k_values)}",
+        metrics=metrics,
+        num_queries=len(data.queries),
+        num_documents=len(data.corpus),
+        data_files=file_checksums(data.files),
+        wall_time_s=time.perf_counter() - start,
+        protocol="BEIR exact dense retrieval, cosine; document = title + ' ' + text; queries use the query prompt",
+    )

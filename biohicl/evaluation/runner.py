@@ -1,0 +1,156 @@
+"""``evaluate_model``: run several tasks on one encoder and return one JSON-ready record.
+
+The record holds every metric, the model id and revision, the sha256 of each data file read, the library
+versions, the settings and the wall time, so a number in ``docs/results.md`` can be traced back to its run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, is_dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
+
+if TYPE_CHECKING:
+    from . import Encoder
+
+VERSIONED_PACKAGES = (
+    "biohicl",
+    "torch",
+    "transformers",
+    "peft",
+    "sentence-transformers",
+    "huggingface-hub",
+    "tokenizers",
+    "numpy",
+    "scipy",
+    "evaluate",
+    "datasets",
+    "pytrec-eval-terrier",
+)
+RESULTS_FORMAT = 1
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that can change a score (None when not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def describe_model(model: Any) -> dict[str, Any]:
+    """What a model says about itself: its ``config`` (a BioHiCLConfig or similar) when it has one."""
+    config = getattr(model, "config", None)
+    if is_dataclass(config):
+        return asdict(config)
+    if config is not None and hasattr(config, "to_dict"):
+        return {k: v for k, v in config.to_dict().items() if isinstance(v, str | int | float | bool | None)}
+    return {"class": type(model).__name__}
+
+
+def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str, str | None]]:
+    """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding)."""
+    plan = []
+    for spec in (t for t in tasks if t.strip()):
+        name, task_split = parse_task_spec(spec)
+        task_split = task_split or (split if is_retrieval_task(name) else None)
+        check_task(name, task_split)
+        plan.append((name, task_split))
+    if not plan:
+        from ..errors import ConfigError
+
+        raise ConfigError("tasks: no task given")
+    return plan
+
+
+def evaluate_model(
+    model: Encoder,
+    tasks: Iterable[str],
+    *,
+    model_id: str | None = None,
+    revision: str | None = None,
+    batch_size: int = 32,
+    split: str | None = None,
+    limit_queries: int | None = None,
+    show_progress_bar: bool | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
+
+    ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
+    ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
+    """
+    import torch
+
+    start = time.perf_counter()
+    plan = plan_tasks(tasks, split)
+    results: dict[str, Any] = {}
+    for name, task_split in plan:
+        function = get_task(name)
+        result = function(
+            model,
+            split=task_split,
+            batch_size=batch_size,
+            limit_queries=limit_queries,
+            show_progress_bar=show_progress_bar,
+        )
+        results[result.task] = result.to_dict()
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+        print(f"{result.task} ({result.split}): {shown} [{result.wall_time_s:.1f}s]")
+    summary = {
+        f"{task}/{metric}": record["metrics"][metric]
+        for task, record in results.items()
+        for metric in reported_metrics(task, record)
+    }
+    return {
+        "format": RESULTS_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"id": model_id, "revision": revision, "config": describe_model(model)},
+        "settings": {
+            "batch_size": batch_size,
+            "split": split,
+            "limit_queries": limit_queries,
+            "torch_threads": torch.get_num_threads(),
+            **(settings or {}),
+        },
+        "tasks": results,
+        "summary": summary,
+        "versions": library_versions(),
+        "platform": platform.platform(),
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
+def save_results(results: dict[str, Any], path: str | Path) -> Path:
+    """Write a results record as indented JSON (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one."""
+    from ..errors import DataError
+
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("no such file", path) from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+    if not isinstance(record, dict) or "tasks" not in record:
+        raise DataError("not a biohicl evaluation results file (no `tasks`)", path)
+    return record

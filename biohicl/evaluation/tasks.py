@@ -1,0 +1,192 @@
+"""The task registry: a task name (``scifact``, ``biosses``, ``pubmedqa`` ...) → a function that scores an encoder.
+
+A task function has the signature ``fn(encoder, *, split, batch_size, limit_queries, show_progress_bar) ->
+TaskResult``; :func:`register_task` adds one (``split=None`` means the task's own default). A task spec on the command
+line is ``name`` or ``name:split`` (``scifact:train``), or the path of any BEIR folder (``path/to/folder[:split]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from . import Encoder
+
+
+@dataclass
+class TaskResult:
+    """The outcome of one task: metric means plus what is needed to reproduce and audit them."""
+
+    task: str = field(metadata={"help": "Task name, e.g. scifact."})
+    split: str = field(metadata={"help": "Split evaluated (qrels file, PubMedQA split, 'all' for BIOSSES)."})
+    main_metric: str = field(metadata={"help": "The metric the paper reports for this task."})
+    metrics: dict[str, float] = field(metadata={"help": "Metric name -> value (fractions, not percent)."})
+    num_queries: int = field(metadata={"help": "Queries (retrieval) or pairs (STS) evaluated."})
+    num_documents: int = field(default=0, metadata={"help": "Candidate documents searched (0 for STS)."})
+    data_files: dict[str, str] = field(default_factory=dict, metadata={"help": "Data file -> sha256."})
+    wall_time_s: float = field(default=0.0, metadata={"help": "Seconds spent on this task (encoding included)."})
+    protocol: str = field(default="", metadata={"help": "One line saying exactly what was measured."})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TaskFunction = Callable[..., TaskResult]
+TaskCheck = Callable[[str | None], None]
+TASKS: dict[str, TaskFunction] = {}
+#: Cheap pre-flight checks (files present?) run for every task before any encoding starts.
+CHECKS: dict[str, TaskCheck] = {}
+#: Tasks over BEIR folders: their split defaults to ``evaluate_model(split=...)`` / ``biohicl evaluate --split``.
+RETRIEVAL_TASKS: set[str] = set()
+#: Metrics shown in reports and plots per task (others stay in the JSON).
+REPORTED_METRICS: dict[str, list[str]] = {}
+
+
+def register_task(
+    name: str,
+    function: TaskFunction,
+    reported: Iterable[str] = (),
+    retrieval: bool = False,
+    check: TaskCheck | None = None,
+) -> None:
+    """Make ``name`` available to :func:`evaluate_model` and ``biohicl evaluate --tasks``.
+
+    ``reported``: the metrics reports and plots show; ``retrieval``: the task is a BEIR folder whose split follows
+    the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding).
+    """
+    TASKS[name] = function
+    if check is not None:
+        CHECKS[name] = check
+    REPORTED_METRICS[name] = list(reported)
+    if retrieval:
+        RETRIEVAL_TASKS.add(name)
+
+
+def is_retrieval_task(name: str) -> bool:
+    """True for registered BEIR tasks and BEIR folder paths."""
+    return name in RETRIEVAL_TASKS or (name not in TASKS and Path(name).expanduser().is_dir())
+
+
+def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
+    """The metrics of ``record`` (a :meth:`TaskResult.to_dict`) that reports and plots show for ``task``."""
+    names = REPORTED_METRICS.get(task) or (
+        _RETRIEVAL_REPORTED if record.get("main_metric", "").startswith("ndcg@") else [record["main_metric"]]
+    )
+    return [name for name in names if name in record.get("metrics", {})]
+
+
+def file_checksums(paths: Iterable[Path]) -> dict[str, str]:
+    """``{"<folder>/<file>": sha256}``; names are relative to the data directory's dataset folder (no machine paths)."""
+    checksums = {}
+    for path in paths:
+        path = Path(path)
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        key = f"{path.parent.parent.name}/{path.parent.name}/{path.name}" if path.parent.name == "qrels" else None
+        checksums[key or f"{path.parent.name}/{path.name}"] = digest.hexdigest()
+    return checksums
+
+
+def parse_task_spec(spec: str) -> tuple[str, str | None]:
+    """``"scifact:train"`` → ``("scifact", "train")``; ``"biosses"`` → ``("biosses", None)``."""
+    spec = spec.strip()
+    name, sep, split = spec.rpartition(":")
+    if sep and name and split and "/" not in split and "\\" not in split:
+        return name, split
+    return spec, None
+
+
+def check_task(name: str, split: str | None) -> None:
+    """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
+    if name in CHECKS:
+        CHECKS[name](split)
+    elif name not in TASKS and Path(name).expanduser().is_dir():
+        from .retrieval import beir_files
+
+        beir_files(Path(name).expanduser(), split or "test")
+    else:
+        get_task(name)
+
+
+def get_task(name: str) -> TaskFunction:
+    """The registered task function, or a BEIR task over ``name`` when it is a directory."""
+    if name in TASKS:
+        return TASKS[name]
+    if Path(name).expanduser().is_dir():
+        from .retrieval import evaluate_beir
+
+        folder = Path(name).expanduser()
+
+        def beir_folder_task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
+            return evaluate_beir(encoder, folder, split or "test", name=folder.name, **kwargs)
+
+        return beir_folder_task
+    import difflib
+
+    close = difflib.get_close_matches(name, TASKS, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(f"tasks: unknown task {name!r}{hint}; known: {', '.join(TASKS)}, or a BEIR folder path")
+
+
+def _beir_task(dataset: str) -> TaskFunction:
+    def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
+        from ..settings import data_path
+        from .retrieval import evaluate_beir
+
+        return evaluate_beir(encoder, data_path(dataset), split or "test", name=dataset, **kwargs)
+
+    task.__doc__ = f"{dataset} (BEIR folder ``$BIOHICL_DATA_DIR/{dataset}``): nDCG@10, Recall@100, MRR@10."
+    return task
+
+
+def _biosses(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
+    from .sts import evaluate_biosses
+
+    kwargs.pop("limit_queries", None)
+    return evaluate_biosses(encoder, split=split or "all", **kwargs)
+
+
+def _pubmedqa(target: str) -> TaskFunction:
+    def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
+        from .pubmedqa import evaluate_pubmedqa
+
+        return evaluate_pubmedqa(encoder, target=target, split=split or "test", **kwargs)
+
+    return task
+
+
+def _check_beir(dataset: str) -> TaskCheck:
+    def check(split: str | None) -> None:
+        from ..settings import data_path
+        from .retrieval import beir_files
+
+        beir_files(data_path(dataset), split or "test")
+
+    return check
+
+
+def _check_files(*names: tuple[str, str]) -> TaskCheck:
+    def check(split: str | None) -> None:
+        from ..settings import data_path
+
+        for parts in names:
+            data_path(*parts)
+
+    return check
+
+
+_RETRIEVAL_REPORTED = ["ndcg@10", "recall@100", "mrr@10"]
+for _dataset in ("scifact", "nfcorpus", "trec-covid", "scidocs"):
+    register_task(_dataset, _beir_task(_dataset), _RETRIEVAL_REPORTED, retrieval=True, check=_check_beir(_dataset))
+_PUBMEDQA_FILES = _check_files(("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test_ground_truth.json"))
+register_task("biosses", _biosses, ["spearman", "pearson"], check=_check_files(("biosses", "biosses.tsv")))
+register_task("pubmedqa", _pubmedqa("long_answer"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
+register_task("pubmedqa-context", _pubmedqa("context"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
