@@ -91,6 +91,14 @@ def _scan_for_token(path: Path, literal: bytes | None, chunk_size: int = 1 << 20
     return False
 
 
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 def check_folder(
     folder: str | Path,
     *,
@@ -129,7 +137,7 @@ def check_folder(
             size = target.stat().st_size
             if size > max_file_bytes and not allow_large_files:
                 raise PublishError(
-                    f"{path}: {size / 1024**2:.1f} MiB is over the {max_file_bytes / 1024**2:.0f} MiB limit "
+                    f"{path}: {_human(size)} is over the {_human(max_file_bytes)} limit "
                     "(pass allow_large_files / --allow-large-files if it belongs in the repo)"
                 )
             if _scan_for_token(target, literal):

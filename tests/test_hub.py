@@ -1,0 +1,385 @@
+"""Publishing: the repo folder, the safety checks, the exact HfApi calls (recording fake), the CLI and manifests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_bert
+from huggingface_hub import ModelCard
+
+from biohicl.commands import publish as publish_cmd
+from biohicl.errors import ConfigError, PublishError
+from biohicl.hub import ReleaseManifest, build_model_repo_folder, check_folder, find_model_dir, publish_folder
+from biohicl.loader import BioHiCL
+from biohicl.modeling import BioHiCLModel
+from biohicl.registry import default_registry
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAKE_TOKEN = "hf_" + "Ab3" * 12  # token-shaped, not a real token
+TEXTS = ["insulin resistance", "heart disease"]
+# a valid 1x1 PNG
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+class RecordingHfApi:
+    """Stands in for ``huggingface_hub.HfApi``: records every call, snapshots what would be uploaded."""
+
+    def __init__(self, token: str | None = None):
+        self.token = token
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.uploaded: dict[str, bytes] = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", (repo_id,), kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def create_branch(self, repo_id, **kwargs):
+        self.calls.append(("create_branch", (repo_id,), kwargs))
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", (), kwargs))
+        root = Path(kwargs["folder_path"])
+        self.uploaded = {p: (root / p).read_bytes() for p in kwargs["allow_patterns"]}
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A training run as biohicl train leaves it: adapter at the top, logs, a checkpoint, curves, eval JSONs."""
+    root = tmp_path_factory.mktemp("hub")
+    base = build_tiny_bert(root / "base")
+    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.4)
+    model.eval()
+    run = root / "run"
+    model.save_pretrained(run)
+    (run / "training_curves.png").write_bytes(PNG)
+    (run / "trainer_state.json").write_text("{}")
+    (run / "biohicl_training_args.json").write_text(
+        json.dumps({"lambda_con": 0.1, "beta": 0.3, "lora_r": 4, "learning_rate": 2e-4, "output_dir": str(run)})
+    )
+    (run / "training_summary.json").write_text(
+        json.dumps(
+            {
+                "data": {"documents": 900, "mined_pairs": 12345, "splits": ["train"]},
+                "trainable_parameters": 512,
+                "total_parameters": 51200,
+                "global_step": 150,
+                "runtime_s": 612.4,
+            }
+        )
+    )
+    checkpoint = run / "checkpoint-150"
+    checkpoint.mkdir()
+    (checkpoint / "optimizer.pt").write_bytes(b"pickle")
+    (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    (run / "base_eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.65}}}))
+    return run, base, model.encode(TEXTS, show_progress_bar=False)
+
+
+def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
+    run, base, expected = run_dir
+    folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny-biohicl")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",  # our card, not peft's auto-generated one
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "base_eval_results.json",
+        "biohicl_config.json",
+        "eval_results.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "training_curves.png",
+    ]
+    assert (folder / "adapter_model.safetensors").read_bytes() == (run / "adapter_model.safetensors").read_bytes()
+    assert (folder / "training_curves.png").read_bytes() == PNG
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "org/tiny-bert"
+    card = ModelCard((folder / "README.md").read_text())
+    meta = card.data.to_dict()
+    assert (meta["library_name"], meta["base_model"], meta["model-index"][0]["name"]) == (
+        "peft",
+        "org/tiny-bert",
+        "tiny-biohicl",
+    )
+    text = card.text
+    assert "| BIOSSES (test) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
+    assert 'BioHiCL.from_pretrained("me/tiny-biohicl")' in text
+    assert "| mined_pairs | 12,345 |" in text and "| optimizer steps | 150 |" in text
+    assert "| `lambda_con` | 0.1 |" in text and "output_dir" not in text
+    assert "| Trainable parameters | 512 of 51,200 (1.00%) |" in text
+    # the folder is a loadable model that gives the run's embeddings
+    model = BioHiCL.from_pretrained(folder, base_model_path=base)
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), expected, atol=1e-6)
+
+
+def test_merged_repo_folder_loads_without_peft(run_dir, tmp_path):
+    run, base, expected = run_dir
+    # the tiny base is not on the Hub: point the adapter's base id at the local folder through the cache helper
+    from huggingface_hub import constants
+    from test_loader import add_to_hub_cache
+
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_CACHE", str(cache))
+        folder = build_model_repo_folder(run, tmp_path / "merged", repo_id="me/tiny-merged", merge=True)
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "modules.json", "README.md", "training_curves.png"} <= names
+    assert "adapter_config.json" not in names
+    assert ModelCard((folder / "README.md").read_text()).data.to_dict()["library_name"] == "sentence-transformers"
+    model = BioHiCL.from_pretrained(folder)
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
+
+
+def test_build_refuses_a_non_empty_output_and_a_run_without_model(run_dir, tmp_path):
+    run, _, _ = run_dir
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.bin").write_bytes(b"x")
+    with pytest.raises(PublishError, match="not empty"):
+        build_model_repo_folder(run, out)
+    build_model_repo_folder(run, out, overwrite=True)
+    assert not (out / "stale.bin").exists()
+    with pytest.raises(PublishError, match="no saved model"):
+        find_model_dir(tmp_path)
+    with pytest.raises(PublishError, match="evaluation results file not found"):
+        build_model_repo_folder(run, tmp_path / "x", eval_results=tmp_path / "missing.json")
+
+
+def test_publish_makes_exactly_these_calls(run_dir, tmp_path):
+    run, _, _ = run_dir
+    folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+    api = RecordingHfApi()
+    result = publish_folder(api, folder, "me/tiny", private=True, revision="v0.1", commit_message="Release v0.1")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert api.calls == [
+        ("create_repo", ("me/tiny",), {"repo_type": "model", "private": True, "exist_ok": True}),
+        ("create_branch", ("me/tiny",), {"branch": "v0.1", "repo_type": "model", "exist_ok": True}),
+        (
+            "upload_folder",
+            (),
+            {
+                "repo_id": "me/tiny",
+                "folder_path": str(folder),
+                "repo_type": "model",
+                "revision": "v0.1",
+                "commit_message": "Release v0.1",
+                "allow_patterns": files,
+            },
+        ),
+    ]
+    assert sorted(api.uploaded) == files
+    assert result.commit_url.endswith("/commit/abc")
+
+
+def test_publish_dataset_folder_on_main(tmp_path):
+    folder = tmp_path / "mesh-pairs"
+    (folder / "data").mkdir(parents=True)
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# MeSH pairs\n")
+    (folder / "data" / "pairs-00000.parquet").write_bytes(b"PAR1....PAR1")
+    api = RecordingHfApi()
+    publish_folder(api, folder, "me/mesh-pairs", repo_type="dataset")
+    create = {"repo_type": "dataset", "private": False, "exist_ok": True}
+    assert api.calls[0] == ("create_repo", ("me/mesh-pairs",), create)
+    assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]  # no branch for main
+    upload = api.calls[1][2]
+    assert (upload["repo_type"], upload["revision"]) == ("dataset", None)
+    assert upload["allow_patterns"] == ["README.md", "data/pairs-00000.parquet"]
+
+
+def _folder(tmp_path) -> Path:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "README.md").write_text("# card\n")
+    (folder / "weights.safetensors").write_bytes(b"\0" * 2048)
+    return folder
+
+
+def test_symlink_escaping_the_folder_is_refused(tmp_path):
+    folder = _folder(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private notes")
+    (folder / "notes.txt").symlink_to(secret)
+    api = RecordingHfApi()
+    with pytest.raises(PublishError, match=r"notes\.txt: resolves outside the folder"):
+        publish_folder(api, folder, "me/x")
+    assert api.calls == []  # nothing was sent
+
+
+def test_symlinked_folder_is_refused_but_inner_file_links_are_fine(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "copy.safetensors").symlink_to(folder / "weights.safetensors")
+    assert [f.path for f in check_folder(folder)] == ["README.md", "copy.safetensors", "weights.safetensors"]
+    (folder / "linked").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(PublishError, match="symlinked folders are not uploaded"):
+        check_folder(folder)
+
+
+def test_size_limit_unless_allowed(tmp_path):
+    folder = _folder(tmp_path)
+    with pytest.raises(PublishError, match=r"weights.safetensors: 2.0 KiB is over the 1.0 KiB limit"):
+        check_folder(folder, max_file_bytes=1024)
+    sizes = {f.path: f.size for f in check_folder(folder, max_file_bytes=1024, allow_large_files=True)}
+    assert sizes == {"README.md": 7, "weights.safetensors": 2048}
+
+
+def test_token_pattern_anywhere_is_refused_without_echoing_it(tmp_path):
+    folder = _folder(tmp_path)
+    # the token straddles the 1 MiB read boundary
+    blob = b"x" * ((1 << 20) - 10) + FAKE_TOKEN.encode() + b"y" * 100
+    (folder / "log.txt").write_bytes(blob)
+    api = RecordingHfApi()
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x")
+    assert "log.txt: contains a Hugging Face token" in str(info.value)
+    assert FAKE_TOKEN not in str(info.value)
+    assert api.calls == []
+    # a short literal token of the api (not matching the pattern) is caught too
+    (folder / "log.txt").write_text("token=hf_short123")
+    with pytest.raises(PublishError, match="contains a Hugging Face token"):
+        publish_folder(RecordingHfApi(token="hf_short123"), folder, "me/x")
+    (folder / "log.txt").write_text("hf_tooshort is fine")
+    assert len(check_folder(folder)) == 3
+
+
+def test_bad_repo_id_and_type(tmp_path):
+    folder = _folder(tmp_path)
+    with pytest.raises(ConfigError, match="repo_id"):
+        publish_folder(RecordingHfApi(), folder, "no-owner")
+    with pytest.raises(ConfigError, match="repo_type"):
+        publish_folder(RecordingHfApi(), folder, "me/x", repo_type="space")
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def test_cli_dry_run_prints_files_and_card_and_sends_nothing(run_dir, capsys):
+    run, _, _ = run_dir
+    api = RecordingHfApi()
+    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--dry-run", "--private"], api=api) == 0
+    out = capsys.readouterr().out
+    assert "files from" in out and "to me/tiny (model, private) in one commit:" in out
+    assert "adapter_model.safetensors" in out and "training_curves.png" in out
+    assert "----- README.md -----" in out and "library_name: peft" in out
+    assert api.calls == []
+
+
+def test_cli_publish_with_token_in_env_never_leaks_it(run_dir, tmp_path, monkeypatch, capsys, caplog):
+    run, _, _ = run_dir
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    api = RecordingHfApi(token=FAKE_TOKEN)
+    out_dir = tmp_path / "built"
+    with caplog.at_level(logging.DEBUG):
+        code = publish_cmd.main(
+            [str(run), "--repo-id", "me/tiny", "--revision", "dev", "--out", str(out_dir), "--license", "mit"], api=api
+        )
+    assert code == 0
+    assert [c[0] for c in api.calls] == ["create_repo", "create_branch", "upload_folder"]
+    captured = capsys.readouterr()
+    assert "published me/tiny (model): https://huggingface.co/me/tiny/commit/abc" in captured.out
+    assert FAKE_TOKEN not in captured.out + captured.err + caplog.text
+    for file in out_dir.rglob("*"):
+        if file.is_file():
+            assert FAKE_TOKEN.encode() not in file.read_bytes(), file
+    assert "license: mit" in (out_dir / "README.md").read_text()
+
+
+def test_cli_manifest_with_flag_overrides(run_dir, tmp_path, monkeypatch):
+    run, _, _ = run_dir
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(
+        f"repo_id: me/from-manifest\nsource: {run}\nlicense: apache-2.0\nprivate: true\n"
+        "commit_message: Release from manifest\n"
+    )
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest)], api=api) == 0
+    create = {"repo_type": "model", "private": True, "exist_ok": True}
+    assert api.calls[0] == ("create_repo", ("me/from-manifest",), create)
+    assert api.calls[-1][2]["commit_message"] == "Release from manifest"
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest), "--repo-id", "me/override"], api=api) == 0
+    assert api.calls[0][1] == ("me/override",)
+
+
+def test_cli_dataset(tmp_path, capsys):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    (folder / "README.md").write_text("# MeSH pairs\n")
+    api = RecordingHfApi()
+    assert publish_cmd.main([str(folder), "--dataset", "--repo-id", "me/pairs"], api=api) == 0
+    assert api.calls[0][2]["repo_type"] == "dataset"
+    (folder / "README.md").unlink()
+    with pytest.raises(PublishError, match=r"no README\.md"):
+        publish_cmd.main([str(folder), "--dataset", "--repo-id", "me/pairs"], api=RecordingHfApi())
+
+
+def test_cli_needs_a_source_and_a_repo_id(run_dir):
+    run, _, _ = run_dir
+    with pytest.raises(ConfigError, match="RUN_DIR"):
+        publish_cmd.main(["--repo-id", "me/x"], api=RecordingHfApi())
+    with pytest.raises(ConfigError, match="--repo-id is required"):
+        publish_cmd.main([str(run)], api=RecordingHfApi())
+
+
+# ---------------------------------------------------------------------- release manifests in hub/
+
+
+def test_manifest_validation(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("repo_id: me/x\nsource: runs/x\nlicence: mit\n")
+    with pytest.raises(ConfigError, match=r"unknown field 'licence' \(did you mean 'license'\?\)"):
+        ReleaseManifest.load(bad)
+    bad.write_text("repo_id: me/x\n")
+    with pytest.raises(ConfigError, match="missing field 'source'"):
+        ReleaseManifest.load(bad)
+    bad.write_text("repo_id: me/x\nsource: s\nrepo_type: space\n")
+    with pytest.raises(ConfigError, match="repo_type"):
+        ReleaseManifest.load(bad)
+
+
+def test_shipped_manifests_are_valid_and_agree_with_the_registry():
+    manifests = sorted((REPO_ROOT / "hub").glob("*/*.yaml"))
+    assert {m.parent.name for m in manifests} == {"models", "datasets"}
+    for path in manifests:
+        manifest = ReleaseManifest.load(path)
+        assert manifest.repo_type == ("dataset" if path.parent.name == "datasets" else "model"), path
+        assert manifest.license, path
+        assert not Path(manifest.source).is_absolute(), path
+        if manifest.registry_name:
+            assert default_registry().get(manifest.registry_name).repo_id == manifest.repo_id, path
+
+
+# ---------------------------------------------------------------------- live (real Hub)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not os.environ.get("HF_TOKEN"), reason="needs HF_TOKEN (and BIOHICL_LIVE_TESTS=1)")
+def test_live_publish_to_a_private_repo(run_dir, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    run, _, _ = run_dir
+    api = HfApi()
+    repo_id = f"{api.whoami()['name']}/biohicl-live-test-{uuid.uuid4().hex[:8]}"
+    folder = build_model_repo_folder(run, tmp_path / "repo", repo_id=repo_id)
+    try:
+        publish_folder(api, folder, repo_id, private=True, commit_message="biohicl live test")
+        remote = set(api.list_repo_files(repo_id))
+        assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} <= remote
+    finally:
+        api.delete_repo(repo_id, missing_ok=True)
