@@ -1,0 +1,708 @@
+"""Training BioHiCL with ``transformers.Trainer``: the collator, the label-aware batch sampler and the trainer.
+
+- :class:`BioHiCLDataCollator` tokenizes a batch of documents and attaches its SimL matrix.
+- :class:`MeshPairBatchSampler` builds batches from mined MeSH pairs (SimL > β), so every batch has positives.
+- :class:`BioHiCLTrainer` overrides ``compute_loss`` with :class:`~biohicl.losses.BioHiCLLoss`, logs each loss
+  component, evaluates with the evaluation harness, and checkpoints/resumes the trainable weights exactly.
+- :func:`train_biohicl` does a whole run (model + LoRA + data + trainer + save); ``biohicl train`` and the demo
+  call it.
+
+The training loop itself is the stock ``Trainer`` loop, so ``accelerate launch``, bf16/fp16, gradient
+checkpointing, TensorBoard and ``resume_from_checkpoint`` work as for any transformers model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback
+
+from .errors import ConfigError
+from .losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
+from .mesh import MeshHierarchy
+from .training_args import BioHiCLTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+#: Trainable weights of a checkpoint (LoRA matrices, or every weight for a full fine-tune), loaded on resume.
+TRAINABLE_WEIGHTS_NAME = "trainable_weights.safetensors"
+TRAINING_ARGS_JSON = "biohicl_training_args.json"
+CURVES_NAME = "training_curves.png"
+
+
+# ---------------------------------------------------------------------------------------------------------- collator
+@dataclass
+class BioHiCLDataCollator:
+    """Tokenize documents and attach the batch's SimL matrix (``siml``, float32 [B, B]).
+
+    Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
+    descriptor UIs; labels the hierarchy does not know are ignored).
+
+    Args:
+        tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCLModel.tokenize``).
+        mesh: the hierarchy SimL is computed with.
+        ancestors / depth_weight: the SimL switches of :meth:`MeshHierarchy.similarity_matrix`.
+    """
+
+    tokenize: Callable[[list[str]], Mapping[str, torch.Tensor]]
+    mesh: MeshHierarchy
+    ancestors: bool = True
+    depth_weight: bool = True
+    text_column: str = "text"
+    labels_column: str = "labels"
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        texts = [document_text(f, self.text_column) for f in features]
+        labels = [known_labels(self.mesh, f[self.labels_column]) for f in features]
+        batch = dict(self.tokenize(texts))
+        batch["siml"] = self.mesh.similarity_matrix(
+            labels, ancestors=self.ancestors, depth_weight=self.depth_weight
+        )
+        return batch
+
+
+def document_text(feature: Mapping[str, Any], text_column: str = "text") -> str:
+    """A document's text: ``feature[text_column]`` or ``title + " " + abstract``."""
+    text = feature.get(text_column)
+    if text is None:
+        text = f"{feature.get('title') or ''} {feature.get('abstract') or ''}".strip()
+    return text
+
+
+def known_labels(mesh: MeshHierarchy, labels: Sequence[str] | None) -> list[str]:
+    """The labels ``mesh`` can place in the tree (unknown UIs and tree-less check tags dropped)."""
+    return [label for label in labels or () if mesh.trees.get(label)]
+
+
+# ---------------------------------------------------------------------------------------------------------- sampler
+class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches built around mined positive pairs (SimL > β), so that every batch holds positives.
+
+    Each epoch walks the documents in a seeded random order; each document not yet in the current batch joins it
+    as an anchor together with one of its partners (chosen at random among those not yet in the batch), until the
+    batch holds ``batch_size`` documents. Documents without partners fill batches alone. An epoch has
+    ``ceil(num_documents / batch_size)`` batches (fixed, so the Trainer's step count and resume skipping are exact);
+    the anchor order restarts with a fresh permutation when it runs out. Batches depend only on ``seed`` and the
+    epoch (:meth:`set_epoch`), so a resumed run sees the same batches as an uninterrupted one.
+
+    Args:
+        partners: ``partners[i]``: indices of the documents that form a positive pair with document ``i``.
+        batch_size: documents per batch.
+        seed: base seed; the epoch's generator is seeded with ``(seed, epoch)``.
+    """
+
+    def __init__(self, partners: Sequence[Sequence[int]], batch_size: int, seed: int = 0):
+        if batch_size < 2:
+            raise ConfigError(f"batch_size: in-batch pairs need at least 2 documents, got {batch_size}")
+        self.partners = [np.asarray(sorted(set(p)), dtype=np.int64) for p in partners]
+        self.num_documents = len(self.partners)
+        if self.num_documents == 0:
+            raise ConfigError("MeshPairBatchSampler: no documents")
+        self.batch_size = min(batch_size, self.num_documents)
+        self.seed = seed
+        self.epoch = 0
+
+    # -- construction
+    @classmethod
+    def from_pairs(
+        cls,
+        anchors: Sequence[int],
+        partners: Sequence[int],
+        siml: Sequence[float],
+        num_documents: int,
+        batch_size: int,
+        beta: float = 0.3,
+        seed: int = 0,
+    ) -> MeshPairBatchSampler:
+        """From a mined pair list (indices into the training documents); pairs with SimL ≤ β are ignored."""
+        lists: list[list[int]] = [[] for _ in range(num_documents)]
+        for a, p, s in zip(anchors, partners, siml, strict=True):
+            if s > beta and a != p:
+                lists[a].append(p)
+                lists[p].append(a)
+        return cls(lists, batch_size, seed)
+
+    @classmethod
+    def from_labels(
+        cls,
+        labels: Sequence[Sequence[str]],
+        mesh: MeshHierarchy,
+        batch_size: int,
+        beta: float = 0.3,
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        seed: int = 0,
+    ) -> MeshPairBatchSampler:
+        """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
+        from .mesh import gram_matrix
+
+        vectors = mesh.normalized_label_vectors(
+            [known_labels(mesh, labs) for labs in labels], ancestors, depth_weight
+        )
+        gram = gram_matrix(vectors)
+        np.fill_diagonal(gram, 0.0)
+        return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed)
+
+    # -- Sampler protocol
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_documents / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order: list[int] = []
+        for _ in range(len(self)):
+            batch: list[int] = []
+            members: set[int] = set()
+            while len(batch) < self.batch_size:
+                if not order:
+                    order = rng.permutation(self.num_documents).tolist()[::-1]
+                anchor = order.pop()
+                if anchor not in members:
+                    batch.append(anchor)
+                    members.add(anchor)
+                if len(batch) >= self.batch_size:
+                    break
+                candidates = self.partners[anchor]
+                if len(candidates):
+                    for partner in rng.permutation(candidates).tolist():
+                        if partner not in members:
+                            batch.append(partner)
+                            members.add(partner)
+                            break
+            yield batch
+
+    @property
+    def documents_with_partners(self) -> int:
+        return sum(1 for p in self.partners if len(p))
+
+
+class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Plain shuffled batches with the same length/seeding contract as :class:`MeshPairBatchSampler`."""
+
+    def __init__(self, num_documents: int, batch_size: int, seed: int = 0):
+        self.num_documents = num_documents
+        self.batch_size = min(batch_size, num_documents)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_documents / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.num_documents)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = order[start : start + self.batch_size].tolist()
+            if len(batch) < self.batch_size:  # keep every batch full: top up from a fresh permutation
+                extra = [i for i in rng.permutation(self.num_documents).tolist() if i not in set(batch)]
+                batch += extra[: self.batch_size - len(batch)]
+            yield batch
+
+
+def positive_pair_share(
+    batches: Sequence[Sequence[int]], siml_of: Callable[[Sequence[int]], torch.Tensor], beta: float = 0.3
+) -> dict[str, float]:
+    """Share of in-batch pairs (i < j) with SimL > β, and share of batches holding at least one such pair."""
+    pairs = positives = with_positive = 0
+    for batch in batches:
+        siml = siml_of(batch)
+        upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
+        count = int((siml[upper] > beta).sum())
+        pairs += int(upper.sum())
+        positives += count
+        with_positive += count > 0
+    return {
+        "positive_pair_share": positives / max(pairs, 1),
+        "batches_with_positive": with_positive / max(len(batches), 1),
+        "positives_per_batch": positives / max(len(batches), 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------- evaluation
+def harness_metrics(model: nn.Module, tasks: Sequence[str], max_queries: int | None = None) -> dict[str, float]:
+    """The one seam to the evaluation harness: ``biohicl.evaluation.runner.evaluate_model`` → flat metrics.
+
+    Nested results (``{task: {metric: value}}``) become ``task_metric``; non-numeric values are dropped.
+    """
+    from .evaluation.runner import evaluate_model  # imported lazily: training works without the harness
+
+    kwargs: dict[str, Any] = {"tasks": list(tasks)}
+    if max_queries is not None:
+        kwargs["max_queries"] = max_queries
+    results = evaluate_model(model, **kwargs)
+    return _flatten_numeric(results if isinstance(results, Mapping) else getattr(results, "metrics", {}))
+
+
+def _flatten_numeric(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten_numeric(value, f"{name}_"))
+        elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------------------- trainer
+class BioHiCLTrainer(Trainer):
+    """``transformers.Trainer`` with the BioHiCL loss, label-aware batches and harness evaluation.
+
+    Args:
+        loss: the objective (default: built from ``args``).
+        batch_sampler: yields lists of document indices (default: built from ``args.batch_sampler``).
+        All other arguments are ``Trainer``'s. ``model`` is a :class:`~biohicl.modeling.BioHiCLModel`.
+    """
+
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
+
+    def __init__(
+        self,
+        *args: Any,
+        loss: BioHiCLLoss | None = None,
+        batch_sampler: torch.utils.data.Sampler | None = None,
+        **kwargs: Any,
+    ):
+        training_args = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
+        if not isinstance(training_args, BioHiCLTrainingArguments):
+            raise ConfigError("BioHiCLTrainer: args must be a BioHiCLTrainingArguments")
+        if training_args.eval_strategy != "no" and kwargs.get("eval_dataset") is None:
+            if not training_args.eval_tasks:
+                raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")
+            kwargs["eval_dataset"] = list(training_args.eval_tasks)  # placeholder: the harness loads its own data
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        self.loss = loss if loss is not None else build_loss(training_args)
+        self.batch_sampler = batch_sampler
+        if batch_sampler is not None:
+            self.add_callback(_SamplerEpochCallback(batch_sampler))
+        self._components: dict[str, torch.Tensor] = {}
+        self._component_steps = 0
+
+    def train(self, *args: Any, **kwargs: Any):
+        model = self.accelerator.unwrap_model(self.model)
+        if not (self.args.activation_checkpointing and not hasattr(model, "activation_checkpointing_enable")):
+            return super().train(*args, **kwargs)
+        # The stock call passes options (every_n_layers, offload) the wrapper may not take: enable it on the backbone.
+        enable_activation_checkpointing(model, self.args.activation_checkpointing_kwargs)
+        self.args.activation_checkpointing = False
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self.args.activation_checkpointing = True
+
+    # -- data
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        if self.batch_sampler is None:
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=self.batch_sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
+
+    # -- loss
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ):
+        inputs = dict(inputs)
+        siml = inputs.pop("siml")
+        embeddings = model(**inputs)
+        out = self.loss(embeddings, siml)
+        if model.training:
+            self._accumulate(out, siml)
+        return (out["loss"], {"embeddings": embeddings, **out}) if return_outputs else out["loss"]
+
+    def _accumulate(self, out: Mapping[str, torch.Tensor], siml: torch.Tensor) -> None:
+        upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
+        values = {
+            "loss_mse": out["loss_mse"].detach(),
+            "loss_con": out["loss_con"].detach(),
+            "positive_pairs": (siml[upper] > self.loss.contrastive.beta).float().mean().to(out["loss"].device),
+        }
+        for key, value in values.items():
+            self._components[key] = self._components.get(key, 0.0) + value.float()
+        self._component_steps += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._component_steps:
+            for key, total in self._components.items():
+                mean = total / self._component_steps
+                if self.accelerator.num_processes > 1:
+                    mean = self.accelerator.reduce(mean, reduction="mean")
+                logs[key] = float(mean)
+            self._components, self._component_steps = {}, 0
+        super().log(logs, start_time)
+
+    # -- evaluation with the harness
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Run ``args.eval_tasks`` through the evaluation harness; metrics are prefixed ``eval_``."""
+        tasks = self.args.eval_tasks
+        if not tasks:
+            raise ConfigError("evaluate: no --eval_tasks given")
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        start = time.time()
+        try:
+            raw = harness_metrics(model, tasks, self.args.eval_max_queries)
+        finally:
+            model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in raw.items()}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    # -- checkpoints: the model's own save_pretrained, plus the trainable weights for exact resume
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(output_dir)
+        save_trainable_weights(model, Path(output_dir) / TRAINABLE_WEIGHTS_NAME)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        model = self.accelerator.unwrap_model(model if model is not None else self.model)
+        load_trainable_weights(model, Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS_NAME)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        logger.info("Loading the best checkpoint %s (%s = %s)", best, self.args.metric_for_best_model,
+                    self.state.best_metric)
+        load_trainable_weights(self.accelerator.unwrap_model(self.model), Path(best) / TRAINABLE_WEIGHTS_NAME)
+
+
+def enable_activation_checkpointing(model: nn.Module, kwargs: dict | None = None) -> None:
+    """Activation (gradient) checkpointing on a BioHiCL model's transformer, LoRA-safe."""
+    backbone = model.backbone
+    is_peft = hasattr(backbone, "get_base_model")
+    base = backbone.get_base_model() if is_peft else backbone
+    if hasattr(base, "activation_checkpointing_enable"):
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
+    if is_peft:  # frozen embeddings: make the checkpointed blocks' inputs require grad so LoRA gets gradients
+        base.enable_input_require_grads()
+
+
+def save_trainable_weights(model: nn.Module, path: Path) -> None:
+    """Write every ``requires_grad`` parameter (by its ``named_parameters`` name) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def load_trainable_weights(model: nn.Module, path: Path) -> None:
+    """Load :func:`save_trainable_weights` output; every trainable parameter must be present."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (not a BioHiCL checkpoint?)")
+    tensors = load_file(str(path))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(trainable - set(tensors)), sorted(set(tensors) - trainable)
+    if missing or unexpected:
+        raise ConfigError(
+            f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+
+
+def build_loss(args: BioHiCLTrainingArguments) -> BioHiCLLoss:
+    """The objective described by ``args``."""
+    return BioHiCLLoss(
+        FilteredMSELoss(pair_filter=args.pair_filter, beta=args.beta),
+        HierarchicalContrastiveLoss(beta=args.beta, temperature=args.temperature, weighted=args.weight_positives),
+        lambda_con=args.lambda_con,
+        use_mse=args.use_mse,
+        use_contrastive=args.use_contrastive,
+    )
+
+
+class _SamplerEpochCallback(TrainerCallback):
+    """Keeps the batch sampler's epoch in step with the Trainer's (also when accelerate wraps the sampler)."""
+
+    def __init__(self, sampler: torch.utils.data.Sampler):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if hasattr(self.sampler, "set_epoch") and state.epoch is not None:
+            self.sampler.set_epoch(math.floor(state.epoch + 1e-6))
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
+
+
+@dataclass
+class TrainingData:
+    """Training documents (``text`` and ``labels`` columns) and, when the dataset has them, their mined pairs."""
+
+    documents: Any  # datasets.Dataset
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # anchor, partner, siml (indices into documents)
+    stats: dict[str, Any]
+
+
+def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
+    """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
+
+    ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a
+    single ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, and MeSH UIs).
+    Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH
+    hierarchy cannot place; pairs are re-indexed to the kept documents.
+    """
+    import datasets
+
+    if not args.dataset_path:
+        raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
+    path = Path(args.dataset_path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"dataset_path: {path} does not exist")
+    pairs_table = None
+    if path.is_dir():
+        documents = _read_config(path, "documents")
+        pairs_files = _parquet_files(path, "pairs")
+        pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files]) if pairs_files else None
+    elif path.suffix in {".jsonl", ".json"}:
+        documents = datasets.Dataset.from_json(str(path))
+    elif path.suffix == ".parquet":
+        documents = datasets.Dataset.from_parquet(str(path))
+    else:
+        raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
+
+    label_column = next((c for c in LABEL_COLUMNS if c in documents.column_names), None)
+    if label_column is None:
+        raise ConfigError(f"{path}: no MeSH label column (looked for {', '.join(LABEL_COLUMNS)})")
+    total = len(documents)
+    if "split" in documents.column_names:
+        wanted = set(args.train_splits)
+        keep = [i for i, s in enumerate(documents["split"]) if s in wanted]
+    else:
+        keep = list(range(total))
+    if args.max_train_documents is not None:
+        keep = keep[: args.max_train_documents]
+    if not keep:
+        raise ConfigError(f"{path}: no documents in split(s) {', '.join(args.train_splits)}")
+
+    rows = documents.select(keep)
+    texts = [document_text(r) for r in rows]
+    raw_labels = rows[label_column]
+    labels = [known_labels(mesh, labs) for labs in raw_labels]
+    dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
+    train = datasets.Dataset.from_dict({"text": texts, "labels": labels})
+
+    pairs = None
+    if pairs_table is not None and len(pairs_table):
+        cols = pairs_table.column_names
+        a_col = next(c for c in ("anchor", "anchor_idx", "anchor_index") if c in cols)
+        p_col = next(c for c in ("partner", "partner_idx", "partner_index", "positive") if c in cols)
+        remap = np.full(total, -1, dtype=np.int64)
+        remap[np.asarray(keep)] = np.arange(len(keep))
+        anchors = remap[np.asarray(pairs_table[a_col], dtype=np.int64)]
+        partners = remap[np.asarray(pairs_table[p_col], dtype=np.int64)]
+        siml = np.asarray(pairs_table["siml"], dtype=np.float64)
+        inside = (anchors >= 0) & (partners >= 0)
+        pairs = (anchors[inside], partners[inside], siml[inside])
+    stats = {
+        "documents": len(train),
+        "documents_in_dataset": total,
+        "splits": list(args.train_splits),
+        "labels_dropped_unknown": int(dropped),
+        "documents_without_labels": sum(1 for lab in labels if not lab),
+        "mined_pairs": None if pairs is None else len(pairs[0]),
+    }
+    return TrainingData(train, pairs, stats)
+
+
+def _parquet_files(root: Path, config: str) -> list[Path]:
+    for pattern in (f"{config}/*.parquet", f"{config}/**/*.parquet", f"{config}.parquet", f"data/{config}*.parquet",
+                    f"{config}-*.parquet"):
+        files = sorted(root.glob(pattern))
+        if files:
+            return files
+    return []
+
+
+def _read_config(root: Path, config: str):
+    import datasets
+
+    files = _parquet_files(root, config)
+    if files:
+        return datasets.Dataset.from_parquet([str(f) for f in files])
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception:  # any failure means: not a saved DatasetDict either
+        raise ConfigError(f"{root}: no `{config}` parquet files found") from None
+    if isinstance(loaded, datasets.DatasetDict) and config in loaded:
+        return loaded[config]
+    raise ConfigError(f"{root}: no `{config}` config")
+
+
+def build_batch_sampler(
+    args: BioHiCLTrainingArguments, data: TrainingData, mesh: MeshHierarchy
+) -> torch.utils.data.Sampler:
+    """The batch sampler ``args.batch_sampler`` names, seeded with ``args.data_seed`` (or ``args.seed``)."""
+    seed = args.data_seed if args.data_seed is not None else args.seed
+    size = args.per_device_train_batch_size
+    n = len(data.documents)
+    if args.batch_sampler == "random":
+        return RandomBatchSampler(n, size, seed)
+    if data.pairs is not None and (args.use_ancestors and args.use_depth_weight):
+        anchors, partners, siml = data.pairs
+        return MeshPairBatchSampler.from_pairs(anchors, partners, siml, n, size, beta=args.beta, seed=seed)
+    # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL
+    return MeshPairBatchSampler.from_labels(
+        data.documents["labels"], mesh, size, beta=args.beta, ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight, seed=seed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------- a run
+def build_model(args: BioHiCLTrainingArguments):
+    """The base encoder with LoRA (or fully trainable for ``full_finetune``)."""
+    from .modeling import BioHiCLModel
+
+    model = BioHiCLModel.from_base(
+        args.base_model,
+        revision=args.base_revision,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
+        hub_id=args.base_model_hub_id,
+    )
+    if args.full_finetune:
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    else:
+        model.add_lora(
+            r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=args.lora_target_modules
+        )
+    return model
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` was written (a kill mid-save leaves none)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = []
+    for child in root.iterdir():
+        step = child.name.removeprefix("checkpoint-")
+        complete = (child / "trainer_state.json").is_file() and (child / TRAINABLE_WEIGHTS_NAME).is_file()
+        if child.is_dir() and step.isdigit() and complete:
+            found.append((int(step), child))
+    return max(found)[1] if found else None
+
+
+def _resolve_resume(args: BioHiCLTrainingArguments) -> str | None:
+    value = args.resume_from_checkpoint
+    if value is None or str(value).lower() in {"", "false", "no", "none"}:
+        return None
+    if str(value).lower() in {"true", "last", "yes"}:
+        checkpoint = last_complete_checkpoint(args.output_dir)
+        if checkpoint is None:
+            logger.warning("resume_from_checkpoint: no complete checkpoint in %s; starting fresh", args.output_dir)
+            return None
+        return str(checkpoint)
+    if not (Path(value) / TRAINABLE_WEIGHTS_NAME).is_file():
+        raise ConfigError(f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint")
+    return str(value)
+
+
+def train_biohicl(
+    args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCallback] | None = None
+) -> Path:
+    """Train BioHiCL as ``args`` says and save the run; returns the run directory (``args.output_dir``).
+
+    The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
+    ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
+    loss configuration, runtime) and ``training_curves.png``.
+    """
+    from transformers import set_seed
+
+    from .training_curves import plot_training_curves
+
+    start = time.time()
+    set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
+    mesh = MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
+    data = load_training_data(args, mesh)
+    model = build_model(args)
+    collator = BioHiCLDataCollator(
+        tokenize=model.tokenize, mesh=mesh, ancestors=args.use_ancestors, depth_weight=args.use_depth_weight
+    )
+    sampler = build_batch_sampler(args, data, mesh)
+    trainer = BioHiCLTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.documents,
+        data_collator=collator,
+        batch_sampler=sampler,
+        callbacks=list(callbacks or []),
+    )
+    result = trainer.train(resume_from_checkpoint=_resolve_resume(args))
+
+    run_dir = Path(args.output_dir)
+    if args.should_save:
+        model.save_pretrained(run_dir)
+        trainer.save_state()
+        (run_dir / TRAINING_ARGS_JSON).write_text(args.to_json_string(), encoding="utf-8")
+        trainable, total = model.trainable_parameters()
+        summary = {
+            "data": data.stats,
+            "batch_sampler": type(sampler).__name__,
+            "batches_per_epoch": len(sampler),
+            "loss": trainer.loss.get_config_dict(),
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "global_step": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_metric": trainer.state.best_metric,
+            "runtime_s": round(time.time() - start, 1),
+        }
+        (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        try:
+            title = f"BioHiCL: {args.base_model}"
+            plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title=title)
+        except Exception as err:  # a run with no logged step has no curve; never lose the model
+            logger.warning("no training curve drawn: %s", err)
+    return run_dir

@@ -1,0 +1,157 @@
+"""``BioHiCLTrainingArguments``: ``transformers.TrainingArguments`` plus the BioHiCL method's fields.
+
+Every field has help text, so ``HfArgumentParser`` turns the class into the ``biohicl train`` command line, and a
+YAML or JSON file with the same keys works too. Each of the paper's ablations is a field, not a code fork:
+
+================================  ===============================
+ablation                          switch
+================================  ===============================
+no L_con                          ``use_contrastive=False``
+no L_mse                          ``use_mse=False``
+no ancestors in SimL              ``use_ancestors=False``
+no depth weight in SimL           ``use_depth_weight=False``
+full fine-tune instead of LoRA    ``full_finetune=True``
+random batches (no pair mining)   ``batch_sampler="random"``
+================================  ===============================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .errors import ConfigError
+from .losses.regression import PAIR_FILTERS
+
+BATCH_SAMPLERS = ("mesh_pairs", "random")
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class BioHiCLTrainingArguments(TrainingArguments):
+    """Training arguments for BioHiCL (see :class:`transformers.TrainingArguments` for the inherited ones)."""
+
+    # ---------------------------------------------------------------- model
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL,
+        metadata={"help": "Backbone to tune: a Hub id (read offline from the cache or a known package) or a folder."},
+    )
+    base_revision: str | None = field(default=None, metadata={"help": "Revision (commit sha) of the base model."})
+    base_model_hub_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub id recorded in the saved adapter when base_model is a local folder."},
+    )
+    pooling: str | None = field(
+        default=None, metadata={"help": "`cls` or `mean`; default: the base model's own (bge: cls, MiniLM: mean)."}
+    )
+    max_length: int = field(default=256, metadata={"help": "Maximum tokens per document (title + abstract)."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix added to every document text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries, stored in biohicl_config.json."})
+
+    # ---------------------------------------------------------------- LoRA / full fine-tune
+    full_finetune: bool = field(
+        default=False, metadata={"help": "Ablation: tune every weight instead of LoRA adapters."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (r=8 on query/value ≈ 0.3%% of MiniLM's weights)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Module names LoRA wraps (default: peft's per-architecture choice, query/value for BERT)."},
+    )
+
+    # ---------------------------------------------------------------- loss
+    lambda_con: float = field(default=0.1, metadata={"help": "λ in L = L_mse + λ·L_con."})
+    beta: float = field(default=0.3, metadata={"help": "β: pairs with SimL > β are positives."})
+    temperature: float = field(default=0.05, metadata={"help": "τ of the contrastive loss (cosine logits / τ)."})
+    pair_filter: str = field(
+        default="zero_or_positive",
+        metadata={"help": f"In-batch pairs the MSE term regresses: one of {', '.join(PAIR_FILTERS)}."},
+    )
+    weight_positives: bool = field(
+        default=True, metadata={"help": "Weight each contrastive positive by its SimL (False: uniform)."}
+    )
+    use_mse: bool = field(default=True, metadata={"help": "Use the filtered SimE→SimL regression term."})
+    use_contrastive: bool = field(default=True, metadata={"help": "Use the hierarchy-aware contrastive term."})
+    use_ancestors: bool = field(
+        default=True, metadata={"help": "SimL over label nodes plus all their ancestors (False: the labels only)."}
+    )
+    use_depth_weight: bool = field(
+        default=True, metadata={"help": "Weight tree nodes by log(depth + 1) in SimL (False: all weights 1)."}
+    )
+
+    # ---------------------------------------------------------------- data
+    dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "The `biohicl build-dataset` folder (configs documents, pairs) or a documents file."},
+    )
+    train_splits: list[str] = field(
+        default_factory=lambda: ["train"],
+        metadata={"help": "Document splits to train on (held-out test documents are never used)."},
+    )
+    max_train_documents: int | None = field(
+        default=None, metadata={"help": "Use at most this many training documents (quick runs)."}
+    )
+    batch_sampler: str = field(
+        default="mesh_pairs",
+        metadata={"help": "`mesh_pairs`: batches built from mined SimL > β pairs; `random`: plain shuffling."},
+    )
+    mesh_path: str | None = field(
+        default=None, metadata={"help": "A MeSH release file to compute SimL with (default: the packaged MeSH 2024)."}
+    )
+
+    # ---------------------------------------------------------------- evaluation during training
+    eval_tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Evaluation-harness tasks run at each evaluation, e.g. biosses (with --eval_strategy)."},
+    )
+    eval_max_queries: int | None = field(
+        default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
+    )
+
+    # ---------------------------------------------------------------- inherited defaults that suit BioHiCL
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA takes a high one)."})
+    per_device_train_batch_size: int = field(
+        default=32, metadata={"help": "Documents per batch (in-batch pairs are what the losses see)."}
+    )
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction of all steps if < 1."})
+    logging_steps: float = field(default=5, metadata={"help": "Log the loss components every N steps."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the BioHiCL collator reads the text and label columns."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.output_dir is None:
+            raise ConfigError("output_dir: required (the run directory)")
+        super().__post_init__()
+        if self.pair_filter not in PAIR_FILTERS:
+            raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
+        if self.batch_sampler not in BATCH_SAMPLERS:
+            raise ConfigError(f"batch_sampler: {self.batch_sampler!r} is not one of {', '.join(BATCH_SAMPLERS)}")
+        if self.pooling not in (None, "cls", "mean"):
+            raise ConfigError(f"pooling: {self.pooling!r} is not cls or mean")
+        if not 0.0 <= self.beta < 1.0:
+            raise ConfigError(f"beta: must be in [0, 1), got {self.beta}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
+        if self.lambda_con < 0:
+            raise ConfigError(f"lambda_con: must be non-negative, got {self.lambda_con}")
+        if not (self.use_mse or self.use_contrastive):
+            raise ConfigError("use_mse and use_contrastive: at least one loss term must be on")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
+        if self.per_device_train_batch_size < 2:
+            raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
+        if self.remove_unused_columns:
+            raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
+
+    def method_dict(self) -> dict:
+        """The BioHiCL-specific fields only (for model cards and result tables)."""
+        inherited = {f for f in TrainingArguments.__dataclass_fields__}
+        keep = {"learning_rate", "per_device_train_batch_size", "max_steps", "num_train_epochs", "seed"}
+        return {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in inherited or name in keep
+        }

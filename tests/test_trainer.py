@@ -1,0 +1,338 @@
+"""BioHiCL training: collator, label-aware batches, the trainer (loss components, checkpoints, SIGKILL + resume,
+best-checkpoint selection through the evaluation seam), the CLI parser and the loss-curve plot. Tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from biohicl.errors import ConfigError
+from biohicl.trainer import (
+    TRAINABLE_WEIGHTS_NAME,
+    BioHiCLDataCollator,
+    MeshPairBatchSampler,
+    RandomBatchSampler,
+    last_complete_checkpoint,
+    positive_pair_share,
+    train_biohicl,
+)
+from biohicl.training_args import BioHiCLTrainingArguments
+
+# Four topics, four real MeSH descriptors each: documents of one topic share a branch (SimL > 0.3), topics don't.
+TOPICS = {
+    "diabetes": ["D003920", "D003924", "D003922", "D007333"],
+    "heart": ["D009203", "D006333", "D006973", "D002318"],
+    "cancer": ["D001943", "D008175", "D002289", "D009369"],
+    "brain": ["D001927", "D000544", "D004827", "D004827"],
+}
+
+
+def synthetic_documents(per_topic: int = 6) -> list[dict]:
+    docs = []
+    for topic, uis in TOPICS.items():
+        for i in range(per_topic):
+            docs.append(
+                {
+                    "pmid": str(1000 + len(docs)),
+                    "title": f"{topic} study {i}",
+                    "abstract": f"the {topic} of patients and cells {i}",
+                    "mesh": [uis[i % 4], uis[(i + 1) % 4]],
+                    "split": "test" if i == per_topic - 1 else "train",
+                }
+            )
+    return docs
+
+
+@pytest.fixture(scope="module")
+def docs_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("docs") / "documents.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    return path
+
+
+def make_values(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **overrides) -> dict:
+    values = dict(
+        output_dir=str(output_dir),
+        base_model=str(tiny_bert_dir),
+        base_model_hub_id="test/tiny-bert",
+        dataset_path=str(docs_file),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        max_length=32,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        lora_target_modules=["query", "value"],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+    )
+    values.update(overrides)
+    return values
+
+
+def make_args(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **overrides) -> BioHiCLTrainingArguments:
+    return BioHiCLTrainingArguments(**make_values(tiny_bert_dir, docs_file, output_dir, **overrides))
+
+
+# ---------------------------------------------------------------------------------------------------------- collator
+def test_collator_tokenizes_and_attaches_siml(mesh):
+    calls = []
+
+    def tokenize(texts):
+        calls.append(texts)
+        return {"input_ids": torch.ones(len(texts), 3, dtype=torch.long)}
+
+    collator = BioHiCLDataCollator(tokenize=tokenize, mesh=mesh)
+    features = [
+        {"title": "Diabetes", "abstract": "type 2.", "labels": ["D003920"]},
+        {"text": "T2D cohort", "labels": ["D003924", "D999999"]},  # unknown UI ignored
+        {"text": "no labels", "labels": []},
+    ]
+    batch = collator(features)
+    assert calls == [["Diabetes type 2.", "T2D cohort", "no labels"]]
+    assert batch["input_ids"].shape == (3, 3)
+    expected = mesh.similarity_matrix([["D003920"], ["D003924"], []])
+    assert torch.equal(batch["siml"], expected)
+    assert batch["siml"][0, 1].item() == pytest.approx(0.778, abs=1e-3)
+    assert batch["siml"][2].tolist() == [0.0, 0.0, 0.0]  # unlabelled: diagonal 0, so losses skip it
+
+
+# ---------------------------------------------------------------------------------------------------------- samplers
+def test_mesh_pair_sampler_is_deterministic_full_and_raises_positive_share(mesh):
+    labels = [d["mesh"] for d in synthetic_documents(per_topic=8)]  # 32 documents, 4 topics
+    sampler = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=8, beta=0.3, seed=3)
+    assert len(sampler) == 4 and sampler.documents_with_partners == 32
+    epoch0 = list(sampler)
+    assert epoch0 == list(sampler)  # same epoch → same batches
+    assert all(len(b) == 8 and len(set(b)) == 8 for b in epoch0)
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+
+    def siml_of(batch):
+        return mesh.similarity_matrix([labels[i] for i in batch])
+
+    paired = positive_pair_share([b for e in range(5) if not sampler.set_epoch(e) for b in sampler], siml_of)
+    random_sampler = RandomBatchSampler(len(labels), 8, seed=3)
+    shuffled = positive_pair_share(
+        [b for e in range(5) if not random_sampler.set_epoch(e) for b in random_sampler], siml_of
+    )
+    assert paired["batches_with_positive"] == 1.0
+    # within a topic ~ 1/4 of random pairs are positives; pair mining must do clearly better
+    assert paired["positive_pair_share"] > shuffled["positive_pair_share"] + 0.05
+
+
+def test_sampler_from_pairs_matches_from_labels(mesh):
+    labels = [d["mesh"] for d in synthetic_documents()]
+    mined = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=0)
+    siml = mesh.similarity_matrix(labels).numpy()
+    a, p = np.triu_indices(len(labels), k=1)
+    listed = MeshPairBatchSampler.from_pairs(a, p, siml[a, p], len(labels), batch_size=6, beta=0.3, seed=0)
+    assert [x.tolist() for x in listed.partners] == [x.tolist() for x in mined.partners]
+    assert list(listed) == list(mined)
+
+
+def test_random_sampler_batches_are_full_and_cover_all():
+    sampler = RandomBatchSampler(10, 4, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3 and all(len(set(b)) == 4 for b in batches)
+    assert set().union(*batches) == set(range(10))
+
+
+# ---------------------------------------------------------------------------------------------------------- training
+def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tmp_path):
+    from biohicl.modeling import BioHiCLModel
+
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3))
+    state = json.loads((run / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    assert [e["step"] for e in steps] == [1, 2, 3]
+    for entry in steps:  # total = L_mse + 0.1 · L_con, step by step
+        assert entry["loss"] == pytest.approx(entry["loss_mse"] + 0.1 * entry["loss_con"], rel=1e-5)
+        assert 0.0 < entry["positive_pairs"] <= 1.0
+    for name in ("adapter_model.safetensors", "biohicl_config.json", "biohicl_training_args.json",
+                 "training_curves.png", "training_summary.json"):
+        assert (run / name).is_file(), name
+    assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved_args = json.loads((run / "biohicl_training_args.json").read_text())
+    assert saved_args["lambda_con"] == 0.1 and saved_args["beta"] == 0.3
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["data"]["documents"] == 20  # the 4 "test" documents are held out
+    assert summary["global_step"] == 3
+
+    # the saved adapter reloads to the trained model's embeddings (compared in float32)
+    reloaded = BioHiCLModel.from_pretrained(run, base_model_path=tiny_bert_dir)
+    assert reloaded.config.base_model == "test/tiny-bert"
+    texts = ["diabetes of the heart", "brain cells"]
+    a = reloaded.encode(texts, convert_to="torch")
+    adapter = load_file(str(run / "adapter_model.safetensors"))
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
+    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
+    assert not torch.allclose(a, base, atol=1e-6)  # training moved the embeddings
+
+
+def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file, tmp_path):
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "ablate", max_steps=2, use_contrastive=False,
+                     full_finetune=True, batch_sampler="random", use_ancestors=False)
+    run = train_biohicl(args)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"]["use_contrastive"] is False
+    assert summary["batch_sampler"] == "RandomBatchSampler"
+    assert summary["trainable_parameters"] == summary["total_parameters"]
+    state = json.loads((run / "trainer_state.json").read_text())
+    for entry in (e for e in state["log_history"] if "loss_mse" in e):
+        assert entry["loss_con"] == 0.0 and entry["loss"] == pytest.approx(entry["loss_mse"], rel=1e-6)
+
+
+def test_bf16_and_activation_checkpointing_run(tiny_bert_dir, docs_file, tmp_path):
+    run = train_biohicl(
+        make_args(tiny_bert_dir, docs_file, tmp_path / "bf16", max_steps=2, bf16=True, activation_checkpointing=True)
+    )
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert all(np.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
+    adapter = load_file(str(run / "adapter_model.safetensors"))  # LoRA got gradients through the checkpointed blocks
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
+
+
+def test_arguments_are_validated(tmp_path):
+    with pytest.raises(ConfigError, match="pair_filter"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), pair_filter="some")
+    with pytest.raises(ConfigError, match="at least one loss"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
+    with pytest.raises(ConfigError, match="batch_sampler"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), batch_sampler="clever")
+
+
+# ---------------------------------------------------------------------------------------------------------- resume
+KILLED_RUN = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from transformers import TrainerCallback
+    from biohicl.training_args import BioHiCLTrainingArguments
+    from biohicl.trainer import train_biohicl
+
+    class KillAfterSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit: like a crashed node
+
+    args = BioHiCLTrainingArguments(**json.loads(open(sys.argv[1]).read()))
+    train_biohicl(args, callbacks=[KillAfterSave()])
+    """
+)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_file, tmp_path):
+    common = dict(max_steps=6, save_strategy="steps", save_steps=1, per_device_train_batch_size=8)
+    # 20 training documents / 8 per batch = 3 batches per epoch: the kill lands mid-epoch 1, resume crosses epochs
+    reference = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "reference", **common))
+
+    killed_dir = tmp_path / "killed"
+    config = tmp_path / "args.json"
+    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, killed_dir, **common)))
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert last_complete_checkpoint(killed_dir) == killed_dir / "checkpoint-4"
+    assert not (killed_dir / "adapter_model.safetensors").exists()  # the run never finished
+
+    resumed = train_biohicl(
+        make_args(tiny_bert_dir, docs_file, killed_dir, resume_from_checkpoint="last", **common)
+    )
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    logged = [e["step"] for e in state["log_history"] if "loss_mse" in e]
+    assert logged == [1, 2, 3, 4, 5, 6]  # steps 1–4 from the checkpoint, 5–6 after resuming; none lost or redone
+
+    ref_state = json.loads((reference / "trainer_state.json").read_text())
+    ref_losses = [e["loss"] for e in ref_state["log_history"] if "loss_mse" in e]
+    got_losses = [e["loss"] for e in state["log_history"] if "loss_mse" in e]
+    assert got_losses == ref_losses
+    ref_weights = load_file(str(reference / "checkpoint-6" / TRAINABLE_WEIGHTS_NAME))
+    got_weights = load_file(str(resumed / "checkpoint-6" / TRAINABLE_WEIGHTS_NAME))
+    assert ref_weights.keys() == got_weights.keys()
+    for name in ref_weights:
+        assert torch.equal(got_weights[name], ref_weights[name]), name  # bit-exact: same batches, same RNG
+
+
+# ---------------------------------------------------------------------------------------------------------- evaluation
+def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    scores = iter([0.30, 0.55, 0.40])  # step 2, 4, 6: the best is step 4
+    seen_tasks = []
+
+    def evaluate_model(model, tasks, **kwargs):
+        seen_tasks.append(list(tasks))
+        assert not model.training
+        return {"biosses": {"spearman": next(scores)}, "note": "text values are dropped"}
+
+    fake = types.ModuleType("biohicl.evaluation.runner")
+    fake.evaluate_model = evaluate_model
+    monkeypatch.setitem(sys.modules, "biohicl.evaluation.runner", fake)
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "best", max_steps=6, eval_strategy="steps", eval_steps=2,
+        save_strategy="steps", save_steps=2, eval_tasks=["biosses"], metric_for_best_model="eval_biosses_spearman",
+        greater_is_better=True, load_best_model_at_end=True,
+    )
+    run = train_biohicl(args)
+    assert seen_tasks == [["biosses"]] * 3
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["best_metric"] == 0.55 and state["best_model_checkpoint"].endswith("checkpoint-4")
+    evals = [e for e in state["log_history"] if "eval_biosses_spearman" in e]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    # the saved final model is the best checkpoint's
+    best = load_file(str(run / "checkpoint-4" / "adapter_model.safetensors"))
+    final = load_file(str(run / "adapter_model.safetensors"))
+    last = load_file(str(run / "checkpoint-6" / "adapter_model.safetensors"))
+    for name in best:
+        assert torch.equal(final[name], best[name]), name
+    assert any(not torch.equal(last[n], best[n]) for n in best)
+
+
+def test_evaluation_without_tasks_is_refused(tiny_bert_dir, docs_file, tmp_path):
+    with pytest.raises(ConfigError, match="eval_tasks"):
+        train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI, curves
+def test_cli_reads_a_yaml_config_and_options_override_it(tmp_path):
+    from biohicl.commands.train import parse_args
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlambda_con: 0.2\neval_tasks: [biosses, scifact]\n")
+    args = parse_args([str(config), "--beta", "0.4", "--no_use_ancestors"])
+    assert (args.lambda_con, args.beta, args.use_ancestors) == (0.2, 0.4, False)
+    assert args.eval_tasks == ["biosses", "scifact"] and args.output_dir == str(tmp_path / "out")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"output_dir": "x", "lamda_con": 0.2}))
+    with pytest.raises(ConfigError, match="lamda_con"):
+        parse_args([str(bad)])
+
+
+def test_training_curves_draw_one_line_per_component(tmp_path):
+    from biohicl.training_curves import curve_series, plot_training_curves
+
+    history = [
+        {"step": 1, "loss": 1.0, "loss_mse": 0.8, "loss_con": 2.0},
+        {"step": 2, "loss": 0.9, "loss_mse": 0.7, "loss_con": 2.0},
+        {"step": 2, "eval_biosses_spearman": 0.7, "eval_runtime": 3.0},
+    ]
+    assert curve_series(history, "loss_con") == ([1, 2], [2.0, 2.0])
+    out = plot_training_curves(history, tmp_path / "c.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    state = tmp_path / "trainer_state.json"
+    state.write_text(json.dumps({"log_history": history}))
+    assert plot_training_curves(tmp_path, tmp_path / "d.png").is_file()
