@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +120,7 @@ class MeshHierarchy:
                     return cls._from_meshtree_rows(path, handle, version, number)
                 first = False
                 if len(cols) < 4 or not _UI_PATTERN.match(cols[0]):
-                    raise DataError(
-                        "expected `UI<TAB>name<TAB>entry terms<TAB>tree numbers`", path, record=number
-                    )
+                    raise DataError("expected `UI<TAB>name<TAB>entry terms<TAB>tree numbers`", path, record=number)
                 ui, label, entries, tns = cols[:4]
                 names[ui] = label
                 trees[ui] = tuple(t for t in tns.split("|") if t)
@@ -238,40 +237,74 @@ class MeshHierarchy:
         return nodes
 
     # ------------------------------------------------------------------ vectors and SimL
-    def _nodes_of(self, label: str, ancestors: bool) -> np.ndarray:
-        key = (label, ancestors)
-        cached = self._node_cache.get(key)
+    def _descriptor_nodes(self, ancestors: bool) -> tuple[dict[str, int], sp.csr_matrix]:
+        """Descriptor UI → row of a binary [descriptors, nodes] matrix (its nodes, with or without ancestors)."""
+        cached = self._node_cache.get(("__matrix__", ancestors))
         if cached is None:
-            nodes = self.ancestors(label) if ancestors else set(self.tree_numbers(label))
-            cached = np.fromiter((self.node_index[n] for n in nodes), dtype=np.int64, count=len(nodes))
-            self._node_cache[key] = cached
+            uis = sorted(self.names)
+            rows = {ui: i for i, ui in enumerate(uis)}
+            indptr = np.zeros(len(uis) + 1, dtype=np.int64)
+            chunks = []
+            for i, ui in enumerate(uis):
+                tns = self.trees.get(ui, ())
+                nodes = {a for tn in tns for a in tree_ancestors(tn)} if ancestors else set(tns)
+                cols = np.fromiter(sorted(self.node_index[n] for n in nodes), dtype=np.int64, count=len(nodes))
+                chunks.append(cols)
+                indptr[i + 1] = indptr[i] + len(cols)
+            indices = np.concatenate(chunks).astype(np.int32)
+            data = np.ones(len(indices), dtype=np.float32)
+            matrix = sp.csr_matrix((data, indices, indptr), shape=(len(uis), len(self.node_index)))
+            cached = (rows, matrix)
+            self._node_cache[("__matrix__", ancestors)] = cached
         return cached
 
-    def label_vectors(
-        self, docs: Sequence[Sequence[str]], ancestors: bool = True, depth_weight: bool = True
-    ) -> sp.csr_matrix:
-        """One sparse row per document: columns are tree nodes, values ``log(depth + 1)`` (1.0 unweighted)."""
+    def _descriptor_rows(self, docs: Sequence[Sequence[str]], rows: dict[str, int]) -> sp.csr_matrix:
+        """Binary [documents, descriptors] matrix; labels may be UIs or any term :meth:`resolve` accepts."""
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        try:
+            indices = np.fromiter(map(rows.__getitem__, chain.from_iterable(docs)), dtype=np.int32)
+        except KeyError:  # names or entry terms: resolve them (an unknown term raises KeyError)
+            indices = np.fromiter((rows[self.resolve(label)] for label in chain.from_iterable(docs)), dtype=np.int32)
         indptr = np.zeros(len(docs) + 1, dtype=np.int64)
-        chunks: list[np.ndarray] = []
-        for i, labels in enumerate(docs):
-            if labels:
-                cols = np.unique(np.concatenate([self._nodes_of(label, ancestors) for label in labels]))
-            else:
-                cols = np.empty(0, dtype=np.int64)
-            chunks.append(cols)
-            indptr[i + 1] = indptr[i] + len(cols)
-        indices = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
-        data = self._log_weights[indices] if depth_weight else np.ones(len(indices))
-        return sp.csr_matrix((data, indices, indptr), shape=(len(docs), len(self.node_index)))
+        np.cumsum(lengths, out=indptr[1:])
+        data = np.ones(len(indices), dtype=np.float32)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(docs), len(rows)))
+
+    def _raw_label_vectors(
+        self, docs: Sequence[Sequence[str]], ancestors: bool, depth_weight: bool, dtype
+    ) -> sp.csr_matrix:
+        rows, descriptor_nodes = self._descriptor_nodes(ancestors)
+        vectors = self._descriptor_rows(docs, rows) @ descriptor_nodes  # node counts, duplicates summed
+        weights = self._log_weights[vectors.indices] if depth_weight else np.ones(vectors.nnz)
+        vectors.data = weights.astype(dtype, copy=False)
+        return vectors
+
+    def label_vectors(
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        dtype: np.dtype | type = np.float64,
+    ) -> sp.csr_matrix:
+        """One sparse row per document: columns are tree nodes, values ``log(depth + 1)`` (1.0 unweighted).
+
+        A node switched on by several labels of a document counts once (the vector is multi-hot).
+        """
+        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype)
+        vectors.sort_indices()
+        return vectors
 
     def normalized_label_vectors(
-        self, docs: Sequence[Sequence[str]], ancestors: bool = True, depth_weight: bool = True
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        dtype: np.dtype | type = np.float64,
     ) -> sp.csr_matrix:
         """:meth:`label_vectors` with every non-empty row scaled to unit L2 norm."""
-        vectors = self.label_vectors(docs, ancestors=ancestors, depth_weight=depth_weight)
-        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        return sp.csr_matrix(sp.diags(scale) @ vectors)
+        vectors = self.label_vectors(docs, ancestors=ancestors, depth_weight=depth_weight, dtype=dtype)
+        vectors.data *= np.repeat(_inverse_row_norms(vectors), np.diff(vectors.indptr)).astype(dtype)
+        return vectors
 
     def label_similarity(
         self, labels_a: Sequence[str], labels_b: Sequence[str], ancestors: bool = True, depth_weight: bool = True
@@ -286,14 +319,132 @@ class MeshHierarchy:
         """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32)."""
         import torch
 
-        vectors = self.normalized_label_vectors(label_lists, ancestors, depth_weight)
-        return torch.from_numpy(gram_matrix(vectors)).float()
+        vectors = self._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32)
+        return torch.from_numpy(gram_matrix(vectors, normalize=True))
 
 
-def gram_matrix(vectors: sp.csr_matrix) -> np.ndarray:
-    """Dense ``vectors @ vectors.T`` for sparse rows, clipped to [0, 1] (cosine of unit rows)."""
-    gram = (vectors @ vectors.T).toarray()
-    return np.clip(gram, 0.0, 1.0, out=gram)
+def _inverse_row_norms(vectors: sp.csr_matrix) -> np.ndarray:
+    rows = np.repeat(np.arange(vectors.shape[0]), np.diff(vectors.indptr))
+    squares = np.square(vectors.data, dtype=np.float64)
+    norms = np.sqrt(np.bincount(rows, weights=squares, minlength=vectors.shape[0]))
+    return np.divide(1.0, norms, out=np.zeros(vectors.shape[0]), where=norms > 0)
+
+
+_ROW_KEYS_SEED = 0x5EED
+DENSE_COLUMN_FRACTION = 0.1
+"""Columns shared by more than this fraction of the rows go through a dense float32 BLAS product."""
+
+
+@dataclass
+class GramFactors:
+    """``vectors @ vectors.T`` split as ``dense @ dense.T + sparse @ sparse.T`` off the diagonal, plus ``diag``.
+
+    Built by :func:`gram_factors`; :meth:`rows` gives any block of rows of the Gram matrix without the others,
+    which is how pairs are mined blockwise over many documents.
+    """
+
+    dense: np.ndarray  # [n, k] float32: popular columns
+    sparse: sp.csr_matrix  # [n, m] float32: the other shared columns
+    diag: np.ndarray  # [n] float64: the exact diagonal
+    normalized: bool
+    _sparse_t: sp.csr_matrix | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.diag)
+
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the Gram matrix as a dense float32 array [stop - start, n]."""
+        import torch
+
+        if out is None:
+            out = np.zeros((stop - start, self.n), dtype=np.float32)
+        else:
+            out.fill(0.0)
+        if self.sparse.nnz:
+            if self._sparse_t is None:
+                self._sparse_t = sp.csr_matrix(self.sparse.T)
+            (self.sparse[start:stop] @ self._sparse_t).toarray(out=out)
+        if self.dense.shape[1]:
+            block = torch.from_numpy(self.dense[start:stop])
+            torch.from_numpy(out).addmm_(block, torch.from_numpy(self.dense).T)
+        index = np.arange(start, stop)
+        out[index - start, index] = self.diag[start:stop]
+        np.clip(out, 0.0, 1.0 if self.normalized else None, out=out)
+        return out
+
+
+def gram_factors(
+    vectors: sp.spmatrix, normalize: bool = False, dense_fraction: float = DENSE_COLUMN_FRACTION
+) -> GramFactors:
+    """Factor ``vectors @ vectors.T`` for non-negative sparse rows (see :class:`GramFactors`).
+
+    Label vectors have few distinct column supports, so: columns with the same support and one value (every
+    label-vector column: ``w_j``) merge into one column of weight ``sqrt(Σ w_j²)``; a column held by one row
+    only adds to the diagonal; columns shared by more than ``dense_fraction`` of the rows go to a dense
+    float32 matrix (BLAS), the rest to a sparse one. With ``normalize=True`` rows are scaled to unit norm.
+    """
+    csc = sp.csc_matrix(vectors, dtype=np.float64)
+    csc.sum_duplicates()
+    n = csc.shape[0]
+    counts = np.diff(csc.indptr)
+    rows, data = csc.indices.astype(np.int64), csc.data
+    squares = data * data
+    diag = np.bincount(rows, weights=squares, minlength=n)
+    scale = np.ones(n)
+    if normalize:
+        np.divide(1.0, np.sqrt(diag), out=scale, where=diag > 0)
+        scale[diag <= 0] = 0.0
+        diag = np.where(diag > 0, 1.0, 0.0)
+    shared = counts >= 2  # a column held by one row only adds to that row's diagonal
+    counts = counts[shared]
+    member = np.repeat(shared, np.diff(csc.indptr))
+    rows, data, squares = rows[member], data[member], squares[member]
+    empty = GramFactors(np.zeros((n, 0), np.float32), sp.csr_matrix((n, 0), dtype=np.float32), diag, normalize)
+    if not len(counts):
+        return empty
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    uniform = np.maximum.reduceat(data, starts) == np.minimum.reduceat(data, starts)
+    # Same support ⇔ same sum of random 64-bit row keys (mixed with the count); non-uniform columns stay alone.
+    keys = np.random.default_rng(_ROW_KEYS_SEED).integers(0, 2**63, n, dtype=np.uint64)
+    hashes = np.add.reduceat(keys[rows], starts) ^ (counts.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    group = np.empty(len(starts), dtype=np.int64)
+    merge = np.flatnonzero(uniform)
+    _, lead, inverse = np.unique(hashes[merge], return_index=True, return_inverse=True)
+    group[merge] = inverse.ravel()
+    alone = np.flatnonzero(~uniform)
+    group[alone] = len(lead) + np.arange(len(alone))
+    lead = np.r_[merge[lead], alone]
+    weight = np.sqrt(np.bincount(group, weights=squares[starts]))  # sqrt(Σ w²) over merged columns
+    picked = np.zeros(len(starts), dtype=bool)
+    picked[lead] = True
+    picked = np.repeat(picked, counts)
+    g_rows = rows[picked]
+    col_of = np.repeat(group, counts)[picked]
+    values = np.where(np.repeat(uniform, counts)[picked], weight[col_of], data[picked]) * scale[g_rows]
+    g_counts = counts[lead]
+    dense = g_counts > max(2.0, dense_fraction * n)
+    position = np.cumsum(dense) - 1
+    is_dense = dense[col_of]
+    popular = np.zeros((n, int(dense.sum())), dtype=np.float32)
+    popular[g_rows[is_dense], position[col_of[is_dense]]] = values[is_dense]
+    rare_cols = np.cumsum(~dense) - 1
+    is_rare = ~is_dense
+    rare = sp.csr_matrix(
+        (values[is_rare].astype(np.float32), (g_rows[is_rare], rare_cols[col_of[is_rare]])),
+        shape=(n, int((~dense).sum())),
+    )
+    return GramFactors(popular, rare, diag, normalize)
+
+
+def gram_matrix(vectors: sp.spmatrix, normalize: bool = False) -> np.ndarray:
+    """Dense ``vectors @ vectors.T`` (float32) for non-negative sparse rows, via :func:`gram_factors`.
+
+    With ``normalize=True`` rows are scaled to unit norm first, so the result is their cosine (SimL), clipped
+    to [0, 1].
+    """
+    factors = gram_factors(vectors, normalize=normalize)
+    return factors.rows(0, factors.n)
 
 
 @functools.lru_cache(maxsize=1)

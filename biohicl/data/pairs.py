@@ -1,0 +1,442 @@
+"""The processed MeSH-pair dataset: documents with their MeSH labels, and each document's top-k partners by SimL.
+
+Two configurations, saved as parquet with a dataset card (``README.md``) the Hub and
+``datasets.load_dataset("parquet", ...)`` both read, plus a ``save_to_disk`` copy for ``load_from_disk``::
+
+    out/
+      README.md                      dataset card (YAML: license, configs → data_files, counts, SimL, MeSH version)
+      dataset_dict.json              load_from_disk entry point
+      documents/documents-00000.parquet   pmid, title, abstract, mesh, tree_numbers, source, split, question, ...
+      documents/data-00000-of-00001.arrow (+ state.json, dataset_info.json)
+      pairs/pairs-00000.parquet      anchor, anchor_pmid, partner, partner_pmid, siml, rank, split
+
+Pairs are mined blockwise (rows of the SimL matrix a block at a time, never the dense n×n), keeping for each
+anchor its ``top_k`` partners with SimL > 0, self excluded. SimL is rounded to 6 decimals; ties are broken by a
+permutation of the documents drawn from ``seed``, so a build is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..mesh import MeshHierarchy, gram_factors
+from .readers import MeshRecord, ReadReport
+
+SIML_DECIMALS = 6
+DOCUMENT_COLUMNS = (
+    "pmid", "title", "abstract", "mesh", "tree_numbers", "source", "split", "question", "long_answer", "year",
+    "journal",
+)  # fmt: skip
+PAIR_COLUMNS = ("anchor", "anchor_pmid", "partner", "partner_pmid", "siml", "rank", "split")
+BLOCK_BYTES = 1 << 28
+
+
+@dataclass
+class MinedPairs:
+    """Top-k partners per anchor, as parallel arrays (anchor-major, rank ascending)."""
+
+    anchor: np.ndarray
+    partner: np.ndarray
+    siml: np.ndarray
+    rank: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.anchor)
+
+
+def mine_top_k(
+    label_lists: Sequence[Sequence[str]],
+    mesh: MeshHierarchy,
+    top_k: int = 10,
+    seed: int = 0,
+    *,
+    block_size: int | None = None,
+    ancestors: bool = True,
+    depth_weight: bool = True,
+    progress: bool = False,
+) -> MinedPairs:
+    """Each document's ``top_k`` partners by SimL (> 0, self excluded), mined a block of rows at a time.
+
+    Memory is O(block_size × n) on top of the sparse label vectors; ``block_size`` defaults to what fits in
+    ~256 MB. Ranking uses SimL rounded to :data:`SIML_DECIMALS` decimals, ties broken by a seeded permutation.
+    """
+    import torch
+
+    if top_k < 1:
+        raise ConfigError(f"top_k must be >= 1, got {top_k}")
+    n = len(label_lists)
+    if n < 2:
+        empty = np.empty(0, dtype=np.int64)
+        return MinedPairs(empty, empty, np.empty(0, dtype=np.float32), empty)
+    k = min(top_k, n - 1)
+    vectors = mesh._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32)
+    factors = gram_factors(vectors, normalize=True)
+    # Higher priority wins a tie; a seeded permutation makes ties deterministic but not biased by position.
+    priority = torch.from_numpy(np.random.default_rng(seed).permutation(n).astype(np.int64))
+    scale = 10**SIML_DECIMALS
+    if block_size is None:
+        block_size = max(1, min(n, BLOCK_BYTES // (16 * n)))
+    buffer = np.empty((min(block_size, n), n), dtype=np.float32)
+    anchors, partners, simls = [], [], []
+    starts = range(0, n, block_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="mining MeSH pairs", unit="block", total=len(starts))
+    for start in starts:
+        stop = min(start + block_size, n)
+        block = torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start]))
+        rows = torch.arange(stop - start)
+        block[rows, rows + start] = -1.0  # never one's own partner
+        quantized = torch.round(block * scale).to(torch.int64)
+        keys = quantized.mul_(n).add_(priority)
+        top = torch.topk(keys, k, dim=1, sorted=True).values
+        level = torch.div(top, n, rounding_mode="floor")
+        partner = top - level * n
+        partner = _partner_of(partner, priority)
+        keep = level > 0
+        anchors.append((rows + start).unsqueeze(1).expand_as(top)[keep].numpy())
+        partners.append(partner[keep].numpy())
+        simls.append((level[keep].to(torch.float64) / scale).numpy())
+    anchor = np.concatenate(anchors)
+    partner = np.concatenate(partners)
+    siml = np.concatenate(simls).astype(np.float32)
+    rank = _ranks(anchor)
+    return MinedPairs(anchor.astype(np.int64), partner.astype(np.int64), siml, rank)
+
+
+def _partner_of(priority_values, priority):
+    """Map priorities back to document indices."""
+    import torch
+
+    inverse = torch.empty_like(priority)
+    inverse[priority] = torch.arange(len(priority))
+    return inverse[priority_values]
+
+
+def _ranks(anchor: np.ndarray) -> np.ndarray:
+    """1-based position of each pair within its anchor's run (pairs are anchor-major, best first)."""
+    if not len(anchor):
+        return np.empty(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(anchor[1:] != anchor[:-1]) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(anchor)]))
+    return np.arange(len(anchor)) - run_start + 1
+
+
+@dataclass
+class PairDatasetSummary:
+    """Counts and averages of a built MeSH-pair dataset (printed by ``biohicl build-dataset``)."""
+
+    documents: int
+    pairs: int
+    top_k: int
+    seed: int
+    mean_labels_per_document: float
+    mean_siml: float
+    test_documents: int
+    excluded_documents: int
+    sources: dict[str, int]
+    mesh_version: str
+    mesh_source: str
+    read: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        lines = []
+        if self.read:
+            lines.append(
+                f"documents read: {self.read.get('read', 0):,}; kept: {self.read.get('kept', 0):,}; "
+                f"skipped: {sum(self.read.get('skipped', {}).values()):,}"
+            )
+            examples = self.read.get("examples", {})
+            for title, key in (("skipped", "skipped"), ("labels dropped", "labels_dropped"),
+                               ("labels ignored", "labels_ignored")):  # fmt: skip
+                for reason, count in sorted(self.read.get(key, {}).items(), key=lambda x: -x[1]):
+                    lines.append(f"  {title} ({reason}): {count:,}")
+                    lines.extend(f"      e.g. {where}" for where in examples.get(reason, ()))
+        sources = ", ".join(f"{name} {count:,}" for name, count in self.sources.items())
+        lines += [
+            f"documents in dataset: {self.documents:,} ({sources}); PubMedQA test documents: "
+            f"{self.test_documents:,}; excluded by pmid: {self.excluded_documents:,}",
+            f"mean MeSH descriptors per document: {self.mean_labels_per_document:.2f}",
+            f"mined pairs: {self.pairs:,} (top-{self.top_k}, seed {self.seed}); mean SimL of mined pairs: "
+            f"{self.mean_siml:.4f}",
+            f"MeSH {self.mesh_version} ({self.mesh_source})",
+        ]
+        return "\n".join(lines)
+
+
+def build_pair_dataset(
+    records: Iterable[MeshRecord],
+    mesh: MeshHierarchy | None = None,
+    *,
+    top_k: int = 10,
+    seed: int = 0,
+    limit: int | None = None,
+    exclude_pmids: Iterable[str] | None = None,
+    exclude_test: bool = False,
+    report: ReadReport | None = None,
+    progress: bool = False,
+):
+    """Build the ``datasets.DatasetDict`` with configurations ``documents`` and ``pairs``.
+
+    ``limit`` keeps the first ``limit`` records (after exclusion; reading stops there); ``exclude_pmids`` and
+    ``exclude_test`` (records whose ``split`` is ``test``) remove documents so that no pair touches them.
+    A pair's ``split`` is ``test`` when either end is a ``test`` document. Returns ``(dataset_dict, summary)``.
+    """
+    from datasets import DatasetDict, Features, List, Value
+
+    started = time.perf_counter()
+    mesh = mesh or MeshHierarchy.load()
+    excluded = {str(p) for p in exclude_pmids} if exclude_pmids is not None else set()
+    docs: list[MeshRecord] = []
+    n_excluded = 0
+    for record in records:
+        if record.pmid in excluded or (exclude_test and record.split == "test"):
+            n_excluded += 1
+            continue
+        docs.append(record)
+        if limit is not None and len(docs) >= limit:
+            break
+    if not docs:
+        raise DataError("no documents to build a dataset from (every record was skipped or excluded)")
+    labels = [list(d.mesh) for d in docs]
+    mined = mine_top_k(labels, mesh, top_k=top_k, seed=seed, progress=progress)
+    pmids = np.array([d.pmid for d in docs], dtype=object)
+    is_test = np.array([d.split == "test" for d in docs])
+    doc_features = Features(
+        {
+            "pmid": Value("string"),
+            "title": Value("string"),
+            "abstract": Value("string"),
+            "mesh": List(Value("string")),
+            "tree_numbers": List(Value("string")),
+            "source": Value("string"),
+            "split": Value("string"),
+            "question": Value("string"),
+            "long_answer": Value("string"),
+            "year": Value("string"),
+            "journal": Value("string"),
+        }
+    )
+    documents = _dataset(
+        {
+            "pmid": [d.pmid for d in docs],
+            "title": [d.title for d in docs],
+            "abstract": [d.abstract for d in docs],
+            "mesh": labels,
+            "tree_numbers": [sorted({t for ui in d.mesh for t in mesh.trees.get(ui, ())}) for d in docs],
+            "source": [d.source for d in docs],
+            "split": [d.split for d in docs],
+            "question": [d.question for d in docs],
+            "long_answer": [d.long_answer for d in docs],
+            "year": [d.year for d in docs],
+            "journal": [d.journal for d in docs],
+        },
+        features=doc_features,
+    )
+    pair_features = Features(
+        {
+            "anchor": Value("int64"),
+            "anchor_pmid": Value("string"),
+            "partner": Value("int64"),
+            "partner_pmid": Value("string"),
+            "siml": Value("float32"),
+            "rank": Value("int32"),
+            "split": Value("string"),
+        }
+    )
+    pairs = _dataset(
+        {
+            "anchor": mined.anchor,
+            "anchor_pmid": pmids[mined.anchor].tolist(),
+            "partner": mined.partner,
+            "partner_pmid": pmids[mined.partner].tolist(),
+            "siml": mined.siml,
+            "rank": mined.rank.astype(np.int32),
+            "split": np.where(is_test[mined.anchor] | is_test[mined.partner], "test", "train").tolist(),
+        },
+        features=pair_features,
+    )
+    sources: dict[str, int] = {}
+    for d in docs:
+        sources[d.source] = sources.get(d.source, 0) + 1
+    summary = PairDatasetSummary(
+        documents=len(docs),
+        pairs=len(mined),
+        top_k=top_k,
+        seed=seed,
+        mean_labels_per_document=float(np.mean([len(x) for x in labels])),
+        mean_siml=float(mined.siml.astype(np.float64).mean()) if len(mined) else 0.0,
+        test_documents=int(is_test.sum()),
+        excluded_documents=n_excluded,
+        sources=sources,
+        mesh_version=mesh.version,
+        mesh_source=Path(mesh.source).name if mesh.source else "",
+        read=report.to_dict() if report is not None else {},
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return DatasetDict({"documents": documents, "pairs": pairs}), summary
+
+
+def _dataset(columns: dict[str, Any], features):
+    """A ``datasets.Dataset`` straight from columns via pyarrow (no per-row Python encoding)."""
+    import pyarrow as pa
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    schema = features.arrow_schema
+    table = pa.table([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
+    return Dataset(InMemoryTable(table))
+
+
+def save_pair_dataset(
+    dataset, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
+) -> Path:
+    """Write parquet per configuration, the dataset card and (``arrow=True``) a ``save_to_disk`` copy.
+
+    Written to a temporary folder beside ``out_dir`` and renamed into place; an existing ``out_dir`` is
+    replaced only when it is empty or a previous build (it holds ``README.md`` and ``documents/``).
+    """
+    import datasets
+
+    from .dataset_card import render_dataset_card
+
+    out_dir = Path(out_dir)
+    previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
+    if out_dir.exists() and any(out_dir.iterdir()) and not previous_build:
+        raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one line per file is enough; our own bars cover the long loops
+    try:
+        if arrow:
+            dataset.save_to_disk(str(tmp))
+        for config in ("documents", "pairs"):
+            (tmp / config).mkdir(parents=True, exist_ok=True)
+            dataset[config].to_parquet(str(tmp / config / f"{config}-00000.parquet"))
+        (tmp / "README.md").write_text(render_dataset_card(dataset, summary), encoding="utf-8")
+        if summary is not None:
+            (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if bars:
+            datasets.enable_progress_bars()
+    return out_dir
+
+
+def load_pair_dataset(path: str | Path):
+    """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs)."""
+    from datasets import DatasetDict, load_dataset
+
+    path = Path(path)
+    if not (path / "documents").is_dir():
+        raise DataError("not a MeSH-pair dataset (no documents/ folder)", path)
+    return DatasetDict(
+        {
+            config: load_dataset(
+                "parquet", data_files=str(path / config / "*.parquet"), split="train", keep_in_memory=True
+            )
+            for config in ("documents", "pairs")
+        }
+    )
+
+
+def build_dataset_from_files(
+    inputs: Sequence[tuple[str, Sequence[str | Path]]],
+    output_dir: str | Path | None,
+    mesh: MeshHierarchy | None = None,
+    *,
+    top_k: int = 10,
+    seed: int = 0,
+    limit: int | None = None,
+    strict: bool = False,
+    exclude_test: bool = False,
+    test_ids: str | Path | None = None,
+    progress: bool = True,
+    arrow: bool = True,
+):
+    """Read ``(source, files)`` groups, build the MeSH-pair dataset and (unless ``output_dir`` is None) save it.
+
+    ``exclude_test`` removes the official PubMedQA test abstracts (``test_ids``, by default
+    ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, plus every record marked ``test``).
+    Returns ``(dataset_dict, summary)``.
+    """
+    from .readers import read_records, unique_records
+
+    mesh = mesh or MeshHierarchy.load()
+    report = ReadReport()
+    excluded: set[str] = set()
+    if exclude_test:
+        excluded = _test_pmids(test_ids)
+
+    def stream():
+        for source, files in inputs:
+            yield from read_records(source, files, mesh, strict=strict, report=report)
+
+    records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
+    if progress:
+        from tqdm.auto import tqdm
+
+        records = tqdm(records, desc="reading abstracts", unit="doc", total=limit)
+    dataset, summary = build_pair_dataset(
+        records, mesh, top_k=top_k, seed=seed, limit=limit, exclude_pmids=excluded, exclude_test=exclude_test,
+        report=report, progress=progress,
+    )  # fmt: skip
+    if output_dir is not None:
+        save_pair_dataset(dataset, output_dir, summary, arrow=arrow)
+    return dataset, summary
+
+
+def _test_pmids(test_ids: str | Path | None) -> set[str]:
+    from ..settings import data_dir
+    from .readers import load_pubmedqa_test_ids
+
+    if test_ids is not None:
+        return load_pubmedqa_test_ids(test_ids)
+    root = data_dir(required=False)
+    candidate = root / "pubmedqa" / "test_ground_truth.json" if root is not None else None
+    return load_pubmedqa_test_ids(candidate) if candidate is not None and candidate.is_file() else set()
+
+
+def default_inputs() -> list[tuple[str, list[Path]]]:
+    """The real corpora the demo uses: PubMedQA (all 1,000 PQA-L abstracts) and BC5CDR (3 PubTator files)."""
+    from ..settings import data_path
+
+    return [
+        ("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")]),
+        (
+            "pubtator",
+            [data_path("bc5cdr", f"CDR_{part}Set.PubTator.txt") for part in ("Training", "Development", "Test")],
+        ),
+    ]
+
+
+def build_default_dataset(
+    output_dir: str | Path | None, *, top_k: int = 10, seed: int = 0, progress: bool = True, **kwargs: Any
+):
+    """Build the MeSH-pair dataset from the real PubMedQA (``split`` marks its 500 test abstracts) and BC5CDR
+    abstracts in ``BIOHICL_DATA_DIR``; returns ``(DatasetDict, PairDatasetSummary)``."""
+    return build_dataset_from_files(default_inputs(), output_dir, top_k=top_k, seed=seed, progress=progress, **kwargs)

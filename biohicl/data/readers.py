@@ -1,0 +1,596 @@
+"""Streaming readers for MeSH-annotated abstracts: BioASQ Task 1a JSON, PubMed/MEDLINE XML, PubMedQA, PubTator.
+
+Every reader is a generator of :class:`MeshRecord` (``pmid``, ``title``, ``abstract``, ``mesh`` as descriptor
+UIs) and never holds a whole corpus in memory (the BioASQ file is over 20 GB).
+
+Bad input policy (the same for every reader; nothing is dropped silently):
+
+* a **malformed record** (broken JSON/XML/PubTator block, missing PMID) or an **empty abstract**: the record is
+  skipped and counted in the :class:`ReadReport`, with file and record number;
+* a MeSH **name or descriptor id that does not resolve** in the loaded MeSH release (typically a descriptor
+  renamed or retired between releases): the label is dropped from the record and counted; a record left
+  without any label is skipped and counted;
+* supplementary concept ids (``C...``, PubTator chemicals) and un-normalised mentions (``-1``) are *not*
+  descriptors and *not* errors: they are ignored and counted as such;
+* with ``strict=True`` the first malformed record, empty abstract or unresolvable label raises
+  :class:`~biohicl.errors.DataError` naming the file and record number instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from ..mesh import MeshHierarchy
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("bioasq", "medline", "pubmedqa", "pubtator")
+EXAMPLES_PER_REASON = 3
+
+# Reasons a record is skipped or a label dropped (the keys of ReadReport's counters).
+MALFORMED = "malformed record"
+EMPTY_ABSTRACT = "empty abstract"
+NO_LABELS = "no MeSH label left"
+DUPLICATE = "duplicate pmid"
+UNRESOLVED_NAME = "MeSH name not in this MeSH release"
+UNKNOWN_ID = "descriptor id not in this MeSH release"
+SCR_ID = "supplementary concept id (not a descriptor)"
+UNNORMALISED = "mention without MeSH id (-1)"
+
+
+@dataclass
+class MeshRecord:
+    """One MeSH-indexed abstract."""
+
+    pmid: str
+    title: str
+    abstract: str
+    mesh: tuple[str, ...]
+    source: str
+    split: str = "train"
+    question: str = ""
+    long_answer: str = ""
+    year: str = ""
+    journal: str = ""
+
+
+@dataclass
+class ReadReport:
+    """What a reader read, kept and skipped (and why), with example locations; printed at the end of a build."""
+
+    read: int = 0
+    kept: int = 0
+    labels_kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    labels_dropped: Counter = field(default_factory=Counter)
+    labels_ignored: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def mean_labels(self) -> float:
+        """Mean number of MeSH descriptors per kept record."""
+        return self.labels_kept / self.kept if self.kept else 0.0
+
+    def note(self, reason: str, path: str | Path, record: int, detail: str = "") -> None:
+        """Remember where a problem occurred (the first few per reason) and log it."""
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            where = f"{path}, record {record}" + (f": {detail}" if detail else "")
+            examples.append(where)
+            logger.warning("%s (%s)", where, reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "skipped": dict(self.skipped),
+            "labels_dropped": dict(self.labels_dropped),
+            "labels_ignored": dict(self.labels_ignored),
+            "mean_labels_per_document": round(self.mean_labels, 3),
+            "examples": {reason: list(where) for reason, where in self.examples.items()},
+            "files": list(self.files),
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"documents read: {self.read:,}; kept: {self.kept:,}; skipped: {sum(self.skipped.values()):,}",
+            f"mean MeSH descriptors per kept document: {self.mean_labels:.2f}",
+        ]
+        for title, counter in (
+            ("skipped", self.skipped),
+            ("labels dropped", self.labels_dropped),
+            ("labels ignored", self.labels_ignored),
+        ):
+            for reason, count in counter.most_common():
+                lines.append(f"  {title}: {reason}: {count:,}")
+                lines.extend(f"      e.g. {where}" for where in self.examples.get(reason, ()))
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+class _Context:
+    """Per-file bookkeeping shared by the readers: counting, strict mode, label resolution."""
+
+    def __init__(self, path: Path, source: str, mesh: MeshHierarchy, strict: bool, report: ReadReport | None):
+        self.path, self.source, self.mesh, self.strict = path, source, mesh, strict
+        self.report = report if report is not None else ReadReport()
+        self.report.files.append(str(path))
+        self.record = 0
+
+    def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
+        record = self.record if record is None else record
+        if self.strict:
+            raise DataError(f"{reason}: {detail}" if detail else reason, self.path, record)
+        self.report.note(reason, self.path, record, detail)
+
+    def skip(self, reason: str, detail: str = "", record: int | None = None) -> None:
+        self.report.read += 1
+        self.report.skipped[reason] += 1
+        self.problem(reason, detail, record)
+
+    def resolve_names(self, names: Iterable[str]) -> list[str]:
+        uis = []
+        for name in names:
+            ui = self.mesh.try_resolve(name) if isinstance(name, str) else None
+            if ui is None:
+                self.report.labels_dropped[UNRESOLVED_NAME] += 1
+                self.problem(UNRESOLVED_NAME, repr(name))
+            else:
+                uis.append(ui)
+        return uis
+
+    def resolve_ids(self, ids: Iterable[str]) -> list[str]:
+        uis = []
+        for raw in ids:
+            ui = raw.strip().removeprefix("MESH:")
+            if ui in self.mesh.names:
+                uis.append(ui)
+            elif ui in {"-1", ""}:
+                self.report.labels_ignored[UNNORMALISED] += 1
+            elif ui.startswith("C"):
+                self.report.labels_ignored[SCR_ID] += 1
+            else:
+                self.report.labels_dropped[UNKNOWN_ID] += 1
+                self.problem(UNKNOWN_ID, repr(raw))
+        return uis
+
+    def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: str) -> MeshRecord | None:
+        """Build the record, or skip it (empty abstract, no label left) and return ``None``."""
+        if not abstract.strip():
+            self.skip(EMPTY_ABSTRACT, f"pmid {pmid}")
+            return None
+        mesh = tuple(dict.fromkeys(uis))
+        if not mesh:
+            self.skip(NO_LABELS, f"pmid {pmid}")
+            return None
+        self.report.read += 1
+        self.report.kept += 1
+        self.report.labels_kept += len(mesh)
+        return MeshRecord(str(pmid), title.strip(), abstract.strip(), mesh, self.source, **extra)
+
+
+def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding)
+    return path.open("r", encoding=encoding)
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("input file not found", path)
+    return path
+
+
+# --------------------------------------------------------------------------- incremental JSON
+class _Malformed:
+    """Stands for an array element that could not be decoded (the reader re-synchronised after it)."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+class JsonStream:
+    """Incremental JSON reader over a text stream: objects and arrays item by item, values with ``raw_decode``.
+
+    Only one array element (or object value) is in memory at a time, so a 20 GB ``{"articles": [...]}`` file
+    streams in constant memory.
+    """
+
+    _WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+    def __init__(self, handle: io.TextIOBase, chunk_size: int = 1 << 20, max_value_chars: int = 1 << 28):
+        self.handle, self.chunk_size, self.max_value_chars = handle, chunk_size, max_value_chars
+        self.buf, self.pos, self.eof = "", 0, False
+        self.decoder = json.JSONDecoder()
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.handle.read(self.chunk_size)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """Next non-whitespace character ('' at end of input), not consumed."""
+        while True:
+            self.pos = self._WHITESPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return ""
+
+    def expect(self, chars: str) -> str:
+        char = self.peek()
+        if not char or char not in chars:
+            found = repr(char) if char else "end of input"
+            raise json.JSONDecodeError(f"expected one of {chars!r}, found {found}", self.buf, self.pos)
+        self.pos += 1
+        return char
+
+    def value(self) -> Any:
+        """Decode the next JSON value, reading more input as needed."""
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if len(self.buf) - self.pos > self.max_value_chars or not self._fill():
+                    raise
+                continue
+            # a number or literal at the very end of the buffer may continue in the next chunk
+            if end == len(self.buf) and self.buf[self.pos] not in '{["' and self._fill():
+                continue
+            self.pos = end
+            return value
+
+    def object_keys(self) -> Iterator[str]:
+        """Keys of the object starting here; the caller consumes each value before asking for the next key."""
+        self.expect("{")
+        if self.peek() == "}":
+            self.pos += 1
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise json.JSONDecodeError("object key must be a string", self.buf, self.pos)
+            self.expect(":")
+            yield key
+            if self.expect(",}") == "}":
+                return
+
+    def array(self) -> Iterator[Any]:
+        """Elements of the array starting here; an undecodable element yields :class:`_Malformed` and the
+        stream resumes at the next line that starts a new object (one element per line, as BioASQ writes)."""
+        self.expect("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            try:
+                yield self.value()
+                closing = self.expect(",]")
+            except json.JSONDecodeError as err:
+                yield _Malformed(err.msg)
+                if not self._resync():
+                    return
+                continue
+            if closing == "]":
+                return
+
+    def _resync(self) -> bool:
+        pattern = re.compile(r"\n[ \t\r]*,?[ \t\r]*(?=\{)")
+        start = self.pos + 1
+        while True:
+            match = pattern.search(self.buf, start)
+            if match:
+                self.pos = match.end()
+                return True
+            start = max(self.pos, len(self.buf) - 64)
+            keep = start - self.pos
+            if not self._fill():
+                return False
+            start = keep
+
+
+# --------------------------------------------------------------------------- BioASQ
+def read_bioasq(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+    encoding: str = "utf-8",
+) -> Iterator[MeshRecord]:
+    """BioASQ Task 1a JSON (``allMeSH_20XX.json``: ``{"articles": [{pmid, title, abstractText, meshMajor,
+    journal, year}, ...]}``), streamed article by article."""
+    path = _check_file(path)
+    ctx = _Context(path, "bioasq", mesh or MeshHierarchy.load(), strict, report)
+    with _open_text(path, encoding) as handle:
+        stream = JsonStream(handle)
+        try:
+            keys = stream.object_keys()
+            for key in keys:
+                if key != "articles":
+                    stream.value()
+                    continue
+                for article in stream.array():
+                    ctx.record += 1
+                    record = _bioasq_record(ctx, article)
+                    if record is not None:
+                        yield record
+        except json.JSONDecodeError as err:
+            ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", ctx.record + 1)
+
+
+def _bioasq_record(ctx: _Context, article: Any) -> MeshRecord | None:
+    if isinstance(article, _Malformed):
+        ctx.skip(MALFORMED, f"JSON: {article.message}")
+        return None
+    if not isinstance(article, dict) or not article.get("pmid"):
+        ctx.skip(MALFORMED, "not an article object with a pmid")
+        return None
+    names = article.get("meshMajor") or []
+    if not isinstance(names, list):
+        ctx.skip(MALFORMED, "meshMajor is not a list")
+        return None
+    uis = ctx.resolve_names(names)
+    return ctx.emit(
+        str(article["pmid"]),
+        str(article.get("title") or ""),
+        str(article.get("abstractText") or ""),
+        uis,
+        year=str(article.get("year") or ""),
+        journal=str(article.get("journal") or ""),
+    )
+
+
+# --------------------------------------------------------------------------- MEDLINE XML
+def read_medline(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[MeshRecord]:
+    """PubMed/MEDLINE XML (``.xml`` or ``.xml.gz``; ``MedlineCitationSet`` or ``PubmedArticleSet``), one
+    record per ``MedlineCitation`` with the UIs of ``MeshHeadingList/MeshHeading/DescriptorName``."""
+    path = _check_file(path)
+    ctx = _Context(path, "medline", mesh or MeshHierarchy.load(), strict, report)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        events = ET.iterparse(handle, events=("start", "end"))
+        root = None
+        try:
+            for event, elem in events:
+                if root is None:
+                    root = elem
+                if event != "end" or elem.tag != "MedlineCitation":
+                    continue
+                ctx.record += 1
+                record = _medline_record(ctx, elem)
+                root.clear()  # keep memory flat
+                if record is not None:
+                    yield record
+        except ET.ParseError as err:
+            ctx.skip(MALFORMED, f"XML: {err} (rest of file unreadable)", ctx.record + 1)
+
+
+def _medline_record(ctx: _Context, citation: ET.Element) -> MeshRecord | None:
+    pmid = (citation.findtext("PMID") or "").strip()
+    if not pmid:
+        ctx.skip(MALFORMED, "MedlineCitation without PMID")
+        return None
+    article = citation.find("Article")
+    title = (
+        "".join(article.find("ArticleTitle").itertext())
+        if article is not None and (article.find("ArticleTitle") is not None)
+        else ""
+    )
+    parts = citation.iterfind("Article/Abstract/AbstractText")
+    abstract = " ".join(" ".join("".join(p.itertext()).split()) for p in parts)
+    uis: list[str] = []
+    for name in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName"):
+        ui = name.get("UI")
+        uis.extend(ctx.resolve_ids([ui]) if ui else ctx.resolve_names(["".join(name.itertext())]))
+    year = citation.findtext("Article/Journal/JournalIssue/PubDate/Year") or ""
+    journal = citation.findtext("Article/Journal/Title") or ""
+    return ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal)
+
+
+# --------------------------------------------------------------------------- PubMedQA
+def read_pubmedqa(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+    test_ids: str | Path | Iterable[str] | None = "auto",
+) -> Iterator[MeshRecord]:
+    """PubMedQA ``ori_pqal.json`` (``{pmid: {QUESTION, CONTEXTS, MESHES, LONG_ANSWER, YEAR, ...}}``).
+
+    The abstract is the joined ``CONTEXTS`` (PubMedQA's context; its conclusion is ``LONG_ANSWER``, kept
+    apart). ``split`` is ``"test"`` for the official test PMIDs (``test_ground_truth.json``, found beside the
+    file when ``test_ids="auto"``) and ``"train"`` otherwise.
+    """
+    path = _check_file(path)
+    ctx = _Context(path, "pubmedqa", mesh or MeshHierarchy.load(), strict, report)
+    tests = _pubmedqa_test_ids(path, test_ids)
+    with _open_text(path) as handle:
+        stream = JsonStream(handle)
+        try:
+            for pmid in stream.object_keys():
+                ctx.record += 1
+                item = stream.value()
+                if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
+                    ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
+                    continue
+                uis = ctx.resolve_names(item.get("MESHES") or [])
+                record = ctx.emit(
+                    pmid,
+                    "",
+                    " ".join(str(c).strip() for c in item["CONTEXTS"]),
+                    uis,
+                    split="test" if pmid in tests else "train",
+                    question=str(item.get("QUESTION") or ""),
+                    long_answer=str(item.get("LONG_ANSWER") or ""),
+                    year=str(item.get("YEAR") or ""),
+                )
+                if record is not None:
+                    yield record
+        except json.JSONDecodeError as err:
+            ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", ctx.record + 1)
+
+
+def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) -> set[str]:
+    if test_ids is None:
+        return set()
+    if isinstance(test_ids, str) and test_ids == "auto":
+        candidate = path.parent / "test_ground_truth.json"
+        return load_pubmedqa_test_ids(candidate) if candidate.is_file() else set()
+    if isinstance(test_ids, (str, Path)):
+        return load_pubmedqa_test_ids(test_ids)
+    return {str(t) for t in test_ids}
+
+
+def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
+    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
+    path = _check_file(path)
+    try:
+        with _open_text(path) as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a {pmid: label} object", path)
+    return {str(k) for k in data}
+
+
+# --------------------------------------------------------------------------- PubTator
+def read_pubtator(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[MeshRecord]:
+    """PubTator files (BC5CDR): ``pmid|t|title``, ``pmid|a|abstract``, then mention lines
+    ``pmid<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids`` whose descriptor ids (``D…``, ``|``-separated) become
+    the labels, in order of first mention; relation lines (``pmid<TAB>CID<TAB>…``) are ignored."""
+    path = _check_file(path)
+    ctx = _Context(path, "pubtator", mesh or MeshHierarchy.load(), strict, report)
+    with _open_text(path, "utf-8-sig") as handle:
+        block: list[str] = []
+        for line in handle:
+            line = line.rstrip("\n\r")
+            if line.strip():
+                block.append(line)
+                continue
+            if block:
+                ctx.record += 1
+                record = _pubtator_record(ctx, block)
+                block = []
+                if record is not None:
+                    yield record
+        if block:
+            ctx.record += 1
+            record = _pubtator_record(ctx, block)
+            if record is not None:
+                yield record
+
+
+def _pubtator_record(ctx: _Context, block: list[str]) -> MeshRecord | None:
+    pmid, title, abstract, ids = "", None, None, []
+    for line in block:
+        if "|" in line.split("\t", 1)[0]:
+            head, _, text = line.partition("|")
+            kind, _, text = text.partition("|")
+            pmid = pmid or head
+            if head != pmid or kind not in {"t", "a"}:
+                ctx.skip(MALFORMED, f"unexpected line {line[:60]!r}")
+                return None
+            if kind == "t":
+                title = text
+            else:
+                abstract = text
+            continue
+        cols = line.split("\t")
+        if cols[0] != pmid:
+            ctx.skip(MALFORMED, f"line for pmid {cols[0]!r} inside pmid {pmid!r}")
+            return None
+        if len(cols) >= 6 and cols[1].isdigit():
+            ids.extend(cols[5].split("|"))
+        elif len(cols) >= 4 and not cols[1].isdigit():
+            continue  # relation line, e.g. CID
+        else:
+            ctx.skip(MALFORMED, f"mention line with {len(cols)} columns")
+            return None
+    if not pmid or title is None or abstract is None:
+        ctx.skip(MALFORMED, f"pmid {pmid or '?'}: missing title or abstract line")
+        return None
+    return ctx.emit(pmid, title, abstract, ctx.resolve_ids(ids))
+
+
+# --------------------------------------------------------------------------- dispatch
+READERS: dict[str, Callable[..., Iterator[MeshRecord]]] = {
+    "bioasq": read_bioasq,
+    "medline": read_medline,
+    "pubmedqa": read_pubmedqa,
+    "pubtator": read_pubtator,
+}
+
+
+def read_records(
+    source: str,
+    paths: str | Path | Sequence[str | Path],
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[MeshRecord]:
+    """Records of one ``source`` (one of :data:`SOURCES`) from one or more files."""
+    if source not in READERS:
+        raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    mesh = mesh or MeshHierarchy.load()
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        yield from READERS[source](path, mesh, strict=strict, report=report)
+
+
+def unique_records(
+    records: Iterable[MeshRecord], report: ReadReport | None = None, strict: bool = False
+) -> Iterator[MeshRecord]:
+    """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
+    except that a ``test`` split marking is never lost."""
+    seen: dict[str, MeshRecord] = {}
+    for record in records:
+        first = seen.get(record.pmid)
+        if first is None:
+            seen[record.pmid] = record
+            yield record
+            continue
+        if record.split == "test":
+            first.split = "test"
+        if report is not None:
+            report.kept -= 1
+            report.labels_kept -= len(record.mesh)
+            report.skipped[DUPLICATE] += 1
+            report.note(DUPLICATE, record.source, 0, f"pmid {record.pmid} (also in {first.source})")
+        if strict:
+            raise DataError(f"duplicate pmid {record.pmid} (also in {first.source})")
