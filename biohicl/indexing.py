@@ -15,7 +15,8 @@ an index is the same whatever the number of processes. Each shard is written ato
 rename; the docs sidecar first, the ``.safetensors`` last), so after a kill every shard on disk is complete: a rerun
 with the same arguments skips them (checking that the corpus still has the same ids there) and encodes the rest.
 
-**Distributed** (``accelerate launch --num_processes N -m biohicl.cli index ...``): the split is *shard-strided* —
+**Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli index ...``, or ``torchrun
+--nproc_per_node N -m biohicl.cli index ...``; see :func:`distributed_state`): the split is *shard-strided* —
 rank ``r`` of ``N`` encodes shards ``r, r + N, r + 2N, ...`` (every rank streams the corpus, but only tokenizes and
 encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and rank 0 merges those into
 ``manifest.json`` after a barrier. The corpus is never held in memory as text: at most one shard of documents is.
@@ -285,12 +286,24 @@ def _check_settings(directory: Path, settings: dict, resume: bool) -> None:
         _atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
-def _partial_state(state: Any | None) -> Any:
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
+def distributed_state(state: Any | None = None) -> Any:
+    """``accelerate.PartialState()``; on a machine without an accelerator, launched processes (``WORLD_SIZE`` > 1,
+    e.g. ``torchrun --nproc_per_node 2``) join a CPU (gloo) process group instead of each running alone."""
     if state is not None:
         return state
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not _has_accelerator())
+    return PartialState(cpu=cpu)
 
 
 def build_index(
@@ -322,7 +335,7 @@ def build_index(
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be positive, got {batch_size}")
     storage = parse_dtype(dtype)
-    state = _partial_state(state)
+    state = distributed_state(state)
     rank, world = int(state.process_index), int(state.num_processes)
     device = torch.device(state.device) if world > 1 else model.device
     if device != model.device and device.type != "cpu":

@@ -1,7 +1,8 @@
 """``biohicl index``: encode a corpus into a sharded, resumable embedding index.
 
-Run it under ``accelerate launch --num_processes N -m biohicl.cli index ...`` to split the corpus across
-processes/GPUs (shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume.
+Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli index ...`` (or
+``torchrun --nproc_per_node N -m biohicl.cli index ...``) to split the corpus across processes/GPUs
+(shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ class IndexCommandArguments:
 
 
 def main(argv: list[str]) -> int:
-    from accelerate import PartialState
     from transformers import HfArgumentParser
 
-    from ..indexing import build_index
+    from ..indexing import build_index, distributed_state
     from .encode import load_inference_model
 
     parser = HfArgumentParser((IndexCommandArguments, IndexingArguments), prog="biohicl index")
     parser.add_argument("corpus", help="BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet")
     args, options, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    state = PartialState()
+    state = distributed_state()
     model = load_inference_model(args.model, device=args.device or state.device)
     manifest = build_index(
         model,

@@ -1,0 +1,177 @@
+"""Distributed indexing: the shard-strided split across ranks and rank 0's manifest merge.
+
+One test runs two ranks as threads with a barrier-backed stand-in for ``accelerate.PartialState`` (fast, checks
+the split/merge logic and a mid-run resume); one runs the real thing, two processes under ``torchrun``
+(gloo; what ``accelerate launch --multi_gpu`` runs underneath), and compares the index with a single-process build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from biohicl.errors import DataError
+from biohicl.indexing import IndexManifest, build_index, merge_rank_manifests
+from biohicl.modeling import BioHiCLModel
+from biohicl.search import load_index
+
+DOCS = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
+
+
+class ThreadState:
+    """What build_index uses of ``accelerate.PartialState``, for ranks run as threads."""
+
+    def __init__(self, rank: int, world: int, barrier: threading.Barrier):
+        self.process_index, self.num_processes = rank, world
+        self.is_main_process = rank == 0
+        self.device = torch.device("cpu")
+        self._barrier = barrier
+
+    def wait_for_everyone(self) -> None:
+        self._barrier.wait(timeout=120)
+
+
+def run_ranks(models, output: Path, world: int, **kwargs) -> list:
+    barrier = threading.Barrier(world)
+    results: list = [None] * world
+    errors: list = []
+
+    def work(rank: int) -> None:
+        try:
+            state = ThreadState(rank, world, barrier)
+            results[rank] = build_index(models[rank], DOCS, output, state=state, show_progress_bar=False, **kwargs)
+        except BaseException as err:  # surfaced in the main thread
+            errors.append(err)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(rank,)) for rank in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture(scope="module")
+def models(tiny_bert_dir):
+    # one model per rank: a fast tokenizer must not be shared between threads
+    return [BioHiCLModel.from_base(str(tiny_bert_dir)) for _ in range(3)]
+
+
+def test_shard_strided_split_and_merge(models, tmp_path):
+    single = build_index(models[0], DOCS, tmp_path / "single", shard_size=4, show_progress_bar=False)
+    results = run_ranks(models, tmp_path / "three", world=3, shard_size=4)
+    manifest = results[0]
+    assert all(r == manifest for r in results)  # every rank returns the merged manifest
+    assert manifest.world_size == 3 and manifest.count == 23
+    assert [(s.number, s.rank, s.start, s.count) for s in manifest.shards] == [
+        (0, 0, 0, 4),
+        (1, 1, 4, 4),
+        (2, 2, 8, 4),
+        (3, 0, 12, 4),
+        (4, 1, 16, 4),
+        (5, 2, 20, 3),
+    ]
+    assert [s.ids_sha256 for s in manifest.shards] == [s.ids_sha256 for s in single.shards]
+    assert not list((tmp_path / "three").glob("rank-*.json"))  # merged, then removed
+    torch.testing.assert_close(
+        load_index(tmp_path / "three").embeddings(), load_index(tmp_path / "single").embeddings(), atol=1e-6, rtol=0
+    )
+
+
+def test_resume_with_another_world_size(models, tmp_path):
+    """Shards are numbered globally, so a 2-process run resumes what a 1-process run started (and vice versa)."""
+
+    def killed_at_10():
+        for i, doc in enumerate(DOCS):
+            if i == 10:
+                raise RuntimeError("killed")
+            yield doc
+
+    with pytest.raises(RuntimeError, match="killed"):
+        build_index(models[0], killed_at_10(), tmp_path / "idx", 4, show_progress_bar=False)
+    first = sorted(p.name for p in (tmp_path / "idx").glob("shard-*.safetensors"))
+    assert first == ["shard-00000.safetensors", "shard-00001.safetensors"]
+    manifest = run_ranks(models, tmp_path / "idx", world=2, shard_size=4)[0]
+    assert [s.rank for s in manifest.shards] == [0, 1, 0, 1, 0, 1] and manifest.count == 23
+
+
+def test_merge_detects_missing_rank_and_shards(tmp_path):
+    settings = {"model": "m", "model_revision": None, "dtype": "float32", "dim": 4, "shard_size": 2}
+    settings |= {"normalized": True, "pooling": "mean", "max_length": 8, "query_prompt": "", "document_prompt": ""}
+    settings |= {"base_model": "m", "base_revision": None}
+    shard = {"file": "f", "docs": "d", "start": 0, "count": 2, "ids_sha256": "x"}
+    rank0 = {"total_shards": 3, "has_titles": False, "has_mesh": False, "shards": [{**shard, "number": 0, "rank": 0}]}
+    (tmp_path / "rank-00000.json").write_text(json.dumps(rank0))
+    with pytest.raises(DataError, match="rank 1 did not finish"):
+        merge_rank_manifests(tmp_path, 2, settings)
+    rank1 = {**rank0, "shards": [{**shard, "number": 1, "rank": 1}]}
+    (tmp_path / "rank-00001.json").write_text(json.dumps(rank1))
+    with pytest.raises(DataError, match=r"shards missing after the merge: \[2\]"):
+        merge_rank_manifests(tmp_path, 2, settings)
+    (tmp_path / "rank-00001.json").write_text(json.dumps({**rank1, "total_shards": 2}))
+    with pytest.raises(DataError, match="ranks saw different corpora"):
+        merge_rank_manifests(tmp_path, 2, settings)
+    rank0["total_shards"] = 2
+    (tmp_path / "rank-00000.json").write_text(json.dumps(rank0))
+    merged = merge_rank_manifests(tmp_path, 2, settings)
+    assert [(s.number, s.start) for s in merged.shards] == [(0, 0), (1, 2)] and merged.count == 4
+
+
+LAUNCHED = textwrap.dedent(
+    """
+    import json, sys
+    from biohicl.indexing import build_index, distributed_state
+    from biohicl.modeling import BioHiCLModel
+
+    model_dir, out = sys.argv[1], sys.argv[2]
+    docs = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
+    state = distributed_state()  # accelerate.PartialState (gloo on a machine without GPUs)
+    manifest = build_index(BioHiCLModel.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
+    print(json.dumps({"rank": state.process_index, "world": state.num_processes, "count": manifest.count}))
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_launched_cpu_processes(models, tiny_bert_dir, tmp_path):
+    script = tmp_path / "launched.py"
+    script.write_text(LAUNCHED)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    # torchrun is what `accelerate launch --multi_gpu` runs underneath; on CPU it gives two gloo processes
+    # (`accelerate launch --cpu --num_processes 2` needs MPI for more than one CPU process).
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1"]
+    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    proc = subprocess.run(
+        [*command, str(script), str(tiny_bert_dir), str(tmp_path / "idx")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")), key=str)
+    assert reports == [{"rank": 0, "world": 2, "count": 23}, {"rank": 1, "world": 2, "count": 23}]
+    manifest = IndexManifest.load(tmp_path / "idx")
+    assert manifest.world_size == 2 and [s.rank for s in manifest.shards] == [0, 1, 0, 1, 0, 1]
+    single = build_index(models[0], DOCS, tmp_path / "single", shard_size=4, show_progress_bar=False)
+    assert [s.ids_sha256 for s in manifest.shards] == [s.ids_sha256 for s in single.shards]
+    torch.testing.assert_close(
+        load_index(tmp_path / "idx").embeddings(), load_index(tmp_path / "single").embeddings(), atol=1e-6, rtol=0
+    )

@@ -1,0 +1,191 @@
+"""Exact chunked top-k, hits with titles/MeSH, the SimL explanation, the FAISS backend and the three commands."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from biohicl.cli import main as cli
+from biohicl.errors import ConfigError, DataError
+from biohicl.indexing import build_index
+from biohicl.modeling import BioHiCLModel
+from biohicl.search import Hit, Index, explain_hits, load_index, search, search_embeddings
+
+DOCS = [
+    {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
+    {"_id": "p2", "title": "heart disease", "text": "heart cells in the disease", "mesh": ["D006331", "D003924"]},
+    {"_id": "p3", "title": "brain cancer", "text": "cancer of the brain", "mesh": ["D001932"]},
+    {"_id": "p4", "title": "obesity", "text": "obesity and diabetes in patients", "mesh": ["D009765", "D003924"]},
+    {"_id": "p5", "title": "no labels", "text": "the cancer cells", "mesh": []},
+    {"_id": "p6", "title": "brain and heart", "text": "brain cells of the heart", "mesh": ["D006331"]},
+    {"_id": "p7", "title": "diabetes", "text": "diabetes in the heart and brain", "mesh": ["D003920"]},
+]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return BioHiCLModel.from_base(str(tiny_bert_dir))
+
+
+@pytest.fixture(scope="module")
+def index_dir(model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("index")
+    build_index(model, DOCS, directory, shard_size=3, batch_size=2, show_progress_bar=False)
+    return directory
+
+
+def test_hand_computed_cosine_order():
+    index = Index.from_embeddings(torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 0.0]]), ids="abcd")
+    scores, rows = search_embeddings(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), index, top_k=3, chunk_size=1)
+    assert rows.tolist() == [[0, 2, 1], [1, 2, 0]]
+    torch.testing.assert_close(scores, torch.tensor([[1.0, math.sqrt(0.5), 0.0], [1.0, math.sqrt(0.5), 0.0]]))
+    assert search_embeddings(torch.tensor([1.0, 0.0]), index, top_k=10)[1].tolist() == [[0, 2, 1, 3]]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
+def test_chunked_top_k_equals_brute_force(chunk_size):
+    generator = torch.Generator().manual_seed(0)
+    corpus = torch.randn(500, 16, generator=generator)
+    queries = torch.randn(9, 16, generator=generator)
+    index = Index.from_embeddings(corpus)
+    scores, rows = search_embeddings(queries, index, top_k=10, chunk_size=chunk_size)
+    full = torch.nn.functional.normalize(queries, dim=-1) @ torch.nn.functional.normalize(corpus, dim=-1).T
+    expected_scores, expected_rows = full.topk(10, dim=1)
+    assert torch.equal(rows, expected_rows)
+    torch.testing.assert_close(scores, expected_scores)
+
+
+def test_search_over_disk_index_returns_ids_titles_mesh(model, index_dir):
+    index = load_index(index_dir)
+    assert len(index) == 7 and index.dim == 32 and len(index.manifest.shards) == 3
+    texts = [f"{d['title']} {d['text']}" for d in DOCS]
+    results = search(model, [texts[3], texts[5]], index, top_k=4, chunk_size=2)
+    assert [r[0].id for r in results] == ["p4", "p6"]
+    assert results[0][0].score == pytest.approx(1.0, abs=1e-5)
+    assert results[0][0].title == "obesity" and results[0][0].mesh == ("D009765", "D003924")
+    # scores equal the cosines of the stored rows
+    emb = model.encode(texts, convert_to="torch")
+    q = model.encode([texts[3]], kind="query", convert_to="torch")
+    expected = (q @ emb.T)[0].topk(4)
+    assert [h.position for h in results[0]] == expected.indices.tolist()
+    np.testing.assert_allclose([h.score for h in results[0]], expected.values.numpy(), atol=1e-5)
+    assert [h.rank for h in results[0]] == [1, 2, 3, 4]
+    single = search(model, texts[0], index_dir, top_k=1)
+    assert len(single) == 1 and single[0][0].id == "p1"
+
+
+def test_dimension_mismatch_and_missing_files(model, index_dir, tmp_path):
+    with pytest.raises(ConfigError, match="dimension 5, the index has 32"):
+        search_embeddings(torch.ones(1, 5), load_index(index_dir))
+    with pytest.raises(DataError, match=r"no manifest\.json"):
+        load_index(tmp_path)
+
+
+def test_explain_hits_shared_terms(mesh):
+    hits = [
+        Hit("a", 0.9, 1, 0, "A", ("D003924", "D006973")),  # Diabetes Mellitus, Type 2 + Hypertension
+        Hit("b", 0.8, 2, 1, "B", ("D003924",)),
+        Hit("c", 0.7, 3, 2, "C", ("Obesity",)),  # names resolve too
+        Hit("d", 0.6, 4, 3, "D", ()),
+    ]
+    explanation = explain_hits(hits, mesh)
+    assert [(t.name, t.ranks) for t in explanation.shared_terms] == [("Diabetes Mellitus, Type 2", [1, 2])]
+    assert explanation.format() == "shared MeSH terms: Diabetes Mellitus, Type 2 (2/4)"
+    assert explanation.hits[1].shared == ["Diabetes Mellitus, Type 2"]
+    assert explanation.hits[3].siml is None
+    # mean SimL of hit b to the other annotated hits (a, c)
+    expected = (
+        mesh.label_similarity(["D003924"], ["D003924", "D006973"]) + mesh.label_similarity(["D003924"], ["D009765"])
+    ) / 2
+    assert explanation.hits[1].siml == pytest.approx(expected, abs=1e-6)
+
+
+def test_explain_hits_against_query_document(mesh):
+    hits = [Hit("a", 0.9, 1, 0, "A", ("D003924",)), Hit("b", 0.8, 2, 1, "B", ("D003920", "D009765"))]
+    explanation = explain_hits(hits, mesh, query_mesh=["Diabetes Mellitus"])
+    first, second = explanation.hits
+    assert first.shared == [] and first.common_ancestors[0] == "Diabetes Mellitus"
+    assert first.siml == pytest.approx(0.778, abs=1e-3)  # SimL(D003920, D003924), mesh.py's doctest
+    assert second.shared == ["Diabetes Mellitus"]
+    assert [(t.ui, t.ranks) for t in explanation.shared_terms] == [("D003920", [2])]
+
+
+def test_faiss_flat_matches_exact(tmp_path):
+    pytest.importorskip("faiss")
+    from biohicl.search_faiss import FaissSearcher
+
+    generator = torch.Generator().manual_seed(1)
+    corpus = torch.nn.functional.normalize(torch.randn(3000, 24, generator=generator), dim=-1)
+    queries = torch.randn(20, 24, generator=generator)
+    index = Index.from_embeddings(corpus)
+    exact_scores, exact_rows = search_embeddings(queries, index, top_k=10, chunk_size=1000)
+    searcher = FaissSearcher.build(index, chunk_size=700)
+    scores, rows = searcher.search_embeddings(queries, top_k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows.tolist(), exact_rows.tolist(), strict=True)])
+    assert recall == 1.0
+    torch.testing.assert_close(scores, exact_scores, atol=1e-5, rtol=0)
+    searcher.save(tmp_path / "flat.faiss")
+    reloaded = FaissSearcher.load(tmp_path / "flat.faiss", index)
+    assert torch.equal(reloaded.search_embeddings(queries, top_k=10)[1], rows)
+
+
+def test_faiss_search_returns_same_hits(model, index_dir):
+    pytest.importorskip("faiss")
+    from biohicl.search_faiss import search as faiss_search
+
+    queries = ["diabetes in the heart", "brain cancer cells"]
+    exact = search(model, queries, index_dir, top_k=5)
+    approx = faiss_search(model, queries, index_dir, top_k=5)
+    assert [[h.id for h in r] for r in approx] == [[h.id for h in r] for r in exact]
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def test_encode_command_matches_encode(model, tiny_bert_dir, tmp_path, capsys):
+    texts = ["heart disease", "the brain", "cancer cells of the heart"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    out = tmp_path / "emb.safetensors"
+    argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(tmp_path / "in.txt"), "--output", str(out)]
+    assert cli([*argv, "--kind", "query", "--device", "cpu"]) == 0
+    with safe_open(str(out), framework="pt") as handle:
+        emb = handle.get_tensor("embeddings")
+        assert handle.metadata()["kind"] == "query" and handle.metadata()["count"] == "3"
+    torch.testing.assert_close(emb, model.encode(texts, kind="query", convert_to="torch"), atol=1e-6, rtol=0)
+    (tmp_path / "in.jsonl").write_text('{"id": "x", "title": "T", "text": "heart"}\n"the brain"\n')
+    out16 = tmp_path / "emb16.safetensors"
+    argv16 = ["encode", "--model", str(tiny_bert_dir), "--input", str(tmp_path / "in.jsonl"), "--output", str(out16)]
+    assert cli([*argv16, "--dtype", "bfloat16", "--device", "cpu"]) == 0
+    with safe_open(str(out16), framework="pt") as handle:
+        emb16 = handle.get_tensor("embeddings")
+        assert json.loads(handle.metadata()["ids"]) == ["x", ""]
+    assert emb16.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        emb16.float(), model.encode(["T heart", "the brain"], convert_to="torch"), atol=1e-2, rtol=0
+    )
+    assert cli(["encode", "--model", str(tiny_bert_dir), "--input", str(tmp_path / "none.txt"), "--output", "x"]) == 2
+    assert "input file not found" in capsys.readouterr().err
+
+
+def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    out = tmp_path / "idx"
+    argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4"]
+    assert cli([*argv, "--device", "cpu", "--quiet"]) == 0
+    assert "indexed 7 documents (32-d float32, 2 shards, 1 process(es))" in capsys.readouterr().out
+    query = f"{DOCS[3]['title']} {DOCS[3]['text']}"
+    assert cli(["search", str(out), query, "--top_k", "3", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0] == f"query: {query}"
+    assert lines[1].startswith("  1. 1.0000  p4") and lines[1].endswith("obesity")
+    assert "shared MeSH terms:" in printed
+    assert cli(["search", str(out), query, "--top_k", "2", "--json", "--device", "cpu"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["rank"] for r in records] == [1, 2] and records[0]["id"] == "p4"
+    assert cli(["search", str(tmp_path / "missing"), "q"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
