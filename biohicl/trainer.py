@@ -239,15 +239,14 @@ def positive_pair_share(
 def harness_metrics(model: nn.Module, tasks: Sequence[str], max_queries: int | None = None) -> dict[str, float]:
     """The one seam to the evaluation harness: ``biohicl.evaluation.runner.evaluate_model`` → flat metrics.
 
-    Nested results (``{task: {metric: value}}``) become ``task_metric``; non-numeric values are dropped.
+    The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) becomes ``{"biosses_spearman": 0.8, ...}``;
+    a record without a summary is flattened (``{task: {metric: v}}`` → ``task_metric``), non-numbers dropped.
     """
     from .evaluation.runner import evaluate_model  # imported lazily: training works without the harness
 
-    kwargs: dict[str, Any] = {"tasks": list(tasks)}
-    if max_queries is not None:
-        kwargs["max_queries"] = max_queries
-    results = evaluate_model(model, **kwargs)
-    return _flatten_numeric(results if isinstance(results, Mapping) else getattr(results, "metrics", {}))
+    record = evaluate_model(model, tasks=list(tasks), limit_queries=max_queries, show_progress_bar=False)
+    values = record.get("summary") or record if isinstance(record, Mapping) else {}
+    return {key.replace("/", "_"): value for key, value in _flatten_numeric(values).items()}
 
 
 def _flatten_numeric(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
