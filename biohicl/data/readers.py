@@ -11,7 +11,9 @@ Bad input policy (the same for every reader; nothing is dropped silently):
   renamed or retired between releases): the label is dropped from the record and counted; a record left
   without any label is skipped and counted;
 * supplementary concept ids (``C...``, PubTator chemicals) and un-normalised mentions (``-1``) are *not*
-  descriptors and *not* errors: they are ignored and counted as such;
+  descriptors and *not* errors: they are ignored and counted as such; a record with no descriptor at all
+  (a citation NLM has not indexed yet, a PubTator abstract with SCR ids only) is skipped and counted, never
+  an error;
 * with ``strict=True`` the first malformed record, empty abstract or unresolvable label raises
   :class:`~biohicl.errors.DataError` naming the file and record number instead.
 """
@@ -42,6 +44,7 @@ EXAMPLES_PER_REASON = 3
 MALFORMED = "malformed record"
 EMPTY_ABSTRACT = "empty abstract"
 NO_LABELS = "no MeSH label left"
+NOT_INDEXED = "no MeSH descriptor in the record"
 DUPLICATE = "duplicate pmid"
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
@@ -129,6 +132,12 @@ class _Context:
         self.report = report if report is not None else ReadReport()
         self.report.files.append(str(path))
         self.record = 0
+        self.dropped = 0  # labels of the current record that did not resolve
+
+    def start(self) -> None:
+        """Begin the next record."""
+        self.record += 1
+        self.dropped = 0
 
     def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
         record = self.record if record is None else record
@@ -136,23 +145,30 @@ class _Context:
             raise DataError(f"{reason}: {detail}" if detail else reason, self.path, record)
         self.report.note(reason, self.path, record, detail)
 
-    def skip(self, reason: str, detail: str = "", record: int | None = None) -> None:
+    def skip(self, reason: str, detail: str = "", record: int | None = None, error: bool = True) -> None:
+        """Count a skipped record; ``error=False`` for expected cases (a record nobody indexed with MeSH)."""
         self.report.read += 1
         self.report.skipped[reason] += 1
-        self.problem(reason, detail, record)
+        if error:
+            self.problem(reason, detail, record)
+        else:
+            self.report.note(reason, self.path, self.record if record is None else record, detail)
 
     def resolve_names(self, names: Iterable[str]) -> list[str]:
+        """Descriptor UIs of MeSH names; unresolvable names are dropped, counted in ``self.dropped``."""
         uis = []
         for name in names:
             ui = self.mesh.try_resolve(name) if isinstance(name, str) else None
             if ui is None:
                 self.report.labels_dropped[UNRESOLVED_NAME] += 1
+                self.dropped += 1
                 self.problem(UNRESOLVED_NAME, repr(name))
             else:
                 uis.append(ui)
         return uis
 
     def resolve_ids(self, ids: Iterable[str]) -> list[str]:
+        """Descriptor UIs from ids; SCR ids and ``-1`` are ignored, unknown ids dropped (``self.dropped``)."""
         uis = []
         for raw in ids:
             ui = raw.strip().removeprefix("MESH:")
@@ -164,17 +180,18 @@ class _Context:
                 self.report.labels_ignored[SCR_ID] += 1
             else:
                 self.report.labels_dropped[UNKNOWN_ID] += 1
+                self.dropped += 1
                 self.problem(UNKNOWN_ID, repr(raw))
         return uis
 
     def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: str) -> MeshRecord | None:
-        """Build the record, or skip it (empty abstract, no label left) and return ``None``."""
+        """Build the record, or skip it (empty abstract, no label) and return ``None``."""
         if not abstract.strip():
             self.skip(EMPTY_ABSTRACT, f"pmid {pmid}")
             return None
         mesh = tuple(dict.fromkeys(uis))
         if not mesh:
-            self.skip(NO_LABELS, f"pmid {pmid}")
+            self.skip(NO_LABELS if self.dropped else NOT_INDEXED, f"pmid {pmid}", error=False)
             return None
         self.report.read += 1
         self.report.kept += 1
@@ -215,6 +232,7 @@ class JsonStream:
     def __init__(self, handle: io.TextIOBase, chunk_size: int = 1 << 20, max_value_chars: int = 1 << 28):
         self.handle, self.chunk_size, self.max_value_chars = handle, chunk_size, max_value_chars
         self.buf, self.pos, self.eof = "", 0, False
+        self.truncated = False  # an array element was undecodable and no later element could be found
         self.decoder = json.JSONDecoder()
 
     def _fill(self) -> bool:
@@ -245,18 +263,19 @@ class JsonStream:
         self.pos += 1
         return char
 
+    _SCALAR_END = re.compile(r"[,\]}\s]")
+
     def value(self) -> Any:
         """Decode the next JSON value, reading more input as needed."""
-        self.peek()
+        if self.peek() not in '{["':  # a number or literal: make sure its end is in the buffer
+            while not self._SCALAR_END.search(self.buf, self.pos) and self._fill():
+                pass
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError:
                 if len(self.buf) - self.pos > self.max_value_chars or not self._fill():
                     raise
-                continue
-            # a number or literal at the very end of the buffer may continue in the next chunk
-            if end == len(self.buf) and self.buf[self.pos] not in '{["' and self._fill():
                 continue
             self.pos = end
             return value
@@ -290,6 +309,7 @@ class JsonStream:
             except json.JSONDecodeError as err:
                 yield _Malformed(err.msg)
                 if not self._resync():
+                    self.truncated = True
                     return
                 continue
             if closing == "]":
@@ -332,10 +352,12 @@ def read_bioasq(
                     stream.value()
                     continue
                 for article in stream.array():
-                    ctx.record += 1
+                    ctx.start()
                     record = _bioasq_record(ctx, article)
                     if record is not None:
                         yield record
+                if stream.truncated:
+                    return
         except json.JSONDecodeError as err:
             ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", ctx.record + 1)
 
@@ -384,7 +406,7 @@ def read_medline(
                     root = elem
                 if event != "end" or elem.tag != "MedlineCitation":
                     continue
-                ctx.record += 1
+                ctx.start()
                 record = _medline_record(ctx, elem)
                 root.clear()  # keep memory flat
                 if record is not None:
@@ -437,7 +459,7 @@ def read_pubmedqa(
         stream = JsonStream(handle)
         try:
             for pmid in stream.object_keys():
-                ctx.record += 1
+                ctx.start()
                 item = stream.value()
                 if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
                     ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
@@ -504,13 +526,13 @@ def read_pubtator(
                 block.append(line)
                 continue
             if block:
-                ctx.record += 1
+                ctx.start()
                 record = _pubtator_record(ctx, block)
                 block = []
                 if record is not None:
                     yield record
         if block:
-            ctx.record += 1
+            ctx.start()
             record = _pubtator_record(ctx, block)
             if record is not None:
                 yield record

@@ -1,0 +1,271 @@
+"""MeSH hierarchy: hand-checked SimL, ablation switches, lookups, NLM file formats, fast Gram matrix."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from biohicl.errors import DataError
+from biohicl.mesh import MeshHierarchy, gram_factors, gram_matrix
+
+DM, T2, HEART = "D003920", "D003924", "D006321"  # Diabetes Mellitus, Diabetes Mellitus Type 2, Heart
+DM_NODES = {"C18", "C18.452", "C18.452.394", "C18.452.394.750", "C19", "C19.246"}
+T2_NODES = DM_NODES | {"C18.452.394.750.149", "C19.246.300"}
+L2, L3, L4, L5, L6 = (math.log(d + 1) for d in range(1, 6))  # node weight log(depth + 1), depth 1..5
+
+
+def reference_siml(mesh, a, b, ancestors=True, depth_weight=True) -> float:
+    """Plain-Python SimL from node sets (the definition, independent of the sparse code)."""
+    na, nb = mesh.label_nodes(a, ancestors), mesh.label_nodes(b, ancestors)
+
+    def w(node):
+        return math.log(node.count(".") + 2) if depth_weight else 1.0
+
+    if not na or not nb:
+        return 0.0
+    dot = sum(w(n) ** 2 for n in na & nb)
+    return dot / math.sqrt(sum(w(n) ** 2 for n in na) * sum(w(n) ** 2 for n in nb))
+
+
+# --------------------------------------------------------------------------- hand-checked SimL
+def test_node_sets_and_weights_as_written(mesh):
+    assert mesh.ancestors(DM) == DM_NODES
+    assert mesh.ancestors(T2) == T2_NODES
+    row = mesh.label_vectors([[DM]])
+    weights = {node: row[0, mesh.node_index[node]] for node in DM_NODES}
+    assert row.nnz == 6
+    assert weights == pytest.approx(
+        {"C18": L2, "C19": L2, "C18.452": L3, "C19.246": L3, "C18.452.394": L4, "C18.452.394.750": L5}
+    )
+
+
+def test_siml_diabetes_vs_type2_by_hand(mesh):
+    # shared nodes: C18, C19 (depth 1), C18.452, C19.246 (2), C18.452.394 (3), C18.452.394.750 (4)
+    dot = 2 * L2**2 + 2 * L3**2 + L4**2 + L5**2
+    # Type 2 adds C18.452.394.750.149 (depth 5) and C19.246.300 (depth 3)
+    expected = dot / math.sqrt(dot * (dot + L6**2 + L4**2))
+    assert expected == pytest.approx(0.77833, abs=1e-5)
+    assert mesh.label_similarity([DM], [T2]) == pytest.approx(expected, abs=1e-9)
+
+
+def test_ablation_switches_by_hand(mesh):
+    # depth_weight=False: 6 shared nodes of 6 and 8 → 6 / sqrt(6 * 8)
+    assert mesh.label_similarity([DM], [T2], depth_weight=False) == pytest.approx(6 / math.sqrt(48))
+    # ancestors=False: own tree numbers only — {C18.452.394.750, C19.246} vs {…750.149, C19.246.300}: disjoint
+    assert mesh.label_similarity([DM], [T2], ancestors=False) == 0.0
+    # ancestors=False with a shared own node: {DM, T2} vs {DM}
+    own = L5**2 + L3**2  # C18.452.394.750 (depth 4), C19.246 (depth 2)
+    expected = own / math.sqrt((own + L6**2 + L4**2) * own)
+    assert mesh.label_similarity([DM, T2], [DM], ancestors=False) == pytest.approx(expected)
+    assert mesh.label_similarity([DM, T2], [DM], ancestors=False, depth_weight=False) == pytest.approx(
+        2 / math.sqrt(4 * 2)
+    )
+
+
+def test_identity_symmetry_disjoint_empty(mesh):
+    assert mesh.label_similarity([DM, HEART], [HEART, DM]) == pytest.approx(1.0)
+    assert mesh.label_similarity([DM], [HEART]) == 0.0  # C18/C19 vs A07: no shared node
+    assert mesh.label_similarity([], [DM]) == 0.0
+    assert mesh.label_similarity([DM], []) == 0.0
+    assert mesh.label_similarity([], []) == 0.0
+    pairs = [([DM, HEART], [T2]), (["D009203"], [T2, "D006801"]), ([HEART], ["D006331", DM])]
+    for a, b in pairs:
+        assert mesh.label_similarity(a, b) == pytest.approx(mesh.label_similarity(b, a), abs=1e-12)
+        assert mesh.label_similarity(a, b) == pytest.approx(reference_siml(mesh, a, b), abs=1e-12)
+
+
+def test_labels_by_name_and_duplicates(mesh):
+    assert mesh.label_similarity(["diabetes mellitus"], ["NIDDM"]) == pytest.approx(mesh.label_similarity([DM], [T2]))
+    # a node switched on twice still counts once (multi-hot)
+    assert mesh.label_similarity([DM, DM, T2], [T2]) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- lookups
+def test_resolve_ui_name_entry_term_case_insensitive(mesh):
+    assert mesh.resolve(DM) == DM
+    assert mesh.resolve("Diabetes Mellitus, Type 2") == T2
+    assert mesh.resolve("  diabetes MELLITUS, type 2 ") == T2
+    assert mesh.resolve("niddm") == T2  # entry term
+    assert mesh.resolve("Hearts") == HEART
+    assert mesh.name(T2) == "Diabetes Mellitus, Type 2"
+    assert mesh.try_resolve("no such heading") is None
+    assert "Heart" in mesh and "no such heading" not in mesh
+
+
+def test_resolve_unknown_names_close_matches(mesh):
+    with pytest.raises(KeyError, match=r"'Diabetes Melitus'.*close matches: Diabetes Mellitus"):
+        mesh.resolve("Diabetes Melitus")
+    with pytest.raises(KeyError, match="D999999"):
+        mesh.resolve("D999999")
+    with pytest.raises(KeyError):
+        mesh.label_vectors([[DM], ["Diabetes Melitus"]])
+
+
+def test_depth_tree_numbers_ancestors(mesh):
+    assert mesh.depth("C18") == 1
+    assert mesh.depth("C18.452.394.750") == 4
+    assert mesh.depth("B01.050.150.900.649.313.988.400.112.400.400") == 11
+    assert mesh.tree_numbers(DM) == ("C18.452.394.750", "C19.246")
+    assert mesh.tree_numbers("D005260") == ()  # Female: outside the tree
+    assert mesh.ancestors("D005260") == set()
+    assert mesh.label_similarity(["D005260"], ["D005260"]) == 0.0  # no node → empty vector
+    assert mesh.version == "2024"
+    assert len(mesh) == 30_764
+
+
+# --------------------------------------------------------------------------- matrices
+def _real_label_sets(data_dir, n=60):
+    import json
+
+    with open(data_dir / "pubmedqa" / "ori_pqal.json", encoding="utf-8") as handle:
+        items = list(json.load(handle).values())[:n]
+    mesh = MeshHierarchy.load()
+    return [[u for u in (mesh.try_resolve(x) for x in item["MESHES"]) if u] for item in items]
+
+
+@pytest.mark.parametrize(("ancestors", "depth_weight"), [(True, True), (False, True), (True, False), (False, False)])
+def test_similarity_matrix_equals_pairwise(mesh, data_dir, ancestors, depth_weight):
+    docs = [*_real_label_sets(data_dir, 40), [], [DM], [T2], [DM], [HEART], ["D005260"]]
+    matrix = mesh.similarity_matrix(docs, ancestors=ancestors, depth_weight=depth_weight)
+    assert tuple(matrix.shape) == (len(docs), len(docs))
+    assert str(matrix.dtype) == "torch.float32"
+    expected = np.array(
+        [[reference_siml(mesh, a, b, ancestors, depth_weight) for b in docs] for a in docs], dtype=np.float64
+    )
+    np.testing.assert_allclose(matrix.numpy(), expected, atol=2e-6)
+    assert matrix[len(docs) - 6, 0] == 0.0  # empty label set
+    for i, j in [(3, 7), (10, 41), (41, 43)]:
+        assert float(matrix[i, j]) == pytest.approx(
+            mesh.label_similarity(docs[i], docs[j], ancestors, depth_weight), abs=2e-6
+        )
+
+
+def test_normalized_label_vectors_unit_rows(mesh):
+    vectors = mesh.normalized_label_vectors([[DM], [], [T2, HEART]])
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, [1.0, 0.0, 1.0])
+    assert vectors.has_sorted_indices
+
+
+def test_gram_matrix_general_sparse_input():
+    rng = np.random.default_rng(0)
+    dense = (rng.random((50, 30)) < 0.3) * rng.random((50, 30))
+    dense[:, 5] = dense[:, 4] = (rng.random(50) < 0.9) * 0.5  # identical support, one value: merged
+    dense[:, 6] = (dense[:, 4] > 0) * rng.random(50)  # same support, different values: never merged
+    dense[:, 7] = 0.0
+    dense[3, 7] = 2.0  # a column in one row only: diagonal only
+    vectors = sp.csr_matrix(dense)
+    np.testing.assert_allclose(gram_matrix(vectors), dense @ dense.T, rtol=1e-5, atol=1e-5)
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    unit = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
+    np.testing.assert_allclose(gram_matrix(vectors, normalize=True), np.clip(unit @ unit.T, 0, 1), atol=2e-6)
+
+
+def test_gram_factors_row_blocks_match_full(mesh, data_dir):
+    docs = _real_label_sets(data_dir, 60)
+    vectors = mesh.label_vectors(docs)
+    factors = gram_factors(vectors, normalize=True, dense_fraction=0.2)
+    assert factors.dense.shape[1] > 0 and factors.sparse.nnz > 0  # both paths used
+    full = factors.rows(0, len(docs))
+    blocks = np.vstack([factors.rows(i, min(i + 7, 60)) for i in range(0, 60, 7)])
+    np.testing.assert_allclose(blocks, full, atol=1e-6)  # BLAS kernels differ by shape in the last bit
+    np.testing.assert_allclose(full, mesh.similarity_matrix(docs).numpy(), atol=2e-6)
+
+
+# --------------------------------------------------------------------------- NLM formats
+DESC_XML = """<?xml version="1.0"?>
+<DescriptorRecordSet LanguageCode="eng">
+  <DescriptorRecord DescriptorClass="1">
+    <DescriptorUI>D003920</DescriptorUI>
+    <DescriptorName><String>Diabetes Mellitus</String></DescriptorName>
+    <TreeNumberList><TreeNumber>C18.452.394.750</TreeNumber><TreeNumber>C19.246</TreeNumber></TreeNumberList>
+    <ConceptList><Concept PreferredConceptYN="Y"><TermList>
+      <Term><String>Diabetes Mellitus</String></Term>
+    </TermList></Concept></ConceptList>
+  </DescriptorRecord>
+  <DescriptorRecord DescriptorClass="1">
+    <DescriptorUI>D003924</DescriptorUI>
+    <DescriptorName><String>Diabetes Mellitus, Type 2</String></DescriptorName>
+    <TreeNumberList>
+      <TreeNumber>C18.452.394.750.149</TreeNumber><TreeNumber>C19.246.300</TreeNumber>
+    </TreeNumberList>
+    <ConceptList><Concept PreferredConceptYN="Y"><TermList>
+      <Term><String>Diabetes Mellitus, Type 2</String></Term><Term><String>NIDDM</String></Term>
+    </TermList></Concept></ConceptList>
+  </DescriptorRecord>
+</DescriptorRecordSet>
+"""
+
+
+def _check_tiny(mesh: MeshHierarchy, synonyms: bool = True) -> None:
+    assert set(mesh.names) >= {DM, T2}
+    assert mesh.tree_numbers(T2) == ("C18.452.394.750.149", "C19.246.300")
+    assert mesh.ancestors(T2) == T2_NODES
+    if synonyms:
+        assert mesh.resolve("niddm") == T2
+    assert mesh.label_similarity([DM], [T2]) == pytest.approx(0.77833, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["desc2025.xml", "desc2025.xml.gz"])
+def test_load_descriptor_xml(tmp_path, name):
+    path = tmp_path / name
+    data = DESC_XML.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    mesh = MeshHierarchy.load(path)
+    assert mesh.version == "2025" and len(mesh) == 2
+    _check_tiny(mesh)
+
+
+def test_load_descriptor_xml_malformed(tmp_path):
+    path = tmp_path / "desc2025.xml"
+    path.write_text(DESC_XML[: DESC_XML.index("<DescriptorRecord DescriptorClass", 100)] + "<Descr")
+    with pytest.raises(DataError, match=r"desc2025\.xml, record 2: malformed descriptor XML"):
+        MeshHierarchy.load(path)
+
+
+def test_load_mtrees_bin(tmp_path):
+    path = tmp_path / "mtrees2025.bin"
+    path.write_text(
+        "Diabetes Mellitus;C18.452.394.750\nDiabetes Mellitus;C19.246\n"
+        "Diabetes Mellitus, Type 2;C18.452.394.750.149\nDiabetes Mellitus, Type 2;C19.246.300\n"
+    )
+    mesh = MeshHierarchy.load(path)
+    assert mesh.version == "2025" and len(mesh) == 2
+    _check_tiny(mesh, synonyms=False)
+    path.write_text("Diabetes Mellitus;C18.452.394.750\nno separator here\n")
+    with pytest.raises(DataError, match=r"record 2: expected `name;tree number`"):
+        MeshHierarchy.load(path)
+
+
+def test_load_meshtree_txt(tmp_path):
+    path = tmp_path / "2025MeshTree.txt"
+    path.write_text(
+        "\ufeffTree Number\tDesc Ui\tTerm\n"
+        "C18.452.394.750\tD003920\tDiabetes Mellitus\nC19.246\tD003920\tDiabetes Mellitus\n"
+        "C18.452.394.750.149\tD003924\tDiabetes Mellitus, Type 2\nC19.246.300\tD003924\tDiabetes Mellitus, Type 2\n",
+        encoding="utf-8",
+    )
+    mesh = MeshHierarchy.load(path)
+    assert mesh.version == "2025" and len(mesh) == 2
+    _check_tiny(mesh, synonyms=False)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(DataError, match="MeSH file not found"):
+        MeshHierarchy.load(tmp_path / "desc2030.xml")
+
+
+def test_load_real_2017_meshtree(data_dir):
+    path: Path = data_dir / "mesh" / "2017MeshTree.txt"
+    mesh = MeshHierarchy.load(path)
+    assert mesh.version == "2017"
+    assert len(mesh) == 28_470  # PROVENANCE.md: 28,470 unique descriptor UIs
+    assert sum(len(t) for t in mesh.trees.values()) == 57_840  # and 57,840 tree-number rows
+    assert mesh.tree_numbers(DM) == ("C18.452.394.750", "C19.246")
+    assert mesh.label_similarity([DM], [T2]) == pytest.approx(0.77833, abs=1e-5)
+    assert mesh.resolve("diabetes mellitus, type 2") == T2

@@ -1,0 +1,298 @@
+"""Streaming readers: BioASQ JSON, MEDLINE XML, PubMedQA, PubTator — records, bad-input policy, strict mode."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from biohicl.data.readers import (
+    DUPLICATE,
+    EMPTY_ABSTRACT,
+    MALFORMED,
+    NO_LABELS,
+    NOT_INDEXED,
+    SCR_ID,
+    UNKNOWN_ID,
+    UNNORMALISED,
+    UNRESOLVED_NAME,
+    JsonStream,
+    MeshRecord,
+    ReadReport,
+    read_bioasq,
+    read_medline,
+    read_pubmedqa,
+    read_pubtator,
+    read_records,
+    unique_records,
+)
+from biohicl.errors import DataError
+
+DM, T2, HEART = "D003920", "D003924", "D006321"
+
+
+# --------------------------------------------------------------------------- incremental JSON
+def test_json_stream_small_chunks_array_and_object():
+    text = ' { "a" : 12345 , "articles" : [ {"x": "é\\u00e9 ]}"}, [1, 2], 3.25e2, true, null, "s" ] , "z": {} } '
+    stream = JsonStream(io.StringIO(text), chunk_size=3)
+    seen = {}
+    for key in stream.object_keys():
+        seen[key] = list(stream.array()) if key == "articles" else stream.value()
+    assert seen == {"a": 12345, "articles": [{"x": "éé ]}"}, [1, 2], 325.0, True, None, "s"], "z": {}}
+
+
+def test_json_stream_resyncs_after_malformed_element():
+    text = '{"articles": [\n{"pmid": "1"},\n{"pmid": "2", oops},\n{"pmid": "3"}\n]}'
+    stream = JsonStream(io.StringIO(text), chunk_size=4)
+    items = next(list(stream.array()) for key in stream.object_keys())
+    assert items[0] == {"pmid": "1"} and items[2] == {"pmid": "3"} and len(items) == 3
+    assert type(items[1]).__name__ == "_Malformed"
+
+
+def test_json_stream_is_incremental(tmp_path):
+    path = tmp_path / "big.json"
+    articles = [{"pmid": str(i), "abstractText": "x" * 500} for i in range(3000)]
+    path.write_text(json.dumps({"articles": articles}))
+    with path.open() as handle:
+        stream = JsonStream(handle, chunk_size=1 << 14)
+        next(stream.object_keys())
+        first = next(stream.array())
+        assert first["pmid"] == "0"
+        assert handle.tell() < path.stat().st_size / 20  # read a small part of the file only
+
+
+# --------------------------------------------------------------------------- BioASQ
+def _bioasq_file(tmp_path, body: str, name="allMeSH_2022.json"):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+BIOASQ = """{"articles":[
+{"journal":"J1","meshMajor":["Diabetes Mellitus","Heart"],"year":2010,"abstractText":"A first abstract.","pmid":"101","title":"T1"},
+{"journal":"J2","meshMajor":["Diabetes Mellitus, Type 2","Not A Heading Anywhere"],"year":2011,"abstractText":"Second.","pmid":"102","title":"T2"},
+{"journal":"J3","meshMajor":["Heart"],"year":2012,"abstractText":"   ","pmid":"103","title":"T3"},
+{"journal":"J4","meshMajor":["Heart"],"year":2012,"abstractText":"Broken" "pmid":"104","title":"T4"},
+{"journal":"J5","meshMajor":["Nothing Known Here"],"year":2013,"abstractText":"Fifth.","pmid":"105","title":"T5"},
+{"journal":"J6","meshMajor":["niddm"],"year":2014,"abstractText":"Sixth.","pmid":"106","title":"T6"}
+]}
+"""  # noqa: E501
+
+
+def test_bioasq_records_and_report(tmp_path, mesh):
+    path = _bioasq_file(tmp_path, BIOASQ)
+    report = ReadReport()
+    records = list(read_bioasq(path, mesh, report=report))
+    assert [r.pmid for r in records] == ["101", "102", "106"]
+    assert records[0] == MeshRecord("101", "T1", "A first abstract.", (DM, HEART), "bioasq", year="2010", journal="J1")
+    assert records[1].mesh == (T2,)  # the unresolvable name is dropped, the record kept
+    assert records[2].mesh == (T2,)  # entry term
+    assert report.read == 6 and report.kept == 3
+    assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 1, NO_LABELS: 1}
+    assert report.labels_dropped == {UNRESOLVED_NAME: 2}
+    assert report.examples[MALFORMED] == [f"{path}, record 4: JSON: Expecting ',' delimiter"]
+    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 3: pmid 103"]
+    assert f"{path}, record 2: 'Not A Heading Anywhere'" in report.examples[UNRESOLVED_NAME]
+    assert report.mean_labels == pytest.approx(4 / 3)
+    text = report.summary()
+    assert "documents read: 6; kept: 3; skipped: 3" in text and "malformed record: 1" in text
+
+
+def test_bioasq_strict_raises_on_first_problem(tmp_path, mesh):
+    path = _bioasq_file(tmp_path, BIOASQ)
+    with pytest.raises(DataError, match=r"record 2: MeSH name not in this MeSH release: 'Not A Heading Anywhere'"):
+        list(read_bioasq(path, mesh, strict=True))
+
+
+def test_bioasq_strict_malformed_and_empty(tmp_path, mesh):
+    path = _bioasq_file(tmp_path, '{"articles":[{"pmid":"1","abstractText":"","meshMajor":["Heart"]}]}')
+    with pytest.raises(DataError, match=r"record 1: empty abstract"):
+        list(read_bioasq(path, mesh, strict=True))
+    path = _bioasq_file(tmp_path, '{"articles":[{"pmid":"1","abstractText":"a","meshMajor":["Heart"]}, 7]}')
+    with pytest.raises(DataError, match=r"record 2: malformed record: not an article object"):
+        list(read_bioasq(path, mesh, strict=True))
+
+
+def test_bioasq_truncated_file_is_counted(tmp_path, mesh):
+    path = _bioasq_file(tmp_path, BIOASQ[: BIOASQ.index('{"journal":"J3"')] + '{"journal":"J3","mesh')
+    report = ReadReport()
+    records = list(read_bioasq(path, mesh, report=report))
+    assert [r.pmid for r in records] == ["101", "102"]
+    assert report.skipped[MALFORMED] == 1 and report.read == 3
+
+
+def test_missing_input_file(tmp_path, mesh):
+    with pytest.raises(DataError, match="input file not found"):
+        list(read_bioasq(tmp_path / "nope.json", mesh))
+    with pytest.raises(DataError, match="unknown source 'foo'"):
+        list(read_records("foo", [tmp_path / "x"], mesh))
+
+
+# --------------------------------------------------------------------------- MEDLINE
+MEDLINE = """<?xml version="1.0"?>
+<PubmedArticleSet>
+<PubmedArticle><MedlineCitation Status="MEDLINE"><PMID Version="1">201</PMID>
+<Article><Journal><JournalIssue><PubDate><Year>2009</Year></PubDate></JournalIssue><Title>Journal A</Title></Journal>
+<ArticleTitle>Heart and <i>diabetes</i>.</ArticleTitle>
+<Abstract><AbstractText Label="BACKGROUND">First part.</AbstractText><AbstractText>Second
+ part.</AbstractText></Abstract></Article>
+<MeshHeadingList>
+<MeshHeading><DescriptorName UI="D003920" MajorTopicYN="Y">Diabetes Mellitus</DescriptorName></MeshHeading>
+<MeshHeading><DescriptorName UI="D006321" MajorTopicYN="N">Heart</DescriptorName></MeshHeading>
+<MeshHeading><DescriptorName UI="D999998" MajorTopicYN="N">Retired Heading</DescriptorName></MeshHeading>
+</MeshHeadingList></MedlineCitation></PubmedArticle>
+<PubmedArticle><MedlineCitation><PMID>202</PMID><Article><ArticleTitle>No abstract</ArticleTitle></Article>
+<MeshHeadingList><MeshHeading><DescriptorName UI="D006321">Heart</DescriptorName></MeshHeading></MeshHeadingList>
+</MedlineCitation></PubmedArticle>
+<PubmedArticle><MedlineCitation><PMID>203</PMID><Article><ArticleTitle>Not indexed</ArticleTitle>
+<Abstract><AbstractText>Text.</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>
+</PubmedArticleSet>
+"""
+
+
+@pytest.mark.parametrize("name", ["pubmed.xml", "pubmed.xml.gz"])
+def test_medline_records(tmp_path, mesh, name):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(MEDLINE.encode()) if name.endswith(".gz") else MEDLINE.encode())
+    report = ReadReport()
+    records = list(read_medline(path, mesh, report=report))
+    assert records == [
+        MeshRecord(
+            "201",
+            "Heart and diabetes.",
+            "First part. Second part.",
+            (DM, HEART),
+            "medline",
+            year="2009",
+            journal="Journal A",
+        )
+    ]
+    assert report.skipped == {EMPTY_ABSTRACT: 1, NOT_INDEXED: 1}
+    assert report.labels_dropped == {UNKNOWN_ID: 1}
+    assert report.examples[UNKNOWN_ID] == [f"{path}, record 1: 'D999998'"]
+    with pytest.raises(DataError, match=r"record 1: descriptor id not in this MeSH release: 'D999998'"):
+        list(read_medline(path, mesh, strict=True))
+
+
+def test_medline_truncated_xml(tmp_path, mesh):
+    path = tmp_path / "cut.xml"
+    path.write_text(MEDLINE[: MEDLINE.index("<PMID>202")].replace('UI="D999998"', 'UI="D006321"'))
+    report = ReadReport()
+    assert [r.pmid for r in read_medline(path, mesh, report=report)] == ["201"]
+    assert report.skipped[MALFORMED] == 1
+    with pytest.raises(DataError, match=r"cut\.xml, record 2: malformed record: XML"):
+        list(read_medline(path, mesh, strict=True))
+
+
+def test_medline_real_sample(data_dir, mesh):
+    report = ReadReport()
+    records = list(read_medline(data_dir / "medline_sample" / "medline16n0902.xml.gz", mesh, report=report))
+    assert report.read == 604  # PROVENANCE.md: 604 MedlineCitation records
+    assert len(records) == report.kept == 94  # … 94 with both an Abstract and a MeshHeadingList
+    assert records[0].pmid == "17942999" and records[0].year == "2007"
+    assert records[0].title.startswith("Neuroplasticity in the processing of pitch dimensions")
+    assert "D006801" in records[0].mesh  # Humans
+    assert all(r.abstract and r.mesh for r in records)
+
+
+# --------------------------------------------------------------------------- PubMedQA
+def test_pubmedqa_real(data_dir, mesh):
+    report = ReadReport()
+    records = list(read_pubmedqa(data_dir / "pubmedqa" / "ori_pqal.json", mesh, report=report))
+    assert len(records) == 1000 and report.kept == 1000
+    assert sum(r.split == "test" for r in records) == 500  # test_ground_truth.json found beside the file
+    first = records[0]
+    assert first.pmid == "21645374" and first.split == "test"
+    assert first.question.startswith("Do mitochondria play a role in remodelling lace plant leaves")
+    assert first.long_answer.startswith("Results depicted mitochondrial dynamics")
+    assert first.abstract.startswith("Programmed cell death (PCD) is the regulated death of cells")
+    assert first.mesh == ("D034901", "D017209", "D002454", "D008928", "D018515")  # Alismataceae … Plant Leaves
+    assert report.labels_dropped[UNRESOLVED_NAME] == 52  # names renamed before MeSH 2024
+    assert report.mean_labels == pytest.approx(14.40, abs=0.01)
+
+
+def test_pubmedqa_tiny_with_test_ids(tmp_path, mesh):
+    path = tmp_path / "ori_pqal.json"
+    items = {
+        "1": {"QUESTION": "Q1?", "CONTEXTS": ["A.", "B."], "MESHES": ["Heart"], "LONG_ANSWER": "L1", "YEAR": "2001"},
+        "2": {"QUESTION": "Q2?", "CONTEXTS": [], "MESHES": ["Heart"], "LONG_ANSWER": "L2"},
+        "3": {"QUESTION": "Q3?", "CONTEXTS": "not a list", "MESHES": ["Heart"]},
+        "4": {"QUESTION": "Q4?", "CONTEXTS": ["C."], "MESHES": ["Diabetes Mellitus", "Renamed Thing"]},
+    }
+    path.write_text(json.dumps(items))
+    report = ReadReport()
+    records = list(read_pubmedqa(path, mesh, report=report, test_ids=["4"]))
+    assert [(r.pmid, r.split, r.mesh) for r in records] == [("1", "train", (HEART,)), ("4", "test", (DM,))]
+    assert records[0].abstract == "A. B." and records[0].question == "Q1?" and records[0].long_answer == "L1"
+    assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 1}
+    assert report.examples[MALFORMED] == [f"{path}, record 3: pmid 3: not an item with a CONTEXTS list"]
+    no_tests = list(read_pubmedqa(path, mesh))  # no test_ground_truth.json beside it
+    assert {r.split for r in no_tests} == {"train"}
+
+
+# --------------------------------------------------------------------------- PubTator
+PUBTATOR = """111|t|Clonidine and heart disease.
+111|a|We studied clonidine and diabetes in rats.
+111\t0\t9\tClonidine\tChemical\tD003000
+111\t14\t27\theart disease\tDisease\tD006331|D003920
+111\t40\t48\tdiabetes\tDisease\tD003920
+111\t50\t55\tfoo\tChemical\t-1
+111\t56\t60\tbar\tChemical\tC012345
+111\tCID\tD003000\tD006331
+
+222|t|Only SCR ids.
+222|a|Something.
+222\t0\t4\tbaz\tChemical\tC000001
+
+333|t|Broken
+333|a|Abstract.
+333\tnot-a-number\n
+444|t|Old id.
+444|a|Abstract four.
+444\t0\t4\tthing\tDisease\tD999997
+444\t5\t9\theart\tDisease\tMESH:D006321
+"""
+
+
+def test_pubtator_records(tmp_path, mesh):
+    path = tmp_path / "tiny.PubTator.txt"
+    path.write_text(PUBTATOR)
+    report = ReadReport()
+    records = list(read_pubtator(path, mesh, report=report))
+    assert [(r.pmid, r.mesh) for r in records] == [("111", ("D003000", "D006331", DM)), ("444", (HEART,))]
+    assert records[0].title == "Clonidine and heart disease."
+    assert records[0].abstract == "We studied clonidine and diabetes in rats."
+    assert report.labels_ignored == {SCR_ID: 2, UNNORMALISED: 1}
+    assert report.labels_dropped == {UNKNOWN_ID: 1}
+    assert report.skipped == {NOT_INDEXED: 1, MALFORMED: 1}  # 222 has SCR ids only
+    assert report.examples[MALFORMED] == [f"{path}, record 3: mention line with 2 columns"]
+    with pytest.raises(DataError, match=r"record 3: malformed record"):
+        list(read_pubtator(path, mesh, strict=True))
+
+
+def test_pubtator_real_bc5cdr(data_dir, mesh):
+    files = sorted((data_dir / "bc5cdr").glob("CDR_*.PubTator.txt"))
+    report = ReadReport()
+    records = list(read_records("pubtator", files, mesh, report=report))
+    assert len(records) == 1500 and len({r.pmid for r in records}) == 1500  # PROVENANCE.md
+    assert report.skipped == {} and report.labels_dropped == {}
+    first = next(r for r in records if r.pmid == "227508")
+    assert first.title == "Naloxone reverses the antihypertensive effect of clonidine."
+    assert first.mesh[:3] == ("D009270", "D003000", "D006973")  # naloxone, clonidine, hypertension
+
+
+def test_unique_records_counts_duplicates():
+    report = ReadReport(read=3, kept=3, labels_kept=4)
+    records = [
+        MeshRecord("1", "", "a", (DM,), "pubtator"),
+        MeshRecord("2", "", "b", (HEART,), "pubtator"),
+        MeshRecord("1", "", "a", (DM, HEART), "pubmedqa", split="test"),
+    ]
+    kept = list(unique_records(records, report))
+    assert [r.pmid for r in kept] == ["1", "2"]
+    assert kept[0].split == "test"  # a test marking is never lost
+    assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 2
+    with pytest.raises(DataError, match="duplicate pmid 1"):
+        list(unique_records(records, strict=True))
