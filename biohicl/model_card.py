@@ -174,11 +174,12 @@ class BioHiCLModelCardData:
     def add_eval_results(
         self, results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test"
     ) -> list[EvalRow]:
-        """Add rows from evaluation output (``{task: {metric: value}}``, or that under ``results``/``tasks``)."""
+        """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``."""
         tuned = flatten_results(results)
         reference = flatten_results(base) if base is not None else {}
+        splits = result_splits(results)
         rows = [
-            EvalRow(task, metric, value, reference.get((task, metric)), split)
+            EvalRow(task, metric, value, reference.get((task, metric)), splits.get(task, split))
             for (task, metric), value in tuned.items()
         ]
         self.eval_results.extend(rows)
@@ -286,14 +287,17 @@ def _read_json_file(path: Path, required: bool = True) -> dict[str, Any]:
 def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], float]:
     """``{task: {metric: value}}`` (optionally under ``results``/``tasks``, metrics under ``metrics``) → flat.
 
-    Non-numeric entries (model id, timings, hashes) are skipped; metric spellings are normalised
-    (``ndcg_at_10`` → ``ndcg@10``).
+    Reads the evaluation harness's record (``biohicl evaluate --output``): when it has a ``summary``
+    (``{"task/metric": value}``, the metrics each task reports), only those metrics are kept. Non-numeric entries
+    (model id, timings, hashes) are skipped; metric spellings are normalised (``ndcg_at_10`` → ``ndcg@10``).
     """
     if not results:
         return {}
     tasks = results.get("results", results.get("tasks", results))
     if not isinstance(tasks, dict):
         raise DataError("evaluation results: expected {task: {metric: value}}")
+    summary = results.get("summary") if isinstance(results.get("summary"), dict) else None
+    wanted = {tuple(key.lower().split("/", 1)) for key in summary} if summary else None
     flat: dict[tuple[str, str], float] = {}
     for task, metrics in tasks.items():
         if not isinstance(metrics, dict):
@@ -302,10 +306,20 @@ def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], flo
         for name, value in metrics.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 continue
-            if name in {"wall_time", "time", "seconds", "num_queries", "num_docs", "n"}:
+            if name in {"wall_time", "wall_time_s", "time", "seconds", "num_queries", "num_documents", "n"}:
+                continue
+            if wanted is not None and (str(task).lower(), name.lower()) not in wanted:
                 continue
             flat[(str(task).lower(), _metric_key(name))] = float(value)
     return flat
+
+
+def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
+    """``{task: split}`` from a harness record (tasks carrying a ``split`` field)."""
+    tasks = (results or {}).get("tasks", {})
+    if not isinstance(tasks, dict):
+        return {}
+    return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
 
 
 def template_path() -> Path:

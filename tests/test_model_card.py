@@ -212,3 +212,37 @@ def test_adapter_card_snippets_run(tiny_models, tmp_path, monkeypatch):
     np.testing.assert_allclose(ns["queries"], query, atol=1e-6)
     ns = _run(peft_snippet, {"org/tiny-adapter": str(adapter), "org/tiny-bert": str(base)})
     np.testing.assert_allclose(ns["embeddings"].numpy(), query, atol=1e-5)
+
+
+def test_harness_record_keeps_reported_metrics_and_splits():
+    """The record `biohicl evaluate --output` writes: tasks with split + metrics, and a summary of reported ones."""
+    record = {
+        "format": 1,
+        "model": {"id": "runs/minilm", "revision": None},
+        "tasks": {
+            "scifact": {
+                "task": "scifact",
+                "split": "train",
+                "main_metric": "ndcg@10",
+                "metrics": {"ndcg@1": 0.5, "ndcg@10": 0.62, "recall@100": 0.91, "mrr@10": 0.58},
+                "num_queries": 809,
+                "wall_time_s": 30.2,
+            },
+            "biosses": {"task": "biosses", "split": "all", "metrics": {"spearman": 0.83, "pearson": 0.84}},
+        },
+        "summary": {"scifact/ndcg@10": 0.62, "scifact/recall@100": 0.91, "biosses/spearman": 0.83},
+        "wall_time_s": 40.0,
+    }
+    assert flatten_results(record) == {
+        ("scifact", "ndcg@10"): 0.62,
+        ("scifact", "recall@100"): 0.91,
+        ("biosses", "spearman"): 0.83,
+    }
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    rows = data.add_eval_results(record, base={"tasks": {"biosses": {"split": "all", "metrics": {"spearman": 0.8}}}})
+    assert [(r.task, r.metric, r.split, r.base_value) for r in rows] == [
+        ("scifact", "ndcg@10", "train", None),
+        ("scifact", "recall@100", "train", None),
+        ("biosses", "spearman", "all", 0.8),
+    ]
+    assert "| SciFact (train) | nDCG@10 | – | 0.6200 |  |" in render_model_card(data)
