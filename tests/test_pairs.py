@@ -1,0 +1,211 @@
+"""MeSH-pair dataset: top-k mining against brute force, determinism, splits/exclusion, parquet + card, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from biohicl.data.dataset_card import read_card_metadata
+from biohicl.data.pairs import (
+    SIML_DECIMALS,
+    build_default_dataset,
+    build_pair_dataset,
+    load_pair_dataset,
+    mine_top_k,
+    save_pair_dataset,
+)
+from biohicl.data.readers import MeshRecord
+from biohicl.errors import ConfigError, DataError
+
+DM, T2, HEART = "D003920", "D003924", "D006321"
+
+
+def _real_labels(data_dir, mesh, n):
+    with open(data_dir / "pubmedqa" / "ori_pqal.json", encoding="utf-8") as handle:
+        items = list(json.load(handle).values())[:n]
+    return [[u for u in (mesh.try_resolve(x) for x in item["MESHES"]) if u] for item in items]
+
+
+def brute_force(mesh, labels, k):
+    """Per anchor: partners with SimL > 0 sorted by (rounded SimL desc), as {anchor: [(partner, siml)]}."""
+    matrix = mesh.similarity_matrix(labels).numpy().astype(np.float64)
+    rounded = np.round(matrix, SIML_DECIMALS)
+    out = {}
+    for i in range(len(labels)):
+        cands = [(j, rounded[i, j]) for j in range(len(labels)) if j != i and rounded[i, j] > 0]
+        out[i] = sorted(cands, key=lambda x: -x[1])[:k]
+    return out
+
+
+def test_mine_top_k_matches_brute_force(mesh, data_dir):
+    labels = [*_real_labels(data_dir, mesh, 80), [HEART], [DM], [T2]]
+    mined = mine_top_k(labels, mesh, top_k=5, seed=0, block_size=16)
+    expected = brute_force(mesh, labels, 5)
+    assert len(mined) == sum(len(v) for v in expected.values())
+    for i, partners in expected.items():
+        rows = np.flatnonzero(mined.anchor == i)
+        assert list(mined.rank[rows]) == list(range(1, len(partners) + 1))
+        np.testing.assert_allclose(mined.siml[rows], [s for _, s in partners], atol=2e-6)
+        assert i not in mined.partner[rows]
+        # same partners up to ties: each mined partner's SimL equals the brute-force value at that rank
+        sims = mesh.similarity_matrix(labels).numpy()
+        np.testing.assert_allclose(sims[i, mined.partner[rows]], mined.siml[rows], atol=2e-6)
+    assert np.all(np.diff(mined.siml[mined.anchor == 0]) <= 0)
+
+
+def test_mine_block_size_does_not_change_result(mesh, data_dir):
+    labels = _real_labels(data_dir, mesh, 60)
+    a = mine_top_k(labels, mesh, top_k=4, seed=3, block_size=7)
+    b = mine_top_k(labels, mesh, top_k=4, seed=3)
+    np.testing.assert_array_equal(a.anchor, b.anchor)
+    np.testing.assert_array_equal(a.partner, b.partner)
+    # BLAS kernels differ by block shape in the last float32 bit: a 6-decimal rounding may move by 1e-6
+    np.testing.assert_allclose(a.siml, b.siml, atol=1.5e-6)
+
+
+def test_ties_broken_by_seed_deterministically(mesh):
+    labels = [[DM]] + [[T2]] * 6 + [[HEART]]  # anchor 0 has six partners tied at SimL 0.778
+    first = mine_top_k(labels, mesh, top_k=3, seed=0)
+    again = mine_top_k(labels, mesh, top_k=3, seed=0)
+    np.testing.assert_array_equal(first.partner, again.partner)
+    chosen = {seed: tuple(mine_top_k(labels, mesh, top_k=3, seed=seed).partner[:3]) for seed in range(6)}
+    assert all(set(p) <= {1, 2, 3, 4, 5, 6} for p in chosen.values())
+    assert len(set(chosen.values())) > 1  # another seed picks other tied partners
+    np.testing.assert_allclose(first.siml[:3], round(mesh.label_similarity([DM], [T2]), 6))
+    # HEART (A07) shares no node with the diabetes documents: no pair with SimL 0
+    assert 7 not in first.anchor and 7 not in first.partner
+
+
+def test_mine_edge_cases(mesh):
+    assert len(mine_top_k([[DM]], mesh, top_k=3)) == 0
+    mined = mine_top_k([[DM], [T2]], mesh, top_k=10)
+    assert list(mined.anchor) == [0, 1] and list(mined.partner) == [1, 0] and list(mined.rank) == [1, 1]
+    with pytest.raises(ConfigError, match="top_k"):
+        mine_top_k([[DM], [T2]], mesh, top_k=0)
+
+
+def _records():
+    return [
+        MeshRecord("1", "t1", "a1", (DM,), "pubmedqa", split="test", question="q1?"),
+        MeshRecord("2", "t2", "a2", (T2,), "pubmedqa"),
+        MeshRecord("3", "t3", "a3", (DM, HEART), "pubtator"),
+        MeshRecord("4", "t4", "a4", (HEART,), "pubtator"),
+        MeshRecord("5", "t5", "a5", ("D006331",), "pubtator"),  # Heart Diseases
+    ]
+
+
+def test_build_pair_dataset_columns_and_splits(mesh):
+    ds, summary = build_pair_dataset(_records(), mesh, top_k=2, seed=0)
+    docs, pairs = ds["documents"], ds["pairs"]
+    assert docs["pmid"] == ["1", "2", "3", "4", "5"]
+    assert docs[0]["mesh"] == [DM] and docs[0]["tree_numbers"] == ["C18.452.394.750", "C19.246"]
+    assert docs["split"] == ["test", "train", "train", "train", "train"]
+    assert docs[0]["question"] == "q1?"
+    assert set(pairs.column_names) == {"anchor", "anchor_pmid", "partner", "partner_pmid", "siml", "rank", "split"}
+    for row in pairs:
+        assert row["anchor_pmid"] == docs[row["anchor"]]["pmid"] and row["partner_pmid"] == docs[row["partner"]]["pmid"]
+        assert row["siml"] == pytest.approx(
+            mesh.label_similarity(docs[row["anchor"]]["mesh"], docs[row["partner"]]["mesh"]), abs=1e-6
+        )
+        assert row["split"] == ("test" if "1" in (row["anchor_pmid"], row["partner_pmid"]) else "train")
+    first = pairs.filter(lambda r: r["anchor"] == 0)
+    # DM vs {DM, Heart}: sqrt(7.887 / (7.887 + ln²2 + ln²3)) = 0.908 beats DM vs Type 2 (0.778)
+    assert first["partner_pmid"] == ["3", "2"] and first["rank"] == [1, 2]
+    l2, l3, l4, l5 = (math.log(d + 1) for d in range(1, 5))
+    dm = 2 * l2**2 + 2 * l3**2 + l4**2 + l5**2  # |DM|²; Heart adds A07 (depth 1) and A07.541 (depth 2)
+    assert first["siml"] == pytest.approx([math.sqrt(dm / (dm + l2**2 + l3**2)), 0.77833], abs=1e-5)
+    assert summary.documents == 5 and summary.test_documents == 1 and summary.pairs == len(pairs)
+    assert summary.mean_labels_per_document == pytest.approx(6 / 5)
+    assert summary.mean_siml == pytest.approx(float(np.mean(pairs["siml"])), abs=1e-6)
+    assert summary.mesh_version == "2024"
+
+
+def test_exclusion_and_limit(mesh):
+    ds, summary = build_pair_dataset(_records(), mesh, top_k=2, exclude_test=True)
+    assert "1" not in ds["documents"]["pmid"] and summary.excluded_documents == 1
+    assert "1" not in [*ds["pairs"]["anchor_pmid"], *ds["pairs"]["partner_pmid"]]
+    assert set(ds["pairs"]["split"]) == {"train"}
+    ds, summary = build_pair_dataset(_records(), mesh, exclude_pmids=["2", "3"], limit=2)
+    assert ds["documents"]["pmid"] == ["1", "4"] and summary.excluded_documents == 2
+    with pytest.raises(DataError, match="no documents"):
+        build_pair_dataset(_records(), mesh, exclude_pmids=["1", "2", "3", "4", "5"])
+
+
+def test_save_reload_parquet_and_disk(tmp_path, mesh):
+    from datasets import load_dataset, load_from_disk
+
+    ds, summary = build_pair_dataset(_records(), mesh, top_k=2)
+    out = save_pair_dataset(ds, tmp_path / "mesh-pairs", summary)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "README.md", "dataset_dict.json", "documents", "pairs", "summary.json",
+    ]  # fmt: skip
+    assert not list(tmp_path.glob(".mesh-pairs*"))  # no temp folder left behind
+    for config in ("documents", "pairs"):
+        reloaded = load_dataset("parquet", data_files=str(out / config / "*.parquet"), split="train")
+        assert reloaded.to_dict() == ds[config].to_dict()
+        assert reloaded.features == ds[config].features
+    assert load_from_disk(str(out))["pairs"].to_dict() == ds["pairs"].to_dict()
+    assert load_pair_dataset(out)["documents"].to_dict() == ds["documents"].to_dict()
+    meta = read_card_metadata(out / "README.md")
+    assert meta["configs"] == [
+        {
+            "config_name": "documents",
+            "data_files": [{"split": "train", "path": "documents/*.parquet"}],
+            "default": True,
+        },
+        {"config_name": "pairs", "data_files": [{"split": "train", "path": "pairs/*.parquet"}]},
+    ]
+    assert meta["license"] == "other" and "pubmedqa: MIT" in meta["license_name"]
+    card = (out / "README.md").read_text()
+    assert "SimL(p, q) = cos(y_p ⊙ w, y_q ⊙ w)" in card and "log(depth_j + 1)" in card
+    assert f"mined pairs: {len(ds['pairs']):,}" in card and "MeSH version: 2024" in card
+    # rebuilding over a previous build replaces it; a foreign non-empty folder is refused
+    ds2, _ = build_pair_dataset(_records()[:3], mesh, top_k=1)
+    save_pair_dataset(ds2, out, arrow=False)
+    assert load_pair_dataset(out)["documents"].num_rows == 3 and not (out / "dataset_dict.json").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a MeSH-pair dataset"):
+        save_pair_dataset(ds, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_build_dataset(tmp_path, capsys):
+    from biohicl.cli import main
+
+    pubtator = tmp_path / "tiny.PubTator.txt"
+    pubtator.write_text(
+        "1|t|Diabetes.\n1|a|About diabetes.\n1\t0\t8\tdiabetes\tDisease\tD003920\n\n"
+        "2|t|Type 2.\n2|a|About type 2.\n2\t0\t6\tT2DM\tDisease\tD003924\n\n"
+        "3|t|Heart.\n3|a|\n3\t0\t5\theart\tDisease\tD006321\n"
+    )
+    bioasq = tmp_path / "allMeSH.json"
+    bioasq.write_text(
+        json.dumps({"articles": [{"pmid": "9", "title": "x", "abstractText": "y", "meshMajor": ["Heart"]}]})
+    )
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--source", "pubtator", "--input", str(pubtator), "--source", "bioasq", "--input",
+            str(bioasq), "--output", str(out), "--top-k", "3", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "documents read: 4; kept: 3; skipped: 1" in text and "skipped (empty abstract): 1" in text
+    assert "mined pairs: 2 (top-3, seed 0)" in text
+    assert load_pair_dataset(out)["documents"]["pmid"] == ["1", "2", "9"]
+    assert main([*argv, "--strict"]) == 2  # the empty abstract is an error in strict mode
+    assert "record 3: empty abstract" in capsys.readouterr().err
+    assert main(["build-dataset", "--source", "pubtator", "--source", "bioasq", "--input", "x", "--output", "o"]) == 2
+    assert "2 --source but 1 --input groups" in capsys.readouterr().err
+
+
+def test_build_default_dataset_real_data(tmp_path):
+    ds, summary = build_default_dataset(tmp_path / "default", progress=False)
+    assert summary.documents == 2500 and summary.sources == {"pubmedqa": 1000, "pubtator": 1500}
+    assert summary.test_documents == 500 and ds["documents"]["split"].count("test") == 500
+    assert summary.pairs == 25_000 and len(ds["pairs"]) == 25_000
+    assert summary.read["read"] == 2500 and summary.read["labels_dropped"] == {"MeSH name not in this MeSH release": 52}
+    assert 0.3 < summary.mean_siml < 0.9
+    assert (tmp_path / "default" / "README.md").is_file()
