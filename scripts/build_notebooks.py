@@ -1,0 +1,690 @@
+"""Write ``notebooks/*.ipynb`` from the cell sources below (run once after editing; outputs are never stored).
+
+    python scripts/build_notebooks.py            # (re)write the three notebooks
+    python scripts/build_notebooks.py --check    # exit 1 if a committed notebook differs from what this writes
+
+Each notebook has exactly one code cell tagged ``parameters`` (papermill's convention) holding every size setting;
+its defaults are the full Colab/A100 settings. ``tests/test_notebooks.py`` injects tiny settings right after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from biohicl.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+REPO_URL = "https://github.com/biohicl/biohicl"
+COLAB_URL = "https://colab.research.google.com/github/biohicl/biohicl/blob/main/notebooks/{name}"
+BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def badge(name: str) -> str:
+    """The "Open in Colab" badge (Markdown) of ``notebooks/<name>``."""
+    return BADGE.format(url=COLAB_URL.format(name=name))
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, tags: list[str] | None = None):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def params(text: str):
+    return code(text, tags=["parameters"])
+
+
+INSTALL = '''
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    %pip install -q biohicl
+'''
+
+SETUP_LINES = '''
+import os
+
+import torch
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TORCH_DTYPE = getattr(torch, DTYPE)
+
+
+def autocast():
+    """bf16/fp16 autocast for inference when DTYPE asks for it (a no-op for float32)."""
+    return torch.autocast(device_type=DEVICE, dtype=TORCH_DTYPE, enabled=TORCH_DTYPE != torch.float32)
+'''
+
+
+def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: bool = False) -> str:
+    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data."""
+    lines = [
+        "# Colab only: fetch the public data this notebook reads (skipped when BIOHICL_DATA_DIR is already set).",
+        "import urllib.request",
+        "import zipfile",
+        "from pathlib import Path",
+        "",
+        "DATA_FILES = {",
+        *(f'    "{rel}": "{url}",' for rel, url in files.items()),
+        "}",
+    ]
+    if beir:
+        lines += [
+            f"BEIR_DATASETS = {list(beir)!r}",
+            'BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{}.zip"',
+        ]
+    lines += [
+        "",
+        'if IN_COLAB and not os.environ.get("BIOHICL_DATA_DIR"):',
+        '    data_root = Path("biohicl-data").resolve()',
+        "    for rel, url in DATA_FILES.items():",
+        "        if not (data_root / rel).exists():",
+        "            (data_root / rel).parent.mkdir(parents=True, exist_ok=True)",
+        "            urllib.request.urlretrieve(url, data_root / rel)",
+    ]
+    if beir:
+        lines += [
+            "    for name in BEIR_DATASETS:",
+            '        if not (data_root / name / "corpus.jsonl").exists():',
+            '            archive, _ = urllib.request.urlretrieve(BEIR_URL.format(name), data_root / f"{name}.zip")',
+            "            zipfile.ZipFile(archive).extractall(data_root)",
+        ]
+    if biosses:
+        lines += [
+            '    if not (data_root / "biosses" / "biosses.tsv").exists():  # the 100 BIOSSES pairs, via MTEB',
+            "        from datasets import load_dataset",
+            "",
+            '        pairs = load_dataset("mteb/biosses-sts", split="test")',
+            '        (data_root / "biosses").mkdir(parents=True, exist_ok=True)',
+            '        rows = ["id\\tsentence1\\tsentence2\\tscore_mean"]',
+            "        for i, p in enumerate(pairs, 1):",
+            '            rows.append(f"{i}\\t{p[\'sentence1\']}\\t{p[\'sentence2\']}\\t{p[\'score\']}")',
+            '        (data_root / "biosses" / "biosses.tsv").write_text("\\n".join(rows) + "\\n", encoding="utf-8")',
+        ]
+    lines += [
+        '    os.environ["BIOHICL_DATA_DIR"] = str(data_root)',
+        "",
+        "from biohicl.settings import data_dir",
+        "",
+        'print("data directory:", data_dir(required=False) or "none (set BIOHICL_DATA_DIR)")',
+    ]
+    return "\n".join(lines)
+
+
+PUBMEDQA_FILES = {
+    "pubmedqa/ori_pqal.json": "https://raw.githubusercontent.com/pubmedqa/pubmedqa/master/data/ori_pqal.json",
+    "pubmedqa/test_ground_truth.json": (
+        "https://raw.githubusercontent.com/pubmedqa/pubmedqa/master/data/test_ground_truth.json"
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------------ 01 quickstart
+def quickstart():
+    name = "01_quickstart.ipynb"
+    return [
+        md(f"""
+# BioHiCL quickstart: load, encode, search, explain
+
+{badge(name)}
+
+BioHiCL tunes a general dense retriever (here BGE-base) with LoRA so that the similarity of two abstracts'
+embeddings follows the similarity of their **MeSH** labels in the MeSH hierarchy (*SimL*). This notebook:
+
+1. loads the released **BioHiCL-Base** checkpoint by its registered name,
+2. encodes a few sentences,
+3. searches ~200 PubMedQA abstracts with PubMedQA questions,
+4. explains each hit by the MeSH terms it shares with the question's own abstract.
+
+Runs on a Colab GPU (A100/T4) in a couple of minutes, or on a CPU with smaller settings.
+"""),
+        md("## Install\n\nOn Colab this installs `biohicl`; locally, install it once with `pip install biohicl`."),
+        code(INSTALL),
+        md("""
+## Settings
+
+Every size setting lives in the next cell (tagged `parameters`, so [papermill](https://papermill.readthedocs.io)
+can override it: `papermill 01_quickstart.ipynb out.ipynb -p NUM_DOCUMENTS 50`).
+The defaults are for a Colab GPU; on a CPU use `DTYPE = "float32"` and fewer documents.
+"""),
+        params('''
+MODEL = "BioHiCL-Base"  # a registered name (BioHiCL-Base, BioHiCL-Large), a Hub repo id or a local folder
+FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # used when MODEL cannot be loaded (offline, no cache)
+MAX_LENGTH = 512  # tokens per text
+BATCH_SIZE = 64  # texts per encoding batch
+NUM_DOCUMENTS = 200  # PubMedQA abstracts to index
+NUM_QUERIES = 3  # PubMedQA questions to search with
+TOP_K = 5  # hits per query
+DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
+'''),
+        code(SETUP_LINES + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
+        md("""
+## Data
+
+The corpus is read from `BIOHICL_DATA_DIR` (the folder holding `pubmedqa/ori_pqal.json`). On Colab the next cell
+downloads PubMedQA's expert-labelled set (1,000 abstracts, each indexed with MeSH terms) from its GitHub repository.
+"""),
+        code(colab_data_cell(PUBMEDQA_FILES)),
+        md("""
+## Load BioHiCL-Base by name
+
+`BioHiCL.from_pretrained` accepts a registered name, a Hub repo id (`owner/name`, optionally `@revision`) or a local
+folder. Without a network (or a cached copy) the Hub cannot be reached: we then fall back to a local model and
+**say so**, so that nobody mistakes its results for BioHiCL's.
+"""),
+        code('''
+from biohicl import BioHiCL
+from biohicl.errors import ModelLoadError
+
+try:
+    model = BioHiCL.from_pretrained(MODEL)
+    loaded = MODEL
+except ModelLoadError as err:
+    print(f"Could not load {MODEL}: {err}")
+    print(f"FALLING BACK to the offline model {FALLBACK_MODEL}: the results below are NOT BioHiCL's.")
+    model = BioHiCL.from_pretrained(FALLBACK_MODEL)
+    loaded = FALLBACK_MODEL
+used_fallback = loaded != MODEL
+model.config.max_length = MAX_LENGTH
+model = model.to(DEVICE)
+print(f"loaded {loaded}: pooling={model.config.pooling}, dim={model.embedding_dim}, kind={model.config.kind}")
+'''),
+        md("""
+## Encode
+
+`encode` returns one L2-normalised row per text, so a dot product is a cosine similarity. Queries get the model's
+query prompt with `kind="query"` (BGE's instruction for BioHiCL-Base).
+"""),
+        code('''
+sentences = [
+    "Metformin lowers blood glucose in type 2 diabetes.",
+    "Insulin resistance is a hallmark of obesity and type 2 diabetes.",
+    "Tamoxifen treats estrogen receptor positive breast cancer.",
+]
+with autocast():
+    embeddings = model.encode(sentences, batch_size=BATCH_SIZE)
+print("embeddings:", embeddings.shape)
+print("cosine similarities:\\n", (embeddings @ embeddings.T).round(3))
+'''),
+        md("""
+## A small biomedical corpus
+
+Each PubMedQA item is a PubMed abstract with its MeSH descriptors and a question written from it. We index the
+first `NUM_DOCUMENTS` abstracts and search with the questions of a few of them (their own abstract is the answer).
+Without the data folder, a handful of built-in sentences (with MeSH terms) stand in.
+"""),
+        code('''
+import logging
+
+from biohicl import MeshHierarchy
+from biohicl.corpus import Document
+from biohicl.data.readers import read_pubmedqa
+
+logging.getLogger("biohicl.data.readers").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
+mesh = MeshHierarchy.load()
+root = data_dir(required=False)
+pubmedqa = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
+
+if pubmedqa is not None and pubmedqa.is_file():
+    records = []
+    for record in read_pubmedqa(pubmedqa, mesh):
+        records.append(record)
+        if len(records) == NUM_DOCUMENTS:
+            break
+    documents = [Document(r.pmid, r.abstract, r.title, tuple(r.mesh)) for r in records]
+    queries = [(r.question, r.mesh, r.pmid) for r in records[:NUM_QUERIES]]  # (text, MeSH of its abstract, answer)
+    print(f"{len(documents)} PubMedQA abstracts from {pubmedqa}")
+else:
+    FALLBACK_CORPUS = [
+        ("Metformin lowers blood glucose in type 2 diabetes.", ["Metformin", "Diabetes Mellitus, Type 2"]),
+        ("Insulin resistance underlies obesity and type 2 diabetes.", ["Insulin Resistance", "Obesity"]),
+        ("Statins lower LDL cholesterol and heart attacks.", ["Cholesterol, LDL", "Myocardial Infarction"]),
+        ("Hypertension is a major risk factor for stroke.", ["Hypertension", "Stroke"]),
+        ("Tamoxifen treats estrogen receptor positive breast cancer.", ["Tamoxifen", "Breast Neoplasms"]),
+        ("Amyloid beta plaques build up in Alzheimer disease.", ["Amyloid beta-Peptides", "Alzheimer Disease"]),
+        ("Influenza vaccines reduce hospital admissions of the elderly.", ["Influenza Vaccines", "Hospitalization"]),
+        ("Aspirin inhibits platelet aggregation.", ["Aspirin", "Platelet Aggregation"]),
+    ]
+    documents = [
+        Document(f"s{i}", text, mesh=tuple(mesh.try_resolve(n) for n in names))
+        for i, (text, names) in enumerate(FALLBACK_CORPUS, 1)
+    ]
+    queries = [("drugs for diabetes", None, None), ("cardiovascular risk", None, None)][:NUM_QUERIES]
+    print(f"no PubMedQA file found (BIOHICL_DATA_DIR unset?): using {len(documents)} built-in sentences")
+'''),
+        md("""
+## Index and search
+
+`model.index` encodes the corpus into a sharded index folder (the same code indexes millions of abstracts);
+`model.search` returns the exact cosine top-k for each query.
+"""),
+        code('''
+import tempfile
+
+index_dir = tempfile.mkdtemp(prefix="biohicl-index-")
+with autocast():
+    model.index(documents, index_dir, batch_size=BATCH_SIZE)
+    results = model.search([text for text, _, _ in queries], index_dir, top_k=TOP_K)
+
+texts = {d.id: d.full_text() for d in documents}
+for (question, _, answer), hits in zip(queries, results):
+    print(f"\\nQ: {question}")
+    for hit in hits:
+        mark = "  <- its own abstract" if hit.id == answer else ""
+        print(f"  {hit.rank}. {hit.score:.3f}  [{hit.id}] {texts[hit.id][:90]}...{mark}")
+'''),
+        md("""
+## Why these hits? The shared-MeSH explanation
+
+`explain_hits` says which MeSH descriptors a hit shares with the question's abstract, the deepest MeSH tree nodes
+they have in common, and their label similarity **SimL** (what BioHiCL's embeddings are trained to follow).
+Without a source abstract (the built-in sentences), it lists the terms the hits share with each other.
+"""),
+        code('''
+from biohicl.search import explain_hits
+
+for (question, query_mesh, _), hits in zip(queries, results):
+    explanation = explain_hits(hits, mesh, query_mesh=query_mesh)
+    print(f"\\nQ: {question}\\n{explanation.format()}")
+    for item in explanation.hits:
+        siml = "–" if item.siml is None else f"{item.siml:.3f}"
+        shared = ", ".join(item.shared[:4]) or "none"
+        common = ", ".join(item.common_ancestors[:3]) or "none"
+        print(f"  {item.hit.rank}. SimL {siml} | shared: {shared} | common tree nodes: {common}")
+'''),
+        md("""
+## Next
+
+- `02_train_biohicl.ipynb` trains your own BioHiCL adapter on MeSH-labelled abstracts.
+- `03_evaluate.ipynb` runs the paper's benchmarks on any model and compares it with its base.
+- From the command line: `biohicl index`, `biohicl search --explain`.
+"""),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ 02 training
+def train():
+    name = "02_train_biohicl.ipynb"
+    return [
+        md(f"""
+# Train a BioHiCL adapter
+
+{badge(name)}
+
+BioHiCL LoRA-tunes a dense retriever with two losses over in-batch pairs of abstracts:
+
+- **L_mse** regresses the embedding cosine *SimE* onto the MeSH label similarity *SimL* (depth-weighted tree nodes);
+- **L_con**, a SimL-weighted contrastive loss, pulls together pairs with SimL > β and keeps the space from collapsing.
+
+L = L_mse + λ·L_con (λ = 0.1, β = 0.3). This notebook builds the MeSH-pair dataset, trains, plots the loss
+components, compares the adapter with its base, and pushes it to the Hub when you are logged in.
+"""),
+        md("## Install"),
+        code(INSTALL),
+        md("""
+## Settings
+
+The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE's query instruction), bf16,
+512 tokens, 32 documents per batch. On a CPU use
+`BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"`, `POOLING = "mean"`, `QUERY_PROMPT = ""`,
+`MAX_LENGTH = 128`, `MAX_STEPS = 60`, `DTYPE = "float32"`, `EVAL_TASKS = ["biosses", "pubmedqa"]` (about 10 minutes).
+"""),
+        params('''
+BASE_MODEL = "BAAI/bge-base-en-v1.5"  # Hub id or local folder of the retriever to tune
+POOLING = "cls"  # cls for BGE, mean for sentence-transformers models
+QUERY_PROMPT = "Represent this sentence for searching relevant passages: "
+MAX_LENGTH = 512  # tokens per abstract
+BATCH_SIZE = 32  # documents per batch: the in-batch pairs are what the losses see
+NUM_EPOCHS = 3
+MAX_STEPS = -1  # > 0 overrides NUM_EPOCHS
+LEARNING_RATE = 2e-4
+LORA_R = 8
+NUM_DOCUMENTS = None  # None: every abstract (PubMedQA + BC5CDR); a number keeps the first N
+TOP_K_PAIRS = 10  # mined partners per document
+DTYPE = "bfloat16"  # bf16 mixed precision on an A100; float32 on a CPU
+EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]
+EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
+OUTPUT_DIR = "runs/biohicl-bge-base"
+HUB_REPO_ID = None  # e.g. "your-name/BioHiCL-bge-base"; pushing also needs a token (`huggingface-cli login`)
+HUB_PRIVATE = True
+'''),
+        code(SETUP_LINES + '''
+from pathlib import Path
+
+out = Path(OUTPUT_DIR)
+print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
+'''),
+        md("""
+## Data
+
+PubMedQA's 1,000 expert-labelled abstracts (with their MeSH descriptors) and, when present, BC5CDR's 1,500
+abstracts (chemicals and diseases normalised to MeSH ids: put the three `CDR_*Set.PubTator.txt` files in
+`$BIOHICL_DATA_DIR/bc5cdr/`), from `BIOHICL_DATA_DIR`; on Colab the next cell downloads PubMedQA. PubMedQA's 500
+official test abstracts are marked `split="test"` and never trained on. (The paper trained on 80K BioASQ abstracts:
+`build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
+"""),
+        code(colab_data_cell(PUBMEDQA_FILES)),
+        md("""
+## Build the MeSH-pair dataset
+
+For each abstract, mine its `TOP_K_PAIRS` partners with the highest SimL. The batch sampler builds batches from
+these pairs, so every batch holds related abstracts for the losses to learn from.
+"""),
+        code('''
+from biohicl.data.pairs import build_dataset_from_files, default_inputs
+from biohicl.errors import ConfigError
+from biohicl.settings import data_path
+
+try:
+    inputs = default_inputs()  # PubMedQA + BC5CDR
+except ConfigError as err:
+    print(f"{err}: building from PubMedQA alone")
+    inputs = [("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")])]
+dataset, summary = build_dataset_from_files(
+    inputs, out / "mesh-pairs", top_k=TOP_K_PAIRS, limit=NUM_DOCUMENTS, progress=False
+)
+print(summary)
+'''),
+        code('''
+from biohicl import MeshHierarchy
+
+mesh = MeshHierarchy.load()
+docs, pair = dataset["documents"], dataset["pairs"][0]
+for end in ("anchor", "partner"):
+    doc = docs[pair[end]]
+    print(f"{end} {doc['pmid']}: {', '.join(mesh.names[ui] for ui in doc['mesh'][:6])}")
+print(f"SimL = {pair['siml']:.3f}")
+'''),
+        md("""
+## Train
+
+`BioHiCLTrainingArguments` is a `transformers.TrainingArguments` with the method's fields (LoRA rank, λ, β, pooling,
+the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the adapter, the tokenizer,
+`biohicl_config.json` and the loss log in `OUTPUT_DIR`.
+"""),
+        code('''
+from biohicl.trainer import train_biohicl
+from biohicl.training_args import BioHiCLTrainingArguments
+
+args = BioHiCLTrainingArguments(
+    output_dir=str(out / "run"),
+    base_model=BASE_MODEL,
+    pooling=POOLING,
+    query_prompt=QUERY_PROMPT,
+    max_length=MAX_LENGTH,
+    dataset_path=str(out / "mesh-pairs"),
+    per_device_train_batch_size=BATCH_SIZE,
+    num_train_epochs=NUM_EPOCHS,
+    max_steps=MAX_STEPS,
+    learning_rate=LEARNING_RATE,
+    lora_r=LORA_R,
+    bf16=DTYPE == "bfloat16",
+    fp16=DTYPE == "float16",
+    logging_steps=1 if 0 < MAX_STEPS <= 20 else 5,
+    save_strategy="no",
+    report_to="none",
+)
+run_dir = train_biohicl(args)
+print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
+'''),
+        md("## Loss components\n\nThe total loss and its two terms, from the run's `trainer_state.json`."),
+        code('''
+%matplotlib inline
+import matplotlib.pyplot as plt
+
+from biohicl.training_curves import LOSS_KEYS, curve_series, read_log_history
+
+history = read_log_history(run_dir)
+fig, ax = plt.subplots(figsize=(7, 4))
+for key in LOSS_KEYS:
+    steps, values = curve_series(history, key)
+    if steps:
+        ax.plot(steps, values, marker="o", markersize=3, label=key)
+ax.set(xlabel="optimizer step", ylabel="loss", title=f"BioHiCL on {BASE_MODEL}")
+ax.grid(alpha=0.3)
+ax.legend()
+plt.show()
+'''),
+        md("""
+## Evaluate against the base
+
+The same tasks, the same encoding settings, once for the untouched base and once for the trained adapter. Tasks
+whose data is missing are skipped with the reason.
+"""),
+        code('''
+from IPython.display import Markdown, display
+
+from biohicl.errors import BioHiCLError
+from biohicl.evaluation.report import markdown_table
+from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
+from biohicl.modeling import BioHiCLModel
+
+tasks = []
+for task in EVAL_TASKS:
+    try:
+        plan_tasks([task])
+        tasks.append(task)
+    except BioHiCLError as err:
+        print(f"skipping {task}: {err}")
+
+models = {
+    "base": lambda: BioHiCLModel.from_base(
+        BASE_MODEL, pooling=POOLING, max_length=MAX_LENGTH, query_prompt=QUERY_PROMPT
+    ),
+    "BioHiCL": lambda: BioHiCLModel.from_pretrained(run_dir, merge=True),
+}
+files = {"base": run_dir / "base_eval_results.json", "BioHiCL": run_dir / "eval_results.json"}
+records = {}
+for label, load in models.items():
+    encoder = load().to(DEVICE)
+    with autocast():
+        records[label] = evaluate_model(
+            encoder, tasks, model_id=f"{BASE_MODEL} ({label})", limit_queries=EVAL_LIMIT_QUERIES,
+            batch_size=2 * BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
+        )
+    save_results(records[label], files[label])
+display(Markdown(markdown_table(list(records.values()), labels=list(records))))
+'''),
+        code('''
+from IPython.display import Image
+
+from biohicl.evaluation.plots import plot_results
+
+chart = plot_results(list(records.values()), run_dir / "base_vs_biohicl.png", labels=list(records))
+display(Image(filename=str(chart)))
+'''),
+        md("""
+## Push to the Hub
+
+`build_model_repo_folder` lays out what the repo will hold (adapter, tokenizer, `biohicl_config.json`, a model card
+with both result sets, the charts) and checks it (no tokens, no symlinks); `publish_folder` uploads it in one commit
+with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_ID`.
+"""),
+        code('''
+from huggingface_hub import HfApi, get_token
+
+from biohicl.hub import build_model_repo_folder, publish_folder
+
+repo_id = HUB_REPO_ID or f"your-name/BioHiCL-{Path(BASE_MODEL).name}"
+folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, overwrite=True)
+print("repo folder:", sorted(p.name for p in folder.iterdir()))
+
+token = get_token()
+if token and HUB_REPO_ID:
+    commit = publish_folder(HfApi(token=token), folder, HUB_REPO_ID, private=HUB_PRIVATE)
+    print("pushed:", commit)
+else:
+    why = "no Hugging Face token (run `huggingface-cli login` or set HF_TOKEN)" if not token else "HUB_REPO_ID is None"
+    print(f"Push skipped: {why}. The folder above is what would be uploaded.")
+'''),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ 03 evaluation
+def evaluate():
+    name = "03_evaluate.ipynb"
+    return [
+        md(f"""
+# Evaluate a model on the BioHiCL benchmarks
+
+{badge(name)}
+
+The paper's benchmarks: retrieval on **TREC-COVID, NFCorpus, SciFact and SCIDOCS** (BEIR; nDCG@10), sentence
+similarity on **BIOSSES** (Spearman) and **PubMedQA** question → answer retrieval (Recall@1). Pick any model (a
+registered name, a Hub repo or a folder); it is compared with its own base, encoded the same way.
+"""),
+        md("## Install"),
+        code(INSTALL),
+        md("""
+## Settings
+
+`BASE_MODEL = None` compares with the base the model records (BGE-base for BioHiCL-Base), with the same pooling and
+prompts. On a CPU, use `DTYPE = "float32"`, `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
+"""),
+        params('''
+MODEL = "BioHiCL-Base"  # a registered name, a Hub repo id (owner/name[@revision]) or a local folder
+BASE_MODEL = None  # None: the base recorded in the model's config
+TASKS = ["trec-covid", "nfcorpus", "scifact", "scidocs", "biosses", "pubmedqa"]
+SPLIT = "test"  # split of the retrieval (BEIR) tasks
+LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
+MAX_LENGTH = 512  # tokens per text
+BATCH_SIZE = 128  # texts per encoding batch
+DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
+OUTPUT_DIR = "results/notebook"
+'''),
+        code(SETUP_LINES + '''
+from pathlib import Path
+
+out = Path(OUTPUT_DIR)
+print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
+'''),
+        md("""
+## Data
+
+Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads the BEIR datasets (TREC-COVID is large:
+171k documents), PubMedQA from its GitHub repository and BIOSSES from MTEB's copy.
+"""),
+        code(colab_data_cell(PUBMEDQA_FILES, beir=("trec-covid", "nfcorpus", "scifact", "scidocs"), biosses=True)),
+        md("Tasks whose files are missing are skipped, with the reason, before any model is loaded."),
+        code('''
+from biohicl.errors import BioHiCLError
+from biohicl.evaluation.runner import plan_tasks
+
+tasks = []
+for task in TASKS:
+    try:
+        plan_tasks([task], SPLIT)
+        tasks.append(task)
+    except BioHiCLError as err:
+        print(f"skipping {task}: {err}")
+print("tasks:", tasks)
+'''),
+        md("""
+## Load the model and its base
+
+`load_model` resolves names, repo ids (with `@revision`) and folders; the base is built with the encoding settings
+(pooling, prompts, max length) the model itself uses, so only the weights differ.
+"""),
+        code('''
+from biohicl.loader import load_model
+from biohicl.modeling import BioHiCLModel
+
+model = load_model(MODEL)
+model.config.max_length = MAX_LENGTH
+config = model.config
+base = BioHiCLModel.from_base(
+    BASE_MODEL or config.base_model,
+    pooling=config.pooling,
+    max_length=MAX_LENGTH,
+    query_prompt=config.query_prompt,
+    document_prompt=config.document_prompt,
+)
+print(f"model: {MODEL} ({config.kind}, {config.pooling} pooling); base: {base.config.base_model}")
+'''),
+        md("## Run the benchmarks\n\nOne results record per model (metrics, data checksums, versions, settings)."),
+        code('''
+from biohicl.evaluation.runner import evaluate_model, save_results
+
+records = {}
+for label, encoder, model_id in (("base", base, base.config.base_model), ("model", model, MODEL)):
+    with autocast():
+        records[label] = evaluate_model(
+            encoder.to(DEVICE), tasks, model_id=model_id, split=SPLIT, limit_queries=LIMIT_QUERIES,
+            batch_size=BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
+        )
+    save_results(records[label], out / f"{label}.json")
+'''),
+        md("## Base vs. model"),
+        code('''
+from IPython.display import Image, Markdown, display
+
+from biohicl.evaluation.plots import plot_results
+from biohicl.evaluation.report import markdown_table
+
+labels = [f"base ({base.config.base_model})", MODEL]
+display(Markdown(markdown_table(list(records.values()), labels=labels)))
+chart = plot_results(list(records.values()), out / "base_vs_model.png", labels=labels)
+display(Image(filename=str(chart)))
+'''),
+        md("""
+The same comparison from the command line:
+`biohicl evaluate MODEL --tasks scifact,biosses` and `biohicl evaluate --compare base.json model.json --plot chart.png`.
+"""),
+    ]
+
+
+BUILDERS = {
+    "01_quickstart.ipynb": quickstart,
+    "02_train_biohicl.ipynb": train,
+    "03_evaluate.ipynb": evaluate,
+}
+
+
+def build(name: str):
+    nb = new_notebook(cells=BUILDERS[name]())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["accelerator"] = "GPU"
+    nb.metadata["colab"] = {"provenance": [], "gpuType": "A100"}
+    for number, cell in enumerate(nb.cells):
+        cell.id = f"cell-{number:02d}"  # stable ids: rebuilding gives the same file
+    nbformat.validate(nb)
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a notebook differs from what would be written")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in BUILDERS:
+        text = nbformat.writes(build(name)) + "\n"
+        path = NOTEBOOKS / name
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run python scripts/build_notebooks.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

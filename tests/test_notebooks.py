@@ -1,0 +1,319 @@
+"""The notebooks: committed stripped, one ``parameters`` cell each, and executed end to end with tiny settings.
+
+Execution follows papermill: a cell tagged ``injected-parameters`` holding the tiny settings goes right after the
+cell tagged ``parameters``; nbclient then runs every cell on CPU, offline (HF_HUB_OFFLINE=1), failing on any error.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ("01_quickstart.ipynb", "02_train_biohicl.ipynb", "03_evaluate.ipynb")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import build_notebooks  # noqa: E402
+import strip_notebooks  # noqa: E402
+
+#: The tiny settings CI runs each notebook with (a few seconds of compute each, CPU only).
+TINY = {
+    "01_quickstart.ipynb": {
+        "MAX_LENGTH": 128,
+        "BATCH_SIZE": 16,
+        "NUM_DOCUMENTS": 40,
+        "NUM_QUERIES": 2,
+        "TOP_K": 3,
+        "DTYPE": "float32",
+    },
+    "02_train_biohicl.ipynb": {
+        "POOLING": "mean",
+        "QUERY_PROMPT": "",
+        "MAX_LENGTH": 32,
+        "BATCH_SIZE": 4,
+        "NUM_EPOCHS": 1,
+        "MAX_STEPS": 3,
+        "NUM_DOCUMENTS": 40,
+        "TOP_K_PAIRS": 3,
+        "DTYPE": "float32",
+        "EVAL_TASKS": ["biosses"],
+        "HUB_REPO_ID": None,
+    },
+    "03_evaluate.ipynb": {
+        "TASKS": ["biosses", "nfcorpus"],
+        "MAX_LENGTH": 32,
+        "BATCH_SIZE": 32,
+        "DTYPE": "float32",
+    },
+}
+
+
+def load(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def parameter_cells(nb: nbformat.NotebookNode) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+
+
+def parameter_names(nb: nbformat.NotebookNode) -> set[str]:
+    (index,) = parameter_cells(nb)
+    tree = ast.parse(nb.cells[index].source)
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+
+
+def inject_parameters(nb: nbformat.NotebookNode, values: dict) -> None:
+    """Insert papermill's ``injected-parameters`` cell right after the (single) ``parameters`` cell."""
+    cells = parameter_cells(nb)
+    assert len(cells) == 1, f"expected one cell tagged 'parameters', found {len(cells)}"
+    source = "# Parameters\n" + "".join(f"{key} = {value!r}\n" for key, value in values.items())
+    cell = new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(cells[0] + 1, cell)
+
+
+def execute(name: str, values: dict, cwd: Path, checks: str = "", timeout: int = 600) -> nbformat.NotebookNode:
+    """Run notebook ``name`` with ``values`` injected (and a final ``checks`` cell) in ``cwd``; return it executed."""
+    from nbclient import NotebookClient
+
+    nb = load(name)
+    inject_parameters(nb, values)
+    if checks:
+        nb.cells.append(new_code_cell(checks))
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    (cwd / f"executed-{name}").write_text(nbformat.writes(nb), encoding="utf-8")  # kept for debugging
+    return nb
+
+
+def text_output(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "data" in output and "text/plain" in output.data:
+                parts.append(output.data["text/plain"])
+    return "\n".join(parts)
+
+
+def has_image(nb: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.fixture
+def offline_data(monkeypatch, data_dir):
+    """The kernel inherits the environment: real data folder, Hub offline, no token."""
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    return data_dir
+
+
+# ------------------------------------------------------------------------------------------------ committed form
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_stripped_and_valid(name):
+    nb = load(name)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: a code cell has outputs"
+            assert cell.execution_count is None, f"{name}: a code cell has an execution count"
+    assert strip_notebooks.is_stripped(nb)
+    assert len(parameter_cells(nb)) == 1
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_settings_only_override_existing_parameters(name):
+    """Every tiny setting names a variable of the parameters cell, and the defaults are the full settings."""
+    nb = load(name)
+    names = parameter_names(nb)
+    assert set(TINY[name]) <= names
+    namespace: dict = {}
+    exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
+    assert namespace["DTYPE"] == "bfloat16"
+    assert namespace["MAX_LENGTH"] == 512
+
+
+def test_a100_training_defaults():
+    nb = load("02_train_biohicl.ipynb")
+    namespace: dict = {}
+    exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
+    assert namespace["BASE_MODEL"] == "BAAI/bge-base-en-v1.5"
+    assert namespace["POOLING"] == "cls"
+    assert (namespace["BATCH_SIZE"], namespace["MAX_LENGTH"], namespace["DTYPE"]) == (32, 512, "bfloat16")
+
+
+def test_notebooks_match_their_builder():
+    assert build_notebooks.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_readme_has_colab_badge(name):
+    readme = (NOTEBOOKS / "README.md").read_text(encoding="utf-8")
+    url = f"https://colab.research.google.com/github/biohicl/biohicl/blob/main/notebooks/{name}"
+    assert build_notebooks.badge(name) in readme
+    assert url in load(name).cells[0].source
+
+
+# ------------------------------------------------------------------------------------------------ strip script
+def test_strip_script_removes_outputs_in_place(tmp_path, capsys):
+    nb = load("01_quickstart.ipynb")
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    code_cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    code_cells[0].execution_count = 3
+    code_cells[1].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    nb.metadata["widgets"] = {"state": {}}
+    path = tmp_path / "dirty.ipynb"
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
+    clean = tmp_path / "clean.ipynb"
+    clean.write_text(nbformat.writes(load("01_quickstart.ipynb")), encoding="utf-8")
+
+    assert strip_notebooks.main(["--check", str(path), str(clean)]) == 1
+    assert "dirty.ipynb" in capsys.readouterr().out
+    assert strip_notebooks.main([str(path)]) == 0
+    stripped = nbformat.read(path, as_version=4)
+    stripped_code = [c for c in stripped.cells if c.cell_type == "code"]
+    assert stripped_code[0].outputs == [] and stripped_code[0].execution_count is None
+    assert "execution" not in stripped_code[1].metadata
+    assert "widgets" not in stripped.metadata
+    assert [c.source for c in stripped.cells] == [c.source for c in load("01_quickstart.ipynb").cells]
+    assert parameter_cells(stripped) == parameter_cells(load("01_quickstart.ipynb"))
+    assert strip_notebooks.main(["--check", str(path), str(clean)]) == 0
+
+
+def test_inject_parameters_goes_right_after_the_parameters_cell():
+    nb = load("03_evaluate.ipynb")
+    (index,) = parameter_cells(nb)
+    inject_parameters(nb, {"TASKS": ["biosses"], "OUTPUT_DIR": "x"})
+    injected = nb.cells[index + 1]
+    assert injected.metadata["tags"] == ["injected-parameters"]
+    namespace: dict = {}
+    exec(nb.cells[index].source + "\n" + injected.source, namespace)
+    assert namespace["TASKS"] == ["biosses"] and namespace["OUTPUT_DIR"] == "x"
+    assert namespace["MODEL"] == "BioHiCL-Base"  # untouched defaults stay
+
+
+# ------------------------------------------------------------------------------------------------ execution
+QUICKSTART_CHECKS = """
+assert used_fallback and loaded == FALLBACK_MODEL
+assert len(documents) == NUM_DOCUMENTS and all(d.mesh for d in documents)
+# each question finds the abstract it was written from, and that abstract's SimL to its own MeSH set is 1
+assert [hits[0].id for hits in results] == [answer for _, _, answer in queries]
+top = explain_hits(results[0], mesh, query_mesh=queries[0][1]).hits[0]
+assert abs(top.siml - 1.0) < 1e-6 and top.shared
+"""
+
+
+@pytest.mark.slow
+def test_quickstart_falls_back_offline_and_finds_the_source_abstract(tmp_path, offline_data):
+    nb = execute("01_quickstart.ipynb", TINY["01_quickstart.ipynb"], tmp_path, QUICKSTART_CHECKS)
+    text = text_output(nb)
+    assert "Could not load BioHiCL-Base" in text and "HF_HUB_OFFLINE" in text
+    assert "FALLING BACK to the offline model sentence-transformers/all-MiniLM-L6-v2" in text
+    assert "40 PubMedQA abstracts" in text
+    assert "<- its own abstract" in text and "SimL 1.000" in text
+
+
+@pytest.mark.slow
+def test_quickstart_without_data_uses_the_builtin_sentences(tmp_path, monkeypatch, tiny_bert_dir):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(empty))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    values = {**TINY["01_quickstart.ipynb"], "FALLBACK_MODEL": str(tiny_bert_dir)}
+    checks = "assert used_fallback and len(documents) == 8 and len(results) == 2 and len(results[0]) == 3"
+    text = text_output(execute("01_quickstart.ipynb", values, tmp_path, checks))
+    assert "using 8 built-in sentences" in text
+    assert f"FALLING BACK to the offline model {tiny_bert_dir}" in text
+    assert "shared MeSH terms" in text
+
+
+def _biosses_spearman(model) -> float:
+    from biohicl.evaluation.runner import evaluate_model
+
+    return evaluate_model(model, ["biosses"])["tasks"]["biosses"]["metrics"]["spearman"]
+
+
+@pytest.mark.slow
+def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_data, tiny_bert_dir):
+    from biohicl.modeling import BioHiCLModel
+
+    out = tmp_path / "run02"
+    values = {"BASE_MODEL": str(tiny_bert_dir), **TINY["02_train_biohicl.ipynb"], "OUTPUT_DIR": str(out)}
+    nb = execute("02_train_biohicl.ipynb", values, tmp_path)
+    text = text_output(nb)
+    assert "Push skipped: no Hugging Face token" in text
+    assert has_image(nb) >= 2  # the loss components and the base-vs-BioHiCL chart
+
+    state = json.loads((out / "run" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    logged = {key for entry in state["log_history"] for key in entry}
+    assert {"loss", "loss_mse", "loss_con"} <= logged
+    summary = json.loads((out / "mesh-pairs" / "summary.json").read_text())
+    assert summary["documents"] == 40 and summary["top_k"] == 3
+
+    base = json.loads((out / "run" / "base_eval_results.json").read_text())
+    tuned = json.loads((out / "run" / "eval_results.json").read_text())
+    assert list(base["tasks"]) == list(tuned["tasks"]) == ["biosses"]
+    # the notebook's base numbers are the library's for the same model and settings
+    expected = _biosses_spearman(BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32))
+    assert base["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(expected, abs=1e-6)
+    tuned_model = BioHiCLModel.from_pretrained(out / "run", merge=True)
+    assert tuned["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(_biosses_spearman(tuned_model), abs=1e-6)
+
+    hub = out / "hub"
+    assert {"README.md", "adapter_model.safetensors", "biohicl_config.json", "eval_results.json"} <= {
+        p.name for p in hub.iterdir()
+    }
+
+
+@pytest.fixture
+def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
+    """A LoRA adapter over the tiny BERT whose B matrices are non-zero (so it differs from its base)."""
+    import torch
+
+    from biohicl.modeling import BioHiCLModel
+
+    model = BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)
+    model.add_lora(r=4, verbose=False)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    path = tmp_path / "adapter"
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, tiny_adapter_dir, tiny_bert_dir):
+    from biohicl.loader import load_model
+    from biohicl.modeling import BioHiCLModel
+
+    out = tmp_path / "results03"
+    values = {"MODEL": str(tiny_adapter_dir), **TINY["03_evaluate.ipynb"], "OUTPUT_DIR": str(out)}
+    nb = execute("03_evaluate.ipynb", values, tmp_path)
+    text = text_output(nb)
+    assert re.search(r"skipping nfcorpus: .*corpus", text)
+    assert "tasks: ['biosses']" in text
+    assert has_image(nb) == 1
+
+    base = json.loads((out / "base.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
+    tuned = json.loads((out / "model.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
+    assert base == pytest.approx(
+        _biosses_spearman(BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)), abs=1e-6
+    )
+    assert tuned == pytest.approx(_biosses_spearman(load_model(str(tiny_adapter_dir))), abs=1e-6)
+    assert tuned != pytest.approx(base, abs=1e-4)
+    assert (out / "base_vs_model.png").stat().st_size > 0
