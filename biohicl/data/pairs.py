@@ -67,8 +67,10 @@ def mine_top_k(
 ) -> MinedPairs:
     """Each document's ``top_k`` partners by SimL (> 0, self excluded), mined a block of rows at a time.
 
-    Memory is O(block_size × n) on top of the sparse label vectors; ``block_size`` defaults to what fits in
-    ~256 MB. Ranking uses SimL rounded to :data:`SIML_DECIMALS` decimals, ties broken by a seeded permutation.
+    Documents with the same tree-node set share one row of the SimL matrix (their copies are each other's
+    partners at SimL 1.0), so the work grows with the number of *distinct* label sets. Ranking uses SimL
+    rounded to :data:`SIML_DECIMALS` decimals, ties broken by a seeded permutation of the documents. Memory is
+    O(block_size × distinct sets) on top of the sparse label vectors; ``block_size`` defaults to ~256 MB.
     """
     import torch
 
@@ -79,49 +81,76 @@ def mine_top_k(
         empty = np.empty(0, dtype=np.int64)
         return MinedPairs(empty, empty, np.empty(0, dtype=np.float32), empty)
     k = min(top_k, n - 1)
+    width = k + 1  # one spare: a document's own copy is dropped afterwards
     vectors = mesh._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32)
-    factors = gram_factors(vectors, normalize=True)
+    set_of, representative = _unique_rows(vectors)
+    m = len(representative)
+    factors = gram_factors(vectors[representative], normalize=True)
     # Higher priority wins a tie; a seeded permutation makes ties deterministic but not biased by position.
-    priority = torch.from_numpy(np.random.default_rng(seed).permutation(n).astype(np.int64))
+    priority = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    members = np.lexsort((-priority, set_of))  # documents grouped by set, best priority first
+    starts = np.r_[0, np.cumsum(np.bincount(set_of, minlength=m))[:-1]]
+    rank_in_set = np.empty(n, dtype=np.int64)
+    rank_in_set[members] = np.arange(n) - np.repeat(starts, np.bincount(set_of, minlength=m))
+    best = np.full((m, width), -1, dtype=np.int64)  # each set's best documents by priority
+    keep = rank_in_set[members] < width
+    best[set_of[members][keep], rank_in_set[members][keep]] = members[keep]
+    best_t = torch.from_numpy(best)
+    prio_t = torch.from_numpy(np.r_[priority, -1])  # index -1 → priority -1 (padding)
+    set_best_priority = prio_t[best_t[:, 0]]
     scale = 10**SIML_DECIMALS
     if block_size is None:
-        block_size = max(1, min(n, BLOCK_BYTES // (16 * n)))
-    buffer = np.empty((min(block_size, n), n), dtype=np.float32)
-    anchors, partners, simls = [], [], []
-    starts = range(0, n, block_size)
+        block_size = max(1, min(m, BLOCK_BYTES // (16 * m)))
+    buffer = np.empty((min(block_size, m), m), dtype=np.float32)
+    lists = np.full((m, width), -1, dtype=np.int64)
+    levels = np.zeros((m, width), dtype=np.int64)
+    blocks = range(0, m, block_size)
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="mining MeSH pairs", unit="block", total=len(starts))
-    for start in starts:
-        stop = min(start + block_size, n)
-        block = torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start]))
-        rows = torch.arange(stop - start)
-        block[rows, rows + start] = -1.0  # never one's own partner
-        quantized = torch.round(block * scale).to(torch.int64)
-        keys = quantized.mul_(n).add_(priority)
-        top = torch.topk(keys, k, dim=1, sorted=True).values
-        level = torch.div(top, n, rounding_mode="floor")
-        partner = top - level * n
-        partner = _partner_of(partner, priority)
-        keep = level > 0
-        anchors.append((rows + start).unsqueeze(1).expand_as(top)[keep].numpy())
-        partners.append(partner[keep].numpy())
-        simls.append((level[keep].to(torch.float64) / scale).numpy())
-    anchor = np.concatenate(anchors)
-    partner = np.concatenate(partners)
-    siml = np.concatenate(simls).astype(np.float32)
-    rank = _ranks(anchor)
-    return MinedPairs(anchor.astype(np.int64), partner.astype(np.int64), siml, rank)
+        blocks = tqdm(blocks, desc="mining MeSH pairs", unit="block", total=len(blocks))
+    for start in blocks:
+        stop = min(start + block_size, m)
+        level = torch.round(torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start])) * scale)
+        level = level.to(torch.int64)
+        # 1) the best sets by (SimL, best document priority): the top documents come from these only
+        keys = level * n + set_best_priority
+        keys[level <= 0] = -1
+        top_sets = torch.topk(keys, min(width, m), dim=1).indices
+        set_level = torch.gather(level, 1, top_sets)
+        # 2) their best documents, ranked by (SimL, priority)
+        docs = best_t[top_sets]  # [b, sets, width]
+        doc_keys = set_level.unsqueeze(2) * n + prio_t[docs]
+        doc_keys[(docs < 0) | (set_level.unsqueeze(2) <= 0)] = -1
+        doc_keys = doc_keys.flatten(1)
+        top = torch.topk(doc_keys, min(width, doc_keys.shape[1]), dim=1)
+        chosen = docs.flatten(1).gather(1, top.indices)
+        chosen[top.values < 0] = -1
+        lists[start:stop, : chosen.shape[1]] = chosen.numpy()
+        levels[start:stop, : chosen.shape[1]] = torch.div(top.values.clamp(min=0), n, rounding_mode="floor").numpy()
+    # 3) each document takes its set's list without itself
+    doc_lists, doc_levels = lists[set_of], levels[set_of]
+    own = doc_lists == np.arange(n)[:, None]
+    position = np.where(own.any(axis=1), own.argmax(axis=1), width - 1)
+    columns = np.arange(k)[None, :] + (np.arange(k)[None, :] >= position[:, None])
+    partner = np.take_along_axis(doc_lists, columns, axis=1)
+    level = np.take_along_axis(doc_levels, columns, axis=1)
+    valid = (partner >= 0) & (level > 0)
+    anchor = np.broadcast_to(np.arange(n)[:, None], partner.shape)[valid]
+    siml = (level[valid] / scale).astype(np.float32)
+    return MinedPairs(anchor.astype(np.int64), partner[valid], siml, _ranks(anchor))
 
 
-def _partner_of(priority_values, priority):
-    """Map priorities back to document indices."""
-    import torch
-
-    inverse = torch.empty_like(priority)
-    inverse[priority] = torch.arange(len(priority))
-    return inverse[priority_values]
+def _unique_rows(vectors) -> tuple[np.ndarray, np.ndarray]:
+    """Group identical sparse rows (same columns): ``(group of each row, first row of each group)``."""
+    keys = np.random.default_rng(0x5EED).integers(0, 2**63, vectors.shape[1], dtype=np.uint64)
+    lengths = np.diff(vectors.indptr)
+    row = np.repeat(np.arange(vectors.shape[0]), lengths)
+    sums = np.zeros(vectors.shape[0], dtype=np.uint64)
+    np.add.at(sums, row, keys[vectors.indices])
+    sums ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    _, representative, group = np.unique(sums, return_index=True, return_inverse=True)
+    return group.ravel().astype(np.int64), representative
 
 
 def _ranks(anchor: np.ndarray) -> np.ndarray:
