@@ -286,6 +286,11 @@ class BioHiCLTrainer(Trainer):
             if not training_args.eval_tasks:
                 raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")
             kwargs["eval_dataset"] = list(training_args.eval_tasks)  # placeholder: the harness loads its own data
+        model = kwargs.get("model", args[0] if args else None)
+        config = getattr(model, "config", None)
+        if config is not None and not hasattr(config, "to_json_string") and hasattr(config, "to_dict"):
+            # TensorBoard's callback records model.config.to_json_string(); BioHiCLConfig may only have to_dict
+            config.to_json_string = lambda: json.dumps(config.to_dict(), indent=2, sort_keys=True)
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
         self.loss = loss if loss is not None else build_loss(training_args)
