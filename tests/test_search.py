@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,13 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
     assert [r["rank"] for r in records] == [1, 2] and records[0]["id"] == "p4"
     assert cli(["search", str(tmp_path / "missing"), "q"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_biohicl_index_and_search_methods_delegate(tiny_bert_dir, tmp_path):
+    from biohicl.loader import BioHiCL
+
+    model = BioHiCL.from_pretrained(str(tiny_bert_dir))
+    manifest = model.index(DOCS, tmp_path / "idx", shard_size=4, show_progress_bar=False)
+    assert manifest.count == 7 and manifest.model == str(Path(tiny_bert_dir).resolve())
+    hits = model.search(["obesity and diabetes"], tmp_path / "idx", top_k=3)[0]
+    assert [h.id for h in hits] == [h.id for h in search(model, ["obesity and diabetes"], tmp_path / "idx", 3)[0]]
