@@ -301,8 +301,8 @@ for (question, query_mesh, _), hits in zip(queries, results):
     print(f"\\nQ: {question}\\n{explanation.format()}")
     for item in explanation.hits:
         siml = "–" if item.siml is None else f"{item.siml:.3f}"
-        shared = ", ".join(item.shared[:4]) or "none"
-        common = ", ".join(item.common_ancestors[:3]) or "none"
+        shared = "; ".join(item.shared[:4]) or "none"
+        common = "; ".join(list(dict.fromkeys(item.common_ancestors))[:3]) or "none"  # names, deduplicated
         print(f"  {item.hit.rank}. SimL {siml} | shared: {shared} | common tree nodes: {common}")
 '''),
         md("""
@@ -344,6 +344,7 @@ The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE'
 """),
         params('''
 BASE_MODEL = "BAAI/bge-base-en-v1.5"  # Hub id or local folder of the retriever to tune
+BASE_MODEL_HUB_ID = None  # when BASE_MODEL is a local folder: its Hub id (recorded in the adapter and model card)
 POOLING = "cls"  # cls for BGE, mean for sentence-transformers models
 QUERY_PROMPT = "Represent this sentence for searching relevant passages: "
 MAX_LENGTH = 512  # tokens per abstract
@@ -422,6 +423,7 @@ from biohicl.training_args import BioHiCLTrainingArguments
 args = BioHiCLTrainingArguments(
     output_dir=str(out / "run"),
     base_model=BASE_MODEL,
+    base_model_hub_id=BASE_MODEL_HUB_ID,
     pooling=POOLING,
     query_prompt=QUERY_PROMPT,
     max_length=MAX_LENGTH,
@@ -484,7 +486,7 @@ models = {
     "base": lambda: BioHiCLModel.from_base(
         BASE_MODEL, pooling=POOLING, max_length=MAX_LENGTH, query_prompt=QUERY_PROMPT
     ),
-    "BioHiCL": lambda: BioHiCLModel.from_pretrained(run_dir, merge=True),
+    "BioHiCL": lambda: BioHiCLModel.from_pretrained(run_dir, base_model_path=BASE_MODEL, merge=True),
 }
 files = {"base": run_dir / "base_eval_results.json", "BioHiCL": run_dir / "eval_results.json"}
 records = {}

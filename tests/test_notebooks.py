@@ -35,6 +35,7 @@ TINY = {
         "DTYPE": "float32",
     },
     "02_train_biohicl.ipynb": {
+        "BASE_MODEL_HUB_ID": "biohicl-tests/tiny-bert",  # BASE_MODEL: the tiny random BERT folder (see the test)
         "POOLING": "mean",
         "QUERY_PROMPT": "",
         "MAX_LENGTH": 32,
@@ -266,15 +267,17 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     tuned = json.loads((out / "run" / "eval_results.json").read_text())
     assert list(base["tasks"]) == list(tuned["tasks"]) == ["biosses"]
     # the notebook's base numbers are the library's for the same model and settings
-    expected = _biosses_spearman(BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32))
+    expected = _biosses_spearman(BioHiCLModel.from_base(values["BASE_MODEL"], pooling="mean", max_length=32))
     assert base["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(expected, abs=1e-6)
-    tuned_model = BioHiCLModel.from_pretrained(out / "run", merge=True)
+    tuned_model = BioHiCLModel.from_pretrained(out / "run", base_model_path=tiny_bert_dir, merge=True)
     assert tuned["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(_biosses_spearman(tuned_model), abs=1e-6)
 
     hub = out / "hub"
     assert {"README.md", "adapter_model.safetensors", "biohicl_config.json", "eval_results.json"} <= {
         p.name for p in hub.iterdir()
     }
+    assert "biohicl-tests/tiny-bert" in (hub / "README.md").read_text()
+    assert json.loads((hub / "biohicl_config.json").read_text())["base_model"] == "biohicl-tests/tiny-bert"
 
 
 @pytest.fixture
