@@ -331,6 +331,9 @@ def _inverse_row_norms(vectors: sp.csr_matrix) -> np.ndarray:
 
 
 _ROW_KEYS_SEED = 0x5EED
+SMALL_GRAM_ROWS = 256
+"""Up to this many rows :func:`gram_matrix` uses one plain sparse product (cheaper than factoring)."""
+_TORCH_MIN_FMAS = 1 << 24
 DENSE_COLUMN_FRACTION = 0.1
 """Columns shared by more than this fraction of the rows go through a dense float32 BLAS product."""
 
@@ -366,8 +369,11 @@ class GramFactors:
                 self._sparse_t = sp.csr_matrix(self.sparse.T)
             (self.sparse[start:stop] @ self._sparse_t).toarray(out=out)
         if self.dense.shape[1]:
-            block = torch.from_numpy(self.dense[start:stop])
-            torch.from_numpy(out).addmm_(block, torch.from_numpy(self.dense).T)
+            block = self.dense[start:stop]
+            if block.size * self.n < _TORCH_MIN_FMAS:  # small: numpy, no thread-pool start-up
+                out += block @ self.dense.T
+            else:
+                torch.from_numpy(out).addmm_(torch.from_numpy(block), torch.from_numpy(self.dense).T)
         index = np.arange(start, stop)
         out[index - start, index] = self.diag[start:stop]
         np.clip(out, 0.0, 1.0 if self.normalized else None, out=out)
@@ -443,6 +449,12 @@ def gram_matrix(vectors: sp.spmatrix, normalize: bool = False) -> np.ndarray:
     With ``normalize=True`` rows are scaled to unit norm first, so the result is their cosine (SimL), clipped
     to [0, 1].
     """
+    if vectors.shape[0] <= SMALL_GRAM_ROWS:  # a training batch: one sparse product is cheapest
+        csr = sp.csr_matrix(vectors, dtype=np.float64)
+        if normalize:
+            csr = sp.csr_matrix(sp.diags(_inverse_row_norms(csr)) @ csr)
+        gram = (csr @ csr.T).toarray().astype(np.float32)
+        return np.clip(gram, 0.0, 1.0 if normalize else None, out=gram)
     factors = gram_factors(vectors, normalize=normalize)
     return factors.rows(0, factors.n)
 

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from biohicl.errors import DataError
-from biohicl.mesh import MeshHierarchy, gram_factors, gram_matrix
+from biohicl.mesh import SMALL_GRAM_ROWS, MeshHierarchy, gram_factors, gram_matrix
 
 DM, T2, HEART = "D003920", "D003924", "D006321"  # Diabetes Mellitus, Diabetes Mellitus Type 2, Heart
 DM_NODES = {"C18", "C18.452", "C18.452.394", "C18.452.394.750", "C19", "C19.246"}
@@ -152,11 +152,13 @@ def test_normalized_label_vectors_unit_rows(mesh):
     assert vectors.has_sorted_indices
 
 
-def test_gram_matrix_general_sparse_input():
+@pytest.mark.parametrize("rows", [50, 300])  # 300 > SMALL_GRAM_ROWS: the factored path
+def test_gram_matrix_general_sparse_input(rows):
     rng = np.random.default_rng(0)
-    dense = (rng.random((50, 30)) < 0.3) * rng.random((50, 30))
-    dense[:, 5] = dense[:, 4] = (rng.random(50) < 0.9) * 0.5  # identical support, one value: merged
-    dense[:, 6] = (dense[:, 4] > 0) * rng.random(50)  # same support, different values: never merged
+    dense = (rng.random((rows, 30)) < 0.3) * rng.random((rows, 30))
+    dense[:, 5] = dense[:, 4] = (rng.random(rows) < 0.9) * 0.5  # identical support, one value: merged
+    dense[:, 6] = (dense[:, 4] > 0) * rng.random(rows)  # same support, different values: never merged
+    dense[:, 8] = (rng.random(rows) < 0.05) * 0.25  # a rare shared column: sparse product
     dense[:, 7] = 0.0
     dense[3, 7] = 2.0  # a column in one row only: diagonal only
     vectors = sp.csr_matrix(dense)
@@ -164,6 +166,18 @@ def test_gram_matrix_general_sparse_input():
     norms = np.linalg.norm(dense, axis=1, keepdims=True)
     unit = np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
     np.testing.assert_allclose(gram_matrix(vectors, normalize=True), np.clip(unit @ unit.T, 0, 1), atol=2e-6)
+
+
+def test_similarity_matrix_large_batch_factored_path(mesh, data_dir):
+    docs = [*_real_label_sets(data_dir, 300), [], [DM], [T2]]
+    assert len(docs) > SMALL_GRAM_ROWS
+    matrix = mesh.similarity_matrix(docs).numpy()
+    rng = np.random.default_rng(1)
+    for i, j in [*zip(rng.integers(0, len(docs), 400), rng.integers(0, len(docs), 400), strict=True), (301, 302)]:
+        assert matrix[i, j] == pytest.approx(reference_siml(mesh, docs[i], docs[j]), abs=2e-6)
+    np.testing.assert_array_equal(np.diag(matrix)[:300], 1.0)
+    assert matrix[300].max() == 0.0 and matrix[301, 302] == pytest.approx(0.77833, abs=1e-5)
+    np.testing.assert_allclose(matrix, matrix.T, atol=1e-6)
 
 
 def test_gram_factors_row_blocks_match_full(mesh, data_dir):
