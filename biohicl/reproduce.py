@@ -155,6 +155,10 @@ class ReproduceConfig:
         default_factory=lambda: ["biosses", "pubmedqa", "scifact:train"],
         metadata={"help": "Evaluation tasks (biohicl evaluate specs)."},
     )
+    tasks_per_variant: dict[str, list[str]] = field(
+        default_factory=dict,
+        metadata={"help": "Tasks for particular variants (a subset of the model's tasks; e.g. skip SciFact)."},
+    )
     training: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "BioHiCLTrainingArguments overrides for every run."}
     )
@@ -190,9 +194,10 @@ class ReproduceConfig:
             unknown = sorted(set(model.variants or ()) - set(self.variants))
             if unknown:
                 raise ConfigError(f"models[{model.name}].variants: unknown variant(s) {', '.join(unknown)}")
-        unknown = sorted(set(self.seeds_per_variant) - set(self.variants))
-        if unknown:
-            raise ConfigError(f"seeds_per_variant: unknown variant(s) {', '.join(unknown)}")
+        for name in ("seeds_per_variant", "tasks_per_variant"):
+            unknown = sorted(set(getattr(self, name)) - set(self.variants))
+            if unknown:
+                raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
         if not self.seeds:
@@ -239,8 +244,12 @@ class ReproduceConfig:
             return list(self.seeds_per_variant[variant])
         return list(model.seeds if model.seeds is not None else self.seeds)
 
-    def model_tasks(self, model: ModelSpec) -> list[str]:
-        return list(model.tasks if model.tasks is not None else self.tasks)
+    def model_tasks(self, model: ModelSpec, variant: str | None = None) -> list[str]:
+        """The tasks a run is evaluated on (the base: all of the model's tasks)."""
+        tasks = list(model.tasks if model.tasks is not None else self.tasks)
+        if variant in self.tasks_per_variant:
+            return [t for t in tasks if t in self.tasks_per_variant[variant]]
+        return tasks
 
     def select(
         self, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None, models: Sequence[str] | None = None
@@ -258,6 +267,7 @@ class ReproduceConfig:
                 if model.variants is not None:
                     model.variants = [v for v in model.variants if v in only]
             new.seeds_per_variant = {k: v for k, v in new.seeds_per_variant.items() if k in only}
+            new.tasks_per_variant = {k: v for k, v in new.tasks_per_variant.items() if k in only}
         if seeds:
             new.seeds = list(seeds)
             new.seeds_per_variant = {}
@@ -441,7 +451,7 @@ def load_trained(model: ModelSpec, run_dir: Path):
 
 
 def evaluate_encoder(
-    config: ReproduceConfig, model: ModelSpec, encoder, label: str, output: Path
+    config: ReproduceConfig, model: ModelSpec, encoder, label: str, output: Path, variant: str | None = None
 ) -> dict[str, Any]:
     """Evaluate ``encoder`` on the model's tasks and write ``output`` atomically (what marks the run done)."""
     import torch
@@ -455,7 +465,7 @@ def evaluate_encoder(
     with autocast:
         record = evaluate_model(
             encoder,
-            config.model_tasks(model),
+            config.model_tasks(model, variant),
             model_id=label,
             batch_size=config.eval_batch_size,
             limit_queries=config.limit_queries,
@@ -550,7 +560,8 @@ def run_study(
                 remove_checkpoints(run.run_dir)
             encoder = load_trained(model, run.run_dir)
             label = f"{model.name}/{run.variant}/seed{run.seed}"
-        record = evaluate_encoder(config, model, encoder, label, eval_file)
+        variant = None if run.variant == BASE else run.variant
+        record = evaluate_encoder(config, model, encoder, label, eval_file, variant)
         del encoder
         records[(run.model, run.variant, run.seed)] = record
         print(f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "
@@ -669,7 +680,7 @@ def aggregate(
                     continue
                 targets.append({
                     "model": spec.name, "metric": metric, "target": minimum, "delta": comparison["delta"],
-                    "met": comparison["delta"] >= minimum,
+                    "met": comparison["delta"] >= minimum, "exceeds_noise": comparison["exceeds_noise"],
                 })  # fmt: skip
         for variant, row in rows.items():
             if variant in (BASE, "full") or "full" not in rows:
@@ -680,6 +691,7 @@ def aggregate(
                     targets.append({
                         "model": spec.name, "metric": metric, "target": f"full ≥ {variant}",
                         "delta": -comparison["delta"], "met": comparison["delta"] <= 0,
+                        "exceeds_noise": comparison["exceeds_noise"],
                     })  # fmt: skip
     return {
         "format": RESULTS_FORMAT,
@@ -733,8 +745,9 @@ def markdown_results(results: Mapping[str, Any]) -> str:
     data = results.get("dataset") or {}
     if data:
         lines += [
-            f"MeSH-pair dataset: {data.get('documents', '?')} training documents, {data.get('pairs', '?')} mined pairs"
-            f" (sources {data.get('sources', {})}, PubMedQA test abstracts excluded: {data.get('excluded_documents', 0)}).",
+            f"MeSH-pair dataset: {data.get('documents', '?')} training documents, {data.get('pairs', '?')} mined "
+            f"pairs (sources {data.get('sources', {})}, PubMedQA test abstracts excluded: "
+            f"{data.get('excluded_documents', 0)}).",
             "",
         ]
     lines += [
@@ -773,11 +786,13 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             lines += ["", f"Best `full` run (highest mean main metric): seed {best['seed']} (`{best['run_dir']}`)."]
         lines.append("")
     if results.get("targets"):
-        lines += ["## Targets", "", "| model | metric | target | Δ | met |", "|---|---|---|---:|---|"]
+        lines += ["## Targets", "", "Δ = full − base for the improvement targets, full − ablation for the others.", "",
+                  "| model | metric | target | Δ | met | |Δ| beyond noise |", "|---|---|---|---:|---|---|"]
         for t in results["targets"]:
             target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
+            noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
             lines.append(f"| {t['model']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
-                         f"{'yes' if t['met'] else '**no**'} |")
+                         f"{'yes' if t['met'] else '**no**'} | {noise} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -847,7 +862,7 @@ def plot_curves(config: ReproduceConfig, model: ModelSpec, output: Path) -> Path
     colors = {v: f"C{i}" for i, v in enumerate(variants)}
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     seen = set()
-    for variant, seed, steps, values in series:
+    for variant, _seed, steps, values in series:
         ax.plot(steps, values, color=colors[variant], alpha=0.85, linewidth=1.2,
                 label=variant if variant not in seen else None)
         seen.add(variant)

@@ -1,0 +1,208 @@
+"""``biohicl reproduce``: config validation, the seed statistics and noise rule, and a whole tiny study.
+
+The tiny study uses a random 2-layer BERT (``tiny_bert_dir``), 24 real PubMedQA abstracts and BIOSSES; every
+variant trains for 2 steps. It checks the table has every row, the model cards carry the results, a second call
+skips every finished run, and a run interrupted after a checkpoint resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from biohicl import reproduce
+from biohicl.errors import ConfigError
+from biohicl.reproduce import (
+    DEFAULT_VARIANTS,
+    ReproduceConfig,
+    aggregate_row,
+    compare,
+    mean_std,
+    plan_study,
+    pooled_std,
+    run_study,
+)
+
+
+def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
+    values = {
+        "title": "tiny study",
+        "output_dir": str(tmp_path / "study"),
+        "dataset": {
+            "path": str(tmp_path / "dataset"),
+            "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}],
+            "limit": 24,
+            "top_k": 3,
+        },
+        "models": [
+            {
+                "name": "tiny",
+                "model": str(tiny_bert_dir),
+                "hub_id": "test-org/tiny-bert",
+                "pooling": "mean",
+                "max_length": 32,
+                "card_name": "BioHiCL-Tiny",
+                "repo_id": "test-org/BioHiCL-Tiny",
+            }
+        ],
+        "seeds": [0],
+        "tasks": ["biosses"],
+        "training": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 8,
+            "warmup_steps": 0,
+            "learning_rate": 5e-3,
+            "save_steps": 1,
+            "logging_steps": 1,
+        },
+    }
+    values.update(overrides)
+    return ReproduceConfig.from_dict(values)
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_config_rejects_unknown_and_reserved_fields(tmp_path, tiny_bert_dir):
+    with pytest.raises(ConfigError, match=r"unknown field.*bogus"):
+        _config(tmp_path, tiny_bert_dir, bogus=1)
+    with pytest.raises(ConfigError, match=r"training: seed.*set by the study"):
+        _config(tmp_path, tiny_bert_dir, training={"seed": 3})
+    with pytest.raises(ConfigError, match=r"seeds_per_variant: unknown variant.*nope"):
+        _config(tmp_path, tiny_bert_dir, seeds_per_variant={"nope": [0]})
+    config = _config(tmp_path, tiny_bert_dir)
+    with pytest.raises(ConfigError, match=r"--only: unknown variant.*no_such"):
+        config.select(only=["no_such"])
+
+
+def test_yaml_config_and_selection(tmp_path, tiny_bert_dir):
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        f"output_dir: {tmp_path / 'out'}\nmodels:\n  - name: tiny\n    model: {tiny_bert_dir}\n"
+        "seeds: [0, 1, 2]\nseeds_per_variant:\n  no_mse: [0]\n"
+        "tasks_per_variant:\n  no_mse: [biosses]\n",
+        encoding="utf-8",
+    )
+    config = ReproduceConfig.from_yaml(path)
+    assert list(config.variants) == list(DEFAULT_VARIANTS)
+    model = config.models[0]
+    assert config.run_seeds(model, "full") == [0, 1, 2] and config.run_seeds(model, "no_mse") == [0]
+    assert config.model_tasks(model, "no_mse") == ["biosses"]
+    assert config.model_tasks(model) == ["biosses", "pubmedqa", "scifact:train"]
+    picked = config.select(only=["full", "no_mse"], seeds=[5])
+    assert list(picked.variants) == ["full", "no_mse"]
+    assert picked.run_seeds(picked.models[0], "no_mse") == [5]
+    runs = plan_study(picked)
+    assert [(r.variant, r.seed, r.status) for r in runs] == [
+        ("base", None, "evaluate"), ("full", 5, "train"), ("no_mse", 5, "train"),
+    ]  # fmt: skip
+
+
+def test_training_arguments_merge_order(tmp_path, tiny_bert_dir):
+    config = _config(tmp_path, tiny_bert_dir)
+    model = config.models[0]
+    args = reproduce.training_arguments(config, model, "full_finetune", 7, tmp_path / "d", tmp_path / "r")
+    assert args.full_finetune is True and args.learning_rate == 2e-5  # the variant beats the study's 5e-3
+    assert args.seed == 7 and args.max_steps == 2 and args.max_length == 32
+    assert args.base_model_hub_id == "test-org/tiny-bert" and args.resume_from_checkpoint == "last"
+    args = reproduce.training_arguments(config, model, "no_ancestors", 0, tmp_path / "d", tmp_path / "r")
+    assert args.use_ancestors is False and args.learning_rate == 5e-3
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def test_mean_std_and_pooled_std_by_hand():
+    mean, std = mean_std([0.80, 0.82, 0.84])
+    assert mean == pytest.approx(0.82) and std == pytest.approx(0.02)
+    assert mean_std([0.5]) == (0.5, None)
+    # pooled over (n=3, s=0.02) and (n=2, s=0.04): sqrt((2·0.0004 + 1·0.0016) / 3) = sqrt(0.0008)
+    assert pooled_std([(3, 0.02), (2, 0.04)]) == pytest.approx(math.sqrt(0.0008))
+    assert pooled_std([(1, None), (1, None)]) is None
+
+
+def test_compare_marks_only_differences_beyond_twice_the_pooled_std():
+    base = aggregate_row({None: {"m": 0.80}})
+    tuned = aggregate_row({0: {"m": 0.84}, 1: {"m": 0.86}, 2: {"m": 0.85}})  # mean 0.85, std 0.01
+    result = compare(base, tuned, "m")
+    assert result["delta"] == pytest.approx(0.05)
+    assert result["noise_std"] == pytest.approx(0.01) and result["threshold"] == pytest.approx(0.02)
+    assert result["exceeds_noise"] is True
+    close = aggregate_row({0: {"m": 0.815}})
+    result = compare(close, tuned, "m")  # Δ 0.035 > 0.02 → marked; single-seed row adds no variance
+    assert result["exceeds_noise"] is True
+    near = aggregate_row({0: {"m": 0.84}})
+    assert compare(near, tuned, "m")["exceeds_noise"] is False  # Δ 0.01 < 0.02
+    assert compare(base, near, "m")["exceeds_noise"] is None  # neither row has 2 seeds: unknown
+    assert compare(base, tuned, "absent") is None
+
+
+# ------------------------------------------------------------------------------------------------ a whole study
+def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir, monkeypatch):
+    config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], seeds_per_variant={
+        v: [0] for v in DEFAULT_VARIANTS if v != "full"})  # fmt: skip
+    results = run_study(config, progress=False)
+    out = tmp_path / "study"
+
+    rows = results["models"]["tiny"]["rows"]
+    assert list(rows) == ["base", *DEFAULT_VARIANTS]
+    assert rows["full"]["n"] == 2 and rows["full"]["seeds"] == [0, 1]
+    for variant in DEFAULT_VARIANTS:
+        run = out / "tiny" / variant / "seed0"
+        record = json.loads((run / "eval.json").read_text())
+        assert rows[variant]["values"]["biosses/spearman"][0] == record["summary"]["biosses/spearman"]
+        assert not list(run.glob("checkpoint-*"))  # checkpoints dropped once the run finished
+    full = [json.loads((out / "tiny" / "full" / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
+    values = [r["summary"]["biosses/spearman"] for r in full]
+    assert rows["full"]["mean"]["biosses/spearman"] == pytest.approx(sum(values) / 2)
+    assert rows["full"]["std"]["biosses/spearman"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    base = json.loads((out / "tiny" / "base" / "eval.json").read_text())["summary"]["biosses/spearman"]
+    assert rows["full"]["vs_base"]["biosses/spearman"]["delta"] == pytest.approx(sum(values) / 2 - base)
+    assert values[0] != base  # the trained adapter really changed the encoder
+
+    table = (out / "results.md").read_text()
+    for variant in ["base", *DEFAULT_VARIANTS]:
+        assert f"| {variant} |" in table
+    assert "## Targets" in table and "full ≥ no_mse" in table
+    assert (out / "tiny_bars.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tiny_curves.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["models"]["tiny"]["rows"]["full"]["n"] == 2
+
+    best = results["models"]["tiny"]["best_full_run"]
+    assert best["seed"] == max((v, s) for s, v in enumerate(values))[1]
+    card = (out / "tiny" / "full" / f"seed{best['seed']}" / "README.md").read_text()
+    assert "model-index" in card and "BIOSSES" in card and "base_model: test-org/tiny-bert" in card
+    assert "test-org/BioHiCL-Tiny" in card
+    ablation_card = (out / "tiny" / "no_mse" / "seed0" / "README.md").read_text()
+    assert "BioHiCL-Tiny-no_mse-seed0" in ablation_card
+
+    # second call: everything is finished, nothing is trained or evaluated again
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was redone")
+
+    monkeypatch.setattr(reproduce, "train_run", refuse)
+    monkeypatch.setattr(reproduce, "evaluate_encoder", refuse)
+    assert all(r.status == "done" for r in plan_study(config))
+    again = run_study(config, progress=False, write_plots=False)
+    assert again["models"]["tiny"]["rows"]["full"]["mean"] == rows["full"]["mean"]
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_dir):
+    config = _config(tmp_path, tiny_bert_dir, variants={"full": {"save_total_limit": 2}}, keep_checkpoints=True)
+    run_study(config, progress=False, write_plots=False)
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"
+    first = json.loads((run / "eval.json").read_text())["summary"]
+    # simulate a kill after checkpoint-1: drop what the finished run wrote after it
+    for name in ("eval.json", "training_summary.json", "trainer_state.json", "README.md"):
+        (run / name).unlink()
+    for child in run.glob("checkpoint-2"):
+        import shutil
+
+        shutil.rmtree(child)
+    assert [r.status for r in plan_study(config)] == ["done", "resume"]
+    run_study(config, progress=False, write_plots=False)
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    logged_steps = [e["step"] for e in state["log_history"] if "loss" in e]
+    assert logged_steps == [1, 2]  # step 1 restored from the checkpoint, step 2 trained after resuming
+    resumed = json.loads((run / "eval.json").read_text())["summary"]
+    assert resumed["biosses/spearman"] == pytest.approx(first["biosses/spearman"], abs=1e-6)
