@@ -159,12 +159,16 @@ def dense_retrieve(
     """Exact cosine search: ``{query_id: {doc_id: score}}`` with each query's ``top_k`` best documents.
 
     The corpus is embedded in chunks of ``corpus_chunk_size`` documents so memory stays bounded; the running
-    top-k is merged chunk by chunk. ``ignore_identical_ids`` drops a document whose id equals the query id
+    top-k is merged chunk by chunk. Ties are cut the way trec_eval orders them (document id, descending).
+    ``ignore_identical_ids`` drops a document whose id equals the query id
     (BEIR's option for corpora where queries are also documents, e.g. Quora, ArguAna).
     """
     import torch
 
-    query_ids, doc_ids = list(queries), list(corpus)
+    query_ids = list(queries)
+    # Columns in descending doc-id order + stable descending sorts = trec_eval's tie order (score desc, then
+    # doc id desc), so the top k kept here are exactly the top k trec_eval would rank, ties at the cut included.
+    doc_ids = sorted(corpus, reverse=True)
     query_emb = torch.from_numpy(
         _normalize(
             np.asarray(
@@ -190,13 +194,11 @@ def dense_retrieve(
             dtype=np.float32,
         )
         scores = query_emb @ torch.from_numpy(_normalize(doc_emb)).T
-        k = min(top_k + extra, scores.shape[1])
-        chunk_scores, chunk_index = torch.topk(scores, k, dim=1)
-        merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
-        merged_index = torch.cat([best_index, chunk_index + start], dim=1)
-        k = min(top_k + extra, merged_scores.shape[1])
-        best_scores, order = torch.topk(merged_scores, k, dim=1)
-        best_index = torch.gather(merged_index, 1, order)
+        merged_scores = torch.cat([best_scores, scores], dim=1)
+        merged_index = torch.cat([best_index, torch.arange(start, start + len(chunk)).expand(len(query_ids), -1)], 1)
+        sorted_scores, order = torch.sort(merged_scores, dim=1, descending=True, stable=True)
+        best_scores = sorted_scores[:, : top_k + extra]
+        best_index = torch.gather(merged_index, 1, order[:, : top_k + extra])
     run: dict[str, dict[str, float]] = {}
     for row, query_id in enumerate(query_ids):
         hits = {doc_ids[i]: float(s) for i, s in zip(best_index[row].tolist(), best_scores[row].tolist(), strict=True)}

@@ -1,0 +1,297 @@
+"""The evaluation harness with a keyword encoder (known answers) and, end to end, a tiny random BERT."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation import Encoder, dense_retrieve, evaluate_beir, evaluate_model, load_beir
+from biohicl.evaluation.pubmedqa import evaluate_pubmedqa, load_pubmedqa
+from biohicl.evaluation.report import markdown_table
+from biohicl.evaluation.runner import load_results, save_results
+from biohicl.evaluation.sts import evaluate_biosses, load_biosses
+from biohicl.evaluation.tasks import parse_task_spec
+
+VOCAB = ["insulin", "tumor", "heart", "brain", "virus"]
+
+
+class KeywordEncoder:
+    """Embeds a text as its counts of VOCAB words (plus a tiny constant so no vector is zero); logs calls."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        texts = list(texts)
+        self.calls.append((kind, len(texts)))
+        rows = [[t.lower().split().count(w) for w in VOCAB] + [0.01] for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+
+
+def write_beir(folder: Path, split: str = "test") -> Path:
+    docs = [
+        {"_id": "d1", "title": "Insulin", "text": "insulin signalling"},
+        {"_id": "d2", "title": "", "text": "tumor growth"},
+        {"_id": "d3", "title": "Heart", "text": "heart failure and insulin"},
+        {"_id": "d4", "title": "Brain", "text": "brain"},
+    ]
+    queries = [
+        {"_id": "q1", "text": "insulin insulin"},  # d1 (2 insulin) first, then d3
+        {"_id": "q2", "text": "heart"},  # d3 only
+        {"_id": "q3", "text": "virus"},  # nothing matches: all cosines ~equal
+    ]
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (folder / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td3\t2\nq2\td4\t1\nq3\td2\t1\n"
+    )
+    return folder
+
+
+def write_pubmedqa(folder: Path) -> tuple[Path, Path]:
+    items = {
+        "11": {"QUESTION": "insulin?", "CONTEXTS": ["tumor tumor"], "LONG_ANSWER": "insulin works"},
+        "22": {"QUESTION": "heart?", "CONTEXTS": ["heart"], "LONG_ANSWER": "heart heart"},
+        "33": {"QUESTION": "brain?", "CONTEXTS": ["brain"], "LONG_ANSWER": "heart and brain"},
+        "44": {"QUESTION": "virus", "CONTEXTS": ["virus"], "LONG_ANSWER": "virus"},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ori_pqal.json").write_text(json.dumps(items))
+    (folder / "test_ground_truth.json").write_text(json.dumps({"33": "yes", "11": "no", "22": "maybe"}))
+    return folder / "ori_pqal.json", folder / "test_ground_truth.json"
+
+
+def test_keyword_encoder_follows_the_protocol():
+    assert isinstance(KeywordEncoder(), Encoder)
+
+
+def test_load_beir_reads_texts_and_judgements(tmp_path):
+    data = load_beir(write_beir(tmp_path / "toy"), "test")
+    assert data.corpus["d1"] == "Insulin insulin signalling"  # title + " " + text
+    assert data.corpus["d2"] == "tumor growth"  # empty title: no leading space
+    assert data.qrels == {"q1": {"d3": 1}, "q2": {"d3": 2, "d4": 1}, "q3": {"d2": 1}}
+    assert list(data.queries) == ["q1", "q2", "q3"]
+    assert list(load_beir(tmp_path / "toy", "test", limit_queries=1).queries) == ["q1"]
+
+
+def test_beir_folder_without_documents_says_what_is_missing(tmp_path):
+    folder = tmp_path / "nfcorpus"
+    folder.mkdir()
+    (folder / "PROVENANCE.md").write_text("test qrels and queries only")
+    (folder / "qrels.beir-v1.0.0-nfcorpus.test.txt").write_text("PLAIN-1 0 MED-1 2\n")
+    with pytest.raises(DataError, match=r"missing corpus\.jsonl, queries\.jsonl, qrels/test\.tsv.*PROVENANCE\.md"):
+        load_beir(folder, "test")
+
+
+def test_missing_split_lists_the_splits_present(tmp_path):
+    write_beir(tmp_path / "toy", split="train")
+    with pytest.raises(DataError, match=r"qrels/test\.tsv \(splits present: train\)"):
+        load_beir(tmp_path / "toy", "test")
+
+
+def test_bad_lines_are_named(tmp_path):
+    folder = write_beir(tmp_path / "toy")
+    with (folder / "corpus.jsonl").open("a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(DataError, match=r"corpus\.jsonl: line 5: not valid JSON"):
+        load_beir(folder)
+    (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
+    with pytest.raises(DataError, match=r"dev\.tsv: line 2: expected 3 tab-separated fields"):
+        load_beir(folder, "dev")
+    (folder / "qrels" / "dev.tsv").write_text("q9\td1\t1\n")
+    with pytest.raises(DataError, match=r"not in queries\.jsonl, e\.g\. 'q9'"):
+        load_beir(folder, "dev")
+
+
+def test_dense_retrieve_ranks_by_cosine_and_chunks_identically(tmp_path):
+    data = load_beir(write_beir(tmp_path / "toy"))
+    encoder = KeywordEncoder()
+    run = dense_retrieve(encoder, data.queries, data.corpus, top_k=2)
+    assert list(run["q1"]) == ["d1", "d3"]
+    assert run["q1"]["d1"] == pytest.approx(1.0, abs=1e-4)
+    assert encoder.calls[0] == ("query", 3) and encoder.calls[1] == ("document", 4)
+    chunked = dense_retrieve(KeywordEncoder(), data.queries, data.corpus, top_k=2, corpus_chunk_size=1)
+    assert chunked == run
+    # q3 "virus": d2 first, then d1 and d4 tie exactly; trec_eval order keeps d4 (doc id descending) at the cut
+    assert list(run["q3"]) == ["d2", "d4"]
+
+
+def test_ignore_identical_ids_drops_the_query_itself():
+    corpus = {"a": "insulin", "b": "insulin heart", "c": "brain"}
+    run = dense_retrieve(KeywordEncoder(), {"a": "insulin"}, corpus, top_k=2, ignore_identical_ids=True)
+    assert list(run["a"]) == ["b", "c"]
+
+
+def test_evaluate_beir_known_metrics(tmp_path):
+    folder = write_beir(tmp_path / "toy")
+    result = evaluate_beir(KeywordEncoder(), folder, "test", k_values=[1, 10])
+    # keyword vectors: d1 [2,0,0,0,0,.01], d2 [0,1,0,0,0,.01], d3 [1,0,2,0,0,.01], d4 [0,0,0,2,0,.01]
+    # q1 "insulin insulin": d1, d3, ... -> relevant d3 at rank 2
+    q1 = {"ndcg": 1 / np.log2(3), "recall@1": 0.0, "mrr": 0.5}
+    # q2 "heart": d3 (grade 2), d2, then d4 = d1 (exact tie: same norm, only the .01 term) -> trec_eval puts d4
+    # first (doc id descending), so d4 (grade 1) is at rank 3
+    q2 = {"ndcg": (2 + 1 / np.log2(4)) / (2 + 1 / np.log2(3)), "recall@1": 0.5, "mrr": 1.0}
+    # q3 "virus": only the .01 term -> shortest document d2 first, and d2 is the relevant one
+    q3 = {"ndcg": 1.0, "recall@1": 1.0, "mrr": 1.0}
+    assert result.metrics["ndcg@10"] == pytest.approx((q1["ndcg"] + q2["ndcg"] + q3["ndcg"]) / 3)
+    assert result.metrics["recall@1"] == pytest.approx(0.5)
+    assert result.metrics["mrr@10"] == pytest.approx(2.5 / 3)
+    assert result.metrics["recall@10"] == 1.0
+    assert result.num_queries == 3 and result.num_documents == 4
+    expected_files = {
+        "toy/corpus.jsonl": hashlib.sha256((folder / "corpus.jsonl").read_bytes()).hexdigest(),
+        "toy/queries.jsonl": hashlib.sha256((folder / "queries.jsonl").read_bytes()).hexdigest(),
+        "toy/qrels/test.tsv": hashlib.sha256((folder / "qrels" / "test.tsv").read_bytes()).hexdigest(),
+    }
+    assert result.data_files == expected_files
+    q1_only = evaluate_beir(KeywordEncoder(), folder, "test", k_values=[1, 10], limit_queries=1)
+    assert q1_only.metrics["ndcg@10"] == pytest.approx(q1["ndcg"])
+    assert q1_only.num_queries == 1
+
+
+def test_biosses_real_file_layout(data_dir):
+    first, _second, gold, _ = load_biosses(data_dir / "biosses" / "biosses.tsv")
+    assert len(gold) == 100 and gold[0] == 4.0 and gold[-1] == pytest.approx(1.8)
+    assert first[0].startswith("It has recently been shown that Craf")
+
+
+def test_biosses_scores_correlation_of_cosines(tmp_path):
+    path = tmp_path / "biosses.tsv"
+    rows = [
+        ("insulin", "insulin", 4.0),  # cos ~1
+        ("insulin", "insulin heart", 3.0),  # cos ~0.71
+        ("insulin heart", "heart brain brain", 2.0),  # ~0.32
+        ("tumor", "brain", 1.0),  # ~0
+    ]
+    lines = ["id\tsentence1\tsentence2\tscore_mean"] + [f"{i}\t{a}\t{b}\t{s}" for i, (a, b, s) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    result = evaluate_biosses(KeywordEncoder(), path)
+    assert result.metrics["spearman"] == pytest.approx(1.0)
+    assert 0.9 < result.metrics["pearson"] < 1.0
+    path.write_text("id\tsentence1\tsentence2\tscore_mean\n1\ta\tb\thigh\n2\ta\tb\t1\n")
+    with pytest.raises(DataError, match="line 2: score_mean 'high'"):
+        load_biosses(path)
+
+
+def test_pubmedqa_protocol_and_splits(tmp_path):
+    data_file, test_file = write_pubmedqa(tmp_path / "pubmedqa")
+    test, _ = load_pubmedqa("test", data_file, test_file)
+    assert list(test) == ["33", "11", "22"]  # the official file's order
+    train, _ = load_pubmedqa("train", data_file, test_file)
+    assert list(train) == ["44"]
+    # the questions "brain?", "insulin?", "heart?" match no keyword ("brain?" != "brain"): each question vector is
+    # only the .01 term, so answers rank by 1/norm: "insulin works" (11) > "heart and brain" (33) > "heart heart" (22)
+    result = evaluate_pubmedqa(KeywordEncoder(), split="test", data_file=data_file, test_file=test_file)
+    assert result.num_queries == 3 and result.num_documents == 3
+    # ranks of each question's own answer: 11 -> 1, 33 -> 2, 22 -> 3
+    assert result.metrics["recall@1"] == pytest.approx(1 / 3)
+    assert result.metrics["mrr@10"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    with pytest.raises(DataError, match="split must be one of"):
+        load_pubmedqa("dev", data_file, test_file)
+
+
+def test_pubmedqa_context_target(tmp_path):
+    data_file, test_file = write_pubmedqa(tmp_path / "pubmedqa")
+    items, _ = load_pubmedqa("all", data_file, test_file)
+    assert len(items) == 4
+    result = evaluate_pubmedqa(
+        KeywordEncoder(), target="context", split="all", data_file=data_file, test_file=test_file
+    )
+    # "virus" finds its own context first; the other questions see only the .01 term: contexts "heart", "brain",
+    # "virus" tie (same norm) and rank by PMID descending (44 > 33 > 22), "tumor tumor" (11) comes last
+    assert result.task == "pubmedqa-context"
+    assert result.metrics["recall@1"] == pytest.approx(1 / 4)  # only 44
+    assert result.metrics["mrr@10"] == pytest.approx((1 / 4 + 1 / 3 + 1 / 2 + 1) / 4)
+
+
+def test_parse_task_spec():
+    assert parse_task_spec("scifact:train") == ("scifact", "train")
+    assert parse_task_spec("biosses") == ("biosses", None)
+    assert parse_task_spec("data/my-beir") == ("data/my-beir", None)
+
+
+def test_evaluate_model_record_and_preflight(tmp_path):
+    folder = write_beir(tmp_path / "toy")
+    encoder = KeywordEncoder()
+    record = evaluate_model(encoder, [f"{folder}:test"], model_id="keyword", revision="r1", batch_size=8)
+    task = record["tasks"]["toy"]
+    assert task["split"] == "test" and task["main_metric"] == "ndcg@10"
+    assert record["model"] == {"id": "keyword", "revision": "r1", "config": {"class": "KeywordEncoder"}}
+    assert record["summary"]["toy/ndcg@10"] == task["metrics"]["ndcg@10"]
+    assert record["versions"]["numpy"] == np.__version__
+    assert record["wall_time_s"] > 0 and record["settings"]["batch_size"] == 8
+    path = save_results(record, tmp_path / "out" / "r.json")
+    assert load_results(path) == json.loads(json.dumps(record))
+    # a task whose data is missing fails before anything is encoded
+    silent = KeywordEncoder()
+    with pytest.raises(DataError, match="splits present: test"):
+        evaluate_model(silent, [str(folder), f"{folder}:dev"])
+    assert silent.calls == []
+    with pytest.raises(ConfigError, match=r"unknown task 'scifakt'.*did you mean scifact"):
+        evaluate_model(silent, ["scifakt"])
+
+
+def _record(label: str, ndcg: float, spearman: float) -> dict:
+    return {
+        "model": {"id": label},
+        "settings": {"dtype": "float32"},
+        "tasks": {
+            "scifact": {"split": "train", "main_metric": "ndcg@10", "metrics": {"ndcg@10": ndcg, "recall@100": 0.9}},
+            "biosses": {"split": "all", "main_metric": "spearman", "metrics": {"spearman": spearman}},
+        },
+    }
+
+
+def test_markdown_table_and_delta():
+    table = markdown_table([_record("base", 0.6, 0.8), _record("tuned", 0.65, 0.79)])
+    lines = table.strip().splitlines()
+    assert lines[0] == "| model | scifact (train) nDCG@10 | scifact (train) R@100 | biosses (all) Spearman |"
+    assert lines[2] == "| base | 0.6000 | 0.9000 | 0.8000 |"
+    assert lines[4] == "| Δ (tuned − base) | +0.0500 | +0.0000 | -0.0100 |"
+
+
+def test_compare_command_writes_markdown_and_png(tmp_path, capsys):
+    from biohicl.cli import main
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_record("base", 0.6, 0.8)))
+    b.write_text(json.dumps(_record("tuned", 0.65, 0.79)))
+    png, md = tmp_path / "cmp.png", tmp_path / "cmp.md"
+    assert main(["evaluate", "--compare", str(a), str(b), "--plot", str(png), "--markdown", str(md)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "| tuned | 0.6500 |" in md.read_text()
+    assert main(["evaluate"]) == 2
+    assert "MODEL is required" in capsys.readouterr().err
+
+
+def test_tiny_bert_end_to_end(tiny_bert_dir, tmp_path, data_dir):
+    """The real command on a tiny random BERT: a BEIR folder, BIOSSES and PubMedQA, JSON + Markdown + PNG."""
+    from biohicl.cli import main
+    from biohicl.modeling import BioHiCLModel
+
+    folder = write_beir(tmp_path / "toy")
+    output, md, png = tmp_path / "tiny.json", tmp_path / "tiny.md", tmp_path / "tiny.png"
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", f"{folder},biosses,pubmedqa", "--limit-queries", "8"]
+    argv += ["--max-length", "32", "--output", str(output), "--markdown", str(md), "--plot", str(png)]
+    assert main([*argv, "--no-progress"]) == 0
+    record = json.loads(output.read_text())
+    assert set(record["tasks"]) == {"toy", "biosses", "pubmedqa"}
+    assert record["tasks"]["pubmedqa"]["num_queries"] == 8 and record["tasks"]["pubmedqa"]["num_documents"] == 500
+    assert record["tasks"]["pubmedqa"]["data_files"]["pubmedqa/test_ground_truth.json"] == (
+        "939fe566f09017d13b1ca64d2ddfee0bc2374b366048152997669cccedc44d51"
+    )
+    assert record["settings"]["max_length"] == 32 and record["settings"]["dtype"] == "float32"
+    assert all(0.0 <= v <= 1.0 for t in ("toy", "pubmedqa") for v in record["tasks"][t]["metrics"].values())
+    assert "| tiny-bert" in md.read_text() and png.stat().st_size > 0
+    # the same numbers from the Python API (deterministic encoder, same settings)
+    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    model.config.max_length = 32
+    again = evaluate_model(model, [str(folder), "biosses"], show_progress_bar=False)
+    assert again["tasks"]["toy"]["metrics"] == pytest.approx(record["tasks"]["toy"]["metrics"], abs=1e-6)
+    assert again["tasks"]["biosses"]["metrics"] == pytest.approx(record["tasks"]["biosses"]["metrics"], abs=1e-6)

@@ -1,0 +1,117 @@
+"""Ranking metrics against hand-computed values and against pytrec_eval (trec_eval's C code) on random runs."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from biohicl.evaluation.metrics import (
+    CorrelationMetric,
+    RetrievalMetric,
+    ndcg_at_k,
+    per_query_scores,
+    rank_documents,
+    recall_at_k,
+    reciprocal_rank_at_k,
+    retrieval_scores,
+)
+
+# One tie-free ranking: d1 > d2 > d3 > d4 > d5; judged: d2 (grade 1), d4 (grade 2), d9 (grade 1, never retrieved).
+RUN = {"q": {"d1": 0.9, "d2": 0.8, "d3": 0.7, "d4": 0.6, "d5": 0.5}}
+QRELS = {"q": {"d2": 1, "d4": 2, "d9": 1, "d5": 0}}
+
+
+def test_rank_documents_orders_by_score_then_doc_id_descending():
+    assert rank_documents({"a": 0.1, "b": 0.3, "c": 0.2}) == ["b", "c", "a"]
+    # trec_eval breaks ties by document id in descending string order
+    assert rank_documents({"d1": 0.5, "d3": 0.5, "d2": 0.5, "x": 0.9}) == ["x", "d3", "d2", "d1"]
+
+
+def test_ndcg_hand_computed():
+    ranked = rank_documents(RUN["q"])
+    # linear gains at ranks 2 (grade 1) and 4 (grade 2); ideal: grades 2, 1, 1 at ranks 1..3
+    dcg = 1 / math.log2(3) + 2 / math.log2(5)
+    ideal = 2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg_at_k(ranked, QRELS["q"], 10) == pytest.approx(dcg / ideal, abs=1e-12)
+    assert ndcg_at_k(ranked, QRELS["q"], 10) == pytest.approx(0.4766261, abs=1e-7)
+    # @1: d1 is not relevant
+    assert ndcg_at_k(ranked, QRELS["q"], 1) == 0.0
+    # @2: only d2 counts; ideal@2 = 2 + 1/log2(3)
+    assert ndcg_at_k(ranked, QRELS["q"], 2) == pytest.approx((1 / math.log2(3)) / (2 + 1 / math.log2(3)))
+
+
+def test_recall_and_mrr_hand_computed():
+    ranked = rank_documents(RUN["q"])
+    assert recall_at_k(ranked, QRELS["q"], 1) == 0.0
+    assert recall_at_k(ranked, QRELS["q"], 2) == pytest.approx(1 / 3)  # d2 of {d2, d4, d9}
+    assert recall_at_k(ranked, QRELS["q"], 100) == pytest.approx(2 / 3)  # d9 never retrieved
+    assert reciprocal_rank_at_k(ranked, QRELS["q"], 10) == 0.5
+    assert reciprocal_rank_at_k(ranked, QRELS["q"], 1) == 0.0
+
+
+def test_perfect_and_empty_rankings():
+    qrels = {"a": {"x": 1}, "b": {"y": 1}}
+    run = {"a": {"x": 2.0, "z": 1.0}, "b": {"z": 2.0, "w": 1.0}, "unjudged": {"x": 1.0}}
+    scores = retrieval_scores(qrels, run, k_values=[1, 10])
+    # query a is perfect, query b finds nothing; "unjudged" is ignored (trec_eval without -c)
+    assert scores["ndcg@10"] == 0.5
+    assert scores["recall@1"] == 0.5
+    assert scores["mrr@10"] == 0.5
+    assert set(per_query_scores(qrels, run)) == {"a", "b"}
+
+
+def test_retrieval_metric_evaluate_api_matches_function():
+    metric = RetrievalMetric()
+    metric.add_batch(
+        predictions=[{"doc_ids": list(RUN["q"]), "scores": list(RUN["q"].values())}],
+        references=[{"doc_ids": list(QRELS["q"]), "relevance": list(QRELS["q"].values())}],
+    )
+    metric.add(prediction={"doc_ids": ["x", "y"], "scores": [0.2, 0.1]}, reference={"doc_ids": ["y"], "relevance": [1]})
+    result = metric.compute(k_values=[1, 10], measures=["ndcg", "recall", "mrr"])
+    expected = retrieval_scores({**QRELS, "r": {"y": 1}}, {**RUN, "r": {"x": 0.2, "y": 0.1}}, k_values=[1, 10])
+    assert result == pytest.approx(expected)
+    assert result["mrr@10"] == pytest.approx((0.5 + 0.5) / 2)
+
+
+def test_correlation_metric_hand_computed():
+    metric = CorrelationMetric()
+    result = metric.compute(predictions=[1.0, 2.0, 3.0, 4.0], references=[1.0, 3.0, 2.0, 4.0])
+    assert result["spearman"] == pytest.approx(1 - 6 * 2 / (4 * 15))  # 0.8
+    assert result["pearson"] == pytest.approx(0.8)
+    monotone = metric.compute(predictions=[1.0, 2.0, 3.0, 10.0], references=[0.0, 1.0, 2.0, 3.0])
+    assert monotone["spearman"] == pytest.approx(1.0)
+    assert monotone["pearson"] < 0.95
+
+
+@pytest.mark.parametrize("with_ties", [False, True])
+def test_equal_to_pytrec_eval_on_random_runs(with_ties):
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = random.Random(1234 + with_ties)
+    k_values = (1, 3, 5, 10, 20)
+    for _ in range(60):
+        docs = [f"doc{i}" for i in range(rng.randint(1, 30))]
+        qrels, run = {}, {}
+        for q in range(6):
+            qid = f"q{q}"
+            qrels[qid] = {d: rng.choice([-1, 0, 0, 1, 1, 2, 3]) for d in rng.sample(docs, rng.randint(1, len(docs)))}
+            retrieved = rng.sample(docs, rng.randint(1, len(docs)))
+            run[qid] = {d: (rng.choice([0.1, 0.2, 0.3]) if with_ties else rng.random()) for d in retrieved}
+        ks = ",".join(map(str, k_values))
+        reference = pytrec_eval.RelevanceEvaluator(qrels, {f"ndcg_cut.{ks}", f"recall.{ks}"}).evaluate(run)
+        ours = per_query_scores(qrels, run, k_values, ("ndcg", "recall", "mrr"))
+        assert set(ours) == set(reference)
+        for qid in reference:
+            for k in k_values:
+                assert ours[qid][f"ndcg@{k}"] == pytest.approx(reference[qid][f"ndcg_cut_{k}"], abs=1e-12)
+                assert ours[qid][f"recall@{k}"] == pytest.approx(reference[qid][f"recall_{k}"], abs=1e-12)
+                # MRR@k = trec_eval recip_rank on the run cut to its top k (in trec_eval's order)
+                top = {d: run[qid][d] for d in rank_documents(run[qid])[:k]}
+                rr = pytrec_eval.RelevanceEvaluator({qid: qrels[qid]}, {"recip_rank"}).evaluate({qid: top})
+                assert ours[qid][f"mrr@{k}"] == pytest.approx(rr[qid]["recip_rank"], abs=1e-12)
+
+
+def test_unknown_measure_is_rejected():
+    with pytest.raises(ValueError, match="unknown measure"):
+        per_query_scores(QRELS, RUN, measures=["map"])
