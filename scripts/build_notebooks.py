@@ -46,13 +46,13 @@ def params(text: str):
     return code(text, tags=["parameters"])
 
 
-INSTALL = '''
+INSTALL = """
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     %pip install -q biohicl
-'''
+"""
 
 SETUP_LINES = '''
 import os
@@ -111,7 +111,7 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
             '        (data_root / "biosses").mkdir(parents=True, exist_ok=True)',
             '        rows = ["id\\tsentence1\\tsentence2\\tscore_mean"]',
             "        for i, p in enumerate(pairs, 1):",
-            '            rows.append(f"{i}\\t{p[\'sentence1\']}\\t{p[\'sentence2\']}\\t{p[\'score\']}")',
+            "            rows.append(f\"{i}\\t{p['sentence1']}\\t{p['sentence2']}\\t{p['score']}\")",
             '        (data_root / "biosses" / "biosses.tsv").write_text("\\n".join(rows) + "\\n", encoding="utf-8")',
         ]
     lines += [
@@ -160,7 +160,7 @@ Every size setting lives in the next cell (tagged `parameters`, so [papermill](h
 can override it: `papermill 01_quickstart.ipynb out.ipynb -p NUM_DOCUMENTS 50`).
 The defaults are for a Colab GPU; on a CPU use `DTYPE = "float32"` and fewer documents.
 """),
-        params('''
+        params("""
 MODEL = "BioHiCL-Base"  # a registered name (BioHiCL-Base, BioHiCL-Large), a Hub repo id or a local folder
 FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # used when MODEL cannot be loaded (offline, no cache)
 MAX_LENGTH = 512  # tokens per text
@@ -169,7 +169,7 @@ NUM_DOCUMENTS = 200  # PubMedQA abstracts to index
 NUM_QUERIES = 3  # PubMedQA questions to search with
 TOP_K = 5  # hits per query
 DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
-'''),
+"""),
         code(SETUP_LINES + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
         md("""
 ## Data
@@ -185,7 +185,7 @@ downloads PubMedQA's expert-labelled set (1,000 abstracts, each indexed with MeS
 folder. Without a network (or a cached copy) the Hub cannot be reached: we then fall back to a local model and
 **say so**, so that nobody mistakes its results for BioHiCL's.
 """),
-        code('''
+        code("""
 from biohicl import BioHiCL
 from biohicl.errors import ModelLoadError
 
@@ -201,14 +201,14 @@ used_fallback = loaded != MODEL
 model.config.max_length = MAX_LENGTH
 model = model.to(DEVICE)
 print(f"loaded {loaded}: pooling={model.config.pooling}, dim={model.embedding_dim}, kind={model.config.kind}")
-'''),
+"""),
         md("""
 ## Encode
 
 `encode` returns one L2-normalised row per text, so a dot product is a cosine similarity. Queries get the model's
 query prompt with `kind="query"` (BGE's instruction for BioHiCL-Base).
 """),
-        code('''
+        code("""
 sentences = [
     "Metformin lowers blood glucose in type 2 diabetes.",
     "Insulin resistance is a hallmark of obesity and type 2 diabetes.",
@@ -218,7 +218,7 @@ with autocast():
     embeddings = model.encode(sentences, batch_size=BATCH_SIZE)
 print("embeddings:", embeddings.shape)
 print("cosine similarities:\\n", (embeddings @ embeddings.T).round(3))
-'''),
+"""),
         md("""
 ## A small biomedical corpus
 
@@ -226,7 +226,7 @@ Each PubMedQA item is a PubMed abstract with its MeSH descriptors and a question
 first `NUM_DOCUMENTS` abstracts and search with the questions of a few of them (their own abstract is the answer).
 Without the data folder, a handful of built-in sentences (with MeSH terms) stand in.
 """),
-        code('''
+        code("""
 import logging
 
 from biohicl import MeshHierarchy
@@ -264,14 +264,14 @@ else:
     ]
     queries = [("drugs for diabetes", None, None), ("cardiovascular risk", None, None)][:NUM_QUERIES]
     print(f"no PubMedQA file found (BIOHICL_DATA_DIR unset?): using {len(documents)} built-in sentences")
-'''),
+"""),
         md("""
 ## Index and search
 
 `model.index` encodes the corpus into a sharded index folder (the same code indexes millions of abstracts);
 `model.search` returns the exact cosine top-k for each query.
 """),
-        code('''
+        code("""
 import tempfile
 
 index_dir = tempfile.mkdtemp(prefix="biohicl-index-")
@@ -285,7 +285,7 @@ for (question, _, answer), hits in zip(queries, results):
     for hit in hits:
         mark = "  <- its own abstract" if hit.id == answer else ""
         print(f"  {hit.rank}. {hit.score:.3f}  [{hit.id}] {texts[hit.id][:90]}...{mark}")
-'''),
+"""),
         md("""
 ## Why these hits? The shared-MeSH explanation
 
@@ -293,7 +293,7 @@ for (question, _, answer), hits in zip(queries, results):
 they have in common, and their label similarity **SimL** (what BioHiCL's embeddings are trained to follow).
 Without a source abstract (the built-in sentences), it lists the terms the hits share with each other.
 """),
-        code('''
+        code("""
 from biohicl.search import explain_hits
 
 for (question, query_mesh, _), hits in zip(queries, results):
@@ -304,7 +304,7 @@ for (question, query_mesh, _), hits in zip(queries, results):
         shared = "; ".join(item.shared[:4]) or "none"
         common = "; ".join(list(dict.fromkeys(item.common_ancestors))[:3]) or "none"  # names, deduplicated
         print(f"  {item.hit.rank}. SimL {siml} | shared: {shared} | common tree nodes: {common}")
-'''),
+"""),
         md("""
 ## Next
 
@@ -342,7 +342,7 @@ The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE'
 `BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"`, `POOLING = "mean"`, `QUERY_PROMPT = ""`,
 `MAX_LENGTH = 128`, `MAX_STEPS = 60`, `DTYPE = "float32"`, `EVAL_TASKS = ["biosses", "pubmedqa"]` (about 10 minutes).
 """),
-        params('''
+        params("""
 BASE_MODEL = "BAAI/bge-base-en-v1.5"  # Hub id or local folder of the retriever to tune
 BASE_MODEL_HUB_ID = None  # when BASE_MODEL is a local folder: its Hub id (recorded in the adapter and model card)
 POOLING = "cls"  # cls for BGE, mean for sentence-transformers models
@@ -361,13 +361,16 @@ EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
 OUTPUT_DIR = "runs/biohicl-bge-base"
 HUB_REPO_ID = None  # e.g. "your-name/BioHiCL-bge-base"; pushing also needs a token (`huggingface-cli login`)
 HUB_PRIVATE = True
-'''),
-        code(SETUP_LINES + '''
+"""),
+        code(
+            SETUP_LINES
+            + """
 from pathlib import Path
 
 out = Path(OUTPUT_DIR)
 print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
-'''),
+"""
+        ),
         md("""
 ## Data
 
@@ -384,7 +387,7 @@ official test abstracts are marked `split="test"` and never trained on. (The pap
 For each abstract, mine its `TOP_K_PAIRS` partners with the highest SimL. The batch sampler builds batches from
 these pairs, so every batch holds related abstracts for the losses to learn from.
 """),
-        code('''
+        code("""
 from biohicl.data.pairs import build_dataset_from_files, default_inputs
 from biohicl.errors import ConfigError
 from biohicl.settings import data_path
@@ -398,8 +401,8 @@ dataset, summary = build_dataset_from_files(
     inputs, out / "mesh-pairs", top_k=TOP_K_PAIRS, limit=NUM_DOCUMENTS, progress=False
 )
 print(summary)
-'''),
-        code('''
+"""),
+        code("""
 from biohicl import MeshHierarchy
 
 mesh = MeshHierarchy.load()
@@ -408,7 +411,7 @@ for end in ("anchor", "partner"):
     doc = docs[pair[end]]
     print(f"{end} {doc['pmid']}: {', '.join(mesh.names[ui] for ui in doc['mesh'][:6])}")
 print(f"SimL = {pair['siml']:.3f}")
-'''),
+"""),
         md("""
 ## Train
 
@@ -416,7 +419,7 @@ print(f"SimL = {pair['siml']:.3f}")
 the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the adapter, the tokenizer,
 `biohicl_config.json` and the loss log in `OUTPUT_DIR`.
 """),
-        code('''
+        code("""
 from biohicl.trainer import train_biohicl
 from biohicl.training_args import BioHiCLTrainingArguments
 
@@ -441,9 +444,9 @@ args = BioHiCLTrainingArguments(
 )
 run_dir = train_biohicl(args)
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
-'''),
+"""),
         md("## Loss components\n\nThe total loss and its two terms, from the run's `trainer_state.json`."),
-        code('''
+        code("""
 %matplotlib inline
 import matplotlib.pyplot as plt
 
@@ -459,14 +462,14 @@ ax.set(xlabel="optimizer step", ylabel="loss", title=f"BioHiCL on {BASE_MODEL}")
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()
-'''),
+"""),
         md("""
 ## Evaluate against the base
 
 The same tasks, the same encoding settings, once for the untouched base and once for the trained adapter. Tasks
 whose data is missing are skipped with the reason.
 """),
-        code('''
+        code("""
 from IPython.display import Markdown, display
 
 from biohicl.errors import BioHiCLError
@@ -499,15 +502,15 @@ for label, load in models.items():
         )
     save_results(records[label], files[label])
 display(Markdown(markdown_table(list(records.values()), labels=list(records))))
-'''),
-        code('''
+"""),
+        code("""
 from IPython.display import Image
 
 from biohicl.evaluation.plots import plot_results
 
 chart = plot_results(list(records.values()), run_dir / "base_vs_biohicl.png", labels=list(records))
 display(Image(filename=str(chart)))
-'''),
+"""),
         md("""
 ## Push to the Hub
 
@@ -515,7 +518,7 @@ display(Image(filename=str(chart)))
 with both result sets, the charts) and checks it (no tokens, no symlinks); `publish_folder` uploads it in one commit
 with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_ID`.
 """),
-        code('''
+        code("""
 from huggingface_hub import HfApi, get_token
 
 from biohicl.hub import build_model_repo_folder, publish_folder
@@ -531,7 +534,7 @@ if token and HUB_REPO_ID:
 else:
     why = "no Hugging Face token (run `huggingface-cli login` or set HF_TOKEN)" if not token else "HUB_REPO_ID is None"
     print(f"Push skipped: {why}. The folder above is what would be uploaded.")
-'''),
+"""),
     ]
 
 
@@ -556,7 +559,7 @@ registered name, a Hub repo or a folder); it is compared with its own base, enco
 `BASE_MODEL = None` compares with the base the model records (BGE-base for BioHiCL-Base), with the same pooling and
 prompts. On a CPU, use `DTYPE = "float32"`, `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
 """),
-        params('''
+        params("""
 MODEL = "BioHiCL-Base"  # a registered name, a Hub repo id (owner/name[@revision]) or a local folder
 BASE_MODEL = None  # None: the base recorded in the model's config
 TASKS = ["trec-covid", "nfcorpus", "scifact", "scidocs", "biosses", "pubmedqa"]
@@ -566,13 +569,16 @@ MAX_LENGTH = 512  # tokens per text
 BATCH_SIZE = 128  # texts per encoding batch
 DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
 OUTPUT_DIR = "results/notebook"
-'''),
-        code(SETUP_LINES + '''
+"""),
+        code(
+            SETUP_LINES
+            + """
 from pathlib import Path
 
 out = Path(OUTPUT_DIR)
 print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
-'''),
+"""
+        ),
         md("""
 ## Data
 
@@ -581,7 +587,7 @@ Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads the
 """),
         code(colab_data_cell(PUBMEDQA_FILES, beir=("trec-covid", "nfcorpus", "scifact", "scidocs"), biosses=True)),
         md("Tasks whose files are missing are skipped, with the reason, before any model is loaded."),
-        code('''
+        code("""
 from biohicl.errors import BioHiCLError
 from biohicl.evaluation.runner import plan_tasks
 
@@ -593,14 +599,14 @@ for task in TASKS:
     except BioHiCLError as err:
         print(f"skipping {task}: {err}")
 print("tasks:", tasks)
-'''),
+"""),
         md("""
 ## Load the model and its base
 
 `load_model` resolves names, repo ids (with `@revision`) and folders; the base is built with the encoding settings
 (pooling, prompts, max length) the model itself uses, so only the weights differ.
 """),
-        code('''
+        code("""
 from biohicl.loader import load_model
 from biohicl.modeling import BioHiCLModel
 
@@ -615,9 +621,9 @@ base = BioHiCLModel.from_base(
     document_prompt=config.document_prompt,
 )
 print(f"model: {MODEL} ({config.kind}, {config.pooling} pooling); base: {base.config.base_model}")
-'''),
+"""),
         md("## Run the benchmarks\n\nOne results record per model (metrics, data checksums, versions, settings)."),
-        code('''
+        code("""
 from biohicl.evaluation.runner import evaluate_model, save_results
 
 records = {}
@@ -628,9 +634,9 @@ for label, encoder, model_id in (("base", base, base.config.base_model), ("model
             batch_size=BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
         )
     save_results(records[label], out / f"{label}.json")
-'''),
+"""),
         md("## Base vs. model"),
-        code('''
+        code("""
 from IPython.display import Image, Markdown, display
 
 from biohicl.evaluation.plots import plot_results
@@ -640,7 +646,7 @@ labels = [f"base ({base.config.base_model})", MODEL]
 display(Markdown(markdown_table(list(records.values()), labels=labels)))
 chart = plot_results(list(records.values()), out / "base_vs_model.png", labels=labels)
 display(Image(filename=str(chart)))
-'''),
+"""),
         md("""
 The same comparison from the command line:
 `biohicl evaluate MODEL --tasks scifact,biosses` and `biohicl evaluate --compare base.json model.json --plot chart.png`.
