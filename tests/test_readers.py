@@ -294,5 +294,6 @@ def test_unique_records_counts_duplicates():
     assert [r.pmid for r in kept] == ["1", "2"]
     assert kept[0].split == "test"  # a test marking is never lost
     assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 2
+    assert report.examples[DUPLICATE] == ["pubmedqa: pmid 1 (also in pubtator)"]
     with pytest.raises(DataError, match="duplicate pmid 1"):
         list(unique_records(records, strict=True))

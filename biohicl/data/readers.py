@@ -86,11 +86,12 @@ class ReadReport:
         """Mean number of MeSH descriptors per kept record."""
         return self.labels_kept / self.kept if self.kept else 0.0
 
-    def note(self, reason: str, path: str | Path, record: int, detail: str = "") -> None:
+    def note(self, reason: str, path: str | Path, record: int | None, detail: str = "") -> None:
         """Remember where a problem occurred (the first few per reason) and log it."""
         examples = self.examples.setdefault(reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
-            where = f"{path}, record {record}" + (f": {detail}" if detail else "")
+            where = str(path) if record is None else f"{path}, record {record}"
+            where += f": {detail}" if detail else ""
             examples.append(where)
             logger.warning("%s (%s)", where, reason)
 
@@ -613,6 +614,6 @@ def unique_records(
             report.kept -= 1
             report.labels_kept -= len(record.mesh)
             report.skipped[DUPLICATE] += 1
-            report.note(DUPLICATE, record.source, 0, f"pmid {record.pmid} (also in {first.source})")
+            report.note(DUPLICATE, record.source, None, f"pmid {record.pmid} (also in {first.source})")
         if strict:
             raise DataError(f"duplicate pmid {record.pmid} (also in {first.source})")
