@@ -1,5 +1,16 @@
 """MeSH-annotated corpora (streaming readers) and the processed MeSH-pair dataset."""
 
+from .pairs import (
+    MinedPairs,
+    PairDatasetSummary,
+    build_dataset_from_files,
+    build_default_dataset,
+    build_pair_dataset,
+    default_inputs,
+    load_pair_dataset,
+    mine_top_k,
+    save_pair_dataset,
+)
 from .readers import (
     READERS,
     SOURCES,
@@ -20,12 +31,21 @@ __all__ = [
     "SOURCES",
     "JsonStream",
     "MeshRecord",
+    "MinedPairs",
+    "PairDatasetSummary",
     "ReadReport",
+    "build_dataset_from_files",
+    "build_default_dataset",
+    "build_pair_dataset",
+    "default_inputs",
+    "load_pair_dataset",
     "load_pubmedqa_test_ids",
+    "mine_top_k",
     "read_bioasq",
     "read_medline",
     "read_pubmedqa",
     "read_pubtator",
     "read_records",
+    "save_pair_dataset",
     "unique_records",
 ]
