@@ -319,40 +319,66 @@ def run_dir_for(config: ReproduceConfig, model: str, variant: str, seed: int | N
 
 
 def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
-    """Every run of the study in execution order (per model: base, then each variant's seeds), with its status."""
+    """Every run of the study in execution order (per model: base, then each variant's seeds), with its status.
+
+    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later) gets status ``add_tasks``:
+    only the missing tasks are evaluated and merged into the record.
+    """
     from .trainer import last_complete_checkpoint
 
     runs = []
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)
-        runs.append(PlannedRun(model.name, BASE, None, base_dir, "done" if (base_dir / EVAL_NAME).is_file() else
-                               "evaluate"))
+        runs.append(PlannedRun(model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model))
+                               or "evaluate"))
         for variant in config.model_variants(model):
             for seed in config.run_seeds(model, variant):
                 folder = run_dir_for(config, model.name, variant, seed)
-                if (folder / EVAL_NAME).is_file():
-                    status = "done"
-                elif (folder / TRAINING_DONE_NAME).is_file():
-                    status = "evaluate"
-                elif last_complete_checkpoint(folder) is not None:
-                    status = "resume"
-                else:
-                    status = "train"
+                status = _eval_status(folder, config.model_tasks(model, variant))
+                if status is None:
+                    if (folder / TRAINING_DONE_NAME).is_file():
+                        status = "evaluate"
+                    elif last_complete_checkpoint(folder) is not None:
+                        status = "resume"
+                    else:
+                        status = "train"
                 runs.append(PlannedRun(model.name, variant, seed, folder, status))
     return runs
+
+
+def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:
+    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split)."""
+    from .evaluation.tasks import parse_task_spec
+
+    missing = []
+    for spec in tasks:
+        name, split = parse_task_spec(spec)
+        name = Path(name).name if "/" in name else name
+        result = record.get("tasks", {}).get(name)
+        if result is None or (split is not None and result.get("split") != split):
+            missing.append(spec)
+    return missing
+
+
+def _eval_status(folder: Path, tasks: Sequence[str]) -> str | None:
+    path = folder / EVAL_NAME
+    if not path.is_file():
+        return None
+    return "add_tasks" if missing_tasks(json.loads(path.read_text(encoding="utf-8")), tasks) else "done"
 
 
 def describe_plan(runs: Sequence[PlannedRun]) -> str:
     """One line per run: what :func:`run_study` would do with it."""
     actions = {
         "done": "skip (evaluated)",
+        "add_tasks": "evaluate the tasks its eval.json lacks",
         "evaluate": "evaluate",
         "resume": "resume training from checkpoint, evaluate",
         "train": "train, evaluate",
     }
     lines = []
     for run in runs:
-        what = actions[run.status] if run.variant != BASE or run.status == "done" else "evaluate untrained base"
+        what = actions[run.status] if run.variant != BASE or run.status != "evaluate" else "evaluate untrained base"
         lines.append(f"{run.model:>10}  {run.variant:<16} {'' if run.seed is None else run.seed!s:>4}  {what}")
     return "\n".join(lines)
 
@@ -451,9 +477,11 @@ def load_trained(model: ModelSpec, run_dir: Path):
 
 
 def evaluate_encoder(
-    config: ReproduceConfig, model: ModelSpec, encoder, label: str, output: Path, variant: str | None = None
+    config: ReproduceConfig, model: ModelSpec, encoder, label: str, output: Path, variant: str | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``encoder`` on the model's tasks and write ``output`` atomically (what marks the run done)."""
+    """Evaluate ``encoder`` on the run's tasks (those ``previous`` lacks, when given) and write ``output``
+    atomically (what marks the run done); a ``previous`` record is extended, never overwritten."""
     import torch
 
     from .evaluation.runner import evaluate_model
@@ -461,17 +489,30 @@ def evaluate_encoder(
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if config.eval_dtype == "bfloat16" else _NullContext()
     )
+    tasks = config.model_tasks(model, variant)
+    if previous is not None:
+        tasks = missing_tasks(previous, tasks)
     encoder.eval()
     with autocast:
         record = evaluate_model(
             encoder,
-            config.model_tasks(model, variant),
+            tasks,
             model_id=label,
             batch_size=config.eval_batch_size,
             limit_queries=config.limit_queries,
             show_progress_bar=False,
             settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length},
         )
+    if previous is not None:
+        if previous.get("settings", {}) != record["settings"]:
+            logger.warning("%s: settings differ from the earlier evaluation (%s vs %s)", label,
+                           previous.get("settings"), record["settings"])
+        merged = dict(previous)
+        merged["tasks"] = {**previous["tasks"], **record["tasks"]}
+        merged["summary"] = {**previous["summary"], **record["summary"]}
+        merged["wall_time_s"] = previous.get("wall_time_s", 0.0) + record["wall_time_s"]
+        merged.setdefault("added", []).append({"created": record["created"], "tasks": list(record["tasks"])})
+        record = merged
     atomic_write_json(output, record)
     return record
 
@@ -556,12 +597,13 @@ def run_study(
             if run.status in ("train", "resume"):
                 args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
                 train_run(args)
-            if not config.keep_checkpoints:
+            if not config.keep_checkpoints and run.status != "add_tasks":
                 remove_checkpoints(run.run_dir)
             encoder = load_trained(model, run.run_dir)
             label = f"{model.name}/{run.variant}/seed{run.seed}"
         variant = None if run.variant == BASE else run.variant
-        record = evaluate_encoder(config, model, encoder, label, eval_file, variant)
+        previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
+        record = evaluate_encoder(config, model, encoder, label, eval_file, variant, previous)
         del encoder
         records[(run.model, run.variant, run.seed)] = record
         print(f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "

@@ -206,3 +206,14 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     assert logged_steps == [1, 2]  # step 1 restored from the checkpoint, step 2 trained after resuming
     resumed = json.loads((run / "eval.json").read_text())["summary"]
     assert resumed["biosses/spearman"] == pytest.approx(first["biosses/spearman"], abs=1e-6)
+
+    # a task added to the config later: only that task is evaluated, the earlier results stay as they were
+    config.tasks = ["biosses", "pubmedqa"]
+    config.limit_queries = 3
+    assert [r.status for r in plan_study(config)] == ["add_tasks", "add_tasks"]
+    results = run_study(config, progress=False, write_plots=False)
+    record = json.loads((run / "eval.json").read_text())
+    assert set(record["tasks"]) == {"biosses", "pubmedqa"} and record["added"][0]["tasks"] == ["pubmedqa"]
+    assert record["summary"]["biosses/spearman"] == resumed["biosses/spearman"]
+    assert "pubmedqa/recall@1" in results["models"]["tiny"]["rows"]["full"]["mean"]
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
