@@ -111,15 +111,26 @@ def mine_top_k(
         blocks = tqdm(blocks, desc="mining MeSH pairs", unit="block", total=len(blocks))
     for start in blocks:
         stop = min(start + block_size, m)
-        level = torch.round(torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start])) * scale)
-        level = level.to(torch.int64)
-        # 1) the best sets by (SimL, best document priority): the top documents come from these only
-        keys = level * n + set_best_priority
-        keys[level <= 0] = -1
-        top_sets = torch.topk(keys, min(width, m), dim=1).indices
-        set_level = torch.gather(level, 1, top_sets)
+        level = torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start]))
+        level.mul_(scale).round_()  # exact integers in float32 (< 2**24)
+        # 1) the best sets by (SimL, best document priority): the top documents come from these only.
+        #    Candidates: every set at or above the row's width-th largest SimL (ties included), then exact keys.
+        kth = torch.topk(level, min(width, m), dim=1, sorted=False).values.min(dim=1).values.clamp(min=1.0)
+        rows_idx, cols_idx = (level >= kth.unsqueeze(1)).nonzero(as_tuple=True)
+        cand_level = level[rows_idx, cols_idx].to(torch.int64)
+        cand_key = (cand_level * n + set_best_priority[cols_idx]).numpy()
+        order = np.lexsort((-cand_key, rows_idx.numpy()))
+        r_sorted = rows_idx.numpy()[order]
+        run_start = np.searchsorted(r_sorted, np.arange(stop - start))
+        place = np.arange(len(order)) - run_start[r_sorted]
+        take = place < width
+        top_sets = torch.full((stop - start, width), -1, dtype=torch.int64)
+        set_level = torch.zeros((stop - start, width), dtype=torch.int64)
+        top_sets[r_sorted[take], place[take]] = cols_idx[order[take]]
+        set_level[r_sorted[take], place[take]] = cand_level[order[take]]
         # 2) their best documents, ranked by (SimL, priority)
-        docs = best_t[top_sets]  # [b, sets, width]
+        docs = best_t[top_sets.clamp(min=0)]  # [b, sets, width]
+        docs[top_sets < 0] = -1
         doc_keys = set_level.unsqueeze(2) * n + prio_t[docs]
         doc_keys[(docs < 0) | (set_level.unsqueeze(2) <= 0)] = -1
         doc_keys = doc_keys.flatten(1)
