@@ -392,14 +392,21 @@ class BioHiCLModel(nn.Module):
         try:
             for chunk in _chunks(texts, chunk_size):
                 order = np.argsort([-len(t) for t in chunk], kind="stable")
-                out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32)
+                # rows stay on the model's device until the chunk is done: no host sync per batch
+                out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32, device=device)
+                positions = torch.from_numpy(order).to(device)
+                on_gpu = device.type == "cuda"
                 with torch.inference_mode(), autocast:
                     for start in range(0, len(chunk), batch_size):
                         idx = order[start : start + batch_size]
-                        batch = self.tokenize([chunk[i] for i in idx], kind=kind).to(device)
-                        out[torch.from_numpy(idx)] = self(**batch).float().cpu()
+                        batch = self.tokenize([chunk[i] for i in idx], kind=kind)
+                        if on_gpu:
+                            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+                        else:
+                            batch = batch.to(device)
+                        out[positions[start : start + batch_size]] = self(**batch).float()
                         bar.update(len(idx))
-                yield out
+                yield out.cpu()
         finally:
             bar.close()
             self.train(was_training)
