@@ -532,6 +532,20 @@ def train_run(args) -> Path:
     return train_biohicl(args)
 
 
+def set_inference_length(run_dir: Path, max_length: int | None) -> None:
+    """Record the evaluation length as the saved encoder's default (``biohicl_config.json`` ``max_length``), so the
+    published model encodes as it was evaluated even when it was trained on shorter inputs."""
+    from .modeling import CONFIG_NAME
+
+    path = run_dir / CONFIG_NAME
+    if max_length is None or not path.is_file():
+        return
+    values = json.loads(path.read_text(encoding="utf-8"))
+    if values.get("max_length") != max_length:
+        values["max_length"] = max_length
+        atomic_write_text(path, json.dumps(values, indent=2) + "\n")
+
+
 def remove_checkpoints(run_dir: Path) -> None:
     for child in run_dir.glob("checkpoint-*"):
         if child.is_dir():
@@ -566,6 +580,60 @@ def write_model_card(
     return path
 
 
+LOCK_NAME = ".reproduce.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_run_lock(run_dir: Path) -> bool:
+    """Claim a run for this process (``.reproduce.lock`` holding the pid, created exclusively); False when another
+    live process holds it. A lock left by a dead process is taken over. Lets several workers share one study."""
+    import os
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder == os.getpid():
+                return True
+            if holder and _pid_alive(holder):
+                return False
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_run_lock(run_dir: Path) -> None:
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _refresh(config: ReproduceConfig, run: PlannedRun) -> PlannedRun:
+    """The run's status now (another worker may have finished it since the plan was made)."""
+    for fresh in plan_study(config):
+        if (fresh.model, fresh.variant, fresh.seed) == (run.model, run.variant, run.seed):
+            return fresh
+    return run
+
+
 def run_study(
     config: ReproduceConfig,
     *,
@@ -581,37 +649,67 @@ def run_study(
     logger.info("study plan:\n%s", describe_plan(runs))
     specs = {m.name: m for m in config.models}
     records: dict[tuple[str, str, int | None], dict[str, Any]] = {}
+    elsewhere: list[str] = []
     for i, run in enumerate(runs, start=1):
         model = specs[run.model]
-        eval_file = run.run_dir / EVAL_NAME
         start = time.time()
-        if run.status == "done":
-            records[(run.model, run.variant, run.seed)] = json.loads(eval_file.read_text(encoding="utf-8"))
-            print(f"[{i}/{len(runs)}] {run.label}: already evaluated, skipped", flush=True)
-            continue
-        print(f"[{i}/{len(runs)}] {run.label}: {run.status}", flush=True)
-        if run.variant == BASE:
-            encoder = load_base(model)
-            label = f"{model.name} (untrained)"
-        else:
-            if run.status in ("train", "resume"):
-                args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
-                train_run(args)
-            if not config.keep_checkpoints and run.status != "add_tasks":
-                remove_checkpoints(run.run_dir)
-            encoder = load_trained(model, run.run_dir)
-            label = f"{model.name}/{run.variant}/seed{run.seed}"
-        variant = None if run.variant == BASE else run.variant
-        previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
-        record = evaluate_encoder(config, model, encoder, label, eval_file, variant, previous)
-        del encoder
+        locked = run.status != "done"
+        if locked:
+            if not acquire_run_lock(run.run_dir):
+                print(f"[{i}/{len(runs)}] {run.label}: another worker is on it, skipped", flush=True)
+                elsewhere.append(run.label)
+                continue
+            run = _refresh(config, run)
+        try:
+            record = _execute(config, model, run, i, len(runs), dataset_path)
+        finally:
+            if locked:
+                release_run_lock(run.run_dir)
         records[(run.model, run.variant, run.seed)] = record
-        print(f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "
-              f"({', '.join(f'{k}={v:.4f}' for k, v in record['summary'].items())})", flush=True)
+        if run.status != "done":
+            print(f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "
+                  f"({', '.join(f'{k}={v:.4f}' for k, v in record['summary'].items())})", flush=True)
+    # runs other workers were on when this one passed them: pick up what they have finished since
+    for run in plan_study(config):
+        key = (run.model, run.variant, run.seed)
+        if key not in records and run.status in ("done", "add_tasks") and (run.run_dir / EVAL_NAME).is_file():
+            records[key] = json.loads((run.run_dir / EVAL_NAME).read_text(encoding="utf-8"))
+    unfinished = [label for label in elsewhere if not any(
+        f"{m}/{v}/seed{s}" == label for (m, v, s) in records)]  # fmt: skip
+    if unfinished:
+        print(f"still running in another worker (not in these results): {', '.join(unfinished)}", flush=True)
     results = aggregate(config, records, dataset_summary)
     _write_cards(config, runs, records, results)
     write_results(config, results, write_plots=write_plots)
     return results
+
+
+def _execute(
+    config: ReproduceConfig, model: ModelSpec, run: PlannedRun, i: int, total: int, dataset_path: Path
+) -> dict[str, Any]:
+    """Do what ``run.status`` says (skip / evaluate / train or resume, then evaluate); returns the eval record."""
+    eval_file = run.run_dir / EVAL_NAME
+    if run.variant != BASE and run.status in ("done", "add_tasks", "evaluate"):
+        set_inference_length(run.run_dir, model.eval_max_length)
+    if run.status == "done":
+        print(f"[{i}/{total}] {run.label}: already evaluated, skipped", flush=True)
+        return json.loads(eval_file.read_text(encoding="utf-8"))
+    print(f"[{i}/{total}] {run.label}: {run.status}", flush=True)
+    if run.variant == BASE:
+        encoder = load_base(model)
+        label = f"{model.name} (untrained)"
+    else:
+        if run.status in ("train", "resume"):
+            args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
+            train_run(args)
+            set_inference_length(run.run_dir, model.eval_max_length)
+        if not config.keep_checkpoints and run.status != "add_tasks":
+            remove_checkpoints(run.run_dir)
+        encoder = load_trained(model, run.run_dir)
+        label = f"{model.name}/{run.variant}/seed{run.seed}"
+    variant = None if run.variant == BASE else run.variant
+    previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
+    return evaluate_encoder(config, model, encoder, label, eval_file, variant, previous)
 
 
 def _write_cards(config, runs, records, results) -> None:

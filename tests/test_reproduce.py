@@ -42,7 +42,8 @@ def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
                 "model": str(tiny_bert_dir),
                 "hub_id": "test-org/tiny-bert",
                 "pooling": "mean",
-                "max_length": 32,
+                "max_length": 24,
+                "eval_max_length": 32,
                 "card_name": "BioHiCL-Tiny",
                 "repo_id": "test-org/BioHiCL-Tiny",
             }
@@ -103,7 +104,7 @@ def test_training_arguments_merge_order(tmp_path, tiny_bert_dir):
     model = config.models[0]
     args = reproduce.training_arguments(config, model, "full_finetune", 7, tmp_path / "d", tmp_path / "r")
     assert args.full_finetune is True and args.learning_rate == 2e-5  # the variant beats the study's 5e-3
-    assert args.seed == 7 and args.max_steps == 2 and args.max_length == 32
+    assert args.seed == 7 and args.max_steps == 2 and args.max_length == 24
     assert args.base_model_hub_id == "test-org/tiny-bert" and args.resume_from_checkpoint == "last"
     args = reproduce.training_arguments(config, model, "no_ancestors", 0, tmp_path / "d", tmp_path / "r")
     assert args.use_ancestors is False and args.learning_rate == 5e-3
@@ -150,6 +151,7 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
         record = json.loads((run / "eval.json").read_text())
         assert rows[variant]["values"]["biosses/spearman"][0] == record["summary"]["biosses/spearman"]
         assert not list(run.glob("checkpoint-*"))  # checkpoints dropped once the run finished
+        assert json.loads((run / "biohicl_config.json").read_text())["max_length"] == 32  # the evaluated length
     full = [json.loads((out / "tiny" / "full" / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
     values = [r["summary"]["biosses/spearman"] for r in full]
     assert rows["full"]["mean"]["biosses/spearman"] == pytest.approx(sum(values) / 2)
@@ -217,3 +219,25 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     assert record["summary"]["biosses/spearman"] == resumed["biosses/spearman"]
     assert "pubmedqa/recall@1" in results["models"]["tiny"]["rows"]["full"]["mean"]
     assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from biohicl.reproduce import LOCK_NAME, acquire_run_lock, release_run_lock
+
+    run = tmp_path / "run"
+    assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
+    assert (run / LOCK_NAME).read_text() == str(os.getpid())
+    release_run_lock(run)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (run / LOCK_NAME).write_text(str(sleeper.pid))
+        assert not acquire_run_lock(run)  # a live worker holds it
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert acquire_run_lock(run)  # its process is gone: the stale lock is taken over
+    assert (run / LOCK_NAME).read_text() == str(os.getpid())
