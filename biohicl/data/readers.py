@@ -20,12 +20,14 @@ Bad input policy (the same for every reader; nothing is dropped silently):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
 import logging
 import re
 import xml.etree.ElementTree as ET
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +215,30 @@ def _check_file(path: str | Path) -> Path:
     return path
 
 
+def _undecodable(path: Path, err: UnicodeDecodeError) -> DataError:
+    head = bytes(err.object[:4]) if isinstance(err.object, (bytes, bytearray)) else b""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        what, source = "UTF-16 text (byte-order mark)", "utf-16"
+    else:
+        what, source = f"byte {err.object[err.start]:#04x} that is not {err.encoding}", "latin1"
+    return DataError(f"cannot decode the file: {what}; convert it to UTF-8 (`iconv -f {source} -t utf-8`)", path)
+
+
+def _guarded(reader: Callable[..., Iterator[MeshRecord]]) -> Callable[..., Iterator[MeshRecord]]:
+    """Turn what a bad file can raise mid-stream (wrong encoding, corrupt gzip) into a :class:`DataError`."""
+
+    @functools.wraps(reader)
+    def wrapper(path: str | Path, *args: Any, **kwargs: Any) -> Iterator[MeshRecord]:
+        try:
+            yield from reader(path, *args, **kwargs)
+        except UnicodeDecodeError as err:
+            raise _undecodable(Path(path), err) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
+
+    return wrapper
+
+
 # --------------------------------------------------------------------------- incremental JSON
 class _Malformed:
     """Stands for an array element that could not be decoded (the reader re-synchronised after it)."""
@@ -274,6 +300,8 @@ class JsonStream:
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:  # e.g. "[[[[..." : malformed for us, never a crash
+                raise json.JSONDecodeError("JSON nested too deeply", self.buf, self.pos) from None
             except json.JSONDecodeError:
                 if len(self.buf) - self.pos > self.max_value_chars or not self._fill():
                     raise
@@ -332,6 +360,7 @@ class JsonStream:
 
 
 # --------------------------------------------------------------------------- BioASQ
+@_guarded
 def read_bioasq(
     path: str | Path,
     mesh: MeshHierarchy | None = None,
@@ -386,6 +415,7 @@ def _bioasq_record(ctx: _Context, article: Any) -> MeshRecord | None:
 
 
 # --------------------------------------------------------------------------- MEDLINE XML
+@_guarded
 def read_medline(
     path: str | Path,
     mesh: MeshHierarchy | None = None,
@@ -439,6 +469,7 @@ def _medline_record(ctx: _Context, citation: ET.Element) -> MeshRecord | None:
 
 
 # --------------------------------------------------------------------------- PubMedQA
+@_guarded
 def read_pubmedqa(
     path: str | Path,
     mesh: MeshHierarchy | None = None,
@@ -458,10 +489,13 @@ def read_pubmedqa(
     tests = _pubmedqa_test_ids(path, test_ids)
     with _open_text(path) as handle:
         stream = JsonStream(handle)
+        in_value = False  # a decoding error inside an item belongs to that item's record number
         try:
             for pmid in stream.object_keys():
                 ctx.start()
+                in_value = True
                 item = stream.value()
+                in_value = False
                 if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
                     ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
                     continue
@@ -479,7 +513,8 @@ def read_pubmedqa(
                 if record is not None:
                     yield record
         except json.JSONDecodeError as err:
-            ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", ctx.record + 1)
+            record = ctx.record if in_value else ctx.record + 1
+            ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", record)
 
 
 def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) -> set[str]:
@@ -501,12 +536,15 @@ def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
             data = json.load(handle)
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
+    except UnicodeDecodeError as err:
+        raise _undecodable(path, err) from None
     if not isinstance(data, dict):
         raise DataError("expected a {pmid: label} object", path)
     return {str(k) for k in data}
 
 
 # --------------------------------------------------------------------------- PubTator
+@_guarded
 def read_pubtator(
     path: str | Path,
     mesh: MeshHierarchy | None = None,
@@ -556,7 +594,7 @@ def _pubtator_record(ctx: _Context, block: list[str]) -> MeshRecord | None:
             continue
         cols = line.split("\t")
         if cols[0] != pmid:
-            ctx.skip(MALFORMED, f"line for pmid {cols[0]!r} inside pmid {pmid!r}")
+            ctx.skip(MALFORMED, f"line for pmid {cols[0][:60]!r} inside pmid {pmid[:60]!r}")
             return None
         if len(cols) >= 6 and cols[1].isdigit():
             ids.extend(cols[5].split("|"))
@@ -566,7 +604,7 @@ def _pubtator_record(ctx: _Context, block: list[str]) -> MeshRecord | None:
             ctx.skip(MALFORMED, f"mention line with {len(cols)} columns")
             return None
     if not pmid or title is None or abstract is None:
-        ctx.skip(MALFORMED, f"pmid {pmid or '?'}: missing title or abstract line")
+        ctx.skip(MALFORMED, f"pmid {pmid[:60] or '?'}: missing title or abstract line")
         return None
     return ctx.emit(pmid, title, abstract, ctx.resolve_ids(ids))
 
