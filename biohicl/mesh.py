@@ -20,6 +20,7 @@ import gzip
 import math
 import re
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -97,11 +98,16 @@ class MeshHierarchy:
         name = path.name.lower()
         year = re.search(r"(19|20)\d\d", name)
         version = year.group(0) if year else "unknown"
-        if name.endswith((".xml", ".xml.gz")):
-            return cls._from_descriptor_xml(path, version)
-        if name.endswith((".bin", ".bin.gz")):
-            return cls._from_mtrees(path, version)
-        return cls._from_tsv(path, version)
+        try:
+            if name.endswith((".xml", ".xml.gz")):
+                return cls._from_descriptor_xml(path, version)
+            if name.endswith((".bin", ".bin.gz")):
+                return cls._from_mtrees(path, version)
+            return cls._from_tsv(path, version)
+        except UnicodeDecodeError as err:
+            raise DataError(f"cannot decode the file: byte {err.object[err.start]:#04x} is not UTF-8", path) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
 
     @classmethod
     def _from_tsv(cls, path: Path, version: str) -> MeshHierarchy:

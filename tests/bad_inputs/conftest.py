@@ -1,0 +1,36 @@
+"""Helpers of the bad-input suite: run the CLI in-process and check it failed the way a user should see."""
+
+from __future__ import annotations
+
+import pytest
+
+from biohicl import cli
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli([...])``: run ``biohicl ...`` in-process; ``expect_error=True`` (default) asserts exit code 2, one
+    stderr line and no traceback, and returns the line."""
+
+    def run(argv: list[str], expect_error: bool = True) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exit_:  # argparse exits; the dispatcher should not let it
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        result = CliResult(code, out, err)
+        if expect_error:
+            assert code == 2, (code, out, err)
+            assert "Traceback" not in err and "Traceback" not in out
+            lines = err.strip().splitlines()
+            assert len(lines) == 1, err
+            assert lines[0].startswith("biohicl "), lines[0]
+        return result
+
+    return run
