@@ -30,7 +30,7 @@ def run_cli(capsys):
             assert "Traceback" not in err and "Traceback" not in out
             lines = err.strip().splitlines()
             assert len(lines) == 1, err
-            assert lines[0].startswith("biohicl "), lines[0]
+            assert lines[0].startswith("biohicl"), lines[0]
         return result
 
     return run

@@ -1,0 +1,84 @@
+"""The dispatcher: every user error is one stderr line and exit code 2, never a traceback or a usage dump."""
+
+from __future__ import annotations
+
+import errno
+import os
+import types
+
+import pytest
+
+from biohicl import cli
+from biohicl.errors import DataError
+
+
+@pytest.fixture
+def fake_command(monkeypatch):
+    """Register ``biohicl fake`` whose ``main`` raises what the test asks for."""
+
+    def install(raise_what):
+        module = types.ModuleType("biohicl_fake_command")
+        module.HELP = "fake"
+
+        def main(argv):
+            raise raise_what
+
+        module.main = main
+        monkeypatch.setitem(cli.COMMANDS, "fake", "biohicl_fake_command")
+        monkeypatch.setitem(__import__("sys").modules, "biohicl_fake_command", module)
+
+    return install
+
+
+def test_unknown_command_suggests_the_close_one(run_cli):
+    result = run_cli(["build-datset"])
+    assert "unknown command 'build-datset' (did you mean build-dataset?)" in result.err
+
+
+def test_multi_line_messages_become_one_line(fake_command, run_cli):
+    fake_command(DataError("first line\nsecond line\n\n  third", "corpus.jsonl", 7))
+    result = run_cli(["fake"])
+    assert result.err.strip() == "biohicl fake: error: corpus.jsonl, record 7: first line | second line | third"
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "No space left"), (errno.EROFS, "Read-only file system"),
+                                             (errno.EACCES, "Permission denied")])  # fmt: skip
+def test_full_disk_and_read_only_from_any_command_are_one_line(fake_command, run_cli, code, words):
+    fake_command(OSError(code, os.strerror(code), "/data/out/shard-00003.safetensors"))
+    result = run_cli(["fake"])
+    assert result.err.strip() == f"biohicl fake: error: /data/out/shard-00003.safetensors: {os.strerror(code)}"
+    assert words in result.err
+
+
+def test_programming_errors_keep_their_traceback(fake_command):
+    fake_command(OSError(errno.EBADF, "Bad file descriptor"))
+    with pytest.raises(OSError):
+        cli.main(["fake"])
+    fake_command(ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["fake"])
+
+
+def test_hf_argument_parser_unknown_option(run_cli, tmp_path):
+    result = run_cli(["encode", "--model", "m", "--input", "in.txt", "--output", "o", "--batch_sise", "4"])
+    assert "unrecognized arguments ['--batch_sise', '4']" in result.err
+
+
+def test_argparse_errors_are_one_line_and_argparse_is_restored(run_cli):
+    import argparse
+
+    original = argparse.ArgumentParser.error
+    result = run_cli(["publish", "runs/x", "--repo-idd", "me/x"])
+    assert "unrecognized arguments: --repo-idd me/x (did you mean --repo-idd → --repo-id?)" in result.err
+    assert argparse.ArgumentParser.error is original
+
+
+def test_missing_required_option(run_cli):
+    result = run_cli(["search"])
+    assert "required" in result.err
+
+
+def test_help_still_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["build-dataset", "--help"])
+    assert exit_.value.code == 0 and "--output" in capsys.readouterr().out
