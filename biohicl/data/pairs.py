@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import _explain
 from ..errors import ConfigError, DataError
 from ..mesh import MeshHierarchy, gram_factors
 from .readers import MeshRecord, ReadReport
@@ -359,12 +360,12 @@ def save_pair_dataset(
     previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
     if out_dir.exists() and any(out_dir.iterdir()) and not previous_build:
         raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one line per file is enough; our own bars cover the long loops
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         if arrow:
             dataset.save_to_disk(str(tmp))
         for config in ("documents", "pairs"):
@@ -377,9 +378,16 @@ def save_pair_dataset(
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
             out_dir.rename(old)
-        tmp.rename(out_dir)
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            if old is not None:
+                old.rename(out_dir)  # put the previous build back
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:  # a full disk, a read-only folder: one line; the previous build is left as it was
+        raise _explain(err, out_dir) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if bars:
