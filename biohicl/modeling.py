@@ -161,8 +161,13 @@ def _load_backbone(path: Path, dtype: torch.dtype | None):
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    from safetensors import SafetensorError
+
     try:
         return AutoModel.from_pretrained(str(path), **kwargs)
+    except SafetensorError as err:  # a truncated or garbled weights file
+        weights = ", ".join(p.name for p in sorted(path.glob("*.safetensors")))
+        raise ModelLoadError(f"{path}: unreadable safetensors weights {weights} ({err})") from None
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"{path}: could not load the model ({err})") from None
 
@@ -538,7 +543,12 @@ def _check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfi
         raise
     except Exception as err:
         raise ModelLoadError(f"{adapter_dir / ADAPTER_WEIGHTS_NAME}: unreadable safetensors file ({err})") from None
-    adapter_config = json.loads((adapter_dir / ADAPTER_CONFIG_NAME).read_text())
+    try:
+        adapter_config = json.loads((adapter_dir / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{adapter_dir / ADAPTER_CONFIG_NAME}: not valid JSON ({err})") from None
+    if not isinstance(adapter_config, dict):
+        raise ModelLoadError(f"{adapter_dir / ADAPTER_CONFIG_NAME}: expected a JSON object")
     recorded = adapter_config.get("base_model_name_or_path")
     if recorded and recorded != config.base_model and not os.path.isdir(recorded):
         raise ModelLoadError(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from biohicl import cli
+
+
+PROGRESS = re.compile(r"\d+%\|")
 
 
 class CliResult:
@@ -28,7 +33,8 @@ def run_cli(capsys):
         if expect_error:
             assert code == 2, (code, out, err)
             assert "Traceback" not in err and "Traceback" not in out
-            lines = err.strip().splitlines()
+            # progress bars (tqdm: "Loading weights: 100%|...") are not messages; everything else must be one line
+            lines = [line for line in err.strip().splitlines() if line.strip() and not PROGRESS.search(line)]
             assert len(lines) == 1, err
             assert lines[0].startswith("biohicl"), lines[0]
         return result
