@@ -51,7 +51,8 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    %pip install -q biohicl
+    # biohicl is not on PyPI yet: install it from the repository
+    %pip install -q "biohicl @ git+https://github.com/biohicl/biohicl"
 """
 
 SETUP_LINES = '''
@@ -151,7 +152,10 @@ embeddings follows the similarity of their **MeSH** labels in the MeSH hierarchy
 
 Runs on a Colab GPU (A100/T4) in a couple of minutes, or on a CPU with smaller settings.
 """),
-        md("## Install\n\nOn Colab this installs `biohicl`; locally, install it once with `pip install biohicl`."),
+        md(
+            "## Install\n\nOn Colab this installs `biohicl` from its repository; locally, install it once with "
+            "`pip install -e .` in a clone (or `make test`, which builds `.venv`)."
+        ),
         code(INSTALL),
         md("""
 ## Settings
