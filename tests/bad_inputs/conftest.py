@@ -8,7 +8,6 @@ import pytest
 
 from biohicl import cli
 
-
 PROGRESS = re.compile(r"\d+%\|")
 
 

@@ -103,7 +103,7 @@ def test_corrupt_full_model_weights(models, tmp_path, run_cli, damage):
 
 
 def test_adapter_onto_a_base_of_another_size(models):
-    with pytest.raises(ModelLoadError, match="hidden size 32, but .* has hidden size 48"):
+    with pytest.raises(ModelLoadError, match=r"hidden size 32, but .* has hidden size 48"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=models.other)
 
 
@@ -111,8 +111,9 @@ def test_adapter_whose_configs_disagree_on_the_base(models, tmp_path):
     folder = tmp_path / "adapter"
     shutil.copytree(models.adapter, folder)
     config = json.loads((folder / "adapter_config.json").read_text())
-    (folder / "adapter_config.json").write_text(json.dumps(dict(config, base_model_name_or_path="BAAI/bge-base-en-v1.5")))
-    with pytest.raises(ModelLoadError, match="adapter_config.json says base 'BAAI/bge-base-en-v1.5'"):
+    config["base_model_name_or_path"] = "BAAI/bge-base-en-v1.5"
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"adapter_config\.json says base 'BAAI/bge-base-en-v1\.5'"):
         BioHiCL.from_pretrained(folder, base_model_path=models.base)
 
 
@@ -150,7 +151,7 @@ def test_missing_adapter_weights(models, tmp_path):
     folder = tmp_path / "adapter"
     shutil.copytree(models.adapter, folder)
     (folder / "adapter_model.safetensors").unlink()
-    with pytest.raises(ModelLoadError, match="adapter_model.safetensors is missing"):
+    with pytest.raises(ModelLoadError, match=r"adapter_model\.safetensors is missing"):
         BioHiCL.from_pretrained(folder, base_model_path=models.base)
 
 
