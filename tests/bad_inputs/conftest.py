@@ -8,7 +8,7 @@ import pytest
 
 from biohicl import cli
 
-PROGRESS = re.compile(r"\d+%\|")
+PROGRESS = re.compile(r"\d+%\||\[\d+:\d+(:\d+)?[,<]")  # tqdm: "100%|███|" or "[00:00, 85.40 it/s]"
 
 
 class CliResult:
