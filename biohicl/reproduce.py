@@ -307,7 +307,7 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        return self.variant if self.seed is None else f"{self.model}/{self.variant}/seed{self.seed}"
+        return f"{self.model}/{self.variant}" if self.seed is None else f"{self.model}/{self.variant}/seed{self.seed}"
 
 
 BASE = "base"
@@ -639,8 +639,13 @@ def run_study(
     *,
     progress: bool = True,
     write_plots: bool = True,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) the whole study and write its results; returns the ``results.json`` record."""
+    """Run (or resume) the whole study and write its results; returns the ``results.json`` record.
+
+    ``report_only``: train and evaluate nothing; tabulate the runs already evaluated (the rest are listed as
+    ``missing`` in the results).
+    """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study_config.json", config.to_dict())
@@ -650,9 +655,12 @@ def run_study(
     specs = {m.name: m for m in config.models}
     records: dict[tuple[str, str, int | None], dict[str, Any]] = {}
     elsewhere: list[str] = []
+    missing = [r.label for r in runs if r.status != "done"] if report_only else []
     for i, run in enumerate(runs, start=1):
         model = specs[run.model]
         start = time.time()
+        if report_only and run.status != "done":
+            continue
         locked = run.status != "done"
         if locked:
             if not acquire_run_lock(run.run_dir):
@@ -679,6 +687,7 @@ def run_study(
     if unfinished:
         print(f"still running in another worker (not in these results): {', '.join(unfinished)}", flush=True)
     results = aggregate(config, records, dataset_summary)
+    results["missing"] = list(dict.fromkeys(missing + unfinished))
     _write_cards(config, runs, records, results)
     write_results(config, results, write_plots=write_plots)
     return results
@@ -925,6 +934,8 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             best = model["best_full_run"]
             lines += ["", f"Best `full` run (highest mean main metric): seed {best['seed']} (`{best['run_dir']}`)."]
         lines.append("")
+    if results.get("missing"):
+        lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
     if results.get("targets"):
         lines += ["## Targets", "", "Δ = full − base for the improvement targets, full − ablation for the others.", "",
                   "| model | metric | target | Δ | met | |Δ| beyond noise |", "|---|---|---|---:|---|---|"]

@@ -190,6 +190,9 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_dir):
     config = _config(tmp_path, tiny_bert_dir, variants={"full": {"save_total_limit": 2}}, keep_checkpoints=True)
+    empty = run_study(config, progress=False, write_plots=False, report_only=True)  # tabulates, runs nothing
+    assert empty["missing"] == ["tiny/base", "tiny/full/seed0"] and empty["models"]["tiny"]["rows"] == {}
+    assert not list((tmp_path / "study").glob("tiny/**/eval.json"))
     run_study(config, progress=False, write_plots=False)
     run = tmp_path / "study" / "tiny" / "full" / "seed0"
     first = json.loads((run / "eval.json").read_text())["summary"]

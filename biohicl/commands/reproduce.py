@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", type=_csv, default=None, help="Comma-separated model names of the config.")
     parser.add_argument("--output_dir", default=None, help="Override the config's output_dir.")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="Print the plan and exit.")
+    parser.add_argument(
+        "--report-only", dest="report_only", action="store_true",
+        help="Train/evaluate nothing: rewrite results, plots and cards from the runs already evaluated.",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     return parser
 
@@ -57,7 +61,7 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    results = run_study(config)
+    results = run_study(config, report_only=args.report_only)
     print(f"wrote results.json, results.md and plots to {config.output_dir}")
     for target in results["targets"]:
         if isinstance(target["target"], float):
