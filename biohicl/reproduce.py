@@ -847,7 +847,8 @@ def aggregate(
         "title": config.title,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "noise_rule": NOISE_RULE,
-        "dataset": dict(dataset_summary or {}),
+        # the build's read report names machine paths and examples: keep the counts only
+        "dataset": {k: v for k, v in (dataset_summary or {}).items() if k != "read"},
         "config": config.to_dict(),
         "models": models,
         "targets": targets,
