@@ -252,8 +252,21 @@ def build_model_repo_folder(
 
 
 def _token_of(api: Any) -> str | None:
+    """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
     token = getattr(api, "token", None)
-    return token if isinstance(token, str) else os.environ.get("HF_TOKEN")
+    if isinstance(token, str):
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return get_token() or os.environ.get("HF_TOKEN")
+    except ImportError:
+        return os.environ.get("HF_TOKEN")
+
+
+def _redact(text: str, token: str | None) -> str:
+    text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
+    return text.replace(token, "***") if token else text
 
 
 def publish_folder(
@@ -277,23 +290,27 @@ def publish_folder(
     if repo_type not in REPO_TYPES:
         raise ConfigError(f"repo_type: {repo_type!r} is not one of {', '.join(REPO_TYPES)}")
     folder = Path(folder)
-    files = check_folder(
-        folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=_token_of(api)
-    )
+    token = _token_of(api)
+    files = check_folder(folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=token)
     if repo_type == "model" and not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-    if revision and revision != "main":
-        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
     message = commit_message or f"Upload {folder.name} with biohicl"
-    result = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        repo_type=repo_type,
-        revision=revision,
-        commit_message=message,
-        allow_patterns=[glob.escape(f.path) for f in files],
-    )
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+        result = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=message,
+            allow_patterns=[glob.escape(f.path) for f in files],
+        )
+    except OSError as err:  # HfHubHTTPError (401, 403, 404 ...), connection errors; one commit: nothing half-sent
+        first = _redact(str(err).strip().splitlines()[0] if str(err).strip() else "", token)
+        why = f"{type(err).__name__}: {first}"
+        raise PublishError(f"{repo_id}: the Hub refused or could not be reached ({why})") from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result
 

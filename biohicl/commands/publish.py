@@ -19,6 +19,7 @@ from ..errors import ConfigError, PublishError
 from ..hub import (
     DEFAULT_MAX_FILE_BYTES,
     ReleaseManifest,
+    _token_of,
     build_model_repo_folder,
     check_folder,
     publish_folder,
@@ -79,7 +80,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_bytes: int) -> None:
-    files = check_folder(folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"])
+    files = check_folder(
+        folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"], token=_token_of(None)
+    )
     where = f"{settings['repo_id']} ({repo_type}{', private' if settings.get('private') else ''}"
     where += f", branch {settings['revision']})" if settings.get("revision") else ")"
     print(f"would upload {len(files)} files from {folder} to {where} in one commit:")

@@ -1,0 +1,200 @@
+"""Publishing on bad input: token-like strings, symlinks out of the folder, oversize files, bad repo ids, misspelled
+manifest fields, runs without a model, malformed evaluation files, a Hub that refuses. Refused before anything is
+sent (the fake API records no call), one line at the CLI, and the token never appears in the message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import build_tiny_bert
+
+from biohicl.commands import publish as publish_cmd
+from biohicl.errors import ConfigError, PublishError
+from biohicl.hub import ReleaseManifest, check_folder, publish_folder
+from biohicl.modeling import BioHiCLModel
+
+FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, not a real token
+
+
+class RecordingHfApi:
+    def __init__(self, token: str | None = None, fail: Exception | None = None):
+        self.token, self.fail, self.calls = token, fail, []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append("create_repo")
+
+    def create_branch(self, repo_id, **kwargs):
+        self.calls.append("create_branch")
+
+    def upload_folder(self, **kwargs):
+        self.calls.append("upload_folder")
+        if self.fail is not None:
+            raise self.fail
+        return type("CommitInfo", (), {"commit_url": "https://huggingface.co/me/x/commit/1"})()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("publish-bad")
+    base = build_tiny_bert(root / "base")
+    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.4)
+    run = root / "run"
+    model.save_pretrained(run)
+    (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    return run
+
+
+def dataset_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mesh-pairs"
+    (folder / "documents").mkdir(parents=True)
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# MeSH pairs\n")
+    (folder / "documents" / "documents-00000.parquet").write_bytes(b"PAR1 not really")
+    return folder
+
+
+def publish(argv: list[str], api) -> None:
+    publish_cmd.main(argv, api=api)
+
+
+@pytest.mark.parametrize("where", ["notes.txt", "sub/.env", "config.yaml"])
+def test_token_like_string_anywhere_is_refused(tmp_path, where):
+    folder = dataset_folder(tmp_path)
+    (folder / where).parent.mkdir(parents=True, exist_ok=True)
+    (folder / where).write_text(f"HF_TOKEN={FAKE_TOKEN}\n")
+    api = RecordingHfApi()
+    with pytest.raises(PublishError, match=rf"{where}: contains a Hugging Face token") as err:
+        publish_folder(api, folder, "me/mesh-pairs", repo_type="dataset")
+    assert api.calls == [] and FAKE_TOKEN not in str(err.value)
+
+
+def test_token_split_across_read_chunks_is_found(tmp_path):
+    folder = dataset_folder(tmp_path)
+    (folder / "big.bin").write_bytes(b"x" * ((1 << 20) - 10) + FAKE_TOKEN.encode())  # straddles the 1 MiB chunk
+    with pytest.raises(PublishError, match=r"big\.bin: contains a Hugging Face token"):
+        check_folder(folder)
+
+
+def test_the_literal_token_of_another_shape_is_refused(tmp_path, monkeypatch):
+    folder = dataset_folder(tmp_path)
+    secret = "my-org-private-token-0123456789"
+    (folder / "log.txt").write_text(f"auth {secret}\n")
+    monkeypatch.setenv("HF_TOKEN", secret)
+    api = RecordingHfApi()
+    with pytest.raises(PublishError, match=r"log\.txt: contains a Hugging Face token"):
+        publish_folder(api, folder, "me/mesh-pairs", repo_type="dataset")
+    assert api.calls == []
+
+
+def test_token_in_a_dataset_folder_at_the_cli(tmp_path, run_cli, monkeypatch):
+    folder = dataset_folder(tmp_path)
+    (folder / "notes.md").write_text(f"token: {FAKE_TOKEN}\n")
+    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/mesh-pairs", "--dry-run"])
+    assert "notes.md: contains a Hugging Face token (hf_...); refusing to upload it" in result.err
+    assert FAKE_TOKEN not in result.err + result.out
+
+
+def test_token_in_a_run_that_goes_into_the_repo(run_dir, tmp_path, run_cli):
+    (tmp_path / "eval.json").write_text(json.dumps({"results": {}, "note": FAKE_TOKEN}))
+    out = tmp_path / "repo"
+    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--out", str(out),
+                      "--eval-results", str(tmp_path / "eval.json")])  # fmt: skip
+    assert "eval_results.json: contains a Hugging Face token" in result.err and FAKE_TOKEN not in result.err
+
+
+def test_symlink_out_of_the_folder(tmp_path):
+    folder = dataset_folder(tmp_path)
+    (tmp_path / "secret.txt").write_text("private")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(PublishError, match=r"link\.txt: resolves outside the folder"):
+        check_folder(folder)
+
+
+def test_oversize_file(tmp_path, run_cli):
+    folder = dataset_folder(tmp_path)
+    (folder / "blob.parquet").write_bytes(b"0" * 3 * 1024**2)
+    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/x", "--dry-run", "--max-file-mb", "1"])
+    assert "blob.parquet: 3.0 MiB is over the 1.0 MiB limit" in result.err
+
+
+@pytest.mark.parametrize("repo_id", ["not-a-repo", "me/x/y", "me/../x", "me/x."])
+def test_bad_repo_ids(tmp_path, repo_id):
+    api = RecordingHfApi()
+    with pytest.raises(ConfigError, match="is not an owner/name Hub repo id"):
+        publish_folder(api, dataset_folder(tmp_path), repo_id, repo_type="dataset")
+    assert api.calls == []
+
+
+def test_manifest_with_a_misspelled_field(tmp_path, run_cli):
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text("repo_id: me/x\nsource: runs/x\nprivte: true\n")
+    with pytest.raises(ConfigError, match=r"release\.yaml: unknown field 'privte' \(did you mean 'private'\?\)"):
+        ReleaseManifest.load(manifest)
+    result = run_cli(["publish", "--manifest", str(manifest), "--dry-run"])
+    assert "unknown field 'privte'" in result.err
+
+
+def test_malformed_manifest(tmp_path):
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text("repo_id: [me/x\n")
+    with pytest.raises(ConfigError, match=r"release\.yaml: cannot read the manifest"):
+        ReleaseManifest.load(manifest)
+
+
+def test_run_without_a_model(tmp_path, run_cli):
+    run = tmp_path / "run"
+    (run / "checkpoint-5").mkdir(parents=True)
+    result = run_cli(["publish", str(run), "--repo-id", "me/x", "--dry-run"])
+    assert "no saved model (biohicl_config.json)" in result.err
+
+
+def test_malformed_eval_results(run_dir, tmp_path, run_cli):
+    bad = tmp_path / "eval.json"
+    bad.write_text('{"results": ')
+    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--eval-results", str(bad)])
+    assert "eval_results.json: cannot read JSON" in result.err
+
+
+def test_out_folder_not_empty(run_dir, tmp_path, run_cli):
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--out", str(out)])
+    assert "exists and is not empty" in result.err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_dataset_folder_without_a_card(tmp_path, run_cli):
+    folder = dataset_folder(tmp_path)
+    (folder / "README.md").unlink()
+    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/x", "--dry-run"])
+    assert "no README.md (dataset card)" in result.err
+
+
+def test_hub_refusal_is_one_line_without_the_token(tmp_path, capsys, monkeypatch):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from biohicl import cli
+
+    class Unauthorized(HfHubHTTPError):  # what HfApi raises on a 401, without building an HTTP response
+        def __init__(self, message: str):
+            Exception.__init__(self, message)
+
+        def __str__(self) -> str:
+            return self.args[0]
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    api = RecordingHfApi(fail=Unauthorized(f"401 Client Error: Unauthorized (token {FAKE_TOKEN})\nmore detail"))
+    monkeypatch.setattr(publish_cmd, "main", lambda argv, api=api, _main=publish_cmd.main: _main(argv, api=api))
+    code = cli.main(["publish", str(dataset_folder(tmp_path)), "--dataset", "--repo-id", "me/mesh-pairs"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "me/mesh-pairs: the Hub refused or could not be reached (Unauthorized: 401 Client Error" in err
+    assert FAKE_TOKEN not in err and "hf_***" in err
+    assert api.calls == ["create_repo", "upload_folder"]
