@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,50 +79,61 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
     return Document(str(doc_id), text, title, _mesh(_first(record, MESH_FIELDS)))
 
 
-def _open(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(
+                        f"cannot decode the line: byte {raw[err.start]:#04x} is not UTF-8 "
+                        "(convert the file with `iconv -t utf-8`)",
+                        path,
+                        number,
+                    ) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
 
 
 def read_jsonl(path: str | Path) -> Iterator[Document]:
     """Stream a JSONL corpus (BEIR ``corpus.jsonl`` or id/title/text/mesh objects)."""
     path = Path(path)
-    with _open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON ({err.msg})", path, number) from None
-            if not isinstance(record, dict):
-                raise DataError("expected a JSON object per line", path, number)
-            yield document_from_record(record, path, number)
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+        if not isinstance(record, dict):
+            raise DataError("expected a JSON object per line", path, number)
+        yield document_from_record(record, path, number)
 
 
 def read_tsv(path: str | Path) -> Iterator[Document]:
     """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns."""
     path = Path(path)
-    with _open(path) as handle:
-        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header: list[str] | None = None
-        for number, row in enumerate(rows, 1):
-            if not row or not any(row):
-                continue
-            if number == 1 and any(c.strip().lower() in ID_FIELDS for c in row):
-                header = [c.strip().lower() for c in row]
-                continue
-            if header is not None:
-                if len(row) != len(header):
-                    raise DataError(f"expected {len(header)} columns, got {len(row)}", path, number)
-                yield document_from_record(dict(zip(header, row, strict=False)), path, number)
-            elif len(row) == 2:
-                yield document_from_record({"id": row[0], "text": row[1]}, path, number)
-            elif len(row) == 3:
-                yield document_from_record({"id": row[0], "title": row[1], "text": row[2]}, path, number)
-            else:
-                raise DataError(f"expected 2 (id, text) or 3 (id, title, text) columns, got {len(row)}", path, number)
+    rows = csv.reader((line for _, line in iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header: list[str] | None = None
+    for number, row in enumerate(rows, 1):
+        if not row or not any(row):
+            continue
+        if number == 1 and any(c.strip().lower() in ID_FIELDS for c in row):
+            header = [c.strip().lower() for c in row]
+            continue
+        if header is not None:
+            if len(row) != len(header):
+                raise DataError(f"expected {len(header)} columns, got {len(row)}", path, number)
+            yield document_from_record(dict(zip(header, row, strict=False)), path, number)
+        elif len(row) == 2:
+            yield document_from_record({"id": row[0], "text": row[1]}, path, number)
+        elif len(row) == 3:
+            yield document_from_record({"id": row[0], "title": row[1], "text": row[2]}, path, number)
+        else:
+            raise DataError(f"expected 2 (id, text) or 3 (id, title, text) columns, got {len(row)}", path, number)
 
 
 def parquet_files(path: str | Path) -> list[Path]:

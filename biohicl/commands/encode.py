@@ -46,34 +46,32 @@ def load_inference_model(spec: str, revision: str | None = None, device: str | t
 
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
     """``(id or None, text)`` per line of a .txt or .jsonl file (streamed)."""
-    from ..corpus import document_from_record
+    from ..corpus import document_from_record, iter_lines
 
     path = Path(path)
     if not path.is_file():
         raise DataError("input file not found", path)
     jsonl = path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson"))
-    opener = __import__("gzip").open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\n\r")
-            if not jsonl:
-                yield None, line
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON ({err.msg})", path, number) from None
-            if isinstance(record, str):
-                yield None, record
-            elif isinstance(record, dict):
-                if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
-                    record = {**record, "id": str(number)}
-                doc = document_from_record(record, path, number)
-                yield doc.id, doc.full_text()
-            else:
-                raise DataError("expected a JSON string or object per line", path, number)
+    for number, line in iter_lines(path):
+        line = line.rstrip("\n\r")
+        if not jsonl:
+            yield None, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+        if isinstance(record, str):
+            yield None, record
+        elif isinstance(record, dict):
+            if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
+                record = {**record, "id": str(number)}
+            doc = document_from_record(record, path, number)
+            yield doc.id, doc.full_text()
+        else:
+            raise DataError("expected a JSON string or object per line", path, number)
 
 
 def main(argv: list[str]) -> int:

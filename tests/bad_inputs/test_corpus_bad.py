@@ -1,0 +1,151 @@
+"""Encoding, indexing and search on bad input: mis-encoded or malformed corpora, corrupt gzip, unknown formats,
+half-built or garbled indexes, a full disk while writing shards. One line at the CLI; no partial output file."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from biohicl.corpus import read_corpus
+from biohicl.errors import DataError
+
+DOCS = [{"_id": f"d{i}", "title": f"T{i}", "text": "the cancer cells " * (1 + i % 3)} for i in range(9)]
+
+
+def jsonl(path: Path, docs=DOCS) -> Path:
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    return path
+
+
+def test_latin1_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"corpus\.jsonl, record 2: cannot decode the line: byte 0xe9 is not UTF-8"):
+        list(read_corpus(path))
+
+
+def test_utf16_tsv(tmp_path):
+    path = tmp_path / "corpus.tsv"
+    path.write_bytes("id\ttext\n1\tinsulin\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"corpus\.tsv, record 1: cannot decode the line: byte 0xff"):
+        list(read_corpus(path))
+
+
+def test_corrupt_gzip_corpus(tmp_path):
+    path = tmp_path / "corpus.jsonl.gz"
+    data = gzip.compress(jsonl(tmp_path / "c.jsonl").read_bytes() * 50)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"corpus\.jsonl\.gz: corrupt or truncated gzip file"):
+        list(read_corpus(path))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"_id": "x", "text": ', r"corpus\.jsonl, record 10: not valid JSON"),
+        ('["x", "text"]', r"corpus\.jsonl, record 10: expected a JSON object per line"),
+        ('{"text": "no id"}', r"corpus\.jsonl, record 10: no document id"),
+        ('{"_id": "x"}', r"corpus\.jsonl, record 10: document x: no text"),
+        ('{"_id": "x", "text": 5}', r"corpus\.jsonl, record 10: document x: title and text must be strings"),
+    ],
+)
+def test_malformed_jsonl_lines(tmp_path, line, message):
+    path = jsonl(tmp_path / "corpus.jsonl")
+    with path.open("a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(DataError, match=message):
+        list(read_corpus(path))
+
+
+def test_unknown_format_and_missing_corpus(tmp_path):
+    (tmp_path / "corpus.csv").write_text("id,text\n")
+    with pytest.raises(DataError, match=r"corpus\.csv: unknown corpus format"):
+        read_corpus(tmp_path / "corpus.csv")
+    with pytest.raises(DataError, match=r"nope: corpus not found"):
+        read_corpus(tmp_path / "nope")
+
+
+def test_encode_cli_on_a_latin1_file(tmp_path, run_cli, tiny_bert_dir):
+    texts = tmp_path / "texts.txt"
+    texts.write_bytes(b"insulin\ncaf\xe9\n")
+    out = tmp_path / "emb.safetensors"
+    result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
+    assert "texts.txt, record 2: cannot decode the line" in result.err
+    assert not out.exists() and not list(tmp_path.glob(".emb*"))
+
+
+def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
+    import safetensors.torch
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("insulin\nheart\n")
+    out = tmp_path / "emb.safetensors"
+
+    def full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\x00" * 10)  # a torn write, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
+    assert "No space left on device" in result.err
+    assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
+
+
+def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
+    corpus = jsonl(tmp_path / "corpus.jsonl")
+    with corpus.open("a") as handle:
+        handle.write("{oops\n")
+    out = tmp_path / "index"
+    result = run_cli(["index", "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4",
+                      "--quiet", "true", str(corpus)])  # fmt: skip
+    assert "corpus.jsonl, record 10: not valid JSON" in result.err
+    assert not (out / "manifest.json").exists()  # shards 0-1 are complete and kept for a rerun; no manifest
+
+
+def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
+    import safetensors.torch
+    from safetensors.torch import load_file
+
+    corpus = jsonl(tmp_path / "corpus.jsonl")
+    argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--quiet", "true", str(corpus)]
+    assert run_cli([*argv, "--output", str(tmp_path / "clean")], expect_error=False).code == 0
+    real = safetensors.torch.save_file
+
+    def full_on_shard_1(tensors, filename, metadata=None):
+        if metadata and metadata.get("shard") == "1":
+            Path(filename).write_bytes(b"\x00" * 10)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_on_shard_1)
+    out = tmp_path / "index"
+    result = run_cli([*argv, "--output", str(out)])
+    assert "No space left on device" in result.err
+    names = sorted(os.listdir(out))
+    assert "shard-00000.safetensors" in names and "shard-00001.safetensors" not in names
+    assert "manifest.json" not in names and not [n for n in names if n.startswith(".")]
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    assert run_cli([*argv, "--output", str(out)], expect_error=False).code == 0
+    for shard in ("shard-00000", "shard-00001", "shard-00002"):
+        clean = load_file(str(tmp_path / "clean" / f"{shard}.safetensors"))
+        rerun = load_file(str(out / f"{shard}.safetensors"))
+        assert (clean["embeddings"] == rerun["embeddings"]).all()
+        assert (tmp_path / "clean" / f"{shard}.docs.jsonl").read_bytes() == (out / f"{shard}.docs.jsonl").read_bytes()
+
+
+def test_search_an_unfinished_or_garbled_index(tmp_path, run_cli):
+    out = tmp_path / "index"
+    out.mkdir()
+    result = run_cli(["search", str(out), "insulin"])
+    assert "no manifest.json: not a finished biohicl index" in result.err
+    (out / "manifest.json").write_text('{"format": "biohicl-index", ')
+    result = run_cli(["search", str(out), "insulin"])
+    assert "manifest.json: not valid JSON" in result.err
+    (out / "manifest.json").write_text('{"format": "faiss"}')
+    result = run_cli(["search", str(out), "insulin"])
+    assert "not a biohicl index manifest" in result.err
