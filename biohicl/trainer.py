@@ -80,6 +80,18 @@ def document_text(feature: Mapping[str, Any], text_column: str = "text") -> str:
     return text
 
 
+#: MeSH check tags: demographic/organism descriptors indexed on most articles regardless of topic.
+CHECK_TAG_NAMES = (
+    "Humans", "Animals", "Male", "Female", "Pregnancy", "Infant, Newborn", "Infant", "Child, Preschool", "Child",
+    "Adolescent", "Young Adult", "Adult", "Middle Aged", "Aged", "Aged, 80 and over", "Mice", "Rats",
+)  # fmt: skip
+
+
+def check_tag_uis(mesh: MeshHierarchy) -> set[str]:
+    """Descriptor UIs of :data:`CHECK_TAG_NAMES` in ``mesh``."""
+    return {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name))}
+
+
 def known_labels(mesh: MeshHierarchy, labels: Sequence[str] | None) -> list[str]:
     """The labels ``mesh`` can place in the tree (unknown UIs and tree-less check tags dropped)."""
     return [label for label in labels or () if mesh.trees.get(label)]
@@ -531,6 +543,12 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     raw_labels = rows[label_column]
     labels = [known_labels(mesh, labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
+    check_tags_dropped = 0
+    if args.drop_check_tags:
+        tags = check_tag_uis(mesh)
+        before = sum(len(lab) for lab in labels)
+        labels = [[u for u in lab if u not in tags] for lab in labels]
+        check_tags_dropped = before - sum(len(lab) for lab in labels)
     train = datasets.Dataset.from_dict({"text": texts, "labels": labels})
 
     pairs = None
@@ -550,6 +568,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "documents_in_dataset": total,
         "splits": list(args.train_splits),
         "labels_dropped_unknown": int(dropped),
+        "check_tags_dropped": int(check_tags_dropped),
         "documents_without_labels": sum(1 for lab in labels if not lab),
         "mined_pairs": None if pairs is None else len(pairs[0]),
     }
@@ -589,7 +608,7 @@ def build_batch_sampler(
     n = len(data.documents)
     if args.batch_sampler == "random":
         return RandomBatchSampler(n, size, seed)
-    if data.pairs is not None and (args.use_ancestors and args.use_depth_weight):
+    if data.pairs is not None and args.use_ancestors and args.use_depth_weight and not args.drop_check_tags:
         anchors, partners, siml = data.pairs
         return MeshPairBatchSampler.from_pairs(anchors, partners, siml, n, size, beta=args.beta, seed=seed)
     # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL

@@ -93,6 +93,13 @@ class BioHiCLTrainingArguments(TrainingArguments):
     max_train_documents: int | None = field(
         default=None, metadata={"help": "Use at most this many training documents (quick runs)."}
     )
+    drop_check_tags: bool = field(
+        default=False,
+        metadata={
+            "help": "Ignore MeSH check tags (Humans, Male, Female, Adult, Aged, Animals, ...) in SimL: they are on "
+            "most PubMedQA abstracts and would make any two human studies look related."
+        },
+    )
     batch_sampler: str = field(
         default="mesh_pairs",
         metadata={"help": "`mesh_pairs`: batches built from mined SimL > β pairs; `random`: plain shuffling."},

@@ -338,3 +338,29 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
     state = tmp_path / "trainer_state.json"
     state.write_text(json.dumps({"log_history": history}))
     assert plot_training_curves(tmp_path, tmp_path / "d.png").is_file()
+
+
+def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
+    from biohicl.trainer import build_batch_sampler, check_tag_uis, load_training_data
+
+    humans, male = mesh.resolve("Humans"), mesh.resolve("Male")
+    assert {humans, male} <= check_tag_uis(mesh)
+    docs = [
+        {"title": "a", "abstract": "x", "mesh": [humans, male, "D003920"], "split": "train"},
+        {"title": "b", "abstract": "y", "mesh": [humans, "D009203"], "split": "train"},
+        {"title": "c", "abstract": "z", "mesh": [humans, "D001943"], "split": "test"},
+    ]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    values = dict(output_dir=str(tmp_path / "o"), dataset_path=str(path), per_device_train_batch_size=2)
+    kept = load_training_data(BioHiCLTrainingArguments(**values), mesh)
+    # with the check tags, diabetes and myocardial-infarction abstracts look related through "Humans" alone
+    assert mesh.label_similarity(*kept.documents["labels"]) > 0.3
+    assert build_batch_sampler(BioHiCLTrainingArguments(**values), kept, mesh).partners[0].tolist() == [1]
+    dropped = load_training_data(BioHiCLTrainingArguments(**values, drop_check_tags=True), mesh)
+    assert dropped.documents["labels"] == [["D003920"], ["D009203"]]  # the test document is held out too
+    # Humans twice; Male has no tree number in MeSH 2024, so it was already out of SimL
+    assert dropped.stats["check_tags_dropped"] == 2 and dropped.stats["labels_dropped_unknown"] == 1
+    assert mesh.label_similarity(*dropped.documents["labels"]) == 0.0
+    sampler = build_batch_sampler(BioHiCLTrainingArguments(**values, drop_check_tags=True), dropped, mesh)
+    assert [p.tolist() for p in sampler.partners] == [[], []]
