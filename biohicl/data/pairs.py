@@ -344,6 +344,33 @@ def _dataset(columns: dict[str, Any], features):
     return Dataset(InMemoryTable(table))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted_save(out_dir: str | Path) -> None:
+    """Clean up after a build killed while saving: drop its ``.<name>.tmp-<pid>`` folder and, if the kill came
+    between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place."""
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return
+    for kind in ("old", "tmp"):
+        for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*")):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or _pid_alive(int(pid)) or not leftover.is_dir():
+                continue  # another build is running
+            if kind == "old" and not out_dir.exists():
+                leftover.rename(out_dir)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 def save_pair_dataset(
     dataset, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
 ) -> Path:
@@ -357,6 +384,7 @@ def save_pair_dataset(
     from .dataset_card import render_dataset_card
 
     out_dir = Path(out_dir)
+    recover_interrupted_save(out_dir)
     previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
     if out_dir.exists() and any(out_dir.iterdir()) and not previous_build:
         raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
