@@ -1,0 +1,228 @@
+"""Security: only safetensors are loaded, remote code never runs, registry revisions are commit shas (or explicitly
+unpinned), and the Hub token is never written to a file, a card, stdout/stderr or a log record."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from biohicl.errors import ConfigError, PublishError
+from biohicl.loader import SAFE_PATTERNS, BioHiCL
+from biohicl.registry import RegistryEntry, default_registry, is_commit_sha
+
+PACKAGE = Path(__file__).resolve().parents[1] / "biohicl"
+FAKE_TOKEN = "hf_" + "Sec9" * 9  # token-shaped, not a real token
+PICKLE_FILES = ["pytorch_model.bin", "model.pt", "weights.pth", "x.pkl", "model.ckpt", "tf_model.h5",
+                "flax_model.msgpack", "optimizer.pt", "training_args.bin"]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- remote code
+def _keyword_values(tree: ast.AST, name: str) -> list[ast.AST]:
+    values = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == name:
+            values.append(node.value)
+        elif isinstance(node, ast.Dict):
+            values += [v for k, v in zip(node.keys, node.values, strict=True)
+                       if isinstance(k, ast.Constant) and k.value == name]  # fmt: skip
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == name:
+            values.append(node)  # kwargs["trust_remote_code"] = ... : never allowed
+    return values
+
+
+def test_trust_remote_code_is_only_ever_false_in_the_package_source():
+    found = []
+    for file in sorted(PACKAGE.rglob("*.py")):
+        for value in _keyword_values(ast.parse(file.read_text(encoding="utf-8")), "trust_remote_code"):
+            found.append((file.name, isinstance(value, ast.Constant) and value.value is False))
+    assert found and all(ok for _, ok in found), found  # at least one explicit False, never anything else
+
+
+def test_loading_asks_for_safetensors_without_remote_code(tiny_bert_dir, monkeypatch):
+    import transformers
+
+    seen = []
+    original = transformers.AutoModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
+    BioHiCL.from_pretrained(tiny_bert_dir)
+    assert seen and all(k.get("trust_remote_code") is False and k.get("use_safetensors") is True for k in seen)
+
+
+def test_remote_code_in_a_model_folder_never_runs(tiny_bert_dir, tmp_path):
+    folder = tmp_path / "evil-model"
+    shutil.copytree(tiny_bert_dir, folder)
+    marker = tmp_path / "pwned"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertModel as "
+                                    "EvilModel\nfrom transformers import BertTokenizer as EvilTokenizer\n")  # fmt: skip
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.EvilModel"}}))
+    try:
+        model = BioHiCL.from_pretrained(folder)
+    except Exception as err:  # refusing is fine; running the code is not
+        assert "evil" in str(err) or "remote code" in str(err).lower() or "trust_remote_code" in str(err)
+    else:
+        assert type(model.backbone).__name__ == "BertModel"
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------- pickle
+def test_fetch_patterns_exclude_every_pickle_format():
+    for name in PICKLE_FILES:
+        assert not any(fnmatch.fnmatch(name, pattern) for pattern in SAFE_PATTERNS), name
+    assert any(fnmatch.fnmatch("model.safetensors", p) for p in SAFE_PATTERNS)
+
+
+def test_base_model_downloads_ask_for_safe_files_only(monkeypatch):
+    import huggingface_hub
+
+    from biohicl.errors import ModelLoadError
+    from biohicl.modeling import resolve_model_path
+
+    asked = {}
+
+    def fake_download(repo_id, **kwargs):
+        asked.update(kwargs)
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    with pytest.raises(ModelLoadError):
+        resolve_model_path("org/some-base")
+    assert asked["allow_patterns"]
+    for name in PICKLE_FILES:
+        assert not any(fnmatch.fnmatch(name, p) for p in asked["allow_patterns"]), name
+
+
+def test_a_pickle_beside_safetensors_is_never_opened(tiny_bert_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "both"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "pytorch_model.bin").write_bytes(b"not a pickle: opening it would fail loudly")
+
+    def no_pickles(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", no_pickles)
+    model = BioHiCL.from_pretrained(folder)
+    assert model.encode(["insulin"], show_progress_bar=False).shape == (1, 32)
+
+
+def test_no_unsafe_deserialisation_in_the_package_source():
+    banned_calls = {"eval", "exec", "pickle.load", "pickle.loads", "torch.load", "yaml.load", "yaml.unsafe_load",
+                    "marshal.loads", "dill.load"}  # fmt: skip
+    for file in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else None
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                name = f"{func.value.id}.{func.attr}"
+            assert name not in banned_calls, f"{file.name}:{node.lineno}: {name}"
+            assert not any(k.arg == "allow_pickle" for k in node.keywords), f"{file.name}:{node.lineno}"
+
+
+# ------------------------------------------------------------------------------------------- registry
+def test_shipped_registry_revisions_are_shas_or_explicitly_unpinned():
+    registry = default_registry()
+    assert len(registry) >= 3
+    for entry in registry:
+        assert entry.revision is None or is_commit_sha(entry.revision), entry.name
+        assert (entry.revision is not None) == entry.pinned, entry.name
+        assert entry.base_revision is None or is_commit_sha(entry.base_revision), entry.name
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "a" * 39, "A" * 40, "refs/pr/1"])
+def test_registry_refuses_branches_tags_and_short_shas(revision):
+    with pytest.raises(ConfigError, match="is not a 40-hex commit sha"):
+        RegistryEntry.from_dict({"name": "X", "repo_id": "o/x", "kind": "merged", "base_model": "o/b",
+                                 "revision": revision, "pinned": True})  # fmt: skip
+
+
+def test_pinned_without_a_revision_is_refused():
+    with pytest.raises(ConfigError, match="pinned is true but field 'revision' is null"):
+        RegistryEntry.from_dict({"name": "X", "repo_id": "o/x", "kind": "merged", "base_model": "o/b", "pinned": True})
+
+
+# ------------------------------------------------------------------------------------------- the Hub token
+class RecordingHfApi:
+    def __init__(self):
+        self.token, self.calls = None, []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append("create_repo")
+
+    def create_branch(self, repo_id, **kwargs):
+        self.calls.append("create_branch")
+
+    def upload_folder(self, **kwargs):
+        self.calls.append("upload_folder")
+        return type("CommitInfo", (), {"commit_url": "https://huggingface.co/me/x/commit/1"})()
+
+
+def train_tiny(tiny_bert_dir: Path, root: Path, **overrides) -> Path:
+    from biohicl.trainer import train_biohicl
+    from biohicl.training_args import BioHiCLTrainingArguments
+
+    docs = root / "docs.jsonl"
+    topics = [["D003920", "D003924"], ["D009203", "D006333"], ["D001943", "D009369"]]
+    docs.write_text("".join(json.dumps({"pmid": str(i), "title": f"t{i}", "abstract": "the cells of patients",
+                                        "mesh": topics[i % 3]}) + "\n" for i in range(12)))  # fmt: skip
+    values = dict(output_dir=str(root / "run"), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",
+                  dataset_path=str(docs), max_steps=2, per_device_train_batch_size=4, max_length=16, logging_steps=1,
+                  save_strategy="steps", save_steps=1, report_to="none", lora_target_modules=["query", "value"],
+                  use_cpu=True, seed=3, disable_tqdm=True)  # fmt: skip
+    return train_biohicl(BioHiCLTrainingArguments(**{**values, **overrides}))
+
+
+def files_containing(root: Path, secret: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_the_token_is_never_written_printed_or_logged(tiny_bert_dir, tmp_path, monkeypatch, capsys, caplog):
+    from biohicl.commands import publish as publish_cmd
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    caplog.set_level(logging.DEBUG)
+    run = train_tiny(tiny_bert_dir, tmp_path)
+    out = tmp_path / "repo"
+    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--dry-run", "--out", str(out)]) == 0
+    api = RecordingHfApi()
+    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--out", str(out), "--overwrite"], api=api) == 0
+    assert api.calls == ["create_repo", "upload_folder"]
+    captured = capsys.readouterr()
+    assert "would upload" in captured.out and (out / "README.md").is_file()
+    assert files_containing(tmp_path, FAKE_TOKEN) == []  # run dir, checkpoints, repo folder, card
+    assert FAKE_TOKEN not in captured.out + captured.err
+    assert FAKE_TOKEN not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.xfail(strict=True, reason="BioHiCLTrainer._save pickles the whole TrainingArguments (hub_token included) "
+                   "into checkpoint-*/training_args.bin")  # fmt: skip
+def test_a_hub_token_given_to_the_trainer_is_not_written(tiny_bert_dir, tmp_path):
+    train_tiny(tiny_bert_dir, tmp_path, hub_token=FAKE_TOKEN)
+    assert files_containing(tmp_path, FAKE_TOKEN) == []
+
+
+def test_publish_refuses_a_folder_holding_the_token_before_any_call(tmp_path, monkeypatch):
+    from biohicl.hub import publish_folder
+
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "README.md").write_text("# data\n")
+    (folder / ".env").write_text(f"HF_TOKEN={FAKE_TOKEN}\n")
+    api = RecordingHfApi()
+    with pytest.raises(PublishError, match=r"\.env: contains a Hugging Face token") as err:
+        publish_folder(api, folder, "me/data", repo_type="dataset")
+    assert api.calls == [] and FAKE_TOKEN not in str(err.value)
