@@ -112,20 +112,6 @@ def load_encoder(spec: str, revision: str | None = None, base_model_path: str | 
     return load_model(spec, revision, **kwargs)
 
 
-class DtypeEncoder:
-    """Adapts a model's ``encode(..., dtype=)`` to the evaluation :class:`~biohicl.evaluation.Encoder` protocol."""
-
-    def __init__(self, model: Any, dtype: Any = None):
-        self.model = model
-        self.dtype = dtype
-        self.config = getattr(model, "config", None)
-
-    def encode(self, texts, batch_size: int = 32, kind: str = "document", show_progress_bar: bool | None = None):
-        return self.model.encode(
-            list(texts), batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar, dtype=self.dtype
-        )
-
-
 def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, str | None]:
     """(id, revision) to record: the Hub id when known (never a machine path), and the commit sha when known."""
     resolved = getattr(model, "resolved", None)
@@ -181,7 +167,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from ..evaluation.report import markdown_report
-    from ..evaluation.runner import evaluate_model, plan_tasks, save_results
+    from ..evaluation.runner import DtypeEncoder, evaluate_model, plan_tasks, save_results
 
     plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
     if args.threads:

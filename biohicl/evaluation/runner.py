@@ -74,6 +74,20 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
     return plan
 
 
+class DtypeEncoder:
+    """Adapts a model's ``encode(..., dtype=)`` to the evaluation :class:`~biohicl.evaluation.Encoder` protocol."""
+
+    def __init__(self, model: Any, dtype: Any = None):
+        self.model = model
+        self.dtype = dtype
+        self.config = getattr(model, "config", None)
+
+    def encode(self, texts, batch_size: int = 32, kind: str = "document", show_progress_bar: bool | None = None):
+        return self.model.encode(
+            list(texts), batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar, dtype=self.dtype
+        )
+
+
 def evaluate_model(
     model: Encoder,
     tasks: Iterable[str],
