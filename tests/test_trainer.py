@@ -364,3 +364,23 @@ def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
     assert mesh.label_similarity(*dropped.documents["labels"]) == 0.0
     sampler = build_batch_sampler(BioHiCLTrainingArguments(**values, drop_check_tags=True), dropped, mesh)
     assert [p.tolist() for p in sampler.partners] == [[], []]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo on CPU): batches are sharded, components reduced, one save."""
+    import yaml
+
+    config = tmp_path / "ddp.yaml"
+    values = make_values(tiny_bert_dir, docs_file, tmp_path / "ddp", max_steps=3, per_device_train_batch_size=4)
+    config.write_text(yaml.safe_dump(values))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "biohicl.cli", "train", str(config)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    # 20 documents / 4 per batch = 5 batches, split over 2 processes → 3 steps per epoch
+    assert [round(e["epoch"], 4) for e in steps] == [0.3333, 0.6667, 1.0]
+    assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
