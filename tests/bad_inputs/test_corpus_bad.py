@@ -79,18 +79,32 @@ def test_encode_cli_on_a_latin1_file(tmp_path, run_cli, tiny_bert_dir):
     assert not out.exists() and not list(tmp_path.glob(".emb*"))
 
 
+def torn_write_then_full_disk(real, name: str):
+    """Wrap ``indexing._atomic_write_bytes``: writing ``name`` leaves a torn temporary file, then ENOSPC (as a full
+    disk does mid-write). Patching the wrapper, not ``safetensors.torch.save_file``, keeps modules that import
+    ``save_file`` lazily from keeping the fake after the test."""
+
+    def wrapper(path, write):
+        if path.name != name:
+            return real(path, write)
+
+        def torn(tmp):
+            Path(tmp).write_bytes(b"\x00" * 10)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+        return real(path, torn)
+
+    return wrapper
+
+
 def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
-    import safetensors.torch
+    from biohicl import indexing
 
     texts = tmp_path / "texts.txt"
     texts.write_text("insulin\nheart\n")
     out = tmp_path / "emb.safetensors"
-
-    def full(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"\x00" * 10)  # a torn write, then the disk is full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
-
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(indexing._atomic_write_bytes,
+                                                                                    out.name))  # fmt: skip
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
     assert "No space left on device" in result.err
     assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
@@ -108,28 +122,22 @@ def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
 
 
 def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
-    import safetensors.torch
     from safetensors.torch import load_file
+
+    from biohicl import indexing
 
     corpus = jsonl(tmp_path / "corpus.jsonl")
     argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--quiet", "true", str(corpus)]
     assert run_cli([*argv, "--output", str(tmp_path / "clean")], expect_error=False).code == 0
-    real = safetensors.torch.save_file
-
-    def full_on_shard_1(tensors, filename, metadata=None):
-        if metadata and metadata.get("shard") == "1":
-            Path(filename).write_bytes(b"\x00" * 10)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr(safetensors.torch, "save_file", full_on_shard_1)
+    real = indexing._atomic_write_bytes
+    monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(real, "shard-00001.safetensors"))
     out = tmp_path / "index"
     result = run_cli([*argv, "--output", str(out)])
     assert "No space left on device" in result.err
     names = sorted(os.listdir(out))
     assert "shard-00000.safetensors" in names and "shard-00001.safetensors" not in names
     assert "manifest.json" not in names and not [n for n in names if n.startswith(".")]
-    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    monkeypatch.setattr(indexing, "_atomic_write_bytes", real)
     assert run_cli([*argv, "--output", str(out)], expect_error=False).code == 0
     for shard in ("shard-00000", "shard-00001", "shard-00002"):
         clean = load_file(str(tmp_path / "clean" / f"{shard}.safetensors"))
