@@ -89,6 +89,8 @@ def per_query_scores(
         judgments = qrels.get(query_id)
         if judgments is None or not doc_scores:
             continue
+        if any(score != score for score in doc_scores.values()):  # NaN has no rank
+            raise ValueError(f"query {query_id}: NaN score in the run")
         ranked = rank_documents(doc_scores)
         scores[query_id] = {
             f"{measure}@{k}": _MEASURE_FUNCTIONS[measure](ranked, judgments, k)
@@ -186,10 +188,17 @@ class CorrelationMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions: list[float], references: list[float]) -> dict[str, float]:
+        import numpy as np
         from scipy.stats import pearsonr, spearmanr
 
         if len(predictions) < 2:
             raise ValueError("correlation needs at least 2 pairs")
+        for name, values in (("predictions", predictions), ("references", references)):
+            array = np.asarray(values, dtype=np.float64)
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name}: NaN or inf values")
+            if np.ptp(array) == 0:
+                raise ValueError(f"{name}: all values are equal, the correlation is undefined")
         return {
             "spearman": float(spearmanr(predictions, references).statistic),
             "pearson": float(pearsonr(predictions, references).statistic),

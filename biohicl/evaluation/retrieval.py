@@ -52,17 +52,18 @@ def _open_text(path: Path):
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open_text(path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"line {line_number}: not valid JSON ({err.msg})", path) from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise DataError(f"line {line_number}: record has no `_id` field", path)
-            yield line_number, record
+    from ..corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
+
+    for line_number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"line {line_number}: not valid JSON ({err.msg})", path) from None
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DataError(f"line {line_number}: record has no `_id` field", path)
+        yield line_number, record
 
 
 def _missing_message(folder: Path, missing: list[str]) -> str:
@@ -133,6 +134,14 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
         corpus[doc_id] = f"{title} {text}".strip()
     if not corpus:
         raise DataError("no documents", corpus_path)
+    judged = {doc_id for judgments in qrels.values() for doc_id in judgments}
+    if judged and judged.isdisjoint(corpus):
+        example = next(iter(sorted(judged)))
+        raise DataError(
+            f"all {len(judged)} judged document ids are not in corpus.jsonl (e.g. {example!r}): "
+            "qrels and corpus do not belong together",
+            qrels_path,
+        )
     return BeirDataset(
         corpus=corpus,
         queries={qid: all_queries[qid] for qid in query_ids},
@@ -142,6 +151,8 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
 
 
 def _normalize(matrix: np.ndarray) -> np.ndarray:
+    if not np.isfinite(matrix).all():
+        raise DataError("the encoder returned NaN or inf embeddings; nothing was scored")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.clip(norms, 1e-12, None)
 

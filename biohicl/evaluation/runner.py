@@ -147,11 +147,10 @@ def evaluate_model(
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
-    """Write a results record as indented JSON (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    """Write a results record as indented JSON, atomically; NaN/inf are refused (they are not JSON)."""
+    from ..atomic import atomic_write_json
+
+    return atomic_write_json(path, results)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

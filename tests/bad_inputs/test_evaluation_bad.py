@@ -71,7 +71,6 @@ def test_judged_query_ids_missing_from_queries(tmp_path):
         load_beir(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="load_beir does not check that judged document ids exist in corpus.jsonl")
 def test_judged_document_ids_that_match_no_document(tmp_path):
     folder = beir(tmp_path / "b", qrels="query-id\tcorpus-id\tscore\nq1\tD1\t1\nq2\tD2\t1\n")  # ids upper-cased
     with pytest.raises(DataError, match=r"test\.tsv: .*not in corpus\.jsonl"):
@@ -107,7 +106,6 @@ def test_duplicate_document_id(tmp_path):
         load_beir(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="retrieval._open_text lets UnicodeDecodeError through")
 def test_latin1_corpus(tmp_path):
     folder = beir(tmp_path / "b")
     (folder / "corpus.jsonl").write_bytes('{"_id": "d1", "text": "caf\xe9"}\n'.encode("latin-1"))
@@ -126,14 +124,12 @@ def test_end_to_end_values_with_the_toy_encoder(tmp_path):
     assert result.metrics["recall@3"] == 1.0 and all(math.isfinite(v) for v in result.metrics.values())
 
 
-@pytest.mark.xfail(strict=True, reason="dense_retrieve passes NaN embeddings on as NaN scores (no check)")
 def test_nan_embeddings_are_refused(tmp_path):
     data = load_beir(beir(tmp_path / "b"))
     with pytest.raises((DataError, ValueError), match="NaN"):
         dense_retrieve(NaNEncoder(), data.queries, data.corpus, top_k=3)
 
 
-@pytest.mark.xfail(strict=True, reason="RetrievalMetric ranks NaN scores silently (order undefined)")
 def test_nan_scores_into_the_retrieval_metric():
     with pytest.raises(ValueError, match="NaN"):
         RetrievalMetric().compute_from_dicts({"q": {"a": 1}}, {"q": {"a": float("nan"), "b": 0.5}}, k_values=[1])
@@ -144,14 +140,12 @@ def test_inf_scores_rank_first_and_stay_finite():
     assert scores == {"ndcg@1": 1.0, "recall@1": 1.0, "mrr@1": 1.0}
 
 
-@pytest.mark.xfail(strict=True, reason="CorrelationMetric returns NaN for NaN predictions or constant inputs")
 @pytest.mark.parametrize("predictions", [[0.1, float("nan"), 0.3], [0.5, 0.5, 0.5]])
 def test_nan_or_constant_predictions_into_the_correlation(predictions):
     with pytest.raises(ValueError):
         CorrelationMetric().compute(predictions=predictions, references=[1.0, 2.0, 3.0])
 
 
-@pytest.mark.xfail(strict=True, reason="runner.save_results writes NaN as `NaN` (not JSON) and not atomically")
 def test_nan_results_are_not_written(tmp_path):
     path = tmp_path / "results.json"
     with pytest.raises(ValueError):
