@@ -215,6 +215,9 @@ class BioHiCLModel(nn.Module):
             kind="full",
         )
         backbone = _load_backbone(path, dtype)
+        positions = getattr(backbone.config, "max_position_embeddings", None)
+        if positions and config.max_length > positions:
+            config.max_length = int(positions)  # never ask for more positions than the model has
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(backbone, tokenizer, config)
 

@@ -159,3 +159,10 @@ def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
         BioHiCLConfig.from_json_file(tmp_path / "biohicl_config.json")
     with pytest.raises(ConfigError, match="pooling"):
         BioHiCLConfig(base_model="a/b", pooling="max")
+
+
+def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):
+    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID)  # default 512, tiny BERT has 128 positions
+    assert model.config.max_length == 128
+    long_text = " ".join(["diabetes"] * 400)
+    assert model.encode([long_text], show_progress_bar=False).shape == (1, 32)
