@@ -939,7 +939,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
     if results.get("targets"):
         lines += ["## Targets", "", "Δ = full − base for the improvement targets, full − ablation for the others.", "",
-                  "| model | metric | target | Δ | met | |Δ| beyond noise |", "|---|---|---|---:|---|---|"]
+                  "| model | metric | target | Δ | met | beyond noise (2·s) |", "|---|---|---|---:|---|---|"]
         for t in results["targets"]:
             target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
@@ -978,8 +978,10 @@ def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
         ax.bar_label(bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1,
                      rotation=90)
     ax.set_xticks(x, [_metric_header(m, metric_label).replace(" ", "\n", 1) for m in metrics], fontsize=8)
-    ax.set_ylim(0, 1.12)
-    ax.set_ylabel("score")
+    values = [v for row in rows.values() for m in metrics if (v := row["mean"].get(m)) is not None]
+    low = max(0.0, min(values) - 0.1) if values else 0.0  # zoom in: the differences are a few points
+    ax.set_ylim(low, min(1.05, max(values) + 0.06) if values else 1.05)
+    ax.set_ylabel("score (axis does not start at 0)" if low > 0 else "score")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right", ncol=2)
     ax.grid(axis="y", alpha=0.3)
@@ -1040,7 +1042,7 @@ def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plo
             model = results["models"].get(spec.name)
             if model and model["rows"] and model["main_metrics"]:
                 written.append(plot_bars(model, out / f"{spec.name}_bars.png",
-                                         f"{config.title}: {model['model']} (error bars: std over seeds)"))
+                                         f"{model['model']}\n(error bars: std over seeds)"))
             curves = plot_curves(config, spec, out / f"{spec.name}_curves.png")
             if curves is not None:
                 written.append(curves)
