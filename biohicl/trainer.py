@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
 from .mesh import MeshHierarchy
 from .training_args import BioHiCLTrainingArguments
@@ -408,7 +408,8 @@ class BioHiCLTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         model.save_pretrained(output_dir)
         save_trainable_weights(model, Path(output_dir) / TRAINABLE_WEIGHTS_NAME)
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        # no training_args.bin: it would pickle the whole TrainingArguments, hub_token included; the JSON copy
+        # (TrainingArguments.to_json_string redacts tokens) is what a run folder keeps
         Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
@@ -513,16 +514,22 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     if not path.exists():
         raise ConfigError(f"dataset_path: {path} does not exist")
     pairs_table = None
-    if path.is_dir():
-        documents = _read_config(path, "documents")
-        pairs_files = _parquet_files(path, "pairs")
-        pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files]) if pairs_files else None
-    elif path.suffix in {".jsonl", ".json"}:
-        documents = datasets.Dataset.from_json(str(path))
-    elif path.suffix == ".parquet":
-        documents = datasets.Dataset.from_parquet(str(path))
-    else:
+    if not path.is_dir() and path.suffix not in {".jsonl", ".json", ".parquet"}:
         raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
+    try:
+        if path.is_dir():
+            documents = _read_config(path, "documents")
+            pairs_files = _parquet_files(path, "pairs")
+            pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files]) if pairs_files else None
+        elif path.suffix in {".jsonl", ".json"}:
+            documents = datasets.Dataset.from_json(str(path))
+        else:
+            documents = datasets.Dataset.from_parquet(str(path))
+    except (ConfigError, DataError):
+        raise
+    except Exception as err:  # datasets wraps parse errors in several types
+        cause = err.__cause__ or err
+        raise DataError(f"cannot read the documents ({type(cause).__name__}: {cause})", path) from None
 
     label_column = next((c for c in LABEL_COLUMNS if c in documents.column_names), None)
     if label_column is None:
@@ -543,6 +550,10 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     raw_labels = rows[label_column]
     labels = [known_labels(mesh, labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
+    if not any(labels):
+        raise DataError(
+            f"no training document has a MeSH label this hierarchy knows ({dropped} labels dropped as unknown)", path
+        )
     check_tags_dropped = 0
     if args.drop_check_tags:
         tags = check_tag_uis(mesh)

@@ -207,8 +207,6 @@ def test_the_token_is_never_written_printed_or_logged(tiny_bert_dir, tmp_path, m
     assert FAKE_TOKEN not in "\n".join(r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.xfail(strict=True, reason="BioHiCLTrainer._save pickles the whole TrainingArguments (hub_token included) "
-                   "into checkpoint-*/training_args.bin")  # fmt: skip
 def test_a_hub_token_given_to_the_trainer_is_not_written(tiny_bert_dir, tmp_path):
     train_tiny(tiny_bert_dir, tmp_path, hub_token=FAKE_TOKEN)
     assert files_containing(tmp_path, FAKE_TOKEN) == []

@@ -33,3 +33,7 @@ def check_inputs(embeddings: torch.Tensor, siml: torch.Tensor) -> None:
     batch = embeddings.shape[0]
     if siml.shape != (batch, batch):
         raise ValueError(f"siml must be [{batch}, {batch}] for {batch} embeddings, got {tuple(siml.shape)}")
+    if not torch.isfinite(embeddings).all():
+        raise ValueError("embeddings: NaN or inf in the batch (diverged model or bad input); loss not computed")
+    if not torch.isfinite(siml).all() or siml.min() < 0 or siml.max() > 1 + ZERO_TOLERANCE:
+        raise ValueError("siml: values must be finite and in [0, 1]")
