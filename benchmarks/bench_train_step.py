@@ -128,6 +128,18 @@ def time_steps(batch_size: int, max_length: int, steps: int) -> dict:
     }
 
 
+def peak_rss_gib() -> float:
+    """Peak resident set size of this process (VmHWM: reset at exec, unlike ``ru_maxrss`` which a child inherits)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB → GiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def peak_memory(batch_size: int, max_length: int, kind: str, checkpointing: bool) -> dict:
     """One step in this process; returns peak memory (call in a fresh subprocess)."""
     mesh = MeshHierarchy.load()
@@ -135,14 +147,14 @@ def peak_memory(batch_size: int, max_length: int, kind: str, checkpointing: bool
     model, optimizer, device = build(max_length)
     if checkpointing:
         model.gradient_checkpointing_enable()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB (ru_maxrss is KiB on Linux)
+    before = peak_rss_gib()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if kind == "biohicl":
         step_biohicl(model, optimizer, BioHiCLDataCollator(model.tokenize, mesh), BioHiCLLoss(), docs, device)
     else:
         step_infonce(model, optimizer, docs, device)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_gib()
     out = {"kind": kind, "checkpointing": checkpointing, "peak_rss_gib": peak, "rss_before_step_gib": before}
     if device == "cuda":
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -156,6 +168,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--memory-batch-size", type=int, default=64)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--_memory", nargs=2, metavar=("KIND", "CHECKPOINTING"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._memory:
@@ -163,6 +176,8 @@ def main() -> None:
         print(json.dumps(peak_memory(args.memory_batch_size, args.max_length, kind, ckpt == "1")))
         return
 
+    if args.skip_timing:
+        return memory_report(args)
     timing = time_steps(args.batch_size, args.max_length, args.steps)
     print(f"## training step, {MODEL}, LoRA r=8, {timing['device']}, {timing['threads']} threads")
     print(f"batch {timing['batch_size']} × {timing['max_length']} tokens, median of {args.steps} interleaved steps")
@@ -173,8 +188,11 @@ def main() -> None:
     raw_b = ", ".join(f"{t:.2f}" for t in timing["all_biohicl_s"])
     raw_i = ", ".join(f"{t:.2f}" for t in timing["all_infonce_s"])
     print(f"  per step (s): BioHiCL {raw_b}; InfoNCE {raw_i}")
-    if args.skip_memory:
-        return
+    if not args.skip_memory:
+        memory_report(args)
+
+
+def memory_report(args: argparse.Namespace) -> None:
     print(f"peak memory, one step at batch {args.memory_batch_size} × {args.max_length} tokens (fresh process each):")
     for kind in ("biohicl", "infonce"):
         for ckpt in ("0", "1"):
