@@ -86,3 +86,14 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         raise _explain(err, target) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (so its temporary files or locks must be left alone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path, atomic_write_json, atomic_write_text
+from .atomic import atomic_path, atomic_write_json, atomic_write_text, pid_alive
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -583,18 +583,6 @@ def write_model_card(
 LOCK_NAME = ".reproduce.lock"
 
 
-def _pid_alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def acquire_run_lock(run_dir: Path) -> bool:
     """Claim a run for this process (``.reproduce.lock`` holding the pid, created exclusively); False when another
     live process holds it. A lock left by a dead process is taken over. Lets several workers share one study."""
@@ -612,7 +600,7 @@ def acquire_run_lock(run_dir: Path) -> bool:
                 holder = 0
             if holder == os.getpid():
                 return True
-            if holder and _pid_alive(holder):
+            if holder and pid_alive(holder):
                 return False
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue

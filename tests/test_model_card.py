@@ -145,7 +145,7 @@ def test_card_data_round_trips_through_json(tmp_path):
 
 def test_card_data_validation():
     with pytest.raises(ConfigError, match="'base_model'"):
-        BioHiCLModelCardData(model_name="M", base_model="/tmp/local/model")
+        BioHiCLModelCardData(model_name="M", base_model="/data/models/local-model")
     with pytest.raises(ConfigError, match="'kind'"):
         BioHiCLModelCardData(model_name="M", base_model="org/base", kind="lora")
     with pytest.raises(ConfigError, match="unknown field"):

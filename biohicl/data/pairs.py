@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import _explain
+from ..atomic import _explain, pid_alive
 from ..errors import ConfigError, DataError
 from ..mesh import MeshHierarchy, gram_factors
 from .readers import MeshRecord, ReadReport
@@ -344,16 +344,6 @@ def _dataset(columns: dict[str, Any], features):
     return Dataset(InMemoryTable(table))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_interrupted_save(out_dir: str | Path) -> None:
     """Clean up after a build killed while saving: drop its ``.<name>.tmp-<pid>`` folder and, if the kill came
     between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place."""
@@ -363,7 +353,7 @@ def recover_interrupted_save(out_dir: str | Path) -> None:
     for kind in ("old", "tmp"):
         for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*")):
             pid = leftover.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or _pid_alive(int(pid)) or not leftover.is_dir():
+            if not pid.isdigit() or pid_alive(int(pid)) or not leftover.is_dir():
                 continue  # another build is running
             if kind == "old" and not out_dir.exists():
                 leftover.rename(out_dir)
