@@ -66,3 +66,13 @@ def build_tiny_bert(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A tiny random BERT model folder (config, safetensors weights, tokenizer)."""
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def randomize_lora_b(model, std: float = 0.5, generator=None) -> None:
+    """Draw LoRA B from N(0, std²): peft initialises B to zero, so an adapter reset on reload would go unnoticed."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, std, generator=generator)

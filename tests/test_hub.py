@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, randomize_lora_b
 from huggingface_hub import ModelCard
 
 from biohicl.commands import publish as publish_cmd
@@ -60,10 +59,7 @@ def run_dir(tmp_path_factory):
     base = build_tiny_bert(root / "base")
     model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.4)
+    randomize_lora_b(model, std=0.4)
     model.eval()
     run = root / "run"
     model.save_pretrained(run)

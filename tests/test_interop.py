@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.loader import BioHiCL, load_model
 from biohicl.modeling import BioHiCLModel
@@ -45,10 +45,7 @@ def saved(request, tmp_path_factory):
     )
     model.add_lora(r=4, alpha=8, target_modules=["query", "key", "value", "dense"], verbose=False)
     torch.manual_seed(11)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.3)
+    randomize_lora_b(model, std=0.3)
     model.eval()
     model.save_pretrained(root / "adapter")
     model.save_merged(root / "merged")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.errors import ModelLoadError
 from biohicl.loader import BioHiCL, load_model, resolve, split_revision
@@ -66,10 +66,7 @@ def artifacts(tmp_path_factory):
     model = BioHiCLModel.from_base(str(base_dir), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
     torch.manual_seed(3)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.5)
+    randomize_lora_b(model, std=0.5)
     model.eval()
     adapter_dir = root / "adapter"
     model.save_pretrained(adapter_dir)

@@ -6,8 +6,7 @@ import socket
 
 import numpy as np
 import pytest
-import torch
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, randomize_lora_b
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from test_loader import add_to_hub_cache
@@ -161,10 +160,7 @@ def tiny_models(tmp_path_factory):
     base = build_tiny_bert(root / "base")
     model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ")
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.3)
+    randomize_lora_b(model, std=0.3)
     model.eval()
     model.save_pretrained(root / "adapter")
     model.save_merged(root / "merged")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_lora_b
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.modeling import BioHiCLConfig, BioHiCLModel, default_pooling
@@ -18,13 +19,6 @@ HUB_ID = "org/tiny-bert"
 @pytest.fixture()
 def tiny(tiny_bert_dir) -> BioHiCLModel:
     return BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
-
-
-def _randomize_lora(model: BioHiCLModel, seed: int = 0) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    for name, param in model.named_parameters():
-        if "lora_B" in name:  # peft initialises B to zero: an adapter reset to init would go unnoticed
-            param.data = torch.randn(param.shape, generator=generator) * 0.5
 
 
 def test_mean_pooling_matches_hand_computation(tiny):
@@ -79,7 +73,7 @@ def test_adapter_round_trip_is_exact(tiny, tiny_bert_dir, tmp_path):
     from transformers import AutoModel
 
     tiny.add_lora(r=4, verbose=False)
-    _randomize_lora(tiny)
+    randomize_lora_b(tiny, generator=torch.Generator().manual_seed(0))
     expected = tiny.encode(TEXTS, show_progress_bar=False)
     base_only = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID).encode(TEXTS, show_progress_bar=False)
     assert np.abs(expected - base_only).max() > 1e-3  # the adapter really changes the embeddings
@@ -107,7 +101,7 @@ def test_merged_export_loads_with_transformers_and_sentence_transformers(tiny, t
     from sentence_transformers import SentenceTransformer
 
     tiny.add_lora(r=4, verbose=False)
-    _randomize_lora(tiny, seed=1)
+    randomize_lora_b(tiny, generator=torch.Generator().manual_seed(1))
     expected = tiny.encode(TEXTS, show_progress_bar=False)
     tiny.save_merged(tmp_path / "merged")
     assert tiny.is_peft  # exporting does not merge the live model

@@ -284,16 +284,14 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
 def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
     """A LoRA adapter over the tiny BERT whose B matrices are non-zero (so it differs from its base)."""
     import torch
+    from conftest import randomize_lora_b
 
     from biohicl.modeling import BioHiCLModel
 
     model = BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)
     model.add_lora(r=4, verbose=False)
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    randomize_lora_b(model, std=0.5, generator=generator)
     path = tmp_path / "adapter"
     model.save_pretrained(path)
     return path

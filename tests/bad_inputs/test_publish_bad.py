@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import build_tiny_bert
+from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.commands import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
@@ -42,10 +41,7 @@ def run_dir(tmp_path_factory):
     base = build_tiny_bert(root / "base")
     model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.4)
+    randomize_lora_b(model, std=0.4)
     run = root / "run"
     model.save_pretrained(run)
     (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
