@@ -295,3 +295,52 @@ def test_tiny_bert_end_to_end(tiny_bert_dir, tmp_path, data_dir):
     again = evaluate_model(model, [str(folder), "biosses"], show_progress_bar=False)
     assert again["tasks"]["toy"]["metrics"] == pytest.approx(record["tasks"]["toy"]["metrics"], abs=1e-6)
     assert again["tasks"]["biosses"]["metrics"] == pytest.approx(record["tasks"]["biosses"]["metrics"], abs=1e-6)
+
+
+class CountingEncoder:
+    """Wraps a model's encode and counts the texts encoded per kind."""
+
+    def __init__(self, model):
+        self.model, self.config, self.counts = model, model.config, {"query": 0, "document": 0}
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        texts = list(texts)
+        self.counts[kind] += len(texts)
+        return self.model.encode(texts, batch_size=batch_size, kind=kind, show_progress_bar=False)
+
+
+def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
+    """Rows from a `biohicl index` of the corpus give the encoder's metrics; only the queries are encoded."""
+    from biohicl.indexing import build_index
+    from biohicl.modeling import BioHiCLModel
+
+    folder = write_beir(tmp_path / "toy")
+    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    build_index(model, folder, tmp_path / "idx", shard_size=3, batch_size=2, show_progress_bar=False)
+    direct = evaluate_beir(model, folder, show_progress_bar=False)
+    encoder = CountingEncoder(model)
+    indexed = evaluate_beir(encoder, folder, document_index=tmp_path / "idx", show_progress_bar=False)
+    assert indexed.metrics == pytest.approx(direct.metrics, abs=1e-6)
+    assert encoder.counts == {"query": 3, "document": 0}
+    assert "from the index idx" in indexed.protocol
+    record = evaluate_model(model, [str(folder), "biosses"], document_index=tmp_path / "idx", show_progress_bar=False)
+    assert record["settings"]["document_index"] == str(tmp_path / "idx")
+    assert record["tasks"]["toy"]["metrics"] == pytest.approx(direct.metrics, abs=1e-6)
+
+
+def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_path):
+    from biohicl.indexing import build_index
+    from biohicl.modeling import BioHiCLModel
+
+    folder = write_beir(tmp_path / "toy")
+    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    docs = [("d1", "Insulin", "insulin signalling"), ("d9", "", "other")]
+    build_index(model, docs, tmp_path / "other", show_progress_bar=False)
+    with pytest.raises(DataError, match=r"other documents than the corpus \(3 of 4 corpus ids missing, e.g. d2"):
+        evaluate_beir(model, folder, document_index=tmp_path / "other", show_progress_bar=False)
+    build_index(model, folder, tmp_path / "idx", show_progress_bar=False)
+    model.config.max_length = 16
+    with pytest.raises(ConfigError, match="built with max_length=128, the model now has 16"):
+        evaluate_beir(model, folder, document_index=tmp_path / "idx", show_progress_bar=False)
+    with pytest.raises(ConfigError, match="exactly one retrieval task, the plan has 2"):
+        evaluate_model(model, [str(folder), str(folder)], document_index=tmp_path / "idx")

@@ -3,6 +3,8 @@
     biohicl evaluate sentence-transformers/all-MiniLM-L6-v2 --tasks scifact:train,biosses,pubmedqa \\
         --output results/minilm.json
     biohicl evaluate runs/minilm/final --tasks scifact --split test --dtype bfloat16
+    biohicl index $BIOHICL_DATA_DIR/scifact --model NAME --output idx --shard_size 256   # resumable
+    biohicl evaluate NAME --tasks scifact:train --document_index idx
     biohicl evaluate --compare results/minilm.json results/minilm-biohicl.json \\
         --plot results/compare.png --markdown results/compare.md
 
@@ -66,6 +68,13 @@ class EvaluateArguments:
     document_prompt: str | None = field(default=None, metadata={"help": "Override the model's document prompt."})
     limit_queries: int | None = field(
         default=None, metadata={"help": "Only the first N queries of retrieval tasks (quick checks; recorded)."}
+    )
+    document_index: str | None = field(
+        default=None,
+        metadata={
+            "help": "A `biohicl index` folder of the retrieval task's corpus, built with this model: its rows "
+            "replace encoding the documents (encode a large corpus once, resumably; one retrieval task)."
+        },
     )
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     no_progress: bool = field(default=False, metadata={"help": "Hide the encoding progress bars."})
@@ -192,6 +201,7 @@ def main(argv: list[str]) -> int:
         split=args.split,
         limit_queries=args.limit_queries,
         show_progress_bar=False if args.no_progress else None,
+        document_index=args.document_index,
         settings={
             "dtype": args.dtype,
             "max_length": getattr(config, "max_length", None),

@@ -13,14 +13,14 @@ import csv
 import gzip
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .metrics import DEFAULT_K_VALUES, RetrievalMetric
 
 if TYPE_CHECKING:
@@ -157,6 +157,56 @@ def _normalize(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.clip(norms, 1e-12, None)
 
 
+DocumentEmbeddings = Callable[[Sequence[str]], np.ndarray]
+
+
+def index_document_embeddings(
+    directory: str | Path, corpus_ids: Sequence[str], model: Any = None
+) -> DocumentEmbeddings:
+    """Document embeddings read from a ``biohicl index`` folder instead of encoded, as ``ids -> [n, dim]``.
+
+    The index must hold exactly the corpus's documents and, when ``model`` is given, have been built by that model
+    with the same pooling, ``max_length`` and document prompt; anything else is an error, never a silent mix.
+    """
+    from ..indexing import describe_model
+    from ..search import Index
+
+    index = Index.load(directory)
+    manifest = index.manifest
+    model = getattr(model, "model", model)  # the DtypeEncoder wrapper holds the model
+    if model is not None:
+        if getattr(model, "embedding_dim", index.dim) != index.dim:
+            raise ConfigError(
+                f"document_index: {directory} holds {index.dim}-d rows, the model embeds in {model.embedding_dim}"
+            )
+        config = getattr(model, "config", None)
+        if config is not None and getattr(config, "base_model", None):
+            model_id, _ = describe_model(model)
+            if model_id != manifest.model:
+                raise ConfigError(f"document_index: {directory} was built with {manifest.model}, not {model_id}")
+            for name in ("pooling", "max_length", "document_prompt"):
+                if getattr(config, name, None) != getattr(manifest, name):
+                    raise ConfigError(
+                        f"document_index: {directory} was built with {name}="
+                        f"{getattr(manifest, name)!r}, the model now has {getattr(config, name)!r}"
+                    )
+    records = index.documents(range(len(index)))
+    rows = {str(records[row]["id"]): row for row in range(len(index))}
+    missing = [d for d in corpus_ids if d not in rows]
+    if missing or len(rows) != len(corpus_ids):
+        raise DataError(
+            f"the index holds other documents than the corpus ({len(missing)} of {len(corpus_ids)} "
+            f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed)",
+            directory,
+        )
+    embeddings = index.embeddings().numpy()
+
+    def lookup(doc_ids: Sequence[str]) -> np.ndarray:
+        return embeddings[[rows[d] for d in doc_ids]]
+
+    return lookup
+
+
 def dense_retrieve(
     encoder: Encoder,
     queries: dict[str, str],
@@ -166,6 +216,7 @@ def dense_retrieve(
     corpus_chunk_size: int = 50_000,
     show_progress_bar: bool | None = None,
     ignore_identical_ids: bool = False,
+    document_embeddings: DocumentEmbeddings | None = None,
 ) -> dict[str, dict[str, float]]:
     """Exact cosine search: ``{query_id: {doc_id: score}}`` with each query's ``top_k`` best documents.
 
@@ -173,6 +224,8 @@ def dense_retrieve(
     top-k is merged chunk by chunk. Ties are cut the way trec_eval orders them (document id, descending).
     ``ignore_identical_ids`` drops a document whose id equals the query id
     (BEIR's option for corpora where queries are also documents, e.g. Quora, ArguAna).
+    ``document_embeddings`` (e.g. :func:`index_document_embeddings`) supplies the documents' rows instead of
+    encoding them; only the queries are encoded then.
     """
     import torch
 
@@ -198,12 +251,18 @@ def dense_retrieve(
     best_index = torch.empty(len(query_ids), 0, dtype=torch.long)
     for start in range(0, len(doc_ids), corpus_chunk_size):
         chunk = doc_ids[start : start + corpus_chunk_size]
-        doc_emb = np.asarray(
-            encoder.encode(
-                [corpus[d] for d in chunk], batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar
-            ),
-            dtype=np.float32,
-        )
+        if document_embeddings is not None:
+            doc_emb = np.asarray(document_embeddings(chunk), dtype=np.float32)
+        else:
+            doc_emb = np.asarray(
+                encoder.encode(
+                    [corpus[d] for d in chunk],
+                    batch_size=batch_size,
+                    kind="document",
+                    show_progress_bar=show_progress_bar,
+                ),
+                dtype=np.float32,
+            )
         scores = query_emb @ torch.from_numpy(_normalize(doc_emb)).T
         merged_scores = torch.cat([best_scores, scores], dim=1)
         merged_index = torch.cat([best_index, torch.arange(start, start + len(chunk)).expand(len(query_ids), -1)], 1)
@@ -231,12 +290,18 @@ def evaluate_beir(
     limit_queries: int | None = None,
     show_progress_bar: bool | None = None,
     ignore_identical_ids: bool = False,
+    document_index: str | Path | None = None,
 ) -> TaskResult:
-    """Retrieve for every judged query of ``split`` and score nDCG@k, Recall@k and MRR@k (trec_eval-exact)."""
+    """Retrieve for every judged query of ``split`` and score nDCG@k, Recall@k and MRR@k (trec_eval-exact).
+
+    ``document_index``: a ``biohicl index`` folder of this corpus built with the same model, whose rows replace
+    encoding the documents (a large corpus is then encoded once, resumably, by ``biohicl index``).
+    """
     from .tasks import TaskResult, file_checksums
 
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)
+    lookup = index_document_embeddings(document_index, list(data.corpus), encoder) if document_index else None
     run = dense_retrieve(
         encoder,
         data.queries,
@@ -245,6 +310,7 @@ def evaluate_beir(
         batch_size=batch_size,
         show_progress_bar=show_progress_bar,
         ignore_identical_ids=ignore_identical_ids,
+        document_embeddings=lookup,
     )
     metrics = RetrievalMetric().compute_from_dicts(data.qrels, run, k_values=k_values)
     return TaskResult(
@@ -256,5 +322,6 @@ def evaluate_beir(
         num_documents=len(data.corpus),
         data_files=file_checksums(data.files),
         wall_time_s=time.perf_counter() - start,
-        protocol="BEIR exact dense retrieval, cosine; document = title + ' ' + text; queries use the query prompt",
+        protocol="BEIR exact dense retrieval, cosine; document = title + ' ' + text; queries use the query prompt"
+        + (f"; document embeddings from the index {Path(document_index).name}" if document_index else ""),
     )

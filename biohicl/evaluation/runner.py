@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from .tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
         check_task(name, task_split)
         plan.append((name, task_split))
     if not plan:
-        from ..errors import ConfigError
-
         raise ConfigError("tasks: no task given")
     return plan
 
@@ -99,25 +98,35 @@ def evaluate_model(
     limit_queries: int | None = None,
     show_progress_bar: bool | None = None,
     settings: dict[str, Any] | None = None,
+    document_index: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
     ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
+    ``document_index`` (a ``biohicl index`` folder of the corpus, same model) serves the one retrieval task's
+    document embeddings, so only its queries are encoded.
     """
     import torch
 
     start = time.perf_counter()
     plan = plan_tasks(tasks, split)
+    retrieval = [name for name, _ in plan if is_retrieval_task(name)]
+    if document_index is not None and len(retrieval) != 1:
+        raise ConfigError(
+            f"document_index: serves exactly one retrieval task, the plan has {len(retrieval)} ({', '.join(retrieval)})"
+        )
     results: dict[str, Any] = {}
     for name, task_split in plan:
         function = get_task(name)
+        extra = {"document_index": document_index} if document_index is not None and name in retrieval else {}
         result = function(
             model,
             split=task_split,
             batch_size=batch_size,
             limit_queries=limit_queries,
             show_progress_bar=show_progress_bar,
+            **extra,
         )
         results[result.task] = result.to_dict()
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
@@ -136,6 +145,7 @@ def evaluate_model(
             "split": split,
             "limit_queries": limit_queries,
             "torch_threads": torch.get_num_threads(),
+            **({"document_index": str(document_index)} if document_index is not None else {}),
             **(settings or {}),
         },
         "tasks": results,
