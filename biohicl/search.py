@@ -138,6 +138,42 @@ class Index:
         blocks = [b.float() for _, b in self.iter_blocks()]
         return torch.cat(blocks) if blocks else torch.empty(0, self.dim)
 
+    def find(self, ids: Iterable[str]) -> dict[str, int]:
+        """``{id: row}`` for the given document ids that the index holds (one pass over the id sidecars)."""
+        wanted = {str(i) for i in ids}
+        if self._docs is not None:
+            return {d["id"]: row for row, d in enumerate(self._docs) if d["id"] in wanted}
+        found: dict[str, int] = {}
+        for shard in self.manifest.shards:
+            path = self.directory / shard.docs
+            with path.open(encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle):
+                    try:
+                        doc_id = str(json.loads(line)["id"])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise DataError("not a JSON object with an `id`", path, line_number + 1) from None
+                    if doc_id in wanted and doc_id not in found:
+                        found[doc_id] = shard.start + line_number
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def rows(self, positions: Sequence[int]) -> torch.Tensor:
+        """The embedding rows at ``positions`` as float32 ``[n, dim]`` (reads only those rows of their shards)."""
+        if self._embeddings is not None:
+            return self._embeddings[list(positions)].float()
+        from safetensors import safe_open
+
+        out = torch.empty(len(positions), self.dim)
+        for i, position in enumerate(positions):
+            if not 0 <= position < len(self):
+                raise IndexError(f"row {position} is outside the index (0..{len(self) - 1})")
+            shard = self.manifest.shards[bisect.bisect_right(self._starts, position) - 1]
+            with safe_open(str(self.directory / shard.file), framework="pt") as handle:
+                local = position - shard.start
+                out[i] = handle.get_slice(EMBEDDINGS_KEY)[local : local + 1][0].float()
+        return out
+
     def documents(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         """``{row: {"id", "title", "mesh"}}`` for the given rows (reads only the shards' sidecars needed)."""
         wanted = sorted(set(int(p) for p in positions))
@@ -269,6 +305,34 @@ def search(
     embeddings = model.encode(texts, batch_size=batch_size, kind="query", convert_to="torch", show_progress_bar=False)
     scores, rows = search_embeddings(embeddings.reshape(len(texts), -1), index, top_k, chunk_size, device)
     return hits_from(index, scores, rows)
+
+
+def search_like(
+    index: Index | str | Path,
+    doc_ids: str | Iterable[str],
+    top_k: int = 10,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: str | torch.device | None = None,
+) -> list[list[Hit]]:
+    """More like these: each indexed document's stored row is the query (no model, nothing re-encoded).
+
+    Returns the exact cosine top-k of every document in ``doc_ids``, the document itself left out. Pair the hits
+    with :func:`explain_hits` and ``query_mesh`` (the document's MeSH) to see what each hit shares with it.
+    """
+    index = _as_index(index)
+    ids = [doc_ids] if isinstance(doc_ids, str) else [str(i) for i in doc_ids]
+    rows = index.find(ids)
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        where = index.directory if index.directory is not None else "the index"
+        raise DataError(f"document id {missing[0]!r} is not in the index ({len(index)} documents)", where)
+    positions = [rows[i] for i in ids]
+    scores, found = search_embeddings(index.rows(positions), index, top_k + 1, chunk_size, device)
+    results = []
+    for hits, position in zip(hits_from(index, scores, found), positions, strict=True):
+        kept = [h for h in hits if h.position != position][:top_k]
+        results.append([Hit(h.id, h.score, rank, h.position, h.title, h.mesh) for rank, h in enumerate(kept, 1)])
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- explanations

@@ -15,7 +15,7 @@ from biohicl.cli import main as cli
 from biohicl.errors import ConfigError, DataError
 from biohicl.indexing import build_index
 from biohicl.modeling import BioHiCLModel
-from biohicl.search import Hit, Index, explain_hits, load_index, search, search_embeddings
+from biohicl.search import Hit, Index, explain_hits, load_index, search, search_embeddings, search_like
 
 DOCS = [
     {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
@@ -85,6 +85,37 @@ def test_dimension_mismatch_and_missing_files(model, index_dir, tmp_path):
         search_embeddings(torch.ones(1, 5), load_index(index_dir))
     with pytest.raises(DataError, match=r"no manifest\.json"):
         load_index(tmp_path)
+
+
+def test_search_like_uses_the_stored_rows_and_leaves_the_document_out(model, index_dir):
+    index = load_index(index_dir)
+    stored = index.embeddings()
+    assert index.find(["p6", "p2", "nope"]) == {"p2": 1, "p6": 5}
+    torch.testing.assert_close(index.rows([5, 1]), stored[[5, 1]])
+    results = search_like(index, ["p4", "p7"], top_k=3, chunk_size=2)
+    for doc_row, hits in zip([3, 6], results, strict=True):
+        cosines = stored @ stored[doc_row]
+        cosines[doc_row] = -2.0  # the document itself is left out
+        expected = cosines.topk(3)
+        assert [h.position for h in hits] == expected.indices.tolist() and [h.rank for h in hits] == [1, 2, 3]
+        np.testing.assert_allclose([h.score for h in hits], expected.values.numpy(), atol=1e-6)
+    in_memory = Index.from_embeddings(stored, ids=[d["_id"] for d in DOCS])
+    assert [h.id for h in search_like(in_memory, "p4", top_k=3)[0]] == [h.id for h in results[0]]
+    with pytest.raises(DataError, match="document id 'p9' is not in the index \\(7 documents\\)"):
+        search_like(index, ["p1", "p9"])
+
+
+def test_search_like_command_prints_siml_per_hit(index_dir, mesh, capsys):
+    index = load_index(index_dir)
+    hits = search_like(index, "p4", top_k=2)[0]
+    assert cli(["search", str(index_dir), "--like", "p4", "--top_k", "2", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "like: p4  obesity"
+    assert lines[1].startswith(f"  1. {hits[0].score:.4f}  {hits[0].id}")
+    siml = mesh.label_similarity(["D009765", "D003924"], list(hits[0].mesh)) if hits[0].mesh else 0.0
+    assert lines[2].startswith(f"       SimL {siml:.3f}; shares ")
+    assert cli(["search", str(index_dir), "some query", "--like", "p4"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_explain_hits_shared_terms(mesh):

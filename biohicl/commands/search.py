@@ -1,4 +1,8 @@
-"""``biohicl search``: exact cosine top-k over an index folder, with titles, scores and shared MeSH terms."""
+"""``biohicl search``: exact cosine top-k over an index folder, with titles, scores and shared MeSH terms.
+
+biohicl search runs/index/pubmed "insulin resistance in obesity" --top_k 10
+biohicl search runs/index/pubmed --like 25429730      # documents like an indexed one, with SimL per hit
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,13 @@ HELP = "Search an index built by `biohicl index`: top-k titles, scores and the M
 @dataclass
 class SearchArguments:
     top_k: int = field(default=10, metadata={"help": "Hits per query."})
+    like: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Indexed document id(s): find documents like them (their stored rows are the queries, no model "
+            "is loaded); hits show SimL and the MeSH terms shared with the document."
+        },
+    )
     model: str | None = field(
         default=None, metadata={"help": "Model to encode the query (default: the one recorded in the manifest)."}
     )
@@ -30,11 +41,15 @@ def main(argv: list[str]) -> int:
 
     parser = HfArgumentParser(SearchArguments, prog="biohicl search")
     parser.add_argument("index", help="Index folder written by `biohicl index`")
-    parser.add_argument("queries", nargs="+", help="One or more query strings")
+    parser.add_argument("queries", nargs="*", help="One or more query strings (or --like DOC_ID)")
     args, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     if args.backend not in ("exact", "faiss"):
         raise ConfigError(f"--backend: {args.backend!r} is not `exact` or `faiss`")
+    if bool(extra.queries) == bool(args.like):
+        raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
     index = load_index(extra.index)
+    if args.like:
+        return print_like(index, args)
     if args.model is not None:
         model = load_inference_model(args.model, device=args.device)
     else:
@@ -57,5 +72,31 @@ def main(argv: list[str]) -> int:
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {title}")
         if explain:
             print("    " + explain_hits(hits).format().replace("\n", "\n    "))
+        print()
+    return 0
+
+
+def print_like(index, args: SearchArguments) -> int:
+    """``--like``: each document's hits, with SimL and the MeSH terms shared with it when the corpus has MeSH."""
+    from ..search import explain_hits, search_like
+
+    results = search_like(index, args.like, top_k=args.top_k, chunk_size=args.chunk_size, device=args.device)
+    sources = index.documents(index.find(args.like).values())
+    by_id = {d["id"]: d for d in sources.values()}
+    explain = args.mesh and index.manifest is not None and index.manifest.has_mesh
+    for doc_id, hits in zip(args.like, results, strict=True):
+        source = by_id[doc_id]
+        if args.json:
+            for hit in hits:
+                print(json.dumps({"like": doc_id, **asdict(hit)}, ensure_ascii=False))
+            continue
+        print(f"like: {doc_id}  {source.get('title') or '(no title)'}")
+        explanation = explain_hits(hits, query_mesh=source.get("mesh", [])) if explain else None
+        for i, hit in enumerate(hits):
+            print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {hit.title or '(no title)'}")
+            if explanation is not None:
+                why = explanation.hits[i]
+                shared = ", ".join(why.shared) or "no descriptor"
+                print(f"       SimL {why.siml:.3f}; shares {shared}")
         print()
     return 0
