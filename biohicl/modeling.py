@@ -62,6 +62,10 @@ class BioHiCLConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json_string(self) -> str:
+        """The config as JSON (what ``transformers`` callbacks such as TensorBoard's record)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = CONFIG_NAME) -> BioHiCLConfig:
         known = {f.name for f in fields(cls)}
@@ -313,12 +317,29 @@ class BioHiCLModel(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         return trainable, total
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Delegate to the backbone (called by ``transformers.Trainer``)."""
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Recompute the transformer's activations in the backward pass (called by ``transformers.Trainer``).
+
+        Delegates to the backbone; with LoRA the frozen embeddings' outputs are made to require grad, so the
+        checkpointed blocks still pass gradients to the adapters.
+        """
         base = self.backbone.get_base_model() if self.is_peft else self.backbone
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.23
+            base.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                every_n_layers=every_n_layers,
+                offload=offload,
+            )
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
         if self.is_peft:
             base.enable_input_require_grads()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        """The older name of :meth:`activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     # ------------------------------------------------------------------ encoding
     @property

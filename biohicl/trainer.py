@@ -66,9 +66,7 @@ class BioHiCLDataCollator:
         texts = [document_text(f, self.text_column) for f in features]
         labels = [known_labels(self.mesh, f[self.labels_column]) for f in features]
         batch = dict(self.tokenize(texts))
-        batch["siml"] = self.mesh.similarity_matrix(
-            labels, ancestors=self.ancestors, depth_weight=self.depth_weight
-        )
+        batch["siml"] = self.mesh.similarity_matrix(labels, ancestors=self.ancestors, depth_weight=self.depth_weight)
         return batch
 
 
@@ -159,9 +157,7 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
         from .mesh import gram_matrix
 
-        vectors = mesh.normalized_label_vectors(
-            [known_labels(mesh, labs) for labs in labels], ancestors, depth_weight
-        )
+        vectors = mesh.normalized_label_vectors([known_labels(mesh, labs) for labs in labels], ancestors, depth_weight)
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
         return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed)
@@ -298,11 +294,6 @@ class BioHiCLTrainer(Trainer):
             if not training_args.eval_tasks:
                 raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")
             kwargs["eval_dataset"] = list(training_args.eval_tasks)  # placeholder: the harness loads its own data
-        model = kwargs.get("model", args[0] if args else None)
-        config = getattr(model, "config", None)
-        if config is not None and not hasattr(config, "to_json_string") and hasattr(config, "to_dict"):
-            # TensorBoard's callback records model.config.to_json_string(); BioHiCLConfig may only have to_dict
-            config.to_json_string = lambda: json.dumps(config.to_dict(), indent=2, sort_keys=True)
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
         self.loss = loss if loss is not None else build_loss(training_args)
@@ -311,18 +302,6 @@ class BioHiCLTrainer(Trainer):
             self.add_callback(_SamplerEpochCallback(batch_sampler))
         self._components: dict[str, torch.Tensor] = {}
         self._component_steps = 0
-
-    def train(self, *args: Any, **kwargs: Any):
-        model = self.accelerator.unwrap_model(self.model)
-        if not (self.args.activation_checkpointing and not hasattr(model, "activation_checkpointing_enable")):
-            return super().train(*args, **kwargs)
-        # The stock call passes options (every_n_layers, offload) the wrapper may not take: enable it on the backbone.
-        enable_activation_checkpointing(model, self.args.activation_checkpointing_kwargs)
-        self.args.activation_checkpointing = False
-        try:
-            return super().train(*args, **kwargs)
-        finally:
-            self.args.activation_checkpointing = True
 
     # -- data
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
@@ -418,22 +397,10 @@ class BioHiCLTrainer(Trainer):
 
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint
-        logger.info("Loading the best checkpoint %s (%s = %s)", best, self.args.metric_for_best_model,
-                    self.state.best_metric)
+        logger.info(
+            "Loading the best checkpoint %s (%s = %s)", best, self.args.metric_for_best_model, self.state.best_metric
+        )
         load_trainable_weights(self.accelerator.unwrap_model(self.model), Path(best) / TRAINABLE_WEIGHTS_NAME)
-
-
-def enable_activation_checkpointing(model: nn.Module, kwargs: dict | None = None) -> None:
-    """Activation (gradient) checkpointing on a BioHiCL model's transformer, LoRA-safe."""
-    backbone = model.backbone
-    is_peft = hasattr(backbone, "get_base_model")
-    base = backbone.get_base_model() if is_peft else backbone
-    if hasattr(base, "activation_checkpointing_enable"):
-        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None)
-    else:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
-    if is_peft:  # frozen embeddings: make the checkpointed blocks' inputs require grad so LoRA gets gradients
-        base.enable_input_require_grads()
 
 
 def save_trainable_weights(model: nn.Module, path: Path) -> None:
@@ -454,9 +421,7 @@ def load_trainable_weights(model: nn.Module, path: Path) -> None:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     missing, unexpected = sorted(trainable - set(tensors)), sorted(set(tensors) - trainable)
     if missing or unexpected:
-        raise ConfigError(
-            f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+        raise ConfigError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, tensor in tensors.items():
@@ -587,8 +552,13 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
 
 
 def _parquet_files(root: Path, config: str) -> list[Path]:
-    for pattern in (f"{config}/*.parquet", f"{config}/**/*.parquet", f"{config}.parquet", f"data/{config}*.parquet",
-                    f"{config}-*.parquet"):
+    for pattern in (
+        f"{config}/*.parquet",
+        f"{config}/**/*.parquet",
+        f"{config}.parquet",
+        f"data/{config}*.parquet",
+        f"{config}-*.parquet",
+    ):
         files = sorted(root.glob(pattern))
         if files:
             return files
@@ -624,8 +594,13 @@ def build_batch_sampler(
         return MeshPairBatchSampler.from_pairs(anchors, partners, siml, n, size, beta=args.beta, seed=seed)
     # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL
     return MeshPairBatchSampler.from_labels(
-        data.documents["labels"], mesh, size, beta=args.beta, ancestors=args.use_ancestors,
-        depth_weight=args.use_depth_weight, seed=seed,
+        data.documents["labels"],
+        mesh,
+        size,
+        beta=args.beta,
+        ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight,
+        seed=seed,
     )
 
 
@@ -682,9 +657,7 @@ def _resolve_resume(args: BioHiCLTrainingArguments) -> str | None:
     return str(value)
 
 
-def train_biohicl(
-    args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCallback] | None = None
-) -> Path:
+def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCallback] | None = None) -> Path:
     """Train BioHiCL as ``args`` says and save the run; returns the run directory (``args.output_dir``).
 
     The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),

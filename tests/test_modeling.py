@@ -160,3 +160,21 @@ def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):
     assert model.config.max_length == 128
     long_text = " ".join(["diabetes"] * 400)
     assert model.encode([long_text], show_progress_bar=False).shape == (1, 32)
+
+
+def test_config_json_and_activation_checkpointing_switch(tiny_bert_dir):
+    """The model owns what transformers.Trainer calls: config.to_json_string and activation_checkpointing_enable."""
+    from biohicl.modeling import BioHiCLConfig, BioHiCLModel
+
+    model = BioHiCLModel.from_base(str(tiny_bert_dir))
+    assert BioHiCLConfig.from_dict(json.loads(model.config.to_json_string())) == model.config
+    model.add_lora(r=2, verbose=False)
+    base = model.backbone.get_base_model()
+    assert not base.is_activation_checkpointing
+    model.activation_checkpointing_enable(every_n_layers=1)
+    assert base.is_activation_checkpointing
+    model.train()
+    batch = model.tokenize(["insulin and the heart", "brain"])
+    model(**batch).sum().backward()  # frozen embeddings: LoRA still gets gradients through checkpointed blocks
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # B: A gets none while B = 0
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
