@@ -4,12 +4,18 @@
 ...     tmp.write_text("{}")
 >>> with atomic_directory("dataset") as tmp_dir:
 ...     (tmp_dir / "part.parquet").write_bytes(b"...")
+
+A temporary is named ``.<target name>.<pid>-<random>.tmp``; the next write of the same target removes those whose
+process is gone (left by a kill), so killed runs do not pile up hidden files. What is published gets the usual
+permissions (``0666``/``0777`` less the umask), not the owner-only mode of a temporary file: an index or dataset
+built by one user stays readable by the group that shares it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import shutil
@@ -29,19 +35,56 @@ def _explain(err: OSError, target: Path) -> BioHiCLError:
     return BioHiCLError(f"{target}: {err.strerror or err}")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def sweep_temporaries(target: str | Path) -> int:
+    """Remove the temporaries of ``target`` whose writing process is gone (a kill); returns how many were removed."""
+    target = Path(target)
+    removed = 0
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = path.name[len(target.name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed += 1
+        except OSError:
+            pass  # another process swept it first, or it is not ours to remove
+    return removed
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}-"
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
+def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    ``fsync=True`` flushes the file to disk before the rename (for outputs a resume will trust after a crash).
+    """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        sweep_temporaries(target)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as err:
         raise _explain(err, target) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if fsync:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except OSError as err:
         raise _explain(err, target) from None
@@ -69,11 +112,13 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         raise BioHiCLError(f"{target}: already exists (pass overwrite=True to replace it)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        sweep_temporaries(target)
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     except OSError as err:
         raise _explain(err, target) from None
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

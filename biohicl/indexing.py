@@ -182,15 +182,10 @@ class IndexingArguments:
 
 def _atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (readers never see a partial file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    from .atomic import atomic_path
+
+    with atomic_path(path, fsync=True) as tmp:
         write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -355,7 +350,7 @@ def build_index(
         directory.mkdir(parents=True, exist_ok=True)
         _check_settings(directory, settings, resume)
         (directory / MANIFEST_NAME).unlink(missing_ok=True)
-        for stale in directory.glob(".*.tmp-*"):
+        for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
             stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
     state.wait_for_everyone()
 

@@ -71,3 +71,50 @@ def test_full_disk_is_reported(tmp_path, monkeypatch):
         monkeypatch.setattr("os.replace", full)
         tmp.write_text("x")
     assert not target.exists()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_published_files_get_the_usual_permissions(tmp_path):
+    """Not the owner-only mode of a temporary file: a shared index stays readable by the group."""
+    import os
+
+    from biohicl.atomic import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_directory(tmp_path / "folder") as tmp:
+            (tmp / "part").write_text("y")
+    finally:
+        os.umask(mask)
+    import biohicl.atomic as atomic
+
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o777 & ~atomic._UMASK
+
+
+def test_temporaries_of_killed_writers_are_swept_and_live_ones_kept(tmp_path):
+    from biohicl.atomic import atomic_write_text, sweep_temporaries
+
+    dead = dead_pid()
+    stale_file = tmp_path / f".out.json.{dead}-abc.tmp"
+    stale_dir = tmp_path / f".out.json.{dead}-def.tmp"
+    live = tmp_path / ".out.json.1-xyz.tmp"  # pid 1 is alive
+    other = tmp_path / f".other.json.{dead}-abc.tmp"  # another target's temporary: not ours
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "part").write_text("half")
+    live.write_text("busy")
+    other.write_text("half")
+    atomic_write_text(tmp_path / "out.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".out.json.1-xyz.tmp", other.name, "out.json"])
+    assert sweep_temporaries(tmp_path / "other.json") == 1 and not other.exists()

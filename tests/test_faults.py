@@ -189,3 +189,7 @@ def test_sigkill_inside_an_atomic_write(tmp_path, previous):
         assert target.read_text() == previous
     (leftover,) = [p for p in tmp_path.iterdir() if p.name.startswith(".results.json.")]
     assert leftover.suffix == ".tmp"  # never mistaken for the output: hidden, and not named like it
+    from biohicl.atomic import atomic_write_text
+
+    atomic_write_text(target, "{}")  # the next write of the same output sweeps the killed writer's temporary
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

@@ -234,12 +234,14 @@ def test_sigkill_mid_shard_then_resume(model, tiny_bert_dir, tmp_path):
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     names = sorted(p.name for p in out.iterdir())
     assert "shard-00001.safetensors" in names and "shard-00002.safetensors" not in names
-    assert any(n.startswith(".shard-00002.safetensors.tmp-") for n in names)  # the torn write
+    assert any(n.startswith(".shard-00002.safetensors.") and n.endswith(".tmp") for n in names)  # the torn write
     assert "manifest.json" not in names
     docs = [(f"d{i}", "the cancer cells " * (1 + i % 3)) for i in range(14)]
     resumed = build_index(model, docs, out, shard_size=4, show_progress_bar=False)
     assert resumed.count == 14 and [s.count for s in resumed.shards] == [4, 4, 4, 2]
     assert not any(p.name.startswith(".") for p in out.iterdir())
+    mode = 0o666 & ~__import__("biohicl.atomic").atomic._UMASK
+    assert all(p.stat().st_mode & 0o777 == mode for p in out.iterdir())  # shards readable as any file written here
     emb, sidecar = index_rows(out)
     expected = model.encode([t for _, t in docs], convert_to="torch")
     np.testing.assert_allclose(emb.numpy(), expected.numpy(), atol=1e-5)
