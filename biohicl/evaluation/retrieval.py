@@ -233,19 +233,12 @@ def dense_retrieve(
     # Columns in descending doc-id order + stable descending sorts = trec_eval's tie order (score desc, then
     # doc id desc), so the top k kept here are exactly the top k trec_eval would rank, ties at the cut included.
     doc_ids = sorted(corpus, reverse=True)
-    query_emb = torch.from_numpy(
-        _normalize(
-            np.asarray(
-                encoder.encode(
-                    [queries[q] for q in query_ids],
-                    batch_size=batch_size,
-                    kind="query",
-                    show_progress_bar=show_progress_bar,
-                ),
-                dtype=np.float32,
-            )
-        )
-    )
+
+    def encoded(texts: list[str], kind: str) -> np.ndarray:
+        rows = encoder.encode(texts, batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar)
+        return np.asarray(rows, dtype=np.float32)
+
+    query_emb = torch.from_numpy(_normalize(encoded([queries[q] for q in query_ids], "query")))
     extra = 1 if ignore_identical_ids else 0
     best_scores = torch.empty(len(query_ids), 0)
     best_index = torch.empty(len(query_ids), 0, dtype=torch.long)
@@ -254,15 +247,7 @@ def dense_retrieve(
         if document_embeddings is not None:
             doc_emb = np.asarray(document_embeddings(chunk), dtype=np.float32)
         else:
-            doc_emb = np.asarray(
-                encoder.encode(
-                    [corpus[d] for d in chunk],
-                    batch_size=batch_size,
-                    kind="document",
-                    show_progress_bar=show_progress_bar,
-                ),
-                dtype=np.float32,
-            )
+            doc_emb = encoded([corpus[d] for d in chunk], "document")
         scores = query_emb @ torch.from_numpy(_normalize(doc_emb)).T
         merged_scores = torch.cat([best_scores, scores], dim=1)
         merged_index = torch.cat([best_index, torch.arange(start, start + len(chunk)).expand(len(query_ids), -1)], 1)
