@@ -106,7 +106,7 @@ def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, m
     monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(indexing._atomic_write_bytes,
                                                                                     out.name))  # fmt: skip
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
-    assert "No space left on device" in result.err
+    assert "emb.safetensors: no space left on device; nothing was written there" in result.err
     assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
 
 
@@ -133,7 +133,7 @@ def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_b
     monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(real, "shard-00001.safetensors"))
     out = tmp_path / "index"
     result = run_cli([*argv, "--output", str(out)])
-    assert "No space left on device" in result.err
+    assert "shard-00001.safetensors: no space left on device; nothing was written there" in result.err
     names = sorted(os.listdir(out))
     assert "shard-00000.safetensors" in names and "shard-00001.safetensors" not in names
     assert "manifest.json" not in names and not [n for n in names if n.startswith(".")]
