@@ -98,16 +98,21 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
 
 
-def read_jsonl(path: str | Path) -> Iterator[Document]:
-    """Stream a JSONL corpus (BEIR ``corpus.jsonl`` or id/title/text/mesh objects)."""
-    path = Path(path)
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of each non-blank line of a JSONL file; bad JSON names its line."""
     for number, line in iter_lines(path):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+
+
+def read_jsonl(path: str | Path) -> Iterator[Document]:
+    """Stream a JSONL corpus (BEIR ``corpus.jsonl`` or id/title/text/mesh objects)."""
+    path = Path(path)
+    for number, record in iter_json_lines(path):
         if not isinstance(record, dict):
             raise DataError("expected a JSON object per line", path, number)
         yield document_from_record(record, path, number)

@@ -46,23 +46,16 @@ def load_inference_model(spec: str, revision: str | None = None, device: str | t
 
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
     """``(id or None, text)`` per line of a .txt or .jsonl file (streamed)."""
-    from ..corpus import document_from_record, iter_lines
+    from ..corpus import document_from_record, iter_json_lines, iter_lines
 
     path = Path(path)
     if not path.is_file():
         raise DataError("input file not found", path)
-    jsonl = path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson"))
-    for number, line in iter_lines(path):
-        line = line.rstrip("\n\r")
-        if not jsonl:
-            yield None, line
-            continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+    if not path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        for _, line in iter_lines(path):
+            yield None, line.rstrip("\n\r")
+        return
+    for number, record in iter_json_lines(path):
         if isinstance(record, str):
             yield None, record
         elif isinstance(record, dict):
