@@ -133,6 +133,31 @@ def resolve_model_path(model_id_or_path: str | Path, revision: str | None = None
         ) from None
 
 
+#: LoRA targets for encoder types peft has no default for: the attention query/value projections, as peft picks for
+#: BERT (``query``/``value``). MPNet (all-mpnet-base-v2) names them ``q``/``k``/``v``/``o``.
+EXTRA_LORA_TARGET_MODULES: dict[str, list[str]] = {"mpnet": ["q", "v"]}
+
+
+def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
+    """The modules LoRA wraps when none are named: peft's own per-architecture choice (``None``), else
+    :data:`EXTRA_LORA_TARGET_MODULES`; a :class:`ConfigError` naming ``lora_target_modules`` when neither knows."""
+    try:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
+    except ImportError:  # a peft that moved its table: let it decide
+        return None
+    model_type = getattr(getattr(backbone, "config", None), "model_type", None)
+    if model_type in peft_defaults:
+        return None
+    if model_type in EXTRA_LORA_TARGET_MODULES:
+        return list(EXTRA_LORA_TARGET_MODULES[model_type])
+    layers = backbone.named_modules()
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in layers if isinstance(module, nn.Linear)})
+    raise ConfigError(
+        f"lora_target_modules: peft has no default for model type {model_type!r}; name the attention projections "
+        f"to adapt (this model's linear layers: {', '.join(linear[:12]) or 'none'})"
+    )
+
+
 def _sentence_transformers_pooling(path: Path) -> str | None:
     pooling_config = path / "1_Pooling" / "config.json"
     if not pooling_config.is_file():
@@ -290,6 +315,8 @@ class BioHiCLModel(nn.Module):
 
         if self.is_peft:
             raise ConfigError("add_lora: the model already has a LoRA adapter")
+        if target_modules is None:
+            target_modules = default_lora_target_modules(self.backbone)
         lora = LoraConfig(
             task_type=TaskType.FEATURE_EXTRACTION,
             r=r,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_lora_b
+from conftest import TINY_VOCAB, randomize_lora_b
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.modeling import BioHiCLConfig, BioHiCLModel, default_pooling
@@ -178,3 +178,37 @@ def test_config_json_and_activation_checkpointing_switch(tiny_bert_dir):
     model(**batch).sum().backward()  # frozen embeddings: LoRA still gets gradients through checkpointed blocks
     grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # B: A gets none while B = 0
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def _tiny_mpnet(path, tiny_bert_dir):
+    """A random 2-layer MPNet (all-mpnet-base-v2's architecture) with the tiny BERT's tokenizer."""
+    import shutil
+
+    from transformers import MPNetConfig, MPNetModel
+
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=130)  # fmt: skip
+    MPNetModel(config).save_pretrained(path)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (tiny_bert_dir / name).is_file():
+            shutil.copy(tiny_bert_dir / name, path / name)
+    return path
+
+
+def test_lora_targets_mpnet_query_value_where_peft_has_no_default(tiny_bert_dir, tmp_path):
+    model = BioHiCLModel.from_base(str(_tiny_mpnet(tmp_path / "mpnet", tiny_bert_dir)), pooling="mean")
+    model.add_lora(r=4, verbose=False)
+    wrapped = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    # 2 layers × (q, v) × (A: r×32, B: 32×r), and nothing but q and v
+    assert len(wrapped) == 2 * 2 * 2 and all(".attn.q.lora_" in n or ".attn.v.lora_" in n for n in wrapped)
+    assert model.trainable_parameters()[0] == 2 * 2 * (4 * 32 + 32 * 4)
+    assert model.encode(["aspirin and the heart"]).shape == (1, 32)
+
+
+def test_lora_without_a_known_default_names_the_field_and_the_layers(tiny):
+    tiny.backbone.config.model_type = "made_up_encoder"
+    with pytest.raises(ConfigError, match=r"lora_target_modules: .*'made_up_encoder'.*query.*value"):
+        tiny.add_lora(verbose=False)
+    tiny.add_lora(target_modules=["query"], verbose=False)  # naming them works
+    assert tiny.is_peft
