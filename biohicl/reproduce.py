@@ -164,7 +164,11 @@ class ReproduceConfig:
     )
     eval_batch_size: int = field(default=32, metadata={"help": "Encoding batch size at evaluation."})
     eval_dtype: str = field(
-        default="float32", metadata={"help": "`float32` or `bfloat16` (CPU autocast) for evaluation encoding."}
+        default="float32", metadata={"help": "`float32` or `bfloat16` (autocast) for evaluation encoding."}
+    )
+    eval_device: str = field(
+        default="auto",
+        metadata={"help": "Where evaluation encodes: `auto` (a GPU if there is one, else the CPU), `cpu`, `cuda:N`."},
     )
     limit_queries: int | None = field(default=None, metadata={"help": "Cap on retrieval queries (quick runs)."})
     targets: dict[str, float] = field(
@@ -200,6 +204,8 @@ class ReproduceConfig:
                 raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
+        if self.eval_device != "auto" and not _is_device_name(self.eval_device):
+            raise ConfigError(f"eval_device: {self.eval_device!r} is not auto, cpu, cuda or cuda:N")
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
         for scope, values in [("training", self.training)] + [
@@ -486,12 +492,14 @@ def evaluate_encoder(
 
     from .evaluation.runner import evaluate_model
 
+    device = resolve_eval_device(config.eval_device)
     autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if config.eval_dtype == "bfloat16" else _NullContext()
+        torch.autocast(device.type, dtype=torch.bfloat16) if config.eval_dtype == "bfloat16" else _NullContext()
     )
     tasks = config.model_tasks(model, variant)
     if previous is not None:
         tasks = missing_tasks(previous, tasks)
+    encoder.to(device)
     encoder.eval()
     with autocast:
         record = evaluate_model(
@@ -501,7 +509,7 @@ def evaluate_encoder(
             batch_size=config.eval_batch_size,
             limit_queries=config.limit_queries,
             show_progress_bar=False,
-            settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length},
+            settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
         )
     if previous is not None:
         if previous.get("settings", {}) != record["settings"]:
@@ -515,6 +523,24 @@ def evaluate_encoder(
         record = merged
     atomic_write_json(output, record)
     return record
+
+
+def _is_device_name(name: str) -> bool:
+    kind, _, index = name.partition(":")
+    return kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))
+
+
+def resolve_eval_device(name: str = "auto"):
+    """The ``torch.device`` evaluation encodes on: ``auto`` is the GPU when CUDA sees one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not _is_device_name(name):
+        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"eval_device: {name!r} asked for, but CUDA sees no GPU on this machine")
+    return torch.device(name)
 
 
 class _NullContext:

@@ -76,6 +76,21 @@ def test_config_rejects_unknown_and_reserved_fields(tmp_path, tiny_bert_dir):
         config.select(only=["no_such"])
 
 
+def test_eval_device_is_checked_and_auto_means_the_gpu_when_there_is_one(tmp_path, tiny_bert_dir):
+    import torch
+
+    for bad in ("tpu", "cuda:x", "cpu:0", ""):
+        with pytest.raises(ConfigError, match=r"eval_device: .* is not auto, cpu, cuda or cuda:N"):
+            _config(tmp_path, tiny_bert_dir, eval_device=bad)
+    assert _config(tmp_path, tiny_bert_dir, eval_device="cuda:1").eval_device == "cuda:1"  # valid name, checked later
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert reproduce.resolve_eval_device("auto").type == expected
+    assert reproduce.resolve_eval_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"eval_device: 'cuda' asked for, but CUDA sees no GPU"):
+            reproduce.resolve_eval_device("cuda")
+
+
 def test_yaml_config_and_selection(tmp_path, tiny_bert_dir):
     path = tmp_path / "study.yaml"
     path.write_text(
@@ -150,6 +165,7 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
         run = out / "tiny" / variant / "seed0"
         record = json.loads((run / "eval.json").read_text())
         assert rows[variant]["values"]["biosses/spearman"][0] == record["summary"]["biosses/spearman"]
+        assert record["settings"]["device"] == reproduce.resolve_eval_device("auto").type  # where it was encoded
         assert not list(run.glob("checkpoint-*"))  # checkpoints dropped once the run finished
         assert json.loads((run / "biohicl_config.json").read_text())["max_length"] == 32  # the evaluated length
     full = [json.loads((out / "tiny" / "full" / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
