@@ -983,12 +983,13 @@ def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
     width = 0.8 / max(len(variants), 1)
     x = np.arange(len(metrics))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) * max(1, len(variants) / 3) + 2), 4.4), dpi=110)
+    palette = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors  # one distinct colour per variant
     for i, variant in enumerate(variants):
         row = rows[variant]
         heights = [row["mean"].get(m, np.nan) for m in metrics]
         errors = [row["std"].get(m, 0.0) for m in metrics]
         bars = ax.bar(x - 0.4 + width * (i + 0.5), heights, width, yerr=errors, capsize=2,
-                      label=f"{variant} (n={row['n']})")
+                      label=f"{variant} (n={row['n']})", color=palette[i % len(palette)])
         ax.bar_label(bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1,
                      rotation=90)
     ax.set_xticks(x, [_metric_header(m, metric_label).replace(" ", "\n", 1) for m in metrics], fontsize=8)
@@ -997,8 +998,56 @@ def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
     ax.set_ylim(low, min(1.05, max(values) + 0.06) if values else 1.05)
     ax.set_ylabel("score (axis does not start at 0)" if low > 0 else "score")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    if len(variants) > 8:  # many variants: the legend goes beside the plot, not over the bars
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return output
+
+
+def plot_deltas(model: Mapping[str, Any], output: Path, title: str, targets: Mapping[str, float] | None = None) -> Path:
+    """One panel per main metric: each variant's Δ against the untrained base (points ×100) as a horizontal bar,
+    error bar = std over seeds, its ±2·s noise threshold shaded behind it (:data:`NOISE_RULE`) and the target drawn
+    as a dashed line. Bars beyond the noise are solid (green above the base, red below); the others are grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .evaluation.report import metric_label
+
+    rows, metrics = model["rows"], model["main_metrics"]
+    variants = [v for v in rows if v != BASE and any(m in rows[v].get("vs_base", {}) for m in metrics)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 1.2, 0.32 * len(variants) + 1.6),
+                             dpi=110, sharey=True, squeeze=False)  # fmt: skip
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ys = range(len(variants))
+        deltas, errors, colors, bands = [], [], [], []
+        for variant in variants:
+            entry = rows[variant].get("vs_base", {}).get(metric, {})
+            delta = 100 * entry.get("delta", float("nan"))
+            deltas.append(delta)
+            errors.append(100 * rows[variant]["std"].get(metric, 0.0))
+            bands.append(100 * (entry.get("threshold") or 0.0))
+            colors.append(("#2a9d48" if delta > 0 else "#c0392b") if entry.get("exceeds_noise") else "#b9b9b9")
+        ax.barh(list(ys), [2 * b for b in bands], left=[-b for b in bands], color="#1f6fb2", alpha=0.12, height=0.9)
+        ax.barh(list(ys), deltas, xerr=errors, color=colors, capsize=2, height=0.6)
+        ax.axvline(0, color="black", lw=0.8)
+        if targets and metric in targets:
+            ax.axvline(100 * targets[metric], color="#1f6fb2", ls="--", lw=1)
+            ax.text(100 * targets[metric], len(variants) - 0.4, " target", color="#1f6fb2", fontsize=7, va="bottom")
+        ax.set_title(_metric_header(metric, metric_label), fontsize=9)
+        ax.set_xlabel("Δ vs base (points)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_yticks(range(len(variants)), [f"{v} (n={rows[v]['n']})" for v in variants])
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(output) as tmp:
         fig.savefig(tmp, format="png")
@@ -1057,6 +1106,10 @@ def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plo
             if model and model["rows"] and model["main_metrics"]:
                 written.append(plot_bars(model, out / f"{spec.name}_bars.png",
                                          f"{model['model']}\n(error bars: std over seeds)"))
+                if any(v != BASE for v in model["rows"]) and BASE in model["rows"]:
+                    written.append(plot_deltas(model, out / f"{spec.name}_deltas.png",
+                                               f"{model['model']}: Δ against the untrained base (shaded: ±2·s noise)",
+                                               results.get("config", {}).get("targets")))
             curves = plot_curves(config, spec, out / f"{spec.name}_curves.png")
             if curves is not None:
                 written.append(curves)

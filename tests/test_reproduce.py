@@ -182,6 +182,7 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
     assert "## Targets" in table and "full ≥ no_mse" in table
     assert (out / "tiny_bars.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "tiny_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tiny_deltas.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((out / "results.json").read_text())
     assert saved["models"]["tiny"]["rows"]["full"]["n"] == 2
 
