@@ -76,3 +76,14 @@ def randomize_lora_b(model, std: float = 0.5, generator=None) -> None:
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, std, generator=generator)
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (the scripts are not a package) as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

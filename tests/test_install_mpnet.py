@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import zipfile
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_mpnet.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def installer():
-    spec = importlib.util.spec_from_file_location("install_mpnet", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("install_mpnet")
 
 
 FILES = {

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from biohicl.errors import ConfigError
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "study_from_logs.py"
 
 
 @pytest.fixture(scope="module")
 def study_from_logs():
-    spec = importlib.util.spec_from_file_location("study_from_logs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("study_from_logs")
 
 
 def _line(i: int, run: str, spearman: float, r1: float) -> str:
