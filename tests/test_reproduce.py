@@ -261,3 +261,42 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
         sleeper.wait()
     assert acquire_run_lock(run)  # its process is gone: the stale lock is taken over
     assert (run / LOCK_NAME).read_text() == str(os.getpid())
+
+
+def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_bert_dir, capsys):
+    import yaml
+
+    from biohicl.commands import reproduce as command
+
+    config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}})
+    reproduce.prepare_dataset(config, progress=False)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
+    assert command.main(["--config", str(path), "--workers", "2", "--threads", "1"]) == 0
+
+    out = tmp_path / "study"
+    logs = [(out / "logs" / f"worker{i}.log").read_text() for i in (1, 2)]
+    labels = ["tiny/base", "tiny/full/seed0", "tiny/full/seed1", "tiny/no_mse/seed0", "tiny/no_mse/seed1"]
+    for label in labels:  # every run finished by exactly one worker
+        assert sum(log.count(f"{label}: done in") for log in logs) == 1, label
+    results = json.loads((out / "results.json").read_text())
+    assert results["missing"] == []
+    assert results["models"]["tiny"]["rows"]["full"]["n"] == 2 and results["models"]["tiny"]["rows"]["no_mse"]["n"] == 2
+    shown = capsys.readouterr().out
+    assert "worker 1: done" in shown and "worker 2: done" in shown
+
+
+def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir):
+    import yaml
+
+    from biohicl.commands import reproduce as command
+
+    assert command._without_workers(["--config", "c.yaml", "--workers", "3", "--only", "full"]) == [
+        "--config", "c.yaml", "--only", "full",
+    ]  # fmt: skip
+    assert command._without_workers(["--workers=4", "--config", "c.yaml"]) == ["--config", "c.yaml"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(_config(tmp_path, tiny_bert_dir).to_dict()), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"--workers: must be positive, got 0"):
+        command.main(["--config", str(path), "--workers", "0"])
+    assert not (tmp_path / "study" / "logs").exists()  # refused before anything started
