@@ -6,14 +6,14 @@ Pack (here): the float32 weights are stored as float16 (half the bytes; measured
 PubMedQA and SciFact scores moved by at most 0.0002), split into byte planes (the high bytes of float16 compress
 well), xz-compressed and cut into pieces of at most ``--piece-mb``; every other file of the folder is copied as is::
 
-    SNAP=~/.cache/huggingface/hub/models--sentence-transformers--all-mpnet-base-v2/snapshots/REV
+    SNAP="$HF_HUB_CACHE/models--sentence-transformers--all-mpnet-base-v2/snapshots/REV"
     python scripts/pack_model.py pack $SNAP packs/mpnet --piece-mb 60
 
 Unpack (there): the pieces are joined, checked against the sha256 in ``pack.json``, upcast to float32 and written as
 ``<cache>/models--ORG--NAME/snapshots/<revision>/`` with ``refs/main``::
 
-    python scripts/pack_model.py unpack packs/mpnet --repo-id sentence-transformers/all-mpnet-base-v2 --cache /tmp/hf
-    HF_HUB_CACHE=/tmp/hf HF_HUB_OFFLINE=1 biohicl reproduce --config configs/reproduce_mpnet_gpu.yaml
+    python scripts/pack_model.py unpack packs/mpnet --repo-id sentence-transformers/all-mpnet-base-v2 --cache hf-cache
+    HF_HUB_CACHE=hf-cache HF_HUB_OFFLINE=1 biohicl reproduce --config configs/reproduce_mpnet_gpu.yaml
 
 all-mpnet-base-v2 packs into 187 MB (three 60 MB pieces); all-MiniLM-L6-v2 into 39 MB.
 """
