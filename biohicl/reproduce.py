@@ -204,8 +204,7 @@ class ReproduceConfig:
                 raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
-        if self.eval_device != "auto" and not _is_device_name(self.eval_device):
-            raise ConfigError(f"eval_device: {self.eval_device!r} is not auto, cpu, cuda or cuda:N")
+        check_eval_device(self.eval_device)
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
         for scope, values in [("training", self.training)] + [
@@ -525,19 +524,20 @@ def evaluate_encoder(
     return record
 
 
-def _is_device_name(name: str) -> bool:
+def check_eval_device(name: str) -> None:
+    """A :class:`ConfigError` unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     kind, _, index = name.partition(":")
-    return kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))
+    if name != "auto" and not (kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))):
+        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
 
 
 def resolve_eval_device(name: str = "auto"):
     """The ``torch.device`` evaluation encodes on: ``auto`` is the GPU when CUDA sees one, else the CPU."""
     import torch
 
+    check_eval_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not _is_device_name(name):
-        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"eval_device: {name!r} asked for, but CUDA sees no GPU on this machine")
     return torch.device(name)

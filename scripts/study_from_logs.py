@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError
-from biohicl.reproduce import BASE, ReproduceConfig, aggregate, write_results
+from biohicl.reproduce import BASE, ReproduceConfig, aggregate, plan_study, write_results
 
 DONE = re.compile(
     r"^\[\d+/\d+\] (?P<model>[^/\s]+)/(?P<run>base|[^/\s]+/seed\d+): done in [\d.]+ s \((?P<metrics>.*)\)\s*$"
@@ -77,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_file = Path(config.dataset.path or "") / "summary.json"  # the MeSH-pair dataset's counts, when here
     dataset = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
     results = aggregate(config, records, dataset)
-    planned = {(m.name, v, s) for m in config.models for v in config.model_variants(m) for s in config.run_seeds(m, v)}
-    planned |= {(m.name, BASE, None) for m in config.models}
+    planned = {(run.model, run.variant, run.seed) for run in plan_study(config)}
     for model in results["models"].values():
         if model.get("best_full_run"):
             model["best_full_run"]["run_dir"] = "run folder not kept; numbers from the logs"
@@ -90,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.mkdir(parents=True, exist_ok=True)
     write_results(config, results)
-    atomic_write_json(args.output / "results.json", results)
     print(
         f"{len(records)} runs → {args.output}/results.md"
         + (f"; missing: {', '.join(results['missing'])}" if results["missing"] else "")
