@@ -44,6 +44,24 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def current_umask() -> int:
+    """The process's umask now, read without changing it where Linux allows (``/proc/self/status``), so another
+    thread never creates a file under a momentary umask of 0; else the value read at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK
+
+
+def shareable_mode(directory: bool = False) -> int:
+    """``0666`` (``0777`` for a folder) less the current umask: the mode a plain ``open``/``mkdir`` would give."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def sweep_temporaries(target: str | Path) -> int:
     """Remove the temporaries of ``target`` whose writing process is gone (a kill); returns how many were removed."""
     target = Path(target)
@@ -84,7 +102,7 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
         if fsync:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, shareable_mode())
         os.replace(tmp, target)
     except OSError as err:
         raise _explain(err, target) from None
@@ -118,7 +136,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         raise _explain(err, target) from None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.chmod(tmp, shareable_mode(directory=True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -215,8 +215,9 @@ def _recorded_base(folder: Path) -> str | None:
     return None
 
 
-def _check_base(resolved: ResolvedModel, base_model_path: str | Path | None) -> None:
-    """Refuse an adapter whose recorded base differs from the registry's or from an explicitly given base id."""
+def _check_base(resolved: ResolvedModel, base_model_path: str | Path | None, force_base: bool = False) -> None:
+    """Refuse an adapter whose recorded base differs from the registry's or from an explicitly given base id
+    (``force_base``: warn and load it anyway)."""
     folder = resolved.path
     if not (folder / ADAPTER_CONFIG_NAME).is_file():
         if resolved.entry is not None and resolved.entry.kind == "adapter":
@@ -237,10 +238,11 @@ def _check_base(resolved: ResolvedModel, base_model_path: str | Path | None) -> 
     base_dir = Path(given).expanduser()
     given_id = (_hub_id_from_folder(base_dir) if base_dir.is_dir() else given) or None
     if given_id is not None and given_id != recorded:
-        raise ModelLoadError(
-            f"{folder}: adapter was trained on base {recorded!r}, not {given_id!r}; "
-            "load it onto the base it was trained for"
-        )
+        message = f"{folder}: adapter was trained on base {recorded!r}, not {given_id!r}"
+        if force_base:
+            warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=3)
+            return
+        raise ModelLoadError(f"{message}; load it onto the base it was trained for, or force it with force_base=True")
 
 
 class BioHiCL(BioHiCLModel):
@@ -262,12 +264,14 @@ class BioHiCL(BioHiCLModel):
         local_files_only: bool = False,
         token: str | bool | None = None,
         registry: Registry | None = None,
+        force_base: bool = False,
     ) -> BioHiCL:
         """Load ``BioHiCL-Base`` / ``BioHiCL-Large`` / ``BioHiCL-MiniLM``, any ``owner/name`` repo, or a folder.
 
         ``revision`` is a branch, tag or (best) a 40-hex commit sha; registered names default to their pinned
         sha. ``base_model_path`` overrides where an adapter's base weights come from; it must be the base the
-        adapter was trained on (checked by Hub id and hidden size). ``merge=True`` folds LoRA in for inference.
+        adapter was trained on (checked by Hub id, shape and the ``base_signature`` the adapter records);
+        ``force_base=True`` loads it onto another base anyway, with a warning. ``merge=True`` folds LoRA in.
         """
         resolved = resolve(
             name_or_path,
@@ -277,9 +281,14 @@ class BioHiCL(BioHiCLModel):
             local_files_only=local_files_only,
             token=token,
         )
-        _check_base(resolved, base_model_path)
+        _check_base(resolved, base_model_path, force_base)
         model = super().from_pretrained(
-            str(resolved.path), base_model_path=base_model_path, merge=merge, dtype=dtype, is_trainable=is_trainable
+            str(resolved.path),
+            base_model_path=base_model_path,
+            merge=merge,
+            dtype=dtype,
+            is_trainable=is_trainable,
+            force_base=force_base,
         )
         entry = resolved.entry
         if entry is not None and not (resolved.path / CONFIG_NAME).is_file():

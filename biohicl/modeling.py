@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -51,6 +53,13 @@ class BioHiCLConfig:
     query_prompt: str = field(default="", metadata={"help": "Prefix for queries (e.g. BGE's instruction)."})
     document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
     kind: str = field(default="adapter", metadata={"help": "`adapter` (LoRA over base), `merged` or `full`."})
+    base_signature: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "What identifies the base an adapter was trained on (architecture sizes and a sample of its "
+            "weights; see `base_signature`): loading onto another base is refused unless forced."
+        },
+    )
     biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the file."})
 
     def __post_init__(self) -> None:
@@ -86,6 +95,97 @@ class BioHiCLConfig:
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+#: architecture fields of a base's ``config.json`` that an adapter's base must share
+SIGNATURE_CONFIG_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+SIGNATURE_SAMPLES = 16
+#: a bfloat16/float16 load of the same base moves a weight by < 0.4% of its size; a fine-tune moves it by more
+SIGNATURE_RTOL, SIGNATURE_ATOL = 1e-2, 1e-7
+
+
+def _unwrapped(backbone: nn.Module) -> nn.Module:
+    get_base = getattr(backbone, "get_base_model", None)
+    return get_base() if callable(get_base) else backbone
+
+
+def _base_matrices(base: nn.Module) -> dict[str, torch.Tensor]:
+    """The base model's own 2-D weights by name, LoRA matrices left out and peft's ``.base_layer`` folded back."""
+    return {
+        name.replace(".base_layer.", "."): param
+        for name, param in base.named_parameters()
+        if param.dim() == 2 and "lora_" not in name
+    }
+
+
+def base_signature(backbone: nn.Module) -> dict[str, Any]:
+    """What identifies a base model: its architecture sizes and 16 weights at fixed positions of the input
+    embeddings and of the last weight matrix (so another base of the same shape, or another checkpoint of the same
+    architecture, does not match). Works on a plain backbone and on one wrapped by peft (the base's weights)."""
+    base = _unwrapped(backbone)
+    config = getattr(base, "config", None)
+    signature: dict[str, Any] = {name: getattr(config, name, None) for name in SIGNATURE_CONFIG_FIELDS}
+    matrices = _base_matrices(base)
+    picked: list[str] = []
+    embeddings = base.get_input_embeddings() if hasattr(base, "get_input_embeddings") else None
+    weight = getattr(embeddings, "weight", None)
+    picked += [name for name, param in matrices.items() if param is weight][:1]
+    # the last matrix of the encoder (not BERT's pooler: sentence-transformers fine-tunes never train it)
+    encoder = [name for name in matrices if "pooler" not in name and name not in picked]
+    picked += encoder[-1:]
+    samples: dict[str, list[float]] = {}
+    for name in picked:
+        flat = matrices[name].detach().reshape(-1)
+        positions = [(k * 2654435761 + 40503) % flat.numel() for k in range(SIGNATURE_SAMPLES)]
+        samples[name] = [float(f"{float(v):.7g}") for v in flat[positions].float().cpu()]
+    signature["weights"] = samples
+    return signature
+
+
+def signature_mismatch(recorded: dict[str, Any], backbone: nn.Module) -> str | None:
+    """Why ``backbone`` is not the base ``recorded`` describes (None when it is)."""
+    actual = base_signature(backbone)
+    for name in SIGNATURE_CONFIG_FIELDS:
+        if name in recorded and recorded[name] != actual.get(name):
+            return f"{name} {actual.get(name)} where the adapter's base has {recorded[name]}"
+    matrices = _base_matrices(_unwrapped(backbone))
+    for name, values in (recorded.get("weights") or {}).items():
+        if name not in matrices:
+            return f"no weight {name}"
+        flat = matrices[name].detach().reshape(-1)
+        if not values or flat.numel() == 0:
+            continue
+        positions = [(k * 2654435761 + 40503) % flat.numel() for k in range(len(values))]
+        observed = [float(v) for v in flat[positions].float().cpu()]
+        if not all(
+            math.isclose(a, b, rel_tol=SIGNATURE_RTOL, abs_tol=SIGNATURE_ATOL)
+            for a, b in zip(observed, values, strict=True)
+        ):
+            return f"other weights in {name}"
+    return None
+
+
+def make_shareable(directory: str | Path, pattern: str = "*.safetensors") -> None:
+    """Give the weight files of a saved folder the usual ``0666``-less-umask mode: safetensors writes through a
+    temporary file and leaves them owner-only (``0600``), unreadable to the group a model is shared with."""
+    from .atomic import shareable_mode
+
+    mode = shareable_mode()
+    for path in Path(directory).glob(pattern):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
+def _quiet_peft_wrap(function, *args: Any, **kwargs: Any):
+    """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning.
+
+    peft's ``PeftModel.__init__`` reads ``model.is_gradient_checkpointing`` (deprecated in transformers 5 for
+    ``is_activation_checkpointing``) on every wrap and load; biohicl does not read it, so the warning is peft's,
+    and only that one message is filtered, only around this call.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return function(*args, **kwargs)
 
 
 def default_pooling(model_id: str) -> str:
@@ -260,11 +360,15 @@ class BioHiCLModel(nn.Module):
         merge: bool = False,
         dtype: torch.dtype | None = None,
         is_trainable: bool = False,
+        force_base: bool = False,
     ) -> BioHiCLModel:
         """Load a biohicl folder (adapter or merged), a plain transformers folder or a sentence-transformers folder.
 
         ``base_model_path`` overrides where an adapter's base weights are read from (default: resolve the Hub id
-        recorded in ``biohicl_config.json``). ``merge=True`` folds LoRA into the weights for fast inference.
+        recorded in ``biohicl_config.json``). The base must be the one the adapter records (``base_signature``:
+        architecture sizes and a sample of its weights; layer count for adapters saved before it existed), else
+        :class:`ModelLoadError`; ``force_base=True`` loads it anyway, with a warning. ``merge=True`` folds LoRA
+        into the weights for fast inference.
         """
         from transformers import AutoTokenizer
 
@@ -281,9 +385,9 @@ class BioHiCLModel(nn.Module):
                 raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
             base_path = resolve_model_path(base_model_path or config.base_model, config.base_revision)
             base = _load_backbone(base_path, dtype)
-            _check_adapter_fits(path, base, config)
+            _check_adapter_fits(path, base, config, force_base=force_base)
             try:
-                backbone = PeftModel.from_pretrained(base, str(path), is_trainable=is_trainable)
+                backbone = _quiet_peft_wrap(PeftModel.from_pretrained, base, str(path), is_trainable=is_trainable)
             except Exception as err:
                 raise ModelLoadError(f"{path}: could not load the LoRA adapter ({err})") from None
             config.kind = "adapter"
@@ -325,7 +429,8 @@ class BioHiCLModel(nn.Module):
             target_modules=target_modules,
             inference_mode=False,
         )
-        self.backbone = get_peft_model(self.backbone, lora)
+        self.config.base_signature = base_signature(self.backbone)
+        self.backbone = _quiet_peft_wrap(get_peft_model, self.backbone, lora)
         self.backbone.peft_config["default"].base_model_name_or_path = self.config.base_model
         self.config.kind = "adapter"
         if verbose:
@@ -504,10 +609,21 @@ class BioHiCLModel(nn.Module):
             peft_config.base_model_name_or_path = self.config.base_model
             if self.config.base_revision:
                 peft_config.revision = self.config.base_revision
+            self.config.base_signature = base_signature(self.backbone)
+            card = directory / "README.md"
+            previous_card = card.read_bytes() if card.is_file() else None
             # save_embedding_layers=False: no look-up of the base model's files on the Hub while saving
             self.backbone.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
+            # peft writes (or edits) README.md: a blank card whose base_model is the base's local folder, a machine
+            # path (a venv's site-packages for the packaged MiniLM). The model card is biohicl's (hub.py); a card
+            # that was there before is kept as it was.
+            if previous_card is None:
+                card.unlink(missing_ok=True)
+            else:
+                card.write_bytes(previous_card)
         else:
             self.backbone.save_pretrained(str(directory), safe_serialization=True)
+        make_shareable(directory)
         self.tokenizer.save_pretrained(str(directory))
         self.config.save(directory)
 
@@ -519,8 +635,9 @@ class BioHiCLModel(nn.Module):
         if self.is_peft:
             backbone = backbone.merge_and_unload()
         backbone.save_pretrained(str(directory), safe_serialization=True)
+        make_shareable(directory)
         self.tokenizer.save_pretrained(str(directory))
-        config = BioHiCLConfig(**{**self.config.to_dict(), "kind": "merged"})
+        config = BioHiCLConfig(**{**self.config.to_dict(), "kind": "merged", "base_signature": None})
         config.save(directory)
         write_sentence_transformers_files(directory, config)
 
@@ -566,8 +683,20 @@ def _hub_id_from_folder(path: Path) -> str | None:
     return None
 
 
-def _check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig) -> None:
-    """Fail clearly when an adapter is loaded onto a base model it was not trained for."""
+def _refuse_base(adapter_dir: Path, why: str, force_base: bool) -> None:
+    message = f"{adapter_dir}: {why}"
+    if force_base:
+        warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=4)
+        return
+    raise ModelLoadError(f"{message}; load it onto the base it was trained on, or force it with force_base=True")
+
+
+def _check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig, force_base: bool = False) -> None:
+    """Fail clearly when an adapter is loaded onto a base model it was not trained for.
+
+    Shapes that cannot load always fail; a base of the right shape that is not the recorded one (``base_signature``)
+    or has more layers than the adapter covers fails unless ``force_base``.
+    """
     from safetensors import safe_open
 
     hidden = int(base.config.hidden_size)
@@ -604,6 +733,27 @@ def _check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfi
     if recorded and recorded != config.base_model and not os.path.isdir(recorded):
         raise ModelLoadError(
             f"{adapter_dir}: adapter_config.json says base {recorded!r}, biohicl_config.json says {config.base_model!r}"
+        )
+    if config.base_signature:
+        why = signature_mismatch(config.base_signature, base)
+        if why is not None:
+            _refuse_base(
+                adapter_dir,
+                f"this base is not {config.base_model}, the one the adapter was trained on ({why})",
+                force_base,
+            )
+    elif (
+        layers is not None
+        and indices
+        and max(indices) + 1 < layers
+        and adapter_config.get("layers_to_transform") is None
+        and not isinstance(adapter_config.get("target_modules"), str)  # a regex may pick some layers on purpose
+    ):
+        _refuse_base(
+            adapter_dir,
+            f"adapter has LoRA weights for {max(indices) + 1} layers, but the base has {layers} "
+            f"(it was trained on another base than this one)",
+            force_base,
         )
 
 

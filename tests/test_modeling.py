@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -217,3 +219,51 @@ def test_lora_without_a_known_default_names_the_field_and_the_layers(tiny):
         tiny.add_lora(verbose=False)
     tiny.add_lora(target_modules=["query"], verbose=False)  # naming them works
     assert tiny.is_peft
+
+
+# ---------------------------------------------------------------------- issue #16: what a save leaves, what a load says
+@pytest.fixture()
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_saved_weights_are_readable_by_others_under_umask_022(tiny, tmp_path, umask_022):
+    tiny.add_lora(r=4, verbose=False)
+    tiny.save_pretrained(tmp_path / "run")
+    tiny.save_merged(tmp_path / "merged")
+    for folder in (tmp_path / "run", tmp_path / "merged"):
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir() if p.is_file()}
+        assert set(modes.values()) == {"0o644"}, modes  # safetensors alone leaves its weights 0o600
+
+
+def test_save_leaves_no_peft_card_and_keeps_an_existing_one(tiny, tmp_path):
+    tiny.add_lora(r=4, verbose=False)
+    tiny.save_pretrained(tmp_path / "run")
+    assert not (tmp_path / "run" / "README.md").exists()  # peft's card: base_model = the base's local folder
+    card = b"---\nbase_model: org/tiny-bert\n---\n# our card\n"
+    (tmp_path / "run" / "README.md").write_bytes(card)
+    tiny.save_pretrained(tmp_path / "run")
+    assert (tmp_path / "run" / "README.md").read_bytes() == card
+
+
+def test_wrapping_and_loading_an_adapter_raise_no_future_warning(tiny, tiny_bert_dir, tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiny.add_lora(r=4, verbose=False)
+        tiny.save_pretrained(tmp_path / "run")
+        BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
+    future = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert not future, future
+
+
+def test_adapter_records_the_base_it_was_trained_on(tiny, tiny_bert_dir, tmp_path):
+    tiny.add_lora(r=4, verbose=False)
+    tiny.save_pretrained(tmp_path / "run")
+    signature = json.loads((tmp_path / "run" / "biohicl_config.json").read_text())["base_signature"]
+    assert signature["hidden_size"] == 32 and signature["num_hidden_layers"] == 2
+    assert set(signature["weights"]) == {"embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"}
+    assert all(len(values) == 16 for values in signature["weights"].values())
+    loaded = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    assert loaded.config.base_signature == signature

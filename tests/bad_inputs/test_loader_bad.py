@@ -199,3 +199,54 @@ def test_a_file_where_a_model_folder_is_expected(models, tmp_path):
     file.write_bytes(b"x")
     with pytest.raises(ModelLoadError, match="is a file; expected a model directory"):
         BioHiCL.from_pretrained(str(file))
+
+
+# ---------------------------------------------------------------------- the base an adapter records (issue #16)
+def tiny_beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "insulin resistance"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "insulin"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return folder
+
+
+def test_adapter_onto_another_base_of_the_same_shape_is_refused(models, tmp_path, run_cli):
+    same_shape = build_tiny_bert(tmp_path / "same-shape", seed=7)  # same config, other weights
+    with pytest.raises(ModelLoadError, match=r"this base is not org/tiny-bert, the one the adapter was trained on"):
+        BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
+    with pytest.raises(ModelLoadError, match="force it with force_base=True"):
+        BioHiCLModel.from_pretrained(models.adapter, base_model_path=same_shape)
+    out = tmp_path / "results.json"
+    argv = ["evaluate", str(models.adapter), "--base_model_path", str(same_shape), "--tasks",
+            str(tiny_beir(tmp_path / "beir")), "--output", str(out), "--no_progress"]  # fmt: skip
+    result = run_cli(argv)
+    assert "the one the adapter was trained on" in result.err and not out.exists()
+
+
+def test_adapter_onto_a_base_with_more_layers_is_refused(models, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    deeper = tmp_path / "deeper"
+    shutil.copytree(models.base, deeper)
+    config = BertConfig.from_pretrained(models.base)
+    config.num_hidden_layers = 4
+    BertModel(config).save_pretrained(deeper)
+    with pytest.raises(ModelLoadError, match="num_hidden_layers 4 where the adapter's base has 2"):
+        BioHiCL.from_pretrained(models.adapter, base_model_path=deeper)
+    # an adapter saved before biohicl recorded base_signature: its LoRA layers are counted
+    old = tmp_path / "old-adapter"
+    shutil.copytree(models.adapter, old)
+    values = json.loads((old / "biohicl_config.json").read_text())
+    del values["base_signature"]
+    (old / "biohicl_config.json").write_text(json.dumps(values))
+    with pytest.raises(ModelLoadError, match="adapter has LoRA weights for 2 layers, but the base has 4"):
+        BioHiCL.from_pretrained(old, base_model_path=deeper)
+
+
+def test_force_base_loads_onto_another_base_with_a_warning(models, tmp_path):
+    same_shape = build_tiny_bert(tmp_path / "same-shape", seed=7)
+    with pytest.warns(UserWarning, match=r"loading it anyway \(force_base\)"):
+        model = BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape, force_base=True)
+    assert model.is_peft
+    # the base it was trained on loads without a word, also in another dtype
+    BioHiCL.from_pretrained(models.adapter, base_model_path=models.base, dtype=torch.bfloat16)
