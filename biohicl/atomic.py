@@ -110,6 +110,27 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_writable(target: str | Path) -> Path:
+    """Fail now, before any slow work, when ``target`` could not be written later: a folder in its place, a file
+    where a folder is needed, or a folder that refuses new files (read-only, no permission). A probe file is
+    created and removed in the nearest existing folder; nothing stays behind."""
+    target = Path(target)
+    if target.is_dir():
+        raise BioHiCLError(f"{target}: is a folder; give the path of a file to write")
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BioHiCLError(f"{target}: cannot write here ({existing} is a file, not a folder)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _explain(err, target) from None
+    return target
+
+
 def atomic_write_text(target: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     with atomic_path(target) as tmp:

@@ -76,6 +76,9 @@ def main(argv: list[str]) -> int:
     if args.kind not in ("query", "document"):
         raise ConfigError(f"--kind: {args.kind!r} is not `query` or `document`")
     storage = parse_dtype(args.dtype)
+    from ..atomic import check_writable
+
+    check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     model = load_inference_model(args.model, device=args.device)
     compute = parse_dtype(args.compute_dtype) if args.compute_dtype else None
     if compute is None and model.device.type == "cuda" and storage != torch.float32:

@@ -54,6 +54,10 @@ class EvaluateArguments:
     base_model_path: str | None = field(
         default=None, metadata={"help": "Where an adapter's base weights are read from (default: its Hub id)."}
     )
+    force_base: bool = field(
+        default=False,
+        metadata={"help": "Load an adapter onto a base other than the one it records (refused otherwise)."},
+    )
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
     dtype: str = field(
         default="float32",
@@ -110,9 +114,13 @@ def parse_args(argv: list[str]) -> EvaluateArguments:
     return args
 
 
-def load_encoder(spec: str, revision: str | None = None, base_model_path: str | None = None) -> Any:
+def load_encoder(
+    spec: str, revision: str | None = None, base_model_path: str | None = None, force_base: bool = False
+) -> Any:
     """Load MODEL with ``biohicl.loader.load_model`` (names, repo ids, folders), else ``BioHiCLModel``."""
-    kwargs = {"base_model_path": base_model_path} if base_model_path else {}
+    kwargs: dict[str, Any] = {"base_model_path": base_model_path} if base_model_path else {}
+    if force_base:
+        kwargs["force_base"] = True
     try:
         from ..loader import load_model
     except ImportError:
@@ -180,18 +188,30 @@ def main(argv: list[str]) -> int:
     from ..evaluation.runner import DtypeEncoder, evaluate_model, plan_tasks, save_results
 
     plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
+    if args.max_length is not None and args.max_length < 1:  # 0 would switch truncation off
+        raise ConfigError(f"max_length: {args.max_length} is not a positive number of tokens")
+    from ..atomic import check_writable
+
+    for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work
+        if target:
+            check_writable(target)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_encoder(args.model, args.revision, args.base_model_path)
+    model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
     config = getattr(model, "config", None)
     for name in ("max_length", "query_prompt", "document_prompt"):
         value = getattr(args, name)
         if value is not None:
             if config is None or not hasattr(config, name):
                 raise ConfigError(f"{name}: this model has no config.{name} to override")
-            setattr(config, name, value)
+            if name == "max_length" and hasattr(model, "set_max_length"):
+                model.set_max_length(value)  # at most the model's positions
+            else:
+                setattr(config, name, value)
     dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
     model_id, revision = model_identity(args.model, model, args.revision)
+    if not args.output:
+        check_writable(default_output(model_id))
     results = evaluate_model(
         DtypeEncoder(model, dtype),
         args.tasks.split(","),

@@ -82,3 +82,20 @@ def test_help_still_exits_zero(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["build-dataset", "--help"])
     assert exit_.value.code == 0 and "--output" in capsys.readouterr().out
+
+
+def test_unwritable_encode_output_fails_before_the_model_loads(tmp_path, run_cli, monkeypatch):
+    from biohicl.commands import encode
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded although the output cannot be written")
+
+    monkeypatch.setattr(encode, "load_inference_model", no_work)
+    (tmp_path / "texts.txt").write_text("insulin\n")
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder").mkdir()
+    for target, words in ((tmp_path / "a-file" / "e.safetensors", "a-file is a file, not a folder"),
+                          (tmp_path / "a-folder", "a-folder: is a folder")):  # fmt: skip
+        argv = ["encode", "--model", "org/any", "--input", str(tmp_path / "texts.txt"), "--output", str(target)]
+        assert words in run_cli(argv).err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder", "texts.txt"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,67 @@ def test_unknown_task_at_the_cli(tmp_path, run_cli, tiny_bert_dir):
     out = tmp_path / "results.json"
     result = run_cli(["evaluate", str(tiny_bert_dir), "--tasks", "scifcat", "--output", str(out)])
     assert "unknown task 'scifcat' (did you mean scifact" in result.err and not out.exists()
+
+
+# ---------------------------------------------------------------------- issue #16
+@pytest.mark.parametrize("value", ["0", "-1", "100000"])
+def test_max_length_out_of_range_at_the_cli(tmp_path, run_cli, tiny_bert_dir, value):
+    # 0 used to switch truncation off (a long text then crashed), -1 and 100000 were tracebacks
+    folder = beir(tmp_path / "b")
+    out = tmp_path / "results.json"
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", str(folder), "--output", str(out), "--max_length", value]
+    result = run_cli([*argv, "--no_progress"])
+    assert f"error: max_length: {value} is not" in result.err and not out.exists()
+
+
+def test_max_length_within_the_model_range_truncates(tmp_path, run_cli, tiny_bert_dir):
+    long = [*CORPUS, {"_id": "d4", "text": "insulin " * 700}]  # more tokens than the tiny model's 128 positions
+    out = tmp_path / "results.json"
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", str(beir(tmp_path / "b", corpus=long)), "--output", str(out)]
+    run_cli([*argv, "--max_length", "128", "--no_progress"], expect_error=False)
+    assert json.loads(out.read_text())["settings"]["max_length"] == 128
+
+
+def unwritable_outputs(tmp_path: Path) -> list[Path]:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder").mkdir()
+    return [tmp_path / "a-file" / "results.json", tmp_path / "a-folder"]
+
+
+@pytest.mark.parametrize("option", ["--output", "--markdown", "--plot"])
+def test_unwritable_evaluate_output_fails_before_the_model_loads(tmp_path, run_cli, tiny_bert_dir, monkeypatch, option):
+    from biohicl.commands import evaluate
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded although the output cannot be written")
+
+    monkeypatch.setattr(evaluate, "load_encoder", no_work)
+    folder = beir(tmp_path / "b")
+    for target in unwritable_outputs(tmp_path):
+        argv = ["evaluate", str(tiny_bert_dir), "--tasks", str(folder), option, str(target)]
+        result = run_cli(argv if option == "--output" else [*argv, "--output", str(tmp_path / "r.json")])
+        assert str(target) in result.err and ("is a folder" in result.err or "cannot write here" in result.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder", "b"]
+
+
+def test_read_only_results_folder_fails_before_the_evaluation(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
+    import errno
+    import tempfile
+
+    from biohicl.evaluation import runner
+
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, **kwargs):  # we run as root: simulate the read-only folder the OS would refuse
+        if ".results.json." in str(kwargs.get("prefix", "")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_mkstemp(*args, **kwargs)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("evaluated although the results cannot be written")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(runner, "evaluate_model", no_work)
+    out = tmp_path / "results.json"
+    result = run_cli(["evaluate", str(tiny_bert_dir), "--tasks", str(beir(tmp_path / "b")), "--output", str(out)])
+    assert "results.json: cannot write here (Read-only file system)" in result.err and not out.exists()
