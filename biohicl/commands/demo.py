@@ -28,6 +28,13 @@ class DemoArguments:
     max_steps: int = field(default=60, metadata={"help": "Training steps."})
     batch_size: int = field(default=32, metadata={"help": "Documents per training batch."})
     max_length: int = field(default=128, metadata={"help": "Tokens per training document."})
+    eval_max_length: int = field(
+        default=256,
+        metadata={
+            "help": "Tokens per text at evaluation, base and tuned alike (one length, or the table compares "
+            "lengths instead of models; 256 = all-MiniLM-L6-v2's own)."
+        },
+    )
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate of the LoRA weights."})
     tasks: str = field(default="biosses,pubmedqa", metadata={"help": "Comma-separated evaluation tasks."})
     bf16: bool = field(
@@ -57,7 +64,6 @@ def run_demo(args: DemoArguments) -> str:
     from ..data.pairs import build_default_dataset, load_pair_dataset
     from ..evaluation.report import markdown_table
     from ..evaluation.runner import DtypeEncoder, evaluate_model, load_results, save_results
-    from ..modeling import BioHiCLModel
     from ..trainer import train_biohicl
     from ..training_args import BioHiCLTrainingArguments
 
@@ -98,10 +104,7 @@ def run_demo(args: DemoArguments) -> str:
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
     records = []
-    for label, load in (
-        ("base", lambda: BioHiCLModel.from_base(args.base_model)),
-        ("biohicl", lambda: BioHiCLModel.from_pretrained(run_dir, merge=True)),
-    ):
+    for label, load in evaluation_models(args.base_model, run_dir, args.eval_max_length):
         path = out / f"results_{label}.json"
         if args.skip_steps_done and path.is_file():
             records.append(load_results(path))
@@ -123,6 +126,21 @@ def run_demo(args: DemoArguments) -> str:
     print(table)
     print(f"demo finished in {(time.time() - start) / 60:.1f} min; outputs in {out}/")
     return table
+
+
+def evaluation_models(base_model: str, run_dir: Path, eval_max_length: int):
+    """``(label, loader)`` for the base and the tuned model, both set to ``eval_max_length`` tokens per text: the
+    tuned model would otherwise keep its (shorter) training length and the table would compare lengths."""
+    from ..modeling import BioHiCLModel
+
+    def at_length(model):
+        model.config.max_length = eval_max_length
+        return model
+
+    return [
+        ("base", lambda: at_length(BioHiCLModel.from_base(base_model))),
+        ("biohicl", lambda: at_length(BioHiCLModel.from_pretrained(run_dir, merge=True))),
+    ]
 
 
 def _step(number: int, title: str) -> None:
