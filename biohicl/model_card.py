@@ -213,7 +213,12 @@ class BioHiCLModelCardData:
 
     # ------------------------------------------------------------------ Hub metadata
     def hub_eval_results(self) -> list:
-        """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds)."""
+        """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
+
+        huggingface_hub groups results by task type, dataset type, config, split and revision, not by name: two
+        tasks on one dataset (``pubmedqa`` and ``pubmedqa-context`` both read ``qiaojin/PubMedQA``) would be filed
+        under one dataset entry with the first one's name. Each task is therefore its own ``dataset.config``.
+        """
         from huggingface_hub import EvalResult
 
         return [
@@ -221,6 +226,7 @@ class BioHiCLModelCardData:
                 task_type=row.task_type,
                 dataset_type=row.dataset_type,
                 dataset_name=row.task_name,
+                dataset_config=row.task,
                 dataset_split=row.split,
                 metric_type=row.metric_type,
                 metric_name=row.metric_name,

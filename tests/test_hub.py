@@ -379,3 +379,24 @@ def test_live_publish_to_a_private_repo(run_dir, tmp_path, monkeypatch):
         assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} <= remote
     finally:
         api.delete_repo(repo_id, missing_ok=True)
+
+
+def test_publish_merge_out_writes_weights_readable_by_others(run_dir, tmp_path, capsys):
+    # `publish --merge --out` wrote model.safetensors 0o600 (safetensors' temporary file) whatever the umask
+    from huggingface_hub import constants
+    from test_loader import add_to_hub_cache
+
+    run, base, _ = run_dir
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)
+    previous = os.umask(0o022)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(constants, "HF_HUB_CACHE", str(cache))
+            out = tmp_path / "out"
+            argv = [str(run), "--repo-id", "me/tiny-merged", "--merge", "--out", str(out), "--dry-run"]
+            assert publish_cmd.main(argv) == 0
+    finally:
+        os.umask(previous)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o644}, modes

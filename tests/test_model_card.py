@@ -242,3 +242,27 @@ def test_harness_record_keeps_reported_metrics_and_splits():
         ("biosses", "spearman", "all", 0.8),
     ]
     assert "| SciFact (train) | nDCG@10 | – | 0.6200 |  |" in render_model_card(data)
+
+
+def test_two_tasks_on_one_dataset_keep_their_own_model_index_entries():
+    # pubmedqa and pubmedqa-context both read qiaojin/PubMedQA: huggingface_hub groups model-index results by task
+    # type, dataset type, config and split (not by name), so without a config per task all four numbers were
+    # filed under the first task's name
+    data = BioHiCLModelCardData(model_name="BioHiCL-MiniLM", base_model="sentence-transformers/all-MiniLM-L6-v2")
+    data.add_eval_results(
+        {"pubmedqa": {"recall@1": 0.871, "ndcg@10": 0.91}, "pubmedqa-context": {"recall@1": 0.95, "ndcg@10": 0.97}}
+    )
+    card = ModelCard(render_model_card(data))
+    entries = card.data.to_dict()["model-index"][0]["results"]
+    assert sorted((e["dataset"]["name"], e["dataset"]["config"]) for e in entries) == [
+        ("PubMedQA (question → context)", "pubmedqa-context"),
+        ("PubMedQA (question → long answer)", "pubmedqa"),
+    ]
+    _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert {(r.dataset_name, r.metric_type): r.metric_value for r in results} == {
+        ("PubMedQA (question → long answer)", "recall_at_1"): 0.871,
+        ("PubMedQA (question → long answer)", "ndcg_at_10"): 0.91,
+        ("PubMedQA (question → context)", "recall_at_1"): 0.95,
+        ("PubMedQA (question → context)", "ndcg_at_10"): 0.97,
+    }
+    assert card.data.eval_results == results == data.hub_eval_results()
