@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .tasks import TaskResult
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +40,9 @@ class BeirDataset:
     queries: dict[str, str] = field(metadata={"help": "query id -> text (only the judged queries of the split)"})
     qrels: dict[str, dict[str, int]] = field(metadata={"help": "query id -> {doc id: grade}"})
     files: list[Path] = field(default_factory=list, metadata={"help": "the files read (for checksums)"})
+    unknown_judgements: int = field(
+        default=0, metadata={"help": "judgements naming a document id that is not in the corpus (never retrieved)"}
+    )
 
 
 def _find(folder: Path, name: str) -> Path | None:
@@ -142,11 +147,28 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
             "qrels and corpus do not belong together",
             qrels_path,
         )
+    unknown = sorted(
+        {(qid, doc_id) for qid, judgments in qrels.items() for doc_id in judgments if doc_id not in corpus}
+    )
+    if unknown:
+        # a judged document that is not in the corpus can never be retrieved: it lowers recall and nDCG; real BEIR
+        # sets have a few, so it is counted and reported, not refused
+        logger.warning(
+            "%s: %d judgement(s) of %d name a document id not in %s (e.g. %r for query %r); they count as never "
+            "retrieved",
+            qrels_path,
+            len(unknown),
+            sum(len(j) for j in qrels.values()),
+            corpus_path.name,
+            unknown[0][1],
+            unknown[0][0],
+        )
     return BeirDataset(
         corpus=corpus,
         queries={qid: all_queries[qid] for qid in query_ids},
         qrels=qrels,
         files=[corpus_path, queries_path, qrels_path],
+        unknown_judgements=len(unknown),
     )
 
 
@@ -308,5 +330,10 @@ def evaluate_beir(
         data_files=file_checksums(data.files),
         wall_time_s=time.perf_counter() - start,
         protocol="BEIR exact dense retrieval, cosine; document = title + ' ' + text; queries use the query prompt"
-        + (f"; document embeddings from the index {Path(document_index).name}" if document_index else ""),
+        + (f"; document embeddings from the index {Path(document_index).name}" if document_index else "")
+        + (
+            f"; {data.unknown_judgements} judgement(s) name a document not in the corpus (never retrieved)"
+            if data.unknown_judgements
+            else ""
+        ),
     )

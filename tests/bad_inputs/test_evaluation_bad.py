@@ -232,3 +232,18 @@ def test_read_only_results_folder_fails_before_the_evaluation(tmp_path, run_cli,
     out = tmp_path / "results.json"
     result = run_cli(["evaluate", str(tiny_bert_dir), "--tasks", str(beir(tmp_path / "b")), "--output", str(out)])
     assert "results.json: cannot write here (Read-only file system)" in result.err and not out.exists()
+
+
+def test_judged_document_ids_missing_from_the_corpus_are_counted_and_reported(tmp_path, caplog):
+    # a partial mismatch is allowed (real BEIR sets have a few) but was silent, and it moves nDCG
+    folder = beir(tmp_path / "b", qrels=QRELS + "q1\tgone\t1\nq2\td9\t2\n")
+    with caplog.at_level("WARNING", logger="biohicl.evaluation.retrieval"):
+        data = load_beir(folder)
+    assert data.unknown_judgements == 2
+    assert len(caplog.records) == 1
+    assert "test.tsv: 2 judgement(s) of 4 name a document id not in corpus.jsonl (e.g. 'gone' for query 'q1')" in (
+        caplog.records[0].getMessage()
+    )
+    result = evaluate_beir(BagOfLetters(), folder)
+    assert "2 judgement(s) name a document not in the corpus" in result.protocol
+    assert load_beir(beir(tmp_path / "clean")).unknown_judgements == 0
