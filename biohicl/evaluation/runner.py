@@ -54,7 +54,9 @@ def describe_model(model: Any) -> dict[str, Any]:
     """What a model says about itself: its ``config`` (a BioHiCLConfig or similar) when it has one."""
     config = getattr(model, "config", None)
     if is_dataclass(config):
-        return asdict(config)
+        values = asdict(config)
+        values.pop("base_signature", None)  # sampled base weights: identify the base, say nothing about a score
+        return values
     if config is not None and hasattr(config, "to_dict"):
         return {k: v for k, v in config.to_dict().items() if isinstance(v, str | int | float | bool | None)}
     return {"class": type(model).__name__}
