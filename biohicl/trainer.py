@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 #: Trainable weights of a checkpoint (LoRA matrices, or every weight for a full fine-tune), loaded on resume.
 TRAINABLE_WEIGHTS_NAME = "trainable_weights.safetensors"
+#: The trainable weights at step 0 (written when step 0 is a model-selection candidate), restored if nothing beats them.
+INITIAL_WEIGHTS_NAME = "initial_trainable_weights.safetensors"
+#: Batch keys that go to the loss, not to the model.
+LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
 TRAINING_ARGS_JSON = "biohicl_training_args.json"
 CURVES_NAME = "training_curves.png"
 
@@ -244,6 +248,23 @@ def positive_pair_share(
 
 
 # ---------------------------------------------------------------------------------------------------------- evaluation
+#: Evaluation tasks over the training dataset itself: ``--eval_tasks siml-agreement`` → ``siml-agreement@<dataset>``.
+DATASET_EVAL_TASKS = ("siml-agreement",)
+
+
+def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None) -> list[str]:
+    """``args.eval_tasks`` as harness task specs: a dataset task without ``@`` gets the run's ``dataset_path``."""
+    resolved = []
+    for spec in tasks:
+        name, sep, split = spec.partition(":")
+        if name in DATASET_EVAL_TASKS:
+            if not dataset_path:
+                raise ConfigError(f"eval_tasks: {name} evaluates the dataset's dev documents and needs dataset_path")
+            spec = f"{name}@{dataset_path}" + (f":{split}" if sep else "")
+        resolved.append(spec)
+    return resolved
+
+
 def harness_metrics(model: nn.Module, tasks: Sequence[str], max_queries: int | None = None) -> dict[str, float]:
     """The one seam to the evaluation harness: ``biohicl.evaluation.runner.evaluate_model`` → flat metrics.
 
@@ -302,6 +323,7 @@ class BioHiCLTrainer(Trainer):
             self.add_callback(_SamplerEpochCallback(batch_sampler))
         self._components: dict[str, torch.Tensor] = {}
         self._component_steps = 0
+        self.selection: dict[str, Any] | None = None
 
     # -- data
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
@@ -325,21 +347,30 @@ class BioHiCLTrainer(Trainer):
         num_items_in_batch: Any = None,
     ):
         inputs = dict(inputs)
-        siml = inputs.pop("siml")
+        loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS}
+        siml = loss_inputs.pop("siml")
         embeddings = model(**inputs)
-        out = self.loss(embeddings, siml)
+        wanted = getattr(self.loss, "extra_inputs", frozenset())
+        if "base_embeddings" in wanted:
+            loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs)
+        out = self.loss(embeddings, siml, **loss_inputs)
+        if isinstance(out, torch.Tensor):
+            out = {"loss": out}
         if model.training:
-            self._accumulate(out, siml)
+            self._accumulate(out, siml, loss_inputs.get("pair_mask"))
         return (out["loss"], {"embeddings": embeddings, **out}) if return_outputs else out["loss"]
 
-    def _accumulate(self, out: Mapping[str, torch.Tensor], siml: torch.Tensor) -> None:
+    def _accumulate(
+        self, out: Mapping[str, torch.Tensor], siml: torch.Tensor, pair_mask: torch.Tensor | None = None
+    ) -> None:
+        """Sum every ``loss_*`` component the loss returned (whatever the loss) and the batch's positive share."""
         upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
-        values = {
-            "loss_mse": out["loss_mse"].detach(),
-            "loss_con": out["loss_con"].detach(),
-            "positive_pairs": (siml[upper] > self.loss.contrastive.beta).float().mean().to(out["loss"].device),
-        }
+        if pair_mask is not None:
+            upper &= pair_mask.to(upper.device, torch.bool)
+        values = {key: value.detach() for key, value in out.items() if key.startswith("loss_")}
+        values["positive_pairs"] = (siml[upper] > self.args.beta).float().mean().nan_to_num(0.0)
         for key, value in values.items():
+            value = value.to(out["loss"].device)
             self._components[key] = self._components.get(key, 0.0) + value.float()
         self._component_steps += 1
 
@@ -369,14 +400,90 @@ class BioHiCLTrainer(Trainer):
         model.eval()
         start = time.time()
         try:
-            raw = harness_metrics(model, tasks, self.args.eval_max_queries)
+            raw = harness_metrics(model, resolve_eval_tasks(tasks, self.args.dataset_path), self.args.eval_max_queries)
         finally:
             model.train(was_training)
+        if self.args.selection_metrics:
+            raw["dev_score"] = dev_score(raw, self.args.selection_metrics)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in raw.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    # -- model selection: step 0 (the base weights) is a candidate
+    def _evaluate(self, trial: Any, ignore_keys_for_eval: list[str] | None, skip_scheduler: bool = False):
+        if skip_scheduler and self.state.global_step > 0:
+            return {}  # eval_on_start after a resume: step 0's evaluation is already in the log history
+        metrics = super()._evaluate(trial, ignore_keys_for_eval, skip_scheduler)
+        key = self.args.selection_metric_key
+        if self.state.global_step == 0 and key is not None:
+            if key not in metrics:
+                known = ", ".join(k for k in sorted(metrics) if k != "eval_runtime")
+                raise ConfigError(f"metric_for_best_model: {key} is not an evaluation metric (the tasks give {known})")
+            self.state.best_metric = metrics[key]  # later steps must beat the base weights
+            self.state.best_global_step = 0
+            model = self.accelerator.unwrap_model(self.model)
+            self._initial_weights = trainable_state(model)
+            if self.args.should_save:
+                os.makedirs(self.args.output_dir, exist_ok=True)
+                save_trainable_weights(model, Path(self.args.output_dir) / INITIAL_WEIGHTS_NAME)
+        return metrics
+
+    def train(self, *args: Any, **kwargs: Any):
+        result = super().train(*args, **kwargs)
+        self.selection = self._finish_selection()
+        return result
+
+    def _finish_selection(self) -> dict[str, Any] | None:
+        """Pick the best evaluated step (step 0 included) from the log history; restore the base weights when
+        ``load_best_model_at_end`` and nothing beat them (a better step's checkpoint was loaded by the Trainer)."""
+        key = self.args.selection_metric_key
+        if key is None:
+            return None
+        history = [(int(e["step"]), float(e[key])) for e in self.state.log_history if key in e]
+        if not history:
+            return None
+        better = np.greater if self.args.greater_is_better else np.less
+        best_step, best_value = history[0]
+        for step, value in history[1:]:
+            if better(value, best_value):  # strict: a tie keeps the earlier step (the base first)
+                best_step, best_value = step, value
+        step0 = next((value for step, value in history if step == 0), None)
+        selected_base = step0 is not None and best_step == 0
+        restored = bool(self.args.load_best_model_at_end)
+        if restored and selected_base:
+            self._restore_initial_weights()
+            logger.warning(
+                "model selection: no evaluation beat step 0 (%s = %.4f, best later %s); the run ends with the base "
+                "model's weights",
+                key,
+                step0,
+                max((v for s, v in history if s > 0), default=float("nan"))
+                if self.args.greater_is_better
+                else min((v for s, v in history if s > 0), default=float("nan")),
+            )
+        return {
+            "selection_metric": key,
+            "greater_is_better": bool(self.args.greater_is_better),
+            "step0_metric": step0,
+            "best_step": best_step,
+            "best_metric": best_value,
+            "selected_base": selected_base,
+            "loaded_best": restored,
+            "evaluations": [[step, value] for step, value in history],
+        }
+
+    def _restore_initial_weights(self) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        initial = getattr(self, "_initial_weights", None)
+        if initial is None:  # resumed run: step 0 was evaluated by the interrupted process
+            load_trainable_weights(model, Path(self.args.output_dir) / INITIAL_WEIGHTS_NAME)
+            return
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in initial.items():
+                params[name].copy_(tensor)
 
     # -- checkpoints: the model's own save_pretrained, plus the trainable weights for exact resume
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -428,6 +535,37 @@ def load_trainable_weights(model: nn.Module, path: Path) -> None:
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
 
 
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of every ``requires_grad`` parameter (bit-exact), by name."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def dev_score(metrics: Mapping[str, float], names: Sequence[str]) -> float:
+    """The mean of the named metrics (``eval_`` prefix optional); ConfigError naming a metric that is missing."""
+    values = []
+    for name in names:
+        key = name.removeprefix("eval_")
+        if key not in metrics:
+            known = ", ".join(sorted(metrics))
+            raise ConfigError(f"selection_metrics: {name} is not an evaluation metric (the tasks give {known})")
+        values.append(float(metrics[key]))
+    return float(np.mean(values))
+
+
+def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The batch under the frozen base model: LoRA adapters disabled, eval mode (no dropout), no gradients."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "disable_adapter"):
+        raise ConfigError("distill_weight: the model has no LoRA adapters to disable (full fine-tune?)")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), backbone.disable_adapter():
+            return model(**inputs).detach()
+    finally:
+        model.train(was_training)
+
+
 def build_loss(args: BioHiCLTrainingArguments) -> BioHiCLLoss:
     """The objective described by ``args``."""
     return BioHiCLLoss(
@@ -436,7 +574,21 @@ def build_loss(args: BioHiCLTrainingArguments) -> BioHiCLLoss:
         lambda_con=args.lambda_con,
         use_mse=args.use_mse,
         use_contrastive=args.use_contrastive,
+        distill_weight=args.distill_weight,
     )
+
+
+def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``training_summary.json`` keys of a run's model selection (all None when nothing was selected)."""
+    selection = selection or {}
+    return {
+        "selection_metric": selection.get("selection_metric"),
+        "best_step": selection.get("best_step"),
+        "best_metric": selection.get("best_metric"),
+        "step0_metric": selection.get("step0_metric"),
+        "selected_base": selection.get("selected_base"),
+        "selection": dict(selection) or None,
+    }
 
 
 class _SamplerEpochCallback(TrainerCallback):
@@ -451,7 +603,6 @@ class _SamplerEpochCallback(TrainerCallback):
 
 
 # ---------------------------------------------------------------------------------------------------------- data
-LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
 
 
 @dataclass
@@ -473,32 +624,17 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     """
     import datasets
 
+    from .training_diagnostics import label_column as find_label_column
+    from .training_diagnostics import parquet_files, read_documents
+
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
-    if not path.exists():
-        raise ConfigError(f"dataset_path: {path} does not exist")
+    documents = read_documents(path)
     pairs_table = None
-    if not path.is_dir() and path.suffix not in {".jsonl", ".json", ".parquet"}:
-        raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
-    try:
-        if path.is_dir():
-            documents = _read_config(path, "documents")
-            pairs_files = _parquet_files(path, "pairs")
-            pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files]) if pairs_files else None
-        elif path.suffix in {".jsonl", ".json"}:
-            documents = datasets.Dataset.from_json(str(path))
-        else:
-            documents = datasets.Dataset.from_parquet(str(path))
-    except (ConfigError, DataError):
-        raise
-    except Exception as err:  # datasets wraps parse errors in several types
-        cause = err.__cause__ or err
-        raise DataError(f"cannot read the documents ({type(cause).__name__}: {cause})", path) from None
-
-    label_column = next((c for c in LABEL_COLUMNS if c in documents.column_names), None)
-    if label_column is None:
-        raise ConfigError(f"{path}: no MeSH label column (looked for {', '.join(LABEL_COLUMNS)})")
+    if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
+        pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files])
+    label_column = find_label_column(documents, path)
     total = len(documents)
     if "split" in documents.column_names:
         wanted = set(args.train_splits)
@@ -549,35 +685,6 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "mined_pairs": None if pairs is None else len(pairs[0]),
     }
     return TrainingData(train, pairs, stats)
-
-
-def _parquet_files(root: Path, config: str) -> list[Path]:
-    for pattern in (
-        f"{config}/*.parquet",
-        f"{config}/**/*.parquet",
-        f"{config}.parquet",
-        f"data/{config}*.parquet",
-        f"{config}-*.parquet",
-    ):
-        files = sorted(root.glob(pattern))
-        if files:
-            return files
-    return []
-
-
-def _read_config(root: Path, config: str):
-    import datasets
-
-    files = _parquet_files(root, config)
-    if files:
-        return datasets.Dataset.from_parquet([str(f) for f in files])
-    try:
-        loaded = datasets.load_from_disk(str(root))
-    except Exception:  # any failure means: not a saved DatasetDict either
-        raise ConfigError(f"{root}: no `{config}` parquet files found") from None
-    if isinstance(loaded, datasets.DatasetDict) and config in loaded:
-        return loaded[config]
-    raise ConfigError(f"{root}: no `{config}` config")
 
 
 def build_batch_sampler(
@@ -703,7 +810,8 @@ def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCal
             "global_step": trainer.state.global_step,
             "train_loss": result.training_loss,
             "best_checkpoint": trainer.state.best_model_checkpoint,
-            "best_metric": trainer.state.best_metric,
+            # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
+            **selection_summary(trainer.selection),
             "runtime_s": round(time.time() - start, 1),
         }
         (run_dir / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

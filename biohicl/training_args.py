@@ -17,6 +17,7 @@ random batches (no pair mining)   ``batch_sampler="random"``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -81,6 +82,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
         default=True, metadata={"help": "Weight tree nodes by log(depth + 1) in SimL (False: all weights 1)."}
     )
 
+    distill_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the self-distillation term (beyond the paper; 0 = off): mean squared difference between "
+            "the batch's SimE matrix and the frozen base model's (the same model with the LoRA adapters disabled, no "
+            "second copy). Keeps the tuned space close to the base where the labels say nothing. LoRA only."
+        },
+    )
+
     # ---------------------------------------------------------------- data
     dataset_path: str | None = field(
         default=None,
@@ -111,7 +121,21 @@ class BioHiCLTrainingArguments(TrainingArguments):
     # ---------------------------------------------------------------- evaluation during training
     eval_tasks: list[str] = field(
         default_factory=list,
-        metadata={"help": "Evaluation-harness tasks run at each evaluation, e.g. biosses (with --eval_strategy)."},
+        metadata={
+            "help": "Evaluation-harness tasks run at each evaluation (with --eval_strategy). Dev tasks for model "
+            "selection: pubmedqa:dev (PubMedQA dev questions -> own long answer), siml-agreement (Spearman of SimE vs "
+            "SimL over the dataset's held-out dev documents; the run's dataset_path is filled in), scifact:train "
+            "(slow on CPU). Never select on a test split you report."
+        },
+    )
+    selection_metrics: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Evaluation metrics (as logged, with or without eval_, e.g. pubmedqa_recall@1 "
+            "siml-agreement_spearman) averaged into eval_dev_score at each evaluation; with --load_best_model_at_end "
+            "metric_for_best_model then defaults to dev_score. With load_best_model_at_end the model is also "
+            "evaluated at step 0 and the base weights are a candidate: if no step beats them the run ends with them."
+        },
     )
     eval_max_queries: int | None = field(
         default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
@@ -131,7 +155,23 @@ class BioHiCLTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         if self.output_dir is None:
             raise ConfigError("output_dir: required (the run directory)")
-        super().__post_init__()
+        if self.load_best_model_at_end and self.metric_for_best_model is None:
+            if not self.selection_metrics:
+                raise ConfigError(
+                    "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
+                    "pubmedqa_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
+                )
+            self.metric_for_best_model = "dev_score"
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            if isinstance(err, ConfigError):
+                raise
+            message = " ".join(str(err).split())  # transformers' checks, as one line naming the field
+            named = re.search(r"--(\w+)", message)
+            raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
+        if self.load_best_model_at_end and _value(self.eval_strategy) != "no":
+            self.eval_on_start = True  # step 0 (the base weights) is a selection candidate
         if self.pair_filter not in PAIR_FILTERS:
             raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
         if self.batch_sampler not in BATCH_SAMPLERS:
@@ -150,15 +190,38 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
         if self.per_device_train_batch_size < 2:
             raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
+        if self.distill_weight < 0:
+            raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
+        if self.distill_weight > 0 and self.full_finetune:
+            raise ConfigError(
+                "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
+                "full_finetune has no frozen copy"
+            )
+        if self.selection_metrics and not self.eval_tasks:
+            raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
         if self.remove_unused_columns:
             raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
+
+    @property
+    def selection_metric_key(self) -> str | None:
+        """``metric_for_best_model`` as the trainer logs it (``eval_`` prefixed), or None."""
+        name = self.metric_for_best_model
+        if not name:
+            return None
+        return name if name.startswith("eval_") else f"eval_{name}"
 
     def method_dict(self) -> dict:
         """The BioHiCL-specific fields only (for model cards and result tables)."""
         inherited = {f for f in TrainingArguments.__dataclass_fields__}
-        keep = {"learning_rate", "per_device_train_batch_size", "max_steps", "num_train_epochs", "seed"}
+        keep = {
+            "learning_rate", "per_device_train_batch_size", "max_steps", "num_train_epochs", "seed",
+            "metric_for_best_model", "load_best_model_at_end", "eval_steps",
+        }  # fmt: skip
         return {
-            name: getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name not in inherited or name in keep
+            name: getattr(self, name) for name in self.__dataclass_fields__ if name not in inherited or name in keep
         }
+
+
+def _value(option: object) -> str:
+    """An enum option's string value (transformers turns strategies into enums)."""
+    return str(getattr(option, "value", option))

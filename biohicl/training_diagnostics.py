@@ -12,11 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError, DataError
 from .mesh import MeshHierarchy, gram_matrix
+
+#: Columns read as a document's MeSH descriptor UIs, first match wins.
+LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
+DOCUMENT_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def siml_alignment(
@@ -34,8 +40,8 @@ def siml_alignment(
     clean = [[u for u in labs if mesh.trees.get(u)] for labs in labels]
     keep = [i for i, labs in enumerate(clean) if labs]
     siml = gram_matrix(mesh.normalized_label_vectors([clean[i] for i in keep]))
-    emb = np.asarray(model.encode([texts[i] for i in keep], batch_size=batch_size, convert_to="numpy"))
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = np.asarray(model.encode([texts[i] for i in keep], batch_size=batch_size, kind="document"), dtype=np.float64)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sime = emb @ emb.T
     upper = np.triu_indices(len(keep), k=1)
     s_l, s_e = siml[upper], sime[upper]
@@ -51,6 +57,107 @@ def siml_alignment(
         "positive_pairs": int(positive.sum()),
         "zero_pairs": int(zero.sum()),
     }
+
+
+def read_documents(path: str | Path):
+    """The documents of a ``biohicl build-dataset`` folder (config ``documents``) or of one ``.jsonl``/``.json``/
+    ``.parquet`` file, as a ``datasets.Dataset``; a file that cannot be read is a one-line :class:`DataError`."""
+    import datasets
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"dataset_path: {path} does not exist")
+    if not path.is_dir() and path.suffix not in DOCUMENT_SUFFIXES:
+        raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
+    if path.is_dir():
+        return read_config(path, "documents")
+    if path.suffix in {".jsonl", ".json"}:
+        _check_utf8(path)
+    try:
+        if path.suffix in {".jsonl", ".json"}:
+            return datasets.Dataset.from_json(str(path))
+        return datasets.Dataset.from_parquet(str(path))
+    except Exception as err:  # datasets wraps parse errors in several types
+        cause = err.__cause__ or err
+        raise DataError(f"cannot read the documents ({type(cause).__name__}: {cause})", path) from None
+
+
+def _check_utf8(path: Path) -> None:
+    """A JSON lines file must be UTF-8: name the first line that is not (datasets would raise a bare traceback)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"line {number}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
+                    "re-save the file as UTF-8",
+                    path,
+                ) from None
+
+
+def parquet_files(root: Path, config: str) -> list[Path]:
+    """The parquet files of dataset config ``config`` under a dataset folder (the layouts `build-dataset` and the
+    Hub use)."""
+    for pattern in (
+        f"{config}/*.parquet",
+        f"{config}/**/*.parquet",
+        f"{config}.parquet",
+        f"data/{config}*.parquet",
+        f"{config}-*.parquet",
+    ):
+        files = sorted(root.glob(pattern))
+        if files:
+            return files
+    return []
+
+
+def read_config(root: Path, config: str):
+    """Dataset config ``config`` of a dataset folder (parquet files, or a ``save_to_disk`` DatasetDict)."""
+    import datasets
+
+    files = parquet_files(root, config)
+    if files:
+        try:
+            return datasets.Dataset.from_parquet([str(f) for f in files])
+        except Exception as err:
+            cause = err.__cause__ or err
+            raise DataError(f"cannot read config {config} ({type(cause).__name__}: {cause})", root) from None
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception:  # any failure means: not a saved DatasetDict either
+        raise ConfigError(f"{root}: no `{config}` parquet files found") from None
+    if isinstance(loaded, datasets.DatasetDict) and config in loaded:
+        return loaded[config]
+    raise ConfigError(f"{root}: no `{config}` config")
+
+
+def label_column(documents: Any, path: str | Path) -> str:
+    """The documents' MeSH label column (:data:`LABEL_COLUMNS`)."""
+    found = next((c for c in LABEL_COLUMNS if c in documents.column_names), None)
+    if found is None:
+        raise ConfigError(f"{path}: no MeSH label column (looked for {', '.join(LABEL_COLUMNS)})")
+    return found
+
+
+def split_documents(
+    path: str | Path, split: str = "dev", limit: int | None = None
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (``title + " " + abstract``,
+    MeSH UIs as stored); :class:`DataError` when the dataset has no such documents."""
+    documents = read_documents(path)
+    column = label_column(documents, path)
+    if "split" not in documents.column_names:
+        raise DataError(f"no `split` column, so no {split!r} documents (rebuild with `biohicl build-dataset`)", path)
+    keep = [i for i, s in enumerate(documents["split"]) if s == split]
+    if not keep:
+        present = sorted({str(s) for s in documents["split"]})
+        raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
+    rows = documents.select(keep[:limit] if limit is not None else keep)
+    texts = [(r.get("text") or f"{r.get('title') or ''} {r.get('abstract') or ''}").strip() for r in rows]
+    labels = [list(r[column] or ()) for r in rows]
+    pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
+    return texts, labels, pmids
 
 
 def pubmedqa_test_documents() -> tuple[list[str], list[list[str]]]:

@@ -193,7 +193,67 @@ def test_pubmedqa_protocol_and_splits(tmp_path):
     assert result.metrics["recall@1"] == pytest.approx(1 / 3)
     assert result.metrics["mrr@10"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     with pytest.raises(DataError, match="split must be one of"):
-        load_pubmedqa("dev", data_file, test_file)
+        load_pubmedqa("valid", data_file, test_file)
+
+
+def test_pubmedqa_dev_split_is_the_held_out_part_of_train(tmp_path):
+    from biohicl.data.splits import pubmedqa_dev_pmids
+
+    items = {str(100 + i): {"QUESTION": f"q{i}", "CONTEXTS": ["c"], "LONG_ANSWER": f"a{i}"} for i in range(12)}
+    folder = tmp_path / "pubmedqa"
+    folder.mkdir()
+    (folder / "ori_pqal.json").write_text(json.dumps(items))
+    (folder / "test_ground_truth.json").write_text(json.dumps({"100": "yes", "101": "no"}))
+    train, _ = load_pubmedqa("train", folder / "ori_pqal.json", folder / "test_ground_truth.json")
+    dev, files = load_pubmedqa("dev", folder / "ori_pqal.json", folder / "test_ground_truth.json")
+    assert list(dev) == pubmedqa_dev_pmids(train) and set(dev) <= set(train)  # same ids the dataset holds out
+    assert len(dev) == 10 and not {"100", "101"} & set(dev)  # fewer than 250 non-test items: all of them
+    assert [p.name for p in files] == ["ori_pqal.json", "test_ground_truth.json"]
+
+
+def test_pubmedqa_dev_on_the_real_files(data_dir):
+    from biohicl.data.splits import pubmedqa_dev_pmids
+
+    dev, _ = load_pubmedqa("dev")
+    test, _ = load_pubmedqa("test")
+    train, _ = load_pubmedqa("train")
+    assert len(dev) == 250 and not set(dev) & set(test) and set(dev) < set(train)
+    assert list(dev) == pubmedqa_dev_pmids(train)
+
+
+class LabelVectorEncoder:
+    """Embeds a document as its normalised MeSH label vector: SimE = SimL, so the agreement is perfect."""
+
+    def __init__(self, mesh, texts, labels):
+        self.vectors = dict(zip(texts, mesh.normalized_label_vectors(labels).toarray(), strict=True))
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        assert kind == "document"
+        return np.asarray([self.vectors[t] for t in texts])
+
+
+def test_siml_agreement_task_on_a_datasets_dev_documents(tmp_path, mesh):
+    labels = [["D003920"], ["D003924"], ["D009203"], ["D006333"], ["D001943"], ["D003920", "D001943"]]
+    rows = [{"pmid": str(i), "title": f"T{i}", "abstract": f"a{i}", "mesh": lab, "label_kind": "indexing",
+             "source": "x", "split": "dev" if i < 5 else "train"} for i, lab in enumerate(labels)]  # fmt: skip
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    encoder = LabelVectorEncoder(mesh, [f"T{i} a{i}" for i in range(6)], labels)
+    record = evaluate_model(encoder, [f"siml-agreement@{path}"])
+    task = record["tasks"]["siml-agreement"]
+    assert task["split"] == "dev" and task["num_documents"] == 5 and task["num_queries"] == 10  # 5 dev docs, 10 pairs
+    assert task["metrics"]["spearman"] == pytest.approx(1.0) and task["metrics"]["mse_all_pairs"] < 1e-12
+    assert record["summary"] == {"siml-agreement/spearman": pytest.approx(1.0)}
+    assert list(task["data_files"]) == [f"{tmp_path.name}/docs.jsonl"]
+    # other splits on request
+    with pytest.raises(DataError, match="split 'train': 1 document"):
+        evaluate_model(encoder, [f"siml-agreement@{path}:train"])
+    with pytest.raises(DataError, match=r"no documents with split 'test' \(splits present: dev, train\)"):
+        evaluate_model(encoder, [f"siml-agreement@{path}:test"])
+    with pytest.raises(ConfigError, match="siml-agreement needs a dataset: siml-agreement@"):
+        evaluate_model(encoder, ["siml-agreement"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        evaluate_model(encoder, [f"siml-agreement@{tmp_path / 'nope'}"])
 
 
 def test_pubmedqa_context_target(tmp_path):

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, pair_filter_mask
+from biohicl.losses import (
+    BioHiCLLoss,
+    FilteredMSELoss,
+    HierarchicalContrastiveLoss,
+    SimilarityDistillationLoss,
+    pair_filter_mask,
+)
 
 # Three documents on the unit circle: SimE_01 = 0.6, SimE_02 = 0.0, SimE_12 = 0.8.
 EMB3 = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
@@ -129,6 +135,7 @@ def test_config_dicts_and_validation():
         "use_contrastive": True,
         "regression": {"pair_filter": "all", "beta": 0.4},
         "contrastive": {"beta": 0.4, "temperature": 0.07, "weighted": True},
+        "distill_weight": 0.0,
     }
     with pytest.raises(ValueError, match="pair_filter"):
         FilteredMSELoss("everything")
@@ -167,3 +174,40 @@ def test_gradient_flows_only_into_lora(tiny_bert_dir):
             assert parameter.grad is None, name
     # LoRA B starts at zero, so the first gradient lands on B (A's gradient is B-weighted, hence zero)
     assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
+# ---------------------------------------------------------------------------------------------- self-distillation
+# The base model put documents 0 and 1 on the same point and 2 orthogonal: base SimE_01 = 1, _02 = 0, _12 = 0.
+BASE3 = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
+
+
+def test_distillation_by_hand():
+    # (SimE − SimE_base)² per pair: 01 (.6 − 1)² = .16, 02 0, 12 (.8 − 0)² = .64; mean over the 6 ordered pairs
+    loss = SimilarityDistillationLoss()
+    assert loss(EMB3, BASE3).item() == pytest.approx(2 * (0.16 + 0.64) / 6, abs=1e-6)
+    assert loss(EMB3, EMB3 * 5).item() == pytest.approx(0.0, abs=1e-7)  # same directions: nothing to distil
+    # a pair mask keeps only (0,1)/(1,0)
+    keep = torch.tensor([[False, True, False], [True, False, False], [False, False, False]])
+    assert loss(EMB3, BASE3, keep).item() == pytest.approx(0.16, abs=1e-6)
+    # the base side is a target: no gradient flows into it
+    base = BASE3.clone().requires_grad_(True)
+    emb = EMB3.clone().requires_grad_(True)
+    loss(emb, base).backward()
+    assert base.grad is None and emb.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="base_embeddings must have"):
+        loss(EMB3, BASE3[:2])
+
+
+def test_combined_loss_with_distillation():
+    regression, contrastive = FilteredMSELoss(), HierarchicalContrastiveLoss(temperature=0.5)
+    loss = BioHiCLLoss(regression, contrastive, lambda_con=0.1, distill_weight=0.5)
+    assert loss.extra_inputs == {"base_embeddings"} and BioHiCLLoss().extra_inputs == frozenset()
+    out = loss(EMB3, SIML3, base_embeddings=BASE3)
+    assert out["loss_distill"].item() == pytest.approx(0.8 / 3, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(0.005 + 0.0131641 + 0.5 * 0.8 / 3, abs=1e-6)
+    assert "loss_distill" not in BioHiCLLoss(regression, contrastive)(EMB3, SIML3)  # off: not computed
+    assert loss.get_config_dict()["distill_weight"] == 0.5
+    assert loss.get_config_dict()["distillation"] == {"type": "similarity_distillation"}
+    assert "Similarity-Preserving" in SimilarityDistillationLoss.citation
+    with pytest.raises(ValueError, match="base_embeddings: required"):
+        loss(EMB3, SIML3)

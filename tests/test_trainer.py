@@ -161,8 +161,13 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
     for entry in steps:  # total = L_mse + 0.1 · L_con, step by step
         assert entry["loss"] == pytest.approx(entry["loss_mse"] + 0.1 * entry["loss_con"], rel=1e-5)
         assert 0.0 < entry["positive_pairs"] <= 1.0
-    for name in ("adapter_model.safetensors", "biohicl_config.json", "biohicl_training_args.json",
-                 "training_curves.png", "training_summary.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "biohicl_config.json",
+        "biohicl_training_args.json",
+        "training_curves.png",
+        "training_summary.json",
+    ):
         assert (run / name).is_file(), name
     assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved_args = json.loads((run / "biohicl_training_args.json").read_text())
@@ -183,8 +188,16 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
 
 
 def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file, tmp_path):
-    args = make_args(tiny_bert_dir, docs_file, tmp_path / "ablate", max_steps=2, use_contrastive=False,
-                     full_finetune=True, batch_sampler="random", use_ancestors=False)
+    args = make_args(
+        tiny_bert_dir,
+        docs_file,
+        tmp_path / "ablate",
+        max_steps=2,
+        use_contrastive=False,
+        full_finetune=True,
+        batch_sampler="random",
+        use_ancestors=False,
+    )
     run = train_biohicl(args)
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["loss"]["use_contrastive"] is False
@@ -250,9 +263,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert last_complete_checkpoint(killed_dir) == killed_dir / "checkpoint-4"
     assert not (killed_dir / "adapter_model.safetensors").exists()  # the run never finished
 
-    resumed = train_biohicl(
-        make_args(tiny_bert_dir, docs_file, killed_dir, resume_from_checkpoint="last", **common)
-    )
+    resumed = train_biohicl(make_args(tiny_bert_dir, docs_file, killed_dir, resume_from_checkpoint="last", **common))
     state = json.loads((resumed / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     logged = [e["step"] for e in state["log_history"] if "loss_mse" in e]
@@ -270,31 +281,46 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
 
 
 # ---------------------------------------------------------------------------------------------------------- evaluation
-def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    scores = iter([0.30, 0.55, 0.40])  # step 2, 4, 6: the best is step 4
-    seen_tasks = []
+def fake_harness(monkeypatch, scores, seen_tasks=None, extra=None):
+    """Replace ``biohicl.evaluation.runner`` with one whose ``evaluate_model`` returns the next score each call."""
+    scores = iter(scores)
 
     def evaluate_model(model, tasks, **kwargs):
-        seen_tasks.append(list(tasks))
+        if seen_tasks is not None:
+            seen_tasks.append(list(tasks))
         assert not model.training
         assert kwargs["limit_queries"] is None
         # the harness's record shape: a summary keyed task/metric beside per-task details
-        return {"summary": {"biosses/spearman": next(scores)}, "tasks": {"biosses": {"note": "ignored"}}}
+        summary = {"biosses/spearman": next(scores), **(extra or {})}
+        return {"summary": summary, "tasks": {"biosses": {"note": "ignored"}}}
 
     fake = types.ModuleType("biohicl.evaluation.runner")
     fake.evaluate_model = evaluate_model
     monkeypatch.setitem(sys.modules, "biohicl.evaluation.runner", fake)
-    args = make_args(
-        tiny_bert_dir, docs_file, tmp_path / "best", max_steps=6, eval_strategy="steps", eval_steps=2,
-        save_strategy="steps", save_steps=2, eval_tasks=["biosses"], metric_for_best_model="eval_biosses_spearman",
-        greater_is_better=True, load_best_model_at_end=True,
-    )
-    run = train_biohicl(args)
-    assert seen_tasks == [["biosses"]] * 3
+
+
+def selection_args(tiny_bert_dir, docs_file, out, **overrides):
+    values = dict(
+        max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2, eval_tasks=["biosses"],
+        metric_for_best_model="eval_biosses_spearman", load_best_model_at_end=True,
+    )  # fmt: skip
+    values.update(overrides)
+    return make_args(tiny_bert_dir, docs_file, out, **values)
+
+
+def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    seen_tasks = []
+    fake_harness(monkeypatch, [0.20, 0.30, 0.55, 0.40], seen_tasks)  # step 0, 2, 4, 6: the best is step 4
+    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "best"))
+    assert seen_tasks == [["biosses"]] * 4  # step 0 (the base weights) is evaluated too
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["best_metric"] == 0.55 and state["best_model_checkpoint"].endswith("checkpoint-4")
     evals = [e for e in state["log_history"] if "eval_biosses_spearman" in e]
-    assert [e["step"] for e in evals] == [2, 4, 6]
+    assert [e["step"] for e in evals] == [0, 2, 4, 6]
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert (summary["best_step"], summary["best_metric"], summary["step0_metric"]) == (4, 0.55, 0.20)
+    assert summary["selected_base"] is False and summary["selection_metric"] == "eval_biosses_spearman"
+    assert summary["selection"]["evaluations"] == [[0, 0.2], [2, 0.3], [4, 0.55], [6, 0.4]]
     # the saved final model is the best checkpoint's
     best = load_file(str(run / "checkpoint-4" / "adapter_model.safetensors"))
     final = load_file(str(run / "adapter_model.safetensors"))
@@ -304,9 +330,126 @@ def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, d
     assert any(not torch.equal(last[n], best[n]) for n in best)
 
 
+def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
+    tiny_bert_dir, docs_file, tmp_path, monkeypatch, caplog
+):
+    from biohicl.modeling import BioHiCLModel
+    from biohicl.trainer import INITIAL_WEIGHTS_NAME
+
+    fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.60])  # step 6 only ties step 0: a tie keeps the base
+    with caplog.at_level("WARNING", logger="biohicl.trainer"):
+        run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"))
+    assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
+        "model selection: no evaluation beat step 0 (eval_biosses_spearman = 0.6000, best later 0.6); the run "
+        "ends with the base model's weights"
+    ]
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert (summary["best_step"], summary["best_metric"], summary["step0_metric"]) == (0, 0.6, 0.6)
+    assert summary["selected_base"] is True and summary["selection"]["loaded_best"] is True
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] is None and state["best_global_step"] == 0
+    # the final adapter is the step-0 adapter bit for bit: LoRA B = 0, A as initialised
+    initial = load_file(str(run / INITIAL_WEIGHTS_NAME))
+    final = load_file(str(run / "adapter_model.safetensors"))
+    trained = load_file(str(run / "checkpoint-6" / TRAINABLE_WEIGHTS_NAME))
+    lora_b = [n for n in initial if "lora_B" in n]
+    assert lora_b and all(not torch.equal(trained[n], initial[n]) for n in lora_b)  # training did move B
+    for name, tensor in initial.items():
+        saved = final[name.removeprefix("backbone.").replace(".default.", ".")]  # peft's saved key
+        assert torch.equal(saved, tensor), name
+        if "lora_B" in name:
+            assert not tensor.any()
+    # so the saved model embeds exactly as the base model does
+    texts = ["diabetes of the heart", "brain cells"]
+    reloaded = BioHiCLModel.from_pretrained(run, base_model_path=tiny_bert_dir).encode(texts, convert_to="torch")
+    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
+    assert torch.equal(reloaded, base)
+
+
+def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    fake_harness(monkeypatch, [0.2, 0.4, 0.1, 0.3], extra={"pubmedqa/recall@1": 0.5})
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "mean", metric_for_best_model=None,
+        selection_metrics=["biosses_spearman", "eval_pubmedqa_recall@1"],
+    )  # fmt: skip
+    assert args.metric_for_best_model == "dev_score" and args.greater_is_better is True
+    run = train_biohicl(args)
+    state = json.loads((run / "trainer_state.json").read_text())
+    scores = [(e["step"], e["eval_dev_score"]) for e in state["log_history"] if "eval_dev_score" in e]
+    assert scores == [(0, pytest.approx(0.35)), (2, pytest.approx(0.45)), (4, pytest.approx(0.3)),
+                      (6, pytest.approx(0.4))]  # fmt: skip
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["best_step"] == 2 and summary["selected_base"] is False
+    assert summary["best_metric"] == pytest.approx(0.45)
+
+
+def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    fake_harness(monkeypatch, [0.2])
+    args = selection_args(tiny_bert_dir, docs_file, tmp_path / "x", metric_for_best_model="scifact_ndcg@10")
+    with pytest.raises(ConfigError, match=r"metric_for_best_model: eval_scifact_ndcg@10 is not an evaluation metric"):
+        train_biohicl(args)
+    with pytest.raises(ConfigError, match="metric_for_best_model: load_best_model_at_end needs a dev metric"):
+        make_args(tiny_bert_dir, docs_file, tmp_path / "y", eval_strategy="steps", eval_steps=2,
+                  save_strategy="steps", save_steps=2, eval_tasks=["biosses"], load_best_model_at_end=True)  # fmt: skip
+    # transformers' own check, as one line naming the field
+    with pytest.raises(ConfigError, match=r"load_best_model_at_end: .*save and eval strategy to match"):
+        make_args(
+            tiny_bert_dir, docs_file, tmp_path / "z", eval_strategy="steps", eval_steps=2, save_strategy="no",
+            eval_tasks=["biosses"], load_best_model_at_end=True, metric_for_best_model="biosses_spearman",
+        )  # fmt: skip
+
+
+def test_dataset_eval_tasks_get_the_runs_dataset():
+    from biohicl.trainer import resolve_eval_tasks
+
+    tasks = ["siml-agreement", "siml-agreement:dev", "pubmedqa:dev", "scifact:train"]
+    assert resolve_eval_tasks(tasks, "runs/mesh-pairs") == [
+        "siml-agreement@runs/mesh-pairs", "siml-agreement@runs/mesh-pairs:dev", "pubmedqa:dev", "scifact:train"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"eval_tasks: siml-agreement .* needs dataset_path"):
+        resolve_eval_tasks(["siml-agreement"], None)
+
+
 def test_evaluation_without_tasks_is_refused(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="eval_tasks"):
         train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))
+
+
+# ---------------------------------------------------------------------------------------------------------- distill
+def test_base_model_embeddings_are_the_base_models(tiny_bert_dir):
+    from biohicl.modeling import BioHiCLModel
+    from biohicl.trainer import base_model_embeddings
+    from tests.conftest import randomize_lora_b
+
+    texts = ["diabetes of the heart", "brain cells", "cancer"]
+    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32)
+    expected = base.encode(texts, convert_to="torch")
+    model = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32)
+    model.add_lora(r=4, alpha=8, dropout=0.1, target_modules=["query", "value"], verbose=False)
+    randomize_lora_b(model, generator=torch.Generator().manual_seed(0))
+    model.train()
+    batch = dict(model.tokenize(texts))
+    got = base_model_embeddings(model, batch)
+    assert torch.allclose(got, expected, atol=1e-6) and not got.requires_grad
+    assert model.training  # the train/eval mode is restored
+    assert not torch.allclose(model.eval()(**batch), expected, atol=1e-3)  # the adapters are back on
+
+
+def test_training_with_self_distillation_logs_the_component(tiny_bert_dir, docs_file, tmp_path):
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "distill", max_steps=2, distill_weight=0.5))
+    state = json.loads((run / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    assert len(steps) == 2
+    for entry in steps:
+        assert entry["loss_distill"] >= 0.0
+        total = entry["loss_mse"] + 0.1 * entry["loss_con"] + 0.5 * entry["loss_distill"]
+        assert entry["loss"] == pytest.approx(total, rel=1e-5)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"]["distill_weight"] == 0.5
+    with pytest.raises(ConfigError, match="distill_weight: needs LoRA"):
+        make_args(tiny_bert_dir, docs_file, tmp_path / "x", distill_weight=0.5, full_finetune=True)
+    with pytest.raises(ConfigError, match="distill_weight: must be non-negative"):
+        make_args(tiny_bert_dir, docs_file, tmp_path / "x", distill_weight=-1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI, curves

@@ -16,7 +16,7 @@ class LabelVectorModel:
         self.index = {f"doc {i}": i for i in range(len(labels))}
         self.noise = noise
 
-    def encode(self, texts, batch_size=32, convert_to="numpy"):
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
         rows = self.vectors[[self.index[t] for t in texts]]
         return rows + self.noise * np.random.default_rng(0).standard_normal(rows.shape)
 

@@ -4,7 +4,9 @@ Protocol (``target="long_answer"``, task ``pubmedqa``, the default):
 
 1. Items: the expert-labelled PQA-L file ``ori_pqal.json`` (1,000 items keyed by PMID). Split ``test`` = the 500
    PMIDs of the official ``test_ground_truth.json`` (in that file's order); ``train`` = the other 500 (in
-   ``ori_pqal.json`` order); ``all`` = all 1,000.
+   ``ori_pqal.json`` order); ``dev`` = the 250 of those ``train`` PMIDs that
+   :func:`biohicl.data.splits.pubmedqa_dev_pmids` holds out of training for model selection (sorted by PMID);
+   ``all`` = all 1,000.
 2. Queries: each item's ``QUESTION``, embedded with the model's query prompt.
 3. Candidate pool: the ``LONG_ANSWER`` (the abstract's conclusion) of every item of the same split, embedded as
    documents; every question is scored against the whole pool by cosine similarity (exact search).
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from . import Encoder
     from .tasks import TaskResult
 
-SPLITS = ("test", "train", "all")
+SPLITS = ("test", "train", "dev", "all")
 TARGETS = {"long_answer": "LONG_ANSWER", "context": "CONTEXTS"}
 K_VALUES = (1, 5, 10)
 
@@ -69,7 +71,12 @@ def load_pubmedqa(
     if split == "test":
         return {pmid: items[pmid] for pmid in test_ids}, files
     test_set = set(test_ids)
-    return {pmid: item for pmid, item in items.items() if pmid not in test_set}, files
+    non_test = {pmid: item for pmid, item in items.items() if pmid not in test_set}
+    if split == "train":
+        return non_test, files
+    from ..data.splits import pubmedqa_dev_pmids  # the dataset builder holds the same PMIDs out of training
+
+    return {pmid: non_test[pmid] for pmid in pubmedqa_dev_pmids(non_test)}, files
 
 
 def candidate_text(item: dict, target: str) -> str:

@@ -3,6 +3,7 @@
 A task function has the signature ``fn(encoder, *, split, batch_size, limit_queries, show_progress_bar) ->
 TaskResult``; :func:`register_task` adds one (``split=None`` means the task's own default). A task spec on the command
 line is ``name`` or ``name:split`` (``scifact:train``), or the path of any BEIR folder (``path/to/folder[:split]``).
+A task over a built dataset names it after ``@``: ``siml-agreement@runs/mesh-pairs[:split]``.
 """
 
 from __future__ import annotations
@@ -104,9 +105,17 @@ def parse_task_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def _dataset_task(name: str) -> tuple[str, str] | None:
+    """``"siml-agreement@runs/x"`` → ``("siml-agreement", "runs/x")``; None for other names."""
+    task, sep, dataset = name.partition("@")
+    return (task, dataset) if sep and task in DATASET_TASKS and dataset else None
+
+
 def check_task(name: str, split: str | None) -> None:
     """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
-    if name in CHECKS:
+    if (parsed := _dataset_task(name)) is not None:
+        DATASET_TASKS[parsed[0]][1](parsed[1], split)
+    elif name in CHECKS:
         CHECKS[name](split)
     elif name not in TASKS and Path(name).expanduser().is_dir():
         from .retrieval import beir_files
@@ -118,6 +127,13 @@ def check_task(name: str, split: str | None) -> None:
 
 def get_task(name: str) -> TaskFunction:
     """The registered task function, or a BEIR task over ``name`` when it is a directory."""
+    if (parsed := _dataset_task(name)) is not None:
+        run_task, dataset = DATASET_TASKS[parsed[0]][0], parsed[1]
+
+        def dataset_task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
+            return run_task(encoder, dataset, split=split or "dev", **kwargs)
+
+        return dataset_task
     if name in TASKS:
         return TASKS[name]
     if Path(name).expanduser().is_dir():
@@ -190,3 +206,30 @@ _PUBMEDQA_FILES = _check_files(("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test
 register_task("biosses", _biosses, ["spearman", "pearson"], check=_check_files(("biosses", "biosses.tsv")))
 register_task("pubmedqa", _pubmedqa("long_answer"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
 register_task("pubmedqa-context", _pubmedqa("context"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
+
+
+def _agreement(encoder: Encoder, dataset_path: str, **kwargs: Any) -> TaskResult:
+    from .agreement import evaluate_agreement
+
+    return evaluate_agreement(encoder, dataset_path, **kwargs)
+
+
+def _check_agreement(dataset_path: str, split: str | None) -> None:
+    from .agreement import check_agreement
+
+    check_agreement(dataset_path, split)
+
+
+def _needs_dataset(task: str) -> TaskCheck:
+    def check(split: str | None) -> None:
+        raise ConfigError(f"tasks: {task} needs a dataset: {task}@<build-dataset folder or documents file>[:split]")
+
+    return check
+
+
+#: Tasks over a built dataset (``name@dataset``): name -> (function(encoder, dataset, **kwargs), check(dataset, split)).
+DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[[str, str | None], None]]] = {
+    "siml-agreement": (_agreement, _check_agreement),
+}
+for _name in DATASET_TASKS:
+    register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))

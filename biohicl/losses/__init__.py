@@ -6,6 +6,7 @@ Every loss takes ``(embeddings [B, D], siml [B, B])`` where ``siml`` comes from
 
 from .combined import BioHiCLLoss
 from .contrastive import HierarchicalContrastiveLoss
+from .distillation import SimilarityDistillationLoss
 from .regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
 from .utils import embedding_similarity, labelled_pair_mask
 
@@ -14,6 +15,7 @@ __all__ = [
     "BioHiCLLoss",
     "FilteredMSELoss",
     "HierarchicalContrastiveLoss",
+    "SimilarityDistillationLoss",
     "embedding_similarity",
     "labelled_pair_mask",
     "pair_filter_mask",

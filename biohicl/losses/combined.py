@@ -1,7 +1,12 @@
 """The BioHiCL objective: ``L = L_mse + λ · L_con`` (λ = 0.1), returning every component for logging.
 
 Either term can be switched off (the paper's "no L_con" / "no L_mse" ablations); a switched-off term is reported as
-0 and costs nothing.
+0 and costs nothing. Beyond the paper, and off by default: ``+ w_distill · L_distill`` (self-distillation towards
+the frozen base model's SimE, :mod:`.distillation`).
+
+Any loss the trainer is given works the same way: ``forward(embeddings, siml, **inputs)`` returns a dict with
+``loss`` (back-propagated) and any number of ``loss_*`` components (logged); :attr:`extra_inputs` names the inputs
+beyond ``embeddings`` and ``siml`` it needs (``base_embeddings``: the batch under the frozen base model).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import torch
 from torch import nn
 
 from .contrastive import HierarchicalContrastiveLoss
+from .distillation import SimilarityDistillationLoss
 from .regression import FilteredMSELoss
 
 
@@ -29,33 +35,64 @@ class BioHiCLLoss(nn.Module):
         lambda_con: float = 0.1,
         use_mse: bool = True,
         use_contrastive: bool = True,
+        distillation: SimilarityDistillationLoss | None = None,
+        distill_weight: float = 0.0,
     ):
         super().__init__()
         if not (use_mse or use_contrastive):
             raise ValueError("use_mse and use_contrastive are both False: the loss would be empty")
         if lambda_con < 0:
             raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
+        if distill_weight < 0:
+            raise ValueError(f"distill_weight: must be non-negative, got {distill_weight}")
         self.regression = regression if regression is not None else FilteredMSELoss()
         self.contrastive = contrastive if contrastive is not None else HierarchicalContrastiveLoss()
         self.lambda_con = lambda_con
         self.use_mse = use_mse
         self.use_contrastive = use_contrastive
+        self.distillation = distillation if distillation is not None else SimilarityDistillationLoss()
+        self.distill_weight = distill_weight
 
-    def forward(self, embeddings: torch.Tensor, siml: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def extra_inputs(self) -> frozenset[str]:
+        """Inputs beyond ``embeddings`` and ``siml`` that ``forward`` needs from the trainer."""
+        return frozenset({"base_embeddings"} if self.distill_weight > 0 else ())
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        siml: torch.Tensor,
+        pair_mask: torch.Tensor | None = None,
+        base_embeddings: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only)."""
         zero = embeddings.new_zeros((), dtype=torch.float32)
-        loss_mse = self.regression(embeddings, siml) if self.use_mse else zero
-        loss_con = self.contrastive(embeddings, siml) if self.use_contrastive else zero
+        loss_mse = self.regression(embeddings, siml, pair_mask) if self.use_mse else zero
+        loss_con = self.contrastive(embeddings, siml, pair_mask) if self.use_contrastive else zero
         total = (loss_mse if self.use_mse else 0.0) + (self.lambda_con * loss_con if self.use_contrastive else 0.0)
-        return {"loss": total, "loss_mse": loss_mse, "loss_con": loss_con}
+        out = {"loss_mse": loss_mse, "loss_con": loss_con}
+        if self.distill_weight > 0:
+            if base_embeddings is None:
+                raise ValueError("base_embeddings: required when distill_weight > 0 (the frozen base model's batch)")
+            out["loss_distill"] = self.distillation(embeddings, base_embeddings)
+            total = total + self.distill_weight * out["loss_distill"]
+        return {"loss": total, **out}
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {
+        config = {
             "lambda_con": self.lambda_con,
             "use_mse": self.use_mse,
             "use_contrastive": self.use_contrastive,
             "regression": self.regression.get_config_dict(),
             "contrastive": self.contrastive.get_config_dict(),
+            "distill_weight": self.distill_weight,
         }
+        if self.distill_weight > 0:
+            config["distillation"] = self.distillation.get_config_dict()
+        return config
 
     def extra_repr(self) -> str:
-        return f"lambda_con={self.lambda_con}, use_mse={self.use_mse}, use_contrastive={self.use_contrastive}"
+        return (
+            f"lambda_con={self.lambda_con}, use_mse={self.use_mse}, use_contrastive={self.use_contrastive}, "
+            f"distill_weight={self.distill_weight}"
+        )

@@ -48,11 +48,13 @@ class HierarchicalContrastiveLoss(nn.Module):
         self.temperature = temperature
         self.weighted = weighted
 
-    def forward(self, embeddings: torch.Tensor, siml: torch.Tensor) -> torch.Tensor:
-        """``embeddings`` [B, D] (any norm), ``siml`` [B, B] → scalar loss (float32)."""
+    def forward(
+        self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32)."""
         check_inputs(embeddings, siml)
         siml = siml.to(device=embeddings.device, dtype=torch.float32)
-        usable = labelled_pair_mask(siml)
+        usable = labelled_pair_mask(siml, pair_mask)
         positive = usable & (siml > self.beta)
         negative = usable & (siml <= ZERO_TOLERANCE)
 

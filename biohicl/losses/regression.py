@@ -27,9 +27,12 @@ from .utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_
 PAIR_FILTERS = ("zero_or_positive", "all", "positive", "nonzero")
 
 
-def pair_filter_mask(siml: torch.Tensor, pair_filter: str, beta: float) -> torch.Tensor:
-    """Boolean [B, B] mask of the pairs ``pair_filter`` keeps (diagonal and unlabelled documents excluded)."""
-    mask = labelled_pair_mask(siml)
+def pair_filter_mask(
+    siml: torch.Tensor, pair_filter: str, beta: float, pair_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Boolean [B, B] mask of the pairs ``pair_filter`` keeps (diagonal and unlabelled documents excluded, and
+    pairs outside ``pair_mask`` when given)."""
+    mask = labelled_pair_mask(siml, pair_mask)
     if pair_filter == "all":
         return mask
     if pair_filter == "zero_or_positive":
@@ -58,11 +61,13 @@ class FilteredMSELoss(nn.Module):
         self.pair_filter = pair_filter
         self.beta = beta
 
-    def forward(self, embeddings: torch.Tensor, siml: torch.Tensor) -> torch.Tensor:
-        """``embeddings`` [B, D] (any norm), ``siml`` [B, B] → scalar loss (float32)."""
+    def forward(
+        self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32)."""
         check_inputs(embeddings, siml)
         siml = siml.to(device=embeddings.device, dtype=torch.float32)
-        mask = pair_filter_mask(siml, self.pair_filter, self.beta).float()
+        mask = pair_filter_mask(siml, self.pair_filter, self.beta, pair_mask).float()
         squared = (embedding_similarity(embeddings) - siml).pow(2)
         return (squared * mask).sum() / mask.sum().clamp_min(1.0)
 

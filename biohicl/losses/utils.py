@@ -15,8 +15,9 @@ def embedding_similarity(embeddings: torch.Tensor) -> torch.Tensor:
     return unit @ unit.T
 
 
-def labelled_pair_mask(siml: torch.Tensor) -> torch.Tensor:
-    """Off-diagonal pairs whose two documents both carry MeSH labels.
+def labelled_pair_mask(siml: torch.Tensor, pair_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Off-diagonal pairs whose two documents both carry MeSH labels (and that ``pair_mask`` allows, when given:
+    e.g. the collator's same-label-kind mask).
 
     ``MeshHierarchy.similarity_matrix`` puts 1.0 on the diagonal of a labelled document and 0.0 on the diagonal of
     a document with no (resolvable) label, so an unlabelled document is never treated as everyone's negative.
@@ -24,6 +25,10 @@ def labelled_pair_mask(siml: torch.Tensor) -> torch.Tensor:
     labelled = siml.diagonal() > ZERO_TOLERANCE
     mask = labelled[:, None] & labelled[None, :]
     mask.fill_diagonal_(False)
+    if pair_mask is not None:
+        if pair_mask.shape != mask.shape:
+            raise ValueError(f"pair_mask must be {list(mask.shape)}, got {tuple(pair_mask.shape)}")
+        mask &= pair_mask.to(device=mask.device, dtype=torch.bool)
     return mask
 
 

@@ -1,0 +1,81 @@
+"""SimE–SimL agreement on a built dataset's held-out documents: the training objective measured on unseen abstracts.
+
+Task spec ``siml-agreement@<dataset>[:split]`` (split ``dev`` by default): ``<dataset>`` is a ``biohicl
+build-dataset`` folder or a documents file with ``title``/``abstract`` (or ``text``), MeSH UIs (``mesh``) and
+``split`` columns. Over every pair ``i < j`` of the split's documents with a MeSH label the packaged hierarchy can
+place, the Spearman correlation of the embedding cosine (SimE, documents embedded with the document prompt) with
+the MeSH label similarity (SimL, the paper's: ancestors and depth weights, check tags kept, so the yardstick is the
+same whatever SimL variant a run trains on). ``biohicl train --eval_tasks siml-agreement`` fills in the run's own
+``dataset_path``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    from . import Encoder
+    from .tasks import TaskResult
+
+TASK = "siml-agreement"
+
+
+def evaluate_agreement(
+    encoder: Encoder,
+    dataset_path: str | Path,
+    *,
+    split: str = "dev",
+    batch_size: int = 32,
+    limit_queries: int | None = None,
+    show_progress_bar: bool | None = None,
+    beta: float = 0.3,
+) -> TaskResult:
+    """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
+    from ..mesh import MeshHierarchy
+    from ..training_diagnostics import siml_alignment, split_documents
+    from .tasks import TaskResult, file_checksums
+
+    start = time.perf_counter()
+    path = Path(dataset_path).expanduser()
+    texts, labels, _ = split_documents(path, split, limit=limit_queries)
+    mesh = MeshHierarchy.load()
+    labelled = sum(1 for labs in labels if any(mesh.trees.get(u) for u in labs))
+    if labelled < 3:
+        raise DataError(f"split {split!r}: {labelled} document(s) with a known MeSH label, need 3", path)
+    stats = siml_alignment(encoder, texts, labels, mesh, beta=beta, batch_size=batch_size)
+    metrics = {
+        key: float(stats[key])
+        for key in ("spearman", "pearson", "mse_all_pairs", "sime_positive_mean", "sime_zero_mean")
+        if math.isfinite(stats[key])  # JSON results refuse NaN (e.g. no SimL = 0 pair)
+    }
+    files = [path] if path.is_file() else sorted(_documents_files(path))
+    return TaskResult(
+        task=TASK,
+        split=split,
+        main_metric="spearman",
+        metrics=metrics,
+        num_queries=int(stats["pairs"]),
+        num_documents=int(stats["documents"]),
+        data_files=file_checksums(files),
+        wall_time_s=time.perf_counter() - start,
+        protocol=f"{path.name} split {split}: Spearman of SimE (document embeddings) vs SimL (MeSH 2024, ancestors, "
+        f"depth weights) over all {stats['pairs']} pairs of {stats['documents']} labelled documents",
+    )
+
+
+def _documents_files(root: Path) -> list[Path]:
+    from ..training_diagnostics import parquet_files
+
+    return parquet_files(root, "documents")
+
+
+def check_agreement(dataset_path: str | Path, split: str | None) -> None:
+    """Pre-flight: the dataset exists and holds documents of ``split`` (no encoding)."""
+    from ..training_diagnostics import split_documents
+
+    split_documents(dataset_path, split or "dev", limit=1)
