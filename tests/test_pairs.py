@@ -18,6 +18,7 @@ from biohicl.data.pairs import (
     save_pair_dataset,
 )
 from biohicl.data.readers import MeshRecord
+from biohicl.data.splits import DevSplit
 from biohicl.errors import ConfigError, DataError
 
 DM, T2, HEART = "D003920", "D003924", "D006321"
@@ -91,18 +92,25 @@ def _records():
     return [
         MeshRecord("1", "t1", "a1", (DM,), "pubmedqa", split="test", question="q1?"),
         MeshRecord("2", "t2", "a2", (T2,), "pubmedqa"),
-        MeshRecord("3", "t3", "a3", (DM, HEART), "pubtator"),
-        MeshRecord("4", "t4", "a4", (HEART,), "pubtator"),
-        MeshRecord("5", "t5", "a5", ("D006331",), "pubtator"),  # Heart Diseases
+        MeshRecord("3", "t3", "a3", (DM, HEART), "bioasq"),
+        MeshRecord("4", "t4", "a4", (HEART,), "bioasq"),
+        MeshRecord("5", "t5", "a5", ("D006331",), "bioasq"),  # Heart Diseases
     ]
 
 
 def test_build_pair_dataset_columns_and_splits(mesh):
-    ds, summary = build_pair_dataset(_records(), mesh, top_k=2, seed=0)
+    records = _records()
+    records[0].split, records[4].split = "train", "test"
+    # by default the PubMedQA records outside test are the pool of the (250) PubMedQA dev items: here both
+    ds, _ = build_pair_dataset(records, mesh, top_k=2)
+    assert ds["documents"]["split"] == ["dev", "dev", "train", "train", "test"]
+    assert [r.split for r in records] == ["train", "train", "train", "train", "test"]  # inputs left unchanged
+    ds, summary = build_pair_dataset(records, mesh, top_k=2, seed=0, dev_split=DevSplit(pubmedqa_size=0))
     docs, pairs = ds["documents"], ds["pairs"]
     assert docs["pmid"] == ["1", "2", "3", "4", "5"]
     assert docs[0]["mesh"] == [DM] and docs[0]["tree_numbers"] == ["C18.452.394.750", "C19.246"]
-    assert docs["split"] == ["test", "train", "train", "train", "train"]
+    assert docs["split"] == ["train", "train", "train", "train", "test"]  # none of 1-4 hashes into dev
+    assert docs["label_kind"] == ["indexing"] * 5
     assert docs[0]["question"] == "q1?"
     assert set(pairs.column_names) == {"anchor", "anchor_pmid", "partner", "partner_pmid", "siml", "rank", "split"}
     for row in pairs:
@@ -110,7 +118,8 @@ def test_build_pair_dataset_columns_and_splits(mesh):
         assert row["siml"] == pytest.approx(
             mesh.label_similarity(docs[row["anchor"]]["mesh"], docs[row["partner"]]["mesh"]), abs=1e-6
         )
-        assert row["split"] == ("test" if "1" in (row["anchor_pmid"], row["partner_pmid"]) else "train")
+        assert row["split"] == "train"
+        assert "5" not in (row["anchor_pmid"], row["partner_pmid"])  # the test document has no train partner
     first = pairs.filter(lambda r: r["anchor"] == 0)
     # DM vs {DM, Heart}: sqrt(7.887 / (7.887 + ln²2 + ln²3)) = 0.908 beats DM vs Type 2 (0.778)
     assert first["partner_pmid"] == ["3", "2"] and first["rank"] == [1, 2]
@@ -118,9 +127,40 @@ def test_build_pair_dataset_columns_and_splits(mesh):
     dm = 2 * l2**2 + 2 * l3**2 + l4**2 + l5**2  # |DM|²; Heart adds A07 (depth 1) and A07.541 (depth 2)
     assert first["siml"] == pytest.approx([math.sqrt(dm / (dm + l2**2 + l3**2)), 0.77833], abs=1e-5)
     assert summary.documents == 5 and summary.test_documents == 1 and summary.pairs == len(pairs)
+    assert summary.splits == {"train": 4, "dev": 0, "test": 1} and summary.label_kinds == {"indexing": 5}
     assert summary.mean_labels_per_document == pytest.approx(6 / 5)
     assert summary.mean_siml == pytest.approx(float(np.mean(pairs["siml"])), abs=1e-6)
     assert summary.mesh_version == "2024"
+
+
+def test_pairs_never_cross_label_kinds_or_splits(mesh):
+    """Mentions and indexing documents with identical labels are never paired; dev documents pair among
+    themselves; mixing kinds needs the explicit option."""
+    records = [
+        MeshRecord("1", "", "a", (DM,), "bioasq"),
+        MeshRecord("2", "", "b", (T2,), "bioasq"),
+        MeshRecord("3", "", "c", (DM,), "pubtator"),
+        MeshRecord("4", "", "d", (T2,), "pubtator"),
+        MeshRecord("12", "", "e", (DM,), "bioasq"),  # is_dev_document("12") at the default seed and fraction
+        MeshRecord("24", "", "f", (T2,), "bioasq"),  # … and "24"
+    ]
+    with pytest.raises(DataError, match=r"mix MeSH label kinds: bioasq \(indexing\) 4, pubtator \(mentions\) 2"):
+        build_pair_dataset(records, mesh, top_k=5)
+    ds, summary = build_pair_dataset(records, mesh, top_k=5, mix_label_kinds=True)
+    docs, pairs = ds["documents"], ds["pairs"]
+    assert docs["label_kind"] == ["indexing", "indexing", "mentions", "mentions", "indexing", "indexing"]
+    assert docs["split"] == ["train", "train", "train", "train", "dev", "dev"]
+    got = sorted(zip(pairs["anchor_pmid"], pairs["partner_pmid"], pairs["split"], strict=True))
+    assert got == [("1", "2", "train"), ("12", "24", "dev"), ("2", "1", "train"), ("24", "12", "dev"),
+                   ("3", "4", "train"), ("4", "3", "train")]  # fmt: skip
+    assert list(pairs["anchor"]) == sorted(pairs["anchor"])  # anchor-major
+    assert summary.label_kinds == {"indexing": 4, "mentions": 2} and summary.splits["dev"] == 2
+    assert summary.pairs_by_split == {"train": 4, "dev": 2, "test": 0}
+    assert {(c["source"], c["label_kind"], c["train"], c["dev"]) for c in summary.composition} == {
+        ("bioasq", "indexing", 2, 2), ("pubtator", "mentions", 2, 0)
+    }  # fmt: skip
+    ds, _ = build_pair_dataset(records[:2] + records[4:], mesh, dev_split=None)
+    assert set(ds["documents"]["split"]) == {"train"}
 
 
 def test_exclusion_and_limit(mesh):
@@ -190,6 +230,9 @@ def test_cli_build_dataset(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["build-dataset", "--source", "pubtator", "--input", str(pubtator), "--source", "bioasq", "--input",
             str(bioasq), "--output", str(out), "--top-k", "3", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2  # PubTator mentions and BioASQ indexing: mixing needs the option
+    assert "mix MeSH label kinds" in capsys.readouterr().err and not out.exists()
+    argv.append("--mix-label-kinds")
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "documents read: 4; kept: 3; skipped: 1" in text and "skipped (empty abstract): 1" in text
@@ -201,11 +244,35 @@ def test_cli_build_dataset(tmp_path, capsys):
     assert "2 --source but 1 --input groups" in capsys.readouterr().err
 
 
-def test_build_default_dataset_real_data(tmp_path):
+def test_build_default_dataset_real_data(tmp_path, data_dir):
+    """The default dataset: indexing only (PubMedQA, MEDLINE sample, bioasq_sample, pubmed_exports),
+    decontaminated, with the dev split; counts as in docs/data.md."""
+    from biohicl.data.splits import pubmedqa_dev_pmids
+
     ds, summary = build_default_dataset(tmp_path / "default", progress=False)
-    assert summary.documents == 2500 and summary.sources == {"pubmedqa": 1000, "pubtator": 1500}
-    assert summary.test_documents == 500 and ds["documents"]["split"].count("test") == 500
-    assert summary.pairs == 25_000 and len(ds["pairs"]) == 25_000
-    assert summary.read["read"] == 2500 and summary.read["labels_dropped"] == {"MeSH name not in this MeSH release": 52}
+    docs, pairs = ds["documents"], ds["pairs"]
+    assert summary.sources == {"pubmedqa": 1000, "medline": 2315, "bioasq": 2599, "medline-text": 1838}
+    assert summary.documents == 7752 == len(docs) and summary.label_kinds == {"indexing": 7752}
+    assert set(docs["label_kind"]) == {"indexing"} and "pubtator" not in docs["source"]
+    assert summary.test_documents == 500 and docs["split"].count("test") == 500
+    assert summary.splits == {"train": 6665, "dev": 587, "test": 500}
+    assert summary.duplicates == 56
+    # PubMedQA dev: the 250 drawn from the 500 non-test PQA-L ids, exactly the evaluation harness's draw
+    items = json.loads((data_dir / "pubmedqa" / "ori_pqal.json").read_text())
+    tests = set(json.loads((data_dir / "pubmedqa" / "test_ground_truth.json").read_text()))
+    dev = set(pubmedqa_dev_pmids(set(items) - tests))
+    split = dict(zip(docs["pmid"], docs["split"], strict=True))
+    assert len(dev) == 250 and {split[p] for p in dev} == {"dev"} and {split[p] for p in tests} == {"test"}
+    assert summary.dev == {"seed": 0, "fraction": 0.05, "pubmedqa_size": 250, "pubmedqa_dev": 250, "held_out": 337}
+    # decontamination: the SciFact titles among the inputs are gone
+    removed = summary.decontamination["documents"]
+    assert sorted(r["pmid"] for r in removed) == ["15155677", "23263487", "25781442"]
+    assert {r["evaluation_set"] for r in removed} == {"scifact"} and not set(docs["pmid"]) & {"15155677"}
+    assert summary.decontamination["sets"] == {"pubmedqa-test": 500, "scifact": 5183, "biosses": 200}
+    # pairs stay inside a split: no training pair touches a dev or test document
+    assert summary.pairs == len(pairs) == 77_520
+    assert all(split[a] == split[b] == s for a, b, s in zip(pairs["anchor_pmid"], pairs["partner_pmid"],
+                                                            pairs["split"], strict=True))  # fmt: skip
     assert 0.3 < summary.mean_siml < 0.9
-    assert (tmp_path / "default" / "README.md").is_file()
+    card = (tmp_path / "default" / "README.md").read_text()
+    assert "https://github.com/biohicl/biohicl" in card and "](https://github.com/)" not in card

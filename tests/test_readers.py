@@ -167,6 +167,7 @@ def test_medline_records(tmp_path, mesh, name):
             "medline",
             year="2009",
             journal="Journal A",
+            major=(DM,),  # MajorTopicYN="Y"
         )
     ]
     assert report.skipped == {EMPTY_ABSTRACT: 1, NOT_INDEXED: 1}

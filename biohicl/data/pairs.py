@@ -6,23 +6,29 @@ Two configurations, saved as parquet with a dataset card (``README.md``) the Hub
     out/
       README.md                      dataset card (YAML: license, configs → data_files, counts, SimL, MeSH version)
       dataset_dict.json              load_from_disk entry point
-      documents/documents-00000.parquet   pmid, title, abstract, mesh, tree_numbers, source, split, question, ...
+      documents/documents-00000.parquet   pmid, title, abstract, mesh, tree_numbers, source, label_kind, split, ...
       documents/data-00000-of-00001.arrow (+ state.json, dataset_info.json)
       pairs/pairs-00000.parquet      anchor, anchor_pmid, partner, partner_pmid, siml, rank, split
 
 Pairs are mined blockwise (rows of the SimL matrix a block at a time, never the dense n×n), keeping for each
 anchor its ``top_k`` partners with SimL > 0, self excluded. SimL is rounded to 6 decimals; ties are broken by a
 permutation of the documents drawn from ``seed``, so a build is deterministic for a seed.
+
+Pairs never cross a label kind (``indexing`` / ``mentions``) or a split: they are mined within each
+(``label_kind``, ``split``) group, so a training anchor's partners are all training documents of its kind, and
+dev (or test) documents are paired among themselves. A build holds one label kind unless mixing is asked for.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +37,18 @@ import numpy as np
 from ..atomic import _explain, pid_alive
 from ..errors import ConfigError, DataError
 from ..mesh import MeshHierarchy, gram_factors
-from .readers import MeshRecord, ReadReport
+from .readers import DUPLICATE, MeshRecord, ReadReport, label_kind_of
+from .splits import DevSplit
+
+logger = logging.getLogger(__name__)
 
 SIML_DECIMALS = 6
 DOCUMENT_COLUMNS = (
-    "pmid", "title", "abstract", "mesh", "tree_numbers", "source", "split", "question", "long_answer", "year",
-    "journal",
+    "pmid", "title", "abstract", "mesh", "major_mesh", "tree_numbers", "source", "label_kind", "split", "question",
+    "long_answer", "year", "journal",
 )  # fmt: skip
+SPLITS = ("train", "dev", "test")
+DEFAULT_DEV_SPLIT = DevSplit()
 PAIR_COLUMNS = ("anchor", "anchor_pmid", "partner", "partner_pmid", "siml", "rank", "split")
 BLOCK_BYTES = 1 << 28
 
@@ -191,6 +202,15 @@ class PairDatasetSummary:
     mesh_source: str
     read: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    label_kinds: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    pairs_by_split: dict[str, int] = field(default_factory=dict)
+    composition: list[dict[str, Any]] = field(default_factory=list)  # per source × label kind: split counts
+    folders: dict[str, int] = field(default_factory=dict)  # documents per input folder
+    duplicates: int = 0
+    mix_label_kinds: bool = False
+    dev: dict[str, Any] = field(default_factory=dict)  # seed, fraction, pubmedqa_size, pubmedqa_dev, held_out
+    decontamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.to_dict(); {} when off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,9 +229,33 @@ class PairDatasetSummary:
                     lines.append(f"  {title} ({reason}): {count:,}")
                     lines.extend(f"      e.g. {where}" for where in examples.get(reason, ()))
         sources = ", ".join(f"{name} {count:,}" for name, count in self.sources.items())
+        kinds = ", ".join(f"{name} {count:,}" for name, count in self.label_kinds.items())
+        splits = ", ".join(f"{name} {self.splits.get(name, 0):,}" for name in SPLITS)
         lines += [
             f"documents in dataset: {self.documents:,} ({sources}); PubMedQA test documents: "
             f"{self.test_documents:,}; excluded by pmid: {self.excluded_documents:,}",
+        ]
+        if self.label_kinds:
+            lines.append(f"label kinds: {kinds}; splits: {splits}; same PMID in several inputs: {self.duplicates:,}")
+        if self.dev:
+            lines.append(
+                f"dev split (seed {self.dev['seed']}, fraction {self.dev['fraction']}): "
+                f"{self.dev.get('pubmedqa_dev', 0):,} PubMedQA dev items + {self.dev.get('held_out', 0):,} held-out "
+                "documents"
+            )
+        if self.decontamination:
+            removed = self.decontamination.get("documents", [])
+            checked = ", ".join(f"{k} {v:,}" for k, v in self.decontamination.get("sets", {}).items())
+            lines.append(f"decontamination: {len(removed):,} documents removed (checked: {checked or 'nothing'})")
+            lines.extend(
+                f"  removed pmid {r['pmid']} ({r['source']}): {r['evaluation_set']}: {r['reason']}: {r['match']}"
+                for r in removed[:20]
+            )
+            if len(removed) > 20:
+                lines.append(f"  ... and {len(removed) - 20:,} more (summary.json lists them all)")
+            if self.decontamination.get("missing"):
+                lines.append(f"  not found, not checked: {', '.join(self.decontamination['missing'])}")
+        lines += [
             f"mean MeSH descriptors per document: {self.mean_labels_per_document:.2f}",
             f"mined pairs: {self.pairs:,} (top-{self.top_k}, seed {self.seed}); mean SimL of mined pairs: "
             f"{self.mean_siml:.4f}",
@@ -231,12 +275,18 @@ def build_pair_dataset(
     exclude_test: bool = False,
     report: ReadReport | None = None,
     progress: bool = False,
+    mix_label_kinds: bool = False,
+    dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
+    decontaminator: Any = None,
 ):
     """Build the ``datasets.DatasetDict`` with configurations ``documents`` and ``pairs``.
 
     ``limit`` keeps the first ``limit`` records (after exclusion; reading stops there); ``exclude_pmids`` and
-    ``exclude_test`` (records whose ``split`` is ``test``) remove documents so that no pair touches them.
-    A pair's ``split`` is ``test`` when either end is a ``test`` document. Returns ``(dataset_dict, summary)``.
+    ``exclude_test`` (records whose ``split`` is ``test``) remove documents so that no pair touches them;
+    ``decontaminator`` (a :class:`~biohicl.data.decontamination.Decontaminator`) removes documents of known
+    evaluation sets. ``dev_split`` marks PubMedQA dev items and held-out documents ``split="dev"`` (``None``: no
+    dev split). Records of both label kinds are refused unless ``mix_label_kinds``. Pairs are mined within each
+    (label kind, split) group, so their ``split`` is their documents'. Returns ``(dataset_dict, summary)``.
     """
     from datasets import DatasetDict, Features, List, Value
 
@@ -249,23 +299,40 @@ def build_pair_dataset(
         if record.pmid in excluded or (exclude_test and record.split == "test"):
             n_excluded += 1
             continue
+        if decontaminator is not None and record.split != "test" and decontaminator.check(record) is not None:
+            continue
         docs.append(record)
         if limit is not None and len(docs) >= limit:
             break
     if not docs:
         raise DataError("no documents to build a dataset from (every record was skipped or excluded)")
+    kinds = Counter(d.label_kind for d in docs)
+    if len(kinds) > 1 and not mix_label_kinds:
+        raise DataError(_mixed_kinds_message(Counter((d.label_kind, d.source) for d in docs)))
+    dev_info: dict[str, Any] = {}
+    if dev_split is not None:
+        non_test = (d.pmid for d in docs if d.source == "pubmedqa" and d.split != "test")
+        pubmedqa_dev = dev_split.pubmedqa_dev(non_test)
+        docs = [_with_split(d, dev_split.split_of(d.pmid, d.split, pubmedqa_dev)) for d in docs]
+        dev_info = {
+            **dev_split.to_dict(),
+            "pubmedqa_dev": sum(1 for d in docs if d.split == "dev" and d.pmid in pubmedqa_dev),
+            "held_out": sum(1 for d in docs if d.split == "dev" and d.pmid not in pubmedqa_dev),
+        }
     labels = [list(d.mesh) for d in docs]
-    mined = mine_top_k(labels, mesh, top_k=top_k, seed=seed, progress=progress)
+    mined = _mine_by_group(docs, labels, mesh, top_k=top_k, seed=seed, progress=progress)
     pmids = np.array([d.pmid for d in docs], dtype=object)
-    is_test = np.array([d.split == "test" for d in docs])
+    split_of = np.array([d.split for d in docs], dtype=object)
     doc_features = Features(
         {
             "pmid": Value("string"),
             "title": Value("string"),
             "abstract": Value("string"),
             "mesh": List(Value("string")),
+            "major_mesh": List(Value("string")),
             "tree_numbers": List(Value("string")),
             "source": Value("string"),
+            "label_kind": Value("string"),
             "split": Value("string"),
             "question": Value("string"),
             "long_answer": Value("string"),
@@ -279,8 +346,10 @@ def build_pair_dataset(
             "title": [d.title for d in docs],
             "abstract": [d.abstract for d in docs],
             "mesh": labels,
+            "major_mesh": [list(d.major) for d in docs],
             "tree_numbers": [sorted({t for ui in d.mesh for t in mesh.trees.get(ui, ())}) for d in docs],
             "source": [d.source for d in docs],
+            "label_kind": [d.label_kind for d in docs],
             "split": [d.split for d in docs],
             "question": [d.question for d in docs],
             "long_answer": [d.long_answer for d in docs],
@@ -300,6 +369,7 @@ def build_pair_dataset(
             "split": Value("string"),
         }
     )
+    pair_split = split_of[mined.anchor].tolist()
     pairs = _dataset(
         {
             "anchor": mined.anchor,
@@ -308,13 +378,16 @@ def build_pair_dataset(
             "partner_pmid": pmids[mined.partner].tolist(),
             "siml": mined.siml,
             "rank": mined.rank.astype(np.int32),
-            "split": np.where(is_test[mined.anchor] | is_test[mined.partner], "test", "train").tolist(),
+            "split": pair_split,
         },
         features=pair_features,
     )
     sources: dict[str, int] = {}
     for d in docs:
         sources[d.source] = sources.get(d.source, 0) + 1
+    composition: dict[tuple[str, str], Counter] = {}
+    for d in docs:
+        composition.setdefault((d.source, d.label_kind), Counter())[d.split] += 1
     summary = PairDatasetSummary(
         documents=len(docs),
         pairs=len(mined),
@@ -322,15 +395,58 @@ def build_pair_dataset(
         seed=seed,
         mean_labels_per_document=float(np.mean([len(x) for x in labels])),
         mean_siml=float(mined.siml.astype(np.float64).mean()) if len(mined) else 0.0,
-        test_documents=int(is_test.sum()),
+        test_documents=int(np.sum(split_of == "test")),
         excluded_documents=n_excluded,
         sources=sources,
         mesh_version=mesh.version,
         mesh_source=Path(mesh.source).name if mesh.source else "",
         read=report.to_dict() if report is not None else {},
         seconds=round(time.perf_counter() - started, 2),
+        label_kinds=dict(kinds),
+        splits={name: int(np.sum(split_of == name)) for name in SPLITS},
+        pairs_by_split={name: pair_split.count(name) for name in SPLITS},
+        composition=[
+            {"source": src, "label_kind": kind, **{n: c.get(n, 0) for n in SPLITS}, "total": sum(c.values())}
+            for (src, kind), c in composition.items()
+        ],
+        folders=dict(Counter(Path(d.origin).parent.name or "(records)" for d in docs)),
+        duplicates=int(report.skipped.get(DUPLICATE, 0)) if report is not None else 0,
+        mix_label_kinds=mix_label_kinds,
+        dev=dev_info,
+        decontamination=decontaminator.to_dict() if decontaminator is not None else {},
     )
     return DatasetDict({"documents": documents, "pairs": pairs}), summary
+
+
+def _with_split(record: MeshRecord, split: str) -> MeshRecord:
+    """``record`` with ``split`` (a copy when it changes: the caller's records are not modified)."""
+    return record if record.split == split else replace(record, split=split)
+
+
+def _mixed_kinds_message(counts: Counter) -> str:
+    parts = ", ".join(f"{source} ({kind}) {n:,}" for (kind, source), n in sorted(counts.items()))
+    return (
+        f"the inputs mix MeSH label kinds: {parts}. Indexing labels (assigned to the article by NLM indexers) and "
+        "entity mentions (PubTator) are different distributions; build one kind, or pass --mix-label-kinds "
+        "(mix_label_kinds=True) to keep both in one dataset (pairs never cross kinds)"
+    )
+
+
+def _mine_by_group(
+    docs: Sequence[MeshRecord], labels: Sequence[Sequence[str]], mesh: MeshHierarchy, **kwargs: Any
+) -> MinedPairs:
+    """:func:`mine_top_k` within each (label kind, split) group; indices are the documents', anchor-major."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, d in enumerate(docs):
+        groups.setdefault((d.label_kind, d.split), []).append(i)
+    parts = []
+    for members in groups.values():
+        index = np.asarray(members, dtype=np.int64)
+        mined = mine_top_k([labels[i] for i in members], mesh, **kwargs)
+        parts.append((index[mined.anchor], index[mined.partner], mined.siml, mined.rank))
+    anchor, partner, siml, rank = (np.concatenate([p[j] for p in parts]) for j in range(4))
+    order = np.argsort(anchor, kind="stable")
+    return MinedPairs(anchor[order], partner[order], siml[order].astype(np.float32), rank[order])
 
 
 def _dataset(columns: dict[str, Any], features):
@@ -414,20 +530,23 @@ def save_pair_dataset(
 
 
 def load_pair_dataset(path: str | Path):
-    """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs)."""
-    from datasets import DatasetDict, load_dataset
+    """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs); a
+    configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset, DatasetDict
+    from datasets.table import InMemoryTable
 
     path = Path(path)
     if not (path / "documents").is_dir():
         raise DataError("not a MeSH-pair dataset (no documents/ folder)", path)
-    return DatasetDict(
-        {
-            config: load_dataset(
-                "parquet", data_files=str(path / config / "*.parquet"), split="train", keep_in_memory=True
-            )
-            for config in ("documents", "pairs")
-        }
-    )
+    configs = {}
+    for config in ("documents", "pairs"):
+        files = sorted((path / config).glob("*.parquet"))
+        if not files:
+            raise DataError(f"no {config} parquet files", path / config)
+        configs[config] = Dataset(InMemoryTable(pa.concat_tables([pq.read_table(f) for f in files])))
+    return DatasetDict(configs)
 
 
 def build_dataset_from_files(
@@ -443,23 +562,47 @@ def build_dataset_from_files(
     test_ids: str | Path | None = None,
     progress: bool = True,
     arrow: bool = True,
+    mix_label_kinds: bool = False,
+    decontaminate: bool = True,
+    beir: Sequence[str | Path] = (),
+    dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
 ):
-    """Read ``(source, files)`` groups, build the MeSH-pair dataset and (unless ``output_dir`` is None) save it.
+    """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
+    (unless ``output_dir`` is None) save it.
 
     ``exclude_test`` removes the official PubMedQA test abstracts (``test_ids``, by default
     ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, plus every record marked ``test``).
+    ``decontaminate`` (default) removes every document of a known evaluation set (PubMedQA test PMIDs, SciFact,
+    BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
+    PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
+    Inputs of both label kinds are refused before reading unless ``mix_label_kinds``.
     Returns ``(dataset_dict, summary)``.
     """
-    from .readers import read_records, unique_records
+    from .readers import read_records, resolve_inputs, unique_records
 
     mesh = mesh or MeshHierarchy.load()
     report = ReadReport()
+    groups = resolve_inputs(inputs, report)
+    kinds: dict[str, set[str]] = {}
+    for source, _ in groups:
+        kinds.setdefault(label_kind_of(source), set()).add(source)
+    if len(kinds) > 1 and not mix_label_kinds:
+        raise DataError(_mixed_kinds_message(Counter({(k, s): 0 for k, ss in kinds.items() for s in ss})))
     excluded: set[str] = set()
     if exclude_test:
         excluded = _test_pmids(test_ids)
+    decontaminator = None
+    if decontaminate:
+        from .decontamination import Decontaminator
+
+        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_ids)
+    elif beir:
+        raise ConfigError("--beir names evaluation sets to decontaminate against: it needs decontamination on")
+    if dev_split is not None and dev_split.pubmedqa_non_test is None:
+        dev_split = _with_pubmedqa_reference(dev_split, groups, test_ids)
 
     def stream():
-        for source, files in inputs:
+        for source, files in groups:
             yield from read_records(source, files, mesh, strict=strict, report=report)
 
     records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
@@ -469,11 +612,33 @@ def build_dataset_from_files(
         records = tqdm(records, desc="reading abstracts", unit="doc", total=limit)
     dataset, summary = build_pair_dataset(
         records, mesh, top_k=top_k, seed=seed, limit=limit, exclude_pmids=excluded, exclude_test=exclude_test,
-        report=report, progress=progress,
+        report=report, progress=progress, mix_label_kinds=mix_label_kinds, dev_split=dev_split,
+        decontaminator=decontaminator,
     )  # fmt: skip
     if output_dir is not None:
         save_pair_dataset(dataset, output_dir, summary, arrow=arrow)
     return dataset, summary
+
+
+def _with_pubmedqa_reference(
+    dev_split: DevSplit, groups: Sequence[tuple[str, Sequence[Path]]], test_ids: str | Path | None
+) -> DevSplit:
+    """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs, else from ``BIOHICL_DATA_DIR``'s PQA-L
+    (so a copy of a PubMedQA dev abstract in another corpus is held out too); unchanged when there is none."""
+    from ..settings import data_dir
+    from .splits import pubmedqa_non_test_pmids
+
+    files = [Path(f) for source, paths in groups if source == "pubmedqa" for f in paths]
+    if not files:
+        root = data_dir(required=False)
+        candidate = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
+        files = [candidate] if candidate is not None and candidate.is_file() else []
+    if not files:
+        return dev_split
+    non_test: set[str] = set()
+    for path in files:
+        non_test |= pubmedqa_non_test_pmids(path, test_ids)
+    return replace(dev_split, pubmedqa_non_test=frozenset(non_test))
 
 
 def _test_pmids(test_ids: str | Path | None) -> set[str]:
@@ -487,22 +652,46 @@ def _test_pmids(test_ids: str | Path | None) -> set[str]:
     return load_pubmedqa_test_ids(candidate) if candidate is not None and candidate.is_file() else set()
 
 
-def default_inputs() -> list[tuple[str, list[Path]]]:
-    """The real corpora the demo uses: PubMedQA (all 1,000 PQA-L abstracts) and BC5CDR (3 PubTator files)."""
+EXPORT_SUFFIXES = (".xml", ".xml.gz", ".txt", ".nbib", ".medline", ".txt.gz")
+
+
+def default_inputs(mentions: bool = False) -> list[tuple[str, list[Path]]]:
+    """The real corpora of the default dataset, all MeSH *indexing*, in this order (the first copy of a PMID
+    wins): PubMedQA PQA-L (1,000; its 500 test items marked ``test``), the MEDLINE sample, ``bioasq_sample/``
+    and every PubMed export in ``pubmed_exports/`` (format detected per file). ``mentions=True`` adds BC5CDR
+    (PubTator entity mentions; a dataset with both needs ``mix_label_kinds``)."""
     from ..settings import data_path
 
-    return [
+    exports = data_path("pubmed_exports")
+    inputs: list[tuple[str, list[Path]]] = [
         ("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")]),
-        (
-            "pubtator",
-            [data_path("bc5cdr", f"CDR_{part}Set.PubTator.txt") for part in ("Training", "Development", "Test")],
-        ),
+        ("medline", [data_path("medline_sample", "medline16n0902.xml.gz")]),
+        ("bioasq", [data_path("bioasq_sample", "bioasq_sample.json")]),
+        ("auto", sorted(p for p in exports.iterdir() if p.name.lower().endswith(EXPORT_SUFFIXES))),
     ]
+    if mentions:
+        inputs.append(
+            (
+                "pubtator",
+                [data_path("bc5cdr", f"CDR_{part}Set.PubTator.txt") for part in ("Training", "Development", "Test")],
+            )
+        )
+    return inputs
 
 
 def build_default_dataset(
-    output_dir: str | Path | None, *, top_k: int = 10, seed: int = 0, progress: bool = True, **kwargs: Any
+    output_dir: str | Path | None,
+    *,
+    top_k: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    mix_label_kinds: bool = False,
+    **kwargs: Any,
 ):
-    """Build the MeSH-pair dataset from the real PubMedQA (``split`` marks its 500 test abstracts) and BC5CDR
-    abstracts in ``BIOHICL_DATA_DIR``; returns ``(DatasetDict, PairDatasetSummary)``."""
-    return build_dataset_from_files(default_inputs(), output_dir, top_k=top_k, seed=seed, progress=progress, **kwargs)
+    """Build the default MeSH-pair dataset (:func:`default_inputs`: indexing only; with ``mix_label_kinds`` BC5CDR's
+    mentions too) from ``BIOHICL_DATA_DIR``, decontaminated, with the dev split; returns ``(DatasetDict,
+    PairDatasetSummary)``."""
+    return build_dataset_from_files(
+        default_inputs(mentions=mix_label_kinds), output_dir, top_k=top_k, seed=seed, progress=progress,
+        mix_label_kinds=mix_label_kinds, **kwargs,
+    )  # fmt: skip

@@ -1,7 +1,13 @@
-"""Streaming readers for MeSH-annotated abstracts: BioASQ Task 1a JSON, PubMed/MEDLINE XML, PubMedQA, PubTator.
+"""Streaming readers for MeSH-annotated abstracts: BioASQ Task 1a JSON, PubMed/MEDLINE XML, MEDLINE/PubMed text
+(:mod:`biohicl.data.medline_text`), PubMedQA, PubTator.
 
 Every reader is a generator of :class:`MeshRecord` (``pmid``, ``title``, ``abstract``, ``mesh`` as descriptor
-UIs) and never holds a whole corpus in memory (the BioASQ file is over 20 GB).
+UIs, ``label_kind``) and never holds a whole corpus in memory (the BioASQ file is over 20 GB).
+
+Two kinds of MeSH label (:data:`LABEL_KINDS`): **indexing**, the descriptors NLM indexers assign to the whole
+article, check tags such as Humans included (BioASQ, MEDLINE XML and text, PubMedQA), and **mentions**, the MeSH
+ids of the chemicals and diseases named in the text (PubTator/BC5CDR). SimL between the two kinds measures the
+source rather than the content, so a dataset keeps them apart.
 
 Bad input policy (the same for every reader; nothing is dropped silently):
 
@@ -39,7 +45,15 @@ from ..mesh import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("bioasq", "medline", "pubmedqa", "pubtator")
+SOURCES = ("bioasq", "medline", "medline-text", "pubmedqa", "pubtator")
+INDEXING, MENTIONS = "indexing", "mentions"
+LABEL_KINDS: dict[str, str] = {
+    "bioasq": INDEXING,
+    "medline": INDEXING,
+    "medline-text": INDEXING,
+    "pubmedqa": INDEXING,
+    "pubtator": MENTIONS,
+}
 EXAMPLES_PER_REASON = 3
 
 # Reasons a record is skipped or a label dropped (the keys of ReadReport's counters).
@@ -68,6 +82,18 @@ class MeshRecord:
     long_answer: str = ""
     year: str = ""
     journal: str = ""
+    label_kind: str = ""  # "indexing" | "mentions"; from the source when not given
+    major: tuple[str, ...] = ()  # descriptor UIs marked major topic (MEDLINE ``*`` / MajorTopicYN="Y")
+    origin: str = field(default="", compare=False, repr=False)  # the file the record was read from
+
+    def __post_init__(self) -> None:
+        if not self.label_kind:
+            self.label_kind = LABEL_KINDS.get(self.source, INDEXING)
+
+
+def label_kind_of(source: str) -> str:
+    """The label kind a source's MeSH ids are (:data:`LABEL_KINDS`)."""
+    return LABEL_KINDS.get(source, INDEXING)
 
 
 @dataclass
@@ -82,6 +108,7 @@ class ReadReport:
     labels_ignored: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
 
     @property
     def mean_labels(self) -> float:
@@ -107,6 +134,7 @@ class ReadReport:
             "mean_labels_per_document": round(self.mean_labels, 3),
             "examples": {reason: list(where) for reason, where in self.examples.items()},
             "files": list(self.files),
+            "unrecognised_files": list(self.unrecognised_files),
         }
 
     def summary(self) -> str:
@@ -122,6 +150,8 @@ class ReadReport:
             for reason, count in counter.most_common():
                 lines.append(f"  {title}: {reason}: {count:,}")
                 lines.extend(f"      e.g. {where}" for where in self.examples.get(reason, ()))
+        if self.unrecognised_files:
+            lines.append(f"  files not read (format not recognised): {', '.join(self.unrecognised_files)}")
         return "\n".join(lines)
 
     __str__ = summary
@@ -187,7 +217,7 @@ class _Context:
                 self.problem(UNKNOWN_ID, repr(raw))
         return uis
 
-    def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: str) -> MeshRecord | None:
+    def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: Any) -> MeshRecord | None:
         """Build the record, or skip it (empty abstract, no label) and return ``None``."""
         if not abstract.strip():
             self.skip(EMPTY_ABSTRACT, f"pmid {pmid}")
@@ -199,7 +229,9 @@ class _Context:
         self.report.read += 1
         self.report.kept += 1
         self.report.labels_kept += len(mesh)
-        return MeshRecord(str(pmid), title.strip(), abstract.strip(), mesh, self.source, **extra)
+        if "major" in extra:
+            extra["major"] = tuple(ui for ui in dict.fromkeys(extra["major"]) if ui in mesh)
+        return MeshRecord(str(pmid), title.strip(), abstract.strip(), mesh, self.source, origin=str(self.path), **extra)
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
@@ -415,6 +447,96 @@ def _bioasq_record(ctx: _Context, article: Any) -> MeshRecord | None:
 
 
 # --------------------------------------------------------------------------- MEDLINE XML
+_CITATION_OPEN = re.compile(rb"<MedlineCitation[\s>/]")
+_CITATION_CLOSE = b"</MedlineCitation>"
+_XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_RAW_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)")
+
+
+class _Utf8Transcoder(io.RawIOBase):
+    """A binary stream of UTF-16 XML re-encoded as UTF-8, so the byte-level citation scanner can read it."""
+
+    def __init__(self, handle: Any, encoding: str):
+        self.text = io.TextIOWrapper(handle, encoding=encoding, errors="replace")
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.pending) < size:
+            chunk = self.text.read(1 << 16)
+            if not chunk:
+                break
+            self.pending += chunk.encode("utf-8")
+        out, self.pending = (self.pending, b"") if size < 0 else (self.pending[:size], self.pending[size:])
+        return out
+
+
+def _utf16_encoding(head: bytes) -> str | None:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 2 and head[1] == 0 and head[0] != 0:
+        return "utf-16-le"
+    if len(head) >= 2 and head[0] == 0 and head[1] != 0:
+        return "utf-16-be"
+    return None
+
+
+def _citation_blocks(handle: Any, chunk_size: int = 1 << 20) -> Iterator[tuple[bytes, str, str]]:
+    """The ``<MedlineCitation>…</MedlineCitation>`` byte blocks of a PubMed XML stream, each with the encoding
+    its document declared and ``""`` or why it is broken (``"truncated"``).
+
+    The stream is scanned, not parsed as one document, so several XML documents saved one after another (where a
+    parser stops with "junk after document element"), a bad byte or a broken citation only ever cost the citation
+    they are in: the scanner resumes at the next ``<MedlineCitation``. A citation that is cut off (a second
+    ``<MedlineCitation`` before its end tag, or the end of the file) is yielded as ``truncated``.
+    """
+    buf, pos, eof, encoding = b"", 0, False, "utf-8"
+
+    def fill() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        chunk = handle.read(chunk_size)
+        if not chunk:
+            eof = True
+            return False
+        buf, pos = buf[pos:] + chunk, 0
+        return True
+
+    def declared(upto: int) -> None:
+        nonlocal encoding
+        for match in _XML_ENCODING.finditer(buf, pos, upto):
+            encoding = match.group(1).decode("ascii").lower()
+
+    while True:
+        opened = _CITATION_OPEN.search(buf, pos)
+        if opened is None:
+            keep = max(pos, len(buf) - 64)  # a tag or declaration may straddle two chunks
+            declared(keep)
+            pos = keep
+            if not fill():
+                return
+            continue
+        start = opened.start()
+        declared(start)
+        close = buf.find(_CITATION_CLOSE, start)
+        if close < 0:
+            if fill():
+                continue
+            yield buf[start:], encoding, "truncated"
+            return
+        end = close + len(_CITATION_CLOSE)
+        inner = max((m.start() for m in _CITATION_OPEN.finditer(buf, start + 1, close)), default=None)
+        if inner is not None:  # a citation cut off by the next one (e.g. a file saved twice into one)
+            yield buf[start:inner], encoding, "truncated"
+            start = inner
+            declared(start)
+        yield buf[start:end], encoding, ""
+        pos = end
+
+
 @_guarded
 def read_medline(
     path: str | Path,
@@ -424,26 +546,45 @@ def read_medline(
     report: ReadReport | None = None,
 ) -> Iterator[MeshRecord]:
     """PubMed/MEDLINE XML (``.xml`` or ``.xml.gz``; ``MedlineCitationSet`` or ``PubmedArticleSet``), one
-    record per ``MedlineCitation`` with the UIs of ``MeshHeadingList/MeshHeading/DescriptorName``."""
+    record per ``MedlineCitation`` with the UIs of ``MeshHeadingList/MeshHeading/DescriptorName`` (``major``:
+    those with ``MajorTopicYN="Y"`` on the descriptor or one of its qualifiers).
+
+    Read as it really comes: several XML documents one after another in one file are all read; a citation that
+    cannot be decoded (one bad byte) or parsed is skipped, counted and named by record number and PMID, and
+    reading goes on with the next citation. UTF-16 files are read too.
+    """
     path = _check_file(path)
     ctx = _Context(path, "medline", mesh or MeshHierarchy.load(), strict, report)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        events = ET.iterparse(handle, events=("start", "end"))
-        root = None
-        try:
-            for event, elem in events:
-                if root is None:
-                    root = elem
-                if event != "end" or elem.tag != "MedlineCitation":
-                    continue
-                ctx.start()
-                record = _medline_record(ctx, elem)
-                root.clear()  # keep memory flat
-                if record is not None:
-                    yield record
-        except ET.ParseError as err:
-            ctx.skip(MALFORMED, f"XML: {err} (rest of file unreadable)", ctx.record + 1)
+        stream: Any = handle
+        forced = _utf16_encoding(handle.peek(4)[:4]) if hasattr(handle, "peek") else None
+        if forced:
+            stream = _Utf8Transcoder(handle, forced)
+        for block, encoding, broken in _citation_blocks(stream):
+            ctx.start()
+            pmid = _RAW_PMID.search(block)
+            name = f"pmid {pmid.group(1).decode()}" if pmid else "no PMID found"
+            if broken:
+                ctx.skip(MALFORMED, f"XML: citation cut off before </MedlineCitation> ({name})")
+                continue
+            try:
+                text = block.decode("utf-8" if forced else encoding)
+            except UnicodeDecodeError as err:
+                byte = err.object[err.start]
+                ctx.skip(MALFORMED, f"undecodable byte {byte:#04x} (not {err.encoding}) ({name})")
+                continue
+            except LookupError:
+                ctx.skip(MALFORMED, f"XML: unknown encoding {encoding!r} ({name})")
+                continue
+            try:
+                citation = ET.fromstring(text)
+            except ET.ParseError as err:
+                ctx.skip(MALFORMED, f"XML: {err} ({name})")
+                continue
+            record = _medline_record(ctx, citation)
+            if record is not None:
+                yield record
 
 
 def _medline_record(ctx: _Context, citation: ET.Element) -> MeshRecord | None:
@@ -460,12 +601,20 @@ def _medline_record(ctx: _Context, citation: ET.Element) -> MeshRecord | None:
     parts = citation.iterfind("Article/Abstract/AbstractText")
     abstract = " ".join(" ".join("".join(p.itertext()).split()) for p in parts)
     uis: list[str] = []
-    for name in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName"):
+    major: list[str] = []
+    for heading in citation.iterfind("MeshHeadingList/MeshHeading"):
+        name = heading.find("DescriptorName")
+        if name is None:
+            continue
         ui = name.get("UI")
-        uis.extend(ctx.resolve_ids([ui]) if ui else ctx.resolve_names(["".join(name.itertext())]))
+        found = ctx.resolve_ids([ui]) if ui else ctx.resolve_names(["".join(name.itertext())])
+        uis.extend(found)
+        flags = [name.get("MajorTopicYN")] + [q.get("MajorTopicYN") for q in heading.iterfind("QualifierName")]
+        if "Y" in flags:
+            major.extend(found)
     year = citation.findtext("Article/Journal/JournalIssue/PubDate/Year") or ""
     journal = citation.findtext("Article/Journal/Title") or ""
-    return ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal)
+    return ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal, major=major)
 
 
 # --------------------------------------------------------------------------- PubMedQA
@@ -610,12 +759,78 @@ def _pubtator_record(ctx: _Context, block: list[str]) -> MeshRecord | None:
 
 
 # --------------------------------------------------------------------------- dispatch
+from .medline_text import read_medline_text  # noqa: E402  (it builds on the helpers above)
+
 READERS: dict[str, Callable[..., Iterator[MeshRecord]]] = {
     "bioasq": read_bioasq,
     "medline": read_medline,
+    "medline-text": read_medline_text,
     "pubmedqa": read_pubmedqa,
     "pubtator": read_pubtator,
 }
+AUTO = "auto"
+_SNIFF_BYTES = 1 << 16
+_PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
+_MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
+_PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
+
+
+def detect_source(path: str | Path) -> str | None:
+    """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
+    (``<PubmedArticle``/``<MedlineCitation``), MEDLINE text (a ``PMID-`` line), BioASQ JSON (``"articles"``),
+    PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``)."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+    utf16 = _utf16_encoding(head[:4])
+    text = head.decode(utf16 or "utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("<"):
+        return "medline" if re.search(r"<(PubmedArticle|MedlineCitation)[\s>]", text) else None
+    if text.startswith("{"):
+        if '"articles"' in text[:4096]:
+            return "bioasq"
+        if _PUBMEDQA_START.match(text) and '"QUESTION"' in text:
+            return "pubmedqa"
+        return None
+    if _PUBTATOR_LINE.match(text):
+        return "pubtator"
+    if _MEDLINE_TEXT_LINE.search(text):
+        return "medline-text"
+    return None
+
+
+def resolve_inputs(
+    inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None
+) -> list[tuple[str, list[Path]]]:
+    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
+    whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
+    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing file, or no recognised file at all, is a
+    :class:`~biohicl.errors.DataError`."""
+    groups: list[tuple[str, list[Path]]] = []
+    unrecognised: list[str] = []
+    for source, files in inputs:
+        paths = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+        if source != AUTO:
+            groups.append((source, paths))
+            continue
+        for path in paths:
+            _check_file(path)
+            detected = detect_source(path)
+            if detected is None:
+                unrecognised.append(str(path))
+                logger.warning("%s: not a corpus format biohicl reads (%s); left out", path, ", ".join(SOURCES))
+            else:
+                groups.append((detected, [path]))
+    if unrecognised and not groups:
+        shown = ", ".join(unrecognised[:3]) + (f" and {len(unrecognised) - 3} more" if len(unrecognised) > 3 else "")
+        raise DataError(f"no input file is in a format biohicl reads ({', '.join(SOURCES)}): {shown}")
+    if report is not None:
+        report.unrecognised_files.extend(unrecognised)
+    return groups
 
 
 def read_records(
@@ -626,12 +841,14 @@ def read_records(
     strict: bool = False,
     report: ReadReport | None = None,
 ) -> Iterator[MeshRecord]:
-    """Records of one ``source`` (one of :data:`SOURCES`) from one or more files."""
-    if source not in READERS:
+    """Records of one ``source`` (one of :data:`SOURCES`, or ``"auto"``: detected per file) from one or more
+    files."""
+    if source not in READERS and source != AUTO:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
-    for path in [paths] if isinstance(paths, (str, Path)) else paths:
-        yield from READERS[source](path, mesh, strict=strict, report=report)
+    for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
+        for path in files:
+            yield from READERS[group_source](path, mesh, strict=strict, report=report)
 
 
 def unique_records(
@@ -648,10 +865,11 @@ def unique_records(
             continue
         if record.split == "test":
             first.split = "test"
+        where = first.origin or first.source
         if report is not None:
             report.kept -= 1
             report.labels_kept -= len(record.mesh)
             report.skipped[DUPLICATE] += 1
-            report.note(DUPLICATE, record.source, None, f"pmid {record.pmid} (also in {first.source})")
+            report.note(DUPLICATE, record.origin or record.source, None, f"pmid {record.pmid} (also in {where})")
         if strict:
-            raise DataError(f"duplicate pmid {record.pmid} (also in {first.source})")
+            raise DataError(f"duplicate pmid {record.pmid} (also in {where})")

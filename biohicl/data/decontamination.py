@@ -1,0 +1,199 @@
+"""Decontamination: keep every document of an evaluation set the project knows out of the training data.
+
+Known evaluation sets (found in ``BIOHICL_DATA_DIR``, plus any BEIR folder the user names):
+
+* **PubMedQA test** (``pubmedqa/test_ground_truth.json``): by PMID. PubMedQA's own records keep ``split="test"``
+  (as before; ``--exclude-test`` drops them); a copy of one from another corpus is removed.
+* **SciFact** (``scifact/corpus.jsonl``) and every named **BEIR** folder (``corpus.jsonl[.gz]``): by normalised
+  title (at least :data:`MIN_TITLE_CHARS` characters, so "Editorial" matches nothing) or normalised abstract.
+* **BIOSSES** (``biosses/biosses.tsv``): a sentence (normalised) found inside a document's title + abstract.
+
+Normalised: Unicode NFKC, lower case, every run of non-alphanumeric characters one space. Each removal is
+recorded with the evaluation set, the reason and what matched, for the build report and the dataset card.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .readers import MeshRecord
+
+logger = logging.getLogger(__name__)
+
+MIN_TITLE_CHARS = 20
+MIN_TEXT_CHARS = 50
+SHINGLE = 6  # words: BIOSSES sentences are looked up by their first six words, then checked in full
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+def normalise(text: str) -> str:
+    """NFKC, lower case, runs of non-alphanumerics → one space, stripped."""
+    return _NON_ALNUM.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+@dataclass
+class Removal:
+    """One document left out of the dataset, and why."""
+
+    pmid: str
+    source: str
+    evaluation_set: str
+    reason: str
+    match: str
+
+    def __str__(self) -> str:
+        return f"pmid {self.pmid} ({self.source}): {self.evaluation_set}: {self.reason}: {self.match}"
+
+
+@dataclass
+class Decontaminator:
+    """The evaluation sets to check against, indexed for lookup; :meth:`check` a record, :meth:`to_dict` the log."""
+
+    pubmedqa_test: set[str] = field(default_factory=set)
+    titles: dict[str, str] = field(default_factory=dict)  # normalised title → "set: doc id"
+    texts: dict[str, str] = field(default_factory=dict)  # normalised text → "set: doc id"
+    sentences: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # first words → [(sentence, label)]
+    sets: dict[str, int] = field(default_factory=dict)  # evaluation set → items indexed
+    missing: list[str] = field(default_factory=list)  # known sets not found (not checked)
+    removed: list[Removal] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_data_dir(
+        cls,
+        root: str | Path | None = None,
+        *,
+        beir: Sequence[str | Path] = (),
+        test_ids: str | Path | None = None,
+    ) -> Decontaminator:
+        """The known evaluation sets under ``root`` (default ``BIOHICL_DATA_DIR``; sets it lacks are listed in
+        ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``)."""
+        from ..settings import data_dir
+        from .readers import load_pubmedqa_test_ids
+
+        found = Path(root) if root is not None else data_dir(required=False)
+        self = cls()
+        test_file = Path(test_ids) if test_ids is not None else (found / "pubmedqa" / "test_ground_truth.json"
+                                                                 if found else None)  # fmt: skip
+        if test_file is not None and test_file.is_file():
+            self.pubmedqa_test = load_pubmedqa_test_ids(test_file)
+            self.sets["pubmedqa-test"] = len(self.pubmedqa_test)
+        else:
+            self.missing.append("pubmedqa-test")
+        scifact = found / "scifact" if found else None
+        if scifact is not None and _corpus_file(scifact) is not None:
+            self.add_beir(scifact, name="scifact")
+        else:
+            self.missing.append("scifact")
+        biosses = found / "biosses" / "biosses.tsv" if found else None
+        if biosses is not None and biosses.is_file():
+            self.add_biosses(biosses)
+        else:
+            self.missing.append("biosses")
+        for folder in beir:
+            self.add_beir(folder)
+        if self.missing:
+            logger.warning("decontamination: not found, not checked: %s", ", ".join(self.missing))
+        return self
+
+    def add_beir(self, folder: str | Path, name: str | None = None) -> None:
+        """Index a BEIR folder's ``corpus.jsonl[.gz]`` documents by normalised title and text."""
+        folder = Path(folder)
+        corpus = _corpus_file(folder)
+        if corpus is None:
+            raise DataError("not a BEIR folder with a corpus (no corpus.jsonl or corpus.jsonl.gz)", folder)
+        name = name or folder.name
+        opener = gzip.open if corpus.suffix == ".gz" else open
+        count = 0
+        with opener(corpus, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    doc = json.loads(line)
+                    doc_id, title, text = str(doc["_id"]), str(doc.get("title") or ""), str(doc.get("text") or "")
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise DataError(
+                        "malformed BEIR corpus line (expected {_id, title, text})", corpus, number
+                    ) from None
+                count += 1
+                label = f"{name} doc {doc_id}"
+                if len(key := normalise(title)) >= MIN_TITLE_CHARS:
+                    self.titles.setdefault(key, label)
+                if len(key := normalise(text)) >= MIN_TEXT_CHARS:
+                    self.texts.setdefault(key, label)
+        self.sets[name] = self.sets.get(name, 0) + count
+
+    def add_biosses(self, path: str | Path) -> None:
+        """Index the BIOSSES sentences (``biosses.tsv``: ``id``, ``sentence1``, ``sentence2``, ...)."""
+        path = Path(path)
+        count = 0
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                for column in ("sentence1", "sentence2"):
+                    sentence = normalise(row.get(column) or "")
+                    if not sentence:
+                        continue
+                    count += 1
+                    key = " ".join(sentence.split()[:SHINGLE])
+                    self.sentences.setdefault(key, []).append((sentence, f"biosses pair {row.get('id')} {column}"))
+        self.sets["biosses"] = count
+
+    # ------------------------------------------------------------------ checking
+    def check(self, record: MeshRecord) -> Removal | None:
+        """Why ``record`` must not be in the dataset (recorded in :attr:`removed`), or ``None``."""
+        removal = self._why(record)
+        if removal is not None:
+            self.removed.append(removal)
+        return removal
+
+    def _why(self, record: MeshRecord) -> Removal | None:
+        if record.pmid in self.pubmedqa_test and record.source != "pubmedqa":
+            return Removal(record.pmid, record.source, "pubmedqa-test", "PMID of a PubMedQA test item", record.pmid)
+        title, abstract = normalise(record.title), normalise(record.abstract)
+        if len(title) >= MIN_TITLE_CHARS and title in self.titles:
+            return Removal(record.pmid, record.source, self._set(self.titles[title]), "same title", record.title)
+        if abstract in self.texts:
+            label = self.texts[abstract]
+            return Removal(record.pmid, record.source, self._set(label), "same abstract", label)
+        if self.sentences:
+            words = f"{title} {abstract}".split()
+            text = " ".join(words)
+            for i in range(len(words)):
+                for sentence, label in self.sentences.get(" ".join(words[i : i + SHINGLE]), ()):
+                    if sentence in text:
+                        return Removal(record.pmid, record.source, "biosses", "contains a BIOSSES sentence", label)
+        return None
+
+    @staticmethod
+    def _set(label: str) -> str:
+        return label.split(" doc ", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was checked and removed: ``sets`` (items per evaluation set), ``missing``, ``removed`` (count),
+        ``by_set``, ``documents`` (each removal)."""
+        return {
+            "sets": dict(self.sets),
+            "missing": list(self.missing),
+            "removed": len(self.removed),
+            "by_set": dict(Counter(r.evaluation_set for r in self.removed)),
+            "documents": [vars(r).copy() for r in self.removed],
+        }
+
+
+def _corpus_file(folder: Path) -> Path | None:
+    for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
