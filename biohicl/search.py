@@ -286,6 +286,54 @@ def check_model_matches(model: Any, index: Index) -> None:
             )
 
 
+SEARCH_BACKENDS = ("auto", "exact", "int8", "binary")
+
+
+def resolve_backend(index: Index, backend: str = "auto") -> str:
+    """``auto`` → the index's compressed form (int8 before binary) when it has one, else ``exact``."""
+    backend = str(backend).lower()
+    if backend not in SEARCH_BACKENDS:
+        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(SEARCH_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    if index.directory is None:
+        return "exact"
+    from .compressed_index import available_kinds
+
+    kinds = available_kinds(index.directory)
+    return kinds[0] if kinds else "exact"
+
+
+def compressed_view(index: Index, kind: str) -> Any:
+    """The index's :class:`~biohicl.compressed_index.CompressedIndex` of ``kind`` (loaded once per Index)."""
+    from .compressed_index import CompressedIndex
+
+    if index.directory is None:
+        raise ConfigError(f"backend {kind}: an in-memory index has no compressed form; use `exact`")
+    cache = index.__dict__.setdefault("_compressed", {})
+    if kind not in cache:
+        cache[kind] = CompressedIndex.load(index.directory, kind)
+    return cache[kind]
+
+
+def search_index(
+    queries: torch.Tensor | np.ndarray,
+    index: Index | str | Path,
+    top_k: int = 10,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    candidates: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scores, rows)`` through ``backend``: ``exact`` (:func:`search_embeddings`), ``int8``/``binary`` (the
+    compressed matrix, then exact rescoring of ``candidates`` rows per query), or ``auto`` (compressed if built)."""
+    index = _as_index(index)
+    backend = resolve_backend(index, backend)
+    if backend == "exact":
+        return search_embeddings(queries, index, top_k, chunk_size, device)
+    return compressed_view(index, backend).search_embeddings(queries, top_k, candidates=candidates)
+
+
 def search(
     model: Any,
     queries: str | Iterable[str],
@@ -294,16 +342,22 @@ def search(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    backend: str = "auto",
+    candidates: int | None = None,
 ) -> list[list[Hit]]:
-    """Encode ``queries`` (with the query prompt) and return the exact cosine top-k hits of each, best first.
+    """Encode ``queries`` (with the query prompt) and return the cosine top-k hits of each, best first.
 
-    A single string gives a one-element list. ``index`` is an :class:`Index` or an index folder.
+    A single string gives a one-element list. ``index`` is an :class:`Index` or an index folder. With
+    ``backend="auto"`` an index that has a compressed form (``biohicl index --compress``) is searched through it
+    (exact scores of the rescored candidates); ``"exact"`` forces the full float32 scan.
     """
     index = _as_index(index)
     check_model_matches(model, index)
     texts = [queries] if isinstance(queries, str) else list(queries)
     embeddings = model.encode(texts, batch_size=batch_size, kind="query", convert_to="torch", show_progress_bar=False)
-    scores, rows = search_embeddings(embeddings.reshape(len(texts), -1), index, top_k, chunk_size, device)
+    scores, rows = search_index(
+        embeddings.reshape(len(texts), -1), index, top_k, chunk_size, device, backend=backend, candidates=candidates
+    )
     return hits_from(index, scores, rows)
 
 

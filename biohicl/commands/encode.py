@@ -27,6 +27,12 @@ class EncodeArguments:
     )
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)."})
+    backend: str = field(
+        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+    )
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
+    )
 
 
 def load_inference_model(spec: str, revision: str | None = None, device: str | torch.device | None = None) -> Any:
@@ -79,7 +85,11 @@ def main(argv: list[str]) -> int:
     from ..atomic import check_writable
 
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
-    model = load_inference_model(args.model, device=args.device)
+    from ..onnx_backend import check_backend, with_backend
+
+    backend, quantize = check_backend(args.backend, args.quantize)
+    model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device)
+    model = with_backend(model, backend, quantize)
     compute = parse_dtype(args.compute_dtype) if args.compute_dtype else None
     if compute is None and model.device.type == "cuda" and storage != torch.float32:
         compute = storage

@@ -81,6 +81,12 @@ class EvaluateArguments:
         },
     )
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
+    backend: str = field(
+        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+    )
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
+    )
     no_progress: bool = field(default=False, metadata={"help": "Hide the encoding progress bars."})
     compare: list[str] = field(
         default_factory=list, metadata={"help": "Results JSON files to put side by side instead of evaluating."}
@@ -197,6 +203,9 @@ def main(argv: list[str]) -> int:
             check_writable(target)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from ..onnx_backend import check_backend, with_backend
+
+    backend, quantize = check_backend(args.backend, args.quantize)
     model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
     config = getattr(model, "config", None)
     for name in ("max_length", "query_prompt", "document_prompt"):
@@ -210,6 +219,7 @@ def main(argv: list[str]) -> int:
                 setattr(config, name, value)
     dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
     model_id, revision = model_identity(args.model, model, args.revision)
+    model = with_backend(model, backend, quantize, threads=args.threads)  # after the overrides above
     if not args.output:
         check_writable(default_output(model_id))
     results = evaluate_model(
@@ -224,6 +234,7 @@ def main(argv: list[str]) -> int:
         document_index=args.document_index,
         settings={
             "dtype": args.dtype,
+            "backend": backend + (f"-{quantize}" if quantize else ""),
             "max_length": getattr(config, "max_length", None),
             "query_prompt": getattr(config, "query_prompt", None),
             "document_prompt": getattr(config, "document_prompt", None),

@@ -20,6 +20,12 @@ class IndexCommandArguments:
     output: str = field(metadata={"help": "Index folder (manifest.json + shard-*.safetensors)."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+    backend: str = field(
+        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+    )
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -31,8 +37,12 @@ def main(argv: list[str]) -> int:
     parser = HfArgumentParser((IndexCommandArguments, IndexingArguments), prog="biohicl index")
     parser.add_argument("corpus", help="BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet")
     args, options, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    from ..onnx_backend import check_backend, with_backend
+
+    backend, quantize = check_backend(args.backend, args.quantize)
     state = distributed_state()
-    model = load_inference_model(args.model, device=args.device or state.device)
+    model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
+    model = with_backend(model, backend, quantize)
     manifest = build_index(
         model,
         extra.corpus,
@@ -44,10 +54,13 @@ def main(argv: list[str]) -> int:
         resume=options.resume,
         show_progress_bar=False if args.quiet else None,
         state=state,
+        compress=options.compress,
+        calibration_rows=options.calibration_rows,
     )
     if state.is_main_process:
         print(
             f"indexed {manifest.count} documents ({manifest.dim}-d {manifest.dtype}, {len(manifest.shards)} shards, "
             f"{manifest.world_size} process(es)) with {manifest.model} into {args.output}"
+            + (f"; compressed: {options.compress}" if options.compress else "")
         )
     return 0

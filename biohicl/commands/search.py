@@ -1,4 +1,7 @@
-"""``biohicl search``: exact cosine top-k over an index folder, with titles, scores and shared MeSH terms.
+"""``biohicl search``: cosine top-k over an index folder, with titles, scores and shared MeSH terms.
+
+An index built with ``--compress int8|binary`` is searched through its compressed form, the candidates rescored
+exactly from the float32 shards (``--backend exact`` forces the full float32 scan).
 
 biohicl search runs/index/pubmed "insulin resistance in obesity" --top_k 10
 biohicl search runs/index/pubmed --like 25429730      # documents like an indexed one, with SimL per hit
@@ -26,7 +29,17 @@ class SearchArguments:
         default=None, metadata={"help": "Model to encode the query (default: the one recorded in the manifest)."}
     )
     chunk_size: int = field(default=65_536, metadata={"help": "Index rows scored at a time (bounds memory)."})
-    backend: str = field(default="exact", metadata={"help": "`exact` (chunked matmul) or `faiss` (flat index)."})
+    backend: str = field(
+        default="auto",
+        metadata={
+            "help": "`auto` (the compressed form when the index has one, else exact), `exact` (chunked float32 "
+            "matmul), `int8` / `binary` (compressed + exact rescoring) or `faiss` (flat index)."
+        },
+    )
+    candidates: int | None = field(
+        default=None,
+        metadata={"help": "Compressed search: rows per query rescored exactly (default 4·k int8, 10·k binary)."},
+    )
     mesh: bool = field(default=True, metadata={"help": "Explain hits by their shared MeSH terms (annotated corpora)."})
     json: bool = field(default=False, metadata={"help": "Print the hits as JSON lines instead of a table."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
@@ -43,8 +56,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("index", help="Index folder written by `biohicl index`")
     parser.add_argument("queries", nargs="*", help="One or more query strings (or --like DOC_ID)")
     args, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    if args.backend not in ("exact", "faiss"):
-        raise ConfigError(f"--backend: {args.backend!r} is not `exact` or `faiss`")
+    if args.backend not in ("auto", "exact", "int8", "binary", "faiss"):
+        raise ConfigError(f"--backend: {args.backend!r} is not auto, exact, int8, binary or faiss")
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
     index = load_index(extra.index)
@@ -59,7 +72,15 @@ def main(argv: list[str]) -> int:
 
         results = faiss_search(model, extra.queries, index, top_k=args.top_k)
     else:
-        results = search(model, extra.queries, index, top_k=args.top_k, chunk_size=args.chunk_size)
+        results = search(
+            model,
+            extra.queries,
+            index,
+            top_k=args.top_k,
+            chunk_size=args.chunk_size,
+            backend=args.backend,
+            candidates=args.candidates,
+        )
     explain = args.mesh and index.manifest.has_mesh
     for query, hits in zip(extra.queries, results, strict=True):
         if args.json:

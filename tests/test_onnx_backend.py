@@ -1,0 +1,132 @@
+"""ONNX Runtime backend: export ≈ torch, int8 quantisation, cache, CLI flags (tiny random BERT, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.modeling import BioHiCLModel
+from biohicl.onnx_backend import (
+    EXPORT_INFO,
+    FP32_FILE,
+    OnnxEncoder,
+    check_backend,
+    load_onnx_encoder,
+    model_fingerprint,
+    with_backend,
+)
+
+TEXTS = ["cancer cells in the heart", "diabetes", "the brain of patients with heart disease and diabetes " * 3, "x"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return BioHiCLModel.from_base(str(tiny_bert_dir), query_prompt="query: ").eval()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def test_export_matches_torch_and_is_cached(model, cache):
+    encoder = load_onnx_encoder(model, cache_dir=cache)
+    assert isinstance(encoder, OnnxEncoder) and encoder.verification["max_abs_diff"] <= 1e-5
+    for kind in ("document", "query"):
+        reference = model.encode(TEXTS, kind=kind, batch_size=3)
+        exported = encoder.encode(TEXTS, kind=kind, batch_size=3)
+        assert exported.shape == reference.shape and exported.dtype == np.float32
+        np.testing.assert_allclose(exported, reference, atol=1e-5)
+    single = encoder.encode("diabetes", convert_to="torch")
+    assert single.shape == (model.embedding_dim,)
+    folder = cache / model_fingerprint(model)[:16]
+    info = json.loads((folder / EXPORT_INFO).read_text())
+    assert info["fp32"]["max_abs_diff"] == encoder.verification["max_abs_diff"]
+    stamp = (folder / FP32_FILE).stat().st_mtime_ns
+    load_onnx_encoder(model, cache_dir=cache)
+    assert (folder / FP32_FILE).stat().st_mtime_ns == stamp  # reused, not re-exported
+
+
+def test_int8_quantisation_is_close_and_reported(model, cache):
+    encoder = load_onnx_encoder(model, "int8", cache_dir=cache)
+    assert encoder.quantize == "int8" and encoder.path.name == "model.int8.onnx"
+    reference = torch.as_tensor(model.encode(TEXTS))
+    quantised = torch.as_tensor(encoder.encode(TEXTS))
+    assert torch.nn.functional.cosine_similarity(reference, quantised).min() > 0.98
+    assert encoder.verification["min_cosine"] > 0.98 and encoder.verification["max_abs_diff"] > 0
+
+
+def test_a_changed_model_gets_a_new_export(model, tiny_bert_dir, cache):
+    other = BioHiCLModel.from_base(str(tiny_bert_dir)).eval()
+    with torch.no_grad():
+        next(other.backbone.parameters()).add_(0.01)
+    assert model_fingerprint(other) != model_fingerprint(model)
+    encoder = load_onnx_encoder(other, cache_dir=cache)
+    np.testing.assert_allclose(encoder.encode(TEXTS), other.encode(TEXTS), atol=1e-5)
+
+
+def test_a_bad_export_is_refused(model, cache, monkeypatch):
+    import biohicl.onnx_backend as backend
+
+    folder = cache / "bad"
+    monkeypatch.setattr(backend, "verify_export", lambda *a, **k: {"max_abs_diff": 0.5, "min_cosine": 0.1, "texts": 1})
+    with pytest.raises(ModelLoadError, match="differs from the torch model"):
+        load_onnx_encoder(model, cache_dir=folder)
+
+
+def test_corrupt_onnx_file_is_a_one_line_error(tmp_path, model):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelLoadError, match=r"model\.onnx"):
+        OnnxEncoder(model, path)
+
+
+def test_backend_flags_are_checked(model):
+    assert check_backend("torch") == ("torch", None) and check_backend("onnx", "int8") == ("onnx", "int8")
+    assert with_backend(model, "torch") is model
+    with pytest.raises(ConfigError, match="backend"):
+        check_backend("tensorrt")
+    with pytest.raises(ConfigError, match="needs --backend onnx"):
+        check_backend("torch", "int8")
+    with pytest.raises(ConfigError, match="quantize"):
+        check_backend("onnx", "int4")
+
+
+def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    from biohicl.cli import main
+    from biohicl.search import Index
+
+    monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n")
+    for backend in (["--backend", "torch"], ["--backend", "onnx"]):
+        out = tmp_path / f"{backend[1]}.safetensors"
+        assert (
+            main(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out), *backend]) == 0
+        )
+    torch.testing.assert_close(
+        load_file(str(tmp_path / "onnx.safetensors"))["embeddings"],
+        load_file(str(tmp_path / "torch.safetensors"))["embeddings"],
+        atol=1e-5,
+        rtol=0,
+    )
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    args = ["index", str(corpus), "--model", str(tiny_bert_dir), "--quiet", "--backend", "onnx", "--quantize", "int8"]
+    assert main([*args, "--output", str(tmp_path / "idx")]) == 0
+    rows = Index.load(tmp_path / "idx").embeddings()
+    reference = load_file(str(tmp_path / "torch.safetensors"))["embeddings"]
+    assert torch.nn.functional.cosine_similarity(rows, reference).min() > 0.98
+    capsys.readouterr()
+    bad = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(tmp_path / "x")]
+    assert main([*bad, "--quantize", "int8"]) == 2
+    assert "needs --backend onnx" in capsys.readouterr().err
