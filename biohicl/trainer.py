@@ -369,6 +369,10 @@ class BioHiCLTrainer(Trainer):
             upper &= pair_mask.to(upper.device, torch.bool)
         values = {key: value.detach() for key, value in out.items() if key.startswith("loss_")}
         values["positive_pairs"] = (siml[upper] > self.args.beta).float().mean().nan_to_num(0.0)
+        contrastive = getattr(self.loss, "contrastive", None)
+        if hasattr(contrastive, "masks"):  # share of in-batch pairs that are contrastive negatives (of either side)
+            negative = contrastive.masks(siml, pair_mask)[1]
+            values["negative_pairs"] = (negative | negative.T)[upper].float().mean().nan_to_num(0.0)
         for key, value in values.items():
             value = value.to(out["loss"].device)
             self._components[key] = self._components.get(key, 0.0) + value.float()
@@ -570,7 +574,13 @@ def build_loss(args: BioHiCLTrainingArguments) -> BioHiCLLoss:
     """The objective described by ``args``."""
     return BioHiCLLoss(
         FilteredMSELoss(pair_filter=args.pair_filter, beta=args.beta),
-        HierarchicalContrastiveLoss(beta=args.beta, temperature=args.temperature, weighted=args.weight_positives),
+        HierarchicalContrastiveLoss(
+            beta=args.beta,
+            temperature=args.temperature,
+            weighted=args.weight_positives,
+            form=args.contrastive_form,
+            negative=args.negative,
+        ),
         lambda_con=args.lambda_con,
         use_mse=args.use_mse,
         use_contrastive=args.use_contrastive,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .errors import ConfigError
+from .losses.contrastive import CONTRASTIVE_FORMS, parse_negative
 from .losses.regression import PAIR_FILTERS
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
@@ -72,6 +73,22 @@ class BioHiCLTrainingArguments(TrainingArguments):
     )
     weight_positives: bool = field(
         default=True, metadata={"help": "Weight each contrastive positive by its SimL (False: uniform)."}
+    )
+    contrastive_form: str = field(
+        default="infonce",
+        metadata={
+            "help": "`infonce`: SimL-weighted InfoNCE with temperature, each positive against the anchor's negatives; "
+            "`paper`: the paper's -log[SimL(i,i+) exp(SimE(i,i+)) / Σ_neg exp(SimE(i,j-))], no temperature, "
+            "negatives only in the denominator."
+        },
+    )
+    negative: str = field(
+        default="zero",
+        metadata={
+            "help": "Which in-batch pairs are contrastive negatives: `zero` (SimL = 0, the paper's), `below:<t>` "
+            "(SimL < t, t ≤ beta) or `lowest:<k>` (each anchor's k lowest-SimL documents with SimL ≤ beta). With "
+            "MeSH indexing labels only 0.1-1.2%% of pairs have SimL = 0, so most batches have no `zero` negative."
+        },
     )
     use_mse: bool = field(default=True, metadata={"help": "Use the filtered SimE→SimL regression term."})
     use_contrastive: bool = field(default=True, metadata={"help": "Use the hierarchy-aware contrastive term."})
@@ -190,6 +207,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
         if self.per_device_train_batch_size < 2:
             raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
+        if self.contrastive_form not in CONTRASTIVE_FORMS:
+            raise ConfigError(
+                f"contrastive_form: {self.contrastive_form!r} is not one of {', '.join(CONTRASTIVE_FORMS)}"
+            )
+        try:
+            parse_negative(self.negative, self.beta)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         if self.distill_weight < 0:
             raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
         if self.distill_weight > 0 and self.full_finetune:

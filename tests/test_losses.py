@@ -14,6 +14,7 @@ from biohicl.losses import (
     SimilarityDistillationLoss,
     pair_filter_mask,
 )
+from biohicl.losses.contrastive import negative_pair_mask
 
 # Three documents on the unit circle: SimE_01 = 0.6, SimE_02 = 0.0, SimE_12 = 0.8.
 EMB3 = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
@@ -134,7 +135,7 @@ def test_config_dicts_and_validation():
         "use_mse": True,
         "use_contrastive": True,
         "regression": {"pair_filter": "all", "beta": 0.4},
-        "contrastive": {"beta": 0.4, "temperature": 0.07, "weighted": True},
+        "contrastive": {"beta": 0.4, "temperature": 0.07, "weighted": True, "form": "infonce", "negative": "zero"},
         "distill_weight": 0.0,
     }
     with pytest.raises(ValueError, match="pair_filter"):
@@ -211,3 +212,88 @@ def test_combined_loss_with_distillation():
     assert "Similarity-Preserving" in SimilarityDistillationLoss.citation
     with pytest.raises(ValueError, match="base_embeddings: required"):
         loss(EMB3, SIML3)
+
+
+# ---------------------------------------------------------------------------------------------- paper form, negatives
+def reference_contrastive(emb, siml, beta, negative, form, temperature=1.0, weighted=True):
+    """A plain loop over anchors and positives: the formulas of losses/contrastive.py written out."""
+    unit = torch.nn.functional.normalize(emb.double(), dim=-1)
+    s = (unit @ unit.T).tolist()
+    siml = siml.double().tolist()
+    n = len(s)
+    labelled = [siml[i][i] > 1e-6 for i in range(n)]
+    kind, _, value = negative.partition(":")
+    total = weights = 0.0
+    for i in range(n):
+        others = [j for j in range(n) if j != i and labelled[i] and labelled[j]]
+        if kind == "zero":
+            negs = [j for j in others if siml[i][j] <= 1e-6]
+        elif kind == "below":
+            negs = [j for j in others if siml[i][j] < float(value)]
+        else:
+            negs = sorted((j for j in others if siml[i][j] <= beta), key=lambda j: (siml[i][j], j))[: int(value)]
+        for p in (j for j in others if siml[i][j] > beta):
+            if form == "paper":
+                if negs:
+                    denominator = sum(math.exp(s[i][m]) for m in negs)
+                    total += -math.log(siml[i][p] * math.exp(s[i][p]) / denominator)
+                    weights += 1
+            else:
+                w = siml[i][p] if weighted else 1.0
+                e = math.exp(s[i][p] / temperature)
+                total += w * -math.log(e / (e + sum(math.exp(s[i][m] / temperature) for m in negs)))
+                weights += w
+    return total / weights if weights else 0.0
+
+
+def test_paper_form_four_documents_by_hand():
+    # positives (0,1),(1,0) SimL .5 and (0,3),(3,0) SimL .9; N(0) = N(1) = N(3) = {2}; SimE 02 0, 12 .8, 23 .6
+    # ℓ_01 = −log .5 − .6 + 0  =  0.093147      ℓ_10 = −log .5 − .6 + .8 =  0.893147
+    # ℓ_03 = −log .9 − .8 + 0  = −0.694639      ℓ_30 = −log .9 − .8 + .6 = −0.094639      mean = 0.049254
+    loss = HierarchicalContrastiveLoss(beta=0.3, form="paper", temperature=0.5)  # τ does not apply
+    assert loss(EMB4, SIML4).item() == pytest.approx(0.049254, abs=1e-6)
+    assert reference_contrastive(EMB4, SIML4, 0.3, "zero", "paper") == pytest.approx(0.049254, abs=1e-6)
+    # three documents: only anchor 0 has a negative (2): ℓ_01 = −log .5 − .6 + log e^0; ℓ_10 is left out
+    assert loss(EMB3, SIML3).item() == pytest.approx(math.log(2) - 0.6, abs=1e-6)
+
+
+@pytest.mark.parametrize("negative", ["zero", "below:0.25", "lowest:1", "lowest:2", "lowest:9"])
+@pytest.mark.parametrize("form", ["infonce", "paper"])
+def test_contrastive_matches_the_loop_reference(form, negative):
+    generator = torch.Generator().manual_seed(3)
+    emb = torch.randn(7, 5, generator=generator)
+    siml = torch.rand(7, 7, generator=generator) * torch.tensor([0.0, 0.2, 1.0, 1.0, 1.0, 1.0, 1.0])[:, None]
+    siml = torch.maximum(siml, siml.T).fill_diagonal_(1.0)
+    siml[6, 6] = 0.0  # unlabelled
+    siml[6, :6] = siml[:6, 6] = 0.0
+    loss = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5, form=form, negative=negative)
+    expected = reference_contrastive(emb, siml, 0.3, negative, form, temperature=0.5)
+    assert loss(emb, siml).item() == pytest.approx(expected, abs=1e-5)
+    grad_emb = emb.clone().requires_grad_(True)
+    loss(grad_emb, siml).backward()
+    assert torch.isfinite(grad_emb.grad).all()
+
+
+def test_negative_rules_pick_by_hand():
+    # anchor 0's pairs: SimL 01 .5 (positive), 02 0, 03 .9 (positive); anchor 1: 10 .5, 12 0, 13 .2
+    usable = pair_filter_mask(SIML4, "all", 0.3)
+    rows = {rule: negative_pair_mask(SIML4, usable, rule, 0.3).int().tolist() for rule in
+            ("zero", "below:0.25", "lowest:1")}  # fmt: skip
+    assert rows["zero"][1] == [0, 0, 1, 0] and rows["below:0.25"][1] == [0, 0, 1, 1]
+    assert rows["lowest:1"][1] == [0, 0, 1, 0] and rows["lowest:1"][3] == [0, 0, 1, 0]  # 2 (0) before 1 (.2)
+    # positives are never negatives, even under lowest:k with a large k
+    assert negative_pair_mask(SIML4, usable, "lowest:9", 0.3)[0].int().tolist() == [0, 0, 1, 0]
+    with pytest.raises(ValueError, match=r"negative: the threshold of 'below:0.5' must be in \(0, beta = 0.3\]"):
+        HierarchicalContrastiveLoss(beta=0.3, negative="below:0.5")
+    with pytest.raises(ValueError, match="negative: 'some' is not one of"):
+        HierarchicalContrastiveLoss(negative="some")
+    with pytest.raises(ValueError, match="contrastive_form: 'other'"):
+        HierarchicalContrastiveLoss(form="other")
+
+
+def test_lowest_negatives_give_a_batch_without_zero_pairs_a_contrastive_signal():
+    siml = torch.tensor([[1.0, 0.8, 0.1, 0.2], [0.8, 1.0, 0.2, 0.1], [0.1, 0.2, 1.0, 0.7], [0.2, 0.1, 0.7, 1.0]])
+    assert HierarchicalContrastiveLoss(temperature=0.5)(EMB4, siml).item() == 0.0  # no SimL = 0 pair: silent
+    lowest = HierarchicalContrastiveLoss(temperature=0.5, negative="lowest:1")(EMB4, siml).item()
+    assert lowest == pytest.approx(reference_contrastive(EMB4, siml, 0.3, "lowest:1", "infonce", 0.5), abs=1e-6)
+    assert lowest > 0

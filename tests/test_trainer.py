@@ -226,6 +226,12 @@ def test_arguments_are_validated(tmp_path):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
     with pytest.raises(ConfigError, match="batch_sampler"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), batch_sampler="clever")
+    with pytest.raises(ConfigError, match="contrastive_form: 'simclr' is not one of infonce, paper"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), contrastive_form="simclr")
+    with pytest.raises(ConfigError, match=r"negative: the threshold of 'below:0.4' must be in \(0, beta = 0.3\]"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), negative="below:0.4")
+    with pytest.raises(ConfigError, match="negative: 'lowest:x' is not one of"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), negative="lowest:x")
 
 
 # ---------------------------------------------------------------------------------------------------------- resume
@@ -413,6 +419,21 @@ def test_dataset_eval_tasks_get_the_runs_dataset():
 def test_evaluation_without_tasks_is_refused(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="eval_tasks"):
         train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))
+
+
+def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_dir, docs_file, tmp_path):
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "paper", max_steps=2, contrastive_form="paper", negative="lowest:2"
+    )
+    assert args.method_dict()["contrastive_form"] == "paper" and args.method_dict()["negative"] == "lowest:2"
+    run = train_biohicl(args)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"]["contrastive"]["form"] == "paper"
+    assert summary["loss"]["contrastive"]["negative"] == "lowest:2"
+    state = json.loads((run / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    # 8 documents per batch, each anchor has its 2 lowest-SimL documents as negatives: many pairs are negatives
+    assert len(steps) == 2 and all(e["negative_pairs"] > 0.2 for e in steps)
 
 
 # ---------------------------------------------------------------------------------------------------------- distill

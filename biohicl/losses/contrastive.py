@@ -1,19 +1,32 @@
-"""Hierarchy-aware multi-label contrastive loss.
+"""Hierarchy-aware multi-label contrastive loss, in two forms.
 
-For an anchor ``i``, positives are the in-batch documents with SimL_ip > β and negatives those with SimL_in = 0 (no
-shared MeSH tree node); documents in between (0 < SimL ≤ β) are neither. Each (anchor, positive) pair is an InfoNCE
-term against the anchor's negatives, and the terms are averaged with weights SimL_ip, so closer label sets pull
-harder::
+For an anchor ``i``, positives are the in-batch documents with SimL_ip > β and negatives those the ``negative``
+rule picks: ``"zero"`` (default, the paper's: SimL_in = 0, no shared MeSH tree node), ``"below:t"`` (SimL_in < t,
+t ≤ β) or ``"lowest:k"`` (the anchor's k lowest-SimL in-batch documents among those with SimL ≤ β; with indexing
+labels only 0.1–1.2% of pairs have SimL = 0, so most batches have no "zero" negative at all). Documents that are
+neither (e.g. 0 < SimL ≤ β under ``"zero"``) are left out.
+
+``form="infonce"`` (default): each (anchor, positive) pair is an InfoNCE term against the anchor's negatives, and
+the terms are averaged with weights SimL_ip, so closer label sets pull harder::
 
     ℓ_ip = −log( exp(s_ip/τ) / (exp(s_ip/τ) + Σ_{n ∈ N(i)} exp(s_in/τ)) )
     L_con = Σ_{i,p} SimL_ip · ℓ_ip / Σ_{i,p} SimL_ip
 
 with ``s`` the cosine similarity (SimE) and τ the temperature. Positives do not compete with each other (a
-document may have several, at different depths of the same branch). A batch without any positive pair gives 0,
-never NaN; an anchor without negatives contributes ``ℓ = 0``.
+document may have several, at different depths of the same branch). The default τ = 0.05 is the usual value for
+cosine-similarity contrastive training of sentence encoders (SimCSE, E5/GTE); with cosines in [−1, 1] it gives
+logits in [−20, 20].
 
-The default τ = 0.05 is the usual value for cosine-similarity contrastive training of sentence encoders
-(SimCSE, E5/GTE); with cosines in [−1, 1] it gives logits in [−20, 20].
+``form="paper"``: the term as the BioHiCL paper writes it, no temperature, SimL inside the log, negatives only in
+the denominator::
+
+    ℓ_ip = −log( SimL_ip · exp(s_ip) / Σ_{n ∈ N(i)} exp(s_in) ) = −log SimL_ip − s_ip + log Σ_n exp(s_in)
+    L_con = mean of ℓ_ip over the positive pairs whose anchor has a negative
+
+(it can be negative: the positive is not in the denominator). ``temperature`` and ``weighted`` do not apply.
+
+Either form: a batch without any usable positive pair gives 0, never NaN; an anchor without negatives contributes
+nothing (``ℓ = 0`` in the InfoNCE form, left out of the mean in the paper form).
 """
 
 from __future__ import annotations
@@ -27,26 +40,84 @@ from torch import nn
 from .utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
 
 _MASKED = -1e9
+CONTRASTIVE_FORMS = ("infonce", "paper")
+NEGATIVE_RULES = ("zero", "below:<t>", "lowest:<k>")
+
+
+def parse_negative(rule: str, beta: float = 0.3) -> tuple[str, float]:
+    """``"zero"`` → ``("zero", 0)``, ``"below:0.1"`` → ``("below", 0.1)``, ``"lowest:4"`` → ``("lowest", 4)``;
+    ValueError (naming ``negative``) for anything else, a threshold outside (0, β] or k < 1."""
+    kind, sep, value = str(rule).strip().partition(":")
+    if kind == "zero" and not sep:
+        return "zero", 0.0
+    try:
+        number = float(value) if kind == "below" else int(value) if kind == "lowest" else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise ValueError(
+            f"negative: {rule!r} is not one of zero, below:<t> (e.g. below:0.1), lowest:<k> (e.g. lowest:4)"
+        )
+    if kind == "below" and not 0.0 < number <= beta:
+        raise ValueError(f"negative: the threshold of {rule!r} must be in (0, beta = {beta}]")
+    if kind == "lowest" and number < 1:
+        raise ValueError(f"negative: k of {rule!r} must be at least 1")
+    return kind, float(number)
+
+
+def negative_pair_mask(siml: torch.Tensor, usable: torch.Tensor, rule: str, beta: float) -> torch.Tensor:
+    """Boolean [B, B]: the negatives of each anchor (row) under ``rule``, among the ``usable`` pairs."""
+    kind, value = parse_negative(rule, beta)
+    if kind == "zero":
+        return usable & (siml <= ZERO_TOLERANCE)
+    if kind == "below":
+        return usable & (siml < value)
+    candidates = usable & (siml <= beta)
+    # the k lowest SimL per row among the candidates; ties broken by column index (stable sort)
+    order = siml.masked_fill(~candidates, float("inf")).sort(dim=1, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(siml.shape[1], device=siml.device).expand_as(order))
+    return candidates & (rank < int(value))
 
 
 class HierarchicalContrastiveLoss(nn.Module):
-    """SimL-weighted InfoNCE with positives SimL > β and negatives SimL = 0.
+    """SimL-aware contrastive loss with positives SimL > β and negatives by ``negative`` (see the module docstring).
 
     Args:
         beta: SimL threshold above which a pair is a positive.
-        temperature: τ dividing the cosine similarities.
-        weighted: weight each positive term by its SimL (``False``: plain average over positive pairs).
+        temperature: τ dividing the cosine similarities (InfoNCE form only).
+        weighted: weight each positive term by its SimL (``False``: plain average; InfoNCE form only).
+        form: ``"infonce"`` (default) or ``"paper"``.
+        negative: ``"zero"`` (default), ``"below:<t>"`` or ``"lowest:<k>"``.
     """
 
-    def __init__(self, beta: float = 0.3, temperature: float = 0.05, weighted: bool = True):
+    def __init__(
+        self,
+        beta: float = 0.3,
+        temperature: float = 0.05,
+        weighted: bool = True,
+        form: str = "infonce",
+        negative: str = "zero",
+    ):
         super().__init__()
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta: must be in [0, 1), got {beta}")
         if temperature <= 0:
             raise ValueError(f"temperature: must be positive, got {temperature}")
+        if form not in CONTRASTIVE_FORMS:
+            raise ValueError(f"contrastive_form: {form!r} is not one of {', '.join(CONTRASTIVE_FORMS)}")
+        parse_negative(negative, beta)
         self.beta = beta
         self.temperature = temperature
         self.weighted = weighted
+        self.form = form
+        self.negative = negative
+
+    def masks(self, siml: torch.Tensor, pair_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(positive, negative)`` boolean [B, B] masks of a batch (rows: anchors)."""
+        siml = siml.to(dtype=torch.float32)
+        usable = labelled_pair_mask(siml, pair_mask)
+        return usable & (siml > self.beta), negative_pair_mask(siml, usable, self.negative, self.beta)
 
     def forward(
         self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None = None
@@ -54,21 +125,36 @@ class HierarchicalContrastiveLoss(nn.Module):
         """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32)."""
         check_inputs(embeddings, siml)
         siml = siml.to(device=embeddings.device, dtype=torch.float32)
-        usable = labelled_pair_mask(siml, pair_mask)
-        positive = usable & (siml > self.beta)
-        negative = usable & (siml <= ZERO_TOLERANCE)
+        positive, negative = self.masks(siml, pair_mask)
+        has_negative = negative.any(dim=1, keepdim=True)
+        sime = embedding_similarity(embeddings)
+        if self.form == "paper":
+            # log Σ_{n ∈ N(i)} exp(s_in); rows without negatives get a finite fill and are left out below
+            negative_lse = sime.masked_fill(~negative, _MASKED).logsumexp(dim=1, keepdim=True)
+            per_pair = negative_lse - sime - torch.log(siml.clamp_min(1e-12))
+            valid = positive & has_negative
+            return torch.where(valid, per_pair, 0.0).sum() / valid.sum().clamp_min(1)
 
-        logits = embedding_similarity(embeddings) / self.temperature
+        logits = sime / self.temperature
         # log Σ_{n ∈ N(i)} exp(s_in/τ); a finite fill (not −inf) keeps gradients finite for anchors without negatives.
         negative_lse = logits.masked_fill(~negative, _MASKED).logsumexp(dim=1, keepdim=True)
-        negative_lse = negative_lse.masked_fill(~negative.any(dim=1, keepdim=True), _MASKED)
+        negative_lse = negative_lse.masked_fill(~has_negative, _MASKED)
         per_pair = F.softplus(negative_lse - logits)  # = −log(e^{s_ip} / (e^{s_ip} + Σ_n e^{s_in}))
 
         weights = (siml if self.weighted else torch.ones_like(siml)) * positive.float()
         return (weights * per_pair).sum() / weights.sum().clamp_min(1e-12)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"beta": self.beta, "temperature": self.temperature, "weighted": self.weighted}
+        return {
+            "beta": self.beta,
+            "temperature": self.temperature,
+            "weighted": self.weighted,
+            "form": self.form,
+            "negative": self.negative,
+        }
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, temperature={self.temperature}, weighted={self.weighted}"
+        return (
+            f"beta={self.beta}, temperature={self.temperature}, weighted={self.weighted}, form={self.form!r}, "
+            f"negative={self.negative!r}"
+        )
