@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from pathlib import Path
 
 import pytest
 
+from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
 from biohicl.data.readers import (
     DUPLICATE,
     EMPTY_ABSTRACT,
@@ -21,11 +23,14 @@ from biohicl.data.readers import (
     JsonStream,
     MeshRecord,
     ReadReport,
+    _citation_blocks,
+    detect_source,
     read_bioasq,
     read_medline,
     read_pubmedqa,
     read_pubtator,
     read_records,
+    resolve_inputs,
     unique_records,
 )
 from biohicl.errors import DataError
@@ -298,3 +303,228 @@ def test_unique_records_counts_duplicates():
     assert report.examples[DUPLICATE] == ["pubmedqa: pmid 1 (also in pubtator)"]
     with pytest.raises(DataError, match="duplicate pmid 1"):
         list(unique_records(records, strict=True))
+
+
+# --------------------------------------------------------------------------- MEDLINE/PubMed text (.txt, .nbib)
+MEDLINE_TEXT = """PMID- 301
+OWN - NLM
+DP  - 2018 Dec 27
+TI  - Heart disease and diabetes: a title long enough to be continued on the
+      next line.
+AB  - BACKGROUND: First sentence of the abstract, which goes on and
+      on. RESULTS: Second
+      part.
+JT  - Journal of Examples
+MH  - *Diabetes Mellitus/drug therapy/metabolism
+MH  - Heart/*physiopathology
+MH  - Humans
+MH  - Not A Heading Anywhere/etiology
+
+PMID- 302
+TI  - No abstract here.
+MH  - Heart
+
+PMID- 303
+TI  - Not indexed yet.
+AB  - An abstract without MeSH headings (an in-process citation).
+PMID- 304
+TI  - Follows without a blank line.
+AB  - Abstract four.
+MH  - Diabetes Mellitus, Type 2
+"""
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_medline_text_records(tmp_path, mesh, newline):
+    path = tmp_path / "pubmed.nbib"
+    path.write_bytes(MEDLINE_TEXT.replace("\n", newline).encode())
+    report = ReadReport()
+    records = list(read_medline_text(path, mesh, report=report))
+    assert records == [
+        MeshRecord(
+            "301",
+            "Heart disease and diabetes: a title long enough to be continued on the next line.",
+            "BACKGROUND: First sentence of the abstract, which goes on and on. RESULTS: Second part.",
+            (DM, HEART, "D006801"),  # qualifiers and * stripped, descriptors kept in order
+            "medline-text",
+            year="2018",
+            journal="Journal of Examples",
+            major=(DM, HEART),  # *Diabetes Mellitus; Heart/*physiopathology
+        ),
+        MeshRecord("304", "Follows without a blank line.", "Abstract four.", (T2,), "medline-text"),
+    ]
+    assert records[0].label_kind == "indexing"
+    assert report.read == 4 and report.kept == 2
+    assert report.skipped == {EMPTY_ABSTRACT: 1, NOT_INDEXED: 1}
+    assert report.labels_dropped == {UNRESOLVED_NAME: 1}
+    assert report.examples[UNRESOLVED_NAME] == [f"{path}, record 1: 'Not A Heading Anywhere'"]
+    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 2: pmid 302"]
+
+
+def test_parse_mesh_heading():
+    assert parse_mesh_heading("*Diabetes Mellitus, Type 2/drug therapy/*metabolism") == (
+        "Diabetes Mellitus, Type 2",
+        True,
+    )
+    assert parse_mesh_heading("Heart/physiopathology") == ("Heart", False)
+    assert parse_mesh_heading("Heart/*physiopathology") == ("Heart", True)
+    assert parse_mesh_heading("Humans") == ("Humans", False)
+
+
+def test_medline_text_bad_line_costs_one_citation(tmp_path, mesh):
+    body = MEDLINE_TEXT.encode().replace(b"PMID- 302\nTI  - No abstract", b"PMID- 302\nTI  - Caf\xe9 no abstract")
+    body = body.replace(b"PMID- 303\n", b"PMID- 303\n<html>junk</html>\n")
+    path = tmp_path / "export.txt"
+    path.write_bytes(body)
+    report = ReadReport()
+    assert [r.pmid for r in read_medline_text(path, mesh, report=report)] == ["301", "304"]
+    assert report.skipped[MALFORMED] == 2
+    assert report.examples[MALFORMED] == [
+        f"{path}, record 2: undecodable byte 0xe9 (not utf-8) on line 16 (pmid 302)",
+        f"{path}, record 3: line 20: not a 'TAG - value' line: '<html>junk</html>' (pmid 303)",
+    ]
+    path.write_bytes(body.replace(b"MH  - Not A Heading Anywhere/etiology\n", b""))
+    with pytest.raises(DataError, match=r"export\.txt, record 2: malformed record: undecodable byte 0xe9"):
+        list(read_medline_text(path, mesh, strict=True))
+
+
+# --------------------------------------------------------------------------- PubMed XML as it really comes
+def _citation(pmid: str, ui: str = "D006321", abstract: str = "Text.") -> str:
+    return (
+        f'<PubmedArticle><MedlineCitation Status="MEDLINE"><PMID Version="1">{pmid}</PMID><Article>'
+        f"<ArticleTitle>Title {pmid}</ArticleTitle><Abstract><AbstractText>{abstract}</AbstractText></Abstract>"
+        f'</Article><MeshHeadingList><MeshHeading><DescriptorName UI="{ui}" MajorTopicYN="N">X</DescriptorName>'
+        f'<QualifierName UI="Q000000981" MajorTopicYN="Y">diagnostic imaging</QualifierName></MeshHeading>'
+        "</MeshHeadingList></MedlineCitation><PubmedData/></PubmedArticle>\n"
+    )
+
+
+def test_medline_xml_concatenated_documents_are_read_to_the_end(tmp_path, mesh):
+    doc = '<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet>\n<PubmedArticleSet>\n{}</PubmedArticleSet>'
+    path = tmp_path / "saved_twice.xml"
+    # three documents one after another (as PubMed saves appended to one file), the last without a declaration
+    path.write_text(doc.format(_citation("1") + _citation("2")) + doc.format(_citation("3")) + _citation("4"))
+    report = ReadReport()
+    records = list(read_medline(path, mesh, report=report))
+    assert [r.pmid for r in records] == ["1", "2", "3", "4"] and report.skipped == {}
+    assert records[0].major == (HEART,)  # a major qualifier makes the heading a major topic
+
+
+def test_medline_xml_bad_byte_costs_one_citation(tmp_path, mesh):
+    path = tmp_path / "medline.xml"
+    body = "<PubmedArticleSet>\n" + _citation("1") + _citation("2", abstract="Caf#") + _citation("3") + "</Pubmed"
+    path.write_bytes(body.encode().replace(b"#", b"\xe9"))  # latin-1 é in a UTF-8 file
+    report = ReadReport()
+    assert [r.pmid for r in read_medline(path, mesh, report=report)] == ["1", "3"]
+    assert report.read == 3 and report.skipped == {MALFORMED: 1}
+    assert report.examples[MALFORMED] == [f"{path}, record 2: undecodable byte 0xe9 (not utf-8) (pmid 2)"]
+    with pytest.raises(DataError, match=r"medline\.xml, record 2: malformed record: undecodable byte 0xe9"):
+        list(read_medline(path, mesh, strict=True))
+
+
+def test_medline_xml_declared_encoding_and_cut_citation(tmp_path, mesh):
+    path = tmp_path / "latin1.xml"
+    cut = _citation("2")[:150]
+    body = '<?xml version="1.0" encoding="ISO-8859-1"?><PubmedArticleSet>' + _citation("1", abstract="Café.")
+    path.write_bytes((body + cut + _citation("3") + "</PubmedArticleSet>").encode("latin-1"))
+    report = ReadReport()
+    records = list(read_medline(path, mesh, report=report))
+    assert [(r.pmid, r.abstract) for r in records] == [("1", "Café."), ("3", "Text.")]
+    assert report.examples[MALFORMED] == [f"{path}, record 2: XML: citation cut off before </MedlineCitation> (pmid 2)"]
+
+
+def test_medline_xml_small_chunks_find_every_citation():
+    body = ("<PubmedArticleSet>" + _citation("1") + "<!-- x -->" * 50 + _citation("2") + "</PubmedArticleSet>").encode()
+    blocks = list(_citation_blocks(io.BytesIO(body), chunk_size=7))
+    assert [b.count(b"<PMID") for b, _, broken in blocks] == [1, 1] and {broken for *_, broken in blocks} == {""}
+
+
+# --------------------------------------------------------------------------- format detection
+def test_detect_source(tmp_path, data_dir):
+    cases = {
+        "a.xml": '\ufeff<?xml version="1.0"?>\n<PubmedArticleSet><PubmedArticle>',
+        "b.nbib": "\r\nPMID- 123\r\nTI  - x\r\n",
+        "c.json": '{"articles": [{"pmid": "1"}]}',
+        "d.json": '{"123": {"QUESTION": "q?", "CONTEXTS": []}}',
+        "e.txt": "123|t|Title\n123|a|Abstract\n",
+        "README.md": "# not a corpus\n",
+        "f.html": "<html><body>PubMed</body></html>",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    got = {name: detect_source(tmp_path / name) for name in cases}
+    assert got == {"a.xml": "medline", "b.nbib": "medline-text", "c.json": "bioasq", "d.json": "pubmedqa",
+                   "e.txt": "pubtator", "README.md": None, "f.html": None}  # fmt: skip
+    assert detect_source(data_dir / "medline_sample" / "medline16n0902.xml.gz") == "medline"
+    assert detect_source(data_dir / "bioasq_sample" / "bioasq_sample.json") == "bioasq"
+    report = ReadReport()
+    groups = resolve_inputs([("auto", [tmp_path / n for n in ("a.xml", "README.md", "b.nbib")])], report)
+    assert groups == [("medline", [tmp_path / "a.xml"]), ("medline-text", [tmp_path / "b.nbib"])]
+    assert report.unrecognised_files == [str(tmp_path / "README.md")]
+    with pytest.raises(DataError, match=r"no input file is in a format biohicl reads .*README\.md"):
+        resolve_inputs([("auto", [tmp_path / "README.md"])])
+
+
+# --------------------------------------------------------------------------- the real PubMed exports
+MULTI_DOCUMENT = {  # several XML documents in one file: citations in all / in the first document (manifest.tsv)
+    "piratevax__m22_web_semantic__pubmed_result.xml": (10, 1),
+    "sbalci__MyRCodesForDataAnalysis__data__PathologyTurkey_2.xml": (300, 100),  # the 300th is cut off
+}
+
+
+def _independent_export_count(folder) -> tuple[dict[str, int], set[str]]:
+    """Citations per file and the distinct PMIDs with an abstract and MeSH headings, by regular expressions over
+    the raw bytes (no XML parser, no reader code): complete ``<MedlineCitation>`` blocks with an
+    ``<Abstract>`` whose ``<AbstractText>`` holds text (after any markup such as ``<i>``; an ``<OtherAbstract>``
+    is not the article's abstract) and a ``<DescriptorName>``; text citations with an ``AB`` and an ``MH`` line."""
+    import re
+
+    citations: dict[str, int] = {}
+    pmids: set[str] = set()
+    for path in sorted(folder.iterdir()):
+        if path.suffix in {".md", ".tsv"}:
+            continue
+        raw = path.read_bytes()
+        if raw.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"<"):
+            blocks = re.findall(rb"<MedlineCitation[\s>].*?(?:</MedlineCitation>|\Z)", raw, re.S)
+            citations[path.name] = len(blocks)
+            for block in blocks:
+                if not block.endswith(b"</MedlineCitation>"):
+                    continue
+                abstract = re.search(rb"<Abstract>.*?</Abstract>", block, re.S)  # not <OtherAbstract>
+                text = abstract and re.search(rb"<AbstractText[^>]*>(?:\s|<[^>]*>)*[^<\s]", abstract.group(0))
+                if text and b"<DescriptorName" in block:
+                    pmids.add(re.search(rb"<PMID[^>]*>\s*(\d+)", block).group(1).decode())
+        else:
+            text = raw.decode("utf-8").replace("\r\n", "\n")
+            blocks = [c for c in re.split(r"\n(?=PMID- )", "\n" + text) if c.strip().startswith("PMID-")]
+            citations[path.name] = len(blocks)
+            for citation in blocks:
+                if re.search(r"^AB  - *\S", citation, re.M) and re.search(r"^MH  - ", citation, re.M):
+                    pmids.add(re.search(r"PMID- *(\d+)", citation).group(1))
+    return citations, pmids
+
+
+def test_pubmed_exports_are_read_to_the_end(data_dir, mesh):
+    import csv
+
+    folder = data_dir / "pubmed_exports"
+    citations, expected = _independent_export_count(folder)
+    assert len(citations) == 61 and len(expected) == 4061
+    report = ReadReport()
+    records = list(read_records("auto", sorted(folder.iterdir()), mesh, report=report))
+    assert {r.pmid for r in records} == expected  # every file read to its end, nothing more, nothing less
+    assert sorted(Path(p).name for p in report.unrecognised_files) == ["PROVENANCE.md", "manifest.tsv"]
+    assert report.read == sum(citations.values()) == 5810  # PathologyTurkey_2's cut-off last citation included
+    assert report.skipped[MALFORMED] == 1 and "record 300: XML: citation cut off" in report.examples[MALFORMED][0]
+    assert {r.source for r in records} == {"medline", "medline-text"} and {r.label_kind for r in records} == {
+        "indexing"
+    }
+    assert all(r.abstract and r.mesh and set(r.major) <= set(r.mesh) for r in records)
+    with (folder / "manifest.tsv").open(encoding="utf-8") as handle:
+        manifest = {row["file"]: int(row["records"]) for row in csv.DictReader(handle, delimiter="\t")}
+    for name, (everything, first_document) in MULTI_DOCUMENT.items():
+        assert manifest[name] == first_document  # what a parser that stops at the second document sees
+        assert sum(1 for r in records if Path(r.origin).name == name) > first_document
+        citations[name] = everything
+    assert citations == manifest | {n: everything for n, (everything, _) in MULTI_DOCUMENT.items()}
