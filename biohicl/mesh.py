@@ -7,6 +7,10 @@ encoded as a multi-hot vector over tree nodes (with every ancestor by default), 
 
     SimL(p, q) = cos(y_p ⊙ w, y_q ⊙ w)      (0.0 when either set is empty)
 
+``label_weights`` (optional, every label method) down-weights chosen descriptors, e.g. check tags (Humans, Adult,
+...): a node's weight is multiplied by the largest weight among the document's labels that switch it on (labels
+not listed weigh 1), so a node shared with a full-weight label keeps its full weight and weight 0 drops the label.
+
 >>> mesh = MeshHierarchy.load()
 >>> round(mesh.label_similarity(["D003920"], ["D003924"]), 3)  # Diabetes Mellitus vs. its Type 2
 0.778
@@ -21,7 +25,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import chain
@@ -277,13 +281,45 @@ class MeshHierarchy:
         return sp.csr_matrix((data, indices, indptr), shape=(len(docs), len(rows)))
 
     def _raw_label_vectors(
-        self, docs: Sequence[Sequence[str]], ancestors: bool, depth_weight: bool, dtype
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool,
+        depth_weight: bool,
+        dtype,
+        label_weights: Mapping[str, float] | None = None,
     ) -> sp.csr_matrix:
+        if label_weights:
+            return self._weighted_label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
         rows, descriptor_nodes = self._descriptor_nodes(ancestors)
         vectors = self._descriptor_rows(docs, rows) @ descriptor_nodes  # node counts, duplicates summed
         weights = self._log_weights[vectors.indices] if depth_weight else np.ones(vectors.nnz)
         vectors.data = weights.astype(dtype, copy=False)
         return vectors
+
+    def _weighted_label_vectors(
+        self, docs: Sequence[Sequence[str]], ancestors: bool, depth_weight: bool, dtype, label_weights
+    ) -> sp.csr_matrix:
+        """Multi-hot vectors where node ``j`` weighs ``w_j · max(weight of the labels switching j on)``.
+
+        With the distinct label weights ``m_1 > m_2 > … > m_K`` (and ``m_{K+1} = 0``), that is
+        ``Σ_k (m_k − m_{k+1}) · V_k`` where ``V_k`` is the ordinary vector of the labels weighing at least ``m_k``.
+        """
+        weights = {self.try_resolve(label) or label: float(w) for label, w in label_weights.items()}
+        if any(w < 0 or not math.isfinite(w) for w in weights.values()):
+            raise ValueError("label_weights: weights must be finite and non-negative")
+        resolved = [[self.try_resolve(label) or label for label in doc] for doc in docs]
+        levels = sorted({1.0, *weights.values()}, reverse=True)
+        total = None
+        for k, level in enumerate(levels):
+            step = level - (levels[k + 1] if k + 1 < len(levels) else 0.0)
+            if step <= 0:
+                continue
+            kept = [[label for label in doc if weights.get(label, 1.0) >= level] for doc in resolved]
+            part = self._raw_label_vectors(kept, ancestors, depth_weight, np.float64) * step
+            total = part if total is None else total + part
+        total = sp.csr_matrix(total, dtype=dtype)
+        total.eliminate_zeros()
+        return total
 
     def label_vectors(
         self,
@@ -291,12 +327,14 @@ class MeshHierarchy:
         ancestors: bool = True,
         depth_weight: bool = True,
         dtype: np.dtype | type = np.float64,
+        label_weights: Mapping[str, float] | None = None,
     ) -> sp.csr_matrix:
         """One sparse row per document: columns are tree nodes, values ``log(depth + 1)`` (1.0 unweighted).
 
         A node switched on by several labels of a document counts once (the vector is multi-hot).
+        ``label_weights``: descriptor → weight multiplier (see the module docstring).
         """
-        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype)
+        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
         vectors.sort_indices()
         return vectors
 
@@ -306,26 +344,38 @@ class MeshHierarchy:
         ancestors: bool = True,
         depth_weight: bool = True,
         dtype: np.dtype | type = np.float64,
+        label_weights: Mapping[str, float] | None = None,
     ) -> sp.csr_matrix:
         """:meth:`label_vectors` with every non-empty row scaled to unit L2 norm."""
-        vectors = self.label_vectors(docs, ancestors=ancestors, depth_weight=depth_weight, dtype=dtype)
+        vectors = self.label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
         vectors.data *= np.repeat(_inverse_row_norms(vectors), np.diff(vectors.indptr)).astype(dtype)
         return vectors
 
     def label_similarity(
-        self, labels_a: Sequence[str], labels_b: Sequence[str], ancestors: bool = True, depth_weight: bool = True
+        self,
+        labels_a: Sequence[str],
+        labels_b: Sequence[str],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        label_weights: Mapping[str, float] | None = None,
     ) -> float:
         """SimL of two label sets: cosine of their weighted node vectors; 0.0 when either is empty."""
-        vectors = self.normalized_label_vectors([labels_a, labels_b], ancestors, depth_weight)
+        vectors = self.normalized_label_vectors(
+            [labels_a, labels_b], ancestors, depth_weight, np.float64, label_weights
+        )
         return float(vectors[0].multiply(vectors[1]).sum())
 
     def similarity_matrix(
-        self, label_lists: Sequence[Sequence[str]], ancestors: bool = True, depth_weight: bool = True
+        self,
+        label_lists: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        label_weights: Mapping[str, float] | None = None,
     ):
         """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32)."""
         import torch
 
-        vectors = self._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32)
+        vectors = self._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32, label_weights)
         return torch.from_numpy(gram_matrix(vectors, normalize=True))
 
 

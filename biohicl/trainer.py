@@ -65,12 +65,13 @@ class BioHiCLDataCollator:
     depth_weight: bool = True
     text_column: str = "text"
     labels_column: str = "labels"
+    label_weights: Mapping[str, float] | None = None
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         texts = [document_text(f, self.text_column) for f in features]
         labels = [known_labels(self.mesh, f[self.labels_column]) for f in features]
         batch = dict(self.tokenize(texts))
-        batch["siml"] = self.mesh.similarity_matrix(labels, ancestors=self.ancestors, depth_weight=self.depth_weight)
+        batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
         return batch
 
 
@@ -89,9 +90,37 @@ CHECK_TAG_NAMES = (
 )  # fmt: skip
 
 
+#: Study-design and statistics descriptors (E05/N05/N06 and friends): indexed for how a study was done, not its topic.
+STUDY_DESIGN_NAMES = (
+    "Retrospective Studies", "Prospective Studies", "Cohort Studies", "Cross-Sectional Studies",
+    "Follow-Up Studies", "Case-Control Studies", "Longitudinal Studies", "Cross-Over Studies", "Pilot Projects",
+    "Feasibility Studies", "Treatment Outcome", "Prognosis", "Risk Factors", "Risk Assessment",
+    "Surveys and Questionnaires", "Double-Blind Method", "Single-Blind Method", "Random Allocation",
+    "Multivariate Analysis", "Logistic Models", "Regression Analysis", "Proportional Hazards Models",
+    "Kaplan-Meier Estimate", "Statistics, Nonparametric", "Odds Ratio", "Predictive Value of Tests", "ROC Curve",
+    "Sensitivity and Specificity", "Reproducibility of Results", "Time Factors", "Age Factors", "Sex Factors",
+    "Incidence", "Prevalence", "Severity of Illness Index",
+)  # fmt: skip
+
+
 def check_tag_uis(mesh: MeshHierarchy) -> set[str]:
     """Descriptor UIs of :data:`CHECK_TAG_NAMES` in ``mesh``."""
     return {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name))}
+
+
+def study_design_uis(mesh: MeshHierarchy) -> set[str]:
+    """Descriptor UIs of :data:`STUDY_DESIGN_NAMES` in ``mesh``."""
+    return {ui for name in STUDY_DESIGN_NAMES if (ui := mesh.try_resolve(name))}
+
+
+def siml_label_weights(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> dict[str, float] | None:
+    """Descriptor → SimL weight from ``check_tag_weight`` / ``study_design_weight`` (None: all weigh 1)."""
+    weights: dict[str, float] = {}
+    if args.study_design_weight != 1.0:
+        weights.update(dict.fromkeys(sorted(study_design_uis(mesh)), args.study_design_weight))
+    if args.check_tag_weight != 1.0:
+        weights.update(dict.fromkeys(sorted(check_tag_uis(mesh)), args.check_tag_weight))
+    return weights or None
 
 
 def known_labels(mesh: MeshHierarchy, labels: Sequence[str] | None) -> list[str]:
@@ -157,11 +186,13 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         ancestors: bool = True,
         depth_weight: bool = True,
         seed: int = 0,
+        label_weights: Mapping[str, float] | None = None,
     ) -> MeshPairBatchSampler:
         """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
         from .mesh import gram_matrix
 
-        vectors = mesh.normalized_label_vectors([known_labels(mesh, labs) for labs in labels], ancestors, depth_weight)
+        docs = [known_labels(mesh, labs) for labs in labels]
+        vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
         return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed)
@@ -706,7 +737,9 @@ def build_batch_sampler(
     n = len(data.documents)
     if args.batch_sampler == "random":
         return RandomBatchSampler(n, size, seed)
-    if data.pairs is not None and args.use_ancestors and args.use_depth_weight and not args.drop_check_tags:
+    label_weights = siml_label_weights(args, mesh)
+    default_siml = args.use_ancestors and args.use_depth_weight and not args.drop_check_tags and not label_weights
+    if data.pairs is not None and default_siml:
         anchors, partners, siml = data.pairs
         return MeshPairBatchSampler.from_pairs(anchors, partners, siml, n, size, beta=args.beta, seed=seed)
     # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL
@@ -718,6 +751,7 @@ def build_batch_sampler(
         ancestors=args.use_ancestors,
         depth_weight=args.use_depth_weight,
         seed=seed,
+        label_weights=label_weights,
     )
 
 
@@ -791,7 +825,11 @@ def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCal
     data = load_training_data(args, mesh)
     model = build_model(args)
     collator = BioHiCLDataCollator(
-        tokenize=model.tokenize, mesh=mesh, ancestors=args.use_ancestors, depth_weight=args.use_depth_weight
+        tokenize=model.tokenize,
+        mesh=mesh,
+        ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight,
+        label_weights=siml_label_weights(args, mesh),
     )
     sampler = build_batch_sampler(args, data, mesh)
     trainer = BioHiCLTrainer(

@@ -127,6 +127,21 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "most PubMedQA abstracts and would make any two human studies look related."
         },
     )
+    check_tag_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "SimL weight of the MeSH check tags (Humans, Animals, Adult, Aged, ...; Male/Female have no tree "
+            "number): their tree nodes' weights are multiplied by this (a node also reached by a topical label keeps "
+            "its full weight). 1 = the paper's SimL, 0 = drop them (as --drop_check_tags)."
+        },
+    )
+    study_design_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "SimL weight of study-design and statistics descriptors (Retrospective Studies, Cohort Studies, "
+            "Risk Factors, Treatment Outcome, Logistic Models, ...), as check_tag_weight. 1 = the paper's SimL."
+        },
+    )
     batch_sampler: str = field(
         default="mesh_pairs",
         metadata={"help": "`mesh_pairs`: batches built from mined SimL > β pairs; `random`: plain shuffling."},
@@ -215,6 +230,12 @@ class BioHiCLTrainingArguments(TrainingArguments):
             parse_negative(self.negative, self.beta)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        for name in ("check_tag_weight", "study_design_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: must be in [0, 1], got {value}")
+        if self.drop_check_tags and self.check_tag_weight != 1.0:
+            raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
         if self.distill_weight < 0:
             raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
         if self.distill_weight > 0 and self.full_finetune:

@@ -283,3 +283,44 @@ def test_load_real_2017_meshtree(data_dir):
     assert mesh.tree_numbers(DM) == ("C18.452.394.750", "C19.246")
     assert mesh.label_similarity([DM], [T2]) == pytest.approx(0.77833, abs=1e-5)
     assert mesh.resolve("diabetes mellitus, type 2") == T2
+
+
+# --------------------------------------------------------------------------- down-weighted descriptors (check tags)
+def tiny_tree() -> MeshHierarchy:
+    # C01 "Topic" ⊃ C01.001 "Subtopic"; B01.001 "Humans" and B01.002 "Mice" share the parent node B01
+    names = {"D1": "Topic", "D2": "Subtopic", "H": "Humans", "M": "Mice"}
+    trees = {"D1": ("C01",), "D2": ("C01.001",), "H": ("B01.001",), "M": ("B01.002",)}
+    return MeshHierarchy(names=names, trees=trees)
+
+
+@pytest.mark.parametrize("c", [1.0, 0.5, 0.1, 0.0])
+def test_check_tag_weight_siml_by_hand(c):
+    mesh = tiny_tree()
+    a, b = math.log(2), math.log(3)  # node weights: depth 1 (C01, B01), depth 2 (C01.001, B01.001)
+    # p = {Subtopic, Humans}: C01 a, C01.001 b, B01 c·a, B01.001 c·b;  q = {Topic, Humans}: C01 a, B01 c·a, B01.001 c·b
+    dot = a**2 + c**2 * a**2 + c**2 * b**2
+    p2 = a**2 + b**2 + c**2 * (a**2 + b**2)
+    q2 = a**2 + c**2 * (a**2 + b**2)
+    expected = dot / math.sqrt(p2 * q2)
+    got = mesh.label_similarity(["D2", "H"], ["D1", "H"], label_weights={"H": c})
+    assert got == pytest.approx(expected, abs=1e-12)
+    matrix = mesh.similarity_matrix([["D2", "H"], ["D1", "H"]], label_weights={"Humans": c})  # names work too
+    assert matrix[0, 1].item() == pytest.approx(expected, abs=1e-6)
+    if c == 1.0:
+        assert got == pytest.approx(mesh.label_similarity(["D2", "H"], ["D1", "H"]), abs=1e-12)
+    if c == 0.0:  # weight 0 = dropping the tag
+        assert got == pytest.approx(mesh.label_similarity(["D2"], ["D1"]), abs=1e-12)
+        assert got == pytest.approx(a / math.sqrt(a**2 + b**2), abs=1e-12)
+
+
+def test_a_node_shared_with_a_full_weight_label_keeps_its_weight():
+    mesh = tiny_tree()
+    a, b = math.log(2), math.log(3)
+    row = mesh.label_vectors([["H", "M"]], label_weights={"H": 0.5}).toarray()[0]
+    values = {node: row[mesh.node_index[node]] for node in ("B01", "B01.001", "B01.002")}
+    # B01 is reached by Mice (weight 1) too: max(0.5, 1) = 1; Humans' own node is halved
+    assert values == pytest.approx({"B01": a, "B01.001": 0.5 * b, "B01.002": b})
+    only_tags = mesh.similarity_matrix([["H"], ["D1"]], label_weights={"H": 0.0})
+    assert only_tags[0, 0].item() == 0.0  # only a dropped tag: no label left, so never anyone's negative
+    with pytest.raises(ValueError, match="label_weights"):
+        mesh.label_vectors([["H"]], label_weights={"H": -1.0})

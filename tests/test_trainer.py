@@ -548,3 +548,31 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     # 20 documents / 4 per batch = 5 batches, split over 2 processes → 3 steps per epoch
     assert [round(e["epoch"], 4) for e in steps] == [0.3333, 0.6667, 1.0]
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
+
+
+def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, mesh):
+    from biohicl.trainer import siml_label_weights, study_design_uis
+
+    humans, cohort = mesh.resolve("Humans"), mesh.resolve("Cohort Studies")
+    labels = [[humans, cohort, "D003920"], [humans, cohort, "D009203"]]  # diabetes / myocardial infarction
+    features = [{"text": "a", "labels": labels[0]}, {"text": "b", "labels": labels[1]}]
+
+    def collated_siml(**options):
+        args = BioHiCLTrainingArguments(output_dir=str(tmp_path), **options)
+        weights = siml_label_weights(args, mesh)
+        collator = BioHiCLDataCollator(tokenize=lambda t: {}, mesh=mesh, label_weights=weights)
+        return collator(features)["siml"][0, 1].item(), weights
+
+    full, none = collated_siml()
+    assert none is None and full == pytest.approx(mesh.label_similarity(*labels), abs=1e-6)
+    half, weights = collated_siml(check_tag_weight=0.5)
+    assert weights[humans] == 0.5 and cohort not in weights
+    assert half == pytest.approx(mesh.label_similarity(*labels, label_weights={humans: 0.5}), abs=1e-6)
+    dropped, _ = collated_siml(check_tag_weight=0.0, study_design_weight=0.0)
+    assert cohort in study_design_uis(mesh)
+    assert dropped == pytest.approx(mesh.label_similarity(["D003920"], ["D009203"]), abs=1e-6) and dropped == 0.0
+    assert full > half > dropped  # two human cohort studies on unrelated diseases look less alike
+    with pytest.raises(ConfigError, match=r"check_tag_weight: must be in \[0, 1\]"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=2.0)
+    with pytest.raises(ConfigError, match="check_tag_weight: give either it or drop_check_tags"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=0.5, drop_check_tags=True)
