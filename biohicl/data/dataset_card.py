@@ -33,6 +33,15 @@ SOURCE_INFO: dict[str, dict[str, str]] = {
         "license": "NLM terms and conditions",
         "citation": "U.S. National Library of Medicine, MEDLINE/PubMed",
     },
+    "medline-text": {
+        "name": "PubMed exports in MEDLINE/PubMed text format (.txt, .nbib)",
+        "license": "NLM terms and conditions",
+        "citation": "U.S. National Library of Medicine, MEDLINE/PubMed",
+    },
+}
+LABEL_KIND_INFO = {
+    "indexing": "MeSH indexing: the descriptors NLM indexers assign to the whole article, check tags included",
+    "mentions": "entity mentions: MeSH ids of the chemicals and diseases named in the text (PubTator)",
 }
 
 
@@ -86,11 +95,14 @@ def render_dataset_card(dataset, summary=None) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string(template_path().read_text(encoding="utf-8"))
     metadata = yaml.safe_dump(card_metadata(dataset, summary), sort_keys=False, allow_unicode=True).strip()
+    documents = dataset["documents"]
+    kinds = sorted(set(documents["label_kind"])) if "label_kind" in documents.column_names else []
     return template.render(
         metadata=metadata,
         summary=summary,
-        n_documents=len(dataset["documents"]),
+        n_documents=len(documents),
         n_pairs=len(dataset["pairs"]),
+        label_kinds=[{"key": k, "text": LABEL_KIND_INFO.get(k, k)} for k in kinds],
         sources=[
             {"key": s, **SOURCE_INFO.get(s, {"name": s, "license": "see source", "citation": ""})} for s in sources
         ],

@@ -228,6 +228,8 @@ class PairDatasetSummary:
                 for reason, count in sorted(self.read.get(key, {}).items(), key=lambda x: -x[1]):
                     lines.append(f"  {title} ({reason}): {count:,}")
                     lines.extend(f"      e.g. {where}" for where in examples.get(reason, ()))
+            if self.read.get("unrecognised_files"):
+                lines.append(f"  files not read (format not recognised): {', '.join(self.read['unrecognised_files'])}")
         sources = ", ".join(f"{name} {count:,}" for name, count in self.sources.items())
         kinds = ", ".join(f"{name} {count:,}" for name, count in self.label_kinds.items())
         splits = ", ".join(f"{name} {self.splits.get(name, 0):,}" for name in SPLITS)

@@ -1,0 +1,174 @@
+"""Decontamination (evaluation documents never trained on) and the dev split, on hand-made sets and the real data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from biohicl.data.decontamination import Decontaminator, normalise
+from biohicl.data.pairs import build_pair_dataset, load_pair_dataset
+from biohicl.data.readers import MeshRecord
+from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
+from biohicl.errors import ConfigError, DataError
+
+DM, T2, HEART = "D003920", "D003924", "D006321"
+SCIFACT_TITLE = "Helicobacter pylori induces AGS cell motility and elongation via independent signaling pathways."
+SENTENCE = "It has recently been shown that Craf is essential for Kras G12D-induced NSCLC."
+
+
+def _beir(folder, docs):
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    return folder
+
+
+def _sets(tmp_path):
+    root = tmp_path / "data"
+    (root / "pubmedqa").mkdir(parents=True)
+    (root / "pubmedqa" / "test_ground_truth.json").write_text(json.dumps({"900": "yes"}))
+    _beir(root / "scifact", [{"_id": "s1", "title": "Helicobacter pylori induces AGS cell motility.", "text": "x"}])
+    (root / "biosses").mkdir()
+    (root / "biosses" / "biosses.tsv").write_text(f"id\tsentence1\tsentence2\n1\t{SENTENCE}\tOther sentence here.\n")
+    beir = _beir(
+        tmp_path / "mycorpus",
+        [{"_id": "b7", "title": "", "text": "A benchmark abstract that is long enough to be matched."}],
+    )
+    return root, beir
+
+
+def test_normalise():
+    assert (
+        normalise("  Helicobacter pylori induces AGS-cell   motility.\u00a0")
+        == "helicobacter pylori induces ags cell motility"
+    )
+    assert normalise("ＡＢＣ_déjà") == "abc déjà"  # NFKC, case folded, underscores are separators
+
+
+def test_decontaminator_matches_each_kind_of_set(tmp_path):
+    root, beir = _sets(tmp_path)
+    dec = Decontaminator.from_data_dir(root, beir=[beir])
+    assert dec.sets == {"pubmedqa-test": 1, "scifact": 1, "biosses": 2, "mycorpus": 1} and dec.missing == []
+    records = [
+        MeshRecord("1", "HELICOBACTER PYLORI induces AGS cell motility", "Anything.", (DM,), "medline-text"),
+        MeshRecord("2", "Other", "Intro. " + SENTENCE.lower() + " More text.", (DM,), "bioasq"),
+        MeshRecord("3", "", "A benchmark abstract, that is long enough to be matched!", (DM,), "medline"),
+        MeshRecord("900", "", "A PubMedQA test abstract copied elsewhere.", (DM,), "bioasq"),
+        MeshRecord("900", "", "The PubMedQA item itself keeps split=test.", (DM,), "pubmedqa", split="test"),
+        MeshRecord("4", "Editorial", "x", (DM,), "bioasq"),  # short titles never match
+        MeshRecord("5", "Helicobacter pylori and AGS cells", "Unrelated.", (DM,), "bioasq"),
+    ]
+    why = [dec.check(r) for r in records]
+    assert [(w.evaluation_set, w.reason) if w else None for w in why] == [
+        ("scifact", "same title"),
+        ("biosses", "contains a BIOSSES sentence"),
+        ("mycorpus", "same abstract"),
+        ("pubmedqa-test", "PMID of a PubMedQA test item"),
+        None,
+        None,
+        None,
+    ]
+    assert why[1].match == "biosses pair 1 sentence1" and why[2].match == "mycorpus doc b7"
+    log = dec.to_dict()
+    assert log["removed"] == 4 and log["by_set"] == {"scifact": 1, "biosses": 1, "mycorpus": 1, "pubmedqa-test": 1}
+    assert [d["pmid"] for d in log["documents"]] == ["1", "2", "3", "900"]
+
+
+def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
+    dec = Decontaminator.from_data_dir(tmp_path)
+    assert dec.sets == {} and dec.missing == ["pubmedqa-test", "scifact", "biosses"]
+    (tmp_path / "nocorpus").mkdir()
+    with pytest.raises(DataError, match=r"nocorpus: not a BEIR folder with a corpus"):
+        Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "nocorpus"])
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "corpus.jsonl").write_text('{"_id": "1", "title": "t"}\n{"title": "no id"}\n')
+    with pytest.raises(DataError, match=r"corpus\.jsonl, record 2: malformed BEIR corpus line"):
+        Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "broken"])
+
+
+def test_build_removes_evaluation_documents_and_reports_them(tmp_path, mesh):
+    root, beir = _sets(tmp_path)
+    dec = Decontaminator.from_data_dir(root, beir=[beir])
+    records = [
+        MeshRecord("1", "Helicobacter pylori induces AGS cell motility.", "a", (DM,), "bioasq"),
+        MeshRecord("2", "t", "b", (T2,), "bioasq"),
+        MeshRecord("3", "t", "c", (DM, HEART), "bioasq"),
+    ]
+    ds, summary = build_pair_dataset(records, mesh, decontaminator=dec)
+    assert ds["documents"]["pmid"] == ["2", "3"]
+    assert summary.decontamination["removed"] == 1
+    assert summary.decontamination["documents"] == [
+        {"pmid": "1", "source": "bioasq", "evaluation_set": "scifact", "reason": "same title",
+         "match": "Helicobacter pylori induces AGS cell motility."}
+    ]  # fmt: skip
+    assert "removed pmid 1 (bioasq): scifact: same title" in str(summary)
+
+
+def test_dev_split_rules():
+    split = DevSplit()
+    assert split.split_of("21645374", "test", {"21645374"}) == "test"  # test is never re-labelled
+    assert split.split_of("7", "train", {"7"}) == "dev"
+    assert split.split_of("12", "train", set()) == "dev" and is_dev_document("12")
+    assert split.split_of("1", "train", set()) == "train"
+    share = sum(is_dev_document(str(p)) for p in range(20_000)) / 20_000
+    assert 0.045 < share < 0.055  # the 5 % held out, by a hash of the PMID
+    assert not any(is_dev_document(str(p), fraction=0) for p in range(1000))
+    assert [is_dev_document(str(p), seed=1) for p in range(200)] != [is_dev_document(str(p)) for p in range(200)]
+    for bad in ({"fraction": 1.0}, {"fraction": -0.1}, {"pubmedqa_size": -1}):
+        with pytest.raises(ConfigError):
+            DevSplit(**bad)
+
+
+def test_pubmedqa_dev_from_the_real_non_test_items(data_dir):
+    non_test = pubmedqa_non_test_pmids(data_dir / "pubmedqa" / "ori_pqal.json")
+    items = json.loads((data_dir / "pubmedqa" / "ori_pqal.json").read_text())
+    tests = json.loads((data_dir / "pubmedqa" / "test_ground_truth.json").read_text())
+    assert non_test == set(items) - set(tests) and len(non_test) == 500
+    dev = DevSplit().pubmedqa_dev()  # no pool given and none recorded: empty
+    assert dev == set()
+    dev = DevSplit(pubmedqa_non_test=non_test).pubmedqa_dev()
+    assert dev == set(pubmedqa_dev_pmids(non_test)) and len(dev) == 250 and dev <= non_test
+    assert DevSplit(pubmedqa_non_test=non_test, pubmedqa_size=0).pubmedqa_dev() == set()
+
+
+def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, capsys, data_dir):
+    from biohicl.cli import main
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    text = "PMID- {pmid}\nTI  - {title}\nAB  - Abstract {pmid}.\nMH  - {mh}\nMH  - *Humans\n\n"
+    (exports / "a.nbib").write_text(
+        text.format(pmid=101, title="Heart study.", mh="Heart/physiology")
+        + text.format(pmid=102, title=SCIFACT_TITLE, mh="Diabetes Mellitus")
+        + text.format(pmid=12, title="A held-out one.", mh="Diabetes Mellitus, Type 2"),
+        encoding="utf-8",
+    )
+    (exports / "b.xml").write_text(
+        '<?xml version="1.0"?><PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>101</PMID><Article>'
+        "<ArticleTitle>Duplicate</ArticleTitle><Abstract><AbstractText>Again.</AbstractText></Abstract></Article>"
+        '<MeshHeadingList><MeshHeading><DescriptorName UI="D006321">Heart</DescriptorName></MeshHeading>'
+        "</MeshHeadingList></MedlineCitation></PubmedArticle></PubmedArticleSet>",
+        encoding="utf-8",
+    )
+    (exports / "README.md").write_text("# my exports\n")
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--input", *map(str, sorted(exports.iterdir())), "--output", str(out), "--no-progress",
+            "--pubmedqa-dev-size", "10", "--dev-seed", "0"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"files not read (format not recognised): {exports / 'README.md'}" in printed
+    docs = load_pair_dataset(out)["documents"]
+    assert docs["pmid"] == ["101", "12"] and docs["source"] == ["medline-text", "medline-text"]
+    assert docs["split"] == ["train", "dev"] and docs["major_mesh"] == [["D006801"], ["D006801"]]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dev"] == {"seed": 0, "fraction": 0.05, "pubmedqa_size": 10, "pubmedqa_dev": 0, "held_out": 1}
+    assert summary["duplicates"] == 1 and summary["read"]["unrecognised_files"] == [str(exports / "README.md")]
+    assert [(d["pmid"], d["evaluation_set"]) for d in summary["decontamination"]["documents"]] == [("102", "scifact")]
+    assert "removed pmid 102 (medline-text): scifact: same title" in printed
+    card = (out / "README.md").read_text()
+    assert "scifact" in card and "102" in card and "held out" in card
+    assert main([*argv, "--no-decontaminate"]) == 0
+    assert load_pair_dataset(out)["documents"]["pmid"] == ["101", "102", "12"]
+    capsys.readouterr()
+    assert main([*argv, "--dev-fraction", "1.5"]) == 2
+    assert "dev fraction must be in [0, 1)" in capsys.readouterr().err
