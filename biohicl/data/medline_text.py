@@ -88,10 +88,11 @@ def read_medline_text(
     ctx = _Context(path, "medline-text", mesh or MeshHierarchy.load(), strict, report)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        if _utf16_encoding(handle.peek(4)[:4]):
-            raise DataError(
-                "cannot decode the file: UTF-16 text; convert it to UTF-8 (`iconv -f utf-16 -t utf-8`)", path
-            )
+        utf16 = _utf16_encoding(handle.peek(4)[:4])
+        if utf16:
+            how = "byte-order mark" if utf16 == "utf-16" else "NUL bytes"
+            raise DataError(f"cannot decode the file: UTF-16 text ({how}); convert it to UTF-8 "
+                            "(`iconv -f utf-16 -t utf-8`)", path)  # fmt: skip
         for fields, problem in _blocks(handle, ctx):
             ctx.start()
             values: dict[str, list[str]] = {}

@@ -77,6 +77,10 @@ def test_strict_stops_at_the_first_bad_record_naming_it(tmp_path, run_cli):
         (["--limit", "-3"], "--limit must be >= 1"),
         (["--top-kk", "3"], "did you mean --top-kk → --top-k"),
         (["--source", "pubmed"], "invalid choice: 'pubmed'"),
+        (["--dev-fraction", "1"], "dev fraction must be in [0, 1), got 1.0"),
+        (["--pubmedqa-dev-size", "-5"], "PubMedQA dev size must be >= 0, got -5"),
+        (["--beir", "/nonexistent/beir-folder"], "beir-folder: not a BEIR folder with a corpus"),
+        (["--no-decontaminate", "--beir", "x"], "--beir names evaluation sets to decontaminate against"),
     ],
 )
 def test_bad_options(tmp_path, run_cli, extra, message):
@@ -203,3 +207,22 @@ def test_everything_excluded(mesh):
 
 def test_environment_errors_are_biohicl_errors():
     assert issubclass(DataError, BioHiCLError)
+
+
+def test_mixing_label_kinds_needs_the_option(tmp_path, run_cli):
+    pubtator = tmp_path / "cdr.txt"
+    pubtator.write_text("1|t|Title\n1|a|Abstract.\n1\t0\t5\tx\tDisease\tD003920\n")
+    argv = ["build-dataset", "--input", str(write_bioasq(tmp_path / "a.json")), str(pubtator), "--output",
+            str(tmp_path / "out"), "--no-progress", "--no-arrow"]  # fmt: skip
+    result = run_cli(argv)
+    assert "the inputs mix MeSH label kinds: bioasq (indexing)" in result.err and "--mix-label-kinds" in result.err
+    assert not (tmp_path / "out").exists()
+    assert run_cli([*argv, "--mix-label-kinds"], expect_error=False).code == 0
+
+
+def test_no_input_in_a_known_format_is_one_line(tmp_path, run_cli):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my search strategy\n")
+    result = run_cli(["build-dataset", "--input", str(notes), "--output", str(tmp_path / "out"), "--no-progress"])
+    assert "no input file is in a format biohicl reads" in result.err and "notes.txt" in result.err
+    assert not (tmp_path / "out").exists()

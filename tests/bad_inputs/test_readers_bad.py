@@ -61,7 +61,7 @@ def test_utf16_medline_xml_is_a_counted_malformed_record(tmp_path, mesh):
         read("medline", path, mesh, strict=True)
 
 
-@pytest.mark.parametrize("source", ["bioasq", "medline", "pubtator"])
+@pytest.mark.parametrize("source", ["bioasq", "medline", "medline-text", "pubtator"])
 def test_not_really_gzip(tmp_path, mesh, source):
     path = tmp_path / "input.xml.gz"
     path.write_bytes(b"plain text, not gzip")
@@ -78,7 +78,7 @@ def test_truncated_gzip(tmp_path, mesh):
 
 
 def test_truncated_bioasq_json_keeps_complete_records(tmp_path, mesh):
-    body = "{\"articles\": [\n" + ",\n".join(json.dumps(dict(ARTICLE, pmid=str(i))) for i in range(3)) + "\n]}"
+    body = '{"articles": [\n' + ",\n".join(json.dumps(dict(ARTICLE, pmid=str(i))) for i in range(3)) + "\n]}"
     path = tmp_path / "allMeSH_2022.json"
     path.write_text(body[: body.rindex("}", 0, -3) - 5], encoding="utf-8")  # cut inside the third article
     records, report = read("bioasq", path, mesh)
@@ -178,3 +178,35 @@ def test_build_dataset_cli_on_a_latin1_file(tmp_path, run_cli):
                       "--no-progress"])  # fmt: skip
     assert "latin1.json: cannot decode the file" in result.err
     assert not out.exists()
+
+
+def test_utf16_medline_text_is_recognised(tmp_path, mesh):
+    path = tmp_path / "pubmed.nbib"
+    path.write_bytes("PMID- 1\nTI  - T\nAB  - A.\nMH  - Humans\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"pubmed\.nbib: cannot decode the file: UTF-16 text .*iconv -f utf-16"):
+        read("medline-text", path, mesh)
+
+
+def test_a_bad_byte_mid_file_no_longer_loses_the_rest(tmp_path, run_cli):
+    """A MEDLINE XML with one undecodable byte used to stop reading there and exit 0 with every later citation
+    lost: now that citation is skipped, counted and named, the rest is read."""
+    citation = (
+        "<PubmedArticle><MedlineCitation><PMID>{}</PMID><Article><ArticleTitle>T</ArticleTitle><Abstract>"
+        "<AbstractText>Abstract {}.</AbstractText></Abstract></Article><MeshHeadingList><MeshHeading>"
+        '<DescriptorName UI="D006801">Humans</DescriptorName></MeshHeading></MeshHeadingList></MedlineCitation>'
+        "</PubmedArticle>\n"
+    )
+    body = "<PubmedArticleSet>" + "".join(citation.format(i, "caf#" if i == 3 else i) for i in range(1, 8))
+    path = tmp_path / "pubmed24n0001.xml"
+    path.write_bytes((body + "</PubmedArticleSet>").encode().replace(b"#", b"\xe9"))
+    out = tmp_path / "out"
+    result = run_cli(["build-dataset", "--input", str(path), "--output", str(out), "--no-progress", "--no-arrow",
+                      "--dev-fraction", "0"], expect_error=False)  # fmt: skip
+    assert result.code == 0, result.err
+    assert "skipped (malformed record): 1" in result.out
+    assert "pubmed24n0001.xml, record 3: undecodable byte 0xe9 (not utf-8) (pmid 3)" in result.out
+    from biohicl.data.pairs import load_pair_dataset
+
+    assert load_pair_dataset(out)["documents"]["pmid"] == ["1", "2", "4", "5", "6", "7"]
+    result = run_cli(["build-dataset", "--input", str(path), "--output", str(tmp_path / "strict"), "--strict"])
+    assert "pubmed24n0001.xml, record 3: malformed record: undecodable byte 0xe9" in result.err
