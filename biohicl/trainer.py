@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,8 @@ class BioHiCLDataCollator:
     """Tokenize documents and attach the batch's SimL matrix (``siml``, float32 [B, B]).
 
     Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
-    descriptor UIs; labels the hierarchy does not know are ignored).
+    descriptor UIs; labels the hierarchy does not know are ignored). When the batch mixes ``label_kind`` values
+    (``indexing``/``mentions``), a ``pair_mask`` [B, B] (same kind only) is attached, so no loss pairs them.
 
     Args:
         tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCLModel.tokenize``).
@@ -66,12 +68,17 @@ class BioHiCLDataCollator:
     text_column: str = "text"
     labels_column: str = "labels"
     label_weights: Mapping[str, float] | None = None
+    kind_column: str = "label_kind"
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         texts = [document_text(f, self.text_column) for f in features]
         labels = [known_labels(self.mesh, f[self.labels_column]) for f in features]
         batch = dict(self.tokenize(texts))
         batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
+        kinds = [f.get(self.kind_column) for f in features]
+        if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)
+            codes = torch.tensor([sorted(set(map(str, kinds))).index(str(k)) for k in kinds])
+            batch["pair_mask"] = codes[:, None] == codes[None, :]
         return batch
 
 
@@ -143,18 +150,41 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         partners: ``partners[i]``: indices of the documents that form a positive pair with document ``i``.
         batch_size: documents per batch.
         seed: base seed; the epoch's generator is seeded with ``(seed, epoch)``.
+        groups: a group per document (the label kind, ``indexing``/``mentions``): every batch is drawn from one
+            group (chosen with probability proportional to its size; a group smaller than ``batch_size`` gives
+            smaller batches), and partners or negatives in another group are ignored. ``None`` or one group:
+            the batches are exactly those without groups.
+        negatives: ``negatives[i]``: documents that are contrastive negatives of ``i`` (see
+            :func:`mine_negatives`); when given, an anchor with none of its negatives in the batch also brings one.
     """
 
-    def __init__(self, partners: Sequence[Sequence[int]], batch_size: int, seed: int = 0):
+    def __init__(
+        self,
+        partners: Sequence[Sequence[int]],
+        batch_size: int,
+        seed: int = 0,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
+    ):
         if batch_size < 2:
             raise ConfigError(f"batch_size: in-batch pairs need at least 2 documents, got {batch_size}")
-        self.partners = [np.asarray(sorted(set(p)), dtype=np.int64) for p in partners]
-        self.num_documents = len(self.partners)
+        self.num_documents = len(partners)
         if self.num_documents == 0:
             raise ConfigError("MeshPairBatchSampler: no documents")
+        self.group_of, self.group_members = _group_index(groups, self.num_documents)
+        self.partners = self._same_group(partners)
+        self.negatives = None if negatives is None else self._same_group(negatives)
         self.batch_size = min(batch_size, self.num_documents)
         self.seed = seed
         self.epoch = 0
+
+    def _same_group(self, lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        out = [np.asarray(sorted(set(p)), dtype=np.int64) for p in lists]
+        if len(out) != self.num_documents:
+            raise ConfigError(f"MeshPairBatchSampler: {len(out)} lists for {self.num_documents} documents")
+        if len(self.group_members) > 1:
+            out = [p[self.group_of[p] == self.group_of[i]] for i, p in enumerate(out)]
+        return out
 
     # -- construction
     @classmethod
@@ -167,6 +197,8 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         batch_size: int,
         beta: float = 0.3,
         seed: int = 0,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
     ) -> MeshPairBatchSampler:
         """From a mined pair list (indices into the training documents); pairs with SimL ≤ β are ignored."""
         lists: list[list[int]] = [[] for _ in range(num_documents)]
@@ -174,7 +206,7 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
             if s > beta and a != p:
                 lists[a].append(p)
                 lists[p].append(a)
-        return cls(lists, batch_size, seed)
+        return cls(lists, batch_size, seed, groups=groups, negatives=negatives)
 
     @classmethod
     def from_labels(
@@ -187,6 +219,8 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         depth_weight: bool = True,
         seed: int = 0,
         label_weights: Mapping[str, float] | None = None,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
     ) -> MeshPairBatchSampler:
         """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
         from .mesh import gram_matrix
@@ -195,7 +229,7 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
-        return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed)
+        return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed, groups=groups, negatives=negatives)
 
     # -- Sampler protocol
     def set_epoch(self, epoch: int) -> None:
@@ -206,18 +240,26 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        order: list[int] = []
+        grouped = len(self.group_members) > 1
+        sizes = np.array([len(m) for m in self.group_members], dtype=np.float64)
+        orders: list[list[int]] = [[] for _ in self.group_members]
         for _ in range(len(self)):
+            group = int(rng.choice(len(sizes), p=sizes / sizes.sum())) if grouped else 0
+            size = min(self.batch_size, len(self.group_members[group]))
+            order = orders[group]
             batch: list[int] = []
             members: set[int] = set()
-            while len(batch) < self.batch_size:
+            while len(batch) < size:
                 if not order:
-                    order = rng.permutation(self.num_documents).tolist()[::-1]
+                    fresh = (
+                        rng.permutation(self.group_members[group]) if grouped else rng.permutation(self.num_documents)
+                    )
+                    order.extend(fresh.tolist()[::-1])
                 anchor = order.pop()
                 if anchor not in members:
                     batch.append(anchor)
                     members.add(anchor)
-                if len(batch) >= self.batch_size:
+                if len(batch) >= size:
                     break
                 candidates = self.partners[anchor]
                 if len(candidates):
@@ -226,6 +268,12 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
                             batch.append(partner)
                             members.add(partner)
                             break
+                if self.negatives is not None and len(batch) < size:
+                    pool = self.negatives[anchor]
+                    if len(pool) and not members.intersection(pool.tolist()):
+                        negative = int(pool[rng.integers(len(pool))])
+                        batch.append(negative)
+                        members.add(negative)
             yield batch
 
     @property
@@ -233,14 +281,81 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         return sum(1 for p in self.partners if len(p))
 
 
-class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Plain shuffled batches with the same length/seeding contract as :class:`MeshPairBatchSampler`."""
+def _group_index(groups: Sequence[str] | None, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(group id per document, member indices per group)``; one group when ``groups`` is None."""
+    if groups is None:
+        return np.zeros(n, dtype=np.int64), [np.arange(n)]
+    if len(groups) != n:
+        raise ConfigError(f"groups: {len(groups)} values for {n} documents")
+    names, group_of = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    group_of = group_of.ravel().astype(np.int64)
+    return group_of, [np.flatnonzero(group_of == g) for g in range(len(names))]
 
-    def __init__(self, num_documents: int, batch_size: int, seed: int = 0):
+
+def mine_negatives(
+    labels: Sequence[Sequence[str]],
+    mesh: MeshHierarchy,
+    negative: str = "zero",
+    beta: float = 0.3,
+    ancestors: bool = True,
+    depth_weight: bool = True,
+    label_weights: Mapping[str, float] | None = None,
+    groups: Sequence[str] | None = None,
+    limit: int = 64,
+    seed: int = 0,
+    block: int = 1024,
+) -> list[np.ndarray]:
+    """For each document, up to ``limit`` documents of its group that are its negatives under ``negative``.
+
+    ``zero``: SimL = 0, ``below:t``: SimL < t (a seeded random ``limit`` of them); ``lowest:k``: the ``limit``
+    lowest-SimL documents with SimL ≤ β. Unlabelled documents are nobody's negative. SimL is computed in row
+    blocks (memory ``block × N``).
+    """
+    from .losses.contrastive import parse_negative
+    from .losses.utils import ZERO_TOLERANCE
+    from .mesh import gram_factors
+
+    kind, value = parse_negative(negative, beta)
+    docs = [known_labels(mesh, labs) for labs in labels]
+    vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
+    labelled = np.diff(vectors.indptr) > 0
+    group_of, _ = _group_index(groups, len(docs))
+    factors = gram_factors(vectors)
+    rng = np.random.default_rng([seed, 1])
+    out: list[np.ndarray] = []
+    for start in range(0, len(docs), block):
+        rows = factors.rows(start, min(start + block, len(docs)))
+        for offset, row in enumerate(rows):
+            i = start + offset
+            allowed = labelled & (group_of == group_of[i])
+            allowed[i] = False
+            if not labelled[i]:
+                out.append(np.zeros(0, dtype=np.int64))
+                continue
+            if kind == "lowest":
+                candidates = np.flatnonzero(allowed & (row <= beta))
+                keep = candidates[np.argsort(row[candidates], kind="stable")[:limit]]
+            else:
+                threshold = row <= ZERO_TOLERANCE if kind == "zero" else row < value
+                candidates = np.flatnonzero(allowed & threshold)
+                keep = rng.choice(candidates, limit, replace=False) if len(candidates) > limit else candidates
+            out.append(np.sort(keep).astype(np.int64))
+    return out
+
+
+class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Plain shuffled batches with the same length/seeding contract as :class:`MeshPairBatchSampler`.
+
+    ``groups`` (optional, e.g. the label kind per document): every batch is drawn from one group, chosen with
+    probability proportional to its size; one group (or None) gives exactly the ungrouped batches.
+    """
+
+    def __init__(self, num_documents: int, batch_size: int, seed: int = 0, groups: Sequence[str] | None = None):
         self.num_documents = num_documents
         self.batch_size = min(batch_size, num_documents)
         self.seed = seed
         self.epoch = 0
+        self.group_of, self.group_members = _group_index(groups, num_documents)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -250,12 +365,30 @@ class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
+        if len(self.group_members) > 1:
+            yield from self._grouped(rng)
+            return
         order = rng.permutation(self.num_documents)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[start : start + self.batch_size].tolist()
             if len(batch) < self.batch_size:  # keep every batch full: top up from a fresh permutation
                 extra = [i for i in rng.permutation(self.num_documents).tolist() if i not in set(batch)]
                 batch += extra[: self.batch_size - len(batch)]
+            yield batch
+
+    def _grouped(self, rng: np.random.Generator) -> Iterator[list[int]]:
+        sizes = np.array([len(m) for m in self.group_members], dtype=np.float64)
+        orders: list[list[int]] = [[] for _ in self.group_members]
+        for _ in range(len(self)):
+            group = int(rng.choice(len(sizes), p=sizes / sizes.sum()))
+            size = min(self.batch_size, len(self.group_members[group]))
+            batch: list[int] = []
+            while len(batch) < size:
+                if not orders[group]:
+                    orders[group].extend(rng.permutation(self.group_members[group]).tolist()[::-1])
+                index = orders[group].pop()
+                if index not in batch:
+                    batch.append(index)
             yield batch
 
 
@@ -702,7 +835,10 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         before = sum(len(lab) for lab in labels)
         labels = [[u for u in lab if u not in tags] for lab in labels]
         check_tags_dropped = before - sum(len(lab) for lab in labels)
-    train = datasets.Dataset.from_dict({"text": texts, "labels": labels})
+    columns = {"text": texts, "labels": labels}
+    if "label_kind" in rows.column_names:
+        columns["label_kind"] = [str(k or "") for k in rows["label_kind"]]
+    train = datasets.Dataset.from_dict(columns)
 
     pairs = None
     if pairs_table is not None and len(pairs_table):
@@ -724,6 +860,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "check_tags_dropped": int(check_tags_dropped),
         "documents_without_labels": sum(1 for lab in labels if not lab),
         "mined_pairs": None if pairs is None else len(pairs[0]),
+        "label_kinds": dict(Counter(columns["label_kind"])) if "label_kind" in columns else None,
     }
     return TrainingData(train, pairs, stats)
 
@@ -731,17 +868,30 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
 def build_batch_sampler(
     args: BioHiCLTrainingArguments, data: TrainingData, mesh: MeshHierarchy
 ) -> torch.utils.data.Sampler:
-    """The batch sampler ``args.batch_sampler`` names, seeded with ``args.data_seed`` (or ``args.seed``)."""
+    """The batch sampler ``args.batch_sampler`` names, seeded with ``args.data_seed`` (or ``args.seed``).
+
+    Documents of different label kinds never share a batch; with ``batch_negatives`` each anchor also brings one
+    of its negatives (``args.negative``) when the batch has none of them yet.
+    """
     seed = args.data_seed if args.data_seed is not None else args.seed
     size = args.per_device_train_batch_size
     n = len(data.documents)
+    groups = data.documents["label_kind"] if "label_kind" in data.documents.column_names else None
     if args.batch_sampler == "random":
-        return RandomBatchSampler(n, size, seed)
+        return RandomBatchSampler(n, size, seed, groups=groups)
     label_weights = siml_label_weights(args, mesh)
+    negatives = None
+    if args.batch_negatives:
+        negatives = mine_negatives(
+            data.documents["labels"], mesh, args.negative, args.beta, args.use_ancestors, args.use_depth_weight,
+            label_weights, groups=groups, seed=seed,
+        )  # fmt: skip
     default_siml = args.use_ancestors and args.use_depth_weight and not args.drop_check_tags and not label_weights
     if data.pairs is not None and default_siml:
         anchors, partners, siml = data.pairs
-        return MeshPairBatchSampler.from_pairs(anchors, partners, siml, n, size, beta=args.beta, seed=seed)
+        return MeshPairBatchSampler.from_pairs(
+            anchors, partners, siml, n, size, beta=args.beta, seed=seed, groups=groups, negatives=negatives
+        )
     # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL
     return MeshPairBatchSampler.from_labels(
         data.documents["labels"],
@@ -752,6 +902,8 @@ def build_batch_sampler(
         depth_weight=args.use_depth_weight,
         seed=seed,
         label_weights=label_weights,
+        groups=groups,
+        negatives=negatives,
     )
 
 

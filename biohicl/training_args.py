@@ -146,6 +146,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
         default="mesh_pairs",
         metadata={"help": "`mesh_pairs`: batches built from mined SimL > β pairs; `random`: plain shuffling."},
     )
+    batch_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "mesh_pairs batches: each anchor also brings one of its contrastive negatives (by --negative, "
+            "mined over the training documents) when the batch holds none of them, so batches have negatives "
+            "where the data has any (with indexing labels SimL = 0 pairs are rare)."
+        },
+    )
     mesh_path: str | None = field(
         default=None, metadata={"help": "A MeSH release file to compute SimL with (default: the packaged MeSH 2024)."}
     )
@@ -236,6 +244,8 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 raise ConfigError(f"{name}: must be in [0, 1], got {value}")
         if self.drop_check_tags and self.check_tag_weight != 1.0:
             raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
+        if self.batch_negatives and self.batch_sampler != "mesh_pairs":
+            raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
         if self.distill_weight < 0:
             raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
         if self.distill_weight > 0 and self.full_finetune:

@@ -232,6 +232,8 @@ def test_arguments_are_validated(tmp_path):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), negative="below:0.4")
     with pytest.raises(ConfigError, match="negative: 'lowest:x' is not one of"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), negative="lowest:x")
+    with pytest.raises(ConfigError, match="batch_negatives: only the mesh_pairs batch sampler"):
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), batch_negatives=True, batch_sampler="random")
 
 
 # ---------------------------------------------------------------------------------------------------------- resume
@@ -576,3 +578,129 @@ def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, me
         BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=2.0)
     with pytest.raises(ConfigError, match="check_tag_weight: give either it or drop_check_tags"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=0.5, drop_check_tags=True)
+
+
+# ---------------------------------------------------------------------------------------------------------- label kinds
+def kinds_of(n_indexing: int, n_mentions: int) -> list[str]:
+    return ["indexing"] * n_indexing + ["mentions"] * n_mentions
+
+
+def test_batches_never_mix_label_kinds(mesh):
+    labels = [d["mesh"] for d in synthetic_documents(per_topic=6)]  # 24 documents
+    kinds = kinds_of(14, 10)
+    paired = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2, groups=kinds)
+    # partners across kinds are dropped (topics straddle the kind boundary)
+    assert all(kinds[p] == kinds[i] for i, ps in enumerate(paired.partners) for p in ps)
+    shuffled = RandomBatchSampler(len(labels), 6, seed=2, groups=kinds)
+    for sampler in (paired, shuffled):
+        batches = [b for epoch in range(4) if not sampler.set_epoch(epoch) for b in sampler]
+        assert len(batches) == 4 * len(sampler) == 16
+        assert all(len({kinds[i] for i in b}) == 1 and len(set(b)) == len(b) == 6 for b in batches)
+        assert {kinds[b[0]] for b in batches} == {"indexing", "mentions"}
+        sampler.set_epoch(0)
+        assert list(sampler) == list(sampler)  # deterministic per epoch
+    # one kind only: exactly the batches without groups
+    one = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2, groups=["indexing"] * 24)
+    assert list(one) == list(MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2))
+    assert list(RandomBatchSampler(24, 6, seed=2, groups=["x"] * 24)) == list(RandomBatchSampler(24, 6, seed=2))
+
+
+def test_collator_masks_cross_kind_pairs_out_of_both_losses(mesh):
+    from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
+
+    collator = BioHiCLDataCollator(tokenize=lambda t: {}, mesh=mesh)
+    features = [
+        {"text": "a", "labels": ["D003920"], "label_kind": "indexing"},
+        {"text": "b", "labels": ["D003924"], "label_kind": "mentions"},
+        {"text": "c", "labels": ["D001927"], "label_kind": "indexing"},
+        {"text": "d", "labels": ["D003924"], "label_kind": "indexing"},
+    ]
+    batch = collator(features)
+    assert batch["pair_mask"].tolist() == [
+        [True, False, True, True], [False, True, False, False], [True, False, True, True], [True, False, True, True]
+    ]  # fmt: skip
+    assert "pair_mask" not in collator([dict(f, label_kind="indexing") for f in features])
+    emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), dim=-1)
+    loss = BioHiCLLoss(FilteredMSELoss(pair_filter="all"), HierarchicalContrastiveLoss(temperature=0.5))
+    masked = loss(emb, batch["siml"], pair_mask=batch["pair_mask"])
+    # the same as the three indexing documents alone: document 1 (mentions) takes part in no pair
+    alone = loss(emb[[0, 2, 3]], batch["siml"][[0, 2, 3]][:, [0, 2, 3]])
+    for key in ("loss", "loss_mse", "loss_con"):
+        assert masked[key].item() == pytest.approx(alone[key].item(), abs=1e-6), key
+    assert loss(emb, batch["siml"])["loss_mse"].item() != pytest.approx(alone["loss_mse"].item(), abs=1e-4)
+
+
+def test_training_on_mixed_label_kinds(tiny_bert_dir, tmp_path):
+    docs = synthetic_documents(per_topic=6)
+    for i, doc in enumerate(docs):
+        doc["label_kind"] = "mentions" if i % 3 == 0 else "indexing"
+    path = tmp_path / "kinds.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    seen = []
+    from biohicl.trainer import BioHiCLTrainer
+
+    original = BioHiCLTrainer.compute_loss
+
+    def spy(self, model, inputs, *a, **k):
+        seen.append("pair_mask" in inputs)
+        return original(self, model, inputs, *a, **k)
+
+    BioHiCLTrainer.compute_loss = spy
+    try:
+        run = train_biohicl(
+            make_args(tiny_bert_dir, path, tmp_path / "run", max_steps=3, per_device_train_batch_size=4)
+        )
+    finally:
+        BioHiCLTrainer.compute_loss = original
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["data"]["label_kinds"] == {"mentions": 8, "indexing": 12}  # the 4 test documents held out
+    assert seen == [False, False, False]  # one kind per batch: the collator never needed a mask
+
+
+# ---------------------------------------------------------------------------------------------------------- negatives
+def test_mine_negatives_by_rule(mesh):
+    from biohicl.trainer import mine_negatives
+
+    labels = [d["mesh"] for d in synthetic_documents(per_topic=4)]  # 4 topics x 4 documents
+    siml = mesh.similarity_matrix(labels).numpy()
+    zero = mine_negatives(labels, mesh, "zero")
+    for i, negs in enumerate(zero):
+        expected = [j for j in range(16) if j != i and siml[i, j] <= 1e-6]
+        assert negs.tolist() == expected
+    lowest = mine_negatives(labels, mesh, "lowest:3", limit=2)
+    for i, negs in enumerate(lowest):
+        order = sorted((j for j in range(16) if j != i and siml[i, j] <= 0.3), key=lambda j: (siml[i, j], j))
+        assert sorted(negs.tolist()) == sorted(order[:2])
+    kinds = kinds_of(8, 8)
+    grouped = mine_negatives(labels, mesh, "below:0.2", groups=kinds, limit=3, seed=1)
+    assert all(len(n) <= 3 and all(kinds[j] == kinds[i] for j in n) for i, n in enumerate(grouped))
+    again = mine_negatives(labels, mesh, "below:0.2", groups=kinds, limit=3, seed=1)
+    assert [n.tolist() for n in grouped] == [n.tolist() for n in again]
+
+
+def test_batch_negatives_put_a_negative_in_every_batch(mesh):
+    from biohicl.trainer import mine_negatives
+
+    # 3 documents of one topic per 12: random or pair-mined batches of 4 often hold no unrelated pair
+    labels = [["D003920", "D003924"]] * 9 + [["D001943"], ["D009203"], ["D001927"]]
+    plain = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=4, seed=0)
+    negatives = mine_negatives(labels, mesh, "zero")
+    with_negatives = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=4, seed=0, negatives=negatives)
+    siml = mesh.similarity_matrix(labels).numpy()
+
+    def share_with_negative(sampler):
+        batches = [b for epoch in range(10) if not sampler.set_epoch(epoch) for b in sampler]
+        return np.mean([any(siml[i, j] <= 1e-6 for i in b for j in b if i != j) for b in batches])
+
+    assert share_with_negative(with_negatives) == 1.0 > share_with_negative(plain)
+
+
+def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_file):
+    from biohicl.trainer import build_batch_sampler, load_training_data
+
+    values = dict(output_dir=str(tmp_path), dataset_path=str(docs_file), per_device_train_batch_size=4)
+    args = BioHiCLTrainingArguments(**values, batch_negatives=True, negative="lowest:2")
+    data = load_training_data(args, mesh)
+    sampler = build_batch_sampler(args, data, mesh)
+    assert sampler.negatives is not None and all(len(n) for n in sampler.negatives)
+    assert build_batch_sampler(BioHiCLTrainingArguments(**values), data, mesh).negatives is None
