@@ -118,3 +118,28 @@ def test_temporaries_of_killed_writers_are_swept_and_live_ones_kept(tmp_path):
     atomic_write_text(tmp_path / "out.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".out.json.1-xyz.tmp", other.name, "out.json"])
     assert sweep_temporaries(tmp_path / "other.json") == 1 and not other.exists()
+
+
+def test_check_writable_probes_without_leaving_anything(tmp_path):
+    from biohicl.atomic import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper" / "r.json") == tmp_path / "new" / "deeper" / "r.json"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BioHiCLError, match=r"file/r\.json: cannot write here \(.*file is a file, not a folder\)"):
+        check_writable(tmp_path / "file" / "r.json")
+    with pytest.raises(BioHiCLError, match="is a folder; give the path of a file"):
+        check_writable(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no probe, no folder created
+
+
+def test_shareable_mode_follows_the_current_umask():
+    import os
+
+    from biohicl.atomic import current_umask, shareable_mode
+
+    previous = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert (shareable_mode(), shareable_mode(directory=True)) == (0o640, 0o750)
+    finally:
+        os.umask(previous)
