@@ -1,5 +1,7 @@
-"""MeSH-annotated corpora (streaming readers) and the processed MeSH-pair dataset."""
+"""MeSH-annotated corpora (streaming readers), decontamination, the dev split and the processed MeSH-pair dataset."""
 
+from .decontamination import Decontaminator, Removal, normalise
+from .medline_text import parse_mesh_heading, read_medline_text
 from .pairs import (
     MinedPairs,
     PairDatasetSummary,
@@ -12,40 +14,58 @@ from .pairs import (
     save_pair_dataset,
 )
 from .readers import (
+    LABEL_KINDS,
     READERS,
     SOURCES,
     JsonStream,
     MeshRecord,
     ReadReport,
+    detect_source,
+    label_kind_of,
     load_pubmedqa_test_ids,
     read_bioasq,
     read_medline,
     read_pubmedqa,
     read_pubtator,
     read_records,
+    resolve_inputs,
     unique_records,
 )
+from .splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
 
 __all__ = [
+    "LABEL_KINDS",
     "READERS",
     "SOURCES",
+    "Decontaminator",
+    "DevSplit",
     "JsonStream",
     "MeshRecord",
     "MinedPairs",
     "PairDatasetSummary",
     "ReadReport",
+    "Removal",
     "build_dataset_from_files",
     "build_default_dataset",
     "build_pair_dataset",
     "default_inputs",
+    "detect_source",
+    "is_dev_document",
+    "label_kind_of",
     "load_pair_dataset",
     "load_pubmedqa_test_ids",
     "mine_top_k",
+    "normalise",
+    "parse_mesh_heading",
+    "pubmedqa_dev_pmids",
+    "pubmedqa_non_test_pmids",
     "read_bioasq",
     "read_medline",
+    "read_medline_text",
     "read_pubmedqa",
     "read_pubtator",
     "read_records",
+    "resolve_inputs",
     "save_pair_dataset",
     "unique_records",
 ]
