@@ -426,7 +426,10 @@ def _with_split(record: MeshRecord, split: str) -> MeshRecord:
 
 
 def _mixed_kinds_message(counts: Counter) -> str:
-    parts = ", ".join(f"{source} ({kind}) {n:,}" for (kind, source), n in sorted(counts.items()))
+    """``counts``: documents per (label kind, source); a count of ``None`` (before reading) is not shown."""
+    parts = ", ".join(
+        f"{source} ({kind})" + (f" {n:,}" if n is not None else "") for (kind, source), n in sorted(counts.items())
+    )
     return (
         f"the inputs mix MeSH label kinds: {parts}. Indexing labels (assigned to the article by NLM indexers) and "
         "entity mentions (PubTator) are different distributions; build one kind, or pass --mix-label-kinds "
@@ -589,7 +592,7 @@ def build_dataset_from_files(
     for source, _ in groups:
         kinds.setdefault(label_kind_of(source), set()).add(source)
     if len(kinds) > 1 and not mix_label_kinds:
-        raise DataError(_mixed_kinds_message(Counter({(k, s): 0 for k, ss in kinds.items() for s in ss})))
+        raise DataError(_mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
     excluded: set[str] = set()
     if exclude_test:
         excluded = _test_pmids(test_ids)
