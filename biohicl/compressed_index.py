@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,7 +90,11 @@ def mmap_shard(path: str | Path) -> np.ndarray:
             raise ValueError("file is shorter than its header says")
         if not shape[0]:
             return np.empty(shape, dtype=dtype)
-        return np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + begin, shape=shape)
+        rows = np.memmap(path, dtype=dtype, mode="r", offset=8 + header_len + begin, shape=shape)
+        advise = getattr(getattr(rows, "_mmap", None), "madvise", None)
+        if advise is not None and hasattr(mmap, "MADV_RANDOM"):
+            advise(mmap.MADV_RANDOM)  # rescoring reads scattered rows: no readahead around each one
+        return rows
     except (OSError, ValueError, KeyError, TypeError, struct.error) as err:
         raise DataError(f"unreadable shard ({err})", path) from None
 
@@ -297,7 +302,6 @@ class CompressedIndex:
         self.calibration = Calibration(**info["calibration"])
         self.codes = codes
         self.float_rows = FloatRows(manifest, directory)
-        self._lut: torch.Tensor | None = None
 
     @classmethod
     def load(cls, directory: str | Path, kind: str | None = None, verify: bool = False) -> CompressedIndex:
@@ -372,14 +376,12 @@ class CompressedIndex:
         return max(4 * top_k, 40) if self.kind == "int8" else max(10 * top_k, 100)
 
     def _block(self, start: int, stop: int) -> torch.Tensor:
-        """int8 codes of rows ``start:stop`` (binary: unpacked to ±1)."""
+        """int8 codes of rows ``start:stop`` (binary: unpacked to 0/1 bits, one int8 per dimension)."""
         block = self.codes[start:stop]
         if self.kind == "int8":
             return block
-        if self._lut is None:
-            bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.int8)
-            self._lut = torch.from_numpy(bits * 2 - 1)  # [256, 8] ±1, most significant bit first (as packbits)
-        return self._lut[block.long()].reshape(block.shape[0], -1)[:, : self.dim]
+        bits = np.unpackbits(block.numpy(), axis=1, count=self.dim)
+        return torch.from_numpy(bits.view(np.int8))
 
     def approximate_top(
         self, queries: torch.Tensor, candidates: int, block_rows: int = DEFAULT_BLOCK_ROWS
@@ -395,6 +397,9 @@ class CompressedIndex:
             bias = q @ torch.tensor(self.calibration.mean)
         q_codes, q_scale = _quantize_queries(folded)
         n_queries = q.shape[0]
+        if self.kind == "binary":  # q · (2b − 1) = 2 q · b − Σ q, with the bits b in {0, 1}
+            bias = bias - q_scale * q_codes[:n_queries].float().sum(1)
+            q_scale = 2 * q_scale
         best_scores = torch.empty(n_queries, 0)
         best_rows = torch.empty(n_queries, 0, dtype=torch.long)
         with torch.inference_mode():

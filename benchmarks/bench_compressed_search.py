@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""Compressed search: recall against exact search on real embeddings, resident memory, and latency at 10M rows.
+
+``real``: an index of real abstracts (``benchmarks/bench_corpus.py`` + ``biohicl index``), SciFact claims as
+queries (encoded with the index's model): recall@10 of int8 / binary search (with exact rescoring) against the
+exact float32 top-10, and the resident memory of each form, each measured in a fresh process (RSS growth from
+opening the index and answering a batch of queries, next to the matrix bytes).
+
+``synthetic``: ``--rows`` random unit rows × ``--dim`` written as float32 shards on disk (never committed: give a
+``/tmp`` folder), compressed, then per form in a fresh process: resident memory, query latency for 1 and 64
+queries, and the time of one memory copy of the compressed matrix (the bandwidth floor; target: search within 2×).
+
+    python benchmarks/bench_compressed_search.py real --index /tmp/bench/idx
+    python benchmarks/bench_compressed_search.py synthetic --dir /tmp/bench/synth --rows 10000000
+    python benchmarks/bench_compressed_search.py synthetic --dir /tmp/bench/tiny --rows 20000 --dim 64   # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def rss() -> dict[str, int]:
+    """Resident memory of this process in bytes: total, anonymous (heap) and file-backed (mapped files)."""
+    values = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def mapped_rss(directory: str) -> int:
+    """Resident bytes of this process's mappings of files under ``directory`` (the memory-mapped shards)."""
+    total, inside = 0, False
+    root = str(Path(directory).resolve())
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+            inside = len(parts) >= 6 and parts[5].startswith(root)
+        elif inside and parts and parts[0] == "Rss:":
+            total += int(parts[1]) * 1024
+    return total
+
+
+def warm_up(dim: int) -> None:
+    """Run every code path once on a tiny matrix, so library pages and allocator pools are not counted."""
+    import numpy as np
+    import torch
+
+    from biohicl.search import Index, search_embeddings
+
+    q = torch.nn.functional.normalize(torch.randn(64, dim), dim=-1)
+    search_embeddings(q, Index.from_embeddings(torch.randn(256, dim)), top_k=10)
+    codes = torch.randint(-127, 128, (4096, dim), dtype=torch.int8)
+    torch._int_mm(torch.zeros(64, dim, dtype=torch.int8), codes.T).float().topk(40, dim=1)
+    torch.unique(torch.randint(0, 100, (64, 40)), return_inverse=True)
+    np.unpackbits(np.zeros((4096, dim // 8), np.uint8), axis=1)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+# --------------------------------------------------------------------------------------------- one process per form
+def measure(directory: str, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
+    """In this (fresh) process: open ``form`` (float32 | int8 | binary), answer queries, report memory and times."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    from biohicl.compressed_index import CompressedIndex
+    from biohicl.indexing import IndexManifest
+    from biohicl.search import Index, search_embeddings
+
+    warm_up(IndexManifest.load(directory).dim)
+    before = rss()
+    start = time.perf_counter()
+    if form == "float32":
+        matrix = Index.load(directory).embeddings()  # the whole float32 matrix in RAM (what compression avoids)
+        index = Index.from_embeddings(matrix)
+        nbytes = matrix.numel() * 4
+        del matrix
+    else:
+        index = CompressedIndex.load(directory, form)
+        nbytes = index.nbytes
+    load_s = time.perf_counter() - start
+    dim = index.dim
+    if queries_file:
+        queries = torch.from_numpy(np.load(queries_file))
+    else:
+        queries = torch.nn.functional.normalize(
+            torch.randn(64, dim, generator=torch.Generator().manual_seed(1)), dim=-1
+        )
+
+    def run(q):
+        if form == "float32":
+            return search_embeddings(q, index, top_k=10)
+        return index.search_embeddings(q, top_k=10)
+
+    result: dict = {"form": form, "nbytes": nbytes, "load_s": load_s, "rows": len(index)}
+    _, rows = run(queries)
+    result["rows_found"] = rows.tolist()
+    after = rss()
+    result.update({f"grow_{k}": after[k] - before[k] for k in ("VmRSS", "RssAnon", "RssFile")})
+    result["index_files_rss"] = mapped_rss(directory)  # float32 pages the rescoring touched (page cache, shared)
+    result["index_rss"] = result["grow_RssAnon"] + result["index_files_rss"]
+    if latency and form != "float32":
+        for n in (1, 64):
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                run(queries[:n])
+                times.append(time.perf_counter() - start)
+            result[f"latency_{n}"] = min(times)
+        copies = []
+        for _ in range(2):
+            start = time.perf_counter()
+            copy = index.codes.clone()
+            copies.append(time.perf_counter() - start)
+            del copy
+        result["copy_s"] = min(copies)
+    return result
+
+
+def in_fresh_process(directory: Path, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
+    payload = json.dumps([str(directory), form, queries_file, threads, latency])
+    out = subprocess.run(
+        [sys.executable, __file__, "_measure", payload], capture_output=True, text=True, env=dict(os.environ)
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"measuring {form} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------- real embeddings
+def bench_real(args) -> None:
+    import numpy as np
+
+    from biohicl.compressed_index import available_kinds, compress_index
+    from biohicl.indexing import IndexManifest
+
+    directory = Path(args.index)
+    manifest = IndexManifest.load(directory)
+    for kind in ("int8", "binary"):
+        if kind not in available_kinds(directory):
+            start = time.perf_counter()
+            compress_index(directory, kind)
+            print(f"compressed to {kind} in {time.perf_counter() - start:.1f} s")
+    queries_file = directory.parent / f"{directory.name}-scifact-queries.npy"
+    if not queries_file.is_file():
+        from biohicl.commands.encode import load_inference_model
+        from biohicl.evaluation.retrieval import load_beir
+        from biohicl.onnx_backend import load_onnx_encoder
+        from biohicl.settings import data_path
+
+        model = load_inference_model(manifest.model, manifest.model_revision, device="cpu")
+        encoder = load_onnx_encoder(model) if args.encoder == "onnx" else model
+        queries = list(load_beir(data_path("scifact"), "train").queries.values())
+        texts = [q for q in queries]
+        emb = encoder.encode(texts, batch_size=64, kind="query", show_progress_bar=False)
+        np.save(queries_file, np.asarray(emb, dtype=np.float32))
+    n_queries = len(np.load(queries_file))
+    print(
+        f"# bench_compressed_search.py real, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load avg "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"index {directory}: {manifest.count:,} real abstracts × {manifest.dim} ({manifest.model}); "
+        f"{n_queries:,} SciFact claims as queries; top-10"
+    )
+    results = {
+        form: in_fresh_process(directory, form, str(queries_file), args.threads, False)
+        for form in ("float32", "int8", "binary")
+    }
+    exact = results["float32"]["rows_found"]
+    for form in ("float32", "int8", "binary"):
+        r = results[form]
+        recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(r["rows_found"], exact, strict=True)])
+        print(
+            f"  {form:<8} matrix {mib(r['nbytes']):>10}   index RSS {mib(r['index_rss']):>10} (anon growth "
+            f"{mib(r['grow_RssAnon'])} + mapped shard pages {mib(r['index_files_rss'])})   recall@10 vs exact "
+            f"{recall:.4f}"
+        )
+    base = results["float32"]
+    for form in ("int8", "binary"):
+        r = results[form]
+        print(
+            f"ratio float32 / {form}: matrix {base['nbytes'] / r['nbytes']:.1f}×, index RSS "
+            f"{base['index_rss'] / max(r['index_rss'], 1):.1f}×"
+        )
+
+
+# --------------------------------------------------------------------------------------------- synthetic, on disk
+def write_synthetic(directory: Path, rows: int, dim: int, shard_size: int) -> None:
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from biohicl.indexing import (
+        EMBEDDINGS_KEY,
+        INDEX_FORMAT,
+        IndexManifest,
+        ShardInfo,
+        docs_name,
+        ids_digest,
+        shard_name,
+    )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    centre = torch.randn(dim, generator=generator) * 0.05  # real embeddings share an offset; keep one
+    shards, start = [], 0
+    for number, first in enumerate(range(0, rows, shard_size)):
+        count = min(shard_size, rows - first)
+        block = torch.randn(count, dim, generator=generator).mul_(0.05).add_(centre)
+        block = torch.nn.functional.normalize(block, dim=-1)
+        ids = [str(first + i) for i in range(count)]
+        (directory / docs_name(number)).write_text("\n".join(json.dumps({"id": i}) for i in ids) + "\n")
+        digest = ids_digest(ids)
+        meta = {"count": str(count), "ids_sha256": digest, "shard": str(number), "format": INDEX_FORMAT}
+        save_file({EMBEDDINGS_KEY: block}, str(directory / shard_name(number)), metadata=meta)
+        shards.append(ShardInfo(number, shard_name(number), docs_name(number), start, count, digest))
+        start += count
+        del block
+    IndexManifest(
+        model="synthetic",
+        model_revision=None,
+        dtype="float32",
+        dim=dim,
+        count=start,
+        shards=shards,
+        shard_size=shard_size,
+    ).save(directory)
+    _ = np  # (numpy imported for symmetry with the reader side)
+
+
+def bench_synthetic(args) -> None:
+    from biohicl.compressed_index import available_kinds, compress_index
+    from biohicl.indexing import IndexManifest
+
+    directory = Path(args.dir)
+    if not (directory / "manifest.json").is_file():
+        start = time.perf_counter()
+        write_synthetic(directory, args.rows, args.dim, args.shard_size)
+        print(f"wrote {args.rows:,} × {args.dim} float32 rows to {directory} in {time.perf_counter() - start:.0f} s")
+    manifest = IndexManifest.load(directory)
+    for kind in ("int8", "binary"):
+        if kind not in available_kinds(directory):
+            start = time.perf_counter()
+            compress_index(directory, kind)
+            print(f"compressed to {kind} in {time.perf_counter() - start:.0f} s")
+    print(
+        f"# bench_compressed_search.py synthetic, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load avg "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, {args.threads} threads"
+    )
+    float_bytes = manifest.count * manifest.dim * 4
+    print(
+        f"{manifest.count:,} rows × {manifest.dim}; float32 matrix would be {mib(float_bytes)} "
+        f"(on disk, memory-mapped for rescoring only)"
+    )
+    for kind in ("int8", "binary"):
+        r = in_fresh_process(directory, kind, None, args.threads, True)
+        print(
+            f"  {kind:<7} matrix {mib(r['nbytes'])} ({float_bytes / r['nbytes']:.0f}× below float32), load "
+            f"{r['load_s']:.1f} s, index RSS {mib(r['index_rss'])} (anon growth {mib(r['grow_RssAnon'])} + mapped "
+            f"shard pages {mib(r['index_files_rss'])}) → {float_bytes / r['index_rss']:.1f}× below float32"
+        )
+        print(
+            f"          latency 1 query {r['latency_1'] * 1000:,.0f} ms, 64 queries {r['latency_64'] * 1000:,.0f} ms "
+            f"({r['latency_64'] / 64 * 1000:,.1f} ms/query); memory copy of the matrix {r['copy_s'] * 1000:,.0f} ms "
+            f"→ search / copy: {r['latency_1'] / r['copy_s']:.2f}× (1 query), {r['latency_64'] / r['copy_s']:.2f}× "
+            f"(64 queries)"
+        )
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "_measure":
+        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode")
+    real = sub.add_parser("real")
+    real.add_argument("--index", required=True)
+    real.add_argument("--encoder", default="onnx", choices=["onnx", "torch"], help="to encode the queries")
+    real.add_argument("--threads", type=int, default=2)
+    synthetic = sub.add_parser("synthetic")
+    synthetic.add_argument("--dir", required=True)
+    synthetic.add_argument("--rows", type=int, default=10_000_000)
+    synthetic.add_argument("--dim", type=int, default=384)
+    synthetic.add_argument("--shard-size", type=int, default=1_000_000)
+    synthetic.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.mode is None:  # `make bench`: a small synthetic run in a temporary folder
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="bench-compressed-")
+        args = parser.parse_args(["synthetic", "--dir", folder, "--rows", "200000", "--shard-size", "50000"])
+        try:
+            bench_synthetic(args)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    bench_real(args) if args.mode == "real" else bench_synthetic(args)
+
+
+if __name__ == "__main__":
+    main()
