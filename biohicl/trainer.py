@@ -30,7 +30,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from .errors import ConfigError, DataError
-from .losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
+from .losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, TitleInfoNCELoss
 from .mesh import MeshHierarchy
 from .training_args import BioHiCLTrainingArguments
 
@@ -41,7 +41,7 @@ TRAINABLE_WEIGHTS_NAME = "trainable_weights.safetensors"
 #: The trainable weights at step 0 (written when step 0 is a model-selection candidate), restored if nothing beats them.
 INITIAL_WEIGHTS_NAME = "initial_trainable_weights.safetensors"
 #: Batch keys that go to the loss, not to the model.
-LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
+LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask", "title_rows"})
 TRAINING_ARGS_JSON = "biohicl_training_args.json"
 CURVES_NAME = "training_curves.png"
 
@@ -54,6 +54,8 @@ class BioHiCLDataCollator:
     Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
     descriptor UIs; labels the hierarchy does not know are ignored). When the batch mixes ``label_kind`` values
     (``indexing``/``mentions``), a ``pair_mask`` [B, B] (same kind only) is attached, so no loss pairs them.
+    ``titles=True`` also tokenizes the rows' ``title`` as queries (``title_inputs``) with their batch rows
+    (``title_rows``), for the title InfoNCE term; rows without a title are skipped.
 
     Args:
         tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCLModel.tokenize``).
@@ -69,6 +71,7 @@ class BioHiCLDataCollator:
     labels_column: str = "labels"
     label_weights: Mapping[str, float] | None = None
     kind_column: str = "label_kind"
+    titles: bool = False
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         texts = [document_text(f, self.text_column) for f in features]
@@ -79,6 +82,12 @@ class BioHiCLDataCollator:
         if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)
             codes = torch.tensor([sorted(set(map(str, kinds))).index(str(k)) for k in kinds])
             batch["pair_mask"] = codes[:, None] == codes[None, :]
+        if self.titles:  # the title InfoNCE term: titles as queries, rows without a title skipped
+            rows = [i for i, f in enumerate(features) if str(f.get("title") or "").strip()]
+            if rows:
+                titles = [str(features[i]["title"]).strip() for i in rows]
+                batch["title_inputs"] = dict(self.tokenize(titles, kind="query"))
+                batch["title_rows"] = torch.tensor(rows, dtype=torch.long)
         return batch
 
 
@@ -498,7 +507,8 @@ class BioHiCLTrainer(Trainer):
             batch_sampler=self.batch_sampler,
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
+            # pinning only helps a GPU copy; on CPU torch warns that it is ignored
+            pin_memory=self.args.dataloader_pin_memory and self.args.device.type == "cuda",
         )
         return self.accelerator.prepare(loader)
 
@@ -513,8 +523,13 @@ class BioHiCLTrainer(Trainer):
         inputs = dict(inputs)
         loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS}
         siml = loss_inputs.pop("siml")
+        title_inputs = inputs.pop("title_inputs", None)
         embeddings = model(**inputs)
         wanted = getattr(self.loss, "extra_inputs", frozenset())
+        if "title_embeddings" in wanted and title_inputs is not None:
+            loss_inputs["title_embeddings"] = model(**title_inputs)
+        elif "title_rows" in loss_inputs and "title_embeddings" not in wanted:
+            loss_inputs.pop("title_rows")
         if "base_embeddings" in wanted:
             loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs)
         out = self.loss(embeddings, siml, **loss_inputs)
@@ -749,7 +764,15 @@ def build_loss(args: BioHiCLTrainingArguments) -> BioHiCLLoss:
         use_mse=args.use_mse,
         use_contrastive=args.use_contrastive,
         distill_weight=args.distill_weight,
+        title=TitleInfoNCELoss(temperature=args.title_temperature),
+        title_weight=args.title_weight,
     )
+
+
+def loss_config(loss: Any) -> dict[str, Any]:
+    """A loss's ``get_config_dict()``, or its class name for a loss without one."""
+    getter = getattr(loss, "get_config_dict", None)
+    return getter() if callable(getter) else {"class": type(loss).__name__}
 
 
 def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -799,7 +822,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     import datasets
 
     from .training_diagnostics import label_column as find_label_column
-    from .training_diagnostics import parquet_files, read_documents
+    from .training_diagnostics import parquet_files, read_documents, read_parquet
 
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
@@ -807,7 +830,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     documents = read_documents(path)
     pairs_table = None
     if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
-        pairs_table = datasets.Dataset.from_parquet([str(f) for f in pairs_files])
+        pairs_table = read_parquet(pairs_files, path / "pairs")
     label_column = find_label_column(documents, path)
     total = len(documents)
     if "split" in documents.column_names:
@@ -819,6 +842,12 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         keep = keep[: args.max_train_documents]
     if not keep:
         raise ConfigError(f"{path}: no documents in split(s) {', '.join(args.train_splits)}")
+    if len(keep) < 2:
+        raise DataError(
+            f"1 training document (split {', '.join(args.train_splits)}); the BioHiCL losses compare documents "
+            "within a batch and need at least 2",
+            path,
+        )
 
     rows = documents.select(keep)
     texts = [document_text(r) for r in rows]
@@ -829,6 +858,12 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         raise DataError(
             f"no training document has a MeSH label this hierarchy knows ({dropped} labels dropped as unknown)", path
         )
+    if len({frozenset(lab) for lab in labels}) == 1:
+        raise DataError(
+            f"all {len(labels)} training documents have the same MeSH label set, so SimL = 1 for every pair: "
+            "no negatives, and the regression would pull every embedding together; nothing to learn",
+            path,
+        )
     check_tags_dropped = 0
     if args.drop_check_tags:
         tags = check_tag_uis(mesh)
@@ -836,6 +871,8 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         labels = [[u for u in lab if u not in tags] for lab in labels]
         check_tags_dropped = before - sum(len(lab) for lab in labels)
     columns = {"text": texts, "labels": labels}
+    if "title" in rows.column_names:
+        columns["title"] = [str(t or "") for t in rows["title"]]
     if "label_kind" in rows.column_names:
         columns["label_kind"] = [str(k or "") for k in rows["label_kind"]]
     train = datasets.Dataset.from_dict(columns)
@@ -982,6 +1019,7 @@ def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCal
         ancestors=args.use_ancestors,
         depth_weight=args.use_depth_weight,
         label_weights=siml_label_weights(args, mesh),
+        titles=args.title_weight > 0,
     )
     sampler = build_batch_sampler(args, data, mesh)
     trainer = BioHiCLTrainer(
@@ -1004,7 +1042,7 @@ def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCal
             "data": data.stats,
             "batch_sampler": type(sampler).__name__,
             "batches_per_epoch": len(sampler),
-            "loss": trainer.loss.get_config_dict(),
+            "loss": loss_config(trainer.loss),
             "trainable_parameters": trainable,
             "total_parameters": total,
             "global_step": trainer.state.global_step,

@@ -108,6 +108,16 @@ class BioHiCLTrainingArguments(TrainingArguments):
         },
     )
 
+    title_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the title InfoNCE term (beyond the paper; 0 = off): each document's title, embedded "
+            "as a query, must pick its own document (title + abstract) among the batch's. Rows without a title "
+            "(PubMedQA abstracts) are skipped."
+        },
+    )
+    title_temperature: float = field(default=0.05, metadata={"help": "τ of the title InfoNCE term."})
+
     # ---------------------------------------------------------------- data
     dataset_path: str | None = field(
         default=None,
@@ -246,6 +256,10 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
         if self.batch_negatives and self.batch_sampler != "mesh_pairs":
             raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
+        if self.title_weight < 0:
+            raise ConfigError(f"title_weight: must be non-negative, got {self.title_weight}")
+        if self.title_temperature <= 0:
+            raise ConfigError(f"title_temperature: must be positive, got {self.title_temperature}")
         if self.distill_weight < 0:
             raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
         if self.distill_weight > 0 and self.full_finetune:

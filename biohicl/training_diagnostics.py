@@ -71,29 +71,53 @@ def read_documents(path: str | Path):
         raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
     if path.is_dir():
         return read_config(path, "documents")
-    if path.suffix in {".jsonl", ".json"}:
-        _check_utf8(path)
+    if path.suffix == ".parquet":
+        return read_parquet([path], path)
     try:
-        if path.suffix in {".jsonl", ".json"}:
-            return datasets.Dataset.from_json(str(path))
-        return datasets.Dataset.from_parquet(str(path))
-    except Exception as err:  # datasets wraps parse errors in several types
-        cause = err.__cause__ or err
-        raise DataError(f"cannot read the documents ({type(cause).__name__}: {cause})", path) from None
+        return datasets.Dataset.from_list(read_json_records(path))
+    except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types across records)
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 
 
-def _check_utf8(path: Path) -> None:
-    """A JSON lines file must be UTF-8: name the first line that is not (datasets would raise a bare traceback)."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
+def read_json_records(path: Path) -> list[dict]:
+    """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
+    line is a one-line :class:`DataError` naming the file and line (not UTF-8, not JSON, not an object)."""
+    raw = path.read_bytes()
+    if path.suffix == ".json" and raw.lstrip()[:1] == b"[":
+        try:
+            loaded = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            message = f"line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8"
+            raise DataError(message, path) from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"line {err.lineno}: not valid JSON ({err.msg})", path) from None
+        numbered = [(i + 1, record) for i, record in enumerate(loaded)]
+    else:
+        numbered = []
+        for number, line in enumerate(raw.splitlines(), start=1):
             try:
-                line.decode("utf-8")
+                text = line.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataError(
                     f"line {number}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
                     "re-save the file as UTF-8",
                     path,
                 ) from None
+            if not text.strip():
+                continue
+            try:
+                numbered.append((number, json.loads(text)))
+            except json.JSONDecodeError as err:
+                raise DataError(f"line {number}: not valid JSON ({err.msg}, column {err.colno})", path) from None
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise DataError(f"line {number}: expected a JSON object per document, got {type(record).__name__}", path)
+    if not numbered:
+        raise DataError("no documents in the file", path)
+    return [record for _, record in numbered]
 
 
 def parquet_files(root: Path, config: str) -> list[Path]:
@@ -112,17 +136,27 @@ def parquet_files(root: Path, config: str) -> list[Path]:
     return []
 
 
+def read_parquet(files: Sequence[Path], where: str | Path):
+    """Parquet files as one in-memory ``datasets.Dataset`` (pyarrow directly: an empty file is an empty table,
+    where ``Dataset.from_parquet`` raises "Instruction 'train' corresponds to no data!")."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        tables = [pq.read_table(str(f)) for f in files]
+        return datasets.Dataset(pa.concat_tables(tables, promote_options="default"))
+    except Exception as err:  # ArrowInvalid, OSError, schema mismatches
+        raise DataError(f"cannot read the parquet data ({type(err).__name__}: {err})", where) from None
+
+
 def read_config(root: Path, config: str):
     """Dataset config ``config`` of a dataset folder (parquet files, or a ``save_to_disk`` DatasetDict)."""
     import datasets
 
     files = parquet_files(root, config)
     if files:
-        try:
-            return datasets.Dataset.from_parquet([str(f) for f in files])
-        except Exception as err:
-            cause = err.__cause__ or err
-            raise DataError(f"cannot read config {config} ({type(cause).__name__}: {cause})", root) from None
+        return read_parquet(files, root / config)
     try:
         loaded = datasets.load_from_disk(str(root))
     except Exception:  # any failure means: not a saved DatasetDict either

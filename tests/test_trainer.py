@@ -475,6 +475,58 @@ def test_training_with_self_distillation_logs_the_component(tiny_bert_dir, docs_
         make_args(tiny_bert_dir, docs_file, tmp_path / "x", distill_weight=-1.0)
 
 
+def test_collator_tokenizes_titles_as_queries_and_skips_rows_without(mesh):
+    calls = []
+
+    def tokenize(texts, kind="document"):
+        calls.append((kind, list(texts)))
+        return {"input_ids": torch.ones(len(texts), 2, dtype=torch.long)}
+
+    collator = BioHiCLDataCollator(tokenize=tokenize, mesh=mesh, titles=True)
+    features = [
+        {"title": "Insulin", "abstract": "x", "labels": ["D003920"]},
+        {"text": "a PubMedQA context", "labels": ["D003924"]},  # no title
+        {"title": " Heart ", "abstract": "y", "labels": ["D009203"]},
+    ]
+    batch = collator(features)
+    assert calls == [("document", ["Insulin x", "a PubMedQA context", "Heart  y"]), ("query", ["Insulin", "Heart"])]
+    assert batch["title_rows"].tolist() == [0, 2] and batch["title_inputs"]["input_ids"].shape == (2, 2)
+
+
+def test_training_with_the_title_term(tiny_bert_dir, docs_file, tmp_path):
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "title", max_steps=2, title_weight=0.5))
+    state = json.loads((run / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    assert len(steps) == 2
+    for entry in steps:
+        assert entry["loss_title"] > 0.0
+        total = entry["loss_mse"] + 0.1 * entry["loss_con"] + 0.5 * entry["loss_title"]
+        assert entry["loss"] == pytest.approx(total, rel=1e-5)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"]["title_weight"] == 0.5 and summary["loss"]["title"] == {"temperature": 0.05}
+
+
+def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    import biohicl.trainer as trainer_module
+
+    class SpreadLoss(torch.nn.Module):
+        """Not a BioHiCL loss: push the batch's embeddings apart; reports two components of its own."""
+
+        def forward(self, embeddings, siml, **inputs):
+            unit = torch.nn.functional.normalize(embeddings, dim=-1)
+            spread = (unit @ unit.T).mean()
+            return {"loss": 2 * spread + 1, "loss_spread": spread, "loss_one": torch.ones(())}
+
+    monkeypatch.setattr(trainer_module, "build_loss", lambda args: SpreadLoss())
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "any", max_steps=2))
+    state = json.loads((run / "trainer_state.json").read_text())
+    steps = [e for e in state["log_history"] if "loss_spread" in e]
+    assert len(steps) == 2 and all("loss_mse" not in e for e in steps)
+    for entry in steps:
+        assert entry["loss_one"] == 1.0 and entry["loss"] == pytest.approx(2 * entry["loss_spread"] + 1, rel=1e-5)
+    assert json.loads((run / "training_summary.json").read_text())["loss"] == {"class": "SpreadLoss"}
+
+
 # ---------------------------------------------------------------------------------------------------------- CLI, curves
 def test_cli_reads_a_yaml_config_and_options_override_it(tmp_path):
     from biohicl.commands.train import parse_args

@@ -66,5 +66,10 @@ def main(argv: list[str]) -> int:
 
     args = parse_args(argv)
     run_dir = train_biohicl(args)
-    print(f"saved the trained model, trainer_state.json and training_curves.png to {run_dir}")
+    if not args.should_save:
+        return 0
+    # name only what was written (no curve when no training step was logged)
+    written = [name for name in ("trainer_state.json", "training_summary.json", "training_curves.png")
+               if (run_dir / name).is_file()]  # fmt: skip
+    print(f"saved the trained model, {', '.join(written)} to {run_dir}")
     return 0

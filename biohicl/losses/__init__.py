@@ -8,6 +8,7 @@ from .combined import BioHiCLLoss
 from .contrastive import HierarchicalContrastiveLoss
 from .distillation import SimilarityDistillationLoss
 from .regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
+from .title import TitleInfoNCELoss
 from .utils import embedding_similarity, labelled_pair_mask
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "FilteredMSELoss",
     "HierarchicalContrastiveLoss",
     "SimilarityDistillationLoss",
+    "TitleInfoNCELoss",
     "embedding_similarity",
     "labelled_pair_mask",
     "pair_filter_mask",

@@ -2,11 +2,13 @@
 
 Either term can be switched off (the paper's "no L_con" / "no L_mse" ablations); a switched-off term is reported as
 0 and costs nothing. Beyond the paper, and off by default: ``+ w_distill · L_distill`` (self-distillation towards
-the frozen base model's SimE, :mod:`.distillation`).
+the frozen base model's SimE, :mod:`.distillation`) and ``+ w_title · L_title`` (title → own document InfoNCE,
+:mod:`.title`).
 
 Any loss the trainer is given works the same way: ``forward(embeddings, siml, **inputs)`` returns a dict with
 ``loss`` (back-propagated) and any number of ``loss_*`` components (logged); :attr:`extra_inputs` names the inputs
-beyond ``embeddings`` and ``siml`` it needs (``base_embeddings``: the batch under the frozen base model).
+beyond ``embeddings`` and ``siml`` it needs (``base_embeddings``: the batch under the frozen base model;
+``title_embeddings`` and ``title_rows``: the batch's titles and the rows they belong to).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from .contrastive import HierarchicalContrastiveLoss
 from .distillation import SimilarityDistillationLoss
 from .regression import FilteredMSELoss
+from .title import TitleInfoNCELoss
 
 
 class BioHiCLLoss(nn.Module):
@@ -37,6 +40,8 @@ class BioHiCLLoss(nn.Module):
         use_contrastive: bool = True,
         distillation: SimilarityDistillationLoss | None = None,
         distill_weight: float = 0.0,
+        title: TitleInfoNCELoss | None = None,
+        title_weight: float = 0.0,
     ):
         super().__init__()
         if not (use_mse or use_contrastive):
@@ -45,6 +50,8 @@ class BioHiCLLoss(nn.Module):
             raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
         if distill_weight < 0:
             raise ValueError(f"distill_weight: must be non-negative, got {distill_weight}")
+        if title_weight < 0:
+            raise ValueError(f"title_weight: must be non-negative, got {title_weight}")
         self.regression = regression if regression is not None else FilteredMSELoss()
         self.contrastive = contrastive if contrastive is not None else HierarchicalContrastiveLoss()
         self.lambda_con = lambda_con
@@ -52,11 +59,17 @@ class BioHiCLLoss(nn.Module):
         self.use_contrastive = use_contrastive
         self.distillation = distillation if distillation is not None else SimilarityDistillationLoss()
         self.distill_weight = distill_weight
+        self.title = title if title is not None else TitleInfoNCELoss()
+        self.title_weight = title_weight
 
     @property
     def extra_inputs(self) -> frozenset[str]:
-        """Inputs beyond ``embeddings`` and ``siml`` that ``forward`` needs from the trainer."""
-        return frozenset({"base_embeddings"} if self.distill_weight > 0 else ())
+        """Inputs beyond ``embeddings`` and ``siml`` that ``forward`` needs from the trainer: ``base_embeddings``
+        (the batch under the frozen base model), ``title_embeddings`` (with ``title_rows``)."""
+        wanted = {"base_embeddings"} if self.distill_weight > 0 else set()
+        if self.title_weight > 0:
+            wanted.add("title_embeddings")
+        return frozenset(wanted)
 
     def forward(
         self,
@@ -64,6 +77,8 @@ class BioHiCLLoss(nn.Module):
         siml: torch.Tensor,
         pair_mask: torch.Tensor | None = None,
         base_embeddings: torch.Tensor | None = None,
+        title_embeddings: torch.Tensor | None = None,
+        title_rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only)."""
         zero = embeddings.new_zeros((), dtype=torch.float32)
@@ -76,6 +91,12 @@ class BioHiCLLoss(nn.Module):
                 raise ValueError("base_embeddings: required when distill_weight > 0 (the frozen base model's batch)")
             out["loss_distill"] = self.distillation(embeddings, base_embeddings)
             total = total + self.distill_weight * out["loss_distill"]
+        if self.title_weight > 0:
+            if title_embeddings is None or title_rows is None:
+                out["loss_title"] = zero  # a batch without titles (e.g. PubMedQA abstracts)
+            else:
+                out["loss_title"] = self.title(embeddings, title_embeddings, title_rows)
+            total = total + self.title_weight * out["loss_title"]
         return {"loss": total, **out}
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -89,10 +110,13 @@ class BioHiCLLoss(nn.Module):
         }
         if self.distill_weight > 0:
             config["distillation"] = self.distillation.get_config_dict()
+        if self.title_weight > 0:
+            config["title_weight"] = self.title_weight
+            config["title"] = self.title.get_config_dict()
         return config
 
     def extra_repr(self) -> str:
         return (
             f"lambda_con={self.lambda_con}, use_mse={self.use_mse}, use_contrastive={self.use_contrastive}, "
-            f"distill_weight={self.distill_weight}"
+            f"distill_weight={self.distill_weight}, title_weight={self.title_weight}"
         )

@@ -155,3 +155,67 @@ def test_nan_siml_is_refused():
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"siml must be \[3, 3\] for 3 embeddings, got \(2, 2\)"):
         FilteredMSELoss()(torch.ones(3, 4), torch.ones(2, 2))
+
+
+# ------------------------------------------------------------------------------------------- issue #16
+def test_latin1_byte_in_a_jsonl_dataset_is_one_line_naming_file_and_line(tiny_bert_dir, tmp_path, run_cli):
+    dataset = tmp_path / "docs.jsonl"
+    good = json.dumps({"pmid": "1", "title": "t", "abstract": "a", "mesh": ["D003920"]}).encode()
+    dataset.write_bytes(good + b"\n" + b'{"pmid": "2", "title": "caf\xe9", "abstract": "b", "mesh": ["D003924"]}\n')
+    result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
+    assert f"{dataset}: line 2: not UTF-8 (byte 0xe9 at column 28)" in result.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_one_document_jsonl_is_refused_not_trained(tiny_bert_dir, tmp_path, run_cli):
+    dataset = write_docs(tmp_path / "docs.jsonl", [["D003920"]])
+    result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
+    assert f"{dataset}: 1 training document" in result.err and "need at least 2" in result.err
+    assert "training_curves.png" not in result.out
+    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()
+
+
+def test_a_built_one_document_dataset_is_refused_with_the_real_reason(tiny_bert_dir, tmp_path, run_cli):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "built"
+    (root / "documents").mkdir(parents=True)
+    (root / "pairs").mkdir()
+    documents = {"pmid": ["1"], "title": ["t"], "abstract": ["a"], "mesh": [["D003920"]], "split": ["train"]}
+    pq.write_table(pa.table(documents), root / "documents" / "documents-00000.parquet")
+    empty_pairs = pa.table({"anchor": pa.array([], pa.int64()), "partner": pa.array([], pa.int64()),
+                            "siml": pa.array([], pa.float32())})  # fmt: skip
+    pq.write_table(empty_pairs, root / "pairs" / "pairs-00000.parquet")  # what build-dataset writes for one document
+    result = run_cli(train_argv(tiny_bert_dir, root, tmp_path / "run"))
+    assert "1 training document" in result.err and "corresponds to no data" not in result.err
+
+
+def test_all_documents_with_one_label_set_are_refused(tiny_bert_dir, tmp_path, run_cli):
+    dataset = write_docs(tmp_path / "docs.jsonl", [["D003920", "D006801"]] * 4)
+    result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
+    assert "all 4 training documents have the same MeSH label set" in result.err and "no negatives" in result.err
+    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()
+
+
+def test_the_cli_names_only_the_files_it_wrote(tiny_bert_dir, tmp_path, run_cli):
+    dataset = write_docs(tmp_path / "docs.jsonl", [["D003920"], ["D003924"], ["D009203"], ["D001927"]])
+    # logging every 10 steps, 1 step: no loss is logged, so no curve can be drawn
+    result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run", "--logging_steps", "10"), expect_error=False)
+    assert result.code == 0, result.err
+    assert not (tmp_path / "run" / "training_curves.png").exists()
+    saved = [line for line in result.out.splitlines() if line.startswith("saved the trained model")]
+    assert saved == [f"saved the trained model, trainer_state.json, training_summary.json to {tmp_path / 'run'}"]
+
+
+def test_training_on_cpu_does_not_warn_about_pin_memory(tiny_bert_dir, tmp_path, run_cli):
+    import warnings
+
+    dataset = write_docs(tmp_path / "docs.jsonl", [["D003920"], ["D003924"], ["D009203"], ["D001927"]])
+    argv = [a for a in train_argv(tiny_bert_dir, dataset, tmp_path / "run") if a != "--use_cpu"]  # the default device
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cli(argv, expect_error=False)
+    assert result.code == 0, result.err
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
+    assert "pin_memory" not in result.err
