@@ -178,3 +178,13 @@ def test_two_launched_cpu_processes(models, tiny_bert_dir, tmp_path):
     torch.testing.assert_close(
         load_index(tmp_path / "idx").embeddings(), load_index(tmp_path / "single").embeddings(), atol=1e-6, rtol=0
     )
+
+
+def test_compress_after_a_distributed_build_equals_a_single_process_one(models, tmp_path):
+    from biohicl.compressed_index import CompressedIndex
+
+    build_index(models[0], DOCS, tmp_path / "single", shard_size=4, show_progress_bar=False, compress="int8,binary")
+    run_ranks(models, tmp_path / "three", world=3, shard_size=4, compress="int8,binary")
+    for kind in ("int8", "binary"):
+        one, three = (CompressedIndex.load(tmp_path / name, kind, verify=True) for name in ("single", "three"))
+        assert one.codes.shape[0] == 23 and torch.equal(one.codes, three.codes)

@@ -1,0 +1,47 @@
+"""The issue #18 benchmark scripts run end to end at tiny sizes on CPU (the GPU script's --smoke mode included)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, timeout: int = 900) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_gpu_smoke_runs_on_cpu():
+    out = run("benchmarks/bench_gpu.py", "--smoke")
+    assert "[encode]" in out and "[topk]" in out and "ratio search / copy" in out and "one epoch over 80,000" in out
+
+
+def test_bench_compressed_search_synthetic_tiny(tmp_path):
+    out = run(
+        "benchmarks/bench_compressed_search.py",
+        "synthetic",
+        "--dir",
+        str(tmp_path / "s"),
+        "--rows",
+        "5000",
+        "--dim",
+        "32",
+        "--shard-size",
+        "2000",
+    )
+    assert "int8" in out and "binary" in out and "search / copy" in out
+
+
+def test_bench_onnx_encode_tiny():
+    pytest.importorskip("onnxruntime")
+    out = run("benchmarks/bench_onnx_encode.py", "--tiny")
+    assert "ratio biohicl onnx int8 / ST torch throughput" in out
