@@ -41,7 +41,7 @@ TRAINABLE_WEIGHTS_NAME = "trainable_weights.safetensors"
 #: The trainable weights at step 0 (written when step 0 is a model-selection candidate), restored if nothing beats them.
 INITIAL_WEIGHTS_NAME = "initial_trainable_weights.safetensors"
 #: Batch keys that go to the loss, not to the model.
-LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask", "title_rows"})
+LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
 TRAINING_ARGS_JSON = "biohicl_training_args.json"
 CURVES_NAME = "training_curves.png"
 
@@ -54,8 +54,8 @@ class BioHiCLDataCollator:
     Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
     descriptor UIs; labels the hierarchy does not know are ignored). When the batch mixes ``label_kind`` values
     (``indexing``/``mentions``), a ``pair_mask`` [B, B] (same kind only) is attached, so no loss pairs them.
-    ``titles=True`` also tokenizes the rows' ``title`` as queries (``title_inputs``) with their batch rows
-    (``title_rows``), for the title InfoNCE term; rows without a title are skipped.
+    ``titles=True`` also tokenizes, for the title InfoNCE term, the ``title`` of every row that has a title and an
+    ``abstract`` as a query (``title_inputs``) and the abstract alone as a document (``abstract_inputs``).
 
     Args:
         tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCLModel.tokenize``).
@@ -82,12 +82,12 @@ class BioHiCLDataCollator:
         if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)
             codes = torch.tensor([sorted(set(map(str, kinds))).index(str(k)) for k in kinds])
             batch["pair_mask"] = codes[:, None] == codes[None, :]
-        if self.titles:  # the title InfoNCE term: titles as queries, rows without a title skipped
-            rows = [i for i, f in enumerate(features) if str(f.get("title") or "").strip()]
-            if rows:
-                titles = [str(features[i]["title"]).strip() for i in rows]
-                batch["title_inputs"] = dict(self.tokenize(titles, kind="query"))
-                batch["title_rows"] = torch.tensor(rows, dtype=torch.long)
+        if self.titles:  # the title InfoNCE term: titles as queries, their abstracts alone as documents
+            pairs = [(str(f.get("title") or "").strip(), str(f.get("abstract") or "").strip()) for f in features]
+            pairs = [(title, abstract) for title, abstract in pairs if title and abstract]
+            if len(pairs) >= 2:
+                batch["title_inputs"] = dict(self.tokenize([t for t, _ in pairs], kind="query"))
+                batch["abstract_inputs"] = dict(self.tokenize([a for _, a in pairs], kind="document"))
         return batch
 
 
@@ -524,12 +524,12 @@ class BioHiCLTrainer(Trainer):
         loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS}
         siml = loss_inputs.pop("siml")
         title_inputs = inputs.pop("title_inputs", None)
+        abstract_inputs = inputs.pop("abstract_inputs", None)
         embeddings = model(**inputs)
         wanted = getattr(self.loss, "extra_inputs", frozenset())
-        if "title_embeddings" in wanted and title_inputs is not None:
+        if "title_embeddings" in wanted and title_inputs is not None and abstract_inputs is not None:
             loss_inputs["title_embeddings"] = model(**title_inputs)
-        elif "title_rows" in loss_inputs and "title_embeddings" not in wanted:
-            loss_inputs.pop("title_rows")
+            loss_inputs["abstract_embeddings"] = model(**abstract_inputs)
         if "base_embeddings" in wanted:
             loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs)
         out = self.loss(embeddings, siml, **loss_inputs)
@@ -871,8 +871,9 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         labels = [[u for u in lab if u not in tags] for lab in labels]
         check_tags_dropped = before - sum(len(lab) for lab in labels)
     columns = {"text": texts, "labels": labels}
-    if "title" in rows.column_names:
-        columns["title"] = [str(t or "") for t in rows["title"]]
+    for name in ("title", "abstract"):  # for the title InfoNCE term
+        if name in rows.column_names and "text" not in rows.column_names:
+            columns[name] = [str(t or "") for t in rows[name]]
     if "label_kind" in rows.column_names:
         columns["label_kind"] = [str(k or "") for k in rows["label_kind"]]
     train = datasets.Dataset.from_dict(columns)

@@ -32,6 +32,7 @@ def siml_alignment(
     mesh: MeshHierarchy | None = None,
     beta: float = 0.3,
     batch_size: int = 32,
+    show_progress_bar: bool | None = None,
 ) -> dict[str, float]:
     """Agreement of SimE (``model.encode``) with SimL over all pairs ``i < j`` of the given documents."""
     from scipy.stats import pearsonr, spearmanr
@@ -40,7 +41,9 @@ def siml_alignment(
     clean = [[u for u in labs if mesh.trees.get(u)] for labs in labels]
     keep = [i for i, labs in enumerate(clean) if labs]
     siml = gram_matrix(mesh.normalized_label_vectors([clean[i] for i in keep]))
-    emb = np.asarray(model.encode([texts[i] for i in keep], batch_size=batch_size, kind="document"), dtype=np.float64)
+    kept_texts = [texts[i] for i in keep]
+    encoded = model.encode(kept_texts, batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar)
+    emb = np.asarray(encoded, dtype=np.float64)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sime = emb @ emb.T
     upper = np.triu_indices(len(keep), k=1)

@@ -302,21 +302,24 @@ def test_lowest_negatives_give_a_batch_without_zero_pairs_a_contrastive_signal()
 
 # ---------------------------------------------------------------------------------------------- title InfoNCE
 def test_title_infonce_by_hand():
-    # τ = 0.5; titles of rows 0 and 2; documents EMB3 (SimE with t0 = [1, 0]: 1, .6, 0; with t1 = [0, 1]: 0, .8, 1)
+    # τ = 0.5; titles t0 = [1, 0], t1 = [0, 1]; their abstracts a0 = [1, 0], a1 = [.6, .8]
+    # cos(t0, ·) = 1, .6 → logits 2, 1.2 (own: a0);  cos(t1, ·) = 0, .8 → logits 0, 1.6 (own: a1)
     titles = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-    first = -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(1.2) + 1.0))
-    second = -math.log(math.exp(2.0) / (1.0 + math.exp(1.6) + math.exp(2.0)))
+    abstracts = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    first = -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(1.2)))
+    second = -math.log(math.exp(1.6) / (1.0 + math.exp(1.6)))
     loss = TitleInfoNCELoss(temperature=0.5)
-    assert loss(EMB3, titles, torch.tensor([0, 2])).item() == pytest.approx((first + second) / 2, abs=1e-6)
-    # no title in the batch: 0 with a (zero) gradient
-    emb = EMB3.clone().requires_grad_(True)
-    empty = loss(emb, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    assert loss(titles, abstracts).item() == pytest.approx((first + second) / 2, abs=1e-6)
+    # fewer than two titled documents: nothing to contrast, 0 with a (zero) gradient
+    one = titles[:1].clone().requires_grad_(True)
+    empty = loss(one, abstracts[:1])
     empty.backward()
-    assert empty.item() == 0.0 and torch.count_nonzero(emb.grad) == 0
+    assert empty.item() == 0.0 and torch.count_nonzero(one.grad) == 0
     combined = BioHiCLLoss(FilteredMSELoss(), HierarchicalContrastiveLoss(temperature=0.5), title=loss, title_weight=2)
     assert combined.extra_inputs == {"title_embeddings"}
-    out = combined(EMB3, SIML3, title_embeddings=titles, title_rows=torch.tensor([0, 2]))
+    out = combined(EMB3, SIML3, title_embeddings=titles, abstract_embeddings=abstracts)
+    assert out["loss_title"].item() == pytest.approx((first + second) / 2, abs=1e-6)
     assert out["loss"].item() == pytest.approx(0.005 + 0.0131641 + 2 * (first + second) / 2, abs=1e-6)
     assert combined(EMB3, SIML3)["loss_title"].item() == 0.0  # titles absent (PubMedQA-only batch)
-    with pytest.raises(ValueError, match="title_rows: 1 rows for 2 title embeddings"):
-        loss(EMB3, titles, torch.tensor([0]))
+    with pytest.raises(ValueError, match="abstract_embeddings must have"):
+        loss(titles, abstracts[:1])

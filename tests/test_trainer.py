@@ -489,8 +489,13 @@ def test_collator_tokenizes_titles_as_queries_and_skips_rows_without(mesh):
         {"title": " Heart ", "abstract": "y", "labels": ["D009203"]},
     ]
     batch = collator(features)
-    assert calls == [("document", ["Insulin x", "a PubMedQA context", "Heart  y"]), ("query", ["Insulin", "Heart"])]
-    assert batch["title_rows"].tolist() == [0, 2] and batch["title_inputs"]["input_ids"].shape == (2, 2)
+    assert calls == [
+        ("document", ["Insulin x", "a PubMedQA context", "Heart  y"]),
+        ("query", ["Insulin", "Heart"]),
+        ("document", ["x", "y"]),  # the abstracts alone: against title + abstract the title would find itself
+    ]
+    assert batch["title_inputs"]["input_ids"].shape == batch["abstract_inputs"]["input_ids"].shape == (2, 2)
+    assert "title_inputs" not in collator(features[:2])  # one titled document: nothing to contrast
 
 
 def test_training_with_the_title_term(tiny_bert_dir, docs_file, tmp_path):

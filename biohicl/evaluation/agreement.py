@@ -47,7 +47,7 @@ def evaluate_agreement(
     labelled = sum(1 for labs in labels if any(mesh.trees.get(u) for u in labs))
     if labelled < 3:
         raise DataError(f"split {split!r}: {labelled} document(s) with a known MeSH label, need 3", path)
-    stats = siml_alignment(encoder, texts, labels, mesh, beta=beta, batch_size=batch_size)
+    stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar)
     metrics = {
         key: float(stats[key])
         for key in ("spearman", "pearson", "mse_all_pairs", "sime_positive_mean", "sime_zero_mean")

@@ -2,13 +2,13 @@
 
 Either term can be switched off (the paper's "no L_con" / "no L_mse" ablations); a switched-off term is reported as
 0 and costs nothing. Beyond the paper, and off by default: ``+ w_distill · L_distill`` (self-distillation towards
-the frozen base model's SimE, :mod:`.distillation`) and ``+ w_title · L_title`` (title → own document InfoNCE,
+the frozen base model's SimE, :mod:`.distillation`) and ``+ w_title · L_title`` (title → own abstract InfoNCE,
 :mod:`.title`).
 
 Any loss the trainer is given works the same way: ``forward(embeddings, siml, **inputs)`` returns a dict with
 ``loss`` (back-propagated) and any number of ``loss_*`` components (logged); :attr:`extra_inputs` names the inputs
 beyond ``embeddings`` and ``siml`` it needs (``base_embeddings``: the batch under the frozen base model;
-``title_embeddings`` and ``title_rows``: the batch's titles and the rows they belong to).
+``title_embeddings`` and ``abstract_embeddings``: the titled documents' titles and abstracts alone).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class BioHiCLLoss(nn.Module):
     @property
     def extra_inputs(self) -> frozenset[str]:
         """Inputs beyond ``embeddings`` and ``siml`` that ``forward`` needs from the trainer: ``base_embeddings``
-        (the batch under the frozen base model), ``title_embeddings`` (with ``title_rows``)."""
+        (the batch under the frozen base model), ``title_embeddings`` (with ``abstract_embeddings``: the titled
+        documents' titles and abstracts)."""
         wanted = {"base_embeddings"} if self.distill_weight > 0 else set()
         if self.title_weight > 0:
             wanted.add("title_embeddings")
@@ -78,7 +79,7 @@ class BioHiCLLoss(nn.Module):
         pair_mask: torch.Tensor | None = None,
         base_embeddings: torch.Tensor | None = None,
         title_embeddings: torch.Tensor | None = None,
-        title_rows: torch.Tensor | None = None,
+        abstract_embeddings: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only)."""
         zero = embeddings.new_zeros((), dtype=torch.float32)
@@ -92,10 +93,10 @@ class BioHiCLLoss(nn.Module):
             out["loss_distill"] = self.distillation(embeddings, base_embeddings)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
-            if title_embeddings is None or title_rows is None:
+            if title_embeddings is None or abstract_embeddings is None:
                 out["loss_title"] = zero  # a batch without titles (e.g. PubMedQA abstracts)
             else:
-                out["loss_title"] = self.title(embeddings, title_embeddings, title_rows)
+                out["loss_title"] = self.title(title_embeddings, abstract_embeddings)
             total = total + self.title_weight * out["loss_title"]
         return {"loss": total, **out}
 

@@ -1,13 +1,14 @@
-"""Title InfoNCE (beyond the BioHiCL paper; off by default): each abstract's title should retrieve its own document.
+"""Title InfoNCE (beyond the BioHiCL paper; off by default): each title should retrieve its own abstract.
 
-For the T documents of a batch that have a title (PubMedQA abstracts have none: those rows are skipped), the
-title embedding ``t_k`` (a query) is scored against all B document embeddings ``e_j`` (title + abstract) of the
-batch, and the document it came from is the one positive::
+For the T documents of a batch that have both a title and an abstract (PubMedQA abstracts have no title: those rows
+are skipped), the title embedding ``t_k`` (a query) is scored against the T abstract embeddings ``a_j`` (the
+abstract alone: against ``title + abstract`` the title would find itself, a loss of ~0 and no signal), and its own
+abstract is the one positive::
 
-    L_title = mean_k −log( exp(cos(t_k, e_{r_k})/τ) / Σ_j exp(cos(t_k, e_j)/τ) )
+    L_title = mean_k −log( exp(cos(t_k, a_k)/τ) / Σ_j exp(cos(t_k, a_j)/τ) )
 
-with ``r_k`` the batch row of title ``k``. It adds a query → document signal that needs no labels, the kind of
-pairs retrieval is evaluated on. A batch without titles gives 0.
+It adds a query → document signal that needs no labels, the kind of pairs retrieval is evaluated on. Fewer than
+2 titled documents in a batch give 0.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from .utils import embedding_similarity
 
 
 class TitleInfoNCELoss(nn.Module):
-    """In-batch InfoNCE of titles against documents; ``forward(embeddings [B, D], title_embeddings [T, D],
-    title_rows [T]) -> scalar`` (float32)."""
+    """In-batch InfoNCE of titles against their abstracts; ``forward(title_embeddings [T, D],
+    abstract_embeddings [T, D]) -> scalar`` (float32; row k of both is the same document)."""
 
     citation = "van den Oord et al., Representation Learning with Contrastive Predictive Coding (InfoNCE), 2018"
 
@@ -33,20 +34,20 @@ class TitleInfoNCELoss(nn.Module):
             raise ValueError(f"title_temperature: must be positive, got {temperature}")
         self.temperature = temperature
 
-    def forward(
-        self, embeddings: torch.Tensor, title_embeddings: torch.Tensor, title_rows: torch.Tensor
-    ) -> torch.Tensor:
-        title_rows = torch.as_tensor(title_rows, dtype=torch.long, device=embeddings.device)
-        if title_embeddings.shape[0] != title_rows.shape[0]:
-            raise ValueError(f"title_rows: {title_rows.shape[0]} rows for {title_embeddings.shape[0]} title embeddings")
-        if title_rows.numel() == 0:
-            return embeddings.sum() * 0.0  # no title in the batch: 0, still on the graph
-        if not torch.isfinite(title_embeddings).all():
+    def forward(self, title_embeddings: torch.Tensor, abstract_embeddings: torch.Tensor) -> torch.Tensor:
+        if title_embeddings.shape != abstract_embeddings.shape:
+            raise ValueError(
+                f"abstract_embeddings must have the title embeddings' shape {tuple(title_embeddings.shape)}, "
+                f"got {tuple(abstract_embeddings.shape)}"
+            )
+        if title_embeddings.shape[0] < 2:
+            return (title_embeddings.sum() + abstract_embeddings.sum()) * 0.0  # nothing to contrast
+        if not (torch.isfinite(title_embeddings).all() and torch.isfinite(abstract_embeddings).all()):
             raise ValueError("title_embeddings: NaN or inf in the batch; loss not computed")
-        both = torch.cat([title_embeddings.to(embeddings.dtype), embeddings])
-        t = title_rows.shape[0]
-        logits = embedding_similarity(both)[:t, t:] / self.temperature  # [T, B]: titles × documents
-        return F.cross_entropy(logits, title_rows)
+        t = title_embeddings.shape[0]
+        both = torch.cat([title_embeddings.float(), abstract_embeddings.float()])
+        logits = embedding_similarity(both)[:t, t:] / self.temperature  # [T, T]: titles × abstracts
+        return F.cross_entropy(logits, torch.arange(t, device=logits.device))
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature}
