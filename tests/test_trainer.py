@@ -374,6 +374,27 @@ def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
     assert torch.equal(reloaded, base)
 
 
+def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    from biohicl.trainer import INITIAL_WEIGHTS_NAME
+
+    out = tmp_path / "resumed"
+    fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.40])
+    train_biohicl(selection_args(tiny_bert_dir, docs_file, out))
+    initial = load_file(str(out / INITIAL_WEIGHTS_NAME))
+    (out / "adapter_model.safetensors").unlink()
+    # resume from step 4 (steps 0-4 evaluated by the first process): only step 6 is evaluated again
+    seen = []
+    fake_harness(monkeypatch, [0.55], seen)
+    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint=str(out / "checkpoint-4")))
+    assert len(seen) == 1  # no second "step 0" evaluation of the resumed weights
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["selection"]["evaluations"] == [[0, 0.6], [2, 0.3], [4, 0.5], [6, 0.55]]
+    assert summary["selected_base"] is True and summary["step0_metric"] == 0.6
+    final = load_file(str(run / "adapter_model.safetensors"))
+    for name, tensor in initial.items():  # restored from the file the first process wrote
+        assert torch.equal(final[name.removeprefix("backbone.").replace(".default.", ".")], tensor), name
+
+
 def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
     fake_harness(monkeypatch, [0.2, 0.4, 0.1, 0.3], extra={"pubmedqa/recall@1": 0.5})
     args = selection_args(
