@@ -12,9 +12,22 @@ from typing import Any
 
 from .errors import DataError
 
-#: Training-log keys drawn on the loss panel, in this order, when present.
+#: Training-log keys drawn first on the loss panel, in this order, when present; any other ``loss_*`` component a
+#: loss logs (``loss_distill``, ``loss_title``, a custom loss's) follows in name order.
 LOSS_KEYS = ("loss", "loss_mse", "loss_con")
-_LABELS = {"loss": "total L = L_mse + λ·L_con", "loss_mse": "L_mse (filtered regression)", "loss_con": "L_con"}
+_LABELS = {
+    "loss": "total L",
+    "loss_mse": "L_mse (filtered regression)",
+    "loss_con": "L_con",
+    "loss_distill": "L_distill (base SimE)",
+    "loss_title": "L_title (title → abstract)",
+}
+
+
+def loss_keys(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The loss keys of a log history: :data:`LOSS_KEYS` first, then every other ``loss_*`` key by name."""
+    others = sorted({k for e in history for k in e if k.startswith("loss_") and k not in LOSS_KEYS})
+    return [*LOSS_KEYS, *others]
 
 
 def read_log_history(path: str | Path) -> list[dict[str, Any]]:
@@ -61,7 +74,7 @@ def plot_training_curves(
     import matplotlib.pyplot as plt
 
     history = list(source) if not isinstance(source, (str, Path)) else read_log_history(source)
-    losses = [(k, *curve_series(history, k)) for k in LOSS_KEYS]
+    losses = [(k, *curve_series(history, k)) for k in loss_keys(history)]
     losses = [(k, s, v) for k, s, v in losses if s]
     if not losses:
         where = source if isinstance(source, (str, Path)) else None

@@ -577,6 +577,11 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
         {"step": 2, "eval_biosses_spearman": 0.7, "eval_runtime": 3.0},
     ]
     assert curve_series(history, "loss_con") == ([1, 2], [2.0, 2.0])
+    from biohicl.training_curves import loss_keys
+
+    assert loss_keys([*history, {"step": 3, "loss_title": 0.1, "loss_distill": 0.2}]) == [
+        "loss", "loss_mse", "loss_con", "loss_distill", "loss_title"
+    ]  # fmt: skip
     out = plot_training_curves(history, tmp_path / "c.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
     state = tmp_path / "trainer_state.json"
