@@ -507,7 +507,9 @@ def load_onnx_encoder(
             report = {"max_abs_diff": None, "min_cosine": None, "texts": 0}
         info[key] = report
         info["fingerprint"] = fingerprint
-        info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        from .atomic import atomic_write_text
+
+        atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")  # ranks of a launch may race here
     encoder.verification = info[key]
     logger.info(
         "ONNX %s encoder %s: max |Δ| to torch %s, min cosine %s",
