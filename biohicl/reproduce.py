@@ -101,13 +101,23 @@ class DatasetSpec:
         default=None,
         metadata={
             "help": "Corpora: [{source: pubmedqa|pubtator|medline|bioasq, files: [...]}]; relative files are "
-            "looked up in BIOHICL_DATA_DIR. Default: PubMedQA PQA-L + BC5CDR (build_default_dataset)."
+            "looked up in BIOHICL_DATA_DIR. Default: the MeSH-indexed corpora (build_default_dataset)."
         },
     )
     top_k: int = field(default=10, metadata={"help": "Partners mined per document."})
     seed: int = field(default=0, metadata={"help": "Seed of the pair mining."})
     exclude_test: bool = field(default=True, metadata={"help": "Drop PubMedQA's 500 test abstracts entirely."})
     limit: int | None = field(default=None, metadata={"help": "Use at most this many documents (quick runs)."})
+    mix_label_kinds: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow MeSH indexing and entity-mention (PubTator) labels in one dataset (pairs and batches "
+            "never cross kinds). Off: inputs of both kinds are refused."
+        },
+    )
+    decontaminate: bool = field(
+        default=True, metadata={"help": "Leave out documents of the evaluation sets (PubMedQA test, SciFact, BIOSSES)."}
+    )
 
 
 @dataclass
@@ -421,7 +431,7 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True) -> tuple[Pat
             inputs.append((str(item["source"]), resolve_files(item["files"])))
     _, summary = build_dataset_from_files(
         inputs, folder, top_k=spec.top_k, seed=spec.seed, limit=spec.limit, exclude_test=spec.exclude_test,
-        progress=progress,
+        mix_label_kinds=spec.mix_label_kinds, decontaminate=spec.decontaminate, progress=progress,
     )  # fmt: skip
     return folder, summary.to_dict()
 

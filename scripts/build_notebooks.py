@@ -357,7 +357,7 @@ NUM_EPOCHS = 3
 MAX_STEPS = -1  # > 0 overrides NUM_EPOCHS
 LEARNING_RATE = 2e-4
 LORA_R = 8
-NUM_DOCUMENTS = None  # None: every abstract (PubMedQA + BC5CDR); a number keeps the first N
+NUM_DOCUMENTS = None  # None: every MeSH-indexed abstract of the default corpora; a number keeps the first N
 TOP_K_PAIRS = 10  # mined partners per document
 DTYPE = "bfloat16"  # bf16 mixed precision on an A100; float32 on a CPU
 EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]
@@ -378,11 +378,12 @@ print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
         md("""
 ## Data
 
-PubMedQA's 1,000 expert-labelled abstracts (with their MeSH descriptors) and, when present, BC5CDR's 1,500
-abstracts (chemicals and diseases normalised to MeSH ids: put the three `CDR_*Set.PubTator.txt` files in
-`$BIOHICL_DATA_DIR/bc5cdr/`), from `BIOHICL_DATA_DIR`; on Colab the next cell downloads PubMedQA. PubMedQA's 500
-official test abstracts are marked `split="test"` and never trained on. (The paper trained on 80K BioASQ abstracts:
-`build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
+MeSH-*indexed* abstracts (the descriptors NLM indexers assign to the whole article, the paper's kind of label) from
+`BIOHICL_DATA_DIR`: PubMedQA's 1,000 expert-labelled abstracts, the MEDLINE sample, a BioASQ Task 1a sample and
+abstracts saved from PubMed, about 7,700 in all; on Colab the next cell downloads PubMedQA and the notebook builds
+from it alone. PubMedQA's 500 official test abstracts are marked `split="test"`, a seeded dev split is held out for
+model selection, and documents of the evaluation sets are left out (docs/data.md). (The paper trained on 80K BioASQ
+abstracts: `build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
 """),
         code(colab_data_cell(PUBMEDQA_FILES)),
         md("""
@@ -397,7 +398,7 @@ from biohicl.errors import ConfigError
 from biohicl.settings import data_path
 
 try:
-    inputs = default_inputs()  # PubMedQA + BC5CDR
+    inputs = default_inputs()  # the MeSH-indexed corpora in BIOHICL_DATA_DIR
 except ConfigError as err:
     print(f"{err}: building from PubMedQA alone")
     inputs = [("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")])]

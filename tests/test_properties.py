@@ -84,7 +84,7 @@ def test_siml_grows_with_the_depth_of_the_shared_node(depth, data):
 
 
 # ------------------------------------------------------------------------------------------------ readers
-SUFFIX = {"bioasq": ".json", "pubmedqa": ".json", "pubtator": ".txt", "medline": ".xml"}
+SUFFIX = {"bioasq": ".json", "pubmedqa": ".json", "pubtator": ".txt", "medline": ".xml", "medline-text": ".txt"}
 
 
 def read_bytes(source: str, data: bytes, suffix: str, mesh, strict: bool) -> int:

@@ -1,6 +1,7 @@
 """``biohicl demo``: the whole pipeline on the embedded default, on CPU, in minutes.
 
-1. build the MeSH-pair dataset from the real PubMedQA + BC5CDR abstracts (``BIOHICL_DATA_DIR``) and print its summary;
+1. build the MeSH-pair dataset from the real MeSH-indexed abstracts (``BIOHICL_DATA_DIR``: PubMedQA, the MEDLINE
+   sample, a BioASQ sample, PubMed exports; decontaminated, with a dev split) and print its summary;
 2. LoRA-train all-MiniLM-L6-v2 with the BioHiCL loss for a short run (PubMedQA's test abstracts kept out);
 3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer);
 4. print the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
@@ -73,7 +74,7 @@ def run_demo(args: DemoArguments) -> str:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     dtype = torch.bfloat16 if args.bf16 else None
 
-    _step(1, "MeSH-pair dataset from PubMedQA + BC5CDR")
+    _step(1, "MeSH-pair dataset from the MeSH-indexed abstracts")
     if args.skip_steps_done and (dataset_dir / "README.md").is_file():
         load_pair_dataset(dataset_dir)
         print(f"reusing {dataset_dir}")
