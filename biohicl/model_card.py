@@ -41,6 +41,7 @@ KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
     "biosses": ("BIOSSES", "mteb/biosses-sts", "sentence-similarity"),
     "pubmedqa": ("PubMedQA (question → long answer)", "qiaojin/PubMedQA", "retrieval"),
     "pubmedqa-context": ("PubMedQA (question → context)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-dev": ("PubMedQA dev (question → long answer; model selection)", "qiaojin/PubMedQA", "retrieval"),
 }
 
 #: normalised metric spelling → (metric type for model-index, display name)
@@ -370,10 +371,10 @@ def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = 
 
 
 def save_model_card(data: BioHiCLModelCardData, directory: str | Path, template: str | Path | None = None) -> Path:
-    """Write ``README.md`` into ``directory``."""
-    path = Path(directory) / "README.md"
-    path.write_text(render_model_card(data, template), encoding="utf-8")
-    return path
+    """Write ``README.md`` into ``directory`` (atomically: a kill leaves the previous card or none)."""
+    from .atomic import atomic_write_text
+
+    return atomic_write_text(Path(directory) / "README.md", render_model_card(data, template))
 
 
 def python_snippets(card_text: str) -> list[str]:

@@ -266,3 +266,21 @@ def test_two_tasks_on_one_dataset_keep_their_own_model_index_entries():
         ("PubMedQA (question → context)", "ndcg_at_10"): 0.97,
     }
     assert card.data.eval_results == results == data.hub_eval_results()
+
+
+def test_a_failed_card_write_keeps_the_previous_card(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from biohicl.errors import BioHiCLError
+
+    (tmp_path / "README.md").write_text("previous card")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(BioHiCLError, match="README.md: no space left on device"):
+        save_model_card(_card(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    assert (tmp_path / "README.md").read_text() == "previous card"

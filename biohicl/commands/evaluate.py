@@ -171,8 +171,9 @@ def compare(args: EvaluateArguments) -> int:
     print(table)
     if args.markdown:
         text = markdown_report(records, args.compare) if not labels else table
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(text, encoding="utf-8")
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(args.markdown, text)
         print(f"wrote {args.markdown}")
     if args.plot:
         plot_results(records, args.plot, labels=labels)
@@ -244,8 +245,9 @@ def main(argv: list[str]) -> int:
     output = save_results(results, args.output or default_output(model_id))
     print(f"wrote {output}")
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown_report([results], [output]), encoding="utf-8")
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(args.markdown, markdown_report([results], [output]))
         print(f"wrote {args.markdown}")
     if args.plot:
         from ..evaluation.plots import plot_results
