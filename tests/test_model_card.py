@@ -280,7 +280,7 @@ def test_a_failed_card_write_keeps_the_previous_card(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full)
-    with pytest.raises(BioHiCLError, match="README.md: no space left on device"):
+    with pytest.raises(BioHiCLError, match=r"README\.md: no space left on device"):
         save_model_card(_card(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
     assert (tmp_path / "README.md").read_text() == "previous card"
