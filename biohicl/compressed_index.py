@@ -131,7 +131,16 @@ class FloatRows:
             local = positions[where] - self._starts[number]
             order = np.argsort(local, kind="stable")  # ascending offsets: sequential-ish page reads
             out[where[order]] = as_float32(self._map(int(number))[local[order]])
+        self.release()
         return out
+
+    def release(self) -> None:
+        """Unmap the pages read so far from this process (``MADV_DONTNEED``): they stay in the OS page cache, which
+        the kernel may reclaim, and no longer count as the process's resident memory."""
+        for rows in self._maps.values():
+            advise = getattr(getattr(rows, "_mmap", None), "madvise", None)
+            if advise is not None and hasattr(mmap, "MADV_DONTNEED"):
+                advise(mmap.MADV_DONTNEED)
 
     def iter_blocks(self, block_rows: int = DEFAULT_BLOCK_ROWS):
         for number, shard in enumerate(self.manifest.shards):
@@ -384,9 +393,11 @@ class CompressedIndex:
         return torch.from_numpy(bits.view(np.int8))
 
     def approximate_top(
-        self, queries: torch.Tensor, candidates: int, block_rows: int = DEFAULT_BLOCK_ROWS
+        self, queries: torch.Tensor, candidates: int, block_rows: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: ``(approximate scores, rows)`` ``[q, candidates]`` from the compressed matrix alone."""
+        if block_rows is None:  # binary blocks are unpacked 8× (one int8 per bit): smaller blocks, less scratch
+            block_rows = DEFAULT_BLOCK_ROWS if self.kind == "int8" else DEFAULT_BLOCK_ROWS // 4
         q = queries.float()
         if self.kind == "int8":
             folded = q * torch.tensor(self.calibration.scale)
@@ -421,7 +432,7 @@ class CompressedIndex:
         top_k: int = 10,
         candidates: int | None = None,
         rescore: bool = True,
-        block_rows: int = DEFAULT_BLOCK_ROWS,
+        block_rows: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores [q, k], rows [q, k])`` like :func:`biohicl.search.search_embeddings`: compressed search for
         ``candidates`` rows per query, then their exact cosine from the float32 shards (``rescore=False``: the
