@@ -130,3 +130,22 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
     bad = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(tmp_path / "x")]
     assert main([*bad, "--quantize", "int8"]) == 2
     assert "needs --backend onnx" in capsys.readouterr().err
+
+
+def test_evaluate_command_takes_the_onnx_backend(tiny_bert_dir, tmp_path, monkeypatch, data_dir):
+    from biohicl.cli import main
+
+    if not (data_dir / "biosses").is_dir():
+        pytest.skip("BIOSSES is not in the data folder")
+    monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
+    results = {}
+    for name, extra in (("torch", []), ("onnx", ["--backend", "onnx"])):
+        out = tmp_path / f"{name}.json"
+        assert (
+            main(["evaluate", str(tiny_bert_dir), "--tasks", "biosses", "--output", str(out), "--no_progress", *extra])
+            == 0
+        )
+        results[name] = json.loads(out.read_text())
+    assert results["onnx"]["settings"]["backend"] == "onnx"
+    spearman = [r["tasks"]["biosses"]["metrics"]["spearman"] for r in results.values()]
+    assert abs(spearman[0] - spearman[1]) < 1e-4
