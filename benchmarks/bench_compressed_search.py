@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compressed search: recall against exact search on real embeddings, resident memory, and latency at 10M rows.
 
-``real``: an index of real abstracts (``benchmarks/bench_corpus.py`` + ``biohicl index``), SciFact claims as
+``real``: an index of real abstracts (``benchmarks/real_corpus.py`` + ``biohicl index``), SciFact claims as
 queries (encoded with the index's model): recall@10 of int8 / binary search (with exact rescoring) against the
 exact float32 top-10, and the resident memory of each form, each measured in a fresh process (RSS growth from
 opening the index and answering a batch of queries, next to the matrix bytes).

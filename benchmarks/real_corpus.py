@@ -1,7 +1,8 @@
+# (not a benchmark itself, hence not bench_*.py: `make bench` runs those)
 """The real-abstract corpus the compressed-search benchmark indexes: SciFact's corpus plus every MeSH-indexed
 abstract in the data folder (PubMedQA, the MEDLINE sample, the BioASQ sample, the PubMed exports), one PMID once.
 
-    python benchmarks/bench_corpus.py --output /tmp/bench/corpus.jsonl     # prints the counts per source
+    python benchmarks/real_corpus.py --output /tmp/bench/corpus.jsonl     # prints the counts per source
 """
 
 from __future__ import annotations
