@@ -363,13 +363,13 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
 
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:
     """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split)."""
-    from .evaluation.tasks import parse_task_spec
+    from .evaluation.tasks import parse_task_spec, record_key
 
     missing = []
     for spec in tasks:
         name, split = parse_task_spec(spec)
         name = Path(name).name if "/" in name else name
-        result = record.get("tasks", {}).get(name)
+        result = record.get("tasks", {}).get(record_key(name, split))
         if result is None or (split is not None and result.get("split") != split):
             missing.append(spec)
     return missing

@@ -181,7 +181,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
     selection_metrics: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Evaluation metrics (as logged, with or without eval_, e.g. pubmedqa_recall@1 "
+            "help": "Evaluation metrics (as logged, with or without eval_, e.g. pubmedqa-dev_recall@1 "
             "siml-agreement_spearman) averaged into eval_dev_score at each evaluation; with --load_best_model_at_end "
             "metric_for_best_model then defaults to dev_score. With load_best_model_at_end the model is also "
             "evaluated at step 0 and the base weights are a candidate: if no step beats them the run ends with them."
@@ -209,7 +209,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
             if not self.selection_metrics:
                 raise ConfigError(
                     "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
-                    "pubmedqa_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
+                    "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
                 )
             self.metric_for_best_model = "dev_score"
         try:

@@ -404,3 +404,28 @@ def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_p
         evaluate_beir(model, folder, document_index=tmp_path / "idx", show_progress_bar=False)
     with pytest.raises(ConfigError, match="exactly one retrieval task, the plan has 2"):
         evaluate_model(model, [str(folder), str(folder)], document_index=tmp_path / "idx")
+
+
+def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):
+    """One record with pubmedqa:dev and pubmedqa keeps both results (the dev split used to overwrite the test one)."""
+    import biohicl.evaluation.pubmedqa as pubmedqa
+    from biohicl.evaluation.runner import evaluate_model
+    from biohicl.evaluation.tasks import record_key
+    from biohicl.reproduce import missing_tasks
+
+    calls = []
+
+    def fake_retrieve(encoder, questions, pool, **kwargs):
+        calls.append(len(pool))
+        # dev: every question finds its own answer; test: none does
+        right = len(pool) == 250
+        return {q: {(q if right else next(p for p in pool if p != q)): 1.0} for q in questions}
+
+    monkeypatch.setattr(pubmedqa, "dense_retrieve", fake_retrieve)
+    record = evaluate_model(object(), ["pubmedqa:dev", "pubmedqa"])
+    assert calls == [250, 500]
+    assert record["tasks"]["pubmedqa-dev"]["split"] == "dev" and record["tasks"]["pubmedqa"]["split"] == "test"
+    assert record["summary"]["pubmedqa-dev/recall@1"] == 1.0 and record["summary"]["pubmedqa/recall@1"] == 0.0
+    assert record["summary"]["pubmedqa-dev/recall@5"] == 1.0  # reported like the task it is the dev split of
+    assert record_key("pubmedqa", "dev") == "pubmedqa-dev" and record_key("scifact", "train") == "scifact"
+    assert missing_tasks(record, ["pubmedqa:dev", "pubmedqa", "biosses"]) == ["biosses"]

@@ -102,7 +102,7 @@ def evaluate_pubmedqa(
 
     ``limit_queries`` keeps only the first N questions (the pool stays the whole split), for quick checks.
     """
-    from .tasks import TaskResult, file_checksums
+    from .tasks import TaskResult, file_checksums, record_key
 
     start = time.perf_counter()
     items, files = load_pubmedqa(split, data_file, test_file)
@@ -116,7 +116,7 @@ def evaluate_pubmedqa(
     metrics = RetrievalMetric().compute_from_dicts(qrels, run, k_values=K_VALUES, measures=("recall", "mrr"))
     metrics = {name: metrics[name] for name in ("recall@1", "recall@5", "mrr@10")}
     return TaskResult(
-        task="pubmedqa" if target == "long_answer" else f"pubmedqa-{target}",
+        task=record_key("pubmedqa" if target == "long_answer" else f"pubmedqa-{target}", split),
         split=split,
         main_metric="recall@1",
         metrics=metrics,

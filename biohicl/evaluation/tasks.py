@@ -76,7 +76,7 @@ def is_retrieval_task(name: str) -> bool:
 
 def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
     """The metrics of ``record`` (a :meth:`TaskResult.to_dict`) that reports and plots show for ``task``."""
-    names = REPORTED_METRICS.get(task) or (
+    names = REPORTED_METRICS.get(task) or REPORTED_METRICS.get(task.removesuffix("-dev")) or (
         _RETRIEVAL_REPORTED if record.get("main_metric", "").startswith("ndcg@") else [record["main_metric"]]
     )
     return [name for name in names if name in record.get("metrics", {})]
@@ -94,6 +94,17 @@ def file_checksums(paths: Iterable[Path]) -> dict[str, str]:
         key = f"{path.parent.parent.name}/{path.parent.name}/{path.name}" if path.parent.name == "qrels" else None
         checksums[key or f"{path.parent.name}/{path.name}"] = digest.hexdigest()
     return checksums
+
+
+#: Tasks whose ``dev`` split (model selection) is filed apart from the split they report (``pubmedqa-dev``).
+DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
+
+
+def record_key(name: str, split: str | None) -> str:
+    """The key a task's result is filed under in a results record: its name, or ``<name>-dev`` for the dev split of
+    a task that also reports a test split, so one record holds both (``pubmedqa-dev/recall@1`` beside
+    ``pubmedqa/recall@1``) and a dev number can never stand in for a reported one."""
+    return f"{name}-dev" if split == "dev" and name in DEV_SPLIT_TASKS else name
 
 
 def parse_task_spec(spec: str) -> tuple[str, str | None]:
