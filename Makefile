@@ -35,6 +35,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check biohicl tests benchmarks scripts
 	$(VENV)/bin/pytest -q
 
 test-fast: $(STAMP)

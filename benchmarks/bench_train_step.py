@@ -196,14 +196,25 @@ def memory_report(args: argparse.Namespace) -> None:
     print(f"peak memory, one step at batch {args.memory_batch_size} × {args.max_length} tokens (fresh process each):")
     for kind in ("biohicl", "infonce"):
         for ckpt in ("0", "1"):
-            cmd = [sys.executable, __file__, "--_memory", kind, ckpt, "--memory-batch-size",
-                   str(args.memory_batch_size), "--max-length", str(args.max_length)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--_memory",
+                kind,
+                ckpt,
+                "--memory-batch-size",
+                str(args.memory_batch_size),
+                "--max-length",
+                str(args.max_length),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=True)
             record = json.loads(out.stdout.strip().splitlines()[-1])
             gpu = f", CUDA peak {record['cuda_peak_gib']:.2f} GiB" if "cuda_peak_gib" in record else ""
-            print(f"  {kind:8s} activation checkpointing={'on ' if ckpt == '1' else 'off'}: peak RSS "
-                  f"{record['peak_rss_gib']:.2f} GiB (model loaded: {record['rss_before_step_gib']:.2f} GiB){gpu}"
-                  f"  (target ≤ 4 GiB)")
+            print(
+                f"  {kind:8s} activation checkpointing={'on ' if ckpt == '1' else 'off'}: peak RSS "
+                f"{record['peak_rss_gib']:.2f} GiB (model loaded: {record['rss_before_step_gib']:.2f} GiB){gpu}"
+                f"  (target ≤ 4 GiB)"
+            )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def _one_line_usage_errors() -> Iterator[None]:
     finally:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
+
 COMMANDS: dict[str, str] = {
     "build-dataset": "biohicl.commands.build_dataset",
     "train": "biohicl.commands.train",

@@ -217,9 +217,11 @@ class ReproduceConfig:
         check_eval_device(self.eval_device)
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
-        for scope, values in [("training", self.training)] + [
-            (f"models[{m.name}].training", m.training) for m in self.models
-        ] + [(f"variants.{k}", v) for k, v in self.variants.items()]:
+        for scope, values in (
+            [("training", self.training)]
+            + [(f"models[{m.name}].training", m.training) for m in self.models]
+            + [(f"variants.{k}", v) for k, v in self.variants.items()]
+        ):
             reserved = sorted(set(values) & set(RESERVED_TRAINING_KEYS))
             if reserved:
                 raise ConfigError(f"{scope}: {', '.join(reserved)} are set by the study itself")
@@ -344,8 +346,11 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     runs = []
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)
-        runs.append(PlannedRun(model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model))
-                               or "evaluate"))
+        runs.append(
+            PlannedRun(
+                model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model)) or "evaluate"
+            )
+        )
         for variant in config.model_variants(model):
             for seed in config.run_seeds(model, variant):
                 folder = run_dir_for(config, model.name, variant, seed)
@@ -492,7 +497,12 @@ def load_trained(model: ModelSpec, run_dir: Path):
 
 
 def evaluate_encoder(
-    config: ReproduceConfig, model: ModelSpec, encoder, label: str, output: Path, variant: str | None = None,
+    config: ReproduceConfig,
+    model: ModelSpec,
+    encoder,
+    label: str,
+    output: Path,
+    variant: str | None = None,
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``encoder`` on the run's tasks (those ``previous`` lacks, when given) and write ``output``
@@ -502,9 +512,7 @@ def evaluate_encoder(
     from .evaluation.runner import evaluate_model
 
     device = resolve_eval_device(config.eval_device)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if config.eval_dtype == "bfloat16" else _NullContext()
-    )
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.eval_dtype == "bfloat16" else _NullContext()
     tasks = config.model_tasks(model, variant)
     if previous is not None:
         tasks = missing_tasks(previous, tasks)
@@ -522,8 +530,12 @@ def evaluate_encoder(
         )
     if previous is not None:
         if previous.get("settings", {}) != record["settings"]:
-            logger.warning("%s: settings differ from the earlier evaluation (%s vs %s)", label,
-                           previous.get("settings"), record["settings"])
+            logger.warning(
+                "%s: settings differ from the earlier evaluation (%s vs %s)",
+                label,
+                previous.get("settings"),
+                record["settings"],
+            )
         merged = dict(previous)
         merged["tasks"] = {**previous["tasks"], **record["tasks"]}
         merged["summary"] = {**previous["summary"], **record["summary"]}
@@ -589,8 +601,12 @@ def remove_checkpoints(run_dir: Path) -> None:
 
 
 def write_model_card(
-    config: ReproduceConfig, model: ModelSpec, run: PlannedRun, record: Mapping[str, Any],
-    base_record: Mapping[str, Any] | None, repo_id: str | None = None,
+    config: ReproduceConfig,
+    model: ModelSpec,
+    run: PlannedRun,
+    record: Mapping[str, Any],
+    base_record: Mapping[str, Any] | None,
+    repo_id: str | None = None,
 ) -> Path:
     """Render the run's model card (README.md) with its results (and the base's) in the ``model-index``."""
     from .model_card import BioHiCLModelCardData, render_model_card
@@ -699,8 +715,11 @@ def run_study(
                 release_run_lock(run.run_dir)
         records[(run.model, run.variant, run.seed)] = record
         if run.status != "done":
-            print(f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "
-                  f"({', '.join(f'{k}={v:.4f}' for k, v in record['summary'].items())})", flush=True)
+            print(
+                f"[{i}/{len(runs)}] {run.label}: done in {time.time() - start:.0f} s "
+                f"({', '.join(f'{k}={v:.4f}' for k, v in record['summary'].items())})",
+                flush=True,
+            )
     # runs other workers were on when this one passed them: pick up what they have finished since
     for run in plan_study(config):
         key = (run.model, run.variant, run.seed)
@@ -754,8 +773,14 @@ def _write_cards(config, runs, records, results) -> None:
         best = results["models"][run.model].get("best_full_run")
         repo_id = model.repo_id if best and best.get("seed") == run.seed and run.variant == "full" else None
         try:
-            write_model_card(config, model, run, records[(run.model, run.variant, run.seed)],
-                             records.get((run.model, BASE, None)), repo_id=repo_id)
+            write_model_card(
+                config,
+                model,
+                run,
+                records[(run.model, run.variant, run.seed)],
+                records.get((run.model, BASE, None)),
+                repo_id=repo_id,
+            )
         except Exception as err:  # a card problem must not lose the study's results
             logger.warning("%s: no model card written (%s)", run.label, err)
             results.setdefault("card_errors", []).append(f"{run.label}: {type(err).__name__}: {err}")
@@ -941,18 +966,20 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         ablations = [v for v in rows if v not in (BASE, "full")]
         if ablations and "full" in rows:
             lines += ["", "Ablations, Δ against `full` (negative = the ablation is worse):", ""]
-            lines += ["| " + " | ".join(header) + " |",
-                      "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
-            lines.append("| " + " | ".join(["full", str(rows["full"]["n"]),
-                                            *(_cell(rows["full"], m) for m in metrics)]) + " |")
+            lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
+            lines.append(
+                "| " + " | ".join(["full", str(rows["full"]["n"]), *(_cell(rows["full"], m) for m in metrics)]) + " |"
+            )
             for variant in ablations:
                 row = rows[variant]
                 cells = [_cell(row, m, row.get("vs_full", {}).get(m)) for m in metrics]
                 lines.append("| " + " | ".join([variant, str(row["n"]), *cells]) + " |")
         if extra:
             lines += ["", "Other metrics (mean over seeds, ×100):", ""]
-            lines += ["| variant | " + " | ".join(_metric_header(m, metric_label) for m in extra) + " |",
-                      "|---|" + "|".join(["---:"] * len(extra)) + "|"]
+            lines += [
+                "| variant | " + " | ".join(_metric_header(m, metric_label) for m in extra) + " |",
+                "|---|" + "|".join(["---:"] * len(extra)) + "|",
+            ]
             for variant, row in rows.items():
                 lines.append(f"| {variant} | " + " | ".join(_cell(row, m) for m in extra) + " |")
         if model.get("best_full_run"):
@@ -962,13 +989,21 @@ def markdown_results(results: Mapping[str, Any]) -> str:
     if results.get("missing"):
         lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
     if results.get("targets"):
-        lines += ["## Targets", "", "Δ = full − base for the improvement targets, full − ablation for the others.", "",
-                  "| model | metric | target | Δ | met | beyond noise (2·s) |", "|---|---|---|---:|---|---|"]
+        lines += [
+            "## Targets",
+            "",
+            "Δ = full − base for the improvement targets, full − ablation for the others.",
+            "",
+            "| model | metric | target | Δ | met | beyond noise (2·s) |",
+            "|---|---|---|---:|---|---|",
+        ]
         for t in results["targets"]:
             target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
-            lines.append(f"| {t['model']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
-                         f"{'yes' if t['met'] else '**no**'} | {noise} |")
+            lines.append(
+                f"| {t['model']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
+                f"{'yes' if t['met'] else '**no**'} | {noise} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -998,10 +1033,18 @@ def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
         row = rows[variant]
         heights = [row["mean"].get(m, np.nan) for m in metrics]
         errors = [row["std"].get(m, 0.0) for m in metrics]
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), heights, width, yerr=errors, capsize=2,
-                      label=f"{variant} (n={row['n']})", color=palette[i % len(palette)])
-        ax.bar_label(bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1,
-                     rotation=90)
+        bars = ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            heights,
+            width,
+            yerr=errors,
+            capsize=2,
+            label=f"{variant} (n={row['n']})",
+            color=palette[i % len(palette)],
+        )
+        ax.bar_label(
+            bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1, rotation=90
+        )
     ax.set_xticks(x, [_metric_header(m, metric_label).replace(" ", "\n", 1) for m in metrics], fontsize=8)
     values = [v for row in rows.values() for m in metrics if (v := row["mean"].get(m)) is not None]
     low = max(0.0, min(values) - 0.1) if values else 0.0  # zoom in: the differences are a few points
@@ -1090,8 +1133,14 @@ def plot_curves(config: ReproduceConfig, model: ModelSpec, output: Path) -> Path
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     seen = set()
     for variant, _seed, steps, values in series:
-        ax.plot(steps, values, color=colors[variant], alpha=0.85, linewidth=1.2,
-                label=variant if variant not in seen else None)
+        ax.plot(
+            steps,
+            values,
+            color=colors[variant],
+            alpha=0.85,
+            linewidth=1.2,
+            label=variant if variant not in seen else None,
+        )
         seen.add(variant)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (each variant's own objective)")
@@ -1108,18 +1157,26 @@ def plot_curves(config: ReproduceConfig, model: ModelSpec, output: Path) -> Path
 def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plots: bool = True) -> list[Path]:
     """``results.json``, ``results.md`` and the PNGs into ``config.output_dir``."""
     out = Path(config.output_dir)
-    written = [atomic_write_json(out / "results.json", results),
-               atomic_write_text(out / "results.md", markdown_results(results))]
+    written = [
+        atomic_write_json(out / "results.json", results),
+        atomic_write_text(out / "results.md", markdown_results(results)),
+    ]
     if write_plots:
         for spec in config.models:
             model = results["models"].get(spec.name)
             if model and model["rows"] and model["main_metrics"]:
-                written.append(plot_bars(model, out / f"{spec.name}_bars.png",
-                                         f"{model['model']}\n(error bars: std over seeds)"))
+                written.append(
+                    plot_bars(model, out / f"{spec.name}_bars.png", f"{model['model']}\n(error bars: std over seeds)")
+                )
                 if any(v != BASE for v in model["rows"]) and BASE in model["rows"]:
-                    written.append(plot_deltas(model, out / f"{spec.name}_deltas.png",
-                                               f"{model['model']}: Δ against the untrained base (shaded: ±2·s noise)",
-                                               results.get("config", {}).get("targets")))
+                    written.append(
+                        plot_deltas(
+                            model,
+                            out / f"{spec.name}_deltas.png",
+                            f"{model['model']}: Δ against the untrained base (shaded: ±2·s noise)",
+                            results.get("config", {}).get("targets"),
+                        )
+                    )
             curves = plot_curves(config, spec, out / f"{spec.name}_curves.png")
             if curves is not None:
                 written.append(curves)

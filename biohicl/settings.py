@@ -23,9 +23,7 @@ def data_dir(required: bool = True) -> Path | None:
         if candidate.is_dir():
             return candidate
     if required:
-        raise ConfigError(
-            f"no data directory: set {DATA_DIR_ENV} to the folder holding mesh/, pubmedqa/, biosses/ ..."
-        )
+        raise ConfigError(f"no data directory: set {DATA_DIR_ENV} to the folder holding mesh/, pubmedqa/, biosses/ ...")
     return None
 
 

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default=None, help="Override the config's output_dir.")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="Print the plan and exit.")
     parser.add_argument(
-        "--report-only", dest="report_only", action="store_true",
+        "--report-only",
+        dest="report_only",
+        action="store_true",
         help="Train/evaluate nothing: rewrite results, plots and cards from the runs already evaluated.",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
@@ -123,8 +125,10 @@ def main(argv: list[str]) -> int:
     for target in results["targets"]:
         if isinstance(target["target"], float):
             status = "met" if target["met"] else "MISSED"
-            print(f"  {target['model']} {target['metric']}: Δ {100 * target['delta']:+.2f} "
-                  f"(target {100 * target['target']:+.1f}) {status}")
+            print(
+                f"  {target['model']} {target['metric']}: Δ {100 * target['delta']:+.2f} "
+                f"(target {100 * target['target']:+.1f}) {status}"
+            )
     if results.get("missing"):
         print(f"not finished: {', '.join(results['missing'])}")
     if failed:

@@ -76,8 +76,10 @@ def is_retrieval_task(name: str) -> bool:
 
 def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
     """The metrics of ``record`` (a :meth:`TaskResult.to_dict`) that reports and plots show for ``task``."""
-    names = REPORTED_METRICS.get(task) or REPORTED_METRICS.get(task.removesuffix("-dev")) or (
-        _RETRIEVAL_REPORTED if record.get("main_metric", "").startswith("ndcg@") else [record["main_metric"]]
+    names = (
+        REPORTED_METRICS.get(task)
+        or REPORTED_METRICS.get(task.removesuffix("-dev"))
+        or (_RETRIEVAL_REPORTED if record.get("main_metric", "").startswith("ndcg@") else [record["main_metric"]])
     )
     return [name for name in names if name in record.get("metrics", {})]
 
