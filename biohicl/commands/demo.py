@@ -37,6 +37,9 @@ class DemoArguments:
         },
     )
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate of the LoRA weights."})
+    eval_steps: int = field(
+        default=30, metadata={"help": "Dev evaluation (PubMedQA dev) every N steps, and at step 0; the best is kept."}
+    )
     tasks: str = field(default="biosses,pubmedqa", metadata={"help": "Comma-separated evaluation tasks."})
     bf16: bool = field(
         default=False,
@@ -97,9 +100,17 @@ def run_demo(args: DemoArguments) -> str:
             bf16=args.bf16,
             seed=args.seed,
             logging_steps=5,
-            save_strategy="no",
+            # model selection on dev data (PubMedQA dev, never a test split); step 0, the base, is a candidate,
+            # so the demo never ships a model below its base on dev
+            eval_strategy="steps",
+            eval_steps=args.eval_steps,
+            save_strategy="steps",
+            save_steps=args.eval_steps,
+            save_total_limit=2,
+            load_best_model_at_end=True,
+            eval_tasks=["pubmedqa:dev"],
+            selection_metrics=["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5"],
             report_to="none",
-            eval_tasks=[],
         )
         train_biohicl(training_args)
 
