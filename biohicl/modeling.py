@@ -17,7 +17,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -605,22 +605,10 @@ class BioHiCLModel(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts ([n, dim], rows in input order); ``kind='query'`` adds the query prompt."""
-        single = isinstance(texts, str)
-        items = [texts] if single else texts
-        total = len(items) if hasattr(items, "__len__") else None
-        parts = list(
-            self.iter_encode(
-                items, batch_size=batch_size, kind=kind, dtype=dtype, show_progress_bar=show_progress_bar, total=total
-            )
-        )
-        embeddings = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
-        if single:
-            embeddings = embeddings[0]
-        if convert_to == "numpy":
-            return embeddings.numpy()
-        if convert_to == "torch":
-            return embeddings
-        raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
+        return collect_embeddings(
+            self.iter_encode, texts, self.embedding_dim, convert_to,
+            batch_size=batch_size, kind=kind, dtype=dtype, show_progress_bar=show_progress_bar,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, directory: str | Path) -> None:
@@ -799,3 +787,26 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def collect_embeddings(
+    iter_encode: Callable[..., Iterator[torch.Tensor]],
+    texts: Iterable[str] | str,
+    dim: int,
+    convert_to: str = "numpy",
+    **kwargs: Any,
+) -> np.ndarray | torch.Tensor:
+    """``encode`` on top of an ``iter_encode``: one text or many, the chunks joined in input order, as numpy or torch
+    (shared by every encoder backend)."""
+    single = isinstance(texts, str)
+    items = [texts] if single else texts
+    total = len(items) if hasattr(items, "__len__") else None
+    parts = list(iter_encode(items, total=total, **kwargs))
+    embeddings = torch.cat(parts) if parts else torch.empty(0, dim)
+    if single:
+        embeddings = embeddings[0]
+    if convert_to == "numpy":
+        return embeddings.numpy()
+    if convert_to == "torch":
+        return embeddings
+    raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")

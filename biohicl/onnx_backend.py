@@ -406,20 +406,12 @@ class OnnxEncoder:
         dtype: torch.dtype | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts ([n, dim], rows in input order); ``kind='query'`` adds the query prompt."""
-        single = isinstance(texts, str)
-        items = [texts] if single else texts
-        total = len(items) if hasattr(items, "__len__") else None
-        parts = list(
-            self.iter_encode(items, batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar, total=total)
-        )
-        embeddings = torch.cat(parts) if parts else torch.empty(0, self._dim)
-        if single:
-            embeddings = embeddings[0]
-        if convert_to == "numpy":
-            return embeddings.numpy()
-        if convert_to == "torch":
-            return embeddings
-        raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
+        from .modeling import collect_embeddings
+
+        return collect_embeddings(
+            self.iter_encode, texts, self._dim, convert_to, batch_size=batch_size, kind=kind,
+            show_progress_bar=show_progress_bar,
+        )  # fmt: skip
 
 
 def verify_export(model: Any, encoder: OnnxEncoder, texts: Iterable[str] = VERIFY_TEXTS) -> dict[str, Any]:
