@@ -697,8 +697,11 @@ def save_trainable_weights(model: nn.Module, path: Path) -> None:
     """Write every ``requires_grad`` parameter (by its ``named_parameters`` name) to a safetensors file."""
     from safetensors.torch import save_file
 
+    from .atomic import shareable_mode
+
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(tensors, str(path), metadata={"format": "pt"})
+    os.chmod(path, shareable_mode())  # safetensors writes 0600 through a private temporary file
 
 
 def load_trainable_weights(model: nn.Module, path: Path) -> None:

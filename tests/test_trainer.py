@@ -787,3 +787,20 @@ def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_fil
     sampler = build_batch_sampler(args, data, mesh)
     assert sampler.negatives is not None and all(len(n) for n in sampler.negatives)
     assert build_batch_sampler(BioHiCLTrainingArguments(**values), data, mesh).negatives is None
+
+
+def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir, tmp_path):
+    import os
+
+    from biohicl.modeling import BioHiCLModel
+    from biohicl.trainer import load_trainable_weights, save_trainable_weights
+
+    model = BioHiCLModel.from_base(str(tiny_bert_dir))
+    model.add_lora(r=2, verbose=False)
+    old = os.umask(0o022)
+    try:
+        save_trainable_weights(model, tmp_path / "trainable.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "trainable.safetensors").stat().st_mode & 0o777 == 0o644
+    load_trainable_weights(model, tmp_path / "trainable.safetensors")  # still a valid file
