@@ -10,9 +10,9 @@ opening the index and answering a batch of queries, next to the matrix bytes).
 ``/tmp`` folder), compressed, then per form in a fresh process: resident memory, query latency for 1 and 64
 queries, and the time of one memory copy of the compressed matrix (the bandwidth floor; target: search within 2×).
 
-    python benchmarks/bench_compressed_search.py real --index /tmp/bench/idx
-    python benchmarks/bench_compressed_search.py synthetic --dir /tmp/bench/synth --rows 10000000
-    python benchmarks/bench_compressed_search.py synthetic --dir /tmp/bench/tiny --rows 20000 --dim 64   # seconds
+    python benchmarks/bench_compressed_search.py real --index bench/idx
+    python benchmarks/bench_compressed_search.py synthetic --dir bench/synth --rows 10000000
+    python benchmarks/bench_compressed_search.py synthetic --dir bench/tiny --rows 20000 --dim 64   # seconds
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ between rounds, because its exporter (optimum-onnx) pins ``transformers<4.58``: 
 folder with those packages (see docs/benchmarks.md for the exact ``pip install --target`` line); without it that
 column is skipped. The best round of each side is reported, and the embeddings are compared (max |Δ|).
 
-    python benchmarks/bench_onnx_encode.py --texts 256 --repeats 2 --st-onnx-path /tmp/st_onnx
+    python benchmarks/bench_onnx_encode.py --texts 256 --repeats 2 --st-onnx-path st_onnx
     python benchmarks/bench_onnx_encode.py --results eval-torch.json eval-onnx-int8.json   # quality deltas too
     python benchmarks/bench_onnx_encode.py --tiny        # a tiny random BERT, seconds (tests the script on CI)
 """

@@ -2,7 +2,7 @@
 """The real-abstract corpus the compressed-search benchmark indexes: SciFact's corpus plus every MeSH-indexed
 abstract in the data folder (PubMedQA, the MEDLINE sample, the BioASQ sample, the PubMed exports), one PMID once.
 
-    python benchmarks/real_corpus.py --output /tmp/bench/corpus.jsonl     # prints the counts per source
+    python benchmarks/real_corpus.py --output bench/corpus.jsonl     # prints the counts per source
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def subset_index(source: Path, output: Path, rows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("/tmp/bench/corpus.jsonl"))
+    parser.add_argument("--output", type=Path, default=Path("bench/corpus.jsonl"))
     parser.add_argument("--subset-of", type=Path, default=None, help="an index: write its first --rows rows instead")
     parser.add_argument("--rows", type=int, default=5183)
     args = parser.parse_args()
