@@ -417,13 +417,7 @@ class CompressedIndex:
             for start in range(0, len(self), block_rows):
                 stop = min(start + block_rows, len(self))
                 scores = _scores_int8(q_codes, self._block(start, stop), n_queries) * q_scale[:, None]
-                k = min(candidates, scores.shape[1])
-                values, rows = scores.topk(k, dim=1)
-                best_scores = torch.cat([best_scores, values], dim=1)
-                best_rows = torch.cat([best_rows, rows + start], dim=1)
-                if best_scores.shape[1] > candidates:
-                    best_scores, keep = best_scores.topk(candidates, dim=1)
-                    best_rows = best_rows.gather(1, keep)
+                best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, candidates)
         return best_scores + bias[:, None], best_rows
 
     def search_embeddings(
@@ -476,3 +470,15 @@ __all__ = [
     "load_compressed",
     "mmap_shard",
 ]
+
+
+def merge_top_k(best_scores, best_rows, scores, offset: int, k: int):
+    """Fold one block's ``scores`` (rows ``offset…``) into the running per-query top ``k`` (scores, row ids);
+    shared by exact search and the compressed first stage."""
+    values, rows = scores.topk(min(k, scores.shape[1]), dim=1)
+    best_scores = torch.cat([best_scores, values], dim=1)
+    best_rows = torch.cat([best_rows, rows + offset], dim=1)
+    if best_scores.shape[1] > k:
+        best_scores, keep = best_scores.topk(k, dim=1)
+        best_rows = best_rows.gather(1, keep)
+    return best_scores, best_rows

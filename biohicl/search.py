@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compressed_index import merge_top_k
 from .errors import ConfigError, DataError
 from .indexing import EMBEDDINGS_KEY, IndexManifest, describe_model
 
@@ -241,13 +242,7 @@ def search_embeddings(
             if not index.normalized:
                 block = torch.nn.functional.normalize(block, dim=-1)
             scores = q @ block.T
-            k = min(top_k, scores.shape[1])
-            values, rows = scores.topk(k, dim=1)
-            best_scores = torch.cat([best_scores, values], dim=1)
-            best_rows = torch.cat([best_rows, rows + start], dim=1)
-            if best_scores.shape[1] > top_k:
-                best_scores, keep = best_scores.topk(top_k, dim=1)
-                best_rows = best_rows.gather(1, keep)
+            best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k)
     return _sort_hits(best_scores.cpu(), best_rows.cpu())
 
 
