@@ -58,7 +58,7 @@ def warm_up(dim: int) -> None:
     import numpy as np
     import torch
 
-    from biohicl.search import Index, search_embeddings
+    from biohicl.search.exact import Index, search_embeddings
 
     q = torch.nn.functional.normalize(torch.randn(64, dim), dim=-1)
     search_embeddings(q, Index.from_embeddings(torch.randn(256, dim)), top_k=10)
@@ -79,9 +79,9 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
     import torch
 
     torch.set_num_threads(threads)
-    from biohicl.compressed_index import CompressedIndex
-    from biohicl.indexing import IndexManifest
-    from biohicl.search import Index, search_embeddings
+    from biohicl.search.compressed import CompressedIndex
+    from biohicl.search.exact import Index, search_embeddings
+    from biohicl.search.indexing import IndexManifest
 
     warm_up(IndexManifest.load(directory).dim)
     before = rss()
@@ -147,8 +147,8 @@ def in_fresh_process(directory: Path, form: str, queries_file: str | None, threa
 def bench_real(args) -> None:
     import numpy as np
 
-    from biohicl.compressed_index import available_kinds, compress_index
-    from biohicl.indexing import IndexManifest
+    from biohicl.search.compressed import available_kinds, compress_index
+    from biohicl.search.indexing import IndexManifest
 
     directory = Path(args.index)
     manifest = IndexManifest.load(directory)
@@ -159,9 +159,9 @@ def bench_real(args) -> None:
             print(f"compressed to {kind} in {time.perf_counter() - start:.1f} s")
     queries_file = directory.parent / f"{directory.name}-scifact-queries.npy"
     if not queries_file.is_file():
-        from biohicl.commands.encode import load_inference_model
+        from biohicl.cli.encode import load_inference_model
         from biohicl.evaluation.retrieval import load_beir
-        from biohicl.onnx_backend import load_onnx_encoder
+        from biohicl.models.onnx_backend import load_onnx_encoder
         from biohicl.settings import data_path
 
         model = load_inference_model(manifest.model, manifest.model_revision, device="cpu")
@@ -207,7 +207,7 @@ def write_synthetic(directory: Path, rows: int, dim: int, shard_size: int) -> No
     import torch
     from safetensors.torch import save_file
 
-    from biohicl.indexing import (
+    from biohicl.search.indexing import (
         EMBEDDINGS_KEY,
         INDEX_FORMAT,
         IndexManifest,
@@ -246,8 +246,8 @@ def write_synthetic(directory: Path, rows: int, dim: int, shard_size: int) -> No
 
 
 def bench_synthetic(args) -> None:
-    from biohicl.compressed_index import available_kinds, compress_index
-    from biohicl.indexing import IndexManifest
+    from biohicl.search.compressed import available_kinds, compress_index
+    from biohicl.search.indexing import IndexManifest
 
     directory = Path(args.dir)
     if not (directory / "manifest.json").is_file():

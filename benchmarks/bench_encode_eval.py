@@ -50,7 +50,7 @@ def main() -> None:
 
     from biohicl.evaluation.retrieval import load_beir
     from biohicl.evaluation.sts import evaluate_biosses
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
     from biohicl.settings import data_path
 
     torch.set_num_threads(args.threads)

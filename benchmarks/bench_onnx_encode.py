@@ -122,8 +122,8 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.modeling import BioHiCLModel
-    from biohicl.onnx_backend import load_onnx_encoder
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.onnx_backend import load_onnx_encoder
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-onnx-"))

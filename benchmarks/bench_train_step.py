@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from biohicl.losses import BioHiCLLoss
-from biohicl.mesh import MeshHierarchy
-from biohicl.modeling import BioHiCLModel
-from biohicl.trainer import BioHiCLDataCollator
+from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.models.model import BioHiCLModel
+from biohicl.training.trainer import BioHiCLDataCollator
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCE = (

@@ -59,9 +59,9 @@ def subset_index(source: Path, output: Path, rows: int) -> None:
     corpus comes first in the benchmark corpus, so its rows serve ``biohicl evaluate --document_index``."""
     import dataclasses
 
-    from biohicl.corpus import Document
-    from biohicl.indexing import parse_dtype, write_shard
-    from biohicl.search import Index
+    from biohicl.data.corpus import Document
+    from biohicl.search.exact import Index
+    from biohicl.search.indexing import parse_dtype, write_shard
 
     index = Index.load(source)
     embeddings = index.embeddings()[:rows]

@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "MeshHierarchy": "biohicl.mesh",
-    "BioHiCLModel": "biohicl.modeling",
-    "BioHiCL": "biohicl.loader",
-    "BioHiCLTrainer": "biohicl.trainer",
-    "BioHiCLTrainingArguments": "biohicl.training_args",
+    "MeshHierarchy": "biohicl.mesh.hierarchy",
+    "BioHiCLModel": "biohicl.models.model",
+    "BioHiCL": "biohicl.models.loader",
+    "BioHiCLTrainer": "biohicl.training.trainer",
+    "BioHiCLTrainingArguments": "biohicl.training.args",
 }
 
 if TYPE_CHECKING:
-    from .loader import BioHiCL
-    from .mesh import MeshHierarchy
-    from .modeling import BioHiCLModel
-    from .trainer import BioHiCLTrainer
-    from .training_args import BioHiCLTrainingArguments
+    from biohicl.mesh.hierarchy import MeshHierarchy
+    from biohicl.models.loader import BioHiCL
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.trainer import BioHiCLTrainer
 
 __all__ = ["BioHiCL", "BioHiCLModel", "BioHiCLTrainer", "BioHiCLTrainingArguments", "MeshHierarchy", "__version__"]
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import BioHiCLError
+from biohicl.errors import BioHiCLError
 
 
 def _explain(err: OSError, target: Path) -> BioHiCLError:

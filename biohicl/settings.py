@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from biohicl.errors import ConfigError
 
 DATA_DIR_ENV = "BIOHICL_DATA_DIR"
 

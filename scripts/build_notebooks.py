@@ -234,7 +234,7 @@ Without the data folder, a handful of built-in sentences (with MeSH terms) stand
 import logging
 
 from biohicl import MeshHierarchy
-from biohicl.corpus import Document
+from biohicl.data.corpus import Document
 from biohicl.data.readers import read_pubmedqa
 
 logging.getLogger("biohicl.data.readers").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
@@ -298,7 +298,7 @@ they have in common, and their label similarity **SimL** (what BioHiCL's embeddi
 Without a source abstract (the built-in sentences), it lists the terms the hits share with each other.
 """),
         code("""
-from biohicl.search import explain_hits
+from biohicl.search.exact import explain_hits
 
 for (question, query_mesh, _), hits in zip(queries, results):
     explanation = explain_hits(hits, mesh, query_mesh=query_mesh)
@@ -425,8 +425,8 @@ the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the
 `biohicl_config.json` and the loss log in `OUTPUT_DIR`.
 """),
         code("""
-from biohicl.trainer import train_biohicl
-from biohicl.training_args import BioHiCLTrainingArguments
+from biohicl.training.trainer import train_biohicl
+from biohicl.training.args import BioHiCLTrainingArguments
 
 args = BioHiCLTrainingArguments(
     output_dir=str(out / "run"),
@@ -455,7 +455,7 @@ print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 %matplotlib inline
 import matplotlib.pyplot as plt
 
-from biohicl.training_curves import LOSS_KEYS, curve_series, read_log_history
+from biohicl.training.curves import LOSS_KEYS, curve_series, read_log_history
 
 history = read_log_history(run_dir)
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -480,7 +480,7 @@ from IPython.display import Markdown, display
 from biohicl.errors import BioHiCLError
 from biohicl.evaluation.report import markdown_table
 from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
-from biohicl.modeling import BioHiCLModel
+from biohicl.models.model import BioHiCLModel
 
 tasks = []
 for task in EVAL_TASKS:
@@ -526,7 +526,7 @@ with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_
         code("""
 from huggingface_hub import HfApi, get_token
 
-from biohicl.hub import build_model_repo_folder, publish_folder
+from biohicl.hub.publish import build_model_repo_folder, publish_folder
 
 repo_id = HUB_REPO_ID or f"your-name/BioHiCL-{Path(BASE_MODEL).name}"
 folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, overwrite=True)
@@ -612,8 +612,8 @@ print("tasks:", tasks)
 (pooling, prompts, max length) the model itself uses, so only the weights differ.
 """),
         code("""
-from biohicl.loader import load_model
-from biohicl.modeling import BioHiCLModel
+from biohicl.models.loader import load_model
+from biohicl.models.model import BioHiCLModel
 
 model = load_model(MODEL)
 model.config.max_length = MAX_LENGTH

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
-from biohicl.reproduce import BASE, ReproduceConfig, aggregate, plan_study, write_results
+from biohicl.study.reproduce import BASE, ReproduceConfig, aggregate, plan_study, write_results
 
 DONE = re.compile(
     r"^\[\d+/\d+\] (?P<model>[^/\s]+)/(?P<run>base|[^/\s]+/seed\d+): done in [\d.]+ s \((?P<metrics>.*)\)\s*$"

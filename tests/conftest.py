@@ -27,7 +27,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def mesh():
     """The packaged MeSH 2024 hierarchy (loaded once per session)."""
-    from biohicl.mesh import MeshHierarchy
+    from biohicl.mesh.hierarchy import MeshHierarchy
 
     return MeshHierarchy.load()
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from biohicl.compressed_index import (
+from biohicl.data.corpus import Document
+from biohicl.errors import ConfigError, DataError
+from biohicl.search.compressed import (
     Calibration,
     CompressedIndex,
     FloatRows,
@@ -17,10 +19,8 @@ from biohicl.compressed_index import (
     compressed_info_name,
     mmap_shard,
 )
-from biohicl.corpus import Document
-from biohicl.errors import ConfigError, DataError
-from biohicl.indexing import IndexManifest, ShardInfo, compression_kinds, write_shard
-from biohicl.search import Index, search_embeddings, search_index
+from biohicl.search.exact import Index, search_embeddings, search_index
+from biohicl.search.indexing import IndexManifest, ShardInfo, compression_kinds, write_shard
 
 
 def write_index(directory, embeddings: torch.Tensor, shard_size: int, dtype=torch.float32) -> IndexManifest:
@@ -122,7 +122,7 @@ def test_default_candidates_recover_the_exact_top_10(corpus, kind, minimum):
 def test_auto_backend_prefers_int8_and_memory_is_the_compressed_matrix(corpus):
     directory, rows = corpus
     assert available_kinds(directory) == ["int8", "binary"]
-    from biohicl.search import resolve_backend
+    from biohicl.search.exact import resolve_backend
 
     assert resolve_backend(Index.load(directory), "auto") == "int8"
     assert resolve_backend(Index.from_embeddings(rows[:5]), "auto") == "exact"
@@ -184,7 +184,7 @@ def test_unnormalized_index_is_normalized_before_compression(tmp_path):
 
 
 def test_index_command_compresses_and_search_uses_it(tiny_bert_dir, tmp_path, capsys):
-    from biohicl.cli import main
+    from biohicl.cli.main import main
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(

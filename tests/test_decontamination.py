@@ -132,7 +132,7 @@ def test_pubmedqa_dev_from_the_real_non_test_items(data_dir):
 
 
 def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, capsys, data_dir):
-    from biohicl.cli import main
+    from biohicl.cli.main import main
 
     exports = tmp_path / "exports"
     exports.mkdir()

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from biohicl.errors import DataError
-from biohicl.indexing import IndexManifest, build_index, merge_rank_manifests
-from biohicl.modeling import BioHiCLModel
-from biohicl.search import load_index
+from biohicl.models.model import BioHiCLModel
+from biohicl.search.exact import load_index
+from biohicl.search.indexing import IndexManifest, build_index, merge_rank_manifests
 
 DOCS = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
 
@@ -132,8 +132,8 @@ def test_merge_detects_missing_rank_and_shards(tmp_path):
 LAUNCHED = textwrap.dedent(
     """
     import json, sys
-    from biohicl.indexing import build_index, distributed_state
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.search.indexing import build_index, distributed_state
+    from biohicl.models.model import BioHiCLModel
 
     model_dir, out = sys.argv[1], sys.argv[2]
     docs = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
@@ -181,7 +181,7 @@ def test_two_launched_cpu_processes(models, tiny_bert_dir, tmp_path):
 
 
 def test_compress_after_a_distributed_build_equals_a_single_process_one(models, tmp_path):
-    from biohicl.compressed_index import CompressedIndex
+    from biohicl.search.compressed import CompressedIndex
 
     build_index(models[0], DOCS, tmp_path / "single", shard_size=4, show_progress_bar=False, compress="int8,binary")
     run_ranks(models, tmp_path / "three", world=3, shard_size=4, compress="int8,binary")

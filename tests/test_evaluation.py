@@ -317,7 +317,7 @@ def test_markdown_table_and_delta():
 
 
 def test_compare_command_writes_markdown_and_png(tmp_path, capsys):
-    from biohicl.cli import main
+    from biohicl.cli.main import main
 
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_record("base", 0.6, 0.8)))
@@ -332,8 +332,8 @@ def test_compare_command_writes_markdown_and_png(tmp_path, capsys):
 
 def test_tiny_bert_end_to_end(tiny_bert_dir, tmp_path, data_dir):
     """The real command on a tiny random BERT: a BEIR folder, BIOSSES and PubMedQA, JSON + Markdown + PNG."""
-    from biohicl.cli import main
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.cli.main import main
+    from biohicl.models.model import BioHiCLModel
 
     folder = write_beir(tmp_path / "toy")
     output, md, png = tmp_path / "tiny.json", tmp_path / "tiny.md", tmp_path / "tiny.png"
@@ -371,8 +371,8 @@ class CountingEncoder:
 
 def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
     """Rows from a `biohicl index` of the corpus give the encoder's metrics; only the queries are encoded."""
-    from biohicl.indexing import build_index
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.search.indexing import build_index
 
     folder = write_beir(tmp_path / "toy")
     model = BioHiCLModel.from_pretrained(tiny_bert_dir)
@@ -389,8 +389,8 @@ def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
 
 
 def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_path):
-    from biohicl.indexing import build_index
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.search.indexing import build_index
 
     folder = write_beir(tmp_path / "toy")
     model = BioHiCLModel.from_pretrained(tiny_bert_dir)
@@ -411,7 +411,7 @@ def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):
     import biohicl.evaluation.pubmedqa as pubmedqa
     from biohicl.evaluation.runner import evaluate_model
     from biohicl.evaluation.tasks import record_key
-    from biohicl.reproduce import missing_tasks
+    from biohicl.study.reproduce import missing_tasks
 
     calls = []
 

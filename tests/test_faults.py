@@ -107,8 +107,8 @@ def test_sigkill_while_building_the_dataset_then_rerun(tmp_path):
 INDEX_SLOWLY = textwrap.dedent(
     """
     import sys, time
-    from biohicl import indexing
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.search import indexing
+    from biohicl.models.model import BioHiCLModel
 
     model_dir, corpus, out = sys.argv[1:4]
     model = BioHiCLModel.from_base(model_dir)
@@ -126,8 +126,8 @@ INDEX_SLOWLY = textwrap.dedent(
 def test_external_sigkill_while_indexing_then_rerun(tiny_bert_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from biohicl.indexing import build_index
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.search.indexing import build_index
 
     corpus = tmp_path / "corpus.jsonl"
     docs = [{"_id": f"d{i}", "title": f"T{i}", "text": "the cancer cells " * (1 + i % 4)} for i in range(60)]

@@ -13,12 +13,12 @@ import pytest
 from conftest import build_tiny_bert, randomize_lora_b
 from huggingface_hub import ModelCard
 
-from biohicl.commands import publish as publish_cmd
+from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub import ReleaseManifest, build_model_repo_folder, check_folder, find_model_dir, publish_folder
-from biohicl.loader import BioHiCL
-from biohicl.modeling import BioHiCLModel
-from biohicl.registry import default_registry
+from biohicl.hub.publish import ReleaseManifest, build_model_repo_folder, check_folder, find_model_dir, publish_folder
+from biohicl.models.loader import BioHiCL
+from biohicl.models.model import BioHiCLModel
+from biohicl.models.registry import default_registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "hf_" + "Ab3" * 12  # token-shaped, not a real token

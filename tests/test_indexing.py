@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from biohicl.corpus import Document, iter_documents, read_corpus
+from biohicl.data.corpus import Document, iter_documents, read_corpus
 from biohicl.errors import ConfigError, DataError
-from biohicl.indexing import IndexManifest, build_index, ids_digest
-from biohicl.modeling import BioHiCLModel
+from biohicl.models.model import BioHiCLModel
+from biohicl.search.indexing import IndexManifest, build_index, ids_digest
 
 MESH = [["D003924"], ["D009765", "D003924"], [], ["D006973"]]
 
@@ -207,8 +207,8 @@ def test_resume_refuses_changed_corpus_or_settings(model, tmp_path):
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from biohicl import indexing
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.search import indexing
+    from biohicl.models.model import BioHiCLModel
 
     model_dir, out = sys.argv[1], sys.argv[2]
     docs = [(f"d{i}", "the cancer cells " * (1 + i % 3)) for i in range(14)]

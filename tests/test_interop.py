@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import build_tiny_bert, randomize_lora_b
 
-from biohicl.loader import BioHiCL, load_model
-from biohicl.modeling import BioHiCLModel
+from biohicl.models.loader import BioHiCL, load_model
+from biohicl.models.model import BioHiCLModel
 
 TEXTS = ["insulin resistance in type 2 diabetes", "the heart", "brain cancer cells in patients"]
 QUERY = "what causes diabetes?"

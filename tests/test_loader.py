@@ -16,9 +16,9 @@ import torch
 from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.errors import ModelLoadError
-from biohicl.loader import BioHiCL, load_model, resolve, split_revision
-from biohicl.modeling import BioHiCLModel
-from biohicl.registry import Registry
+from biohicl.models.loader import BioHiCL, load_model, resolve, split_revision
+from biohicl.models.model import BioHiCLModel
+from biohicl.models.registry import Registry
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40
@@ -306,14 +306,14 @@ def test_pickle_only_checkpoints_are_refused(tmp_path, artifacts):
 
 def test_search_and_index_delegate_to_the_inference_modules(artifacts, monkeypatch):
     calls = []
-    search_module = types.ModuleType("biohicl.search")
+    search_module = types.ModuleType("biohicl.search.exact")
     search_module.search = lambda model, queries, index, top_k, **kw: calls.append(
         ("search", model, queries, top_k, kw)
     )
-    index_module = types.ModuleType("biohicl.indexing")
+    index_module = types.ModuleType("biohicl.search.indexing")
     index_module.build_index = lambda model, corpus, out, **kw: calls.append(("index", model, corpus, out, kw))
-    monkeypatch.setitem(sys.modules, "biohicl.search", search_module)
-    monkeypatch.setitem(sys.modules, "biohicl.indexing", index_module)
+    monkeypatch.setitem(sys.modules, "biohicl.search.exact", search_module)
+    monkeypatch.setitem(sys.modules, "biohicl.search.indexing", index_module)
     model = BioHiCL.from_pretrained(artifacts.merged)
     model.search(["q"], "idx", top_k=3, batch_size=2)
     model.index(["doc"], "out", shard_size=10)

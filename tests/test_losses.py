@@ -158,7 +158,7 @@ def test_losses_on_real_mesh_similarity(mesh):
 
 
 def test_gradient_flows_only_into_lora(tiny_bert_dir):
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id="test/tiny-bert", pooling="mean", max_length=32)
     model.add_lora(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"], verbose=False)

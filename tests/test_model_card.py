@@ -12,7 +12,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from test_loader import add_to_hub_cache
 
 from biohicl.errors import ConfigError
-from biohicl.model_card import (
+from biohicl.hub.model_card import (
     BioHiCLModelCardData,
     EvalRow,
     flatten_results,
@@ -20,7 +20,7 @@ from biohicl.model_card import (
     render_model_card,
     save_model_card,
 )
-from biohicl.modeling import BioHiCLModel
+from biohicl.models.model import BioHiCLModel
 
 TUNED = {
     "model": "runs/minilm",

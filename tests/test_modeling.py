@@ -12,7 +12,7 @@ import torch
 from conftest import TINY_VOCAB, randomize_lora_b
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.modeling import BioHiCLConfig, BioHiCLModel, default_pooling
+from biohicl.models.model import BioHiCLConfig, BioHiCLModel, default_pooling
 
 TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and disease", "x"]
 HUB_ID = "org/tiny-bert"
@@ -166,7 +166,7 @@ def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):
 
 def test_config_json_and_activation_checkpointing_switch(tiny_bert_dir):
     """The model owns what transformers.Trainer calls: config.to_json_string and activation_checkpointing_enable."""
-    from biohicl.modeling import BioHiCLConfig, BioHiCLModel
+    from biohicl.models.model import BioHiCLConfig, BioHiCLModel
 
     model = BioHiCLModel.from_base(str(tiny_bert_dir))
     assert BioHiCLConfig.from_dict(json.loads(model.config.to_json_string())) == model.config

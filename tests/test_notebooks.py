@@ -247,7 +247,7 @@ def _biosses_spearman(model) -> float:
 
 @pytest.mark.slow
 def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_data, tiny_bert_dir):
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     out = tmp_path / "run02"
     values = {"BASE_MODEL": str(tiny_bert_dir), **TINY["02_train_biohicl.ipynb"], "OUTPUT_DIR": str(out)}
@@ -286,7 +286,7 @@ def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
     import torch
     from conftest import randomize_lora_b
 
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     model = BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)
     model.add_lora(r=4, verbose=False)
@@ -299,8 +299,8 @@ def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
 
 @pytest.mark.slow
 def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, tiny_adapter_dir, tiny_bert_dir):
-    from biohicl.loader import load_model
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.loader import load_model
+    from biohicl.models.model import BioHiCLModel
 
     out = tmp_path / "results03"
     values = {"MODEL": str(tiny_adapter_dir), **TINY["03_evaluate.ipynb"], "OUTPUT_DIR": str(out)}

@@ -12,8 +12,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.modeling import BioHiCLModel
-from biohicl.onnx_backend import (
+from biohicl.models.model import BioHiCLModel
+from biohicl.models.onnx_backend import (
     EXPORT_INFO,
     FP32_FILE,
     OnnxEncoder,
@@ -73,7 +73,7 @@ def test_a_changed_model_gets_a_new_export(model, tiny_bert_dir, cache):
 
 
 def test_a_bad_export_is_refused(model, cache, monkeypatch):
-    import biohicl.onnx_backend as backend
+    import biohicl.models.onnx_backend as backend
 
     folder = cache / "bad"
     monkeypatch.setattr(backend, "verify_export", lambda *a, **k: {"max_abs_diff": 0.5, "min_cosine": 0.1, "texts": 1})
@@ -102,8 +102,8 @@ def test_backend_flags_are_checked(model):
 def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path, monkeypatch, capsys):
     from safetensors.torch import load_file
 
-    from biohicl.cli import main
-    from biohicl.search import Index
+    from biohicl.cli.main import main
+    from biohicl.search.exact import Index
 
     monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
     texts = tmp_path / "texts.txt"
@@ -133,7 +133,7 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
 
 
 def test_evaluate_command_takes_the_onnx_backend(tiny_bert_dir, tmp_path, monkeypatch, data_dir):
-    from biohicl.cli import main
+    from biohicl.cli.main import main
 
     if not (data_dir / "biosses").is_dir():
         pytest.skip("BIOSSES is not in the data folder")

@@ -215,7 +215,7 @@ def test_save_reload_parquet_and_disk(tmp_path, mesh):
 
 
 def test_cli_build_dataset(tmp_path, capsys):
-    from biohicl.cli import main
+    from biohicl.cli.main import main
 
     pubtator = tmp_path / "tiny.PubTator.txt"
     pubtator.write_text(

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from biohicl.corpus import read_corpus
+from biohicl.data.corpus import read_corpus
 from biohicl.data.readers import SOURCES, ReadReport, read_records
 from biohicl.errors import DataError
-from biohicl.mesh import MeshHierarchy
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

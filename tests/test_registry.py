@@ -7,7 +7,7 @@ import json
 import pytest
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.registry import Registry, RegistryEntry, default_registry, get_entry, is_commit_sha, known_names
+from biohicl.models.registry import Registry, RegistryEntry, default_registry, get_entry, is_commit_sha, known_names
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -12,9 +12,9 @@ import math
 
 import pytest
 
-from biohicl import reproduce
 from biohicl.errors import ConfigError
-from biohicl.reproduce import (
+from biohicl.study import reproduce
+from biohicl.study.reproduce import (
     DEFAULT_VARIANTS,
     ReproduceConfig,
     aggregate_row,
@@ -246,7 +246,7 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
     import subprocess
     import sys
 
-    from biohicl.reproduce import LOCK_NAME, acquire_run_lock, release_run_lock
+    from biohicl.study.reproduce import LOCK_NAME, acquire_run_lock, release_run_lock
 
     run = tmp_path / "run"
     assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
@@ -266,7 +266,7 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
 def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_bert_dir, capsys):
     import yaml
 
-    from biohicl.commands import reproduce as command
+    from biohicl.cli import reproduce as command
 
     config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}})
     reproduce.prepare_dataset(config, progress=False)
@@ -289,7 +289,7 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
 def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir):
     import yaml
 
-    from biohicl.commands import reproduce as command
+    from biohicl.cli import reproduce as command
 
     assert command._without_workers(["--config", "c.yaml", "--workers", "3", "--only", "full"]) == [
         "--config", "c.yaml", "--only", "full",

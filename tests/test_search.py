@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from biohicl.cli import main as cli
+from biohicl.cli.main import main as cli
 from biohicl.errors import ConfigError, DataError
-from biohicl.indexing import build_index
-from biohicl.modeling import BioHiCLModel
-from biohicl.search import Hit, Index, explain_hits, load_index, search, search_embeddings, search_like
+from biohicl.models.model import BioHiCLModel
+from biohicl.search.exact import Hit, Index, explain_hits, load_index, search, search_embeddings, search_like
+from biohicl.search.indexing import build_index
 
 DOCS = [
     {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
@@ -149,7 +149,7 @@ def test_explain_hits_against_query_document(mesh):
 
 def test_faiss_flat_matches_exact(tmp_path):
     pytest.importorskip("faiss")
-    from biohicl.search_faiss import FaissSearcher
+    from biohicl.search.faiss_index import FaissSearcher
 
     generator = torch.Generator().manual_seed(1)
     corpus = torch.nn.functional.normalize(torch.randn(3000, 24, generator=generator), dim=-1)
@@ -168,7 +168,7 @@ def test_faiss_flat_matches_exact(tmp_path):
 
 def test_faiss_search_returns_same_hits(model, index_dir):
     pytest.importorskip("faiss")
-    from biohicl.search_faiss import search as faiss_search
+    from biohicl.search.faiss_index import search as faiss_search
 
     queries = ["diabetes in the heart", "brain cancer cells"]
     exact = search(model, queries, index_dir, top_k=5)
@@ -224,7 +224,7 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
 
 
 def test_biohicl_index_and_search_methods_delegate(tiny_bert_dir, tmp_path):
-    from biohicl.loader import BioHiCL
+    from biohicl.models.loader import BioHiCL
 
     model = BioHiCL.from_pretrained(str(tiny_bert_dir))
     manifest = model.index(DOCS, tmp_path / "idx", shard_size=4, show_progress_bar=False)

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from biohicl.errors import ConfigError, PublishError
-from biohicl.loader import SAFE_PATTERNS, BioHiCL
-from biohicl.registry import RegistryEntry, default_registry, is_commit_sha
+from biohicl.models.loader import SAFE_PATTERNS, BioHiCL
+from biohicl.models.registry import RegistryEntry, default_registry, is_commit_sha
 
 PACKAGE = Path(__file__).resolve().parents[1] / "biohicl"
 FAKE_TOKEN = "hf_" + "Sec9" * 9  # token-shaped, not a real token
@@ -89,7 +89,7 @@ def test_base_model_downloads_ask_for_safe_files_only(monkeypatch):
     import huggingface_hub
 
     from biohicl.errors import ModelLoadError
-    from biohicl.modeling import resolve_model_path
+    from biohicl.models.model import resolve_model_path
 
     asked = {}
 
@@ -176,8 +176,8 @@ class RecordingHfApi:
 
 
 def train_tiny(tiny_bert_dir: Path, root: Path, **overrides) -> Path:
-    from biohicl.trainer import train_biohicl
-    from biohicl.training_args import BioHiCLTrainingArguments
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.trainer import train_biohicl
 
     docs = root / "docs.jsonl"
     topics = [["D003920", "D003924"], ["D009203", "D006333"], ["D001943", "D009369"]]
@@ -195,7 +195,7 @@ def files_containing(root: Path, secret: str) -> list[str]:
 
 
 def test_the_token_is_never_written_printed_or_logged(tiny_bert_dir, tmp_path, monkeypatch, capsys, caplog):
-    from biohicl.commands import publish as publish_cmd
+    from biohicl.cli import publish as publish_cmd
 
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     caplog.set_level(logging.DEBUG)
@@ -218,7 +218,7 @@ def test_a_hub_token_given_to_the_trainer_is_not_written(tiny_bert_dir, tmp_path
 
 
 def test_publish_refuses_a_folder_holding_the_token_before_any_call(tmp_path, monkeypatch):
-    from biohicl.hub import publish_folder
+    from biohicl.hub.publish import publish_folder
 
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     folder = tmp_path / "data"
@@ -268,7 +268,7 @@ def test_the_only_pickles_are_the_trainers_checkpoint_state_loaded_weights_only(
     assert sorted(loads) == [("optimizer.pt", True), ("rng_state.pth", True), ("scheduler.pt", True)]
     # and publishing copies none of them
     out = tmp_path / "repo"
-    from biohicl.hub import build_model_repo_folder
+    from biohicl.hub.publish import build_model_repo_folder
 
     build_model_repo_folder(run, out, repo_id="me/tiny")
     assert pickle_files(out) == []

@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from biohicl.errors import ConfigError
-from biohicl.trainer import (
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.trainer import (
     TRAINABLE_WEIGHTS_NAME,
     BioHiCLDataCollator,
     MeshPairBatchSampler,
@@ -27,7 +28,6 @@ from biohicl.trainer import (
     positive_pair_share,
     train_biohicl,
 )
-from biohicl.training_args import BioHiCLTrainingArguments
 
 # Four topics, four real MeSH descriptors each: documents of one topic share a branch (SimL > 0.3), topics don't.
 TOPICS = {
@@ -152,7 +152,7 @@ def test_random_sampler_batches_are_full_and_cover_all():
 
 # ---------------------------------------------------------------------------------------------------------- training
 def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tmp_path):
-    from biohicl.modeling import BioHiCLModel
+    from biohicl.models.model import BioHiCLModel
 
     run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3))
     state = json.loads((run / "trainer_state.json").read_text())
@@ -241,8 +241,8 @@ KILLED_RUN = textwrap.dedent(
     """
     import json, os, signal, sys
     from transformers import TrainerCallback
-    from biohicl.training_args import BioHiCLTrainingArguments
-    from biohicl.trainer import train_biohicl
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.trainer import train_biohicl
 
     class KillAfterSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -341,11 +341,11 @@ def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, d
 def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
     tiny_bert_dir, docs_file, tmp_path, monkeypatch, caplog
 ):
-    from biohicl.modeling import BioHiCLModel
-    from biohicl.trainer import INITIAL_WEIGHTS_NAME
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.training.trainer import INITIAL_WEIGHTS_NAME
 
     fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.60])  # step 6 only ties step 0: a tie keeps the base
-    with caplog.at_level("WARNING", logger="biohicl.trainer"):
+    with caplog.at_level("WARNING", logger="biohicl.training.trainer"):
         run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"))
     assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
         "model selection: no evaluation beat step 0 (eval_biosses_spearman = 0.6000, best later 0.6); the run "
@@ -375,7 +375,7 @@ def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
 
 
 def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    from biohicl.trainer import INITIAL_WEIGHTS_NAME
+    from biohicl.training.trainer import INITIAL_WEIGHTS_NAME
 
     out = tmp_path / "resumed"
     fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.40])
@@ -429,7 +429,7 @@ def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs
 
 
 def test_dataset_eval_tasks_get_the_runs_dataset():
-    from biohicl.trainer import resolve_eval_tasks
+    from biohicl.training.trainer import resolve_eval_tasks
 
     tasks = ["siml-agreement", "siml-agreement:dev", "pubmedqa:dev", "scifact:train"]
     assert resolve_eval_tasks(tasks, "runs/mesh-pairs") == [
@@ -461,8 +461,8 @@ def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_di
 
 # ---------------------------------------------------------------------------------------------------------- distill
 def test_base_model_embeddings_are_the_base_models(tiny_bert_dir):
-    from biohicl.modeling import BioHiCLModel
-    from biohicl.trainer import base_model_embeddings
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.training.trainer import base_model_embeddings
     from tests.conftest import randomize_lora_b
 
     texts = ["diabetes of the heart", "brain cells", "cancer"]
@@ -533,7 +533,7 @@ def test_training_with_the_title_term(tiny_bert_dir, docs_file, tmp_path):
 
 
 def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    import biohicl.trainer as trainer_module
+    import biohicl.training.trainer as trainer_module
 
     class SpreadLoss(torch.nn.Module):
         """Not a BioHiCL loss: push the batch's embeddings apart; reports two components of its own."""
@@ -555,7 +555,7 @@ def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, 
 
 # ---------------------------------------------------------------------------------------------------------- CLI, curves
 def test_cli_reads_a_yaml_config_and_options_override_it(tmp_path):
-    from biohicl.commands.train import parse_args
+    from biohicl.cli.train import parse_args
 
     config = tmp_path / "run.yaml"
     config.write_text(f"output_dir: {tmp_path / 'out'}\nlambda_con: 0.2\neval_tasks: [biosses, scifact]\n")
@@ -569,7 +569,7 @@ def test_cli_reads_a_yaml_config_and_options_override_it(tmp_path):
 
 
 def test_training_curves_draw_one_line_per_component(tmp_path):
-    from biohicl.training_curves import curve_series, plot_training_curves
+    from biohicl.training.curves import curve_series, plot_training_curves
 
     history = [
         {"step": 1, "loss": 1.0, "loss_mse": 0.8, "loss_con": 2.0},
@@ -577,7 +577,7 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
         {"step": 2, "eval_biosses_spearman": 0.7, "eval_runtime": 3.0},
     ]
     assert curve_series(history, "loss_con") == ([1, 2], [2.0, 2.0])
-    from biohicl.training_curves import loss_keys
+    from biohicl.training.curves import loss_keys
 
     assert loss_keys([*history, {"step": 3, "loss_title": 0.1, "loss_distill": 0.2}]) == [
         "loss", "loss_mse", "loss_con", "loss_distill", "loss_title"
@@ -590,7 +590,7 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
 
 
 def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
-    from biohicl.trainer import build_batch_sampler, check_tag_uis, load_training_data
+    from biohicl.training.trainer import build_batch_sampler, check_tag_uis, load_training_data
 
     humans, male = mesh.resolve("Humans"), mesh.resolve("Male")
     assert {humans, male} <= check_tag_uis(mesh)
@@ -625,7 +625,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     config.write_text(yaml.safe_dump(values))
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "biohicl.cli", "train", str(config)]
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "biohicl.cli.main", "train", str(config)]
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
@@ -636,7 +636,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
 
 
 def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, mesh):
-    from biohicl.trainer import siml_label_weights, study_design_uis
+    from biohicl.training.trainer import siml_label_weights, study_design_uis
 
     humans, cohort = mesh.resolve("Humans"), mesh.resolve("Cohort Studies")
     labels = [[humans, cohort, "D003920"], [humans, cohort, "D009203"]]  # diabetes / myocardial infarction
@@ -720,7 +720,7 @@ def test_training_on_mixed_label_kinds(tiny_bert_dir, tmp_path):
     path = tmp_path / "kinds.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
     seen = []
-    from biohicl.trainer import BioHiCLTrainer
+    from biohicl.training.trainer import BioHiCLTrainer
 
     original = BioHiCLTrainer.compute_loss
 
@@ -742,7 +742,7 @@ def test_training_on_mixed_label_kinds(tiny_bert_dir, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------- negatives
 def test_mine_negatives_by_rule(mesh):
-    from biohicl.trainer import mine_negatives
+    from biohicl.training.trainer import mine_negatives
 
     labels = [d["mesh"] for d in synthetic_documents(per_topic=4)]  # 4 topics x 4 documents
     siml = mesh.similarity_matrix(labels).numpy()
@@ -762,7 +762,7 @@ def test_mine_negatives_by_rule(mesh):
 
 
 def test_batch_negatives_put_a_negative_in_every_batch(mesh):
-    from biohicl.trainer import mine_negatives
+    from biohicl.training.trainer import mine_negatives
 
     # 3 documents of one topic per 12: random or pair-mined batches of 4 often hold no unrelated pair
     labels = [["D003920", "D003924"]] * 9 + [["D001943"], ["D009203"], ["D001927"]]
@@ -779,7 +779,7 @@ def test_batch_negatives_put_a_negative_in_every_batch(mesh):
 
 
 def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_file):
-    from biohicl.trainer import build_batch_sampler, load_training_data
+    from biohicl.training.trainer import build_batch_sampler, load_training_data
 
     values = dict(output_dir=str(tmp_path), dataset_path=str(docs_file), per_device_train_batch_size=4)
     args = BioHiCLTrainingArguments(**values, batch_negatives=True, negative="lowest:2")
@@ -792,8 +792,8 @@ def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_fil
 def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir, tmp_path):
     import os
 
-    from biohicl.modeling import BioHiCLModel
-    from biohicl.trainer import load_trainable_weights, save_trainable_weights
+    from biohicl.models.model import BioHiCLModel
+    from biohicl.training.trainer import load_trainable_weights, save_trainable_weights
 
     model = BioHiCLModel.from_base(str(tiny_bert_dir))
     model.add_lora(r=2, verbose=False)

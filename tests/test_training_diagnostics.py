@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biohicl.training_diagnostics import siml_alignment
+from biohicl.training.diagnostics import siml_alignment
 
 
 class LabelVectorModel:

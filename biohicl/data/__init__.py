@@ -1,8 +1,8 @@
 """MeSH-annotated corpora (streaming readers), decontamination, the dev split and the processed MeSH-pair dataset."""
 
-from .decontamination import Decontaminator, Removal, normalise
-from .medline_text import parse_mesh_heading, read_medline_text
-from .pairs import (
+from biohicl.data.decontamination import Decontaminator, Removal, normalise
+from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
+from biohicl.data.pairs import (
     MinedPairs,
     PairDatasetSummary,
     build_dataset_from_files,
@@ -13,7 +13,7 @@ from .pairs import (
     mine_top_k,
     save_pair_dataset,
 )
-from .readers import (
+from biohicl.data.readers import (
     LABEL_KINDS,
     READERS,
     SOURCES,
@@ -31,7 +31,7 @@ from .readers import (
     resolve_inputs,
     unique_records,
 )
-from .splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
+from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
 
 __all__ = [
     "LABEL_KINDS",

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from .readers import MeshRecord
+from biohicl.data.readers import MeshRecord
+from biohicl.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ class Decontaminator:
     ) -> Decontaminator:
         """The known evaluation sets under ``root`` (default ``BIOHICL_DATA_DIR``; sets it lacks are listed in
         ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``)."""
-        from ..settings import data_dir
-        from .readers import load_pubmedqa_test_ids
+        from biohicl.data.readers import load_pubmedqa_test_ids
+        from biohicl.settings import data_dir
 
         found = Path(root) if root is not None else data_dir(required=False)
         self = cls()

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..mesh import MeshHierarchy
-from .readers import MALFORMED, MeshRecord, ReadReport, _check_file, _Context, _guarded, _utf16_encoding
+from biohicl.data.readers import MALFORMED, MeshRecord, ReadReport, _check_file, _Context, _guarded, _utf16_encoding
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 TAG_LINE = re.compile(r"([A-Z][A-Z0-9]{0,3}) *- ?(.*)")
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")

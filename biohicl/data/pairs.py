@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import _explain, pid_alive
-from ..errors import ConfigError, DataError
-from ..mesh import MeshHierarchy, gram_factors
-from .readers import DUPLICATE, MeshRecord, ReadReport, label_kind_of
-from .splits import DevSplit
+from biohicl.atomic import _explain, pid_alive
+from biohicl.data.readers import DUPLICATE, MeshRecord, ReadReport, label_kind_of
+from biohicl.data.splits import DevSplit
+from biohicl.errors import ConfigError, DataError
+from biohicl.mesh.hierarchy import MeshHierarchy, gram_factors
 
 logger = logging.getLogger(__name__)
 
@@ -492,7 +492,7 @@ def save_pair_dataset(
     """
     import datasets
 
-    from .dataset_card import render_dataset_card
+    from biohicl.data.dataset_card import render_dataset_card
 
     out_dir = Path(out_dir)
     recover_interrupted_save(out_dir)
@@ -583,7 +583,7 @@ def build_dataset_from_files(
     Inputs of both label kinds are refused before reading unless ``mix_label_kinds``.
     Returns ``(dataset_dict, summary)``.
     """
-    from .readers import read_records, resolve_inputs, unique_records
+    from biohicl.data.readers import read_records, resolve_inputs, unique_records
 
     mesh = mesh or MeshHierarchy.load()
     report = ReadReport()
@@ -598,7 +598,7 @@ def build_dataset_from_files(
         excluded = _test_pmids(test_ids)
     decontaminator = None
     if decontaminate:
-        from .decontamination import Decontaminator
+        from biohicl.data.decontamination import Decontaminator
 
         decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_ids)
     elif beir:
@@ -630,8 +630,8 @@ def _with_pubmedqa_reference(
 ) -> DevSplit:
     """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs, else from ``BIOHICL_DATA_DIR``'s PQA-L
     (so a copy of a PubMedQA dev abstract in another corpus is held out too); unchanged when there is none."""
-    from ..settings import data_dir
-    from .splits import pubmedqa_non_test_pmids
+    from biohicl.data.splits import pubmedqa_non_test_pmids
+    from biohicl.settings import data_dir
 
     files = [Path(f) for source, paths in groups if source == "pubmedqa" for f in paths]
     if not files:
@@ -647,8 +647,8 @@ def _with_pubmedqa_reference(
 
 
 def _test_pmids(test_ids: str | Path | None) -> set[str]:
-    from ..settings import data_dir
-    from .readers import load_pubmedqa_test_ids
+    from biohicl.data.readers import load_pubmedqa_test_ids
+    from biohicl.settings import data_dir
 
     if test_ids is not None:
         return load_pubmedqa_test_ids(test_ids)
@@ -665,7 +665,7 @@ def default_inputs(mentions: bool = False) -> list[tuple[str, list[Path]]]:
     wins): PubMedQA PQA-L (1,000; its 500 test items marked ``test``), the MEDLINE sample, ``bioasq_sample/``
     and every PubMed export in ``pubmed_exports/`` (format detected per file). ``mentions=True`` adds BC5CDR
     (PubTator entity mentions; a dataset with both needs ``mix_label_kinds``)."""
-    from ..settings import data_path
+    from biohicl.settings import data_path
 
     exports = data_path("pubmed_exports")
     inputs: list[tuple[str, list[Path]]] = [

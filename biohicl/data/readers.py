@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..mesh import MeshHierarchy
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 
@@ -759,7 +759,7 @@ def _pubtator_record(ctx: _Context, block: list[str]) -> MeshRecord | None:
 
 
 # --------------------------------------------------------------------------- dispatch
-from .medline_text import read_medline_text  # noqa: E402  (it builds on the helpers above)
+from biohicl.data.medline_text import read_medline_text  # noqa: E402  (it builds on the helpers above)
 
 READERS: dict[str, Callable[..., Iterator[MeshRecord]]] = {
     "bioasq": read_bioasq,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from biohicl.errors import ConfigError, DataError
 
 PUBMEDQA_DEV_SIZE = 250
 DEV_SEED = 0
@@ -83,7 +83,7 @@ class DevSplit:
 def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None) -> frozenset[str]:
     """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ground_truth.json``,
     by default beside it)."""
-    from .readers import _check_file, load_pubmedqa_test_ids
+    from biohicl.data.readers import _check_file, load_pubmedqa_test_ids
 
     path = _check_file(pqal)
     try:

@@ -2,7 +2,7 @@
 
 Everything here needs only an :class:`Encoder` — any object with
 ``encode(texts, batch_size=..., kind="query" | "document", show_progress_bar=...) -> np.ndarray``
-(:class:`biohicl.modeling.BioHiCLModel` is one).
+(:class:`biohicl.models.model.BioHiCLModel` is one).
 
 >>> from biohicl.evaluation import evaluate_model
 >>> results = evaluate_model(model, ["scifact:train", "biosses", "pubmedqa"])  # doctest: +SKIP
@@ -29,10 +29,10 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
-from .metrics import CorrelationMetric, RetrievalMetric, retrieval_scores  # noqa: E402
-from .retrieval import BeirDataset, dense_retrieve, evaluate_beir, load_beir  # noqa: E402
-from .runner import evaluate_model  # noqa: E402
-from .tasks import TASKS, TaskResult, get_task, register_task  # noqa: E402
+from biohicl.evaluation.metrics import CorrelationMetric, RetrievalMetric, retrieval_scores  # noqa: E402
+from biohicl.evaluation.retrieval import BeirDataset, dense_retrieve, evaluate_beir, load_beir  # noqa: E402
+from biohicl.evaluation.runner import evaluate_model  # noqa: E402
+from biohicl.evaluation.tasks import TASKS, TaskResult, get_task, register_task  # noqa: E402
 
 __all__ = [
     "TASKS",

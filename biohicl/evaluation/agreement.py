@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DataError
+from biohicl.errors import DataError
 
 if TYPE_CHECKING:
-    from . import Encoder
-    from .tasks import TaskResult
+    from biohicl.evaluation import Encoder
+    from biohicl.evaluation.tasks import TaskResult
 
 TASK = "siml-agreement"
 
@@ -36,9 +36,9 @@ def evaluate_agreement(
     beta: float = 0.3,
 ) -> TaskResult:
     """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
-    from ..mesh import MeshHierarchy
-    from ..training_diagnostics import siml_alignment, split_documents
-    from .tasks import TaskResult, file_checksums
+    from biohicl.evaluation.tasks import TaskResult, file_checksums
+    from biohicl.mesh.hierarchy import MeshHierarchy
+    from biohicl.training.diagnostics import siml_alignment, split_documents
 
     start = time.perf_counter()
     path = Path(dataset_path).expanduser()
@@ -69,13 +69,13 @@ def evaluate_agreement(
 
 
 def _documents_files(root: Path) -> list[Path]:
-    from ..training_diagnostics import parquet_files
+    from biohicl.training.diagnostics import parquet_files
 
     return parquet_files(root, "documents")
 
 
 def check_agreement(dataset_path: str | Path, split: str | None) -> None:
     """Pre-flight: the dataset exists and holds documents of ``split`` (no encoding)."""
-    from ..training_diagnostics import split_documents
+    from biohicl.training.diagnostics import split_documents
 
     split_documents(dataset_path, split or "dev", limit=1)

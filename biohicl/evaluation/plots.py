@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import columns, metric_label, run_label
+from biohicl.evaluation.report import columns, metric_label, run_label
 
 
 def plot_results(
@@ -25,7 +25,7 @@ def plot_results(
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
     cols = columns(records)
     if not cols:
-        from ..errors import DataError
+        from biohicl.errors import DataError
 
         raise DataError("nothing to plot: the results files share no task metrics", output)
     width = 0.8 / max(len(records), 1)

@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DataError
-from .metrics import RetrievalMetric
-from .retrieval import dense_retrieve
+from biohicl.errors import DataError
+from biohicl.evaluation.metrics import RetrievalMetric
+from biohicl.evaluation.retrieval import dense_retrieve
 
 if TYPE_CHECKING:
-    from . import Encoder
-    from .tasks import TaskResult
+    from biohicl.evaluation import Encoder
+    from biohicl.evaluation.tasks import TaskResult
 
 SPLITS = ("test", "train", "dev", "all")
 TARGETS = {"long_answer": "LONG_ANSWER", "context": "CONTEXTS"}
@@ -43,7 +43,7 @@ def load_pubmedqa(
     """``({pmid: item}, files read)`` for ``split`` (see the module docstring); :class:`DataError` on bad input."""
     if split not in SPLITS:
         raise DataError(f"PubMedQA split must be one of {', '.join(SPLITS)}, not {split!r}")
-    from ..settings import data_path
+    from biohicl.settings import data_path
 
     data_file = Path(data_file) if data_file is not None else data_path("pubmedqa", "ori_pqal.json")
     files = [data_file]
@@ -74,7 +74,7 @@ def load_pubmedqa(
     non_test = {pmid: item for pmid, item in items.items() if pmid not in test_set}
     if split == "train":
         return non_test, files
-    from ..data.splits import pubmedqa_dev_pmids  # the dataset builder holds the same PMIDs out of training
+    from biohicl.data.splits import pubmedqa_dev_pmids  # the dataset builder holds the same PMIDs out of training
 
     return {pmid: non_test[pmid] for pmid in pubmedqa_dev_pmids(non_test)}, files
 
@@ -102,7 +102,7 @@ def evaluate_pubmedqa(
 
     ``limit_queries`` keeps only the first N questions (the pool stays the whole split), for quick checks.
     """
-    from .tasks import TaskResult, file_checksums, record_key
+    from biohicl.evaluation.tasks import TaskResult, file_checksums, record_key
 
     start = time.perf_counter()
     items, files = load_pubmedqa(split, data_file, test_file)

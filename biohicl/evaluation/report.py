@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .tasks import reported_metrics
+from biohicl.evaluation.tasks import reported_metrics
 
 METRIC_LABELS = {
     "ndcg": "nDCG",

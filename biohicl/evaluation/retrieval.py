@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from .metrics import DEFAULT_K_VALUES, RetrievalMetric
+from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.metrics import DEFAULT_K_VALUES, RetrievalMetric
 
 if TYPE_CHECKING:
-    from . import Encoder
-    from .tasks import TaskResult
+    from biohicl.evaluation import Encoder
+    from biohicl.evaluation.tasks import TaskResult
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _open_text(path: Path):
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    from ..corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
+    from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
 
     for line_number, line in iter_lines(path):
         if not line.strip():
@@ -190,8 +190,8 @@ def index_document_embeddings(
     The index must hold exactly the corpus's documents and, when ``model`` is given, have been built by that model
     with the same pooling, ``max_length`` and document prompt; anything else is an error, never a silent mix.
     """
-    from ..indexing import describe_model
-    from ..search import Index
+    from biohicl.search.exact import Index
+    from biohicl.search.indexing import describe_model
 
     index = Index.load(directory)
     manifest = index.manifest
@@ -304,7 +304,7 @@ def evaluate_beir(
     ``document_index``: a ``biohicl index`` folder of this corpus built with the same model, whose rows replace
     encoding the documents (a large corpus is then encoded once, resumably, by ``biohicl index``).
     """
-    from .tasks import TaskResult, file_checksums
+    from biohicl.evaluation.tasks import TaskResult, file_checksums
 
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)

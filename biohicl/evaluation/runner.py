@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from .tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
+from biohicl.errors import ConfigError
+from biohicl.evaluation.tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
 
 if TYPE_CHECKING:
-    from . import Encoder
+    from biohicl.evaluation import Encoder
 
 VERSIONED_PACKAGES = (
     "biohicl",
@@ -160,14 +160,14 @@ def evaluate_model(
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write a results record as indented JSON, atomically; NaN/inf are refused (they are not JSON)."""
-    from ..atomic import atomic_write_json
+    from biohicl.atomic import atomic_write_json
 
     return atomic_write_json(path, results)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one."""
-    from ..errors import DataError
+    from biohicl.errors import DataError
 
     path = Path(path)
     try:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import DataError
-from .metrics import CorrelationMetric
+from biohicl.errors import DataError
+from biohicl.evaluation.metrics import CorrelationMetric
 
 if TYPE_CHECKING:
-    from . import Encoder
-    from .tasks import TaskResult
+    from biohicl.evaluation import Encoder
+    from biohicl.evaluation.tasks import TaskResult
 
 BIOSSES_COLUMNS = ("sentence1", "sentence2", "score_mean")
 
@@ -27,7 +27,7 @@ BIOSSES_COLUMNS = ("sentence1", "sentence2", "score_mean")
 def load_biosses(path: str | Path | None = None) -> tuple[list[str], list[str], list[float], Path]:
     """(sentences1, sentences2, gold scores, path) from ``biosses.tsv``; :class:`DataError` names bad lines."""
     if path is None:
-        from ..settings import data_path
+        from biohicl.settings import data_path
 
         path = data_path("biosses", "biosses.tsv")
     path = Path(path)
@@ -70,7 +70,7 @@ def evaluate_biosses(
     show_progress_bar: bool | None = None,
 ) -> TaskResult:
     """Spearman and Pearson correlation of cos(emb(s1), emb(s2)) with the gold mean score over all 100 pairs."""
-    from .tasks import TaskResult, file_checksums
+    from biohicl.evaluation.tasks import TaskResult, file_checksums
 
     if split != "all":
         raise DataError(f"BIOSSES has no official split; use split 'all', not {split!r}", path)

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from biohicl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from . import Encoder
+    from biohicl.evaluation import Encoder
 
 
 @dataclass
@@ -131,7 +131,7 @@ def check_task(name: str, split: str | None) -> None:
     elif name in CHECKS:
         CHECKS[name](split)
     elif name not in TASKS and Path(name).expanduser().is_dir():
-        from .retrieval import beir_files
+        from biohicl.evaluation.retrieval import beir_files
 
         beir_files(Path(name).expanduser(), split or "test")
     else:
@@ -150,7 +150,7 @@ def get_task(name: str) -> TaskFunction:
     if name in TASKS:
         return TASKS[name]
     if Path(name).expanduser().is_dir():
-        from .retrieval import evaluate_beir
+        from biohicl.evaluation.retrieval import evaluate_beir
 
         folder = Path(name).expanduser()
 
@@ -167,8 +167,8 @@ def get_task(name: str) -> TaskFunction:
 
 def _beir_task(dataset: str) -> TaskFunction:
     def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-        from ..settings import data_path
-        from .retrieval import evaluate_beir
+        from biohicl.evaluation.retrieval import evaluate_beir
+        from biohicl.settings import data_path
 
         return evaluate_beir(encoder, data_path(dataset), split or "test", name=dataset, **kwargs)
 
@@ -177,7 +177,7 @@ def _beir_task(dataset: str) -> TaskFunction:
 
 
 def _biosses(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-    from .sts import evaluate_biosses
+    from biohicl.evaluation.sts import evaluate_biosses
 
     kwargs.pop("limit_queries", None)
     return evaluate_biosses(encoder, split=split or "all", **kwargs)
@@ -185,7 +185,7 @@ def _biosses(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> Ta
 
 def _pubmedqa(target: str) -> TaskFunction:
     def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-        from .pubmedqa import evaluate_pubmedqa
+        from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
 
         return evaluate_pubmedqa(encoder, target=target, split=split or "test", **kwargs)
 
@@ -194,8 +194,8 @@ def _pubmedqa(target: str) -> TaskFunction:
 
 def _check_beir(dataset: str) -> TaskCheck:
     def check(split: str | None) -> None:
-        from ..settings import data_path
-        from .retrieval import beir_files
+        from biohicl.evaluation.retrieval import beir_files
+        from biohicl.settings import data_path
 
         beir_files(data_path(dataset), split or "test")
 
@@ -204,7 +204,7 @@ def _check_beir(dataset: str) -> TaskCheck:
 
 def _check_files(*names: tuple[str, str]) -> TaskCheck:
     def check(split: str | None) -> None:
-        from ..settings import data_path
+        from biohicl.settings import data_path
 
         for parts in names:
             data_path(*parts)
@@ -222,13 +222,13 @@ register_task("pubmedqa-context", _pubmedqa("context"), ["recall@1", "recall@5"]
 
 
 def _agreement(encoder: Encoder, dataset_path: str, **kwargs: Any) -> TaskResult:
-    from .agreement import evaluate_agreement
+    from biohicl.evaluation.agreement import evaluate_agreement
 
     return evaluate_agreement(encoder, dataset_path, **kwargs)
 
 
 def _check_agreement(dataset_path: str, split: str | None) -> None:
-    from .agreement import check_agreement
+    from biohicl.evaluation.agreement import check_agreement
 
     check_agreement(dataset_path, split)
 

@@ -1,15 +1,15 @@
 """BioHiCL losses: filtered SimE→SimL regression, hierarchy-aware contrastive, and their combination.
 
 Every loss takes ``(embeddings [B, D], siml [B, B])`` where ``siml`` comes from
-:meth:`biohicl.mesh.MeshHierarchy.similarity_matrix` over the batch's MeSH label sets.
+:meth:`biohicl.mesh.hierarchy.MeshHierarchy.similarity_matrix` over the batch's MeSH label sets.
 """
 
-from .combined import BioHiCLLoss
-from .contrastive import HierarchicalContrastiveLoss
-from .distillation import SimilarityDistillationLoss
-from .regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
-from .title import TitleInfoNCELoss
-from .utils import embedding_similarity, labelled_pair_mask
+from biohicl.losses.combined import BioHiCLLoss
+from biohicl.losses.contrastive import HierarchicalContrastiveLoss
+from biohicl.losses.distillation import SimilarityDistillationLoss
+from biohicl.losses.regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
+from biohicl.losses.title import TitleInfoNCELoss
+from biohicl.losses.utils import embedding_similarity, labelled_pair_mask
 
 __all__ = [
     "PAIR_FILTERS",

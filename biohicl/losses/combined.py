@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .contrastive import HierarchicalContrastiveLoss
-from .distillation import SimilarityDistillationLoss
-from .regression import FilteredMSELoss
-from .title import TitleInfoNCELoss
+from biohicl.losses.contrastive import HierarchicalContrastiveLoss
+from biohicl.losses.distillation import SimilarityDistillationLoss
+from biohicl.losses.regression import FilteredMSELoss
+from biohicl.losses.title import TitleInfoNCELoss
 
 
 class BioHiCLLoss(nn.Module):

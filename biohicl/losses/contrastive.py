@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.losses.utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
 
 _MASKED = -1e9
 CONTRASTIVE_FORMS = ("infonce", "paper")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .utils import embedding_similarity
+from biohicl.losses.utils import embedding_similarity
 
 
 class SimilarityDistillationLoss(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.losses.utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
 
 PAIR_FILTERS = ("zero_or_positive", "all", "positive", "nonzero")
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import embedding_similarity
+from biohicl.losses.utils import embedding_similarity
 
 
 class TitleInfoNCELoss(nn.Module):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from biohicl import cli
+from biohicl.cli import main as cli
 
 PROGRESS = re.compile(r"\d+%\||\[\d+:\d+(:\d+)?[,<]")  # tqdm: "100%|███|" or "[00:00, 85.40 it/s]"
 

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from biohicl import cli
+from biohicl.cli import main as cli
 from biohicl.errors import DataError
 
 
@@ -85,7 +85,7 @@ def test_help_still_exits_zero(capsys):
 
 
 def test_unwritable_encode_output_fails_before_the_model_loads(tmp_path, run_cli, monkeypatch):
-    from biohicl.commands import encode
+    from biohicl.cli import encode
 
     def no_work(*args, **kwargs):
         raise AssertionError("the model was loaded although the output cannot be written")

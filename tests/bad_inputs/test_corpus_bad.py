@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from biohicl.corpus import read_corpus
+from biohicl.data.corpus import read_corpus
 from biohicl.errors import DataError
 
 DOCS = [{"_id": f"d{i}", "title": f"T{i}", "text": "the cancer cells " * (1 + i % 3)} for i in range(9)]
@@ -98,7 +98,7 @@ def torn_write_then_full_disk(real, name: str):
 
 
 def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
-    from biohicl import indexing
+    from biohicl.search import indexing
 
     texts = tmp_path / "texts.txt"
     texts.write_text("insulin\nheart\n")
@@ -124,7 +124,7 @@ def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
 def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
     from safetensors.torch import load_file
 
-    from biohicl import indexing
+    from biohicl.search import indexing
 
     corpus = jsonl(tmp_path / "corpus.jsonl")
     argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--quiet", "true", str(corpus)]

@@ -197,7 +197,7 @@ def unwritable_outputs(tmp_path: Path) -> list[Path]:
 
 @pytest.mark.parametrize("option", ["--output", "--markdown", "--plot"])
 def test_unwritable_evaluate_output_fails_before_the_model_loads(tmp_path, run_cli, tiny_bert_dir, monkeypatch, option):
-    from biohicl.commands import evaluate
+    from biohicl.cli import evaluate
 
     def no_work(*args, **kwargs):
         raise AssertionError("the model was loaded although the output cannot be written")

@@ -16,9 +16,9 @@ import torch
 from conftest import build_tiny_bert
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.loader import BioHiCL
-from biohicl.modeling import BioHiCLModel
-from biohicl.registry import Registry
+from biohicl.models.loader import BioHiCL
+from biohicl.models.model import BioHiCLModel
+from biohicl.models.registry import Registry
 
 SHA_A, SHA_B = "a" * 40, "b" * 40
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import build_tiny_bert, randomize_lora_b
 
-from biohicl.commands import publish as publish_cmd
+from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub import ReleaseManifest, check_folder, publish_folder
-from biohicl.modeling import BioHiCLModel
+from biohicl.hub.publish import ReleaseManifest, check_folder, publish_folder
+from biohicl.models.model import BioHiCLModel
 
 FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, not a real token
 
@@ -176,7 +176,7 @@ def test_dataset_folder_without_a_card(tmp_path, run_cli):
 def test_hub_refusal_is_one_line_without_the_token(tmp_path, capsys, monkeypatch):
     from huggingface_hub.errors import HfHubHTTPError
 
-    from biohicl import cli
+    from biohicl.cli import main as cli
 
     class Unauthorized(HfHubHTTPError):  # what HfApi raises on a 401, without building an HTTP response
         def __init__(self, message: str):

@@ -20,7 +20,7 @@ from biohicl.data.readers import (
     read_records,
 )
 from biohicl.errors import DataError
-from biohicl.mesh import MeshHierarchy
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 ARTICLE = {"pmid": "1", "title": "Café study", "abstractText": "Naïve insulin abstract.", "meshMajor": ["Humans"]}
 

@@ -1,0 +1,261 @@
+"""``biohicl evaluate``: score a model on BEIR retrieval, BIOSSES and PubMedQA, or compare results files.
+
+    biohicl evaluate sentence-transformers/all-MiniLM-L6-v2 --tasks scifact:train,biosses,pubmedqa \\
+        --output results/minilm.json
+    biohicl evaluate runs/minilm/final --tasks scifact --split test --dtype bfloat16
+    biohicl index $BIOHICL_DATA_DIR/scifact --model NAME --output idx --shard_size 256   # resumable
+    biohicl evaluate NAME --tasks scifact:train --document_index idx
+    biohicl evaluate --compare results/minilm.json results/minilm-biohicl.json \\
+        --plot results/compare.png --markdown results/compare.md
+
+A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
+split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
+also come from a JSON/YAML file: ``biohicl evaluate config.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import ConfigError
+
+HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class EvaluateArguments:
+    """Options of ``biohicl evaluate`` (``MODEL`` is positional; every option also works from a config file)."""
+
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model: a local folder (biohicl run/adapter, merged, sentence-transformers), a registered "
+            "name or a cached Hub id; `name@revision` pins a revision."
+        },
+    )
+    tasks: str = field(
+        default="scifact,biosses,pubmedqa",
+        metadata={
+            "help": "Comma-separated tasks: scifact, nfcorpus, trec-covid, scidocs, biosses, pubmedqa, "
+            "pubmedqa-context, or a BEIR folder path; `name:split` picks a split."
+        },
+    )
+    split: str = field(default="test", metadata={"help": "Default split (qrels/<split>.tsv) of the BEIR tasks."})
+    output: str | None = field(
+        default=None, metadata={"help": "Results JSON to write (default: results/<model>.json)."}
+    )
+    revision: str | None = field(default=None, metadata={"help": "Model revision (commit sha, branch or tag)."})
+    base_model_path: str | None = field(
+        default=None, metadata={"help": "Where an adapter's base weights are read from (default: its Hub id)."}
+    )
+    force_base: bool = field(
+        default=False,
+        metadata={"help": "Load an adapter onto a base other than the one it records (refused otherwise)."},
+    )
+    batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
+    dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "float32, or bfloat16/float16 autocast: faster only with AVX512-BF16/AMX or a GPU "
+            "(6x slower on an AVX2-only CPU); BIOSSES moves by ~3e-4.",
+            "choices": list(DTYPES),
+        },
+    )
+    max_length: int | None = field(default=None, metadata={"help": "Override the model's maximum tokens per text."})
+    query_prompt: str | None = field(default=None, metadata={"help": "Override the model's query prompt."})
+    document_prompt: str | None = field(default=None, metadata={"help": "Override the model's document prompt."})
+    limit_queries: int | None = field(
+        default=None, metadata={"help": "Only the first N queries of retrieval tasks (quick checks; recorded)."}
+    )
+    document_index: str | None = field(
+        default=None,
+        metadata={
+            "help": "A `biohicl index` folder of the retrieval task's corpus, built with this model: its rows "
+            "replace encoding the documents (encode a large corpus once, resumably; one retrieval task)."
+        },
+    )
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
+    backend: str = field(
+        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+    )
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
+    )
+    no_progress: bool = field(default=False, metadata={"help": "Hide the encoding progress bars."})
+    compare: list[str] = field(
+        default_factory=list, metadata={"help": "Results JSON files to put side by side instead of evaluating."}
+    )
+    labels: list[str] = field(default_factory=list, metadata={"help": "Row/legend labels for --compare files."})
+    markdown: str | None = field(default=None, metadata={"help": "Write a Markdown table of the results here."})
+    plot: str | None = field(default=None, metadata={"help": "Write a PNG bar chart of the results here."})
+
+
+def parse_args(argv: list[str]) -> EvaluateArguments:
+    """Parse the command line (or a single JSON/YAML config file) into :class:`EvaluateArguments`."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(EvaluateArguments, prog="biohicl evaluate", description=__doc__.split("\n\n")[0])
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")) and Path(argv[0]).is_file():
+        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
+        try:
+            (args,) = loader(argv[0])
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{argv[0]}: {err}") from None
+        return args
+    parser.add_argument("model_positional", nargs="?", metavar="MODEL", help="same as --model")
+    try:
+        args, extra = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if extra.model_positional:
+        if args.model and args.model != extra.model_positional:
+            raise ConfigError("model: given twice (positional and --model)")
+        args.model = extra.model_positional
+    return args
+
+
+def load_encoder(
+    spec: str, revision: str | None = None, base_model_path: str | None = None, force_base: bool = False
+) -> Any:
+    """Load MODEL with ``biohicl.models.loader.load_model`` (names, repo ids, folders), else ``BioHiCLModel``."""
+    kwargs: dict[str, Any] = {"base_model_path": base_model_path} if base_model_path else {}
+    if force_base:
+        kwargs["force_base"] = True
+    try:
+        from biohicl.models.loader import load_model
+    except ImportError:
+        from biohicl.models.model import BioHiCLModel
+
+        return BioHiCLModel.from_pretrained(spec, revision=revision, **kwargs)
+    return load_model(spec, revision, **kwargs)
+
+
+def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, str | None]:
+    """(id, revision) to record: the Hub id when known (never a machine path), and the commit sha when known."""
+    resolved = getattr(model, "resolved", None)
+    config = getattr(model, "config", None)
+    if resolved is not None and getattr(resolved, "repo_id", None):
+        return resolved.repo_id, resolved.commit or resolved.revision or revision
+    path = Path(spec).expanduser()
+    if path.exists():
+        base = getattr(config, "base_model", None)
+        kind = getattr(config, "kind", None)
+        if kind == "adapter" and base:
+            return f"{path.name} (LoRA over {base})", getattr(config, "base_revision", None)
+        return (base if base and not Path(base).exists() else path.name), getattr(config, "base_revision", None)
+    return spec, revision
+
+
+def default_output(model_id: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split(" ")[0]).strip("_") or "model"
+    return Path("results") / f"{slug}.json"
+
+
+def compare(args: EvaluateArguments) -> int:
+    """``--compare``: Markdown table (stdout and/or --markdown) and PNG chart (--plot) of several results files."""
+    from biohicl.evaluation.plots import plot_results
+    from biohicl.evaluation.report import markdown_report, markdown_table
+    from biohicl.evaluation.runner import load_results
+
+    records = [load_results(path) for path in args.compare]
+    labels = args.labels or None
+    if labels and len(labels) != len(records):
+        raise ConfigError(f"labels: {len(labels)} label(s) for {len(records)} results file(s)")
+    table = markdown_table(records, labels=labels)
+    print(table)
+    if args.markdown:
+        text = markdown_report(records, args.compare) if not labels else table
+        from biohicl.atomic import atomic_write_text
+
+        atomic_write_text(args.markdown, text)
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        plot_results(records, args.plot, labels=labels)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.compare:
+        if args.model:
+            raise ConfigError("give either MODEL (evaluate) or --compare FILES (report), not both")
+        return compare(args)
+    if not args.model:
+        raise ConfigError("MODEL is required (or --compare a.json b.json ...); see `biohicl evaluate --help`")
+    import torch
+
+    from biohicl.evaluation.report import markdown_report
+    from biohicl.evaluation.runner import DtypeEncoder, evaluate_model, plan_tasks, save_results
+
+    plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
+    if args.max_length is not None and args.max_length < 1:  # 0 would switch truncation off
+        raise ConfigError(f"max_length: {args.max_length} is not a positive number of tokens")
+    from biohicl.atomic import check_writable
+
+    for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work
+        if target:
+            check_writable(target)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from biohicl.models.onnx_backend import check_backend, with_backend
+
+    backend, quantize = check_backend(args.backend, args.quantize)
+    model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
+    config = getattr(model, "config", None)
+    for name in ("max_length", "query_prompt", "document_prompt"):
+        value = getattr(args, name)
+        if value is not None:
+            if config is None or not hasattr(config, name):
+                raise ConfigError(f"{name}: this model has no config.{name} to override")
+            if name == "max_length" and hasattr(model, "set_max_length"):
+                model.set_max_length(value)  # at most the model's positions
+            else:
+                setattr(config, name, value)
+    dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
+    model_id, revision = model_identity(args.model, model, args.revision)
+    model = with_backend(model, backend, quantize, threads=args.threads)  # after the overrides above
+    if not args.output:
+        check_writable(default_output(model_id))
+    results = evaluate_model(
+        DtypeEncoder(model, dtype),
+        args.tasks.split(","),
+        model_id=model_id,
+        revision=revision,
+        batch_size=args.batch_size,
+        split=args.split,
+        limit_queries=args.limit_queries,
+        show_progress_bar=False if args.no_progress else None,
+        document_index=args.document_index,
+        settings={
+            "dtype": args.dtype,
+            "backend": backend + (f"-{quantize}" if quantize else ""),
+            "max_length": getattr(config, "max_length", None),
+            "query_prompt": getattr(config, "query_prompt", None),
+            "document_prompt": getattr(config, "document_prompt", None),
+            "command": "biohicl evaluate " + " ".join(argv),
+        },
+    )
+    output = save_results(results, args.output or default_output(model_id))
+    print(f"wrote {output}")
+    if args.markdown:
+        from biohicl.atomic import atomic_write_text
+
+        atomic_write_text(args.markdown, markdown_report([results], [output]))
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        from biohicl.evaluation.plots import plot_results
+
+        plot_results([results], args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,66 @@
+"""``biohicl index``: encode a corpus into a sharded, resumable embedding index.
+
+Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...`` (or
+``torchrun --nproc_per_node N -m biohicl.cli.main index ...``) to split the corpus across processes/GPUs
+(shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from biohicl.search.indexing import IndexingArguments
+
+HELP = "Encode a corpus (BEIR folder, .jsonl, .tsv, documents parquet) into a sharded embedding index."
+
+
+@dataclass
+class IndexCommandArguments:
+    model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
+    output: str = field(metadata={"help": "Index folder (manifest.json + shard-*.safetensors)."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
+    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+    backend: str = field(
+        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+    )
+    quantize: str | None = field(
+        default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
+    )
+
+
+def main(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from biohicl.cli.encode import load_inference_model
+    from biohicl.search.indexing import build_index, distributed_state
+
+    parser = HfArgumentParser((IndexCommandArguments, IndexingArguments), prog="biohicl index")
+    parser.add_argument("corpus", help="BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet")
+    args, options, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    from biohicl.models.onnx_backend import check_backend, with_backend
+
+    backend, quantize = check_backend(args.backend, args.quantize)
+    state = distributed_state()
+    model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
+    model = with_backend(model, backend, quantize)
+    manifest = build_index(
+        model,
+        extra.corpus,
+        args.output,
+        shard_size=options.shard_size,
+        batch_size=options.batch_size,
+        dtype=options.dtype,
+        compute_dtype=options.compute_dtype,
+        resume=options.resume,
+        show_progress_bar=False if args.quiet else None,
+        state=state,
+        compress=options.compress,
+        calibration_rows=options.calibration_rows,
+    )
+    if state.is_main_process:
+        print(
+            f"indexed {manifest.count} documents ({manifest.dim}-d {manifest.dtype}, {len(manifest.shards)} shards, "
+            f"{manifest.world_size} process(es)) with {manifest.model} into {args.output}"
+            + (f"; compressed: {options.compress}" if options.compress else "")
+        )
+    return 0

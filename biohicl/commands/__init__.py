@@ -1,1 +1,0 @@
-"""Command-line fronts, one module per ``biohicl`` command (argument parsing only, no logic)."""

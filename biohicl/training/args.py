@@ -1,0 +1,297 @@
+"""``BioHiCLTrainingArguments``: ``transformers.TrainingArguments`` plus the BioHiCL method's fields.
+
+Every field has help text, so ``HfArgumentParser`` turns the class into the ``biohicl train`` command line, and a
+YAML or JSON file with the same keys works too. Each of the paper's ablations is a field, not a code fork:
+
+================================  ===============================
+ablation                          switch
+================================  ===============================
+no L_con                          ``use_contrastive=False``
+no L_mse                          ``use_mse=False``
+no ancestors in SimL              ``use_ancestors=False``
+no depth weight in SimL           ``use_depth_weight=False``
+full fine-tune instead of LoRA    ``full_finetune=True``
+random batches (no pair mining)   ``batch_sampler="random"``
+================================  ===============================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from biohicl.errors import ConfigError
+from biohicl.losses.contrastive import CONTRASTIVE_FORMS, parse_negative
+from biohicl.losses.regression import PAIR_FILTERS
+
+BATCH_SAMPLERS = ("mesh_pairs", "random")
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class BioHiCLTrainingArguments(TrainingArguments):
+    """Training arguments for BioHiCL (see :class:`transformers.TrainingArguments` for the inherited ones)."""
+
+    # ---------------------------------------------------------------- model
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL,
+        metadata={"help": "Backbone to tune: a Hub id (read offline from the cache or a known package) or a folder."},
+    )
+    base_revision: str | None = field(default=None, metadata={"help": "Revision (commit sha) of the base model."})
+    base_model_hub_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub id recorded in the saved adapter when base_model is a local folder."},
+    )
+    pooling: str | None = field(
+        default=None, metadata={"help": "`cls` or `mean`; default: the base model's own (bge: cls, MiniLM: mean)."}
+    )
+    max_length: int = field(default=256, metadata={"help": "Maximum tokens per document (title + abstract)."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix added to every document text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries, stored in biohicl_config.json."})
+
+    # ---------------------------------------------------------------- LoRA / full fine-tune
+    full_finetune: bool = field(
+        default=False, metadata={"help": "Ablation: tune every weight instead of LoRA adapters."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (r=8 on query/value ≈ 0.3%% of MiniLM's weights)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Module names LoRA wraps (default: peft's per-architecture choice, query/value for BERT)."},
+    )
+
+    # ---------------------------------------------------------------- loss
+    lambda_con: float = field(default=0.1, metadata={"help": "λ in L = L_mse + λ·L_con."})
+    beta: float = field(default=0.3, metadata={"help": "β: pairs with SimL > β are positives."})
+    temperature: float = field(default=0.05, metadata={"help": "τ of the contrastive loss (cosine logits / τ)."})
+    pair_filter: str = field(
+        default="zero_or_positive",
+        metadata={"help": f"In-batch pairs the MSE term regresses: one of {', '.join(PAIR_FILTERS)}."},
+    )
+    weight_positives: bool = field(
+        default=True, metadata={"help": "Weight each contrastive positive by its SimL (False: uniform)."}
+    )
+    contrastive_form: str = field(
+        default="infonce",
+        metadata={
+            "help": "`infonce`: SimL-weighted InfoNCE with temperature, each positive against the anchor's negatives; "
+            "`paper`: the paper's -log[SimL(i,i+) exp(SimE(i,i+)) / Σ_neg exp(SimE(i,j-))], no temperature, "
+            "negatives only in the denominator."
+        },
+    )
+    negative: str = field(
+        default="zero",
+        metadata={
+            "help": "Which in-batch pairs are contrastive negatives: `zero` (SimL = 0, the paper's), `below:<t>` "
+            "(SimL < t, t ≤ beta) or `lowest:<k>` (each anchor's k lowest-SimL documents with SimL ≤ beta). With "
+            "MeSH indexing labels only 0.1-1.2%% of pairs have SimL = 0, so most batches have no `zero` negative."
+        },
+    )
+    use_mse: bool = field(default=True, metadata={"help": "Use the filtered SimE→SimL regression term."})
+    use_contrastive: bool = field(default=True, metadata={"help": "Use the hierarchy-aware contrastive term."})
+    use_ancestors: bool = field(
+        default=True, metadata={"help": "SimL over label nodes plus all their ancestors (False: the labels only)."}
+    )
+    use_depth_weight: bool = field(
+        default=True, metadata={"help": "Weight tree nodes by log(depth + 1) in SimL (False: all weights 1)."}
+    )
+
+    distill_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the self-distillation term (beyond the paper; 0 = off): mean squared difference between "
+            "the batch's SimE matrix and the frozen base model's (the same model with the LoRA adapters disabled, no "
+            "second copy). Keeps the tuned space close to the base where the labels say nothing. LoRA only."
+        },
+    )
+
+    title_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the title InfoNCE term (beyond the paper; 0 = off): each document's title, embedded "
+            "as a query, must pick its own document (title + abstract) among the batch's. Rows without a title "
+            "(PubMedQA abstracts) are skipped."
+        },
+    )
+    title_temperature: float = field(default=0.05, metadata={"help": "τ of the title InfoNCE term."})
+
+    # ---------------------------------------------------------------- data
+    dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "The `biohicl build-dataset` folder (configs documents, pairs) or a documents file."},
+    )
+    train_splits: list[str] = field(
+        default_factory=lambda: ["train"],
+        metadata={"help": "Document splits to train on (held-out test documents are never used)."},
+    )
+    max_train_documents: int | None = field(
+        default=None, metadata={"help": "Use at most this many training documents (quick runs)."}
+    )
+    drop_check_tags: bool = field(
+        default=False,
+        metadata={
+            "help": "Ignore MeSH check tags (Humans, Male, Female, Adult, Aged, Animals, ...) in SimL: they are on "
+            "most PubMedQA abstracts and would make any two human studies look related."
+        },
+    )
+    check_tag_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "SimL weight of the MeSH check tags (Humans, Animals, Adult, Aged, ...; Male/Female have no tree "
+            "number): their tree nodes' weights are multiplied by this (a node also reached by a topical label keeps "
+            "its full weight). 1 = the paper's SimL, 0 = drop them (as --drop_check_tags)."
+        },
+    )
+    study_design_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "SimL weight of study-design and statistics descriptors (Retrospective Studies, Cohort Studies, "
+            "Risk Factors, Treatment Outcome, Logistic Models, ...), as check_tag_weight. 1 = the paper's SimL."
+        },
+    )
+    batch_sampler: str = field(
+        default="mesh_pairs",
+        metadata={"help": "`mesh_pairs`: batches built from mined SimL > β pairs; `random`: plain shuffling."},
+    )
+    batch_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "mesh_pairs batches: each anchor also brings one of its contrastive negatives (by --negative, "
+            "mined over the training documents) when the batch holds none of them, so batches have negatives "
+            "where the data has any (with indexing labels SimL = 0 pairs are rare)."
+        },
+    )
+    mesh_path: str | None = field(
+        default=None, metadata={"help": "A MeSH release file to compute SimL with (default: the packaged MeSH 2024)."}
+    )
+
+    # ---------------------------------------------------------------- evaluation during training
+    eval_tasks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Evaluation-harness tasks run at each evaluation (with --eval_strategy). Dev tasks for model "
+            "selection: pubmedqa:dev (PubMedQA dev questions -> own long answer), siml-agreement (Spearman of SimE vs "
+            "SimL over the dataset's held-out dev documents; the run's dataset_path is filled in), scifact:train "
+            "(slow on CPU). Never select on a test split you report."
+        },
+    )
+    selection_metrics: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Evaluation metrics (as logged, with or without eval_, e.g. pubmedqa-dev_recall@1 "
+            "siml-agreement_spearman) averaged into eval_dev_score at each evaluation; with --load_best_model_at_end "
+            "metric_for_best_model then defaults to dev_score. With load_best_model_at_end the model is also "
+            "evaluated at step 0 and the base weights are a candidate: if no step beats them the run ends with them."
+        },
+    )
+    eval_max_queries: int | None = field(
+        default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
+    )
+
+    # ---------------------------------------------------------------- inherited defaults that suit BioHiCL
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA takes a high one)."})
+    per_device_train_batch_size: int = field(
+        default=32, metadata={"help": "Documents per batch (in-batch pairs are what the losses see)."}
+    )
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction of all steps if < 1."})
+    logging_steps: float = field(default=5, metadata={"help": "Log the loss components every N steps."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the BioHiCL collator reads the text and label columns."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.output_dir is None:
+            raise ConfigError("output_dir: required (the run directory)")
+        if self.load_best_model_at_end and self.metric_for_best_model is None:
+            if not self.selection_metrics:
+                raise ConfigError(
+                    "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
+                    "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
+                )
+            self.metric_for_best_model = "dev_score"
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            if isinstance(err, ConfigError):
+                raise
+            message = " ".join(str(err).split())  # transformers' checks, as one line naming the field
+            named = re.search(r"--(\w+)", message)
+            raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
+        if self.load_best_model_at_end and _value(self.eval_strategy) != "no":
+            self.eval_on_start = True  # step 0 (the base weights) is a selection candidate
+        if self.pair_filter not in PAIR_FILTERS:
+            raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
+        if self.batch_sampler not in BATCH_SAMPLERS:
+            raise ConfigError(f"batch_sampler: {self.batch_sampler!r} is not one of {', '.join(BATCH_SAMPLERS)}")
+        if self.pooling not in (None, "cls", "mean"):
+            raise ConfigError(f"pooling: {self.pooling!r} is not cls or mean")
+        if not 0.0 <= self.beta < 1.0:
+            raise ConfigError(f"beta: must be in [0, 1), got {self.beta}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
+        if self.lambda_con < 0:
+            raise ConfigError(f"lambda_con: must be non-negative, got {self.lambda_con}")
+        if not (self.use_mse or self.use_contrastive):
+            raise ConfigError("use_mse and use_contrastive: at least one loss term must be on")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
+        if self.per_device_train_batch_size < 2:
+            raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
+        if self.contrastive_form not in CONTRASTIVE_FORMS:
+            raise ConfigError(
+                f"contrastive_form: {self.contrastive_form!r} is not one of {', '.join(CONTRASTIVE_FORMS)}"
+            )
+        try:
+            parse_negative(self.negative, self.beta)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        for name in ("check_tag_weight", "study_design_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: must be in [0, 1], got {value}")
+        if self.drop_check_tags and self.check_tag_weight != 1.0:
+            raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
+        if self.batch_negatives and self.batch_sampler != "mesh_pairs":
+            raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
+        if self.title_weight < 0:
+            raise ConfigError(f"title_weight: must be non-negative, got {self.title_weight}")
+        if self.title_temperature <= 0:
+            raise ConfigError(f"title_temperature: must be positive, got {self.title_temperature}")
+        if self.distill_weight < 0:
+            raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
+        if self.distill_weight > 0 and self.full_finetune:
+            raise ConfigError(
+                "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
+                "full_finetune has no frozen copy"
+            )
+        if self.selection_metrics and not self.eval_tasks:
+            raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
+        if self.remove_unused_columns:
+            raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
+
+    @property
+    def selection_metric_key(self) -> str | None:
+        """``metric_for_best_model`` as the trainer logs it (``eval_`` prefixed), or None."""
+        name = self.metric_for_best_model
+        if not name:
+            return None
+        return name if name.startswith("eval_") else f"eval_{name}"
+
+    def method_dict(self) -> dict:
+        """The BioHiCL-specific fields only (for model cards and result tables)."""
+        inherited = {f for f in TrainingArguments.__dataclass_fields__}
+        keep = {
+            "learning_rate", "per_device_train_batch_size", "max_steps", "num_train_epochs", "seed",
+            "metric_for_best_model", "load_best_model_at_end", "eval_steps",
+        }  # fmt: skip
+        return {
+            name: getattr(self, name) for name in self.__dataclass_fields__ if name not in inherited or name in keep
+        }
+
+
+def _value(option: object) -> str:
+    """An enum option's string value (transformers turns strategies into enums)."""
+    return str(getattr(option, "value", option))

@@ -1,0 +1,113 @@
+"""Loss curves from a run's ``trainer_state.json``: one line per loss component, evaluation metrics beside them.
+
+>>> plot_training_curves("runs/minilm/trainer_state.json", "runs/minilm/training_curves.png")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import DataError
+
+#: Training-log keys drawn first on the loss panel, in this order, when present; any other ``loss_*`` component a
+#: loss logs (``loss_distill``, ``loss_title``, a custom loss's) follows in name order.
+LOSS_KEYS = ("loss", "loss_mse", "loss_con")
+_LABELS = {
+    "loss": "total L",
+    "loss_mse": "L_mse (filtered regression)",
+    "loss_con": "L_con",
+    "loss_distill": "L_distill (base SimE)",
+    "loss_title": "L_title (title → abstract)",
+}
+
+
+def loss_keys(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The loss keys of a log history: :data:`LOSS_KEYS` first, then every other ``loss_*`` key by name."""
+    others = sorted({k for e in history for k in e if k.startswith("loss_") and k not in LOSS_KEYS})
+    return [*LOSS_KEYS, *others]
+
+
+def read_log_history(path: str | Path) -> list[dict[str, Any]]:
+    """``log_history`` of a ``trainer_state.json`` (a run dir or a checkpoint dir works too)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("trainer_state.json not found", path) from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+    history = state.get("log_history")
+    if not isinstance(history, list):
+        raise DataError("no log_history list", path)
+    return history
+
+
+def curve_series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``key`` over the log entries that have it."""
+    steps, values = [], []
+    for entry in history:
+        if key in entry and "step" in entry:
+            steps.append(int(entry["step"]))
+            values.append(float(entry[key]))
+    return steps, values
+
+
+def plot_training_curves(
+    source: str | Path | Sequence[Mapping[str, Any]],
+    output: str | Path,
+    title: str | None = None,
+    eval_metrics: Sequence[str] | None = None,
+) -> Path:
+    """Draw the loss components (left) and evaluation metrics (right, if any) and save a PNG.
+
+    ``source`` is a ``trainer_state.json`` path, a run directory or a ``log_history`` list. ``eval_metrics``
+    defaults to every ``eval_*`` key except runtimes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = list(source) if not isinstance(source, (str, Path)) else read_log_history(source)
+    losses = [(k, *curve_series(history, k)) for k in loss_keys(history)]
+    losses = [(k, s, v) for k, s, v in losses if s]
+    if not losses:
+        where = source if isinstance(source, (str, Path)) else None
+        raise DataError("the log history has no loss entries to plot", where)
+    if eval_metrics is None:
+        eval_metrics = sorted(
+            {k for e in history for k in e if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
+        )
+    evals = [(k, *curve_series(history, k)) for k in eval_metrics]
+    evals = [(k, s, v) for k, s, v in evals if s]
+
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6.5, 4), squeeze=False)
+    ax = axes[0][0]
+    for key, steps, values in losses:
+        ax.plot(steps, values, marker="o", markersize=2.5, linewidth=1.4, label=_LABELS.get(key, key))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title("training loss components")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if evals:
+        ax2 = axes[0][1]
+        for key, steps, values in evals:
+            ax2.plot(steps, values, marker="s", markersize=3, linewidth=1.4, label=key.removeprefix("eval_"))
+        ax2.set_xlabel("optimizer step")
+        ax2.set_title("evaluation during training")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output
