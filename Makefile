@@ -36,6 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check biohicl tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 test-fast: $(STAMP)
@@ -45,7 +46,7 @@ test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check biohicl tests benchmarks scripts
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check biohicl tests benchmarks scripts && $(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
