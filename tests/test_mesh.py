@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from biohicl.errors import DataError
-from biohicl.mesh.hierarchy import SMALL_GRAM_ROWS, MeshHierarchy, gram_factors, gram_matrix
+from biohicl.mesh.gram import SMALL_GRAM_ROWS, gram_factors, gram_matrix
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 DM, T2, HEART = "D003920", "D003924", "D006321"  # Diabetes Mellitus, Diabetes Mellitus Type 2, Heart
 DM_NODES = {"C18", "C18.452", "C18.452.394", "C18.452.394.750", "C19", "C19.246"}

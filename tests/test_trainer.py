@@ -590,7 +590,8 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
 
 
 def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
-    from biohicl.training.trainer import build_batch_sampler, check_tag_uis, load_training_data
+    from biohicl.mesh.label_groups import check_tag_uis
+    from biohicl.training.trainer import build_batch_sampler, load_training_data
 
     humans, male = mesh.resolve("Humans"), mesh.resolve("Male")
     assert {humans, male} <= check_tag_uis(mesh)
@@ -636,7 +637,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
 
 
 def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, mesh):
-    from biohicl.training.trainer import siml_label_weights, study_design_uis
+    from biohicl.mesh.label_groups import siml_label_weights, study_design_uis
 
     humans, cohort = mesh.resolve("Humans"), mesh.resolve("Cohort Studies")
     labels = [[humans, cohort, "D003920"], [humans, cohort, "D009203"]]  # diabetes / myocardial infarction
@@ -644,7 +645,7 @@ def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, me
 
     def collated_siml(**options):
         args = BioHiCLTrainingArguments(output_dir=str(tmp_path), **options)
-        weights = siml_label_weights(args, mesh)
+        weights = siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight)
         collator = BioHiCLDataCollator(tokenize=lambda t: {}, mesh=mesh, label_weights=weights)
         return collator(features)["siml"][0, 1].item(), weights
 

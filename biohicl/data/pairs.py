@@ -38,7 +38,8 @@ from biohicl.atomic import _explain, pid_alive
 from biohicl.data.readers import DUPLICATE, MeshRecord, ReadReport, label_kind_of
 from biohicl.data.splits import DevSplit
 from biohicl.errors import ConfigError, DataError
-from biohicl.mesh.hierarchy import MeshHierarchy, gram_factors
+from biohicl.mesh.gram import gram_factors
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,11 @@ class BioHiCLLoss(nn.Module):
     and ``loss_con`` (still attached to the graph: detach them before logging).
     """
 
+    citation = (
+        "BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval, ACL 2026 "
+        "(L = L_mse + λ·L_con)"
+    )
+
     def __init__(
         self,
         regression: FilteredMSELoss | None = None,

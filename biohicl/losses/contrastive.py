@@ -37,32 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biohicl.losses.utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
 _MASKED = -1e9
 CONTRASTIVE_FORMS = ("infonce", "paper")
-NEGATIVE_RULES = ("zero", "below:<t>", "lowest:<k>")
-
-
-def parse_negative(rule: str, beta: float = 0.3) -> tuple[str, float]:
-    """``"zero"`` → ``("zero", 0)``, ``"below:0.1"`` → ``("below", 0.1)``, ``"lowest:4"`` → ``("lowest", 4)``;
-    ValueError (naming ``negative``) for anything else, a threshold outside (0, β] or k < 1."""
-    kind, sep, value = str(rule).strip().partition(":")
-    if kind == "zero" and not sep:
-        return "zero", 0.0
-    try:
-        number = float(value) if kind == "below" else int(value) if kind == "lowest" else None
-    except ValueError:
-        number = None
-    if number is None:
-        raise ValueError(
-            f"negative: {rule!r} is not one of zero, below:<t> (e.g. below:0.1), lowest:<k> (e.g. lowest:4)"
-        )
-    if kind == "below" and not 0.0 < number <= beta:
-        raise ValueError(f"negative: the threshold of {rule!r} must be in (0, beta = {beta}]")
-    if kind == "lowest" and number < 1:
-        raise ValueError(f"negative: k of {rule!r} must be at least 1")
-    return kind, float(number)
 
 
 def negative_pair_mask(siml: torch.Tensor, usable: torch.Tensor, rule: str, beta: float) -> torch.Tensor:
@@ -90,6 +69,12 @@ class HierarchicalContrastiveLoss(nn.Module):
         form: ``"infonce"`` (default) or ``"paper"``.
         negative: ``"zero"`` (default), ``"below:<t>"`` or ``"lowest:<k>"``.
     """
+
+    citation = (
+        "BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval, ACL 2026 (L_con); "
+        "van den Oord et al., Representation Learning with Contrastive Predictive Coding (InfoNCE), 2018 (the "
+        "infonce form)"
+    )
 
     def __init__(
         self,

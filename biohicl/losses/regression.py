@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from biohicl.losses.utils import ZERO_TOLERANCE, check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pair_mask
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE
 
 PAIR_FILTERS = ("zero_or_positive", "all", "positive", "nonzero")
 
@@ -51,6 +52,10 @@ class FilteredMSELoss(nn.Module):
         pair_filter: which pairs to regress (see the module docstring).
         beta: the positive threshold on SimL used by the filters.
     """
+
+    citation = (
+        "BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval, ACL 2026 (L_mse)"
+    )
 
     def __init__(self, pair_filter: str = "zero_or_positive", beta: float = 0.3):
         super().__init__()

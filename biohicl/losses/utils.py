@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: SimL values at or below this count as "no shared MeSH node" (float noise of a sparse cosine).
-ZERO_TOLERANCE = 1e-6
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE
 
 
 def embedding_similarity(embeddings: torch.Tensor) -> torch.Tensor:

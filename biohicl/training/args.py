@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from biohicl.errors import ConfigError
-from biohicl.losses.contrastive import CONTRASTIVE_FORMS, parse_negative
+from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
+from biohicl.mesh.pair_rules import parse_negative
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
-from biohicl.mesh.hierarchy import MeshHierarchy, gram_matrix
+from biohicl.mesh.gram import gram_matrix
+from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE
 
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
 LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
@@ -38,7 +40,7 @@ def siml_alignment(
     from scipy.stats import pearsonr, spearmanr
 
     mesh = mesh or MeshHierarchy.load()
-    clean = [[u for u in labs if mesh.trees.get(u)] for labs in labels]
+    clean = [mesh.known_labels(labs) for labs in labels]
     keep = [i for i, labs in enumerate(clean) if labs]
     siml = gram_matrix(mesh.normalized_label_vectors([clean[i] for i in keep]))
     kept_texts = [texts[i] for i in keep]
@@ -48,7 +50,7 @@ def siml_alignment(
     sime = emb @ emb.T
     upper = np.triu_indices(len(keep), k=1)
     s_l, s_e = siml[upper], sime[upper]
-    positive, zero = s_l > beta, s_l <= 1e-6
+    positive, zero = s_l > beta, s_l <= ZERO_TOLERANCE
     return {
         "documents": len(keep),
         "pairs": len(s_l),

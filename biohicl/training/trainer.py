@@ -32,6 +32,7 @@ from transformers import Trainer, TrainerCallback
 from biohicl.errors import ConfigError, DataError
 from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, TitleInfoNCELoss
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.args import BioHiCLTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class BioHiCLDataCollator:
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         texts = [document_text(f, self.text_column) for f in features]
-        labels = [known_labels(self.mesh, f[self.labels_column]) for f in features]
+        labels = [self.mesh.known_labels(f[self.labels_column]) for f in features]
         batch = dict(self.tokenize(texts))
         batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
         kinds = [f.get(self.kind_column) for f in features]
@@ -97,51 +98,6 @@ def document_text(feature: Mapping[str, Any], text_column: str = "text") -> str:
     if text is None:
         text = f"{feature.get('title') or ''} {feature.get('abstract') or ''}".strip()
     return text
-
-
-#: MeSH check tags: demographic/organism descriptors indexed on most articles regardless of topic.
-CHECK_TAG_NAMES = (
-    "Humans", "Animals", "Male", "Female", "Pregnancy", "Infant, Newborn", "Infant", "Child, Preschool", "Child",
-    "Adolescent", "Young Adult", "Adult", "Middle Aged", "Aged", "Aged, 80 and over", "Mice", "Rats",
-)  # fmt: skip
-
-
-#: Study-design and statistics descriptors (E05/N05/N06 and friends): indexed for how a study was done, not its topic.
-STUDY_DESIGN_NAMES = (
-    "Retrospective Studies", "Prospective Studies", "Cohort Studies", "Cross-Sectional Studies",
-    "Follow-Up Studies", "Case-Control Studies", "Longitudinal Studies", "Cross-Over Studies", "Pilot Projects",
-    "Feasibility Studies", "Treatment Outcome", "Prognosis", "Risk Factors", "Risk Assessment",
-    "Surveys and Questionnaires", "Double-Blind Method", "Single-Blind Method", "Random Allocation",
-    "Multivariate Analysis", "Logistic Models", "Regression Analysis", "Proportional Hazards Models",
-    "Kaplan-Meier Estimate", "Statistics, Nonparametric", "Odds Ratio", "Predictive Value of Tests", "ROC Curve",
-    "Sensitivity and Specificity", "Reproducibility of Results", "Time Factors", "Age Factors", "Sex Factors",
-    "Incidence", "Prevalence", "Severity of Illness Index",
-)  # fmt: skip
-
-
-def check_tag_uis(mesh: MeshHierarchy) -> set[str]:
-    """Descriptor UIs of :data:`CHECK_TAG_NAMES` in ``mesh``."""
-    return {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name))}
-
-
-def study_design_uis(mesh: MeshHierarchy) -> set[str]:
-    """Descriptor UIs of :data:`STUDY_DESIGN_NAMES` in ``mesh``."""
-    return {ui for name in STUDY_DESIGN_NAMES if (ui := mesh.try_resolve(name))}
-
-
-def siml_label_weights(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> dict[str, float] | None:
-    """Descriptor → SimL weight from ``check_tag_weight`` / ``study_design_weight`` (None: all weigh 1)."""
-    weights: dict[str, float] = {}
-    if args.study_design_weight != 1.0:
-        weights.update(dict.fromkeys(sorted(study_design_uis(mesh)), args.study_design_weight))
-    if args.check_tag_weight != 1.0:
-        weights.update(dict.fromkeys(sorted(check_tag_uis(mesh)), args.check_tag_weight))
-    return weights or None
-
-
-def known_labels(mesh: MeshHierarchy, labels: Sequence[str] | None) -> list[str]:
-    """The labels ``mesh`` can place in the tree (unknown UIs and tree-less check tags dropped)."""
-    return [label for label in labels or () if mesh.trees.get(label)]
 
 
 # ---------------------------------------------------------------------------------------------------------- sampler
@@ -232,9 +188,9 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         negatives: Sequence[Sequence[int]] | None = None,
     ) -> MeshPairBatchSampler:
         """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
-        from biohicl.mesh.hierarchy import gram_matrix
+        from biohicl.mesh.gram import gram_matrix
 
-        docs = [known_labels(mesh, labs) for labs in labels]
+        docs = [mesh.known_labels(labs) for labs in labels]
         vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
@@ -320,12 +276,11 @@ def mine_negatives(
     lowest-SimL documents with SimL ≤ β. Unlabelled documents are nobody's negative. SimL is computed in row
     blocks (memory ``block × N``).
     """
-    from biohicl.losses.contrastive import parse_negative
-    from biohicl.losses.utils import ZERO_TOLERANCE
-    from biohicl.mesh.hierarchy import gram_factors
+    from biohicl.mesh.gram import gram_factors
+    from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
     kind, value = parse_negative(negative, beta)
-    docs = [known_labels(mesh, labs) for labs in labels]
+    docs = [mesh.known_labels(labs) for labs in labels]
     vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
     labelled = np.diff(vectors.indptr) > 0
     group_of, _ = _group_index(groups, len(docs))
@@ -855,7 +810,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     rows = documents.select(keep)
     texts = [document_text(r) for r in rows]
     raw_labels = rows[label_column]
-    labels = [known_labels(mesh, labs) for labs in raw_labels]
+    labels = [mesh.known_labels(labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
     if not any(labels):
         raise DataError(
@@ -920,7 +875,7 @@ def build_batch_sampler(
     groups = data.documents["label_kind"] if "label_kind" in data.documents.column_names else None
     if args.batch_sampler == "random":
         return RandomBatchSampler(n, size, seed, groups=groups)
-    label_weights = siml_label_weights(args, mesh)
+    label_weights = siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight)
     negatives = None
     if args.batch_negatives:
         negatives = mine_negatives(
@@ -1022,7 +977,7 @@ def train_biohicl(args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCal
         mesh=mesh,
         ancestors=args.use_ancestors,
         depth_weight=args.use_depth_weight,
-        label_weights=siml_label_weights(args, mesh),
+        label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
         titles=args.title_weight > 0,
     )
     sampler = build_batch_sampler(args, data, mesh)
