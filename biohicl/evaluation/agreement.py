@@ -14,13 +14,10 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from biohicl.errors import DataError
-
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
-    from biohicl.evaluation.tasks import TaskResult
+from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.results import TaskResult, file_checksums
 
 TASK = "siml-agreement"
 
@@ -36,7 +33,6 @@ def evaluate_agreement(
     beta: float = 0.3,
 ) -> TaskResult:
     """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
-    from biohicl.evaluation.tasks import TaskResult, file_checksums
     from biohicl.mesh.hierarchy import MeshHierarchy
     from biohicl.training.diagnostics import siml_alignment, split_documents
 

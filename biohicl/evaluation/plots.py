@@ -4,9 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from biohicl.atomic import atomic_path
+from biohicl.errors import DataError
 from biohicl.evaluation.report import columns, metric_label, run_label
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, output: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically (a kill leaves the previous file or none; folders are created), close it."""
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png")
+    pyplot().close(fig)
+    return output
 
 
 def plot_results(
@@ -16,17 +38,13 @@ def plot_results(
     title: str = "biohicl evaluation",
 ) -> Path:
     """Draw one group per ``task metric`` and one bar per run; write a PNG to ``output`` (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
     cols = columns(records)
     if not cols:
-        from biohicl.errors import DataError
-
         raise DataError("nothing to plot: the results files share no task metrics", output)
     width = 0.8 / max(len(records), 1)
     x = np.arange(len(cols))
@@ -46,8 +64,4 @@ def plot_results(
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, format="png")
-    plt.close(fig)
-    return output
+    return save_png(fig, output)

@@ -22,15 +22,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from biohicl.errors import DataError
+from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import RetrievalMetric
+from biohicl.evaluation.results import TaskResult, file_checksums, record_key
 from biohicl.evaluation.retrieval import dense_retrieve
-
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
-    from biohicl.evaluation.tasks import TaskResult
 
 SPLITS = ("test", "train", "dev", "all")
 TARGETS = {"long_answer": "LONG_ANSWER", "context": "CONTEXTS"}
@@ -102,8 +99,6 @@ def evaluate_pubmedqa(
 
     ``limit_queries`` keeps only the first N questions (the pool stays the whole split), for quick checks.
     """
-    from biohicl.evaluation.tasks import TaskResult, file_checksums, record_key
-
     start = time.perf_counter()
     items, files = load_pubmedqa(split, data_file, test_file)
     pool = {pmid: candidate_text(item, target) for pmid, item in items.items()}

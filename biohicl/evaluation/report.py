@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.evaluation.results import split_summary_key
 from biohicl.evaluation.tasks import reported_metrics
 
 METRIC_LABELS = {
@@ -21,6 +22,12 @@ def metric_label(metric: str) -> str:
     """``ndcg@10`` → ``nDCG@10``, ``recall@1`` → ``R@1``, ``spearman`` → ``Spearman``."""
     name, sep, k = metric.partition("@")
     return METRIC_LABELS.get(name, name) + (f"@{k}" if sep else "")
+
+
+def summary_label(key: str) -> str:
+    """A ``summary`` key as a column header: ``biosses/spearman`` → ``biosses Spearman``."""
+    task, metric = split_summary_key(key)
+    return f"{task} {metric_label(metric)}"
 
 
 def run_label(record: dict[str, Any], fallback: str = "") -> str:

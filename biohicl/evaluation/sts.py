@@ -10,16 +10,13 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from biohicl.errors import DataError
+from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import CorrelationMetric
-
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
-    from biohicl.evaluation.tasks import TaskResult
+from biohicl.evaluation.results import TaskResult, file_checksums
 
 BIOSSES_COLUMNS = ("sentence1", "sentence2", "score_mean")
 
@@ -70,8 +67,6 @@ def evaluate_biosses(
     show_progress_bar: bool | None = None,
 ) -> TaskResult:
     """Spearman and Pearson correlation of cos(emb(s1), emb(s2)) with the gold mean score over all 100 pairs."""
-    from biohicl.evaluation.tasks import TaskResult, file_checksums
-
     if split != "all":
         raise DataError(f"BIOSSES has no official split; use split 'all', not {split!r}", path)
     start = time.perf_counter()

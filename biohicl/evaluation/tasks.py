@@ -8,35 +8,19 @@ A task over a built dataset names it after ``@``: ``siml-agreement@runs/mesh-pai
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from biohicl.errors import ConfigError
-
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
-
-
-@dataclass
-class TaskResult:
-    """The outcome of one task: metric means plus what is needed to reproduce and audit them."""
-
-    task: str = field(metadata={"help": "Task name, e.g. scifact."})
-    split: str = field(metadata={"help": "Split evaluated (qrels file, PubMedQA split, 'all' for BIOSSES)."})
-    main_metric: str = field(metadata={"help": "The metric the paper reports for this task."})
-    metrics: dict[str, float] = field(metadata={"help": "Metric name -> value (fractions, not percent)."})
-    num_queries: int = field(metadata={"help": "Queries (retrieval) or pairs (STS) evaluated."})
-    num_documents: int = field(default=0, metadata={"help": "Candidate documents searched (0 for STS)."})
-    data_files: dict[str, str] = field(default_factory=dict, metadata={"help": "Data file -> sha256."})
-    wall_time_s: float = field(default=0.0, metadata={"help": "Seconds spent on this task (encoding included)."})
-    protocol: str = field(default="", metadata={"help": "One line saying exactly what was measured."})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+from biohicl.evaluation.agreement import check_agreement, evaluate_agreement
+from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
+from biohicl.evaluation.results import TaskResult
+from biohicl.evaluation.retrieval import beir_files, evaluate_beir
+from biohicl.evaluation.sts import evaluate_biosses
+from biohicl.settings import data_path
 
 TaskFunction = Callable[..., TaskResult]
 TaskCheck = Callable[[str | None], None]
@@ -84,31 +68,6 @@ def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
     return [name for name in names if name in record.get("metrics", {})]
 
 
-def file_checksums(paths: Iterable[Path]) -> dict[str, str]:
-    """``{"<folder>/<file>": sha256}``; names are relative to the data directory's dataset folder (no machine paths)."""
-    checksums = {}
-    for path in paths:
-        path = Path(path)
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        key = f"{path.parent.parent.name}/{path.parent.name}/{path.name}" if path.parent.name == "qrels" else None
-        checksums[key or f"{path.parent.name}/{path.name}"] = digest.hexdigest()
-    return checksums
-
-
-#: Tasks whose ``dev`` split (model selection) is filed apart from the split they report (``pubmedqa-dev``).
-DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
-
-
-def record_key(name: str, split: str | None) -> str:
-    """The key a task's result is filed under in a results record: its name, or ``<name>-dev`` for the dev split of
-    a task that also reports a test split, so one record holds both (``pubmedqa-dev/recall@1`` beside
-    ``pubmedqa/recall@1``) and a dev number can never stand in for a reported one."""
-    return f"{name}-dev" if split == "dev" and name in DEV_SPLIT_TASKS else name
-
-
 def parse_task_spec(spec: str) -> tuple[str, str | None]:
     """``"scifact:train"`` → ``("scifact", "train")``; ``"biosses"`` → ``("biosses", None)``."""
     spec = spec.strip()
@@ -131,8 +90,6 @@ def check_task(name: str, split: str | None) -> None:
     elif name in CHECKS:
         CHECKS[name](split)
     elif name not in TASKS and Path(name).expanduser().is_dir():
-        from biohicl.evaluation.retrieval import beir_files
-
         beir_files(Path(name).expanduser(), split or "test")
     else:
         get_task(name)
@@ -150,16 +107,12 @@ def get_task(name: str) -> TaskFunction:
     if name in TASKS:
         return TASKS[name]
     if Path(name).expanduser().is_dir():
-        from biohicl.evaluation.retrieval import evaluate_beir
-
         folder = Path(name).expanduser()
 
         def beir_folder_task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
             return evaluate_beir(encoder, folder, split or "test", name=folder.name, **kwargs)
 
         return beir_folder_task
-    import difflib
-
     close = difflib.get_close_matches(name, TASKS, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ConfigError(f"tasks: unknown task {name!r}{hint}; known: {', '.join(TASKS)}, or a BEIR folder path")
@@ -167,9 +120,6 @@ def get_task(name: str) -> TaskFunction:
 
 def _beir_task(dataset: str) -> TaskFunction:
     def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-        from biohicl.evaluation.retrieval import evaluate_beir
-        from biohicl.settings import data_path
-
         return evaluate_beir(encoder, data_path(dataset), split or "test", name=dataset, **kwargs)
 
     task.__doc__ = f"{dataset} (BEIR folder ``$BIOHICL_DATA_DIR/{dataset}``): nDCG@10, Recall@100, MRR@10."
@@ -177,16 +127,12 @@ def _beir_task(dataset: str) -> TaskFunction:
 
 
 def _biosses(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-    from biohicl.evaluation.sts import evaluate_biosses
-
     kwargs.pop("limit_queries", None)
     return evaluate_biosses(encoder, split=split or "all", **kwargs)
 
 
 def _pubmedqa(target: str) -> TaskFunction:
     def task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-        from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
-
         return evaluate_pubmedqa(encoder, target=target, split=split or "test", **kwargs)
 
     return task
@@ -194,9 +140,6 @@ def _pubmedqa(target: str) -> TaskFunction:
 
 def _check_beir(dataset: str) -> TaskCheck:
     def check(split: str | None) -> None:
-        from biohicl.evaluation.retrieval import beir_files
-        from biohicl.settings import data_path
-
         beir_files(data_path(dataset), split or "test")
 
     return check
@@ -204,8 +147,6 @@ def _check_beir(dataset: str) -> TaskCheck:
 
 def _check_files(*names: tuple[str, str]) -> TaskCheck:
     def check(split: str | None) -> None:
-        from biohicl.settings import data_path
-
         for parts in names:
             data_path(*parts)
 
@@ -221,18 +162,6 @@ register_task("pubmedqa", _pubmedqa("long_answer"), ["recall@1", "recall@5"], ch
 register_task("pubmedqa-context", _pubmedqa("context"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
 
 
-def _agreement(encoder: Encoder, dataset_path: str, **kwargs: Any) -> TaskResult:
-    from biohicl.evaluation.agreement import evaluate_agreement
-
-    return evaluate_agreement(encoder, dataset_path, **kwargs)
-
-
-def _check_agreement(dataset_path: str, split: str | None) -> None:
-    from biohicl.evaluation.agreement import check_agreement
-
-    check_agreement(dataset_path, split)
-
-
 def _needs_dataset(task: str) -> TaskCheck:
     def check(split: str | None) -> None:
         raise ConfigError(f"tasks: {task} needs a dataset: {task}@<build-dataset folder or documents file>[:split]")
@@ -242,7 +171,7 @@ def _needs_dataset(task: str) -> TaskCheck:
 
 #: Tasks over a built dataset (``name@dataset``): name -> (function(encoder, dataset, **kwargs), check(dataset, split)).
 DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[[str, str | None], None]]] = {
-    "siml-agreement": (_agreement, _check_agreement),
+    "siml-agreement": (evaluate_agreement, check_agreement),
 }
 for _name in DATASET_TASKS:
     register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))
