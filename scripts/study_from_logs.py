@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
-from biohicl.study.reproduce import BASE, ReproduceConfig, aggregate, plan_study, write_results
+from biohicl.evaluation.results import split_summary_key
+from biohicl.study import BASE, ReproduceConfig, aggregate, plan_study, write_results
+from biohicl.study.plan import RunKey, run_label
 
 DONE = re.compile(
     r"^\[\d+/\d+\] (?P<model>[^/\s]+)/(?P<run>base|[^/\s]+/seed\d+): done in [\d.]+ s \((?P<metrics>.*)\)\s*$"
@@ -30,16 +32,16 @@ DONE = re.compile(
 METRIC = re.compile(r"(?P<name>[\w@.-]+/[\w@.-]+)=(?P<value>-?\d+(?:\.\d+)?)")
 
 
-def parse_logs(paths: list[Path]) -> dict[tuple[str, str, int | None], dict[str, Any]]:
+def parse_logs(paths: list[Path]) -> dict[RunKey, dict[str, Any]]:
     """``{(model, variant, seed): {"summary": {...}, "source": "file:line"}}``; a run seen twice must agree."""
-    records: dict[tuple[str, str, int | None], dict[str, Any]] = {}
+    records: dict[RunKey, dict[str, Any]] = {}
     for path in paths:
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
             match = DONE.match(line)
             if not match:
                 continue
             if match["run"] == BASE:
-                key: tuple[str, str, int | None] = (match["model"], BASE, None)
+                key: RunKey = (match["model"], BASE, None)
             else:
                 variant, seed = match["run"].rsplit("/seed", 1)
                 key = (match["model"], variant, int(seed))
@@ -50,15 +52,10 @@ def parse_logs(paths: list[Path]) -> dict[tuple[str, str, int | None], dict[str,
                 raise ConfigError(f"{path}, line {number}: {match['run']} disagrees with {records[key]['source']}")
             tasks: dict[str, dict[str, Any]] = {}
             for name, value in summary.items():  # each task prints its main metric first
-                task, metric = name.split("/", 1)
+                task, metric = split_summary_key(name)
                 tasks.setdefault(task, {"main_metric": metric, "metrics": {}})["metrics"][metric] = value
             records.setdefault(key, {"summary": summary, "tasks": tasks, "source": f"{path.name}:{number}"})
     return records
-
-
-def _label(key: tuple[str, str, int | None]) -> str:
-    model, variant, seed = key
-    return f"{model}/{variant}" + (f"/seed{seed}" if seed is not None else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     for model in results["models"].values():
         if model.get("best_full_run"):
             model["best_full_run"]["run_dir"] = "run folder not kept; numbers from the logs"
-    results["missing"] = sorted(_label(key) for key in planned - set(records))
+    results["missing"] = sorted(run_label(key) for key in planned - set(records))
     results["source"] = {
         "rebuilt_from_logs": sorted(p.name for p in args.logs),
-        "runs": {_label(key): record["source"] for key, record in records.items()},
+        "runs": {run_label(key): record["source"] for key, record in records.items()},
         "note": "summaries as printed by the workers (4 decimals); the run folders were not kept",
     }
     args.output.mkdir(parents=True, exist_ok=True)

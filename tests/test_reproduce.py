@@ -13,17 +13,11 @@ import math
 import pytest
 
 from biohicl.errors import ConfigError
-from biohicl.study import reproduce
-from biohicl.study.reproduce import (
-    DEFAULT_VARIANTS,
-    ReproduceConfig,
-    aggregate_row,
-    compare,
-    mean_std,
-    plan_study,
-    pooled_std,
-    run_study,
-)
+from biohicl.study import DEFAULT_VARIANTS, ReproduceConfig, plan_study, prepare_dataset, run_study
+from biohicl.study import execute as execute_module
+from biohicl.study.config import training_arguments
+from biohicl.study.execute import resolve_eval_device
+from biohicl.study.stats import aggregate_row, compare, mean_std, pooled_std
 
 
 def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
@@ -84,11 +78,11 @@ def test_eval_device_is_checked_and_auto_means_the_gpu_when_there_is_one(tmp_pat
             _config(tmp_path, tiny_bert_dir, eval_device=bad)
     assert _config(tmp_path, tiny_bert_dir, eval_device="cuda:1").eval_device == "cuda:1"  # valid name, checked later
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert reproduce.resolve_eval_device("auto").type == expected
-    assert reproduce.resolve_eval_device("cpu") == torch.device("cpu")
+    assert resolve_eval_device("auto").type == expected
+    assert resolve_eval_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"eval_device: 'cuda' asked for, but CUDA sees no GPU"):
-            reproduce.resolve_eval_device("cuda")
+            resolve_eval_device("cuda")
 
 
 def test_yaml_config_and_selection(tmp_path, tiny_bert_dir):
@@ -117,11 +111,11 @@ def test_yaml_config_and_selection(tmp_path, tiny_bert_dir):
 def test_training_arguments_merge_order(tmp_path, tiny_bert_dir):
     config = _config(tmp_path, tiny_bert_dir)
     model = config.models[0]
-    args = reproduce.training_arguments(config, model, "full_finetune", 7, tmp_path / "d", tmp_path / "r")
+    args = training_arguments(config, model, "full_finetune", 7, tmp_path / "d", tmp_path / "r")
     assert args.full_finetune is True and args.learning_rate == 2e-5  # the variant beats the study's 5e-3
     assert args.seed == 7 and args.max_steps == 2 and args.max_length == 24
     assert args.base_model_hub_id == "test-org/tiny-bert" and args.resume_from_checkpoint == "last"
-    args = reproduce.training_arguments(config, model, "no_ancestors", 0, tmp_path / "d", tmp_path / "r")
+    args = training_arguments(config, model, "no_ancestors", 0, tmp_path / "d", tmp_path / "r")
     assert args.use_ancestors is False and args.learning_rate == 5e-3
 
 
@@ -165,7 +159,7 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
         run = out / "tiny" / variant / "seed0"
         record = json.loads((run / "eval.json").read_text())
         assert rows[variant]["values"]["biosses/spearman"][0] == record["summary"]["biosses/spearman"]
-        assert record["settings"]["device"] == reproduce.resolve_eval_device("auto").type  # where it was encoded
+        assert record["settings"]["device"] == resolve_eval_device("auto").type  # where it was encoded
         assert not list(run.glob("checkpoint-*"))  # checkpoints dropped once the run finished
         assert json.loads((run / "biohicl_config.json").read_text())["max_length"] == 32  # the evaluated length
     full = [json.loads((out / "tiny" / "full" / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
@@ -198,8 +192,8 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was redone")
 
-    monkeypatch.setattr(reproduce, "train_run", refuse)
-    monkeypatch.setattr(reproduce, "evaluate_encoder", refuse)
+    monkeypatch.setattr(execute_module, "train_run", refuse)
+    monkeypatch.setattr(execute_module, "evaluate_encoder", refuse)
     assert all(r.status == "done" for r in plan_study(config))
     again = run_study(config, progress=False, write_plots=False)
     assert again["models"]["tiny"]["rows"]["full"]["mean"] == rows["full"]["mean"]
@@ -246,7 +240,7 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
     import subprocess
     import sys
 
-    from biohicl.study.reproduce import LOCK_NAME, acquire_run_lock, release_run_lock
+    from biohicl.study.execute import LOCK_NAME, acquire_run_lock, release_run_lock
 
     run = tmp_path / "run"
     assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
@@ -269,7 +263,7 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     from biohicl.cli import reproduce as command
 
     config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}})
-    reproduce.prepare_dataset(config, progress=False)
+    prepare_dataset(config, progress=False)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
     assert command.main(["--config", str(path), "--workers", "2", "--threads", "1"]) == 0

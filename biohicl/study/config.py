@@ -1,0 +1,319 @@
+"""The study's configuration: datasets, base models, variants, seeds, tasks, targets; read from YAML and checked.
+
+:class:`ReproduceConfig` is what ``biohicl reproduce --config`` reads; :func:`training_arguments` turns it into one
+run's :class:`~biohicl.training.args.BioHiCLTrainingArguments` (defaults < study < model < variant).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from biohicl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+T = TypeVar("T")
+
+#: The paper's ablations as BioHiCLTrainingArguments overrides (``full`` = the method as published).
+DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_contrastive": {"use_contrastive": False},
+    "no_mse": {"use_mse": False},
+    "no_ancestors": {"use_ancestors": False},
+    "no_depth_weight": {"use_depth_weight": False},
+    # every weight trains: a LoRA-sized learning rate would wreck the backbone, so the usual full fine-tune rate
+    "full_finetune": {"full_finetune": True, "learning_rate": 2e-5},
+}
+
+#: Training settings every run gets unless the config overrides them.
+DEFAULT_TRAINING: dict[str, Any] = {
+    "per_device_train_batch_size": 32,
+    "num_train_epochs": 1,
+    "learning_rate": 2e-4,
+    "logging_steps": 5,
+    "save_strategy": "steps",
+    "save_steps": 20,
+    "save_total_limit": 1,
+    "report_to": "none",
+    "disable_tqdm": True,
+}
+
+#: Minimum improvements over the base the issue asks for (fractions: +3.0 points = 0.03).
+DEFAULT_TARGETS: dict[str, float] = {"biosses/spearman": 0.03, "pubmedqa/recall@1": 0.03, "scifact/ndcg@10": 0.01}
+
+#: Arguments the study sets itself per run (a config may not override them).
+RESERVED_TRAINING_KEYS = (
+    "output_dir",
+    "seed",
+    "dataset_path",
+    "base_model",
+    "base_model_hub_id",
+    "resume_from_checkpoint",
+)
+
+
+@dataclass
+class DatasetSpec:
+    """Where the MeSH-pair dataset comes from: an existing folder, or the corpora to build it from."""
+
+    path: str | None = field(
+        default=None,
+        metadata={"help": "A built `biohicl build-dataset` folder to reuse (default: <output_dir>/dataset)."},
+    )
+    inputs: list[dict[str, Any]] | None = field(
+        default=None,
+        metadata={
+            "help": "Corpora: [{source: pubmedqa|pubtator|medline|bioasq, files: [...]}]; relative files are "
+            "looked up in BIOHICL_DATA_DIR. Default: the MeSH-indexed corpora (build_default_dataset)."
+        },
+    )
+    top_k: int = field(default=10, metadata={"help": "Partners mined per document."})
+    seed: int = field(default=0, metadata={"help": "Seed of the pair mining."})
+    exclude_test: bool = field(default=True, metadata={"help": "Drop PubMedQA's 500 test abstracts entirely."})
+    limit: int | None = field(default=None, metadata={"help": "Use at most this many documents (quick runs)."})
+    mix_label_kinds: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow MeSH indexing and entity-mention (PubTator) labels in one dataset (pairs and batches "
+            "never cross kinds). Off: inputs of both kinds are refused."
+        },
+    )
+    decontaminate: bool = field(
+        default=True, metadata={"help": "Leave out documents of the evaluation sets (PubMedQA test, SciFact, BIOSSES)."}
+    )
+
+
+@dataclass
+class ModelSpec:
+    """One base model of the study and how it is trained and evaluated."""
+
+    name: str = field(metadata={"help": "Short label used in folders and tables, e.g. minilm."})
+    model: str = field(metadata={"help": "Hub id (read offline) or a local model folder."})
+    hub_id: str | None = field(default=None, metadata={"help": "Hub id recorded when `model` is a local folder."})
+    pooling: str | None = field(default=None, metadata={"help": "`cls` or `mean` (default: the model's own)."})
+    max_length: int = field(default=256, metadata={"help": "Tokens per training document."})
+    eval_max_length: int | None = field(
+        default=None, metadata={"help": "Tokens per text at evaluation, base and tuned alike (default max_length)."}
+    )
+    query_prompt: str = field(default="", metadata={"help": "Query prefix (e.g. BGE's instruction)."})
+    document_prompt: str = field(default="", metadata={"help": "Document prefix."})
+    training: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "BioHiCLTrainingArguments overrides for this model."}
+    )
+    tasks: list[str] | None = field(default=None, metadata={"help": "Tasks for this model (default: the study's)."})
+    variants: list[str] | None = field(
+        default=None, metadata={"help": "Variants run for this model (default: all of the study's)."}
+    )
+    seeds: list[int] | None = field(default=None, metadata={"help": "Seeds for this model (default: the study's)."})
+    card_name: str | None = field(default=None, metadata={"help": "Model-card display name prefix."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the best `full` run would go to."})
+
+
+@dataclass
+class ReproduceConfig:
+    """The whole study: data, base models, variants, seeds, tasks and where results go."""
+
+    output_dir: str = field(metadata={"help": "Study folder (runs, evaluations, results)."})
+    models: list[ModelSpec] = field(metadata={"help": "Base models (see ModelSpec)."})
+    dataset: DatasetSpec = field(default_factory=DatasetSpec, metadata={"help": "The MeSH-pair dataset."})
+    variants: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_VARIANTS.items()},
+        metadata={"help": "Variant name → BioHiCLTrainingArguments overrides; `full` is the reference."},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "Training seeds."})
+    seeds_per_variant: dict[str, list[int]] = field(
+        default_factory=dict, metadata={"help": "Seeds for particular variants (e.g. ablations: [0])."}
+    )
+    tasks: list[str] = field(
+        default_factory=lambda: ["biosses", "pubmedqa", "scifact:train"],
+        metadata={"help": "Evaluation tasks (biohicl evaluate specs)."},
+    )
+    tasks_per_variant: dict[str, list[str]] = field(
+        default_factory=dict,
+        metadata={"help": "Tasks for particular variants (a subset of the model's tasks; e.g. skip SciFact)."},
+    )
+    training: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "BioHiCLTrainingArguments overrides for every run."}
+    )
+    eval_batch_size: int = field(default=32, metadata={"help": "Encoding batch size at evaluation."})
+    eval_dtype: str = field(
+        default="float32", metadata={"help": "`float32` or `bfloat16` (autocast) for evaluation encoding."}
+    )
+    eval_device: str = field(
+        default="auto",
+        metadata={"help": "Where evaluation encodes: `auto` (a GPU if there is one, else the CPU), `cpu`, `cuda:N`."},
+    )
+    limit_queries: int | None = field(default=None, metadata={"help": "Cap on retrieval queries (quick runs)."})
+    targets: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_TARGETS),
+        metadata={"help": "`task/metric` → minimum improvement of `full` over the base (fractions)."},
+    )
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep checkpoint-N folders after a run finished (default: delete)."}
+    )
+    title: str = field(default="BioHiCL reproduction", metadata={"help": "Heading of results.md."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dataset, Mapping):
+            self.dataset = _build(DatasetSpec, self.dataset, "dataset")
+        self.models = [m if isinstance(m, ModelSpec) else _build(ModelSpec, m, "models[]") for m in self.models]
+        if not self.models:
+            raise ConfigError("models: at least one base model is required")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"models: names must be unique, got {names}")
+        if not self.variants:
+            raise ConfigError("variants: at least one variant is required")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, Mapping):
+                raise ConfigError(f"variants.{name}: expected a mapping of training overrides")
+        for model in self.models:
+            unknown = sorted(set(model.variants or ()) - set(self.variants))
+            if unknown:
+                raise ConfigError(f"models[{model.name}].variants: unknown variant(s) {', '.join(unknown)}")
+        for name in ("seeds_per_variant", "tasks_per_variant"):
+            unknown = sorted(set(getattr(self, name)) - set(self.variants))
+            if unknown:
+                raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
+        if self.eval_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
+        check_eval_device(self.eval_device)
+        if not self.seeds:
+            raise ConfigError("seeds: at least one seed is required")
+        for scope, values in (
+            [("training", self.training)]
+            + [(f"models[{m.name}].training", m.training) for m in self.models]
+            + [(f"variants.{k}", v) for k, v in self.variants.items()]
+        ):
+            reserved = sorted(set(values) & set(RESERVED_TRAINING_KEYS))
+            if reserved:
+                raise ConfigError(f"{scope}: {', '.join(reserved)} are set by the study itself")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> ReproduceConfig:
+        """A checked config from a mapping (``source`` names it in errors)."""
+        try:
+            return _build(cls, values, source)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ReproduceConfig:
+        """Read a YAML (or JSON) study config; relative ``output_dir``/dataset paths stay relative to the cwd."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: cannot parse YAML ({err})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # -------------------------------------------------------------- derived
+    def model_variants(self, model: ModelSpec) -> list[str]:
+        """The variants run for ``model``, in the config's order."""
+        return [v for v in self.variants if model.variants is None or v in model.variants]
+
+    def run_seeds(self, model: ModelSpec, variant: str) -> list[int]:
+        """The seeds of ``model``'s ``variant`` (per-variant seeds win over the model's and the study's)."""
+        if variant in self.seeds_per_variant:
+            return list(self.seeds_per_variant[variant])
+        return list(model.seeds if model.seeds is not None else self.seeds)
+
+    def model_tasks(self, model: ModelSpec, variant: str | None = None) -> list[str]:
+        """The tasks a run is evaluated on (the base: all of the model's tasks)."""
+        tasks = list(model.tasks if model.tasks is not None else self.tasks)
+        if variant in self.tasks_per_variant:
+            return [t for t in tasks if t in self.tasks_per_variant[variant]]
+        return tasks
+
+    def select(
+        self, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None, models: Sequence[str] | None = None
+    ) -> ReproduceConfig:
+        """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models)."""
+        new = copy.deepcopy(self)
+        if only:
+            unknown = sorted(set(only) - set(new.variants))
+            if unknown:
+                raise ConfigError(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(new.variants)}")
+            new.variants = {k: v for k, v in new.variants.items() if k in only}
+            for model in new.models:
+                if model.variants is not None:
+                    model.variants = [v for v in model.variants if v in only]
+            new.seeds_per_variant = {k: v for k, v in new.seeds_per_variant.items() if k in only}
+            new.tasks_per_variant = {k: v for k, v in new.tasks_per_variant.items() if k in only}
+        if seeds:
+            new.seeds = list(seeds)
+            new.seeds_per_variant = {}
+            for model in new.models:
+                model.seeds = None
+        if models:
+            unknown = sorted(set(models) - {m.name for m in new.models})
+            if unknown:
+                raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}")
+            new.models = [m for m in new.models if m.name in models]
+        return new
+
+
+def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:
+    """``cls(**values)``, with unknown fields and bad values as a :class:`ConfigError` naming ``scope``."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{scope}: expected a mapping, got {type(values).__name__}")
+    known = {f.name for f in fields(cls) if f.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{scope}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(f"{scope}: {err}") from None
+
+
+def check_eval_device(name: str) -> None:
+    """A :class:`ConfigError` unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    kind, _, index = name.partition(":")
+    if name != "auto" and not (kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))):
+        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
+
+
+def training_arguments(
+    config: ReproduceConfig, model: ModelSpec, variant: str, seed: int, dataset_path: Path, run_dir: Path
+) -> BioHiCLTrainingArguments:
+    """The BioHiCLTrainingArguments of one run: defaults < study ``training`` < model ``training`` < variant."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    values: dict[str, Any] = {
+        **DEFAULT_TRAINING,
+        "pooling": model.pooling,
+        "max_length": model.max_length,
+        "query_prompt": model.query_prompt,
+        "document_prompt": model.document_prompt,
+        **config.training,
+        **model.training,
+        **config.variants[variant],
+    }
+    values.update(
+        output_dir=str(run_dir),
+        seed=seed,
+        dataset_path=str(dataset_path),
+        base_model=model.model,
+        base_model_hub_id=model.hub_id,
+        resume_from_checkpoint="last",
+    )
+    known = {f.name for f in fields(BioHiCLTrainingArguments) if f.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{model.name}/{variant}: unknown training argument(s) {', '.join(unknown)}")
+    return BioHiCLTrainingArguments(**values)

@@ -1,0 +1,321 @@
+"""Running the study: the dataset, each run (train or resume, then evaluate), run locks for several workers.
+
+:func:`run_study` resumes by construction: a run whose ``eval.json`` exists is skipped, a finished training is only
+evaluated, an interrupted one resumes from its last complete checkpoint. Workers (``biohicl reproduce --workers``)
+share one study through per-run lock files; each run is done by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from biohicl.atomic import atomic_write_json, atomic_write_text, pid_alive
+from biohicl.errors import ConfigError
+from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
+from biohicl.study.plan import (
+    BASE,
+    EVAL_NAME,
+    PlannedRun,
+    RunKey,
+    describe_plan,
+    missing_tasks,
+    plan_study,
+    run_label,
+)
+from biohicl.study.report import write_cards, write_results
+from biohicl.study.stats import aggregate
+
+if TYPE_CHECKING:
+    import torch
+
+    from biohicl.models.model import BioHiCL
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+#: A run's lock file: the pid of the worker on it.
+LOCK_NAME = ".reproduce.lock"
+
+
+def resolve_files(files: Iterable[str]) -> list[Path]:
+    """Corpus files: as given when they exist, else relative to ``BIOHICL_DATA_DIR``."""
+    from biohicl.settings import data_path
+
+    resolved = []
+    for name in files:
+        path = Path(name).expanduser()
+        resolved.append(path if path.exists() else data_path(*Path(name).parts))
+    return resolved
+
+
+def prepare_dataset(config: ReproduceConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Reuse the dataset folder when it holds a build, else build it there; returns (folder, summary)."""
+    from biohicl.data.build import build_dataset_from_files, default_inputs
+
+    spec = config.dataset
+    folder = Path(spec.path) if spec.path else Path(config.output_dir) / "dataset"
+    if (folder / "documents").is_dir() and (folder / "pairs").is_dir():
+        summary_file = folder / "summary.json"
+        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+        logger.info("reusing the MeSH-pair dataset in %s", folder)
+        return folder, summary
+    if spec.inputs is None:
+        inputs = default_inputs()
+    else:
+        inputs = []
+        for i, item in enumerate(spec.inputs):
+            if not isinstance(item, Mapping) or "source" not in item or "files" not in item:
+                raise ConfigError(f"dataset.inputs[{i}]: expected {{source: ..., files: [...]}}")
+            inputs.append((str(item["source"]), resolve_files(item["files"])))
+    _, summary = build_dataset_from_files(
+        inputs, folder, top_k=spec.top_k, seed=spec.seed, limit=spec.limit, exclude_test=spec.exclude_test,
+        mix_label_kinds=spec.mix_label_kinds, decontaminate=spec.decontaminate, progress=progress,
+    )  # fmt: skip
+    return folder, summary.to_dict()
+
+
+def load_base(model: ModelSpec) -> BioHiCL:
+    """The untrained base encoder with the study's pooling, prompts and evaluation length."""
+    from biohicl.models.model import BioHiCL
+
+    encoder = BioHiCL.from_base(
+        model.model, pooling=model.pooling, max_length=model.eval_max_length or model.max_length,
+        query_prompt=model.query_prompt, document_prompt=model.document_prompt, hub_id=model.hub_id,
+    )  # fmt: skip
+    if model.eval_max_length:
+        encoder.config.max_length = model.eval_max_length
+    return encoder
+
+
+def load_trained(model: ModelSpec, run_dir: Path) -> BioHiCL:
+    """A trained run reloaded from its saved folder (the artefact users get), at the evaluation length."""
+    from biohicl.models.model import BioHiCL
+
+    encoder = BioHiCL.from_pretrained(run_dir, base_model_path=model.model)
+    if model.eval_max_length:
+        encoder.config.max_length = model.eval_max_length
+    return encoder
+
+
+def evaluate_encoder(
+    config: ReproduceConfig,
+    model: ModelSpec,
+    encoder: BioHiCL,
+    label: str,
+    output: Path,
+    variant: str | None = None,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``encoder`` on the run's tasks (those ``previous`` lacks, when given) and write ``output``
+    atomically (what marks the run done); a ``previous`` record is extended, never overwritten."""
+    import torch
+
+    from biohicl.evaluation.runner import evaluate_model
+
+    device = resolve_eval_device(config.eval_device)
+    bf16 = config.eval_dtype == "bfloat16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    tasks = config.model_tasks(model, variant)
+    if previous is not None:
+        tasks = missing_tasks(previous, tasks)
+    encoder.to(device)
+    encoder.eval()
+    with autocast:
+        record = evaluate_model(
+            encoder,
+            tasks,
+            model_id=label,
+            batch_size=config.eval_batch_size,
+            limit_queries=config.limit_queries,
+            show_progress_bar=False,
+            settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
+        )
+    if previous is not None:
+        if previous.get("settings", {}) != record["settings"]:
+            logger.warning(
+                "%s: settings differ from the earlier evaluation (%s vs %s)",
+                label,
+                previous.get("settings"),
+                record["settings"],
+            )
+        merged = dict(previous)
+        merged["tasks"] = {**previous["tasks"], **record["tasks"]}
+        merged["summary"] = {**previous["summary"], **record["summary"]}
+        merged["wall_time_s"] = previous.get("wall_time_s", 0.0) + record["wall_time_s"]
+        merged.setdefault("added", []).append({"created": record["created"], "tasks": list(record["tasks"])})
+        record = merged
+    atomic_write_json(output, record)
+    return record
+
+
+def resolve_eval_device(name: str = "auto") -> torch.device:
+    """The ``torch.device`` evaluation encodes on: ``auto`` is the GPU when CUDA sees one, else the CPU."""
+    import torch
+
+    check_eval_device(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"eval_device: {name!r} asked for, but CUDA sees no GPU on this machine")
+    return torch.device(name)
+
+
+def train_run(args: BioHiCLTrainingArguments) -> Path:
+    """Train one run (resuming from its last complete checkpoint); returns its folder."""
+    from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.training.run import train_biohicl
+
+    return train_biohicl(args, evaluator=evaluator_from_args(args))
+
+
+def set_inference_length(run_dir: Path, max_length: int | None) -> None:
+    """Record the evaluation length as the saved encoder's default (``biohicl_config.json`` ``max_length``), so the
+    published model encodes as it was evaluated even when it was trained on shorter inputs."""
+    from biohicl.models.config import CONFIG_NAME
+
+    path = run_dir / CONFIG_NAME
+    if max_length is None or not path.is_file():
+        return
+    values = json.loads(path.read_text(encoding="utf-8"))
+    if values.get("max_length") != max_length:
+        values["max_length"] = max_length
+        atomic_write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def remove_checkpoints(run_dir: Path) -> None:
+    """Delete the run's ``checkpoint-N`` folders (the saved model stays)."""
+    for child in run_dir.glob("checkpoint-*"):
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def acquire_run_lock(run_dir: Path) -> bool:
+    """Claim a run for this process (``.reproduce.lock`` holding the pid, created exclusively); False when another
+    live process holds it. A lock left by a dead process is taken over. Lets several workers share one study."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder == os.getpid():
+                return True
+            if holder and pid_alive(holder):
+                return False
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_run_lock(run_dir: Path) -> None:
+    """Give the run's lock up."""
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _refresh(config: ReproduceConfig, run: PlannedRun) -> PlannedRun:
+    """The run's status now (another worker may have finished it since the plan was made)."""
+    for fresh in plan_study(config):
+        if fresh.key == run.key:
+            return fresh
+    return run
+
+
+def run_study(
+    config: ReproduceConfig,
+    *,
+    progress: bool = True,
+    write_plots: bool = True,
+    report_only: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the whole study and write its results; returns the ``results.json`` record.
+
+    ``report_only``: train and evaluate nothing; tabulate the runs already evaluated (the rest are listed as
+    ``missing`` in the results).
+    """
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "study_config.json", config.to_dict())
+    dataset_path, dataset_summary = prepare_dataset(config, progress=progress)
+    runs = plan_study(config)
+    logger.info("study plan:\n%s", describe_plan(runs))
+    specs = {m.name: m for m in config.models}
+    records: dict[RunKey, dict[str, Any]] = {}
+    elsewhere: list[str] = []
+    missing = [r.label for r in runs if r.status != "done"] if report_only else []
+    for i, run in enumerate(runs, start=1):
+        model = specs[run.model]
+        start = time.time()
+        if report_only and run.status != "done":
+            continue
+        locked = run.status != "done"
+        if locked:
+            if not acquire_run_lock(run.run_dir):
+                logger.info("[%d/%d] %s: another worker is on it, skipped", i, len(runs), run.label)
+                elsewhere.append(run.label)
+                continue
+            run = _refresh(config, run)
+        try:
+            record = _execute(config, model, run, i, len(runs), dataset_path)
+        finally:
+            if locked:
+                release_run_lock(run.run_dir)
+        records[run.key] = record
+        if run.status != "done":
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in record["summary"].items())
+            logger.info("[%d/%d] %s: done in %.0f s (%s)", i, len(runs), run.label, time.time() - start, shown)
+    # runs other workers were on when this one passed them: pick up what they have finished since
+    for run in plan_study(config):
+        if run.key not in records and run.status in ("done", "add_tasks") and (run.run_dir / EVAL_NAME).is_file():
+            records[run.key] = json.loads((run.run_dir / EVAL_NAME).read_text(encoding="utf-8"))
+    finished = {run_label(key) for key in records}
+    unfinished = [label for label in elsewhere if label not in finished]
+    if unfinished:
+        logger.info("still running in another worker (not in these results): %s", ", ".join(unfinished))
+    results = aggregate(config, records, dataset_summary)
+    results["missing"] = list(dict.fromkeys(missing + unfinished))
+    write_cards(config, runs, records, results)
+    write_results(config, results, write_plots=write_plots)
+    return results
+
+
+def _execute(
+    config: ReproduceConfig, model: ModelSpec, run: PlannedRun, i: int, total: int, dataset_path: Path
+) -> dict[str, Any]:
+    """Do what ``run.status`` says (skip / evaluate / train or resume, then evaluate); returns the eval record."""
+    eval_file = run.run_dir / EVAL_NAME
+    if run.variant != BASE and run.status in ("done", "add_tasks", "evaluate"):
+        set_inference_length(run.run_dir, model.eval_max_length)
+    if run.status == "done":
+        logger.info("[%d/%d] %s: already evaluated, skipped", i, total, run.label)
+        return json.loads(eval_file.read_text(encoding="utf-8"))
+    logger.info("[%d/%d] %s: %s", i, total, run.label, run.status)
+    if run.variant == BASE:
+        encoder = load_base(model)
+        label = f"{model.name} (untrained)"
+    else:
+        if run.status in ("train", "resume"):
+            args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
+            train_run(args)
+            set_inference_length(run.run_dir, model.eval_max_length)
+        if not config.keep_checkpoints and run.status != "add_tasks":
+            remove_checkpoints(run.run_dir)
+        encoder = load_trained(model, run.run_dir)
+        label = f"{model.name}/{run.variant}/seed{run.seed}"
+    variant = None if run.variant == BASE else run.variant
+    previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
+    return evaluate_encoder(config, model, encoder, label, eval_file, variant, previous)

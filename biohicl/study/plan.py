@@ -1,0 +1,129 @@
+"""The study's plan: every run (per model: the untrained base, then each variant's seeds), its folder and status.
+
+A run's status says what :func:`~biohicl.study.execute.run_study` still has to do: ``done`` (evaluated),
+``add_tasks`` (its ``eval.json`` lacks tasks added to the config later), ``evaluate`` (trained), ``resume`` (a
+complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry-run`` view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from biohicl.study.config import ReproduceConfig
+
+#: The untrained base's variant name (seed None).
+BASE = "base"
+#: A run's evaluation record; its presence marks the run done.
+EVAL_NAME = "eval.json"
+#: Written by training when it finished.
+TRAINING_DONE_NAME = "training_summary.json"
+
+#: ``(model, variant, seed)``: a run's identity (the base: seed None).
+RunKey = tuple[str, str, int | None]
+#: A run's evaluation record (``eval.json``) by run.
+Records = Mapping[RunKey, Mapping[str, Any]]
+
+
+@dataclass
+class PlannedRun:
+    """One (model, variant, seed) training run, or the model's untrained base (variant ``base``, seed None)."""
+
+    model: str
+    variant: str
+    seed: int | None
+    run_dir: Path
+    status: str  # "done", "add_tasks", "evaluate", "resume" or "train" (see the module docstring)
+
+    @property
+    def key(self) -> RunKey:
+        return (self.model, self.variant, self.seed)
+
+    @property
+    def label(self) -> str:
+        return run_label(self.key)
+
+
+def run_label(key: RunKey) -> str:
+    """``model/variant/seed<k>`` (the base: ``model/base``), as progress lines and results name a run."""
+    model, variant, seed = key
+    return f"{model}/{variant}" if seed is None else f"{model}/{variant}/seed{seed}"
+
+
+def run_dir_for(config: ReproduceConfig, model: str, variant: str, seed: int | None) -> Path:
+    """``<output_dir>/<model>/base`` or ``<output_dir>/<model>/<variant>/seed<k>``."""
+    root = Path(config.output_dir) / model
+    return root / BASE if variant == BASE else root / variant / f"seed{seed}"
+
+
+def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
+    """Every run of the study in execution order (per model: base, then each variant's seeds), with its status.
+
+    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later) gets status ``add_tasks``:
+    only the missing tasks are evaluated and merged into the record.
+    """
+    from biohicl.training.checkpoint import last_complete_checkpoint
+
+    runs = []
+    for model in config.models:
+        base_dir = run_dir_for(config, model.name, BASE, None)
+        runs.append(
+            PlannedRun(
+                model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model)) or "evaluate"
+            )
+        )
+        for variant in config.model_variants(model):
+            for seed in config.run_seeds(model, variant):
+                folder = run_dir_for(config, model.name, variant, seed)
+                status = _eval_status(folder, config.model_tasks(model, variant))
+                if status is None:
+                    if (folder / TRAINING_DONE_NAME).is_file():
+                        status = "evaluate"
+                    elif last_complete_checkpoint(folder) is not None:
+                        status = "resume"
+                    else:
+                        status = "train"
+                runs.append(PlannedRun(model.name, variant, seed, folder, status))
+    return runs
+
+
+def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:
+    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split)."""
+    from biohicl.evaluation.results import record_key
+    from biohicl.evaluation.tasks import parse_task_spec
+
+    missing = []
+    for spec in tasks:
+        name, split = parse_task_spec(spec)
+        name = Path(name).name if "/" in name else name
+        result = record.get("tasks", {}).get(record_key(name, split))
+        if result is None or (split is not None and result.get("split") != split):
+            missing.append(spec)
+    return missing
+
+
+def _eval_status(folder: Path, tasks: Sequence[str]) -> str | None:
+    """``done`` / ``add_tasks`` when the run has an ``eval.json``, else None (its training decides)."""
+    path = folder / EVAL_NAME
+    if not path.is_file():
+        return None
+    return "add_tasks" if missing_tasks(json.loads(path.read_text(encoding="utf-8")), tasks) else "done"
+
+
+def describe_plan(runs: Sequence[PlannedRun]) -> str:
+    """One line per run: what :func:`~biohicl.study.execute.run_study` would do with it."""
+    actions = {
+        "done": "skip (evaluated)",
+        "add_tasks": "evaluate the tasks its eval.json lacks",
+        "evaluate": "evaluate",
+        "resume": "resume training from checkpoint, evaluate",
+        "train": "train, evaluate",
+    }
+    lines = []
+    for run in runs:
+        what = actions[run.status] if run.variant != BASE or run.status != "evaluate" else "evaluate untrained base"
+        lines.append(f"{run.model:>10}  {run.variant:<16} {'' if run.seed is None else run.seed!s:>4}  {what}")
+    return "\n".join(lines)

@@ -1,0 +1,313 @@
+"""The study's report: ``results.md`` tables, the bar / Δ / training-curve PNGs and each run's model card.
+
+Everything here renders the ``results.json`` record of :func:`biohicl.study.stats.aggregate`; nothing is computed
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from biohicl.atomic import atomic_write_json, atomic_write_text
+from biohicl.study.config import ModelSpec, ReproduceConfig
+from biohicl.study.plan import BASE, PlannedRun, Records, run_dir_for
+from biohicl.study.stats import NOISE_RULE
+
+logger = logging.getLogger(__name__)
+
+
+def _cell(
+    row: Mapping[str, Any], metric: str, comparison: Mapping[str, Any] | None = None, scale: float = 100.0
+) -> str:
+    """``mean ± std`` (×100) of an aggregated row, with ``(Δ†)`` against a reference row when given."""
+    if metric not in row["mean"]:
+        return "–"
+    text = f"{scale * row['mean'][metric]:.2f}"
+    if metric in row["std"]:
+        text += f" ± {scale * row['std'][metric]:.2f}"
+    if comparison is not None:
+        mark = {True: " †", False: "", None: " ?"}[comparison["exceeds_noise"]]
+        text += f" ({scale * comparison['delta']:+.2f}{mark})"
+    return text
+
+
+def markdown_results(results: Mapping[str, Any]) -> str:
+    """``results.md``: per model, a table of mean ± std (×100) with Δ vs the base, then Δ vs full, then targets."""
+    from biohicl.evaluation.report import summary_label
+
+    lines = [f"# {results['title']}", ""]
+    data = results.get("dataset") or {}
+    if data:
+        lines += [
+            f"MeSH-pair dataset: {data.get('documents', '?')} training documents, {data.get('pairs', '?')} mined "
+            f"pairs (sources {data.get('sources', {})}, PubMedQA test abstracts excluded: "
+            f"{data.get('excluded_documents', 0)}).",
+            "",
+        ]
+    lines += [
+        "Scores ×100, mean ± sample std over seeds (n = seeds); in brackets Δ against the reference row.",
+        NOISE_RULE,
+        "",
+    ]
+    for name, model in results["models"].items():
+        rows, metrics = model["rows"], model["main_metrics"]
+        extra = sorted({m for row in rows.values() for m in row["mean"]} - set(metrics))
+        header = ["variant", "n", *(summary_label(m) for m in metrics)]
+        lines += [f"## {name}: `{model['model']}`", "", "Δ against the untrained base:", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
+        for variant, row in rows.items():
+            cells = [_cell(row, m, row.get("vs_base", {}).get(m)) for m in metrics]
+            lines.append("| " + " | ".join([variant, str(row["n"]), *cells]) + " |")
+        ablations = [v for v in rows if v not in (BASE, "full")]
+        if ablations and "full" in rows:
+            lines += ["", "Ablations, Δ against `full` (negative = the ablation is worse):", ""]
+            lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
+            lines.append(
+                "| " + " | ".join(["full", str(rows["full"]["n"]), *(_cell(rows["full"], m) for m in metrics)]) + " |"
+            )
+            for variant in ablations:
+                row = rows[variant]
+                cells = [_cell(row, m, row.get("vs_full", {}).get(m)) for m in metrics]
+                lines.append("| " + " | ".join([variant, str(row["n"]), *cells]) + " |")
+        if extra:
+            lines += ["", "Other metrics (mean over seeds, ×100):", ""]
+            lines += [
+                "| variant | " + " | ".join(summary_label(m) for m in extra) + " |",
+                "|---|" + "|".join(["---:"] * len(extra)) + "|",
+            ]
+            for variant, row in rows.items():
+                lines.append(f"| {variant} | " + " | ".join(_cell(row, m) for m in extra) + " |")
+        if model.get("best_full_run"):
+            best = model["best_full_run"]
+            lines += ["", f"Best `full` run (highest mean main metric): seed {best['seed']} (`{best['run_dir']}`)."]
+        lines.append("")
+    if results.get("missing"):
+        lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
+    if results.get("targets"):
+        lines += [
+            "## Targets",
+            "",
+            "Δ = full − base for the improvement targets, full − ablation for the others.",
+            "",
+            "| model | metric | target | Δ | met | beyond noise (2·s) |",
+            "|---|---|---|---:|---|---|",
+        ]
+        for t in results["targets"]:
+            target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
+            noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
+            lines.append(
+                f"| {t['model']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
+                f"{'yes' if t['met'] else '**no**'} | {noise} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
+    """Grouped bars: one group per main metric, one bar per variant, error bars = std over seeds."""
+    import numpy as np
+
+    from biohicl.evaluation.plots import pyplot, save_png
+    from biohicl.evaluation.report import summary_label
+
+    plt = pyplot()
+
+    rows, metrics = model["rows"], model["main_metrics"]
+    variants = list(rows)
+    width = 0.8 / max(len(variants), 1)
+    x = np.arange(len(metrics))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) * max(1, len(variants) / 3) + 2), 4.4), dpi=110)
+    palette = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors  # one distinct colour per variant
+    for i, variant in enumerate(variants):
+        row = rows[variant]
+        heights = [row["mean"].get(m, np.nan) for m in metrics]
+        errors = [row["std"].get(m, 0.0) for m in metrics]
+        bars = ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            heights,
+            width,
+            yerr=errors,
+            capsize=2,
+            label=f"{variant} (n={row['n']})",
+            color=palette[i % len(palette)],
+        )
+        ax.bar_label(
+            bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1, rotation=90
+        )
+    ax.set_xticks(x, [summary_label(m).replace(" ", "\n", 1) for m in metrics], fontsize=8)
+    values = [v for row in rows.values() for m in metrics if (v := row["mean"].get(m)) is not None]
+    low = max(0.0, min(values) - 0.1) if values else 0.0  # zoom in: the differences are a few points
+    ax.set_ylim(low, min(1.05, max(values) + 0.06) if values else 1.05)
+    ax.set_ylabel("score (axis does not start at 0)" if low > 0 else "score")
+    ax.set_title(title, fontsize=10)
+    if len(variants) > 8:  # many variants: the legend goes beside the plot, not over the bars
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_png(fig, output)
+
+
+def plot_deltas(model: Mapping[str, Any], output: Path, title: str, targets: Mapping[str, float] | None = None) -> Path:
+    """One panel per main metric: each variant's Δ against the untrained base (points ×100) as a horizontal bar,
+    error bar = std over seeds, its ±2·s noise threshold shaded behind it (:data:`~biohicl.study.stats.NOISE_RULE`)
+    and the target drawn as a dashed line. Bars beyond the noise are solid (green above the base, red below); the
+    others are grey."""
+    from biohicl.evaluation.plots import pyplot, save_png
+    from biohicl.evaluation.report import summary_label
+
+    plt = pyplot()
+
+    rows, metrics = model["rows"], model["main_metrics"]
+    variants = [v for v in rows if v != BASE and any(m in rows[v].get("vs_base", {}) for m in metrics)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 1.2, 0.32 * len(variants) + 1.6),
+                             dpi=110, sharey=True, squeeze=False)  # fmt: skip
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ys = range(len(variants))
+        deltas, errors, colors, bands = [], [], [], []
+        for variant in variants:
+            entry = rows[variant].get("vs_base", {}).get(metric, {})
+            delta = 100 * entry.get("delta", float("nan"))
+            deltas.append(delta)
+            errors.append(100 * rows[variant]["std"].get(metric, 0.0))
+            bands.append(100 * (entry.get("threshold") or 0.0))
+            colors.append(("#2a9d48" if delta > 0 else "#c0392b") if entry.get("exceeds_noise") else "#b9b9b9")
+        ax.barh(list(ys), [2 * b for b in bands], left=[-b for b in bands], color="#1f6fb2", alpha=0.12, height=0.9)
+        ax.barh(list(ys), deltas, xerr=errors, color=colors, capsize=2, height=0.6)
+        ax.axvline(0, color="black", lw=0.8)
+        if targets and metric in targets:
+            ax.axvline(100 * targets[metric], color="#1f6fb2", ls="--", lw=1)
+            ax.text(100 * targets[metric], len(variants) - 0.4, " target", color="#1f6fb2", fontsize=7, va="bottom")
+        ax.set_title(summary_label(metric), fontsize=9)
+        ax.set_xlabel("Δ vs base (points)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_yticks(range(len(variants)), [f"{v} (n={rows[v]['n']})" for v in variants])
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_png(fig, output)
+
+
+def plot_curves(config: ReproduceConfig, model: ModelSpec, output: Path) -> Path | None:
+    """Training loss per logged step for every finished run of ``model`` (one line per variant/seed)."""
+    from biohicl.evaluation.plots import pyplot, save_png
+    from biohicl.training.curves import curve_series, read_log_history
+
+    plt = pyplot()
+
+    series = []
+    for variant in config.model_variants(model):
+        for seed in config.run_seeds(model, variant):
+            folder = run_dir_for(config, model.name, variant, seed)
+            if not (folder / "trainer_state.json").is_file():
+                continue
+            steps, values = curve_series(read_log_history(folder), "loss")
+            if steps:
+                series.append((variant, seed, steps, values))
+    if not series:
+        return None
+    variants = list(dict.fromkeys(s[0] for s in series))
+    colors = {v: f"C{i}" for i, v in enumerate(variants)}
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    seen = set()
+    for variant, _seed, steps, values in series:
+        ax.plot(
+            steps,
+            values,
+            color=colors[variant],
+            alpha=0.85,
+            linewidth=1.2,
+            label=variant if variant not in seen else None,
+        )
+        seen.add(variant)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (each variant's own objective)")
+    ax.set_title(f"{model.name}: training loss per run (one line per seed)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_png(fig, output)
+
+
+def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plots: bool = True) -> list[Path]:
+    """``results.json``, ``results.md`` and the PNGs into ``config.output_dir``."""
+    out = Path(config.output_dir)
+    written = [
+        atomic_write_json(out / "results.json", results),
+        atomic_write_text(out / "results.md", markdown_results(results)),
+    ]
+    if write_plots:
+        for spec in config.models:
+            model = results["models"].get(spec.name)
+            if model and model["rows"] and model["main_metrics"]:
+                written.append(
+                    plot_bars(model, out / f"{spec.name}_bars.png", f"{model['model']}\n(error bars: std over seeds)")
+                )
+                if any(v != BASE for v in model["rows"]) and BASE in model["rows"]:
+                    written.append(
+                        plot_deltas(
+                            model,
+                            out / f"{spec.name}_deltas.png",
+                            f"{model['model']}: Δ against the untrained base (shaded: ±2·s noise)",
+                            results.get("config", {}).get("targets"),
+                        )
+                    )
+            curves = plot_curves(config, spec, out / f"{spec.name}_curves.png")
+            if curves is not None:
+                written.append(curves)
+    return written
+
+
+def write_model_card(
+    config: ReproduceConfig,
+    model: ModelSpec,
+    run: PlannedRun,
+    record: Mapping[str, Any],
+    base_record: Mapping[str, Any] | None,
+    repo_id: str | None = None,
+) -> Path:
+    """Render the run's model card (README.md) with its results (and the base's) in the ``model-index``."""
+    from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
+
+    prefix = model.card_name or f"BioHiCL-{model.name}"
+    name = prefix if run.variant == "full" else f"{prefix}-{run.variant}"
+    data = BioHiCLModelCardData.from_run_dir(run.run_dir, model_name=f"{name}-seed{run.seed}")
+    if repo_id:
+        data.repo_id = repo_id
+    data.eval_results = []
+    data.add_eval_results(dict(record), base=dict(base_record) if base_record else None, all_metrics=True)
+    data.eval_source = (
+        f"`biohicl reproduce` ({config.title}): {model.name}/{run.variant}/seed{run.seed}, evaluated with "
+        f"`biohicl.evaluation` at max length {record.get('settings', {}).get('max_length')} "
+        f"({record.get('settings', {}).get('dtype')}); base = the untrained {model.hub_id or model.model}."
+    )
+    return save_model_card(data, run.run_dir)
+
+
+def write_cards(config: ReproduceConfig, runs: Sequence[PlannedRun], records: Records, results: dict[str, Any]) -> None:
+    """A model card for every evaluated run; the best ``full`` run's names its ``repo_id``. A card that fails is
+    logged and listed in ``results["card_errors"]``, never fatal."""
+    specs = {m.name: m for m in config.models}
+    for run in runs:
+        if run.variant == BASE or run.key not in records:
+            continue
+        model = specs[run.model]
+        best = results["models"][run.model].get("best_full_run")
+        repo_id = model.repo_id if best and best.get("seed") == run.seed and run.variant == "full" else None
+        try:
+            write_model_card(
+                config,
+                model,
+                run,
+                records[run.key],
+                records.get((run.model, BASE, None)),
+                repo_id=repo_id,
+            )
+        except Exception as err:  # a card problem must not lose the study's results
+            logger.warning("%s: no model card written (%s)", run.label, err)
+            results.setdefault("card_errors", []).append(f"{run.label}: {type(err).__name__}: {err}")

@@ -1,0 +1,167 @@
+"""The study's statistics: mean ± sample std over seeds, Δ between rows, the noise rule, targets, the best run.
+
+:func:`aggregate` turns the runs' evaluation records into the ``results.json`` record that
+:mod:`biohicl.study.report` renders.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from biohicl.study.config import ModelSpec, ReproduceConfig
+from biohicl.study.plan import BASE, Records, run_dir_for
+
+#: Version of the ``results.json`` layout.
+RESULTS_FORMAT = 1
+
+NOISE_FACTOR = 2.0
+NOISE_RULE = (
+    "A difference Δ between two rows is marked † when |Δ| > 2·s_pooled, where s_pooled is the pooled sample "
+    "standard deviation over seeds of the rows that have ≥ 2 seeds (s_pooled² = Σ(n_i − 1)s_i² / Σ(n_i − 1)); the "
+    "untrained base is deterministic and adds no variance. When neither row has ≥ 2 seeds the noise is unknown "
+    "and the difference is left unmarked (shown with ?)."
+)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof = 1; None for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def pooled_std(groups: Sequence[tuple[int, float | None]]) -> float | None:
+    """Pooled sample std over ``(n, std)`` groups with n ≥ 2; None when there is none."""
+    num = sum((n - 1) * s**2 for n, s in groups if n >= 2 and s is not None)
+    dof = sum(n - 1 for n, s in groups if n >= 2 and s is not None)
+    return math.sqrt(num / dof) if dof else None
+
+
+def compare(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
+    """Δ = b − a for ``metric`` between two aggregated rows, with the noise level and whether |Δ| exceeds it."""
+    if metric not in a["mean"] or metric not in b["mean"]:
+        return None
+    delta = b["mean"][metric] - a["mean"][metric]
+    noise = pooled_std([(a["n"], a["std"].get(metric)), (b["n"], b["std"].get(metric))])
+    threshold = None if noise is None else NOISE_FACTOR * noise
+    return {
+        "delta": delta,
+        "noise_std": noise,
+        "threshold": threshold,
+        "exceeds_noise": None if threshold is None else abs(delta) > threshold,
+    }
+
+
+def aggregate_row(per_seed: Mapping[int | None, Mapping[str, float]]) -> dict[str, Any]:
+    """``{seed: {metric: value}}`` → ``{n, seeds, mean, std, values}``."""
+    metrics = sorted({m for values in per_seed.values() for m in values})
+    row: dict[str, Any] = {"n": len(per_seed), "seeds": [s for s in per_seed], "mean": {}, "std": {}, "values": {}}
+    for metric in metrics:
+        values = [per_seed[s][metric] for s in per_seed if metric in per_seed[s]]
+        mean, std = mean_std(values)
+        row["mean"][metric], row["values"][metric] = mean, values
+        if std is not None:
+            row["std"][metric] = std
+    return row
+
+
+def aggregate(
+    config: ReproduceConfig,
+    records: Records,
+    dataset_summary: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``results.json`` record: per model, per variant, mean ± std over seeds, deltas, noise marks, targets."""
+    models: dict[str, Any] = {}
+    targets = []
+    for spec in config.models:
+        base = records.get((spec.name, BASE, None))
+        rows: dict[str, Any] = {}
+        main_metrics: list[str] = []
+        if base is not None:
+            rows[BASE] = aggregate_row({None: base["summary"]})
+            rows[BASE]["seeds"] = []
+            main_metrics = _main_metrics(base)
+        for variant in config.model_variants(spec):
+            per_seed = {
+                seed: records[(spec.name, variant, seed)]["summary"]
+                for seed in config.run_seeds(spec, variant)
+                if (spec.name, variant, seed) in records
+            }
+            if per_seed:
+                rows[variant] = aggregate_row(per_seed)
+                if not main_metrics:
+                    main_metrics = _main_metrics(records[(spec.name, variant, next(iter(per_seed)))])
+        for variant, row in rows.items():
+            if variant == BASE:
+                continue
+            row["vs_base"] = {m: compare(rows[BASE], row, m) for m in row["mean"]} if BASE in rows else {}
+            if variant != "full" and "full" in rows:
+                row["vs_full"] = {m: compare(rows["full"], row, m) for m in row["mean"]}
+        best = _best_full_run(config, spec, records, main_metrics)
+        models[spec.name] = {
+            "model": spec.hub_id or spec.model,
+            "tasks": config.model_tasks(spec),
+            "main_metrics": main_metrics,
+            "rows": rows,
+            "best_full_run": best,
+        }
+        if "full" in rows and BASE in rows:
+            for metric, minimum in config.targets.items():
+                comparison = rows["full"]["vs_base"].get(metric)
+                if comparison is None:
+                    continue
+                targets.append({
+                    "model": spec.name, "metric": metric, "target": minimum, "delta": comparison["delta"],
+                    "met": comparison["delta"] >= minimum, "exceeds_noise": comparison["exceeds_noise"],
+                })  # fmt: skip
+        for variant, row in rows.items():
+            if variant in (BASE, "full") or "full" not in rows:
+                continue
+            for metric in main_metrics:
+                comparison = row["vs_full"].get(metric)
+                if comparison is not None:
+                    targets.append({
+                        "model": spec.name, "metric": metric, "target": f"full ≥ {variant}",
+                        "delta": -comparison["delta"], "met": comparison["delta"] <= 0,
+                        "exceeds_noise": comparison["exceeds_noise"],
+                    })  # fmt: skip
+    return {
+        "format": RESULTS_FORMAT,
+        "title": config.title,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "noise_rule": NOISE_RULE,
+        # the build's read report names machine paths and examples: keep the counts only
+        "dataset": {k: v for k, v in (dataset_summary or {}).items() if k != "read"},
+        "config": config.to_dict(),
+        "models": models,
+        "targets": targets,
+    }
+
+
+def _main_metrics(record: Mapping[str, Any]) -> list[str]:
+    """The ``summary`` keys of the main metric of each task of an evaluation record."""
+    from biohicl.evaluation.results import summary_key
+
+    return [summary_key(task, result["main_metric"]) for task, result in record["tasks"].items()]
+
+
+def _best_full_run(
+    config: ReproduceConfig, spec: ModelSpec, records: Records, main_metrics: Sequence[str]
+) -> dict[str, Any] | None:
+    """The `full` seed with the highest mean of its main metrics (the one to publish)."""
+    scored = []
+    for seed in config.run_seeds(spec, "full") if "full" in config.model_variants(spec) else []:
+        record = records.get((spec.name, "full", seed))
+        if record is None or not main_metrics:
+            continue
+        values = [record["summary"][m] for m in main_metrics if m in record["summary"]]
+        scored.append((sum(values) / len(values), seed))
+    if not scored:
+        return None
+    score, seed = max(scored)
+    return {"seed": seed, "mean_main_metric": score, "run_dir": str(run_dir_for(config, spec.name, "full", seed))}
