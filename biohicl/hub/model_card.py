@@ -173,11 +173,17 @@ class BioHiCLModelCardData:
         return data
 
     def add_eval_results(
-        self, results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test"
+        self,
+        results: dict[str, Any],
+        base: dict[str, Any] | None = None,
+        split: str = "test",
+        all_metrics: bool = False,
     ) -> list[EvalRow]:
-        """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``."""
-        tuned = flatten_results(results)
-        reference = flatten_results(base) if base is not None else {}
+        """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``.
+
+        ``all_metrics``: every metric of each task, not only those the record's ``summary`` reports."""
+        tuned = flatten_results(results, all_metrics)
+        reference = flatten_results(base, all_metrics) if base is not None else {}
         splits = result_splits(results)
         rows = [
             EvalRow(task, metric, value, reference.get((task, metric)), splits.get(task, split))
@@ -291,19 +297,20 @@ def _read_json_file(path: Path, required: bool = True) -> dict[str, Any]:
         raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
 
 
-def flatten_results(results: dict[str, Any] | None) -> dict[tuple[str, str], float]:
+def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -> dict[tuple[str, str], float]:
     """``{task: {metric: value}}`` (optionally under ``results``/``tasks``, metrics under ``metrics``) → flat.
 
     Reads the evaluation harness's record (``biohicl evaluate --output``): when it has a ``summary``
-    (``{"task/metric": value}``, the metrics each task reports), only those metrics are kept. Non-numeric entries
-    (model id, timings, hashes) are skipped; metric spellings are normalised (``ndcg_at_10`` → ``ndcg@10``).
+    (``{"task/metric": value}``, the metrics each task reports), only those metrics are kept unless ``all_metrics``.
+    Non-numeric entries (model id, timings, hashes) are skipped; metric spellings are normalised (``ndcg_at_10`` →
+    ``ndcg@10``).
     """
     if not results:
         return {}
     tasks = results.get("results", results.get("tasks", results))
     if not isinstance(tasks, dict):
         raise DataError("evaluation results: expected {task: {metric: value}}")
-    summary = results.get("summary") if isinstance(results.get("summary"), dict) else None
+    summary = results.get("summary") if isinstance(results.get("summary"), dict) and not all_metrics else None
     wanted = {tuple(key.lower().split("/", 1)) for key in summary} if summary else None
     flat: dict[tuple[str, str], float] = {}
     for task, metrics in tasks.items():

@@ -12,14 +12,13 @@ limit (unless allowed), or contain a Hugging Face token. The token itself is nev
 
 from __future__ import annotations
 
-import difflib
 import glob
 import json
 import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -210,9 +209,9 @@ def build_model_repo_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     if merge:
-        from biohicl.models.model import BioHiCLModel
+        from biohicl.models.model import BioHiCL
 
-        BioHiCLModel.from_pretrained(model_dir).save_merged(out_dir)
+        BioHiCL.from_pretrained(model_dir).save_merged(out_dir)
     else:
         for src in _model_files(model_dir):
             dest = out_dir / src.relative_to(model_dir)
@@ -251,7 +250,7 @@ def build_model_repo_folder(
 # ---------------------------------------------------------------------- publishing
 
 
-def _token_of(api: Any) -> str | None:
+def token_of(api: Any) -> str | None:
     """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
     token = getattr(api, "token", None)
     if isinstance(token, str):
@@ -290,7 +289,7 @@ def publish_folder(
     if repo_type not in REPO_TYPES:
         raise ConfigError(f"repo_type: {repo_type!r} is not one of {', '.join(REPO_TYPES)}")
     folder = Path(folder)
-    token = _token_of(api)
+    token = token_of(api)
     files = check_folder(folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=token)
     if repo_type == "model" and not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
@@ -313,55 +312,3 @@ def publish_folder(
         raise PublishError(f"{repo_id}: the Hub refused or could not be reached ({why})") from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result
-
-
-# ---------------------------------------------------------------------- release manifests (hub/*.yaml)
-
-
-@dataclass
-class ReleaseManifest:
-    """One published artifact, reviewable in a pull request (``hub/models/*.yaml``, ``hub/datasets/*.yaml``)."""
-
-    repo_id: str = field(metadata={"help": "Hub repo id (owner/name)."})
-    source: str = field(metadata={"help": "Run folder (models) or dataset folder, relative to the working dir."})
-    repo_type: str = field(default="model", metadata={"help": "'model' or 'dataset'."})
-    license: str | None = field(default=None, metadata={"help": "License id written into the card."})
-    eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the tuned model."})
-    base_eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the base model."})
-    private: bool = field(default=False, metadata={"help": "Create the repo private."})
-    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default main)."})
-    merge: bool = field(default=False, metadata={"help": "Upload LoRA merged into full weights."})
-    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
-    registry_name: str | None = field(default=None, metadata={"help": "Name in biohicl/registry.json, if any."})
-    notes: str = field(default="", metadata={"help": "Free text for reviewers."})
-
-    def __post_init__(self) -> None:
-        if not is_repo_id(self.repo_id):
-            raise ConfigError(f"manifest: field 'repo_id' {self.repo_id!r} is not owner/name")
-        if self.repo_type not in REPO_TYPES:
-            raise ConfigError(f"manifest: field 'repo_type' {self.repo_type!r} is not one of {', '.join(REPO_TYPES)}")
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReleaseManifest:
-        import yaml
-
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read the manifest ({err})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of fields")
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"{path}: unknown field {key!r}{hint}")
-        for required in ("repo_id", "source"):
-            if not values.get(required):
-                raise ConfigError(f"{path}: missing field {required!r}")
-        try:
-            return cls(**values)
-        except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
