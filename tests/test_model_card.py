@@ -20,7 +20,7 @@ from biohicl.hub.model_card import (
     render_model_card,
     save_model_card,
 )
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 
 TUNED = {
     "model": "runs/minilm",
@@ -158,7 +158,7 @@ def test_card_data_validation():
 def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("card-models")
     base = build_tiny_bert(root / "base")
-    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ")
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ")
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
     randomize_lora_b(model, std=0.3)
     model.eval()
@@ -179,7 +179,7 @@ def _run(snippet: str, replacements: dict[str, str]) -> dict:
 def test_merged_card_snippets_run(tiny_models, capsys):
     _, _, merged, query = tiny_models
     data = BioHiCLModelCardData.from_biohicl_config(
-        BioHiCLModel.from_pretrained(merged).config, "Tiny", repo_id="org/tiny-merged"
+        BioHiCL.from_pretrained(merged).config, "Tiny", repo_id="org/tiny-merged"
     )
     assert data.kind == "merged"
     text = save_model_card(data, merged).read_text()
@@ -200,7 +200,7 @@ def test_adapter_card_snippets_run(tiny_models, tmp_path, monkeypatch):
     add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)  # the biohicl snippet reads the base from the cache
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     data = BioHiCLModelCardData.from_biohicl_config(
-        BioHiCLModel.from_pretrained(adapter, base_model_path=base).config, "Tiny", repo_id="org/tiny-adapter"
+        BioHiCL.from_pretrained(adapter, base_model_path=base).config, "Tiny", repo_id="org/tiny-adapter"
     )
     assert (data.kind, data.pooling, data.query_prompt) == ("adapter", "cls", "query: ")
     biohicl_snippet, peft_snippet = python_snippets(render_model_card(data))
