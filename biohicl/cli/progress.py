@@ -1,0 +1,35 @@
+"""Progress lines of long commands: the library logs them (INFO), the command line shows them.
+
+:func:`show_progress` puts the records of :data:`PROGRESS_LOGGERS` on the console as bare messages, the way the
+commands printed them: INFO on stdout, warnings and errors on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+#: Library loggers whose INFO records are a command's progress output (the study's runs, each evaluated task).
+PROGRESS_LOGGERS = ("biohicl.study", "biohicl.evaluation.runner")
+
+
+class ConsoleHandler(logging.Handler):
+    """A record's message on the ``sys.stdout`` (below WARNING) or ``sys.stderr`` of the moment, flushed at once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        try:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def show_progress(names: Iterable[str] = PROGRESS_LOGGERS) -> None:
+    """Show these loggers' INFO records on the console (one handler per logger, however often it is called)."""
+    for name in names:
+        log = logging.getLogger(name)
+        log.setLevel(logging.INFO)
+        if not any(isinstance(handler, ConsoleHandler) for handler in log.handlers):
+            log.addHandler(ConsoleHandler())
