@@ -242,6 +242,17 @@ def test_harness_record_keeps_reported_metrics_and_splits():
         ("biosses", "spearman", "all", 0.8),
     ]
     assert "| SciFact (train) | nDCG@10 | – | 0.6200 |  |" in render_model_card(data)
+    # all_metrics (the study's cards): every metric of each task, its split kept, the base matched per metric
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    base = {"tasks": {"biosses": {"split": "all", "metrics": {"spearman": 0.8, "pearson": 0.7}}}, "summary": {}}
+    rows = data.add_eval_results(record, base=base, all_metrics=True)
+    assert [(r.task, r.metric, r.split, r.base_value) for r in rows if r.task == "biosses"] == [
+        ("biosses", "spearman", "all", 0.8),
+        ("biosses", "pearson", "all", 0.7),
+    ]
+    scifact = [r for r in rows if r.task == "scifact"]
+    assert {r.metric for r in scifact} == {"ndcg@1", "ndcg@10", "recall@100", "mrr@10"}  # not only the summary's
+    assert {r.split for r in scifact} == {"train"}
 
 
 def test_two_tasks_on_one_dataset_keep_their_own_model_index_entries():

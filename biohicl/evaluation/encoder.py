@@ -24,7 +24,7 @@ class Encoder(Protocol):
 class DtypeEncoder:
     """Adapts a model's ``encode(..., dtype=)`` to the :class:`Encoder` protocol."""
 
-    def __init__(self, model: Any, dtype: Any = None):
+    def __init__(self, model: Any, dtype: Any = None) -> None:
         self.model = model
         self.dtype = dtype
         self.config = getattr(model, "config", None)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import datasets
 import evaluate
@@ -124,7 +125,7 @@ class RetrievalMetric(evaluate.Metric):
     their integer grades). ``compute(k_values=[1, 10, 100], measures=["ndcg", "recall", "mrr"])`` returns the means.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("keep_in_memory", True)  # no Arrow cache files on disk
         super().__init__(**kwargs)
 
@@ -173,7 +174,7 @@ class RetrievalMetric(evaluate.Metric):
 class CorrelationMetric(evaluate.Metric):
     """Spearman and Pearson correlation of predicted similarities with gold scores (``scipy.stats``)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("keep_in_memory", True)
         super().__init__(**kwargs)
 

@@ -16,10 +16,13 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult, ModelCardData
 
 TEMPLATE_NAME = "model_card_template.md"
 CARD_DATA_NAME = "card_data.json"
@@ -151,7 +154,9 @@ class BioHiCLModelCardData:
         return cls(model_name=model_name, **{**picked, **kwargs})
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path, model_name: str, model_dir: str | Path | None = None):
+    def from_run_dir(
+        cls, run_dir: str | Path, model_name: str, model_dir: str | Path | None = None
+    ) -> BioHiCLModelCardData:
         """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
         ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``."""
         run_dir = Path(run_dir)
@@ -198,6 +203,7 @@ class BioHiCLModelCardData:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = CARD_DATA_NAME) -> BioHiCLModelCardData:
+        """Card data from ``to_dict`` output; unknown fields are a :class:`ConfigError` naming ``source``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -208,10 +214,12 @@ class BioHiCLModelCardData:
             raise ConfigError(f"{source}: {err}") from None
 
     def save(self, path: str | Path) -> None:
+        """Write ``card_data.json`` (what :meth:`from_run_dir` reads first)."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> BioHiCLModelCardData:
+        """Read a ``card_data.json`` written by :meth:`save`."""
         try:
             values = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
@@ -219,7 +227,7 @@ class BioHiCLModelCardData:
         return cls.from_dict(values, source=str(path))
 
     # ------------------------------------------------------------------ Hub metadata
-    def hub_eval_results(self) -> list:
+    def hub_eval_results(self) -> list[EvalResult]:
         """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
 
         huggingface_hub groups results by task type, dataset type, config, split and revision, not by name: two
@@ -242,7 +250,7 @@ class BioHiCLModelCardData:
             for row in self.eval_results
         ]
 
-    def to_hub_card_data(self):
+    def to_hub_card_data(self) -> ModelCardData:
         """``huggingface_hub.ModelCardData`` for the YAML header (``library_name: peft`` for adapters)."""
         from huggingface_hub import ModelCardData
 

@@ -40,6 +40,7 @@ class PlannedRun:
 
     @property
     def key(self) -> RunKey:
+        """``(model, variant, seed)``: how records and results index the run."""
         return (self.model, self.variant, self.seed)
 
     @property
