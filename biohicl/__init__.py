@@ -8,20 +8,18 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "MeshHierarchy": "biohicl.mesh.hierarchy",
-    "BioHiCLModel": "biohicl.models.model",
-    "BioHiCL": "biohicl.models.loader",
+    "BioHiCL": "biohicl.models.model",
     "BioHiCLTrainer": "biohicl.training.trainer",
     "BioHiCLTrainingArguments": "biohicl.training.args",
 }
 
 if TYPE_CHECKING:
     from biohicl.mesh.hierarchy import MeshHierarchy
-    from biohicl.models.loader import BioHiCL
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.training.args import BioHiCLTrainingArguments
     from biohicl.training.trainer import BioHiCLTrainer
 
-__all__ = ["BioHiCL", "BioHiCLModel", "BioHiCLTrainer", "BioHiCLTrainingArguments", "MeshHierarchy", "__version__"]
+__all__ = ["BioHiCL", "BioHiCLTrainer", "BioHiCLTrainingArguments", "MeshHierarchy", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

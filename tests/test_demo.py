@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from biohicl.cli.demo import evaluation_models
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 
 
 def test_base_and_tuned_model_are_evaluated_at_one_length(tiny_bert_dir, tmp_path):
-    tuned = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=16)  # trained at 16 tokens
+    tuned = BioHiCL.from_base(str(tiny_bert_dir), max_length=16)  # trained at 16 tokens
     tuned.add_lora(r=2, verbose=False)
     tuned.save_pretrained(tmp_path / "run")
-    assert BioHiCLModel.from_pretrained(tmp_path / "run").config.max_length == 16  # what it would keep by itself
+    assert BioHiCL.from_pretrained(tmp_path / "run").config.max_length == 16  # what it would keep by itself
     loaded = {label: load() for label, load in evaluation_models(str(tiny_bert_dir), tmp_path / "run", 48)}
     assert sorted(loaded) == ["base", "biohicl"]
     assert {label: model.config.max_length for label, model in loaded.items()} == {"base": 48, "biohicl": 48}

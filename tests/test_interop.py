@@ -10,8 +10,7 @@ import pytest
 import torch
 from conftest import build_tiny_bert, randomize_lora_b
 
-from biohicl.models.loader import BioHiCL, load_model
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL, load_model
 
 TEXTS = ["insulin resistance in type 2 diabetes", "the heart", "brain cancer cells in patients"]
 QUERY = "what causes diabetes?"
@@ -40,9 +39,7 @@ def saved(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"interop-{pooling}")
     base = build_tiny_bert(root / "base")
     prompt = "query: " if pooling == "cls" else ""
-    model = BioHiCLModel.from_base(
-        str(base), hub_id="org/tiny-bert", pooling=pooling, max_length=64, query_prompt=prompt
-    )
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling=pooling, max_length=64, query_prompt=prompt)
     model.add_lora(r=4, alpha=8, target_modules=["query", "key", "value", "dense"], verbose=False)
     torch.manual_seed(11)
     randomize_lora_b(model, std=0.3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import types
 import warnings
 from pathlib import Path
@@ -16,9 +15,9 @@ import torch
 from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.errors import ModelLoadError
-from biohicl.models.loader import BioHiCL, load_model, resolve, split_revision
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL, load_model
 from biohicl.models.registry import Registry
+from biohicl.models.resolver import resolve, split_revision
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40
@@ -63,7 +62,7 @@ def artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("loader-artifacts")
     base_dir = build_tiny_bert(root / "tiny-bert")
     other_dir = build_tiny_bert(root / "tiny-bert-48", hidden_size=48, seed=1)
-    model = BioHiCLModel.from_base(str(base_dir), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model = BioHiCL.from_base(str(base_dir), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
     torch.manual_seed(3)
     randomize_lora_b(model, std=0.5)
@@ -302,22 +301,3 @@ def test_pickle_only_checkpoints_are_refused(tmp_path, artifacts):
     torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="safetensors only"):
         BioHiCL.from_pretrained(folder)
-
-
-def test_search_and_index_delegate_to_the_inference_modules(artifacts, monkeypatch):
-    calls = []
-    search_module = types.ModuleType("biohicl.search.exact")
-    search_module.search = lambda model, queries, index, top_k, **kw: calls.append(
-        ("search", model, queries, top_k, kw)
-    )
-    index_module = types.ModuleType("biohicl.search.indexing")
-    index_module.build_index = lambda model, corpus, out, **kw: calls.append(("index", model, corpus, out, kw))
-    monkeypatch.setitem(sys.modules, "biohicl.search.exact", search_module)
-    monkeypatch.setitem(sys.modules, "biohicl.search.indexing", index_module)
-    model = BioHiCL.from_pretrained(artifacts.merged)
-    model.search(["q"], "idx", top_k=3, batch_size=2)
-    model.index(["doc"], "out", shard_size=10)
-    assert calls == [
-        ("search", model, ["q"], 3, {"batch_size": 2}),
-        ("index", model, ["doc"], "out", {"shard_size": 10}),
-    ]

@@ -12,15 +12,16 @@ import torch
 from conftest import TINY_VOCAB, randomize_lora_b
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.models.model import BioHiCLConfig, BioHiCLModel, default_pooling
+from biohicl.models.config import BioHiCLConfig, default_pooling
+from biohicl.models.model import BioHiCL
 
 TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and disease", "x"]
 HUB_ID = "org/tiny-bert"
 
 
 @pytest.fixture()
-def tiny(tiny_bert_dir) -> BioHiCLModel:
-    return BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
+def tiny(tiny_bert_dir) -> BioHiCL:
+    return BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
 
 
 def test_mean_pooling_matches_hand_computation(tiny):
@@ -36,7 +37,7 @@ def test_mean_pooling_matches_hand_computation(tiny):
 
 
 def test_cls_pooling_takes_first_token(tiny_bert_dir):
-    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID, pooling="cls")
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID, pooling="cls")
     batch = model.tokenize(TEXTS[:2])
     with torch.no_grad():
         first = model.backbone(**batch).last_hidden_state[:, 0]
@@ -77,7 +78,7 @@ def test_adapter_round_trip_is_exact(tiny, tiny_bert_dir, tmp_path):
     tiny.add_lora(r=4, verbose=False)
     randomize_lora_b(tiny, generator=torch.Generator().manual_seed(0))
     expected = tiny.encode(TEXTS, show_progress_bar=False)
-    base_only = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID).encode(TEXTS, show_progress_bar=False)
+    base_only = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID).encode(TEXTS, show_progress_bar=False)
     assert np.abs(expected - base_only).max() > 1e-3  # the adapter really changes the embeddings
 
     tiny.save_pretrained(tmp_path / "run")
@@ -87,14 +88,14 @@ def test_adapter_round_trip_is_exact(tiny, tiny_bert_dir, tmp_path):
     adapter_config = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == HUB_ID  # a Hub id, never the local path
 
-    ours = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    ours = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
     np.testing.assert_allclose(ours.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-6)
 
     peft_model = PeftModel.from_pretrained(AutoModel.from_pretrained(tiny_bert_dir), str(tmp_path / "run"))
-    theirs = BioHiCLModel(peft_model, ours.tokenizer, ours.config)
+    theirs = BioHiCL(peft_model, ours.tokenizer, ours.config)
     np.testing.assert_allclose(theirs.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-6)
 
-    merged = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
+    merged = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
     assert not merged.is_peft and merged.config.kind == "merged"
     np.testing.assert_allclose(merged.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
 
@@ -107,7 +108,7 @@ def test_merged_export_loads_with_transformers_and_sentence_transformers(tiny, t
     expected = tiny.encode(TEXTS, show_progress_bar=False)
     tiny.save_merged(tmp_path / "merged")
     assert tiny.is_peft  # exporting does not merge the live model
-    reloaded = BioHiCLModel.from_pretrained(tmp_path / "merged")
+    reloaded = BioHiCL.from_pretrained(tmp_path / "merged")
     np.testing.assert_allclose(reloaded.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
     st = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
     np.testing.assert_allclose(st.encode(TEXTS), expected, atol=1e-5)
@@ -127,7 +128,7 @@ def test_adapter_on_wrong_base_fails_clearly(tiny, tmp_path):
     tiny.save_pretrained(tmp_path / "run")
     other = build_tiny_bert(tmp_path / "wide", hidden_size=48)
     with pytest.raises(ModelLoadError, match="hidden size 32"):
-        BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=other)
+        BioHiCL.from_pretrained(tmp_path / "run", base_model_path=other)
 
 
 def test_pickle_only_weights_are_refused(tmp_path, tiny_bert_dir):
@@ -137,7 +138,7 @@ def test_pickle_only_weights_are_refused(tmp_path, tiny_bert_dir):
     shutil.copytree(tiny_bert_dir, folder)
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="safetensors only"):
-        BioHiCLModel.from_base(str(folder))
+        BioHiCL.from_base(str(folder))
 
 
 def test_missing_model_names_repo_and_revision(monkeypatch, tmp_path):
@@ -145,8 +146,8 @@ def test_missing_model_names_repo_and_revision(monkeypatch, tmp_path):
     import huggingface_hub.constants as constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(ModelLoadError, match=r"nobody/missing-model@main .*huggingface-cli download"):
-        BioHiCLModel.from_base("nobody/missing-model")
+    with pytest.raises(ModelLoadError, match=r"nobody/missing-model at revision main is not in the .*hf download"):
+        BioHiCL.from_base("nobody/missing-model")
 
 
 def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
@@ -158,7 +159,7 @@ def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
 
 
 def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):
-    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id=HUB_ID)  # default 512, tiny BERT has 128 positions
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID)  # default 512, tiny BERT has 128 positions
     assert model.config.max_length == 128
     long_text = " ".join(["diabetes"] * 400)
     assert model.encode([long_text], show_progress_bar=False).shape == (1, 32)
@@ -166,9 +167,10 @@ def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):
 
 def test_config_json_and_activation_checkpointing_switch(tiny_bert_dir):
     """The model owns what transformers.Trainer calls: config.to_json_string and activation_checkpointing_enable."""
-    from biohicl.models.model import BioHiCLConfig, BioHiCLModel
+    from biohicl.models.config import BioHiCLConfig
+    from biohicl.models.model import BioHiCL
 
-    model = BioHiCLModel.from_base(str(tiny_bert_dir))
+    model = BioHiCL.from_base(str(tiny_bert_dir))
     assert BioHiCLConfig.from_dict(json.loads(model.config.to_json_string())) == model.config
     model.add_lora(r=2, verbose=False)
     base = model.backbone.get_base_model()
@@ -204,7 +206,7 @@ def _tiny_mpnet(path, tiny_bert_dir):
 
 
 def test_lora_targets_mpnet_query_value_where_peft_has_no_default(tiny_bert_dir, tmp_path):
-    model = BioHiCLModel.from_base(str(_tiny_mpnet(tmp_path / "mpnet", tiny_bert_dir)), pooling="mean")
+    model = BioHiCL.from_base(str(_tiny_mpnet(tmp_path / "mpnet", tiny_bert_dir)), pooling="mean")
     model.add_lora(r=4, verbose=False)
     wrapped = sorted(n for n, p in model.named_parameters() if p.requires_grad)
     # 2 layers × (q, v) × (A: r×32, B: 32×r), and nothing but q and v
@@ -253,7 +255,7 @@ def test_wrapping_and_loading_an_adapter_raise_no_future_warning(tiny, tiny_bert
         warnings.simplefilter("always")
         tiny.add_lora(r=4, verbose=False)
         tiny.save_pretrained(tmp_path / "run")
-        BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
+        BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir, merge=True)
     future = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
     assert not future, future
 
@@ -265,5 +267,5 @@ def test_adapter_records_the_base_it_was_trained_on(tiny, tiny_bert_dir, tmp_pat
     assert signature["hidden_size"] == 32 and signature["num_hidden_layers"] == 2
     assert set(signature["weights"]) == {"embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"}
     assert all(len(values) == 16 for values in signature["weights"].values())
-    loaded = BioHiCLModel.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    loaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
     assert loaded.config.base_signature == signature

@@ -247,7 +247,7 @@ def _biosses_spearman(model) -> float:
 
 @pytest.mark.slow
 def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_data, tiny_bert_dir):
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     out = tmp_path / "run02"
     values = {"BASE_MODEL": str(tiny_bert_dir), **TINY["02_train_biohicl.ipynb"], "OUTPUT_DIR": str(out)}
@@ -267,9 +267,9 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     tuned = json.loads((out / "run" / "eval_results.json").read_text())
     assert list(base["tasks"]) == list(tuned["tasks"]) == ["biosses"]
     # the notebook's base numbers are the library's for the same model and settings
-    expected = _biosses_spearman(BioHiCLModel.from_base(values["BASE_MODEL"], pooling="mean", max_length=32))
+    expected = _biosses_spearman(BioHiCL.from_base(values["BASE_MODEL"], pooling="mean", max_length=32))
     assert base["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(expected, abs=1e-6)
-    tuned_model = BioHiCLModel.from_pretrained(out / "run", base_model_path=tiny_bert_dir, merge=True)
+    tuned_model = BioHiCL.from_pretrained(out / "run", base_model_path=tiny_bert_dir, merge=True)
     assert tuned["tasks"]["biosses"]["metrics"]["spearman"] == pytest.approx(_biosses_spearman(tuned_model), abs=1e-6)
 
     hub = out / "hub"
@@ -286,9 +286,9 @@ def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
     import torch
     from conftest import randomize_lora_b
 
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
-    model = BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)
+    model = BioHiCL.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)
     model.add_lora(r=4, verbose=False)
     generator = torch.Generator().manual_seed(0)
     randomize_lora_b(model, std=0.5, generator=generator)
@@ -299,8 +299,7 @@ def tiny_adapter_dir(tmp_path, tiny_bert_dir) -> Path:
 
 @pytest.mark.slow
 def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, tiny_adapter_dir, tiny_bert_dir):
-    from biohicl.models.loader import load_model
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL, load_model
 
     out = tmp_path / "results03"
     values = {"MODEL": str(tiny_adapter_dir), **TINY["03_evaluate.ipynb"], "OUTPUT_DIR": str(out)}
@@ -313,7 +312,7 @@ def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, 
     base = json.loads((out / "base.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
     tuned = json.loads((out / "model.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
     assert base == pytest.approx(
-        _biosses_spearman(BioHiCLModel.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)), abs=1e-6
+        _biosses_spearman(BioHiCL.from_base(str(tiny_bert_dir), pooling="mean", max_length=32)), abs=1e-6
     )
     assert tuned == pytest.approx(_biosses_spearman(load_model(str(tiny_adapter_dir))), abs=1e-6)
     assert tuned != pytest.approx(base, abs=1e-4)

@@ -12,23 +12,16 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.models.model import BioHiCLModel
-from biohicl.models.onnx_backend import (
-    EXPORT_INFO,
-    FP32_FILE,
-    OnnxEncoder,
-    check_backend,
-    load_onnx_encoder,
-    model_fingerprint,
-    with_backend,
-)
+from biohicl.models.model import BioHiCL
+from biohicl.models.onnx_backend import OnnxEncoder, check_backend, load_onnx_encoder, with_backend
+from biohicl.models.onnx_export import EXPORT_INFO, FP32_FILE, model_fingerprint
 
 TEXTS = ["cancer cells in the heart", "diabetes", "the brain of patients with heart disease and diabetes " * 3, "x"]
 
 
 @pytest.fixture(scope="module")
 def model(tiny_bert_dir):
-    return BioHiCLModel.from_base(str(tiny_bert_dir), query_prompt="query: ").eval()
+    return BioHiCL.from_base(str(tiny_bert_dir), query_prompt="query: ").eval()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +57,7 @@ def test_int8_quantisation_is_close_and_reported(model, cache):
 
 
 def test_a_changed_model_gets_a_new_export(model, tiny_bert_dir, cache):
-    other = BioHiCLModel.from_base(str(tiny_bert_dir)).eval()
+    other = BioHiCL.from_base(str(tiny_bert_dir)).eval()
     with torch.no_grad():
         next(other.backbone.parameters()).add_(0.01)
     assert model_fingerprint(other) != model_fingerprint(model)
@@ -103,7 +96,7 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
     from safetensors.torch import load_file
 
     from biohicl.cli.main import main
-    from biohicl.search.exact import Index
+    from biohicl.search.index import Index
 
     monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
     texts = tmp_path / "texts.txt"

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from biohicl.errors import ConfigError, PublishError
-from biohicl.models.loader import SAFE_PATTERNS, BioHiCL
+from biohicl.models.model import BioHiCL
 from biohicl.models.registry import RegistryEntry, default_registry, is_commit_sha
+from biohicl.models.resolver import SAFE_PATTERNS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "biohicl"
 FAKE_TOKEN = "hf_" + "Sec9" * 9  # token-shaped, not a real token
@@ -89,7 +90,7 @@ def test_base_model_downloads_ask_for_safe_files_only(monkeypatch):
     import huggingface_hub
 
     from biohicl.errors import ModelLoadError
-    from biohicl.models.model import resolve_model_path
+    from biohicl.models.resolver import resolve_base
 
     asked = {}
 
@@ -99,7 +100,7 @@ def test_base_model_downloads_ask_for_safe_files_only(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
     with pytest.raises(ModelLoadError):
-        resolve_model_path("org/some-base")
+        resolve_base("org/some-base")
     assert asked["allow_patterns"]
     for name in PICKLE_FILES:
         assert not any(fnmatch.fnmatch(name, p) for p in asked["allow_patterns"]), name

@@ -143,15 +143,15 @@ def run_demo(args: DemoArguments) -> str:
 def evaluation_models(base_model: str, run_dir: Path, eval_max_length: int):
     """``(label, loader)`` for the base and the tuned model, both set to ``eval_max_length`` tokens per text: the
     tuned model would otherwise keep its (shorter) training length and the table would compare lengths."""
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     def at_length(model):
         model.config.max_length = eval_max_length
         return model
 
     return [
-        ("base", lambda: at_length(BioHiCLModel.from_base(base_model))),
-        ("biohicl", lambda: at_length(BioHiCLModel.from_pretrained(run_dir, merge=True))),
+        ("base", lambda: at_length(BioHiCL.from_base(base_model))),
+        ("biohicl", lambda: at_length(BioHiCL.from_pretrained(run_dir, merge=True))),
     ]
 
 

@@ -36,16 +36,11 @@ class EncodeArguments:
 
 
 def load_inference_model(spec: str, revision: str | None = None, device: str | torch.device | None = None) -> Any:
-    """The one place commands load a model: ``biohicl.models.loader.load_model`` (names, repos, folders) when present,
-    else :meth:`BioHiCLModel.from_pretrained`; LoRA merged (no adapter cost at inference), moved to ``device``."""
-    try:
-        from biohicl.models.loader import load_model
-    except ImportError:
-        from biohicl.models.model import BioHiCLModel
+    """The one place commands load a model: ``biohicl.models.model.load_model`` (names, repos, folders); LoRA
+    merged (no adapter cost at inference), moved to ``device``."""
+    from biohicl.models.model import load_model
 
-        model = BioHiCLModel.from_pretrained(spec, revision=revision, merge=True)
-    else:
-        model = load_model(spec, revision, merge=True)
+    model = load_model(spec, revision, merge=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
 

@@ -123,16 +123,12 @@ def parse_args(argv: list[str]) -> EvaluateArguments:
 def load_encoder(
     spec: str, revision: str | None = None, base_model_path: str | None = None, force_base: bool = False
 ) -> Any:
-    """Load MODEL with ``biohicl.models.loader.load_model`` (names, repo ids, folders), else ``BioHiCLModel``."""
+    """Load MODEL with ``biohicl.models.model.load_model`` (names, repo ids, folders)."""
     kwargs: dict[str, Any] = {"base_model_path": base_model_path} if base_model_path else {}
     if force_base:
         kwargs["force_base"] = True
-    try:
-        from biohicl.models.loader import load_model
-    except ImportError:
-        from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import load_model
 
-        return BioHiCLModel.from_pretrained(spec, revision=revision, **kwargs)
     return load_model(spec, revision, **kwargs)
 
 

@@ -16,8 +16,7 @@ import torch
 from conftest import build_tiny_bert
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.models.loader import BioHiCL
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 from biohicl.models.registry import Registry
 
 SHA_A, SHA_B = "a" * 40, "b" * 40
@@ -43,7 +42,7 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-loader")
     base = build_tiny_bert(root / "base")
     other = build_tiny_bert(root / "other-48", hidden_size=48, seed=1)
-    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
     model.save_pretrained(root / "adapter")
     model.save_merged(root / "merged")
@@ -215,7 +214,7 @@ def test_adapter_onto_another_base_of_the_same_shape_is_refused(models, tmp_path
     with pytest.raises(ModelLoadError, match=r"this base is not org/tiny-bert, the one the adapter was trained on"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
     with pytest.raises(ModelLoadError, match="force it with force_base=True"):
-        BioHiCLModel.from_pretrained(models.adapter, base_model_path=same_shape)
+        BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
     out = tmp_path / "results.json"
     argv = ["evaluate", str(models.adapter), "--base_model_path", str(same_shape), "--tasks",
             str(tiny_beir(tmp_path / "beir")), "--output", str(out), "--no_progress"]  # fmt: skip

@@ -1,0 +1,99 @@
+"""``biohicl_config.json``: what an encoder needs besides its weights, and the names of a saved folder's files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from biohicl import __version__
+from biohicl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from biohicl.models.registry import RegistryEntry
+
+CONFIG_NAME = "biohicl_config.json"
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+POOLING_MODES = ("cls", "mean")
+
+
+@dataclass
+class BioHiCLConfig:
+    """What an encoder needs besides its weights; saved as ``biohicl_config.json``."""
+
+    base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
+    base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone, if known."})
+    pooling: str = field(default="mean", metadata={"help": "Pooling of token states: `cls` or `mean`."})
+    normalize: bool = field(default=True, metadata={"help": "L2-normalise embeddings."})
+    max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
+    query_prompt: str = field(default="", metadata={"help": "Prefix for queries (e.g. BGE's instruction)."})
+    document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
+    kind: str = field(default="adapter", metadata={"help": "`adapter` (LoRA over base), `merged` or `full`."})
+    base_signature: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "What identifies the base an adapter was trained on (architecture sizes and a sample of its "
+            "weights; see `base_signature`): loading onto another base is refused unless forced."
+        },
+    )
+    biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the file."})
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ConfigError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
+        if self.max_length < 1:
+            raise ConfigError(f"max_length: must be positive, got {self.max_length}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json_string(self) -> str:
+        """The config as JSON (what ``transformers`` callbacks such as TensorBoard's record)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = CONFIG_NAME) -> BioHiCLConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "base_model" not in values:
+            raise ConfigError(f"{source}: missing field base_model")
+        return cls(**values)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> BioHiCLConfig:
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        return cls.from_dict(values, source=str(path))
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def apply_registry_entry(self, entry: RegistryEntry) -> None:
+        """Take how a registered checkpoint encodes from its registry entry (a merged checkpoint has no config)."""
+        self.base_model = entry.base_model
+        self.base_revision = entry.base_revision
+        self.pooling = entry.pooling
+        self.normalize = entry.normalize
+        self.max_length = entry.max_length
+        self.query_prompt = entry.query_prompt
+        self.document_prompt = entry.document_prompt
+        self.kind = "merged" if entry.kind == "merged" else self.kind
+
+    def prompt(self, kind: str) -> str:
+        """The prefix of a ``query`` or ``document`` text; a :class:`ConfigError` for any other kind."""
+        if kind == "query":
+            return self.query_prompt
+        if kind == "document":
+            return self.document_prompt
+        raise ConfigError(f"kind: {kind!r} is not `query` or `document`")
+
+
+def default_pooling(model_id: str) -> str:
+    """CLS pooling for BGE-style models, mean pooling otherwise (sentence-transformers' MiniLM/mpnet)."""
+    return "cls" if "bge" in model_id.lower() else "mean"

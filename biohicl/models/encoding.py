@@ -1,0 +1,97 @@
+"""What every encoder backend (torch, ONNX Runtime) shares: prompted tokenization, pooling, chunked input and the
+assembly of ``encode``'s result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from biohicl.errors import ConfigError
+from biohicl.models.config import BioHiCLConfig
+
+
+def tokenize_texts(
+    tokenizer: Any,
+    config: BioHiCLConfig,
+    texts: list[str],
+    kind: str = "document",
+    max_length: int | None = None,
+    return_tensors: str = "pt",
+) -> Any:
+    """Tokenize with the prompt for ``kind``, padding to the longest and truncating to ``max_length``
+    (default: the config's)."""
+    prompt = config.prompt(kind)
+    return tokenizer(
+        [prompt + t for t in texts] if prompt else list(texts),
+        padding=True,
+        truncation=True,
+        max_length=max_length or config.max_length,
+        return_tensors=return_tensors,
+    )
+
+
+def pool_embeddings(token_states: torch.Tensor, attention_mask: torch.Tensor, pooling: str, normalize: bool):
+    """CLS or mean pooling of ``token_states`` [batch, seq, dim] (+ L2 normalisation in float32 when asked)."""
+    if pooling == "cls":
+        pooled = token_states[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+        pooled = (token_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    if normalize:
+        pooled = nn.functional.normalize(pooled.float(), p=2, dim=-1)
+    return pooled
+
+
+def chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``texts`` in lists of ``size`` (the last may be shorter); a :class:`ConfigError` for an item not a str."""
+    chunk: list[str] = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise ConfigError(f"encode: expected str items, got {type(text).__name__}")
+        chunk.append(text)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def progress_bar(total: int | None, batch_size: int, show: bool | None, desc: str = "Encoding") -> Any:
+    """The encoding progress bar; ``show=None`` shows it unless the texts are known to fit in four batches."""
+    from tqdm.auto import tqdm
+
+    if show is None:
+        show = total is None or total > 4 * batch_size
+    return tqdm(total=total, desc=desc, unit="text", disable=not show)
+
+
+def length_order(chunk: list[str]) -> np.ndarray:
+    """Positions of ``chunk`` longest text first (stable): batches of similar length pad little."""
+    return np.argsort([-len(t) for t in chunk], kind="stable")
+
+
+def collect_embeddings(
+    iter_encode: Callable[..., Iterator[torch.Tensor]],
+    texts: Iterable[str] | str,
+    dim: int,
+    convert_to: str = "numpy",
+    **kwargs: Any,
+) -> np.ndarray | torch.Tensor:
+    """``encode`` on top of an ``iter_encode``: one text or many, the chunks joined in input order, as numpy or torch
+    (shared by every encoder backend)."""
+    single = isinstance(texts, str)
+    items = [texts] if single else texts
+    total = len(items) if hasattr(items, "__len__") else None
+    parts = list(iter_encode(items, total=total, **kwargs))
+    embeddings = torch.cat(parts) if parts else torch.empty(0, dim)
+    if single:
+        embeddings = embeddings[0]
+    if convert_to == "numpy":
+        return embeddings.numpy()
+    if convert_to == "torch":
+        return embeddings
+    raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")

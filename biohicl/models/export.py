@@ -1,0 +1,49 @@
+"""What a saved model folder holds besides the weights: sentence-transformers' module files (so
+``SentenceTransformer(folder)`` encodes like biohicl) and group-readable weight files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from biohicl.atomic import shareable_mode
+from biohicl.models.config import BioHiCLConfig
+
+
+def make_shareable(directory: str | Path, pattern: str = "*.safetensors") -> None:
+    """Give the weight files of a saved folder the usual ``0666``-less-umask mode: safetensors writes through a
+    temporary file and leaves them owner-only (``0600``), unreadable to the group a model is shared with."""
+    mode = shareable_mode()
+    for path in Path(directory).glob(pattern):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
+def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig) -> None:
+    """``modules.json`` + pooling config so ``SentenceTransformer(directory)`` reproduces ``BioHiCL.encode``."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if config.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (directory / "2_Normalize").mkdir(exist_ok=True)
+    (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    hidden = json.loads((directory / "config.json").read_text()).get("hidden_size")
+    pooling = {
+        "word_embedding_dimension": hidden,
+        "pooling_mode_cls_token": config.pooling == "cls",
+        "pooling_mode_mean_tokens": config.pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": config.max_length, "do_lower_case": False}, indent=2) + "\n"
+    )
+    prompts = {"query": config.query_prompt, "document": config.document_prompt}
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2) + "\n"
+    )

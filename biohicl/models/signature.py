@@ -1,0 +1,79 @@
+"""What identifies a base model, so an adapter is never silently loaded onto another base than its own."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+#: architecture fields of a base's ``config.json`` that an adapter's base must share
+SIGNATURE_CONFIG_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+SIGNATURE_SAMPLES = 16
+#: a bfloat16/float16 load of the same base moves a weight by < 0.4% of its size; a fine-tune moves it by more
+SIGNATURE_RTOL, SIGNATURE_ATOL = 1e-2, 1e-7
+
+
+def unwrapped(backbone: nn.Module) -> nn.Module:
+    """The base model under a peft wrapper (the backbone itself when it has none)."""
+    get_base = getattr(backbone, "get_base_model", None)
+    return get_base() if callable(get_base) else backbone
+
+
+def _base_matrices(base: nn.Module) -> dict[str, torch.Tensor]:
+    """The base model's own 2-D weights by name, LoRA matrices left out and peft's ``.base_layer`` folded back."""
+    return {
+        name.replace(".base_layer.", "."): param
+        for name, param in base.named_parameters()
+        if param.dim() == 2 and "lora_" not in name
+    }
+
+
+def _sample(matrix: torch.Tensor, count: int) -> list[float]:
+    """``count`` values of ``matrix`` at fixed pseudo-random positions."""
+    flat = matrix.detach().reshape(-1)
+    positions = [(k * 2654435761 + 40503) % flat.numel() for k in range(count)]
+    return [float(v) for v in flat[positions].float().cpu()]
+
+
+def base_signature(backbone: nn.Module) -> dict[str, Any]:
+    """What identifies a base model: its architecture sizes and 16 weights at fixed positions of the input
+    embeddings and of the last weight matrix (so another base of the same shape, or another checkpoint of the same
+    architecture, does not match). Works on a plain backbone and on one wrapped by peft (the base's weights)."""
+    base = unwrapped(backbone)
+    config = getattr(base, "config", None)
+    signature: dict[str, Any] = {name: getattr(config, name, None) for name in SIGNATURE_CONFIG_FIELDS}
+    matrices = _base_matrices(base)
+    picked: list[str] = []
+    embeddings = base.get_input_embeddings() if hasattr(base, "get_input_embeddings") else None
+    weight = getattr(embeddings, "weight", None)
+    picked += [name for name, param in matrices.items() if param is weight][:1]
+    # the last matrix of the encoder (not BERT's pooler: sentence-transformers fine-tunes never train it)
+    encoder = [name for name in matrices if "pooler" not in name and name not in picked]
+    picked += encoder[-1:]
+    signature["weights"] = {
+        name: [float(f"{v:.7g}") for v in _sample(matrices[name], SIGNATURE_SAMPLES)] for name in picked
+    }
+    return signature
+
+
+def signature_mismatch(recorded: dict[str, Any], backbone: nn.Module) -> str | None:
+    """Why ``backbone`` is not the base ``recorded`` describes (None when it is)."""
+    actual = base_signature(backbone)
+    for name in SIGNATURE_CONFIG_FIELDS:
+        if name in recorded and recorded[name] != actual.get(name):
+            return f"{name} {actual.get(name)} where the adapter's base has {recorded[name]}"
+    matrices = _base_matrices(unwrapped(backbone))
+    for name, values in (recorded.get("weights") or {}).items():
+        if name not in matrices:
+            return f"no weight {name}"
+        if not values or matrices[name].numel() == 0:
+            continue
+        observed = _sample(matrices[name], len(values))
+        if not all(
+            math.isclose(a, b, rel_tol=SIGNATURE_RTOL, abs_tol=SIGNATURE_ATOL)
+            for a, b in zip(observed, values, strict=True)
+        ):
+            return f"other weights in {name}"
+    return None
