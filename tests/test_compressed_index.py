@@ -10,17 +10,13 @@ import torch
 
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
-from biohicl.search.compressed import (
-    Calibration,
-    CompressedIndex,
-    FloatRows,
-    available_kinds,
-    compress_index,
-    compressed_info_name,
-    mmap_shard,
-)
-from biohicl.search.exact import Index, search_embeddings, search_index
-from biohicl.search.indexing import IndexManifest, ShardInfo, compression_kinds, write_shard
+from biohicl.search.compressed import CompressedIndex
+from biohicl.search.compression import Calibration, available_kinds, compress_index, compressed_info_name
+from biohicl.search.exact import search_embeddings, search_index
+from biohicl.search.float_rows import FloatRows, mmap_shard
+from biohicl.search.index import Index
+from biohicl.search.indexing import compression_kinds
+from biohicl.search.layout import IndexManifest, ShardInfo, write_shard
 
 
 def write_index(directory, embeddings: torch.Tensor, shard_size: int, dtype=torch.float32) -> IndexManifest:

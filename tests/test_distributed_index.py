@@ -20,9 +20,10 @@ import pytest
 import torch
 
 from biohicl.errors import DataError
-from biohicl.models.model import BioHiCLModel
-from biohicl.search.exact import load_index
-from biohicl.search.indexing import IndexManifest, build_index, merge_rank_manifests
+from biohicl.models.model import BioHiCL
+from biohicl.search.index import load_index
+from biohicl.search.indexing import build_index, merge_rank_manifests
+from biohicl.search.layout import IndexManifest
 
 DOCS = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
 
@@ -66,7 +67,7 @@ def run_ranks(models, output: Path, world: int, **kwargs) -> list:
 @pytest.fixture(scope="module")
 def models(tiny_bert_dir):
     # one model per rank: a fast tokenizer must not be shared between threads
-    return [BioHiCLModel.from_base(str(tiny_bert_dir)) for _ in range(3)]
+    return [BioHiCL.from_base(str(tiny_bert_dir)) for _ in range(3)]
 
 
 def test_shard_strided_split_and_merge(models, tmp_path):
@@ -133,12 +134,12 @@ LAUNCHED = textwrap.dedent(
     """
     import json, sys
     from biohicl.search.indexing import build_index, distributed_state
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     model_dir, out = sys.argv[1], sys.argv[2]
     docs = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
     state = distributed_state()  # accelerate.PartialState (gloo on a machine without GPUs)
-    manifest = build_index(BioHiCLModel.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
+    manifest = build_index(BioHiCL.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
     report = {"rank": state.process_index, "world": state.num_processes, "count": manifest.count}
     # one file per rank: two processes printing to one pipe can interleave their lines
     with open(f"{out}.report-{state.process_index}.json", "w") as handle:

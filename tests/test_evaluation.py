@@ -16,6 +16,7 @@ from biohicl.evaluation.report import markdown_table
 from biohicl.evaluation.runner import load_results, save_results
 from biohicl.evaluation.sts import evaluate_biosses, load_biosses
 from biohicl.evaluation.tasks import parse_task_spec
+from biohicl.search.documents import IndexDocuments
 
 VOCAB = ["insulin", "tumor", "heart", "brain", "virus"]
 
@@ -377,13 +378,14 @@ def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
     folder = write_beir(tmp_path / "toy")
     model = BioHiCLModel.from_pretrained(tiny_bert_dir)
     build_index(model, folder, tmp_path / "idx", shard_size=3, batch_size=2, show_progress_bar=False)
+    documents = IndexDocuments(tmp_path / "idx", model)
     direct = evaluate_beir(model, folder, show_progress_bar=False)
     encoder = CountingEncoder(model)
-    indexed = evaluate_beir(encoder, folder, document_index=tmp_path / "idx", show_progress_bar=False)
+    indexed = evaluate_beir(encoder, folder, document_index=documents, show_progress_bar=False)
     assert indexed.metrics == pytest.approx(direct.metrics, abs=1e-6)
     assert encoder.counts == {"query": 3, "document": 0}
     assert "from the index idx" in indexed.protocol
-    record = evaluate_model(model, [str(folder), "biosses"], document_index=tmp_path / "idx", show_progress_bar=False)
+    record = evaluate_model(model, [str(folder), "biosses"], document_index=documents, show_progress_bar=False)
     assert record["settings"]["document_index"] == str(tmp_path / "idx")
     assert record["tasks"]["toy"]["metrics"] == pytest.approx(direct.metrics, abs=1e-6)
 
@@ -397,13 +399,13 @@ def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_p
     docs = [("d1", "Insulin", "insulin signalling"), ("d9", "", "other")]
     build_index(model, docs, tmp_path / "other", show_progress_bar=False)
     with pytest.raises(DataError, match=r"other documents than the corpus \(3 of 4 corpus ids missing, e.g. d2"):
-        evaluate_beir(model, folder, document_index=tmp_path / "other", show_progress_bar=False)
+        evaluate_beir(model, folder, document_index=IndexDocuments(tmp_path / "other", model), show_progress_bar=False)
     build_index(model, folder, tmp_path / "idx", show_progress_bar=False)
     model.config.max_length = 16
     with pytest.raises(ConfigError, match="built with max_length=128, the model now has 16"):
-        evaluate_beir(model, folder, document_index=tmp_path / "idx", show_progress_bar=False)
+        IndexDocuments(tmp_path / "idx", model)
     with pytest.raises(ConfigError, match="exactly one retrieval task, the plan has 2"):
-        evaluate_model(model, [str(folder), str(folder)], document_index=tmp_path / "idx")
+        evaluate_model(model, [str(folder), str(folder)], document_index=IndexDocuments(tmp_path / "idx"))
 
 
 def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):

@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 
 from biohicl.data.corpus import Document, iter_documents, read_corpus
 from biohicl.errors import ConfigError, DataError
-from biohicl.models.model import BioHiCLModel
-from biohicl.search.indexing import IndexManifest, build_index, ids_digest
+from biohicl.models.model import BioHiCL
+from biohicl.search.indexing import build_index
+from biohicl.search.layout import IndexManifest, ids_digest
 
 MESH = [["D003924"], ["D009765", "D003924"], [], ["D006973"]]
 
@@ -36,7 +37,7 @@ def make_docs(n: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def model(tiny_bert_dir):
-    return BioHiCLModel.from_base(str(tiny_bert_dir))
+    return BioHiCL.from_base(str(tiny_bert_dir))
 
 
 def index_rows(directory: Path) -> tuple[torch.Tensor, list[dict]]:
@@ -174,13 +175,13 @@ def test_resume_after_interruption_encodes_only_missing_shards(model, tmp_path, 
     assert not (tmp_path / "run" / "manifest.json").exists()
 
     encoded: list[int] = []
-    original = BioHiCLModel.encode
+    original = BioHiCL.encode
 
     def counting(self, texts, *args, **kwargs):
         encoded.append(len(texts))
         return original(self, texts, *args, **kwargs)
 
-    monkeypatch.setattr(BioHiCLModel, "encode", counting)
+    monkeypatch.setattr(BioHiCL, "encode", counting)
     resumed = build_index(model, docs, tmp_path / "run", shard_size=5, batch_size=4, show_progress_bar=False)
     assert encoded == [5, 5, 3]  # shards 2, 3, 4 only
     assert resumed.count == fresh.count and [s.ids_sha256 for s in resumed.shards] == [
@@ -208,7 +209,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from biohicl.search import indexing
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     model_dir, out = sys.argv[1], sys.argv[2]
     docs = [(f"d{i}", "the cancer cells " * (1 + i % 3)) for i in range(14)]
@@ -220,7 +221,7 @@ KILL_SCRIPT = textwrap.dedent(
         return real_replace(src, dst)
 
     indexing.os.replace = replace
-    indexing.build_index(BioHiCLModel.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
+    indexing.build_index(BioHiCL.from_base(model_dir), docs, out, shard_size=4, show_progress_bar=False)
     """
 )
 

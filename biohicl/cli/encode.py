@@ -71,7 +71,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
 def main(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
-    from biohicl.search.indexing import _atomic_write_bytes, parse_dtype
+    from biohicl.search.layout import parse_dtype, write_atomically
 
     (args,) = HfArgumentParser(EncodeArguments).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     if args.kind not in ("query", "document"):
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         )
     ]
     embeddings = torch.cat(parts) if parts else torch.empty(0, model.embedding_dim, dtype=storage)
-    from biohicl.search.indexing import describe_model
+    from biohicl.search.layout import describe_model
 
     model_id, revision = describe_model(model)
     metadata = {"model": model_id, "kind": args.kind, "count": str(len(embeddings)), "dtype": args.dtype}
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    _atomic_write_bytes(
+    write_atomically(
         output, lambda tmp: save_file({"embeddings": embeddings.contiguous()}, str(tmp), metadata=metadata)
     )
     print(f"wrote {len(embeddings)} × {embeddings.shape[1]} {args.dtype} embeddings to {output}")

@@ -219,6 +219,11 @@ def main(argv: list[str]) -> int:
     model = with_backend(model, backend, quantize, threads=args.threads)  # after the overrides above
     if not args.output:
         check_writable(default_output(model_id))
+    documents = None
+    if args.document_index:  # its rows replace encoding the corpus (checked against the model here)
+        from biohicl.search.documents import IndexDocuments
+
+        documents = IndexDocuments(args.document_index, model)
     results = evaluate_model(
         DtypeEncoder(model, dtype),
         args.tasks.split(","),
@@ -228,7 +233,7 @@ def main(argv: list[str]) -> int:
         split=args.split,
         limit_queries=args.limit_queries,
         show_progress_bar=False if args.no_progress else None,
-        document_index=args.document_index,
+        document_index=documents,
         settings={
             "dtype": args.dtype,
             "backend": backend + (f"-{quantize}" if quantize else ""),

@@ -50,7 +50,9 @@ def main(argv: list[str]) -> int:
 
     from biohicl.cli.encode import load_inference_model
     from biohicl.errors import ConfigError
-    from biohicl.search.exact import explain_hits, load_index, search
+    from biohicl.search.exact import search
+    from biohicl.search.explain import explain_hits
+    from biohicl.search.index import load_index
 
     parser = HfArgumentParser(SearchArguments, prog="biohicl search")
     parser.add_argument("index", help="Index folder written by `biohicl index`")
@@ -99,7 +101,8 @@ def main(argv: list[str]) -> int:
 
 def print_like(index, args: SearchArguments) -> int:
     """``--like``: each document's hits, with SimL and the MeSH terms shared with it when the corpus has MeSH."""
-    from biohicl.search.exact import explain_hits, search_like
+    from biohicl.search.exact import search_like
+    from biohicl.search.explain import explain_hits
 
     results = search_like(index, args.like, top_k=args.top_k, chunk_size=args.chunk_size, device=args.device)
     sources = index.documents(index.find(args.like).values())

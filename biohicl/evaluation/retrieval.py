@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -179,54 +179,20 @@ def _normalize(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.clip(norms, 1e-12, None)
 
 
+#: document ids -> their embedding rows [n, dim] (stands in for encoding the documents)
 DocumentEmbeddings = Callable[[Sequence[str]], np.ndarray]
 
 
-def index_document_embeddings(
-    directory: str | Path, corpus_ids: Sequence[str], model: Any = None
-) -> DocumentEmbeddings:
-    """Document embeddings read from a ``biohicl index`` folder instead of encoded, as ``ids -> [n, dim]``.
+class DocumentIndex(Protocol):
+    """Precomputed document embeddings of one corpus (e.g. :class:`biohicl.search.documents.IndexDocuments`, the
+    rows of a ``biohicl index`` folder built with the same model)."""
 
-    The index must hold exactly the corpus's documents and, when ``model`` is given, have been built by that model
-    with the same pooling, ``max_length`` and document prompt; anything else is an error, never a silent mix.
-    """
-    from biohicl.search.exact import Index
-    from biohicl.search.indexing import describe_model
+    #: where the embeddings come from (recorded in results; its last part is named in the task's protocol)
+    location: str
 
-    index = Index.load(directory)
-    manifest = index.manifest
-    model = getattr(model, "model", model)  # the DtypeEncoder wrapper holds the model
-    if model is not None:
-        if getattr(model, "embedding_dim", index.dim) != index.dim:
-            raise ConfigError(
-                f"document_index: {directory} holds {index.dim}-d rows, the model embeds in {model.embedding_dim}"
-            )
-        config = getattr(model, "config", None)
-        if config is not None and getattr(config, "base_model", None):
-            model_id, _ = describe_model(model)
-            if model_id != manifest.model:
-                raise ConfigError(f"document_index: {directory} was built with {manifest.model}, not {model_id}")
-            for name in ("pooling", "max_length", "document_prompt"):
-                if getattr(config, name, None) != getattr(manifest, name):
-                    raise ConfigError(
-                        f"document_index: {directory} was built with {name}="
-                        f"{getattr(manifest, name)!r}, the model now has {getattr(config, name)!r}"
-                    )
-    records = index.documents(range(len(index)))
-    rows = {str(records[row]["id"]): row for row in range(len(index))}
-    missing = [d for d in corpus_ids if d not in rows]
-    if missing or len(rows) != len(corpus_ids):
-        raise DataError(
-            f"the index holds other documents than the corpus ({len(missing)} of {len(corpus_ids)} "
-            f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed)",
-            directory,
-        )
-    embeddings = index.embeddings().numpy()
-
-    def lookup(doc_ids: Sequence[str]) -> np.ndarray:
-        return embeddings[[rows[d] for d in doc_ids]]
-
-    return lookup
+    def lookup(self, corpus_ids: Sequence[str]) -> DocumentEmbeddings:
+        """The rows of a corpus of exactly ``corpus_ids``; raises when the source holds other documents."""
+        ...
 
 
 def dense_retrieve(
@@ -246,10 +212,12 @@ def dense_retrieve(
     top-k is merged chunk by chunk. Ties are cut the way trec_eval orders them (document id, descending).
     ``ignore_identical_ids`` drops a document whose id equals the query id
     (BEIR's option for corpora where queries are also documents, e.g. Quora, ArguAna).
-    ``document_embeddings`` (e.g. :func:`index_document_embeddings`) supplies the documents' rows instead of
+    ``document_embeddings`` (e.g. :meth:`DocumentIndex.lookup`) supplies the documents' rows instead of
     encoding them; only the queries are encoded then.
     """
     import torch
+
+    from biohicl.topk import merge_top_k
 
     query_ids = list(queries)
     # Columns in descending doc-id order + stable descending sorts = trec_eval's tie order (score desc, then
@@ -271,11 +239,7 @@ def dense_retrieve(
         else:
             doc_emb = encoded([corpus[d] for d in chunk], "document")
         scores = query_emb @ torch.from_numpy(_normalize(doc_emb)).T
-        merged_scores = torch.cat([best_scores, scores], dim=1)
-        merged_index = torch.cat([best_index, torch.arange(start, start + len(chunk)).expand(len(query_ids), -1)], 1)
-        sorted_scores, order = torch.sort(merged_scores, dim=1, descending=True, stable=True)
-        best_scores = sorted_scores[:, : top_k + extra]
-        best_index = torch.gather(merged_index, 1, order[:, : top_k + extra])
+        best_scores, best_index = merge_top_k(best_scores, best_index, scores, start, top_k + extra, stable=True)
     run: dict[str, dict[str, float]] = {}
     for row, query_id in enumerate(query_ids):
         hits = {doc_ids[i]: float(s) for i, s in zip(best_index[row].tolist(), best_scores[row].tolist(), strict=True)}
@@ -297,18 +261,23 @@ def evaluate_beir(
     limit_queries: int | None = None,
     show_progress_bar: bool | None = None,
     ignore_identical_ids: bool = False,
-    document_index: str | Path | None = None,
+    document_index: DocumentIndex | None = None,
 ) -> TaskResult:
     """Retrieve for every judged query of ``split`` and score nDCG@k, Recall@k and MRR@k (trec_eval-exact).
 
-    ``document_index``: a ``biohicl index`` folder of this corpus built with the same model, whose rows replace
-    encoding the documents (a large corpus is then encoded once, resumably, by ``biohicl index``).
+    ``document_index``: precomputed embeddings of this corpus's documents (:class:`DocumentIndex`, e.g. a
+    ``biohicl index`` folder built with the same model), whose rows replace encoding the documents (a large corpus
+    is then encoded once, resumably, by ``biohicl index``).
     """
+    if isinstance(document_index, (str, Path)):
+        raise ConfigError(
+            "document_index: a DocumentIndex, not a path (biohicl.search.documents.IndexDocuments(folder, model))"
+        )
     from biohicl.evaluation.tasks import TaskResult, file_checksums
 
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)
-    lookup = index_document_embeddings(document_index, list(data.corpus), encoder) if document_index else None
+    lookup = document_index.lookup(list(data.corpus)) if document_index is not None else None
     run = dense_retrieve(
         encoder,
         data.queries,
@@ -330,7 +299,7 @@ def evaluate_beir(
         data_files=file_checksums(data.files),
         wall_time_s=time.perf_counter() - start,
         protocol="BEIR exact dense retrieval, cosine; document = title + ' ' + text; queries use the query prompt"
-        + (f"; document embeddings from the index {Path(document_index).name}" if document_index else "")
+        + (f"; document embeddings from the index {Path(document_index.location).name}" if document_index else "")
         + (
             f"; {data.unknown_judgements} judgement(s) name a document not in the corpus (never retrieved)"
             if data.unknown_judgements

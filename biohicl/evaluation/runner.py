@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl.errors import ConfigError
+from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
 
 if TYPE_CHECKING:
@@ -100,14 +101,15 @@ def evaluate_model(
     limit_queries: int | None = None,
     show_progress_bar: bool | None = None,
     settings: dict[str, Any] | None = None,
-    document_index: str | Path | None = None,
+    document_index: DocumentIndex | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
     ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
-    ``document_index`` (a ``biohicl index`` folder of the corpus, same model) serves the one retrieval task's
-    document embeddings, so only its queries are encoded.
+    ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
+    model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
+    queries are encoded.
     """
     import torch
 
@@ -147,7 +149,7 @@ def evaluate_model(
             "split": split,
             "limit_queries": limit_queries,
             "torch_threads": torch.get_num_threads(),
-            **({"document_index": str(document_index)} if document_index is not None else {}),
+            **({"document_index": document_index.location} if document_index is not None else {}),
             **(settings or {}),
         },
         "tasks": results,

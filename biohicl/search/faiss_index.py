@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.search.exact import DEFAULT_CHUNK_SIZE, Hit, Index, _as_index, _sort_hits, check_model_matches, hits_from
+from biohicl.search.exact import check_model_matches, hits_from
+from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
+from biohicl.topk import sort_top_k
 
 
 def faiss_available() -> bool:
@@ -44,7 +46,7 @@ def _rows(block: torch.Tensor, normalized: bool) -> np.ndarray:
 
 
 class FaissSearcher:
-    """A FAISS inner-product index whose row ``i`` is row ``i`` of a biohicl :class:`~biohicl.search.exact.Index`."""
+    """A FAISS inner-product index whose row ``i`` is row ``i`` of a biohicl :class:`~biohicl.search.index.Index`."""
 
     def __init__(self, faiss_index: Any, index: Index):
         if faiss_index.ntotal != len(index):
@@ -65,7 +67,7 @@ class FaissSearcher:
         Indexes that need training (IVF, PQ) are trained on the first ``train_size`` rows.
         """
         faiss = _faiss()
-        index = _as_index(index)
+        index = as_index(index)
         faiss_index = faiss.index_factory(index.dim, factory, faiss.METRIC_INNER_PRODUCT)
         if not faiss_index.is_trained:
             sample = []
@@ -85,7 +87,7 @@ class FaissSearcher:
 
     @classmethod
     def load(cls, path: str | Path, index: Index | str | Path) -> FaissSearcher:
-        return cls(_faiss().read_index(str(path)), _as_index(index))
+        return cls(_faiss().read_index(str(path)), as_index(index))
 
     def search_embeddings(
         self, queries: torch.Tensor | np.ndarray, top_k: int = 10
@@ -96,12 +98,12 @@ class FaissSearcher:
         q = torch.nn.functional.normalize(torch.as_tensor(queries).float().reshape(-1, self.index.dim), dim=-1)
         k = min(top_k, len(self.index))
         scores, rows = self.faiss_index.search(np.ascontiguousarray(q.numpy()), k)
-        return _sort_hits(torch.from_numpy(scores), torch.from_numpy(rows).long())
+        return sort_top_k(torch.from_numpy(scores), torch.from_numpy(rows).long())
 
     def search(
         self, model: Any, queries: str | Iterable[str], top_k: int = 10, batch_size: int = 32
     ) -> list[list[Hit]]:
-        """Encode ``queries`` and return their top-k :class:`~biohicl.search.exact.Hit` lists."""
+        """Encode ``queries`` and return their top-k :class:`~biohicl.search.index.Hit` lists."""
         check_model_matches(model, self.index)
         texts = [queries] if isinstance(queries, str) else list(queries)
         emb = model.encode(texts, batch_size=batch_size, kind="query", convert_to="torch", show_progress_bar=False)

@@ -2,18 +2,10 @@
 
 >>> manifest = build_index(model, "scifact/corpus.jsonl", "index/scifact", shard_size=50_000)
 
-Layout of ``output_dir``::
-
-    manifest.json                  model id + revision, dtype, dimension, count, shards (written last)
-    settings.json                  what the shards were built with (checked on resume)
-    shard-00000.safetensors        tensor ``embeddings`` [n, dim] (+ metadata: count, ids_sha256)
-    shard-00000.docs.jsonl         one line per row: {"id", "title"?, "mesh"?}
-    ...
-
 Shard ``g`` holds documents ``g * shard_size`` to ``(g + 1) * shard_size - 1`` of the corpus stream, in order, so
-an index is the same whatever the number of processes. Each shard is written atomically (temp file, fsync,
-rename; the docs sidecar first, the ``.safetensors`` last), so after a kill every shard on disk is complete: a rerun
-with the same arguments skips them (checking that the corpus still has the same ids there) and encodes the rest.
+an index is the same whatever the number of processes (the folder's files: :mod:`biohicl.search.layout`). Every
+shard on disk is complete (atomic writes), so a rerun with the same arguments skips them (checking that the corpus
+still has the same ids there) and encodes the rest.
 
 **Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...``, or ``torchrun
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
@@ -24,7 +16,6 @@ encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -34,136 +25,26 @@ from typing import Any
 
 import torch
 
-from biohicl import __version__
 from biohicl.data.corpus import Document, iter_documents
 from biohicl.errors import ConfigError, DataError
-
-INDEX_FORMAT = "biohicl-index"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-SETTINGS_NAME = "settings.json"
-EMBEDDINGS_KEY = "embeddings"
-SPLIT = "shard-strided"
-TEXT_TEMPLATE = "{title} {text}"
-STORAGE_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
-
-
-def shard_name(number: int) -> str:
-    return f"shard-{number:05d}.safetensors"
-
-
-def docs_name(number: int) -> str:
-    return f"shard-{number:05d}.docs.jsonl"
-
-
-def rank_manifest_name(rank: int) -> str:
-    return f"rank-{rank:05d}.json"
-
-
-def ids_digest(ids: Iterable[str]) -> str:
-    """sha256 of the newline-joined ids (what resume compares to know a shard is still the same documents)."""
-    digest = hashlib.sha256()
-    for i, doc_id in enumerate(ids):
-        digest.update((("\n" if i else "") + doc_id).encode("utf-8"))
-    return digest.hexdigest()
-
-
-def parse_dtype(name: str | torch.dtype) -> torch.dtype:
-    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` → ``torch.bfloat16`` (float32, float16, bfloat16 only)."""
-    if isinstance(name, torch.dtype):
-        if name not in STORAGE_DTYPES.values():
-            raise ConfigError(f"dtype: {name} is not one of {', '.join(STORAGE_DTYPES)}")
-        return name
-    aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
-    key = aliases.get(str(name).lower(), str(name).lower())
-    if key not in STORAGE_DTYPES:
-        raise ConfigError(f"dtype: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
-    return STORAGE_DTYPES[key]
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return next(k for k, v in STORAGE_DTYPES.items() if v == dtype)
-
-
-@dataclass
-class ShardInfo:
-    """One shard of an index: its files, first global row, row count and the digest of its ids."""
-
-    number: int
-    file: str
-    docs: str
-    start: int
-    count: int
-    ids_sha256: str
-    rank: int = 0
-
-
-@dataclass
-class IndexManifest:
-    """``manifest.json``: how an index was built and where its rows are."""
-
-    model: str
-    model_revision: str | None
-    dtype: str
-    dim: int
-    count: int
-    shards: list[ShardInfo]
-    normalized: bool = True
-    pooling: str = "mean"
-    max_length: int = 512
-    query_prompt: str = ""
-    document_prompt: str = ""
-    base_model: str | None = None
-    base_revision: str | None = None
-    shard_size: int = 50_000
-    world_size: int = 1
-    split: str = SPLIT
-    text_template: str = TEXT_TEMPLATE
-    has_titles: bool = False
-    has_mesh: bool = False
-    format: str = INDEX_FORMAT
-    format_version: int = FORMAT_VERSION
-    biohicl_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = MANIFEST_NAME) -> IndexManifest:
-        if values.get("format") != INDEX_FORMAT:
-            raise DataError(f"not a biohicl index manifest (format={values.get('format')!r})", source)
-        if int(values.get("format_version", 0)) > FORMAT_VERSION:
-            raise DataError(
-                f"index format version {values['format_version']} is newer than this biohicl ({FORMAT_VERSION})",
-                source,
-            )
-        known = set(cls.__dataclass_fields__)
-        missing = sorted({"model", "dtype", "dim", "count", "shards"} - set(values))
-        if missing:
-            raise DataError(f"missing field(s) {', '.join(missing)}", source)
-        values = {k: v for k, v in values.items() if k in known}
-        values["shards"] = [ShardInfo(**s) for s in values["shards"]]
-        return cls(**values)
-
-    def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / MANIFEST_NAME
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, directory: str | Path) -> IndexManifest:
-        path = Path(directory) / MANIFEST_NAME
-        if not path.is_file():
-            raise DataError(f"no {MANIFEST_NAME}: not a finished biohicl index (rerun `biohicl index` to resume)", path)
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
-        return cls.from_dict(values, source=str(path))
+from biohicl.search.compression import compress_index
+from biohicl.search.layout import (
+    MANIFEST_NAME,
+    SETTINGS_NAME,
+    TEXT_TEMPLATE,
+    IndexManifest,
+    ShardInfo,
+    describe_model,
+    docs_name,
+    dtype_name,
+    ids_digest,
+    parse_dtype,
+    rank_manifest_name,
+    read_shard_metadata,
+    shard_name,
+    write_shard,
+    write_text_atomically,
+)
 
 
 @dataclass
@@ -188,61 +69,6 @@ class IndexingArguments:
     calibration_rows: int = field(
         default=262_144, metadata={"help": "Rows sampled (spread over all shards) to calibrate the compression."}
     )
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename onto ``path`` (readers never see a partial file)."""
-    from biohicl.atomic import atomic_path
-
-    with atomic_path(path, fsync=True) as tmp:
-        write(tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def describe_model(model: Any) -> tuple[str, str | None]:
-    """(model id, revision) to record: the Hub repo and commit a loader resolved, else the backbone's id."""
-    resolved = getattr(model, "resolved", None)
-    if resolved is not None:
-        if resolved.repo_id:
-            return resolved.repo_id, resolved.commit or resolved.revision
-        return str(Path(resolved.path).resolve()), None
-    return model.config.base_model, model.config.base_revision
-
-
-def write_shard(
-    directory: Path, number: int, embeddings: torch.Tensor, docs: list[Document], rank: int = 0
-) -> ShardInfo:
-    """Write one shard (docs sidecar, then embeddings) atomically and return its :class:`ShardInfo`."""
-    from safetensors.torch import save_file
-
-    ids = [d.id for d in docs]
-    digest = ids_digest(ids)
-    lines = []
-    for doc in docs:
-        record: dict[str, Any] = {"id": doc.id}
-        if doc.title:
-            record["title"] = doc.title
-        if doc.mesh:
-            record["mesh"] = list(doc.mesh)
-        lines.append(json.dumps(record, ensure_ascii=False))
-    _atomic_write_text(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""))
-    metadata = {"count": str(len(ids)), "ids_sha256": digest, "shard": str(number), "format": INDEX_FORMAT}
-    tensors = {EMBEDDINGS_KEY: embeddings.contiguous()}
-    _atomic_write_bytes(directory / shard_name(number), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    return ShardInfo(number, shard_name(number), docs_name(number), 0, len(ids), digest, rank)
-
-
-def read_shard_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-        raise DataError(f"unreadable shard ({err})", path) from None
 
 
 def _shards(documents: Iterator[Document], shard_size: int) -> Iterator[list[Document]]:
@@ -288,7 +114,7 @@ def _check_settings(directory: Path, settings: dict, resume: bool) -> None:
     elif any(directory.glob("shard-*.safetensors")):
         raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
     else:
-        _atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+        write_text_atomically(path, json.dumps(settings, indent=2) + "\n")
 
 
 def _has_accelerator() -> bool:
@@ -335,7 +161,7 @@ def build_index(
     this same call and encodes its own shards (see the module docstring); all return the merged manifest.
     ``model_id``/``model_revision`` override what the manifest records (default: :func:`describe_model`).
     ``compress`` (``"int8"``, ``"binary"`` or both) then writes the compressed form(s) beside the shards (rank 0,
-    after the merge; see :mod:`biohicl.search.compressed`).
+    after the merge; see :mod:`biohicl.search.compression`).
     """
     from tqdm.auto import tqdm
 
@@ -427,13 +253,11 @@ def build_index(
         "skipped": skipped,
         "shards": [asdict(s) for s in own],
     }
-    _atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n")
+    write_text_atomically(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n")
     state.wait_for_everyone()
     if state.is_main_process:
         merge_rank_manifests(directory, world, settings)
         if kinds:
-            from biohicl.search.compressed import compress_index
-
             for kind in kinds:
                 compress_index(directory, kind, calibration_rows=calibration_rows)
     state.wait_for_everyone()

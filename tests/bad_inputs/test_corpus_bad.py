@@ -80,7 +80,7 @@ def test_encode_cli_on_a_latin1_file(tmp_path, run_cli, tiny_bert_dir):
 
 
 def torn_write_then_full_disk(real, name: str):
-    """Wrap ``indexing._atomic_write_bytes``: writing ``name`` leaves a torn temporary file, then ENOSPC (as a full
+    """Wrap ``layout.write_atomically``: writing ``name`` leaves a torn temporary file, then ENOSPC (as a full
     disk does mid-write). Patching the wrapper, not ``safetensors.torch.save_file``, keeps modules that import
     ``save_file`` lazily from keeping the fake after the test."""
 
@@ -98,13 +98,12 @@ def torn_write_then_full_disk(real, name: str):
 
 
 def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
-    from biohicl.search import indexing
+    from biohicl.search import layout
 
     texts = tmp_path / "texts.txt"
     texts.write_text("insulin\nheart\n")
     out = tmp_path / "emb.safetensors"
-    monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(indexing._atomic_write_bytes,
-                                                                                    out.name))  # fmt: skip
+    monkeypatch.setattr(layout, "write_atomically", torn_write_then_full_disk(layout.write_atomically, out.name))
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
     assert "emb.safetensors: no space left on device; nothing was written there" in result.err
     assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
@@ -124,20 +123,20 @@ def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
 def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
     from safetensors.torch import load_file
 
-    from biohicl.search import indexing
+    from biohicl.search import layout
 
     corpus = jsonl(tmp_path / "corpus.jsonl")
     argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--quiet", "true", str(corpus)]
     assert run_cli([*argv, "--output", str(tmp_path / "clean")], expect_error=False).code == 0
-    real = indexing._atomic_write_bytes
-    monkeypatch.setattr(indexing, "_atomic_write_bytes", torn_write_then_full_disk(real, "shard-00001.safetensors"))
+    real = layout.write_atomically
+    monkeypatch.setattr(layout, "write_atomically", torn_write_then_full_disk(real, "shard-00001.safetensors"))
     out = tmp_path / "index"
     result = run_cli([*argv, "--output", str(out)])
     assert "shard-00001.safetensors: no space left on device; nothing was written there" in result.err
     names = sorted(os.listdir(out))
     assert "shard-00000.safetensors" in names and "shard-00001.safetensors" not in names
     assert "manifest.json" not in names and not [n for n in names if n.startswith(".")]
-    monkeypatch.setattr(indexing, "_atomic_write_bytes", real)
+    monkeypatch.setattr(layout, "write_atomically", real)
     assert run_cli([*argv, "--output", str(out)], expect_error=False).code == 0
     for shard in ("shard-00000", "shard-00001", "shard-00002"):
         clean = load_file(str(tmp_path / "clean" / f"{shard}.safetensors"))

@@ -1,0 +1,176 @@
+"""Compressed copies of an index: int8 (per-dimension calibrated) or binary (sign) codes of its float32 rows.
+
+>>> compress_index("index/pubmed", "int8")   # writes compressed-int8.json + shard-*.int8.npy beside the shards
+
+* **int8**: per dimension ``x ≈ offset + scale · c`` with ``c`` in [-127, 127]; ``offset``/``scale`` come from the
+  dimension's 0.01 %/99.99 % quantiles over a sample of up to ``calibration_rows`` rows spread over all shards
+  (values outside are clipped).
+* **binary**: one bit per dimension, ``x > mean`` (per-dimension mean of the sample: centring keeps the bits
+  balanced), packed 8 per byte; ``spread`` (the dimension's mean absolute deviation) is kept for scoring.
+
+Files (one per float32 shard, so a distributed build and a resume keep their unit):
+``compressed-<kind>.json`` (format, kind, dim, count, calibration vectors, shards with their sha256) and
+``shard-00000.<kind>.npy`` (``int8 [n, dim]`` or ``uint8 [n, ceil(dim / 8)]``). Searching them:
+:mod:`biohicl.search.compressed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biohicl.errors import ConfigError
+from biohicl.search.float_rows import FloatRows, as_float32
+from biohicl.search.layout import IndexManifest, write_atomically, write_text_atomically
+
+logger = logging.getLogger(__name__)
+
+COMPRESSED_FORMAT = "biohicl-compressed-index"
+COMPRESSED_VERSION = 1
+KINDS = ("int8", "binary")
+DEFAULT_CALIBRATION_ROWS = 262_144
+DEFAULT_BLOCK_ROWS = 65_536
+QUANTILE = 1e-4
+
+
+def compressed_info_name(kind: str) -> str:
+    return f"compressed-{kind}.json"
+
+
+def compressed_shard_name(number: int, kind: str) -> str:
+    return f"shard-{number:05d}.{kind}.npy"
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` lower-cased; a :class:`ConfigError` unless it is one of :data:`KINDS`."""
+    kind = str(kind).lower()
+    if kind not in KINDS:
+        raise ConfigError(f"compress: {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
+
+
+def available_kinds(directory: str | Path) -> list[str]:
+    """The compressed forms an index folder holds (``int8`` first)."""
+    return [k for k in KINDS if (Path(directory) / compressed_info_name(k)).is_file()]
+
+
+@dataclass
+class Calibration:
+    """Per-dimension statistics of a sample of rows: int8 ``offset``/``scale``, binary ``mean``."""
+
+    kind: str
+    dim: int
+    offset: list[float]
+    scale: list[float]
+    mean: list[float]
+    rows: int
+    spread: list[float] | None = None
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, kind: str) -> Calibration:
+        sample = np.asarray(sample, dtype=np.float32)
+        if sample.ndim != 2 or not len(sample):
+            raise ConfigError("calibration: need a non-empty [rows, dim] sample")
+        low, high = np.quantile(sample, [QUANTILE, 1 - QUANTILE], axis=0)
+        scale = np.maximum((high - low) / 254.0, 1e-12)
+        return cls(
+            kind=check_kind(kind),
+            dim=int(sample.shape[1]),
+            offset=((high + low) / 2).astype(np.float32).tolist(),
+            scale=scale.astype(np.float32).tolist(),
+            mean=sample.mean(0).astype(np.float32).tolist(),
+            rows=len(sample),
+            spread=np.abs(sample - sample.mean(0)).mean(0).astype(np.float32).tolist(),
+        )
+
+    def encode(self, rows: np.ndarray) -> np.ndarray:
+        """Compress float rows: ``int8 [n, dim]`` or packed bits ``uint8 [n, ceil(dim / 8)]``."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if self.kind == "int8":
+            codes = np.rint((rows - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32))
+            return np.clip(codes, -127, 127).astype(np.int8)
+        return np.packbits(rows > np.asarray(self.mean, np.float32), axis=1)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Approximate float rows from codes (int8: dequantised; binary: ±1 per dimension)."""
+        if self.kind == "int8":
+            return np.asarray(self.offset, np.float32) + np.asarray(self.scale, np.float32) * codes.astype(np.float32)
+        return np.unpackbits(codes, axis=1, count=self.dim).astype(np.float32) * 2 - 1
+
+
+def _sample_rows(rows: FloatRows, limit: int) -> np.ndarray:
+    count = rows.manifest.count
+    spread = np.linspace(0, count - 1, min(limit, count)).astype(np.int64)  # evenly over all shards
+    positions = np.unique(spread)
+    sample = rows.take(positions)
+    if not rows.manifest.normalized:
+        sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+    return sample
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def compress_index(
+    directory: str | Path,
+    kind: str = "int8",
+    calibration_rows: int = DEFAULT_CALIBRATION_ROWS,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> dict[str, Any]:
+    """Write the ``kind`` compressed form of a finished index beside its float32 shards; returns its info record.
+
+    Reads the float32 shards through memory maps (twice: a spread-out calibration sample, then every row once).
+    """
+    kind = check_kind(kind)
+    if calibration_rows < 1:
+        raise ConfigError(f"calibration_rows: must be positive, got {calibration_rows}")
+    directory = Path(directory)
+    manifest = IndexManifest.load(directory)
+    rows = FloatRows(manifest, directory)
+    calibration = Calibration.fit(_sample_rows(rows, calibration_rows), kind) if manifest.count else None
+    if calibration is None:
+        raise ConfigError(f"{directory}: the index is empty; nothing to compress")
+    shards = []
+    for number, shard in enumerate(manifest.shards):
+        source = rows.shard_rows(number)
+        parts = []
+        for offset in range(0, shard.count, block_rows):
+            block = as_float32(source[offset : offset + block_rows])
+            if not manifest.normalized:
+                block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+            parts.append(calibration.encode(block))
+        codes = np.concatenate(parts) if parts else calibration.encode(np.empty((0, manifest.dim), np.float32))
+        name = compressed_shard_name(shard.number, kind)
+        write_atomically(directory / name, lambda tmp, codes=codes: _save_npy(tmp, codes))
+        shards.append(
+            {"number": shard.number, "file": name, "count": shard.count, "sha256": file_sha256(directory / name)}
+        )
+    info = {
+        "format": COMPRESSED_FORMAT,
+        "format_version": COMPRESSED_VERSION,
+        "kind": kind,
+        "dim": manifest.dim,
+        "count": manifest.count,
+        "calibration": asdict(calibration),
+        "shards": shards,
+    }
+    write_text_atomically(directory / compressed_info_name(kind), json.dumps(info) + "\n")
+    logger.info("compressed %d rows of %s to %s", manifest.count, directory, kind)
+    return info
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)

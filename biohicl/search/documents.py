@@ -1,0 +1,72 @@
+"""A corpus's document embeddings read from a ``biohicl index`` folder instead of encoded (``biohicl evaluate
+--document_index``): what :func:`biohicl.evaluation.retrieval.evaluate_beir` takes as ``document_index``.
+
+>>> documents = IndexDocuments("index/scifact", model)       # checks the index was built by this model
+>>> evaluate_beir(model, "scifact", "train", document_index=documents)   # only the queries are encoded
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biohicl.errors import ConfigError, DataError
+from biohicl.search.index import Index
+from biohicl.search.layout import describe_model
+
+
+class IndexDocuments:
+    """The rows of an index folder as document embeddings.
+
+    The index must have been built by ``model`` (when given) with the same pooling, ``max_length`` and document
+    prompt, and hold exactly the corpus's documents (:meth:`lookup`); anything else is an error, never a silent mix.
+    """
+
+    def __init__(self, directory: str | Path, model: Any = None):
+        self.directory = Path(directory)
+        self.location = str(directory)
+        self.index = Index.load(directory)
+        if model is not None:
+            self._check_model(getattr(model, "model", model))  # the DtypeEncoder wrapper holds the model
+
+    def _check_model(self, model: Any) -> None:
+        index, manifest = self.index, self.index.manifest
+        if getattr(model, "embedding_dim", index.dim) != index.dim:
+            raise ConfigError(
+                f"document_index: {self.location} holds {index.dim}-d rows, the model embeds in {model.embedding_dim}"
+            )
+        config = getattr(model, "config", None)
+        if config is None or not getattr(config, "base_model", None):
+            return
+        model_id, _ = describe_model(model)
+        if model_id != manifest.model:
+            raise ConfigError(f"document_index: {self.location} was built with {manifest.model}, not {model_id}")
+        for name in ("pooling", "max_length", "document_prompt"):
+            if getattr(config, name, None) != getattr(manifest, name):
+                raise ConfigError(
+                    f"document_index: {self.location} was built with {name}="
+                    f"{getattr(manifest, name)!r}, the model now has {getattr(config, name)!r}"
+                )
+
+    def lookup(self, corpus_ids: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+        """``doc ids -> [n, dim]`` rows for a corpus of exactly ``corpus_ids`` (a :class:`DataError` when the index
+        holds other documents); reads every row into memory once."""
+        index = self.index
+        records = index.documents(range(len(index)))
+        rows = {str(records[row]["id"]): row for row in range(len(index))}
+        missing = [d for d in corpus_ids if d not in rows]
+        if missing or len(rows) != len(corpus_ids):
+            raise DataError(
+                f"the index holds other documents than the corpus ({len(missing)} of {len(corpus_ids)} "
+                f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed)",
+                self.directory,
+            )
+        embeddings = index.embeddings().numpy()
+
+        def lookup(doc_ids: Sequence[str]) -> np.ndarray:
+            return embeddings[[rows[d] for d in doc_ids]]
+
+        return lookup

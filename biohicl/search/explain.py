@@ -1,0 +1,142 @@
+"""Why hits sit where they do, in MeSH terms: the descriptors they share and their SimL (the BioHiCL explanation).
+
+>>> hits = search(model, "insulin resistance in obesity", index, top_k=10)[0]
+>>> print(explain_hits(hits).format())         # MeSH terms the hits share
+>>> explain_hits(like_hits, query_mesh=doc_mesh)  # what each hit shares with a query document
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from biohicl.search.index import Hit
+
+
+@dataclass
+class SharedTerm:
+    """A MeSH descriptor that several hits (or the query and hits) carry."""
+
+    ui: str
+    name: str
+    ranks: list[int] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.ranks)
+
+
+@dataclass
+class HitExplanation:
+    """Why a hit sits near the query in MeSH terms: shared descriptors, deepest shared tree nodes, SimL."""
+
+    hit: Hit
+    shared: list[str]
+    common_ancestors: list[str]
+    siml: float | None
+
+
+@dataclass
+class Explanation:
+    """MeSH terms shared between a query's hits (or between a query document and its hits)."""
+
+    shared_terms: list[SharedTerm]
+    hits: list[HitExplanation]
+    query_mesh: tuple[str, ...] = ()
+
+    def format(self, max_terms: int = 8) -> str:
+        """Human-readable summary (what ``biohicl search`` prints)."""
+        n = len(self.hits)
+        lines = []
+        if self.shared_terms:
+            terms = ", ".join(f"{t.name} ({t.count}/{n})" for t in self.shared_terms[:max_terms])
+            lines.append(f"shared MeSH terms: {terms}")
+        else:
+            lines.append("shared MeSH terms: none")
+        return "\n".join(lines)
+
+
+def _node_names(mesh: Any) -> dict[str, str]:
+    names = getattr(mesh, "_biohicl_node_names", None)
+    if names is None:
+        names = {tn: mesh.names[ui] for ui, tns in mesh.trees.items() for tn in tns}
+        mesh._biohicl_node_names = names
+    return names
+
+
+def _most_specific(nodes: set[str]) -> list[str]:
+    """Nodes that are not an ancestor of another node in the set, deepest first."""
+    keep = [n for n in nodes if not any(o != n and o.startswith(n + ".") for o in nodes)]
+    return sorted(keep, key=lambda n: (-n.count("."), n))
+
+
+def _resolve_all(mesh: Any, labels: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for label in labels:
+        ui = mesh.try_resolve(label)
+        if ui is not None and ui not in out:
+            out.append(ui)
+    return out
+
+
+def explain_hits(
+    hits: Sequence[Hit],
+    mesh: Any | None = None,
+    query_mesh: Sequence[str] | None = None,
+    min_hits: int = 2,
+) -> Explanation:
+    """The SimL explanation of a result list.
+
+    Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits (most common first), and for
+    each hit the shared descriptors it carries and its mean SimL to the other annotated hits. With ``query_mesh``
+    (a query document's labels): per hit the descriptors it shares with the query, the deepest tree nodes they
+    share, and SimL(query, hit); ``shared_terms`` then lists the query's descriptors by how many hits carry them.
+    ``mesh`` defaults to the packaged MeSH 2024 hierarchy.
+    """
+    if mesh is None:
+        from biohicl.mesh.hierarchy import MeshHierarchy
+
+        mesh = MeshHierarchy.load()
+    labels = [_resolve_all(mesh, hit.mesh) for hit in hits]
+    node_names = _node_names(mesh)
+    explained: list[HitExplanation] = []
+    if query_mesh is not None:
+        query = _resolve_all(mesh, query_mesh)
+        query_nodes = mesh.label_nodes(query)
+        terms = {ui: SharedTerm(ui, mesh.names[ui]) for ui in query}
+        for hit, uis in zip(hits, labels, strict=False):
+            shared = [ui for ui in query if ui in uis]
+            for ui in shared:
+                terms[ui].ranks.append(hit.rank)
+            common = _most_specific(query_nodes & mesh.label_nodes(uis))
+            siml = mesh.label_similarity(query, uis) if uis and query else 0.0
+            explained.append(
+                HitExplanation(hit, [mesh.names[u] for u in shared], [node_names[n] for n in common], siml)
+            )
+        shared_terms = sorted((t for t in terms.values() if t.ranks), key=lambda t: (-t.count, t.name))
+        return Explanation(shared_terms, explained, tuple(query))
+
+    counts = Counter(ui for uis in labels for ui in uis)
+    common_uis = {ui for ui, c in counts.items() if c >= min_hits}
+    shared_terms = [
+        SharedTerm(ui, mesh.names[ui], [h.rank for h, uis in zip(hits, labels, strict=False) if ui in uis])
+        for ui in sorted(common_uis, key=lambda u: (-counts[u], mesh.names[u]))
+    ]
+    annotated = [i for i, uis in enumerate(labels) if uis]
+    sim = mesh.similarity_matrix([labels[i] for i in annotated]).numpy() if len(annotated) > 1 else None
+    position = {i: j for j, i in enumerate(annotated)}
+    for i, (hit, uis) in enumerate(zip(hits, labels, strict=False)):
+        siml = None
+        if sim is not None and i in position:
+            j = position[i]
+            siml = float((sim[j].sum() - sim[j, j]) / (len(annotated) - 1))
+        others = mesh.label_nodes(ui for k, other in enumerate(labels) if k != i for ui in other)
+        common = _most_specific(mesh.label_nodes(uis) & others)
+        explained.append(
+            HitExplanation(
+                hit, [mesh.names[u] for u in uis if u in common_uis], [node_names[n] for n in common[:5]], siml
+            )
+        )
+    return Explanation(shared_terms, explained)

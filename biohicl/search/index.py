@@ -1,0 +1,205 @@
+"""A searchable embedding index: a folder written by :func:`biohicl.search.indexing.build_index`, or in memory.
+
+>>> index = load_index("index/scifact")
+>>> for start, block in index.iter_blocks(65_536): ...   # rows read lazily, shard by shard
+>>> index.documents([3, 17])                            # {row: {"id", "title", "mesh"}}, only those rows read
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from biohicl.errors import ConfigError, DataError
+from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest
+
+DEFAULT_CHUNK_SIZE = 65_536
+
+
+@dataclass
+class Hit:
+    """One search result: document id, cosine score, 1-based rank, row in the index, title and MeSH UIs."""
+
+    id: str
+    score: float
+    rank: int
+    position: int
+    title: str = ""
+    mesh: tuple[str, ...] = ()
+
+
+class Index:
+    """A searchable embedding index: a folder written by :func:`biohicl.search.indexing.build_index`, or in memory.
+
+    Rows are read lazily; document metadata (ids, titles, MeSH) only for the rows a search returns.
+    """
+
+    def __init__(
+        self,
+        manifest: IndexManifest | None = None,
+        directory: str | Path | None = None,
+        *,
+        embeddings: torch.Tensor | None = None,
+        docs: list[dict[str, Any]] | None = None,
+    ):
+        self.manifest = manifest
+        self.directory = Path(directory) if directory is not None else None
+        self._embeddings = embeddings
+        self._docs = docs
+        if manifest is not None:
+            self._starts = [s.start for s in manifest.shards]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, directory: str | Path) -> Index:
+        """Open an index folder (reads ``manifest.json`` and checks every shard file is there)."""
+        directory = Path(directory)
+        manifest = IndexManifest.load(directory)
+        for shard in manifest.shards:
+            for name in (shard.file, shard.docs):
+                if not (directory / name).is_file():
+                    raise DataError(f"shard file {name} listed in the manifest is missing", directory)
+        return cls(manifest, directory)
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        embeddings: torch.Tensor | np.ndarray,
+        ids: Sequence[str] | None = None,
+        titles: Sequence[str] | None = None,
+        mesh: Sequence[Sequence[str]] | None = None,
+    ) -> Index:
+        """An in-memory index over ``embeddings`` [n, dim] (rows are L2-normalised here for cosine)."""
+        tensor = torch.as_tensor(embeddings)
+        if tensor.ndim != 2:
+            raise ConfigError(f"embeddings: expected a 2-D matrix, got shape {tuple(tensor.shape)}")
+        tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
+        n = tensor.shape[0]
+        ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+        if len(ids) != n or (titles is not None and len(titles) != n) or (mesh is not None and len(mesh) != n):
+            raise ConfigError(f"ids/titles/mesh: expected {n} entries each, one per embedding row")
+        docs = [
+            {"id": ids[i], "title": titles[i] if titles else "", "mesh": list(mesh[i]) if mesh else []}
+            for i in range(n)
+        ]
+        return cls(embeddings=tensor, docs=docs)
+
+    # ------------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return self.manifest.count if self.manifest is not None else int(self._embeddings.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim if self.manifest is not None else int(self._embeddings.shape[1])
+
+    @property
+    def normalized(self) -> bool:
+        return self.manifest.normalized if self.manifest is not None else True
+
+    # ------------------------------------------------------------------ reading
+    def iter_blocks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(first_row, block)`` with blocks of at most ``chunk_size`` rows, in row order."""
+        if chunk_size < 1:
+            raise ConfigError(f"chunk_size: must be positive, got {chunk_size}")
+        if self._embeddings is not None:
+            for start in range(0, self._embeddings.shape[0], chunk_size):
+                yield start, self._embeddings[start : start + chunk_size]
+            return
+        from safetensors import safe_open
+
+        for shard in self.manifest.shards:
+            path = self.directory / shard.file
+            try:
+                with safe_open(str(path), framework="pt") as handle:
+                    rows = handle.get_slice(EMBEDDINGS_KEY)
+                    for offset in range(0, shard.count, chunk_size):
+                        yield shard.start + offset, rows[offset : min(offset + chunk_size, shard.count)]
+            except DataError:
+                raise
+            except Exception as err:  # a truncated or garbled shard
+                raise DataError(f"unreadable shard ({err})", path) from None
+
+    def embeddings(self) -> torch.Tensor:
+        """All rows as one float32 tensor (for small indexes and tests)."""
+        blocks = [b.float() for _, b in self.iter_blocks()]
+        return torch.cat(blocks) if blocks else torch.empty(0, self.dim)
+
+    def find(self, ids: Iterable[str]) -> dict[str, int]:
+        """``{id: row}`` for the given document ids that the index holds (one pass over the id sidecars)."""
+        wanted = {str(i) for i in ids}
+        if self._docs is not None:
+            return {d["id"]: row for row, d in enumerate(self._docs) if d["id"] in wanted}
+        found: dict[str, int] = {}
+        for shard in self.manifest.shards:
+            path = self.directory / shard.docs
+            with path.open(encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle):
+                    try:
+                        doc_id = str(json.loads(line)["id"])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise DataError("not a JSON object with an `id`", path, line_number + 1) from None
+                    if doc_id in wanted and doc_id not in found:
+                        found[doc_id] = shard.start + line_number
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def rows(self, positions: Sequence[int]) -> torch.Tensor:
+        """The embedding rows at ``positions`` as float32 ``[n, dim]`` (reads only those rows of their shards)."""
+        if self._embeddings is not None:
+            return self._embeddings[list(positions)].float()
+        from safetensors import safe_open
+
+        out = torch.empty(len(positions), self.dim)
+        for i, position in enumerate(positions):
+            if not 0 <= position < len(self):
+                raise IndexError(f"row {position} is outside the index (0..{len(self) - 1})")
+            shard = self.manifest.shards[bisect.bisect_right(self._starts, position) - 1]
+            with safe_open(str(self.directory / shard.file), framework="pt") as handle:
+                local = position - shard.start
+                out[i] = handle.get_slice(EMBEDDINGS_KEY)[local : local + 1][0].float()
+        return out
+
+    def documents(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """``{row: {"id", "title", "mesh"}}`` for the given rows (reads only the shards' sidecars needed)."""
+        wanted = sorted(set(int(p) for p in positions))
+        if self._docs is not None:
+            return {p: self._docs[p] for p in wanted}
+        by_shard: dict[int, list[int]] = {}
+        for position in wanted:
+            if not 0 <= position < len(self):
+                raise IndexError(f"row {position} is outside the index (0..{len(self) - 1})")
+            by_shard.setdefault(bisect.bisect_right(self._starts, position) - 1, []).append(position)
+        found: dict[int, dict[str, Any]] = {}
+        for number, rows in by_shard.items():
+            shard = self.manifest.shards[number]
+            local = {p - shard.start: p for p in rows}
+            path = self.directory / shard.docs
+            with path.open(encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle):
+                    if line_number in local:
+                        try:
+                            record = json.loads(line)
+                        except json.JSONDecodeError as err:
+                            raise DataError(f"not valid JSON ({err.msg})", path, line_number + 1) from None
+                        found[local[line_number]] = record
+                        if len(found) == len(wanted):
+                            break
+        return found
+
+
+def load_index(directory: str | Path) -> Index:
+    """Open an index folder written by :func:`biohicl.search.indexing.build_index` (or ``biohicl index``)."""
+    return Index.load(directory)
+
+
+def as_index(index: Index | str | Path) -> Index:
+    """``index`` itself, or the index folder it names opened."""
+    return index if isinstance(index, Index) else load_index(index)
