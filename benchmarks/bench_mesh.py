@@ -21,8 +21,8 @@ import numpy as np
 
 
 def _real_label_sets() -> list[list[str]]:
-    from biohicl.data.pairs import default_inputs
-    from biohicl.data.readers import read_records
+    from biohicl.data.build import default_inputs
+    from biohicl.data.sources import read_records
     from biohicl.mesh.hierarchy import MeshHierarchy
 
     logging.disable(logging.WARNING)
@@ -91,7 +91,7 @@ def bench_similarity_matrix(mesh, docs: list[list[str]], repeat: int) -> None:
 def _mine_child(docs, top_k, queue) -> None:
     import torch  # noqa: F401  (imported before timing: mine_top_k imports it lazily)
 
-    from biohicl.data.pairs import mine_top_k
+    from biohicl.data.mining import mine_top_k
     from biohicl.mesh.hierarchy import MeshHierarchy
 
     mesh = MeshHierarchy.load()

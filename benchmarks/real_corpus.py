@@ -27,7 +27,8 @@ def indexed_files(data: Path) -> list[Path]:
 
 
 def write_corpus(output: Path, data: Path | None = None) -> Counter:
-    from biohicl.data.readers import ReadReport, read_records, unique_records
+    from biohicl.data.records import ReadReport
+    from biohicl.data.sources import read_records, unique_records
     from biohicl.settings import data_dir
 
     data = data or data_dir()

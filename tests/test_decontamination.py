@@ -7,9 +7,10 @@ import json
 import pytest
 
 from biohicl.data.decontamination import Decontaminator, normalise
-from biohicl.data.pairs import build_pair_dataset, load_pair_dataset
-from biohicl.data.readers import MeshRecord
+from biohicl.data.pairs import build_pair_dataset
+from biohicl.data.records import MeshRecord
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
+from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import ConfigError, DataError
 
 DM, T2, HEART = "D003920", "D003924", "D006321"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from biohicl.data.pairs import build_dataset_from_files
+from biohicl.data.build import build_dataset_from_files
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -34,7 +34,7 @@ def write_bioasq(path: Path, n: int = 40) -> Path:
 BUILD_AND_DIE = textwrap.dedent(
     """
     import os, pathlib, signal, sys
-    from biohicl.data.pairs import build_dataset_from_files
+    from biohicl.data.build import build_dataset_from_files
 
     inp, out, where, top_k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     if where == "writing":  # mid-save: parquet written to the temporary folder, the card not yet
@@ -78,7 +78,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_sigkill_while_building_the_dataset_then_rerun(tmp_path):
-    from biohicl.data.pairs import recover_interrupted_save
+    from biohicl.data.storage import recover_interrupted_save
 
     inp = write_bioasq(tmp_path / "allMeSH.json")
     build_dataset_from_files([("bioasq", [inp])], tmp_path / "reference", top_k=3, progress=False, arrow=False)
@@ -108,10 +108,10 @@ INDEX_SLOWLY = textwrap.dedent(
     """
     import sys, time
     from biohicl.search import indexing
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     model_dir, corpus, out = sys.argv[1:4]
-    model = BioHiCLModel.from_base(model_dir)
+    model = BioHiCL.from_base(model_dir)
     encode = model.encode
     def slow(*args, **kwargs):  # ~0.3 s per shard, so the parent's SIGKILL lands mid-run
         time.sleep(0.3)
@@ -126,7 +126,7 @@ INDEX_SLOWLY = textwrap.dedent(
 def test_external_sigkill_while_indexing_then_rerun(tiny_bert_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.search.indexing import build_index
 
     corpus = tmp_path / "corpus.jsonl"
@@ -150,7 +150,7 @@ def test_external_sigkill_while_indexing_then_rerun(tiny_bert_dir, tmp_path):
     for name in done:  # every shard on disk is complete (atomic rename), whatever the moment of the kill
         assert load_file(str(out / name))["embeddings"].shape[0] == 5
 
-    model = BioHiCLModel.from_base(str(tiny_bert_dir))
+    model = BioHiCL.from_base(str(tiny_bert_dir))
     resumed = build_index(model, corpus, out, shard_size=5, show_progress_bar=False)
     fresh = build_index(model, corpus, tmp_path / "fresh", shard_size=5, show_progress_bar=False)
     assert resumed.count == fresh.count == 60

@@ -8,17 +8,13 @@ import math
 import numpy as np
 import pytest
 
+from biohicl.data.build import build_default_dataset
 from biohicl.data.dataset_card import read_card_metadata
-from biohicl.data.pairs import (
-    SIML_DECIMALS,
-    build_default_dataset,
-    build_pair_dataset,
-    load_pair_dataset,
-    mine_top_k,
-    save_pair_dataset,
-)
-from biohicl.data.readers import MeshRecord
+from biohicl.data.mining import SIML_DECIMALS, mine_top_k
+from biohicl.data.pairs import build_pair_dataset
+from biohicl.data.records import MeshRecord
 from biohicl.data.splits import DevSplit
+from biohicl.data.storage import load_pair_dataset, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
 
 DM, T2, HEART = "D003920", "D003924", "D006321"

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biohicl.data.corpus import read_corpus
-from biohicl.data.readers import SOURCES, ReadReport, read_records
+from biohicl.data.records import ReadReport
+from biohicl.data.sources import SOURCES, read_records
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from biohicl.data.bioasq import read_bioasq
+from biohicl.data.json_stream import JsonStream, MalformedElement
 from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
-from biohicl.data.readers import (
+from biohicl.data.pubmed_xml import citation_blocks, read_medline
+from biohicl.data.pubmedqa import read_pubmedqa
+from biohicl.data.pubtator import read_pubtator
+from biohicl.data.records import (
     DUPLICATE,
     EMPTY_ABSTRACT,
     MALFORMED,
@@ -20,19 +25,10 @@ from biohicl.data.readers import (
     UNKNOWN_ID,
     UNNORMALISED,
     UNRESOLVED_NAME,
-    JsonStream,
     MeshRecord,
     ReadReport,
-    _citation_blocks,
-    detect_source,
-    read_bioasq,
-    read_medline,
-    read_pubmedqa,
-    read_pubtator,
-    read_records,
-    resolve_inputs,
-    unique_records,
 )
+from biohicl.data.sources import detect_source, read_records, resolve_inputs, unique_records
 from biohicl.errors import DataError
 
 DM, T2, HEART = "D003920", "D003924", "D006321"
@@ -53,7 +49,7 @@ def test_json_stream_resyncs_after_malformed_element():
     stream = JsonStream(io.StringIO(text), chunk_size=4)
     items = next(list(stream.array()) for key in stream.object_keys())
     assert items[0] == {"pmid": "1"} and items[2] == {"pmid": "3"} and len(items) == 3
-    assert type(items[1]).__name__ == "_Malformed"
+    assert isinstance(items[1], MalformedElement)
 
 
 def test_json_stream_is_incremental(tmp_path):
@@ -435,7 +431,7 @@ def test_medline_xml_declared_encoding_and_cut_citation(tmp_path, mesh):
 
 def test_medline_xml_small_chunks_find_every_citation():
     body = ("<PubmedArticleSet>" + _citation("1") + "<!-- x -->" * 50 + _citation("2") + "</PubmedArticleSet>").encode()
-    blocks = list(_citation_blocks(io.BytesIO(body), chunk_size=7))
+    blocks = list(citation_blocks(io.BytesIO(body), chunk_size=7))
     assert [b.count(b"<PMID") for b, _, broken in blocks] == [1, 1] and {broken for *_, broken in blocks} == {""}
 
 

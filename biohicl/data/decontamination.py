@@ -3,7 +3,7 @@
 Known evaluation sets (found in ``BIOHICL_DATA_DIR``, plus any BEIR folder the user names):
 
 * **PubMedQA test** (``pubmedqa/test_ground_truth.json``): by PMID. PubMedQA's own records keep ``split="test"``
-  (as before; ``--exclude-test`` drops them); a copy of one from another corpus is removed.
+  (as before; ``--exclude_test`` drops them); a copy of one from another corpus is removed.
 * **SciFact** (``scifact/corpus.jsonl``) and every named **BEIR** folder (``corpus.jsonl[.gz]``): by normalised
   title (at least :data:`MIN_TITLE_CHARS` characters, so "Editorial" matches nothing) or normalised abstract.
 * **BIOSSES** (``biosses/biosses.tsv``): a sentence (normalised) found inside a document's title + abstract.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.readers import MeshRecord
+from biohicl.data.records import MeshRecord
 from biohicl.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Decontaminator:
     ) -> Decontaminator:
         """The known evaluation sets under ``root`` (default ``BIOHICL_DATA_DIR``; sets it lacks are listed in
         ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``)."""
-        from biohicl.data.readers import load_pubmedqa_test_ids
+        from biohicl.data.pubmedqa import load_pubmedqa_test_ids
         from biohicl.settings import data_dir
 
         found = Path(root) if root is not None else data_dir(required=False)

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.readers import MALFORMED, MeshRecord, ReadReport, _check_file, _Context, _guarded, _utf16_encoding
+from biohicl.data.files import check_file, guarded_reader, utf16_encoding
+from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -35,7 +36,7 @@ def parse_mesh_heading(value: str) -> tuple[str, bool]:
     return parts[0].lstrip("*").strip(), major
 
 
-def _blocks(handle: Any, ctx: _Context) -> Iterator[tuple[list[tuple[str, str]], str]]:
+def _blocks(handle: Any, ctx: ReadContext) -> Iterator[tuple[list[tuple[str, str]], str]]:
     """``([(tag, value), ...], problem)`` per citation, continuation lines joined to their tag's value."""
     fields: list[tuple[str, str]] = []
     problem = ""
@@ -75,7 +76,7 @@ def _blocks(handle: Any, ctx: _Context) -> Iterator[tuple[list[tuple[str, str]],
         yield fields, problem
 
 
-@_guarded
+@guarded_reader
 def read_medline_text(
     path: str | Path,
     mesh: MeshHierarchy | None = None,
@@ -84,11 +85,11 @@ def read_medline_text(
     report: ReadReport | None = None,
 ) -> Iterator[MeshRecord]:
     """MEDLINE/PubMed text (``.txt``, ``.nbib``, ``.medline``, optionally ``.gz``), one record per citation."""
-    path = _check_file(path)
-    ctx = _Context(path, "medline-text", mesh or MeshHierarchy.load(), strict, report)
+    path = check_file(path)
+    ctx = ReadContext(path, "medline-text", mesh or MeshHierarchy.load(), strict, report)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        utf16 = _utf16_encoding(handle.peek(4)[:4])
+        utf16 = utf16_encoding(handle.peek(4)[:4])
         if utf16:
             how = "byte-order mark" if utf16 == "utf-16" else "NUL bytes"
             raise DataError(f"cannot decode the file: UTF-16 text ({how}); convert it to UTF-8 "

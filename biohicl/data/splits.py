@@ -45,7 +45,7 @@ def is_dev_document(pmid: str, fraction: float = DEV_DOCUMENT_FRACTION, seed: in
 
 @dataclass(frozen=True)
 class DevSplit:
-    """The dev-split settings of a build (``build-dataset --dev-seed/--dev-fraction/--pubmedqa-dev-size``).
+    """The dev-split settings of a build (``build-dataset --dev_seed/--dev_fraction/--pubmedqa_dev_size``).
 
     ``pubmedqa_non_test`` are the PQA-L PMIDs outside the official test set that the PubMedQA dev items are drawn
     from (``None``: the non-test PubMedQA records of the build); the evaluation harness draws ``pubmedqa:dev``
@@ -83,9 +83,10 @@ class DevSplit:
 def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None) -> frozenset[str]:
     """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ground_truth.json``,
     by default beside it)."""
-    from biohicl.data.readers import _check_file, load_pubmedqa_test_ids
+    from biohicl.data.files import check_file
+    from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 
-    path = _check_file(pqal)
+    path = check_file(pqal)
     try:
         with path.open(encoding="utf-8") as handle:
             keys = set(json.load(handle))

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biohicl.data.pairs import build_pair_dataset, mine_top_k
-from biohicl.data.readers import MeshRecord
+from biohicl.data.mining import mine_top_k
+from biohicl.data.pairs import build_pair_dataset
+from biohicl.data.records import MeshRecord
 from biohicl.errors import BioHiCLError, DataError
 
 NAMES = [["Diabetes Mellitus, Type 2", "Humans"], ["Diabetes Mellitus", "Humans"], ["Heart Diseases"],

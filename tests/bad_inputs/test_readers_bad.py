@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from biohicl.data.readers import (
+from biohicl.data.records import (
     EMPTY_ABSTRACT,
     MALFORMED,
     NO_LABELS,
     NOT_INDEXED,
     UNRESOLVED_NAME,
     ReadReport,
-    read_records,
 )
+from biohicl.data.sources import read_records
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -205,7 +205,7 @@ def test_a_bad_byte_mid_file_no_longer_loses_the_rest(tmp_path, run_cli):
     assert result.code == 0, result.err
     assert "skipped (malformed record): 1" in result.out
     assert "pubmed24n0001.xml, record 3: undecodable byte 0xe9 (not utf-8) (pmid 3)" in result.out
-    from biohicl.data.pairs import load_pair_dataset
+    from biohicl.data.storage import load_pair_dataset
 
     assert load_pair_dataset(out)["documents"]["pmid"] == ["1", "2", "4", "5", "6", "7"]
     result = run_cli(["build-dataset", "--input", str(path), "--output", str(tmp_path / "strict"), "--strict"])

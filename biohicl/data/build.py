@@ -1,0 +1,164 @@
+"""Building the MeSH-pair dataset from corpus files: read (format detected per file), drop later copies of a PMID,
+decontaminate against the evaluation sets, mark the dev split, mine the pairs and save; and the real corpora of the
+default dataset (:func:`default_inputs`, :func:`build_default_dataset`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
+from biohicl.data.pubmedqa import load_pubmedqa_test_ids
+from biohicl.data.records import MeshRecord, ReadReport, label_kind_of
+from biohicl.data.sources import read_records, resolve_inputs, unique_records
+from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
+from biohicl.data.storage import save_pair_dataset
+from biohicl.errors import ConfigError, DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+
+def build_dataset_from_files(
+    inputs: Sequence[tuple[str, Sequence[str | Path]]],
+    output_dir: str | Path | None,
+    mesh: MeshHierarchy | None = None,
+    *,
+    top_k: int = 10,
+    seed: int = 0,
+    limit: int | None = None,
+    strict: bool = False,
+    exclude_test: bool = False,
+    test_ids: str | Path | None = None,
+    progress: bool = True,
+    arrow: bool = True,
+    mix_label_kinds: bool = False,
+    decontaminate: bool = True,
+    beir: Sequence[str | Path] = (),
+    dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
+):
+    """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
+    (unless ``output_dir`` is None) save it.
+
+    ``exclude_test`` removes the official PubMedQA test abstracts (``test_ids``, by default
+    ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, plus every record marked ``test``).
+    ``decontaminate`` (default) removes every document of a known evaluation set (PubMedQA test PMIDs, SciFact,
+    BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
+    PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
+    Inputs of both label kinds are refused before reading unless ``mix_label_kinds``.
+    Returns ``(dataset_dict, summary)``.
+    """
+    mesh = mesh or MeshHierarchy.load()
+    report = ReadReport()
+    groups = resolve_inputs(inputs, report)
+    kinds: dict[str, set[str]] = {}
+    for source, _ in groups:
+        kinds.setdefault(label_kind_of(source), set()).add(source)
+    if len(kinds) > 1 and not mix_label_kinds:
+        raise DataError(mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
+    excluded: set[str] = set()
+    if exclude_test:
+        excluded = _test_pmids(test_ids)
+    decontaminator = None
+    if decontaminate:
+        from biohicl.data.decontamination import Decontaminator
+
+        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_ids)
+    elif beir:
+        raise ConfigError("--beir names evaluation sets to decontaminate against: it needs decontamination on")
+    if dev_split is not None and dev_split.pubmedqa_non_test is None:
+        dev_split = _with_pubmedqa_reference(dev_split, groups, test_ids)
+
+    def stream():
+        for source, files in groups:
+            yield from read_records(source, files, mesh, strict=strict, report=report)
+
+    records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
+    if progress:
+        from tqdm.auto import tqdm
+
+        records = tqdm(records, desc="reading abstracts", unit="doc", total=limit)
+    dataset, summary = build_pair_dataset(
+        records, mesh, top_k=top_k, seed=seed, limit=limit, exclude_pmids=excluded, exclude_test=exclude_test,
+        report=report, progress=progress, mix_label_kinds=mix_label_kinds, dev_split=dev_split,
+        decontaminator=decontaminator,
+    )  # fmt: skip
+    if output_dir is not None:
+        save_pair_dataset(dataset, output_dir, summary, arrow=arrow)
+    return dataset, summary
+
+
+def _with_pubmedqa_reference(
+    dev_split: DevSplit, groups: Sequence[tuple[str, Sequence[Path]]], test_ids: str | Path | None
+) -> DevSplit:
+    """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs, else from ``BIOHICL_DATA_DIR``'s PQA-L
+    (so a copy of a PubMedQA dev abstract in another corpus is held out too); unchanged when there is none."""
+    from biohicl.settings import data_dir
+
+    files = [Path(f) for source, paths in groups if source == "pubmedqa" for f in paths]
+    if not files:
+        root = data_dir(required=False)
+        candidate = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
+        files = [candidate] if candidate is not None and candidate.is_file() else []
+    if not files:
+        return dev_split
+    non_test: set[str] = set()
+    for path in files:
+        non_test |= pubmedqa_non_test_pmids(path, test_ids)
+    return replace(dev_split, pubmedqa_non_test=frozenset(non_test))
+
+
+def _test_pmids(test_ids: str | Path | None) -> set[str]:
+    from biohicl.settings import data_dir
+
+    if test_ids is not None:
+        return load_pubmedqa_test_ids(test_ids)
+    root = data_dir(required=False)
+    candidate = root / "pubmedqa" / "test_ground_truth.json" if root is not None else None
+    return load_pubmedqa_test_ids(candidate) if candidate is not None and candidate.is_file() else set()
+
+
+EXPORT_SUFFIXES = (".xml", ".xml.gz", ".txt", ".nbib", ".medline", ".txt.gz")
+
+
+def default_inputs(mentions: bool = False) -> list[tuple[str, list[Path]]]:
+    """The real corpora of the default dataset, all MeSH *indexing*, in this order (the first copy of a PMID
+    wins): PubMedQA PQA-L (1,000; its 500 test items marked ``test``), the MEDLINE sample, ``bioasq_sample/``
+    and every PubMed export in ``pubmed_exports/`` (format detected per file). ``mentions=True`` adds BC5CDR
+    (PubTator entity mentions; a dataset with both needs ``mix_label_kinds``)."""
+    from biohicl.settings import data_path
+
+    exports = data_path("pubmed_exports")
+    inputs: list[tuple[str, list[Path]]] = [
+        ("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")]),
+        ("medline", [data_path("medline_sample", "medline16n0902.xml.gz")]),
+        ("bioasq", [data_path("bioasq_sample", "bioasq_sample.json")]),
+        ("auto", sorted(p for p in exports.iterdir() if p.name.lower().endswith(EXPORT_SUFFIXES))),
+    ]
+    if mentions:
+        inputs.append(
+            (
+                "pubtator",
+                [data_path("bc5cdr", f"CDR_{part}Set.PubTator.txt") for part in ("Training", "Development", "Test")],
+            )
+        )
+    return inputs
+
+
+def build_default_dataset(
+    output_dir: str | Path | None,
+    *,
+    top_k: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    mix_label_kinds: bool = False,
+    **kwargs: Any,
+):
+    """Build the default MeSH-pair dataset (:func:`default_inputs`: indexing only; with ``mix_label_kinds`` BC5CDR's
+    mentions too) from ``BIOHICL_DATA_DIR``, decontaminated, with the dev split; returns ``(DatasetDict,
+    PairDatasetSummary)``."""
+    return build_dataset_from_files(
+        default_inputs(mentions=mix_label_kinds), output_dir, top_k=top_k, seed=seed, progress=progress,
+        mix_label_kinds=mix_label_kinds, **kwargs,
+    )  # fmt: skip

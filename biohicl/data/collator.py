@@ -1,0 +1,64 @@
+"""The training collator: tokenize a batch of documents and attach its SimL matrix (and, when asked, the title and
+abstract inputs of the title InfoNCE term)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+
+@dataclass
+class BioHiCLDataCollator:
+    """Tokenize documents and attach the batch's SimL matrix (``siml``, float32 [B, B]).
+
+    Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
+    descriptor UIs; labels the hierarchy does not know are ignored). When the batch mixes ``label_kind`` values
+    (``indexing``/``mentions``), a ``pair_mask`` [B, B] (same kind only) is attached, so no loss pairs them.
+    ``titles=True`` also tokenizes, for the title InfoNCE term, the ``title`` of every row that has a title and an
+    ``abstract`` as a query (``title_inputs``) and the abstract alone as a document (``abstract_inputs``).
+
+    Args:
+        tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCL.tokenize``).
+        mesh: the hierarchy SimL is computed with.
+        ancestors / depth_weight: the SimL switches of :meth:`MeshHierarchy.similarity_matrix`.
+    """
+
+    tokenize: Callable[[list[str]], Mapping[str, torch.Tensor]]
+    mesh: MeshHierarchy
+    ancestors: bool = True
+    depth_weight: bool = True
+    text_column: str = "text"
+    labels_column: str = "labels"
+    label_weights: Mapping[str, float] | None = None
+    kind_column: str = "label_kind"
+    titles: bool = False
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        texts = [document_text(f, self.text_column) for f in features]
+        labels = [self.mesh.known_labels(f[self.labels_column]) for f in features]
+        batch = dict(self.tokenize(texts))
+        batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
+        kinds = [f.get(self.kind_column) for f in features]
+        if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)
+            codes = torch.tensor([sorted(set(map(str, kinds))).index(str(k)) for k in kinds])
+            batch["pair_mask"] = codes[:, None] == codes[None, :]
+        if self.titles:  # the title InfoNCE term: titles as queries, their abstracts alone as documents
+            pairs = [(str(f.get("title") or "").strip(), str(f.get("abstract") or "").strip()) for f in features]
+            pairs = [(title, abstract) for title, abstract in pairs if title and abstract]
+            if len(pairs) >= 2:
+                batch["title_inputs"] = dict(self.tokenize([t for t, _ in pairs], kind="query"))
+                batch["abstract_inputs"] = dict(self.tokenize([a for _, a in pairs], kind="document"))
+        return batch
+
+
+def document_text(feature: Mapping[str, Any], text_column: str = "text") -> str:
+    """A document's text: ``feature[text_column]`` or ``title + " " + abstract``."""
+    text = feature.get(text_column)
+    if text is None:
+        text = f"{feature.get('title') or ''} {feature.get('abstract') or ''}".strip()
+    return text

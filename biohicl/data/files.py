@@ -1,0 +1,67 @@
+"""Opening corpus files: gzip or plain, UTF-8 or a one-line error that says how to convert, and a decorator that
+turns what a bad file raises mid-stream (wrong encoding, corrupt gzip) into a :class:`~biohicl.errors.DataError`."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from biohicl.errors import DataError
+
+T = TypeVar("T")
+
+
+def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    """A text handle on ``path`` (``.gz`` decompressed)."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding)
+    return path.open("r", encoding=encoding)
+
+
+def check_file(path: str | Path) -> Path:
+    """``path`` as a :class:`~pathlib.Path`; :class:`DataError` when it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("input file not found", path)
+    return path
+
+
+def undecodable_error(path: Path, err: UnicodeDecodeError) -> DataError:
+    """The one-line error for a file that is not UTF-8, naming the ``iconv`` conversion that fixes it."""
+    head = bytes(err.object[:4]) if isinstance(err.object, (bytes, bytearray)) else b""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        what, source = "UTF-16 text (byte-order mark)", "utf-16"
+    else:
+        what, source = f"byte {err.object[err.start]:#04x} that is not {err.encoding}", "latin1"
+    return DataError(f"cannot decode the file: {what}; convert it to UTF-8 (`iconv -f {source} -t utf-8`)", path)
+
+
+def guarded_reader(reader: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """Turn what a bad file can raise mid-stream (wrong encoding, corrupt gzip) into a :class:`DataError`."""
+
+    @functools.wraps(reader)
+    def wrapper(path: str | Path, *args: Any, **kwargs: Any) -> Iterator[T]:
+        try:
+            yield from reader(path, *args, **kwargs)
+        except UnicodeDecodeError as err:
+            raise undecodable_error(Path(path), err) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
+
+    return wrapper
+
+
+def utf16_encoding(head: bytes) -> str | None:
+    """The UTF-16 codec a file's first bytes announce (a byte-order mark or NUL bytes), or None."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 2 and head[1] == 0 and head[0] != 0:
+        return "utf-16-le"
+    if len(head) >= 2 and head[0] == 0 and head[1] != 0:
+        return "utf-16-be"
+    return None

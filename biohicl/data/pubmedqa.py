@@ -1,0 +1,87 @@
+"""PubMedQA ``ori_pqal.json`` (PQA-L: question, context, MeSH names, long answer) and its official test PMIDs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from biohicl.data.files import check_file, guarded_reader, open_text, undecodable_error
+from biohicl.data.json_stream import JsonStream
+from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+
+@guarded_reader
+def read_pubmedqa(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+    test_ids: str | Path | Iterable[str] | None = "auto",
+) -> Iterator[MeshRecord]:
+    """PubMedQA ``ori_pqal.json`` (``{pmid: {QUESTION, CONTEXTS, MESHES, LONG_ANSWER, YEAR, ...}}``).
+
+    The abstract is the joined ``CONTEXTS`` (PubMedQA's context; its conclusion is ``LONG_ANSWER``, kept
+    apart). ``split`` is ``"test"`` for the official test PMIDs (``test_ground_truth.json``, found beside the
+    file when ``test_ids="auto"``) and ``"train"`` otherwise.
+    """
+    path = check_file(path)
+    ctx = ReadContext(path, "pubmedqa", mesh or MeshHierarchy.load(), strict, report)
+    tests = _pubmedqa_test_ids(path, test_ids)
+    with open_text(path) as handle:
+        stream = JsonStream(handle)
+        in_value = False  # a decoding error inside an item belongs to that item's record number
+        try:
+            for pmid in stream.object_keys():
+                ctx.start()
+                in_value = True
+                item = stream.value()
+                in_value = False
+                if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
+                    ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
+                    continue
+                uis = ctx.resolve_names(item.get("MESHES") or [])
+                record = ctx.emit(
+                    pmid,
+                    "",
+                    " ".join(str(c).strip() for c in item["CONTEXTS"]),
+                    uis,
+                    split="test" if pmid in tests else "train",
+                    question=str(item.get("QUESTION") or ""),
+                    long_answer=str(item.get("LONG_ANSWER") or ""),
+                    year=str(item.get("YEAR") or ""),
+                )
+                if record is not None:
+                    yield record
+        except json.JSONDecodeError as err:
+            record = ctx.record if in_value else ctx.record + 1
+            ctx.skip(MALFORMED, f"JSON: {err.msg} (stream cannot continue)", record)
+
+
+def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) -> set[str]:
+    if test_ids is None:
+        return set()
+    if isinstance(test_ids, str) and test_ids == "auto":
+        candidate = path.parent / "test_ground_truth.json"
+        return load_pubmedqa_test_ids(candidate) if candidate.is_file() else set()
+    if isinstance(test_ids, (str, Path)):
+        return load_pubmedqa_test_ids(test_ids)
+    return {str(t) for t in test_ids}
+
+
+def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
+    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
+    path = check_file(path)
+    try:
+        with open_text(path) as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
+    except UnicodeDecodeError as err:
+        raise undecodable_error(path, err) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a {pmid: label} object", path)
+    return {str(k) for k in data}

@@ -1,0 +1,224 @@
+"""What the corpus readers produce and report: :class:`MeshRecord` (one MeSH-indexed abstract), the label kinds,
+:class:`ReadReport` (what was read, kept and skipped, and why) and :class:`ReadContext` (per-file bookkeeping every
+reader shares: counting, strict mode, MeSH label resolution).
+
+Two kinds of MeSH label (:data:`LABEL_KINDS`): **indexing**, the descriptors NLM indexers assign to the whole
+article, check tags such as Humans included (BioASQ, MEDLINE XML and text, PubMedQA), and **mentions**, the MeSH
+ids of the chemicals and diseases named in the text (PubTator/BC5CDR). SimL between the two kinds measures the
+source rather than the content, so a dataset keeps them apart.
+
+Bad input policy (the same for every reader; nothing is dropped silently):
+
+* a **malformed record** (broken JSON/XML/PubTator block, missing PMID) or an **empty abstract**: the record is
+  skipped and counted in the :class:`ReadReport`, with file and record number;
+* a MeSH **name or descriptor id that does not resolve** in the loaded MeSH release (typically a descriptor
+  renamed or retired between releases): the label is dropped from the record and counted; a record left
+  without any label is skipped and counted;
+* supplementary concept ids (``C...``, PubTator chemicals) and un-normalised mentions (``-1``) are *not*
+  descriptors and *not* errors: they are ignored and counted as such; a record with no descriptor at all
+  (a citation NLM has not indexed yet, a PubTator abstract with SCR ids only) is skipped and counted, never
+  an error;
+* with ``strict=True`` the first malformed record, empty abstract or unresolvable label raises
+  :class:`~biohicl.errors.DataError` naming the file and record number instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+logger = logging.getLogger(__name__)
+
+INDEXING, MENTIONS = "indexing", "mentions"
+LABEL_KINDS: dict[str, str] = {
+    "bioasq": INDEXING,
+    "medline": INDEXING,
+    "medline-text": INDEXING,
+    "pubmedqa": INDEXING,
+    "pubtator": MENTIONS,
+}
+EXAMPLES_PER_REASON = 3
+
+# Reasons a record is skipped or a label dropped (the keys of ReadReport's counters).
+MALFORMED = "malformed record"
+EMPTY_ABSTRACT = "empty abstract"
+NO_LABELS = "no MeSH label left"
+NOT_INDEXED = "no MeSH descriptor in the record"
+DUPLICATE = "duplicate pmid"
+UNRESOLVED_NAME = "MeSH name not in this MeSH release"
+UNKNOWN_ID = "descriptor id not in this MeSH release"
+SCR_ID = "supplementary concept id (not a descriptor)"
+UNNORMALISED = "mention without MeSH id (-1)"
+
+
+@dataclass
+class MeshRecord:
+    """One MeSH-indexed abstract."""
+
+    pmid: str
+    title: str
+    abstract: str
+    mesh: tuple[str, ...]
+    source: str
+    split: str = "train"
+    question: str = ""
+    long_answer: str = ""
+    year: str = ""
+    journal: str = ""
+    label_kind: str = ""  # "indexing" | "mentions"; from the source when not given
+    major: tuple[str, ...] = ()  # descriptor UIs marked major topic (MEDLINE ``*`` / MajorTopicYN="Y")
+    origin: str = field(default="", compare=False, repr=False)  # the file the record was read from
+
+    def __post_init__(self) -> None:
+        if not self.label_kind:
+            self.label_kind = label_kind_of(self.source)
+
+
+def label_kind_of(source: str) -> str:
+    """The label kind a source's MeSH ids are (:data:`LABEL_KINDS`)."""
+    return LABEL_KINDS.get(source, INDEXING)
+
+
+@dataclass
+class ReadReport:
+    """What a reader read, kept and skipped (and why), with example locations; printed at the end of a build."""
+
+    read: int = 0
+    kept: int = 0
+    labels_kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    labels_dropped: Counter = field(default_factory=Counter)
+    labels_ignored: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
+
+    @property
+    def mean_labels(self) -> float:
+        """Mean number of MeSH descriptors per kept record."""
+        return self.labels_kept / self.kept if self.kept else 0.0
+
+    def note(self, reason: str, path: str | Path, record: int | None, detail: str = "") -> None:
+        """Remember where a problem occurred (the first few per reason) and log it."""
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            where = str(path) if record is None else f"{path}, record {record}"
+            where += f": {detail}" if detail else ""
+            examples.append(where)
+            logger.warning("%s (%s)", where, reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "skipped": dict(self.skipped),
+            "labels_dropped": dict(self.labels_dropped),
+            "labels_ignored": dict(self.labels_ignored),
+            "mean_labels_per_document": round(self.mean_labels, 3),
+            "examples": {reason: list(where) for reason, where in self.examples.items()},
+            "files": list(self.files),
+            "unrecognised_files": list(self.unrecognised_files),
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"documents read: {self.read:,}; kept: {self.kept:,}; skipped: {sum(self.skipped.values()):,}",
+            f"mean MeSH descriptors per kept document: {self.mean_labels:.2f}",
+        ]
+        for title, counter in (
+            ("skipped", self.skipped),
+            ("labels dropped", self.labels_dropped),
+            ("labels ignored", self.labels_ignored),
+        ):
+            for reason, count in counter.most_common():
+                lines.append(f"  {title}: {reason}: {count:,}")
+                lines.extend(f"      e.g. {where}" for where in self.examples.get(reason, ()))
+        if self.unrecognised_files:
+            lines.append(f"  files not read (format not recognised): {', '.join(self.unrecognised_files)}")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+class ReadContext:
+    """Per-file bookkeeping shared by the readers: counting, strict mode, label resolution."""
+
+    def __init__(self, path: Path, source: str, mesh: MeshHierarchy, strict: bool, report: ReadReport | None):
+        self.path, self.source, self.mesh, self.strict = path, source, mesh, strict
+        self.report = report if report is not None else ReadReport()
+        self.report.files.append(str(path))
+        self.record = 0
+        self.dropped = 0  # labels of the current record that did not resolve
+
+    def start(self) -> None:
+        """Begin the next record."""
+        self.record += 1
+        self.dropped = 0
+
+    def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
+        record = self.record if record is None else record
+        if self.strict:
+            raise DataError(f"{reason}: {detail}" if detail else reason, self.path, record)
+        self.report.note(reason, self.path, record, detail)
+
+    def skip(self, reason: str, detail: str = "", record: int | None = None, error: bool = True) -> None:
+        """Count a skipped record; ``error=False`` for expected cases (a record nobody indexed with MeSH)."""
+        self.report.read += 1
+        self.report.skipped[reason] += 1
+        if error:
+            self.problem(reason, detail, record)
+        else:
+            self.report.note(reason, self.path, self.record if record is None else record, detail)
+
+    def resolve_names(self, names: Iterable[str]) -> list[str]:
+        """Descriptor UIs of MeSH names; unresolvable names are dropped, counted in ``self.dropped``."""
+        uis = []
+        for name in names:
+            ui = self.mesh.try_resolve(name) if isinstance(name, str) else None
+            if ui is None:
+                self.report.labels_dropped[UNRESOLVED_NAME] += 1
+                self.dropped += 1
+                self.problem(UNRESOLVED_NAME, repr(name))
+            else:
+                uis.append(ui)
+        return uis
+
+    def resolve_ids(self, ids: Iterable[str]) -> list[str]:
+        """Descriptor UIs from ids; SCR ids and ``-1`` are ignored, unknown ids dropped (``self.dropped``)."""
+        uis = []
+        for raw in ids:
+            ui = raw.strip().removeprefix("MESH:")
+            if ui in self.mesh.names:
+                uis.append(ui)
+            elif ui in {"-1", ""}:
+                self.report.labels_ignored[UNNORMALISED] += 1
+            elif ui.startswith("C"):
+                self.report.labels_ignored[SCR_ID] += 1
+            else:
+                self.report.labels_dropped[UNKNOWN_ID] += 1
+                self.dropped += 1
+                self.problem(UNKNOWN_ID, repr(raw))
+        return uis
+
+    def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: Any) -> MeshRecord | None:
+        """Build the record, or skip it (empty abstract, no label) and return ``None``."""
+        if not abstract.strip():
+            self.skip(EMPTY_ABSTRACT, f"pmid {pmid}")
+            return None
+        mesh = tuple(dict.fromkeys(uis))
+        if not mesh:
+            self.skip(NO_LABELS if self.dropped else NOT_INDEXED, f"pmid {pmid}", error=False)
+            return None
+        self.report.read += 1
+        self.report.kept += 1
+        self.report.labels_kept += len(mesh)
+        if "major" in extra:
+            extra["major"] = tuple(ui for ui in dict.fromkeys(extra["major"]) if ui in mesh)
+        return MeshRecord(str(pmid), title.strip(), abstract.strip(), mesh, self.source, origin=str(self.path), **extra)

@@ -1,0 +1,290 @@
+"""Batch samplers for in-batch SimL losses: batches built around mined positive pairs (SimL > β), plain shuffled
+batches with the same contract, and contrastive negatives mined per document.
+
+Both samplers have a fixed number of batches per epoch (``ceil(documents / batch_size)``), so the Trainer's step
+count and resume skipping are exact, and their batches depend only on ``seed`` and the epoch (``set_epoch``), so a
+resumed run sees the batches an uninterrupted one would. With ``groups`` (the label kind per document) every batch
+is drawn from one group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from biohicl.errors import ConfigError
+from biohicl.mesh.gram import gram_factors, gram_matrix
+from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
+
+
+class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches built around mined positive pairs (SimL > β), so that every batch holds positives.
+
+    Each epoch walks the documents in a seeded random order; each document not yet in the current batch joins it
+    as an anchor together with one of its partners (chosen at random among those not yet in the batch), until the
+    batch holds ``batch_size`` documents. Documents without partners fill batches alone. An epoch has
+    ``ceil(num_documents / batch_size)`` batches (fixed, so the Trainer's step count and resume skipping are exact);
+    the anchor order restarts with a fresh permutation when it runs out. Batches depend only on ``seed`` and the
+    epoch (:meth:`set_epoch`), so a resumed run sees the same batches as an uninterrupted one.
+
+    Args:
+        partners: ``partners[i]``: indices of the documents that form a positive pair with document ``i``.
+        batch_size: documents per batch.
+        seed: base seed; the epoch's generator is seeded with ``(seed, epoch)``.
+        groups: a group per document (the label kind, ``indexing``/``mentions``): every batch is drawn from one
+            group (chosen with probability proportional to its size; a group smaller than ``batch_size`` gives
+            smaller batches), and partners or negatives in another group are ignored. ``None`` or one group:
+            the batches are exactly those without groups.
+        negatives: ``negatives[i]``: documents that are contrastive negatives of ``i`` (see
+            :func:`mine_negatives`); when given, an anchor with none of its negatives in the batch also brings one.
+    """
+
+    def __init__(
+        self,
+        partners: Sequence[Sequence[int]],
+        batch_size: int,
+        seed: int = 0,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
+    ):
+        if batch_size < 2:
+            raise ConfigError(f"batch_size: in-batch pairs need at least 2 documents, got {batch_size}")
+        self.num_documents = len(partners)
+        if self.num_documents == 0:
+            raise ConfigError("MeshPairBatchSampler: no documents")
+        self.group_of, self.group_members = _group_index(groups, self.num_documents)
+        self.partners = self._same_group(partners)
+        self.negatives = None if negatives is None else self._same_group(negatives)
+        self.batch_size = min(batch_size, self.num_documents)
+        self.seed = seed
+        self.epoch = 0
+
+    def _same_group(self, lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        out = [np.asarray(sorted(set(p)), dtype=np.int64) for p in lists]
+        if len(out) != self.num_documents:
+            raise ConfigError(f"MeshPairBatchSampler: {len(out)} lists for {self.num_documents} documents")
+        if len(self.group_members) > 1:
+            out = [p[self.group_of[p] == self.group_of[i]] for i, p in enumerate(out)]
+        return out
+
+    # -- construction
+    @classmethod
+    def from_pairs(
+        cls,
+        anchors: Sequence[int],
+        partners: Sequence[int],
+        siml: Sequence[float],
+        num_documents: int,
+        batch_size: int,
+        beta: float = 0.3,
+        seed: int = 0,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
+    ) -> MeshPairBatchSampler:
+        """From a mined pair list (indices into the training documents); pairs with SimL ≤ β are ignored."""
+        lists: list[list[int]] = [[] for _ in range(num_documents)]
+        for a, p, s in zip(anchors, partners, siml, strict=True):
+            if s > beta and a != p:
+                lists[a].append(p)
+                lists[p].append(a)
+        return cls(lists, batch_size, seed, groups=groups, negatives=negatives)
+
+    @classmethod
+    def from_labels(
+        cls,
+        labels: Sequence[Sequence[str]],
+        mesh: MeshHierarchy,
+        batch_size: int,
+        beta: float = 0.3,
+        ancestors: bool = True,
+        depth_weight: bool = True,
+        seed: int = 0,
+        label_weights: Mapping[str, float] | None = None,
+        groups: Sequence[str] | None = None,
+        negatives: Sequence[Sequence[int]] | None = None,
+    ) -> MeshPairBatchSampler:
+        """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
+        docs = [mesh.known_labels(labs) for labs in labels]
+        vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
+        gram = gram_matrix(vectors)
+        np.fill_diagonal(gram, 0.0)
+        return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed, groups=groups, negatives=negatives)
+
+    # -- Sampler protocol
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_documents / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        grouped = len(self.group_members) > 1
+        sizes = np.array([len(m) for m in self.group_members], dtype=np.float64)
+        orders: list[list[int]] = [[] for _ in self.group_members]
+        for _ in range(len(self)):
+            group = int(rng.choice(len(sizes), p=sizes / sizes.sum())) if grouped else 0
+            size = min(self.batch_size, len(self.group_members[group]))
+            order = orders[group]
+            batch: list[int] = []
+            members: set[int] = set()
+            while len(batch) < size:
+                if not order:
+                    fresh = (
+                        rng.permutation(self.group_members[group]) if grouped else rng.permutation(self.num_documents)
+                    )
+                    order.extend(fresh.tolist()[::-1])
+                anchor = order.pop()
+                if anchor not in members:
+                    batch.append(anchor)
+                    members.add(anchor)
+                if len(batch) >= size:
+                    break
+                candidates = self.partners[anchor]
+                if len(candidates):
+                    for partner in rng.permutation(candidates).tolist():
+                        if partner not in members:
+                            batch.append(partner)
+                            members.add(partner)
+                            break
+                if self.negatives is not None and len(batch) < size:
+                    pool = self.negatives[anchor]
+                    if len(pool) and not members.intersection(pool.tolist()):
+                        negative = int(pool[rng.integers(len(pool))])
+                        batch.append(negative)
+                        members.add(negative)
+            yield batch
+
+    @property
+    def documents_with_partners(self) -> int:
+        return sum(1 for p in self.partners if len(p))
+
+
+def _group_index(groups: Sequence[str] | None, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(group id per document, member indices per group)``; one group when ``groups`` is None."""
+    if groups is None:
+        return np.zeros(n, dtype=np.int64), [np.arange(n)]
+    if len(groups) != n:
+        raise ConfigError(f"groups: {len(groups)} values for {n} documents")
+    names, group_of = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    group_of = group_of.ravel().astype(np.int64)
+    return group_of, [np.flatnonzero(group_of == g) for g in range(len(names))]
+
+
+def mine_negatives(
+    labels: Sequence[Sequence[str]],
+    mesh: MeshHierarchy,
+    negative: str = "zero",
+    beta: float = 0.3,
+    ancestors: bool = True,
+    depth_weight: bool = True,
+    label_weights: Mapping[str, float] | None = None,
+    groups: Sequence[str] | None = None,
+    limit: int = 64,
+    seed: int = 0,
+    block: int = 1024,
+) -> list[np.ndarray]:
+    """For each document, up to ``limit`` documents of its group that are its negatives under ``negative``.
+
+    ``zero``: SimL = 0, ``below:t``: SimL < t (a seeded random ``limit`` of them); ``lowest:k``: the ``limit``
+    lowest-SimL documents with SimL ≤ β. Unlabelled documents are nobody's negative. SimL is computed in row
+    blocks (memory ``block × N``).
+    """
+    kind, value = parse_negative(negative, beta)
+    docs = [mesh.known_labels(labs) for labs in labels]
+    vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
+    labelled = np.diff(vectors.indptr) > 0
+    group_of, _ = _group_index(groups, len(docs))
+    factors = gram_factors(vectors)
+    rng = np.random.default_rng([seed, 1])
+    out: list[np.ndarray] = []
+    for start in range(0, len(docs), block):
+        rows = factors.rows(start, min(start + block, len(docs)))
+        for offset, row in enumerate(rows):
+            i = start + offset
+            allowed = labelled & (group_of == group_of[i])
+            allowed[i] = False
+            if not labelled[i]:
+                out.append(np.zeros(0, dtype=np.int64))
+                continue
+            if kind == "lowest":
+                candidates = np.flatnonzero(allowed & (row <= beta))
+                keep = candidates[np.argsort(row[candidates], kind="stable")[:limit]]
+            else:
+                threshold = row <= ZERO_TOLERANCE if kind == "zero" else row < value
+                candidates = np.flatnonzero(allowed & threshold)
+                keep = rng.choice(candidates, limit, replace=False) if len(candidates) > limit else candidates
+            out.append(np.sort(keep).astype(np.int64))
+    return out
+
+
+class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Plain shuffled batches with the same length/seeding contract as :class:`MeshPairBatchSampler`.
+
+    ``groups`` (optional, e.g. the label kind per document): every batch is drawn from one group, chosen with
+    probability proportional to its size; one group (or None) gives exactly the ungrouped batches.
+    """
+
+    def __init__(self, num_documents: int, batch_size: int, seed: int = 0, groups: Sequence[str] | None = None):
+        self.num_documents = num_documents
+        self.batch_size = min(batch_size, num_documents)
+        self.seed = seed
+        self.epoch = 0
+        self.group_of, self.group_members = _group_index(groups, num_documents)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_documents / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if len(self.group_members) > 1:
+            yield from self._grouped(rng)
+            return
+        order = rng.permutation(self.num_documents)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = order[start : start + self.batch_size].tolist()
+            if len(batch) < self.batch_size:  # keep every batch full: top up from a fresh permutation
+                extra = [i for i in rng.permutation(self.num_documents).tolist() if i not in set(batch)]
+                batch += extra[: self.batch_size - len(batch)]
+            yield batch
+
+    def _grouped(self, rng: np.random.Generator) -> Iterator[list[int]]:
+        sizes = np.array([len(m) for m in self.group_members], dtype=np.float64)
+        orders: list[list[int]] = [[] for _ in self.group_members]
+        for _ in range(len(self)):
+            group = int(rng.choice(len(sizes), p=sizes / sizes.sum()))
+            size = min(self.batch_size, len(self.group_members[group]))
+            batch: list[int] = []
+            while len(batch) < size:
+                if not orders[group]:
+                    orders[group].extend(rng.permutation(self.group_members[group]).tolist()[::-1])
+                index = orders[group].pop()
+                if index not in batch:
+                    batch.append(index)
+            yield batch
+
+
+def positive_pair_share(
+    batches: Sequence[Sequence[int]], siml_of: Callable[[Sequence[int]], torch.Tensor], beta: float = 0.3
+) -> dict[str, float]:
+    """Share of in-batch pairs (i < j) with SimL > β, and share of batches holding at least one such pair."""
+    pairs = positives = with_positive = 0
+    for batch in batches:
+        siml = siml_of(batch)
+        upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
+        count = int((siml[upper] > beta).sum())
+        pairs += int(upper.sum())
+        positives += count
+        with_positive += count > 0
+    return {
+        "positive_pair_share": positives / max(pairs, 1),
+        "batches_with_positive": with_positive / max(len(batches), 1),
+        "positives_per_batch": positives / max(len(batches), 1),
+    }

@@ -1,0 +1,141 @@
+"""Corpus formats by name (:data:`SOURCES`, :data:`READERS`), format detection from a file's first bytes, and the
+record stream of many files (:func:`read_records`) with later copies of a PMID dropped (:func:`unique_records`).
+
+Every reader is a generator of :class:`~biohicl.data.records.MeshRecord` and never holds a whole corpus in memory
+(the BioASQ file is over 20 GB); what it skips, and why, goes to a :class:`~biohicl.data.records.ReadReport`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+from biohicl.data.bioasq import read_bioasq
+from biohicl.data.files import check_file, utf16_encoding
+from biohicl.data.medline_text import read_medline_text
+from biohicl.data.pubmed_xml import read_medline
+from biohicl.data.pubmedqa import read_pubmedqa
+from biohicl.data.pubtator import read_pubtator
+from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("bioasq", "medline", "medline-text", "pubmedqa", "pubtator")
+READERS: dict[str, Callable[..., Iterator[MeshRecord]]] = {
+    "bioasq": read_bioasq,
+    "medline": read_medline,
+    "medline-text": read_medline_text,
+    "pubmedqa": read_pubmedqa,
+    "pubtator": read_pubtator,
+}
+AUTO = "auto"
+_SNIFF_BYTES = 1 << 16
+_PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
+_MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
+_PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
+
+
+def detect_source(path: str | Path) -> str | None:
+    """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
+    (``<PubmedArticle``/``<MedlineCitation``), MEDLINE text (a ``PMID-`` line), BioASQ JSON (``"articles"``),
+    PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``)."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+    utf16 = utf16_encoding(head[:4])
+    text = head.decode(utf16 or "utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith("<"):
+        return "medline" if re.search(r"<(PubmedArticle|MedlineCitation)[\s>]", text) else None
+    if text.startswith("{"):
+        if '"articles"' in text[:4096]:
+            return "bioasq"
+        if _PUBMEDQA_START.match(text) and '"QUESTION"' in text:
+            return "pubmedqa"
+        return None
+    if _PUBTATOR_LINE.match(text):
+        return "pubtator"
+    if _MEDLINE_TEXT_LINE.search(text):
+        return "medline-text"
+    return None
+
+
+def resolve_inputs(
+    inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None
+) -> list[tuple[str, list[Path]]]:
+    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
+    whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
+    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing file, or no recognised file at all, is a
+    :class:`~biohicl.errors.DataError`."""
+    groups: list[tuple[str, list[Path]]] = []
+    unrecognised: list[str] = []
+    for source, files in inputs:
+        paths = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+        if source != AUTO:
+            groups.append((source, paths))
+            continue
+        for path in paths:
+            check_file(path)
+            detected = detect_source(path)
+            if detected is None:
+                unrecognised.append(str(path))
+                logger.warning("%s: not a corpus format biohicl reads (%s); left out", path, ", ".join(SOURCES))
+            else:
+                groups.append((detected, [path]))
+    if unrecognised and not groups:
+        shown = ", ".join(unrecognised[:3]) + (f" and {len(unrecognised) - 3} more" if len(unrecognised) > 3 else "")
+        raise DataError(f"no input file is in a format biohicl reads ({', '.join(SOURCES)}): {shown}")
+    if report is not None:
+        report.unrecognised_files.extend(unrecognised)
+    return groups
+
+
+def read_records(
+    source: str,
+    paths: str | Path | Sequence[str | Path],
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[MeshRecord]:
+    """Records of one ``source`` (one of :data:`SOURCES`, or ``"auto"``: detected per file) from one or more
+    files."""
+    if source not in READERS and source != AUTO:
+        raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    mesh = mesh or MeshHierarchy.load()
+    for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
+        for path in files:
+            yield from READERS[group_source](path, mesh, strict=strict, report=report)
+
+
+def unique_records(
+    records: Iterable[MeshRecord], report: ReadReport | None = None, strict: bool = False
+) -> Iterator[MeshRecord]:
+    """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
+    except that a ``test`` split marking is never lost."""
+    seen: dict[str, MeshRecord] = {}
+    for record in records:
+        first = seen.get(record.pmid)
+        if first is None:
+            seen[record.pmid] = record
+            yield record
+            continue
+        if record.split == "test":
+            first.split = "test"
+        where = first.origin or first.source
+        if report is not None:
+            report.kept -= 1
+            report.labels_kept -= len(record.mesh)
+            report.skipped[DUPLICATE] += 1
+            report.note(DUPLICATE, record.origin or record.source, None, f"pmid {record.pmid} (also in {where})")
+        if strict:
+            raise DataError(f"duplicate pmid {record.pmid} (also in {where})")

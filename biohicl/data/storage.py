@@ -1,0 +1,114 @@
+"""The MeSH-pair dataset on disk: two configurations saved as parquet with a dataset card (``README.md``) the Hub
+and ``datasets.load_dataset("parquet", ...)`` both read, plus a ``save_to_disk`` copy for ``load_from_disk``::
+
+    out/
+      README.md                      dataset card (YAML: license, configs → data_files, counts, SimL, MeSH version)
+      summary.json                   the build's PairDatasetSummary
+      dataset_dict.json              load_from_disk entry point
+      documents/documents-00000.parquet   pmid, title, abstract, mesh, tree_numbers, source, label_kind, split, ...
+      documents/data-00000-of-00001.arrow (+ state.json, dataset_info.json)
+      pairs/pairs-00000.parquet      anchor, anchor_pmid, partner, partner_pmid, siml, rank, split
+
+A save writes a temporary folder beside ``out`` and swaps it in; a build killed mid-swap is recovered by the next
+save (:func:`recover_interrupted_save`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from biohicl.atomic import _explain, pid_alive
+from biohicl.data.pairs import PairDatasetSummary
+from biohicl.errors import ConfigError, DataError
+
+
+def recover_interrupted_save(out_dir: str | Path) -> None:
+    """Clean up after a build killed while saving: drop its ``.<name>.tmp-<pid>`` folder and, if the kill came
+    between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place."""
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return
+    for kind in ("old", "tmp"):
+        for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*")):
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or pid_alive(int(pid)) or not leftover.is_dir():
+                continue  # another build is running
+            if kind == "old" and not out_dir.exists():
+                leftover.rename(out_dir)
+            else:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def save_pair_dataset(
+    dataset, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
+) -> Path:
+    """Write parquet per configuration, the dataset card and (``arrow=True``) a ``save_to_disk`` copy.
+
+    Written to a temporary folder beside ``out_dir`` and renamed into place; an existing ``out_dir`` is
+    replaced only when it is empty or a previous build (it holds ``README.md`` and ``documents/``).
+    """
+    import datasets
+
+    from biohicl.data.dataset_card import render_dataset_card
+
+    out_dir = Path(out_dir)
+    recover_interrupted_save(out_dir)
+    previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
+    if out_dir.exists() and any(out_dir.iterdir()) and not previous_build:
+        raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one line per file is enough; our own bars cover the long loops
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if arrow:
+            dataset.save_to_disk(str(tmp))
+        for config in ("documents", "pairs"):
+            (tmp / config).mkdir(parents=True, exist_ok=True)
+            dataset[config].to_parquet(str(tmp / config / f"{config}-00000.parquet"))
+        (tmp / "README.md").write_text(render_dataset_card(dataset, summary), encoding="utf-8")
+        if summary is not None:
+            (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            if old is not None:
+                old.rename(out_dir)  # put the previous build back
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:  # a full disk, a read-only folder: one line; the previous build is left as it was
+        raise _explain(err, out_dir) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if bars:
+            datasets.enable_progress_bars()
+    return out_dir
+
+
+def load_pair_dataset(path: str | Path):
+    """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs); a
+    configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset, DatasetDict
+    from datasets.table import InMemoryTable
+
+    path = Path(path)
+    if not (path / "documents").is_dir():
+        raise DataError("not a MeSH-pair dataset (no documents/ folder)", path)
+    configs = {}
+    for config in ("documents", "pairs"):
+        files = sorted((path / config).glob("*.parquet"))
+        if not files:
+            raise DataError(f"no {config} parquet files", path / config)
+        configs[config] = Dataset(InMemoryTable(pa.concat_tables([pq.read_table(f) for f in files])))
+    return DatasetDict(configs)
