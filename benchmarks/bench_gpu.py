@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The GPU figures of issue #18, in one script (pending: no GPU was lent to the task that wrote it).
 
-1. **encode**: biohicl ``BioHiCLModel.encode`` vs ``SentenceTransformer.encode``, same model folder, same SciFact
+1. **encode**: biohicl ``BioHiCL.encode`` vs ``SentenceTransformer.encode``, same model folder, same SciFact
    documents, fp32 and fp16 autocast, alternating rounds; ratio of throughputs.
 2. **topk**: exact top-10 of 64 queries over ``--rows`` × 384 float32 rows resident on the device
    (``biohicl.search.exact.search_embeddings``) vs one device memory copy of the matrix (target: within 1.5×).
@@ -57,7 +57,7 @@ def tiny_model_folder() -> str:
     from biohicl.models.model import BioHiCLModel
 
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
-    BioHiCLModel.from_base(str(build_tiny_bert(work / "tiny"))).save_merged(work / "merged")
+    BioHiCL.from_base(str(build_tiny_bert(work / "tiny"))).save_merged(work / "merged")
     return str(work / "merged")
 
 
@@ -66,9 +66,10 @@ def bench_encode(args, device: str) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.models.model import BioHiCLModel, resolve_model_path
+    from biohicl.models.model import BioHiCL
+    from biohicl.models.resolver import resolve_base
 
-    folder = tiny_model_folder() if args.smoke else str(resolve_model_path(args.encode_model))
+    folder = tiny_model_folder() if args.smoke else str(resolve_base(args.encode_model))
     if args.smoke:
         texts = [f"cancer cells in the heart of patients {i} " * (1 + i % 5) for i in range(args.texts)]
     else:
@@ -76,7 +77,7 @@ def bench_encode(args, device: str) -> dict:
         from biohicl.settings import data_path
 
         texts = list(load_beir(data_path("scifact"), "train").corpus.values())[: args.texts]
-    ours = BioHiCLModel.from_pretrained(folder, merge=True).to(device).eval()
+    ours = BioHiCL.from_pretrained(folder, merge=True).to(device).eval()
     theirs = SentenceTransformer(folder, device=device)
     theirs.max_seq_length = ours.config.max_length
     half = torch.float16 if torch.device(device).type == "cuda" else torch.bfloat16
@@ -119,7 +120,8 @@ def bench_encode(args, device: str) -> dict:
 def bench_topk(args, device: str) -> dict:
     import torch
 
-    from biohicl.search.exact import Index, search_embeddings
+    from biohicl.search.exact import search_embeddings
+    from biohicl.search.index import Index
 
     generator = torch.Generator().manual_seed(0)
     matrix = torch.nn.functional.normalize(torch.randn(args.rows, args.dim, generator=generator), dim=-1).to(device)
@@ -149,16 +151,16 @@ def bench_epoch(args, device: str) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_train_step import make_documents, step_biohicl
 
+    from biohicl.data.collator import BioHiCLDataCollator
     from biohicl.losses import BioHiCLLoss
     from biohicl.mesh.hierarchy import MeshHierarchy
-    from biohicl.models.model import BioHiCLModel
-    from biohicl.training.trainer import BioHiCLDataCollator
+    from biohicl.models.model import BioHiCL
 
     mesh = MeshHierarchy.load()
     docs = make_documents(args.train_batch, mesh)
     folder = tiny_model_folder() if args.smoke else args.train_model
     torch.manual_seed(0)
-    model = BioHiCLModel.from_base(folder, max_length=args.max_length)
+    model = BioHiCL.from_base(folder, max_length=args.max_length)
     model.add_lora(r=8, alpha=16, dropout=0.1, verbose=False)
     model.train().to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

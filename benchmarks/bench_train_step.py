@@ -25,10 +25,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.losses import BioHiCLLoss
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.models.model import BioHiCLModel
-from biohicl.training.trainer import BioHiCLDataCollator
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCE = (

@@ -235,9 +235,9 @@ import logging
 
 from biohicl import MeshHierarchy
 from biohicl.data.corpus import Document
-from biohicl.data.readers import read_pubmedqa
+from biohicl.data.pubmedqa import read_pubmedqa
 
-logging.getLogger("biohicl.data.readers").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
+logging.getLogger("biohicl.data.records").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
 mesh = MeshHierarchy.load()
 root = data_dir(required=False)
 pubmedqa = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
@@ -393,7 +393,7 @@ For each abstract, mine its `TOP_K_PAIRS` partners with the highest SimL. The ba
 these pairs, so every batch holds related abstracts for the losses to learn from.
 """),
         code("""
-from biohicl.data.pairs import build_dataset_from_files, default_inputs
+from biohicl.data.build import build_dataset_from_files, default_inputs
 from biohicl.errors import ConfigError
 from biohicl.settings import data_path
 
@@ -425,7 +425,7 @@ the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the
 `biohicl_config.json` and the loss log in `OUTPUT_DIR`.
 """),
         code("""
-from biohicl.training.trainer import train_biohicl
+from biohicl.training.run import train_biohicl
 from biohicl.training.args import BioHiCLTrainingArguments
 
 args = BioHiCLTrainingArguments(

@@ -1,4 +1,5 @@
-"""Shared fixtures: offline mode, the real data directory, the packaged MeSH table and a tiny random BERT."""
+"""Shared fixtures: offline mode, the real data directory, the packaged MeSH table, a tiny random BERT and synthetic
+MeSH-labelled documents."""
 
 from __future__ import annotations
 
@@ -87,3 +88,29 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# Four topics, four real MeSH descriptors each: documents of one topic share a branch (SimL > 0.3), topics don't.
+TOPICS = {
+    "diabetes": ["D003920", "D003924", "D003922", "D007333"],
+    "heart": ["D009203", "D006333", "D006973", "D002318"],
+    "cancer": ["D001943", "D008175", "D002289", "D009369"],
+    "brain": ["D001927", "D000544", "D004827", "D004827"],
+}
+
+
+def synthetic_documents(per_topic: int = 6) -> list[dict]:
+    """``per_topic`` documents per topic of :data:`TOPICS` (two of its descriptors each), the last of each ``test``."""
+    docs = []
+    for topic, uis in TOPICS.items():
+        for i in range(per_topic):
+            docs.append(
+                {
+                    "pmid": str(1000 + len(docs)),
+                    "title": f"{topic} study {i}",
+                    "abstract": f"the {topic} of patients and cells {i}",
+                    "mesh": [uis[i % 4], uis[(i + 1) % 4]],
+                    "split": "test" if i == per_topic - 1 else "train",
+                }
+            )
+    return docs

@@ -158,9 +158,9 @@ def test_losses_on_real_mesh_similarity(mesh):
 
 
 def test_gradient_flows_only_into_lora(tiny_bert_dir):
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
-    model = BioHiCLModel.from_base(str(tiny_bert_dir), hub_id="test/tiny-bert", pooling="mean", max_length=32)
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id="test/tiny-bert", pooling="mean", max_length=32)
     model.add_lora(r=4, alpha=8, dropout=0.0, target_modules=["query", "value"], verbose=False)
     model.train()
     batch = model.tokenize(["diabetes in the heart", "heart disease", "brain cells", "cancer of the brain"])

@@ -178,7 +178,7 @@ class RecordingHfApi:
 
 def train_tiny(tiny_bert_dir: Path, root: Path, **overrides) -> Path:
     from biohicl.training.args import BioHiCLTrainingArguments
-    from biohicl.training.trainer import train_biohicl
+    from biohicl.training.run import train_biohicl
 
     docs = root / "docs.jsonl"
     topics = [["D003920", "D003924"], ["D009203", "D006333"], ["D001943", "D009369"]]

@@ -1,5 +1,6 @@
-"""BioHiCL training: collator, label-aware batches, the trainer (loss components, checkpoints, SIGKILL + resume,
-best-checkpoint selection through the evaluation seam), the CLI parser and the loss-curve plot. Tiny random BERT."""
+"""BioHiCL training: the trainer (loss components, any loss, checkpoints, SIGKILL + resume, best-checkpoint selection
+through the evaluator seam, peft configs such as DoRA), the training data, the CLI parser and the loss-curve plot.
+Tiny random BERT; the batches themselves are tested in test_batches.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,39 +19,9 @@ from safetensors.torch import load_file
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.trainer import (
-    TRAINABLE_WEIGHTS_NAME,
-    BioHiCLDataCollator,
-    MeshPairBatchSampler,
-    RandomBatchSampler,
-    last_complete_checkpoint,
-    positive_pair_share,
-    train_biohicl,
-)
-
-# Four topics, four real MeSH descriptors each: documents of one topic share a branch (SimL > 0.3), topics don't.
-TOPICS = {
-    "diabetes": ["D003920", "D003924", "D003922", "D007333"],
-    "heart": ["D009203", "D006333", "D006973", "D002318"],
-    "cancer": ["D001943", "D008175", "D002289", "D009369"],
-    "brain": ["D001927", "D000544", "D004827", "D004827"],
-}
-
-
-def synthetic_documents(per_topic: int = 6) -> list[dict]:
-    docs = []
-    for topic, uis in TOPICS.items():
-        for i in range(per_topic):
-            docs.append(
-                {
-                    "pmid": str(1000 + len(docs)),
-                    "title": f"{topic} study {i}",
-                    "abstract": f"the {topic} of patients and cells {i}",
-                    "mesh": [uis[i % 4], uis[(i + 1) % 4]],
-                    "split": "test" if i == per_topic - 1 else "train",
-                }
-            )
-    return docs
+from biohicl.training.checkpoint import INITIAL_WEIGHTS_NAME, TRAINABLE_WEIGHTS_NAME, last_complete_checkpoint
+from biohicl.training.run import train_biohicl
+from tests.conftest import synthetic_documents
 
 
 @pytest.fixture(scope="module")
@@ -86,73 +56,9 @@ def make_args(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **override
     return BioHiCLTrainingArguments(**make_values(tiny_bert_dir, docs_file, output_dir, **overrides))
 
 
-# ---------------------------------------------------------------------------------------------------------- collator
-def test_collator_tokenizes_and_attaches_siml(mesh):
-    calls = []
-
-    def tokenize(texts):
-        calls.append(texts)
-        return {"input_ids": torch.ones(len(texts), 3, dtype=torch.long)}
-
-    collator = BioHiCLDataCollator(tokenize=tokenize, mesh=mesh)
-    features = [
-        {"title": "Diabetes", "abstract": "type 2.", "labels": ["D003920"]},
-        {"text": "T2D cohort", "labels": ["D003924", "D999999"]},  # unknown UI ignored
-        {"text": "no labels", "labels": []},
-    ]
-    batch = collator(features)
-    assert calls == [["Diabetes type 2.", "T2D cohort", "no labels"]]
-    assert batch["input_ids"].shape == (3, 3)
-    expected = mesh.similarity_matrix([["D003920"], ["D003924"], []])
-    assert torch.equal(batch["siml"], expected)
-    assert batch["siml"][0, 1].item() == pytest.approx(0.778, abs=1e-3)
-    assert batch["siml"][2].tolist() == [0.0, 0.0, 0.0]  # unlabelled: diagonal 0, so losses skip it
-
-
-# ---------------------------------------------------------------------------------------------------------- samplers
-def test_mesh_pair_sampler_is_deterministic_full_and_raises_positive_share(mesh):
-    labels = [d["mesh"] for d in synthetic_documents(per_topic=8)]  # 32 documents, 4 topics
-    sampler = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=8, beta=0.3, seed=3)
-    assert len(sampler) == 4 and sampler.documents_with_partners == 32
-    epoch0 = list(sampler)
-    assert epoch0 == list(sampler)  # same epoch → same batches
-    assert all(len(b) == 8 and len(set(b)) == 8 for b in epoch0)
-    sampler.set_epoch(1)
-    assert list(sampler) != epoch0
-
-    def siml_of(batch):
-        return mesh.similarity_matrix([labels[i] for i in batch])
-
-    paired = positive_pair_share([b for e in range(5) if not sampler.set_epoch(e) for b in sampler], siml_of)
-    random_sampler = RandomBatchSampler(len(labels), 8, seed=3)
-    shuffled = positive_pair_share(
-        [b for e in range(5) if not random_sampler.set_epoch(e) for b in random_sampler], siml_of
-    )
-    assert paired["batches_with_positive"] == 1.0
-    # within a topic ~ 1/4 of random pairs are positives; pair mining must do clearly better
-    assert paired["positive_pair_share"] > shuffled["positive_pair_share"] + 0.05
-
-
-def test_sampler_from_pairs_matches_from_labels(mesh):
-    labels = [d["mesh"] for d in synthetic_documents()]
-    mined = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=0)
-    siml = mesh.similarity_matrix(labels).numpy()
-    a, p = np.triu_indices(len(labels), k=1)
-    listed = MeshPairBatchSampler.from_pairs(a, p, siml[a, p], len(labels), batch_size=6, beta=0.3, seed=0)
-    assert [x.tolist() for x in listed.partners] == [x.tolist() for x in mined.partners]
-    assert list(listed) == list(mined)
-
-
-def test_random_sampler_batches_are_full_and_cover_all():
-    sampler = RandomBatchSampler(10, 4, seed=1)
-    batches = list(sampler)
-    assert len(batches) == len(sampler) == 3 and all(len(set(b)) == 4 for b in batches)
-    assert set().union(*batches) == set(range(10))
-
-
 # ---------------------------------------------------------------------------------------------------------- training
 def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tmp_path):
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3))
     state = json.loads((run / "trainer_state.json").read_text())
@@ -177,13 +83,13 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
     assert summary["global_step"] == 3
 
     # the saved adapter reloads to the trained model's embeddings (compared in float32)
-    reloaded = BioHiCLModel.from_pretrained(run, base_model_path=tiny_bert_dir)
+    reloaded = BioHiCL.from_pretrained(run, base_model_path=tiny_bert_dir)
     assert reloaded.config.base_model == "test/tiny-bert"
     texts = ["diabetes of the heart", "brain cells"]
     a = reloaded.encode(texts, convert_to="torch")
     adapter = load_file(str(run / "adapter_model.safetensors"))
     assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
-    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
+    base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
     assert not torch.allclose(a, base, atol=1e-6)  # training moved the embeddings
 
 
@@ -242,7 +148,7 @@ KILLED_RUN = textwrap.dedent(
     import json, os, signal, sys
     from transformers import TrainerCallback
     from biohicl.training.args import BioHiCLTrainingArguments
-    from biohicl.training.trainer import train_biohicl
+    from biohicl.training.run import train_biohicl
 
     class KillAfterSave(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -289,22 +195,18 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
 
 
 # ---------------------------------------------------------------------------------------------------------- evaluation
-def fake_harness(monkeypatch, scores, seen_tasks=None, extra=None):
-    """Replace ``biohicl.evaluation.runner`` with one whose ``evaluate_model`` returns the next score each call."""
-    scores = iter(scores)
+class ScriptedEvaluator:
+    """An evaluator returning the next score each call; it checks that the trainer put the model in eval mode."""
 
-    def evaluate_model(model, tasks, **kwargs):
-        if seen_tasks is not None:
-            seen_tasks.append(list(tasks))
+    def __init__(self, scores, extra=None):
+        self.scores = iter(scores)
+        self.extra = extra or {}
+        self.calls = 0
+
+    def __call__(self, model):
         assert not model.training
-        assert kwargs["limit_queries"] is None
-        # the harness's record shape: a summary keyed task/metric beside per-task details
-        summary = {"biosses/spearman": next(scores), **(extra or {})}
-        return {"summary": summary, "tasks": {"biosses": {"note": "ignored"}}}
-
-    fake = types.ModuleType("biohicl.evaluation.runner")
-    fake.evaluate_model = evaluate_model
-    monkeypatch.setitem(sys.modules, "biohicl.evaluation.runner", fake)
+        self.calls += 1
+        return {"biosses_spearman": next(self.scores), **self.extra}
 
 
 def selection_args(tiny_bert_dir, docs_file, out, **overrides):
@@ -316,11 +218,10 @@ def selection_args(tiny_bert_dir, docs_file, out, **overrides):
     return make_args(tiny_bert_dir, docs_file, out, **values)
 
 
-def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    seen_tasks = []
-    fake_harness(monkeypatch, [0.20, 0.30, 0.55, 0.40], seen_tasks)  # step 0, 2, 4, 6: the best is step 4
-    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "best"))
-    assert seen_tasks == [["biosses"]] * 4  # step 0 (the base weights) is evaluated too
+def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, docs_file, tmp_path):
+    evaluator = ScriptedEvaluator([0.20, 0.30, 0.55, 0.40])  # step 0, 2, 4, 6: the best is step 4
+    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "best"), evaluator=evaluator)
+    assert evaluator.calls == 4  # step 0 (the base weights) is evaluated too
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["best_metric"] == 0.55 and state["best_model_checkpoint"].endswith("checkpoint-4")
     evals = [e for e in state["log_history"] if "eval_biosses_spearman" in e]
@@ -338,15 +239,12 @@ def test_evaluation_during_training_selects_the_best_checkpoint(tiny_bert_dir, d
     assert any(not torch.equal(last[n], best[n]) for n in best)
 
 
-def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
-    tiny_bert_dir, docs_file, tmp_path, monkeypatch, caplog
-):
-    from biohicl.models.model import BioHiCLModel
-    from biohicl.training.trainer import INITIAL_WEIGHTS_NAME
+def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(tiny_bert_dir, docs_file, tmp_path, caplog):
+    from biohicl.models.model import BioHiCL
 
-    fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.60])  # step 6 only ties step 0: a tie keeps the base
+    evaluator = ScriptedEvaluator([0.60, 0.30, 0.50, 0.60])  # step 6 only ties step 0: a tie keeps the base
     with caplog.at_level("WARNING", logger="biohicl.training.trainer"):
-        run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"))
+        run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"), evaluator=evaluator)
     assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
         "model selection: no evaluation beat step 0 (eval_biosses_spearman = 0.6000, best later 0.6); the run "
         "ends with the base model's weights"
@@ -369,24 +267,21 @@ def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(
             assert not tensor.any()
     # so the saved model embeds exactly as the base model does
     texts = ["diabetes of the heart", "brain cells"]
-    reloaded = BioHiCLModel.from_pretrained(run, base_model_path=tiny_bert_dir).encode(texts, convert_to="torch")
-    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
+    reloaded = BioHiCL.from_pretrained(run, base_model_path=tiny_bert_dir).encode(texts, convert_to="torch")
+    base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
     assert torch.equal(reloaded, base)
 
 
-def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    from biohicl.training.trainer import INITIAL_WEIGHTS_NAME
-
+def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, docs_file, tmp_path):
     out = tmp_path / "resumed"
-    fake_harness(monkeypatch, [0.60, 0.30, 0.50, 0.40])
-    train_biohicl(selection_args(tiny_bert_dir, docs_file, out))
+    train_biohicl(selection_args(tiny_bert_dir, docs_file, out), evaluator=ScriptedEvaluator([0.60, 0.30, 0.50, 0.40]))
     initial = load_file(str(out / INITIAL_WEIGHTS_NAME))
     (out / "adapter_model.safetensors").unlink()
     # resume from step 4 (steps 0-4 evaluated by the first process): only step 6 is evaluated again
-    seen = []
-    fake_harness(monkeypatch, [0.55], seen)
-    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint=str(out / "checkpoint-4")))
-    assert len(seen) == 1  # no second "step 0" evaluation of the resumed weights
+    evaluator = ScriptedEvaluator([0.55])
+    args = selection_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint=str(out / "checkpoint-4"))
+    run = train_biohicl(args, evaluator=evaluator)
+    assert evaluator.calls == 1  # no second "step 0" evaluation of the resumed weights
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["selection"]["evaluations"] == [[0, 0.6], [2, 0.3], [4, 0.5], [6, 0.55]]
     assert summary["selected_base"] is True and summary["step0_metric"] == 0.6
@@ -395,14 +290,14 @@ def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, doc
         assert torch.equal(final[name.removeprefix("backbone.").replace(".default.", ".")], tensor), name
 
 
-def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    fake_harness(monkeypatch, [0.2, 0.4, 0.1, 0.3], extra={"pubmedqa/recall@1": 0.5})
+def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path):
+    evaluator = ScriptedEvaluator([0.2, 0.4, 0.1, 0.3], extra={"pubmedqa_recall@1": 0.5})
     args = selection_args(
         tiny_bert_dir, docs_file, tmp_path / "mean", metric_for_best_model=None,
         selection_metrics=["biosses_spearman", "eval_pubmedqa_recall@1"],
     )  # fmt: skip
     assert args.metric_for_best_model == "dev_score" and args.greater_is_better is True
-    run = train_biohicl(args)
+    run = train_biohicl(args, evaluator=evaluator)
     state = json.loads((run / "trainer_state.json").read_text())
     scores = [(e["step"], e["eval_dev_score"]) for e in state["log_history"] if "eval_dev_score" in e]
     assert scores == [(0, pytest.approx(0.35)), (2, pytest.approx(0.45)), (4, pytest.approx(0.3)),
@@ -412,11 +307,10 @@ def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path
     assert summary["best_metric"] == pytest.approx(0.45)
 
 
-def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    fake_harness(monkeypatch, [0.2])
+def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs_file, tmp_path):
     args = selection_args(tiny_bert_dir, docs_file, tmp_path / "x", metric_for_best_model="scifact_ndcg@10")
     with pytest.raises(ConfigError, match=r"metric_for_best_model: eval_scifact_ndcg@10 is not an evaluation metric"):
-        train_biohicl(args)
+        train_biohicl(args, evaluator=ScriptedEvaluator([0.2]))
     with pytest.raises(ConfigError, match="metric_for_best_model: load_best_model_at_end needs a dev metric"):
         make_args(tiny_bert_dir, docs_file, tmp_path / "y", eval_strategy="steps", eval_steps=2,
                   save_strategy="steps", save_steps=2, eval_tasks=["biosses"], load_best_model_at_end=True)  # fmt: skip
@@ -428,20 +322,34 @@ def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs
         )  # fmt: skip
 
 
-def test_dataset_eval_tasks_get_the_runs_dataset():
-    from biohicl.training.trainer import resolve_eval_tasks
-
-    tasks = ["siml-agreement", "siml-agreement:dev", "pubmedqa:dev", "scifact:train"]
-    assert resolve_eval_tasks(tasks, "runs/mesh-pairs") == [
-        "siml-agreement@runs/mesh-pairs", "siml-agreement@runs/mesh-pairs:dev", "pubmedqa:dev", "scifact:train"
-    ]  # fmt: skip
-    with pytest.raises(ConfigError, match=r"eval_tasks: siml-agreement .* needs dataset_path"):
-        resolve_eval_tasks(["siml-agreement"], None)
-
-
-def test_evaluation_without_tasks_is_refused(tiny_bert_dir, docs_file, tmp_path):
+def test_evaluation_without_tasks_or_evaluator_is_refused(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="eval_tasks"):
         train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1, eval_tasks=["biosses"]
+    )
+    with pytest.raises(ConfigError, match="eval_strategy: evaluation during training needs an evaluator"):
+        train_biohicl(args)  # training never builds the harness evaluator itself: the caller passes one
+    with pytest.raises(ConfigError, match="selection_metrics: needs --eval_tasks"):
+        train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", selection_metrics=["biosses_spearman"]))
+
+
+def test_an_evaluator_with_metric_names_is_checked_before_training(tiny_bert_dir, docs_file, tmp_path):
+    class NamedEvaluator(ScriptedEvaluator):
+        def metric_names(self):
+            return ["biosses_spearman", "pubmedqa_recall@1"]
+
+    args = selection_args(tiny_bert_dir, docs_file, tmp_path / "x", metric_for_best_model="scifact_ndcg@10")
+    with pytest.raises(
+        ConfigError, match=r"eval_scifact_ndcg@10 is not an evaluation metric \(the tasks give eval_bio"
+    ):
+        train_biohicl(args, evaluator=NamedEvaluator([]))
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "y", metric_for_best_model=None, selection_metrics=["pubmedqa_ndcg@10"]
+    )
+    with pytest.raises(ConfigError, match="selection_metrics: pubmedqa_ndcg@10 is not an evaluation metric"):
+        train_biohicl(args, evaluator=NamedEvaluator([]))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any work
 
 
 def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_dir, docs_file, tmp_path):
@@ -461,14 +369,14 @@ def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_di
 
 # ---------------------------------------------------------------------------------------------------------- distill
 def test_base_model_embeddings_are_the_base_models(tiny_bert_dir):
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.training.trainer import base_model_embeddings
     from tests.conftest import randomize_lora_b
 
     texts = ["diabetes of the heart", "brain cells", "cancer"]
-    base = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32)
+    base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
     expected = base.encode(texts, convert_to="torch")
-    model = BioHiCLModel.from_base(str(tiny_bert_dir), max_length=32)
+    model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
     model.add_lora(r=4, alpha=8, dropout=0.1, target_modules=["query", "value"], verbose=False)
     randomize_lora_b(model, generator=torch.Generator().manual_seed(0))
     model.train()
@@ -496,29 +404,6 @@ def test_training_with_self_distillation_logs_the_component(tiny_bert_dir, docs_
         make_args(tiny_bert_dir, docs_file, tmp_path / "x", distill_weight=-1.0)
 
 
-def test_collator_tokenizes_titles_as_queries_and_skips_rows_without(mesh):
-    calls = []
-
-    def tokenize(texts, kind="document"):
-        calls.append((kind, list(texts)))
-        return {"input_ids": torch.ones(len(texts), 2, dtype=torch.long)}
-
-    collator = BioHiCLDataCollator(tokenize=tokenize, mesh=mesh, titles=True)
-    features = [
-        {"title": "Insulin", "abstract": "x", "labels": ["D003920"]},
-        {"text": "a PubMedQA context", "labels": ["D003924"]},  # no title
-        {"title": " Heart ", "abstract": "y", "labels": ["D009203"]},
-    ]
-    batch = collator(features)
-    assert calls == [
-        ("document", ["Insulin x", "a PubMedQA context", "Heart  y"]),
-        ("query", ["Insulin", "Heart"]),
-        ("document", ["x", "y"]),  # the abstracts alone: against title + abstract the title would find itself
-    ]
-    assert batch["title_inputs"]["input_ids"].shape == batch["abstract_inputs"]["input_ids"].shape == (2, 2)
-    assert "title_inputs" not in collator(features[:2])  # one titled document: nothing to contrast
-
-
 def test_training_with_the_title_term(tiny_bert_dir, docs_file, tmp_path):
     run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "title", max_steps=2, title_weight=0.5))
     state = json.loads((run / "trainer_state.json").read_text())
@@ -532,9 +417,7 @@ def test_training_with_the_title_term(tiny_bert_dir, docs_file, tmp_path):
     assert summary["loss"]["title_weight"] == 0.5 and summary["loss"]["title"] == {"temperature": 0.05}
 
 
-def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
-    import biohicl.training.trainer as trainer_module
-
+def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, tmp_path):
     class SpreadLoss(torch.nn.Module):
         """Not a BioHiCL loss: push the batch's embeddings apart; reports two components of its own."""
 
@@ -543,14 +426,62 @@ def test_any_loss_works_and_its_components_are_logged(tiny_bert_dir, docs_file, 
             spread = (unit @ unit.T).mean()
             return {"loss": 2 * spread + 1, "loss_spread": spread, "loss_one": torch.ones(())}
 
-    monkeypatch.setattr(trainer_module, "build_loss", lambda args: SpreadLoss())
-    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "any", max_steps=2))
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "any", max_steps=2), loss=SpreadLoss())
     state = json.loads((run / "trainer_state.json").read_text())
     steps = [e for e in state["log_history"] if "loss_spread" in e]
     assert len(steps) == 2 and all("loss_mse" not in e for e in steps)
     for entry in steps:
         assert entry["loss_one"] == 1.0 and entry["loss"] == pytest.approx(2 * entry["loss_spread"] + 1, rel=1e-5)
     assert json.loads((run / "training_summary.json").read_text())["loss"] == {"class": "SpreadLoss"}
+
+
+def test_loss_terms_take_the_total_or_sum_the_components():
+    from biohicl.training.trainer import loss_terms
+
+    total, parts = loss_terms(torch.tensor(2.0))
+    assert total.item() == 2.0 and parts == {}
+    total, parts = loss_terms({"loss": torch.tensor(3.0), "loss_mse": torch.tensor(1.0), "con": torch.tensor(2.0)})
+    assert total.item() == 3.0 and sorted(parts) == ["loss_con", "loss_mse"]  # every component logged as loss_*
+    total, parts = loss_terms({"spread": torch.tensor(0.5), "loss_one": torch.tensor(1.0)})
+    assert total.item() == 1.5 and sorted(parts) == ["loss_one", "loss_spread"]  # no total given: the sum
+    with pytest.raises(ConfigError, match="loss: returned an empty dict"):
+        loss_terms({})
+
+
+# ---------------------------------------------------------------------------------------------------------- peft
+def test_a_dora_config_replaces_the_lora_settings_trains_and_reloads(tiny_bert_dir, docs_file, tmp_path):
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+
+    from biohicl.models.model import BioHiCL
+
+    texts = ["diabetes of the heart", "brain cells"]
+    trained = {}
+
+    class EmbedAtTheEnd(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            model.eval()
+            trained["embeddings"] = model.encode(texts, convert_to="torch")
+            model.train()
+
+    dora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query"], use_dora=True)
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "dora", max_steps=2, lora_r=16, learning_rate=1e-2, warmup_steps=0
+    )
+    run = train_biohicl(args, [EmbedAtTheEnd()], peft_config=dora)
+    saved = json.loads((run / "adapter_config.json").read_text())
+    assert saved["use_dora"] is True and saved["r"] == 4 and saved["target_modules"] == ["query"]  # not args' r=16
+    adapter = load_file(str(run / "adapter_model.safetensors"))
+    assert any("lora_magnitude_vector" in name for name in adapter)  # DoRA's magnitude vectors are saved
+    assert not any(".value." in name for name in adapter)
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
+    reloaded = BioHiCL.from_pretrained(run, base_model_path=tiny_bert_dir)
+    assert torch.allclose(reloaded.encode(texts, convert_to="torch"), trained["embeddings"], atol=1e-6)
+    base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
+    assert not torch.allclose(trained["embeddings"], base, atol=1e-6)  # training moved the embeddings
+    with pytest.raises(ConfigError, match="peft_config: full_finetune trains every weight"):
+        train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", full_finetune=True), peft_config=dora)
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI, curves
@@ -591,7 +522,7 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
 
 def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
     from biohicl.mesh.label_groups import check_tag_uis
-    from biohicl.training.trainer import build_batch_sampler, load_training_data
+    from biohicl.training.run import build_batch_sampler, load_training_data
 
     humans, male = mesh.resolve("Humans"), mesh.resolve("Male")
     assert {humans, male} <= check_tag_uis(mesh)
@@ -636,84 +567,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
 
 
-def test_check_tag_weight_down_weights_humans_in_the_collators_siml(tmp_path, mesh):
-    from biohicl.mesh.label_groups import siml_label_weights, study_design_uis
-
-    humans, cohort = mesh.resolve("Humans"), mesh.resolve("Cohort Studies")
-    labels = [[humans, cohort, "D003920"], [humans, cohort, "D009203"]]  # diabetes / myocardial infarction
-    features = [{"text": "a", "labels": labels[0]}, {"text": "b", "labels": labels[1]}]
-
-    def collated_siml(**options):
-        args = BioHiCLTrainingArguments(output_dir=str(tmp_path), **options)
-        weights = siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight)
-        collator = BioHiCLDataCollator(tokenize=lambda t: {}, mesh=mesh, label_weights=weights)
-        return collator(features)["siml"][0, 1].item(), weights
-
-    full, none = collated_siml()
-    assert none is None and full == pytest.approx(mesh.label_similarity(*labels), abs=1e-6)
-    half, weights = collated_siml(check_tag_weight=0.5)
-    assert weights[humans] == 0.5 and cohort not in weights
-    assert half == pytest.approx(mesh.label_similarity(*labels, label_weights={humans: 0.5}), abs=1e-6)
-    dropped, _ = collated_siml(check_tag_weight=0.0, study_design_weight=0.0)
-    assert cohort in study_design_uis(mesh)
-    assert dropped == pytest.approx(mesh.label_similarity(["D003920"], ["D009203"]), abs=1e-6) and dropped == 0.0
-    assert full > half > dropped  # two human cohort studies on unrelated diseases look less alike
-    with pytest.raises(ConfigError, match=r"check_tag_weight: must be in \[0, 1\]"):
-        BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=2.0)
-    with pytest.raises(ConfigError, match="check_tag_weight: give either it or drop_check_tags"):
-        BioHiCLTrainingArguments(output_dir=str(tmp_path), check_tag_weight=0.5, drop_check_tags=True)
-
-
 # ---------------------------------------------------------------------------------------------------------- label kinds
-def kinds_of(n_indexing: int, n_mentions: int) -> list[str]:
-    return ["indexing"] * n_indexing + ["mentions"] * n_mentions
-
-
-def test_batches_never_mix_label_kinds(mesh):
-    labels = [d["mesh"] for d in synthetic_documents(per_topic=6)]  # 24 documents
-    kinds = kinds_of(14, 10)
-    paired = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2, groups=kinds)
-    # partners across kinds are dropped (topics straddle the kind boundary)
-    assert all(kinds[p] == kinds[i] for i, ps in enumerate(paired.partners) for p in ps)
-    shuffled = RandomBatchSampler(len(labels), 6, seed=2, groups=kinds)
-    for sampler in (paired, shuffled):
-        batches = [b for epoch in range(4) if not sampler.set_epoch(epoch) for b in sampler]
-        assert len(batches) == 4 * len(sampler) == 16
-        assert all(len({kinds[i] for i in b}) == 1 and len(set(b)) == len(b) == 6 for b in batches)
-        assert {kinds[b[0]] for b in batches} == {"indexing", "mentions"}
-        sampler.set_epoch(0)
-        assert list(sampler) == list(sampler)  # deterministic per epoch
-    # one kind only: exactly the batches without groups
-    one = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2, groups=["indexing"] * 24)
-    assert list(one) == list(MeshPairBatchSampler.from_labels(labels, mesh, batch_size=6, seed=2))
-    assert list(RandomBatchSampler(24, 6, seed=2, groups=["x"] * 24)) == list(RandomBatchSampler(24, 6, seed=2))
-
-
-def test_collator_masks_cross_kind_pairs_out_of_both_losses(mesh):
-    from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
-
-    collator = BioHiCLDataCollator(tokenize=lambda t: {}, mesh=mesh)
-    features = [
-        {"text": "a", "labels": ["D003920"], "label_kind": "indexing"},
-        {"text": "b", "labels": ["D003924"], "label_kind": "mentions"},
-        {"text": "c", "labels": ["D001927"], "label_kind": "indexing"},
-        {"text": "d", "labels": ["D003924"], "label_kind": "indexing"},
-    ]
-    batch = collator(features)
-    assert batch["pair_mask"].tolist() == [
-        [True, False, True, True], [False, True, False, False], [True, False, True, True], [True, False, True, True]
-    ]  # fmt: skip
-    assert "pair_mask" not in collator([dict(f, label_kind="indexing") for f in features])
-    emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), dim=-1)
-    loss = BioHiCLLoss(FilteredMSELoss(pair_filter="all"), HierarchicalContrastiveLoss(temperature=0.5))
-    masked = loss(emb, batch["siml"], pair_mask=batch["pair_mask"])
-    # the same as the three indexing documents alone: document 1 (mentions) takes part in no pair
-    alone = loss(emb[[0, 2, 3]], batch["siml"][[0, 2, 3]][:, [0, 2, 3]])
-    for key in ("loss", "loss_mse", "loss_con"):
-        assert masked[key].item() == pytest.approx(alone[key].item(), abs=1e-6), key
-    assert loss(emb, batch["siml"])["loss_mse"].item() != pytest.approx(alone["loss_mse"].item(), abs=1e-4)
-
-
 def test_training_on_mixed_label_kinds(tiny_bert_dir, tmp_path):
     docs = synthetic_documents(per_topic=6)
     for i, doc in enumerate(docs):
@@ -741,46 +595,8 @@ def test_training_on_mixed_label_kinds(tiny_bert_dir, tmp_path):
     assert seen == [False, False, False]  # one kind per batch: the collator never needed a mask
 
 
-# ---------------------------------------------------------------------------------------------------------- negatives
-def test_mine_negatives_by_rule(mesh):
-    from biohicl.training.trainer import mine_negatives
-
-    labels = [d["mesh"] for d in synthetic_documents(per_topic=4)]  # 4 topics x 4 documents
-    siml = mesh.similarity_matrix(labels).numpy()
-    zero = mine_negatives(labels, mesh, "zero")
-    for i, negs in enumerate(zero):
-        expected = [j for j in range(16) if j != i and siml[i, j] <= 1e-6]
-        assert negs.tolist() == expected
-    lowest = mine_negatives(labels, mesh, "lowest:3", limit=2)
-    for i, negs in enumerate(lowest):
-        order = sorted((j for j in range(16) if j != i and siml[i, j] <= 0.3), key=lambda j: (siml[i, j], j))
-        assert sorted(negs.tolist()) == sorted(order[:2])
-    kinds = kinds_of(8, 8)
-    grouped = mine_negatives(labels, mesh, "below:0.2", groups=kinds, limit=3, seed=1)
-    assert all(len(n) <= 3 and all(kinds[j] == kinds[i] for j in n) for i, n in enumerate(grouped))
-    again = mine_negatives(labels, mesh, "below:0.2", groups=kinds, limit=3, seed=1)
-    assert [n.tolist() for n in grouped] == [n.tolist() for n in again]
-
-
-def test_batch_negatives_put_a_negative_in_every_batch(mesh):
-    from biohicl.training.trainer import mine_negatives
-
-    # 3 documents of one topic per 12: random or pair-mined batches of 4 often hold no unrelated pair
-    labels = [["D003920", "D003924"]] * 9 + [["D001943"], ["D009203"], ["D001927"]]
-    plain = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=4, seed=0)
-    negatives = mine_negatives(labels, mesh, "zero")
-    with_negatives = MeshPairBatchSampler.from_labels(labels, mesh, batch_size=4, seed=0, negatives=negatives)
-    siml = mesh.similarity_matrix(labels).numpy()
-
-    def share_with_negative(sampler):
-        batches = [b for epoch in range(10) if not sampler.set_epoch(epoch) for b in sampler]
-        return np.mean([any(siml[i, j] <= 1e-6 for i in b for j in b if i != j) for b in batches])
-
-    assert share_with_negative(with_negatives) == 1.0 > share_with_negative(plain)
-
-
 def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_file):
-    from biohicl.training.trainer import build_batch_sampler, load_training_data
+    from biohicl.training.run import build_batch_sampler, load_training_data
 
     values = dict(output_dir=str(tmp_path), dataset_path=str(docs_file), per_device_train_batch_size=4)
     args = BioHiCLTrainingArguments(**values, batch_negatives=True, negative="lowest:2")
@@ -793,10 +609,10 @@ def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_fil
 def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir, tmp_path):
     import os
 
-    from biohicl.models.model import BioHiCLModel
-    from biohicl.training.trainer import load_trainable_weights, save_trainable_weights
+    from biohicl.models.model import BioHiCL
+    from biohicl.training.checkpoint import load_trainable_weights, save_trainable_weights
 
-    model = BioHiCLModel.from_base(str(tiny_bert_dir))
+    model = BioHiCL.from_base(str(tiny_bert_dir))
     model.add_lora(r=2, verbose=False)
     old = os.umask(0o022)
     try:

@@ -65,11 +65,13 @@ def run_demo(args: DemoArguments) -> str:
     """Run the four demo steps; returns the Markdown table (also printed)."""
     import torch
 
-    from biohicl.data.pairs import build_default_dataset, load_pair_dataset
+    from biohicl.data.build import build_default_dataset
+    from biohicl.data.storage import load_pair_dataset
+    from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.report import markdown_table
     from biohicl.evaluation.runner import DtypeEncoder, evaluate_model, load_results, save_results
     from biohicl.training.args import BioHiCLTrainingArguments
-    from biohicl.training.trainer import train_biohicl
+    from biohicl.training.run import train_biohicl
 
     start = time.time()
     out = Path(args.output_dir)
@@ -112,7 +114,7 @@ def run_demo(args: DemoArguments) -> str:
             selection_metrics=["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5"],
             report_to="none",
         )
-        train_biohicl(training_args)
+        train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
     records = []

@@ -62,10 +62,11 @@ def _read_config(path: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.training.trainer import train_biohicl
+    from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.training.run import train_biohicl
 
     args = parse_args(argv)
-    run_dir = train_biohicl(args)
+    run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)

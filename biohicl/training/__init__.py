@@ -1,0 +1,73 @@
+"""Training BioHiCL with ``transformers.Trainer``.
+
+Modules: ``args`` (:class:`BioHiCLTrainingArguments`, the ``biohicl train`` options), ``objective`` (the loss the
+arguments describe), ``trainer`` (:class:`BioHiCLTrainer`: loss components, the evaluator seam, step-0 model
+selection), ``selection`` (dev score, best step), ``checkpoint`` (trainable weights, resume), ``run``
+(:func:`train_biohicl`: data, batches, model, trainer, run folder), ``curves`` (loss-curve PNGs) and
+``diagnostics`` (SimE vs SimL on held-out documents). Names are imported on first use (torch, transformers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "BioHiCLTrainingArguments": "biohicl.training.args",
+    "build_loss": "biohicl.training.objective",
+    "BioHiCLTrainer": "biohicl.training.trainer",
+    "check_evaluation": "biohicl.training.trainer",
+    "dev_score": "biohicl.training.selection",
+    "load_trainable_weights": "biohicl.training.checkpoint",
+    "last_complete_checkpoint": "biohicl.training.checkpoint",
+    "save_trainable_weights": "biohicl.training.checkpoint",
+    "TrainingData": "biohicl.training.run",
+    "build_batch_sampler": "biohicl.training.run",
+    "build_model": "biohicl.training.run",
+    "load_training_data": "biohicl.training.run",
+    "train_biohicl": "biohicl.training.run",
+    "plot_training_curves": "biohicl.training.curves",
+    "siml_alignment": "biohicl.training.diagnostics",
+}
+
+if TYPE_CHECKING:
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.checkpoint import last_complete_checkpoint, load_trainable_weights, save_trainable_weights
+    from biohicl.training.curves import plot_training_curves
+    from biohicl.training.diagnostics import siml_alignment
+    from biohicl.training.objective import build_loss
+    from biohicl.training.run import (
+        TrainingData,
+        build_batch_sampler,
+        build_model,
+        load_training_data,
+        train_biohicl,
+    )
+    from biohicl.training.selection import dev_score
+    from biohicl.training.trainer import BioHiCLTrainer, check_evaluation
+
+__all__ = [
+    "BioHiCLTrainer",
+    "BioHiCLTrainingArguments",
+    "TrainingData",
+    "build_batch_sampler",
+    "build_loss",
+    "build_model",
+    "check_evaluation",
+    "dev_score",
+    "last_complete_checkpoint",
+    "load_trainable_weights",
+    "load_training_data",
+    "plot_training_curves",
+    "save_trainable_weights",
+    "siml_alignment",
+    "train_biohicl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch/transformers-backed modules only when their names are first used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'biohicl.training' has no attribute {name!r}")

@@ -268,8 +268,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
                 "full_finetune has no frozen copy"
             )
-        if self.selection_metrics and not self.eval_tasks:
-            raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
         if self.remove_unused_columns:
             raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
 

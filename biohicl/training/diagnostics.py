@@ -201,7 +201,7 @@ def split_documents(
 
 def pubmedqa_test_documents() -> tuple[list[str], list[list[str]]]:
     """PubMedQA's official test abstracts (title-less: the contexts joined) with their MeSH UIs."""
-    from biohicl.data.readers import load_pubmedqa_test_ids
+    from biohicl.data.pubmedqa import load_pubmedqa_test_ids
     from biohicl.settings import data_path
 
     items = json.loads(data_path("pubmedqa", "ori_pqal.json").read_text(encoding="utf-8"))
@@ -217,14 +217,14 @@ def pubmedqa_test_documents() -> tuple[list[str], list[list[str]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="model folders or Hub ids (BioHiCLModel.from_pretrained)")
+    parser.add_argument("models", nargs="+", help="model folders or Hub ids (BioHiCL.from_pretrained)")
     parser.add_argument("--max_length", type=int, default=None)
     args = parser.parse_args(argv)
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     texts, labels = pubmedqa_test_documents()
     for name in args.models:
-        model = BioHiCLModel.from_pretrained(name)
+        model = BioHiCL.from_pretrained(name)
         if args.max_length:
             model.config.max_length = args.max_length
         model.eval()

@@ -1,0 +1,82 @@
+"""The evaluator training runs at each evaluation: evaluation-harness tasks on the model being trained.
+
+:class:`TaskEvaluator` is a callable ``model -> {metric: value}`` (the :class:`~biohicl.training.trainer.BioHiCLTrainer`
+evaluator seam) that runs task specs through :func:`biohicl.evaluation.runner.evaluate_model` and flattens the
+record's summary (``{"biosses/spearman": 0.8}`` → ``{"biosses_spearman": 0.8}``). :func:`evaluator_from_args`
+builds it from ``--eval_tasks``; a dataset task without ``@`` (``siml-agreement``) evaluates the run's own dataset.
+
+>>> train_biohicl(args, evaluator=evaluator_from_args(args))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from biohicl.errors import ConfigError
+
+#: Evaluation tasks over the training dataset itself: ``--eval_tasks siml-agreement`` → ``siml-agreement@<dataset>``.
+DATASET_EVAL_TASKS = ("siml-agreement",)
+
+
+def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None) -> list[str]:
+    """``--eval_tasks`` as harness task specs: a dataset task without ``@`` gets the run's ``dataset_path``."""
+    resolved = []
+    for spec in tasks:
+        name, sep, split = spec.partition(":")
+        if name in DATASET_EVAL_TASKS:
+            if not dataset_path:
+                raise ConfigError(f"eval_tasks: {name} evaluates the dataset's dev documents and needs dataset_path")
+            spec = f"{name}@{dataset_path}" + (f":{split}" if sep else "")
+        resolved.append(spec)
+    return resolved
+
+
+def flatten_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers of a nested mapping under flat keys (``{task: {metric: v}}`` → ``task_metric``, ``/`` → ``_``);
+    anything that is not a number is dropped."""
+    flat: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}".replace("/", "_")
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, f"{name}_"))
+        elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+class TaskEvaluator:
+    """Run evaluation-harness tasks on a model and return flat metrics (a training evaluator).
+
+    Args:
+        tasks: harness task specs (``biosses``, ``pubmedqa:dev``, ``siml-agreement@runs/mesh-pairs``, ...).
+        max_queries: cap on queries per retrieval task (speed).
+    """
+
+    def __init__(self, tasks: Sequence[str], max_queries: int | None = None):
+        if not tasks:
+            raise ConfigError("eval_tasks: no evaluation task given")
+        self.tasks = list(tasks)
+        self.max_queries = max_queries
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
+        a record without a summary is flattened whole."""
+        from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
+
+        record = evaluate_model(model, tasks=self.tasks, limit_queries=self.max_queries, show_progress_bar=False)
+        values = record.get("summary") or record if isinstance(record, Mapping) else {}
+        return flatten_metrics(values)
+
+    def __repr__(self) -> str:
+        return f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r})"
+
+
+def evaluator_from_args(args: Any) -> TaskEvaluator | None:
+    """The evaluator of a training run's ``eval_tasks`` (``dataset_path`` filled into dataset tasks, at most
+    ``eval_max_queries`` queries per retrieval task), or None when the run has no evaluation task."""
+    if not args.eval_tasks:
+        return None
+    return TaskEvaluator(resolve_eval_tasks(args.eval_tasks, args.dataset_path), args.eval_max_queries)

@@ -1,0 +1,98 @@
+"""Checkpoint files of a training run: the trainable weights (for an exact resume), the step-0 weights (a model-
+selection candidate), the JSON copy of the arguments, and finding the checkpoint to resume from.
+
+A checkpoint folder ``checkpoint-N`` holds the model's own ``save_pretrained`` output plus
+:data:`TRAINABLE_WEIGHTS_NAME` (every ``requires_grad`` parameter by name: the LoRA matrices, or every weight of a
+full fine-tune) and ``trainer_state.json``; a checkpoint is complete when both of the last two were written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from biohicl.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: Trainable weights of a checkpoint (LoRA matrices, or every weight for a full fine-tune), loaded on resume.
+TRAINABLE_WEIGHTS_NAME = "trainable_weights.safetensors"
+#: The trainable weights at step 0 (written when step 0 is a model-selection candidate), restored if nothing beats them.
+INITIAL_WEIGHTS_NAME = "initial_trainable_weights.safetensors"
+#: The training arguments as JSON (tokens redacted), in the run folder and in every checkpoint.
+TRAINING_ARGS_JSON = "biohicl_training_args.json"
+
+
+def save_trainable_weights(model: nn.Module, path: Path) -> None:
+    """Write every ``requires_grad`` parameter (by its ``named_parameters`` name) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    from biohicl.atomic import shareable_mode
+
+    tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    os.chmod(path, shareable_mode())  # safetensors writes 0600 through a private temporary file
+
+
+def load_trainable_weights(model: nn.Module, path: Path) -> None:
+    """Load :func:`save_trainable_weights` output; every trainable parameter must be present."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (not a BioHiCL checkpoint?)")
+    tensors = load_file(str(path))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(trainable - set(tensors)), sorted(set(tensors) - trainable)
+    if missing or unexpected:
+        raise ConfigError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    restore_trainable_state(model, tensors)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of every ``requires_grad`` parameter (bit-exact), by name."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def restore_trainable_state(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Copy ``tensors`` (by parameter name, e.g. :func:`trainable_state` output) into the model's parameters, on
+    their device and in their dtype."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` was written (a kill mid-save leaves none)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = []
+    for child in root.iterdir():
+        step = child.name.removeprefix("checkpoint-")
+        complete = (child / "trainer_state.json").is_file() and (child / TRAINABLE_WEIGHTS_NAME).is_file()
+        if child.is_dir() and step.isdigit() and complete:
+            found.append((int(step), child))
+    return max(found)[1] if found else None
+
+
+def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | None:
+    """``resume_from_checkpoint`` as a checkpoint folder, or None for a fresh start: ``true``/``last``/``yes``
+    mean the newest complete checkpoint in ``output_dir`` (a fresh start, with a warning, when there is none); a
+    folder must be a complete BioHiCL checkpoint."""
+    if value is None or str(value).lower() in {"", "false", "no", "none"}:
+        return None
+    if str(value).lower() in {"true", "last", "yes"}:
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            logger.warning("resume_from_checkpoint: no complete checkpoint in %s; starting fresh", output_dir)
+            return None
+        return str(checkpoint)
+    if not (Path(value) / TRAINABLE_WEIGHTS_NAME).is_file():
+        raise ConfigError(f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint")
+    return str(value)

@@ -1,0 +1,290 @@
+"""One training run, as ``biohicl train``, the demo and the study do it: data, batches, model, trainer, save.
+
+:func:`train_biohicl` reads the training documents (:func:`load_training_data`), builds the batch sampler
+(:func:`build_batch_sampler`), the model with LoRA (:func:`build_model`), the loss and the
+:class:`~biohicl.training.trainer.BioHiCLTrainer`, trains (resuming when asked) and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from biohicl.data.collator import BioHiCLDataCollator, document_text
+from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
+from biohicl.errors import ConfigError, DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
+from biohicl.training.objective import build_loss, loss_config
+from biohicl.training.selection import selection_summary
+from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
+
+logger = logging.getLogger(__name__)
+
+CURVES_NAME = "training_curves.png"
+SUMMARY_NAME = "training_summary.json"
+
+
+@dataclass
+class TrainingData:
+    """Training documents (``text`` and ``labels`` columns) and, when the dataset has them, their mined pairs."""
+
+    documents: Any  # datasets.Dataset
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # anchor, partner, siml (indices into documents)
+    stats: dict[str, Any]
+
+
+def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
+    """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
+
+    ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a
+    single ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, and MeSH UIs).
+    Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH
+    hierarchy cannot place; pairs are re-indexed to the kept documents.
+    """
+    import datasets
+
+    from biohicl.training.diagnostics import label_column as find_label_column
+    from biohicl.training.diagnostics import parquet_files, read_documents, read_parquet
+
+    if not args.dataset_path:
+        raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
+    path = Path(args.dataset_path).expanduser()
+    documents = read_documents(path)
+    pairs_table = None
+    if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
+        pairs_table = read_parquet(pairs_files, path / "pairs")
+    label_column = find_label_column(documents, path)
+    total = len(documents)
+    if "split" in documents.column_names:
+        wanted = set(args.train_splits)
+        keep = [i for i, s in enumerate(documents["split"]) if s in wanted]
+    else:
+        keep = list(range(total))
+    if args.max_train_documents is not None:
+        keep = keep[: args.max_train_documents]
+    if not keep:
+        raise ConfigError(f"{path}: no documents in split(s) {', '.join(args.train_splits)}")
+    if len(keep) < 2:
+        raise DataError(
+            f"1 training document (split {', '.join(args.train_splits)}); the BioHiCL losses compare documents "
+            "within a batch and need at least 2",
+            path,
+        )
+
+    rows = documents.select(keep)
+    texts = [document_text(r) for r in rows]
+    raw_labels = rows[label_column]
+    labels = [mesh.known_labels(labs) for labs in raw_labels]
+    dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
+    if not any(labels):
+        raise DataError(
+            f"no training document has a MeSH label this hierarchy knows ({dropped} labels dropped as unknown)", path
+        )
+    if len({frozenset(lab) for lab in labels}) == 1:
+        raise DataError(
+            f"all {len(labels)} training documents have the same MeSH label set, so SimL = 1 for every pair: "
+            "no negatives, and the regression would pull every embedding together; nothing to learn",
+            path,
+        )
+    check_tags_dropped = 0
+    if args.drop_check_tags:
+        tags = check_tag_uis(mesh)
+        before = sum(len(lab) for lab in labels)
+        labels = [[u for u in lab if u not in tags] for lab in labels]
+        check_tags_dropped = before - sum(len(lab) for lab in labels)
+    columns = {"text": texts, "labels": labels}
+    for name in ("title", "abstract"):  # for the title InfoNCE term
+        if name in rows.column_names and "text" not in rows.column_names:
+            columns[name] = [str(t or "") for t in rows[name]]
+    if "label_kind" in rows.column_names:
+        columns["label_kind"] = [str(k or "") for k in rows["label_kind"]]
+    train = datasets.Dataset.from_dict(columns)
+
+    pairs = None
+    if pairs_table is not None and len(pairs_table):
+        cols = pairs_table.column_names
+        a_col = next(c for c in ("anchor", "anchor_idx", "anchor_index") if c in cols)
+        p_col = next(c for c in ("partner", "partner_idx", "partner_index", "positive") if c in cols)
+        remap = np.full(total, -1, dtype=np.int64)
+        remap[np.asarray(keep)] = np.arange(len(keep))
+        anchors = remap[np.asarray(pairs_table[a_col], dtype=np.int64)]
+        partners = remap[np.asarray(pairs_table[p_col], dtype=np.int64)]
+        siml = np.asarray(pairs_table["siml"], dtype=np.float64)
+        inside = (anchors >= 0) & (partners >= 0)
+        pairs = (anchors[inside], partners[inside], siml[inside])
+    stats = {
+        "documents": len(train),
+        "documents_in_dataset": total,
+        "splits": list(args.train_splits),
+        "labels_dropped_unknown": int(dropped),
+        "check_tags_dropped": int(check_tags_dropped),
+        "documents_without_labels": sum(1 for lab in labels if not lab),
+        "mined_pairs": None if pairs is None else len(pairs[0]),
+        "label_kinds": dict(Counter(columns["label_kind"])) if "label_kind" in columns else None,
+    }
+    return TrainingData(train, pairs, stats)
+
+
+def build_batch_sampler(
+    args: BioHiCLTrainingArguments, data: TrainingData, mesh: MeshHierarchy
+) -> torch.utils.data.Sampler:
+    """The batch sampler ``args.batch_sampler`` names, seeded with ``args.data_seed`` (or ``args.seed``).
+
+    Documents of different label kinds never share a batch; with ``batch_negatives`` each anchor also brings one
+    of its negatives (``args.negative``) when the batch has none of them yet.
+    """
+    seed = args.data_seed if args.data_seed is not None else args.seed
+    size = args.per_device_train_batch_size
+    n = len(data.documents)
+    groups = data.documents["label_kind"] if "label_kind" in data.documents.column_names else None
+    if args.batch_sampler == "random":
+        return RandomBatchSampler(n, size, seed, groups=groups)
+    label_weights = siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight)
+    negatives = None
+    if args.batch_negatives:
+        negatives = mine_negatives(
+            data.documents["labels"], mesh, args.negative, args.beta, args.use_ancestors, args.use_depth_weight,
+            label_weights, groups=groups, seed=seed,
+        )  # fmt: skip
+    default_siml = args.use_ancestors and args.use_depth_weight and not args.drop_check_tags and not label_weights
+    if data.pairs is not None and default_siml:
+        anchors, partners, siml = data.pairs
+        return MeshPairBatchSampler.from_pairs(
+            anchors, partners, siml, n, size, beta=args.beta, seed=seed, groups=groups, negatives=negatives
+        )
+    # no mined pairs (or SimL switched to another variant): mine them here with the run's own SimL
+    return MeshPairBatchSampler.from_labels(
+        data.documents["labels"],
+        mesh,
+        size,
+        beta=args.beta,
+        ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight,
+        seed=seed,
+        label_weights=label_weights,
+        groups=groups,
+        negatives=negatives,
+    )
+
+
+def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
+    """The base encoder with LoRA as ``args`` says, or fully trainable for ``full_finetune``.
+
+    ``peft_config`` (a peft config, e.g. ``LoraConfig(r=8, use_dora=True)`` for DoRA) replaces the ``lora_*``
+    settings of ``args``, as ``peft_config=`` does in trl's trainers.
+    """
+    from biohicl.models.model import BioHiCL
+
+    if args.full_finetune and peft_config is not None:
+        raise ConfigError("peft_config: full_finetune trains every weight, an adapter config has nothing to add")
+    model = BioHiCL.from_base(
+        args.base_model,
+        revision=args.base_revision,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
+        hub_id=args.base_model_hub_id,
+    )
+    if args.full_finetune:
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    elif peft_config is not None:
+        model.add_lora(config=peft_config)
+    else:
+        model.add_lora(
+            r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=args.lora_target_modules
+        )
+    return model
+
+
+def train_biohicl(
+    args: BioHiCLTrainingArguments,
+    callbacks: Sequence[TrainerCallback] | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+    peft_config: Any = None,
+    loss: torch.nn.Module | None = None,
+) -> Path:
+    """Train BioHiCL as ``args`` says and save the run; returns the run directory (``args.output_dir``).
+
+    ``evaluator`` (``model -> {metric: value}``, e.g. :func:`biohicl.evaluation.evaluator.evaluator_from_args`)
+    runs at each evaluation and is required with an ``eval_strategy``; ``peft_config`` replaces the LoRA settings of
+    ``args`` (:func:`build_model`); ``loss`` replaces the objective ``args`` describe (any loss returning a tensor
+    or a dict of components).
+
+    The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
+    ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
+    loss configuration, model selection, runtime) and ``training_curves.png``.
+    """
+    from transformers import set_seed
+
+    from biohicl.training.curves import plot_training_curves
+
+    check_evaluation(args, evaluator)  # before any slow work
+    start = time.time()
+    set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
+    mesh = MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
+    data = load_training_data(args, mesh)
+    model = build_model(args, peft_config)
+    collator = BioHiCLDataCollator(
+        tokenize=model.tokenize,
+        mesh=mesh,
+        ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight,
+        label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
+        titles=args.title_weight > 0,
+    )
+    sampler = build_batch_sampler(args, data, mesh)
+    trainer = BioHiCLTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.documents,
+        data_collator=collator,
+        batch_sampler=sampler,
+        loss=loss if loss is not None else build_loss(args),
+        evaluator=evaluator,
+        callbacks=list(callbacks or []),
+    )
+    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+
+    run_dir = Path(args.output_dir)
+    if args.should_save:
+        model.save_pretrained(run_dir)
+        trainer.save_state()
+        (run_dir / TRAINING_ARGS_JSON).write_text(args.to_json_string(), encoding="utf-8")
+        trainable, total = model.trainable_parameters()
+        summary = {
+            "data": data.stats,
+            "batch_sampler": type(sampler).__name__,
+            "batches_per_epoch": len(sampler),
+            "loss": loss_config(trainer.loss),
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "global_step": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
+            **selection_summary(trainer.selection),
+            "runtime_s": round(time.time() - start, 1),
+        }
+        (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        try:
+            title = f"BioHiCL: {args.base_model}"
+            plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title=title)
+        except Exception as err:  # a run with no logged step has no curve; never lose the model
+            logger.warning("no training curve drawn: %s", err)
+    return run_dir

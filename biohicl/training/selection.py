@@ -1,0 +1,74 @@
+"""Model selection on dev metrics: the mean of several metrics (``dev_score``), checking that a selection metric is
+one the evaluator gives, picking the best evaluated step (step 0, the base weights, included), and the
+``training_summary.json`` keys that record the choice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from biohicl.errors import ConfigError
+
+
+def check_metric(option: str, name: str, available: Iterable[str], key: str | None = None) -> None:
+    """ConfigError naming ``option`` and ``name`` when ``key`` (default: ``name``) is not among ``available``
+    (listed, sorted)."""
+    available = set(available)
+    if (name if key is None else key) not in available:
+        known = ", ".join(sorted(available))
+        raise ConfigError(f"{option}: {name} is not an evaluation metric (the tasks give {known})")
+
+
+def dev_score(metrics: Mapping[str, float], names: Sequence[str]) -> float:
+    """The mean of the named metrics (``eval_`` prefix optional); ConfigError naming a metric that is missing."""
+    for name in names:
+        check_metric("selection_metrics", name, metrics, key=name.removeprefix("eval_"))
+    return float(np.mean([float(metrics[name.removeprefix("eval_")]) for name in names]))
+
+
+def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:
+    """``(step, value)`` of the best evaluation in ``history`` (``(step, value)`` in step order); a tie keeps the
+    earlier step, so the base weights (step 0) win ties."""
+    better = np.greater if greater_is_better else np.less
+    best_step, best_value = history[0]
+    for step, value in history[1:]:
+        if better(value, best_value):  # strict: a tie keeps the earlier step (the base first)
+            best_step, best_value = step, value
+    return best_step, best_value
+
+
+def selection_record(
+    log_history: Sequence[Mapping[str, Any]], key: str, greater_is_better: bool, loaded_best: bool
+) -> dict[str, Any] | None:
+    """What a run's model selection chose, from the Trainer's log history (None when ``key`` was never logged):
+    the metric, step 0's value, the best step and value, whether that is the base, and every evaluation."""
+    history = [(int(e["step"]), float(e[key])) for e in log_history if key in e]
+    if not history:
+        return None
+    best_step, best_value = best_evaluation(history, greater_is_better)
+    step0 = next((value for step, value in history if step == 0), None)
+    return {
+        "selection_metric": key,
+        "greater_is_better": bool(greater_is_better),
+        "step0_metric": step0,
+        "best_step": best_step,
+        "best_metric": best_value,
+        "selected_base": step0 is not None and best_step == 0,
+        "loaded_best": bool(loaded_best),
+        "evaluations": [[step, value] for step, value in history],
+    }
+
+
+def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``training_summary.json`` keys of a run's model selection (all None when nothing was selected)."""
+    selection = selection or {}
+    return {
+        "selection_metric": selection.get("selection_metric"),
+        "best_step": selection.get("best_step"),
+        "best_metric": selection.get("best_metric"),
+        "step0_metric": selection.get("step0_metric"),
+        "selected_base": selection.get("selected_base"),
+        "selection": dict(selection) or None,
+    }

@@ -1,0 +1,60 @@
+"""The harness evaluator a training run evaluates with: task specs from the run's arguments, the harness record
+flattened to metrics, and nothing of it imported by the training package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from biohicl.errors import ConfigError
+from biohicl.evaluation import runner
+from biohicl.evaluation.evaluator import TaskEvaluator, evaluator_from_args, flatten_metrics, resolve_eval_tasks
+
+
+def test_dataset_eval_tasks_get_the_runs_dataset():
+    tasks = ["siml-agreement", "siml-agreement:dev", "pubmedqa:dev", "scifact:train"]
+    assert resolve_eval_tasks(tasks, "runs/mesh-pairs") == [
+        "siml-agreement@runs/mesh-pairs", "siml-agreement@runs/mesh-pairs:dev", "pubmedqa:dev", "scifact:train"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"eval_tasks: siml-agreement .* needs dataset_path"):
+        resolve_eval_tasks(["siml-agreement"], None)
+
+
+def test_evaluator_from_args():
+    args = SimpleNamespace(eval_tasks=["biosses", "siml-agreement"], dataset_path="runs/pairs", eval_max_queries=50)
+    evaluator = evaluator_from_args(args)
+    assert evaluator.tasks == ["biosses", "siml-agreement@runs/pairs"] and evaluator.max_queries == 50
+    assert evaluator_from_args(SimpleNamespace(eval_tasks=[], dataset_path=None, eval_max_queries=None)) is None
+    with pytest.raises(ConfigError, match="eval_tasks: no evaluation task given"):
+        TaskEvaluator([])
+
+
+def test_task_evaluator_runs_the_harness_and_flattens_its_summary(monkeypatch):
+    seen = []
+
+    def evaluate_model(model, tasks, **kwargs):
+        seen.append((model, tasks, kwargs))
+        # the harness's record shape: a summary keyed task/metric beside per-task details
+        return {"summary": {"biosses/spearman": 0.8, "pubmedqa-dev/recall@1": 0.5}, "tasks": {"biosses": {}}}
+
+    monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
+    metrics = TaskEvaluator(["biosses", "pubmedqa:dev"], max_queries=7)("model")
+    assert metrics == {"biosses_spearman": 0.8, "pubmedqa-dev_recall@1": 0.5}
+    assert seen == [("model", ["biosses", "pubmedqa:dev"], {"limit_queries": 7, "show_progress_bar": False})]
+
+
+def test_flatten_metrics_keeps_numbers_only():
+    nested = {"a/b": 1, "t": {"m": 0.5, "note": "x", "flag": True, "inner": {"k": 2.0}}}
+    assert flatten_metrics(nested) == {"a_b": 1.0, "t_m": 0.5, "t_inner_k": 2.0}
+
+
+def test_training_never_imports_the_evaluation_package():
+    code = (
+        "import sys, biohicl.training.run, biohicl.training.trainer, biohicl.training.args; "
+        "print([m for m in sys.modules if m.startswith('biohicl.evaluation')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
