@@ -323,3 +323,19 @@ def test_title_infonce_by_hand():
     assert combined(EMB3, SIML3)["loss_title"].item() == 0.0  # titles absent (PubMedQA-only batch)
     with pytest.raises(ValueError, match="abstract_embeddings must have"):
         loss(titles, abstracts[:1])
+
+
+@pytest.mark.parametrize(
+    "loss_class",
+    [BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, SimilarityDistillationLoss, TitleInfoNCELoss],
+)
+def test_every_loss_names_its_source(loss_class):
+    assert isinstance(loss_class.citation, str) and len(loss_class.citation) > 20
+
+
+def test_the_negative_rule_is_the_one_of_the_mesh_package():
+    from biohicl.mesh.pair_rules import parse_negative
+
+    assert parse_negative("lowest:3") == ("lowest", 3.0) and parse_negative("below:0.1") == ("below", 0.1)
+    with pytest.raises(ValueError, match=r"negative: the threshold of 'below:0.5' must be in \(0, beta = 0.3\]"):
+        HierarchicalContrastiveLoss(negative="below:0.5")

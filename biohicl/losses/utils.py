@@ -32,6 +32,7 @@ def labelled_pair_mask(siml: torch.Tensor, pair_mask: torch.Tensor | None = None
 
 
 def check_inputs(embeddings: torch.Tensor, siml: torch.Tensor) -> None:
+    """ValueError unless ``embeddings`` is a finite [B, D] matrix and ``siml`` a [B, B] matrix of values in [0, 1]."""
     if embeddings.dim() != 2:
         raise ValueError(f"embeddings must be [batch, dim], got shape {tuple(embeddings.shape)}")
     batch = embeddings.shape[0]
