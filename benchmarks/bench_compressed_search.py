@@ -58,7 +58,8 @@ def warm_up(dim: int) -> None:
     import numpy as np
     import torch
 
-    from biohicl.search.exact import Index, search_embeddings
+    from biohicl.search.exact import search_embeddings
+    from biohicl.search.index import Index
 
     q = torch.nn.functional.normalize(torch.randn(64, dim), dim=-1)
     search_embeddings(q, Index.from_embeddings(torch.randn(256, dim)), top_k=10)
@@ -80,8 +81,9 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
 
     torch.set_num_threads(threads)
     from biohicl.search.compressed import CompressedIndex
-    from biohicl.search.exact import Index, search_embeddings
-    from biohicl.search.indexing import IndexManifest
+    from biohicl.search.exact import search_embeddings
+    from biohicl.search.index import Index
+    from biohicl.search.layout import IndexManifest
 
     warm_up(IndexManifest.load(directory).dim)
     before = rss()
@@ -147,8 +149,8 @@ def in_fresh_process(directory: Path, form: str, queries_file: str | None, threa
 def bench_real(args) -> None:
     import numpy as np
 
-    from biohicl.search.compressed import available_kinds, compress_index
-    from biohicl.search.indexing import IndexManifest
+    from biohicl.search.compression import available_kinds, compress_index
+    from biohicl.search.layout import IndexManifest
 
     directory = Path(args.index)
     manifest = IndexManifest.load(directory)
@@ -207,7 +209,7 @@ def write_synthetic(directory: Path, rows: int, dim: int, shard_size: int) -> No
     import torch
     from safetensors.torch import save_file
 
-    from biohicl.search.indexing import (
+    from biohicl.search.layout import (
         EMBEDDINGS_KEY,
         INDEX_FORMAT,
         IndexManifest,
@@ -246,8 +248,8 @@ def write_synthetic(directory: Path, rows: int, dim: int, shard_size: int) -> No
 
 
 def bench_synthetic(args) -> None:
-    from biohicl.search.compressed import available_kinds, compress_index
-    from biohicl.search.indexing import IndexManifest
+    from biohicl.search.compression import available_kinds, compress_index
+    from biohicl.search.layout import IndexManifest
 
     directory = Path(args.dir)
     if not (directory / "manifest.json").is_file():

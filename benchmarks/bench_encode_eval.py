@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluation encoding speed: ``BioHiCLModel.encode`` vs ``SentenceTransformer.encode``, and bf16 vs fp32.
+"""Evaluation encoding speed: ``BioHiCL.encode`` vs ``SentenceTransformer.encode``, and bf16 vs fp32.
 
 Same model folder, same texts (SciFact documents, i.e. what evaluation spends its time on), same batch size, both
 measured in this run, alternating (ours, theirs, ours, theirs, ...) so load from other processes hits both alike;
@@ -50,12 +50,12 @@ def main() -> None:
 
     from biohicl.evaluation.retrieval import load_beir
     from biohicl.evaluation.sts import evaluate_biosses
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.settings import data_path
 
     torch.set_num_threads(args.threads)
     folder = args.model or minilm_folder()
-    ours = BioHiCLModel.from_pretrained(folder)
+    ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")
     # same truncation on both sides
     theirs.max_seq_length = ours.config.max_length
@@ -85,9 +85,9 @@ def main() -> None:
     diff = float(np.abs(np.asarray(emb_ours) - np.asarray(emb_theirs)).max())
     bf16_cos = float((np.asarray(emb_ours) * np.asarray(emb_bf16)).sum(1).min())
     best_ours, best_theirs, best_bf16 = min(t_ours), min(t_theirs), min(t_bf16)
-    print(f"BioHiCLModel.encode fp32        : {best_ours:7.2f} s  {len(texts) / best_ours:7.1f} texts/s")
+    print(f"BioHiCL.encode fp32        : {best_ours:7.2f} s  {len(texts) / best_ours:7.1f} texts/s")
     print(f"SentenceTransformer.encode fp32 : {best_theirs:7.2f} s  {len(texts) / best_theirs:7.1f} texts/s")
-    print(f"BioHiCLModel.encode bf16 autocast: {best_bf16:7.2f} s  {len(texts) / best_bf16:7.1f} texts/s")
+    print(f"BioHiCL.encode bf16 autocast: {best_bf16:7.2f} s  {len(texts) / best_bf16:7.1f} texts/s")
     print(f"speed ratio ours/sentence-transformers (fp32): {best_theirs / best_ours:.2f}x")
     print(f"speed ratio bf16/fp32 (ours): {best_ours / best_bf16:.2f}x")
     print(f"max |embedding difference| ours vs sentence-transformers: {diff:.2e}")

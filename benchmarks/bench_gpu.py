@@ -54,7 +54,7 @@ def tiny_model_folder() -> str:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from conftest import build_tiny_bert
 
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
     BioHiCL.from_base(str(build_tiny_bert(work / "tiny"))).save_merged(work / "merged")

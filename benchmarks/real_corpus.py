@@ -61,8 +61,8 @@ def subset_index(source: Path, output: Path, rows: int) -> None:
     import dataclasses
 
     from biohicl.data.corpus import Document
-    from biohicl.search.exact import Index
-    from biohicl.search.indexing import parse_dtype, write_shard
+    from biohicl.search.index import Index
+    from biohicl.search.layout import parse_dtype, write_shard
 
     index = Index.load(source)
     embeddings = index.embeddings()[:rows]

@@ -272,16 +272,19 @@ else:
         md("""
 ## Index and search
 
-`model.index` encodes the corpus into a sharded index folder (the same code indexes millions of abstracts);
-`model.search` returns the exact cosine top-k for each query.
+`build_index` encodes the corpus into a sharded index folder (the same code indexes millions of abstracts);
+`search` returns the exact cosine top-k for each query.
 """),
         code("""
 import tempfile
 
+from biohicl.search.exact import search
+from biohicl.search.indexing import build_index
+
 index_dir = tempfile.mkdtemp(prefix="biohicl-index-")
 with autocast():
-    model.index(documents, index_dir, batch_size=BATCH_SIZE)
-    results = model.search([text for text, _, _ in queries], index_dir, top_k=TOP_K)
+    build_index(model, documents, index_dir, batch_size=BATCH_SIZE)
+    results = search(model, [text for text, _, _ in queries], index_dir, top_k=TOP_K)
 
 texts = {d.id: d.full_text() for d in documents}
 for (question, _, answer), hits in zip(queries, results):
@@ -298,7 +301,7 @@ they have in common, and their label similarity **SimL** (what BioHiCL's embeddi
 Without a source abstract (the built-in sentences), it lists the terms the hits share with each other.
 """),
         code("""
-from biohicl.search.exact import explain_hits
+from biohicl.search.explain import explain_hits
 
 for (question, query_mesh, _), hits in zip(queries, results):
     explanation = explain_hits(hits, mesh, query_mesh=query_mesh)
@@ -480,7 +483,7 @@ from IPython.display import Markdown, display
 from biohicl.errors import BioHiCLError
 from biohicl.evaluation.report import markdown_table
 from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL
 
 tasks = []
 for task in EVAL_TASKS:
@@ -491,10 +494,10 @@ for task in EVAL_TASKS:
         print(f"skipping {task}: {err}")
 
 models = {
-    "base": lambda: BioHiCLModel.from_base(
+    "base": lambda: BioHiCL.from_base(
         BASE_MODEL, pooling=POOLING, max_length=MAX_LENGTH, query_prompt=QUERY_PROMPT
     ),
-    "BioHiCL": lambda: BioHiCLModel.from_pretrained(run_dir, base_model_path=BASE_MODEL, merge=True),
+    "BioHiCL": lambda: BioHiCL.from_pretrained(run_dir, base_model_path=BASE_MODEL, merge=True),
 }
 files = {"base": run_dir / "base_eval_results.json", "BioHiCL": run_dir / "eval_results.json"}
 records = {}
@@ -612,13 +615,12 @@ print("tasks:", tasks)
 (pooling, prompts, max length) the model itself uses, so only the weights differ.
 """),
         code("""
-from biohicl.models.loader import load_model
-from biohicl.models.model import BioHiCLModel
+from biohicl.models.model import BioHiCL, load_model
 
 model = load_model(MODEL)
 model.config.max_length = MAX_LENGTH
 config = model.config
-base = BioHiCLModel.from_base(
+base = BioHiCL.from_base(
     BASE_MODEL or config.base_model,
     pooling=config.pooling,
     max_length=MAX_LENGTH,

@@ -16,7 +16,7 @@ one piece (``input/all-mpnet-base-v2.zip.00N``) of a zip of the sentence-transfo
            refs/main                (the revision, no newline)
 
    so ``huggingface_hub.snapshot_download("sentence-transformers/all-mpnet-base-v2", local_files_only=True)``
-   (and ``BioHiCLModel.from_base`` / ``biohicl evaluate`` with ``HF_HUB_OFFLINE=1``) find it.
+   (and ``BioHiCL.from_base`` / ``biohicl evaluate`` with ``HF_HUB_OFFLINE=1``) find it.
 
 Revision: the zip does not say which Hub commit it was taken from (its files are dated 2024-05-28), so by default
 the snapshot is named by a deterministic stand-in: ``sha1("biohicl-local-snapshot\\n" + "<path> <sha256>\\n"...)``
