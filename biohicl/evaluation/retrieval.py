@@ -17,16 +17,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import DEFAULT_K_VALUES, RetrievalMetric
-
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
-    from biohicl.evaluation.tasks import TaskResult
+from biohicl.evaluation.results import TaskResult, file_checksums
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
 logger = logging.getLogger(__name__)
@@ -273,8 +271,6 @@ def evaluate_beir(
         raise ConfigError(
             "document_index: a DocumentIndex, not a path (biohicl.search.documents.IndexDocuments(folder, model))"
         )
-    from biohicl.evaluation.tasks import TaskResult, file_checksums
-
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)
     lookup = document_index.lookup(list(data.corpus)) if document_index is not None else None

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import platform
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from biohicl.errors import ConfigError
+from biohicl.atomic import atomic_write_json
+from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.results import summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
 
-if TYPE_CHECKING:
-    from biohicl.evaluation import Encoder
+logger = logging.getLogger(__name__)
 
 VERSIONED_PACKAGES = (
     "biohicl",
@@ -76,20 +79,6 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
     return plan
 
 
-class DtypeEncoder:
-    """Adapts a model's ``encode(..., dtype=)`` to the evaluation :class:`~biohicl.evaluation.Encoder` protocol."""
-
-    def __init__(self, model: Any, dtype: Any = None):
-        self.model = model
-        self.dtype = dtype
-        self.config = getattr(model, "config", None)
-
-    def encode(self, texts, batch_size: int = 32, kind: str = "document", show_progress_bar: bool | None = None):
-        return self.model.encode(
-            list(texts), batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar, dtype=self.dtype
-        )
-
-
 def evaluate_model(
     model: Encoder,
     tasks: Iterable[str],
@@ -134,9 +123,9 @@ def evaluate_model(
         )
         results[result.task] = result.to_dict()
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-        print(f"{result.task} ({result.split}): {shown} [{result.wall_time_s:.1f}s]")
+        logger.info("%s (%s): %s [%.1fs]", result.task, result.split, shown, result.wall_time_s)
     summary = {
-        f"{task}/{metric}": record["metrics"][metric]
+        summary_key(task, metric): record["metrics"][metric]
         for task, record in results.items()
         for metric in reported_metrics(task, record)
     }
@@ -162,15 +151,11 @@ def evaluate_model(
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write a results record as indented JSON, atomically; NaN/inf are refused (they are not JSON)."""
-    from biohicl.atomic import atomic_write_json
-
     return atomic_write_json(path, results)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one."""
-    from biohicl.errors import DataError
-
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
