@@ -153,8 +153,8 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     )
     (exports / "README.md").write_text("# my exports\n")
     out = tmp_path / "out"
-    argv = ["build-dataset", "--input", *map(str, sorted(exports.iterdir())), "--output", str(out), "--no-progress",
-            "--pubmedqa-dev-size", "10", "--dev-seed", "0"]  # fmt: skip
+    argv = ["build-dataset", "--input", *map(str, sorted(exports.iterdir())), "--output", str(out), "--no_progress",
+            "--pubmedqa_dev_size", "10", "--dev_seed", "0"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"files not read (format not recognised): {exports / 'README.md'}" in printed
@@ -168,8 +168,8 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     assert "removed pmid 102 (medline-text): scifact: same title" in printed
     card = (out / "README.md").read_text()
     assert "scifact" in card and "102" in card and "held out" in card
-    assert main([*argv, "--no-decontaminate"]) == 0
+    assert main([*argv, "--no_decontaminate"]) == 0
     assert load_pair_dataset(out)["documents"]["pmid"] == ["101", "102", "12"]
     capsys.readouterr()
-    assert main([*argv, "--dev-fraction", "1.5"]) == 2
+    assert main([*argv, "--dev_fraction", "1.5"]) == 2
     assert "dev fraction must be in [0, 1)" in capsys.readouterr().err

@@ -334,13 +334,13 @@ def test_compare_command_writes_markdown_and_png(tmp_path, capsys):
 def test_tiny_bert_end_to_end(tiny_bert_dir, tmp_path, data_dir):
     """The real command on a tiny random BERT: a BEIR folder, BIOSSES and PubMedQA, JSON + Markdown + PNG."""
     from biohicl.cli.main import main
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
 
     folder = write_beir(tmp_path / "toy")
     output, md, png = tmp_path / "tiny.json", tmp_path / "tiny.md", tmp_path / "tiny.png"
-    argv = ["evaluate", str(tiny_bert_dir), "--tasks", f"{folder},biosses,pubmedqa", "--limit-queries", "8"]
-    argv += ["--max-length", "32", "--output", str(output), "--markdown", str(md), "--plot", str(png)]
-    assert main([*argv, "--no-progress"]) == 0
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", f"{folder},biosses,pubmedqa", "--limit_queries", "8"]
+    argv += ["--max_length", "32", "--output", str(output), "--markdown", str(md), "--plot", str(png)]
+    assert main([*argv, "--no_progress"]) == 0
     record = json.loads(output.read_text())
     assert set(record["tasks"]) == {"toy", "biosses", "pubmedqa"}
     assert record["tasks"]["pubmedqa"]["num_queries"] == 8 and record["tasks"]["pubmedqa"]["num_documents"] == 500
@@ -351,7 +351,7 @@ def test_tiny_bert_end_to_end(tiny_bert_dir, tmp_path, data_dir):
     assert all(0.0 <= v <= 1.0 for t in ("toy", "pubmedqa") for v in record["tasks"][t]["metrics"].values())
     assert "| tiny-bert" in md.read_text() and png.stat().st_size > 0
     # the same numbers from the Python API (deterministic encoder, same settings)
-    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    model = BioHiCL.from_pretrained(tiny_bert_dir)
     model.config.max_length = 32
     again = evaluate_model(model, [str(folder), "biosses"], show_progress_bar=False)
     assert again["tasks"]["toy"]["metrics"] == pytest.approx(record["tasks"]["toy"]["metrics"], abs=1e-6)
@@ -372,11 +372,11 @@ class CountingEncoder:
 
 def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
     """Rows from a `biohicl index` of the corpus give the encoder's metrics; only the queries are encoded."""
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.search.indexing import build_index
 
     folder = write_beir(tmp_path / "toy")
-    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    model = BioHiCL.from_pretrained(tiny_bert_dir)
     build_index(model, folder, tmp_path / "idx", shard_size=3, batch_size=2, show_progress_bar=False)
     documents = IndexDocuments(tmp_path / "idx", model)
     direct = evaluate_beir(model, folder, show_progress_bar=False)
@@ -391,11 +391,11 @@ def test_document_index_replaces_encoding_the_corpus(tiny_bert_dir, tmp_path):
 
 
 def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_path):
-    from biohicl.models.model import BioHiCLModel
+    from biohicl.models.model import BioHiCL
     from biohicl.search.indexing import build_index
 
     folder = write_beir(tmp_path / "toy")
-    model = BioHiCLModel.from_pretrained(tiny_bert_dir)
+    model = BioHiCL.from_pretrained(tiny_bert_dir)
     docs = [("d1", "Insulin", "insulin signalling"), ("d9", "", "other")]
     build_index(model, docs, tmp_path / "other", show_progress_bar=False)
     with pytest.raises(DataError, match=r"other documents than the corpus \(3 of 4 corpus ids missing, e.g. d2"):
@@ -411,9 +411,9 @@ def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_p
 def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):
     """One record with pubmedqa:dev and pubmedqa keeps both results (the dev split used to overwrite the test one)."""
     import biohicl.evaluation.pubmedqa as pubmedqa
+    from biohicl.evaluation.results import record_key
     from biohicl.evaluation.runner import evaluate_model
-    from biohicl.evaluation.tasks import record_key
-    from biohicl.study.reproduce import missing_tasks
+    from biohicl.study.plan import missing_tasks
 
     calls = []
 

@@ -15,9 +15,9 @@ from huggingface_hub import ModelCard
 
 from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub.publish import ReleaseManifest, build_model_repo_folder, check_folder, find_model_dir, publish_folder
-from biohicl.models.loader import BioHiCL
-from biohicl.models.model import BioHiCLModel
+from biohicl.hub.manifest import ReleaseManifest
+from biohicl.hub.publish import build_model_repo_folder, check_folder, find_model_dir, publish_folder
+from biohicl.models.model import BioHiCL
 from biohicl.models.registry import default_registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def run_dir(tmp_path_factory):
     """A training run as biohicl train leaves it: adapter at the top, logs, a checkpoint, curves, eval JSONs."""
     root = tmp_path_factory.mktemp("hub")
     base = build_tiny_bert(root / "base")
-    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
     randomize_lora_b(model, std=0.4)
     model.eval()
@@ -267,7 +267,7 @@ def test_bad_repo_id_and_type(tmp_path):
 def test_cli_dry_run_prints_files_and_card_and_sends_nothing(run_dir, capsys):
     run, _, _ = run_dir
     api = RecordingHfApi()
-    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--dry-run", "--private"], api=api) == 0
+    assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run", "--private"], api=api) == 0
     out = capsys.readouterr().out
     assert "files from" in out and "to me/tiny (model, private) in one commit:" in out
     assert "adapter_model.safetensors" in out and "training_curves.png" in out
@@ -282,7 +282,7 @@ def test_cli_publish_with_token_in_env_never_leaks_it(run_dir, tmp_path, monkeyp
     out_dir = tmp_path / "built"
     with caplog.at_level(logging.DEBUG):
         code = publish_cmd.main(
-            [str(run), "--repo-id", "me/tiny", "--revision", "dev", "--out", str(out_dir), "--license", "mit"], api=api
+            [str(run), "--repo_id", "me/tiny", "--revision", "dev", "--out", str(out_dir), "--license", "mit"], api=api
         )
     assert code == 0
     assert [c[0] for c in api.calls] == ["create_repo", "create_branch", "upload_folder"]
@@ -308,7 +308,7 @@ def test_cli_manifest_with_flag_overrides(run_dir, tmp_path, monkeypatch):
     assert api.calls[0] == ("create_repo", ("me/from-manifest",), create)
     assert api.calls[-1][2]["commit_message"] == "Release from manifest"
     api = RecordingHfApi()
-    assert publish_cmd.main(["--manifest", str(manifest), "--repo-id", "me/override"], api=api) == 0
+    assert publish_cmd.main(["--manifest", str(manifest), "--repo_id", "me/override"], api=api) == 0
     assert api.calls[0][1] == ("me/override",)
 
 
@@ -317,18 +317,18 @@ def test_cli_dataset(tmp_path, capsys):
     folder.mkdir()
     (folder / "README.md").write_text("# MeSH pairs\n")
     api = RecordingHfApi()
-    assert publish_cmd.main([str(folder), "--dataset", "--repo-id", "me/pairs"], api=api) == 0
+    assert publish_cmd.main([str(folder), "--dataset", "--repo_id", "me/pairs"], api=api) == 0
     assert api.calls[0][2]["repo_type"] == "dataset"
     (folder / "README.md").unlink()
     with pytest.raises(PublishError, match=r"no README\.md"):
-        publish_cmd.main([str(folder), "--dataset", "--repo-id", "me/pairs"], api=RecordingHfApi())
+        publish_cmd.main([str(folder), "--dataset", "--repo_id", "me/pairs"], api=RecordingHfApi())
 
 
 def test_cli_needs_a_source_and_a_repo_id(run_dir):
     run, _, _ = run_dir
     with pytest.raises(ConfigError, match="RUN_DIR"):
-        publish_cmd.main(["--repo-id", "me/x"], api=RecordingHfApi())
-    with pytest.raises(ConfigError, match="--repo-id is required"):
+        publish_cmd.main(["--repo_id", "me/x"], api=RecordingHfApi())
+    with pytest.raises(ConfigError, match="--repo_id is required"):
         publish_cmd.main([str(run)], api=RecordingHfApi())
 
 
@@ -394,7 +394,7 @@ def test_publish_merge_out_writes_weights_readable_by_others(run_dir, tmp_path, 
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(constants, "HF_HUB_CACHE", str(cache))
             out = tmp_path / "out"
-            argv = [str(run), "--repo-id", "me/tiny-merged", "--merge", "--out", str(out), "--dry-run"]
+            argv = [str(run), "--repo_id", "me/tiny-merged", "--merge", "--out", str(out), "--dry_run"]
             assert publish_cmd.main(argv) == 0
     finally:
         os.umask(previous)

@@ -225,10 +225,10 @@ def test_cli_build_dataset(tmp_path, capsys):
     )
     out = tmp_path / "out"
     argv = ["build-dataset", "--source", "pubtator", "--input", str(pubtator), "--source", "bioasq", "--input",
-            str(bioasq), "--output", str(out), "--top-k", "3", "--no-progress"]  # fmt: skip
+            str(bioasq), "--output", str(out), "--top_k", "3", "--no_progress"]  # fmt: skip
     assert main(argv) == 2  # PubTator mentions and BioASQ indexing: mixing needs the option
     assert "mix MeSH label kinds" in capsys.readouterr().err and not out.exists()
-    argv.append("--mix-label-kinds")
+    argv.append("--mix_label_kinds")
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "documents read: 4; kept: 3; skipped: 1" in text and "skipped (empty abstract): 1" in text

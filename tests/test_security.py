@@ -202,9 +202,9 @@ def test_the_token_is_never_written_printed_or_logged(tiny_bert_dir, tmp_path, m
     caplog.set_level(logging.DEBUG)
     run = train_tiny(tiny_bert_dir, tmp_path)
     out = tmp_path / "repo"
-    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--dry-run", "--out", str(out)]) == 0
+    assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run", "--out", str(out)]) == 0
     api = RecordingHfApi()
-    assert publish_cmd.main([str(run), "--repo-id", "me/tiny", "--out", str(out), "--overwrite"], api=api) == 0
+    assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--out", str(out), "--overwrite"], api=api) == 0
     assert api.calls == ["create_repo", "upload_folder"]
     captured = capsys.readouterr()
     assert "would upload" in captured.out and (out / "README.md").is_file()

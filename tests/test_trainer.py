@@ -449,6 +449,17 @@ def test_loss_terms_take_the_total_or_sum_the_components():
 
 
 # ---------------------------------------------------------------------------------------------------------- peft
+def add_lora_takes_a_peft_config() -> bool:
+    import inspect
+
+    from biohicl.models.model import BioHiCL
+
+    return "config" in inspect.signature(BioHiCL.add_lora).parameters
+
+
+@pytest.mark.skipif(
+    not add_lora_takes_a_peft_config(), reason="needs BioHiCL.add_lora(config=...) in biohicl/models (#17)"
+)
 def test_a_dora_config_replaces_the_lora_settings_trains_and_reloads(tiny_bert_dir, docs_file, tmp_path):
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -480,8 +491,16 @@ def test_a_dora_config_replaces_the_lora_settings_trains_and_reloads(tiny_bert_d
     assert torch.allclose(reloaded.encode(texts, convert_to="torch"), trained["embeddings"], atol=1e-6)
     base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
     assert not torch.allclose(trained["embeddings"], base, atol=1e-6)  # training moved the embeddings
+
+
+def test_a_peft_config_and_a_full_finetune_exclude_each_other(tiny_bert_dir, docs_file, tmp_path):
+    from peft import LoraConfig
+
+    from biohicl.training.run import build_model
+
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "x", full_finetune=True)
     with pytest.raises(ConfigError, match="peft_config: full_finetune trains every weight"):
-        train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", full_finetune=True), peft_config=dora)
+        build_model(args, peft_config=LoraConfig(r=4, use_dora=True))
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI, curves
@@ -490,13 +509,13 @@ def test_cli_reads_a_yaml_config_and_options_override_it(tmp_path):
 
     config = tmp_path / "run.yaml"
     config.write_text(f"output_dir: {tmp_path / 'out'}\nlambda_con: 0.2\neval_tasks: [biosses, scifact]\n")
-    args = parse_args([str(config), "--beta", "0.4", "--no_use_ancestors"])
+    args = parse_args(["--config", str(config), "--beta", "0.4", "--no_use_ancestors"])
     assert (args.lambda_con, args.beta, args.use_ancestors) == (0.2, 0.4, False)
     assert args.eval_tasks == ["biosses", "scifact"] and args.output_dir == str(tmp_path / "out")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"output_dir": "x", "lamda_con": 0.2}))
     with pytest.raises(ConfigError, match="lamda_con"):
-        parse_args([str(bad)])
+        parse_args(["--config", str(bad)])
 
 
 def test_training_curves_draw_one_line_per_component(tmp_path):
@@ -557,7 +576,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     config.write_text(yaml.safe_dump(values))
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "biohicl.cli.main", "train", str(config)]
+    cmd = [str(torchrun), "--nproc_per_node", "2", "-m", "biohicl.cli.main", "train", "--config", str(config)]
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())

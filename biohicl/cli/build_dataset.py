@@ -12,137 +12,149 @@ file's format from its content (files in no known format, e.g. a folder's README
 
 Without any input the default corpora in ``BIOHICL_DATA_DIR`` are used, all MeSH *indexing*: PubMedQA PQA-L
 (``split`` marks its 500 test items), the MEDLINE sample, ``bioasq_sample/`` and ``pubmed_exports/``.
-BC5CDR's labels are entity *mentions*, another label distribution: mixing kinds needs ``--mix-label-kinds``
-(pairs never cross kinds). Decontamination is on (``--no-decontaminate`` turns it off): documents of PubMedQA
-test, SciFact, BIOSSES and every ``--beir`` folder are removed. A fixed, seeded dev split (``--dev-seed``,
-``--dev-fraction``, ``--pubmedqa-dev-size``) marks documents ``split="dev"``: never trained on, for model
-selection.
+BC5CDR's labels are entity *mentions*, another label distribution: mixing kinds needs ``--mix_label_kinds``
+(pairs never cross kinds). Decontamination is on (``--no_decontaminate`` turns it off): documents of PubMedQA
+test, SciFact, BIOSSES and every ``--beir`` folder are removed. A fixed, seeded dev split (``--dev_seed``,
+``--dev_fraction``, ``--pubmedqa_dev_size``) marks documents ``split="dev"``: never trained on, for model
+selection. Options can also come from a YAML/JSON file (``--config build.yaml``; ``input`` a list of file lists).
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SIZE
 from biohicl.errors import ConfigError
 
 HELP = "read MeSH-annotated abstracts and write the MeSH-pair dataset (documents + top-k SimL pairs, parquet)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from biohicl.data.readers import SOURCES
-    from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SIZE
+def _sources() -> list[str]:
+    from biohicl.data import SOURCES
 
-    parser = argparse.ArgumentParser(
-        prog="biohicl build-dataset", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return list(SOURCES)
+
+
+@dataclass
+class BuildDatasetArguments:
+    """Options of ``biohicl build-dataset``."""
+
+    output: str = field(metadata={"help": "output folder (replaced atomically)"})
+    source: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "corpus format of the --input files that follow (repeatable; without it each file's format is "
+            "detected from its content)",
+            "action": "append",
+            "choices": _sources(),
+            "argparse": {"nargs": None},
+        },
     )
-    parser.add_argument(
-        "--source",
-        action="append",
-        choices=SOURCES,
-        default=[],
-        help="corpus format of the --input files that follow (repeatable; without it each file's format is "
-        "detected from its content)",
+    input: list[list[str]] = field(
+        default_factory=list,
+        metadata={
+            "help": "input file(s) for the preceding --source (repeatable)",
+            "action": "append",
+            "metavar": "PATH",
+            "argparse": {"type": str},
+        },
     )
-    parser.add_argument(
-        "--input",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar="PATH",
-        help="input file(s) for the preceding --source (repeatable)",
+    limit: int | None = field(default=None, metadata={"help": "keep the first N documents (e.g. 80000)"})
+    seed: int = field(default=0, metadata={"help": "seed for tie-breaking among equal SimL"})
+    top_k: int = field(default=10, metadata={"help": "partners mined per document"})
+    strict: bool = field(
+        default=False,
+        metadata={"help": "stop at the first malformed record, empty abstract or unresolvable MeSH label"},
     )
-    parser.add_argument("--output", required=True, type=Path, help="output folder (replaced atomically)")
-    parser.add_argument("--limit", type=int, default=None, help="keep the first N documents (e.g. 80000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for tie-breaking among equal SimL")
-    parser.add_argument("--top-k", type=int, default=10, help="partners mined per document")
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first malformed record, empty abstract or unresolvable MeSH label",
+    exclude_test: bool = field(
+        default=False, metadata={"help": "leave the 500 official PubMedQA test abstracts out of the dataset"}
     )
-    parser.add_argument(
-        "--exclude-test", action="store_true", help="leave the 500 official PubMedQA test abstracts out of the dataset"
+    test_ids: str | None = field(
+        default=None, metadata={"help": "PubMedQA test_ground_truth.json (default: the one in BIOHICL_DATA_DIR)"}
     )
-    parser.add_argument(
-        "--test-ids",
-        type=Path,
+    mesh: str | None = field(
         default=None,
-        help="PubMedQA test_ground_truth.json (default: the one in BIOHICL_DATA_DIR)",
+        metadata={
+            "help": "MeSH release to use (desc20XX.xml[.gz], mtrees20XX.bin, MeshTree.txt); default: packaged MeSH 2024"
+        },
     )
-    parser.add_argument(
-        "--mesh",
-        type=Path,
-        default=None,
-        help="MeSH release to use (desc20XX.xml[.gz], mtrees20XX.bin, MeshTree.txt); default: packaged MeSH 2024",
+    mix_label_kinds: bool = field(
+        default=False,
+        metadata={
+            "help": "allow MeSH indexing (BioASQ, MEDLINE, PubMedQA) and entity-mention (PubTator) labels in one "
+            "dataset; pairs never cross kinds. Without inputs: the default corpora plus BC5CDR"
+        },
     )
-    parser.add_argument(
-        "--mix-label-kinds",
-        action="store_true",
-        help="allow MeSH indexing (BioASQ, MEDLINE, PubMedQA) and entity-mention (PubTator) labels in one dataset; "
-        "pairs never cross kinds. Without inputs: the default corpora plus BC5CDR",
+    decontaminate: bool = field(
+        default=True,
+        metadata={
+            "help": "remove documents that are in an evaluation set (PubMedQA test PMIDs, SciFact, BIOSSES, --beir); "
+            "--no_decontaminate keeps them"
+        },
     )
-    parser.add_argument(
-        "--no-decontaminate",
-        action="store_true",
-        help="keep documents that are in an evaluation set (PubMedQA test PMIDs, SciFact, BIOSSES, --beir)",
+    beir: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "a BEIR folder (corpus.jsonl) whose documents must not be trained on (repeatable)",
+            "action": "append",
+            "metavar": "DIR",
+            "argparse": {"nargs": None},
+        },
     )
-    parser.add_argument(
-        "--beir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="a BEIR folder (corpus.jsonl) whose documents must not be trained on (repeatable)",
+    dev_seed: int = field(
+        default=DEV_SEED, metadata={"help": "seed of the dev split (held-out documents, PubMedQA dev)"}
     )
-    parser.add_argument(
-        "--dev-seed", type=int, default=DEV_SEED, help="seed of the dev split (held-out documents, PubMedQA dev)"
-    )
-    parser.add_argument(
-        "--dev-fraction",
-        type=float,
+    dev_fraction: float = field(
         default=DEV_DOCUMENT_FRACTION,
-        help="share of documents held out as dev, by a seeded hash of the PMID (0 = none)",
+        metadata={"help": "share of documents held out as dev, by a seeded hash of the PMID (0 = none)"},
     )
-    parser.add_argument(
-        "--pubmedqa-dev-size",
-        type=int,
+    pubmedqa_dev_size: int = field(
         default=PUBMEDQA_DEV_SIZE,
-        help="non-test PubMedQA PQA-L items held out as the pubmedqa:dev task (0 = none)",
+        metadata={"help": "non-test PubMedQA PQA-L items held out as the pubmedqa:dev task (0 = none)"},
     )
-    parser.add_argument("--no-arrow", action="store_true", help="write parquet only (no load_from_disk copy)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser  # fmt: skip
+    arrow: bool = field(
+        default=True, metadata={"help": "also write the load_from_disk copy (--no_arrow: parquet only)"}
+    )
+    progress: bool = field(default=True, metadata={"help": "progress bars (--no_progress: none)"})
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"--top_k must be >= 1, got {self.top_k}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+
+    def groups(self) -> list[tuple[str, list[str]]] | None:
+        """``(source, files)`` groups of the ``--source``/``--input`` options (None: no input given)."""
+        inputs = [[group] if isinstance(group, str) else list(group) for group in self.input]  # a config's flat list
+        if not self.source and not inputs:
+            return None
+        if not inputs:
+            raise ConfigError("--source needs --input files (e.g. --source pubmedqa --input ori_pqal.json)")
+        if not self.source:
+            return [("auto", [p for group in inputs for p in group])]
+        if len(self.source) == 1:
+            return [(self.source[0], [p for group in inputs for p in group])]
+        if len(self.source) != len(inputs):
+            raise ConfigError(
+                f"{len(self.source)} --source but {len(inputs)} --input groups: give one --input per --source"
+            )
+        return list(zip(self.source, inputs, strict=True))
 
 
-def _groups(args: argparse.Namespace) -> list[tuple[str, list[str]]] | None:
-    if not args.source and not args.input:
-        return None
-    if not args.input:
-        raise ConfigError("--source needs --input files (e.g. --source pubmedqa --input ori_pqal.json)")
-    if not args.source:
-        return [("auto", [p for group in args.input for p in group])]
-    if len(args.source) == 1:
-        return [(args.source[0], [p for group in args.input for p in group])]
-    if len(args.source) != len(args.input):
-        raise ConfigError(
-            f"{len(args.source)} --source but {len(args.input)} --input groups: give one --input per --source"
-        )
-    return [(source, list(paths)) for source, paths in zip(args.source, args.input, strict=True)]
+def parse_args(argv: list[str]) -> BuildDatasetArguments:
+    from biohicl.cli.parser import parse_command
+
+    (args,) = parse_command(BuildDatasetArguments, argv, prog="biohicl build-dataset", description=__doc__)
+    return args
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.data.pairs import build_dataset_from_files, default_inputs
-    from biohicl.data.splits import DevSplit
+    from biohicl.data import DevSplit, build_dataset_from_files, default_inputs
     from biohicl.mesh.hierarchy import MeshHierarchy
 
-    args = build_parser().parse_args(argv)
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    args = parse_args(argv)
     dev_split = DevSplit(seed=args.dev_seed, fraction=args.dev_fraction, pubmedqa_size=args.pubmedqa_dev_size)
-    groups = _groups(args)
+    groups = args.groups()
     if groups is None:
         groups = default_inputs(mentions=args.mix_label_kinds)
         corpora = "PubMedQA, the MEDLINE sample, bioasq_sample and pubmed_exports (MeSH indexing)"
@@ -151,9 +163,8 @@ def main(argv: list[str]) -> int:
     mesh = MeshHierarchy.load(args.mesh)
     _, summary = build_dataset_from_files(
         groups, args.output, mesh, top_k=args.top_k, seed=args.seed, limit=args.limit, strict=args.strict,
-        exclude_test=args.exclude_test, test_ids=args.test_ids, progress=not args.no_progress,
-        arrow=not args.no_arrow, mix_label_kinds=args.mix_label_kinds, decontaminate=not args.no_decontaminate,
-        beir=args.beir, dev_split=dev_split,
+        exclude_test=args.exclude_test, test_ids=args.test_ids, progress=args.progress, arrow=args.arrow,
+        mix_label_kinds=args.mix_label_kinds, decontaminate=args.decontaminate, beir=args.beir, dev_split=dev_split,
     )  # fmt: skip
     print(summary)
     print(f"wrote {args.output} (documents/, pairs/ parquet + README.md dataset card)")

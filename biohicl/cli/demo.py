@@ -52,11 +52,12 @@ class DemoArguments:
 
 
 def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
+    from biohicl.cli.parser import parse_command
 
-    (args,) = HfArgumentParser(DemoArguments, prog="biohicl demo", description=HELP).parse_args_into_dataclasses(
-        args=argv
-    )
+    (args,) = parse_command(DemoArguments, argv, prog="biohicl demo", description=__doc__)
+    from biohicl.cli.progress import show_progress
+
+    show_progress()  # one line per evaluated task
     run_demo(args)
     return 0
 
@@ -67,9 +68,10 @@ def run_demo(args: DemoArguments) -> str:
 
     from biohicl.data.build import build_default_dataset
     from biohicl.data.storage import load_pair_dataset
+    from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.report import markdown_table
-    from biohicl.evaluation.runner import DtypeEncoder, evaluate_model, load_results, save_results
+    from biohicl.evaluation.runner import evaluate_model, load_results, save_results
     from biohicl.training.args import BioHiCLTrainingArguments
     from biohicl.training.run import train_biohicl
 

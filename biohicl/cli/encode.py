@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import DataError
 
 HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors matrix."
 
@@ -20,7 +20,10 @@ class EncodeArguments:
     model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
     input: str = field(metadata={"help": "A .txt file (one text per line) or .jsonl (strings or {id,title,text})."})
     output: str = field(metadata={"help": "Where to write the safetensors file (tensor `embeddings` [n, dim])."})
-    kind: str = field(default="document", metadata={"help": "`query` or `document` (chooses the prompt)."})
+    kind: str = field(
+        default="document",
+        metadata={"help": "`query` or `document` (chooses the prompt).", "choices": ["query", "document"]},
+    )
     dtype: str = field(default="float32", metadata={"help": "Output dtype: float32, float16 or bfloat16."})
     compute_dtype: str | None = field(
         default=None, metadata={"help": "Autocast dtype (default: `dtype` on a GPU, float32 on CPU)."}
@@ -69,13 +72,10 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
 
 
 def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
+    from biohicl.cli.parser import parse_command
     from biohicl.search.layout import parse_dtype, write_atomically
 
-    (args,) = HfArgumentParser(EncodeArguments).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    if args.kind not in ("query", "document"):
-        raise ConfigError(f"--kind: {args.kind!r} is not `query` or `document`")
+    (args,) = parse_command(EncodeArguments, argv, prog="biohicl encode", description=__doc__)
     storage = parse_dtype(args.dtype)
     from biohicl.atomic import check_writable
 

@@ -10,7 +10,7 @@
 
 A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
 split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
-also come from a JSON/YAML file: ``biohicl evaluate config.yaml``.
+also come from a YAML/JSON file with the same keys (``biohicl evaluate --config eval.yaml``; options override it).
 """
 
 from __future__ import annotations
@@ -95,28 +95,26 @@ class EvaluateArguments:
     markdown: str | None = field(default=None, metadata={"help": "Write a Markdown table of the results here."})
     plot: str | None = field(default=None, metadata={"help": "Write a PNG bar chart of the results here."})
 
+    def __post_init__(self) -> None:
+        if self.compare and self.model:
+            raise ConfigError("give either MODEL (evaluate) or --compare FILES (report), not both")
+        if not self.compare and not self.model:
+            raise ConfigError("MODEL is required (or --compare a.json b.json ...); see `biohicl evaluate --help`")
+        if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
+            raise ConfigError(f"max_length: {self.max_length} is not a positive number of tokens")
+
 
 def parse_args(argv: list[str]) -> EvaluateArguments:
-    """Parse the command line (or a single JSON/YAML config file) into :class:`EvaluateArguments`."""
-    from transformers import HfArgumentParser
+    """Parse the command line (options, ``MODEL``, ``--config FILE``) into :class:`EvaluateArguments`."""
+    from biohicl.cli.parser import parse_command
 
-    parser = HfArgumentParser(EvaluateArguments, prog="biohicl evaluate", description=__doc__.split("\n\n")[0])
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")) and Path(argv[0]).is_file():
-        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
-        try:
-            (args,) = loader(argv[0])
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"{argv[0]}: {err}") from None
-        return args
-    parser.add_argument("model_positional", nargs="?", metavar="MODEL", help="same as --model")
-    try:
-        args, extra = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if extra.model_positional:
-        if args.model and args.model != extra.model_positional:
-            raise ConfigError("model: given twice (positional and --model)")
-        args.model = extra.model_positional
+    args, _ = parse_command(
+        EvaluateArguments,
+        argv,
+        prog="biohicl evaluate",
+        description=__doc__,
+        positionals={"model": {"nargs": "?", "help": "same as --model"}},
+    )
     return args
 
 
@@ -180,19 +178,17 @@ def compare(args: EvaluateArguments) -> int:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.compare:
-        if args.model:
-            raise ConfigError("give either MODEL (evaluate) or --compare FILES (report), not both")
         return compare(args)
-    if not args.model:
-        raise ConfigError("MODEL is required (or --compare a.json b.json ...); see `biohicl evaluate --help`")
     import torch
 
+    from biohicl.cli.progress import show_progress
+    from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import DtypeEncoder, evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
+
+    show_progress()  # one line per evaluated task
 
     plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
-    if args.max_length is not None and args.max_length < 1:  # 0 would switch truncation off
-        raise ConfigError(f"max_length: {args.max_length} is not a positive number of tokens")
     from biohicl.atomic import check_writable
 
     for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work

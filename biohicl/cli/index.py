@@ -29,14 +29,19 @@ class IndexCommandArguments:
 
 
 def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
     from biohicl.cli.encode import load_inference_model
+    from biohicl.cli.parser import parse_command
     from biohicl.search.indexing import build_index, distributed_state
 
-    parser = HfArgumentParser((IndexCommandArguments, IndexingArguments), prog="biohicl index")
-    parser.add_argument("corpus", help="BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet")
-    args, options, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    args, options, extra = parse_command(
+        (IndexCommandArguments, IndexingArguments),
+        argv,
+        prog="biohicl index",
+        description=__doc__,
+        positionals={
+            "corpus": {"help": "BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet"}
+        },
+    )
     from biohicl.models.onnx_backend import check_backend, with_backend
 
     backend, quantize = check_backend(args.backend, args.quantize)

@@ -1,56 +1,26 @@
 """``biohicl`` command line: a thin dispatcher; each command lives in ``biohicl/cli/<name>.py``.
 
-Every command module exposes ``HELP`` (one line) and ``main(argv: list[str]) -> int``. Errors that biohicl
-raises on purpose (:class:`~biohicl.errors.BioHiCLError`) are printed as one line, without a traceback.
+Every command module exposes ``HELP`` (one line) and ``main(argv: list[str]) -> int``, and parses its argv with
+:func:`biohicl.cli.parser.parse_command` (dataclass fields as options, ``--config FILE``, usage errors as one
+:class:`~biohicl.errors.ConfigError` line). Errors that biohicl raises on purpose
+(:class:`~biohicl.errors.BioHiCLError`) are printed as one line, without a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import difflib
 import errno
 import importlib
 import sys
-from collections.abc import Iterator
 
-from biohicl.errors import BioHiCLError, ConfigError
+from biohicl.errors import BioHiCLError
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder (printed as one line)
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-_HF_UNUSED = "Some specified arguments are not used by the HfArgumentParser: "
 
 
 def one_line(text: str) -> str:
     """A message on one line (multi-line library messages joined with ' | ')."""
     return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
-
-
-def _close_options(parser: argparse.ArgumentParser, message: str) -> str:
-    words = message.split(":", 1)[-1].split()
-    options = [o for o in parser._option_string_actions if o.startswith("--")]
-    hints = []
-    for word in (w.split("=", 1)[0] for w in words if w.startswith("-")):
-        close = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
-        if close:
-            hints.append(f"{word} → {close[0]}")
-    return f" (did you mean {', '.join(hints)}?)" if hints else ""
-
-
-@contextlib.contextmanager
-def _one_line_usage_errors() -> Iterator[None]:
-    """argparse errors (a misspelled option, a bad value) as one :class:`ConfigError` line instead of a usage dump."""
-    original = argparse.ArgumentParser.error
-
-    def error(self: argparse.ArgumentParser, message: str):
-        hint = _close_options(self, message) if message.startswith("unrecognized arguments") else ""
-        raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
-
-    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
 COMMANDS: dict[str, str] = {
@@ -74,7 +44,9 @@ def _usage() -> str:
         except ImportError:
             help_text = "(not available in this installation)"
         lines.append(f"  {name:<14} {help_text}")
-    lines.append("\nRun `biohicl <command> --help` for a command's options.")
+    lines.append("\nRun `biohicl <command> --help` for a command's options. Options are spelled like their fields")
+    lines.append("(--top_k; --top-k works too); --config FILE reads them from a YAML or JSON file, flags overriding it")
+    lines.append("(in `biohicl reproduce`, --config is the study file).")
     return "\n".join(lines)
 
 
@@ -98,16 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(COMMANDS[name])
     try:
-        with _one_line_usage_errors():
-            return int(module.main(rest) or 0)
+        return int(module.main(rest) or 0)
     except BioHiCLError as err:
         print(f"biohicl {name}: error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except ValueError as err:
-        if not str(err).startswith(_HF_UNUSED):
-            raise
-        unused = str(err)[len(_HF_UNUSED) :]
-        print(f"biohicl {name}: error: unrecognized arguments {unused} (see `biohicl {name} --help`)", file=sys.stderr)
         return 2
     except OSError as err:
         if err.errno not in _ENVIRONMENT_ERRNOS:

@@ -1,8 +1,8 @@
 """``biohicl publish``: build a model repo folder from a run (or take a dataset folder) and upload it in one commit.
 
-    biohicl publish runs/minilm --repo-id me/BioHiCL-MiniLM --dry-run
-    biohicl publish runs/minilm --repo-id me/BioHiCL-MiniLM --private --revision v0.1
-    biohicl publish data/mesh-pairs --dataset --repo-id me/mesh-pairs
+    biohicl publish runs/minilm --repo_id me/BioHiCL-MiniLM --dry_run
+    biohicl publish runs/minilm --repo_id me/BioHiCL-MiniLM --private --revision v0.1
+    biohicl publish data/mesh-pairs --dataset --repo_id me/mesh-pairs
     biohicl publish --manifest hub/models/biohicl-minilm.yaml
 
 The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or written anywhere.
@@ -10,49 +10,82 @@ The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or w
 
 from __future__ import annotations
 
-import argparse
 import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
-    ReleaseManifest,
-    _token_of,
     build_model_repo_folder,
     check_folder,
     publish_folder,
+    token_of,
 )
 
 HELP = "Upload a trained adapter (with its generated model card) or the MeSH-pair dataset to the Hugging Face Hub."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biohicl publish", description=HELP)
-    parser.add_argument("source", nargs="?", help="Run folder (model) or dataset folder (--dataset).")
-    parser.add_argument("--repo-id", help="Hub repo id, owner/name.")
-    parser.add_argument("--manifest", help="Release manifest (hub/models/*.yaml, hub/datasets/*.yaml); flags win.")
-    parser.add_argument("--dataset", action="store_true", default=None, help="Upload a dataset folder as is.")
-    parser.add_argument("--private", action="store_true", default=None, help="Create the repo private.")
-    parser.add_argument("--revision", help="Branch to commit to (created if missing; default main).")
-    parser.add_argument("--dry-run", action="store_true", help="Build and check, print the files and the card.")
-    parser.add_argument("--out", help="Where to build the model repo folder (default: a temporary folder).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty --out folder.")
-    parser.add_argument("--eval-results", help="Evaluation JSON of the tuned model (default RUN/eval_results.json).")
-    parser.add_argument("--base-eval-results", help="Evaluation JSON of the base model, for the card's table.")
-    parser.add_argument("--license", help="License id for the card (e.g. apache-2.0).")
-    parser.add_argument("--merge", action="store_true", default=None, help="Upload LoRA merged into full weights.")
-    parser.add_argument("--commit-message", help="Commit message.")
-    parser.add_argument("--allow-large-files", action="store_true", help="Allow files over the size limit.")
-    parser.add_argument(
-        "--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1024**2, help="Per-file size limit in MiB."
+@dataclass
+class PublishArguments:
+    """Options of ``biohicl publish``. The manifest's fields are ``None`` unless given on the command line, where
+    they win over the manifest."""
+
+    source: str | None = field(
+        default=None, metadata={"help": "Run folder (model) or dataset folder (--dataset); also the positional SOURCE."}
     )
-    return parser
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repo id, owner/name."})
+    manifest: str | None = field(
+        default=None, metadata={"help": "Release manifest (hub/models/*.yaml, hub/datasets/*.yaml); flags win."}
+    )
+    dataset: bool | None = field(
+        default=None, metadata={"help": "Upload a dataset folder as is.", "nargs": "?", "const": True}
+    )
+    private: bool | None = field(
+        default=None, metadata={"help": "Create the repo private.", "nargs": "?", "const": True}
+    )
+    revision: str | None = field(
+        default=None, metadata={"help": "Branch to commit to (created if missing; default main)."}
+    )
+    dry_run: bool = field(default=False, metadata={"help": "Build and check, print the files and the card."})
+    out: str | None = field(
+        default=None, metadata={"help": "Where to build the model repo folder (default: a temporary folder)."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace a non-empty --out folder."})
+    eval_results: str | None = field(
+        default=None, metadata={"help": "Evaluation JSON of the tuned model (default RUN/eval_results.json)."}
+    )
+    base_eval_results: str | None = field(
+        default=None, metadata={"help": "Evaluation JSON of the base model, for the card's table."}
+    )
+    license: str | None = field(default=None, metadata={"help": "License id for the card (e.g. apache-2.0)."})
+    merge: bool | None = field(
+        default=None, metadata={"help": "Upload LoRA merged into full weights.", "nargs": "?", "const": True}
+    )
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    allow_large_files: bool = field(default=False, metadata={"help": "Allow files over the size limit."})
+    max_file_mb: float = field(
+        default=DEFAULT_MAX_FILE_BYTES / 1024**2, metadata={"help": "Per-file size limit in MiB."}
+    )
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Manifest values, overridden by the flags given on the command line."""
+def parse_args(argv: list[str]) -> PublishArguments:
+    from biohicl.cli.parser import parse_command
+
+    args, _ = parse_command(
+        PublishArguments,
+        argv,
+        prog="biohicl publish",
+        description=__doc__,
+        positionals={"source": {"nargs": "?", "help": "Run folder (model) or dataset folder (--dataset)."}},
+    )
+    return args
+
+
+def _settings(args: PublishArguments) -> dict[str, Any]:
+    """Manifest values, overridden by the options given on the command line (those not ``None``)."""
     values: dict[str, Any] = {}
     if args.manifest:
         manifest = ReleaseManifest.load(args.manifest)
@@ -68,20 +101,17 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "merge": manifest.merge,
             "commit_message": manifest.commit_message,
         }
-    for key in values.keys() | set(vars(args)):
-        flag = getattr(args, key, None)
-        if flag is not None:
-            values[key] = flag
+    values.update({key: flag for key, flag in asdict(args).items() if flag is not None})
     if not values.get("source"):
         raise ConfigError("publish: give a RUN_DIR (or dataset folder) or --manifest")
     if not values.get("repo_id"):
-        raise ConfigError("publish: --repo-id is required (or a manifest with repo_id)")
+        raise ConfigError("publish: --repo_id is required (or a manifest with repo_id)")
     return values
 
 
 def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_bytes: int) -> None:
     files = check_folder(
-        folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"], token=_token_of(None)
+        folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"], token=token_of(None)
     )
     where = f"{settings['repo_id']} ({repo_type}{', private' if settings.get('private') else ''}"
     where += f", branch {settings['revision']})" if settings.get("revision") else ")"
@@ -95,7 +125,7 @@ def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_byte
 
 
 def main(argv: list[str], api: Any | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     settings = _settings(args)
     repo_type = "dataset" if settings.get("dataset") else "model"
     max_bytes = int(settings["max_file_mb"] * 1024**2)

@@ -2,19 +2,20 @@
 
     biohicl reproduce --config configs/reproduce_minilm.yaml
     biohicl reproduce --config configs/reproduce_minilm.yaml --only full,no_mse --seeds 0,1,2
-    biohicl reproduce --config configs/reproduce_minilm.yaml --dry-run      # print the plan, compute nothing
+    biohicl reproduce --config configs/reproduce_minilm.yaml --dry_run      # print the plan, compute nothing
     biohicl reproduce --config configs/reproduce_minilm_gpu.yaml --workers 5  # 5 processes share one GPU
 
-Runs resume: an evaluated run is skipped, an interrupted training continues from its last checkpoint. See
+Runs resume: an evaluated run is skipped, an interrupted training continues from its last checkpoint. Here
+``--config`` is the study file (a nested YAML), not a file of options as in the other commands. See
 ``docs/reproduce.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from biohicl.errors import ConfigError
@@ -22,38 +23,67 @@ from biohicl.errors import ConfigError
 HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
 
 
+@dataclass
+class ReproduceArguments:
+    """Options of ``biohicl reproduce``. Unlike the other commands' ``--config`` (a file of options), here
+    ``--config`` is the study file itself: a nested YAML (models, variants, seeds, tasks; docs/reproduce.md)."""
+
+    config: str = field(
+        metadata={
+            "help": "The study file (a nested YAML, e.g. configs/reproduce_minilm.yaml; docs/reproduce.md), not a "
+            "file of options as in the other commands."
+        }
+    )
+    only: str | None = field(default=None, metadata={"help": "Comma-separated variants to run (e.g. full,no_mse)."})
+    seeds: str | None = field(default=None, metadata={"help": "Comma-separated seeds for every variant."})
+    models: str | None = field(default=None, metadata={"help": "Comma-separated model names of the config."})
+    output_dir: str | None = field(default=None, metadata={"help": "Override the config's output_dir."})
+    dry_run: bool = field(default=False, metadata={"help": "Print the plan and exit."})
+    report_only: bool = field(
+        default=False,
+        metadata={"help": "Train/evaluate nothing: rewrite results, plots and cards from the runs already evaluated."},
+    )
+    threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
+    workers: int = field(
+        default=1,
+        metadata={
+            "help": "Worker processes sharing the study through its run locks (small models leave a GPU mostly "
+            "idle: several fill it); each logs to <output_dir>/logs/worker<i>.log, then one combined report is "
+            "written."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads: must be positive, got {self.threads}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers: must be positive, got {self.workers}")
+        self.seed_list()  # a malformed --seeds fails here
+
+    def variant_list(self) -> list[str] | None:
+        return _csv(self.only) if self.only is not None else None
+
+    def model_list(self) -> list[str] | None:
+        return _csv(self.models) if self.models is not None else None
+
+    def seed_list(self) -> list[int] | None:
+        if self.seeds is None:
+            return None
+        try:
+            return [int(part) for part in _csv(self.seeds)]
+        except ValueError:
+            raise ConfigError(f"--seeds: expected comma-separated integers, got {self.seeds!r}") from None
+
+
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _seeds(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+def parse_args(argv: list[str]) -> ReproduceArguments:
+    from biohicl.cli.parser import parse_command
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biohicl reproduce", description=HELP)
-    parser.add_argument("--config", required=True, help="Study config (YAML), e.g. configs/reproduce_minilm.yaml.")
-    parser.add_argument("--only", type=_csv, default=None, help="Comma-separated variants to run (e.g. full,no_mse).")
-    parser.add_argument("--seeds", type=_seeds, default=None, help="Comma-separated seeds for every variant.")
-    parser.add_argument("--models", type=_csv, default=None, help="Comma-separated model names of the config.")
-    parser.add_argument("--output_dir", default=None, help="Override the config's output_dir.")
-    parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="Print the plan and exit.")
-    parser.add_argument(
-        "--report-only",
-        dest="report_only",
-        action="store_true",
-        help="Train/evaluate nothing: rewrite results, plots and cards from the runs already evaluated.",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
-    parser.add_argument(
-        "--workers", type=int, default=1,
-        help="Worker processes sharing the study through its run locks (small models leave a GPU mostly idle: "
-        "several fill it); each logs to <output_dir>/logs/worker<i>.log, then one combined report is written.",
-    )  # fmt: skip
-    return parser
+    (args,) = parse_command(ReproduceArguments, argv, prog="biohicl reproduce", description=__doc__, config_file=False)
+    return args
 
 
 def _without_workers(argv: list[str]) -> list[str]:
@@ -93,10 +123,13 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.study.reproduce import ReproduceConfig, describe_plan, plan_study, run_study
+    from biohicl.cli.progress import show_progress
+    from biohicl.study import ReproduceConfig, describe_plan, plan_study, prepare_dataset, run_study
 
-    args = build_parser().parse_args(argv)
-    config = ReproduceConfig.from_yaml(args.config).select(only=args.only, seeds=args.seeds, models=args.models)
+    args = parse_args(argv)
+    config = ReproduceConfig.from_yaml(args.config).select(
+        only=args.variant_list(), seeds=args.seed_list(), models=args.model_list()
+    )
     if args.output_dir:
         config.output_dir = args.output_dir
     if args.dry_run:
@@ -104,17 +137,12 @@ def main(argv: list[str]) -> int:
         print(describe_plan(plan_study(config)))
         return 0
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads: must be positive, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.workers < 1:
-        raise ConfigError(f"--workers: must be positive, got {args.workers}")
+    show_progress()  # each run's progress line: the study logs it, the command shows it
     failed = []
     if args.workers > 1 and not args.report_only:
-        from biohicl.study.reproduce import prepare_dataset
-
         prepare_dataset(config)  # once, before the workers: they would all build it at the same time
         for worker, code, log in run_workers(argv, args.workers, config.output_dir, args.threads):
             print(f"worker {worker}: {'done' if code == 0 else f'exit code {code}'} ({log})", flush=True)

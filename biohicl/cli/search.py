@@ -33,7 +33,8 @@ class SearchArguments:
         default="auto",
         metadata={
             "help": "`auto` (the compressed form when the index has one, else exact), `exact` (chunked float32 "
-            "matmul), `int8` / `binary` (compressed + exact rescoring) or `faiss` (flat index)."
+            "matmul), `int8` / `binary` (compressed + exact rescoring) or `faiss` (flat index).",
+            "choices": ["auto", "exact", "int8", "binary", "faiss"],
         },
     )
     candidates: int | None = field(
@@ -46,20 +47,23 @@ class SearchArguments:
 
 
 def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
     from biohicl.cli.encode import load_inference_model
+    from biohicl.cli.parser import parse_command
     from biohicl.errors import ConfigError
     from biohicl.search.exact import search
     from biohicl.search.explain import explain_hits
     from biohicl.search.index import load_index
 
-    parser = HfArgumentParser(SearchArguments, prog="biohicl search")
-    parser.add_argument("index", help="Index folder written by `biohicl index`")
-    parser.add_argument("queries", nargs="*", help="One or more query strings (or --like DOC_ID)")
-    args, extra = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    if args.backend not in ("auto", "exact", "int8", "binary", "faiss"):
-        raise ConfigError(f"--backend: {args.backend!r} is not auto, exact, int8, binary or faiss")
+    args, extra = parse_command(
+        SearchArguments,
+        argv,
+        prog="biohicl search",
+        description=__doc__,
+        positionals={
+            "index": {"help": "Index folder written by `biohicl index`"},
+            "queries": {"nargs": "*", "help": "One or more query strings (or --like DOC_ID)"},
+        },
+    )
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
     index = load_index(extra.index)

@@ -1,71 +1,32 @@
 """``biohicl train``: LoRA-tune a dense retriever with the BioHiCL loss on a MeSH-pair dataset.
 
 Options are the fields of :class:`~biohicl.training.args.BioHiCLTrainingArguments` (``--help`` lists them all).
-Instead of options, one YAML or JSON file with the same keys can be given (``biohicl train run.yaml``); options
-after it override its values::
+They can also come from a YAML or JSON file with the same keys (``--config run.yaml``); options on the command
+line override its values::
 
     biohicl train --dataset_path data/mesh-pairs --output_dir runs/minilm --max_steps 150 --report_to tensorboard
-    biohicl train configs/minilm.yaml --learning_rate 1e-4
+    biohicl train --config configs/minilm.yaml --learning_rate 1e-4
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-from biohicl.errors import ConfigError
 
 HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)"
 
 
 def parse_args(argv: list[str]):
-    """``argv`` → :class:`BioHiCLTrainingArguments` (a leading ``.yaml``/``.yml``/``.json`` file supplies defaults)."""
-    from transformers import HfArgumentParser
-
+    """``argv`` → :class:`BioHiCLTrainingArguments` (``--config FILE`` supplies defaults)."""
+    from biohicl.cli.parser import parse_command
     from biohicl.training.args import BioHiCLTrainingArguments
 
-    parser = HfArgumentParser(BioHiCLTrainingArguments, prog="biohicl train", description=HELP)
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")) and not argv[0].startswith("-"):
-        values = _read_config(Path(argv[0]))
-        known = {f.name for f in BioHiCLTrainingArguments.__dataclass_fields__.values() if f.init}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{argv[0]}: unknown field(s) {', '.join(unknown)}")
-        parser.set_defaults(**values)
-        # fields without a default must still be satisfiable from the file
-        for action in parser._actions:
-            if action.dest in values:
-                action.required = False
-        argv = argv[1:]
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_command(BioHiCLTrainingArguments, argv, prog="biohicl train", description=__doc__)
     return args
 
 
-def _read_config(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except (json.JSONDecodeError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot parse ({err})") from None
-    except Exception as err:  # yaml.YAMLError and friends
-        raise ConfigError(f"{path}: cannot parse ({err})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of option names to values")
-    return values
-
-
 def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import train_biohicl
 
-    args = parse_args(argv)
     run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
     if not args.should_save:
         return 0

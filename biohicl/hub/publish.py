@@ -137,7 +137,7 @@ def check_folder(
             if size > max_file_bytes and not allow_large_files:
                 raise PublishError(
                     f"{path}: {_human(size)} is over the {_human(max_file_bytes)} limit "
-                    "(pass allow_large_files / --allow-large-files if it belongs in the repo)"
+                    "(pass allow_large_files / --allow_large_files if it belongs in the repo)"
                 )
             if _scan_for_token(target, literal):
                 raise PublishError(f"{path}: contains a Hugging Face token (hf_...); refusing to upload it")

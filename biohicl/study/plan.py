@@ -2,7 +2,7 @@
 
 A run's status says what :func:`~biohicl.study.execute.run_study` still has to do: ``done`` (evaluated),
 ``add_tasks`` (its ``eval.json`` lacks tasks added to the config later), ``evaluate`` (trained), ``resume`` (a
-complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry-run`` view.
+complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry_run`` view.
 """
 
 from __future__ import annotations

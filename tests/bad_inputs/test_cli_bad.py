@@ -59,18 +59,73 @@ def test_programming_errors_keep_their_traceback(fake_command):
         cli.main(["fake"])
 
 
-def test_hf_argument_parser_unknown_option(run_cli, tmp_path):
+def test_unknown_option_suggests_the_close_one(run_cli, tmp_path):
     result = run_cli(["encode", "--model", "m", "--input", "in.txt", "--output", "o", "--batch_sise", "4"])
-    assert "unrecognized arguments ['--batch_sise', '4']" in result.err
+    assert "unrecognized arguments: --batch_sise 4 (did you mean --batch_sise → --batch_size?)" in result.err
 
 
-def test_argparse_errors_are_one_line_and_argparse_is_restored(run_cli):
+def test_a_misspelled_dashed_option_is_pointed_to_the_underscore_spelling(run_cli):
     import argparse
 
     original = argparse.ArgumentParser.error
     result = run_cli(["publish", "runs/x", "--repo-idd", "me/x"])
-    assert "unrecognized arguments: --repo-idd me/x (did you mean --repo-idd → --repo-id?)" in result.err
-    assert argparse.ArgumentParser.error is original
+    assert "unrecognized arguments: --repo-idd me/x (did you mean --repo-idd → --repo_id?)" in result.err
+    assert argparse.ArgumentParser.error is original  # nothing global is patched
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--max-stesp", "3"], "did you mean --max-stesp → --max_steps?"),
+        (["search", "idx", "q", "--backend", "annoy"], "argument --backend: invalid choice: 'annoy'"),
+        (["encode", "--model", "m", "--input", "i", "--output", "o", "--kind", "doc"], "invalid choice: 'doc'"),
+        (["reproduce", "--config", "c.yaml", "--workers", "0"], "--workers: must be positive, got 0"),
+        (["reproduce", "--config", "c.yaml", "--seeds", "0,one"], "--seeds: expected comma-separated integers"),
+        (["evaluate", "--compare", "a.json", "--model", "m"], "give either MODEL (evaluate) or --compare FILES"),
+        (["evaluate", "m", "--model", "n"], "model: given twice (positional 'm' and --model 'n')"),
+        (["publish", "runs/x", "--max_file_mb", "big"], "argument --max_file_mb/--max-file-mb: invalid float value"),
+    ],
+)
+def test_usage_errors_of_every_command_are_one_line(run_cli, argv, message):
+    assert message in run_cli(argv).err
+
+
+# ------------------------------------------------------------------------------------------------ --config FILE
+def test_config_file_with_an_unknown_key_names_the_file_and_the_key(tmp_path, run_cli):
+    config = tmp_path / "build.yaml"
+    config.write_text("output: out\ntop_kk: 3\n")
+    result = run_cli(["build-dataset", "--config", str(config)])
+    assert f"{config}: unknown field(s) top_kk (did you mean top_k?)" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("output: [out\n", "cannot parse"),
+        ("- output\n", "expected a mapping of option names to values"),
+        ("output: o\nkind: passage\n", "kind: 'passage' is not one of query, document"),
+    ],
+)
+def test_malformed_config_files_are_one_line(tmp_path, run_cli, text, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    argv = ["encode", "--config", str(config), "--model", "m", "--input", "i"]
+    assert f"{config}: " in run_cli(argv).err and message in run_cli(argv).err
+
+
+def test_config_file_usage_errors(tmp_path, run_cli):
+    assert "--config: expected one argument" in run_cli(["demo", "--config"]).err
+    assert "missing.yaml: config file not found" in run_cli(["demo", "--config", str(tmp_path / "missing.yaml")]).err
+    (tmp_path / "a.yaml").write_text("max_steps: 3\n")
+    twice = ["demo", "--config", str(tmp_path / "a.yaml"), "--config", str(tmp_path / "a.yaml")]
+    assert "--config: given twice" in run_cli(twice).err
+    assert "spell the option out in full" in run_cli(["demo", "--conf", str(tmp_path / "a.yaml")]).err
+    # the old `biohicl train run.yaml` form points to --config
+    result = run_cli(["train", str(tmp_path / "a.yaml")])
+    assert f"(a config file goes after --config: --config {tmp_path / 'a.yaml'})" in result.err
+    result = run_cli(["evaluate", str(tmp_path / "a.yaml")])
+    assert f"is a config file: give it as --config {tmp_path / 'a.yaml'}" in result.err
 
 
 def test_missing_required_option(run_cli):

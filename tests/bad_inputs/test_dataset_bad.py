@@ -31,8 +31,8 @@ def write_bioasq(path: Path, n: int = 10) -> Path:
 
 
 def build_argv(inp: Path, out: Path, *extra: str) -> list[str]:
-    return ["build-dataset", "--source", "bioasq", "--input", str(inp), "--output", str(out), "--no-progress",
-            "--no-arrow", *extra]  # fmt: skip
+    return ["build-dataset", "--source", "bioasq", "--input", str(inp), "--output", str(out), "--no_progress",
+            "--no_arrow", *extra]  # fmt: skip
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -74,14 +74,14 @@ def test_strict_stops_at_the_first_bad_record_naming_it(tmp_path, run_cli):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--top-k", "0"], "--top-k must be >= 1"),
+        (["--top_k", "0"], "--top_k must be >= 1"),
         (["--limit", "-3"], "--limit must be >= 1"),
-        (["--top-kk", "3"], "did you mean --top-kk → --top-k"),
+        (["--top-kk", "3"], "did you mean --top-kk → --top_k"),
         (["--source", "pubmed"], "invalid choice: 'pubmed'"),
-        (["--dev-fraction", "1"], "dev fraction must be in [0, 1), got 1.0"),
-        (["--pubmedqa-dev-size", "-5"], "PubMedQA dev size must be >= 0, got -5"),
+        (["--dev_fraction", "1"], "dev fraction must be in [0, 1), got 1.0"),
+        (["--pubmedqa_dev_size", "-5"], "PubMedQA dev size must be >= 0, got -5"),
         (["--beir", "/nonexistent/beir-folder"], "beir-folder: not a BEIR folder with a corpus"),
-        (["--no-decontaminate", "--beir", "x"], "--beir names evaluation sets to decontaminate against"),
+        (["--no_decontaminate", "--beir", "x"], "--beir names evaluation sets to decontaminate against"),
     ],
 )
 def test_bad_options(tmp_path, run_cli, extra, message):
@@ -109,8 +109,8 @@ def test_truncated_mesh_descriptor_xml(tmp_path, run_cli):
 def test_malformed_test_ids_file(tmp_path, run_cli):
     ids = tmp_path / "test_ground_truth.json"
     ids.write_text('{"123": "yes", ')
-    result = run_cli(build_argv(write_bioasq(tmp_path / "a.json"), tmp_path / "out", "--exclude-test",
-                                "--test-ids", str(ids)))  # fmt: skip
+    result = run_cli(build_argv(write_bioasq(tmp_path / "a.json"), tmp_path / "out", "--exclude_test",
+                                "--test_ids", str(ids)))  # fmt: skip
     assert "test_ground_truth.json: malformed JSON" in result.err
 
 
@@ -134,7 +134,7 @@ def test_read_only_output_folder_keeps_the_previous_build(previous_build, tmp_pa
         return real_mkdir(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "mkdir", refuse)
-    result = run_cli(build_argv(inp, out, "--top-k", "2"))
+    result = run_cli(build_argv(inp, out, "--top_k", "2"))
     assert f"out: cannot write here ({os.strerror(code)})" in result.err
     assert snapshot(out) == before and no_temporaries(tmp_path)
 
@@ -149,7 +149,7 @@ def test_full_disk_keeps_the_previous_build(previous_build, tmp_path, run_cli, m
         return real_write_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", full)
-    result = run_cli(build_argv(inp, out, "--top-k", "2"))
+    result = run_cli(build_argv(inp, out, "--top_k", "2"))
     assert "out: no space left on device; nothing was written there" in result.err
     assert snapshot(out) == before and no_temporaries(tmp_path)
 
@@ -164,7 +164,7 @@ def test_failed_final_rename_puts_the_previous_build_back(previous_build, tmp_pa
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
-    result = run_cli(build_argv(inp, out, "--top-k", "2"))
+    result = run_cli(build_argv(inp, out, "--top_k", "2"))
     assert "Input/output error" in result.err
     assert snapshot(out) == before and no_temporaries(tmp_path)
 
@@ -214,16 +214,16 @@ def test_mixing_label_kinds_needs_the_option(tmp_path, run_cli):
     pubtator = tmp_path / "cdr.txt"
     pubtator.write_text("1|t|Title\n1|a|Abstract.\n1\t0\t5\tx\tDisease\tD003920\n")
     argv = ["build-dataset", "--input", str(write_bioasq(tmp_path / "a.json")), str(pubtator), "--output",
-            str(tmp_path / "out"), "--no-progress", "--no-arrow"]  # fmt: skip
+            str(tmp_path / "out"), "--no_progress", "--no_arrow"]  # fmt: skip
     result = run_cli(argv)
-    assert "the inputs mix MeSH label kinds: bioasq (indexing)" in result.err and "--mix-label-kinds" in result.err
+    assert "the inputs mix MeSH label kinds: bioasq (indexing)" in result.err and "--mix_label_kinds" in result.err
     assert not (tmp_path / "out").exists()
-    assert run_cli([*argv, "--mix-label-kinds"], expect_error=False).code == 0
+    assert run_cli([*argv, "--mix_label_kinds"], expect_error=False).code == 0
 
 
 def test_no_input_in_a_known_format_is_one_line(tmp_path, run_cli):
     notes = tmp_path / "notes.txt"
     notes.write_text("my search strategy\n")
-    result = run_cli(["build-dataset", "--input", str(notes), "--output", str(tmp_path / "out"), "--no-progress"])
+    result = run_cli(["build-dataset", "--input", str(notes), "--output", str(tmp_path / "out"), "--no_progress"])
     assert "no input file is in a format biohicl reads" in result.err and "notes.txt" in result.err
     assert not (tmp_path / "out").exists()

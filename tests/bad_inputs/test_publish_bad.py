@@ -12,8 +12,9 @@ from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub.publish import ReleaseManifest, check_folder, publish_folder
-from biohicl.models.model import BioHiCLModel
+from biohicl.hub.manifest import ReleaseManifest
+from biohicl.hub.publish import check_folder, publish_folder
+from biohicl.models.model import BioHiCL
 
 FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, not a real token
 
@@ -39,7 +40,7 @@ class RecordingHfApi:
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("publish-bad")
     base = build_tiny_bert(root / "base")
-    model = BioHiCLModel.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
     model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
     randomize_lora_b(model, std=0.4)
     run = root / "run"
@@ -92,7 +93,7 @@ def test_the_literal_token_of_another_shape_is_refused(tmp_path, monkeypatch):
 def test_token_in_a_dataset_folder_at_the_cli(tmp_path, run_cli, monkeypatch):
     folder = dataset_folder(tmp_path)
     (folder / "notes.md").write_text(f"token: {FAKE_TOKEN}\n")
-    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/mesh-pairs", "--dry-run"])
+    result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/mesh-pairs", "--dry_run"])
     assert "notes.md: contains a Hugging Face token (hf_...); refusing to upload it" in result.err
     assert FAKE_TOKEN not in result.err + result.out
 
@@ -100,8 +101,8 @@ def test_token_in_a_dataset_folder_at_the_cli(tmp_path, run_cli, monkeypatch):
 def test_token_in_a_run_that_goes_into_the_repo(run_dir, tmp_path, run_cli):
     (tmp_path / "eval.json").write_text(json.dumps({"results": {}, "note": FAKE_TOKEN}))
     out = tmp_path / "repo"
-    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--out", str(out),
-                      "--eval-results", str(tmp_path / "eval.json")])  # fmt: skip
+    result = run_cli(["publish", str(run_dir), "--repo_id", "me/x", "--dry_run", "--out", str(out),
+                      "--eval_results", str(tmp_path / "eval.json")])  # fmt: skip
     assert "eval_results.json: contains a Hugging Face token" in result.err and FAKE_TOKEN not in result.err
 
 
@@ -116,7 +117,7 @@ def test_symlink_out_of_the_folder(tmp_path):
 def test_oversize_file(tmp_path, run_cli):
     folder = dataset_folder(tmp_path)
     (folder / "blob.parquet").write_bytes(b"0" * 3 * 1024**2)
-    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/x", "--dry-run", "--max-file-mb", "1"])
+    result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/x", "--dry_run", "--max_file_mb", "1"])
     assert "blob.parquet: 3.0 MiB is over the 1.0 MiB limit" in result.err
 
 
@@ -133,7 +134,7 @@ def test_manifest_with_a_misspelled_field(tmp_path, run_cli):
     manifest.write_text("repo_id: me/x\nsource: runs/x\nprivte: true\n")
     with pytest.raises(ConfigError, match=r"release\.yaml: unknown field 'privte' \(did you mean 'private'\?\)"):
         ReleaseManifest.load(manifest)
-    result = run_cli(["publish", "--manifest", str(manifest), "--dry-run"])
+    result = run_cli(["publish", "--manifest", str(manifest), "--dry_run"])
     assert "unknown field 'privte'" in result.err
 
 
@@ -147,14 +148,14 @@ def test_malformed_manifest(tmp_path):
 def test_run_without_a_model(tmp_path, run_cli):
     run = tmp_path / "run"
     (run / "checkpoint-5").mkdir(parents=True)
-    result = run_cli(["publish", str(run), "--repo-id", "me/x", "--dry-run"])
+    result = run_cli(["publish", str(run), "--repo_id", "me/x", "--dry_run"])
     assert "no saved model (biohicl_config.json)" in result.err
 
 
 def test_malformed_eval_results(run_dir, tmp_path, run_cli):
     bad = tmp_path / "eval.json"
     bad.write_text('{"results": ')
-    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--eval-results", str(bad)])
+    result = run_cli(["publish", str(run_dir), "--repo_id", "me/x", "--dry_run", "--eval_results", str(bad)])
     assert "eval_results.json: cannot read JSON" in result.err
 
 
@@ -162,14 +163,14 @@ def test_out_folder_not_empty(run_dir, tmp_path, run_cli):
     out = tmp_path / "repo"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    result = run_cli(["publish", str(run_dir), "--repo-id", "me/x", "--dry-run", "--out", str(out)])
+    result = run_cli(["publish", str(run_dir), "--repo_id", "me/x", "--dry_run", "--out", str(out)])
     assert "exists and is not empty" in result.err and (out / "keep.txt").read_text() == "mine"
 
 
 def test_dataset_folder_without_a_card(tmp_path, run_cli):
     folder = dataset_folder(tmp_path)
     (folder / "README.md").unlink()
-    result = run_cli(["publish", str(folder), "--dataset", "--repo-id", "me/x", "--dry-run"])
+    result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/x", "--dry_run"])
     assert "no README.md (dataset card)" in result.err
 
 
@@ -188,7 +189,7 @@ def test_hub_refusal_is_one_line_without_the_token(tmp_path, capsys, monkeypatch
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     api = RecordingHfApi(fail=Unauthorized(f"401 Client Error: Unauthorized (token {FAKE_TOKEN})\nmore detail"))
     monkeypatch.setattr(publish_cmd, "main", lambda argv, api=api, _main=publish_cmd.main: _main(argv, api=api))
-    code = cli.main(["publish", str(dataset_folder(tmp_path)), "--dataset", "--repo-id", "me/mesh-pairs"])
+    code = cli.main(["publish", str(dataset_folder(tmp_path)), "--dataset", "--repo_id", "me/mesh-pairs"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "me/mesh-pairs: the Hub refused or could not be reached (Unauthorized: 401 Client Error" in err

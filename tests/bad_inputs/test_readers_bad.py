@@ -175,7 +175,7 @@ def test_build_dataset_cli_on_a_latin1_file(tmp_path, run_cli):
     path.write_bytes(bioasq([ARTICLE]).replace("\\u00e9", "é").encode("latin-1"))
     out = tmp_path / "out"
     result = run_cli(["build-dataset", "--source", "bioasq", "--input", str(path), "--output", str(out),
-                      "--no-progress"])  # fmt: skip
+                      "--no_progress"])  # fmt: skip
     assert "latin1.json: cannot decode the file" in result.err
     assert not out.exists()
 
@@ -200,8 +200,8 @@ def test_a_bad_byte_mid_file_no_longer_loses_the_rest(tmp_path, run_cli):
     path = tmp_path / "pubmed24n0001.xml"
     path.write_bytes((body + "</PubmedArticleSet>").encode().replace(b"#", b"\xe9"))
     out = tmp_path / "out"
-    result = run_cli(["build-dataset", "--input", str(path), "--output", str(out), "--no-progress", "--no-arrow",
-                      "--dev-fraction", "0"], expect_error=False)  # fmt: skip
+    result = run_cli(["build-dataset", "--input", str(path), "--output", str(out), "--no_progress", "--no_arrow",
+                      "--dev_fraction", "0"], expect_error=False)  # fmt: skip
     assert result.code == 0, result.err
     assert "skipped (malformed record): 1" in result.out
     assert "pubmed24n0001.xml, record 3: undecodable byte 0xe9 (not utf-8) (pmid 3)" in result.out

@@ -31,28 +31,28 @@ def write_docs(path: Path, labels: list[list[str]]) -> Path:
 def test_config_file_with_a_misspelled_field(tmp_path, run_cli):
     config = tmp_path / "run.yaml"
     config.write_text("output_dir: runs/x\nlerning_rate: 1e-4\nbeta: 0.3\n")
-    result = run_cli(["train", str(config)])
-    assert f"{config}: unknown field(s) lerning_rate" in result.err
+    result = run_cli(["train", "--config", str(config)])
+    assert f"{config}: unknown field(s) lerning_rate (did you mean learning_rate?)" in result.err
     assert not (tmp_path / "runs").exists()
 
 
 def test_malformed_yaml_config(tmp_path, run_cli):
     config = tmp_path / "run.yaml"
     config.write_text("output_dir: [runs/x\nbeta: 0.3\n")
-    result = run_cli(["train", str(config)])
+    result = run_cli(["train", "--config", str(config)])
     assert f"{config}: cannot parse" in result.err
 
 
 def test_json_config_that_is_not_a_mapping(tmp_path, run_cli):
     config = tmp_path / "run.json"
     config.write_text("[1, 2]")
-    result = run_cli(["train", str(config)])
+    result = run_cli(["train", "--config", str(config)])
     assert "expected a mapping of option names to values" in result.err
 
 
 def test_misspelled_option(tmp_path, run_cli):
     result = run_cli(["train", "--output_dir", str(tmp_path / "r"), "--lambda_conn", "0.2"])
-    assert "unrecognized arguments ['--lambda_conn', '0.2']" in result.err
+    assert "unrecognized arguments: --lambda_conn 0.2 (did you mean --lambda_conn → --lambda_con?)" in result.err
     assert not (tmp_path / "r").exists()
 
 

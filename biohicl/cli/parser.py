@@ -1,0 +1,263 @@
+"""The one command-line parser of every ``biohicl`` command: :func:`parse_command`.
+
+A command's options are the fields of its dataclass(es), read by :class:`transformers.HfArgumentParser`, so one
+convention holds everywhere:
+
+- an option is spelled like its field, ``--top_k``; the dashed ``--top-k`` is accepted as an alias. A bool field
+  is a flag (``--dry_run``, or ``--dry_run false``); one that defaults to True also gets ``--no_<field>``;
+- ``--config FILE``: a YAML or JSON mapping whose keys are the fields. Its values become the defaults, options on
+  the command line override them, and a required field given in the file is no longer required on the command
+  line. An unknown key is refused, naming the file and the key;
+- every usage error (misspelled option, bad value, missing option, unknown config key) is a one-line
+  :class:`~biohicl.errors.ConfigError`, with a "did you mean" hint for a misspelled option, never a usage dump.
+
+``biohicl reproduce`` is the exception for ``--config``: there it is the study file (a nested YAML, not options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from transformers import HfArgumentParser
+from transformers.hf_argparser import string_to_bool
+
+from biohicl.errors import ConfigError
+
+#: suffixes of a ``--config`` file
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+#: field metadata key: attributes set on the field's argparse action after ``HfArgumentParser`` made it (for
+#: what its type-driven choices get wrong, e.g. ``{"nargs": None}`` on a ``list[str]`` field with ``"action":
+#: "append"``: one value per occurrence of the option)
+ARGPARSE = "argparse"
+_BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
+_CONFIG_HELP = (
+    "YAML or JSON file of these options (keys: the option names without --); options on the command line override "
+    "its values."
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, the description (a command's docstring) printed as written."""
+
+
+class _ConfigAbbreviated(argparse.Action):
+    """``--config`` is taken out of argv before parsing; reaching this action means it was abbreviated."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise ConfigError(f"--config: spell the option out in full (see `{parser.prog} --help`)")
+
+
+class CommandParser(HfArgumentParser):
+    """``HfArgumentParser`` whose usage errors are one-line :class:`ConfigError`\\ s, and whose fields may carry
+    :data:`ARGPARSE` metadata."""
+
+    def error(self, message: str):  # type: ignore[override]
+        hint = ""
+        if message.startswith("unrecognized arguments"):
+            hint = close_options_hint(self, message) + config_file_hint(message)
+        raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
+
+    @staticmethod
+    def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field):
+        overrides = field.metadata.get(ARGPARSE)
+        if overrides is None:
+            return HfArgumentParser._parse_dataclass_field(parser, field)
+        field = copy.copy(field)
+        field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k != ARGPARSE})
+        HfArgumentParser._parse_dataclass_field(parser, field)
+        action = next(a for a in parser._actions if a.dest == field.name)
+        for name, value in overrides.items():
+            setattr(action, name, value)
+
+
+def canonical_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Each option's canonical spelling: its first long form (``--top_k``, not the ``--top-k`` alias)."""
+    options = []
+    for action in parser._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long:
+            options.append(long[0])
+    return options
+
+
+def close_options_hint(parser: argparse.ArgumentParser, message: str) -> str:
+    """`` (did you mean --top-kk → --top_k?)`` for the misspelled options of an "unrecognized arguments" message."""
+    options = canonical_options(parser)
+    hints = []
+    for word in (w.split("=", 1)[0] for w in message.split(":", 1)[-1].split() if w.startswith("--")):
+        close = difflib.get_close_matches("--" + word[2:].replace("-", "_"), options, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{word} → {close[0]}")
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
+
+
+def config_file_hint(message: str) -> str:
+    """`` (a config file goes after --config: --config run.yaml)`` when a stray argument is one."""
+    words = message.split(":", 1)[-1].split()
+    files = [w for w in words if w.lower().endswith(CONFIG_SUFFIXES) and not w.startswith("-")]
+    return f" (a config file goes after --config: --config {files[0]})" if files else ""
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A ``--config`` file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``) mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except Exception as err:  # json.JSONDecodeError, yaml.YAMLError and friends
+        raise ConfigError(f"{path}: cannot parse ({err})") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    return values
+
+
+def _split_config(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """``(FILE of --config FILE / --config=FILE, the other arguments)``."""
+    path, rest, items = None, [], list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        value = None
+        if arg == "--config":
+            if i + 1 == len(items):
+                raise ConfigError("--config: expected one argument (a YAML or JSON file)")
+            value, i = items[i + 1], i + 2
+        elif arg.startswith("--config="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            rest.append(arg)
+            i += 1
+            continue
+        if path is not None:
+            raise ConfigError(f"--config: given twice ({path}, {value})")
+        path = value
+    return path, rest
+
+
+def _bool_flags_keep_positionals(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--dataset FOLDER`` → ``--dataset=true FOLDER``: a bare bool flag (argparse ``nargs="?"``) must not take
+    the positional that follows it as its value."""
+    flags = {
+        option
+        for action in parser._actions
+        if action.type is string_to_bool and action.nargs == "?"
+        for option in action.option_strings
+    }
+    out = []
+    for i, arg in enumerate(argv):
+        following = argv[i + 1] if i + 1 < len(argv) else "-"
+        takes_positional = not following.startswith("-") and following.lower() not in _BOOL_WORDS
+        out.append(f"{arg}=true" if arg in flags and takes_positional else arg)
+    return out
+
+
+def _apply_config(parser: CommandParser, path: str, fields: Mapping[str, dataclasses.Field]) -> dict[str, Any]:
+    """Make the file's values the parser's defaults; returns those of ``append`` options (filled in after
+    parsing, so that an option on the command line replaces the file's list instead of extending it)."""
+    values = read_config(path)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}{hint}")
+    appended: dict[str, Any] = {}
+    for action in parser._actions:
+        if action.dest not in values:
+            continue
+        value = values[action.dest]
+        if action.choices is not None and not isinstance(value, list) and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
+        action.required = False
+        if isinstance(action, argparse._AppendAction):
+            appended[action.dest] = value
+    parser.set_defaults(**{k: v for k, v in values.items() if k not in appended})
+    return appended
+
+
+def parse_command(
+    dataclass_types: type | Sequence[type],
+    argv: Sequence[str],
+    *,
+    prog: str,
+    description: str | None = None,
+    positionals: Mapping[str, Mapping[str, Any]] | None = None,
+    config_file: bool = True,
+) -> tuple[Any, ...]:
+    """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
+
+    ``positionals``: ``name → argparse.add_argument keywords`` of positional arguments. One named like a field
+    fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``; both given and different is an error);
+    when ``positionals`` is given, a namespace of every positional's value follows the instances.
+    ``config_file``: whether ``--config FILE`` supplies defaults (``biohicl reproduce`` has its own ``--config``).
+    Usage errors raise a one-line :class:`ConfigError`; ``--help`` prints and exits (``SystemExit(0)``).
+    """
+    types = [dataclass_types] if isinstance(dataclass_types, type) else list(dataclass_types)
+    argv = list(argv)
+    config_path = None
+    if config_file:
+        config_path, argv = _split_config(argv)
+    parser = CommandParser(types, prog=prog, description=description, formatter_class=_HelpFormatter)
+    fields = {f.name: f for dtype in types for f in dataclasses.fields(dtype) if f.init}
+    if config_file:
+        parser.add_argument("--config", action=_ConfigAbbreviated, metavar="FILE", help=_CONFIG_HELP)
+    linked: dict[str, str] = {}  # positional dest -> the field it fills
+    for name, kwargs in (positionals or {}).items():
+        if name in fields:
+            dest = f"_positional_{name}"
+            parser.add_argument(dest, **{"metavar": name.upper(), **kwargs})
+            linked[dest] = name
+            for action in parser._actions:  # the option is no longer required: the positional may give it
+                if action.dest == name:
+                    action.required = False
+        else:
+            parser.add_argument(name, **kwargs)
+    appended = _apply_config(parser, config_path, fields) if config_path is not None else {}
+    values = vars(parser.parse_args(_bool_flags_keep_positionals(parser, argv)))
+    for dest, value in appended.items():
+        if not values.get(dest):
+            values[dest] = value
+    for dest, name in linked.items():
+        given = values.pop(dest)
+        if given is not None and given != []:
+            if config_file and _is_config_file(given):
+                raise ConfigError(f"{given} is a config file: give it as --config {given} (see `{prog} --help`)")
+            flag = values.get(name)
+            if flag is not None and flag != parser.get_default(name) and flag != given:
+                raise ConfigError(f"{name}: given twice (positional {given!r} and --{name} {flag!r})")
+            values[name] = given
+        elif values.get(name) is None and _required(fields[name]):
+            parser.error(f"the following arguments are required: {name.upper()} (or --{name})")
+    instances = []
+    for dtype in types:
+        names = [f.name for f in dataclasses.fields(dtype) if f.init]
+        instances.append(dtype(**{n: values.pop(n) for n in names}))
+    if positionals is None:
+        return tuple(instances)
+    filled = {f.name: getattr(obj, f.name) for obj in instances for f in dataclasses.fields(obj) if f.init}
+    return (*instances, argparse.Namespace(**{name: filled.get(name, values.get(name)) for name in positionals}))
+
+
+def _is_config_file(value: Any) -> bool:
+    return isinstance(value, str) and value.lower().endswith(CONFIG_SUFFIXES) and Path(value).is_file()
+
+
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING

@@ -1,0 +1,120 @@
+"""The one command-line parser (``biohicl.cli.parser.parse_command``): ``--config FILE`` as defaults that flags
+override, underscore options with their dashed aliases, positionals, and every command's ``--help``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from biohicl.cli import build_dataset, evaluate, main, publish, reproduce
+from biohicl.cli.parser import parse_command
+from biohicl.errors import ConfigError
+
+
+@dataclass
+class Options:
+    output: str = field(metadata={"help": "required"})
+    top_k: int = field(default=10, metadata={"help": "k"})
+    rate: float = field(default=0.5, metadata={"help": "rate"})
+    progress: bool = field(default=True, metadata={"help": "bars"})
+    tasks: list[str] = field(default_factory=lambda: ["a"], metadata={"help": "tasks"})
+
+
+def test_config_values_become_defaults_and_flags_override_them(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("output: out\ntop_k: 3\nrate: 1e-4\nprogress: false\ntasks: [x, y]\n")
+    (args,) = parse_command(Options, ["--config", str(config)], prog="t")
+    # the file satisfies the required `output`; YAML's 1e-4 (a string to YAML) is converted like a flag's value
+    assert (args.output, args.top_k, args.rate, args.progress, args.tasks) == ("out", 3, 1e-4, False, ["x", "y"])
+    (args,) = parse_command(Options, [f"--config={config}", "--top_k", "5", "--progress", "--tasks", "z"], prog="t")
+    assert (args.output, args.top_k, args.rate, args.progress, args.tasks) == ("out", 5, 1e-4, True, ["z"])
+    (args,) = parse_command(Options, ["--output", "elsewhere", "--config", str(config)], prog="t")  # order-free
+    assert args.output == "elsewhere"
+
+
+def test_json_config_and_unknown_keys(tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"output": "o", "top_k": 2}))
+    assert parse_command(Options, ["--config", str(config)], prog="t")[0].top_k == 2
+    config.write_text(json.dumps({"output": "o", "topk": 2, "colour": 1}))
+    with pytest.raises(ConfigError, match=r"run\.json: unknown field\(s\) colour, topk \(did you mean top_k\?\)$"):
+        parse_command(Options, ["--config", str(config)], prog="t")
+
+
+def test_underscore_options_with_dashed_aliases():
+    (args,) = parse_command(Options, ["--output", "o", "--top-k", "4", "--no-progress"], prog="t")
+    assert (args.top_k, args.progress) == (4, False)
+    (args,) = parse_command(Options, ["--output", "o", "--top_k", "4", "--no_progress"], prog="t")
+    assert (args.top_k, args.progress) == (4, False)
+    with pytest.raises(ConfigError, match=r"required: --output"):
+        parse_command(Options, [], prog="t")
+
+
+def test_build_dataset_options_formerly_dashed_take_both_spellings(tmp_path):
+    options = ["--output", "o", "--top-k", "3", "--mix-label-kinds", "--no-decontaminate", "--no-progress",
+               "--no-arrow", "--exclude-test", "--test-ids", "t.json", "--dev-seed", "2", "--dev-fraction", "0.1",
+               "--pubmedqa-dev-size", "9"]  # fmt: skip
+    dashed = build_dataset.parse_args(options)
+    underscored_options = ["--" + o[2:].replace("-", "_") if o.startswith("--") else o for o in options]
+    assert "--top_k" in underscored_options and "--pubmedqa_dev_size" in underscored_options
+    underscored = build_dataset.parse_args(underscored_options)
+    assert dashed == underscored
+    assert (dashed.top_k, dashed.mix_label_kinds, dashed.decontaminate, dashed.progress, dashed.arrow) == (
+        3, True, False, False, False
+    )  # fmt: skip
+    assert (dashed.exclude_test, dashed.test_ids, dashed.dev_seed, dashed.dev_fraction) == (True, "t.json", 2, 0.1)
+
+
+def test_build_dataset_source_input_groups_from_flags_and_from_a_config(tmp_path):
+    argv = ["--output", "o", "--source", "pubtator", "--input", "a.txt", "b.txt", "--source", "bioasq", "--input", "c"]
+    argv += ["--beir", "x", "--beir", "y"]
+    args = build_dataset.parse_args(argv)
+    assert args.groups() == [("pubtator", ["a.txt", "b.txt"]), ("bioasq", ["c"])] and args.beir == ["x", "y"]
+    assert build_dataset.parse_args(["--output", "o"]).groups() is None
+    config = tmp_path / "build.yaml"
+    config.write_text("output: o\nsource: [pubtator, bioasq]\ninput: [[a.txt, b.txt], c]\ntop_k: 4\n")
+    args = build_dataset.parse_args(["--config", str(config)])
+    assert args.groups() == [("pubtator", ["a.txt", "b.txt"]), ("bioasq", ["c"])] and args.top_k == 4
+    # a repeatable option on the command line replaces the file's list, it does not extend it
+    args = build_dataset.parse_args(["--config", str(config), "--source", "medline", "--input", "d.xml"])
+    assert args.groups() == [("medline", ["d.xml"])]
+
+
+def test_publish_flags_win_over_the_manifest_and_bool_flags_leave_the_positional_alone():
+    args = publish.parse_args(["--dataset", "data/pairs", "--repo-id", "me/x", "--dry-run"])
+    assert (args.source, args.dataset, args.repo_id, args.dry_run) == ("data/pairs", True, "me/x", True)
+    assert publish.parse_args(["data/pairs", "--repo_id", "me/x", "--dry_run"]) == publish.parse_args(
+        ["data/pairs", "--repo-id", "me/x", "--dry-run"]
+    )
+    # not given = None (the manifest decides); given, even as false, wins over the manifest
+    args = publish.parse_args(["run", "--private", "false"])
+    assert (args.private, args.merge, args.dataset) == (False, None, None)
+
+
+def test_evaluate_reads_a_config_and_its_positional_model_wins(tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text("model: org/base\ntasks: biosses\nbatch_size: 8\n")
+    args = evaluate.parse_args(["--config", str(config), "--batch_size", "4"])
+    assert (args.model, args.tasks, args.batch_size) == ("org/base", "biosses", 4)
+    assert evaluate.parse_args(["runs/tuned", "--config", str(config)]).model == "runs/tuned"
+
+
+def test_reproduce_config_is_the_study_file(capsys):
+    args = reproduce.parse_args(["--config", "configs/reproduce_tiny.yaml", "--dry-run", "--report-only"])
+    assert (args.config, args.dry_run, args.report_only) == ("configs/reproduce_tiny.yaml", True, True)
+    args = reproduce.parse_args(["--config", "c.yaml", "--only", "full, no_mse", "--seeds", "0,2"])
+    assert (args.variant_list(), args.seed_list(), args.model_list()) == (["full", "no_mse"], [0, 2], None)
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--help"])
+    assert "The study file (a nested YAML" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", ["build-dataset", "train", "evaluate", "publish", "encode", "index", "search",
+                                     "reproduce", "demo"])  # fmt: skip
+def test_every_command_has_help_and_a_config_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--config" in out
