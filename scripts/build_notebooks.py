@@ -317,7 +317,8 @@ for (question, query_mesh, _), hits in zip(queries, results):
 
 - `02_train_biohicl.ipynb` trains your own BioHiCL adapter on MeSH-labelled abstracts.
 - `03_evaluate.ipynb` runs the paper's benchmarks on any model and compares it with its base.
-- From the command line: `biohicl index`, `biohicl search --explain`.
+- From the command line: `biohicl index`, then `biohicl search INDEX "query"` (hits explained by their shared MeSH
+  terms; `--like PMID` for documents like an indexed one).
 """),
     ]
 
