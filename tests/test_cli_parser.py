@@ -118,3 +118,13 @@ def test_every_command_has_help_and_a_config_option(command, capsys):
         main.main([command, "--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0 and "--config" in out
+
+
+def test_search_like_is_repeatable_and_takes_several_ids():
+    from biohicl.cli.search import SearchArguments
+
+    positionals = {"index": {}, "queries": {"nargs": "*"}}
+    args, extra = parse_command(
+        SearchArguments, ["idx", "--like", "a", "c", "--like", "b"], prog="s", positionals=positionals
+    )
+    assert args.like == ["a", "c", "b"] and (extra.index, extra.queries) == ("idx", [])

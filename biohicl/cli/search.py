@@ -22,7 +22,8 @@ class SearchArguments:
         default_factory=list,
         metadata={
             "help": "Indexed document id(s): find documents like them (their stored rows are the queries, no model "
-            "is loaded); hits show SimL and the MeSH terms shared with the document."
+            "is loaded); hits show SimL and the MeSH terms shared with the document. Repeatable.",
+            "action": "extend",
         },
     )
     model: str | None = field(
