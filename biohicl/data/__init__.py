@@ -6,7 +6,8 @@
   stream of many files);
 - the dataset: :mod:`.decontamination`, :mod:`.splits` (the dev split), :mod:`.mining` (top-k pairs by SimL),
   :mod:`.pairs` (documents + pairs), :mod:`.storage` (parquet on disk), :mod:`.dataset_card`, :mod:`.build` (files
-  → saved dataset, the default inputs);
+  → saved dataset, the default inputs), :mod:`.documents` (a built dataset's documents, or a documents file, as
+  a ``datasets.Dataset``);
 - batches for training: :mod:`.collator` (tokens + the batch's SimL) and :mod:`.samplers` (batches built around
   mined pairs); these need torch and are imported on first use;
 - :mod:`.corpus`: documents to index (``Document``).
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.build import build_dataset_from_files, build_default_dataset, default_inputs
 from biohicl.data.decontamination import Decontaminator, Removal, normalise
+from biohicl.data.documents import LABEL_COLUMNS, label_column, read_documents, split_documents
 from biohicl.data.json_stream import JsonStream
 from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
 from biohicl.data.mining import MinedPairs, mine_top_k, mine_within_groups
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives, positive_pair_share
 
 __all__ = [
+    "LABEL_COLUMNS",
     "LABEL_KINDS",
     "READERS",
     "SOURCES",
@@ -66,6 +69,7 @@ __all__ = [
     "detect_source",
     "document_text",
     "is_dev_document",
+    "label_column",
     "label_kind_of",
     "load_pair_dataset",
     "load_pubmedqa_test_ids",
@@ -78,6 +82,7 @@ __all__ = [
     "pubmedqa_dev_pmids",
     "pubmedqa_non_test_pmids",
     "read_bioasq",
+    "read_documents",
     "read_medline",
     "read_medline_text",
     "read_pubmedqa",
@@ -85,6 +90,7 @@ __all__ = [
     "read_records",
     "resolve_inputs",
     "save_pair_dataset",
+    "split_documents",
     "unique_records",
 ]
 

@@ -33,14 +33,15 @@ def evaluate_agreement(
     beta: float = 0.3,
 ) -> TaskResult:
     """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
+    from biohicl.data.documents import split_documents
     from biohicl.mesh.hierarchy import MeshHierarchy
-    from biohicl.training.diagnostics import siml_alignment, split_documents
+    from biohicl.training.diagnostics import siml_alignment
 
     start = time.perf_counter()
     path = Path(dataset_path).expanduser()
     texts, labels, _ = split_documents(path, split, limit=limit_queries)
     mesh = MeshHierarchy.load()
-    labelled = sum(1 for labs in labels if any(mesh.trees.get(u) for u in labs))
+    labelled = sum(1 for labs in labels if mesh.known_labels(labs))
     if labelled < 3:
         raise DataError(f"split {split!r}: {labelled} document(s) with a known MeSH label, need 3", path)
     stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar)
@@ -65,13 +66,13 @@ def evaluate_agreement(
 
 
 def _documents_files(root: Path) -> list[Path]:
-    from biohicl.training.diagnostics import parquet_files
+    from biohicl.data.documents import parquet_files
 
     return parquet_files(root, "documents")
 
 
 def check_agreement(dataset_path: str | Path, split: str | None) -> None:
     """Pre-flight: the dataset exists and holds documents of ``split`` (no encoding)."""
-    from biohicl.training.diagnostics import split_documents
+    from biohicl.data.documents import split_documents
 
     split_documents(dataset_path, split or "dev", limit=1)

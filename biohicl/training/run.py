@@ -21,6 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from biohicl.data.collator import BioHiCLDataCollator, document_text
+from biohicl.data.documents import label_column, parquet_files, read_documents, read_parquet
 from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
@@ -56,9 +57,6 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     """
     import datasets
 
-    from biohicl.training.diagnostics import label_column as find_label_column
-    from biohicl.training.diagnostics import parquet_files, read_documents, read_parquet
-
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
@@ -66,7 +64,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     pairs_table = None
     if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
         pairs_table = read_parquet(pairs_files, path / "pairs")
-    label_column = find_label_column(documents, path)
+    column = label_column(documents, path)
     total = len(documents)
     if "split" in documents.column_names:
         wanted = set(args.train_splits)
@@ -86,7 +84,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
 
     rows = documents.select(keep)
     texts = [document_text(r) for r in rows]
-    raw_labels = rows[label_column]
+    raw_labels = rows[column]
     labels = [mesh.known_labels(labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
     if not any(labels):

@@ -1,0 +1,151 @@
+"""The documents of a built MeSH-pair dataset (config ``documents``) or of one ``.jsonl``/``.json``/``.parquet``
+file, as a ``datasets.Dataset``: what training reads, and the ``split`` subsets the dev evaluations read. A file
+that cannot be read is a one-line :class:`~biohicl.errors.DataError` naming the file (and the line)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import ConfigError, DataError
+
+#: Columns read as a document's MeSH descriptor UIs, first match wins.
+LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
+DOCUMENT_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def read_documents(path: str | Path):
+    """The documents of a ``biohicl build-dataset`` folder (config ``documents``) or of one ``.jsonl``/``.json``/
+    ``.parquet`` file, as a ``datasets.Dataset``; a file that cannot be read is a one-line :class:`DataError`."""
+    import datasets
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"dataset_path: {path} does not exist")
+    if not path.is_dir() and path.suffix not in DOCUMENT_SUFFIXES:
+        raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
+    if path.is_dir():
+        return read_config(path, "documents")
+    if path.suffix == ".parquet":
+        return read_parquet([path], path)
+    try:
+        return datasets.Dataset.from_list(read_json_records(path))
+    except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types across records)
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
+
+
+def read_json_records(path: Path) -> list[dict]:
+    """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
+    line is a one-line :class:`DataError` naming the file and line (not UTF-8, not JSON, not an object)."""
+    raw = path.read_bytes()
+    if path.suffix == ".json" and raw.lstrip()[:1] == b"[":
+        try:
+            loaded = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            message = f"line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8"
+            raise DataError(message, path) from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"line {err.lineno}: not valid JSON ({err.msg})", path) from None
+        numbered = [(i + 1, record) for i, record in enumerate(loaded)]
+    else:
+        numbered = []
+        for number, line in enumerate(raw.splitlines(), start=1):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"line {number}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
+                    "re-save the file as UTF-8",
+                    path,
+                ) from None
+            if not text.strip():
+                continue
+            try:
+                numbered.append((number, json.loads(text)))
+            except json.JSONDecodeError as err:
+                raise DataError(f"line {number}: not valid JSON ({err.msg}, column {err.colno})", path) from None
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise DataError(f"line {number}: expected a JSON object per document, got {type(record).__name__}", path)
+    if not numbered:
+        raise DataError("no documents in the file", path)
+    return [record for _, record in numbered]
+
+
+def parquet_files(root: Path, config: str) -> list[Path]:
+    """The parquet files of dataset config ``config`` under a dataset folder (the layouts `build-dataset` and the
+    Hub use)."""
+    for pattern in (
+        f"{config}/*.parquet",
+        f"{config}/**/*.parquet",
+        f"{config}.parquet",
+        f"data/{config}*.parquet",
+        f"{config}-*.parquet",
+    ):
+        files = sorted(root.glob(pattern))
+        if files:
+            return files
+    return []
+
+
+def read_parquet(files: Sequence[Path], where: str | Path):
+    """Parquet files as one in-memory ``datasets.Dataset`` (pyarrow directly: an empty file is an empty table,
+    where ``Dataset.from_parquet`` raises "Instruction 'train' corresponds to no data!")."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        tables = [pq.read_table(str(f)) for f in files]
+        return datasets.Dataset(pa.concat_tables(tables, promote_options="default"))
+    except Exception as err:  # ArrowInvalid, OSError, schema mismatches
+        raise DataError(f"cannot read the parquet data ({type(err).__name__}: {err})", where) from None
+
+
+def read_config(root: Path, config: str):
+    """Dataset config ``config`` of a dataset folder (parquet files, or a ``save_to_disk`` DatasetDict)."""
+    import datasets
+
+    files = parquet_files(root, config)
+    if files:
+        return read_parquet(files, root / config)
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception:  # any failure means: not a saved DatasetDict either
+        raise ConfigError(f"{root}: no `{config}` parquet files found") from None
+    if isinstance(loaded, datasets.DatasetDict) and config in loaded:
+        return loaded[config]
+    raise ConfigError(f"{root}: no `{config}` config")
+
+
+def label_column(documents: Any, path: str | Path) -> str:
+    """The documents' MeSH label column (:data:`LABEL_COLUMNS`)."""
+    found = next((c for c in LABEL_COLUMNS if c in documents.column_names), None)
+    if found is None:
+        raise ConfigError(f"{path}: no MeSH label column (looked for {', '.join(LABEL_COLUMNS)})")
+    return found
+
+
+def split_documents(
+    path: str | Path, split: str = "dev", limit: int | None = None
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (``title + " " + abstract``,
+    MeSH UIs as stored); :class:`DataError` when the dataset has no such documents."""
+    documents = read_documents(path)
+    column = label_column(documents, path)
+    if "split" not in documents.column_names:
+        raise DataError(f"no `split` column, so no {split!r} documents (rebuild with `biohicl build-dataset`)", path)
+    keep = [i for i, s in enumerate(documents["split"]) if s == split]
+    if not keep:
+        present = sorted({str(s) for s in documents["split"]})
+        raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
+    rows = documents.select(keep[:limit] if limit is not None else keep)
+    texts = [(r.get("text") or f"{r.get('title') or ''} {r.get('abstract') or ''}").strip() for r in rows]
+    labels = [list(r[column] or ()) for r in rows]
+    pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
+    return texts, labels, pmids
