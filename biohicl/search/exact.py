@@ -108,10 +108,9 @@ def compressed_view(index: Index, kind: str) -> CompressedIndex:
     """The index's :class:`~biohicl.search.compressed.CompressedIndex` of ``kind`` (loaded once per Index)."""
     if index.directory is None:
         raise ConfigError(f"backend {kind}: an in-memory index has no compressed form; use `exact`")
-    cache = index.__dict__.setdefault("_compressed", {})
-    if kind not in cache:
-        cache[kind] = CompressedIndex.load(index.directory, kind)
-    return cache[kind]
+    if kind not in index.compressed_views:
+        index.compressed_views[kind] = CompressedIndex.load(index.directory, kind)
+    return index.compressed_views[kind]
 
 
 def search_index(

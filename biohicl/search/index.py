@@ -53,6 +53,8 @@ class Index:
         self.directory = Path(directory) if directory is not None else None
         self._embeddings = embeddings
         self._docs = docs
+        #: compressed forms opened by searches, by kind (see :func:`biohicl.search.exact.compressed_view`)
+        self.compressed_views: dict[str, Any] = {}
         if manifest is not None:
             self._starts = [s.start for s in manifest.shards]
 
