@@ -27,7 +27,7 @@ from typing import Any
 from biohicl.errors import BioHiCLError
 
 
-def _explain(err: OSError, target: Path) -> BioHiCLError:
+def explain_os_error(err: OSError, target: Path) -> BioHiCLError:
     if err.errno == errno.ENOSPC:
         return BioHiCLError(f"{target}: no space left on device; nothing was written there")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -95,7 +95,7 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as err:
-        raise _explain(err, target) from None
+        raise explain_os_error(err, target) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -105,7 +105,7 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
         os.chmod(tmp, shareable_mode())
         os.replace(tmp, target)
     except OSError as err:
-        raise _explain(err, target) from None
+        raise explain_os_error(err, target) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -127,7 +127,7 @@ def check_writable(target: str | Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise _explain(err, target) from None
+        raise explain_os_error(err, target) from None
     return target
 
 
@@ -154,7 +154,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         sweep_temporaries(target)
         tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     except OSError as err:
-        raise _explain(err, target) from None
+        raise explain_os_error(err, target) from None
     try:
         yield tmp
         os.chmod(tmp, shareable_mode(directory=True))
@@ -167,7 +167,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         else:
             os.replace(tmp, target)
     except OSError as err:
-        raise _explain(err, target) from None
+        raise explain_os_error(err, target) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -61,14 +61,15 @@ def test_encode_keeps_input_order_and_prompts(tiny):
         tiny.encode(["x"], kind="passage")
 
 
-def test_lora_trains_only_adapter_parameters(tiny, capsys):
-    tiny.add_lora(r=4, alpha=8)
+def test_lora_trains_only_adapter_parameters(tiny, caplog):
+    with caplog.at_level("INFO", logger="biohicl.models.model"):
+        tiny.add_lora(r=4, alpha=8)
     trainable, total = tiny.trainable_parameters()
     names = [n for n, p in tiny.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     # BERT query+value per layer: 2 layers x 2 modules x (A: 4x32 + B: 32x4)
     assert trainable == 2 * 2 * (4 * 32 + 32 * 4)
-    assert f"{trainable:,} trainable of {total:,}" in capsys.readouterr().out
+    assert f"LoRA r=4: {trainable:,} trainable of {total:,}" in caplog.text
 
 
 def test_adapter_round_trip_is_exact(tiny, tiny_bert_dir, tmp_path):

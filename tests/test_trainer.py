@@ -449,17 +449,6 @@ def test_loss_terms_take_the_total_or_sum_the_components():
 
 
 # ---------------------------------------------------------------------------------------------------------- peft
-def add_lora_takes_a_peft_config() -> bool:
-    import inspect
-
-    from biohicl.models.model import BioHiCL
-
-    return "config" in inspect.signature(BioHiCL.add_lora).parameters
-
-
-@pytest.mark.skipif(
-    not add_lora_takes_a_peft_config(), reason="needs BioHiCL.add_lora(config=...) in biohicl/models (#17)"
-)
 def test_a_dora_config_replaces_the_lora_settings_trains_and_reloads(tiny_bert_dir, docs_file, tmp_path):
     from peft import LoraConfig
     from transformers import TrainerCallback

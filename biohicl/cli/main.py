@@ -12,6 +12,7 @@ import errno
 import importlib
 import sys
 
+from biohicl.cli.progress import show_progress
 from biohicl.errors import BioHiCLError
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder (printed as one line)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"biohicl: unknown command {name!r}{hint}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name])
+    show_progress()
     try:
         return int(module.main(rest) or 0)
     except BioHiCLError as err:

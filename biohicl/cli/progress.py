@@ -10,8 +10,9 @@ import logging
 import sys
 from collections.abc import Iterable
 
-#: Library loggers whose INFO records are a command's progress output (the study's runs, each evaluated task).
-PROGRESS_LOGGERS = ("biohicl.study", "biohicl.evaluation.runner")
+#: Library loggers whose INFO records are a command's progress output (the study's runs, each evaluated task, the
+#: trainable share of a new adapter, training's selection summary).
+PROGRESS_LOGGERS = ("biohicl.study", "biohicl.evaluation.runner", "biohicl.models.model", "biohicl.training")
 
 
 class ConsoleHandler(logging.Handler):

@@ -20,7 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
-from biohicl.atomic import _explain, pid_alive
+from biohicl.atomic import explain_os_error, pid_alive
 from biohicl.data.pairs import PairDatasetSummary
 from biohicl.errors import ConfigError, DataError
 
@@ -86,7 +86,7 @@ def save_pair_dataset(
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as err:  # a full disk, a read-only folder: one line; the previous build is left as it was
-        raise _explain(err, out_dir) from None
+        raise explain_os_error(err, out_dir) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if bars:

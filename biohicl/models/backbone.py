@@ -94,3 +94,36 @@ def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
         f"lora_target_modules: peft has no default for model type {model_type!r}; name the attention projections "
         f"to adapt (this model's linear layers: {', '.join(linear[:12]) or 'none'})"
     )
+
+
+def lora_config(
+    backbone: nn.Module,
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.1,
+    target_modules: list[str] | str | None = None,
+    peft_config: Any = None,
+) -> Any:
+    """The peft config that wraps ``backbone``: ``peft_config`` when given (any peft method, e.g.
+    ``LoraConfig(use_dora=True)``; copied, with the feature-extraction task and the backbone's default targets filled
+    in where it leaves them unset), else LoRA from ``r``/``alpha``/``dropout``/``target_modules``."""
+    import copy
+
+    from peft import LoraConfig, TaskType
+
+    if peft_config is not None:
+        config = copy.deepcopy(peft_config)
+        if getattr(config, "task_type", None) is None:
+            config.task_type = TaskType.FEATURE_EXTRACTION
+        if hasattr(config, "target_modules") and config.target_modules is None:
+            config.target_modules = default_lora_target_modules(backbone)
+        config.inference_mode = False
+        return config
+    return LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=default_lora_target_modules(backbone) if target_modules is None else target_modules,
+        inference_mode=False,
+    )

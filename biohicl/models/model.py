@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from torch import nn
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base
 from biohicl.models.backbone import (
-    default_lora_target_modules,
     load_backbone,
+    lora_config,
     quiet_peft_wrap,
     sentence_transformers_max_length,
     sentence_transformers_pooling,
@@ -46,6 +47,8 @@ from biohicl.models.mteb import MtebEncoder
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, resolve, resolve_base, split_revision
 from biohicl.models.signature import base_signature, unwrapped
+
+logger = logging.getLogger(__name__)
 
 
 class BioHiCL(nn.Module):
@@ -178,29 +181,29 @@ class BioHiCL(nn.Module):
         dropout: float = 0.1,
         target_modules: list[str] | str | None = None,
         verbose: bool = True,
+        peft_config: Any = None,
     ) -> None:
-        """Wrap the backbone with LoRA (``peft.get_peft_model``); ``verbose`` prints the trainable share."""
-        from peft import LoraConfig, TaskType, get_peft_model
+        """Wrap the backbone with LoRA (``peft.get_peft_model``), or with ``peft_config`` when given (e.g. DoRA:
+        ``LoraConfig(use_dora=True)``); ``verbose`` logs the trainable share."""
+        from peft import get_peft_model
 
         if self.is_peft:
             raise ConfigError("add_lora: the model already has a LoRA adapter")
-        if target_modules is None:
-            target_modules = default_lora_target_modules(self.backbone)
-        lora = LoraConfig(
-            task_type=TaskType.FEATURE_EXTRACTION,
-            r=r,
-            lora_alpha=alpha,
-            lora_dropout=dropout,
-            target_modules=target_modules,
-            inference_mode=False,
-        )
+        config = lora_config(self.backbone, r, alpha, dropout, target_modules, peft_config)
         self.config.base_signature = base_signature(self.backbone)
-        self.backbone = quiet_peft_wrap(get_peft_model, self.backbone, lora)
+        self.backbone = quiet_peft_wrap(get_peft_model, self.backbone, config)
         self.backbone.peft_config["default"].base_model_name_or_path = self.config.base_model
         self.config.kind = "adapter"
         if verbose:
             trainable, total = self.trainable_parameters()
-            print(f"LoRA r={r}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
+            method = (
+                "DoRA" if getattr(config, "use_dora", False) else type(config).__name__.replace("LoraConfig", "LoRA")
+            )
+            share = 100 * trainable / total
+            rank = getattr(config, "r", "-")
+            logger.info(
+                "%s r=%s: %s trainable of %s parameters (%.2f%%)", method, rank, f"{trainable:,}", f"{total:,}", share
+            )
 
     def merge_lora(self) -> None:
         """Fold LoRA into the backbone weights (an adapter then costs nothing at inference)."""

@@ -4,12 +4,11 @@ This measures the training objective itself, independently of any downstream tas
 documents (e.g. PubMedQA's 500 test abstracts, never trained on), the rank correlation between the embedding
 cosine SimE and the MeSH similarity SimL, and the mean SimE of related (SimL > β) and unrelated (SimL = 0) pairs.
 
-    python -m biohicl.training.diagnostics runs/mesh-pairs-test-docs.jsonl runs/minilm-biohicl ...
+    python scripts/siml_alignment.py sentence-transformers/all-MiniLM-L6-v2 runs/minilm-biohicl --max_length 256
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -72,24 +71,3 @@ def pubmedqa_test_documents() -> tuple[list[str], list[list[str]]]:
         texts.append(" ".join(item["CONTEXTS"]))
         labels.append([ui for name in item.get("MESHES", []) if (ui := mesh.try_resolve(name))])
     return texts, labels
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="model folders or Hub ids (BioHiCL.from_pretrained)")
-    parser.add_argument("--max_length", type=int, default=None)
-    args = parser.parse_args(argv)
-    from biohicl.models.model import BioHiCL
-
-    texts, labels = pubmedqa_test_documents()
-    for name in args.models:
-        model = BioHiCL.from_pretrained(name)
-        if args.max_length:
-            model.config.max_length = args.max_length
-        model.eval()
-        print(json.dumps({"model": name, **siml_alignment(model, texts, labels)}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

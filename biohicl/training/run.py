@@ -201,7 +201,7 @@ def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     elif peft_config is not None:
-        model.add_lora(config=peft_config)
+        model.add_lora(peft_config=peft_config)
     else:
         model.add_lora(
             r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=args.lora_target_modules
