@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from biohicl.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -22,10 +24,4 @@ if TYPE_CHECKING:
 __all__ = ["BioHiCL", "BioHiCLTrainer", "BioHiCLTrainingArguments", "MeshHierarchy", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import heavy submodules (torch, transformers) only when their classes are first used."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'biohicl' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

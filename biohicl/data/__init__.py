@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.build import build_dataset_from_files, build_default_dataset, default_inputs
@@ -32,6 +32,7 @@ from biohicl.data.records import LABEL_KINDS, MeshRecord, ReadReport, label_kind
 from biohicl.data.sources import READERS, SOURCES, detect_source, read_records, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset
+from biohicl.lazy import lazy_getattr
 
 _LAZY = {  # torch-backed: imported when first used, so reading and building datasets does not load torch
     "BioHiCLDataCollator": "biohicl.data.collator",
@@ -95,9 +96,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'biohicl.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

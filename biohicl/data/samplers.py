@@ -21,7 +21,23 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
 
-class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
+class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """What both samplers share: ``ceil(num_documents / batch_size)`` batches an epoch, seeded by ``(seed, epoch)``
+    (:meth:`set_epoch`), so a resumed run sees the batches of an uninterrupted one."""
+
+    num_documents: int
+    batch_size: int
+    seed: int
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_documents / self.batch_size)
+
+
+class MeshPairBatchSampler(EpochBatchSampler):
     """Batches built around mined positive pairs (SimL > β), so that every batch holds positives.
 
     Each epoch walks the documents in a seeded random order; each document not yet in the current batch joins it
@@ -113,13 +129,6 @@ class MeshPairBatchSampler(torch.utils.data.Sampler[list[int]]):
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
         return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed, groups=groups, negatives=negatives)
-
-    # -- Sampler protocol
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_documents / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -222,7 +231,7 @@ def mine_negatives(
     return out
 
 
-class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
+class RandomBatchSampler(EpochBatchSampler):
     """Plain shuffled batches with the same length/seeding contract as :class:`MeshPairBatchSampler`.
 
     ``groups`` (optional, e.g. the label kind per document): every batch is drawn from one group, chosen with
@@ -235,12 +244,6 @@ class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self.group_of, self.group_members = _group_index(groups, num_documents)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_documents / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])

@@ -7,7 +7,6 @@ versions, the settings and the wall time, so a number in ``docs/results.md`` can
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import platform
 import time
@@ -23,6 +22,7 @@ from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.results import summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
+from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +157,7 @@ def save_results(results: dict[str, Any], path: str | Path) -> Path:
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one."""
     path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("no such file", path) from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+    record = read_json(path, missing="no such file")
     if not isinstance(record, dict) or "tasks" not in record:
         raise DataError("not a biohicl evaluation results file (no `tasks`)", path)
     return record

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 
 if TYPE_CHECKING:
     from huggingface_hub import EvalResult, ModelCardData
@@ -162,9 +163,9 @@ class BioHiCLModelCardData:
         run_dir = Path(run_dir)
         if (run_dir / CARD_DATA_NAME).is_file():
             return cls.load(run_dir / CARD_DATA_NAME)
-        config = _read_json_file(Path(model_dir or run_dir) / "biohicl_config.json")
-        args = _read_json_file(run_dir / "biohicl_training_args.json", required=False)
-        summary = _read_json_file(run_dir / "training_summary.json", required=False)
+        config = read_json(Path(model_dir or run_dir) / "biohicl_config.json")
+        args = read_json(run_dir / "biohicl_training_args.json", default={})
+        summary = read_json(run_dir / "training_summary.json", default={})
         data = cls.from_biohicl_config(config, model_name)
         data.hyperparameters = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
         counts = summary.get("data") or {}
@@ -292,17 +293,6 @@ HYPERPARAMETERS = (
     "batch_sampler",
     "seed",
 )
-
-
-def _read_json_file(path: Path, required: bool = True) -> dict[str, Any]:
-    if not path.is_file():
-        if required:
-            raise DataError("file not found", path)
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
 
 
 def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -> dict[tuple[str, str], float]:

@@ -11,8 +11,9 @@ The torch-backed names are imported on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from biohicl.lazy import lazy_getattr
 from biohicl.models.config import BioHiCLConfig
 from biohicl.models.registry import Registry, RegistryEntry, default_registry, get_entry, known_names
 from biohicl.models.resolver import ResolvedModel, resolve, resolve_base, split_revision
@@ -51,10 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the torch-backed modules only when their names are first used."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'biohicl.models' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -10,7 +10,9 @@ document embeddings of an evaluation), ``faiss_index`` (optional FAISS backend).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from biohicl.lazy import lazy_getattr
 
 _LAZY = {
     "IndexManifest": "biohicl.search.layout",
@@ -55,10 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the torch-backed modules only when their names are first used."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'biohicl.search' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -9,7 +9,9 @@ selection), ``selection`` (dev score, best step), ``checkpoint`` (trainable weig
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from biohicl.lazy import lazy_getattr
 
 _LAZY = {
     "BioHiCLTrainingArguments": "biohicl.training.args",
@@ -64,10 +66,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the torch/transformers-backed modules only when their names are first used."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'biohicl.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

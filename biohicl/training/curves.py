@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from biohicl.errors import DataError
+from biohicl.jsonio import read_json
 
 #: Training-log keys drawn first on the loss panel, in this order, when present; any other ``loss_*`` component a
 #: loss logs (``loss_distill``, ``loss_title``, a custom loss's) follows in name order.
@@ -35,12 +35,7 @@ def read_log_history(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / "trainer_state.json"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("trainer_state.json not found", path) from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+    state = read_json(path, missing="trainer_state.json not found")
     history = state.get("log_history")
     if not isinstance(history, list):
         raise DataError("no log_history list", path)

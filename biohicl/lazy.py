@@ -1,0 +1,19 @@
+"""Lazy package exports (PEP 562): a package lists its torch-backed names and imports their modules on first use,
+so that reading data or building datasets never loads torch."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_getattr(package: str, members: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package``: ``members`` maps each lazy name to the module that defines it."""
+
+    def __getattr__(name: str) -> Any:
+        if name in members:
+            return getattr(importlib.import_module(members[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
