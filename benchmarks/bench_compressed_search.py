@@ -161,9 +161,8 @@ def bench_real(args) -> None:
             print(f"compressed to {kind} in {time.perf_counter() - start:.1f} s")
     queries_file = directory.parent / f"{directory.name}-scifact-queries.npy"
     if not queries_file.is_file():
-        from biohicl.cli.encode import load_inference_model
         from biohicl.evaluation.retrieval import load_beir
-        from biohicl.models.onnx_backend import load_onnx_encoder
+        from biohicl.models.onnx_backend import load_inference_model, load_onnx_encoder
         from biohicl.settings import data_path
 
         model = load_inference_model(manifest.model, manifest.model_revision, device="cpu")

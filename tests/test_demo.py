@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from biohicl.cli.demo import evaluation_models
 from biohicl.models.model import BioHiCL
+from biohicl.study.demo import evaluation_models
 
 
 def test_base_and_tuned_model_are_evaluated_at_one_length(tiny_bert_dir, tmp_path):

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import torch
-
-from biohicl.errors import DataError
 
 HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors matrix."
 
@@ -38,87 +30,22 @@ class EncodeArguments:
     )
 
 
-def load_inference_model(spec: str, revision: str | None = None, device: str | torch.device | None = None) -> Any:
-    """The one place commands load a model: ``biohicl.models.model.load_model`` (names, repos, folders); LoRA
-    merged (no adapter cost at inference), moved to ``device``."""
-    from biohicl.models.model import load_model
-
-    model = load_model(spec, revision, merge=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval()
-
-
-def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
-    """``(id or None, text)`` per line of a .txt or .jsonl file (streamed)."""
-    from biohicl.data.corpus import document_from_record, iter_json_lines, iter_lines
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("input file not found", path)
-    if not path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-        for _, line in iter_lines(path):
-            yield None, line.rstrip("\n\r")
-        return
-    for number, record in iter_json_lines(path):
-        if isinstance(record, str):
-            yield None, record
-        elif isinstance(record, dict):
-            if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
-                record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, number)
-            yield doc.id, doc.full_text()
-        else:
-            raise DataError("expected a JSON string or object per line", path, number)
-
-
 def main(argv: list[str]) -> int:
+    from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
-    from biohicl.search.layout import parse_dtype, write_atomically
+    from biohicl.models.onnx_backend import check_backend, load_inference_model, with_backend
+    from biohicl.search.embeddings_file import encode_file
+    from biohicl.search.layout import parse_dtype
 
     (args,) = parse_command(EncodeArguments, argv, prog="biohicl encode", description=__doc__)
-    storage = parse_dtype(args.dtype)
-    from biohicl.atomic import check_writable
-
+    parse_dtype(args.dtype)  # a bad dtype fails before the model loads
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
-    from biohicl.models.onnx_backend import check_backend, with_backend
-
     backend, quantize = check_backend(args.backend, args.quantize)
     model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device)
     model = with_backend(model, backend, quantize)
-    compute = parse_dtype(args.compute_dtype) if args.compute_dtype else None
-    if compute is None and model.device.type == "cuda" and storage != torch.float32:
-        compute = storage
-    ids: list[str | None] = []
-
-    def texts() -> Iterator[str]:
-        for doc_id, text in read_texts(args.input):
-            ids.append(doc_id)
-            yield text
-
-    parts = [
-        chunk.to(storage)
-        for chunk in model.iter_encode(
-            texts(),
-            batch_size=args.batch_size,
-            kind=args.kind,
-            dtype=compute if compute not in (None, torch.float32) else None,
-        )
-    ]
-    embeddings = torch.cat(parts) if parts else torch.empty(0, model.embedding_dim, dtype=storage)
-    from biohicl.search.layout import describe_model
-
-    model_id, revision = describe_model(model)
-    metadata = {"model": model_id, "kind": args.kind, "count": str(len(embeddings)), "dtype": args.dtype}
-    if revision:
-        metadata["model_revision"] = revision
-    if any(i is not None for i in ids):
-        metadata["ids"] = json.dumps([i or "" for i in ids])
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
-    write_atomically(
-        output, lambda tmp: save_file({"embeddings": embeddings.contiguous()}, str(tmp), metadata=metadata)
-    )
-    print(f"wrote {len(embeddings)} × {embeddings.shape[1]} {args.dtype} embeddings to {output}")
+    embeddings = encode_file(
+        model, args.input, args.output, kind=args.kind, dtype=args.dtype, compute_dtype=args.compute_dtype,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    print(f"wrote {len(embeddings)} × {embeddings.shape[1]} {args.dtype} embeddings to {args.output}")
     return 0

@@ -29,8 +29,8 @@ class IndexCommandArguments:
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.cli.encode import load_inference_model
     from biohicl.cli.parser import parse_command
+    from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.indexing import build_index, distributed_state
 
     args, options, extra = parse_command(

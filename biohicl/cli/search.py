@@ -48,9 +48,9 @@ class SearchArguments:
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.cli.encode import load_inference_model
     from biohicl.cli.parser import parse_command
     from biohicl.errors import ConfigError
+    from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.exact import search
     from biohicl.search.explain import explain_hits
     from biohicl.search.index import load_index

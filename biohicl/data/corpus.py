@@ -209,3 +209,24 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
             yield Document(values[0], values[-1], values[1] if len(values) == 3 else "")
         else:
             raise DataError(f"corpus item {number}: expected a Document, dict, (id, text) tuple or str")
+
+
+def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
+    """``(id or None, text)`` per line of a .txt or .jsonl file (streamed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("input file not found", path)
+    if not path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        for _, line in iter_lines(path):
+            yield None, line.rstrip("\n\r")
+        return
+    for number, record in iter_json_lines(path):
+        if isinstance(record, str):
+            yield None, record
+        elif isinstance(record, dict):
+            if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
+                record = {**record, "id": str(number)}
+            doc = document_from_record(record, path, number)
+            yield doc.id, doc.full_text()
+        else:
+            raise DataError("expected a JSON string or object per line", path, number)

@@ -278,3 +278,13 @@ def with_backend(model: Any, backend: str = "torch", quantize: str | None = None
     if backend == "torch":
         return model
     return load_onnx_encoder(model, quantize, **kwargs)
+
+
+def load_inference_model(spec: str, revision: str | None = None, device: str | torch.device | None = None) -> Any:
+    """The one place commands load a model: ``biohicl.models.model.load_model`` (names, repos, folders); LoRA
+    merged (no adapter cost at inference), moved to ``device``."""
+    from biohicl.models.model import load_model
+
+    model = load_model(spec, revision, merge=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()

@@ -140,12 +140,12 @@ def test_help_still_exits_zero(capsys):
 
 
 def test_unwritable_encode_output_fails_before_the_model_loads(tmp_path, run_cli, monkeypatch):
-    from biohicl.cli import encode
+    from biohicl.models import onnx_backend
 
     def no_work(*args, **kwargs):
         raise AssertionError("the model was loaded although the output cannot be written")
 
-    monkeypatch.setattr(encode, "load_inference_model", no_work)
+    monkeypatch.setattr(onnx_backend, "load_inference_model", no_work)
     (tmp_path / "texts.txt").write_text("insulin\n")
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "a-folder").mkdir()

@@ -98,12 +98,13 @@ def torn_write_then_full_disk(real, name: str):
 
 
 def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
-    from biohicl.search import layout
+    from biohicl.search import embeddings_file
 
     texts = tmp_path / "texts.txt"
     texts.write_text("insulin\nheart\n")
     out = tmp_path / "emb.safetensors"
-    monkeypatch.setattr(layout, "write_atomically", torn_write_then_full_disk(layout.write_atomically, out.name))
+    full_disk = torn_write_then_full_disk(embeddings_file.write_atomically, out.name)
+    monkeypatch.setattr(embeddings_file, "write_atomically", full_disk)
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
     assert "emb.safetensors: no space left on device; nothing was written there" in result.err
     assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
