@@ -196,14 +196,9 @@ class BioHiCL(nn.Module):
         self.config.kind = "adapter"
         if verbose:
             trainable, total = self.trainable_parameters()
-            method = (
-                "DoRA" if getattr(config, "use_dora", False) else type(config).__name__.replace("LoraConfig", "LoRA")
-            )
-            share = 100 * trainable / total
-            rank = getattr(config, "r", "-")
-            logger.info(
-                "%s r=%s: %s trainable of %s parameters (%.2f%%)", method, rank, f"{trainable:,}", f"{total:,}", share
-            )
+            name = "DoRA" if getattr(config, "use_dora", False) else type(config).__name__.replace("LoraConfig", "LoRA")
+            share = f"{trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
+            logger.info("%s r=%s: %s", name, getattr(config, "r", "-"), share)
 
     def merge_lora(self) -> None:
         """Fold LoRA into the backbone weights (an adapter then costs nothing at inference)."""
