@@ -12,10 +12,8 @@ HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it wi
 
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
-    from biohicl.cli.progress import show_progress
     from biohicl.study.demo import DemoArguments, run_demo
 
     (args,) = parse_command(DemoArguments, argv, prog="biohicl demo", description=__doc__)
-    show_progress()  # the demo's steps and one line per evaluated task
     print(run_demo(args))
     return 0

@@ -181,12 +181,9 @@ def main(argv: list[str]) -> int:
         return compare(args)
     import torch
 
-    from biohicl.cli.progress import show_progress
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
     from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
-
-    show_progress()  # one line per evaluated task
 
     plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
     from biohicl.atomic import check_writable

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"biohicl: unknown command {name!r}{hint}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name])
-    show_progress()
+    show_progress()  # every command shows the library's progress lines (study runs, evaluated tasks, ...)
     try:
         return int(module.main(rest) or 0)
     except BioHiCLError as err:

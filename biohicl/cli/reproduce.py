@@ -123,7 +123,6 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.cli.progress import show_progress
     from biohicl.study import ReproduceConfig, describe_plan, plan_study, prepare_dataset, run_study
 
     args = parse_args(argv)
@@ -140,7 +139,6 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    show_progress()  # each run's progress line: the study logs it, the command shows it
     failed = []
     if args.workers > 1 and not args.report_only:
         prepare_dataset(config)  # once, before the workers: they would all build it at the same time
