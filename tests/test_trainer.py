@@ -307,6 +307,66 @@ def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path
     assert summary["best_metric"] == pytest.approx(0.45)
 
 
+class ScriptedMetrics:
+    """An evaluator returning the next dict of metrics each call."""
+
+    def __init__(self, rows):
+        self.rows = iter(rows)
+
+    def __call__(self, model):
+        return dict(next(self.rows))
+
+
+def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_guard(
+    tiny_bert_dir, docs_file, tmp_path
+):
+    # step:               0     2     4     6
+    agreement = [0.30, 0.40, 0.60, 0.50]  # the objective: step 4 is highest ...
+    retrieval = [0.90, 0.91, 0.85, 0.90]  # ... but its dev retrieval fell below step 0's; step 6 ties the base
+    evaluator = ScriptedMetrics(
+        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval)
+    )
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "guarded", metric_for_best_model=None,
+        selection_metrics=["siml-agreement_spearman"], selection_guard=["pubmedqa-dev_recall@1"],
+    )  # fmt: skip
+    run = train_biohicl(args, evaluator=evaluator)
+    state = json.loads((run / "trainer_state.json").read_text())
+    evals = [e for e in state["log_history"] if "eval_dev_score" in e]
+    assert [e["eval_dev_guard_passed"] for e in evals] == [1.0, 1.0, 0.0, 1.0]
+    assert [e["eval_dev_score"] for e in evals] == [0.30, 0.40, 0.30, 0.50]  # step 4 scores the base's 0.30
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["best_step"] == 6 and summary["best_metric"] == 0.5 and summary["selected_base"] is False
+
+    # with a tolerance of 0.05 step 4 passes (0.85 >= 0.90 - 0.05) and wins on agreement
+    evaluator = ScriptedMetrics(
+        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval)
+    )
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "tolerant", metric_for_best_model=None,
+        selection_metrics=["siml-agreement_spearman"], selection_guard=["pubmedqa-dev_recall@1"],
+        selection_guard_tolerance=0.05 + 1e-9,
+    )  # fmt: skip
+    summary = json.loads((train_biohicl(args, evaluator=evaluator) / "training_summary.json").read_text())
+    assert summary["best_step"] == 4 and summary["best_metric"] == 0.6
+
+
+def test_guarded_selection_is_refused_without_what_it_needs(tiny_bert_dir, docs_file, tmp_path):
+    with pytest.raises(ConfigError, match="selection_guard: needs --selection_metrics"):
+        selection_args(tiny_bert_dir, docs_file, tmp_path / "a", selection_guard=["pubmedqa-dev_recall@1"])
+    with pytest.raises(ConfigError, match="selection_guard_tolerance: -0.1 is negative"):
+        selection_args(
+            tiny_bert_dir, docs_file, tmp_path / "b", metric_for_best_model=None, selection_metrics=["biosses_spearman"],
+            selection_guard=["biosses_spearman"], selection_guard_tolerance=-0.1,
+        )  # fmt: skip
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "c", metric_for_best_model=None, selection_metrics=["biosses_spearman"],
+        selection_guard=["scifact-train_ndcg@10"],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="selection_guard: scifact-train_ndcg@10 is not an evaluation metric"):
+        train_biohicl(args, evaluator=ScriptedEvaluator([0.2]))
+
+
 def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs_file, tmp_path):
     args = selection_args(tiny_bert_dir, docs_file, tmp_path / "x", metric_for_best_model="scifact_ndcg@10")
     with pytest.raises(ConfigError, match=r"metric_for_best_model: eval_scifact_ndcg@10 is not an evaluation metric"):

@@ -188,6 +188,18 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "evaluated at step 0 and the base weights are a candidate: if no step beats them the run ends with them."
         },
     )
+    selection_guard: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Guarded selection: evaluation metrics (e.g. pubmedqa-dev_recall@1 scifact-train_ndcg@10) whose "
+            "mean (logged as eval_dev_guard) must stay at or above step 0's, less --selection_guard_tolerance. A step "
+            "that falls below scores step 0's dev_score, so it can never be selected; among the steps that keep the "
+            "guard the best --selection_metrics (e.g. siml-agreement_spearman) wins. Needs --selection_metrics."
+        },
+    )
+    selection_guard_tolerance: float = field(
+        default=0.0, metadata={"help": "How far the guard's mean may fall below step 0's and still pass (0: none)."}
+    )
     eval_max_queries: int | None = field(
         default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
     )
@@ -223,6 +235,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
         if self.load_best_model_at_end and _value(self.eval_strategy) != "no":
             self.eval_on_start = True  # step 0 (the base weights) is a selection candidate
+        if self.selection_guard and not self.selection_metrics:
+            raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
+        if self.selection_guard and self.selection_metric_key != "eval_dev_score":
+            raise ConfigError(
+                "selection_guard: selects on dev_score (with --load_best_model_at_end), but metric_for_best_model is "
+                f"{self.metric_for_best_model}"
+            )
+        if self.selection_guard_tolerance < 0:
+            raise ConfigError(f"selection_guard_tolerance: {self.selection_guard_tolerance} is negative")
         if self.pair_filter not in PAIR_FILTERS:
             raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
         if self.batch_sampler not in BATCH_SAMPLERS:

@@ -1,5 +1,5 @@
-"""Model selection on dev metrics: the mean of several metrics (``dev_score``), checking that a selection metric is
-one the evaluator gives, picking the best evaluated step (step 0, the base weights, included), and the
+"""Model selection on dev metrics: the mean of several metrics (``dev_score``), optionally guarded by others that
+must not fall below the base's (``guarded_score``), checking that a selection metric is one the evaluator gives, picking the best evaluated step (step 0, the base weights, included), and the
 ``training_summary.json`` keys that record the choice."""
 
 from __future__ import annotations
@@ -21,11 +21,22 @@ def check_metric(option: str, name: str, available: Iterable[str], key: str | No
         raise ConfigError(f"{option}: {name} is not an evaluation metric (the tasks give {known})")
 
 
-def dev_score(metrics: Mapping[str, float], names: Sequence[str]) -> float:
-    """The mean of the named metrics (``eval_`` prefix optional); ConfigError naming a metric that is missing."""
+def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = "selection_metrics") -> float:
+    """The mean of the named metrics (``eval_`` prefix optional); ConfigError naming ``option`` and a metric that is
+    missing."""
     for name in names:
-        check_metric("selection_metrics", name, metrics, key=name.removeprefix("eval_"))
+        check_metric(option, name, metrics, key=name.removeprefix("eval_"))
     return float(np.mean([float(metrics[name.removeprefix("eval_")]) for name in names]))
+
+
+def guarded_score(score: float, guard: float, base_score: float, base_guard: float, tolerance: float = 0.0) -> float:
+    """Guarded selection: ``score`` when ``guard`` is at least ``base_guard - tolerance``, else ``base_score``.
+
+    A step that lets the guard (e.g. dev retrieval) fall below the base's scores exactly what the base scores, and
+    since a tie keeps the earlier step (:func:`best_evaluation`) it is never selected; among the steps that keep
+    the guard the best ``score`` (e.g. dev SimE-SimL agreement) wins, and step 0 (the base) always passes.
+    """
+    return score if guard >= base_guard - tolerance else base_score
 
 
 def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:

@@ -39,7 +39,7 @@ from biohicl.training.checkpoint import (
     trainable_state,
 )
 from biohicl.training.objective import build_loss
-from biohicl.training.selection import check_metric, dev_score, selection_record
+from biohicl.training.selection import check_metric, dev_score, guarded_score, selection_record
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None
     if not callable(metric_names):
         return
     names = set(metric_names())
-    for name in args.selection_metrics:
-        check_metric("selection_metrics", name, names, key=name.removeprefix("eval_"))
+    for option in ("selection_metrics", "selection_guard"):
+        for name in getattr(args, option):
+            check_metric(option, name, names, key=name.removeprefix("eval_"))
     if args.selection_metric_key is not None:
         logged = {f"eval_{n}" for n in names} | ({"eval_dev_score"} if args.selection_metrics else set())
         check_metric("metric_for_best_model", args.selection_metric_key, logged)
@@ -246,11 +247,36 @@ class BioHiCLTrainer(Trainer):
             model.train(was_training)
         if self.args.selection_metrics:
             raw["dev_score"] = dev_score(raw, self.args.selection_metrics)
+        if self.args.selection_guard:
+            raw.update(self._guarded(raw["dev_score"], dev_score(raw, self.args.selection_guard, "selection_guard")))
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in raw.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    def _guarded(self, score: float, guard: float) -> dict[str, float]:
+        """``dev_score``, ``dev_guard`` and ``dev_guard_passed`` under ``--selection_guard``: step 0 sets the base
+        values (read back from the log history after a resume); a later step failing the guard scores the base's."""
+        if self.state.global_step == 0:
+            self._guard_base = (score, guard)
+        base = getattr(self, "_guard_base", None)
+        if base is None:
+            base = next(
+                ((e["eval_dev_score"], e["eval_dev_guard"]) for e in self.state.log_history
+                 if e.get("step") == 0 and "eval_dev_guard" in e),
+                None,
+            )  # fmt: skip
+            if base is None:
+                raise ConfigError("selection_guard: step 0 was never evaluated, so there is no base to guard")
+            self._guard_base = base
+        tolerance = self.args.selection_guard_tolerance
+        passed = guard >= base[1] - tolerance
+        return {
+            "dev_score": guarded_score(score, guard, base[0], base[1], tolerance),
+            "dev_guard": guard,
+            "dev_guard_passed": float(passed),
+        }
 
     # -- model selection: step 0 (the base weights) is a candidate
     def _evaluate(self, trial: Any, ignore_keys_for_eval: list[str] | None, skip_scheduler: bool = False):
