@@ -317,14 +317,12 @@ class ScriptedMetrics:
         return dict(next(self.rows))
 
 
-def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_guard(
-    tiny_bert_dir, docs_file, tmp_path
-):
+def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_guard(tiny_bert_dir, docs_file, tmp_path):
     # step:               0     2     4     6
     agreement = [0.30, 0.40, 0.60, 0.50]  # the objective: step 4 is highest ...
     retrieval = [0.90, 0.91, 0.85, 0.90]  # ... but its dev retrieval fell below step 0's; step 6 ties the base
     evaluator = ScriptedMetrics(
-        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval)
+        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval, strict=True)
     )
     args = selection_args(
         tiny_bert_dir, docs_file, tmp_path / "guarded", metric_for_best_model=None,
@@ -340,7 +338,7 @@ def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_gu
 
     # with a tolerance of 0.05 step 4 passes (0.85 >= 0.90 - 0.05) and wins on agreement
     evaluator = ScriptedMetrics(
-        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval)
+        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in zip(agreement, retrieval, strict=True)
     )
     args = selection_args(
         tiny_bert_dir, docs_file, tmp_path / "tolerant", metric_for_best_model=None,
@@ -354,10 +352,11 @@ def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_gu
 def test_guarded_selection_is_refused_without_what_it_needs(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="selection_guard: needs --selection_metrics"):
         selection_args(tiny_bert_dir, docs_file, tmp_path / "a", selection_guard=["pubmedqa-dev_recall@1"])
-    with pytest.raises(ConfigError, match="selection_guard_tolerance: -0.1 is negative"):
+    with pytest.raises(ConfigError, match=r"selection_guard_tolerance: -0\.1 is negative"):
         selection_args(
-            tiny_bert_dir, docs_file, tmp_path / "b", metric_for_best_model=None, selection_metrics=["biosses_spearman"],
-            selection_guard=["biosses_spearman"], selection_guard_tolerance=-0.1,
+            tiny_bert_dir, docs_file, tmp_path / "b", metric_for_best_model=None,
+            selection_metrics=["biosses_spearman"], selection_guard=["biosses_spearman"],
+            selection_guard_tolerance=-0.1,
         )  # fmt: skip
     args = selection_args(
         tiny_bert_dir, docs_file, tmp_path / "c", metric_for_best_model=None, selection_metrics=["biosses_spearman"],

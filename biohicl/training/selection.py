@@ -1,6 +1,7 @@
 """Model selection on dev metrics: the mean of several metrics (``dev_score``), optionally guarded by others that
-must not fall below the base's (``guarded_score``), checking that a selection metric is one the evaluator gives, picking the best evaluated step (step 0, the base weights, included), and the
-``training_summary.json`` keys that record the choice."""
+must not fall below the base's (``guarded_score``), checking that a selection metric is one the evaluator gives,
+picking the best evaluated step (step 0, the base weights, included), and the ``training_summary.json`` keys that
+record the choice."""
 
 from __future__ import annotations
 
