@@ -191,7 +191,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
     selection_guard: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Guarded selection: evaluation metrics (e.g. pubmedqa-dev_recall@1 scifact-train_ndcg@10) whose "
+            "help": "Guarded selection: evaluation metrics (e.g. pubmedqa-dev_recall@1 scifact_ndcg@10) whose "
             "mean (logged as eval_dev_guard) must stay at or above step 0's, less --selection_guard_tolerance. A step "
             "that falls below scores step 0's dev_score, so it can never be selected; among the steps that keep the "
             "guard the best --selection_metrics (e.g. siml-agreement_spearman) wins. Needs --selection_metrics."
