@@ -349,6 +349,22 @@ def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_gu
     assert summary["best_step"] == 4 and summary["best_metric"] == 0.6
 
 
+def test_guarded_selection_says_when_the_guard_kept_the_base(tiny_bert_dir, docs_file, tmp_path, caplog):
+    rows = [(0.30, 0.90), (0.40, 0.80), (0.20, 0.95), (0.50, 0.85)]  # (agreement, retrieval) at steps 0, 2, 4, 6
+    evaluator = ScriptedMetrics({"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r} for a, r in rows)
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "kept", metric_for_best_model=None,
+        selection_metrics=["siml-agreement_spearman"], selection_guard=["pubmedqa-dev_recall@1"],
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="biohicl.training.trainer"):
+        run = train_biohicl(args, evaluator=evaluator)
+    assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
+        "model selection: no evaluation beat step 0 (eval_dev_score = 0.3000, best later 0.3; 2 of 3 later steps "
+        "fell below step 0's dev guard); the run ends with the base model's weights"
+    ]  # step 4 kept the guard but its agreement (0.20) is below the base's
+    assert json.loads((run / "training_summary.json").read_text())["selected_base"] is True
+
+
 def test_guarded_selection_is_refused_without_what_it_needs(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="selection_guard: needs --selection_metrics"):
         selection_args(tiny_bert_dir, docs_file, tmp_path / "a", selection_guard=["pubmedqa-dev_recall@1"])

@@ -313,12 +313,14 @@ class BioHiCLTrainer(Trainer):
             self._restore_initial_weights()
             later = [value for step, value in record["evaluations"] if step > 0]
             best_later = max if self.args.greater_is_better else min
+            failed = [e for e in self.state.log_history if e.get("step", 0) > 0 and e.get("eval_dev_guard_passed") == 0]
             logger.warning(
-                "model selection: no evaluation beat step 0 (%s = %.4f, best later %s); the run ends with the base "
+                "model selection: no evaluation beat step 0 (%s = %.4f, best later %s%s); the run ends with the base "
                 "model's weights",
                 key,
                 record["step0_metric"],
                 best_later(later, default=float("nan")),
+                f"; {len(failed)} of {len(later)} later steps fell below step 0's dev guard" if failed else "",
             )
         return record
 
