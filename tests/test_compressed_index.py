@@ -203,7 +203,7 @@ def test_index_command_compresses_and_search_uses_it(tiny_bert_dir, tmp_path, ca
                 "16",
                 "--compress",
                 "int8,binary",
-                "--quiet",
+                "--no_progress",
             ]
         )
         == 0

@@ -114,7 +114,8 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
     )
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS)))
-    args = ["index", str(corpus), "--model", str(tiny_bert_dir), "--quiet", "--backend", "onnx", "--quantize", "int8"]
+    args = ["index", str(corpus), "--model", str(tiny_bert_dir), "--no_progress", "--backend", "onnx"]
+    args += ["--quantize", "int8"]
     assert main([*args, "--output", str(tmp_path / "idx")]) == 0
     rows = Index.load(tmp_path / "idx").embeddings()
     reference = load_file(str(tmp_path / "torch.safetensors"))["embeddings"]

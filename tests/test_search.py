@@ -209,7 +209,7 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
     corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     out = tmp_path / "idx"
     argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4"]
-    assert cli([*argv, "--device", "cpu", "--quiet"]) == 0
+    assert cli([*argv, "--device", "cpu", "--no_progress"]) == 0
     assert "indexed 7 documents (32-d float32, 2 shards, 1 process(es))" in capsys.readouterr().out
     query = f"{DOCS[3]['title']} {DOCS[3]['text']}"
     assert cli(["search", str(out), query, "--top_k", "3", "--device", "cpu"]) == 0

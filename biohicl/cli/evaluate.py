@@ -87,7 +87,7 @@ class EvaluateArguments:
     quantize: str | None = field(
         default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
     )
-    no_progress: bool = field(default=False, metadata={"help": "Hide the encoding progress bars."})
+    progress: bool = field(default=True, metadata={"help": "Encoding progress bars (--no_progress: none)."})
     compare: list[str] = field(
         default_factory=list, metadata={"help": "Results JSON files to put side by side instead of evaluating."}
     )
@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size,
         split=args.split,
         limit_queries=args.limit_queries,
-        show_progress_bar=False if args.no_progress else None,
+        show_progress_bar=None if args.progress else False,
         document_index=documents,
         settings={
             "dtype": args.dtype,

@@ -19,7 +19,7 @@ class IndexCommandArguments:
     model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
     output: str = field(metadata={"help": "Index folder (manifest.json + shard-*.safetensors)."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
-    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+    progress: bool = field(default=True, metadata={"help": "Progress bar (--no_progress: none)."})
     backend: str = field(
         default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
     )
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
         dtype=options.dtype,
         compute_dtype=options.compute_dtype,
         resume=options.resume,
-        show_progress_bar=False if args.quiet else None,
+        show_progress_bar=None if args.progress else False,
         state=state,
         compress=options.compress,
         calibration_rows=options.calibration_rows,

@@ -116,7 +116,7 @@ def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
         handle.write("{oops\n")
     out = tmp_path / "index"
     result = run_cli(["index", "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4",
-                      "--quiet", "true", str(corpus)])  # fmt: skip
+                      "--progress", "false", str(corpus)])  # fmt: skip
     assert "corpus.jsonl, record 10: not valid JSON" in result.err
     assert not (out / "manifest.json").exists()  # shards 0-1 are complete and kept for a rerun; no manifest
 
@@ -127,7 +127,7 @@ def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_b
     from biohicl.search import layout
 
     corpus = jsonl(tmp_path / "corpus.jsonl")
-    argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--quiet", "true", str(corpus)]
+    argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--no_progress", str(corpus)]
     assert run_cli([*argv, "--output", str(tmp_path / "clean")], expect_error=False).code == 0
     real = layout.write_atomically
     monkeypatch.setattr(layout, "write_atomically", torn_write_then_full_disk(real, "shard-00001.safetensors"))
