@@ -1,0 +1,72 @@
+"""What training trades on dev: SimE-SimL agreement (x) against a dev retrieval metric's change from step 0 (y), one
+line per run, one point per evaluated step, from the runs' ``dev_evaluations.json`` records (docs/results/).
+
+    python scripts/plot_dev_tradeoff.py docs/results/study_minilm_cpu_guarded/*_seed3 \\
+        --metric scifact_ndcg@10 --output docs/results/study_minilm_cpu_guarded/tradeoff.png
+
+A record is the list the study sections of docs/results.md commit: ``{"step": N, "eval_<metric>": value, ...}`` per
+evaluation, step 0 (the base) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from biohicl.errors import ConfigError
+
+AGREEMENT = "eval_siml-agreement_spearman"
+
+
+def tradeoff_series(record: Path, metric: str) -> list[tuple[int, float, float]]:
+    """``(step, agreement, metric - step 0's metric)`` for each evaluation of one run's ``dev_evaluations.json``
+    (the file, or its folder); ConfigError naming the file when a step lacks either metric or step 0 is missing."""
+    path = record / "dev_evaluations.json" if record.is_dir() else record
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable dev_evaluations.json ({err})") from None
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    for row in rows:
+        for name in (AGREEMENT, key):
+            if name not in row:
+                raise ConfigError(f"{path}: step {row.get('step')} has no {name}")
+    base = next((row[key] for row in rows if row.get("step") == 0), None)
+    if base is None:
+        raise ConfigError(f"{path}: no step 0 (the base) to measure the change from")
+    return [(int(row["step"]), float(row[AGREEMENT]), float(row[key]) - float(base)) for row in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", nargs="+", type=Path, help="run record folders (or their dev_evaluations.json)")
+    parser.add_argument("--metric", default="scifact_ndcg@10", help="the dev retrieval metric on the y axis")
+    parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
+    args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for record in args.records:
+        series = tradeoff_series(record, args.metric)
+        label = record.name if record.is_dir() else record.parent.name
+        ax.plot([a for _, a, _ in series], [100 * d for _, _, d in series], marker="o", label=label)
+        for step, agreement, delta in series[1:]:
+            ax.annotate(str(step), (agreement, 100 * delta), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("SimE-SimL agreement on held-out dev documents (Spearman)")
+    ax.set_ylabel(f"{args.metric}: change from the base (points)")
+    ax.set_title("What MeSH training trades on dev (labels: training step)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.output, dpi=120)
+    plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
