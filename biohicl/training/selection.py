@@ -30,14 +30,18 @@ def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = 
     return float(np.mean([float(metrics[name.removeprefix("eval_")]) for name in names]))
 
 
-def guarded_score(score: float, guard: float, base_score: float, base_guard: float, tolerance: float = 0.0) -> float:
-    """Guarded selection: ``score`` when ``guard`` is at least ``base_guard - tolerance``, else ``base_score``.
+def guarded_score(
+    score: float, guard: float, base_score: float, base_guard: float, tolerance: float = 0.0
+) -> tuple[float, bool]:
+    """Guarded selection: ``(selection score, whether the guard held)``. The guard holds when ``guard`` is at least
+    ``base_guard - tolerance``; then the score is ``score``, else ``base_score``.
 
     A step that lets the guard (e.g. dev retrieval) fall below the base's scores exactly what the base scores, and
     since a tie keeps the earlier step (:func:`best_evaluation`) it is never selected; among the steps that keep
     the guard the best ``score`` (e.g. dev SimE-SimL agreement) wins, and step 0 (the base) always passes.
     """
-    return score if guard >= base_guard - tolerance else base_score
+    held = guard >= base_guard - tolerance
+    return (score if held else base_score), held
 
 
 def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:

@@ -256,27 +256,18 @@ class BioHiCLTrainer(Trainer):
         return metrics
 
     def _guarded(self, score: float, guard: float) -> dict[str, float]:
-        """``dev_score``, ``dev_guard`` and ``dev_guard_passed`` under ``--selection_guard``: step 0 sets the base
-        values (read back from the log history after a resume); a later step failing the guard scores the base's."""
+        """``dev_score``, ``dev_guard`` and ``dev_guard_passed`` under ``--selection_guard``: step 0 is the base, read
+        back from the log history at later steps (also after a resume); a later step failing the guard scores the
+        base's."""
         if self.state.global_step == 0:
-            self._guard_base = (score, guard)
-        base = getattr(self, "_guard_base", None)
-        if base is None:
-            base = next(
-                ((e["eval_dev_score"], e["eval_dev_guard"]) for e in self.state.log_history
-                 if e.get("step") == 0 and "eval_dev_guard" in e),
-                None,
-            )  # fmt: skip
-            if base is None:
+            base_score, base_guard = score, guard
+        else:
+            step0 = next((e for e in self.state.log_history if e.get("step") == 0 and "eval_dev_guard" in e), None)
+            if step0 is None:
                 raise ConfigError("selection_guard: step 0 was never evaluated, so there is no base to guard")
-            self._guard_base = base
-        tolerance = self.args.selection_guard_tolerance
-        passed = guard >= base[1] - tolerance
-        return {
-            "dev_score": guarded_score(score, guard, base[0], base[1], tolerance),
-            "dev_guard": guard,
-            "dev_guard_passed": float(passed),
-        }
+            base_score, base_guard = step0["eval_dev_score"], step0["eval_dev_guard"]
+        value, held = guarded_score(score, guard, base_score, base_guard, self.args.selection_guard_tolerance)
+        return {"dev_score": value, "dev_guard": guard, "dev_guard_passed": float(held)}
 
     # -- model selection: step 0 (the base weights) is a candidate
     def _evaluate(self, trial: Any, ignore_keys_for_eval: list[str] | None, skip_scheduler: bool = False):
