@@ -431,3 +431,13 @@ def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):
     assert record["summary"]["pubmedqa-dev/recall@5"] == 1.0  # reported like the task it is the dev split of
     assert record_key("pubmedqa", "dev") == "pubmedqa-dev" and record_key("scifact", "train") == "scifact"
     assert missing_tasks(record, ["pubmedqa:dev", "pubmedqa", "biosses"]) == ["biosses"]
+
+
+def test_missing_tasks_finds_dataset_and_folder_tasks_by_the_key_they_are_filed_under():
+    """A study's resume check: ``siml-agreement@runs/x`` is filed as ``siml-agreement`` and a BEIR folder under its
+    name, so a finished evaluation of either is not run again (the dataset task used to be re-run every time)."""
+    from biohicl.study.plan import missing_tasks
+
+    record = {"tasks": {"siml-agreement": {"split": "dev"}, "tiny-beir": {"split": "test"}}}
+    specs = ["siml-agreement@runs/study/dataset", "data/tiny-beir", "data/tiny-beir:train", "scifact"]
+    assert missing_tasks(record, specs) == ["data/tiny-beir:train", "scifact"]

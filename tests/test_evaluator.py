@@ -3,6 +3,7 @@ flattened to metrics, and nothing of it imported by the training package."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -58,3 +59,33 @@ def test_training_never_imports_the_evaluation_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_metric_names_are_the_keys_an_evaluation_returns(tmp_path, data_dir):
+    """Known before evaluating (a run checks its selection metrics against them before training), and equal to what
+    an evaluation then returns, for every kind of task: a BEIR folder, a registered task, a dev split."""
+    from test_evaluation import KeywordEncoder, write_beir
+
+    folder = write_beir(tmp_path / "tiny-beir")
+    evaluator = TaskEvaluator([str(folder), "biosses", "pubmedqa:dev"])
+    names = evaluator.metric_names()
+    assert names == [
+        "tiny-beir_ndcg@10", "tiny-beir_recall@100", "tiny-beir_mrr@10", "biosses_spearman", "biosses_pearson",
+        "pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5",
+    ]  # fmt: skip
+    assert sorted(evaluator(KeywordEncoder())) == sorted(names)
+
+
+def test_metric_names_of_split_and_dataset_tasks(tmp_path, data_dir):
+    path = tmp_path / "docs.jsonl"
+    rows = [{"pmid": str(i), "title": "t", "abstract": "a", "mesh": ["D003920"], "label_kind": "indexing",
+             "source": "x", "split": "dev"} for i in range(3)]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert TaskEvaluator(["scifact:train", f"siml-agreement@{path}", "pubmedqa"]).metric_names() == [
+        "scifact_ndcg@10", "scifact_recall@100", "scifact_mrr@10", "siml-agreement_spearman",
+        "pubmedqa_recall@1", "pubmedqa_recall@5",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="does not exist"):  # the tasks' data is checked with the names
+        TaskEvaluator([f"siml-agreement@{tmp_path / 'nope'}"]).metric_names()
+    with pytest.raises(ConfigError, match="unknown task 'scifakt'"):
+        TaskEvaluator(["scifakt"]).metric_names()

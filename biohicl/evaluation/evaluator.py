@@ -70,6 +70,13 @@ class TaskEvaluator:
         values = record.get("summary") or record if isinstance(record, Mapping) else {}
         return flatten_metrics(values)
 
+    def metric_names(self) -> list[str]:
+        """The metrics :meth:`__call__` returns, known before any evaluation (the tasks' data is checked too), so a
+        run refuses a selection metric no task gives before it trains (``check_evaluation``)."""
+        from biohicl.evaluation.runner import planned_summary_keys
+
+        return [key.replace("/", "_") for key in planned_summary_keys(self.tasks)]
+
     def __repr__(self) -> str:
         return f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r})"
 

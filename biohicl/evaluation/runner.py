@@ -21,7 +21,14 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.results import summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
-from biohicl.evaluation.tasks import check_task, get_task, is_retrieval_task, parse_task_spec, reported_metrics
+from biohicl.evaluation.tasks import (
+    check_task,
+    get_task,
+    is_retrieval_task,
+    parse_task_spec,
+    reported_metrics,
+    summary_keys,
+)
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -77,6 +84,12 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
     if not plan:
         raise ConfigError("tasks: no task given")
     return plan
+
+
+def planned_summary_keys(tasks: Iterable[str], split: str | None = None) -> list[str]:
+    """The ``summary`` keys :func:`evaluate_model` will give for ``tasks`` (``pubmedqa-dev/recall@1`` ...), after
+    the same data checks and without encoding anything: what a selection metric can be checked against."""
+    return [key for name, task_split in plan_tasks(tasks, split) for key in summary_keys(name, task_split)]
 
 
 def evaluate_model(

@@ -17,7 +17,7 @@ from biohicl.errors import ConfigError
 from biohicl.evaluation.agreement import check_agreement, evaluate_agreement
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
-from biohicl.evaluation.results import TaskResult
+from biohicl.evaluation.results import TaskResult, record_key, summary_key
 from biohicl.evaluation.retrieval import beir_files, evaluate_beir
 from biohicl.evaluation.sts import evaluate_biosses
 from biohicl.settings import data_path
@@ -81,6 +81,25 @@ def _dataset_task(name: str) -> tuple[str, str] | None:
     """``"siml-agreement@runs/x"`` → ``("siml-agreement", "runs/x")``; None for other names."""
     task, sep, dataset = name.partition("@")
     return (task, dataset) if sep and task in DATASET_TASKS and dataset else None
+
+
+def record_name(name: str, split: str | None) -> str:
+    """The key a task's result is filed under in a results record: ``siml-agreement@runs/x`` → ``siml-agreement``,
+    ``pubmedqa:dev`` → ``pubmedqa-dev`` (:func:`~biohicl.evaluation.results.record_key`), a BEIR folder path → the
+    folder's name, any other task → its name."""
+    if (parsed := _dataset_task(name)) is not None:
+        return parsed[0]
+    if name in TASKS:
+        return record_key(name, split)
+    return Path(name).expanduser().name
+
+
+def summary_keys(name: str, split: str | None) -> list[str]:
+    """The ``summary`` keys (``task/metric``) a results record gets for one task, without running it: the metrics
+    the task reports (:func:`reported_metrics`) under its :func:`record_name`."""
+    parsed = _dataset_task(name)
+    reported = REPORTED_METRICS.get(parsed[0] if parsed else name) or _RETRIEVAL_REPORTED
+    return [summary_key(record_name(name, split), metric) for metric in reported]
 
 
 def check_task(name: str, split: str | None) -> None:

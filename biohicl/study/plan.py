@@ -93,14 +93,12 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
 
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:
     """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split)."""
-    from biohicl.evaluation.results import record_key
-    from biohicl.evaluation.tasks import parse_task_spec
+    from biohicl.evaluation.tasks import parse_task_spec, record_name
 
     missing = []
     for spec in tasks:
         name, split = parse_task_spec(spec)
-        name = Path(name).name if "/" in name else name
-        result = record.get("tasks", {}).get(record_key(name, split))
+        result = record.get("tasks", {}).get(record_name(name, split))
         if result is None or (split is not None and result.get("split") != split):
             missing.append(spec)
     return missing
