@@ -75,6 +75,7 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
         "training_summary.json",
     ):
         assert (run / name).is_file(), name
+    assert not (run / "dev_evaluations.json").exists()  # no evaluation during this run
     assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved_args = json.loads((run / "biohicl_training_args.json").read_text())
     assert saved_args["lambda_con"] == 0.1 and saved_args["beta"] == 0.3
@@ -335,6 +336,13 @@ def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_gu
     assert [e["eval_dev_score"] for e in evals] == [0.30, 0.40, 0.30, 0.50]  # step 4 scores the base's 0.30
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["best_step"] == 6 and summary["best_metric"] == 0.5 and summary["selected_base"] is False
+    # every evaluation, metrics beside the score and the guard, is recorded apart from the Trainer's state
+    rows = json.loads((run / "dev_evaluations.json").read_text())
+    assert [r["step"] for r in rows] == [0, 2, 4, 6]
+    assert [r["eval_siml-agreement_spearman"] for r in rows] == agreement
+    assert [r["eval_dev_guard"] for r in rows] == retrieval
+    assert [r["eval_dev_score"] for r in rows] == [0.30, 0.40, 0.30, 0.50]
+    assert not any("eval_runtime" in r for r in rows)
 
     # with a tolerance of 0.05 step 4 passes (0.85 >= 0.90 - 0.05) and wins on agreement
     evaluator = ScriptedMetrics(
@@ -425,6 +433,28 @@ def test_an_evaluator_with_metric_names_is_checked_before_training(tiny_bert_dir
     with pytest.raises(ConfigError, match="selection_metrics: pubmedqa_ndcg@10 is not an evaluation metric"):
         train_biohicl(args, evaluator=NamedEvaluator([]))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any work
+
+
+def test_a_misspelt_guard_metric_of_the_task_evaluator_stops_the_run_before_the_model_loads(
+    tiny_bert_dir, docs_file, tmp_path, monkeypatch, data_dir
+):
+    import biohicl.training.run as run_module
+    from biohicl.evaluation.evaluator import TaskEvaluator
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was built before the selection metrics were checked")
+
+    monkeypatch.setattr(run_module, "build_model", no_model)
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "x", metric_for_best_model=None, selection_metrics=["biosses_spearman"],
+        selection_guard=["scifact-train_ndcg@10"],
+    )  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"^selection_guard: scifact-train_ndcg@10 is not an evaluation metric \(the tasks give biosses_pearson, "
+        r"biosses_spearman, scifact_mrr@10, scifact_ndcg@10, scifact_recall@100\)$",
+    ):
+        train_biohicl(args, evaluator=TaskEvaluator(["biosses", "scifact:train"]))
 
 
 def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_dir, docs_file, tmp_path):

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)
-    written = [name for name in ("trainer_state.json", "training_summary.json", "training_curves.png")
-               if (run_dir / name).is_file()]  # fmt: skip
+    outputs = ("trainer_state.json", "training_summary.json", "dev_evaluations.json", "training_curves.png")
+    written = [name for name in outputs if (run_dir / name).is_file()]
     print(f"saved the trained model, {', '.join(written)} to {run_dir}")
     return 0

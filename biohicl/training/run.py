@@ -29,13 +29,15 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
-from biohicl.training.selection import selection_summary
+from biohicl.training.selection import evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
 
 logger = logging.getLogger(__name__)
 
 CURVES_NAME = "training_curves.png"
 SUMMARY_NAME = "training_summary.json"
+#: Every evaluation during training (step 0 included), one row per evaluated step.
+EVALUATIONS_NAME = "dev_evaluations.json"
 
 
 @dataclass
@@ -226,7 +228,8 @@ def train_biohicl(
 
     The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
     ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
-    loss configuration, model selection, runtime) and ``training_curves.png``.
+    loss configuration, model selection, runtime), ``training_curves.png`` and, when it evaluated during training,
+    ``dev_evaluations.json`` (each evaluated step's metrics, :func:`~biohicl.training.selection.evaluation_rows`).
     """
     from transformers import set_seed
 
@@ -280,6 +283,8 @@ def train_biohicl(
             "runtime_s": round(time.time() - start, 1),
         }
         (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        if evaluations := evaluation_rows(trainer.state.log_history):
+            (run_dir / EVALUATIONS_NAME).write_text(json.dumps(evaluations, indent=1), encoding="utf-8")
         try:
             title = f"BioHiCL: {args.base_model}"
             plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title=title)

@@ -1,7 +1,7 @@
 """Model selection on dev metrics: the mean of several metrics (``dev_score``), optionally guarded by others that
 must not fall below the base's (``guarded_score``), checking that a selection metric is one the evaluator gives,
-picking the best evaluated step (step 0, the base weights, included), and the ``training_summary.json`` keys that
-record the choice."""
+picking the best evaluated step (step 0, the base weights, included), the ``training_summary.json`` keys that
+record the choice, and every evaluation's metrics (``dev_evaluations.json``)."""
 
 from __future__ import annotations
 
@@ -88,3 +88,18 @@ def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:
         "selected_base": selection.get("selected_base"),
         "selection": dict(selection) or None,
     }
+
+
+#: Per-evaluation timings the Trainer logs beside the metrics; a record of what was measured leaves them out.
+TIMING_KEYS = frozenset({"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
+
+
+def evaluation_rows(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every evaluation of a run, in step order, from the Trainer's log history: ``step`` and the ``eval_*`` metrics
+    (selection score and guard included, timings left out); the rows of ``dev_evaluations.json``."""
+    rows = []
+    for entry in log_history:
+        metrics = {k: v for k, v in entry.items() if k.startswith("eval_") and k not in TIMING_KEYS}
+        if metrics:
+            rows.append({**dict(sorted(metrics.items())), "step": int(entry["step"])})
+    return rows
