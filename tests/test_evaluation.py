@@ -296,6 +296,13 @@ def test_evaluate_model_record_and_preflight(tmp_path):
     assert silent.calls == []
     with pytest.raises(ConfigError, match=r"unknown task 'scifakt'.*did you mean scifact"):
         evaluate_model(silent, ["scifakt"])
+    # two splits of one BEIR task would be filed under one key, the second overwriting the first: refused up front
+    (folder / "qrels" / "train.tsv").write_text((folder / "qrels" / "test.tsv").read_text())
+    with pytest.raises(
+        ConfigError, match=rf"^tasks: {folder}:train and {folder}:test would be filed under the same key \('toy'\)"
+    ):
+        evaluate_model(silent, [f"{folder}:train", f"{folder}:test"])
+    assert silent.calls == []
 
 
 def _record(label: str, ndcg: float, spearman: float) -> dict:
@@ -405,7 +412,9 @@ def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_p
     with pytest.raises(ConfigError, match="built with max_length=128, the model now has 16"):
         IndexDocuments(tmp_path / "idx", model)
     with pytest.raises(ConfigError, match="exactly one retrieval task, the plan has 2"):
-        evaluate_model(model, [str(folder), str(folder)], document_index=IndexDocuments(tmp_path / "idx"))
+        evaluate_model(
+            model, [str(folder), str(write_beir(tmp_path / "toy2"))], document_index=IndexDocuments(tmp_path / "idx")
+        )
 
 
 def test_pubmedqa_dev_and_test_results_are_filed_apart(monkeypatch):

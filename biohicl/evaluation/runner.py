@@ -26,6 +26,7 @@ from biohicl.evaluation.tasks import (
     get_task,
     is_retrieval_task,
     parse_task_spec,
+    record_name,
     reported_metrics,
     summary_keys,
 )
@@ -83,6 +84,14 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
         plan.append((name, task_split))
     if not plan:
         raise ConfigError("tasks: no task given")
+    filed: dict[str, str] = {}
+    for name, task_split in plan:
+        spec = name + (f":{task_split}" if task_split else "")
+        if (other := filed.setdefault(record_name(name, task_split), spec)) != spec:
+            raise ConfigError(
+                f"tasks: {other} and {spec} would be filed under the same key ({record_name(name, task_split)!r}) "
+                "and one would overwrite the other; evaluate them in separate runs"
+            )
     return plan
 
 
