@@ -247,7 +247,7 @@ def test_nothing_beats_step_0_so_the_run_ends_with_the_base_weights(tiny_bert_di
     with caplog.at_level("WARNING", logger="biohicl.training.trainer"):
         run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"), evaluator=evaluator)
     assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
-        "model selection: no evaluation beat step 0 (eval_biosses_spearman = 0.6000, best later 0.6); the run "
+        "model selection: no evaluation beat step 0 (eval_biosses_spearman = 0.6000, best later 0.6000); the run "
         "ends with the base model's weights"
     ]
     summary = json.loads((run / "training_summary.json").read_text())
@@ -367,7 +367,7 @@ def test_guarded_selection_says_when_the_guard_kept_the_base(tiny_bert_dir, docs
     with caplog.at_level("WARNING", logger="biohicl.training.trainer"):
         run = train_biohicl(args, evaluator=evaluator)
     assert [r.message for r in caplog.records if "beat step 0" in r.message] == [
-        "model selection: no evaluation beat step 0 (eval_dev_score = 0.3000, best later 0.3; 2 of 3 later steps "
+        "model selection: no evaluation beat step 0 (eval_dev_score = 0.3000, best later 0.3000; 2 of 3 later steps "
         "fell below step 0's dev guard); the run ends with the base model's weights"
     ]  # step 4 kept the guard but its agreement (0.20) is below the base's
     assert json.loads((run / "training_summary.json").read_text())["selected_base"] is True

@@ -306,7 +306,7 @@ class BioHiCLTrainer(Trainer):
             best_later = max if self.args.greater_is_better else min
             failed = [e for e in self.state.log_history if e.get("step", 0) > 0 and e.get("eval_dev_guard_passed") == 0]
             logger.warning(
-                "model selection: no evaluation beat step 0 (%s = %.4f, best later %s%s); the run ends with the base "
+                "model selection: no evaluation beat step 0 (%s = %.4f, best later %.4f%s); the run ends with the base "
                 "model's weights",
                 key,
                 record["step0_metric"],
