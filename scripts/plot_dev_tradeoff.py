@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from biohicl.errors import ConfigError
+from biohicl.training.selection import EVALUATIONS_NAME
 
 AGREEMENT = "eval_siml-agreement_spearman"
 
@@ -22,7 +23,7 @@ AGREEMENT = "eval_siml-agreement_spearman"
 def tradeoff_series(record: Path, metric: str) -> list[tuple[int, float, float]]:
     """``(step, agreement, metric - step 0's metric)`` for each evaluation of one run's ``dev_evaluations.json``
     (the file, or its folder); ConfigError naming the file when a step lacks either metric or step 0 is missing."""
-    path = record / "dev_evaluations.json" if record.is_dir() else record
+    path = record / EVALUATIONS_NAME if record.is_dir() else record
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:

@@ -25,13 +25,14 @@ def parse_args(argv: list[str]):
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     from biohicl.evaluation.evaluator import evaluator_from_args
-    from biohicl.training.run import train_biohicl
+    from biohicl.training.run import CURVES_NAME, SUMMARY_NAME, train_biohicl
+    from biohicl.training.selection import EVALUATIONS_NAME
 
     run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)
-    outputs = ("trainer_state.json", "training_summary.json", "dev_evaluations.json", "training_curves.png")
+    outputs = ("trainer_state.json", SUMMARY_NAME, EVALUATIONS_NAME, CURVES_NAME)
     written = [name for name in outputs if (run_dir / name).is_file()]
     print(f"saved the trained model, {', '.join(written)} to {run_dir}")
     return 0

@@ -86,11 +86,11 @@ def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str
         raise ConfigError("tasks: no task given")
     filed: dict[str, str] = {}
     for name, task_split in plan:
-        spec = name + (f":{task_split}" if task_split else "")
-        if (other := filed.setdefault(record_name(name, task_split), spec)) != spec:
+        spec, key = name + (f":{task_split}" if task_split else ""), record_name(name, task_split)
+        if (other := filed.setdefault(key, spec)) != spec:
             raise ConfigError(
-                f"tasks: {other} and {spec} would be filed under the same key ({record_name(name, task_split)!r}) "
-                "and one would overwrite the other; evaluate them in separate runs"
+                f"tasks: {other} and {spec} would be filed under the same key ({key!r}) and one would overwrite the "
+                "other; evaluate them in separate runs"
             )
     return plan
 

@@ -58,13 +58,19 @@ def is_retrieval_task(name: str) -> bool:
     return name in RETRIEVAL_TASKS or (name not in TASKS and Path(name).expanduser().is_dir())
 
 
-def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
-    """The metrics of ``record`` (a :meth:`TaskResult.to_dict`) that reports and plots show for ``task``."""
-    names = (
+def _reported_names(task: str, main_metric: str) -> list[str]:
+    """The metrics reports show for the task filed as ``task`` (its dev split like the task itself); an unregistered
+    task (a BEIR folder) shows the retrieval metrics when its main metric is an nDCG, else its main metric."""
+    return (
         REPORTED_METRICS.get(task)
         or REPORTED_METRICS.get(task.removesuffix("-dev"))
-        or (_RETRIEVAL_REPORTED if record.get("main_metric", "").startswith("ndcg@") else [record["main_metric"]])
+        or (_RETRIEVAL_REPORTED if main_metric.startswith("ndcg@") else [main_metric])
     )
+
+
+def reported_metrics(task: str, record: dict[str, Any]) -> list[str]:
+    """The metrics of ``record`` (a :meth:`TaskResult.to_dict`) that reports and plots show for ``task``."""
+    names = _reported_names(task, record.get("main_metric", ""))
     return [name for name in names if name in record.get("metrics", {})]
 
 
@@ -96,10 +102,10 @@ def record_name(name: str, split: str | None) -> str:
 
 def summary_keys(name: str, split: str | None) -> list[str]:
     """The ``summary`` keys (``task/metric``) a results record gets for one task, without running it: the metrics
-    the task reports (:func:`reported_metrics`) under its :func:`record_name`."""
-    parsed = _dataset_task(name)
-    reported = REPORTED_METRICS.get(parsed[0] if parsed else name) or _RETRIEVAL_REPORTED
-    return [summary_key(record_name(name, split), metric) for metric in reported]
+    the task reports (:func:`reported_metrics`) under its :func:`record_name` (a BEIR folder's main metric is
+    nDCG@10)."""
+    key = record_name(name, split)
+    return [summary_key(key, metric) for metric in _reported_names(key, "ndcg@10")]
 
 
 def check_task(name: str, split: str | None) -> None:

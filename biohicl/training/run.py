@@ -29,15 +29,13 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
-from biohicl.training.selection import evaluation_rows, selection_summary
+from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
 
 logger = logging.getLogger(__name__)
 
 CURVES_NAME = "training_curves.png"
 SUMMARY_NAME = "training_summary.json"
-#: Every evaluation during training (step 0 included), one row per evaluated step.
-EVALUATIONS_NAME = "dev_evaluations.json"
 
 
 @dataclass

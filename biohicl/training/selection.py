@@ -90,6 +90,8 @@ def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+#: The run-folder file of :func:`evaluation_rows` (every evaluation during training, step 0 included).
+EVALUATIONS_NAME = "dev_evaluations.json"
 #: Per-evaluation timings the Trainer logs beside the metrics; a record of what was measured leaves them out.
 TIMING_KEYS = frozenset({"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
 
