@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,62 @@ def test_a_failed_card_write_keeps_the_previous_card(tmp_path, monkeypatch):
         save_model_card(_card(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
     assert (tmp_path / "README.md").read_text() == "previous card"
+
+
+def _run_dir(tmp_path, selection: dict) -> Path:
+    """A run folder as training leaves it: config, training arguments and a summary with a selection record."""
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    config = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 256}
+    args = {
+        "lambda_con": 0.1,
+        "distill_weight": 2.0,
+        "lr_scheduler_type": "constant_with_warmup",
+        "eval_tasks": ["pubmedqa:dev", "siml-agreement"],
+        "selection_metrics": ["siml-agreement_spearman"],
+        "selection_guard": ["pubmedqa-dev_recall@1"],
+    }
+    summary = {"data": {"documents": 6665}, "global_step": 209, "selection": selection}
+    for name, values in (("biohicl_config", config), ("biohicl_training_args", args), ("training_summary", summary)):
+        (run / f"{name}.json").write_text(json.dumps(values), encoding="utf-8")
+    return run
+
+
+def test_card_says_which_step_dev_selection_kept_and_which_terms_beyond_the_paper_trained(tmp_path):
+    selection = {
+        "loaded_best": True,
+        "selected_base": False,
+        "selection_metric": "eval_dev_score",
+        "step0_metric": 0.3264983,
+        "best_step": 209,
+        "best_metric": 0.5487455,
+        "evaluations": [[0, 0.3264983], [70, 0.3264983], [140, 0.3264983], [209, 0.5487455]],
+    }
+    data = BioHiCLModelCardData.from_run_dir(_run_dir(tmp_path, selection), "BioHiCL-MiniLM")
+    text = render_model_card(data)
+    assert "at steps 0, 70, 140, 209" in text
+    assert "the mean of `siml-agreement_spearman`" in text
+    assert "where the mean of `pubmedqa-dev_recall@1` stayed at or above step 0's" in text
+    assert "Kept: **step 209** (score 0.5487; step 0: 0.3265)." in text
+    assert "| `distill_weight` | 2.0 |" in text and "| `lr_scheduler_type` | constant_with_warmup |" in text
+    assert "weight for weight" not in text
+
+
+def test_card_says_so_when_dev_selection_kept_the_base(tmp_path):
+    selection = {
+        "loaded_best": True,
+        "selected_base": True,
+        "step0_metric": 0.94,
+        "best_step": 0,
+        "best_metric": 0.94,
+        "evaluations": [[0, 0.94], [30, 0.936], [60, 0.932]],
+    }
+    data = BioHiCLModelCardData.from_run_dir(_run_dir(tmp_path, selection), "BioHiCL-MiniLM")
+    text = render_model_card(data)
+    assert "No evaluated step beat step 0, so this model is its base, weight for weight** (score 0.9400)." in text
+    assert "Kept: **step" not in text
+    # a run that kept its last step without selecting says nothing about selection
+    data = BioHiCLModelCardData.from_run_dir(_run_dir(tmp_path / "last", {"loaded_best": False}), "BioHiCL-MiniLM")
+    assert "Model selection" not in render_model_card(data)

@@ -130,6 +130,13 @@ class BioHiCLModelCardData:
     trainable_parameters: int | None = field(default=None, metadata={"help": "Trainable (LoRA) parameters."})
     total_parameters: int | None = field(default=None, metadata={"help": "All parameters."})
     training_time: str | None = field(default=None, metadata={"help": "Wall time and hardware, free text."})
+    selection: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Dev model selection: evaluated steps, kept step, its score and step 0's, score metrics, guard "
+            "metrics, and whether the base was kept (from training_summary.json)."
+        },
+    )
     eval_results: list[EvalRow] = field(default_factory=list, metadata={"help": "Evaluation figures."})
     eval_source: str | None = field(default=None, metadata={"help": "Where the evaluation figures come from."})
     limitations: list[str] = field(default_factory=list, metadata={"help": "Extra, model-specific limitations."})
@@ -176,6 +183,7 @@ class BioHiCLModelCardData:
         data.total_parameters = summary.get("total_parameters")
         if summary.get("runtime_s") is not None:
             data.training_time = f"{summary['runtime_s']:.0f} s wall time"
+        data.selection = selection_of(summary, args)
         return data
 
     def add_eval_results(
@@ -292,7 +300,32 @@ HYPERPARAMETERS = (
     "max_length",
     "batch_sampler",
     "seed",
+    # beyond the paper: shown so that a card never hides a term or schedule the paper does not have
+    "contrastive_form",
+    "negative",
+    "distill_weight",
+    "title_weight",
+    "check_tag_weight",
+    "study_design_weight",
+    "lr_scheduler_type",
 )
+
+
+def selection_of(summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting."""
+    record = summary.get("selection") or {}
+    if not record.get("loaded_best"):
+        return {}
+    return {
+        "steps": [int(step) for step, _ in record.get("evaluations") or []],
+        "best_step": record.get("best_step"),
+        "best_metric": record.get("best_metric"),
+        "step0_metric": record.get("step0_metric"),
+        "selected_base": bool(record.get("selected_base")),
+        "metrics": list(args.get("selection_metrics") or [record.get("selection_metric")]),
+        "guard": list(args.get("selection_guard") or []),
+        "eval_tasks": list(args.get("eval_tasks") or []),
+    }
 
 
 def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -> dict[tuple[str, str], float]:
