@@ -1,0 +1,52 @@
+"""The committed configs stay valid, and the registered recipe is the study run it claims to be."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from biohicl.cli import train
+from biohicl.hub.manifest import ReleaseManifest
+from biohicl.models.registry import get_entry
+from biohicl.study import ReproduceConfig
+from biohicl.study.config import training_arguments
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name != "biohicl_minilm.yaml")
+
+
+@pytest.mark.parametrize("path", STUDY_CONFIGS, ids=lambda p: p.name)
+def test_every_committed_study_config_loads(path):
+    config = ReproduceConfig.from_yaml(path)
+    assert config.models and config.variants
+
+
+def test_biohicl_minilm_config_is_the_registered_study_run(tmp_path):
+    """configs/biohicl_minilm.yaml (one `biohicl train`) = one_pass_distill2 seed 5 of the 256-token study."""
+    out = str(tmp_path / "run")
+    single = train.parse_args(["--config", str(ROOT / "configs/biohicl_minilm.yaml"), "--output_dir", out])
+    study = ReproduceConfig.from_yaml(ROOT / "configs/study_minilm_cpu_guarded_256.yaml")
+    model = study.models[0]
+    from_study = training_arguments(study, model, "one_pass_distill2", 5, Path(single.dataset_path), Path(out))
+    # the study resumes its runs and records the base's hub id; neither changes what is trained
+    ignored = {"resume_from_checkpoint", "base_model_hub_id", "logging_dir"}
+    differences = {
+        f.name: (getattr(single, f.name), getattr(from_study, f.name))
+        for f in fields(single)
+        if f.init and f.name not in ignored and getattr(single, f.name) != getattr(from_study, f.name)
+    }
+    assert differences == {}
+    assert (single.distill_weight, single.max_length, single.seed) == (2.0, 256, 5)
+
+
+def test_registry_minilm_entry_and_its_manifest_agree():
+    manifest = ReleaseManifest.load(ROOT / "hub/models/biohicl-minilm.yaml")
+    entry = get_entry(manifest.registry_name)
+    assert entry.repo_id == manifest.repo_id
+    # the manifest names the study run of the config above; its records are committed, not left in runs/
+    assert manifest.source.endswith("one_pass_distill2/seed5")
+    for record in (manifest.eval_results, manifest.base_eval_results):
+        assert (ROOT / record).is_file(), record
+    assert entry.max_length == 256
