@@ -21,6 +21,7 @@ from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import INITIAL_WEIGHTS_NAME, TRAINABLE_WEIGHTS_NAME, last_complete_checkpoint
 from biohicl.training.run import train_biohicl
+from biohicl.training.selection import guard_holds
 from tests.conftest import synthetic_documents
 
 
@@ -355,6 +356,57 @@ def test_guarded_selection_keeps_the_best_objective_among_steps_that_hold_the_gu
     )  # fmt: skip
     summary = json.loads((train_biohicl(args, evaluator=evaluator) / "training_summary.json").read_text())
     assert summary["best_step"] == 4 and summary["best_metric"] == 0.6
+
+
+def test_guard_holds_on_the_mean_or_on_each_metric_by_hand():
+    base = {"pubmedqa-dev_recall@5": 0.960, "scifact_ndcg@10": 0.6602}
+    step = {"pubmedqa-dev_recall@5": 0.964, "scifact_ndcg@10": 0.6565}  # seed 5 at step 209: R@5 up, SciFact down
+    names = ["pubmedqa-dev_recall@5", "eval_scifact_ndcg@10"]
+    assert guard_holds(step, base, names, "mean")  # (0.964 + 0.6565) / 2 = 0.81025 >= 0.8101
+    assert not guard_holds(step, base, names, "each")  # 0.6565 < 0.6602
+    assert guard_holds(step, base, names, "each", tolerance=0.004)  # 0.6565 >= 0.6562
+    with pytest.raises(ConfigError, match="selection_guard_mode: 'all' is not one of mean, each"):
+        guard_holds(step, base, names, "all")
+
+
+def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
+    """`mean` reproduces every recorded guard decision; `each` would have kept the base (docs/training.md)."""
+    names = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]
+    folder = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+    records = sorted(folder.glob("one_pass_distill*_seed*/dev_evaluations.json"))
+    assert len(records) == 4
+    for record in records:
+        rows = [{k.removeprefix("eval_"): v for k, v in row.items()} for row in json.loads(record.read_text())]
+        base, later = rows[0], rows[1:]
+        assert [guard_holds(r, base, names, "mean") for r in later] == [bool(r["dev_guard_passed"]) for r in later]
+        assert not any(guard_holds(r, base, names, "each") for r in later), record
+        assert guard_holds(later[-1], base, names, "each", tolerance=0.005), record  # the kept step 209
+
+
+def test_each_guard_mode_lets_no_guard_metric_fall(tiny_bert_dir, docs_file, tmp_path):
+    # step:        0     2     4     6
+    agreement = [0.30, 0.55, 0.60, 0.50]
+    recall = [0.90, 0.95, 0.90, 0.90]  # step 2 pays for its SciFact loss with recall: passes `mean` only
+    ndcg = [0.60, 0.58, 0.55, 0.60]  # step 4 loses on SciFact: fails both
+    rows = zip(agreement, recall, ndcg, strict=True)
+    metrics = [{"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r, "scifact_ndcg@10": n} for a, r, n in rows]
+    guard = ["pubmedqa-dev_recall@1", "scifact_ndcg@10"]
+    passed, best = {}, {}
+    for mode in ("mean", "each"):
+        args = selection_args(
+            tiny_bert_dir, docs_file, tmp_path / mode, metric_for_best_model=None,
+            selection_metrics=["siml-agreement_spearman"], selection_guard=guard, selection_guard_mode=mode,
+        )  # fmt: skip
+        run = train_biohicl(args, evaluator=ScriptedMetrics(dict(m) for m in metrics))
+        passed[mode] = [r["eval_dev_guard_passed"] for r in json.loads((run / "dev_evaluations.json").read_text())]
+        best[mode] = json.loads((run / "training_summary.json").read_text())["best_step"]
+    assert passed == {"mean": [1.0, 1.0, 0.0, 1.0], "each": [1.0, 0.0, 0.0, 1.0]}
+    assert best == {"mean": 2, "each": 6}  # `each` keeps step 6, the best that lost nothing
+    with pytest.raises(ConfigError, match="selection_guard_mode: 'all' is not one of mean, each"):
+        selection_args(
+            tiny_bert_dir, docs_file, tmp_path / "bad", metric_for_best_model=None,
+            selection_metrics=["siml-agreement_spearman"], selection_guard=guard, selection_guard_mode="all",
+        )  # fmt: skip
 
 
 def test_guarded_selection_says_when_the_guard_kept_the_base(tiny_bert_dir, docs_file, tmp_path, caplog):

@@ -26,6 +26,7 @@ from biohicl.errors import ConfigError
 from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
+from biohicl.training.selection import GUARD_MODES
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -197,6 +198,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "guard the best --selection_metrics (e.g. siml-agreement_spearman) wins. Needs --selection_metrics."
         },
     )
+    selection_guard_mode: str = field(
+        default="mean",
+        metadata={
+            "help": "How --selection_guard compares a step with step 0: `mean` (the guard metrics' mean at or above "
+            "step 0's; one metric's gain can pay for another's loss) or `each` (every guard metric at or above its "
+            "step 0 value; less --selection_guard_tolerance either way).",
+            "choices": ["mean", "each"],
+        },
+    )
     selection_guard_tolerance: float = field(
         default=0.0, metadata={"help": "How far the guard's mean may fall below step 0's and still pass (0: none)."}
     )
@@ -241,6 +251,10 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(
                 "selection_guard: selects on dev_score (with --load_best_model_at_end), but metric_for_best_model is "
                 f"{self.metric_for_best_model}"
+            )
+        if self.selection_guard_mode not in GUARD_MODES:
+            raise ConfigError(
+                f"selection_guard_mode: {self.selection_guard_mode!r} is not one of {', '.join(GUARD_MODES)}"
             )
         if self.selection_guard_tolerance < 0:
             raise ConfigError(f"selection_guard_tolerance: {self.selection_guard_tolerance} is negative")

@@ -1,5 +1,5 @@
 """Model selection on dev metrics: the mean of several metrics (``dev_score``), optionally guarded by others that
-must not fall below the base's (``guarded_score``), checking that a selection metric is one the evaluator gives,
+must not fall below the base's (``guard_holds``), checking that a selection metric is one the evaluator gives,
 picking the best evaluated step (step 0, the base weights, included), the ``training_summary.json`` keys that
 record the choice, and every evaluation's metrics (``dev_evaluations.json``)."""
 
@@ -30,18 +30,32 @@ def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = 
     return float(np.mean([float(metrics[name.removeprefix("eval_")]) for name in names]))
 
 
-def guarded_score(
-    score: float, guard: float, base_score: float, base_guard: float, tolerance: float = 0.0
-) -> tuple[float, bool]:
-    """Guarded selection: ``(selection score, whether the guard held)``. The guard holds when ``guard`` is at least
-    ``base_guard - tolerance``; then the score is ``score``, else ``base_score``.
+#: How the guard metrics are compared with step 0's: their mean, or each one.
+GUARD_MODES = ("mean", "each")
+
+
+def guard_holds(
+    values: Mapping[str, float],
+    base: Mapping[str, float],
+    names: Sequence[str],
+    mode: str = "mean",
+    tolerance: float = 0.0,
+) -> bool:
+    """Guarded selection: whether a step with metrics ``values`` keeps the guard against step 0's ``base``: the mean
+    of the ``names`` metrics (``mode="mean"``), or every one of them (``"each"``), at least the base's less
+    ``tolerance`` (metric keys without the ``eval_`` prefix, as in ``values``).
 
     A step that lets the guard (e.g. dev retrieval) fall below the base's scores exactly what the base scores, and
     since a tie keeps the earlier step (:func:`best_evaluation`) it is never selected; among the steps that keep
-    the guard the best ``score`` (e.g. dev SimE-SimL agreement) wins, and step 0 (the base) always passes.
+    the guard the best score (e.g. dev SimE-SimL agreement) wins, and step 0 (the base) always passes. With
+    ``mean`` one metric's gain can pay for another's loss; ``each`` lets none fall.
     """
-    held = guard >= base_guard - tolerance
-    return (score if held else base_score), held
+    keys = [name.removeprefix("eval_") for name in names]
+    if mode == "each":
+        return all(float(values[k]) >= float(base[k]) - tolerance for k in keys)
+    if mode != "mean":
+        raise ConfigError(f"selection_guard_mode: {mode!r} is not one of {', '.join(GUARD_MODES)}")
+    return dev_score(values, keys, "selection_guard") >= dev_score(base, keys, "selection_guard") - tolerance
 
 
 def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:

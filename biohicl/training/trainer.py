@@ -39,7 +39,7 @@ from biohicl.training.checkpoint import (
     trainable_state,
 )
 from biohicl.training.objective import build_loss
-from biohicl.training.selection import check_metric, dev_score, guarded_score, selection_record
+from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
 logger = logging.getLogger(__name__)
 
@@ -248,26 +248,28 @@ class BioHiCLTrainer(Trainer):
         if self.args.selection_metrics:
             raw["dev_score"] = dev_score(raw, self.args.selection_metrics)
         if self.args.selection_guard:
-            raw.update(self._guarded(raw["dev_score"], dev_score(raw, self.args.selection_guard, "selection_guard")))
+            raw.update(self._guarded(raw))
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in raw.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _guarded(self, score: float, guard: float) -> dict[str, float]:
-        """``dev_score``, ``dev_guard`` and ``dev_guard_passed`` under ``--selection_guard``: step 0 is the base, read
-        back from the log history at later steps (also after a resume); a later step failing the guard scores the
-        base's."""
+    def _guarded(self, raw: dict[str, float]) -> dict[str, float]:
+        """``dev_score``, ``dev_guard`` (the guard metrics' mean) and ``dev_guard_passed`` under ``--selection_guard``:
+        step 0 is the base, read back from the log history at later steps (also after a resume); a later step failing
+        the guard (``--selection_guard_mode``) scores the base's."""
+        names = self.args.selection_guard
+        guard = dev_score(raw, names, "selection_guard")
         if self.state.global_step == 0:
-            base_score, base_guard = score, guard
-        else:
-            step0 = next((e for e in self.state.log_history if e.get("step") == 0 and "eval_dev_guard" in e), None)
-            if step0 is None:
-                raise ConfigError("selection_guard: step 0 was never evaluated, so there is no base to guard")
-            base_score, base_guard = step0["eval_dev_score"], step0["eval_dev_guard"]
-        value, held = guarded_score(score, guard, base_score, base_guard, self.args.selection_guard_tolerance)
-        return {"dev_score": value, "dev_guard": guard, "dev_guard_passed": float(held)}
+            return {"dev_score": raw["dev_score"], "dev_guard": guard, "dev_guard_passed": 1.0}
+        step0 = next((e for e in self.state.log_history if e.get("step") == 0 and "eval_dev_guard" in e), None)
+        if step0 is None:
+            raise ConfigError("selection_guard: step 0 was never evaluated, so there is no base to guard")
+        base = {key.removeprefix("eval_"): value for key, value in step0.items()}
+        held = guard_holds(raw, base, names, self.args.selection_guard_mode, self.args.selection_guard_tolerance)
+        score = raw["dev_score"] if held else base["dev_score"]
+        return {"dev_score": score, "dev_guard": guard, "dev_guard_passed": float(held)}
 
     # -- model selection: step 0 (the base weights) is a candidate
     def _evaluate(self, trial: Any, ignore_keys_for_eval: list[str] | None, skip_scheduler: bool = False):
