@@ -208,7 +208,11 @@ class BioHiCLTrainingArguments(TrainingArguments):
         },
     )
     selection_guard_tolerance: float = field(
-        default=0.0, metadata={"help": "How far the guard's mean may fall below step 0's and still pass (0: none)."}
+        default=0.0,
+        metadata={
+            "help": "How far the guard's mean (with --selection_guard_mode each: each guard metric) may fall below "
+            "step 0's and still pass (0: none)."
+        },
     )
     eval_max_queries: int | None = field(
         default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
