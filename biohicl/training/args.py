@@ -26,7 +26,7 @@ from biohicl.errors import ConfigError
 from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
-from biohicl.training.selection import GUARD_MODES
+from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -204,7 +204,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "help": "How --selection_guard compares a step with step 0: `mean` (the guard metrics' mean at or above "
             "step 0's; one metric's gain can pay for another's loss) or `each` (every guard metric at or above its "
             "step 0 value; less --selection_guard_tolerance either way).",
-            "choices": ["mean", "each"],
+            "choices": list(GUARD_MODES),
         },
     )
     selection_guard_tolerance: float = field(
@@ -256,10 +256,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 "selection_guard: selects on dev_score (with --load_best_model_at_end), but metric_for_best_model is "
                 f"{self.metric_for_best_model}"
             )
-        if self.selection_guard_mode not in GUARD_MODES:
-            raise ConfigError(
-                f"selection_guard_mode: {self.selection_guard_mode!r} is not one of {', '.join(GUARD_MODES)}"
-            )
+        check_guard_mode(self.selection_guard_mode)
         if self.selection_guard_tolerance < 0:
             raise ConfigError(f"selection_guard_tolerance: {self.selection_guard_tolerance} is negative")
         if self.pair_filter not in PAIR_FILTERS:

@@ -34,6 +34,12 @@ def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = 
 GUARD_MODES = ("mean", "each")
 
 
+def check_guard_mode(mode: str) -> None:
+    """ConfigError naming ``selection_guard_mode`` unless ``mode`` is one of :data:`GUARD_MODES`."""
+    if mode not in GUARD_MODES:
+        raise ConfigError(f"selection_guard_mode: {mode!r} is not one of {', '.join(GUARD_MODES)}")
+
+
 def guard_holds(
     values: Mapping[str, float],
     base: Mapping[str, float],
@@ -50,11 +56,10 @@ def guard_holds(
     the guard the best score (e.g. dev SimE-SimL agreement) wins, and step 0 (the base) always passes. With
     ``mean`` one metric's gain can pay for another's loss; ``each`` lets none fall.
     """
+    check_guard_mode(mode)
     keys = [name.removeprefix("eval_") for name in names]
     if mode == "each":
         return all(float(values[k]) >= float(base[k]) - tolerance for k in keys)
-    if mode != "mean":
-        raise ConfigError(f"selection_guard_mode: {mode!r} is not one of {', '.join(GUARD_MODES)}")
     return dev_score(values, keys, "selection_guard") >= dev_score(base, keys, "selection_guard") - tolerance
 
 
