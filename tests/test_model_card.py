@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -300,8 +301,6 @@ def test_a_failed_card_write_keeps_the_previous_card(tmp_path, monkeypatch):
 
 def _run_dir(tmp_path, selection: dict) -> Path:
     """A run folder as training leaves it: config, training arguments and a summary with a selection record."""
-    import json
-
     run = tmp_path / "run"
     run.mkdir(parents=True)
     config = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 256}
@@ -337,6 +336,13 @@ def test_card_says_which_step_dev_selection_kept_and_which_terms_beyond_the_pape
     assert "Kept: **step 209** (score 0.5487; step 0: 0.3265)." in text
     assert "| `distill_weight` | 2.0 |" in text and "| `lr_scheduler_type` | constant_with_warmup |" in text
     assert "weight for weight" not in text
+    # a guard on each metric, with a tolerance, is described as such
+    run = _run_dir(tmp_path / "each", selection)
+    args = json.loads((run / "biohicl_training_args.json").read_text())
+    args.update(selection_guard_mode="each", selection_guard_tolerance=0.005)
+    (run / "biohicl_training_args.json").write_text(json.dumps(args), encoding="utf-8")
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "BioHiCL-MiniLM"))
+    assert "where each of `pubmedqa-dev_recall@1` stayed at or above step 0's less 0.005." in text
 
 
 def test_card_says_so_when_dev_selection_kept_the_base(tmp_path):

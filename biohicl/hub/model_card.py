@@ -324,6 +324,8 @@ def selection_of(summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any
         "selected_base": bool(record.get("selected_base")),
         "metrics": list(args.get("selection_metrics") or [record.get("selection_metric")]),
         "guard": list(args.get("selection_guard") or []),
+        "guard_mode": args.get("selection_guard_mode") or "mean",
+        "guard_tolerance": args.get("selection_guard_tolerance") or 0.0,
         "eval_tasks": list(args.get("eval_tasks") or []),
     }
 
