@@ -25,10 +25,14 @@ def test_dataset_eval_tasks_get_the_runs_dataset():
 
 
 def test_evaluator_from_args():
-    args = SimpleNamespace(eval_tasks=["biosses", "siml-agreement"], dataset_path="runs/pairs", eval_max_queries=50)
+    args = SimpleNamespace(
+        eval_tasks=["biosses", "siml-agreement"], dataset_path="runs/pairs", eval_max_queries=50, eval_cache_dir="c"
+    )
     evaluator = evaluator_from_args(args)
     assert evaluator.tasks == ["biosses", "siml-agreement@runs/pairs"] and evaluator.max_queries == 50
-    assert evaluator_from_args(SimpleNamespace(eval_tasks=[], dataset_path=None, eval_max_queries=None)) is None
+    assert evaluator.cache_dir == "c"
+    none = SimpleNamespace(eval_tasks=[], dataset_path=None, eval_max_queries=None, eval_cache_dir=None)
+    assert evaluator_from_args(none) is None
     with pytest.raises(ConfigError, match="eval_tasks: no evaluation task given"):
         TaskEvaluator([])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -115,8 +116,13 @@ def test_training_arguments_merge_order(tmp_path, tiny_bert_dir):
     assert args.full_finetune is True and args.learning_rate == 2e-5  # the variant beats the study's 5e-3
     assert args.seed == 7 and args.max_steps == 2 and args.max_length == 24
     assert args.base_model_hub_id == "test-org/tiny-bert" and args.resume_from_checkpoint == "last"
+    assert args.eval_cache_dir == str(Path(config.output_dir) / "eval_cache")  # one per study: runs share step 0
     args = training_arguments(config, model, "no_ancestors", 0, tmp_path / "d", tmp_path / "r")
     assert args.use_ancestors is False and args.learning_rate == 5e-3
+    config.training["eval_cache_dir"] = str(tmp_path / "elsewhere")
+    assert training_arguments(config, model, "full", 0, tmp_path / "d", tmp_path / "r").eval_cache_dir == str(
+        tmp_path / "elsewhere"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ statistics

@@ -4,18 +4,23 @@
 evaluator seam) that runs task specs through :func:`biohicl.evaluation.runner.evaluate_model` and flattens the
 record's summary (``{"biosses/spearman": 0.8}`` → ``{"biosses_spearman": 0.8}``). :func:`evaluator_from_args`
 builds it from ``--eval_tasks``; a dataset task without ``@`` (``siml-agreement``) evaluates the run's own dataset.
+With ``cache_dir`` (``--eval_cache_dir``) an evaluation of an encoder already evaluated there, bit for bit, on the
+same tasks and data is read back (:mod:`biohicl.evaluation.cache`): a study's runs share their step 0 this way.
 
 >>> train_biohicl(args, evaluator=evaluator_from_args(args))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from biohicl.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 #: Evaluation tasks over the training dataset itself: ``--eval_tasks siml-agreement`` → ``siml-agreement@<dataset>``.
 DATASET_EVAL_TASKS = ("siml-agreement",)
@@ -53,22 +58,36 @@ class TaskEvaluator:
     Args:
         tasks: harness task specs (``biosses``, ``pubmedqa:dev``, ``siml-agreement@runs/mesh-pairs``, ...).
         max_queries: cap on queries per retrieval task (speed).
+        cache_dir: a folder of earlier evaluations (:class:`~biohicl.evaluation.cache.EvaluationCache`); an encoder
+            evaluated there before on the same tasks and data is read back instead of evaluated again.
     """
 
-    def __init__(self, tasks: Sequence[str], max_queries: int | None = None):
+    def __init__(self, tasks: Sequence[str], max_queries: int | None = None, cache_dir: str | None = None):
         if not tasks:
             raise ConfigError("eval_tasks: no evaluation task given")
         self.tasks = list(tasks)
         self.max_queries = max_queries
+        self.cache_dir = cache_dir
 
     def __call__(self, model: Any) -> dict[str, float]:
         """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
         a record without a summary is flattened whole."""
         from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
 
+        cache = key = None
+        if self.cache_dir:
+            from biohicl.evaluation.cache import EvaluationCache, evaluation_key
+
+            cache, key = EvaluationCache(self.cache_dir), evaluation_key(model, self.tasks, self.max_queries)
+            if (cached := cache.get(key)) is not None:
+                logger.info("evaluation read back from %s (the same encoder, tasks and data)", cache.path(key))
+                return cached
         record = evaluate_model(model, tasks=self.tasks, limit_queries=self.max_queries, show_progress_bar=False)
         values = record.get("summary") or record if isinstance(record, Mapping) else {}
-        return flatten_metrics(values)
+        metrics = flatten_metrics(values)
+        if cache is not None and key is not None:
+            cache.put(key, metrics, self.tasks)
+        return metrics
 
     def metric_names(self) -> list[str]:
         """The metrics :meth:`__call__` returns, known before any evaluation (the tasks' data is checked too), so a
@@ -78,12 +97,14 @@ class TaskEvaluator:
         return [key.replace("/", "_") for key in planned_summary_keys(self.tasks)]
 
     def __repr__(self) -> str:
-        return f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r})"
+        return f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r}, cache_dir={self.cache_dir!r})"
 
 
 def evaluator_from_args(args: Any) -> TaskEvaluator | None:
     """The evaluator of a training run's ``eval_tasks`` (``dataset_path`` filled into dataset tasks, at most
-    ``eval_max_queries`` queries per retrieval task), or None when the run has no evaluation task."""
+    ``eval_max_queries`` queries per retrieval task, evaluations cached in ``eval_cache_dir``), or None when the run
+    has no evaluation task."""
     if not args.eval_tasks:
         return None
-    return TaskEvaluator(resolve_eval_tasks(args.eval_tasks, args.dataset_path), args.eval_max_queries)
+    tasks = resolve_eval_tasks(args.eval_tasks, args.dataset_path)
+    return TaskEvaluator(tasks, args.eval_max_queries, args.eval_cache_dir)

@@ -43,6 +43,9 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "disable_tqdm": True,
 }
 
+#: The study's evaluation cache (``<output_dir>/eval_cache``) unless ``training`` names one: runs share step 0.
+EVAL_CACHE_DIR = "eval_cache"
+
 #: Minimum improvements over the base the issue asks for (fractions: +3.0 points = 0.03).
 DEFAULT_TARGETS: dict[str, float] = {"biosses/spearman": 0.03, "pubmedqa/recall@1": 0.03, "scifact/ndcg@10": 0.01}
 
@@ -304,6 +307,8 @@ def training_arguments(
         **model.training,
         **config.variants[variant],
     }
+    # every run of the study shares one evaluation cache: their step 0 is the same base model
+    values.setdefault("eval_cache_dir", str(Path(config.output_dir) / EVAL_CACHE_DIR))
     values.update(
         output_dir=str(run_dir),
         seed=seed,

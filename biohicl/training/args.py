@@ -217,6 +217,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
     eval_max_queries: int | None = field(
         default=None, metadata={"help": "Cap on queries per retrieval task during training evaluation (speed)."}
     )
+    eval_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Keep evaluations in this folder, keyed by the encoder's outputs on probe texts (bit for bit), "
+            "the tasks and their data: an identical encoder is read back instead of evaluated again. Runs of one "
+            "base share their step 0 (LoRA starts as the base) this way; `biohicl reproduce` sets it per study."
+        },
+    )
 
     # ---------------------------------------------------------------- inherited defaults that suit BioHiCL
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA takes a high one)."})

@@ -1,0 +1,122 @@
+"""Evaluations kept by what decides them: an identical encoder on the same tasks and data is read back, not rerun.
+
+A study evaluates the same base model at step 0 of every run (LoRA's B starts at zero, so the adapted model encodes
+exactly as its base): at 256 tokens with SciFact train on a 2-core machine that is 5-10 minutes per run. The key of
+an evaluation (:func:`evaluation_key`) is a hash of
+
+- the encoder's **outputs** on fixed probe texts, bit for bit (queries and documents, one longer than any model's
+  length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
+- the task specs and the query cap,
+- the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a dataset task's folder
+  (``siml-agreement@folder``),
+- biohicl's version (a changed metric is a new key).
+
+A changed thread count can change the last bits of an encoding: that is a miss (a new evaluation), never a wrong hit.
+Records are one JSON file per key, written atomically, so workers of one study share a folder safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biohicl.atomic import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+#: Probe texts whose embeddings identify an encoder; the last is longer than any model's maximum length.
+PROBE_TEXTS = (
+    "Metformin lowers hepatic glucose production in type 2 diabetes.",
+    "Does statin therapy reduce cardiovascular mortality in elderly patients?",
+    "BRCA1 mutations and the risk of breast and ovarian cancer.",
+    " ".join(["Randomized controlled trial of an antihypertensive drug in adults with chronic kidney disease."] * 60),
+)
+
+
+def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
+    """The data behind ``tasks``: the data directory, and each dataset folder's files (relative name, size, mtime)."""
+    from biohicl.settings import data_dir
+
+    root = data_dir(required=False)
+    folders: dict[str, list[tuple[str, int, int]]] = {}
+    for spec in tasks:
+        _, at, rest = spec.partition("@")
+        if not at:
+            continue
+        folder = Path(rest.partition(":")[0]).expanduser()
+        files = []
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    stat = path.stat()
+                    files.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+        folders[str(folder.resolve())] = files
+    return {"data_dir": str(root.resolve()) if root else None, "folders": folders}
+
+
+def encoder_fingerprint(model: Any) -> str:
+    """SHA-256 of the model's float32 embeddings of :data:`PROBE_TEXTS`, as queries and as documents."""
+    digest = hashlib.sha256()
+    for kind in ("query", "document"):
+        embeddings = np.ascontiguousarray(
+            model.encode(list(PROBE_TEXTS), batch_size=len(PROBE_TEXTS), kind=kind, show_progress_bar=False),
+            dtype=np.float32,
+        )
+        digest.update(kind.encode())
+        digest.update(str(embeddings.shape).encode())
+        digest.update(embeddings.tobytes())
+    return digest.hexdigest()
+
+
+def evaluation_key(model: Any, tasks: Sequence[str], max_queries: int | None = None) -> str:
+    """The key of evaluating ``model`` on ``tasks`` (see the module docstring for what is in it)."""
+    from biohicl import __version__
+
+    parts = {
+        "encoder": encoder_fingerprint(model),
+        "tasks": list(tasks),
+        "max_queries": max_queries,
+        "data": _data_fingerprint(tasks),
+        "biohicl": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class EvaluationCache:
+    """A folder of evaluation results by :func:`evaluation_key` (``<key>.json``)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, float] | None:
+        """The metrics stored under ``key``, or None (also for an unreadable record, which is then rerun)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            metrics = record["metrics"]
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("evaluation cache: %s is unreadable; evaluating again", path)
+            return None
+        return {str(k): float(v) for k, v in metrics.items()}
+
+    def put(self, key: str, metrics: Mapping[str, float], tasks: Sequence[str]) -> Path:
+        """Store ``metrics`` under ``key`` (with the tasks, for a reader); returns the file."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(key)
+        atomic_write_json(path, {"tasks": list(tasks), "metrics": {k: float(v) for k, v in metrics.items()}})
+        return path
+
+    def __repr__(self) -> str:
+        return f"EvaluationCache({str(self.folder)!r})"

@@ -1,0 +1,141 @@
+"""Evaluations kept by encoder, tasks and data: an identical encoder is read back, anything else is evaluated."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import randomize_lora_b, synthetic_documents
+
+from biohicl.evaluation import runner
+from biohicl.evaluation.cache import encoder_fingerprint, evaluation_key
+from biohicl.evaluation.evaluator import TaskEvaluator
+
+
+class ShiftEncoder:
+    """Deterministic embeddings that depend on ``shift`` (two shifts = two different encoders)."""
+
+    def __init__(self, shift: float = 0.0) -> None:
+        self.shift = shift
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        rows = [[len(t) % 7 + self.shift, float(kind == "query"), 1.0] for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+
+
+@pytest.fixture
+def counting_harness(monkeypatch):
+    """The harness replaced by one whose metric is computed from the model, counting its calls."""
+    calls = []
+
+    def evaluate_model(model, tasks, **kwargs):
+        calls.append(list(tasks))
+        value = float(np.asarray(model.encode(["metformin"], kind="document")).sum())
+        return {"summary": {"biosses/spearman": value}}
+
+    monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
+    return calls
+
+
+def test_an_identical_encoder_is_read_back_and_a_different_one_evaluated(tmp_path, counting_harness):
+    evaluator = TaskEvaluator(["biosses"], cache_dir=str(tmp_path / "cache"))
+    first = evaluator(ShiftEncoder(0.0))
+    again = evaluator(ShiftEncoder(0.0))  # a new object with the same outputs
+    assert again == first == {"biosses_spearman": pytest.approx(2 + 0 + 1.0)}  # len("metformin") % 7 = 2
+    assert counting_harness == [["biosses"]]
+    other = evaluator(ShiftEncoder(0.5))
+    assert other == {"biosses_spearman": pytest.approx(first["biosses_spearman"] + 0.5)}
+    assert len(counting_harness) == 2
+    # other tasks or another query cap are another evaluation
+    TaskEvaluator(["biosses", "pubmedqa:dev"], cache_dir=str(tmp_path / "cache"))(ShiftEncoder(0.0))
+    TaskEvaluator(["biosses"], max_queries=5, cache_dir=str(tmp_path / "cache"))(ShiftEncoder(0.0))
+    assert len(counting_harness) == 4
+    records = sorted((tmp_path / "cache").glob("*.json"))
+    assert len(records) == 4
+    assert {tuple(json.loads(p.read_text())["tasks"]) for p in records} == {("biosses",), ("biosses", "pubmedqa:dev")}
+
+
+def test_without_a_cache_every_call_evaluates(counting_harness):
+    evaluator = TaskEvaluator(["biosses"])
+    evaluator(ShiftEncoder())
+    evaluator(ShiftEncoder())
+    assert len(counting_harness) == 2
+
+
+def test_a_changed_dataset_folder_is_a_new_key(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    (folder / "dev.jsonl").write_text('{"id": 1}\n')
+    tasks = [f"siml-agreement@{folder}"]
+    key = evaluation_key(ShiftEncoder(), tasks)
+    assert evaluation_key(ShiftEncoder(), tasks) == key
+    (folder / "dev.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
+    assert evaluation_key(ShiftEncoder(), tasks) != key
+
+
+def test_an_unreadable_record_is_evaluated_again(tmp_path, counting_harness):
+    cache_dir = tmp_path / "cache"
+    evaluator = TaskEvaluator(["biosses"], cache_dir=str(cache_dir))
+    expected = evaluator(ShiftEncoder())
+    (record,) = cache_dir.glob("*.json")
+    record.write_text("{ not json")
+    assert evaluator(ShiftEncoder()) == expected
+    assert len(counting_harness) == 2
+    assert json.loads(record.read_text())["metrics"] == expected  # rewritten whole
+
+
+def test_lora_at_initialisation_is_its_base_bit_for_bit(tiny_bert_dir):
+    """Why a study's step 0 is shared: LoRA's B starts at zero, whatever A its seed draws."""
+    import torch
+
+    from biohicl.models.model import BioHiCL
+
+    base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
+    adapted = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
+        model.add_lora(r=4, target_modules=["query", "value"])
+        model.eval()
+        adapted.append(model)
+    base.eval()
+    fingerprints = {encoder_fingerprint(m) for m in (base, *adapted)}
+    assert len(fingerprints) == 1
+    randomize_lora_b(adapted[1], std=1e-3, generator=torch.Generator().manual_seed(0))
+    assert encoder_fingerprint(adapted[1]) != encoder_fingerprint(base)
+    shorter = BioHiCL.from_base(str(tiny_bert_dir), max_length=16)  # the probe's long text sees truncation
+    shorter.eval()
+    assert encoder_fingerprint(shorter) != encoder_fingerprint(base)
+
+
+def test_runs_of_one_base_share_step_0(tiny_bert_dir, tmp_path, counting_harness):
+    """Two seeds with --eval_cache_dir: the second run's step 0 is read back, equal to what it would evaluate."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run import train_biohicl
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    cache_dir = tmp_path / "cache"
+
+    def run(seed: int, cache: str | None):
+        args = BioHiCLTrainingArguments(
+            output_dir=str(tmp_path / f"run{seed}-{bool(cache)}"), base_model=str(tiny_bert_dir),
+            dataset_path=str(docs), max_steps=2, per_device_train_batch_size=8, max_length=32, seed=seed,
+            eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2, eval_tasks=["biosses"],
+            metric_for_best_model="eval_biosses_spearman", load_best_model_at_end=True, eval_cache_dir=cache,
+            use_cpu=True, report_to="none", disable_tqdm=True, lora_target_modules=["query", "value"],
+        )  # fmt: skip
+        folder = train_biohicl(args, evaluator=TaskEvaluator(["biosses"], cache_dir=cache))
+        state = json.loads((folder / "trainer_state.json").read_text())
+        return {e["step"]: e["eval_biosses_spearman"] for e in state["log_history"] if "eval_biosses_spearman" in e}
+
+    first = run(0, str(cache_dir))
+    assert len(counting_harness) == 2  # step 0 and step 2
+    second = run(1, str(cache_dir))
+    assert len(counting_harness) == 3  # step 2 only: step 0 was read back
+    assert second[0] == first[0]
+    uncached = run(1, None)
+    assert uncached[0] == second[0]  # what the second run would have measured itself
+    assert len(counting_harness) == 5
+    assert len(list(cache_dir.glob("*.json"))) == 3  # one base, two different step-2 models
