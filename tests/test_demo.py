@@ -1,6 +1,8 @@
-"""The demo's comparison: base and tuned model evaluated at one length."""
+"""The demo: base and tuned model evaluated at one length, what a rerun reuses, and a training config as its run."""
 
 from __future__ import annotations
+
+import pytest
 
 from biohicl.models.model import BioHiCL
 from biohicl.study.demo import evaluation_models
@@ -16,3 +18,96 @@ def test_base_and_tuned_model_are_evaluated_at_one_length(tiny_bert_dir, tmp_pat
     assert {label: model.config.max_length for label, model in loaded.items()} == {"base": 48, "biohicl": 48}
     batch = loaded["biohicl"].tokenize(["word " * 100])
     assert batch["input_ids"].shape[1] == 48  # the length is what tokenization uses
+
+
+# ------------------------------------------------------------------------------------ what a rerun may reuse
+def _short_run(tmp_path, **overrides):
+    from biohicl.study.demo import DemoArguments, short_run_arguments
+
+    args = DemoArguments(output_dir=str(tmp_path / "demo"), **overrides)
+    return args, short_run_arguments(args)
+
+
+def _save_run(training_args) -> None:
+    """What a finished run leaves that a rerun looks at: its adapter and its training arguments."""
+    from pathlib import Path
+
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    run_dir = Path(training_args.output_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "adapter_model.safetensors").write_bytes(b"weights")
+    (run_dir / TRAINING_ARGS_JSON).write_text(training_args.to_json_string(), encoding="utf-8")
+
+
+def test_a_saved_run_is_the_same_run_only_with_the_same_settings(tmp_path):
+    from biohicl.study.demo import run_differences
+
+    _, training_args = _short_run(tmp_path)
+    run_dir = tmp_path / "demo" / "run"
+    assert run_differences(run_dir, training_args) is None  # nothing there yet
+    _save_run(training_args)
+    assert run_differences(run_dir, training_args) == []
+    assert run_differences(run_dir, _short_run(tmp_path, max_steps=209, learning_rate=1e-4)[1]) == [
+        "learning_rate", "max_steps"
+    ]  # fmt: skip
+    # where it is written, or whether progress bars show, is not a different run
+    _, moved = _short_run(tmp_path)
+    moved.output_dir = str(tmp_path / "elsewhere")
+    moved.disable_tqdm = not training_args.disable_tqdm
+    assert run_differences(run_dir, moved) == []
+
+
+def test_the_demo_refuses_to_reuse_or_overwrite_a_run_of_other_settings(tmp_path, monkeypatch):
+    import biohicl.data.storage as storage
+    from biohicl.errors import ConfigError
+    from biohicl.study.demo import run_demo
+
+    args, training_args = _short_run(tmp_path)
+    _save_run(training_args)
+    (tmp_path / "demo" / "mesh-pairs").mkdir()
+    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("a dataset")
+    monkeypatch.setattr(storage, "load_pair_dataset", lambda path: None)
+    _, other = _short_run(tmp_path, max_steps=5)
+    with pytest.raises(ConfigError, match=r"demo/run holds a run trained with other settings \(max_steps\): give"):
+        run_demo(args, other)
+    assert (tmp_path / "demo" / "run" / "adapter_model.safetensors").read_bytes() == b"weights"  # untouched
+    _, misplaced = _short_run(tmp_path / "other")
+    with pytest.raises(ConfigError, match="training_args: output_dir and dataset_path must be the demo's"):
+        run_demo(args, misplaced)
+
+
+def test_results_are_reused_only_for_the_same_model_and_length(tmp_path):
+    from biohicl.evaluation.runner import save_results
+    from biohicl.study.demo import reusable_results
+
+    path = tmp_path / "results_base.json"
+    assert reusable_results(path, "m (base)", 256) is None
+    save_results({"model": {"id": "m (base)"}, "settings": {"max_length": 256}, "tasks": {}}, path)
+    assert reusable_results(path, "m (base)", 256)["model"]["id"] == "m (base)"
+    assert reusable_results(path, "m (base)", 128) is None
+    assert reusable_results(path, "other (base)", 256) is None
+
+
+def test_training_config_is_read_as_biohicl_train_reads_it(tmp_path, monkeypatch):
+    """`biohicl demo --training_config F` trains what `biohicl train --config F` would, in the demo's folders."""
+    from pathlib import Path
+
+    import biohicl.study.demo as demo
+    from biohicl.cli import demo as demo_cli
+    from biohicl.cli import train
+
+    seen = {}
+    monkeypatch.setattr(
+        demo, "run_demo", lambda args, training_args=None: seen.update(args=args, training=training_args)
+    )
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "biohicl_minilm.yaml")
+    out = tmp_path / "demo-minilm"
+    assert demo_cli.main(["--training_config", config, "--output_dir", str(out)]) == 0
+    expected = train.parse_args(
+        ["--config", config, "--output_dir", str(out / "run"), "--dataset_path", str(out / "mesh-pairs")]
+    )
+    assert seen["training"].to_json_string() == expected.to_json_string()
+    assert (seen["training"].distill_weight, seen["training"].max_length, seen["training"].seed) == (2.0, 256, 5)
+    demo_cli.main(["--output_dir", str(out)])
+    assert seen["training"] is None  # the short run

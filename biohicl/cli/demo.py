@@ -2,7 +2,10 @@
 
 Builds the MeSH-pair dataset, trains a short dev-selected LoRA run of all-MiniLM-L6-v2, evaluates base and tuned
 model on BIOSSES and PubMedQA and prints the table. Every option is a field of
-:class:`~biohicl.study.demo.DemoArguments` (``biohicl demo --help``).
+:class:`~biohicl.study.demo.DemoArguments` (``biohicl demo --help``). ``--training_config FILE`` trains the run of a
+``biohicl train`` config instead of the short one, read exactly as ``biohicl train --config FILE`` reads it::
+
+    biohicl demo --training_config configs/biohicl_minilm.yaml --output_dir runs/demo-minilm
 """
 
 from __future__ import annotations
@@ -12,8 +15,16 @@ HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it wi
 
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
-    from biohicl.study.demo import DemoArguments, run_demo
+    from biohicl.study.demo import DemoArguments, demo_paths, run_demo
 
     (args,) = parse_command(DemoArguments, argv, prog="biohicl demo", description=__doc__)
-    print(run_demo(args))
+    training_args = None
+    if args.training_config:
+        from biohicl.cli import train
+
+        dataset_dir, run_dir = demo_paths(args)
+        training_args = train.parse_args(
+            ["--config", args.training_config, "--output_dir", str(run_dir), "--dataset_path", str(dataset_dir)]
+        )
+    print(run_demo(args, training_args))
     return 0

@@ -2,21 +2,42 @@
 
 1. build the MeSH-pair dataset from the real MeSH-indexed abstracts (``BIOHICL_DATA_DIR``: PubMedQA, the MEDLINE
    sample, a BioASQ sample, PubMed exports; decontaminated, with a dev split);
-2. LoRA-train all-MiniLM-L6-v2 with the BioHiCL loss for a short run, selected on PubMedQA dev (step 0 included);
+2. LoRA-train all-MiniLM-L6-v2 with the BioHiCL loss for a short run, selected on PubMedQA dev (step 0 included),
+   or the run of a ``biohicl train`` config (``training_args``; ``biohicl demo --training_config FILE``, e.g.
+   ``configs/biohicl_minilm.yaml``, the recipe of the registry's BioHiCL-MiniLM);
 3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer);
 4. the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
 
-Progress is logged (``biohicl.study.demo``); the command shows it.
+A step whose outputs are already in ``output_dir`` is reused only when they are what this call would make: a run
+trained with other settings is refused in one line (nothing is overwritten), a results file of another model or
+length is evaluated again. Progress is logged (``biohicl.study.demo``); the command shows it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from biohicl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from biohicl.training.args import BioHiCLTrainingArguments
 
 logger = logging.getLogger(__name__)
+
+#: Training arguments that do not change what a run trains (a reused run may differ in them).
+RUN_NEUTRAL_ARGS = (
+    "output_dir",
+    "logging_dir",
+    "resume_from_checkpoint",
+    "disable_tqdm",
+    "report_to",
+    "eval_cache_dir",
+)
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -50,10 +71,83 @@ class DemoArguments:
     skip_steps_done: bool = field(
         default=True, metadata={"help": "Reuse a dataset / run / results already complete in output_dir."}
     )
+    training_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "A `biohicl train` config (YAML or JSON) to train instead of the short run, e.g. "
+            "configs/biohicl_minilm.yaml (the recipe of the registry's BioHiCL-MiniLM: one pass with guarded "
+            "selection, about 65 min on 2 CPU cores). Its output_dir and dataset_path become the demo's; the size "
+            "options above (--base_model, --max_steps, --batch_size, --max_length, --learning_rate, --eval_steps, "
+            "--bf16) are then the config's."
+        },
+    )
 
 
-def run_demo(args: DemoArguments) -> str:
-    """Run the four demo steps; returns the Markdown table."""
+def demo_paths(args: DemoArguments) -> tuple[Path, Path]:
+    """``(dataset folder, run folder)`` under ``args.output_dir``."""
+    out = Path(args.output_dir)
+    return out / "mesh-pairs", out / "run"
+
+
+def short_run_arguments(args: DemoArguments) -> BioHiCLTrainingArguments:
+    """The demo's own run: ``args.max_steps`` LoRA steps selected on PubMedQA dev, step 0 (the base) a candidate."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    dataset_dir, run_dir = demo_paths(args)
+    return BioHiCLTrainingArguments(
+        output_dir=str(run_dir),
+        base_model=args.base_model,
+        dataset_path=str(dataset_dir),
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        max_length=args.max_length,
+        learning_rate=args.learning_rate,
+        bf16=args.bf16,
+        seed=args.seed,
+        logging_steps=5,
+        # model selection on dev data (PubMedQA dev, never a test split); step 0, the base, is a candidate,
+        # so the demo never ships a model below its base on dev
+        eval_strategy="steps",
+        eval_steps=args.eval_steps,
+        save_strategy="steps",
+        save_steps=args.eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        eval_tasks=["pubmedqa:dev"],
+        selection_metrics=["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5"],
+        report_to="none",
+    )
+
+
+def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> list[str] | None:
+    """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run), or None
+    when ``run_dir`` holds no finished run."""
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    saved_file = run_dir / TRAINING_ARGS_JSON
+    if not (run_dir / "adapter_model.safetensors").is_file() or not saved_file.is_file():
+        return None
+    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    wanted = json.loads(training_args.to_json_string())
+    return sorted(
+        key for key in set(saved) | set(wanted) if key not in RUN_NEUTRAL_ARGS and saved.get(key) != wanted.get(key)
+    )
+
+
+def reusable_results(path: Path, model_id: str, max_length: int) -> dict[str, Any] | None:
+    """The results record in ``path`` when it is of ``model_id`` at ``max_length`` tokens, else None."""
+    from biohicl.evaluation.runner import load_results
+
+    if not path.is_file():
+        return None
+    record = load_results(path)
+    same = record.get("model", {}).get("id") == model_id and record.get("settings", {}).get("max_length") == max_length
+    return record if same else None
+
+
+def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None = None) -> str:
+    """Run the four demo steps; returns the Markdown table. ``training_args`` (output_dir and dataset_path set to
+    :func:`demo_paths`) replaces the short run; its ``base_model`` is the base of the table."""
     import torch
 
     from biohicl.data.build import build_default_dataset
@@ -61,13 +155,16 @@ def run_demo(args: DemoArguments) -> str:
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.report import markdown_table
-    from biohicl.evaluation.runner import evaluate_model, load_results, save_results
-    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.evaluation.runner import evaluate_model, save_results
     from biohicl.training.run import train_biohicl
 
     start = time.time()
     out = Path(args.output_dir)
-    dataset_dir, run_dir = out / "mesh-pairs", out / "run"
+    dataset_dir, run_dir = demo_paths(args)
+    training_args = training_args if training_args is not None else short_run_arguments(args)
+    if (Path(training_args.output_dir), Path(training_args.dataset_path or "")) != (run_dir, dataset_dir):
+        raise ConfigError(f"training_args: output_dir and dataset_path must be the demo's ({run_dir}, {dataset_dir})")
+    base_model = training_args.base_model
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     dtype = torch.bfloat16 if args.bf16 else None
 
@@ -79,48 +176,38 @@ def run_demo(args: DemoArguments) -> str:
         _, summary = build_default_dataset(dataset_dir, seed=args.seed)
         logger.info("%s", summary)
 
-    _step(2, f"LoRA training of {args.base_model} ({args.max_steps} steps × {args.batch_size} documents)")
-    if args.skip_steps_done and (run_dir / "adapter_model.safetensors").is_file():
-        logger.info("reusing %s", run_dir)
-    else:
-        training_args = BioHiCLTrainingArguments(
-            output_dir=str(run_dir),
-            base_model=args.base_model,
-            dataset_path=str(dataset_dir),
-            max_steps=args.max_steps,
-            per_device_train_batch_size=args.batch_size,
-            max_length=args.max_length,
-            learning_rate=args.learning_rate,
-            bf16=args.bf16,
-            seed=args.seed,
-            logging_steps=5,
-            # model selection on dev data (PubMedQA dev, never a test split); step 0, the base, is a candidate,
-            # so the demo never ships a model below its base on dev
-            eval_strategy="steps",
-            eval_steps=args.eval_steps,
-            save_strategy="steps",
-            save_steps=args.eval_steps,
-            save_total_limit=2,
-            load_best_model_at_end=True,
-            eval_tasks=["pubmedqa:dev"],
-            selection_metrics=["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5"],
-            report_to="none",
+    batch = training_args.per_device_train_batch_size
+    epochs = f"{training_args.num_train_epochs:g} epoch(s)"
+    steps = f"{training_args.max_steps} steps" if training_args.max_steps > 0 else epochs
+    _step(2, f"LoRA training of {base_model} ({steps} × {batch} documents)")
+    differences = run_differences(run_dir, training_args) if args.skip_steps_done else None
+    if differences:
+        raise ConfigError(
+            f"{run_dir} holds a run trained with other settings ({', '.join(differences[:6])}"
+            f"{', ...' if len(differences) > 6 else ''}): give another --output_dir, or --no_skip_steps_done to "
+            "train over it"
         )
+    trained_now = differences is None
+    if trained_now:
         train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
+    else:
+        logger.info("reusing %s", run_dir)
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
     records = []
-    for label, load in evaluation_models(args.base_model, run_dir, args.eval_max_length):
+    for label, load in evaluation_models(base_model, run_dir, args.eval_max_length):
         path = out / f"results_{label}.json"
-        if args.skip_steps_done and path.is_file():
-            records.append(load_results(path))
+        model_id = f"{base_model} ({label})"
+        reuse = args.skip_steps_done and not (label == "biohicl" and trained_now)
+        if reuse and (record := reusable_results(path, model_id, args.eval_max_length)) is not None:
+            records.append(record)
             logger.info("reusing %s", path)
             continue
         model = load()
         record = evaluate_model(
             DtypeEncoder(model, dtype),
             tasks,
-            model_id=f"{args.base_model} ({label})",
+            model_id=model_id,
             settings={"dtype": "bfloat16" if args.bf16 else "float32", "max_length": model.config.max_length},
         )
         save_results(record, path)
