@@ -74,6 +74,15 @@ def test_a_changed_dataset_folder_is_a_new_key(tmp_path):
     assert evaluation_key(ShiftEncoder(), tasks) != key
 
 
+def test_changed_code_is_a_new_key(monkeypatch):
+    from biohicl.evaluation import cache
+
+    key = evaluation_key(ShiftEncoder(), ["biosses"])
+    assert cache.code_fingerprint() == cache.code_fingerprint.__wrapped__()  # the package's sources, hashed
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: "a metric was fixed since")
+    assert evaluation_key(ShiftEncoder(), ["biosses"]) != key
+
+
 def test_an_unreadable_record_is_evaluated_again(tmp_path, counting_harness):
     cache_dir = tmp_path / "cache"
     evaluator = TaskEvaluator(["biosses"], cache_dir=str(cache_dir))

@@ -9,7 +9,7 @@ an evaluation (:func:`evaluation_key`) is a hash of
 - the task specs and the query cap,
 - the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a dataset task's folder
   (``siml-agreement@folder``),
-- biohicl's version (a changed metric is a new key).
+- the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back).
 
 A changed thread count can change the last bits of an encoding: that is a miss (a new evaluation), never a wrong hit.
 Records are one JSON file per key, written atomically, so workers of one study share a folder safely.
@@ -17,6 +17,7 @@ Records are one JSON file per key, written atomically, so workers of one study s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,6 +62,17 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     return {"data_dir": str(root.resolve()) if root else None, "folders": folders}
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of the biohicl package's Python sources (names and contents)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def encoder_fingerprint(model: Any) -> str:
     """SHA-256 of the model's float32 embeddings of :data:`PROBE_TEXTS`, as queries and as documents."""
     digest = hashlib.sha256()
@@ -77,14 +89,12 @@ def encoder_fingerprint(model: Any) -> str:
 
 def evaluation_key(model: Any, tasks: Sequence[str], max_queries: int | None = None) -> str:
     """The key of evaluating ``model`` on ``tasks`` (see the module docstring for what is in it)."""
-    from biohicl import __version__
-
     parts = {
         "encoder": encoder_fingerprint(model),
         "tasks": list(tasks),
         "max_queries": max_queries,
         "data": _data_fingerprint(tasks),
-        "biohicl": __version__,
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
