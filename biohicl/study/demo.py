@@ -122,12 +122,13 @@ def short_run_arguments(args: DemoArguments) -> BioHiCLTrainingArguments:
 def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> list[str] | None:
     """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run), or None
     when ``run_dir`` holds no finished run."""
+    from biohicl.jsonio import read_json
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     saved_file = run_dir / TRAINING_ARGS_JSON
     if not (run_dir / "adapter_model.safetensors").is_file() or not saved_file.is_file():
         return None
-    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    saved = read_json(saved_file)
     wanted = json.loads(training_args.to_json_string())
     return sorted(
         key for key in set(saved) | set(wanted) if key not in RUN_NEUTRAL_ARGS and saved.get(key) != wanted.get(key)
