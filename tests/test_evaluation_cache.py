@@ -148,3 +148,51 @@ def test_runs_of_one_base_share_step_0(tiny_bert_dir, tmp_path, counting_harness
     assert uncached[0] == second[0]  # what the second run would have measured itself
     assert len(counting_harness) == 5
     assert len(list(cache_dir.glob("*.json"))) == 3  # one base, two different step-2 models
+
+
+def test_a_study_evaluates_step_0_once_before_its_workers(tiny_bert_dir, tmp_path, counting_harness, monkeypatch):
+    """`reproduce --workers` evaluates the runs' shared step 0 once first; each run's step 0 then reads it back."""
+    import yaml
+
+    import biohicl.study as study_package
+    from biohicl.cli import reproduce as command
+    from biohicl.study import ReproduceConfig, evaluate_step0_once, plan_study, prepare_dataset
+    from biohicl.study import execute as execute_module
+    from biohicl.study.config import training_arguments
+
+    config = ReproduceConfig.from_dict({
+        "title": "step 0 once", "output_dir": str(tmp_path / "study"),
+        "dataset": {"path": str(tmp_path / "dataset"), "limit": 24, "top_k": 3,
+                    "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}]},
+        "models": [{"name": "tiny", "model": str(tiny_bert_dir), "pooling": "mean", "max_length": 24}],
+        "seeds": [0, 1], "tasks": ["biosses"],
+        "variants": {"full": {}, "no_mse": {"use_mse": False}},
+        "training": {"max_steps": 2, "per_device_train_batch_size": 8, "eval_strategy": "steps", "eval_steps": 2,
+                     "save_strategy": "steps", "save_steps": 2, "eval_tasks": ["biosses"],
+                     "metric_for_best_model": "eval_biosses_spearman", "load_best_model_at_end": True},
+    })  # fmt: skip
+    dataset_path, _ = prepare_dataset(config, progress=False)
+    assert evaluate_step0_once(config, dataset_path) == 1  # four runs, one base (LoRA starts at zero)
+    assert len(counting_harness) == 1
+    cached = list((tmp_path / "study" / "eval_cache").glob("*.json"))
+    assert len(cached) == 1
+    assert evaluate_step0_once(config, dataset_path) == 1 and len(counting_harness) == 1  # read back
+
+    run = next(r for r in plan_study(config) if r.variant == "no_mse" and r.seed == 1)
+    args = training_arguments(config, config.models[0], run.variant, run.seed, dataset_path, run.run_dir)
+    folder = execute_module.train_run(args)
+    assert len(counting_harness) == 2  # its step 2 only
+    state = json.loads((folder / "trainer_state.json").read_text())
+    step0 = next(e["eval_biosses_spearman"] for e in state["log_history"] if e.get("step") == 0 and "eval_runtime" in e)
+    assert step0 == json.loads(cached[0].read_text())["metrics"]["biosses_spearman"]
+
+    # the CLI does it before it starts the workers (here replaced by a recorder), not without --workers
+    calls = []
+    monkeypatch.setattr(study_package, "evaluate_step0_once", lambda c, d: calls.append(len(c.variants)) or 0)
+    monkeypatch.setattr(command, "run_workers", lambda *a: [])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
+    assert command.main(["--config", str(path), "--workers", "2"]) == 0
+    assert calls == [2]
+    command.main(["--config", str(path), "--report_only"])
+    assert calls == [2]

@@ -123,7 +123,14 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
 
 
 def main(argv: list[str]) -> int:
-    from biohicl.study import ReproduceConfig, describe_plan, plan_study, prepare_dataset, run_study
+    from biohicl.study import (
+        ReproduceConfig,
+        describe_plan,
+        evaluate_step0_once,
+        plan_study,
+        prepare_dataset,
+        run_study,
+    )
 
     args = parse_args(argv)
     config = ReproduceConfig.from_yaml(args.config).select(
@@ -141,7 +148,8 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     failed = []
     if args.workers > 1 and not args.report_only:
-        prepare_dataset(config)  # once, before the workers: they would all build it at the same time
+        dataset_path, _ = prepare_dataset(config)  # once, before the workers: they would all build it at the same time
+        evaluate_step0_once(config, dataset_path)  # and their shared step 0, which each would evaluate again
         for worker, code, log in run_workers(argv, args.workers, config.output_dir, args.threads):
             print(f"worker {worker}: {'done' if code == 0 else f'exit code {code}'} ({log})", flush=True)
             if code != 0:

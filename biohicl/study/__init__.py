@@ -26,7 +26,7 @@ Modules, in the order a study uses them: :mod:`~biohicl.study.config` (the YAML 
 """
 
 from biohicl.study.config import DEFAULT_VARIANTS, DatasetSpec, ModelSpec, ReproduceConfig
-from biohicl.study.execute import prepare_dataset, run_study
+from biohicl.study.execute import evaluate_step0_once, prepare_dataset, run_study
 from biohicl.study.plan import BASE, PlannedRun, describe_plan, plan_study
 from biohicl.study.report import markdown_results, write_results
 from biohicl.study.stats import NOISE_RULE, aggregate
@@ -41,6 +41,7 @@ __all__ = [
     "ReproduceConfig",
     "aggregate",
     "describe_plan",
+    "evaluate_step0_once",
     "markdown_results",
     "plan_study",
     "prepare_dataset",

@@ -176,6 +176,45 @@ def train_run(args: BioHiCLTrainingArguments) -> Path:
     return train_biohicl(args, evaluator=evaluator_from_args(args))
 
 
+def evaluate_step0_once(config: ReproduceConfig, dataset_path: Path) -> int:
+    """Evaluate step 0 of every run still to train into the study's evaluation cache, once per distinct base model
+    and evaluation, before ``--workers`` start; returns how many such evaluations there were (made or read back).
+
+    Workers that start together would each evaluate the same base at step 0 (LoRA starts as its base), since the
+    cache helps only a run that starts after one has written it. Each model is built as its run builds it (seed,
+    LoRA, the trainer's device), so the run's step 0 finds this evaluation under its key (a miss only costs time).
+    """
+    import gc
+
+    from transformers import set_seed
+
+    from biohicl.evaluation.cache import EvaluationCache, evaluation_key
+    from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.training.run import build_model
+
+    specs = {m.name: m for m in config.models}
+    keys: set[str] = set()
+    for run in plan_study(config):
+        if run.status != "train":  # a resumed run evaluated its step 0 before it was interrupted
+            continue
+        args = training_arguments(config, specs[run.model], run.variant, run.seed, dataset_path, run.run_dir)
+        evaluator = evaluator_from_args(args)
+        if not args.eval_on_start or evaluator is None or not evaluator.cache_dir:
+            continue
+        set_seed(args.seed)  # as train_biohicl does before it builds the model
+        model = build_model(args).to(args.device)
+        model.eval()
+        key = evaluation_key(model, evaluator.tasks, evaluator.max_queries)
+        if key not in keys:
+            keys.add(key)
+            if EvaluationCache(evaluator.cache_dir).get(key) is None:
+                logger.info("step 0 of %s (and the runs sharing its base): evaluating once for all workers", run.label)
+            evaluator(model)  # made and stored, or read back
+        del model
+        gc.collect()
+    return len(keys)
+
+
 def set_inference_length(run_dir: Path, max_length: int | None) -> None:
     """Record the evaluation length as the saved encoder's default (``biohicl_config.json`` ``max_length``), so the
     published model encodes as it was evaluated even when it was trained on shorter inputs."""
