@@ -188,7 +188,7 @@ def evaluate_step0_once(config: ReproduceConfig, dataset_path: Path) -> int:
 
     from transformers import set_seed
 
-    from biohicl.evaluation.cache import EvaluationCache, evaluation_key
+    from biohicl.evaluation.cache import evaluation_key
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import build_model
 
@@ -207,9 +207,8 @@ def evaluate_step0_once(config: ReproduceConfig, dataset_path: Path) -> int:
         key = evaluation_key(model, evaluator.tasks, evaluator.max_queries)
         if key not in keys:
             keys.add(key)
-            if EvaluationCache(evaluator.cache_dir).get(key) is None:
-                logger.info("step 0 of %s (and the runs sharing its base): evaluating once for all workers", run.label)
-            evaluator(model)  # made and stored, or read back
+            logger.info("step 0 of %s (and the runs sharing its base): once for all workers", run.label)
+            evaluator(model)  # made and stored, or read back (the evaluator logs which)
         del model
         gc.collect()
     return len(keys)
