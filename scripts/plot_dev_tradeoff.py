@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from biohicl.errors import ConfigError
+from biohicl.evaluation.plots import pyplot, save_png
 from biohicl.training.selection import EVALUATIONS_NAME
 
 AGREEMENT = "eval_siml-agreement_spearman"
@@ -45,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="scifact_ndcg@10", help="the dev retrieval metric on the y axis")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for record in args.records:
         series = tradeoff_series(record, args.metric)
@@ -63,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title("What MeSH training trades on dev (labels: training step)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=120)
-    plt.close(fig)
+    save_png(fig, args.output, dpi=120)
     return 0
 
 

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from biohicl.errors import ConfigError
+from biohicl.evaluation.plots import pyplot, save_png
 from biohicl.training.selection import EVALUATIONS_NAME
 
 AGREEMENT = "eval_siml-agreement_spearman"
@@ -62,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = held_out_summary(args.base)
     points = [run_point(record, base) for record in args.records]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for variant in dict.fromkeys(p[0] for p in points):
         mine = [p for p in points if p[0] == variant]
@@ -78,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title("Dev agreement at the selected step and the held-out gain (one point per run)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=120)
-    plt.close(fig)
+    save_png(fig, args.output, dpi=120)
     return 0
 
 

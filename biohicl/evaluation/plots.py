@@ -22,11 +22,12 @@ def pyplot() -> ModuleType:
     return plt
 
 
-def save_png(fig: Any, output: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically (a kill leaves the previous file or none; folders are created), close it."""
+def save_png(fig: Any, output: str | Path, dpi: float | str = "figure") -> Path:
+    """Write ``fig`` as a PNG atomically (a kill leaves the previous file or none; folders are created), close it;
+    ``dpi`` is matplotlib's (``"figure"``: the figure's own)."""
     output = Path(output)
     with atomic_path(output) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", dpi=dpi)
     pyplot().close(fig)
     return output
 
