@@ -252,15 +252,66 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
     assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
     assert (run / LOCK_NAME).read_text() == str(os.getpid())
     release_run_lock(run)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert not (run / LOCK_NAME).exists()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True
+    )  # another worker, which then crashes without releasing
     try:
-        (run / LOCK_NAME).write_text(str(sleeper.pid))
+        assert holder.stdout.readline().strip() == "held"
+        assert (run / LOCK_NAME).read_text() == str(holder.pid)
         assert not acquire_run_lock(run)  # a live worker holds it
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    assert acquire_run_lock(run)  # its process is gone: the stale lock is taken over
+        holder.kill()
+        holder.wait()
+    assert (run / LOCK_NAME).read_text() == str(holder.pid)  # its lock file is left behind ...
+    assert acquire_run_lock(run)  # ... but its process is gone, and the claim with it
     assert (run / LOCK_NAME).read_text() == str(os.getpid())
+    release_run_lock(run)
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from biohicl.study.execute import acquire_run_lock
+assert acquire_run_lock(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+#: Each process walks the same runs at the same moment, like workers started together: claim, and do a run that is
+#: not done yet (appending its pid to ``claims``), mark it done, release.
+_CLAIM_RUNS = """
+import os, sys, time
+from pathlib import Path
+from biohicl.study.execute import acquire_run_lock, release_run_lock
+root, runs, start = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+while time.time() < start:
+    pass
+for k in range(runs):
+    run = root / str(k)
+    if not acquire_run_lock(run):
+        continue
+    if not (run / "done").exists():
+        with open(run / "claims", "a") as claims:
+            claims.write(f"{os.getpid()}\\n")
+        (run / "done").write_text("")
+    release_run_lock(run)
+"""
+
+
+def test_run_locks_let_each_run_be_done_once_among_simultaneous_workers(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    runs, start = 200, time.time() + 2.0
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _CLAIM_RUNS, str(tmp_path), str(runs), str(start)]) for _ in range(4)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
+    claims = [len((tmp_path / str(k) / "claims").read_text().splitlines()) for k in range(runs)]
+    assert claims == [1] * runs  # the earlier pid-file lock let two workers into dozens of these
+    assert not list(tmp_path.glob("*/.reproduce.lock"))
 
 
 def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_bert_dir, capsys):
@@ -286,7 +337,7 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     assert "worker 1: done" in shown and "worker 2: done" in shown
 
 
-def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir):
+def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypatch):
     import yaml
 
     from biohicl.cli import reproduce as command
@@ -295,6 +346,10 @@ def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir):
         "--config", "c.yaml", "--only", "full",
     ]  # fmt: skip
     assert command._without_workers(["--workers=4", "--config", "c.yaml"]) == ["--config", "c.yaml"]
+    monkeypatch.setattr(execute_module, "fcntl", None)  # a platform without file locks: one worker only
+    with pytest.raises(ConfigError, match=r"--workers: several workers need file locks \(fcntl\)"):
+        command.ReproduceArguments(config="c.yaml", workers=2)
+    assert command.ReproduceArguments(config="c.yaml", workers=1).workers == 1
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(_config(tmp_path, tiny_bert_dir).to_dict()), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"--workers: must be positive, got 0"):

@@ -58,6 +58,10 @@ class ReproduceArguments:
             raise ConfigError(f"--threads: must be positive, got {self.threads}")
         if self.workers < 1:
             raise ConfigError(f"--workers: must be positive, got {self.workers}")
+        from biohicl.study.execute import run_locks_available
+
+        if self.workers > 1 and not run_locks_available():
+            raise ConfigError("--workers: several workers need file locks (fcntl), which this platform lacks; use 1")
         self.seed_list()  # a malformed --seeds fails here
 
     def variant_list(self) -> list[str] | None:

@@ -2,7 +2,7 @@
 
 :func:`run_study` resumes by construction: a run whose ``eval.json`` exists is skipped, a finished training is only
 evaluated, an interrupted one resumes from its last complete checkpoint. Workers (``biohicl reproduce --workers``)
-share one study through per-run lock files; each run is done by exactly one of them.
+share one study through per-run file locks; each run is done by exactly one of them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biohicl.atomic import atomic_write_json, atomic_write_text, pid_alive
+from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.errors import ConfigError
 from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
 from biohicl.study.plan import (
@@ -33,6 +33,11 @@ from biohicl.study.plan import (
 from biohicl.study.report import write_cards, write_results
 from biohicl.study.stats import aggregate
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so one worker per study
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,8 +46,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A run's lock file: the pid of the worker on it.
+#: A run's lock file: ``flock``-ed by the worker on it, holding its pid.
 LOCK_NAME = ".reproduce.lock"
+#: The run locks this process holds: lock path -> open file descriptor.
+_HELD_LOCKS: dict[Path, int] = {}
 
 
 def resolve_files(files: Iterable[str]) -> list[Path]:
@@ -235,34 +242,55 @@ def remove_checkpoints(run_dir: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def run_locks_available() -> bool:
+    """Whether run locks work here (``fcntl``: Linux, macOS), so several workers can share a study."""
+    return fcntl is not None
+
+
 def acquire_run_lock(run_dir: Path) -> bool:
-    """Claim a run for this process (``.reproduce.lock`` holding the pid, created exclusively); False when another
-    live process holds it. A lock left by a dead process is taken over. Lets several workers share one study."""
+    """Claim a run for this process; False when another process holds it. Lets several workers share one study.
+
+    The claim is an exclusive ``flock`` on ``.reproduce.lock`` (which also records the holder's pid, for people):
+    taking it is one atomic step, and the kernel drops it when its process dies, so a crashed worker's run is free
+    again. Re-entrant within one process. Without ``fcntl`` (Windows) every claim succeeds: one worker only.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_NAME
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                holder = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                holder = 0
-            if holder == os.getpid():
-                return True
-            if holder and pid_alive(holder):
-                return False
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
+    path = (run_dir / LOCK_NAME).resolve()
+    if path in _HELD_LOCKS:
         return True
-    return False
+    if fcntl is None:
+        _HELD_LOCKS[path] = -1
+        return True
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            break
+        os.close(fd)  # its holder released (and removed) this file between our open and our lock: claim anew
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD_LOCKS[path] = fd
+    return True
 
 
 def release_run_lock(run_dir: Path) -> None:
-    """Give the run's lock up."""
-    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    """Give the run's lock up (removing the file while still holding it, so nobody locks a stale copy)."""
+    path = (run_dir / LOCK_NAME).resolve()
+    fd = _HELD_LOCKS.pop(path, None)
+    if fd is None:
+        return
+    path.unlink(missing_ok=True)
+    if fd >= 0:
+        os.close(fd)
 
 
 def _refresh(config: ReproduceConfig, run: PlannedRun) -> PlannedRun:
