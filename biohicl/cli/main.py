@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "build-dataset": "biohicl.cli.build_dataset",
     "train": "biohicl.cli.train",
     "evaluate": "biohicl.cli.evaluate",
+    "soup": "biohicl.cli.soup",
     "publish": "biohicl.cli.publish",
     "encode": "biohicl.cli.encode",
     "index": "biohicl.cli.index",

@@ -1,0 +1,123 @@
+"""Adapter soups: the averaged adapter's weights against peft's own merges, weights, and one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import randomize_lora_b
+
+from biohicl.cli import main as cli
+from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.models.model import BioHiCL
+from biohicl.models.soup import soup_adapters
+
+TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and disease"]
+HUB_ID = "org/tiny-bert"
+
+
+def _adapter(tiny_bert_dir, folder, seed: int, r: int = 4, alpha: int = 8, **kwargs):
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID)
+    torch.manual_seed(seed)  # LoRA A is drawn at random, B made non-zero: every adapter differs
+    model.add_lora(r=r, alpha=alpha, verbose=False, **kwargs)
+    randomize_lora_b(model, generator=torch.Generator().manual_seed(seed))
+    model.save_pretrained(folder)
+    return folder
+
+
+def _merged_weights(folder, tiny_bert_dir) -> dict[str, torch.Tensor]:
+    model = BioHiCL.from_pretrained(folder, base_model_path=tiny_bert_dir, merge=True)
+    return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_bert_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("soup")
+    return [
+        _adapter(tiny_bert_dir, root / "a", seed=1, r=4, alpha=8),
+        _adapter(tiny_bert_dir, root / "b", seed=2, r=2, alpha=16),  # another rank and scaling
+        _adapter(tiny_bert_dir, root / "c", seed=3, r=4, alpha=4),
+    ]
+
+
+def test_soup_changes_each_weight_by_the_weighted_mean_of_the_adapters_changes(adapters, tiny_bert_dir, tmp_path):
+    base = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID).backbone.state_dict()
+    merged = [_merged_weights(folder, tiny_bert_dir) for folder in adapters]  # peft's merge_and_unload of each
+    weights = [0.5, 0.3, 0.2]
+    soup = soup_adapters(adapters, tmp_path / "soup", weights)
+    ours = _merged_weights(soup, tiny_bert_dir)
+    changed = 0
+    for key, value in base.items():
+        expected = value + sum(w * (m[key] - value) for w, m in zip(weights, merged, strict=True))
+        torch.testing.assert_close(ours[key], expected, rtol=0, atol=1e-6)
+        changed += int(not torch.equal(value, expected))
+    assert changed == 2 * 2  # query and value of both layers of the tiny BERT
+    config = json.loads((soup / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"], config["use_rslora"]) == (10, 10, False)
+    record = json.loads((soup / "soup.json").read_text())
+    assert record["weights"] == weights and record["ranks"] == [4, 2, 4]
+
+
+def test_soup_with_all_weight_on_one_adapter_encodes_as_that_adapter(adapters, tiny_bert_dir, tmp_path):
+    import shutil
+
+    reordered = shutil.copytree(adapters[1], tmp_path / "b")  # peft saves target_modules in any order
+    config = json.loads((reordered / "adapter_config.json").read_text())
+    config["target_modules"] = sorted(config["target_modules"], reverse=True)
+    (reordered / "adapter_config.json").write_text(json.dumps(config))
+    soup = soup_adapters([adapters[0], reordered], tmp_path / "soup", [1.0, 0.0])
+    alone = BioHiCL.from_pretrained(adapters[0], base_model_path=tiny_bert_dir).encode(TEXTS, show_progress_bar=False)
+    loaded = BioHiCL.from_pretrained(soup, base_model_path=tiny_bert_dir)
+    assert loaded.is_peft and loaded.config.pooling == "mean"
+    np.testing.assert_allclose(loaded.encode(TEXTS, show_progress_bar=False), alone, rtol=0, atol=1e-6)
+
+
+def test_soup_command_writes_an_equal_average(adapters, tiny_bert_dir, tmp_path, capsys):
+    folders = ",".join(str(a) for a in adapters[:2])
+    assert cli.main(["soup", "--adapters", folders, "--output", str(tmp_path / "soup")]) == 0
+    assert "wrote the average of 2 adapters" in capsys.readouterr().out
+    assert json.loads((tmp_path / "soup" / "soup.json").read_text())["weights"] == [0.5, 0.5]
+    assert cli.main(["soup", "--adapters", folders, "--output", str(tmp_path / "soup"), "--weights", "0.9,x"]) == 2
+    assert "--weights: expected comma-separated numbers" in capsys.readouterr().err
+    assert json.loads((tmp_path / "soup" / "soup.json").read_text())["weights"] == [0.5, 0.5]  # the soup is kept
+
+
+def test_soup_refuses_adapters_that_do_not_add_up(adapters, tiny_bert_dir, tmp_path):
+    a, b, _ = adapters
+    with pytest.raises(ConfigError, match=r"^adapters: a soup needs at least two adapters, got 1$"):
+        soup_adapters([a], tmp_path / "s")
+    with pytest.raises(ConfigError, match=r"^weights: 3 given for 2 adapters$"):
+        soup_adapters([a, b], tmp_path / "s", [0.2, 0.3, 0.5])
+    with pytest.raises(ConfigError, match=r"weights: must be non-negative and sum to 1"):
+        soup_adapters([a, b], tmp_path / "s", [0.7, 0.7])
+    with pytest.raises(ConfigError, match=r"is one of the adapters being averaged"):
+        soup_adapters([a, b], a)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"exists and is not a soup"):
+        soup_adapters([a, b], tmp_path / "busy")
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+    cls_pooled = tmp_path / "cls"
+    model = BioHiCL.from_pretrained(b, base_model_path=tiny_bert_dir)
+    model.config.pooling = "cls"
+    model.save_pretrained(cls_pooled)
+    with pytest.raises(ConfigError, match=r"cls/biohicl_config.json: pooling differs from .*/a's"):
+        soup_adapters([a, cls_pooled], tmp_path / "s")
+
+    dora = _adapter(tiny_bert_dir, tmp_path / "dora", seed=4, peft_config=_dora_config())
+    with pytest.raises(ConfigError, match=r"dora: use_dora is set; a soup averages plain LoRA adapters only"):
+        soup_adapters([a, dora], tmp_path / "s")
+
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ModelLoadError, match=r"nothing: biohicl_config.json is missing"):
+        soup_adapters([a, tmp_path / "nothing"], tmp_path / "s")
+    assert not (tmp_path / "s").exists()  # nothing half-written
+
+
+def _dora_config():
+    from peft import LoraConfig
+
+    return LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], use_dora=True)
