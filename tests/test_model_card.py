@@ -361,3 +361,18 @@ def test_card_says_so_when_dev_selection_kept_the_base(tmp_path):
     # a run that kept its last step without selecting says nothing about selection
     data = BioHiCLModelCardData.from_run_dir(_run_dir(tmp_path / "last", {"loaded_best": False}), "BioHiCL-MiniLM")
     assert "Model selection" not in render_model_card(data)
+
+
+def test_card_of_a_soup_names_its_adapters_and_a_bare_folder_says_it_has_no_training_record(tmp_path):
+    soup = tmp_path / "soup"
+    soup.mkdir()
+    config = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 256}
+    (soup / "biohicl_config.json").write_text(json.dumps(config), encoding="utf-8")
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(soup, "BioHiCL-MiniLM-soup"))
+    assert "## Training\n\nNo training record was found with this checkpoint.\n" in text
+    record = {"adapters": ["/somewhere/runs/x/seed3", "runs/x/seed4"], "weights": [0.75, 0.25], "rank": 16}
+    (soup / "soup.json").write_text(json.dumps(record), encoding="utf-8")
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(soup, "BioHiCL-MiniLM-soup"))
+    assert "average of 2 BioHiCL LoRA adapters of one recipe (`x/seed3`, `x/seed4`; weights 0.75, 0.25)" in text
+    assert "one rank-16 adapter" in text and "/somewhere" not in text
+    assert "No training record" not in text

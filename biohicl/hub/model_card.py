@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
+from biohicl.models.soup import SOUP_RECORD_NAME
 
 if TYPE_CHECKING:
     from huggingface_hub import EvalResult, ModelCardData
@@ -184,6 +185,9 @@ class BioHiCLModelCardData:
         if summary.get("runtime_s") is not None:
             data.training_time = f"{summary['runtime_s']:.0f} s wall time"
         data.selection = selection_of(summary, args)
+        soup = read_json(run_dir / SOUP_RECORD_NAME, default={})
+        if soup:
+            data.training_data = soup_paragraph(soup)
         return data
 
     def add_eval_results(
@@ -309,6 +313,17 @@ HYPERPARAMETERS = (
     "study_design_weight",
     "lr_scheduler_type",
 )
+
+
+def soup_paragraph(soup: dict[str, Any]) -> str:
+    """The card's words for an adapter that ``biohicl soup`` averaged (from its ``soup.json``)."""
+    names = ", ".join(f"`{'/'.join(Path(a).parts[-2:])}`" for a in soup.get("adapters", []))
+    weights = ", ".join(f"{w:.3g}" for w in soup.get("weights", []))
+    return (
+        f"This adapter is the weighted average of {len(soup.get('adapters', []))} BioHiCL LoRA adapters of one recipe "
+        f"({names}; weights {weights}), made with `biohicl soup`: one rank-{soup.get('rank')} adapter whose weight "
+        "change is exactly the weighted mean of theirs. Each was trained as its own run; see their cards."
+    )
 
 
 def selection_of(summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
