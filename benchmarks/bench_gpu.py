@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from biohicl.models.config import DEFAULT_BASE_MODEL
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -204,7 +206,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny model and sizes (checks the script)")
     parser.add_argument("--only", action="append", choices=["encode", "topk", "epoch"])
     parser.add_argument("--device", default=None, help="default: cuda if available (cpu with --smoke)")
-    parser.add_argument("--encode-model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--encode-model", default=DEFAULT_BASE_MODEL)
     parser.add_argument("--texts", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)

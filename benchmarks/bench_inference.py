@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from biohicl.models.config import DEFAULT_BASE_MODEL
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +68,7 @@ def bench_encode(args) -> None:
     from biohicl.models.model import BioHiCL
     from biohicl.models.resolver import resolve_base
 
-    folder = str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
+    folder = str(resolve_base(DEFAULT_BASE_MODEL))
     texts = scifact_texts(args.texts)
     ours = BioHiCL.from_pretrained(folder)
     theirs = SentenceTransformer(folder, device="cpu")

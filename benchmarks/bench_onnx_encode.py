@@ -26,6 +26,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from biohicl.models.config import DEFAULT_BASE_MODEL
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -135,7 +137,7 @@ def main() -> None:
         from biohicl.models.resolver import resolve_base
         from biohicl.settings import data_path
 
-        folder = args.model or str(resolve_base("sentence-transformers/all-MiniLM-L6-v2"))
+        folder = args.model or str(resolve_base(DEFAULT_BASE_MODEL))
         texts = list(load_beir(data_path("scifact"), "train").corpus.values())[: args.texts]
     ours = BioHiCL.from_pretrained(folder, merge=True).eval()
     ours.config.max_length = min(ours.config.max_length, args.max_length)

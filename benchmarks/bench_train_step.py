@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.losses import BioHiCLLoss
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.models.model import BioHiCL
 
-MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL = DEFAULT_BASE_MODEL
 SENTENCE = (
     "Patients with type 2 diabetes mellitus and chronic kidney disease were randomised to receive the drug or "
     "placebo, and the incidence of myocardial infarction, heart failure and stroke was recorded over two years. "

@@ -13,6 +13,8 @@ from biohicl.errors import ConfigError
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
 
+#: The encoder biohicl tunes when none is named: small enough for a CPU, and the one this machine's tests can load.
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CONFIG_NAME = "biohicl_config.json"
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl.errors import ConfigError
+from biohicl.models.config import DEFAULT_BASE_MODEL
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
@@ -39,15 +40,13 @@ RUN_NEUTRAL_ARGS = (
     "eval_cache_dir",
 )
 
-BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
 
 @dataclass
 class DemoArguments:
     """Size settings of the demo (defaults: a run that finishes in minutes on 2 CPU cores)."""
 
     output_dir: str = field(default="runs/demo", metadata={"help": "Where the dataset, run and results go."})
-    base_model: str = field(default=BASE_MODEL, metadata={"help": "Hub id (or folder) of the model to tune."})
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Hub id (or folder) of the model to tune."})
     max_steps: int = field(default=60, metadata={"help": "Training steps."})
     batch_size: int = field(default=32, metadata={"help": "Documents per training batch."})
     max_length: int = field(default=128, metadata={"help": "Tokens per training document."})

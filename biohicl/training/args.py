@@ -26,10 +26,10 @@ from biohicl.errors import ConfigError
 from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
+from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
-DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @dataclass
