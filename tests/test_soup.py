@@ -85,6 +85,8 @@ def test_soup_command_writes_an_equal_average(adapters, tiny_bert_dir, tmp_path,
 
 
 def test_soup_refuses_adapters_that_do_not_add_up(adapters, tiny_bert_dir, tmp_path):
+    import shutil
+
     a, b, _ = adapters
     with pytest.raises(ConfigError, match=r"^adapters: a soup needs at least two adapters, got 1$"):
         soup_adapters([a], tmp_path / "s")
@@ -110,6 +112,14 @@ def test_soup_refuses_adapters_that_do_not_add_up(adapters, tiny_bert_dir, tmp_p
     dora = _adapter(tiny_bert_dir, tmp_path / "dora", seed=4, peft_config=_dora_config())
     with pytest.raises(ConfigError, match=r"dora: use_dora is set; a soup averages plain LoRA adapters only"):
         soup_adapters([a, dora], tmp_path / "s")
+
+    broken = tmp_path / "broken"
+    shutil.copytree(b, broken)
+    config = json.loads((broken / "adapter_config.json").read_text())
+    del config["r"]
+    (broken / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"broken/adapter_config.json: r and lora_alpha must be numbers$"):
+        soup_adapters([a, broken], tmp_path / "s")
 
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ModelLoadError, match=r"nothing: biohicl_config.json is missing"):

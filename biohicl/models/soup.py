@@ -61,7 +61,9 @@ def _scaling(folder: Path, config: dict[str, Any]) -> float:
     for name in ("rank_pattern", "alpha_pattern"):
         if config.get(name):
             raise ConfigError(f"{folder}: {name} is set; a soup needs one rank and alpha per adapter")
-    rank, alpha = int(config["r"]), float(config["lora_alpha"])
+    if not isinstance(config.get("r"), int) or not isinstance(config.get("lora_alpha"), (int, float)):
+        raise ConfigError(f"{folder / ADAPTER_CONFIG_NAME}: r and lora_alpha must be numbers")
+    rank, alpha = config["r"], float(config["lora_alpha"])
     return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
