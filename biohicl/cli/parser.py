@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -261,3 +261,17 @@ def _is_config_file(value: Any) -> bool:
 
 def _required(field: dataclasses.Field) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def csv_items(text: str) -> list[str]:
+    """The items of a comma-separated option value (``"a, b,,c"`` -> ``["a", "b", "c"]``)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def csv_numbers(text: str, convert: Callable[[str], Any], option: str, kind: str) -> list[Any]:
+    """The items of a comma-separated option value, each through ``convert`` (``int``, ``float``); a
+    :class:`ConfigError` naming ``option`` when one does not convert."""
+    try:
+        return [convert(part) for part in csv_items(text)]
+    except ValueError:
+        raise ConfigError(f"{option}: expected comma-separated {kind}, got {text!r}") from None

@@ -65,22 +65,19 @@ class ReproduceArguments:
         self.seed_list()  # a malformed --seeds fails here
 
     def variant_list(self) -> list[str] | None:
-        return _csv(self.only) if self.only is not None else None
+        from biohicl.cli.parser import csv_items
+
+        return csv_items(self.only) if self.only is not None else None
 
     def model_list(self) -> list[str] | None:
-        return _csv(self.models) if self.models is not None else None
+        from biohicl.cli.parser import csv_items
+
+        return csv_items(self.models) if self.models is not None else None
 
     def seed_list(self) -> list[int] | None:
-        if self.seeds is None:
-            return None
-        try:
-            return [int(part) for part in _csv(self.seeds)]
-        except ValueError:
-            raise ConfigError(f"--seeds: expected comma-separated integers, got {self.seeds!r}") from None
+        from biohicl.cli.parser import csv_numbers
 
-
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+        return csv_numbers(self.seeds, int, "--seeds", "integers") if self.seeds is not None else None
 
 
 def parse_args(argv: list[str]) -> ReproduceArguments:

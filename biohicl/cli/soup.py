@@ -14,10 +14,6 @@ from dataclasses import dataclass, field
 HELP = "Average LoRA adapters of one recipe (e.g. its seeds) into one adapter, exactly."
 
 
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 @dataclass
 class SoupArguments:
     adapters: str = field(metadata={"help": "Comma-separated folders of saved biohicl LoRA adapters (two or more)."})
@@ -27,17 +23,14 @@ class SoupArguments:
     )
 
     def adapter_list(self) -> list[str]:
-        return _csv(self.adapters)
+        from biohicl.cli.parser import csv_items
+
+        return csv_items(self.adapters)
 
     def weight_list(self) -> list[float] | None:
-        from biohicl.errors import ConfigError
+        from biohicl.cli.parser import csv_numbers
 
-        if self.weights is None:
-            return None
-        try:
-            return [float(w) for w in _csv(self.weights)]
-        except ValueError:
-            raise ConfigError(f"--weights: expected comma-separated numbers, got {self.weights!r}") from None
+        return csv_numbers(self.weights, float, "--weights", "numbers") if self.weights is not None else None
 
 
 def main(argv: list[str]) -> int:
@@ -45,6 +38,7 @@ def main(argv: list[str]) -> int:
     from biohicl.models.soup import soup_adapters
 
     (args,) = parse_command(SoupArguments, argv, prog="biohicl soup", description=__doc__)
-    output = soup_adapters(args.adapter_list(), args.output, args.weight_list())
-    print(f"wrote the average of {len(args.adapter_list())} adapters to {output}")
+    adapters = args.adapter_list()
+    output = soup_adapters(adapters, args.output, args.weight_list())
+    print(f"wrote the average of {len(adapters)} adapters to {output}")
     return 0
