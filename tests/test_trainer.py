@@ -395,6 +395,24 @@ def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
     assert kept_last == 9  # weight 4, weight 2 x3, weight 1.5 seeds 3 and 4, all pairs x3; weight 1 kept its base
 
 
+def test_two_pass_records_replay_the_guard_and_the_selected_step():
+    """Each committed `two_pass_distill2` seed kept the step the guarded rule picks from its own dev record: the most
+    agreement among the steps whose guard mean is at least step 0's (docs/results.md, "Two passes at weight 2")."""
+    names = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]
+    folder = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+    kept = {}
+    for record in sorted(folder.glob("two_pass_distill2_seed*/dev_evaluations.json")):
+        rows = [{k.removeprefix("eval_"): v for k, v in row.items()} for row in json.loads(record.read_text())]
+        assert [r["step"] for r in rows] == [0, 105, 210, 315, 418], record
+        passed = [guard_holds(r, rows[0], names, "mean") for r in rows]
+        assert passed == [bool(r["dev_guard_passed"]) for r in rows], record
+        best = max((r for r, ok in zip(rows, passed, strict=True) if ok), key=lambda r: r["siml-agreement_spearman"])
+        summary = json.loads((record.parent / "training_summary.json").read_text())
+        assert summary["best_step"] == best["step"] and summary["best_metric"] == best["siml-agreement_spearman"]
+        kept[record.parent.name] = best["step"]
+    assert kept == {"two_pass_distill2_seed3": 418, "two_pass_distill2_seed4": 315}
+
+
 def test_each_guard_mode_lets_no_guard_metric_fall(tiny_bert_dir, docs_file, tmp_path):
     # step:        0     2     4     6
     agreement = [0.30, 0.55, 0.60, 0.50]
