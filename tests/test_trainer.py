@@ -369,12 +369,19 @@ def test_guard_holds_on_the_mean_or_on_each_metric_by_hand():
         guard_holds(step, base, names, "all")
 
 
+ISSUE15_RECORDS = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+ISSUE15_GUARD = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]
+
+
+def committed_dev_rows(record: Path) -> list[dict]:
+    """A committed ``dev_evaluations.json``, one dict per evaluated step, keys without the ``eval_`` prefix."""
+    return [{k.removeprefix("eval_"): v for k, v in row.items()} for row in json.loads(record.read_text())]
+
+
 def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
     """`mean` reproduces every recorded guard decision; `each` would have kept the base in every seed of the
     distillation weights but the registered recipe's seeds 7 and 8 (docs/training.md)."""
-    names = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]
-    folder = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
-    records = sorted(folder.glob("one_pass_distill*_seed*/dev_evaluations.json"))
+    records = sorted(ISSUE15_RECORDS.glob("one_pass_distill*_seed*/dev_evaluations.json"))
     assert len(records) == 16  # weight 4 seed 3, weight 2 seeds 3-8, 1.5 and 1 seeds 3-5, all pairs seeds 3-5
     each_holds = {
         "one_pass_distill2_all_seed3": [False, True, True],
@@ -384,16 +391,17 @@ def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
     }
     kept_last = 0
     for record in records:
-        rows = [{k.removeprefix("eval_"): v for k, v in row.items()} for row in json.loads(record.read_text())]
+        rows = committed_dev_rows(record)
         base, later = rows[0], rows[1:]
-        assert [guard_holds(r, base, names, "mean") for r in later] == [bool(r["dev_guard_passed"]) for r in later]
-        each = [guard_holds(r, base, names, "each") for r in later]
+        recorded = [bool(r["dev_guard_passed"]) for r in later]
+        assert [guard_holds(r, base, ISSUE15_GUARD, "mean") for r in later] == recorded
+        each = [guard_holds(r, base, ISSUE15_GUARD, "each") for r in later]
         # every guard metric at or above the base's at a later step: the all-pairs MSE's steps 140 and 209 of seed 3
         # and step 140 of seed 4 (its step 209 lost SciFact-train; seed 5 lost SciFact-train or a question), and
         # step 209 of weight 2's seeds 7 and 8 (SciFact-train 0.6603 and 0.6608 against 0.6602)
         assert each == each_holds.get(record.parent.name, [False] * 3), record
         if later[-1]["dev_guard_passed"]:  # the runs that kept step 209: so does `each` with a tolerance
-            assert guard_holds(later[-1], base, names, "each", tolerance=0.005), record
+            assert guard_holds(later[-1], base, ISSUE15_GUARD, "each", tolerance=0.005), record
             kept_last += 1
     assert kept_last == 12  # weight 4, weight 2 x6, weight 1.5 seeds 3 and 4, all pairs x3; weight 1 kept its base
 
@@ -401,13 +409,11 @@ def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
 def test_two_pass_records_replay_the_guard_and_the_selected_step():
     """Each committed `two_pass_distill2` seed kept the step the guarded rule picks from its own dev record: the most
     agreement among the steps whose guard mean is at least step 0's (docs/results.md, "Two passes at weight 2")."""
-    names = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]
-    folder = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
     kept = {}
-    for record in sorted(folder.glob("two_pass_distill2_seed*/dev_evaluations.json")):
-        rows = [{k.removeprefix("eval_"): v for k, v in row.items()} for row in json.loads(record.read_text())]
+    for record in sorted(ISSUE15_RECORDS.glob("two_pass_distill2_seed*/dev_evaluations.json")):
+        rows = committed_dev_rows(record)
         assert [r["step"] for r in rows] == [0, 105, 210, 315, 418], record
-        passed = [guard_holds(r, rows[0], names, "mean") for r in rows]
+        passed = [guard_holds(r, rows[0], ISSUE15_GUARD, "mean") for r in rows]
         assert passed == [bool(r["dev_guard_passed"]) for r in rows], record
         best = max((r for r, ok in zip(rows, passed, strict=True) if ok), key=lambda r: r["siml-agreement_spearman"])
         summary = json.loads((record.parent / "training_summary.json").read_text())
