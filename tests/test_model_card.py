@@ -14,10 +14,9 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from test_loader import add_to_hub_cache
 
 from biohicl.errors import ConfigError
+from biohicl.hub.eval_rows import EvalRow, flatten_results
 from biohicl.hub.model_card import (
     BioHiCLModelCardData,
-    EvalRow,
-    flatten_results,
     python_snippets,
     render_model_card,
     save_model_card,

@@ -1,0 +1,121 @@
+"""Evaluation records as model-card rows: metric spellings normalised, the base model's value beside each.
+
+>>> flatten_results({"tasks": {"scifact": {"ndcg_at_10": 0.71}}})
+{('scifact', 'ndcg@10'): 0.71}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from biohicl.errors import DataError
+
+#: task key → (display name, dataset id on the Hub, task type for model-index)
+KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
+    "scifact": ("SciFact", "mteb/scifact", "retrieval"),
+    "nfcorpus": ("NFCorpus", "mteb/nfcorpus", "retrieval"),
+    "trec-covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "trec_covid": ("TREC-COVID", "mteb/trec-covid", "retrieval"),
+    "scidocs": ("SCIDOCS", "mteb/scidocs", "retrieval"),
+    "biosses": ("BIOSSES", "mteb/biosses-sts", "sentence-similarity"),
+    "pubmedqa": ("PubMedQA (question → long answer)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-context": ("PubMedQA (question → context)", "qiaojin/PubMedQA", "retrieval"),
+    "pubmedqa-dev": ("PubMedQA dev (question → long answer; model selection)", "qiaojin/PubMedQA", "retrieval"),
+}
+
+#: normalised metric spelling → (metric type for model-index, display name)
+KNOWN_METRICS: dict[str, tuple[str, str]] = {
+    "ndcg@10": ("ndcg_at_10", "nDCG@10"),
+    "recall@1": ("recall_at_1", "Recall@1"),
+    "recall@5": ("recall_at_5", "Recall@5"),
+    "recall@10": ("recall_at_10", "Recall@10"),
+    "recall@100": ("recall_at_100", "Recall@100"),
+    "mrr@10": ("mrr_at_10", "MRR@10"),
+    "map@100": ("map_at_100", "MAP@100"),
+    "spearman": ("spearman", "Spearman"),
+    "pearson": ("pearson", "Pearson"),
+}
+
+
+def _metric_key(name: str) -> str:
+    """``ndcg_at_10`` / ``nDCG@10`` / ``ndcg_cut_10`` → ``ndcg@10``; ``recall_1`` → ``recall@1``."""
+    key = name.strip().lower().replace(" ", "")
+    key = re.sub(r"_cut_|_at_|_", "@", key, count=1) if re.search(r"\d$", key) else key
+    return key.replace("r@", "recall@") if key.startswith("r@") else key
+
+
+@dataclass
+class EvalRow:
+    """One evaluation figure for the card: the BioHiCL value and, when measured, the base model's."""
+
+    task: str = field(metadata={"help": "Task key, e.g. scifact, biosses, pubmedqa."})
+    metric: str = field(metadata={"help": "Metric key, e.g. ndcg@10, spearman, recall@1."})
+    value: float = field(metadata={"help": "The BioHiCL model's score."})
+    base_value: float | None = field(default=None, metadata={"help": "The base model's score on the same run."})
+    split: str = field(default="test", metadata={"help": "Dataset split evaluated."})
+
+    @property
+    def task_name(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[0]
+
+    @property
+    def dataset_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[1]
+
+    @property
+    def task_type(self) -> str:
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[2]
+
+    @property
+    def metric_type(self) -> str:
+        return KNOWN_METRICS.get(self.metric, (re.sub(r"[^a-z0-9]+", "_", self.metric.lower()), ""))[0]
+
+    @property
+    def metric_name(self) -> str:
+        return KNOWN_METRICS.get(self.metric, ("", self.metric))[1]
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.base_value is None else self.value - self.base_value
+
+
+def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -> dict[tuple[str, str], float]:
+    """``{task: {metric: value}}`` (optionally under ``results``/``tasks``, metrics under ``metrics``) → flat.
+
+    Reads the evaluation harness's record (``biohicl evaluate --output``): when it has a ``summary``
+    (``{"task/metric": value}``, the metrics each task reports), only those metrics are kept unless ``all_metrics``.
+    Non-numeric entries (model id, timings, hashes) are skipped; metric spellings are normalised (``ndcg_at_10`` →
+    ``ndcg@10``).
+    """
+    if not results:
+        return {}
+    tasks = results.get("results", results.get("tasks", results))
+    if not isinstance(tasks, dict):
+        raise DataError("evaluation results: expected {task: {metric: value}}")
+    summary = results.get("summary") if isinstance(results.get("summary"), dict) and not all_metrics else None
+    wanted = {tuple(key.lower().split("/", 1)) for key in summary} if summary else None
+    flat: dict[tuple[str, str], float] = {}
+    for task, metrics in tasks.items():
+        if not isinstance(metrics, dict):
+            continue
+        metrics = metrics.get("metrics", metrics)
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                continue
+            if name in {"wall_time", "wall_time_s", "time", "seconds", "num_queries", "num_documents", "n"}:
+                continue
+            if wanted is not None and (str(task).lower(), name.lower()) not in wanted:
+                continue
+            flat[(str(task).lower(), _metric_key(name))] = float(value)
+    return flat
+
+
+def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
+    """``{task: split}`` from a harness record (tasks carrying a ``split`` field)."""
+    tasks = (results or {}).get("tasks", {})
+    if not isinstance(tasks, dict):
+        return {}
+    return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
