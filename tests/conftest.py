@@ -4,6 +4,7 @@ MeSH-labelled documents."""
 from __future__ import annotations
 
 import os
+import socket
 import string
 from pathlib import Path
 
@@ -15,6 +16,13 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("HF_TOKEN", None) if os.environ.get("BIOHICL_LIVE_TESTS") != "1" else None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a ``torchrun`` rendezvous (its default 29500 may be taken)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from biohicl.models.model import BioHiCL
 from biohicl.search.index import load_index
 from biohicl.search.indexing import build_index, merge_rank_manifests
 from biohicl.search.layout import IndexManifest
+from tests.conftest import free_port
 
 DOCS = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
 
@@ -135,6 +135,7 @@ LAUNCHED = textwrap.dedent(
     import json, sys
     from biohicl.search.indexing import build_index, distributed_state
     from biohicl.models.model import BioHiCL
+    from biohicl.cli.main import end_distributed
 
     model_dir, out = sys.argv[1], sys.argv[2]
     docs = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
@@ -144,14 +145,9 @@ LAUNCHED = textwrap.dedent(
     # one file per rank: two processes printing to one pipe can interleave their lines
     with open(f"{out}.report-{state.process_index}.json", "w") as handle:
         json.dump(report, handle)
+    end_distributed()  # what `biohicl index` does after its command: barrier, then tear the process group down
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_launched_cpu_processes(models, tiny_bert_dir, tmp_path):
@@ -189,3 +185,27 @@ def test_compress_after_a_distributed_build_equals_a_single_process_one(models, 
     for kind in ("int8", "binary"):
         one, three = (CompressedIndex.load(tmp_path / name, kind, verify=True) for name in ("single", "three"))
         assert one.codes.shape[0] == 23 and torch.equal(one.codes, three.codes)
+
+
+def test_the_dispatcher_ends_the_process_group_a_command_ran_in(monkeypatch, tmp_path):
+    """After a command returns, ``biohicl`` tears its process group down (a gloo rank can abort at exit otherwise)."""
+    import types
+
+    import torch.distributed as dist
+
+    from biohicl.cli import main as cli
+
+    seen = []
+    command = types.ModuleType("biohicl_test_command")
+    command.HELP = "records whether a process group is up while it runs"
+    command.main = lambda argv: seen.append(dist.is_initialized()) or 0
+    monkeypatch.setitem(sys.modules, command.__name__, command)
+    monkeypatch.setitem(cli.COMMANDS, "probe", command.__name__)
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        assert cli.main(["probe"]) == 0
+        assert seen == [True] and not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert cli.main(["probe"]) == 0 and seen == [True, False]  # outside a distributed run: nothing to tear down

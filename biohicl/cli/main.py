@@ -38,6 +38,21 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def end_distributed() -> None:
+    """After a command that every rank finished: wait for the others, then tear the process group down.
+
+    Under ``torchrun`` a rank that exits with its process group alive can abort (SIGABRT) at interpreter shutdown:
+    gloo's worker threads may still hold tensors whose release needs the GIL (pytorch/pytorch#179291), and a rank that
+    is not saving returns long before rank 0 has written the run. Nothing to do outside a distributed run; torch is not
+    imported for commands that never imported it.
+    """
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+        return
+    distributed.barrier()
+    distributed.destroy_process_group()
+
+
 def _usage() -> str:
     lines = ["usage: biohicl <command> [options]", "", "commands:"]
     for name, module_name in COMMANDS.items():
@@ -73,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name])
     show_progress()  # every command shows the library's progress lines (study runs, evaluated tasks, ...)
     try:
-        return int(module.main(rest) or 0)
+        code = int(module.main(rest) or 0)
+        end_distributed()
+        return code
     except BioHiCLError as err:
         print(f"biohicl {name}: error: {one_line(err)}", file=sys.stderr)
         return 2
