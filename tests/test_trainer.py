@@ -382,7 +382,8 @@ def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
     """`mean` reproduces every recorded guard decision; `each` would have kept the base in every seed of the
     distillation weights but the registered recipe's seeds 7 and 8 (docs/training.md)."""
     records = sorted(ISSUE15_RECORDS.glob("one_pass_distill*_seed*/dev_evaluations.json"))
-    assert len(records) == 16  # weight 4 seed 3, weight 2 seeds 3-8, 1.5 and 1 seeds 3-5, all pairs seeds 3-5
+    # weight 4 seed 3, weight 2 seeds 3-8, 1.5 and 1 seeds 3-5, all pairs seeds 3-5, negatives in every batch seeds 3-5
+    assert len(records) == 19
     each_holds = {
         "one_pass_distill2_all_seed3": [False, True, True],
         "one_pass_distill2_all_seed4": [False, True, False],
@@ -403,23 +404,34 @@ def test_guard_modes_replayed_on_the_committed_issue15_dev_records():
         if later[-1]["dev_guard_passed"]:  # the runs that kept step 209: so does `each` with a tolerance
             assert guard_holds(later[-1], base, ISSUE15_GUARD, "each", tolerance=0.005), record
             kept_last += 1
-    assert kept_last == 12  # weight 4, weight 2 x6, weight 1.5 seeds 3 and 4, all pairs x3; weight 1 kept its base
+    # weight 4, weight 2 x6, weight 1.5 seeds 3 and 4, all pairs x3; weight 1 kept its base, negatives at most step 140
+    assert kept_last == 12
 
 
-def test_two_pass_records_replay_the_guard_and_the_selected_step():
-    """Each committed `two_pass_distill2` seed kept the step the guarded rule picks from its own dev record: the most
-    agreement among the steps whose guard mean is at least step 0's (docs/results.md, "Two passes at weight 2")."""
+def test_committed_records_replay_the_guard_and_the_selected_step():
+    """Each committed seed of `two_pass_distill2` and `one_pass_distill2_neg` kept the step the guarded rule picks from
+    its own dev record: the most agreement among the steps whose guard mean is at least step 0's, step 0 (the base)
+    when no later step keeps the guard (docs/results.md, "Two passes at weight 2", "Negatives in every batch")."""
     kept = {}
-    for record in sorted(ISSUE15_RECORDS.glob("two_pass_distill2_seed*/dev_evaluations.json")):
+    records = [*ISSUE15_RECORDS.glob("two_pass_distill2_seed*"), *ISSUE15_RECORDS.glob("one_pass_distill2_neg_seed*")]
+    for record in sorted(folder / "dev_evaluations.json" for folder in records):
         rows = committed_dev_rows(record)
-        assert [r["step"] for r in rows] == [0, 105, 210, 315, 418], record
+        steps = [0, 105, 210, 315, 418] if record.parent.name.startswith("two_pass") else [0, 70, 140, 209]
+        assert [r["step"] for r in rows] == steps, record
         passed = [guard_holds(r, rows[0], ISSUE15_GUARD, "mean") for r in rows]
         assert passed == [bool(r["dev_guard_passed"]) for r in rows], record
         best = max((r for r, ok in zip(rows, passed, strict=True) if ok), key=lambda r: r["siml-agreement_spearman"])
         summary = json.loads((record.parent / "training_summary.json").read_text())
         assert summary["best_step"] == best["step"] and summary["best_metric"] == best["siml-agreement_spearman"]
         kept[record.parent.name] = best["step"]
-    assert kept == {"two_pass_distill2_seed3": 418, "two_pass_distill2_seed4": 315, "two_pass_distill2_seed5": 210}
+    assert kept == {
+        "two_pass_distill2_seed3": 418,
+        "two_pass_distill2_seed4": 315,
+        "two_pass_distill2_seed5": 210,
+        "one_pass_distill2_neg_seed3": 0,
+        "one_pass_distill2_neg_seed4": 0,
+        "one_pass_distill2_neg_seed5": 140,
+    }
 
 
 def test_each_guard_mode_lets_no_guard_metric_fall(tiny_bert_dir, docs_file, tmp_path):
