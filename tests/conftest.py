@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import socket
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subprocess.CompletedProcess[str]:
+    """``torchrun --nproc_per_node processes ARGS`` on this checkout: gloo on CPU, one thread per process, a free port.
+
+    torchrun is what ``accelerate launch --multi_gpu`` runs underneath (``accelerate launch --cpu`` needs MPI for more
+    than one CPU process)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--nnodes", "1"]
+    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

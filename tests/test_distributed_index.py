@@ -8,8 +8,6 @@ the split/merge logic and a mid-run resume); one runs the real thing, two proces
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import threading
@@ -23,7 +21,7 @@ from biohicl.models.model import BioHiCL
 from biohicl.search.index import load_index
 from biohicl.search.indexing import build_index, merge_rank_manifests
 from biohicl.search.layout import IndexManifest
-from tests.conftest import free_port
+from tests.conftest import run_torchrun
 
 DOCS = [(f"d{i}", "the cancer cells of the heart " * (1 + i % 3) + str(i)) for i in range(23)]
 
@@ -153,18 +151,7 @@ LAUNCHED = textwrap.dedent(
 def test_two_launched_cpu_processes(models, tiny_bert_dir, tmp_path):
     script = tmp_path / "launched.py"
     script.write_text(LAUNCHED)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-    # torchrun is what `accelerate launch --multi_gpu` runs underneath; on CPU it gives two gloo processes
-    # (`accelerate launch --cpu --num_processes 2` needs MPI for more than one CPU process).
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1"]
-    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    proc = subprocess.run(
-        [*command, str(script), str(tiny_bert_dir), str(tmp_path / "idx")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = run_torchrun([str(script), str(tiny_bert_dir), str(tmp_path / "idx")], timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = [json.loads((tmp_path / f"idx.report-{rank}.json").read_text()) for rank in (0, 1)]
     assert reports == [{"rank": 0, "world": 2, "count": 23}, {"rank": 1, "world": 2, "count": 23}]

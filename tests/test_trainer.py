@@ -22,7 +22,7 @@ from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import INITIAL_WEIGHTS_NAME, TRAINABLE_WEIGHTS_NAME, last_complete_checkpoint
 from biohicl.training.run import train_biohicl
 from biohicl.training.selection import guard_holds
-from tests.conftest import free_port, synthetic_documents
+from tests.conftest import run_torchrun, synthetic_documents
 
 
 @pytest.fixture(scope="module")
@@ -771,13 +771,8 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     config = tmp_path / "ddp.yaml"
     values = make_values(tiny_bert_dir, docs_file, tmp_path / "ddp", max_steps=3, per_device_train_batch_size=4)
     config.write_text(yaml.safe_dump(values))
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    # a free port, not torchrun's default 29500, which anything else on the machine may hold
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    cmd += ["-m", "biohicl.cli.main", "train", "--config", str(config)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr.decode()[-8000:]
+    proc = run_torchrun(["-m", "biohicl.cli.main", "train", "--config", str(config)], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-8000:]
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
     steps = [e for e in state["log_history"] if "loss_mse" in e]
     # 20 documents / 4 per batch = 5 batches, split over 2 processes → 3 steps per epoch
