@@ -58,16 +58,21 @@ class EvalRow:
     split: str = field(default="test", metadata={"help": "Dataset split evaluated."})
 
     @property
+    def _task_info(self) -> tuple[str, str, str]:
+        """(display name, dataset id, task type); an unknown task is its own name and dataset, a retrieval task."""
+        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))
+
+    @property
     def task_name(self) -> str:
-        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[0]
+        return self._task_info[0]
 
     @property
     def dataset_type(self) -> str:
-        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[1]
+        return self._task_info[1]
 
     @property
     def task_type(self) -> str:
-        return KNOWN_TASKS.get(self.task, (self.task, self.task, "retrieval"))[2]
+        return self._task_info[2]
 
     @property
     def metric_type(self) -> str:
