@@ -101,6 +101,14 @@ def per_query_scores(
     return scores
 
 
+def per_query_metric(qrels: Qrels, run: Run, metric: str) -> tuple[list[str], list[float]]:
+    """``(query ids, values)`` of one metric (``recall@1``) for each query :func:`retrieval_scores` averages over: the
+    items a paired test resamples."""
+    measure, _, k = metric.partition("@")
+    scores = per_query_scores(qrels, run, k_values=[int(k)], measures=[measure])
+    return list(scores), [values[metric] for values in scores.values()]
+
+
 def retrieval_scores(
     qrels: Qrels,
     run: Run,

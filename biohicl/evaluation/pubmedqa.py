@@ -25,7 +25,7 @@ from pathlib import Path
 
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
-from biohicl.evaluation.metrics import RetrievalMetric
+from biohicl.evaluation.metrics import RetrievalMetric, per_query_metric
 from biohicl.evaluation.results import TaskResult, file_checksums, record_key
 from biohicl.evaluation.retrieval import dense_retrieve
 
@@ -110,6 +110,7 @@ def evaluate_pubmedqa(
     qrels = {pmid: {pmid: 1} for pmid in question_ids}
     metrics = RetrievalMetric().compute_from_dicts(qrels, run, k_values=K_VALUES, measures=("recall", "mrr"))
     metrics = {name: metrics[name] for name in ("recall@1", "recall@5", "mrr@10")}
+    ids, scores = per_query_metric(qrels, run, "recall@1")
     return TaskResult(
         task=record_key("pubmedqa" if target == "long_answer" else f"pubmedqa-{target}", split),
         split=split,
@@ -121,4 +122,5 @@ def evaluate_pubmedqa(
         wall_time_s=time.perf_counter() - start,
         protocol=f"PQA-L {split}: QUESTION (query prompt) -> own {TARGETS[target]} among the split's "
         f"{len(pool)} candidates, exact cosine",
+        per_item={"ids": ids, "scores": scores},
     )

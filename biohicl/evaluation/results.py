@@ -29,6 +29,14 @@ class TaskResult:
     data_files: dict[str, str] = field(default_factory=dict, metadata={"help": "Data file -> sha256."})
     wall_time_s: float = field(default=0.0, metadata={"help": "Seconds spent on this task (encoding included)."})
     protocol: str = field(default="", metadata={"help": "One line saying exactly what was measured."})
+    per_item: dict[str, list] = field(
+        default_factory=dict,
+        metadata={
+            "help": "What each item gave, for paired tests (biohicl.evaluation.significance): `ids` with `scores` "
+            "(each query's main metric) or with `predictions` and `gold` (each STS pair). A record keeps them only "
+            "when asked (`evaluate_model(per_item=True)`, `biohicl evaluate --per_item`)."
+        },
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

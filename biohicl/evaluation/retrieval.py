@@ -23,7 +23,7 @@ import numpy as np
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder
-from biohicl.evaluation.metrics import DEFAULT_K_VALUES, RetrievalMetric
+from biohicl.evaluation.metrics import DEFAULT_K_VALUES, RetrievalMetric, per_query_metric
 from biohicl.evaluation.results import TaskResult, file_checksums
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
@@ -285,10 +285,12 @@ def evaluate_beir(
         document_embeddings=lookup,
     )
     metrics = RetrievalMetric().compute_from_dicts(data.qrels, run, k_values=k_values)
+    main_metric = "ndcg@10" if 10 in k_values else f"ndcg@{max(k_values)}"
+    ids, scores = per_query_metric(data.qrels, run, main_metric)
     return TaskResult(
         task=name or Path(folder).name,
         split=split,
-        main_metric="ndcg@10" if 10 in k_values else f"ndcg@{max(k_values)}",
+        main_metric=main_metric,
         metrics=metrics,
         num_queries=len(data.queries),
         num_documents=len(data.corpus),
@@ -301,4 +303,5 @@ def evaluate_beir(
             if data.unknown_judgements
             else ""
         ),
+        per_item={"ids": ids, "scores": scores},
     )

@@ -113,6 +113,7 @@ def evaluate_model(
     show_progress_bar: bool | None = None,
     settings: dict[str, Any] | None = None,
     document_index: DocumentIndex | None = None,
+    per_item: bool = False,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
@@ -120,7 +121,8 @@ def evaluate_model(
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
-    queries are encoded.
+    queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
+    for a paired test against another model (:mod:`biohicl.evaluation.significance`).
     """
     import torch
 
@@ -144,6 +146,8 @@ def evaluate_model(
             **extra,
         )
         results[result.task] = result.to_dict()
+        if not per_item or not result.per_item:
+            del results[result.task]["per_item"]
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         logger.info("%s (%s): %s [%.1fs]", result.task, result.split, shown, result.wall_time_s)
     summary = {

@@ -87,4 +87,5 @@ def evaluate_biosses(
         data_files=file_checksums([path]),
         wall_time_s=time.perf_counter() - start,
         protocol="cosine of both sentences (no prompt) vs score_mean; Spearman and Pearson over all pairs",
+        per_item={"ids": [str(i) for i in range(len(gold))], "predictions": similarity.tolist(), "gold": list(gold)},
     )
