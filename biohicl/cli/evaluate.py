@@ -7,6 +7,8 @@
     biohicl evaluate NAME --tasks scifact:train --document_index idx
     biohicl evaluate --compare results/minilm.json results/minilm-biohicl.json \\
         --plot results/compare.png --markdown results/compare.md
+    biohicl evaluate runs/minilm/final --tasks biosses,pubmedqa --per_item --output results/tuned.json
+    biohicl evaluate --compare results/base.json results/tuned.json --paired   # Δ with its 95% interval
 
 A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
 split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
@@ -92,6 +94,21 @@ class EvaluateArguments:
         default_factory=list, metadata={"help": "Results JSON files to put side by side instead of evaluating."}
     )
     labels: list[str] = field(default_factory=list, metadata={"help": "Row/legend labels for --compare files."})
+    per_item: bool = field(
+        default=False,
+        metadata={"help": "Keep each query's and pair's values in the results file, for `--compare ... --paired`."},
+    )
+    paired: bool = field(
+        default=False,
+        metadata={
+            "help": "With --compare: Δ of every later file against the first (the base; several later files count "
+            "as their mean) with a paired-bootstrap interval over the items; the files need --per_item values. "
+            "--plot then draws Δ and its interval."
+        },
+    )
+    rounds: int = field(default=10_000, metadata={"help": "--paired: bootstrap rounds."})
+    confidence: float = field(default=0.95, metadata={"help": "--paired: the interval's confidence level."})
+    bootstrap_seed: int = field(default=0, metadata={"help": "--paired: seed of the resampling."})
     markdown: str | None = field(default=None, metadata={"help": "Write a Markdown table of the results here."})
     plot: str | None = field(default=None, metadata={"help": "Write a PNG bar chart of the results here."})
 
@@ -100,6 +117,14 @@ class EvaluateArguments:
             raise ConfigError("give either MODEL (evaluate) or --compare FILES (report), not both")
         if not self.compare and not self.model:
             raise ConfigError("MODEL is required (or --compare a.json b.json ...); see `biohicl evaluate --help`")
+        if self.paired and len(self.compare) < 2:
+            raise ConfigError("paired: needs --compare BASE.json TUNED.json [...] (the first file is the base)")
+        if self.per_item and self.compare:
+            raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
+        if self.paired and self.rounds < 100:
+            raise ConfigError(f"rounds: {self.rounds} is too few for an interval; use at least 100")
+        if self.paired and not 0 < self.confidence < 1:
+            raise ConfigError(f"confidence: {self.confidence} is not between 0 and 1")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
             raise ConfigError(f"max_length: {self.max_length} is not a positive number of tokens")
 
@@ -158,6 +183,8 @@ def compare(args: EvaluateArguments) -> int:
     from biohicl.evaluation.runner import load_results
 
     records = [load_results(path) for path in args.compare]
+    if args.paired:
+        return compare_paired(args, records)
     labels = args.labels or None
     if labels and len(labels) != len(records):
         raise ConfigError(f"labels: {len(labels)} label(s) for {len(records)} results file(s)")
@@ -171,6 +198,32 @@ def compare(args: EvaluateArguments) -> int:
         print(f"wrote {args.markdown}")
     if args.plot:
         plot_results(records, args.plot, labels=labels)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> int:
+    """``--compare ... --paired``: Δ of the later files against the first, with paired-bootstrap intervals."""
+    from biohicl.atomic import atomic_write_text
+    from biohicl.evaluation.significance import compare_records, markdown_paired
+
+    rows = compare_records(
+        records[0],
+        records[1:],
+        sources=args.compare,
+        rounds=args.rounds,
+        confidence=args.confidence,
+        seed=args.bootstrap_seed,
+    )
+    table = markdown_paired(rows)
+    print(table)
+    if args.markdown:
+        atomic_write_text(args.markdown, table)
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        from biohicl.evaluation.plots import plot_paired
+
+        plot_paired(rows, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
@@ -227,6 +280,7 @@ def main(argv: list[str]) -> int:
         limit_queries=args.limit_queries,
         show_progress_bar=None if args.progress else False,
         document_index=documents,
+        per_item=args.per_item,
         settings={
             "dtype": args.dtype,
             "backend": backend + (f"-{quantize}" if quantize else ""),

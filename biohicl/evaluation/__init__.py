@@ -6,7 +6,8 @@ Everything here needs only an :class:`~biohicl.evaluation.encoder.Encoder` — a
 
 Modules: ``encoder`` (the protocol), ``metrics`` (trec_eval-exact scores), ``results`` (:class:`TaskResult`, record
 keys), the tasks ``retrieval`` (BEIR), ``sts`` (BIOSSES), ``pubmedqa`` and ``agreement`` (SimE–SimL), ``tasks`` (the
-registry), ``runner`` (:func:`evaluate_model`: several tasks → one results record), ``report`` and ``plots``.
+registry), ``runner`` (:func:`evaluate_model`: several tasks → one results record), ``significance`` (a paired
+bootstrap of a Δ over the items), ``report`` and ``plots``.
 
 >>> from biohicl.evaluation import evaluate_model
 >>> results = evaluate_model(model, ["scifact:train", "biosses", "pubmedqa"])  # doctest: +SKIP

@@ -1,15 +1,19 @@
-"""A grouped bar chart of several results files side by side (e.g. base vs. tuned), saved as PNG."""
+"""Charts of results files, saved as PNG: several runs side by side (e.g. base vs. tuned) and paired Δs with their
+intervals."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_path
 from biohicl.errors import DataError
 from biohicl.evaluation.report import columns, metric_label, run_label
+
+if TYPE_CHECKING:
+    from biohicl.evaluation.significance import PairedDelta
 
 
 def pyplot() -> ModuleType:
@@ -64,5 +68,37 @@ def plot_results(
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_png(fig, output)
+
+
+def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str = "tuned − base, paired bootstrap") -> Path:
+    """One line per task (and the tasks' mean): Δ in points with its interval, against a line at zero."""
+    plt = pyplot()
+    if not rows:
+        raise DataError("nothing to plot: no paired comparison", output)
+    fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(rows) + 1.6), dpi=120)
+    for y, row in enumerate(reversed(rows)):
+        delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
+        color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
+        ax.errorbar(delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
+        ax.annotate(
+            f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]  P(Δ≤0) {row.p_no_gain:.3f}",
+            (high, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax.axvline(0, color="black", linewidth=0.8)
+    labels = [
+        f"{row.task}\n{metric_label(row.metric)}" if "+" not in row.metric else row.task for row in reversed(rows)
+    ]
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.margins(x=0.45)
+    ax.set_xlabel(f"Δ (points), {rows[0].confidence:.0%} interval over {rows[0].rounds:,} resamples of the items")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_png(fig, output)

@@ -1,0 +1,239 @@
+"""Is a gain bigger than the test set can tell? A paired bootstrap over a task's items, base against tuned.
+
+The study's noise rule (:data:`biohicl.study.stats.NOISE_RULE`) asks whether a Δ exceeds the spread between seeds.
+This asks the other question: with this many test items, would another test set of the same size show the gain
+too? Each round draws the task's items with replacement (the same draw for every model, so the comparison stays
+paired) and recomputes each model's metric on the draw: the mean of the queries' scores for retrieval (R@1,
+nDCG@10), Spearman's correlation of the pairs' predicted similarities with their gold scores for STS. The interval
+is the percentile interval of Δ = tuned − base over the rounds, and ``p_no_gain`` the share of rounds with Δ ≤ 0
+(paired bootstrap resampling, Koehn 2004).
+
+Several tuned models (seeds of one recipe) count as their mean Δ on each draw; several tasks as the mean of their
+Δs, each task drawn on its own since the test sets are independent (the "Δ mean of the two" of docs/results.md).
+The per-item values come from results records written with ``per_item`` (``biohicl evaluate --per_item``).
+
+>>> rows = compare_records(base_record, [tuned_record], rounds=10_000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biohicl.errors import ConfigError, DataError
+
+CITATION = """@inproceedings{koehn2004statistical,
+  title = {Statistical Significance Tests for Machine Translation Evaluation},
+  author = {Koehn, Philipp},
+  booktitle = {Proceedings of EMNLP 2004},
+  pages = {388--395},
+  year = {2004}
+}"""
+#: The row that averages the tasks' Δs (each task resampled on its own).
+MEAN_ROW = "mean of the tasks"
+#: Rounds drawn at once: bounds the index matrix to ``ROUND_BLOCK × items`` integers.
+ROUND_BLOCK = 1000
+
+
+@dataclass(frozen=True)
+class ItemValues:
+    """One model's values on the items of one task: each query's metric, or each STS pair's predicted similarity
+    with its gold score."""
+
+    task: str
+    metric: str
+    ids: tuple[str, ...]
+    scores: np.ndarray
+    gold: np.ndarray | None = None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], task: str, source: str | Path = "") -> ItemValues:
+        """The values a results record kept for ``task``; :class:`DataError` naming the file when it kept none."""
+        result = record.get("tasks", {}).get(task)
+        if result is None:
+            raise DataError(f"no task {task!r} in this results record", source or None)
+        items = result.get("per_item") or {}
+        if "ids" not in items:
+            raise DataError(f"{task}: no per-item values (evaluate with --per_item to keep them)", source or None)
+        sts = "gold" in items
+        scores = np.asarray(items["predictions" if sts else "scores"], dtype=np.float64)
+        gold = np.asarray(items["gold"], dtype=np.float64) if sts else None
+        if len(scores) != len(items["ids"]) or (gold is not None and len(gold) != len(scores)):
+            raise DataError(f"{task}: per-item lists of different lengths", source or None)
+        metric = "spearman" if sts else result.get("main_metric", "")
+        return cls(task=task, metric=metric, ids=tuple(items["ids"]), scores=scores, gold=gold)
+
+    def metric_on(self, draws: np.ndarray) -> np.ndarray:
+        """The metric on each row of ``draws`` (rounds × items, item positions); one value per round."""
+        values = self.scores[draws]
+        return values.mean(axis=1) if self.gold is None else spearman_rows(values, self.gold[draws])
+
+    def full_metric(self) -> float:
+        """The metric on all items once (the value the results record reports)."""
+        return float(self.metric_on(np.arange(len(self.ids))[None, :])[0])
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row of ``x`` with the same row of ``y`` (average ranks for ties, as ``scipy.stats``)."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw of one repeated pair has no correlation
+        return (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+
+
+@dataclass
+class PairedDelta:
+    """Δ of one task's metric (or of the tasks' mean) between the tuned models and their base, with its interval."""
+
+    task: str
+    metric: str
+    items: int
+    base: float
+    tuned: list[float]
+    delta: float
+    low: float
+    high: float
+    p_no_gain: float
+    rounds: int
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_same_items(base: ItemValues, other: ItemValues) -> None:
+    if other.ids != base.ids:
+        raise DataError(
+            f"{base.task}: the records scored different items ({len(base.ids)} and {len(other.ids)}, or in another "
+            "order); compare evaluations of the same split"
+        )
+    if base.gold is not None and (other.gold is None or not np.array_equal(base.gold, other.gold)):
+        raise DataError(f"{base.task}: the records hold different gold scores; compare evaluations of the same file")
+
+
+def bootstrap_deltas(
+    base: ItemValues, tuned: Sequence[ItemValues], rounds: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Δ (mean over the tuned models) of ``rounds`` paired resamples of ``base``'s items, one value per round."""
+    for other in tuned:
+        _check_same_items(base, other)
+    n = len(base.ids)
+    deltas = np.empty(rounds)
+    for start in range(0, rounds, ROUND_BLOCK):
+        draws = rng.integers(0, n, size=(min(ROUND_BLOCK, rounds - start), n))
+        reference = base.metric_on(draws)
+        deltas[start : start + len(draws)] = np.mean([model.metric_on(draws) - reference for model in tuned], axis=0)
+    return deltas
+
+
+def _summarise(
+    task: str, metric: str, items: int, base: float, tuned: list[float], deltas: np.ndarray, confidence: float
+) -> PairedDelta:
+    deltas = deltas[np.isfinite(deltas)]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(deltas, [tail, 1 - tail])
+    return PairedDelta(
+        task=task,
+        metric=metric,
+        items=items,
+        base=base,
+        tuned=tuned,
+        delta=float(np.mean(tuned) - base),
+        low=float(low),
+        high=float(high),
+        p_no_gain=float(np.mean(deltas <= 0)),
+        rounds=len(deltas),
+        confidence=confidence,
+    )
+
+
+def paired_bootstrap(
+    base: Mapping[str, ItemValues],
+    tuned: Sequence[Mapping[str, ItemValues]],
+    *,
+    rounds: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[PairedDelta]:
+    """One :class:`PairedDelta` per task of ``base`` (every tuned model must hold the same items), and one
+    :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several tasks."""
+    if rounds < 100:
+        raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence: {confidence} is not between 0 and 1")
+    if not tuned:
+        raise ConfigError("compare at least one tuned model with the base")
+    rng = np.random.default_rng(seed)
+    rows, per_task = [], []
+    for task, reference in base.items():
+        models = []
+        for values in tuned:
+            if task not in values:
+                raise DataError(f"{task}: missing from a tuned model's values")
+            models.append(values[task])
+        deltas = bootstrap_deltas(reference, models, rounds, rng)
+        per_task.append(deltas)
+        full = [model.full_metric() for model in models]
+        rows.append(
+            _summarise(task, reference.metric, len(reference.ids), reference.full_metric(), full, deltas, confidence)
+        )
+    if len(rows) > 1:
+        base_mean = float(np.mean([row.base for row in rows]))
+        tuned_means = [float(np.mean([row.tuned[i] for row in rows])) for i in range(len(tuned))]
+        items = sum(row.items for row in rows)
+        metric = " + ".join(row.metric for row in rows)
+        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, np.mean(per_task, axis=0), confidence))
+    return rows
+
+
+def compare_records(
+    base: Mapping[str, Any],
+    tuned: Sequence[Mapping[str, Any]],
+    *,
+    sources: Sequence[str | Path] = (),
+    rounds: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[PairedDelta]:
+    """:func:`paired_bootstrap` over the tasks whose per-item values every record kept (``sources``: the records'
+    files, for error messages); :class:`DataError` when no task has them in every record."""
+    records = [base, *tuned]
+    names = (list(sources) + [""] * len(records))[: len(records)]
+    tasks = [
+        task
+        for task in base.get("tasks", {})
+        if all((record.get("tasks", {}).get(task) or {}).get("per_item") for record in records)
+    ]
+    if not tasks:
+        raise DataError("no task has per-item values in every results file (evaluate with --per_item to keep them)")
+    values = [
+        {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
+    ]
+    return paired_bootstrap(values[0], values[1:], rounds=rounds, confidence=confidence, seed=seed)
+
+
+def markdown_paired(rows: Sequence[PairedDelta]) -> str:
+    """A Markdown table of :func:`paired_bootstrap`'s rows, Δ and its interval in points (× 100)."""
+    if not rows:
+        return ""
+    first = rows[0]
+    lines = [
+        f"| task | metric | items | base | tuned | Δ (points) | {first.confidence:.0%} interval | P(Δ ≤ 0) |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        tuned = f"{np.mean(row.tuned):.4f}" + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
+        lines.append(
+            f"| {row.task} | {row.metric} | {row.items} | {row.base:.4f} | {tuned} | {100 * row.delta:+.2f} | "
+            f"[{100 * row.low:+.2f}, {100 * row.high:+.2f}] | {row.p_no_gain:.4f} |"
+        )
+    lines.append("")
+    lines.append(f"Paired bootstrap over the items, {first.rounds:,} rounds (Koehn, 2004).")
+    return "\n".join(lines) + "\n"

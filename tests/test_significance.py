@@ -1,0 +1,153 @@
+"""The paired bootstrap: Spearman on resamples against scipy, intervals against the normal approximation, and the
+per-item values of real evaluations reproducing their recorded metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from biohicl.errors import DataError
+from biohicl.evaluation import evaluate_model
+from biohicl.evaluation.runner import save_results
+from biohicl.evaluation.significance import (
+    MEAN_ROW,
+    ItemValues,
+    compare_records,
+    markdown_paired,
+    paired_bootstrap,
+    spearman_rows,
+)
+
+
+def hits(task: str, values, ids=None) -> ItemValues:
+    values = np.asarray(values, dtype=np.float64)
+    ids = tuple(ids or (str(i) for i in range(len(values))))
+    return ItemValues(task=task, metric="recall@1", ids=ids, scores=values)
+
+
+class VocabEncoder:
+    """Embeds a text as its counts of the given words (plus a tiny constant so no vector is zero)."""
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = vocab
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        rows = [[t.lower().split().count(w) for w in self.vocab] + [0.01] for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+
+
+def test_spearman_of_each_resample_matches_scipy():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 5, size=(6, 40)).astype(float), rng.normal(size=(6, 40))  # ties in x
+    expected = [spearmanr(x[i], y[i]).statistic for i in range(6)]
+    np.testing.assert_allclose(spearman_rows(x, y), expected, rtol=1e-12)
+
+
+def test_a_model_against_itself_gains_nothing_in_every_resample():
+    base = {"pubmedqa": hits("pubmedqa", np.random.default_rng(0).integers(0, 2, 300))}
+    (row,) = paired_bootstrap(base, [base], rounds=500)
+    assert (row.delta, row.low, row.high, row.p_no_gain) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_the_interval_of_a_mean_matches_the_normal_approximation():
+    """For the mean of paired differences the bootstrap's 95% interval is Δ ± 1.96·sd(d)/√n (large n)."""
+    rng = np.random.default_rng(2)
+    n = 4000
+    base = rng.integers(0, 2, n).astype(float)
+    tuned = base.copy()
+    flip = rng.random(n) < 0.06  # 6% of the questions change their outcome, more of them to a hit
+    tuned[flip] = (rng.random(flip.sum()) < 0.65).astype(float)
+    (row,) = paired_bootstrap({"q": hits("q", base)}, [{"q": hits("q", tuned)}], rounds=20_000, seed=3)
+    d = tuned - base
+    half_width = 1.959964 * d.std() / np.sqrt(n)
+    assert row.delta == pytest.approx(d.mean())
+    assert row.low == pytest.approx(d.mean() - half_width, abs=0.1 * half_width)
+    assert row.high == pytest.approx(d.mean() + half_width, abs=0.1 * half_width)
+    assert row.items == n and row.rounds == 20_000 and row.confidence == 0.95
+
+
+def test_several_seeds_count_as_their_mean_and_several_tasks_as_the_mean_of_their_deltas():
+    rng = np.random.default_rng(4)
+    base_q = rng.integers(0, 2, 500).astype(float)
+    gold = rng.normal(size=100)
+    base_sts = gold + rng.normal(scale=1.0, size=100)
+
+    def sts(pred):
+        return ItemValues(task="biosses", metric="spearman", ids=tuple(map(str, range(100))), scores=pred, gold=gold)
+
+    seeds = []
+    for gain in (0.02, 0.04):
+        q = base_q.copy()
+        q[np.flatnonzero(base_q == 0)[: int(gain * 500)]] = 1.0  # gain·500 more hits, nothing lost
+        seeds.append({"pubmedqa": hits("pubmedqa", q), "biosses": sts(base_sts * 0.5 + gold * 0.5)})
+    rows = paired_bootstrap({"pubmedqa": hits("pubmedqa", base_q), "biosses": sts(base_sts)}, seeds, rounds=2000)
+    pubmedqa, biosses, mean = rows
+    assert pubmedqa.delta == pytest.approx(0.03) and pubmedqa.tuned == pytest.approx(
+        [q.mean() for q in (seeds[0]["pubmedqa"].scores, seeds[1]["pubmedqa"].scores)]
+    )
+    assert pubmedqa.low > 0 and pubmedqa.p_no_gain == 0.0  # no question was lost, so no resample can show a loss
+    rho = lambda p: spearmanr(p, gold).statistic  # noqa: E731
+    assert biosses.base == pytest.approx(rho(base_sts)) and biosses.delta == pytest.approx(
+        rho(base_sts * 0.5 + gold * 0.5) - rho(base_sts)
+    )
+    assert mean.task == MEAN_ROW and mean.metric == "recall@1 + spearman" and mean.items == 600
+    assert mean.delta == pytest.approx((pubmedqa.delta + biosses.delta) / 2)
+    assert min(pubmedqa.low, biosses.low) < mean.low < mean.high < max(pubmedqa.high, biosses.high)
+    again = paired_bootstrap({"pubmedqa": hits("pubmedqa", base_q), "biosses": sts(base_sts)}, seeds, rounds=2000)
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in rows]  # the seed fixes the draws
+    table = markdown_paired(rows)
+    assert "| pubmedqa | recall@1 | 500 |" in table and "(mean of 2)" in table and "| +3.00 |" in table
+
+
+def test_per_item_values_reproduce_the_recorded_metrics(tmp_path, data_dir):
+    from tests.test_evaluation import write_beir
+
+    folder = write_beir(tmp_path / "toy")
+    encoder = VocabEncoder(["insulin", "tumor", "heart", "brain", "cancer", "cell", "patients", "gene"])
+    tasks = [f"{folder}:test", "biosses", "pubmedqa"]
+    record = evaluate_model(encoder, tasks, per_item=True, show_progress_bar=False)
+    for task, metric in (("toy", "ndcg@10"), ("biosses", "spearman"), ("pubmedqa", "recall@1")):
+        values = ItemValues.from_record(record, task)
+        assert values.full_metric() == pytest.approx(record["tasks"][task]["metrics"][metric], abs=1e-12)
+    assert len(record["tasks"]["pubmedqa"]["per_item"]["ids"]) == 500
+    assert "per_item" not in evaluate_model(encoder, ["biosses"], show_progress_bar=False)["tasks"]["biosses"]
+
+
+def test_records_without_values_or_with_other_items_are_refused(tmp_path):
+    from tests.test_evaluation import write_beir
+
+    folder = write_beir(tmp_path / "toy")
+    kept = evaluate_model(VocabEncoder(["insulin", "heart"]), [f"{folder}:test"], per_item=True)
+    plain = evaluate_model(VocabEncoder(["insulin", "heart"]), [f"{folder}:test"])
+    with pytest.raises(DataError, match=r"no task has per-item values in every results file \(evaluate with"):
+        compare_records(kept, [plain])
+    with pytest.raises(DataError, match=r"b\.json: toy: no per-item values"):
+        ItemValues.from_record(plain, "toy", "b.json")
+    fewer = json.loads(json.dumps(kept))
+    fewer["tasks"]["toy"]["per_item"] = {key: value[:2] for key, value in kept["tasks"]["toy"]["per_item"].items()}
+    with pytest.raises(DataError, match="toy: the records scored different items"):
+        compare_records(kept, [fewer])
+
+
+def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_path, capsys):
+    from biohicl.cli.main import main
+    from tests.test_evaluation import write_beir
+
+    folder = write_beir(tmp_path / "toy")
+    paths = []
+    for name, vocab in (("base", ["insulin", "tumor"]), ("tuned", ["insulin", "tumor", "heart", "brain"])):
+        record = evaluate_model(VocabEncoder(vocab), [f"{folder}:test"], model_id=name, per_item=True)
+        paths.append(str(save_results(record, tmp_path / f"{name}.json")))
+    md, png = tmp_path / "paired.md", tmp_path / "paired.png"
+    argv = ["evaluate", "--compare", *paths, "--paired", "--rounds", "300", "--markdown", str(md), "--plot", str(png)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    base, tuned = (json.loads(Path(p).read_text())["tasks"]["toy"]["metrics"]["ndcg@10"] for p in paths)
+    assert f"| toy | ndcg@10 | 3 | {base:.4f} | {tuned:.4f} | {100 * (tuned - base):+.2f} |" in out
+    assert "300 rounds" in md.read_text() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", "--compare", paths[0], "--paired"]) == 2
+    assert "paired: needs --compare BASE.json TUNED.json" in capsys.readouterr().err
