@@ -197,26 +197,30 @@ def compare_records(
     base: Mapping[str, Any],
     tuned: Sequence[Mapping[str, Any]],
     *,
+    tasks: Sequence[str] | None = None,
     sources: Sequence[str | Path] = (),
     rounds: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> list[PairedDelta]:
-    """:func:`paired_bootstrap` over the tasks whose per-item values every record kept (``sources``: the records'
-    files, for error messages); :class:`DataError` when no task has them in every record."""
+    """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
+    ``sources``: the records' files, for error messages); :class:`DataError` when there is no such task, or when a
+    task asked for has no values in one of the records."""
     records = [base, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]
-    tasks = [
-        task
-        for task in base.get("tasks", {})
-        if all((record.get("tasks", {}).get(task) or {}).get("per_item") for record in records)
-    ]
+    if tasks is None:
+        tasks = [task for task in base.get("tasks", {}) if all(has_item_values(record, task) for record in records)]
     if not tasks:
         raise DataError("no task has per-item values in every results file (evaluate with --per_item to keep them)")
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]
     return paired_bootstrap(values[0], values[1:], rounds=rounds, confidence=confidence, seed=seed)
+
+
+def has_item_values(record: Mapping[str, Any], task: str) -> bool:
+    """Whether a results record kept per-item values for ``task``."""
+    return bool((record.get("tasks", {}).get(task) or {}).get("per_item"))
 
 
 def markdown_paired(rows: Sequence[PairedDelta]) -> str:

@@ -143,6 +143,7 @@ def evaluate_encoder(
             batch_size=config.eval_batch_size,
             limit_queries=config.limit_queries,
             show_progress_bar=False,
+            per_item=True,  # the report's paired intervals over the test items (stats.paired_rows)
             settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
         )
     if previous is not None:

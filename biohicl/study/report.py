@@ -34,6 +34,32 @@ def _cell(
     return text
 
 
+def _paired_table(rows: Mapping[str, Any]) -> list[str]:
+    """Lines of the table of each variant's Δ against the base with its paired-bootstrap interval (×100)."""
+    paired = {variant: row["paired"] for variant, row in rows.items() if row.get("paired")}
+    if not paired:
+        return []
+    first = next(iter(paired.values()))
+    tasks = [entry["task"] for entry in first]
+    confidence, rounds = first[0]["confidence"], first[0]["rounds"]
+    lines = [
+        "",
+        f"Δ against the base on the targets' tasks, with its {confidence:.0%} interval over resamples of the test "
+        f"items (paired bootstrap, {rounds:,} rounds; seeds as their mean Δ; P = the share of resamples with Δ ≤ 0):",
+        "",
+        "| variant | n | "
+        + " | ".join(f"{task} ({entry['metric']})" for task, entry in zip(tasks, first, strict=True))
+        + " | P(Δ ≤ 0) |",
+        "|---|---:|" + "---|" * len(tasks) + "---:|",
+    ]
+    for variant, entries in paired.items():
+        cells = [f"{100 * e['delta']:+.2f} [{100 * e['low']:+.2f}, {100 * e['high']:+.2f}]" for e in entries]
+        lines.append(
+            f"| {variant} | {len(entries[0]['tuned'])} | " + " | ".join(cells) + f" | {entries[-1]['p_no_gain']:.3f} |"
+        )
+    return lines
+
+
 def markdown_results(results: Mapping[str, Any]) -> str:
     """``results.md``: per model, a table of mean ± std (×100) with Δ vs the base, then Δ vs full, then targets."""
     from biohicl.evaluation.report import summary_label
@@ -80,6 +106,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             ]
             for variant, row in rows.items():
                 lines.append(f"| {variant} | " + " | ".join(_cell(row, m) for m in extra) + " |")
+        lines += _paired_table(rows)
         if model.get("best_full_run"):
             best = model["best_full_run"]
             lines += ["", f"Best `full` run (highest mean main metric): seed {best['seed']} (`{best['run_dir']}`)."]

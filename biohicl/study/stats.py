@@ -1,4 +1,5 @@
-"""The study's statistics: mean ± sample std over seeds, Δ between rows, the noise rule, targets, the best run.
+"""The study's statistics: mean ± sample std over seeds, Δ between rows, the noise rule, targets, the best run, and
+each variant's Δ against the base with a paired-bootstrap interval over the test items.
 
 :func:`aggregate` turns the runs' evaluation records into the ``results.json`` record that
 :mod:`biohicl.study.report` renders.
@@ -102,6 +103,8 @@ def aggregate(
             row["vs_base"] = {m: compare(rows[BASE], row, m) for m in row["mean"]} if BASE in rows else {}
             if variant != "full" and "full" in rows:
                 row["vs_full"] = {m: compare(rows["full"], row, m) for m in row["mean"]}
+            if base is not None and (paired := paired_rows(config, base, records, spec, variant)):
+                row["paired"] = paired
         best = _best_full_run(config, spec, records, main_metrics)
         models[spec.name] = {
             "model": spec.hub_id or spec.model,
@@ -141,6 +144,34 @@ def aggregate(
         "models": models,
         "targets": targets,
     }
+
+
+def paired_tasks(config: ReproduceConfig, record: Mapping[str, Any]) -> list[str]:
+    """The tasks the targets name by their main metric (``biosses/spearman`` → ``biosses``), in the targets' order:
+    the held-out tasks whose Δ the paired bootstrap tests."""
+    from biohicl.evaluation.results import split_summary_key
+
+    tasks = []
+    for key in config.targets:
+        task, metric = split_summary_key(key)
+        if record.get("tasks", {}).get(task, {}).get("main_metric") == metric and task not in tasks:
+            tasks.append(task)
+    return tasks
+
+
+def paired_rows(
+    config: ReproduceConfig, base: Mapping[str, Any], records: Records, spec: ModelSpec, variant: str
+) -> list[dict[str, Any]] | None:
+    """Δ of ``variant`` (its seeds' mean) against the base on the targets' tasks, each with its 95% paired-bootstrap
+    interval over the test items and the tasks' mean (:func:`biohicl.evaluation.significance.compare_records`);
+    None when a record lacks per-item values (evaluated before the study kept them)."""
+    from biohicl.evaluation.significance import compare_records, has_item_values
+
+    seeds = [records[key] for s in config.run_seeds(spec, variant) if (key := (spec.name, variant, s)) in records]
+    tasks = paired_tasks(config, base)
+    if not seeds or not tasks or not all(has_item_values(r, t) for r in (base, *seeds) for t in tasks):
+        return None
+    return [row.to_dict() for row in compare_records(base, seeds, tasks=tasks)]
 
 
 def _main_metrics(record: Mapping[str, Any]) -> list[str]:
