@@ -111,3 +111,19 @@ def test_training_config_is_read_as_biohicl_train_reads_it(tmp_path, monkeypatch
     assert (seen["training"].distill_weight, seen["training"].max_length, seen["training"].seed) == (2.0, 256, 5)
     demo_cli.main(["--output_dir", str(out)])
     assert seen["training"] is None  # the short run
+
+
+def test_the_demo_table_gives_each_delta_with_its_interval_when_both_records_kept_the_items():
+    from biohicl.study.demo import comparison_table
+
+    def record(label, hits):
+        items = {"ids": [str(i) for i in range(len(hits))], "scores": hits}
+        task = {"split": "test", "main_metric": "recall@1", "metrics": {"recall@1": sum(hits) / len(hits)}}
+        return {"model": {"id": label}, "settings": {}, "tasks": {"pubmedqa": {**task, "per_item": items}}}
+
+    base, tuned = record("m (base)", [1.0, 0.0] * 50), record("m (biohicl)", [1.0, 1.0] + [1.0, 0.0] * 49)
+    table = comparison_table([base, tuned])
+    assert "| base | 0.5000 |" in table and "| BioHiCL (LoRA) | 0.5100 |" in table
+    assert "| pubmedqa | recall@1 | 100 | 0.5000 | 0.5100 | +1.00 | [+0.00, +3.00] | 0.3" in table
+    reused = {**base, "tasks": {"pubmedqa": {k: v for k, v in base["tasks"]["pubmedqa"].items() if k != "per_item"}}}
+    assert "interval" not in comparison_table([reused, tuned])  # results kept from before the items were

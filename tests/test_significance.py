@@ -53,6 +53,16 @@ def test_a_model_against_itself_gains_nothing_in_every_resample():
     assert (row.delta, row.low, row.high, row.p_no_gain) == (0.0, 0.0, 0.0, 1.0)
 
 
+def test_one_question_gained_vanishes_exactly_when_the_resample_misses_it():
+    """Δ ≤ 0 only in the resamples that never draw the one changed question: (1 − 1/n)^n of them."""
+    base = np.array([1.0, 0.0] * 50)
+    tuned = base.copy()
+    tuned[1] = 1.0
+    (row,) = paired_bootstrap({"q": hits("q", base)}, [{"q": hits("q", tuned)}], rounds=40_000, seed=5)
+    assert row.delta == pytest.approx(0.01) and row.low == 0.0
+    assert row.p_no_gain == pytest.approx(0.99**100, abs=0.01)  # 0.366; the binomial sd over 40,000 rounds is 0.0024
+
+
 def test_the_interval_of_a_mean_matches_the_normal_approximation():
     """For the mean of paired differences the bootstrap's 95% interval is Δ ± 1.96·sd(d)/√n (large n)."""
     rng = np.random.default_rng(2)

@@ -154,7 +154,6 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.data.storage import load_pair_dataset
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.evaluator import evaluator_from_args
-    from biohicl.evaluation.report import markdown_table
     from biohicl.evaluation.runner import evaluate_model, save_results
     from biohicl.training.run import train_biohicl
 
@@ -208,15 +207,30 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
             DtypeEncoder(model, dtype),
             tasks,
             model_id=model_id,
+            per_item=True,
             settings={"dtype": "bfloat16" if args.bf16 else "float32", "max_length": model.config.max_length},
         )
         save_results(record, path)
         records.append(record)
 
     _step(4, "base vs BioHiCL")
-    table = markdown_table(records, labels=["base", "BioHiCL (LoRA)"])
+    table = comparison_table(records)
     (out / "results.md").write_text(table, encoding="utf-8")
     logger.info("demo finished in %.1f min; outputs in %s/", (time.time() - start) / 60, out)
+    return table
+
+
+def comparison_table(records: list[dict[str, Any]]) -> str:
+    """Base and BioHiCL side by side, then each task's Δ with its paired-bootstrap interval over the test items (the
+    tasks whose per-item values both records kept; results reused from before they were kept get the table only)."""
+    from biohicl.evaluation.report import markdown_table
+    from biohicl.evaluation.significance import compare_records, has_item_values, markdown_paired
+
+    table = markdown_table(records, labels=["base", "BioHiCL (LoRA)"])
+    tasks = [task for task in records[0]["tasks"] if all(has_item_values(record, task) for record in records)]
+    if tasks:
+        rows = compare_records(records[0], records[1:], tasks=tasks)
+        table += "\nBioHiCL − base, with the interval the test set's size allows:\n\n" + markdown_paired(rows)
     return table
 
 
