@@ -72,11 +72,14 @@ def plot_results(
     return save_png(fig, output)
 
 
-def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str = "tuned − base, paired bootstrap") -> Path:
+def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | None = None) -> Path:
     """One line per task (and the tasks' mean): Δ in points with its interval, against a line at zero."""
     plt = pyplot()
     if not rows:
         raise DataError("nothing to plot: no paired comparison", output)
+    if title is None:
+        models = len(rows[0].tuned)
+        title = "tuned − base, paired bootstrap" + (f" ({models} tuned models as their mean)" if models > 1 else "")
     fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(rows) + 1.6), dpi=120)
     for y, row in enumerate(reversed(rows)):
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
