@@ -190,3 +190,20 @@ def test_the_committed_issue15_records_give_the_reported_interval():
     assert np.mean(mean <= 0) == pytest.approx(rows[-1].p_no_gain)
     assert mean.std() == pytest.approx(0.0056, abs=0.0002)  # six times the seeds' standard error, 0.0016 / √3
     assert np.mean(mean >= 0.01) == pytest.approx(0.45, abs=0.01)  # a resample shows the +1.0 target in 45%
+
+
+def test_the_committed_issue15_dev_records_are_the_selected_steps():
+    """The dev per-item records of seeds 3-5 hold the committed step-209 dev numbers and give the committed table."""
+    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+    base = json.loads((root / "paired/dev_base.json").read_text())
+    seeds = []
+    for seed in (3, 4, 5):
+        record = json.loads((root / f"paired/dev_one_pass_distill2_seed{seed}.json").read_text())
+        step = json.loads((root / f"one_pass_distill2_seed{seed}/dev_evaluations.json").read_text())[-1]
+        assert step["step"] == 209
+        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
+            assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+        seeds.append(record)
+    rows = compare_records(base, seeds)
+    assert markdown_paired(rows) == (root / "paired/dev.md").read_text()
+    assert rows[-1].delta < 0 < rows[-1].high and rows[-1].high - rows[-1].low < 0.014  # no gain seen, ±0.7 points
