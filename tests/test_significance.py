@@ -162,6 +162,8 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
     assert "300 rounds" in md.read_text() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["evaluate", "--compare", paths[0], "--paired"]) == 2
     assert "paired: needs --compare BASE.json TUNED.json" in capsys.readouterr().err
+    assert main(["evaluate", "--compare", *paths, "--paired", "--rounds", "5"]) == 2
+    assert "rounds: 5 is too few for a 95% interval; use at least 100" in capsys.readouterr().err
 
 
 def test_the_committed_issue15_records_give_the_reported_interval():

@@ -121,10 +121,6 @@ class EvaluateArguments:
             raise ConfigError("paired: needs --compare BASE.json TUNED.json [...] (the first file is the base)")
         if self.per_item and self.compare:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
-        if self.paired and self.rounds < 100:
-            raise ConfigError(f"rounds: {self.rounds} is too few for an interval; use at least 100")
-        if self.paired and not 0 < self.confidence < 1:
-            raise ConfigError(f"confidence: {self.confidence} is not between 0 and 1")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
             raise ConfigError(f"max_length: {self.max_length} is not a positive number of tokens")
 

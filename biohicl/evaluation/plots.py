@@ -94,9 +94,9 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
             fontsize=7,
         )
     ax.axvline(0, color="black", linewidth=0.8)
-    labels = [
-        f"{row.task}\n{metric_label(row.metric)}" if "+" not in row.metric else row.task for row in reversed(rows)
-    ]
+    from biohicl.evaluation.significance import MEAN_ROW
+
+    labels = [row.task if row.task == MEAN_ROW else f"{row.task}\n{metric_label(row.metric)}" for row in reversed(rows)]
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.margins(x=0.45)

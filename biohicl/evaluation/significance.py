@@ -209,7 +209,7 @@ def compare_records(
     records = [base, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]
     if tasks is None:
-        tasks = [task for task in base.get("tasks", {}) if all(has_item_values(record, task) for record in records)]
+        tasks = tasks_with_item_values(records)
     if not tasks:
         raise DataError("no task has per-item values in every results file (evaluate with --per_item to keep them)")
     values = [
@@ -221,6 +221,11 @@ def compare_records(
 def has_item_values(record: Mapping[str, Any], task: str) -> bool:
     """Whether a results record kept per-item values for ``task``."""
     return bool((record.get("tasks", {}).get(task) or {}).get("per_item"))
+
+
+def tasks_with_item_values(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The tasks of the first record whose per-item values every record kept, in its order."""
+    return [task for task in records[0].get("tasks", {}) if all(has_item_values(r, task) for r in records)]
 
 
 def markdown_paired(rows: Sequence[PairedDelta]) -> str:

@@ -224,11 +224,10 @@ def comparison_table(records: list[dict[str, Any]]) -> str:
     """Base and BioHiCL side by side, then each task's Δ with its paired-bootstrap interval over the test items (the
     tasks whose per-item values both records kept; results reused from before they were kept get the table only)."""
     from biohicl.evaluation.report import markdown_table
-    from biohicl.evaluation.significance import compare_records, has_item_values, markdown_paired
+    from biohicl.evaluation.significance import compare_records, markdown_paired, tasks_with_item_values
 
     table = markdown_table(records, labels=["base", "BioHiCL (LoRA)"])
-    tasks = [task for task in records[0]["tasks"] if all(has_item_values(record, task) for record in records)]
-    if tasks:
+    if tasks := tasks_with_item_values(records):
         rows = compare_records(records[0], records[1:], tasks=tasks)
         table += "\nBioHiCL − base, with the interval the test set's size allows:\n\n" + markdown_paired(rows)
     return table
