@@ -114,6 +114,33 @@ def test_several_seeds_count_as_their_mean_and_several_tasks_as_the_mean_of_thei
     assert "| pubmedqa | recall@1 | 500 |" in table and "(mean of 2)" in table and "| +3.00 |" in table
 
 
+def test_two_recipes_compare_as_the_mean_of_their_seeds_on_the_same_draws():
+    """Several base models count as their mean metric: B − A is the mean of B's seeds minus the mean of A's on every
+    draw, and swapping the two sides negates it."""
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 2, 400).astype(float)
+
+    def seed_of(hit_rate):
+        return {"q": hits("q", np.where(rng.random(400) < hit_rate, 1.0, truth))}
+
+    recipe_a, recipe_b = [seed_of(0.02) for _ in range(3)], [seed_of(0.08) for _ in range(2)]
+    (row,) = paired_bootstrap(recipe_a, recipe_b, rounds=3000, seed=1)
+    a_mean = np.mean([values["q"].scores.mean() for values in recipe_a])
+    assert row.base == pytest.approx(a_mean) and row.base_models == 3 and len(row.tuned) == 2
+    assert row.delta == pytest.approx(np.mean(row.tuned) - a_mean)
+    draws = np.random.default_rng(1).integers(0, 400, size=(3000, 400))
+    expected = np.mean([v["q"].scores[draws].mean(axis=1) for v in recipe_b], axis=0) - np.mean(
+        [v["q"].scores[draws].mean(axis=1) for v in recipe_a], axis=0
+    )
+    assert row.p_no_gain == pytest.approx(np.mean(expected <= 0))
+    assert (row.low, row.high) == pytest.approx(tuple(np.quantile(expected, [0.025, 0.975])))
+    (swapped,) = paired_bootstrap(recipe_b, recipe_a, rounds=3000, seed=1)
+    assert (swapped.delta, swapped.low, swapped.high) == pytest.approx((-row.delta, -row.high, -row.low))
+    one = paired_bootstrap(recipe_a[0], recipe_b, rounds=500)
+    assert [r.to_dict() for r in paired_bootstrap([recipe_a[0]], recipe_b, rounds=500)] == [r.to_dict() for r in one]
+    assert "(mean of 3) | " in markdown_paired([row])
+
+
 def test_per_item_values_reproduce_the_recorded_metrics(tmp_path, data_dir):
     from tests.test_evaluation import write_beir
 
@@ -164,6 +191,11 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
     assert "paired: needs --compare BASE.json TUNED.json" in capsys.readouterr().err
     assert main(["evaluate", "--compare", *paths, "--paired", "--rounds", "5"]) == 2
     assert "rounds: 5 is too few for a 95% interval; use at least 100" in capsys.readouterr().err
+    assert main(["evaluate", "--compare", *paths, "--paired", "--base_count", "2"]) == 2
+    assert "base_count: 2 base files leave no tuned file among the 2 --compare files" in capsys.readouterr().err
+    assert main(["evaluate", "--compare", *paths, paths[1], "--paired", "--base_count", "2", "--rounds", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"| toy | ndcg@10 | 3 | {(base + tuned) / 2:.4f} (mean of 2) | {tuned:.4f} |" in out
 
 
 def test_the_committed_issue15_records_give_the_reported_interval():

@@ -9,6 +9,7 @@
         --plot results/compare.png --markdown results/compare.md
     biohicl evaluate runs/minilm/final --tasks biosses,pubmedqa --per_item --output results/tuned.json
     biohicl evaluate --compare results/base.json results/tuned.json --paired   # Δ with its 95% interval
+    biohicl evaluate --compare a3.json a4.json a5.json b3.json b4.json b5.json --paired --base_count 3   # B − A
 
 A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
 split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
@@ -106,6 +107,13 @@ class EvaluateArguments:
             "--plot then draws Δ and its interval."
         },
     )
+    base_count: int = field(
+        default=1,
+        metadata={
+            "help": "--paired: how many of the first --compare files are the base (several count as their mean: the "
+            "seeds of a reference recipe, to compare two recipes)."
+        },
+    )
     rounds: int = field(default=10_000, metadata={"help": "--paired: bootstrap rounds."})
     confidence: float = field(default=0.95, metadata={"help": "--paired: the interval's confidence level."})
     bootstrap_seed: int = field(default=0, metadata={"help": "--paired: seed of the resampling."})
@@ -119,6 +127,15 @@ class EvaluateArguments:
             raise ConfigError("MODEL is required (or --compare a.json b.json ...); see `biohicl evaluate --help`")
         if self.paired and len(self.compare) < 2:
             raise ConfigError("paired: needs --compare BASE.json TUNED.json [...] (the first file is the base)")
+        if self.base_count != 1 and not self.paired:
+            raise ConfigError("base_count: applies with --compare ... --paired")
+        if self.paired and not 1 <= self.base_count < len(self.compare):
+            raise ConfigError(
+                f"base_count: {self.base_count} base files leave no tuned file among the {len(self.compare)} "
+                "--compare files"
+                if self.base_count >= 1
+                else f"base_count: {self.base_count} is not a positive number of files"
+            )
         if self.per_item and self.compare:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
@@ -199,13 +216,14 @@ def compare(args: EvaluateArguments) -> int:
 
 
 def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> int:
-    """``--compare ... --paired``: Δ of the later files against the first, with paired-bootstrap intervals."""
+    """``--compare ... --paired``: Δ of the later files against the first (or the first ``--base_count``, as their
+    mean), with paired-bootstrap intervals."""
     from biohicl.atomic import atomic_write_text
     from biohicl.evaluation.significance import compare_records, markdown_paired
 
     rows = compare_records(
-        records[0],
-        records[1:],
+        records[: args.base_count],
+        records[args.base_count :],
         sources=args.compare,
         rounds=args.rounds,
         confidence=args.confidence,

@@ -8,8 +8,9 @@ nDCG@10), Spearman's correlation of the pairs' predicted similarities with their
 is the percentile interval of Δ = tuned − base over the rounds, and ``p_no_gain`` the share of rounds with Δ ≤ 0
 (paired bootstrap resampling, Koehn 2004).
 
-Several tuned models (seeds of one recipe) count as their mean Δ on each draw; several tasks as the mean of their
-Δs, each task drawn on its own since the test sets are independent (the "Δ mean of the two" of docs/results.md).
+Several tuned models (seeds of one recipe) count as their mean Δ on each draw, and several base models (the seeds of
+another recipe, to compare two recipes) as their mean metric; several tasks count as the mean of their Δs, each task
+drawn on its own since the test sets are independent (the "Δ mean of the two" of docs/results.md).
 The per-item values come from results records written with ``per_item`` (``biohicl evaluate --per_item``).
 
 >>> rows = compare_records(base_record, [tuned_record], rounds=10_000)  # doctest: +SKIP
@@ -90,7 +91,9 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class PairedDelta:
-    """Δ of one task's metric (or of the tasks' mean) between the tuned models and their base, with its interval."""
+    """Δ of one task's metric (or of the tasks' mean) between the tuned models and their base, with its interval.
+
+    ``base`` is the base's metric, the mean of ``base_models`` models' when the base is the seeds of a recipe."""
 
     task: str
     metric: str
@@ -103,6 +106,7 @@ class PairedDelta:
     p_no_gain: float
     rounds: int
     confidence: float
+    base_models: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,22 +123,31 @@ def _check_same_items(base: ItemValues, other: ItemValues) -> None:
 
 
 def bootstrap_deltas(
-    base: ItemValues, tuned: Sequence[ItemValues], rounds: int, rng: np.random.Generator
+    base: ItemValues | Sequence[ItemValues], tuned: Sequence[ItemValues], rounds: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Δ (mean over the tuned models) of ``rounds`` paired resamples of ``base``'s items, one value per round."""
-    for other in tuned:
-        _check_same_items(base, other)
-    n = len(base.ids)
+    """Δ (mean over the tuned models, against the mean over the base models) of ``rounds`` paired resamples of the
+    items, one value per round."""
+    bases = [base] if isinstance(base, ItemValues) else list(base)
+    for other in [*bases[1:], *tuned]:
+        _check_same_items(bases[0], other)
+    n = len(bases[0].ids)
     deltas = np.empty(rounds)
     for start in range(0, rounds, ROUND_BLOCK):
         draws = rng.integers(0, n, size=(min(ROUND_BLOCK, rounds - start), n))
-        reference = base.metric_on(draws)
+        reference = np.mean([model.metric_on(draws) for model in bases], axis=0)
         deltas[start : start + len(draws)] = np.mean([model.metric_on(draws) - reference for model in tuned], axis=0)
     return deltas
 
 
 def _summarise(
-    task: str, metric: str, items: int, base: float, tuned: list[float], deltas: np.ndarray, confidence: float
+    task: str,
+    metric: str,
+    items: int,
+    base: float,
+    tuned: list[float],
+    deltas: np.ndarray,
+    confidence: float,
+    base_models: int,
 ) -> PairedDelta:
     deltas = deltas[np.isfinite(deltas)]
     tail = (1 - confidence) / 2
@@ -151,50 +164,59 @@ def _summarise(
         p_no_gain=float(np.mean(deltas <= 0)),
         rounds=len(deltas),
         confidence=confidence,
+        base_models=base_models,
     )
 
 
 def paired_bootstrap(
-    base: Mapping[str, ItemValues],
+    base: Mapping[str, ItemValues] | Sequence[Mapping[str, ItemValues]],
     tuned: Sequence[Mapping[str, ItemValues]],
     *,
     rounds: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> list[PairedDelta]:
-    """One :class:`PairedDelta` per task of ``base`` (every tuned model must hold the same items), and one
-    :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several tasks."""
+    """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
+    model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
+    tasks."""
     if rounds < 100:
         raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence: {confidence} is not between 0 and 1")
     if not tuned:
         raise ConfigError("compare at least one tuned model with the base")
+    bases = [base] if isinstance(base, Mapping) else list(base)
+    if not bases:
+        raise ConfigError("compare the tuned models with at least one base model")
     rng = np.random.default_rng(seed)
     rows, per_task = [], []
-    for task, reference in base.items():
-        models = []
-        for values in tuned:
-            if task not in values:
-                raise DataError(f"{task}: missing from a tuned model's values")
-            models.append(values[task])
-        deltas = bootstrap_deltas(reference, models, rounds, rng)
+    for task in bases[0]:
+        references = [_task_values(values, task, "base") for values in bases]
+        models = [_task_values(values, task, "tuned") for values in tuned]
+        deltas = bootstrap_deltas(references, models, rounds, rng)
         per_task.append(deltas)
+        base_value = float(np.mean([reference.full_metric() for reference in references]))
         full = [model.full_metric() for model in models]
-        rows.append(
-            _summarise(task, reference.metric, len(reference.ids), reference.full_metric(), full, deltas, confidence)
-        )
+        first = references[0]
+        rows.append(_summarise(task, first.metric, len(first.ids), base_value, full, deltas, confidence, len(bases)))
     if len(rows) > 1:
         base_mean = float(np.mean([row.base for row in rows]))
         tuned_means = [float(np.mean([row.tuned[i] for row in rows])) for i in range(len(tuned))]
         items = sum(row.items for row in rows)
         metric = " + ".join(row.metric for row in rows)
-        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, np.mean(per_task, axis=0), confidence))
+        mean_deltas = np.mean(per_task, axis=0)
+        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, mean_deltas, confidence, len(bases)))
     return rows
 
 
+def _task_values(values: Mapping[str, ItemValues], task: str, role: str) -> ItemValues:
+    if task not in values:
+        raise DataError(f"{task}: missing from a {role} model's values")
+    return values[task]
+
+
 def compare_records(
-    base: Mapping[str, Any],
+    base: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     tuned: Sequence[Mapping[str, Any]],
     *,
     tasks: Sequence[str] | None = None,
@@ -204,9 +226,11 @@ def compare_records(
     seed: int = 0,
 ) -> list[PairedDelta]:
     """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
-    ``sources``: the records' files, for error messages); :class:`DataError` when there is no such task, or when a
-    task asked for has no values in one of the records."""
-    records = [base, *tuned]
+    ``base``: one record, or several counted as their mean; ``sources``: the records' files, base first, for error
+    messages); :class:`DataError` when there is no such task, or when a task asked for has no values in one of the
+    records."""
+    bases = [base] if isinstance(base, Mapping) else list(base)
+    records = [*bases, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]
     if tasks is None:
         tasks = tasks_with_item_values(records)
@@ -215,7 +239,7 @@ def compare_records(
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]
-    return paired_bootstrap(values[0], values[1:], rounds=rounds, confidence=confidence, seed=seed)
+    return paired_bootstrap(values[: len(bases)], values[len(bases) :], rounds=rounds, confidence=confidence, seed=seed)
 
 
 def has_item_values(record: Mapping[str, Any], task: str) -> bool:
@@ -239,8 +263,9 @@ def markdown_paired(rows: Sequence[PairedDelta]) -> str:
     ]
     for row in rows:
         tuned = f"{np.mean(row.tuned):.4f}" + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
+        base = f"{row.base:.4f}" + (f" (mean of {row.base_models})" if row.base_models > 1 else "")
         lines.append(
-            f"| {row.task} | {row.metric} | {row.items} | {row.base:.4f} | {tuned} | {100 * row.delta:+.2f} | "
+            f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {100 * row.delta:+.2f} | "
             f"[{100 * row.low:+.2f}, {100 * row.high:+.2f}] | {row.p_no_gain:.4f} |"
         )
     lines.append("")
