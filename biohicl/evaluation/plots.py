@@ -78,8 +78,9 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
     if not rows:
         raise DataError("nothing to plot: no paired comparison", output)
     if title is None:
-        models = len(rows[0].tuned)
-        title = "tuned − base, paired bootstrap" + (f" ({models} tuned models as their mean)" if models > 1 else "")
+        tuned, bases = len(rows[0].tuned), rows[0].base_models
+        sides = [f"{n} {side} models" for n, side in ((tuned, "tuned"), (bases, "base")) if n > 1]
+        title = "tuned − base, paired bootstrap" + (f" ({' and '.join(sides)} as their mean)" if sides else "")
     fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(rows) + 1.6), dpi=120)
     for y, row in enumerate(reversed(rows)):
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
