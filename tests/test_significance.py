@@ -241,3 +241,55 @@ def test_the_committed_issue15_dev_records_are_the_selected_steps():
     rows = compare_records(base, seeds)
     assert markdown_paired(rows) == (root / "paired/dev.md").read_text()
     assert rows[-1].delta < 0 < rows[-1].high and rows[-1].high - rows[-1].low < 0.014  # no gain seen, ±0.7 points
+
+
+def test_the_committed_issue15_recipe_comparison():
+    """docs/results.md, "The variant the dev rule passed over": the rerun of one_pass_distill2_all holds its study
+    records' numbers, and the committed tables (against the base and against the registered recipe) follow."""
+    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+    paired = root / "paired"
+
+    def records(prefix: str, variant: str) -> list[dict]:
+        return [json.loads((paired / f"{prefix}{variant}_seed{seed}.json").read_text()) for seed in (3, 4, 5)]
+
+    for seed, record, dev in zip(
+        (3, 4, 5), records("", "one_pass_distill2_all"), records("dev_", "one_pass_distill2_all"), strict=True
+    ):
+        reported = json.loads((root / f"one_pass_distill2_all_seed{seed}/eval.json").read_text())["summary"]
+        for key in ("biosses/spearman", "pubmedqa/recall@1"):
+            assert ItemValues.from_record(record, key.split("/")[0]).full_metric() == pytest.approx(
+                reported[key], abs=1e-12
+            )
+        step = json.loads((root / f"one_pass_distill2_all_seed{seed}/dev_evaluations.json").read_text())[-1]
+        assert step["step"] == 209
+        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
+            assert ItemValues.from_record(dev, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+    base = json.loads((paired / "base.json").read_text())
+    registered, variant = records("", "one_pass_distill2"), records("", "one_pass_distill2_all")
+    against_base = compare_records(base, variant)
+    assert markdown_paired(against_base) == (paired / "heldout_all.md").read_text()
+    assert 0 < against_base[-1].low < 0.01 < against_base[-1].high  # clear of zero; +1.0 inside the interval
+    between = compare_records(registered, variant)
+    assert markdown_paired(between) == (paired / "all_vs_distill2.md").read_text()
+    registered_gain = compare_records(base, registered)[-1].delta
+    assert between[-1].delta == pytest.approx(against_base[-1].delta - registered_gain, abs=1e-12)
+    assert between[-1].high - between[-1].low < 0.5 * (against_base[-1].high - against_base[-1].low)
+
+    def mean_deltas(bases: list[dict], tuned: list[dict]) -> np.ndarray:  # compare_records' draws, as above
+        rng = np.random.default_rng(0)
+        per_task = []
+        for task in ("biosses", "pubmedqa"):
+            values = [[ItemValues.from_record(r, task) for r in side] for side in (bases, tuned)]
+            per_task.append(bootstrap_deltas(values[0], values[1], 10_000, rng))
+        return np.mean(per_task, axis=0)
+
+    gain, lead = mean_deltas([base], variant), mean_deltas(registered, variant)
+    assert np.mean(gain >= 0.01) == pytest.approx(0.70, abs=0.01)  # the +1.0 target in 70% of resamples
+    assert (gain.std(), lead.std()) == pytest.approx((0.0061, 0.0024), abs=0.0002)
+    dev = compare_records(records("dev_", "one_pass_distill2"), records("dev_", "one_pass_distill2_all"))
+    assert markdown_paired(dev) == (paired / "dev_all_vs_distill2.md").read_text()
+    dev_base = json.loads((paired / "dev_base.json").read_text())
+    assert (
+        markdown_paired(compare_records(dev_base, records("dev_", "one_pass_distill2_all")))
+        == (paired / "dev_all.md").read_text()
+    )
