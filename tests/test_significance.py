@@ -196,6 +196,12 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
     assert main(["evaluate", "--compare", *paths, paths[1], "--paired", "--base_count", "2", "--rounds", "200"]) == 0
     out = capsys.readouterr().out
     assert f"| toy | ndcg@10 | 3 | {(base + tuned) / 2:.4f} (mean of 2) | {tuned:.4f} |" in out
+    assert main(["evaluate", "--compare", *paths, "--paired", "--labels", "a", "--rounds", "200"]) == 2
+    assert (
+        "labels: with --paired give 2 labels (the base side's, then the tuned side's), got 1" in capsys.readouterr().err
+    )
+    assert main(["evaluate", "--compare", *paths, "--paired", "--labels", "small", "large", "--rounds", "200"]) == 0
+    assert "| task | metric | items | small | large | Δ (points) |" in capsys.readouterr().out
 
 
 def test_the_committed_issue15_records_give_the_reported_interval():
@@ -270,7 +276,8 @@ def test_the_committed_issue15_recipe_comparison():
     assert markdown_paired(against_base) == (paired / "heldout_all.md").read_text()
     assert 0 < against_base[-1].low < 0.01 < against_base[-1].high  # clear of zero; +1.0 inside the interval
     between = compare_records(registered, variant)
-    assert markdown_paired(between) == (paired / "all_vs_distill2.md").read_text()
+    names = ("one_pass_distill2", "one_pass_distill2_all")
+    assert markdown_paired(between, names) == (paired / "all_vs_distill2.md").read_text()
     registered_gain = compare_records(base, registered)[-1].delta
     assert between[-1].delta == pytest.approx(against_base[-1].delta - registered_gain, abs=1e-12)
     assert between[-1].high - between[-1].low < 0.5 * (against_base[-1].high - against_base[-1].low)
@@ -287,7 +294,7 @@ def test_the_committed_issue15_recipe_comparison():
     assert np.mean(gain >= 0.01) == pytest.approx(0.70, abs=0.01)  # the +1.0 target in 70% of resamples
     assert (gain.std(), lead.std()) == pytest.approx((0.0061, 0.0024), abs=0.0002)
     dev = compare_records(records("dev_", "one_pass_distill2"), records("dev_", "one_pass_distill2_all"))
-    assert markdown_paired(dev) == (paired / "dev_all_vs_distill2.md").read_text()
+    assert markdown_paired(dev, names) == (paired / "dev_all_vs_distill2.md").read_text()
     dev_base = json.loads((paired / "dev_base.json").read_text())
     assert (
         markdown_paired(compare_records(dev_base, records("dev_", "one_pass_distill2_all")))

@@ -94,7 +94,12 @@ class EvaluateArguments:
     compare: list[str] = field(
         default_factory=list, metadata={"help": "Results JSON files to put side by side instead of evaluating."}
     )
-    labels: list[str] = field(default_factory=list, metadata={"help": "Row/legend labels for --compare files."})
+    labels: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Row/legend labels for --compare files; with --paired two: the base side's, then the tuned side's."
+        },
+    )
     per_item: bool = field(
         default=False,
         metadata={"help": "Keep each query's and pair's values in the results file, for `--compare ... --paired`."},
@@ -221,6 +226,14 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
     from biohicl.atomic import atomic_write_text
     from biohicl.evaluation.significance import compare_records, markdown_paired
 
+    names, title = ("base", "tuned"), None
+    if args.labels:
+        if len(args.labels) != 2:
+            raise ConfigError(
+                f"labels: with --paired give 2 labels (the base side's, then the tuned side's), got {len(args.labels)}"
+            )
+        names = (args.labels[0], args.labels[1])
+        title = f"{names[1]} − {names[0]}, paired bootstrap"
     rows = compare_records(
         records[: args.base_count],
         records[args.base_count :],
@@ -229,7 +242,7 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
         confidence=args.confidence,
         seed=args.bootstrap_seed,
     )
-    table = markdown_paired(rows)
+    table = markdown_paired(rows, names)
     print(table)
     if args.markdown:
         atomic_write_text(args.markdown, table)
@@ -237,7 +250,7 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
     if args.plot:
         from biohicl.evaluation.plots import plot_paired
 
-        plot_paired(rows, args.plot)
+        plot_paired(rows, args.plot, title=title)
         print(f"wrote {args.plot}")
     return 0
 

@@ -252,13 +252,16 @@ def tasks_with_item_values(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [task for task in records[0].get("tasks", {}) if all(has_item_values(r, task) for r in records)]
 
 
-def markdown_paired(rows: Sequence[PairedDelta]) -> str:
-    """A Markdown table of :func:`paired_bootstrap`'s rows, Δ and its interval in points (× 100)."""
+def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base", "tuned")) -> str:
+    """A Markdown table of :func:`paired_bootstrap`'s rows, Δ and its interval in points (× 100); ``names`` head the
+    base's and the tuned models' columns."""
     if not rows:
         return ""
     first = rows[0]
+    base_name, tuned_name = names
     lines = [
-        f"| task | metric | items | base | tuned | Δ (points) | {first.confidence:.0%} interval | P(Δ ≤ 0) |",
+        f"| task | metric | items | {base_name} | {tuned_name} | Δ (points) | {first.confidence:.0%} interval | "
+        "P(Δ ≤ 0) |",
         "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in rows:
