@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,12 +135,12 @@ class EvaluateArguments:
             raise ConfigError("paired: needs --compare BASE.json TUNED.json [...] (the first file is the base)")
         if self.base_count != 1 and not self.paired:
             raise ConfigError("base_count: applies with --compare ... --paired")
-        if self.paired and not 1 <= self.base_count < len(self.compare):
+        if self.paired and self.base_count < 1:
+            raise ConfigError(f"base_count: {self.base_count} is not a positive number of files")
+        if self.paired and self.base_count >= len(self.compare):
             raise ConfigError(
                 f"base_count: {self.base_count} base files leave no tuned file among the {len(self.compare)} "
                 "--compare files"
-                if self.base_count >= 1
-                else f"base_count: {self.base_count} is not a positive number of files"
             )
         if self.per_item and self.compare:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
@@ -207,15 +208,20 @@ def compare(args: EvaluateArguments) -> int:
     if labels and len(labels) != len(records):
         raise ConfigError(f"labels: {len(labels)} label(s) for {len(records)} results file(s)")
     table = markdown_table(records, labels=labels)
+    text = markdown_report(records, args.compare) if args.markdown and not labels else table
+    return _report(args, table, text, lambda path: plot_results(records, path, labels=labels))
+
+
+def _report(args: EvaluateArguments, table: str, markdown_text: str, draw: Callable[[str], Any]) -> int:
+    """Print ``table``, write ``markdown_text`` to ``--markdown`` and ``draw`` the ``--plot`` when they are given."""
     print(table)
     if args.markdown:
-        text = markdown_report(records, args.compare) if not labels else table
         from biohicl.atomic import atomic_write_text
 
-        atomic_write_text(args.markdown, text)
+        atomic_write_text(args.markdown, markdown_text)
         print(f"wrote {args.markdown}")
     if args.plot:
-        plot_results(records, args.plot, labels=labels)
+        draw(args.plot)
         print(f"wrote {args.plot}")
     return 0
 
@@ -223,7 +229,7 @@ def compare(args: EvaluateArguments) -> int:
 def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> int:
     """``--compare ... --paired``: Δ of the later files against the first (or the first ``--base_count``, as their
     mean), with paired-bootstrap intervals."""
-    from biohicl.atomic import atomic_write_text
+    from biohicl.evaluation.plots import plot_paired
     from biohicl.evaluation.significance import compare_records, markdown_paired
 
     names, title = ("base", "tuned"), None
@@ -243,16 +249,7 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
         seed=args.bootstrap_seed,
     )
     table = markdown_paired(rows, names)
-    print(table)
-    if args.markdown:
-        atomic_write_text(args.markdown, table)
-        print(f"wrote {args.markdown}")
-    if args.plot:
-        from biohicl.evaluation.plots import plot_paired
-
-        plot_paired(rows, args.plot, title=title)
-        print(f"wrote {args.plot}")
-    return 0
+    return _report(args, table, table, lambda path: plot_paired(rows, path, title=title))
 
 
 def main(argv: list[str]) -> int:
