@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from biohicl.errors import DataError
+from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation import evaluate_model
 from biohicl.evaluation.runner import save_results
 from biohicl.evaluation.significance import (
@@ -141,6 +141,42 @@ def test_two_recipes_compare_as_the_mean_of_their_seeds_on_the_same_draws():
     assert "(mean of 3) | " in markdown_paired([row])
 
 
+def test_two_level_rounds_draw_the_seeds_too_as_a_loop_over_rounds_does():
+    """``resample_models``: each round counts a draw with replacement of each side's models (the same draw for every
+    task). Checked against a plain loop over rounds with the same generator, and against the share of rounds that can
+    only show no gain: a seed that equals its base, drawn for both places (1/4 of the rounds)."""
+    rng = np.random.default_rng(8)
+    base = rng.integers(0, 2, 500).astype(float)
+    gained = base.copy()
+    gained[np.flatnonzero(base == 0)[:40]] = 1.0  # +8 points, nothing lost: no resample of the items shows a loss
+    seeds = [{"q": hits("q", base.copy())}, {"q": hits("q", gained)}]
+    rounds = 4000
+    (row,) = paired_bootstrap({"q": hits("q", base)}, seeds, rounds=rounds, seed=2, resample_models=True, target=0.0305)
+    replay = np.random.default_rng(2)
+    base_picks, tuned_picks = replay.integers(0, 1, (rounds, 1)), replay.integers(0, 2, (rounds, 2))
+    assert not base_picks.any()
+    expected = []
+    for start in range(0, rounds, 1000):
+        draws = replay.integers(0, 500, size=(1000, 500))
+        for i, draw in enumerate(draws):
+            picked = [seeds[k]["q"].scores[draw].mean() for k in tuned_picks[start + i]]
+            expected.append(np.mean(picked) - base[draw].mean())
+    expected = np.array(expected)
+    assert row.models_resampled and row.p_no_gain == pytest.approx(np.mean(expected <= 0))
+    assert (row.low, row.high) == pytest.approx(tuple(np.quantile(expected, [0.025, 0.975])))
+    assert row.p_no_gain == pytest.approx(0.25, abs=0.025)  # binomial sd over 4,000 rounds: 0.007
+    assert row.low == 0.0 and row.delta == pytest.approx(0.04)
+    (fixed,) = paired_bootstrap({"q": hits("q", base)}, seeds, rounds=rounds, seed=2)
+    assert fixed.p_no_gain == 0.0 and fixed.low > 0.02  # the items alone never lose the second seed's gain
+    assert row.target == 0.0305 and row.p_target == pytest.approx(np.mean(expected >= 0.0305))  # no Δ ties 0.0305
+    assert 0.5 < row.p_target <= 1 - row.p_no_gain  # a round showing no gain is never at the target
+    table = markdown_paired([row])
+    assert "| P(Δ ≤ 0) | P(Δ ≥ +3.05) |" in table and f"| {row.p_target:.4f} |" in table
+    assert "over the models on each side and the items (two-level)" in table
+    with pytest.raises(ConfigError, match="resample_models: needs several models on one side"):
+        paired_bootstrap({"q": hits("q", base)}, seeds[:1], rounds=200, resample_models=True)
+
+
 def test_per_item_values_reproduce_the_recorded_metrics(tmp_path, data_dir):
     from tests.test_evaluation import write_beir
 
@@ -202,6 +238,12 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
     )
     assert main(["evaluate", "--compare", *paths, "--paired", "--labels", "small", "large", "--rounds", "200"]) == 0
     assert "| task | metric | items | small | large | Δ (points) |" in capsys.readouterr().out
+    argv = ["evaluate", "--compare", *paths, paths[1], "--paired", "--resample_models", "--target", "1.0"]
+    assert main([*argv, "--rounds", "200", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "| P(Δ ≤ 0) | P(Δ ≥ +1.00) |" in out and "over the models on each side and the items (two-level)" in out
+    assert main(["evaluate", "--compare", *paths, "--target", "1.0"]) == 2
+    assert "resample_models/target: apply with --compare ... --paired" in capsys.readouterr().err
 
 
 def test_the_committed_issue15_records_give_the_reported_interval():
@@ -230,6 +272,7 @@ def test_the_committed_issue15_records_give_the_reported_interval():
     assert np.mean(mean <= 0) == pytest.approx(rows[-1].p_no_gain)
     assert mean.std() == pytest.approx(0.0056, abs=0.0002)  # six times the seeds' standard error, 0.0016 / √3
     assert np.mean(mean >= 0.01) == pytest.approx(0.45, abs=0.01)  # a resample shows the +1.0 target in 45%
+    assert compare_records(base, seeds, target=0.01)[-1].p_target == np.mean(mean >= 0.01)  # what --target gives
 
 
 def test_the_committed_issue15_dev_records_are_the_selected_steps():

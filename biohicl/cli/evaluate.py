@@ -10,6 +10,7 @@
     biohicl evaluate runs/minilm/final --tasks biosses,pubmedqa --per_item --output results/tuned.json
     biohicl evaluate --compare results/base.json results/tuned.json --paired   # Δ with its 95% interval
     biohicl evaluate --compare a3.json a4.json a5.json b3.json b4.json b5.json --paired --base_count 3   # B − A
+    biohicl evaluate --compare base.json s3.json s4.json s5.json --paired --resample_models --target 1.0   # seeds too
 
 A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
 split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
@@ -123,6 +124,17 @@ class EvaluateArguments:
     rounds: int = field(default=10_000, metadata={"help": "--paired: bootstrap rounds."})
     confidence: float = field(default=0.95, metadata={"help": "--paired: the interval's confidence level."})
     bootstrap_seed: int = field(default=0, metadata={"help": "--paired: seed of the resampling."})
+    resample_models: bool = field(
+        default=False,
+        metadata={
+            "help": "--paired: each round also draws each side's files with replacement (the seeds of a recipe), so "
+            "the interval covers other seeds as well as other test items (a two-level bootstrap)."
+        },
+    )
+    target: float | None = field(
+        default=None,
+        metadata={"help": "--paired: also give P(Δ ≥ TARGET), the share of rounds at or above TARGET points (1.0)."},
+    )
     markdown: str | None = field(default=None, metadata={"help": "Write a Markdown table of the results here."})
     plot: str | None = field(default=None, metadata={"help": "Write a PNG bar chart of the results here."})
 
@@ -142,6 +154,8 @@ class EvaluateArguments:
                 f"base_count: {self.base_count} base files leave no tuned file among the {len(self.compare)} "
                 "--compare files"
             )
+        if (self.resample_models or self.target is not None) and not self.paired:
+            raise ConfigError("resample_models/target: apply with --compare ... --paired")
         if self.per_item and self.compare:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
@@ -247,6 +261,8 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
         rounds=args.rounds,
         confidence=args.confidence,
         seed=args.bootstrap_seed,
+        resample_models=args.resample_models,
+        target=None if args.target is None else args.target / 100,  # points → the metric's scale
     )
     table = markdown_paired(rows, names)
     return _report(args, table, table, lambda path: plot_paired(rows, path, title=title))

@@ -73,7 +73,8 @@ def plot_results(
 
 
 def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | None = None) -> Path:
-    """One line per task (and the tasks' mean): Δ in points with its interval, against a line at zero."""
+    """One line per task (and the tasks' mean): Δ in points with its interval, against a line at zero (and a dashed
+    one at the target, when the rows have one)."""
     plt = pyplot()
     if not rows:
         raise DataError("nothing to plot: no paired comparison", output)
@@ -86,8 +87,9 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
         color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
         ax.errorbar(delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
+        at_target = "" if row.p_target is None else f"  P(Δ≥{100 * row.target:+.1f}) {row.p_target:.2f}"
         ax.annotate(
-            f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]  P(Δ≤0) {row.p_no_gain:.3f}",
+            f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}",
             (high, y),
             xytext=(6, 0),
             textcoords="offset points",
@@ -95,13 +97,16 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
             fontsize=7,
         )
     ax.axvline(0, color="black", linewidth=0.8)
+    if rows[0].target is not None:
+        ax.axvline(100 * rows[0].target, color="#1f77b4", linewidth=0.8, linestyle="--")
     from biohicl.evaluation.significance import MEAN_ROW
 
     labels = [row.task if row.task == MEAN_ROW else f"{row.task}\n{metric_label(row.metric)}" for row in reversed(rows)]
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.margins(x=0.45)
-    ax.set_xlabel(f"Δ (points), {rows[0].confidence:.0%} interval over {rows[0].rounds:,} resamples of the items")
+    drawn = "the models and items" if rows[0].models_resampled else "the items"
+    ax.set_xlabel(f"Δ (points), {rows[0].confidence:.0%} interval over {rows[0].rounds:,} resamples of {drawn}")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -11,6 +11,9 @@ is the percentile interval of Δ = tuned − base over the rounds, and ``p_no_ga
 Several tuned models (seeds of one recipe) count as their mean Δ on each draw, and several base models (the seeds of
 another recipe, to compare two recipes) as their mean metric; several tasks count as the mean of their Δs, each task
 drawn on its own since the test sets are independent (the "Δ mean of the two" of docs/results.md).
+With ``resample_models`` each round also draws each side's models with replacement (the same draw for every task),
+so the interval covers another set of seeds as well as another test set: a two-level bootstrap, seeds × items. With
+``target`` each row also gives ``p_target``, the share of rounds with Δ ≥ target (e.g. 0.01 for a one-point target).
 The per-item values come from results records written with ``per_item`` (``biohicl evaluate --per_item``).
 
 >>> rows = compare_records(base_record, [tuned_record], rounds=10_000)  # doctest: +SKIP
@@ -93,7 +96,9 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 class PairedDelta:
     """Δ of one task's metric (or of the tasks' mean) between the tuned models and their base, with its interval.
 
-    ``base`` is the base's metric, the mean of ``base_models`` models' when the base is the seeds of a recipe."""
+    ``base`` is the base's metric, the mean of ``base_models`` models' when the base is the seeds of a recipe;
+    ``models_resampled`` says whether the rounds drew the models too (two-level), ``p_target`` is the share of rounds
+    with Δ ≥ ``target`` (None without a target)."""
 
     task: str
     metric: str
@@ -107,6 +112,9 @@ class PairedDelta:
     rounds: int
     confidence: float
     base_models: int = 1
+    models_resampled: bool = False
+    target: float | None = None
+    p_target: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,11 +130,25 @@ def _check_same_items(base: ItemValues, other: ItemValues) -> None:
         raise DataError(f"{base.task}: the records hold different gold scores; compare evaluations of the same file")
 
 
+#: ``(base, tuned)`` model positions per round, from :func:`draw_models`.
+ModelDraws = tuple[np.ndarray, np.ndarray]
+
+
+def draw_models(base_count: int, tuned_count: int, rounds: int, rng: np.random.Generator) -> ModelDraws:
+    """Which base and tuned models each round counts (rounds × models, with replacement), for a two-level
+    bootstrap; drawn once and shared by every task, since one seed is one model on all of them."""
+    return rng.integers(0, base_count, size=(rounds, base_count)), rng.integers(0, tuned_count, (rounds, tuned_count))
+
+
 def bootstrap_deltas(
-    base: ItemValues | Sequence[ItemValues], tuned: Sequence[ItemValues], rounds: int, rng: np.random.Generator
+    base: ItemValues | Sequence[ItemValues],
+    tuned: Sequence[ItemValues],
+    rounds: int,
+    rng: np.random.Generator,
+    models: ModelDraws | None = None,
 ) -> np.ndarray:
     """Δ (mean over the tuned models, against the mean over the base models) of ``rounds`` paired resamples of the
-    items, one value per round."""
+    items, one value per round; ``models`` (:func:`draw_models`) picks which models each round counts."""
     bases = [base] if isinstance(base, ItemValues) else list(base)
     for other in [*bases[1:], *tuned]:
         _check_same_items(bases[0], other)
@@ -134,8 +156,17 @@ def bootstrap_deltas(
     deltas = np.empty(rounds)
     for start in range(0, rounds, ROUND_BLOCK):
         draws = rng.integers(0, n, size=(min(ROUND_BLOCK, rounds - start), n))
-        reference = np.mean([model.metric_on(draws) for model in bases], axis=0)
-        deltas[start : start + len(draws)] = np.mean([model.metric_on(draws) - reference for model in tuned], axis=0)
+        base_values = np.array([model.metric_on(draws) for model in bases])  # models × rounds
+        tuned_values = np.array([model.metric_on(draws) for model in tuned])
+        if models is not None:
+            block = slice(start, start + len(draws))
+            columns = np.arange(len(draws))[:, None]
+            base_values, tuned_values = (
+                base_values[models[0][block], columns].T,
+                tuned_values[models[1][block], columns].T,
+            )
+        reference = base_values.mean(axis=0)
+        deltas[start : start + len(draws)] = np.mean(tuned_values - reference, axis=0)
     return deltas
 
 
@@ -148,6 +179,8 @@ def _summarise(
     deltas: np.ndarray,
     confidence: float,
     base_models: int,
+    models_resampled: bool,
+    target: float | None,
 ) -> PairedDelta:
     deltas = deltas[np.isfinite(deltas)]
     tail = (1 - confidence) / 2
@@ -165,6 +198,9 @@ def _summarise(
         rounds=len(deltas),
         confidence=confidence,
         base_models=base_models,
+        models_resampled=models_resampled,
+        target=target,
+        p_target=None if target is None else float(np.mean(deltas >= target)),
     )
 
 
@@ -175,10 +211,12 @@ def paired_bootstrap(
     rounds: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    resample_models: bool = False,
+    target: float | None = None,
 ) -> list[PairedDelta]:
     """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
     model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
-    tasks."""
+    tasks; ``resample_models`` draws each side's models too (two-level), ``target`` adds ``p_target``."""
     if rounds < 100:
         raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
     if not 0 < confidence < 1:
@@ -188,24 +226,29 @@ def paired_bootstrap(
     bases = [base] if isinstance(base, Mapping) else list(base)
     if not bases:
         raise ConfigError("compare the tuned models with at least one base model")
+    if resample_models and len(bases) == 1 and len(tuned) == 1:
+        raise ConfigError("resample_models: needs several models on one side (the seeds of a recipe) to resample")
     rng = np.random.default_rng(seed)
+    models = draw_models(len(bases), len(tuned), rounds, rng) if resample_models else None
+    summary = {"confidence": confidence, "base_models": len(bases), "models_resampled": resample_models}
+    summary["target"] = target
     rows, per_task = [], []
     for task in bases[0]:
         references = [_task_values(values, task, "base") for values in bases]
-        models = [_task_values(values, task, "tuned") for values in tuned]
-        deltas = bootstrap_deltas(references, models, rounds, rng)
+        candidates = [_task_values(values, task, "tuned") for values in tuned]
+        deltas = bootstrap_deltas(references, candidates, rounds, rng, models)
         per_task.append(deltas)
         base_value = float(np.mean([reference.full_metric() for reference in references]))
-        full = [model.full_metric() for model in models]
+        full = [model.full_metric() for model in candidates]
         first = references[0]
-        rows.append(_summarise(task, first.metric, len(first.ids), base_value, full, deltas, confidence, len(bases)))
+        rows.append(_summarise(task, first.metric, len(first.ids), base_value, full, deltas, **summary))
     if len(rows) > 1:
         base_mean = float(np.mean([row.base for row in rows]))
         tuned_means = [float(np.mean([row.tuned[i] for row in rows])) for i in range(len(tuned))]
         items = sum(row.items for row in rows)
         metric = " + ".join(row.metric for row in rows)
         mean_deltas = np.mean(per_task, axis=0)
-        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, mean_deltas, confidence, len(bases)))
+        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, mean_deltas, **summary))
     return rows
 
 
@@ -224,6 +267,8 @@ def compare_records(
     rounds: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    resample_models: bool = False,
+    target: float | None = None,
 ) -> list[PairedDelta]:
     """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
     ``base``: one record, or several counted as their mean; ``sources``: the records' files, base first, for error
@@ -239,7 +284,15 @@ def compare_records(
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]
-    return paired_bootstrap(values[: len(bases)], values[len(bases) :], rounds=rounds, confidence=confidence, seed=seed)
+    return paired_bootstrap(
+        values[: len(bases)],
+        values[len(bases) :],
+        rounds=rounds,
+        confidence=confidence,
+        seed=seed,
+        resample_models=resample_models,
+        target=target,
+    )
 
 
 def has_item_values(record: Mapping[str, Any], task: str) -> bool:
@@ -259,10 +312,11 @@ def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base
         return ""
     first = rows[0]
     base_name, tuned_name = names
+    target = "" if first.target is None else f" P(Δ ≥ {100 * first.target:+.2f}) |"
     lines = [
         f"| task | metric | items | {base_name} | {tuned_name} | Δ (points) | {first.confidence:.0%} interval | "
-        "P(Δ ≤ 0) |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        f"P(Δ ≤ 0) |{target}",
+        "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if target else ""),
     ]
     for row in rows:
         tuned = f"{np.mean(row.tuned):.4f}" + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
@@ -270,7 +324,9 @@ def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base
         lines.append(
             f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {100 * row.delta:+.2f} | "
             f"[{100 * row.low:+.2f}, {100 * row.high:+.2f}] | {row.p_no_gain:.4f} |"
+            + ("" if row.p_target is None else f" {row.p_target:.4f} |")
         )
     lines.append("")
-    lines.append(f"Paired bootstrap over the items, {first.rounds:,} rounds (Koehn, 2004).")
+    over = "the models on each side and the items (two-level)" if first.models_resampled else "the items"
+    lines.append(f"Paired bootstrap over {over}, {first.rounds:,} rounds (Koehn, 2004).")
     return "\n".join(lines) + "\n"
