@@ -82,7 +82,7 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
         tuned, bases = len(rows[0].tuned), rows[0].base_models
         sides = [f"{n} {side} models" for n, side in ((tuned, "tuned"), (bases, "base")) if n > 1]
         title = "tuned − base, paired bootstrap" + (f" ({' and '.join(sides)} as their mean)" if sides else "")
-    fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(rows) + 1.6), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.0, 0.55 * len(rows) + 1.6), dpi=120)
     for y, row in enumerate(reversed(rows)):
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
         color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
@@ -90,7 +90,8 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
         at_target = "" if row.p_target is None else f"  P(Δ≥{100 * row.target:+.1f}) {row.p_target:.2f}"
         ax.annotate(
             f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}",
-            (high, y),
+            (1.0, y),  # a column right of the axes, whatever the intervals' width
+            xycoords=("axes fraction", "data"),
             xytext=(6, 0),
             textcoords="offset points",
             va="center",
@@ -104,7 +105,7 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
     labels = [row.task if row.task == MEAN_ROW else f"{row.task}\n{metric_label(row.metric)}" for row in reversed(rows)]
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.margins(x=0.45)
+    ax.margins(x=0.08)
     drawn = "the models and items" if rows[0].models_resampled else "the items"
     ax.set_xlabel(f"Δ (points), {rows[0].confidence:.0%} interval over {rows[0].rounds:,} resamples of {drawn}")
     ax.set_title(title, fontsize=10)
