@@ -343,3 +343,39 @@ def test_the_committed_issue15_recipe_comparison():
         markdown_paired(compare_records(dev_base, records("dev_", "one_pass_distill2_all")))
         == (paired / "dev_all.md").read_text()
     )
+
+
+def test_the_committed_six_seeds_of_the_registered_recipe():
+    """docs/results.md, "Six seeds of the registered recipe, over seeds and test items": the rerun seeds 6-8 hold their
+    study records' numbers (held out, and dev at the selected step), and the six seeds give the committed tables."""
+    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+    paired = root / "paired"
+    for seed in (6, 7, 8):
+        record = json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text())
+        reported = json.loads((root / f"one_pass_distill2_seed{seed}/eval.json").read_text())["summary"]
+        for key in ("biosses/spearman", "pubmedqa/recall@1"):
+            assert ItemValues.from_record(record, key.split("/")[0]).full_metric() == pytest.approx(
+                reported[key], abs=1e-12
+            )
+    base = json.loads((paired / "base.json").read_text())
+    seeds = [json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text()) for seed in range(3, 9)]
+    items = compare_records(base, seeds, target=0.01)
+    assert markdown_paired(items) == (paired / "heldout_six.md").read_text()
+    two_level = compare_records(base, seeds, target=0.01, resample_models=True)
+    names = ("base", "one_pass_distill2, seeds 3-8")
+    assert markdown_paired(two_level, names) == (paired / "heldout_six_two_level.md").read_text()
+    assert items[-1].delta == two_level[-1].delta == pytest.approx(0.0102, abs=1e-4)  # +1.02 points over six seeds
+    assert items[-1].low < 0 < 0.01 < items[-1].high and 0.4 < two_level[-1].p_target < 0.6  # +1.0 a coin toss
+    widths = [row[-1].high - row[-1].low for row in (items, two_level)]
+    assert widths[0] < widths[1] < 1.05 * widths[0]  # the seeds add little to the test items' spread
+    dev = []
+    for seed in range(3, 9):
+        record = json.loads((paired / f"dev_one_pass_distill2_seed{seed}.json").read_text())
+        step = json.loads((root / f"one_pass_distill2_seed{seed}/dev_evaluations.json").read_text())[-1]
+        assert step["step"] == 209
+        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
+            assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+        dev.append(record)
+    dev_rows = compare_records(json.loads((paired / "dev_base.json").read_text()), dev)
+    assert markdown_paired(dev_rows) == (paired / "dev_six.md").read_text()
+    assert dev_rows[-1].low < dev_rows[-1].delta < 0 < dev_rows[-1].high  # dev retrieval: no gain seen
