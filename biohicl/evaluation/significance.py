@@ -230,8 +230,12 @@ def paired_bootstrap(
         raise ConfigError("resample_models: needs several models on one side (the seeds of a recipe) to resample")
     rng = np.random.default_rng(seed)
     models = draw_models(len(bases), len(tuned), rounds, rng) if resample_models else None
-    summary = {"confidence": confidence, "base_models": len(bases), "models_resampled": resample_models}
-    summary["target"] = target
+    summary = {
+        "confidence": confidence,
+        "base_models": len(bases),
+        "models_resampled": resample_models,
+        "target": target,
+    }
     rows, per_task = [], []
     for task in bases[0]:
         references = [_task_values(values, task, "base") for values in bases]
