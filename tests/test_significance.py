@@ -246,21 +246,37 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
     assert "resample_models/target: apply with --compare ... --paired" in capsys.readouterr().err
 
 
+ISSUE15 = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
+
+
+def assert_holds_heldout_numbers(record: dict, run: str) -> None:
+    """A per-item record holds the BIOSSES and PubMedQA numbers of the study run ``run``'s ``eval.json``."""
+    reported = json.loads((ISSUE15 / run / "eval.json").read_text())["summary"]
+    for key in ("biosses/spearman", "pubmedqa/recall@1"):
+        assert ItemValues.from_record(record, key.split("/")[0]).full_metric() == pytest.approx(
+            reported[key], abs=1e-12
+        )
+
+
+def assert_holds_selected_dev_step(record: dict, run: str) -> None:
+    """A dev per-item record holds the dev retrieval numbers of run ``run``'s last evaluated step, step 209."""
+    step = json.loads((ISSUE15 / run / "dev_evaluations.json").read_text())[-1]
+    assert step["step"] == 209
+    for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
+        assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+
+
 def test_the_committed_issue15_records_give_the_reported_interval():
     """docs/results.md, "How much the held-out sets can tell": the per-item records of the registered recipe's seeds
     3-5 (retrained) hold the numbers their study records report, and give the committed table."""
-    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
-    base = json.loads((root / "paired/base.json").read_text())
+    base = json.loads((ISSUE15 / "paired/base.json").read_text())
     seeds = []
     for seed in (3, 4, 5):
-        record = json.loads((root / f"paired/one_pass_distill2_seed{seed}.json").read_text())
-        reported = json.loads((root / f"one_pass_distill2_seed{seed}/eval.json").read_text())["summary"]
-        for key in ("biosses/spearman", "pubmedqa/recall@1"):
-            task = key.split("/")[0]
-            assert ItemValues.from_record(record, task).full_metric() == pytest.approx(reported[key], abs=1e-12)
+        record = json.loads((ISSUE15 / f"paired/one_pass_distill2_seed{seed}.json").read_text())
+        assert_holds_heldout_numbers(record, f"one_pass_distill2_seed{seed}")
         seeds.append(record)
     rows = compare_records(base, seeds)
-    assert markdown_paired(rows) == (root / "paired/heldout.md").read_text()
+    assert markdown_paired(rows) == (ISSUE15 / "paired/heldout.md").read_text()
     assert rows[-1].delta == pytest.approx((0.8236 - 0.8125 + 0.8667 - 0.858) / 2, abs=2e-4)  # +0.99 points
     assert rows[-1].low < 0 < 0.01 < rows[-1].high  # neither 0 nor the +1.0 target lies outside the interval
     rng = np.random.default_rng(0)  # compare_records' draws: the same seed, the tasks in the same order
@@ -277,26 +293,21 @@ def test_the_committed_issue15_records_give_the_reported_interval():
 
 def test_the_committed_issue15_dev_records_are_the_selected_steps():
     """The dev per-item records of seeds 3-5 hold the committed step-209 dev numbers and give the committed table."""
-    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
-    base = json.loads((root / "paired/dev_base.json").read_text())
+    base = json.loads((ISSUE15 / "paired/dev_base.json").read_text())
     seeds = []
     for seed in (3, 4, 5):
-        record = json.loads((root / f"paired/dev_one_pass_distill2_seed{seed}.json").read_text())
-        step = json.loads((root / f"one_pass_distill2_seed{seed}/dev_evaluations.json").read_text())[-1]
-        assert step["step"] == 209
-        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
-            assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+        record = json.loads((ISSUE15 / f"paired/dev_one_pass_distill2_seed{seed}.json").read_text())
+        assert_holds_selected_dev_step(record, f"one_pass_distill2_seed{seed}")
         seeds.append(record)
     rows = compare_records(base, seeds)
-    assert markdown_paired(rows) == (root / "paired/dev.md").read_text()
+    assert markdown_paired(rows) == (ISSUE15 / "paired/dev.md").read_text()
     assert rows[-1].delta < 0 < rows[-1].high and rows[-1].high - rows[-1].low < 0.014  # no gain seen, ±0.7 points
 
 
 def test_the_committed_issue15_recipe_comparison():
     """docs/results.md, "The variant the dev rule passed over": the rerun of one_pass_distill2_all holds its study
     records' numbers, and the committed tables (against the base and against the registered recipe) follow."""
-    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
-    paired = root / "paired"
+    paired = ISSUE15 / "paired"
 
     def records(prefix: str, variant: str) -> list[dict]:
         return [json.loads((paired / f"{prefix}{variant}_seed{seed}.json").read_text()) for seed in (3, 4, 5)]
@@ -304,15 +315,8 @@ def test_the_committed_issue15_recipe_comparison():
     for seed, record, dev in zip(
         (3, 4, 5), records("", "one_pass_distill2_all"), records("dev_", "one_pass_distill2_all"), strict=True
     ):
-        reported = json.loads((root / f"one_pass_distill2_all_seed{seed}/eval.json").read_text())["summary"]
-        for key in ("biosses/spearman", "pubmedqa/recall@1"):
-            assert ItemValues.from_record(record, key.split("/")[0]).full_metric() == pytest.approx(
-                reported[key], abs=1e-12
-            )
-        step = json.loads((root / f"one_pass_distill2_all_seed{seed}/dev_evaluations.json").read_text())[-1]
-        assert step["step"] == 209
-        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
-            assert ItemValues.from_record(dev, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+        assert_holds_heldout_numbers(record, f"one_pass_distill2_all_seed{seed}")
+        assert_holds_selected_dev_step(dev, f"one_pass_distill2_all_seed{seed}")
     base = json.loads((paired / "base.json").read_text())
     registered, variant = records("", "one_pass_distill2"), records("", "one_pass_distill2_all")
     against_base = compare_records(base, variant)
@@ -348,15 +352,10 @@ def test_the_committed_issue15_recipe_comparison():
 def test_the_committed_six_seeds_of_the_registered_recipe():
     """docs/results.md, "Six seeds of the registered recipe, over seeds and test items": the rerun seeds 6-8 hold their
     study records' numbers (held out, and dev at the selected step), and the six seeds give the committed tables."""
-    root = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
-    paired = root / "paired"
+    paired = ISSUE15 / "paired"
     for seed in (6, 7, 8):
         record = json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text())
-        reported = json.loads((root / f"one_pass_distill2_seed{seed}/eval.json").read_text())["summary"]
-        for key in ("biosses/spearman", "pubmedqa/recall@1"):
-            assert ItemValues.from_record(record, key.split("/")[0]).full_metric() == pytest.approx(
-                reported[key], abs=1e-12
-            )
+        assert_holds_heldout_numbers(record, f"one_pass_distill2_seed{seed}")
     base = json.loads((paired / "base.json").read_text())
     seeds = [json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text()) for seed in range(3, 9)]
     items = compare_records(base, seeds, target=0.01)
@@ -371,10 +370,7 @@ def test_the_committed_six_seeds_of_the_registered_recipe():
     dev = []
     for seed in range(3, 9):
         record = json.loads((paired / f"dev_one_pass_distill2_seed{seed}.json").read_text())
-        step = json.loads((root / f"one_pass_distill2_seed{seed}/dev_evaluations.json").read_text())[-1]
-        assert step["step"] == 209
-        for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
-            assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
+        assert_holds_selected_dev_step(record, f"one_pass_distill2_seed{seed}")
         dev.append(record)
     dev_rows = compare_records(json.loads((paired / "dev_base.json").read_text()), dev)
     assert markdown_paired(dev_rows) == (paired / "dev_six.md").read_text()
