@@ -64,6 +64,16 @@ def test_one_question_gained_vanishes_exactly_when_the_resample_misses_it():
     assert row.p_no_gain == pytest.approx(0.99**100, abs=0.01)  # 0.366; the binomial sd over 40,000 rounds is 0.0024
 
 
+def test_a_resample_whose_delta_is_exactly_zero_or_the_target_counts_as_on_it():
+    """Five questions, the base right on one, the tuned model on that one and one more: a resample's Δ is the changed
+    question's draws over five, exactly 0.2 once it is drawn, which float subtraction can put a rounding error below
+    (0.6 − 0.4 = 0.19999999999999996), and exactly 0 when it is not (0.6 − 0.6)."""
+    base, tuned = hits("q", [1, 0, 0, 0, 0]), hits("q", [1, 1, 0, 0, 0])
+    (row,) = paired_bootstrap({"q": base}, [{"q": tuned}], rounds=20_000, seed=3, target=0.2)
+    assert row.p_target == pytest.approx(1 - 0.8**5, abs=0.01)  # 0.672; binomial sd over 20,000 rounds 0.0033
+    assert row.p_no_gain + row.p_target == 1.0  # every round is on one of the two
+
+
 def test_the_interval_of_a_mean_matches_the_normal_approximation():
     """For the mean of paired differences the bootstrap's 95% interval is Δ ± 1.96·sd(d)/√n (large n)."""
     rng = np.random.default_rng(2)

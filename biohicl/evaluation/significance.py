@@ -41,6 +41,9 @@ CITATION = """@inproceedings{koehn2004statistical,
 MEAN_ROW = "mean of the tasks"
 #: Rounds drawn at once: bounds the index matrix to ``ROUND_BLOCK × items`` integers.
 ROUND_BLOCK = 1000
+#: A round's Δ this close to 0 or to the target counts as on it: a draw whose Δ is exactly the target (two questions
+#: of ten) comes out a rounding error either side of it (0.6 − 0.4 = 0.19999999999999996).
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -194,13 +197,13 @@ def _summarise(
         delta=float(np.mean(tuned) - base),
         low=float(low),
         high=float(high),
-        p_no_gain=float(np.mean(deltas <= 0)),
+        p_no_gain=float(np.mean(deltas <= ROUNDING)),
         rounds=len(deltas),
         confidence=confidence,
         base_models=base_models,
         models_resampled=models_resampled,
         target=target,
-        p_target=None if target is None else float(np.mean(deltas >= target)),
+        p_target=None if target is None else float(np.mean(deltas >= target - ROUNDING)),
     )
 
 
