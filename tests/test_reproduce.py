@@ -18,7 +18,9 @@ from biohicl.study import DEFAULT_VARIANTS, ReproduceConfig, plan_study, prepare
 from biohicl.study import execute as execute_module
 from biohicl.study.config import training_arguments
 from biohicl.study.execute import resolve_eval_device
-from biohicl.study.stats import aggregate_row, compare, mean_std, pooled_std
+from biohicl.study.plan import missing_tasks
+from biohicl.study.report import markdown_results
+from biohicl.study.stats import aggregate, aggregate_row, compare, mean_std, pooled_std
 
 
 def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
@@ -151,6 +153,64 @@ def test_compare_marks_only_differences_beyond_twice_the_pooled_std():
     assert compare(base, tuned, "absent") is None
 
 
+def _record(scores: dict[str, list[float]]) -> dict:
+    """An eval.json with per-item values: each task's per-query scores (main metric = their mean)."""
+    metrics = {"pubmedqa": "recall@1", "scifact": "ndcg@10"}
+    tasks = {
+        task: {"task": task, "main_metric": metrics[task], "metrics": {metrics[task]: sum(v) / len(v)},
+               "per_item": {"ids": [f"q{i}" for i in range(len(v))], "scores": v}}
+        for task, v in scores.items()
+    }  # fmt: skip
+    return {"tasks": tasks, "summary": {f"{t}/{metrics[t]}": r["metrics"][metrics[t]] for t, r in tasks.items()}}
+
+
+def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_at_it(tmp_path, tiny_bert_dir):
+    """Two seeds of `tuned` gain on PubMedQA and SciFact; the mean target is judged on the mean of the two Δs, its
+    noise on the spread of each seed's mean, and P(Δ ≥ target) is the share of test sets resampled at or above."""
+    targets = {"pubmedqa/recall@1": 0.0, "scifact/ndcg@10": 0.0}
+    config = _config(tmp_path, tiny_bert_dir, variants={"tuned": {}, "other": {}}, seeds=[0, 1], targets=targets,
+                     target_variants=["tuned"], target_mean=0.1)  # fmt: skip
+    base = _record({"pubmedqa": [0, 0, 0, 0, 1], "scifact": [0.5] * 4})
+    seed0 = _record({"pubmedqa": [1, 0, 0, 0, 1], "scifact": [0.5, 0.5, 0.5, 0.7]})  # Δ +0.2, +0.05
+    seed1 = _record({"pubmedqa": [1, 0, 0, 0, 1], "scifact": [0.5, 0.5, 0.5, 0.9]})  # Δ +0.2, +0.10
+    records = {("tiny", "base", None): base, ("tiny", "tuned", 0): seed0, ("tiny", "tuned", 1): seed1,
+               ("tiny", "other", 0): seed0, ("tiny", "other", 1): seed1}  # fmt: skip
+    results = aggregate(config, records)
+    assert [t["variant"] for t in results["targets"]] == ["tuned"] * 3  # `other` is not judged
+    pubmedqa, scifact, mean = results["targets"]
+    assert pubmedqa["delta"] == pytest.approx(0.2) and scifact["delta"] == pytest.approx(0.075)
+    assert mean["metric"] == "mean of pubmedqa/recall@1, scifact/ndcg@10"
+    assert mean["delta"] == pytest.approx((0.2 + 0.075) / 2) and mean["met"] is True
+    # each seed's mean: 0.125 and 0.15 (base 0.3): Δ 0.1375 against 2·s = 2·0.025/√2 ≈ 0.0354
+    assert mean["exceeds_noise"] is True
+    # on a resample drawing PubMedQA's gained question c times and SciFact's changed claim k times, the mean Δ is
+    # (c/5 + 0.3·k/4) / 2 ≥ 0.1: any c ≥ 1 (P = 1 − 0.8⁵), or c = 0 with k ≥ 3 (P = 0.8⁵ · P(k ≥ 3 of 4 at 1/4))
+    by_hand = 1 - 0.8**5 + 0.8**5 * sum(math.comb(4, k) * 0.25**k * 0.75 ** (4 - k) for k in (3, 4))
+    assert mean["p_target"] == pytest.approx(by_hand, abs=0.015)  # 0.689; sd over 10,000 rounds ≈ 0.005
+    paired = results["models"]["tiny"]["rows"]["tuned"]["paired"]
+    assert paired[-1]["p_target"] == mean["p_target"] and paired[-1]["target"] == 0.1
+
+    table = markdown_results({**results, "title": "t"})
+    assert "| P(Δ ≤ 0) | P(Δ ≥ +10.0) |" in table  # the paired table's share column
+    assert f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | yes | yes | {mean['p_target']:.3f} |" in table
+    assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | yes | yes | – |" in table  # both seeds +0.2
+
+    with pytest.raises(ConfigError, match="target_variants: unknown variant"):
+        _config(tmp_path, tiny_bert_dir, variants={"tuned": {}}, target_variants=["full"])
+    with pytest.raises(ConfigError, match="target_mean: expected a fraction"):
+        _config(tmp_path, tiny_bert_dir, target_mean="+1.0")
+
+
+def test_a_record_without_the_targets_per_item_values_is_evaluated_again():
+    """Records evaluated before the study kept per-item values lack them: the targets' tasks count as missing; an
+    empty mapping (asked for, the task has none) does not."""
+    record = {"tasks": {"biosses": {"split": "test"}, "siml-agreement": {"per_item": {}}}}
+    assert missing_tasks(record, ["biosses", "siml-agreement"]) == []
+    assert missing_tasks(record, ["biosses", "siml-agreement"], ["biosses", "siml-agreement"]) == ["biosses"]
+    record["tasks"]["biosses"]["per_item"] = {"ids": ["0"], "predictions": [0.5], "gold": [1.0]}
+    assert missing_tasks(record, ["biosses", "siml-agreement"], ["biosses"]) == []
+
+
 # ------------------------------------------------------------------------------------------------ a whole study
 def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir, monkeypatch):
     config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], seeds_per_variant={
@@ -239,6 +299,22 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     assert record["summary"]["biosses/spearman"] == resumed["biosses/spearman"]
     assert "pubmedqa/recall@1" in results["models"]["tiny"]["rows"]["full"]["mean"]
     assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+    # a base evaluated before the study kept per-item values: its targets' tasks again, the same numbers, and the
+    # report's paired interval
+    base_file = tmp_path / "study" / "tiny" / "base" / "eval.json"
+    base = json.loads(base_file.read_text())
+    for task in base["tasks"].values():
+        del task["per_item"]
+    base_file.write_text(json.dumps(base))
+    assert "paired" not in run_study(config, progress=False, write_plots=False, report_only=True)["models"]["tiny"][
+        "rows"]["full"]  # fmt: skip
+    assert [r.status for r in plan_study(config)] == ["add_tasks", "done"]
+    results = run_study(config, progress=False, write_plots=False)
+    again = json.loads(base_file.read_text())
+    assert again["summary"] == base["summary"] and again["added"][-1]["tasks"] == ["biosses", "pubmedqa"]
+    assert len(again["tasks"]["biosses"]["per_item"]["ids"]) == 100
+    assert [e["task"] for e in results["models"]["tiny"]["rows"]["full"]["paired"]][:2] == ["biosses", "pubmedqa"]
 
 
 def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):

@@ -34,7 +34,8 @@ class TaskResult:
         metadata={
             "help": "What each item gave, for paired tests (biohicl.evaluation.significance): `ids` with `scores` "
             "(each query's main metric) or with `predictions` and `gold` (each STS pair). A record keeps them only "
-            "when asked (`evaluate_model(per_item=True)`, `biohicl evaluate --per_item`)."
+            "when asked (`evaluate_model(per_item=True)`, `biohicl evaluate --per_item`); asked, a task that has "
+            "none (the SimE-SimL agreement) keeps an empty mapping."
         },
     )
 

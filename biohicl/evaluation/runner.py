@@ -146,7 +146,7 @@ def evaluate_model(
             **extra,
         )
         results[result.task] = result.to_dict()
-        if not per_item or not result.per_item:
+        if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[result.task]["per_item"]
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         logger.info("%s (%s): %s [%.1fs]", result.task, result.split, shown, result.wall_time_s)

@@ -154,7 +154,18 @@ class ReproduceConfig:
     limit_queries: int | None = field(default=None, metadata={"help": "Cap on retrieval queries (quick runs)."})
     targets: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TARGETS),
-        metadata={"help": "`task/metric` → minimum improvement of `full` over the base (fractions)."},
+        metadata={"help": "`task/metric` → minimum improvement of each target variant over the base (fractions)."},
+    )
+    target_variants: list[str] | None = field(
+        default=None,
+        metadata={"help": "The variants judged against `targets` and `target_mean` (default: `full`, if run)."},
+    )
+    target_mean: float | None = field(
+        default=None,
+        metadata={
+            "help": "Minimum improvement of the mean of the targets' metrics over the base (fractions; 0.01 = one "
+            "point), judged per target variant, with the share of paired-bootstrap rounds at or above it."
+        },
     )
     keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep checkpoint-N folders after a run finished (default: delete)."}
@@ -179,10 +190,14 @@ class ReproduceConfig:
             unknown = sorted(set(model.variants or ()) - set(self.variants))
             if unknown:
                 raise ConfigError(f"models[{model.name}].variants: unknown variant(s) {', '.join(unknown)}")
-        for name in ("seeds_per_variant", "tasks_per_variant"):
-            unknown = sorted(set(getattr(self, name)) - set(self.variants))
+        for name in ("seeds_per_variant", "tasks_per_variant", "target_variants"):
+            unknown = sorted(set(getattr(self, name) or ()) - set(self.variants))
             if unknown:
                 raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
+        if self.target_mean is not None and (
+            isinstance(self.target_mean, bool) or not isinstance(self.target_mean, int | float)
+        ):
+            raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
         check_eval_device(self.eval_device)
@@ -234,6 +249,18 @@ class ReproduceConfig:
         if variant in self.seeds_per_variant:
             return list(self.seeds_per_variant[variant])
         return list(model.seeds if model.seeds is not None else self.seeds)
+
+    def judged_variants(self, model: ModelSpec) -> list[str]:
+        """The variants of ``model`` judged against the targets: ``target_variants``, else ``full`` if it runs."""
+        judged = self.target_variants if self.target_variants is not None else ["full"]
+        return [v for v in self.model_variants(model) if v in judged]
+
+    def target_tasks(self) -> list[str]:
+        """The tasks the targets name (``biosses/spearman`` → ``biosses``): the study keeps their per-item values,
+        for the paired intervals of its report."""
+        from biohicl.evaluation.results import split_summary_key
+
+        return list(dict.fromkeys(split_summary_key(key)[0] for key in self.targets))
 
     def model_tasks(self, model: ModelSpec, variant: str | None = None) -> list[str]:
         """The tasks a run is evaluated on (the base: all of the model's tasks)."""

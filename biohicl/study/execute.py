@@ -132,7 +132,7 @@ def evaluate_encoder(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     tasks = config.model_tasks(model, variant)
     if previous is not None:
-        tasks = missing_tasks(previous, tasks)
+        tasks = missing_tasks(previous, tasks, config.target_tasks())
     encoder.to(device)
     encoder.eval()
     with autocast:

@@ -1,8 +1,9 @@
 """The study's plan: every run (per model: the untrained base, then each variant's seeds), its folder and status.
 
 A run's status says what :func:`~biohicl.study.execute.run_study` still has to do: ``done`` (evaluated),
-``add_tasks`` (its ``eval.json`` lacks tasks added to the config later), ``evaluate`` (trained), ``resume`` (a
-complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry_run`` view.
+``add_tasks`` (its ``eval.json`` lacks tasks added to the config later, or their per-item values), ``evaluate``
+(trained), ``resume`` (a complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry_run``
+view.
 """
 
 from __future__ import annotations
@@ -63,23 +64,24 @@ def run_dir_for(config: ReproduceConfig, model: str, variant: str, seed: int | N
 def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     """Every run of the study in execution order (per model: base, then each variant's seeds), with its status.
 
-    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later) gets status ``add_tasks``:
-    only the missing tasks are evaluated and merged into the record.
+    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later), or the per-item values of a
+    task the targets name (evaluated before the study kept them), gets status ``add_tasks``: only those tasks are
+    evaluated and merged into the record.
     """
     from biohicl.training.checkpoint import last_complete_checkpoint
 
-    runs = []
+    runs, items = [], config.target_tasks()
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)
         runs.append(
             PlannedRun(
-                model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model)) or "evaluate"
+                model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model), items) or "evaluate"
             )
         )
         for variant in config.model_variants(model):
             for seed in config.run_seeds(model, variant):
                 folder = run_dir_for(config, model.name, variant, seed)
-                status = _eval_status(folder, config.model_tasks(model, variant))
+                status = _eval_status(folder, config.model_tasks(model, variant), items)
                 if status is None:
                     if (folder / TRAINING_DONE_NAME).is_file():
                         status = "evaluate"
@@ -91,32 +93,38 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     return runs
 
 
-def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:
-    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split)."""
+def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: Sequence[str] = ()) -> list[str]:
+    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split), or, for
+    the tasks named in ``item_tasks``, a result evaluated before the study kept per-item values."""
     from biohicl.evaluation.tasks import parse_task_spec, record_name
 
     missing = []
     for spec in tasks:
         name, split = parse_task_spec(spec)
-        result = record.get("tasks", {}).get(record_name(name, split))
-        if result is None or (split is not None and result.get("split") != split):
+        task = record_name(name, split)
+        result = record.get("tasks", {}).get(task)
+        if (
+            result is None
+            or (split is not None and result.get("split") != split)
+            or (task in item_tasks and "per_item" not in result)
+        ):
             missing.append(spec)
     return missing
 
 
-def _eval_status(folder: Path, tasks: Sequence[str]) -> str | None:
+def _eval_status(folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]) -> str | None:
     """``done`` / ``add_tasks`` when the run has an ``eval.json``, else None (its training decides)."""
     path = folder / EVAL_NAME
     if not path.is_file():
         return None
-    return "add_tasks" if missing_tasks(json.loads(path.read_text(encoding="utf-8")), tasks) else "done"
+    return "add_tasks" if missing_tasks(json.loads(path.read_text(encoding="utf-8")), tasks, item_tasks) else "done"
 
 
 def describe_plan(runs: Sequence[PlannedRun]) -> str:
     """One line per run: what :func:`~biohicl.study.execute.run_study` would do with it."""
     actions = {
         "done": "skip (evaluated)",
-        "add_tasks": "evaluate the tasks its eval.json lacks",
+        "add_tasks": "evaluate the tasks (or per-item values) its eval.json lacks",
         "evaluate": "evaluate",
         "resume": "resume training from checkpoint, evaluate",
         "train": "train, evaluate",

@@ -41,21 +41,28 @@ def _paired_table(rows: Mapping[str, Any]) -> list[str]:
         return []
     first = next(iter(paired.values()))
     tasks = [entry["task"] for entry in first]
-    confidence, rounds = first[0]["confidence"], first[0]["rounds"]
+    confidence, rounds, target = first[0]["confidence"], first[0]["rounds"], first[-1].get("target")
+    at_target = "" if target is None else f" P(Δ ≥ {100 * target:+.1f}) |"
     lines = [
         "",
         f"Δ against the base on the targets' tasks, with its {confidence:.0%} interval over resamples of the test "
-        f"items (paired bootstrap, {rounds:,} rounds; seeds as their mean Δ; P = the share of resamples with Δ ≤ 0):",
+        f"items (paired bootstrap, {rounds:,} rounds; seeds as their mean Δ; P = the share of resamples in which "
+        "the last column's Δ is ≤ 0, or at or above the target):",
         "",
         "| variant | n | "
         + " | ".join(f"{task} ({entry['metric']})" for task, entry in zip(tasks, first, strict=True))
-        + " | P(Δ ≤ 0) |",
-        "|---|---:|" + "---|" * len(tasks) + "---:|",
+        + " | P(Δ ≤ 0) |"
+        + at_target,
+        "|---|---:|" + "---|" * len(tasks) + "---:|" + ("---:|" if at_target else ""),
     ]
     for variant, entries in paired.items():
         cells = [f"{100 * e['delta']:+.2f} [{100 * e['low']:+.2f}, {100 * e['high']:+.2f}]" for e in entries]
+        share = "" if target is None else f" {entries[-1]['p_target']:.3f} |"
         lines.append(
-            f"| {variant} | {len(entries[0]['tuned'])} | " + " | ".join(cells) + f" | {entries[-1]['p_no_gain']:.3f} |"
+            f"| {variant} | {len(entries[0]['tuned'])} | "
+            + " | ".join(cells)
+            + f" | {entries[-1]['p_no_gain']:.3f} |"
+            + share
         )
     return lines
 
@@ -114,20 +121,25 @@ def markdown_results(results: Mapping[str, Any]) -> str:
     if results.get("missing"):
         lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
     if results.get("targets"):
+        shares = any(t.get("p_target") is not None for t in results["targets"])
+        share_note = " P(Δ ≥ target): the share of paired-bootstrap resamples of the test items at or above it."
         lines += [
             "## Targets",
             "",
-            "Δ = full − base for the improvement targets, full − ablation for the others.",
+            "Δ = variant − base (its seeds' mean) for the improvement targets, full − ablation for the others."
+            + (share_note if shares else ""),
             "",
-            "| model | metric | target | Δ | met | beyond noise (2·s) |",
-            "|---|---|---|---:|---|---|",
+            "| model | variant | metric | target | Δ | met | beyond noise (2·s) |"
+            + (" P(Δ ≥ target) |" if shares else ""),
+            "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
         ]
         for t in results["targets"]:
             target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
+            share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
             lines.append(
-                f"| {t['model']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
-                f"{'yes' if t['met'] else '**no**'} | {noise} |"
+                f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
+                f"{'yes' if t['met'] else '**no**'} | {noise} |{share}"
             )
         lines.append("")
     return "\n".join(lines)

@@ -113,15 +113,10 @@ def aggregate(
             "rows": rows,
             "best_full_run": best,
         }
-        if "full" in rows and BASE in rows:
-            for metric, minimum in config.targets.items():
-                comparison = rows["full"]["vs_base"].get(metric)
-                if comparison is None:
-                    continue
-                targets.append({
-                    "model": spec.name, "metric": metric, "target": minimum, "delta": comparison["delta"],
-                    "met": comparison["delta"] >= minimum, "exceeds_noise": comparison["exceeds_noise"],
-                })  # fmt: skip
+        if BASE in rows:
+            for variant in config.judged_variants(spec):
+                if variant in rows:
+                    targets += variant_targets(config, spec.name, variant, rows)
         for variant, row in rows.items():
             if variant in (BASE, "full") or "full" not in rows:
                 continue
@@ -129,7 +124,7 @@ def aggregate(
                 comparison = row["vs_full"].get(metric)
                 if comparison is not None:
                     targets.append({
-                        "model": spec.name, "metric": metric, "target": f"full ≥ {variant}",
+                        "model": spec.name, "variant": "full", "metric": metric, "target": f"full ≥ {variant}",
                         "delta": -comparison["delta"], "met": comparison["delta"] <= 0,
                         "exceeds_noise": comparison["exceeds_noise"],
                     })  # fmt: skip
@@ -144,6 +139,37 @@ def aggregate(
         "models": models,
         "targets": targets,
     }
+
+
+def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``variant``'s Δ against the base (its seeds' mean) judged against each of ``config.targets``, then, with a
+    ``target_mean``, the mean of those Δs against it: its noise mark from the spread of each seed's mean, and
+    ``p_target`` from the row's paired bootstrap when there is one (the share of resampled test sets at or above)."""
+    row, entries = rows[variant], []
+    for metric, minimum in config.targets.items():
+        comparison = row["vs_base"].get(metric)
+        if comparison is not None:
+            entries.append({
+                "model": model, "variant": variant, "metric": metric, "target": minimum, "delta": comparison["delta"],
+                "met": comparison["delta"] >= minimum, "exceeds_noise": comparison["exceeds_noise"],
+            })  # fmt: skip
+    if config.target_mean is None or not entries:
+        return entries
+    metrics = [e["metric"] for e in entries]
+    mean = "mean of " + ", ".join(metrics)
+    if all(len(row["values"][m]) == row["n"] for m in metrics):
+        per_seed = {i: {mean: sum(row["values"][m][i] for m in metrics) / len(metrics)} for i in range(row["n"])}
+    else:  # a seed lacks one of the metrics: the mean of the means, its noise unknown
+        per_seed = {0: {mean: sum(row["mean"][m] for m in metrics) / len(metrics)}}
+    base = aggregate_row({None: {mean: sum(rows[BASE]["mean"][m] for m in metrics) / len(metrics)}})
+    comparison = compare(base, aggregate_row(per_seed), mean)
+    paired = row.get("paired") or []
+    entries.append({
+        "model": model, "variant": variant, "metric": mean, "target": config.target_mean,
+        "delta": comparison["delta"], "met": comparison["delta"] >= config.target_mean,
+        "exceeds_noise": comparison["exceeds_noise"], "p_target": paired[-1].get("p_target") if paired else None,
+    })  # fmt: skip
+    return entries
 
 
 def paired_tasks(config: ReproduceConfig, record: Mapping[str, Any]) -> list[str]:
@@ -171,7 +197,7 @@ def paired_rows(
     tasks = paired_tasks(config, base)
     if not seeds or not tasks or not all(has_item_values(r, t) for r in (base, *seeds) for t in tasks):
         return None
-    return [row.to_dict() for row in compare_records(base, seeds, tasks=tasks)]
+    return [row.to_dict() for row in compare_records(base, seeds, tasks=tasks, target=config.target_mean)]
 
 
 def _main_metrics(record: Mapping[str, Any]) -> list[str]:
