@@ -411,6 +411,9 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     assert results["models"]["tiny"]["rows"]["full"]["n"] == 2 and results["models"]["tiny"]["rows"]["no_mse"]["n"] == 2
     shown = capsys.readouterr().out
     assert "worker 1: done" in shown and "worker 2: done" in shown
+    (target,) = [t for t in results["targets"] if t["metric"] == "biosses/spearman" and t["target"] == 0.03]
+    status = "met" if target["met"] else "MISSED"  # the default target: +3.0 points over the base
+    assert f"  tiny/full biosses/spearman: Δ {100 * target['delta']:+.2f} (target +3.0) {status}\n" in shown
 
 
 def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypatch):
