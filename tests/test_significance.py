@@ -268,10 +268,10 @@ def assert_holds_heldout_numbers(record: dict, run: str) -> None:
         )
 
 
-def assert_holds_selected_dev_step(record: dict, run: str) -> None:
-    """A dev per-item record holds the dev retrieval numbers of run ``run``'s last evaluated step, step 209."""
-    step = json.loads((ISSUE15 / run / "dev_evaluations.json").read_text())[-1]
-    assert step["step"] == 209
+def assert_holds_selected_dev_step(record: dict, run: str, selected: int = 209) -> None:
+    """A dev per-item record holds the dev retrieval numbers of run ``run``'s selected step (its training summary's)."""
+    assert json.loads((ISSUE15 / run / "training_summary.json").read_text())["best_step"] == selected
+    (step,) = [e for e in json.loads((ISSUE15 / run / "dev_evaluations.json").read_text()) if e["step"] == selected]
     for task, key in (("pubmedqa-dev", "eval_pubmedqa-dev_recall@1"), ("scifact", "eval_scifact_ndcg@10")):
         assert ItemValues.from_record(record, task).full_metric() == pytest.approx(step[key], abs=1e-12)
 
@@ -385,3 +385,64 @@ def test_the_committed_six_seeds_of_the_registered_recipe():
     dev_rows = compare_records(json.loads((paired / "dev_base.json").read_text()), dev)
     assert markdown_paired(dev_rows) == (paired / "dev_six.md").read_text()
     assert dev_rows[-1].low < dev_rows[-1].delta < 0 < dev_rows[-1].high  # dev retrieval: no gain seen
+
+
+def test_the_committed_six_seeds_of_both_recipes():
+    """docs/results.md, "Six seeds of each recipe": one_pass_distill2_all's seeds 6-8 hold their study records'
+    numbers (held out; dev at the selected step, 140 where step 209 failed the guard), and six seeds a side give the
+    committed tables: the variant's lead over the registered recipe narrows and stays within what the test sets
+    resolve."""
+    paired = ISSUE15 / "paired"
+
+    def records(prefix: str, variant: str) -> list[dict]:
+        return [json.loads((paired / f"{prefix}{variant}_seed{seed}.json").read_text()) for seed in range(3, 9)]
+
+    variant, registered = records("", "one_pass_distill2_all"), records("", "one_pass_distill2")
+    dev_variant, dev_registered = records("dev_", "one_pass_distill2_all"), records("dev_", "one_pass_distill2")
+    for seed, selected in ((6, 209), (7, 140), (8, 140)):
+        assert_holds_heldout_numbers(variant[seed - 3], f"one_pass_distill2_all_seed{seed}")
+        assert_holds_selected_dev_step(dev_variant[seed - 3], f"one_pass_distill2_all_seed{seed}", selected)
+    base = json.loads((paired / "base.json").read_text())
+    names = ("one_pass_distill2", "one_pass_distill2_all")
+    tables = {
+        "heldout_all_six.md": (compare_records(base, variant, target=0.01), ("base", "tuned")),
+        "heldout_all_six_two_level.md": (
+            compare_records(base, variant, target=0.01, resample_models=True),
+            ("base", "one_pass_distill2_all, seeds 3-8"),
+        ),
+        "all_vs_distill2_six.md": (compare_records(registered, variant), names),
+        "all_vs_distill2_six_two_level.md": (compare_records(registered, variant, resample_models=True), names),
+        "dev_all_vs_distill2_six.md": (compare_records(dev_registered, dev_variant), names),
+        "dev_all_vs_distill2_six_two_level.md": (
+            compare_records(dev_registered, dev_variant, resample_models=True),
+            names,
+        ),
+        "dev_all_six.md": (
+            compare_records(json.loads((paired / "dev_base.json").read_text()), dev_variant),
+            ("base", "tuned"),
+        ),
+    }
+    for name, (rows, labels) in tables.items():
+        assert markdown_paired(rows, labels) == (paired / name).read_text(), name
+    gain, lead = tables["heldout_all_six.md"][0][-1], tables["all_vs_distill2_six.md"][0][-1]
+    assert gain.delta == pytest.approx(0.0130, abs=1e-4) and 0 < gain.low < 0.01 < gain.high  # +1.30, clear of 0
+    assert lead.delta == pytest.approx(0.0028, abs=1e-4) and lead.low < 0 < lead.high  # +0.28, not clear of 0
+    two_level = tables["all_vs_distill2_six_two_level.md"][0][-1]
+    assert two_level.low < lead.low and two_level.high > lead.high  # the seeds widen a recipes' difference
+    dev_lead = tables["dev_all_vs_distill2_six.md"][0][-1]
+    assert dev_lead.low < 0 < dev_lead.delta < dev_lead.high  # dev retrieval leans the same way, within its noise
+
+
+def test_the_committed_study_reports_judge_the_target_as_the_paired_records_do():
+    """The study's own report (`biohicl reproduce ... --report_only`, with `target_mean: 0.01`) over the judged seeds
+    3-5 and over all six: the registered recipe's mean target missed, then met, with the share of resampled test sets
+    at +1.0 that the committed per-item records give."""
+    paired = ISSUE15 / "paired"
+    base = json.loads((paired / "base.json").read_text())
+    metric = "mean of biosses/spearman, pubmedqa/recall@1"
+    for seeds, met in (((3, 4, 5), "**no**"), (range(3, 9), "yes")):
+        records = [json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text()) for seed in seeds]
+        row = compare_records(base, records, target=0.01)[-1]
+        report = (ISSUE15 / f"results_seeds{min(seeds)}-{max(seeds)}.md").read_text()
+        judged = f"| {100 * row.delta:+.2f} | {met} | yes | {row.p_target:.3f} |"
+        assert f"| minilm | one_pass_distill2 | {metric} | Δ ≥ +1.0 {judged}" in report
