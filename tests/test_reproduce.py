@@ -20,7 +20,7 @@ from biohicl.study.config import training_arguments
 from biohicl.study.execute import resolve_eval_device
 from biohicl.study.plan import missing_tasks
 from biohicl.study.report import markdown_results
-from biohicl.study.stats import aggregate, aggregate_row, compare, mean_std, pooled_std
+from biohicl.study.stats import aggregate, aggregate_row, compare, mean_std, pooled_std, reaches
 
 
 def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
@@ -194,6 +194,8 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
     assert "| P(Δ ≤ 0) | P(Δ ≥ +10.0) |" in table  # the paired table's share column
     assert f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | yes | yes | {mean['p_target']:.3f} |" in table
     assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | yes | yes | – |" in table  # both seeds +0.2
+
+    assert 0.6 - 0.4 < 0.2 and reaches(0.6 - 0.4, 0.2) and not reaches(0.199, 0.2)  # on the target by exact arithmetic
 
     with pytest.raises(ConfigError, match="target_variants: unknown variant"):
         _config(tmp_path, tiny_bert_dir, variants={"tuned": {}}, target_variants=["full"])

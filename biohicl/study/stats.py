@@ -141,6 +141,13 @@ def aggregate(
     }
 
 
+def reaches(delta: float, target: float) -> bool:
+    """``delta ≥ target``, a Δ on the target by exact arithmetic (+1.0 point as 0.0099999...) counting as on it."""
+    from biohicl.evaluation.significance import ROUNDING
+
+    return delta >= target - ROUNDING
+
+
 def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``variant``'s Δ against the base (its seeds' mean) judged against each of ``config.targets``, then, with a
     ``target_mean``, the mean of those Δs against it: its noise mark from the spread of each seed's mean, and
@@ -151,7 +158,7 @@ def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Map
         if comparison is not None:
             entries.append({
                 "model": model, "variant": variant, "metric": metric, "target": minimum, "delta": comparison["delta"],
-                "met": comparison["delta"] >= minimum, "exceeds_noise": comparison["exceeds_noise"],
+                "met": reaches(comparison["delta"], minimum), "exceeds_noise": comparison["exceeds_noise"],
             })  # fmt: skip
     if config.target_mean is None or not entries:
         return entries
@@ -166,7 +173,7 @@ def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Map
     paired = row.get("paired") or []
     entries.append({
         "model": model, "variant": variant, "metric": mean, "target": config.target_mean,
-        "delta": comparison["delta"], "met": comparison["delta"] >= config.target_mean,
+        "delta": comparison["delta"], "met": reaches(comparison["delta"], config.target_mean),
         "exceeds_noise": comparison["exceeds_noise"], "p_target": paired[-1].get("p_target") if paired else None,
     })  # fmt: skip
     return entries
