@@ -190,7 +190,9 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
     paired = results["models"]["tiny"]["rows"]["tuned"]["paired"]
     assert paired[-1]["p_target"] == mean["p_target"] and paired[-1]["target"] == 0.1
 
-    table = markdown_results({**results, "title": "t"})
+    dataset = {"documents": 12, "pairs": 30, "sources": {"pubmedqa": 12}, "splits": {"train": 8, "dev": 2, "test": 2}}
+    table = markdown_results({**results, "title": "t", "dataset": dataset})
+    assert "MeSH-pair dataset: 12 documents (train 8, dev 2, test 2; only train is trained on), 30 mined pairs" in table
     assert "| P(Δ ≤ 0) | P(Δ ≥ +10.0) |" in table  # the paired table's share column
     assert f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | yes | yes | {mean['p_target']:.3f} |" in table
     assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | yes | yes | – |" in table  # both seeds +0.2

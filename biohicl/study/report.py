@@ -74,10 +74,17 @@ def markdown_results(results: Mapping[str, Any]) -> str:
     lines = [f"# {results['title']}", ""]
     data = results.get("dataset") or {}
     if data:
+        splits = data.get("splits") or {}
+        documents = (
+            f"{data.get('documents', '?')} documents ("
+            + ", ".join(f"{name} {count}" for name, count in splits.items())
+            + "; only train is trained on)"
+            if splits
+            else f"{data.get('documents', '?')} training documents"
+        )
         lines += [
-            f"MeSH-pair dataset: {data.get('documents', '?')} training documents, {data.get('pairs', '?')} mined "
-            f"pairs (sources {data.get('sources', {})}, PubMedQA test abstracts excluded: "
-            f"{data.get('excluded_documents', 0)}).",
+            f"MeSH-pair dataset: {documents}, {data.get('pairs', '?')} mined pairs (sources {data.get('sources', {})}, "
+            f"PubMedQA test abstracts excluded: {data.get('excluded_documents', 0)}).",
             "",
         ]
     lines += [
