@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
             status = "met" if target["met"] else "MISSED"
             share = "" if target.get("p_target") is None else f"; P(Δ ≥ target) {target['p_target']:.3f}"
             print(
-                f"  {target['model']}/{target.get('variant', 'full')} {target['metric']}: "
+                f"  {target['model']}/{target['variant']} {target['metric']}: "
                 f"Δ {100 * target['delta']:+.2f} (target {100 * target['target']:+.1f}) {status}{share}"
             )
     if results.get("missing"):

@@ -145,7 +145,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
             share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
             lines.append(
-                f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
+                f"| {t['model']} | {t['variant']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
                 f"{'yes' if t['met'] else '**no**'} | {noise} |{share}"
             )
         lines.append("")
