@@ -259,6 +259,12 @@ def test_paired_compare_command_prints_the_table_and_draws_the_intervals(tmp_pat
 ISSUE15 = Path(__file__).resolve().parents[1] / "docs/results/study_minilm_cpu_guarded_256"
 
 
+def committed_records(name: str, seeds) -> list[dict]:
+    """The committed per-item records ``paired/<name>_seed<k>.json`` of ``seeds`` (``name``: e.g.
+    ``dev_one_pass_distill2``)."""
+    return [json.loads((ISSUE15 / f"paired/{name}_seed{seed}.json").read_text()) for seed in seeds]
+
+
 def assert_holds_heldout_numbers(record: dict, run: str) -> None:
     """A per-item record holds the BIOSSES and PubMedQA numbers of the study run ``run``'s ``eval.json``."""
     reported = json.loads((ISSUE15 / run / "eval.json").read_text())["summary"]
@@ -320,7 +326,7 @@ def test_the_committed_issue15_recipe_comparison():
     paired = ISSUE15 / "paired"
 
     def records(prefix: str, variant: str) -> list[dict]:
-        return [json.loads((paired / f"{prefix}{variant}_seed{seed}.json").read_text()) for seed in (3, 4, 5)]
+        return committed_records(prefix + variant, (3, 4, 5))
 
     for seed, record, dev in zip(
         (3, 4, 5), records("", "one_pass_distill2_all"), records("dev_", "one_pass_distill2_all"), strict=True
@@ -367,7 +373,7 @@ def test_the_committed_six_seeds_of_the_registered_recipe():
         record = json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text())
         assert_holds_heldout_numbers(record, f"one_pass_distill2_seed{seed}")
     base = json.loads((paired / "base.json").read_text())
-    seeds = [json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text()) for seed in range(3, 9)]
+    seeds = committed_records("one_pass_distill2", range(3, 9))
     items = compare_records(base, seeds, target=0.01)
     assert markdown_paired(items) == (paired / "heldout_six.md").read_text()
     two_level = compare_records(base, seeds, target=0.01, resample_models=True)
@@ -395,7 +401,7 @@ def test_the_committed_six_seeds_of_both_recipes():
     paired = ISSUE15 / "paired"
 
     def records(prefix: str, variant: str) -> list[dict]:
-        return [json.loads((paired / f"{prefix}{variant}_seed{seed}.json").read_text()) for seed in range(3, 9)]
+        return committed_records(prefix + variant, range(3, 9))
 
     variant, registered = records("", "one_pass_distill2_all"), records("", "one_pass_distill2")
     dev_variant, dev_registered = records("dev_", "one_pass_distill2_all"), records("dev_", "one_pass_distill2")
@@ -441,7 +447,7 @@ def test_the_committed_study_reports_judge_the_target_as_the_paired_records_do()
     base = json.loads((paired / "base.json").read_text())
     metric = "mean of biosses/spearman, pubmedqa/recall@1"
     for seeds, met in (((3, 4, 5), "**no**"), (range(3, 9), "yes")):
-        records = [json.loads((paired / f"one_pass_distill2_seed{seed}.json").read_text()) for seed in seeds]
+        records = committed_records("one_pass_distill2", seeds)
         row = compare_records(base, records, target=0.01)[-1]
         report = (ISSUE15 / f"results_seeds{min(seeds)}-{max(seeds)}.md").read_text()
         judged = f"| {100 * row.delta:+.2f} | {met} | yes | {row.p_target:.3f} |"
