@@ -17,9 +17,10 @@ from biohicl.errors import ConfigError
 from biohicl.study import DEFAULT_VARIANTS, ReproduceConfig, plan_study, prepare_dataset, run_study
 from biohicl.study import execute as execute_module
 from biohicl.study.config import training_arguments
+from biohicl.study.dev_pick import pick_variant, read_training_summaries
 from biohicl.study.execute import resolve_eval_device
 from biohicl.study.plan import missing_tasks
-from biohicl.study.report import markdown_results
+from biohicl.study.report import _dev_pick_table, markdown_results
 from biohicl.study.stats import aggregate, aggregate_row, compare, mean_std, pooled_std, reaches
 
 
@@ -203,6 +204,78 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
         _config(tmp_path, tiny_bert_dir, variants={"tuned": {}}, target_variants=["full"])
     with pytest.raises(ConfigError, match="target_mean: expected a fraction"):
         _config(tmp_path, tiny_bert_dir, target_mean="+1.0")
+
+
+def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_mean_dev_score(tmp_path, tiny_bert_dir):
+    """Five variants, two seeds: `kept` kept its base in seed 1, `partial` lacks seed 1, `unselected` had no dev
+    selection; of `low` (0.40, 0.50) and `high` (0.55, 0.65) the higher mean wins; `tie` equals `high`, listed later."""
+    variants = ["kept", "partial", "unselected", "low", "high", "tie"]
+    config = _config(tmp_path, tiny_bert_dir, variants={v: {} for v in variants}, seeds=[0, 1], target_mean=0.01,
+                     target_variants=variants, pick_variant_on_dev=True,
+                     targets={"pubmedqa/recall@1": 0.0})  # fmt: skip
+    summaries = {
+        "kept": [(140, 0.9, False), (0, 0.3, True)], "partial": [(209, 0.9, False)],
+        "unselected": [(None, None, None), (None, None, None)], "low": [(209, 0.4, False), (140, 0.5, False)],
+        "high": [(209, 0.55, False), (209, 0.65, False)], "tie": [(209, 0.6, False), (140, 0.6, False)],
+    }  # fmt: skip
+    for variant, seeds in summaries.items():
+        for seed, (step, score, base) in enumerate(seeds):
+            run = tmp_path / "study" / "tiny" / variant / f"seed{seed}"
+            run.mkdir(parents=True)
+            summary = {"best_step": step, "best_metric": score, "selected_base": base, "global_step": 209}
+            (run / "training_summary.json").write_text(json.dumps(summary))
+    read = read_training_summaries(config)
+    assert len(read) == 11 and read[("tiny", "low", 1)]["best_metric"] == 0.5
+    pick = pick_variant(config, config.models[0], read)
+    assert pick["picked"] == "high"
+    outs = {c["variant"]: c["out"] for c in pick["candidates"]}
+    assert outs == {"kept": "kept its base: seed 1", "partial": "not trained: seed 1",
+                    "unselected": "no dev selection: seeds 0, 1", "low": None, "high": None, "tie": None}  # fmt: skip
+    scores = {c["variant"]: c["score"] for c in pick["candidates"]}
+    assert scores["low"] == pytest.approx(0.45) and scores["high"] == pytest.approx(0.6) == scores["tie"]
+    steps = [c["selected_steps"] for c in pick["candidates"]]
+    assert steps[0] == [140, 0] and steps[1] == [209, None]
+
+    base = _record({"pubmedqa": [0, 1, 1, 0]})
+    records = {("tiny", "base", None): base, **{("tiny", v, s): _record({"pubmedqa": [1, 1, 1, 0]})
+                                                 for v in variants for s in (0, 1)}}  # fmt: skip
+    results = aggregate(config, records, training_summaries=read)
+    assert results["models"]["tiny"]["dev_pick"] == pick
+    assert {t["variant"] for t in results["targets"] if t.get("dev_pick")} == {"high"}
+    table = markdown_results({**results, "title": "t"})
+    assert "| high | 0, 1 | 209, 209 | 0.6000 | **picked** |" in table
+    assert "| kept | 0, 1 | 140, 0 | 0.6000 | kept its base: seed 1 |" in table
+    assert "| tie | 0, 1 | 209, 140 | 0.6000 | lower |" in table  # a tie keeps the one listed first
+    assert "The targets count for the variant picked on dev: `tiny/high`" in table
+
+    nothing = pick_variant(config, config.models[0], {})
+    assert nothing["picked"] is None and "No variant is picked" in "\n".join(_dev_pick_table(nothing))
+    with pytest.raises(ConfigError, match=r"variants\.low: sets its own selection_metrics; pick_variant_on_dev"):
+        _config(tmp_path, tiny_bert_dir, variants={"low": {"selection_metrics": ["x"]}}, target_variants=["low"],
+                pick_variant_on_dev=True)  # fmt: skip
+
+
+def test_the_dev_pick_on_the_committed_guarded_256_runs_is_the_one_results_md_names():
+    """Over the committed training summaries of the guarded 256-token study: among all seven variants on seeds 3-5
+    two passes win (mean agreement 0.566), as docs/results.md says; between the registered recipe and the MSE over
+    every pair, the registered recipe (0.543 against 0.514), as the config's session-11 outcome says."""
+    root = Path(__file__).parents[1] / "docs" / "results" / "study_minilm_cpu_guarded_256"
+    summaries = {}
+    for path in root.glob("*_seed*/training_summary.json"):
+        variant, _, seed = path.parent.name.rpartition("_seed")
+        summaries[("minilm", variant, int(seed))] = json.loads(path.read_text())
+    config = ReproduceConfig.from_yaml(Path(__file__).parents[1] / "configs" / "study_minilm_cpu_guarded_256.yaml")
+    assert config.pick_variant_on_dev
+    pick = pick_variant(config, config.models[0], summaries)
+    assert pick["picked"] == "two_pass_distill2"
+    scores = {c["variant"]: c["score"] for c in pick["candidates"] if c["out"] is None}
+    assert list(scores) == ["one_pass_distill2", "one_pass_distill2_all", "two_pass_distill2"]
+    assert round(scores["two_pass_distill2"], 3) == 0.566 and round(scores["one_pass_distill2"], 3) == 0.543
+    pair = config.select(only=["one_pass_distill2", "one_pass_distill2_all"])
+    assert pick_variant(pair, pair.models[0], summaries)["picked"] == "one_pass_distill2"
+    report = (root / "results_seeds3-5.md").read_text()  # the study's own report of the pair names the same pick
+    for variant, outcome in (("one_pass_distill2", "**picked**"), ("one_pass_distill2_all", "lower")):
+        assert f"| {variant} | 3, 4, 5 | 209, 209, 209 | {scores[variant]:.4f} | {outcome} |" in report
 
 
 def test_a_record_without_the_targets_per_item_values_is_evaluated_again():
@@ -399,7 +472,8 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
 
     from biohicl.cli import reproduce as command
 
-    config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}})
+    config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}},
+                     pick_variant_on_dev=True)  # fmt: skip
     prepare_dataset(config, progress=False)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
@@ -418,6 +492,9 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     (target,) = [t for t in results["targets"] if t["metric"] == "biosses/spearman" and t["target"] == 0.03]
     status = "met" if target["met"] else "MISSED"  # the default target: +3.0 points over the base
     assert f"  tiny/full biosses/spearman: Δ {100 * target['delta']:+.2f} (target +3.0) {status}\n" in shown
+    # the runs trained without dev evaluation, so the dev pick has nothing to go on, and says so
+    assert "  tiny: no variant picked on dev (each is out: see results.md)\n" in shown
+    assert results["models"]["tiny"]["dev_pick"]["candidates"][0]["out"] == "no dev selection: seeds 0, 1"
 
 
 def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypatch):

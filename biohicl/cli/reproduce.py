@@ -157,6 +157,14 @@ def main(argv: list[str]) -> int:
                 failed.append(worker)
     results = run_study(config, report_only=args.report_only or args.workers > 1)
     print(f"wrote results.json, results.md and plots to {config.output_dir}")
+    for name, model in results["models"].items():
+        if pick := model.get("dev_pick"):
+            score = {c["variant"]: c["score"] for c in pick["candidates"]}.get(pick["picked"])
+            print(
+                f"  {name}: picked on dev: {pick['picked']} (mean dev selection score {score:.4f})"
+                if pick["picked"]
+                else f"  {name}: no variant picked on dev (each is out: see results.md)"
+            )
     for target in results["targets"]:
         if not isinstance(target["target"], str):  # the ablation checks ("full ≥ no_mse") stay in results.md
             status = "met" if target["met"] else "MISSED"
@@ -164,6 +172,7 @@ def main(argv: list[str]) -> int:
             print(
                 f"  {target['model']}/{target['variant']} {target['metric']}: "
                 f"Δ {100 * target['delta']:+.2f} (target {100 * target['target']:+.1f}) {status}{share}"
+                + (" (the dev pick)" if target.get("dev_pick") else "")
             )
     if results.get("missing"):
         print(f"not finished: {', '.join(results['missing'])}")

@@ -167,6 +167,14 @@ class ReproduceConfig:
             "point), judged per target variant, with the share of paired-bootstrap rounds at or above it."
         },
     )
+    pick_variant_on_dev: bool = field(
+        default=False,
+        metadata={
+            "help": "Name the one target variant the dev data picks (biohicl.study.dev_pick): a variant with a seed "
+            "not trained, without dev selection, or that kept its base is out; of the rest, the highest mean dev "
+            "selection score at the selected steps wins (a tie: the one listed first). Its target rows count."
+        },
+    )
     keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep checkpoint-N folders after a run finished (default: delete)."}
     )
@@ -198,6 +206,13 @@ class ReproduceConfig:
             isinstance(self.target_mean, bool) or not isinstance(self.target_mean, int | float)
         ):
             raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
+        if self.pick_variant_on_dev:
+            for variant in self.target_variants if self.target_variants is not None else ["full"]:
+                own = sorted({"selection_metrics", "selection_guard"} & set(self.variants.get(variant, {})))
+                if own:
+                    raise ConfigError(
+                        f"variants.{variant}: sets its own {', '.join(own)}; pick_variant_on_dev compares one dev score"
+                    )
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
         check_eval_device(self.eval_device)

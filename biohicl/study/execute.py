@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.errors import ConfigError
 from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
+from biohicl.study.dev_pick import read_training_summaries
 from biohicl.study.plan import (
     BASE,
     EVAL_NAME,
@@ -353,7 +354,8 @@ def run_study(
     unfinished = [label for label in elsewhere if label not in finished]
     if unfinished:
         logger.info("still running in another worker (not in these results): %s", ", ".join(unfinished))
-    results = aggregate(config, records, dataset_summary)
+    summaries = read_training_summaries(config) if config.pick_variant_on_dev else None
+    results = aggregate(config, records, dataset_summary, summaries)
     results["missing"] = list(dict.fromkeys(missing + unfinished))
     write_cards(config, runs, records, results)
     write_results(config, results, write_plots=write_plots)

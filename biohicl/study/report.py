@@ -67,6 +67,20 @@ def _paired_table(rows: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
+    """The variant the dev data picks (``pick_variant_on_dev``): the rule, then one row per target variant."""
+    lines = ["", "### The variant picked on dev", "", pick["rule"], ""]
+    lines += ["| variant | seeds | selected steps | mean dev selection score | outcome |", "|---|---|---|---:|---|"]
+    for c in pick["candidates"]:
+        steps = ", ".join("–" if step is None else str(step) for step in c["selected_steps"])
+        score = "–" if c["score"] is None else f"{c['score']:.4f}"
+        outcome = "**picked**" if c["variant"] == pick["picked"] else (c["out"] or "lower")
+        lines.append(f"| {c['variant']} | {', '.join(map(str, c['seeds']))} | {steps} | {score} | {outcome} |")
+    if pick["picked"] is None:
+        lines += ["", "No variant is picked: every one is out."]
+    return lines
+
+
 def markdown_results(results: Mapping[str, Any]) -> str:
     """``results.md``: per model, a table of mean ± std (×100) with Δ vs the base, then Δ vs full, then targets."""
     from biohicl.evaluation.report import summary_label
@@ -121,6 +135,8 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             for variant, row in rows.items():
                 lines.append(f"| {variant} | " + " | ".join(_cell(row, m) for m in extra) + " |")
         lines += _paired_table(rows)
+        if model.get("dev_pick"):
+            lines += _dev_pick_table(model["dev_pick"])
         if model.get("best_full_run"):
             best = model["best_full_run"]
             lines += ["", f"Best `full` run (highest mean main metric): seed {best['seed']} (`{best['run_dir']}`)."]
@@ -148,6 +164,14 @@ def markdown_results(results: Mapping[str, Any]) -> str:
                 f"| {t['model']} | {t['variant']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
                 f"{'yes' if t['met'] else '**no**'} | {noise} |{share}"
             )
+        picked = [f"{t['model']}/{t['variant']}" for t in results["targets"] if t.get("dev_pick")]
+        if picked:
+            lines += [
+                "",
+                "The targets count for the variant picked on dev: "
+                + ", ".join(f"`{p}`" for p in dict.fromkeys(picked))
+                + "; the other rows are reported, not chosen.",
+            ]
         lines.append("")
     return "\n".join(lines)
 

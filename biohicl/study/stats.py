@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from biohicl.study.config import ModelSpec, ReproduceConfig
+from biohicl.study.dev_pick import Summaries, pick_variant
 from biohicl.study.plan import BASE, Records, run_dir_for
 
 #: Version of the ``results.json`` layout.
@@ -75,8 +76,10 @@ def aggregate(
     config: ReproduceConfig,
     records: Records,
     dataset_summary: Mapping[str, Any] | None = None,
+    training_summaries: Summaries | None = None,
 ) -> dict[str, Any]:
-    """The ``results.json`` record: per model, per variant, mean ± std over seeds, deltas, noise marks, targets."""
+    """The ``results.json`` record: per model, per variant, mean ± std over seeds, deltas, noise marks, targets, and
+    with ``pick_variant_on_dev`` the variant the runs' ``training_summaries`` pick (:mod:`biohicl.study.dev_pick`)."""
     models: dict[str, Any] = {}
     targets = []
     for spec in config.models:
@@ -113,10 +116,15 @@ def aggregate(
             "rows": rows,
             "best_full_run": best,
         }
+        picked = None
+        if config.pick_variant_on_dev:
+            models[spec.name]["dev_pick"] = pick_variant(config, spec, training_summaries or {})
+            picked = models[spec.name]["dev_pick"]["picked"]
         if BASE in rows:
             for variant in config.judged_variants(spec):
                 if variant in rows:
-                    targets += variant_targets(config, spec.name, variant, rows)
+                    entries = variant_targets(config, spec.name, variant, rows)
+                    targets += [{**e, "dev_pick": True} for e in entries] if variant == picked else entries
         for variant, row in rows.items():
             if variant in (BASE, "full") or "full" not in rows:
                 continue

@@ -1,0 +1,68 @@
+"""Which target variant the dev data picks, before any held-out number (``pick_variant_on_dev``).
+
+Each run already chose its step on dev (``load_best_model_at_end``; step 0, the base, a candidate). Between variants
+the study applies the same data by one rule, :data:`DEV_PICK_RULE`, over each variant's training summaries
+(``training_summary.json``: ``best_metric``, ``best_step``, ``selected_base``). Nothing held out enters it, so the
+variant it names is the one whose targets count; the others are reported beside it, not chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from biohicl.jsonio import read_json
+from biohicl.study.config import ModelSpec, ReproduceConfig
+from biohicl.study.plan import TRAINING_DONE_NAME, RunKey, run_dir_for
+
+DEV_PICK_RULE = (
+    "By the dev data alone, before any held-out number: a variant with a seed not trained yet, without dev "
+    "selection, or that kept its base (no later step beat step 0 on dev) is out; of the rest, the highest mean dev "
+    "selection score at the selected steps wins (a tie keeps the one listed first in target_variants)."
+)
+
+#: What a training summary says about a run's selection (its other keys stay in the run folder).
+Summaries = Mapping[RunKey, Mapping[str, Any]]
+
+
+def read_training_summaries(config: ReproduceConfig) -> dict[RunKey, dict[str, Any]]:
+    """The ``training_summary.json`` of every trained run of the judged variants, by run."""
+    summaries = {}
+    for spec in config.models:
+        for variant in config.judged_variants(spec):
+            for seed in config.run_seeds(spec, variant):
+                path = run_dir_for(config, spec.name, variant, seed) / TRAINING_DONE_NAME
+                summary = read_json(path, default=None)
+                if summary is not None:
+                    summaries[(spec.name, variant, seed)] = summary
+    return summaries
+
+
+def _out(seeds: Mapping[int, Mapping[str, Any] | None]) -> str | None:
+    """Why a variant with these runs (None: not trained) is out of the pick, or None when it is in."""
+    for reason, failed in (
+        ("not trained", [s for s, r in seeds.items() if r is None]),
+        ("no dev selection", [s for s, r in seeds.items() if r is not None and r.get("best_metric") is None]),
+        ("kept its base", [s for s, r in seeds.items() if r is not None and r.get("selected_base")]),
+    ):
+        if failed:
+            return f"{reason}: seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"
+    return None
+
+
+def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries) -> dict[str, Any]:
+    """``{"rule", "candidates", "picked"}`` for ``spec``'s judged variants: each candidate with its seeds, selected
+    steps, mean dev selection score and why it is out (None when in); ``picked`` is None when every one is out."""
+    candidates, picked, best = [], None, None
+    for variant in config.judged_variants(spec):
+        seeds = {s: summaries.get((spec.name, variant, s)) for s in config.run_seeds(spec, variant)}
+        scores = [float(r["best_metric"]) for r in seeds.values() if r is not None and r.get("best_metric") is not None]
+        out = _out(seeds)
+        score = sum(scores) / len(scores) if scores else None
+        candidates.append({
+            "variant": variant, "seeds": list(seeds), "score": score, "out": out,
+            "selected_steps": [None if r is None else r.get("best_step") for r in seeds.values()],
+        })  # fmt: skip
+        if out is None and score is not None and (best is None or score > best):  # strict: a tie keeps the first
+            picked, best = variant, score
+    return {"rule": DEV_PICK_RULE, "candidates": candidates, "picked": picked}
