@@ -74,6 +74,23 @@ def test_a_changed_dataset_folder_is_a_new_key(tmp_path):
     assert evaluation_key(ShiftEncoder(), tasks) != key
 
 
+def test_a_beir_folder_task_is_keyed_by_where_it_is_and_what_is_in_it(tmp_path, monkeypatch):
+    """The same relative BEIR path typed in two directories names two folders: two keys, as an edit in place is."""
+    for sub, relevant in (("a", "d0"), ("b", "d4")):
+        qrels = tmp_path / sub / "beir" / "qrels"
+        qrels.mkdir(parents=True)
+        (qrels / "test.tsv").write_text(f"query-id\tcorpus-id\tscore\nq1\t{relevant}\t1\n")
+    monkeypatch.chdir(tmp_path / "a")
+    key_a = evaluation_key(ShiftEncoder(), ["beir:test"])
+    assert evaluation_key(ShiftEncoder(), ["beir:test"]) == key_a
+    monkeypatch.chdir(tmp_path / "b")
+    assert evaluation_key(ShiftEncoder(), ["beir:test"]) != key_a
+    monkeypatch.chdir(tmp_path / "a")
+    (tmp_path / "a" / "beir" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    assert evaluation_key(ShiftEncoder(), ["beir:test"]) != key_a
+    assert evaluation_key(ShiftEncoder(), ["biosses"]) == evaluation_key(ShiftEncoder(), ["biosses"])  # not a folder
+
+
 def test_changed_code_is_a_new_key(monkeypatch):
     from biohicl.evaluation import cache
 
