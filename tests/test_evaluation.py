@@ -110,6 +110,17 @@ def test_bad_lines_are_named(tmp_path):
         load_beir(folder, "dev")
 
 
+def test_bad_qrels_bytes_and_infinite_scores_name_file_and_line(tmp_path):
+    folder = write_beir(tmp_path / "toy")
+    qrels = folder / "qrels" / "test.tsv"
+    qrels.write_bytes(b"query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td\xe9\t1\n")
+    with pytest.raises(DataError, match=r"qrels/test\.tsv, record 3: cannot decode the line: byte 0xe9 is not UTF-8"):
+        load_beir(folder)
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td3\tinf\n")
+    with pytest.raises(DataError, match=r"qrels/test\.tsv: line 3: score 'inf' is not a finite number"):
+        load_beir(folder)
+
+
 def test_dense_retrieve_ranks_by_cosine_and_chunks_identically(tmp_path):
     data = load_beir(write_beir(tmp_path / "toy"))
     encoder = KeywordEncoder()

@@ -10,7 +10,6 @@ form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import logging
 import time
@@ -48,10 +47,6 @@ def _find(folder: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -105,18 +100,21 @@ def beir_files(folder: str | Path, split: str = "test") -> tuple[Path, Path, Pat
 def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
     """Read a BEIR folder; raises :class:`DataError` naming what is missing or malformed (file and line)."""
     corpus_path, queries_path, qrels_path = beir_files(folder, split)
+    from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
+
     qrels: dict[str, dict[str, int]] = {}
-    with _open_text(qrels_path) as handle:
-        for line_number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or (line_number == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
-                continue
-            if len(row) != 3:
-                raise DataError(f"line {line_number}: expected 3 tab-separated fields, got {len(row)}", qrels_path)
-            try:
-                grade = int(float(row[2]))
-            except ValueError:
-                raise DataError(f"line {line_number}: score {row[2]!r} is not a number", qrels_path) from None
-            qrels.setdefault(row[0].strip(), {})[row[1].strip()] = grade
+    reader = csv.reader((line for _, line in iter_lines(qrels_path)), delimiter="\t")
+    for row in reader:
+        line_number = reader.line_num
+        if not row or (line_number == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
+            continue
+        if len(row) != 3:
+            raise DataError(f"line {line_number}: expected 3 tab-separated fields, got {len(row)}", qrels_path)
+        try:
+            grade = int(float(row[2]))
+        except (ValueError, OverflowError):  # OverflowError: inf
+            raise DataError(f"line {line_number}: score {row[2]!r} is not a finite number", qrels_path) from None
+        qrels.setdefault(row[0].strip(), {})[row[1].strip()] = grade
     if not qrels:
         raise DataError("no judgements", qrels_path)
 
