@@ -69,6 +69,21 @@ def test_config_rejects_unknown_and_reserved_fields(tmp_path, tiny_bert_dir):
         _config(tmp_path, tiny_bert_dir, training={"seed": 3})
     with pytest.raises(ConfigError, match=r"seeds_per_variant: unknown variant.*nope"):
         _config(tmp_path, tiny_bert_dir, seeds_per_variant={"nope": [0]})
+    # values of the wrong type are refused when the config is read, not after the study trained
+    for field, value, message in (
+        ("seeds", 3, r"seeds: expected list\[int\], got 3"),
+        ("seeds", [True], r"seeds: expected list\[int\], got \[True\]"),
+        ("seeds_per_variant", {"full": 1}, r"seeds_per_variant: expected dict\[str, list\[int\]\]"),
+        ("tasks", "biosses", r"tasks: expected list\[str\], got 'biosses'"),
+        ("targets", {"biosses/spearman": "3 points"}, r"targets: expected dict\[str, float\]"),
+        ("eval_batch_size", 2.5, r"eval_batch_size: expected int, got 2.5"),
+        ("dataset", {"top_k": "10"}, r"dataset\.top_k: expected int, got '10'"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            _config(tmp_path, tiny_bert_dir, **{field: value})
+    with pytest.raises(ConfigError, match=r"models\[tiny\]\.seeds: expected list\[int\] \| None, got '0,1'"):
+        _config(tmp_path, tiny_bert_dir, models=[{"name": "tiny", "model": "m", "seeds": "0,1"}])
+    assert _config(tmp_path, tiny_bert_dir, targets={"biosses/spearman": 0}).targets == {"biosses/spearman": 0}
     config = _config(tmp_path, tiny_bert_dir)
     with pytest.raises(ConfigError, match=r"--only: unknown variant.*no_such"):
         config.select(only=["no_such"])
@@ -152,6 +167,12 @@ def test_compare_marks_only_differences_beyond_twice_the_pooled_std():
     assert compare(near, tuned, "m")["exceeds_noise"] is False  # Δ 0.01 < 0.02
     assert compare(base, near, "m")["exceeds_noise"] is None  # neither row has 2 seeds: unknown
     assert compare(base, tuned, "absent") is None
+    # a seed without `m` (its task not evaluated yet) is not a degree of freedom of m's std: two and two seeds pool
+    # (1·s₁² + 1·s₂²) / 2, not (2·s₁² + 1·s₂²) / 3
+    partial = aggregate_row({0: {"m": 0.50, "x": 1}, 1: {"m": 0.54, "x": 1}, 2: {"x": 1}})
+    other = aggregate_row({0: {"m": 0.60}, 1: {"m": 0.70}})
+    noise = compare(partial, other, "m")["noise_std"]
+    assert noise == pytest.approx(math.sqrt((0.04**2 / 2 + 0.1**2 / 2) / 2))
 
 
 def _record(scores: dict[str, list[float]]) -> dict:

@@ -7,6 +7,8 @@ run's :class:`~biohicl.training.args.BioHiCLTrainingArguments` (defaults < study
 from __future__ import annotations
 
 import copy
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -90,6 +92,9 @@ class DatasetSpec:
         default=True, metadata={"help": "Leave out documents of the evaluation sets (PubMedQA test, SciFact, BIOSSES)."}
     )
 
+    def __post_init__(self) -> None:
+        check_field_types(self, "dataset")
+
 
 @dataclass
 class ModelSpec:
@@ -115,6 +120,9 @@ class ModelSpec:
     seeds: list[int] | None = field(default=None, metadata={"help": "Seeds for this model (default: the study's)."})
     card_name: str | None = field(default=None, metadata={"help": "Model-card display name prefix."})
     repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the best `full` run would go to."})
+
+    def __post_init__(self) -> None:
+        check_field_types(self, f"models[{self.name}]" if isinstance(self.name, str) else "models[]")
 
 
 @dataclass
@@ -183,7 +191,14 @@ class ReproduceConfig:
     def __post_init__(self) -> None:
         if isinstance(self.dataset, Mapping):
             self.dataset = _build(DatasetSpec, self.dataset, "dataset")
+        if not isinstance(self.models, list):
+            raise ConfigError(f"models: expected a list of models, got {self.models!r}")
         self.models = [m if isinstance(m, ModelSpec) else _build(ModelSpec, m, "models[]") for m in self.models]
+        if self.target_mean is not None and (
+            isinstance(self.target_mean, bool) or not isinstance(self.target_mean, int | float)
+        ):
+            raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
+        check_field_types(self)
         if not self.models:
             raise ConfigError("models: at least one base model is required")
         names = [m.name for m in self.models]
@@ -202,10 +217,6 @@ class ReproduceConfig:
             unknown = sorted(set(getattr(self, name) or ()) - set(self.variants))
             if unknown:
                 raise ConfigError(f"{name}: unknown variant(s) {', '.join(unknown)}")
-        if self.target_mean is not None and (
-            isinstance(self.target_mean, bool) or not isinstance(self.target_mean, int | float)
-        ):
-            raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
         if self.pick_variant_on_dev:
             for variant in self.target_variants if self.target_variants is not None else ["full"]:
                 own = sorted({"selection_metrics", "selection_guard"} & set(self.variants.get(variant, {})))
@@ -324,6 +335,41 @@ def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:
         return cls(**values)
     except TypeError as err:
         raise ConfigError(f"{scope}: {err}") from None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the type ``hint`` (a field annotation: unions, ``list[...]``, ``dict[..., ...]``, plain
+    classes); a bool is not a number, an int is a float."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, Mapping) and all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()
+        )
+    if hint in (int, float):
+        return isinstance(value, int | float if hint is float else int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def check_field_types(spec: Any, scope: str = "") -> None:
+    """A :class:`ConfigError` naming the first field of the dataclass ``spec`` whose value is not of its annotated
+    type (``seeds: 3`` for ``list[int]``), before a study plans or trains anything with it."""
+    hints = typing.get_type_hints(type(spec))
+    for f in fields(spec):
+        value = getattr(spec, f.name)
+        if not _matches(value, hints[f.name]):
+            hint = hints[f.name]
+            shown = (
+                hint.__name__
+                if isinstance(hint, type)
+                else str(hint).replace("typing.", "").replace("NoneType", "None")
+            )
+            raise ConfigError(f"{scope + '.' if scope else ''}{f.name}: expected {shown}, got {value!r}")
 
 
 def check_eval_device(name: str) -> None:

@@ -49,7 +49,7 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str
     if metric not in a["mean"] or metric not in b["mean"]:
         return None
     delta = b["mean"][metric] - a["mean"][metric]
-    noise = pooled_std([(a["n"], a["std"].get(metric)), (b["n"], b["std"].get(metric))])
+    noise = pooled_std([(_count(a, metric), a["std"].get(metric)), (_count(b, metric), b["std"].get(metric))])
     threshold = None if noise is None else NOISE_FACTOR * noise
     return {
         "delta": delta,
@@ -57,6 +57,12 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str
         "threshold": threshold,
         "exceeds_noise": None if threshold is None else abs(delta) > threshold,
     }
+
+
+def _count(row: Mapping[str, Any], metric: str) -> int:
+    """How many seeds of an aggregated row have ``metric`` (fewer than ``n`` when a seed lacks one of its tasks)."""
+    values = row.get("values", {})
+    return len(values[metric]) if metric in values else row["n"]
 
 
 def aggregate_row(per_seed: Mapping[int | None, Mapping[str, float]]) -> dict[str, Any]:
