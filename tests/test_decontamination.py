@@ -87,6 +87,18 @@ def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "broken"])
 
 
+def test_an_explicit_test_ids_file_that_does_not_exist_is_an_error(tmp_path):
+    root, _ = _sets(tmp_path)
+    typo = tmp_path / "test_ground_truht.json"
+    with pytest.raises(DataError, match=r"^\S*test_ground_truht\.json: input file not found$"):
+        Decontaminator.from_data_dir(root, test_ids=typo)
+    pqal = root / "pubmedqa" / "ori_pqal.json"
+    pqal.write_text(json.dumps({"900": {}, "901": {}}))
+    assert pubmedqa_non_test_pmids(pqal) == {"901"}  # the default file beside it
+    with pytest.raises(DataError, match=r"^\S*test_ground_truht\.json: input file not found$"):
+        pubmedqa_non_test_pmids(pqal, typo)
+
+
 def test_build_removes_evaluation_documents_and_reports_them(tmp_path, mesh):
     root, beir = _sets(tmp_path)
     dec = Decontaminator.from_data_dir(root, beir=[beir])

@@ -78,7 +78,8 @@ class Decontaminator:
         test_ids: str | Path | None = None,
     ) -> Decontaminator:
         """The known evaluation sets under ``root`` (default ``BIOHICL_DATA_DIR``; sets it lacks are listed in
-        ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``)."""
+        ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``). ``test_ids`` names the
+        PubMedQA test-id file instead of ``root``'s (a :class:`DataError` when it does not exist)."""
         from biohicl.data.pubmedqa import load_pubmedqa_test_ids
         from biohicl.settings import data_dir
 
@@ -86,7 +87,7 @@ class Decontaminator:
         self = cls()
         test_file = Path(test_ids) if test_ids is not None else (found / "pubmedqa" / "test_ground_truth.json"
                                                                  if found else None)  # fmt: skip
-        if test_file is not None and test_file.is_file():
+        if test_ids is not None or (test_file is not None and test_file.is_file()):  # an explicit file must exist
             self.pubmedqa_test = load_pubmedqa_test_ids(test_file)
             self.sets["pubmedqa-test"] = len(self.pubmedqa_test)
         else:

@@ -82,7 +82,7 @@ class DevSplit:
 
 def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None) -> frozenset[str]:
     """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ground_truth.json``,
-    by default beside it)."""
+    by default beside it; a ``test_ids`` file that does not exist is a :class:`DataError`)."""
     from biohicl.data.files import check_file
     from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 
@@ -93,5 +93,5 @@ def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read the PubMedQA items ({err})", path) from None
     test_file = Path(test_ids) if test_ids is not None else path.parent / "test_ground_truth.json"
-    tests = load_pubmedqa_test_ids(test_file) if test_file.is_file() else set()
+    tests = load_pubmedqa_test_ids(test_file) if test_ids is not None or test_file.is_file() else set()
     return frozenset(keys - tests)
