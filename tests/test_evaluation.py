@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -422,6 +423,12 @@ def test_document_index_must_match_the_corpus_and_the_model(tiny_bert_dir, tmp_p
     model.config.max_length = 16
     with pytest.raises(ConfigError, match="built with max_length=128, the model now has 16"):
         IndexDocuments(tmp_path / "idx", model)
+    model.config.max_length = 128
+    int8 = SimpleNamespace(
+        config=model.config, embedding_dim=model.embedding_dim, resolved=model.resolved, quantize="int8"
+    )
+    with pytest.raises(ConfigError, match="built with quantize=None, the model now has 'int8'"):
+        IndexDocuments(tmp_path / "idx", int8)  # queries from an int8 ONNX encoder beside torch rows
     with pytest.raises(ConfigError, match="exactly one retrieval task, the plan has 2"):
         evaluate_model(
             model, [str(folder), str(write_beir(tmp_path / "toy2"))], document_index=IndexDocuments(tmp_path / "idx")

@@ -205,6 +205,45 @@ def test_resume_refuses_changed_corpus_or_settings(model, tmp_path):
         build_index(model, docs, tmp_path / "run", shard_size=5, resume=False)
 
 
+class OnnxInt8:
+    """What build_index reads from an OnnxEncoder quantised to int8 (the backend and quantisation), over ``model``."""
+
+    backend = "onnx"
+    quantize = "int8"
+
+    def __init__(self, model: BioHiCL):
+        self._model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+
+def test_resume_refuses_other_compute_dtype_or_backend_and_reads_older_settings(model, tmp_path):
+    docs, run = make_docs(10), tmp_path / "run"
+    with pytest.raises(Interrupted):
+        build_index(model, interrupted_after(docs, 7), run, shard_size=5)
+    with pytest.raises(ConfigError, match=r"compute_dtype: 'float32' → 'bfloat16'\)"):
+        build_index(model, docs, run, shard_size=5, compute_dtype="bfloat16")
+    with pytest.raises(ConfigError, match=r"\(backend: 'torch' → 'onnx', quantize: None → 'int8'\)"):
+        build_index(OnnxInt8(model), docs, run, shard_size=5)
+    settings = json.loads((run / "settings.json").read_text())
+    older = {k: v for k, v in settings.items() if k not in ("compute_dtype", "backend", "quantize")}
+    (run / "settings.json").write_text(json.dumps(older))  # as written before these were recorded: the defaults
+    with pytest.raises(ConfigError, match=r"built with other settings \(compute_dtype: 'float32' → 'bfloat16'\)"):
+        build_index(model, docs, run, shard_size=5, compute_dtype="bfloat16")
+    manifest = build_index(model, docs, run, shard_size=5, show_progress_bar=False)
+    assert (manifest.count, manifest.compute_dtype, manifest.backend, manifest.quantize) == (
+        10,
+        "float32",
+        "torch",
+        None,
+    )
+    values = json.loads((run / "manifest.json").read_text())
+    older = {k: v for k, v in values.items() if k not in ("compute_dtype", "backend", "quantize")}
+    loaded = IndexManifest.from_dict(older)
+    assert (loaded.compute_dtype, loaded.backend, loaded.quantize) == (None, "torch", None)
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys

@@ -21,8 +21,9 @@ from biohicl.search.layout import describe_model
 class IndexDocuments:
     """The rows of an index folder as document embeddings.
 
-    The index must have been built by ``model`` (when given) with the same pooling, ``max_length`` and document
-    prompt, and hold exactly the corpus's documents (:meth:`lookup`); anything else is an error, never a silent mix.
+    The index must have been built by ``model`` (when given) with the same pooling, ``max_length``, document
+    prompt and quantisation, and hold exactly the corpus's documents (:meth:`lookup`); anything else is an error,
+    never a silent mix.
     """
 
     def __init__(self, directory: str | Path, model: Any = None):
@@ -50,6 +51,13 @@ class IndexDocuments:
                     f"document_index: {self.location} was built with {name}="
                     f"{getattr(manifest, name)!r}, the model now has {getattr(config, name)!r}"
                 )
+        # int8 rows are an approximation (cosine >= 0.98); fp32 ONNX equals torch to 1e-4: backend is not compared
+        quantize = getattr(model, "quantize", None)
+        if quantize != manifest.quantize:
+            raise ConfigError(
+                f"document_index: {self.location} was built with quantize={manifest.quantize!r}, "
+                f"the model now has {quantize!r}"
+            )
 
     def lookup(self, corpus_ids: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
         """``doc ids -> [n, dim]`` rows for a corpus of exactly ``corpus_ids`` (a :class:`DataError` when the index

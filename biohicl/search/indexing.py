@@ -82,12 +82,17 @@ def _shards(documents: Iterator[Document], shard_size: int) -> Iterator[list[Doc
         yield chunk
 
 
-def _settings(model: Any, model_id: str, revision: str | None, dtype: torch.dtype, shard_size: int) -> dict:
+def _settings(
+    model: Any, model_id: str, revision: str | None, dtype: torch.dtype, compute: torch.dtype, shard_size: int
+) -> dict:
     config = model.config
     return {
         "model": model_id,
         "model_revision": revision,
         "dtype": dtype_name(dtype),
+        "compute_dtype": dtype_name(compute),
+        "backend": getattr(model, "backend", "torch"),  # an OnnxEncoder says "onnx"
+        "quantize": getattr(model, "quantize", None),
         "dim": int(model.embedding_dim),
         "shard_size": shard_size,
         "pooling": config.pooling,
@@ -101,10 +106,12 @@ def _settings(model: Any, model_id: str, revision: str | None, dtype: torch.dtyp
     }
 
 
-def _check_settings(directory: Path, settings: dict, resume: bool) -> None:
+def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> None:
+    """Refuse to resume a folder built with other ``settings``; ``legacy``: the values of keys older biohicl did not
+    write (what it always used)."""
     path = directory / SETTINGS_NAME
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = {**legacy, **json.loads(path.read_text(encoding="utf-8"))}
         if not resume:
             raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
         changed = sorted(k for k in settings if previous.get(k) != settings[k])
@@ -176,20 +183,20 @@ def build_index(
     device = torch.device(state.device) if world > 1 else model.device
     if device != model.device and device.type != "cpu":
         model.to(device)
-    if compute_dtype is None:
-        compute = storage if model.device.type == "cuda" else torch.float32
-    else:
-        compute = parse_dtype(compute_dtype)
+    default_compute = storage if model.device.type == "cuda" else torch.float32
+    compute = default_compute if compute_dtype is None else parse_dtype(compute_dtype)
     if model_id is None:
         model_id, revision = describe_model(model)
         revision = model_revision or revision
     else:
         revision = model_revision
     directory = Path(output_dir)
-    settings = _settings(model, model_id, revision, storage, shard_size)
+    settings = _settings(model, model_id, revision, storage, compute, shard_size)
     if state.is_main_process:
         directory.mkdir(parents=True, exist_ok=True)
-        _check_settings(directory, settings, resume)
+        # an older settings.json lacks these keys: it was built with the defaults
+        legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
+        _check_settings(directory, settings, resume, legacy)
         (directory / MANIFEST_NAME).unlink(missing_ok=True)
         for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
             stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
@@ -317,6 +324,9 @@ def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[
         document_prompt=settings["document_prompt"],
         base_model=settings["base_model"],
         base_revision=settings["base_revision"],
+        compute_dtype=settings.get("compute_dtype"),
+        backend=settings.get("backend", "torch"),
+        quantize=settings.get("quantize"),
         shard_size=settings["shard_size"],
         world_size=world_size,
         has_titles=any(p["has_titles"] for p in parts),

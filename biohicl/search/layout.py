@@ -121,6 +121,9 @@ class IndexManifest:
     document_prompt: str = ""
     base_model: str | None = None
     base_revision: str | None = None
+    compute_dtype: str | None = None  # None: an older index, which did not record it
+    backend: str = "torch"
+    quantize: str | None = None
     shard_size: int = 50_000
     world_size: int = 1
     split: str = SPLIT
