@@ -512,6 +512,15 @@ def test_selection_metric_that_no_task_gives_fails_at_step_0(tiny_bert_dir, docs
         )  # fmt: skip
 
 
+def test_load_best_model_at_end_needs_every_evaluation_saved(tiny_bert_dir, docs_file, tmp_path):
+    # transformers allows save_steps a multiple of eval_steps, but a best step that was never saved cannot be loaded
+    message = r"^save_steps: must equal eval_steps \(2\) with load_best_model_at_end, got 4 \(a best step"
+    with pytest.raises(ConfigError, match=message):
+        selection_args(tiny_bert_dir, docs_file, tmp_path / "x", max_steps=8, save_steps=4)
+    args = selection_args(tiny_bert_dir, docs_file, tmp_path / "y", max_steps=8, save_steps=2)
+    assert (args.save_steps, args.eval_steps) == (2, 2)
+
+
 def test_evaluation_without_tasks_or_evaluator_is_refused(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="eval_tasks"):
         train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))

@@ -257,6 +257,11 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
         if self.load_best_model_at_end and _value(self.eval_strategy) != "no":
             self.eval_on_start = True  # step 0 (the base weights) is a selection candidate
+        if self.load_best_model_at_end and _value(self.save_strategy) == "steps" and self.save_steps != self.eval_steps:
+            raise ConfigError(
+                f"save_steps: must equal eval_steps ({self.eval_steps}) with load_best_model_at_end, got "
+                f"{self.save_steps} (a best step that is not saved could not be loaded)"
+            )
         if self.selection_guard and not self.selection_metrics:
             raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
         if self.selection_guard and self.selection_metric_key != "eval_dev_score":
