@@ -521,6 +521,25 @@ def test_load_best_model_at_end_needs_every_evaluation_saved(tiny_bert_dir, docs
     assert (args.save_steps, args.eval_steps) == (2, 2)
 
 
+def test_selection_guard_without_load_best_evaluates_step_0(tiny_bert_dir, docs_file, tmp_path):
+    # the guard compares every step with step 0's evaluation: step 0 is evaluated without load_best_model_at_end too
+    evaluator = ScriptedMetrics(
+        {"siml-agreement_spearman": a, "pubmedqa-dev_recall@1": r}
+        for a, r in zip([0.30, 0.40, 0.60], [0.90, 0.91, 0.85], strict=True)
+    )
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "guard", max_steps=4, eval_strategy="steps", eval_steps=2,
+        eval_tasks=["biosses"], selection_metrics=["siml-agreement_spearman"],
+        selection_guard=["pubmedqa-dev_recall@1"], metric_for_best_model="dev_score",
+    )  # fmt: skip
+    assert args.eval_on_start and not args.load_best_model_at_end
+    run = train_biohicl(args, evaluator=evaluator)
+    rows = json.loads((run / "dev_evaluations.json").read_text())
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    assert [r["eval_dev_guard_passed"] for r in rows] == [1.0, 1.0, 0.0]
+    assert [r["eval_dev_score"] for r in rows] == [0.30, 0.40, 0.30]
+
+
 def test_evaluation_without_tasks_or_evaluator_is_refused(tiny_bert_dir, docs_file, tmp_path):
     with pytest.raises(ConfigError, match="eval_tasks"):
         train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "x", eval_strategy="steps", eval_steps=1))

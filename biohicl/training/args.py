@@ -195,7 +195,8 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "help": "Guarded selection: evaluation metrics (e.g. pubmedqa-dev_recall@1 scifact_ndcg@10) whose "
             "mean (logged as eval_dev_guard) must stay at or above step 0's, less --selection_guard_tolerance. A step "
             "that falls below scores step 0's dev_score, so it can never be selected; among the steps that keep the "
-            "guard the best --selection_metrics (e.g. siml-agreement_spearman) wins. Needs --selection_metrics."
+            "guard the best --selection_metrics (e.g. siml-agreement_spearman) wins. Needs --selection_metrics; "
+            "the model is evaluated at step 0 (the guard's reference) whenever there is an --eval_strategy."
         },
     )
     selection_guard_mode: str = field(
@@ -255,8 +256,8 @@ class BioHiCLTrainingArguments(TrainingArguments):
             message = " ".join(str(err).split())  # transformers' checks, as one line naming the field
             named = re.search(r"--(\w+)", message)
             raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
-        if self.load_best_model_at_end and _value(self.eval_strategy) != "no":
-            self.eval_on_start = True  # step 0 (the base weights) is a selection candidate
+        if (self.load_best_model_at_end or self.selection_guard) and _value(self.eval_strategy) != "no":
+            self.eval_on_start = True  # step 0 (the base weights) is a selection candidate and the guard's reference
         if self.load_best_model_at_end and _value(self.save_strategy) == "steps" and self.save_steps != self.eval_steps:
             raise ConfigError(
                 f"save_steps: must equal eval_steps ({self.eval_steps}) with load_best_model_at_end, got "
