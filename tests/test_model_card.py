@@ -256,6 +256,20 @@ def test_harness_record_keeps_reported_metrics_and_splits():
     assert {r.split for r in scifact} == {"train"}
 
 
+def test_a_base_value_of_another_split_is_not_shown_beside_the_tuned_one():
+    tuned = {"tasks": {"scifact": {"split": "train", "metrics": {"ndcg@10": 0.7}}, "biosses": {"spearman": 0.84}}}
+    base = {"tasks": {"scifact": {"split": "test", "metrics": {"ndcg@10": 0.6}}, "biosses": {"spearman": 0.81}}}
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    rows = data.add_eval_results(tuned, base=base)
+    assert [(r.task, r.split, r.value, r.base_value, r.delta) for r in rows] == [
+        ("scifact", "train", 0.7, None, None),  # base on SciFact test: no Δ against train
+        ("biosses", "test", 0.84, 0.81, pytest.approx(0.03)),  # neither names a split: both the default
+    ]
+    assert "| SciFact (train) | nDCG@10 | – | 0.7000 |  |" in render_model_card(data)
+    base["tasks"]["scifact"]["split"] = "train"
+    assert data.add_eval_results(tuned, base=base)[0].base_value == 0.6
+
+
 def test_two_tasks_on_one_dataset_keep_their_own_model_index_entries():
     # pubmedqa and pubmedqa-context both read qiaojin/PubMedQA: huggingface_hub groups model-index results by task
     # type, dataset type, config and split (not by name), so without a config per task all four numbers were

@@ -131,14 +131,16 @@ class BioHiCLModelCardData:
     ) -> list[EvalRow]:
         """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``.
 
-        ``all_metrics``: every metric of each task, not only those the record's ``summary`` reports."""
+        ``all_metrics``: every metric of each task, not only those the record's ``summary`` reports. A base value
+        is used only from the same split (``split``: that of a task whose record names none)."""
         tuned = flatten_results(results, all_metrics)
         reference = flatten_results(base, all_metrics) if base is not None else {}
-        splits = result_splits(results)
-        rows = [
-            EvalRow(task, metric, value, reference.get((task, metric)), splits.get(task, split))
-            for (task, metric), value in tuned.items()
-        ]
+        splits, base_splits = result_splits(results), result_splits(base)
+        rows = []
+        for (task, metric), value in tuned.items():
+            task_split = splits.get(task, split)
+            same_split = base_splits.get(task, split) == task_split  # no Δ across splits
+            rows.append(EvalRow(task, metric, value, reference.get((task, metric)) if same_split else None, task_split))
         self.eval_results.extend(rows)
         return rows
 
