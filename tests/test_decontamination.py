@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from biohicl.data.build import build_dataset_from_files
 from biohicl.data.decontamination import Decontaminator, normalise
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
@@ -73,6 +74,8 @@ def test_decontaminator_matches_each_kind_of_set(tmp_path):
     log = dec.to_dict()
     assert log["removed"] == 4 and log["by_set"] == {"scifact": 1, "biosses": 1, "mycorpus": 1, "pubmedqa-test": 1}
     assert [d["pmid"] for d in log["documents"]] == ["1", "2", "3", "900"]
+    unmarked = MeshRecord("900", "", "A PubMedQA test item read without its test ids.", (DM,), "pubmedqa")
+    assert dec.check(unmarked).evaluation_set == "pubmedqa-test"
 
 
 def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
@@ -97,6 +100,34 @@ def test_an_explicit_test_ids_file_that_does_not_exist_is_an_error(tmp_path):
     assert pubmedqa_non_test_pmids(pqal) == {"901"}  # the default file beside it
     with pytest.raises(DataError, match=r"^\S*test_ground_truht\.json: input file not found$"):
         pubmedqa_non_test_pmids(pqal, typo)
+
+
+@pytest.mark.parametrize("where", ["explicit", "data_dir", "beside"])
+def test_build_marks_the_pubmedqa_test_items_wherever_their_file_is(tmp_path, mesh, monkeypatch, where):
+    items = {
+        str(100 + i): {"QUESTION": f"Q{i}?", "CONTEXTS": [f"Abstract {i}."], "MESHES": ["Heart"]} for i in range(30)
+    }
+    tests = {str(100 + i): "yes" for i in range(10)}
+    (tmp_path / "pq").mkdir()
+    pqal = tmp_path / "pq" / "ori_pqal.json"
+    pqal.write_text(json.dumps(items))
+    root, _ = _sets(tmp_path)  # its pubmedqa/test_ground_truth.json holds "900" only
+    ids = {"explicit": tmp_path / "ids.json", "data_dir": root / "pubmedqa" / "test_ground_truth.json"}.get(
+        where, tmp_path / "pq" / "test_ground_truth.json"
+    )
+    ids.write_text(json.dumps(tests))
+    if where == "beside":
+        (root / "pubmedqa" / "test_ground_truth.json").unlink()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(root))
+    dev_split = DevSplit(fraction=0.0, pubmedqa_size=5)
+    ds, summary = build_dataset_from_files(
+        [("pubmedqa", [pqal])], None, mesh, progress=False, test_ids=ids if where == "explicit" else None,
+        dev_split=dev_split,
+    )  # fmt: skip
+    split = dict(zip(ds["documents"]["pmid"], ds["documents"]["split"], strict=True))
+    assert {p for p, s in split.items() if s == "test"} == set(tests)
+    assert {p for p, s in split.items() if s == "dev"} == set(pubmedqa_dev_pmids(set(items) - set(tests), 5))
+    assert summary.test_documents == 10 and summary.decontamination["sets"]["pubmedqa-test"] == 10
 
 
 def test_build_removes_evaluation_documents_and_reports_them(tmp_path, mesh):

@@ -41,8 +41,10 @@ def build_dataset_from_files(
     """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
     (unless ``output_dir`` is None) save it.
 
-    ``exclude_test`` removes the official PubMedQA test abstracts (``test_ids``, by default
-    ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, plus every record marked ``test``).
+    The official PubMedQA test PMIDs come from ``test_ids``, by default
+    ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, else the one beside a PubMedQA input: the
+    PubMedQA reader marks them ``test``, decontamination removes copies of them and the PubMedQA dev items are
+    drawn from the other PQA-L items. ``exclude_test`` removes them (plus every record marked ``test``).
     ``decontaminate`` (default) removes every document of a known evaluation set (PubMedQA test PMIDs, SciFact,
     BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
     PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
@@ -57,22 +59,22 @@ def build_dataset_from_files(
         kinds.setdefault(label_kind_of(source), set()).add(source)
     if len(kinds) > 1 and not mix_label_kinds:
         raise DataError(mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
-    excluded: set[str] = set()
-    if exclude_test:
-        excluded = _test_pmids(test_ids)
+    test_file = _pubmedqa_test_file(test_ids, groups)
+    tests = frozenset(load_pubmedqa_test_ids(test_file)) if test_file is not None else frozenset()
+    excluded = set(tests) if exclude_test else set()
     decontaminator = None
     if decontaminate:
         from biohicl.data.decontamination import Decontaminator
 
-        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_ids)
+        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_file)
     elif beir:
         raise ConfigError("--beir names evaluation sets to decontaminate against: it needs decontamination on")
     if dev_split is not None and dev_split.pubmedqa_non_test is None:
-        dev_split = _with_pubmedqa_reference(dev_split, groups, test_ids)
+        dev_split = _with_pubmedqa_reference(dev_split, groups, tests)
 
     def stream():
         for source, files in groups:
-            yield from read_records(source, files, mesh, strict=strict, report=report)
+            yield from read_records(source, files, mesh, strict=strict, report=report, test_ids=tests)
 
     records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
     if progress:
@@ -90,7 +92,7 @@ def build_dataset_from_files(
 
 
 def _with_pubmedqa_reference(
-    dev_split: DevSplit, groups: Sequence[tuple[str, Sequence[Path]]], test_ids: str | Path | None
+    dev_split: DevSplit, groups: Sequence[tuple[str, Sequence[Path]]], test_ids: Iterable[str]
 ) -> DevSplit:
     """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs, else from ``BIOHICL_DATA_DIR``'s PQA-L
     (so a copy of a PubMedQA dev abstract in another corpus is held out too); unchanged when there is none."""
@@ -109,14 +111,17 @@ def _with_pubmedqa_reference(
     return replace(dev_split, pubmedqa_non_test=frozenset(non_test))
 
 
-def _test_pmids(test_ids: str | Path | None) -> set[str]:
+def _pubmedqa_test_file(test_ids: str | Path | None, groups: Sequence[tuple[str, Sequence[Path]]]) -> Path | None:
+    """The PubMedQA test-id file of a build: ``test_ids``, else ``BIOHICL_DATA_DIR``'s
+    ``pubmedqa/test_ground_truth.json``, else the one beside a PubMedQA input; ``None`` when there is none."""
     from biohicl.settings import data_dir
 
     if test_ids is not None:
-        return load_pubmedqa_test_ids(test_ids)
+        return Path(test_ids)
     root = data_dir(required=False)
-    candidate = root / "pubmedqa" / "test_ground_truth.json" if root is not None else None
-    return load_pubmedqa_test_ids(candidate) if candidate is not None and candidate.is_file() else set()
+    candidates = [root / "pubmedqa" / "test_ground_truth.json"] if root is not None else []
+    candidates += [Path(f).parent / "test_ground_truth.json" for s, files in groups if s == "pubmedqa" for f in files]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 EXPORT_SUFFIXES = (".xml", ".xml.gz", ".txt", ".nbib", ".medline", ".txt.gz")

@@ -160,7 +160,7 @@ class Decontaminator:
         return removal
 
     def _why(self, record: MeshRecord) -> Removal | None:
-        if record.pmid in self.pubmedqa_test and record.source != "pubmedqa":
+        if record.pmid in self.pubmedqa_test and record.split != "test":  # e.g. a PubMedQA item not marked test
             return Removal(record.pmid, record.source, "pubmedqa-test", "PMID of a PubMedQA test item", record.pmid)
         title, abstract = normalise(record.title), normalise(record.abstract)
         if len(title) >= MIN_TITLE_CHARS and title in self.titles:

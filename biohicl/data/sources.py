@@ -106,15 +106,17 @@ def read_records(
     *,
     strict: bool = False,
     report: ReadReport | None = None,
+    test_ids: str | Path | Iterable[str] | None = "auto",
 ) -> Iterator[MeshRecord]:
     """Records of one ``source`` (one of :data:`SOURCES`, or ``"auto"``: detected per file) from one or more
-    files."""
+    files; ``test_ids`` goes to the PubMedQA reader (:func:`~biohicl.data.pubmedqa.read_pubmedqa`)."""
     if source not in READERS and source != AUTO:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
     for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
+        extra = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
         for path in files:
-            yield from READERS[group_source](path, mesh, strict=strict, report=report)
+            yield from READERS[group_source](path, mesh, strict=strict, report=report, **extra)
 
 
 def unique_records(

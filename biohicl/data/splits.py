@@ -80,9 +80,9 @@ class DevSplit:
         return {"seed": self.seed, "fraction": self.fraction, "pubmedqa_size": self.pubmedqa_size}
 
 
-def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None) -> frozenset[str]:
-    """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ground_truth.json``,
-    by default beside it; a ``test_ids`` file that does not exist is a :class:`DataError`)."""
+def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | Iterable[str] | None = None) -> frozenset[str]:
+    """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ids``: the PMIDs, or
+    their ``test_ground_truth.json``, by default beside it; a file that does not exist is a :class:`DataError`)."""
     from biohicl.data.files import check_file
     from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 
@@ -92,6 +92,8 @@ def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | None = None
             keys = set(json.load(handle))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read the PubMedQA items ({err})", path) from None
+    if test_ids is not None and not isinstance(test_ids, (str, Path)):
+        return frozenset(keys - {str(t) for t in test_ids})
     test_file = Path(test_ids) if test_ids is not None else path.parent / "test_ground_truth.json"
     tests = load_pubmedqa_test_ids(test_file) if test_ids is not None or test_file.is_file() else set()
     return frozenset(keys - tests)
