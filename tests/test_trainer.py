@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,12 @@ from safetensors.torch import load_file
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.checkpoint import INITIAL_WEIGHTS_NAME, TRAINABLE_WEIGHTS_NAME, last_complete_checkpoint
+from biohicl.training.checkpoint import (
+    INITIAL_WEIGHTS_NAME,
+    TRAINABLE_WEIGHTS_NAME,
+    last_complete_checkpoint,
+    resolve_resume,
+)
 from biohicl.training.run import train_biohicl
 from biohicl.training.selection import guard_holds
 from tests.conftest import run_torchrun, synthetic_documents
@@ -194,6 +200,27 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert ref_weights.keys() == got_weights.keys()
     for name in ref_weights:
         assert torch.equal(got_weights[name], ref_weights[name]), name  # bit-exact: same batches, same RNG
+
+
+def test_a_named_checkpoint_without_its_trainer_state_is_refused(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, max_steps=2, save_strategy="steps", save_steps=2))
+    checkpoint = out / "checkpoint-2"
+    assert resolve_resume(str(checkpoint), out) == str(checkpoint)
+    (checkpoint / "trainer_state.json").unlink()  # a kill between the weights and the trainer state
+    assert last_complete_checkpoint(out) is None
+    message = (
+        rf"^resume_from_checkpoint: {re.escape(str(checkpoint))} is not a complete BioHiCL checkpoint "
+        r"\(missing trainer_state\.json\)$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        resolve_resume(str(checkpoint), out)
+    args = make_args(
+        tiny_bert_dir, docs_file, out, max_steps=4, save_strategy="steps", save_steps=2,
+        resume_from_checkpoint=str(checkpoint),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        train_biohicl(args)
 
 
 # ---------------------------------------------------------------------------------------------------------- evaluation

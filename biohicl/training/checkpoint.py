@@ -75,10 +75,14 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     found = []
     for child in root.iterdir():
         step = child.name.removeprefix("checkpoint-")
-        complete = (child / "trainer_state.json").is_file() and (child / TRAINABLE_WEIGHTS_NAME).is_file()
-        if child.is_dir() and step.isdigit() and complete:
+        if child.is_dir() and step.isdigit() and not _missing_files(child):
             found.append((int(step), child))
     return max(found)[1] if found else None
+
+
+def _missing_files(checkpoint: Path) -> list[str]:
+    """The files a complete checkpoint has that ``checkpoint`` lacks (none: complete)."""
+    return [name for name in ("trainer_state.json", TRAINABLE_WEIGHTS_NAME) if not (checkpoint / name).is_file()]
 
 
 def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | None:
@@ -93,6 +97,9 @@ def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | No
             logger.warning("resume_from_checkpoint: no complete checkpoint in %s; starting fresh", output_dir)
             return None
         return str(checkpoint)
-    if not (Path(value) / TRAINABLE_WEIGHTS_NAME).is_file():
-        raise ConfigError(f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint")
+    missing = _missing_files(Path(value))
+    if missing:
+        raise ConfigError(
+            f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint (missing {', '.join(missing)})"
+        )
     return str(value)
