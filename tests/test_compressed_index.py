@@ -103,6 +103,18 @@ def test_compressed_search_equals_exact_search_when_all_rows_are_rescored(corpus
     torch.testing.assert_close(scores, exact_scores, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["int8", "binary"])
+def test_unrescored_search_of_every_row_in_several_blocks_is_the_approximate_top_k(corpus, kind):
+    directory, rows = corpus
+    queries = clustered(12, 128, seed=3)
+    compressed = CompressedIndex.load(directory, kind)
+    every, every_rows = compressed.approximate_top(queries, len(rows), block_rows=len(rows))  # one block: sorted
+    approx = torch.empty_like(every).scatter_(1, every_rows, every)  # each row's approximate score
+    scores, found = compressed.search_embeddings(queries, top_k=10, candidates=len(rows), rescore=False, block_rows=100)
+    torch.testing.assert_close(scores, every[:, :10], rtol=0, atol=1e-6)  # the best 10, in order (not block order)
+    torch.testing.assert_close(approx.gather(1, found), scores, rtol=0, atol=1e-6)
+
+
 # isotropic synthetic noise is the hard case for 128 bits (real MiniLM rows: docs/benchmarks.md)
 @pytest.mark.parametrize(("kind", "minimum"), [("int8", 0.99), ("binary", 0.7)])
 def test_default_candidates_recover_the_exact_top_10(corpus, kind, minimum):

@@ -216,8 +216,9 @@ class CompressedIndex:
         k = min(top_k, len(self))
         pool = min(max(candidates or self.default_candidates(top_k), k), len(self))
         approx, rows = self.approximate_top(q, pool, block_rows)
-        if not rescore:
-            return sort_top_k(approx[:, :k].contiguous(), rows[:, :k].contiguous())
+        if not rescore:  # the pool is not sorted (a pool of every row stays in block order): its top k
+            scores, keep = approx.topk(k, dim=1)
+            return sort_top_k(scores, rows.gather(1, keep))
         unique, inverse = torch.unique(rows, return_inverse=True)
         vectors = torch.from_numpy(self.float_rows.take(unique.numpy()))
         if not self.manifest.normalized:
