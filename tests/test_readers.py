@@ -29,6 +29,7 @@ from biohicl.data.records import (
     ReadReport,
 )
 from biohicl.data.sources import detect_source, read_records, resolve_inputs, unique_records
+from biohicl.data.splits import pubmedqa_non_test_pmids
 from biohicl.errors import DataError
 
 DM, T2, HEART = "D003920", "D003924", "D006321"
@@ -232,6 +233,21 @@ def test_pubmedqa_tiny_with_test_ids(tmp_path, mesh):
     assert report.examples[MALFORMED] == [f"{path}, record 3: pmid 3: not an item with a CONTEXTS list"]
     no_tests = list(read_pubmedqa(path, mesh))  # no test_ground_truth.json beside it
     assert {r.split for r in no_tests} == {"train"}
+
+
+def test_json_files_with_a_byte_order_mark(tmp_path, mesh):
+    bom = b"\xef\xbb\xbf"
+    bioasq = tmp_path / "allMeSH_2022.json"
+    bioasq.write_bytes(bom + BIOASQ.encode())
+    assert [r.pmid for r in read_bioasq(bioasq, mesh)] == ["101", "102", "106"]
+    item = {"QUESTION": "Q?", "CONTEXTS": ["A."], "MESHES": ["Heart"]}
+    pqal = tmp_path / "ori_pqal.json"
+    pqal.write_bytes(bom + json.dumps({"1": item, "2": item}).encode())
+    (tmp_path / "test_ground_truth.json").write_bytes(bom + b'{"2": "yes"}')
+    report = ReadReport()
+    assert [(r.pmid, r.split) for r in read_pubmedqa(pqal, mesh, report=report)] == [("1", "train"), ("2", "test")]
+    assert report.kept == 2 and not report.skipped
+    assert pubmedqa_non_test_pmids(pqal) == {"1"}
 
 
 # --------------------------------------------------------------------------- PubTator

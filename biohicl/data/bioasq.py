@@ -20,10 +20,10 @@ def read_bioasq(
     *,
     strict: bool = False,
     report: ReadReport | None = None,
-    encoding: str = "utf-8",
+    encoding: str = "utf-8-sig",
 ) -> Iterator[MeshRecord]:
     """BioASQ Task 1a JSON (``allMeSH_20XX.json``: ``{"articles": [{pmid, title, abstractText, meshMajor,
-    journal, year}, ...]}``), streamed article by article."""
+    journal, year}, ...]}``), streamed article by article (UTF-8, a byte-order mark allowed)."""
     path = check_file(path)
     ctx = ReadContext(path, "bioasq", mesh or MeshHierarchy.load(), strict, report)
     with open_text(path, encoding) as handle:

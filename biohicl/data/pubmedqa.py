@@ -31,7 +31,7 @@ def read_pubmedqa(
     path = check_file(path)
     ctx = ReadContext(path, "pubmedqa", mesh or MeshHierarchy.load(), strict, report)
     tests = _pubmedqa_test_ids(path, test_ids)
-    with open_text(path) as handle:
+    with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
         stream = JsonStream(handle)
         in_value = False  # a decoding error inside an item belongs to that item's record number
         try:
@@ -76,7 +76,7 @@ def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
     """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
     path = check_file(path)
     try:
-        with open_text(path) as handle:
+        with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
             data = json.load(handle)
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None

@@ -88,7 +88,7 @@ def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | Iterable[st
 
     path = check_file(pqal)
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             keys = set(json.load(handle))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read the PubMedQA items ({err})", path) from None
