@@ -128,3 +128,24 @@ def test_search_like_is_repeatable_and_takes_several_ids():
         SearchArguments, ["idx", "--like", "a", "c", "--like", "b"], prog="s", positionals=positionals
     )
     assert args.like == ["a", "c", "b"] and (extra.index, extra.queries) == ("idx", [])
+
+
+def test_intermixed_options_stand_before_between_or_after_the_queries():
+    from biohicl.cli.search import SearchArguments
+
+    positionals = {"index": {}, "queries": {"nargs": "*"}}
+    for argv in (
+        ["idx", "--top_k", "3", "--json", "q one", "q two"],
+        ["idx", "q one", "q two", "--top_k", "3", "--json"],
+        ["--top_k", "3", "idx", "q one", "--json", "q two"],
+    ):
+        args, extra = parse_command(SearchArguments, argv, prog="s", positionals=positionals, intermixed=True)
+        assert (args.top_k, args.json, extra.index, extra.queries) == (3, True, "idx", ["q one", "q two"])
+    with pytest.raises(ConfigError, match=r"unrecognized arguments: q one \(see `s --help`\)"):
+        parse_command(SearchArguments, ["idx", "--top_k", "3", "q one"], prog="s", positionals=positionals)
+    with pytest.raises(
+        ConfigError, match=r"unrecognized arguments: --top-kk 3 q \(did you mean --top-kk → --top_k\?\)"
+    ):
+        parse_command(
+            SearchArguments, ["idx", "--top-kk", "3", "q"], prog="s", positionals=positionals, intermixed=True
+        )

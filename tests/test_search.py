@@ -221,6 +221,8 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
     assert cli(["search", str(out), query, "--top_k", "2", "--json", "--device", "cpu"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["rank"] for r in records] == [1, 2] and records[0]["id"] == "p4"
+    assert cli(["search", str(out), "--top_k", "2", "--json", "--device", "cpu", query]) == 0  # options first
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == records
     assert cli(["search", str(tmp_path / "missing"), "q"]) == 2
     assert "no manifest.json" in capsys.readouterr().err
 

@@ -200,6 +200,7 @@ def parse_command(
     description: str | None = None,
     positionals: Mapping[str, Mapping[str, Any]] | None = None,
     config_file: bool = True,
+    intermixed: bool = False,
 ) -> tuple[Any, ...]:
     """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
 
@@ -207,6 +208,8 @@ def parse_command(
     fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``; both given and different is an error);
     when ``positionals`` is given, a namespace of every positional's value follows the instances.
     ``config_file``: whether ``--config FILE`` supplies defaults (``biohicl reproduce`` has its own ``--config``).
+    ``intermixed``: options may also stand between positionals (``INDEX --top_k 3 QUERY``: argparse's
+    ``parse_intermixed_args``; otherwise a ``nargs="*"`` positional is consumed, empty, before the first option).
     Usage errors raise a one-line :class:`ConfigError`; ``--help`` prints and exits (``SystemExit(0)``).
     """
     types = [dataclass_types] if isinstance(dataclass_types, type) else list(dataclass_types)
@@ -230,7 +233,8 @@ def parse_command(
         else:
             parser.add_argument(name, **kwargs)
     appended = _apply_config(parser, config_path, fields) if config_path is not None else {}
-    values = vars(parser.parse_args(_bool_flags_keep_positionals(parser, argv)))
+    parse = parser.parse_intermixed_args if intermixed else parser.parse_args
+    values = vars(parse(_bool_flags_keep_positionals(parser, argv)))
     for dest, value in appended.items():
         if not values.get(dest):
             values[dest] = value

@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
             "index": {"help": "Index folder written by `biohicl index`"},
             "queries": {"nargs": "*", "help": "One or more query strings (or --like DOC_ID)"},
         },
+        intermixed=True,  # options before or after the queries
     )
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
