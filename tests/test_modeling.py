@@ -132,6 +132,23 @@ def test_adapter_on_wrong_base_fails_clearly(tiny, tmp_path):
         BioHiCL.from_pretrained(tmp_path / "run", base_model_path=other)
 
 
+def test_adapter_on_the_ffn_down_projection_reloads_exactly_and_a_wrong_base_is_refused(tiny, tiny_bert_dir, tmp_path):
+    from conftest import build_tiny_bert
+    from peft import LoraConfig
+
+    # output.dense takes the intermediate size (64), not the hidden size (32)
+    tiny.add_lora(peft_config=LoraConfig(r=4, target_modules=r".*layer\.\d+\.output\.dense"), verbose=False)
+    randomize_lora_b(tiny, generator=torch.Generator().manual_seed(0))
+    expected = tiny.encode(TEXTS, convert_to="torch")
+    tiny.save_pretrained(tmp_path / "run")
+    reloaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    assert torch.equal(reloaded.encode(TEXTS, convert_to="torch"), expected)
+    other = build_tiny_bert(tmp_path / "wide", hidden_size=48)  # intermediate size 96
+    message = r"adapter's LoRA on encoder\.layer\.0\.output\.dense takes 64 inputs, but that module of .* takes 96$"
+    with pytest.raises(ModelLoadError, match=message):
+        BioHiCL.from_pretrained(tmp_path / "run", base_model_path=other)
+
+
 def test_pickle_only_weights_are_refused(tmp_path, tiny_bert_dir):
     import shutil
 

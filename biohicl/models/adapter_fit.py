@@ -30,6 +30,16 @@ def _refuse_base(adapter_dir: Path, why: str, force_base: bool) -> None:
     raise ModelLoadError(f"{message}; load it onto the base it was trained on, or force it with force_base=True")
 
 
+def _in_features(base: nn.Module, name: str, hidden: int) -> int:
+    """The input width of the base module a LoRA wraps (an FFN down-projection takes the intermediate size), or the
+    hidden size when the module is not found or has no ``in_features``."""
+    try:
+        module = base.get_submodule(name)
+    except AttributeError:
+        return hidden
+    return int(getattr(module, "in_features", hidden))
+
+
 def check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig, force_base: bool = False) -> None:
     """Fail clearly when an adapter is loaded onto a base model it was not trained for.
 
@@ -44,14 +54,22 @@ def check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig
         with safe_open(str(adapter_dir / ADAPTER_WEIGHTS_NAME), framework="pt") as handle:
             keys = list(handle.keys())
             for key in keys:
-                if "lora_A" in key:
-                    in_features = handle.get_slice(key).get_shape()[1]
-                    if in_features != hidden:
-                        raise ModelLoadError(
-                            f"{adapter_dir}: adapter was trained for a base with hidden size {in_features}, "
-                            f"but {config.base_model} has hidden size {hidden}"
-                        )
-                    break
+                if ".lora_A." not in key:
+                    continue
+                name = key.split(".lora_A.", 1)[0].removeprefix("base_model.model.")
+                in_features = handle.get_slice(key).get_shape()[1]
+                expected = _in_features(base, name, hidden)
+                if in_features == expected:
+                    continue
+                if expected == hidden:
+                    raise ModelLoadError(
+                        f"{adapter_dir}: adapter was trained for a base with hidden size {in_features}, "
+                        f"but {config.base_model} has hidden size {hidden} ({name})"
+                    )
+                raise ModelLoadError(
+                    f"{adapter_dir}: adapter's LoRA on {name} takes {in_features} inputs, but that module of "
+                    f"{config.base_model} takes {expected}"
+                )
         indices = [int(m.group(1)) for m in map(_LAYER_INDEX.search, keys) if m]
         if layers is not None and indices and max(indices) >= layers:
             raise ModelLoadError(
