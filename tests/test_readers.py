@@ -445,6 +445,17 @@ def test_medline_xml_declared_encoding_and_cut_citation(tmp_path, mesh):
     assert report.examples[MALFORMED] == [f"{path}, record 2: XML: citation cut off before </MedlineCitation> (pmid 2)"]
 
 
+def test_medline_xml_declaration_across_a_chunk_boundary_is_kept():
+    first = ('<?xml version="1.0"?>\n<PubmedArticleSet>' + _citation("1") + "</PubmedArticleSet>\n").encode()
+    second = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<PubmedArticleSet>' + _citation(
+        "2", "D006321", "Caf\u00e9."
+    ).encode("latin-1")
+    chunk = 256
+    for pad in range(3 * chunk):  # the second declaration starts at every offset of a few chunks
+        blocks = list(citation_blocks(io.BytesIO(first + b"\n" * pad + second), chunk_size=chunk))
+        assert [(encoding, broken) for _, encoding, broken in blocks] == [("utf-8", ""), ("iso-8859-1", "")], pad
+
+
 def test_medline_xml_small_chunks_find_every_citation():
     body = ("<PubmedArticleSet>" + _citation("1") + "<!-- x -->" * 50 + _citation("2") + "</PubmedArticleSet>").encode()
     blocks = list(citation_blocks(io.BytesIO(body), chunk_size=7))

@@ -73,6 +73,9 @@ def citation_blocks(handle: Any, chunk_size: int = 1 << 20) -> Iterator[tuple[by
         opened = _CITATION_OPEN.search(buf, pos)
         if opened is None:
             keep = max(pos, len(buf) - 64)  # a tag or declaration may straddle two chunks
+            decl = buf.rfind(b"<?xml", max(pos, keep - 1024), keep + 4)  # one that starts before `keep`
+            if decl >= 0 and buf.find(b"?>", decl, keep) < 0:  # a declaration running past `keep`: keep it whole
+                keep = decl
             declared(keep)
             pos = keep
             if not fill():
