@@ -55,12 +55,18 @@ def _first(record: dict[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
-def _mesh(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split("|") if v.strip())
-    return tuple(str(v) for v in value)
+def _mesh(record: dict[str, Any], where: str, path: str | Path | None, number: int | None) -> tuple[str, ...]:
+    """The MeSH UIs of the first :data:`MESH_FIELDS` field present: a ``|``-separated string or a list of strings."""
+    for name in MESH_FIELDS:
+        value = record.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split("|") if v.strip())
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise DataError(f"{where}: `{name}` must be a string or a list of strings, got {value!r:.40}", path, number)
+    return ()
 
 
 def document_from_record(record: dict[str, Any], path: str | Path | None = None, number: int | None = None) -> Document:
@@ -76,7 +82,7 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
         text = ""
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, number)
-    return Document(str(doc_id), text, title, _mesh(_first(record, MESH_FIELDS)))
+    return Document(str(doc_id), text, title, _mesh(record, f"document {doc_id}", path, number))
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

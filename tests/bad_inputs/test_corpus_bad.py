@@ -52,6 +52,14 @@ def test_corrupt_gzip_corpus(tmp_path):
         ('{"text": "no id"}', r"corpus\.jsonl, record 10: no document id"),
         ('{"_id": "x"}', r"corpus\.jsonl, record 10: document x: no text"),
         ('{"_id": "x", "text": 5}', r"corpus\.jsonl, record 10: document x: title and text must be strings"),
+        (
+            '{"_id": "x", "text": "t", "mesh": 5}',
+            r"record 10: document x: `mesh` must be a string or a list of strings, got 5$",
+        ),
+        (
+            '{"_id": "x", "text": "t", "mesh_uis": [null, "D003920"]}',
+            r"record 10: document x: `mesh_uis` must be a string or a list",
+        ),
     ],
 )
 def test_malformed_jsonl_lines(tmp_path, line, message):
