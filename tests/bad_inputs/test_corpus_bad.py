@@ -36,6 +36,14 @@ def test_utf16_tsv(tmp_path):
         list(read_corpus(path))
 
 
+def test_tsv_text_longer_than_the_csv_field_limit(tmp_path):
+    path = tmp_path / "corpus.tsv"
+    long_text = "cancer " * 30_000  # 210,000 characters, over csv's 131,072 field limit
+    path.write_text(f"id\ttitle\ttext\nd1\tT1\t{long_text}\r\n\nd2\t\tshort\n", encoding="utf-8")
+    docs = list(read_corpus(path))
+    assert [(d.id, d.title, d.text) for d in docs] == [("d1", "T1", long_text), ("d2", "", "short")]
+
+
 def test_corrupt_gzip_corpus(tmp_path):
     path = tmp_path / "corpus.jsonl.gz"
     data = gzip.compress(jsonl(tmp_path / "c.jsonl").read_bytes() * 50)
