@@ -878,6 +878,61 @@ def test_build_batch_sampler_mines_negatives_when_asked(tmp_path, mesh, docs_fil
     assert build_batch_sampler(BioHiCLTrainingArguments(**values), data, mesh).negatives is None
 
 
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ({"src": [0, 1], "partner": [1, 2], "siml": [0.5, 0.6]},
+         r"pairs: no anchor column \(one of anchor, anchor_idx, anchor_index; it has src, partner, siml\)$"),
+        ({"anchor": [0, 1], "other": [1, 2], "siml": [0.5, 0.6]}, r"pairs: no partner column \(one of partner, "),
+        ({"anchor": [0, 1], "partner": [1, 2]}, r"pairs: no siml column \(it has anchor, partner\)$"),
+        ({"anchor": [0, 999], "partner": [1, 2], "siml": [0.5, 0.6]},
+         r"pairs, record 2: anchor 999 is not a document index \(the dataset has 24 documents\)$"),
+        ({"anchor": [0, 1], "partner": [1, -1], "siml": [0.5, 0.6]}, r"pairs, record 2: partner -1 is not a document"),
+        ({"anchor": [0.0, 1.5], "partner": [1, 2], "siml": [0.5, 0.6]},
+         r"pairs: anchor: expected integer document indices, got float64$"),
+        ({"anchor": [0, 1], "partner": [1, 2], "siml": [0.5, float("nan")]},
+         r"pairs, record 2: siml nan is not a finite number$"),
+    ],
+)  # fmt: skip
+def test_a_malformed_pairs_table_is_a_one_line_data_error(tmp_path, mesh, pairs, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from biohicl.errors import DataError
+    from biohicl.training.run import load_training_data
+
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "pairs").mkdir()
+    pq.write_table(pa.Table.from_pylist(synthetic_documents()), tmp_path / "documents" / "train.parquet")
+    pq.write_table(pa.table(pairs), tmp_path / "pairs" / "train.parquet")
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(tmp_path), use_cpu=True)
+    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}/{message}"):
+        load_training_data(args, mesh)
+
+
+def test_a_valid_pairs_table_is_reindexed_to_the_training_documents(tmp_path, mesh):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from biohicl.training.run import load_training_data
+
+    docs = synthetic_documents()
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "pairs").mkdir()
+    pq.write_table(pa.Table.from_pylist(docs), tmp_path / "documents" / "train.parquet")
+    train = [i for i, d in enumerate(docs) if d["split"] == "train"]
+    held_out = next(i for i, d in enumerate(docs) if d["split"] != "train")
+    table = {
+        "anchor": [train[0], train[2], held_out],
+        "partner": [train[1], train[3], train[0]],
+        "siml": [0.5, 0.7, 0.9],
+    }
+    pq.write_table(pa.table(table), tmp_path / "pairs" / "train.parquet")
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(tmp_path), use_cpu=True)
+    anchors, partners, siml = load_training_data(args, mesh).pairs
+    assert (anchors.tolist(), partners.tolist(), siml.tolist()) == ([0, 2], [1, 3], [0.5, 0.7])
+
+
 def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir, tmp_path):
     import os
 

@@ -113,14 +113,14 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
 
     pairs = None
     if pairs_table is not None and len(pairs_table):
-        cols = pairs_table.column_names
-        a_col = next(c for c in ("anchor", "anchor_idx", "anchor_index") if c in cols)
-        p_col = next(c for c in ("partner", "partner_idx", "partner_index", "positive") if c in cols)
+        where = path / "pairs"
         remap = np.full(total, -1, dtype=np.int64)
         remap[np.asarray(keep)] = np.arange(len(keep))
-        anchors = remap[np.asarray(pairs_table[a_col], dtype=np.int64)]
-        partners = remap[np.asarray(pairs_table[p_col], dtype=np.int64)]
-        siml = np.asarray(pairs_table["siml"], dtype=np.float64)
+        anchors = remap[_pair_indices(pairs_table, ("anchor", "anchor_idx", "anchor_index"), total, where)]
+        partners = remap[
+            _pair_indices(pairs_table, ("partner", "partner_idx", "partner_index", "positive"), total, where)
+        ]
+        siml = _pair_siml(pairs_table, where)
         inside = (anchors >= 0) & (partners >= 0)
         pairs = (anchors[inside], partners[inside], siml[inside])
     stats = {
@@ -134,6 +134,39 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "label_kinds": dict(Counter(columns["label_kind"])) if "label_kind" in columns else None,
     }
     return TrainingData(train, pairs, stats)
+
+
+def _pair_indices(table: Any, names: tuple[str, ...], total: int, where: Path) -> np.ndarray:
+    """The first of ``names`` among the pairs table's columns, as document indices in ``[0, total)``."""
+    column = next((c for c in names if c in table.column_names), None)
+    if column is None:
+        raise DataError(
+            f"no {names[0]} column (one of {', '.join(names)}; it has {', '.join(table.column_names)})", where
+        )
+    values = np.asarray(table[column])
+    if values.dtype.kind not in "iu":
+        raise DataError(f"{column}: expected integer document indices, got {values.dtype}", where)
+    bad = np.flatnonzero((values < 0) | (values >= total))
+    if len(bad):
+        raise DataError(
+            f"{column} {values[bad[0]]} is not a document index (the dataset has {total} documents)",
+            where,
+            int(bad[0]) + 1,
+        )
+    return values.astype(np.int64)
+
+
+def _pair_siml(table: Any, where: Path) -> np.ndarray:
+    """The pairs table's ``siml`` column as finite floats."""
+    if "siml" not in table.column_names:
+        raise DataError(f"no siml column (it has {', '.join(table.column_names)})", where)
+    values = np.asarray(table["siml"])
+    if values.dtype.kind not in "iuf":
+        raise DataError(f"siml: expected numbers, got {values.dtype}", where)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(f"siml {values[bad[0]]} is not a finite number", where, int(bad[0]) + 1)
+    return values.astype(np.float64)
 
 
 def build_batch_sampler(
