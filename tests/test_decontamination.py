@@ -88,6 +88,16 @@ def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
     (tmp_path / "broken" / "corpus.jsonl").write_text('{"_id": "1", "title": "t"}\n{"title": "no id"}\n')
     with pytest.raises(DataError, match=r"corpus\.jsonl, record 2: malformed BEIR corpus line"):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "broken"])
+    (tmp_path / "latin1").mkdir()
+    (tmp_path / "latin1" / "corpus.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(
+        DataError, match=r"latin1/corpus\.jsonl, record 2: cannot decode the line: byte 0xe9 is not UTF-8"
+    ):
+        Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "latin1"])
+    (tmp_path / "biosses").mkdir()
+    (tmp_path / "biosses" / "biosses.tsv").write_bytes(b"id\tsentence1\tsentence2\n1\tA\tB\n2\tcaf\xe9\tC\n")
+    with pytest.raises(DataError, match=r"biosses\.tsv, record 3: cannot decode the line: byte 0xe9 is not UTF-8"):
+        Decontaminator.from_data_dir(tmp_path)
 
 
 def test_an_explicit_test_ids_file_that_does_not_exist_is_an_error(tmp_path):

@@ -15,7 +15,6 @@ recorded with the evaluation set, the reason and what matched, for the build rep
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.corpus import iter_lines
 from biohicl.data.records import MeshRecord
 from biohicl.errors import DataError
 
@@ -115,40 +115,35 @@ class Decontaminator:
         if corpus is None:
             raise DataError("not a BEIR folder with a corpus (no corpus.jsonl or corpus.jsonl.gz)", folder)
         name = name or folder.name
-        opener = gzip.open if corpus.suffix == ".gz" else open
         count = 0
-        with opener(corpus, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)
-                    doc_id, title, text = str(doc["_id"]), str(doc.get("title") or ""), str(doc.get("text") or "")
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise DataError(
-                        "malformed BEIR corpus line (expected {_id, title, text})", corpus, number
-                    ) from None
-                count += 1
-                label = f"{name} doc {doc_id}"
-                if len(key := normalise(title)) >= MIN_TITLE_CHARS:
-                    self.titles.setdefault(key, label)
-                if len(key := normalise(text)) >= MIN_TEXT_CHARS:
-                    self.texts.setdefault(key, label)
+        for number, line in iter_lines(corpus):  # a bad byte or corrupt gzip: a DataError naming the line
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+                doc_id, title, text = str(doc["_id"]), str(doc.get("title") or ""), str(doc.get("text") or "")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError("malformed BEIR corpus line (expected {_id, title, text})", corpus, number) from None
+            count += 1
+            label = f"{name} doc {doc_id}"
+            if len(key := normalise(title)) >= MIN_TITLE_CHARS:
+                self.titles.setdefault(key, label)
+            if len(key := normalise(text)) >= MIN_TEXT_CHARS:
+                self.texts.setdefault(key, label)
         self.sets[name] = self.sets.get(name, 0) + count
 
     def add_biosses(self, path: str | Path) -> None:
         """Index the BIOSSES sentences (``biosses.tsv``: ``id``, ``sentence1``, ``sentence2``, ...)."""
         path = Path(path)
         count = 0
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle, delimiter="\t"):
-                for column in ("sentence1", "sentence2"):
-                    sentence = normalise(row.get(column) or "")
-                    if not sentence:
-                        continue
-                    count += 1
-                    key = " ".join(sentence.split()[:SHINGLE])
-                    self.sentences.setdefault(key, []).append((sentence, f"biosses pair {row.get('id')} {column}"))
+        for row in csv.DictReader((line for _, line in iter_lines(path)), delimiter="\t"):
+            for column in ("sentence1", "sentence2"):
+                sentence = normalise(row.get(column) or "")
+                if not sentence:
+                    continue
+                count += 1
+                key = " ".join(sentence.split()[:SHINGLE])
+                self.sentences.setdefault(key, []).append((sentence, f"biosses pair {row.get('id')} {column}"))
         self.sets["biosses"] = count
 
     # ------------------------------------------------------------------ checking
