@@ -933,6 +933,16 @@ def test_a_valid_pairs_table_is_reindexed_to_the_training_documents(tmp_path, me
     assert (anchors.tolist(), partners.tolist(), siml.tolist()) == ([0, 2], [1, 3], [0.5, 0.7])
 
 
+def test_max_train_documents_below_2_is_refused(tmp_path, mesh, docs_file):
+    from biohicl.training.run import load_training_data
+
+    values = dict(output_dir=str(tmp_path), dataset_path=str(docs_file), use_cpu=True)
+    for bad in (-5, -1, 0, 1):
+        with pytest.raises(ConfigError, match=rf"^max_train_documents: must be at least 2 \(.*\), got {bad}$"):
+            BioHiCLTrainingArguments(**values, max_train_documents=bad)
+    assert load_training_data(BioHiCLTrainingArguments(**values, max_train_documents=5), mesh).stats["documents"] == 5
+
+
 def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir, tmp_path):
     import os
 

@@ -130,7 +130,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
         metadata={"help": "Document splits to train on (held-out test documents are never used)."},
     )
     max_train_documents: int | None = field(
-        default=None, metadata={"help": "Use at most this many training documents (quick runs)."}
+        default=None, metadata={"help": "Use at most this many training documents, at least 2 (quick runs)."}
     )
     drop_check_tags: bool = field(
         default=False,
@@ -289,6 +289,11 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError("use_mse and use_contrastive: at least one loss term must be on")
         if self.max_length < 8:
             raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
+        if self.max_train_documents is not None and self.max_train_documents < 2:
+            raise ConfigError(
+                f"max_train_documents: must be at least 2 (the losses compare documents within a batch), got "
+                f"{self.max_train_documents}"
+            )
         if self.per_device_train_batch_size < 2:
             raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
         if self.contrastive_form not in CONTRASTIVE_FORMS:
