@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,23 @@ def test_load_meshtree_txt(tmp_path):
 def test_load_missing_file(tmp_path):
     with pytest.raises(DataError, match="MeSH file not found"):
         MeshHierarchy.load(tmp_path / "desc2030.xml")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("mesh.tsv", ""),
+        ("mesh.tsv", "# a comment only\n\n"),
+        ("2025MeshTree.txt", "Tree Number\tDesc Ui\tTerm\n"),
+        ("mtrees2025.bin", "\n"),
+        ("desc2025.xml", "<DescriptorRecordSet></DescriptorRecordSet>"),
+    ],
+)
+def test_load_a_file_without_descriptors(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^\S*{re.escape(name)}: no MeSH descriptors in the file$"):
+        MeshHierarchy.load(path)
 
 
 def test_load_real_2017_meshtree(data_dir):

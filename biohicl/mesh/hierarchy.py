@@ -105,14 +105,18 @@ class MeshHierarchy:
         version = year.group(0) if year else "unknown"
         try:
             if name.endswith((".xml", ".xml.gz")):
-                return cls._from_descriptor_xml(path, version)
-            if name.endswith((".bin", ".bin.gz")):
-                return cls._from_mtrees(path, version)
-            return cls._from_tsv(path, version)
+                hierarchy = cls._from_descriptor_xml(path, version)
+            elif name.endswith((".bin", ".bin.gz")):
+                hierarchy = cls._from_mtrees(path, version)
+            else:
+                hierarchy = cls._from_tsv(path, version)
         except UnicodeDecodeError as err:
             raise DataError(f"cannot decode the file: byte {err.object[err.start]:#04x} is not UTF-8", path) from None
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
             raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
+        if not hierarchy.names:  # an empty or header-only file
+            raise DataError("no MeSH descriptors in the file", path)
+        return hierarchy
 
     @classmethod
     def _from_tsv(cls, path: Path, version: str) -> MeshHierarchy:
