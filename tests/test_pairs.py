@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from biohicl.data.build import build_default_dataset
+from biohicl.data.build import build_dataset_from_files, build_default_dataset
 from biohicl.data.dataset_card import read_card_metadata
 from biohicl.data.mining import SIML_DECIMALS, mine_top_k
 from biohicl.data.pairs import build_pair_dataset
@@ -208,6 +208,17 @@ def test_save_reload_parquet_and_disk(tmp_path, mesh):
     with pytest.raises(ConfigError, match="not a MeSH-pair dataset"):
         save_pair_dataset(ds, foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_build_refuses_an_output_that_is_a_file_before_reading(tmp_path, mesh):
+    (tmp_path / "afile").write_text("x")
+    missing_input = [("bioasq", [tmp_path / "never_read.json"])]
+    with pytest.raises(ConfigError, match=rf"^--output {tmp_path / 'afile'} is a file, not a folder$"):
+        build_dataset_from_files(missing_input, tmp_path / "afile", mesh, progress=False)
+    out = tmp_path / "afile" / "out"
+    with pytest.raises(ConfigError, match=rf"^--output {out}: {tmp_path / 'afile'} is a file, not a folder$"):
+        build_dataset_from_files(missing_input, out, mesh, progress=False)
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_cli_build_dataset(tmp_path, capsys):

@@ -15,7 +15,7 @@ from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 from biohicl.data.records import MeshRecord, ReadReport, label_kind_of
 from biohicl.data.sources import read_records, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
-from biohicl.data.storage import save_pair_dataset
+from biohicl.data.storage import check_output_dir, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -49,8 +49,10 @@ def build_dataset_from_files(
     BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
     PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
     Inputs of both label kinds are refused before reading unless ``mix_label_kinds``.
-    Returns ``(dataset_dict, summary)``.
+    Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
+    if output_dir is not None:
+        check_output_dir(output_dir)
     mesh = mesh or MeshHierarchy.load()
     report = ReadReport()
     groups = resolve_inputs(inputs, report)

@@ -42,6 +42,22 @@ def recover_interrupted_save(out_dir: str | Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
+def check_output_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a :class:`~pathlib.Path`, or a :class:`ConfigError` when a save there would be refused: it
+    or a folder above it is a file, or it is a non-empty folder that is not a previous build."""
+    out_dir = Path(out_dir)
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == out_dir else f": {folder}"
+                raise ConfigError(f"--output {out_dir}{where} is a file, not a folder")
+            break
+    previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not previous_build:
+        raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
+    return out_dir
+
+
 def save_pair_dataset(
     dataset, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
 ) -> Path:
@@ -56,9 +72,7 @@ def save_pair_dataset(
 
     out_dir = Path(out_dir)
     recover_interrupted_save(out_dir)
-    previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
-    if out_dir.exists() and any(out_dir.iterdir()) and not previous_build:
-        raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
+    check_output_dir(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one line per file is enough; our own bars cover the long loops
