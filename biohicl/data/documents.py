@@ -40,7 +40,8 @@ def read_documents(path: str | Path):
 
 def read_json_records(path: Path) -> list[dict]:
     """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
-    line is a one-line :class:`DataError` naming the file and line (not UTF-8, not JSON, not an object)."""
+    line is a one-line :class:`DataError` naming the file and line, or list element (not UTF-8, not JSON, not an
+    object)."""
     raw = path.read_bytes()
     if path.suffix == ".json" and raw.lstrip()[:1] == b"[":
         try:
@@ -51,7 +52,7 @@ def read_json_records(path: Path) -> list[dict]:
             raise DataError(message, path) from None
         except json.JSONDecodeError as err:
             raise DataError(f"line {err.lineno}: not valid JSON ({err.msg})", path) from None
-        numbered = [(i + 1, record) for i, record in enumerate(loaded)]
+        numbered = [(f"element {i + 1}", record) for i, record in enumerate(loaded)]  # counted from 1
     else:
         numbered = []
         for number, line in enumerate(raw.splitlines(), start=1):
@@ -66,12 +67,12 @@ def read_json_records(path: Path) -> list[dict]:
             if not text.strip():
                 continue
             try:
-                numbered.append((number, json.loads(text)))
+                numbered.append((f"line {number}", json.loads(text)))
             except json.JSONDecodeError as err:
                 raise DataError(f"line {number}: not valid JSON ({err.msg}, column {err.colno})", path) from None
-    for number, record in numbered:
+    for where, record in numbered:
         if not isinstance(record, dict):
-            raise DataError(f"line {number}: expected a JSON object per document, got {type(record).__name__}", path)
+            raise DataError(f"{where}: expected a JSON object per document, got {type(record).__name__}", path)
     if not numbered:
         raise DataError("no documents in the file", path)
     return [record for _, record in numbered]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from biohicl.data.documents import read_documents
+from biohicl.errors import DataError
 from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
 
 
@@ -89,6 +91,16 @@ def test_malformed_jsonl_dataset(tiny_bert_dir, tmp_path, run_cli):
     dataset.write_text('{"pmid": "1", "abstract": "a", "mesh": ["D003920"]}\n{"pmid": "2", "abs')
     result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
     assert "docs.jsonl" in result.err and not (tmp_path / "run" / "adapter_model.safetensors").exists()
+
+
+def test_a_json_list_dataset_names_the_element_not_a_line(tmp_path):
+    dataset = tmp_path / "docs.json"
+    dataset.write_text(json.dumps([{"pmid": "1", "mesh": ["D003920"]}, "oops"], indent=2), encoding="utf-8")
+    with pytest.raises(DataError, match=r"docs\.json: element 2: expected a JSON object per document, got str$"):
+        read_documents(dataset)
+    dataset.with_suffix(".jsonl").write_text('{"pmid": "1"}\n\n"oops"\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"docs\.jsonl: line 3: expected a JSON object per document, got str$"):
+        read_documents(dataset.with_suffix(".jsonl"))
 
 
 def test_no_document_with_a_known_label(tiny_bert_dir, tmp_path, run_cli):
