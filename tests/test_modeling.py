@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -174,6 +175,39 @@ def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
         BioHiCLConfig.from_json_file(tmp_path / "biohicl_config.json")
     with pytest.raises(ConfigError, match="pooling"):
         BioHiCLConfig(base_model="a/b", pooling="max")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"max_length": "256"}, "max_length: expected an integer, got '256'"),
+        ({"max_length": None}, "max_length: expected an integer, got None"),
+        ({"max_length": True}, "max_length: expected an integer, got True"),
+        ({"normalize": "false"}, "normalize: expected true or false, got 'false'"),
+        ({"base_model": 5}, "base_model: expected a string, got 5"),
+        ({"query_prompt": None}, "query_prompt: expected a string, got None"),
+        ({"base_revision": 3}, "base_revision: expected a string or null, got 3"),
+    ],
+)
+def test_config_fields_are_type_checked_naming_the_file(tmp_path, override, message):
+    path = tmp_path / "biohicl_config.json"
+    path.write_text(json.dumps({"base_model": "a/b", **override}))
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: {message}')}$"):
+        BioHiCLConfig.from_json_file(path)
+    assert BioHiCLConfig.from_dict({"base_model": "a/b", "max_length": 256, "normalize": False}).normalize is False
+
+
+@pytest.mark.parametrize("text", ["[]", '"x"', "5"])
+def test_a_config_that_is_not_a_json_object_is_refused_naming_the_file(tiny, tiny_bert_dir, tmp_path, text):
+    tiny.add_lora(r=2, verbose=False)
+    tiny.save_pretrained(tmp_path / "run")
+    path = tmp_path / "run" / "biohicl_config.json"
+    kind = type(json.loads(text)).__name__
+    path.write_text(text)
+    with pytest.raises(ModelLoadError, match=f"^{re.escape(str(path))}: expected a JSON object, got {kind}$"):
+        BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: expected a JSON object, got {kind}$"):
+        BioHiCLConfig.from_json_file(path)
 
 
 def test_max_length_never_exceeds_the_position_embeddings(tiny_bert_dir):

@@ -120,11 +120,16 @@ def _recorded_base(folder: Path) -> str | None:
         file = folder / name
         if file.is_file():
             try:
-                value = json.loads(file.read_text(encoding="utf-8")).get(key)
+                values = json.loads(file.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
                 raise ModelLoadError(f"{file}: not valid JSON ({err.msg}, line {err.lineno})") from None
+            if not isinstance(values, dict):
+                raise ModelLoadError(f"{file}: expected a JSON object, got {type(values).__name__}")
+            value = values.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ModelLoadError(f"{file}: {key} must be a string, got {value!r}")
             if value:
-                return str(value)
+                return value
     return None
 
 
