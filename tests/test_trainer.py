@@ -795,6 +795,37 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
     assert plot_training_curves(tmp_path, tmp_path / "d.png").is_file()
 
 
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ([], "expected a JSON object, got list"),
+        ({"log_history": [{"step": 1, "loss": 1.0}, 3]}, "no log_history list of objects"),
+        ({"log_history": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": None}]},
+         "log_history step 2: loss is None, not a number"),
+        ({"log_history": [{"step": 2, "loss": 1.0}, {"step": 2, "eval_biosses_spearman": "0.7"}]},
+         "log_history step 2: eval_biosses_spearman is '0.7', not a number"),
+        ({"log_history": [{"step": float("nan"), "loss": 1.0}]}, "log_history: step nan (of loss) is not an integer"),
+    ],
+)  # fmt: skip
+def test_a_malformed_trainer_state_is_a_data_error_naming_the_file(tmp_path, state, message):
+    from biohicl.errors import DataError
+    from biohicl.training.curves import curve_series, plot_training_curves, read_log_history
+
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps(state))
+    expected = f"^{re.escape(f'{path}: {message}')}$"
+    with pytest.raises(DataError, match=expected):
+        read_log_history(path)
+    with pytest.raises(DataError, match=expected):
+        plot_training_curves(tmp_path, tmp_path / "c.png")
+    if isinstance(state, dict) and all(isinstance(e, dict) for e in state["log_history"]):
+        with pytest.raises(DataError, match=f"^{re.escape(message)}$"):  # a list given directly: no file to name
+            plot_training_curves(state["log_history"], tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+    history = [{"step": 1, "loss": 1.0}, {"step": 2.0, "loss": float("nan")}]  # a NaN loss is still a number
+    assert curve_series(history, "loss")[0] == [1, 2]
+
+
 def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
     from biohicl.mesh.label_groups import check_tag_uis
     from biohicl.training.run import build_batch_sampler, load_training_data

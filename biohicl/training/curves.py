@@ -36,20 +36,36 @@ def read_log_history(path: str | Path) -> list[dict[str, Any]]:
     if path.is_dir():
         path = path / "trainer_state.json"
     state = read_json(path, missing="trainer_state.json not found")
+    if not isinstance(state, dict):
+        raise DataError(f"expected a JSON object, got {type(state).__name__}", path)
     history = state.get("log_history")
-    if not isinstance(history, list):
-        raise DataError("no log_history list", path)
+    if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
+        raise DataError("no log_history list of objects", path)
+    for key in {k for entry in history for k in entry if k == "loss" or k.startswith(("loss_", "eval_"))}:
+        curve_series(history, key, path)  # what the curves read are numbers: the first that is not is named here
     return history
 
 
-def curve_series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of ``key`` over the log entries that have it."""
+def curve_series(
+    history: Sequence[Mapping[str, Any]], key: str, where: str | Path | None = None
+) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``key`` over the log entries that have it; a step or value that is not a number is a
+    :class:`DataError` naming the key and step (and ``where``, the file, when given)."""
     steps, values = [], []
     for entry in history:
         if key in entry and "step" in entry:
-            steps.append(int(entry["step"]))
-            values.append(float(entry[key]))
+            step, value = entry["step"], entry[key]
+            if not (_is_number(step) and float(step).is_integer()):
+                raise DataError(f"log_history: step {step!r} (of {key}) is not an integer", where)
+            if not _is_number(value):
+                raise DataError(f"log_history step {step}: {key} is {value!r}, not a number", where)
+            steps.append(int(step))
+            values.append(float(value))
     return steps, values
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def plot_training_curves(
