@@ -207,6 +207,9 @@ def test_pubmedqa_protocol_and_splits(tmp_path):
     assert result.metrics["mrr@10"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     with pytest.raises(DataError, match="split must be one of"):
         load_pubmedqa("valid", data_file, test_file)
+    for path in (data_file, test_file):  # saved with a UTF-8 byte-order mark: the same items
+        path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    assert list(load_pubmedqa("test", data_file, test_file)[0]) == ["33", "11", "22"]
 
 
 def test_pubmedqa_dev_split_is_the_held_out_part_of_train(tmp_path):

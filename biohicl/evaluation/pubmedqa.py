@@ -45,7 +45,7 @@ def load_pubmedqa(
     data_file = Path(data_file) if data_file is not None else data_path("pubmedqa", "ori_pqal.json")
     files = [data_file]
     try:
-        items = json.loads(data_file.read_text(encoding="utf-8"))
+        items = json.loads(data_file.read_text(encoding="utf-8-sig"))  # a byte-order mark is no error
     except json.JSONDecodeError as err:
         raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", data_file) from None
     if not isinstance(items, dict):
@@ -59,7 +59,7 @@ def load_pubmedqa(
     test_file = Path(test_file) if test_file is not None else data_path("pubmedqa", "test_ground_truth.json")
     files.append(test_file)
     try:
-        test_ids = list(json.loads(test_file.read_text(encoding="utf-8")))
+        test_ids = list(json.loads(test_file.read_text(encoding="utf-8-sig")))
     except json.JSONDecodeError as err:
         raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", test_file) from None
     unknown = [pmid for pmid in test_ids if pmid not in items]
