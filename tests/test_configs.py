@@ -23,6 +23,19 @@ def test_every_committed_study_config_loads(path):
     assert config.models and config.variants
 
 
+@pytest.mark.parametrize("path", STUDY_CONFIGS, ids=lambda p: p.name)
+def test_every_variant_of_every_committed_study_config_makes_valid_training_arguments(path, tmp_path):
+    """Each run a config plans gets arguments that pass their checks (bf16 off: this machine may have no GPU)."""
+    config = ReproduceConfig.from_yaml(path)
+    config.training.pop("bf16", None)
+    for model in config.models:
+        model.training.pop("bf16", None)
+        for variant in config.model_variants(model):
+            seed = config.run_seeds(model, variant)[0]
+            args = training_arguments(config, model, variant, seed, tmp_path / "dataset", tmp_path / variant)
+            assert args.seed == seed and args.output_dir == str(tmp_path / variant)
+
+
 def test_biohicl_minilm_config_is_the_registered_study_run(tmp_path):
     """configs/biohicl_minilm.yaml (one `biohicl train`) = one_pass_distill2 seed 5 of the 256-token study."""
     out = str(tmp_path / "run")

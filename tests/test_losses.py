@@ -125,8 +125,24 @@ def test_combined_loss_components_and_ablations():
     assert no_con["loss_con"].item() == 0.0
     no_mse = BioHiCLLoss(regression, contrastive, lambda_con=0.1, use_mse=False)(EMB3, SIML3)
     assert no_mse["loss"].item() == pytest.approx(0.0131641, abs=1e-6)
-    with pytest.raises(ValueError, match="both False"):
+    with pytest.raises(ValueError, match="both False and title_weight is 0: an empty loss"):
         BioHiCLLoss(use_mse=False, use_contrastive=False)
+
+
+def test_a_title_only_loss_is_the_title_term_and_backpropagates_on_a_batch_without_titles():
+    """No MeSH term (the `title_only` ablation): the loss is the weighted title InfoNCE; a batch without titles
+    gives exactly 0 that still reaches the embeddings, so backward works on it."""
+    title = TitleInfoNCELoss()
+    loss = BioHiCLLoss(use_mse=False, use_contrastive=False, title=title, title_weight=0.5)
+    titles, abstracts = torch.randn(4, 8), torch.randn(4, 8)
+    out = loss(EMB3, SIML3, title_embeddings=titles, abstract_embeddings=abstracts)
+    assert out["loss"].item() == pytest.approx(0.5 * title(titles, abstracts).item(), rel=1e-6)
+    assert out["loss_mse"].item() == out["loss_con"].item() == 0.0
+    embeddings = EMB3.clone().requires_grad_(True)
+    untitled = loss(embeddings, SIML3)
+    assert untitled["loss"].item() == 0.0
+    untitled["loss"].backward()
+    assert torch.equal(embeddings.grad, torch.zeros_like(embeddings))
 
 
 def test_config_dicts_and_validation():

@@ -49,8 +49,8 @@ class BioHiCLLoss(nn.Module):
         title_weight: float = 0.0,
     ):
         super().__init__()
-        if not (use_mse or use_contrastive):
-            raise ValueError("use_mse and use_contrastive are both False: the loss would be empty")
+        if not (use_mse or use_contrastive or title_weight > 0):
+            raise ValueError("use_mse and use_contrastive are both False and title_weight is 0: an empty loss")
         if lambda_con < 0:
             raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
         if distill_weight < 0:
@@ -98,8 +98,8 @@ class BioHiCLLoss(nn.Module):
             out["loss_distill"] = self.distillation(embeddings, base_embeddings)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
-            if title_embeddings is None or abstract_embeddings is None:
-                out["loss_title"] = zero  # a batch without titles (e.g. PubMedQA abstracts)
+            if title_embeddings is None or abstract_embeddings is None:  # a batch without titles (PubMedQA abstracts)
+                out["loss_title"] = embeddings.float().sum() * 0.0  # 0, in the graph: a title-only loss still backprops
             else:
                 out["loss_title"] = self.title(title_embeddings, abstract_embeddings)
             total = total + self.title_weight * out["loss_title"]

@@ -285,8 +285,8 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"temperature: must be positive, got {self.temperature}")
         if self.lambda_con < 0:
             raise ConfigError(f"lambda_con: must be non-negative, got {self.lambda_con}")
-        if not (self.use_mse or self.use_contrastive):
-            raise ConfigError("use_mse and use_contrastive: at least one loss term must be on")
+        if not (self.use_mse or self.use_contrastive or self.title_weight > 0):
+            raise ConfigError("use_mse, use_contrastive, title_weight: at least one loss term must be on")
         if self.max_length < 8:
             raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
         if self.max_train_documents is not None and self.max_train_documents < 2:
