@@ -94,7 +94,7 @@ def test_record_without_id(tmp_path):
 
 def test_qrels_score_not_a_number_and_wrong_columns(tmp_path):
     folder = beir(tmp_path / "b", qrels=QRELS + "q1\td3\thigh\n")
-    with pytest.raises(DataError, match=r"test\.tsv: line 4: score 'high' is not a number"):
+    with pytest.raises(DataError, match=r"test\.tsv: line 4: score 'high' is not a finite number"):
         load_beir(folder)
     folder = beir(tmp_path / "c", qrels=QRELS + "q1 d3 1\n")
     with pytest.raises(DataError, match=r"test\.tsv: line 4: expected 3 tab-separated fields, got 1"):
