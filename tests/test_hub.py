@@ -31,24 +31,34 @@ PNG = bytes.fromhex(
 
 
 class RecordingHfApi:
-    """Stands in for ``huggingface_hub.HfApi``: records every call, snapshots what would be uploaded."""
+    """Stands in for ``huggingface_hub.HfApi``: records every call, snapshots what would be uploaded, and keeps the
+    repo's files across commits as the Hub does (``delete_patterns`` matched with huggingface_hub's own filter, which
+    never deletes ``.gitattributes``)."""
 
     def __init__(self, token: str | None = None):
         self.token = token
         self.calls: list[tuple[str, tuple, dict]] = []
         self.uploaded: dict[str, bytes] = {}
+        self.repo: dict[str, bytes] = {}  # the files of the (one) repo after the last commit
 
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", (repo_id,), kwargs))
+        self.repo.setdefault(".gitattributes", b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
         return f"https://huggingface.co/{repo_id}"
 
     def create_branch(self, repo_id, **kwargs):
         self.calls.append(("create_branch", (repo_id,), kwargs))
 
     def upload_folder(self, **kwargs):
+        from huggingface_hub.utils import filter_repo_objects
+
         self.calls.append(("upload_folder", (), kwargs))
         root = Path(kwargs["folder_path"])
         self.uploaded = {p: (root / p).read_bytes() for p in kwargs["allow_patterns"]}
+        if kwargs.get("delete_patterns") is not None:
+            deleted = set(filter_repo_objects(self.repo, allow_patterns=kwargs["delete_patterns"]))
+            self.repo = {p: b for p, b in self.repo.items() if p not in deleted or p == ".gitattributes"}
+        self.repo.update(self.uploaded)
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
 
 
@@ -176,11 +186,33 @@ def test_publish_makes_exactly_these_calls(run_dir, tmp_path):
                 "revision": "v0.1",
                 "commit_message": "Release v0.1",
                 "allow_patterns": files,
+                "delete_patterns": ["*"],
             },
         ),
     ]
     assert sorted(api.uploaded) == files
     assert result.commit_url.endswith("/commit/abc")
+
+
+def test_republish_mirrors_the_folder_deleting_the_previous_release_files(tmp_path):
+    # an adapter release, then a merged one to the same repo: upload_folder only adds, so without delete_patterns the
+    # adapter files stayed beside model.safetensors (and loaders prefer the adapter)
+    adapter, merged = tmp_path / "adapter", tmp_path / "merged"
+    for folder, names in (
+        (adapter, ["adapter_model.safetensors", "adapter_config.json"]),
+        (merged, ["model.safetensors"]),
+    ):
+        (folder / "1_Pooling").mkdir(parents=True)
+        (folder / "README.md").write_text(f"# {folder.name}\n")
+        for name in names:
+            (folder / name).write_bytes(folder.name.encode())
+    (adapter / "1_Pooling" / "config.json").write_text("{}")
+    api = RecordingHfApi()
+    publish_folder(api, adapter, "me/m")
+    publish_folder(api, merged, "me/m")
+    assert api.calls[-1][2]["delete_patterns"] == ["*"]
+    assert sorted(api.repo) == [".gitattributes", "README.md", "model.safetensors"]
+    assert api.repo["README.md"] == b"# merged\n"
 
 
 def test_publish_dataset_folder_on_main(tmp_path):

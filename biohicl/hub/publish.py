@@ -31,6 +31,9 @@ TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 REPO_TYPES = ("model", "dataset")
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
+#: every remote file not re-uploaded is deleted in the same commit, so the repo mirrors the folder (a release never
+#: keeps the previous one's files, e.g. adapter files beside merged weights); huggingface_hub keeps ``.gitattributes``
+MIRROR_DELETE_PATTERNS = ("*",)
 
 #: files copied from a model folder into the repo folder (an allowlist: no optimizer state, no pickles, no run logs)
 MODEL_FILE_PATTERNS = (
@@ -282,6 +285,7 @@ def publish_folder(
 ) -> Any:
     """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
 
+    The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept).
     ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
     """
     if not is_repo_id(repo_id):
@@ -305,6 +309,7 @@ def publish_folder(
             revision=revision,
             commit_message=message,
             allow_patterns=[glob.escape(f.path) for f in files],
+            delete_patterns=list(MIRROR_DELETE_PATTERNS),
         )
     except OSError as err:  # HfHubHTTPError (401, 403, 404 ...), connection errors; one commit: nothing half-sent
         first = _redact(str(err).strip().splitlines()[0] if str(err).strip() else "", token)
