@@ -23,15 +23,16 @@ def merge_top_k(
     """Fold one block's ``scores`` [q, n] (rows ``offset…offset + n - 1``) into the running top ``k`` per query.
 
     ``stable=False``: ``torch.topk`` of the block, then of the union (fast; which of several equal scores at the
-    cut is kept is unspecified). ``stable=True``: a stable descending sort of the union, so among equal scores
-    the earlier row wins and the result is sorted (what trec_eval's tie order needs).
+    cut is kept is unspecified). ``stable=True``: among equal scores the lower row number wins and the result is
+    sorted (what trec_eval's tie order needs, and what makes exact search independent of its block size); it costs a
+    stable sort of the block only for the queries whose ``k``-th best score in it is tied with the next.
     """
     if stable:
-        rows = torch.arange(offset, offset + scores.shape[1], device=scores.device).expand(scores.shape[0], -1)
-        merged_scores = torch.cat([best_scores, scores], dim=1)
-        merged_rows = torch.cat([best_rows, rows], dim=1)
-        ordered, order = torch.sort(merged_scores, dim=1, descending=True, stable=True)
-        return ordered[:, :k], torch.gather(merged_rows, 1, order[:, :k])
+        values, local = _stable_block_top(scores, k)
+        merged_scores, merged_rows = sort_top_k(
+            torch.cat([best_scores, values], dim=1), torch.cat([best_rows, local + offset], dim=1)
+        )
+        return merged_scores[:, :k], merged_rows[:, :k]
     values, rows = scores.topk(min(k, scores.shape[1]), dim=1)
     best_scores = torch.cat([best_scores, values], dim=1)
     best_rows = torch.cat([best_rows, rows + offset], dim=1)
@@ -39,6 +40,22 @@ def merge_top_k(
         best_scores, keep = best_scores.topk(k, dim=1)
         best_rows = best_rows.gather(1, keep)
     return best_scores, best_rows
+
+
+def _stable_block_top(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top ``k`` of each row of ``scores`` [q, n] with their column numbers, the lower column first among equal
+    scores at the cut: ``torch.topk`` of ``k + 1``, then a stable sort only for the rows whose ``k``-th and
+    ``k + 1``-th scores are equal (ties straddle the cut, so ``topk``'s pick among them is arbitrary)."""
+    if k >= scores.shape[1]:
+        return scores, torch.arange(scores.shape[1], device=scores.device).expand(scores.shape[0], -1)
+    values, columns = scores.topk(k + 1, dim=1)
+    tied = (values[:, k - 1] == values[:, k]).nonzero().flatten()
+    values, columns = values[:, :k], columns[:, :k]
+    if len(tied):
+        ordered, order = torch.sort(scores[tied], dim=1, descending=True, stable=True)
+        values, columns = values.clone(), columns.clone()
+        values[tied], columns[tied] = ordered[:, :k], order[:, :k]
+    return values, columns
 
 
 def sort_top_k(scores: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

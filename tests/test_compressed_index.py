@@ -103,6 +103,20 @@ def test_compressed_search_equals_exact_search_when_all_rows_are_rescored(corpus
     torch.testing.assert_close(scores, exact_scores, rtol=0, atol=1e-6)
 
 
+def test_rescoring_keeps_row_order_among_duplicate_abstracts(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    write_index(tmp_path, base[torch.tensor([0, 1, 2] * 40)], shard_size=50)  # rows 0, 3, 6, ... are one abstract
+    compress_index(tmp_path, "int8", calibration_rows=120)
+    queries = torch.cat([base[:1] + 0.01 * torch.randn(1, 16, generator=generator), base[1:]])
+    scores, rows = search_index(queries, tmp_path, top_k=5, backend="int8", candidates=120)
+    assert rows[0].tolist() == [0, 3, 6, 9, 12]
+    full = torch.nn.functional.normalize(queries, dim=-1) @ Index.load(tmp_path).embeddings().T  # one block
+    expected_scores, expected_rows = full.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(rows, expected_rows[:, :5]) and torch.equal(scores, expected_scores[:, :5])
+    assert torch.equal(rows, search_index(queries, tmp_path, top_k=5, backend="exact")[1])
+
+
 @pytest.mark.parametrize("kind", ["int8", "binary"])
 def test_unrescored_search_of_every_row_in_several_blocks_is_the_approximate_top_k(corpus, kind):
     directory, rows = corpus

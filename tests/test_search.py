@@ -63,6 +63,37 @@ def test_chunked_top_k_equals_brute_force(chunk_size):
     torch.testing.assert_close(scores, expected_scores)
 
 
+def stable_brute_force(queries: torch.Tensor, index: Index, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 cosines of every row in one matrix product, stably sorted: equal scores keep row order."""
+    full = torch.nn.functional.normalize(queries.float(), dim=-1) @ index.embeddings().T
+    scores, rows = full.sort(dim=1, descending=True, stable=True)
+    return scores[:, :k], rows[:, :k]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 13, 64, 10_000])
+def test_equal_scores_keep_row_order_whatever_the_chunk_size(chunk_size):
+    # dyadic unit rows and query: every score is exact in float32 whatever the summation order, so ties are ties
+    base = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5], [0.0, 1.0, 0.0, 0.0]])
+    index = Index.from_embeddings(base[torch.tensor([0, 1, 2] * 40)])  # rows 1, 4, 7, ... are one abstract
+    query = torch.tensor([[0.5, 0.5, 0.5, 0.5]])  # cosine 1 to rows 1, 4, 7, ...; 0.5 to all the others
+    _, rows = search_embeddings(query, index, top_k=5, chunk_size=chunk_size)
+    assert rows.tolist() == [[1, 4, 7, 10, 13]]
+    _, rows = search_embeddings(query, index, top_k=45, chunk_size=chunk_size)  # the cut falls among 0.5s
+    assert rows[0, 40:].tolist() == [0, 2, 3, 5, 6]
+    assert torch.equal(rows, stable_brute_force(query, index, 45)[1])
+
+
+def test_duplicate_abstracts_lowest_rows_win_like_a_stable_brute_force():
+    generator = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    index = Index.from_embeddings(base[torch.tensor([0, 1, 2] * 40)])  # rows 0, 3, 6, ... are one abstract
+    queries = torch.cat([base[:1] + 0.01 * torch.randn(1, 16, generator=generator), base[1:]])
+    scores, rows = search_embeddings(queries, index, top_k=5, chunk_size=len(index))
+    assert rows[0].tolist() == [0, 3, 6, 9, 12]
+    expected_scores, expected_rows = stable_brute_force(queries, index, 5)
+    assert torch.equal(rows, expected_rows) and torch.equal(scores, expected_scores)
+
+
 def test_search_over_disk_index_returns_ids_titles_mesh(model, index_dir):
     index = load_index(index_dir)
     assert len(index) == 7 and index.dim == 32 and len(index.manifest.shards) == 3

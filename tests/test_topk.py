@@ -33,3 +33,13 @@ def test_stable_merge_keeps_the_earlier_row_among_ties_and_is_sorted():
 def test_sort_top_k_orders_by_score_then_row():
     scores, rows = sort_top_k(torch.tensor([[0.25, 0.75, 0.75]]), torch.tensor([[4, 9, 2]]))
     assert rows.tolist() == [[2, 9, 4]] and scores.tolist() == [[0.75, 0.75, 0.25]]
+
+
+def test_stable_merge_of_blocks_larger_than_k_resolves_ties_at_the_cut_by_row():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (6, 50), generator=generator).float() / 4  # many equal scores per query
+    scores[0] = torch.randn(50, generator=generator)  # and one query without ties
+    expected_scores, expected_rows = scores.sort(dim=1, descending=True, stable=True)
+    for block in (7, 20, 50):
+        got_scores, got_rows = scan(scores, 5, block=block, stable=True)
+        assert torch.equal(got_rows, expected_rows[:, :5]) and torch.equal(got_scores, expected_scores[:, :5])

@@ -7,7 +7,8 @@ Stage 1 scores every compressed row against the queries and keeps ``candidates``
 10·k for binary, at least 40 / 100). Stage 2 reads those candidates' float32 rows from the memory-mapped
 ``shard-*.safetensors`` files (only the pages touched are read) and returns their exact cosine top-k, so the
 returned scores are the exact ones and the hits equal the exact search's whenever the true top-k are among the
-candidates.
+candidates (among equal exact scores the lower row wins, as in the exact search; which of several rows with equal
+stage-1 scores at the candidate cut enter the pool is unspecified).
 
 Queries are folded with the calibration (``scale`` for int8; for binary the asymmetric ``x ≈ mean + spread · (±1)``,
 which keeps much more of the order than a Hamming distance between signs), quantised to int8 per query, and scored
@@ -224,8 +225,8 @@ class CompressedIndex:
         if not self.manifest.normalized:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         exact = (q @ vectors.T).gather(1, inverse)
-        scores, keep = exact.topk(k, dim=1)
-        return sort_top_k(scores, rows.gather(1, keep))
+        scores, rows = sort_top_k(exact, rows)  # equal exact scores: the lower row wins the cut, as in exact search
+        return scores[:, :k], rows[:, :k]
 
 
 def load_compressed(directory: str | Path, kind: str | None = None) -> CompressedIndex:

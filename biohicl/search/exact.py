@@ -25,7 +25,7 @@ from biohicl.search.compressed import CompressedIndex
 from biohicl.search.compression import available_kinds
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.search.layout import describe_model
-from biohicl.topk import merge_top_k, sort_top_k
+from biohicl.topk import merge_top_k
 
 SEARCH_BACKENDS = ("auto", "exact", "int8", "binary")
 
@@ -39,8 +39,10 @@ def search_embeddings(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact cosine top-k: ``(scores [q, k], rows [q, k])``, best first; ``k = min(top_k, len(index))``.
 
-    Streams the index in blocks of ``chunk_size`` rows and merges each block's top-k into a running top-k.
-    Returned hits with equal scores are ordered by row number.
+    Streams the index in blocks of ``chunk_size`` rows and merges each block's top-k into a running top-k. Ties
+    are deterministic: among rows whose float32 scores are equal (duplicate abstracts), the lower row number wins
+    the cut and comes first. Scores are not computed in float64, so a row's score may differ in the last bit
+    between chunk sizes (the matrix product's summation order); such scores are not ties.
     """
     if top_k < 1:
         raise ConfigError(f"top_k: must be positive, got {top_k}")
@@ -60,8 +62,8 @@ def search_embeddings(
             if not index.normalized:
                 block = torch.nn.functional.normalize(block, dim=-1)
             scores = q @ block.T
-            best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k)
-    return sort_top_k(best_scores.cpu(), best_rows.cpu())
+            best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k, stable=True)
+    return best_scores.cpu(), best_rows.cpu()
 
 
 def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[list[Hit]]:
