@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -35,16 +36,23 @@ class RecordingHfApi:
     repo's files across commits as the Hub does (``delete_patterns`` matched with huggingface_hub's own filter, which
     never deletes ``.gitattributes``)."""
 
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, existing_private: bool | None = None):
         self.token = token
         self.calls: list[tuple[str, tuple, dict]] = []
         self.uploaded: dict[str, bytes] = {}
         self.repo: dict[str, bytes] = {}  # the files of the (one) repo after the last commit
+        self.private = existing_private  # None: the repo does not exist yet
 
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", (repo_id,), kwargs))
+        if self.private is None:  # exist_ok=True leaves an existing repo's visibility as it is, as the Hub does
+            self.private = bool(kwargs.get("private"))
         self.repo.setdefault(".gitattributes", b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
         return f"https://huggingface.co/{repo_id}"
+
+    def repo_info(self, repo_id, **kwargs):
+        self.calls.append(("repo_info", (repo_id,), kwargs))
+        return type("RepoInfo", (), {"id": repo_id, "private": self.private})()
 
     def create_branch(self, repo_id, **kwargs):
         self.calls.append(("create_branch", (repo_id,), kwargs))
@@ -175,6 +183,7 @@ def test_publish_makes_exactly_these_calls(run_dir, tmp_path):
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert api.calls == [
         ("create_repo", ("me/tiny",), {"repo_type": "model", "private": True, "exist_ok": True}),
+        ("repo_info", ("me/tiny",), {"repo_type": "model"}),
         ("create_branch", ("me/tiny",), {"branch": "v0.1", "repo_type": "model", "exist_ok": True}),
         (
             "upload_folder",
@@ -213,6 +222,21 @@ def test_republish_mirrors_the_folder_deleting_the_previous_release_files(tmp_pa
     assert api.calls[-1][2]["delete_patterns"] == ["*"]
     assert sorted(api.repo) == [".gitattributes", "README.md", "model.safetensors"]
     assert api.repo["README.md"] == b"# merged\n"
+
+
+def test_private_publish_to_an_existing_public_repo_is_refused_before_uploading(tmp_path):
+    # create_repo(private=True, exist_ok=True) does not change an existing public repo: the release went out public
+    folder = _folder(tmp_path)
+    api = RecordingHfApi(existing_private=False)
+    with pytest.raises(PublishError, match=r"me/x: the repo exists and is public; nothing uploaded"):
+        publish_folder(api, folder, "me/x", private=True)
+    assert [c[0] for c in api.calls] == ["create_repo", "repo_info"] and api.repo == {".gitattributes": ANY}
+    api = RecordingHfApi(existing_private=True)
+    publish_folder(api, folder, "me/x", private=True)
+    assert "weights.safetensors" in api.repo
+    api = RecordingHfApi(existing_private=False)
+    publish_folder(api, folder, "me/x")  # a public release to a public repo: no look-up
+    assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
 
 
 def test_publish_dataset_folder_on_main(tmp_path):

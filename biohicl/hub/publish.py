@@ -1,7 +1,7 @@
 """The one publishing seam: build a Hub repo folder from a run, check it, and upload it in one commit.
 
-Every function that talks to the Hub takes an ``HfApi``-like object (``create_repo``, ``create_branch``,
-``upload_folder``), so tests pass a recording fake and nothing else in biohicl imports ``HfApi``.
+Every function that talks to the Hub takes an ``HfApi``-like object (``create_repo``, ``repo_info``,
+``create_branch``, ``upload_folder``), so tests pass a recording fake and nothing else in biohicl imports ``HfApi``.
 
 >>> folder = build_model_repo_folder("runs/minilm", "build/BioHiCL-MiniLM", repo_id="me/BioHiCL-MiniLM")
 >>> publish_folder(HfApi(), folder, "me/BioHiCL-MiniLM", private=True)
@@ -65,6 +65,7 @@ class HubApi(Protocol):
     """The part of ``huggingface_hub.HfApi`` that publishing uses."""
 
     def create_repo(self, repo_id: str, **kwargs: Any) -> Any: ...
+    def repo_info(self, repo_id: str, **kwargs: Any) -> Any: ...
     def create_branch(self, repo_id: str, **kwargs: Any) -> Any: ...
     def upload_folder(self, **kwargs: Any) -> Any: ...
 
@@ -286,6 +287,7 @@ def publish_folder(
     """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
 
     The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept).
+    ``private=True`` on an existing public repo is a :class:`PublishError` before anything is uploaded.
     ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
     """
     if not is_repo_id(repo_id):
@@ -300,6 +302,12 @@ def publish_folder(
     message = commit_message or f"Upload {folder.name} with biohicl"
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        # exist_ok leaves an existing repo as it is: a public one would receive a release meant to be private
+        if private and not getattr(api.repo_info(repo_id, repo_type=repo_type), "private", False):
+            raise PublishError(
+                f"{repo_id}: the repo exists and is public; nothing uploaded (make it private on the Hub, or publish "
+                "without --private)"
+            )
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
         result = api.upload_folder(
