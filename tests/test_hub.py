@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 from unittest.mock import ANY
@@ -173,6 +174,19 @@ def test_build_refuses_a_non_empty_output_and_a_run_without_model(run_dir, tmp_p
         find_model_dir(tmp_path)
     with pytest.raises(PublishError, match="evaluation results file not found"):
         build_model_repo_folder(run, tmp_path / "x", eval_results=tmp_path / "missing.json")
+
+
+def test_build_refuses_an_output_that_is_or_holds_the_run(run_dir, tmp_path):
+    # --out RUN --overwrite (or a parent of RUN) deleted the run before copying from it
+    run = tmp_path / "runs" / "run"
+    shutil.copytree(run_dir[0], run / "final")
+    (run / "eval_results.json").write_text("{}")
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    for out in (run, run / "final", tmp_path / "runs", tmp_path, run / "final" / ".." / "final"):
+        with pytest.raises(PublishError, match=r"is or holds .*; building there would delete it"):
+            build_model_repo_folder(run, out, overwrite=True)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+    assert build_model_repo_folder(run, run / "repo").is_dir()  # inside the run is fine
 
 
 def test_publish_makes_exactly_these_calls(run_dir, tmp_path):

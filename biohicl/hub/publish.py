@@ -200,12 +200,17 @@ def build_model_repo_folder(
     (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
     :meth:`~biohicl.hub.model_card.BioHiCLModelCardData.from_run_dir`); ``eval_results.json`` and
     ``base_eval_results.json``; ``*.png`` and ``plots/*.png``. ``merge=True`` exports LoRA merged into the weights.
+    An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted.
     """
     from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir)
     model_dir = find_model_dir(run_dir)
+    target = out_dir.resolve()
+    for kept in (run_dir, model_dir):
+        if target == kept.resolve() or target in kept.resolve().parents:
+            raise PublishError(f"{out_dir}: is or holds {kept}; building there would delete it (choose another --out)")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
