@@ -14,7 +14,7 @@ from safetensors import safe_open
 from biohicl.cli.main import main as cli
 from biohicl.errors import ConfigError, DataError
 from biohicl.models.model import BioHiCL
-from biohicl.search.exact import search, search_embeddings, search_like
+from biohicl.search.exact import hits_from, search, search_embeddings, search_like
 from biohicl.search.explain import explain_hits
 from biohicl.search.index import Hit, Index, load_index
 from biohicl.search.indexing import build_index
@@ -207,6 +207,31 @@ def test_faiss_search_returns_same_hits(model, index_dir):
     exact = search(model, queries, index_dir, top_k=5)
     approx = faiss_search(model, queries, index_dir, top_k=5)
     assert [[h.id for h in r] for r in approx] == [[h.id for h in r] for r in exact]
+
+
+def test_rows_an_approximate_index_did_not_fill_are_not_hits(index_dir):
+    # FAISS IVF/HNSW pad a query that found fewer than k rows with row -1 and score -3.4e38
+    pad = float(np.finfo(np.float32).min)
+    scores = torch.tensor([[0.9, 0.5, pad, pad], [pad, pad, pad, pad]])
+    rows = torch.tensor([[2, 0, -1, -1], [-1, -1, -1, -1]])
+    for index in (Index.from_embeddings(torch.eye(7)), load_index(index_dir)):
+        hits = hits_from(index, scores, rows)
+        assert [[(h.position, h.rank) for h in query] for query in hits] == [[(2, 1), (0, 2)], []]
+
+
+def test_faiss_ivf_search_returns_only_the_rows_it_found():
+    pytest.importorskip("faiss")
+    from biohicl.search.faiss_index import FaissSearcher
+
+    corpus = torch.nn.functional.normalize(torch.randn(400, 16, generator=torch.Generator().manual_seed(3)), dim=-1)
+    index = Index.from_embeddings(corpus)
+    searcher = FaissSearcher.build(index, factory="IVF64,Flat", train_size=400)
+    searcher.faiss_index.nprobe = 1  # one of 64 lists: fewer than 50 rows
+    scores, rows = searcher.search_embeddings(corpus[:3], top_k=50)
+    assert (rows < 0).any()
+    hits = hits_from(index, scores, rows)
+    assert [len(h) for h in hits] == (rows >= 0).sum(dim=1).tolist()
+    assert all(0 <= h.position < 400 and h.score > -1.5 for query in hits for h in query)
 
 
 # ---------------------------------------------------------------------------------------------- commands

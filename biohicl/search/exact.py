@@ -67,12 +67,17 @@ def search_embeddings(
 
 
 def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[list[Hit]]:
-    """Turn ``(scores, rows)`` into :class:`Hit` lists, reading the ids/titles/MeSH of the returned rows only."""
-    docs = index.documents(rows.flatten().tolist())
+    """Turn ``(scores, rows)`` into :class:`Hit` lists, reading the ids/titles/MeSH of the returned rows only.
+
+    Rows below 0 are left out (a query's list is then shorter): approximate FAISS indexes (IVF, HNSW) pad a query
+    for which they found fewer than k rows with row -1.
+    """
+    docs = index.documents(row for row in rows.flatten().tolist() if row >= 0)
     results = []
     for query_scores, query_rows in zip(scores.tolist(), rows.tolist(), strict=False):
+        found = [(score, row) for score, row in zip(query_scores, query_rows, strict=False) if row >= 0]
         hits = []
-        for rank, (score, row) in enumerate(zip(query_scores, query_rows, strict=False), 1):
+        for rank, (score, row) in enumerate(found, 1):
             doc = docs[row]
             hits.append(Hit(doc["id"], float(score), rank, row, doc.get("title", ""), tuple(doc.get("mesh", ()))))
         results.append(hits)

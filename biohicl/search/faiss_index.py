@@ -92,7 +92,9 @@ class FaissSearcher:
     def search_embeddings(
         self, queries: torch.Tensor | np.ndarray, top_k: int = 10
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(scores [q, k], rows [q, k])`` like :func:`biohicl.search.exact.search_embeddings`."""
+        """``(scores [q, k], rows [q, k])`` like :func:`biohicl.search.exact.search_embeddings`; an approximate index
+        (IVF, HNSW) that finds fewer than k rows for a query pads them with row -1 (left out by
+        :func:`~biohicl.search.exact.hits_from`)."""
         if top_k < 1:
             raise ConfigError(f"top_k: must be positive, got {top_k}")
         q = torch.nn.functional.normalize(torch.as_tensor(queries).float().reshape(-1, self.index.dim), dim=-1)
