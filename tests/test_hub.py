@@ -161,6 +161,31 @@ def test_merged_repo_folder_loads_without_peft(run_dir, tmp_path):
     np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), expected, atol=1e-5)
 
 
+def test_full_fine_tune_repo_folder_loads_with_sentence_transformers(run_dir, tmp_path):
+    # a full fine-tune (kind full) published without --merge had no modules.json / 1_Pooling / prompts: the card's
+    # SentenceTransformer snippet mean-pooled without the query prompt
+    from sentence_transformers import SentenceTransformer
+
+    _, base, _ = run_dir
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ", max_length=64)
+    assert model.config.kind == "full"
+    model.save_pretrained(tmp_path / "run")
+    folder = build_model_repo_folder(tmp_path / "run", tmp_path / "repo", repo_id="me/tiny-full")
+    assert ModelCard((folder / "README.md").read_text()).data.to_dict()["library_name"] == "sentence-transformers"
+    hub = tmp_path / "hub-snapshot"  # what the Hub stores: files only (no empty 2_Normalize folder)
+    for file in (p for p in folder.rglob("*") if p.is_file()):
+        (hub / file.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, hub / file.relative_to(folder))
+    assert {"modules.json", "1_Pooling/config.json", "config_sentence_transformers.json"} <= {
+        p.relative_to(hub).as_posix() for p in hub.rglob("*")
+    }
+    st = SentenceTransformer(str(hub), device="cpu")
+    texts = ["What causes insulin resistance?", "heart disease"]
+    np.testing.assert_allclose(st.encode(texts), model.encode(texts, show_progress_bar=False), atol=1e-5)
+    queries = model.encode(texts, kind="query", show_progress_bar=False)
+    np.testing.assert_allclose(st.encode(texts, prompt_name="query"), queries, atol=1e-5)
+
+
 def test_build_refuses_a_non_empty_output_and_a_run_without_model(run_dir, tmp_path):
     run, _, _ = run_dir
     out = tmp_path / "out"

@@ -59,6 +59,8 @@ MODEL_FILE_PATTERNS = (
     "2_Normalize/*",
 )
 MODEL_SUBDIRS = ("final", "best", "model")
+#: kinds whose folder holds the whole weights: the repo gets sentence-transformers' module files (the card loads it so)
+FULL_WEIGHT_KINDS = ("full", "merged")
 
 
 class HubApi(Protocol):
@@ -227,6 +229,14 @@ def build_model_repo_folder(
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
     config = _read_json(out_dir / "biohicl_config.json")
+    if not merge and config.get("kind") in FULL_WEIGHT_KINDS:
+        # a full fine-tune's save has no sentence-transformers files, yet its card loads it with SentenceTransformer
+        from biohicl.models.config import BioHiCLConfig
+        from biohicl.models.export import write_sentence_transformers_files
+
+        write_sentence_transformers_files(
+            out_dir, BioHiCLConfig.from_dict(config, source=str(model_dir / "biohicl_config.json"))
+        )
 
     tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
     base_file = Path(base_eval_results) if base_eval_results else run_dir / "base_eval_results.json"
