@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,10 +17,12 @@ from safetensors import safe_open
 from biohicl.cli.main import main as cli
 from biohicl.errors import ConfigError, DataError
 from biohicl.models.model import BioHiCL
-from biohicl.search.exact import hits_from, search, search_embeddings, search_like
+from biohicl.search.documents import IndexDocuments
+from biohicl.search.exact import check_model_matches, hits_from, search, search_embeddings, search_like
 from biohicl.search.explain import explain_hits
 from biohicl.search.index import Hit, Index, load_index
 from biohicl.search.indexing import build_index
+from biohicl.search.layout import IndexManifest
 
 DOCS = [
     {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
@@ -232,6 +237,28 @@ def test_faiss_ivf_search_returns_only_the_rows_it_found():
     hits = hits_from(index, scores, rows)
     assert [len(h) for h in hits] == (rows >= 0).sum(dim=1).tolist()
     assert all(0 <= h.position < 400 and h.score > -1.5 for query in hits for h in query)
+
+
+def test_an_index_built_at_another_model_revision_is_refused_or_warned(model, index_dir, tmp_path):
+    shutil.copytree(index_dir, tmp_path / "idx")
+    manifest = IndexManifest.load(tmp_path / "idx")
+    manifest.model, manifest.model_revision = "org/biohicl-model", "a" * 40
+    manifest.save(tmp_path / "idx")
+    index = load_index(tmp_path / "idx")
+
+    def at(commit: str | None) -> SimpleNamespace:  # a Hub model as the loader resolves it
+        resolved = SimpleNamespace(repo_id="org/biohicl-model", commit=commit, revision=None, path="/x")
+        return SimpleNamespace(embedding_dim=model.embedding_dim, config=model.config, resolved=resolved)
+
+    with pytest.raises(ConfigError, match=f"revision {'a' * 40}, the model is at revision {'b' * 40}"):
+        IndexDocuments(tmp_path / "idx", at("b" * 40))
+    with pytest.warns(UserWarning, match=f"revision {'a' * 40}, the queries are encoded at {'b' * 40}"):
+        check_model_matches(at("b" * 40), index)
+    for same_or_unknown in ("a" * 40, None):
+        IndexDocuments(tmp_path / "idx", at(same_or_unknown))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_model_matches(at(same_or_unknown), index)
 
 
 # ---------------------------------------------------------------------------------------------- commands

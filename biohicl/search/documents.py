@@ -21,9 +21,9 @@ from biohicl.search.layout import describe_model
 class IndexDocuments:
     """The rows of an index folder as document embeddings.
 
-    The index must have been built by ``model`` (when given) with the same pooling, ``max_length``, document
-    prompt and quantisation, and hold exactly the corpus's documents (:meth:`lookup`); anything else is an error,
-    never a silent mix.
+    The index must have been built by ``model`` (when given; at the same revision when both are known) with the
+    same pooling, ``max_length``, document prompt and quantisation, and hold exactly the corpus's documents
+    (:meth:`lookup`); anything else is an error, never a silent mix.
     """
 
     def __init__(self, directory: str | Path, model: Any = None):
@@ -42,9 +42,14 @@ class IndexDocuments:
         config = getattr(model, "config", None)
         if config is None or not getattr(config, "base_model", None):
             return
-        model_id, _ = describe_model(model)
+        model_id, revision = describe_model(model)
         if model_id != manifest.model:
             raise ConfigError(f"document_index: {self.location} was built with {manifest.model}, not {model_id}")
+        if revision and manifest.model_revision and revision != manifest.model_revision:
+            raise ConfigError(
+                f"document_index: {self.location} was built with {manifest.model} at revision "
+                f"{manifest.model_revision}, the model is at revision {revision}"
+            )
         for name in ("pooling", "max_length", "document_prompt"):
             if getattr(config, name, None) != getattr(manifest, name):
                 raise ConfigError(

@@ -85,17 +85,20 @@ def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[li
 
 
 def check_model_matches(model: Any, index: Index) -> None:
-    """Raise when the model's dimension differs from the index's; warn when it is not the model that built it."""
+    """Raise when the model's dimension differs from the index's; warn when it is not the model that built it (or
+    not at the same revision, when both are known)."""
     if int(model.embedding_dim) != index.dim:
         raise ConfigError(f"the model embeds in {model.embedding_dim} dimensions, the index holds {index.dim}")
     if index.manifest is not None:
-        model_id, _ = describe_model(model)
+        model_id, revision = describe_model(model)
+        built = index.manifest.model_revision
         if model_id != index.manifest.model:
-            warnings.warn(
-                f"the index was built with {index.manifest.model}, the queries are encoded with {model_id}",
-                UserWarning,
-                stacklevel=3,
-            )
+            message = f"the index was built with {index.manifest.model}, the queries are encoded with {model_id}"
+        elif revision and built and revision != built:
+            message = f"the index was built with {model_id} at revision {built}, the queries are encoded at {revision}"
+        else:
+            return
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def resolve_backend(index: Index, backend: str = "auto") -> str:
