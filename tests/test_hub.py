@@ -390,6 +390,31 @@ def test_cli_publish_with_token_in_env_never_leaks_it(run_dir, tmp_path, monkeyp
     assert "license: mit" in (out_dir / "README.md").read_text()
 
 
+def test_published_files_hold_no_local_path(run_dir, tmp_path, tmp_path_factory):
+    # eval_results.json records `biohicl evaluate`'s raw command line (settings.command): absolute paths were uploaded
+    from biohicl.cli import evaluate as evaluate_cmd
+
+    source, base, _ = run_dir
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    record = run / "eval_results.json"
+    argv = [str(run), "--base_model_path", str(base), "--tasks", "biosses", "--output", str(record)]
+    assert evaluate_cmd.main(argv) == 0
+    local = record.read_bytes()
+    assert str(run).encode() in local  # the local record is the machine's own
+    api = RecordingHfApi()
+    assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--out", str(tmp_path / "repo")], api=api) == 0
+    assert "eval_results.json" in api.uploaded and record.read_bytes() == local
+    machine = str(tmp_path_factory.getbasetemp()).encode()
+    assert [name for name, data in api.uploaded.items() if machine in data] == []
+    uploaded = json.loads(api.uploaded["eval_results.json"])
+    assert (
+        uploaded["settings"]["command"]
+        == "biohicl evaluate run --base_model_path base --tasks biosses --output eval_results.json"
+    )
+    assert uploaded["tasks"] == json.loads(local)["tasks"]
+
+
 def test_cli_manifest_with_flag_overrides(run_dir, tmp_path, monkeypatch):
     run, _, _ = run_dir
     manifest = tmp_path / "release.yaml"

@@ -183,6 +183,34 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise PublishError(f"{path}: cannot read JSON ({err})") from None
 
 
+_MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
+
+
+def _without_machine_paths(value: Any) -> Any:
+    """``value`` (JSON) with each word of its strings that is an absolute path (or climbs with ``..``), alone or
+    as ``--key=PATH``, reduced to the file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``."""
+    if isinstance(value, dict):
+        return {key: _without_machine_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_machine_paths(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    words = []
+    for word in value.split(" "):
+        key, equals, path = word.partition("=") if word.startswith("-") and "=" in word else ("", "", word)
+        if _MACHINE_PATH.search(path):
+            path = re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path
+        words.append(key + equals + path)
+    return " ".join(words)
+
+
+def _copy_without_machine_paths(src: Path, dest: Path) -> None:
+    """Copy an evaluation record for upload without the local paths it holds (``settings.command`` records the raw
+    command line); the local record is left as it is."""
+    record = _without_machine_paths(_read_json(src))
+    dest.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def build_model_repo_folder(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -243,7 +271,7 @@ def build_model_repo_folder(
     copies = [(eval_results, tuned_file, "eval_results.json"), (base_eval_results, base_file, "base_eval_results.json")]
     for explicit, src, name in copies:
         if src.is_file():
-            shutil.copyfile(src, out_dir / name)
+            _copy_without_machine_paths(src, out_dir / name)
         elif explicit:
             raise PublishError(f"{src}: evaluation results file not found")
     for png in sorted([*run_dir.glob("*.png"), *run_dir.glob("plots/*.png")]):
