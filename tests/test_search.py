@@ -118,6 +118,11 @@ def test_search_over_disk_index_returns_ids_titles_mesh(model, index_dir):
     assert len(single) == 1 and single[0][0].id == "p1"
 
 
+def test_no_queries_give_no_hit_lists(model, index_dir):
+    assert search(model, [], index_dir) == []
+    assert search(model, iter([]), index_dir, backend="exact") == []
+
+
 def test_dimension_mismatch_and_missing_files(model, index_dir, tmp_path):
     with pytest.raises(ConfigError, match="dimension 5, the index has 32"):
         search_embeddings(torch.ones(1, 5), load_index(index_dir))

@@ -154,13 +154,16 @@ def search(
 ) -> list[list[Hit]]:
     """Encode ``queries`` (with the query prompt) and return the cosine top-k hits of each, best first.
 
-    A single string gives a one-element list. ``index`` is an :class:`Index` or an index folder. With
-    ``backend="auto"`` an index that has a compressed form (``biohicl index --compress``) is searched through it
-    (exact scores of the rescored candidates); ``"exact"`` forces the full float32 scan.
+    One hit list per query: a single string gives a one-element list, no queries an empty one. ``index`` is an
+    :class:`Index` or an index folder. With ``backend="auto"`` an index that has a compressed form (``biohicl index
+    --compress``) is searched through it (exact scores of the rescored candidates); ``"exact"`` forces the full
+    float32 scan.
     """
     index = as_index(index)
     check_model_matches(model, index)
     texts = [queries] if isinstance(queries, str) else list(queries)
+    if not texts:
+        return []
     embeddings = model.encode(texts, batch_size=batch_size, kind="query", convert_to="torch", show_progress_bar=False)
     scores, rows = search_index(
         embeddings.reshape(len(texts), -1), index, top_k, chunk_size, device, backend=backend, candidates=candidates
