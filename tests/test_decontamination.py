@@ -210,13 +210,15 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
             "--pubmedqa_dev_size", "10", "--dev_seed", "0"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert f"files not read (format not recognised): {exports / 'README.md'}" in printed
+    assert "files not read (format not recognised): exports/README.md" in printed  # as summary.json records it
     docs = load_pair_dataset(out)["documents"]
     assert docs["pmid"] == ["101", "12"] and docs["source"] == ["medline-text", "medline-text"]
     assert docs["split"] == ["train", "dev"] and docs["major_mesh"] == [["D006801"], ["D006801"]]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dev"] == {"seed": 0, "fraction": 0.05, "pubmedqa_size": 10, "pubmedqa_dev": 0, "held_out": 1}
-    assert summary["duplicates"] == 1 and summary["read"]["unrecognised_files"] == [str(exports / "README.md")]
+    assert summary["duplicates"] == 1 and summary["read"]["unrecognised_files"] == ["exports/README.md"]
+    assert summary["read"]["examples"]["duplicate pmid"] == ["exports/b.xml: pmid 101 (also in exports/a.nbib)"]
+    assert str(tmp_path) not in (out / "summary.json").read_text()  # no machine path in what is published
     assert [(d["pmid"], d["evaluation_set"]) for d in summary["decontamination"]["documents"]] == [("102", "scifact")]
     assert "removed pmid 102 (medline-text): scifact: same title" in printed
     card = (out / "README.md").read_text()

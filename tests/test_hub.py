@@ -293,6 +293,36 @@ def test_publish_dataset_folder_on_main(tmp_path):
     assert upload["allow_patterns"] == ["README.md", "data/pairs-00000.parquet"]
 
 
+def test_published_dataset_summary_holds_no_local_path(tmp_path, monkeypatch):
+    # summary.json's read.files / read.examples held the inputs' absolute paths, uploaded with the dataset
+    from biohicl.cli.main import main
+
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(tmp_path / "data"))
+    pubtator = tmp_path / "data" / "pubtator" / "tiny.PubTator.txt"  # inside the data directory
+    pubtator.parent.mkdir(parents=True)
+    pubtator.write_text(
+        "1|t|Diabetes.\n1|a|About diabetes.\n1\t0\t8\tdiabetes\tDisease\tD003920\n\n"
+        "2|t|Type 2.\n2|a|About type 2.\n2\t0\t6\tT2DM\tDisease\tD003924\n\n"
+        "3|t|Heart.\n3|a|\n3\t0\t5\theart\tDisease\tD006321\n"
+    )
+    exports = tmp_path / "exports"  # outside it
+    exports.mkdir()
+    (exports / "a.PubTator.txt").write_text("4|t|Heart.\n4|a|About the heart.\n4\t0\t5\theart\tDisease\tD006321\n")
+    (exports / "notes.md").write_text("# not an input\n")
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--input", str(pubtator), *map(str, sorted(exports.iterdir())),
+            "--output", str(out), "--top_k", "3", "--no_progress"]  # fmt: skip
+    assert main(argv) == 0
+    read = json.loads((out / "summary.json").read_text())["read"]
+    assert read["files"] == ["pubtator/tiny.PubTator.txt", "exports/a.PubTator.txt"]
+    assert read["unrecognised_files"] == ["exports/notes.md"]
+    assert read["examples"]["empty abstract"] == ["pubtator/tiny.PubTator.txt, record 3: pmid 3"]
+    api = RecordingHfApi()
+    publish_folder(api, out, "me/pairs", repo_type="dataset")
+    assert "summary.json" in api.uploaded
+    assert [name for name, data in api.uploaded.items() if str(tmp_path).encode() in data] == []
+
+
 def _folder(tmp_path) -> Path:
     folder = tmp_path / "repo"
     folder.mkdir()

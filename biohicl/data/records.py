@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import DataError
+from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.settings import data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,19 @@ def label_kind_of(source: str) -> str:
     return LABEL_KINDS.get(source, INDEXING)
 
 
+def recorded_path(path: str | Path) -> str:
+    """``path`` as a dataset's summary records it: relative to the data directory (``BIOHICL_DATA_DIR``) when inside
+    it, else ``<folder>/<file>`` (as evaluation records name their data files): no machine path."""
+    path = Path(path)
+    try:
+        root = data_dir(required=False)
+    except ConfigError:
+        root = None
+    if root is not None and path.resolve().is_relative_to(root.resolve()):
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
 @dataclass
 class ReadReport:
     """What a reader read, kept and skipped (and why), with example locations; printed at the end of a build."""
@@ -115,6 +129,16 @@ class ReadReport:
             logger.warning("%s (%s)", where, reason)
 
     def to_dict(self) -> dict[str, Any]:
+        """What ``summary.json`` records (and a dataset repo publishes): file paths relative to the data directory,
+        or ``<folder>/<file>`` outside it, never a machine path (see :func:`recorded_path`)."""
+        shown = {path: recorded_path(path) for path in (*self.files, *self.unrecognised_files)}
+        replaced = sorted((path for path in shown if shown[path] != path), key=len, reverse=True)
+
+        def where(text: str) -> str:  # an example names its file, and a duplicate the file of the first copy too
+            for path in replaced:
+                text = text.replace(path, shown[path])
+            return text
+
         return {
             "read": self.read,
             "kept": self.kept,
@@ -122,9 +146,9 @@ class ReadReport:
             "labels_dropped": dict(self.labels_dropped),
             "labels_ignored": dict(self.labels_ignored),
             "mean_labels_per_document": round(self.mean_labels, 3),
-            "examples": {reason: list(where) for reason, where in self.examples.items()},
-            "files": list(self.files),
-            "unrecognised_files": list(self.unrecognised_files),
+            "examples": {reason: [where(text) for text in texts] for reason, texts in self.examples.items()},
+            "files": [shown[path] for path in self.files],
+            "unrecognised_files": [shown[path] for path in self.unrecognised_files],
         }
 
     def summary(self) -> str:
