@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -496,6 +497,24 @@ def test_manifest_validation(tmp_path):
     bad.write_text("repo_id: me/x\nsource: s\nrepo_type: space\n")
     with pytest.raises(ConfigError, match="repo_type"):
         ReleaseManifest.load(bad)
+    # fields were not type-checked: private "false" was truthy (a public release made private, or the reverse with
+    # merge "no"), revision 1.0 a float
+    for line, field in [
+        ('private: "false"', "private"),
+        ("merge: no-thanks", "merge"),
+        ("private: 1", "private"),
+        ("revision: 1.0", "revision"),
+        ("license: 2", "license"),
+        ("eval_results: [a.json]", "eval_results"),
+        ("base_eval_results: {a: 1}", "base_eval_results"),
+        ("commit_message: 3", "commit_message"),
+    ]:
+        bad.write_text(f"repo_id: me/x\nsource: s\n{line}\n")
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: manifest: field '{field}' must be"):
+            ReleaseManifest.load(bad)
+    bad.write_text('repo_id: me/x\nsource: s\nprivate: true\nmerge: false\nrevision: "1.0"\nlicense: null\n')
+    manifest = ReleaseManifest.load(bad)
+    assert (manifest.private, manifest.merge, manifest.revision, manifest.license) == (True, False, "1.0", None)
 
 
 def test_shipped_manifests_are_valid_and_agree_with_the_registry():
