@@ -18,7 +18,7 @@ with one int8 × int8 → int32 GEMM (``torch._int_mm``; VNNI/AMX on x86) per bl
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 from biohicl.search.compression import (
     COMPRESSED_FORMAT,
     COMPRESSED_VERSION,
@@ -75,6 +76,25 @@ def _scores_int8(q_codes: torch.Tensor, block: torch.Tensor, count: int) -> torc
     return q_codes[:count].float() @ block.float().T
 
 
+def _check_calibration(values: Any, dim: int, source: Path) -> None:
+    """A :class:`DataError` naming ``source`` when ``values`` are not the fields of a :class:`Calibration` of
+    ``dim``-long vectors."""
+    if not isinstance(values, dict):
+        raise DataError("calibration: not a JSON object", source)
+    fields = {f.name: f for f in dataclasses.fields(Calibration)}
+    missing = sorted(n for n, f in fields.items() if f.default is dataclasses.MISSING and n not in values)
+    unknown = sorted(set(values) - set(fields))
+    if missing or unknown:
+        problem = f"missing field(s) {', '.join(missing)}" if missing else f"unknown field(s) {', '.join(unknown)}"
+        raise DataError(f"calibration: {problem}", source)
+    for name in ("offset", "scale", "mean", "spread"):
+        vector = values.get(name)
+        if vector is None and name == "spread":
+            continue
+        if not isinstance(vector, list) or len(vector) != dim:
+            raise DataError(f"calibration.{name}: expected a list of {dim} numbers", source)
+
+
 class CompressedIndex:
     """An index's compressed rows in RAM (one contiguous matrix) + its float32 shards memory-mapped for rescoring."""
 
@@ -102,12 +122,10 @@ class CompressedIndex:
         info_path = directory / compressed_info_name(kind)
         if not info_path.is_file():
             raise DataError(f"no {info_path.name} (run `biohicl index --compress {kind}`)", directory)
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            calibration = info["calibration"]
-            shards = info["shards"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise DataError(f"not a compressed-index record ({type(err).__name__}: {err})", info_path) from None
+        info = read_json(info_path)
+        if not isinstance(info, dict) or not isinstance(info.get("shards"), list):
+            raise DataError("not a compressed-index record (expected a JSON object with a list of `shards`)", info_path)
+        shards = info["shards"]
         if info.get("format") != COMPRESSED_FORMAT or info.get("kind") != kind:
             raise DataError(f"not a {kind} compressed-index record", info_path)
         if int(info.get("format_version", 0)) > COMPRESSED_VERSION:
@@ -118,8 +136,12 @@ class CompressedIndex:
                 f"{manifest.dim} (rebuild it: biohicl index --compress {kind})",
                 info_path,
             )
+        for number, shard in enumerate(shards):
+            if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
+                raise DataError(f"shards[{number}]: not a JSON object with a `file`", info_path)
         if [s.get("count") for s in shards] != [s.count for s in manifest.shards]:
             raise DataError("its shards do not match the index's (rebuild it)", info_path)
+        _check_calibration(info.get("calibration"), manifest.dim, info_path)
         width = manifest.dim if kind == "int8" else -(-manifest.dim // 8)
         dtype = np.int8 if kind == "int8" else np.uint8
         matrix = np.empty((manifest.count, width), dtype=dtype)
@@ -141,7 +163,6 @@ class CompressedIndex:
             matrix[start : start + shard["count"]] = part
             start += shard["count"]
             del part
-        Calibration(**calibration)  # validate fields
         return cls(directory, manifest, info, torch.from_numpy(matrix))
 
     def __len__(self) -> int:

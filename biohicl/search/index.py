@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from biohicl.data.corpus import iter_lines
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest
 
@@ -141,14 +142,10 @@ class Index:
         found: dict[str, int] = {}
         for shard in self.manifest.shards:
             path = self.directory / shard.docs
-            with path.open(encoding="utf-8") as handle:
-                for line_number, line in enumerate(handle):
-                    try:
-                        doc_id = str(json.loads(line)["id"])
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise DataError("not a JSON object with an `id`", path, line_number + 1) from None
-                    if doc_id in wanted and doc_id not in found:
-                        found[doc_id] = shard.start + line_number
+            for line_number, line in iter_lines(path):
+                doc_id = str(_doc_record(line, path, line_number)["id"])
+                if doc_id in wanted and doc_id not in found:
+                    found[doc_id] = shard.start + line_number - 1
             if len(found) == len(wanted):
                 break
         return found
@@ -182,19 +179,29 @@ class Index:
         found: dict[int, dict[str, Any]] = {}
         for number, rows in by_shard.items():
             shard = self.manifest.shards[number]
-            local = {p - shard.start: p for p in rows}
+            local = {p - shard.start + 1: p for p in rows}  # line numbers, from 1
             path = self.directory / shard.docs
-            with path.open(encoding="utf-8") as handle:
-                for line_number, line in enumerate(handle):
-                    if line_number in local:
-                        try:
-                            record = json.loads(line)
-                        except json.JSONDecodeError as err:
-                            raise DataError(f"not valid JSON ({err.msg})", path, line_number + 1) from None
-                        found[local[line_number]] = record
-                        if len(found) == len(wanted):
-                            break
+            lines = 0
+            for lines, line in iter_lines(path):
+                if lines in local:
+                    found[local.pop(lines)] = _doc_record(line, path, lines)
+                    if not local:
+                        break
+            if local:
+                raise DataError(f"has {lines} lines, the manifest lists {shard.count} documents in this shard", path)
         return found
+
+
+def _doc_record(line: str, path: Path, line_number: int) -> dict[str, Any]:
+    """One line of a docs sidecar as its record; a :class:`DataError` naming the file and line when it is not a JSON
+    object with an ``id``."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err.msg})", path, line_number) from None
+    if not isinstance(record, dict) or "id" not in record:
+        raise DataError("not a JSON object with an `id`", path, line_number)
+    return record
 
 
 def load_index(directory: str | Path) -> Index:

@@ -27,6 +27,7 @@ import torch
 
 from biohicl.data.corpus import Document, iter_documents
 from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 from biohicl.search.compression import compress_index
 from biohicl.search.layout import (
     MANIFEST_NAME,
@@ -111,7 +112,10 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
     write (what it always used)."""
     path = directory / SETTINGS_NAME
     if path.is_file():
-        previous = {**legacy, **json.loads(path.read_text(encoding="utf-8"))}
+        recorded = read_json(path)
+        if not isinstance(recorded, dict):
+            raise DataError(f"not a JSON object (a {type(recorded).__name__}); use a new output folder", path)
+        previous = {**legacy, **recorded}
         if not resume:
             raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
         changed = sorted(k for k in settings if previous.get(k) != settings[k])

@@ -27,6 +27,7 @@ from biohicl import __version__
 from biohicl.atomic import atomic_path
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 
 INDEX_FORMAT = "biohicl-index"
 FORMAT_VERSION = 1
@@ -104,6 +105,42 @@ class ShardInfo:
     rank: int = 0
 
 
+_SHARD_FIELD_TYPES: dict[str, type] = {
+    "number": int,
+    "file": str,
+    "docs": str,
+    "start": int,
+    "count": int,
+    "ids_sha256": str,
+    "rank": int,
+}
+
+
+def _check_ints(values: dict[str, Any], names: Iterable[str], where: str, source: str) -> None:
+    """A :class:`DataError` naming ``source`` and the field when one of ``names`` present in ``values`` is not a
+    non-negative integer."""
+    for name in names:
+        value = values.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DataError(f"{where}{name}: expected a non-negative integer, got {value!r}", source)
+
+
+def _shard_info(values: Any, where: str, source: str) -> ShardInfo:
+    """One entry of a manifest's ``shards`` (``where``: its position) as a :class:`ShardInfo`, type-checked."""
+    if not isinstance(values, dict):
+        raise DataError(f"{where}: not a JSON object", source)
+    missing = sorted(set(_SHARD_FIELD_TYPES) - {"rank"} - set(values))
+    unknown = sorted(set(values) - set(_SHARD_FIELD_TYPES))
+    if missing or unknown:
+        problem = f"missing field(s) {', '.join(missing)}" if missing else f"unknown field(s) {', '.join(unknown)}"
+        raise DataError(f"{where}: {problem}", source)
+    _check_ints(values, [k for k, kind in _SHARD_FIELD_TYPES.items() if kind is int], f"{where}.", source)
+    for name in ("file", "docs", "ids_sha256"):
+        if not isinstance(values[name], str):
+            raise DataError(f"{where}.{name}: expected a string, got {values[name]!r}", source)
+    return ShardInfo(**values)
+
+
 @dataclass
 class IndexManifest:
     """``manifest.json``: how an index was built and where its rows are."""
@@ -138,10 +175,15 @@ class IndexManifest:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = MANIFEST_NAME) -> IndexManifest:
+    def from_dict(cls, values: Any, source: str = MANIFEST_NAME) -> IndexManifest:
+        """The manifest in ``values`` (parsed ``manifest.json``); a :class:`DataError` naming ``source`` and the field
+        when it is not one."""
+        if not isinstance(values, dict):
+            raise DataError(f"not a JSON object (a {type(values).__name__})", source)
         if values.get("format") != INDEX_FORMAT:
             raise DataError(f"not a biohicl index manifest (format={values.get('format')!r})", source)
-        if int(values.get("format_version", 0)) > FORMAT_VERSION:
+        _check_ints(values, ("format_version",), "", source)
+        if values.get("format_version", 0) > FORMAT_VERSION:
             raise DataError(
                 f"index format version {values['format_version']} is newer than this biohicl ({FORMAT_VERSION})",
                 source,
@@ -150,8 +192,11 @@ class IndexManifest:
         missing = sorted({"model", "dtype", "dim", "count", "shards"} - set(values))
         if missing:
             raise DataError(f"missing field(s) {', '.join(missing)}", source)
+        _check_ints(values, ("dim", "count"), "", source)
+        if not isinstance(values["shards"], list):
+            raise DataError(f"shards: expected a list, got {values['shards']!r:.40}", source)
         values = {k: v for k, v in values.items() if k in known}
-        values["shards"] = [ShardInfo(**s) for s in values["shards"]]
+        values["shards"] = [_shard_info(shard, f"shards[{i}]", source) for i, shard in enumerate(values["shards"])]
         return cls(**values)
 
     def save(self, directory: str | Path) -> Path:
@@ -164,11 +209,7 @@ class IndexManifest:
         path = Path(directory) / MANIFEST_NAME
         if not path.is_file():
             raise DataError(f"no {MANIFEST_NAME}: not a finished biohicl index (rerun `biohicl index` to resume)", path)
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_json(path), source=str(path))
 
 
 def describe_model(model: Any) -> tuple[str, str | None]:
