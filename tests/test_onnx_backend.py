@@ -56,6 +56,32 @@ def test_int8_quantisation_is_close_and_reported(model, cache):
     assert encoder.verification["min_cosine"] > 0.98 and encoder.verification["max_abs_diff"] > 0
 
 
+def test_an_int8_only_cache_is_reused(model, tmp_path, monkeypatch):
+    # the export was redone on every int8 load: the cache had no "fp32" report, so it did not count as exported
+    import biohicl.models.onnx_backend as backend
+
+    calls = []
+
+    def counted(name):
+        original = getattr(backend, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("export_onnx", "quantize_int8"):
+        monkeypatch.setattr(backend, name, counted(name))
+    for _ in range(3):
+        encoder = load_onnx_encoder(model, "int8", cache_dir=tmp_path)
+    assert calls == ["export_onnx", "quantize_int8"] and encoder.verification["min_cosine"] > 0.98
+    fp32 = load_onnx_encoder(model, cache_dir=tmp_path)  # verified on first use, from the same export
+    assert calls == ["export_onnx", "quantize_int8"] and fp32.verification["max_abs_diff"] <= 1e-5
+    info = json.loads((tmp_path / model_fingerprint(model)[:16] / EXPORT_INFO).read_text())
+    assert {"fp32", "int8"} <= set(info) and info["fingerprint"] == model_fingerprint(model)
+
+
 def test_a_changed_model_gets_a_new_export(model, tiny_bert_dir, cache):
     other = BioHiCL.from_base(str(tiny_bert_dir)).eval()
     with torch.no_grad():

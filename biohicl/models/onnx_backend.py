@@ -236,7 +236,9 @@ def load_onnx_encoder(
         if info.get("fingerprint") != fingerprint:
             info = {}
     fp32 = folder / FP32_FILE
-    if not fp32.is_file() or "fp32" not in info:
+    # export.json is written after an export, so a matching fingerprint means model.onnx is this model's (an int8-only
+    # cache has no "fp32" report: that one is verified on first fp32 use, without exporting again)
+    if not fp32.is_file() or info.get("fingerprint") != fingerprint:
         export_onnx(model, fp32, optimize=optimize)
         info = {"fingerprint": fingerprint, "opset": OPSET}
     path = fp32
