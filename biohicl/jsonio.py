@@ -21,6 +21,8 @@ def read_json(path: str | Path, *, missing: str = "file not found", default: Any
         if default is not _REQUIRED:
             return default
         raise DataError(missing, path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})", path) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

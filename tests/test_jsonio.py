@@ -1,0 +1,23 @@
+"""biohicl.jsonio: the project's JSON records read with one-line errors naming the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from biohicl.errors import DataError
+from biohicl.jsonio import read_json
+
+
+def test_read_json_names_the_file_for_missing_invalid_and_non_utf8_json(tmp_path):
+    path = tmp_path / "manifest.json"
+    assert read_json(path, default=None) is None
+    with pytest.raises(DataError, match=r"manifest\.json.*file not found"):
+        read_json(path)
+    path.write_text('{"a": 1,\n}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"manifest\.json.*not valid JSON .*line 2"):
+        read_json(path)
+    path.write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(DataError, match=r"manifest\.json.*not UTF-8 \(byte 0xe9 at offset 13\)"):
+        read_json(path)
+    path.write_text('{"name": "café"}', encoding="utf-8")
+    assert read_json(path) == {"name": "café"}
