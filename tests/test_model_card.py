@@ -294,6 +294,37 @@ def test_two_tasks_on_one_dataset_keep_their_own_model_index_entries():
     assert card.data.eval_results == results == data.hub_eval_results()
 
 
+def test_model_index_lists_only_held_out_results():
+    # dev rows (model selection) and the SimE-SimL agreement on the training data were published as evaluation
+    # results, the agreement one as a retrieval task on a dataset id that is not on the Hub; they stay in the table
+    record = {
+        "tasks": {
+            "scifact": {"split": "test", "metrics": {"ndcg@10": 0.7}},
+            "biosses": {"split": "all", "metrics": {"spearman": 0.8}},
+            "pubmedqa-dev": {"split": "dev", "metrics": {"recall@1": 0.6}},
+            "siml-agreement": {"split": "test", "metrics": {"spearman": 0.5}},
+            "nfcorpus": {"split": "dev", "metrics": {"ndcg@10": 0.3}},
+        }
+    }
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    data.add_eval_results(record)
+    assert [(r.task, r.held_out) for r in data.eval_results] == [
+        ("scifact", True),
+        ("biosses", True),
+        ("pubmedqa-dev", False),
+        ("siml-agreement", False),
+        ("nfcorpus", False),
+    ]
+    text = render_model_card(data)
+    _, results = model_index_to_eval_results(ModelCard(text).data.to_dict()["model-index"])
+    assert sorted((r.dataset_config, r.dataset_split) for r in results) == [("biosses", "all"), ("scifact", "test")]
+    assert "| PubMedQA dev (question → long answer; model selection) (dev) | Recall@1 | – | 0.6000 |  |" in text
+    assert "| siml-agreement (test) | Spearman |" in text and "| NFCorpus (dev) | nDCG@10 |" in text
+    only_dev = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    only_dev.add_eval_results({"tasks": {"pubmedqa-dev": {"split": "dev", "metrics": {"recall@1": 0.6}}}})
+    assert "model-index" not in ModelCard(render_model_card(only_dev)).data.to_dict()
+
+
 def test_a_failed_card_write_keeps_the_previous_card(tmp_path, monkeypatch):
     import errno
     import os

@@ -26,6 +26,9 @@ KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
     "pubmedqa-dev": ("PubMedQA dev (question → long answer; model selection)", "qiaojin/PubMedQA", "retrieval"),
 }
 
+#: tasks measured on the training data itself (SimE–SimL agreement on a built dataset's documents), whatever the split
+TRAINING_DATA_TASKS = ("siml-agreement",)
+
 #: normalised metric spelling → (metric type for model-index, display name)
 KNOWN_METRICS: dict[str, tuple[str, str]] = {
     "ndcg@10": ("ndcg_at_10", "nDCG@10"),
@@ -81,6 +84,12 @@ class EvalRow:
     @property
     def metric_name(self) -> str:
         return KNOWN_METRICS.get(self.metric, ("", self.metric))[1]
+
+    @property
+    def held_out(self) -> bool:
+        """A held-out evaluation result (what the Hub's model-index lists): not the dev split model selection used
+        (``pubmedqa-dev``, ``split: dev``), not an agreement measured on the training data (``siml-agreement``)."""
+        return not (self.split == "dev" or self.task.endswith("-dev") or self.task in TRAINING_DATA_TASKS)
 
     @property
     def delta(self) -> float | None:

@@ -180,6 +180,8 @@ class BioHiCLModelCardData:
         huggingface_hub groups results by task type, dataset type, config, split and revision, not by name: two
         tasks on one dataset (``pubmedqa`` and ``pubmedqa-context`` both read ``qiaojin/PubMedQA``) would be filed
         under one dataset entry with the first one's name. Each task is therefore its own ``dataset.config``.
+        Only held-out results are listed (:attr:`EvalRow.held_out`): dev-split (model selection) and training-data
+        agreement rows stay in the card's table, not in ``model-index``.
         """
         from huggingface_hub import EvalResult
 
@@ -195,6 +197,7 @@ class BioHiCLModelCardData:
                 metric_value=round(float(row.value), 6),
             )
             for row in self.eval_results
+            if row.held_out
         ]
 
     def to_hub_card_data(self) -> ModelCardData:
