@@ -60,6 +60,19 @@ def test_encode_keeps_input_order_and_prompts(tiny):
     np.testing.assert_allclose(query, tiny.encode(["the heart"], show_progress_bar=False), atol=1e-6)
     with pytest.raises(ConfigError, match="kind"):
         tiny.encode(["x"], kind="passage")
+    with pytest.raises(ConfigError, match="batch_size: 0 is not a positive number of texts"):
+        tiny.encode(["x"], batch_size=0)
+
+
+def test_an_inference_device_this_machine_lacks_is_a_one_line_error(monkeypatch):
+    from biohicl.models import onnx_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("biohicl.models.model.load_model", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(ConfigError, match="device: 'cuda' asked for, but CUDA sees no GPU on this machine"):
+        onnx_backend.load_inference_model("m", device="cuda")
+    with pytest.raises(ConfigError, match="device: 'gpu' is not a torch device"):
+        onnx_backend.load_inference_model("m", device="gpu")
 
 
 def test_lora_trains_only_adapter_parameters(tiny, caplog):

@@ -160,6 +160,10 @@ class EvaluateArguments:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
             raise ConfigError(f"max_length: {self.max_length} is not a positive number of tokens")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: {self.batch_size} is not a positive number of texts")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads: {self.threads} is not a positive number of threads")
 
 
 def parse_args(argv: list[str]) -> EvaluateArguments:

@@ -301,6 +301,8 @@ class BioHiCL(nn.Module):
         total: int | None = None,
     ) -> Iterator[torch.Tensor]:
         """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: {batch_size} is not a positive number of texts")
         was_training = self.training
         self.eval()
         device = self.device

@@ -287,6 +287,11 @@ def load_inference_model(spec: str, revision: str | None = None, device: str | t
     merged (no adapter cost at inference), moved to ``device``."""
     from biohicl.models.model import load_model
 
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ConfigError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {str(device)!r} asked for, but CUDA sees no GPU on this machine")
     model = load_model(spec, revision, merge=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()

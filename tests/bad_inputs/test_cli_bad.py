@@ -84,6 +84,8 @@ def test_a_misspelled_dashed_option_is_pointed_to_the_underscore_spelling(run_cl
         (["evaluate", "--compare", "a.json", "--model", "m"], "give either MODEL (evaluate) or --compare FILES"),
         (["evaluate", "m", "--model", "n"], "model: given twice (positional 'm' and --model 'n')"),
         (["publish", "runs/x", "--max_file_mb", "big"], "argument --max_file_mb/--max-file-mb: invalid float value"),
+        (["evaluate", "m", "--batch_size", "0"], "batch_size: 0 is not a positive number of texts"),
+        (["evaluate", "m", "--threads", "-2"], "threads: -2 is not a positive number of threads"),
     ],
 )
 def test_usage_errors_of_every_command_are_one_line(run_cli, argv, message):
