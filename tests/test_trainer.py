@@ -319,6 +319,40 @@ def test_a_resumed_run_still_falls_back_to_the_step_0_weights(tiny_bert_dir, doc
         assert torch.equal(final[name.removeprefix("backbone.").replace(".default.", ".")], tensor), name
 
 
+def test_resuming_at_the_last_checkpoint_trains_no_further_step(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "done"
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2)
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, **common))
+    first = load_file(str(out / "adapter_model.safetensors"))
+    for _ in range(2):  # each rerun of a finished run: nothing left to train
+        train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common))
+        assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+        assert last_complete_checkpoint(out) == out / "checkpoint-4"
+        again = load_file(str(out / "adapter_model.safetensors"))
+        assert again.keys() == first.keys() and all(torch.equal(again[n], first[n]) for n in first)
+        summary = json.loads((out / "training_summary.json").read_text())
+        assert summary["global_step"] == 4 and summary["train_loss"] > 0
+
+
+def test_resuming_a_selected_run_at_its_last_checkpoint_keeps_the_selection(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "selected"
+    # 4 steps of 3 batches per epoch: the last checkpoint is mid-epoch, where the Trainer would train a step more
+    args = selection_args(tiny_bert_dir, docs_file, out, max_steps=4)
+    train_biohicl(args, evaluator=ScriptedEvaluator([0.2, 0.55, 0.4]))
+    first = load_file(str(out / "adapter_model.safetensors"))
+    first_summary = json.loads((out / "training_summary.json").read_text())
+    evaluator = ScriptedEvaluator([])
+    args = selection_args(tiny_bert_dir, docs_file, out, max_steps=4, resume_from_checkpoint="last")
+    train_biohicl(args, evaluator=evaluator)
+    assert evaluator.calls == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["best_model_checkpoint"].endswith("checkpoint-2")
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["selection"] == first_summary["selection"] and summary["best_step"] == 2
+    final = load_file(str(out / "adapter_model.safetensors"))  # the best checkpoint's weights, as before
+    assert final.keys() == first.keys() and all(torch.equal(final[n], first[n]) for n in first)
+
+
 def test_selection_on_the_mean_of_dev_metrics(tiny_bert_dir, docs_file, tmp_path):
     evaluator = ScriptedEvaluator([0.2, 0.4, 0.1, 0.3], extra={"pubmedqa_recall@1": 0.5})
     args = selection_args(

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,16 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
 def _missing_files(checkpoint: Path) -> list[str]:
     """The files a complete checkpoint has that ``checkpoint`` lacks (none: complete)."""
     return [name for name in ("trainer_state.json", TRAINABLE_WEIGHTS_NAME) if not (checkpoint / name).is_file()]
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The ``global_step`` of a checkpoint's ``trainer_state.json`` (a DataError naming the file when it has none)."""
+    path = Path(checkpoint) / "trainer_state.json"
+    state = read_json(path, missing="trainer_state.json not found")
+    step = state.get("global_step") if isinstance(state, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise DataError(f"global_step: expected a step number, got {step!r}", path)
+    return step
 
 
 def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | None:
