@@ -82,6 +82,47 @@ def test_build_dataset_source_input_groups_from_flags_and_from_a_config(tmp_path
     assert args.groups() == [("medline", ["d.xml"])]
 
 
+def test_config_values_are_converted_like_the_options_values(tmp_path):
+    from biohicl.cli import train
+
+    config = tmp_path / "build.yaml"
+    # a single value for a repeatable option is one occurrence, not one per character
+    config.write_text("output: o\nsource: medline-text\ninput: a.nbib\nbeir: b\nlimit: 10\n")
+    args = build_dataset.parse_args(["--config", str(config)])
+    assert (args.source, args.input, args.beir, args.limit) == (["medline-text"], [["a.nbib"]], ["b"], 10)
+    assert args.groups() == [("medline-text", ["a.nbib"])]
+    config.write_text("output: o\nsource: [medline-text]\ninput: [[a.nbib]]\nlimit: 10\n")
+    assert build_dataset.parse_args(["--config", str(config)]).groups() == [("medline-text", ["a.nbib"])]
+    config.write_text("output: o\nsource: [medline-text, [pubtator]]\n")
+    with pytest.raises(ConfigError, match=r"^\S*build\.yaml: source: expected single values, got a nested list$"):
+        build_dataset.parse_args(["--config", str(config)])
+    config.write_text("output: o\nlimit: 2.5\n")
+    with pytest.raises(ConfigError, match=r"^\S*build\.yaml: limit: 2\.5 is not a valid int$"):
+        build_dataset.parse_args(["--config", str(config)])
+
+    config = tmp_path / "eval.yaml"
+    config.write_text("tasks: [biosses, pubmedqa]\n")
+    with pytest.raises(ConfigError, match=r"^\S*eval\.yaml: tasks: expected one value, got a list$"):
+        evaluate.parse_args(["--config", str(config)])
+    config.write_text("compare: a.json\nlabels: base\nlimit_queries: 2\n")
+    args = evaluate.parse_args(["--config", str(config)])
+    assert (args.compare, args.labels, args.limit_queries) == (["a.json"], ["base"], 2)
+    config.write_text("limit_queries: 2.5\n")
+    with pytest.raises(ConfigError, match=r"^\S*eval\.yaml: limit_queries: 2\.5 is not a valid int$"):
+        evaluate.parse_args(["--config", str(config)])
+
+    config = tmp_path / "train.yaml"
+    config.write_text("output_dir: o\nlora_target_modules: query\neval_tasks: biosses\nmax_steps: 3\nsave_steps: 2\n")
+    args = train.parse_args(["--config", str(config)])
+    assert (args.lora_target_modules, args.eval_tasks, args.max_steps) == (["query"], ["biosses"], 3)
+    config.write_text("output_dir: o\nmax_steps: [3]\n")
+    with pytest.raises(ConfigError, match=r"^\S*train\.yaml: max_steps: expected one value, got a list$"):
+        train.parse_args(["--config", str(config)])
+    config.write_text("output_dir: o\nuse_cpu: maybe\n")
+    with pytest.raises(ConfigError, match=r"^\S*train\.yaml: use_cpu: 'maybe' is not a valid true/false$"):
+        train.parse_args(["--config", str(config)])
+
+
 def test_publish_flags_win_over_the_manifest_and_bool_flags_leave_the_positional_alone():
     args = publish.parse_args(["--dataset", "data/pairs", "--repo-id", "me/x", "--dry-run"])
     assert (args.source, args.dataset, args.repo_id, args.dry_run) == ("data/pairs", True, "me/x", True)

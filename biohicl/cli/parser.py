@@ -7,7 +7,10 @@ convention holds everywhere:
   is a flag (``--dry_run``, or ``--dry_run false``); one that defaults to True also gets ``--no_<field>``;
 - ``--config FILE``: a YAML or JSON mapping whose keys are the fields. Its values become the defaults, options on
   the command line override them, and a required field given in the file is no longer required on the command
-  line. An unknown key is refused, naming the file and the key;
+  line. An unknown key is refused, naming the file and the key. A value is read as the option reads its own: a
+  single value for a repeatable or several-value option is a list of one (``source: medline-text``), a list for a
+  one-value option is refused, and strings and numbers go through the option's type (``limit: 2.5`` for an int
+  option is refused);
 - every usage error (misspelled option, bad value, missing option, unknown config key) is a one-line
   :class:`~biohicl.errors.ConfigError`, with a "did you mean" hint for a misspelled option, never a usage dump.
 
@@ -68,13 +71,12 @@ class CommandParser(HfArgumentParser):
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field):
         overrides = field.metadata.get(ARGPARSE)
-        if overrides is None:
-            return HfArgumentParser._parse_dataclass_field(parser, field)
-        field = copy.copy(field)
-        field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k != ARGPARSE})
+        if overrides is not None:
+            field = copy.copy(field)
+            field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k != ARGPARSE})
         HfArgumentParser._parse_dataclass_field(parser, field)
         action = next(a for a in parser._actions if a.dest == field.name)
-        for name, value in overrides.items():
+        for name, value in (overrides or {}).items():
             setattr(action, name, value)
 
 
@@ -178,18 +180,53 @@ def _apply_config(parser: CommandParser, path: str, fields: Mapping[str, datacla
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}{hint}")
     appended: dict[str, Any] = {}
+    converted: dict[str, Any] = {}
     for action in parser._actions:
         if action.dest not in values:
             continue
-        value = values[action.dest]
-        if action.choices is not None and not isinstance(value, list) and value not in action.choices:
-            choices = ", ".join(map(str, action.choices))
-            raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
         action.required = False
+        if action.dest in converted:  # the --no_<field> twin of a bool field: converted with the field's own action
+            continue
+        converted[action.dest] = _config_value(path, action, values[action.dest])
         if isinstance(action, argparse._AppendAction):
-            appended[action.dest] = value
-    parser.set_defaults(**{k: v for k, v in values.items() if k not in appended})
+            appended[action.dest] = converted[action.dest]
+    parser.set_defaults(**{k: converted.get(k, v) for k, v in values.items() if k not in appended})
     return appended
+
+
+def _config_value(path: str, action: argparse.Action, value: Any) -> Any:
+    """A config file's ``value`` as the command line would give it to ``action``: a list for a repeatable or
+    several-value option (a single value wrapped), one value otherwise, each through the option's type."""
+    several = action.nargs in ("+", "*")
+    if isinstance(action, argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        if several:  # one list per occurrence (--input a b --input c): a single value is a list of one
+            return [
+                [_config_item(path, action, v) for v in (item if isinstance(item, list) else [item])] for item in items
+            ]
+        return [_config_item(path, action, item) for item in items]
+    if several:
+        return [_config_item(path, action, item) for item in (value if isinstance(value, list) else [value])]
+    if isinstance(value, list):
+        raise ConfigError(f"{path}: {action.dest}: expected one value, got a list")
+    return _config_item(path, action, value)
+
+
+def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
+    """One value of a config file through ``action``'s type (a string or number, read as its text, like a flag's
+    value) and checked against its choices; other values (null, a mapping) pass unchanged."""
+    if isinstance(value, list):
+        raise ConfigError(f"{path}: {action.dest}: expected single values, got a nested list")
+    if action.type is not None and isinstance(value, (str, int, float)):
+        try:
+            value = action.type(str(value))
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            kind = "true/false" if action.type is string_to_bool else getattr(action.type, "__name__", "value")
+            raise ConfigError(f"{path}: {action.dest}: {value!r} is not a valid {kind}") from None
+    if action.choices is not None and value not in action.choices:
+        choices = ", ".join(map(str, action.choices))
+        raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
+    return value
 
 
 def parse_command(
