@@ -123,6 +123,14 @@ def test_config_values_are_converted_like_the_options_values(tmp_path):
         train.parse_args(["--config", str(config)])
 
 
+def test_an_optional_bool_option_is_a_flag_too():
+    from biohicl.cli import train
+
+    assert train.parse_args(["--output_dir", "o", "--disable_tqdm"]).disable_tqdm is True
+    assert train.parse_args(["--output_dir", "o", "--disable_tqdm", "false"]).disable_tqdm is False
+    assert train.parse_args(["--disable_tqdm", "--output_dir", "o"]).disable_tqdm is True
+
+
 def test_publish_flags_win_over_the_manifest_and_bool_flags_leave_the_positional_alone():
     args = publish.parse_args(["--dataset", "data/pairs", "--repo-id", "me/x", "--dry-run"])
     assert (args.source, args.dataset, args.repo_id, args.dry_run) == ("data/pairs", True, "me/x", True)

@@ -4,7 +4,8 @@ A command's options are the fields of its dataclass(es), read by :class:`transfo
 convention holds everywhere:
 
 - an option is spelled like its field, ``--top_k``; the dashed ``--top-k`` is accepted as an alias. A bool field
-  is a flag (``--dry_run``, or ``--dry_run false``); one that defaults to True also gets ``--no_<field>``;
+  is a flag (``--dry_run``, or ``--dry_run false``), also one that defaults to None (not given); one that defaults
+  to True also gets ``--no_<field>``;
 - ``--config FILE``: a YAML or JSON mapping whose keys are the fields. Its values become the defaults, options on
   the command line override them, and a required field given in the file is no longer required on the command
   line. An unknown key is refused, naming the file and the key. A value is read as the option reads its own: a
@@ -76,6 +77,8 @@ class CommandParser(HfArgumentParser):
             field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k != ARGPARSE})
         HfArgumentParser._parse_dataclass_field(parser, field)
         action = next(a for a in parser._actions if a.dest == field.name)
+        if action.type is string_to_bool and action.nargs is None:  # bool | None defaulting to None: a flag too
+            action.nargs, action.const = "?", True
         for name, value in (overrides or {}).items():
             setattr(action, name, value)
 
