@@ -527,6 +527,22 @@ def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypat
         "--config", "c.yaml", "--only", "full",
     ]  # fmt: skip
     assert command._without_workers(["--workers=4", "--config", "c.yaml"]) == ["--config", "c.yaml"]
+    started = []
+
+    class Child:
+        def __init__(self, command, **kwargs):
+            started.append(command)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(command.subprocess, "Popen", Child)
+    for given in (["--work", "2"], ["--work=2"], ["--workers", "2"], ["--worker=2", "--only", "full"]):
+        started.clear()
+        command.run_workers(["--config", "c.yaml", *given], 2, str(tmp_path / "w"), threads=1)
+        assert len(started) == 2
+        for argv in started:  # an abbreviated --work N must not reach a worker: it would start workers of its own
+            assert argv[3] == "reproduce" and command.parse_args(argv[4:]).workers == 1, (given, argv)
     monkeypatch.setattr(execute_module, "fcntl", None)  # a platform without file locks: one worker only
     with pytest.raises(ConfigError, match=r"--workers: several workers need file locks \(fcntl\)"):
         command.ReproduceArguments(config="c.yaml", workers=2)

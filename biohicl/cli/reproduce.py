@@ -100,12 +100,18 @@ def _without_workers(argv: list[str]) -> list[str]:
     return out
 
 
+def _worker_argv(argv: list[str]) -> list[str]:
+    """What each worker process is started with: ``argv`` minus ``--workers N``, then ``--workers 1`` (the last
+    occurrence wins, also over an abbreviated ``--work N``, so a worker never starts workers of its own)."""
+    return [*_without_workers(argv), "--workers", "1"]
+
+
 def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | None) -> list[tuple[int, int, Path]]:
     """Start ``workers`` processes of ``biohicl reproduce argv`` and wait for all; returns ``(worker, rc, log)``.
     Without ``--threads``, the CPU cores are split between them."""
     logs = Path(output_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    argv = _without_workers(argv)
+    argv = _worker_argv(argv)
     if threads is None:
         argv += ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
     children = []
