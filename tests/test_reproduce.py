@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -516,6 +517,33 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     # the runs trained without dev evaluation, so the dev pick has nothing to go on, and says so
     assert "  tiny: no variant picked on dev (each is out: see results.md)\n" in shown
     assert results["models"]["tiny"]["dev_pick"]["candidates"][0]["out"] == "no dev selection: seeds 0, 1"
+
+
+def test_a_rerun_of_the_workers_keeps_the_earlier_logs(tmp_path, monkeypatch):
+    from biohicl.cli import reproduce as command
+
+    class Child:  # writes one line to its log, like a worker reporting a finished run
+        attempt = 0
+
+        def __init__(self, argv, stdout, **kwargs):
+            stdout.write(f"attempt {Child.attempt} worker line\n")
+            stdout.flush()
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(command.subprocess, "Popen", Child)
+    for Child.attempt in (1, 2):
+        command.run_workers(["--config", "c.yaml", "--workers", "2"], 2, str(tmp_path), threads=1)
+    for i in (1, 2):
+        lines = (tmp_path / "logs" / f"worker{i}.log").read_text(encoding="utf-8").splitlines()
+        assert [line for line in lines if not line.startswith("=== ")] == [
+            "attempt 1 worker line",
+            "attempt 2 worker line",
+        ]
+        headers = [line for line in lines if line.startswith("=== ")]
+        assert len(headers) == 2 and lines[0] == headers[0] and lines[2] == headers[1]
+        assert re.match(rf"^=== \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S*: worker {i} of 2: biohicl reproduce ", headers[0])
 
 
 def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypatch):

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from biohicl.errors import ConfigError
@@ -108,17 +109,21 @@ def _worker_argv(argv: list[str]) -> list[str]:
 
 def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | None) -> list[tuple[int, int, Path]]:
     """Start ``workers`` processes of ``biohicl reproduce argv`` and wait for all; returns ``(worker, rc, log)``.
-    Without ``--threads``, the CPU cores are split between them."""
+    Without ``--threads``, the CPU cores are split between them. Each log is appended to, after a dated header line
+    per attempt, so a rerun keeps what the earlier ones wrote."""
     logs = Path(output_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     argv = _worker_argv(argv)
     if threads is None:
         argv += ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
     children = []
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
     for i in range(1, workers + 1):
         log = logs / f"worker{i}.log"
-        with open(log, "w", encoding="utf-8") as handle:
+        with open(log, "a", encoding="utf-8") as handle:  # a rerun keeps the earlier attempts' lines
             command = [sys.executable, "-m", "biohicl.cli.main", "reproduce", *argv]
+            handle.write(f"=== {started}: worker {i} of {workers}: biohicl reproduce {' '.join(argv)}\n")
+            handle.flush()
             children.append((i, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT), log))
     print(f"{workers} workers started; logs in {logs}", flush=True)
     try:
