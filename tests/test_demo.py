@@ -77,16 +77,52 @@ def test_the_demo_refuses_to_reuse_or_overwrite_a_run_of_other_settings(tmp_path
         run_demo(args, misplaced)
 
 
-def test_results_are_reused_only_for_the_same_model_and_length(tmp_path):
+def test_results_are_reused_only_for_the_same_model_length_dtype_and_tasks(tmp_path):
     from biohicl.evaluation.runner import save_results
     from biohicl.study.demo import reusable_results
 
     path = tmp_path / "results_base.json"
-    assert reusable_results(path, "m (base)", 256) is None
-    save_results({"model": {"id": "m (base)"}, "settings": {"max_length": 256}, "tasks": {}}, path)
-    assert reusable_results(path, "m (base)", 256)["model"]["id"] == "m (base)"
-    assert reusable_results(path, "m (base)", 128) is None
-    assert reusable_results(path, "other (base)", 256) is None
+    tasks = ["biosses", "pubmedqa:dev"]
+    assert reusable_results(path, "m (base)", 256, tasks, "float32") is None
+    record = {"model": {"id": "m (base)"}, "settings": {"max_length": 256, "dtype": "float32"}}
+    save_results({**record, "tasks": {"biosses": {}, "pubmedqa-dev": {}}}, path)
+    assert reusable_results(path, "m (base)", 256, tasks, "float32")["model"]["id"] == "m (base)"
+    assert reusable_results(path, "m (base)", 256, [" biosses"], "float32") is not None  # a subset is there
+    assert reusable_results(path, "m (base)", 128, tasks, "float32") is None
+    assert reusable_results(path, "other (base)", 256, tasks, "float32") is None
+    assert reusable_results(path, "m (base)", 256, tasks, "bfloat16") is None  # another dtype: evaluate again
+    # a rerun with more --tasks: the record lacks one of them, so it is evaluated again
+    assert reusable_results(path, "m (base)", 256, [*tasks, "pubmedqa"], "float32") is None
+    assert reusable_results(path, "m (base)", 256, ["biosses", str(tmp_path / "beir" / "nfcorpus")], "float32") is None
+
+
+def test_a_demo_rerun_with_more_tasks_evaluates_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import biohicl.evaluation.runner as runner
+    from biohicl.study import demo
+
+    args, training_args = _short_run(tmp_path, tasks="biosses")
+    _save_run(training_args)  # a finished run, and a finished dataset: only the evaluations are left
+    (tmp_path / "demo" / "mesh-pairs").mkdir(parents=True)
+    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("done")
+    monkeypatch.setattr("biohicl.data.storage.load_pair_dataset", lambda path: None)
+    model = SimpleNamespace(config=SimpleNamespace(max_length=args.eval_max_length))
+    monkeypatch.setattr(demo, "evaluation_models", lambda *a: [("base", lambda: model), ("biohicl", lambda: model)])
+    evaluated = []
+
+    def fake_evaluate(model, tasks, *, model_id, settings, **kwargs):
+        evaluated.append((model_id, list(tasks)))
+        return {"model": {"id": model_id}, "settings": settings, "tasks": {t: {"metrics": {}} for t in tasks}}
+
+    monkeypatch.setattr(runner, "evaluate_model", fake_evaluate)
+    monkeypatch.setattr(demo, "comparison_table", lambda records: "table")
+    demo.run_demo(args, training_args)
+    demo.run_demo(args, training_args)  # same tasks: both records reused
+    assert len(evaluated) == 2
+    args.tasks = "biosses,pubmedqa"
+    demo.run_demo(args, training_args)  # one more task: neither record has it
+    assert [tasks for _, tasks in evaluated[2:]] == [["biosses", "pubmedqa"]] * 2
 
 
 def test_training_config_is_read_as_biohicl_train_reads_it(tmp_path, monkeypatch):

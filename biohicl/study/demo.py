@@ -9,8 +9,9 @@
 4. the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
 
 A step whose outputs are already in ``output_dir`` is reused only when they are what this call would make: a run
-trained with other settings is refused in one line (nothing is overwritten), a results file of another model or
-length is evaluated again. Progress is logged (``biohicl.study.demo``); the command shows it.
+trained with other settings is refused in one line (nothing is overwritten), a results file of another model,
+length or dtype, or without one of the tasks asked for, is evaluated again. Progress is logged
+(``biohicl.study.demo``); the command shows it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,14 +136,24 @@ def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> l
     )
 
 
-def reusable_results(path: Path, model_id: str, max_length: int) -> dict[str, Any] | None:
-    """The results record in ``path`` when it is of ``model_id`` at ``max_length`` tokens, else None."""
+def reusable_results(
+    path: Path, model_id: str, max_length: int, tasks: Sequence[str], dtype: str
+) -> dict[str, Any] | None:
+    """The results record in ``path`` when it is of ``model_id`` at ``max_length`` tokens and ``dtype``, with a result
+    for every one of ``tasks`` (task specs, ``pubmedqa:dev`` too), else None."""
     from biohicl.evaluation.runner import load_results
+    from biohicl.evaluation.tasks import parse_task_spec, record_name
 
     if not path.is_file():
         return None
     record = load_results(path)
-    same = record.get("model", {}).get("id") == model_id and record.get("settings", {}).get("max_length") == max_length
+    settings = record.get("settings") or {}
+    same = (
+        (record.get("model") or {}).get("id") == model_id
+        and settings.get("max_length") == max_length
+        and settings.get("dtype") == dtype
+        and all(record_name(*parse_task_spec(task)) in record["tasks"] for task in tasks)
+    )
     return record if same else None
 
 
@@ -166,6 +178,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     base_model = training_args.base_model
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     dtype = torch.bfloat16 if args.bf16 else None
+    dtype_name = "bfloat16" if args.bf16 else "float32"
 
     _step(1, "MeSH-pair dataset from the MeSH-indexed abstracts")
     if args.skip_steps_done and (dataset_dir / "README.md").is_file():
@@ -198,8 +211,9 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
         path = out / f"results_{label}.json"
         model_id = f"{base_model} ({label})"
         reuse = args.skip_steps_done and not (label == "biohicl" and trained_now)
-        if reuse and (record := reusable_results(path, model_id, args.eval_max_length)) is not None:
-            records.append(record)
+        reused = reusable_results(path, model_id, args.eval_max_length, tasks, dtype_name) if reuse else None
+        if reused is not None:
+            records.append(reused)
             logger.info("reusing %s", path)
             continue
         model = load()
@@ -208,7 +222,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
             tasks,
             model_id=model_id,
             per_item=True,
-            settings={"dtype": "bfloat16" if args.bf16 else "float32", "max_length": model.config.max_length},
+            settings={"dtype": dtype_name, "max_length": model.config.max_length},
         )
         save_results(record, path)
         records.append(record)
