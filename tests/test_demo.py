@@ -163,3 +163,28 @@ def test_the_demo_table_gives_each_delta_with_its_interval_when_both_records_kep
     assert "| pubmedqa | recall@1 | 100 | 0.5000 | 0.5100 | +1.00 | [+0.00, +3.00] | 0.3" in table
     reused = {**base, "tasks": {"pubmedqa": {k: v for k, v in base["tasks"]["pubmedqa"].items() if k != "per_item"}}}
     assert "interval" not in comparison_table([reused, tuned])  # results kept from before the items were
+
+
+def test_a_failed_write_of_results_md_keeps_the_previous_table(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import biohicl.evaluation.runner as runner
+    from biohicl.study import demo
+
+    args, training_args = _short_run(tmp_path, tasks="biosses")
+    _save_run(training_args)
+    (tmp_path / "demo" / "mesh-pairs").mkdir(parents=True)
+    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("done")
+    monkeypatch.setattr("biohicl.data.storage.load_pair_dataset", lambda path: None)
+    model = SimpleNamespace(config=SimpleNamespace(max_length=args.eval_max_length))
+    monkeypatch.setattr(demo, "evaluation_models", lambda *a: [("base", lambda: model), ("biohicl", lambda: model)])
+    monkeypatch.setattr(
+        runner, "evaluate_model", lambda m, tasks, *, model_id, settings, **k: {"model": {"id": model_id}, "tasks": {}}
+    )
+    results = tmp_path / "demo" / "results.md"
+    results.write_text("the previous table\n", encoding="utf-8")
+    monkeypatch.setattr(demo, "comparison_table", lambda records: "| a |\ud800")  # not encodable: the write fails
+    with pytest.raises(UnicodeEncodeError):
+        demo.run_demo(args, training_args)
+    assert results.read_text(encoding="utf-8") == "the previous table\n"
+    assert [p.name for p in results.parent.iterdir() if p.name.startswith(".")] == []

@@ -829,6 +829,26 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
     assert plot_training_curves(tmp_path, tmp_path / "d.png").is_file()
 
 
+def test_a_failed_save_of_the_training_curves_keeps_the_previous_plot(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from biohicl.training.curves import plot_training_curves
+
+    output = tmp_path / "training_curves.png"
+    output.write_bytes(b"previous plot")
+
+    def half_written(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise RuntimeError("killed mid-save")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_written)
+    with pytest.raises(RuntimeError, match="killed mid-save"):
+        plot_training_curves([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}], output)
+    assert output.read_bytes() == b"previous plot" and sorted(p.name for p in tmp_path.iterdir()) == [output.name]
+    monkeypatch.undo()
+    assert plot_training_curves([{"step": 1, "loss": 1.0}], output).read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(
     ("state", "message"),
     [

@@ -162,6 +162,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     :func:`demo_paths`) replaces the short run; its ``base_model`` is the base of the table."""
     import torch
 
+    from biohicl.atomic import atomic_write_text
     from biohicl.data.build import build_default_dataset
     from biohicl.data.storage import load_pair_dataset
     from biohicl.evaluation.encoder import DtypeEncoder
@@ -229,7 +230,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
 
     _step(4, "base vs BioHiCL")
     table = comparison_table(records)
-    (out / "results.md").write_text(table, encoding="utf-8")
+    atomic_write_text(out / "results.md", table)
     logger.info("demo finished in %.1f min; outputs in %s/", (time.time() - start) / 60, out)
     return table
 

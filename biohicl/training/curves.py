@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.atomic import atomic_path
 from biohicl.errors import DataError
 from biohicl.jsonio import read_json
 
@@ -119,6 +120,9 @@ def plot_training_curves(
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(output) as tmp:  # a kill or a failed save leaves the previous plot (or none)
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(fig)
     return output
