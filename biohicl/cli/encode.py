@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from biohicl.errors import DataError
 
 HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors matrix."
 
@@ -38,6 +41,8 @@ def main(argv: list[str]) -> int:
     from biohicl.search.layout import parse_dtype
 
     (args,) = parse_command(EncodeArguments, argv, prog="biohicl encode", description=__doc__)
+    if not Path(args.input).is_file():  # a missing input fails before the model loads
+        raise DataError("input file not found", args.input)
     parse_dtype(args.dtype)  # a bad dtype fails before the model loads
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     backend, quantize = check_backend(args.backend, args.quantize)

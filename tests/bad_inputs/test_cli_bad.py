@@ -156,3 +156,17 @@ def test_unwritable_encode_output_fails_before_the_model_loads(tmp_path, run_cli
         argv = ["encode", "--model", "org/any", "--input", str(tmp_path / "texts.txt"), "--output", str(target)]
         assert words in run_cli(argv).err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder", "texts.txt"]
+
+
+def test_a_missing_encode_input_fails_before_the_model_loads(tmp_path, run_cli, monkeypatch):
+    from biohicl.models import onnx_backend
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded although there is no input to encode")
+
+    monkeypatch.setattr(onnx_backend, "load_inference_model", no_work)
+    (tmp_path / "a-folder").mkdir()
+    for missing in (tmp_path / "nope.txt", tmp_path / "a-folder"):
+        argv = ["encode", "--model", "org/any", "--input", str(missing), "--output", str(tmp_path / "e.safetensors")]
+        assert run_cli(argv).err.strip() == f"biohicl encode: error: {missing}: input file not found"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
