@@ -318,6 +318,12 @@ def test_evaluate_model_record_and_preflight(tmp_path):
     ):
         evaluate_model(silent, [f"{folder}:train", f"{folder}:test"])
     assert silent.calls == []
+    # a cap below 1 query ([:0] scores none, [:-1] drops the last) or not a whole number is refused up front
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=rf"^limit_queries: must be a whole number of at least 1 .*got {bad!r}$"):
+            evaluate_model(silent, [f"{folder}:test", "biosses"], limit_queries=bad)
+    assert silent.calls == []
+    assert evaluate_model(encoder, [f"{folder}:test"], limit_queries=1)["tasks"]["toy"]["num_queries"] == 1
 
 
 def _record(label: str, ndcg: float, spearman: float) -> dict:

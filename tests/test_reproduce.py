@@ -79,6 +79,8 @@ def test_config_rejects_unknown_and_reserved_fields(tmp_path, tiny_bert_dir):
         ("targets", {"biosses/spearman": "3 points"}, r"targets: expected dict\[str, float\]"),
         ("eval_batch_size", 2.5, r"eval_batch_size: expected int, got 2.5"),
         ("dataset", {"top_k": "10"}, r"dataset\.top_k: expected int, got '10'"),
+        ("limit_queries", 0, r"limit_queries: must be a whole number of at least 1 \(the first N queries\), got 0$"),
+        ("limit_queries", -1, r"limit_queries: must be a whole number of at least 1 \(the first N queries\), got -1"),
     ):
         with pytest.raises(ConfigError, match=message):
             _config(tmp_path, tiny_bert_dir, **{field: value})

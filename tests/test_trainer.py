@@ -148,6 +148,10 @@ def test_arguments_are_validated(tmp_path):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), negative="lowest:x")
     with pytest.raises(ConfigError, match="batch_negatives: only the mesh_pairs batch sampler"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), batch_negatives=True, batch_sampler="random")
+    for bad in (0, -3):  # refused before the run loads anything ([:0] would evaluate no query)
+        with pytest.raises(ConfigError, match=rf"^eval_max_queries: must be a whole number of at least 1 .*got {bad}$"):
+            BioHiCLTrainingArguments(output_dir=str(tmp_path), eval_max_queries=bad)
+    assert BioHiCLTrainingArguments(output_dir=str(tmp_path), eval_max_queries=1).eval_max_queries == 1
 
 
 # ---------------------------------------------------------------------------------------------------------- resume

@@ -74,6 +74,12 @@ def describe_model(model: Any) -> dict[str, Any]:
     return {"class": type(model).__name__}
 
 
+def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
+    """A :class:`ConfigError` naming ``option`` unless ``value`` is None (every query) or a whole number ≥ 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{option}: must be a whole number of at least 1 (the first N queries), got {value!r}")
+
+
 def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str, str | None]]:
     """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding)."""
     plan = []
@@ -127,6 +133,7 @@ def evaluate_model(
     import torch
 
     start = time.perf_counter()
+    check_limit_queries(limit_queries)  # [:0] or [:-1] would silently score no query or drop the last one
     plan = plan_tasks(tasks, split)
     retrieval = [name for name, _ in plan if is_retrieval_task(name)]
     if document_index is not None and len(retrieval) != 1:

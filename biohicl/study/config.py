@@ -199,6 +199,10 @@ class ReproduceConfig:
         ):
             raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
         check_field_types(self)
+        if self.limit_queries is not None and (isinstance(self.limit_queries, bool) or self.limit_queries < 1):
+            raise ConfigError(
+                f"limit_queries: must be a whole number of at least 1 (the first N queries), got {self.limit_queries!r}"
+            )
         if not self.models:
             raise ConfigError("models: at least one base model is required")
         names = [m.name for m in self.models]

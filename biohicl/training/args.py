@@ -294,6 +294,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 f"max_train_documents: must be at least 2 (the losses compare documents within a batch), got "
                 f"{self.max_train_documents}"
             )
+        if self.eval_max_queries is not None and (
+            isinstance(self.eval_max_queries, bool)
+            or not isinstance(self.eval_max_queries, int)
+            or self.eval_max_queries < 1
+        ):  # before the run loads anything; [:0] would score no query
+            raise ConfigError(
+                "eval_max_queries: must be a whole number of at least 1 (the first N queries), got "
+                f"{self.eval_max_queries!r}"
+            )
         if self.per_device_train_batch_size < 2:
             raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
         if self.contrastive_form not in CONTRASTIVE_FORMS:
