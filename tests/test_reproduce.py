@@ -302,6 +302,36 @@ def test_the_dev_pick_on_the_committed_guarded_256_runs_is_the_one_results_md_na
         assert f"| {variant} | 3, 4, 5 | 209, 209, 209 | {scores[variant]:.4f} | {outcome} |" in report
 
 
+def test_a_run_trained_with_other_settings_than_the_config_now_gives_is_refused(tmp_path, tiny_bert_dir):
+    """A finished (or started) run whose saved training arguments differ from what the config now gives it would be
+    reported, or resumed, as the config's: the plan refuses it, naming the folder and the setting."""
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    config = _config(tmp_path, tiny_bert_dir, variants={"full": {"learning_rate": 1e-3}})
+    model = config.models[0]
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"
+    args = training_arguments(config, model, "full", 0, tmp_path / "dataset", run)
+    run.mkdir(parents=True)
+    (run / TRAINING_ARGS_JSON).write_text(args.to_json_string(), encoding="utf-8")
+    (run / "training_summary.json").write_text("{}", encoding="utf-8")
+    assert [r.status for r in plan_study(config)] == ["evaluate", "evaluate"]  # as saved: no difference
+    changed = _config(tmp_path, tiny_bert_dir, variants={"full": {"learning_rate": 2e-3}})
+    with pytest.raises(ConfigError, match=r"seed0: trained with other settings .* \(learning_rate 0\.001 → 0\.002\)"):
+        plan_study(changed)
+    logging_only = _config(tmp_path, tiny_bert_dir, variants={"full": {"learning_rate": 1e-3, "logging_steps": 3}})
+    assert plan_study(logging_only)[1].status == "evaluate"  # how a run logs is not what it trained
+    (run / "training_summary.json").unlink()
+    (run / TRAINING_ARGS_JSON).rename(tmp_path / "args.json")
+    checkpoint = run / "checkpoint-1"  # a started run: the checkpoint's copy of the arguments is compared
+    checkpoint.mkdir()
+    (tmp_path / "args.json").rename(checkpoint / TRAINING_ARGS_JSON)
+    (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
+    (checkpoint / "trainable_weights.safetensors").write_bytes(b"")
+    assert plan_study(config)[1].status == "resume"
+    with pytest.raises(ConfigError, match=r"learning_rate 0\.001 → 0\.002"):
+        plan_study(changed)
+
+
 def test_a_record_without_the_targets_per_item_values_is_evaluated_again():
     """Records evaluated before the study kept per-item values lack them: the targets' tasks count as missing; an
     empty mapping (asked for, the task has none) does not."""

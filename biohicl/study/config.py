@@ -7,6 +7,7 @@ run's :class:`~biohicl.training.args.BioHiCLTrainingArguments` (defaults < study
 from __future__ import annotations
 
 import copy
+import json
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -383,13 +384,10 @@ def check_eval_device(name: str) -> None:
         raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
 
 
-def training_arguments(
-    config: ReproduceConfig, model: ModelSpec, variant: str, seed: int, dataset_path: Path, run_dir: Path
-) -> BioHiCLTrainingArguments:
-    """The BioHiCLTrainingArguments of one run: defaults < study ``training`` < model ``training`` < variant."""
-    from biohicl.training.args import BioHiCLTrainingArguments
-
-    values: dict[str, Any] = {
+def run_settings(config: ReproduceConfig, model: ModelSpec, variant: str) -> dict[str, Any]:
+    """The training settings the study gives every seed of ``model``'s ``variant``: defaults < study ``training`` <
+    model ``training`` < variant (:func:`training_arguments` adds the run's folder, seed, data and base model)."""
+    return {
         **DEFAULT_TRAINING,
         "pooling": model.pooling,
         "max_length": model.max_length,
@@ -399,6 +397,33 @@ def training_arguments(
         **model.training,
         **config.variants[variant],
     }
+
+
+#: Settings that change how a run logs, not what it trains: a finished run is not compared on them.
+UNTRAINED_SETTINGS = frozenset({"report_to", "disable_tqdm", "logging_steps", "logging_dir", "eval_cache_dir"})
+
+
+def changed_settings(
+    config: ReproduceConfig, model: ModelSpec, variant: str, saved: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """``{name: (trained with, the config now)}`` for each setting the study gives the run that differs from
+    ``saved`` (the run's ``biohicl_training_args.json``); a setting the saved run predates is not compared."""
+    changed = {}
+    for name, value in run_settings(config, model, variant).items():
+        if name in UNTRAINED_SETTINGS or name not in saved:
+            continue
+        if json.loads(json.dumps(value)) != saved[name]:  # as the run saved it (tuples as lists, 1.0e-4 as 0.0001)
+            changed[name] = (saved[name], value)
+    return changed
+
+
+def training_arguments(
+    config: ReproduceConfig, model: ModelSpec, variant: str, seed: int, dataset_path: Path, run_dir: Path
+) -> BioHiCLTrainingArguments:
+    """The BioHiCLTrainingArguments of one run: defaults < study ``training`` < model ``training`` < variant."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    values = run_settings(config, model, variant)
     # every run of the study shares one evaluation cache: their step 0 is the same base model
     values.setdefault("eval_cache_dir", str(Path(config.output_dir) / EVAL_CACHE_DIR))
     values.update(

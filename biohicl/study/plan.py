@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biohicl.study.config import ReproduceConfig
+from biohicl.errors import ConfigError
+from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
 
 #: The untrained base's variant name (seed None).
 BASE = "base"
@@ -89,8 +90,30 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
                         status = "resume"
                     else:
                         status = "train"
+                if status != "train":
+                    _check_settings(config, model, variant, folder, last_complete_checkpoint(folder))
                 runs.append(PlannedRun(model.name, variant, seed, folder, status))
     return runs
+
+
+def _check_settings(
+    config: ReproduceConfig, model: ModelSpec, variant: str, folder: Path, checkpoint: Path | None
+) -> None:
+    """A :class:`ConfigError` when the run in ``folder`` was trained (or started) with other settings than the
+    config now gives it: its results would be reported as the config's, or its training resumed under others."""
+    from biohicl.jsonio import read_json
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
+    if saved is None:
+        return
+    changed = changed_settings(config, model, variant, read_json(saved / TRAINING_ARGS_JSON))
+    if changed:
+        shown = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in list(changed.items())[:3])
+        raise ConfigError(
+            f"{folder}: trained with other settings than the config gives {model.name}/{variant} now ({shown}"
+            f"{', …' if len(changed) > 3 else ''}); restore the config, or move the run away to train it again"
+        )
 
 
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: Sequence[str] = ()) -> list[str]:
