@@ -160,6 +160,8 @@ class EvaluateArguments:
             raise ConfigError("per_item: applies when evaluating a MODEL, not to --compare")
         if self.max_length is not None and self.max_length < 1:  # 0 would switch truncation off
             raise ConfigError(f"max_length: {self.max_length} is not a positive number of tokens")
+        if self.limit_queries is not None and self.limit_queries < 1:  # before the model loads
+            raise ConfigError(f"limit_queries: {self.limit_queries} is not a positive number of queries")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: {self.batch_size} is not a positive number of texts")
         if self.threads is not None and self.threads < 1:

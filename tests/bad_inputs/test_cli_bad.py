@@ -86,6 +86,7 @@ def test_a_misspelled_dashed_option_is_pointed_to_the_underscore_spelling(run_cl
         (["publish", "runs/x", "--max_file_mb", "big"], "argument --max_file_mb/--max-file-mb: invalid float value"),
         (["evaluate", "m", "--batch_size", "0"], "batch_size: 0 is not a positive number of texts"),
         (["evaluate", "m", "--threads", "-2"], "threads: -2 is not a positive number of threads"),
+        (["evaluate", "m", "--limit_queries", "0"], "limit_queries: 0 is not a positive number of queries"),
     ],
 )
 def test_usage_errors_of_every_command_are_one_line(run_cli, argv, message):
