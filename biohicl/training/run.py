@@ -27,7 +27,7 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.checkpoint import TRAINING_ARGS_JSON, checkpoint_step, resolve_resume
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -291,11 +291,7 @@ def train_biohicl(
         evaluator=evaluator,
         callbacks=list(callbacks or []),
     )
-    checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    if checkpoint is not None and checkpoint_step(checkpoint) >= total_steps(trainer):
-        result = finish_from_checkpoint(trainer, checkpoint)  # the Trainer would train one step past the end
-    else:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
 
     run_dir = Path(args.output_dir)
     if args.should_save:
@@ -326,40 +322,3 @@ def train_biohicl(
         except Exception as err:  # a run with no logged step has no curve; never lose the model
             logger.warning("no training curve drawn: %s", err)
     return run_dir
-
-
-def total_steps(trainer: BioHiCLTrainer) -> int:
-    """The optimizer steps of the whole run, as the Trainer counts them (``max_steps``, or the epochs' steps)."""
-    if trainer.args.max_steps > 0:
-        return trainer.args.max_steps
-    return trainer.set_initial_training_values(trainer.args, trainer.get_train_dataloader())[-1]
-
-
-def finish_from_checkpoint(trainer: BioHiCLTrainer, checkpoint: str | Path) -> Any:
-    """End a run whose ``checkpoint`` already reached the last step as ``trainer.train`` ends one, without training:
-    the checkpoint's trainer state and weights, the best checkpoint's weights under ``load_best_model_at_end``, and
-    model selection from the log history; returns a ``TrainOutput``."""
-    from transformers import TrainerState
-    from transformers.trainer_utils import TrainOutput
-
-    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-    best = trainer.state.best_model_checkpoint
-    if best is not None and not Path(best).is_dir():
-        logger.warning("the best checkpoint %s recorded in %s no longer exists; ignoring it", best, checkpoint)
-        trainer.state.best_model_checkpoint = None
-    logger.info("%s is the run's last step (%d): nothing left to train", checkpoint, trainer.state.global_step)
-    trainer._load_from_checkpoint(str(checkpoint))
-    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint is not None:
-        trainer._load_best_model()
-    trainer.selection = trainer._finish_selection()
-    return TrainOutput(trainer.state.global_step, logged_train_loss(trainer.state.log_history), {})
-
-
-def logged_train_loss(log_history: Sequence[dict[str, Any]]) -> float | None:
-    """The mean training loss over the logged steps (each logged ``loss`` is the mean since the previous log)."""
-    total, previous = 0.0, 0
-    for entry in log_history:
-        if "loss" in entry and "step" in entry:
-            total += float(entry["loss"]) * (int(entry["step"]) - previous)
-            previous = int(entry["step"])
-    return total / previous if previous else None

@@ -19,13 +19,14 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainerState
+from transformers.trainer_utils import TrainOutput
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
@@ -33,6 +34,7 @@ from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
     TRAINABLE_WEIGHTS_NAME,
     TRAINING_ARGS_JSON,
+    checkpoint_step,
     load_trainable_weights,
     restore_trainable_state,
     save_trainable_weights,
@@ -88,6 +90,16 @@ def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dic
     if not components:
         raise ConfigError("loss: returned an empty dict (expected a tensor or a dict of loss components)")
     return sum(components.values()), components
+
+
+def logged_train_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
+    """The mean training loss over the logged steps (each logged ``loss`` is the mean since the previous log)."""
+    total, previous = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            total += float(entry["loss"]) * (int(entry["step"]) - previous)
+            previous = int(entry["step"])
+    return total / previous if previous else None
 
 
 def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -288,10 +300,35 @@ class BioHiCLTrainer(Trainer):
                 save_trainable_weights(model, Path(self.args.output_dir) / INITIAL_WEIGHTS_NAME)
         return metrics
 
-    def train(self, *args: Any, **kwargs: Any):
-        result = super().train(*args, **kwargs)
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        if isinstance(resume_from_checkpoint, str | os.PathLike) and (
+            checkpoint_step(resume_from_checkpoint) >= self.total_steps()
+        ):  # the Trainer would train one step past the end
+            result = self._finish_from_checkpoint(resume_from_checkpoint)
+        else:
+            result = super().train(resume_from_checkpoint, *args, **kwargs)
         self.selection = self._finish_selection()
         return result
+
+    def total_steps(self) -> int:
+        """The optimizer steps of the whole run, as the Trainer counts them (``max_steps``, or the epochs' steps)."""
+        if self.args.max_steps > 0:
+            return self.args.max_steps
+        return self.set_initial_training_values(self.args, self.get_train_dataloader())[-1]
+
+    def _finish_from_checkpoint(self, checkpoint: str | os.PathLike[str]) -> TrainOutput:
+        """End a run whose ``checkpoint`` already reached the last step as training ends one, without a step: the
+        checkpoint's state and weights, and the best checkpoint's weights under ``load_best_model_at_end``."""
+        self.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        best = self.state.best_model_checkpoint
+        if best is not None and not Path(best).is_dir():
+            logger.warning("the best checkpoint %s recorded in %s no longer exists; ignoring it", best, checkpoint)
+            self.state.best_model_checkpoint = None
+        logger.info("%s is the run's last step (%d): nothing left to train", checkpoint, self.state.global_step)
+        self._load_from_checkpoint(str(checkpoint))
+        if self.args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
+            self._load_best_model()
+        return TrainOutput(self.state.global_step, logged_train_loss(self.state.log_history), {})
 
     def _finish_selection(self) -> dict[str, Any] | None:
         """Pick the best evaluated step (step 0 included) from the log history; restore the base weights when
