@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,17 @@ def test_force_base_loads_onto_another_base_with_a_warning(models, tmp_path):
     assert model.is_peft
     # the base it was trained on loads without a word, also in another dtype
     BioHiCL.from_pretrained(models.adapter, base_model_path=models.base, dtype=torch.bfloat16)
+
+
+def test_force_base_still_refuses_a_base_of_another_hidden_size(models):
+    # docs/hub.md: shapes that cannot load are refused even with force_base, in one line and without the warning
+    # that force_base gives a base of the right shape
+    expected = (
+        f"{models.adapter}: adapter was trained for a base with hidden size 32, but org/tiny-bert has hidden size 48 "
+        "(encoder.layer.0.attention.self.query)"
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*force_base")
+        with pytest.raises(ModelLoadError) as raised:
+            BioHiCL.from_pretrained(models.adapter, base_model_path=models.other, force_base=True)
+    assert str(raised.value) == expected
