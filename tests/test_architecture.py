@@ -1,0 +1,30 @@
+"""What docs/architecture.md promises about the package's shape, checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "biohicl"
+
+
+def test_no_module_is_over_about_400_lines():
+    lengths = {
+        str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.rglob("*.py")
+    }
+    assert len(lengths) > 100  # the whole package was read
+    assert {name: n for name, n in lengths.items() if n > 410} == {}
+
+
+def test_reading_data_never_loads_torch(data_dir):
+    """Reading a corpus and the MeSH hierarchy (what `biohicl build-dataset` needs) imports neither torch nor
+    transformers: the packages export their torch-backed names lazily."""
+    corpus = str(data_dir / "pubmedqa" / "ori_pqal.json")
+    code = (
+        "import sys; from biohicl.data.sources import read_records; from biohicl.mesh import MeshHierarchy; "
+        f"mesh = MeshHierarchy.load(); records = list(read_records('pubmedqa', {corpus!r}, mesh)); "
+        "print(len(records), sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1000 []"
