@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_lora_b
+from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.cli import main as cli
 from biohicl.errors import ConfigError, ModelLoadError
@@ -18,8 +19,8 @@ TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and dis
 HUB_ID = "org/tiny-bert"
 
 
-def _adapter(tiny_bert_dir, folder, seed: int, r: int = 4, alpha: int = 8, **kwargs):
-    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID)
+def _adapter(tiny_bert_dir, folder, seed: int, r: int = 4, alpha: int = 8, hub_id: str = HUB_ID, **kwargs):
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=hub_id)
     torch.manual_seed(seed)  # LoRA A is drawn at random, B made non-zero: every adapter differs
     model.add_lora(r=r, alpha=alpha, verbose=False, **kwargs)
     randomize_lora_b(model, generator=torch.Generator().manual_seed(seed))
@@ -131,3 +132,62 @@ def _dora_config():
     from peft import LoraConfig
 
     return LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], use_dora=True)
+
+
+def _lora_config(**kwargs):
+    from peft import LoraConfig
+
+    return LoraConfig(**{"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"], **kwargs})
+
+
+PLAIN_ONLY = "{odd}: {field} is set; a soup averages plain LoRA adapters only"
+ONE_RANK = "{odd}: {field} is set; a soup needs one rank and alpha per adapter"
+SAME_ADAPTER = "{odd}/adapter_config.json: {field} differs from {first}'s; a soup's adapters must match"
+SAME_ENCODER = "{odd}/biohicl_config.json: {field} differs from {first}'s; a soup's adapters must match"
+
+
+@pytest.mark.parametrize(
+    ("odd", "field", "message"),
+    [
+        pytest.param(
+            {"lora_bias": True},
+            "lora_bias",
+            PLAIN_ONLY,
+            marks=pytest.mark.filterwarnings("ignore:Adapter 'default'.*invalid shape"),  # peft on lora_B.bias
+        ),
+        ({"rank_pattern": {"query": 2}}, "rank_pattern", ONE_RANK),
+        ({"alpha_pattern": {"value": 32}}, "alpha_pattern", ONE_RANK),
+        ({"target_modules": ["query"]}, "target_modules", SAME_ADAPTER),
+        ({"base": "another"}, "base_signature", SAME_ENCODER),  # other weights under the same Hub id
+        ({"hub_id": "org/other-bert"}, "base_model", SAME_ENCODER),
+    ],
+    ids=["lora_bias", "rank_pattern", "alpha_pattern", "target_modules", "another_base", "another_base_id"],
+)
+def test_soup_refuses_an_adapter_it_cannot_add_up(adapters, tiny_bert_dir, tmp_path, odd, field, message):
+    odd = dict(odd)
+    base = build_tiny_bert(tmp_path / "another", seed=7) if odd.pop("base", None) else tiny_bert_dir
+    hub_id = odd.pop("hub_id", HUB_ID)
+    folder = _adapter(base, tmp_path / "odd", seed=5, hub_id=hub_id, peft_config=_lora_config(**odd))
+    saved = json.loads((folder / "adapter_config.json").read_text())
+    assert all(saved[key] == value for key, value in odd.items())  # peft saved what makes the adapter odd
+    expected = message.format(odd=folder, field=field, first=adapters[0])
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        soup_adapters([adapters[0], folder], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_soup_scales_rslora_adapters_by_alpha_over_sqrt_r(adapters, tiny_bert_dir, tmp_path):
+    rs4 = _adapter(tiny_bert_dir, tmp_path / "rs4", seed=5, peft_config=_lora_config(use_rslora=True))
+    rs2 = _adapter(tiny_bert_dir, tmp_path / "rs2", seed=6, peft_config=_lora_config(r=2, use_rslora=True))
+    folders = [rs4, rs2, adapters[0]]  # two rsLoRA adapters of other ranks beside a plain one
+    assert [json.loads((f / "adapter_config.json").read_text())["use_rslora"] for f in folders] == [True, True, False]
+    base = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID).backbone.state_dict()
+    merged = [_merged_weights(folder, tiny_bert_dir) for folder in folders]  # peft's merge_and_unload of each
+    weights = [0.5, 0.3, 0.2]
+    ours = _merged_weights(soup_adapters(folders, tmp_path / "soup", weights), tiny_bert_dir)
+    changed = 0
+    for key, value in base.items():
+        expected = value + sum(w * (m[key] - value) for w, m in zip(weights, merged, strict=True))
+        torch.testing.assert_close(ours[key], expected, rtol=0, atol=1e-6)
+        changed += int(not torch.equal(value, expected))
+    assert changed == 2 * 2  # query and value of both layers
