@@ -6,10 +6,10 @@
 >>> encoder.verification                                                 # {"max_abs_diff": ..., "min_cosine": ...}
 
 The graph holds the whole encoder (see :mod:`biohicl.models.onnx_export`), so ONNX Runtime returns the embeddings
-directly. Exports are cached under ``$BIOHICL_ONNX_CACHE`` when it is set, else under ``onnx/<fingerprint>/`` beside the model
-folder, or ``~/.cache/biohicl/onnx`` when that folder is read-only or a package/Hub cache. Every export is compared with the
-torch model on a few texts before first use; the measured max |Δ| and min cosine are stored in ``export.json`` and
-logged, and an export outside the tolerance is refused.
+directly. Exports are cached under ``$BIOHICL_ONNX_CACHE`` when it is set, else under ``onnx/<fingerprint>/`` beside
+the model folder, or ``~/.cache/biohicl/onnx`` when that folder is read-only or a package/Hub cache. Every export is
+compared with the torch model on a few texts before first use; the measured max |Δ| and min cosine are stored in
+``export.json`` and logged, and an export outside the tolerance is refused.
 """
 
 from __future__ import annotations
