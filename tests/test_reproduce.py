@@ -396,7 +396,11 @@ def test_tiny_study_every_variant_table_cards_and_resume(tmp_path, tiny_bert_dir
     assert again["models"]["tiny"]["rows"]["full"]["mean"] == rows["full"]["mean"]
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_dir):
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_dir, monkeypatch):
+    from transformers import TrainerCallback
+
+    import biohicl.training.run as run_module
+
     config = _config(tmp_path, tiny_bert_dir, variants={"full": {"save_total_limit": 2}}, keep_checkpoints=True)
     empty = run_study(config, progress=False, write_plots=False, report_only=True)  # tabulates, runs nothing
     assert empty["missing"] == ["tiny/base", "tiny/full/seed0"] and empty["models"]["tiny"]["rows"] == {}
@@ -412,7 +416,20 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
 
         shutil.rmtree(child)
     assert [r.status for r in plan_study(config)] == ["done", "resume"]
+
+    trained_steps = []  # the global step at which each step of the resumed run begins
+
+    class TrainedSteps(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            trained_steps.append(state.global_step)
+
+    train_biohicl = run_module.train_biohicl
+    monkeypatch.setattr(  # the study's own training call, with that callback
+        run_module, "train_biohicl", lambda args, callbacks=None, **kw: train_biohicl(args, [TrainedSteps()], **kw)
+    )
     run_study(config, progress=False, write_plots=False)
+    monkeypatch.undo()
+    assert trained_steps == [1]  # it trained step 2 only: it did start from checkpoint-1 (from scratch: [0, 1])
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     logged_steps = [e["step"] for e in state["log_history"] if "loss" in e]

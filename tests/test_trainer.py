@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
@@ -61,6 +62,17 @@ def make_values(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **overri
 
 def make_args(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **overrides) -> BioHiCLTrainingArguments:
     return BioHiCLTrainingArguments(**make_values(tiny_bert_dir, docs_file, output_dir, **overrides))
+
+
+class TrainedSteps(TrainerCallback):
+    """The global step at which each optimizer step of this process begins: a resumed process starts at its
+    checkpoint's step (a run that ignored the checkpoint would start again at 0)."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
 
 
 # ---------------------------------------------------------------------------------------------------------- training
@@ -189,7 +201,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert last_complete_checkpoint(killed_dir) == killed_dir / "checkpoint-4"
     assert not (killed_dir / "adapter_model.safetensors").exists()  # the run never finished
 
-    resumed = train_biohicl(make_args(tiny_bert_dir, docs_file, killed_dir, resume_from_checkpoint="last", **common))
+    trained = TrainedSteps()
+    args = make_args(tiny_bert_dir, docs_file, killed_dir, resume_from_checkpoint="last", **common)
+    resumed = train_biohicl(args, callbacks=[trained])
+    assert trained.steps == [4, 5]  # this process trained steps 5 and 6 only: it did start from checkpoint-4
     state = json.loads((resumed / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     logged = [e["step"] for e in state["log_history"] if "loss_mse" in e]
@@ -329,7 +344,9 @@ def test_resuming_at_the_last_checkpoint_trains_no_further_step(tiny_bert_dir, d
     train_biohicl(make_args(tiny_bert_dir, docs_file, out, **common))
     first = load_file(str(out / "adapter_model.safetensors"))
     for _ in range(2):  # each rerun of a finished run: nothing left to train
-        train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common))
+        trained = TrainedSteps()
+        train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common), [trained])
+        assert trained.steps == []  # not one step trained (a rerun from scratch would train 4 and end the same way)
         assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
         assert last_complete_checkpoint(out) == out / "checkpoint-4"
         again = load_file(str(out / "adapter_model.safetensors"))
