@@ -75,11 +75,26 @@ class TrainedSteps(TrainerCallback):
         self.steps.append(state.global_step)
 
 
+class EmbedAtTheEnd(TrainerCallback):
+    """The trained model's embeddings of ``texts`` as training ends, before the run is saved."""
+
+    def __init__(self, texts):
+        self.texts = texts
+        self.embeddings = None
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        model.eval()
+        self.embeddings = model.encode(self.texts, convert_to="torch")
+        model.train()
+
+
 # ---------------------------------------------------------------------------------------------------------- training
 def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tmp_path):
     from biohicl.models.model import BioHiCL
 
-    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3))
+    texts = ["diabetes of the heart", "brain cells"]
+    trained = EmbedAtTheEnd(texts)
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3), [trained])
     state = json.loads((run / "trainer_state.json").read_text())
     steps = [e for e in state["log_history"] if "loss_mse" in e]
     assert [e["step"] for e in steps] == [1, 2, 3]
@@ -105,8 +120,8 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
     # the saved adapter reloads to the trained model's embeddings (compared in float32)
     reloaded = BioHiCL.from_pretrained(run, base_model_path=tiny_bert_dir)
     assert reloaded.config.base_model == "test/tiny-bert"
-    texts = ["diabetes of the heart", "brain cells"]
     a = reloaded.encode(texts, convert_to="torch")
+    assert torch.allclose(a, trained.embeddings, atol=1e-6)  # the model as training ended, not merely "not the base"
     adapter = load_file(str(run / "adapter_model.safetensors"))
     assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
     base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).encode(texts, convert_to="torch")
