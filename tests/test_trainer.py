@@ -150,9 +150,41 @@ def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file
 
 
 def test_bf16_and_activation_checkpointing_run(tiny_bert_dir, docs_file, tmp_path):
+    from biohicl.models.signature import unwrapped
+
+    class Precision(TrainerCallback):
+        """Per step: is checkpointing on in the backbone, and each pass through layer 0's (not LoRA) feed-forward
+        Linear: the autocast state and its output's dtype. With checkpointing the backward pass runs it again."""
+
+        def __init__(self):
+            self.steps, self.passes = [], []
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.backbone = unwrapped(model.backbone)
+            dense = self.backbone.encoder.layer[0].intermediate.dense
+            dense.register_forward_hook(
+                lambda module, inputs, output: self.passes.append(
+                    (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), output.dtype)
+                )
+            )
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.passes.clear()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            checkpointing = getattr(self.backbone, "is_activation_checkpointing", None)
+            if checkpointing is None:  # transformers < 5.23
+                checkpointing = self.backbone.is_gradient_checkpointing
+            self.steps.append((checkpointing, list(self.passes)))
+
+    precision = Precision()
     run = train_biohicl(
-        make_args(tiny_bert_dir, docs_file, tmp_path / "bf16", max_steps=2, bf16=True, activation_checkpointing=True)
+        make_args(tiny_bert_dir, docs_file, tmp_path / "bf16", max_steps=2, bf16=True, activation_checkpointing=True),
+        [precision],
     )
+    bf16_pass = (True, torch.bfloat16, torch.bfloat16)
+    # both steps: checkpointing on, the forward pass and its recomputation in the backward pass, both in bf16 autocast
+    assert precision.steps == [(True, [bf16_pass, bf16_pass])] * 2
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert all(np.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
