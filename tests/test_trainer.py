@@ -756,13 +756,44 @@ def test_base_model_embeddings_are_the_base_models(tiny_bert_dir):
     assert not torch.allclose(model.eval()(**batch), expected, atol=1e-3)  # the adapters are back on
 
 
+def test_the_trainers_distillation_term_is_against_the_base_model(tiny_bert_dir, docs_file, tmp_path, mesh):
+    from biohicl.data.collator import BioHiCLDataCollator
+    from biohicl.losses.distillation import SimilarityDistillationLoss
+    from biohicl.models.model import BioHiCL
+    from biohicl.training.run import build_model
+    from biohicl.training.trainer import BioHiCLTrainer
+    from tests.conftest import randomize_lora_b
+
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "unit", distill_weight=0.5, lora_dropout=0.0)
+    model = build_model(args)
+    randomize_lora_b(model, generator=torch.Generator().manual_seed(0))  # the tuned model is not the base
+    collator = BioHiCLDataCollator(tokenize=model.tokenize, mesh=mesh)
+    trainer = BioHiCLTrainer(model=model, args=args, data_collator=collator)
+    features = [{"text": d["title"] + " " + d["abstract"], "labels": d["mesh"]} for d in synthetic_documents()[::3]]
+    batch = collator(features)
+    model.eval()  # no dropout: the embeddings below are the ones compute_loss saw
+    total, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    inputs = {k: v for k, v in batch.items() if k not in ("siml", "pair_mask")}
+    with torch.no_grad():
+        tuned = model(**inputs)
+        base = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).eval()(**inputs)  # a separate base model
+    expected = SimilarityDistillationLoss()(tuned, base)
+    # randomised LoRA B moves SimE away from the base's (a random tiny BERT's cosines are all near 0.99: small values)
+    assert expected > 1e-6
+    assert outputs["loss_distill"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert torch.allclose(outputs["embeddings"], tuned, atol=1e-6)
+    parts = outputs["loss_mse"] + 0.1 * outputs["loss_con"] + 0.5 * outputs["loss_distill"]
+    assert total.item() == pytest.approx(parts.item(), rel=1e-5)
+
+
 def test_training_with_self_distillation_logs_the_component(tiny_bert_dir, docs_file, tmp_path):
     run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "distill", max_steps=2, distill_weight=0.5))
     state = json.loads((run / "trainer_state.json").read_text())
     steps = [e for e in state["log_history"] if "loss_mse" in e]
     assert len(steps) == 2
     for entry in steps:
-        assert entry["loss_distill"] >= 0.0
+        # > 0 from step 1: the trained model runs with dropout, the base model's targets without
+        assert entry["loss_distill"] > 0.0
         total = entry["loss_mse"] + 0.1 * entry["loss_con"] + 0.5 * entry["loss_distill"]
         assert entry["loss"] == pytest.approx(total, rel=1e-5)
     summary = json.loads((run / "training_summary.json").read_text())
