@@ -128,7 +128,40 @@ def test_training_logs_components_and_saves_the_run(tiny_bert_dir, docs_file, tm
     assert not torch.allclose(a, base, atol=1e-6)  # training moved the embeddings
 
 
-def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file, tmp_path):
+def batch_siml_seen(monkeypatch) -> tuple[list, list]:
+    """Spies: each batch's documents' labels (as the collator got them) and the SimL matrix compute_loss got."""
+    from biohicl.data.collator import BioHiCLDataCollator
+    from biohicl.training.trainer import BioHiCLTrainer
+
+    labels, siml = [], []
+    collate, compute_loss = BioHiCLDataCollator.__call__, BioHiCLTrainer.compute_loss
+
+    def collate_spy(self, features):
+        labels.append([self.mesh.known_labels(f["labels"]) for f in features])
+        return collate(self, features)
+
+    def compute_loss_spy(self, model, inputs, *args, **kwargs):
+        siml.append(inputs["siml"].detach().cpu().clone())
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(BioHiCLDataCollator, "__call__", collate_spy)
+    monkeypatch.setattr(BioHiCLTrainer, "compute_loss", compute_loss_spy)
+    return labels, siml
+
+
+def assert_batches_have_siml(labels, siml, mesh, **variant):
+    """Each batch's SimL is ``variant``'s (the loader may collate a batch ahead: batches pair up in order), and
+    differs from the default SimL, so the check can tell them apart."""
+    assert siml and len(labels) >= len(siml)
+    for batch_labels, got in zip(labels, siml, strict=False):
+        expected = torch.as_tensor(mesh.similarity_matrix(batch_labels, **variant), dtype=got.dtype)
+        assert torch.allclose(got, expected, atol=1e-6), variant
+        default = torch.as_tensor(mesh.similarity_matrix(batch_labels), dtype=got.dtype)
+        assert not torch.allclose(got, default, atol=1e-3), variant
+
+
+def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file, tmp_path, mesh, monkeypatch):
+    labels, siml = batch_siml_seen(monkeypatch)
     args = make_args(
         tiny_bert_dir,
         docs_file,
@@ -147,6 +180,17 @@ def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file
     state = json.loads((run / "trainer_state.json").read_text())
     for entry in (e for e in state["log_history"] if "loss_mse" in e):
         assert entry["loss_con"] == 0.0 and entry["loss"] == pytest.approx(entry["loss_mse"], rel=1e-6)
+    assert len(siml) == 2
+    assert_batches_have_siml(labels, siml, mesh, ancestors=False)  # the loss saw SimL without ancestors
+
+    labels.clear()
+    siml.clear()
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "flat", max_steps=2, batch_sampler="random", use_depth_weight=False
+    )
+    train_biohicl(args)
+    assert len(siml) == 2
+    assert_batches_have_siml(labels, siml, mesh, depth_weight=False)  # ancestors, all of weight 1
 
 
 def test_bf16_and_activation_checkpointing_run(tiny_bert_dir, docs_file, tmp_path):
