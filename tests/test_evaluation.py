@@ -238,10 +238,19 @@ def test_pubmedqa_dev_on_the_real_files(data_dir):
 
 
 class LabelVectorEncoder:
-    """Embeds a document as its normalised MeSH label vector: SimE = SimL, so the agreement is perfect."""
+    """Embeds a document as its normalised MeSH label vector: SimE = SimL, so the agreement is perfect. With
+    ``power``, as v ⊗ v ⊗ … (``power`` times): SimE = SimL ** power (exactly 0 where SimL is)."""
 
-    def __init__(self, mesh, texts, labels):
-        self.vectors = dict(zip(texts, mesh.normalized_label_vectors(labels).toarray(), strict=True))
+    def __init__(self, mesh, texts, labels, power=1):
+        vectors = mesh.normalized_label_vectors(labels).toarray()
+        vectors = vectors[:, np.flatnonzero(np.abs(vectors).sum(axis=0))]  # the tree nodes these documents use
+        rows = []
+        for v in vectors:
+            row = v
+            for _ in range(power - 1):
+                row = np.outer(row, v).ravel()
+            rows.append(row)
+        self.vectors = dict(zip(texts, rows, strict=True))
 
     def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
         assert kind == "document"
@@ -261,6 +270,30 @@ def test_siml_agreement_task_on_a_datasets_dev_documents(tmp_path, mesh):
     assert task["metrics"]["spearman"] == pytest.approx(1.0) and task["metrics"]["mse_all_pairs"] < 1e-12
     assert record["summary"] == {"siml-agreement/spearman": pytest.approx(1.0)}
     assert list(task["data_files"]) == [f"{tmp_path.name}/docs.jsonl"]
+    # SimE = SimL³: Spearman 1 (same order), Pearson < 1 (not linear), as scipy computes them on the dev pairs
+    from scipy.stats import pearsonr
+
+    cubes = LabelVectorEncoder(mesh, [f"T{i} a{i}" for i in range(6)], labels, power=3)
+    cubed = evaluate_model(cubes, [f"siml-agreement@{path}"])
+    metrics = cubed["tasks"]["siml-agreement"]["metrics"]
+    siml = np.array([mesh.label_similarity(labels[i], labels[j]) for i in range(5) for j in range(i + 1, 5)])
+    assert metrics["spearman"] == pytest.approx(1.0, abs=1e-12)
+    assert metrics["pearson"] == pytest.approx(pearsonr(siml**3, siml).statistic, abs=1e-7)
+    assert metrics["pearson"] < 0.99
+    assert metrics["mse_all_pairs"] == pytest.approx(np.mean((siml**3 - siml) ** 2), abs=1e-9)
+    # 4 dev documents by hand: SimL 1 within diabetes (T0, T1) and within breast neoplasms (T2, T3), 0 across
+    hand = tmp_path / "hand.jsonl"
+    hand_labels = [["D003920"], ["D003920"], ["D001943"], ["D001943"]]
+    hand.write_text(
+        "".join(json.dumps({**rows[i], "mesh": lab, "split": "dev"}) + "\n" for i, lab in enumerate(hand_labels))
+    )
+    vectors = {"T0 a0": [1.0, 0.0], "T1 a1": [0.6, 0.8], "T2 a2": [0.0, 1.0], "T3 a3": [0.0, 2.0]}
+    fixed = SimpleNamespace(encode=lambda texts, **kwargs: np.asarray([vectors[t] for t in texts]))
+    metrics = evaluate_model(fixed, [f"siml-agreement@{hand}"])["tasks"]["siml-agreement"]["metrics"]
+    # pairs 01 02 03 12 13 23: SimE 0.6 0 0 0.8 0.8 1, SimL 1 0 0 0 0 1
+    assert metrics["mse_all_pairs"] == pytest.approx((0.4**2 + 0.8**2 + 0.8**2) / 6, abs=1e-12)  # 0.24
+    assert metrics["sime_zero_mean"] == pytest.approx((0 + 0 + 0.8 + 0.8) / 4, abs=1e-12)  # 0.4
+    assert metrics["sime_positive_mean"] == pytest.approx((0.6 + 1.0) / 2, abs=1e-12)  # 0.8
     # other splits on request
     with pytest.raises(DataError, match="split 'train': 1 document"):
         evaluate_model(encoder, [f"siml-agreement@{path}:train"])

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import pearsonr
 
 from biohicl.training.diagnostics import siml_alignment
 
 
-class LabelVectorModel:
-    """Embeds a document as its normalised MeSH vector (+ optional noise): SimE = SimL exactly when noise = 0."""
+def label_vector_powers(mesh, labels, power=1):
+    """Each document's normalised MeSH vector v as v ⊗ v ⊗ … (``power`` times): cosine = SimL ** power, exactly 0
+    where SimL is (no shared tree node)."""
+    vectors = mesh.normalized_label_vectors(labels).toarray()
+    vectors = vectors[:, np.flatnonzero(np.abs(vectors).sum(axis=0))]  # the tree nodes these documents use
+    rows = []
+    for v in vectors:
+        row = v
+        for _ in range(power - 1):
+            row = np.outer(row, v).ravel()
+        rows.append(row)
+    return np.asarray(rows)
 
-    def __init__(self, mesh, labels, noise=0.0):
-        self.vectors = mesh.normalized_label_vectors(labels).toarray()
+
+class LabelVectorModel:
+    """Embeds a document as its normalised MeSH vector (+ optional noise): SimE = SimL exactly when noise = 0
+    (SimE = SimL ** power with ``power``)."""
+
+    def __init__(self, mesh, labels, noise=0.0, power=1):
+        self.vectors = label_vector_powers(mesh, labels, power)
         self.index = {f"doc {i}": i for i in range(len(labels))}
         self.noise = noise
 
@@ -33,3 +49,35 @@ def test_perfect_agreement_and_pair_counts(mesh):
     assert result["sime_zero_mean"] == pytest.approx(0.0, abs=1e-12)
     noisy = siml_alignment(LabelVectorModel(mesh, labels, noise=0.5), texts, labels, mesh)
     assert noisy["spearman"] < 1.0
+
+    # SimE = SimL³: the same order (Spearman 1), not a linear relation (Pearson < 1, as scipy computes it on the
+    # pairs' SimL from label_similarity)
+    cubed = siml_alignment(LabelVectorModel(mesh, labels, power=3), texts, labels, mesh)
+    siml = np.array([mesh.label_similarity(labels[i], labels[j]) for i in range(5) for j in range(i + 1, 5)])
+    assert len(set(np.round(siml, 6))) >= 3  # 0, MI / heart failure's, diabetes / type 2's
+    assert cubed["spearman"] == pytest.approx(1.0, abs=1e-12)
+    assert cubed["pearson"] == pytest.approx(pearsonr(siml**3, siml).statistic, abs=1e-7)
+    assert cubed["pearson"] < 0.99
+    assert cubed["mse_all_pairs"] == pytest.approx(np.mean((siml**3 - siml) ** 2), abs=1e-9)
+
+
+class FixedVectorModel:
+    """Embeds each text as the vector given for it."""
+
+    def __init__(self, vectors):
+        self.vectors = vectors
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        return np.asarray([self.vectors[t] for t in texts], dtype=np.float64)
+
+
+def test_agreement_statistics_by_hand(mesh):
+    # SimL: a = b (diabetes), c = d (breast neoplasms), the two topics share no tree node: 1 for ab and cd, else 0
+    labels = [["D003920"], ["D003920"], ["D001943"], ["D001943"]]
+    vectors = {"a": [1.0, 0.0], "b": [0.6, 0.8], "c": [0.0, 1.0], "d": [0.0, 2.0]}
+    result = siml_alignment(FixedVectorModel(vectors), list(vectors), labels, mesh)
+    # pairs ab ac ad bc bd cd: SimE 0.6 0 0 0.8 0.8 1, SimL 1 0 0 0 0 1
+    assert (result["pairs"], result["positive_pairs"], result["zero_pairs"]) == (6, 2, 4)
+    assert result["mse_all_pairs"] == pytest.approx((0.4**2 + 0.8**2 + 0.8**2) / 6, abs=1e-12)  # 0.24
+    assert result["sime_zero_mean"] == pytest.approx((0 + 0 + 0.8 + 0.8) / 4, abs=1e-12)  # 0.4
+    assert result["sime_positive_mean"] == pytest.approx((0.6 + 1.0) / 2, abs=1e-12)  # 0.8
