@@ -9,8 +9,13 @@ from biohicl.study.demo import evaluation_models
 
 
 def test_base_and_tuned_model_are_evaluated_at_one_length(tiny_bert_dir, tmp_path):
+    import torch
+
+    from tests.conftest import randomize_lora_b
+
     tuned = BioHiCL.from_base(str(tiny_bert_dir), max_length=16)  # trained at 16 tokens
     tuned.add_lora(r=2, verbose=False)
+    randomize_lora_b(tuned, generator=torch.Generator().manual_seed(0))  # the tuned model is not the base
     tuned.save_pretrained(tmp_path / "run")
     assert BioHiCL.from_pretrained(tmp_path / "run").config.max_length == 16  # what it would keep by itself
     loaded = {label: load() for label, load in evaluation_models(str(tiny_bert_dir), tmp_path / "run", 48)}
@@ -18,6 +23,13 @@ def test_base_and_tuned_model_are_evaluated_at_one_length(tiny_bert_dir, tmp_pat
     assert {label: model.config.max_length for label, model in loaded.items()} == {"base": 48, "biohicl": 48}
     batch = loaded["biohicl"].tokenize(["word " * 100])
     assert batch["input_ids"].shape[1] == 48  # the length is what tokenization uses
+    # "biohicl" is the saved run's model, "base" the base's (texts under 16 tokens: the lengths change nothing)
+    texts = ["heart", "brain cells"]
+    embed = {label: model.encode(texts, convert_to="torch") for label, model in loaded.items()}
+    run = BioHiCL.from_pretrained(tmp_path / "run").encode(texts, convert_to="torch")
+    base = BioHiCL.from_base(str(tiny_bert_dir)).encode(texts, convert_to="torch")
+    assert torch.allclose(embed["biohicl"], run, atol=1e-5) and torch.allclose(embed["base"], base, atol=1e-6)
+    assert not torch.allclose(run, base, atol=1e-3)
 
 
 # ------------------------------------------------------------------------------------ what a rerun may reuse
