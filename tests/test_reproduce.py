@@ -335,11 +335,15 @@ def test_a_run_trained_with_other_settings_than_the_config_now_gives_is_refused(
 def test_a_record_without_the_targets_per_item_values_is_evaluated_again():
     """Records evaluated before the study kept per-item values lack them: the targets' tasks count as missing; an
     empty mapping (asked for, the task has none) does not."""
-    record = {"tasks": {"biosses": {"split": "test"}, "siml-agreement": {"per_item": {}}}}
+    record = {"tasks": {"biosses": {"split": "all"}, "siml-agreement": {"split": "dev", "per_item": {}}}}
     assert missing_tasks(record, ["biosses", "siml-agreement"]) == []
     assert missing_tasks(record, ["biosses", "siml-agreement"], ["biosses", "siml-agreement"]) == ["biosses"]
     record["tasks"]["biosses"]["per_item"] = {"ids": ["0"], "predictions": [0.5], "gold": [1.0]}
     assert missing_tasks(record, ["biosses", "siml-agreement"], ["biosses"]) == []
+    # a spec without a split asks for the task's default one: `scifact` (test) is not a SciFact-train result
+    record["tasks"]["scifact"] = {"split": "train"}
+    assert missing_tasks(record, ["scifact:train"]) == [] and missing_tasks(record, ["scifact"]) == ["scifact"]
+    assert missing_tasks(record, ["siml-agreement@runs/x"]) == [] and missing_tasks(record, ["siml-agreement@x:test"])
 
 
 # ------------------------------------------------------------------------------------------------ a whole study
@@ -444,6 +448,9 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     results = run_study(config, progress=False, write_plots=False)
     record = json.loads((run / "eval.json").read_text())
     assert set(record["tasks"]) == {"biosses", "pubmedqa"} and record["added"][0]["tasks"] == ["pubmedqa"]
+    # what the added task ran with (3 questions) is recorded beside the record's first settings (no cap)
+    assert record["added"][0]["settings"]["limit_queries"] == 3 and record["settings"]["limit_queries"] is None
+    assert record["tasks"]["pubmedqa"]["num_queries"] == 3
     assert record["summary"]["biosses/spearman"] == resumed["biosses/spearman"]
     assert "pubmedqa/recall@1" in results["models"]["tiny"]["rows"]["full"]["mean"]
     assert [r.status for r in plan_study(config)] == ["done", "done"]

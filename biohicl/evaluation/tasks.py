@@ -89,6 +89,14 @@ def _dataset_task(name: str) -> tuple[str, str] | None:
     return (task, dataset) if sep and task in DATASET_TASKS and dataset else None
 
 
+def default_split(name: str) -> str:
+    """The split a task spec without ``:split`` evaluates: ``dev`` for a dataset task (``siml-agreement@x``), ``all``
+    for BIOSSES, ``test`` for the others (PubMedQA, registered BEIR tasks, BEIR folders)."""
+    if _dataset_task(name) is not None or name in DATASET_TASKS:
+        return "dev"
+    return "all" if name == "biosses" else "test"
+
+
 def record_name(name: str, split: str | None) -> str:
     """The key a task's result is filed under in a results record: ``siml-agreement@runs/x`` → ``siml-agreement``,
     ``pubmedqa:dev`` → ``pubmedqa-dev`` (:func:`~biohicl.evaluation.results.record_key`), a BEIR folder path → the

@@ -159,7 +159,10 @@ def evaluate_encoder(
         merged["tasks"] = {**previous["tasks"], **record["tasks"]}
         merged["summary"] = {**previous["summary"], **record["summary"]}
         merged["wall_time_s"] = previous.get("wall_time_s", 0.0) + record["wall_time_s"]
-        merged.setdefault("added", []).append({"created": record["created"], "tasks": list(record["tasks"])})
+        merged.setdefault("added", []).append(  # what the added tasks ran with, beside the record's first settings
+            {k: record[k] for k in ("created", "settings", "versions") if k in record}
+            | {"tasks": list(record["tasks"])}
+        )
         record = merged
     atomic_write_json(output, record)
     return record

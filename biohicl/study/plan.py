@@ -119,7 +119,7 @@ def _check_settings(
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: Sequence[str] = ()) -> list[str]:
     """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split), or, for
     the tasks named in ``item_tasks``, a result evaluated before the study kept per-item values."""
-    from biohicl.evaluation.tasks import parse_task_spec, record_name
+    from biohicl.evaluation.tasks import default_split, parse_task_spec, record_name
 
     missing = []
     for spec in tasks:
@@ -128,7 +128,7 @@ def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: S
         result = record.get("tasks", {}).get(task)
         if (
             result is None
-            or (split is not None and result.get("split") != split)
+            or result.get("split") != (split or default_split(name))  # `scifact` is test: a train result is not it
             or (task in item_tasks and "per_item" not in result)
         ):
             missing.append(spec)
