@@ -294,6 +294,16 @@ def test_siml_agreement_task_on_a_datasets_dev_documents(tmp_path, mesh):
     assert metrics["mse_all_pairs"] == pytest.approx((0.4**2 + 0.8**2 + 0.8**2) / 6, abs=1e-12)  # 0.24
     assert metrics["sime_zero_mean"] == pytest.approx((0 + 0 + 0.8 + 0.8) / 4, abs=1e-12)  # 0.4
     assert metrics["sime_positive_mean"] == pytest.approx((0.6 + 1.0) / 2, abs=1e-12)  # 0.8
+    # unrelated labels only: every SimL is 0, so there is no ranking to agree with, and the task says so
+    flat = tmp_path / "flat.jsonl"
+    flat_labels = [["D003920"], ["D001943"], ["D006333"]]
+    flat.write_text(
+        "".join(json.dumps({**rows[i], "mesh": lab, "split": "dev"}) + "\n" for i, lab in enumerate(flat_labels))
+    )
+    assert {mesh.label_similarity(a, b) for a in flat_labels for b in flat_labels if a != b} == {0.0}
+    flat_encoder = LabelVectorEncoder(mesh, [f"T{i} a{i}" for i in range(3)], flat_labels)
+    with pytest.raises(DataError, match=r"flat\.jsonl.*the SimE-SimL Spearman is undefined"):
+        evaluate_model(flat_encoder, [f"siml-agreement@{flat}"])
     # other splits on request
     with pytest.raises(DataError, match="split 'train': 1 document"):
         evaluate_model(encoder, [f"siml-agreement@{path}:train"])

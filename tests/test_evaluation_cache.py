@@ -91,6 +91,20 @@ def test_a_beir_folder_task_is_keyed_by_where_it_is_and_what_is_in_it(tmp_path, 
     assert evaluation_key(ShiftEncoder(), ["biosses"]) == evaluation_key(ShiftEncoder(), ["biosses"])  # not a folder
 
 
+def test_a_changed_documents_file_of_a_dataset_task_is_a_new_key(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": 1, "mesh": ["D003920"]}\n')
+    tasks = [f"siml-agreement@{path}"]
+    key = evaluation_key(ShiftEncoder(), tasks)
+    path.write_text('{"id": 1, "mesh": ["D001943"]}\n')  # other labels, same size
+    assert evaluation_key(ShiftEncoder(), tasks) != key
+
+
+def test_an_empty_summary_gives_no_metrics_not_the_record(counting_harness, monkeypatch):
+    monkeypatch.setattr(runner, "evaluate_model", lambda model, tasks, **kwargs: {"format": 1, "summary": {}})
+    assert TaskEvaluator(["biosses"])(ShiftEncoder()) == {}
+
+
 def test_changed_code_is_a_new_key(monkeypatch):
     from biohicl.evaluation import cache
 

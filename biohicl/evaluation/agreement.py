@@ -45,6 +45,8 @@ def evaluate_agreement(
     if labelled < 3:
         raise DataError(f"split {split!r}: {labelled} document(s) with a known MeSH label, need 3", path)
     stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar)
+    if not math.isfinite(stats["spearman"]):  # constant SimL (or SimE) over the pairs: no ranking to agree with
+        raise DataError(f"split {split!r}: the SimE-SimL Spearman is undefined (every pair has the same SimL)", path)
     metrics = {
         key: float(stats[key])
         for key in ("spearman", "pearson", "mse_all_pairs", "sime_positive_mean", "sime_zero_mean")

@@ -65,6 +65,9 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
                 if path.is_file():
                     stat = path.stat()
                     files.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+        elif folder.is_file():  # a dataset task over a documents file (siml-agreement@docs.jsonl)
+            stat = folder.stat()
+            files.append((folder.name, stat.st_size, stat.st_mtime_ns))
         folders[str(folder.resolve())] = files
     return {"data_dir": str(root.resolve()) if root else None, "folders": folders}
 

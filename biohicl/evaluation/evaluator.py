@@ -83,7 +83,7 @@ class TaskEvaluator:
                 logger.info("evaluation read back from %s (the same encoder, tasks and data)", cache.path(key))
                 return cached
         record = evaluate_model(model, tasks=self.tasks, limit_queries=self.max_queries, show_progress_bar=False)
-        values = record.get("summary") or record if isinstance(record, Mapping) else {}
+        values = record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
         metrics = flatten_metrics(values)
         if cache is not None and key is not None:
             cache.put(key, metrics, self.tasks)
