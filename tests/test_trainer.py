@@ -1186,3 +1186,24 @@ def test_trainable_weights_are_readable_by_others_under_umask_022(tiny_bert_dir,
         os.umask(old)
     assert (tmp_path / "trainable.safetensors").stat().st_mode & 0o777 == 0o644
     load_trainable_weights(model, tmp_path / "trainable.safetensors")  # still a valid file
+
+
+def test_pubmedqa_dev_is_refused_on_a_dataset_whose_dev_split_was_drawn_otherwise(tmp_path):
+    """`pubmedqa:dev` scores the harness's 250 dev questions of seed 0: on a dataset built with another --dev_seed or
+    --pubmedqa_dev_size some of them are training documents, so selection on them is refused before training."""
+    from types import SimpleNamespace
+
+    from biohicl.training.run import check_pubmedqa_dev
+
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    args = SimpleNamespace(eval_tasks=["siml-agreement", "pubmedqa:dev"])
+    for dev, refused in (({"seed": 0, "pubmedqa_size": 250}, False), ({"seed": 1, "pubmedqa_size": 250}, True),
+                         ({"seed": 0, "pubmedqa_size": 100}, True), ({}, False)):  # fmt: skip
+        (dataset / "summary.json").write_text(json.dumps({"dev": dev}), encoding="utf-8")
+        if refused:
+            with pytest.raises(ConfigError, match=r"eval_tasks: pubmedqa:dev scores the 250 PubMedQA dev questions"):
+                check_pubmedqa_dev(args, dataset)
+        else:
+            check_pubmedqa_dev(args, dataset)
+    check_pubmedqa_dev(SimpleNamespace(eval_tasks=["siml-agreement"]), dataset)  # without pubmedqa:dev: any split

@@ -47,6 +47,25 @@ class TrainingData:
     stats: dict[str, Any]
 
 
+def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
+    """A :class:`ConfigError` when ``pubmedqa:dev`` is an evaluation task but the dataset drew its dev split with
+    other settings than the evaluation's (``--dev_seed``, ``--pubmedqa_dev_size``): some of the questions it would
+    score on are then training documents."""
+    from biohicl.data.splits import DEV_SEED, PUBMEDQA_DEV_SIZE
+    from biohicl.jsonio import read_json
+
+    if not any(spec.replace(" ", "") == "pubmedqa:dev" for spec in args.eval_tasks or ()) or not path.is_dir():
+        return
+    dev = (read_json(path / "summary.json", default=None) or {}).get("dev") or {}
+    drawn = (dev.get("seed", DEV_SEED), dev.get("pubmedqa_size", PUBMEDQA_DEV_SIZE))
+    if drawn != (DEV_SEED, PUBMEDQA_DEV_SIZE):
+        raise ConfigError(
+            f"eval_tasks: pubmedqa:dev scores the {PUBMEDQA_DEV_SIZE} PubMedQA dev questions of seed {DEV_SEED}, but "
+            f"{path} drew its dev split with seed {drawn[0]} and {drawn[1]} questions, so some of them are training "
+            "documents; rebuild it with the default --dev_seed and --pubmedqa_dev_size, or leave pubmedqa:dev out"
+        )
+
+
 def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
     """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
 
@@ -60,6 +79,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
+    check_pubmedqa_dev(args, path)
     documents = read_documents(path)
     pairs_table = None
     if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
