@@ -228,3 +228,32 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     capsys.readouterr()
     assert main([*argv, "--dev_fraction", "1.5"]) == 2
     assert "dev fraction must be in [0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pubmedqa_first", [True, False])
+def test_a_pubmedqa_item_is_its_pubmedqa_record_whatever_the_input_order(tmp_path, mesh, monkeypatch, pubmedqa_first):
+    """A copy of a PubMedQA test (or dev) item under the same PMID in another corpus, read before ori_pqal.json,
+    neither removes the test item (as "pubmedqa-test") nor takes the dev item's place."""
+    items = {
+        str(100 + i): {"QUESTION": f"Q{i}?", "CONTEXTS": [f"Abstract {i}."], "MESHES": ["Heart"]} for i in range(20)
+    }
+    tests = {str(100 + i): "yes" for i in range(10)}
+    root, _ = _sets(tmp_path)
+    (root / "pubmedqa" / "test_ground_truth.json").write_text(json.dumps(tests))
+    pqal = root / "pubmedqa" / "ori_pqal.json"
+    pqal.write_text(json.dumps(items))
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(root))
+    dev_split = DevSplit(fraction=0.0, pubmedqa_size=5)
+    dev = pubmedqa_dev_pmids(set(items) - set(tests), 5)
+    copies = tmp_path / "copies.txt"
+    text = "PMID- {pmid}\nTI  - A copy of {pmid}\nAB  - Copied abstract {pmid}.\nMH  - Diabetes Mellitus\n\n"
+    copies.write_text(text.format(pmid="103") + text.format(pmid=dev[0]) + text.format(pmid="7"), encoding="utf-8")
+    inputs = [pqal, copies] if pubmedqa_first else [copies, pqal]
+    ds, summary = build_dataset_from_files([("auto", inputs)], None, mesh, progress=False, dev_split=dev_split)
+    docs = ds["documents"]
+    by_pmid = {p: (s, sp) for p, s, sp in zip(docs["pmid"], docs["source"], docs["split"], strict=True)}
+    assert {p for p, (_, sp) in by_pmid.items() if sp == "test"} == set(tests) and summary.test_documents == 10
+    assert by_pmid["103"] == ("pubmedqa", "test") and by_pmid[dev[0]] == ("pubmedqa", "dev")
+    assert {p for p, (_, sp) in by_pmid.items() if sp == "dev"} == set(dev)
+    assert by_pmid["7"] == ("medline-text", "train") and len(docs) == 21
+    assert summary.duplicates == 2 and summary.decontamination["removed"] == 0

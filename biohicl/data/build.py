@@ -39,7 +39,8 @@ def build_dataset_from_files(
     dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
 ):
     """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
-    (unless ``output_dir`` is None) save it.
+    (unless ``output_dir`` is None) save it. PubMedQA files are read first, then the others in order; the first copy
+    of a PMID wins (so a PubMedQA item is PubMedQA's record whatever the input order).
 
     The official PubMedQA test PMIDs come from ``test_ids``, by default
     ``$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json`` when present, else the one beside a PubMedQA input: the
@@ -74,8 +75,8 @@ def build_dataset_from_files(
     if dev_split is not None and dev_split.pubmedqa_non_test is None:
         dev_split = _with_pubmedqa_reference(dev_split, groups, tests)
 
-    def stream():
-        for source, files in groups:
+    def stream():  # PubMedQA first: its records win over other copies of their PMIDs (test/dev marks, question)
+        for source, files in sorted(groups, key=lambda group: group[0] != "pubmedqa"):
             yield from read_records(source, files, mesh, strict=strict, report=report, test_ids=tests)
 
     records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
