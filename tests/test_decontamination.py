@@ -257,3 +257,38 @@ def test_a_pubmedqa_item_is_its_pubmedqa_record_whatever_the_input_order(tmp_pat
     assert {p for p, (_, sp) in by_pmid.items() if sp == "dev"} == set(dev)
     assert by_pmid["7"] == ("medline-text", "train") and len(docs) == 21
     assert summary.duplicates == 2 and summary.decontamination["removed"] == 0
+
+
+def test_a_copy_of_a_pubmedqa_test_abstract_under_another_pmid_is_removed(tmp_path, mesh, monkeypatch):
+    root, _ = _sets(tmp_path)  # test ids: "900"
+    contexts = ["Sublingual varices have earlier been related to ageing.", "We studied 1,000 adults (RESULTS)."]
+    items = {
+        "900": {"QUESTION": "Q?", "CONTEXTS": contexts, "LONG_ANSWER": "They are related.", "MESHES": ["Heart"]},
+        "901": {"QUESTION": "Q2?", "CONTEXTS": ["A non-test PubMedQA item with an abstract long enough."],
+                "MESHES": ["Heart"]},
+    }  # fmt: skip
+    (root / "pubmedqa" / "ori_pqal.json").write_text(json.dumps(items))
+    dec = Decontaminator.from_data_dir(root)
+    assert dec.sets["pubmedqa-test"] == 1 and dec.missing == []
+    records = [
+        MeshRecord("1", "Other", "SUBLINGUAL varices have earlier been related to ageing.\nWe studied 1,000 adults "
+                   "(results)", (DM,), "medline-text"),
+        MeshRecord("2", "", " ".join(contexts) + " They are related.", (DM,), "bioasq"),  # the whole abstract
+        MeshRecord("3", "", contexts[0], (DM,), "bioasq"),  # one context only: not the abstract
+        MeshRecord("4", "", items["901"]["CONTEXTS"][0], (DM,), "bioasq"),  # a non-test item is no evaluation text
+    ]  # fmt: skip
+    why = [dec.check(r) for r in records]
+    assert [(w.evaluation_set, w.reason, w.match) if w else None for w in why] == [
+        ("pubmedqa-test", "same abstract", "pubmedqa-test doc 900"),
+        ("pubmedqa-test", "same abstract", "pubmedqa-test doc 900"),
+        None,
+        None,
+    ]
+    copies = tmp_path / "copies.txt"
+    copies.write_text(f"PMID- 5\nTI  - A copy\nAB  - {' '.join(contexts)}\nMH  - Heart\n\n", encoding="utf-8")
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(root))
+    ds, summary = build_dataset_from_files([("auto", [copies, root / "pubmedqa" / "ori_pqal.json"])], None, mesh,
+                                           progress=False, dev_split=None)  # fmt: skip
+    assert sorted(ds["documents"]["pmid"]) == ["900", "901"]
+    assert summary.decontamination["by_set"] == {"pubmedqa-test": 1}
+    assert "removed pmid 5 (medline-text): pubmedqa-test: same abstract: pubmedqa-test doc 900" in str(summary)

@@ -2,8 +2,10 @@
 
 Known evaluation sets (found in ``BIOHICL_DATA_DIR``, plus any BEIR folder the user names):
 
-* **PubMedQA test** (``pubmedqa/test_ground_truth.json``): by PMID. PubMedQA's own records keep ``split="test"``
-  (as before; ``--exclude_test`` drops them); a copy of one from another corpus is removed.
+* **PubMedQA test** (``pubmedqa/test_ground_truth.json``): by PMID, and by normalised abstract (the item's
+  ``CONTEXTS`` joined, as the PubMedQA reader makes the abstract, with and without its ``LONG_ANSWER`` after them;
+  from the ``ori_pqal.json`` beside the test-id file, else ``pubmedqa/ori_pqal.json``). PubMedQA's own records keep
+  ``split="test"`` (as before; ``--exclude_test`` drops them); a copy of one from another corpus is removed.
 * **SciFact** (``scifact/corpus.jsonl``) and every named **BEIR** folder (``corpus.jsonl[.gz]``): by normalised
   title (at least :data:`MIN_TITLE_CHARS` characters, so "Editorial" matches nothing) or normalised abstract.
 * **BIOSSES** (``biosses/biosses.tsv``): a sentence (normalised) found inside a document's title + abstract.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.corpus import iter_lines
+from biohicl.data.files import check_file, open_text, undecodable_error
 from biohicl.data.records import MeshRecord
 from biohicl.errors import DataError
 
@@ -90,6 +93,12 @@ class Decontaminator:
         if test_ids is not None or (test_file is not None and test_file.is_file()):  # an explicit file must exist
             self.pubmedqa_test = load_pubmedqa_test_ids(test_file)
             self.sets["pubmedqa-test"] = len(self.pubmedqa_test)
+            items = [test_file.parent / "ori_pqal.json"] + ([found / "pubmedqa" / "ori_pqal.json"] if found else [])
+            items_file = next((f for f in items if f.is_file()), None)
+            if items_file is not None:
+                self.add_pubmedqa_test_texts(items_file)
+            else:
+                logger.info("decontamination: no ori_pqal.json: PubMedQA test items checked by PMID only")
         else:
             self.missing.append("pubmedqa-test")
         scifact = found / "scifact" if found else None
@@ -131,6 +140,29 @@ class Decontaminator:
             if len(key := normalise(text)) >= MIN_TEXT_CHARS:
                 self.texts.setdefault(key, label)
         self.sets[name] = self.sets.get(name, 0) + count
+
+    def add_pubmedqa_test_texts(self, path: str | Path) -> None:
+        """Index the abstracts of the :attr:`pubmedqa_test` items of PubMedQA ``ori_pqal.json`` by normalised text:
+        the joined ``CONTEXTS`` (as the PubMedQA reader makes the abstract), and the same followed by
+        ``LONG_ANSWER`` (the whole abstract, as another corpus holds it)."""
+        path = check_file(path)
+        try:
+            with open_text(path, "utf-8-sig") as handle:
+                data = json.load(handle)
+        except json.JSONDecodeError as err:
+            raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
+        except UnicodeDecodeError as err:
+            raise undecodable_error(path, err) from None
+        if not isinstance(data, dict):
+            raise DataError("expected a {pmid: item} object", path)
+        for pmid in sorted(self.pubmedqa_test & set(data), key=lambda p: (len(p), p)):
+            item = data[pmid]
+            if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
+                continue
+            contexts = " ".join(str(c).strip() for c in item["CONTEXTS"])
+            for text in (contexts, f"{contexts} {item.get('LONG_ANSWER') or ''}"):
+                if len(key := normalise(text)) >= MIN_TEXT_CHARS:
+                    self.texts.setdefault(key, f"pubmedqa-test doc {pmid}")
 
     def add_biosses(self, path: str | Path) -> None:
         """Index the BIOSSES sentences (``biosses.tsv``: ``id``, ``sentence1``, ``sentence2``, ...)."""
