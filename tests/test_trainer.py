@@ -1207,3 +1207,16 @@ def test_pubmedqa_dev_is_refused_on_a_dataset_whose_dev_split_was_drawn_otherwis
         else:
             check_pubmedqa_dev(args, dataset)
     check_pubmedqa_dev(SimpleNamespace(eval_tasks=["siml-agreement"]), dataset)  # without pubmedqa:dev: any split
+
+
+def test_logged_components_are_means_over_optimizer_steps_like_the_logged_loss(tiny_bert_dir, docs_file, tmp_path):
+    """3 batches per epoch with 2 micro-batches per optimizer step: steps of 2 and 1 micro-batches. transformers logs
+    `loss` as the mean over optimizer steps of each step's mean; the components must be the same kind of mean, so
+    L_mse + λ·L_con recombines to the logged loss in every window (a plain micro-batch mean did not, by ~4%)."""
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=-1, num_train_epochs=2.0,
+                     gradient_accumulation_steps=2, logging_steps=2)  # fmt: skip
+    run = train_biohicl(args)
+    logs = [e for e in json.loads((run / "trainer_state.json").read_text())["log_history"] if "loss_mse" in e]
+    assert len(logs) >= 2
+    for entry in logs:
+        assert entry["loss_mse"] + 0.1 * entry["loss_con"] == pytest.approx(entry["loss"], rel=1e-4), entry

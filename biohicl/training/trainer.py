@@ -214,7 +214,9 @@ class BioHiCLTrainer(Trainer):
         siml: torch.Tensor,
         pair_mask: torch.Tensor | None = None,
     ) -> None:
-        """Sum every loss component (whatever the loss) and the batch's positive share, for the next log."""
+        """Sum every loss component (whatever the loss) and the batch's positive share, for the next log: each
+        micro-batch weighs 1 / its optimizer step's micro-batches, so the logged means are over optimizer steps, as
+        transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches)."""
         upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
         if pair_mask is not None:
             upper &= pair_mask.to(upper.device, torch.bool)
@@ -224,10 +226,11 @@ class BioHiCLTrainer(Trainer):
         if hasattr(contrastive, "masks"):  # share of in-batch pairs that are contrastive negatives (of either side)
             negative = contrastive.masks(siml, pair_mask)[1]
             values["negative_pairs"] = (negative | negative.T)[upper].float().mean().nan_to_num(0.0)
+        share = 1.0 / (getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         for key, value in values.items():
             value = value.to(device)
-            self._components[key] = self._components.get(key, 0.0) + value.float()
-        self._component_steps += 1
+            self._components[key] = self._components.get(key, 0.0) + share * value.float()
+        self._component_steps += share
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._component_steps:
