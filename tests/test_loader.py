@@ -183,6 +183,10 @@ def test_registry_settings_apply_to_a_merged_checkpoint_without_biohicl_config(c
         cls = reference(**batch).last_hidden_state[:, 0]
     cls = torch.nn.functional.normalize(cls, dim=-1).numpy()
     np.testing.assert_allclose(model.encode(TEXTS, kind="query", show_progress_bar=False), cls, atol=1e-5)
+    # the same snapshot loaded by its folder encodes as the registered name does (it fell back to mean pooling)
+    by_folder = BioHiCL.from_pretrained(model.resolved.path, registry=registry)
+    assert (by_folder.config.pooling, by_folder.config.query_prompt) == ("cls", "q: ")
+    np.testing.assert_allclose(by_folder.encode(TEXTS, kind="query", show_progress_bar=False), cls, atol=1e-5)
 
 
 def test_repo_id_of_a_registered_model_uses_its_registry_entry(cached):

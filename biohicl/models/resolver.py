@@ -176,7 +176,9 @@ def resolve(
     if path.is_dir():
         if revision is not None:
             raise ModelLoadError(f"{spec}: a revision ({revision}) only applies to Hub repos, not local folders")
-        return ResolvedModel(spec=spec, path=path, source="path")
+        # a registered repo's snapshot folder encodes as its registered name does (pooling, prompts)
+        found = registry.by_repo_id(hub_id) if (hub_id := hub_id_from_folder(path)) else None
+        return ResolvedModel(spec=spec, path=path, source="path", repo_id=found and found.repo_id, entry=found)
     if path.exists():
         raise ModelLoadError(f"{spec}: is a file; expected a model directory, a Hub repo id or a registered name")
     if revision is not None and not revision.strip():
