@@ -121,3 +121,21 @@ def test_mteb_evaluates_the_loaded_model_like_sentence_transformers(saved):
     for mine, theirs in zip(ours, reference, strict=True):
         assert mine.task_name == theirs.task_name
         assert mine.scores["test"][0]["main_score"] == pytest.approx(theirs.scores["test"][0]["main_score"], abs=1e-6)
+
+
+def test_a_merged_export_applies_the_document_prompt_by_default_as_biohicl_encode_does(tmp_path):
+    """BioHiCL.encode's default kind is the document: SentenceTransformer.encode on the export must add the same
+    document prompt without being asked (prompt_name="document")."""
+    from sentence_transformers import SentenceTransformer
+
+    base = build_tiny_bert(tmp_path / "base")
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", document_prompt="passage: ")
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    torch.manual_seed(5)
+    randomize_lora_b(model, std=0.3)
+    model.eval()
+    model.save_merged(tmp_path / "merged")
+    st = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
+    docs = model.encode(TEXTS, show_progress_bar=False)
+    np.testing.assert_allclose(st.encode(TEXTS), docs, atol=1e-5)
+    assert not np.allclose(st.encode(TEXTS, prompt=""), docs, atol=1e-3)  # the prompt matters

@@ -45,5 +45,13 @@ def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig) ->
     )
     prompts = {"query": config.query_prompt, "document": config.document_prompt}
     (directory / "config_sentence_transformers.json").write_text(
-        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2) + "\n"
+        json.dumps(  # BioHiCL.encode's default kind is the document: so is SentenceTransformer.encode's prompt
+            {
+                "prompts": prompts,
+                "default_prompt_name": "document" if config.document_prompt else None,
+                "similarity_fn_name": "cosine",
+            },
+            indent=2,
+        )
+        + "\n"
     )
