@@ -123,6 +123,8 @@ def test_card_without_results_says_so_and_has_no_model_index():
     text = render_model_card(data)
     assert "No evaluation results were recorded" in text
     assert "model-index" not in ModelCard(text).data.to_dict()
+    # no repo: the snippets load the folder, never the display name (no model of that name exists)
+    assert 'from_pretrained("path/to/this/model/folder")' in text and 'from_pretrained("M")' not in text
 
 
 def test_rendering_never_touches_the_network(monkeypatch):

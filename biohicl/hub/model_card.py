@@ -313,7 +313,7 @@ def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = 
     text = env.from_string(source.read_text(encoding="utf-8")).render(
         card_data=card_yaml,
         data=data,
-        load_id=data.repo_id or data.model_name,
+        load_id=data.repo_id or "path/to/this/model/folder",  # a run without a repo loads from its folder
         params_share=(
             100.0 * data.trainable_parameters / data.total_parameters
             if data.trainable_parameters and data.total_parameters
