@@ -28,3 +28,9 @@ def test_reading_data_never_loads_torch(data_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1000 []"
+
+
+def test_the_package_never_imports_a_test_only_dependency():
+    """pytrec_eval is a dev extra (the tests check the trec_eval-exact metrics against it), not a runtime one."""
+    importing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "import pytrec_eval" in p.read_text()]
+    assert importing == []
