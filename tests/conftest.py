@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Tests never touch the network.
@@ -135,3 +136,17 @@ def synthetic_documents(per_topic: int = 6) -> list[dict]:
                 }
             )
     return docs
+
+
+def label_vector_powers(mesh, labels, power=1):
+    """Each document's normalised MeSH vector v as v ⊗ v ⊗ … (``power`` times): cosine = SimL ** power, exactly 0
+    where SimL is (no shared tree node)."""
+    vectors = mesh.normalized_label_vectors(labels).toarray()
+    vectors = vectors[:, np.flatnonzero(np.abs(vectors).sum(axis=0))]  # the tree nodes these documents use
+    rows = []
+    for v in vectors:
+        row = v
+        for _ in range(power - 1):
+            row = np.outer(row, v).ravel()
+        rows.append(row)
+    return np.asarray(rows)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import label_vector_powers
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation import Encoder, dense_retrieve, evaluate_beir, evaluate_model, load_beir
@@ -242,15 +243,7 @@ class LabelVectorEncoder:
     ``power``, as v ⊗ v ⊗ … (``power`` times): SimE = SimL ** power (exactly 0 where SimL is)."""
 
     def __init__(self, mesh, texts, labels, power=1):
-        vectors = mesh.normalized_label_vectors(labels).toarray()
-        vectors = vectors[:, np.flatnonzero(np.abs(vectors).sum(axis=0))]  # the tree nodes these documents use
-        rows = []
-        for v in vectors:
-            row = v
-            for _ in range(power - 1):
-                row = np.outer(row, v).ravel()
-            rows.append(row)
-        self.vectors = dict(zip(texts, rows, strict=True))
+        self.vectors = dict(zip(texts, label_vector_powers(mesh, labels, power), strict=True))
 
     def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
         assert kind == "document"
