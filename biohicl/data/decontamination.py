@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.corpus import iter_lines
-from biohicl.data.files import check_file, open_text, undecodable_error
+from biohicl.data.files import check_file
 from biohicl.data.records import MeshRecord
 from biohicl.errors import DataError
 
@@ -145,16 +145,10 @@ class Decontaminator:
         """Index the abstracts of the :attr:`pubmedqa_test` items of PubMedQA ``ori_pqal.json`` by normalised text:
         the joined ``CONTEXTS`` (as the PubMedQA reader makes the abstract), and the same followed by
         ``LONG_ANSWER`` (the whole abstract, as another corpus holds it)."""
+        from biohicl.data.pubmedqa import read_pmid_object
+
         path = check_file(path)
-        try:
-            with open_text(path, "utf-8-sig") as handle:
-                data = json.load(handle)
-        except json.JSONDecodeError as err:
-            raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
-        except UnicodeDecodeError as err:
-            raise undecodable_error(path, err) from None
-        if not isinstance(data, dict):
-            raise DataError("expected a {pmid: item} object", path)
+        data = read_pmid_object(path, "item")
         for pmid in sorted(self.pubmedqa_test & set(data), key=lambda p: (len(p), p)):
             item = data[pmid]
             if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):

@@ -72,8 +72,9 @@ def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) 
     return {str(t) for t in test_ids}
 
 
-def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
-    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
+def read_pmid_object(path: str | Path, values: str) -> dict:
+    """The ``{pmid: ...}`` JSON object of a PubMedQA file (``ori_pqal.json``, ``test_ground_truth.json``); a
+    :class:`DataError` naming the file when it is not one (``values`` says what its values are, for the message)."""
     path = check_file(path)
     try:
         with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
@@ -83,5 +84,10 @@ def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
     except UnicodeDecodeError as err:
         raise undecodable_error(path, err) from None
     if not isinstance(data, dict):
-        raise DataError("expected a {pmid: label} object", path)
-    return {str(k) for k in data}
+        raise DataError(f"expected a {{pmid: {values}}} object", path)
+    return data
+
+
+def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
+    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
+    return {str(k) for k in read_pmid_object(path, "label")}
