@@ -291,6 +291,40 @@ def test_contrastive_matches_the_loop_reference(form, negative):
     assert torch.isfinite(grad_emb.grad).all()
 
 
+def stable_infonce(emb, siml, beta, temperature):
+    """The InfoNCE form in float64 log-sum-exp over the true negatives only (no fill value), for any temperature."""
+    unit = torch.nn.functional.normalize(emb.double(), dim=-1)
+    logits, siml = unit @ unit.T / temperature, siml.double()
+    total = weights = 0.0
+    for i in range(len(siml)):
+        others = [j for j in range(len(siml)) if j != i and siml[i, i] > 1e-6 and siml[j, j] > 1e-6]
+        negs = [j for j in others if siml[i, j] <= 1e-6]
+        for p in (j for j in others if siml[i, j] > beta):
+            terms = logits[i, [p, *negs]]
+            total += siml[i, p].item() * (torch.logsumexp(terms, 0) - logits[i, p]).item()
+            weights += siml[i, p].item()
+    return total / weights
+
+
+@pytest.mark.parametrize("temperature", [0.05, 1e-6, 1e-10, 1e-20])
+def test_infonce_left_out_entries_never_leak_at_any_temperature(temperature):
+    # anchors 0 and 1 have a negative (2); anchor 3's pairs are all positives, so its terms are softplus(−∞ − s) = 0.
+    # A fixed −1e9 fill leaked at τ ≤ 1e-10, where the logits reach ±1e10: +7% at 1e-10.
+    generator = torch.Generator().manual_seed(5)
+    emb = torch.randn(5, 4, generator=generator)
+    siml = torch.tensor(
+        [[1.0, 0.6, 0.0, 0.5, 0.4], [0.6, 1.0, 0.0, 0.7, 0.5], [0.0, 0.0, 1.0, 0.0, 0.0],
+         [0.5, 0.7, 0.0, 1.0, 0.9], [0.4, 0.5, 0.0, 0.9, 1.0]]
+    )  # fmt: skip
+    siml[3, 2] = siml[2, 3] = 0.1  # anchor 3 (and 2) without negatives
+    loss = HierarchicalContrastiveLoss(beta=0.3, temperature=temperature)
+    expected = stable_infonce(emb, siml, 0.3, temperature)
+    assert loss(emb, siml).item() == pytest.approx(expected, rel=1e-5)
+    grad_emb = emb.clone().requires_grad_(True)
+    loss(grad_emb, siml).backward()
+    assert torch.isfinite(grad_emb.grad).all()
+
+
 def test_negative_rules_pick_by_hand():
     # anchor 0's pairs: SimL 01 .5 (positive), 02 0, 03 .9 (positive); anchor 1: 10 .5, 12 0, 13 .2
     usable = pair_filter_mask(SIML4, "all", 0.3)

@@ -40,8 +40,13 @@ from torch import nn
 from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pair_mask
 from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
-_MASKED = -1e9
 CONTRASTIVE_FORMS = ("infonce", "paper")
+
+
+def _masked(values: torch.Tensor) -> float:
+    """The fill for left-out entries: the dtype's lowest finite value, below any logit at any temperature (a fixed
+    −1e9 was not: at τ ≤ 1e-10 the logits reach ±1e10 and the fill leaked into the log-sum-exp)."""
+    return torch.finfo(values.dtype).min
 
 
 def negative_pair_mask(siml: torch.Tensor, usable: torch.Tensor, rule: str, beta: float) -> torch.Tensor:
@@ -115,15 +120,15 @@ class HierarchicalContrastiveLoss(nn.Module):
         sime = embedding_similarity(embeddings)
         if self.form == "paper":
             # log Σ_{n ∈ N(i)} exp(s_in); rows without negatives get a finite fill and are left out below
-            negative_lse = sime.masked_fill(~negative, _MASKED).logsumexp(dim=1, keepdim=True)
+            negative_lse = sime.masked_fill(~negative, _masked(sime)).logsumexp(dim=1, keepdim=True)
             per_pair = negative_lse - sime - torch.log(siml.clamp_min(1e-12))
             valid = positive & has_negative
             return torch.where(valid, per_pair, 0.0).sum() / valid.sum().clamp_min(1)
 
         logits = sime / self.temperature
         # log Σ_{n ∈ N(i)} exp(s_in/τ); a finite fill (not −inf) keeps gradients finite for anchors without negatives.
-        negative_lse = logits.masked_fill(~negative, _MASKED).logsumexp(dim=1, keepdim=True)
-        negative_lse = negative_lse.masked_fill(~has_negative, _MASKED)
+        negative_lse = logits.masked_fill(~negative, _masked(logits)).logsumexp(dim=1, keepdim=True)
+        negative_lse = negative_lse.masked_fill(~has_negative, _masked(logits))
         per_pair = F.softplus(negative_lse - logits)  # = −log(e^{s_ip} / (e^{s_ip} + Σ_n e^{s_in}))
 
         weights = (siml if self.weighted else torch.ones_like(siml)) * positive.float()
