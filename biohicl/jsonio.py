@@ -6,24 +6,37 @@ import json
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import DataError
+from biohicl.errors import BioHiCLError, DataError
 
 _REQUIRED = object()
 
 
-def read_json(path: str | Path, *, missing: str = "file not found", default: Any = _REQUIRED) -> Any:
-    """The JSON value in ``path``; :class:`DataError` naming the file (``missing`` when it does not exist, unless a
-    ``default`` is given to return instead) or the line of a syntax error."""
+def read_json(
+    path: str | Path,
+    *,
+    missing: str = "file not found",
+    default: Any = _REQUIRED,
+    error: type[BioHiCLError] = DataError,
+) -> Any:
+    """The JSON value in ``path``; ``error`` (:class:`DataError` unless the caller's layer has its own, e.g.
+    ``PublishError``) naming the file: ``missing`` when it does not exist (unless a ``default`` is given to return
+    instead), the byte that is not UTF-8, or the line of a syntax error."""
     path = Path(path)
+
+    def failure(message: str) -> BioHiCLError:
+        return DataError(message, path) if error is DataError else error(f"{path}: {message}")
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if default is not _REQUIRED:
             return default
-        raise DataError(missing, path) from None
+        raise failure(missing) from None
     except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})", path) from None
+        raise failure(f"not UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except OSError as err:
+        raise failure(f"cannot read ({err.strerror or err})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
+        raise failure(f"not valid JSON ({err.msg}, line {err.lineno})") from None

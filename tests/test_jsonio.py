@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from biohicl.errors import DataError
+from biohicl.errors import DataError, ModelLoadError, PublishError
 from biohicl.jsonio import read_json
 
 
@@ -21,3 +21,17 @@ def test_read_json_names_the_file_for_missing_invalid_and_non_utf8_json(tmp_path
         read_json(path)
     path.write_text('{"name": "café"}', encoding="utf-8")
     assert read_json(path) == {"name": "café"}
+
+
+def test_read_json_raises_the_callers_error_type_with_the_same_message(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text('{"results": ', encoding="utf-8")
+    with pytest.raises(PublishError) as raised:
+        read_json(path, error=PublishError)
+    assert str(raised.value) == f"{path}: not valid JSON (Expecting value, line 1)"
+    with pytest.raises(ModelLoadError, match=r"config\.json: missing \(a soup"):
+        read_json(tmp_path / "config.json", missing="missing (a soup averages ...)", error=ModelLoadError)
+    with pytest.raises(DataError, match=r"eval\.json: cannot read \(Is a directory\)"):
+        path.unlink()
+        path.mkdir()
+        read_json(path)

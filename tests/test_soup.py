@@ -123,7 +123,9 @@ def test_soup_refuses_adapters_that_do_not_add_up(adapters, tiny_bert_dir, tmp_p
         soup_adapters([a, broken], tmp_path / "s")
 
     (tmp_path / "nothing").mkdir()
-    with pytest.raises(ModelLoadError, match=r"nothing: biohicl_config.json is missing"):
+    with pytest.raises(
+        ModelLoadError, match=r"nothing/biohicl_config\.json: missing \(a soup averages saved biohicl LoRA adapters\)$"
+    ):
         soup_adapters([a, tmp_path / "nothing"], tmp_path / "s")
     assert not (tmp_path / "s").exists()  # nothing half-written
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.jsonio import read_json
 from biohicl.models.registry import is_repo_id
 
 logger = logging.getLogger(__name__)
@@ -176,13 +177,6 @@ def _model_files(model_dir: Path) -> list[Path]:
     return sorted(picked)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise PublishError(f"{path}: cannot read JSON ({err})") from None
-
-
 _MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
 
 
@@ -207,7 +201,7 @@ def _without_machine_paths(value: Any) -> Any:
 def _copy_without_machine_paths(src: Path, dest: Path) -> None:
     """Copy an evaluation record for upload without the local paths it holds (``settings.command`` records the raw
     command line); the local record is left as it is."""
-    record = _without_machine_paths(_read_json(src))
+    record = _without_machine_paths(read_json(src, error=PublishError))
     dest.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -256,7 +250,7 @@ def build_model_repo_folder(
             dest = out_dir / src.relative_to(model_dir)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
-    config = _read_json(out_dir / "biohicl_config.json")
+    config = read_json(out_dir / "biohicl_config.json", error=PublishError)
     if not merge and config.get("kind") in FULL_WEIGHT_KINDS:
         # a full fine-tune's save has no sentence-transformers files, yet its card loads it with SentenceTransformer
         from biohicl.models.config import BioHiCLConfig
@@ -287,8 +281,8 @@ def build_model_repo_folder(
         card_data.license = license
     if not card_data.eval_results and (out_dir / "eval_results.json").is_file():
         base_copy = out_dir / "base_eval_results.json"
-        base = _read_json(base_copy) if base_copy.is_file() else None
-        card_data.add_eval_results(_read_json(out_dir / "eval_results.json"), base=base)
+        base = read_json(base_copy, error=PublishError) if base_copy.is_file() else None
+        card_data.add_eval_results(read_json(out_dir / "eval_results.json", error=PublishError), base=base)
     save_model_card(card_data, out_dir)
     check_folder(out_dir, allow_large_files=True)  # token and symlink checks now; size is checked at upload
     return out_dir

@@ -20,6 +20,7 @@ from typing import Any
 
 from biohicl.atomic import atomic_directory
 from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.jsonio import read_json
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,6 @@ _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
     "sentencepiece.bpe.model", "spiece.model", "added_tokens.json",
 )  # fmt: skip
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelLoadError(f"{path.parent}: {path.name} is missing (a soup averages saved biohicl LoRA adapters)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
 
 
 def _as_set(value: Any) -> Any:
@@ -99,8 +91,9 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
     target = Path(output)
     if target.is_dir() and not (target / SOUP_RECORD_NAME).is_file() and any(target.iterdir()):
         raise ConfigError(f"output: {output} exists and is not a soup (no {SOUP_RECORD_NAME}); choose a new folder")
-    encoders = [_read_json(p / CONFIG_NAME) for p in paths]
-    adapters = [_read_json(p / ADAPTER_CONFIG_NAME) for p in paths]
+    missing = "missing (a soup averages saved biohicl LoRA adapters)"
+    encoders = [read_json(p / CONFIG_NAME, missing=missing, error=ModelLoadError) for p in paths]
+    adapters = [read_json(p / ADAPTER_CONFIG_NAME, missing=missing, error=ModelLoadError) for p in paths]
     first, first_adapter = encoders[0], adapters[0]
     for path, encoder, adapter in zip(paths[1:], encoders[1:], adapters[1:], strict=True):
         for key in sorted((set(encoder) | set(first)) - _FREE_CONFIG_FIELDS):
