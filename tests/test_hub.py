@@ -171,6 +171,12 @@ def test_full_fine_tune_repo_folder_loads_with_sentence_transformers(run_dir, tm
     model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="cls", query_prompt="query: ", max_length=64)
     assert model.config.kind == "full"
     model.save_pretrained(tmp_path / "run")
+    st_run = SentenceTransformer(str(tmp_path / "run"), device="cpu")  # the run folder itself, before any publish
+    texts = ["What causes insulin resistance?", "heart disease"]
+    np.testing.assert_allclose(st_run.encode(texts, prompt_name="query"), model.encode(texts, kind="query"), atol=1e-5)
+    for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
+        (tmp_path / "run" / name).unlink()  # a run saved before save_pretrained wrote them: the publish adds them
+    shutil.rmtree(tmp_path / "run" / "1_Pooling")
     folder = build_model_repo_folder(tmp_path / "run", tmp_path / "repo", repo_id="me/tiny-full")
     assert ModelCard((folder / "README.md").read_text()).data.to_dict()["library_name"] == "sentence-transformers"
     hub = tmp_path / "hub-snapshot"  # what the Hub stores: files only (no empty 2_Normalize folder)
@@ -181,7 +187,6 @@ def test_full_fine_tune_repo_folder_loads_with_sentence_transformers(run_dir, tm
         p.relative_to(hub).as_posix() for p in hub.rglob("*")
     }
     st = SentenceTransformer(str(hub), device="cpu")
-    texts = ["What causes insulin resistance?", "heart disease"]
     np.testing.assert_allclose(st.encode(texts), model.encode(texts, show_progress_bar=False), atol=1e-5)
     queries = model.encode(texts, kind="query", show_progress_bar=False)
     np.testing.assert_allclose(st.encode(texts, prompt_name="query"), queries, atol=1e-5)

@@ -252,7 +252,8 @@ def build_model_repo_folder(
             shutil.copyfile(src, dest)
     config = read_json(out_dir / "biohicl_config.json", error=PublishError)
     if not merge and config.get("kind") in FULL_WEIGHT_KINDS:
-        # a full fine-tune's save has no sentence-transformers files, yet its card loads it with SentenceTransformer
+        # a full fine-tune saved before BioHiCL.save_pretrained wrote sentence-transformers files has none, yet its
+        # card loads it with SentenceTransformer
         from biohicl.models.config import BioHiCLConfig
         from biohicl.models.export import write_sentence_transformers_files
 

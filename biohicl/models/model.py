@@ -351,7 +351,8 @@ class BioHiCL(nn.Module):
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the adapter (or full weights), the tokenizer and ``biohicl_config.json``."""
+        """Write the adapter (or full weights), the tokenizer and ``biohicl_config.json``; full weights also get
+        sentence-transformers' module files, so ``SentenceTransformer(directory)`` encodes as :meth:`encode` does."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self.is_peft:
@@ -376,6 +377,8 @@ class BioHiCL(nn.Module):
         make_shareable(directory)
         self.tokenizer.save_pretrained(str(directory))
         self.config.save(directory)
+        if not self.is_peft:
+            write_sentence_transformers_files(directory, self.config)
 
     def save_merged(self, directory: str | Path) -> None:
         """Export a plain model folder (LoRA merged) that transformers and sentence-transformers load directly."""
