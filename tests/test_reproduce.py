@@ -7,6 +7,7 @@ skips every finished run, and a run interrupted after a checkpoint resumes from 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -344,6 +345,24 @@ def test_a_record_without_the_targets_per_item_values_is_evaluated_again():
     record["tasks"]["scifact"] = {"split": "train"}
     assert missing_tasks(record, ["scifact:train"]) == [] and missing_tasks(record, ["scifact"]) == ["scifact"]
     assert missing_tasks(record, ["siml-agreement@runs/x"]) == [] and missing_tasks(record, ["siml-agreement@x:test"])
+
+
+def test_an_agreement_record_of_another_dataset_is_evaluated_again(tmp_path):
+    """``siml-agreement@X`` is filed as ``siml-agreement`` whatever X is: a record evaluated on another dataset (its
+    documents files' checksums differ) is not the config's and counts as missing; the same files are not."""
+    from biohicl.evaluation.agreement import agreement_data_files
+
+    documents = tmp_path / "dataset" / "documents" / "documents-00000.parquet"
+    documents.parent.mkdir(parents=True)
+    documents.write_bytes(b"first build")
+    spec = f"siml-agreement@{tmp_path / 'dataset'}"
+    files = agreement_data_files(tmp_path / "dataset")
+    assert files == {"documents/documents-00000.parquet": hashlib.sha256(b"first build").hexdigest()}
+    record = {"tasks": {"siml-agreement": {"split": "dev", "data_files": files}}}
+    assert missing_tasks(record, [spec]) == []
+    documents.write_bytes(b"another build")
+    assert missing_tasks(record, [spec]) == [spec]
+    assert missing_tasks(record, ["siml-agreement@elsewhere"]) == []  # no dataset there: nothing to compare
 
 
 # ------------------------------------------------------------------------------------------------ a whole study

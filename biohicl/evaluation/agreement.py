@@ -52,7 +52,6 @@ def evaluate_agreement(
         for key in ("spearman", "pearson", "mse_all_pairs", "sime_positive_mean", "sime_zero_mean")
         if math.isfinite(stats[key])  # JSON results refuse NaN (e.g. no SimL = 0 pair)
     }
-    files = [path] if path.is_file() else sorted(_documents_files(path))
     return TaskResult(
         task=TASK,
         split=split,
@@ -60,17 +59,20 @@ def evaluate_agreement(
         metrics=metrics,
         num_queries=int(stats["pairs"]),
         num_documents=int(stats["documents"]),
-        data_files=file_checksums(files),
+        data_files=agreement_data_files(path),
         wall_time_s=time.perf_counter() - start,
         protocol=f"{path.name} split {split}: Spearman of SimE (document embeddings) vs SimL (MeSH 2024, ancestors, "
         f"depth weights) over all {stats['pairs']} pairs of {stats['documents']} labelled documents",
     )
 
 
-def _documents_files(root: Path) -> list[Path]:
+def agreement_data_files(dataset_path: str | Path) -> dict[str, str]:
+    """The checksums of the documents files the agreement of ``dataset_path`` reads, as its result records them
+    (``data_files``): a study compares them to tell a record of another dataset from one of this."""
     from biohicl.data.documents import parquet_files
 
-    return parquet_files(root, "documents")
+    path = Path(dataset_path).expanduser()
+    return file_checksums([path] if path.is_file() else sorted(parquet_files(path, "documents")))
 
 
 def check_agreement(dataset_path: str | Path, split: str | None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
-from biohicl.evaluation.agreement import check_agreement, evaluate_agreement
+from biohicl.evaluation.agreement import agreement_data_files, check_agreement, evaluate_agreement
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
 from biohicl.evaluation.results import TaskResult, record_key, summary_key
@@ -116,6 +116,14 @@ def summary_keys(name: str, split: str | None) -> list[str]:
     return [summary_key(key, metric) for metric in _reported_names(key, "ndcg@10")]
 
 
+def dataset_files(name: str) -> dict[str, str] | None:
+    """For a dataset task (``siml-agreement@runs/x``) the checksums of the files it reads, as its result's
+    ``data_files`` holds them; None for other tasks or when the dataset is not there (nothing to compare with)."""
+    if (parsed := _dataset_task(name)) is None or not Path(parsed[1]).expanduser().exists():
+        return None
+    return DATASET_FILES[parsed[0]](parsed[1])
+
+
 def check_task(name: str, split: str | None) -> None:
     """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
     if (parsed := _dataset_task(name)) is not None:
@@ -206,5 +214,7 @@ def _needs_dataset(task: str) -> TaskCheck:
 DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[[str, str | None], None]]] = {
     "siml-agreement": (evaluate_agreement, check_agreement),
 }
+#: The files each dataset task reads: name -> function(dataset) -> ``{file: sha256}`` (its results' ``data_files``).
+DATASET_FILES: dict[str, Callable[[str], dict[str, str]]] = {"siml-agreement": agreement_data_files}
 for _name in DATASET_TASKS:
     register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))

@@ -117,9 +117,10 @@ def _check_settings(
 
 
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: Sequence[str] = ()) -> list[str]:
-    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split), or, for
-    the tasks named in ``item_tasks``, a result evaluated before the study kept per-item values."""
-    from biohicl.evaluation.tasks import default_split, parse_task_spec, record_name
+    """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split), whose
+    result is of another dataset than a dataset task names now (``siml-agreement@runs/x``: its documents files'
+    checksums), or, for the tasks named in ``item_tasks``, a result evaluated before the study kept per-item values."""
+    from biohicl.evaluation.tasks import dataset_files, default_split, parse_task_spec, record_name
 
     missing = []
     for spec in tasks:
@@ -130,9 +131,15 @@ def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: S
             result is None
             or result.get("split") != (split or default_split(name))  # `scifact` is test: a train result is not it
             or (task in item_tasks and "per_item" not in result)
+            or _of_another_dataset(result, dataset_files(name))
         ):
             missing.append(spec)
     return missing
+
+
+def _of_another_dataset(result: Mapping[str, Any], files: Mapping[str, str] | None) -> bool:
+    """Whether a dataset task's ``result`` read other files than the task's dataset holds now (``files``)."""
+    return files is not None and "data_files" in result and result["data_files"] != files
 
 
 def _eval_status(folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]) -> str | None:
