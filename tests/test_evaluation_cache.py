@@ -91,6 +91,22 @@ def test_a_beir_folder_task_is_keyed_by_where_it_is_and_what_is_in_it(tmp_path, 
     assert evaluation_key(ShiftEncoder(), ["biosses"]) == evaluation_key(ShiftEncoder(), ["biosses"])  # not a folder
 
 
+def test_an_edited_file_of_a_registered_tasks_data_folder_is_a_new_key(tmp_path, monkeypatch):
+    """Registered tasks were keyed by the data directory's path alone: an edited SciFact qrels read back stale
+    metrics. Their folder's files are in the key now; another task's folder is not."""
+    qrels = tmp_path / "data" / "scifact" / "qrels" / "train.tsv"
+    qrels.parent.mkdir(parents=True)
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\n")
+    (tmp_path / "data" / "biosses").mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(tmp_path / "data"))
+    key = evaluation_key(ShiftEncoder(), ["scifact:train"])
+    biosses = evaluation_key(ShiftEncoder(), ["biosses"])
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")  # same size, another document
+    assert evaluation_key(ShiftEncoder(), ["scifact:train"]) != key
+    assert evaluation_key(ShiftEncoder(), ["biosses"]) == biosses
+    assert evaluation_key(ShiftEncoder(), ["pubmedqa:dev"]) == evaluation_key(ShiftEncoder(), ["pubmedqa:dev"])
+
+
 def test_a_changed_documents_file_of_a_dataset_task_is_a_new_key(tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text('{"id": 1, "mesh": ["D003920"]}\n')

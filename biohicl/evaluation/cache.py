@@ -7,9 +7,9 @@ an evaluation (:func:`evaluation_key`) is a hash of
 - the encoder's **outputs** on fixed probe texts, bit for bit (queries and documents, one longer than any model's
   length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
 - the task specs and the query cap,
-- the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task names (a
-  dataset task's, ``siml-agreement@folder``, or a BEIR folder given as the task, resolved, so the same relative
-  path from another directory is another folder),
+- the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task reads (a
+  registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder``, or a BEIR folder
+  given as the task, resolved, so the same relative path from another directory is another folder),
 - the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back).
 
 A changed thread count can change the last bits of an encoding: that is a miss (a new evaluation), never a wrong hit.
@@ -44,8 +44,9 @@ PROBE_TEXTS = (
 
 def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     """The data behind ``tasks``: the data directory, and the files (relative name, size, mtime) of each folder a
-    task names: a dataset task's (``siml-agreement@folder``) or a BEIR folder given as the task."""
-    from biohicl.evaluation.tasks import TASKS, parse_task_spec
+    task reads: a registered task's folder of the data directory, a dataset task's (``siml-agreement@folder``) or a
+    BEIR folder given as the task."""
+    from biohicl.evaluation.tasks import DATA_FOLDERS, TASKS, parse_task_spec
     from biohicl.settings import data_dir
 
     root = data_dir(required=False)
@@ -56,9 +57,12 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
             folder = Path(rest.partition(":")[0]).expanduser()
         else:
             name, _ = parse_task_spec(spec)
-            if name in TASKS or not Path(name).expanduser().is_dir():
+            if name in DATA_FOLDERS and root is not None:
+                folder = root / DATA_FOLDERS[name]  # an edited qrels or score file is new data, not a cache hit
+            elif name in TASKS or not Path(name).expanduser().is_dir():
                 continue
-            folder = Path(name).expanduser()
+            else:
+                folder = Path(name).expanduser()
         files = []
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):

@@ -29,6 +29,8 @@ TASKS: dict[str, TaskFunction] = {}
 CHECKS: dict[str, TaskCheck] = {}
 #: Tasks over BEIR folders: their split defaults to ``evaluate_model(split=...)`` / ``biohicl evaluate --split``.
 RETRIEVAL_TASKS: set[str] = set()
+#: The folder of the data directory each registered task reads (``pubmedqa-context`` → ``pubmedqa``).
+DATA_FOLDERS: dict[str, str] = {}
 #: Metrics shown in reports and plots per task (others stay in the JSON).
 REPORTED_METRICS: dict[str, list[str]] = {}
 
@@ -39,15 +41,19 @@ def register_task(
     reported: Iterable[str] = (),
     retrieval: bool = False,
     check: TaskCheck | None = None,
+    data_folder: str | None = None,
 ) -> None:
     """Make ``name`` available to :func:`evaluate_model` and ``biohicl evaluate --tasks``.
 
     ``reported``: the metrics reports and plots show; ``retrieval``: the task is a BEIR folder whose split follows
-    the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding).
+    the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding);
+    ``data_folder``: the folder of ``BIOHICL_DATA_DIR`` it reads (the evaluation cache keys by its files).
     """
     TASKS[name] = function
     if check is not None:
         CHECKS[name] = check
+    if data_folder is not None:
+        DATA_FOLDERS[name] = data_folder
     REPORTED_METRICS[name] = list(reported)
     if retrieval:
         RETRIEVAL_TASKS.add(name)
@@ -196,11 +202,15 @@ def _check_files(*names: tuple[str, str]) -> TaskCheck:
 
 _RETRIEVAL_REPORTED = ["ndcg@10", "recall@100", "mrr@10"]
 for _dataset in ("scifact", "nfcorpus", "trec-covid", "scidocs"):
-    register_task(_dataset, _beir_task(_dataset), _RETRIEVAL_REPORTED, retrieval=True, check=_check_beir(_dataset))
+    register_task(
+        _dataset, _beir_task(_dataset), _RETRIEVAL_REPORTED, retrieval=True, check=_check_beir(_dataset),
+        data_folder=_dataset,
+    )  # fmt: skip
 _PUBMEDQA_FILES = _check_files(("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test_ground_truth.json"))
-register_task("biosses", _biosses, ["spearman", "pearson"], check=_check_files(("biosses", "biosses.tsv")))
-register_task("pubmedqa", _pubmedqa("long_answer"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
-register_task("pubmedqa-context", _pubmedqa("context"), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES)
+_BIOSSES_FILES = _check_files(("biosses", "biosses.tsv"))
+register_task("biosses", _biosses, ["spearman", "pearson"], check=_BIOSSES_FILES, data_folder="biosses")
+for _name, _target in (("pubmedqa", "long_answer"), ("pubmedqa-context", "context")):
+    register_task(_name, _pubmedqa(_target), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES, data_folder="pubmedqa")
 
 
 def _needs_dataset(task: str) -> TaskCheck:
