@@ -197,9 +197,9 @@ def test_config_rejects_unknown_fields_and_bad_values(tmp_path):
         ({"max_length": None}, "max_length: expected an integer, got None"),
         ({"max_length": True}, "max_length: expected an integer, got True"),
         ({"normalize": "false"}, "normalize: expected true or false, got 'false'"),
-        ({"base_model": 5}, "base_model: expected a string, got 5"),
+        ({"base_model": 5}, "base_model: expected a string, got 5 (quote it)"),
         ({"query_prompt": None}, "query_prompt: expected a string, got None"),
-        ({"base_revision": 3}, "base_revision: expected a string or null, got 3"),
+        ({"base_revision": 3}, "base_revision: expected a string or null, got 3 (quote it)"),
     ],
 )
 def test_config_fields_are_type_checked_naming_the_file(tmp_path, override, message):

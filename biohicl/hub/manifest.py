@@ -10,18 +10,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import check_field_types
 from biohicl.hub.publish import REPO_TYPES
 from biohicl.models.registry import is_repo_id
-
-BOOL_FIELDS = ("private", "merge")
-OPTIONAL_STRING_FIELDS = (
-    "license",
-    "eval_results",
-    "base_eval_results",
-    "revision",
-    "commit_message",
-    "registry_name",
-)
 
 
 @dataclass
@@ -42,17 +33,8 @@ class ReleaseManifest:
     notes: str = field(default="", metadata={"help": "Free text for reviewers."})
 
     def __post_init__(self) -> None:
-        for name in BOOL_FIELDS:  # YAML's "false" / "no" quoted is a string, and a truthy one
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise ConfigError(f"manifest: field {name!r} must be true or false, got {value!r}")
-        for name in OPTIONAL_STRING_FIELDS:  # revision: 1.0 is a float; str(1.0) is not the branch meant
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"manifest: field {name!r} must be a string (quote it) or null, got {value!r}")
-        for name in ("repo_id", "source", "repo_type", "notes"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"manifest: field {name!r} must be a string, got {getattr(self, name)!r}")
+        # YAML's "false" quoted is a string, and a truthy one; revision: 1.0 is a float, and str(1.0) not the branch
+        check_field_types(self, "manifest")
         if not is_repo_id(self.repo_id):
             raise ConfigError(f"manifest: field 'repo_id' {self.repo_id!r} is not owner/name")
         if self.repo_type not in REPO_TYPES:

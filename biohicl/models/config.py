@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError
+from biohicl.field_types import check_field_types
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -20,7 +20,6 @@ CONFIG_NAME = "biohicl_config.json"
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 POOLING_MODES = ("cls", "mean")
-_STRING_FIELDS = ("base_model", "pooling", "query_prompt", "document_prompt", "kind", "biohicl_version")
 
 
 @dataclass
@@ -45,19 +44,8 @@ class BioHiCLConfig:
     biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the file."})
 
     def __post_init__(self) -> None:
-        for name in _STRING_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, str):
-                raise ConfigError(f"{name}: expected a string, got {value!r}")
-        if self.base_revision is not None and not isinstance(self.base_revision, str):
-            raise ConfigError(f"base_revision: expected a string or null, got {self.base_revision!r}")
-        if not isinstance(self.normalize, bool):
-            raise ConfigError(f"normalize: expected true or false, got {self.normalize!r}")
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, numbers.Integral):
-            raise ConfigError(f"max_length: expected an integer, got {self.max_length!r}")
+        check_field_types(self)
         self.max_length = int(self.max_length)
-        if self.base_signature is not None and not isinstance(self.base_signature, dict):
-            raise ConfigError(f"base_signature: expected an object, got {self.base_signature!r}")
         if self.pooling not in POOLING_MODES:
             raise ConfigError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
         if self.max_length < 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
-from biohicl.study.field_types import check_field_types
+from biohicl.field_types import check_field_types
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments

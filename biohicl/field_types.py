@@ -1,0 +1,73 @@
+"""A config dataclass's fields checked against their annotations (``seeds: 3`` for ``list[int]``), so a typo in a
+study config, a release manifest or a saved ``biohicl_config.json`` is a one-line error naming the field when it is
+read, not a traceback (or a truthy ``"false"``) later."""
+
+from __future__ import annotations
+
+import numbers
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from biohicl.errors import ConfigError
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the type ``hint`` (a field annotation: unions, ``list[...]``, ``dict[..., ...]``, plain
+    classes); a bool is not a number, an int is a float."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, Mapping) and all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()
+        )
+    if hint in (int, float):
+        return isinstance(value, numbers.Real if hint is float else numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def describe(hint: Any) -> str:
+    """A field annotation in words, as a YAML or JSON user reads it: ``list[int] | None`` → "a list of integers or
+    null", ``bool`` → "true or false"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return "any value"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(arg) for arg in sorted(args, key=lambda arg: arg is type(None)))
+    if origin is list:
+        return f"a list of {_plural(args[0])}" if _plural(args[0]) else "a list"
+    if origin is dict:
+        key, value = (_plural(arg) for arg in args)
+        return f"a mapping of {key} to {value}" if key and value else "a mapping"
+    return _NAMES.get(hint) or f"a {getattr(hint, '__name__', hint)}"
+
+
+def _plural(hint: Any) -> str | None:
+    """``int`` → "integers", ``list[int]`` → "lists of integers"; None for what has no short plural."""
+    if typing.get_origin(hint) is list:
+        inner = _plural(typing.get_args(hint)[0])
+        return f"lists of {inner}" if inner else None
+    return _PLURALS.get(hint)
+
+
+def check_field_types(spec: Any, scope: str = "") -> None:
+    """A :class:`ConfigError` naming the first field of the dataclass ``spec`` whose value is not of its annotated
+    type (``seeds: expected a list of integers, got 3``); ``scope`` prefixes the field (``dataset.top_k``)."""
+    hints = typing.get_type_hints(type(spec))
+    for f in fields(spec):
+        value, hint = getattr(spec, f.name), hints[f.name]
+        if not _matches(value, hint):
+            quote = " (quote it)" if _matches("", hint) and isinstance(value, int | float) else ""
+            raise ConfigError(
+                f"{scope + '.' if scope else ''}{f.name}: expected {describe(hint)}, got {value!r}{quote}"
+            )

@@ -1,0 +1,61 @@
+"""biohicl.field_types: the one check of config dataclass fields against their annotations (study configs, release
+manifests and saved biohicl_config.json files all use it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from biohicl.errors import ConfigError
+from biohicl.field_types import check_field_types, describe
+
+
+@dataclass
+class Example:
+    count: int = 1
+    rate: float = 0.5
+    flag: bool = False
+    name: str | None = None
+    seeds: list[int] = field(default_factory=list)
+    per_variant: dict[str, list[int]] = field(default_factory=dict)
+    extra: dict[str, Any] | None = None
+
+
+@pytest.mark.parametrize(
+    ("hint", "words"),
+    [
+        (int, "an integer"),
+        (bool, "true or false"),
+        (str | None, "a string or null"),
+        (list[int] | None, "a list of integers or null"),
+        (dict[str, list[int]], "a mapping of strings to lists of integers"),
+        (dict[str, Any] | None, "a mapping or null"),
+    ],
+)
+def test_annotations_in_words(hint, words):
+    assert describe(hint) == words
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"count": True}, "count: expected an integer, got True"),  # a bool is not a number
+        ({"count": 2.0}, "count: expected an integer, got 2.0"),
+        ({"rate": "0.1"}, "rate: expected a number, got '0.1'"),
+        ({"flag": "false"}, "flag: expected true or false, got 'false'"),  # YAML's quoted "false" is truthy
+        ({"name": 1.0}, "name: expected a string or null, got 1.0 (quote it)"),
+        ({"seeds": [1, "2"]}, "seeds: expected a list of integers, got [1, '2']"),
+        ({"per_variant": {"a": 1}}, "per_variant: expected a mapping of strings to lists of integers, got {'a': 1}"),
+    ],
+)
+def test_the_first_mistyped_field_is_named_with_its_scope(values, message):
+    with pytest.raises(ConfigError) as raised:
+        check_field_types(Example(**values), "study")
+    assert str(raised.value) == f"study.{message}"
+
+
+def test_well_typed_values_pass_numpy_integers_included():
+    check_field_types(Example(count=np.int64(3), rate=2, name="x", seeds=[1], per_variant={"a": [1]}, extra={}))
