@@ -51,7 +51,7 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    # biohicl is not on PyPI yet: install it from the repository
+    # biohicl is not on PyPI yet: install it from the repository (this upgrades Colab's transformers to >= 5)
     %pip install -q "biohicl @ git+https://github.com/biohicl/biohicl"
 """
 
@@ -384,12 +384,15 @@ print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
 
 MeSH-*indexed* abstracts (the descriptors NLM indexers assign to the whole article, the paper's kind of label) from
 `BIOHICL_DATA_DIR`: PubMedQA's 1,000 expert-labelled abstracts, the MEDLINE sample, a BioASQ Task 1a sample and
-abstracts saved from PubMed, about 7,700 in all; on Colab the next cell downloads PubMedQA and the notebook builds
-from it alone. PubMedQA's 500 official test abstracts are marked `split="test"`, a seeded dev split is held out for
-model selection, and documents of the evaluation sets are left out (docs/data.md). (The paper trained on 80K BioASQ
+abstracts saved from PubMed, about 7,700 in all. On Colab the next cell downloads PubMedQA and the evaluation sets of
+`EVAL_TASKS` (SciFact, NFCorpus, BIOSSES), and the notebook builds from PubMedQA alone: its 500 official test
+abstracts are held out and about 260 go to dev, which leaves about 240 to train on: enough to see the pipeline run,
+not the method's gains (point `BIOHICL_DATA_DIR` at a folder with more MeSH-indexed corpora for that). PubMedQA's test
+abstracts are marked `split="test"`, a seeded dev split is held out for model selection, and documents of the
+evaluation sets are left out (docs/data.md). (The paper trained on 80K BioASQ
 abstracts: `build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
 """),
-        code(colab_data_cell(PUBMEDQA_FILES)),
+        code(colab_data_cell(PUBMEDQA_FILES, beir=("scifact", "nfcorpus"), biosses=True)),
         md("""
 ## Build the MeSH-pair dataset
 
