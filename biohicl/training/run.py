@@ -107,9 +107,11 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     raw_labels = rows[column]
     labels = [mesh.known_labels(labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
+    # of those, descriptors MeSH knows but places nowhere in the tree (Male, Female): not unknown, just not in SimL
+    treeless = sum(1 for r in raw_labels for label in r or () if label in mesh.trees and not mesh.trees[label])
     if not any(labels):
         raise DataError(
-            f"no training document has a MeSH label this hierarchy knows ({dropped} labels dropped as unknown)", path
+            f"no training document has a MeSH label this hierarchy places in the tree ({dropped} labels dropped)", path
         )
     if len({frozenset(lab) for lab in labels}) == 1:
         raise DataError(
@@ -147,7 +149,8 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "documents": len(train),
         "documents_in_dataset": total,
         "splits": list(args.train_splits),
-        "labels_dropped_unknown": int(dropped),
+        "labels_dropped_unknown": int(dropped - treeless),
+        "labels_without_tree_position": int(treeless),
         "check_tags_dropped": int(check_tags_dropped),
         "documents_without_labels": sum(1 for lab in labels if not lab),
         "mined_pairs": None if pairs is None else len(pairs[0]),
