@@ -26,6 +26,17 @@ KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
     "pubmedqa-dev": ("PubMedQA dev (question → long answer; model selection)", "qiaojin/PubMedQA", "retrieval"),
 }
 
+#: task key → (config, {biohicl split: split}) of its Hub dataset, where biohicl's split is one that dataset has:
+#: MTEB's copies of the BEIR sets and of BIOSSES (config ``default``; BIOSSES's 100 pairs, biohicl's ``all``, are its
+#: ``test``).
+#: PubMedQA's test questions are a subset of ``qiaojin/PubMedQA``'s labelled set, no split of it: those rows keep the
+#: task key as config, which also keeps its two tasks (long answer, context) apart in model-index.
+HUB_CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
+    **{task: ("default", {"test": "test", "dev": "dev", "train": "train"}) for task in ("scifact", "nfcorpus")},
+    **{task: ("default", {"test": "test"}) for task in ("trec-covid", "trec_covid", "scidocs")},
+    "biosses": ("default", {"all": "test"}),
+}
+
 #: tasks measured on the training data itself (SimE–SimL agreement on a built dataset's documents), whatever the split
 TRAINING_DATA_TASKS = ("siml-agreement",)
 
@@ -76,6 +87,13 @@ class EvalRow:
     @property
     def task_type(self) -> str:
         return self._task_info[2]
+
+    @property
+    def hub_config_split(self) -> tuple[str, str]:
+        """``(config, split)`` for model-index: the Hub dataset's own where it has this split (:data:`HUB_CONFIGS`),
+        else the task key and biohicl's split."""
+        config, splits = HUB_CONFIGS.get(self.task, (self.task, {}))
+        return (config, splits[self.split]) if self.split in splits else (self.task, self.split)
 
     @property
     def metric_type(self) -> str:

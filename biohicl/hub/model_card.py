@@ -177,9 +177,10 @@ class BioHiCLModelCardData:
     def hub_eval_results(self) -> list[EvalResult]:
         """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
 
-        huggingface_hub groups results by task type, dataset type, config, split and revision, not by name: two
-        tasks on one dataset (``pubmedqa`` and ``pubmedqa-context`` both read ``qiaojin/PubMedQA``) would be filed
-        under one dataset entry with the first one's name. Each task is therefore its own ``dataset.config``.
+        ``dataset.config`` and ``dataset.split`` are the Hub dataset's own where it has the split (MTEB's BEIR sets
+        and BIOSSES: ``default``, ``test``); otherwise the task key and biohicl's split. huggingface_hub groups
+        results by task type, dataset type, config, split and revision, not by name, so the task key keeps
+        ``pubmedqa`` and ``pubmedqa-context`` (both ``qiaojin/PubMedQA``) in entries of their own.
         Only held-out results are listed (:attr:`EvalRow.held_out`): dev-split (model selection) and training-data
         agreement rows stay in the card's table, not in ``model-index``.
         """
@@ -190,8 +191,8 @@ class BioHiCLModelCardData:
                 task_type=row.task_type,
                 dataset_type=row.dataset_type,
                 dataset_name=row.task_name,
-                dataset_config=row.task,
-                dataset_split=row.split,
+                dataset_config=row.hub_config_split[0],
+                dataset_split=row.hub_config_split[1],
                 metric_type=row.metric_type,
                 metric_name=row.metric_name,
                 metric_value=round(float(row.value), 6),
