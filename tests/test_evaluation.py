@@ -185,7 +185,10 @@ def test_biosses_scores_correlation_of_cosines(tmp_path):
     ]
     lines = ["id\tsentence1\tsentence2\tscore_mean"] + [f"{i}\t{a}\t{b}\t{s}" for i, (a, b, s) in enumerate(rows)]
     path.write_text("\n".join(lines) + "\n")
-    result = evaluate_biosses(KeywordEncoder(), path)
+    encoder = KeywordEncoder()
+    result = evaluate_biosses(encoder, path)
+    # both sentences are encoded as documents (a model's document prompt applies), and the record says so
+    assert [kind for kind, _ in encoder.calls] == ["document"] and "document prompt" in result.protocol
     assert result.metrics["spearman"] == pytest.approx(1.0)
     assert 0.9 < result.metrics["pearson"] < 1.0
     path.write_text("id\tsentence1\tsentence2\tscore_mean\n1\ta\tb\thigh\n2\ta\tb\t1\n")

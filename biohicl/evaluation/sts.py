@@ -1,8 +1,8 @@
 """BIOSSES: Spearman (the paper's metric) and Pearson of cosine similarity against the gold mean score.
 
 Reads ``biosses/biosses.tsv`` from the data directory (columns ``id, sentence1, sentence2, annotator_a..e,
-score_mean``; 100 pairs, no official split, so the split is ``all``). Both sentences are embedded as documents (no
-query prompt: STS is symmetric, as in MTEB).
+score_mean``; 100 pairs, no official split, so the split is ``all``). Both sentences are embedded as documents (the
+model's document prompt, if it has one; no query prompt: STS is symmetric, as in MTEB).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def evaluate_biosses(
         num_queries=len(gold),
         data_files=file_checksums([path]),
         wall_time_s=time.perf_counter() - start,
-        protocol="cosine of both sentences (no prompt) vs score_mean; Spearman and Pearson over all pairs",
+        protocol="cosine of both sentences, each encoded as a document (the document prompt, if any; no query prompt) "
+        "vs score_mean; Spearman and Pearson over all pairs",
         per_item={"ids": [str(i) for i in range(len(gold))], "predictions": similarity.tolist(), "gold": list(gold)},
     )
