@@ -1,8 +1,9 @@
-"""``biohicl publish``: build a model repo folder from a run (or take a dataset folder) and upload it in one commit.
+"""``biohicl publish``: build a model repo folder from a run (or the Hub layout of a dataset) and upload it in one
+commit.
 
     biohicl publish runs/minilm --repo_id me/BioHiCL-MiniLM --dry_run
     biohicl publish runs/minilm --repo_id me/BioHiCL-MiniLM --private --revision v0.1
-    biohicl publish data/mesh-pairs --dataset --repo_id me/mesh-pairs
+    biohicl publish runs/study/dataset --dataset --repo_id me/mesh-pairs
     biohicl publish --manifest hub/models/biohicl-minilm.yaml
 
 The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or written anywhere.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.dataset_repo import build_dataset_repo_folder
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
@@ -41,7 +43,12 @@ class PublishArguments:
         default=None, metadata={"help": "Release manifest (hub/models/*.yaml, hub/datasets/*.yaml); flags win."}
     )
     dataset: bool | None = field(
-        default=None, metadata={"help": "Upload a dataset folder as is.", "nargs": "?", "const": True}
+        default=None,
+        metadata={
+            "help": "Publish a `biohicl build-dataset` folder (one file per split).",
+            "nargs": "?",
+            "const": True,
+        },
     )
     private: bool | None = field(
         default=None, metadata={"help": "Create the repo private.", "nargs": "?", "const": True}
@@ -51,7 +58,7 @@ class PublishArguments:
     )
     dry_run: bool = field(default=False, metadata={"help": "Build and check, print the files and the card."})
     out: str | None = field(
-        default=None, metadata={"help": "Where to build the model repo folder (default: a temporary folder)."}
+        default=None, metadata={"help": "Where to build the repo folder (default: a temporary folder)."}
     )
     overwrite: bool = field(default=False, metadata={"help": "Replace a non-empty --out folder."})
     eval_results: str | None = field(
@@ -60,7 +67,10 @@ class PublishArguments:
     base_eval_results: str | None = field(
         default=None, metadata={"help": "Evaluation JSON of the base model, for the card's table."}
     )
-    license: str | None = field(default=None, metadata={"help": "License id for the card (e.g. apache-2.0)."})
+    license: str | None = field(
+        default=None,
+        metadata={"help": "License id for the card (e.g. apache-2.0; a dataset's default: from its sources)."},
+    )
     merge: bool | None = field(
         default=None, metadata={"help": "Upload LoRA merged into full weights.", "nargs": "?", "const": True}
     )
@@ -131,12 +141,20 @@ def main(argv: list[str], api: Any | None = None) -> int:
     max_bytes = int(settings["max_file_mb"] * 1024**2)
     source = Path(settings["source"])
     with tempfile.TemporaryDirectory(prefix="biohicl-publish-") as tmp:
+        out = Path(settings["out"]) if settings.get("out") else Path(tmp) / settings["repo_id"].split("/")[-1]
         if repo_type == "dataset":
-            folder = source
-            if not (folder / "README.md").is_file():
-                raise PublishError(f"{folder}: no README.md (dataset card); build it with `biohicl build-dataset`")
+            if not (source / "documents").is_dir():
+                raise PublishError(
+                    f"{source}: not a MeSH-pair dataset (no documents/); build it with `biohicl build-dataset`"
+                )
+            folder = build_dataset_repo_folder(
+                source,
+                out,
+                overwrite=bool(settings.get("overwrite")),
+                license=settings.get("license"),
+                repo_id=settings["repo_id"],
+            )
         else:
-            out = Path(settings["out"]) if settings.get("out") else Path(tmp) / settings["repo_id"].split("/")[-1]
             folder = build_model_repo_folder(
                 source,
                 out,

@@ -10,6 +10,9 @@ from typing import Any
 import yaml
 
 TEMPLATE_NAME = "dataset_card_template.md"
+#: the license id of a mixed-source dataset on the Hub (``license: other``), and the file its ``license_link`` names
+HUB_LICENSE_NAME = "biohicl-mixed-sources"
+LICENSE_FILE = "LICENSE.md"
 
 SOURCE_INFO: dict[str, dict[str, str]] = {
     "pubmedqa": {
@@ -53,31 +56,78 @@ def template_path() -> Path:
     return Path(__file__).resolve().parents[2] / "hub" / TEMPLATE_NAME
 
 
-def card_metadata(dataset, summary=None) -> dict[str, Any]:
-    """The card's YAML header: Hub ``configs`` (parquet data_files), license, tags and counts."""
+def split_file(config: str, split: str) -> str:
+    """The Hub layout's file of one config and split: ``pairs/train-00000-of-00001.parquet``."""
+    return f"{config}/{split}-00000-of-00001.parquet"
+
+
+def card_license(dataset, license: str | None = None) -> str:
+    """The card's license id: ``license`` if given, else ``mit`` when every source is MIT, else ``other``."""
+    if license:
+        return license
+    sources = set(dataset["documents"]["source"])
+    return "mit" if {SOURCE_INFO.get(s, {}).get("license") for s in sources} == {"MIT"} else "other"
+
+
+def card_metadata(dataset, summary=None, *, split_files: bool = False, license: str | None = None) -> dict[str, Any]:
+    """The card's YAML header: Hub ``configs`` (parquet data_files), license, tags and size.
+
+    ``split_files=False`` (the local build): one ``train`` split per config, ``{config}/*.parquet``.
+    ``split_files=True`` (the Hub layout): one file per config and split (:func:`split_file`), the split names being
+    the values of the ``split`` column, and a license id the Hub accepts (``other`` comes with ``license_name``
+    :data:`HUB_LICENSE_NAME` and ``license_link`` :data:`LICENSE_FILE`; the per-source terms are in the card body).
+    No ``dataset_info``: without ``num_bytes`` ``datasets`` calls it malformed and ignores it.
+    """
     sources = sorted(set(dataset["documents"]["source"]))
-    licenses = {SOURCE_INFO.get(s, {}).get("license", "other") for s in sources}
+    if split_files:
+        licensing = {"license": card_license(dataset, license)}
+        if licensing["license"] == "other":
+            licensing.update(license_name=HUB_LICENSE_NAME, license_link=LICENSE_FILE)
+    else:
+        licensing = {
+            "license": card_license(dataset, license),
+            "license_name": "; ".join(f"{s}: {SOURCE_INFO.get(s, {}).get('license', 'see source')}" for s in sources),
+        }
+    configs = []
+    for config in ("documents", "pairs"):
+        if split_files:
+            splits = sorted(set(dataset[config]["split"]))
+            data_files = [{"split": split, "path": split_file(config, split)} for split in splits]
+        else:
+            data_files = [{"split": "train", "path": f"{config}/*.parquet"}]
+        if data_files:
+            configs.append(
+                {
+                    "config_name": config,
+                    "data_files": data_files,
+                    **({"default": True} if config == "documents" else {}),
+                }
+            )
     return {
-        "license": "mit" if licenses == {"MIT"} else "other",
-        "license_name": "; ".join(f"{s}: {SOURCE_INFO.get(s, {}).get('license', 'see source')}" for s in sources),
+        **licensing,
         "language": ["en"],
         "pretty_name": "BioHiCL MeSH-pair dataset",
         "task_categories": ["sentence-similarity", "text-retrieval"],
         "tags": ["biomedical", "mesh", "pubmed", "biohicl"],
         "size_categories": [_size_category(len(dataset["documents"]))],
-        "configs": [
-            {
-                "config_name": config,
-                "data_files": [{"split": "train", "path": f"{config}/*.parquet"}],
-                **({"default": True} if config == "documents" else {}),
-            }
-            for config in ("documents", "pairs")
-        ],
-        "dataset_info": [
-            {"config_name": config, "splits": [{"name": "train", "num_examples": len(dataset[config])}]}
-            for config in ("documents", "pairs")
-        ],
+        "configs": configs,
     }
+
+
+def render_license_file(dataset) -> str:
+    """``LICENSE.md`` of the Hub layout (its ``license_link``): the terms of each source and of MeSH."""
+    lines = ["# Licenses of the BioHiCL MeSH-pair dataset", "", "The dataset mixes sources under different terms:", ""]
+    for source in sorted(set(dataset["documents"]["source"])):
+        info = SOURCE_INFO.get(source, {"name": source, "license": "see source"})
+        lines.append(f"- **{info['name']}** (`{source}`): {info['license']}")
+    lines += [
+        "- **MeSH** (Medical Subject Headings): U.S. National Library of Medicine terms and conditions; courtesy of "
+        "the U.S. National Library of Medicine, not endorsed by NLM.",
+        "",
+        "Check each source's terms before redistributing this dataset.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _size_category(n: int) -> str:
@@ -87,19 +137,26 @@ def _size_category(n: int) -> str:
     return "n>1M"
 
 
-def render_dataset_card(dataset, summary=None) -> str:
-    """Render ``README.md`` (YAML metadata + markdown) for a MeSH-pair ``DatasetDict``."""
+def render_dataset_card(
+    dataset, summary=None, *, split_files: bool = False, license: str | None = None, repo_id: str | None = None
+) -> str:
+    """Render ``README.md`` (YAML metadata + markdown) for a MeSH-pair ``DatasetDict``; ``split_files``, ``license``
+    as in :func:`card_metadata`, ``repo_id`` for the usage snippet."""
     import jinja2
 
     sources = sorted(set(dataset["documents"]["source"]))
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string(template_path().read_text(encoding="utf-8"))
-    metadata = yaml.safe_dump(card_metadata(dataset, summary), sort_keys=False, allow_unicode=True).strip()
+    metadata = card_metadata(dataset, summary, split_files=split_files, license=license)
+    header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     documents = dataset["documents"]
     kinds = sorted(set(documents["label_kind"])) if "label_kind" in documents.column_names else []
     return template.render(
-        metadata=metadata,
+        metadata=header,
         summary=summary,
+        splits=sorted(set(documents["split"])) if split_files else [],
+        repo_id=repo_id or "<repo id>",
+        license_link=metadata.get("license_link"),
         n_documents=len(documents),
         n_pairs=len(dataset["pairs"]),
         label_kinds=[{"key": k, "text": LABEL_KIND_INFO.get(k, k)} for k in kinds],

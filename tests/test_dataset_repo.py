@@ -1,0 +1,173 @@
+"""The Hub layout of a MeSH-pair dataset (``biohicl publish --dataset``): one file per split, remapped pair indices,
+no local paths, no Arrow copies; and the publish refusals of dataset manifests and merged uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TOPICS
+from test_hub import RecordingHfApi
+
+from biohicl.cli import publish as publish_cmd
+from biohicl.data.dataset_card import read_card_metadata
+from biohicl.data.pairs import build_pair_dataset
+from biohicl.data.records import MeshRecord
+from biohicl.data.storage import load_pair_dataset, save_pair_dataset
+from biohicl.errors import PublishError
+from biohicl.hub.dataset_repo import build_dataset_repo_folder
+
+STAGED_FILES = [
+    "LICENSE.md",
+    "README.md",
+    "documents/dev-00000-of-00001.parquet",
+    "documents/test-00000-of-00001.parquet",
+    "documents/train-00000-of-00001.parquet",
+    "pairs/dev-00000-of-00001.parquet",
+    "pairs/test-00000-of-00001.parquet",
+    "pairs/train-00000-of-00001.parquet",
+    "summary.json",
+]
+
+
+def _records() -> list[MeshRecord]:
+    """Per topic: two PubMedQA test abstracts, two other PubMedQA abstracts (the dev pool) and three BioASQ training
+    abstracts, topic after topic, so the three splits interleave in build order."""
+    records = []
+    for topic, uis in TOPICS.items():
+        for i in range(7):
+            source, split = ("pubmedqa", "test") if i < 2 else ("pubmedqa", "train") if i < 4 else ("bioasq", "train")
+            pmid = str(5000 + len(records))
+            records.append(MeshRecord(pmid, f"{topic} {i}", f"about {topic} {i}", (uis[i % 4], uis[(i + 1) % 4]),
+                                      source, split=split))  # fmt: skip
+    return records
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, mesh):
+    """A local build (storage layout, Arrow copy included) whose summary.json holds absolute paths."""
+    root = tmp_path_factory.mktemp("dataset-repo")
+    dataset, summary = build_pair_dataset(_records(), mesh, top_k=3)
+    source = save_pair_dataset(dataset, root / "build", summary)
+    record = json.loads((source / "summary.json").read_text())
+    local = f"{root}/data/medline_sample/pubmed24n0001.xml.gz"
+    record["mesh_source"] = f"{root}/mesh/desc2024.xml"
+    examples = {"empty abstract": [f"{local}, record 109"]}
+    record["read"] = {"read": 29, "kept": 28, "skipped": {"empty abstract": 1}, "labels_dropped": {},
+                      "labels_ignored": {}, "files": [local], "examples": examples}  # fmt: skip
+    (source / "summary.json").write_text(json.dumps(record, indent=2))
+    return source, dataset
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in _files(folder)}
+
+
+def test_staged_splits_load_apart_from_the_hub_card(built, tmp_path):
+    from datasets import load_dataset
+
+    source, dataset = built
+    assert set(dataset["documents"]["split"]) == {"train", "dev", "test"}
+    before = _checksums(source)
+    staged = build_dataset_repo_folder(source, tmp_path / "staged")
+    assert _checksums(source) == before  # the local build is left as it is
+    for config in ("documents", "pairs"):
+        counts = {}
+        for split in ("train", "dev", "test"):
+            rows = load_dataset(str(staged), config, split=split)
+            assert set(rows["split"]) == {split}, (config, split)
+            counts[split] = len(rows)
+        expected = {s: dataset[config]["split"].count(s) for s in ("train", "dev", "test")}
+        assert counts == expected and min(counts.values()) > 0
+    meta = read_card_metadata(staged / "README.md")
+    assert meta["configs"][1] == {
+        "config_name": "pairs",
+        "data_files": [{"split": s, "path": f"pairs/{s}-00000-of-00001.parquet"} for s in ("dev", "test", "train")],
+    }
+    assert "dataset_info" not in meta and "dataset_info" not in read_card_metadata(source / "README.md")
+    assert (meta["license"], meta["license_name"], meta["license_link"]) == ("other", "biohicl-mixed-sources",
+                                                                             "LICENSE.md")  # fmt: skip
+    assert "PubMedQA (PQA-L, ori_pqal.json)** (`pubmedqa`): MIT" in (staged / "LICENSE.md").read_text()
+    card = (staged / "README.md").read_text()
+    assert 'split="dev+test+train"' in card and "pairs never cross splits" in card
+    all_documents = load_dataset(str(staged), "documents", split="dev+test+train")
+    assert all_documents["pmid"] == load_pair_dataset(staged)["documents"]["pmid"]
+
+
+def test_remapped_pairs_point_at_their_documents(built, tmp_path, mesh):
+    source, dataset = built
+    staged = load_pair_dataset(build_dataset_repo_folder(source, tmp_path / "staged"))
+    docs, pairs = staged["documents"], staged["pairs"]
+    assert docs["split"] == sorted(docs["split"])  # dev rows, then test, then train
+    assert docs["pmid"] != dataset["documents"]["pmid"]  # the build interleaves the splits: indices had to move
+    by_pmid = {d["pmid"]: d for d in dataset["documents"]}
+    assert [by_pmid[p]["split"] for p in docs["pmid"]] == docs["split"]
+    for row in pairs:
+        anchor, partner = docs[row["anchor"]], docs[row["partner"]]
+        assert (anchor["pmid"], partner["pmid"]) == (row["anchor_pmid"], row["partner_pmid"])
+        assert anchor["split"] == partner["split"] == row["split"]
+        assert row["siml"] == pytest.approx(mesh.label_similarity(anchor["mesh"], partner["mesh"]), abs=1e-6)
+    key = ("anchor_pmid", "partner_pmid", "siml", "rank", "split")
+    assert sorted(zip(*(pairs[k] for k in key), strict=True)) == sorted(
+        zip(*(dataset["pairs"][k] for k in key), strict=True)
+    )
+
+
+def test_staged_summary_has_no_local_path_and_no_arrow_copy(built, tmp_path):
+    source, _ = built
+    assert str(source.parent) in (source / "summary.json").read_text()
+    assert (source / "documents" / "data-00000-of-00001.arrow").is_file()
+    staged = build_dataset_repo_folder(source, tmp_path / "staged")
+    assert _files(staged) == STAGED_FILES
+    summary = json.loads((staged / "summary.json").read_text())
+    assert summary["read"]["examples"]["empty abstract"] == ["pubmed24n0001.xml.gz, record 109"]
+    assert summary["mesh_source"] == "desc2024.xml"
+    for name in STAGED_FILES:
+        assert str(source.parent).encode() not in (staged / name).read_bytes(), name
+    assert not [n for n in _files(staged) if n.endswith((".arrow", "state.json", "dataset_info.json", "_dict.json"))]
+
+
+def test_cli_publish_uploads_exactly_the_staged_files(built, tmp_path, capsys):
+    source, _ = built
+    api = RecordingHfApi()
+    out = tmp_path / "staged"
+    assert publish_cmd.main([str(source), "--dataset", "--repo_id", "me/pairs", "--out", str(out)], api=api) == 0
+    upload = api.calls[-1][2]
+    assert (upload["repo_type"], upload["folder_path"]) == ("dataset", str(out))
+    assert upload["allow_patterns"] == STAGED_FILES == sorted(api.uploaded)
+    assert all(api.uploaded[name] == (out / name).read_bytes() for name in STAGED_FILES)
+    assert 'load_dataset("me/pairs", "pairs", split="train")' in api.uploaded["README.md"].decode()
+    # the dry run shows the same staged files, and --license is written into the card
+    dry = tmp_path / "dry"
+    argv = [str(source), "--dataset", "--repo_id", "me/pairs", "--dry_run", "--out", str(dry), "--license", "cc0-1.0"]
+    assert publish_cmd.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "would upload 8 files" in printed and "documents/test-00000-of-00001.parquet" in printed
+    assert ".arrow" not in printed and read_card_metadata(dry / "README.md")["license"] == "cc0-1.0"
+    assert "license_name" not in read_card_metadata(dry / "README.md") and not (dry / "LICENSE.md").exists()
+
+
+def test_staging_refuses_cross_split_pairs_and_unsafe_outputs(built, tmp_path):
+    source, dataset = built
+    pairs = dataset["pairs"].to_dict()
+    docs = dataset["documents"]
+    other = next(i for i, s in enumerate(docs["split"]) if s != pairs["split"][0])
+    pairs["partner"][0], pairs["partner_pmid"][0] = other, docs["pmid"][other]
+    broken = dataset.copy()
+    broken["pairs"] = type(dataset["pairs"]).from_dict(pairs, features=dataset["pairs"].features)
+    folder = save_pair_dataset(broken, tmp_path / "broken", arrow=False)
+    with pytest.raises(PublishError, match=r"pairs: row 0 .*pairs must stay within one split"):
+        build_dataset_repo_folder(folder, tmp_path / "staged")
+    for out in (source, source / "documents", source.parent):
+        with pytest.raises(PublishError, match="staging there would delete it"):
+            build_dataset_repo_folder(source, out, overwrite=True)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    with pytest.raises(PublishError, match="not empty"):
+        build_dataset_repo_folder(source, tmp_path / "full")
