@@ -15,6 +15,7 @@ from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.model import BioHiCL
 from biohicl.models.onnx_backend import OnnxEncoder, check_backend, load_onnx_encoder, with_backend
 from biohicl.models.onnx_export import EXPORT_INFO, FP32_FILE, model_fingerprint
+from tests.conftest import randomize_lora_b
 
 TEXTS = ["cancer cells in the heart", "diabetes", "the brain of patients with heart disease and diabetes " * 3, "x"]
 
@@ -89,6 +90,19 @@ def test_a_changed_model_gets_a_new_export(model, tiny_bert_dir, cache):
     assert model_fingerprint(other) != model_fingerprint(model)
     encoder = load_onnx_encoder(other, cache_dir=cache)
     np.testing.assert_allclose(encoder.encode(TEXTS), other.encode(TEXTS), atol=1e-5)
+
+
+def test_export_leaves_the_callers_lora_model_alone(tiny_bert_dir, cache):
+    lora = BioHiCL.from_base(str(tiny_bert_dir))
+    lora.add_lora(r=4, verbose=False)
+    randomize_lora_b(lora, generator=torch.Generator().manual_seed(0))
+    lora = lora.to(torch.bfloat16).eval()
+    before = {k: v.clone() for k, v in lora.state_dict().items() if "lora_" in k}
+    encoder = load_onnx_encoder(lora, cache_dir=cache, verify=False)
+    after = {k: v for k, v in lora.state_dict().items() if "lora_" in k}
+    assert lora.is_peft and lora.config.kind != "merged" and next(lora.parameters()).dtype == torch.bfloat16
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert encoder.encode(TEXTS).shape[0] == len(TEXTS)
 
 
 def test_a_bad_export_is_refused(model, cache, monkeypatch):

@@ -14,6 +14,7 @@ compared with the torch model on a few texts before first use; the measured max 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -208,7 +209,8 @@ def load_onnx_encoder(
     verify: bool = True,
     optimize: bool = True,
 ) -> OnnxEncoder:
-    """The ONNX Runtime encoder of ``model`` (a :class:`~biohicl.models.model.BioHiCL`; LoRA is merged first).
+    """The ONNX Runtime encoder of ``model`` (a :class:`~biohicl.models.model.BioHiCL`; LoRA merged into a copy,
+    ``model`` itself keeps its adapter, device and dtype).
 
     Exports (and, for ``quantize="int8"``, quantises) on first use into ``cache_dir/<fingerprint>/``, checks the
     result against the torch model (max |Δ| ≤ 1e-4 for fp32, cosine ≥ 0.98 for int8; the figures are logged and
@@ -216,12 +218,7 @@ def load_onnx_encoder(
     """
     _, quantize = check_backend("onnx", quantize)
     ort = require_onnxruntime()
-    if getattr(model, "is_peft", False):
-        logger.info("merging the LoRA adapter into the weights before the ONNX export")
-        model.merge_lora()
-    model = model.to("cpu").eval()
-    if next(model.parameters()).dtype != torch.float32:
-        model = model.float()
+    model = _export_copy(model)
     fingerprint = model_fingerprint(model)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(model)
     folder = folder / fingerprint[:16]
@@ -268,6 +265,20 @@ def load_onnx_encoder(
         _fmt(info[key].get("min_cosine"), ".6f"),
     )
     return encoder
+
+
+def _export_copy(model: Any) -> Any:
+    """``model`` as exported (LoRA merged, fp32, CPU, eval); a copy whenever that changes it, so the caller's model
+    keeps its adapter, device, dtype and mode."""
+    param = next(model.parameters())
+    peft = getattr(model, "is_peft", False)
+    if not peft and param.device.type == "cpu" and param.dtype == torch.float32 and not model.training:
+        return model
+    model = copy.deepcopy(model)
+    if peft:
+        logger.info("merging the LoRA adapter into a copy of the weights before the ONNX export")
+        model.merge_lora()
+    return model.to("cpu").float().eval()
 
 
 def _fmt(value: float | None, spec: str) -> str:
