@@ -16,9 +16,11 @@ from biohicl.data.dataset_card import read_card_metadata
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset
-from biohicl.errors import PublishError
+from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder
+from biohicl.hub.manifest import ReleaseManifest
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGED_FILES = [
     "LICENSE.md",
     "README.md",
@@ -171,3 +173,25 @@ def test_staging_refuses_cross_split_pairs_and_unsafe_outputs(built, tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("x")
     with pytest.raises(PublishError, match="not empty"):
         build_dataset_repo_folder(source, tmp_path / "full")
+
+
+def test_dataset_manifest_refuses_model_only_fields(built, tmp_path):
+    source, _ = built
+    manifest = tmp_path / "pairs.yaml"
+    for line in ("merge: true", "eval_results: eval.json", "base_eval_results: base.json"):
+        field = line.split(":")[0]
+        manifest.write_text(f"repo_id: me/pairs\nrepo_type: dataset\nsource: {source}\nlicense: other\n{line}\n")
+        api = RecordingHfApi()
+        with pytest.raises(ConfigError, match=rf"^{manifest}: field '{field}': is for model releases"):
+            publish_cmd.main(["--manifest", str(manifest)], api=api)
+        assert api.calls == []
+    with pytest.raises(ConfigError, match=r"^--merge: is for model releases"):
+        publish_cmd.main([str(source), "--dataset", "--merge", "--repo_id", "me/pairs"], api=RecordingHfApi())
+
+
+def test_shipped_dataset_manifest_names_the_documented_build():
+    path = REPO_ROOT / "hub" / "datasets" / "mesh-pairs.yaml"
+    manifest = ReleaseManifest.load(path)
+    assert manifest.source == "runs/study/dataset"
+    assert f"biohicl build-dataset --output {manifest.source}" in path.read_text()
+    assert (manifest.merge, manifest.eval_results, manifest.base_eval_results) == (False, None, None)

@@ -28,6 +28,8 @@ from biohicl.hub.publish import (
 )
 
 HELP = "Upload a trained adapter (with its generated model card) or the MeSH-pair dataset to the Hugging Face Hub."
+#: settings a model publish reads and a dataset publish has no use for (refused, not ignored)
+MODEL_ONLY = ("merge", "eval_results", "base_eval_results")
 
 
 @dataclass
@@ -97,6 +99,7 @@ def parse_args(argv: list[str]) -> PublishArguments:
 def _settings(args: PublishArguments) -> dict[str, Any]:
     """Manifest values, overridden by the options given on the command line (those not ``None``)."""
     values: dict[str, Any] = {}
+    origin = {key: f"--{key}" for key, flag in asdict(args).items() if flag is not None}
     if args.manifest:
         manifest = ReleaseManifest.load(args.manifest)
         values = {
@@ -111,11 +114,16 @@ def _settings(args: PublishArguments) -> dict[str, Any]:
             "merge": manifest.merge,
             "commit_message": manifest.commit_message,
         }
+        origin = {key: f"{args.manifest}: field {key!r}" for key in values} | origin
     values.update({key: flag for key, flag in asdict(args).items() if flag is not None})
     if not values.get("source"):
         raise ConfigError("publish: give a RUN_DIR (or dataset folder) or --manifest")
     if not values.get("repo_id"):
         raise ConfigError("publish: --repo_id is required (or a manifest with repo_id)")
+    if values.get("dataset"):
+        for key in MODEL_ONLY:
+            if values.get(key):
+                raise ConfigError(f"{origin[key]}: is for model releases; a dataset publish does not use it")
     return values
 
 
