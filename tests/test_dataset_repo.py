@@ -195,3 +195,17 @@ def test_shipped_dataset_manifest_names_the_documented_build():
     assert manifest.source == "runs/study/dataset"
     assert f"biohicl build-dataset --output {manifest.source}" in path.read_text()
     assert (manifest.merge, manifest.eval_results, manifest.base_eval_results) == (False, None, None)
+
+
+def test_merge_refuses_a_repo_the_registry_lists_as_an_adapter(tmp_path):
+    api = RecordingHfApi()
+    argv = [str(tmp_path / "run"), "--repo_id", "biohicl/BioHiCL-MiniLM-L6", "--merge", "--dry_run"]
+    with pytest.raises(ConfigError, match=r"lists biohicl/BioHiCL-MiniLM-L6 \(BioHiCL-MiniLM\) as an adapter.*"
+                                          r"e\.g\. biohicl/BioHiCL-MiniLM-L6-merged$"):  # fmt: skip
+        publish_cmd.main(argv, api=api)
+    with pytest.raises(ConfigError, match="as an adapter"):
+        publish_cmd.main(["--manifest", str(REPO_ROOT / "hub/models/biohicl-minilm.yaml"), "--merge"], api=api)
+    assert api.calls == []
+    # another repo id is built as usual (here: no such run, so the build's own error)
+    with pytest.raises(PublishError, match="no such run folder"):
+        publish_cmd.main([*argv[:2], "me/BioHiCL-MiniLM-L6-merged", "--merge"], api=api)

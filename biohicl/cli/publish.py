@@ -124,7 +124,22 @@ def _settings(args: PublishArguments) -> dict[str, Any]:
         for key in MODEL_ONLY:
             if values.get(key):
                 raise ConfigError(f"{origin[key]}: is for model releases; a dataset publish does not use it")
+    elif values.get("merge"):
+        _check_merge_target(values["repo_id"])
     return values
+
+
+def _check_merge_target(repo_id: str) -> None:
+    """Refuse merged weights for a repo the registry lists as an adapter: the upload mirrors the folder, so it would
+    replace the adapter and ``BioHiCL.from_pretrained(<name>)`` would no longer load."""
+    from biohicl.models.registry import default_registry
+
+    entry = default_registry().by_repo_id(repo_id)
+    if entry is not None and entry.kind == "adapter":
+        raise ConfigError(
+            f"--merge: biohicl/registry.json lists {repo_id} ({entry.name}) as an adapter, which merged weights would "
+            f"replace; publish them to another repo id, e.g. {repo_id}-merged"
+        )
 
 
 def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_bytes: int) -> None:
