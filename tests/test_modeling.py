@@ -334,3 +334,19 @@ def test_adapter_records_the_base_it_was_trained_on(tiny, tiny_bert_dir, tmp_pat
     assert all(len(values) == 16 for values in signature["weights"].values())
     loaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
     assert loaded.config.base_signature == signature
+
+
+def test_an_adapter_with_modules_to_save_reloads_onto_its_own_base(tiny, tiny_bert_dir, tmp_path):
+    from peft import LoraConfig
+
+    # the sampled last matrix is the one modules_to_save trains: the signature must read the base's original
+    config = LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["encoder.layer.1.output.dense"])
+    tiny.add_lora(peft_config=config, verbose=False)
+    randomize_lora_b(tiny, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        tiny.backbone.base_model.model.encoder.layer[1].output.dense.modules_to_save["default"].weight.add_(0.5)
+    expected = tiny.encode(TEXTS, convert_to="torch")
+    tiny.save_pretrained(tmp_path / "run")
+    assert "encoder.layer.1.output.dense.weight" in tiny.config.base_signature["weights"]
+    reloaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+    assert torch.equal(reloaded.encode(TEXTS, convert_to="torch"), expected)

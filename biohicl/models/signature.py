@@ -21,12 +21,18 @@ def unwrapped(backbone: nn.Module) -> nn.Module:
     return get_base() if callable(get_base) else backbone
 
 
+def _plain_name(name: str) -> str:
+    """``name`` without peft's wrappers (``.base_layer.``, ``modules_to_save``'s ``.original_module.``)."""
+    return name.replace(".base_layer.", ".").replace(".original_module.", ".")
+
+
 def _base_matrices(base: nn.Module) -> dict[str, torch.Tensor]:
-    """The base model's own 2-D weights by name, LoRA matrices left out and peft's ``.base_layer`` folded back."""
+    """The base model's own 2-D weights by plain name: LoRA matrices and ``modules_to_save``'s trained copies left
+    out, peft's wrappers folded back."""
     return {
-        name.replace(".base_layer.", "."): param
+        _plain_name(name): param
         for name, param in base.named_parameters()
-        if param.dim() == 2 and "lora_" not in name
+        if param.dim() == 2 and "lora_" not in name and ".modules_to_save." not in name
     }
 
 
@@ -47,8 +53,9 @@ def base_signature(backbone: nn.Module) -> dict[str, Any]:
     matrices = _base_matrices(base)
     picked: list[str] = []
     embeddings = base.get_input_embeddings() if hasattr(base, "get_input_embeddings") else None
-    weight = getattr(embeddings, "weight", None)
-    picked += [name for name, param in matrices.items() if param is weight][:1]
+    # by module name, not by tensor: under modules_to_save the wrapper's weight is the trained copy
+    module_names = [_plain_name(f"{name}.weight") for name, module in base.named_modules() if module is embeddings]
+    picked += [name for name in module_names if embeddings is not None and name in matrices][:1]
     # the last matrix of the encoder (not BERT's pooler: sentence-transformers fine-tunes never train it)
     encoder = [name for name in matrices if "pooler" not in name and name not in picked]
     picked += encoder[-1:]
