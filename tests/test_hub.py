@@ -468,16 +468,16 @@ def test_cli_manifest_with_flag_overrides(run_dir, tmp_path, monkeypatch):
     assert api.calls[0][1] == ("me/override",)
 
 
-def test_cli_dataset(tmp_path, capsys):
+def test_cli_dataset_refuses_a_folder_that_is_not_a_built_dataset(tmp_path):
+    # a dataset publish stages the Hub layout from a built dataset (tests/test_dataset_repo.py); a folder with only
+    # a card used to be uploaded as is
     folder = tmp_path / "pairs"
     folder.mkdir()
     (folder / "README.md").write_text("# MeSH pairs\n")
     api = RecordingHfApi()
-    assert publish_cmd.main([str(folder), "--dataset", "--repo_id", "me/pairs"], api=api) == 0
-    assert api.calls[0][2]["repo_type"] == "dataset"
-    (folder / "README.md").unlink()
-    with pytest.raises(PublishError, match=r"no README\.md"):
-        publish_cmd.main([str(folder), "--dataset", "--repo_id", "me/pairs"], api=RecordingHfApi())
+    with pytest.raises(PublishError, match=r"not a MeSH-pair dataset \(no documents/\)"):
+        publish_cmd.main([str(folder), "--dataset", "--repo_id", "me/pairs"], api=api)
+    assert api.calls == []
 
 
 def test_cli_needs_a_source_and_a_repo_id(run_dir):
