@@ -18,7 +18,7 @@ from biohicl.data.corpus import Document, iter_documents, read_corpus
 from biohicl.errors import ConfigError, DataError
 from biohicl.models.model import BioHiCL
 from biohicl.search.indexing import build_index
-from biohicl.search.layout import IndexManifest, ids_digest
+from biohicl.search.layout import PROBE_TEXTS, IndexManifest, ids_digest
 
 MESH = [["D003924"], ["D009765", "D003924"], [], ["D006973"]]
 
@@ -178,7 +178,8 @@ def test_resume_after_interruption_encodes_only_missing_shards(model, tmp_path, 
     original = BioHiCL.encode
 
     def counting(self, texts, *args, **kwargs):
-        encoded.append(len(texts))
+        if list(texts) != list(PROBE_TEXTS):  # the probe rows every build records
+            encoded.append(len(texts))
         return original(self, texts, *args, **kwargs)
 
     monkeypatch.setattr(BioHiCL, "encode", counting)

@@ -324,3 +324,31 @@ def test_a_model_loaded_from_a_folder_is_recorded_by_its_path(tiny_bert_dir, tmp
     assert manifest.count == 7 and manifest.model == str(Path(tiny_bert_dir).resolve())
     hits = search(model, ["obesity and diabetes"], tmp_path / "idx", top_k=3)[0]
     assert len(hits) == 3 and hits[0].rank == 1
+
+
+def test_an_index_built_with_other_weights_is_refused_or_warned(tiny_bert_dir, model, index_dir, tmp_path):
+    """A LoRA-tuned model has its base's id: the probe rows recorded at build time tell the two apart."""
+    tuned = BioHiCL.from_base(str(tiny_bert_dir))
+    tuned.add_lora(r=4, verbose=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in tuned.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    assert IndexManifest.load(index_dir).probe is not None
+    with pytest.raises(ConfigError, match=f"document_index: {index_dir} was built with other weights"):
+        IndexDocuments(index_dir, tuned)
+    with pytest.warns(UserWarning, match="was built with other weights than the query encoder's"):
+        search(tuned, "insulin", index_dir, top_k=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        IndexDocuments(index_dir, model)
+        search(model, "insulin", index_dir, top_k=1)
+    shutil.copytree(index_dir, tmp_path / "old")  # built before probes were recorded: the model id is all there is
+    manifest = IndexManifest.load(tmp_path / "old")
+    manifest.probe = None
+    manifest.save(tmp_path / "old")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        IndexDocuments(tmp_path / "old", tuned)
+        search(tuned, "insulin", tmp_path / "old", top_k=1)

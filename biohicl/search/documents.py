@@ -15,15 +15,16 @@ import numpy as np
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.index import Index
-from biohicl.search.layout import describe_model
+from biohicl.search.layout import describe_model, encoder_probe, probe_cosine
 
 
 class IndexDocuments:
     """The rows of an index folder as document embeddings.
 
     The index must have been built by ``model`` (when given; at the same revision when both are known) with the
-    same pooling, ``max_length``, document prompt and quantisation, and hold exactly the corpus's documents
-    (:meth:`lookup`); anything else is an error, never a silent mix.
+    same pooling, ``max_length``, document prompt, quantisation and weights (its rows of fixed probe texts,
+    recorded at build time, must agree: a LoRA-tuned model is not its base), and hold exactly the corpus's
+    documents (:meth:`lookup`); anything else is an error, never a silent mix.
     """
 
     def __init__(self, directory: str | Path, model: Any = None):
@@ -63,6 +64,13 @@ class IndexDocuments:
                 f"document_index: {self.location} was built with quantize={manifest.quantize!r}, "
                 f"the model now has {quantize!r}"
             )
+        if manifest.probe:  # an index built before biohicl recorded probes: the checks above are all there is
+            cosine = probe_cosine(manifest.probe, encoder_probe(model))
+            if cosine is not None:
+                raise ConfigError(
+                    f"document_index: {self.location} was built with other weights than the model's "
+                    f"(both {manifest.model}; probe cosine {cosine:.4f}); rebuild the index with this model"
+                )
 
     def lookup(self, corpus_ids: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
         """``doc ids -> [n, dim]`` rows for a corpus of exactly ``corpus_ids`` (a :class:`DataError` when the index

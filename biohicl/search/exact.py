@@ -24,7 +24,7 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.search.compressed import CompressedIndex
 from biohicl.search.compression import available_kinds
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
-from biohicl.search.layout import describe_model
+from biohicl.search.layout import describe_model, encoder_probe, probe_cosine
 from biohicl.topk import merge_top_k
 
 SEARCH_BACKENDS = ("auto", "exact", "int8", "binary")
@@ -86,16 +86,23 @@ def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[li
 
 def check_model_matches(model: Any, index: Index) -> None:
     """Raise when the model's dimension differs from the index's; warn when it is not the model that built it (or
-    not at the same revision, when both are known)."""
+    not at the same revision, when both are known, or with other weights, when the index recorded its probe)."""
     if int(model.embedding_dim) != index.dim:
         raise ConfigError(f"the model embeds in {model.embedding_dim} dimensions, the index holds {index.dim}")
-    if index.manifest is not None:
+    manifest = index.manifest
+    if manifest is not None:
         model_id, revision = describe_model(model)
-        built = index.manifest.model_revision
-        if model_id != index.manifest.model:
-            message = f"the index was built with {index.manifest.model}, the queries are encoded with {model_id}"
+        built = manifest.model_revision
+        cosine = probe_cosine(manifest.probe, encoder_probe(model)) if manifest.probe else None
+        if model_id != manifest.model:
+            message = f"the index was built with {manifest.model}, the queries are encoded with {model_id}"
         elif revision and built and revision != built:
             message = f"the index was built with {model_id} at revision {built}, the queries are encoded at {revision}"
+        elif cosine is not None:
+            message = (
+                f"the index {index.directory} was built with other weights than the query encoder's (both "
+                f"{model_id}; probe cosine {cosine:.4f}); rebuild it with this model"
+            )
         else:
             return
         warnings.warn(message, UserWarning, stacklevel=3)

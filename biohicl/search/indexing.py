@@ -38,8 +38,10 @@ from biohicl.search.layout import (
     describe_model,
     docs_name,
     dtype_name,
+    encoder_probe,
     ids_digest,
     parse_dtype,
+    probe_cosine,
     rank_manifest_name,
     read_shard_metadata,
     shard_name,
@@ -104,6 +106,7 @@ def _settings(
         "base_model": config.base_model,
         "base_revision": config.base_revision,
         "text_template": TEXT_TEMPLATE,
+        "probe": encoder_probe(model),
     }
 
 
@@ -118,7 +121,12 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
         previous = {**legacy, **recorded}
         if not resume:
             raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
-        changed = sorted(k for k in settings if previous.get(k) != settings[k])
+        cosine = probe_cosine(previous.get("probe"), settings.get("probe"))
+        if cosine is not None:
+            raise ConfigError(
+                f"{directory}: built with other weights (probe cosine {cosine:.4f}); use a new output folder"
+            )
+        changed = sorted(k for k in settings if k != "probe" and previous.get(k) != settings[k])
         if changed:
             detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
             raise ConfigError(f"{directory}: built with other settings ({detail}); use a new output folder")
@@ -335,6 +343,7 @@ def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[
         world_size=world_size,
         has_titles=any(p["has_titles"] for p in parts),
         has_mesh=any(p["has_mesh"] for p in parts),
+        probe=settings.get("probe"),
     )
     manifest.save(directory)
     for rank in range(world_size):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from biohicl import __version__
@@ -167,6 +168,7 @@ class IndexManifest:
     text_template: str = TEXT_TEMPLATE
     has_titles: bool = False
     has_mesh: bool = False
+    probe: list[list[float]] | None = None  # the encoder's rows of PROBE_TEXTS; None: an older index
     format: str = INDEX_FORMAT
     format_version: int = FORMAT_VERSION
     biohicl_version: str = __version__
@@ -196,6 +198,12 @@ class IndexManifest:
         if not isinstance(values["shards"], list):
             raise DataError(f"shards: expected a list, got {values['shards']!r:.40}", source)
         values = {k: v for k, v in values.items() if k in known}
+        probe = values.get("probe")
+        if probe is not None and not (
+            isinstance(probe, list)
+            and all(isinstance(row, list) and all(isinstance(v, (int, float)) for v in row) for row in probe)
+        ):
+            raise DataError(f"probe: expected a list of lists of numbers, got {probe!r:.40}", source)
         values["shards"] = [_shard_info(shard, f"shards[{i}]", source) for i, shard in enumerate(values["shards"])]
         return cls(**values)
 
@@ -220,6 +228,33 @@ def describe_model(model: Any) -> tuple[str, str | None]:
             return resolved.repo_id, resolved.commit or resolved.revision
         return str(Path(resolved.path).resolve()), None
     return model.config.base_model, model.config.base_revision
+
+
+#: texts every index records its encoder's document rows of, so reading it with other weights is caught
+PROBE_TEXTS = ("Metformin lowers blood glucose in type 2 diabetes.", "BRCA1 mutations raise the risk of breast cancer.")
+#: the same weights on another device, compute dtype or fp32 ONNX agree to > 0.9999; a fine-tune moves them more
+PROBE_MIN_COSINE = 0.999
+
+
+def encoder_probe(model: Any) -> list[list[float]] | None:
+    """The model's float32 document rows of :data:`PROBE_TEXTS` (None for an object that cannot encode)."""
+    if not callable(getattr(model, "encode", None)):
+        return None
+    rows = model.encode(list(PROBE_TEXTS), batch_size=len(PROBE_TEXTS), kind="document", show_progress_bar=False)
+    return [[round(float(v), 6) for v in row] for row in np.asarray(rows, dtype=np.float32)]
+
+
+def probe_cosine(recorded: list[list[float]] | None, actual: list[list[float]] | None) -> float | None:
+    """The lowest cosine between two encoders' probe rows when below :data:`PROBE_MIN_COSINE` (other weights); None
+    when they agree or either is unknown."""
+    if not recorded or not actual:
+        return None
+    a, b = np.asarray(recorded, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    if a.shape != b.shape:
+        return 0.0
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    lowest = float(np.min((a * b).sum(axis=1) / np.maximum(norms, 1e-12)))
+    return lowest if lowest < PROBE_MIN_COSINE else None
 
 
 def write_shard(
