@@ -350,3 +350,23 @@ def test_an_adapter_with_modules_to_save_reloads_onto_its_own_base(tiny, tiny_be
     assert "encoder.layer.1.output.dense.weight" in tiny.config.base_signature["weights"]
     reloaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
     assert torch.equal(reloaded.encode(TEXTS, convert_to="torch"), expected)
+
+
+def test_an_explicit_max_length_is_kept_and_none_takes_the_sentence_transformers_value():
+    name = "sentence-transformers/all-MiniLM-L6-v2"  # max_seq_length 256, 512 positions
+    assert BioHiCL.from_base(name).config.max_length == 256
+    assert BioHiCL.from_base(name, max_length=512).config.max_length == 512
+
+
+def test_a_sentence_transformers_folder_encodes_with_its_own_prompts(tmp_path, tiny_bert_dir):
+    from sentence_transformers import SentenceTransformer
+
+    source = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID, query_prompt="query: ", document_prompt="passage: ")
+    source.save_merged(tmp_path / "st")
+    (tmp_path / "st" / "biohicl_config.json").unlink()  # any sentence-transformers folder with prompts
+    model = BioHiCL.from_pretrained(tmp_path / "st")
+    assert (model.config.query_prompt, model.config.document_prompt) == ("query: ", "passage: ")
+    st = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    np.testing.assert_allclose(model.encode(TEXTS), st.encode(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(model.encode(TEXTS, kind="query"), st.encode(TEXTS, prompt_name="query"), atol=1e-5)
+    assert BioHiCL.from_base(str(tmp_path / "st"), query_prompt="").config.query_prompt == ""

@@ -64,6 +64,21 @@ def sentence_transformers_max_length(path: Path) -> int | None:
     return None
 
 
+def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
+    """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``: the
+    document's is ``default_prompt_name``'s, else ``document``'s or ``passage``'s (None where it names none)."""
+    config = path / "config_sentence_transformers.json"
+    values = json.loads(config.read_text()) if config.is_file() else {}
+    prompts = values.get("prompts") if isinstance(values, dict) else None
+    if not isinstance(prompts, dict):
+        return None, None
+    default = values.get("default_prompt_name")
+    names = [default] if default else ["document", "passage"]
+    document = next((prompts[name] for name in names if isinstance(prompts.get(name), str)), None)
+    query = prompts.get("query")
+    return query if isinstance(query, str) else None, document
+
+
 def quiet_peft_wrap(function, *args: Any, **kwargs: Any):
     """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning.
 

@@ -32,6 +32,7 @@ from biohicl.models.backbone import (
     quiet_peft_wrap,
     sentence_transformers_max_length,
     sentence_transformers_pooling,
+    sentence_transformers_prompts,
 )
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, default_pooling
 from biohicl.models.encoding import (
@@ -71,17 +72,21 @@ class BioHiCL(nn.Module):
         *,
         revision: str | None = None,
         pooling: str | None = None,
-        max_length: int = 512,
-        query_prompt: str = "",
-        document_prompt: str = "",
+        max_length: int | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
         hub_id: str | None = None,
         dtype: torch.dtype | None = None,
     ) -> BioHiCL:
-        """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk."""
+        """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk.
+
+        ``max_length`` and the prompts left None come from a sentence-transformers folder (``max_seq_length``,
+        ``prompts``), else 512 and ""; a value given is kept (the length capped at the position embeddings)."""
         from transformers import AutoTokenizer
 
         path = resolve_base(base_model, revision)
         st_pooling = sentence_transformers_pooling(path)
+        st_query, st_document = sentence_transformers_prompts(path)
         model_id = hub_id or base_model
         if Path(model_id).expanduser().is_dir():
             model_id = hub_id_from_folder(path) or str(model_id)
@@ -89,11 +94,9 @@ class BioHiCL(nn.Module):
             base_model=model_id,
             base_revision=revision,
             pooling=pooling or st_pooling or default_pooling(model_id),
-            max_length=min(max_length, sentence_transformers_max_length(path) or max_length)
-            if st_pooling
-            else max_length,
-            query_prompt=query_prompt,
-            document_prompt=document_prompt,
+            max_length=max_length or sentence_transformers_max_length(path) or 512,
+            query_prompt=query_prompt if query_prompt is not None else st_query or "",
+            document_prompt=document_prompt if document_prompt is not None else st_document or "",
             kind="full",
         )
         backbone = load_backbone(path, dtype)
