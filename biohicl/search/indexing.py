@@ -74,9 +74,14 @@ class IndexingArguments:
     )
 
 
-def _shards(documents: Iterator[Document], shard_size: int) -> Iterator[list[Document]]:
+def _shards(documents: Iterator[Document], shard_size: int, source: Any = None) -> Iterator[list[Document]]:
+    """``shard_size`` documents at a time; a :class:`DataError` naming ``source`` at a repeated document id."""
     chunk: list[Document] = []
-    for doc in documents:
+    seen: set[str] = set()
+    for position, doc in enumerate(documents, 1):
+        if doc.id in seen:
+            raise DataError(f"document {position}: duplicate document id {doc.id!r}", source)
+        seen.add(doc.id)
         chunk.append(doc)
         if len(chunk) == shard_size:
             yield chunk
@@ -218,6 +223,7 @@ def build_index(
     total_shards = 0
     has_titles = has_mesh = False
     encoded = skipped = 0
+    source = corpus if isinstance(corpus, (str, Path)) else None
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
     bar = tqdm(
         total=total,
@@ -227,7 +233,7 @@ def build_index(
         position=rank,
     )
     try:
-        for number, docs in enumerate(_shards(iter_documents(corpus), shard_size)):
+        for number, docs in enumerate(_shards(iter_documents(corpus), shard_size, source)):
             total_shards = number + 1
             has_titles = has_titles or any(d.title for d in docs)
             has_mesh = has_mesh or any(d.mesh for d in docs)

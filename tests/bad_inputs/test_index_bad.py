@@ -140,3 +140,16 @@ def test_search_like_cli_on_a_garbled_sidecar(index, run_cli):
     (index / "shard-00002.docs.jsonl").write_text('{"id": "d8"}\n[]\n')
     result = run_cli(["search", str(index), "--like", "d0"])
     assert "shard-00002.docs.jsonl, record 2: not a JSON object with an `id`" in result.err
+
+
+def test_a_corpus_with_a_duplicate_document_id(tmp_path, tiny_bert_dir):
+    """Refused where the id repeats, across shards too (else `IndexDocuments.lookup` fails on a count mismatch)."""
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": i, "text": f"text {n}"}) + "\n" for n, i in enumerate("abca")))
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    with pytest.raises(DataError, match=rf"^{corpus}: document 4: duplicate document id 'a'$"):
+        build_index(model, corpus, tmp_path / "index", shard_size=2, show_progress_bar=False)
+    assert not (tmp_path / "index" / "manifest.json").exists()
