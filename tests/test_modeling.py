@@ -330,7 +330,11 @@ def test_adapter_records_the_base_it_was_trained_on(tiny, tiny_bert_dir, tmp_pat
     tiny.save_pretrained(tmp_path / "run")
     signature = json.loads((tmp_path / "run" / "biohicl_config.json").read_text())["base_signature"]
     assert signature["hidden_size"] == 32 and signature["num_hidden_layers"] == 2
-    assert set(signature["weights"]) == {"embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"}
+    assert set(signature["weights"]) == {
+        "embeddings.word_embeddings.weight",
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.1.output.dense.weight",
+    }
     assert all(len(values) == 16 for values in signature["weights"].values())
     loaded = BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
     assert loaded.config.base_signature == signature
@@ -370,3 +374,19 @@ def test_a_sentence_transformers_folder_encodes_with_its_own_prompts(tmp_path, t
     np.testing.assert_allclose(model.encode(TEXTS), st.encode(TEXTS), atol=1e-5)
     np.testing.assert_allclose(model.encode(TEXTS, kind="query"), st.encode(TEXTS, prompt_name="query"), atol=1e-5)
     assert BioHiCL.from_base(str(tmp_path / "st"), query_prompt="").config.query_prompt == ""
+
+
+def test_an_adapter_on_a_merged_model_records_that_model_as_its_base(tiny, tiny_bert_dir, tmp_path):
+    tiny.add_lora(r=4, verbose=False)
+    randomize_lora_b(tiny, generator=torch.Generator().manual_seed(0))
+    tiny.save_merged(tmp_path / "merged")
+    merged = BioHiCL.from_pretrained(tmp_path / "merged")
+    merged.add_lora(r=4, verbose=False)
+    randomize_lora_b(merged, generator=torch.Generator().manual_seed(1))
+    expected = merged.encode(TEXTS, convert_to="torch")
+    merged.save_pretrained(tmp_path / "run")
+    assert merged.config.base_model == str((tmp_path / "merged").resolve())
+    assert torch.allclose(BioHiCL.from_pretrained(tmp_path / "run").encode(TEXTS, convert_to="torch"), expected)
+    # the merged LoRA changed the query projections: the original base is refused
+    with pytest.raises(ModelLoadError, match="query"):
+        BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)

@@ -193,6 +193,10 @@ class BioHiCL(nn.Module):
         if self.is_peft:
             raise ConfigError("add_lora: the model already has a LoRA adapter")
         config = lora_config(self.backbone, r, alpha, dropout, target_modules, peft_config)
+        if self.config.kind in ("merged", "full") and self.resolved is not None:  # these weights are the base
+            at = self.resolved
+            self.config.base_model = at.repo_id or hub_id_from_folder(at.path) or str(at.path.resolve())
+            self.config.base_revision = (at.commit or at.revision) if at.repo_id else None
         self.config.base_signature = base_signature(self.backbone)
         self.backbone = quiet_peft_wrap(get_peft_model, self.backbone, config)
         self.backbone.peft_config["default"].base_model_name_or_path = self.config.base_model

@@ -45,8 +45,9 @@ def _sample(matrix: torch.Tensor, count: int) -> list[float]:
 
 def base_signature(backbone: nn.Module) -> dict[str, Any]:
     """What identifies a base model: its architecture sizes and 16 weights at fixed positions of the input
-    embeddings and of the last weight matrix (so another base of the same shape, or another checkpoint of the same
-    architecture, does not match). Works on a plain backbone and on one wrapped by peft (the base's weights)."""
+    embeddings, the first query projection and the last weight matrix (so another base of the same shape, another
+    checkpoint of the same architecture, or a merged LoRA of it does not match). Works on a plain backbone and on one
+    wrapped by peft (the base's weights)."""
     base = unwrapped(backbone)
     config = getattr(base, "config", None)
     signature: dict[str, Any] = {name: getattr(config, name, None) for name in SIGNATURE_CONFIG_FIELDS}
@@ -59,6 +60,8 @@ def base_signature(backbone: nn.Module) -> dict[str, Any]:
     # the last matrix of the encoder (not BERT's pooler: sentence-transformers fine-tunes never train it)
     encoder = [name for name in matrices if "pooler" not in name and name not in picked]
     picked += encoder[-1:]
+    # an attention projection too: a merged LoRA (query/value by default) leaves the two above as they were
+    picked += [name for name in encoder if any(f".{p}." in name for p in ("query", "q_proj", "q"))][:1]
     signature["weights"] = {
         name: [float(f"{v:.7g}") for v in _sample(matrices[name], SIGNATURE_SAMPLES)] for name in picked
     }
