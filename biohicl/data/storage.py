@@ -112,7 +112,6 @@ def load_pair_dataset(path: str | Path):
     """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs); a
     configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
     from datasets.table import InMemoryTable
 
@@ -124,5 +123,17 @@ def load_pair_dataset(path: str | Path):
         files = sorted((path / config).glob("*.parquet"))
         if not files:
             raise DataError(f"no {config} parquet files", path / config)
-        configs[config] = Dataset(InMemoryTable(pa.concat_tables([pq.read_table(f) for f in files])))
+        configs[config] = Dataset(InMemoryTable(pa.concat_tables([_read_table(f) for f in files])))
     return DatasetDict(configs)
+
+
+def _read_table(path: Path):
+    """One parquet file as a pyarrow table; a file that is not parquet is a one-line :class:`DataError`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        reason = str(err).rpartition("': ")[2].split(". ")[0]  # pyarrow's first sentence, without the path again
+        raise DataError(f"not a readable parquet file ({reason})", path) from None

@@ -5,12 +5,16 @@ sent (the fake API records no call), one line at the CLI, and the token never ap
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_bert, randomize_lora_b
+from conftest import TOPICS, build_tiny_bert, randomize_lora_b
 
 from biohicl.cli import publish as publish_cmd
+from biohicl.data.pairs import build_pair_dataset
+from biohicl.data.records import MeshRecord
+from biohicl.data.storage import save_pair_dataset
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import check_folder, publish_folder
@@ -47,6 +51,23 @@ def run_dir(tmp_path_factory):
     model.save_pretrained(run)
     (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
     return run
+
+
+@pytest.fixture(scope="module")
+def built_dataset(tmp_path_factory, mesh) -> Path:
+    """A real (tiny) `build-dataset` folder: what `publish --dataset` stages for the Hub."""
+    records = [
+        MeshRecord(str(7000 + 10 * t + i), f"{topic} {i}", f"about {topic} {i}", (uis[i], uis[i + 1]), "bioasq",
+                   split="test" if i == 2 else "train")
+        for t, (topic, uis) in enumerate(TOPICS.items())
+        for i in range(3)
+    ]  # fmt: skip
+    dataset, summary = build_pair_dataset(records, mesh, top_k=2)
+    return save_pair_dataset(dataset, tmp_path_factory.mktemp("built") / "mesh-pairs", summary)
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / folder.name))
 
 
 def dataset_folder(tmp_path: Path) -> Path:
@@ -90,12 +111,14 @@ def test_the_literal_token_of_another_shape_is_refused(tmp_path, monkeypatch):
     assert api.calls == []
 
 
-def test_token_in_a_dataset_folder_at_the_cli(tmp_path, run_cli, monkeypatch):
-    folder = dataset_folder(tmp_path)
-    (folder / "notes.md").write_text(f"token: {FAKE_TOKEN}\n")
+def test_token_in_a_dataset_folder_at_the_cli(built_dataset, tmp_path, run_cli, monkeypatch):
+    folder = copy_of(built_dataset, tmp_path)
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "note": f"token: {FAKE_TOKEN}"}))  # staged as is
+    (folder / "notes.md").write_text(f"token: {FAKE_TOKEN}\n")  # not part of the dataset: never staged
     result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/mesh-pairs", "--dry_run"])
-    assert "notes.md: contains a Hugging Face token (hf_...); refusing to upload it" in result.err
-    assert FAKE_TOKEN not in result.err + result.out
+    assert "summary.json: contains a Hugging Face token (hf_...); refusing to upload it" in result.err
+    assert "notes.md" not in result.err and FAKE_TOKEN not in result.err + result.out
 
 
 def test_token_in_a_run_that_goes_into_the_repo(run_dir, tmp_path, run_cli):
@@ -114,11 +137,10 @@ def test_symlink_out_of_the_folder(tmp_path):
         check_folder(folder)
 
 
-def test_oversize_file(tmp_path, run_cli):
-    folder = dataset_folder(tmp_path)
-    (folder / "blob.parquet").write_bytes(b"0" * 3 * 1024**2)
-    result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/x", "--dry_run", "--max_file_mb", "1"])
-    assert "blob.parquet: 3.0 MiB is over the 1.0 MiB limit" in result.err
+def test_oversize_file(built_dataset, run_cli):
+    result = run_cli(["publish", str(built_dataset), "--dataset", "--repo_id", "me/x", "--dry_run",
+                      "--max_file_mb", "0.001"])  # fmt: skip
+    assert "KiB is over the 1.0 KiB limit (pass allow_large_files / --allow_large_files" in result.err
 
 
 @pytest.mark.parametrize("repo_id", ["not-a-repo", "me/x/y", "me/../x", "me/x."])
@@ -167,14 +189,15 @@ def test_out_folder_not_empty(run_dir, tmp_path, run_cli):
     assert "exists and is not empty" in result.err and (out / "keep.txt").read_text() == "mine"
 
 
-def test_dataset_folder_without_a_card(tmp_path, run_cli):
-    folder = dataset_folder(tmp_path)
-    (folder / "README.md").unlink()
+def test_dataset_folder_with_a_corrupt_parquet_file(tmp_path, run_cli):
+    folder = dataset_folder(tmp_path)  # documents-00000.parquet is not parquet
+    (folder / "pairs").mkdir()
     result = run_cli(["publish", str(folder), "--dataset", "--repo_id", "me/x", "--dry_run"])
-    assert "no README.md (dataset card)" in result.err
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "documents-00000.parquet: not a readable parquet file (Parquet magic bytes not found" in result.err
 
 
-def test_hub_refusal_is_one_line_without_the_token(tmp_path, capsys, monkeypatch):
+def test_hub_refusal_is_one_line_without_the_token(built_dataset, capsys, monkeypatch):
     from huggingface_hub.errors import HfHubHTTPError
 
     from biohicl.cli import main as cli
@@ -189,7 +212,7 @@ def test_hub_refusal_is_one_line_without_the_token(tmp_path, capsys, monkeypatch
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     api = RecordingHfApi(fail=Unauthorized(f"401 Client Error: Unauthorized (token {FAKE_TOKEN})\nmore detail"))
     monkeypatch.setattr(publish_cmd, "main", lambda argv, api=api, _main=publish_cmd.main: _main(argv, api=api))
-    code = cli.main(["publish", str(dataset_folder(tmp_path)), "--dataset", "--repo_id", "me/mesh-pairs"])
+    code = cli.main(["publish", str(built_dataset), "--dataset", "--repo_id", "me/mesh-pairs"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "me/mesh-pairs: the Hub refused or could not be reached (Unauthorized: 401 Client Error" in err
