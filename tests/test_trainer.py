@@ -1222,3 +1222,21 @@ def test_logged_components_are_means_over_optimizer_steps_like_the_logged_loss(t
     assert len(logs) >= 2
     for entry in logs:
         assert entry["loss_mse"] + 0.1 * entry["loss_con"] == pytest.approx(entry["loss"], rel=1e-4), entry
+
+
+def test_training_takes_the_bases_sentence_transformers_prompts_by_default(tiny_bert_dir, docs_file, tmp_path):
+    """The prompt fields default to None: the base folder's own prompts (an e5-style "query: " / "passage: " base
+    was trained and saved without them); "" still means none."""
+    import shutil
+
+    from biohicl.training.run import build_model
+
+    base = Path(shutil.copytree(tiny_bert_dir, tmp_path / "st-base"))
+    (base / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None})
+    )
+    model = build_model(make_args(base, docs_file, tmp_path / "run"))
+    assert (model.config.query_prompt, model.config.document_prompt) == ("query: ", "passage: ")
+    model = build_model(make_args(base, docs_file, tmp_path / "run", query_prompt="", document_prompt="doc: "))
+    assert (model.config.query_prompt, model.config.document_prompt) == ("", "doc: ")
+    assert BioHiCLTrainingArguments(output_dir=str(tmp_path / "x")).query_prompt is None

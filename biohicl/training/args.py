@@ -50,8 +50,20 @@ class BioHiCLTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "`cls` or `mean`; default: the base model's own (bge: cls, MiniLM: mean)."}
     )
     max_length: int = field(default=256, metadata={"help": "Maximum tokens per document (title + abstract)."})
-    document_prompt: str = field(default="", metadata={"help": "Prefix added to every document text."})
-    query_prompt: str = field(default="", metadata={"help": "Prefix for queries, stored in biohicl_config.json."})
+    document_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prefix added to every document text; default: the base's sentence-transformers document prompt, "
+            'else none ("" for none).'
+        },
+    )
+    query_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prefix for queries, stored in biohicl_config.json; default: the base's sentence-transformers "
+            'query prompt, else none ("" for none).'
+        },
+    )
 
     # ---------------------------------------------------------------- LoRA / full fine-tune
     full_finetune: bool = field(
