@@ -206,6 +206,21 @@ def test_resume_refuses_changed_corpus_or_settings(model, tmp_path):
         build_index(model, docs, tmp_path / "run", shard_size=5, resume=False)
 
 
+def test_refused_rerun_keeps_the_finished_index(model, tmp_path):
+    """A rerun into a finished index with another corpus is refused and leaves that index searchable."""
+    from biohicl.search.index import load_index
+
+    docs = make_docs(10)
+    build_index(model, docs, tmp_path / "run", shard_size=5, show_progress_bar=False)
+    before = (tmp_path / "run" / "manifest.json").read_bytes()
+    changed = [dict(d, _id=f"other{i}") for i, d in enumerate(docs)]
+    with pytest.raises(DataError, match="since the earlier run") as caught:
+        build_index(model, changed, tmp_path / "run", shard_size=5, show_progress_bar=False)
+    assert "interrupted" not in str(caught.value)
+    assert (tmp_path / "run" / "manifest.json").read_bytes() == before
+    assert len(load_index(tmp_path / "run")) == 10
+
+
 class OnnxInt8:
     """What build_index reads from an OnnxEncoder quantised to int8 (the backend and quantisation), over ``model``."""
 

@@ -30,7 +30,6 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.search.compression import compress_index
 from biohicl.search.layout import (
-    MANIFEST_NAME,
     SETTINGS_NAME,
     TEXT_TEMPLATE,
     IndexManifest,
@@ -214,7 +213,8 @@ def build_index(
         # an older settings.json lacks these keys: it was built with the defaults
         legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
         _check_settings(directory, settings, resume, legacy)
-        (directory / MANIFEST_NAME).unlink(missing_ok=True)
+        # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
+        # killed rerun leaves that index searchable (the shards it lists are never rewritten)
         for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
             stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
     state.wait_for_everyone()
@@ -247,7 +247,7 @@ def build_index(
                 if meta.get("ids_sha256") != digest or int(meta.get("count", -1)) != len(docs):
                     raise DataError(
                         f"shard {number} was built from other documents than the corpus now has there "
-                        "(the corpus changed since the interrupted run); use a new output folder",
+                        "(the corpus changed since the earlier run); use a new output folder",
                         path,
                     )
                 own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
