@@ -200,3 +200,20 @@ def test_a_failed_write_of_results_md_keeps_the_previous_table(tmp_path, monkeyp
         demo.run_demo(args, training_args)
     assert results.read_text(encoding="utf-8") == "the previous table\n"
     assert [p.name for p in results.parent.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("task", ["scifakt", "nfcorpus"])
+def test_the_demo_checks_its_tasks_before_building_the_dataset_and_training(tmp_path, monkeypatch, task):
+    import biohicl.data.build as build
+    import biohicl.training.run as run
+    from biohicl.errors import BioHiCLError
+    from biohicl.study.demo import DemoArguments, run_demo
+
+    def never(*args, **kwargs):
+        raise AssertionError("built or trained before the tasks were checked")
+
+    monkeypatch.setattr(build, "build_default_dataset", never)
+    monkeypatch.setattr(run, "train_biohicl", never)
+    with pytest.raises(BioHiCLError, match=task):
+        run_demo(DemoArguments(output_dir=str(tmp_path / "demo"), tasks=f"biosses,{task}"))
+    assert not (tmp_path / "demo").exists()

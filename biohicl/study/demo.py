@@ -167,7 +167,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.data.storage import load_pair_dataset
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.evaluator import evaluator_from_args
-    from biohicl.evaluation.runner import evaluate_model, save_results
+    from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
     from biohicl.training.run import train_biohicl
 
     start = time.time()
@@ -180,6 +180,11 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     dtype = torch.bfloat16 if args.bf16 else None
     dtype_name = "bfloat16" if args.bf16 else "float32"
+    # the tasks' data is checked before the dataset build and the training (minutes to an hour), not after them; a
+    # dataset task over the demo's own dataset (siml-agreement@<output_dir>/mesh-pairs) is checked once step 1 built it
+    own = [t for t in tasks if "@" in t and Path(t.partition("@")[2]).resolve() == dataset_dir.resolve()]
+    if len(own) < len(tasks) or not tasks:
+        plan_tasks([t for t in tasks if t not in own])
 
     _step(1, "MeSH-pair dataset from the MeSH-indexed abstracts")
     if args.skip_steps_done and (dataset_dir / "README.md").is_file():
