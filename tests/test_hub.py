@@ -143,6 +143,28 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
     np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), expected, atol=1e-6)
 
 
+def test_a_reproduce_runs_eval_json_is_its_record_and_a_run_without_one_is_said(run_dir, tmp_path, caplog, capsys):
+    # `biohicl reproduce` writes RUN/eval.json; publish read only RUN/eval_results.json, so its cards said "No
+    # evaluation results were recorded" without a word
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run)
+    (run / "eval_results.json").unlink()
+    (run / "base_eval_results.json").unlink()
+    (run / "eval.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.publish"):
+        folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+    assert json.loads((folder / "eval_results.json").read_text()) == {"results": {"biosses": {"spearman": 0.71}}}
+    assert "| BIOSSES (test) | Spearman | – | 0.7100 |" in (folder / "README.md").read_text()
+    assert not (folder / "base_eval_results.json").exists() and not caplog.records
+    (run / "eval.json").unlink()
+    api = RecordingHfApi()
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.publish"):
+        assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run"], api=api) == 0
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "no evaluation record" in line and "pass --eval_results FILE" in line and "\n" not in line
+    assert "No evaluation results were recorded" in capsys.readouterr().out and api.calls == []
+
+
 def test_merged_repo_folder_loads_without_peft(run_dir, tmp_path):
     run, base, expected = run_dir
     # the tiny base is not on the Hub: point the adapter's base id at the local folder through the cache helper

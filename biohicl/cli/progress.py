@@ -11,8 +11,14 @@ import sys
 from collections.abc import Iterable
 
 #: Library loggers whose INFO records are a command's progress output (the study's runs, each evaluated task, the
-#: trainable share of a new adapter, training's selection summary).
-PROGRESS_LOGGERS = ("biohicl.study", "biohicl.evaluation.runner", "biohicl.models.model", "biohicl.training")
+#: trainable share of a new adapter, training's selection summary, publishing's upload and missing-results lines).
+PROGRESS_LOGGERS = (
+    "biohicl.study",
+    "biohicl.evaluation.runner",
+    "biohicl.models.model",
+    "biohicl.training",
+    "biohicl.hub.publish",
+)
 
 
 class ConsoleHandler(logging.Handler):

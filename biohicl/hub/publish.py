@@ -223,7 +223,9 @@ def build_model_repo_folder(
     Inputs found in ``run_dir`` by default: the model (see :func:`find_model_dir`); the card data
     (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
     :meth:`~biohicl.hub.model_card.BioHiCLModelCardData.from_run_dir`); ``eval_results.json`` and
-    ``base_eval_results.json``; ``*.png`` and ``plots/*.png``. ``merge=True`` exports LoRA merged into the weights.
+    ``base_eval_results.json`` (the run's ``eval.json``, as ``biohicl reproduce`` writes it, when it has no
+    ``eval_results.json``; a warning when there is neither); ``*.png`` and ``plots/*.png``. ``merge=True`` exports
+    LoRA merged into the weights.
     An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted.
     """
     from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
@@ -261,7 +263,11 @@ def build_model_repo_folder(
             out_dir, BioHiCLConfig.from_dict(config, source=str(model_dir / "biohicl_config.json"))
         )
 
+    # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
+    # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
     tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
+    if not eval_results and not tuned_file.is_file() and (run_dir / "eval.json").is_file():
+        tuned_file = run_dir / "eval.json"
     base_file = Path(base_eval_results) if base_eval_results else run_dir / "base_eval_results.json"
     copies = [(eval_results, tuned_file, "eval_results.json"), (base_eval_results, base_file, "base_eval_results.json")]
     for explicit, src, name in copies:
@@ -284,6 +290,12 @@ def build_model_repo_folder(
         base_copy = out_dir / "base_eval_results.json"
         base = read_json(base_copy, error=PublishError) if base_copy.is_file() else None
         card_data.add_eval_results(read_json(out_dir / "eval_results.json", error=PublishError), base=base)
+    if not (out_dir / "eval_results.json").is_file():
+        logger.warning(
+            "%s: no evaluation record (eval_results.json or eval.json), so the card has no results; "
+            "pass --eval_results FILE (e.g. the results/<name>.json of `biohicl evaluate`)",
+            run_dir,
+        )
     save_model_card(card_data, out_dir)
     check_folder(out_dir, allow_large_files=True)  # token and symlink checks now; size is checked at upload
     return out_dir
