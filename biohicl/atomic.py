@@ -131,6 +131,21 @@ def check_writable(target: str | Path) -> Path:
     return target
 
 
+def check_writable_folder(target: str | Path, option: str | None = None) -> Path:
+    """Fail now, before any slow work, when the folder ``target`` could not be written later: it or a folder above it
+    is a file, or the nearest existing folder refuses new files. ``option`` (``"--output"``) prefixes the message."""
+    target = Path(target)
+    label = f"{option} {target}" if option else str(target)
+    for folder in (target, *target.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == target else f": {folder}"
+                raise BioHiCLError(f"{label}{where} is a file, not a folder")
+            break
+    check_writable(target / ".probe" if target.is_dir() else target)  # probes the folder that would get the files
+    return target
+
+
 def atomic_write_text(target: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     with atomic_path(target) as tmp:
@@ -147,6 +162,8 @@ def atomic_write_json(target: str | Path, data: Any) -> Path:
 def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds."""
     target = Path(target)
+    if target.exists() and not target.is_dir():  # a user's file is never swapped for a folder
+        raise BioHiCLError(f"{target} is a file, not a folder")
     if target.exists() and not overwrite:
         raise BioHiCLError(f"{target}: already exists (pass overwrite=True to replace it)")
     try:

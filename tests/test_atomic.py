@@ -40,6 +40,15 @@ def test_directory_replaced_only_on_success(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+def test_directory_refuses_to_replace_a_file(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("the user's file")
+    with pytest.raises(BioHiCLError, match=r"notes.txt is a file, not a folder"), atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("x")
+    assert target.read_text() == "the user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_read_only_folder_gives_one_line_error(tmp_path):
     import os
 

@@ -85,6 +85,17 @@ def test_soup_command_writes_an_equal_average(adapters, tiny_bert_dir, tmp_path,
     assert json.loads((tmp_path / "soup" / "soup.json").read_text())["weights"] == [0.5, 0.5]  # the soup is kept
 
 
+def test_soup_command_refuses_an_output_that_is_a_file(adapters, tiny_bert_dir, tmp_path, capsys):
+    folders = ",".join(str(a) for a in adapters[:2])
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Insulin resistance in type 2 diabetes")
+    assert cli.main(["soup", "--adapters", folders, "--output", str(texts)]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {texts} is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    assert texts.read_text() == "Insulin resistance in type 2 diabetes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["texts.txt"]
+
+
 def test_soup_refuses_adapters_that_do_not_add_up(adapters, tiny_bert_dir, tmp_path):
     import shutil
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from biohicl.atomic import atomic_directory
+from biohicl.atomic import atomic_directory, check_writable_folder
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.jsonio import read_json
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME
@@ -88,7 +88,7 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
     coefficients = soup_weights(len(paths), weights)
     if Path(output).resolve() in {p.resolve() for p in paths}:
         raise ConfigError(f"output: {output} is one of the adapters being averaged; write the soup elsewhere")
-    target = Path(output)
+    target = check_writable_folder(output, "--output")
     if target.is_dir() and not (target / SOUP_RECORD_NAME).is_file() and any(target.iterdir()):
         raise ConfigError(f"output: {output} exists and is not a soup (no {SOUP_RECORD_NAME}); choose a new folder")
     missing = "missing (a soup averages saved biohicl LoRA adapters)"
