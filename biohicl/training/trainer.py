@@ -53,7 +53,10 @@ Evaluator = Callable[[nn.Module], Mapping[str, float]]
 
 def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:
     """Refuse, before any training, an evaluation the run cannot do: evaluation or selection metrics without an
-    evaluator, and (for an evaluator with ``metric_names()``) a selection metric it does not give."""
+    evaluator, evaluation tasks without an ``eval_strategy`` (they would never run), and (for an evaluator with
+    ``metric_names()``) a selection metric it does not give."""
+    if args.eval_strategy == "no" and args.eval_tasks:
+        raise ConfigError("eval_tasks: set --eval_strategy steps|epoch to evaluate them (without it none is run)")
     if args.eval_strategy != "no" and evaluator is None:
         if not args.eval_tasks:
             raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")

@@ -79,6 +79,13 @@ def test_missing_dataset(tiny_bert_dir, tmp_path, run_cli):
     assert "dataset_path:" in result.err and "nope.jsonl does not exist" in result.err
 
 
+def test_eval_tasks_without_an_eval_strategy_is_refused_not_silently_skipped(tiny_bert_dir, tmp_path, run_cli):
+    docs = write_docs(tmp_path / "docs.jsonl", [["D1"], ["D1"], ["D2"], ["D2"]])
+    result = run_cli(train_argv(tiny_bert_dir, docs, tmp_path / "run", "--eval_tasks", "pubmedqa:dev"))
+    assert "eval_tasks: set --eval_strategy steps|epoch to evaluate them" in result.err
+    assert not (tmp_path / "run").exists()
+
+
 def test_dataset_without_a_label_column(tiny_bert_dir, tmp_path, run_cli):
     dataset = tmp_path / "docs.jsonl"
     dataset.write_text('{"pmid": "1", "abstract": "a"}\n{"pmid": "2", "abstract": "b"}\n')
