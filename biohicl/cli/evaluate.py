@@ -53,7 +53,11 @@ class EvaluateArguments:
     )
     split: str = field(default="test", metadata={"help": "Default split (qrels/<split>.tsv) of the BEIR tasks."})
     output: str | None = field(
-        default=None, metadata={"help": "Results JSON to write (default: results/<model>.json)."}
+        default=None,
+        metadata={
+            "help": "Results JSON to write (default: results/<model>.json; a local folder's whole path names it: "
+            "runs/a/seed3 -> results/runs_a_seed3.json)."
+        },
     )
     revision: str | None = field(default=None, metadata={"help": "Model revision (commit sha, branch or tag)."})
     base_model_path: str | None = field(
@@ -210,8 +214,20 @@ def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, st
     return spec, revision
 
 
-def default_output(model_id: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.split(" ")[0]).strip("_") or "model"
+def default_output(model_id: str, spec: str | None = None) -> Path:
+    """``results/<model>.json``: for a local folder, its whole path (relative to the working directory when under it)
+    with ``/`` as ``_`` (``runs/a/seed3`` -> ``results/runs_a_seed3.json``), since the recorded id is only the
+    folder's last part or its base and two runs' records would replace each other; else the recorded (Hub) id."""
+    name = model_id.split(" ")[0]
+    path = Path(spec).expanduser() if spec else None
+    if path is not None and path.exists():
+        full = path.resolve()
+        try:
+            parts = full.relative_to(Path.cwd().resolve()).parts
+        except ValueError:
+            parts = full.parts[1:]
+        name = "_".join(parts) or full.name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
     return Path("results") / f"{slug}.json"
 
 
@@ -310,7 +326,7 @@ def main(argv: list[str]) -> int:
     model_id, revision = model_identity(args.model, model, args.revision)
     model = with_backend(model, backend, quantize, threads=args.threads)  # after the overrides above
     if not args.output:
-        check_writable(default_output(model_id))
+        check_writable(default_output(model_id, args.model))
     documents = None
     if args.document_index:  # its rows replace encoding the corpus (checked against the model here)
         from biohicl.search.documents import IndexDocuments
@@ -336,7 +352,7 @@ def main(argv: list[str]) -> int:
             "command": "biohicl evaluate " + " ".join(argv),
         },
     )
-    output = save_results(results, args.output or default_output(model_id))
+    output = save_results(results, args.output or default_output(model_id, args.model))
     print(f"wrote {output}")
     if args.markdown:
         from biohicl.atomic import atomic_write_text

@@ -247,3 +247,19 @@ def test_judged_document_ids_missing_from_the_corpus_are_counted_and_reported(tm
     result = evaluate_beir(BagOfLetters(), folder)
     assert "2 judgement(s) name a document not in the corpus" in result.protocol
     assert load_beir(beir(tmp_path / "clean")).unknown_judgements == 0
+
+
+def test_default_output_of_two_runs_with_the_same_last_part_differs(tmp_path, monkeypatch):
+    # `biohicl evaluate runs/a/seed3` then `runs/b/seed3` both wrote results/seed3.json: the second replaced the first
+    from biohicl.cli.evaluate import default_output
+
+    monkeypatch.chdir(tmp_path)
+    for run in ("runs/a/seed3", "runs/b/seed3"):
+        (tmp_path / run).mkdir(parents=True)
+    first = default_output("seed3 (LoRA over org/base)", "runs/a/seed3")
+    assert first == Path("results/runs_a_seed3.json")
+    assert default_output("seed3 (LoRA over org/base)", "runs/b/seed3") == Path("results/runs_b_seed3.json")
+    assert default_output("x", str(tmp_path / "runs/a/seed3/")) == first  # however the folder is written
+    # a merged run records its base's id: it must not take the base's results file
+    assert default_output("org/base", "runs/b/seed3") != default_output("org/base", "org/base")
+    assert default_output("org/base", "org/base") == Path("results/org_base.json")
