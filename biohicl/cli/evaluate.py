@@ -2,12 +2,12 @@
 
     biohicl evaluate sentence-transformers/all-MiniLM-L6-v2 --tasks scifact:train,biosses,pubmedqa \\
         --output results/minilm.json
-    biohicl evaluate runs/minilm/final --tasks scifact --split test --dtype bfloat16
+    biohicl evaluate runs/minilm --tasks scifact --split test --dtype bfloat16
     biohicl index $BIOHICL_DATA_DIR/scifact --model NAME --output idx --shard_size 256   # resumable
     biohicl evaluate NAME --tasks scifact:train --document_index idx
     biohicl evaluate --compare results/minilm.json results/minilm-biohicl.json \\
         --plot results/compare.png --markdown results/compare.md
-    biohicl evaluate runs/minilm/final --tasks biosses,pubmedqa --per_item --output results/tuned.json
+    biohicl evaluate runs/minilm --tasks biosses,pubmedqa --per_item --output results/tuned.json
     biohicl evaluate --compare results/base.json results/tuned.json --paired   # Δ with its 95% interval
     biohicl evaluate --compare a3.json a4.json a5.json b3.json b4.json b5.json --paired --base_count 3   # B − A
     biohicl evaluate --compare base.json s3.json s4.json s5.json --paired --resample_models --target 1.0   # seeds too

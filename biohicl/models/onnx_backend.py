@@ -1,6 +1,6 @@
 """ONNX Runtime encoding backend: a merged BioHiCL encoder exported once, verified, optionally quantised to int8.
 
->>> model = BioHiCL.from_pretrained("runs/minilm/final", merge=True)
+>>> model = BioHiCL.from_pretrained("runs/minilm", merge=True)
 >>> encoder = load_onnx_encoder(model, quantize="int8")     # exported + checked on first use, then cached
 >>> encoder.encode(["Insulin resistance in obesity"], kind="query")      # same signature as BioHiCL.encode
 >>> encoder.verification                                                 # {"max_abs_diff": ..., "min_cosine": ...}
