@@ -42,8 +42,10 @@ def main(argv: list[str]) -> int:
             "corpus": {"help": "BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet"}
         },
     )
+    from biohicl.atomic import check_writable_folder
     from biohicl.models.onnx_backend import check_backend, with_backend
 
+    check_writable_folder(args.output, "--output")  # a file in the way fails now, not after the model loads
     backend, quantize = check_backend(args.backend, args.quantize)
     state = distributed_state()
     model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)

@@ -15,8 +15,18 @@ import sys
 from biohicl.cli.progress import show_progress
 from biohicl.errors import BioHiCLError
 
-#: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder (printed as one line)
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+#: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder, a file where a folder is
+#: needed or the reverse (printed as one line; the commands check their outputs first, this is the safety net)
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 def one_line(text: str) -> str:

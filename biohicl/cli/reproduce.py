@@ -154,6 +154,9 @@ def main(argv: list[str]) -> int:
         print(f"study {config.title!r} → {config.output_dir}")
         print(describe_plan(plan_study(config)))
         return 0
+    from biohicl.atomic import check_writable_folder
+
+    check_writable_folder(config.output_dir, "--output_dir" if args.output_dir else "output_dir")
     if args.threads is not None:
         import torch
 

@@ -24,6 +24,10 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    from biohicl.atomic import check_writable_folder
+
+    if args.output_dir:  # a file in the way fails now, not after the model loads
+        check_writable_folder(args.output_dir, "--output_dir")
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import CURVES_NAME, SUMMARY_NAME, train_biohicl
     from biohicl.training.selection import EVALUATIONS_NAME

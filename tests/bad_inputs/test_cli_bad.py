@@ -171,3 +171,64 @@ def test_a_missing_encode_input_fails_before_the_model_loads(tmp_path, run_cli, 
         argv = ["encode", "--model", "org/any", "--input", str(missing), "--output", str(tmp_path / "e.safetensors")]
         assert run_cli(argv).err.strip() == f"biohicl encode: error: {missing}: input file not found"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
+
+
+@pytest.mark.parametrize("code", [errno.EEXIST, errno.ENOTDIR, errno.EISDIR])
+def test_a_file_or_folder_in_the_way_from_any_command_is_one_line(fake_command, run_cli, code):
+    fake_command(OSError(code, os.strerror(code), "/data/out"))
+    assert run_cli(["fake"]).err.strip() == f"biohicl fake: error: /data/out: {os.strerror(code)}"
+
+
+@pytest.fixture
+def output_in_the_way(tmp_path):
+    """``a-file`` (a regular file) under ``tmp_path``, and the outputs that it blocks with the words expected."""
+    (tmp_path / "a-file").write_text("x")
+    blocker = tmp_path / "a-file"
+    under = (blocker / "x", f"a-file/x: {blocker} is a file, not a folder")
+    return [(blocker, "a-file is a file, not a folder"), under]
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("slow work started although the output cannot be written")
+
+
+def test_index_output_that_is_or_lies_under_a_file_fails_before_the_model_loads(
+    tmp_path, run_cli, monkeypatch, output_in_the_way
+):
+    from biohicl.models import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "load_inference_model", _no_work)
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "1", "text": "insulin"}\n')
+    for target, words in output_in_the_way:
+        argv = ["index", str(tmp_path / "corpus.jsonl"), "--model", "org/any", "--output", str(target)]
+        err = run_cli(argv).err
+        assert f"biohicl index: error: --output {target}" in err and words in err
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_train_output_dir_that_is_or_lies_under_a_file_fails_before_the_model_loads(
+    tmp_path, run_cli, monkeypatch, output_in_the_way
+):
+    from biohicl.training import run
+
+    monkeypatch.setattr(run, "train_biohicl", _no_work)
+    for target, words in output_in_the_way:
+        argv = ["train", "--dataset_path", str(tmp_path / "data"), "--output_dir", str(target), "--max_steps", "1"]
+        err = run_cli(argv).err
+        assert f"biohicl train: error: --output_dir {target}" in err and words in err
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_reproduce_output_dir_that_is_or_lies_under_a_file_fails_before_any_work(
+    tmp_path, run_cli, monkeypatch, output_in_the_way
+):
+    import biohicl.study
+
+    for name in ("run_study", "prepare_dataset", "evaluate_step0_once"):
+        monkeypatch.setattr(biohicl.study, name, _no_work)
+    for target, words in output_in_the_way:
+        for extra in ([], ["--workers", "2"]):
+            argv = ["reproduce", "--config", "configs/reproduce_tiny.yaml", "--output_dir", str(target), *extra]
+            err = run_cli(argv).err
+            assert f"biohicl reproduce: error: --output_dir {target}" in err and words in err
+    assert (tmp_path / "a-file").read_text() == "x"
