@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from biohicl.errors import DataError
 
 HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors matrix."
 
@@ -36,13 +33,13 @@ class EncodeArguments:
 def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
+    from biohicl.data.corpus import check_text_file
     from biohicl.models.onnx_backend import check_backend, load_inference_model, with_backend
     from biohicl.search.embeddings_file import encode_file
     from biohicl.search.layout import parse_dtype
 
     (args,) = parse_command(EncodeArguments, argv, prog="biohicl encode", description=__doc__)
-    if not Path(args.input).is_file():  # a missing input fails before the model loads
-        raise DataError("input file not found", args.input)
+    check_text_file(args.input)  # a missing, folder or parquet input fails before the model loads
     parse_dtype(args.dtype)  # a bad dtype fails before the model loads
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     backend, quantize = check_backend(args.backend, args.quantize)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.files import check_file
 from biohicl.errors import DataError
 
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "pmid")
@@ -216,11 +217,24 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
             raise DataError(f"corpus item {number}: expected a Document, dict, (id, text) tuple or str")
 
 
+#: Suffixes of files that are not lines of text, which :func:`read_texts` refuses (their bytes are no texts).
+NOT_TEXT_SUFFIXES = (".parquet", ".safetensors", ".npy", ".npz", ".pt", ".bin", ".arrow", ".zip", ".pkl")
+
+
+def check_text_file(path: str | Path) -> Path:
+    """``path`` if :func:`read_texts` can read it; else a one-line :class:`DataError` (a folder, a missing file, a
+    parquet corpus or other binary file)."""
+    path = check_file(path)
+    if path.name.lower().endswith(NOT_TEXT_SUFFIXES):
+        parquet = path.suffix.lower() == ".parquet"
+        hint = "; encode a parquet corpus with `biohicl index CORPUS --model M --output DIR`" if parquet else ""
+        raise DataError(f"not a text file (expected .txt or .jsonl, optionally .gz){hint}", path)
+    return path
+
+
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
-    """``(id or None, text)`` per line of a .txt or .jsonl file (streamed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("input file not found", path)
+    """``(id or None, text)`` per line of a .txt or .jsonl file (streamed); see :func:`check_text_file`."""
+    path = check_text_file(path)
     if not path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")):
         for _, line in iter_lines(path):
             yield None, line.rstrip("\n\r")

@@ -24,8 +24,13 @@ def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
 
 
 def check_file(path: str | Path) -> Path:
-    """``path`` as a :class:`~pathlib.Path`; :class:`DataError` when it is not a file."""
+    """``path`` as a :class:`~pathlib.Path`; :class:`DataError` when it is not a file (a folder is said to be one,
+    with the first of its files)."""
     path = Path(path)
+    if path.is_dir():
+        names = sorted(child.name for child in path.iterdir())
+        held = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "") if names else "empty"
+        raise DataError(f"is a folder, not a file (it holds: {held}); name one of its files", path)
     if not path.is_file():
         raise DataError("input file not found", path)
     return path

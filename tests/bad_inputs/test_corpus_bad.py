@@ -95,6 +95,32 @@ def test_encode_cli_on_a_latin1_file(tmp_path, run_cli, tiny_bert_dir):
     assert not out.exists() and not list(tmp_path.glob(".emb*"))
 
 
+def test_encode_cli_refuses_a_parquet_corpus_and_a_folder(tmp_path, run_cli, tiny_bert_dir):
+    # a parquet file was read as lines of text, and the error suggested `iconv`
+    corpus = tmp_path / "corpus.parquet"
+    corpus.write_bytes(b"PAR1\x15\x04\x15\xe0\x9c\xff\x00PAR1")
+    out = tmp_path / "emb.safetensors"
+    result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(corpus), "--output", str(out)])
+    assert "corpus.parquet: not a text file" in result.err and "biohicl index" in result.err
+    assert "iconv" not in result.err and not out.exists()
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("insulin\n")
+    argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(tmp_path / "texts"), "--output", str(out)]
+    result = run_cli(argv)
+    assert "texts: is a folder, not a file (it holds: a.txt)" in result.err
+
+
+def test_build_dataset_on_a_folder_says_it_is_one(tmp_path, run_cli):
+    # an existing folder was "input file not found"
+    folder = tmp_path / "pubmedqa"
+    folder.mkdir()
+    for name in ("ori_pqal.json", "test_ground_truth.json"):
+        (folder / name).write_text("{}")
+    result = run_cli(["build-dataset", "--input", str(folder), "--output", str(tmp_path / "out")])
+    assert "pubmedqa: is a folder, not a file (it holds: ori_pqal.json, test_ground_truth.json)" in result.err
+    assert "not found" not in result.err
+
+
 def torn_write_then_full_disk(real, name: str):
     """Wrap ``layout.write_atomically``: writing ``name`` leaves a torn temporary file, then ENOSPC (as a full
     disk does mid-write). Patching the wrapper, not ``safetensors.torch.save_file``, keeps modules that import
