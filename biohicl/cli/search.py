@@ -21,9 +21,11 @@ class SearchArguments:
     like: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "Indexed document id(s): find documents like them (their stored rows are the queries, no model "
-            "is loaded); hits show SimL and the MeSH terms shared with the document. Repeatable.",
-            "action": "extend",
+            "help": "Indexed document id: find documents like it (its stored row is the query, no model is "
+            "loaded); hits show SimL and the MeSH terms shared with the document. Repeatable: --like A --like B.",
+            "action": "append",
+            "metavar": "DOC_ID",
+            "argparse": {"nargs": None},  # one id per use, so `--like ID INDEX` leaves the index folder alone
         },
     )
     model: str | None = field(

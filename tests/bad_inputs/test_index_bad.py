@@ -142,6 +142,14 @@ def test_search_like_cli_on_a_garbled_sidecar(index, run_cli):
     assert "shard-00002.docs.jsonl, record 2: not a JSON object with an `id`" in result.err
 
 
+def test_search_like_before_the_index_folder_takes_one_id_per_use(index, run_cli):
+    """``--like ID INDEX``: the option takes one id (repeatable), so it no longer swallows the index folder."""
+    result = run_cli(["search", "--like", "d0", str(index), "--like", "d5", "--top_k", "3"], expect_error=False)
+    assert result.code == 0, result.err
+    likes = [line for line in result.out.splitlines() if line.startswith("like: ")]
+    assert [line.split()[1] for line in likes] == ["d0", "d5"]
+
+
 def test_a_corpus_with_a_duplicate_document_id(tmp_path, tiny_bert_dir):
     """Refused where the id repeats, across shards too (else `IndexDocuments.lookup` fails on a count mismatch)."""
     from biohicl.models.model import BioHiCL
