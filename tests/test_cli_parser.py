@@ -198,3 +198,12 @@ def test_intermixed_options_stand_before_between_or_after_the_queries():
         parse_command(
             SearchArguments, ["idx", "--top-kk", "3", "q"], prog="s", positionals=positionals, intermixed=True
         )
+
+
+def test_evaluate_tasks_help_names_every_kind_of_task(capsys):
+    from biohicl.cli import main as cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps after a hyphen
+    assert "siml-agreement@DATASET" in text and "pubmedqa:dev" in text
