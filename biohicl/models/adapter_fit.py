@@ -16,7 +16,7 @@ from torch import nn
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
-from biohicl.models.resolver import ResolvedModel, hub_id_from_folder
+from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, looks_like_path
 from biohicl.models.signature import signature_mismatch
 
 _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
@@ -27,7 +27,9 @@ def _refuse_base(adapter_dir: Path, why: str, force_base: bool) -> None:
     if force_base:
         warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=4)
         return
-    raise ModelLoadError(f"{message}; load it onto the base it was trained on, or force it with force_base=True")
+    raise ModelLoadError(
+        f"{message}; load it onto the base it was trained on, or force it with --force_base / force_base=True"
+    )
 
 
 def _in_features(base: nn.Module, name: str, hidden: int) -> int:
@@ -143,6 +145,9 @@ def check_recorded_base(resolved: ResolvedModel, base_model_path: str | Path | N
                 f"{resolved.repo_id}: the registry lists an adapter but the repo has no {ADAPTER_CONFIG_NAME}"
             )
         return
+    given_path = None if base_model_path is None else Path(base_model_path).expanduser()
+    if given_path is not None and looks_like_path(str(base_model_path)) and not given_path.exists():
+        raise ModelLoadError(f"base_model_path: {base_model_path} does not exist")  # a path, not "another base"
     recorded = _recorded_base(folder)
     entry = resolved.entry
     if entry is not None and recorded is not None and recorded != entry.base_model:
@@ -160,4 +165,6 @@ def check_recorded_base(resolved: ResolvedModel, base_model_path: str | Path | N
         if force_base:
             warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=3)
             return
-        raise ModelLoadError(f"{message}; load it onto the base it was trained for, or force it with force_base=True")
+        raise ModelLoadError(
+            f"{message}; load it onto the base it was trained for, or force it with --force_base / force_base=True"
+        )

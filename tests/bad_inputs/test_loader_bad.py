@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import types
 import warnings
@@ -214,13 +215,24 @@ def test_adapter_onto_another_base_of_the_same_shape_is_refused(models, tmp_path
     same_shape = build_tiny_bert(tmp_path / "same-shape", seed=7)  # same config, other weights
     with pytest.raises(ModelLoadError, match=r"this base is not org/tiny-bert, the one the adapter was trained on"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
-    with pytest.raises(ModelLoadError, match="force it with force_base=True"):
+    with pytest.raises(ModelLoadError, match="force it with --force_base / force_base=True"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
     out = tmp_path / "results.json"
     argv = ["evaluate", str(models.adapter), "--base_model_path", str(same_shape), "--tasks",
             str(tiny_beir(tmp_path / "beir")), "--output", str(out), "--no_progress"]  # fmt: skip
     result = run_cli(argv)
     assert "the one the adapter was trained on" in result.err and not out.exists()
+
+
+def test_a_base_model_path_that_does_not_exist_is_named_not_called_another_base(models, tmp_path, run_cli):
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(ModelLoadError, match=rf"^base_model_path: {re.escape(str(missing))} does not exist$"):
+        BioHiCL.from_pretrained(models.adapter, base_model_path=missing)
+    out = tmp_path / "results.json"
+    argv = ["evaluate", str(models.adapter), "--base_model_path", str(missing), "--tasks",
+            str(tiny_beir(tmp_path / "beir")), "--output", str(out), "--no_progress"]  # fmt: skip
+    result = run_cli(argv)
+    assert f"base_model_path: {missing} does not exist" in result.err and not out.exists()
 
 
 def test_adapter_onto_a_base_with_more_layers_is_refused(models, tmp_path):
