@@ -169,14 +169,17 @@ def test_every_command_has_help_and_a_config_option(command, capsys):
     assert exit_.value.code == 0 and "--config" in out
 
 
-def test_search_like_is_repeatable_and_takes_several_ids():
+def test_search_like_is_repeatable_with_one_id_per_use():
+    # one id per --like, so `--like ID INDEX` no longer swallows the index folder as a second id
     from biohicl.cli.search import SearchArguments
 
     positionals = {"index": {}, "queries": {"nargs": "*"}}
     args, extra = parse_command(
-        SearchArguments, ["idx", "--like", "a", "c", "--like", "b"], prog="s", positionals=positionals
+        SearchArguments, ["idx", "--like", "a", "--like", "c", "--like", "b"], prog="s", positionals=positionals
     )
     assert args.like == ["a", "c", "b"] and (extra.index, extra.queries) == ("idx", [])
+    args, extra = parse_command(SearchArguments, ["--like", "a", "idx"], prog="s", positionals=positionals)
+    assert args.like == ["a"] and (extra.index, extra.queries) == ("idx", [])
 
 
 def test_intermixed_options_stand_before_between_or_after_the_queries():
