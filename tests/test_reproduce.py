@@ -655,3 +655,18 @@ def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypat
     with pytest.raises(ConfigError, match=r"--workers: must be positive, got 0"):
         command.main(["--config", str(path), "--workers", "0"])
     assert not (tmp_path / "study" / "logs").exists()  # refused before anything started
+
+
+def test_report_only_builds_nothing_and_leaves_the_study_config_as_it_was(tmp_path, tiny_bert_dir, monkeypatch):
+    import biohicl.data.build as build
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a report built the dataset")
+
+    monkeypatch.setattr(build, "build_dataset_from_files", refuse)
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study_config.json").write_text('{"the": "study as run"}')
+    report = run_study(_config(tmp_path, tiny_bert_dir, seeds=[1]), progress=False, write_plots=False, report_only=True)
+    assert "tiny/full/seed1" in report["missing"] and report["dataset"] == {}
+    assert not (tmp_path / "dataset").exists()
+    assert (tmp_path / "study" / "study_config.json").read_text() == '{"the": "study as run"}'

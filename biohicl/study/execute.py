@@ -64,8 +64,9 @@ def resolve_files(files: Iterable[str]) -> list[Path]:
     return resolved
 
 
-def prepare_dataset(config: ReproduceConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Reuse the dataset folder when it holds a build, else build it there; returns (folder, summary)."""
+def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Reuse the dataset folder when it holds a build, else build it there (``build=False``, a report: an empty
+    summary, nothing built); returns (folder, summary)."""
     from biohicl.data.build import build_dataset_from_files, default_inputs
 
     spec = config.dataset
@@ -75,6 +76,8 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True) -> tuple[Pat
         summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
         logger.info("reusing the MeSH-pair dataset in %s", folder)
         return folder, summary
+    if not build:
+        return folder, {}
     if spec.inputs is None:
         inputs = default_inputs()
     else:
@@ -315,13 +318,14 @@ def run_study(
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write its results; returns the ``results.json`` record.
 
-    ``report_only``: train and evaluate nothing; tabulate the runs already evaluated (the rest are listed as
-    ``missing`` in the results).
+    ``report_only``: train, evaluate and build nothing, nor rewrite ``study_config.json``; tabulate the runs already
+    evaluated (the rest are listed as ``missing`` in the results).
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "study_config.json", config.to_dict())
-    dataset_path, dataset_summary = prepare_dataset(config, progress=progress)
+    if not report_only:  # a report (of an --only/--seeds selection, say) leaves the study's config as it was
+        atomic_write_json(out / "study_config.json", config.to_dict())
+    dataset_path, dataset_summary = prepare_dataset(config, progress=progress, build=not report_only)
     runs = plan_study(config)
     logger.info("study plan:\n%s", describe_plan(runs))
     specs = {m.name: m for m in config.models}
