@@ -670,3 +670,17 @@ def test_report_only_builds_nothing_and_leaves_the_study_config_as_it_was(tmp_pa
     assert "tiny/full/seed1" in report["missing"] and report["dataset"] == {}
     assert not (tmp_path / "dataset").exists()
     assert (tmp_path / "study" / "study_config.json").read_text() == '{"the": "study as run"}'
+
+
+def test_a_train_config_given_to_reproduce_names_its_path_once_and_says_what_it_is(tmp_path, tiny_bert_dir):
+    train_config = tmp_path / "train.yaml"
+    train_config.write_text("base_model: sentence-transformers/all-MiniLM-L6-v2\nmax_length: 256\nlambda_con: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        ReproduceConfig.from_yaml(train_config)
+    message = str(err.value)
+    assert message.startswith(f"{train_config}: unknown field(s) ") and message.count(str(train_config)) == 1
+    assert message.endswith("(this looks like a `biohicl train --config` file)")
+    with pytest.raises(ConfigError, match=r"^config: unknown field\(s\) bogus; known: .*[^)]$"):
+        _config(tmp_path, tiny_bert_dir, bogus=1)  # not a training argument: no hint
+    with pytest.raises(ConfigError, match=r"^--models: unknown model\(s\) mpnet; known: tiny$"):
+        _config(tmp_path, tiny_bert_dir).select(models=["mpnet"])

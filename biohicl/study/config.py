@@ -10,6 +10,7 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -248,7 +249,12 @@ class ReproduceConfig:
         try:
             return _build(cls, values, source)
         except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
+            message = str(err).removeprefix(f"{source}: ")  # _build names the top level itself
+            if message.startswith("unknown field(s)"):  # every unknown field a training argument: a train config
+                train = fields(import_module("biohicl.training.args").BioHiCLTrainingArguments)
+                if set(values) - {f.name for f in fields(cls)} <= {f.name for f in train}:
+                    message += " (this looks like a `biohicl train --config` file)"
+            raise ConfigError(f"{source}: {message}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReproduceConfig:
@@ -305,8 +311,7 @@ class ReproduceConfig:
         """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models)."""
         new = copy.deepcopy(self)
         if only:
-            unknown = sorted(set(only) - set(new.variants))
-            if unknown:
+            if unknown := sorted(set(only) - set(new.variants)):
                 raise ConfigError(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(new.variants)}")
             new.variants = {k: v for k, v in new.variants.items() if k in only}
             for model in new.models:
@@ -320,9 +325,9 @@ class ReproduceConfig:
             for model in new.models:
                 model.seeds = None
         if models:
-            unknown = sorted(set(models) - {m.name for m in new.models})
-            if unknown:
-                raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}")
+            if unknown := sorted(set(models) - {m.name for m in new.models}):
+                known = ", ".join(m.name for m in new.models)
+                raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
             new.models = [m for m in new.models if m.name in models]
         return new
 
