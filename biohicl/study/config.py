@@ -10,7 +10,6 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -251,8 +250,9 @@ class ReproduceConfig:
         except ConfigError as err:
             message = str(err).removeprefix(f"{source}: ")  # _build names the top level itself
             if message.startswith("unknown field(s)"):  # every unknown field a training argument: a train config
-                train = fields(import_module("biohicl.training.args").BioHiCLTrainingArguments)
-                if set(values) - {f.name for f in fields(cls)} <= {f.name for f in train}:
+                from biohicl.training.args import BioHiCLTrainingArguments as TrainArgs
+
+                if set(values) - {f.name for f in fields(cls)} <= {f.name for f in fields(TrainArgs)}:
                     message += " (this looks like a `biohicl train --config` file)"
             raise ConfigError(f"{source}: {message}") from None
 
