@@ -27,7 +27,7 @@ import numpy as np
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import PublishError
-from biohicl.hub.publish import _without_machine_paths, check_folder
+from biohicl.hub.publish import check_folder, without_machine_paths
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def build_dataset_repo_folder(
 
     summary = None
     if (source / "summary.json").is_file():
-        summary = _without_machine_paths(read_json(source / "summary.json", error=PublishError))
+        summary = without_machine_paths(read_json(source / "summary.json", error=PublishError))
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     card = render_dataset_card(staged, summary, split_files=True, license=license, repo_id=repo_id)
     (out / "README.md").write_text(card, encoding="utf-8")

@@ -180,13 +180,13 @@ def _model_files(model_dir: Path) -> list[Path]:
 _MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
 
 
-def _without_machine_paths(value: Any) -> Any:
+def without_machine_paths(value: Any) -> Any:
     """``value`` (JSON) with each word of its strings that is an absolute path (or climbs with ``..``), alone or
     as ``--key=PATH``, reduced to the file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``."""
     if isinstance(value, dict):
-        return {key: _without_machine_paths(item) for key, item in value.items()}
+        return {key: without_machine_paths(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_machine_paths(item) for item in value]
+        return [without_machine_paths(item) for item in value]
     if not isinstance(value, str):
         return value
     words = []
@@ -201,7 +201,7 @@ def _without_machine_paths(value: Any) -> Any:
 def _copy_without_machine_paths(src: Path, dest: Path) -> None:
     """Copy an evaluation record for upload without the local paths it holds (``settings.command`` records the raw
     command line); the local record is left as it is."""
-    record = _without_machine_paths(read_json(src, error=PublishError))
+    record = without_machine_paths(read_json(src, error=PublishError))
     dest.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
