@@ -426,3 +426,12 @@ def test_card_of_a_soup_names_its_adapters_and_a_bare_folder_says_it_has_no_trai
     assert "average of 2 BioHiCL LoRA adapters of one recipe (`x/seed3`, `x/seed4`; weights 0.75, 0.25)" in text
     assert "one rank-16 adapter" in text and "/somewhere" not in text
     assert "No training record" not in text
+
+
+def test_a_resumed_runs_training_time_says_it_covers_the_steps_since_resuming(tmp_path):
+    run = _run_dir(tmp_path, {"loaded_best": False})
+    summary = json.loads((run / "training_summary.json").read_text())
+    (run / "training_summary.json").write_text(json.dumps({**summary, "runtime_s": 812.4, "resumed_at_step": 140}))
+    assert BioHiCLModelCardData.from_run_dir(run, "M").training_time == "812 s wall time (since resuming at step 140)"
+    (run / "training_summary.json").write_text(json.dumps({**summary, "runtime_s": 812.4, "resumed_at_step": None}))
+    assert BioHiCLModelCardData.from_run_dir(run, "M").training_time == "812 s wall time"

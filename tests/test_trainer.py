@@ -310,6 +310,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert ref_weights.keys() == got_weights.keys()
     for name in ref_weights:
         assert torch.equal(got_weights[name], ref_weights[name]), name  # bit-exact: same batches, same RNG
+    # the summary's loss is the whole run's (transformers' covers the resumed steps only), and it says it resumed
+    ref_summary = json.loads((reference / "training_summary.json").read_text())
+    summary = json.loads((resumed / "training_summary.json").read_text())
+    assert summary["train_loss"] == pytest.approx(ref_summary["train_loss"], rel=1e-6)
+    assert summary["train_loss"] == pytest.approx(sum(ref_losses) / 6, rel=1e-6)
+    assert (summary["resumed_at_step"], ref_summary["resumed_at_step"]) == (4, None)
 
 
 def test_a_named_checkpoint_without_its_trainer_state_is_refused(tiny_bert_dir, docs_file, tmp_path):

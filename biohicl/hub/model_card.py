@@ -115,7 +115,10 @@ class BioHiCLModelCardData:
         data.trainable_parameters = summary.get("trainable_parameters")
         data.total_parameters = summary.get("total_parameters")
         if summary.get("runtime_s") is not None:
-            data.training_time = f"{summary['runtime_s']:.0f} s wall time"
+            resumed = summary.get("resumed_at_step")
+            data.training_time = f"{summary['runtime_s']:.0f} s wall time" + (
+                f" (since resuming at step {resumed})" if resumed else ""
+            )
         data.selection = selection_of(summary, args)
         soup = read_json(run_dir / SOUP_RECORD_NAME, default={})
         if soup:

@@ -1,5 +1,6 @@
 """Checkpoint files of a training run: the trainable weights (for an exact resume), the step-0 weights (a model-
-selection candidate), the JSON copy of the arguments, and finding the checkpoint to resume from.
+selection candidate), the JSON copy of the arguments, finding the checkpoint to resume from, and the mean training loss
+of a run resumed from one.
 
 A checkpoint folder ``checkpoint-N`` holds the model's own ``save_pretrained`` output plus
 :data:`TRAINABLE_WEIGHTS_NAME` (every ``requires_grad`` parameter by name: the LoRA matrices, or every weight of a
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -114,3 +116,26 @@ def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | No
             f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint (missing {', '.join(missing)})"
         )
     return str(value)
+
+
+def logged_train_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
+    """The mean training loss over the logged steps (each logged ``loss`` is the mean since the previous log)."""
+    total, previous = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            total += float(entry["loss"]) * (int(entry["step"]) - previous)
+            previous = int(entry["step"])
+    return total / previous if previous else None
+
+
+def whole_run_loss(
+    log_history: Sequence[Mapping[str, Any]], resumed_at: int, segment_loss: float, global_step: int
+) -> float:
+    """The mean training loss of a run resumed at step ``resumed_at``: the steps logged up to it (the checkpoint's
+    log history) and this process's ``segment_loss`` over the rest, weighted by their counts (transformers reports
+    the second alone)."""
+    before = [e for e in log_history if int(e.get("step", 0)) <= resumed_at]
+    logged = max((int(e["step"]) for e in before if "loss" in e), default=0)
+    steps = logged + global_step - resumed_at
+    total = (logged_train_loss(before) or 0.0) * logged + segment_loss * (global_step - resumed_at)
+    return total / steps if steps else segment_loss

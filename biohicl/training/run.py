@@ -27,7 +27,7 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON, checkpoint_step, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -314,7 +314,8 @@ def train_biohicl(
         evaluator=evaluator,
         callbacks=list(callbacks or []),
     )
-    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    result = trainer.train(resume_from_checkpoint=resume)
 
     run_dir = Path(args.output_dir)
     if args.should_save:
@@ -334,7 +335,8 @@ def train_biohicl(
             "best_checkpoint": trainer.state.best_model_checkpoint,
             # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
             **selection_summary(trainer.selection),
-            "runtime_s": round(time.time() - start, 1),
+            "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
+            "resumed_at_step": checkpoint_step(resume) if resume else None,
         }
         (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         if evaluations := evaluation_rows(trainer.state.log_history):

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ from biohicl.training.checkpoint import (
     TRAINING_ARGS_JSON,
     checkpoint_step,
     load_trainable_weights,
+    logged_train_loss,
     restore_trainable_state,
     save_trainable_weights,
     trainable_state,
+    whole_run_loss,
 )
 from biohicl.training.objective import build_loss
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
@@ -93,16 +95,6 @@ def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dic
     if not components:
         raise ConfigError("loss: returned an empty dict (expected a tensor or a dict of loss components)")
     return sum(components.values()), components
-
-
-def logged_train_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
-    """The mean training loss over the logged steps (each logged ``loss`` is the mean since the previous log)."""
-    total, previous = 0.0, 0
-    for entry in log_history:
-        if "loss" in entry and "step" in entry:
-            total += float(entry["loss"]) * (int(entry["step"]) - previous)
-            previous = int(entry["step"])
-    return total / previous if previous else None
 
 
 def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -313,6 +305,10 @@ class BioHiCLTrainer(Trainer):
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
+            if isinstance(resume_from_checkpoint, str | os.PathLike):  # transformers' loss covers this call only
+                resumed = checkpoint_step(resume_from_checkpoint)
+                loss = whole_run_loss(self.state.log_history, resumed, result.training_loss, result.global_step)
+                result = TrainOutput(result.global_step, loss, result.metrics)
         self.selection = self._finish_selection()
         return result
 
