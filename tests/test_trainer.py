@@ -709,9 +709,10 @@ def test_selection_guard_without_load_best_evaluates_step_0(tiny_bert_dir, docs_
     args = make_args(
         tiny_bert_dir, docs_file, tmp_path / "guard", max_steps=4, eval_strategy="steps", eval_steps=2,
         eval_tasks=["biosses"], selection_metrics=["siml-agreement_spearman"],
-        selection_guard=["pubmedqa-dev_recall@1"], metric_for_best_model="dev_score",
+        selection_guard=["pubmedqa-dev_recall@1"],
     )  # fmt: skip
-    assert args.eval_on_start and not args.load_best_model_at_end
+    # --selection_metrics selects on dev_score without --load_best_model_at_end too (it needed the metric named)
+    assert args.eval_on_start and not args.load_best_model_at_end and args.metric_for_best_model == "dev_score"
     run = train_biohicl(args, evaluator=evaluator)
     rows = json.loads((run / "dev_evaluations.json").read_text())
     assert [r["step"] for r in rows] == [0, 2, 4]

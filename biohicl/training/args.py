@@ -253,13 +253,13 @@ class BioHiCLTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         if self.output_dir is None:
             raise ConfigError("output_dir: required (the run directory)")
+        if self.metric_for_best_model is None and self.selection_metrics:
+            self.metric_for_best_model = "dev_score"  # with or without load_best_model_at_end (then it is recorded)
         if self.load_best_model_at_end and self.metric_for_best_model is None:
-            if not self.selection_metrics:
-                raise ConfigError(
-                    "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
-                    "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
-                )
-            self.metric_for_best_model = "dev_score"
+            raise ConfigError(
+                "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
+                "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
+            )
         try:
             super().__post_init__()
         except ValueError as err:
