@@ -169,6 +169,17 @@ def test_every_command_has_help_and_a_config_option(command, capsys):
     assert exit_.value.code == 0 and "--config" in out
 
 
+def test_an_abbreviation_of_both_spellings_of_one_option_is_not_ambiguous():
+    # `--top` matches --top_k and its alias --top-k: one option, not two
+    from biohicl.cli.search import SearchArguments
+
+    positionals = {"index": {}, "queries": {"nargs": "*"}}
+    args, extra = parse_command(SearchArguments, ["idx", "q", "--top", "3"], prog="s", positionals=positionals)
+    assert args.top_k == 3 and extra.queries == ["q"]
+    with pytest.raises(ConfigError, match=r"ambiguous option: --c could match"):  # --chunk_size, --candidates: two
+        parse_command(SearchArguments, ["idx", "q", "--c", "5"], prog="s", positionals=positionals)
+
+
 def test_search_like_is_repeatable_with_one_id_per_use():
     # one id per --like, so `--like ID INDEX` no longer swallows the index folder as a second id
     from biohicl.cli.search import SearchArguments

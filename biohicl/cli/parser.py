@@ -69,6 +69,12 @@ class CommandParser(HfArgumentParser):
             hint = close_options_hint(self, message) + config_file_hint(message)
         raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
 
+    def _get_option_tuples(self, option_string: str) -> list[tuple]:
+        """Abbreviations matching both spellings of one option (``--top`` for ``--top_k``/``--top-k``) are not
+        ambiguous: one match per action."""
+        matches = super()._get_option_tuples(option_string)
+        return [match for i, match in enumerate(matches) if all(match[0] is not m[0] for m in matches[:i])]
+
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field):
         overrides = field.metadata.get(ARGPARSE)
