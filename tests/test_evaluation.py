@@ -516,3 +516,24 @@ def test_missing_tasks_finds_dataset_and_folder_tasks_by_the_key_they_are_filed_
     record = {"tasks": {"siml-agreement": {"split": "dev"}, "tiny-beir": {"split": "test"}}}
     specs = ["siml-agreement@runs/study/dataset", "data/tiny-beir", "data/tiny-beir:train", "scifact"]
     assert missing_tasks(record, specs) == ["data/tiny-beir:train", "scifact"]
+
+
+def test_a_registered_task_is_filed_under_its_registered_name(tmp_path, monkeypatch):
+    """A task registered as ``mini-beir`` whose function returns evaluate_beir's default name (the folder's) is filed
+    and summarised as ``mini-beir`` with its ``reported`` metrics, as planned, and does not overwrite another task."""
+    from biohicl.evaluation import tasks as registry
+    from biohicl.evaluation.runner import planned_summary_keys
+
+    folder = write_beir(tmp_path / "scifact")
+
+    def mini(encoder, *, split=None, **kwargs):
+        return evaluate_beir(encoder, folder, split or "test", **kwargs)
+
+    for table in (registry.TASKS, registry.REPORTED_METRICS):
+        monkeypatch.setitem(table, "mini-beir", None)
+    registry.register_task("mini-beir", mini, reported=["ndcg@10", "mrr@10"])
+    record = evaluate_model(KeywordEncoder(), ["mini-beir", str(folder)])
+    assert set(record["tasks"]) == {"mini-beir", "scifact"}
+    assert record["tasks"]["mini-beir"]["task"] == "mini-beir"
+    keys = [k for k in record["summary"] if k.startswith("mini-beir/")]
+    assert keys == planned_summary_keys(["mini-beir"]) == ["mini-beir/ndcg@10", "mini-beir/mrr@10"]

@@ -152,9 +152,13 @@ def evaluate_model(
             show_progress_bar=show_progress_bar,
             **extra,
         )
-        results[result.task] = result.to_dict()
+        # filed under the key the plan checked and the summary keys promise, whatever name the function returns
+        # (a task registered as `scifact-small` that runs evaluate_beir(...) would otherwise be filed as `scifact`)
+        key = record_name(name, task_split)
+        result.task = key
+        results[key] = result.to_dict()
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
-            del results[result.task]["per_item"]
+            del results[key]["per_item"]
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         logger.info("%s (%s): %s [%.1fs]", result.task, result.split, shown, result.wall_time_s)
     summary = {
