@@ -243,3 +243,31 @@ def test_a_study_evaluates_step_0_once_before_its_workers(tiny_bert_dir, tmp_pat
     assert calls == [2]
     command.main(["--config", str(path), "--report_only"])
     assert calls == [2]
+
+
+def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch):
+    """The key names the function a registered task runs: re-registering ``toy`` with other code (or other
+    reported metrics) is never read back as the old metrics; a function without readable source is never a hit."""
+    from biohicl.evaluation import tasks as registry
+
+    for table in (registry.TASKS, registry.REPORTED_METRICS):
+        monkeypatch.setitem(table, "toy", None)
+
+    def first(encoder, **kwargs):
+        return 1.0
+
+    def second(encoder, **kwargs):
+        return 2.0
+
+    registry.register_task("toy", first, reported=["score"])
+    key = evaluation_key(ShiftEncoder(), ["toy"])
+    assert evaluation_key(ShiftEncoder(), ["toy"]) == key
+    registry.register_task("toy", second, reported=["score"])
+    other = evaluation_key(ShiftEncoder(), ["toy"])
+    assert other != key
+    registry.register_task("toy", second, reported=["score", "other"])
+    assert evaluation_key(ShiftEncoder(), ["toy"]) not in (key, other)
+    unreadable = eval("lambda encoder, **kwargs: 3.0")  # no source file to read
+    registry.register_task("toy", unreadable, reported=["score"])
+    assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
+    assert registry.is_builtin_task("biosses") and not registry.is_builtin_task("toy")

@@ -10,7 +10,9 @@ an evaluation (:func:`evaluation_key`) is a hash of
 - the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task reads (a
   registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder``, or a BEIR folder
   given as the task, resolved, so the same relative path from another directory is another folder),
-- the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back).
+- the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back),
+- for a task registered outside biohicl, its function (module, qualified name and a hash of its source; a function
+  whose source cannot be read makes the key unique, so nothing is read back), and the metrics each task reports.
 
 A changed thread count can change the last bits of an encoding: that is a miss (a new evaluation), never a wrong hit.
 Records are one JSON file per key, written atomically, so workers of one study share a folder safely.
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +80,35 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     return {"data_dir": str(root.resolve()) if root else None, "folders": folders}
 
 
+def _source_hash(function: Any) -> str:
+    """SHA-256 of a function's source, or a value no other call gives when it cannot be read (no cache hit)."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return f"unreadable-{uuid.uuid4().hex}"
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
+    """What each registered task of ``tasks`` runs: the metrics it reports and, for a task not built into biohicl
+    (whose source the code fingerprint does not cover), its function's module, qualified name and source hash."""
+    from biohicl.evaluation.tasks import REPORTED_METRICS, TASKS, is_builtin_task, parse_task_spec
+
+    functions: dict[str, Any] = {}
+    for spec in tasks:
+        name, _ = parse_task_spec(spec)
+        if name not in TASKS:
+            continue
+        entry: dict[str, Any] = {"reported": list(REPORTED_METRICS.get(name, []))}
+        if not is_builtin_task(name):
+            function = TASKS[name]
+            entry["module"] = getattr(function, "__module__", None)
+            entry["qualname"] = getattr(function, "__qualname__", type(function).__qualname__)
+            entry["source"] = _source_hash(function)
+        functions[name] = entry
+    return functions
+
+
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 of the biohicl package's Python sources (names and contents)."""
@@ -109,6 +142,7 @@ def evaluation_key(model: Any, tasks: Sequence[str], max_queries: int | None = N
         "max_queries": max_queries,
         "data": _data_fingerprint(tasks),
         "code": code_fingerprint(),
+        "functions": _task_functions(tasks),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -59,6 +59,11 @@ def register_task(
         RETRIEVAL_TASKS.add(name)
 
 
+def is_builtin_task(name: str) -> bool:
+    """True when ``name`` still runs the function biohicl registered for it (its source is biohicl's own code)."""
+    return name in _BUILTIN_TASKS and TASKS.get(name) is _BUILTIN_TASKS[name]
+
+
 def is_retrieval_task(name: str) -> bool:
     """True for registered BEIR tasks and BEIR folder paths."""
     return name in RETRIEVAL_TASKS or (name not in TASKS and Path(name).expanduser().is_dir())
@@ -228,3 +233,5 @@ DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[[str, str | N
 DATASET_FILES: dict[str, Callable[[str], dict[str, str]]] = {"siml-agreement": agreement_data_files}
 for _name in DATASET_TASKS:
     register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))
+#: The functions biohicl registers itself (a name registered again with another function is no longer built in).
+_BUILTIN_TASKS: dict[str, TaskFunction] = dict(TASKS)
