@@ -1247,3 +1247,51 @@ def test_training_takes_the_bases_sentence_transformers_prompts_by_default(tiny_
     model = build_model(make_args(base, docs_file, tmp_path / "run", query_prompt="", document_prompt="doc: "))
     assert (model.config.query_prompt, model.config.document_prompt) == ("", "doc: ")
     assert BioHiCLTrainingArguments(output_dir=str(tmp_path / "x")).query_prompt is None
+
+
+def test_a_custom_loss_gets_the_title_embeddings_and_batch_keys_it_asks_for(tiny_bert_dir, docs_file, tmp_path, mesh):
+    """``extra_inputs`` routes to the loss: a custom collator's extra batch key (it went to the model, which dropped
+    it) and the title embeddings (train_biohicl built its collator from title_weight alone, so they never came)."""
+    from biohicl.data.collator import BioHiCLDataCollator
+    from biohicl.training.run import build_model
+    from biohicl.training.trainer import BioHiCLTrainer
+
+    seen = []
+
+    class Asking(torch.nn.Module):
+        extra_inputs = frozenset({"title_embeddings", "doc_weight"})
+
+        def forward(self, embeddings, siml, title_embeddings=None, abstract_embeddings=None, doc_weight=None, **_):
+            seen.append((title_embeddings is not None and abstract_embeddings is not None, doc_weight))
+            return {"loss": embeddings.pow(2).mean()}
+
+    train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "titles", max_steps=1), loss=Asking())
+    assert seen == [(True, None)]  # every synthetic document has a title
+
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "keys", max_steps=1)
+    model = build_model(args)
+    collator = BioHiCLDataCollator(tokenize=model.tokenize, mesh=mesh)
+    trainer = BioHiCLTrainer(model=model, args=args, data_collator=collator, loss=Asking())
+    features = [{"text": d["title"] + " " + d["abstract"], "labels": d["mesh"]} for d in synthetic_documents()[:4]]
+    batch = {**collator(features), "doc_weight": torch.arange(4.0)}
+    trainer.compute_loss(model, batch)
+    assert seen[-1][0] is False and torch.equal(seen[-1][1], torch.arange(4.0))
+
+
+def test_an_evaluators_numpy_metrics_are_logged_and_checkpointed_as_floats(tiny_bert_dir, docs_file, tmp_path):
+    import numpy as np
+
+    def evaluator(model):  # what a sentence-transformers-style evaluator returns: numpy scalars
+        return {"acc": np.float32(0.5), "n": np.int64(3)}
+
+    args = make_args(
+        tiny_bert_dir, docs_file, tmp_path / "np", max_steps=2, eval_strategy="steps", eval_steps=1, save_steps=1,
+        save_strategy="steps", eval_tasks=["biosses"], selection_metrics=["acc"], load_best_model_at_end=True,
+    )  # fmt: skip
+    run = train_biohicl(args, evaluator=evaluator)  # a float32 in the log history broke trainer_state.json
+    rows = json.loads((run / "dev_evaluations.json").read_text())
+    assert [(r["step"], r["eval_acc"], r["eval_n"]) for r in rows] == [(0, 0.5, 3.0), (1, 0.5, 3.0), (2, 0.5, 3.0)]
+    with pytest.raises(ConfigError, match=r"evaluator: metric 'acc' is not a number \('high'\)"):
+        from biohicl.training.trainer import _as_floats
+
+        _as_floats({"acc": "high"})

@@ -295,13 +295,14 @@ def train_biohicl(
     mesh = MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
     data = load_training_data(args, mesh)
     model = build_model(args, peft_config)
+    loss = loss if loss is not None else build_loss(args)
     collator = BioHiCLDataCollator(
         tokenize=model.tokenize,
         mesh=mesh,
         ancestors=args.use_ancestors,
         depth_weight=args.use_depth_weight,
         label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
-        titles=args.title_weight > 0,
+        titles="title_embeddings" in getattr(loss, "extra_inputs", ()),  # the title term's, or a custom loss's
     )
     sampler = build_batch_sampler(args, data, mesh)
     trainer = BioHiCLTrainer(
@@ -310,7 +311,7 @@ def train_biohicl(
         train_dataset=data.documents,
         data_collator=collator,
         batch_sampler=sampler,
-        loss=loss if loss is not None else build_loss(args),
+        loss=loss,
         evaluator=evaluator,
         callbacks=list(callbacks or []),
     )

@@ -53,6 +53,17 @@ LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
 Evaluator = Callable[[nn.Module], Mapping[str, float]]
 
 
+def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
+    values = {}
+    for name, value in dict(metrics).items():
+        try:
+            values[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
+    return values
+
+
 def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:
     """Refuse, before any training, an evaluation the run cannot do: evaluation or selection metrics without an
     evaluator, evaluation tasks without an ``eval_strategy`` (they would never run), and (for an evaluator with
@@ -183,12 +194,12 @@ class BioHiCLTrainer(Trainer):
         num_items_in_batch: Any = None,
     ):
         inputs = dict(inputs)
-        loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS}
+        wanted = getattr(self.loss, "extra_inputs", frozenset())  # a collator's extra batch keys the loss asks for
+        loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS or key in wanted}
         siml = loss_inputs.pop("siml")
         title_inputs = inputs.pop("title_inputs", None)
         abstract_inputs = inputs.pop("abstract_inputs", None)
         embeddings = model(**inputs)
-        wanted = getattr(self.loss, "extra_inputs", frozenset())
         if "title_embeddings" in wanted and title_inputs is not None and abstract_inputs is not None:
             loss_inputs["title_embeddings"] = model(**title_inputs)
             loss_inputs["abstract_embeddings"] = model(**abstract_inputs)
@@ -252,7 +263,7 @@ class BioHiCLTrainer(Trainer):
         model.eval()
         start = time.time()
         try:
-            raw = dict(self.evaluator(model))
+            raw = _as_floats(self.evaluator(model))
         finally:
             model.train(was_training)
         if self.args.selection_metrics:
