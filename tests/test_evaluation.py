@@ -537,3 +537,20 @@ def test_a_registered_task_is_filed_under_its_registered_name(tmp_path, monkeypa
     assert record["tasks"]["mini-beir"]["task"] == "mini-beir"
     keys = [k for k in record["summary"] if k.startswith("mini-beir/")]
     assert keys == planned_summary_keys(["mini-beir"]) == ["mini-beir/ndcg@10", "mini-beir/mrr@10"]
+
+
+def test_a_registered_default_split_makes_a_finished_result_done(monkeypatch):
+    """A task registered with ``default_split="all"`` whose result was evaluated on ``all`` is not missing from a
+    study's record (every task but BIOSSES used to be expected on ``test``, so it was evaluated again every time)."""
+    from biohicl.evaluation import tasks as registry
+    from biohicl.study.plan import missing_tasks
+
+    for table in (registry.TASKS, registry.REPORTED_METRICS, registry.DEFAULT_SPLITS):
+        monkeypatch.setitem(table, "toy", None)
+    registry.register_task("toy", lambda encoder, **kwargs: None, reported=["score"], default_split="all")
+    record = {"tasks": {"toy": {"split": "all"}, "biosses": {"split": "all"}, "scifact": {"split": "test"}}}
+    assert missing_tasks(record, ["toy", "biosses", "scifact", "toy:test"]) == ["toy:test"]
+    assert registry.default_split("toy") == "all" and registry.default_split("pubmedqa") == "test"
+    assert registry.default_split("siml-agreement@runs/x") == "dev"
+    registry.register_task("toy", lambda encoder, **kwargs: None)  # registered again without one: test
+    assert registry.default_split("toy") == "test"

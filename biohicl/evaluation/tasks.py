@@ -33,6 +33,8 @@ RETRIEVAL_TASKS: set[str] = set()
 DATA_FOLDERS: dict[str, str] = {}
 #: Metrics shown in reports and plots per task (others stay in the JSON).
 REPORTED_METRICS: dict[str, list[str]] = {}
+#: The split a task evaluates when given no ``:split`` (what its function does with ``split=None``); ``test`` if absent.
+DEFAULT_SPLITS: dict[str, str] = {}
 
 
 def register_task(
@@ -42,12 +44,15 @@ def register_task(
     retrieval: bool = False,
     check: TaskCheck | None = None,
     data_folder: str | None = None,
+    default_split: str | None = None,
 ) -> None:
     """Make ``name`` available to :func:`evaluate_model` and ``biohicl evaluate --tasks``.
 
     ``reported``: the metrics reports and plots show; ``retrieval``: the task is a BEIR folder whose split follows
     the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding);
-    ``data_folder``: the folder of ``BIOHICL_DATA_DIR`` it reads (the evaluation cache keys by its files).
+    ``data_folder``: the folder of ``BIOHICL_DATA_DIR`` it reads (the evaluation cache keys by its files);
+    ``default_split``: the split its function evaluates when given ``split=None`` (``test`` when not given), what a
+    study's resume check expects a finished result to have been evaluated on.
     """
     TASKS[name] = function
     if check is not None:
@@ -55,6 +60,9 @@ def register_task(
     if data_folder is not None:
         DATA_FOLDERS[name] = data_folder
     REPORTED_METRICS[name] = list(reported)
+    DEFAULT_SPLITS.pop(name, None)
+    if default_split is not None:
+        DEFAULT_SPLITS[name] = default_split
     if retrieval:
         RETRIEVAL_TASKS.add(name)
 
@@ -101,11 +109,12 @@ def _dataset_task(name: str) -> tuple[str, str] | None:
 
 
 def default_split(name: str) -> str:
-    """The split a task spec without ``:split`` evaluates: ``dev`` for a dataset task (``siml-agreement@x``), ``all``
-    for BIOSSES, ``test`` for the others (PubMedQA, registered BEIR tasks, BEIR folders)."""
+    """The split a task spec without ``:split`` evaluates: ``dev`` for a dataset task (``siml-agreement@x``), the
+    ``default_split`` a task was registered with (``all`` for BIOSSES), ``test`` for the others (PubMedQA, registered
+    BEIR tasks, BEIR folders)."""
     if _dataset_task(name) is not None or name in DATASET_TASKS:
         return "dev"
-    return "all" if name == "biosses" else "test"
+    return DEFAULT_SPLITS.get(name, "test")
 
 
 def record_name(name: str, split: str | None) -> str:
@@ -213,7 +222,9 @@ for _dataset in ("scifact", "nfcorpus", "trec-covid", "scidocs"):
     )  # fmt: skip
 _PUBMEDQA_FILES = _check_files(("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test_ground_truth.json"))
 _BIOSSES_FILES = _check_files(("biosses", "biosses.tsv"))
-register_task("biosses", _biosses, ["spearman", "pearson"], check=_BIOSSES_FILES, data_folder="biosses")
+register_task(
+    "biosses", _biosses, ["spearman", "pearson"], check=_BIOSSES_FILES, data_folder="biosses", default_split="all"
+)
 for _name, _target in (("pubmedqa", "long_answer"), ("pubmedqa-context", "context")):
     register_task(_name, _pubmedqa(_target), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES, data_folder="pubmedqa")
 
