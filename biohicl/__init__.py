@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from biohicl.lazy import lazy_getattr
+from biohicl.lazy import lazy_dir, lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -25,3 +25,4 @@ __all__ = ["BioHiCL", "BioHiCLTrainer", "BioHiCLTrainingArguments", "MeshHierarc
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -17,3 +17,13 @@ def lazy_getattr(package: str, members: Mapping[str, str]) -> Callable[[str], An
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def lazy_dir(namespace: Mapping[str, Any], members: Mapping[str, str]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` listing the lazy names beside the loaded ones, so tab completion and ``help()`` show
+    them before their first use."""
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *members})
+
+    return __dir__

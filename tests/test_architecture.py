@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "biohicl"
 
@@ -34,3 +37,21 @@ def test_the_package_never_imports_a_test_only_dependency():
     """pytrec_eval is a dev extra (the tests check the trec_eval-exact metrics against it), not a runtime one."""
     importing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "import pytrec_eval" in p.read_text()]
     assert importing == []
+
+
+@pytest.mark.parametrize("package", ["biohicl", "biohicl.data", "biohicl.models", "biohicl.training", "biohicl.search"])
+def test_lazy_exports_are_listed_by_dir_before_their_first_use(package):
+    # tab completion and help() read dir(); the lazy names were missing from it until first used
+    module = importlib.import_module(package)
+    assert set(module.__all__) <= set(dir(module))
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["biohicl.mesh.hierarchy", "biohicl.evaluation.metrics", "biohicl.hub.eval_rows", "biohicl.hub.model_card"],
+)
+def test_self_contained_docstring_examples_run(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -32,7 +32,7 @@ from biohicl.data.records import LABEL_KINDS, MeshRecord, ReadReport, label_kind
 from biohicl.data.sources import READERS, SOURCES, detect_source, read_records, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset
-from biohicl.lazy import lazy_getattr
+from biohicl.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {  # torch-backed: imported when first used, so reading and building datasets does not load torch
     "BioHiCLDataCollator": "biohicl.data.collator",
@@ -97,3 +97,4 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -1,7 +1,7 @@
 """Model cards for BioHiCL checkpoints: a dataclass filled during training/evaluation, rendered with Jinja.
 
 >>> data = BioHiCLModelCardData(model_name="BioHiCL-MiniLM", base_model="sentence-transformers/all-MiniLM-L6-v2")
->>> data.add_eval_results({"biosses": {"spearman": 0.84}}, base={"biosses": {"spearman": 0.81}})
+>>> rows = data.add_eval_results({"biosses": {"spearman": 0.84}}, base={"biosses": {"spearman": 0.81}})
 >>> text = render_model_card(data)             # README.md: YAML metadata + Markdown, no network
 
 The YAML header is produced by ``huggingface_hub.ModelCardData`` so the Hub parses it (``model-index`` holds the

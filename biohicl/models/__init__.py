@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from biohicl.lazy import lazy_getattr
+from biohicl.lazy import lazy_dir, lazy_getattr
 from biohicl.models.config import BioHiCLConfig
 from biohicl.models.registry import Registry, RegistryEntry, default_registry, get_entry, known_names
 from biohicl.models.resolver import ResolvedModel, resolve, resolve_base, split_revision
@@ -53,3 +53,4 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from biohicl.lazy import lazy_getattr
+from biohicl.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {
     "BioHiCLTrainingArguments": "biohicl.training.args",
@@ -67,3 +67,4 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)
