@@ -554,3 +554,15 @@ def test_a_registered_default_split_makes_a_finished_result_done(monkeypatch):
     assert registry.default_split("siml-agreement@runs/x") == "dev"
     registry.register_task("toy", lambda encoder, **kwargs: None)  # registered again without one: test
     assert registry.default_split("toy") == "test"
+
+
+@pytest.mark.parametrize("name", ["toy:v2", "my/toy", "toy@x", "a,b", " toy", "toy ", "", "  "])
+def test_register_task_refuses_names_a_spec_cannot_give(name, monkeypatch):
+    """``toy:v2`` would run ``toy`` on split v2, ``my/toy`` breaks the summary's ``task/metric`` keys, ``a,b`` the
+    --tasks list: such names are refused and nothing is registered."""
+    from biohicl.evaluation import tasks as registry
+
+    before = dict(registry.TASKS)
+    with pytest.raises(ConfigError, match="register_task"):
+        registry.register_task(name, lambda encoder, **kwargs: None)
+    assert before == registry.TASKS

@@ -37,6 +37,20 @@ REPORTED_METRICS: dict[str, list[str]] = {}
 DEFAULT_SPLITS: dict[str, str] = {}
 
 
+def _check_task_name(name: Any) -> None:
+    """A :class:`ConfigError` for a name a task spec cannot give: ``:`` starts a split, ``/`` separates a summary
+    key's metric, ``@`` a dataset, ``,`` the ``--tasks`` list; spaces at either end are stripped; empty is none."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"register_task: a task name must be a non-empty string, got {name!r}")
+    bad = sorted(set(name) & set(":/@,"))
+    if bad or name != name.strip():
+        why = f"contains {', '.join(map(repr, bad))}" if bad else "has spaces at an end"
+        raise ConfigError(
+            f"register_task: {name!r} {why}, which a task spec cannot give (`:` starts a split, `/` separates a "
+            "summary key's metric, `@` a dataset, `,` the --tasks list)"
+        )
+
+
 def register_task(
     name: str,
     function: TaskFunction,
@@ -54,6 +68,7 @@ def register_task(
     ``default_split``: the split its function evaluates when given ``split=None`` (``test`` when not given), what a
     study's resume check expects a finished result to have been evaluated on.
     """
+    _check_task_name(name)
     TASKS[name] = function
     if check is not None:
         CHECKS[name] = check
