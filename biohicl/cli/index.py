@@ -43,9 +43,11 @@ def main(argv: list[str]) -> int:
         },
     )
     from biohicl.atomic import check_writable_folder
+    from biohicl.data.corpus import read_corpus
     from biohicl.models.onnx_backend import check_backend, with_backend
 
     check_writable_folder(args.output, "--output")  # a file in the way fails now, not after the model loads
+    read_corpus(extra.corpus)  # a missing corpus or unknown format fails now too (the readers are lazy)
     backend, quantize = check_backend(args.backend, args.quantize)
     state = distributed_state()
     model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)

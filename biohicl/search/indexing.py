@@ -16,6 +16,7 @@ encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -114,7 +115,7 @@ def _settings(
     }
 
 
-def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> None:
+def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> bool:
     """Refuse to resume a folder built with other ``settings``; ``legacy``: the values of keys older biohicl did not
     write (what it always used)."""
     path = directory / SETTINGS_NAME
@@ -138,6 +139,21 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
         raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
     else:
         write_text_atomically(path, json.dumps(settings, indent=2) + "\n")
+        return True
+    return False
+
+
+def _undo_fresh_start(directory: Path, created: bool) -> None:
+    """After a run that failed before writing any shard (corpus not found, a bad first record): remove the
+    settings.json it wrote, and the folder when it created it, so a corrected rerun is not refused."""
+    if any(directory.glob("shard-*")):
+        return  # a resumable run: keep its settings
+    (directory / SETTINGS_NAME).unlink(missing_ok=True)
+    if created:
+        for leftover in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:
+            leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # it holds something else
+            directory.rmdir()
 
 
 def _has_accelerator() -> bool:
@@ -208,11 +224,13 @@ def build_index(
         revision = model_revision
     directory = Path(output_dir)
     settings = _settings(model, model_id, revision, storage, compute, shard_size)
+    fresh = created = False
     if state.is_main_process:
+        created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         # an older settings.json lacks these keys: it was built with the defaults
         legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
-        _check_settings(directory, settings, resume, legacy)
+        fresh = _check_settings(directory, settings, resume, legacy)
         # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
         # killed rerun leaves that index searchable (the shards it lists are never rewritten)
         for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
@@ -265,6 +283,10 @@ def build_index(
             own.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
             encoded += len(docs)
             bar.update(len(docs))
+    except BaseException:
+        if fresh:
+            _undo_fresh_start(directory, created)
+        raise
     finally:
         bar.close()
 

@@ -161,3 +161,33 @@ def test_a_corpus_with_a_duplicate_document_id(tmp_path, tiny_bert_dir):
     with pytest.raises(DataError, match=rf"^{corpus}: document 4: duplicate document id 'a'$"):
         build_index(model, corpus, tmp_path / "index", shard_size=2, show_progress_bar=False)
     assert not (tmp_path / "index" / "manifest.json").exists()
+
+
+def test_index_a_missing_corpus_fails_before_the_model_loads(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
+    import biohicl.models.onnx_backend as onnx_backend
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the corpus was checked")
+
+    monkeypatch.setattr(onnx_backend, "load_inference_model", no_model)
+    out = tmp_path / "idx"
+    result = run_cli(["index", "--model", str(tiny_bert_dir), "--output", str(out), str(tmp_path / "nope.jsonl")])
+    assert "corpus not found" in result.err and "nope.jsonl" in result.err
+    assert not out.exists()
+
+
+def test_a_failed_first_index_run_does_not_block_the_corrected_rerun(tmp_path, run_cli, tiny_bert_dir):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('["not an object"]\n{"_id": "d1", "text": "b"}\n')
+    out = tmp_path / "idx"
+    argv = ["index", "--model", str(tiny_bert_dir), "--output", str(out), "--progress", "false", str(corpus)]
+    result = run_cli(argv)
+    assert "expected a JSON object per line" in result.err
+    assert not out.exists()  # nor a settings.json that would refuse the rerun's settings
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    run_cli([*argv[:4], str(existing), *argv[5:]])
+    assert list(existing.iterdir()) == []  # a folder the user made stays, emptied of what the run wrote
+    corpus.write_text('{"_id": "d0", "text": "a"}\n{"_id": "d1", "text": "b"}\n')
+    result = run_cli([*argv[:-3], "--dtype", "float16", *argv[-3:]], expect_error=False)
+    assert result.code == 0 and "indexed 2 documents" in result.out, result.err
