@@ -60,7 +60,13 @@ def register_task(
     data_folder: str | None = None,
     default_split: str | None = None,
 ) -> None:
-    """Make ``name`` available to :func:`evaluate_model` and ``biohicl evaluate --tasks``.
+    """Make ``name`` available to task specs **in this Python process**: :func:`evaluate_model`,
+    :class:`~biohicl.evaluation.evaluator.TaskEvaluator` (``eval_tasks`` of a training run started here), and the
+    CLI called from the same process after registering (``biohicl.cli.main.main(["evaluate", MODEL, "--tasks",
+    name, ...])``).
+    A ``biohicl`` command started from a shell, or a worker process (``reproduce --workers``), does not see it.
+
+    ``name`` cannot contain ``:``, ``/``, ``@`` or ``,`` nor start or end with spaces (a spec could not give it).
 
     ``reported``: the metrics reports and plots show; ``retrieval``: the task is a BEIR folder whose split follows
     the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding);
