@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -160,6 +161,13 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
     rows = Index.load(tmp_path / "idx").embeddings()
     reference = load_file(str(tmp_path / "torch.safetensors"))["embeddings"]
     assert torch.nn.functional.cosine_similarity(rows, reference).min() > 0.98
+    capsys.readouterr()
+    # searching it with the (torch) query encoder: the int8 probe rows are within the int8 tolerance, no warning
+    # that it was built with other weights (the fp32 threshold, 0.999, warned on every search)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["search", str(tmp_path / "idx"), "diabetes", "--model", str(tiny_bert_dir), "--top_k", "2"]) == 0
+    assert not [w for w in caught if "other weights" in str(w.message)], [str(w.message) for w in caught]
     capsys.readouterr()
     bad = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(tmp_path / "x")]
     assert main([*bad, "--quantize", "int8"]) == 2

@@ -352,3 +352,24 @@ def test_an_index_built_with_other_weights_is_refused_or_warned(tiny_bert_dir, m
         warnings.simplefilter("error")
         IndexDocuments(tmp_path / "old", tuned)
         search(tuned, "insulin", tmp_path / "old", top_k=1)
+
+
+def test_an_int8_index_is_checked_against_the_int8_tolerance(model, index_dir, tmp_path):
+    """An index built with --backend onnx --quantize int8 records int8 probe rows (cosine ~0.995 to the fp32 torch
+    query encoder's): within the int8 tolerance (0.98) it is the same weights; an fp32 index is held to 0.999."""
+    shutil.copytree(index_dir, tmp_path / "idx")
+    manifest = IndexManifest.load(tmp_path / "idx")
+    rows = np.asarray(manifest.probe, dtype=np.float64)
+    noise = np.random.default_rng(0).standard_normal(rows.shape)
+    noise -= (noise * rows).sum(axis=1, keepdims=True) / (rows * rows).sum(axis=1, keepdims=True) * rows
+    noise *= 0.1 * np.linalg.norm(rows, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1, keepdims=True)
+    manifest.probe = (rows + noise).tolist()  # cosine 1/sqrt(1.01) = 0.995 to the model's rows
+    manifest.backend, manifest.quantize = "onnx", "int8"
+    manifest.save(tmp_path / "idx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_model_matches(model, load_index(tmp_path / "idx"))
+    manifest.backend, manifest.quantize = "torch", None
+    manifest.save(tmp_path / "idx")
+    with pytest.warns(UserWarning, match=r"other weights than the query encoder's .*probe cosine 0\.995"):
+        check_model_matches(model, load_index(tmp_path / "idx"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.index import Index
-from biohicl.search.layout import describe_model, encoder_probe, probe_cosine
+from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
 
 
 class IndexDocuments:
@@ -65,7 +65,8 @@ class IndexDocuments:
                 f"the model now has {quantize!r}"
             )
         if manifest.probe:  # an index built before biohicl recorded probes: the checks above are all there is
-            cosine = probe_cosine(manifest.probe, encoder_probe(model))
+            tolerance = probe_min_cosine(manifest.quantize, quantize)
+            cosine = probe_cosine(manifest.probe, encoder_probe(model), tolerance)
             if cosine is not None:
                 raise ConfigError(
                     f"document_index: {self.location} was built with other weights than the model's "

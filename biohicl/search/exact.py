@@ -24,7 +24,7 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.search.compressed import CompressedIndex
 from biohicl.search.compression import available_kinds
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
-from biohicl.search.layout import describe_model, encoder_probe, probe_cosine
+from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
 from biohicl.topk import merge_top_k
 
 SEARCH_BACKENDS = ("auto", "exact", "int8", "binary")
@@ -93,7 +93,9 @@ def check_model_matches(model: Any, index: Index) -> None:
     if manifest is not None:
         model_id, revision = describe_model(model)
         built = manifest.model_revision
-        cosine = probe_cosine(manifest.probe, encoder_probe(model)) if manifest.probe else None
+        # an int8 ONNX index (or query encoder) is an approximation: its probe rows agree to the int8 tolerance
+        tolerance = probe_min_cosine(manifest.quantize, getattr(model, "quantize", None))
+        cosine = probe_cosine(manifest.probe, encoder_probe(model), tolerance) if manifest.probe else None
         if model_id != manifest.model:
             message = f"the index was built with {manifest.model}, the queries are encoded with {model_id}"
         elif revision and built and revision != built:

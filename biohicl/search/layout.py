@@ -234,6 +234,13 @@ def describe_model(model: Any) -> tuple[str, str | None]:
 PROBE_TEXTS = ("Metformin lowers blood glucose in type 2 diabetes.", "BRCA1 mutations raise the risk of breast cancer.")
 #: the same weights on another device, compute dtype or fp32 ONNX agree to > 0.9999; a fine-tune moves them more
 PROBE_MIN_COSINE = 0.999
+#: ... and int8 ONNX rows (on either side) keep cosine >= 0.98 to fp32 (the export check; docs/inference.md)
+PROBE_MIN_COSINE_INT8 = 0.98
+
+
+def probe_min_cosine(*quantize: str | None) -> float:
+    """The probe tolerance for encoders with these quantisations: :data:`PROBE_MIN_COSINE_INT8` when one is int8."""
+    return PROBE_MIN_COSINE_INT8 if "int8" in quantize else PROBE_MIN_COSINE
 
 
 def encoder_probe(model: Any) -> list[list[float]] | None:
@@ -244,9 +251,11 @@ def encoder_probe(model: Any) -> list[list[float]] | None:
     return [[round(float(v), 6) for v in row] for row in np.asarray(rows, dtype=np.float32)]
 
 
-def probe_cosine(recorded: list[list[float]] | None, actual: list[list[float]] | None) -> float | None:
-    """The lowest cosine between two encoders' probe rows when below :data:`PROBE_MIN_COSINE` (other weights); None
-    when they agree or either is unknown."""
+def probe_cosine(
+    recorded: list[list[float]] | None, actual: list[list[float]] | None, min_cosine: float = PROBE_MIN_COSINE
+) -> float | None:
+    """The lowest cosine between two encoders' probe rows when below ``min_cosine`` (other weights; see
+    :func:`probe_min_cosine`); None when they agree or either is unknown."""
     if not recorded or not actual:
         return None
     a, b = np.asarray(recorded, dtype=np.float64), np.asarray(actual, dtype=np.float64)
@@ -254,7 +263,7 @@ def probe_cosine(recorded: list[list[float]] | None, actual: list[list[float]] |
         return 0.0
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     lowest = float(np.min((a * b).sum(axis=1) / np.maximum(norms, 1e-12)))
-    return lowest if lowest < PROBE_MIN_COSINE else None
+    return lowest if lowest < min_cosine else None
 
 
 def write_shard(
