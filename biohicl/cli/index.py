@@ -31,7 +31,7 @@ class IndexCommandArguments:
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
     from biohicl.models.onnx_backend import load_inference_model
-    from biohicl.search.indexing import build_index, distributed_state
+    from biohicl.search.indexing import build_index, check_compression, distributed_state
 
     args, options, extra = parse_command(
         (IndexCommandArguments, IndexingArguments),
@@ -49,6 +49,7 @@ def main(argv: list[str]) -> int:
     check_writable_folder(args.output, "--output")  # a file in the way fails now, not after the model loads
     read_corpus(extra.corpus)  # a missing corpus or unknown format fails now too (the readers are lazy)
     backend, quantize = check_backend(args.backend, args.quantize)
+    check_compression(options.compress, options.calibration_rows)
     state = distributed_state()
     model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
     model = with_backend(model, backend, quantize)

@@ -208,7 +208,7 @@ def build_index(
         raise ConfigError(f"shard_size: must be positive, got {shard_size}")
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be positive, got {batch_size}")
-    kinds = compression_kinds(compress)
+    kinds = check_compression(compress, calibration_rows)
     storage = parse_dtype(dtype)
     state = distributed_state(state)
     rank, world = int(state.process_index), int(state.num_processes)
@@ -309,6 +309,15 @@ def build_index(
                 compress_index(directory, kind, calibration_rows=calibration_rows)
     state.wait_for_everyone()
     return IndexManifest.load(directory)
+
+
+def check_compression(compress: str | Iterable[str] | None, calibration_rows: int) -> list[str]:
+    """:func:`compression_kinds`, with ``calibration_rows`` checked when there is something to compress (before the
+    corpus is encoded, not after)."""
+    kinds = compression_kinds(compress)
+    if kinds and calibration_rows < 1:
+        raise ConfigError(f"calibration_rows: must be positive, got {calibration_rows}")
+    return kinds
 
 
 def compression_kinds(compress: str | Iterable[str] | None) -> list[str]:

@@ -191,3 +191,27 @@ def test_a_failed_first_index_run_does_not_block_the_corrected_rerun(tmp_path, r
     corpus.write_text('{"_id": "d0", "text": "a"}\n{"_id": "d1", "text": "b"}\n')
     result = run_cli([*argv[:-3], "--dtype", "float16", *argv[-3:]], expect_error=False)
     assert result.code == 0 and "indexed 2 documents" in result.out, result.err
+
+
+def test_index_with_no_calibration_rows_fails_before_encoding(tmp_path, run_cli, tiny_bert_dir, monkeypatch):
+    import biohicl.models.onnx_backend as onnx_backend
+    from biohicl.errors import ConfigError
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "d0", "text": "a"}\n')
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    encoded = []
+    monkeypatch.setattr(model, "encode", lambda *a, **k: encoded.append(1))
+    with pytest.raises(ConfigError, match="calibration_rows: must be positive, got 0"):
+        build_index(model, corpus, tmp_path / "api", compress="int8", calibration_rows=0)
+    assert not encoded and not (tmp_path / "api").exists()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before --calibration_rows was checked")
+
+    monkeypatch.setattr(onnx_backend, "load_inference_model", no_model)
+    argv = ["index", "--model", str(tiny_bert_dir), "--output", str(tmp_path / "idx"), "--compress", "int8"]
+    result = run_cli([*argv, "--calibration_rows", "0", str(corpus)])
+    assert "calibration_rows: must be positive, got 0" in result.err and not (tmp_path / "idx").exists()
