@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
     from biohicl.errors import ConfigError
     from biohicl.models.onnx_backend import load_inference_model
-    from biohicl.search.exact import search
+    from biohicl.search.exact import check_queries, search
     from biohicl.search.explain import explain_hits
     from biohicl.search.index import load_index
 
@@ -70,6 +70,7 @@ def main(argv: list[str]) -> int:
     )
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
+    check_queries(extra.queries)  # a blank query fails before the model loads
     index = load_index(extra.index)
     if args.like:
         return print_like(index, args)

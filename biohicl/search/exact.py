@@ -150,6 +150,17 @@ def search_index(
     return compressed_view(index, backend).search_embeddings(queries, top_k, candidates=candidates)
 
 
+def check_queries(queries: str | Iterable[str]) -> list[str]:
+    """``queries`` as a list; a :class:`ConfigError` naming the first (1-based) that is blank: its hits would be
+    whatever the empty prompt lands nearest, not an answer."""
+    texts = [queries] if isinstance(queries, str) else list(queries)
+    for number, text in enumerate(texts, 1):
+        if not isinstance(text, str) or not text.strip():
+            problem = "is blank" if isinstance(text, str) else "is not a string"
+            raise ConfigError(f"query {number}: {problem}; give it text")
+    return texts
+
+
 def search(
     model: Any,
     queries: str | Iterable[str],
@@ -168,9 +179,9 @@ def search(
     --compress``) is searched through it (exact scores of the rescored candidates); ``"exact"`` forces the full
     float32 scan.
     """
+    texts = check_queries(queries)
     index = as_index(index)
     check_model_matches(model, index)
-    texts = [queries] if isinstance(queries, str) else list(queries)
     if not texts:
         return []
     embeddings = model.encode(texts, batch_size=batch_size, kind="query", convert_to="torch", show_progress_bar=False)

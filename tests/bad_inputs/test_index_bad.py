@@ -215,3 +215,19 @@ def test_index_with_no_calibration_rows_fails_before_encoding(tmp_path, run_cli,
     argv = ["index", "--model", str(tiny_bert_dir), "--output", str(tmp_path / "idx"), "--compress", "int8"]
     result = run_cli([*argv, "--calibration_rows", "0", str(corpus)])
     assert "calibration_rows: must be positive, got 0" in result.err and not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(("queries", "number"), [([""], 1), (["heart", "   "], 2), (["heart", "\t\n", ""], 2)])
+def test_a_blank_query_is_refused_naming_it(index, run_cli, tiny_bert_dir, monkeypatch, queries, number):
+    import biohicl.models.onnx_backend as onnx_backend
+    from biohicl.errors import ConfigError
+    from biohicl.search.exact import search
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the queries were checked")
+
+    with pytest.raises(ConfigError, match=rf"^query {number}: is blank; give it text$"):
+        search(None, queries, index)
+    monkeypatch.setattr(onnx_backend, "load_inference_model", no_model)
+    result = run_cli(["search", str(index), *queries, "--model", str(tiny_bert_dir)])
+    assert f"query {number}: is blank" in result.err
