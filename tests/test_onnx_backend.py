@@ -147,6 +147,16 @@ def test_encode_and_index_commands_take_the_onnx_backend(tiny_bert_dir, tmp_path
         assert (
             main(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out), *backend]) == 0
         )
+    from safetensors import safe_open
+
+    int8_out = tmp_path / "int8.safetensors"
+    argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(int8_out)]
+    assert main([*argv, "--backend", "onnx", "--quantize", "int8"]) == 0
+    recorded = {}
+    for name in ("torch", "onnx", "int8"):
+        with safe_open(str(tmp_path / f"{name}.safetensors"), framework="pt") as handle:
+            recorded[name] = (handle.metadata()["backend"], handle.metadata()["quantize"])
+    assert recorded == {"torch": ("torch", "none"), "onnx": ("onnx", "none"), "int8": ("onnx", "int8")}
     torch.testing.assert_close(
         load_file(str(tmp_path / "onnx.safetensors"))["embeddings"],
         load_file(str(tmp_path / "torch.safetensors"))["embeddings"],

@@ -46,6 +46,10 @@ def encode_file(
     embeddings = torch.cat(parts) if parts else torch.empty(0, model.embedding_dim, dtype=storage)
     model_id, revision = describe_model(model)
     metadata = {"model": model_id, "kind": kind, "count": str(len(embeddings)), "dtype": dtype}
+    # what encoded them, as an index manifest records it (int8 ONNX rows are an approximation of fp32 ones);
+    # safetensors metadata is strings only: no quantisation is "none"
+    metadata["backend"] = str(getattr(model, "backend", "torch"))
+    metadata["quantize"] = str(getattr(model, "quantize", None) or "none")
     if revision:
         metadata["model_revision"] = revision
     if any(i is not None for i in ids):
