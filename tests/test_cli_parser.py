@@ -221,3 +221,16 @@ def test_evaluate_tasks_help_names_every_kind_of_task(capsys):
         cli.main(["evaluate", "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps after a hyphen
     assert "siml-agreement@DATASET" in text and "pubmedqa:dev" in text
+
+
+def test_no_progress_also_hides_transformers_bars_for_the_block_only():
+    from transformers.utils import logging as transformers_logging
+
+    from biohicl.cli.progress import library_bars
+
+    transformers_logging.enable_progress_bar()
+    with library_bars(False):  # what evaluate and index wrap the model load in under --no_progress
+        assert not transformers_logging.is_progress_bar_enabled()
+    assert transformers_logging.is_progress_bar_enabled()  # restored: no state leaks into what runs next
+    with library_bars(True):
+        assert transformers_logging.is_progress_bar_enabled()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.cli.progress import library_bars
 from biohicl.errors import ConfigError
 
 HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
@@ -312,7 +313,8 @@ def main(argv: list[str]) -> int:
     from biohicl.models.onnx_backend import check_backend, with_backend
 
     backend, quantize = check_backend(args.backend, args.quantize)
-    model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
+    with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
+        model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
     config = getattr(model, "config", None)
     for name in ("max_length", "query_prompt", "document_prompt"):
         value = getattr(args, name)

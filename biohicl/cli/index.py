@@ -30,6 +30,7 @@ class IndexCommandArguments:
 
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
+    from biohicl.cli.progress import library_bars
     from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.indexing import build_index, check_compression, distributed_state
 
@@ -51,7 +52,8 @@ def main(argv: list[str]) -> int:
     backend, quantize = check_backend(args.backend, args.quantize)
     check_compression(options.compress, options.calibration_rows)
     state = distributed_state()
-    model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
+    with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
+        model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
     model = with_backend(model, backend, quantize)
     manifest = build_index(
         model,

@@ -6,9 +6,10 @@ commands printed them: INFO on stdout, warnings and errors on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 #: Library loggers whose INFO records are a command's progress output (the study's runs, each evaluated task, the
 #: trainable share of a new adapter, training's selection summary, publishing's upload and missing-results lines).
@@ -40,3 +41,21 @@ def show_progress(names: Iterable[str] = PROGRESS_LOGGERS) -> None:
         log.setLevel(logging.INFO)
         if not any(isinstance(handler, ConsoleHandler) for handler in log.handlers):
             log.addHandler(ConsoleHandler())
+
+
+@contextlib.contextmanager
+def library_bars(shown: bool) -> Iterator[None]:
+    """transformers' own progress bars (loading weights) follow a command's ``--no_progress`` while the block runs;
+    their setting is restored afterwards."""
+    if shown:
+        yield
+        return
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
