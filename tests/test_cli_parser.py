@@ -234,3 +234,13 @@ def test_no_progress_also_hides_transformers_bars_for_the_block_only():
     assert transformers_logging.is_progress_bar_enabled()  # restored: no state leaks into what runs next
     with library_bars(True):
         assert transformers_logging.is_progress_bar_enabled()
+
+
+def test_a_negative_flag_has_its_own_help(capsys):
+    # HfArgumentParser gave --no_arrow the positive flag's help and "(default: False)"
+    with pytest.raises(SystemExit):
+        build_dataset.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no_arrow, --no-arrow turn --arrow off --progress" in text
+    assert build_dataset.parse_args(["--no_arrow", "--output", "x"]).arrow is False
+    assert build_dataset.parse_args(["--output", "x"]).arrow is True

@@ -85,6 +85,8 @@ class CommandParser(HfArgumentParser):
         action = next(a for a in parser._actions if a.dest == field.name)
         if action.type is string_to_bool and action.nargs is None:  # bool | None defaulting to None: a flag too
             action.nargs, action.const = "?", True
+        for negative in (a for a in parser._actions if a.dest == field.name and a is not action):
+            negative.help, negative.default = f"turn --{field.name} off", argparse.SUPPRESS  # not the positive help
         for name, value in (overrides or {}).items():
             setattr(action, name, value)
 
