@@ -248,7 +248,41 @@ def test_cli_build_dataset(tmp_path, capsys):
     assert main([*argv, "--strict"]) == 2  # the empty abstract is an error in strict mode
     assert "record 3: empty abstract" in capsys.readouterr().err
     assert main(["build-dataset", "--source", "pubtator", "--source", "bioasq", "--input", "x", "--output", "o"]) == 2
-    assert "2 --source but 1 --input groups" in capsys.readouterr().err
+    assert "--source pubtator has no --input after it" in capsys.readouterr().err
+
+
+def test_cli_build_dataset_source_applies_to_the_inputs_after_it_in_command_line_order(tmp_path, capsys):
+    """An --input before any --source is format-detected, not read with the later --source's reader; one --source
+    covers every --input group after it up to the next --source."""
+    from biohicl.cli import build_dataset
+    from biohicl.cli.main import main
+
+    def groups(*argv):
+        return build_dataset.parse_args(["--output", "o", *argv]).groups()
+
+    assert groups("--input", "X.nbib", "--source", "pubtator", "--input", "b.txt") == [
+        ("auto", ["X.nbib"]), ("pubtator", ["b.txt"])
+    ]  # fmt: skip
+    assert groups("--source", "pubtator", "--input", "a", "--input", "b", "--source", "bioasq", "--input", "c") == [
+        ("pubtator", ["a", "b"]), ("bioasq", ["c"])
+    ]  # fmt: skip
+    assert groups("--input", "a", "--input", "b") == [("auto", ["a", "b"])]
+    nbib = tmp_path / "X.nbib"
+    nbib.write_text(
+        "PMID- 7\nTI  - Heart failure.\nAB  - About the heart.\nMH  - Heart Failure\n\n"
+        "PMID- 8\nTI  - Diabetes.\nAB  - About diabetes.\nMH  - Diabetes Mellitus\n\n"
+    )
+    pubtator = tmp_path / "b.PubTator.txt"
+    pubtator.write_text("1|t|Diabetes.\n1|a|About diabetes.\n1\t0\t8\tdiabetes\tDisease\tD003920\n\n")
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--input", str(nbib), "--source", "pubtator", "--input", str(pubtator),
+            "--output", str(out), "--top_k", "1", "--no_progress"]  # fmt: skip
+    assert main(argv) == 2  # MEDLINE indexing and PubTator mentions: the mixing check sees the .nbib's kind
+    assert "mix MeSH label kinds" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--mix_label_kinds"]) == 0
+    text = capsys.readouterr().out
+    assert "documents read: 3; kept: 3" in text
+    assert sorted(load_pair_dataset(out)["documents"]["pmid"]) == ["1", "7", "8"]
 
 
 def test_build_default_dataset_real_data(tmp_path, data_dir):

@@ -5,8 +5,9 @@ Inputs come in groups: each ``--source`` applies to the ``--input`` files that f
     biohicl build-dataset --source pubmedqa --input ori_pqal.json \\
                           --source pubtator --input CDR_*.PubTator.txt --output out/mesh-pairs
 
-A single ``--source`` may also cover several ``--input`` groups. ``--input`` without ``--source`` detects each
-file's format from its content (files in no known format, e.g. a folder's README, are listed and left out)::
+A ``--source`` covers every ``--input`` group after it up to the next ``--source``; ``--input`` groups before any
+``--source`` (or without one) detect each file's format from its content (files in no known format, e.g. a
+folder's README, are listed and left out)::
 
     biohicl build-dataset --input ../shared/data/pubmed_exports/* --output out/exports
 
@@ -21,12 +22,40 @@ selection. Options can also come from a YAML/JSON file (``--config build.yaml``;
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 
 from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SIZE
 from biohicl.errors import ConfigError
 
 HELP = "read MeSH-annotated abstracts and write the MeSH-pair dataset (documents + top-k SimL pairs, parquet)"
+
+
+class _Source(str):
+    """A ``--source`` value from the command line, with the number of ``--input`` groups given before it."""
+
+    inputs_before: int = 0
+
+
+class _InputGroup(list):
+    """The files of one ``--input`` on the command line (a config file's groups are plain lists)."""
+
+
+class _SourceAction(argparse._AppendAction):
+    """``--source``: appends, remembering where it stood among the ``--input`` groups (argparse keeps the two
+    options in separate lists, which loses their order)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = _Source(values)
+        value.inputs_before = len(getattr(namespace, "input", None) or [])
+        super().__call__(parser, namespace, value, option_string)
+
+
+class _InputAction(argparse._AppendAction):
+    """``--input``: appends the group, marked as given on the command line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, _InputGroup(values), option_string)
 
 
 def _sources() -> list[str]:
@@ -45,7 +74,7 @@ class BuildDatasetArguments:
         metadata={
             "help": "corpus format of the --input files that follow (repeatable; without it each file's format is "
             "detected from its content)",
-            "action": "append",
+            "action": _SourceAction,
             "choices": _sources(),
             "argparse": {"nargs": None},
         },
@@ -53,8 +82,8 @@ class BuildDatasetArguments:
     input: list[list[str]] = field(
         default_factory=list,
         metadata={
-            "help": "input file(s) for the preceding --source (repeatable)",
-            "action": "append",
+            "help": "input file(s) for the preceding --source (repeatable; before any --source: format detected)",
+            "action": _InputAction,
             "metavar": "PATH",
             "argparse": {"type": str},
         },
@@ -130,6 +159,12 @@ class BuildDatasetArguments:
             return None
         if not inputs:
             raise ConfigError("--source needs --input files (e.g. --source pubmedqa --input ori_pqal.json)")
+        if (
+            self.source
+            and all(isinstance(s, _Source) for s in self.source)
+            and all(isinstance(group, _InputGroup) for group in self.input)
+        ):
+            return self._ordered_groups(inputs)
         if not self.source:
             return [("auto", [p for group in inputs for p in group])]
         if len(self.source) == 1:
@@ -139,6 +174,24 @@ class BuildDatasetArguments:
                 f"{len(self.source)} --source but {len(inputs)} --input groups: give one --input per --source"
             )
         return list(zip(self.source, inputs, strict=True))
+
+    def _ordered_groups(self, inputs: list[list[str]]) -> list[tuple[str, list[str]]]:
+        """Groups in command-line order: ``--input`` before any ``--source`` is ``auto`` (format detected), and
+        each ``--source`` covers the ``--input`` groups after it up to the next ``--source``."""
+        groups: list[tuple[str, list[str]]] = []
+        first = self.source[0].inputs_before
+        if first:
+            groups.append(("auto", [p for group in inputs[:first] for p in group]))
+        for source, following in zip(self.source, [*self.source[1:], None], strict=True):
+            end = len(inputs) if following is None else following.inputs_before
+            files = [p for group in inputs[source.inputs_before : end] for p in group]
+            if not files:
+                raise ConfigError(
+                    f"--source {source} has no --input after it (each --source applies to the --input files that "
+                    "follow it, e.g. --source pubmedqa --input ori_pqal.json)"
+                )
+            groups.append((str(source), files))
+        return groups
 
 
 def parse_args(argv: list[str]) -> BuildDatasetArguments:
