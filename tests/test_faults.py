@@ -193,3 +193,24 @@ def test_sigkill_inside_an_atomic_write(tmp_path, previous):
 
     atomic_write_text(target, "{}")  # the next write of the same output sweeps the killed writer's temporary
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_project_folder_with_a_readme_and_documents_is_not_taken_for_a_previous_build(tmp_path):
+    # a README.md and a documents/ folder made any folder a "previous build", replaced whole with the user's files
+    from biohicl.errors import ConfigError
+
+    inp = write_bioasq(tmp_path / "in.json")
+    project = tmp_path / "project"
+    (project / "documents").mkdir(parents=True)
+    (project / "README.md").write_text("# my project\n")
+    (project / "documents" / "notes.txt").write_text("important\n")
+    (project / "code.py").write_text("keep = True\n")
+    with pytest.raises(ConfigError, match="is not empty and is not a MeSH-pair dataset build"):
+        build_dataset_from_files([("bioasq", [inp])], project, top_k=2, progress=False, arrow=False)
+    assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*")) == [
+        "README.md", "code.py", "documents", "documents/notes.txt"
+    ]  # fmt: skip
+    out = tmp_path / "out"  # a real build, with or without its Arrow copy, is still rebuilt in place
+    for arrow in (True, False):
+        build_dataset_from_files([("bioasq", [inp])], out, top_k=2, progress=False, arrow=arrow)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "documents", "pairs", "summary.json"]

@@ -52,10 +52,34 @@ def check_output_dir(out_dir: str | Path) -> Path:
                 where = "" if folder == out_dir else f": {folder}"
                 raise ConfigError(f"--output {out_dir}{where} is a file, not a folder")
             break
-    previous_build = (out_dir / "README.md").is_file() and (out_dir / "documents").is_dir()
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not previous_build:
-        raise ConfigError(f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_previous_build(out_dir):
+        raise ConfigError(
+            f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset build (only a build's own files "
+            "are replaced; choose another folder)"
+        )
     return out_dir
+
+
+#: What a build writes: the top-level names, and the file patterns inside its two configuration folders.
+BUILD_FILES = frozenset({"README.md", "summary.json", "dataset_dict.json", "documents", "pairs"})
+CONFIG_FILE_PATTERNS = ("*.parquet", "*.arrow", "dataset_info.json", "state.json")
+
+
+def is_previous_build(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a build's files and nothing else (a project folder with a README.md and a
+    ``documents/`` folder is not one: replacing it would delete the rest)."""
+    entries = {p.name for p in out_dir.iterdir()}
+    if not {"README.md", "documents", "pairs"} <= entries or not entries <= BUILD_FILES:
+        return False
+    for config in ("documents", "pairs"):
+        folder = out_dir / config
+        if not folder.is_dir() or not any(folder.glob("*.parquet")):
+            return False
+        if any(
+            not (p.is_file() and any(p.match(pattern) for pattern in CONFIG_FILE_PATTERNS)) for p in folder.iterdir()
+        ):
+            return False
+    return True
 
 
 def save_pair_dataset(
@@ -64,7 +88,7 @@ def save_pair_dataset(
     """Write parquet per configuration, the dataset card and (``arrow=True``) a ``save_to_disk`` copy.
 
     Written to a temporary folder beside ``out_dir`` and renamed into place; an existing ``out_dir`` is
-    replaced only when it is empty or a previous build (it holds ``README.md`` and ``documents/``).
+    replaced only when it is empty or a previous build holding nothing but a build's files (:func:`is_previous_build`).
     """
     import datasets
 
