@@ -566,3 +566,28 @@ def test_register_task_refuses_names_a_spec_cannot_give(name, monkeypatch):
     with pytest.raises(ConfigError, match="register_task"):
         registry.register_task(name, lambda encoder, **kwargs: None)
     assert before == registry.TASKS
+
+
+def test_siml_agreement_pairs_documents_of_one_label_kind_only(tmp_path, mesh):
+    # dev: indexing T0 T1 T2, mentions T3 T4: the pairs are 01 02 12 and 34, never across kinds (6 left out)
+    labels = [["D003920"], ["D003920"], ["D001943"], ["D003920"], ["D003920"]]
+    kinds = ["indexing", "indexing", "indexing", "mentions", "mentions"]
+    rows = [{"pmid": str(i), "title": f"T{i}", "abstract": f"a{i}", "mesh": lab, "label_kind": kind, "source": "x",
+             "split": "dev"} for i, (lab, kind) in enumerate(zip(labels, kinds, strict=True))]  # fmt: skip
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    vectors = {"T0 a0": [1.0, 0.0], "T1 a1": [0.6, 0.8], "T2 a2": [0.0, 1.0], "T3 a3": [1.0, 0.0], "T4 a4": [0.8, 0.6]}
+    fixed = SimpleNamespace(encode=lambda texts, **kwargs: np.asarray([vectors[t] for t in texts]))
+    task = evaluate_model(fixed, [f"siml-agreement@{path}"])["tasks"]["siml-agreement"]
+    from scipy.stats import spearmanr
+
+    sime, siml = [0.6, 0.0, 0.8, 0.8], [1.0, 0.0, 0.0, 1.0]  # 01 02 12 34
+    assert task["num_queries"] == 4 and task["num_documents"] == 5
+    assert task["metrics"]["spearman"] == pytest.approx(spearmanr(sime, siml).statistic, abs=1e-12)
+    assert task["metrics"]["mse_all_pairs"] == pytest.approx(0.21, abs=1e-12)
+    assert "the 4 same-label-kind pairs (6 pairs across label kinds left out)" in task["protocol"]
+    # one kind: every pair, as before
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({**r, "label_kind": "indexing"}) + "\n" for r in rows))
+    task = evaluate_model(fixed, [f"siml-agreement@{one}"])["tasks"]["siml-agreement"]
+    assert task["num_queries"] == 10 and "over all 10 pairs of 5 labelled documents" in task["protocol"]

@@ -68,3 +68,32 @@ def test_agreement_statistics_by_hand(mesh):
     assert result["mse_all_pairs"] == pytest.approx((0.4**2 + 0.8**2 + 0.8**2) / 6, abs=1e-12)  # 0.24
     assert result["sime_zero_mean"] == pytest.approx((0 + 0 + 0.8 + 0.8) / 4, abs=1e-12)  # 0.4
     assert result["sime_positive_mean"] == pytest.approx((0.6 + 1.0) / 2, abs=1e-12)  # 0.8
+
+
+def test_mixed_label_kinds_pair_within_a_kind_only(mesh):
+    # indexing a b c, mentions d e (and an unlabelled f): SimL never compares the two kinds, so the pairs are
+    # ab ac bc (indexing) and de (mentions); the 6 pairs across kinds are left out
+    labels = [["D003920"], ["D003920"], ["D001943"], ["D003920"], ["D003920"], []]
+    kinds = ["indexing", "indexing", "indexing", "mentions", "mentions", "mentions"]
+    vectors = {"a": [1.0, 0.0], "b": [0.6, 0.8], "c": [0.0, 1.0], "d": [1.0, 0.0], "e": [0.8, 0.6], "f": [0.0, 1.0]}
+    result = siml_alignment(FixedVectorModel(vectors), list(vectors), labels, mesh, kinds=kinds)
+    from scipy.stats import spearmanr
+
+    sime, siml = [0.6, 0.0, 0.8, 0.8], [1.0, 0.0, 0.0, 1.0]  # ab ac bc de
+    assert (result["documents"], result["pairs"], result["cross_kind_pairs_skipped"]) == (5, 4, 6)
+    assert result["spearman"] == pytest.approx(spearmanr(sime, siml).statistic, abs=1e-12)
+    assert result["pearson"] == pytest.approx(pearsonr(sime, siml).statistic, abs=1e-12)
+    assert result["mse_all_pairs"] == pytest.approx((0.4**2 + 0.8**2 + 0.2**2) / 4, abs=1e-12)  # 0.21
+    assert result["sime_positive_mean"] == pytest.approx((0.6 + 0.8) / 2, abs=1e-12)
+    assert result["sime_zero_mean"] == pytest.approx((0.0 + 0.8) / 2, abs=1e-12)
+    # across kinds, the mixed pairs would count: all 10 pairs of the 5 labelled documents
+    assert siml_alignment(FixedVectorModel(vectors), list(vectors), labels, mesh)["pairs"] == 10
+
+
+def test_one_label_kind_gives_the_numbers_without_kinds(mesh):
+    labels = [["D003920"], ["D003924"], ["D009203"], ["D006333"], ["D001943"], []]
+    texts = [f"doc {i}" for i in range(len(labels))]
+    model = LabelVectorModel(mesh, labels, noise=0.5)
+    plain = siml_alignment(model, texts, labels, mesh)
+    kinded = siml_alignment(model, texts, labels, mesh, kinds=["indexing"] * len(labels))
+    assert kinded == plain and plain["cross_kind_pairs_skipped"] == 0 and plain["pairs"] == 10

@@ -137,6 +137,15 @@ def split_documents(
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (``title + " " + abstract``,
     MeSH UIs as stored); :class:`DataError` when the dataset has no such documents."""
+    texts, labels, pmids, _ = split_documents_with_kinds(path, split, limit)
+    return texts, labels, pmids
+
+
+def split_documents_with_kinds(
+    path: str | Path, split: str = "dev", limit: int | None = None
+) -> tuple[list[str], list[list[str]], list[str], list[str] | None]:
+    """:func:`split_documents` plus each document's ``label_kind`` (``None`` when the documents have no such
+    column): SimL never compares an indexing-labelled with a mention-labelled document."""
     documents = read_documents(path)
     column = label_column(documents, path)
     if "split" not in documents.column_names:
@@ -149,4 +158,5 @@ def split_documents(
     texts = [(r.get("text") or f"{r.get('title') or ''} {r.get('abstract') or ''}").strip() for r in rows]
     labels = [list(r[column] or ()) for r in rows]
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
-    return texts, labels, pmids
+    kinds = [str(k or "") for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
+    return texts, labels, pmids, kinds

@@ -5,8 +5,9 @@ build-dataset`` folder or a documents file with ``title``/``abstract`` (or ``tex
 ``split`` columns. Over every pair ``i < j`` of the split's documents with a MeSH label the packaged hierarchy can
 place, the Spearman correlation of the embedding cosine (SimE, documents embedded with the document prompt) with
 the MeSH label similarity (SimL, the paper's: ancestors and depth weights, check tags kept, so the yardstick is the
-same whatever SimL variant a run trains on). ``biohicl train --eval_tasks siml-agreement`` fills in the run's own
-``dataset_path``.
+same whatever SimL variant a run trains on). Documents with a ``label_kind`` column are paired within their kind
+only: SimL never compares an indexing-labelled with a mention-labelled document. ``biohicl train --eval_tasks
+siml-agreement`` fills in the run's own ``dataset_path``.
 """
 
 from __future__ import annotations
@@ -33,20 +34,26 @@ def evaluate_agreement(
     beta: float = 0.3,
 ) -> TaskResult:
     """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
-    from biohicl.data.documents import split_documents
+    from biohicl.data.documents import split_documents_with_kinds
     from biohicl.mesh.hierarchy import MeshHierarchy
     from biohicl.training.diagnostics import siml_alignment
 
     start = time.perf_counter()
     path = Path(dataset_path).expanduser()
-    texts, labels, _ = split_documents(path, split, limit=limit_queries)
+    texts, labels, _, kinds = split_documents_with_kinds(path, split, limit=limit_queries)
     mesh = MeshHierarchy.load()
     labelled = sum(1 for labs in labels if mesh.known_labels(labs))
     if labelled < 3:
         raise DataError(f"split {split!r}: {labelled} document(s) with a known MeSH label, need 3", path)
-    stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar)
+    stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar, kinds=kinds)
+    if stats["pairs"] < 2:  # a mixed split whose kinds hold a document each
+        raise DataError(f"split {split!r}: {stats['pairs']} pair(s) of documents of one label kind, need 2", path)
     if not math.isfinite(stats["spearman"]):  # constant SimL (or SimE) over the pairs: no ranking to agree with
         raise DataError(f"split {split!r}: the SimE-SimL Spearman is undefined (every pair has the same SimL)", path)
+    skipped = stats["cross_kind_pairs_skipped"]
+    pairs = f"all {stats['pairs']} pairs"
+    if skipped:  # a mixed dataset: SimL never compares an indexing-labelled with a mention-labelled document
+        pairs = f"the {stats['pairs']} same-label-kind pairs ({skipped} pairs across label kinds left out)"
     metrics = {
         key: float(stats[key])
         for key in ("spearman", "pearson", "mse_all_pairs", "sime_positive_mean", "sime_zero_mean")
@@ -62,7 +69,7 @@ def evaluate_agreement(
         data_files=agreement_data_files(path),
         wall_time_s=time.perf_counter() - start,
         protocol=f"{path.name} split {split}: Spearman of SimE (document embeddings) vs SimL (MeSH 2024, ancestors, "
-        f"depth weights) over all {stats['pairs']} pairs of {stats['documents']} labelled documents",
+        f"depth weights) over {pairs} of {stats['documents']} labelled documents",
     )
 
 

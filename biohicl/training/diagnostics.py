@@ -28,8 +28,11 @@ def siml_alignment(
     beta: float = 0.3,
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """Agreement of SimE (``model.encode``) with SimL over all pairs ``i < j`` of the given documents."""
+    """Agreement of SimE (``model.encode``) with SimL over all pairs ``i < j`` of the given documents; with
+    ``kinds`` (each document's ``label_kind``), over the pairs of one kind only: SimL never compares an
+    indexing-labelled with a mention-labelled document (one kind: every pair, the same numbers)."""
     from scipy.stats import pearsonr, spearmanr
 
     mesh = mesh or MeshHierarchy.load()
@@ -42,8 +45,17 @@ def siml_alignment(
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sime = emb @ emb.T
     upper = np.triu_indices(len(keep), k=1)
+    cross = 0
+    if kinds is not None:
+        kept_kinds = np.asarray([str(kinds[i]) for i in keep])
+        same = kept_kinds[upper[0]] == kept_kinds[upper[1]]
+        cross = int((~same).sum())
+        upper = (upper[0][same], upper[1][same])
     s_l, s_e = siml[upper], sime[upper]
     positive, zero = s_l > beta, s_l <= ZERO_TOLERANCE
+    if len(s_l) < 2:  # no correlation over fewer than 2 pairs (e.g. kinds of one labelled document each)
+        return {"documents": len(keep), "pairs": len(s_l), "spearman": float("nan"), "pearson": float("nan"),
+                "cross_kind_pairs_skipped": cross}  # fmt: skip
     return {
         "documents": len(keep),
         "pairs": len(s_l),
@@ -54,6 +66,7 @@ def siml_alignment(
         "sime_zero_mean": float(s_e[zero].mean()) if zero.any() else float("nan"),
         "positive_pairs": int(positive.sum()),
         "zero_pairs": int(zero.sum()),
+        "cross_kind_pairs_skipped": cross,
     }
 
 
