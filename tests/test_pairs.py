@@ -159,6 +159,35 @@ def test_pairs_never_cross_label_kinds_or_splits(mesh):
     assert set(ds["documents"]["split"]) == {"train"}
 
 
+def test_pubmedqa_test_copy_wins_when_another_copy_of_its_pmid_is_read_first(mesh):
+    """Python API order (MEDLINE copy first, PubMedQA test item after): the test item stays in the dataset as
+    PubMedQA's own record, not removed by decontamination as "PMID of a PubMedQA test item"."""
+    from biohicl.data.decontamination import Decontaminator
+    from biohicl.data.records import ReadReport
+    from biohicl.data.sources import unique_records
+
+    def stream():
+        yield MeshRecord("7", "Heart failure copy.", "About the heart.", (DM,), "medline-text")
+        yield MeshRecord("8", "Other.", "Something else.", (DM,), "medline-text")
+        yield MeshRecord("7", "Heart failure?", "About the heart.", (DM,), "pubmedqa", "test", question="q7?")
+
+    for exclude_test in (False, True):
+        decontaminator = Decontaminator(pubmedqa_test={"7"})
+        report = ReadReport()
+        report.kept = 3
+        ds, summary = build_pair_dataset(
+            unique_records(stream(), report), mesh, top_k=1, decontaminator=decontaminator,
+            exclude_test=exclude_test, dev_split=None,
+        )  # fmt: skip
+        docs = ds["documents"]
+        assert decontaminator.to_dict()["documents"] == [] and report.kept == 2
+        if exclude_test:
+            assert docs["pmid"] == ["8"] and summary.excluded_documents == 1
+        else:
+            assert docs["pmid"] == ["7", "8"] and docs["split"] == ["test", "train"]
+            assert docs["source"] == ["pubmedqa", "medline-text"] and docs[0]["question"] == "q7?"
+
+
 def test_exclusion_and_limit(mesh):
     ds, summary = build_pair_dataset(_records(), mesh, top_k=2, exclude_test=True)
     assert "1" not in ds["documents"]["pmid"] and summary.excluded_documents == 1

@@ -310,9 +310,10 @@ def test_unique_records_counts_duplicates():
     ]
     kept = list(unique_records(records, report))
     assert [r.pmid for r in kept] == ["1", "2"]
-    assert kept[0].split == "test"  # a test marking is never lost
-    assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 2
-    assert report.examples[DUPLICATE] == ["pubmedqa: pmid 1 (also in pubtator)"]
+    # the PubMedQA copy wins even when read later: the record yielded first becomes it (test marking included)
+    assert (kept[0].source, kept[0].split, kept[0].mesh) == ("pubmedqa", "test", (DM, HEART))
+    assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 3
+    assert report.examples[DUPLICATE] == ["pubtator: pmid 1 (also in pubmedqa)"]
     with pytest.raises(DataError, match="duplicate pmid 1"):
         list(unique_records(records, strict=True))
 

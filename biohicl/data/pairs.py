@@ -146,17 +146,30 @@ def build_pair_dataset(
     started = time.perf_counter()
     mesh = mesh or MeshHierarchy.load()
     excluded = {str(p) for p in exclude_pmids} if exclude_pmids is not None else set()
-    docs: list[MeshRecord] = []
-    n_excluded = 0
+    read: list[tuple[MeshRecord, Any]] = []  # (record, its decontamination removal or None)
+    n_excluded = n_kept = 0
     for record in records:
         if record.pmid in excluded or (exclude_test and record.split == "test"):
             n_excluded += 1
             continue
-        if decontaminator is not None and record.split != "test" and decontaminator.check(record) is not None:
-            continue
-        docs.append(record)
-        if limit is not None and len(docs) >= limit:
+        removal = None
+        if decontaminator is not None and record.split != "test":
+            removal = decontaminator.check(record)
+        read.append((record, removal))
+        n_kept += removal is None
+        if limit is not None and n_kept >= limit:
             break
+    # a record is decided again once the stream is read: a later PubMedQA test copy of its PMID may have marked it
+    # `test` (unique_records updates the copy it yielded first), and a test record is never decontaminated
+    docs: list[MeshRecord] = []
+    for record, removal in read:
+        if record.split == "test" and removal is not None:
+            decontaminator.removed = [r for r in decontaminator.removed if r is not removal]
+            removal = None
+        if exclude_test and record.split == "test":
+            n_excluded += 1
+        elif removal is None:
+            docs.append(record)
     if not docs:
         raise DataError("no documents to build a dataset from (every record was skipped or excluded)")
     kinds = Counter(d.label_kind for d in docs)

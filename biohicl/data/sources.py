@@ -12,6 +12,7 @@ import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
@@ -123,7 +124,9 @@ def unique_records(
     records: Iterable[MeshRecord], report: ReadReport | None = None, strict: bool = False
 ) -> Iterator[MeshRecord]:
     """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
-    except that a ``test`` split marking is never lost."""
+    except that a ``test`` split marking is never lost and a PubMedQA copy always wins over another source's: a
+    record already yielded is then updated in place (to the later ``test`` marking / PubMedQA record), so a
+    consumer that holds it (:func:`~biohicl.data.pairs.build_pair_dataset`) sees the change."""
     seen: dict[str, MeshRecord] = {}
     for record in records:
         first = seen.get(record.pmid)
@@ -131,13 +134,21 @@ def unique_records(
             seen[record.pmid] = record
             yield record
             continue
-        if record.split == "test":
+        dropped = record
+        if record.source == "pubmedqa" and first.source != "pubmedqa":
+            dropped = replace(first)
+            test = first.split == "test" or record.split == "test"
+            for name in (f.name for f in fields(record)):
+                setattr(first, name, getattr(record, name))
+            if test:
+                first.split = "test"
+        elif record.split == "test":
             first.split = "test"
         where = first.origin or first.source
         if report is not None:
             report.kept -= 1
-            report.labels_kept -= len(record.mesh)
+            report.labels_kept -= len(dropped.mesh)
             report.skipped[DUPLICATE] += 1
-            report.note(DUPLICATE, record.origin or record.source, None, f"pmid {record.pmid} (also in {where})")
+            report.note(DUPLICATE, dropped.origin or dropped.source, None, f"pmid {record.pmid} (also in {where})")
         if strict:
             raise DataError(f"duplicate pmid {record.pmid} (also in {where})")
