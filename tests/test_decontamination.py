@@ -7,7 +7,7 @@ import json
 import pytest
 
 from biohicl.data.build import build_dataset_from_files
-from biohicl.data.decontamination import Decontaminator, normalise
+from biohicl.data.decontamination import UNCHECKED_RETRIEVAL_TASKS, Decontaminator, normalise
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
@@ -50,7 +50,8 @@ def test_normalise():
 def test_decontaminator_matches_each_kind_of_set(tmp_path):
     root, beir = _sets(tmp_path)
     dec = Decontaminator.from_data_dir(root, beir=[beir])
-    assert dec.sets == {"pubmedqa-test": 1, "scifact": 1, "biosses": 2, "mycorpus": 1} and dec.missing == []
+    assert dec.sets == {"pubmedqa-test": 1, "scifact": 1, "biosses": 2, "mycorpus": 1}
+    assert dec.missing == ["nfcorpus", "trec-covid", "scidocs"]  # evaluated, but no corpus here
     records = [
         MeshRecord("1", "HELICOBACTER PYLORI induces AGS cell motility", "Anything.", (DM,), "medline-text"),
         MeshRecord("2", "Other", "Intro. " + SENTENCE.lower() + " More text.", (DM,), "bioasq"),
@@ -80,7 +81,14 @@ def test_decontaminator_matches_each_kind_of_set(tmp_path):
 
 def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
     dec = Decontaminator.from_data_dir(tmp_path)
-    assert dec.sets == {} and dec.missing == ["pubmedqa-test", "scifact", "biosses"]
+    assert dec.sets == {} and dec.missing == [
+        "pubmedqa-test",
+        "scifact",
+        "biosses",
+        "nfcorpus",
+        "trec-covid",
+        "scidocs",
+    ]
     (tmp_path / "nocorpus").mkdir()
     with pytest.raises(DataError, match=r"nocorpus: not a BEIR folder with a corpus"):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "nocorpus"])
@@ -223,6 +231,8 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     assert "removed pmid 102 (medline-text): scifact: same title" in printed
     card = (out / "README.md").read_text()
     assert "scifact" in card and "102" in card and "held out" in card
+    assert "No training document is part of an evaluation set" not in card  # not with sets left unchecked
+    assert "; not checked (no corpus here): nfcorpus, trec-covid, scidocs (to include one, give its BEIR " in card
     assert main([*argv, "--no_decontaminate"]) == 0
     assert load_pair_dataset(out)["documents"]["pmid"] == ["101", "102", "12"]
     capsys.readouterr()
@@ -269,7 +279,7 @@ def test_a_copy_of_a_pubmedqa_test_abstract_under_another_pmid_is_removed(tmp_pa
     }  # fmt: skip
     (root / "pubmedqa" / "ori_pqal.json").write_text(json.dumps(items))
     dec = Decontaminator.from_data_dir(root)
-    assert dec.sets["pubmedqa-test"] == 1 and dec.missing == []
+    assert dec.sets["pubmedqa-test"] == 1 and dec.missing == ["nfcorpus", "trec-covid", "scidocs"]
     records = [
         MeshRecord("1", "Other", "SUBLINGUAL varices have earlier been related to ageing.\nWe studied 1,000 adults "
                    "(results)", (DM,), "medline-text"),
@@ -292,3 +302,27 @@ def test_a_copy_of_a_pubmedqa_test_abstract_under_another_pmid_is_removed(tmp_pa
     assert sorted(ds["documents"]["pmid"]) == ["900", "901"]
     assert summary.decontamination["by_set"] == {"pubmedqa-test": 1}
     assert "removed pmid 5 (medline-text): pubmedqa-test: same abstract: pubmedqa-test doc 900" in str(summary)
+
+
+def test_every_evaluated_retrieval_task_is_checked_or_named_missing(tmp_path):
+    from biohicl.evaluation import tasks
+
+    # the retrieval tasks biohicl evaluates: SciFact (in the data dir) and the ones whose corpus is not there
+    retrieval = {name for name in tasks.TASKS if tasks.is_retrieval_task(name)}
+    assert retrieval == {"scifact", *UNCHECKED_RETRIEVAL_TASKS}
+    root, _ = _sets(tmp_path)
+    (root / "nfcorpus").mkdir()
+    (root / "nfcorpus" / "qrels.beir-v1.0.0-nfcorpus.test.txt").write_text("1 0 MED-1 2\n")  # qrels only: unchecked
+    dec = Decontaminator.from_data_dir(root)
+    assert dec.missing == ["nfcorpus", "trec-covid", "scidocs"] and "nfcorpus" not in dec.sets
+    # a corpus under the data dir, or a --beir folder of that name, is checked
+    (root / "nfcorpus" / "corpus.jsonl").write_text(
+        '{"_id": "MED-1", "title": "Statin use and breast cancer survival", "text": "x"}\n'
+    )
+    given = tmp_path / "given" / "scidocs"
+    given.mkdir(parents=True)
+    (given / "corpus.jsonl").write_text('{"_id": "s1", "title": "A citation-informed transformer", "text": "y"}\n')
+    dec = Decontaminator.from_data_dir(root, beir=[given])
+    assert dec.sets["nfcorpus"] == 1 and dec.sets["scidocs"] == 1 and dec.missing == ["trec-covid"]
+    record = MeshRecord("5", "Statin use and breast cancer survival", "Anything else.", (DM,), "medline-text")
+    assert dec.check(record).evaluation_set == "nfcorpus"

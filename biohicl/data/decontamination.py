@@ -9,6 +9,8 @@ Known evaluation sets (found in ``BIOHICL_DATA_DIR``, plus any BEIR folder the u
 * **SciFact** (``scifact/corpus.jsonl``) and every named **BEIR** folder (``corpus.jsonl[.gz]``): by normalised
   title (at least :data:`MIN_TITLE_CHARS` characters, so "Editorial" matches nothing) or normalised abstract.
 * **BIOSSES** (``biosses/biosses.tsv``): a sentence (normalised) found inside a document's title + abstract.
+* **NFCorpus, TREC-COVID, SciDocs** (:data:`UNCHECKED_RETRIEVAL_TASKS`), evaluated too: checked like a BEIR folder
+  when ``<name>/corpus.jsonl`` is under the data dir or a ``--beir`` folder has that name; else ``missing``.
 
 Normalised: Unicode NFKC, lower case, every run of non-alphanumeric characters one space. Each removal is
 recorded with the evaluation set, the reason and what matched, for the build report and the dataset card.
@@ -38,6 +40,12 @@ MIN_TITLE_CHARS = 20
 MIN_TEXT_CHARS = 50
 SHINGLE = 6  # words: BIOSSES sentences are looked up by their first six words, then checked in full
 _NON_ALNUM = re.compile(r"[\W_]+")
+
+
+#: The retrieval tasks biohicl evaluates (``biohicl.evaluation.tasks``) besides SciFact: their corpora are not in
+#: ``BIOHICL_DATA_DIR`` (only qrels and topics), so they are checked only when a BEIR folder of theirs is given.
+UNCHECKED_RETRIEVAL_TASKS = ("nfcorpus", "trec-covid", "scidocs")
+HOW_TO_ADD = "to include one, give its BEIR folder (corpus.jsonl) with --beir or put it at BIOHICL_DATA_DIR/<name>"
 
 
 def normalise(text: str) -> str:
@@ -113,8 +121,16 @@ class Decontaminator:
             self.missing.append("biosses")
         for folder in beir:
             self.add_beir(folder)
+        for name in UNCHECKED_RETRIEVAL_TASKS:  # evaluated too, but BIOHICL_DATA_DIR has only their qrels
+            folder = found / name if found else None
+            if name in self.sets:  # given with ``beir``
+                continue
+            if folder is not None and _corpus_file(folder) is not None:
+                self.add_beir(folder, name=name)
+            else:
+                self.missing.append(name)
         if self.missing:
-            logger.warning("decontamination: not found, not checked: %s", ", ".join(self.missing))
+            logger.warning("decontamination: no corpus here, not checked: %s (%s)", ", ".join(self.missing), HOW_TO_ADD)
         return self
 
     def add_beir(self, folder: str | Path, name: str | None = None) -> None:
