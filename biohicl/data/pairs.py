@@ -107,7 +107,7 @@ class PairDatasetSummary:
             if len(removed) > 20:
                 lines.append(f"  ... and {len(removed) - 20:,} more (summary.json lists them all)")
             if self.decontamination.get("missing"):
-                lines.append(f"  not found, not checked: {', '.join(self.decontamination['missing'])}")
+                lines.append(f"  not checked (no corpus here): {', '.join(self.decontamination['missing'])}")
         lines += [
             f"mean MeSH descriptors per document: {self.mean_labels_per_document:.2f}",
             f"mined pairs: {self.pairs:,} (top-{self.top_k}, seed {self.seed}); mean SimL of mined pairs: "
