@@ -13,7 +13,6 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import time
 
@@ -28,6 +27,16 @@ def _real_label_sets() -> list[list[str]]:
     logging.disable(logging.WARNING)
     mesh = MeshHierarchy.load()
     return [list(r.mesh) for source, files in default_inputs() for r in read_records(source, files, mesh)]
+
+
+def _status_mib(key: str) -> float:
+    """``VmRSS``/``VmHWM`` of this process from /proc/self/status, in MiB. VmHWM is reset at exec; ``ru_maxrss``
+    is not (a child inherits its parent's peak), so it would floor a spawned child's peak at the parent's."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key} in /proc/self/status (Linux only)")
 
 
 def _timeit(fn, repeat: int) -> tuple[float, float, float]:
@@ -96,11 +105,11 @@ def _mine_child(docs, top_k, queue) -> None:
 
     mesh = MeshHierarchy.load()
     mesh.label_vectors(docs[:10])  # warm the descriptor table before measuring memory
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _status_mib("VmRSS")  # this spawned process's own figures (see _status_mib)
     start = time.perf_counter()
     mined = mine_top_k(docs, mesh, top_k=top_k, seed=0)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")
     distinct = len({tuple(sorted(d)) for d in docs})
     queue.put((seconds, len(mined), float(mined.siml.mean()), before, peak, distinct))
 
@@ -115,7 +124,7 @@ def bench_mining(docs: list[list[str]], top_k: int, label: str) -> None:
     print(
         f"top-{top_k} mining, {label}: {len(docs):,} documents ({distinct:,} distinct label sets) "
         f"in {seconds:.1f} s; {pairs:,} pairs, mean SimL {mean_siml:.4f}; "
-        f"peak RSS {peak:,.0f} MiB (process before mining {before:,.0f} MiB)"
+        f"peak RSS {peak:,.0f} MiB (VmHWM of the mining process; its RSS before mining {before:,.0f} MiB)"
     )
 
 
