@@ -218,8 +218,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--abstracts", type=int, default=80_000)
-    parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument(
+        "--json", default=None, help='also write the figures here (with "smoke" and "device", so smoke runs show)'
+    )
     args = parser.parse_args()
+    if args.device is not None and torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"bench_gpu.py: --device {args.device} but torch sees no CUDA GPU here")
     if args.smoke:
         smoke_sizes(args)
     elif args.device is None and not torch.cuda.is_available():
@@ -235,7 +239,8 @@ def main() -> None:
     for part, run in (("encode", bench_encode), ("topk", bench_topk), ("epoch", bench_epoch)):
         if not args.only or part in args.only:
             figures.update(run(args, device))
-    if args.json:
+    if args.json:  # smoke figures (tiny model, CPU) must not pass for GPU figures: say which they are
+        figures = {"smoke": bool(args.smoke), "device": device, **figures}
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 

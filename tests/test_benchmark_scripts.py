@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,16 +14,28 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def run(*args: str, timeout: int = 900) -> str:
+def run(*args: str, timeout: int = 900, returncode: int = 0) -> str:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+    assert out.returncode == returncode, out.stderr[-3000:]
+    return out.stdout if returncode == 0 else out.stderr
 
 
-def test_bench_gpu_smoke_runs_on_cpu():
-    out = run("benchmarks/bench_gpu.py", "--smoke")
+def test_bench_gpu_smoke_runs_on_cpu(tmp_path):
+    figures = tmp_path / "gpu.json"
+    out = run("benchmarks/bench_gpu.py", "--smoke", "--json", str(figures))
     assert "[encode]" in out and "[topk]" in out and "ratio search / copy" in out and "one epoch over 80,000" in out
+    written = json.loads(figures.read_text())  # smoke figures say so: they must not pass for GPU figures
+    assert written["smoke"] is True and written["device"] == "cpu" and "epoch_minutes" in written
+
+
+def test_bench_gpu_cuda_without_a_gpu_is_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    err = run("benchmarks/bench_gpu.py", "--device", "cuda", "--only", "topk", timeout=120, returncode=1)
+    assert "no CUDA GPU" in err and "Traceback" not in err
 
 
 def test_bench_compressed_search_synthetic_tiny(tmp_path):
