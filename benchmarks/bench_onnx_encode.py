@@ -9,7 +9,7 @@ folder with those packages (see docs/benchmarks.md for the exact ``pip install -
 column is skipped. The best round of each side is reported, and the embeddings are compared (max |Δ|).
 
     python benchmarks/bench_onnx_encode.py --texts 256 --repeats 2 --st-onnx-path st_onnx
-    python benchmarks/bench_onnx_encode.py --results eval-torch.json eval-onnx-int8.json   # quality deltas too
+    python benchmarks/bench_onnx_encode.py --results eval-torch.json eval-onnx-int8.json   # quality deltas only
     python benchmarks/bench_onnx_encode.py --tiny        # a tiny random BERT, seconds (tests the script on CI)
 """
 
@@ -102,17 +102,29 @@ def quality(files: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder (default: the packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--texts", type=int, default=256, help="SciFact documents to encode")
+    parser.add_argument(
+        "--texts",
+        type=int,
+        default=None,
+        help="SciFact documents to encode (default 256; with --results and no --texts, no encoding is run)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--st-onnx-path", default=None, help="PYTHONPATH overlay with ST + optimum-onnx (see doc)")
-    parser.add_argument("--results", nargs="*", default=[], help="`biohicl evaluate` JSONs: print quality deltas")
+    parser.add_argument(
+        "--results",
+        nargs="*",
+        default=[],
+        help="`biohicl evaluate` JSONs: print quality deltas; given alone (no --texts/--tiny) only these are printed",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny random BERT and 16 short texts (script check)")
     args = parser.parse_args()
-    if args.results and not args.texts:
+    if args.results and not args.texts and not args.tiny:  # quality-only: --results alone (or --texts 0)
         return quality(args.results)
+    if args.texts is None:
+        args.texts = 256
 
     import numpy as np
     import torch
