@@ -52,6 +52,20 @@ def test_bench_compressed_search_synthetic_tiny(tmp_path):
         "2000",
     )
     assert "int8" in out and "binary" in out and "search / copy" in out
+    # the same --dir with other sizes is refused in one line, not silently measured at the old sizes
+    err = run(
+        "benchmarks/bench_compressed_search.py",
+        "synthetic",
+        "--dir",
+        str(tmp_path / "s"),
+        "--rows",
+        "6000",
+        "--dim",
+        "32",
+        timeout=120,
+        returncode=1,
+    )
+    assert "already holds 5,000 × 32 rows" in err and "Traceback" not in err
 
 
 def test_bench_onnx_encode_tiny():
