@@ -58,6 +58,27 @@ def parse_logs(paths: list[Path]) -> dict[RunKey, dict[str, Any]]:
     return records
 
 
+def dataset_counts(config: ReproduceConfig, output: Path) -> dict[str, Any]:
+    """The MeSH-pair dataset's counts: its ``summary.json`` when the dataset is here, else the ``dataset`` block of
+    the ``results.json`` already in ``output`` (a fresh checkout has the committed results but not the dataset),
+    else ``{}``; a log line says which."""
+    summary_file = Path(config.dataset.path or "") / "summary.json"
+    if config.dataset.path and summary_file.is_file():
+        print(f"dataset counts from {summary_file}")
+        return json.loads(summary_file.read_text(encoding="utf-8"))
+    previous = output / "results.json"
+    if previous.is_file():
+        try:
+            dataset = json.loads(previous.read_text(encoding="utf-8")).get("dataset") or {}
+        except (json.JSONDecodeError, AttributeError):
+            dataset = {}
+        if dataset:
+            print(f"dataset counts from the existing {previous} (no {summary_file} here)")
+            return dataset
+    print(f"no dataset counts: neither {summary_file} nor a results.json with them in {output}")
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("logs", nargs="+", type=Path, help="worker logs of `biohicl reproduce`")
@@ -70,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print("no finished runs in these logs", file=sys.stderr)
         return 1
-    summary_file = Path(config.dataset.path or "") / "summary.json"  # the MeSH-pair dataset's counts, when here
-    dataset = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+    dataset = dataset_counts(config, args.output)
     results = aggregate(config, records, dataset)
     planned = {(run.model, run.variant, run.seed) for run in plan_study(config)}
     for model in results["models"].values():

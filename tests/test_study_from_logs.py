@@ -66,3 +66,15 @@ def test_two_workers_disagreeing_on_a_run_name_the_line(tmp_path, study_from_log
     log.write_text(_line(1, "base", 0.8, 0.85) + "\n" + _line(1, "base", 0.7, 0.85) + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"w.log, line 2: base disagrees with w.log:1"):
         study_from_logs.parse_logs([log])
+
+
+def test_dataset_counts_fall_back_to_the_committed_results_json(tmp_path, study_from_logs, capsys):
+    log = tmp_path / "w.log"
+    log.write_text(_line(1, "base", 0.8, 0.85) + "\n" + _line(2, "full/seed0", 0.81, 0.86) + "\n", encoding="utf-8")
+    out = tmp_path / "table"
+    out.mkdir()
+    dataset = {"documents": 2094, "pairs": 20940, "top_k": 10}
+    (out / "results.json").write_text(json.dumps({"dataset": dataset}), encoding="utf-8")
+    assert study_from_logs.main([str(log), "--config", str(_config(tmp_path)), "--output", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["dataset"] == dataset
+    assert "dataset counts from the existing" in capsys.readouterr().out
