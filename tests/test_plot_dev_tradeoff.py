@@ -43,3 +43,11 @@ def test_a_record_without_the_metric_or_step_0_is_named(tmp_path, plot_dev_trade
     run = _record(tmp_path / "b", [{"step": 5, "eval_siml-agreement_spearman": 0.3, "eval_scifact_ndcg@10": 0.6}])
     with pytest.raises(ConfigError, match=r"b/dev_evaluations\.json: no step 0"):
         plot_dev_tradeoff.tradeoff_series(run, "scifact_ndcg@10")
+
+
+def test_an_unknown_metric_is_one_line_and_exit_2(tmp_path, plot_dev_tradeoff, capsys):
+    run = _record(tmp_path / "r", [{"step": 0, "eval_siml-agreement_spearman": 0.3, "eval_scifact_ndcg@10": 0.6}])
+    out = tmp_path / "t.png"
+    assert plot_dev_tradeoff.main([str(run), "--metric", "nope", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no eval_nope" in err and not out.exists()
