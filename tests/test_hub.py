@@ -597,3 +597,18 @@ def test_publish_merge_out_writes_weights_readable_by_others(run_dir, tmp_path, 
         os.umask(previous)
     modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
     assert "model.safetensors" in modes and set(modes.values()) == {0o644}, modes
+
+
+def test_a_model_whose_base_is_a_local_folder_is_refused_before_anything_is_built(run_dir, tmp_path):
+    # an adapter trained on a local merged model records that folder as its base (the only true base it has):
+    # uploaded, no one could resolve it, and the card (base_model must be a Hub id) failed after the folder was built
+    run, base, _ = run_dir
+    merged = tmp_path / "merged"
+    BioHiCL.from_pretrained(run, base_model_path=base).save_merged(merged)
+    tuned = BioHiCL.from_pretrained(merged)
+    tuned.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    tuned.save_pretrained(tmp_path / "run2")
+    for merge in (False, True):
+        with pytest.raises(PublishError, match=r"its base is the local folder 'merged'.*publish that base first"):
+            build_model_repo_folder(tmp_path / "run2", tmp_path / "repo", repo_id="me/x", merge=merge)
+        assert not (tmp_path / "repo").exists()

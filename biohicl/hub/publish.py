@@ -233,6 +233,12 @@ def build_model_repo_folder(
     run_dir = Path(run_dir)
     out_dir = Path(out_dir)
     model_dir = find_model_dir(run_dir)
+    saved = read_json(model_dir / "biohicl_config.json", error=PublishError)
+    if not is_repo_id(str(saved.get("base_model", ""))):  # e.g. an adapter trained on a local merged model
+        raise PublishError(
+            f"{model_dir}: its base is the local folder {Path(str(saved.get('base_model'))).name!r}, which no one who "
+            "downloads it can resolve and the card cannot name; publish that base first and train on its repo id"
+        )
     target = out_dir.resolve()
     for kept in (run_dir, model_dir):
         if target == kept.resolve() or target in kept.resolve().parents:
