@@ -135,15 +135,20 @@ def check_writable_folder(target: str | Path, option: str | None = None) -> Path
     """Fail now, before any slow work, when the folder ``target`` could not be written later: it or a folder above it
     is a file, or the nearest existing folder refuses new files. ``option`` (``"--output"``) prefixes the message."""
     target = Path(target)
-    label = f"{option} {target}" if option else str(target)
+    refuse_file_in_the_way(target, f"{option} {target}" if option else str(target))
+    check_writable(target / ".probe" if target.is_dir() else target)  # probes the folder that would get the files
+    return target
+
+
+def refuse_file_in_the_way(target: Path, label: str, error: type[BioHiCLError] = BioHiCLError) -> None:
+    """``error`` when the folder ``target``, or the nearest existing folder above it, is a file: ``label`` names the
+    target in the message (``--output out``), followed by the file when it is one of the folders above."""
     for folder in (target, *target.parents):
         if folder.exists():
             if not folder.is_dir():
                 where = "" if folder == target else f": {folder}"
-                raise BioHiCLError(f"{label}{where} is a file, not a folder")
-            break
-    check_writable(target / ".probe" if target.is_dir() else target)  # probes the folder that would get the files
-    return target
+                raise error(f"{label}{where} is a file, not a folder")
+            return
 
 
 def atomic_write_text(target: str | Path, text: str) -> Path:

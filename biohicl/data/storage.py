@@ -20,7 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
-from biohicl.atomic import explain_os_error, pid_alive
+from biohicl.atomic import explain_os_error, pid_alive, refuse_file_in_the_way
 from biohicl.data.pairs import PairDatasetSummary
 from biohicl.errors import ConfigError, DataError
 
@@ -46,12 +46,7 @@ def check_output_dir(out_dir: str | Path) -> Path:
     """``out_dir`` as a :class:`~pathlib.Path`, or a :class:`ConfigError` when a save there would be refused: it
     or a folder above it is a file, or it is a non-empty folder that is not a previous build."""
     out_dir = Path(out_dir)
-    for folder in (out_dir, *out_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "" if folder == out_dir else f": {folder}"
-                raise ConfigError(f"--output {out_dir}{where} is a file, not a folder")
-            break
+    refuse_file_in_the_way(out_dir, f"--output {out_dir}", ConfigError)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not is_previous_build(out_dir):
         raise ConfigError(
             f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset build (only a build's own files "
