@@ -43,6 +43,8 @@ def read_json_records(path: Path) -> list[dict]:
     line is a one-line :class:`DataError` naming the file and line, or list element (not UTF-8, not JSON, not an
     object)."""
     raw = path.read_bytes()
+    if path.suffix == ".json" and raw.lstrip()[:1] == b"{":
+        check_not_corpus_object(raw, path)
     if path.suffix == ".json" and raw.lstrip()[:1] == b"[":
         try:
             loaded = json.loads(raw.decode("utf-8"))
@@ -76,6 +78,21 @@ def read_json_records(path: Path) -> list[dict]:
     if not numbered:
         raise DataError("no documents in the file", path)
     return [record for _, record in numbered]
+
+
+def check_not_corpus_object(raw: bytes, path: Path) -> None:
+    """Refuse a ``.json`` file that is one JSON object (a corpus such as PubMedQA's ``ori_pqal.json`` or a BioASQ
+    file), which would otherwise fail as JSON lines at line 1 with a parser message that names no cause."""
+    try:
+        loaded = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return  # JSON lines (or a bad file): the line-by-line reader names the line
+    if isinstance(loaded, dict) and not any(isinstance(value, str) for value in loaded.values()):  # not a document
+        raise DataError(
+            "one JSON object, not documents (a JSON list of objects or one object per line); if it is a corpus "
+            f"file, build a dataset from it with `biohicl build-dataset --input {path} --output DIR` and train on DIR",
+            path,
+        )
 
 
 def parquet_files(root: Path, config: str) -> list[Path]:

@@ -110,6 +110,16 @@ def test_a_json_list_dataset_names_the_element_not_a_line(tmp_path):
         read_documents(dataset.with_suffix(".jsonl"))
 
 
+def test_a_corpus_json_object_points_to_build_dataset(tmp_path):
+    corpus = tmp_path / "ori_pqal.json"  # PubMedQA's shape: PMID -> record, pretty-printed
+    corpus.write_text(json.dumps({"1": {"QUESTION": "q", "CONTEXTS": ["c"], "MESHES": ["Humans"]}}, indent=1))
+    with pytest.raises(DataError, match=r"ori_pqal\.json: one JSON object, not documents .*build-dataset --input"):
+        read_documents(corpus)
+    one_line = tmp_path / "one.json"  # one document on one line is still read as JSON lines
+    one_line.write_text(json.dumps({"pmid": "1", "abstract": "a", "mesh": ["D003920"]}))
+    assert read_documents(one_line)["pmid"] == ["1"]
+
+
 def test_no_document_with_a_known_label(tiny_bert_dir, tmp_path, run_cli):
     dataset = write_docs(tmp_path / "docs.jsonl", [["D999999"], ["Not A Descriptor"], [], ["D999998"]])
     result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
