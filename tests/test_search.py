@@ -318,6 +318,35 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
     assert "no manifest.json" in capsys.readouterr().err
 
 
+def test_search_reads_queries_from_a_file(tiny_bert_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    out = tmp_path / "idx"
+    argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4"]
+    assert cli([*argv, "--device", "cpu", "--no_progress"]) == 0
+    texts = [f"{d['title']} {d['text']}" for d in DOCS[2:5]]
+    capsys.readouterr()
+    assert cli(["search", str(out), *texts, "--top_k", "2", "--json", "--device", "cpu"]) == 0
+    by_strings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    beir = tmp_path / "queries.jsonl"  # BEIR's queries file: the ids come with the hits
+    beir.write_text("".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in enumerate(texts[1:])))
+    assert cli(["search", str(out), texts[0], "--queries_file", str(beir), "--top_k", "2", "--json"]) == 0
+    by_file = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r.pop("query_id", None) for r in by_file] == [None, None, "q0", "q0", "q1", "q1"]
+    assert by_file == by_strings  # the string first, then the file's queries in order, same hits
+    lines = tmp_path / "queries.txt"
+    lines.write_text(f"{texts[1]}\n\n{texts[2]}\n")  # a blank line between queries is skipped
+    assert cli(["search", str(out), "--queries_file", str(lines), "--top_k", "2", "--json", "--device", "cpu"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == by_strings[2:]
+    assert cli(["search", str(out), "--queries_file", str(lines), "--top_k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"query: {texts[1]}\n  1. ")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    assert cli(["search", str(out), "--queries_file", str(tmp_path / "empty.txt")]) == 2
+    assert "empty.txt: no queries in the file" in capsys.readouterr().err
+    assert cli(["search", str(out), "--queries_file", str(lines), "--like", "p4"]) == 2
+    assert "--queries_file or --like" in capsys.readouterr().err
+
+
 def test_a_model_loaded_from_a_folder_is_recorded_by_its_path(tiny_bert_dir, tmp_path):
     model = BioHiCL.from_pretrained(str(tiny_bert_dir))
     manifest = build_index(model, DOCS, tmp_path / "idx", shard_size=4, show_progress_bar=False)

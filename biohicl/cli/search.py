@@ -5,6 +5,7 @@ exactly from the float32 shards (``--backend exact`` forces the full float32 sca
 
 biohicl search runs/index/pubmed "insulin resistance in obesity" --top_k 10
 biohicl search runs/index/pubmed --like 25429730      # documents like an indexed one, with SimL per hit
+biohicl search runs/index/pubmed --queries_file queries.jsonl --json > hits.jsonl   # a batch of queries
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ class SearchArguments:
             "action": "append",
             "metavar": "DOC_ID",
             "argparse": {"nargs": None},  # one id per use, so `--like ID INDEX` leaves the index folder alone
+        },
+    )
+    queries_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A file of queries, searched after any given as strings: .txt (one per line, blank lines "
+            "skipped) or .jsonl (BEIR queries: `_id` and `text`, or one JSON string per line); the ids are "
+            "printed with the hits (`query_id` in --json).",
+            "metavar": "FILE",
         },
     )
     model: str | None = field(
@@ -68,8 +78,15 @@ def main(argv: list[str]) -> int:
         },
         intermixed=True,  # options before or after the queries
     )
+    query_ids: list[str | None] = [None] * len(extra.queries)
+    if args.queries_file is not None:
+        if args.like:
+            raise ConfigError("give --queries_file or --like DOC_ID, not both")
+        file_ids, file_texts = read_query_file(args.queries_file)
+        query_ids += file_ids
+        extra.queries = [*extra.queries, *file_texts]
     if bool(extra.queries) == bool(args.like):
-        raise ConfigError("give query strings or --like DOC_ID, not both and not neither")
+        raise ConfigError("give query strings, --queries_file or --like DOC_ID, not both and not neither")
     check_queries(extra.queries)  # a blank query fails before the model loads
     index = load_index(extra.index)
     if args.like:
@@ -93,12 +110,13 @@ def main(argv: list[str]) -> int:
             candidates=args.candidates,
         )
     explain = args.mesh and index.manifest.has_mesh
-    for query, hits in zip(extra.queries, results, strict=True):
+    for query_id, query, hits in zip(query_ids, extra.queries, results, strict=True):
         if args.json:
+            named = {"query_id": query_id} if query_id is not None else {}
             for hit in hits:
-                print(json.dumps({"query": query, **asdict(hit)}, ensure_ascii=False))
+                print(json.dumps({**named, "query": query, **asdict(hit)}, ensure_ascii=False))
             continue
-        print(f"query: {query}")
+        print(f"query {query_id}: {query}" if query_id is not None else f"query: {query}")
         for hit in hits:
             title = hit.title or "(no title)"
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {title}")
@@ -106,6 +124,23 @@ def main(argv: list[str]) -> int:
             print("    " + explain_hits(hits).format().replace("\n", "\n    "))
         print()
     return 0
+
+
+def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
+    """The ids (None in a .txt file) and texts of a queries file; blank lines are skipped, and a file with no query
+    is a one-line :class:`DataError` naming it."""
+    from biohicl.data.corpus import read_texts
+    from biohicl.errors import DataError
+
+    ids: list[str | None] = []
+    texts: list[str] = []
+    for query_id, text in read_texts(path):
+        if text.strip():
+            ids.append(query_id)
+            texts.append(text)
+    if not texts:
+        raise DataError("no queries in the file", path)
+    return ids, texts
 
 
 def print_like(index, args: SearchArguments) -> int:
