@@ -1061,11 +1061,13 @@ def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
 
 @pytest.mark.slow
 def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
-    """``torchrun --nproc_per_node 2`` (gloo on CPU): batches are sharded, components reduced, one save."""
+    """``torchrun --nproc_per_node 2`` without ``--use_cpu`` on a machine without an accelerator (gloo on CPU):
+    batches are sharded, components reduced, one save."""
     import yaml
 
     config = tmp_path / "ddp.yaml"
     values = make_values(tiny_bert_dir, docs_file, tmp_path / "ddp", max_steps=3, per_device_train_batch_size=4)
+    values.pop("use_cpu")  # the documented launch: the processes must still join one CPU process group
     config.write_text(yaml.safe_dump(values))
     proc = run_torchrun(["-m", "biohicl.cli.main", "train", "--config", str(config)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-8000:]
@@ -1074,6 +1076,7 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
     # 20 documents / 4 per batch = 5 batches, split over 2 processes → 3 steps per epoch
     assert [round(e["epoch"], 4) for e in steps] == [0.3333, 0.6667, 1.0]
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
+    assert (proc.stdout + proc.stderr).count("saved the trained model") == 1  # the main process alone saves
 
 
 # ---------------------------------------------------------------------------------------------------------- label kinds

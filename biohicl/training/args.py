@@ -17,9 +17,12 @@ random batches (no pair mining)   ``batch_sampler="random"``
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from biohicl.errors import ConfigError
@@ -29,7 +32,21 @@ from biohicl.mesh.pair_rules import parse_negative
 from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
+logger = logging.getLogger(__name__)
+
 BATCH_SAMPLERS = ("mesh_pairs", "random")
+
+
+def launched_without_accelerator() -> bool:
+    """A launched process (``torchrun``/``accelerate launch``: ``WORLD_SIZE`` > 1 or ``LOCAL_RANK`` set) on a machine
+    without an accelerator: accelerate joins it to a CPU (gloo) process group only when asked for the CPU."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
+    if not launched:
+        return False
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return not accelerator.is_available()
+    return not torch.cuda.is_available()
 
 
 @dataclass
@@ -260,6 +277,9 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
                 "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
             )
+        if not self.use_cpu and launched_without_accelerator():  # before super() builds the process group
+            logger.info("launched processes and no accelerator: training on the CPU in one process group (use_cpu)")
+            self.use_cpu = True  # without it each process would train alone on the same batches, and each save
         try:
             super().__post_init__()
         except ValueError as err:
