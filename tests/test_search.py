@@ -279,6 +279,7 @@ def test_encode_command_matches_encode(model, tiny_bert_dir, tmp_path, capsys):
     with safe_open(str(out), framework="pt") as handle:
         emb = handle.get_tensor("embeddings")
         assert handle.metadata()["kind"] == "query" and handle.metadata()["count"] == "3"
+        assert "model_revision" not in handle.metadata()  # a local folder has no revision (docs/inference.md)
     torch.testing.assert_close(emb, model.encode(texts, kind="query", convert_to="torch"), atol=1e-6, rtol=0)
     (tmp_path / "in.jsonl").write_text('{"id": "x", "title": "T", "text": "heart"}\n"the brain"\n')
     out16 = tmp_path / "emb16.safetensors"
