@@ -99,7 +99,8 @@ class BioHiCLModelCardData:
         cls, run_dir: str | Path, model_name: str, model_dir: str | Path | None = None
     ) -> BioHiCLModelCardData:
         """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
-        ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``."""
+        ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``; the
+        loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults."""
         run_dir = Path(run_dir)
         if (run_dir / CARD_DATA_NAME).is_file():
             return cls.load(run_dir / CARD_DATA_NAME)
@@ -107,7 +108,9 @@ class BioHiCLModelCardData:
         args = read_json(run_dir / "biohicl_training_args.json", default={})
         summary = read_json(run_dir / "training_summary.json", default={})
         data = cls.from_biohicl_config(config, model_name)
-        data.hyperparameters = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
+        data.hyperparameters = trained_hyperparameters(
+            args, summary.get("loss"), read_json(run_dir / ADAPTER_CONFIG, default=None)
+        )
         counts = summary.get("data") or {}
         data.training_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
         if summary.get("global_step"):
@@ -254,6 +257,64 @@ HYPERPARAMETERS = (
     "study_design_weight",
     "lr_scheduler_type",
 )
+
+
+#: the hyperparameters that describe the BioHiCL loss: a run trained with another loss shows its class instead
+LOSS_KEYS = frozenset(
+    {"lambda_con", "temperature", "pair_filter", "weight_positives", "use_mse", "use_contrastive", "contrastive_form"}
+    | {"negative", "distill_weight", "title_weight"}
+)
+ADAPTER_CONFIG = "adapter_config.json"
+_LORA_KEYS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
+
+
+def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's loss hyperparameters from ``training_summary.json``'s ``loss``: the BioHiCL loss's settings, or
+    ``{"loss": "Class(key=value, ...)"}`` for another loss; None when the run recorded no loss."""
+    if not record:
+        return None
+    name = record.get("class")
+    if name not in (None, "BioHiCLLoss") or "lambda_con" not in record:
+        settings = ", ".join(f"{k}={v}" for k, v in record.items() if k != "class" and not isinstance(v, dict))
+        return {"loss": f"{name or 'unknown'}({settings})"}
+    regression, contrastive = record.get("regression") or {}, record.get("contrastive") or {}
+    rows = {
+        "lambda_con": record.get("lambda_con"),
+        "use_mse": record.get("use_mse"),
+        "use_contrastive": record.get("use_contrastive"),
+        "pair_filter": regression.get("pair_filter"),
+        "temperature": contrastive.get("temperature"),
+        "weight_positives": contrastive.get("weighted"),
+        "contrastive_form": contrastive.get("form"),
+        "negative": contrastive.get("negative"),
+        "distill_weight": record.get("distill_weight"),
+        "title_weight": record.get("title_weight", 0.0),  # recorded only when on
+    }
+    return {k: v for k, v in rows.items() if v is not None}
+
+
+def trained_hyperparameters(
+    args: dict[str, Any], loss: dict[str, Any] | None, adapter: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The card's hyperparameter table: ``args`` (``biohicl_training_args.json``), with the loss rows from the
+    recorded loss (:func:`loss_rows`) and the LoRA rows from the saved ``adapter_config.json`` where present (a
+    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say)."""
+    values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
+    trained = loss_rows(loss)
+    if trained is not None:
+        values = {k: v for k, v in values.items() if k not in LOSS_KEYS}
+        if "loss" in trained:
+            values = {"loss": trained["loss"], **values}
+        else:
+            values.update(trained)
+    if adapter and adapter.get("peft_type", "LORA") == "LORA":
+        values.update({key: adapter[name] for key, name in _LORA_KEYS.items() if adapter.get(name) is not None})
+        if adapter.get("target_modules") is not None:
+            modules = adapter["target_modules"]
+            values["lora_target_modules"] = modules if isinstance(modules, str) else sorted(modules)
+        if adapter.get("use_dora"):
+            values["use_dora"] = True
+    return {k: values[k] for k in ("loss", *HYPERPARAMETERS, "use_dora") if k in values}
 
 
 def soup_paragraph(soup: dict[str, Any]) -> str:

@@ -282,8 +282,9 @@ def train_biohicl(
 
     The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
     ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
-    loss configuration, model selection, runtime), ``training_curves.png`` and, when it evaluated during training,
-    ``dev_evaluations.json`` (each evaluated step's metrics, :func:`~biohicl.training.selection.evaluation_rows`).
+    the loss trained (its class and ``get_config_dict()``), model selection, runtime), ``training_curves.png`` and,
+    when it evaluated during training, ``dev_evaluations.json`` (each evaluated step's metrics,
+    :func:`~biohicl.training.selection.evaluation_rows`).
     """
     from transformers import set_seed
 
@@ -328,7 +329,7 @@ def train_biohicl(
             "data": data.stats,
             "batch_sampler": type(sampler).__name__,
             "batches_per_epoch": len(sampler),
-            "loss": loss_config(trainer.loss),
+            "loss": {"class": type(trainer.loss).__name__, **loss_config(trainer.loss)},  # what trained, not args
             "trainable_parameters": trainable,
             "total_parameters": total,
             "global_step": trainer.state.global_step,

@@ -1,0 +1,35 @@
+"""What ``train_biohicl`` and ``BioHiCLTrainer`` do with the arguments trl's and sentence-transformers' trainers
+take (``peft_config=``, ``loss=``, ``compute_loss_func=``), and how much of a batch the in-batch losses see."""
+
+from __future__ import annotations
+
+import json
+
+from test_trainer import docs_file, make_args  # noqa: F401  (docs_file is a fixture)
+
+from biohicl.hub.model_card import LOSS_KEYS, BioHiCLModelCardData, render_model_card
+from biohicl.losses import FilteredMSELoss
+from biohicl.training.run import train_biohicl
+
+
+def test_the_card_of_a_run_says_which_adapter_and_which_loss_trained(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    from peft import LoraConfig
+
+    dora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value", "dense"], use_dora=True)
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "dora", max_steps=1), peft_config=dora)
+    rows = BioHiCLModelCardData.from_run_dir(run, "M").hyperparameters
+    # the arguments' lora_r 8, alpha 16, dropout 0.1, query/value are not what trained
+    assert (rows["lora_r"], rows["lora_alpha"], rows["lora_dropout"]) == (4, 8, 0.0)
+    assert rows["lora_target_modules"] == ["dense", "query", "value"] and rows["use_dora"] is True
+    assert (rows["lambda_con"], rows["use_contrastive"], rows["pair_filter"]) == (0.1, True, "zero_or_positive")
+
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "mse", max_steps=1), loss=FilteredMSELoss())
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"] == {"class": "FilteredMSELoss", "pair_filter": "zero_or_positive", "beta": 0.3}
+    data = BioHiCLModelCardData.from_run_dir(run, "M")
+    assert data.hyperparameters["loss"] == "FilteredMSELoss(pair_filter=zero_or_positive, beta=0.3)"
+    assert not LOSS_KEYS & set(data.hyperparameters)  # no λ, no contrastive switch it never had
+    assert data.hyperparameters["lora_r"] == 8 and "use_dora" not in data.hyperparameters
+    text = render_model_card(data)
+    assert "trained with another loss instead: `FilteredMSELoss(pair_filter=zero_or_positive, beta=0.3)`" in text
+    assert "use_contrastive" not in text and "lambda_con" not in text
