@@ -54,6 +54,7 @@ def test_default_pooling_per_family():
 def test_encode_keeps_input_order_and_prompts(tiny):
     full = tiny.encode(TEXTS, batch_size=2, show_progress_bar=False)
     one_by_one = np.stack([tiny.encode(t, show_progress_bar=False) for t in TEXTS])
+    assert one_by_one.shape == full.shape == (len(TEXTS), tiny.embedding_dim)  # one string: one [dim] vector
     np.testing.assert_allclose(full, one_by_one, atol=1e-6)
     tiny.config.query_prompt = "the "
     query = tiny.encode(["heart"], kind="query", show_progress_bar=False)

@@ -125,7 +125,7 @@ class BioHiCL(nn.Module):
         """Load ``BioHiCL-Base`` / ``BioHiCL-Large`` / ``BioHiCL-MiniLM``, any ``owner/name`` repo, or a folder: a
         biohicl adapter or merged model, a plain transformers or a sentence-transformers model.
 
-        ``revision`` is a branch, tag or (best) a 40-hex commit sha; registered names default to their pinned sha.
+        ``revision``: a branch, tag or 40-hex sha; a registered name uses its pinned sha (unpinned: ``main``, warned).
         ``base_model_path`` overrides where an adapter's base weights come from (default: the Hub id recorded in
         ``biohicl_config.json``). The base must be the one the adapter was trained on (checked by Hub id, shape and
         the ``base_signature`` it records: architecture sizes and a sample of its weights; layer count for adapters
@@ -350,7 +350,7 @@ class BioHiCL(nn.Module):
         show_progress_bar: bool | None = None,
         dtype: torch.dtype | None = None,
     ) -> np.ndarray | torch.Tensor:
-        """Embed texts ([n, dim], rows in input order); ``kind='query'`` adds the query prompt."""
+        """Embed texts: [n, dim] in input order, or [dim] for one string; ``kind='query'`` adds the query prompt."""
         return collect_embeddings(
             self.iter_encode, texts, self.embedding_dim, convert_to,
             batch_size=batch_size, kind=kind, dtype=dtype, show_progress_bar=show_progress_bar,
