@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_trainer import docs_file, make_args  # noqa: F401  (docs_file is a fixture)
 
+from biohicl.errors import ConfigError
 from biohicl.hub.model_card import LOSS_KEYS, BioHiCLModelCardData, render_model_card
 from biohicl.losses import FilteredMSELoss
+from biohicl.models.model import BioHiCL
 from biohicl.training.run import train_biohicl
+from biohicl.training.trainer import BioHiCLTrainer
 
 
 def test_the_card_of_a_run_says_which_adapter_and_which_loss_trained(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
@@ -33,3 +37,10 @@ def test_the_card_of_a_run_says_which_adapter_and_which_loss_trained(tiny_bert_d
     text = render_model_card(data)
     assert "trained with another loss instead: `FilteredMSELoss(pair_filter=zero_or_positive, beta=0.3)`" in text
     assert "use_contrastive" not in text and "lambda_con" not in text
+
+
+def test_the_trainer_refuses_compute_loss_func_and_points_to_loss(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "o")
+    model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
+    with pytest.raises(ConfigError, match=r"^compute_loss_func: pass loss= instead \(any module loss\("):
+        BioHiCLTrainer(model=model, args=args, compute_loss_func=lambda outputs, labels, **kwargs: 0.0)

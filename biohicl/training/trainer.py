@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from biohicl.training.checkpoint import (
     trainable_state,
     whole_run_loss,
 )
+from biohicl.training.evaluator_checks import Evaluator, _as_floats, check_evaluation
 from biohicl.training.objective import build_loss
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
@@ -49,46 +50,6 @@ logger = logging.getLogger(__name__)
 
 #: Batch keys that go to the loss, not to the model.
 LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
-#: What an evaluator is: the model in, flat metrics out (``{"biosses_spearman": 0.81, ...}``, no ``eval_`` prefix).
-Evaluator = Callable[[nn.Module], Mapping[str, float]]
-
-
-def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
-    values = {}
-    for name, value in dict(metrics).items():
-        try:
-            values[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
-    return values
-
-
-def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:
-    """Refuse, before any training, an evaluation the run cannot do: evaluation or selection metrics without an
-    evaluator, evaluation tasks without an ``eval_strategy`` (they would never run), and (for an evaluator with
-    ``metric_names()``) a selection metric it does not give."""
-    if args.eval_strategy == "no" and args.eval_tasks:
-        raise ConfigError("eval_tasks: set --eval_strategy steps|epoch to evaluate them (without it none is run)")
-    if args.eval_strategy != "no" and evaluator is None:
-        if not args.eval_tasks:
-            raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")
-        raise ConfigError(
-            "eval_strategy: evaluation during training needs an evaluator: pass evaluator= (e.g. "
-            "biohicl.evaluation.evaluator.evaluator_from_args(args), which runs --eval_tasks)"
-        )
-    if args.selection_metrics and evaluator is None:
-        raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
-    metric_names = getattr(evaluator, "metric_names", None)
-    if not callable(metric_names):
-        return
-    names = set(metric_names())
-    for option in ("selection_metrics", "selection_guard"):
-        for name in getattr(args, option):
-            check_metric(option, name, names, key=name.removeprefix("eval_"))
-    if args.selection_metric_key is not None:
-        logged = {f"eval_{n}" for n in names} | ({"eval_dev_score"} if args.selection_metrics else set())
-        check_metric("metric_for_best_model", args.selection_metric_key, logged)
 
 
 def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -141,7 +102,8 @@ class BioHiCLTrainer(Trainer):
         batch_sampler: yields lists of document indices (default: the Trainer's own sampling).
         evaluator: ``model -> {metric: value}``, run at each evaluation (needed when ``eval_strategy`` is not
             ``no``); metrics are logged with an ``eval_`` prefix, plus ``eval_dev_score`` with ``selection_metrics``.
-        All other arguments are ``Trainer``'s; ``args`` must be a :class:`BioHiCLTrainingArguments`.
+        All other arguments are ``Trainer``'s (but ``compute_loss_func``: give ``loss``); ``args`` must be a
+        :class:`BioHiCLTrainingArguments`.
     """
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
@@ -152,11 +114,14 @@ class BioHiCLTrainer(Trainer):
         loss: nn.Module | None = None,
         batch_sampler: torch.utils.data.Sampler | None = None,
         evaluator: Evaluator | None = None,
+        compute_loss_func: Any = None,
         **kwargs: Any,
     ):
         training_args = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
         if not isinstance(training_args, BioHiCLTrainingArguments):
             raise ConfigError("BioHiCLTrainer: args must be a BioHiCLTrainingArguments")
+        if compute_loss_func is not None:  # the Trainer's hook would be ignored: compute_loss is the BioHiCL one
+            raise ConfigError("compute_loss_func: pass loss= instead (any module loss(embeddings, siml, **inputs))")
         check_evaluation(training_args, evaluator)
         if training_args.eval_strategy != "no" and kwargs.get("eval_dataset") is None:
             kwargs["eval_dataset"] = list(training_args.eval_tasks) or ["evaluator"]  # placeholder: never read

@@ -1,0 +1,54 @@
+"""What an evaluator is to the trainer (:data:`Evaluator`), and the checks of an evaluation a run cannot do, made
+before any training (:func:`check_evaluation`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+from biohicl.errors import ConfigError
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.selection import check_metric
+
+#: What an evaluator is: the model in, flat metrics out (``{"biosses_spearman": 0.81, ...}``, no ``eval_`` prefix).
+Evaluator = Callable[[nn.Module], Mapping[str, float]]
+
+
+def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
+    values = {}
+    for name, value in dict(metrics).items():
+        try:
+            values[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
+    return values
+
+
+def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:
+    """Refuse, before any training, an evaluation the run cannot do: evaluation or selection metrics without an
+    evaluator, evaluation tasks without an ``eval_strategy`` (they would never run), and (for an evaluator with
+    ``metric_names()``) a selection metric it does not give."""
+    if args.eval_strategy == "no" and args.eval_tasks:
+        raise ConfigError("eval_tasks: set --eval_strategy steps|epoch to evaluate them (without it none is run)")
+    if args.eval_strategy != "no" and evaluator is None:
+        if not args.eval_tasks:
+            raise ConfigError("eval_strategy: evaluation during training needs --eval_tasks (e.g. biosses)")
+        raise ConfigError(
+            "eval_strategy: evaluation during training needs an evaluator: pass evaluator= (e.g. "
+            "biohicl.evaluation.evaluator.evaluator_from_args(args), which runs --eval_tasks)"
+        )
+    if args.selection_metrics and evaluator is None:
+        raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
+    metric_names = getattr(evaluator, "metric_names", None)
+    if not callable(metric_names):
+        return
+    names = set(metric_names())
+    for option in ("selection_metrics", "selection_guard"):
+        for name in getattr(args, option):
+            check_metric(option, name, names, key=name.removeprefix("eval_"))
+    if args.selection_metric_key is not None:
+        logged = {f"eval_{n}" for n in names} | ({"eval_dev_score"} if args.selection_metrics else set())
+        check_metric("metric_for_best_model", args.selection_metric_key, logged)
