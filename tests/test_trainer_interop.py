@@ -44,3 +44,20 @@ def test_the_trainer_refuses_compute_loss_func_and_points_to_loss(tiny_bert_dir,
     model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
     with pytest.raises(ConfigError, match=r"^compute_loss_func: pass loss= instead \(any module loss\("):
         BioHiCLTrainer(model=model, args=args, compute_loss_func=lambda outputs, labels, **kwargs: 0.0)
+
+
+def test_the_trainer_takes_a_peft_config_as_trl_does(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    from peft import LoraConfig
+
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "o")
+    model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
+    hidden = model.backbone.config.hidden_size
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["query"], use_dora=True)
+    BioHiCLTrainer(model=model, args=args, peft_config=config)
+    trainable = {name: tuple(p.shape) for name, p in model.named_parameters() if p.requires_grad}
+    layers = model.backbone.config.num_hidden_layers
+    lora_a = [shape for name, shape in trainable.items() if "lora_A" in name]
+    assert lora_a == [(4, hidden)] * layers  # r=4 on each layer's query only
+    assert all("lora_" in name for name in trainable) and sum("magnitude" in n for n in trainable) == layers  # DoRA
+    with pytest.raises(ConfigError, match=r"^peft_config: the model already has LoRA adapters; give a model without"):
+        BioHiCLTrainer(model=model, args=args, peft_config=config)

@@ -83,6 +83,15 @@ def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) 
         model.train(was_training)
 
 
+def add_adapters(model: Any, peft_config: Any) -> None:
+    """``peft_config``'s adapters on a BioHiCL ``model`` without any (``BioHiCL.add_lora(peft_config=...)``)."""
+    if not callable(getattr(model, "add_lora", None)):
+        raise ConfigError(f"peft_config: needs a BioHiCL model, got {type(model).__name__}")
+    if model.is_peft:
+        raise ConfigError("peft_config: the model already has LoRA adapters; give a model without them, or no config")
+    model.add_lora(peft_config=peft_config)
+
+
 class _SamplerEpochCallback(TrainerCallback):
     """Keeps the batch sampler's epoch in step with the Trainer's (also when accelerate wraps the sampler)."""
 
@@ -100,6 +109,8 @@ class BioHiCLTrainer(Trainer):
     Args:
         loss: the objective (default: built from ``args``, :func:`~biohicl.training.objective.build_loss`).
         batch_sampler: yields lists of document indices (default: the Trainer's own sampling).
+        peft_config: a peft config (e.g. ``LoraConfig(r=4, use_dora=True)``) to wrap a BioHiCL model without
+            adapters with, as trl's trainers do.
         evaluator: ``model -> {metric: value}``, run at each evaluation (needed when ``eval_strategy`` is not
             ``no``); metrics are logged with an ``eval_`` prefix, plus ``eval_dev_score`` with ``selection_metrics``.
         All other arguments are ``Trainer``'s (but ``compute_loss_func``: give ``loss``); ``args`` must be a
@@ -115,6 +126,7 @@ class BioHiCLTrainer(Trainer):
         batch_sampler: torch.utils.data.Sampler | None = None,
         evaluator: Evaluator | None = None,
         compute_loss_func: Any = None,
+        peft_config: Any = None,
         **kwargs: Any,
     ):
         training_args = kwargs.get("args") if "args" in kwargs else (args[1] if len(args) > 1 else None)
@@ -122,6 +134,8 @@ class BioHiCLTrainer(Trainer):
             raise ConfigError("BioHiCLTrainer: args must be a BioHiCLTrainingArguments")
         if compute_loss_func is not None:  # the Trainer's hook would be ignored: compute_loss is the BioHiCL one
             raise ConfigError("compute_loss_func: pass loss= instead (any module loss(embeddings, siml, **inputs))")
+        if peft_config is not None:
+            add_adapters(kwargs.get("model") if "model" in kwargs else (args[0] if args else None), peft_config)
         check_evaluation(training_args, evaluator)
         if training_args.eval_strategy != "no" and kwargs.get("eval_dataset") is None:
             kwargs["eval_dataset"] = list(training_args.eval_tasks) or ["evaluator"]  # placeholder: never read
