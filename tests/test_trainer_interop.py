@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_trainer import docs_file, make_args  # noqa: F401  (docs_file is a fixture)
+from test_trainer import docs_file, make_args, make_values  # noqa: F401  (docs_file is a fixture)
 
 from biohicl.errors import ConfigError
 from biohicl.hub.model_card import LOSS_KEYS, BioHiCLModelCardData, render_model_card
@@ -14,6 +14,29 @@ from biohicl.losses import FilteredMSELoss
 from biohicl.models.model import BioHiCL
 from biohicl.training.run import train_biohicl
 from biohicl.training.trainer import BioHiCLTrainer
+from tests.conftest import run_torchrun
+
+#: a loss that records the in-batch SimL matrix it is given (one per call), and an evaluator that counts its calls;
+#: the DDP test runs this file's text under torchrun
+SPIES = """
+import json, os, sys
+from biohicl.losses import FilteredMSELoss
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.run import train_biohicl
+
+seen, evaluations = [], []
+
+
+class SpyLoss(FilteredMSELoss):
+    def forward(self, embeddings, siml, **inputs):
+        seen.append([*embeddings.shape[:1], *siml.shape])
+        return super().forward(embeddings, siml, **inputs)
+
+
+def evaluator(model):
+    evaluations.append(1)
+    return {"constant": 0.5}
+"""
 
 
 def test_the_card_of_a_run_says_which_adapter_and_which_loss_trained(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
@@ -61,3 +84,34 @@ def test_the_trainer_takes_a_peft_config_as_trl_does(tiny_bert_dir, docs_file, t
     assert all("lora_" in name for name in trainable) and sum("magnitude" in n for n in trainable) == layers  # DoRA
     with pytest.raises(ConfigError, match=r"^peft_config: the model already has LoRA adapters; give a model without"):
         BioHiCLTrainer(model=model, args=args, peft_config=config)
+
+
+def test_the_losses_see_one_micro_batch_under_gradient_accumulation(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    spies: dict = {}
+    exec(SPIES, spies)
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "ga", max_steps=2, gradient_accumulation_steps=2,
+                     per_device_train_batch_size=4)  # fmt: skip
+    train_biohicl(args, loss=spies["SpyLoss"]())
+    # 2 optimizer steps x 2 micro-batches, each of 4 documents: accumulation does not make a batch of 8 pairs
+    assert spies["seen"] == [[4, 4, 4]] * 4
+
+
+@pytest.mark.slow
+def test_under_ddp_each_process_has_its_own_micro_batch_and_runs_the_evaluator(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    values = make_values(tiny_bert_dir, docs_file, str(tmp_path / "ddp"), max_steps=2, per_device_train_batch_size=4,
+                         eval_strategy="steps", eval_steps=2)  # fmt: skip
+    script = tmp_path / "spy_ddp.py"
+    script.write_text(
+        SPIES
+        + f"train_biohicl(BioHiCLTrainingArguments(**{values!r}), loss=SpyLoss(), evaluator=evaluator)\n"
+        + f"rank = os.environ['RANK']\nopen({str(tmp_path)!r} + f'/rank{{rank}}.json', 'w').write("
+        + "json.dumps({'seen': seen, 'evaluations': len(evaluations)}))\n"
+        + "import torch.distributed\ntorch.distributed.barrier()\ntorch.distributed.destroy_process_group()\n",
+        encoding="utf-8",
+    )
+    proc = run_torchrun([str(script)], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    for rank in (0, 1):
+        record = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        # embeddings are not gathered: each process's loss sees a 4 x 4 SimL of its own 4 documents
+        assert record == {"seen": [[4, 4, 4]] * 2, "evaluations": 1}, rank
