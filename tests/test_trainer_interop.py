@@ -115,3 +115,13 @@ def test_under_ddp_each_process_has_its_own_micro_batch_and_runs_the_evaluator(t
         record = json.loads((tmp_path / f"rank{rank}.json").read_text())
         # embeddings are not gathered: each process's loss sees a 4 x 4 SimL of its own 4 documents
         assert record == {"seen": [[4, 4, 4]] * 2, "evaluations": 1}, rank
+
+
+def test_the_label_losses_train_alone_as_loss(tiny_bert_dir, docs_file, tmp_path):  # noqa: F811
+    from biohicl.losses import HierarchicalContrastiveLoss
+
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "con", max_steps=1)
+    run = train_biohicl(args, loss=HierarchicalContrastiveLoss(temperature=0.1))
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["loss"]["class"] == "HierarchicalContrastiveLoss" and summary["loss"]["temperature"] == 0.1
+    assert summary["global_step"] == 1

@@ -23,6 +23,10 @@ class SimilarityDistillationLoss(nn.Module):
 
     ``forward(embeddings [B, D], base_embeddings [B, D], pair_mask=None) -> scalar`` (float32). ``base_embeddings``
     are targets (detached here). ``pair_mask`` [B, B] (optional) limits the pairs; the diagonal never counts.
+
+    Not a trainer ``loss=`` on its own (that is ``loss(embeddings, siml, **inputs)``): it is a term of
+    :class:`~biohicl.losses.combined.BioHiCLLoss`, switched on by ``distill_weight``, which hands it the base
+    embeddings.
     """
 
     citation = (

@@ -24,7 +24,11 @@ from biohicl.losses.utils import embedding_similarity
 
 class TitleInfoNCELoss(nn.Module):
     """In-batch InfoNCE of titles against their abstracts; ``forward(title_embeddings [T, D],
-    abstract_embeddings [T, D]) -> scalar`` (float32; row k of both is the same document)."""
+    abstract_embeddings [T, D]) -> scalar`` (float32; row k of both is the same document).
+
+    Not a trainer ``loss=`` on its own (that is ``loss(embeddings, siml, **inputs)``): it is a term of
+    :class:`~biohicl.losses.combined.BioHiCLLoss`, switched on by ``title_weight``, which hands it the titles and
+    abstracts."""
 
     citation = "van den Oord et al., Representation Learning with Contrastive Predictive Coding (InfoNCE), 2018"
 
