@@ -3,6 +3,7 @@ override, underscore options with their dashed aliases, positionals, and every c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -244,3 +245,56 @@ def test_a_negative_flag_has_its_own_help(capsys):
     assert "--no_arrow, --no-arrow turn --arrow off --progress" in text
     assert build_dataset.parse_args(["--no_arrow", "--output", "x"]).arrow is False
     assert build_dataset.parse_args(["--output", "x"]).arrow is True
+
+
+def test_config_null_is_none_for_an_optional_field_and_refused_for_any_other(tmp_path):
+    from biohicl.cli import train
+
+    config = tmp_path / "train.yaml"
+    config.write_text("output_dir: o\nlora_target_modules: null\nmax_train_documents: null\n")
+    args = train.parse_args(["--config", str(config)])
+    assert (args.lora_target_modules, args.max_train_documents) == (None, None)
+    for text, message in [
+        ("eval_tasks: null", r"eval_tasks: null is not a valid list of str \(none: \[\]\)"),
+        ("max_length: null", "max_length: null is not a valid int"),
+        ("lora_r: {a: 1}", "lora_r: expected a int, got a mapping"),
+    ]:
+        config.write_text(f"output_dir: o\n{text}\n")
+        with pytest.raises(ConfigError, match=rf"^\S*train\.yaml: {message}$"):
+            train.parse_args(["--config", str(config)])
+    config.write_text("output: o\ntop_k: null\n")
+    with pytest.raises(ConfigError, match=r"^\S*train\.yaml: top_k: null is not a valid int$"):
+        build_dataset.parse_args(["--config", str(config)])
+    config.write_text("model: m\ntasks: null\n")
+    with pytest.raises(ConfigError, match=r"^\S*train\.yaml: tasks: null is not a valid str$"):
+        evaluate.parse_args(["--config", str(config)])
+    # a field typed as a mapping takes one; a list-typed one-value option (report_to) takes a list
+    config.write_text("output_dir: o\nlr_scheduler_kwargs: {power: 2.0}\nreport_to: [tensorboard]\n")
+    args = train.parse_args(["--config", str(config)])
+    assert (args.lr_scheduler_kwargs, args.report_to) == ({"power": 2.0}, ["tensorboard"])
+
+
+def test_a_runs_saved_training_args_read_back_as_a_config(tmp_path, tiny_bert_dir):
+    from biohicl.cli import train
+    from biohicl.training.run import train_biohicl
+    from tests.conftest import synthetic_documents
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    argv = ["--output_dir", str(tmp_path / "run"), "--base_model", str(tiny_bert_dir), "--dataset_path", str(docs)]
+    argv += ["--max_steps", "1", "--per_device_train_batch_size", "8", "--max_length", "32", "--learning_rate", "3e-4"]
+    argv += ["--lora_r", "4", "--use_mse", "false", "--lora_target_modules", "query", "--report_to", "none"]
+    argv += ["--use_cpu", "--seed", "5", "--save_strategy", "no", "--disable_tqdm"]
+    original = train.parse_args(argv)
+    train_biohicl(original)
+    saved = tmp_path / "run" / "biohicl_training_args.json"
+    assert json.loads(saved.read_text())["hub_token"] == "<HUB_TOKEN>"  # masked: read back as not given
+    again = train.parse_args(["--config", str(saved)])
+    names = ["learning_rate", "max_steps", "seed", "report_to", "lora_r", "use_mse", "lora_target_modules"]
+    names += ["max_length", "base_model", "dataset_path", "hub_token", "label_names", "ddp_backend", "use_cpu"]
+    assert {n: getattr(again, n) for n in names} == {n: getattr(original, n) for n in names}
+    assert (again.learning_rate, again.report_to, again.hub_token, again.label_names) == (3e-4, [], None, None)
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    own = [f.name for f in dataclasses.fields(BioHiCLTrainingArguments) if f.init and f.name in vars(original)]
+    assert {n: getattr(again, n) for n in own} == {n: getattr(original, n) for n in own}

@@ -10,8 +10,11 @@ convention holds everywhere:
   the command line override them, and a required field given in the file is no longer required on the command
   line. An unknown key is refused, naming the file and the key. A value is read as the option reads its own: a
   single value for a repeatable or several-value option is a list of one (``source: medline-text``), a list for a
-  one-value option is refused, and strings and numbers go through the option's type (``limit: 2.5`` for an int
-  option is refused);
+  one-value option is refused (unless the field's type admits a list: ``report_to: [tensorboard]``), and strings
+  and numbers go through the option's type (``limit: 2.5`` for an int option is refused). ``null`` is None for a
+  field that defaults to None and refused for any other; a mapping only for a field typed as one. A token
+  ``TrainingArguments`` masked when saving (``hub_token: <HUB_TOKEN>``) counts as not given, so a run's
+  ``biohicl_training_args.json`` reads back as its arguments;
 - every usage error (misspelled option, bad value, missing option, unknown config key) is a one-line
   :class:`~biohicl.errors.ConfigError`, with a "did you mean" hint for a misspelled option, never a usage dump.
 
@@ -25,6 +28,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -41,6 +45,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 #: what its type-driven choices get wrong, e.g. ``{"nargs": None}`` on a ``list[str]`` field with ``"action":
 #: "append"``: one value per occurrence of the option)
 ARGPARSE = "argparse"
+_OURS = {ARGPARSE}  # metadata keys that are not argparse keywords
 _BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
 _CONFIG_HELP = (
     "YAML or JSON file of these options (keys: the option names without --); options on the command line override "
@@ -78,9 +83,9 @@ class CommandParser(HfArgumentParser):
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field):
         overrides = field.metadata.get(ARGPARSE)
-        if overrides is not None:
+        if set(field.metadata) & _OURS:
             field = copy.copy(field)
-            field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k != ARGPARSE})
+            field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k not in _OURS})
         HfArgumentParser._parse_dataclass_field(parser, field)
         action = next(a for a in parser._actions if a.dest == field.name)
         if action.type is string_to_bool and action.nargs is None:  # bool | None defaulting to None: a flag too
@@ -181,10 +186,13 @@ def _bool_flags_keep_positionals(parser: argparse.ArgumentParser, argv: list[str
     return out
 
 
-def _apply_config(parser: CommandParser, path: str, fields: Mapping[str, dataclasses.Field]) -> dict[str, Any]:
+def _apply_config(
+    parser: CommandParser, path: str, fields: Mapping[str, dataclasses.Field], declared: Mapping[str, str]
+) -> tuple[dict[str, Any], set[str]]:
     """Make the file's values the parser's defaults; returns those of ``append`` options (filled in after
-    parsing, so that an option on the command line replaces the file's list instead of extending it)."""
-    values = read_config(path)
+    parsing, so that an option on the command line replaces the file's list instead of extending it) and the
+    fields the file gives."""
+    values = {k: v for k, v in read_config(path).items() if not _masked_token(k, v)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
@@ -198,17 +206,63 @@ def _apply_config(parser: CommandParser, path: str, fields: Mapping[str, datacla
         action.required = False
         if action.dest in converted:  # the --no_<field> twin of a bool field: converted with the field's own action
             continue
-        converted[action.dest] = _config_value(path, action, values[action.dest])
+        field = fields[action.dest]
+        converted[action.dest] = _config_value(
+            path, action, values[action.dest], declared.get(field.name, ""), field.default is None
+        )
         if isinstance(action, argparse._AppendAction):
             appended[action.dest] = converted[action.dest]
     parser.set_defaults(**{k: converted.get(k, v) for k, v in values.items() if k not in appended})
-    return appended
+    return appended, set(values)
 
 
-def _config_value(path: str, action: argparse.Action, value: Any) -> Any:
+def declared_types(types: Sequence[type]) -> dict[str, str]:
+    """Each field's annotation as text (``"None | str | list[str]"``), read before ``HfArgumentParser``, which
+    narrows the dataclass fields' ``type`` in place."""
+    return {name: str(hint) for dtype in types for name, hint in typing.get_type_hints(dtype).items()}
+
+
+def _masked_token(name: str, value: Any) -> bool:
+    """A token ``TrainingArguments.to_dict`` masked (``hub_token: <HUB_TOKEN>``): not a value, as if not given."""
+    return name.endswith("_token") and value == f"<{name.upper()}>"
+
+
+def convert_config_values(dataclass_type: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (a mapping of ``dataclass_type``'s fields) converted as a ``--config`` file's are: each through
+    its option's type and checked (a one-line :class:`ConfigError` naming ``source`` and the field)."""
+    fields = {f.name: f for f in dataclasses.fields(dataclass_type) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}{hint}")
+    declared = declared_types([dataclass_type])
+    parser = CommandParser([dataclass_type])
+    converted: dict[str, Any] = {}
+    for action in parser._actions:
+        if action.dest in values and action.dest not in converted:
+            optional = fields[action.dest].default is None
+            converted[action.dest] = _config_value(
+                source, action, values[action.dest], declared.get(action.dest, ""), optional
+            )
+    return converted
+
+
+def _config_value(path: str, action: argparse.Action, value: Any, declared: str = "", optional: bool = True) -> Any:
     """A config file's ``value`` as the command line would give it to ``action``: a list for a repeatable or
-    several-value option (a single value wrapped), one value otherwise, each through the option's type."""
+    several-value option (a single value wrapped), one value otherwise, each through the option's type. ``null``
+    is None where the field is ``optional`` (defaults to None) and refused otherwise; a mapping, or a list for
+    a one-value option, is kept only where the field's ``declared`` type admits it (``report_to: list[str]``)."""
     several = action.nargs in ("+", "*")
+    if value is None:
+        if optional:
+            return None
+        kind = f"list of {_kind(action)} (none: [])" if several else _kind(action)
+        raise ConfigError(f"{path}: {action.dest}: null is not a valid {kind}")
+    if isinstance(value, Mapping):
+        if "dict" in declared.lower():
+            return value
+        raise ConfigError(f"{path}: {action.dest}: expected a {_kind(action)}, got a mapping")
     if isinstance(action, argparse._AppendAction):
         items = value if isinstance(value, list) else [value]
         if several:  # one list per occurrence (--input a b --input c): a single value is a list of one
@@ -216,24 +270,29 @@ def _config_value(path: str, action: argparse.Action, value: Any) -> Any:
                 [_config_item(path, action, v) for v in (item if isinstance(item, list) else [item])] for item in items
             ]
         return [_config_item(path, action, item) for item in items]
-    if several:
+    if several or (isinstance(value, list) and "list[" in declared.lower()):
         return [_config_item(path, action, item) for item in (value if isinstance(value, list) else [value])]
     if isinstance(value, list):
         raise ConfigError(f"{path}: {action.dest}: expected one value, got a list")
     return _config_item(path, action, value)
 
 
+def _kind(action: argparse.Action) -> str:
+    return "true/false" if action.type is string_to_bool else getattr(action.type, "__name__", None) or "value"
+
+
 def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
     """One value of a config file through ``action``'s type (a string or number, read as its text, like a flag's
-    value) and checked against its choices; other values (null, a mapping) pass unchanged."""
+    value) and checked against its choices."""
     if isinstance(value, list):
         raise ConfigError(f"{path}: {action.dest}: expected single values, got a nested list")
+    if value is None or isinstance(value, Mapping):
+        raise ConfigError(f"{path}: {action.dest}: expected single values, got {value!r}")
     if action.type is not None and isinstance(value, (str, int, float)):
         try:
             value = action.type(str(value))
         except (ValueError, TypeError, argparse.ArgumentTypeError):
-            kind = "true/false" if action.type is string_to_bool else getattr(action.type, "__name__", "value")
-            raise ConfigError(f"{path}: {action.dest}: {value!r} is not a valid {kind}") from None
+            raise ConfigError(f"{path}: {action.dest}: {value!r} is not a valid {_kind(action)}") from None
     if action.choices is not None and value not in action.choices:
         choices = ", ".join(map(str, action.choices))
         raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
@@ -265,6 +324,7 @@ def parse_command(
     config_path = None
     if config_file:
         config_path, argv = _split_config(argv)
+    declared = declared_types(types)
     parser = CommandParser(types, prog=prog, description=description, formatter_class=_HelpFormatter)
     fields = {f.name: f for dtype in types for f in dataclasses.fields(dtype) if f.init}
     if config_file:
@@ -280,7 +340,9 @@ def parse_command(
                     action.required = False
         else:
             parser.add_argument(name, **kwargs)
-    appended = _apply_config(parser, config_path, fields) if config_path is not None else {}
+    appended, _from_config = (
+        _apply_config(parser, config_path, fields, declared) if config_path is not None else ({}, set())
+    )
     parse = parser.parse_intermixed_args if intermixed else parser.parse_args
     values = vars(parse(_bool_flags_keep_positionals(parser, argv)))
     for dest, value in appended.items():
