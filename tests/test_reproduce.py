@@ -684,3 +684,36 @@ def test_a_train_config_given_to_reproduce_names_its_path_once_and_says_what_it_
         _config(tmp_path, tiny_bert_dir, bogus=1)  # not a training argument: no hint
     with pytest.raises(ConfigError, match=r"^--models: unknown model\(s\) mpnet; known: tiny$"):
         _config(tmp_path, tiny_bert_dir).select(models=["mpnet"])
+
+
+def test_study_training_settings_are_converted_and_checked_when_the_config_is_read(tmp_path, capsys):
+    from biohicl.cli import reproduce as command
+
+    source = Path("configs/reproduce_tiny.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "study.yaml"
+    extra = "  learning_rate: 1e-4\n  use_contrastive: 'false'\n  save_total_limit: '3'\n"
+    variants = "variants:\n  full: {}\n  quick: {lora_r: '4', use_mse: 'no'}\n"
+    path.write_text(source.replace("training:\n", "training:\n" + extra) + variants, encoding="utf-8")
+    config = command.load_study_config(path)
+    assert (config.training["learning_rate"], config.training["use_contrastive"]) == (1e-4, False)
+    assert config.training["save_total_limit"] == 3 and config.variants["quick"] == {"lora_r": 4, "use_mse": False}
+    for bad, message in [
+        ("training:\n  lora_r: abc\n", r"training: lora_r: 'abc' is not a valid int"),
+        ("training:\n  lambda_con: null\n", r"training: lambda_con: null is not a valid float"),
+        ("training:\n  max_stepz: 3\n", r"training: unknown field\(s\) max_stepz \(did you mean max_steps\?\)"),
+        ("variants:\n  full: {use_mse: maybe}\n", r"variants\.full: use_mse: 'maybe' is not a valid true/false"),
+    ]:
+        key = bad.split(":")[0]
+        text = source.split("\ntraining:\n")[0] + "\n" + bad if key == "training" else source + bad
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {message}$"):
+            command.main(["--config", str(path), "--dry_run"])
+    assert "study" not in capsys.readouterr().out  # refused before the plan is printed
+
+
+def test_a_studys_json_config_reads_back_with_its_numbers(tmp_path):
+    config = ReproduceConfig.from_yaml("configs/reproduce_tiny.yaml")
+    path = tmp_path / "study_config.json"
+    path.write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    again = ReproduceConfig.from_yaml(path)
+    assert again.variants["full_finetune"]["learning_rate"] == 2e-5 and again == config

@@ -18,8 +18,12 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biohicl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from biohicl.study import ReproduceConfig
 
 HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
 
@@ -134,9 +138,24 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
         raise
 
 
+def load_study_config(path: str | Path) -> ReproduceConfig:
+    """The study file, its training settings (``training``, each model's ``training``, each variant) converted and
+    checked as ``biohicl train --config`` reads a file: ``learning_rate: 1e-4`` (a string to YAML) is a float,
+    ``use_contrastive: 'false'`` false, ``lora_r: abc`` or an unknown key a one-line error naming the file, the
+    scope and the field, when the config is read (``--dry_run`` too), not when a run trains."""
+    from biohicl.cli.parser import convert_config_values
+    from biohicl.study import ReproduceConfig
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    config = ReproduceConfig.from_yaml(path)
+    scopes = [("training", config.training)] + [(f"models[{m.name}].training", m.training) for m in config.models]
+    for scope, values in scopes + [(f"variants.{name}", values) for name, values in config.variants.items()]:
+        values.update(convert_config_values(BioHiCLTrainingArguments, values, f"{path}: {scope}"))
+    return config
+
+
 def main(argv: list[str]) -> int:
     from biohicl.study import (
-        ReproduceConfig,
         describe_plan,
         evaluate_step0_once,
         plan_study,
@@ -145,7 +164,7 @@ def main(argv: list[str]) -> int:
     )
 
     args = parse_args(argv)
-    config = ReproduceConfig.from_yaml(args.config).select(
+    config = load_study_config(args.config).select(
         only=args.variant_list(), seeds=args.seed_list(), models=args.model_list()
     )
     if args.output_dir:

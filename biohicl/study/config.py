@@ -196,16 +196,19 @@ class ReproduceConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReproduceConfig:
-        """Read a YAML (or JSON) study config; relative ``output_dir``/dataset paths stay relative to the cwd."""
+        """Read a YAML (or JSON: ``.json``, e.g. the ``study_config.json`` a study writes) study config; relative
+        ``output_dir``/dataset paths stay relative to the cwd."""
         import yaml
 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
+        json_file = path.suffix.lower() == ".json"  # YAML would read JSON's 2e-05 as a string
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: cannot parse YAML ({err})") from None
+            text = path.read_text(encoding="utf-8")
+            values = json.loads(text) if json_file else yaml.safe_load(text)
+        except (yaml.YAMLError, ValueError) as err:
+            raise ConfigError(f"{path}: cannot parse {'JSON' if json_file else 'YAML'} ({err})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         return cls.from_dict(values, source=str(path))
