@@ -102,8 +102,10 @@ def test_config_values_are_converted_like_the_options_values(tmp_path):
         build_dataset.parse_args(["--config", str(config)])
 
     config = tmp_path / "eval.yaml"
-    config.write_text("tasks: [biosses, pubmedqa]\n")
-    with pytest.raises(ConfigError, match=r"^\S*eval\.yaml: tasks: expected one value, got a list$"):
+    config.write_text("model: m\ntasks: [biosses, pubmedqa]\n")  # a comma-separated option: its list is joined
+    assert evaluate.parse_args(["--config", str(config)]).tasks == "biosses,pubmedqa"
+    config.write_text("model: m\nsplit: [test, dev]\n")
+    with pytest.raises(ConfigError, match=r"^\S*eval\.yaml: split: expected one value, got a list$"):
         evaluate.parse_args(["--config", str(config)])
     config.write_text("compare: a.json\nlabels: base\nlimit_queries: 2\n")
     args = evaluate.parse_args(["--config", str(config)])
@@ -298,3 +300,18 @@ def test_a_runs_saved_training_args_read_back_as_a_config(tmp_path, tiny_bert_di
 
     own = [f.name for f in dataclasses.fields(BioHiCLTrainingArguments) if f.init and f.name in vars(original)]
     assert {n: getattr(again, n) for n in own} == {n: getattr(original, n) for n in own}
+
+
+def test_a_list_in_a_config_is_joined_for_comma_separated_options(tmp_path, monkeypatch):
+    from biohicl.cli import demo, soup
+    from biohicl.study import demo as demo_module
+
+    config = tmp_path / "soup.yaml"
+    config.write_text("adapters: [runs/a, runs/b]\nweights: [0.75, 0.25]\noutput: o\n")
+    (args,) = parse_command(soup.SoupArguments, ["--config", str(config)], prog="biohicl soup")
+    assert (args.adapter_list(), args.weight_list()) == (["runs/a", "runs/b"], [0.75, 0.25])
+    seen = {}
+    monkeypatch.setattr(demo_module, "run_demo", lambda args, training_args: seen.setdefault("tasks", args.tasks))
+    config = tmp_path / "demo.yaml"
+    config.write_text("tasks: [biosses, pubmedqa]\n")
+    assert demo.main(["--config", str(config)]) == 0 and seen["tasks"] == "biosses,pubmedqa"

@@ -17,7 +17,13 @@ def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
     from biohicl.study.demo import DemoArguments, demo_paths, run_demo
 
-    (args,) = parse_command(DemoArguments, argv, prog="biohicl demo", description=__doc__)
+    (args,) = parse_command(
+        DemoArguments,
+        argv,
+        prog="biohicl demo",
+        description=__doc__,
+        comma_lists=["tasks"],  # tasks: [a, b] in a file
+    )
     training_args = None
     if args.training_config:
         from biohicl.cli import train

@@ -48,9 +48,10 @@ class EvaluateArguments:
     tasks: str = field(
         default="scifact,biosses,pubmedqa",
         metadata={
+            "comma_list": True,
             "help": "Comma-separated tasks: scifact, nfcorpus, trec-covid, scidocs, biosses, pubmedqa, "
             "pubmedqa-context, siml-agreement@DATASET (a build-dataset folder), or a BEIR folder path; "
-            "`name:split` picks a split (pubmedqa:dev, the 250 held-out PQA-L items)."
+            "`name:split` picks a split (pubmedqa:dev, the 250 held-out PQA-L items).",
         },
     )
     split: str = field(default="test", metadata={"help": "Default split (qrels/<split>.tsv) of the BEIR tasks."})

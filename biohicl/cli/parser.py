@@ -45,7 +45,10 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 #: what its type-driven choices get wrong, e.g. ``{"nargs": None}`` on a ``list[str]`` field with ``"action":
 #: "append"``: one value per occurrence of the option)
 ARGPARSE = "argparse"
-_OURS = {ARGPARSE}  # metadata keys that are not argparse keywords
+#: field metadata key: a ``str`` option the command splits on commas (``--tasks a,b``); in a config file a list
+#: (``tasks: [a, b]``) is joined with commas
+COMMA_LIST = "comma_list"
+_OURS = {ARGPARSE, COMMA_LIST}  # metadata keys that are not argparse keywords
 _BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
 _CONFIG_HELP = (
     "YAML or JSON file of these options (keys: the option names without --); options on the command line override "
@@ -187,7 +190,11 @@ def _bool_flags_keep_positionals(parser: argparse.ArgumentParser, argv: list[str
 
 
 def _apply_config(
-    parser: CommandParser, path: str, fields: Mapping[str, dataclasses.Field], declared: Mapping[str, str]
+    parser: CommandParser,
+    path: str,
+    fields: Mapping[str, dataclasses.Field],
+    declared: Mapping[str, str],
+    comma_lists: Sequence[str] = (),
 ) -> tuple[dict[str, Any], set[str]]:
     """Make the file's values the parser's defaults; returns those of ``append`` options (filled in after
     parsing, so that an option on the command line replaces the file's list instead of extending it) and the
@@ -206,10 +213,10 @@ def _apply_config(
         action.required = False
         if action.dest in converted:  # the --no_<field> twin of a bool field: converted with the field's own action
             continue
-        field = fields[action.dest]
-        converted[action.dest] = _config_value(
-            path, action, values[action.dest], declared.get(field.name, ""), field.default is None
-        )
+        field, value = fields[action.dest], values[action.dest]
+        if isinstance(value, list) and (field.metadata.get(COMMA_LIST) or field.name in comma_lists):
+            value = ",".join(str(item) for item in value)  # a list of a comma-separated option
+        converted[action.dest] = _config_value(path, action, value, declared.get(field.name, ""), field.default is None)
         if isinstance(action, argparse._AppendAction):
             appended[action.dest] = converted[action.dest]
     parser.set_defaults(**{k: converted.get(k, v) for k, v in values.items() if k not in appended})
@@ -308,6 +315,7 @@ def parse_command(
     positionals: Mapping[str, Mapping[str, Any]] | None = None,
     config_file: bool = True,
     intermixed: bool = False,
+    comma_lists: Sequence[str] = (),
 ) -> tuple[Any, ...]:
     """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
 
@@ -317,6 +325,7 @@ def parse_command(
     ``config_file``: whether ``--config FILE`` supplies defaults (``biohicl reproduce`` has its own ``--config``).
     ``intermixed``: options may also stand between positionals (``INDEX --top_k 3 QUERY``: argparse's
     ``parse_intermixed_args``; otherwise a ``nargs="*"`` positional is consumed, empty, before the first option).
+    ``comma_lists``: fields split on commas besides those marked with :data:`COMMA_LIST` metadata.
     Usage errors raise a one-line :class:`ConfigError`; ``--help`` prints and exits (``SystemExit(0)``).
     """
     types = [dataclass_types] if isinstance(dataclass_types, type) else list(dataclass_types)
@@ -341,7 +350,7 @@ def parse_command(
         else:
             parser.add_argument(name, **kwargs)
     appended, _from_config = (
-        _apply_config(parser, config_path, fields, declared) if config_path is not None else ({}, set())
+        _apply_config(parser, config_path, fields, declared, comma_lists) if config_path is not None else ({}, set())
     )
     parse = parser.parse_intermixed_args if intermixed else parser.parse_args
     values = vars(parse(_bool_flags_keep_positionals(parser, argv)))

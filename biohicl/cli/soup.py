@@ -16,10 +16,16 @@ HELP = "Average LoRA adapters of one recipe (e.g. its seeds) into one adapter, e
 
 @dataclass
 class SoupArguments:
-    adapters: str = field(metadata={"help": "Comma-separated folders of saved biohicl LoRA adapters (two or more)."})
+    adapters: str = field(
+        metadata={"comma_list": True, "help": "Comma-separated folders of saved biohicl LoRA adapters (two or more)."}
+    )
     output: str = field(metadata={"help": "Folder to write the averaged adapter to (replaced whole if it exists)."})
     weights: str | None = field(
-        default=None, metadata={"help": "Comma-separated weights, one per adapter, summing to 1 (default: equal)."}
+        default=None,
+        metadata={
+            "comma_list": True,
+            "help": "Comma-separated weights, one per adapter, summing to 1 (default: equal).",
+        },
     )
 
     def adapter_list(self) -> list[str]:
