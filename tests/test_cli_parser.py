@@ -315,3 +315,36 @@ def test_a_list_in_a_config_is_joined_for_comma_separated_options(tmp_path, monk
     config = tmp_path / "demo.yaml"
     config.write_text("tasks: [biosses, pubmedqa]\n")
     assert demo.main(["--config", str(config)]) == 0 and seen["tasks"] == "biosses,pubmedqa"
+
+
+def test_index_corpus_and_search_index_come_from_a_config_like_evaluates_model(tmp_path, monkeypatch):
+    from biohicl.cli import index, search
+
+    config = tmp_path / "ix.yaml"
+    config.write_text("corpus: data/scifact\nmodel: m\noutput: idx\n")
+    seen = {}
+
+    def stop(path):
+        seen["corpus"] = path
+        raise ConfigError("stop")
+
+    monkeypatch.setattr("biohicl.data.corpus.read_corpus", stop)
+    for argv, corpus in [(["--config", str(config)], "data/scifact"), (["other", "--config", str(config)], "other")]:
+        with pytest.raises(ConfigError, match="^stop$"):
+            index.main([*argv, "--output", str(tmp_path / "idx")])
+        assert seen["corpus"] == corpus
+    with pytest.raises(ConfigError, match=r"^the following arguments are required: CORPUS \(or --corpus\)"):
+        index.main(["--model", "m", "--output", "o"])
+
+    config = tmp_path / "se.yaml"
+    config.write_text("index: idx\ntop_k: 3\n")
+    monkeypatch.setattr("biohicl.search.index.load_index", lambda path: seen.update(index=path) or stop(path))
+    for argv, where, queries in [
+        (["--config", str(config), "insulin", "obesity"], "idx", ["insulin", "obesity"]),  # the words are queries
+        (["--index", "idx2", "insulin"], "idx2", ["insulin"]),
+        (["insulin", "--config", str(config), "--index", "idx3"], "idx3", ["insulin"]),  # the option wins
+    ]:
+        monkeypatch.setattr("biohicl.search.exact.check_queries", lambda texts: seen.update(queries=list(texts)))
+        with pytest.raises(ConfigError, match="^stop$"):
+            search.main(argv)
+        assert (seen["index"], seen["queries"]) == (where, queries)

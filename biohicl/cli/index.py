@@ -16,6 +16,9 @@ HELP = "Encode a corpus (BEIR folder, .jsonl, .tsv, documents parquet) into a sh
 
 @dataclass
 class IndexCommandArguments:
+    corpus: str = field(
+        metadata={"help": "BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet (or CORPUS)."}
+    )
     model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
     output: str = field(metadata={"help": "Index folder (manifest.json + shard-*.safetensors)."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
@@ -34,21 +37,19 @@ def main(argv: list[str]) -> int:
     from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.indexing import build_index, check_compression, distributed_state
 
-    args, options, extra = parse_command(
+    args, options, _ = parse_command(
         (IndexCommandArguments, IndexingArguments),
         argv,
         prog="biohicl index",
         description=__doc__,
-        positionals={
-            "corpus": {"help": "BEIR folder or corpus.jsonl, id/title/text .jsonl/.tsv, or documents parquet"}
-        },
+        positionals={"corpus": {"nargs": "?", "help": "same as --corpus"}},
     )
     from biohicl.atomic import check_writable_folder
     from biohicl.data.corpus import read_corpus
     from biohicl.models.onnx_backend import check_backend, with_backend
 
     check_writable_folder(args.output, "--output")  # a file in the way fails now, not after the model loads
-    read_corpus(extra.corpus)  # a missing corpus or unknown format fails now too (the readers are lazy)
+    read_corpus(args.corpus)  # a missing corpus or unknown format fails now too (the readers are lazy)
     backend, quantize = check_backend(args.backend, args.quantize)
     check_compression(options.compress, options.calibration_rows)
     state = distributed_state()
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
     model = with_backend(model, backend, quantize)
     manifest = build_index(
         model,
-        extra.corpus,
+        args.corpus,
         args.output,
         shard_size=options.shard_size,
         batch_size=options.batch_size,

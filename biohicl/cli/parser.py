@@ -320,7 +320,9 @@ def parse_command(
     """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
 
     ``positionals``: ``name → argparse.add_argument keywords`` of positional arguments. One named like a field
-    fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``; both given and different is an error);
+    fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``; both given and different is an error), and
+    a config file may give it; where the field came from the file or its option and a ``*``/``+`` positional
+    follows, the words go to that one (``search --config c.yaml QUERY`` with ``index:`` in the file);
     when ``positionals`` is given, a namespace of every positional's value follows the instances.
     ``config_file``: whether ``--config FILE`` supplies defaults (``biohicl reproduce`` has its own ``--config``).
     ``intermixed``: options may also stand between positionals (``INDEX --top_k 3 QUERY``: argparse's
@@ -349,7 +351,7 @@ def parse_command(
                     action.required = False
         else:
             parser.add_argument(name, **kwargs)
-    appended, _from_config = (
+    appended, from_config = (
         _apply_config(parser, config_path, fields, declared, comma_lists) if config_path is not None else ({}, set())
     )
     parse = parser.parse_intermixed_args if intermixed else parser.parse_args
@@ -357,8 +359,18 @@ def parse_command(
     for dest, value in appended.items():
         if not values.get(dest):
             values[dest] = value
+    order = list(positionals or {})
     for dest, name in linked.items():
         given = values.pop(dest)
+        following = order[order.index(name) + 1] if order.index(name) + 1 < len(order) else None
+        if (
+            given is not None
+            and (name in from_config or values.get(name) != parser.get_default(name))
+            and following is not None
+            and (positionals or {})[following].get("nargs") in ("*", "+")
+        ):  # the field came from --config or its option: the positional words are the next positional's
+            values[following] = [given, *values.get(following, [])]
+            given = None
         if given is not None and given != []:
             if config_file and _is_config_file(given):
                 raise ConfigError(f"{given} is a config file: give it as --config {given} (see `{prog} --help`)")

@@ -18,6 +18,7 @@ HELP = "Search an index built by `biohicl index`: top-k titles, scores and the M
 
 @dataclass
 class SearchArguments:
+    index: str = field(metadata={"help": "Index folder written by `biohicl index` (or INDEX)."})
     top_k: int = field(default=10, metadata={"help": "Hits per query."})
     like: list[str] = field(
         default_factory=list,
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> int:
         prog="biohicl search",
         description=__doc__,
         positionals={
-            "index": {"help": "Index folder written by `biohicl index`"},
+            "index": {"nargs": "?", "help": "same as --index"},
             "queries": {"nargs": "*", "help": "One or more query strings (or --like DOC_ID)"},
         },
         intermixed=True,  # options before or after the queries
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings, --queries_file or --like DOC_ID, not both and not neither")
     check_queries(extra.queries)  # a blank query fails before the model loads
-    index = load_index(extra.index)
+    index = load_index(args.index)
     if args.like:
         return print_like(index, args)
     if args.model is not None:
