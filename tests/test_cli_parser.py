@@ -348,3 +348,18 @@ def test_index_corpus_and_search_index_come_from_a_config_like_evaluates_model(t
         with pytest.raises(ConfigError, match="^stop$"):
             search.main(argv)
         assert (seen["index"], seen["queries"]) == (where, queries)
+
+
+def test_a_config_file_without_config_is_named_before_the_missing_options(tmp_path, monkeypatch):
+    from biohicl.cli import encode, index, soup
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("adapters: a,b\noutput: o\n")
+    hint = r"\(a config file goes after --config: --config s\.yaml\) \(see `biohicl \S+ --help`\)$"
+    for command in (soup, encode, index):
+        with pytest.raises(ConfigError, match=r"^the following arguments are required: --\S+.* " + hint):
+            command.main(["s.yaml"])
+    with pytest.raises(ConfigError, match=r"^the following arguments are required: --output " + hint):
+        build_dataset.parse_args(["s.yaml"])
+    with pytest.raises(ConfigError, match=r"^the following arguments are required: --output \(see"):
+        soup.main(["--adapters", "s.yaml"])  # an option's value: no hint

@@ -75,6 +75,8 @@ class CommandParser(HfArgumentParser):
         hint = ""
         if message.startswith("unrecognized arguments"):
             hint = close_options_hint(self, message) + config_file_hint(message)
+        elif message.startswith("the following arguments are required"):  # before argparse saw the stray file
+            hint = config_file_hint(": " + " ".join(stray_config_files(getattr(self, "argv", []))))
         raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
 
     def _get_option_tuples(self, option_string: str) -> list[tuple]:
@@ -125,6 +127,15 @@ def config_file_hint(message: str) -> str:
     words = message.split(":", 1)[-1].split()
     files = [w for w in words if w.lower().endswith(CONFIG_SUFFIXES) and not w.startswith("-")]
     return f" (a config file goes after --config: --config {files[0]})" if files else ""
+
+
+def stray_config_files(argv: Sequence[str]) -> list[str]:
+    """The existing ``.yaml``/``.yml``/``.json`` files among ``argv`` that no option takes as its value."""
+    return [
+        arg
+        for i, arg in enumerate(argv)
+        if _is_config_file(arg) and (i == 0 or not argv[i - 1].startswith("-") or "=" in argv[i - 1])
+    ]
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -355,7 +366,8 @@ def parse_command(
         _apply_config(parser, config_path, fields, declared, comma_lists) if config_path is not None else ({}, set())
     )
     parse = parser.parse_intermixed_args if intermixed else parser.parse_args
-    values = vars(parse(_bool_flags_keep_positionals(parser, argv)))
+    parser.argv = _bool_flags_keep_positionals(parser, argv)
+    values = vars(parse(parser.argv))
     for dest, value in appended.items():
         if not values.get(dest):
             values[dest] = value
