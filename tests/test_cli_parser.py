@@ -330,7 +330,7 @@ def test_index_corpus_and_search_index_come_from_a_config_like_evaluates_model(t
 
     monkeypatch.setattr("biohicl.data.corpus.read_corpus", stop)
     for argv, corpus in [(["--config", str(config)], "data/scifact"), (["other", "--config", str(config)], "other")]:
-        with pytest.raises(ConfigError, match="^stop$"):
+        with pytest.raises(ConfigError, match=r"^stop$"):
             index.main([*argv, "--output", str(tmp_path / "idx")])
         assert seen["corpus"] == corpus
     with pytest.raises(ConfigError, match=r"^the following arguments are required: CORPUS \(or --corpus\)"):
@@ -345,7 +345,7 @@ def test_index_corpus_and_search_index_come_from_a_config_like_evaluates_model(t
         (["insulin", "--config", str(config), "--index", "idx3"], "idx3", ["insulin"]),  # the option wins
     ]:
         monkeypatch.setattr("biohicl.search.exact.check_queries", lambda texts: seen.update(queries=list(texts)))
-        with pytest.raises(ConfigError, match="^stop$"):
+        with pytest.raises(ConfigError, match=r"^stop$"):
             search.main(argv)
         assert (seen["index"], seen["queries"]) == (where, queries)
 

@@ -27,8 +27,6 @@ import argparse
 import copy
 import dataclasses
 import difflib
-import json
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +35,7 @@ from typing import Any
 from transformers import HfArgumentParser
 from transformers.hf_argparser import string_to_bool
 
+from biohicl.cli.config_values import config_value, declared_types, masked_token, read_config
 from biohicl.errors import ConfigError
 
 #: suffixes of a ``--config`` file
@@ -138,28 +137,6 @@ def stray_config_files(argv: Sequence[str]) -> list[str]:
     ]
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """A ``--config`` file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``) mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except Exception as err:  # json.JSONDecodeError, yaml.YAMLError and friends
-        raise ConfigError(f"{path}: cannot parse ({err})") from None
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of option names to values")
-    return values
-
-
 def _split_config(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     """``(FILE of --config FILE / --config=FILE, the other arguments)``."""
     path, rest, items = None, [], list(argv)
@@ -210,7 +187,7 @@ def _apply_config(
     """Make the file's values the parser's defaults; returns those of ``append`` options (filled in after
     parsing, so that an option on the command line replaces the file's list instead of extending it) and the
     fields the file gives."""
-    values = {k: v for k, v in read_config(path).items() if not _masked_token(k, v)}
+    values = {k: v for k, v in read_config(path).items() if not masked_token(k, v)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
@@ -227,22 +204,11 @@ def _apply_config(
         field, value = fields[action.dest], values[action.dest]
         if isinstance(value, list) and (field.metadata.get(COMMA_LIST) or field.name in comma_lists):
             value = ",".join(str(item) for item in value)  # a list of a comma-separated option
-        converted[action.dest] = _config_value(path, action, value, declared.get(field.name, ""), field.default is None)
+        converted[action.dest] = config_value(path, action, value, declared.get(field.name, ""), field.default is None)
         if isinstance(action, argparse._AppendAction):
             appended[action.dest] = converted[action.dest]
     parser.set_defaults(**{k: converted.get(k, v) for k, v in values.items() if k not in appended})
     return appended, set(values)
-
-
-def declared_types(types: Sequence[type]) -> dict[str, str]:
-    """Each field's annotation as text (``"None | str | list[str]"``), read before ``HfArgumentParser``, which
-    narrows the dataclass fields' ``type`` in place."""
-    return {name: str(hint) for dtype in types for name, hint in typing.get_type_hints(dtype).items()}
-
-
-def _masked_token(name: str, value: Any) -> bool:
-    """A token ``TrainingArguments.to_dict`` masked (``hub_token: <HUB_TOKEN>``): not a value, as if not given."""
-    return name.endswith("_token") and value == f"<{name.upper()}>"
 
 
 def convert_config_values(dataclass_type: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -260,61 +226,10 @@ def convert_config_values(dataclass_type: type, values: Mapping[str, Any], sourc
     for action in parser._actions:
         if action.dest in values and action.dest not in converted:
             optional = fields[action.dest].default is None
-            converted[action.dest] = _config_value(
+            converted[action.dest] = config_value(
                 source, action, values[action.dest], declared.get(action.dest, ""), optional
             )
     return converted
-
-
-def _config_value(path: str, action: argparse.Action, value: Any, declared: str = "", optional: bool = True) -> Any:
-    """A config file's ``value`` as the command line would give it to ``action``: a list for a repeatable or
-    several-value option (a single value wrapped), one value otherwise, each through the option's type. ``null``
-    is None where the field is ``optional`` (defaults to None) and refused otherwise; a mapping, or a list for
-    a one-value option, is kept only where the field's ``declared`` type admits it (``report_to: list[str]``)."""
-    several = action.nargs in ("+", "*")
-    if value is None:
-        if optional:
-            return None
-        kind = f"list of {_kind(action)} (none: [])" if several else _kind(action)
-        raise ConfigError(f"{path}: {action.dest}: null is not a valid {kind}")
-    if isinstance(value, Mapping):
-        if "dict" in declared.lower():
-            return value
-        raise ConfigError(f"{path}: {action.dest}: expected a {_kind(action)}, got a mapping")
-    if isinstance(action, argparse._AppendAction):
-        items = value if isinstance(value, list) else [value]
-        if several:  # one list per occurrence (--input a b --input c): a single value is a list of one
-            return [
-                [_config_item(path, action, v) for v in (item if isinstance(item, list) else [item])] for item in items
-            ]
-        return [_config_item(path, action, item) for item in items]
-    if several or (isinstance(value, list) and "list[" in declared.lower()):
-        return [_config_item(path, action, item) for item in (value if isinstance(value, list) else [value])]
-    if isinstance(value, list):
-        raise ConfigError(f"{path}: {action.dest}: expected one value, got a list")
-    return _config_item(path, action, value)
-
-
-def _kind(action: argparse.Action) -> str:
-    return "true/false" if action.type is string_to_bool else getattr(action.type, "__name__", None) or "value"
-
-
-def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
-    """One value of a config file through ``action``'s type (a string or number, read as its text, like a flag's
-    value) and checked against its choices."""
-    if isinstance(value, list):
-        raise ConfigError(f"{path}: {action.dest}: expected single values, got a nested list")
-    if value is None or isinstance(value, Mapping):
-        raise ConfigError(f"{path}: {action.dest}: expected single values, got {value!r}")
-    if action.type is not None and isinstance(value, (str, int, float)):
-        try:
-            value = action.type(str(value))
-        except (ValueError, TypeError, argparse.ArgumentTypeError):
-            raise ConfigError(f"{path}: {action.dest}: {value!r} is not a valid {_kind(action)}") from None
-    if action.choices is not None and value not in action.choices:
-        choices = ", ".join(map(str, action.choices))
-        raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
-    return value
 
 
 def parse_command(
