@@ -233,6 +233,7 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     assert "scifact" in card and "102" in card and "held out" in card
     assert "No training document is part of an evaluation set" not in card  # not with sets left unchecked
     assert "; not checked (no corpus here): nfcorpus, trec-covid, scidocs (to include one, give its BEIR " in card
+    assert "matched by PMID and, when `ori_pqal.json` is beside the test ids, by normalised abstract" in card
     assert main([*argv, "--no_decontaminate"]) == 0
     assert load_pair_dataset(out)["documents"]["pmid"] == ["101", "102", "12"]
     capsys.readouterr()
