@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from biohicl.errors import ConfigError
 from biohicl.evaluation.plots import pyplot, save_png
@@ -47,26 +48,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="scifact_ndcg@10", help="the dev retrieval metric on the y axis")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args(argv)
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    try:  # read every record before drawing: a bad one is one line, not a traceback
+    try:  # read every record before opening a figure: a bad one is one line, not a traceback, and leaks no figure
         all_series = [tradeoff_series(record, args.metric) for record in args.records]
     except ConfigError as err:
         print(f"plot_dev_tradeoff.py: {err}", file=sys.stderr)
         return 2
-    for record, series in zip(args.records, all_series, strict=True):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    try:
+        _draw(ax, args.records, all_series, args.metric)
+        fig.tight_layout()
+        save_png(fig, args.output, dpi=120)
+    finally:
+        plt.close(fig)  # save_png closes it; a failure while drawing or saving must not leave it open either
+    return 0
+
+
+def _draw(ax: Any, records: list[Path], all_series: list[list[tuple[int, float, float]]], metric: str) -> None:
+    """One line per run (labelled by its folder), each evaluated step annotated, on ``ax``."""
+    for record, series in zip(records, all_series, strict=True):
         label = record.name if record.is_dir() else record.parent.name
         ax.plot([a for _, a, _ in series], [100 * d for _, _, d in series], marker="o", label=label)
         for step, agreement, delta in series[1:]:
             ax.annotate(str(step), (agreement, 100 * delta), textcoords="offset points", xytext=(3, 3), fontsize=7)
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel("SimE-SimL agreement on held-out dev documents (Spearman)")
-    ax.set_ylabel(f"{args.metric}: change from the base (points)")
+    ax.set_ylabel(f"{metric}: change from the base (points)")
     ax.set_title("What MeSH training trades on dev (labels: training step)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_png(fig, args.output, dpi=120)
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ def test_summary_keys_round_trip_and_label():
 
 def test_save_png_writes_atomically_into_new_folders(tmp_path):
     plt = pyplot()
+    before = plt.get_fignums()  # another test may have left a figure open: compare, do not assume none
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
+    assert fig.number in plt.get_fignums()
     out = save_png(fig, tmp_path / "new" / "plot.png")
     assert out.read_bytes()[:4] == b"\x89PNG" and [p.name for p in out.parent.iterdir()] == ["plot.png"]
-    assert not plt.get_fignums()  # closed
+    assert plt.get_fignums() == before  # closed
 
 
 def test_progress_lines_go_to_stdout_and_warnings_to_stderr(capsys):

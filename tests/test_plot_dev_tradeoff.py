@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import load_script
 
-from biohicl.errors import ConfigError
+from biohicl.errors import BioHiCLError, ConfigError
+from biohicl.evaluation.plots import pyplot
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,17 @@ def test_a_record_without_the_metric_or_step_0_is_named(tmp_path, plot_dev_trade
 def test_an_unknown_metric_is_one_line_and_exit_2(tmp_path, plot_dev_tradeoff, capsys):
     run = _record(tmp_path / "r", [{"step": 0, "eval_siml-agreement_spearman": 0.3, "eval_scifact_ndcg@10": 0.6}])
     out = tmp_path / "t.png"
+    figures = pyplot().get_fignums()
     assert plot_dev_tradeoff.main([str(run), "--metric", "nope", "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no eval_nope" in err and not out.exists()
+    assert pyplot().get_fignums() == figures  # the refused run left no figure open for a later test to see
+
+
+def test_a_failed_save_leaves_no_figure_open(tmp_path, plot_dev_tradeoff):
+    run = _record(tmp_path / "r", [{"step": 0, "eval_siml-agreement_spearman": 0.3, "eval_scifact_ndcg@10": 0.6}])
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    figures = pyplot().get_fignums()
+    with pytest.raises(BioHiCLError, match=r"file/t\.png"):  # its folder is a file: saving fails
+        plot_dev_tradeoff.main([str(run), "--output", str(tmp_path / "file" / "t.png")])
+    assert pyplot().get_fignums() == figures
