@@ -233,7 +233,8 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
 
 def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_mean_dev_score(tmp_path, tiny_bert_dir):
     """Five variants, two seeds: `kept` kept its base in seed 1, `partial` lacks seed 1, `unselected` had no dev
-    selection; of `low` (0.40, 0.50) and `high` (0.55, 0.65) the higher mean wins; `tie` equals `high`, listed later."""
+    selection; of `low` (0.40, 0.50) and `high` (0.25, 0.75) the higher mean wins; `tie` (0.5, 0.5) equals `high`,
+    listed later (binary-exact scores: the means are equal in floating point, so the tie is a real one)."""
     variants = ["kept", "partial", "unselected", "low", "high", "tie"]
     config = _config(tmp_path, tiny_bert_dir, variants={v: {} for v in variants}, seeds=[0, 1], target_mean=0.01,
                      target_variants=variants, pick_variant_on_dev=True,
@@ -241,7 +242,7 @@ def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_me
     summaries = {
         "kept": [(140, 0.9, False), (0, 0.3, True)], "partial": [(209, 0.9, False)],
         "unselected": [(None, None, None), (None, None, None)], "low": [(209, 0.4, False), (140, 0.5, False)],
-        "high": [(209, 0.55, False), (209, 0.65, False)], "tie": [(209, 0.6, False), (140, 0.6, False)],
+        "high": [(209, 0.25, False), (209, 0.75, False)], "tie": [(209, 0.5, False), (140, 0.5, False)],
     }  # fmt: skip
     for variant, seeds in summaries.items():
         for seed, (step, score, base) in enumerate(seeds):
@@ -257,7 +258,7 @@ def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_me
     assert outs == {"kept": "kept its base: seed 1", "partial": "not trained: seed 1",
                     "unselected": "no dev selection: seeds 0, 1", "low": None, "high": None, "tie": None}  # fmt: skip
     scores = {c["variant"]: c["score"] for c in pick["candidates"]}
-    assert scores["low"] == pytest.approx(0.45) and scores["high"] == pytest.approx(0.6) == scores["tie"]
+    assert scores["low"] == pytest.approx(0.45) and scores["high"] == 0.5 == scores["tie"]  # exactly: a tie
     steps = [c["selected_steps"] for c in pick["candidates"]]
     assert steps[0] == [140, 0] and steps[1] == [209, None]
 
@@ -268,9 +269,9 @@ def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_me
     assert results["models"]["tiny"]["dev_pick"] == pick
     assert {t["variant"] for t in results["targets"] if t.get("dev_pick")} == {"high"}
     table = markdown_results({**results, "title": "t"})
-    assert "| high | 0, 1 | 209, 209 | 0.6000 | **picked** |" in table
+    assert "| high | 0, 1 | 209, 209 | 0.5000 | **picked** |" in table
     assert "| kept | 0, 1 | 140, 0 | 0.6000 | kept its base: seed 1 |" in table
-    assert "| tie | 0, 1 | 209, 140 | 0.6000 | lower |" in table  # a tie keeps the one listed first
+    assert "| tie | 0, 1 | 209, 140 | 0.5000 | lower |" in table  # a tie keeps the one listed first
     assert "The targets count for the variant picked on dev: `tiny/high`" in table
 
     nothing = pick_variant(config, config.models[0], {})
