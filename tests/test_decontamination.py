@@ -181,6 +181,20 @@ def test_dev_split_rules():
             DevSplit(**bad)
 
 
+def test_the_dev_seed_picks_which_documents_are_held_out():
+    """``DevSplit.split_of`` hashes with its own seed: seeds 0 and 1 hold out different PMIDs, one seed the same."""
+    pmids = [str(p) for p in range(2000)]
+
+    def dev(split: DevSplit) -> set[str]:
+        return {p for p in pmids if split.split_of(p, "train", set()) == "dev"}
+
+    zero, one = dev(DevSplit(seed=0)), dev(DevSplit(seed=1))
+    assert zero == {p for p in pmids if is_dev_document(p, seed=0)} and 60 < len(zero) < 140
+    assert one == {p for p in pmids if is_dev_document(p, seed=1)} and 60 < len(one) < 140
+    assert zero != one and len(zero & one) < len(zero) / 2  # nearly independent draws, not the same set
+    assert dev(DevSplit(seed=1)) == one  # the same seed gives the same split
+
+
 def test_pubmedqa_dev_from_the_real_non_test_items(data_dir):
     non_test = pubmedqa_non_test_pmids(data_dir / "pubmedqa" / "ori_pqal.json")
     items = json.loads((data_dir / "pubmedqa" / "ori_pqal.json").read_text())
