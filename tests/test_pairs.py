@@ -84,6 +84,19 @@ def test_mine_edge_cases(mesh):
         mine_top_k([[DM], [T2]], mesh, top_k=0)
 
 
+@pytest.mark.parametrize("labels", [[[DM], [T2], [DM, T2]], [[DM], [T2], [DM, T2], [DM]]], ids=["3", "4"])
+def test_a_top_k_above_n_gives_every_document_all_n_minus_1_others(mesh, labels):
+    """Every pair of these documents is related (SimL > 0), so with top_k=10 each has all n - 1 others as partners."""
+    n = len(labels)
+    mined = mine_top_k(labels, mesh, top_k=10)
+    assert len(mined) == n * (n - 1)
+    for i in range(n):
+        rows = np.flatnonzero(mined.anchor == i)
+        assert sorted(mined.partner[rows]) == [j for j in range(n) if j != i]
+        assert list(mined.rank[rows]) == list(range(1, n))
+    assert np.all(mined.siml > 0)
+
+
 def _records():
     return [
         MeshRecord("1", "t1", "a1", (DM,), "pubmedqa", split="test", question="q1?"),
