@@ -3,11 +3,14 @@ MeSH-labelled documents."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import string
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,23 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("HF_TOKEN", None) if os.environ.get("BIOHICL_LIVE_TESTS") != "1" else None
+
+# Arrow caches (``load_dataset`` without ``cache_dir``) go to a folder of this session, removed at its end, never to
+# ~/.cache/huggingface/datasets: the variable for ``datasets`` imported later (and subprocesses), its config for one
+# already imported. A second import of this module (``tests.conftest``, or a subprocess importing it) keeps the folder.
+_CACHE_PREFIX = "biohicl-test-hf-datasets-"
+_inherited = Path(os.environ.get("HF_DATASETS_CACHE", "/nonexistent"))
+if _inherited.name.startswith(_CACHE_PREFIX) and _inherited.is_dir():
+    HF_DATASETS_CACHE = _inherited
+else:
+    HF_DATASETS_CACHE = Path(tempfile.mkdtemp(prefix=_CACHE_PREFIX))
+    atexit.register(shutil.rmtree, HF_DATASETS_CACHE, ignore_errors=True)
+os.environ["HF_DATASETS_CACHE"] = str(HF_DATASETS_CACHE)
+if "datasets" in sys.modules:  # its paths were read at import: point them (and the ones derived) here too
+    _config = sys.modules["datasets"].config
+    _config.HF_DATASETS_CACHE = HF_DATASETS_CACHE
+    _config.DOWNLOADED_DATASETS_PATH = HF_DATASETS_CACHE / _config.DOWNLOADED_DATASETS_DIR
+    _config.EXTRACTED_DATASETS_PATH = _config.DOWNLOADED_DATASETS_PATH / _config.EXTRACTED_DATASETS_DIR
 
 
 def free_port() -> int:

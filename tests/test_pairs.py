@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HF_DATASETS_CACHE
 
 from biohicl.data.build import build_dataset_from_files, build_default_dataset
 from biohicl.data.dataset_card import read_card_metadata
@@ -225,6 +227,9 @@ def test_save_reload_parquet_and_disk(tmp_path, mesh):
         reloaded = load_dataset("parquet", data_files=str(out / config / "*.parquet"), split="train")
         assert reloaded.to_dict() == ds[config].to_dict()
         assert reloaded.features == ds[config].features
+        # its Arrow cache is in the session's folder (tests/conftest.py), not ~/.cache/huggingface/datasets
+        cached = [Path(f["filename"]) for f in reloaded.cache_files]
+        assert cached and all(f.is_relative_to(HF_DATASETS_CACHE) for f in cached)
     assert load_from_disk(str(out))["pairs"].to_dict() == ds["pairs"].to_dict()
     assert load_pair_dataset(out)["documents"].to_dict() == ds["documents"].to_dict()
     meta = read_card_metadata(out / "README.md")
