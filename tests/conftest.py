@@ -52,11 +52,14 @@ def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subp
     """``torchrun --nproc_per_node processes ARGS`` on this checkout: gloo on CPU, one thread per process, a free port.
 
     torchrun is what ``accelerate launch --multi_gpu`` runs underneath (``accelerate launch --cpu`` needs MPI for more
-    than one CPU process)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    than one CPU process). Its temp files (``TMPDIR``) go to a folder removed when it ends."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--nnodes", "1"]
     command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    # torchrun leaves its torchelastic_* folders in the temp folder: give it one of its own, removed afterwards
+    with tempfile.TemporaryDirectory(prefix="biohicl-torchrun-", ignore_cleanup_errors=True) as tmp:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+        env["TMPDIR"] = tmp
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -89,7 +90,9 @@ def execute(name: str, values: dict, cwd: Path, checks: str = "", timeout: int =
     if checks:
         nb.cells.append(new_code_cell(checks))
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
-    client.execute()
+    tmpdir = cwd / "tmp"  # the kernel's temp files (the quickstart's biohicl-index-*) stay in the test's folder
+    tmpdir.mkdir(exist_ok=True)
+    client.execute(env={**os.environ, "TMPDIR": str(tmpdir)})
     (cwd / f"executed-{name}").write_text(nbformat.writes(nb), encoding="utf-8")  # kept for debugging
     return nb
 
@@ -223,6 +226,7 @@ def test_quickstart_falls_back_offline_and_finds_the_source_abstract(tmp_path, o
     assert "FALLING BACK to the offline model sentence-transformers/all-MiniLM-L6-v2" in text
     assert "40 PubMedQA abstracts" in text
     assert "<- its own abstract" in text and "SimL 1.000" in text
+    assert len(list((tmp_path / "tmp").glob("biohicl-index-*"))) == 1  # in the test's folder, not /tmp
 
 
 @pytest.mark.slow
@@ -237,6 +241,7 @@ def test_quickstart_without_data_uses_the_builtin_sentences(tmp_path, monkeypatc
     assert "using 8 built-in sentences" in text
     assert f"FALLING BACK to the offline model {tiny_bert_dir}" in text
     assert "shared MeSH terms" in text
+    assert len(list((tmp_path / "tmp").glob("biohicl-index-*"))) == 1  # in the test's folder, not /tmp
 
 
 def _biosses_spearman(model) -> float:
