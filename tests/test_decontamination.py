@@ -7,7 +7,7 @@ import json
 import pytest
 
 from biohicl.data.build import build_dataset_from_files
-from biohicl.data.decontamination import UNCHECKED_RETRIEVAL_TASKS, Decontaminator, normalise
+from biohicl.data.decontamination import MIN_TITLE_CHARS, UNCHECKED_RETRIEVAL_TASKS, Decontaminator, normalise
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
@@ -77,6 +77,20 @@ def test_decontaminator_matches_each_kind_of_set(tmp_path):
     assert [d["pmid"] for d in log["documents"]] == ["1", "2", "3", "900"]
     unmarked = MeshRecord("900", "", "A PubMedQA test item read without its test ids.", (DM,), "pubmedqa")
     assert dec.check(unmarked).evaluation_set == "pubmedqa-test"
+
+
+def test_a_title_of_exactly_the_minimum_length_matches_one_shorter_does_not(tmp_path):
+    """Titles of at least MIN_TITLE_CHARS normalised characters are matched: exactly 20 is, 19 is not."""
+    at, short = "Aspirin, and the GUTS!", "Aspirin and the gut."
+    assert len(normalise(at)) == MIN_TITLE_CHARS and len(normalise(short)) == MIN_TITLE_CHARS - 1
+    root = tmp_path / "data"
+    (root / "pubmedqa").mkdir(parents=True)
+    (root / "pubmedqa" / "test_ground_truth.json").write_text("{}")
+    _beir(root / "scifact", [{"_id": "s1", "title": at, "text": "x"}, {"_id": "s2", "title": short, "text": "y"}])
+    dec = Decontaminator.from_data_dir(root)
+    same = dec.check(MeshRecord("1", "aspirin and the guts", "Other text.", (DM,), "bioasq"))
+    assert same is not None and (same.evaluation_set, same.reason) == ("scifact", "same title")
+    assert dec.check(MeshRecord("2", "ASPIRIN AND THE GUT", "Other text.", (DM,), "bioasq")) is None
 
 
 def test_decontaminator_missing_sets_and_bad_beir(tmp_path):

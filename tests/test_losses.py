@@ -342,6 +342,42 @@ def test_negative_rules_pick_by_hand():
         HierarchicalContrastiveLoss(form="other")
 
 
+# Entries exactly at the thresholds (binary-exact: 0.5 = β, 0.25 = t): 01 and 23 at β, 02 at t, 03 above β, 13 below t.
+SIML_AT = torch.tensor(
+    [
+        [1.0, 0.5, 0.25, 0.75],
+        [0.5, 1.0, 0.0, 0.125],
+        [0.25, 0.0, 1.0, 0.5],
+        [0.75, 0.125, 0.5, 1.0],
+    ]
+)
+
+
+def test_a_siml_exactly_at_beta_is_no_positive_and_exactly_at_t_no_negative():
+    """Positives are SimL > β and below:t negatives SimL < t, both strict: an entry equal to either is neither."""
+    positive, negative = HierarchicalContrastiveLoss(beta=0.5, negative="below:0.25").masks(SIML_AT)
+    assert positive.int().tolist() == [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    assert negative.int().tolist() == [[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 0], [0, 1, 0, 0]]
+    # the MSE filters: at β is not a positive, so zero_or_positive drops it like any pair in between
+    assert pair_filter_mask(SIML_AT, "positive", 0.5).int().tolist() == positive.int().tolist()
+    zero_or_positive = [[0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]]
+    assert pair_filter_mask(SIML_AT, "zero_or_positive", 0.5).int().tolist() == zero_or_positive
+    # kept: (0,3) SimE .8 vs .75 → .0025 twice, (1,2) SimE .8 vs 0 → .64 twice: mean (2 × .0025 + 2 × .64) / 4
+    mse = FilteredMSELoss(beta=0.5)(EMB4, SIML_AT).item()
+    assert mse == pytest.approx((2 * 0.0025 + 2 * 0.64) / 4, abs=1e-6)
+
+
+def test_a_siml_equal_to_the_default_beta_after_float32_conversion_is_no_positive():
+    """The default β = 0.3 against a float32 SimL of 0.3 (the comparison runs in float32: the two are equal)."""
+    siml = torch.tensor([[1.0, 0.3, 0.0], [0.3, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float32)
+    loss = HierarchicalContrastiveLoss()
+    assert loss.beta == 0.3 and float(siml[0, 1]) == float(torch.tensor(loss.beta, dtype=torch.float32))
+    positive, _ = loss.masks(siml)
+    assert not positive.any()
+    assert not pair_filter_mask(siml, "positive", FilteredMSELoss().beta).any()
+    assert pair_filter_mask(siml, "zero_or_positive", 0.3).int().tolist() == [[0, 0, 1], [0, 0, 1], [1, 1, 0]]
+
+
 def test_lowest_negatives_give_a_batch_without_zero_pairs_a_contrastive_signal():
     siml = torch.tensor([[1.0, 0.8, 0.1, 0.2], [0.8, 1.0, 0.2, 0.1], [0.1, 0.2, 1.0, 0.7], [0.2, 0.1, 0.7, 1.0]])
     assert HierarchicalContrastiveLoss(temperature=0.5)(EMB4, siml).item() == 0.0  # no SimL = 0 pair: silent
