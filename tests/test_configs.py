@@ -63,3 +63,19 @@ def test_registry_minilm_entry_and_its_manifest_agree():
     for record in (manifest.eval_results, manifest.base_eval_results):
         assert (ROOT / record).is_file(), record
     assert entry.max_length == 256
+
+
+def test_the_training_argument_defaults_are_the_documented_recipe(tmp_path):
+    """docs/training.md's recipe: LoRA r 8, alpha 16, dropout 0.1; λ 0.1, β 0.3, τ 0.05, zero_or_positive pairs."""
+    import inspect
+
+    from biohicl.models.model import BioHiCL
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path))
+    recipe = {name: getattr(args, name) for name in (
+        "lora_r", "lora_alpha", "lora_dropout", "lambda_con", "beta", "temperature", "pair_filter")}  # fmt: skip
+    assert recipe == {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "lambda_con": 0.1, "beta": 0.3,
+                      "temperature": 0.05, "pair_filter": "zero_or_positive"}  # fmt: skip
+    add_lora = {k: p.default for k, p in inspect.signature(BioHiCL.add_lora).parameters.items() if k != "self"}
+    assert (add_lora["r"], add_lora["alpha"], add_lora["dropout"]) == (8, 16, 0.1)  # the same as the trainer's

@@ -341,6 +341,20 @@ def test_adapter_records_the_base_it_was_trained_on(tiny, tiny_bert_dir, tmp_pat
     assert loaded.config.base_signature == signature
 
 
+def test_the_adapter_config_names_the_base_revision_and_add_lora_defaults_to_the_recipe(tiny, tmp_path):
+    """peft's adapter_config.json carries the base's revision (so peft alone loads the same base), and add_lora()
+    without arguments is docs/training.md's recipe: r 8, alpha 16, dropout 0.1."""
+    tiny.add_lora(verbose=False)
+    lora = tiny.backbone.peft_config["default"]
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (8, 16, 0.1)
+    tiny.config.base_revision = "0123456789abcdef0123456789abcdef01234567"
+    tiny.save_pretrained(tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
+    assert saved["revision"] == "0123456789abcdef0123456789abcdef01234567"
+    assert (saved["r"], saved["lora_alpha"], saved["lora_dropout"]) == (8, 16, 0.1)
+    assert saved["base_model_name_or_path"] == HUB_ID
+
+
 def test_an_adapter_with_modules_to_save_reloads_onto_its_own_base(tiny, tiny_bert_dir, tmp_path):
     from peft import LoraConfig
 
