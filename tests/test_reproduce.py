@@ -695,7 +695,8 @@ def test_study_training_settings_are_converted_and_checked_when_the_config_is_re
     extra = "  learning_rate: 1e-4\n  use_contrastive: 'false'\n  save_total_limit: '3'\n"
     variants = "variants:\n  full: {}\n  quick: {lora_r: '4', use_mse: 'no'}\n"
     path.write_text(source.replace("training:\n", "training:\n" + extra) + variants, encoding="utf-8")
-    config = command.load_study_config(path)
+    config = ReproduceConfig.from_yaml(path)  # the Python API converts as the command does
+    assert command.load_study_config(path) == config
     assert (config.training["learning_rate"], config.training["use_contrastive"]) == (1e-4, False)
     assert config.training["save_total_limit"] == 3 and config.variants["quick"] == {"lora_r": 4, "use_mse": False}
     for bad, message in [

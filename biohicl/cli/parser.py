@@ -35,7 +35,7 @@ from typing import Any
 from transformers import HfArgumentParser
 from transformers.hf_argparser import string_to_bool
 
-from biohicl.cli.config_values import config_value, declared_types, masked_token, read_config
+from biohicl.config_values import config_value, declared_types, masked_token, read_config
 from biohicl.errors import ConfigError
 
 #: suffixes of a ``--config`` file
@@ -209,27 +209,6 @@ def _apply_config(
             appended[action.dest] = converted[action.dest]
     parser.set_defaults(**{k: converted.get(k, v) for k, v in values.items() if k not in appended})
     return appended, set(values)
-
-
-def convert_config_values(dataclass_type: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``values`` (a mapping of ``dataclass_type``'s fields) converted as a ``--config`` file's are: each through
-    its option's type and checked (a one-line :class:`ConfigError` naming ``source`` and the field)."""
-    fields = {f.name: f for f in dataclasses.fields(dataclass_type) if f.init}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}{hint}")
-    declared = declared_types([dataclass_type])
-    parser = CommandParser([dataclass_type])
-    converted: dict[str, Any] = {}
-    for action in parser._actions:
-        if action.dest in values and action.dest not in converted:
-            optional = fields[action.dest].default is None
-            converted[action.dest] = config_value(
-                source, action, values[action.dest], declared.get(action.dest, ""), optional
-            )
-    return converted
 
 
 def parse_command(

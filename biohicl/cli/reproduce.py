@@ -139,19 +139,11 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
 
 
 def load_study_config(path: str | Path) -> ReproduceConfig:
-    """The study file, its training settings (``training``, each model's ``training``, each variant) converted and
-    checked as ``biohicl train --config`` reads a file: ``learning_rate: 1e-4`` (a string to YAML) is a float,
-    ``use_contrastive: 'false'`` false, ``lora_r: abc`` or an unknown key a one-line error naming the file, the
-    scope and the field, when the config is read (``--dry_run`` too), not when a run trains."""
-    from biohicl.cli.parser import convert_config_values
+    """The study file, its training settings converted and checked when read (``--dry_run`` too):
+    :meth:`ReproduceConfig.from_yaml`."""
     from biohicl.study import ReproduceConfig
-    from biohicl.training.args import BioHiCLTrainingArguments
 
-    config = ReproduceConfig.from_yaml(path)
-    scopes = [("training", config.training)] + [(f"models[{m.name}].training", m.training) for m in config.models]
-    for scope, values in scopes + [(f"variants.{name}", values) for name, values in config.variants.items()]:
-        values.update(convert_config_values(BioHiCLTrainingArguments, values, f"{path}: {scope}"))
-    return config
+    return ReproduceConfig.from_yaml(path)
 
 
 def main(argv: list[str]) -> int:

@@ -182,9 +182,12 @@ class ReproduceConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> ReproduceConfig:
-        """A checked config from a mapping (``source`` names it in errors)."""
+        """A checked config from a mapping (``source`` names it in errors). The training settings (``training``,
+        each model's ``training``, each variant) are converted and checked as ``biohicl train --config`` reads a
+        file: ``learning_rate: 1e-4`` (a string to YAML) is a float, ``lora_r: abc`` or an unknown key a one-line
+        error naming the scope and the field, when the config is read, not when a run trains."""
         try:
-            return _build(cls, values, source)
+            config = _build(cls, values, source)
         except ConfigError as err:
             message = str(err).removeprefix(f"{source}: ")  # _build names the top level itself
             if message.startswith("unknown field(s)"):  # every unknown field a training argument: a train config
@@ -193,6 +196,13 @@ class ReproduceConfig:
                 if set(values) - {f.name for f in fields(cls)} <= {f.name for f in fields(TrainArgs)}:
                     message += " (this looks like a `biohicl train --config` file)"
             raise ConfigError(f"{source}: {message}") from None
+        from biohicl.config_values import convert_config_values
+        from biohicl.training.args import BioHiCLTrainingArguments
+
+        scopes = [("training", config.training)] + [(f"models[{m.name}].training", m.training) for m in config.models]
+        for scope, settings in scopes + [(f"variants.{name}", v) for name, v in config.variants.items()]:
+            settings.update(convert_config_values(BioHiCLTrainingArguments, settings, f"{source}: {scope}"))
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ReproduceConfig:

@@ -1,16 +1,18 @@
-"""How a ``--config`` file's values are read (:mod:`biohicl.cli.parser`): the file itself, and each value as its
-option would read it from the command line."""
+"""How a config file's values are read: the file itself, and each value as its option would read it from the command
+line (``biohicl <command> --config FILE`` in :mod:`biohicl.cli.parser`, and a study config's training settings)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import json
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers.hf_argparser import string_to_bool
+from transformers.hf_argparser import HfArgumentParser, string_to_bool
 
 from biohicl.errors import ConfigError
 
@@ -97,3 +99,27 @@ def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
         choices = ", ".join(map(str, action.choices))
         raise ConfigError(f"{path}: {action.dest}: {value!r} is not one of {choices}")
     return value
+
+
+def convert_config_values(
+    dataclass_type: type, values: Mapping[str, Any], source: str, parser_type: type = HfArgumentParser
+) -> dict[str, Any]:
+    """``values`` (a mapping of ``dataclass_type``'s fields) converted as a ``--config`` file's are: each through
+    its option's type (as ``parser_type`` builds the options) and checked (a one-line :class:`ConfigError` naming
+    ``source`` and the field; an unknown field with the closest names)."""
+    fields = {f.name: f for f in dataclasses.fields(dataclass_type) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}{hint}")
+    declared = declared_types([dataclass_type])
+    parser = parser_type([dataclass_type])
+    converted: dict[str, Any] = {}
+    for action in parser._actions:
+        if action.dest in values and action.dest not in converted:
+            optional = fields[action.dest].default is None
+            converted[action.dest] = config_value(
+                source, action, values[action.dest], declared.get(action.dest, ""), optional
+            )
+    return converted
