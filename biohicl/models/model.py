@@ -48,11 +48,12 @@ from biohicl.models.mteb import MtebEncoder
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, resolve, resolve_base, split_revision
 from biohicl.models.signature import base_signature, unwrapped
+from biohicl.models.st_compat import EncoderInfo
 
 logger = logging.getLogger(__name__)
 
 
-class BioHiCL(nn.Module):
+class BioHiCL(EncoderInfo, nn.Module):
     """Encoder = backbone → pooling (cls/mean) → L2 normalisation; LoRA via :meth:`add_lora`."""
 
     #: where :meth:`from_pretrained` found the model (None for :meth:`from_base`)
@@ -244,37 +245,6 @@ class BioHiCL(nn.Module):
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     # ------------------------------------------------------------------ encoding
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def embedding_dim(self) -> int:
-        return int(unwrapped(self.backbone).config.hidden_size)
-
-    @property
-    def max_tokens(self) -> int | None:
-        """The most tokens a text can have: the tokenizer's ``model_max_length`` when it states one, else the
-        backbone's position embeddings (None when neither says)."""
-        limits = []
-        stated = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(stated, int) and 0 < stated < 1_000_000:
-            limits.append(stated)
-        config = getattr(unwrapped(self.backbone), "config", None)
-        positions = getattr(config, "max_position_embeddings", None)
-        if isinstance(positions, int) and positions > 0:
-            limits.append(positions)
-        return min(limits) if limits else None
-
-    def set_max_length(self, value: int) -> None:
-        """Change the maximum tokens per text; a :class:`ConfigError` naming ``max_length`` when out of range
-        (0 would switch truncation off, more than the model's positions fails mid-encoding)."""
-        limit = self.max_tokens
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit is not None and value > limit):
-            upper = f" and {limit}, the most this model takes" if limit is not None else " and the model's limit"
-            raise ConfigError(f"max_length: {value!r} is not between 1{upper}")
-        self.config.max_length = value
-
     def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None):
         """Tokenize with the prompt for ``kind``, padding to the longest and truncating to ``max_length``."""
         return tokenize_texts(self.tokenizer, self.config, texts, kind, max_length)
