@@ -405,3 +405,40 @@ def test_an_adapter_on_a_merged_model_records_that_model_as_its_base(tiny, tiny_
     # the merged LoRA changed the query projections: the original base is refused
     with pytest.raises(ModelLoadError, match="query"):
         BioHiCL.from_pretrained(tmp_path / "run", base_model_path=tiny_bert_dir)
+
+
+def test_a_loaded_model_is_in_eval_mode_and_encoding_keeps_dropout_off(tiny, tiny_bert_dir, tmp_path):
+    tiny.save_pretrained(tmp_path / "saved")
+    for model in (tiny, BioHiCL.from_pretrained(tmp_path / "saved")):
+        assert not model.training and not any(m.training for m in model.modules())
+        batch = model.tokenize(TEXTS)
+        model.encode(TEXTS, show_progress_bar=False)
+        assert not any(m.training for m in model.modules())  # encode's finally turned dropout on before
+        with torch.no_grad():
+            assert torch.equal(model(**batch), model(**batch))
+
+
+def test_encode_restores_each_modules_own_mode(tiny):
+    tiny.train()
+    tiny.backbone.eval()  # a wrapper in train mode over an eval backbone, as from_pretrained returned it before
+    tiny.encode(TEXTS, show_progress_bar=False)
+    assert tiny.training and not tiny.backbone.training and not any(m.training for m in tiny.backbone.modules())
+
+
+def test_concurrent_encode_from_four_threads_equals_one_thread(tiny):
+    import threading
+
+    texts = [f"patients {i} " * (1 + i % 7) for i in range(64)]
+    reference = tiny.encode(texts, batch_size=4, show_progress_bar=False)
+    out: dict[int, np.ndarray] = {}
+
+    def run(k: int) -> None:
+        out[k] = tiny.encode(texts, batch_size=4, show_progress_bar=False)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(4):
+        np.testing.assert_array_equal(out[k], reference)

@@ -82,7 +82,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk.
 
         ``max_length`` and the prompts left None come from a sentence-transformers folder (``max_seq_length``,
-        ``prompts``), else 512 and ""; a value given is kept (the length capped at the position embeddings)."""
+        ``prompts``), else 512 and ""; a value given is kept (the length capped at the position embeddings).
+        The model comes in eval mode."""
         from transformers import AutoTokenizer
 
         path = resolve_base(base_model, revision)
@@ -105,7 +106,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         if positions and config.max_length > positions:
             config.max_length = int(positions)  # never ask for more positions than the model has
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        return cls(backbone, tokenizer, config)
+        return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
 
     @classmethod
     def from_pretrained(
@@ -131,7 +132,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         ``biohicl_config.json``). The base must be the one the adapter was trained on (checked by Hub id, shape and
         the ``base_signature`` it records: architecture sizes and a sample of its weights; layer count for adapters
         saved before it existed), else :class:`ModelLoadError`; ``force_base=True`` loads it anyway, with a
-        warning. ``merge=True`` folds LoRA into the weights for fast inference.
+        warning. ``merge=True`` folds LoRA into the weights for fast inference. The model comes in eval mode (dropout
+        off, as transformers and sentence-transformers load models); ``BioHiCLTrainer`` switches it to train mode.
         """
         from transformers import AutoTokenizer
 
@@ -165,7 +167,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             if merge:
                 model.merge_lora()
         model.resolved = resolved
-        return model
+        return model.eval()
 
     def to_mteb(self, batch_size: int = 32) -> MtebEncoder:
         """This model behind mteb's encoder protocol."""
@@ -280,7 +282,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed."""
         if batch_size < 1:
             raise ConfigError(f"batch_size: {batch_size} is not a positive number of texts")
-        was_training = self.training
+        modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
         self.eval()
         device = self.device
         autocast = (
@@ -309,7 +311,8 @@ class BioHiCL(EncoderInfo, nn.Module):
                 yield out.cpu()
         finally:
             bar.close()
-            self.train(was_training)
+            for module, training in modes:
+                module.training = training
 
     def encode(
         self,
