@@ -104,6 +104,8 @@ def test_real_minilm_through_the_loader_matches_sentence_transformers():
     model = load_model("sentence-transformers/all-MiniLM-L6-v2")
     assert model.resolved.repo_id == "sentence-transformers/all-MiniLM-L6-v2"
     assert (model.config.pooling, model.embedding_dim) == ("mean", 384)
+    meta = model.to_mteb().mteb_model_meta
+    assert (meta.name, meta.revision) == ("sentence-transformers/all-MiniLM-L6-v2", model.resolved.commit or "unknown")
     reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(model.encode(TEXTS, show_progress_bar=False), reference, atol=1e-5)
 
@@ -139,3 +141,52 @@ def test_a_merged_export_applies_the_document_prompt_by_default_as_biohicl_encod
     docs = model.encode(TEXTS, show_progress_bar=False)
     np.testing.assert_allclose(st.encode(TEXTS), docs, atol=1e-5)
     assert not np.allclose(st.encode(TEXTS, prompt=""), docs, atol=1e-3)  # the prompt matters
+
+
+def test_mteb_keeps_each_models_results_apart_in_its_cache(saved, tmp_path):
+    """mteb names its cached results by the model's meta: with none, every BioHiCL model was
+    ``no_model_name/available`` and a second model was handed the first one's cached scores."""
+    import shutil
+
+    mteb = pytest.importorskip("mteb")
+    from mteb.cache import ResultCache
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+
+    shutil.copytree(saved["base"], tmp_path / "a" / "model")  # two folders of the same name, other weights
+    shutil.copytree(saved["merged"], tmp_path / "b" / "model")
+    first, second = (BioHiCL.from_pretrained(tmp_path / run / "model") for run in "ab")
+    cache = ResultCache(cache_path=tmp_path / "cache")
+    scores = []
+    for model in (first, second, first):
+        result = mteb.evaluate(model.to_mteb(), [MockSTSTask()], cache=cache, show_progress_bar=False)
+        scores.append(result.task_results[0].get_score())
+    uncached = mteb.evaluate(second.to_mteb(), [MockSTSTask()], cache=None, show_progress_bar=False)
+    assert scores[1] == uncached.task_results[0].get_score() and scores[1] != pytest.approx(scores[0])
+    assert scores[2] == pytest.approx(scores[0])  # the first model's scores are read back from its own folder
+    assert len(list((tmp_path / "cache").rglob("MockSTSTask.json"))) == 2
+    meta = first.to_mteb().mteb_model_meta
+    assert (meta.name, meta.revision, meta.embed_dim) == ("local/model", "local", 32)
+
+
+def test_the_mteb_fingerprint_follows_the_encoding_settings_and_in_place_weight_changes(saved):
+    model = BioHiCL.from_pretrained(saved["merged"])
+    encoder = model.to_mteb()
+    before = encoder.mteb_model_meta.experiment_kwargs["biohicl"]
+    assert BioHiCL.from_pretrained(saved["merged"]).to_mteb().mteb_model_meta.experiment_kwargs["biohicl"] == before
+    model.set_max_length(8)  # same weights, a different encoder
+    shorter = encoder.mteb_model_meta.experiment_kwargs["biohicl"]
+    with torch.no_grad():  # changed in place, after to_mteb
+        next(model.parameters()).add_(1.0)
+    assert len({before, shorter, encoder.mteb_model_meta.experiment_kwargs["biohicl"]}) == 3
+
+
+def test_mteb_similarity_of_single_embeddings_is_one_by_one(saved):
+    import warnings
+
+    encoder = BioHiCL.from_pretrained(saved["merged"]).to_mteb()
+    a, b = np.array([0.6, 0.8]), np.array([1.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = encoder.similarity(a, b)
+    assert got.shape == (1, 1) and got.item() == pytest.approx(0.6)
+    assert encoder.similarity(np.stack([a, b]), b).shape == (2, 1)
