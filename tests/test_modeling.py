@@ -442,3 +442,16 @@ def test_concurrent_encode_from_four_threads_equals_one_thread(tiny):
         thread.join()
     for k in range(4):
         np.testing.assert_array_equal(out[k], reference)
+
+
+def test_max_seq_length_reads_and_sets_the_max_length(tiny, tiny_bert_dir):
+    text = ["patients and disease " * 5]
+    assert tiny.max_seq_length == 64
+    tiny.max_seq_length = 8  # a plain attribute before: encode kept the old length
+    assert tiny.max_seq_length == tiny.config.max_length == 8
+    reference = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
+    reference.set_max_length(8)
+    np.testing.assert_array_equal(tiny.encode(text), reference.encode(text))
+    assert np.abs(tiny.encode(text) - BioHiCL.from_base(str(tiny_bert_dir), max_length=64).encode(text)).max() > 1e-3
+    with pytest.raises(ConfigError, match="max_length: 0 is not between 1 and 128"):
+        tiny.max_seq_length = 0

@@ -44,3 +44,13 @@ class EncoderInfo:
             upper = f" and {limit}, the most this model takes" if limit is not None else " and the model's limit"
             raise ConfigError(f"max_length: {value!r} is not between 1{upper}")
         self.config.max_length = value
+
+    @property
+    def max_seq_length(self) -> int:
+        """sentence-transformers' name for the most tokens a text is cut to (``config.max_length``); setting it
+        calls :meth:`set_max_length`."""
+        return int(self.config.max_length)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.set_max_length(value)
