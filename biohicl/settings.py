@@ -1,4 +1,5 @@
-"""Where biohicl finds data: ``BIOHICL_DATA_DIR`` or, failing that, ``../shared/data`` when it exists."""
+"""What biohicl reads from its environment: where the data is (``BIOHICL_DATA_DIR`` or, failing that, ``../shared/data``
+when it exists), and whether this process was launched as one of several on a machine without an accelerator."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         raise ConfigError(f"{path} not found (data directory from {DATA_DIR_ENV}={root})")
     return path
+
+
+def launched_without_accelerator() -> bool:
+    """A launched process (``torchrun``/``accelerate launch``: ``WORLD_SIZE`` > 1 or ``LOCAL_RANK`` set) on a machine
+    without an accelerator: accelerate joins it to a CPU (gloo) process group only when asked for the CPU, so
+    training and indexing ask for it (else each process would run alone on the same work)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
+    if not launched:
+        return False
+    import torch  # here, not at the top: reading data never loads torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return not accelerator.is_available()
+    return not torch.cuda.is_available()

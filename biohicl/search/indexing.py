@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,13 +155,6 @@ def _undo_fresh_start(directory: Path, created: bool) -> None:
             directory.rmdir()
 
 
-def _has_accelerator() -> bool:
-    accelerator = getattr(torch, "accelerator", None)
-    if accelerator is not None and hasattr(accelerator, "is_available"):
-        return bool(accelerator.is_available())
-    return torch.cuda.is_available()
-
-
 def distributed_state(state: Any | None = None) -> Any:
     """``accelerate.PartialState()``; on a machine without an accelerator, launched processes (``WORLD_SIZE`` > 1,
     e.g. ``torchrun --nproc_per_node 2``) join a CPU (gloo) process group instead of each running alone."""
@@ -171,8 +163,9 @@ def distributed_state(state: Any | None = None) -> Any:
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
-    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not _has_accelerator())
+    from biohicl.settings import launched_without_accelerator
+
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or launched_without_accelerator()
     return PartialState(cpu=cpu)
 
 

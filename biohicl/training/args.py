@@ -18,11 +18,9 @@ random batches (no pair mining)   ``batch_sampler="random"``
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 
-import torch
 from transformers import TrainingArguments
 
 from biohicl.errors import ConfigError
@@ -30,23 +28,12 @@ from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
 from biohicl.models.config import DEFAULT_BASE_MODEL
+from biohicl.settings import launched_without_accelerator
 from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
 logger = logging.getLogger(__name__)
 
 BATCH_SAMPLERS = ("mesh_pairs", "random")
-
-
-def launched_without_accelerator() -> bool:
-    """A launched process (``torchrun``/``accelerate launch``: ``WORLD_SIZE`` > 1 or ``LOCAL_RANK`` set) on a machine
-    without an accelerator: accelerate joins it to a CPU (gloo) process group only when asked for the CPU."""
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
-    if not launched:
-        return False
-    accelerator = getattr(torch, "accelerator", None)
-    if accelerator is not None and hasattr(accelerator, "is_available"):
-        return not accelerator.is_available()
-    return not torch.cuda.is_available()
 
 
 @dataclass
