@@ -48,7 +48,7 @@ from biohicl.models.mteb import MtebEncoder
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, resolve, resolve_base, split_revision
 from biohicl.models.signature import base_signature, unwrapped
-from biohicl.models.st_compat import EncoderInfo
+from biohicl.models.st_compat import EncoderInfo, inference_device
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         token: str | bool | None = None,
         registry: Registry | None = None,
         force_base: bool = False,
+        device: str | torch.device | None = None,
     ) -> BioHiCL:
         """Load ``BioHiCL-Base`` / ``BioHiCL-Large`` / ``BioHiCL-MiniLM``, any ``owner/name`` repo, or a folder: a
         biohicl adapter or merged model, a plain transformers or a sentence-transformers model.
@@ -134,9 +135,11 @@ class BioHiCL(EncoderInfo, nn.Module):
         saved before it existed), else :class:`ModelLoadError`; ``force_base=True`` loads it anyway, with a
         warning. ``merge=True`` folds LoRA into the weights for fast inference. The model comes in eval mode (dropout
         off, as transformers and sentence-transformers load models); ``BioHiCLTrainer`` switches it to train mode.
+        ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) moves it there, checked before loading; None leaves it on CPU.
         """
         from transformers import AutoTokenizer
 
+        target = inference_device(device) if device is not None else None
         resolved = resolve(
             name_or_path, revision, registry=registry, cache_dir=cache_dir, local_files_only=local_files_only,
             token=token,
@@ -167,7 +170,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             if merge:
                 model.merge_lora()
         model.resolved = resolved
-        return model.eval()
+        return (model if target is None else model.to(target)).eval()
 
     def to_mteb(self, batch_size: int = 32) -> MtebEncoder:
         """This model behind mteb's encoder protocol."""

@@ -297,12 +297,8 @@ def load_inference_model(spec: str, revision: str | None = None, device: str | t
     """The one place commands load a model: ``biohicl.models.model.load_model`` (names, repos, folders); LoRA
     merged (no adapter cost at inference), moved to ``device``."""
     from biohicl.models.model import load_model
+    from biohicl.models.st_compat import inference_device
 
-    try:
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise ConfigError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {str(device)!r} asked for, but CUDA sees no GPU on this machine")
+    device = inference_device(device)
     model = load_model(spec, revision, merge=True)
     return model.to(device).eval()

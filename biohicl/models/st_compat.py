@@ -4,6 +4,9 @@ keeps loading, LoRA, encoding and saving."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 from biohicl.errors import ConfigError
@@ -54,3 +57,39 @@ class EncoderInfo:
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self.set_max_length(value)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """sentence-transformers' name for :attr:`embedding_dim`."""
+        return self.embedding_dim
+
+    def get_embedding_dimension(self) -> int:
+        """sentence-transformers' newer name for :attr:`embedding_dim`."""
+        return self.embedding_dim
+
+    def encode_query(self, texts: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """``encode(texts, kind="query", ...)``: with the query prompt."""
+        return self.encode(texts, kind="query", **kwargs)
+
+    def encode_document(self, texts: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """``encode(texts, kind="document", ...)``: with the document prompt (``encode``'s default)."""
+        return self.encode(texts, kind="document", **kwargs)
+
+    @staticmethod
+    def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Cosine similarities [n, m] of the rows of ``a`` and ``b`` (a single embedding counts as one row): numpy
+        when both are numpy, else torch."""
+        rows = [torch.nn.functional.normalize(torch.atleast_2d(torch.as_tensor(x)).float(), dim=-1) for x in (a, b)]
+        scores = rows[0] @ rows[1].T
+        return scores if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) else scores.numpy()
+
+
+def inference_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device (None: CUDA when there is a GPU, else CPU); a one-line :class:`ConfigError` for
+    a name torch does not know or a GPU this machine lacks."""
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ConfigError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {str(device)!r} asked for, but CUDA sees no GPU on this machine")
+    return device

@@ -1,0 +1,84 @@
+"""What a sentence-transformers user reaches for, on BioHiCL: each row of docs/inference.md's "Coming from
+sentence-transformers" table, checked against SentenceTransformer on the same merged export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_bert, randomize_lora_b
+
+from biohicl.errors import ConfigError
+from biohicl.models.model import BioHiCL
+
+TEXTS = ["insulin resistance in type 2 diabetes", "the heart", "brain cancer cells in patients"]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """A merged BioHiCL export with a query prompt, loaded by biohicl and by sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    root = tmp_path_factory.mktemp("st-compat")
+    model = BioHiCL.from_base(
+        str(build_tiny_bert(root / "base")), hub_id="org/tiny-bert", max_length=64, query_prompt="query: "
+    )
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    torch.manual_seed(7)
+    randomize_lora_b(model, std=0.3)
+    model.save_merged(root / "merged")
+    return BioHiCL.from_pretrained(root / "merged"), SentenceTransformer(str(root / "merged"), device="cpu")
+
+
+def test_encode_convert_to_torch_is_convert_to_tensor_and_rows_are_always_unit(pair):
+    ours, st = pair
+    got = ours.encode(TEXTS, convert_to="torch")
+    assert isinstance(got, torch.Tensor) and got.shape == (3, 32)
+    torch.testing.assert_close(got, st.encode(TEXTS, convert_to_tensor=True), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got.norm(dim=-1).numpy(), 1.0, atol=1e-6)  # normalize_embeddings: always on
+    np.testing.assert_allclose(ours.encode(TEXTS), st.encode(TEXTS, normalize_embeddings=True), atol=1e-5)
+
+
+def test_kind_is_prompt_name_and_encode_query_document_match(pair):
+    ours, st = pair
+    query = ours.encode(TEXTS, kind="query")
+    np.testing.assert_allclose(query, st.encode(TEXTS, prompt_name="query"), atol=1e-5)
+    np.testing.assert_array_equal(ours.encode_query(TEXTS), query)
+    np.testing.assert_allclose(ours.encode_query(TEXTS), st.encode_query(TEXTS), atol=1e-5)
+    np.testing.assert_array_equal(ours.encode_document(TEXTS), ours.encode(TEXTS))
+    np.testing.assert_allclose(ours.encode_document(TEXTS), st.encode_document(TEXTS), atol=1e-5)
+    assert isinstance(ours.encode_query(TEXTS, convert_to="torch"), torch.Tensor)  # keyword arguments pass through
+
+
+def test_similarity_is_the_cosine_matrix_in_the_inputs_kind(pair):
+    ours, st = pair
+    a, b = ours.encode(TEXTS[:2]), ours.encode(TEXTS)
+    got = ours.similarity(a, b)
+    assert isinstance(got, np.ndarray) and got.shape == (2, 3)
+    np.testing.assert_allclose(got, st.similarity(a, b).numpy(), atol=1e-6)
+    np.testing.assert_allclose(got, a @ b.T, atol=1e-6)
+    as_torch = ours.similarity(torch.from_numpy(a), torch.from_numpy(b))
+    assert isinstance(as_torch, torch.Tensor) and as_torch.shape == (2, 3)
+    single = ours.similarity(a[0], b[1])
+    assert single.shape == (1, 1) and single[0, 0] == pytest.approx(float(a[0] @ b[1]), abs=1e-6)
+    np.testing.assert_allclose(ours.similarity([3.0, 4.0], [[1.0, 0.0]]), [[0.6]], atol=1e-7)  # rows are normalised
+
+
+def test_sizes_and_max_seq_length_match_sentence_transformers(pair):
+    ours, st = pair
+    assert ours.get_sentence_embedding_dimension() == ours.get_embedding_dimension() == ours.embedding_dim == 32
+    assert ours.max_seq_length == st.max_seq_length == 64
+
+
+def test_from_pretrained_device_moves_the_model_and_refuses_a_bad_device(pair, monkeypatch, tmp_path):
+    ours, _ = pair
+    folder = ours.resolved.path
+    model = BioHiCL.from_pretrained(folder, device="cpu")
+    assert model.device == torch.device("cpu") and not model.training
+    np.testing.assert_array_equal(model.encode(TEXTS), ours.encode(TEXTS))
+    assert ours.to("cpu") is ours  # .to(device) works as on any torch module
+    with pytest.raises(ConfigError, match=r"^device: 'gpu' is not a torch device \(cpu, cuda, cuda:N\)$"):
+        BioHiCL.from_pretrained(folder, device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but CUDA sees no GPU on this machine$"):
+        BioHiCL.from_pretrained(folder, device="cuda")
