@@ -455,3 +455,32 @@ def test_max_seq_length_reads_and_sets_the_max_length(tiny, tiny_bert_dir):
     assert np.abs(tiny.encode(text) - BioHiCL.from_base(str(tiny_bert_dir), max_length=64).encode(text)).max() > 1e-3
     with pytest.raises(ConfigError, match="max_length: 0 is not between 1 and 128"):
         tiny.max_seq_length = 0
+
+
+@pytest.mark.parametrize(
+    ("texts", "name"),
+    [({"a": 1, "b": 2}, "dict"), (b"abc", "bytes"), (None, "NoneType"), (bytearray(b"ab"), "bytearray")],
+)
+def test_encode_refuses_what_would_iterate_as_something_else(tiny, capsys, texts, name):
+    message = f"^encode: texts is {name}, not a str or an iterable of str$"
+    with pytest.raises(ConfigError, match=message):  # a dict embedded its keys, bytes said "got int"
+        tiny.encode(texts, show_progress_bar=True)
+    assert "Encoding" not in capsys.readouterr().err  # refused before the progress bar is drawn
+    with pytest.raises(ConfigError, match=message.replace("encode", "iter_encode", 1)):
+        next(tiny.iter_encode(texts))
+
+
+def test_iter_encode_takes_a_single_string_as_one_text_as_encode_does(tiny):
+    chunks = list(tiny.iter_encode("hello", show_progress_bar=False))  # one embedding per character before
+    assert [tuple(c.shape) for c in chunks] == [(1, tiny.embedding_dim)]
+    np.testing.assert_array_equal(chunks[0][0].numpy(), tiny.encode("hello"))
+
+
+def test_kind_and_convert_to_are_checked_before_the_texts(tiny):
+    with pytest.raises(ConfigError, match=r"^kind: 'passage' is not `query` or `document`$"):
+        tiny.encode([], kind="passage")  # returned (0, dim) before
+    with pytest.raises(ConfigError, match=r"^kind: 'passage'"):
+        next(tiny.iter_encode([], kind="passage"))
+    with pytest.raises(ConfigError, match=r"^convert_to: 'list' is not `numpy` or `torch`$"):
+        tiny.encode(None, convert_to="list")
+    assert tiny.encode([]).shape == (0, tiny.embedding_dim)

@@ -3,7 +3,7 @@ assembly of ``encode``'s result."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,19 @@ def chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
+def check_texts(texts: Any, where: str = "encode") -> None:
+    """A one-line :class:`ConfigError` for what is not a str or an iterable of str but would iterate as one: None,
+    bytes (iterates as ints) and a mapping (iterates as its keys)."""
+    if texts is None or isinstance(texts, (bytes, bytearray, memoryview, Mapping)):
+        raise ConfigError(f"{where}: texts is {type(texts).__name__}, not a str or an iterable of str")
+
+
+def check_convert_to(convert_to: str) -> None:
+    """A one-line :class:`ConfigError` unless ``convert_to`` is ``numpy`` or ``torch``."""
+    if convert_to not in ("numpy", "torch"):
+        raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
+
+
 def progress_bar(total: int | None, batch_size: int, show: bool | None, desc: str = "Encoding") -> Any:
     """The encoding progress bar; ``show=None`` shows it unless the texts are known to fit in four batches."""
     from tqdm.auto import tqdm
@@ -82,7 +95,9 @@ def collect_embeddings(
     **kwargs: Any,
 ) -> np.ndarray | torch.Tensor:
     """``encode`` on top of an ``iter_encode``: one text or many, the chunks joined in input order, as numpy or torch
-    (shared by every encoder backend)."""
+    (shared by every encoder backend); ``convert_to`` and ``texts`` are checked before any encoding."""
+    check_convert_to(convert_to)
+    check_texts(texts)
     single = isinstance(texts, str)
     items = [texts] if single else texts
     total = len(items) if hasattr(items, "__len__") else None
@@ -90,8 +105,4 @@ def collect_embeddings(
     embeddings = torch.cat(parts) if parts else torch.empty(0, dim)
     if single:
         embeddings = embeddings[0]
-    if convert_to == "numpy":
-        return embeddings.numpy()
-    if convert_to == "torch":
-        return embeddings
-    raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
+    return embeddings.numpy() if convert_to == "numpy" else embeddings

@@ -36,6 +36,7 @@ from biohicl.models.backbone import (
 )
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, default_pooling
 from biohicl.models.encoding import (
+    check_texts,
     chunks,
     collect_embeddings,
     length_order,
@@ -282,9 +283,14 @@ class BioHiCL(EncoderInfo, nn.Module):
         show_progress_bar: bool | None = None,
         total: int | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed."""
+        """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed; a single str
+        is one text (one [1, dim] chunk). ``batch_size``, ``kind`` and ``texts`` are checked first (one-line
+        :class:`ConfigError`: None, bytes and a dict are refused)."""
         if batch_size < 1:
             raise ConfigError(f"batch_size: {batch_size} is not a positive number of texts")
+        self.config.prompt(kind)  # an unknown kind fails here, also for no texts
+        check_texts(texts, "iter_encode")
+        texts = [texts] if isinstance(texts, str) else texts
         modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
         self.eval()
         device = self.device
