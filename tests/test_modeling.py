@@ -134,7 +134,7 @@ def test_bf16_encoding_is_close_to_fp32(tiny):
     fp32 = tiny.encode(TEXTS, show_progress_bar=False)
     bf16 = tiny.encode(TEXTS, show_progress_bar=False, dtype=torch.bfloat16)
     assert bf16.dtype == np.float32
-    assert np.abs(fp32 - bf16).max() < 0.05
+    assert 0 < np.abs(fp32 - bf16).max() < 0.05  # the Python API autocasts on CPU too (the CLI keeps float32 there)
 
 
 def test_adapter_on_wrong_base_fails_clearly(tiny, tmp_path):
