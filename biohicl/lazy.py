@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 
@@ -20,10 +21,17 @@ def lazy_getattr(package: str, members: Mapping[str, str]) -> Callable[[str], An
 
 
 def lazy_dir(namespace: Mapping[str, Any], members: Mapping[str, str]) -> Callable[[], list[str]]:
-    """A module ``__dir__`` listing the lazy names beside the loaded ones, so tab completion and ``help()`` show
-    them before their first use."""
+    """A module ``__dir__`` listing the public exports (``__all__``, the lazy names) and the package's imported
+    submodules, so tab completion and ``help()`` show them before their first use, and not the helpers the
+    module imports for itself (``annotations``, ``TYPE_CHECKING``, ``lazy_getattr``)."""
+    package = namespace.get("__name__", "")
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *members})
+        submodules = {
+            name
+            for name, value in namespace.items()
+            if isinstance(value, ModuleType) and value.__name__ == f"{package}.{name}"
+        }
+        return sorted({*namespace.get("__all__", ()), *members, *submodules})
 
     return __dir__

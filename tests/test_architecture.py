@@ -44,6 +44,9 @@ def test_lazy_exports_are_listed_by_dir_before_their_first_use(package):
     # tab completion and help() read dir(); the lazy names were missing from it until first used
     module = importlib.import_module(package)
     assert set(module.__all__) <= set(dir(module))
+    # only the public exports (and submodules), not the helpers a package imports for itself
+    assert not {"TYPE_CHECKING", "annotations", "lazy_dir", "lazy_getattr", "importlib"} & set(dir(module))
+    assert all(not name.startswith("_") or name in module.__all__ for name in dir(module))
 
 
 @pytest.mark.parametrize(

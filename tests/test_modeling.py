@@ -484,3 +484,17 @@ def test_kind_and_convert_to_are_checked_before_the_texts(tiny):
     with pytest.raises(ConfigError, match=r"^convert_to: 'list' is not `numpy` or `torch`$"):
         tiny.encode(None, convert_to="list")
     assert tiny.encode([]).shape == (0, tiny.embedding_dim)
+
+
+def test_repr_names_what_decides_the_embeddings_and_the_api_has_docstrings(tiny):
+    tiny.config.query_prompt = "query: "
+    text = repr(tiny)
+    assert text == (
+        "BioHiCL(base='org/tiny-bert', kind='full', pooling='mean', max_length=64, query_prompt='query: ', "
+        "document_prompt='', normalize=True, lora=False, dim=32, device=cpu)"
+    )  # a 43-line module tree before, without any of these
+    tiny.add_lora(r=2, verbose=False)
+    assert "kind='adapter'" in repr(tiny) and "lora=True" in repr(tiny)
+    assert "backbone" in BioHiCL.__init__.__doc__
+    for name in ("device", "embedding_dim", "is_peft", "max_seq_length"):
+        assert getattr(BioHiCL, name).__doc__, name

@@ -60,7 +60,9 @@ class BioHiCL(EncoderInfo, nn.Module):
     #: where :meth:`from_pretrained` found the model (None for :meth:`from_base`)
     resolved: ResolvedModel | None = None
 
-    def __init__(self, backbone: nn.Module, tokenizer, config: BioHiCLConfig):
+    def __init__(self, backbone: nn.Module, tokenizer: Any, config: BioHiCLConfig):
+        """Wrap a transformers ``backbone`` (or a peft model over one), its tokenizer and the encoding settings;
+        :meth:`from_pretrained` and :meth:`from_base` build one from a name or folder."""
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -180,6 +182,7 @@ class BioHiCL(EncoderInfo, nn.Module):
     # ------------------------------------------------------------------ LoRA
     @property
     def is_peft(self) -> bool:
+        """Whether LoRA (or another peft) adapters are attached and not merged."""
         from peft import PeftModel
 
         return isinstance(self.backbone, PeftModel)

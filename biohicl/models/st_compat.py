@@ -17,12 +17,24 @@ class EncoderInfo:
     """Mixin of :class:`~biohicl.models.model.BioHiCL`: needs ``backbone``, ``tokenizer``, ``config`` and
     ``parameters()``."""
 
+    def __repr__(self) -> str:
+        """One line of what decides the embeddings (``print(model.backbone)`` shows the module tree)."""
+        c = self.config
+        fields = (
+            f"base={c.base_model!r}, kind={c.kind!r}, pooling={c.pooling!r}, max_length={c.max_length}, "
+            f"query_prompt={c.query_prompt!r}, document_prompt={c.document_prompt!r}, normalize={c.normalize}, "
+            f"lora={self.is_peft}, dim={self.embedding_dim}, device={self.device}"
+        )
+        return f"{type(self).__name__}({fields})"
+
     @property
     def device(self) -> torch.device:
+        """Where the weights are (``model.to(...)`` moves them)."""
         return next(self.parameters()).device
 
     @property
     def embedding_dim(self) -> int:
+        """The length of an embedding (the backbone's hidden size)."""
         return int(unwrapped(self.backbone).config.hidden_size)
 
     @property
