@@ -4,7 +4,8 @@ folder; ``from_base``; LoRA; ``encode``; save and merged export).
 Modules: ``config`` (``biohicl_config.json``), ``registry`` (short names → Hub repos), ``resolver`` (name, repo or
 folder → local files; the one Hub allow-list), ``backbone`` (safetensors-only loading, LoRA targets), ``signature``
 and ``adapter_fit`` (an adapter only loads onto its own base), ``encoding`` (what every backend shares), ``export``
-(sentence-transformers files), ``mteb``, ``model`` (:class:`BioHiCL`, :func:`load_model`), and the ONNX Runtime
+(sentence-transformers files), ``mteb``, ``st_compat`` (the sentence-transformers-style conveniences and device
+checks :class:`BioHiCL` inherits), ``model`` (:class:`BioHiCL`, :func:`load_model`), and the ONNX Runtime
 backend: ``onnx_export`` (export, int8, the cache) and ``onnx_backend`` (:class:`OnnxEncoder`, ``with_backend``).
 The torch-backed names are imported on first use.
 """
