@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -47,6 +48,22 @@ def test_export_matches_torch_and_is_cached(model, cache):
     stamp = (folder / FP32_FILE).stat().st_mtime_ns
     load_onnx_encoder(model, cache_dir=cache)
     assert (folder / FP32_FILE).stat().st_mtime_ns == stamp  # reused, not re-exported
+
+
+def test_the_onnx_backend_checks_its_inputs_as_the_torch_one_does(model, cache):
+    encoder = load_onnx_encoder(model, cache_dir=cache)
+    for backend in (model, encoder):
+        chunks = list(backend.iter_encode("diabetes"))  # a single str is one text, not one per character
+        assert [tuple(c.shape) for c in chunks] == [(1, model.embedding_dim)]
+        for texts, batch_size, kind, message in [
+            (None, 8, "document", "iter_encode: texts is NoneType, not a str or an iterable of str"),
+            ({"a": 1}, 8, "document", "iter_encode: texts is dict, not a str or an iterable of str"),
+            (["x"], "8", "document", "batch_size: '8' is not a positive number of texts"),
+            (["x"], 0, "document", "batch_size: 0 is not a positive number of texts"),
+            ([], 8, "passage", "kind"),
+        ]:
+            with pytest.raises(ConfigError, match=re.escape(message)):
+                list(backend.iter_encode(texts, batch_size=batch_size, kind=kind))
 
 
 def test_int8_quantisation_is_close_and_reported(model, cache):

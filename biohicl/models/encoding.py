@@ -67,6 +67,14 @@ def check_texts(texts: Any, where: str = "encode") -> None:
         raise ConfigError(f"{where}: texts is {type(texts).__name__}, not a str or an iterable of str")
 
 
+def check_encode_inputs(texts: Any, batch_size: Any, where: str = "iter_encode") -> None:
+    """What both backends' ``iter_encode`` check before encoding: ``batch_size`` a positive int, ``texts`` per
+    :func:`check_texts` (a one-line :class:`ConfigError`)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size: {batch_size!r} is not a positive number of texts")
+    check_texts(texts, where)
+
+
 def check_convert_to(convert_to: str) -> None:
     """A one-line :class:`ConfigError` unless ``convert_to`` is ``numpy`` or ``torch``."""
     if convert_to not in ("numpy", "torch"):

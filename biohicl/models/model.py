@@ -36,7 +36,7 @@ from biohicl.models.backbone import (
 )
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, default_pooling
 from biohicl.models.encoding import (
-    check_texts,
+    check_encode_inputs,
     chunks,
     collect_embeddings,
     length_order,
@@ -289,10 +289,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed; a single str
         is one text (one [1, dim] chunk). ``batch_size``, ``kind`` and ``texts`` are checked first (one-line
         :class:`ConfigError`: None, bytes and a dict are refused)."""
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: {batch_size} is not a positive number of texts")
         self.config.prompt(kind)  # an unknown kind fails here, also for no texts
-        check_texts(texts, "iter_encode")
+        check_encode_inputs(texts, batch_size)
         texts = [texts] if isinstance(texts, str) else texts
         modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
         self.eval()
