@@ -64,7 +64,7 @@ def config_value(path: str, action: argparse.Action, value: Any, declared: str =
     if isinstance(value, Mapping):
         if "dict" in declared.lower():
             return value
-        raise ConfigError(f"{path}: {action.dest}: expected a {_kind(action)}, got a mapping")
+        raise ConfigError(f"{path}: {action.dest}: a mapping is not a valid {_kind(action)}")
     if isinstance(action, argparse._AppendAction):
         items = value if isinstance(value, list) else [value]
         if several:  # one list per occurrence (--input a b --input c): a single value is a list of one

@@ -259,7 +259,7 @@ def test_config_null_is_none_for_an_optional_field_and_refused_for_any_other(tmp
     for text, message in [
         ("eval_tasks: null", r"eval_tasks: null is not a valid list of str \(none: \[\]\)"),
         ("max_length: null", "max_length: null is not a valid int"),
-        ("lora_r: {a: 1}", "lora_r: expected a int, got a mapping"),
+        ("lora_r: {a: 1}", "lora_r: a mapping is not a valid int"),
     ]:
         config.write_text(f"output_dir: o\n{text}\n")
         with pytest.raises(ConfigError, match=rf"^\S*train\.yaml: {message}$"):
