@@ -5,6 +5,7 @@ Tiny random BERT; the batches themselves are tested in test_batches.py."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -1298,3 +1299,29 @@ def test_an_evaluators_numpy_metrics_are_logged_and_checkpointed_as_floats(tiny_
         from biohicl.training.trainer import _as_floats
 
         _as_floats({"acc": "high"})
+
+
+def test_the_dataloader_arguments_reach_the_training_dataloader(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    """--dataloader_persistent_workers / _prefetch_factor / _multiprocessing_context and the Trainer's worker seeding
+    were dropped: the DataLoader had persistent_workers False, prefetch_factor 2 whatever the arguments said."""
+    from biohicl.training.trainer import BioHiCLTrainer
+
+    built = []
+    original = BioHiCLTrainer.get_train_dataloader
+
+    def spy(self):
+        loader = original(self)
+        built.append(getattr(loader, "base_dataloader", loader))
+        return loader
+
+    monkeypatch.setattr(BioHiCLTrainer, "get_train_dataloader", spy)
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=1, dataloader_num_workers=2,
+                     dataloader_persistent_workers=True, dataloader_prefetch_factor=4,
+                     dataloader_multiprocessing_context="fork")  # fmt: skip
+    run = train_biohicl(args)
+    loader = built[-1]
+    assert (loader.num_workers, loader.persistent_workers, loader.prefetch_factor) == (2, True, 4)
+    assert loader.multiprocessing_context.get_start_method() == "fork"
+    assert loader.worker_init_fn.func.__name__ == "seed_worker" and loader.worker_init_fn.keywords["num_workers"] == 2
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and math.isfinite(state["log_history"][0]["loss"])

@@ -20,13 +20,14 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerState
-from transformers.trainer_utils import TrainOutput
+from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
@@ -154,13 +155,20 @@ class BioHiCLTrainer(Trainer):
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
         if self.batch_sampler is None:
             return super().get_train_dataloader()
-        loader = torch.utils.data.DataLoader(
-            self.train_dataset,
-            batch_sampler=self.batch_sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
+        workers = self.args.dataloader_num_workers
+        params: dict[str, Any] = {  # as Trainer._get_dataloader (torch refuses the worker ones without workers)
+            "num_workers": workers,
             # pinning only helps a GPU copy; on CPU torch warns that it is ignored
-            pin_memory=self.args.dataloader_pin_memory and self.args.device.type == "cuda",
+            "pin_memory": self.args.dataloader_pin_memory and self.args.device.type == "cuda",
+            "in_order": self.args.dataloader_in_order,
+            "worker_init_fn": partial(seed_worker, num_workers=workers, rank=self.args.process_index),
+        }
+        if workers > 0:
+            params["persistent_workers"] = self.args.dataloader_persistent_workers
+            params["prefetch_factor"] = self.args.dataloader_prefetch_factor
+            params["multiprocessing_context"] = self.args.dataloader_multiprocessing_context
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset, batch_sampler=self.batch_sampler, collate_fn=self.data_collator, **params
         )
         return self.accelerator.prepare(loader)
 
