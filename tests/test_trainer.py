@@ -1325,3 +1325,70 @@ def test_the_dataloader_arguments_reach_the_training_dataloader(tiny_bert_dir, d
     assert loader.worker_init_fn.func.__name__ == "seed_worker" and loader.worker_init_fn.keywords["num_workers"] == 2
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and math.isfinite(state["log_history"][0]["loss"])
+
+
+class TitleLoss(torch.nn.Module):
+    """A loss that asks for the title term's inputs (so the collator tokenizes queries too)."""
+
+    extra_inputs = frozenset({"title_embeddings", "abstract_embeddings"})
+
+
+def pickled_modules(obj) -> list[str]:
+    """The torch modules and tensors that pickling ``obj`` would write."""
+    import io
+    import pickle
+
+    found = []
+
+    class Spy(pickle.Pickler):
+        def persistent_id(self, value):
+            if isinstance(value, torch.nn.Module | torch.Tensor):
+                found.append(type(value).__name__)
+            return None
+
+    Spy(io.BytesIO()).dump(obj)
+    return found
+
+
+def test_the_training_collator_pickles_without_the_model_and_tokenizes_as_the_model(tiny_bert_dir, tmp_path, mesh):
+    """The collator held the bound model.tokenize, so each spawn worker unpickled the whole model (101 MiB for
+    MiniLM); it holds the tokenizer and the config only, and tokenizes exactly as model.tokenize."""
+    import pickle
+
+    from biohicl.data.collator import BioHiCLDataCollator
+    from biohicl.training.run import build_collator, build_model
+
+    args = BioHiCLTrainingArguments(**make_values(tiny_bert_dir, tmp_path / "d.jsonl", tmp_path / "run",
+                                                  query_prompt="query: ", document_prompt="passage: "))  # fmt: skip
+    model = build_model(args)
+    collator = build_collator(args, model, mesh, TitleLoss())
+    assert pickled_modules(collator) == [] and pickled_modules(model)
+    assert len(pickle.dumps(collator.tokenize)) < len(pickle.dumps(model)) / 10
+    old = BioHiCLDataCollator(**{**collator.__dict__, "tokenize": model.tokenize})
+    features = [{**d, "labels": d["mesh"]} for d in synthetic_documents()[:4]]
+    features[0]["abstract"] = "the diabetes of the heart and brain cells " * 20  # longer than max_length 32
+
+    def same(a, b):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], dict):
+                same(a[key], b[key])
+            else:
+                assert torch.equal(a[key], b[key]), key
+
+    for max_length in (32, 8):  # a later change of the model's max_length reaches the collator as model.tokenize
+        model.set_max_length(max_length)
+        new_batch, old_batch = collator(features), old(features)
+        same(new_batch, old_batch)
+        assert new_batch["input_ids"].shape[1] == max_length
+        assert new_batch["title_inputs"]["input_ids"].shape == old_batch["title_inputs"]["input_ids"].shape
+    unpickled = pickle.loads(pickle.dumps(collator))
+    same(unpickled(features), collator(features))
+
+
+def test_training_with_a_spawned_dataloader_worker(tiny_bert_dir, docs_file, tmp_path):
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=1, dataloader_num_workers=1,
+                     dataloader_multiprocessing_context="spawn")  # fmt: skip
+    run = train_biohicl(args)
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and math.isfinite(state["log_history"][0]["loss"])

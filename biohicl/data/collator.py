@@ -23,7 +23,9 @@ class BioHiCLDataCollator:
     ``abstract`` as a query (``title_inputs``) and the abstract alone as a document (``abstract_inputs``).
 
     Args:
-        tokenize: ``texts -> BatchEncoding`` (e.g. ``BioHiCL.tokenize``).
+        tokenize: ``texts, kind=... -> BatchEncoding``, e.g. ``functools.partial(tokenize_texts, model.tokenizer,
+            model.config)`` (what training uses): a bound ``model.tokenize`` tokenizes the same but pickles the whole
+            model into each DataLoader worker started with ``spawn``.
         mesh: the hierarchy SimL is computed with.
         ancestors / depth_weight: the SimL switches of :meth:`MeshHierarchy.similarity_matrix`.
     """

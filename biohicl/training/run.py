@@ -1,8 +1,9 @@
 """One training run, as ``biohicl train``, the demo and the study do it: data, batches, model, trainer, save.
 
 :func:`train_biohicl` reads the training documents (:func:`load_training_data`), builds the batch sampler
-(:func:`build_batch_sampler`), the model with LoRA (:func:`build_model`), the loss and the
-:class:`~biohicl.training.trainer.BioHiCLTrainer`, trains (resuming when asked) and writes the run folder.
+(:func:`build_batch_sampler`), the model with LoRA (:func:`build_model`), the loss, the collator
+(:func:`build_collator`) and the :class:`~biohicl.training.trainer.BioHiCLTrainer`, trains (resuming when asked)
+and writes the run folder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
+from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, checkpoint_step, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
@@ -265,6 +268,22 @@ def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
     return model
 
 
+def build_collator(
+    args: BioHiCLTrainingArguments, model: Any, mesh: MeshHierarchy, loss: torch.nn.Module
+) -> BioHiCLDataCollator:
+    """The training collator of ``model``: it tokenizes as ``model.tokenize`` does (prompts, ``max_length``, read
+    from the model's config at each call) but holds only the tokenizer and the config, not the model, so a worker
+    started with ``spawn`` unpickles no weights."""
+    return BioHiCLDataCollator(
+        tokenize=partial(tokenize_texts, model.tokenizer, model.config),
+        mesh=mesh,
+        ancestors=args.use_ancestors,
+        depth_weight=args.use_depth_weight,
+        label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
+        titles="title_embeddings" in getattr(loss, "extra_inputs", ()),  # the title term's, or a custom loss's
+    )
+
+
 def train_biohicl(
     args: BioHiCLTrainingArguments,
     callbacks: Sequence[TrainerCallback] | None = None,
@@ -297,14 +316,7 @@ def train_biohicl(
     data = load_training_data(args, mesh)
     model = build_model(args, peft_config)
     loss = loss if loss is not None else build_loss(args)
-    collator = BioHiCLDataCollator(
-        tokenize=model.tokenize,
-        mesh=mesh,
-        ancestors=args.use_ancestors,
-        depth_weight=args.use_depth_weight,
-        label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
-        titles="title_embeddings" in getattr(loss, "extra_inputs", ()),  # the title term's, or a custom loss's
-    )
+    collator = build_collator(args, model, mesh, loss)
     sampler = build_batch_sampler(args, data, mesh)
     trainer = BioHiCLTrainer(
         model=model,
