@@ -48,7 +48,9 @@ def test_task_evaluator_runs_the_harness_and_flattens_its_summary(monkeypatch):
     monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
     metrics = TaskEvaluator(["biosses", "pubmedqa:dev"], max_queries=7)("model")
     assert metrics == {"biosses_spearman": 0.8, "pubmedqa-dev_recall@1": 0.5}
-    assert seen == [("model", ["biosses", "pubmedqa:dev"], {"limit_queries": 7, "show_progress_bar": False})]
+    assert seen == [
+        ("model", ["biosses", "pubmedqa:dev"], {"batch_size": 32, "limit_queries": 7, "show_progress_bar": False})
+    ]
 
 
 def test_flatten_metrics_keeps_numbers_only():
@@ -93,3 +95,45 @@ def test_metric_names_of_split_and_dataset_tasks(tmp_path, data_dir):
         TaskEvaluator([f"siml-agreement@{tmp_path / 'nope'}"]).metric_names()
     with pytest.raises(ConfigError, match="unknown task 'scifakt'"):
         TaskEvaluator(["scifakt"]).metric_names()
+
+
+def test_the_eval_batch_size_of_the_arguments_is_the_encoders_and_leaves_the_metrics(
+    tiny_bert_dir, tmp_path, data_dir, monkeypatch
+):
+    """--per_device_eval_batch_size was ignored: the harness always encoded 32 texts at a time."""
+    from collections import Counter
+
+    from test_evaluation import write_beir
+
+    from biohicl.models.model import BioHiCL
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    seen = Counter()
+    original = BioHiCL.iter_encode
+
+    def iter_encode(self, texts, batch_size=32, *args, **kwargs):
+        seen[batch_size] += 1
+        return original(self, texts, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(BioHiCL, "iter_encode", iter_encode)
+    folder = write_beir(tmp_path / "tiny-beir")
+    model = BioHiCL.from_base(str(tiny_bert_dir), max_length=32).eval()
+    metrics = {}
+    for batch_size in (8, 128):
+        args = BioHiCLTrainingArguments(
+            output_dir=str(tmp_path / "run"),
+            eval_tasks=[str(folder), "biosses"],
+            per_device_eval_batch_size=batch_size,
+            use_cpu=True,
+            report_to="none",
+        )
+        evaluator = evaluator_from_args(args)
+        assert evaluator.batch_size == batch_size
+        seen.clear()
+        metrics[batch_size] = evaluator(model)
+        assert set(seen) == {batch_size}
+    assert metrics[8].keys() == metrics[128].keys() and len(metrics[8]) == 5
+    assert metrics[8] == pytest.approx(metrics[128], abs=1e-6)
+    assert BioHiCLTrainingArguments(output_dir=str(tmp_path / "x"), report_to="none").per_device_eval_batch_size == 32
+    with pytest.raises(ConfigError, match=r"per_device_eval_batch_size: 0 is not a positive int"):
+        TaskEvaluator(["biosses"], batch_size=0)

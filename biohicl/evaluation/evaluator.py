@@ -60,14 +60,24 @@ class TaskEvaluator:
         max_queries: cap on queries per retrieval task (speed).
         cache_dir: a folder of earlier evaluations (:class:`~biohicl.evaluation.cache.EvaluationCache`); an encoder
             evaluated there before on the same tasks and data is read back instead of evaluated again.
+        batch_size: texts per encoding batch (``--per_device_eval_batch_size``); the metrics do not depend on it.
     """
 
-    def __init__(self, tasks: Sequence[str], max_queries: int | None = None, cache_dir: str | None = None):
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        max_queries: int | None = None,
+        cache_dir: str | None = None,
+        batch_size: int = 32,
+    ):
         if not tasks:
             raise ConfigError("eval_tasks: no evaluation task given")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"per_device_eval_batch_size: {batch_size!r} is not a positive int")
         self.tasks = list(tasks)
         self.max_queries = max_queries
         self.cache_dir = cache_dir
+        self.batch_size = batch_size
 
     def __call__(self, model: Any) -> dict[str, float]:
         """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
@@ -82,7 +92,13 @@ class TaskEvaluator:
             if (cached := cache.get(key)) is not None:
                 logger.info("evaluation read back from %s (the same encoder, tasks and data)", cache.path(key))
                 return cached
-        record = evaluate_model(model, tasks=self.tasks, limit_queries=self.max_queries, show_progress_bar=False)
+        record = evaluate_model(
+            model,
+            tasks=self.tasks,
+            batch_size=self.batch_size,
+            limit_queries=self.max_queries,
+            show_progress_bar=False,
+        )
         values = record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
         metrics = flatten_metrics(values)
         if cache is not None and key is not None:
@@ -97,14 +113,18 @@ class TaskEvaluator:
         return [key.replace("/", "_") for key in planned_summary_keys(self.tasks)]
 
     def __repr__(self) -> str:
-        return f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r}, cache_dir={self.cache_dir!r})"
+        return (
+            f"TaskEvaluator(tasks={self.tasks!r}, max_queries={self.max_queries!r}, cache_dir={self.cache_dir!r}, "
+            f"batch_size={self.batch_size!r})"
+        )
 
 
 def evaluator_from_args(args: Any) -> TaskEvaluator | None:
     """The evaluator of a training run's ``eval_tasks`` (``dataset_path`` filled into dataset tasks, at most
-    ``eval_max_queries`` queries per retrieval task, evaluations cached in ``eval_cache_dir``), or None when the run
-    has no evaluation task."""
+    ``eval_max_queries`` queries per retrieval task, evaluations cached in ``eval_cache_dir``, encoding
+    ``per_device_eval_batch_size`` texts at a time), or None when the run has no evaluation task."""
     if not args.eval_tasks:
         return None
     tasks = resolve_eval_tasks(args.eval_tasks, args.dataset_path)
-    return TaskEvaluator(tasks, args.eval_max_queries, args.eval_cache_dir)
+    batch_size = getattr(args, "per_device_eval_batch_size", 32)
+    return TaskEvaluator(tasks, args.eval_max_queries, args.eval_cache_dir, batch_size)

@@ -248,6 +248,9 @@ class BioHiCLTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = field(
         default=32, metadata={"help": "Documents per batch (in-batch pairs are what the losses see)."}
     )
+    per_device_eval_batch_size: int = field(
+        default=32, metadata={"help": "Texts per encoding batch when --eval_tasks are evaluated during training."}
+    )
     warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up: steps, or a fraction of all steps if < 1."})
     logging_steps: float = field(default=5, metadata={"help": "Log the loss components every N steps."})
     remove_unused_columns: bool = field(
