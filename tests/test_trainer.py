@@ -1392,3 +1392,64 @@ def test_training_with_a_spawned_dataloader_worker(tiny_bert_dir, docs_file, tmp
     run = train_biohicl(args)
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and math.isfinite(state["log_history"][0]["loss"])
+
+
+def shares_the_old_way(siml, pair_mask, beta, contrastive) -> tuple[float, float]:
+    """positive_pairs / negative_pairs as _accumulate computed them before (boolean-mask indexing)."""
+    upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
+    if pair_mask is not None:
+        upper &= pair_mask.bool()
+    negative = contrastive.masks(siml, pair_mask)[1]
+    positive = (siml[upper] > beta).float().mean().nan_to_num(0.0)
+    return float(positive), float((negative | negative.T)[upper].float().mean().nan_to_num(0.0))
+
+
+def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir, docs_file, tmp_path, monkeypatch):
+    """_accumulate indexed siml with boolean masks (a host-device sync each, every step); the shares are now kept on
+    the device until logged, with the same values."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from biohicl.training.objective import build_loss
+    from biohicl.training.trainer import BioHiCLTrainer
+
+    aten = torch.ops.aten
+    syncs = []
+
+    class Syncs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default) or (
+                func is aten.index.Tensor and any(i is not None and i.dtype == torch.bool for i in args[1])
+            ):
+                syncs.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    batches = []
+    original = BioHiCLTrainer._accumulate
+
+    def accumulate(self, components, device, siml, pair_mask=None):
+        batches.append(shares_the_old_way(siml, pair_mask, self.args.beta, self.loss.contrastive))
+        with Syncs():
+            original(self, components, device, siml, pair_mask)
+
+    monkeypatch.setattr(BioHiCLTrainer, "_accumulate", accumulate)
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=3))
+    logs = [e for e in json.loads((run / "trainer_state.json").read_text())["log_history"] if "positive_pairs" in e]
+    assert [(e["positive_pairs"], e["negative_pairs"]) for e in logs] == batches and len(batches) == 3
+    assert syncs == []
+    monkeypatch.undo()
+
+    # a pair mask, and a batch with no pair at all (shares 0), on a stand-in trainer
+    loss = build_loss(make_args(tiny_bert_dir, docs_file, tmp_path / "x"))
+    stub = type("Stub", (), {"args": type("A", (), {"beta": 0.3})(), "loss": loss, "_components": {},
+                             "_component_steps": 0, "current_gradient_accumulation_steps": 1})()  # fmt: skip
+    siml = torch.rand(6, 6, generator=torch.Generator().manual_seed(0))
+    siml = torch.where(siml < 0.4, 0.0, siml).triu(1)
+    siml = siml + siml.T + torch.eye(6)
+    kinds = torch.tensor([0, 0, 1, 1, 0, 1])
+    for pair_mask in (None, kinds[:, None] == kinds[None, :], torch.zeros(6, 6, dtype=torch.bool)):
+        stub._components, stub._component_steps = {}, 0
+        with Syncs():
+            BioHiCLTrainer._accumulate(stub, {}, torch.device("cpu"), siml, pair_mask)
+        got = (float(stub._components["positive_pairs"]), float(stub._components["negative_pairs"]))
+        assert got == shares_the_old_way(siml, pair_mask, 0.3, loss.contrastive)
+    assert got == (0.0, 0.0) and syncs == []

@@ -209,16 +209,18 @@ class BioHiCLTrainer(Trainer):
     ) -> None:
         """Sum every loss component (whatever the loss) and the batch's positive share, for the next log: each
         micro-batch weighs 1 / its optimizer step's micro-batches, so the logged means are over optimizer steps, as
-        transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches)."""
+        transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches). Everything stays on the
+        device (no boolean indexing, no ``.item()``): the values reach the host only when logged."""
         upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
         if pair_mask is not None:
             upper &= pair_mask.to(upper.device, torch.bool)
+        pairs = upper.sum().clamp_min(1)  # a batch without pairs has shares 0
         values = {key: value.detach() for key, value in components.items()}
-        values["positive_pairs"] = (siml[upper] > self.args.beta).float().mean().nan_to_num(0.0)
+        values["positive_pairs"] = ((siml > self.args.beta) & upper).sum() / pairs
         contrastive = getattr(self.loss, "contrastive", None)
         if hasattr(contrastive, "masks"):  # share of in-batch pairs that are contrastive negatives (of either side)
             negative = contrastive.masks(siml, pair_mask)[1]
-            values["negative_pairs"] = (negative | negative.T)[upper].float().mean().nan_to_num(0.0)
+            values["negative_pairs"] = ((negative | negative.T) & upper).sum() / pairs
         share = 1.0 / (getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         for key, value in values.items():
             value = value.to(device)
@@ -227,11 +229,10 @@ class BioHiCLTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._component_steps:
-            for key, total in self._components.items():
-                mean = total / self._component_steps
-                if self.accelerator.num_processes > 1:
-                    mean = self.accelerator.reduce(mean, reduction="mean")
-                logs[key] = float(mean)
+            means = torch.stack(list(self._components.values())) / self._component_steps
+            if self.accelerator.num_processes > 1:
+                means = self.accelerator.reduce(means, reduction="mean")
+            logs.update(zip(self._components, means.tolist(), strict=True))  # one device-to-host copy
             self._components, self._component_steps = {}, 0
         super().log(logs, start_time)
 
