@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from biohicl.data import samplers
 from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives, positive_pair_share
 from biohicl.errors import ConfigError
+from biohicl.mesh.gram import GramFactors, gram_matrix
 from biohicl.mesh.label_groups import siml_label_weights, study_design_uis
 from biohicl.training.args import BioHiCLTrainingArguments
 from tests.conftest import synthetic_documents
@@ -211,3 +215,48 @@ def test_batch_negatives_put_a_negative_in_every_batch(mesh):
         return np.mean([any(siml[i, j] <= 1e-6 for i in b for j in b if i != j) for b in batches])
 
     assert share_with_negative(with_negatives) == 1.0 > share_with_negative(plain)
+
+
+def _dense_partners(mesh, labels, beta, label_weights):
+    """The pre-fix ``from_labels``: the dense N×N SimL Gram matrix, every ``j != i`` with SimL > β."""
+    docs = [mesh.known_labels(labs) for labs in labels]
+    vectors = mesh.normalized_label_vectors(docs, True, True, np.float64, label_weights)
+    gram = gram_matrix(vectors)
+    np.fill_diagonal(gram, 0.0)
+    return gram, [np.flatnonzero(row > beta) for row in gram]
+
+
+@pytest.mark.parametrize("check_tag_weight", [1.0, 0.2])
+@pytest.mark.parametrize("at_beta", [False, True])
+def test_from_labels_mines_the_dense_partners_in_row_blocks(mesh, data_dir, monkeypatch, check_tag_weight, at_beta):
+    # 600 real PubMedQA label sets: from_labels' partners (and so its batches) are the dense computation's, with
+    # never more than a 64-row block of SimL in memory (the last block overlaps the one before)
+    items = list(json.loads((data_dir / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8")).values())[:600]
+    labels = [[u for u in (mesh.try_resolve(x) for x in item["MESHES"]) if u] for item in items]
+    weights = siml_label_weights(mesh, check_tag_weight)
+    gram, _ = _dense_partners(mesh, labels, 0.3, weights)
+    # at_beta: β is a SimL value of the data, so some entries are exactly at β (and must stay out)
+    above = np.sort(gram[gram > 0.3])
+    beta = float(above[len(above) // 2]) if at_beta else 0.3
+    _, expected = _dense_partners(mesh, labels, beta, weights)
+    assert not at_beta or (gram == np.float32(beta)).sum() >= 2  # i, j and j, i
+    blocks = []
+    rows = GramFactors.rows
+
+    def recording(self, start, stop, out=None):
+        blocks.append((start, stop))
+        return rows(self, start, stop, out)
+
+    monkeypatch.setattr(GramFactors, "rows", recording)
+    monkeypatch.setattr(samplers, "PAIR_BLOCK_ENTRIES", 7 * 600, raising=False)
+    sampler = MeshPairBatchSampler.from_labels(labels, mesh, 16, beta=beta, seed=5, label_weights=weights)
+    assert blocks == [(s, s + 64) for s in range(0, 576, 64)] + [(536, 600)]
+    assert [p.tolist() for p in sampler.partners] == [p.tolist() for p in expected]
+    assert {p.dtype for p in sampler.partners} == {np.dtype(np.int32)}
+    assert 20 < np.mean([len(p) for p in expected]) < 599
+    reference = MeshPairBatchSampler(expected, 16, seed=5)
+    reference.partners = expected  # the pre-fix int64 arrays, as the sampler held them
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        assert list(sampler) == list(reference)

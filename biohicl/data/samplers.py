@@ -13,12 +13,17 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from biohicl.errors import ConfigError
-from biohicl.mesh.gram import gram_factors, gram_matrix
+from biohicl.mesh.gram import SMALL_GRAM_ROWS, gram_factors, gram_matrix
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
+
+PAIR_BLOCK_ENTRIES = 1 << 24
+"""SimL entries (float32, 64 MiB) :meth:`MeshPairBatchSampler.from_labels` holds at once: blocks of
+``max(64, PAIR_BLOCK_ENTRIES // N)`` rows."""
 
 
 class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -80,11 +85,13 @@ class MeshPairBatchSampler(EpochBatchSampler):
         self.epoch = 0
 
     def _same_group(self, lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        out = [np.asarray(sorted(set(p)), dtype=np.int64) for p in lists]
+        dtype = _index_dtype(self.num_documents)
+        out = [_ascending_unique(p, dtype) for p in lists]
         if len(out) != self.num_documents:
             raise ConfigError(f"MeshPairBatchSampler: {len(out)} lists for {self.num_documents} documents")
         if len(self.group_members) > 1:
-            out = [p[self.group_of[p] == self.group_of[i]] for i, p in enumerate(out)]
+            for i, p in enumerate(out):
+                out[i] = p[self.group_of[p] == self.group_of[i]]
         return out
 
     # -- construction
@@ -123,12 +130,13 @@ class MeshPairBatchSampler(EpochBatchSampler):
         groups: Sequence[str] | None = None,
         negatives: Sequence[Sequence[int]] | None = None,
     ) -> MeshPairBatchSampler:
-        """Mine every pair with SimL > β among the documents (dense SimL; fine for tens of thousands)."""
+        """Mine every pair with SimL > β among the documents, a block of SimL rows at a time (memory
+        ``PAIR_BLOCK_ENTRIES`` floats plus the partner lists, never the N×N matrix)."""
         docs = [mesh.known_labels(labs) for labs in labels]
         vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
-        gram = gram_matrix(vectors)
-        np.fill_diagonal(gram, 0.0)
-        return cls([np.flatnonzero(row > beta) for row in gram], batch_size, seed, groups=groups, negatives=negatives)
+        return cls(
+            _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES), batch_size, seed, groups=groups, negatives=negatives
+        )
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -171,6 +179,46 @@ class MeshPairBatchSampler(EpochBatchSampler):
     @property
     def documents_with_partners(self) -> int:
         return sum(1 for p in self.partners if len(p))
+
+
+def _index_dtype(n: int) -> type[np.signedinteger]:
+    """int32 for document indices when they fit, else int64."""
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
+
+
+def _ascending_unique(indices: Sequence[int], dtype: type[np.signedinteger]) -> np.ndarray:
+    """``indices`` sorted without repeats as a ``dtype`` array; an array that already is one is kept, not copied
+    (the partner lists of many documents are the sampler's largest data)."""
+    array = np.asarray(indices)
+    if array.dtype == dtype and array.ndim == 1 and (len(array) < 2 or bool((array[1:] > array[:-1]).all())):
+        return array
+    return np.unique(np.asarray(indices, dtype=np.int64)).astype(dtype)
+
+
+def _partners_above(vectors: sp.csr_matrix, beta: float, block_entries: int) -> list[np.ndarray]:
+    """Per row ``i``: the ascending ``j != i`` with ``(vectors @ vectors.T)[i, j] > beta``, in row blocks.
+
+    Each block is the float32 rows :func:`gram_matrix` gives (bitwise: every block has the same number of rows,
+    at least 64, the last one overlapping the one before, since a 1-row product takes another BLAS path).
+    """
+    n = vectors.shape[0]
+    dtype = _index_dtype(n)
+    if n <= SMALL_GRAM_ROWS:  # gram_matrix's float64 sparse product for small inputs
+        gram = gram_matrix(vectors)
+        np.fill_diagonal(gram, 0.0)
+        return [np.flatnonzero(row > beta).astype(dtype) for row in gram]
+    factors = gram_factors(vectors)
+    size = min(n, max(64, block_entries // n))
+    buffer = np.empty((size, n), dtype=np.float32)
+    out: list[np.ndarray] = []
+    for start in range(0, n, size):
+        first = min(start, n - size)
+        block = factors.rows(first, first + size, out=buffer)
+        for i in range(start, min(start + size, n)):
+            row = block[i - first]
+            row[i] = 0.0
+            out.append(np.flatnonzero(row > beta).astype(dtype))
+    return out
 
 
 def _group_index(groups: Sequence[str] | None, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
