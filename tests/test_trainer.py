@@ -319,6 +319,19 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert (summary["resumed_at_step"], ref_summary["resumed_at_step"]) == (4, None)
 
 
+def test_a_resume_whose_checkpoint_the_save_limit_deletes_still_finishes(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"  # a killed run left checkpoint-2; the rerun's saves rotate it away before the summary
+    common = dict(max_steps=4, save_strategy="steps", save_steps=1, save_total_limit=1)
+    killed = train_biohicl(make_args(tiny_bert_dir, docs_file, out, **{**common, "max_steps": 2}))
+    for name in ("adapter_model.safetensors", "training_summary.json"):
+        (killed / name).unlink()  # as after a kill at step 2
+    assert last_complete_checkpoint(out) == out / "checkpoint-2"
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, **common, resume_from_checkpoint="last"))
+    assert not (out / "checkpoint-2").exists()  # the limit removed the checkpoint the run resumed from
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert (summary["global_step"], summary["resumed_at_step"]) == (4, 2)
+
+
 def test_a_named_checkpoint_without_its_trainer_state_is_refused(tiny_bert_dir, docs_file, tmp_path):
     out = tmp_path / "run"
     train_biohicl(make_args(tiny_bert_dir, docs_file, out, max_steps=2, save_strategy="steps", save_steps=2))

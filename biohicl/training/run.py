@@ -30,7 +30,7 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.checkpoint import TRAINING_ARGS_JSON, checkpoint_step, resolve_resume
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.objective import build_loss, loss_config
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -350,7 +350,7 @@ def train_biohicl(
             # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
             **selection_summary(trainer.selection),
             "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
-            "resumed_at_step": checkpoint_step(resume) if resume else None,
+            "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         }
         (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         if evaluations := evaluation_rows(trainer.state.log_history):

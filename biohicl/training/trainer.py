@@ -145,6 +145,7 @@ class BioHiCLTrainer(Trainer):
         self.loss = loss if loss is not None else build_loss(training_args)
         self.batch_sampler = batch_sampler
         self.evaluator = evaluator
+        self.resumed_at_step: int | None = None  # set by train(): the checkpoint's step, read before training
         if batch_sampler is not None:
             self.add_callback(_SamplerEpochCallback(batch_sampler))
         self._components: dict[str, torch.Tensor] = {}
@@ -298,14 +299,16 @@ class BioHiCLTrainer(Trainer):
         return metrics
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
-        if isinstance(resume_from_checkpoint, str | os.PathLike) and (
-            checkpoint_step(resume_from_checkpoint) >= self.total_steps()
-        ):  # the Trainer would train one step past the end
+        # read before training: save_total_limit may delete the resumed checkpoint on the way
+        resumed = (
+            checkpoint_step(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str | os.PathLike) else None
+        )
+        self.resumed_at_step = resumed
+        if resumed is not None and resumed >= self.total_steps():  # the Trainer would train one step past the end
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
-            if isinstance(resume_from_checkpoint, str | os.PathLike):  # transformers' loss covers this call only
-                resumed = checkpoint_step(resume_from_checkpoint)
+            if resumed is not None:  # transformers' loss covers this call only
                 loss = whole_run_loss(self.state.log_history, resumed, result.training_loss, result.global_step)
                 result = TrainOutput(result.global_step, loss, result.metrics)
         self.selection = self._finish_selection()
