@@ -622,6 +622,57 @@ def test_a_rerun_of_the_workers_keeps_the_earlier_logs(tmp_path, monkeypatch):
         assert re.match(rf"^=== \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\S*: worker {i} of 2: biohicl reproduce ", headers[0])
 
 
+def test_a_sigterm_of_the_parent_stops_its_workers(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from biohicl.cli import reproduce as command
+
+    events = []
+
+    class Child:  # the first wait is interrupted by a SIGTERM of the parent process (`kill PID`)
+        def __init__(self, argv, stdout, **kwargs):
+            self.waited = 0
+
+        def wait(self):
+            self.waited += 1
+            if not events:
+                os.kill(os.getpid(), signal.SIGTERM)
+            events.append(("wait", self.waited))
+            return -15
+
+        def terminate(self):
+            events.append(("terminate", self.waited))
+
+    def unhandled(signum, frame):  # what reaches the test if run_workers leaves SIGTERM to the default (exit)
+        raise AssertionError("run_workers did not handle SIGTERM")
+
+    monkeypatch.setattr(command.subprocess, "Popen", Child)
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            command.run_workers(["--config", "c.yaml", "--workers", "2"], 2, str(tmp_path), threads=1)
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # restored
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert [e for e in events if e[0] == "terminate"] == [("terminate", 1), ("terminate", 0)]  # both, then waited
+    assert events[-2:] == [("wait", 2), ("wait", 1)]
+
+
+def test_a_run_left_unfinished_makes_the_command_fail(tmp_path, monkeypatch, capsys):
+    import biohicl.study as study
+    from biohicl.cli import reproduce as command
+
+    results = {"models": {}, "targets": [], "missing": ["tiny/full/seed1"]}
+    monkeypatch.setattr(study, "run_study", lambda config, report_only=False: results)
+    argv = ["--config", "configs/reproduce_tiny.yaml", "--output_dir", str(tmp_path / "s")]
+    assert command.main(argv) == 1  # e.g. a run another process still held: not a finished study
+    assert "1 run(s) not finished: rerun the same command to resume" in capsys.readouterr().err
+    assert command.main([*argv, "--report_only"]) == 0  # a partial report is what --report_only asks for
+    monkeypatch.setenv(command.WORKER_ENV, "2")
+    assert command.main(argv) == 0  # one of --workers N: the others' runs are theirs to finish
+
+
 def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypatch):
     import yaml
 

@@ -13,6 +13,7 @@ Runs resume: an evaluated run is skipped, an interrupted training continues from
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -105,6 +106,10 @@ def _without_workers(argv: list[str]) -> list[str]:
     return out
 
 
+#: Set in each worker process of `--workers N` (its number).
+WORKER_ENV = "BIOHICL_STUDY_WORKER"
+
+
 def _worker_argv(argv: list[str]) -> list[str]:
     """What each worker process is started with: ``argv`` minus ``--workers N``, then ``--workers 1`` (the last
     occurrence wins, also over an abbreviated ``--work N``, so a worker never starts workers of its own)."""
@@ -128,14 +133,24 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
             command = [sys.executable, "-m", "biohicl.cli.main", "reproduce", *argv]
             handle.write(f"=== {started}: worker {i} of {workers}: biohicl reproduce {' '.join(argv)}\n")
             handle.flush()
-            children.append((i, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT), log))
+            env = {**os.environ, WORKER_ENV: str(i)}  # a worker's unfinished runs are the others' share, not a failure
+            children.append((i, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
     print(f"{workers} workers started; logs in {logs}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM of this process alone (kill PID) stops them too
     try:
         return [(i, child.wait(), log) for i, child, log in children]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # else they would run on, holding their runs' locks, and a rerun would skip those runs
         for _, child, _ in children:
             child.terminate()
+        for _, child, _ in children:
+            child.wait()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def load_study_config(path: str | Path) -> ReproduceConfig:
@@ -203,5 +218,8 @@ def main(argv: list[str]) -> int:
         print(f"not finished: {', '.join(results['missing'])}")
     if failed:
         print(f"worker(s) {', '.join(map(str, failed))} failed: see their logs", file=sys.stderr)
+        return 1
+    if results.get("missing") and not args.report_only and WORKER_ENV not in os.environ:  # e.g. runs held elsewhere
+        print(f"{len(results['missing'])} run(s) not finished: rerun the same command to resume", file=sys.stderr)
         return 1
     return 0
