@@ -1,0 +1,571 @@
+#!/usr/bin/env python
+"""Run a ``biohicl reproduce`` study in one lent GPU session: carry what it needs in pieces, run it under a deadline,
+and bring its folder back in pieces, whatever happened.
+
+The lent machine has no network and no Hugging Face cache; each ``run`` call carries at most 64 MiB (the working tree
+included), and at most 8 files of 16 MiB (64 MiB together, no deeper than ``$OUT/a/b/file``) come back from ``$OUT``.
+
+``stage`` (here): pack the study's model(s) (``scripts/pack_model.py``), its built dataset, the ``BIOHICL_DATA_DIR``
+folders its tasks read, the wheels the GPU image lacks and the study config into one bundle, cut it into one part per
+call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to back while the machine stays warm::
+
+    python scripts/gpu_session.py stage --config configs/study_mpnet_gpu_guarded.yaml --download-wheels \\
+        --phase "--only two_pass_distill2,one_pass_distill2 --seeds 3 --workers 2" --phase "--workers 9"
+
+``receive`` (there, every call but the last): move the call's part to the inbox (``/tmp/biohicl_gpu_inbox``).
+``run`` (there, the last call): take the last part, check and unpack the bundle, install the wheels offline (skipped
+when none were staged), run each phase with ``python3 -m biohicl.cli.main reproduce`` until the deadline, then always
+tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
+``collect`` (here): check and join the pieces into the study folder and rewrite the report (``--report_only``).
+
+Standard library only, so it runs on the GPU image before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger("gpu_session")
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+MANIFEST = "manifest.json"
+BACK = "back.json"
+INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX", "/tmp/biohicl_gpu_inbox"))
+#: What comes back from $OUT (the device README's limits) and what travels per call.
+OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64, 2000
+HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+DEFAULT_WHEELS = ["datasets==5.2.0", "evaluate==0.4.6", "dill==0.4.1", "multiprocess==0.70.19"]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def split_file(path: Path, size: int, out_dirs: list[Path] | Path, stem: str) -> list[dict]:
+    """Cut ``path`` into pieces of at most ``size`` bytes named ``stem.NNN`` (piece k in ``out_dirs[k]`` when a list);
+    returns ``[{name, bytes, sha256}]``."""
+    pieces = []
+    with path.open("rb") as handle:
+        for index in range(10_000):
+            data = handle.read(size)
+            if not data:
+                break
+            folder = out_dirs[index] if isinstance(out_dirs, list) else out_dirs
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{stem}.{index:03d}"
+            target.write_bytes(data)
+            pieces.append({"name": target.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    return pieces
+
+
+def join_pieces(pieces: list[dict], folders: list[Path], target: Path) -> list[str]:
+    """Write the pieces, in order, to ``target``; returns the problems (missing or corrupt pieces), empty when none."""
+    problems, found = [], []
+    for piece in pieces:
+        path = next((f / piece["name"] for f in folders if (f / piece["name"]).is_file()), None)
+        if path is None:
+            problems.append(f"{piece['name']}: missing")
+        elif sha256(path) != piece["sha256"]:
+            problems.append(f"{piece['name']}: sha256 differs (corrupt or from another stage)")
+        found.append(path)
+    if not problems:
+        with target.open("wb") as out:
+            for path in found:
+                with path.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, MIB)
+    return problems
+
+
+def tar_xz(target: Path, members: list[tuple[Path, str]], exclude=lambda path: False) -> Path:
+    """An xz tar of ``members`` (path, name in the archive), leaving out the paths ``exclude`` names."""
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if exclude(Path(info.name)) else info
+
+    with tarfile.open(target, "w:xz", preset=6) as tar:
+        for path, name in members:
+            tar.add(path, arcname=name, filter=keep)
+    return target
+
+
+def extract(archive: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def load_pack_model():
+    spec = importlib.util.spec_from_file_location("pack_model", REPO / "scripts" / "pack_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------------------------------- stage
+def study_needs(config_path: Path) -> dict:
+    """From a study config: its output folder, dataset folder, Hub model ids and the data folders its tasks read."""
+    import yaml
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+    from biohicl.evaluation.tasks import DATA_FOLDERS, DATASET_TASKS, parse_task_spec
+
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    output_dir = str(raw.get("output_dir") or "")
+    dataset = str((raw.get("dataset") or {}).get("path") or Path(output_dir) / "dataset")
+    specs = list(raw.get("tasks") or []) + list((raw.get("training") or {}).get("eval_tasks") or [])
+    for model in raw.get("models") or []:
+        specs += list(model.get("tasks") or []) + list((model.get("training") or {}).get("eval_tasks") or [])
+    for variant in (raw.get("variants") or {}).values():
+        specs += list((variant or {}).get("eval_tasks") or [])
+    for listed in (raw.get("tasks_per_variant") or {}).values():
+        specs += list(listed or [])
+    folders = set()
+    for spec in specs:
+        name = parse_task_spec(str(spec))[0]
+        if name.partition("@")[0] in DATASET_TASKS:
+            continue  # siml-agreement@<dataset>: the dataset travels anyway
+        if name not in DATA_FOLDERS:
+            raise SystemExit(
+                f"{config_path}: task {spec!r} reads no known BIOHICL_DATA_DIR folder; stage cannot carry it"
+            )
+        folders.add(DATA_FOLDERS[name])
+    models = [str(m["model"]) for m in raw.get("models") or []]
+    return {"output_dir": output_dir, "dataset": dataset, "models": models, "data_folders": sorted(folders)}
+
+
+def tree_mib(repo: Path) -> float:
+    """Size of what travels without ``carry``: tracked and untracked-not-ignored files (and ``shared/``)."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(repo), "ls-files", "-z", "-c", "-o", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        logger.warning("%s is not a git checkout: assuming an empty working tree", repo)
+        return 0.0
+    total = sum((repo / os.fsdecode(p)).stat().st_size for p in listed if p and (repo / os.fsdecode(p)).is_file())
+    return total / MIB
+
+
+def model_source(repo_id: str, given: dict[str, Path]) -> Path:
+    """The model folder (or pack folder) to carry for ``repo_id``: given with --model, else the local HF cache."""
+    if repo_id in given:
+        return given[repo_id]
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as error:
+        raise SystemExit(
+            f"{repo_id}: not in the local Hugging Face cache ({type(error).__name__}); pass "
+            f"--model {repo_id}=FOLDER (a model folder or a scripts/pack_model.py pack)"
+        ) from None
+
+
+def download_wheels(folder: Path, names: list[str]) -> None:
+    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            *names,
+        ],
+        check=True,
+    )
+
+
+def stage(args: argparse.Namespace) -> int:
+    config = args.config
+    needs = study_needs(config)
+    carry = args.carry
+    if carry.exists():
+        shutil.rmtree(carry)
+    build = carry / "build"
+    build.mkdir(parents=True)
+    given = dict(item.split("=", 1) for item in args.model)
+    members: list[tuple[Path, str]] = [(config, "config.yaml")]
+    models = []
+    for index, repo_id in enumerate(needs["models"]):
+        if Path(repo_id).exists():
+            raise SystemExit(f"{config}: model {repo_id!r} is a local folder; stage carries Hub ids (give it hub ids)")
+        source = Path(model_source(repo_id, {k: Path(v) for k, v in given.items()}))
+        pack = build / f"model{index}"
+        if (source / "pack.json").is_file():
+            shutil.copytree(source, pack)
+        else:
+            load_pack_model().pack(source, pack, piece_mb=1e6)  # one piece: the bundle is cut into parts anyway
+        members.append((pack, f"model{index}"))
+        models.append({"repo_id": repo_id, "pack": f"model{index}"})
+    dataset = Path(needs["dataset"])
+    if not ((dataset / "documents").is_dir() and (dataset / "pairs").is_dir()):
+        raise SystemExit(f"{dataset}: no built dataset (biohicl build-dataset --output {dataset} first)")
+    members.append((tar_xz(build / "dataset.tar.xz", [(dataset, ".")]), "dataset.tar.xz"))
+    data_dir = Path(args.data_dir or os.environ.get("BIOHICL_DATA_DIR") or REPO.parent / "shared" / "data")
+    data = [(data_dir / name, name) for name in needs["data_folders"]]
+    members.append((tar_xz(build / "data.tar.xz", data), "data.tar.xz"))
+    wheels = build / "wheels"
+    wheels.mkdir()
+    if args.download_wheels:
+        download_wheels(wheels, args.wheel or DEFAULT_WHEELS)
+    for folder in args.wheels or []:
+        for wheel in sorted(Path(folder).glob("*.whl")):
+            shutil.copyfile(wheel, wheels / wheel.name)
+    members.append((wheels, "wheels"))
+    bundle = carry / "bundle.tar"
+    with tarfile.open(bundle, "w") as tar:
+        for path, name in members:
+            tar.add(path, arcname=name)
+    tree = tree_mib(REPO) if args.tree_mib is None else args.tree_mib
+    part_mib = args.call_mib
+    if tree + part_mib + 1 > CARRY_MIB:
+        raise SystemExit(f"--call-mib {part_mib} + the working tree ({tree:.1f} MiB) exceeds {CARRY_MIB} MiB per call")
+    total = bundle.stat().st_size
+    calls = max(1, -(-total // int(part_mib * MIB)))
+    folders = [carry / f"c{k + 1}" for k in range(calls)]
+    pieces = split_file(bundle, int(part_mib * MIB), folders, "bundle.tar")
+    bundle.unlink()
+    shutil.rmtree(build)
+    manifest = {
+        "format": 1,
+        "bundle_bytes": total,
+        "pieces": pieces,
+        "models": models,
+        "phases": args.phase or [""],
+        "output_dir": needs["output_dir"],
+        "dataset": needs["dataset"],
+        "data_folders": needs["data_folders"],
+        "budget_s": args.budget,
+        "reserve_s": args.reserve,
+    }
+    for folder in folders:
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    script = "scripts/gpu_session.py"
+    plan = [{"carry": [str(f)], "timeout_s": 120, "command": f"python3 {script} receive {f}"} for f in folders[:-1]]
+    last = f"PYTHONUNBUFFERED=1 python3 {script} run {folders[-1]}"
+    plan.append({"carry": [str(folders[-1])], "timeout_s": min(600, args.budget + 25), "command": last})
+    for call in plan:
+        assert len(call["command"]) < COMMAND_CHARS, call
+    (carry / "calls.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
+    print(
+        f"staged {total / MIB:.1f} MiB in {calls} part(s) of at most {part_mib} MiB (+ {tree:.1f} MiB working tree "
+        f"per call); wheels: {len(list(wheels.glob('*.whl'))) if wheels.exists() else 0}; data: "
+        f"{', '.join(needs['data_folders']) or 'none'}. Make these calls back to back (the machine goes back "
+        "after 30 s idle; a reply with warm: false means the earlier parts are gone: start again at call 1):"
+    )
+    for number, call in enumerate(plan, 1):
+        print(
+            f"{number}. run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
+            f"command={json.dumps(call['command'])})"
+        )
+    print(f"then: python {script} collect DIR --config {config}   (DIR: where the last call's files came back)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- receive, run
+def receive(parts: list[Path], inbox: Path) -> dict | None:
+    """Move each part folder's files into ``inbox``; returns the manifest (None when none arrived yet)."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    for folder in parts:
+        for path in sorted(folder.glob("*")):
+            if path.is_file():
+                shutil.copyfile(path, inbox / path.name)
+    if not (inbox / MANIFEST).is_file():
+        return None
+    manifest = json.loads((inbox / MANIFEST).read_text(encoding="utf-8"))
+    have = [p["name"] for p in manifest["pieces"] if (inbox / p["name"]).is_file()]
+    print(f"inbox {inbox}: {len(have)} of {len(manifest['pieces'])} part(s): {', '.join(have)}", flush=True)
+    return manifest
+
+
+class Session:
+    """The ``run`` step's log (printed and kept in the study's ``logs/gpu_session.log``)."""
+
+    def __init__(self, log: Path):
+        self.path = log
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def say(self, message: str) -> None:
+        line = f"[gpu_session {time.strftime('%H:%M:%S')}] {message}"
+        print(line, flush=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def run_phase(argv: list[str], env: dict, log: Path, seconds: float) -> tuple[int | None, bool]:
+    """Run one study command until it ends or ``seconds`` pass (then its whole process group is stopped);
+    returns (exit code, timed out)."""
+    with log.open("a", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return process.wait(timeout=max(1.0, seconds)), False
+        except subprocess.TimeoutExpired:
+            for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            return process.returncode, True
+
+
+def setup(manifest: dict, inbox: Path, work: Path, say) -> dict:
+    """Join, check and unpack the bundle; install the wheels; returns the environment for the study."""
+    bundle = inbox / "bundle.tar"
+    problems = join_pieces(manifest["pieces"], [inbox], bundle)
+    if problems:
+        raise RuntimeError("bundle incomplete: " + "; ".join(problems))
+    unpacked = work / "bundle"
+    extract(bundle, unpacked)
+    bundle.unlink()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if manifest["models"]:
+        cache = work / "hf-cache"
+        for model in manifest["models"]:
+            load_pack_model().unpack([unpacked / model["pack"]], model["repo_id"], cache)
+            say(f"model {model['repo_id']} unpacked into {cache}")
+        env["HF_HUB_CACHE"] = str(cache)
+    extract(unpacked / "dataset.tar.xz", Path(manifest["dataset"]))
+    extract(unpacked / "data.tar.xz", work / "data")
+    env["BIOHICL_DATA_DIR"] = str(work / "data")
+    say(f"dataset in {manifest['dataset']}; BIOHICL_DATA_DIR={work / 'data'} ({', '.join(manifest['data_folders'])})")
+    paths = [str(REPO)]
+    wheels = sorted((unpacked / "wheels").glob("*.whl"))
+    if wheels:
+        site = work / "site"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--no-cache-dir",
+                "--upgrade",
+                "--target",
+                str(site),
+                *map(str, wheels),
+            ],
+            check=True,
+        )
+        paths.insert(0, str(site))
+        say(f"installed {len(wheels)} wheel(s) offline into {site}: {', '.join(w.name for w in wheels)}")
+    else:
+        say("no wheels staged: using the packages already installed")
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env["BIOHICL_GPU_CONFIG"] = str(unpacked / "config.yaml")
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.monotonic()
+    out = Path(args.out or os.environ.get("OUT") or "gpu_out")
+    inbox, work = args.inbox, args.inbox / "work"
+    manifest = receive(args.parts, inbox)
+    output_dir = Path(manifest["output_dir"]) if manifest else Path("gpu_session_failed")
+    session = Session(output_dir / "logs" / "gpu_session.log")
+    budget = args.budget or (manifest or {}).get("budget_s", 570)
+    reserve = args.reserve or (manifest or {}).get("reserve_s", 60)
+    deadline = start + budget - reserve
+    state: dict = {"phases": [], "error": None}
+    try:
+        if manifest is None:
+            raise RuntimeError(f"no {MANIFEST} in {inbox}: no part arrived (was the machine given back between calls?)")
+        env = setup(manifest, inbox, work, session.say)
+        session.say(
+            f"set up in {time.monotonic() - start:.0f} s; study deadline in {deadline - time.monotonic():.0f} s"
+        )
+        for phase in args.phase or manifest["phases"]:
+            left = deadline - time.monotonic()
+            if left < 5:
+                session.say(f"no time left for phase {phase!r}")
+                state["phases"].append({"args": phase, "skipped": True})
+                continue
+            argv = [
+                sys.executable,
+                "-m",
+                "biohicl.cli.main",
+                "reproduce",
+                "--config",
+                env["BIOHICL_GPU_CONFIG"],
+                *phase.split(),
+            ]
+            session.say(f"phase {' '.join(argv[3:])} (at most {left:.0f} s)")
+            began = time.monotonic()
+            code, timed_out = run_phase(argv, env, session.path, left)
+            took = time.monotonic() - began
+            state["phases"].append({"args": phase, "exit": code, "timed_out": timed_out, "seconds": round(took)})
+            session.say(
+                f"phase ended: exit {code}{' (stopped at the deadline)' if timed_out else ''} after {took:.0f} s"
+            )
+            if timed_out:
+                break
+    except Exception as error:  # whatever failed, the folder and logs still go back
+        state["error"] = f"{type(error).__name__}: {error}"
+        session.say(f"failed: {state['error']}")
+    finally:
+        pack_back(output_dir, out, state, session)
+    ok = state["error"] is None and all(p.get("exit") == 0 for p in state["phases"])
+    return 0 if ok else 1
+
+
+def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> None:
+    """Tar+xz ``output_dir`` (no ``checkpoint-*``) into ``out/study.tar.xz.NNN`` with ``back.json``, the session and
+    worker logs (their last MiB) and ``results.md`` beside them, within $OUT's file count, size and depth limits."""
+    out.mkdir(parents=True, exist_ok=True)
+    flat = {"session.log": [session.path], "workers.log": sorted((output_dir / "logs").glob("worker*.log"))}
+    for name, logs in flat.items():
+        text = "".join(f"===== {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n" for p in logs)
+        (out / name).write_text(text[-MIB // 2 :], encoding="utf-8")
+    if (output_dir / "results.md").is_file():
+        shutil.copyfile(output_dir / "results.md", out / "results.md")
+    others = len(list(out.iterdir())) + 1  # + back.json
+    room = min(
+        (OUT_TOTAL_MIB - 2) * MIB - sum(p.stat().st_size for p in out.iterdir()), (OUT_FILES - others) * 15 * MIB
+    )
+    archive = out.parent / f".{out.name}-study.tar.xz"
+
+    def checkpoint(path: Path) -> bool:
+        return any(part.startswith("checkpoint-") for part in path.parts)
+
+    levels = [
+        ("whole (no checkpoints)", checkpoint),
+        ("no weights", lambda p: checkpoint(p) or p.name.endswith(HEAVY)),
+        ("records only", lambda p: p.suffix not in ("", ".json", ".md", ".log")),
+    ]
+    kept = "nothing"
+    if output_dir.is_dir():
+        for level, exclude in levels:
+            kept = level
+            tar_xz(archive, [(output_dir, ".")], exclude)
+            if archive.stat().st_size <= room:
+                break
+    pieces = []
+    if archive.is_file() and archive.stat().st_size <= room:
+        pieces = split_file(archive, 15 * MIB, out, "study.tar.xz")
+    else:
+        kept = "nothing (too large)" if archive.is_file() else kept
+    archive.unlink(missing_ok=True)
+    record = {"format": 1, "output_dir": str(output_dir), "kept": kept, "pieces": pieces, **state}
+    (out / BACK).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    session.say(f"packed {kept} into {len(pieces)} piece(s) in {out}")
+
+
+# ------------------------------------------------------------------------------------------------------- collect
+def collect(args: argparse.Namespace) -> int:
+    record = json.loads((args.back / BACK).read_text(encoding="utf-8"))
+    output_dir = Path(args.output_dir or record["output_dir"])
+    print(f"back: {record['kept']}; phases: {json.dumps(record['phases'])}; error: {record['error']}")
+    if record["pieces"]:
+        archive = args.back.parent / f".{args.back.name}-study.tar.xz"
+        problems = join_pieces(record["pieces"], [args.back], archive)
+        if problems:
+            raise SystemExit(f"{args.back / BACK}: " + "; ".join(problems))
+        extract(archive, output_dir)
+        archive.unlink()
+        print(f"study folder restored into {output_dir}")
+    if args.no_report:
+        return 0
+    command = [
+        sys.executable,
+        "-m",
+        "biohicl.cli.main",
+        "reproduce",
+        "--config",
+        str(args.config),
+        "--report_only",
+        "--output_dir",
+        str(output_dir),
+    ]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO)}).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("stage", help="here: pack the carry into one part per call and print the calls")
+    s.add_argument("--config", type=Path, required=True, help="the study config (YAML)")
+    s.add_argument("--model", action="append", default=[], help="HUB_ID=FOLDER: a model folder or pack for a Hub id")
+    s.add_argument("--data-dir", help="BIOHICL_DATA_DIR to take the tasks' folders from (default: the environment's)")
+    s.add_argument("--wheels", action="append", help="a folder of wheels to carry (repeatable)")
+    s.add_argument(
+        "--download-wheels",
+        action="store_true",
+        help="pip download --wheel (default: datasets, evaluate, dill, multiprocess) for CPython 3.12 manylinux x86-64",
+    )
+    s.add_argument("--wheel", action="append", help="NAME==VERSION to download (repeatable)")
+    s.add_argument("--carry", type=Path, default=Path("runs/gpu_carry"), help="git-ignored folder for the parts")
+    s.add_argument("--call-mib", type=float, default=50.0, help="largest part per call, MiB (default 50)")
+    s.add_argument("--tree-mib", type=float, help="working-tree size per call (default: measured with git)")
+    s.add_argument("--phase", action="append", help="extra reproduce arguments of one phase, in priority order")
+    s.add_argument("--budget", type=int, default=570, help="seconds for the whole run step (default 570)")
+    s.add_argument("--reserve", type=int, default=60, help="of which kept for packing the results (default 60)")
+    r = commands.add_parser("receive", help="there: move a carried part into the inbox")
+    r.add_argument("parts", type=Path, nargs="+")
+    r.add_argument("--inbox", type=Path, default=INBOX)
+    u = commands.add_parser("run", help="there: unpack, install, run the phases, always pack the study into $OUT")
+    u.add_argument("parts", type=Path, nargs="*", help="the part(s) this call carried")
+    u.add_argument("--inbox", type=Path, default=INBOX)
+    u.add_argument("--out", help="default: $OUT")
+    u.add_argument("--phase", action="append", help="replace the staged phases")
+    u.add_argument("--budget", type=int, help="replace the staged budget (seconds)")
+    u.add_argument("--reserve", type=int, help="replace the staged reserve (seconds)")
+    c = commands.add_parser("collect", help="here: join the pieces into the study folder and rewrite the report")
+    c.add_argument("back", type=Path, help="the folder holding back.json and study.tar.xz.NNN")
+    c.add_argument("--config", type=Path, required=True)
+    c.add_argument("--output_dir", help="restore here instead of the study's output_dir")
+    c.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "receive":
+        return 0 if receive(args.parts, args.inbox) else 1
+    return {"stage": stage, "run": run, "collect": collect}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

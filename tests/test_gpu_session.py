@@ -1,0 +1,195 @@
+"""``scripts/gpu_session.py`` rehearsed on the CPU: a tiny study (random 2-layer BERT filed under a Hub id, 24
+PubMedQA abstracts, BIOSSES, 2 steps) is staged into parts, carried call by call into another folder, run there by
+the printed commands, packed back within $OUT's limits and collected into a report. No GPU and no wheels here."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import load_script
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_config(folder: Path) -> Path:
+    config = {
+        "title": "tiny gpu-session rehearsal",
+        "output_dir": "study/out",
+        "dataset": {
+            "path": "study/dataset",
+            "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}],
+            "limit": 24,
+            "top_k": 3,
+        },
+        "models": [
+            {
+                "name": "tiny",
+                "model": "test-org/tiny-bert",
+                "pooling": "mean",
+                "max_length": 24,
+                "eval_max_length": 32,
+                "card_name": "BioHiCL-Tiny",
+                "repo_id": "test-org/BioHiCL-Tiny",
+            }
+        ],
+        "seeds": [0],
+        "variants": {"full": {}},
+        "tasks": ["biosses", "siml-agreement@study/dataset"],
+        "training": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 8,
+            "warmup_steps": 0,
+            "learning_rate": 5e-3,
+            "save_steps": 1,
+            "logging_steps": 1,
+        },
+        "eval_device": "cpu",
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _out_within_limits(out: Path) -> list[Path]:
+    """The files under ``out``, asserting the device README's limits on what comes back."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert 0 < len(files) <= 8
+    assert all(p.stat().st_size <= 16 << 20 for p in files)
+    assert sum(p.stat().st_size for p in files) <= 64 << 20
+    assert all(len(p.relative_to(out).parts) <= 3 for p in files)  # $OUT/a/b/file at most
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", part) for p in files for part in p.relative_to(out).parts)
+    return files
+
+
+def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monkeypatch):
+    from biohicl.study import ReproduceConfig, prepare_dataset
+
+    here, there, out = tmp_path / "here", tmp_path / "there", tmp_path / "out"
+    here.mkdir()
+    config = _write_config(here)
+    monkeypatch.chdir(here)
+    prepare_dataset(ReproduceConfig.from_yaml(config), progress=False)
+    gpu_session = load_script("gpu_session")
+    assert (
+        gpu_session.main(
+            [
+                "stage",
+                "--config",
+                "study.yaml",
+                "--model",
+                f"test-org/tiny-bert={tiny_bert_dir}",
+                "--carry",
+                "carry",
+                "--call-mib",
+                "0.25",
+                "--tree-mib",
+                "0",
+                "--budget",
+                "300",
+                "--reserve",
+                "40",
+                "--phase",
+                "--workers 1",
+            ]
+        )
+        == 0
+    )
+    calls = json.loads((here / "carry" / "calls.json").read_text())
+    manifest = json.loads((here / "carry" / "c1" / "manifest.json").read_text())
+    assert len(calls) >= 2 and len(calls) == len(manifest["pieces"])  # one part per call
+    assert manifest["data_folders"] == ["biosses"]  # the tasks' folders only (siml-agreement reads the dataset)
+    assert manifest["models"] == [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
+    assert all(len(c["command"]) < 2000 and len(c["carry"]) <= 8 for c in calls)
+    assert all(p.stat().st_size <= 0.25 * (1 << 20) for p in (here / "carry").rglob("bundle.tar.*"))
+
+    # "there": a bare copy of the repo's scripts, no dataset, no HF cache; each call carries its own part folder
+    there.mkdir()
+    (there / "scripts").symlink_to(REPO / "scripts")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "OUT": str(out), "BIOHICL_GPU_INBOX": str(tmp_path / "inbox"), "PATH": path}
+    env["HF_HUB_CACHE"] = str(tmp_path / "no-cache")  # the model comes from the carried pack alone
+    env.pop("BIOHICL_DATA_DIR", None)
+    for call in calls:
+        for path in call["carry"]:
+            shutil.copytree(here / path, there / path)
+        if out.exists():
+            shutil.rmtree(out)  # $OUT starts empty on each call
+        done = subprocess.run(["bash", "-c", call["command"]], cwd=there, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "no wheels staged" in done.stdout and "phase ended: exit 0" in done.stdout
+
+    files = _out_within_limits(out)
+    assert {"back.json", "session.log", "workers.log", "results.md"} <= {p.name for p in files}
+    back = json.loads((out / "back.json").read_text())
+    assert back["error"] is None and back["kept"] == "whole (no checkpoints)"
+    assert [p["exit"] for p in back["phases"]] == [0]
+    assert (there / "study" / "out" / "tiny" / "full" / "seed0" / "eval.json").is_file()
+
+    # collect here: the study folder comes back from the pieces and the report is rewritten from it
+    assert gpu_session.main(["collect", str(out), "--config", "study.yaml"]) == 0
+    run = here / "study" / "out" / "tiny" / "full" / "seed0"
+    record = json.loads((run / "eval.json").read_text())
+    results = json.loads((here / "study" / "out" / "results.json").read_text())
+    rows = results["models"]["tiny"]["rows"]
+    assert list(rows) == ["base", "full"]
+    assert rows["full"]["values"]["biosses/spearman"] == [record["summary"]["biosses/spearman"]]
+    assert "siml-agreement/spearman" in rows["full"]["mean"]
+    table = (here / "study" / "out" / "results.md").read_text()
+    assert "| base |" in table and "| full |" in table
+    assert (here / "study" / "out" / "logs" / "gpu_session.log").is_file()
+    print(sorted((p.name, p.stat().st_size) for p in files))
+
+
+def test_a_missing_part_still_sends_back_the_logs_and_says_which(tmp_path, monkeypatch):
+    gpu_session = load_script("gpu_session")
+    part = tmp_path / "c2"
+    part.mkdir()
+    manifest = {
+        "format": 1,
+        "pieces": [
+            {"name": "bundle.tar.000", "bytes": 3, "sha256": "0" * 64},
+            {"name": "bundle.tar.001", "bytes": 3, "sha256": "1" * 64},
+        ],
+        "models": [],
+        "phases": [""],
+        "output_dir": "study/out",
+        "dataset": "study/dataset",
+        "data_folders": [],
+        "budget_s": 60,
+        "reserve_s": 10,
+    }
+    (part / "manifest.json").write_text(json.dumps(manifest))
+    (part / "bundle.tar.001").write_bytes(b"abc")
+    monkeypatch.chdir(tmp_path)
+    code = gpu_session.main(["run", str(part), "--inbox", str(tmp_path / "inbox"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    _out_within_limits(tmp_path / "out")
+    back = json.loads((tmp_path / "out" / "back.json").read_text())
+    assert "bundle.tar.000: missing" in back["error"] and "bundle.tar.001: sha256 differs" in back["error"]
+    assert back["phases"] == [] and back["kept"] == "whole (no checkpoints)" and len(back["pieces"]) == 1
+    assert "bundle incomplete" in (tmp_path / "out" / "session.log").read_text()
+
+
+def test_a_phase_past_its_deadline_is_stopped_with_its_children(tmp_path):
+    gpu_session = load_script("gpu_session")
+    child = tmp_path / "child.pid"
+    script = (
+        f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+        f"time.sleep(60)']); open({str(child)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
+    began = time.monotonic()
+    code, timed_out = gpu_session.run_phase([sys.executable, "-c", script], dict(os.environ), tmp_path / "log", 2)
+    assert timed_out and code is not None and time.monotonic() - began < 30
+    pid = int(child.read_text())
+    time.sleep(0.5)
+    state = Path(f"/proc/{pid}/stat")
+    assert not state.exists() or state.read_text().split()[2] == "Z"  # the grandchild went with its group
