@@ -210,6 +210,10 @@ def stage(args: argparse.Namespace) -> int:
     config = args.config
     needs = study_needs(config)
     carry = args.carry
+    try:
+        carry.resolve().relative_to(REPO)
+    except ValueError:
+        logger.warning("%s is outside %s: a call's carry cannot name it (use a git-ignored folder inside)", carry, REPO)
     if carry.exists():
         shutil.rmtree(carry)
     build = carry / "build"
@@ -238,17 +242,18 @@ def stage(args: argparse.Namespace) -> int:
     wheels = build / "wheels"
     wheels.mkdir()
     if args.download_wheels:
-        download_wheels(wheels, args.wheel or DEFAULT_WHEELS)
+        download_wheels(wheels, DEFAULT_WHEELS + (args.wheel or []))
     for folder in args.wheels or []:
         for wheel in sorted(Path(folder).glob("*.whl")):
             shutil.copyfile(wheel, wheels / wheel.name)
     members.append((wheels, "wheels"))
+    wheel_count = len(list(wheels.glob("*.whl")))
     bundle = carry / "bundle.tar"
     with tarfile.open(bundle, "w") as tar:
         for path, name in members:
             tar.add(path, arcname=name)
     tree = tree_mib(REPO) if args.tree_mib is None else args.tree_mib
-    part_mib = args.call_mib
+    part_mib = args.call_mib or float(int(CARRY_MIB - tree - 3))  # what the working tree leaves of a call, less 3 MiB
     if tree + part_mib + 1 > CARRY_MIB:
         raise SystemExit(f"--call-mib {part_mib} + the working tree ({tree:.1f} MiB) exceeds {CARRY_MIB} MiB per call")
     total = bundle.stat().st_size
@@ -280,7 +285,7 @@ def stage(args: argparse.Namespace) -> int:
     (carry / "calls.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
     print(
         f"staged {total / MIB:.1f} MiB in {calls} part(s) of at most {part_mib} MiB (+ {tree:.1f} MiB working tree "
-        f"per call); wheels: {len(list(wheels.glob('*.whl'))) if wheels.exists() else 0}; data: "
+        f"per call); wheels: {wheel_count}; data: "
         f"{', '.join(needs['data_folders']) or 'none'}. Make these calls back to back (the machine goes back "
         "after 30 s idle; a reply with warm: false means the earlier parts are gone: start again at call 1):"
     )
@@ -539,9 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pip download --wheel (default: datasets, evaluate, dill, multiprocess) for CPython 3.12 manylinux x86-64",
     )
-    s.add_argument("--wheel", action="append", help="NAME==VERSION to download (repeatable)")
+    s.add_argument("--wheel", action="append", help="NAME==VERSION to download too (repeatable)")
     s.add_argument("--carry", type=Path, default=Path("runs/gpu_carry"), help="git-ignored folder for the parts")
-    s.add_argument("--call-mib", type=float, default=50.0, help="largest part per call, MiB (default 50)")
+    s.add_argument("--call-mib", type=float, help="largest part per call, MiB (default: 61 less the working tree)")
     s.add_argument("--tree-mib", type=float, help="working-tree size per call (default: measured with git)")
     s.add_argument("--phase", action="append", help="extra reproduce arguments of one phase, in priority order")
     s.add_argument("--budget", type=int, default=570, help="seconds for the whole run step (default 570)")
