@@ -239,7 +239,7 @@ def test_a_study_evaluates_step_0_once_before_its_workers(tiny_bert_dir, tmp_pat
     monkeypatch.setattr(command, "run_workers", lambda *a: [])
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
-    assert command.main(["--config", str(path), "--workers", "2"]) == 0
+    assert command.main(["--config", str(path), "--workers", "2"]) == 1  # the stand-in workers trained nothing
     assert calls == [2]
     command.main(["--config", str(path), "--report_only"])
     assert calls == [2]
