@@ -764,6 +764,39 @@ def test_study_training_settings_are_converted_and_checked_when_the_config_is_re
     assert "study" not in capsys.readouterr().out  # refused before the plan is printed
 
 
+def test_dry_run_checks_what_the_study_needs_before_it_starts(tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    import yaml
+
+    from biohicl.cli import reproduce as command
+    from biohicl.study.preflight import preflight
+
+    config = _config(tmp_path, tiny_bert_dir, tasks=["biosses", "scifact:train", f"siml-agreement@{tmp_path}/dataset"])
+    config.training["eval_tasks"] = ["pubmedqa:dev"]
+    checks = {c.what: c for c in preflight(config)}
+    assert list(checks) == ["dataset", "model tiny", "task biosses", "task scifact:train",
+                            f"task siml-agreement@{tmp_path}/dataset", "task pubmedqa:dev"]  # fmt: skip
+    assert all(c.ok for c in checks.values()), [c.format() for c in checks.values()]
+    assert checks["dataset"].detail == f"build into {tmp_path}/dataset from the config's inputs"
+    assert checks[f"task siml-agreement@{tmp_path}/dataset"].detail == "the study's dataset"  # built by the study
+
+    empty = tmp_path / "no-data"  # a fresh machine: no data directory, no model
+    for name in ("biosses", "pubmedqa"):
+        (empty / name).mkdir(parents=True)
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(empty))
+    config.models[0].model = str(tmp_path / "no-model")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
+    assert command.main(["--config", str(path), "--dry_run"]) == 1
+    out, err = capsys.readouterr()
+    assert "tiny  base" in out  # the plan is still printed
+    missing = [line.split(maxsplit=1)[1].split(": ")[0] for line in out.splitlines() if line.startswith("  MISSING")]
+    assert missing == ["dataset", "model tiny", "task biosses", "task scifact:train", "task pubmedqa:dev"]
+    assert "input file(s) not found: pubmedqa/ori_pqal.json" in out
+    assert err.strip() == (
+        "missing before the study can run: dataset, model tiny, task biosses, task scifact:train, task pubmedqa:dev"
+    )
+
+
 def test_a_studys_json_config_reads_back_with_its_numbers(tmp_path):
     config = ReproduceConfig.from_yaml("configs/reproduce_tiny.yaml")
     path = tmp_path / "study_config.json"

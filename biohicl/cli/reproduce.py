@@ -177,8 +177,15 @@ def main(argv: list[str]) -> int:
     if args.output_dir:
         config.output_dir = args.output_dir
     if args.dry_run:
+        from biohicl.study.preflight import preflight
+
         print(f"study {config.title!r} → {config.output_dir}")
         print(describe_plan(plan_study(config)))
+        checks = preflight(config)
+        print("pre-flight (nothing trained or encoded):\n" + "\n".join(check.format() for check in checks))
+        if missing := [check.what for check in checks if not check.ok]:
+            print(f"missing before the study can run: {', '.join(missing)}", file=sys.stderr)
+            return 1
         return 0
     from biohicl.atomic import check_writable_folder
 

@@ -1,0 +1,93 @@
+"""What a study needs before it starts, checked without training or encoding (``biohicl reproduce --dry_run``): the
+dataset (built, or the data to build it), each base model offline, and each evaluation task's data. On a lent GPU
+a missing piece found here costs seconds of this machine, not minutes of that one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from biohicl.study.config import ReproduceConfig
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing the study needs: ``ok``, and what was found or what is missing."""
+
+    what: str
+    ok: bool
+    detail: str
+
+    def format(self) -> str:
+        return f"  {'ok     ' if self.ok else 'MISSING'} {self.what}: {self.detail}"
+
+
+def preflight(config: ReproduceConfig) -> list[Check]:
+    """The dataset, each model (resolved offline: local folder, installed package or the HF cache) and each task the
+    study evaluates on, base and during training."""
+    dataset = Path(config.dataset.path) if config.dataset.path else Path(config.output_dir) / "dataset"
+    built = (dataset / "documents").is_dir() and (dataset / "pairs").is_dir()
+    checks = [_dataset_check(config, dataset, built)]
+    checks += [_model_check(spec.name, spec.model) for spec in config.models]
+    tasks: list[str] = []
+    for spec in config.models:
+        tasks += config.model_tasks(spec)
+        for scope in (config.training, spec.training, *config.variants.values()):
+            tasks += list(scope.get("eval_tasks") or [])
+    checks += [_task_check(task, dataset, built) for task in dict.fromkeys(tasks)]
+    return checks
+
+
+def _dataset_check(config: ReproduceConfig, folder: Path, built: bool) -> Check:
+    if built:
+        return Check("dataset", True, f"reuse {folder}")
+    if config.dataset.inputs is not None:
+        missing = [f for item in config.dataset.inputs for f in item.get("files", []) if not _data_file(f).exists()]
+        if missing:
+            return Check("dataset", False, f"build into {folder}: input file(s) not found: {', '.join(missing)}")
+        return Check("dataset", True, f"build into {folder} from the config's inputs")
+    found = _data_root()
+    if found is None:
+        return Check("dataset", False, f"no build in {folder} and no data directory to build it (set BIOHICL_DATA_DIR)")
+    return Check("dataset", True, f"build into {folder} from {found}")
+
+
+def _data_file(name: str) -> Path:
+    """A corpus file as the study finds it: as given when it exists, else under the data directory."""
+    path = Path(name).expanduser()
+    root = _data_root()
+    return path if path.exists() or root is None else root / path
+
+
+def _data_root() -> Path | None:
+    from biohicl.errors import ConfigError
+    from biohicl.settings import data_dir
+
+    try:
+        return data_dir(required=False)
+    except ConfigError:  # BIOHICL_DATA_DIR names no folder
+        return None
+
+
+def _model_check(name: str, model: str) -> Check:
+    from biohicl.models.resolver import resolve
+
+    try:
+        resolved = resolve(model, local_files_only=True)
+    except Exception as err:  # ModelLoadError, or the Hub client's offline errors
+        return Check(f"model {name}", False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
+    return Check(f"model {name}", True, f"{model} → {resolved.path}")
+
+
+def _task_check(spec: str, dataset: Path, built: bool) -> Check:
+    from biohicl.evaluation.tasks import check_task, parse_task_spec
+
+    name, split = parse_task_spec(spec)
+    target = name.partition("@")[2]
+    if name == "siml-agreement" or (target and not built and Path(target).expanduser().resolve() == dataset.resolve()):
+        return Check(f"task {spec}", True, "the study's dataset")
+    try:
+        check_task(name, split)
+    except Exception as err:  # ConfigError / DataError naming the missing file
+        return Check(f"task {spec}", False, str(err).splitlines()[0])
+    return Check(f"task {spec}", True, "data found")
