@@ -795,6 +795,12 @@ def test_dry_run_checks_what_the_study_needs_before_it_starts(tmp_path, tiny_ber
     assert err.strip() == (
         "missing before the study can run: dataset, model tiny, task biosses, task scifact:train, task pubmedqa:dev"
     )
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # online, a Hub id not cached yet is fetched by the run
+    config.models[0].model = "test-org/not-cached-yet"
+    (model_check,) = [c for c in preflight(config) if c.what == "model tiny"]
+    assert model_check.ok and model_check.detail.endswith("is not in the cache: downloaded when the study starts")
 
 
 def test_a_studys_json_config_reads_back_with_its_numbers(tmp_path):

@@ -70,11 +70,15 @@ def _data_root() -> Path | None:
 
 
 def _model_check(name: str, model: str) -> Check:
+    from huggingface_hub import constants
+
     from biohicl.models.resolver import resolve
 
     try:
         resolved = resolve(model, local_files_only=True)
     except Exception as err:  # ModelLoadError, or the Hub client's offline errors
+        if not constants.HF_HUB_OFFLINE and "/" in model and not Path(model).expanduser().exists():
+            return Check(f"model {name}", True, f"{model} is not in the cache: downloaded when the study starts")
         return Check(f"model {name}", False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
     return Check(f"model {name}", True, f"{model} → {resolved.path}")
 
