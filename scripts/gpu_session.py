@@ -12,7 +12,8 @@ call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to
     python scripts/gpu_session.py stage --config configs/study_mpnet_gpu_guarded.yaml --download-wheels \\
         --phase "--only two_pass_distill2,one_pass_distill2 --seeds 3 --workers 2" --phase "--workers 9"
 
-``receive`` (there, every call but the last): move the call's part to the inbox (``/tmp/biohicl_gpu_inbox``).
+``receive`` (there, every call but the last): move the call's part to the inbox (``biohicl_gpu_inbox`` in the
+system temp folder).
 ``run`` (there, the last call): take the last part, check and unpack the bundle, install the wheels offline (skipped
 when none were staged), run each phase with ``python3 -m biohicl.cli.main reproduce`` until the deadline, then always
 tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
@@ -34,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 MANIFEST = "manifest.json"
 BACK = "back.json"
-INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX", "/tmp/biohicl_gpu_inbox"))
+INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX") or Path(tempfile.gettempdir()) / "biohicl_gpu_inbox")
 #: What comes back from $OUT (the device README's limits) and what travels per call.
 OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64, 2000
 HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
