@@ -67,12 +67,15 @@ def check_texts(texts: Any, where: str = "encode") -> None:
         raise ConfigError(f"{where}: texts is {type(texts).__name__}, not a str or an iterable of str")
 
 
-def check_encode_inputs(texts: Any, batch_size: Any, where: str = "iter_encode") -> None:
-    """What both backends' ``iter_encode`` check before encoding: ``batch_size`` a positive int, ``texts`` per
-    :func:`check_texts` (a one-line :class:`ConfigError`)."""
+def encode_inputs(config: Any, texts: Any, batch_size: Any, kind: str) -> Iterable[str]:
+    r"""What both backends' ``iter_encode`` check before encoding, as one-line :class:`ConfigError`\ s: ``kind``
+    (also for no texts), ``batch_size`` a positive int, ``texts`` per :func:`check_texts`; returns the texts, a
+    single str as one text."""
+    config.prompt(kind)  # an unknown kind fails here
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: {batch_size!r} is not a positive number of texts")
-    check_texts(texts, where)
+    check_texts(texts, "iter_encode")
+    return [texts] if isinstance(texts, str) else texts
 
 
 def check_convert_to(convert_to: str) -> None:

@@ -36,9 +36,9 @@ from biohicl.models.backbone import (
 )
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, default_pooling
 from biohicl.models.encoding import (
-    check_encode_inputs,
     chunks,
     collect_embeddings,
+    encode_inputs,
     length_order,
     pool_embeddings,
     progress_bar,
@@ -289,9 +289,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed; a single str
         is one text (one [1, dim] chunk). ``batch_size``, ``kind`` and ``texts`` are checked first (one-line
         :class:`ConfigError`: None, bytes and a dict are refused)."""
-        self.config.prompt(kind)  # an unknown kind fails here, also for no texts
-        check_encode_inputs(texts, batch_size)
-        texts = [texts] if isinstance(texts, str) else texts
+        texts = encode_inputs(self.config, texts, batch_size, kind)
         modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
         self.eval()
         device = self.device

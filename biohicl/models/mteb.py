@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +79,9 @@ def model_name(model: Any) -> tuple[str, str | None]:
 
 def fingerprint(model: Any) -> str:
     """The first 12 hex digits of a sha256 over the encoding settings and every weight (names, shapes, bytes)."""
-    digest = hashlib.sha256()
-    for key in ENCODING_FIELDS:
-        digest.update(f"{key}={getattr(model.config, key)!r};".encode())
-    for name, tensor in sorted(model.backbone.state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:12]
+    from biohicl.models.signature import weights_digest
+
+    return weights_digest(model.config, ENCODING_FIELDS, model.backbone)[:12]
 
 
 def _state_key(model: Any) -> tuple:

@@ -28,9 +28,9 @@ from torch import nn
 from biohicl.atomic import atomic_write_text
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.encoding import (
-    check_encode_inputs,
     chunks,
     collect_embeddings,
+    encode_inputs,
     length_order,
     progress_bar,
     tokenize_texts,
@@ -153,9 +153,7 @@ class OnnxEncoder:
         """Stream embeddings chunk by chunk (input order kept), each chunk sorted by length; ``dtype`` is ignored
         (the graph is float32 or int8 as exported); a single str is one text, and the inputs are checked first as
         the torch backend checks them."""
-        self.config.prompt(kind)  # an unknown kind fails here, also for no texts
-        check_encode_inputs(texts, batch_size)
-        texts = [texts] if isinstance(texts, str) else texts
+        texts = encode_inputs(self.config, texts, batch_size, kind)
         bar = progress_bar(total, batch_size, show_progress_bar, desc="Encoding (onnx)")
         try:
             for chunk in chunks(texts, chunk_size):

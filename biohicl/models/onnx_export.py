@@ -10,7 +10,6 @@ retrained model is never served a stale graph; :func:`default_cache_dir` says wh
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ from torch import nn
 from biohicl.atomic import atomic_path
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.encoding import pool_embeddings, tokenize_texts
+from biohicl.models.signature import weights_digest
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,9 @@ def merged_backbone(model: Any) -> nn.Module:
 
 
 def model_fingerprint(model: Any) -> str:
-    """sha256 of the merged weights (names, shapes, bytes), pooling and normalisation: the export cache key."""
-    digest = hashlib.sha256()
-    config = model.config
-    for key in ("pooling", "normalize"):  # the graph ends at the embedding; prompts and truncation are tokenizer-side
-        digest.update(f"{key}={getattr(config, key)!r};".encode())
-    for name, tensor in sorted(merged_backbone(model).state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of the merged weights (names, shapes, bytes), pooling and normalisation: the export cache key (the
+    graph ends at the embedding; prompts and truncation are tokenizer-side)."""
+    return weights_digest(model.config, ("pooling", "normalize"), merged_backbone(model))
 
 
 def default_cache_dir(model: Any) -> Path:

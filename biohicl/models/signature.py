@@ -1,8 +1,11 @@
-"""What identifies a base model, so an adapter is never silently loaded onto another base than its own."""
+"""What identifies a base model, so an adapter is never silently loaded onto another base than its own, and a digest
+of a model's weights and settings (the ONNX export cache and the mteb metadata key on it)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,6 +22,18 @@ def unwrapped(backbone: nn.Module) -> nn.Module:
     """The base model under a peft wrapper (the backbone itself when it has none)."""
     get_base = getattr(backbone, "get_base_model", None)
     return get_base() if callable(get_base) else backbone
+
+
+def weights_digest(config: Any, fields: Sequence[str], module: nn.Module) -> str:
+    """sha256 (hex) over ``config``'s ``fields`` (``name=value;``) and every weight of ``module`` (name, shape,
+    dtype and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for key in fields:
+        digest.update(f"{key}={getattr(config, key)!r};".encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _plain_name(name: str) -> str:
