@@ -8,7 +8,7 @@ import dataclasses
 import difflib
 import json
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +101,25 @@ def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
     return value
 
 
-def convert_config_values(
-    dataclass_type: type, values: Mapping[str, Any], source: str, parser_type: type = HfArgumentParser
-) -> dict[str, Any]:
-    """``values`` (a mapping of ``dataclass_type``'s fields) converted as a ``--config`` file's are: each through
-    its option's type (as ``parser_type`` builds the options) and checked (a one-line :class:`ConfigError` naming
-    ``source`` and the field; an unknown field with the closest names)."""
-    fields = {f.name: f for f in dataclasses.fields(dataclass_type) if f.init}
+def check_known_fields(values: Mapping[str, Any], fields: Iterable[str], source: str) -> None:
+    """A one-line :class:`ConfigError` naming ``source`` and each key of ``values`` not in ``fields``, with the
+    closest field names."""
+    fields = list(fields)
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
+        close = [m for key in unknown for m in difflib.get_close_matches(key, fields, n=1, cutoff=0.75)]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}{hint}")
+
+
+def convert_config_values(dataclass_type: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (a mapping of ``dataclass_type``'s fields) converted as a ``--config`` file's are: each through
+    its option's type and checked (a one-line :class:`ConfigError` naming ``source`` and the field; an unknown
+    field with the closest names)."""
+    fields = {f.name: f for f in dataclasses.fields(dataclass_type) if f.init}
+    check_known_fields(values, fields, source)
     declared = declared_types([dataclass_type])
-    parser = parser_type([dataclass_type])
+    parser = HfArgumentParser([dataclass_type])
     converted: dict[str, Any] = {}
     for action in parser._actions:
         if action.dest in values and action.dest not in converted:

@@ -35,7 +35,7 @@ from typing import Any
 from transformers import HfArgumentParser
 from transformers.hf_argparser import string_to_bool
 
-from biohicl.config_values import config_value, declared_types, masked_token, read_config
+from biohicl.config_values import check_known_fields, config_value, declared_types, masked_token, read_config
 from biohicl.errors import ConfigError
 
 #: suffixes of a ``--config`` file
@@ -188,11 +188,7 @@ def _apply_config(
     parsing, so that an option on the command line replaces the file's list instead of extending it) and the
     fields the file gives."""
     values = {k: v for k, v in read_config(path).items() if not masked_token(k, v)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        close = [m for key in unknown for m in difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}{hint}")
+    check_known_fields(values, fields, path)
     appended: dict[str, Any] = {}
     converted: dict[str, Any] = {}
     for action in parser._actions:
