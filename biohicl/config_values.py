@@ -17,8 +17,10 @@ from transformers.hf_argparser import HfArgumentParser, string_to_bool
 from biohicl.errors import ConfigError
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """A ``--config`` file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``) mapping."""
+def read_config(path: str | Path, expected: str = "a mapping of option names to values") -> dict[str, Any]:
+    """A config file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``: YAML would read JSON's
+    ``2e-05`` as a string) mapping, empty for an empty file; one-line errors, ``expected`` naming what the top
+    level must be."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -35,7 +37,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of option names to values")
+        raise ConfigError(f"{path}: expected {expected}")
     return values
 
 

@@ -747,7 +747,6 @@ def test_study_training_settings_are_converted_and_checked_when_the_config_is_re
     variants = "variants:\n  full: {}\n  quick: {lora_r: '4', use_mse: 'no'}\n"
     path.write_text(source.replace("training:\n", "training:\n" + extra) + variants, encoding="utf-8")
     config = ReproduceConfig.from_yaml(path)  # the Python API converts as the command does
-    assert command.load_study_config(path) == config
     assert (config.training["learning_rate"], config.training["use_contrastive"]) == (1e-4, False)
     assert config.training["save_total_limit"] == 3 and config.variants["quick"] == {"lora_r": 4, "use_mse": False}
     for bad, message in [
@@ -801,6 +800,19 @@ def test_dry_run_checks_what_the_study_needs_before_it_starts(tmp_path, tiny_ber
     config.models[0].model = "test-org/not-cached-yet"
     (model_check,) = [c for c in preflight(config) if c.what == "model tiny"]
     assert model_check.ok and model_check.detail.endswith("is not in the cache: downloaded when the study starts")
+
+
+def test_an_empty_or_partial_study_file_names_the_missing_fields(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: missing field\(s\) output_dir, models$"):
+        ReproduceConfig.from_yaml(path)
+    path.write_text("output_dir: out\nmodels:\n  - {model: m}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: models\[\]: missing field\(s\) name$"):
+        ReproduceConfig.from_yaml(path)
+    path.write_text("- a list\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: expected a mapping at the top level$"):
+        ReproduceConfig.from_yaml(path)
 
 
 def test_a_studys_json_config_reads_back_with_its_numbers(tmp_path):

@@ -19,12 +19,8 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from biohicl.errors import ConfigError
-
-if TYPE_CHECKING:
-    from biohicl.study import ReproduceConfig
 
 HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
 
@@ -153,16 +149,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def load_study_config(path: str | Path) -> ReproduceConfig:
-    """The study file, its training settings converted and checked when read (``--dry_run`` too):
-    :meth:`ReproduceConfig.from_yaml`."""
-    from biohicl.study import ReproduceConfig
-
-    return ReproduceConfig.from_yaml(path)
-
-
 def main(argv: list[str]) -> int:
     from biohicl.study import (
+        ReproduceConfig,
         describe_plan,
         evaluate_step0_once,
         plan_study,
@@ -171,7 +160,7 @@ def main(argv: list[str]) -> int:
     )
 
     args = parse_args(argv)
-    config = load_study_config(args.config).select(
+    config = ReproduceConfig.from_yaml(args.config).select(
         only=args.variant_list(), seeds=args.seed_list(), models=args.model_list()
     )
     if args.output_dir:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -208,20 +208,9 @@ class ReproduceConfig:
     def from_yaml(cls, path: str | Path) -> ReproduceConfig:
         """Read a YAML (or JSON: ``.json``, e.g. the ``study_config.json`` a study writes) study config; relative
         ``output_dir``/dataset paths stay relative to the cwd."""
-        import yaml
+        from biohicl.config_values import read_config
 
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        json_file = path.suffix.lower() == ".json"  # YAML would read JSON's 2e-05 as a string
-        try:
-            text = path.read_text(encoding="utf-8")
-            values = json.loads(text) if json_file else yaml.safe_load(text)
-        except (yaml.YAMLError, ValueError) as err:
-            raise ConfigError(f"{path}: cannot parse {'JSON' if json_file else 'YAML'} ({err})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_config(path, expected="a mapping at the top level"), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,6 +280,9 @@ def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{scope}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    required = [f.name for f in fields(cls) if f.init and f.default is MISSING and f.default_factory is MISSING]
+    if missing := [name for name in required if name not in values]:  # an empty file too
+        raise ConfigError(f"{scope}: missing field(s) {', '.join(missing)}")
     try:
         return cls(**values)
     except TypeError as err:
