@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from biohicl.study.config import ReproduceConfig
+from biohicl.study.config import ReproduceConfig, run_settings
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ def preflight(config: ReproduceConfig) -> list[Check]:
     tasks: list[str] = []
     for spec in config.models:
         tasks += config.model_tasks(spec)
-        for scope in (config.training, spec.training, *config.variants.values()):
-            tasks += list(scope.get("eval_tasks") or [])
+        for variant in config.model_variants(spec):  # the settings each run trains with, as the study merges them
+            tasks += list(run_settings(config, spec, variant).get("eval_tasks") or [])
     checks += [_task_check(task, dataset, built) for task in dict.fromkeys(tasks)]
     return checks
 
@@ -42,7 +42,7 @@ def _dataset_check(config: ReproduceConfig, folder: Path, built: bool) -> Check:
     if built:
         return Check("dataset", True, f"reuse {folder}")
     if config.dataset.inputs is not None:
-        missing = [f for item in config.dataset.inputs for f in item.get("files", []) if not _data_file(f).exists()]
+        missing = [f for item in config.dataset.inputs for f in item.get("files", []) if not _found(f)]
         if missing:
             return Check("dataset", False, f"build into {folder}: input file(s) not found: {', '.join(missing)}")
         return Check("dataset", True, f"build into {folder} from the config's inputs")
@@ -52,11 +52,16 @@ def _dataset_check(config: ReproduceConfig, folder: Path, built: bool) -> Check:
     return Check("dataset", True, f"build into {folder} from {found}")
 
 
-def _data_file(name: str) -> Path:
-    """A corpus file as the study finds it: as given when it exists, else under the data directory."""
-    path = Path(name).expanduser()
-    root = _data_root()
-    return path if path.exists() or root is None else root / path
+def _found(name: str) -> bool:
+    """Whether the study finds corpus file ``name`` (:func:`~biohicl.study.execute.resolve_files`)."""
+    from biohicl.errors import ConfigError
+    from biohicl.study.execute import resolve_files
+
+    try:
+        resolve_files([name])
+    except ConfigError:  # not as given, and not under the data directory (or there is none)
+        return False
+    return True
 
 
 def _data_root() -> Path | None:
