@@ -328,8 +328,7 @@ def train_biohicl(
         evaluator=evaluator,
         callbacks=list(callbacks or []),
     )
-    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
 
     run_dir = Path(args.output_dir)
     if args.should_save:
