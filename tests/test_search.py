@@ -296,12 +296,18 @@ def test_encode_command_matches_encode(model, tiny_bert_dir, tmp_path, capsys):
     assert "input file not found" in capsys.readouterr().err
 
 
-def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
+def index_command(tiny_bert_dir: Path, tmp_path: Path) -> Path:
+    """:data:`DOCS` indexed by `biohicl index` (two shards of 4) into ``tmp_path/idx``."""
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     out = tmp_path / "idx"
     argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4"]
     assert cli([*argv, "--device", "cpu", "--no_progress"]) == 0
+    return out
+
+
+def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
+    out = index_command(tiny_bert_dir, tmp_path)
     assert "indexed 7 documents (32-d float32, 2 shards, 1 process(es))" in capsys.readouterr().out
     query = f"{DOCS[3]['title']} {DOCS[3]['text']}"
     assert cli(["search", str(out), query, "--top_k", "3", "--device", "cpu"]) == 0
@@ -320,11 +326,7 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
 
 
 def test_search_reads_queries_from_a_file(tiny_bert_dir, tmp_path, capsys):
-    corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
-    out = tmp_path / "idx"
-    argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4"]
-    assert cli([*argv, "--device", "cpu", "--no_progress"]) == 0
+    out = index_command(tiny_bert_dir, tmp_path)
     texts = [f"{d['title']} {d['text']}" for d in DOCS[2:5]]
     capsys.readouterr()
     assert cli(["search", str(out), *texts, "--top_k", "2", "--json", "--device", "cpu"]) == 0
