@@ -314,6 +314,9 @@ def test_unique_records_counts_duplicates():
     assert (kept[0].source, kept[0].split, kept[0].mesh) == ("pubmedqa", "test", (DM, HEART))
     assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 3
     assert report.examples[DUPLICATE] == ["pubtator: pmid 1 (also in pubmedqa)"]
+    # the update goes to the yielded copy: the caller's own records are as they were read
+    assert (records[0].source, records[0].split, records[0].mesh) == ("pubtator", "train", (DM,))
+    assert kept[1] == records[1] and kept[1] is not records[1]
     with pytest.raises(DataError, match="duplicate pmid 1"):
         list(unique_records(records, strict=True))
 

@@ -126,13 +126,14 @@ def unique_records(
     """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
     except that a ``test`` split marking is never lost and a PubMedQA copy always wins over another source's: a
     record already yielded is then updated in place (to the later ``test`` marking / PubMedQA record), so a
-    consumer that holds it (:func:`~biohicl.data.pairs.build_pair_dataset`) sees the change."""
+    consumer that holds it (:func:`~biohicl.data.pairs.build_pair_dataset`) sees the change. The records yielded
+    are copies, so the caller's own records are never changed."""
     seen: dict[str, MeshRecord] = {}
     for record in records:
         first = seen.get(record.pmid)
         if first is None:
-            seen[record.pmid] = record
-            yield record
+            seen[record.pmid] = first = replace(record)
+            yield first
             continue
         dropped = record
         if record.source == "pubmedqa" and first.source != "pubmedqa":
