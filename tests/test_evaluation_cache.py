@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -271,3 +272,21 @@ def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch)
     registry.register_task("toy", unreadable, reported=["score"])
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
     assert registry.is_builtin_task("biosses") and not registry.is_builtin_task("toy")
+
+    def make_task(path, scale=1.0):  # one factory, two data files: the same source, other values
+        def task(encoder, **kwargs):
+            return {"score": scale * len(path)}
+
+        return task
+
+    keys = []
+    for task in (make_task("a.jsonl"), make_task("bb.jsonl"), make_task("a.jsonl"), make_task("a.jsonl", 2.0)):
+        registry.register_task("toy", task, reported=["score"])
+        keys.append(evaluation_key(ShiftEncoder(), ["toy"]))
+    assert keys[0] == keys[2] and len(set(keys)) == 3
+    registry.register_task("toy", functools.partial(second, unit="b"), reported=["score"])
+    partial_key = evaluation_key(ShiftEncoder(), ["toy"])
+    registry.register_task("toy", functools.partial(second, unit="c"), reported=["score"])
+    assert evaluation_key(ShiftEncoder(), ["toy"]) != partial_key
+    registry.register_task("toy", make_task(object()), reported=["score"])  # known only by its identity
+    assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])

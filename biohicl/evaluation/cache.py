@@ -11,8 +11,9 @@ an evaluation (:func:`evaluation_key`) is a hash of
   registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder``, or a BEIR folder
   given as the task, resolved, so the same relative path from another directory is another folder),
 - the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back),
-- for a task registered outside biohicl, its function (module, qualified name and a hash of its source; a function
-  whose source cannot be read makes the key unique, so nothing is read back), and the metrics each task reports.
+- for a task registered outside biohicl, its function (module, qualified name and a hash of its source and of the
+  values it was made with: a partial's arguments, a factory's closure; a function whose source or values cannot be
+  read as text makes the key unique, so nothing is read back), and the metrics each task reports.
 
 A changed thread count can change the last bits of an encoding: that is a miss (a new evaluation), never a wrong hit.
 Records are one JSON file per key, written atomically, so workers of one study share a folder safely.
@@ -81,12 +82,24 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
 
 
 def _source_hash(function: Any) -> str:
-    """SHA-256 of a function's source, or a value no other call gives when it cannot be read (no cache hit)."""
+    """SHA-256 of a function's source and of the values it was made with (a ``functools.partial``'s arguments, a
+    factory-made function's closure and defaults), or a value no other call gives when either cannot be read or a
+    value has no stable text (a repr with an object address): no cache hit."""
+    bound: list[Any] = []
+    while isinstance(function, functools.partial):
+        bound += [function.args, sorted(function.keywords.items())]
+        function = function.func
+    cells = getattr(function, "__closure__", None) or ()
+    bound += [getattr(function, "__defaults__", None), getattr(function, "__kwdefaults__", None)]
     try:
+        bound += [cell.cell_contents for cell in cells]
         source = inspect.getsource(function)
-    except (OSError, TypeError):
+    except (OSError, TypeError, ValueError):  # ValueError: an empty closure cell
         return f"unreadable-{uuid.uuid4().hex}"
-    return hashlib.sha256(source.encode()).hexdigest()
+    made_with = repr(bound)
+    if " at 0x" in made_with:  # an object known only by its identity
+        return f"unreadable-{uuid.uuid4().hex}"
+    return hashlib.sha256((source + "\0" + made_with).encode()).hexdigest()
 
 
 def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
