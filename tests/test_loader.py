@@ -16,7 +16,7 @@ from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.model import BioHiCL, load_model
-from biohicl.models.registry import Registry
+from biohicl.models.registry import Registry, RegistryEntry
 from biohicl.models.resolver import resolve, split_revision
 
 SHA_A = "a" * 40
@@ -249,9 +249,31 @@ def test_registered_name_not_cached_names_the_repo(hub_cache):
         BioHiCL.from_pretrained("BioHiCL-Base")
 
 
-def test_unpublished_registered_model_says_so(hub_cache):
-    with pytest.warns(UserWarning), pytest.raises(ModelLoadError, match=r"BioHiCL-MiniLM .* has not been published"):
-        BioHiCL.from_pretrained("biohicl-minilm")
+@pytest.mark.parametrize(
+    ("spec", "revision"), [("biohicl-minilm", None), ("biohicl/BioHiCL-MiniLM-L6", None), ("BioHiCL-MiniLM", SHA_C)]
+)
+def test_unpublished_registered_model_says_so(hub_cache, spec, revision):
+    # it used to warn about the unpinned branch, look in the cache, and end with "fetch it once with `hf download
+    # biohicl/BioHiCL-MiniLM-L6`", a repo the same message had just said does not exist
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ModelLoadError) as err:
+            BioHiCL.from_pretrained(spec, revision=revision)
+    assert str(err.value) == (
+        "BioHiCL-MiniLM (biohicl/BioHiCL-MiniLM-L6) has not been published to the Hub yet; train it (`biohicl train "
+        "--config configs/biohicl_minilm.yaml`, see docs/training.md) and load the run folder by path"
+    )
+    assert (Path(__file__).parents[1] / "configs/biohicl_minilm.yaml").is_file()
+
+
+def test_unpublished_entry_without_a_config_says_so_without_one():
+    entry = RegistryEntry(name="X", repo_id="org/x", kind="adapter", base_model="org/base", uploaded=False)
+    with pytest.raises(ModelLoadError) as err:
+        resolve("x", registry=Registry([entry]))
+    assert str(err.value) == (
+        "X (org/x) has not been published to the Hub yet; train it (see docs/training.md) "
+        "and load the run folder by path"
+    )
 
 
 def test_shipped_names_resolve_through_the_cache(hub_cache, artifacts):

@@ -55,6 +55,9 @@ class RegistryEntry:
     document_prompt: str = field(default="", metadata={"help": "Prefix added to documents."})
     base_revision: str | None = field(default=None, metadata={"help": "Pinned commit sha of base_model."})
     uploaded: bool = field(default=True, metadata={"help": "False while the repo has not been pushed yet."})
+    training_config: str | None = field(
+        default=None, metadata={"help": "The `biohicl train` config that makes the model (repo-relative path)."}
+    )
     license: str = field(default="unknown", metadata={"help": "License of the published weights."})
     notes: str = field(default="", metadata={"help": "What is known and what could not be verified."})
 
@@ -81,6 +84,14 @@ class RegistryEntry:
             raise ConfigError(f"{where}: pinned is true but field 'revision' is null")
         if not isinstance(self.max_length, int) or self.max_length <= 0:
             raise ConfigError(f"{where}: field 'max_length' must be a positive integer")
+
+    def unpublished_message(self) -> str:
+        """One line for a load of an entry not pushed yet: it is not on the Hub, and how to train it instead."""
+        how = f"`biohicl train --config {self.training_config}`, " if self.training_config else ""
+        return (
+            f"{self.name} ({self.repo_id}) has not been published to the Hub yet; train it ({how}see "
+            "docs/training.md) and load the run folder by path"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = REGISTRY_FILE) -> RegistryEntry:

@@ -194,6 +194,8 @@ def resolve(
     else:
         raise ModelLoadError(f"{spec}: no such directory (and not a valid Hub repo id owner/name)")
 
+    if entry is not None and not entry.uploaded:
+        raise ModelLoadError(entry.unpublished_message())
     if revision is None and entry is not None:
         revision = entry.default_revision
         if not entry.pinned:
@@ -213,11 +215,6 @@ def resolve(
     except ModelLoadError as err:
         if source == "repo" and entry is None:
             raise ModelLoadError(f"{err} (there is no local directory {spec!r} either)") from None
-        if entry is not None and not entry.uploaded:
-            raise ModelLoadError(
-                f"{entry.name} ({entry.repo_id}) has not been published to the Hub yet; train it (see "
-                f"docs/hub.md) and load the run folder by path. Cache lookup: {err}"
-            ) from None
         raise
     commit = folder.name if is_commit_sha(folder.name) else None
     if revision is not None and is_commit_sha(revision) and commit is not None and commit != revision:
