@@ -216,7 +216,6 @@ def load_onnx_encoder(
     threads: int | None = None,
     providers: list[str] | None = None,
     verify: bool = True,
-    optimize: bool = True,
 ) -> OnnxEncoder:
     """The ONNX Runtime encoder of ``model`` (a :class:`~biohicl.models.model.BioHiCL`; LoRA merged into a copy,
     ``model`` itself keeps its adapter, device and dtype).
@@ -245,7 +244,7 @@ def load_onnx_encoder(
     # export.json is written after an export, so a matching fingerprint means model.onnx is this model's (an int8-only
     # cache has no "fp32" report: that one is verified on first fp32 use, without exporting again)
     if not fp32.is_file() or info.get("fingerprint") != fingerprint:
-        export_onnx(model, fp32, optimize=optimize)
+        export_onnx(model, fp32)
         info = {"fingerprint": fingerprint, "opset": OPSET}
     path = fp32
     if quantize == "int8":

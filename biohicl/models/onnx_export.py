@@ -101,7 +101,7 @@ def default_cache_dir(model: Any) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "biohicl" / "onnx"
 
 
-def export_onnx(model: Any, path: str | Path, opset: int = OPSET, optimize: bool = True) -> Path:
+def export_onnx(model: Any, path: str | Path) -> Path:
     """Write ``model`` (merged, on CPU, float32) as one ONNX graph to ``path``: inputs ``input_ids``,
     ``attention_mask`` [, ``token_type_ids``] [batch, seq], output ``sentence_embedding`` [batch, dim]."""
     merged_backbone(model)
@@ -135,14 +135,11 @@ def export_onnx(model: Any, path: str | Path, opset: int = OPSET, optimize: bool
                     input_names=names,
                     output_names=["sentence_embedding"],
                     dynamic_axes=axes,
-                    opset_version=opset,
+                    opset_version=OPSET,
                     do_constant_folding=True,
                     dynamo=False,
                 )
-            if optimize:
-                _optimize(raw, tmp, model)
-            else:
-                raw.replace(tmp)
+            _optimize(raw, tmp, model)
         finally:
             raw.unlink(missing_ok=True)
     logger.info("exported %s to ONNX in %.1f s: %s", type(model.backbone).__name__, time.perf_counter() - start, path)
