@@ -435,3 +435,45 @@ def test_a_resumed_runs_training_time_says_it_covers_the_steps_since_resuming(tm
     assert BioHiCLModelCardData.from_run_dir(run, "M").training_time == "812 s wall time (since resuming at step 140)"
     (run / "training_summary.json").write_text(json.dumps({**summary, "runtime_s": 812.4, "resumed_at_step": None}))
     assert BioHiCLModelCardData.from_run_dir(run, "M").training_time == "812 s wall time"
+
+
+def test_card_lists_every_dev_metric_the_selection_used_at_step_0_and_the_kept_step(tmp_path):
+    # the card's dev rows came only from the evaluation record (pubmedqa-dev, siml-agreement): the SciFact-train
+    # nDCG@10 the selection guarded on, recorded in dev_evaluations.json only, was missing
+    selection = {"loaded_best": True, "best_step": 140, "best_metric": 0.52, "step0_metric": 0.33}
+    selection["evaluations"] = [[0, 0.33], [70, 0.33], [140, 0.52]]
+    run = _run_dir(tmp_path, selection)
+    args = json.loads((run / "biohicl_training_args.json").read_text())
+    args.update(
+        eval_tasks=["pubmedqa:dev", "siml-agreement", "scifact:train"],
+        selection_guard=["pubmedqa-dev_recall@1", "eval_scifact_ndcg@10"],
+    )
+    (run / "biohicl_training_args.json").write_text(json.dumps(args), encoding="utf-8")
+    metrics = ("siml-agreement_spearman", "pubmedqa-dev_recall@1", "scifact_ndcg@10", "scifact_mrr@10")
+    rows = [
+        {"step": step, "eval_dev_score": values[0], **{f"eval_{m}": v for m, v in zip(metrics, values, strict=True)}}
+        for step, values in (
+            (0, (0.33, 0.92, 0.6602, 0.6)),
+            (70, (0.33, 0.9, 0.6, 0.5)),
+            (140, (0.52, 0.916, 0.6585, 0.7)),
+        )
+    ]
+    (run / "dev_evaluations.json").write_text(json.dumps(rows), encoding="utf-8")
+    data = BioHiCLModelCardData.from_run_dir(run, "BioHiCL-MiniLM")
+    assert [(r["metric"], r["role"], r["base"], r["kept"]) for r in data.selection["dev_metrics"]] == [
+        ("siml-agreement_spearman", "score", 0.33, 0.52),
+        ("pubmedqa-dev_recall@1", "guard", 0.92, 0.916),
+        ("scifact_ndcg@10", "guard", 0.6602, 0.6585),
+    ]
+    text = render_model_card(data)
+    assert "| Dev task | Metric | used in | step 0 (base) | step 140 (kept) | Δ |" in text
+    assert "| siml-agreement | Spearman (`siml-agreement_spearman`) | score | 0.3300 | 0.5200 | +0.1900 |" in text
+    assert "| SciFact (train) | nDCG@10 (`scifact_ndcg@10`) | guard | 0.6602 | 0.6585 | -0.0017 |" in text
+    assert "scifact_mrr@10" not in text  # evaluated, but not used by the selection
+    # the card data round-trips through card_data.json with its dev rows
+    data.save(tmp_path / "card_data.json")
+    assert BioHiCLModelCardData.load(tmp_path / "card_data.json").selection == data.selection
+    # a run without dev_evaluations.json keeps the selection paragraph and shows no dev table
+    (run / "dev_evaluations.json").unlink()
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "BioHiCL-MiniLM"))
+    assert "Kept: **step 140**" in text and "| Dev task |" not in text

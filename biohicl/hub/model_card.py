@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
+from biohicl.hub.card_selection import selection_of
 from biohicl.hub.eval_rows import EvalRow, flatten_results, result_splits
 from biohicl.jsonio import read_json
 from biohicl.models.soup import SOUP_RECORD_NAME
+from biohicl.training.selection import EVALUATIONS_NAME
 
 if TYPE_CHECKING:
     from huggingface_hub import EvalResult, ModelCardData
@@ -67,7 +69,8 @@ class BioHiCLModelCardData:
         default_factory=dict,
         metadata={
             "help": "Dev model selection: evaluated steps, kept step, its score and step 0's, score metrics, guard "
-            "metrics, and whether the base was kept (from training_summary.json)."
+            "metrics, whether the base was kept (from training_summary.json), and each dev metric the selection "
+            "used at step 0 and the kept step (from dev_evaluations.json)."
         },
     )
     eval_results: list[EvalRow] = field(default_factory=list, metadata={"help": "Evaluation figures."})
@@ -122,7 +125,7 @@ class BioHiCLModelCardData:
             data.training_time = f"{summary['runtime_s']:.0f} s wall time" + (
                 f" (since resuming at step {resumed})" if resumed else ""
             )
-        data.selection = selection_of(summary, args)
+        data.selection = selection_of(summary, args, read_json(run_dir / EVALUATIONS_NAME, default=[]))
         soup = read_json(run_dir / SOUP_RECORD_NAME, default={})
         if soup:
             data.training_data = soup_paragraph(soup)
@@ -326,25 +329,6 @@ def soup_paragraph(soup: dict[str, Any]) -> str:
         f"({names}; weights {weights}), made with `biohicl soup`: one rank-{soup.get('rank')} adapter whose weight "
         "change is exactly the weighted mean of theirs. Each was trained as its own run; see their cards."
     )
-
-
-def selection_of(summary: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
-    """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting."""
-    record = summary.get("selection") or {}
-    if not record.get("loaded_best"):
-        return {}
-    return {
-        "steps": [int(step) for step, _ in record.get("evaluations") or []],
-        "best_step": record.get("best_step"),
-        "best_metric": record.get("best_metric"),
-        "step0_metric": record.get("step0_metric"),
-        "selected_base": bool(record.get("selected_base")),
-        "metrics": list(args.get("selection_metrics") or [record.get("selection_metric")]),
-        "guard": list(args.get("selection_guard") or []),
-        "guard_mode": args.get("selection_guard_mode") or "mean",
-        "guard_tolerance": args.get("selection_guard_tolerance") or 0.0,
-        "eval_tasks": list(args.get("eval_tasks") or []),
-    }
 
 
 def template_path() -> Path:

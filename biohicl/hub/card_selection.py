@@ -1,0 +1,77 @@
+"""What a model card says about dev model selection: the record of training_summary.json, and each dev metric the
+selection used at step 0 (the base) and at the kept step, from the run's ``dev_evaluations.json``.
+
+>>> selection_of(summary, args)["dev_metrics"][0]
+{'metric': 'scifact_ndcg@10', 'task': 'SciFact (train)', 'name': 'nDCG@10', 'role': 'guard', 'base': 0.66, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from biohicl.hub.eval_rows import EvalRow, _metric_key
+
+
+def _splits(eval_tasks: Sequence[str]) -> dict[str, str]:
+    """``{evaluation key: split}`` of ``eval_tasks`` entries ``name:split`` (keyed ``name`` and ``name-split``)."""
+    splits = {}
+    for entry in eval_tasks:
+        name, _, split = str(entry).partition(":")
+        if split:
+            splits[name] = splits[f"{name}-{split}"] = split
+    return splits
+
+
+def dev_metric_rows(selection: dict[str, Any], evaluations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per metric the selection scored or guarded on: its value at step 0 and at the kept step, read from
+    ``dev_evaluations.json``'s rows (``[]`` when either step was not recorded)."""
+    by_step = {int(row["step"]): row for row in evaluations if isinstance(row, dict) and "step" in row}
+    base, kept = by_step.get(0), by_step.get(selection.get("best_step"))
+    if base is None or kept is None:
+        return []
+    splits = _splits(selection.get("eval_tasks") or [])
+    rows = []
+    roles = [(m, "score") for m in selection["metrics"]] + [(m, "guard") for m in selection["guard"]]
+    for metric, role in roles:
+        key = f"eval_{str(metric).removeprefix('eval_')}"
+        if key not in base or key not in kept:
+            continue
+        task, _, name = key.removeprefix("eval_").rpartition("_")
+        row = EvalRow(task or name, _metric_key(name) if task else name, float(kept[key]), float(base[key]))
+        split = splits.get(task)
+        rows.append(
+            {
+                "metric": key.removeprefix("eval_"),
+                "task": f"{row.task_name} ({split})" if split else row.task_name,
+                "name": row.metric_name,
+                "role": role,
+                "base": row.base_value,
+                "kept": row.value,
+            }
+        )
+    return rows
+
+
+def selection_of(
+    summary: dict[str, Any], args: dict[str, Any], evaluations: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting.
+    ``evaluations``: the run's ``dev_evaluations.json`` rows, for the dev metrics at step 0 and the kept step."""
+    record = summary.get("selection") or {}
+    if not record.get("loaded_best"):
+        return {}
+    selection = {
+        "steps": [int(step) for step, _ in record.get("evaluations") or []],
+        "best_step": record.get("best_step"),
+        "best_metric": record.get("best_metric"),
+        "step0_metric": record.get("step0_metric"),
+        "selected_base": bool(record.get("selected_base")),
+        "metrics": list(args.get("selection_metrics") or [record.get("selection_metric")]),
+        "guard": list(args.get("selection_guard") or []),
+        "guard_mode": args.get("selection_guard_mode") or "mean",
+        "guard_tolerance": args.get("selection_guard_tolerance") or 0.0,
+        "eval_tasks": list(args.get("eval_tasks") or []),
+    }
+    selection["dev_metrics"] = dev_metric_rows(selection, evaluations)
+    return selection
