@@ -749,6 +749,13 @@ def test_study_training_settings_are_converted_and_checked_when_the_config_is_re
     config = ReproduceConfig.from_yaml(path)  # the Python API converts as the command does
     assert (config.training["learning_rate"], config.training["use_contrastive"]) == (1e-4, False)
     assert config.training["save_total_limit"] == 3 and config.variants["quick"] == {"lora_r": 4, "use_mse": False}
+    direct = ReproduceConfig(  # built in Python, not read from a file: converted and checked the same way
+        output_dir=str(tmp_path / "study"), models=config.to_dict()["models"],
+        training={"learning_rate": "1e-4"}, variants={"full": {}, "quick": {"lora_r": "4"}},
+    )  # fmt: skip
+    assert (direct.training["learning_rate"], direct.variants["quick"]) == (1e-4, {"lora_r": 4})
+    with pytest.raises(ConfigError, match=r"^variants\.quick: lora_r: 'abc' is not a valid int$"):
+        ReproduceConfig(output_dir="x", models=config.to_dict()["models"], variants={"quick": {"lora_r": "abc"}})
     for bad, message in [
         ("training:\n  lora_r: abc\n", r"training: lora_r: 'abc' is not a valid int"),
         ("training:\n  lambda_con: null\n", r"training: lambda_con: null is not a valid float"),

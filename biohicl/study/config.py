@@ -127,6 +127,10 @@ class ReproduceConfig:
     title: str = field(default="BioHiCL reproduction", metadata={"help": "Heading of results.md."})
 
     def __post_init__(self) -> None:
+        """Build the nested specs and check every field. The training settings (``training``, each model's
+        ``training``, each variant) are converted and checked as ``biohicl train --config`` reads a file, however
+        the config is made: ``learning_rate: 1e-4`` (a string to YAML) is a float, ``lora_r: abc`` or an unknown
+        key a one-line error naming the scope and the field, when the config is read, not when a run trains."""
         if isinstance(self.dataset, Mapping):
             self.dataset = _build(DatasetSpec, self.dataset, "dataset")
         if not isinstance(self.models, list):
@@ -171,6 +175,9 @@ class ReproduceConfig:
         check_eval_device(self.eval_device)
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
+        from biohicl.config_values import convert_config_values
+        from biohicl.training.args import BioHiCLTrainingArguments
+
         for scope, values in (
             [("training", self.training)]
             + [(f"models[{m.name}].training", m.training) for m in self.models]
@@ -179,13 +186,12 @@ class ReproduceConfig:
             reserved = sorted(set(values) & set(RESERVED_TRAINING_KEYS))
             if reserved:
                 raise ConfigError(f"{scope}: {', '.join(reserved)} are set by the study itself")
+            values.update(convert_config_values(BioHiCLTrainingArguments, values, scope))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> ReproduceConfig:
-        """A checked config from a mapping (``source`` names it in errors). The training settings (``training``,
-        each model's ``training``, each variant) are converted and checked as ``biohicl train --config`` reads a
-        file: ``learning_rate: 1e-4`` (a string to YAML) is a float, ``lora_r: abc`` or an unknown key a one-line
-        error naming the scope and the field, when the config is read, not when a run trains."""
+        """A checked config from a mapping (``source`` names it in errors); see :meth:`__post_init__` for the
+        training settings' conversion."""
         try:
             config = _build(cls, values, source)
         except ConfigError as err:
@@ -196,12 +202,6 @@ class ReproduceConfig:
                 if set(values) - {f.name for f in fields(cls)} <= {f.name for f in fields(TrainArgs)}:
                     message += " (this looks like a `biohicl train --config` file)"
             raise ConfigError(f"{source}: {message}") from None
-        from biohicl.config_values import convert_config_values
-        from biohicl.training.args import BioHiCLTrainingArguments
-
-        scopes = [("training", config.training)] + [(f"models[{m.name}].training", m.training) for m in config.models]
-        for scope, settings in scopes + [(f"variants.{name}", v) for name, v in config.variants.items()]:
-            settings.update(convert_config_values(BioHiCLTrainingArguments, settings, f"{source}: {scope}"))
         return config
 
     @classmethod
