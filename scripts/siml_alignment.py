@@ -2,7 +2,7 @@
 
     python scripts/siml_alignment.py sentence-transformers/all-MiniLM-L6-v2 runs/minilm-biohicl --max_length 256
 
-The measure is :func:`biohicl.training.diagnostics.siml_alignment` (docs/results.md reports it).
+The measure is :func:`biohicl.evaluation.agreement.siml_alignment` (docs/results.md reports it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from biohicl.training.diagnostics import pubmedqa_test_documents, siml_alignment
+from biohicl.evaluation.agreement import siml_alignment
+from biohicl.evaluation.pubmedqa import candidate_text, load_pubmedqa
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+
+def pubmedqa_test_documents() -> tuple[list[str], list[list[str]]]:
+    """PubMedQA's official test abstracts (title-less: the contexts joined), sorted by PMID, with their MeSH UIs."""
+    items, _ = load_pubmedqa("test")
+    mesh = MeshHierarchy.load()
+    texts, labels = [], []
+    for pmid in sorted(items):
+        texts.append(candidate_text(items[pmid], "context"))
+        labels.append([ui for name in items[pmid].get("MESHES", []) if (ui := mesh.try_resolve(name))])
+    return texts, labels
 
 
 def main(argv: list[str] | None = None) -> int:

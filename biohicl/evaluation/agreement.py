@@ -7,18 +7,26 @@ place, the Spearman correlation of the embedding cosine (SimE, documents embedde
 the MeSH label similarity (SimL, the paper's: ancestors and depth weights, check tags kept, so the yardstick is the
 same whatever SimL variant a run trains on). Documents with a ``label_kind`` column are paired within their kind
 only: SimL never compares an indexing-labelled with a mention-labelled document. ``biohicl train --eval_tasks
-siml-agreement`` fills in the run's own ``dataset_path``.
+siml-agreement`` fills in the run's own ``dataset_path``. :func:`siml_alignment` is the measure on any list of
+documents (``scripts/siml_alignment.py`` runs it on PubMedQA's test abstracts).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.results import TaskResult, file_checksums
+
+if TYPE_CHECKING:
+    from biohicl.mesh.hierarchy import MeshHierarchy
 
 TASK = "siml-agreement"
 
@@ -36,7 +44,6 @@ def evaluate_agreement(
     """Spearman/Pearson of SimE vs SimL over the pairs of ``split``'s documents (``limit_queries``: the first N)."""
     from biohicl.data.documents import split_documents_with_kinds
     from biohicl.mesh.hierarchy import MeshHierarchy
-    from biohicl.training.diagnostics import siml_alignment
 
     start = time.perf_counter()
     path = Path(dataset_path).expanduser()
@@ -71,6 +78,60 @@ def evaluate_agreement(
         protocol=f"{path.name} split {split}: Spearman of SimE (document embeddings) vs SimL (MeSH 2024, ancestors, "
         f"depth weights) over {pairs} of {stats['documents']} labelled documents",
     )
+
+
+def siml_alignment(
+    model: Any,
+    texts: Sequence[str],
+    labels: Sequence[Sequence[str]],
+    mesh: MeshHierarchy | None = None,
+    beta: float = 0.3,
+    batch_size: int = 32,
+    show_progress_bar: bool | None = None,
+    kinds: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Agreement of SimE (``model.encode``) with SimL over all pairs ``i < j`` of the given documents; with
+    ``kinds`` (each document's ``label_kind``), over the pairs of one kind only: SimL never compares an
+    indexing-labelled with a mention-labelled document (one kind: every pair, the same numbers)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    from biohicl.mesh.gram import gram_matrix
+    from biohicl.mesh.hierarchy import MeshHierarchy
+    from biohicl.mesh.pair_rules import ZERO_TOLERANCE
+
+    mesh = mesh or MeshHierarchy.load()
+    clean = [mesh.known_labels(labs) for labs in labels]
+    keep = [i for i, labs in enumerate(clean) if labs]
+    siml = gram_matrix(mesh.normalized_label_vectors([clean[i] for i in keep]))
+    kept_texts = [texts[i] for i in keep]
+    encoded = model.encode(kept_texts, batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar)
+    emb = np.asarray(encoded, dtype=np.float64)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    sime = emb @ emb.T
+    upper = np.triu_indices(len(keep), k=1)
+    cross = 0
+    if kinds is not None:
+        kept_kinds = np.asarray([str(kinds[i]) for i in keep])
+        same = kept_kinds[upper[0]] == kept_kinds[upper[1]]
+        cross = int((~same).sum())
+        upper = (upper[0][same], upper[1][same])
+    s_l, s_e = siml[upper], sime[upper]
+    positive, zero = s_l > beta, s_l <= ZERO_TOLERANCE
+    if len(s_l) < 2:  # no correlation over fewer than 2 pairs (e.g. kinds of one labelled document each)
+        return {"documents": len(keep), "pairs": len(s_l), "spearman": float("nan"), "pearson": float("nan"),
+                "cross_kind_pairs_skipped": cross}  # fmt: skip
+    return {
+        "documents": len(keep),
+        "pairs": len(s_l),
+        "spearman": float(spearmanr(s_e, s_l).statistic),
+        "pearson": float(pearsonr(s_e, s_l).statistic),
+        "mse_all_pairs": float(np.mean((s_e - s_l) ** 2)),
+        "sime_positive_mean": float(s_e[positive].mean()) if positive.any() else float("nan"),
+        "sime_zero_mean": float(s_e[zero].mean()) if zero.any() else float("nan"),
+        "positive_pairs": int(positive.sum()),
+        "zero_pairs": int(zero.sum()),
+        "cross_kind_pairs_skipped": cross,
+    }
 
 
 def agreement_data_files(dataset_path: str | Path) -> dict[str, str]:

@@ -3,8 +3,8 @@
 Modules: ``args`` (:class:`BioHiCLTrainingArguments`, the ``biohicl train`` options), ``objective`` (the loss the
 arguments describe), ``trainer`` (:class:`BioHiCLTrainer`: loss components, the evaluator seam, step-0 model
 selection), ``selection`` (dev score, best step), ``checkpoint`` (trainable weights, resume), ``run``
-(:func:`train_biohicl`: data, batches, model, trainer, run folder), ``curves`` (loss-curve PNGs) and
-``diagnostics`` (SimE vs SimL on held-out documents). Names are imported on first use (torch, transformers).
+(:func:`train_biohicl`: data, batches, model, trainer, run folder) and ``curves`` (loss-curve PNGs). Names are
+imported on first use (torch, transformers).
 """
 
 from __future__ import annotations
@@ -28,14 +28,12 @@ _LAZY = {
     "load_training_data": "biohicl.training.run",
     "train_biohicl": "biohicl.training.run",
     "plot_training_curves": "biohicl.training.curves",
-    "siml_alignment": "biohicl.training.diagnostics",
 }
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
     from biohicl.training.checkpoint import last_complete_checkpoint, load_trainable_weights, save_trainable_weights
     from biohicl.training.curves import plot_training_curves
-    from biohicl.training.diagnostics import siml_alignment
     from biohicl.training.objective import build_loss
     from biohicl.training.run import (
         TrainingData,
@@ -61,7 +59,6 @@ __all__ = [
     "load_training_data",
     "plot_training_curves",
     "save_trainable_weights",
-    "siml_alignment",
     "train_biohicl",
 ]
 

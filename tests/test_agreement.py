@@ -7,7 +7,7 @@ import pytest
 from conftest import label_vector_powers
 from scipy.stats import pearsonr
 
-from biohicl.training.diagnostics import siml_alignment
+from biohicl.evaluation.agreement import siml_alignment
 
 
 class LabelVectorModel:
