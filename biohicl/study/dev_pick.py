@@ -50,9 +50,15 @@ def _out(seeds: Mapping[int, Mapping[str, Any] | None]) -> str | None:
     return None
 
 
+def left_out_targets(config: ReproduceConfig) -> list[str]:
+    """The ``target_variants`` a selection of the study (``--only``) left out: the pick did not see them."""
+    return [v for v in config.target_variants or [] if v not in config.variants]
+
+
 def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries) -> dict[str, Any]:
-    """``{"rule", "candidates", "picked"}`` for ``spec``'s judged variants: each candidate with its seeds, selected
-    steps, mean dev selection score and why it is out (None when in); ``picked`` is None when every one is out."""
+    """``{"rule", "candidates", "picked", "left_out"}`` for ``spec``'s judged variants: each candidate with its seeds,
+    selected steps, mean dev selection score and why it is out (None when in); ``picked`` is None when every one is
+    out; ``left_out``: the target variants not in this selection of the study (:func:`left_out_targets`)."""
     candidates, picked, best = [], None, None
     for variant in config.judged_variants(spec):
         seeds = {s: summaries.get((spec.name, variant, s)) for s in config.run_seeds(spec, variant)}
@@ -65,4 +71,4 @@ def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries)
         })  # fmt: skip
         if out is None and score is not None and (best is None or score > best):  # strict: a tie keeps the first
             picked, best = variant, score
-    return {"rule": DEV_PICK_RULE, "candidates": candidates, "picked": picked}
+    return {"rule": DEV_PICK_RULE, "candidates": candidates, "picked": picked, "left_out": left_out_targets(config)}

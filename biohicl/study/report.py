@@ -78,6 +78,15 @@ def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
         lines.append(f"| {c['variant']} | {', '.join(map(str, c['seeds']))} | {steps} | {score} | {outcome} |")
     if pick["picked"] is None:
         lines += ["", "No variant is picked: every one is out."]
+    if left_out := pick.get("left_out"):
+        lines += [
+            "",
+            "The pick is among the target variants in this report only: "
+            + ", ".join(f"`{v}`" for v in left_out)
+            + (" was" if len(left_out) == 1 else " were")
+            + " left out of this selection of the study (`--only`), and the rule over all `target_variants` may "
+            "name another.",
+        ]
     return lines
 
 
