@@ -90,6 +90,33 @@ def test_read_documents_parquet_streams_batches(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (["documents/documents-00000.parquet", "pairs/pairs-00000.parquet"], ["documents/documents-00000.parquet"]),
+        (["data/documents-00000-of-00001.parquet", "data/pairs-00000-of-00001.parquet"],
+         ["data/documents-00000-of-00001.parquet"]),
+        (["documents-00000.parquet", "pairs-00000.parquet"], ["documents-00000.parquet"]),
+        (["documents/train/x.parquet"], ["documents/train/x.parquet"]),
+        # both a single file and a Hub data/ folder: one rule picks the single file for indexing and evaluation
+        (["documents.parquet", "data/documents-00000-of-00001.parquet"], ["documents.parquet"]),
+        (["docs.parquet", "pairs.parquet"], ["docs.parquet"]),  # the corpus reader's own last fallback
+    ],
+)  # fmt: skip
+def test_corpus_parquet_files_follow_the_dataset_layouts(tmp_path, files, expected):
+    from biohicl.data import corpus, documents
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = [str(p.relative_to(tmp_path)) for p in corpus.parquet_files(tmp_path)]
+    assert found == expected
+    if files[0] != "docs.parquet":
+        assert documents.parquet_files(tmp_path, "documents") == corpus.parquet_files(tmp_path)
+    with pytest.raises(DataError, match=r"empty: no documents parquet files found"):
+        corpus.parquet_files(tmp_path / "empty")
+
+
 def test_bad_records_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"_id": "1", "text": "ok"}\n{"_id": "2", "text": \n')

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.files import check_file
 from biohicl.errors import DataError
 
@@ -148,19 +149,16 @@ def read_tsv(path: str | Path) -> Iterator[Document]:
 
 
 def parquet_files(path: str | Path) -> list[Path]:
-    """The parquet files of a ``documents`` table: the file itself, else ``documents/**.parquet`` or
-    ``documents*.parquet`` inside the folder, else every parquet file of a folder with no ``pairs`` in its name."""
+    """The parquet files of a ``documents`` table: the file itself, else the ``documents`` config of a dataset
+    folder (:func:`biohicl.data.documents.parquet_files`), else every parquet file of a folder with no ``pairs`` in
+    its name."""
     path = Path(path)
     if path.is_file():
         return [path]
-    for files in (
-        sorted((path / "documents").rglob("*.parquet")),
-        sorted((path / "data").glob("documents*.parquet")),
-        sorted(path.glob("documents*.parquet")),
-        sorted(f for f in path.glob("*.parquet") if "pairs" not in f.name),
-    ):
-        if files:
-            return files
+    files = config_parquet_files(path, "documents")
+    files = files or sorted(f for f in path.glob("*.parquet") if "pairs" not in f.name)
+    if files:
+        return files
     raise DataError("no documents parquet files found (expected documents/*.parquet or documents-*.parquet)", path)
 
 
