@@ -102,7 +102,7 @@ def test_bad_lines_are_named(tmp_path):
     folder = write_beir(tmp_path / "toy")
     with (folder / "corpus.jsonl").open("a") as handle:
         handle.write("{not json\n")
-    with pytest.raises(DataError, match=r"corpus\.jsonl: line 5: not valid JSON"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl, record 5: not valid JSON"):
         load_beir(folder)
     (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
     with pytest.raises(DataError, match=r"dev\.tsv: line 2: expected 3 tab-separated fields"):

@@ -10,7 +10,6 @@ form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,15 +49,10 @@ def _find(folder: Path, name: str) -> Path | None:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
+    """The records of a BEIR JSONL file (the corpus reader's parsing and errors), each with an ``_id``."""
+    from biohicl.data.corpus import iter_json_lines
 
-    for line_number, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"line {line_number}: not valid JSON ({err.msg})", path) from None
+    for line_number, record in iter_json_lines(path):
         if not isinstance(record, dict) or "_id" not in record:
             raise DataError(f"line {line_number}: record has no `_id` field", path)
         yield line_number, record

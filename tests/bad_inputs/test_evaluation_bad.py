@@ -82,7 +82,7 @@ def test_malformed_corpus_line_names_the_line(tmp_path):
     folder = beir(tmp_path / "b")
     with (folder / "corpus.jsonl").open("a") as handle:
         handle.write('{"_id": "d4", "text": "trunc\n')
-    with pytest.raises(DataError, match=r"corpus\.jsonl: line 4: not valid JSON"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl, record 4: not valid JSON"):
         load_beir(folder)
 
 
