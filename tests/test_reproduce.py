@@ -571,7 +571,7 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     from biohicl.cli import reproduce as command
 
     config = _config(tmp_path, tiny_bert_dir, seeds=[0, 1], variants={"full": {}, "no_mse": {"use_mse": False}},
-                     pick_variant_on_dev=True)  # fmt: skip
+                     pick_variant_on_dev=True, target_variants=["full", "no_mse"])  # fmt: skip
     prepare_dataset(config, progress=False)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
@@ -587,12 +587,21 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
     assert results["models"]["tiny"]["rows"]["full"]["n"] == 2 and results["models"]["tiny"]["rows"]["no_mse"]["n"] == 2
     shown = capsys.readouterr().out
     assert "worker 1: done" in shown and "worker 2: done" in shown
-    (target,) = [t for t in results["targets"] if t["metric"] == "biosses/spearman" and t["target"] == 0.03]
+    (target,) = [
+        t for t in results["targets"]
+        if t["metric"] == "biosses/spearman" and t["target"] == 0.03 and t["variant"] == "full"
+    ]  # fmt: skip
     status = "met" if target["met"] else "MISSED"  # the default target: +3.0 points over the base
     assert f"  tiny/full biosses/spearman: Δ {100 * target['delta']:+.2f} (target +3.0) {status}\n" in shown
     # the runs trained without dev evaluation, so the dev pick has nothing to go on, and says so
     assert "  tiny: no variant picked on dev (each is out: see results.md)\n" in shown
     assert results["models"]["tiny"]["dev_pick"]["candidates"][0]["out"] == "no dev selection: seeds 0, 1"
+    assert command.main(["--config", str(path), "--only", "no_mse", "--report_only"]) == 0
+    shown = capsys.readouterr().out  # a report over part of the target variants says which ones the pick missed
+    assert (
+        "  tiny: no variant picked on dev (each is out: see results.md; among this selection only, full left out)\n"
+        in shown
+    )
 
 
 def test_a_rerun_of_the_workers_keeps_the_earlier_logs(tmp_path, monkeypatch):

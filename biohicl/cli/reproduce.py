@@ -196,10 +196,13 @@ def main(argv: list[str]) -> int:
     for name, model in results["models"].items():
         if pick := model.get("dev_pick"):
             score = {c["variant"]: c["score"] for c in pick["candidates"]}.get(pick["picked"])
+            among = (
+                f"; among this selection only, {', '.join(pick['left_out'])} left out" if pick.get("left_out") else ""
+            )
             print(
-                f"  {name}: picked on dev: {pick['picked']} (mean dev selection score {score:.4f})"
+                f"  {name}: picked on dev: {pick['picked']} (mean dev selection score {score:.4f}{among})"
                 if pick["picked"]
-                else f"  {name}: no variant picked on dev (each is out: see results.md)"
+                else f"  {name}: no variant picked on dev (each is out: see results.md{among})"
             )
     for target in results["targets"]:
         if not isinstance(target["target"], str):  # the ablation checks ("full ≥ no_mse") stay in results.md
