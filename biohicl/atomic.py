@@ -151,9 +151,9 @@ def refuse_file_in_the_way(target: Path, label: str, error: type[BioHiCLError] =
             return
 
 
-def atomic_write_text(target: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+def atomic_write_text(target: str | Path, text: str, fsync: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``target`` atomically (``fsync``: as :func:`atomic_path`)."""
+    with atomic_path(target, fsync=fsync) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
 

@@ -152,3 +152,25 @@ def test_shareable_mode_follows_the_current_umask():
         assert (shareable_mode(), shareable_mode(directory=True)) == (0o640, 0o750)
     finally:
         os.umask(previous)
+
+
+def test_atomic_write_text_fsyncs_only_when_asked(tmp_path, monkeypatch):
+    """``fsync=True`` flushes the temporary file before the rename (index manifests and shards need it)."""
+    import os
+
+    from biohicl.atomic import atomic_write_text
+
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(tmp_path / "plain.json", "{}")
+    assert synced == []
+    atomic_write_text(tmp_path / "durable.json", "é\n", fsync=True)
+    assert synced == [len("é\n".encode())]  # once, on the written temporary file (3 bytes)
+    assert (tmp_path / "durable.json").read_text(encoding="utf-8") == "é\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["durable.json", "plain.json"]

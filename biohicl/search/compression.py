@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.errors import ConfigError
 from biohicl.search.float_rows import FloatRows, as_float32
-from biohicl.search.layout import IndexManifest, write_atomically, write_text_atomically
+from biohicl.search.layout import IndexManifest
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def compress_index(
             parts.append(calibration.encode(block))
         codes = np.concatenate(parts) if parts else calibration.encode(np.empty((0, manifest.dim), np.float32))
         name = compressed_shard_name(shard.number, kind)
-        write_atomically(directory / name, lambda tmp, codes=codes: _save_npy(tmp, codes))
+        with atomic_path(directory / name, fsync=True) as tmp:
+            _save_npy(tmp, codes)
         shards.append(
             {"number": shard.number, "file": name, "count": shard.count, "sha256": file_sha256(directory / name)}
         )
@@ -166,7 +168,7 @@ def compress_index(
         "calibration": asdict(calibration),
         "shards": shards,
     }
-    write_text_atomically(directory / compressed_info_name(kind), json.dumps(info) + "\n")
+    atomic_write_text(directory / compressed_info_name(kind), json.dumps(info) + "\n", fsync=True)
     logger.info("compressed %d rows of %s to %s", manifest.count, directory, kind)
     return info
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
+from biohicl.atomic import atomic_path
 from biohicl.data.corpus import read_texts
-from biohicl.search.layout import describe_model, parse_dtype, write_atomically
+from biohicl.search.layout import describe_model, parse_dtype
 
 
 def encode_file(
@@ -58,7 +59,6 @@ def encode_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    write_atomically(
-        output, lambda tmp: save_file({"embeddings": embeddings.contiguous()}, str(tmp), metadata=metadata)
-    )
+    with atomic_path(output, fsync=True) as tmp:
+        save_file({"embeddings": embeddings.contiguous()}, str(tmp), metadata=metadata)
     return embeddings

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from biohicl.atomic import atomic_write_text
 from biohicl.data.corpus import Document, iter_documents
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
@@ -45,7 +46,6 @@ from biohicl.search.layout import (
     read_shard_metadata,
     shard_name,
     write_shard,
-    write_text_atomically,
 )
 
 
@@ -137,7 +137,7 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
     elif any(directory.glob("shard-*.safetensors")):
         raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
     else:
-        write_text_atomically(path, json.dumps(settings, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n", fsync=True)
         return True
     return False
 
@@ -293,7 +293,7 @@ def build_index(
         "skipped": skipped,
         "shards": [asdict(s) for s in own],
     }
-    write_text_atomically(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n")
+    atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n", fsync=True)
     state.wait_for_everyone()
     if state.is_main_process:
         merge_rank_manifests(directory, world, settings)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from biohicl import __version__
-from biohicl.atomic import atomic_path
+from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
@@ -79,18 +79,6 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return next(k for k, v in STORAGE_DTYPES.items() if v == dtype)
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename onto ``path``: readers (and a resume after a crash) never see
-    a partial file."""
-    with atomic_path(path, fsync=True) as tmp:
-        write(tmp)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """:func:`write_atomically` of UTF-8 ``text``."""
-    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 @dataclass
@@ -209,7 +197,7 @@ class IndexManifest:
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / MANIFEST_NAME
-        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n", fsync=True)
         return path
 
     @classmethod
@@ -282,10 +270,11 @@ def write_shard(
         if doc.mesh:
             record["mesh"] = list(doc.mesh)
         lines.append(json.dumps(record, ensure_ascii=False))
-    write_text_atomically(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""), fsync=True)
     metadata = {"count": str(len(ids)), "ids_sha256": digest, "shard": str(number), "format": INDEX_FORMAT}
     tensors = {EMBEDDINGS_KEY: embeddings.contiguous()}
-    write_atomically(directory / shard_name(number), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    with atomic_path(directory / shard_name(number), fsync=True) as tmp:  # a resume trusts every shard on disk
+        save_file(tensors, str(tmp), metadata=metadata)
     return ShardInfo(number, shard_name(number), docs_name(number), 0, len(ids), digest, rank)
 
 

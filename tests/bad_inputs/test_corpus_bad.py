@@ -3,6 +3,7 @@ half-built or garbled indexes, a full disk while writing shards. One line at the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -122,19 +123,18 @@ def test_build_dataset_on_a_folder_says_it_is_one(tmp_path, run_cli):
 
 
 def torn_write_then_full_disk(real, name: str):
-    """Wrap ``layout.write_atomically``: writing ``name`` leaves a torn temporary file, then ENOSPC (as a full
-    disk does mid-write). Patching the wrapper, not ``safetensors.torch.save_file``, keeps modules that import
-    ``save_file`` lazily from keeping the fake after the test."""
+    """Wrap ``atomic_path`` as a module imported it: writing ``name`` leaves a torn temporary file, then ENOSPC (as
+    a full disk does mid-write). Patching the module's ``atomic_path``, not ``safetensors.torch.save_file``, keeps
+    modules that import ``save_file`` lazily from keeping the fake after the test."""
 
-    def wrapper(path, write):
-        if path.name != name:
-            return real(path, write)
-
-        def torn(tmp):
+    @contextlib.contextmanager
+    def wrapper(path, fsync=False):
+        with real(path, fsync=fsync) as tmp:
+            if Path(path).name != name:
+                yield tmp
+                return
             Path(tmp).write_bytes(b"\x00" * 10)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
-
-        return real(path, torn)
 
     return wrapper
 
@@ -145,8 +145,8 @@ def test_encode_cli_full_disk_leaves_no_file(tmp_path, run_cli, tiny_bert_dir, m
     texts = tmp_path / "texts.txt"
     texts.write_text("insulin\nheart\n")
     out = tmp_path / "emb.safetensors"
-    full_disk = torn_write_then_full_disk(embeddings_file.write_atomically, out.name)
-    monkeypatch.setattr(embeddings_file, "write_atomically", full_disk)
+    full_disk = torn_write_then_full_disk(embeddings_file.atomic_path, out.name)
+    monkeypatch.setattr(embeddings_file, "atomic_path", full_disk)
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
     assert "emb.safetensors: no space left on device; nothing was written there" in result.err
     assert sorted(os.listdir(tmp_path)) == ["texts.txt"]
@@ -171,15 +171,15 @@ def test_index_full_disk_then_rerun_equals_a_clean_run(tmp_path, run_cli, tiny_b
     corpus = jsonl(tmp_path / "corpus.jsonl")
     argv = ["index", "--model", str(tiny_bert_dir), "--shard_size", "4", "--no_progress", str(corpus)]
     assert run_cli([*argv, "--output", str(tmp_path / "clean")], expect_error=False).code == 0
-    real = layout.write_atomically
-    monkeypatch.setattr(layout, "write_atomically", torn_write_then_full_disk(real, "shard-00001.safetensors"))
+    real = layout.atomic_path
+    monkeypatch.setattr(layout, "atomic_path", torn_write_then_full_disk(real, "shard-00001.safetensors"))
     out = tmp_path / "index"
     result = run_cli([*argv, "--output", str(out)])
     assert "shard-00001.safetensors: no space left on device; nothing was written there" in result.err
     names = sorted(os.listdir(out))
     assert "shard-00000.safetensors" in names and "shard-00001.safetensors" not in names
     assert "manifest.json" not in names and not [n for n in names if n.startswith(".")]
-    monkeypatch.setattr(layout, "write_atomically", real)
+    monkeypatch.setattr(layout, "atomic_path", real)
     assert run_cli([*argv, "--output", str(out)], expect_error=False).code == 0
     for shard in ("shard-00000", "shard-00001", "shard-00002"):
         clean = load_file(str(tmp_path / "clean" / f"{shard}.safetensors"))
