@@ -1,7 +1,7 @@
 """The one publishing seam: build a Hub repo folder from a run, check it, and upload it in one commit.
 
 Every function that talks to the Hub takes an ``HfApi``-like object (``create_repo``, ``repo_info``,
-``create_branch``, ``upload_folder``), so tests pass a recording fake and nothing else in biohicl imports ``HfApi``.
+``create_branch``, ``upload_folder``), so tests pass a recording fake; only ``cli.publish`` constructs one.
 
 >>> folder = build_model_repo_folder("runs/minilm", "build/BioHiCL-MiniLM", repo_id="me/BioHiCL-MiniLM")
 >>> publish_folder(HfApi(), folder, "me/BioHiCL-MiniLM", private=True)
