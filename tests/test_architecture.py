@@ -20,6 +20,14 @@ def test_no_module_is_over_about_400_lines():
     assert {name: n for name, n in lengths.items() if n > 410} == {}
 
 
+def test_every_script_is_listed_outside_the_package():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    outside = text[text.index("Outside the package:") :].split("\n\n")[0]
+    scripts = sorted(p.stem for p in (PACKAGE.parent / "scripts").glob("*.py"))
+    assert len(scripts) >= 11
+    assert [name for name in scripts if f"`{name}`" not in outside] == []
+
+
 def test_reading_data_never_loads_torch(data_dir):
     """Reading a corpus and the MeSH hierarchy (what `biohicl build-dataset` needs) imports neither torch nor
     transformers: the packages export their torch-backed names lazily."""
