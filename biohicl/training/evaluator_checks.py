@@ -4,7 +4,6 @@ before any training (:func:`check_evaluation`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from torch import nn
 
@@ -14,17 +13,6 @@ from biohicl.training.selection import check_metric
 
 #: What an evaluator is: the model in, flat metrics out (``{"biosses_spearman": 0.81, ...}``, no ``eval_`` prefix).
 Evaluator = Callable[[nn.Module], Mapping[str, float]]
-
-
-def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
-    values = {}
-    for name, value in dict(metrics).items():
-        try:
-            values[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
-    return values
 
 
 def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:

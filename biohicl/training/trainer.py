@@ -43,7 +43,7 @@ from biohicl.training.checkpoint import (
     trainable_state,
     whole_run_loss,
 )
-from biohicl.training.evaluator_checks import Evaluator, _as_floats, check_evaluation
+from biohicl.training.evaluator_checks import Evaluator, check_evaluation
 from biohicl.training.objective import build_loss
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
@@ -51,6 +51,17 @@ logger = logging.getLogger(__name__)
 
 #: Batch keys that go to the loss, not to the model.
 LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
+
+
+def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
+    values = {}
+    for name, value in dict(metrics).items():
+        try:
+            values[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
+    return values
 
 
 def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
