@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from biohicl.data.columns import column_list
+
 TEMPLATE_NAME = "dataset_card_template.md"
 #: the license id of a mixed-source dataset on the Hub (``license: other``), and the file its ``license_link`` names
 HUB_LICENSE_NAME = "biohicl-mixed-sources"
@@ -65,7 +67,7 @@ def card_license(dataset, license: str | None = None) -> str:
     """The card's license id: ``license`` if given, else ``mit`` when every source is MIT, else ``other``."""
     if license:
         return license
-    sources = set(dataset["documents"]["source"])
+    sources = set(column_list(dataset["documents"], "source"))
     return "mit" if {SOURCE_INFO.get(s, {}).get("license") for s in sources} == {"MIT"} else "other"
 
 
@@ -78,7 +80,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     :data:`HUB_LICENSE_NAME` and ``license_link`` :data:`LICENSE_FILE`; the per-source terms are in the card body).
     No ``dataset_info``: without ``num_bytes`` ``datasets`` calls it malformed and ignores it.
     """
-    sources = sorted(set(dataset["documents"]["source"]))
+    sources = sorted(set(column_list(dataset["documents"], "source")))
     if split_files:
         licensing = {"license": card_license(dataset, license)}
         if licensing["license"] == "other":
@@ -91,7 +93,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     configs = []
     for config in ("documents", "pairs"):
         if split_files:
-            splits = sorted(set(dataset[config]["split"]))
+            splits = sorted(set(column_list(dataset[config], "split")))
             data_files = [{"split": split, "path": split_file(config, split)} for split in splits]
         else:
             data_files = [{"split": "train", "path": f"{config}/*.parquet"}]
@@ -117,7 +119,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
 def render_license_file(dataset) -> str:
     """``LICENSE.md`` of the Hub layout (its ``license_link``): the terms of each source and of MeSH."""
     lines = ["# Licenses of the BioHiCL MeSH-pair dataset", "", "The dataset mixes sources under different terms:", ""]
-    for source in sorted(set(dataset["documents"]["source"])):
+    for source in sorted(set(column_list(dataset["documents"], "source"))):
         info = SOURCE_INFO.get(source, {"name": source, "license": "see source"})
         lines.append(f"- **{info['name']}** (`{source}`): {info['license']}")
     lines += [
@@ -144,17 +146,17 @@ def render_dataset_card(
     as in :func:`card_metadata`, ``repo_id`` for the usage snippet."""
     import jinja2
 
-    sources = sorted(set(dataset["documents"]["source"]))
+    sources = sorted(set(column_list(dataset["documents"], "source")))
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string(template_path().read_text(encoding="utf-8"))
     metadata = card_metadata(dataset, summary, split_files=split_files, license=license)
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     documents = dataset["documents"]
-    kinds = sorted(set(documents["label_kind"])) if "label_kind" in documents.column_names else []
+    kinds = sorted(set(column_list(documents, "label_kind"))) if "label_kind" in documents.column_names else []
     return template.render(
         metadata=header,
         summary=summary,
-        splits=sorted(set(documents["split"])) if split_files else [],
+        splits=sorted(set(column_list(documents, "split"))) if split_files else [],
         repo_id=repo_id or "<repo id>",
         license_link=metadata.get("license_link"),
         n_documents=len(documents),

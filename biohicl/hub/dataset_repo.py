@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biohicl.data.columns import column_array
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import PublishError
@@ -36,7 +37,7 @@ SPLIT_NAME = re.compile(r"\w+")
 
 
 def _indices(pairs, column: str, n_documents: int, where: Path) -> np.ndarray:
-    values = np.asarray(pairs[column], dtype=np.int64)
+    values = column_array(pairs, column, np.int64)
     bad = np.flatnonzero((values < 0) | (values >= n_documents))
     if len(bad):
         row = int(bad[0])
@@ -59,7 +60,7 @@ def split_layout(dataset, where: str | Path):
     for config in ("documents", "pairs"):
         if "split" not in dataset[config].column_names:
             raise PublishError(f"{where / config}: no 'split' column; rebuild it with `biohicl build-dataset`")
-    doc_split = np.asarray(documents["split"], dtype=object)
+    doc_split = column_array(documents, "split", object)
     for name in dict.fromkeys(doc_split):
         if not isinstance(name, str) or not SPLIT_NAME.fullmatch(name):
             raise PublishError(f"{where / 'documents'}: split {name!r} is not a split name (letters, digits, _)")
@@ -73,7 +74,7 @@ def split_layout(dataset, where: str | Path):
     anchor = _indices(pairs, "anchor", len(documents), where / "pairs")
     partner = _indices(pairs, "partner", len(documents), where / "pairs")
     pair_split = doc_split[anchor]
-    stated = np.asarray(pairs["split"], dtype=object)
+    stated = column_array(pairs, "split", object)
     crossing = np.flatnonzero((pair_split != doc_split[partner]) | (pair_split != stated))
     if len(crossing):
         row = int(crossing[0])
@@ -123,7 +124,7 @@ def build_dataset_repo_folder(
     datasets.disable_progress_bars()
     try:
         for config in ("documents", "pairs"):
-            rows = np.asarray(staged[config]["split"], dtype=object)
+            rows = column_array(staged[config], "split", object)
             (out / config).mkdir()
             for name in splits:
                 picked = np.flatnonzero(rows == name)
