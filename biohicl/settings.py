@@ -1,5 +1,6 @@
 """What biohicl reads from its environment: where the data is (``BIOHICL_DATA_DIR`` or, failing that, ``../shared/data``
-when it exists), and whether this process was launched as one of several on a machine without an accelerator."""
+when it exists), and whether this process was launched as one of several on a machine without an accelerator that
+accelerate can build a process group on."""
 
 from __future__ import annotations
 
@@ -37,16 +38,25 @@ def data_path(*parts: str) -> Path:
     return path
 
 
+#: Accelerators torch reports that accelerate builds no process group on (Apple's MPS): launched processes on a
+#: machine whose only accelerator is one of these join the CPU (gloo) group, as on a machine without one.
+NO_PROCESS_GROUP_ACCELERATORS = frozenset({"mps"})
+
+
 def launched_without_accelerator() -> bool:
     """A launched process (``torchrun``/``accelerate launch``: ``WORLD_SIZE`` > 1 or ``LOCAL_RANK`` set) on a machine
-    without an accelerator: accelerate joins it to a CPU (gloo) process group only when asked for the CPU, so
-    training and indexing ask for it (else each process would run alone on the same work)."""
+    without an accelerator accelerate can build a process group on (none, or MPS): accelerate joins it to a CPU
+    (gloo) process group only when asked for the CPU, so training and indexing ask for it (else each process would
+    run alone on the same work)."""
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) != -1
     if not launched:
         return False
     import torch  # here, not at the top: reading data never loads torch
 
     accelerator = getattr(torch, "accelerator", None)
-    if accelerator is not None and hasattr(accelerator, "is_available"):
-        return not accelerator.is_available()
-    return not torch.cuda.is_available()
+    if accelerator is None or not hasattr(accelerator, "is_available"):
+        return not torch.cuda.is_available()  # torch < 2.6: no torch.accelerator; MPS is not CUDA either
+    if not accelerator.is_available():
+        return True
+    device = accelerator.current_accelerator()
+    return device is None or device.type in NO_PROCESS_GROUP_ACCELERATORS

@@ -1073,17 +1073,71 @@ def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
     assert [p.tolist() for p in sampler.partners] == [[], []]
 
 
+class _FakeAccelerator:
+    """``torch.accelerator`` as a machine with ``kind`` (``None``: none) reports it."""
+
+    def __init__(self, kind: str | None) -> None:
+        self.kind = kind
+
+    def is_available(self) -> bool:
+        return self.kind is not None
+
+    def current_accelerator(self, check_available: bool = False) -> torch.device | None:
+        return None if self.kind is None else torch.device(self.kind)
+
+
+@pytest.mark.parametrize(
+    ("environ", "kind", "expected"),
+    [
+        ({"WORLD_SIZE": "2"}, "mps", True),  # accelerate builds no process group on MPS: the CPU (gloo) one
+        ({"LOCAL_RANK": "0"}, "mps", True),
+        ({"WORLD_SIZE": "2"}, None, True),
+        ({"WORLD_SIZE": "2"}, "cuda", False),  # NCCL: accelerate's own group
+        ({}, "mps", False),  # not launched: a single process uses the accelerator as it is
+        ({}, None, False),
+    ],
+)
+def test_launched_without_accelerator_counts_mps_as_none(monkeypatch, environ, kind, expected):
+    from biohicl.settings import launched_without_accelerator
+
+    for name in ("WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch, "accelerator", _FakeAccelerator(kind))
+    assert launched_without_accelerator() is expected
+
+
+#: run under torchrun in place of ``-m biohicl.cli.main``: torch reports MPS as an Apple-silicon Mac's torch does
+AS_ON_A_MAC = textwrap.dedent(
+    """
+    import runpy, sys
+    import torch
+
+    torch.accelerator.is_available = lambda: True
+    torch.accelerator.current_accelerator = lambda check_available=False: torch.device("mps")
+    sys.argv[0] = "biohicl"
+    runpy.run_module("biohicl.cli.main", run_name="__main__", alter_sys=True)
+    """
+)
+
+
 @pytest.mark.slow
-def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path):
-    """``torchrun --nproc_per_node 2`` without ``--use_cpu`` on a machine without an accelerator (gloo on CPU):
-    batches are sharded, components reduced, one save."""
+@pytest.mark.parametrize("machine", ["cpu", "mps"])
+def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path, machine):
+    """``torchrun --nproc_per_node 2`` without ``--use_cpu`` on a machine without an accelerator, or with MPS only
+    (accelerate builds no process group on it), so gloo on CPU: batches are sharded, components reduced, one save."""
     import yaml
 
     config = tmp_path / "ddp.yaml"
     values = make_values(tiny_bert_dir, docs_file, tmp_path / "ddp", max_steps=3, per_device_train_batch_size=4)
     values.pop("use_cpu")  # the documented launch: the processes must still join one CPU process group
     config.write_text(yaml.safe_dump(values))
-    proc = run_torchrun(["-m", "biohicl.cli.main", "train", "--config", str(config)], timeout=600)
+    launch = ["-m", "biohicl.cli.main"]
+    if machine == "mps":
+        (tmp_path / "as_on_a_mac.py").write_text(AS_ON_A_MAC)
+        launch = [str(tmp_path / "as_on_a_mac.py")]
+    proc = run_torchrun([*launch, "train", "--config", str(config)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-8000:]
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
     steps = [e for e in state["log_history"] if "loss_mse" in e]
@@ -1515,3 +1569,4 @@ def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir,
         got = (float(stub._components["positive_pairs"]), float(stub._components["negative_pairs"]))
         assert got == shares_the_old_way(siml, pair_mask, 0.3, loss.contrastive)
     assert got == (0.0, 0.0) and syncs == []
+
