@@ -9,6 +9,11 @@ them, so the indices mapping is read too), the values are checked equal, and ``l
     python benchmarks/bench_dataset_load.py                      # a synthetic dataset of 20,000 documents
     python benchmarks/bench_dataset_load.py --documents 80000    # ... of 80,000 (10 pairs each)
     python benchmarks/bench_dataset_load.py /path/to/build       # a `biohicl build-dataset` folder
+    python benchmarks/bench_dataset_load.py --negatives          # also mine_negatives vs its row-by-row version
+
+``--negatives`` times ``mine_negatives`` (masks per block of rows and per group) against the pre-fix row-by-row
+loop, copied here as the baseline, on the training documents' labels, for each kind of negative; the two must give
+the same negatives.
 """
 
 from __future__ import annotations
@@ -87,10 +92,66 @@ def synthetic_dataset(folder: Path, n: int, seed: int = 0) -> Path:
     return folder
 
 
+def row_by_row_negatives(labels: list, mesh: Any, negative: str, limit: int = 64, seed: int = 0) -> list:
+    """The pre-fix ``mine_negatives`` (default SimL, no groups): full-length masks built for every row."""
+    from biohicl.mesh.gram import gram_factors
+    from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
+
+    beta, block = 0.3, 1024
+    kind, value = parse_negative(negative, beta)
+    docs = [mesh.known_labels(labs) for labs in labels]
+    vectors = mesh.normalized_label_vectors(docs, True, True, np.float64, None)
+    labelled = np.diff(vectors.indptr) > 0
+    group_of = np.zeros(len(docs), dtype=np.int64)
+    factors = gram_factors(vectors)
+    rng = np.random.default_rng([seed, 1])
+    out = []
+    for start in range(0, len(docs), block):
+        rows = factors.rows(start, min(start + block, len(docs)))
+        for offset, row in enumerate(rows):
+            i = start + offset
+            allowed = labelled & (group_of == group_of[i])
+            allowed[i] = False
+            if not labelled[i]:
+                out.append(np.zeros(0, dtype=np.int64))
+                continue
+            if kind == "lowest":
+                candidates = np.flatnonzero(allowed & (row <= beta))
+                keep = candidates[np.argsort(row[candidates], kind="stable")[:limit]]
+            else:
+                threshold = row <= ZERO_TOLERANCE if kind == "zero" else row < value
+                candidates = np.flatnonzero(allowed & threshold)
+                keep = rng.choice(candidates, limit, replace=False) if len(candidates) > limit else candidates
+            out.append(np.sort(keep).astype(np.int64))
+    return out
+
+
+def bench_negatives(labels: list, mesh: Any) -> None:
+    """``mine_negatives`` against :func:`row_by_row_negatives`, per kind of negative; their outputs must be equal."""
+    from biohicl.data.samplers import mine_negatives
+
+    print(f"## mine_negatives, {len(labels):,} documents (wall s, user s, system s)")
+    for negative in ("zero", "below:0.2", "lowest:4"):
+        figures = []
+        for function in (row_by_row_negatives, mine_negatives):
+            wall, before = time.perf_counter(), os.times()
+            result = function(labels, mesh, negative)
+            after = os.times()
+            figures.append((time.perf_counter() - wall, after.user - before.user, after.system - before.system, result))
+        old, new = figures
+        if any(a.dtype != b.dtype or not np.array_equal(a, b) for a, b in zip(old[3], new[3], strict=True)):
+            raise SystemExit(f"mine_negatives {negative}: the blockwise negatives differ from the row-by-row ones")
+        print(
+            f"{negative:>10}: row by row {old[0]:6.1f} s ({old[1]:.1f} user, {old[2]:.1f} sys), blockwise "
+            f"{new[0]:6.1f} s ({new[1]:.1f} user, {new[2]:.1f} sys): {old[0] / new[0]:.1f}x, the same negatives"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", nargs="?", help="a `biohicl build-dataset` folder (default: a synthetic one)")
     parser.add_argument("--documents", type=int, default=20_000, help="documents of the synthetic dataset")
+    parser.add_argument("--negatives", action="store_true", help="also time mine_negatives (see above)")
     options = parser.parse_args()
 
     from biohicl.data.collator import document_text
@@ -155,6 +216,8 @@ def main() -> None:
         wall, cpu, data = timed(lambda: load_training_data(args, mesh))
         print(f"load_training_data: {len(data.documents):,} documents, {data.stats['mined_pairs']:,} pairs in "
               f"{wall:.1f} s wall, {cpu:.1f} s CPU")  # fmt: skip
+        if options.negatives:
+            bench_negatives(data.documents.data.table.column("labels").to_pylist(), mesh)
         print(f"load average: {os.getloadavg()[0]:.2f}, CPUs: {os.cpu_count()}")
 
 
