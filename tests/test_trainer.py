@@ -1570,3 +1570,27 @@ def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir,
         assert got == shares_the_old_way(siml, pair_mask, 0.3, loss.contrastive)
     assert got == (0.0, 0.0) and syncs == []
 
+
+def test_persistent_workers_change_the_second_epoch_on(tiny_bert_dir, docs_file, tmp_path):
+    """docs/training.md: ``--dataloader_persistent_workers`` draws the workers' base seed from the global torch RNG
+    once instead of every epoch, which shifts the LoRA-dropout stream from the second epoch on: the first epoch's
+    losses are the same as without it, the second epoch's are not."""
+    losses = {}
+    for persistent in (False, True):
+        args = make_args(
+            tiny_bert_dir,
+            docs_file,
+            tmp_path / f"run-{persistent}",
+            max_steps=-1,
+            num_train_epochs=2,
+            per_device_train_batch_size=4,
+            dataloader_num_workers=1,
+            dataloader_persistent_workers=persistent,
+            dataloader_multiprocessing_context="fork",
+        )
+        state = json.loads((train_biohicl(args) / "trainer_state.json").read_text())
+        losses[persistent] = [(e["epoch"], e["loss"]) for e in state["log_history"] if "loss" in e]
+    first = [loss for epoch, loss in losses[False] if epoch <= 1]
+    assert len(first) == 5 and first == [loss for epoch, loss in losses[True] if epoch <= 1]
+    second = [[loss for epoch, loss in losses[p] if epoch > 1] for p in (False, True)]
+    assert len(second[0]) == 5 and second[0] != second[1]
