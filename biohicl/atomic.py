@@ -6,7 +6,8 @@
 ...     (tmp_dir / "part.parquet").write_bytes(b"...")
 
 A temporary is named ``.<target name>.<pid>-<random>.tmp``; the next write of the same target removes those whose
-process is gone (left by a kill), so killed runs do not pile up hidden files. What is published gets the usual
+process is gone (left by a kill), so killed runs do not pile up hidden files (:func:`pid_alive`: ``os.kill(pid, 0)``,
+on Windows the Win32 API; one it cannot check is kept). What is published gets the usual
 permissions (``0666``/``0777`` less the umask), not the owner-only mode of a temporary file: an index or dataset
 built by one user stays readable by the group that shares it.
 """
@@ -15,16 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from biohicl.errors import BioHiCLError
+
+logger = logging.getLogger(__name__)
 
 
 def explain_os_error(err: OSError, target: Path) -> BioHiCLError:
@@ -195,11 +200,66 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (so its temporary files or locks must be left alone)."""
+    """Whether process ``pid`` still runs (so its temporary files or locks must be left alone). When that cannot be
+    told (an error other than "no such process" or "not yours"), it counts as running: a temporary is kept rather than
+    removed from under a live writer, and the write goes on."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except OSError as err:
+        logger.debug("cannot tell whether process %d runs (%s): counted as running", pid, err)
+        return True
     return True
+
+
+#: Win32 values: the access right enough to read an exit code, the exit code of a running process, the errors of
+#: ``OpenProcess`` for a pid no process has and for a process of another user.
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+_STILL_ACTIVE = 259
+_ERROR_INVALID_PARAMETER = 87
+_ERROR_ACCESS_DENIED = 5
+
+
+@functools.cache
+def _kernel32() -> tuple[Any, Callable[[], int]]:
+    """``kernel32`` with the prototypes :func:`_windows_pid_alive` calls, and the reader of its last error."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.GetExitCodeProcess.restype = wintypes.BOOL
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    kernel32.CloseHandle.restype = wintypes.BOOL
+    return kernel32, ctypes.get_last_error
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    """:func:`pid_alive` on Windows, through the Win32 API: there ``os.kill(pid, 0)`` is no probe (signal 0 is
+    ``CTRL_C_EVENT``: it sends a console Ctrl+C, or fails with WinError 87 for any other process)."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32, last_error = _kernel32()
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        error = last_error()
+        if error == _ERROR_INVALID_PARAMETER:
+            return False  # no such process
+        if error != _ERROR_ACCESS_DENIED:
+            logger.debug("cannot tell whether process %d runs (WinError %d): counted as running", pid, error)
+        return True
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)

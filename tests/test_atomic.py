@@ -174,3 +174,82 @@ def test_atomic_write_text_fsyncs_only_when_asked(tmp_path, monkeypatch):
     assert synced == [len("é\n".encode())]  # once, on the written temporary file (3 bytes)
     assert (tmp_path / "durable.json").read_text(encoding="utf-8") == "é\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["durable.json", "plain.json"]
+
+
+def test_a_pid_check_that_cannot_answer_keeps_the_temporary_and_the_write_goes_on(tmp_path, monkeypatch):
+    """On Windows ``os.kill(pid, 0)`` raises a plain OSError (WinError 87, EINVAL), neither ProcessLookupError nor
+    PermissionError: once a kill had left a temporary of a target, every later atomic write of it failed, and so did
+    ``recover_interrupted_save``. A check that cannot answer now counts the process as running."""
+    import errno
+    import os
+
+    from biohicl.atomic import atomic_write_text, pid_alive
+    from biohicl.data.storage import recover_interrupted_save
+
+    dead = dead_pid()
+
+    def windows_kill(pid: int, sig: int) -> None:
+        raise OSError(errno.EINVAL, "The parameter is incorrect")
+
+    monkeypatch.setattr(os, "kill", windows_kill)
+    assert pid_alive(dead) is True
+    stale = tmp_path / f".results.json.{dead}-abcd1234.tmp"
+    stale.write_text("partial")
+    assert atomic_write_text(tmp_path / "results.json", "{}\n") == tmp_path / "results.json"
+    assert (tmp_path / "results.json").read_text() == "{}\n" and stale.read_text() == "partial"  # kept: unknown
+    (tmp_path / f".pairs.tmp-{dead}").mkdir()
+    recover_interrupted_save(tmp_path / "pairs")
+    assert (tmp_path / f".pairs.tmp-{dead}").is_dir() and not (tmp_path / "pairs").exists()
+
+
+class FakeKernel32:
+    """The Win32 calls of ``atomic._windows_pid_alive``: ``OpenProcess`` gives ``handle`` (0: fails with ``error``),
+    ``GetExitCodeProcess`` writes ``exit_code``."""
+
+    def __init__(self, handle: int, error: int = 0, exit_code: int = 0) -> None:
+        self.handle, self.error, self.exit_code = handle, error, exit_code
+        self.opened: list[tuple[int, bool, int]] = []
+        self.closed: list[int] = []
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int | None:
+        self.opened.append((access, inherit, pid))
+        return self.handle or None
+
+    def GetExitCodeProcess(self, handle: int, code) -> bool:
+        code._obj.value = self.exit_code
+        return True
+
+    def CloseHandle(self, handle: int) -> bool:
+        self.closed.append(handle)
+        return True
+
+
+@pytest.mark.parametrize(
+    ("kernel32", "alive"),
+    [
+        (FakeKernel32(handle=42, exit_code=259), True),  # STILL_ACTIVE
+        (FakeKernel32(handle=42, exit_code=0), False),  # exited, its handle still held by someone
+        (FakeKernel32(handle=0, error=87), False),  # ERROR_INVALID_PARAMETER: no such process
+        (FakeKernel32(handle=0, error=5), True),  # ERROR_ACCESS_DENIED: another user's process
+        (FakeKernel32(handle=0, error=1450), True),  # anything else: cannot tell, counted as running
+    ],
+    ids=["running", "exited", "no-such-process", "access-denied", "other-error"],
+)
+def test_windows_asks_the_win32_api_not_os_kill(monkeypatch, kernel32, alive):
+    """On Windows (``os.name == "nt"``) the pid is checked with OpenProcess + GetExitCodeProcess, never os.kill
+    (signal 0 is CTRL_C_EVENT there). The pid used is one whose POSIX answer is the opposite."""
+    import ctypes.wintypes  # noqa: F401 (imported before os.name is changed)
+    import os
+
+    import biohicl.atomic as atomic
+
+    kills = []
+    pid = dead_pid() if alive else 1
+    monkeypatch.setattr(atomic, "_kernel32", lambda: (kernel32, lambda: kernel32.error), raising=False)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))  # there: a console Ctrl+C, sent
+    with monkeypatch.context() as windows:  # undone before pytest reports (it reads os.name)
+        windows.setattr(os, "name", "nt")
+        answer = atomic.pid_alive(pid)
+    assert (answer, kills) == (alive, [])
+    assert kernel32.opened == [(0x1000, False, pid)]  # PROCESS_QUERY_LIMITED_INFORMATION
+    assert kernel32.closed == ([42] if kernel32.handle else [])
