@@ -258,6 +258,49 @@ def test_load_mtrees_bin(tmp_path):
         MeshHierarchy.load(path)
 
 
+def test_mtrees_names_map_through_exact_preferred_names_only(tmp_path, caplog):
+    # "Cervical Intraepithelial Neoplasia" (D018290 in MeSH 2017) is only an entry term of D002578 in the packaged
+    # 2024 table: it must stay a descriptor of its own, not be folded into D002578; "Fake Disease" is in no table
+    path = tmp_path / "mtrees2017.bin"
+    path.write_text(
+        "Uterine Cervical Dysplasia;C04.834.818\nCervical Intraepithelial Neoplasia;C04.557.470.200.240.250\n"
+        "Fake Disease;C99.001\nDiabetes Mellitus;C18.452.394.750\n"
+    )
+    with caplog.at_level("WARNING", logger="biohicl.mesh.formats"):
+        mesh = MeshHierarchy.load(path)
+    assert mesh.names == {
+        "D002578": "Uterine Cervical Dysplasia",
+        "Cervical Intraepithelial Neoplasia": "Cervical Intraepithelial Neoplasia",
+        "Fake Disease": "Fake Disease",
+        DM: "Diabetes Mellitus",
+    }
+    assert mesh.trees["D002578"] == ("C04.834.818",)
+    assert mesh.trees["Cervical Intraepithelial Neoplasia"] == ("C04.557.470.200.240.250",)
+    only_c04 = L2**2 / math.sqrt((L2**2 + L3**2 + L4**2) * sum(math.log(d + 1) ** 2 for d in range(1, 7)))
+    assert mesh.label_similarity(["D002578"], ["Cervical Intraepithelial Neoplasia"]) == pytest.approx(only_c04)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 of 4 names are not a preferred name of the packaged MeSH 2024 table and are their own ids "
+        "(e.g. 'Cervical Intraepithelial Neoplasia')"
+    ]
+
+
+def test_mtrees_two_names_never_share_an_id(tmp_path, caplog):
+    # the name "D003920" is its own id, so Diabetes Mellitus (D003920 in the packaged table) keeps its name as id
+    path = tmp_path / "mtrees2025.bin"
+    path.write_text("D003920;C01\nDiabetes Mellitus;C18.452.394.750\nDiabetes Mellitus, Type 2;C18.452.394.750.149\n")
+    with caplog.at_level("WARNING", logger="biohicl.mesh.formats"):
+        mesh = MeshHierarchy.load(path)
+    assert mesh.trees == {
+        DM: ("C01",),
+        "Diabetes Mellitus": ("C18.452.394.750",),
+        T2: ("C18.452.394.750.149",),
+    }
+    assert caplog.records[-1].getMessage() == (
+        f"{path}: 1 names would share a descriptor UI with another name of the file and are their own ids "
+        "(e.g. 'Diabetes Mellitus')"
+    )
+
+
 def test_load_meshtree_txt(tmp_path):
     path = tmp_path / "2025MeshTree.txt"
     path.write_text(

