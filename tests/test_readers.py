@@ -290,6 +290,23 @@ def test_pubtator_records(tmp_path, mesh):
         list(read_pubtator(path, mesh, strict=True))
 
 
+def test_pubtator_only_c_and_digits_is_a_supplementary_concept(tmp_path, mesh):
+    # C012345 is an SCR id (ignored); C50.8 (an ICD-10 code) and C12 are unknown ids, dropped, errors when strict
+    path = tmp_path / "icd.PubTator.txt"
+    path.write_text(
+        "555|t|Breast cancer.\n555|a|Abstract five.\n555\t0\t6\tbreast\tDisease\tC50.8\n"
+        "555\t7\t13\tcancer\tDisease\tC012345|C12|D006321\n"
+    )
+    report = ReadReport()
+    records = list(read_pubtator(path, mesh, report=report))
+    assert [(r.pmid, r.mesh) for r in records] == [("555", (HEART,))]
+    assert report.labels_ignored == {SCR_ID: 1}
+    assert report.labels_dropped == {UNKNOWN_ID: 2}
+    assert report.examples[UNKNOWN_ID] == [f"{path}, record 1: 'C50.8'", f"{path}, record 1: 'C12'"]
+    with pytest.raises(DataError, match=rf"^{path}, record 1: descriptor id not in this MeSH release: 'C50.8'$"):
+        list(read_pubtator(path, mesh, strict=True))
+
+
 def test_pubtator_real_bc5cdr(data_dir, mesh):
     files = sorted((data_dir / "bc5cdr").glob("CDR_*.PubTator.txt"))
     report = ReadReport()

@@ -14,8 +14,8 @@ Bad input policy (the same for every reader; nothing is dropped silently):
 * a MeSH **name or descriptor id that does not resolve** in the loaded MeSH release (typically a descriptor
   renamed or retired between releases): the label is dropped from the record and counted; a record left
   without any label is skipped and counted;
-* supplementary concept ids (``C...``, PubTator chemicals) and un-normalised mentions (``-1``) are *not*
-  descriptors and *not* errors: they are ignored and counted as such; a record with no descriptor at all
+* supplementary concept ids (``C`` and 6 to 9 digits, PubTator chemicals) and un-normalised mentions (``-1``)
+  are *not* descriptors and *not* errors: they are ignored and counted as such; a record with no descriptor at all
   (a citation NLM has not indexed yet, a PubTator abstract with SCR ids only) is skipped and counted, never
   an error;
 * with ``strict=True`` the first malformed record, empty abstract or unresolvable label raises
@@ -25,6 +25,7 @@ Bad input policy (the same for every reader; nothing is dropped silently):
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"
 UNNORMALISED = "mention without MeSH id (-1)"
+SCR_PATTERN = re.compile(r"^C\d{6,9}$")  # a MeSH supplementary concept record id, e.g. C012345
 
 
 @dataclass
@@ -215,7 +217,8 @@ class ReadContext:
         return uis
 
     def resolve_ids(self, ids: Iterable[str]) -> list[str]:
-        """Descriptor UIs from ids; SCR ids and ``-1`` are ignored, unknown ids dropped (``self.dropped``)."""
+        """Descriptor UIs from ids; SCR ids (``C`` + 6-9 digits) and ``-1`` are ignored, any other unknown id (an
+        ICD-10 code such as ``C50.8`` too) is dropped (``self.dropped``), an error when strict."""
         uis = []
         for raw in ids:
             ui = raw.strip().removeprefix("MESH:")
@@ -223,7 +226,7 @@ class ReadContext:
                 uis.append(ui)
             elif ui in {"-1", ""}:
                 self.report.labels_ignored[UNNORMALISED] += 1
-            elif ui.startswith("C"):
+            elif SCR_PATTERN.match(ui):
                 self.report.labels_ignored[SCR_ID] += 1
             else:
                 self.report.labels_dropped[UNKNOWN_ID] += 1
