@@ -837,3 +837,36 @@ def test_a_studys_json_config_reads_back_with_its_numbers(tmp_path):
     path.write_text(json.dumps(config.to_dict()), encoding="utf-8")
     again = ReproduceConfig.from_yaml(path)
     assert again.variants["full_finetune"]["learning_rate"] == 2e-5 and again == config
+
+
+def test_a_symlink_planted_as_a_run_lock_is_refused_and_its_target_left_alone(tmp_path):
+    import os
+
+    from biohicl.errors import DataError
+    from biohicl.study.execute import LOCK_NAME, acquire_run_lock, release_run_lock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"
+    run.mkdir(parents=True)
+    (run / LOCK_NAME).symlink_to(victim)
+    lock = re.escape(str(run.resolve() / LOCK_NAME))
+    with pytest.raises(DataError, match=rf"^{lock}: a run lock must be a regular file .*; remove it$"):
+        acquire_run_lock(run)
+    release_run_lock(run)  # nothing held: nothing removed
+    assert victim.read_text(encoding="utf-8") == "keep me\n"  # neither truncated, nor the pid written, nor deleted
+    assert (run / LOCK_NAME).is_symlink()
+    (run / LOCK_NAME).unlink()
+    (run / LOCK_NAME).symlink_to(tmp_path / "created.txt")  # a dangling link: nothing is created through it
+    with pytest.raises(DataError, match=rf"^{lock}: a run lock"):
+        acquire_run_lock(run)
+    assert not (tmp_path / "created.txt").exists()
+    (run / LOCK_NAME).unlink()
+    (run / LOCK_NAME).mkdir()  # nor anything else that is not a regular file
+    with pytest.raises(DataError, match=rf"^{lock}: a run lock"):
+        acquire_run_lock(run)
+    (run / LOCK_NAME).rmdir()
+    assert acquire_run_lock(run)  # a regular lock file still works, and is removed on release
+    assert (run / LOCK_NAME).read_text(encoding="utf-8") == str(os.getpid())
+    release_run_lock(run)
+    assert not (run / LOCK_NAME).exists() and victim.is_file()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,8 @@ from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.errors import ConfigError
 from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
 from biohicl.study.dev_pick import read_training_summaries
+from biohicl.study.locks import LOCK_NAME as LOCK_NAME  # re-exported: the lock file a run folder may hold
+from biohicl.study.locks import acquire_run_lock, release_run_lock
 from biohicl.study.plan import (
     BASE,
     EVAL_NAME,
@@ -46,11 +47,6 @@ if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
 
 logger = logging.getLogger(__name__)
-
-#: A run's lock file: ``flock``-ed by the worker on it, holding its pid.
-LOCK_NAME = ".reproduce.lock"
-#: The run locks this process holds: lock path -> open file descriptor.
-_HELD_LOCKS: dict[Path, int] = {}
 
 
 def resolve_files(files: Iterable[str]) -> list[Path]:
@@ -253,52 +249,6 @@ def remove_checkpoints(run_dir: Path) -> None:
 def run_locks_available() -> bool:
     """Whether run locks work here (``fcntl``: Linux, macOS), so several workers can share a study."""
     return fcntl is not None
-
-
-def acquire_run_lock(run_dir: Path) -> bool:
-    """Claim a run for this process; False when another process holds it. Lets several workers share one study.
-
-    The claim is an exclusive ``flock`` on ``.reproduce.lock`` (which also records the holder's pid, for people):
-    taking it is one atomic step, and the kernel drops it when its process dies, so a crashed worker's run is free
-    again. Re-entrant within one process. Without ``fcntl`` (Windows) every claim succeeds: one worker only.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = (run_dir / LOCK_NAME).resolve()
-    if path in _HELD_LOCKS:
-        return True
-    if fcntl is None:
-        _HELD_LOCKS[path] = -1
-        return True
-    while True:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            current = None
-        opened = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            break
-        os.close(fd)  # its holder released (and removed) this file between our open and our lock: claim anew
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _HELD_LOCKS[path] = fd
-    return True
-
-
-def release_run_lock(run_dir: Path) -> None:
-    """Give the run's lock up (removing the file while still holding it, so nobody locks a stale copy)."""
-    path = (run_dir / LOCK_NAME).resolve()
-    fd = _HELD_LOCKS.pop(path, None)
-    if fd is None:
-        return
-    path.unlink(missing_ok=True)
-    if fd >= 0:
-        os.close(fd)
 
 
 def _refresh(config: ReproduceConfig, run: PlannedRun) -> PlannedRun:
