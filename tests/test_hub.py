@@ -612,3 +612,40 @@ def test_a_model_whose_base_is_a_local_folder_is_refused_before_anything_is_buil
         with pytest.raises(PublishError, match=r"its base is the local folder 'merged'.*publish that base first"):
             build_model_repo_folder(tmp_path / "run2", tmp_path / "repo", repo_id="me/x", merge=merge)
         assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("name", ["vocab.txt", "training_curves.png", "eval_results.json", "1_Pooling/config.json"])
+def test_a_run_file_linking_out_of_the_run_is_refused_before_staging(run_dir, tmp_path, name, capsys):
+    # glob + is_file() and shutil.copyfile follow symlinks: RUN/vocab.txt -> /secret was staged and uploaded, and
+    # check_folder only saw the copy
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"patients": ["Jane Doe"]}')
+    link = run / name
+    link.unlink(missing_ok=True)
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(secret)
+    out = tmp_path / "repo"
+    expected = f"{link}: resolves outside {run} ({secret}); refusing to stage it"
+    for merge in (False, True):
+        with pytest.raises(PublishError) as error:
+            build_model_repo_folder(run, out, repo_id="me/tiny", merge=merge)
+        assert str(error.value) == expected and not out.exists()
+    from biohicl.cli.main import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(["publish", str(run), "--repo_id", "me/tiny", "--dry_run", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(expected) and "\n" not in err and not out.exists()
+
+
+def test_links_inside_the_run_are_staged_as_files(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (run / "plots").mkdir()
+    (run / "plots" / "loss.png").write_bytes(PNG)
+    (run / "training_curves.png").unlink()
+    (run / "training_curves.png").symlink_to(run / "plots" / "loss.png")
+    folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+    assert (folder / "training_curves.png").read_bytes() == PNG and not (folder / "training_curves.png").is_symlink()

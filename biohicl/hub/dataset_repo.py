@@ -28,7 +28,8 @@ from biohicl.data.columns import column_array
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import PublishError
-from biohicl.hub.publish import check_folder, without_machine_paths
+from biohicl.hub.publish import check_folder
+from biohicl.hub.run_sources import without_machine_paths
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ limit (unless allowed), or contain a Hugging Face token. The token itself is nev
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import re
@@ -23,6 +22,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.run_sources import (
+    copy_without_machine_paths,
+    curve_files,
+    find_model_dir,
+    inside,
+    model_files,
+)
 from biohicl.jsonio import read_json
 from biohicl.models.registry import is_repo_id
 
@@ -36,30 +42,6 @@ SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 #: keeps the previous one's files, e.g. adapter files beside merged weights); huggingface_hub keeps ``.gitattributes``
 MIRROR_DELETE_PATTERNS = ("*",)
 
-#: files copied from a model folder into the repo folder (an allowlist: no optimizer state, no pickles, no run logs)
-MODEL_FILE_PATTERNS = (
-    "biohicl_config.json",
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "config.json",
-    "model.safetensors",
-    "model-*-of-*.safetensors",
-    "model.safetensors.index.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "*.model",
-    "modules.json",
-    "sentence_bert_config.json",
-    "config_sentence_transformers.json",
-    "1_Pooling/*",
-    "2_Normalize/*",
-)
-MODEL_SUBDIRS = ("final", "best", "model")
 #: kinds whose folder holds the whole weights: the repo gets sentence-transformers' module files (the card loads it so)
 FULL_WEIGHT_KINDS = ("full", "merged")
 
@@ -157,52 +139,26 @@ def check_folder(
 # ---------------------------------------------------------------------- building a model repo
 
 
-def find_model_dir(run_dir: str | Path) -> Path:
-    """The saved model inside a run: the run folder itself, else ``final/``, ``best/`` or ``model/``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise PublishError(f"{run_dir}: no such run folder")
-    for candidate in (run_dir, *(run_dir / sub for sub in MODEL_SUBDIRS)):
-        if (candidate / "biohicl_config.json").is_file():
-            return candidate
-    raise PublishError(
-        f"{run_dir}: no saved model (biohicl_config.json) in it or in {', '.join(s + '/' for s in MODEL_SUBDIRS)}"
-    )
-
-
-def _model_files(model_dir: Path) -> list[Path]:
-    picked: set[Path] = set()
-    for pattern in MODEL_FILE_PATTERNS:
-        picked.update(p for p in model_dir.glob(pattern) if p.is_file())
-    return sorted(picked)
-
-
-_MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
-
-
-def without_machine_paths(value: Any) -> Any:
-    """``value`` (JSON) with each word of its strings that is an absolute path (or climbs with ``..``), alone or
-    as ``--key=PATH``, reduced to the file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``."""
-    if isinstance(value, dict):
-        return {key: without_machine_paths(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_machine_paths(item) for item in value]
-    if not isinstance(value, str):
-        return value
-    words = []
-    for word in value.split(" "):
-        key, equals, path = word.partition("=") if word.startswith("-") and "=" in word else ("", "", word)
-        if _MACHINE_PATH.search(path):
-            path = re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path
-        words.append(key + equals + path)
-    return " ".join(words)
-
-
-def _copy_without_machine_paths(src: Path, dest: Path) -> None:
-    """Copy an evaluation record for upload without the local paths it holds (``settings.command`` records the raw
-    command line); the local record is left as it is."""
-    record = without_machine_paths(read_json(src, error=PublishError))
-    dest.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _eval_records(
+    run_dir: Path, eval_results: str | Path | None, base_eval_results: str | Path | None
+) -> dict[str, Path]:
+    """Repo file name → evaluation record to copy: the files named, else the run's own, which must lie in it."""
+    # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
+    # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
+    tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
+    if not eval_results and not tuned_file.is_file() and (run_dir / "eval.json").is_file():
+        tuned_file = run_dir / "eval.json"
+    base_file = Path(base_eval_results) if base_eval_results else run_dir / "base_eval_results.json"
+    records = {}
+    for explicit, src, name in (
+        (eval_results, tuned_file, "eval_results.json"),
+        (base_eval_results, base_file, "base_eval_results.json"),
+    ):
+        if src.is_file():
+            records[name] = src if explicit else inside(src, run_dir)
+        elif explicit:
+            raise PublishError(f"{src}: evaluation results file not found")
+    return records
 
 
 def build_model_repo_folder(
@@ -243,6 +199,10 @@ def build_model_repo_folder(
     for kept in (run_dir, model_dir):
         if target == kept.resolve() or target in kept.resolve().parents:
             raise PublishError(f"{out_dir}: is or holds {kept}; building there would delete it (choose another --out)")
+    # every source is picked and checked before --out is touched: a symlink out of the run is refused, not staged
+    sources = model_files(model_dir)
+    records = _eval_records(run_dir, eval_results, base_eval_results)
+    curves = curve_files(run_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
@@ -254,7 +214,7 @@ def build_model_repo_folder(
 
         BioHiCL.from_pretrained(model_dir).save_merged(out_dir)
     else:
-        for src in _model_files(model_dir):
+        for src in sources:
             dest = out_dir / src.relative_to(model_dir)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
@@ -268,20 +228,9 @@ def build_model_repo_folder(
         write_sentence_transformers_files(
             out_dir, BioHiCLConfig.from_dict(config, source=str(model_dir / "biohicl_config.json"))
         )
-
-    # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
-    # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
-    tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
-    if not eval_results and not tuned_file.is_file() and (run_dir / "eval.json").is_file():
-        tuned_file = run_dir / "eval.json"
-    base_file = Path(base_eval_results) if base_eval_results else run_dir / "base_eval_results.json"
-    copies = [(eval_results, tuned_file, "eval_results.json"), (base_eval_results, base_file, "base_eval_results.json")]
-    for explicit, src, name in copies:
-        if src.is_file():
-            _copy_without_machine_paths(src, out_dir / name)
-        elif explicit:
-            raise PublishError(f"{src}: evaluation results file not found")
-    for png in sorted([*run_dir.glob("*.png"), *run_dir.glob("plots/*.png")]):
+    for name, src in records.items():
+        copy_without_machine_paths(src, out_dir / name)
+    for png in curves:
         shutil.copyfile(png, out_dir / png.name)
 
     if card_data is None:
