@@ -439,3 +439,20 @@ def test_a_node_shared_with_a_full_weight_label_keeps_its_weight():
     assert only_tags[0, 0].item() == 0.0  # only a dropped tag: no label left, so never anyone's negative
     with pytest.raises(ValueError, match="label_weights"):
         mesh.label_vectors([["H"]], label_weights={"H": -1.0})
+
+
+def test_a_group_with_no_name_in_a_custom_hierarchy_warns_once(caplog):
+    from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
+
+    custom = MeshHierarchy(names={"D900001": "Topic"}, trees={"D900001": ("C01",)}, source="icd2019MeshTree.txt")
+    with caplog.at_level("WARNING", logger="biohicl.mesh.label_groups"):
+        for _ in range(2):  # training asks twice (train and dev); drop_check_tags asks once more
+            assert siml_label_weights(custom, check_tag_weight=0.0, study_design_weight=0.5) is None
+        assert check_tag_uis(custom) == set()
+        assert siml_label_weights(tiny_tree(), check_tag_weight=0.5) == {"H": 0.5, "M": 0.5}  # Humans, Mice resolve
+    assert [r.getMessage() for r in caplog.records] == [
+        "none of the 35 study-design names (Retrospective Studies, ...) is in the loaded hierarchy "
+        "(icd2019MeshTree.txt): their weight or drop changes nothing",
+        "none of the 17 check tag names (Humans, ...) is in the loaded hierarchy (icd2019MeshTree.txt): "
+        "their weight or drop changes nothing",
+    ]

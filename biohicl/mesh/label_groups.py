@@ -11,7 +11,15 @@
 
 from __future__ import annotations
 
+import logging
+import weakref
+from collections.abc import Sequence
+
 from biohicl.mesh.hierarchy import MeshHierarchy
+
+logger = logging.getLogger(__name__)
+# (group, id(hierarchy)) → hierarchy already warned about; an entry goes with its hierarchy, so an id is never reused
+_warned: weakref.WeakValueDictionary[tuple[str, int], MeshHierarchy] = weakref.WeakValueDictionary()
 
 #: MeSH check tags: demographic/organism descriptors indexed on most articles regardless of topic.
 CHECK_TAG_NAMES = (
@@ -33,14 +41,27 @@ STUDY_DESIGN_NAMES = (
 )  # fmt: skip
 
 
+def _group_uis(mesh: MeshHierarchy, group: str, names: Sequence[str]) -> set[str]:
+    """Descriptor UIs of ``names`` in ``mesh``; when none resolves (a custom hierarchy) a warning, once per
+    hierarchy and group: a weight or drop asked for the group then changes nothing."""
+    uis = {ui for name in names if (ui := mesh.try_resolve(name))}
+    if not uis and (group, id(mesh)) not in _warned:
+        _warned[group, id(mesh)] = mesh
+        logger.warning(
+            "none of the %d %s names (%s, ...) is in the loaded hierarchy (%s): their weight or drop changes nothing",
+            len(names), group, names[0], mesh.source or f"MeSH {mesh.version}",
+        )  # fmt: skip
+    return uis
+
+
 def check_tag_uis(mesh: MeshHierarchy) -> set[str]:
-    """Descriptor UIs of :data:`CHECK_TAG_NAMES` in ``mesh``."""
-    return {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name))}
+    """Descriptor UIs of :data:`CHECK_TAG_NAMES` in ``mesh`` (a warning when none is there)."""
+    return _group_uis(mesh, "check tag", CHECK_TAG_NAMES)
 
 
 def study_design_uis(mesh: MeshHierarchy) -> set[str]:
-    """Descriptor UIs of :data:`STUDY_DESIGN_NAMES` in ``mesh``."""
-    return {ui for name in STUDY_DESIGN_NAMES if (ui := mesh.try_resolve(name))}
+    """Descriptor UIs of :data:`STUDY_DESIGN_NAMES` in ``mesh`` (a warning when none is there)."""
+    return _group_uis(mesh, "study-design", STUDY_DESIGN_NAMES)
 
 
 def siml_label_weights(
