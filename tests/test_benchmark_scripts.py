@@ -88,3 +88,25 @@ def test_build_mesh_table_needs_an_explicit_output(tmp_path):
     assert text.endswith("D000001\tCalcimycin\tA-23187|A23187\tD03.633\n") and "NCBITaxon" not in text
     err = run("scripts/build_mesh_table.py", str(tmp_path / "missing.tsv"), "--output", str(out), returncode=2)
     assert "cannot read" in err and "Traceback" not in err
+
+
+def test_build_mesh_table_header_names_the_release_and_source(tmp_path, data_dir):
+    import gzip
+    import hashlib
+
+    source = tmp_path / "mesh.tsv"
+    source.write_text("D000001\tCalcimycin\tA23187\tD03.633\n", encoding="utf-8")
+    out = tmp_path / "mesh.tsv.gz"
+    run("scripts/build_mesh_table.py", str(source), "--output", str(out), "--release", "2025",
+        "--derived_from", "NLM desc2025.xml via my_export.py", timeout=60)  # fmt: skip
+    header = gzip.decompress(out.read_bytes()).decode().splitlines()[:2]
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert header == [
+        "# MeSH descriptors (2025 release) with entry terms and tree numbers.",
+        f"# Derived from NLM desc2025.xml via my_export.py, sha256 {sha}.",
+    ]
+    # the defaults are the packaged table's header: rebuilt from its input, it is the same bytes
+    packaged = ROOT / "biohicl" / "resources" / "mesh2024.tsv.gz"
+    run("scripts/build_mesh_table.py", str(data_dir / "mesh" / "mesh_id_label_mappings.tsv"), "--output", str(out),
+        timeout=120)  # fmt: skip
+    assert out.read_bytes() == packaged.read_bytes()
