@@ -33,6 +33,12 @@ PNG = bytes.fromhex(
 )
 
 
+def eval_record(**metrics: dict[str, float]) -> dict:
+    """A record shaped as `biohicl evaluate` writes it: `{task: {metric: value}}` filed under `tasks`."""
+    tasks = {task: {"split": "test", "metrics": values} for task, values in metrics.items()}
+    return {"format": 1, "model": {"id": "run", "revision": None}, "tasks": tasks}
+
+
 class RecordingHfApi:
     """Stands in for ``huggingface_hub.HfApi``: records every call, snapshots what would be uploaded, and keeps the
     repo's files across commits as the Hub does (``delete_patterns`` matched with huggingface_hub's own filter, which
@@ -102,8 +108,8 @@ def run_dir(tmp_path_factory):
     checkpoint = run / "checkpoint-150"
     checkpoint.mkdir()
     (checkpoint / "optimizer.pt").write_bytes(b"pickle")
-    (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
-    (run / "base_eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.65}}}))
+    (run / "eval_results.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.71})))
+    (run / "base_eval_results.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.65})))
     return run, base, model.encode(TEXTS, show_progress_bar=False)
 
 
@@ -150,10 +156,10 @@ def test_a_reproduce_runs_eval_json_is_its_record_and_a_run_without_one_is_said(
     shutil.copytree(run_dir[0], run)
     (run / "eval_results.json").unlink()
     (run / "base_eval_results.json").unlink()
-    (run / "eval.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    (run / "eval.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.71})))
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.publish"):
         folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
-    assert json.loads((folder / "eval_results.json").read_text()) == {"results": {"biosses": {"spearman": 0.71}}}
+    assert json.loads((folder / "eval_results.json").read_text()) == eval_record(biosses={"spearman": 0.71})
     assert "| BIOSSES (test) | Spearman | – | 0.7100 |" in (folder / "README.md").read_text()
     assert not (folder / "base_eval_results.json").exists() and not caplog.records
     (run / "eval.json").unlink()
@@ -233,7 +239,7 @@ def test_build_refuses_an_output_that_is_or_holds_the_run(run_dir, tmp_path):
     # --out RUN --overwrite (or a parent of RUN) deleted the run before copying from it
     run = tmp_path / "runs" / "run"
     shutil.copytree(run_dir[0], run / "final")
-    (run / "eval_results.json").write_text("{}")
+    (run / "eval_results.json").write_text(json.dumps(eval_record()))
     before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     for out in (run, run / "final", tmp_path / "runs", tmp_path, run / "final" / ".." / "final"):
         with pytest.raises(PublishError, match=r"is or holds .*; building there would delete it"):
@@ -649,3 +655,47 @@ def test_links_inside_the_run_are_staged_as_files(run_dir, tmp_path):
     (run / "training_curves.png").symlink_to(run / "plots" / "loss.png")
     folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
     assert (folder / "training_curves.png").read_bytes() == PNG and not (folder / "training_curves.png").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        ({"auths": {"registry.example.org": {"auth": "dXNlcjpwYXNzd29yZA=="}}}, "no `format`"),
+        ({"format": 2, "model": {}, "tasks": {}}, "`format` is 2, not 1"),
+        ({"format": 1, "model": {"id": "x"}, "results": {"biosses": {"spearman": 0.7}}}, "no `tasks` mapping"),
+        ({"format": 1, "tasks": {}}, "no `model` mapping"),
+        ([1, 2], "no `format`"),
+    ],
+)
+def test_an_eval_results_file_that_is_not_an_evaluation_record_is_refused(run_dir, tmp_path, capsys, record, why):
+    # --eval_results FILE (or a manifest's eval_results:) took any JSON and uploaded it as eval_results.json
+    run, _, _ = run_dir
+    other = tmp_path / "config.json"
+    other.write_text(json.dumps(record))
+    out = tmp_path / "repo"
+    expected = f"{other}: not a biohicl evaluation record ({why}; pass the JSON `biohicl evaluate` writes)"
+    for option in ("eval_results", "base_eval_results"):
+        with pytest.raises(PublishError) as error:
+            build_model_repo_folder(run, out, repo_id="me/tiny", **{option: other})
+        assert str(error.value) == expected + "; refusing to publish it" and not out.exists()
+    from biohicl.cli.main import main as cli_main
+
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(f"repo_id: me/tiny\nsource: {run}\neval_results: {other}\n")
+    for argv in (["publish", str(run), "--repo_id", "me/tiny", "--eval_results", str(other)],
+                 ["publish", "--manifest", str(manifest)]):  # fmt: skip
+        capsys.readouterr()
+        assert cli_main([*argv, "--dry_run", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and "\n" not in err and not out.exists()
+
+
+def test_a_runs_own_record_must_be_an_evaluation_record_and_a_real_one_is_published(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    with pytest.raises(PublishError, match=r"eval_results\.json: not a biohicl evaluation record \(no `format`"):
+        build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+    (run / "eval_results.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.71})))
+    folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+    assert json.loads((folder / "eval_results.json").read_text())["tasks"]["biosses"]["metrics"] == {"spearman": 0.71}

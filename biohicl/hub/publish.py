@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.run_sources import (
+    check_eval_record,
     copy_without_machine_paths,
     curve_files,
     find_model_dir,
@@ -142,7 +143,8 @@ def check_folder(
 def _eval_records(
     run_dir: Path, eval_results: str | Path | None, base_eval_results: str | Path | None
 ) -> dict[str, Path]:
-    """Repo file name → evaluation record to copy: the files named, else the run's own, which must lie in it."""
+    """Repo file name → evaluation record to copy: the files named, else the run's own, which must lie in it; each a
+    biohicl evaluation record (:func:`~biohicl.hub.run_sources.check_eval_record`)."""
     # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
     # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
     tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
@@ -155,7 +157,7 @@ def _eval_records(
         (base_eval_results, base_file, "base_eval_results.json"),
     ):
         if src.is_file():
-            records[name] = src if explicit else inside(src, run_dir)
+            records[name] = check_eval_record(src if explicit else inside(src, run_dir))
         elif explicit:
             raise PublishError(f"{src}: evaluation results file not found")
     return records

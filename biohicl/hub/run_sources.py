@@ -72,6 +72,27 @@ def curve_files(run_dir: Path) -> list[Path]:
     return [inside(png, run_dir) for png in sorted([*run_dir.glob("*.png"), *run_dir.glob("plots/*.png")])]
 
 
+def check_eval_record(path: Path) -> Path:
+    """``path``, refused (:class:`PublishError`) unless it is a biohicl evaluation record as
+    :func:`biohicl.evaluation.runner.evaluate_model` writes it (``biohicl evaluate``, a study's ``eval.json``):
+    ``format`` the results format, ``tasks`` and ``model`` mappings. Any other JSON (a docker config ...) would be
+    uploaded as the repo's ``eval_results.json``."""
+    from biohicl.evaluation.runner import RESULTS_FORMAT
+
+    record = read_json(path, error=PublishError)
+    fields = record if isinstance(record, dict) else {}
+    if fields.get("format") != RESULTS_FORMAT:
+        wrong = f"`format` is {fields['format']!r}, not {RESULTS_FORMAT}" if "format" in fields else "no `format`"
+    else:
+        wrong = next((f"no `{key}` mapping" for key in ("tasks", "model") if not isinstance(fields.get(key), dict)), "")
+    if wrong:
+        raise PublishError(
+            f"{path}: not a biohicl evaluation record ({wrong}; pass the JSON `biohicl evaluate` writes); "
+            "refusing to publish it"
+        )
+    return path
+
+
 _MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
 
 

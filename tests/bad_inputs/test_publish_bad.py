@@ -49,7 +49,8 @@ def run_dir(tmp_path_factory):
     randomize_lora_b(model, std=0.4)
     run = root / "run"
     model.save_pretrained(run)
-    (run / "eval_results.json").write_text(json.dumps({"results": {"biosses": {"spearman": 0.71}}}))
+    record = {"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}}
+    (run / "eval_results.json").write_text(json.dumps(record))  # as `biohicl evaluate` writes it
     return run
 
 
@@ -122,7 +123,7 @@ def test_token_in_a_dataset_folder_at_the_cli(built_dataset, tmp_path, run_cli, 
 
 
 def test_token_in_a_run_that_goes_into_the_repo(run_dir, tmp_path, run_cli):
-    (tmp_path / "eval.json").write_text(json.dumps({"results": {}, "note": FAKE_TOKEN}))
+    (tmp_path / "eval.json").write_text(json.dumps({"format": 1, "model": {}, "tasks": {}, "note": FAKE_TOKEN}))
     out = tmp_path / "repo"
     result = run_cli(["publish", str(run_dir), "--repo_id", "me/x", "--dry_run", "--out", str(out),
                       "--eval_results", str(tmp_path / "eval.json")])  # fmt: skip
