@@ -870,3 +870,31 @@ def test_a_symlink_planted_as_a_run_lock_is_refused_and_its_target_left_alone(tm
     assert (run / LOCK_NAME).read_text(encoding="utf-8") == str(os.getpid())
     release_run_lock(run)
     assert not (run / LOCK_NAME).exists() and victim.is_file()
+
+
+def test_a_hub_token_in_a_studys_training_settings_is_written_nowhere_and_a_rerun_is_not_refused(
+    tmp_path, tiny_bert_dir, caplog
+):
+    token = "hf_" + "C" * 34 + "3"
+    training = {"max_steps": 2, "per_device_train_batch_size": 8, "save_steps": 1, "hub_token": token}
+    config = _config(tmp_path, tiny_bert_dir, variants={"full": {}}, training=training)
+    assert config.to_dict()["training"]["hub_token"] == "<HUB_TOKEN>" and config.training["hub_token"] == token
+    with caplog.at_level("DEBUG"):
+        results = run_study(config, progress=False, write_plots=False)  # its last plan was refused before
+    assert results["models"]["tiny"]["rows"]["full"]["n"] == 1
+    out = tmp_path / "study"
+    assert json.loads((out / "study_config.json").read_text())["training"]["hub_token"] == "<HUB_TOKEN>"
+    assert json.loads((out / "results.json").read_text())["config"]["training"]["hub_token"] == "<HUB_TOKEN>"
+    written = [p for p in out.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert written == [] and token not in caplog.text
+    assert [r.status for r in plan_study(config)] == ["done", "done"]  # the rerun is not refused ...
+    other = _config(
+        tmp_path, tiny_bert_dir, variants={"full": {}}, training={**training, "hub_token": "hf_" + "D" * 35}
+    )
+    assert [r.status for r in plan_study(other)] == ["done", "done"]  # ... nor with another token
+    again = run_study(ReproduceConfig.from_yaml(out / "study_config.json"), progress=False, write_plots=False)
+    assert again["models"]["tiny"]["rows"]["full"]["mean"] == results["models"]["tiny"]["rows"]["full"]["mean"]
+    changed = _config(tmp_path, tiny_bert_dir, variants={"full": {"learning_rate": 1e-3}}, training=training)
+    with pytest.raises(ConfigError, match=r"\(learning_rate 0\.0002 → 0\.001\)") as refused:
+        plan_study(changed)  # another setting is still refused, and the message names no token
+    assert "hub_token '" not in str(refused.value) and token not in str(refused.value)

@@ -213,7 +213,17 @@ class ReproduceConfig:
         return cls.from_dict(read_config(path, expected="a mapping at the top level"), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as plain data, every ``*_token`` value masked (``<HUB_TOKEN>``, as transformers'
+        ``TrainingArguments.to_dict`` does): what ``study_config.json`` and ``results.json`` hold."""
+
+        def masked(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: f"<{k.upper()}>" if str(k).endswith("_token") else masked(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [masked(v) for v in value]
+            return value
+
+        return masked(asdict(self))
 
     # -------------------------------------------------------------- derived
     def model_variants(self, model: ModelSpec) -> list[str]:

@@ -107,7 +107,9 @@ def _check_settings(
     saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
     if saved is None:
         return
+    # a run saves its tokens masked (``<HUB_TOKEN>``): they match any token, are not what it trained, never shown
     changed = changed_settings(config, model, variant, read_json(saved / TRAINING_ARGS_JSON))
+    changed = {name: values for name, values in changed.items() if not name.endswith("_token")}
     if changed:
         shown = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in list(changed.items())[:3])
         raise ConfigError(
