@@ -225,3 +225,63 @@ def test_merge_refuses_a_repo_the_registry_lists_as_an_adapter(tmp_path):
     # another repo id is built as usual (here: no such run, so the build's own error)
     with pytest.raises(PublishError, match="no such run folder"):
         publish_cmd.main([*argv[:2], "me/BioHiCL-MiniLM-L6-merged", "--merge"], api=api)
+
+
+def _copy_build(source: Path, to: Path, summary: object) -> Path:
+    import shutil
+
+    shutil.copytree(source, to, ignore=shutil.ignore_patterns("summary.json"))
+    (to / "summary.json").write_text(json.dumps(summary))
+    return to
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"pairs": 3}, "no `documents` (the dataset card needs it)"),
+        ({"top_k": "3"}, "`top_k` is str, not int (the dataset card needs it)"),
+        ({"mean_siml": None}, "`mean_siml` is NoneType, not int or float (the dataset card needs it)"),
+        (
+            {"splits": {"train": "many"}, "composition": [{"source": "x"}]},
+            "a field the dataset card reads is malformed",
+        ),
+    ],
+)
+def test_a_malformed_summary_is_one_line_and_leaves_no_half_built_output(built, tmp_path, capsys, change, why):
+    # `publish --dataset` with summary.json {"pairs": 3} ended in jinja2's UndefinedError traceback, leaving --out
+    # with parquet files and summary.json but no card
+    from biohicl.cli.main import main as cli_main
+
+    source, _ = built
+    summary = change if "pairs" in change else {**json.loads((source / "summary.json").read_text()), **change}
+    folder = _copy_build(source, tmp_path / "build", summary)
+    out = tmp_path / "stage" / "repo"
+    with pytest.raises(PublishError) as error:
+        build_dataset_repo_folder(folder, out)
+    assert str(error.value).startswith(f"{folder / 'summary.json'}: {why}")
+    capsys.readouterr()
+    argv = ["publish", str(folder), "--dataset", "--repo_id", "me/x", "--dry_run", "--out", str(out)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{folder / 'summary.json'}: {why}" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "stage").exists()  # checked before anything is written
+
+
+def test_a_failed_staging_leaves_neither_output_nor_staging_folder(built, tmp_path, monkeypatch):
+    import biohicl.hub.dataset_repo as dataset_repo
+
+    source, _ = built
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "README.md").write_text("the previous staging")
+
+    def failing_license(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(dataset_repo, "render_license_file", failing_license)
+    with pytest.raises(OSError, match="No space left"):
+        build_dataset_repo_folder(source, out, overwrite=True)
+    assert _files(tmp_path) == ["repo/README.md"] and (out / "README.md").read_text() == "the previous staging"
+    monkeypatch.undo()
+    build_dataset_repo_folder(source, out, overwrite=True)
+    assert _files(out) == STAGED_FILES and [p.name for p in tmp_path.iterdir()] == ["repo"]

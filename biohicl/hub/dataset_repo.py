@@ -12,6 +12,8 @@ abstracts included; here each split is its own file and Hub split. Documents are
 order (dev, test, train; build order within a split), the order in which every biohicl reader concatenates
 ``documents/*.parquet``, and ``pairs.anchor`` / ``pairs.partner`` are remapped to it. Pairs never cross splits.
 No ``save_to_disk`` Arrow copy is staged: the Hub loader reads the parquet files only.
+Everything is checked first (``summary.json``'s card fields included), then staged in a sibling folder of ``out``
+that is renamed into place: a failure leaves no half-built ``out``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import json
 import logging
 import re
 import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +39,29 @@ from biohicl.jsonio import read_json
 logger = logging.getLogger(__name__)
 
 SPLIT_NAME = re.compile(r"\w+")
+#: the build summary's fields the dataset card reads (``PairDatasetSummary``), with their JSON types
+CARD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "documents": int,
+    "pairs": int,
+    "top_k": int,
+    "seed": int,
+    "mean_labels_per_document": (int, float),
+    "mean_siml": (int, float),
+    "test_documents": int,
+    "excluded_documents": int,
+    "sources": dict,
+    "mesh_version": str,
+    "mesh_source": str,
+    "read": dict,
+    "label_kinds": dict,
+    "splits": dict,
+    "pairs_by_split": dict,
+    "composition": list,
+    "folders": dict,
+    "duplicates": int,
+    "dev": dict,
+    "decontamination": dict,
+}
 
 
 def _indices(pairs, column: str, n_documents: int, where: Path) -> np.ndarray:
@@ -104,10 +131,9 @@ def build_dataset_repo_folder(
 
     ``license`` overrides the license id derived from the sources (``other`` adds ``license_name`` and
     ``license_link``); ``repo_id`` goes into the card's snippet. An ``out`` that is, holds or lies in ``source`` is a
-    :class:`PublishError` before anything is deleted; a non-empty ``out`` needs ``overwrite=True``.
+    :class:`PublishError` before anything is deleted; a non-empty ``out`` needs ``overwrite=True`` and is replaced
+    only once the staging (in a hidden sibling folder) has succeeded.
     """
-    import datasets
-
     source, out = Path(source), Path(out)
     target, kept = out.resolve(), source.resolve()
     if target == kept or target in kept.parents or kept in target.parents:
@@ -115,11 +141,67 @@ def build_dataset_repo_folder(
             f"{out}: is, holds or lies in {source}; staging there would delete it (choose another --out)"
         )
     staged, splits = split_layout(load_pair_dataset(source), source)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
+    summary = card_summary(source / "summary.json")
+    card = _render_card(staged, summary, source / "summary.json", license=license, repo_id=repo_id)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
+    # staged beside --out and renamed into place at the end: a failure leaves no half-built --out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _stage(staged, splits, summary, card, tmp, license=license)
+        check_folder(tmp, allow_large_files=True)  # token and symlink checks now; size is checked at upload
+    except PublishError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PublishError(str(err).replace(str(tmp), str(out))) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    tmp.rename(out)
+    logger.info("staged %s for the Hub in %s (splits %s)", source, out, ", ".join(splits))
+    return out
+
+
+def card_summary(path: Path) -> dict[str, Any] | None:
+    """The build's ``summary.json`` without local paths (None when there is none), refused in one line naming the
+    file and field when a field the card reads is missing or of another type."""
+    if not path.is_file():
+        return None
+    summary = without_machine_paths(read_json(path, error=PublishError))
+    if not isinstance(summary, dict):
+        raise PublishError(f"{path}: not a build summary (a JSON object); rebuild it with `biohicl build-dataset`")
+    for name, kind in CARD_FIELDS.items():
+        value = summary.get(name)
+        if name not in summary or not isinstance(value, kind) or isinstance(value, bool):
+            what = f"`{name}` is {type(value).__name__}, not {_kind(kind)}" if name in summary else f"no `{name}`"
+            raise PublishError(f"{path}: {what} (the dataset card needs it); rebuild it with `biohicl build-dataset`")
+    return summary
+
+
+def _kind(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+
+
+def _render_card(staged, summary: dict[str, Any] | None, where: Path, **options: str | None) -> str:
+    """The dataset card, a summary field of another shape than the card reads being a one-line error naming it."""
+    import jinja2
+
+    try:
+        return render_dataset_card(staged, summary, split_files=True, **options)
+    except (jinja2.TemplateError, TypeError, ValueError) as err:  # a nested field of another shape
+        if summary is None:
+            raise
+        raise PublishError(f"{where}: a field the dataset card reads is malformed ({err})") from None
+
+
+def _stage(
+    staged, splits: list[str], summary: dict[str, Any] | None, card: str, out: Path, license: str | None
+) -> None:
+    """Write the Hub layout of ``staged`` into the (empty) folder ``out``: parquet files, summary, card, license."""
+    import datasets
 
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
@@ -136,14 +218,8 @@ def build_dataset_repo_folder(
         if bars:
             datasets.enable_progress_bars()
 
-    summary = None
-    if (source / "summary.json").is_file():
-        summary = without_machine_paths(read_json(source / "summary.json", error=PublishError))
+    if summary is not None:
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    card = render_dataset_card(staged, summary, split_files=True, license=license, repo_id=repo_id)
     (out / "README.md").write_text(card, encoding="utf-8")
     if card_metadata(staged, split_files=True, license=license).get("license_link") == LICENSE_FILE:
         (out / LICENSE_FILE).write_text(render_license_file(staged), encoding="utf-8")
-    logger.info("staged %s for the Hub in %s (splits %s)", source, out, ", ".join(splits))
-    check_folder(out, allow_large_files=True)  # token and symlink checks now; size is checked at upload
-    return out
