@@ -55,6 +55,13 @@ class EvaluateArguments:
         },
     )
     split: str = field(default="test", metadata={"help": "Default split (qrels/<split>.tsv) of the BEIR tasks."})
+    mesh_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A MeSH release file (as biohicl train --mesh_path) that siml-agreement@DATASET measures SimL "
+            "with (default: the packaged MeSH 2024); give the one the dataset was built with."
+        },
+    )
     output: str | None = field(
         default=None,
         metadata={
@@ -173,6 +180,8 @@ class EvaluateArguments:
             raise ConfigError(f"batch_size: {self.batch_size} is not a positive number of texts")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads: {self.threads} is not a positive number of threads")
+        if self.mesh_path and "siml-agreement@" not in self.tasks:
+            raise ConfigError("mesh_path: the hierarchy of siml-agreement@DATASET tasks, and --tasks has none")
 
 
 def parse_args(argv: list[str]) -> EvaluateArguments:
@@ -302,8 +311,10 @@ def main(argv: list[str]) -> int:
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
     from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.tasks import with_mesh
 
-    plan_tasks(args.tasks.split(","), args.split)  # missing data fails here, before the model loads
+    tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
+    plan_tasks(tasks, args.split)  # missing data (or no label the hierarchy places) fails here, before the model loads
     from biohicl.atomic import check_writable
 
     for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work
@@ -338,7 +349,7 @@ def main(argv: list[str]) -> int:
         documents = IndexDocuments(args.document_index, model)
     results = evaluate_model(
         DtypeEncoder(model, dtype),
-        args.tasks.split(","),
+        tasks,
         model_id=model_id,
         revision=revision,
         batch_size=args.batch_size,
@@ -354,6 +365,7 @@ def main(argv: list[str]) -> int:
             "query_prompt": getattr(config, "query_prompt", None),
             "document_prompt": getattr(config, "document_prompt", None),
             "command": "biohicl evaluate " + " ".join(argv),
+            **({"mesh_path": args.mesh_path} if args.mesh_path else {}),
         },
     )
     output = save_results(results, args.output or default_output(model_id, args.model))

@@ -8,8 +8,9 @@ an evaluation (:func:`evaluation_key`) is a hash of
   length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
 - the task specs and the query cap,
 - the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task reads (a
-  registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder``, or a BEIR folder
-  given as the task, resolved, so the same relative path from another directory is another folder),
+  registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder`` (and the hierarchy
+  file of ``#mesh=``), or a BEIR folder given as the task, resolved, so the same relative path from another
+  directory is another folder),
 - the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back),
 - for a task registered outside biohicl, its function (module, qualified name and a hash of its source and of the
   values it was made with: a partial's arguments, a factory's closure; a function whose source or values cannot be
@@ -49,25 +50,26 @@ PROBE_TEXTS = (
 
 def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     """The data behind ``tasks``: the data directory, and the files (relative name, size, mtime) of each folder a
-    task reads: a registered task's folder of the data directory, a dataset task's (``siml-agreement@folder``) or a
-    BEIR folder given as the task."""
-    from biohicl.evaluation.tasks import DATA_FOLDERS, TASKS, parse_task_spec
+    task reads: a registered task's folder of the data directory, a dataset task's (``siml-agreement@folder``, and
+    its ``#mesh=`` hierarchy file) or a BEIR folder given as the task."""
+    from biohicl.evaluation.tasks import DATA_FOLDERS, MESH_MARK, TASKS, parse_task_spec
     from biohicl.settings import data_dir
 
     root = data_dir(required=False)
     folders: dict[str, list[tuple[str, int, int]]] = {}
+    read: list[Path] = []
     for spec in tasks:
         _, at, rest = spec.partition("@")
-        if at:
-            folder = Path(rest.partition(":")[0]).expanduser()
+        if at:  # a dataset task, and the hierarchy file it measures SimL with (``#mesh=``) when it names one
+            dataset, mark, mesh = rest.partition(":")[0].partition(MESH_MARK)
+            read += [Path(dataset).expanduser()] + ([Path(mesh).expanduser()] if mark else [])
         else:
             name, _ = parse_task_spec(spec)
             if name in DATA_FOLDERS and root is not None:
-                folder = root / DATA_FOLDERS[name]  # an edited qrels or score file is new data, not a cache hit
-            elif name in TASKS or not Path(name).expanduser().is_dir():
-                continue
-            else:
-                folder = Path(name).expanduser()
+                read.append(root / DATA_FOLDERS[name])  # an edited qrels or score file is new data, not a cache hit
+            elif name not in TASKS and Path(name).expanduser().is_dir():
+                read.append(Path(name).expanduser())
+    for folder in read:
         files = []
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):

@@ -26,8 +26,11 @@ logger = logging.getLogger(__name__)
 DATASET_EVAL_TASKS = ("siml-agreement",)
 
 
-def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None) -> list[str]:
-    """``--eval_tasks`` as harness task specs: a dataset task without ``@`` gets the run's ``dataset_path``."""
+def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None, mesh_path: str | None = None) -> list[str]:
+    """``--eval_tasks`` as harness task specs: a dataset task without ``@`` gets the run's ``dataset_path``, and
+    every dataset task the run's hierarchy (``mesh_path``, :func:`~biohicl.evaluation.tasks.with_mesh`)."""
+    from biohicl.evaluation.tasks import with_mesh
+
     resolved = []
     for spec in tasks:
         name, sep, split = spec.partition(":")
@@ -35,7 +38,7 @@ def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None) -> list[s
             if not dataset_path:
                 raise ConfigError(f"eval_tasks: {name} evaluates the dataset's dev documents and needs dataset_path")
             spec = f"{name}@{dataset_path}" + (f":{split}" if sep else "")
-        resolved.append(spec)
+        resolved.append(with_mesh(spec, mesh_path))
     return resolved
 
 
@@ -120,11 +123,12 @@ class TaskEvaluator:
 
 
 def evaluator_from_args(args: Any) -> TaskEvaluator | None:
-    """The evaluator of a training run's ``eval_tasks`` (``dataset_path`` filled into dataset tasks, at most
-    ``eval_max_queries`` queries per retrieval task, evaluations cached in ``eval_cache_dir``, encoding
+    """The evaluator of a training run's ``eval_tasks`` (``dataset_path`` and the run's hierarchy ``mesh_path``
+    filled into dataset tasks, at most ``eval_max_queries`` queries per retrieval task, evaluations cached in
+    ``eval_cache_dir``, encoding
     ``per_device_eval_batch_size`` texts at a time), or None when the run has no evaluation task."""
     if not args.eval_tasks:
         return None
-    tasks = resolve_eval_tasks(args.eval_tasks, args.dataset_path)
+    tasks = resolve_eval_tasks(args.eval_tasks, args.dataset_path, getattr(args, "mesh_path", None))
     batch_size = getattr(args, "per_device_eval_batch_size", 32)
     return TaskEvaluator(tasks, args.eval_max_queries, args.eval_cache_dir, batch_size)

@@ -3,7 +3,9 @@
 A task function has the signature ``fn(encoder, *, split, batch_size, limit_queries, show_progress_bar) ->
 TaskResult``; :func:`register_task` adds one (``split=None`` means the task's own default). A task spec on the command
 line is ``name`` or ``name:split`` (``scifact:train``), or the path of any BEIR folder (``path/to/folder[:split]``).
-A task over a built dataset names it after ``@``: ``siml-agreement@runs/mesh-pairs[:split]``.
+A task over a built dataset names it after ``@``: ``siml-agreement@runs/mesh-pairs[:split]``, and the MeSH
+hierarchy it measures SimL with after ``#mesh=`` (default the packaged MeSH; :func:`with_mesh`):
+``siml-agreement@runs/icd-pairs#mesh=trees/icd10MeshTree.txt:dev``.
 """
 
 from __future__ import annotations
@@ -123,10 +125,26 @@ def parse_task_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def _dataset_task(name: str) -> tuple[str, str] | None:
-    """``"siml-agreement@runs/x"`` → ``("siml-agreement", "runs/x")``; None for other names."""
+#: What separates a dataset task's dataset from the hierarchy file it measures SimL with.
+MESH_MARK = "#mesh="
+
+
+def _dataset_task(name: str) -> tuple[str, str, str | None] | None:
+    """``"siml-agreement@runs/x#mesh=t.txt"`` → ``("siml-agreement", "runs/x", "t.txt")`` (no ``#mesh=``: None
+    for the hierarchy); None for other names."""
     task, sep, dataset = name.partition("@")
-    return (task, dataset) if sep and task in DATASET_TASKS and dataset else None
+    dataset, mark, mesh = dataset.partition(MESH_MARK)
+    return (task, dataset, mesh if mark else None) if sep and task in DATASET_TASKS and dataset else None
+
+
+def with_mesh(spec: str, mesh_path: str | None) -> str:
+    """A dataset task spec (``siml-agreement@runs/x[:split]``) measuring SimL with the hierarchy file ``mesh_path``
+    (``siml-agreement@runs/x#mesh=<mesh_path>[:split]``); any other spec, one naming its hierarchy already, or no
+    ``mesh_path`` (the packaged MeSH): ``spec`` as it is."""
+    name, split = parse_task_spec(spec)
+    if not mesh_path or (parsed := _dataset_task(name)) is None or parsed[2] is not None:
+        return spec
+    return f"{name}{MESH_MARK}{mesh_path}" + (f":{split}" if split else "")
 
 
 def default_split(name: str) -> str:
@@ -162,13 +180,13 @@ def dataset_files(name: str) -> dict[str, str] | None:
     ``data_files`` holds them; None for other tasks or when the dataset is not there (nothing to compare with)."""
     if (parsed := _dataset_task(name)) is None or not Path(parsed[1]).expanduser().exists():
         return None
-    return DATASET_FILES[parsed[0]](parsed[1])
+    return DATASET_FILES[parsed[0]](parsed[1], parsed[2])
 
 
 def check_task(name: str, split: str | None) -> None:
     """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
     if (parsed := _dataset_task(name)) is not None:
-        DATASET_TASKS[parsed[0]][1](parsed[1], split)
+        DATASET_TASKS[parsed[0]][1](parsed[1], split, parsed[2])
     elif name in CHECKS:
         CHECKS[name](split)
     elif name not in TASKS and Path(name).expanduser().is_dir():
@@ -181,9 +199,10 @@ def get_task(name: str) -> TaskFunction:
     """The registered task function, or a BEIR task over ``name`` when it is a directory."""
     if (parsed := _dataset_task(name)) is not None:
         run_task, dataset = DATASET_TASKS[parsed[0]][0], parsed[1]
+        hierarchy = parsed[2]
 
         def dataset_task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
-            return run_task(encoder, dataset, split=split or "dev", **kwargs)
+            return run_task(encoder, dataset, split=split or "dev", mesh_path=hierarchy, **kwargs)
 
         return dataset_task
     if name in TASKS:
@@ -257,12 +276,14 @@ def _needs_dataset(task: str) -> TaskCheck:
     return check
 
 
-#: Tasks over a built dataset (``name@dataset``): name -> (function(encoder, dataset, **kwargs), check(dataset, split)).
-DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[[str, str | None], None]]] = {
+#: Tasks over a built dataset (``name@dataset[#mesh=file]``): name -> (function(encoder, dataset, mesh_path=, **kwargs),
+#: check(dataset, split, mesh_path)); ``mesh_path`` is the spec's hierarchy file, None without ``#mesh=``.
+DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[..., None]]] = {
     "siml-agreement": (evaluate_agreement, check_agreement),
 }
-#: The files each dataset task reads: name -> function(dataset) -> ``{file: sha256}`` (its results' ``data_files``).
-DATASET_FILES: dict[str, Callable[[str], dict[str, str]]] = {"siml-agreement": agreement_data_files}
+#: The files each dataset task reads: name -> function(dataset, mesh_path) -> ``{file: sha256}`` (its results'
+#: ``data_files``).
+DATASET_FILES: dict[str, Callable[..., dict[str, str]]] = {"siml-agreement": agreement_data_files}
 for _name in DATASET_TASKS:
     register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))
 #: The functions biohicl registers itself (a name registered again with another function is no longer built in).
