@@ -898,3 +898,42 @@ def test_a_hub_token_in_a_studys_training_settings_is_written_nowhere_and_a_reru
     with pytest.raises(ConfigError, match=r"\(learning_rate 0\.0002 → 0\.001\)") as refused:
         plan_study(changed)  # another setting is still refused, and the message names no token
     assert "hub_token '" not in str(refused.value) and token not in str(refused.value)
+
+
+def test_a_symlink_planted_as_a_worker_log_is_refused_before_any_worker_starts(tmp_path, monkeypatch):
+    from biohicl.cli import reproduce as command
+    from biohicl.errors import DataError
+
+    started = []
+
+    class Child:
+        def __init__(self, argv, stdout, **kwargs):
+            started.append(argv)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(command.subprocess, "Popen", Child)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    logs = tmp_path / "study" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "worker2.log").symlink_to(victim)
+    log = re.escape(str(logs / "worker2.log"))
+    with pytest.raises(DataError, match=rf"^{log}: a worker log must be a regular file .*; remove it$"):
+        command.run_workers(["--config", "c.yaml"], 2, str(tmp_path / "study"), threads=1)
+    assert victim.read_text(encoding="utf-8") == "keep me\n" and started == []  # nothing written, no worker started
+    (logs / "worker2.log").unlink()
+    (logs / "worker2.log").symlink_to(tmp_path / "created.txt")  # a dangling link: nothing created through it
+    (logs / "worker1.log").unlink()
+    (logs / "worker1.log").mkdir()  # nor anything else that is not a regular file
+    with pytest.raises(DataError, match=r"worker1\.log: a worker log must be a regular file"):
+        command.run_workers(["--config", "c.yaml"], 2, str(tmp_path / "study"), threads=1)
+    assert not (tmp_path / "created.txt").exists() and started == []
+    (logs / "worker1.log").rmdir()
+    (logs / "worker2.log").unlink()
+    assert [code for _, code, _ in command.run_workers(["--config", "c.yaml"], 2, str(logs.parent), threads=1)] == [
+        0,
+        0,
+    ]
+    assert len(started) == 2 and (logs / "worker2.log").read_text(encoding="utf-8").startswith("=== ")

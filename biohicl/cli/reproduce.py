@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
 
 HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
 
@@ -112,6 +115,27 @@ def _worker_argv(argv: list[str]) -> list[str]:
     return [*_without_workers(argv), "--workers", "1"]
 
 
+def _append_to_log(path: Path) -> TextIO:
+    """Open a worker's log for appending, never through a symlink (``O_NOFOLLOW`` where the OS has it):
+    :class:`DataError` when the path is a symlink or anything but a regular file."""
+    refused = DataError("a worker log must be a regular file (a symlink or other file is there); remove it", path)
+    nofollow, nonblock = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block the open
+    if not nofollow and path.is_symlink():
+        raise refused
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow | nonblock, 0o644)
+    except OSError:
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # ELOOP, EISDIR, ENXIO and the like
+            raise refused from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise refused
+    if nonblock:
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | None) -> list[tuple[int, int, Path]]:
     """Start ``workers`` processes of ``biohicl reproduce argv`` and wait for all; returns ``(worker, rc, log)``.
     Without ``--threads``, the CPU cores are split between them. Each log is appended to, after a dated header line
@@ -123,9 +147,10 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
         argv += ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
     children = []
     started = datetime.now().astimezone().isoformat(timespec="seconds")
-    for i in range(1, workers + 1):
-        log = logs / f"worker{i}.log"
-        with open(log, "a", encoding="utf-8") as handle:  # a rerun keeps the earlier attempts' lines
+    with ExitStack() as stack:  # every log opened before any worker starts: a refused one starts none
+        handles = [stack.enter_context(_append_to_log(logs / f"worker{i}.log")) for i in range(1, workers + 1)]
+        for i, handle in enumerate(handles, start=1):  # a rerun appends: it keeps the earlier attempts' lines
+            log = logs / f"worker{i}.log"
             command = [sys.executable, "-m", "biohicl.cli.main", "reproduce", *argv]
             handle.write(f"=== {started}: worker {i} of {workers}: biohicl reproduce {' '.join(argv)}\n")
             handle.flush()
