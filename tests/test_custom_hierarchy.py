@@ -5,6 +5,7 @@ with another hierarchy or labels are dropped."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,63 @@ def test_biohicl_evaluate_mesh_path_reaches_the_agreement_task(icd, monkeypatch)
     record = json.loads(output.read_text())
     assert record["tasks"]["siml-agreement"]["metrics"]["spearman"] == pytest.approx(1.0)
     assert record["settings"]["mesh_path"] == str(tree)
+
+
+#: A "MeSH 2025" release: five descriptors of the packaged MeSH 2024 (same tree numbers) and two new ones.
+NEW = ("D000099901", "D000099902")
+MESH_2025 = "Tree Number\tDesc Ui\tTerm\n" + "".join(
+    f"{number}\t{ui}\t{name}\n"
+    for ui, name, numbers in (
+        ("D003920", "Diabetes Mellitus", ("C18.452.394.750", "C19.246")),
+        ("D003924", "Diabetes Mellitus, Type 2", ("C18.452.394.750.149", "C19.246.300")),
+        ("D009203", "Myocardial Infarction", ("C14.280.647.500",)),
+        ("D006333", "Heart Failure", ("C14.280.434",)),
+        ("D001943", "Breast Neoplasms", ("C04.588.180",)),
+        (NEW[0], "New Diabetes Phenotype", ("C18.452.394.750.200",)),
+        (NEW[1], "New Heart Syndrome", ("C14.280.999",)),
+    )
+    for number in numbers
+)
+#: 12 training documents: 3 labelled only with the new descriptors, 2 with a new and a 2024 one; 6 dev documents.
+LABELS_2025 = [
+    ["D003920"], ["D003924"], ["D009203"], ["D006333"], ["D001943"], ["D003920", "D001943"], [NEW[0]], [NEW[1]],
+    [NEW[0], NEW[1]], [NEW[0], "D003924"], [NEW[1], "D009203"], ["D006333", "D001943"],
+    ["D003920"], ["D003924"], ["D009203"], ["D006333"], ["D001943"], [NEW[0]],
+]  # fmt: skip
+
+
+def hierarchy_warnings(caplog, args, mesh) -> tuple[list[str], dict]:
+    """The warnings of reading ``args``' training documents with ``mesh``, and the data statistics."""
+    from biohicl.training.run import load_training_data
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.training.run"):
+        stats = load_training_data(args, mesh).stats
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING], stats
+
+
+def test_training_warns_about_another_hierarchy_and_dropped_labels(tmp_path, caplog):
+    """A dataset built with MeSH 2025 trained without --mesh_path used to lose labels silently (only
+    training_summary.json told): the run now warns, naming both hierarchies and the counts."""
+    tree = tmp_path / "mesh2025MeshTree.txt"
+    tree.write_text(MESH_2025)
+    dataset = write_dataset(tmp_path / "ds25", LABELS_2025, "2025", tree.name)
+    args = training_args(tmp_path, dataset, tmp_path / "run")
+    warnings, stats = hierarchy_warnings(caplog, args, MeshHierarchy.load())
+    assert stats["labels_dropped_unknown"] == 6 and stats["documents_without_labels"] == 3
+    assert warnings == [
+        f"{dataset} was built with MeSH 2025 (mesh2025MeshTree.txt), this run computes SimL with MeSH 2024 "
+        "(mesh2024.tsv.gz); give the dataset's hierarchy with --mesh_path unless that is meant",
+        "6 label(s) of the training documents unknown to MeSH 2024 (mesh2024.tsv.gz) dropped; 3 of 12 training "
+        "documents have no label left (give the hierarchy the dataset was built with as --mesh_path)",
+    ]
+    # with the dataset's hierarchy: every label kept, nothing to warn about
+    with_tree = training_args(tmp_path, dataset, tmp_path / "run", mesh_path=str(tree))
+    warnings, stats = hierarchy_warnings(caplog, with_tree, MeshHierarchy.load(tree))
+    assert warnings == [] and stats["labels_dropped_unknown"] == 0 and stats["documents_without_labels"] == 0
+    # a dataset built with the packaged MeSH, trained with it: no warning
+    packaged = write_dataset(tmp_path / "ds24", LABELS_2025[:6] + LABELS_2025[11:], "2024", "mesh2024.tsv.gz")
+    warnings, stats = hierarchy_warnings(
+        caplog, training_args(tmp_path, packaged, tmp_path / "r"), MeshHierarchy.load()
+    )
+    assert warnings == [] and stats["documents"] == 7

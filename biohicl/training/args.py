@@ -183,7 +183,11 @@ class BioHiCLTrainingArguments(TrainingArguments):
         },
     )
     mesh_path: str | None = field(
-        default=None, metadata={"help": "A MeSH release file to compute SimL with (default: the packaged MeSH 2024)."}
+        default=None,
+        metadata={
+            "help": "A MeSH release file to compute SimL (and the siml-agreement evaluation) with (default: the "
+            "packaged MeSH 2024); give the one the dataset was built with."
+        },
     )
 
     # ---------------------------------------------------------------- evaluation during training

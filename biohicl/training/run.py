@@ -70,13 +70,28 @@ def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
         )
 
 
+def warn_other_hierarchy(path: Path, mesh: MeshHierarchy) -> None:
+    """A warning when the dataset's ``summary.json`` records another hierarchy (``mesh_version``/``mesh_source``)
+    than the run's: not refused (it may be meant), but labels of the other hierarchy are dropped."""
+    from biohicl.jsonio import read_json
+
+    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
+    built = (summary.get("mesh_version"), summary.get("mesh_source")) if isinstance(summary, dict) else (None, None)
+    if built[0] and built != (mesh.version, Path(mesh.source).name):
+        logger.warning(
+            "%s was built with MeSH %s (%s), this run computes SimL with MeSH %s (%s); give the dataset's hierarchy "
+            "with --mesh_path unless that is meant", path, built[0], built[1], mesh.version, Path(mesh.source).name,
+        )  # fmt: skip
+
+
 def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
     """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
 
     ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a
     single ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, and MeSH UIs).
     Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH
-    hierarchy cannot place; pairs are re-indexed to the kept documents.
+    hierarchy cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to
+    the kept documents.
     """
     import datasets
 
@@ -84,6 +99,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
     check_pubmedqa_dev(args, path)
+    warn_other_hierarchy(path, mesh)
     documents = read_documents(path)
     pairs_table = None
     if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
@@ -138,6 +154,13 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     if "label_kind" in rows.column_names:
         columns["label_kind"] = [str(k or "") for k in column_list(rows, "label_kind")]
     train = datasets.Dataset.from_dict(columns)
+    unlabelled = sum(1 for lab in labels if not lab)
+    if dropped - treeless or unlabelled:
+        logger.warning(
+            "%d label(s) of the training documents unknown to MeSH %s (%s) dropped; %d of %d training documents "
+            "have no label left (give the hierarchy the dataset was built with as --mesh_path)",
+            dropped - treeless, mesh.version, Path(mesh.source).name, unlabelled, len(labels),
+        )  # fmt: skip
 
     pairs = None
     if pairs_table is not None and len(pairs_table):
@@ -158,7 +181,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "labels_dropped_unknown": int(dropped - treeless),
         "labels_without_tree_position": int(treeless),
         "check_tags_dropped": int(check_tags_dropped),
-        "documents_without_labels": sum(1 for lab in labels if not lab),
+        "documents_without_labels": unlabelled,
         "mined_pairs": None if pairs is None else len(pairs[0]),
         "label_kinds": dict(Counter(columns["label_kind"])) if "label_kind" in columns else None,
     }
