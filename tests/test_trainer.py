@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
@@ -351,6 +351,44 @@ def test_a_named_checkpoint_without_its_trainer_state_is_refused(tiny_bert_dir, 
     )  # fmt: skip
     with pytest.raises(ConfigError, match=message):
         train_biohicl(args)
+
+
+class _RunsCode:
+    """A pickle that runs code when loaded: what a planted checkpoint file could hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_file_that_would_run_code_is_refused_in_one_line(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, max_steps=2, save_strategy="steps", save_steps=2))
+    checkpoint = out / "checkpoint-2"
+    marker = tmp_path / "ran"
+    torch.save({"state": _RunsCode(marker)}, checkpoint / "optimizer.pt")
+    args = make_args(tiny_bert_dir, docs_file, out, max_steps=4, resume_from_checkpoint=str(checkpoint))
+    with pytest.raises(DataError) as err:
+        train_biohicl(args)
+    message = str(err.value)
+    assert message.startswith(f"{checkpoint}: refusing to resume: a file here is not one a training run wrote (")
+    assert message.endswith("); never load it with weights_only=False") and "\n" not in message
+    assert not marker.exists()  # weights_only loading never ran it
+
+
+def test_run_records_are_written_over_a_planted_link_not_through_it(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    for name in ("training_summary.json", "biohicl_training_args.json"):
+        (out / name).symlink_to(victim)
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, max_steps=1))
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert not (out / "training_summary.json").is_symlink()
+    assert json.loads((out / "training_summary.json").read_text())["global_step"] == 1
 
 
 # ---------------------------------------------------------------------------------------------------------- evaluation

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from biohicl.atomic import atomic_write_text
 from biohicl.data.collator import BioHiCLDataCollator, document_text
 from biohicl.data.columns import column_array, column_list
 from biohicl.data.documents import label_column, parquet_files, read_documents, read_parquet
@@ -355,13 +357,25 @@ def train_biohicl(
         evaluator=evaluator,
         callbacks=list(callbacks or []),
     )
-    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except pickle.UnpicklingError as err:  # torch.load(weights_only=True) refused a file of the checkpoint
+        if resume is None:
+            raise
+        reason = str(err).strip().splitlines()[-1]
+        raise DataError(
+            f"refusing to resume: a file here is not one a training run wrote ({reason}); never load it with "
+            "weights_only=False",
+            resume,
+        ) from None
 
     run_dir = Path(args.output_dir)
     if args.should_save:
         model.save_pretrained(run_dir)
         trainer.save_state()
-        (run_dir / TRAINING_ARGS_JSON).write_text(args.to_json_string(), encoding="utf-8")
+        # written by renaming a new file into place, never through a link planted in the folder
+        atomic_write_text(run_dir / TRAINING_ARGS_JSON, args.to_json_string())
         trainable, total = model.trainable_parameters()
         summary = {
             "data": data.stats,
@@ -378,9 +392,9 @@ def train_biohicl(
             "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
             "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         }
-        (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
         if evaluations := evaluation_rows(trainer.state.log_history):
-            (run_dir / EVALUATIONS_NAME).write_text(json.dumps(evaluations, indent=1), encoding="utf-8")
+            atomic_write_text(run_dir / EVALUATIONS_NAME, json.dumps(evaluations, indent=1))
         try:
             title = f"BioHiCL: {args.base_model}"
             plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title=title)
