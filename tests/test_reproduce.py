@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -937,3 +939,10 @@ def test_a_symlink_planted_as_a_worker_log_is_refused_before_any_worker_starts(t
         0,
     ]
     assert len(started) == 2 and (logs / "worker2.log").read_text(encoding="utf-8").startswith("=== ")
+    (logs / "worker1.log").unlink()
+    previous = os.umask(0o002)  # a study a group shares: its logs are group-writable, as open(log, "a") made them
+    try:
+        command.run_workers(["--config", "c.yaml"], 2, str(logs.parent), threads=1)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((logs / "worker1.log").stat().st_mode) == 0o664

@@ -123,7 +123,7 @@ def _append_to_log(path: Path) -> TextIO:
     if not nofollow and path.is_symlink():
         raise refused
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow | nonblock, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow | nonblock, 0o666)  # less the umask
     except OSError:
         if path.is_symlink() or (path.exists() and not path.is_file()):  # ELOOP, EISDIR, ENXIO and the like
             raise refused from None
