@@ -216,14 +216,15 @@ class ReproduceConfig:
         """The config as plain data, every ``*_token`` value masked (``<HUB_TOKEN>``, as transformers'
         ``TrainingArguments.to_dict`` does): what ``study_config.json`` and ``results.json`` hold."""
 
-        def masked(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: f"<{k.upper()}>" if str(k).endswith("_token") else masked(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [masked(v) for v in value]
-            return value
+        def masked(settings: dict[str, Any]) -> dict[str, Any]:  # training settings only: never a variant's name
+            return {k: f"<{k.upper()}>" if k.endswith("_token") else v for k, v in settings.items()}
 
-        return masked(asdict(self))
+        data = asdict(self)
+        data["training"] = masked(data["training"])
+        for model in data["models"]:
+            model["training"] = masked(model["training"])
+        data["variants"] = {name: masked(settings) for name, settings in data["variants"].items()}
+        return data
 
     # -------------------------------------------------------------- derived
     def model_variants(self, model: ModelSpec) -> list[str]:
@@ -263,6 +264,8 @@ class ReproduceConfig:
         if only:
             if unknown := sorted(set(only) - set(new.variants)):
                 raise ConfigError(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(new.variants)}")
+            if new.target_variants is None and "full" in new.variants:  # the default target, kept on record
+                new.target_variants = ["full"]  # so a report can say the selection left it out
             new.variants = {k: v for k, v in new.variants.items() if k in only}
             for model in new.models:
                 if model.variants is not None:
