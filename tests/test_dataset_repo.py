@@ -285,3 +285,34 @@ def test_a_failed_staging_leaves_neither_output_nor_staging_folder(built, tmp_pa
     monkeypatch.undo()
     build_dataset_repo_folder(source, out, overwrite=True)
     assert _files(out) == STAGED_FILES and [p.name for p in tmp_path.iterdir()] == ["repo"]
+
+
+def test_a_symlinked_out_is_written_into_its_target(built, tmp_path, capsys):
+    source, _ = built
+    real, link = tmp_path / "real", tmp_path / "out"
+    real.mkdir()
+    (real / "README.md").write_text("the previous staging")
+    link.symlink_to(real)
+    argv = [str(source), "--dataset", "--repo_id", "me/pairs", "--dry_run", "--out", str(link), "--overwrite"]
+    assert publish_cmd.main(argv) == 0
+    assert f"would upload 9 files from {real.resolve()}" in capsys.readouterr().out
+    assert link.is_symlink() and link.resolve() == real.resolve() and _files(real) == STAGED_FILES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "real"]  # no staging folder left
+
+
+def test_a_failed_replace_keeps_the_old_out_and_leaves_no_staging_folder(built, tmp_path, monkeypatch):
+    source, _ = built
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "README.md").write_text("the previous staging")
+    rename = Path.rename
+
+    def failing_rename(self, target):
+        if ".staging-" in self.name:
+            raise OSError(18, "Invalid cross-device link")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError, match="cross-device"):
+        build_dataset_repo_folder(source, out, overwrite=True)
+    assert _files(tmp_path) == ["repo/README.md"] and (out / "README.md").read_text() == "the previous staging"

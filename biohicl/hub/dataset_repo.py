@@ -13,7 +13,8 @@ order (dev, test, train; build order within a split), the order in which every b
 ``documents/*.parquet``, and ``pairs.anchor`` / ``pairs.partner`` are remapped to it. Pairs never cross splits.
 No ``save_to_disk`` Arrow copy is staged: the Hub loader reads the parquet files only.
 Everything is checked first (``summary.json``'s card fields included), then staged in a sibling folder of ``out``
-that is renamed into place: a failure leaves no half-built ``out``.
+that is renamed into place (a symlinked ``out`` is resolved first: its target is written): a failure, the final
+rename included, leaves neither a half-built ``out`` nor the staging folder.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ def build_dataset_repo_folder(
     only once the staging (in a hidden sibling folder) has succeeded.
     """
     source, out = Path(source), Path(out)
+    if out.is_symlink():  # a linked --out is written into the link's target, as before staging beside it
+        out = out.resolve()
     target, kept = out.resolve(), source.resolve()
     if target == kept or target in kept.parents or kept in target.parents:
         raise PublishError(
@@ -152,17 +155,31 @@ def build_dataset_repo_folder(
     try:
         _stage(staged, splits, summary, card, tmp, license=license)
         check_folder(tmp, allow_large_files=True)  # token and symlink checks now; size is checked at upload
+        _replace(out, tmp)
     except PublishError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise PublishError(str(err).replace(str(tmp), str(out))) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
     logger.info("staged %s for the Hub in %s (splits %s)", source, out, ", ".join(splits))
     return out
+
+
+def _replace(out: Path, staged: Path) -> None:
+    """Rename the folder ``staged`` to ``out``; an existing ``out`` is moved aside first and deleted only after the
+    rename, or moved back when the rename fails."""
+    if not out.exists():
+        staged.rename(out)
+        return
+    old = staged.with_name(staged.name.replace(".staging-", ".old-"))
+    out.rename(old)
+    try:
+        staged.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def card_summary(path: Path) -> dict[str, Any] | None:
