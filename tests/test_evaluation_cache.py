@@ -290,3 +290,13 @@ def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch)
     assert evaluation_key(ShiftEncoder(), ["toy"]) != partial_key
     registry.register_task("toy", make_task(object()), reported=["score"])  # known only by its identity
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
+    weights = np.zeros(5000)  # numpy shortens a long array's repr: two arrays differing in the middle look alike
+    changed = weights.copy()
+    changed[2500] = 1.0
+    array_keys = []
+    for values in (weights, weights.copy(), changed):
+        registry.register_task("toy", make_task(values), reported=["score"])
+        array_keys.append(evaluation_key(ShiftEncoder(), ["toy"]))
+    assert array_keys[0] == array_keys[1] != array_keys[2]
+    registry.register_task("toy", make_task("notes..."), reported=["score"])  # a shortened-looking text: no hit
+    assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])

@@ -28,6 +28,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -86,7 +87,7 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
 def _source_hash(function: Any) -> str:
     """SHA-256 of a function's source and of the values it was made with (a ``functools.partial``'s arguments, a
     factory-made function's closure and defaults), or a value no other call gives when either cannot be read or a
-    value has no stable text (a repr with an object address): no cache hit."""
+    value has no full, stable text (a repr with an object address, or one shortened with ``...``): no cache hit."""
     bound: list[Any] = []
     while isinstance(function, functools.partial):
         bound += [function.args, sorted(function.keywords.items())]
@@ -98,8 +99,9 @@ def _source_hash(function: Any) -> str:
         source = inspect.getsource(function)
     except (OSError, TypeError, ValueError):  # ValueError: an empty closure cell
         return f"unreadable-{uuid.uuid4().hex}"
-    made_with = repr(bound)
-    if " at 0x" in made_with:  # an object known only by its identity
+    with np.printoptions(threshold=sys.maxsize):  # every element of an array, not numpy's summary
+        made_with = repr(bound)
+    if " at 0x" in made_with or "..." in made_with:  # an object known only by its identity, or a shortened repr
         return f"unreadable-{uuid.uuid4().hex}"
     return hashlib.sha256((source + "\0" + made_with).encode()).hexdigest()
 
