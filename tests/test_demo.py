@@ -217,3 +217,19 @@ def test_the_demo_checks_its_tasks_before_building_the_dataset_and_training(tmp_
     with pytest.raises(BioHiCLError, match=task):
         run_demo(DemoArguments(output_dir=str(tmp_path / "demo"), tasks=f"biosses,{task}"))
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_demo_takes_a_task_over_its_own_dataset_with_its_hierarchy(tmp_path, monkeypatch):
+    import biohicl.data.build as build
+    from biohicl.study.demo import DemoArguments, run_demo
+
+    class Built(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Built
+
+    monkeypatch.setattr(build, "build_default_dataset", reached)
+    task = f"siml-agreement@{tmp_path}/demo/mesh-pairs#mesh={tmp_path}/icd10MeshTree.txt:dev"
+    with pytest.raises(Built):  # checked once step 1 built the dataset, not refused before it
+        run_demo(DemoArguments(output_dir=str(tmp_path / "demo"), tasks=task))

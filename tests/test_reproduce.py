@@ -946,3 +946,15 @@ def test_a_symlink_planted_as_a_worker_log_is_refused_before_any_worker_starts(t
     finally:
         os.umask(previous)
     assert stat.S_IMODE((logs / "worker1.log").stat().st_mode) == 0o664
+
+
+def test_dry_run_takes_a_task_over_the_studys_own_dataset_with_its_hierarchy(tmp_path, tiny_bert_dir):
+    from biohicl.study.preflight import preflight
+
+    spec = f"siml-agreement@{tmp_path}/dataset#mesh={tmp_path}/icd10MeshTree.txt:dev"
+    config = _config(tmp_path, tiny_bert_dir, tasks=[spec])
+    checks = {c.what: c for c in preflight(config)}
+    assert (checks[f"task {spec}"].ok, checks[f"task {spec}"].detail) == (True, "the study's dataset")
+    other = f"siml-agreement@{tmp_path}/elsewhere#mesh={tmp_path}/icd10MeshTree.txt"  # not the study's: checked
+    (check,) = [c for c in preflight(_config(tmp_path, tiny_bert_dir, tasks=[other])) if c.what == f"task {other}"]
+    assert not check.ok and f"{tmp_path}/elsewhere" in check.detail

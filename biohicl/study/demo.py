@@ -157,6 +157,14 @@ def reusable_results(
     return record if same else None
 
 
+def _names_dataset(spec: str, dataset: Path) -> bool:
+    """Whether ``spec`` is a dataset task (``siml-agreement@DATASET[#mesh=FILE][:split]``) over ``dataset``."""
+    from biohicl.evaluation.tasks import _dataset_task, parse_task_spec
+
+    parsed = _dataset_task(parse_task_spec(spec)[0])
+    return parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
+
+
 def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None = None) -> str:
     """Run the four demo steps; returns the Markdown table. ``training_args`` (output_dir and dataset_path set to
     :func:`demo_paths`) replaces the short run; its ``base_model`` is the base of the table."""
@@ -181,8 +189,9 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     dtype = torch.bfloat16 if args.bf16 else None
     dtype_name = "bfloat16" if args.bf16 else "float32"
     # the tasks' data is checked before the dataset build and the training (minutes to an hour), not after them; a
-    # dataset task over the demo's own dataset (siml-agreement@<output_dir>/mesh-pairs) is checked once step 1 built it
-    own = [t for t in tasks if "@" in t and Path(t.partition("@")[2]).resolve() == dataset_dir.resolve()]
+    # dataset task over the demo's own dataset (siml-agreement@<output_dir>/mesh-pairs[#mesh=FILE][:split]) is checked
+    # once step 1 built it
+    own = [t for t in tasks if _names_dataset(t, dataset_dir)]
     if len(own) < len(tasks) or not tasks:
         plan_tasks([t for t in tasks if t not in own])
 

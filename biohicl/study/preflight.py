@@ -89,11 +89,12 @@ def _model_check(name: str, model: str) -> Check:
 
 
 def _task_check(spec: str, dataset: Path, built: bool) -> Check:
-    from biohicl.evaluation.tasks import check_task, parse_task_spec
+    from biohicl.evaluation.tasks import _dataset_task, check_task, parse_task_spec
 
     name, split = parse_task_spec(spec)
-    target = name.partition("@")[2]
-    if name == "siml-agreement" or (target and not built and Path(target).expanduser().resolve() == dataset.resolve()):
+    parsed = _dataset_task(name)  # (task, dataset, #mesh= file) of siml-agreement@DATASET[#mesh=FILE]
+    own = parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
+    if name == "siml-agreement" or (own and not built):
         return Check(f"task {spec}", True, "the study's dataset")
     try:
         check_task(name, split)
