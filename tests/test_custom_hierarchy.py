@@ -241,3 +241,9 @@ def test_training_warns_about_another_hierarchy_and_dropped_labels(tmp_path, cap
         caplog, training_args(tmp_path, packaged, tmp_path / "r"), MeshHierarchy.load()
     )
     assert warnings == [] and stats["documents"] == 7
+    # a document labelled only Male (no tree number) loses its label as meant: no hierarchy hint
+    male = write_dataset(
+        tmp_path / "male", [["D008297"], *LABELS_2025[:6], *LABELS_2025[11:]], "2024", "mesh2024.tsv.gz"
+    )
+    warnings, stats = hierarchy_warnings(caplog, training_args(tmp_path, male, tmp_path / "m"), MeshHierarchy.load())
+    assert warnings == [] and stats["documents_without_labels"] == 1 and stats["labels_dropped_unknown"] == 0

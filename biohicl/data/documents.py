@@ -177,3 +177,14 @@ def split_documents_with_kinds(
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
     kinds = [str(k or "") for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
     return texts, labels, pmids, kinds
+
+
+def other_hierarchy(dataset: str | Path, version: str, source: str | Path) -> tuple[str, str] | None:
+    """``(mesh_version, mesh_source)`` that a built dataset's ``summary.json`` records when they are not the given
+    hierarchy's (``version``, the file name of ``source``); None when they match or nothing is recorded."""
+    from biohicl.jsonio import read_json
+
+    dataset = Path(dataset)
+    summary = read_json(dataset / "summary.json", default=None) if dataset.is_dir() else None
+    built = (summary.get("mesh_version"), summary.get("mesh_source")) if isinstance(summary, dict) else (None, None)
+    return built if built[0] and built != (version, Path(source).name) else None

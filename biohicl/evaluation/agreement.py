@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from biohicl.data.documents import other_hierarchy
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.results import TaskResult, file_checksums
-from biohicl.jsonio import read_json
 
 if TYPE_CHECKING:
     from biohicl.mesh.hierarchy import MeshHierarchy
@@ -68,9 +68,7 @@ def check_labelled(
     if labelled >= 3:
         return
     hint = ""
-    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
-    built = (summary.get("mesh_version"), summary.get("mesh_source")) if isinstance(summary, dict) else (None, None)
-    if built[0] and built != (mesh.version, Path(mesh.source).name):
+    if built := other_hierarchy(path, mesh.version, mesh.source):
         hint = (
             f"; the dataset was built with MeSH {built[0]} ({built[1]}): give that file as the hierarchy (--mesh_path)"
         )

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from biohicl.atomic import atomic_write_text
 from biohicl.data.collator import BioHiCLDataCollator, document_text
 from biohicl.data.columns import column_array, column_list
-from biohicl.data.documents import label_column, parquet_files, read_documents, read_parquet
+from biohicl.data.documents import label_column, other_hierarchy, parquet_files, read_documents, read_parquet
 from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
@@ -75,11 +75,7 @@ def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
 def warn_other_hierarchy(path: Path, mesh: MeshHierarchy) -> None:
     """A warning when the dataset's ``summary.json`` records another hierarchy (``mesh_version``/``mesh_source``)
     than the run's: not refused (it may be meant), but labels of the other hierarchy are dropped."""
-    from biohicl.jsonio import read_json
-
-    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
-    built = (summary.get("mesh_version"), summary.get("mesh_source")) if isinstance(summary, dict) else (None, None)
-    if built[0] and built != (mesh.version, Path(mesh.source).name):
+    if built := other_hierarchy(path, mesh.version, mesh.source):
         logger.warning(
             "%s was built with MeSH %s (%s), this run computes SimL with MeSH %s (%s); give the dataset's hierarchy "
             "with --mesh_path unless that is meant", path, built[0], built[1], mesh.version, Path(mesh.source).name,
@@ -157,7 +153,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         columns["label_kind"] = [str(k or "") for k in column_list(rows, "label_kind")]
     train = datasets.Dataset.from_dict(columns)
     unlabelled = sum(1 for lab in labels if not lab)
-    if dropped - treeless or unlabelled:
+    if dropped - treeless:  # labels this hierarchy cannot place (tree-less Male/Female and check tags are meant)
         logger.warning(
             "%d label(s) of the training documents unknown to MeSH %s (%s) dropped; %d of %d training documents "
             "have no label left (give the hierarchy the dataset was built with as --mesh_path)",
