@@ -53,10 +53,7 @@ def launched_without_accelerator() -> bool:
         return False
     import torch  # here, not at the top: reading data never loads torch
 
-    accelerator = getattr(torch, "accelerator", None)
-    if accelerator is None or not hasattr(accelerator, "is_available"):
-        return not torch.cuda.is_available()  # torch < 2.6: no torch.accelerator; MPS is not CUDA either
-    if not accelerator.is_available():
+    if not torch.accelerator.is_available():
         return True
-    device = accelerator.current_accelerator()
+    device = torch.accelerator.current_accelerator()
     return device is None or device.type in NO_PROCESS_GROUP_ACCELERATORS
