@@ -477,3 +477,28 @@ def test_card_lists_every_dev_metric_the_selection_used_at_step_0_and_the_kept_s
     (run / "dev_evaluations.json").unlink()
     text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "BioHiCL-MiniLM"))
     assert "Kept: **step 140**" in text and "| Dev task |" not in text
+
+
+def test_dev_rows_name_each_split_once_as_the_evaluation_keys_it():
+    # the PubMedQA dev rows of the guarded study were labelled "PubMedQA dev (...; model selection) (dev)"
+    import yaml
+
+    from biohicl.hub.card_selection import selection_of
+
+    root = Path(__file__).resolve().parents[1]
+    run = root / "docs/results/study_minilm_cpu_guarded_256/one_pass_distill2_seed5"
+    summary = json.loads((run / "training_summary.json").read_text(encoding="utf-8"))
+    evaluations = json.loads((run / "dev_evaluations.json").read_text(encoding="utf-8"))
+    args = yaml.safe_load((root / "configs/study_minilm_cpu_guarded_256.yaml").read_text(encoding="utf-8"))["training"]
+    rows = {r["metric"]: r["task"] for r in selection_of(summary, args, evaluations)["dev_metrics"]}
+    assert rows == {
+        "siml-agreement_spearman": "siml-agreement",
+        "pubmedqa-dev_recall@1": "PubMedQA dev (question → long answer; model selection)",
+        "pubmedqa-dev_recall@5": "PubMedQA dev (question → long answer; model selection)",
+        "scifact_ndcg@10": "SciFact (train)",
+    }
+    # a dataset task's split is read past its #mesh= file, as the evaluation reads it
+    args["eval_tasks"] = ["pubmedqa:dev", "siml-agreement@runs/study/dataset#mesh=trees/icd10MeshTree.txt:dev"]
+    rows = {r["metric"]: r["task"] for r in selection_of(summary, args, evaluations)["dev_metrics"]}
+    assert rows["siml-agreement_spearman"] == "siml-agreement (dev)" and rows["scifact_ndcg@10"] == "SciFact"
+    assert selection_of(summary, args)["dev_metrics"] == []  # no dev_evaluations.json rows

@@ -1,7 +1,7 @@
 """What a model card says about dev model selection: the record of training_summary.json, and each dev metric the
 selection used at step 0 (the base) and at the kept step, from the run's ``dev_evaluations.json``.
 
->>> selection_of(summary, args)["dev_metrics"][0]
+>>> selection_of(summary, args, evaluations)["dev_metrics"][-1]  # ``[]`` without dev_evaluations.json's rows
 {'metric': 'scifact_ndcg@10', 'task': 'SciFact (train)', 'name': 'nDCG@10', 'role': 'guard', 'base': 0.66, ...}
 """
 
@@ -14,12 +14,17 @@ from biohicl.hub.eval_rows import EvalRow, _metric_key
 
 
 def _splits(eval_tasks: Sequence[str]) -> dict[str, str]:
-    """``{evaluation key: split}`` of ``eval_tasks`` entries ``name:split`` (keyed ``name`` and ``name-split``)."""
+    """``{evaluation key: split}`` of the ``eval_tasks`` entries naming a split their key does not: ``scifact:train``
+    → ``{"scifact": "train"}``; ``pubmedqa:dev`` is keyed ``pubmedqa-dev`` (:func:`record_name`), whose label names
+    the split already."""
+    from biohicl.evaluation.tasks import parse_task_spec, record_name
+
     splits = {}
     for entry in eval_tasks:
-        name, _, split = str(entry).partition(":")
-        if split:
-            splits[name] = splits[f"{name}-{split}"] = split
+        name, split = parse_task_spec(str(entry))
+        key = record_name(name, split)
+        if split and key == record_name(name, None):
+            splits[key] = split
     return splits
 
 
