@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,6 +155,29 @@ def refuse_file_in_the_way(target: Path, label: str, error: type[BioHiCLError] =
                 where = "" if folder == target else f": {folder}"
                 raise error(f"{label}{where} is a file, not a folder")
             return
+
+
+def open_regular_file(path: Path, flags: int, mode: int = 0o666, refused: BioHiCLError | None = None) -> int:
+    """``os.open(path, flags, mode)`` (a created file gets ``mode`` less the umask) of a regular file only, never
+    through a symlink (``O_NOFOLLOW`` where the OS has it) and non-blocking, so a FIFO cannot hang the open (the
+    descriptor returned blocks again). ``refused`` (default: a :class:`BioHiCLError` naming ``path``) is raised when
+    ``path`` is a symlink or anything but a regular file."""
+    refused = refused or BioHiCLError(f"{path}: not a regular file (a symlink or other file is there); remove it")
+    nofollow, nonblock = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)
+    if not nofollow and path.is_symlink():
+        raise refused
+    try:
+        fd = os.open(path, flags | nofollow | nonblock, mode)
+    except OSError:
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # ELOOP, EISDIR, ENXIO and the like
+            raise refused from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise refused
+    if nonblock:
+        os.set_blocking(fd, True)
+    return fd
 
 
 def atomic_write_text(target: str | Path, text: str, fsync: bool = False) -> Path:

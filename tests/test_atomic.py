@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
-from biohicl.atomic import atomic_directory, atomic_path, atomic_write_json
-from biohicl.errors import BioHiCLError
+from biohicl.atomic import atomic_directory, atomic_path, atomic_write_json, open_regular_file
+from biohicl.errors import BioHiCLError, DataError
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
@@ -253,3 +255,30 @@ def test_windows_asks_the_win32_api_not_os_kill(monkeypatch, kernel32, alive):
     assert (answer, kills) == (alive, [])
     assert kernel32.opened == [(0x1000, False, pid)]  # PROCESS_QUERY_LIMITED_INFORMATION
     assert kernel32.closed == ([42] if kernel32.handle else [])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and FIFOs (POSIX)")
+def test_open_regular_file_refuses_links_and_other_files_and_leaves_their_targets_alone(tmp_path):
+    previous = os.umask(0o002)
+    try:
+        fd = open_regular_file(tmp_path / "log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    finally:
+        os.umask(previous)
+    assert os.get_blocking(fd)  # blocking again after the non-blocking open
+    os.write(fd, b"x\n")
+    os.close(fd)
+    assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o664 and (tmp_path / "log").read_bytes() == b"x\n"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "link").symlink_to(victim)
+    (tmp_path / "dangling").symlink_to(tmp_path / "created.txt")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")  # opened non-blocking: refused at once, never waited on
+    for name in ("link", "dangling", "folder", "fifo"):
+        with pytest.raises(BioHiCLError, match=rf"^{tmp_path / name}: not a regular file"):
+            open_regular_file(tmp_path / name, os.O_WRONLY | os.O_CREAT)
+    refused = DataError("a run lock must be a regular file", tmp_path / "link")
+    with pytest.raises(DataError) as caught:
+        open_regular_file(tmp_path / "link", os.O_RDWR | os.O_CREAT, 0o644, refused)
+    assert caught.value is refused
+    assert victim.read_text() == "keep" and not (tmp_path / "created.txt").exists()

@@ -20,6 +20,7 @@ import pytest
 from biohicl.errors import ConfigError
 from biohicl.study import DEFAULT_VARIANTS, ReproduceConfig, plan_study, prepare_dataset, run_study
 from biohicl.study import execute as execute_module
+from biohicl.study import locks as locks_module
 from biohicl.study.config import training_arguments
 from biohicl.study.dev_pick import pick_variant, read_training_summaries
 from biohicl.study.execute import resolve_eval_device
@@ -709,7 +710,7 @@ def test_workers_flag_is_checked_and_stripped(tmp_path, tiny_bert_dir, monkeypat
         assert len(started) == 2
         for argv in started:  # an abbreviated --work N must not reach a worker: it would start workers of its own
             assert argv[3] == "reproduce" and command.parse_args(argv[4:]).workers == 1, (given, argv)
-    monkeypatch.setattr(execute_module, "fcntl", None)  # a platform without file locks: one worker only
+    monkeypatch.setattr(locks_module, "fcntl", None)  # a platform without file locks: one worker only
     with pytest.raises(ConfigError, match=r"--workers: several workers need file locks \(fcntl\)"):
         command.ReproduceArguments(config="c.yaml", workers=2)
     assert command.ReproduceArguments(config="c.yaml", workers=1).workers == 1

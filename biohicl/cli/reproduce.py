@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from biohicl.atomic import open_regular_file
 from biohicl.errors import ConfigError, DataError
 
 HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
@@ -119,20 +119,7 @@ def _append_to_log(path: Path) -> TextIO:
     """Open a worker's log for appending, never through a symlink (``O_NOFOLLOW`` where the OS has it):
     :class:`DataError` when the path is a symlink or anything but a regular file."""
     refused = DataError("a worker log must be a regular file (a symlink or other file is there); remove it", path)
-    nofollow, nonblock = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block the open
-    if not nofollow and path.is_symlink():
-        raise refused
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nofollow | nonblock, 0o666)  # less the umask
-    except OSError:
-        if path.is_symlink() or (path.exists() and not path.is_file()):  # ELOOP, EISDIR, ENXIO and the like
-            raise refused from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise refused
-    if nonblock:
-        os.set_blocking(fd, True)
+    fd = open_regular_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666, refused)  # 0666 less the umask
     return os.fdopen(fd, "a", encoding="utf-8")
 
 

@@ -22,6 +22,7 @@ from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, 
 from biohicl.study.dev_pick import read_training_summaries
 from biohicl.study.locks import LOCK_NAME as LOCK_NAME  # re-exported: the lock file a run folder may hold
 from biohicl.study.locks import acquire_run_lock, release_run_lock
+from biohicl.study.locks import run_locks_available as run_locks_available  # re-exported: reproduce --workers asks
 from biohicl.study.plan import (
     BASE,
     EVAL_NAME,
@@ -34,11 +35,6 @@ from biohicl.study.plan import (
 )
 from biohicl.study.report import write_cards, write_results
 from biohicl.study.stats import aggregate
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, so one worker per study
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import torch
@@ -244,11 +240,6 @@ def remove_checkpoints(run_dir: Path) -> None:
     for child in run_dir.glob("checkpoint-*"):
         if child.is_dir():
             shutil.rmtree(child, ignore_errors=True)
-
-
-def run_locks_available() -> bool:
-    """Whether run locks work here (``fcntl``: Linux, macOS), so several workers can share a study."""
-    return fcntl is not None
 
 
 def _refresh(config: ReproduceConfig, run: PlannedRun) -> PlannedRun:

@@ -8,9 +8,9 @@ worker truncate, write and finally delete whatever file it points to.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
+from biohicl.atomic import open_regular_file
 from biohicl.errors import DataError
 
 try:
@@ -22,8 +22,6 @@ except ImportError:  # Windows: no advisory locks, so one worker per study
 LOCK_NAME = ".reproduce.lock"
 #: The run locks this process holds: lock path -> open file descriptor.
 _HELD_LOCKS: dict[Path, int] = {}
-#: Open the lock file itself, never what a symlink in its place points to (0 where the OS lacks the flag).
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -37,18 +35,12 @@ def _not_a_lock(path: Path) -> DataError:
 
 def _open_lock(path: Path) -> int:
     """Open (creating) the lock file for reading and writing; :class:`DataError` when it is not a regular file."""
-    if not _NOFOLLOW and path.is_symlink():
-        raise _not_a_lock(path)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), 0o644)
-    except OSError:
-        if path.is_symlink() or (path.exists() and not path.is_file()):  # ELOOP, EISDIR and the like
-            raise _not_a_lock(path) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise _not_a_lock(path)
-    return fd
+    return open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o644, _not_a_lock(path))
+
+
+def run_locks_available() -> bool:
+    """Whether run locks work here (``fcntl``: Linux, macOS), so several workers can share a study."""
+    return fcntl is not None
 
 
 def acquire_run_lock(run_dir: Path) -> bool:
