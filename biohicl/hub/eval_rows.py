@@ -81,6 +81,11 @@ class EvalRow:
         return self._task_info[0]
 
     @property
+    def label(self) -> str:
+        """The task and its split as a card's table shows them, the split once (``pubmedqa-dev`` names its own)."""
+        return self.task_name if self.task.endswith(f"-{self.split}") else f"{self.task_name} ({self.split})"
+
+    @property
     def dataset_type(self) -> str:
         return self._task_info[1]
 
