@@ -129,7 +129,7 @@ def parse_task_spec(spec: str) -> tuple[str, str | None]:
 MESH_MARK = "#mesh="
 
 
-def _dataset_task(name: str) -> tuple[str, str, str | None] | None:
+def split_dataset_task(name: str) -> tuple[str, str, str | None] | None:
     """``"siml-agreement@runs/x#mesh=t.txt"`` → ``("siml-agreement", "runs/x", "t.txt")`` (no ``#mesh=``: None
     for the hierarchy); None for other names."""
     task, sep, dataset = name.partition("@")
@@ -142,7 +142,7 @@ def with_mesh(spec: str, mesh_path: str | None) -> str:
     (``siml-agreement@runs/x#mesh=<mesh_path>[:split]``); any other spec, one naming its hierarchy already, or no
     ``mesh_path`` (the packaged MeSH): ``spec`` as it is."""
     name, split = parse_task_spec(spec)
-    if not mesh_path or (parsed := _dataset_task(name)) is None or parsed[2] is not None:
+    if not mesh_path or (parsed := split_dataset_task(name)) is None or parsed[2] is not None:
         return spec
     return f"{name}{MESH_MARK}{mesh_path}" + (f":{split}" if split else "")
 
@@ -151,7 +151,7 @@ def default_split(name: str) -> str:
     """The split a task spec without ``:split`` evaluates: ``dev`` for a dataset task (``siml-agreement@x``), the
     ``default_split`` a task was registered with (``all`` for BIOSSES), ``test`` for the others (PubMedQA, registered
     BEIR tasks, BEIR folders)."""
-    if _dataset_task(name) is not None or name in DATASET_TASKS:
+    if split_dataset_task(name) is not None or name in DATASET_TASKS:
         return "dev"
     return DEFAULT_SPLITS.get(name, "test")
 
@@ -160,7 +160,7 @@ def record_name(name: str, split: str | None) -> str:
     """The key a task's result is filed under in a results record: ``siml-agreement@runs/x`` → ``siml-agreement``,
     ``pubmedqa:dev`` → ``pubmedqa-dev`` (:func:`~biohicl.evaluation.results.record_key`), a BEIR folder path → the
     folder's name, any other task → its name."""
-    if (parsed := _dataset_task(name)) is not None:
+    if (parsed := split_dataset_task(name)) is not None:
         return parsed[0]
     if name in TASKS:
         return record_key(name, split)
@@ -178,14 +178,14 @@ def summary_keys(name: str, split: str | None) -> list[str]:
 def dataset_files(name: str) -> dict[str, str] | None:
     """For a dataset task (``siml-agreement@runs/x``) the checksums of the files it reads, as its result's
     ``data_files`` holds them; None for other tasks or when the dataset is not there (nothing to compare with)."""
-    if (parsed := _dataset_task(name)) is None or not Path(parsed[1]).expanduser().exists():
+    if (parsed := split_dataset_task(name)) is None or not Path(parsed[1]).expanduser().exists():
         return None
     return DATASET_FILES[parsed[0]](parsed[1], parsed[2])
 
 
 def check_task(name: str, split: str | None) -> None:
     """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
-    if (parsed := _dataset_task(name)) is not None:
+    if (parsed := split_dataset_task(name)) is not None:
         DATASET_TASKS[parsed[0]][1](parsed[1], split, parsed[2])
     elif name in CHECKS:
         CHECKS[name](split)
@@ -197,7 +197,7 @@ def check_task(name: str, split: str | None) -> None:
 
 def get_task(name: str) -> TaskFunction:
     """The registered task function, or a BEIR task over ``name`` when it is a directory."""
-    if (parsed := _dataset_task(name)) is not None:
+    if (parsed := split_dataset_task(name)) is not None:
         run_task, dataset = DATASET_TASKS[parsed[0]][0], parsed[1]
         hierarchy = parsed[2]
 

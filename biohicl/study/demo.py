@@ -159,9 +159,9 @@ def reusable_results(
 
 def _names_dataset(spec: str, dataset: Path) -> bool:
     """Whether ``spec`` is a dataset task (``siml-agreement@DATASET[#mesh=FILE][:split]``) over ``dataset``."""
-    from biohicl.evaluation.tasks import _dataset_task, parse_task_spec
+    from biohicl.evaluation.tasks import parse_task_spec, split_dataset_task
 
-    parsed = _dataset_task(parse_task_spec(spec)[0])
+    parsed = split_dataset_task(parse_task_spec(spec)[0])
     return parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
 
 

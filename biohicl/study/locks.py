@@ -35,7 +35,7 @@ def _not_a_lock(path: Path) -> DataError:
 
 def _open_lock(path: Path) -> int:
     """Open (creating) the lock file for reading and writing; :class:`DataError` when it is not a regular file."""
-    return open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o644, _not_a_lock(path))
+    return open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, _not_a_lock(path))  # less the umask
 
 
 def run_locks_available() -> bool:

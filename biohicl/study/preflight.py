@@ -89,10 +89,10 @@ def _model_check(name: str, model: str) -> Check:
 
 
 def _task_check(spec: str, dataset: Path, built: bool) -> Check:
-    from biohicl.evaluation.tasks import _dataset_task, check_task, parse_task_spec
+    from biohicl.evaluation.tasks import check_task, parse_task_spec, split_dataset_task
 
     name, split = parse_task_spec(spec)
-    parsed = _dataset_task(name)  # (task, dataset, #mesh= file) of siml-agreement@DATASET[#mesh=FILE]
+    parsed = split_dataset_task(name)  # (task, dataset, #mesh= file) of siml-agreement@DATASET[#mesh=FILE]
     own = parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
     if name == "siml-agreement" or (own and not built):
         return Check(f"task {spec}", True, "the study's dataset")
