@@ -503,8 +503,13 @@ def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):
     from biohicl.study.execute import LOCK_NAME, acquire_run_lock, release_run_lock
 
     run = tmp_path / "run"
-    assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
+    previous = os.umask(0o002)  # a study a group shares: the group can open the lock too
+    try:
+        assert acquire_run_lock(run) and acquire_run_lock(run)  # this process holds it (re-entrant)
+    finally:
+        os.umask(previous)
     assert (run / LOCK_NAME).read_text() == str(os.getpid())
+    assert stat.S_IMODE((run / LOCK_NAME).stat().st_mode) == 0o664
     release_run_lock(run)
     assert not (run / LOCK_NAME).exists()
     holder = subprocess.Popen(
