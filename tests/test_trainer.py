@@ -1632,3 +1632,45 @@ def test_persistent_workers_change_the_second_epoch_on(tiny_bert_dir, docs_file,
     assert len(first) == 5 and first == [loss for epoch, loss in losses[True] if epoch <= 1]
     second = [[loss for epoch, loss in losses[p] if epoch > 1] for p in (False, True)]
     assert len(second[0]) == 5 and second[0] != second[1]
+
+
+class LoggedTrainLoss(TrainerCallback):
+    """The ``train_loss`` each ``on_log`` gets: what TensorBoard's train/train_loss and the console show."""
+
+    def __init__(self):
+        self.values: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if "train_loss" in (logs or {}):
+            self.values.append(logs["train_loss"])
+
+
+def test_a_resumed_runs_logged_train_loss_is_the_whole_runs(tiny_bert_dir, docs_file, tmp_path):
+    common = dict(max_steps=6, save_strategy="steps", save_steps=1)
+    reference = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "reference", **common))
+    ref_state = json.loads((reference / "trainer_state.json").read_text())
+    whole = sum(e["loss"] for e in ref_state["log_history"] if "loss_mse" in e) / 6
+    assert ref_state["log_history"][-1]["train_loss"] == pytest.approx(whole, rel=1e-6)
+
+    out = tmp_path / "killed"
+    config = tmp_path / "args.json"
+    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, out, **common)))
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    seen = LoggedTrainLoss()
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common), [seen])
+    final = json.loads((out / "trainer_state.json").read_text())["log_history"][-1]
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert final["step"] == 6 and final["train_loss"] == pytest.approx(whole, rel=1e-6)  # not steps 5-6's mean
+    assert summary["train_loss"] == pytest.approx(final["train_loss"], rel=1e-9)
+    assert seen.values == [final["train_loss"]]  # what TensorBoard and the console were given
+
+    # a rerun of the finished run: checkpoint-6 was saved before the end-of-training entry, which is added back
+    seen = LoggedTrainLoss()
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common), [seen])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [e["step"] for e in history if "train_loss" in e] == [6]
+    assert history[-1]["train_loss"] == pytest.approx(whole, rel=1e-6) and seen.values == [history[-1]["train_loss"]]

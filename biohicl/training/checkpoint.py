@@ -98,6 +98,19 @@ def checkpoint_step(checkpoint: str | Path) -> int:
     return step
 
 
+def load_checkpoint_state(checkpoint: str | os.PathLike[str]) -> Any:
+    """The ``TrainerState`` of a checkpoint's ``trainer_state.json``; a best checkpoint it records that no longer
+    exists is dropped, with a warning."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    best = state.best_model_checkpoint
+    if best is not None and not Path(best).is_dir():
+        logger.warning("the best checkpoint %s recorded in %s no longer exists; ignoring it", best, checkpoint)
+        state.best_model_checkpoint = None
+    return state
+
+
 def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | None:
     """``resume_from_checkpoint`` as a checkpoint folder, or None for a fresh start: ``true``/``last``/``yes``
     mean the newest complete checkpoint in ``output_dir`` (a fresh start, with a warning, when there is none); a

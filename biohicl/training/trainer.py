@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainerState
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
@@ -36,6 +36,7 @@ from biohicl.training.checkpoint import (
     TRAINABLE_WEIGHTS_NAME,
     TRAINING_ARGS_JSON,
     checkpoint_step,
+    load_checkpoint_state,
     load_trainable_weights,
     logged_train_loss,
     restore_trainable_state,
@@ -246,6 +247,9 @@ class BioHiCLTrainer(Trainer):
                 means = self.accelerator.reduce(means, reduction="mean")
             logs.update(zip(self._components, means.tolist(), strict=True))  # one device-to-host copy
             self._components, self._component_steps = {}, 0
+        if "train_loss" in logs and self.resumed_at_step is not None:  # transformers': this process's steps only
+            steps = (self.resumed_at_step, logs["train_loss"], self.state.global_step)
+            logs["train_loss"] = whole_run_loss(self.state.log_history, *steps)
         super().log(logs, start_time)
 
     # -- evaluation with the evaluator
@@ -333,17 +337,17 @@ class BioHiCLTrainer(Trainer):
 
     def _finish_from_checkpoint(self, checkpoint: str | os.PathLike[str]) -> TrainOutput:
         """End a run whose ``checkpoint`` already reached the last step as training ends one, without a step: the
-        checkpoint's state and weights, and the best checkpoint's weights under ``load_best_model_at_end``."""
-        self.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-        best = self.state.best_model_checkpoint
-        if best is not None and not Path(best).is_dir():
-            logger.warning("the best checkpoint %s recorded in %s no longer exists; ignoring it", best, checkpoint)
-            self.state.best_model_checkpoint = None
+        checkpoint's state and weights, the best checkpoint's weights under ``load_best_model_at_end``, and the
+        end-of-training log entry (the whole run's ``train_loss``) the checkpoint was saved before."""
+        self.state = load_checkpoint_state(checkpoint)
         logger.info("%s is the run's last step (%d): nothing left to train", checkpoint, self.state.global_step)
         self._load_from_checkpoint(str(checkpoint))
         if self.args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
             self._load_best_model()
-        return TrainOutput(self.state.global_step, logged_train_loss(self.state.log_history), {})
+        loss = logged_train_loss(self.state.log_history)
+        if loss is not None and not any("train_loss" in entry for entry in self.state.log_history):
+            self.log({"train_loss": loss})
+        return TrainOutput(self.state.global_step, loss, {})
 
     def _finish_selection(self) -> dict[str, Any] | None:
         """Pick the best evaluated step (step 0 included) from the log history; restore the base weights when
