@@ -363,3 +363,25 @@ def test_a_config_file_without_config_is_named_before_the_missing_options(tmp_pa
         build_dataset.parse_args(["s.yaml"])
     with pytest.raises(ConfigError, match=r"^the following arguments are required: --output \(see"):
         soup.main(["--adapters", "s.yaml"])  # an option's value: no hint
+
+
+def test_a_progress_line_starts_its_own_line_above_an_open_bar(monkeypatch):
+    import io
+    import logging
+    import sys
+
+    from tqdm import tqdm
+
+    from biohicl.cli.progress import ConsoleHandler
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    bar = tqdm(total=6, file=out, ascii=True, mininterval=0)
+    bar.update(3)
+    message = "siml-agreement (dev): spearman=0.5000"
+    ConsoleHandler().emit(logging.LogRecord("biohicl.training", logging.INFO, __file__, 1, message, None, None))
+    bar.close()
+    lines = out.getvalue().split("\n")
+    at = next(i for i, line in enumerate(lines) if message in line)
+    assert lines[at].rsplit("\r", 1)[-1] == message  # the bar was cleared first: the line is the message alone
+    assert "3/6" in lines[at + 1]  # and the bar is drawn again below it

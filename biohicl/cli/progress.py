@@ -23,12 +23,16 @@ PROGRESS_LOGGERS = (
 
 
 class ConsoleHandler(logging.Handler):
-    """A record's message on the ``sys.stdout`` (below WARNING) or ``sys.stderr`` of the moment, flushed at once."""
+    """A record's message on the ``sys.stdout`` (below WARNING) or ``sys.stderr`` of the moment, flushed at once;
+    written through ``tqdm.write``, so an open progress bar (training's, on either stream) is cleared first and
+    redrawn below the line instead of having the line run into it."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
         stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
         try:
-            stream.write(self.format(record) + "\n")
+            tqdm.write(self.format(record), file=stream)
             stream.flush()
         except Exception:
             self.handleError(record)
