@@ -385,3 +385,24 @@ def test_a_progress_line_starts_its_own_line_above_an_open_bar(monkeypatch):
     at = next(i for i, line in enumerate(lines) if message in line)
     assert lines[at].rsplit("\r", 1)[-1] == message  # the bar was cleared first: the line is the message alone
     assert "3/6" in lines[at + 1]  # and the bar is drawn again below it
+
+
+@pytest.mark.parametrize("disabled", [True, False])
+def test_train_disable_tqdm_also_hides_transformers_bars(tmp_path, monkeypatch, disabled):
+    from transformers.utils import logging as transformers_logging
+
+    import biohicl.training.run
+    from biohicl.cli import train
+
+    seen = []
+
+    def fake_train(args, evaluator=None):  # records what transformers' bars were set to while training ran
+        seen.append(transformers_logging.is_progress_bar_enabled())
+        return tmp_path / "out"
+
+    monkeypatch.setattr(biohicl.training.run, "train_biohicl", fake_train)
+    transformers_logging.enable_progress_bar()
+    argv = ["--output_dir", str(tmp_path / "out"), *(["--disable_tqdm", "true"] if disabled else [])]
+    assert train.main(argv) == 0
+    assert seen == [not disabled]  # loading weights and writing model shards show no bar under --disable_tqdm
+    assert transformers_logging.is_progress_bar_enabled()  # restored afterwards

@@ -28,11 +28,13 @@ def main(argv: list[str]) -> int:
 
     if args.output_dir:  # a file in the way fails now, not after the model loads
         check_writable_folder(args.output_dir, "--output_dir")
+    from biohicl.cli.progress import library_bars
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import CURVES_NAME, SUMMARY_NAME, train_biohicl
     from biohicl.training.selection import EVALUATIONS_NAME
 
-    run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
+    with library_bars(not args.disable_tqdm):  # --disable_tqdm hides transformers' loading/saving bars too
+        run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)
