@@ -3,12 +3,14 @@ sentence-transformers" table, checked against SentenceTransformer on the same me
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_bert, randomize_lora_b
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.model import BioHiCL
 
 TEXTS = ["insulin resistance in type 2 diabetes", "the heart", "brain cancer cells in patients"]
@@ -82,3 +84,44 @@ def test_from_pretrained_device_moves_the_model_and_refuses_a_bad_device(pair, m
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but CUDA sees no GPU on this machine$"):
         BioHiCL.from_pretrained(folder, device="cuda")
+
+
+def _st_folder(root, pooling: str = "cls", normalize: bool = True, max_seq_length: int = 16):
+    """A folder saved by the installed sentence-transformers (6.x: ``pooling_mode``, length in the tokenizer)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    transformer = models.Transformer(str(build_tiny_bert(root / "raw")), max_seq_length=max_seq_length)
+    modules = [transformer, models.Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)]
+    st = SentenceTransformer(modules=modules + ([models.Normalize()] if normalize else []), device="cpu")
+    st.save(str(root / "st"))
+    return root / "st", SentenceTransformer(str(root / "st"), device="cpu")
+
+
+LONG = ["insulin resistance in type 2 diabetes " * 8, "the heart", "brain cancer cells in patients " * 6]
+
+
+def test_from_base_reads_a_sentence_transformers_6_folder_cls_pooling_and_length(tmp_path):
+    import json
+
+    folder, st = _st_folder(tmp_path)
+    assert json.loads((folder / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "cls"
+    assert not (folder / "sentence_bert_config.json").is_file() or "max_seq_length" not in json.loads(
+        (folder / "sentence_bert_config.json").read_text()
+    )
+    model = BioHiCL.from_base(str(folder))
+    assert (model.config.pooling, model.config.max_length, st.max_seq_length) == ("cls", 16, 16)
+    assert np.abs(model.encode(LONG) - st.encode(LONG)).max() < 1e-5
+
+
+def test_from_base_refuses_a_pooling_config_it_does_not_understand(tmp_path):
+    import json
+
+    folder, _ = _st_folder(tmp_path)
+    config = folder / "1_Pooling" / "config.json"
+    cases = [({"pooling_mode": "max"}, "'max'"), ({"pooling_mode_max_tokens": True}, "'max'"), ({}, r"\[\]")]
+    for values, shown in cases:
+        config.write_text(json.dumps(values))
+        where = re.escape(str(config))
+        with pytest.raises(ModelLoadError, match=rf"^{where}: field pooling_mode.* gives pooling {shown};"):
+            BioHiCL.from_base(str(folder))
+    assert BioHiCL.from_base(str(folder), pooling="mean").config.pooling == "mean"

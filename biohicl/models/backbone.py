@@ -43,25 +43,86 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
         raise ModelLoadError(f"{path}: could not load the model ({err})") from None
 
 
+#: sentence-transformers' older pooling config: one boolean flag per mode (``pooling_mode_cls_token: true``).
+LEGACY_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+#: A tokenizer ``model_max_length`` this large is its "no limit" sentinel (transformers writes ``int(1e30)``).
+NO_LENGTH_LIMIT = 1_000_000
+
+
+def read_json_file(path: Path) -> Any:
+    """The JSON value of ``path``; a one-line :class:`ModelLoadError` naming the file and line when it is garbled."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{path}: unreadable ({err})") from None
+
+
+def is_sentence_transformers_folder(path: Path) -> bool:
+    """Whether sentence-transformers wrote ``path`` (it has ``modules.json`` or ``sentence_bert_config.json``)."""
+    return (path / "modules.json").is_file() or (path / "sentence_bert_config.json").is_file()
+
+
 def sentence_transformers_pooling(path: Path) -> str | None:
-    """``cls`` or ``mean`` from a sentence-transformers folder's ``1_Pooling/config.json`` (None without one)."""
+    """``cls`` or ``mean`` from a sentence-transformers folder's ``1_Pooling/config.json`` (None without one).
+
+    Both layouts are read: ``pooling_mode`` (sentence-transformers >= 6) and the older ``pooling_mode_*`` flags. A
+    config naming another mode (``max``, ``lasttoken``, several) or none is a one-line :class:`ModelLoadError`."""
     pooling_config = path / "1_Pooling" / "config.json"
     if not pooling_config.is_file():
         return None
-    values = json.loads(pooling_config.read_text())
-    if values.get("pooling_mode_cls_token"):
-        return "cls"
-    if values.get("pooling_mode_mean_tokens"):
-        return "mean"
-    return None
+    values = read_json_file(pooling_config)
+    if not isinstance(values, dict):
+        raise ModelLoadError(f"{pooling_config}: expected a JSON object, got {type(values).__name__}")
+    if "pooling_mode" in values:
+        mode = values["pooling_mode"]
+        field_name = "pooling_mode"
+        if isinstance(mode, list) and len(mode) == 1:
+            mode = mode[0]
+    else:
+        modes = [name for key, name in LEGACY_POOLING_FLAGS.items() if values.get(key) is True]
+        mode = modes[0] if len(modes) == 1 else modes
+        field_name = "pooling_mode_* flags"
+    if mode in ("cls", "mean"):
+        return mode
+    raise ModelLoadError(
+        f"{pooling_config}: field {field_name} gives pooling {mode!r}; biohicl pools 'cls' or 'mean' "
+        "(pass pooling= to choose one)"
+    )
 
 
 def sentence_transformers_max_length(path: Path) -> int | None:
-    """``max_seq_length`` of a sentence-transformers folder (None without ``sentence_bert_config.json``)."""
+    """The maximum tokens of a sentence-transformers folder: ``sentence_bert_config.json``'s ``max_seq_length``,
+    else (sentence-transformers >= 6 keeps it there) ``tokenizer_config.json``'s ``model_max_length``; None for a
+    folder sentence-transformers did not write, or a tokenizer's "no limit" sentinel."""
     config = path / "sentence_bert_config.json"
     if config.is_file():
-        return json.loads(config.read_text()).get("max_seq_length")
-    return None
+        values = read_json_file(config)
+        value = values.get("max_seq_length") if isinstance(values, dict) else None
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelLoadError(f"{config}: field max_seq_length must be a positive integer, got {value!r}")
+            return value
+    tokenizer_config = path / "tokenizer_config.json"
+    if not is_sentence_transformers_folder(path) or not tokenizer_config.is_file():
+        return None
+    values = read_json_file(tokenizer_config)
+    value = values.get("model_max_length") if isinstance(values, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= NO_LENGTH_LIMIT:
+        return None
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ModelLoadError(f"{tokenizer_config}: field model_max_length must be a positive integer, got {value!r}")
+    return value
 
 
 def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:

@@ -90,7 +90,6 @@ class BioHiCL(EncoderInfo, nn.Module):
         from transformers import AutoTokenizer
 
         path = resolve_base(base_model, revision)
-        st_pooling = sentence_transformers_pooling(path)
         st_query, st_document = sentence_transformers_prompts(path)
         model_id = hub_id or base_model
         if Path(model_id).expanduser().is_dir():
@@ -98,7 +97,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         config = BioHiCLConfig(
             base_model=model_id,
             base_revision=revision,
-            pooling=pooling or st_pooling or default_pooling(model_id),
+            pooling=pooling or sentence_transformers_pooling(path) or default_pooling(model_id),
             max_length=max_length or sentence_transformers_max_length(path) or 512,
             query_prompt=query_prompt if query_prompt is not None else st_query or "",
             document_prompt=document_prompt if document_prompt is not None else st_document or "",
