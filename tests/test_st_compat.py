@@ -125,3 +125,19 @@ def test_from_base_refuses_a_pooling_config_it_does_not_understand(tmp_path):
         with pytest.raises(ModelLoadError, match=rf"^{where}: field pooling_mode.* gives pooling {shown};"):
             BioHiCL.from_base(str(folder))
     assert BioHiCL.from_base(str(folder), pooling="mean").config.pooling == "mean"
+
+
+def test_a_sentence_transformers_folder_without_normalize_is_not_normalised(tmp_path):
+    folder, st = _st_folder(tmp_path, pooling="mean", normalize=False)
+    expected = st.encode(LONG)
+    assert np.abs(np.linalg.norm(expected, axis=1) - 1.0).min() > 1e-3  # ST leaves these rows as they are
+    for model in (BioHiCL.from_base(str(folder)), BioHiCL.from_pretrained(folder)):
+        assert model.config.normalize is False
+        got = model.encode(LONG)
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(expected, axis=1), rtol=1e-5)
+        assert np.abs(got - expected).max() < 1e-5
+    forced = BioHiCL.from_base(str(folder), normalize=True)  # an explicit argument wins
+    np.testing.assert_allclose(np.linalg.norm(forced.encode(LONG), axis=1), 1.0, atol=1e-6)
+    with_module, _ = _st_folder(tmp_path / "with", pooling="mean", normalize=True)
+    assert BioHiCL.from_base(str(with_module)).config.normalize is True
+    assert BioHiCL.from_base(str(tmp_path / "raw")).config.normalize is True  # a plain transformers folder: as before

@@ -125,6 +125,17 @@ def sentence_transformers_max_length(path: Path) -> int | None:
     return value
 
 
+def sentence_transformers_normalize(path: Path) -> bool | None:
+    """Whether a sentence-transformers folder's ``modules.json`` lists a ``Normalize`` module (None without one)."""
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        return None
+    modules = read_json_file(modules_file)
+    if not isinstance(modules, list) or not all(isinstance(module, dict) for module in modules):
+        raise ModelLoadError(f"{modules_file}: expected a JSON list of module objects")
+    return any(str(module.get("type", "")).rsplit(".", 1)[-1] == "Normalize" for module in modules)
+
+
 def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``: the
     document's is ``default_prompt_name``'s, else ``document``'s or ``passage``'s (None where it names none)."""

@@ -31,6 +31,7 @@ from biohicl.models.backbone import (
     lora_config,
     quiet_peft_wrap,
     sentence_transformers_max_length,
+    sentence_transformers_normalize,
     sentence_transformers_pooling,
     sentence_transformers_prompts,
 )
@@ -81,11 +82,13 @@ class BioHiCL(EncoderInfo, nn.Module):
         document_prompt: str | None = None,
         hub_id: str | None = None,
         dtype: torch.dtype | None = None,
+        normalize: bool | None = None,
     ) -> BioHiCL:
         """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk.
 
-        ``max_length`` and the prompts left None come from a sentence-transformers folder (``max_seq_length``,
-        ``prompts``), else 512 and ""; a value given is kept (the length capped at the position embeddings).
+        ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from a sentence-transformers folder
+        (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the name's
+        guess, 512, "" and True; a value given is kept (the length capped at the position embeddings).
         The model comes in eval mode."""
         from transformers import AutoTokenizer
 
@@ -98,6 +101,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             base_model=model_id,
             base_revision=revision,
             pooling=pooling or sentence_transformers_pooling(path) or default_pooling(model_id),
+            normalize=normalize if normalize is not None else sentence_transformers_normalize(path) is not False,
             max_length=max_length or sentence_transformers_max_length(path) or 512,
             query_prompt=query_prompt if query_prompt is not None else st_query or "",
             document_prompt=document_prompt if document_prompt is not None else st_document or "",
