@@ -1674,3 +1674,55 @@ def test_a_resumed_runs_logged_train_loss_is_the_whole_runs(tiny_bert_dir, docs_
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [e["step"] for e in history if "train_loss" in e] == [6]
     assert history[-1]["train_loss"] == pytest.approx(whole, rel=1e-6) and seen.values == [history[-1]["train_loss"]]
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """Every matplotlib figure saved while the test runs (saved as usual too)."""
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    return figures
+
+
+def kept_lines(figure) -> list[tuple[str, list[float]]]:
+    """(label, x data) of each panel's vertical lines (an axvline's x data is [x, x])."""
+    return [
+        (line.get_label(), [float(x) for x in line.get_xdata()])
+        for axis in figure.axes
+        for line in axis.get_lines()
+        if line.get_label().startswith("kept")
+    ]
+
+
+def test_training_curves_mark_the_kept_step_and_leave_the_guard_flag_off(tmp_path, saved_figures):
+    from biohicl.training.curves import plot_training_curves
+
+    history = [
+        {"step": 0, "eval_dev_score": 0.5, "eval_dev_guard": 0.9, "eval_dev_guard_passed": 1.0},
+        {"step": 1, "loss": 1.0},
+        {"step": 2, "loss": 0.9},
+        {"step": 2, "eval_dev_score": 0.6, "eval_dev_guard": 0.95, "eval_dev_guard_passed": 1.0},
+    ]
+    plot_training_curves(history, tmp_path / "a.png", "t", selection={"best_step": 2})
+    plot_training_curves(history, tmp_path / "b.png", selection={"best_step": 0})
+    plot_training_curves(history, tmp_path / "c.png")  # no selection: no mark, as before
+    marked, base, unmarked = saved_figures
+    assert kept_lines(marked) == [("kept: step 2", [2.0, 2.0])] * 2  # on the loss and the evaluation panel
+    assert kept_lines(base) == [("kept: base", [0.0, 0.0])] * 2 and kept_lines(unmarked) == []
+    metrics = [line.get_label() for line in marked.axes[1].get_lines()]
+    assert sorted(metrics) == ["dev_guard", "dev_score", "kept: step 2"]  # the 0/1 guard_passed flag is not a metric
+
+
+def test_a_runs_training_curves_mark_the_step_selection_kept(tiny_bert_dir, docs_file, tmp_path, saved_figures):
+    evaluator = ScriptedEvaluator([0.60, 0.30, 0.50, 0.60])  # nothing beats step 0
+    run = train_biohicl(selection_args(tiny_bert_dir, docs_file, tmp_path / "base"), evaluator=evaluator)
+    assert json.loads((run / "training_summary.json").read_text())["best_step"] == 0
+    (figure,) = saved_figures
+    assert kept_lines(figure) == [("kept: base", [0.0, 0.0])] * 2

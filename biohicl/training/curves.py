@@ -1,4 +1,5 @@
-"""Loss curves from a run's ``trainer_state.json``: one line per loss component, evaluation metrics beside them.
+"""Loss curves from a run's ``trainer_state.json``: one line per loss component, evaluation metrics beside them, and
+the step model selection kept.
 
 >>> plot_training_curves("runs/minilm/trainer_state.json", "runs/minilm/training_curves.png")
 """
@@ -74,11 +75,14 @@ def plot_training_curves(
     output: str | Path,
     title: str | None = None,
     eval_metrics: Sequence[str] | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> Path:
     """Draw the loss components (left) and evaluation metrics (right, if any) and save a PNG.
 
     ``source`` is a ``trainer_state.json`` path, a run directory or a ``log_history`` list. ``eval_metrics``
-    defaults to every ``eval_*`` key except runtimes.
+    defaults to every ``eval_*`` key except runtimes and the 0/1 ``*_guard_passed`` flags. ``selection`` (the
+    trainer's selection record, or ``training_summary.json``: anything with ``best_step``) marks the kept step with
+    a dashed vertical line on each panel, labelled ``kept: base`` for step 0 and ``kept: step N`` otherwise.
     """
     import matplotlib
 
@@ -92,14 +96,18 @@ def plot_training_curves(
         where = source if isinstance(source, (str, Path)) else None
         raise DataError("the log history has no loss entries to plot", where)
     if eval_metrics is None:
-        eval_metrics = sorted(
-            {k for e in history for k in e if k.startswith("eval_") and not k.endswith(("runtime", "per_second"))}
-        )
+        skipped = ("runtime", "per_second", "guard_passed")  # timings, and the guard's 0/1 flag
+        eval_metrics = sorted({k for e in history for k in e if k.startswith("eval_") and not k.endswith(skipped)})
     evals = [(k, *curve_series(history, k)) for k in eval_metrics]
     evals = [(k, s, v) for k, s, v in evals if s]
 
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6.5, 4), squeeze=False)
     ax = axes[0][0]
+    kept = (selection or {}).get("best_step")
+    if kept is not None:
+        for axis in axes[0]:
+            label = "kept: base" if kept == 0 else f"kept: step {kept}"
+            axis.axvline(kept, color="0.35", linestyle="--", linewidth=1.0, label=label)
     for key, steps, values in losses:
         ax.plot(steps, values, marker="o", markersize=2.5, linewidth=1.4, label=_LABELS.get(key, key))
     ax.set_xlabel("optimizer step")

@@ -393,7 +393,7 @@ def train_biohicl(
             atomic_write_text(run_dir / EVALUATIONS_NAME, json.dumps(evaluations, indent=1))
         try:
             title = f"BioHiCL: {args.base_model}"
-            plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title=title)
+            plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title, selection=trainer.selection)
         except Exception as err:  # a run with no logged step has no curve; never lose the model
             logger.warning("no training curve drawn: %s", err)
     return run_dir
