@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1726,3 +1727,43 @@ def test_a_runs_training_curves_mark_the_step_selection_kept(tiny_bert_dir, docs
     assert json.loads((run / "training_summary.json").read_text())["best_step"] == 0
     (figure,) = saved_figures
     assert kept_lines(figure) == [("kept: base", [0.0, 0.0])] * 2
+
+
+def test_a_full_finetune_keeps_every_weight_at_step_0_and_twice_per_checkpoint(tiny_bert_dir, docs_file, tmp_path):
+    args = selection_args(
+        tiny_bert_dir, docs_file, tmp_path / "full", max_steps=2, full_finetune=True, learning_rate=1e-5
+    )  # fmt: skip
+    run = train_biohicl(args, evaluator=ScriptedEvaluator([0.2, 0.3]))
+    initial = load_file(str(run / INITIAL_WEIGHTS_NAME))
+    trainable = load_file(str(run / "checkpoint-2" / TRAINABLE_WEIGHTS_NAME))
+    model = load_file(str(run / "checkpoint-2" / "model.safetensors"))
+    assert initial.keys() == trainable.keys() and len(initial) > 10  # every weight of the model, not adapters
+    assert sum(t.numel() for t in trainable.values()) == sum(t.numel() for t in model.values())  # the model, twice
+
+
+def test_a_resumed_run_writes_its_tensorboard_events_to_a_new_folder(tiny_bert_dir, docs_file, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "killed"
+    common = dict(max_steps=6, save_strategy="steps", save_steps=2, report_to="tensorboard")
+    config = tmp_path / "args.json"
+    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, out, **common)))
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    for path in sorted((out / "checkpoint-4").iterdir()):  # as if killed at step 4 before the save
+        path.unlink()
+    (out / "checkpoint-4").rmdir()
+    time.sleep(1.1)  # the folder is named by the second the arguments were made (a real resume is later than that)
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common))
+    folders = sorted((out / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    assert len(folders) == 2  # the killed process's and the resumed one's
+    losses = []
+    for folder in folders:
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        losses.append({e.step: e.value for e in events.Scalars("train/loss")})
+    assert sorted(losses[0]) == [1, 2, 3, 4] and sorted(losses[1]) == [3, 4, 5, 6]
+    assert [losses[1][s] for s in (3, 4)] == [losses[0][s] for s in (3, 4)]  # steps 3-4 twice, the same values
