@@ -327,3 +327,33 @@ def test_pickle_only_checkpoints_are_refused(tmp_path, artifacts):
     torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="safetensors only"):
         BioHiCL.from_pretrained(folder)
+
+
+def test_from_base_on_a_registered_model_takes_its_registry_settings(hub_cache, artifacts):
+    # `biohicl train --base_model LunaLan07/BioHiCL-Base`: from_base read only the folder (mean pooling, no prompt)
+    # while from_pretrained applies the registry entry (cls pooling, the query prompt); a registered NAME was looked
+    # up on the Hub as a repo id of its own
+    folder = hub_cache.parent / "st-merged"
+    shutil.copytree(artifacts.merged, folder)
+    (folder / "biohicl_config.json").unlink()  # the sentence-transformers files say: mean, 64 tokens, no prompts
+    add_to_hub_cache(hub_cache, "org/tiny-merged", folder, SHA_C)
+    entry = {"name": "Tiny-Merged", "repo_id": "org/tiny-merged", "kind": "merged", "base_model": "org/tiny-bert"}
+    entry.update(revision=SHA_C, pinned=True, pooling="cls", max_length=32, query_prompt="q: ", normalize=False)
+    registry = Registry.from_data({"models": [entry]})
+    reference = BioHiCL.from_pretrained("Tiny-Merged", registry=registry)
+    settings = ("cls", 32, "q: ", "", False)
+    for spec in ("org/tiny-merged", "tiny-merged", "Tiny-Merged"):
+        model = BioHiCL.from_base(spec, registry=registry)
+        cfg = model.config
+        assert (cfg.pooling, cfg.max_length, cfg.query_prompt, cfg.document_prompt, cfg.normalize) == settings, spec
+        assert cfg.base_model == "org/tiny-merged"
+        np.testing.assert_array_equal(model.encode(TEXTS, kind="query"), reference.encode(TEXTS, kind="query"))
+    explicit = BioHiCL.from_base("Tiny-Merged", registry=registry, pooling="mean", query_prompt="", max_length=16)
+    assert (explicit.config.pooling, explicit.config.query_prompt, explicit.config.max_length) == ("mean", "", 16)
+
+
+def test_from_base_resolves_a_registered_name_to_its_repo_id(hub_cache):
+    with pytest.raises(ModelLoadError, match=r"^LunaLan07/BioHiCL-Base at revision main is not in the Hugging Face"):
+        BioHiCL.from_base("BioHiCL-Base")  # it asked for `hf download BioHiCL-Base`, a repo id that does not exist
+    with pytest.raises(ModelLoadError, match=r"^BioHiCL-MiniLM \(biohicl/BioHiCL-MiniLM-L6\) has not been published"):
+        BioHiCL.from_base("biohicl-minilm")

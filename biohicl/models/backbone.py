@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.models.config import default_pooling
+
+if TYPE_CHECKING:
+    from biohicl.models.registry import RegistryEntry
 
 #: LoRA targets for encoder types peft has no default for: the attention query/value projections, as peft picks for
 #: BERT (``query``/``value``). MPNet (all-mpnet-base-v2) names them ``q``/``k``/``v``/``o``.
@@ -149,6 +153,31 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     document = next((prompts[name] for name in names if isinstance(prompts.get(name), str)), None)
     query = prompts.get("query")
     return query if isinstance(query, str) else None, document
+
+
+#: The encoding settings of a base: what ``from_base`` takes, a registry entry names and a folder may hold.
+ENCODING_SETTINGS = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+
+
+def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:
+    """:data:`ENCODING_SETTINGS` of the base in ``path``: each value ``given`` (not None), else the registry
+    ``entry``'s (a registered model encodes as ``from_pretrained`` loads it), else the sentence-transformers
+    folder's, else the name's pooling guess, normalised, 512 tokens and no prompts."""
+    settings = {key: value for key, value in given.items() if value is not None}
+    if entry is not None:
+        for key in ENCODING_SETTINGS:
+            settings.setdefault(key, getattr(entry, key))
+    if "pooling" not in settings:
+        settings["pooling"] = sentence_transformers_pooling(path) or default_pooling(model_id)
+    if "normalize" not in settings:
+        settings["normalize"] = sentence_transformers_normalize(path) is not False
+    if "max_length" not in settings:
+        settings["max_length"] = sentence_transformers_max_length(path) or 512
+    if "query_prompt" not in settings or "document_prompt" not in settings:
+        query, document = sentence_transformers_prompts(path)
+        settings.setdefault("query_prompt", query or "")
+        settings.setdefault("document_prompt", document or "")
+    return settings
 
 
 def quiet_peft_wrap(function, *args: Any, **kwargs: Any):

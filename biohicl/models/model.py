@@ -26,16 +26,8 @@ from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base
-from biohicl.models.backbone import (
-    load_backbone,
-    lora_config,
-    quiet_peft_wrap,
-    sentence_transformers_max_length,
-    sentence_transformers_normalize,
-    sentence_transformers_pooling,
-    sentence_transformers_prompts,
-)
-from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, default_pooling
+from biohicl.models.backbone import base_encoding_settings, load_backbone, lora_config, quiet_peft_wrap
+from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.encoding import (
     chunks,
     collect_embeddings,
@@ -48,7 +40,14 @@ from biohicl.models.encoding import (
 from biohicl.models.export import make_shareable, write_sentence_transformers_files
 from biohicl.models.mteb import MtebEncoder
 from biohicl.models.registry import Registry
-from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, resolve, resolve_base, split_revision
+from biohicl.models.resolver import (
+    ResolvedModel,
+    hub_id_from_folder,
+    registered_entry,
+    resolve,
+    resolve_base,
+    split_revision,
+)
 from biohicl.models.signature import base_signature, unwrapped
 from biohicl.models.st_compat import EncoderInfo, inference_device
 
@@ -83,30 +82,28 @@ class BioHiCL(EncoderInfo, nn.Module):
         hub_id: str | None = None,
         dtype: torch.dtype | None = None,
         normalize: bool | None = None,
+        registry: Registry | None = None,
     ) -> BioHiCL:
-        """A plain encoder over ``base_model`` (Hub id or directory); ``hub_id`` names it when read from disk.
+        """A plain encoder over ``base_model`` (Hub id, registered name or directory); ``hub_id`` names it when read
+        from disk.
 
-        ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from a sentence-transformers folder
-        (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the name's
-        guess, 512, "" and True; a value given is kept (the length capped at the position embeddings).
+        ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from the registry entry of a
+        registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a sentence-transformers
+        folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
+        name's guess, 512, "" and True; a value given is kept (the length capped at the position embeddings).
         The model comes in eval mode."""
         from transformers import AutoTokenizer
 
-        path = resolve_base(base_model, revision)
-        st_query, st_document = sentence_transformers_prompts(path)
+        path = resolve_base(base_model, revision, registry=registry)
         model_id = hub_id or base_model
         if Path(model_id).expanduser().is_dir():
             model_id = hub_id_from_folder(path) or str(model_id)
-        config = BioHiCLConfig(
-            base_model=model_id,
-            base_revision=revision,
-            pooling=pooling or sentence_transformers_pooling(path) or default_pooling(model_id),
-            normalize=normalize if normalize is not None else sentence_transformers_normalize(path) is not False,
-            max_length=max_length or sentence_transformers_max_length(path) or 512,
-            query_prompt=query_prompt if query_prompt is not None else st_query or "",
-            document_prompt=document_prompt if document_prompt is not None else st_document or "",
-            kind="full",
-        )
+        entry = registered_entry(model_id, registry)
+        model_id = entry.repo_id if entry is not None else model_id
+        given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
+        given.update(query_prompt=query_prompt, document_prompt=document_prompt)
+        settings = base_encoding_settings(path, model_id, entry, **given)
+        config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
         backbone = load_backbone(path, dtype)
         positions = getattr(backbone.config, "max_position_embeddings", None)
         if positions and config.max_length > positions:

@@ -2,7 +2,7 @@
 
 >>> resolve("BioHiCL-Base").path                   # registered name → pinned Hub snapshot
 >>> resolve("org/model", revision="<sha>").commit  # any repo id
->>> resolve_base("sentence-transformers/all-MiniLM-L6-v2")  # a backbone (no registry)
+>>> resolve_base("sentence-transformers/all-MiniLM-L6-v2")  # a backbone (a registered name: its repo id)
 
 Hub downloads go through huggingface_hub's cache (``snapshot_download``), so a model fetched once loads with
 ``HF_HUB_OFFLINE=1``. Only :data:`SAFE_PATTERNS` are fetched (safetensors, JSON and tokenizer files): pickle weights
@@ -141,15 +141,32 @@ def hub_id_from_folder(path: Path) -> str | None:
     return None
 
 
-def resolve_base(model_id_or_path: str | Path, revision: str | None = None) -> Path:
-    """The folder of a backbone: a directory as it is, else a Hub id (no registry look-up) through
-    :func:`packaged_weights` (when no revision is asked for) or :func:`download_snapshot`."""
+def registered_entry(model_id: str, registry: Registry | None = None) -> RegistryEntry | None:
+    """The registry entry ``model_id`` names, as a registered name or its Hub repo id (None for any other model)."""
+    registry = registry or default_registry()
+    if "/" in model_id:
+        return registry.by_repo_id(model_id) if is_repo_id(model_id) else None
+    return registry.lookup(model_id) if not looks_like_path(model_id) else None
+
+
+def resolve_base(
+    model_id_or_path: str | Path, revision: str | None = None, *, registry: Registry | None = None
+) -> Path:
+    """The folder of a backbone: a directory as it is, else a Hub id through :func:`packaged_weights` (when no
+    revision is asked for) or :func:`download_snapshot`. A registered name stands for its repo id, and a registered
+    model with no revision asked for loads its pinned one (an unpublished one is a one-line error)."""
     path = Path(model_id_or_path).expanduser()
     if path.is_dir():
         return path
     model_id = str(model_id_or_path)
     if looks_like_path(model_id):
         raise ModelLoadError(f"{model_id}: no such directory")
+    entry = registered_entry(model_id, registry)
+    if entry is not None:
+        if not entry.uploaded:
+            raise ModelLoadError(entry.unpublished_message())
+        model_id = entry.repo_id
+        revision = revision if revision is not None else entry.default_revision
     packaged = packaged_weights(model_id) if revision is None else None
     return packaged if packaged is not None else download_snapshot(model_id, revision)
 
