@@ -357,3 +357,17 @@ def test_from_base_resolves_a_registered_name_to_its_repo_id(hub_cache):
         BioHiCL.from_base("BioHiCL-Base")  # it asked for `hf download BioHiCL-Base`, a repo id that does not exist
     with pytest.raises(ModelLoadError, match=r"^BioHiCL-MiniLM \(biohicl/BioHiCL-MiniLM-L6\) has not been published"):
         BioHiCL.from_base("biohicl-minilm")
+
+
+def test_from_base_on_a_cached_hub_id_records_the_snapshot_commit(cached, artifacts):
+    # it recorded base_revision None (or the branch asked for) although the snapshot it loaded is a known commit
+    for spec, revision in [("org/tiny-bert", None), ("org/tiny-bert", "main"), ("org/tiny-bert", SHA_A)]:
+        model = BioHiCL.from_base(spec, revision=revision)
+        assert (model.config.base_model, model.config.base_revision) == ("org/tiny-bert", SHA_A), revision
+    snapshot = cached / "models--org--tiny-bert" / "snapshots" / SHA_A
+    assert BioHiCL.from_base(str(snapshot)).config.base_revision == SHA_A  # the snapshot folder itself
+    model = BioHiCL.from_base("org/tiny-bert")
+    model.add_lora(r=2, verbose=False)
+    assert model.config.base_revision == SHA_A and model.backbone.peft_config["default"].base_model_name_or_path
+    assert BioHiCL.from_base(str(artifacts.base)).config.base_revision is None  # a plain folder has no commit
+    assert BioHiCL.from_base(str(snapshot), hub_id="org/other").config.base_revision is None  # named as another repo

@@ -46,6 +46,7 @@ from biohicl.models.resolver import (
     registered_entry,
     resolve,
     resolve_base,
+    snapshot_commit,
     split_revision,
 )
 from biohicl.models.signature import base_signature, unwrapped
@@ -103,6 +104,9 @@ class BioHiCL(EncoderInfo, nn.Module):
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
         given.update(query_prompt=query_prompt, document_prompt=document_prompt)
         settings = base_encoding_settings(path, model_id, entry, **given)
+        commit = snapshot_commit(path)  # a cache snapshot of the recorded repo: its sha, whatever ref was asked for
+        if commit is not None and (hub_id_from_folder(path) or "").lower() == model_id.lower():
+            revision = commit
         config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
         backbone = load_backbone(path, dtype)
         positions = getattr(backbone.config, "max_position_embeddings", None)

@@ -141,6 +141,11 @@ def hub_id_from_folder(path: Path) -> str | None:
     return None
 
 
+def snapshot_commit(path: Path) -> str | None:
+    """The commit sha of a Hugging Face cache snapshot folder (``.../snapshots/<40-hex sha>``), else None."""
+    return path.name if path.parent.name == "snapshots" and is_commit_sha(path.name) else None
+
+
 def registered_entry(model_id: str, registry: Registry | None = None) -> RegistryEntry | None:
     """The registry entry ``model_id`` names, as a registered name or its Hub repo id (None for any other model)."""
     registry = registry or default_registry()
