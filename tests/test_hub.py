@@ -615,7 +615,8 @@ def test_a_model_whose_base_is_a_local_folder_is_refused_before_anything_is_buil
     tuned.add_lora(r=4, target_modules=["query", "value"], verbose=False)
     tuned.save_pretrained(tmp_path / "run2")
     for merge in (False, True):
-        with pytest.raises(PublishError, match=r"its base is the local folder 'merged'.*publish that base first"):
+        expected = r"local folder 'merged'.*publish that base first.*or retrain with --base_model_hub_id ORG/NAME"
+        with pytest.raises(PublishError, match=expected + r" \(the Hub id of that local copy\)$"):
             build_model_repo_folder(tmp_path / "run2", tmp_path / "repo", repo_id="me/x", merge=merge)
         assert not (tmp_path / "repo").exists()
 

@@ -195,7 +195,8 @@ def build_model_repo_folder(
     if not is_repo_id(str(saved.get("base_model", ""))):  # e.g. an adapter trained on a local merged model
         raise PublishError(
             f"{model_dir}: its base is the local folder {Path(str(saved.get('base_model'))).name!r}, which no one who "
-            "downloads it can resolve and the card cannot name; publish that base first and train on its repo id"
+            "downloads it can resolve and the card cannot name; publish that base first and train on its repo id, "
+            "or retrain with --base_model_hub_id ORG/NAME (the Hub id of that local copy)"
         )
     target = out_dir.resolve()
     for kept in (run_dir, model_dir):
