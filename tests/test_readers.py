@@ -21,6 +21,7 @@ from biohicl.data.records import (
     MALFORMED,
     NO_LABELS,
     NOT_INDEXED,
+    REVISED,
     SCR_ID,
     UNKNOWN_ID,
     UNNORMALISED,
@@ -572,3 +573,45 @@ def test_pubmed_exports_are_read_to_the_end(data_dir, mesh):
         assert sum(1 for r in records if Path(r.origin).name == name) > first_document
         citations[name] = everything
     assert citations == manifest | {n: everything for n, (everything, _) in MULTI_DOCUMENT.items()}
+
+
+# --------------------------------------------------------------------------- NLM baseline + daily update files
+def _nlm_file(path: Path, citations=(), deletions=(), extra: str = "") -> Path:
+    """A small NLM distribution file (``pubmed25nNNNN.xml.gz`` layout): ``citations`` as (pmid, abstract, UI)."""
+    body = "".join(
+        f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>'
+        f"<Article><Journal><Title>J</Title><JournalIssue><PubDate><Year>2019</Year></PubDate></JournalIssue>"
+        f"</Journal><ArticleTitle>Title {pmid}.</ArticleTitle><Abstract><AbstractText>{abstract}</AbstractText>"
+        f'</Abstract></Article><MeshHeadingList><MeshHeading><DescriptorName UI="{ui}" MajorTopicYN="N">x'
+        "</DescriptorName></MeshHeading></MeshHeadingList></MedlineCitation></PubmedArticle>\n"
+        for pmid, abstract, ui in citations
+    )
+    if deletions:
+        body += "<DeleteCitation>\n" + "".join(f'<PMID Version="1">{p}</PMID>\n' for p in deletions)
+        body += "</DeleteCitation>\n"
+    text = f'<?xml version="1.0" encoding="utf-8"?>\n<PubmedArticleSet>\n{body}{extra}</PubmedArticleSet>\n'
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def test_nlm_update_file_revision_wins_in_any_order(tmp_path, mesh):
+    base = _nlm_file(tmp_path / "pubmed25n0001.xml.gz", [("1", "Old abstract.", DM), ("2", "Other.", DM)])
+    update = _nlm_file(tmp_path / "pubmed25n1275.xml.gz", [("1", "Revised abstract.", HEART)])
+    for files in ([base, update], [update, base]):
+        report = ReadReport()
+        kept = list(unique_records(read_records("auto", files, mesh, report=report), report, strict=True))
+        assert sorted((r.pmid, r.abstract, r.mesh) for r in kept) == [
+            ("1", "Revised abstract.", (HEART,)), ("2", "Other.", (DM,))
+        ]  # fmt: skip
+        assert next(r for r in kept if r.pmid == "1").origin == str(update)
+        assert report.skipped == {REVISED: 1} and report.kept == 2 and report.labels_kept == 2
+    # files not named as NLM's keep first-copy-wins (a duplicate, an error when strict)
+    other_a, other_b = tmp_path / "a.xml.gz", tmp_path / "b.xml.gz"
+    other_a.write_bytes(base.read_bytes())
+    other_b.write_bytes(update.read_bytes())
+    report = ReadReport()
+    kept = list(unique_records(read_records("auto", [other_a, other_b], mesh, report=report), report))
+    assert next(r.abstract for r in kept if r.pmid == "1") == "Old abstract." and report.skipped == {DUPLICATE: 1}
+    with pytest.raises(DataError, match="duplicate pmid 1"):
+        list(unique_records(read_records("auto", [other_a, other_b], mesh), strict=True))

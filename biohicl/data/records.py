@@ -54,6 +54,7 @@ EMPTY_ABSTRACT = "empty abstract"
 NO_LABELS = "no MeSH label left"
 NOT_INDEXED = "no MeSH descriptor in the record"
 DUPLICATE = "duplicate pmid"
+REVISED = "revised by a later update file"  # an older NLM distribution file's copy of a PMID
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"

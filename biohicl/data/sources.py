@@ -1,5 +1,6 @@
 """Corpus formats by name (:data:`SOURCES`, :data:`READERS`), format detection from a file's first bytes, and the
-record stream of many files (:func:`read_records`) with later copies of a PMID dropped (:func:`unique_records`).
+record stream of many files (:func:`read_records`) with later copies of a PMID dropped (:func:`unique_records`;
+among NLM's baseline and update files the copy of the later file wins).
 
 Every reader is a generator of :class:`~biohicl.data.records.MeshRecord` and never holds a whole corpus in memory
 (the BioASQ file is over 20 GB); what it skips, and why, goes to a :class:`~biohicl.data.records.ReadReport`.
@@ -21,7 +22,7 @@ from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
-from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport
+from biohicl.data.records import DUPLICATE, REVISED, MeshRecord, ReadReport
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -40,6 +41,14 @@ _SNIFF_BYTES = 1 << 16
 _PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
 _MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
 _PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
+_NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
+
+
+def nlm_file_number(path: str | Path) -> tuple[int, int] | None:
+    """The (year, number) of an NLM baseline or update file (``pubmed25n1275.xml.gz`` → ``(25, 1275)``), the order
+    NLM publishes them in; ``None`` for any other file name."""
+    match = _NLM_FILE.match(Path(path).name) if path else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def detect_source(path: str | Path) -> str | None:
@@ -124,8 +133,10 @@ def unique_records(
     records: Iterable[MeshRecord], report: ReadReport | None = None, strict: bool = False
 ) -> Iterator[MeshRecord]:
     """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
-    except that a ``test`` split marking is never lost and a PubMedQA copy always wins over another source's: a
-    record already yielded is then updated in place (to the later ``test`` marking / PubMedQA record), so a
+    except that a ``test`` split marking is never lost, a PubMedQA copy always wins over another source's, and
+    between two NLM baseline/update files (:func:`nlm_file_number`) the copy from the later file wins (a revised
+    citation; counted as such, never a ``strict`` error), whatever the order they are read in. A record already
+    yielded is then updated in place (to the later ``test`` marking / PubMedQA record / revised citation), so a
     consumer that holds it (:func:`~biohicl.data.pairs.build_pair_dataset`) sees the change. The records yielded
     are copies, so the caller's own records are never changed."""
     seen: dict[str, MeshRecord] = {}
@@ -135,8 +146,10 @@ def unique_records(
             seen[record.pmid] = first = replace(record)
             yield first
             continue
+        newer, older = nlm_file_number(record.origin), nlm_file_number(first.origin)
+        revision = newer is not None and older is not None and newer != older
         dropped = record
-        if record.source == "pubmedqa" and first.source != "pubmedqa":
+        if (record.source == "pubmedqa" and first.source != "pubmedqa") or (revision and newer > older):
             dropped = replace(first)
             test = first.split == "test" or record.split == "test"
             for name in (f.name for f in fields(record)):
@@ -145,11 +158,16 @@ def unique_records(
                 first.split = "test"
         elif record.split == "test":
             first.split = "test"
-        where = first.origin or first.source
-        if report is not None:
-            report.kept -= 1
-            report.labels_kept -= len(dropped.mesh)
-            report.skipped[DUPLICATE] += 1
-            report.note(DUPLICATE, dropped.origin or dropped.source, None, f"pmid {record.pmid} (also in {where})")
-        if strict:
-            raise DataError(f"duplicate pmid {record.pmid} (also in {where})")
+        _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"pmid {record.pmid}", first)
+        if strict and not revision:
+            raise DataError(f"duplicate pmid {record.pmid} (also in {first.origin or first.source})")
+
+
+def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, detail: str, kept: MeshRecord) -> None:
+    """Count a record dropped from the stream after its reader counted it kept."""
+    if report is None:
+        return
+    report.kept -= 1
+    report.labels_kept -= len(dropped.mesh)
+    report.skipped[reason] += 1
+    report.note(reason, dropped.origin or dropped.source, None, f"{detail} (also in {kept.origin or kept.source})")
