@@ -364,3 +364,36 @@ def test_build_default_dataset_real_data(tmp_path, data_dir):
     assert 0.3 < summary.mean_siml < 0.9
     card = (tmp_path / "default" / "README.md").read_text()
     assert "https://github.com/biohicl/biohicl" in card and "](https://github.com/)" not in card
+
+
+def test_build_from_nlm_baseline_and_updates_applies_revisions_and_deletions(tmp_path, mesh):
+    """The reviewer's synthetic NLM files in any order: a revised citation replaces the baseline's, a PMID a later
+    update file deletes is left out (also when it was read before the deletion), a deletion-only file is read."""
+    import gzip
+
+    dm, heart = "D003920", "D006321"
+
+    def nlm(name, citations=(), deletions=()):
+        body = "".join(
+            f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{p}</PMID><Article>'
+            f"<ArticleTitle>T{p}.</ArticleTitle><Abstract><AbstractText>{a}</AbstractText></Abstract></Article>"
+            f'<MeshHeadingList><MeshHeading><DescriptorName UI="{u}">x</DescriptorName></MeshHeading>'
+            "</MeshHeadingList></MedlineCitation></PubmedArticle>"
+            for p, a, u in citations
+        )
+        body += "<DeleteCitation>" + "".join(f"<PMID>{p}</PMID>" for p in deletions) + "</DeleteCitation>"
+        with gzip.open(tmp_path / name, "wt") as handle:
+            handle.write(f"<PubmedArticleSet>{body}</PubmedArticleSet>")
+        return tmp_path / name
+
+    base = nlm("pubmed25n0001.xml.gz", [("1", "Old one.", dm), ("2", "Two.", dm), ("3", "Three.", heart)])
+    update = nlm("pubmed25n1275.xml.gz", [("1", "Revised one.", heart)], deletions=["3"])
+    last = nlm("pubmed25n1276.xml.gz", deletions=["2"])
+    for files in ([base, update, last], [last, update, base]):
+        ds, summary = build_dataset_from_files(
+            [("auto", files)], None, mesh, top_k=1, progress=False, decontaminate=False, dev_split=None,
+        )  # fmt: skip
+        docs = ds["documents"]
+        assert list(zip(docs["pmid"], docs["abstract"], strict=True)) == [("1", "Revised one.")]
+        assert summary.read["kept"] == 1 and summary.read["unrecognised_files"] == []
+        assert summary.read["skipped"] == {"revised by a later update file": 1, "deleted by an update file": 2}

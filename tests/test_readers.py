@@ -16,6 +16,7 @@ from biohicl.data.pubmed_xml import citation_blocks, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
 from biohicl.data.records import (
+    DELETED,
     DUPLICATE,
     EMPTY_ABSTRACT,
     MALFORMED,
@@ -29,7 +30,7 @@ from biohicl.data.records import (
     MeshRecord,
     ReadReport,
 )
-from biohicl.data.sources import detect_source, read_records, resolve_inputs, unique_records
+from biohicl.data.sources import DELETED_SPLIT, detect_source, read_records, resolve_inputs, unique_records
 from biohicl.data.splits import pubmedqa_non_test_pmids
 from biohicl.errors import DataError
 
@@ -615,3 +616,26 @@ def test_nlm_update_file_revision_wins_in_any_order(tmp_path, mesh):
     assert next(r.abstract for r in kept if r.pmid == "1") == "Old abstract." and report.skipped == {DUPLICATE: 1}
     with pytest.raises(DataError, match="duplicate pmid 1"):
         list(unique_records(read_records("auto", [other_a, other_b], mesh), strict=True))
+
+
+def test_nlm_delete_citation_drops_earlier_copies_and_a_later_readd_wins(tmp_path, mesh):
+    base = _nlm_file(tmp_path / "pubmed25n0001.xml.gz", [("1", "One.", DM), ("2", "Two.", DM), ("3", "Three.", DM)])
+    update = _nlm_file(tmp_path / "pubmed25n1275.xml.gz", [("4", "Four.", DM)], deletions=["1", "3", "4"])
+    readd = _nlm_file(tmp_path / "pubmed25n1276.xml.gz", [("3", "Three again.", HEART)])
+    only_deletion = _nlm_file(tmp_path / "pubmed25n1277.xml.gz", deletions=["2"])
+    assert detect_source(only_deletion) == "medline"  # a file with only a <DeleteCitation> block is read
+    for files in ([base, update, readd, only_deletion], [only_deletion, readd, update, base]):
+        report, deletions = ReadReport(), []
+        stream = read_records("auto", files, mesh, report=report, deletions=deletions)
+        kept = list(unique_records(stream, report, strict=True, deletions=deletions))
+        live = sorted((r.pmid, r.abstract) for r in kept if r.split != DELETED_SPLIT)
+        # 1 and 2 deleted by later files; 3 re-added after its deletion; 4 deleted by its own file (not later): kept
+        assert live == [("3", "Three again."), ("4", "Four.")]
+        assert report.kept == 2 and report.unrecognised_files == []
+        assert report.skipped[DELETED] == 3 and report.labels_kept == 2  # 1, 2 and the baseline's 3
+    # a <DeleteCitation> in a file not named as NLM's is ignored
+    other = tmp_path / "deletions.xml.gz"
+    other.write_bytes(update.read_bytes())
+    report, deletions = ReadReport(), []
+    kept = list(unique_records(read_records("auto", [base, other], mesh, report=report, deletions=deletions), report))
+    assert [r.pmid for r in kept if r.split != DELETED_SPLIT] == ["1", "2", "3", "4"] and deletions == []

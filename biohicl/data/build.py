@@ -75,11 +75,15 @@ def build_dataset_from_files(
     if dev_split is not None and dev_split.pubmedqa_non_test is None:
         dev_split = _with_pubmedqa_reference(dev_split, groups, tests)
 
+    deletions: list[tuple[str, str]] = []  # <DeleteCitation> PMIDs of NLM update files, applied by unique_records
+
     def stream():  # PubMedQA first: its records win over other copies of their PMIDs (test/dev marks, question)
         for source, files in sorted(groups, key=lambda group: group[0] != "pubmedqa"):
-            yield from read_records(source, files, mesh, strict=strict, report=report, test_ids=tests)
+            yield from read_records(
+                source, files, mesh, strict=strict, report=report, test_ids=tests, deletions=deletions
+            )
 
-    records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict)
+    records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict, deletions=deletions)
     if progress:
         from tqdm.auto import tqdm
 

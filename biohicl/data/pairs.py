@@ -23,6 +23,7 @@ import numpy as np
 
 from biohicl.data.mining import mine_within_groups
 from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport
+from biohicl.data.sources import DELETED_SPLIT
 from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
@@ -163,6 +164,10 @@ def build_pair_dataset(
     # `test` (unique_records updates the copy it yielded first), and a test record is never decontaminated
     docs: list[MeshRecord] = []
     for record, removal in read:
+        if record.split == DELETED_SPLIT:  # deleted by a later NLM update file (unique_records), read after it
+            if removal is not None:
+                decontaminator.removed = [r for r in decontaminator.removed if r is not removal]
+            continue
         if record.split == "test" and removal is not None:
             decontaminator.removed = [r for r in decontaminator.removed if r is not removal]
             removal = None

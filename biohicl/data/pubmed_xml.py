@@ -1,11 +1,13 @@
 """PubMed/MEDLINE XML (``MedlineCitationSet`` or ``PubmedArticleSet``, ``.xml`` or ``.xml.gz``), read citation by
-citation: a byte-level scanner (:func:`citation_blocks`) cuts the stream into ``<MedlineCitation>`` blocks, so
-several XML documents in one file, a bad byte or a broken citation only ever cost the citation they are in."""
+citation: a byte-level scanner (:func:`citation_blocks`) cuts the stream into ``<MedlineCitation>`` (and
+``<DeleteCitation>``) blocks, so several XML documents in one file, a bad byte or a broken citation only ever cost
+the citation they are in."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -16,10 +18,19 @@ from biohicl.data.files import check_file, guarded_reader, utf16_encoding
 from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
 
-_CITATION_OPEN = re.compile(rb"<MedlineCitation[\s>/]")
-_CITATION_CLOSE = b"</MedlineCitation>"
+logger = logging.getLogger(__name__)
+
+_CITATION_OPEN = re.compile(rb"<(MedlineCitation|DeleteCitation)[\s>/]")
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _RAW_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)")
+_NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
+
+
+def nlm_file_number(path: str | Path) -> tuple[int, int] | None:
+    """The (year, number) of an NLM baseline or update file (``pubmed25n1275.xml.gz`` → ``(25, 1275)``), the order
+    NLM publishes them in; ``None`` for any other file name."""
+    match = _NLM_FILE.match(Path(path).name) if path else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 class _Utf8Transcoder(io.RawIOBase):
@@ -43,8 +54,8 @@ class _Utf8Transcoder(io.RawIOBase):
 
 
 def citation_blocks(handle: Any, chunk_size: int = 1 << 20) -> Iterator[tuple[bytes, str, str]]:
-    """The ``<MedlineCitation>…</MedlineCitation>`` byte blocks of a PubMed XML stream, each with the encoding
-    its document declared and ``""`` or why it is broken (``"truncated"``).
+    """The ``<MedlineCitation>…</MedlineCitation>`` (and ``<DeleteCitation>…</DeleteCitation>``) byte blocks of a
+    PubMed XML stream, each with the encoding its document declared and ``""`` or why it is broken (``"truncated"``).
 
     The stream is scanned, not parsed as one document, so several XML documents saved one after another (where a
     parser stops with "junk after document element"), a bad byte or a broken citation only ever cost the citation
@@ -83,18 +94,19 @@ def citation_blocks(handle: Any, chunk_size: int = 1 << 20) -> Iterator[tuple[by
             continue
         start = opened.start()
         declared(start)
-        close = buf.find(_CITATION_CLOSE, start)
+        close = buf.find(b"</" + opened.group(1) + b">", start)
         if close < 0:
             if fill():
                 continue
             yield buf[start:], encoding, "truncated"
             return
-        end = close + len(_CITATION_CLOSE)
+        end = close + len(opened.group(1)) + 3
         inner = max((m.start() for m in _CITATION_OPEN.finditer(buf, start + 1, close)), default=None)
         if inner is not None:  # a citation cut off by the next one (e.g. a file saved twice into one)
             yield buf[start:inner], encoding, "truncated"
-            start = inner
-            declared(start)
+            declared(inner)
+            pos = inner  # scanned again from there: the next block may be of the other kind
+            continue
         yield buf[start:end], encoding, ""
         pos = end
 
@@ -106,6 +118,7 @@ def read_medline(
     *,
     strict: bool = False,
     report: ReadReport | None = None,
+    deletions: list[tuple[str, str]] | None = None,
 ) -> Iterator[MeshRecord]:
     """PubMed/MEDLINE XML (``.xml`` or ``.xml.gz``; ``MedlineCitationSet`` or ``PubmedArticleSet``), one
     record per ``MedlineCitation`` with the UIs of ``MeshHeadingList/MeshHeading/DescriptorName`` (``major``:
@@ -113,7 +126,9 @@ def read_medline(
 
     Read as it really comes: several XML documents one after another in one file are all read; a citation that
     cannot be decoded (one bad byte) or parsed is skipped, counted and named by record number and PMID, and
-    reading goes on with the next citation. UTF-16 files are read too.
+    reading goes on with the next citation. UTF-16 files are read too. The PMIDs of an NLM update file's
+    ``<DeleteCitation>`` (a file named as NLM's, :func:`nlm_file_number`) are appended to ``deletions`` as
+    ``(pmid, file)`` (for :func:`~biohicl.data.sources.unique_records`); another file's are ignored, with a warning.
     """
     path = check_file(path)
     ctx = ReadContext(path, "medline", mesh or MeshHierarchy.load(), strict, report)
@@ -124,6 +139,9 @@ def read_medline(
         if forced:
             stream = _Utf8Transcoder(handle, forced)
         for block, encoding, broken in citation_blocks(stream):
+            if block.startswith(b"<DeleteCitation") and not broken:
+                _deleted(path, block, deletions)
+                continue
             ctx.start()
             pmid = _RAW_PMID.search(block)
             name = f"pmid {pmid.group(1).decode()}" if pmid else "no PMID found"
@@ -147,6 +165,15 @@ def read_medline(
             record = _medline_record(ctx, citation)
             if record is not None:
                 yield record
+
+
+def _deleted(path: Path, block: bytes, deletions: list[tuple[str, str]] | None) -> None:
+    """Queue the PMIDs of a ``<DeleteCitation>`` block of an NLM distribution file for deletion."""
+    pmids = [pmid.decode() for pmid in _RAW_PMID.findall(block)]
+    if nlm_file_number(path) is None:
+        logger.warning("%s: <DeleteCitation> of %d PMIDs ignored: not an NLM baseline/update file", path, len(pmids))
+    elif deletions is not None:
+        deletions.extend((pmid, str(path)) for pmid in pmids)
 
 
 def _medline_record(ctx: ReadContext, citation: ET.Element) -> MeshRecord | None:

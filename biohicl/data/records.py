@@ -55,6 +55,7 @@ NO_LABELS = "no MeSH label left"
 NOT_INDEXED = "no MeSH descriptor in the record"
 DUPLICATE = "duplicate pmid"
 REVISED = "revised by a later update file"  # an older NLM distribution file's copy of a PMID
+DELETED = "deleted by an update file"  # a PMID in a later NLM file's <DeleteCitation>
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"

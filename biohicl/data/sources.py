@@ -1,6 +1,6 @@
 """Corpus formats by name (:data:`SOURCES`, :data:`READERS`), format detection from a file's first bytes, and the
 record stream of many files (:func:`read_records`) with later copies of a PMID dropped (:func:`unique_records`;
-among NLM's baseline and update files the copy of the later file wins).
+among NLM's baseline and update files the copy of the later file wins, and their ``<DeleteCitation>`` PMIDs go).
 
 Every reader is a generator of :class:`~biohicl.data.records.MeshRecord` and never holds a whole corpus in memory
 (the BioASQ file is over 20 GB); what it skips, and why, goes to a :class:`~biohicl.data.records.ReadReport`.
@@ -19,10 +19,10 @@ from pathlib import Path
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.files import check_file, utf16_encoding
 from biohicl.data.medline_text import read_medline_text
-from biohicl.data.pubmed_xml import read_medline
+from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
-from biohicl.data.records import DUPLICATE, REVISED, MeshRecord, ReadReport
+from biohicl.data.records import DELETED, DUPLICATE, REVISED, MeshRecord, ReadReport
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -41,20 +41,13 @@ _SNIFF_BYTES = 1 << 16
 _PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
 _MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
 _PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
-_NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
-
-
-def nlm_file_number(path: str | Path) -> tuple[int, int] | None:
-    """The (year, number) of an NLM baseline or update file (``pubmed25n1275.xml.gz`` → ``(25, 1275)``), the order
-    NLM publishes them in; ``None`` for any other file name."""
-    match = _NLM_FILE.match(Path(path).name) if path else None
-    return (int(match.group(1)), int(match.group(2))) if match else None
+DELETED_SPLIT = "deleted"  # the split of a yielded record a later NLM update file deleted (dropped by the build)
 
 
 def detect_source(path: str | Path) -> str | None:
     """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
-    (``<PubmedArticle``/``<MedlineCitation``), MEDLINE text (a ``PMID-`` line), BioASQ JSON (``"articles"``),
-    PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``)."""
+    (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
+    ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``)."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -65,7 +58,7 @@ def detect_source(path: str | Path) -> str | None:
     utf16 = utf16_encoding(head[:4])
     text = head.decode(utf16 or "utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
-        return "medline" if re.search(r"<(PubmedArticle|MedlineCitation)[\s>]", text) else None
+        return "medline" if re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation)[\s>]", text) else None
     if text.startswith("{"):
         if '"articles"' in text[:4096]:
             return "bioasq"
@@ -117,20 +110,27 @@ def read_records(
     strict: bool = False,
     report: ReadReport | None = None,
     test_ids: str | Path | Iterable[str] | None = "auto",
+    deletions: list[tuple[str, str]] | None = None,
 ) -> Iterator[MeshRecord]:
     """Records of one ``source`` (one of :data:`SOURCES`, or ``"auto"``: detected per file) from one or more
-    files; ``test_ids`` goes to the PubMedQA reader (:func:`~biohicl.data.pubmedqa.read_pubmedqa`)."""
+    files; ``test_ids`` goes to the PubMedQA reader (:func:`~biohicl.data.pubmedqa.read_pubmedqa`), ``deletions``
+    to the XML reader (the ``<DeleteCitation>`` PMIDs of NLM update files, for :func:`unique_records`)."""
     if source not in READERS and source != AUTO:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
     for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
-        extra = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
+        extra: dict[str, object] = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
+        if group_source == "medline":
+            extra["deletions"] = deletions
         for path in files:
             yield from READERS[group_source](path, mesh, strict=strict, report=report, **extra)
 
 
 def unique_records(
-    records: Iterable[MeshRecord], report: ReadReport | None = None, strict: bool = False
+    records: Iterable[MeshRecord],
+    report: ReadReport | None = None,
+    strict: bool = False,
+    deletions: list[tuple[str, str]] | None = None,
 ) -> Iterator[MeshRecord]:
     """Drop later copies of a PMID (e.g. an abstract in two corpora), counting them; the first copy wins,
     except that a ``test`` split marking is never lost, a PubMedQA copy always wins over another source's, and
@@ -138,19 +138,47 @@ def unique_records(
     citation; counted as such, never a ``strict`` error), whatever the order they are read in. A record already
     yielded is then updated in place (to the later ``test`` marking / PubMedQA record / revised citation), so a
     consumer that holds it (:func:`~biohicl.data.pairs.build_pair_dataset`) sees the change. The records yielded
-    are copies, so the caller's own records are never changed."""
+    are copies, so the caller's own records are never changed.
+
+    ``deletions`` is the queue of ``(pmid, file)`` the XML reader fills from NLM update files' ``<DeleteCitation>``
+    (:func:`read_records`' ``deletions``): an NLM file's record is dropped when a later file deletes its PMID (one
+    already yielded gets ``split`` :data:`DELETED_SPLIT`, which the build leaves out); a copy from a file later
+    than the deletion (a re-add) is kept. Counted as deleted."""
     seen: dict[str, MeshRecord] = {}
+    deleted_by: dict[str, tuple[tuple[int, int], str]] = {}  # pmid -> the latest file that deleted it
+    queue = deletions if deletions is not None else []
+
+    def apply_deletions() -> None:
+        batch = list(queue)
+        queue.clear()
+        for pmid, path in batch:
+            number = nlm_file_number(path)
+            if number is None:
+                continue
+            deleted_by[pmid] = max(deleted_by.get(pmid, (number, path)), (number, path))
+            held = seen.get(pmid)
+            older = nlm_file_number(held.origin) if held is not None else None
+            if held is not None and older is not None and older < number and held.split != DELETED_SPLIT:
+                _count_dropped(report, held, DELETED, f"pmid {pmid} (deleted by {path})")
+                held.split = DELETED_SPLIT
+
     for record in records:
+        apply_deletions()
+        newer = nlm_file_number(record.origin)
+        gone = deleted_by.get(record.pmid)
+        if newer is not None and gone is not None and gone[0] > newer:
+            _count_dropped(report, record, DELETED, f"pmid {record.pmid} (deleted by {gone[1]})")
+            continue
         first = seen.get(record.pmid)
         if first is None:
             seen[record.pmid] = first = replace(record)
             yield first
             continue
-        newer, older = nlm_file_number(record.origin), nlm_file_number(first.origin)
+        older = nlm_file_number(first.origin)
         revision = newer is not None and older is not None and newer != older
-        dropped = record
+        dropped: MeshRecord | None = record
         if (record.source == "pubmedqa" and first.source != "pubmedqa") or (revision and newer > older):
-            dropped = replace(first)
+            dropped = replace(first) if first.split != DELETED_SPLIT else None  # a deleted one is counted already
             test = first.split == "test" or record.split == "test"
             for name in (f.name for f in fields(record)):
                 setattr(first, name, getattr(record, name))
@@ -158,16 +186,19 @@ def unique_records(
                 first.split = "test"
         elif record.split == "test":
             first.split = "test"
-        _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"pmid {record.pmid}", first)
+        where = first.origin or first.source
+        if dropped is not None:
+            _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"pmid {record.pmid} (also in {where})")
         if strict and not revision:
-            raise DataError(f"duplicate pmid {record.pmid} (also in {first.origin or first.source})")
+            raise DataError(f"duplicate pmid {record.pmid} (also in {where})")
+    apply_deletions()
 
 
-def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, detail: str, kept: MeshRecord) -> None:
+def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, detail: str) -> None:
     """Count a record dropped from the stream after its reader counted it kept."""
     if report is None:
         return
     report.kept -= 1
     report.labels_kept -= len(dropped.mesh)
     report.skipped[reason] += 1
-    report.note(reason, dropped.origin or dropped.source, None, f"{detail} (also in {kept.origin or kept.source})")
+    report.note(reason, dropped.origin or dropped.source, None, detail)
