@@ -16,12 +16,14 @@ from biohicl.data.pubmed_xml import citation_blocks, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
 from biohicl.data.records import (
+    BOOK,
     DELETED,
     DUPLICATE,
     EMPTY_ABSTRACT,
     MALFORMED,
     NO_LABELS,
     NOT_INDEXED,
+    RETRACTED,
     REVISED,
     SCR_ID,
     UNKNOWN_ID,
@@ -561,7 +563,8 @@ def test_pubmed_exports_are_read_to_the_end(data_dir, mesh):
     records = list(read_records("auto", sorted(folder.iterdir()), mesh, report=report))
     assert {r.pmid for r in records} == expected  # every file read to its end, nothing more, nothing less
     assert sorted(Path(p).name for p in report.unrecognised_files) == ["PROVENANCE.md", "manifest.tsv"]
-    assert report.read == sum(citations.values()) == 5810  # PathologyTurkey_2's cut-off last citation included
+    assert report.read - report.skipped[BOOK] == sum(citations.values()) == 5810  # PathologyTurkey_2's cut-off one too
+    assert report.skipped[BOOK] == 9  # <PubmedBookArticle> records: 2 + 1 + 6 in three exports (grep -c)
     assert report.skipped[MALFORMED] == 1 and "record 300: XML: citation cut off" in report.examples[MALFORMED][0]
     assert {r.source for r in records} == {"medline", "medline-text"} and {r.label_kind for r in records} == {
         "indexing"
@@ -639,3 +642,32 @@ def test_nlm_delete_citation_drops_earlier_copies_and_a_later_readd_wins(tmp_pat
     report, deletions = ReadReport(), []
     kept = list(unique_records(read_records("auto", [base, other], mesh, report=report, deletions=deletions), report))
     assert [r.pmid for r in kept if r.split != DELETED_SPLIT] == ["1", "2", "3", "4"] and deletions == []
+
+
+def test_medline_xml_counts_suppl_concepts_books_and_retracted_without_changing_records(tmp_path, mesh):
+    citation = (
+        '<PubmedArticle><MedlineCitation Status="MEDLINE"><PMID Version="1">{pmid}</PMID><Article><ArticleTitle>T.'
+        "</ArticleTitle><Abstract><AbstractText>Abstract {pmid}.</AbstractText></Abstract><PublicationTypeList>"
+        '<PublicationType UI="D016428">Journal Article</PublicationType>{types}</PublicationTypeList></Article>'
+        f'<MeshHeadingList><MeshHeading><DescriptorName UI="{DM}">x</DescriptorName></MeshHeading></MeshHeadingList>'
+        "{suppl}</MedlineCitation></PubmedArticle>\n"
+    )
+    suppl = (
+        '<SupplMeshList><SupplMeshName Type="Disease" UI="C000657245">COVID-19</SupplMeshName>'
+        '<SupplMeshName Type="Protocol" UI="C000000001">P</SupplMeshName></SupplMeshList>'
+    )
+    retracted = '<PublicationType UI="D016441">Retracted Publication</PublicationType>'
+    book = (
+        '<PubmedBookArticle><BookDocument><PMID Version="1">9</PMID><ArticleTitle>Book.</ArticleTitle><Abstract>'
+        "<AbstractText>A book chapter.</AbstractText></Abstract></BookDocument></PubmedBookArticle>\n"
+    )
+    body = citation.format(pmid=1, types="", suppl=suppl) + book + citation.format(pmid=2, types=retracted, suppl="")
+    path = _nlm_file(tmp_path / "pubmed25n0001.xml.gz", extra=body)
+    report = ReadReport()
+    records = list(read_medline(path, mesh, report=report, strict=True))
+    assert [(r.pmid, r.abstract, r.mesh) for r in records] == [("1", "Abstract 1.", (DM,)), ("2", "Abstract 2.", (DM,))]
+    assert report.read == 3 and report.kept == 2 and report.skipped == {BOOK: 1}
+    assert report.labels_ignored == {SCR_ID: 2} and report.noted == {RETRACTED: 1}
+    assert report.to_dict()["noted"] == {RETRACTED: 1} and "kept, noted: retracted publication" in report.summary()
+    book_only = _nlm_file(tmp_path / "books.xml.gz", extra=book)
+    assert detect_source(book_only) == "medline"

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.files import check_file, guarded_reader, utf16_encoding
-from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.records import BOOK, MALFORMED, RETRACTED, SCR_ID, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 
-_CITATION_OPEN = re.compile(rb"<(MedlineCitation|DeleteCitation)[\s>/]")
+_CITATION_OPEN = re.compile(rb"<(MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>/]")
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _RAW_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)")
 _NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
@@ -122,7 +122,8 @@ def read_medline(
 ) -> Iterator[MeshRecord]:
     """PubMed/MEDLINE XML (``.xml`` or ``.xml.gz``; ``MedlineCitationSet`` or ``PubmedArticleSet``), one
     record per ``MedlineCitation`` with the UIs of ``MeshHeadingList/MeshHeading/DescriptorName`` (``major``:
-    those with ``MajorTopicYN="Y"`` on the descriptor or one of its qualifiers).
+    those with ``MajorTopicYN="Y"`` on the descriptor or one of its qualifiers). ``SupplMeshName`` ids are counted
+    as ignored, ``PubmedBookArticle`` blocks as skipped book records, kept retracted publications in ``noted``.
 
     Read as it really comes: several XML documents one after another in one file are all read; a citation that
     cannot be decoded (one bad byte) or parsed is skipped, counted and named by record number and PMID, and
@@ -145,6 +146,9 @@ def read_medline(
             ctx.start()
             pmid = _RAW_PMID.search(block)
             name = f"pmid {pmid.group(1).decode()}" if pmid else "no PMID found"
+            if block.startswith(b"<PubmedBookArticle"):  # NCBI Bookshelf: no MedlineCitation, never MeSH-indexed
+                ctx.skip(BOOK, name, error=False)
+                continue
             if broken:
                 ctx.skip(MALFORMED, f"XML: citation cut off before </MedlineCitation> ({name})")
                 continue
@@ -201,6 +205,11 @@ def _medline_record(ctx: ReadContext, citation: ET.Element) -> MeshRecord | None
         flags = [name.get("MajorTopicYN")] + [q.get("MajorTopicYN") for q in heading.iterfind("QualifierName")]
         if "Y" in flags:
             major.extend(found)
+    ctx.report.labels_ignored[SCR_ID] += sum(1 for _ in citation.iterfind("SupplMeshList/SupplMeshName"))
     year = citation.findtext("Article/Journal/JournalIssue/PubDate/Year") or ""
     journal = citation.findtext("Article/Journal/Title") or ""
-    return ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal, major=major)
+    record = ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal, major=major)
+    types = (t.text for t in citation.iterfind("Article/PublicationTypeList/PublicationType"))
+    if record is not None and "Retracted Publication" in types:
+        ctx.report.noted[RETRACTED] += 1
+    return record

@@ -56,6 +56,8 @@ NOT_INDEXED = "no MeSH descriptor in the record"
 DUPLICATE = "duplicate pmid"
 REVISED = "revised by a later update file"  # an older NLM distribution file's copy of a PMID
 DELETED = "deleted by an update file"  # a PMID in a later NLM file's <DeleteCitation>
+BOOK = "book record (no MeSH)"  # a <PubmedBookArticle> (NCBI Bookshelf): no MedlineCitation, no MeSH
+RETRACTED = "retracted publication (kept)"  # PublicationType "Retracted Publication": kept, counted in ``noted``
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"
@@ -117,6 +119,7 @@ class ReadReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
+    noted: Counter = field(default_factory=Counter)  # kept records worth a note (RETRACTED), counted when read
 
     @property
     def mean_labels(self) -> float:
@@ -149,6 +152,7 @@ class ReadReport:
             "skipped": dict(self.skipped),
             "labels_dropped": dict(self.labels_dropped),
             "labels_ignored": dict(self.labels_ignored),
+            "noted": dict(self.noted),
             "mean_labels_per_document": round(self.mean_labels, 3),
             "examples": {reason: [where(text) for text in texts] for reason, texts in self.examples.items()},
             "files": [shown[path] for path in self.files],
@@ -164,6 +168,7 @@ class ReadReport:
             ("skipped", self.skipped),
             ("labels dropped", self.labels_dropped),
             ("labels ignored", self.labels_ignored),
+            ("kept, noted", self.noted),
         ):
             for reason, count in counter.most_common():
                 lines.append(f"  {title}: {reason}: {count:,}")

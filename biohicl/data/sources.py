@@ -58,7 +58,8 @@ def detect_source(path: str | Path) -> str | None:
     utf16 = utf16_encoding(head[:4])
     text = head.decode(utf16 or "utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
-        return "medline" if re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation)[\s>]", text) else None
+        found = re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>]", text)
+        return "medline" if found else None
     if text.startswith("{"):
         if '"articles"' in text[:4096]:
             return "bioasq"
