@@ -671,3 +671,27 @@ def test_medline_xml_counts_suppl_concepts_books_and_retracted_without_changing_
     assert report.to_dict()["noted"] == {RETRACTED: 1} and "kept, noted: retracted publication" in report.summary()
     book_only = _nlm_file(tmp_path / "books.xml.gz", extra=book)
     assert detect_source(book_only) == "medline"
+
+
+def test_medline_xml_and_text_readers_as_documented(tmp_path, mesh):
+    """docs/data.md: the XML reader joins a structured abstract's sections without their labels while the
+    MEDLINE-text reader keeps PubMed's ``LABEL: ``; the year is PubDate/Year only (a MedlineDate gives ""); the
+    citation Status is not checked (a record with MeSH is used whatever its status); retracted ones are kept."""
+    xml = (
+        '<PubmedArticleSet><PubmedArticle><MedlineCitation Status="In-Process"><PMID>5</PMID><Article><Journal>'
+        "<JournalIssue><PubDate><MedlineDate>2019 Jan-Feb</MedlineDate></PubDate></JournalIssue></Journal>"
+        '<ArticleTitle>T.</ArticleTitle><Abstract><AbstractText Label="BACKGROUND">First part.</AbstractText>'
+        '<AbstractText Label="RESULTS">Second part.</AbstractText></Abstract><PublicationTypeList>'
+        "<PublicationType>Retracted Publication</PublicationType></PublicationTypeList></Article>"
+        f'<MeshHeadingList><MeshHeading><DescriptorName UI="{DM}">x</DescriptorName></MeshHeading></MeshHeadingList>'
+        "</MedlineCitation></PubmedArticle></PubmedArticleSet>"
+    )
+    (tmp_path / "a.xml").write_text(xml, encoding="utf-8")
+    text = (
+        "PMID- 6\nDP  - 2019\nTI  - T.\nAB  - BACKGROUND: First part. RESULTS: Second part.\nMH  - Diabetes Mellitus\n"
+    )
+    (tmp_path / "b.txt").write_text(text, encoding="utf-8")
+    [from_xml] = read_medline(tmp_path / "a.xml", mesh)
+    [from_text] = read_medline_text(tmp_path / "b.txt", mesh)
+    assert (from_xml.abstract, from_xml.year, from_xml.mesh) == ("First part. Second part.", "", (DM,))
+    assert from_text.abstract == "BACKGROUND: First part. RESULTS: Second part."
