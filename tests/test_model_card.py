@@ -108,7 +108,8 @@ def test_body_has_the_evaluation_table_with_deltas_and_the_training_facts():
     text = render_model_card(_card())
     assert "| SciFact (test) | nDCG@10 | 0.6451 | 0.6612 | +0.0161 |" in text
     assert "| BIOSSES (test) | Spearman | 0.8125 | 0.8431 | +0.0306 |" in text
-    assert "| BIOSSES (test) | Pearson | – | 0.8500 |  |" in text  # no base figure: no delta
+    assert "| BIOSSES (test) | Pearson | – | 0.8500 | – |" in text  # no base figure: no delta, shown as the base is
+    assert "\n| | |\n" not in text and "\n| | count |\n" not in text  # every table has a header
     assert "| PubMedQA (question → long answer) (test) | Recall@1 | 0.8580 | 0.8710 | +0.0130 |" in text
     assert "| Trainable parameters | 73,728 of 22,786,944 (0.32%) |" in text
     assert "| pairs | 34,567 |" in text
@@ -244,7 +245,7 @@ def test_harness_record_keeps_reported_metrics_and_splits():
         ("scifact", "recall@100", "train", None),
         ("biosses", "spearman", "all", 0.8),
     ]
-    assert "| SciFact (train) | nDCG@10 | – | 0.6200 |  |" in render_model_card(data)
+    assert "| SciFact (train) | nDCG@10 | – | 0.6200 | – |" in render_model_card(data)
     # all_metrics (the study's cards): every metric of each task, its split kept, the base matched per metric
     data = BioHiCLModelCardData(model_name="M", base_model="org/base")
     base = {"tasks": {"biosses": {"split": "all", "metrics": {"spearman": 0.8, "pearson": 0.7}}}, "summary": {}}
@@ -267,7 +268,7 @@ def test_a_base_value_of_another_split_is_not_shown_beside_the_tuned_one():
         ("scifact", "train", 0.7, None, None),  # base on SciFact test: no Δ against train
         ("biosses", "test", 0.84, 0.81, pytest.approx(0.03)),  # neither names a split: both the default
     ]
-    assert "| SciFact (train) | nDCG@10 | – | 0.7000 |  |" in render_model_card(data)
+    assert "| SciFact (train) | nDCG@10 | – | 0.7000 | – |" in render_model_card(data)
     base["tasks"]["scifact"]["split"] = "train"
     assert data.add_eval_results(tuned, base=base)[0].base_value == 0.6
 
@@ -324,7 +325,7 @@ def test_model_index_lists_only_held_out_results():
         ("mteb/biosses-sts", "default", "test"),
         ("mteb/scifact", "default", "test"),
     ]
-    assert "| PubMedQA dev (question → long answer; model selection) | Recall@1 | – | 0.6000 |  |" in text  # dev once
+    assert "| PubMedQA dev (question → long answer; model selection) | Recall@1 | – | 0.6000 | – |" in text  # dev once
     assert "| siml-agreement (test) | Spearman |" in text and "| NFCorpus (dev) | nDCG@10 |" in text
     only_dev = BioHiCLModelCardData(model_name="M", base_model="org/base")
     only_dev.add_eval_results({"tasks": {"pubmedqa-dev": {"split": "dev", "metrics": {"recall@1": 0.6}}}})

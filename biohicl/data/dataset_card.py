@@ -111,7 +111,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
         "pretty_name": "BioHiCL MeSH-pair dataset",
         "task_categories": ["sentence-similarity", "text-retrieval"],
         "tags": ["biomedical", "mesh", "pubmed", "biohicl"],
-        "size_categories": [_size_category(len(dataset["documents"]))],
+        "size_categories": [_size_category(max(len(dataset[config]) for config in dataset))],  # the largest config
         "configs": configs,
     }
 

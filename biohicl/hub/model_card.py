@@ -344,7 +344,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _signed(value: float | None) -> str:
-    return "" if value is None else f"{value:+.4f}"
+    return "–" if value is None else f"{value:+.4f}"
 
 
 def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:
