@@ -118,12 +118,16 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
     folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny-biohicl")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert files == [
+        "1_Pooling/config.json",  # sentence-transformers' module files: SentenceTransformer(repo) encodes as biohicl
         "README.md",  # our card, not peft's auto-generated one
         "adapter_config.json",
         "adapter_model.safetensors",
         "base_eval_results.json",
         "biohicl_config.json",
+        "config_sentence_transformers.json",
         "eval_results.json",
+        "modules.json",
+        "sentence_bert_config.json",
         "tokenizer.json",
         "tokenizer_config.json",
         "training_curves.png",
@@ -218,6 +222,38 @@ def test_full_fine_tune_repo_folder_loads_with_sentence_transformers(run_dir, tm
     np.testing.assert_allclose(st.encode(texts), model.encode(texts, show_progress_bar=False), atol=1e-5)
     queries = model.encode(texts, kind="query", show_progress_bar=False)
     np.testing.assert_allclose(st.encode(texts, prompt_name="query"), queries, atol=1e-5)
+
+
+def test_a_cls_adapter_repo_folder_loads_with_sentence_transformers_as_biohicl_encodes(tmp_path, capsys):
+    # an adapter repo had no modules.json / 1_Pooling / prompts: SentenceTransformer(repo) mean-pooled base + adapter,
+    # unnormalised and without the query prompt, so a CLS model's (bge's) embeddings were silently wrong
+    from huggingface_hub import constants
+    from sentence_transformers import SentenceTransformer
+    from test_loader import add_to_hub_cache
+    from test_st_compat import LONG, _st_folder
+
+    base, _ = _st_folder(tmp_path / "base", pooling="cls", max_seq_length=64)
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-cls", query_prompt="query: ")
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    randomize_lora_b(model, std=0.3)
+    model.eval()
+    model.save_pretrained(tmp_path / "run")
+    out = tmp_path / "repo"
+    assert publish_cmd.main([str(tmp_path / "run"), "--repo_id", "me/tiny-cls", "--dry_run", "--out", str(out)]) == 0
+    hub = tmp_path / "hub-snapshot"  # what the Hub stores: files only (no empty 2_Normalize folder)
+    for file in (p for p in out.rglob("*") if p.is_file()):
+        (hub / file.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, hub / file.relative_to(out))
+    add_to_hub_cache(tmp_path / "cache", "org/tiny-cls", base, "b" * 40)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+        mp.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        st = SentenceTransformer(str(hub), device="cpu")
+    queries, documents = model.encode(LONG, kind="query"), model.encode(LONG)
+    np.testing.assert_allclose(st.encode(LONG, prompt_name="query"), queries, atol=1e-5)
+    np.testing.assert_allclose(st.encode(LONG), documents, atol=1e-5)
+    np.testing.assert_array_equal(BioHiCL.from_pretrained(hub, base_model_path=base).encode(LONG), documents)
+    assert "modules.json" in capsys.readouterr().out  # the dry run's file list
 
 
 def test_build_refuses_a_non_empty_output_and_a_run_without_model(run_dir, tmp_path):

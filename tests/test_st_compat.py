@@ -141,3 +141,39 @@ def test_a_sentence_transformers_folder_without_normalize_is_not_normalised(tmp_
     with_module, _ = _st_folder(tmp_path / "with", pooling="mean", normalize=True)
     assert BioHiCL.from_base(str(with_module)).config.normalize is True
     assert BioHiCL.from_base(str(tmp_path / "raw")).config.normalize is True  # a plain transformers folder: as before
+
+
+def test_a_saved_cls_adapter_loads_in_sentence_transformers_as_biohicl_encodes(tmp_path):
+    # an adapter folder had no modules.json / 1_Pooling / Normalize / prompts: SentenceTransformer(folder) loaded base +
+    # adapter through its peft path with mean pooling, unnormalised and without the query prompt (a CLS model's
+    # embeddings were silently wrong)
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    folder, _ = _st_folder(tmp_path, pooling="cls", max_seq_length=64)
+    model = BioHiCL.from_base(str(folder), query_prompt="query: ")
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    torch.manual_seed(3)
+    randomize_lora_b(model, std=0.3)
+    model.eval()
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and not (
+        tmp_path / "adapter" / "config.json"
+    ).exists()
+    st = SentenceTransformer(str(tmp_path / "adapter"), device="cpu")
+    queries, documents = model.encode(LONG, kind="query"), model.encode(LONG)
+    assert (
+        np.abs(queries - documents).max() > 1e-3
+        and np.abs(documents - BioHiCL.from_base(str(folder)).encode(LONG)).max() > 1e-3
+    )
+    np.testing.assert_allclose(st.encode(LONG, prompt_name="query"), queries, atol=1e-5)
+    np.testing.assert_allclose(st.encode_query(LONG), queries, atol=1e-5)
+    np.testing.assert_allclose(st.encode(LONG), documents, atol=1e-5)
+    np.testing.assert_allclose(st.encode_document(LONG), documents, atol=1e-5)
+    pooling = json.loads((tmp_path / "adapter" / "1_Pooling" / "config.json").read_text())
+    assert (pooling["pooling_mode_cls_token"], pooling["word_embedding_dimension"]) == (True, 32)
+    reloaded = BioHiCL.from_pretrained(tmp_path / "adapter")  # its biohicl_config.json still decides, as before
+    assert (reloaded.is_peft, reloaded.config.pooling, reloaded.config.query_prompt) == (True, "cls", "query: ")
+    np.testing.assert_array_equal(reloaded.encode(LONG, kind="query"), queries)
+    np.testing.assert_array_equal(reloaded.encode(LONG), documents)

@@ -20,8 +20,9 @@ def make_shareable(directory: str | Path, pattern: str = "*.safetensors") -> Non
             os.chmod(path, mode)
 
 
-def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig) -> None:
-    """``modules.json`` + pooling config so ``SentenceTransformer(directory)`` reproduces ``BioHiCL.encode``."""
+def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig, hidden_size: int | None = None) -> None:
+    """``modules.json`` + pooling config so ``SentenceTransformer(directory)`` reproduces ``BioHiCL.encode``;
+    ``hidden_size`` defaults to the folder's ``config.json`` (an adapter folder has none: pass the model's)."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -31,7 +32,7 @@ def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig) ->
         (directory / "2_Normalize").mkdir(exist_ok=True)
     (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
     (directory / "1_Pooling").mkdir(exist_ok=True)
-    hidden = json.loads((directory / "config.json").read_text()).get("hidden_size")
+    hidden = hidden_size or json.loads((directory / "config.json").read_text()).get("hidden_size")
     pooling = {
         "word_embedding_dimension": hidden,
         "pooling_mode_cls_token": config.pooling == "cls",

@@ -343,8 +343,9 @@ class BioHiCL(EncoderInfo, nn.Module):
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the adapter (or full weights), the tokenizer and ``biohicl_config.json``; full weights also get
-        sentence-transformers' module files, so ``SentenceTransformer(directory)`` encodes as :meth:`encode` does."""
+        """Write the adapter (or full weights), the tokenizer, ``biohicl_config.json`` and sentence-transformers'
+        module files, so ``SentenceTransformer(directory)`` encodes as :meth:`encode` does (an adapter too: without
+        them sentence-transformers mean-pools the base + adapter, unnormalised and without prompts)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self.is_peft:
@@ -369,8 +370,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         make_shareable(directory)
         self.tokenizer.save_pretrained(str(directory))
         self.config.save(directory)
-        if not self.is_peft:
-            write_sentence_transformers_files(directory, self.config)
+        write_sentence_transformers_files(directory, self.config, hidden_size=self.embedding_dim)
 
     def save_merged(self, directory: str | Path) -> None:
         """Export a plain model folder (LoRA merged) that transformers and sentence-transformers load directly."""
