@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -224,6 +225,10 @@ def test_full_fine_tune_repo_folder_loads_with_sentence_transformers(run_dir, tm
     np.testing.assert_allclose(st.encode(texts, prompt_name="query"), queries, atol=1e-5)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("peft.utils.transformers_weight_conversion") is None,
+    reason="SentenceTransformer(adapter folder) needs a peft with utils.transformers_weight_conversion",
+)
 def test_a_cls_adapter_repo_folder_loads_with_sentence_transformers_as_biohicl_encodes(tmp_path, capsys):
     # an adapter repo had no modules.json / 1_Pooling / prompts: SentenceTransformer(repo) mean-pooled base + adapter,
     # unnormalised and without the query prompt, so a CLS model's (bge's) embeddings were silently wrong
