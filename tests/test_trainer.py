@@ -1742,6 +1742,7 @@ def test_a_full_finetune_keeps_every_weight_at_step_0_and_twice_per_checkpoint(t
 
 
 def test_a_resumed_run_writes_its_tensorboard_events_to_a_new_folder(tiny_bert_dir, docs_file, tmp_path):
+    pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "killed"
