@@ -227,14 +227,18 @@ def test_pubmedqa_tiny_with_test_ids(tmp_path, mesh):
         "2": {"QUESTION": "Q2?", "CONTEXTS": [], "MESHES": ["Heart"], "LONG_ANSWER": "L2"},
         "3": {"QUESTION": "Q3?", "CONTEXTS": "not a list", "MESHES": ["Heart"]},
         "4": {"QUESTION": "Q4?", "CONTEXTS": ["C."], "MESHES": ["Diabetes Mellitus", "Renamed Thing"]},
+        "5": {"QUESTION": "Q5?", "CONTEXTS": ["D."], "MESHES": True},  # found by tests/test_properties.py
     }
     path.write_text(json.dumps(items))
     report = ReadReport()
     records = list(read_pubmedqa(path, mesh, report=report, test_ids=["4"]))
     assert [(r.pmid, r.split, r.mesh) for r in records] == [("1", "train", (HEART,)), ("4", "test", (DM,))]
     assert records[0].abstract == "A. B." and records[0].question == "Q1?" and records[0].long_answer == "L1"
-    assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 1}
-    assert report.examples[MALFORMED] == [f"{path}, record 3: pmid 3: not an item with a CONTEXTS list"]
+    assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 2}
+    assert report.examples[MALFORMED] == [
+        f"{path}, record 3: pmid 3: not an item with a CONTEXTS list",
+        f"{path}, record 5: pmid 5: MESHES is not a list of MeSH names",
+    ]
     no_tests = list(read_pubmedqa(path, mesh))  # no test_ground_truth.json beside it
     assert {r.split for r in no_tests} == {"train"}
 

@@ -43,6 +43,9 @@ def read_pubmedqa(
                 if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
                     ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
                     continue
+                if not isinstance(item.get("MESHES") or [], list):
+                    ctx.skip(MALFORMED, f"pmid {pmid}: MESHES is not a list of MeSH names")
+                    continue
                 uis = ctx.resolve_names(item.get("MESHES") or [])
                 record = ctx.emit(
                     pmid,
