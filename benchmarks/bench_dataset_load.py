@@ -92,17 +92,28 @@ def synthetic_dataset(folder: Path, n: int, seed: int = 0) -> Path:
     return folder
 
 
-def row_by_row_negatives(labels: list, mesh: Any, negative: str, limit: int = 64, seed: int = 0) -> list:
-    """The pre-fix ``mine_negatives`` (default SimL, no groups): full-length masks built for every row."""
+def row_by_row_negatives(
+    labels: list,
+    mesh: Any,
+    negative: str,
+    limit: int = 64,
+    seed: int = 0,
+    *,
+    beta: float = 0.3,
+    groups: list | None = None,
+    block: int = 1024,
+) -> list:
+    """The pre-fix ``mine_negatives`` (default SimL): full-length masks built for every row. Kept once, here, as the
+    baseline this benchmark times and the reference ``tests/test_batches.py`` checks the blockwise code against."""
+    from biohicl.data.samplers import _group_index
     from biohicl.mesh.gram import gram_factors
     from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
-    beta, block = 0.3, 1024
     kind, value = parse_negative(negative, beta)
     docs = [mesh.known_labels(labs) for labs in labels]
     vectors = mesh.normalized_label_vectors(docs, True, True, np.float64, None)
     labelled = np.diff(vectors.indptr) > 0
-    group_of = np.zeros(len(docs), dtype=np.int64)
+    group_of, _ = _group_index(groups, len(docs))
     factors = gram_factors(vectors)
     rng = np.random.default_rng([seed, 1])
     out = []

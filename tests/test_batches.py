@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -202,43 +204,21 @@ def test_mine_negatives_by_rule(mesh):
     assert [n.tolist() for n in grouped] == [n.tolist() for n in again]
 
 
-def _reference_mine_negatives(labels, mesh, negative, beta, groups, limit, seed, block):
-    """The pre-vectorisation ``mine_negatives``, row by row (full-length masks per row), kept as the reference."""
-    from biohicl.mesh.gram import gram_factors
-    from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
-
-    kind, value = parse_negative(negative, beta)
-    docs = [mesh.known_labels(labs) for labs in labels]
-    vectors = mesh.normalized_label_vectors(docs, True, True, np.float64, None)
-    labelled = np.diff(vectors.indptr) > 0
-    group_of, _ = samplers._group_index(groups, len(docs))
-    factors = gram_factors(vectors)
-    rng = np.random.default_rng([seed, 1])
-    out = []
-    for start in range(0, len(docs), block):
-        rows = factors.rows(start, min(start + block, len(docs)))
-        for offset, row in enumerate(rows):
-            i = start + offset
-            allowed = labelled & (group_of == group_of[i])
-            allowed[i] = False
-            if not labelled[i]:
-                out.append(np.zeros(0, dtype=np.int64))
-                continue
-            if kind == "lowest":
-                candidates = np.flatnonzero(allowed & (row <= beta))
-                keep = candidates[np.argsort(row[candidates], kind="stable")[:limit]]
-            else:
-                threshold = row <= ZERO_TOLERANCE if kind == "zero" else row < value
-                candidates = np.flatnonzero(allowed & threshold)
-                keep = rng.choice(candidates, limit, replace=False) if len(candidates) > limit else candidates
-            out.append(np.sort(keep).astype(np.int64))
-    return out
+def _row_by_row_negatives():
+    """The pre-vectorisation ``mine_negatives`` (full-length masks per row), kept once as the reference: in the
+    benchmark that times the blockwise code against it."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dataset_load.py"
+    spec = importlib.util.spec_from_file_location("bench_dataset_load", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.row_by_row_negatives
 
 
 @pytest.mark.parametrize("negative", ["zero", "below:0.2", "below:0.3", "lowest:3"])
 @pytest.mark.parametrize("grouped", [False, True])
 def test_blockwise_mine_negatives_equal_the_row_by_row_ones(mesh, negative, grouped):
     """Masks per block and per group give bit for bit the negatives (and the seeded draws) of the per-row code."""
+    reference = _row_by_row_negatives()
     pool = sorted({ui for uis in TOPICS.values() for ui in uis})
     placed = sorted(ui for ui, trees in mesh.trees.items() if trees)
     for seed in range(3):
@@ -254,7 +234,7 @@ def test_blockwise_mine_negatives_equal_the_row_by_row_ones(mesh, negative, grou
         groups = list(draw.choice(["indexing", "mentions", "other"], len(labels))) if grouped else None
         for limit, block in ((3, 7), (5, 16), (64, 1024)):
             got = mine_negatives(labels, mesh, negative, groups=groups, limit=limit, seed=seed, block=block)
-            want = _reference_mine_negatives(labels, mesh, negative, 0.3, groups, limit, seed, block)
+            want = reference(labels, mesh, negative, limit, seed, groups=groups, block=block)
             assert len(got) == len(want) == len(labels)
             for i, (g, w) in enumerate(zip(got, want, strict=True)):
                 assert g.dtype == w.dtype == np.int64 and g.tolist() == w.tolist(), (seed, limit, block, i)
