@@ -279,19 +279,26 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
+def train_killed_after_save(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, step: int, **overrides) -> None:
+    """Train in another process that SIGKILLs itself right after saving checkpoint ``step`` (a crashed node)."""
+    config = output_dir.parent / f"{output_dir.name}-args.json"
+    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, output_dir, **overrides)))
+    script = output_dir.parent / f"{output_dir.name}-killed_run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(config), str(step)], env=env, capture_output=True, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+
+
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_file, tmp_path):
     common = dict(max_steps=6, save_strategy="steps", save_steps=1, per_device_train_batch_size=8)
     # 20 training documents / 8 per batch = 3 batches per epoch: the kill lands mid-epoch 1, resume crosses epochs
     reference = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "reference", **common))
 
     killed_dir = tmp_path / "killed"
-    config = tmp_path / "args.json"
-    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, killed_dir, **common)))
-    script = tmp_path / "killed_run.py"
-    script.write_text(KILLED_RUN)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    train_killed_after_save(tiny_bert_dir, docs_file, killed_dir, 4, **common)
     assert last_complete_checkpoint(killed_dir) == killed_dir / "checkpoint-4"
     assert not (killed_dir / "adapter_model.safetensors").exists()  # the run never finished
 
@@ -1655,13 +1662,7 @@ def test_a_resumed_runs_logged_train_loss_is_the_whole_runs(tiny_bert_dir, docs_
     assert ref_state["log_history"][-1]["train_loss"] == pytest.approx(whole, rel=1e-6)
 
     out = tmp_path / "killed"
-    config = tmp_path / "args.json"
-    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, out, **common)))
-    script = tmp_path / "killed_run.py"
-    script.write_text(KILLED_RUN)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    train_killed_after_save(tiny_bert_dir, docs_file, out, 4, **common)
     seen = LoggedTrainLoss()
     train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common), [seen])
     final = json.loads((out / "trainer_state.json").read_text())["log_history"][-1]
@@ -1748,13 +1749,7 @@ def test_a_resumed_run_writes_its_tensorboard_events_to_a_new_folder(tiny_bert_d
 
     out = tmp_path / "killed"
     common = dict(max_steps=6, save_strategy="steps", save_steps=2, report_to="tensorboard")
-    config = tmp_path / "args.json"
-    config.write_text(json.dumps(make_values(tiny_bert_dir, docs_file, out, **common)))
-    script = tmp_path / "killed_run.py"
-    script.write_text(KILLED_RUN)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.run([sys.executable, str(script), str(config), "4"], env=env, capture_output=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    train_killed_after_save(tiny_bert_dir, docs_file, out, 4, **common)
     for path in sorted((out / "checkpoint-4").iterdir()):  # as if killed at step 4 before the save
         shutil.rmtree(path) if path.is_dir() else path.unlink()  # 1_Pooling/, 2_Normalize/: sentence-transformers
     (out / "checkpoint-4").rmdir()
