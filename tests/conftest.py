@@ -144,6 +144,42 @@ TOPICS = {
 }
 
 
+def tiny_study_values(output_dir: str, dataset_path: str, **model) -> dict:
+    """A `biohicl reproduce` config (as a mapping) of the tests' smallest real study: a tiny BERT (``model``: its
+    ``model`` and optional ``hub_id``) trained 2 steps on 24 PubMedQA abstracts, evaluated on BIOSSES."""
+    return {
+        "title": "tiny study",
+        "output_dir": output_dir,
+        "dataset": {
+            "path": dataset_path,
+            "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}],
+            "limit": 24,
+            "top_k": 3,
+        },
+        "models": [
+            {
+                "name": "tiny",
+                **model,
+                "pooling": "mean",
+                "max_length": 24,
+                "eval_max_length": 32,
+                "card_name": "BioHiCL-Tiny",
+                "repo_id": "test-org/BioHiCL-Tiny",
+            }
+        ],
+        "seeds": [0],
+        "tasks": ["biosses"],
+        "training": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 8,
+            "warmup_steps": 0,
+            "learning_rate": 5e-3,
+            "save_steps": 1,
+            "logging_steps": 1,
+        },
+    }
+
+
 def synthetic_documents(per_topic: int = 6) -> list[dict]:
     """``per_topic`` documents per topic of :data:`TOPICS` (two of its descriptors each), the last of each ``test``."""
     docs = []

@@ -15,43 +15,17 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import load_script
+from tests.conftest import load_script, tiny_study_values
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_config(folder: Path) -> Path:
-    config = {
+    config = tiny_study_values("study/out", "study/dataset", model="test-org/tiny-bert")
+    config |= {
         "title": "tiny gpu-session rehearsal",
-        "output_dir": "study/out",
-        "dataset": {
-            "path": "study/dataset",
-            "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}],
-            "limit": 24,
-            "top_k": 3,
-        },
-        "models": [
-            {
-                "name": "tiny",
-                "model": "test-org/tiny-bert",
-                "pooling": "mean",
-                "max_length": 24,
-                "eval_max_length": 32,
-                "card_name": "BioHiCL-Tiny",
-                "repo_id": "test-org/BioHiCL-Tiny",
-            }
-        ],
-        "seeds": [0],
         "variants": {"full": {}},
         "tasks": ["biosses", "siml-agreement@study/dataset"],
-        "training": {
-            "max_steps": 2,
-            "per_device_train_batch_size": 8,
-            "warmup_steps": 0,
-            "learning_rate": 5e-3,
-            "save_steps": 1,
-            "logging_steps": 1,
-        },
         "eval_device": "cpu",
     }
     path = folder / "study.yaml"

@@ -27,41 +27,13 @@ from biohicl.study.execute import resolve_eval_device
 from biohicl.study.plan import missing_tasks
 from biohicl.study.report import _dev_pick_table, markdown_results
 from biohicl.study.stats import aggregate, aggregate_row, compare, mean_std, pooled_std, reaches
+from tests.conftest import tiny_study_values
 
 
 def _config(tmp_path, tiny_bert_dir, **overrides) -> ReproduceConfig:
-    values = {
-        "title": "tiny study",
-        "output_dir": str(tmp_path / "study"),
-        "dataset": {
-            "path": str(tmp_path / "dataset"),
-            "inputs": [{"source": "pubmedqa", "files": ["pubmedqa/ori_pqal.json"]}],
-            "limit": 24,
-            "top_k": 3,
-        },
-        "models": [
-            {
-                "name": "tiny",
-                "model": str(tiny_bert_dir),
-                "hub_id": "test-org/tiny-bert",
-                "pooling": "mean",
-                "max_length": 24,
-                "eval_max_length": 32,
-                "card_name": "BioHiCL-Tiny",
-                "repo_id": "test-org/BioHiCL-Tiny",
-            }
-        ],
-        "seeds": [0],
-        "tasks": ["biosses"],
-        "training": {
-            "max_steps": 2,
-            "per_device_train_batch_size": 8,
-            "warmup_steps": 0,
-            "learning_rate": 5e-3,
-            "save_steps": 1,
-            "logging_steps": 1,
-        },
-    }
+    values = tiny_study_values(
+        str(tmp_path / "study"), str(tmp_path / "dataset"), model=str(tiny_bert_dir), hub_id="test-org/tiny-bert"
+    )
     values.update(overrides)
     return ReproduceConfig.from_dict(values)
 
