@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from biohicl.hub.eval_rows import EvalRow, _metric_key
+from biohicl.hub.eval_rows import EvalRow, metric_key
 
 
 def _splits(eval_tasks: Sequence[str]) -> dict[str, str]:
@@ -43,7 +43,7 @@ def dev_metric_rows(selection: dict[str, Any], evaluations: Sequence[dict[str, A
         if key not in base or key not in kept:
             continue
         task, _, name = key.removeprefix("eval_").rpartition("_")
-        row = EvalRow(task or name, _metric_key(name) if task else name, float(kept[key]), float(base[key]))
+        row = EvalRow(task or name, metric_key(name) if task else name, float(kept[key]), float(base[key]))
         split = splits.get(task)
         rows.append(
             {

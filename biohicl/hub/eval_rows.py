@@ -54,7 +54,7 @@ KNOWN_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
-def _metric_key(name: str) -> str:
+def metric_key(name: str) -> str:
     """``ndcg_at_10`` / ``nDCG@10`` / ``ndcg_cut_10`` → ``ndcg@10``; ``recall_1`` → ``recall@1``."""
     key = name.strip().lower().replace(" ", "")
     key = re.sub(r"_cut_|_at_|_", "@", key, count=1) if re.search(r"\d$", key) else key
@@ -146,7 +146,7 @@ def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -
                 continue
             if wanted is not None and (str(task).lower(), name.lower()) not in wanted:
                 continue
-            flat[(str(task).lower(), _metric_key(name))] = float(value)
+            flat[(str(task).lower(), metric_key(name))] = float(value)
     return flat
 
 
