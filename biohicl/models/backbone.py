@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.models.config import default_pooling
+from biohicl.models.config import ENCODING_SETTINGS, default_pooling
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -153,10 +153,6 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     document = next((prompts[name] for name in names if isinstance(prompts.get(name), str)), None)
     query = prompts.get("query")
     return query if isinstance(query, str) else None, document
-
-
-#: The encoding settings of a base: what ``from_base`` takes, a registry entry names and a folder may hold.
-ENCODING_SETTINGS = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
 
 
 def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:

@@ -22,6 +22,10 @@ ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 POOLING_MODES = ("cls", "mean")
 
 
+#: The encoding settings of a model: what ``from_base`` takes, a registry entry names and a folder may hold.
+ENCODING_SETTINGS = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+
+
 @dataclass
 class BioHiCLConfig:
     """What an encoder needs besides its weights; saved as ``biohicl_config.json``."""
@@ -88,11 +92,8 @@ class BioHiCLConfig:
         """Take how a registered checkpoint encodes from its registry entry (a merged checkpoint has no config)."""
         self.base_model = entry.base_model
         self.base_revision = entry.base_revision
-        self.pooling = entry.pooling
-        self.normalize = entry.normalize
-        self.max_length = entry.max_length
-        self.query_prompt = entry.query_prompt
-        self.document_prompt = entry.document_prompt
+        for key in ENCODING_SETTINGS:
+            setattr(self, key, getattr(entry, key))
         self.kind = "merged" if entry.kind == "merged" else self.kind
 
     def prompt(self, kind: str) -> str:
