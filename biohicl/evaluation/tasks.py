@@ -137,6 +137,12 @@ def split_dataset_task(name: str) -> tuple[str, str, str | None] | None:
     return (task, dataset, mesh if mark else None) if sep and task in DATASET_TASKS and dataset else None
 
 
+def names_dataset(spec: str, dataset: str | Path) -> bool:
+    """Whether ``spec`` is a dataset task (``siml-agreement@DATASET[#mesh=FILE][:split]``) over ``dataset``."""
+    parsed = split_dataset_task(parse_task_spec(spec)[0])
+    return parsed is not None and Path(parsed[1]).expanduser().resolve() == Path(dataset).resolve()
+
+
 def with_mesh(spec: str, mesh_path: str | None) -> str:
     """A dataset task spec (``siml-agreement@runs/x[:split]``) measuring SimL with the hierarchy file ``mesh_path``
     (``siml-agreement@runs/x#mesh=<mesh_path>[:split]``); any other spec, one naming its hierarchy already, or no

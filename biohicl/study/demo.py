@@ -157,14 +157,6 @@ def reusable_results(
     return record if same else None
 
 
-def _names_dataset(spec: str, dataset: Path) -> bool:
-    """Whether ``spec`` is a dataset task (``siml-agreement@DATASET[#mesh=FILE][:split]``) over ``dataset``."""
-    from biohicl.evaluation.tasks import parse_task_spec, split_dataset_task
-
-    parsed = split_dataset_task(parse_task_spec(spec)[0])
-    return parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
-
-
 def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None = None) -> str:
     """Run the four demo steps; returns the Markdown table. ``training_args`` (output_dir and dataset_path set to
     :func:`demo_paths`) replaces the short run; its ``base_model`` is the base of the table."""
@@ -176,6 +168,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.tasks import names_dataset
     from biohicl.training.run import train_biohicl
 
     start = time.time()
@@ -191,7 +184,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     # the tasks' data is checked before the dataset build and the training (minutes to an hour), not after them; a
     # dataset task over the demo's own dataset (siml-agreement@<output_dir>/mesh-pairs[#mesh=FILE][:split]) is checked
     # once step 1 built it
-    own = [t for t in tasks if _names_dataset(t, dataset_dir)]
+    own = [t for t in tasks if names_dataset(t, dataset_dir)]
     if len(own) < len(tasks) or not tasks:
         plan_tasks([t for t in tasks if t not in own])
 

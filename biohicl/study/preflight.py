@@ -89,12 +89,10 @@ def _model_check(name: str, model: str) -> Check:
 
 
 def _task_check(spec: str, dataset: Path, built: bool) -> Check:
-    from biohicl.evaluation.tasks import check_task, parse_task_spec, split_dataset_task
+    from biohicl.evaluation.tasks import check_task, names_dataset, parse_task_spec
 
     name, split = parse_task_spec(spec)
-    parsed = split_dataset_task(name)  # (task, dataset, #mesh= file) of siml-agreement@DATASET[#mesh=FILE]
-    own = parsed is not None and Path(parsed[1]).expanduser().resolve() == dataset.resolve()
-    if name == "siml-agreement" or (own and not built):
+    if name == "siml-agreement" or (names_dataset(spec, dataset) and not built):
         return Check(f"task {spec}", True, "the study's dataset")
     try:
         check_task(name, split)
