@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -17,6 +18,7 @@ from safetensors import safe_open
 
 from biohicl.cli.main import main as cli
 from biohicl.errors import ConfigError, DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.models.model import BioHiCL
 from biohicl.search.documents import IndexDocuments
 from biohicl.search.exact import check_model_matches, hits_from, search, search_embeddings, search_like
@@ -405,3 +407,92 @@ def test_an_int8_index_is_checked_against_the_int8_tolerance(model, index_dir, t
     manifest.save(tmp_path / "idx")
     with pytest.warns(UserWarning, match=r"other weights than the query encoder's .*probe cosine 0\.995"):
         check_model_matches(model, load_index(tmp_path / "idx"))
+
+
+#: A custom hierarchy (ICD-10-like, NLM's MeshTree.txt layout) whose UIs no MeSH release has.
+CUSTOM_TREE = """Tree Number\tDesc Ui\tTerm
+C01\tD900001\tNeoplasms
+C01.001\tD900002\tBreast neoplasm
+C01.001.001\tD900003\tBreast neoplasm, unspecified
+C02\tD900006\tCirculatory diseases
+C02.002\tD900009\tHypertension
+E01\tD900010\tEndocrine diseases
+E01.001\tD900011\tType 2 diabetes
+E01.002\tD900012\tObesity
+"""
+#: Documents labelled with :data:`CUSTOM_TREE`: D900003 is carried by three of the four, every other label by one.
+CUSTOM_DOCS = [
+    {"_id": "c1", "title": "breast tumour and blood pressure", "text": "a note", "mesh": ["D900003", "D900009"]},
+    {"_id": "c2", "title": "breast tumour", "text": "another note", "mesh": ["D900003"]},
+    {"_id": "c3", "title": "diabetes", "text": "sugar", "mesh": ["D900011"]},
+    {"_id": "c4", "title": "breast tumour and weight", "text": "weight", "mesh": ["D900003", "D900012"]},
+]
+
+
+def custom_index(tiny_bert_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(:data:`CUSTOM_TREE` written as a file, :data:`CUSTOM_DOCS` indexed by `biohicl index`)."""
+    tree = tmp_path / "icd2019MeshTree.txt"
+    tree.write_text(CUSTOM_TREE)
+    corpus = tmp_path / "custom.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in CUSTOM_DOCS))
+    out = tmp_path / "idx-custom"
+    argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--device", "cpu"]
+    assert cli([*argv, "--no_progress"]) == 0
+    return tree, out
+
+
+def test_search_explains_hits_with_the_hierarchy_of_mesh_path(tiny_bert_dir, tmp_path, capsys, caplog):
+    """--mesh_path: the custom descriptor all but one hit share is named; without it the packaged MeSH 2024 places
+    none of the 6 labels (4 hits × their labels), which is one warning naming --mesh_path for the two queries."""
+    tree, out = custom_index(tiny_bert_dir, tmp_path)
+    capsys.readouterr()
+    queries = ["breast tumour", "diabetes"]
+    argv = ["search", str(out), *queries, "--top_k", "4", "--device", "cpu"]
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.explain"):
+        assert cli([*argv, "--mesh_path", str(tree)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("    shared MeSH terms: Breast neoplasm, unspecified (3/4)\n") == 2  # all 4 docs, each query
+    assert not [r for r in caplog.records if r.name == "biohicl.search.explain"]
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.explain"):
+        assert cli(argv) == 0
+    assert capsys.readouterr().out.count("    shared MeSH terms: none\n") == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "biohicl.search.explain"]
+    assert warned == [
+        "MeSH 2024 (mesh2024.tsv.gz) places only 0 of the 6 MeSH labels of these hits, so their explanation is "
+        "empty or partial: give the hierarchy the index's corpus was labelled with (its dataset's summary.json "
+        "`mesh_source`) with --mesh_path"
+    ]
+
+
+def test_search_like_explains_with_the_hierarchy_of_mesh_path(tiny_bert_dir, tmp_path, capsys, caplog):
+    tree, out = custom_index(tiny_bert_dir, tmp_path)
+    capsys.readouterr()
+    argv = ["search", str(out), "--like", "c2", "--top_k", "3", "--device", "cpu"]
+    assert cli([*argv, "--mesh_path", str(tree)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    custom = MeshHierarchy.load(tree)
+    shares = {}
+    for line, why in zip(lines[1::2], lines[2::2], strict=False):
+        doc_id = line.split()[2]
+        shares[doc_id] = why
+        siml = custom.label_similarity(["D900003"], next(d["mesh"] for d in CUSTOM_DOCS if d["_id"] == doc_id))
+        assert why.startswith(f"       SimL {siml:.3f}; shares ")
+    assert shares["c1"].endswith("shares Breast neoplasm, unspecified")
+    assert shares["c4"].endswith("shares Breast neoplasm, unspecified")
+    assert shares["c3"].endswith("shares no descriptor")
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.explain"):
+        assert cli(argv) == 0
+    assert [r.getMessage()[:52] for r in caplog.records if r.name == "biohicl.search.explain"] == [
+        "MeSH 2024 (mesh2024.tsv.gz) places only 0 of the 6 M"  # c2's 1 label and its 3 hits' 5
+    ]
+
+
+def test_hits_mostly_of_another_hierarchy_are_unplaced(mesh):
+    """Under half of the labels placed is another hierarchy's labels; a few unknown ones (a newer MeSH) are not."""
+    newer = explain_hits([Hit("a", 0.9, 1, 0, "A", ("D003924", "D900001")), Hit("b", 0.8, 2, 1, "B", ("D003924",))])
+    assert (newer.labels, newer.placed, newer.unplaced) == (3, 2, False)
+    assert newer.format() == "shared MeSH terms: Diabetes Mellitus, Type 2 (2/2)"
+    other = explain_hits([Hit("a", 0.9, 1, 0, "A", ("D900001", "D900002")), Hit("b", 0.8, 2, 1, "B", ("D003924",))])
+    assert (other.labels, other.placed, other.unplaced) == (3, 1, True)
+    unlabelled = explain_hits([Hit("a", 0.9, 1, 0, "A", ()), Hit("b", 0.8, 2, 1, "B", ())])
+    assert (unlabelled.labels, unlabelled.unplaced) == (0, False)

@@ -6,6 +6,7 @@ exactly from the float32 shards (``--backend exact`` forces the full float32 sca
 biohicl search runs/index/pubmed "insulin resistance in obesity" --top_k 10
 biohicl search runs/index/pubmed --like 25429730      # documents like an indexed one, with SimL per hit
 biohicl search runs/index/pubmed --queries_file queries.jsonl --json > hits.jsonl   # a batch of queries
+biohicl search runs/index/icd "type 2 diabetes" --mesh_path icd10MeshTree.txt   # labels of a custom hierarchy
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ class SearchArguments:
         metadata={"help": "Compressed search: rows per query rescored exactly (default 4·k int8, 10·k binary)."},
     )
     mesh: bool = field(default=True, metadata={"help": "Explain hits by their shared MeSH terms (annotated corpora)."})
+    mesh_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A MeSH release file to explain hits (shared terms, SimL) with (default: the packaged MeSH "
+            "2024); give the one the dataset was built with (as biohicl train --mesh_path)."
+        },
+    )
     json: bool = field(default=False, metadata={"help": "Print the hits as JSON lines instead of a table."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
 
@@ -65,7 +73,7 @@ def main(argv: list[str]) -> int:
     from biohicl.errors import ConfigError
     from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.exact import check_queries, search
-    from biohicl.search.explain import explain_hits
+    from biohicl.search.explain import explain_hits, warn_unplaced
     from biohicl.search.index import load_index
 
     args, extra = parse_command(
@@ -90,8 +98,9 @@ def main(argv: list[str]) -> int:
         raise ConfigError("give query strings, --queries_file or --like DOC_ID, not both and not neither")
     check_queries(extra.queries)  # a blank query fails before the model loads
     index = load_index(args.index)
+    mesh = load_mesh(args, index)  # a missing or unreadable --mesh_path fails before the model loads
     if args.like:
-        return print_like(index, args)
+        return print_like(index, args, mesh)
     if args.model is not None:
         model = load_inference_model(args.model, device=args.device)
     else:
@@ -110,7 +119,7 @@ def main(argv: list[str]) -> int:
             backend=args.backend,
             candidates=args.candidates,
         )
-    explain = args.mesh and index.manifest.has_mesh
+    warned = False
     for query_id, query, hits in zip(query_ids, extra.queries, results, strict=True):
         if args.json:
             named = {"query_id": query_id} if query_id is not None else {}
@@ -121,10 +130,22 @@ def main(argv: list[str]) -> int:
         for hit in hits:
             title = hit.title or "(no title)"
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {title}")
-        if explain:
-            print("    " + explain_hits(hits).format().replace("\n", "\n    "))
+        if mesh is not None:
+            explanation = explain_hits(hits, mesh)
+            warned = warned or warn_unplaced(explanation, mesh)
+            print("    " + explanation.format().replace("\n", "\n    "))
         print()
     return 0
+
+
+def load_mesh(args: SearchArguments, index):
+    """The hierarchy to explain hits with (``--mesh_path``, else the packaged MeSH 2024); None when the hits are not
+    explained (``--no_mesh``, ``--json``, or an index without MeSH labels)."""
+    from biohicl.mesh.hierarchy import MeshHierarchy
+
+    if args.json or not (args.mesh and index.manifest is not None and index.manifest.has_mesh):
+        return None
+    return MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
 
 
 def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
@@ -144,15 +165,16 @@ def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
     return ids, texts
 
 
-def print_like(index, args: SearchArguments) -> int:
-    """``--like``: each document's hits, with SimL and the MeSH terms shared with it when the corpus has MeSH."""
+def print_like(index, args: SearchArguments, mesh=None) -> int:
+    """``--like``: each document's hits, with SimL and the MeSH terms shared with it (``mesh``: the hierarchy, None
+    when the hits are not explained)."""
     from biohicl.search.exact import search_like
-    from biohicl.search.explain import explain_hits
+    from biohicl.search.explain import explain_hits, warn_unplaced
 
     results = search_like(index, args.like, top_k=args.top_k, chunk_size=args.chunk_size, device=args.device)
     sources = index.documents(index.find(args.like).values())
     by_id = {d["id"]: d for d in sources.values()}
-    explain = args.mesh and index.manifest is not None and index.manifest.has_mesh
+    warned = False
     for doc_id, hits in zip(args.like, results, strict=True):
         source = by_id[doc_id]
         if args.json:
@@ -160,7 +182,9 @@ def print_like(index, args: SearchArguments) -> int:
                 print(json.dumps({"like": doc_id, **asdict(hit)}, ensure_ascii=False))
             continue
         print(f"like: {doc_id}  {source.get('title') or '(no title)'}")
-        explanation = explain_hits(hits, query_mesh=source.get("mesh", [])) if explain else None
+        explanation = explain_hits(hits, mesh, query_mesh=source.get("mesh", [])) if mesh is not None else None
+        if explanation is not None:
+            warned = warned or warn_unplaced(explanation, mesh)
         for i, hit in enumerate(hits):
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {hit.title or '(no title)'}")
             if explanation is not None:

@@ -3,16 +3,25 @@
 >>> hits = search(model, "insulin resistance in obesity", index, top_k=10)[0]
 >>> print(explain_hits(hits).format())         # MeSH terms the hits share
 >>> explain_hits(like_hits, query_mesh=doc_mesh)  # what each hit shares with a query document
+>>> explain_hits(hits, mesh=MeshHierarchy.load("go_tree.tsv"))  # labels of another hierarchy (GO, ICD-10, ...)
+
+The labels are read with ``mesh`` (default: the packaged MeSH 2024 table); an index of a corpus labelled with another
+hierarchy needs that hierarchy, or its labels are not placed and nothing is shared (:attr:`Explanation.unplaced`,
+:func:`unplaced_message`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from biohicl.search.index import Hit
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +54,15 @@ class Explanation:
     shared_terms: list[SharedTerm]
     hits: list[HitExplanation]
     query_mesh: tuple[str, ...] = ()
+    #: labels the hits (and the query document) carry, and how many of them the hierarchy placed
+    labels: int = 0
+    placed: int = 0
+
+    @property
+    def unplaced(self) -> bool:
+        """True when the labels are mostly not the hierarchy's: the hierarchy places under half of them (a corpus
+        labelled with another hierarchy; a newer MeSH release's few new descriptors stay under that)."""
+        return self.labels > 0 and 2 * self.placed < self.labels
 
     def format(self, max_terms: int = 8) -> str:
         """Human-readable summary (what ``biohicl search`` prints)."""
@@ -72,6 +90,29 @@ def _most_specific(nodes: set[str]) -> list[str]:
     return sorted(keep, key=lambda n: (-n.count("."), n))
 
 
+def unplaced_message(explanation: Explanation, mesh: Any) -> str:
+    """One line for an :attr:`Explanation.unplaced` explanation: the hierarchy, how many labels it placed, the
+    remedy."""
+    used = f"MeSH {mesh.version} ({Path(mesh.source).name})" if getattr(mesh, "source", "") else f"MeSH {mesh.version}"
+    return (
+        f"{used} places only {explanation.placed} of the {explanation.labels} MeSH labels of these "
+        "hits, so their explanation is empty or partial: give the hierarchy the index's corpus was labelled with "
+        "(its dataset's summary.json `mesh_source`) with --mesh_path"
+    )
+
+
+def warn_unplaced(explanation: Explanation, mesh: Any) -> bool:
+    """Log :func:`unplaced_message` as a warning when ``explanation`` is :attr:`~Explanation.unplaced`; whether it
+    did (a caller explaining many result lists warns once)."""
+    if explanation.unplaced:
+        logger.warning(unplaced_message(explanation, mesh))
+    return explanation.unplaced
+
+
+def _count_placed(mesh: Any, labels: Iterable[str]) -> int:
+    return sum(mesh.try_resolve(label) is not None for label in labels)
+
+
 def _resolve_all(mesh: Any, labels: Iterable[str]) -> list[str]:
     out: list[str] = []
     for label in labels:
@@ -93,13 +134,16 @@ def explain_hits(
     each hit the shared descriptors it carries and its mean SimL to the other annotated hits. With ``query_mesh``
     (a query document's labels): per hit the descriptors it shares with the query, the deepest tree nodes they
     share, and SimL(query, hit); ``shared_terms`` then lists the query's descriptors by how many hits carry them.
-    ``mesh`` defaults to the packaged MeSH 2024 hierarchy.
+    ``mesh``: the hierarchy the labels came from (``MeshHierarchy.load(path)``; default the packaged MeSH 2024);
+    ``labels``/``placed`` count the labels it placed, and ``unplaced`` says when that is under half of them.
     """
     if mesh is None:
         from biohicl.mesh.hierarchy import MeshHierarchy
 
         mesh = MeshHierarchy.load()
     labels = [_resolve_all(mesh, hit.mesh) for hit in hits]
+    carried = [label for hit in hits for label in hit.mesh] + list(query_mesh or ())
+    counts = {"labels": len(carried), "placed": _count_placed(mesh, carried)}
     node_names = _node_names(mesh)
     explained: list[HitExplanation] = []
     if query_mesh is not None:
@@ -116,13 +160,13 @@ def explain_hits(
                 HitExplanation(hit, [mesh.names[u] for u in shared], [node_names[n] for n in common], siml)
             )
         shared_terms = sorted((t for t in terms.values() if t.ranks), key=lambda t: (-t.count, t.name))
-        return Explanation(shared_terms, explained, tuple(query))
+        return Explanation(shared_terms, explained, tuple(query), **counts)
 
-    counts = Counter(ui for uis in labels for ui in uis)
-    common_uis = {ui for ui, c in counts.items() if c >= min_hits}
+    carriers = Counter(ui for uis in labels for ui in uis)
+    common_uis = {ui for ui, c in carriers.items() if c >= min_hits}
     shared_terms = [
         SharedTerm(ui, mesh.names[ui], [h.rank for h, uis in zip(hits, labels, strict=False) if ui in uis])
-        for ui in sorted(common_uis, key=lambda u: (-counts[u], mesh.names[u]))
+        for ui in sorted(common_uis, key=lambda u: (-carriers[u], mesh.names[u]))
     ]
     annotated = [i for i, uis in enumerate(labels) if uis]
     sim = mesh.similarity_matrix([labels[i] for i in annotated]).numpy() if len(annotated) > 1 else None
@@ -139,4 +183,4 @@ def explain_hits(
                 hit, [mesh.names[u] for u in uis if u in common_uis], [node_names[n] for n in common[:5]], siml
             )
         )
-    return Explanation(shared_terms, explained)
+    return Explanation(shared_terms, explained, **counts)
