@@ -498,3 +498,26 @@ def test_repr_names_what_decides_the_embeddings_and_the_api_has_docstrings(tiny)
     assert "backbone" in BioHiCL.__init__.__doc__
     for name in ("device", "embedding_dim", "is_peft", "max_seq_length"):
         assert getattr(BioHiCL, name).__doc__, name
+
+
+def test_an_adapter_folder_as_a_base_is_its_merged_model_and_a_new_adapter_over_it_reloads(tiny_bert_dir, tmp_path):
+    first = BioHiCL.from_base(str(tiny_bert_dir), pooling="cls", max_length=48)
+    first.add_lora(r=4, verbose=False)
+    randomize_lora_b(first, generator=torch.Generator().manual_seed(2))
+    expected = first.encode(TEXTS, show_progress_bar=False)
+    first.save_pretrained(tmp_path / "first")
+
+    base = BioHiCL.from_base(str(tmp_path / "first"))  # e.g. `biohicl train --base_model runs/first`
+    assert not base.is_peft and base.config.kind == "full" and base.config.base_model == str(tmp_path / "first")
+    assert (base.config.pooling, base.config.max_length) == ("cls", 48)  # it encodes as the adapter was saved
+    assert not [name for name, _ in base.named_parameters() if "lora" in name]  # merged, not an adapter inside
+    np.testing.assert_allclose(base.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-5)
+
+    base.add_lora(r=4, verbose=False)
+    assert base.trainable_parameters()[0] == first.trainable_parameters()[0]  # one adapter, not two stacked
+    randomize_lora_b(base, generator=torch.Generator().manual_seed(3))
+    second = base.encode(TEXTS, show_progress_bar=False)
+    assert np.abs(second - expected).max() > 1e-3
+    base.save_pretrained(tmp_path / "second")
+    reloaded = BioHiCL.from_pretrained(tmp_path / "second")  # its base, the first adapter, merged the same way
+    np.testing.assert_array_equal(reloaded.encode(TEXTS, show_progress_bar=False), second)

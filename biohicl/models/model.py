@@ -89,7 +89,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         from disk.
 
         ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from the registry entry of a
-        registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a sentence-transformers
+        registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a BioHiCL folder's
+        ``biohicl_config.json`` (an adapter folder loads with its LoRA merged in), else from a sentence-transformers
         folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
         name's guess, 512, "" and True; a value given is kept (the length capped at the position embeddings).
         The model comes in eval mode."""
@@ -103,17 +104,27 @@ class BioHiCL(EncoderInfo, nn.Module):
         model_id = entry.repo_id if entry is not None else model_id
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
         given.update(query_prompt=query_prompt, document_prompt=document_prompt)
+        if (path / CONFIG_NAME).is_file():  # a BioHiCL model as a base (an adapter merged): it encodes as saved
+            saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
+            given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
         settings = base_encoding_settings(path, model_id, entry, **given)
         commit = snapshot_commit(path)  # a cache snapshot of the recorded repo: its sha, whatever ref was asked for
         if commit is not None and (hub_id_from_folder(path) or "").lower() == model_id.lower():
             revision = commit
         config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
-        backbone = load_backbone(path, dtype)
+        backbone = cls._backbone(path, dtype)
         positions = getattr(backbone.config, "max_position_embeddings", None)
         if positions and config.max_length > positions:
             config.max_length = int(positions)  # never ask for more positions than the model has
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
+
+    @classmethod
+    def _backbone(cls, path: Path, dtype: torch.dtype | None) -> nn.Module:
+        """The backbone in ``path``; a BioHiCL adapter folder's is its base with the LoRA merged in, so a new adapter
+        trains on the adapted model rather than stacked over the first one (``biohicl train --base_model ADAPTER``)."""
+        is_adapter = (path / CONFIG_NAME).is_file() and (path / ADAPTER_CONFIG_NAME).is_file()
+        return cls.from_pretrained(path, merge=True, dtype=dtype).backbone if is_adapter else load_backbone(path, dtype)
 
     @classmethod
     def from_pretrained(
@@ -164,7 +175,7 @@ class BioHiCL(EncoderInfo, nn.Module):
 
                 if not (path / ADAPTER_WEIGHTS_NAME).is_file():
                     raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
-                base = load_backbone(resolve_base(base_model_path or config.base_model, config.base_revision), dtype)
+                base = cls._backbone(resolve_base(base_model_path or config.base_model, config.base_revision), dtype)
                 check_adapter_fits(path, base, config, force_base=force_base)
                 try:
                     backbone = quiet_peft_wrap(PeftModel.from_pretrained, base, str(path), is_trainable=is_trainable)
