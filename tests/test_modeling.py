@@ -515,6 +515,8 @@ def test_an_adapter_folder_as_a_base_is_its_merged_model_and_a_new_adapter_over_
 
     base.add_lora(r=4, verbose=False)
     assert base.trainable_parameters()[0] == first.trainable_parameters()[0]  # one adapter, not two stacked
+    # a new adapter starts from the first one's model (it used to re-initialise the first adapter: the original base)
+    np.testing.assert_allclose(base.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-5)
     randomize_lora_b(base, generator=torch.Generator().manual_seed(3))
     second = base.encode(TEXTS, show_progress_bar=False)
     assert np.abs(second - expected).max() > 1e-3
