@@ -39,7 +39,9 @@ class Hit:
 class Index:
     """A searchable embedding index: a folder written by :func:`biohicl.search.indexing.build_index`, or in memory.
 
-    Rows are read lazily; document metadata (ids, titles, MeSH) only for the rows a search returns.
+    Rows are read lazily; document metadata (ids, titles, MeSH) only for the rows a search returns. The hits'
+    MeSH labels are explained by :func:`biohicl.search.explain.explain_hits` with ``mesh=`` the hierarchy they came
+    from (``biohicl search --mesh_path``).
     """
 
     def __init__(
