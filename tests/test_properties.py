@@ -85,7 +85,8 @@ def test_siml_grows_with_the_depth_of_the_shared_node(depth, data):
 
 
 # ------------------------------------------------------------------------------------------------ readers
-SUFFIX = {"bioasq": ".json", "pubmedqa": ".json", "pubtator": ".txt", "medline": ".xml", "medline-text": ".txt"}
+SUFFIX = {"bioasq": ".json", "pubmedqa": ".json", "pubtator": ".txt", "medline": ".xml", "medline-text": ".txt",
+          "jsonl": ".jsonl"}  # fmt: skip
 
 
 def read_bytes(source: str, data: bytes, suffix: str, mesh, strict: bool) -> int:
@@ -131,6 +132,32 @@ json_values = st.recursive(
 def test_json_readers_on_json_shaped_input_possibly_truncated(mesh, source, value, cut):
     text = json.dumps({"articles": [value, value]} if source == "bioasq" else {"1": value, "2": value})
     read_bytes(source, text[: max(cut, 1)].encode(), ".json", mesh, strict=False)
+
+
+jsonl_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["Humans", "D003920", "MESH:D006321", "C012345", "-1", "Heart|Humans", "mentions", "indexing"])
+    | st.lists(st.text(max_size=6) | st.sampled_from(["Humans", "D003920"]) | st.integers(), max_size=3)
+)
+jsonl_lines = (
+    st.dictionaries(
+        st.sampled_from(["pmid", "id", "_id", "title", "abstract", "text", "mesh", "labels", "label_kind", "year"]),
+        jsonl_values,
+        max_size=6,
+    )
+    | jsonl_values
+)
+
+
+@FAST
+@given(lines=st.lists(jsonl_lines, max_size=4), strict=st.booleans())
+def test_jsonl_reader_on_json_shaped_lines(mesh, lines, strict):
+    text = "\n".join(json.dumps(line) for line in lines)
+    read_bytes("jsonl", text.encode(), ".jsonl", mesh, strict)
 
 
 @FAST

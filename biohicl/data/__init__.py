@@ -2,8 +2,8 @@
 
 - reading: :mod:`.records` (``MeshRecord``, ``ReadReport``, the skip reasons), :mod:`.files` (opening and decoding),
   one module per format (:mod:`.bioasq`, :mod:`.pubmed_xml`, :mod:`.medline_text`, :mod:`.pubmedqa`,
-  :mod:`.pubtator`; :mod:`.json_stream` streams the JSON ones) and :mod:`.sources` (format detection, the record
-  stream of many files);
+  :mod:`.pubtator`, :mod:`.jsonl` (your own labelled abstracts); :mod:`.json_stream` streams the JSON ones) and
+  :mod:`.sources` (format detection, the record stream of many files);
 - the dataset: :mod:`.decontamination`, :mod:`.splits` (the dev split), :mod:`.mining` (top-k pairs by SimL),
   :mod:`.pairs` (documents + pairs), :mod:`.storage` (parquet on disk), :mod:`.dataset_card`, :mod:`.build` (files
   → saved dataset, the default inputs), :mod:`.documents` (a built dataset's documents, or a documents file, as
@@ -22,6 +22,7 @@ from biohicl.data.build import build_dataset_from_files, build_default_dataset, 
 from biohicl.data.decontamination import Decontaminator, Removal, normalise
 from biohicl.data.documents import LABEL_COLUMNS, label_column, read_documents, split_documents
 from biohicl.data.json_stream import JsonStream
+from biohicl.data.jsonl import read_jsonl
 from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
 from biohicl.data.mining import MinedPairs, mine_top_k, mine_within_groups
 from biohicl.data.pairs import PairDatasetSummary, build_pair_dataset
@@ -84,6 +85,7 @@ __all__ = [
     "pubmedqa_non_test_pmids",
     "read_bioasq",
     "read_documents",
+    "read_jsonl",
     "read_medline",
     "read_medline_text",
     "read_pubmedqa",

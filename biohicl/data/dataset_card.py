@@ -38,6 +38,11 @@ SOURCE_INFO: dict[str, dict[str, str]] = {
         "license": "NLM terms and conditions",
         "citation": "U.S. National Library of Medicine, MEDLINE/PubMed",
     },
+    "jsonl": {
+        "name": "the builder's own MeSH-labelled abstracts (JSON lines)",
+        "license": "as its provider states (not recorded by biohicl)",
+        "citation": "as its provider states",
+    },
     "medline-text": {
         "name": "PubMed exports in MEDLINE/PubMed text format (.txt, .nbib)",
         "license": "NLM terms and conditions",

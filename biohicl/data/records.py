@@ -3,9 +3,9 @@
 reader shares: counting, strict mode, MeSH label resolution).
 
 Two kinds of MeSH label (:data:`LABEL_KINDS`): **indexing**, the descriptors NLM indexers assign to the whole
-article, check tags such as Humans included (BioASQ, MEDLINE XML and text, PubMedQA), and **mentions**, the MeSH
-ids of the chemicals and diseases named in the text (PubTator/BC5CDR). SimL between the two kinds measures the
-source rather than the content, so a dataset keeps them apart.
+article, check tags such as Humans included (BioASQ, MEDLINE XML and text, PubMedQA, JSON lines unless a line
+says otherwise), and **mentions**, the MeSH ids of the chemicals and diseases named in the text (PubTator/BC5CDR).
+SimL between the two kinds measures the source rather than the content, so a dataset keeps them apart.
 
 Bad input policy (the same for every reader; nothing is dropped silently):
 
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 INDEXING, MENTIONS = "indexing", "mentions"
 LABEL_KINDS: dict[str, str] = {
     "bioasq": INDEXING,
+    "jsonl": INDEXING,  # a line may say "label_kind": "mentions" (biohicl.data.jsonl)
     "medline": INDEXING,
     "medline-text": INDEXING,
     "pubmedqa": INDEXING,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.files import check_file, utf16_encoding
+from biohicl.data.jsonl import is_jsonl_line, read_jsonl
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
@@ -28,9 +29,10 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("bioasq", "medline", "medline-text", "pubmedqa", "pubtator")
+SOURCES = ("bioasq", "jsonl", "medline", "medline-text", "pubmedqa", "pubtator")
 READERS: dict[str, Callable[..., Iterator[MeshRecord]]] = {
     "bioasq": read_bioasq,
+    "jsonl": read_jsonl,
     "medline": read_medline,
     "medline-text": read_medline_text,
     "pubmedqa": read_pubmedqa,
@@ -47,7 +49,8 @@ DELETED_SPLIT = "deleted"  # the split of a yielded record a later NLM update fi
 def detect_source(path: str | Path) -> str | None:
     """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
     (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
-    ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``)."""
+    ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``),
+    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field)."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -61,6 +64,8 @@ def detect_source(path: str | Path) -> str | None:
         found = re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>]", text)
         return "medline" if found else None
     if text.startswith("{"):
+        if is_jsonl_line(text.split("\n", 1)[0]):
+            return "jsonl"
         if '"articles"' in text[:4096]:
             return "bioasq"
         if _PUBMEDQA_START.match(text) and '"QUESTION"' in text:

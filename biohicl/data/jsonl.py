@@ -1,0 +1,140 @@
+"""A user's own MeSH-labelled abstracts as JSON lines (source ``jsonl``), e.g. a Hugging Face dataset's ``to_json``.
+
+One JSON object per line, with the field names training reads from a ``.jsonl`` documents file
+(:func:`~biohicl.training.run.load_training_data`, :data:`~biohicl.data.documents.LABEL_COLUMNS`) and the id names
+of an indexing corpus (:data:`~biohicl.data.corpus.ID_FIELDS`, ``pmid`` first)::
+
+    {"pmid": "101", "title": "...", "abstract": "...", "mesh": ["Humans", "D003920"]}
+    {"id": "doc-7", "text": "...", "labels": "D003924|Heart", "label_kind": "mentions"}
+
+* id: the first of ``pmid``, ``_id``, ``id``, ``doc_id``, ``docid`` (a string or an integer). It is the document's
+  PMID for the build: later copies of it in any input are dropped and a PubMedQA test PMID is removed by
+  decontamination, so a numeric id must be a real PMID; give documents outside PubMed non-numeric ids (``doc-7``).
+* text: ``title`` (optional) and ``abstract``, else ``text`` (read as the abstract).
+* labels: the first of :data:`~biohicl.data.documents.LABEL_COLUMNS` present, a list of strings or one
+  ``|``-separated string; each a descriptor UI (``D…``, ``MESH:`` allowed), a descriptor name or an entry term,
+  in any mix. Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
+* ``label_kind``: ``indexing`` (the default: descriptors assigned to the whole article) or ``mentions`` (ids of
+  entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
+  other fields (a ``split`` too) are not read.
+
+Blank lines are skipped; a line that is not UTF-8, not JSON or not of that shape is a malformed record, counted
+with its line number as the record number (``file, record N``), or a :class:`~biohicl.errors.DataError` when
+``strict``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from biohicl.data.corpus import ID_FIELDS
+from biohicl.data.documents import LABEL_COLUMNS
+from biohicl.data.files import check_file, guarded_reader, utf16_encoding
+from biohicl.data.records import INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
+from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+SOURCE = "jsonl"
+JSONL_ID_FIELDS = ("pmid", *(name for name in ID_FIELDS if name != "pmid"))
+#: the label fields whose presence in a first line marks a file as this source (``labels`` is too generic)
+DETECT_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
+_ID_LIKE = re.compile(r"^(MESH:)?([DC]\d{6,9}|-1)$")  # descriptor, supplementary concept, un-normalised
+
+
+@guarded_reader
+def read_jsonl(
+    path: str | Path,
+    mesh: MeshHierarchy | None = None,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[MeshRecord]:
+    """MeSH-labelled abstracts from a JSON lines file (``.jsonl`` or ``.jsonl.gz``; fields in the module doc)."""
+    path = check_file(path)
+    ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
+        if utf16_encoding(head):
+            raise DataError("UTF-16 text; convert it to UTF-8 (`iconv -f utf-16 -t utf-8`)", path)
+        for number, raw in enumerate(handle, 1):
+            raw = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw  # a byte-order mark is no error
+            if not raw.strip():
+                continue
+            ctx.start()
+            ctx.record = number  # a line's record number is its line number
+            record = _jsonl_record(ctx, raw)
+            if record is not None:
+                yield record
+
+
+def is_jsonl_line(line: str) -> bool:
+    """Whether ``line`` is a JSON object with a MeSH label field (:data:`DETECT_FIELDS`): format detection."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and any(name in value for name in DETECT_FIELDS)
+
+
+def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        ctx.skip(MALFORMED, f"not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1})")
+        return None
+    except (ValueError, RecursionError) as err:
+        ctx.skip(MALFORMED, f"not valid JSON ({getattr(err, 'msg', type(err).__name__)})")
+        return None
+    problem = _shape_problem(value)
+    if problem:
+        ctx.skip(MALFORMED, problem)
+        return None
+    pmid = _first(value, JSONL_ID_FIELDS)
+    labels = _first(value, LABEL_COLUMNS)
+    if isinstance(labels, str):
+        labels = [label for label in labels.split("|") if label.strip()]
+    uis: list[str] = []
+    for label in labels or ():
+        uis += ctx.resolve_ids([label]) if _ID_LIKE.match(label.strip()) else ctx.resolve_names([label])
+    abstract = value.get("abstract") if value.get("abstract") is not None else value.get("text")
+    extra = {name: str(value[name]) for name in ("year", "journal") if value.get(name) is not None}
+    return ctx.emit(
+        str(pmid).strip(),
+        value.get("title") or "",
+        abstract or "",
+        uis,
+        label_kind=value.get("label_kind") or INDEXING,
+        **extra,
+    )
+
+
+def _first(value: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return next((value[name] for name in names if value.get(name) is not None), None)
+
+
+def _shape_problem(value: Any) -> str:
+    """What makes a parsed line no document (empty when it is one)."""
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    pmid = _first(value, JSONL_ID_FIELDS)
+    if pmid is None or isinstance(pmid, bool) or not isinstance(pmid, (str, int)) or not str(pmid).strip():
+        shown = "none" if pmid is None else repr(pmid)[:40]
+        return f"no document id (a string or an integer in one of {', '.join(JSONL_ID_FIELDS)}; got {shown})"
+    for name in ("title", "abstract", "text"):
+        if value.get(name) is not None and not isinstance(value[name], str):
+            return f"id {pmid}: `{name}` must be a string, got {type(value[name]).__name__}"
+    label_field = next((name for name in LABEL_COLUMNS if value.get(name) is not None), None)
+    labels = value.get(label_field) if label_field else None
+    if labels is not None and not (
+        isinstance(labels, str) or (isinstance(labels, list) and all(isinstance(v, str) for v in labels))
+    ):
+        return f"id {pmid}: `{label_field}` must be a list of strings or a |-separated string, got {labels!r:.40}"
+    if value.get("label_kind") not in (None, "", INDEXING, MENTIONS):
+        return f"id {pmid}: label_kind must be {INDEXING} or {MENTIONS}, got {value['label_kind']!r:.40}"
+    return ""

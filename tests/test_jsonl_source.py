@@ -1,0 +1,178 @@
+"""The ``jsonl`` corpus source: a user's own labelled abstracts, one JSON object per line, read into MeshRecords,
+detected, gzipped, and built into a dataset by ``biohicl build-dataset``."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from biohicl.data.records import EMPTY_ABSTRACT, MALFORMED, UNKNOWN_ID, UNRESOLVED_NAME, MeshRecord, ReadReport
+from biohicl.data.sources import READERS, SOURCES, detect_source, read_records, resolve_inputs
+from biohicl.errors import DataError
+
+# from the packaged MeSH 2024 table: MeshHierarchy.load().try_resolve(name)
+HUMANS, DM, T2, HEART, MI = "D006801", "D003920", "D003924", "D006321", "D009203"
+
+LINES = [
+    {
+        "pmid": "101",
+        "title": "Diabetes in humans.",
+        "abstract": "About diabetes.",
+        "mesh": ["Humans", "Diabetes Mellitus"],
+    },
+    "",  # blank line: skipped, not counted
+    {"id": 102, "title": "Type 2.", "text": "About type 2 diabetes.", "mesh": [T2, "MESH:D006321", HUMANS]},
+    '{"pmid": "103", "title": "broken", ',  # malformed: not valid JSON
+]
+
+
+def write_lines(path, lines, compress: bool = False) -> None:
+    text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def test_jsonl_reads_names_and_uis_and_counts_the_malformed_line(tmp_path, mesh):
+    assert (mesh.try_resolve("Humans"), mesh.try_resolve("Diabetes Mellitus")) == (HUMANS, DM)
+    path = tmp_path / "mine.jsonl"
+    write_lines(path, LINES)
+    report = ReadReport()
+    records = list(read_records("jsonl", path, mesh, report=report))
+    assert records == [
+        MeshRecord("101", "Diabetes in humans.", "About diabetes.", (HUMANS, DM), "jsonl"),
+        MeshRecord("102", "Type 2.", "About type 2 diabetes.", (T2, HEART, HUMANS), "jsonl"),
+    ]
+    assert {r.label_kind for r in records} == {"indexing"} and records[0].origin == str(path)
+    assert (report.read, report.kept, report.labels_kept) == (3, 2, 5)
+    assert report.skipped == {MALFORMED: 1}
+    assert report.examples[MALFORMED][0].startswith(f"{path}, record 4: not valid JSON")  # the line number
+    with pytest.raises(DataError, match=rf"^{path}, record 4: {MALFORMED}: not valid JSON"):
+        list(read_records("jsonl", path, mesh, strict=True))
+
+
+def test_jsonl_field_names_agree_with_training_documents_and_bad_lines_are_named(tmp_path, mesh):
+    """The label columns of ``load_training_data`` (``LABEL_COLUMNS``, first present wins), ``text`` for the
+    abstract, a ``|``-separated label string; unknown labels dropped and counted as the other readers do;
+    a line of the wrong shape is malformed, counted with its line number."""
+    path = tmp_path / "mine.jsonl"
+    write_lines(path, [
+        {"pmid": "1", "abstract": "a", "mesh_uis": [DM], "mesh": ["Heart"]},  # mesh_uis comes first
+        {"pmid": "2", "text": "b", "labels": "Heart|Heart Attack|Not A Heading"},
+        {"pmid": "3", "abstract": "c", "descriptors": ["D999999", "C012345", "Humans"]},
+        {"id": "doc-4", "abstract": "d", "mesh_ids": [MI]},  # a non-numeric id is kept as it is
+        {"pmid": "5", "abstract": "", "mesh": [DM]},  # empty abstract
+        {"abstract": "no id", "mesh": [DM]},  # line 6: no id
+        {"pmid": 7.0, "abstract": "float id", "mesh": [DM]},  # line 7: a float is no id
+        {"pmid": "8", "abstract": "e", "mesh": [1, 2]},  # line 8: labels not strings
+        ["not", "an", "object"],  # line 9
+        {"pmid": "10", "abstract": "f", "mesh": [DM], "label_kind": "chemicals"},  # line 10: unknown kind
+        {"id": ["11"], "abstract": "g", "mesh": [DM]},  # line 11: a list is no id
+    ])  # fmt: skip
+    with path.open("ab") as handle:
+        handle.write(b'{"pmid": "12", "abstract": "caf\xe9", "mesh": ["Heart"]}\n')  # line 12: latin-1, not UTF-8
+    report = ReadReport()
+    records = list(read_records("jsonl", path, mesh, report=report))
+    assert [(r.pmid, r.abstract, r.mesh) for r in records] == [
+        ("1", "a", (DM,)), ("2", "b", (HEART, MI)), ("3", "c", (HUMANS,)), ("doc-4", "d", (MI,))
+    ]  # fmt: skip
+    assert report.skipped == {MALFORMED: 7, EMPTY_ABSTRACT: 1}
+    assert report.labels_dropped == {UNRESOLVED_NAME: 1, UNKNOWN_ID: 1} and sum(report.labels_ignored.values()) == 1
+    where = [e.split(": ", 1)[0] for e in report.examples[MALFORMED]]
+    assert where == [f"{path}, record 6", f"{path}, record 7", f"{path}, record 8"]  # the first three, by line
+    with pytest.raises(DataError, match=rf"^{path}, record 2: {UNRESOLVED_NAME}: 'Not A Heading'$"):
+        list(read_records("jsonl", path, mesh, strict=True))
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(path.read_bytes().splitlines(keepends=True)[-1])
+    with pytest.raises(DataError, match=rf"^{latin}, record 1: {MALFORMED}: not UTF-8 \(byte 0xe9 at column 32\)$"):
+        list(read_records("jsonl", latin, mesh, strict=True))
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_text('{"pmid": "1", "abstract": "a", "mesh": ["Heart"]}\n', encoding="utf-16")
+    with pytest.raises(DataError, match=rf"^{utf16}: UTF-16 text; convert it to UTF-8 \(`iconv -f utf-16"):
+        list(read_records("jsonl", utf16, mesh))
+
+
+def test_jsonl_mentions_lines_keep_their_kind_and_are_never_paired_with_indexing(tmp_path, mesh, capsys):
+    from biohicl.cli.main import main
+    from biohicl.data.storage import load_pair_dataset
+
+    path = tmp_path / "kinds.jsonl"
+    write_lines(path, [
+        {"pmid": "1", "abstract": "Insulin in diabetes.", "mesh": [DM], "label_kind": "mentions"},
+        {"pmid": "2", "abstract": "Type 2 diabetes.", "mesh": [T2], "label_kind": "mentions"},
+        {"pmid": "3", "abstract": "Diabetes indexed.", "mesh": [DM, HUMANS]},
+        {"pmid": "4", "abstract": "Heart indexed.", "mesh": [HEART, HUMANS], "label_kind": "indexing"},
+    ])  # fmt: skip
+    records = list(read_records("jsonl", path, mesh))
+    assert [r.label_kind for r in records] == ["mentions", "mentions", "indexing", "indexing"]
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--source", "jsonl", "--input", str(path), "--output", str(out), "--top_k", "3",
+            "--no_progress", "--no_decontaminate", "--dev_fraction", "0", "--pubmedqa_dev_size", "0"]  # fmt: skip
+    assert main(argv) == 2 and "mix MeSH label kinds" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--mix_label_kinds"]) == 0
+    ds = load_pair_dataset(out)
+    kinds = dict(zip(ds["documents"]["pmid"], ds["documents"]["label_kind"], strict=True))
+    assert kinds == {"1": "mentions", "2": "mentions", "3": "indexing", "4": "indexing"}
+    pairs = {(p["anchor_pmid"], p["partner_pmid"]) for p in ds["pairs"]}
+    assert pairs == {("1", "2"), ("2", "1"), ("3", "4"), ("4", "3")}  # within one kind only
+    # mentions only, beside PubTator: the check by source (jsonl counts as indexing) asks for --mix_label_kinds
+    mentions, pubtator = tmp_path / "mentions.jsonl", tmp_path / "tiny.PubTator.txt"
+    write_lines(mentions, [{"pmid": "1", "abstract": "Insulin.", "mesh": [DM], "label_kind": "mentions"}])
+    pubtator.write_text("9|t|Heart.\n9|a|About the heart.\n9\t0\t5\theart\tDisease\tD006321\n")
+    argv = [argv[0], "--input", str(mentions), "--input", str(pubtator), *argv[5:]]  # formats detected
+    assert main(argv) == 2 and "mix MeSH label kinds" in capsys.readouterr().err
+    assert main([*argv, "--mix_label_kinds"]) == 0
+    assert set(load_pair_dataset(out)["documents"]["label_kind"]) == {"mentions"}
+
+
+def test_detect_jsonl_and_gzip(tmp_path, mesh):
+    plain, packed = tmp_path / "mine.jsonl", tmp_path / "mine.jsonl.gz"
+    write_lines(plain, LINES)
+    write_lines(packed, LINES, compress=True)
+    no_mesh = tmp_path / "corpus.jsonl"  # a BEIR corpus: JSON lines without MeSH, not a labelled corpus
+    write_lines(no_mesh, [{"_id": "1", "title": "t", "text": "x"}])
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf\n{"id": "a", "abstract": "x", "mesh": ["Heart"]}\n')
+    assert "jsonl" in SOURCES and "jsonl" in READERS
+    got = {p.name: detect_source(p) for p in (plain, packed, no_mesh, bom)}
+    assert got == {"mine.jsonl": "jsonl", "mine.jsonl.gz": "jsonl", "corpus.jsonl": None, "bom.jsonl": "jsonl"}
+    assert resolve_inputs([("auto", [packed])]) == [("jsonl", [packed])]
+    report = ReadReport()
+    records = list(read_records("auto", packed, mesh, report=report))
+    assert [(r.pmid, r.mesh) for r in records] == [("101", (HUMANS, DM)), ("102", (T2, HEART, HUMANS))]
+    assert report.skipped == {MALFORMED: 1}
+    assert [(r.pmid, r.mesh) for r in read_records("jsonl", bom, mesh)] == [("a", (HEART,))]
+
+
+def test_cli_build_dataset_from_a_jsonl_file(tmp_path, capsys):
+    from biohicl.cli.main import main
+    from biohicl.data.storage import load_pair_dataset
+
+    path = tmp_path / "mine.jsonl"
+    test_pmid = "12377809"  # a PubMedQA test item (test_ground_truth.json): removed by decontamination
+    write_lines(path, [*LINES, {"pmid": "101", "abstract": "A later copy.", "mesh": [HEART]},
+                       {"pmid": test_pmid, "abstract": "Not the item's text.", "mesh": [HEART]}])  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--input", str(path), "--output", str(out), "--top_k", "1", "--no_progress",
+            "--dev_fraction", "0", "--pubmedqa_dev_size", "0"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "documents read: 5; kept: 3; skipped: 2" in text
+    assert f"removed pmid {test_pmid} (jsonl): pubmedqa-test: PMID of a PubMedQA test item" in text
+    assert f"skipped ({MALFORMED}): 1" in text and "skipped (duplicate pmid): 1" in text
+    documents = load_pair_dataset(out)["documents"]
+    rows = [
+        {k: r[k] for k in ("pmid", "title", "abstract", "mesh", "source", "label_kind", "split")} for r in documents
+    ]
+    assert rows == [
+        {"pmid": "101", "title": "Diabetes in humans.", "abstract": "About diabetes.", "mesh": [HUMANS, DM],
+         "source": "jsonl", "label_kind": "indexing", "split": "train"},
+        {"pmid": "102", "title": "Type 2.", "abstract": "About type 2 diabetes.", "mesh": [T2, HEART, HUMANS],
+         "source": "jsonl", "label_kind": "indexing", "split": "train"},
+    ]  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sources"] == {"jsonl": 2}
