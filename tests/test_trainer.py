@@ -1120,6 +1120,27 @@ def test_drop_check_tags_removes_humans_from_siml(tmp_path, mesh):
     assert [p.tolist() for p in sampler.partners] == [[], []]
 
 
+def test_a_documents_file_labelled_with_names_trains_on_their_uis(tmp_path, mesh):
+    """A documents file (as `biohicl build-dataset`'s jsonl source reads) may name its descriptors: training used to
+    take every label for a UI, so names were dropped as unknown and the run had nothing to learn from."""
+    from biohicl.training.run import load_training_data
+
+    docs = [
+        {"title": "a", "abstract": "x", "mesh": ["Diabetes Mellitus, Type 2", "MESH:D006801"]},
+        {"title": "b", "abstract": "y", "mesh": ["heart attack", "Humans"]},  # an entry term
+        {"title": "c", "abstract": "z", "mesh": ["D001943", "not a descriptor"]},
+    ]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    data = load_training_data(BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path)), mesh)
+    assert data.documents["labels"] == [["D003924", "D006801"], ["D009203", "D006801"], ["D001943"]]
+    assert data.stats["labels_dropped_unknown"] == 1
+    joined = [{**doc, "mesh": "|".join(doc["mesh"])} for doc in docs]  # one `|`-joined string per document
+    path.write_text("".join(json.dumps(d) + "\n" for d in joined))
+    again = load_training_data(BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path)), mesh)
+    assert again.documents["labels"] == data.documents["labels"]
+
+
 class _FakeAccelerator:
     """``torch.accelerator`` as a machine with ``kind`` (``None``: none) reports it."""
 

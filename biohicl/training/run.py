@@ -82,14 +82,23 @@ def warn_other_hierarchy(path: Path, mesh: MeshHierarchy) -> None:
         )  # fmt: skip
 
 
+def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
+    """A documents file's labels as descriptor UIs where ``mesh`` knows them (others kept, to be counted as
+    unknown): a list or a ``|``-joined string of UIs (``MESH:`` allowed), names or entry terms."""
+    if isinstance(labels, str):
+        labels = labels.split("|")
+    terms = [str(label).strip() for label in labels or () if str(label).strip()]
+    return [mesh.try_resolve(term.removeprefix("MESH:")) or term for term in terms]
+
+
 def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
     """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
 
-    ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a
-    single ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, and MeSH UIs).
-    Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH
-    hierarchy cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to
-    the kept documents.
+    ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a single
+    ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, MeSH UIs or names).
+    Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH hierarchy
+    cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to the kept
+    documents.
     """
     import datasets
 
@@ -125,6 +134,8 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     parts = {name: column_list(rows, name) for name in ("text", "title", "abstract") if name in rows.column_names}
     texts = [document_text({name: values[i] for name, values in parts.items()}) for i in range(len(rows))]
     raw_labels = column_list(rows, column)
+    if path.is_file():  # a user's own file: names, entry terms, `MESH:` UIs or a `|`-joined string, as jsonl reads
+        raw_labels = [own_file_labels(labs, mesh) for labs in raw_labels]
     labels = [mesh.known_labels(labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
     # of those, descriptors MeSH knows but places nowhere in the tree (Male, Female): not unknown, just not in SimL
