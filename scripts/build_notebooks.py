@@ -61,6 +61,17 @@ import os
 import torch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cpu" and DTYPE != "float32":
+    print(f"Using float32 instead of {DTYPE}: no GPU found (half precision is slow on most CPUs).")
+    DTYPE = "float32"
+elif DTYPE == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+    # e.g. a Colab T4 (compute capability 7.5): torch would emulate bfloat16 without tensor cores (slow)
+    major, minor = torch.cuda.get_device_capability()
+    print(
+        f"Using float16 instead of bfloat16: {torch.cuda.get_device_name()} (compute capability {major}.{minor}) "
+        "has no native bfloat16 (emulated bfloat16 runs without tensor cores)."
+    )
+    DTYPE = "float16"
 TORCH_DTYPE = getattr(torch, DTYPE)
 
 
@@ -162,7 +173,9 @@ Runs on a Colab GPU (A100/T4) in a couple of minutes, or on a CPU with smaller s
 
 Every size setting lives in the next cell (tagged `parameters`, so [papermill](https://papermill.readthedocs.io)
 can override it: `papermill 01_quickstart.ipynb out.ipynb -p NUM_DOCUMENTS 50`).
-The defaults are for a Colab GPU; on a CPU use `DTYPE = "float32"` and fewer documents.
+The defaults are for a Colab GPU; on a CPU use fewer documents.
+`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
+(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name (BioHiCL-Base, BioHiCL-Large), a Hub repo id or a local folder
@@ -172,7 +185,7 @@ BATCH_SIZE = 64  # texts per encoding batch
 NUM_DOCUMENTS = 200  # PubMedQA abstracts to index
 NUM_QUERIES = 3  # PubMedQA questions to search with
 TOP_K = 5  # hits per query
-DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
+DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 """),
         code(SETUP_LINES + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
         md("""
@@ -348,7 +361,9 @@ components, compares the adapter with its base, and pushes it to the Hub when yo
 The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE's query instruction), bf16,
 512 tokens, 32 documents per batch. On a CPU use
 `BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"`, `POOLING = "mean"`, `QUERY_PROMPT = ""`,
-`MAX_LENGTH = 128`, `MAX_STEPS = 60`, `DTYPE = "float32"`, `EVAL_TASKS = ["biosses", "pubmedqa"]` (about 10 minutes).
+`MAX_LENGTH = 128`, `MAX_STEPS = 60`, `EVAL_TASKS = ["biosses", "pubmedqa"]` (about 10 minutes).
+`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
+(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 """),
         params("""
 BASE_MODEL = "BAAI/bge-base-en-v1.5"  # Hub id or local folder of the retriever to tune
@@ -363,7 +378,7 @@ LEARNING_RATE = 2e-4
 LORA_R = 8
 NUM_DOCUMENTS = None  # None: every MeSH-indexed abstract of the default corpora; a number keeps the first N
 TOP_K_PAIRS = 10  # mined partners per document
-DTYPE = "bfloat16"  # bf16 mixed precision on an A100; float32 on a CPU
+DTYPE = "bfloat16"  # mixed precision; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]
 EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
 OUTPUT_DIR = "runs/biohicl-bge-base"
@@ -569,7 +584,9 @@ registered name, a Hub repo or a folder); it is compared with its own base, enco
 ## Settings
 
 `BASE_MODEL = None` compares with the base the model records (BGE-base for BioHiCL-Base), with the same pooling and
-prompts. On a CPU, use `DTYPE = "float32"`, `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
+prompts. On a CPU, use `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
+`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
+(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name, a Hub repo id (owner/name[@revision]) or a local folder
@@ -579,7 +596,7 @@ SPLIT = "test"  # split of the retrieval (BEIR) tasks
 LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
 MAX_LENGTH = 512  # tokens per text
 BATCH_SIZE = 128  # texts per encoding batch
-DTYPE = "bfloat16"  # compute dtype: bfloat16 on an A100, float32 on a CPU
+DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 OUTPUT_DIR = "results/notebook"
 """),
         code(

@@ -322,3 +322,78 @@ def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, 
     assert tuned == pytest.approx(_biosses_spearman(load_model(str(tiny_adapter_dir))), abs=1e-6)
     assert tuned != pytest.approx(base, abs=1e-4)
     assert (out / "base_vs_model.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ dtype by device
+T4_LINE = (
+    "Using float16 instead of bfloat16: Tesla T4 (compute capability 7.5) has no native bfloat16 "
+    "(emulated bfloat16 runs without tensor cores)."
+)
+
+
+def run_setup_cell(name: str, monkeypatch, *, cuda: bool, native_bf16: bool, dtype: str | None = None) -> dict:
+    """Execute the parameters cell and the setup cell after it, with ``torch.cuda`` reporting the given device."""
+    import torch
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        # torch's own answer on a T4 (sm75): True through emulation, False natively
+        return cuda and (including_emulation or native_bf16)
+
+    capability = (8, 0) if native_bf16 else (7, 5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100" if native_bf16 else "Tesla T4")
+    nb = load(name)
+    (index,) = parameter_cells(nb)
+    namespace: dict = {}
+    exec(nb.cells[index].source, namespace)
+    if dtype is not None:
+        namespace["DTYPE"] = dtype  # as an injected-parameters cell would set it
+    exec(nb.cells[index + 1].source, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_uses_float16_on_a_gpu_without_native_bfloat16(name, monkeypatch, capsys):
+    import torch
+
+    namespace = run_setup_cell(name, monkeypatch, cuda=True, native_bf16=False)
+    printed = capsys.readouterr().out
+    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cuda", "float16", torch.float16)
+    assert printed.splitlines()[0] == T4_LINE
+    assert "device: cuda, dtype: float16" in printed
+    # 02's training arguments: bf16=DTYPE == "bfloat16", fp16=DTYPE == "float16"
+    assert (namespace["DTYPE"] == "bfloat16", namespace["DTYPE"] == "float16") == (False, True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_keeps_bfloat16_on_a_gpu_with_native_bfloat16(name, monkeypatch, capsys):
+    import torch
+
+    namespace = run_setup_cell(name, monkeypatch, cuda=True, native_bf16=True)
+    printed = capsys.readouterr().out
+    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cuda", "bfloat16", torch.bfloat16)
+    assert "Using" not in printed
+    assert printed.startswith("device: cuda, dtype: bfloat16")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_uses_float32_on_a_cpu(name, monkeypatch, capsys):
+    import torch
+
+    namespace = run_setup_cell(name, monkeypatch, cuda=False, native_bf16=False)
+    printed = capsys.readouterr().out
+    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cpu", "float32", torch.float32)
+    assert (
+        printed.splitlines()[0]
+        == "Using float32 instead of bfloat16: no GPU found (half precision is slow on most CPUs)."
+    )
+    assert "device: cpu, dtype: float32" in printed
+
+
+def test_setup_keeps_an_explicit_dtype_the_device_can_run(monkeypatch, capsys):
+    namespace = run_setup_cell("02_train_biohicl.ipynb", monkeypatch, cuda=True, native_bf16=False, dtype="float32")
+    assert namespace["DTYPE"] == "float32" and "Using" not in capsys.readouterr().out
+    namespace = run_setup_cell("02_train_biohicl.ipynb", monkeypatch, cuda=True, native_bf16=True, dtype="float16")
+    assert namespace["DTYPE"] == "float16" and "Using" not in capsys.readouterr().out
