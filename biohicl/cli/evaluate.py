@@ -78,6 +78,7 @@ class EvaluateArguments:
         metadata={"help": "Load an adapter onto a base other than the one it records (refused otherwise)."},
     )
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)."})
     dtype: str = field(
         default="float32",
         metadata={
@@ -199,12 +200,19 @@ def parse_args(argv: list[str]) -> EvaluateArguments:
 
 
 def load_encoder(
-    spec: str, revision: str | None = None, base_model_path: str | None = None, force_base: bool = False
+    spec: str,
+    revision: str | None = None,
+    base_model_path: str | None = None,
+    force_base: bool = False,
+    device: Any = None,
 ) -> Any:
-    """Load MODEL with ``biohicl.models.model.load_model`` (names, repo ids, folders)."""
+    """Load MODEL with ``biohicl.models.model.load_model`` (names, repo ids, folders), moved to ``device`` (None: the
+    CPU)."""
     kwargs: dict[str, Any] = {"base_model_path": base_model_path} if base_model_path else {}
     if force_base:
         kwargs["force_base"] = True
+    if device is not None:
+        kwargs["device"] = device
     from biohicl.models.model import load_model
 
     return load_model(spec, revision, **kwargs)
@@ -323,10 +331,13 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from biohicl.models.onnx_backend import check_backend, with_backend
+    from biohicl.models.st_compat import inference_device
 
     backend, quantize = check_backend(args.backend, args.quantize)
+    # checked before the model loads; ONNX Runtime runs on the CPU, so its export starts from a CPU model (as encode)
+    device = torch.device("cpu") if backend == "onnx" else inference_device(args.device)
     with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
-        model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base)
+        model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base, device=device)
     config = getattr(model, "config", None)
     for name in ("max_length", "query_prompt", "document_prompt"):
         value = getattr(args, name)
@@ -361,6 +372,7 @@ def main(argv: list[str]) -> int:
         settings={
             "dtype": args.dtype,
             "backend": backend + (f"-{quantize}" if quantize else ""),
+            "device": str(device),
             "max_length": getattr(config, "max_length", None),
             "query_prompt": getattr(config, "query_prompt", None),
             "document_prompt": getattr(config, "document_prompt", None),
