@@ -4,9 +4,10 @@ trainable weights.
 
 - The loss is any module ``loss(embeddings, siml, **inputs)`` returning a tensor or a dict of components; each
   component is logged (``loss_*``) beside the total (``loss``, or the sum of the components when absent).
-- An evaluator is any callable ``model -> {metric: value}`` (the model is put in eval mode around the call), the
-  sentence-transformers way; one with a ``metric_names()`` method has ``metric_for_best_model`` and
-  ``selection_metrics`` checked before training. :mod:`biohicl.evaluation.evaluator` builds one from
+- An evaluator is any callable ``model -> {metric: value}`` (the model is put in eval mode around the call, and
+  under bf16/fp16 given its fp32 forward back: :mod:`~biohicl.training.precision`), the sentence-transformers way;
+  one with a ``metric_names()`` method has ``metric_for_best_model`` and ``selection_metrics`` checked before
+  training. :mod:`biohicl.evaluation.evaluator` builds one from
   ``--eval_tasks``; training itself never imports the evaluation harness.
 
 The training loop itself is the stock ``Trainer`` loop, so ``accelerate launch``, bf16/fp16, activation
@@ -46,6 +47,7 @@ from biohicl.training.checkpoint import (
 )
 from biohicl.training.evaluator_checks import Evaluator, check_evaluation
 from biohicl.training.objective import build_loss
+from biohicl.training.precision import fp32_forward
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
 logger = logging.getLogger(__name__)
@@ -259,7 +261,7 @@ class BioHiCLTrainer(Trainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
-        """Run the evaluator on the model (in eval mode); metrics are prefixed ``eval_``."""
+        """Run the evaluator on the model (in eval mode, fp32 forward); metrics are prefixed ``eval_``."""
         if self.evaluator is None:
             raise ConfigError("evaluate: no evaluator given (e.g. one built from --eval_tasks)")
         model = self.accelerator.unwrap_model(self.model)
@@ -267,7 +269,8 @@ class BioHiCLTrainer(Trainer):
         model.eval()
         start = time.time()
         try:
-            raw = _as_floats(self.evaluator(model))
+            with fp32_forward(model):  # bf16/fp16: accelerate's autocast wrapper is for training, not evaluation
+                raw = _as_floats(self.evaluator(model))
         finally:
             model.train(was_training)
         if self.args.selection_metrics:
