@@ -15,8 +15,9 @@ call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to
 ``receive`` (there, every call but the last): move the call's part to the inbox (``biohicl_gpu_inbox`` in the
 system temp folder).
 ``run`` (there, the last call): take the last part, check and unpack the bundle, install the wheels offline (skipped
-when none were staged), run each phase with ``python3 -m biohicl.cli.main reproduce`` until the deadline, then always
-tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
+when none were staged), cut each phase's ``--workers`` to what the GPU's free memory holds (:data:`WORKER_GIB`, an
+estimate, or ``--worker-gib``), run each phase with ``python3 -m biohicl.cli.main reproduce`` until the deadline,
+then always tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
 ``collect`` (here): check and join the pieces into the study folder and rewrite the report (``--report_only``).
 
 Standard library only, so it runs on the GPU image before anything is installed.
@@ -51,6 +52,18 @@ OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64
 HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 DEFAULT_WHEELS = ["datasets==5.2.0", "evaluate==0.4.6", "dill==0.4.1", "multiprocess==0.70.19"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
+GIB = 1 << 30
+#: GPU memory one ``reproduce`` worker of a model's study is taken to need, GiB: ESTIMATED ON THE CPU, not measured on
+#: a GPU. all-mpnet-base-v2 (eager attention only in transformers 5.x, LoRA on q/v, 384 tokens, batch 32, bf16
+#: autocast): the tensors its forward saves for backward, counted with a saved-tensor hook at batch 2, 0.64 GiB,
+#: scale to 10.2 GiB at batch 32; with the CUDA context, the weights and the allocator's slack about 11-13 GiB; 13
+#: taken. A model not listed has no estimate (its phases are not capped) unless ``--worker-gib`` gives one.
+WORKER_GIB = {"sentence-transformers/all-mpnet-base-v2": 13.0}
+#: What the ``reproduce`` parent keeps on the GPU beside its workers (its CUDA context after the step-0 pre-pass,
+#: whose cached blocks it releases), GiB; also an estimate.
+PARENT_GIB = 2.0
+#: About what an H100 the device tool lends has free, GiB (its README: about 78).
+H100_FREE_GIB = 78.0
 
 
 def sha256(path: Path) -> str:
@@ -275,6 +288,7 @@ def stage(args: argparse.Namespace) -> int:
         "data_folders": needs["data_folders"],
         "budget_s": args.budget,
         "reserve_s": args.reserve,
+        "worker_gib": args.worker_gib,
     }
     for folder in folders:
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -282,8 +296,11 @@ def stage(args: argparse.Namespace) -> int:
     plan = [{"carry": [str(f)], "timeout_s": 120, "command": f"python3 {script} receive {f}"} for f in folders[:-1]]
     last = f"PYTHONUNBUFFERED=1 python3 {script} run {folders[-1]}"
     plan.append({"carry": [str(folders[-1])], "timeout_s": min(600, args.budget + 25), "command": last})
+    kind = device_kind(manifest)
     for call in plan:
         assert len(call["command"]) < COMMAND_CHARS, call
+        if kind:  # every call: one naming another kind gives the warm machine back, and the parts with it
+            call["kind"] = kind
     (carry / "calls.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
     print(
         f"staged {total / MIB:.1f} MiB in {calls} part(s) of at most {part_mib} MiB (+ {tree:.1f} MiB working tree "
@@ -294,7 +311,7 @@ def stage(args: argparse.Namespace) -> int:
     for number, call in enumerate(plan, 1):
         print(
             f"{number}. run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
-            f"command={json.dumps(call['command'])})"
+            f"command={json.dumps(call['command'])}{f', kind={json.dumps(kind)}' if kind else ''})"
         )
     print(f"then: python {script} collect DIR --config {config}   (DIR: where the last call's files came back)")
     return 0
@@ -349,6 +366,94 @@ def run_phase(argv: list[str], env: dict, log: Path, seconds: float) -> tuple[in
                 except subprocess.TimeoutExpired:
                     continue
             return process.returncode, True
+
+
+def gpu_memory_gib(env: dict) -> tuple[float, float] | None:
+    """(free, total) GiB of the GPU, from ``torch.cuda.mem_get_info`` in a child process (so this one holds no CUDA
+    context for the whole session); None when it cannot tell (no torch, no GPU)."""
+    code = "import torch; print(*torch.cuda.mem_get_info())"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+        free, total = (int(n) for n in done.stdout.split())
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return free / GIB, total / GIB
+
+
+def phase_workers(phase: str) -> int:
+    """The ``--workers N`` (or ``--workers=N``) a phase gives, the last one winning; 1 when none."""
+    tokens, workers = phase.split(), 1
+    for index, token in enumerate(tokens):
+        if token == "--workers" and index + 1 < len(tokens):
+            workers = int(tokens[index + 1])
+        elif token.startswith("--workers="):
+            workers = int(token.partition("=")[2])
+    return workers
+
+
+def cap_workers(phase: str, free_gib: float, worker_gib: float) -> tuple[str, int]:
+    """``phase`` with its workers cut to what ``free_gib`` holds at ``worker_gib`` each beside the parent's
+    :data:`PARENT_GIB` (at least 1); returns (phase, workers that fit)."""
+    fits = max(1, int((free_gib - PARENT_GIB) // worker_gib))
+    if phase_workers(phase) <= fits:
+        return phase, fits
+    tokens, kept, skip = phase.split(), [], False
+    for index, token in enumerate(tokens):
+        if skip:
+            skip = False
+        elif token == "--workers":
+            skip = index + 1 < len(tokens)
+        elif not token.startswith("--workers="):
+            kept.append(token)
+    return " ".join([*kept, "--workers", str(fits)]), fits
+
+
+def worker_estimate(manifest: dict, given: float | None) -> tuple[float | None, str]:
+    """The per-worker GiB to cap phases by (``--worker-gib`` at run, then at stage, then :data:`WORKER_GIB`'s
+    largest for the study's models) and where it came from."""
+    if given:
+        return given, "--worker-gib"
+    if manifest.get("worker_gib"):
+        return float(manifest["worker_gib"]), "--worker-gib at stage"
+    known = [WORKER_GIB[m["repo_id"]] for m in manifest.get("models") or [] if m["repo_id"] in WORKER_GIB]
+    return (max(known), "WORKER_GIB, estimated on the CPU") if known else (None, "")
+
+
+def device_kind(manifest: dict) -> str | None:
+    """``nvidia-h200`` when a staged phase's workers need more than an H100 holds at the estimate (the device tool
+    lends an H100 unless a call names another kind), else None."""
+    worker_gib = worker_estimate(manifest, None)[0]
+    if worker_gib is None:
+        return None
+    most = max(phase_workers(phase) for phase in manifest["phases"])
+    return "nvidia-h200" if most * worker_gib + PARENT_GIB > H100_FREE_GIB else None
+
+
+def capped_phases(phases: list[str], manifest: dict, env: dict, given: float | None, say) -> list[str]:
+    """Each phase with its ``--workers`` cut to what the GPU's free memory holds (logged); unchanged when the
+    models have no estimate or the memory cannot be read."""
+    worker_gib, source = worker_estimate(manifest, given)
+    if worker_gib is None:
+        say("no per-worker GPU memory estimate for these models (--worker-gib): workers not capped")
+        return phases
+    memory = gpu_memory_gib(env)
+    if memory is None:
+        say("GPU memory unknown (torch.cuda.mem_get_info failed): workers not capped")
+        return phases
+    free, total = memory
+    capped = []
+    for phase in phases:
+        new, fits = cap_workers(phase, free, worker_gib)
+        if new != phase:
+            say(
+                f"workers capped: phase {phase!r} asks {phase_workers(phase)}, {fits} fit in {free:.1f} GiB free "
+                f"(of {total:.1f} GiB) at {worker_gib:g} GiB each ({source}) + {PARENT_GIB:g} GiB for the parent: "
+                f"running {new!r} (the runs left wait for a free worker: longer, same results)"
+            )
+        else:
+            say(f"GPU {free:.1f} GiB free of {total:.1f}: phase {phase!r} fits at {worker_gib:g} GiB per worker")
+        capped.append(new)
+    return capped
 
 
 def setup(manifest: dict, inbox: Path, work: Path, say) -> dict:
@@ -427,11 +532,13 @@ def run(args: argparse.Namespace) -> int:
         session.say(
             f"set up in {time.monotonic() - start:.0f} s; study deadline in {deadline - time.monotonic():.0f} s"
         )
-        for phase in args.phase or manifest["phases"]:
+        phases = args.phase or manifest["phases"]
+        capped = capped_phases(phases, manifest, env, args.worker_gib, session.say)
+        for asked, phase in zip(phases, capped, strict=True):
             left = deadline - time.monotonic()
             if left < 5:
                 session.say(f"no time left for phase {phase!r}")
-                state["phases"].append({"args": phase, "skipped": True})
+                state["phases"].append({"args": asked, "ran": phase, "skipped": True})
                 continue
             argv = [
                 sys.executable,
@@ -446,7 +553,9 @@ def run(args: argparse.Namespace) -> int:
             began = time.monotonic()
             code, timed_out = run_phase(argv, env, session.path, left)
             took = time.monotonic() - began
-            state["phases"].append({"args": phase, "exit": code, "timed_out": timed_out, "seconds": round(took)})
+            state["phases"].append(
+                {"args": asked, "ran": phase, "exit": code, "timed_out": timed_out, "seconds": round(took)}
+            )
             session.say(
                 f"phase ended: exit {code}{' (stopped at the deadline)' if timed_out else ''} after {took:.0f} s"
             )
@@ -532,6 +641,12 @@ def collect(args: argparse.Namespace) -> int:
     return subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO)}).returncode
 
 
+WORKER_HELP = (
+    "GPU memory per reproduce worker, GiB: run cuts each phase's --workers to what the GPU's free memory holds "
+    "(default: WORKER_GIB's CPU estimate for the study's model, 13 for all-mpnet-base-v2; none: not capped)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -553,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--phase", action="append", help="extra reproduce arguments of one phase, in priority order")
     s.add_argument("--budget", type=int, default=570, help="seconds for the whole run step (default 570)")
     s.add_argument("--reserve", type=int, default=60, help="of which kept for packing the results (default 60)")
+    s.add_argument("--worker-gib", type=float, help=WORKER_HELP)
     r = commands.add_parser("receive", help="there: move a carried part into the inbox")
     r.add_argument("parts", type=Path, nargs="+")
     r.add_argument("--inbox", type=Path, default=INBOX)
@@ -563,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--phase", action="append", help="replace the staged phases")
     u.add_argument("--budget", type=int, help="replace the staged budget (seconds)")
     u.add_argument("--reserve", type=int, help="replace the staged reserve (seconds)")
+    u.add_argument("--worker-gib", type=float, help=WORKER_HELP)
     c = commands.add_parser("collect", help="here: join the pieces into the study folder and rewrite the report")
     c.add_argument("back", type=Path, help="the folder holding back.json and study.tar.xz.NNN")
     c.add_argument("--config", type=Path, required=True)

@@ -82,7 +82,7 @@ def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monke
     assert len(calls) >= 2 and len(calls) == len(manifest["pieces"])  # one part per call
     assert manifest["data_folders"] == ["biosses"]  # the tasks' folders only (siml-agreement reads the dataset)
     assert manifest["models"] == [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
-    assert all(len(c["command"]) < 2000 and len(c["carry"]) <= 8 for c in calls)
+    assert all(len(c["command"]) < 2000 and len(c["carry"]) <= 8 and "kind" not in c for c in calls)
     assert all(p.stat().st_size <= 0.25 * (1 << 20) for p in (here / "carry").rglob("bundle.tar.*"))
 
     # "there": a bare copy of the repo's scripts, no dataset, no HF cache; each call carries its own part folder
@@ -167,3 +167,71 @@ def test_a_phase_past_its_deadline_is_stopped_with_its_children(tmp_path):
     time.sleep(0.5)
     state = Path(f"/proc/{pid}/stat")
     assert not state.exists() or state.read_text().split()[2] == "Z"  # the grandchild went with its group
+
+
+def test_workers_are_cut_to_what_the_gpus_free_memory_holds_at_the_estimate():
+    gpu_session = load_script("gpu_session")
+    assert gpu_session.WORKER_GIB["sentence-transformers/all-mpnet-base-v2"] == 13.0 and gpu_session.PARENT_GIB == 2.0
+    # an H100 (78.5 GiB free): (78.5 - 2) // 13 = 5 workers; an H200 (139.3 GiB free): 10, so 9 run as asked
+    assert gpu_session.cap_workers("--workers 9", 78.5, 13.0) == ("--workers 5", 5)
+    assert gpu_session.cap_workers("--workers 9", 139.3, 13.0) == ("--workers 9", 10)
+    assert gpu_session.cap_workers("--workers=9 --seeds 3", 78.5, 13.0) == ("--seeds 3 --workers 5", 5)
+    assert (
+        gpu_session.cap_workers("--only a,b --seeds 3 --workers 2", 78.5, 13.0)[0] == "--only a,b --seeds 3 --workers 2"
+    )
+    assert gpu_session.cap_workers("--workers 4", 10.0, 13.0) == ("--workers 1", 1)  # never below one
+    assert gpu_session.phase_workers("--seeds 3") == 1 and gpu_session.phase_workers("--workers 2 --workers=7") == 7
+    # stage names the H200 when a phase needs more than an H100: 9 x 13 + 2 = 119 GiB; 5 x 13 + 2 = 67 fits
+    mpnet = [{"repo_id": "sentence-transformers/all-mpnet-base-v2", "pack": "model0"}]
+    assert gpu_session.device_kind({"models": mpnet, "phases": ["--workers 2", "--workers 9"]}) == "nvidia-h200"
+    assert gpu_session.device_kind({"models": mpnet, "phases": ["--workers 5"]}) is None
+    tiny = [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
+    assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"]}) is None  # no estimate
+    assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"], "worker_gib": 9.0}) == "nvidia-h200"
+
+
+def _run_step(tmp_path, monkeypatch, models, extra=()) -> tuple[list[list[str]], dict, str]:
+    """The run step on a staged manifest, its set-up and phases replaced (the phases' argv recorded), the GPU's
+    memory read from a stand-in ``torch`` (an H100: 78.5 of 79.2 GiB free) in the child process it asks."""
+    gpu_session = load_script("gpu_session")
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "class cuda:\n    mem_get_info = staticmethod(lambda: (84_289_994_752, 85_029_158_912))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(fake.parent), "BIOHICL_GPU_CONFIG": "config.yaml"}
+    monkeypatch.setattr(gpu_session, "setup", lambda manifest, inbox, work, say: env)
+    argvs = []
+    monkeypatch.setattr(gpu_session, "run_phase", lambda argv, env, log, seconds: argvs.append(argv) or (0, False))
+    part = tmp_path / "c1"
+    part.mkdir()
+    manifest = {"format": 1, "pieces": [], "models": models, "output_dir": "study/out", "dataset": "study/dataset",
+                "phases": ["--only x --seeds 3 --workers 2", "--workers 9"], "data_folders": [], "budget_s": 300,
+                "reserve_s": 30}  # fmt: skip
+    (part / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = gpu_session.main(["run", str(part), "--inbox", str(tmp_path / "inbox"), "--out", str(out), *extra])
+    assert code == 0
+    return argvs, json.loads((out / "back.json").read_text()), (out / "session.log").read_text()
+
+
+def test_the_run_step_caps_an_mpnet_phases_workers_on_an_h100_and_logs_why(tmp_path, monkeypatch):
+    mpnet = [{"repo_id": "sentence-transformers/all-mpnet-base-v2", "pack": "model0"}]
+    argvs, back, log = _run_step(tmp_path, monkeypatch, mpnet)
+    assert [argv[6:] for argv in argvs] == [["--only", "x", "--seeds", "3", "--workers", "2"], ["--workers", "5"]]
+    assert [(p["args"], p["ran"]) for p in back["phases"]] == [
+        ("--only x --seeds 3 --workers 2", "--only x --seeds 3 --workers 2"),
+        ("--workers 9", "--workers 5"),
+    ]
+    assert (
+        "workers capped: phase '--workers 9' asks 9, 5 fit in 78.5 GiB free (of 79.2 GiB) at 13 GiB each "
+        "(WORKER_GIB, estimated on the CPU) + 2 GiB for the parent: running '--workers 5'" in log
+    )
+    # --worker-gib replaces the estimate: (78.5 - 2) // 20 = 3
+    argvs, back, log = _run_step(tmp_path / "given", monkeypatch, mpnet, ["--worker-gib", "20"])
+    assert argvs[1][6:] == ["--workers", "3"] and "at 20 GiB each (--worker-gib)" in log
+    # a model with no estimate: the phases run as staged, and the log says so
+    other = [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
+    argvs, back, log = _run_step(tmp_path / "other", monkeypatch, other)
+    assert argvs[1][6:] == ["--workers", "9"] and "workers not capped" in log

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+GIB = 1 << 30
+#: The ``eval.json`` key of a trained run's peak GPU memory in training, bytes (absent when it trained without CUDA).
+PEAK_KEY = "training_peak_gpu_memory_bytes"
+
 
 def resolve_files(files: Iterable[str]) -> list[Path]:
     """Corpus files: as given when they exist, else relative to ``BIOHICL_DATA_DIR``."""
@@ -116,9 +120,11 @@ def evaluate_encoder(
     output: Path,
     variant: str | None = None,
     previous: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``encoder`` on the run's tasks (those ``previous`` lacks, when given) and write ``output``
-    atomically (what marks the run done); a ``previous`` record is extended, never overwritten."""
+    atomically (what marks the run done); a ``previous`` record is extended, never overwritten. ``extra``: keys
+    written into the record beside the evaluation's (a run's training peak GPU memory)."""
     import torch
 
     from biohicl.evaluation.runner import evaluate_model
@@ -159,6 +165,7 @@ def evaluate_encoder(
             | {"tasks": list(record["tasks"])}
         )
         record = merged
+    record.update(extra or {})
     atomic_write_json(output, record)
     return record
 
@@ -218,7 +225,42 @@ def evaluate_step0_once(config: ReproduceConfig, dataset_path: Path) -> int:
             evaluator(model)  # made and stored, or read back (the evaluator logs which)
         del model
         gc.collect()
+    release_cached_gpu_memory()
     return len(keys)
+
+
+def release_cached_gpu_memory() -> None:
+    """Hand the caching allocator's free blocks back to the GPU (when this process has a CUDA context): the parent of
+    ``--workers`` keeps them otherwise after its step-0 pre-pass, and its workers share the same GPU."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def train_and_measure(args: BioHiCLTrainingArguments, label: str) -> int | None:
+    """Train one run (:func:`train_run`); returns the peak GPU memory the process allocated while it trained, in
+    bytes (its in-training evaluations included; None when it used no CUDA). Out of GPU memory, the peak and what
+    the GPU had free are logged before the error goes on."""
+    import torch
+
+    if torch.cuda.is_initialized():  # an earlier run or evaluation of this worker set its own peak
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        train_run(args)
+    except torch.cuda.OutOfMemoryError:
+        free, total = torch.cuda.mem_get_info()
+        logger.error(
+            "%s: out of GPU memory in training: peak %.2f GiB allocated by this process; %.2f GiB of %.2f GiB free "
+            "(fewer workers share the GPU with reproduce --workers)",
+            label, torch.cuda.max_memory_allocated() / GIB, free / GIB, total / GIB,
+        )  # fmt: skip
+        raise
+    if not torch.cuda.is_initialized():
+        return None
+    peak = int(torch.cuda.max_memory_allocated())
+    logger.info("%s: peak GPU memory in training %.2f GiB", label, peak / GIB)
+    return peak
 
 
 def set_inference_length(run_dir: Path, max_length: int | None) -> None:
@@ -315,6 +357,7 @@ def _execute(
 ) -> dict[str, Any]:
     """Do what ``run.status`` says (skip / evaluate / train or resume, then evaluate); returns the eval record."""
     eval_file = run.run_dir / EVAL_NAME
+    peak: int | None = None
     if run.variant != BASE and run.status in ("done", "add_tasks", "evaluate"):
         set_inference_length(run.run_dir, model.eval_max_length)
     if run.status == "done":
@@ -327,7 +370,7 @@ def _execute(
     else:
         if run.status in ("train", "resume"):
             args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
-            train_run(args)
+            peak = train_and_measure(args, run.label)
             set_inference_length(run.run_dir, model.eval_max_length)
         if not config.keep_checkpoints and run.status != "add_tasks":
             remove_checkpoints(run.run_dir)
@@ -335,4 +378,5 @@ def _execute(
         label = f"{model.name}/{run.variant}/seed{run.seed}"
     variant = None if run.variant == BASE else run.variant
     previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
-    return evaluate_encoder(config, model, encoder, label, eval_file, variant, previous)
+    extra = {PEAK_KEY: peak} if peak is not None else None
+    return evaluate_encoder(config, model, encoder, label, eval_file, variant, previous, extra)
