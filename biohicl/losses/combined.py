@@ -9,26 +9,60 @@ Any loss the trainer is given works the same way: ``forward(embeddings, siml, **
 ``loss`` (back-propagated) and any number of ``loss_*`` components (logged); :attr:`extra_inputs` names the inputs
 beyond ``embeddings`` and ``siml`` it needs (``base_embeddings``: the batch under the frozen base model;
 ``title_embeddings`` and ``abstract_embeddings``: the titled documents' titles and abstracts alone).
+
+Terms of one's own join through ``extra_terms={name: (module, weight)}``: each module is called
+``term(embeddings, siml, pair_mask=pair_mask, **inputs)`` with the inputs the built-in terms get (``inputs``: those
+of ``base_embeddings``, ``title_embeddings``, ``abstract_embeddings`` the trainer gave, and any other batch key a
+term's own ``extra_inputs`` asks for) and returns a scalar tensor; ``weight · term`` is added to ``loss`` and the
+term is logged as ``loss_<name>``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from biohicl.errors import ConfigError
 from biohicl.losses.contrastive import HierarchicalContrastiveLoss
 from biohicl.losses.distillation import SimilarityDistillationLoss
 from biohicl.losses.regression import FilteredMSELoss
 from biohicl.losses.title import TitleInfoNCELoss
+
+#: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
+BUILT_IN_TERMS = frozenset({"mse", "con", "distill", "title"})
+
+
+def _checked_terms(extra_terms: Mapping[str, Any] | None) -> tuple[dict[str, nn.Module], dict[str, float]]:
+    """``{name: (module, weight)}`` as modules and weights, or a ConfigError naming the term."""
+    modules, weights = {}, {}
+    for name, entry in (extra_terms or {}).items():
+        where = f"extra_terms[{name!r}]"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"{where}: not a name (letters, digits and _; it is logged as loss_<name>)")
+        if name in BUILT_IN_TERMS:
+            raise ConfigError(f"{where}: the name of a built-in term ({', '.join(sorted(BUILT_IN_TERMS))})")
+        if not (isinstance(entry, tuple | list) and len(entry) == 2):
+            raise ConfigError(f"{where}: expected a (module, weight) pair, got {type(entry).__name__}")
+        module, weight = entry
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"{where}: {type(module).__name__} is not an nn.Module (a term is one, as each loss)")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"{where}: weight must be a non-negative number, got {weight!r}")
+        modules[name], weights[name] = module, float(weight)
+    return modules, weights
 
 
 class BioHiCLLoss(nn.Module):
     """Filtered SimE→SimL regression plus λ times the hierarchy-aware contrastive loss.
 
     ``forward`` returns a dict: ``loss`` (the total, to back-propagate) and the unscaled components ``loss_mse``
-    and ``loss_con`` (still attached to the graph: detach them before logging).
+    and ``loss_con`` (still attached to the graph: detach them before logging), then ``loss_distill``,
+    ``loss_title`` when on and ``loss_<name>`` for each of ``extra_terms`` (``{name: (module, weight)}``, see the
+    module docstring; a weight of 0 logs the term without training on it).
     """
 
     citation = (
@@ -47,9 +81,15 @@ class BioHiCLLoss(nn.Module):
         distill_weight: float = 0.0,
         title: TitleInfoNCELoss | None = None,
         title_weight: float = 0.0,
+        extra_terms: Mapping[str, tuple[nn.Module, float]] | None = None,
     ):
         super().__init__()
-        if not (use_mse or use_contrastive or title_weight > 0):
+        terms, self.extra_weights = _checked_terms(extra_terms)
+        try:
+            self.extra_terms = nn.ModuleDict(terms)
+        except KeyError as error:  # a name nn.ModuleDict keeps for itself ("keys", "training", ...)
+            raise ConfigError(f"extra_terms: {error.args[0]}") from None
+        if not (use_mse or use_contrastive or title_weight > 0 or any(self.extra_weights.values())):
             raise ValueError("use_mse and use_contrastive are both False and title_weight is 0: an empty loss")
         if lambda_con < 0:
             raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
@@ -75,6 +115,8 @@ class BioHiCLLoss(nn.Module):
         wanted = {"base_embeddings"} if self.distill_weight > 0 else set()
         if self.title_weight > 0:
             wanted.add("title_embeddings")
+        for term in self.extra_terms.values():
+            wanted.update(getattr(term, "extra_inputs", ()))
         return frozenset(wanted)
 
     def forward(
@@ -85,8 +127,10 @@ class BioHiCLLoss(nn.Module):
         base_embeddings: torch.Tensor | None = None,
         title_embeddings: torch.Tensor | None = None,
         abstract_embeddings: torch.Tensor | None = None,
+        **extra: Any,
     ) -> dict[str, torch.Tensor]:
-        """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only)."""
+        """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only); ``extra``:
+        batch keys an extra term asks for (its ``extra_inputs``), passed on to the extra terms."""
         zero = embeddings.new_zeros((), dtype=torch.float32)
         loss_mse = self.regression(embeddings, siml, pair_mask) if self.use_mse else zero
         loss_con = self.contrastive(embeddings, siml, pair_mask) if self.use_contrastive else zero
@@ -94,7 +138,11 @@ class BioHiCLLoss(nn.Module):
         out = {"loss_mse": loss_mse, "loss_con": loss_con}
         if self.distill_weight > 0:
             if base_embeddings is None:
-                raise ValueError("base_embeddings: required when distill_weight > 0 (the frozen base model's batch)")
+                raise ConfigError(
+                    "base_embeddings: required when distill_weight > 0 (the frozen base model's batch, which the "
+                    "trainer gives a loss whose extra_inputs names it: add terms with extra_terms=, or pass on "
+                    "extra_inputs from a wrapper)"
+                )
             out["loss_distill"] = self.distillation(embeddings, base_embeddings)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
@@ -103,6 +151,17 @@ class BioHiCLLoss(nn.Module):
             else:
                 out["loss_title"] = self.title(title_embeddings, abstract_embeddings)
             total = total + self.title_weight * out["loss_title"]
+        if self.extra_terms:
+            given = {"base_embeddings": base_embeddings, "title_embeddings": title_embeddings}
+            given |= {"abstract_embeddings": abstract_embeddings, **extra}
+            inputs = {key: value for key, value in given.items() if value is not None}
+            for name, term in self.extra_terms.items():
+                out[f"loss_{name}"] = value = term(embeddings, siml, pair_mask=pair_mask, **inputs)
+                if not (torch.is_tensor(value) and value.dim() == 0):
+                    shape = f"a tensor of shape {list(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+                    raise ConfigError(f"extra_terms[{name!r}]: returned {shape}, expected a scalar tensor")
+                if self.extra_weights[name] > 0:
+                    total = total + self.extra_weights[name] * value
         return {"loss": total, **out}
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -119,10 +178,21 @@ class BioHiCLLoss(nn.Module):
         if self.title_weight > 0:
             config["title_weight"] = self.title_weight
             config["title"] = self.title.get_config_dict()
+        if self.extra_terms:
+            config["extra_terms"] = {name: self._term_config(name) for name in self.extra_terms}
+        return config
+
+    def _term_config(self, name: str) -> dict[str, Any]:
+        term = self.extra_terms[name]
+        config: dict[str, Any] = {"class": type(term).__name__, "weight": self.extra_weights[name]}
+        getter = getattr(term, "get_config_dict", None)
+        if callable(getter):
+            config["config"] = getter()
         return config
 
     def extra_repr(self) -> str:
         return (
             f"lambda_con={self.lambda_con}, use_mse={self.use_mse}, use_contrastive={self.use_contrastive}, "
             f"distill_weight={self.distill_weight}, title_weight={self.title_weight}"
+            + (f", extra_weights={self.extra_weights}" if self.extra_weights else "")
         )
