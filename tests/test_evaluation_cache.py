@@ -246,13 +246,15 @@ def test_a_study_evaluates_step_0_once_before_its_workers(tiny_bert_dir, tmp_pat
     assert calls == [2]
 
 
-def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch):
+def test_a_task_registered_again_with_another_function_is_a_new_key(tmp_path, monkeypatch):
     """The key names the function a registered task runs: re-registering ``toy`` with other code (or other
     reported metrics) is never read back as the old metrics; a function without readable source is never a hit."""
     from biohicl.evaluation import tasks as registry
 
-    for table in (registry.TASKS, registry.REPORTED_METRICS):
+    for table in (registry.TASKS, registry.REPORTED_METRICS, registry.DATA_FOLDERS):
         monkeypatch.setitem(table, "toy", None)
+    # with a data folder: a task without one is never read back (tests/test_evaluation_cache_own_tasks.py)
+    register = functools.partial(registry.register_task, data_folder=str(tmp_path))
 
     def first(encoder, **kwargs):
         return 1.0
@@ -260,16 +262,16 @@ def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch)
     def second(encoder, **kwargs):
         return 2.0
 
-    registry.register_task("toy", first, reported=["score"])
+    register("toy", first, reported=["score"])
     key = evaluation_key(ShiftEncoder(), ["toy"])
     assert evaluation_key(ShiftEncoder(), ["toy"]) == key
-    registry.register_task("toy", second, reported=["score"])
+    register("toy", second, reported=["score"])
     other = evaluation_key(ShiftEncoder(), ["toy"])
     assert other != key
-    registry.register_task("toy", second, reported=["score", "other"])
+    register("toy", second, reported=["score", "other"])
     assert evaluation_key(ShiftEncoder(), ["toy"]) not in (key, other)
     unreadable = eval("lambda encoder, **kwargs: 3.0")  # no source file to read
-    registry.register_task("toy", unreadable, reported=["score"])
+    register("toy", unreadable, reported=["score"])
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
     assert registry.is_builtin_task("biosses") and not registry.is_builtin_task("toy")
 
@@ -281,22 +283,22 @@ def test_a_task_registered_again_with_another_function_is_a_new_key(monkeypatch)
 
     keys = []
     for task in (make_task("a.jsonl"), make_task("bb.jsonl"), make_task("a.jsonl"), make_task("a.jsonl", 2.0)):
-        registry.register_task("toy", task, reported=["score"])
+        register("toy", task, reported=["score"])
         keys.append(evaluation_key(ShiftEncoder(), ["toy"]))
     assert keys[0] == keys[2] and len(set(keys)) == 3
-    registry.register_task("toy", functools.partial(second, unit="b"), reported=["score"])
+    register("toy", functools.partial(second, unit="b"), reported=["score"])
     partial_key = evaluation_key(ShiftEncoder(), ["toy"])
-    registry.register_task("toy", functools.partial(second, unit="c"), reported=["score"])
+    register("toy", functools.partial(second, unit="c"), reported=["score"])
     assert evaluation_key(ShiftEncoder(), ["toy"]) != partial_key
-    registry.register_task("toy", make_task(object()), reported=["score"])  # known only by its identity
+    register("toy", make_task(object()), reported=["score"])  # known only by its identity
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
     weights = np.zeros(5000)  # numpy shortens a long array's repr: two arrays differing in the middle look alike
     changed = weights.copy()
     changed[2500] = 1.0
     array_keys = []
     for values in (weights, weights.copy(), changed):
-        registry.register_task("toy", make_task(values), reported=["score"])
+        register("toy", make_task(values), reported=["score"])
         array_keys.append(evaluation_key(ShiftEncoder(), ["toy"]))
     assert array_keys[0] == array_keys[1] != array_keys[2]
-    registry.register_task("toy", make_task("notes..."), reported=["score"])  # a shortened-looking text: no hit
+    register("toy", make_task("notes..."), reported=["score"])  # a shortened-looking text: no hit
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])

@@ -8,9 +8,11 @@ an evaluation (:func:`evaluation_key`) is a hash of
   length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
 - the task specs and the query cap,
 - the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task reads (a
-  registered task's folder of the data directory, a dataset task's, ``siml-agreement@folder`` (and the hierarchy
-  file of ``#mesh=``), or a BEIR folder given as the task, resolved, so the same relative path from another
-  directory is another folder),
+  registered task's ``data_folder``: a folder of the data directory or an absolute file or folder; a dataset
+  task's, ``siml-agreement@folder`` (and the hierarchy file of ``#mesh=``), or a BEIR folder given as the task,
+  resolved, so the same relative path from another directory is another folder); a task registered outside
+  biohicl with no ``data_folder`` to read (none given, or a folder name with no data directory) makes the key
+  unique, so it is never read back: its data could change unseen,
 - the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back),
 - for a task registered outside biohicl, its function (module, qualified name and a hash of its source and of the
   values it was made with: a partial's arguments, a factory's closure; a function whose source or values cannot be
@@ -49,11 +51,24 @@ PROBE_TEXTS = (
 )
 
 
+def _registered_data(name: str, root: Path | None) -> Path | None:
+    """The file or folder a registered task reads (its ``data_folder``): an absolute path as it is, a name under the
+    data directory ``root``; None when it has none or names a folder of a data directory there is not."""
+    from biohicl.evaluation.tasks import DATA_FOLDERS
+
+    if name not in DATA_FOLDERS:
+        return None
+    folder = Path(DATA_FOLDERS[name]).expanduser()
+    if folder.is_absolute():
+        return folder
+    return root / folder if root is not None else None
+
+
 def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     """The data behind ``tasks``: the data directory, and the files (relative name, size, mtime) of each folder a
-    task reads: a registered task's folder of the data directory, a dataset task's (``siml-agreement@folder``, and
-    its ``#mesh=`` hierarchy file) or a BEIR folder given as the task."""
-    from biohicl.evaluation.tasks import DATA_FOLDERS, MESH_MARK, TASKS, parse_task_spec
+    task reads: a registered task's ``data_folder`` (:func:`_registered_data`), a dataset task's
+    (``siml-agreement@folder``, and its ``#mesh=`` hierarchy file) or a BEIR folder given as the task."""
+    from biohicl.evaluation.tasks import MESH_MARK, TASKS, parse_task_spec
     from biohicl.settings import data_dir
 
     root = data_dir(required=False)
@@ -66,8 +81,8 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
             read += [Path(dataset).expanduser()] + ([Path(mesh).expanduser()] if mark else [])
         else:
             name, _ = parse_task_spec(spec)
-            if name in DATA_FOLDERS and root is not None:
-                read.append(root / DATA_FOLDERS[name])  # an edited qrels or score file is new data, not a cache hit
+            if (folder := _registered_data(name, root)) is not None:
+                read.append(folder)  # an edited qrels or score file is new data, not a cache hit
             elif name not in TASKS and Path(name).expanduser().is_dir():
                 read.append(Path(name).expanduser())
     for folder in read:
@@ -108,8 +123,10 @@ def _source_hash(function: Any) -> str:
 
 def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
     """What each registered task of ``tasks`` runs: the metrics it reports and, for a task not built into biohicl
-    (whose source the code fingerprint does not cover), its function's module, qualified name and source hash."""
+    (whose source the code fingerprint does not cover), its function's module, qualified name and source hash, and
+    a value no other call gives when the data it reads is unknown (:func:`_registered_data`): no cache hit."""
     from biohicl.evaluation.tasks import REPORTED_METRICS, TASKS, is_builtin_task, parse_task_spec
+    from biohicl.settings import data_dir
 
     functions: dict[str, Any] = {}
     for spec in tasks:
@@ -122,6 +139,13 @@ def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
             entry["module"] = getattr(function, "__module__", None)
             entry["qualname"] = getattr(function, "__qualname__", type(function).__qualname__)
             entry["source"] = _source_hash(function)
+            if _registered_data(name, data_dir(required=False)) is None:
+                logger.info(
+                    "evaluation cache: task %r has no data_folder it can fingerprint (register_task(..., "
+                    "data_folder=...)); it is evaluated afresh each time, never read back",
+                    name,
+                )
+                entry["data"] = f"unknown-{uuid.uuid4().hex}"
         functions[name] = entry
     return functions
 

@@ -11,6 +11,7 @@ hierarchy it measures SimL with after ``#mesh=`` (default the packaged MeSH; :fu
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ TASKS: dict[str, TaskFunction] = {}
 CHECKS: dict[str, TaskCheck] = {}
 #: Tasks over BEIR folders: their split defaults to ``evaluate_model(split=...)`` / ``biohicl evaluate --split``.
 RETRIEVAL_TASKS: set[str] = set()
-#: The folder of the data directory each registered task reads (``pubmedqa-context`` → ``pubmedqa``).
+#: The data each registered task reads: a folder of the data directory (``pubmedqa-context`` → ``pubmedqa``) or an
+#: absolute file or folder.
 DATA_FOLDERS: dict[str, str] = {}
 #: Metrics shown in reports and plots per task (others stay in the JSON).
 REPORTED_METRICS: dict[str, list[str]] = {}
@@ -59,7 +61,7 @@ def register_task(
     reported: Iterable[str] = (),
     retrieval: bool = False,
     check: TaskCheck | None = None,
-    data_folder: str | None = None,
+    data_folder: str | os.PathLike[str] | None = None,
     default_split: str | None = None,
 ) -> None:
     """Make ``name`` available to task specs **in this Python process**: :func:`evaluate_model`,
@@ -72,16 +74,21 @@ def register_task(
 
     ``reported``: the metrics reports and plots show; ``retrieval``: the task is a BEIR folder whose split follows
     the run-wide default split; ``check(split)``: raises when the task's data is missing (no encoding);
-    ``data_folder``: the folder of ``BIOHICL_DATA_DIR`` it reads (the evaluation cache keys by its files);
+    ``data_folder``: what it reads, a folder name under ``BIOHICL_DATA_DIR`` or an absolute file or folder (the
+    evaluation cache keys by its files; without one a task not built into biohicl is never read back from the cache);
     ``default_split``: the split its function evaluates when given ``split=None`` (``test`` when not given), what a
     study's resume check expects a finished result to have been evaluated on.
     """
     _check_task_name(name)
+    folder = os.fspath(data_folder) if isinstance(data_folder, str | os.PathLike) else data_folder
+    if data_folder is not None and (not isinstance(folder, str) or not folder.strip()):
+        raise ConfigError(f"register_task: {name}: data_folder must be a folder name or a path, got {data_folder!r}")
     TASKS[name] = function
     if check is not None:
         CHECKS[name] = check
-    if data_folder is not None:
-        DATA_FOLDERS[name] = data_folder
+    DATA_FOLDERS.pop(name, None)  # registered again without one: its data is unknown, not the old task's
+    if folder is not None:
+        DATA_FOLDERS[name] = folder
     REPORTED_METRICS[name] = list(reported)
     DEFAULT_SPLITS.pop(name, None)
     if default_split is not None:
