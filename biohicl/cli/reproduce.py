@@ -177,6 +177,10 @@ def main(argv: list[str]) -> int:
     )
     if args.output_dir:
         config.output_dir = args.output_dir
+    if args.workers > 1 and not args.report_only:  # before anything runs: workers fail on a task only we know
+        from biohicl.study.preflight import check_workers_see_tasks
+
+        check_workers_see_tasks(config)
     if args.dry_run:
         from biohicl.study.preflight import preflight
 

@@ -29,13 +29,41 @@ def preflight(config: ReproduceConfig) -> list[Check]:
     built = (dataset / "documents").is_dir() and (dataset / "pairs").is_dir()
     checks = [_dataset_check(config, dataset, built)]
     checks += [_model_check(spec.name, spec.model) for spec in config.models]
+    checks += [_task_check(task, dataset, built) for task in study_tasks(config)]
+    return checks
+
+
+def study_tasks(config: ReproduceConfig) -> list[str]:
+    """Every task spec the study evaluates on, base and during training, once each in order of appearance."""
     tasks: list[str] = []
     for spec in config.models:
         tasks += config.model_tasks(spec)
         for variant in config.model_variants(spec):  # the settings each run trains with, as the study merges them
             tasks += list(run_settings(config, spec, variant).get("eval_tasks") or [])
-    checks += [_task_check(task, dataset, built) for task in dict.fromkeys(tasks)]
-    return checks
+    return list(dict.fromkeys(tasks))
+
+
+def process_only_tasks(config: ReproduceConfig) -> list[str]:
+    """The study's tasks that only this Python process knows: registered here (``register_task``), or a built-in
+    name registered again with another function. A fresh process (a ``--workers`` worker) cannot resolve them, while
+    built-in tasks, BEIR folder paths and dataset tasks (``siml-agreement@...``) it can."""
+    from biohicl.evaluation.tasks import TASKS, is_builtin_task, parse_task_spec
+
+    names = (parse_task_spec(spec)[0] for spec in study_tasks(config))
+    return [name for name in dict.fromkeys(names) if name in TASKS and not is_builtin_task(name)]
+
+
+def check_workers_see_tasks(config: ReproduceConfig) -> None:
+    """ConfigError naming the study's tasks registered in this process only (:func:`process_only_tasks`), which
+    ``--workers`` processes would not find after this one had evaluated with them."""
+    from biohicl.errors import ConfigError
+
+    if names := process_only_tasks(config):
+        which = f"{', '.join(map(repr, names))} {'is' if len(names) == 1 else 'are'}"
+        raise ConfigError(
+            f"tasks: {which} registered in this process only; workers cannot see "
+            f"{'it' if len(names) == 1 else 'them'}: use --workers 1, or a BEIR folder path"
+        )
 
 
 def _dataset_check(config: ReproduceConfig, folder: Path, built: bool) -> Check:

@@ -52,8 +52,51 @@ def load_trainable_weights(model: nn.Module, path: Path) -> None:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     missing, unexpected = sorted(trainable - set(tensors)), sorted(set(tensors) - trainable)
     if missing or unexpected:
+        if (other := _other_adapter(model, path)) is not None:
+            raise ConfigError(f"{path}: {other}")
         raise ConfigError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     restore_trainable_state(model, tensors)
+
+
+def _adapter_kind(config: Mapping[str, Any]) -> str:
+    """``LORA``, ``LORA with use_dora``, ``IA3`` ...: what a peft config's ``peft_type`` and ``use_dora`` say."""
+    kind = str(config.get("peft_type") or "none")
+    return f"{kind} with use_dora" if config.get("use_dora") else kind
+
+
+def _model_adapter_kind(model: nn.Module) -> str:
+    """:func:`_adapter_kind` of the first peft config in ``model`` (``none`` for a model without adapters)."""
+    for module in model.modules():
+        configs = getattr(module, "peft_config", None)
+        if isinstance(configs, Mapping) and configs:
+            config = next(iter(configs.values()))
+            kind = getattr(config, "peft_type", None)
+            return _adapter_kind(
+                {"peft_type": getattr(kind, "value", kind), "use_dora": getattr(config, "use_dora", 0)}
+            )
+    return "none"
+
+
+def _other_adapter(model: nn.Module, path: Path) -> str | None:
+    """When weights at ``path`` were trained with other adapters than ``model`` has, as the ``adapter_config.json``
+    of their folder (or of the run folder above a ``checkpoint-N``) says: one line saying so; else None."""
+    folders = [path.parent]
+    if path.parent.name.removeprefix("checkpoint-").isdigit():
+        folders.append(path.parent.parent)
+    found = next((f / "adapter_config.json" for f in folders if (f / "adapter_config.json").is_file()), None)
+    if found is None:
+        return None
+    try:
+        saved = read_json(found)
+    except DataError:
+        return None
+    if not isinstance(saved, dict) or (kind := _adapter_kind(saved)) == (mine := _model_adapter_kind(model)):
+        return None
+    where = "its" if found.parent == path.parent else "the run folder's"
+    return (
+        f"the checkpoint was trained with peft_type {kind} ({where} adapter_config.json), the model has {mine}; "
+        "pass the same peft_config= to resume"
+    )
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

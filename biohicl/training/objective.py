@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
+from biohicl.errors import ConfigError
 from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, TitleInfoNCELoss
 from biohicl.training.args import BioHiCLTrainingArguments
 
@@ -39,6 +41,26 @@ def build_loss(
         title_weight=args.title_weight,
         extra_terms=extra_terms,
     )
+
+
+def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A loss's output as ``(total, {loss_<name>: component})``: a tensor is the total alone; in a dict, ``loss``
+    is the total when present, else the components are summed. A component that is not one number (a per-document
+    vector) is a :class:`ConfigError` naming it, at the first step rather than at the first log."""
+    if isinstance(out, torch.Tensor):
+        return out, {}
+    components = {}
+    for key, value in out.items():
+        value = torch.as_tensor(value)
+        if value.numel() != 1:
+            raise ConfigError(f"loss: component {key!r} is not a scalar (shape {list(value.shape)})")
+        if key != "loss":
+            components[key if key.startswith("loss_") else f"loss_{key}"] = value.reshape(())
+    if "loss" in out:
+        return out["loss"], components
+    if not components:
+        raise ConfigError("loss: returned an empty dict (expected a tensor or a dict of loss components)")
+    return sum(components.values()), components
 
 
 def loss_config(loss: Any) -> dict[str, Any]:

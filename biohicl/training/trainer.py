@@ -46,7 +46,7 @@ from biohicl.training.checkpoint import (
     whole_run_loss,
 )
 from biohicl.training.evaluator_checks import Evaluator, check_evaluation
-from biohicl.training.objective import build_loss
+from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
@@ -65,23 +65,6 @@ def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
     return values
-
-
-def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """A loss's output as ``(total, {loss_<name>: component})``: a tensor is the total alone; in a dict, ``loss``
-    is the total when present, else the components are summed."""
-    if isinstance(out, torch.Tensor):
-        return out, {}
-    components = {
-        key if key.startswith("loss_") else f"loss_{key}": torch.as_tensor(value)
-        for key, value in out.items()
-        if key != "loss"
-    }
-    if "loss" in out:
-        return out["loss"], components
-    if not components:
-        raise ConfigError("loss: returned an empty dict (expected a tensor or a dict of loss components)")
-    return sum(components.values()), components
 
 
 def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -306,7 +289,9 @@ class BioHiCLTrainer(Trainer):
         metrics = super()._evaluate(trial, ignore_keys_for_eval, skip_scheduler)
         key = self.args.selection_metric_key
         if self.state.global_step == 0 and key is not None:
-            check_metric("metric_for_best_model", key, (k for k in metrics if k != "eval_runtime"))
+            check_metric(
+                "metric_for_best_model", key, (k for k in metrics if k.startswith("eval_") and k != "eval_runtime")
+            )
             self.state.best_metric = metrics[key]  # later steps must beat the base weights
             self.state.best_global_step = 0
             model = self.accelerator.unwrap_model(self.model)
