@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
+from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows, peft_name, sentence_transformers_loads
 from biohicl.hub.card_selection import selection_of
 from biohicl.hub.eval_rows import EvalRow, flatten_results, result_splits
 from biohicl.jsonio import read_json
@@ -48,7 +49,11 @@ class BioHiCLModelCardData:
     model_name: str = field(metadata={"help": "Display name, e.g. BioHiCL-MiniLM."})
     base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
     repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the card is published under."})
-    kind: str = field(default="adapter", metadata={"help": "'adapter' (LoRA, library peft) or 'merged'."})
+    kind: str = field(default="adapter", metadata={"help": "'adapter' (library peft) or 'merged'."})
+    peft_type: str | None = field(
+        default=None,
+        metadata={"help": "The adapter's peft method (adapter_config.json's peft_type: LORA, IA3 ...); None: LoRA."},
+    )
     base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone."})
     pooling: str = field(default="mean", metadata={"help": "'cls' or 'mean'."})
     normalize: bool = field(default=True, metadata={"help": "Embeddings are L2-normalised."})
@@ -110,10 +115,11 @@ class BioHiCLModelCardData:
         config = read_json(Path(model_dir or run_dir) / "biohicl_config.json")
         args = read_json(run_dir / "biohicl_training_args.json", default={})
         summary = read_json(run_dir / "training_summary.json", default={})
+        adapter = read_json(Path(model_dir or run_dir) / ADAPTER_CONFIG, default=None)
         data = cls.from_biohicl_config(config, model_name)
-        data.hyperparameters = trained_hyperparameters(
-            args, summary.get("loss"), read_json(run_dir / ADAPTER_CONFIG, default=None)
-        )
+        data.hyperparameters = trained_hyperparameters(args, summary.get("loss"), adapter)
+        if isinstance(adapter, dict) and adapter.get("peft_type"):
+            data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}
         data.training_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
         if summary.get("global_step"):
@@ -182,6 +188,11 @@ class BioHiCLModelCardData:
             raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
         return cls.from_dict(values, source=str(path))
 
+    @property
+    def peft_name(self) -> str:
+        """The adapter's method as the card words it: ``LoRA`` (when none is recorded), ``DoRA``, ``IA3`` ..."""
+        return peft_name(self.peft_type, self.hyperparameters)
+
     # ------------------------------------------------------------------ Hub metadata
     def hub_eval_results(self) -> list[EvalResult]:
         """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
@@ -211,9 +222,13 @@ class BioHiCLModelCardData:
         ]
 
     def to_hub_card_data(self) -> ModelCardData:
-        """``huggingface_hub.ModelCardData`` for the YAML header (``library_name: peft`` for adapters)."""
+        """``huggingface_hub.ModelCardData`` for the YAML header (``library_name: peft`` for adapters, tagged with
+        the peft method, ``lora``, ``ia3`` ...; no ``sentence-transformers`` tag for an adapter it does not load)."""
         from huggingface_hub import ModelCardData
 
+        tags = [*self.tags, *([(self.peft_type or "LORA").lower(), "peft"] if self.kind == "adapter" else [])]
+        if not sentence_transformers_loads(self.kind, self.peft_type, self.hyperparameters):
+            tags = [tag for tag in tags if tag != "sentence-transformers"]
         return ModelCardData(
             model_name=self.model_name,
             base_model=self.base_model,
@@ -221,7 +236,7 @@ class BioHiCLModelCardData:
             pipeline_tag="sentence-similarity",
             license=self.license,
             language=self.language,
-            tags=list(dict.fromkeys([*self.tags, *(["lora", "peft"] if self.kind == "adapter" else [])])),
+            tags=list(dict.fromkeys(tags)),
             datasets=self.datasets or None,
             eval_results=self.hub_eval_results() or None,
         )
@@ -268,7 +283,6 @@ LOSS_KEYS = frozenset(
     | {"negative", "distill_weight", "title_weight"}
 )
 ADAPTER_CONFIG = "adapter_config.json"
-_LORA_KEYS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
 
 
 def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -301,7 +315,8 @@ def trained_hyperparameters(
 ) -> dict[str, Any]:
     """The card's hyperparameter table: ``args`` (``biohicl_training_args.json``), with the loss rows from the
     recorded loss (:func:`loss_rows`) and the LoRA rows from the saved ``adapter_config.json`` where present (a
-    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say)."""
+    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say); an adapter of another
+    peft method shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
     values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
     trained = loss_rows(loss)
     if trained is not None:
@@ -310,14 +325,11 @@ def trained_hyperparameters(
             values = {"loss": trained["loss"], **values}
         else:
             values.update(trained)
-    if adapter and adapter.get("peft_type", "LORA") == "LORA":
-        values.update({key: adapter[name] for key, name in _LORA_KEYS.items() if adapter.get(name) is not None})
-        if adapter.get("target_modules") is not None:
-            modules = adapter["target_modules"]
-            values["lora_target_modules"] = modules if isinstance(modules, str) else sorted(modules)
-        if adapter.get("use_dora"):
-            values["use_dora"] = True
-    return {k: values[k] for k in ("loss", *HYPERPARAMETERS, "use_dora") if k in values}
+    if adapter:
+        values = adapter_rows(values, adapter)
+    cut = HYPERPARAMETERS.index("learning_rate")  # the adapter's rows where the LoRA rows stand
+    order = ("loss", *HYPERPARAMETERS[:cut], "peft_type", *PEFT_KEYS, *HYPERPARAMETERS[cut:], "use_dora")
+    return {k: values[k] for k in order if k in values}
 
 
 def soup_paragraph(soup: dict[str, Any]) -> str:

@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from biohicl.atomic import shareable_mode
 from biohicl.models.config import BioHiCLConfig
+
+logger = logging.getLogger(__name__)
+
+#: peft methods whose adapter folder ``SentenceTransformer(folder)`` loads as peft does (transformers' peft
+#: integration; ``tests/test_peft_methods.py`` checks each): a DoRA adapter is not one of them (transformers drops its
+#: ``lora_magnitude_vector`` weights), nor a method no test has checked
+SENTENCE_TRANSFORMERS_PEFT_TYPES = ("LORA", "IA3", "LOHA", "LOKR")
 
 
 def make_shareable(directory: str | Path, pattern: str = "*.safetensors") -> None:
@@ -55,4 +64,31 @@ def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig, hi
             indent=2,
         )
         + "\n"
+    )
+
+
+def peft_method(peft_config: Any) -> str:
+    """An adapter's peft method as its ``adapter_config.json`` names it (``LORA``, ``IA3``, ``LOHA`` ...), ``DORA``
+    for a LoRA config with ``use_dora``."""
+    peft_type = getattr(peft_config, "peft_type", None)
+    name = str(getattr(peft_type, "value", peft_type) or "LORA")
+    return "DORA" if name == "LORA" and getattr(peft_config, "use_dora", False) else name
+
+
+def write_loading_files(directory: Path, config: BioHiCLConfig, hidden_size: int, peft_config: Any = None) -> None:
+    """sentence-transformers' module files (:func:`write_sentence_transformers_files`) for a full model or an adapter
+    of a method sentence-transformers loads right (:data:`SENTENCE_TRANSFORMERS_PEFT_TYPES`); for another adapter
+    none (an earlier save's removed), so ``SentenceTransformer(directory)`` is not offered a folder it would load
+    wrong, and one line says that the merged export is its sentence-transformers route."""
+    method = None if peft_config is None else peft_method(peft_config)
+    if method is None or method in SENTENCE_TRANSFORMERS_PEFT_TYPES:
+        write_sentence_transformers_files(directory, config, hidden_size=hidden_size)
+        return
+    for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
+        (directory / name).unlink(missing_ok=True)  # an earlier save's into the same folder
+    logger.info(
+        "%s: a %s adapter: no sentence-transformers module files written (SentenceTransformer would not load it as "
+        "trained); its sentence-transformers route is the merged export (BioHiCL.save_merged, biohicl publish --merge)",
+        directory,
+        method,
     )

@@ -37,7 +37,7 @@ from biohicl.models.encoding import (
     progress_bar,
     tokenize_texts,
 )
-from biohicl.models.export import make_shareable, write_sentence_transformers_files
+from biohicl.models.export import make_shareable, write_loading_files, write_sentence_transformers_files
 from biohicl.models.mteb import MtebEncoder
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import (
@@ -355,8 +355,8 @@ class BioHiCL(EncoderInfo, nn.Module):
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the adapter (or full weights), the tokenizer, ``biohicl_config.json`` and sentence-transformers'
-        module files, so ``SentenceTransformer(directory)`` encodes as :meth:`encode` does (an adapter too: without
-        them sentence-transformers mean-pools the base + adapter, unnormalised and without prompts)."""
+        module files, so ``SentenceTransformer(directory)`` encodes as :meth:`encode` does (a LoRA, IA3, LoHa or LoKr
+        adapter too; not a DoRA one nor another peft method: :func:`~biohicl.models.export.write_loading_files`)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self.is_peft:
@@ -381,7 +381,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         make_shareable(directory)
         self.tokenizer.save_pretrained(str(directory))
         self.config.save(directory)
-        write_sentence_transformers_files(directory, self.config, hidden_size=self.embedding_dim)
+        adapter = self.backbone.peft_config["default"] if self.is_peft else None
+        write_loading_files(directory, self.config, self.embedding_dim, adapter)
 
     def save_merged(self, directory: str | Path) -> None:
         """Export a plain model folder (LoRA merged) that transformers and sentence-transformers load directly."""

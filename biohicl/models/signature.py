@@ -41,13 +41,27 @@ def _plain_name(name: str) -> str:
     return name.replace(".base_layer.", ".").replace(".original_module.", ".")
 
 
-def _base_matrices(base: nn.Module) -> dict[str, torch.Tensor]:
-    """The base model's own 2-D weights by plain name: LoRA matrices and ``modules_to_save``'s trained copies left
-    out, peft's wrappers folded back."""
+def _adapter_names(backbone: nn.Module) -> set[str]:
+    """The names of the peft adapters attached to ``backbone`` (peft records its ``peft_config`` on the wrapper and
+    on the base model it injects into); empty for a plain model."""
+    names: set[str] = set()
+    for module in (backbone, unwrapped(backbone)):
+        configs = getattr(module, "peft_config", None)
+        if isinstance(configs, dict):
+            names.update(str(name) for name in configs)
+    return names
+
+
+def _base_matrices(backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """The base model's own 2-D weights by plain name, whatever the peft method: every adapter weight (peft names it
+    ``<module>.<layer>.<adapter name>[.weight]``: LoRA's ``lora_A.default.weight``, IA3's ``ia3_l.default``,
+    LoHa's ``hada_w1_a.default``, ``modules_to_save``'s trained copy ``modules_to_save.default.weight`` ...) left out,
+    peft's wrappers folded back."""
+    adapters = _adapter_names(backbone)
     return {
         _plain_name(name): param
-        for name, param in base.named_parameters()
-        if param.dim() == 2 and "lora_" not in name and ".modules_to_save." not in name
+        for name, param in unwrapped(backbone).named_parameters()
+        if param.dim() == 2 and adapters.isdisjoint(name.split(".")) and ".modules_to_save." not in name
     }
 
 
@@ -66,7 +80,7 @@ def base_signature(backbone: nn.Module) -> dict[str, Any]:
     base = unwrapped(backbone)
     config = getattr(base, "config", None)
     signature: dict[str, Any] = {name: getattr(config, name, None) for name in SIGNATURE_CONFIG_FIELDS}
-    matrices = _base_matrices(base)
+    matrices = _base_matrices(backbone)
     picked: list[str] = []
     embeddings = base.get_input_embeddings() if hasattr(base, "get_input_embeddings") else None
     # by module name, not by tensor: under modules_to_save the wrapper's weight is the trained copy
@@ -89,7 +103,7 @@ def signature_mismatch(recorded: dict[str, Any], backbone: nn.Module) -> str | N
     for name in SIGNATURE_CONFIG_FIELDS:
         if name in recorded and recorded[name] != actual.get(name):
             return f"{name} {actual.get(name)} where the adapter's base has {recorded[name]}"
-    matrices = _base_matrices(unwrapped(backbone))
+    matrices = _base_matrices(backbone)
     for name, values in (recorded.get("weights") or {}).items():
         if name not in matrices:
             return f"no weight {name}"

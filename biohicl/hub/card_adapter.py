@@ -1,0 +1,57 @@
+"""What a model card says about an adapter's peft method: its name (LoRA, DoRA, IA3, LoHa ...), its rows in the
+hyperparameter table (from the saved ``adapter_config.json``, not the arguments' ``lora_*`` defaults) and whether
+sentence-transformers loads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from biohicl.models.export import SENTENCE_TRANSFORMERS_PEFT_TYPES
+
+LORA_KEYS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
+#: the arguments' LoRA rows, left out of the card of an adapter of another peft method (they never trained)
+LORA_ARGS = frozenset({*LORA_KEYS, "lora_target_modules"})
+#: the fields of another peft method's ``adapter_config.json`` the card shows (those it has)
+PEFT_KEYS = ("r", "alpha", "rank_dropout", "module_dropout", "target_modules", "feedforward_modules", "modules_to_save")
+#: how the card words a peft method (``adapter_config.json``'s ``peft_type``); another is shown as recorded
+PEFT_NAMES = {"LORA": "LoRA", "DORA": "DoRA", "IA3": "IA3", "LOHA": "LoHa", "LOKR": "LoKr", "ADALORA": "AdaLoRA"}
+
+
+def adapter_rows(values: dict[str, Any], adapter: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (the card's hyperparameter rows) with the adapter's own: r, alpha, dropout, target modules and
+    ``use_dora`` of a LoRA adapter; ``peft_type`` and :data:`PEFT_KEYS` of another, its ``lora_*`` rows dropped."""
+    values = dict(values)
+    if adapter.get("peft_type", "LORA") == "LORA":
+        values.update({key: adapter[name] for key, name in LORA_KEYS.items() if adapter.get(name) is not None})
+        if adapter.get("target_modules") is not None:
+            modules = adapter["target_modules"]
+            values["lora_target_modules"] = modules if isinstance(modules, str) else sorted(modules)
+        if adapter.get("use_dora"):
+            values["use_dora"] = True
+        return values
+    values = {k: v for k, v in values.items() if k not in LORA_ARGS}
+    values["peft_type"] = adapter["peft_type"]
+    for key in PEFT_KEYS:
+        value = adapter.get(key)
+        if value is not None and value != []:
+            values[key] = sorted(value) if isinstance(value, list) else value
+    return values
+
+
+def peft_method(peft_type: str | None, hyperparameters: dict[str, Any]) -> str:
+    """The method as ``adapter_config.json`` names it (``LORA``, ``IA3`` ...; None: ``LORA``), ``DORA`` for a LoRA
+    one whose rows say ``use_dora``."""
+    method = (peft_type or "LORA").upper()
+    return "DORA" if method == "LORA" and hyperparameters.get("use_dora") else method
+
+
+def peft_name(peft_type: str | None, hyperparameters: dict[str, Any]) -> str:
+    """The method as the card words it: ``LoRA``, ``DoRA``, ``IA3``, ``LoHa`` ... (another as recorded)."""
+    method = peft_method(peft_type, hyperparameters)
+    return PEFT_NAMES.get(method, peft_type or "LoRA")
+
+
+def sentence_transformers_loads(kind: str, peft_type: str | None, hyperparameters: dict[str, Any]) -> bool:
+    """Whether ``SentenceTransformer(repo)`` loads the weights as trained: a merged or full model, or an adapter of a
+    method whose folder gets sentence-transformers' module files (``biohicl.models.export.write_loading_files``)."""
+    return kind != "adapter" or peft_method(peft_type, hyperparameters) in SENTENCE_TRANSFORMERS_PEFT_TYPES
