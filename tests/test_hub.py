@@ -741,3 +741,72 @@ def test_a_runs_own_record_must_be_an_evaluation_record_and_a_real_one_is_publis
     (run / "eval_results.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.71})))
     folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
     assert json.loads((folder / "eval_results.json").read_text())["tasks"]["biosses"]["metrics"] == {"spearman": 0.71}
+
+
+def harness_record(limit: int | None, max_length: int, pubmedqa_queries: int, recall: float, spearman: float) -> dict:
+    """What `biohicl evaluate --tasks biosses,pubmedqa [--limit_queries N] --max_length L` writes (BIOSSES scores its
+    100 pairs whatever the limit)."""
+    return {
+        "format": 1,
+        "model": {"id": "run", "revision": None, "config": {"max_length": max_length, "query_prompt": ""}},
+        "settings": {"split": "test", "limit_queries": limit, "max_length": max_length},
+        "tasks": {
+            "biosses": {"split": "all", "metrics": {"spearman": spearman}, "num_queries": 100},
+            "pubmedqa": {"split": "test", "metrics": {"recall@1": recall}, "num_queries": pubmedqa_queries},
+        },
+        "summary": {"biosses/spearman": spearman, "pubmedqa/recall@1": recall},
+    }
+
+
+def test_a_record_scored_on_the_first_queries_only_is_refused(run_dir, tmp_path, capsys):
+    # `evaluate --limit_queries 50` scored 50 of PubMedQA's 500 questions; the card published R@1 0.82 as the test
+    # result in model-index and a Δ against the base's 500 questions (and a base at another max length got a Δ too)
+    run, _, _ = run_dir
+    partial, full, base = tmp_path / "ev_mean.json", tmp_path / "ev_full.json", tmp_path / "ev_base.json"
+    partial.write_text(json.dumps(harness_record(50, 64, 50, 0.82, 0.8167)))
+    full.write_text(json.dumps(harness_record(None, 64, 500, 0.87, 0.8167)))
+    base.write_text(json.dumps(harness_record(None, 64, 500, 0.862, 0.81)))
+    out = tmp_path / "repo"
+    for option, record in (("eval_results", partial), ("base_eval_results", partial)):
+        other = {"eval_results": full, "base_eval_results": base, option: record}
+        with pytest.raises(PublishError) as error:
+            build_model_repo_folder(run, out, repo_id="me/tiny", **other)
+        assert str(error.value) == (
+            f"{partial}: evaluated with limit_queries 50, so pubmedqa scored only its first 50 queries, not the whole "
+            "task; rerun `biohicl evaluate` without --limit_queries to publish it"
+        )
+        assert not out.exists()
+    from biohicl.cli.main import main as cli_main
+
+    capsys.readouterr()
+    argv = ["publish", str(run), "--repo_id", "me/tiny", "--eval_results", str(partial), "--dry_run", "--out", str(out)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "limit_queries 50, so pubmedqa" in err and "\n" not in err
+
+
+def test_a_base_evaluated_at_another_max_length_gets_no_delta_on_the_card(run_dir, tmp_path, caplog):
+    run, _, _ = run_dir
+    full, base = tmp_path / "ev_full.json", tmp_path / "ev_base.json"
+    full.write_text(json.dumps(harness_record(None, 64, 500, 0.87, 0.8167)))
+    base.write_text(json.dumps(harness_record(None, 64, 500, 0.862, 0.81)))
+    out = tmp_path / "repo"
+    # the same settings: base column and Δ
+    card = build_model_repo_folder(run, out, repo_id="me/tiny", eval_results=full, base_eval_results=base)
+    text = (card / "README.md").read_text()
+    assert "| PubMedQA (question → long answer) (test) | Recall@1 | 0.8620 | 0.8700 | +0.0080 |" in text
+    assert "| BIOSSES (all) | Spearman | 0.8100 | 0.8167 | +0.0067 |" in text
+    # the base at 256 tokens, the model at 64: no base value, no Δ, one warning naming the setting
+    base.write_text(json.dumps(harness_record(None, 256, 500, 0.862, 0.81)))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
+        card = build_model_repo_folder(
+            run, out, repo_id="me/tiny", eval_results=full, base_eval_results=base, overwrite=True
+        )
+    text = (card / "README.md").read_text()
+    assert "| PubMedQA (question → long answer) (test) | Recall@1 | – | 0.8700 | – |" in text
+    assert "| BIOSSES (all) | Spearman | – | 0.8167 | – |" in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "max_length 64 vs base 256" in warnings[0]
+    results = ModelCard(text).data.to_dict()["model-index"][0]["results"]
+    assert {m["value"] for r in results for m in r["metrics"]} == {0.87, 0.8167}  # the model's own values stay

@@ -503,3 +503,57 @@ def test_dev_rows_name_each_split_once_as_the_evaluation_keys_it():
     rows = {r["metric"]: r["task"] for r in selection_of(summary, args, evaluations)["dev_metrics"]}
     assert rows["siml-agreement_spearman"] == "siml-agreement (dev)" and rows["scifact_ndcg@10"] == "SciFact"
     assert selection_of(summary, args)["dev_metrics"] == []  # no dev_evaluations.json rows
+
+
+def test_adapter_card_peft_snippet_runs_offline_from_a_cache_without_no_exist(tiny_models, tmp_path, monkeypatch):
+    """After `hf download` (snapshot_download), the cache has the adapter repo's files and no `.no_exist/config.json`
+    marker: `AutoTokenizer.from_pretrained(adapter_repo)` without a config looked for config.json and raised OSError
+    offline. The card's snippet, unchanged (repo ids, not folders), must load from such a cache."""
+    from huggingface_hub import constants
+
+    base, adapter, _, query = tiny_models
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)
+    add_to_hub_cache(cache, "org/tiny-adapter", adapter, "b" * 40)
+    assert not (adapter / "config.json").exists() and not list(cache.rglob(".no_exist"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    data = BioHiCLModelCardData.from_biohicl_config(
+        BioHiCL.from_pretrained(adapter, base_model_path=base).config, "Tiny", repo_id="org/tiny-adapter"
+    )
+    _, peft_snippet = python_snippets(render_model_card(data))
+    ns = _run(peft_snippet, {})
+    np.testing.assert_allclose(ns["embeddings"].numpy(), query, atol=1e-5)
+    assert not list(cache.rglob(".no_exist/*/config.json"))  # it never needed one
+
+
+def test_a_task_scored_on_its_first_queries_is_labelled_so_kept_out_of_model_index_and_gets_no_delta():
+    # a study run with limit_queries (quick runs) writes its card with add_eval_results: 50 of 500 PubMedQA questions
+    # were filed as the test result, with a Δ against a base scored on all 500
+    def record(limit, queries, recall):
+        return {
+            "settings": {"limit_queries": limit, "max_length": 64},
+            "tasks": {
+                "biosses": {"split": "all", "metrics": {"spearman": 0.8167}, "num_queries": 100},
+                "pubmedqa": {"split": "test", "metrics": {"recall@1": recall}, "num_queries": queries},
+                "scifact": {"split": "test", "metrics": {"ndcg@10": 0.6}, "num_queries": 30},  # < 50: all of it
+            },
+        }
+
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    rows = data.add_eval_results(record(50, 50, 0.82), base=record(None, 500, 0.862))
+    text = render_model_card(data)
+    assert "| PubMedQA (question → long answer) (test) (first 50 queries) | Recall@1 | – | 0.8200 | – |" in text
+    assert "| BIOSSES (all) | Spearman | 0.8167 | 0.8167 | +0.0000 |" in text
+    assert {r.dataset_name for r in data.hub_eval_results()} == {"BIOSSES", "SciFact"}
+    assert [(r.task, r.limit_queries, r.base_value) for r in rows] == [
+        ("biosses", None, 0.8167),  # BIOSSES scores its 100 pairs whatever the limit
+        ("pubmedqa", 50, None),
+        ("scifact", None, 0.6),  # 30 queries, under the cap: the whole task
+    ]
+    # prompts recorded on both sides and differing: no base value either
+    tuned, base = record(None, 500, 0.87), record(None, 500, 0.862)
+    tuned["settings"]["query_prompt"], base["settings"]["query_prompt"] = "query: ", ""
+    data = BioHiCLModelCardData(model_name="M", base_model="org/base")
+    assert [r.base_value for r in data.add_eval_results(tuned, base=base)] == [None, None, None]

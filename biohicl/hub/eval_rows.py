@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from biohicl.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 #: task key → (display name, dataset id on the Hub, task type for model-index)
 KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
@@ -70,6 +73,9 @@ class EvalRow:
     value: float = field(metadata={"help": "The BioHiCL model's score."})
     base_value: float | None = field(default=None, metadata={"help": "The base model's score on the same run."})
     split: str = field(default="test", metadata={"help": "Dataset split evaluated."})
+    limit_queries: int | None = field(
+        default=None, metadata={"help": "Only the task's first N queries were scored (evaluate --limit_queries)."}
+    )
 
     @property
     def _task_info(self) -> tuple[str, str, str]:
@@ -82,8 +88,10 @@ class EvalRow:
 
     @property
     def label(self) -> str:
-        """The task and its split as a card's table shows them, the split once (``pubmedqa-dev`` names its own)."""
-        return self.task_name if self.task.endswith(f"-{self.split}") else f"{self.task_name} ({self.split})"
+        """The task and its split as a card's table shows them, the split once (``pubmedqa-dev`` names its own);
+        ``(first N queries)`` after a task scored on part of its queries."""
+        label = self.task_name if self.task.endswith(f"-{self.split}") else f"{self.task_name} ({self.split})"
+        return label if self.limit_queries is None else f"{label} (first {self.limit_queries} queries)"
 
     @property
     def dataset_type(self) -> str:
@@ -111,8 +119,10 @@ class EvalRow:
     @property
     def held_out(self) -> bool:
         """A held-out evaluation result (what the Hub's model-index lists): not the dev split model selection used
-        (``pubmedqa-dev``, ``split: dev``), not an agreement measured on the training data (``siml-agreement``)."""
-        return not (self.split == "dev" or self.task.endswith("-dev") or self.task in TRAINING_DATA_TASKS)
+        (``pubmedqa-dev``, ``split: dev``), not an agreement measured on the training data (``siml-agreement``), not
+        a task scored on its first queries only (``limit_queries``)."""
+        partial = self.limit_queries is not None
+        return not (partial or self.split == "dev" or self.task.endswith("-dev") or self.task in TRAINING_DATA_TASKS)
 
     @property
     def delta(self) -> float | None:
@@ -156,3 +166,87 @@ def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
     if not isinstance(tasks, dict):
         return {}
     return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
+
+
+#: tasks that score every item whatever ``limit_queries`` says (BIOSSES's 100 pairs)
+UNLIMITED_TASKS = ("biosses",)
+#: the settings that change a task's numbers: a base value is shown beside the model's only where both agree on them
+#: (each compared where both records say it; ``num_queries`` is the task's own count)
+COMPARED_SETTINGS = ("split", "limit_queries", "num_queries", "max_length", "query_prompt", "document_prompt")
+
+
+def limited_tasks(results: dict[str, Any] | None) -> dict[str, int]:
+    """``{task: N}`` of the tasks a harness record scored on only their first ``settings.limit_queries`` = N queries:
+    every task of a record evaluated with ``limit_queries``, but those that ignore it (:data:`UNLIMITED_TASKS`) and
+    those with fewer queries than N (the cap left the whole task).
+
+    >>> limited_tasks({"settings": {"limit_queries": 50}, "tasks": {"pubmedqa": {"num_queries": 50}, "biosses": {}}})
+    {'pubmedqa': 50}
+    """
+    limit = ((results or {}).get("settings") or {}).get("limit_queries")
+    tasks = (results or {}).get("tasks")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not isinstance(tasks, dict):
+        return {}
+    limited = {}
+    for task, record in tasks.items():
+        count = record.get("num_queries") if isinstance(record, dict) else None
+        if str(task).lower() in UNLIMITED_TASKS or (isinstance(count, int) and count < limit):
+            continue
+        limited[str(task).lower()] = limit
+    return limited
+
+
+def task_settings(results: dict[str, Any] | None, task: str, split: str) -> dict[str, Any]:
+    """What of :data:`COMPARED_SETTINGS` a record says for ``task`` (``split``: its split when it names none): the
+    record's ``settings``, else the evaluated model's ``config`` (max length, prompts)."""
+    record = results or {}
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    config = (record.get("model") or {}).get("config") if isinstance(record.get("model"), dict) else None
+    config = config if isinstance(config, dict) else {}
+    tasks = record.get("tasks") if isinstance(record.get("tasks"), dict) else {}
+    task_record = next((r for t, r in tasks.items() if str(t).lower() == task), None)
+    values: dict[str, Any] = {"split": result_splits(results).get(task, split)}
+    values["limit_queries"] = limited_tasks(results).get(task)
+    if isinstance(task_record, dict) and isinstance(task_record.get("num_queries"), int):
+        values["num_queries"] = task_record["num_queries"]
+    for key in ("max_length", "query_prompt", "document_prompt"):
+        value = settings.get(key, config.get(key))
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def differing_settings(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (model's, base's)}`` of the settings two :func:`task_settings` disagree on (split and
+    limit_queries always compared, the others where both say them)."""
+    always = ("split", "limit_queries")
+    return {
+        key: (tuned.get(key), base.get(key))
+        for key in COMPARED_SETTINGS
+        if (key in always or (key in tuned and key in base)) and tuned.get(key) != base.get(key)
+    }
+
+
+def card_rows(
+    results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test", all_metrics: bool = False
+) -> list[EvalRow]:
+    """A record's card rows (:func:`flatten_results`), each with the base's value where both records agree on
+    :data:`COMPARED_SETTINGS` (``split``: a task's when its record names none), else none and one warning naming
+    the settings; a task scored on its first N queries (:func:`limited_tasks`) carries N."""
+    tuned = flatten_results(results, all_metrics)
+    reference = flatten_results(base, all_metrics) if base is not None else {}
+    limited = limited_tasks(results)
+    rows, differing = [], {}
+    for (task, metric), value in tuned.items():
+        ours = task_settings(results, task, split)
+        base_value = reference.get((task, metric))
+        if base_value is not None and (differ := differing_settings(ours, task_settings(base, task, split))):
+            differing[task], base_value = differ, None
+        rows.append(EvalRow(task, metric, value, base_value, ours["split"], limited.get(task)))
+    if differing:
+        shown = "; ".join(
+            f"{task}: " + ", ".join(f"{key} {a!r} vs base {b!r}" for key, (a, b) in settings.items())
+            for task, settings in differing.items()
+        )
+        logger.warning("the base's values are left out of the card where it was evaluated otherwise (%s)", shown)
+    return rows

@@ -21,7 +21,7 @@ from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows, peft_name, sentence_transformers_loads
 from biohicl.hub.card_selection import selection_of
-from biohicl.hub.eval_rows import EvalRow, flatten_results, result_splits
+from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.jsonio import read_json
 from biohicl.models.soup import SOUP_RECORD_NAME
 from biohicl.training.selection import EVALUATIONS_NAME
@@ -147,15 +147,11 @@ class BioHiCLModelCardData:
         """Add rows from evaluation output: a ``biohicl evaluate`` record, or ``{task: {metric: value}}``.
 
         ``all_metrics``: every metric of each task, not only those the record's ``summary`` reports. A base value
-        is used only from the same split (``split``: that of a task whose record names none)."""
-        tuned = flatten_results(results, all_metrics)
-        reference = flatten_results(base, all_metrics) if base is not None else {}
-        splits, base_splits = result_splits(results), result_splits(base)
-        rows = []
-        for (task, metric), value in tuned.items():
-            task_split = splits.get(task, split)
-            same_split = base_splits.get(task, split) == task_split  # no Δ across splits
-            rows.append(EvalRow(task, metric, value, reference.get((task, metric)) if same_split else None, task_split))
+        (and Δ) is shown only where both records agree on what changes the numbers (:func:`~.eval_rows.card_rows`:
+        split, limit_queries, max length, prompts; ``split`` is that of a task whose record names none); otherwise it
+        is left out, with one warning naming the settings. A task scored on its first N queries (``limit_queries``)
+        is labelled so and kept out of ``model-index``."""
+        rows = card_rows(results, base, split, all_metrics)
         self.eval_results.extend(rows)
         return rows
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.eval_rows import limited_tasks
 from biohicl.hub.run_sources import (
     check_eval_record,
     copy_without_machine_paths,
@@ -144,7 +145,8 @@ def _eval_records(
     run_dir: Path, eval_results: str | Path | None, base_eval_results: str | Path | None
 ) -> dict[str, Path]:
     """Repo file name → evaluation record to copy: the files named, else the run's own, which must lie in it; each a
-    biohicl evaluation record (:func:`~biohicl.hub.run_sources.check_eval_record`)."""
+    biohicl evaluation record (:func:`~biohicl.hub.run_sources.check_eval_record`) of whole tasks
+    (:func:`_refuse_partial`)."""
     # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
     # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
     tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
@@ -158,9 +160,22 @@ def _eval_records(
     ):
         if src.is_file():
             records[name] = check_eval_record(src if explicit else inside(src, run_dir))
+            _refuse_partial(records[name])
         elif explicit:
             raise PublishError(f"{src}: evaluation results file not found")
     return records
+
+
+def _refuse_partial(record: Path) -> None:
+    """A :class:`PublishError` naming ``record`` when it scored a task on its first N queries only
+    (``settings.limit_queries``): its numbers are not the task's, yet a card would file them as its test result."""
+    limited = limited_tasks(read_json(record, error=PublishError))
+    if limited:
+        task, limit = next(iter(limited.items()))
+        raise PublishError(
+            f"{record}: evaluated with limit_queries {limit}, so {task} scored only its first {limit} queries, not "
+            "the whole task; rerun `biohicl evaluate` without --limit_queries to publish it"
+        )
 
 
 def build_model_repo_folder(
