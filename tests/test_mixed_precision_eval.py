@@ -23,7 +23,18 @@ from biohicl.training.run import build_model, train_biohicl
 TEXTS = ["insulin resistance in type 2 diabetes", "metformin"]
 
 
-def test_fp32_forward_restores_the_original_forward_and_puts_the_wrapped_one_back():
+@pytest.fixture()
+def fresh_accelerator_state():
+    """accelerate's state is a process-wide singleton: an earlier test's Accelerator (another mixed precision) would
+    make this one's refuse to start, so it is reset before and after."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_fp32_forward_restores_the_original_forward_and_puts_the_wrapped_one_back(fresh_accelerator_state):
     model = nn.Linear(4, 4)
     plain = model.forward
     Accelerator(mixed_precision="bf16", cpu=True).prepare_model(model)
