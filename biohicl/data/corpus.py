@@ -20,7 +20,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,48 @@ PARQUET_BATCH_ROWS = 4096
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus entry: an id, its text, an optional title and MeSH descriptor UIs."""
+    """One corpus entry: an id, its text, an optional title and MeSH descriptor UIs; ``source`` and ``record``
+    (the file and record/line it was read from, when known) are for messages only: equality ignores them."""
 
     id: str
     text: str
     title: str = ""
     mesh: tuple[str, ...] = field(default_factory=tuple)
+    source: str | None = field(default=None, compare=False, repr=False)
+    record: int | None = field(default=None, compare=False, repr=False)
 
     def full_text(self, sep: str = " ") -> str:
         """What gets encoded: ``title + sep + text`` (BEIR's convention), or the text alone without a title."""
         return f"{self.title}{sep}{self.text}" if self.title else self.text
+
+    @property
+    def blank(self) -> bool:
+        """Whether title and text are both empty or whitespace (nothing to encode)."""
+        return not (self.title.strip() or self.text.strip())
+
+    def where(self) -> str:
+        """``"file, record N"`` / ``"record N"`` / ``""``: where the document was read, for messages."""
+        record = f"record {self.record}" if self.record is not None else ""
+        return ", ".join(part for part in (self.source, record) if part)
+
+
+@dataclass
+class BlankDocuments:
+    """What :func:`skip_blank` left out: how many documents, and the first one's id."""
+
+    count: int = 0
+    example: str | None = None
+
+
+def skip_blank(documents: Iterable[Document], skipped: BlankDocuments) -> Iterator[Document]:
+    """``documents`` without the :attr:`~Document.blank` ones, which are counted in ``skipped`` (an index of them
+    would hold identical rows that every query finds)."""
+    for doc in documents:
+        if doc.blank:
+            skipped.count += 1
+            skipped.example = doc.id if skipped.example is None else skipped.example
+            continue
+        yield doc
 
 
 def _first(record: dict[str, Any], names: Sequence[str]) -> Any:
@@ -83,7 +115,8 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
         text = ""
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, number)
-    return Document(str(doc_id), text, title, _mesh(record, f"document {doc_id}", path, number))
+    mesh = _mesh(record, f"document {doc_id}", path, number)
+    return Document(str(doc_id), text, title, mesh, None if path is None else str(path), number)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -203,14 +236,14 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
         return
     for number, item in enumerate(corpus):
         if isinstance(item, Document):
-            yield item
+            yield item if item.record is not None else replace(item, record=number + 1)
         elif isinstance(item, dict):
             yield document_from_record(item, None, number + 1)
         elif isinstance(item, str):
-            yield Document(str(number), item)
+            yield Document(str(number), item, record=number + 1)
         elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
             values = [str(v) for v in item]
-            yield Document(values[0], values[-1], values[1] if len(values) == 3 else "")
+            yield Document(values[0], values[-1], values[1] if len(values) == 3 else "", record=number + 1)
         else:
             raise DataError(f"corpus item {number}: expected a Document, dict, (id, text) tuple or str")
 

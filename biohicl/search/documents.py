@@ -81,9 +81,16 @@ class IndexDocuments:
         rows = {str(records[row]["id"]): row for row in range(len(index))}
         missing = [d for d in corpus_ids if d not in rows]
         if missing or len(rows) != len(corpus_ids):
+            skipped = index.manifest.skipped_blank if index.manifest is not None else 0
+            blank = (
+                f"; the index left out {skipped} documents with no text, which the evaluation encodes: evaluate "
+                "without --document_index"
+                if skipped and missing
+                else ""
+            )
             raise DataError(
                 f"the index holds other documents than the corpus ({len(missing)} of {len(corpus_ids)} "
-                f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed)",
+                f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed{blank})",
                 self.directory,
             )
         embeddings = index.embeddings().numpy()

@@ -17,7 +17,9 @@ encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and r
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 
 from biohicl.atomic import atomic_write_text
-from biohicl.data.corpus import Document, iter_documents
+from biohicl.data.corpus import BlankDocuments, Document, iter_documents, skip_blank
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.search.compression import compress_index
@@ -47,6 +49,8 @@ from biohicl.search.layout import (
     shard_name,
     write_shard,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,19 +78,28 @@ class IndexingArguments:
 
 
 def _shards(documents: Iterator[Document], shard_size: int, source: Any = None) -> Iterator[list[Document]]:
-    """``shard_size`` documents at a time; a :class:`DataError` naming ``source`` at a repeated document id."""
+    """``shard_size`` documents at a time; a :class:`DataError` naming the file and record of a repeated document
+    id (and where it was first)."""
     chunk: list[Document] = []
-    seen: set[str] = set()
-    for position, doc in enumerate(documents, 1):
-        if doc.id in seen:
-            raise DataError(f"document {position}: duplicate document id {doc.id!r}", source)
-        seen.add(doc.id)
-        chunk.append(doc)
-        if len(chunk) == shard_size:
+    seen: dict[str, Document] = {}
+    for doc in itertools.chain(documents, [None]):
+        if doc is not None:
+            chunk.append(doc)
+            if doc.id not in seen:
+                seen[doc.id] = Document(doc.id, "", source=doc.source, record=doc.record)
+            else:
+                first = seen[doc.id]
+                path = doc.source or source
+                where = f"record {first.record}" if first.source == doc.source else first.where()
+                message = f"duplicate document id {doc.id!r} (first at {where})"
+                if path is None and doc.record is not None:
+                    message = f"record {doc.record}: {message}"  # an in-memory corpus: no file to name
+                raise DataError(message, path, doc.record)
+            if len(chunk) < shard_size:
+                continue
+        if chunk:
             yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        chunk = []
 
 
 def _settings(
@@ -234,6 +247,7 @@ def build_index(
     total_shards = 0
     has_titles = has_mesh = False
     encoded = skipped = 0
+    blank = BlankDocuments()
     source = corpus if isinstance(corpus, (str, Path)) else None
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
     bar = tqdm(
@@ -244,7 +258,8 @@ def build_index(
         position=rank,
     )
     try:
-        for number, docs in enumerate(_shards(iter_documents(corpus), shard_size, source)):
+        stream = skip_blank(iter_documents(corpus), blank)
+        for number, docs in enumerate(_shards(stream, shard_size, source)):
             total_shards = number + 1
             has_titles = has_titles or any(d.title for d in docs)
             has_mesh = has_mesh or any(d.mesh for d in docs)
@@ -291,11 +306,15 @@ def build_index(
         "has_mesh": has_mesh,
         "encoded": encoded,
         "skipped": skipped,
+        "skipped_blank": blank.count,
         "shards": [asdict(s) for s in own],
     }
     atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n", fsync=True)
     state.wait_for_everyone()
     if state.is_main_process:
+        if blank.count:
+            where = f"{source}: " if source else ""
+            logger.warning("%sskipped %d documents with no text, e.g. %s", where, blank.count, blank.example)
         merge_rank_manifests(directory, world, settings)
         if kinds:
             for kind in kinds:
@@ -373,6 +392,7 @@ def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[
         world_size=world_size,
         has_titles=any(p["has_titles"] for p in parts),
         has_mesh=any(p["has_mesh"] for p in parts),
+        skipped_blank=max(p.get("skipped_blank", 0) for p in parts),  # every rank streams (and counts) the whole corpus
         probe=settings.get("probe"),
     )
     manifest.save(directory)

@@ -156,6 +156,7 @@ class IndexManifest:
     text_template: str = TEXT_TEMPLATE
     has_titles: bool = False
     has_mesh: bool = False
+    skipped_blank: int = 0  # documents of the corpus left out for having no text (0 in an index of older biohicl)
     probe: list[list[float]] | None = None  # the encoder's rows of PROBE_TEXTS; None: an older index
     format: str = INDEX_FORMAT
     format_version: int = FORMAT_VERSION
@@ -182,7 +183,7 @@ class IndexManifest:
         missing = sorted({"model", "dtype", "dim", "count", "shards"} - set(values))
         if missing:
             raise DataError(f"missing field(s) {', '.join(missing)}", source)
-        _check_ints(values, ("dim", "count"), "", source)
+        _check_ints(values, ("dim", "count", "skipped_blank"), "", source)
         if not isinstance(values["shards"], list):
             raise DataError(f"shards: expected a list, got {values['shards']!r:.40}", source)
         values = {k: v for k, v in values.items() if k in known}

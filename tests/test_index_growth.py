@@ -1,0 +1,91 @@
+"""Indexing a corpus: blank documents, repeated ids (their records, and the digests that find them), an index grown
+by documents added at the end, and the model check of a search (tiny random BERT, CPU)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from biohicl.data.corpus import Document
+from biohicl.errors import DataError
+from biohicl.models.model import BioHiCL
+from biohicl.search.indexing import build_index
+from biohicl.search.layout import IndexManifest
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return BioHiCL.from_base(str(tiny_bert_dir))
+
+
+def write_jsonl(path: Path, records: list[dict | None]) -> Path:
+    """One JSON object per line; None: an empty line."""
+    path.write_text("".join(("" if r is None else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def docs_of(ids: list[str]) -> list[Document]:
+    return [Document(doc_id, f"text of {doc_id}") for doc_id in ids]
+
+
+# ---------------------------------------------------------------------------------------------- blank documents
+def test_blank_documents_are_left_out_counted_and_logged(model, tmp_path, caplog):
+    corpus = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"_id": "A", "title": "Insulin", "text": "insulin resistance"},
+            {"_id": "E1", "title": "", "text": ""},
+            None,
+            {"_id": "B", "text": "heart failure"},
+            {"_id": "E2", "title": "  ", "text": "\n\t"},
+            {"_id": "C", "title": "Only a title", "text": ""},
+            {"_id": "E3", "text": " "},
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.indexing"):
+        manifest = build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    assert manifest.count == 3 and manifest.skipped_blank == 3
+    assert IndexManifest.load(tmp_path / "idx").skipped_blank == 3
+    lines = [line for s in manifest.shards for line in (tmp_path / "idx" / s.docs).read_text().splitlines()]
+    ids = [json.loads(line)["id"] for line in lines]
+    assert ids == ["A", "B", "C"]
+    assert [r.getMessage() for r in caplog.records] == [f"{corpus}: skipped 3 documents with no text, e.g. E1"]
+
+
+def test_an_older_manifest_without_the_blank_count_reads_as_zero(model, tmp_path):
+    build_index(model, docs_of(["a", "b"]), tmp_path / "idx", show_progress_bar=False)
+    values = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    del values["skipped_blank"]
+    assert IndexManifest.from_dict(values).skipped_blank == 0
+
+
+def test_document_index_of_a_corpus_with_blank_documents_says_why_ids_are_missing(model, tmp_path):
+    from biohicl.search.documents import IndexDocuments
+
+    docs = [Document("A", "insulin"), Document("E1", " "), Document("B", "heart")]
+    build_index(model, docs, tmp_path / "idx", show_progress_bar=False)
+    documents = IndexDocuments(tmp_path / "idx", model)
+    with pytest.raises(DataError, match=r"1 of 3 corpus ids missing, e\.g\. E1; 2 indexed; the index left out 1 "):
+        documents.lookup(["A", "E1", "B"])
+    assert documents.lookup(["A", "B"])(["B"]).shape == (1, model.embedding_dim)
+
+
+# ---------------------------------------------------------------------------------------------- repeated ids
+def test_a_repeated_id_names_its_record_and_the_first(model, tmp_path):
+    corpus = write_jsonl(
+        tmp_path / "dup.jsonl",
+        [
+            {"_id": "P0", "text": "a"},
+            {"_id": "P1", "text": "b"},
+            {"_id": "P2", "text": "c"},
+            None,
+            {"_id": "P1", "text": "d"},
+        ],
+    )
+    for shard_size in (1, 2, 50):  # the repeat in a later shard, in the same shard
+        with pytest.raises(DataError) as caught:
+            build_index(model, corpus, tmp_path / f"idx{shard_size}", shard_size=shard_size)
+        assert str(caught.value) == f"{corpus}, record 5: duplicate document id 'P1' (first at record 2)"
