@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from biohicl.data.corpus import Document
 from biohicl.errors import DataError
@@ -89,3 +90,47 @@ def test_a_repeated_id_names_its_record_and_the_first(model, tmp_path):
         with pytest.raises(DataError) as caught:
             build_index(model, corpus, tmp_path / f"idx{shard_size}", shard_size=shard_size)
         assert str(caught.value) == f"{corpus}, record 5: duplicate document id 'P1' (first at record 2)"
+
+
+# ---------------------------------------------------------------------------------------------- model check
+def test_a_copy_of_the_model_folder_is_the_same_model_other_weights_warn_in_one_line(
+    tiny_bert_dir, tmp_path, capsys, caplog
+):
+    """`cp -r tiny tinycopy; biohicl search idx q --model tinycopy` warned that another model encodes the queries
+    (as a Python warning with a source line); a copy with other weights still warns, in one log line."""
+    import shutil
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    from biohicl.cli.main import main as cli
+    from biohicl.models.onnx_backend import load_inference_model
+    from biohicl.search.exact import check_model_matches
+    from biohicl.search.index import load_index
+
+    build_index(load_inference_model(str(tiny_bert_dir)), docs_of(["a", "b", "c"]), tmp_path / "idx")
+    shutil.copytree(tiny_bert_dir, tmp_path / "copy")
+    shutil.copytree(tiny_bert_dir, tmp_path / "other")
+    weights = load_file(str(tmp_path / "other" / "model.safetensors"))
+    for name, tensor in weights.items():
+        if tensor.dtype.is_floating_point and tensor.ndim == 2:
+            weights[name] = tensor + 0.5 * torch.randn(tensor.shape, generator=torch.Generator().manual_seed(0))
+    save_file(weights, str(tmp_path / "other" / "model.safetensors"), metadata={"format": "pt"})
+    index = load_index(tmp_path / "idx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_model_matches(load_inference_model(str(tmp_path / "copy")), index)
+    with pytest.warns(UserWarning, match=f"built with {tiny_bert_dir.resolve()}, the queries are encoded with"):
+        check_model_matches(load_inference_model(str(tmp_path / "other")), index)
+
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert cli(["search", str(tmp_path / "idx"), "heart", "--model", str(tmp_path / "copy"), "--top_k", "1"]) == 0
+        assert not caplog.records and "Warning" not in capsys.readouterr().err
+        assert cli(["search", str(tmp_path / "idx"), "heart", "--model", str(tmp_path / "other"), "--top_k", "1"]) == 0
+    err = capsys.readouterr().err
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: the index was built with {tiny_bert_dir.resolve()}, the queries are encoded with "
+        f"{(tmp_path / 'other').resolve()}"
+    ]
+    assert "UserWarning" not in err and "search.py" not in err

@@ -12,7 +12,11 @@ biohicl search runs/index/icd "type 2 diabetes" --mesh_path icd10MeshTree.txt   
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import asdict, dataclass, field
+
+logger = logging.getLogger(__name__)
 
 HELP = "Search an index built by `biohicl index`: top-k titles, scores and the MeSH terms the hits share."
 
@@ -105,20 +109,24 @@ def main(argv: list[str]) -> int:
         model = load_inference_model(args.model, device=args.device)
     else:
         model = load_inference_model(index.manifest.model, index.manifest.model_revision, device=args.device)
-    if args.backend == "faiss":
-        from biohicl.search.faiss_index import search as faiss_search
+    with warnings.catch_warnings(record=True) as caught:  # the model check's warning: one line, no source line
+        warnings.simplefilter("always", UserWarning)
+        if args.backend == "faiss":
+            from biohicl.search.faiss_index import search as faiss_search
 
-        results = faiss_search(model, extra.queries, index, top_k=args.top_k)
-    else:
-        results = search(
-            model,
-            extra.queries,
-            index,
-            top_k=args.top_k,
-            chunk_size=args.chunk_size,
-            backend=args.backend,
-            candidates=args.candidates,
-        )
+            results = faiss_search(model, extra.queries, index, top_k=args.top_k)
+        else:
+            results = search(
+                model,
+                extra.queries,
+                index,
+                top_k=args.top_k,
+                chunk_size=args.chunk_size,
+                backend=args.backend,
+                candidates=args.candidates,
+            )
+    for warning in caught:
+        logger.warning("warning: %s", warning.message)
     warned = False
     for query_id, query, hits in zip(query_ids, extra.queries, results, strict=True):
         if args.json:

@@ -86,7 +86,8 @@ def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[li
 
 def check_model_matches(model: Any, index: Index) -> None:
     """Raise when the model's dimension differs from the index's; warn when it is not the model that built it (or
-    not at the same revision, when both are known, or with other weights, when the index recorded its probe)."""
+    not at the same revision, when both are known, or with other weights, when the index recorded its probe). A
+    local folder other than the one the index was built with is the same model when the probe rows agree."""
     if int(model.embedding_dim) != index.dim:
         raise ConfigError(f"the model embeds in {model.embedding_dim} dimensions, the index holds {index.dim}")
     manifest = index.manifest
@@ -95,8 +96,10 @@ def check_model_matches(model: Any, index: Index) -> None:
         built = manifest.model_revision
         # an int8 ONNX index (or query encoder) is an approximation: its probe rows agree to the int8 tolerance
         tolerance = probe_min_cosine(manifest.quantize, getattr(model, "quantize", None))
-        cosine = probe_cosine(manifest.probe, encoder_probe(model), tolerance) if manifest.probe else None
-        if model_id != manifest.model:
+        rows = encoder_probe(model) if manifest.probe else None
+        cosine = probe_cosine(manifest.probe, rows, tolerance)
+        agree = rows is not None and cosine is None  # the index recorded probe rows, and the model's agree
+        if model_id != manifest.model and not (agree and _local_folders(model, manifest.model)):
             message = f"the index was built with {manifest.model}, the queries are encoded with {model_id}"
         elif revision and built and revision != built:
             message = f"the index was built with {model_id} at revision {built}, the queries are encoded at {revision}"
@@ -108,6 +111,13 @@ def check_model_matches(model: Any, index: Index) -> None:
         else:
             return
         warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _local_folders(model: Any, built_with: str) -> bool:
+    """Whether the query encoder was loaded from a local folder and the index records one (a copy of its weights, a
+    moved run: the same model when their probe rows agree; a Hub id or revision is compared as it is)."""
+    resolved = getattr(model, "resolved", None)
+    return resolved is not None and not resolved.repo_id and Path(built_with).is_absolute()
 
 
 def resolve_backend(index: Index, backend: str = "auto") -> str:
