@@ -134,3 +134,45 @@ def test_a_copy_of_the_model_folder_is_the_same_model_other_weights_warn_in_one_
         f"{(tmp_path / 'other').resolve()}"
     ]
     assert "UserWarning" not in err and "search.py" not in err
+
+
+# ---------------------------------------------------------------------------------------------- growth
+def index_tensors(directory: Path) -> tuple[torch.Tensor, list[str]]:
+    from safetensors.torch import load_file
+
+    manifest = IndexManifest.load(directory)
+    rows = torch.cat([load_file(str(directory / s.file))["embeddings"] for s in manifest.shards])
+    docs = [line for s in manifest.shards for line in (directory / s.docs).read_text().splitlines()]
+    return rows, docs
+
+
+def growing_corpus(n: int) -> list[Document]:
+    return [Document(f"d{i}", f"cancer cells in the heart {i} " * (1 + i % 3), f"title {i}") for i in range(n)]
+
+
+def test_a_grown_index_rebuilds_its_stale_compressed_form(model, tmp_path, caplog):
+    """A rerun on a corpus with documents added (the shards it had full) left compressed-int8.json describing the
+    old rows: `biohicl search` then refused the index."""
+    import numpy as np
+
+    from biohicl.search.exact import search
+
+    build_index(model, growing_corpus(10), tmp_path / "idx", shard_size=5, compress="int8", show_progress_bar=False)
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.compression"):
+        grown = build_index(model, growing_corpus(13), tmp_path / "idx", shard_size=5, show_progress_bar=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'idx'}: rebuilding compressed-int8.json: it describes other rows than the index's 13 "
+        "(documents were added)"
+    ]
+    fresh = build_index(model, growing_corpus(13), tmp_path / "fresh", shard_size=5, compress="int8")
+    assert grown.count == fresh.count == 13
+    rows, docs = index_tensors(tmp_path / "idx")
+    fresh_rows, fresh_docs = index_tensors(tmp_path / "fresh")
+    assert torch.equal(rows, fresh_rows) and docs == fresh_docs
+    info = json.loads((tmp_path / "idx" / "compressed-int8.json").read_text())
+    assert info == json.loads((tmp_path / "fresh" / "compressed-int8.json").read_text())
+    for number in range(3):
+        name = f"shard-{number:05d}.int8.npy"
+        assert np.array_equal(np.load(tmp_path / "idx" / name), np.load(tmp_path / "fresh" / name))
+    hits = search(model, "title 12", tmp_path / "idx", top_k=13)[0]
+    assert sorted(h.id for h in hits) == sorted(d.id for d in growing_corpus(13))

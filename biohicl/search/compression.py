@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,62 @@ def compress_index(
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with path.open("wb") as handle:
         np.save(handle, array, allow_pickle=False)
+
+
+def check_compression(compress: str | Iterable[str] | None, calibration_rows: int) -> list[str]:
+    """:func:`compression_kinds`, with ``calibration_rows`` checked when there is something to compress (before the
+    corpus is encoded, not after)."""
+    kinds = compression_kinds(compress)
+    if kinds and calibration_rows < 1:
+        raise ConfigError(f"calibration_rows: must be positive, got {calibration_rows}")
+    return kinds
+
+
+def compression_kinds(compress: str | Iterable[str] | None) -> list[str]:
+    """``"int8,binary"`` / ``["int8"]`` / ``None`` → the validated list of compressed forms to write."""
+    if compress is None:
+        return []
+    names = compress.split(",") if isinstance(compress, str) else list(compress)
+    kinds = []
+    for name in (n.strip().lower() for n in names):
+        if name in ("", "none"):
+            continue
+        if name not in ("int8", "binary"):
+            raise ConfigError(f"compress: {name!r} is not int8 or binary")
+        if name not in kinds:
+            kinds.append(name)
+    return kinds
+
+
+def stale_kinds(directory: str | Path, manifest: IndexManifest) -> list[str]:
+    """The compressed forms in ``directory`` that no longer describe the index's rows (an index grown by a rerun:
+    another row count, or other shards)."""
+    stale = []
+    for kind in available_kinds(directory):
+        path = Path(directory) / compressed_info_name(kind)
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+            counts = [(s["number"], s["count"]) for s in info["shards"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            counts, info = None, {}
+        if info.get("count") != manifest.count or counts != [(s.number, s.count) for s in manifest.shards]:
+            stale.append(kind)
+    return stale
+
+
+def refresh_compressed(
+    directory: str | Path, manifest: IndexManifest, kinds: list[str], calibration_rows: int = DEFAULT_CALIBRATION_ROWS
+) -> None:
+    """Write the ``kinds`` asked for, and rebuild (with a log line) each other compressed form that the index's rows
+    outgrew, so a search never meets a form of other rows."""
+    for kind in stale_kinds(directory, manifest):
+        if kind not in kinds:
+            logger.warning(
+                "%s: rebuilding %s: it describes other rows than the index's %d (documents were added)",
+                directory,
+                compressed_info_name(kind),
+                manifest.count,
+            )
+            kinds = [*kinds, kind]
+    for kind in kinds:
+        compress_index(directory, kind, calibration_rows=calibration_rows)

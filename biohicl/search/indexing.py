@@ -31,7 +31,8 @@ from biohicl.atomic import atomic_write_text
 from biohicl.data.corpus import BlankDocuments, Document, iter_documents, skip_blank
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
-from biohicl.search.compression import compress_index
+from biohicl.search.compression import check_compression, refresh_compressed
+from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.layout import (
     SETTINGS_NAME,
     TEXT_TEMPLATE,
@@ -315,37 +316,10 @@ def build_index(
         if blank.count:
             where = f"{source}: " if source else ""
             logger.warning("%sskipped %d documents with no text, e.g. %s", where, blank.count, blank.example)
-        merge_rank_manifests(directory, world, settings)
-        if kinds:
-            for kind in kinds:
-                compress_index(directory, kind, calibration_rows=calibration_rows)
+        manifest = merge_rank_manifests(directory, world, settings)
+        refresh_compressed(directory, manifest, kinds, calibration_rows)
     state.wait_for_everyone()
     return IndexManifest.load(directory)
-
-
-def check_compression(compress: str | Iterable[str] | None, calibration_rows: int) -> list[str]:
-    """:func:`compression_kinds`, with ``calibration_rows`` checked when there is something to compress (before the
-    corpus is encoded, not after)."""
-    kinds = compression_kinds(compress)
-    if kinds and calibration_rows < 1:
-        raise ConfigError(f"calibration_rows: must be positive, got {calibration_rows}")
-    return kinds
-
-
-def compression_kinds(compress: str | Iterable[str] | None) -> list[str]:
-    """``"int8,binary"`` / ``["int8"]`` / ``None`` → the validated list of compressed forms to write."""
-    if compress is None:
-        return []
-    names = compress.split(",") if isinstance(compress, str) else list(compress)
-    kinds = []
-    for name in (n.strip().lower() for n in names):
-        if name in ("", "none"):
-            continue
-        if name not in ("int8", "binary"):
-            raise ConfigError(f"compress: {name!r} is not int8 or binary")
-        if name not in kinds:
-            kinds.append(name)
-    return kinds
 
 
 def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[str, Any]) -> IndexManifest:
