@@ -4,11 +4,12 @@
 ``real``: an index of real abstracts (``benchmarks/real_corpus.py`` + ``biohicl index``), SciFact claims as
 queries (encoded with the index's model): recall@10 of int8 / binary search (with exact rescoring) against the
 exact float32 top-10, and the resident memory of each form, each measured in a fresh process (RSS growth from
-opening the index and answering a batch of queries, next to the matrix bytes).
+opening the index and answering a batch of queries, next to the matrix bytes, and the peak: VmHWM).
 
 ``synthetic``: ``--rows`` random unit rows × ``--dim`` written as float32 shards on disk (never committed: give a
-``/tmp`` folder), compressed, then per form in a fresh process: resident memory, query latency for 1 and 64
-queries, and the time of one memory copy of the compressed matrix (the bandwidth floor; target: search within 2×).
+``/tmp`` folder), compressed, then per form in a fresh process: resident and peak memory (VmHWM), query latency
+for 1 and 64 queries, and the time of one memory copy of the compressed matrix (the bandwidth floor; target: search
+within 2×); and the exact scan's peak memory, for comparison.
 
     python benchmarks/bench_compressed_search.py real --index bench/idx
     python benchmarks/bench_compressed_search.py synthetic --dir bench/synth --rows 10000000
@@ -40,6 +41,15 @@ def rss() -> dict[str, int]:
     return values
 
 
+def reset_peak() -> bool:
+    """Set this process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def mapped_rss(directory: str) -> int:
     """Resident bytes of this process's mappings of files under ``directory`` (the memory-mapped shards)."""
     total, inside = 0, False
@@ -69,13 +79,14 @@ def warm_up(dim: int) -> None:
     np.unpackbits(np.zeros((4096, dim // 8), np.uint8), axis=1)
 
 
-def mib(n: float) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+def mib(n: float | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.1f} MiB"
 
 
 # --------------------------------------------------------------------------------------------- one process per form
 def measure(directory: str, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
-    """In this (fresh) process: open ``form`` (float32 | int8 | binary), answer queries, report memory and times."""
+    """In this (fresh) process: open ``form`` (float32 | exact | int8 | binary), answer queries, report memory and
+    times (float32: the whole matrix loaded; exact: the streaming exact scan over the shards)."""
     import numpy as np
     import torch
 
@@ -86,6 +97,7 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
     from biohicl.search.layout import IndexManifest
 
     warm_up(IndexManifest.load(directory).dim)
+    peak_reset = reset_peak()  # the peak from here on: opening the index and the first batch of queries
     before = rss()
     start = time.perf_counter()
     if form == "float32":
@@ -93,6 +105,9 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
         index = Index.from_embeddings(matrix)
         nbytes = matrix.numel() * 4
         del matrix
+    elif form == "exact":
+        index = Index.load(directory)  # rows stay on disk: search_embeddings streams them
+        nbytes = 0
     else:
         index = CompressedIndex.load(directory, form)
         nbytes = index.nbytes
@@ -106,7 +121,7 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
         )
 
     def run(q):
-        if form == "float32":
+        if form in ("float32", "exact"):
             return search_embeddings(q, index, top_k=10)
         return index.search_embeddings(q, top_k=10)
 
@@ -115,9 +130,11 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
     result["rows_found"] = rows.tolist()
     after = rss()
     result.update({f"grow_{k}": after[k] - before[k] for k in ("VmRSS", "RssAnon", "RssFile")})
+    result["peak"] = after["VmHWM"]  # the whole process's peak (libraries included)
+    result["peak_growth"] = after["VmHWM"] - before["VmRSS"] if peak_reset else None
     result["index_files_rss"] = mapped_rss(directory)  # float32 pages the rescoring touched (page cache, shared)
     result["index_rss"] = result["grow_RssAnon"] + result["index_files_rss"]
-    if latency and form != "float32":
+    if latency and form not in ("float32", "exact"):
         for n in (1, 64):
             times = []
             for _ in range(2):
@@ -190,7 +207,8 @@ def bench_real(args) -> None:
         recall = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(r["rows_found"], exact, strict=True)])
         print(
             f"  {form:<8} matrix {mib(r['nbytes']):>10}   index RSS {mib(r['index_rss']):>10} (anon growth "
-            f"{mib(r['grow_RssAnon'])} + mapped shard pages {mib(r['index_files_rss'])})   recall@10 vs exact "
+            f"{mib(r['grow_RssAnon'])} + mapped shard pages {mib(r['index_files_rss'])})   peak RSS "
+            f"{mib(r['peak'])} (growth {mib(r['peak_growth'])})   recall@10 vs exact "
             f"{recall:.4f}"
         )
     base = results["float32"]
@@ -283,7 +301,12 @@ def bench_synthetic(args) -> None:
     float_bytes = manifest.count * manifest.dim * 4
     print(
         f"{manifest.count:,} rows × {manifest.dim}; float32 matrix would be {mib(float_bytes)} "
-        f"(on disk, memory-mapped for rescoring only)"
+        f"(on disk, read per candidate row for rescoring only)"
+    )
+    exact = in_fresh_process(directory, "exact", None, args.threads, False)
+    print(
+        f"  exact scan (streams the float32 shards): peak RSS (VmHWM) {mib(exact['peak'])}, growth through the "
+        f"first 64 queries {mib(exact['peak_growth'])}"
     )
     for kind in ("int8", "binary"):
         r = in_fresh_process(directory, kind, None, args.threads, True)
@@ -291,6 +314,10 @@ def bench_synthetic(args) -> None:
             f"  {kind:<7} matrix {mib(r['nbytes'])} ({float_bytes / r['nbytes']:.0f}× below float32), load "
             f"{r['load_s']:.1f} s, index RSS {mib(r['index_rss'])} (anon growth {mib(r['grow_RssAnon'])} + mapped "
             f"shard pages {mib(r['index_files_rss'])}) → {side_of(float_bytes / r['index_rss'])} float32"
+        )
+        print(
+            f"          peak RSS (VmHWM) {mib(r['peak'])}, growth from opening the index through the first 64 "
+            f"queries {mib(r['peak_growth'])}"
         )
         if r["copy_s"] >= MIN_COPY_S:
             versus = (
