@@ -129,15 +129,42 @@ def sentence_transformers_max_length(path: Path) -> int | None:
     return value
 
 
-def sentence_transformers_normalize(path: Path) -> bool | None:
-    """Whether a sentence-transformers folder's ``modules.json`` lists a ``Normalize`` module (None without one)."""
+#: The sentence-transformers modules biohicl applies (the last part of ``modules.json``'s ``type``): the backbone,
+#: its pooling and L2 normalisation. Any other (``Dense``, ``LayerNorm``, a ``Router``) changes the embedding.
+APPLIED_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def sentence_transformers_modules(path: Path) -> list[str] | None:
+    """The module types (``Transformer``, ``Pooling``, ...) a sentence-transformers folder's ``modules.json`` lists
+    (None without one); a module biohicl does not apply (:data:`APPLIED_MODULES`) is a one-line
+    :class:`ModelLoadError` naming its type and path, as encoding without it would give another model's vectors."""
     modules_file = path / "modules.json"
     if not modules_file.is_file():
         return None
     modules = read_json_file(modules_file)
     if not isinstance(modules, list) or not all(isinstance(module, dict) for module in modules):
         raise ModelLoadError(f"{modules_file}: expected a JSON list of module objects")
-    return any(str(module.get("type", "")).rsplit(".", 1)[-1] == "Normalize" for module in modules)
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in APPLIED_MODULES:
+            raise ModelLoadError(
+                f"{modules_file}: module {module.get('type')!r} (path {module.get('path')!r}) is one biohicl does "
+                f"not apply (it applies {', '.join(APPLIED_MODULES)} only); export the model without it"
+            )
+    return [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
+
+
+def sentence_transformers_normalize(path: Path) -> bool | None:
+    """Whether a sentence-transformers folder's ``modules.json`` lists a ``Normalize`` module (None without one)."""
+    modules = sentence_transformers_modules(path)
+    return None if modules is None else "Normalize" in modules
+
+
+def sentence_transformers_include_prompt(path: Path) -> bool:
+    """``1_Pooling/config.json``'s ``include_prompt`` (sentence-transformers' default, True, without one)."""
+    pooling_config = path / "1_Pooling" / "config.json"
+    values = read_json_file(pooling_config) if pooling_config.is_file() else {}
+    return not isinstance(values, dict) or values.get("include_prompt", True) is not False
 
 
 def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
@@ -158,8 +185,11 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
 def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:
     """:data:`ENCODING_SETTINGS` of the base in ``path``: each value ``given`` (not None), else the registry
     ``entry``'s (a registered model encodes as ``from_pretrained`` loads it), else the sentence-transformers
-    folder's, else the name's pooling guess, normalised, 512 tokens and no prompts."""
+    folder's, else the name's pooling guess, normalised, 512 tokens and no prompts. A sentence-transformers folder
+    with a module other than :data:`APPLIED_MODULES`, or whose pooling leaves out the prompt (``include_prompt``
+    false) while a prompt is set, is a one-line :class:`ModelLoadError`: biohicl would encode another model."""
     settings = {key: value for key, value in given.items() if value is not None}
+    sentence_transformers_modules(path)  # refuses a module biohicl would leave out
     if entry is not None:
         for key in ENCODING_SETTINGS:
             settings.setdefault(key, getattr(entry, key))
@@ -173,6 +203,12 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
         query, document = sentence_transformers_prompts(path)
         settings.setdefault("query_prompt", query or "")
         settings.setdefault("document_prompt", document or "")
+    if (settings["query_prompt"] or settings["document_prompt"]) and not sentence_transformers_include_prompt(path):
+        raise ModelLoadError(
+            f"{path / '1_Pooling' / 'config.json'}: field include_prompt is false (the prompt's tokens left out of "
+            "the pooling), which biohicl does not do; pass query_prompt='' and document_prompt='' to encode without "
+            "prompts, or export the model with include_prompt true"
+        )
     return settings
 
 
