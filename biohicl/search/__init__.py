@@ -1,12 +1,12 @@
 """Index a corpus with an encoder and search it: exact cosine top-k, compressed (int8/binary) first stages, FAISS.
 
-Modules, lowest first: ``layout`` (an index folder's files: manifest, durable shard writes), ``float_rows``
-(memory-mapped float32 rows), ``compression`` (int8/binary codes of an index), ``compressed``
-(:class:`CompressedIndex`: compressed first stage, exact rescoring), ``index`` (:class:`Index`, :class:`Hit`),
-``exact`` (:func:`search`, :func:`search_embeddings`, :func:`search_like`), ``explain`` (shared MeSH terms,
-SimL), ``indexing`` (:func:`build_index`, resumable and distributed), ``documents`` (an index's rows as the
-document embeddings of an evaluation), ``faiss_index`` (optional FAISS backend). Names are imported on first use.
-"""
+Modules, lowest first: ``layout`` (an index folder's files: manifest, durable shard writes), ``float_rows`` (float32
+rows: a search's candidates by positional reads, whole shards memory-mapped), ``compression`` (int8/binary codes of
+an index), ``compressed`` (:class:`CompressedIndex`: compressed first stage, exact rescoring), ``index``
+(:class:`Index`, :class:`Hit`), ``exact`` (:func:`search`, :func:`search_embeddings`, :func:`search_like`),
+``explain`` (shared MeSH terms, SimL), ``indexing`` (:func:`build_index`, resumable and distributed), ``documents``
+(an index's rows as the document embeddings of an evaluation), ``faiss_index`` (optional FAISS backend). Names are
+imported on first use."""
 
 from __future__ import annotations
 

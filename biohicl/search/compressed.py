@@ -4,8 +4,9 @@
 >>> scores, rows = searcher.search_embeddings(queries, top_k=10)
 
 Stage 1 scores every compressed row against the queries and keeps ``candidates`` per query (default 4·k for int8,
-10·k for binary, at least 40 / 100). Stage 2 reads those candidates' float32 rows from the memory-mapped
-``shard-*.safetensors`` files (only the pages touched are read) and returns their exact cosine top-k, so the
+10·k for binary, at least 40 / 100). Stage 2 reads those candidates' float32 rows from the
+``shard-*.safetensors`` files (positional reads of those rows only, no memory map) and returns their exact cosine
+top-k, so the
 returned scores are the exact ones and the hits equal the exact search's whenever the true top-k are among the
 candidates (among equal exact scores the lower row wins, as in the exact search; which of several rows with equal
 stage-1 scores at the candidate cut enter the pool is unspecified).
@@ -96,7 +97,8 @@ def _check_calibration(values: Any, dim: int, source: Path) -> None:
 
 
 class CompressedIndex:
-    """An index's compressed rows in RAM (one contiguous matrix) + its float32 shards memory-mapped for rescoring."""
+    """An index's compressed rows in RAM (one contiguous matrix) + its float32 shards' candidate rows read for
+    rescoring."""
 
     def __init__(self, directory: Path, manifest: IndexManifest, info: dict[str, Any], codes: torch.Tensor):
         self.directory = directory
