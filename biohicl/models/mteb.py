@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ ENCODING_FIELDS = ("pooling", "normalize", "max_length", "query_prompt", "docume
 class MtebEncoder:
     """A BioHiCL model behind mteb's ``EncoderProtocol`` (``mteb.evaluate(model.to_mteb(), tasks)``).
 
-    Queries get the query prompt (``prompt_type`` "query"), everything else the document prompt; similarity is
+    Queries get the query prompt (``prompt_type`` "query"), documents the document prompt, and the texts of a task
+    without those sides (``prompt_type`` None: STS, classification, clustering) none, as mteb's
+    ``SentenceTransformerEncoderWrapper`` prompts a model without task-named prompts or a default prompt; similarity is
     cosine, as the embeddings are L2-normalised. :attr:`mteb_model_meta` names the model, so mteb's result cache
     keeps each model's scores apart.
     """
@@ -45,9 +48,20 @@ class MtebEncoder:
         prompt_type: Any = None,
         **kwargs: Any,
     ) -> Any:
+        """Embed ``inputs``: a query (``prompt_type`` "query") with the query prompt, a document with the document
+        prompt, a text of a task without sides (``prompt_type`` None: STS, classification, clustering) with none."""
         texts = [text for batch in inputs for text in batch["text"]]
-        kind = "query" if getattr(prompt_type, "value", prompt_type) == "query" else "document"
-        return self.model.encode(texts, batch_size=self.batch_size, kind=kind, show_progress_bar=False)
+        side = getattr(prompt_type, "value", prompt_type)
+        if side in ("query", "document"):
+            return self.model.encode(texts, batch_size=self.batch_size, kind=side, show_progress_bar=False)
+        config = self.model.config
+        plain = copy.copy(config)
+        plain.document_prompt = ""  # for this call only
+        self.model.config = plain
+        try:
+            return self.model.encode(texts, batch_size=self.batch_size, kind="document", show_progress_bar=False)
+        finally:
+            self.model.config = config
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
         """Cosine similarities [n, m]; a single embedding counts as one row (as sentence-transformers does)."""
