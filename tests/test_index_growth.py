@@ -13,8 +13,10 @@ import torch
 from biohicl.data.corpus import Document
 from biohicl.errors import DataError
 from biohicl.models.model import BioHiCL
-from biohicl.search.indexing import build_index
+from biohicl.search import seen_ids
+from biohicl.search.indexing import _shards, build_index
 from biohicl.search.layout import IndexManifest
+from biohicl.search.seen_ids import SeenIds
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,54 @@ def test_a_repeated_id_names_its_record_and_the_first(model, tmp_path):
         with pytest.raises(DataError) as caught:
             build_index(model, corpus, tmp_path / f"idx{shard_size}", shard_size=shard_size)
         assert str(caught.value) == f"{corpus}, record 5: duplicate document id 'P1' (first at record 2)"
+
+
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_the_first_repeat_in_stream_order_is_reported(one_shot):
+    docs = [Document(d, "x", record=i) for i, d in enumerate("abcdca", 1)]  # shard [c, a]: c's repeat comes first
+    seen = SeenIds(None if one_shot else (lambda: iter(docs)))
+    with pytest.raises(DataError, match=r"^record 5: duplicate document id 'c' \(first at record 3\)$"):
+        list(_shards(iter(docs), 2, None, seen))
+    docs[4] = Document("e", "x", record=5)
+    seen = SeenIds(None if one_shot else (lambda: iter(docs)))
+    with pytest.raises(DataError, match=r"^record 6: duplicate document id 'a' \(first at record 1\)$"):
+        list(_shards(iter(docs), 2, None, seen))
+    docs = [Document(d, "x", record=i) for i, d in enumerate("abcdda", 1)]  # in shard [d, d, a]: d's first
+    seen = SeenIds(None if one_shot else (lambda: iter(docs)))
+    with pytest.raises(DataError, match=r"^record 5: duplicate document id 'd' \(first at record 4\)$"):
+        list(_shards(iter(docs), 3, None, seen))
+
+
+def test_a_digest_collision_is_never_a_duplicate(monkeypatch):
+    """Every id given one digest: each shard's ids all "hit" an earlier level, and re-reading shows they are new."""
+    monkeypatch.setattr(seen_ids, "id_digest", lambda doc_id: b"\x07" * 8)
+    docs = [Document(f"id{i}", "x", record=i + 1) for i in range(23)]
+    seen = SeenIds(lambda: iter(docs))
+    assert [len(c) for c in _shards(iter(docs), 4, None, seen)] == [4, 4, 4, 4, 4, 3]
+    assert seen.count == 23 and sorted(len(level) for level in seen.levels) == [3, 4, 16]
+    repeated = [*docs[:9], Document("id3", "again", record=10), *docs[9:]]
+    seen = SeenIds(lambda: iter(repeated))
+    with pytest.raises(DataError, match=r"^record 10: duplicate document id 'id3' \(first at record 4\)$"):
+        list(_shards(iter(repeated), 4, None, seen))
+
+
+def test_digest_levels_find_exactly_the_repeats_a_set_finds():
+    rng = __import__("random").Random(0)
+    for trial in range(30):
+        ids = [f"p{rng.randrange(400)}" for _ in range(rng.randrange(1, 60))]
+        docs = [Document(doc_id, "x", record=i) for i, doc_id in enumerate(ids, 1)]
+        first_repeat = next((i for i in range(len(ids)) if ids[i] in ids[:i]), None)
+        shard_size = rng.randrange(1, 9)
+        seen = SeenIds(lambda docs=docs: iter(docs))
+        if first_repeat is None:
+            assert sum(len(c) for c in _shards(iter(docs), shard_size, None, seen)) == len(ids), trial
+            assert seen.nbytes == 8 * len(ids)
+            continue
+        expected = f"record {first_repeat + 1}: duplicate document id '{ids[first_repeat]}' "
+        expected += f"(first at record {ids.index(ids[first_repeat]) + 1})"
+        with pytest.raises(DataError) as caught:
+            list(_shards(iter(docs), shard_size, None, seen))
+        assert str(caught.value) == expected, trial
 
 
 # ---------------------------------------------------------------------------------------------- model check

@@ -11,7 +11,8 @@ still has the same ids there) and encodes the rest.
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
 rank ``r`` of ``N`` encodes shards ``r, r + N, r + 2N, ...`` (every rank streams the corpus, but only tokenizes and
 encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and rank 0 merges those into
-``manifest.json`` after a barrier. The corpus is never held in memory as text: at most one shard of documents is.
+``manifest.json`` after a barrier. The corpus is never held in memory as text: at most one shard of documents is,
+and the ids seen so far as 8-byte digests (:mod:`biohicl.search.seen_ids`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ from biohicl.search.layout import (
     shard_name,
     write_shard,
 )
+from biohicl.search.seen_ids import SeenIds
 
 logger = logging.getLogger(__name__)
 
@@ -78,29 +80,38 @@ class IndexingArguments:
     )
 
 
-def _shards(documents: Iterator[Document], shard_size: int, source: Any = None) -> Iterator[list[Document]]:
+def _shards(
+    documents: Iterator[Document], shard_size: int, source: Any = None, seen: SeenIds | None = None
+) -> Iterator[list[Document]]:
     """``shard_size`` documents at a time; a :class:`DataError` naming the file and record of a repeated document
-    id (and where it was first)."""
+    id (and where it was first), checked on the ids ``seen`` holds (:mod:`biohicl.search.seen_ids`)."""
+    seen = SeenIds() if seen is None else seen
     chunk: list[Document] = []
-    seen: dict[str, Document] = {}
     for doc in itertools.chain(documents, [None]):
         if doc is not None:
             chunk.append(doc)
-            if doc.id not in seen:
-                seen[doc.id] = Document(doc.id, "", source=doc.source, record=doc.record)
-            else:
-                first = seen[doc.id]
-                path = doc.source or source
-                where = f"record {first.record}" if first.source == doc.source else first.where()
-                message = f"duplicate document id {doc.id!r} (first at {where})"
-                if path is None and doc.record is not None:
-                    message = f"record {doc.record}: {message}"  # an in-memory corpus: no file to name
-                raise DataError(message, path, doc.record)
             if len(chunk) < shard_size:
                 continue
-        if chunk:
-            yield chunk
+        if not chunk:
+            return
+        repeat = seen.check(chunk)
+        if repeat is not None:
+            doc, first = repeat
+            path = doc.source or source
+            where = f"record {first.record}" if first.source == doc.source else first.where()
+            message = f"duplicate document id {doc.id!r} (first at {where})"
+            if path is None and doc.record is not None:
+                message = f"record {doc.record}: {message}"  # an in-memory corpus: no file to name
+            raise DataError(message, path, doc.record)
+        yield chunk
         chunk = []
+
+
+def _rereader(corpus: str | Path | Iterable[Any]) -> Callable[[], Iterator[Document]] | None:
+    """What streams ``corpus``'s indexed documents again (None for a one-shot iterator, which cannot be)."""
+    if not isinstance(corpus, (str, Path)) and iter(corpus) is corpus:
+        return None
+    return lambda: skip_blank(iter_documents(corpus), BlankDocuments())
 
 
 def _settings(
@@ -260,7 +271,7 @@ def build_index(
     )
     try:
         stream = skip_blank(iter_documents(corpus), blank)
-        for number, docs in enumerate(_shards(stream, shard_size, source)):
+        for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus)))):
             total_shards = number + 1
             has_titles = has_titles or any(d.title for d in docs)
             has_mesh = has_mesh or any(d.mesh for d in docs)
