@@ -226,3 +226,43 @@ def test_a_grown_index_rebuilds_its_stale_compressed_form(model, tmp_path, caplo
         assert np.array_equal(np.load(tmp_path / "idx" / name), np.load(tmp_path / "fresh" / name))
     hits = search(model, "title 12", tmp_path / "idx", top_k=13)[0]
     assert sorted(h.id for h in hits) == sorted(d.id for d in growing_corpus(13))
+
+
+@pytest.mark.parametrize("grown_to", [13, 17])
+def test_documents_added_to_a_partial_last_shard_re_encode_it(model, tmp_path, monkeypatch, grown_to):
+    """12 documents in shards of 5 end in a shard of 2; with 1 (or 5) added the rerun refused ("shard 2 was built
+    from other documents"): it now encodes that shard again (and any new one), and equals a fresh build."""
+    from biohicl.search.exact import search
+    from biohicl.search.layout import PROBE_TEXTS
+
+    build_index(model, growing_corpus(12), tmp_path / "idx", shard_size=5, compress="int8", show_progress_bar=False)
+    encoded: list[int] = []
+    original = BioHiCL.encode
+
+    def counting(self, texts, *args, **kwargs):
+        if list(texts) != list(PROBE_TEXTS):
+            encoded.append(len(texts))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(BioHiCL, "encode", counting)
+    grown = build_index(model, growing_corpus(grown_to), tmp_path / "idx", shard_size=5, show_progress_bar=False)
+    assert encoded == ([3] if grown_to == 13 else [5, 2])  # shard 2 again (and shard 3), never shards 0 and 1
+    monkeypatch.setattr(BioHiCL, "encode", original)
+    build_index(model, growing_corpus(grown_to), tmp_path / "fresh", shard_size=5, compress="int8")
+    rows, docs = index_tensors(tmp_path / "idx")
+    fresh_rows, fresh_docs = index_tensors(tmp_path / "fresh")
+    assert grown.count == grown_to and torch.equal(rows, fresh_rows) and docs == fresh_docs
+    assert json.loads((tmp_path / "idx" / "compressed-int8.json").read_text()) == json.loads(
+        (tmp_path / "fresh" / "compressed-int8.json").read_text()
+    )
+    hits = search(model, "title 11", tmp_path / "idx", top_k=grown_to)[0]
+    assert sorted(h.id for h in hits) == sorted(d.id for d in growing_corpus(grown_to))
+
+
+def test_a_partial_last_shard_with_other_documents_is_still_refused(model, tmp_path):
+    build_index(model, growing_corpus(7), tmp_path / "idx", shard_size=5, show_progress_bar=False)
+    changed = growing_corpus(8)
+    changed[5] = Document("other", "text")  # the partial shard's first document replaced, one added
+    with pytest.raises(DataError, match=r"shard 1 was built from other documents .* only be added at its end"):
+        build_index(model, changed, tmp_path / "idx", shard_size=5, show_progress_bar=False)
+    assert IndexManifest.load(tmp_path / "idx").count == 7  # the finished index is left as it was

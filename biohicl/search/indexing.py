@@ -35,6 +35,7 @@ from biohicl.jsonio import read_json
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.layout import (
+    MANIFEST_NAME,
     SETTINGS_NAME,
     TEXT_TEMPLATE,
     IndexManifest,
@@ -112,6 +113,24 @@ def _rereader(corpus: str | Path | Iterable[Any]) -> Callable[[], Iterator[Docum
     if not isinstance(corpus, (str, Path)) and iter(corpus) is corpus:
         return None
     return lambda: skip_blank(iter_documents(corpus), BlankDocuments())
+
+
+def _kept_digest(path: Path, docs: list[Document], number: int) -> str | None:
+    """The ids digest of shard ``number`` on disk when it holds ``docs``; None when it holds only their first ones
+    (the earlier corpus ended there, documents were added since: encode it again); else a :class:`DataError`."""
+    meta = read_shard_metadata(path)
+    digest = ids_digest(d.id for d in docs)
+    count = int(meta.get("count", -1))
+    if meta.get("ids_sha256") == digest and count == len(docs):
+        return digest
+    if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
+        logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
+        return None
+    raise DataError(
+        f"shard {number} was built from other documents than the corpus now has there (the corpus changed since "
+        "the earlier run; documents may only be added at its end); use a new output folder",
+        path,
+    )
 
 
 def _settings(
@@ -280,18 +299,14 @@ def build_index(
                 continue
             path = directory / shard_name(number)
             if resume and path.is_file() and (directory / docs_name(number)).is_file():
-                meta = read_shard_metadata(path)
-                digest = ids_digest(d.id for d in docs)
-                if meta.get("ids_sha256") != digest or int(meta.get("count", -1)) != len(docs):
-                    raise DataError(
-                        f"shard {number} was built from other documents than the corpus now has there "
-                        "(the corpus changed since the earlier run); use a new output folder",
-                        path,
-                    )
-                own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
-                skipped += len(docs)
-                bar.update(len(docs))
-                continue
+                digest = _kept_digest(path, docs, number)
+                if digest is not None:
+                    own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
+                    skipped += len(docs)
+                    bar.update(len(docs))
+                    continue
+                # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
+                (directory / MANIFEST_NAME).unlink(missing_ok=True)
             embeddings = model.encode(
                 [d.full_text() for d in docs],
                 batch_size=batch_size,
