@@ -263,8 +263,8 @@ def compare(args: EvaluateArguments) -> int:
     labels = args.labels or None
     if labels and len(labels) != len(records):
         raise ConfigError(f"labels: {len(labels)} label(s) for {len(records)} results file(s)")
-    table = markdown_table(records, labels=labels)
-    text = markdown_report(records, args.compare) if args.markdown and not labels else table
+    table = markdown_table(records, labels=labels, sources=args.compare)  # no Δ between records scored unalike
+    text = markdown_report(records, args.compare, labels=labels) if args.markdown else table
     return _report(args, table, text, lambda path: plot_results(records, path, labels=labels))
 
 

@@ -1,11 +1,15 @@
-"""What evaluation needs from a model (:class:`Encoder`) and an adapter that fixes the encoding dtype."""
+"""What evaluation needs from a model (:class:`Encoder`), an adapter that fixes the encoding dtype, and one that
+evaluates a sentence-transformers model (:class:`SentenceTransformerEncoder`)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from biohicl.errors import ConfigError
 
 
 @runtime_checkable
@@ -39,3 +43,65 @@ class DtypeEncoder:
         return self.model.encode(
             list(texts), batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar, dtype=self.dtype
         )
+
+
+class SentenceTransformerConfig:
+    """What a results record says about a SentenceTransformer (``model.config`` of the record): its class, maximum
+    tokens, prompts and similarity function."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def to_dict(self) -> dict[str, Any]:
+        prompts = getattr(self.model, "prompts", None) or {}
+        return {
+            "class": type(self.model).__name__,
+            "max_seq_length": getattr(self.model, "max_seq_length", None),
+            "query_prompt": prompts.get("query"),
+            "document_prompt": next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None),
+            "similarity_fn_name": getattr(self.model, "similarity_fn_name", None),
+        }
+
+
+class SentenceTransformerEncoder:
+    """Adapts a ``sentence_transformers.SentenceTransformer`` to the :class:`Encoder` protocol: ``kind="query"``
+    encodes with ``encode_query`` (its ``query`` prompt), ``kind="document"`` with ``encode_document`` (its
+    ``document``/``passage``/``corpus`` prompt); rows are L2-normalised, as :class:`~biohicl.models.model.BioHiCL`'s
+    (the tasks score by cosine). :func:`~biohicl.evaluation.runner.evaluate_model` wraps one itself."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.config = SentenceTransformerConfig(model)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        kind: str = "document",
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        if kind not in ("query", "document"):
+            raise ConfigError(f"kind: {kind!r} is not 'query' or 'document'")
+        encode = self.model.encode_query if kind == "query" else self.model.encode_document
+        rows = encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(rows, dtype=np.float32)
+
+
+def is_sentence_transformer(model: Any) -> bool:
+    """Whether ``model`` is a ``sentence_transformers.SentenceTransformer`` (never imports the package: a model of
+    it exists only once it is imported)."""
+    module = sys.modules.get("sentence_transformers")
+    cls = getattr(module, "SentenceTransformer", None) if module is not None else None
+    return isinstance(cls, type) and isinstance(model, cls)
+
+
+def as_encoder(model: Any) -> Any:
+    """``model`` as an :class:`Encoder`: a SentenceTransformer wrapped in :class:`SentenceTransformerEncoder`, any
+    other model as it is."""
+    return SentenceTransformerEncoder(model) if is_sentence_transformer(model) else model

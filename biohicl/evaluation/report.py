@@ -54,11 +54,18 @@ def markdown_table(
     records: Sequence[dict[str, Any]],
     labels: Sequence[str] | None = None,
     digits: int = 4,
+    sources: Sequence[str | Path] = (),
 ) -> str:
-    """A Markdown table: rows = runs, columns = ``task (split) metric``; a Δ row when exactly two runs are given."""
+    """A Markdown table: rows = runs, columns = ``task (split) metric``; a Δ row when exactly two runs are given,
+    which both scored alike (:func:`~biohicl.evaluation.runner.check_comparable`: else a :class:`DataError` naming
+    the task and what differs; ``sources``: the records' files, for that message)."""
     if not records:
         return ""
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
+    if len(records) == 2:
+        from biohicl.evaluation.runner import check_comparable
+
+        check_comparable(records, sources or labels)
     cols = columns(records)
 
     def value(record: dict[str, Any], col: tuple[str, str, str]) -> float | None:
@@ -82,9 +89,13 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(records: Sequence[dict[str, Any]], paths: Sequence[str | Path] | None = None) -> str:
+def markdown_report(
+    records: Sequence[dict[str, Any]],
+    paths: Sequence[str | Path] | None = None,
+    labels: Sequence[str] | None = None,
+) -> str:
     """The table plus, per run, the settings that matter to read it (split, dtype, max length, wall time)."""
-    table = markdown_table(records)
+    table = markdown_table(records, labels=labels, sources=paths or ())
     notes = []
     for i, record in enumerate(records):
         settings = record.get("settings", {})
@@ -95,5 +106,6 @@ def markdown_report(records: Sequence[dict[str, Any]], paths: Sequence[str | Pat
             if settings.get(key) is not None:
                 parts.append(f"{key} {settings[key]}")
         parts.append(f"wall time {record.get('wall_time_s', 0):.0f} s")
-        notes.append(f"- {run_label(record, f'run {i + 1}')}{source}: " + ", ".join(parts))
+        label = labels[i] if labels else run_label(record, f"run {i + 1}")
+        notes.append(f"- {label}{source}: " + ", ".join(parts))
     return table + "\n" + "\n".join(notes) + "\n"

@@ -10,7 +10,7 @@ import datetime as _dt
 import logging
 import platform
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 
 from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
-from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.encoder import Encoder, as_encoder
 from biohicl.evaluation.results import summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
@@ -132,6 +132,7 @@ def evaluate_model(
     """
     import torch
 
+    model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
     check_limit_queries(limit_queries)  # [:0] or [:-1] would silently score no query or drop the last one
     plan = plan_tasks(tasks, split)
@@ -198,3 +199,42 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or "tasks" not in record:
         raise DataError("not a biohicl evaluation results file (no `tasks`)", path)
     return record
+
+
+def _query_cap(record: Mapping[str, Any]) -> int | None:
+    limit = (record.get("settings") or {}).get("limit_queries")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def scoring_difference(task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str | None:
+    """How two records (``names``: their files, for the message) scored ``task`` differently, as the tail of one
+    line, or None: another split; a data file both name with another sha256; another ``limit_queries`` unless both
+    scored as many items (a cap above the task's size, or one the task ignores). What a record does not say (an old
+    record without ``data_files``) is not a difference."""
+    (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
+    if a.get("split") and b.get("split") and a["split"] != b["split"]:
+        return f"split {a['split']} vs {b['split']} ({pair})"
+    files_a, files_b = a.get("data_files") or {}, b.get("data_files") or {}
+    if differ := [name for name in files_a if name in files_b and files_a[name] != files_b[name]]:
+        return f"the records scored different data ({', '.join(differ)} differs: {pair})"
+    caps, counts = [_query_cap(r) for r in records], (a.get("num_queries"), b.get("num_queries"))
+    if caps[0] != caps[1] and (None in counts or counts[0] != counts[1]):
+        return "limit_queries " + " vs ".join("none" if cap is None else str(cap) for cap in caps) + f" ({pair})"
+    if None not in counts and counts[0] != counts[1]:
+        return f"the records scored {counts[0]} and {counts[1]} items ({pair})"
+    return None
+
+
+def check_comparable(
+    records: Sequence[Mapping[str, Any]], sources: Sequence[str | Path] = (), tasks: Iterable[str] | None = None
+) -> None:
+    """Before a Δ: a :class:`DataError` naming the first task (of ``tasks``, default all) that the first record and
+    a later one both hold but scored differently (:func:`scoring_difference`); ``sources`` name the records' files."""
+    names = [str(s) for s in sources] + [f"record {i + 1}" for i in range(len(sources), len(records))]
+    for task in list(tasks) if tasks is not None else list(records[0].get("tasks", {})):
+        for i, other in enumerate(records[1:], start=1):
+            pair = (records[0], other)
+            if not all(isinstance(r.get("tasks", {}).get(task), Mapping) for r in pair):
+                continue
+            if (why := scoring_difference(task, pair, (names[0], names[i]))) is not None:
+                raise DataError(f"{task}: {why}")

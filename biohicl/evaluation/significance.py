@@ -279,8 +279,9 @@ def compare_records(
 ) -> list[PairedDelta]:
     """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
     ``base``: one record, or several counted as their mean; ``sources``: the records' files, base first, for error
-    messages); :class:`DataError` when there is no such task, or when a task asked for has no values in one of the
-    records."""
+    messages); :class:`DataError` when there is no such task, when a task asked for has no values in one of the
+    records, or when the records scored a task alike in neither split, data files nor query cap
+    (:func:`~biohicl.evaluation.runner.check_comparable`)."""
     bases = [base] if isinstance(base, Mapping) else list(base)
     records = [*bases, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]
@@ -288,9 +289,12 @@ def compare_records(
         tasks = tasks_with_item_values(records)
     if not tasks:
         raise DataError("no task has per-item values in every results file (evaluate with --per_item to keep them)")
+    from biohicl.evaluation.runner import check_comparable
+
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]
+    check_comparable(records, [name or f"record {i + 1}" for i, name in enumerate(names)], tasks)
     return paired_bootstrap(
         values[: len(bases)],
         values[len(bases) :],

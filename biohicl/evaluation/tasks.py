@@ -227,9 +227,17 @@ def get_task(name: str) -> TaskFunction:
             return evaluate_beir(encoder, folder, split or "test", name=folder.name, **kwargs)
 
         return beir_folder_task
+    if looks_like_path(name):  # a mistyped folder, not a mistyped task name
+        why = "is not a directory" if Path(name).expanduser().exists() else "no such directory"
+        raise ConfigError(f"{name}: {why} (a BEIR folder path)")
     close = difflib.get_close_matches(name, TASKS, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise ConfigError(f"tasks: unknown task {name!r}{hint}; known: {', '.join(TASKS)}, or a BEIR folder path")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a task spec's name reads as a folder path (``./x``, ``~/x``, ``data/x``), not as a task name."""
+    return "@" not in name and (name.startswith((".", "~")) or "/" in name or "\\" in name)
 
 
 def _beir_task(dataset: str) -> TaskFunction:

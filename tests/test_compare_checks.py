@@ -1,0 +1,180 @@
+"""``--compare`` gives a Δ only between records that scored the same data, split and query cap; a SentenceTransformer
+is evaluated through the Encoder protocol; a mistyped BEIR folder path says so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.report import markdown_table
+from biohicl.evaluation.runner import evaluate_model, save_results
+from biohicl.evaluation.significance import compare_records
+from tests.test_evaluation import write_beir
+
+
+class VocabEncoder:
+    """Embeds a text as its counts of the given words (plus a tiny constant so no vector is zero)."""
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = vocab
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        rows = [[t.lower().split().count(w) for w in self.vocab] + [0.01] for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+
+
+BASE, TUNED = VocabEncoder(["insulin", "tumor"]), VocabEncoder(["insulin", "tumor", "heart", "brain"])
+
+
+def saved(record: dict, path) -> str:
+    return str(save_results(record, path))
+
+
+ERROR = "biohicl evaluate: error: "
+
+
+def run_compare(capsys, *argv: str) -> tuple[int, str, str]:
+    from biohicl.cli.main import main
+
+    capsys.readouterr()  # what evaluating the records logged
+    code = main(["evaluate", "--compare", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def two_beirs(tmp_path):
+    """Two BEIR folders both named ``beir`` with the same queries and corpus, one with other judgements."""
+    first = write_beir(tmp_path / "a" / "beir")
+    second = write_beir(tmp_path / "b" / "beir")
+    (second / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t1\n")
+    return first, second
+
+
+def test_records_of_other_judgements_get_no_delta(tmp_path, two_beirs, capsys):
+    first, second = two_beirs
+    a = saved(evaluate_model(BASE, [str(first)], model_id="base", per_item=True), tmp_path / "a.json")
+    b = saved(evaluate_model(TUNED, [str(second)], model_id="tuned", per_item=True), tmp_path / "b.json")
+    why = f"beir: the records scored different data (beir/qrels/test.tsv differs: {a} vs {b})"
+    code, out, err = run_compare(capsys, a, b)
+    assert (code, out, err.strip()) == (2, "", f"biohicl evaluate: error: {why}")
+    code, out, err = run_compare(capsys, a, b, "--paired", "--rounds", "100")
+    assert (code, out, err.strip()) == (2, "", f"biohicl evaluate: error: {why}")
+    code, _, err = run_compare(capsys, a, b, "--labels", "x", "y", "--markdown", str(tmp_path / "t.md"))
+    assert code == 2 and why in err and not (tmp_path / "t.md").exists()
+    records = [json.loads(Path(p).read_text()) for p in (a, b)]
+    with pytest.raises(DataError, match=r"^beir: the records scored different data \(beir/qrels/test\.tsv differs: "):
+        markdown_table(records)
+    with pytest.raises(DataError, match=r"^beir: the records scored different data"):
+        compare_records(records[0], records[1:], rounds=100)
+
+
+def test_records_of_another_split_or_query_cap_get_no_delta(tmp_path, capsys):
+    folder = write_beir(tmp_path / "beir")
+    shutil.copy(folder / "qrels" / "test.tsv", folder / "qrels" / "dev.tsv")  # the same judgements, another split
+    test = saved(evaluate_model(BASE, [f"{folder}:test"], per_item=True), tmp_path / "test.json")
+    dev = saved(evaluate_model(TUNED, [f"{folder}:dev"], per_item=True), tmp_path / "dev.json")
+    for extra in ((), ("--paired", "--rounds", "100")):
+        code, out, err = run_compare(capsys, test, dev, *extra)
+        assert (code, out) == (
+            2,
+            "",
+        ) and err.strip() == ERROR + f"beir: split test vs dev ({test} vs {dev})"
+    one = saved(evaluate_model(BASE, [str(folder)], limit_queries=1, per_item=True), tmp_path / "one.json")
+    two = saved(evaluate_model(TUNED, [str(folder)], limit_queries=2, per_item=True), tmp_path / "two.json")
+    every = saved(evaluate_model(TUNED, [str(folder)], per_item=True), tmp_path / "every.json")
+    code, out, err = run_compare(capsys, one, two)
+    assert (code, out) == (
+        2,
+        "",
+    ) and err.strip() == ERROR + f"beir: limit_queries 1 vs 2 ({one} vs {two})"
+    code, out, err = run_compare(capsys, two, every, "--paired", "--rounds", "100")
+    assert (code, out) == (
+        2,
+        "",
+    ) and err.strip() == ERROR + f"beir: limit_queries 2 vs none ({two} vs {every})"
+
+
+def test_the_same_data_read_elsewhere_or_unknown_still_compares(tmp_path, two_beirs, capsys):
+    first, _ = two_beirs
+    copy = shutil.copytree(first, tmp_path / "elsewhere" / "beir")  # the same files, another folder
+    base = evaluate_model(BASE, [str(first)], per_item=True)
+    tuned = evaluate_model(TUNED, [str(copy)], per_item=True)
+    a, b = saved(base, tmp_path / "a.json"), saved(tuned, tmp_path / "b.json")
+    code, out, _ = run_compare(capsys, a, b)
+    delta = tuned["tasks"]["beir"]["metrics"]["ndcg@10"] - base["tasks"]["beir"]["metrics"]["ndcg@10"]
+    assert code == 0 and f"| {delta:+.4f} |" in out
+    code, out, _ = run_compare(capsys, a, b, "--paired", "--rounds", "100")
+    assert code == 0 and f"| {100 * delta:+.2f} |" in out
+    # a cap above the task's queries left it whole; an old record without data files is not refused
+    capped = evaluate_model(TUNED, [str(copy)], limit_queries=50, per_item=True)
+    del capped["tasks"]["beir"]["data_files"]
+    code, out, _ = run_compare(capsys, a, saved(capped, tmp_path / "c.json"))
+    assert code == 0 and f"| {delta:+.4f} |" in out
+
+
+def test_biosses_ignores_the_query_cap(tmp_path, data_dir, capsys):
+    a = saved(evaluate_model(BASE, ["biosses"], limit_queries=3, per_item=True), tmp_path / "a.json")
+    b = saved(evaluate_model(TUNED, ["biosses"], per_item=True), tmp_path / "b.json")
+    assert run_compare(capsys, a, b, "--paired", "--rounds", "100")[0] == 0
+
+
+def test_a_mistyped_beir_folder_path_is_named_as_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spec, name in (("./nobeir:test", "./nobeir"), ("data/nobeir", "data/nobeir"), ("~/nobeir-xyz", "~/nobeir-xyz")):
+        with pytest.raises(ConfigError, match=rf"^{name}: no such directory \(a BEIR folder path\)$"):
+            evaluate_model(BASE, [spec])
+    with pytest.raises(ConfigError, match=r"^tasks: unknown task 'scifcat' \(did you mean scifact"):
+        evaluate_model(BASE, ["scifcat"])
+
+
+def test_a_sentence_transformer_is_evaluated_as_biohicl_evaluates_its_folder(tmp_path, data_dir):
+    import torch
+    from conftest import build_tiny_bert, randomize_lora_b
+    from sentence_transformers import SentenceTransformer
+
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(
+        str(build_tiny_bert(tmp_path / "base")), hub_id="org/tiny-bert", max_length=64, query_prompt="query: "
+    )
+    model.add_lora(r=4, alpha=8, target_modules=["query", "value"], verbose=False)
+    torch.manual_seed(7)
+    randomize_lora_b(model, std=0.3)
+    model.save_merged(tmp_path / "merged")
+    folder = write_beir(tmp_path / "toy")
+    tasks = [str(folder), "biosses"]
+    st = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
+    got = evaluate_model(st, tasks, show_progress_bar=False)
+    want = evaluate_model(BioHiCL.from_pretrained(tmp_path / "merged"), tasks, show_progress_bar=False)
+    for task in ("toy", "biosses"):
+        assert got["tasks"][task]["metrics"].keys() == want["tasks"][task]["metrics"].keys()
+        for metric, value in want["tasks"][task]["metrics"].items():
+            assert got["tasks"][task]["metrics"][metric] == pytest.approx(value, abs=1e-5), (task, metric)
+    assert got["model"]["config"]["class"] == "SentenceTransformer" and got["model"]["config"]["max_seq_length"] == 64
+    from biohicl.evaluation.encoder import SentenceTransformerEncoder
+
+    wrapped = SentenceTransformerEncoder(st)
+    texts = ["insulin resistance", "the heart"]
+    np.testing.assert_allclose(wrapped.encode(texts, kind="query"), st.encode_query(texts, normalize_embeddings=True))
+    np.testing.assert_allclose(wrapped.encode(texts), st.encode_document(texts, normalize_embeddings=True))
+    assert not np.allclose(wrapped.encode(texts, kind="query"), wrapped.encode(texts))  # the query prompt is used
+    with pytest.raises(ConfigError, match=r"^kind: 'title' is not 'query' or 'document'$"):
+        wrapped.encode(texts, kind="title")
+
+
+def test_records_that_say_nothing_of_their_data_but_scored_other_counts_get_no_delta(tmp_path):
+    folder = write_beir(tmp_path / "beir")
+    base, tuned = (evaluate_model(encoder, [str(folder)]) for encoder in (BASE, TUNED))
+    for record in (base, tuned):
+        del record["tasks"]["beir"]["data_files"]  # old records: the data is unknown
+    tuned["tasks"]["beir"]["num_queries"] = 2
+    with pytest.raises(DataError, match=r"^beir: the records scored 3 and 2 items \(a\.json vs b\.json\)$"):
+        markdown_table([base, tuned], sources=["a.json", "b.json"])
+    tuned["tasks"]["beir"]["num_queries"] = 3
+    assert markdown_table([base, tuned]).count("\n") == 5  # header, rule, two runs, Δ
