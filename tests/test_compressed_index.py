@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -183,6 +184,20 @@ def test_corrupt_or_stale_compressed_files_name_the_file(tmp_path):
     with pytest.raises(DataError, match=r"compressed-int8\.json"):
         CompressedIndex.load(tmp_path, "int8")
     with pytest.raises(DataError, match="compress binary"):
+        CompressedIndex.load(tmp_path, "binary")
+
+
+def test_a_stale_or_missing_compressed_form_names_the_whole_index_command(tmp_path):
+    """The error used to suggest `biohicl index --compress int8`, which cannot run without the corpus, model and
+    output folder."""
+    manifest = write_index(tmp_path, clustered(30, 8), shard_size=20)
+    compress_index(tmp_path, "int8")
+    info = tmp_path / compressed_info_name("int8")
+    info.write_text(json.dumps({**json.loads(info.read_text()), "count": 20}))
+    command = f"`biohicl index CORPUS --model {manifest.model} --output {tmp_path} --compress int8`"
+    with pytest.raises(DataError, match="rebuild it: " + re.escape(command)):
+        CompressedIndex.load(tmp_path, "int8")
+    with pytest.raises(DataError, match=re.escape(command.replace("int8", "binary"))):
         CompressedIndex.load(tmp_path, "binary")
 
 

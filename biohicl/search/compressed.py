@@ -96,6 +96,12 @@ def _check_calibration(values: Any, dim: int, source: Path) -> None:
             raise DataError(f"calibration.{name}: expected a list of {dim} numbers", source)
 
 
+def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
+    """The ``biohicl index`` command that (re)builds ``kind`` for an index: the corpus it was built from, its model
+    and folder (over finished shards it only compresses)."""
+    return f"`biohicl index CORPUS --model {manifest.model} --output {directory} --compress {kind}`"
+
+
 class CompressedIndex:
     """An index's compressed rows in RAM (one contiguous matrix) + its float32 shards' candidate rows read for
     rescoring."""
@@ -118,12 +124,12 @@ class CompressedIndex:
         kinds = available_kinds(directory)
         if kind is None:
             if not kinds:
-                raise DataError("no compressed form (run `biohicl index --compress int8|binary`)", directory)
+                raise DataError(f"no compressed form (run {rebuild_command(manifest, directory, 'int8')})", directory)
             kind = kinds[0]
         kind = check_kind(kind)
         info_path = directory / compressed_info_name(kind)
         if not info_path.is_file():
-            raise DataError(f"no {info_path.name} (run `biohicl index --compress {kind}`)", directory)
+            raise DataError(f"no {info_path.name} (run {rebuild_command(manifest, directory, kind)})", directory)
         info = read_json(info_path)
         if not isinstance(info, dict) or not isinstance(info.get("shards"), list):
             raise DataError("not a compressed-index record (expected a JSON object with a list of `shards`)", info_path)
@@ -135,7 +141,7 @@ class CompressedIndex:
         if info.get("count") != manifest.count or info.get("dim") != manifest.dim:
             raise DataError(
                 f"describes {info.get('count')} × {info.get('dim')} rows, the index has {manifest.count} × "
-                f"{manifest.dim} (rebuild it: biohicl index --compress {kind})",
+                f"{manifest.dim} (rebuild it: {rebuild_command(manifest, directory, kind)})",
                 info_path,
             )
         for number, shard in enumerate(shards):
