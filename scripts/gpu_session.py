@@ -380,13 +380,24 @@ def gpu_memory_gib(env: dict) -> tuple[float, float] | None:
     return free / GIB, total / GIB
 
 
+def workers_option(token: str) -> str | None:
+    """``"name"`` when ``token`` is ``--workers`` or a prefix argparse takes for it (``--w``, ``--work``: no other
+    ``reproduce`` option begins ``--w``), ``"name=value"`` for ``--work=N``; None for anything else."""
+    name, equals, _ = token.partition("=")
+    if len(name) < 3 or not "--workers".startswith(name):
+        return None
+    return "name=value" if equals else "name"
+
+
 def phase_workers(phase: str) -> int:
-    """The ``--workers N`` (or ``--workers=N``) a phase gives, the last one winning; 1 when none."""
+    """The ``--workers N`` (or ``--workers=N``, or an abbreviation ``--work N``) a phase gives, the last one winning;
+    1 when none."""
     tokens, workers = phase.split(), 1
     for index, token in enumerate(tokens):
-        if token == "--workers" and index + 1 < len(tokens):
+        form = workers_option(token)
+        if form == "name" and index + 1 < len(tokens):
             workers = int(tokens[index + 1])
-        elif token.startswith("--workers="):
+        elif form == "name=value":
             workers = int(token.partition("=")[2])
     return workers
 
@@ -401,9 +412,9 @@ def cap_workers(phase: str, free_gib: float, worker_gib: float) -> tuple[str, in
     for index, token in enumerate(tokens):
         if skip:
             skip = False
-        elif token == "--workers":
+        elif workers_option(token) == "name":
             skip = index + 1 < len(tokens)
-        elif not token.startswith("--workers="):
+        elif workers_option(token) is None:
             kept.append(token)
     return " ".join([*kept, "--workers", str(fits)]), fits
 

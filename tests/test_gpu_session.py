@@ -190,6 +190,22 @@ def test_workers_are_cut_to_what_the_gpus_free_memory_holds_at_the_estimate():
     assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"], "worker_gib": 9.0}) == "nvidia-h200"
 
 
+def test_an_abbreviated_workers_option_is_capped_and_counted_like_the_full_one():
+    from biohicl.cli.reproduce import parse_args
+
+    gpu_session = load_script("gpu_session")
+    # reproduce's parser takes every prefix of --workers down to --w (no other option begins --w), the last one winning
+    given = ("--w 3", "--work=4", "--workers 2 --wo 6")
+    assert [parse_args(["--config", "c.yaml", *a.split()]).workers for a in given] == [3, 4, 6]
+    assert gpu_session.cap_workers("--work 9 --only a", 78.0, 13.0) == ("--only a --workers 5", 5)
+    assert gpu_session.cap_workers("--worker=9", 78.0, 13.0) == ("--workers 5", 5)
+    assert gpu_session.cap_workers("--workers 2 --w 9", 78.0, 13.0) == ("--workers 5", 5)
+    assert gpu_session.phase_workers("--w 7") == 7 and gpu_session.phase_workers("--work=8 --seeds 3") == 8
+    assert gpu_session.phase_workers("--wrong 9") == 1 and gpu_session.phase_workers("--threads 9") == 1
+    mpnet = [{"repo_id": "sentence-transformers/all-mpnet-base-v2", "pack": "model0"}]
+    assert gpu_session.device_kind({"models": mpnet, "phases": ["--work 9"]}) == "nvidia-h200"
+
+
 def _run_step(tmp_path, monkeypatch, models, extra=()) -> tuple[list[list[str]], dict, str]:
     """The run step on a staged manifest, its set-up and phases replaced (the phases' argv recorded), the GPU's
     memory read from a stand-in ``torch`` (an H100: 78.5 of 79.2 GiB free) in the child process it asks."""
