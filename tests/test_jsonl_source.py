@@ -92,8 +92,14 @@ def test_jsonl_field_names_agree_with_training_documents_and_bad_lines_are_named
         list(read_records("jsonl", latin, mesh, strict=True))
     utf16 = tmp_path / "utf16.jsonl"
     utf16.write_text('{"pmid": "1", "abstract": "a", "mesh": ["Heart"]}\n', encoding="utf-16")
-    with pytest.raises(DataError, match=rf"^{utf16}: UTF-16 text; convert it to UTF-8 \(`iconv -f utf-16"):
+    message = "cannot decode the file: UTF-16 text ({}); convert it to UTF-8 (`iconv -f utf-16 -t utf-8`)"
+    with pytest.raises(DataError) as caught:  # the wording of the other readers' UTF-16 refusal (medline_text)
         list(read_records("jsonl", utf16, mesh))
+    assert str(caught.value) == f"{utf16}: " + message.format("byte-order mark")
+    utf16.write_bytes('{"pmid": "1", "abstract": "a", "mesh": ["Heart"]}\n'.encode("utf-16-le"))  # no BOM
+    with pytest.raises(DataError) as caught:
+        list(read_records("jsonl", utf16, mesh))
+    assert str(caught.value) == f"{utf16}: " + message.format("NUL bytes")
 
 
 def test_jsonl_mentions_lines_keep_their_kind_and_are_never_paired_with_indexing(tmp_path, mesh, capsys):
@@ -176,3 +182,59 @@ def test_cli_build_dataset_from_a_jsonl_file(tmp_path, capsys):
     ]  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sources"] == {"jsonl": 2}
+
+
+def test_a_blank_abstract_falls_back_to_text(tmp_path, mesh):
+    """The abstract is the first non-blank of ``abstract`` and ``text``: ``"abstract": ""`` beside a ``text`` is
+    that text, not an empty abstract; a line with both blank is one."""
+    path = tmp_path / "mine.jsonl"
+    write_lines(path, [{"pmid": "1", "abstract": "", "text": "About the heart.", "mesh": [HEART]},
+                       {"pmid": "2", "abstract": " \n", "text": "Heart again.", "mesh": [HEART]},
+                       {"pmid": "3", "abstract": "Own abstract.", "text": "Not read.", "mesh": [HEART]},
+                       {"pmid": "4", "abstract": "", "text": "  ", "mesh": [HEART]}])  # fmt: skip
+    report = ReadReport()
+    got = [(r.pmid, r.abstract) for r in read_records("jsonl", path, mesh, report=report)]
+    assert got == [("1", "About the heart."), ("2", "Heart again."), ("3", "Own abstract.")]
+    assert report.skipped == {EMPTY_ABSTRACT: 1} and report.examples[EMPTY_ABSTRACT] == [f"{path}, record 4: pmid 4"]
+
+
+def test_build_and_index_readers_take_their_own_id_and_text_fields(tmp_path, mesh):
+    """The ``jsonl`` source takes ``pmid`` first and ``abstract`` before ``text`` (its id is the PMID of dedup and
+    decontamination); ``biohicl index`` (``read_corpus``) takes ``_id``/``id`` first and ``text`` first, as BEIR."""
+    from biohicl.data.corpus import Document, read_corpus
+
+    path = tmp_path / "both.jsonl"
+    write_lines(path, [{"pmid": 101, "abstract": "insulin abstract", "id": "doc-7", "text": "other text",
+                        "mesh": [HEART]}])  # fmt: skip
+    assert [(r.pmid, r.abstract) for r in read_records("jsonl", path, mesh)] == [("101", "insulin abstract")]
+    assert [(d.id, d.text) for d in read_corpus(path)] == [("doc-7", "other text")]
+    beir = tmp_path / "corpus.jsonl"
+    write_lines(beir, [{"_id": "b1", "title": "T", "text": "x", "pmid": "9", "abstract": "y"}])
+    assert list(read_corpus(beir)) == [Document("b1", "x", "T")]
+
+
+def test_detect_a_jsonl_file_whose_first_line_is_over_the_64_kb_sniff(tmp_path, mesh):
+    """A first line longer than the sniff is cut, so it is no JSON: a ``mesh``/``mesh_uis``/``mesh_ids`` key at
+    its top level before the cut still marks it; a nested or quoted one does not, nor do one-line BioASQ and
+    PubMedQA files over 64 KB (whose top-level keys are ``articles`` and PMIDs)."""
+    long_text = "word " * 14_000  # 70,000 characters
+    cases = {
+        "long.jsonl": [{"pmid": "1", "title": "T", "mesh_uis": [HEART], "abstract": long_text}, {"pmid": "2"}],
+        "long_mesh_last.jsonl": [{"pmid": "1", "abstract": long_text, "mesh": [HEART]}],  # key beyond the cut
+        "nested.jsonl": [{"_id": "1", "meta": {"mesh": [HEART]}, "text": long_text}],
+        "quoted.jsonl": [{"_id": "1", "title": 'a "mesh": key', "text": long_text}],
+    }
+    for name, lines in cases.items():
+        write_lines(tmp_path / name, lines)
+    article = {"pmid": "5", "title": "T", "abstractText": long_text, "meshMajor": ["Heart"], "mesh": ["Heart"]}
+    (tmp_path / "bioasq.json").write_text(json.dumps({"articles": [article]}))
+    item = {"QUESTION": "Q?", "CONTEXTS": [long_text], "MESHES": ["Heart"], "mesh": ["Heart"], "final_decision": "yes"}
+    (tmp_path / "pubmedqa.json").write_text(json.dumps({"12345": item, "23456": item}))
+    assert (tmp_path / "long.jsonl").read_bytes().index(b"\n") > 70_000
+    got = {p.name: detect_source(p) for p in sorted(tmp_path.iterdir())}
+    assert got == {"bioasq.json": "bioasq", "long.jsonl": "jsonl", "long_mesh_last.jsonl": None,
+                   "nested.jsonl": None, "pubmedqa.json": "pubmedqa", "quoted.jsonl": None}  # fmt: skip
+    report = ReadReport()
+    records = list(read_records("auto", tmp_path / "long.jsonl", mesh, report=report))
+    assert [(r.pmid, r.mesh, len(r.abstract)) for r in records] == [("1", (HEART,), len(long_text.strip()))]
+    assert report.skipped == {EMPTY_ABSTRACT: 1}

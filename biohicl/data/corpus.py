@@ -81,7 +81,9 @@ def skip_blank(documents: Iterable[Document], skipped: BlankDocuments) -> Iterat
         yield doc
 
 
-def _first(record: dict[str, Any], names: Sequence[str]) -> Any:
+def first_field(record: dict[str, Any], names: Sequence[str]) -> Any:
+    """The value of the first of ``names`` that ``record`` holds and is not ``None`` (``None`` when none is);
+    shared with the ``jsonl`` source (:mod:`biohicl.data.jsonl`)."""
     for name in names:
         if name in record and record[name] is not None:
             return record[name]
@@ -104,11 +106,11 @@ def _mesh(record: dict[str, Any], where: str, path: str | Path | None, number: i
 
 def document_from_record(record: dict[str, Any], path: str | Path | None = None, number: int | None = None) -> Document:
     """Build a :class:`Document` from a dict with the field names listed in the module docstring."""
-    doc_id = _first(record, ID_FIELDS)
+    doc_id = first_field(record, ID_FIELDS)
     if doc_id is None or str(doc_id) == "":
         raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, number)
-    text = _first(record, TEXT_FIELDS)
-    title = _first(record, TITLE_FIELDS) or ""
+    text = first_field(record, TEXT_FIELDS)
+    title = first_field(record, TITLE_FIELDS) or ""
     if text is None:
         if not title:
             raise DataError(f"document {doc_id}: no text (expected one of {', '.join(TEXT_FIELDS)})", path, number)

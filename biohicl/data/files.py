@@ -46,6 +46,14 @@ def undecodable_error(path: Path, err: UnicodeDecodeError) -> DataError:
     return DataError(f"cannot decode the file: {what}; convert it to UTF-8 (`iconv -f {source} -t utf-8`)", path)
 
 
+def utf16_error(path: Path, encoding: str) -> DataError:
+    """The one-line refusal of a UTF-16 file (``encoding`` from :func:`utf16_encoding`) by a reader of UTF-8 only."""
+    how = "byte-order mark" if encoding == "utf-16" else "NUL bytes"
+    return DataError(
+        f"cannot decode the file: UTF-16 text ({how}); convert it to UTF-8 (`iconv -f utf-16 -t utf-8`)", path
+    )
+
+
 def guarded_reader(reader: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
     """Turn what a bad file can raise mid-stream (wrong encoding, corrupt gzip) into a :class:`DataError`."""
 

@@ -1,8 +1,10 @@
 """A user's own MeSH-labelled abstracts as JSON lines (source ``jsonl``), e.g. a Hugging Face dataset's ``to_json``.
 
 One JSON object per line, with the field names training reads from a ``.jsonl`` documents file
-(:func:`~biohicl.training.run.load_training_data`, :data:`~biohicl.data.documents.LABEL_COLUMNS`) and the id names
-of an indexing corpus (:data:`~biohicl.data.corpus.ID_FIELDS`, ``pmid`` first)::
+(:func:`~biohicl.training.run.load_training_data`, :data:`~biohicl.data.documents.LABEL_COLUMNS`) and the id and
+text names of an indexing corpus (:data:`~biohicl.data.corpus.ID_FIELDS`, ``TEXT_FIELDS``) in another order:
+``pmid`` first and ``abstract`` before ``text``, where ``biohicl index`` (:func:`~biohicl.data.corpus.read_corpus`)
+takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pairs is ``pmid``/``abstract`` here::
 
     {"pmid": "101", "title": "...", "abstract": "...", "mesh": ["Humans", "D003920"]}
     {"id": "doc-7", "text": "...", "labels": "D003924|Heart", "label_kind": "mentions"}
@@ -10,7 +12,8 @@ of an indexing corpus (:data:`~biohicl.data.corpus.ID_FIELDS`, ``pmid`` first)::
 * id: the first of ``pmid``, ``_id``, ``id``, ``doc_id``, ``docid`` (a string or an integer). It is the document's
   PMID for the build: later copies of it in any input are dropped and a PubMedQA test PMID is removed by
   decontamination, so a numeric id must be a real PMID; give documents outside PubMed non-numeric ids (``doc-7``).
-* text: ``title`` (optional) and ``abstract``, else ``text`` (read as the abstract).
+* text: ``title`` (optional) and ``abstract``, else ``text`` when ``abstract`` is missing or blank (read as the
+  abstract).
 * labels: the first of :data:`~biohicl.data.documents.LABEL_COLUMNS` present, a list of strings or one
   ``|``-separated string; each a descriptor UI (``D…``, ``MESH:`` allowed), a descriptor name or an entry term,
   in any mix. Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
@@ -32,11 +35,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.corpus import ID_FIELDS
+from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
-from biohicl.data.files import check_file, guarded_reader, utf16_encoding
+from biohicl.data.files import check_file, guarded_reader, utf16_encoding, utf16_error
 from biohicl.data.records import INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
-from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 SOURCE = "jsonl"
@@ -44,6 +46,8 @@ JSONL_ID_FIELDS = ("pmid", *(name for name in ID_FIELDS if name != "pmid"))
 #: the label fields whose presence in a first line marks a file as this source (``labels`` is too generic)
 DETECT_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
 _ID_LIKE = re.compile(r"^(MESH:)?([DC]\d{6,9}|-1)$")  # descriptor, supplementary concept, un-normalised
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
 
 
 @guarded_reader
@@ -59,9 +63,9 @@ def read_jsonl(
     ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
-        head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
-        if utf16_encoding(head):
-            raise DataError("UTF-16 text; convert it to UTF-8 (`iconv -f utf-16 -t utf-8`)", path)
+        utf16 = utf16_encoding(handle.peek(4)[:4] if hasattr(handle, "peek") else b"")
+        if utf16:
+            raise utf16_error(path, utf16)
         for number, raw in enumerate(handle, 1):
             raw = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw  # a byte-order mark is no error
             if not raw.strip():
@@ -82,6 +86,31 @@ def is_jsonl_line(line: str) -> bool:
     return isinstance(value, dict) and any(name in value for name in DETECT_FIELDS)
 
 
+def starts_jsonl_line(text: str) -> bool:
+    """Whether ``text``, the start of a first line cut off by the detection sniff (an abstract over 64 KB), is a
+    JSON object with a :data:`DETECT_FIELDS` key at its top level before the cut: the keys and values are decoded
+    one by one (a nested ``"mesh"`` key, or one quoted inside a string, is not a top-level one)."""
+    pos = _SPACE.match(text).end()
+    if not text.startswith("{", pos):
+        return False
+    pos += 1
+    try:
+        while True:
+            key, pos = _DECODER.raw_decode(text, _SPACE.match(text, pos).end())
+            pos = _SPACE.match(text, pos).end()
+            if not isinstance(key, str) or not text.startswith(":", pos):
+                return False
+            if key in DETECT_FIELDS:
+                return True
+            _, pos = _DECODER.raw_decode(text, _SPACE.match(text, pos + 1).end())  # a value cut off raises
+            pos = _SPACE.match(text, pos).end()
+            if not text.startswith(",", pos):
+                return False
+            pos += 1
+    except (ValueError, RecursionError):
+        return False
+
+
 def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
     try:
         value = json.loads(raw.decode("utf-8"))
@@ -95,34 +124,30 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
     if problem:
         ctx.skip(MALFORMED, problem)
         return None
-    pmid = _first(value, JSONL_ID_FIELDS)
-    labels = _first(value, LABEL_COLUMNS)
+    pmid = first_field(value, JSONL_ID_FIELDS)
+    labels = first_field(value, LABEL_COLUMNS)
     if isinstance(labels, str):
         labels = [label for label in labels.split("|") if label.strip()]
     uis: list[str] = []
     for label in labels or ():
         uis += ctx.resolve_ids([label]) if _ID_LIKE.match(label.strip()) else ctx.resolve_names([label])
-    abstract = value.get("abstract") if value.get("abstract") is not None else value.get("text")
+    abstract = next((text for text in (value.get("abstract"), value.get("text")) if text and text.strip()), "")
     extra = {name: str(value[name]) for name in ("year", "journal") if value.get(name) is not None}
     return ctx.emit(
         str(pmid).strip(),
         value.get("title") or "",
-        abstract or "",
+        abstract,
         uis,
         label_kind=value.get("label_kind") or INDEXING,
         **extra,
     )
 
 
-def _first(value: dict[str, Any], names: tuple[str, ...]) -> Any:
-    return next((value[name] for name in names if value.get(name) is not None), None)
-
-
 def _shape_problem(value: Any) -> str:
     """What makes a parsed line no document (empty when it is one)."""
     if not isinstance(value, dict):
         return f"expected a JSON object, got {type(value).__name__}"
-    pmid = _first(value, JSONL_ID_FIELDS)
+    pmid = first_field(value, JSONL_ID_FIELDS)
     if pmid is None or isinstance(pmid, bool) or not isinstance(pmid, (str, int)) or not str(pmid).strip():
         shown = "none" if pmid is None else repr(pmid)[:40]
         return f"no document id (a string or an integer in one of {', '.join(JSONL_ID_FIELDS)}; got {shown})"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.files import check_file, utf16_encoding
-from biohicl.data.jsonl import is_jsonl_line, read_jsonl
+from biohicl.data.jsonl import is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
@@ -50,7 +50,8 @@ def detect_source(path: str | Path) -> str | None:
     """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
     (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
     ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``),
-    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field)."""
+    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field; when the
+    first line is longer than the 64 KB, such a top-level key before the cut)."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -64,7 +65,8 @@ def detect_source(path: str | Path) -> str | None:
         found = re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>]", text)
         return "medline" if found else None
     if text.startswith("{"):
-        if is_jsonl_line(text.split("\n", 1)[0]):
+        first_line, newline, _ = text.partition("\n")
+        if is_jsonl_line(first_line) or (not newline and starts_jsonl_line(text)):  # a first line over 64 KB
             return "jsonl"
         if '"articles"' in text[:4096]:
             return "bioasq"
