@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.files import check_file, guarded_reader, utf16_encoding
+from biohicl.data.files import check_file, guarded_reader, utf16_encoding, utf16_error
 from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
-from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 TAG_LINE = re.compile(r"([A-Z][A-Z0-9]{0,3}) *- ?(.*)")
@@ -91,9 +90,7 @@ def read_medline_text(
     with opener(path, "rb") as handle:
         utf16 = utf16_encoding(handle.peek(4)[:4])
         if utf16:
-            how = "byte-order mark" if utf16 == "utf-16" else "NUL bytes"
-            raise DataError(f"cannot decode the file: UTF-16 text ({how}); convert it to UTF-8 "
-                            "(`iconv -f utf-16 -t utf-8`)", path)  # fmt: skip
+            raise utf16_error(path, utf16)
         for fields, problem in _blocks(handle, ctx):
             ctx.start()
             values: dict[str, list[str]] = {}
