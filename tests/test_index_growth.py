@@ -3,6 +3,7 @@ by documents added at the end, and the model check of a search (tiny random BERT
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -226,6 +227,33 @@ def test_a_grown_index_rebuilds_its_stale_compressed_form(model, tmp_path, caplo
         assert np.array_equal(np.load(tmp_path / "idx" / name), np.load(tmp_path / "fresh" / name))
     hits = search(model, "title 12", tmp_path / "idx", top_k=13)[0]
     assert sorted(h.id for h in hits) == sorted(d.id for d in growing_corpus(13))
+
+
+def test_a_stale_compressed_form_is_rebuilt_at_the_calibration_rows_it_was_built_with(model, tmp_path):
+    """A rerun without --calibration_rows rebuilt a form built with --calibration_rows 4 at the default (all 13
+    rows sampled), so it no longer equalled a fresh build at 4; an info file older than the record falls back to the
+    rerun's value."""
+    import numpy as np
+
+    build = functools.partial(build_index, model, shard_size=5, show_progress_bar=False)
+    build(growing_corpus(10), tmp_path / "idx", compress="int8", calibration_rows=4)
+    build(growing_corpus(13), tmp_path / "idx")
+    build(growing_corpus(13), tmp_path / "fresh", compress="int8", calibration_rows=4)
+    info = json.loads((tmp_path / "idx" / "compressed-int8.json").read_text())
+    assert info["calibration"]["rows"] == 4 and info["calibration_rows"] == 4  # rows 0, 4, 8, 12 of 13
+    assert info == json.loads((tmp_path / "fresh" / "compressed-int8.json").read_text())
+    for number in range(3):
+        name = f"shard-{number:05d}.int8.npy"
+        assert np.array_equal(np.load(tmp_path / "idx" / name), np.load(tmp_path / "fresh" / name))
+
+    build(growing_corpus(10), tmp_path / "old", compress="int8", calibration_rows=4)
+    path = tmp_path / "old" / "compressed-int8.json"
+    old = json.loads(path.read_text())
+    del old["calibration_rows"]  # as written before the record
+    path.write_text(json.dumps(old))
+    build(growing_corpus(13), tmp_path / "old", calibration_rows=6)
+    info = json.loads(path.read_text())
+    assert info["calibration_rows"] == 6 and info["calibration"]["rows"] == 6
 
 
 @pytest.mark.parametrize("grown_to", [13, 17])

@@ -9,7 +9,8 @@
   balanced), packed 8 per byte; ``spread`` (the dimension's mean absolute deviation) is kept for scoring.
 
 Files (one per float32 shard, so a distributed build and a resume keep their unit):
-``compressed-<kind>.json`` (format, kind, dim, count, calibration vectors, shards with their sha256) and
+``compressed-<kind>.json`` (format, kind, dim, count, the ``calibration_rows`` asked for, calibration vectors, shards
+with their sha256) and
 ``shard-00000.<kind>.npy`` (``int8 [n, dim]`` or ``uint8 [n, ceil(dim / 8)]``). Searching them:
 :mod:`biohicl.search.compressed`.
 """
@@ -133,7 +134,8 @@ def compress_index(
 ) -> dict[str, Any]:
     """Write the ``kind`` compressed form of a finished index beside its float32 shards; returns its info record.
 
-    Reads the float32 shards through memory maps (twice: a spread-out calibration sample, then every row once).
+    Reads the float32 shards twice: a spread-out calibration sample of up to ``calibration_rows`` rows through
+    :meth:`FloatRows.take` (positioned reads), then every row once, shard by shard.
     """
     kind = check_kind(kind)
     if calibration_rows < 1:
@@ -166,6 +168,7 @@ def compress_index(
         "kind": kind,
         "dim": manifest.dim,
         "count": manifest.count,
+        "calibration_rows": calibration_rows,
         "calibration": asdict(calibration),
         "shards": shards,
     }
@@ -204,10 +207,11 @@ def compression_kinds(compress: str | Iterable[str] | None) -> list[str]:
     return kinds
 
 
-def stale_kinds(directory: str | Path, manifest: IndexManifest) -> list[str]:
+def stale_kinds(directory: str | Path, manifest: IndexManifest) -> dict[str, int | None]:
     """The compressed forms in ``directory`` that no longer describe the index's rows (an index grown by a rerun:
-    another row count, or other shards)."""
-    stale = []
+    another row count, or other shards), each with the ``calibration_rows`` it was built with (None when its info
+    predates that record or is unreadable)."""
+    stale: dict[str, int | None] = {}
     for kind in available_kinds(directory):
         path = Path(directory) / compressed_info_name(kind)
         try:
@@ -216,23 +220,28 @@ def stale_kinds(directory: str | Path, manifest: IndexManifest) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             counts, info = None, {}
         if info.get("count") != manifest.count or counts != [(s.number, s.count) for s in manifest.shards]:
-            stale.append(kind)
+            built_with = info.get("calibration_rows") if isinstance(info, dict) else None
+            usable = isinstance(built_with, int) and not isinstance(built_with, bool) and built_with >= 1
+            stale[kind] = built_with if usable else None
     return stale
 
 
 def refresh_compressed(
     directory: str | Path, manifest: IndexManifest, kinds: list[str], calibration_rows: int = DEFAULT_CALIBRATION_ROWS
 ) -> None:
-    """Write the ``kinds`` asked for, and rebuild (with a log line) each other compressed form that the index's rows
-    outgrew, so a search never meets a form of other rows."""
-    for kind in stale_kinds(directory, manifest):
-        if kind not in kinds:
+    """Write the ``kinds`` asked for (at ``calibration_rows``), and rebuild (with a log line) each other compressed
+    form that the index's rows outgrew, at the ``calibration_rows`` it was built with (``calibration_rows`` when its
+    info predates that record), so a search never meets a form of other rows and the rebuilt form equals a fresh
+    build at its own setting."""
+    rows_of = dict.fromkeys(kinds, calibration_rows)
+    for kind, built_with in stale_kinds(directory, manifest).items():
+        if kind not in rows_of:
             logger.warning(
                 "%s: rebuilding %s: it describes other rows than the index's %d (documents were added)",
                 directory,
                 compressed_info_name(kind),
                 manifest.count,
             )
-            kinds = [*kinds, kind]
-    for kind in kinds:
-        compress_index(directory, kind, calibration_rows=calibration_rows)
+            rows_of[kind] = calibration_rows if built_with is None else built_with
+    for kind, rows in rows_of.items():
+        compress_index(directory, kind, calibration_rows=rows)
