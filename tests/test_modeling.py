@@ -523,3 +523,57 @@ def test_an_adapter_folder_as_a_base_is_its_merged_model_and_a_new_adapter_over_
     base.save_pretrained(tmp_path / "second")
     reloaded = BioHiCL.from_pretrained(tmp_path / "second")  # its base, the first adapter, merged the same way
     np.testing.assert_array_equal(reloaded.encode(TEXTS, show_progress_bar=False), second)
+
+
+def test_a_plain_peft_adapter_folder_as_a_base_is_its_merged_model_and_a_new_adapter_trains_on_it(
+    tiny_bert_dir, tmp_path
+):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    # an adapter saved by peft alone (no biohicl_config.json, no config.json, no tokenizer), as on the Hub
+    peft_model = get_peft_model(
+        AutoModel.from_pretrained(tiny_bert_dir), LoraConfig(r=4, target_modules=["query", "value"])
+    )
+    randomize_lora_b(peft_model, generator=torch.Generator().manual_seed(2))
+    peft_model.save_pretrained(tmp_path / "plain")
+    assert sorted(p.name for p in (tmp_path / "plain").glob("*.json")) == ["adapter_config.json"]
+    peft_model.merge_and_unload().save_pretrained(tmp_path / "merged")  # peft's own merge, as the expected model
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        (tmp_path / "merged" / name).write_bytes((tiny_bert_dir / name).read_bytes())
+    expected = BioHiCL.from_base(str(tmp_path / "merged"), pooling="mean").encode(TEXTS, show_progress_bar=False)
+    original = BioHiCL.from_base(str(tiny_bert_dir), pooling="mean").encode(TEXTS, show_progress_bar=False)
+    assert np.abs(expected - original).max() > 1e-3  # the adapter changes the embeddings
+
+    base = BioHiCL.from_base(str(tmp_path / "plain"))
+    assert base.config.pooling == BioHiCL.from_base(str(tiny_bert_dir)).config.pooling  # no ST files: the base's
+    base.config.pooling = "mean"
+    assert not [name for name, _ in base.named_parameters() if "lora" in name]  # merged, not an adapter inside
+    np.testing.assert_allclose(base.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-5)
+    base.add_lora(r=4, verbose=False)
+    # the new adapter starts from the adapted model (transformers' attached `default` adapter was re-initialised)
+    np.testing.assert_allclose(base.encode(TEXTS, show_progress_bar=False), expected, rtol=0, atol=1e-5)
+    randomize_lora_b(base, generator=torch.Generator().manual_seed(3))
+    second = base.encode(TEXTS, show_progress_bar=False)
+    base.save_pretrained(tmp_path / "second")
+    reloaded = BioHiCL.from_pretrained(tmp_path / "second")  # its recorded base, the plain adapter, merged again
+    np.testing.assert_array_equal(reloaded.encode(TEXTS, show_progress_bar=False), second)
+
+    # with sentence-transformers files of its own, the adapter folder's settings are those, not the base's
+    pooling = "cls" if BioHiCL.from_base(str(tiny_bert_dir)).config.pooling == "mean" else "mean"
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    (tmp_path / "plain" / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "plain" / "1_Pooling").mkdir()
+    (tmp_path / "plain" / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": pooling}))
+    assert BioHiCL.from_base(str(tmp_path / "plain")).config.pooling == pooling
+
+
+def test_a_plain_peft_adapter_whose_base_is_missing_is_one_line_naming_its_config_and_the_base(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "gone")}))
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_base(str(folder))
+    message = str(err.value)
+    assert "\n" not in message and str(folder / "adapter_config.json") in message
+    assert repr(str(tmp_path / "gone")) in message

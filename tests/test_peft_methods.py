@@ -139,3 +139,16 @@ def test_the_card_of_a_loha_adapter_shows_its_rank_and_alpha():
     text = render_model_card(data)
     assert "This repository holds a **LoHa adapter** (peft)" in text
     assert "- loha\n" in text.split("---")[1] and "- lora\n" not in text.split("---")[1]
+
+
+@pytest.mark.parametrize(("method", "expected"), [("lora", "LORA"), ("dora", "DORA"), ("ia3", "IA3"), ("loha", "LOHA")])
+def test_a_config_and_its_saved_adapter_config_name_one_method_for_the_folder_and_the_card(method, expected):
+    from biohicl.hub.card_adapter import PEFT_NAMES, peft_name, sentence_transformers_loads
+    from biohicl.models.export import SENTENCE_TRANSFORMERS_PEFT_TYPES, peft_method
+
+    config = _config(method)
+    saved = config.to_dict()  # what adapter_config.json holds: peft_type a string, use_dora a row
+    assert peft_method(config) == expected
+    assert peft_name(saved["peft_type"], saved) == PEFT_NAMES[expected]
+    loads = sentence_transformers_loads("adapter", saved["peft_type"], saved)
+    assert loads is (expected in SENTENCE_TRANSFORMERS_PEFT_TYPES) is (expected != "DORA")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from biohicl.models.export import SENTENCE_TRANSFORMERS_PEFT_TYPES
+from biohicl.models.export import SENTENCE_TRANSFORMERS_PEFT_TYPES, peft_method_name
 
 LORA_KEYS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
 #: the arguments' LoRA rows, left out of the card of an adapter of another peft method (they never trained)
@@ -38,20 +38,14 @@ def adapter_rows(values: dict[str, Any], adapter: dict[str, Any]) -> dict[str, A
     return values
 
 
-def peft_method(peft_type: str | None, hyperparameters: dict[str, Any]) -> str:
-    """The method as ``adapter_config.json`` names it (``LORA``, ``IA3`` ...; None: ``LORA``), ``DORA`` for a LoRA
-    one whose rows say ``use_dora``."""
-    method = (peft_type or "LORA").upper()
-    return "DORA" if method == "LORA" and hyperparameters.get("use_dora") else method
-
-
 def peft_name(peft_type: str | None, hyperparameters: dict[str, Any]) -> str:
     """The method as the card words it: ``LoRA``, ``DoRA``, ``IA3``, ``LoHa`` ... (another as recorded)."""
-    method = peft_method(peft_type, hyperparameters)
+    method = peft_method_name(peft_type, bool(hyperparameters.get("use_dora")))
     return PEFT_NAMES.get(method, peft_type or "LoRA")
 
 
 def sentence_transformers_loads(kind: str, peft_type: str | None, hyperparameters: dict[str, Any]) -> bool:
     """Whether ``SentenceTransformer(repo)`` loads the weights as trained: a merged or full model, or an adapter of a
     method whose folder gets sentence-transformers' module files (``biohicl.models.export.write_loading_files``)."""
-    return kind != "adapter" or peft_method(peft_type, hyperparameters) in SENTENCE_TRANSFORMERS_PEFT_TYPES
+    method = peft_method_name(peft_type, bool(hyperparameters.get("use_dora")))
+    return kind != "adapter" or method in SENTENCE_TRANSFORMERS_PEFT_TYPES

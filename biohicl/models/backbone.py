@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
-from biohicl.models.config import ENCODING_SETTINGS, default_pooling
+from biohicl.models.config import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    CONFIG_NAME,
+    ENCODING_SETTINGS,
+    default_pooling,
+)
+from biohicl.models.resolver import registered_entry, resolve_base
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -22,10 +29,49 @@ if TYPE_CHECKING:
 EXTRA_LORA_TARGET_MODULES: dict[str, list[str]] = {"mpnet": ["q", "v"]}
 
 
+def plain_adapter_base(path: Path) -> tuple[str, Path] | None:
+    """``(base id, base folder)`` of a plain peft adapter folder (``adapter_config.json``, no ``config.json`` nor
+    ``biohicl_config.json``: peft's ``save_pretrained``, an adapter repo): the base its ``base_model_name_or_path``
+    names, at its ``revision``, resolved as any base (:func:`~biohicl.models.resolver.resolve_base`); None for any
+    other folder. A missing or unresolvable base is a one-line :class:`ModelLoadError` naming the file and the id."""
+    adapter_config = path / ADAPTER_CONFIG_NAME
+    if not adapter_config.is_file() or (path / "config.json").is_file() or (path / CONFIG_NAME).is_file():
+        return None
+    values = read_json_file(adapter_config)
+    base = values.get("base_model_name_or_path") if isinstance(values, dict) else None
+    if not isinstance(base, str) or not base:
+        raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names no base model ({base!r})")
+    try:
+        base_path = resolve_base(base, values.get("revision") or None)
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{adapter_config}: its base {base!r} could not be found ({err})") from None
+    if base_path.resolve() == path.resolve():
+        raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names the adapter's own folder")
+    return base, base_path
+
+
+def merged_plain_adapter(path: Path, base_path: Path, dtype: torch.dtype | None) -> nn.Module:
+    """The backbone in ``base_path`` with the plain peft adapter in ``path`` merged into its weights."""
+    from peft import PeftModel
+
+    if not (path / ADAPTER_WEIGHTS_NAME).is_file():
+        raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
+    base = load_backbone(base_path, dtype)
+    try:
+        return quiet_peft_wrap(PeftModel.from_pretrained, base, str(path)).merge_and_unload()
+    except Exception as err:  # peft raises anything from a key mismatch to a shape error
+        raise ModelLoadError(f"{path}: could not load the adapter onto its base {base_path} ({err})") from None
+
+
 def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
-    """``AutoModel`` from ``path``'s safetensors weights (pickle weights and remote code are refused)."""
+    """``AutoModel`` from ``path``'s safetensors weights (pickle weights and remote code are refused); a plain peft
+    adapter folder (:func:`plain_adapter_base`) is its base with the adapter merged in, so a new adapter trains on
+    the adapted model (transformers would attach it as ``default``, which ``add_lora`` then re-initialises)."""
     from transformers import AutoModel
 
+    adapter_base = plain_adapter_base(path)
+    if adapter_base is not None:
+        return merged_plain_adapter(path, adapter_base[1], dtype)
     if not any(path.glob("*.safetensors")):
         if any(path.glob("*.bin")) or any(path.glob("*.pt")):
             raise ModelLoadError(
@@ -45,6 +91,16 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
         raise ModelLoadError(f"{path}: unreadable safetensors weights {weights} ({err})") from None
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"{path}: could not load the model ({err})") from None
+
+
+def load_tokenizer(path: Path) -> Any:
+    """``AutoTokenizer`` of ``path``; a plain peft adapter folder saved without one (peft's ``save_pretrained``
+    writes none) has its base's."""
+    from transformers import AutoTokenizer
+
+    has_own = any((path / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
+    adapter_base = None if has_own else plain_adapter_base(path)
+    return AutoTokenizer.from_pretrained(str(path if adapter_base is None else adapter_base[1]))
 
 
 #: sentence-transformers' older pooling config: one boolean flag per mode (``pooling_mode_cls_token: true``).
@@ -187,8 +243,13 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
     ``entry``'s (a registered model encodes as ``from_pretrained`` loads it), else the sentence-transformers
     folder's, else the name's pooling guess, normalised, 512 tokens and no prompts. A sentence-transformers folder
     with a module other than :data:`APPLIED_MODULES`, or whose pooling leaves out the prompt (``include_prompt``
-    false) while a prompt is set, is a one-line :class:`ModelLoadError`: biohicl would encode another model."""
+    false) while a prompt is set, is a one-line :class:`ModelLoadError`: biohicl would encode another model. A plain
+    peft adapter folder (:func:`plain_adapter_base`) without sentence-transformers files encodes as its base does."""
     settings = {key: value for key, value in given.items() if value is not None}
+    adapter_base = None if is_sentence_transformers_folder(path) else plain_adapter_base(path)
+    if adapter_base is not None:  # a plain peft adapter folder without sentence-transformers files: its base's
+        model_id, path = adapter_base
+        entry = entry or registered_entry(model_id)
     sentence_transformers_modules(path)  # refuses a module biohicl would leave out
     if entry is not None:
         for key in ENCODING_SETTINGS:

@@ -67,12 +67,17 @@ def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig, hi
     )
 
 
+def peft_method_name(peft_type: Any, use_dora: bool = False) -> str:
+    """A peft method as ``adapter_config.json`` names it (``LORA``, ``IA3``, ``LOHA`` ...; a ``PeftType`` or its
+    string, None: ``LORA``), ``DORA`` for LoRA with ``use_dora``: what an adapter's sentence-transformers files and
+    its model card (``biohicl.hub.card_adapter``) both go by."""
+    name = str(getattr(peft_type, "value", peft_type) or "LORA").upper()
+    return "DORA" if name == "LORA" and use_dora else name
+
+
 def peft_method(peft_config: Any) -> str:
-    """An adapter's peft method as its ``adapter_config.json`` names it (``LORA``, ``IA3``, ``LOHA`` ...), ``DORA``
-    for a LoRA config with ``use_dora``."""
-    peft_type = getattr(peft_config, "peft_type", None)
-    name = str(getattr(peft_type, "value", peft_type) or "LORA")
-    return "DORA" if name == "LORA" and getattr(peft_config, "use_dora", False) else name
+    """A peft config's method (:func:`peft_method_name` of its ``peft_type`` and ``use_dora``)."""
+    return peft_method_name(getattr(peft_config, "peft_type", None), bool(getattr(peft_config, "use_dora", False)))
 
 
 def write_loading_files(directory: Path, config: BioHiCLConfig, hidden_size: int, peft_config: Any = None) -> None:

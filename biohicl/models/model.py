@@ -26,7 +26,7 @@ from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base
-from biohicl.models.backbone import base_encoding_settings, load_backbone, lora_config, quiet_peft_wrap
+from biohicl.models.backbone import base_encoding_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.encoding import (
     chunks,
@@ -92,10 +92,9 @@ class BioHiCL(EncoderInfo, nn.Module):
         registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a BioHiCL folder's
         ``biohicl_config.json`` (an adapter folder loads with its LoRA merged in), else from a sentence-transformers
         folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
-        name's guess, 512, "" and True; a value given is kept (the length capped at the position embeddings).
-        The model comes in eval mode."""
-        from transformers import AutoTokenizer
-
+        name's guess, 512, "" and True; a value given is kept (the length capped at the position embeddings). A
+        plain peft adapter folder loads merged into its base, with the base's settings unless it has
+        sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode."""
         path = resolve_base(base_model, revision, registry=registry)
         model_id = hub_id or base_model
         if Path(model_id).expanduser().is_dir():
@@ -116,7 +115,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         positions = getattr(backbone.config, "max_position_embeddings", None)
         if positions and config.max_length > positions:
             config.max_length = int(positions)  # never ask for more positions than the model has
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = load_tokenizer(path)
         return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
 
     @classmethod
