@@ -178,3 +178,29 @@ def test_records_that_say_nothing_of_their_data_but_scored_other_counts_get_no_d
         markdown_table([base, tuned], sources=["a.json", "b.json"])
     tuned["tasks"]["beir"]["num_queries"] = 3
     assert markdown_table([base, tuned]).count("\n") == 5  # header, rule, two runs, Δ
+
+
+def test_a_cap_cuts_a_task_only_below_its_full_number_of_items():
+    from biohicl.evaluation.runner import Cut, cut_by_cap
+
+    def record(cap, tasks):
+        return {"settings": {"limit_queries": cap}, "tasks": tasks}
+
+    sha = {"s/queries.jsonl": "a"}
+    at_300 = record(300, {"scifact": {"split": "test", "num_queries": 300, "data_files": sha}})
+    assert cut_by_cap("scifact", at_300) == Cut(300, 300, None)  # nothing shows 300 is all: counted cut
+    whole = record(None, {"scifact": {"split": "test", "num_queries": 300, "data_files": sha}})
+    assert cut_by_cap("scifact", at_300, [whole]) is None
+    first_50 = record(50, {"scifact": {"split": "test", "num_queries": 50, "data_files": sha}})
+    assert cut_by_cap("scifact", first_50, [whole]) == Cut(50, 50, 300)
+    # a witness of other data, another split or itself capped says nothing of the task's size
+    for other in (
+        record(None, {"scifact": {"split": "test", "num_queries": 300, "data_files": {"s/queries.jsonl": "b"}}}),
+        record(None, {"scifact": {"split": "dev", "num_queries": 300}}),
+        record(300, {"scifact": {"split": "test", "num_queries": 300}}),
+    ):
+        assert cut_by_cap("scifact", at_300, [other]) == Cut(300, 300, None)
+    assert cut_by_cap("scifact", record(400, {"scifact": {"num_queries": 300}})) is None  # under the cap: all of it
+    assert cut_by_cap("biosses", record(50, {"biosses": {"num_queries": 100}})) is None  # it ignores the cap
+    # the agreement's cap counts documents, its items are pairs: more items than the cap is no proof of a whole task
+    assert cut_by_cap("siml-agreement", record(50, {"siml-agreement": {"num_queries": 1225}})) == Cut(50, 1225, None)

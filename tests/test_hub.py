@@ -18,7 +18,7 @@ from conftest import build_tiny_bert, randomize_lora_b
 from huggingface_hub import ModelCard
 
 from biohicl.cli import publish as publish_cmd
-from biohicl.errors import ConfigError, PublishError
+from biohicl.errors import ConfigError, DataError, PublishError
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import build_model_repo_folder, check_folder, find_model_dir, publish_folder
 from biohicl.models.model import BioHiCL
@@ -810,3 +810,64 @@ def test_a_base_evaluated_at_another_max_length_gets_no_delta_on_the_card(run_di
     assert len(warnings) == 1 and "max_length 64 vs base 256" in warnings[0]
     results = ModelCard(text).data.to_dict()["model-index"][0]["results"]
     assert {m["value"] for r in results for m in r["metrics"]} == {0.87, 0.8167}  # the model's own values stay
+
+
+def test_a_cap_as_large_as_the_task_gets_one_verdict_from_compare_card_and_publish(run_dir, tmp_path, caplog):
+    # `evaluate --limit_queries 300` on SciFact test (300 queries) compared cleanly with --compare, yet publish
+    # refused it and the card dropped the base's value: two rules said whether a record scored part of a task
+    from biohicl.evaluation.runner import check_comparable, evaluate_model, save_results
+    from biohicl.hub.eval_rows import card_rows
+    from tests.test_compare_checks import BASE, TUNED
+    from tests.test_evaluation import write_beir
+
+    run, _, _ = run_dir
+    folder = write_beir(tmp_path / "beir")  # 3 queries
+    whole = evaluate_model(BASE, [str(folder)])
+    at_size, below = (evaluate_model(TUNED, [str(folder)], limit_queries=n) for n in (3, 2))
+    assert [r["tasks"]["beir"]["num_queries"] for r in (whole, at_size, below)] == [3, 3, 2]
+    files = {name: save_results(r, tmp_path / f"{name}.json") for name, r in (("whole", whole), ("at", at_size))}
+    files["below"] = save_results(below, tmp_path / "below.json")
+    model, base = at_size["tasks"]["beir"]["metrics"]["ndcg@10"], whole["tasks"]["beir"]["metrics"]["ndcg@10"]
+    assert model != base
+    # a cap of 3 on a task of 3 queries, beside an uncapped base: comparable, a base value and Δ, published whole
+    check_comparable([at_size, whole])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
+        row = next(r for r in card_rows(at_size, base=whole) if r.metric == "ndcg@10")
+    assert (row.base_value, row.limit_queries, row.held_out) == (base, None, True) and not caplog.records
+    out = tmp_path / "repo"
+    card = build_model_repo_folder(
+        run, out, repo_id="me/tiny", eval_results=files["at"], base_eval_results=files["whole"]
+    )
+    text = (card / "README.md").read_text()
+    assert f"| beir (test) | nDCG@10 | {base:.4f} | {model:.4f} | {model - base:+.4f} |" in text
+    # alone (the run's base never scored beir), nothing shows 3 queries are the whole task: refused, saying so
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(run, tmp_path / "alone", repo_id="me/tiny", eval_results=files["at"])
+    assert str(error.value) == (
+        f"{files['at']}: evaluated with limit_queries 3, so beir scored 3 queries, and no record given shows that is "
+        "the whole task (none scored it without the cap); rerun `biohicl evaluate` without --limit_queries to show "
+        "it scored the whole task"
+    )
+    assert next(r for r in card_rows(at_size) if r.metric == "ndcg@10").limit_queries == 3
+    # a cap of 2 cuts the task: no Δ from --compare or the card, and publish refuses it, base or none
+    with pytest.raises(DataError, match=r"^beir: limit_queries 2 vs none \(record 1 vs record 2\)$"):
+        check_comparable([below, whole])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
+        row = next(r for r in card_rows(below, base=whole) if r.metric == "ndcg@10")
+    assert (row.base_value, row.limit_queries, row.held_out) == (None, 2, False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the base's values are left out of the card where it was evaluated otherwise "
+        "(beir: limit_queries 2 vs none (model vs base))"
+    ]
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(
+            run, tmp_path / "cut", repo_id="me/tiny", eval_results=files["below"], base_eval_results=files["whole"]
+        )
+    assert str(error.value) == (
+        f"{files['below']}: evaluated with limit_queries 2, so beir scored only its first 2 queries, not the whole "
+        "task; rerun `biohicl evaluate` without --limit_queries to publish it"
+    )
+    with pytest.raises(PublishError, match=r"limit_queries 2, so beir scored 2 queries, and no record given shows"):
+        build_model_repo_folder(run, tmp_path / "cut", repo_id="me/tiny", eval_results=files["below"])

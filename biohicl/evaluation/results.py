@@ -14,6 +14,8 @@ from typing import Any
 
 #: Tasks whose ``dev`` split (model selection) is filed apart from the split they report (``pubmedqa-dev``).
 DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
+#: Tasks that score every item whatever ``limit_queries`` says (BIOSSES's 100 pairs; ``tasks._biosses`` drops it).
+UNCAPPED_TASKS = ("biosses",)
 
 
 @dataclass

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder, as_encoder
-from biohicl.evaluation.results import summary_key
+from biohicl.evaluation.results import UNCAPPED_TASKS, summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
     check_task,
@@ -201,23 +201,71 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def _query_cap(record: Mapping[str, Any]) -> int | None:
+def query_cap(record: Mapping[str, Any]) -> int | None:
+    """A record's ``settings.limit_queries``, or None (no cap, or not a number)."""
     limit = (record.get("settings") or {}).get("limit_queries")
     return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
-def scoring_difference(task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str | None:
-    """How two records (``names``: their files, for the message) scored ``task`` differently, as the tail of one
-    line, or None: another split; a data file both name with another sha256; another ``limit_queries`` unless both
-    scored as many items (a cap above the task's size, or one the task ignores). What a record does not say (an old
-    record without ``data_files``) is not a difference."""
-    (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
+def _scored(entry: Mapping[str, Any]) -> int | None:
+    count = entry.get("num_queries")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _data_difference(a: Mapping[str, Any], b: Mapping[str, Any], pair: str) -> str | None:
+    """Another split, or a data file both task entries name with another sha256 (what one does not say is not)."""
     if a.get("split") and b.get("split") and a["split"] != b["split"]:
         return f"split {a['split']} vs {b['split']} ({pair})"
     files_a, files_b = a.get("data_files") or {}, b.get("data_files") or {}
     if differ := [name for name in files_a if name in files_b and files_a[name] != files_b[name]]:
         return f"the records scored different data ({', '.join(differ)} differs: {pair})"
-    caps, counts = [_query_cap(r) for r in records], (a.get("num_queries"), b.get("num_queries"))
+    return None
+
+
+class Cut(NamedTuple):
+    """A task a record may have scored only part of: its ``cap`` (``settings.limit_queries``), the items it
+    ``scored``, and the task's ``full`` number of items where another record shows it (None: nothing does)."""
+
+    cap: int
+    scored: int | None
+    full: int | None
+
+
+def cut_by_cap(task: str, record: Mapping[str, Any], others: Iterable[Mapping[str, Any]] = ()) -> Cut | None:
+    """Whether ``record``'s ``limit_queries`` cut ``task``: None when it scored the whole task (no cap; a task that
+    ignores it, :data:`~biohicl.evaluation.results.UNCAPPED_TASKS`; fewer items than the cap; or as many as one of
+    ``others`` scored uncut on the same split and data), else a :class:`Cut`. A task is cut only when the cap is
+    below its full number of items; where no record shows that number, as many items as the cap (or more: a cap that
+    counted other items, such as the agreement's documents) counts as cut (``full`` None), the conservative call.
+
+    >>> cut_by_cap("scifact", {"settings": {"limit_queries": 300}, "tasks": {"scifact": {"num_queries": 300}}})
+    Cut(cap=300, scored=300, full=None)
+    """
+    cap, entry = query_cap(record), (record.get("tasks") or {}).get(task)
+    if cap is None or not isinstance(entry, Mapping) or task in UNCAPPED_TASKS:
+        return None
+    scored = _scored(entry)
+    if scored is not None and scored < cap:
+        return None
+    for other in others:
+        whole = (other.get("tasks") or {}).get(task)
+        if not isinstance(whole, Mapping) or _data_difference(entry, whole, "") or cut_by_cap(task, other):
+            continue
+        if (full := _scored(whole)) is not None and scored is not None and scored <= full:
+            return None if scored == full else Cut(cap, scored, full)
+    return Cut(cap, scored, None)
+
+
+def scoring_difference(task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str | None:
+    """How two records (``names``: their files, for the message) scored ``task`` differently, as the tail of one
+    line, or None: another split; a data file both name with another sha256; another ``limit_queries`` unless both
+    scored as many items (a cap above the task's size, or one the task ignores: :func:`cut_by_cap`'s rule, a cap
+    cuts a task only below its full number of items). What a record does not say (an old record without
+    ``data_files``) is not a difference."""
+    (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
+    if (why := _data_difference(a, b, pair)) is not None:
+        return why
+    caps, counts = [query_cap(r) for r in records], (_scored(a), _scored(b))
     if caps[0] != caps[1] and (None in counts or counts[0] != counts[1]):
         return "limit_queries " + " vs ".join("none" if cap is None else str(cap) for cap in caps) + f" ({pair})"
     if None not in counts and counts[0] != counts[1]:

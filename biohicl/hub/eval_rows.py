@@ -168,32 +168,17 @@ def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
     return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
 
 
-#: tasks that score every item whatever ``limit_queries`` says (BIOSSES's 100 pairs)
-UNLIMITED_TASKS = ("biosses",)
-#: the settings that change a task's numbers: a base value is shown beside the model's only where both agree on them
-#: (each compared where both records say it; ``num_queries`` is the task's own count)
-COMPARED_SETTINGS = ("split", "limit_queries", "num_queries", "max_length", "query_prompt", "document_prompt")
+#: the settings that change a task's numbers besides how the task was scored (split, data, query cap and count:
+#: :func:`~biohicl.evaluation.runner.scoring_difference`): a base value is shown beside the model's only where both
+#: agree on them (the split always, each other where both records say it)
+COMPARED_SETTINGS = ("split", "max_length", "query_prompt", "document_prompt")
 
 
-def limited_tasks(results: dict[str, Any] | None) -> dict[str, int]:
-    """``{task: N}`` of the tasks a harness record scored on only their first ``settings.limit_queries`` = N queries:
-    every task of a record evaluated with ``limit_queries``, but those that ignore it (:data:`UNLIMITED_TASKS`) and
-    those with fewer queries than N (the cap left the whole task).
-
-    >>> limited_tasks({"settings": {"limit_queries": 50}, "tasks": {"pubmedqa": {"num_queries": 50}, "biosses": {}}})
-    {'pubmedqa': 50}
-    """
-    limit = ((results or {}).get("settings") or {}).get("limit_queries")
+def _by_task(results: dict[str, Any] | None) -> dict[str, Any]:
+    """``results`` with its ``tasks`` keyed as card rows key them (lower case), only the entries that are mappings."""
     tasks = (results or {}).get("tasks")
-    if not isinstance(limit, int) or isinstance(limit, bool) or not isinstance(tasks, dict):
-        return {}
-    limited = {}
-    for task, record in tasks.items():
-        count = record.get("num_queries") if isinstance(record, dict) else None
-        if str(task).lower() in UNLIMITED_TASKS or (isinstance(count, int) and count < limit):
-            continue
-        limited[str(task).lower()] = limit
-    return limited
+    tasks = {str(t).lower(): r for t, r in tasks.items() if isinstance(r, dict)} if isinstance(tasks, dict) else {}
+    return {**(results or {}), "tasks": tasks}
 
 
 def task_settings(results: dict[str, Any] | None, task: str, split: str) -> dict[str, Any]:
@@ -203,12 +188,7 @@ def task_settings(results: dict[str, Any] | None, task: str, split: str) -> dict
     settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
     config = (record.get("model") or {}).get("config") if isinstance(record.get("model"), dict) else None
     config = config if isinstance(config, dict) else {}
-    tasks = record.get("tasks") if isinstance(record.get("tasks"), dict) else {}
-    task_record = next((r for t, r in tasks.items() if str(t).lower() == task), None)
     values: dict[str, Any] = {"split": result_splits(results).get(task, split)}
-    values["limit_queries"] = limited_tasks(results).get(task)
-    if isinstance(task_record, dict) and isinstance(task_record.get("num_queries"), int):
-        values["num_queries"] = task_record["num_queries"]
     for key in ("max_length", "query_prompt", "document_prompt"):
         value = settings.get(key, config.get(key))
         if value is not None:
@@ -217,9 +197,9 @@ def task_settings(results: dict[str, Any] | None, task: str, split: str) -> dict
 
 
 def differing_settings(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{setting: (model's, base's)}`` of the settings two :func:`task_settings` disagree on (split and
-    limit_queries always compared, the others where both say them)."""
-    always = ("split", "limit_queries")
+    """``{setting: (model's, base's)}`` of the settings two :func:`task_settings` disagree on (the split always
+    compared, the others where both say them)."""
+    always = ("split",)
     return {
         key: (tuned.get(key), base.get(key))
         for key in COMPARED_SETTINGS
@@ -227,26 +207,40 @@ def differing_settings(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str,
     }
 
 
+def base_difference(results: dict[str, Any], base: dict[str, Any] | None, task: str, split: str = "test") -> str | None:
+    """Why ``base``'s value of ``task`` does not go beside ``results``'s, or None: the records scored the task
+    differently (:func:`~biohicl.evaluation.runner.scoring_difference`, the rule of ``biohicl evaluate --compare``)
+    or disagree on one of :data:`COMPARED_SETTINGS` (``split``: the task's when a record names none)."""
+    from biohicl.evaluation.runner import scoring_difference  # the evaluation package loads torch: only when used
+
+    ours, theirs = _by_task(results), _by_task(base)
+    both = task in ours["tasks"] and task in theirs["tasks"]
+    if both and (why := scoring_difference(task, (ours, theirs), ("model", "base"))) is not None:
+        return why
+    differ = differing_settings(task_settings(results, task, split), task_settings(base, task, split))
+    return ", ".join(f"{key} {a!r} vs base {b!r}" for key, (a, b) in differ.items()) or None
+
+
 def card_rows(
     results: dict[str, Any], base: dict[str, Any] | None = None, split: str = "test", all_metrics: bool = False
 ) -> list[EvalRow]:
-    """A record's card rows (:func:`flatten_results`), each with the base's value where both records agree on
-    :data:`COMPARED_SETTINGS` (``split``: a task's when its record names none), else none and one warning naming
-    the settings; a task scored on its first N queries (:func:`limited_tasks`) carries N."""
+    """A record's card rows (:func:`flatten_results`), each with the base's value unless :func:`base_difference`
+    says why not (one warning names each such task and why); a task its ``limit_queries`` N cut (scored on its first
+    N queries: :func:`~biohicl.evaluation.runner.cut_by_cap`, the base the witness of the task's size) carries N."""
+    from biohicl.evaluation.runner import cut_by_cap  # the evaluation package loads torch: only when used
+
     tuned = flatten_results(results, all_metrics)
     reference = flatten_results(base, all_metrics) if base is not None else {}
-    limited = limited_tasks(results)
+    ours, witnesses = _by_task(results), [_by_task(base)] if base is not None else []
     rows, differing = [], {}
     for (task, metric), value in tuned.items():
-        ours = task_settings(results, task, split)
         base_value = reference.get((task, metric))
-        if base_value is not None and (differ := differing_settings(ours, task_settings(base, task, split))):
-            differing[task], base_value = differ, None
-        rows.append(EvalRow(task, metric, value, base_value, ours["split"], limited.get(task)))
+        if base_value is not None and (why := differing.get(task) or base_difference(results, base, task, split)):
+            differing[task], base_value = why, None
+        cut = cut_by_cap(task, ours, witnesses)
+        split_shown = result_splits(results).get(task, split)
+        rows.append(EvalRow(task, metric, value, base_value, split_shown, cut.cap if cut is not None else None))
     if differing:
-        shown = "; ".join(
-            f"{task}: " + ", ".join(f"{key} {a!r} vs base {b!r}" for key, (a, b) in settings.items())
-            for task, settings in differing.items()
-        )
+        shown = "; ".join(f"{task}: {why}" for task, why in differing.items())
         logger.warning("the base's values are left out of the card where it was evaluated otherwise (%s)", shown)
     return rows

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub.eval_rows import limited_tasks
 from biohicl.hub.run_sources import (
     check_eval_record,
     copy_without_machine_paths,
@@ -160,21 +159,34 @@ def _eval_records(
     ):
         if src.is_file():
             records[name] = check_eval_record(src if explicit else inside(src, run_dir))
-            _refuse_partial(records[name])
         elif explicit:
             raise PublishError(f"{src}: evaluation results file not found")
+    read = {name: read_json(path, error=PublishError) for name, path in records.items()}
+    for name, path in records.items():
+        _refuse_partial(path, read[name], [other for key, other in read.items() if key != name])
     return records
 
 
-def _refuse_partial(record: Path) -> None:
-    """A :class:`PublishError` naming ``record`` when it scored a task on its first N queries only
-    (``settings.limit_queries``): its numbers are not the task's, yet a card would file them as its test result."""
-    limited = limited_tasks(read_json(record, error=PublishError))
-    if limited:
-        task, limit = next(iter(limited.items()))
+def _refuse_partial(path: Path, record: dict[str, Any], others: list[dict[str, Any]]) -> None:
+    """A :class:`PublishError` naming ``path`` when its ``settings.limit_queries`` cut a task
+    (:func:`~biohicl.evaluation.runner.cut_by_cap`, the other record the witness of the task's size): its numbers
+    are not the task's, yet a card would file them as its test result. A task scored on as many queries as the cap
+    with no record showing that is all of it is refused too, saying so."""
+    from biohicl.evaluation.runner import cut_by_cap  # the evaluation package loads torch: only when publishing
+
+    for task in record.get("tasks") or {}:
+        if (cut := cut_by_cap(task, record, others)) is None:
+            continue
+        if cut.full is not None:
+            raise PublishError(
+                f"{path}: evaluated with limit_queries {cut.cap}, so {task} scored only its first {cut.scored} "
+                "queries, not the whole task; rerun `biohicl evaluate` without --limit_queries to publish it"
+            )
+        items = "queries" if cut.scored == cut.cap else "items"
         raise PublishError(
-            f"{record}: evaluated with limit_queries {limit}, so {task} scored only its first {limit} queries, not "
-            "the whole task; rerun `biohicl evaluate` without --limit_queries to publish it"
+            f"{path}: evaluated with limit_queries {cut.cap}, so {task} scored {cut.scored} {items}, and no record "
+            "given shows that is the whole task (none scored it without the cap); rerun `biohicl evaluate` without "
+            "--limit_queries to show it scored the whole task"
         )
 
 
