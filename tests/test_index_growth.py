@@ -294,3 +294,75 @@ def test_a_partial_last_shard_with_other_documents_is_still_refused(model, tmp_p
     with pytest.raises(DataError, match=r"shard 1 was built from other documents .* only be added at its end"):
         build_index(model, changed, tmp_path / "idx", shard_size=5, show_progress_bar=False)
     assert IndexManifest.load(tmp_path / "idx").count == 7  # the finished index is left as it was
+
+
+# ---------------------------------------------------------------------------------------------- an index keeping blanks
+def blank_corpus(n: int) -> list[Document]:
+    """``growing_corpus(n)`` with documents 2 and 9 blank."""
+    return [Document(d.id, " ", "") if i in (2, 9) else d for i, d in enumerate(growing_corpus(n))]
+
+
+def build_keeping_blanks(model, corpus: list[Document], directory: Path, monkeypatch) -> None:
+    """An index as biohicl built it before blank documents were left out: they are rows, and neither its
+    manifest.json (``skipped_blank``) nor its settings.json (``blank_documents``) says anything about them."""
+    from biohicl.search import blank_documents
+
+    with monkeypatch.context() as patch:
+        patch.setattr(blank_documents, "skip_blank", lambda docs, blank: iter(docs), raising=False)
+        patch.setattr("biohicl.search.indexing.skip_blank", lambda docs, blank: iter(docs), raising=False)
+        build_index(model, corpus, directory, shard_size=3, show_progress_bar=False)
+    for name, key in (("manifest.json", "skipped_blank"), ("settings.json", "blank_documents")):
+        values = json.loads((directory / name).read_text())
+        values.pop(key, None)
+        (directory / name).write_text(json.dumps(values))
+
+
+def test_an_index_built_keeping_blank_documents_is_rerun_and_grown_keeping_them(model, tmp_path, monkeypatch, caplog):
+    """A rerun on an index older biohicl built (blank documents kept) left them out of the corpus stream, so shard 0
+    held other ids and it refused ("the corpus changed since the earlier run") even on the same corpus."""
+    from biohicl.search.layout import PROBE_TEXTS
+
+    build_keeping_blanks(model, blank_corpus(7), tmp_path / "idx", monkeypatch)
+    assert index_tensors(tmp_path / "idx")[1][2] == '{"id": "d2"}'  # the blank document is row 2
+    encoded: list[int] = []
+    original = BioHiCL.encode
+
+    def counting(self, texts, *args, **kwargs):
+        if list(texts) != list(PROBE_TEXTS):
+            encoded.append(len(texts))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(BioHiCL, "encode", counting)
+    build = functools.partial(build_index, model, shard_size=3, show_progress_bar=False)
+    with caplog.at_level(logging.WARNING, logger="biohicl.search"):
+        same = build(blank_corpus(7), tmp_path / "idx")
+    assert encoded == [] and same.count == 7 and same.skipped_blank == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'idx'}: built before blank documents were left out, it still holds them (documents with no "
+        "text: 1, e.g. d2); an index built in a new folder leaves them out"
+    ]
+    assert json.loads((tmp_path / "idx" / "settings.json").read_text())["blank_documents"] == "keep"
+
+    grown = build(blank_corpus(11), tmp_path / "idx")  # the manifest now has skipped_blank: settings.json tells
+    assert encoded == [3, 2] and grown.count == 11  # shard 2 (d6-d8) again, shard 3 (d9, blank, kept, and d10)
+    assert build(blank_corpus(11), tmp_path / "idx").count == 11 and encoded == [3, 2]
+    monkeypatch.setattr(BioHiCL, "encode", original)
+    build_keeping_blanks(model, blank_corpus(11), tmp_path / "fresh", monkeypatch)
+    rows, docs = index_tensors(tmp_path / "idx")
+    fresh_rows, fresh_docs = index_tensors(tmp_path / "fresh")
+    assert torch.equal(rows, fresh_rows) and docs == fresh_docs and len(docs) == 11
+
+    build(blank_corpus(11), tmp_path / "new")  # a new folder leaves them out
+    assert IndexManifest.load(tmp_path / "new").count == 9
+    assert json.loads((tmp_path / "new" / "settings.json").read_text())["blank_documents"] == "skip"
+
+
+def test_a_shard_holding_blank_documents_in_a_folder_that_does_not_say_so_is_refused_saying_why(
+    model, tmp_path, monkeypatch
+):
+    build_keeping_blanks(model, blank_corpus(7), tmp_path / "idx", monkeypatch)
+    (tmp_path / "idx" / "manifest.json").unlink()  # as a killed run leaves it: nothing tells the blanks were kept
+    with pytest.raises(
+        DataError, match=r"shard 0 was built .* \(it was built keeping documents with no text \(1, e\.g\. 'd2'\)"
+    ):
+        build_index(model, blank_corpus(7), tmp_path / "idx", shard_size=3, show_progress_bar=False)

@@ -29,9 +29,10 @@ from typing import Any
 import torch
 
 from biohicl.atomic import atomic_write_text
-from biohicl.data.corpus import BlankDocuments, Document, iter_documents, skip_blank
+from biohicl.data.corpus import BlankDocuments, Document, iter_documents
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
+from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.layout import (
@@ -108,16 +109,17 @@ def _shards(
         chunk = []
 
 
-def _rereader(corpus: str | Path | Iterable[Any]) -> Callable[[], Iterator[Document]] | None:
+def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[[], Iterator[Document]] | None:
     """What streams ``corpus``'s indexed documents again (None for a one-shot iterator, which cannot be)."""
     if not isinstance(corpus, (str, Path)) and iter(corpus) is corpus:
         return None
-    return lambda: skip_blank(iter_documents(corpus), BlankDocuments())
+    return lambda: blank_documents.indexed(iter_documents(corpus), BlankDocuments(), keep_blank)
 
 
-def _kept_digest(path: Path, docs: list[Document], number: int) -> str | None:
+def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[str]) -> str | None:
     """The ids digest of shard ``number`` on disk when it holds ``docs``; None when it holds only their first ones
-    (the earlier corpus ended there, documents were added since: encode it again); else a :class:`DataError`."""
+    (the earlier corpus ended there, documents were added since: encode it again); else a :class:`DataError` (saying
+    so when the shard holds blank documents, ``blank_ids``, that this run left out)."""
     meta = read_shard_metadata(path)
     digest = ids_digest(d.id for d in docs)
     count = int(meta.get("count", -1))
@@ -126,9 +128,11 @@ def _kept_digest(path: Path, docs: list[Document], number: int) -> str | None:
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
         logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
         return None
+    hint = blank_documents.refusal_hint(path.with_name(docs_name(number)), blank_ids)
+    reason = hint or "the corpus changed since the earlier run; documents may only be added at its end"
     raise DataError(
-        f"shard {number} was built from other documents than the corpus now has there (the corpus changed since "
-        "the earlier run; documents may only be added at its end); use a new output folder",
+        f"shard {number} was built from other documents than the corpus now has there ({reason}); use a new "
+        "output folder",
         path,
     )
 
@@ -267,18 +271,23 @@ def build_index(
         directory.mkdir(parents=True, exist_ok=True)
         # an older settings.json lacks these keys: it was built with the defaults
         legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
+        # ... and blank_documents, which its manifest tells (the mode its shards were built in; a rerun keeps it)
+        settings[blank_documents.SETTING] = legacy[blank_documents.SETTING] = blank_documents.recorded_mode(directory)
         fresh = _check_settings(directory, settings, resume, legacy)
+        if not fresh:
+            blank_documents.record_mode(directory, settings[blank_documents.SETTING])
         # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
         # killed rerun leaves that index searchable (the shards it lists are never rewritten)
         for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
             stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
     state.wait_for_everyone()
+    keep_blank = blank_documents.recorded_mode(directory) == blank_documents.KEEP  # every rank: as rank 0 recorded
 
     own: list[ShardInfo] = []
     total_shards = 0
     has_titles = has_mesh = False
     encoded = skipped = 0
-    blank = BlankDocuments()
+    blank, blank_ids = BlankDocuments(), set[str]()
     source = corpus if isinstance(corpus, (str, Path)) else None
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
     bar = tqdm(
@@ -289,8 +298,8 @@ def build_index(
         position=rank,
     )
     try:
-        stream = skip_blank(iter_documents(corpus), blank)
-        for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus)))):
+        stream = blank_documents.indexed(iter_documents(corpus), blank, keep_blank, blank_ids)
+        for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus, keep_blank)))):
             total_shards = number + 1
             has_titles = has_titles or any(d.title for d in docs)
             has_mesh = has_mesh or any(d.mesh for d in docs)
@@ -299,7 +308,7 @@ def build_index(
                 continue
             path = directory / shard_name(number)
             if resume and path.is_file() and (directory / docs_name(number)).is_file():
-                digest = _kept_digest(path, docs, number)
+                digest = _kept_digest(path, docs, number, blank_ids)
                 if digest is not None:
                     own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
                     skipped += len(docs)
@@ -333,15 +342,13 @@ def build_index(
         "has_mesh": has_mesh,
         "encoded": encoded,
         "skipped": skipped,
-        "skipped_blank": blank.count,
+        "skipped_blank": 0 if keep_blank else blank.count,
         "shards": [asdict(s) for s in own],
     }
     atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n", fsync=True)
     state.wait_for_everyone()
     if state.is_main_process:
-        if blank.count:
-            where = f"{source}: " if source else ""
-            logger.warning("%sskipped %d documents with no text, e.g. %s", where, blank.count, blank.example)
+        blank_documents.report(blank, keep_blank, directory, source)
         manifest = merge_rank_manifests(directory, world, settings)
         refresh_compressed(directory, manifest, kinds, calibration_rows)
     state.wait_for_everyone()
