@@ -55,9 +55,10 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 GIB = 1 << 30
 #: GPU memory one ``reproduce`` worker of a model's study is taken to need, GiB: ESTIMATED ON THE CPU, not measured on
 #: a GPU. all-mpnet-base-v2 (eager attention only in transformers 5.x, LoRA on q/v, 384 tokens, batch 32, bf16
-#: autocast): the tensors its forward saves for backward, counted with a saved-tensor hook at batch 2, 0.64 GiB,
-#: scale to 10.2 GiB at batch 32; with the CUDA context, the weights and the allocator's slack about 11-13 GiB; 13
-#: taken. A model not listed has no estimate (its phases are not capped) unless ``--worker-gib`` gives one.
+#: autocast): the tensors its forward saves for backward, counted with a saved-tensor hook at batches 2 and 4
+#: (``python benchmarks/bench_saved_tensors.py``: 160 MiB fixed + 247 MiB a row), are 7.9 GiB at batch 32; the CUDA
+#: context, the weights, backward's transients and the allocator's slack come on top, so 13 is taken as a margin. A
+#: model not listed has no estimate (its phases are not capped) unless ``--worker-gib`` gives one.
 WORKER_GIB = {"sentence-transformers/all-mpnet-base-v2": 13.0}
 #: What the ``reproduce`` parent keeps on the GPU beside its workers (its CUDA context after the step-0 pre-pass,
 #: whose cached blocks it releases), GiB; also an estimate.

@@ -110,3 +110,13 @@ def test_build_mesh_table_header_names_the_release_and_source(tmp_path, data_dir
     run("scripts/build_mesh_table.py", str(data_dir / "mesh" / "mesh_id_label_mappings.tsv"), "--output", str(out),
         timeout=120)  # fmt: skip
     assert out.read_bytes() == packaged.read_bytes()
+
+
+def test_bench_saved_tensors_splits_the_count_into_fixed_and_per_row_parts():
+    """The GPU session's per-worker estimate rests on this count: fixed (autocast's weight copies) plus per row."""
+    out = run("benchmarks/bench_saved_tensors.py", "--model", "minilm-l6", "--batch", "1", "--seq", "32", timeout=300)
+    numbers = [float(part.split(" MiB")[0].split()[-1]) for part in out.split(" MiB")[:4] for part in [part + " MiB"]]
+    one, two, fixed, per_row = numbers
+    assert fixed > 0 and per_row > 0
+    assert abs(fixed + per_row - one) < 0.2 and abs(fixed + 2 * per_row - two) < 0.2  # the split adds up
+    assert "-> batch 32:" in out
