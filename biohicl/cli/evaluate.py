@@ -228,8 +228,14 @@ def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, st
     if path.exists():
         base = getattr(config, "base_model", None)
         kind = getattr(config, "kind", None)
-        if kind == "adapter" and base:
-            return f"{path.name} (LoRA over {base})", getattr(config, "base_revision", None)
+        if kind == "adapter" and base:  # its peft method as a card words it (LoRA, DoRA, IA3 ...)
+            from biohicl.hub.card_adapter import peft_name
+            from biohicl.jsonio import read_json
+
+            file = Path(getattr(resolved, "path", None) or path) / "adapter_config.json"
+            adapter = read_json(file, error=ConfigError) if file.is_file() else {}
+            method = peft_name(adapter.get("peft_type"), {"use_dora": bool(adapter.get("use_dora"))})
+            return f"{path.name} ({method} over {base})", getattr(config, "base_revision", None)
         return (base if base and not Path(base).exists() else path.name), getattr(config, "base_revision", None)
     return spec, revision
 

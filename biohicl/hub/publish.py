@@ -13,6 +13,7 @@ limit (unless allowed), or contain a Hugging Face token. The token itself is nev
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from biohicl.hub.run_sources import (
     check_eval_record,
     copy_without_machine_paths,
     curve_files,
+    drop_recorded_peft_weights,
     find_model_dir,
     inside,
     model_files,
@@ -249,6 +251,8 @@ def build_model_repo_folder(
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
     config = read_json(out_dir / "biohicl_config.json", error=PublishError)
+    if not merge and drop_recorded_peft_weights(config, model_dir / "biohicl_config.json"):
+        (out_dir / "biohicl_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if not merge and config.get("kind") in FULL_WEIGHT_KINDS:
         # a full fine-tune saved before BioHiCL.save_pretrained wrote sentence-transformers files has none, yet its
         # card loads it with SentenceTransformer

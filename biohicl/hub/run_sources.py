@@ -5,12 +5,17 @@ and uploaded: the repo folder's own checks only see the copy)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from biohicl.errors import PublishError
+from biohicl.hub.card_adapter import sentence_transformers_loads
 from biohicl.jsonio import read_json
+from biohicl.models.export import peft_method_name
+
+logger = logging.getLogger(__name__)
 
 #: files copied from a model folder into the repo folder (an allowlist: no optimizer state, no pickles, no run logs)
 MODEL_FILE_PATTERNS = (
@@ -36,6 +41,14 @@ MODEL_FILE_PATTERNS = (
     "2_Normalize/*",
 )
 MODEL_SUBDIRS = ("final", "best", "model")
+#: sentence-transformers' module files (``biohicl.models.export.write_sentence_transformers_files``)
+SENTENCE_TRANSFORMERS_FILES = (
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/*",
+    "2_Normalize/*",
+)
 
 
 def find_model_dir(run_dir: str | Path) -> Path:
@@ -60,11 +73,65 @@ def inside(path: Path, folder: Path) -> Path:
 
 
 def model_files(model_dir: Path) -> list[Path]:
-    """The allowlisted files of ``model_dir``, each checked to lie in it (:func:`inside`)."""
+    """The allowlisted files of ``model_dir``, each checked to lie in it (:func:`inside`); sentence-transformers'
+    module files left out of an adapter whose method it does not load as trained (a DoRA folder saved before
+    ``save_pretrained`` stopped writing them has them), with one line saying so."""
     picked: set[Path] = set()
     for pattern in MODEL_FILE_PATTERNS:
         picked.update(p for p in model_dir.glob(pattern) if p.is_file())
+    method = _unloadable_adapter_method(model_dir)
+    if method is not None:
+        module_files = {p for pattern in SENTENCE_TRANSFORMERS_FILES for p in model_dir.glob(pattern)} & picked
+        if module_files:
+            logger.info(
+                "%s: a %s adapter, which sentence-transformers does not load as trained: its sentence-transformers "
+                "module files (%s) are not staged (an earlier biohicl wrote them); its sentence-transformers route is "
+                "--merge",
+                model_dir,
+                method,
+                ", ".join(sorted(p.relative_to(model_dir).as_posix() for p in module_files)),
+            )
+            picked -= module_files
     return [inside(path, model_dir) for path in sorted(picked)]
+
+
+def _unloadable_adapter_method(model_dir: Path) -> str | None:
+    """The peft method (``DORA`` ...) of the adapter in ``model_dir`` when sentence-transformers does not load it as
+    trained (:func:`~biohicl.hub.card_adapter.sentence_transformers_loads`); None for another folder."""
+    config = read_json(model_dir / "biohicl_config.json", error=PublishError)
+    adapter_file = model_dir / "adapter_config.json"
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind != "adapter" or not adapter_file.is_file():
+        return None
+    adapter = read_json(inside(adapter_file, model_dir), error=PublishError)
+    if not isinstance(adapter, dict):
+        return None
+    use_dora = {"use_dora": bool(adapter.get("use_dora"))}
+    if sentence_transformers_loads(kind, adapter.get("peft_type"), use_dora):
+        return None
+    return peft_method_name(adapter.get("peft_type"), use_dora["use_dora"])
+
+
+def drop_recorded_peft_weights(config: dict[str, Any], source: Path) -> bool:
+    """Drop from a staged ``biohicl_config.json``'s ``base_signature.weights`` the adapter's own peft weights an
+    adapter saved before base signatures left them out recorded (the others still identify the base); True when it
+    dropped any, with one line saying so."""
+    from biohicl.models.signature import recorded_peft_weights
+
+    signature = config.get("base_signature")
+    if not isinstance(signature, dict) or not isinstance(signature.get("weights"), dict):
+        return False
+    stale = recorded_peft_weights(signature)
+    if not stale:
+        return False
+    signature["weights"] = {name: v for name, v in signature["weights"].items() if name not in stale}
+    logger.info(
+        "%s: saved before biohicl left peft weights out of base signatures: the adapter's own %s dropped from the "
+        "staged base_signature (the other recorded weights identify the base)",
+        source,
+        ", ".join(stale),
+    )
+    return True
 
 
 def curve_files(run_dir: Path) -> list[Path]:

@@ -7,6 +7,7 @@ Shapes that cannot load always fail; a base of the right shape that is not the r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -17,7 +18,9 @@ from torch import nn
 from biohicl.errors import ModelLoadError
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, looks_like_path
-from biohicl.models.signature import signature_mismatch
+from biohicl.models.signature import recorded_peft_weights, signature_mismatch
+
+logger = logging.getLogger(__name__)
 
 _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
 
@@ -94,6 +97,15 @@ def check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig
             f"{adapter_dir}: adapter_config.json says base {recorded!r}, biohicl_config.json says {config.base_model!r}"
         )
     if config.base_signature:
+        stale = recorded_peft_weights(config.base_signature)
+        if stale:
+            logger.info(
+                "%s: saved before biohicl left peft weights out of base signatures: its base_signature records the "
+                "adapter's own %s, skipped (the other recorded weights are checked); "
+                "BioHiCL.from_pretrained(DIR).save_pretrained(DIR) re-records it",
+                adapter_dir,
+                ", ".join(stale),
+            )
         why = signature_mismatch(config.base_signature, base)
         if why is not None:
             _refuse_base(

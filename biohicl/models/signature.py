@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -16,6 +16,14 @@ SIGNATURE_CONFIG_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "nu
 SIGNATURE_SAMPLES = 16
 #: a bfloat16/float16 load of the same base moves a weight by < 0.4% of its size; a fine-tune moves it by more
 SIGNATURE_RTOL, SIGNATURE_ATOL = 1e-2, 1e-7
+#: the name segments of peft's own weights (LoRA's, DoRA's magnitudes, IA3's, ``modules_to_save``'s trained copies)
+PEFT_WEIGHT_SEGMENTS = frozenset(
+    {"lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector", "ia3_l", "modules_to_save"}
+)
+#: the prefixes of other peft methods' weight segments (LoHa's ``hada_w1_a``, LoKr's ``lokr_w1`` ...)
+PEFT_WEIGHT_PREFIXES = ("hada_", "lokr_")
+#: the adapter name peft gives an adapter unless told another (biohicl never tells it another)
+DEFAULT_ADAPTER_NAME = "default"
 
 
 def unwrapped(backbone: nn.Module) -> nn.Module:
@@ -41,6 +49,22 @@ def _plain_name(name: str) -> str:
     return name.replace(".base_layer.", ".").replace(".original_module.", ".")
 
 
+def is_peft_weight(name: str, adapter_names: Collection[str] = (DEFAULT_ADAPTER_NAME,)) -> bool:
+    """Whether the parameter ``name`` is a peft method's own weight, never a base's: a segment that is an adapter's
+    name (peft names them ``<module>.<layer>.<adapter name>[.weight]``) or a peft layer's (:data:`PEFT_WEIGHT_SEGMENTS`,
+    :data:`PEFT_WEIGHT_PREFIXES`)."""
+    return any(
+        part in adapter_names or part in PEFT_WEIGHT_SEGMENTS or part.startswith(PEFT_WEIGHT_PREFIXES)
+        for part in name.split(".")
+    )
+
+
+def recorded_peft_weights(recorded: dict[str, Any]) -> list[str]:
+    """The weights a recorded ``base_signature`` names that are a peft method's own (:func:`is_peft_weight`): an IA3
+    or LoHa adapter saved before base signatures left them out recorded one; none is a base's."""
+    return [name for name in recorded.get("weights") or {} if is_peft_weight(name)]
+
+
 def _adapter_names(backbone: nn.Module) -> set[str]:
     """The names of the peft adapters attached to ``backbone`` (peft records its ``peft_config`` on the wrapper and
     on the base model it injects into); empty for a plain model."""
@@ -61,7 +85,7 @@ def _base_matrices(backbone: nn.Module) -> dict[str, torch.Tensor]:
     return {
         _plain_name(name): param
         for name, param in unwrapped(backbone).named_parameters()
-        if param.dim() == 2 and adapters.isdisjoint(name.split(".")) and ".modules_to_save." not in name
+        if param.dim() == 2 and not is_peft_weight(name, adapters)
     }
 
 
@@ -98,13 +122,18 @@ def base_signature(backbone: nn.Module) -> dict[str, Any]:
 
 
 def signature_mismatch(recorded: dict[str, Any], backbone: nn.Module) -> str | None:
-    """Why ``backbone`` is not the base ``recorded`` describes (None when it is)."""
+    """Why ``backbone`` is not the base ``recorded`` describes (None when it is). A recorded weight that is a peft
+    method's own (:func:`recorded_peft_weights`: an adapter saved before base signatures left them out) is no base's
+    and is skipped; the others are checked."""
     actual = base_signature(backbone)
     for name in SIGNATURE_CONFIG_FIELDS:
         if name in recorded and recorded[name] != actual.get(name):
             return f"{name} {actual.get(name)} where the adapter's base has {recorded[name]}"
     matrices = _base_matrices(backbone)
+    stale = set(recorded_peft_weights(recorded))
     for name, values in (recorded.get("weights") or {}).items():
+        if name in stale:
+            continue
         if name not in matrices:
             return f"no weight {name}"
         if not values or matrices[name].numel() == 0:
