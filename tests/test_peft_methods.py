@@ -85,6 +85,7 @@ def test_a_dora_folder_has_no_sentence_transformers_files_and_says_where_to_go(t
         model.save_pretrained(folder)
     for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
         assert not (folder / name).exists()
+    assert not (folder / "1_Pooling").exists() and not (folder / "2_Normalize").exists()  # the module folders too
     lines = [r.getMessage() for r in caplog.records if r.name == "biohicl.models.export"]
     assert lines == [
         f"{folder}: a DORA adapter: no sentence-transformers module files written (SentenceTransformer would not "

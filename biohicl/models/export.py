@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def write_loading_files(directory: Path, config: BioHiCLConfig, hidden_size: int
         return
     for name in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
         (directory / name).unlink(missing_ok=True)  # an earlier save's into the same folder
+    for module in ("1_Pooling", "2_Normalize"):
+        shutil.rmtree(directory / module, ignore_errors=True)
     logger.info(
         "%s: a %s adapter: no sentence-transformers module files written (SentenceTransformer would not load it as "
         "trained); its sentence-transformers route is the merged export (BioHiCL.save_merged, biohicl publish --merge)",
