@@ -187,18 +187,29 @@ def test_corrupt_or_stale_compressed_files_name_the_file(tmp_path):
         CompressedIndex.load(tmp_path, "binary")
 
 
-def test_a_stale_or_missing_compressed_form_names_the_whole_index_command(tmp_path):
+def test_a_stale_or_missing_compressed_form_names_an_index_command_that_rebuilds_it(tiny_bert_dir, tmp_path, capsys):
     """The error used to suggest `biohicl index --compress int8`, which cannot run without the corpus, model and
-    output folder."""
-    manifest = write_index(tmp_path, clustered(30, 8), shard_size=20)
-    compress_index(tmp_path, "int8")
-    info = tmp_path / compressed_info_name("int8")
-    info.write_text(json.dumps({**json.loads(info.read_text()), "count": 20}))
-    command = f"`biohicl index CORPUS --model {manifest.model} --output {tmp_path} --compress int8`"
-    with pytest.raises(DataError, match="rebuild it: " + re.escape(command)):
-        CompressedIndex.load(tmp_path, "int8")
+    folder, nor, on an index built with --shard_size or --dtype, without those: the suggested command is run here."""
+    from biohicl.cli.main import main
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": f"cells {i}"}) + "\n" for i in range(30)))
+    out = tmp_path / "idx"
+    built = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--no_progress"]
+    assert main([*built, "--shard_size", "20", "--dtype", "float16", "--compress", "int8", "--device", "cpu"]) == 0
+    info = out / compressed_info_name("int8")
+    info.write_text(json.dumps({**json.loads(info.read_text()), "count": 20}))  # stale: describes 20 of 30 rows
+    with pytest.raises(DataError, match="rebuild it: ") as stale:
+        CompressedIndex.load(out, "int8")
+    command = str(stale.value).split("rebuild it: `")[1].split("`")[0]
+    assert "--shard_size 20" in command and "--dtype float16" in command
+    info.unlink()
+    assert main([*built, "--compress", "int8", "--device", "cpu"]) == 2  # the settings it was built with, named
+    assert "rerun with --dtype float16 --shard_size 20, or use a new output folder" in capsys.readouterr().err
+    assert main([*command.replace("CORPUS", str(corpus)).split()[1:], "--no_progress"]) == 0
+    assert len(CompressedIndex.load(out, "int8")) == 30
     with pytest.raises(DataError, match=re.escape(command.replace("int8", "binary"))):
-        CompressedIndex.load(tmp_path, "binary")
+        CompressedIndex.load(out, "binary")
 
 
 def test_compression_kinds_parsing():

@@ -39,7 +39,7 @@ from biohicl.search.compression import (
     file_sha256,
 )
 from biohicl.search.float_rows import FloatRows
-from biohicl.search.layout import IndexManifest
+from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest
 from biohicl.topk import merge_top_k, sort_top_k
 
 
@@ -97,9 +97,17 @@ def _check_calibration(values: Any, dim: int, source: Path) -> None:
 
 
 def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
-    """The ``biohicl index`` command that (re)builds ``kind`` for an index: the corpus it was built from, its model
-    and folder (over finished shards it only compresses)."""
-    return f"`biohicl index CORPUS --model {manifest.model} --output {directory} --compress {kind}`"
+    """The ``biohicl index`` command that (re)builds ``kind`` for an index: the corpus it was built from, its model,
+    folder and the recorded settings a rerun must repeat (``settings.json``; over finished shards it only
+    compresses)."""
+    recorded = read_json(directory / SETTINGS_NAME, default=None)
+    recorded = recorded if isinstance(recorded, dict) else {}
+    options = "".join(
+        f" --{name} {recorded[name]}"
+        for name, default in RESUME_OPTIONS.items()
+        if recorded.get(name) is not None and recorded[name] != default
+    )
+    return f"`biohicl index CORPUS --model {manifest.model} --output {directory}{options} --compress {kind}`"
 
 
 class CompressedIndex:

@@ -50,6 +50,7 @@ from biohicl.search.layout import (
     probe_cosine,
     rank_manifest_name,
     read_shard_metadata,
+    rerun_hint,
     shard_name,
     write_shard,
 )
@@ -181,7 +182,8 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
         changed = sorted(k for k in settings if k != "probe" and previous.get(k) != settings[k])
         if changed:
             detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
-            raise ConfigError(f"{directory}: built with other settings ({detail}); use a new output folder")
+            hint = rerun_hint(previous, changed)
+            raise ConfigError(f"{directory}: built with other settings ({detail}); {hint}use a new output folder")
     elif any(directory.glob("shard-*.safetensors")):
         raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
     else:

@@ -34,6 +34,17 @@ INDEX_FORMAT = "biohicl-index"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SETTINGS_NAME = "settings.json"
+#: ``biohicl index`` options recorded in ``settings.json`` that a resume must repeat, with their defaults.
+RESUME_OPTIONS = {"shard_size": 50_000, "dtype": "float32", "compute_dtype": None, "backend": "torch", "quantize": None}
+
+
+def rerun_hint(recorded: dict[str, Any], changed: list[str]) -> str:
+    """``"rerun with --shard_size 20, or "`` when every changed setting is a :data:`RESUME_OPTIONS` option a rerun
+    can repeat as ``recorded``; else ``""``."""
+    flags = " ".join(f"--{name} {recorded[name]}" for name in changed if recorded.get(name) is not None)
+    return f"rerun with {flags}, or " if flags and set(changed) <= set(RESUME_OPTIONS) else ""
+
+
 EMBEDDINGS_KEY = "embeddings"
 SPLIT = "shard-strided"
 TEXT_TEMPLATE = "{title} {text}"
