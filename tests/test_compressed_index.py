@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -203,6 +204,10 @@ def test_a_stale_or_missing_compressed_form_names_an_index_command_that_rebuilds
         CompressedIndex.load(out, "int8")
     command = str(stale.value).split("rebuild it: `")[1].split("`")[0]
     assert "--shard_size 20" in command and "--dtype float16" in command
+    spaced = tmp_path / "my index"
+    shutil.copytree(out, spaced)
+    with pytest.raises(DataError, match=re.escape(f"--output '{spaced}' --shard_size 20")):  # quoted for a shell
+        CompressedIndex.load(spaced, "int8")
     info.unlink()
     assert main([*built, "--compress", "int8", "--device", "cpu"]) == 2  # the settings it was built with, named
     assert "rerun with --dtype float16 --shard_size 20, or use a new output folder" in capsys.readouterr().err

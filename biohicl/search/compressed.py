@@ -20,6 +20,7 @@ with one int8 × int8 → int32 GEMM (``torch._int_mm``; VNNI/AMX on x86) per bl
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
         for name, default in RESUME_OPTIONS.items()
         if recorded.get(name) is not None and recorded[name] != default
     )
-    return f"`biohicl index CORPUS --model {manifest.model} --output {directory}{options} --compress {kind}`"
+    model, folder = shlex.quote(str(manifest.model)), shlex.quote(str(directory))
+    return f"`biohicl index CORPUS --model {model} --output {folder}{options} --compress {kind}`"
 
 
 class CompressedIndex:
