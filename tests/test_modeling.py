@@ -577,3 +577,26 @@ def test_a_plain_peft_adapter_whose_base_is_missing_is_one_line_naming_its_confi
     message = str(err.value)
     assert "\n" not in message and str(folder / "adapter_config.json") in message
     assert repr(str(tmp_path / "gone")) in message
+
+
+def test_a_plain_peft_adapter_over_another_plain_adapter_is_one_line_naming_both_not_a_recursion(
+    tiny_bert_dir, tmp_path
+):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    peft_model = get_peft_model(
+        AutoModel.from_pretrained(tiny_bert_dir), LoraConfig(r=2, target_modules=["query", "value"])
+    )
+    for name in ("adA", "adB"):
+        peft_model.save_pretrained(tmp_path / name)
+    for name, other in (("adA", "adB"), ("adB", "adA")):  # each names the other as its base: a cycle
+        config_file = tmp_path / name / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config["base_model_name_or_path"] = str(tmp_path / other)
+        config_file.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_base(str(tmp_path / "adA"))
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path / "adA" / "adapter_config.json") in message
+    assert repr(str(tmp_path / "adB")) in message and "plain peft adapter" in message

@@ -29,13 +29,22 @@ if TYPE_CHECKING:
 EXTRA_LORA_TARGET_MODULES: dict[str, list[str]] = {"mpnet": ["q", "v"]}
 
 
+def is_plain_adapter_folder(path: Path) -> bool:
+    """Whether ``path`` is a plain peft adapter folder: ``adapter_config.json``, no ``config.json`` nor
+    ``biohicl_config.json`` (peft's ``save_pretrained``, an adapter repo)."""
+    if not (path / ADAPTER_CONFIG_NAME).is_file():
+        return False
+    return not (path / "config.json").is_file() and not (path / CONFIG_NAME).is_file()
+
+
 def plain_adapter_base(path: Path) -> tuple[str, Path] | None:
-    """``(base id, base folder)`` of a plain peft adapter folder (``adapter_config.json``, no ``config.json`` nor
-    ``biohicl_config.json``: peft's ``save_pretrained``, an adapter repo): the base its ``base_model_name_or_path``
-    names, at its ``revision``, resolved as any base (:func:`~biohicl.models.resolver.resolve_base`); None for any
-    other folder. A missing or unresolvable base is a one-line :class:`ModelLoadError` naming the file and the id."""
+    """``(base id, base folder)`` of a plain peft adapter folder (:func:`is_plain_adapter_folder`): the base its
+    ``base_model_name_or_path`` names, at its ``revision``, resolved as any base
+    (:func:`~biohicl.models.resolver.resolve_base`); None for any other folder. A missing or unresolvable base, or
+    one that is itself a plain peft adapter folder (one adapter loads over a model; two such folders naming each
+    other looped forever), is a one-line :class:`ModelLoadError` naming the file and the id."""
     adapter_config = path / ADAPTER_CONFIG_NAME
-    if not adapter_config.is_file() or (path / "config.json").is_file() or (path / CONFIG_NAME).is_file():
+    if not is_plain_adapter_folder(path):
         return None
     values = read_json_file(adapter_config)
     base = values.get("base_model_name_or_path") if isinstance(values, dict) else None
@@ -47,6 +56,12 @@ def plain_adapter_base(path: Path) -> tuple[str, Path] | None:
         raise ModelLoadError(f"{adapter_config}: its base {base!r} could not be found ({err})") from None
     if base_path.resolve() == path.resolve():
         raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names the adapter's own folder")
+    if is_plain_adapter_folder(base_path):
+        raise ModelLoadError(
+            f"{adapter_config}: field base_model_name_or_path names {base!r}, itself a plain peft adapter folder; "
+            "biohicl loads one adapter over a model, not a stack (merge that adapter into its base and save the "
+            "merged model as the base)"
+        )
     return base, base_path
 
 
