@@ -238,3 +238,105 @@ def test_detect_a_jsonl_file_whose_first_line_is_over_the_64_kb_sniff(tmp_path, 
     records = list(read_records("auto", tmp_path / "long.jsonl", mesh, report=report))
     assert [(r.pmid, r.mesh, len(r.abstract)) for r in records] == [("1", (HEART,), len(long_text.strip()))]
     assert report.skipped == {EMPTY_ABSTRACT: 1}
+
+
+def _build_in_cwd(tmp_path, monkeypatch, lines, capsys) -> tuple[str, str, dict]:
+    """``biohicl build-dataset --source jsonl --input mine.jsonl`` run from ``tmp_path/corpus`` with RELATIVE paths
+    (as a user in the file's folder types it); returns the printed report, the card and summary.json."""
+    from biohicl.cli.main import main
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_lines(folder / "mine.jsonl", lines)
+    monkeypatch.chdir(folder)
+    argv = ["build-dataset", "--source", "jsonl", "--input", "mine.jsonl", "--output", "out", "--top_k", "1",
+            "--no_progress", "--dev_fraction", "0", "--pubmedqa_dev_size", "0"]  # fmt: skip
+    assert main(argv) == 0
+    card = (folder / "out" / "README.md").read_text(encoding="utf-8")
+    return capsys.readouterr().out, card, json.loads((folder / "out" / "summary.json").read_text())
+
+
+OWN = [
+    {"pmid": "doc-1", "abstract": "About diabetes.", "mesh": ["Humans", "Diabetes Mellitus"]},
+    {"pmid": "doc-2", "abstract": "About the heart.", "mesh": [HEART, HUMANS]},
+    {"pmid": "doc-1", "abstract": "A later copy in the same file.", "mesh": [HEART]},
+]
+
+
+def test_card_of_own_labels_claims_no_nlm_indexing_and_no_pubmed_tag(tmp_path, monkeypatch, capsys, mesh):
+    """A jsonl build's labels are the builder's, not NLM's: the card says so and drops the ``pubmed`` tag; a build
+    mixing jsonl with an NLM source keeps the tag and describes each."""
+    from biohicl.data.dataset_card import card_metadata, read_card_metadata, render_dataset_card
+    from biohicl.data.pairs import build_pair_dataset
+
+    _, card, _ = _build_in_cwd(tmp_path, monkeypatch, OWN, capsys)
+    assert "- `indexing`: labels as supplied by the dataset's builder, treated as indexing labels\n" in card
+    assert "NLM indexers" not in card
+    assert read_card_metadata(tmp_path / "corpus" / "out" / "README.md")["tags"] == ["biomedical", "mesh", "biohicl"]
+
+    records = [MeshRecord("1", "", "About diabetes.", (DM, HUMANS), "pubmedqa"),
+               MeshRecord("doc-2", "", "About type 2.", (T2, HUMANS), "jsonl")]  # fmt: skip
+    mixed, summary = build_pair_dataset(records, mesh, top_k=1, dev_split=None)
+    assert card_metadata(mixed)["tags"] == ["biomedical", "mesh", "pubmed", "biohicl"]
+    text = render_dataset_card(mixed, summary)
+    assert (
+        "- `indexing`: MeSH indexing: the descriptors NLM indexers assign to the whole article, check tags included "
+        "(`pubmedqa`); `jsonl`: labels as supplied by the dataset's builder, treated as indexing labels\n"
+    ) in text
+
+
+def test_a_relative_input_path_names_its_folder_and_repeats_in_one_file_are_not_called_several_inputs(
+    tmp_path, monkeypatch, capsys
+):
+    """``--input mine.jsonl`` from the file's folder: the card's documents per folder name that folder (not
+    ``(records)``, no machine path); a PMID repeated inside one file is not 'the same PMID in several inputs'."""
+    out, card, summary = _build_in_cwd(tmp_path, monkeypatch, OWN, capsys)
+    assert summary["folders"] == {"corpus": 2} and summary["duplicates"] == 1
+    assert "- documents per input folder: `corpus` 2; " in card and str(tmp_path) not in card
+    assert str(tmp_path) not in json.dumps(summary)
+    assert "repeated PMIDs (in one input or several) are one document each (the first read wins): 1 later copy" in card
+    assert "several inputs:" not in out and "; repeated PMIDs (in one input or several): 1\n" in out
+
+
+def test_a_cut_off_line_says_what_training_says_with_its_column(tmp_path, mesh):
+    """The build's reader decodes the line without its line end (``\\n`` or ``\\r\\n``): an unterminated string is
+    named as such, with the column training's reader (``biohicl.data.documents``) gives for the same line."""
+    from biohicl.data.documents import read_json_records
+
+    line = '{"pmid": "999999999", "title": "broken", "abstract": "cut off'
+    assert line.index('"cut off') + 1 == 54
+    for name, end in (("lf.jsonl", "\n"), ("crlf.jsonl", "\r\n")):
+        path = tmp_path / name
+        path.write_bytes(f'{{"pmid": "1", "abstract": "A.", "mesh": ["Heart"]}}{end}{line}{end}'.encode())
+        report = ReadReport()
+        assert [r.pmid for r in read_records("jsonl", path, mesh, report=report)] == ["1"]
+        assert report.examples[MALFORMED] == [
+            f"{path}, record 2: not valid JSON (Unterminated string starting at, column 54)"
+        ]
+    with pytest.raises(DataError, match=r"line 2: not valid JSON \(Unterminated string starting at, column 54\)"):
+        read_json_records(tmp_path / "lf.jsonl")
+
+
+def test_the_printed_report_tallies_dropped_label_names_but_summary_json_does_not(tmp_path, monkeypatch, capsys):
+    """Every unknown label counted by name, the 10 most frequent printed (the examples show only the first 3);
+    summary.json keeps its fields (the tally is printed only)."""
+    names = [f"Unknown {i:02d}" for i in range(12)]
+    lines = [
+        {"pmid": "doc-1", "abstract": "A.", "mesh": ["Heart", "Frobnication Syndrome", *names[:6]]},
+        {"pmid": "doc-2", "abstract": "B.", "mesh": ["Heart", "Frobnication Syndrome", "D999999", *names[6:]]},
+        {"pmid": "doc-3", "abstract": "C.", "mesh": ["Heart", "Frobnication Syndrome", "D999999"]},
+    ]
+    out, _, summary = _build_in_cwd(tmp_path, monkeypatch, lines, capsys)
+    tally = out[out.index("  labels dropped by name") :].splitlines()
+    assert tally[:13] == [
+        "  labels dropped by name (the 10 most frequent of 14 names):",
+        "      'Frobnication Syndrome': 3",
+        "      'D999999': 2",
+        *(f"      'Unknown {i:02d}': 1" for i in range(8)),
+        "documents in dataset: 3 (jsonl 3); PubMedQA test documents: 0; excluded by pmid: 0",
+        "label kinds: indexing 3; splits: train 3, dev 0, test 0; repeated PMIDs (in one input or several): 0",
+    ]
+    assert summary["read"]["labels_dropped"] == {UNRESOLVED_NAME: 15, UNKNOWN_ID: 2}
+    assert set(summary["read"]) == {"read", "kept", "skipped", "labels_dropped", "labels_ignored", "noted",
+                                    "mean_labels_per_document", "examples", "files", "unrecognised_files"}  # fmt: skip
+    assert "Unknown 07" not in json.dumps(summary) and "dropped_labels" not in summary

@@ -53,6 +53,24 @@ LABEL_KIND_INFO = {
     "indexing": "MeSH indexing: the descriptors NLM indexers assign to the whole article, check tags included",
     "mentions": "entity mentions: MeSH ids of the chemicals and diseases named in the text (PubTator)",
 }
+#: a source whose labels no one vouches for: its phrase (``{kind}``: the label kind's noun) replaces the kind's text
+SOURCE_LABEL_INFO = {"jsonl": "labels as supplied by the dataset's builder, treated as {kind} labels"}
+KIND_NOUN = {"indexing": "indexing", "mentions": "entity-mention"}
+#: the tags of every card; ``pubmed`` unless every source is a builder's own (:data:`SOURCE_LABEL_INFO`)
+TAGS = ("biomedical", "mesh", "pubmed", "biohicl")
+
+
+def label_kind_text(kind: str, sources: set[str]) -> str:
+    """What the card says a label kind is, given the sources of its documents: :data:`LABEL_KIND_INFO` for the
+    public corpora; a builder's own labels (:data:`SOURCE_LABEL_INFO`) are described as supplied, not as NLM's."""
+    own = sorted(sources & set(SOURCE_LABEL_INFO))
+    phrases = [f"`{s}`: " + SOURCE_LABEL_INFO[s].format(kind=KIND_NOUN.get(kind, kind)) for s in own]
+    if not own:
+        return LABEL_KIND_INFO.get(kind, kind)
+    if sources <= set(own):
+        return "; ".join(phrase.split(": ", 1)[1] for phrase in phrases) if len(own) == 1 else "; ".join(phrases)
+    public = ", ".join(f"`{s}`" for s in sorted(sources - set(own)))
+    return f"{LABEL_KIND_INFO.get(kind, kind)} ({public}); " + "; ".join(phrases)
 
 
 def template_path() -> Path:
@@ -86,6 +104,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     No ``dataset_info``: without ``num_bytes`` ``datasets`` calls it malformed and ignores it.
     """
     sources = sorted(set(column_list(dataset["documents"], "source")))
+    own_only = bool(sources) and set(sources) <= set(SOURCE_LABEL_INFO)  # no PubMed data: no pubmed tag
     if split_files:
         licensing = {"license": card_license(dataset, license)}
         if licensing["license"] == "other":
@@ -115,7 +134,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
         "language": ["en"],
         "pretty_name": "BioHiCL MeSH-pair dataset",
         "task_categories": ["sentence-similarity", "text-retrieval"],
-        "tags": ["biomedical", "mesh", "pubmed", "biohicl"],
+        "tags": [t for t in TAGS if not (t == "pubmed" and own_only)],
         "size_categories": [_size_category(max(len(dataset[config]) for config in dataset))],  # the largest config
         "configs": configs,
     }
@@ -158,6 +177,10 @@ def render_dataset_card(
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     documents = dataset["documents"]
     kinds = sorted(set(column_list(documents, "label_kind"))) if "label_kind" in documents.column_names else []
+    kind_sources: dict[str, set[str]] = {}
+    if kinds:
+        for kind, source in zip(column_list(documents, "label_kind"), column_list(documents, "source"), strict=True):
+            kind_sources.setdefault(kind, set()).add(source)
     return template.render(
         metadata=header,
         summary=summary,
@@ -166,7 +189,7 @@ def render_dataset_card(
         license_link=metadata.get("license_link"),
         n_documents=len(documents),
         n_pairs=len(dataset["pairs"]),
-        label_kinds=[{"key": k, "text": LABEL_KIND_INFO.get(k, k)} for k in kinds],
+        label_kinds=[{"key": k, "text": label_kind_text(k, kind_sources.get(k, set()))} for k in kinds],
         sources=[
             {"key": s, **SOURCE_INFO.get(s, {"name": s, "license": "see source", "citation": ""})} for s in sources
         ],

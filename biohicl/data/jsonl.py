@@ -112,13 +112,17 @@ def starts_jsonl_line(text: str) -> bool:
 
 
 def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
+    raw = raw.rstrip(b"\r\n")  # the line end inside a cut-off string would read as an invalid control character
     try:
         value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         ctx.skip(MALFORMED, f"not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1})")
         return None
+    except json.JSONDecodeError as err:  # worded as training's reader words it (biohicl.data.documents)
+        ctx.skip(MALFORMED, f"not valid JSON ({err.msg}, column {err.colno})")
+        return None
     except (ValueError, RecursionError) as err:
-        ctx.skip(MALFORMED, f"not valid JSON ({getattr(err, 'msg', type(err).__name__)})")
+        ctx.skip(MALFORMED, f"not valid JSON ({type(err).__name__})")
         return None
     problem = _shape_problem(value)
     if problem:

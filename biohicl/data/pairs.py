@@ -12,17 +12,18 @@ dev (or test) documents are paired among themselves. A build holds one label kin
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from biohicl.data.mining import mine_within_groups
-from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport
+from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport, dropped_names_lines
 from biohicl.data.sources import DELETED_SPLIT
 from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError
@@ -63,9 +64,15 @@ class PairDatasetSummary:
     mix_label_kinds: bool = False
     dev: dict[str, Any] = field(default_factory=dict)  # seed, fraction, pubmedqa_size, pubmedqa_dev, held_out
     decontamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.to_dict(); {} when off
+    #: dropped MeSH labels by name (ReadReport.dropped_names): printed only, not in ``summary.json``
+    dropped_names: dict[str, int] = field(default_factory=dict, repr=False, metadata={"saved": False})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What ``summary.json`` records: every field but the printed-only ones."""
+        data = asdict(self)
+        for name in (f.name for f in fields(self) if f.metadata.get("saved") is False):
+            data.pop(name)
+        return data
 
     def __str__(self) -> str:
         lines = []
@@ -80,6 +87,7 @@ class PairDatasetSummary:
                 for reason, count in sorted(self.read.get(key, {}).items(), key=lambda x: -x[1]):
                     lines.append(f"  {title} ({reason}): {count:,}")
                     lines.extend(f"      e.g. {where}" for where in examples.get(reason, ()))
+            lines += dropped_names_lines(self.dropped_names)
             if self.read.get("unrecognised_files"):
                 lines.append(f"  files not read (format not recognised): {', '.join(self.read['unrecognised_files'])}")
         sources = ", ".join(f"{name} {count:,}" for name, count in self.sources.items())
@@ -90,7 +98,9 @@ class PairDatasetSummary:
             f"{self.test_documents:,}; excluded by pmid: {self.excluded_documents:,}",
         ]
         if self.label_kinds:
-            lines.append(f"label kinds: {kinds}; splits: {splits}; same PMID in several inputs: {self.duplicates:,}")
+            lines.append(
+                f"label kinds: {kinds}; splits: {splits}; repeated PMIDs (in one input or several): {self.duplicates:,}"
+            )
         if self.dev:
             lines.append(
                 f"dev split (seed {self.dev['seed']}, fraction {self.dev['fraction']}): "
@@ -281,13 +291,24 @@ def build_pair_dataset(
             {"source": src, "label_kind": kind, **{n: c.get(n, 0) for n in SPLITS}, "total": sum(c.values())}
             for (src, kind), c in composition.items()
         ],
-        folders=dict(Counter(Path(d.origin).parent.name or "(records)" for d in docs)),
+        folders=input_folders(d.origin for d in docs),
         duplicates=int(report.skipped.get(DUPLICATE, 0)) if report is not None else 0,
         mix_label_kinds=mix_label_kinds,
         dev=dev_info,
         decontamination=decontaminator.to_dict() if decontaminator is not None else {},
+        dropped_names=dict(report.dropped_names.most_common()) if report is not None else {},
     )
     return DatasetDict({"documents": documents, "pairs": pairs}), summary
+
+
+def input_folders(origins: Iterable[str]) -> dict[str, int]:
+    """Documents per input folder, by the folder's name only (no machine path): a relative ``origin``
+    (``--input mine.jsonl``) is made absolute first, symlinks kept; ``(records)`` for records read from no file."""
+    by_origin = Counter(origins)
+    folders: Counter = Counter()
+    for origin, count in by_origin.items():
+        folders[(Path(os.path.abspath(origin)).parent.name if origin else "") or "(records)"] += count
+    return dict(folders)
 
 
 def _with_split(record: MeshRecord, split: str) -> MeshRecord:

@@ -48,6 +48,7 @@ LABEL_KINDS: dict[str, str] = {
     "pubtator": MENTIONS,
 }
 EXAMPLES_PER_REASON = 3
+DROPPED_NAMES_SHOWN = 10  # the most frequent dropped labels the printed report names
 
 # Reasons a record is skipped or a label dropped (the keys of ReadReport's counters).
 MALFORMED = "malformed record"
@@ -121,6 +122,7 @@ class ReadReport:
     files: list[str] = field(default_factory=list)
     unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
     noted: Counter = field(default_factory=Counter)  # kept records worth a note (RETRACTED), counted when read
+    dropped_names: Counter = field(default_factory=Counter)  # each dropped label as given: printed, not recorded
 
     @property
     def mean_labels(self) -> float:
@@ -174,11 +176,22 @@ class ReadReport:
             for reason, count in counter.most_common():
                 lines.append(f"  {title}: {reason}: {count:,}")
                 lines.extend(f"      e.g. {where}" for where in self.examples.get(reason, ()))
+        lines += dropped_names_lines(self.dropped_names)
         if self.unrecognised_files:
             lines.append(f"  files not read (format not recognised): {', '.join(self.unrecognised_files)}")
         return "\n".join(lines)
 
     __str__ = summary
+
+
+def dropped_names_lines(counts: dict[str, int], shown: int = DROPPED_NAMES_SHOWN) -> list[str]:
+    """The printed tally of dropped MeSH labels by name (``counts``: label → count), the ``shown`` most frequent
+    first (ties in reading order); no line when nothing was dropped."""
+    if not counts:
+        return []
+    top = Counter(counts).most_common(shown)
+    head = f"the {len(top)} most frequent of {len(counts):,} names" if len(counts) > len(top) else "all"
+    return [f"  labels dropped by name ({head}):", *(f"      {name!r}: {count:,}" for name, count in top)]
 
 
 class ReadContext:
@@ -218,6 +231,7 @@ class ReadContext:
             ui = self.mesh.try_resolve(name) if isinstance(name, str) else None
             if ui is None:
                 self.report.labels_dropped[UNRESOLVED_NAME] += 1
+                self.report.dropped_names[str(name)] += 1
                 self.dropped += 1
                 self.problem(UNRESOLVED_NAME, repr(name))
             else:
@@ -238,6 +252,7 @@ class ReadContext:
                 self.report.labels_ignored[SCR_ID] += 1
             else:
                 self.report.labels_dropped[UNKNOWN_ID] += 1
+                self.report.dropped_names[raw] += 1
                 self.dropped += 1
                 self.problem(UNKNOWN_ID, repr(raw))
         return uis
