@@ -40,7 +40,7 @@ from biohicl.search.compression import (
     file_sha256,
 )
 from biohicl.search.float_rows import FloatRows
-from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest
+from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, resume_flags
 from biohicl.topk import merge_top_k, sort_top_k
 
 
@@ -103,11 +103,9 @@ def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
     compresses)."""
     recorded = read_json(directory / SETTINGS_NAME, default=None)
     recorded = recorded if isinstance(recorded, dict) else {}
-    options = "".join(
-        f" --{name} {recorded[name]}"
-        for name, default in RESUME_OPTIONS.items()
-        if recorded.get(name) is not None and recorded[name] != default
-    )
+    changed = [name for name, default in RESUME_OPTIONS.items() if recorded.get(name) != default]
+    options = resume_flags(recorded, changed, directory / SETTINGS_NAME)
+    options = f" {options}" if options else ""
     model, folder = shlex.quote(str(manifest.model)), shlex.quote(str(directory))
     return f"`biohicl index CORPUS --model {model} --output {folder}{options} --compress {kind}`"
 

@@ -182,7 +182,7 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
         changed = sorted(k for k in settings if k != "probe" and previous.get(k) != settings[k])
         if changed:
             detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
-            hint = rerun_hint(previous, changed)
+            hint = rerun_hint(previous, changed, path)
             raise ConfigError(f"{directory}: built with other settings ({detail}); {hint}use a new output folder")
     elif any(directory.glob("shard-*.safetensors")):
         raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,10 +39,34 @@ SETTINGS_NAME = "settings.json"
 RESUME_OPTIONS = {"shard_size": 50_000, "dtype": "float32", "compute_dtype": None, "backend": "torch", "quantize": None}
 
 
-def rerun_hint(recorded: dict[str, Any], changed: list[str]) -> str:
+def check_resume_options(recorded: dict[str, Any], source: str | Path = SETTINGS_NAME) -> None:
+    """A :class:`DataError` naming ``source`` and the field when a recorded :data:`RESUME_OPTIONS` value is not one
+    ``biohicl index`` takes (a settings.json from elsewhere: its values end up in a command a user may paste)."""
+    for name in RESUME_OPTIONS:
+        value = recorded.get(name)
+        if value is None:
+            continue
+        if name == "shard_size":
+            valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        elif name in ("dtype", "compute_dtype"):
+            valid = isinstance(value, str) and value in STORAGE_DTYPES
+        else:
+            valid = value in (("torch", "onnx") if name == "backend" else ("int8",))
+        if not valid:
+            raise DataError(f"{name}: not a value `biohicl index --{name}` takes ({value!r:.60})", source)
+
+
+def resume_flags(recorded: dict[str, Any], names: Iterable[str], source: str | Path = SETTINGS_NAME) -> str:
+    """``--shard_size 20 --dtype float16``: the recorded values of ``names`` (None ones left out), checked
+    (:func:`check_resume_options`) and quoted for a shell."""
+    check_resume_options(recorded, source)
+    return " ".join(f"--{name} {shlex.quote(str(recorded[name]))}" for name in names if recorded.get(name) is not None)
+
+
+def rerun_hint(recorded: dict[str, Any], changed: list[str], source: str | Path = SETTINGS_NAME) -> str:
     """``"rerun with --shard_size 20, or "`` when every changed setting is a :data:`RESUME_OPTIONS` option a rerun
-    can repeat as ``recorded``; else ``""``."""
-    flags = " ".join(f"--{name} {recorded[name]}" for name in changed if recorded.get(name) is not None)
+    can repeat as ``recorded`` (read from ``source``); else ``""``."""
+    flags = resume_flags(recorded, changed, source)
     return f"rerun with {flags}, or " if flags and set(changed) <= set(RESUME_OPTIONS) else ""
 
 

@@ -1,0 +1,94 @@
+"""An index folder from elsewhere (a downloaded index) is data an attacker may control: its settings, manifest and
+shard headers are checked, and what they say never becomes a shell command, a traceback or an unbounded read."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import torch
+
+from biohicl.errors import DataError
+from biohicl.search.compressed import CompressedIndex, rebuild_command
+from biohicl.search.compression import compress_index
+from biohicl.search.layout import SETTINGS_NAME, IndexManifest, rerun_hint
+from tests.test_compressed_index import write_index
+
+INJECTED = "5; touch /tmp/x #"
+
+
+@pytest.fixture
+def index_dir(tmp_path):
+    """A 12-row, 3-shard float32 index of unit rows with its int8 form and a settings.json."""
+    directory = tmp_path / "idx"
+    rows = torch.nn.functional.normalize(torch.arange(12 * 8, dtype=torch.float32).reshape(12, 8) % 7 - 3, dim=-1)
+    write_index(directory, rows, shard_size=5)
+    compress_index(directory, "int8", calibration_rows=12)
+    settings = {"dtype": "float32", "compute_dtype": "float32", "backend": "torch", "quantize": None}
+    (directory / SETTINGS_NAME).write_text(json.dumps({**settings, "shard_size": 5}))
+    return directory
+
+
+def _no_separator(command: str) -> None:
+    """The command a user is invited to paste is one simple command: no word of it is a shell separator."""
+    words = shlex.split(command)
+    assert not any(w in {";", "&&", "||", "|", "#"} or w.startswith("#") for w in words), words
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("shard_size", INJECTED),
+        ("shard_size", 0),
+        ("shard_size", True),
+        ("dtype", "float32; touch /tmp/x"),
+        ("compute_dtype", "$(touch /tmp/x)"),
+        ("backend", "onnx && touch /tmp/x"),
+        ("quantize", "int8 | sh"),
+    ],
+)
+def test_crafted_settings_values_are_refused_before_they_reach_a_suggested_command(index_dir, field, value):
+    """settings.json's `"shard_size": "5; touch /tmp/x #"` made the suggested rebuild command run `touch`."""
+    path = index_dir / SETTINGS_NAME
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    (index_dir / "compressed-int8.json").unlink()
+    manifest = IndexManifest.load(index_dir)
+    with pytest.raises(DataError, match=rf"settings\.json.*{field}") as refused:
+        rebuild_command(manifest, index_dir, "int8")
+    assert "\n" not in str(refused.value)
+    with pytest.raises(DataError, match=rf"settings\.json.*{field}"):
+        CompressedIndex.load(index_dir, "int8")
+    recorded = json.loads(path.read_text())
+    with pytest.raises(DataError, match=rf"settings\.json.*{field}"):
+        rerun_hint(recorded, [field], path)
+
+
+def test_suggested_commands_quote_every_recorded_value(index_dir):
+    """Valid recorded values are quoted anyway: the command splits into the words it names."""
+    path = index_dir / SETTINGS_NAME
+    path.write_text(json.dumps({**json.loads(path.read_text()), "shard_size": 7, "dtype": "bfloat16"}))
+    command = rebuild_command(IndexManifest.load(index_dir), index_dir, "int8").strip("`")
+    _no_separator(command)
+    tail = ["--shard_size", "7", "--dtype", "bfloat16", "--compute_dtype", "float32", "--compress", "int8"]
+    assert shlex.split(command)[-8:] == tail
+    hint = rerun_hint({"shard_size": 7, "backend": "onnx", "quantize": "int8"}, ["backend", "quantize"], path)
+    assert hint == "rerun with --backend onnx --quantize int8, or "
+
+
+def test_a_resume_over_crafted_settings_is_one_line_naming_the_field(tiny_bert_dir, tmp_path, capsys):
+    """`biohicl index` over a folder whose settings.json holds a crafted shard size: the refusal used to suggest
+    `rerun with --shard_size 5; touch /tmp/x #`; now it names settings.json and the field, and suggests nothing."""
+    from biohicl.cli.main import main
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": f"cells {i}"}) + "\n" for i in range(6)))
+    out = tmp_path / "idx"
+    built = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--no_progress"]
+    assert main([*built, "--shard_size", "5", "--device", "cpu"]) == 0
+    settings = out / SETTINGS_NAME
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "shard_size": INJECTED}))
+    capsys.readouterr()
+    assert main([*built, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "settings.json: shard_size: not a value" in err and "rerun with" not in err and "\n" not in err
