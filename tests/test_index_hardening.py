@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import shlex
+import struct
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from biohicl.errors import DataError
 from biohicl.search.compressed import CompressedIndex, rebuild_command
 from biohicl.search.compression import compress_index
-from biohicl.search.layout import SETTINGS_NAME, IndexManifest, rerun_hint
+from biohicl.search.float_rows import FloatRows, mmap_shard
+from biohicl.search.layout import SETTINGS_NAME, IndexManifest, rerun_hint, shard_name
 from tests.test_compressed_index import write_index
 
 INJECTED = "5; touch /tmp/x #"
@@ -92,3 +96,48 @@ def test_a_resume_over_crafted_settings_is_one_line_naming_the_field(tiny_bert_d
     assert main([*built, "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert "settings.json: shard_size: not a value" in err and "rerun with" not in err and "\n" not in err
+
+
+def craft_shard(path: Path, case: str) -> None:
+    """Rewrite a shard's safetensors header as a downloaded index could (the review's crafted cases)."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header, data = json.loads(raw[8 : 8 + length]), raw[8 + length :]
+    entry = header["embeddings"]
+    n = entry["data_offsets"][1]
+    crafted = {
+        "neg_begin": {"data_offsets": [-64, n - 64]},
+        "begin_after_end": {"data_offsets": [n, 0]},
+        "float_off": {"data_offsets": [0.0, float(n)]},
+        "inf_off": {"data_offsets": [float("inf"), float("inf")]},
+        "bool_off": {"data_offsets": [False, n]},
+        "bigint_off": {"data_offsets": [10**30, 10**30 + n]},
+        "past_end": {"data_offsets": [n, 2 * n]},
+        "float_shape": {"shape": [entry["shape"][0] + 0.5, entry["shape"][1]]},
+        "neg_shape": {"shape": [-entry["shape"][0], -entry["shape"][1]]},
+        "wrap_shape": {"shape": [2**62, entry["shape"][1]], "data_offsets": [0, 0]},
+    }.get(case, {})
+    body = json.dumps({**header, "embeddings": {**entry, **crafted}}).encode()
+    if case == "deep":
+        body = b"[" * 100_000 + b"]" * 100_000
+    length = {"huge_hlen": 2**62, "hlen_2_63": 2**63, "hlen_2_64": 2**64 - 1}.get(case, len(body))
+    path.write_bytes(struct.pack("<Q", length) + body + data)
+
+
+def _refused(index_dir: Path, case: str, match: str) -> None:
+    """Shard 0 crafted as ``case``: reading its rows (pread) and mapping it are one-line DataErrors naming it."""
+    path = index_dir / shard_name(0)
+    craft_shard(path, case)
+    rows = FloatRows(IndexManifest.load(index_dir), index_dir)
+    for read in (lambda: rows.take(np.arange(5)), lambda: mmap_shard(path)):
+        with pytest.raises(DataError, match=match) as refused:
+            read()
+        assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("case", ["neg_begin", "begin_after_end"])
+def test_data_offsets_before_the_data_or_reversed_are_refused(index_dir, case):
+    """A negative begin made compressed rescoring read header bytes as rows (scores like -3.89e36)."""
+    _refused(index_dir, case, "data_offsets")
+    with pytest.raises(DataError, match="data_offsets"):
+        CompressedIndex.load(index_dir, "int8").search_embeddings(torch.ones(8), top_k=12)

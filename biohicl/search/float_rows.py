@@ -51,6 +51,8 @@ def shard_layout(path: str | Path) -> ShardLayout:
         entry = header[EMBEDDINGS_KEY]
         dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
         begin, end = entry["data_offsets"]
+        if not 0 <= begin <= end:  # a negative begin read header bytes as rows
+            raise ValueError(f"data_offsets {[begin, end]} do not lie in the data")
         shape = tuple(int(n) for n in entry["shape"])
         if end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
             raise ValueError("data size does not match the shape")
