@@ -221,6 +221,8 @@ def build_model_repo_folder(
     out_dir = Path(out_dir)
     model_dir = find_model_dir(run_dir)
     saved = read_json(model_dir / "biohicl_config.json", error=PublishError)
+    if not isinstance(saved, dict):
+        raise PublishError(f"{model_dir / 'biohicl_config.json'}: expected a JSON object, got {type(saved).__name__}")
     if not is_repo_id(str(saved.get("base_model", ""))):  # e.g. an adapter trained on a local merged model
         raise PublishError(
             f"{model_dir}: its base is the local folder {Path(str(saved.get('base_model'))).name!r}, which no one who "
