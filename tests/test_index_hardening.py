@@ -141,3 +141,25 @@ def test_data_offsets_before_the_data_or_reversed_are_refused(index_dir, case):
     _refused(index_dir, case, "data_offsets")
     with pytest.raises(DataError, match="data_offsets"):
         CompressedIndex.load(index_dir, "int8").search_embeddings(torch.ones(8), top_k=12)
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("float_off", "data_offsets"),  # TypeError in os.preadv
+        ("inf_off", "data_offsets"),
+        ("bool_off", "data_offsets"),
+        ("bigint_off", "shorter than its header says"),  # OverflowError
+        ("past_end", "shorter than its header says"),
+        ("float_shape", "shape"),
+        ("neg_shape", "shape"),
+        ("wrap_shape", "data size"),  # 2**62 rows × 32 bytes wrapped to 0 in int64
+        ("deep", "nested too deeply"),  # RecursionError
+        ("huge_hlen", "header length"),  # MemoryError: 4 EiB read before the file size was compared
+        ("hlen_2_63", "header length"),  # OverflowError
+        ("hlen_2_64", "header length"),
+    ],
+)
+def test_crafted_shard_headers_are_one_line_errors_naming_the_shard(index_dir, case, match):
+    """Each used to be a traceback (TypeError, RecursionError, OverflowError, MemoryError) or a bogus read."""
+    _refused(index_dir, case, match)

@@ -11,6 +11,7 @@ shards, ``MADV_RANDOM`` or not. :func:`mmap_shard` maps a whole shard, for reade
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import struct
@@ -41,26 +42,45 @@ class ShardLayout:
         return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
 
+#: the longest safetensors header read (safetensors' own limit): a longer one is refused before it is read
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _count(value: object) -> bool:
+    """Whether ``value`` is a non-negative JSON integer (not a bool, float or string)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def shard_layout(path: str | Path) -> ShardLayout:
-    """Read and check a shard's safetensors header (a :class:`DataError` naming the file when it is unreadable)."""
+    """Read and check a shard's safetensors header (a :class:`DataError` naming the file when it is unreadable, or
+    not one safetensors writes: a header longer than the file or 100 MB, offsets outside the data, a bad shape)."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len > min(size - 8, MAX_HEADER_BYTES):
+                raise ValueError(f"header length {header_len} is over the file's {size - 8} bytes or 100 MB")
             header = json.loads(handle.read(header_len))
         entry = header[EMBEDDINGS_KEY]
         dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
-        begin, end = entry["data_offsets"]
-        if not 0 <= begin <= end:  # a negative begin read header bytes as rows
+        offsets, shape = entry["data_offsets"], entry["shape"]
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_count(n) for n in offsets)):
+            raise ValueError(f"data_offsets: expected two non-negative integers, got {offsets!r:.60}")
+        begin, end = offsets
+        if not begin <= end:
             raise ValueError(f"data_offsets {[begin, end]} do not lie in the data")
-        shape = tuple(int(n) for n in entry["shape"])
-        if end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        if not (isinstance(shape, list) and all(_count(n) for n in shape)):
+            raise ValueError(f"shape: expected non-negative integers, got {shape!r:.60}")
+        if end - begin != math.prod(shape) * dtype.itemsize:  # Python ints: no int64 wrap-around
             raise ValueError("data size does not match the shape")
-        if path.stat().st_size < 8 + header_len + end:
+        if size < 8 + header_len + end:
             raise ValueError("file is shorter than its header says")
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as err:
+    except RecursionError:
+        raise DataError("unreadable shard (its header is nested too deeply)", path) from None
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, struct.error) as err:
         raise DataError(f"unreadable shard ({err})", path) from None
-    return ShardLayout(path, dtype, shape, 8 + header_len + begin)
+    return ShardLayout(path, dtype, tuple(shape), 8 + header_len + begin)
 
 
 def mmap_shard(path: str | Path) -> np.ndarray:
@@ -70,7 +90,7 @@ def mmap_shard(path: str | Path) -> np.ndarray:
         return np.empty(layout.shape, dtype=layout.dtype)
     try:
         rows = np.memmap(layout.path, dtype=layout.dtype, mode="r", offset=layout.data_start, shape=layout.shape)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, OverflowError) as err:
         raise DataError(f"unreadable shard ({err})", layout.path) from None
     advise = getattr(getattr(rows, "_mmap", None), "madvise", None)
     if advise is not None and hasattr(mmap, "MADV_RANDOM"):
@@ -111,7 +131,7 @@ def read_rows(layout: ShardLayout, local: np.ndarray) -> np.ndarray:
             for first, last in zip(firsts, lasts, strict=True):
                 offset = layout.data_start + int(local[first]) * row_bytes
                 _read_at(handle, offset, buffer[first * row_bytes : last * row_bytes], layout.path)
-    except OSError as err:
+    except (OSError, OverflowError, ValueError) as err:
         raise DataError(f"unreadable shard ({err})", layout.path) from None
     return out
 
