@@ -20,7 +20,7 @@ def read_json(
 ) -> Any:
     """The JSON value in ``path``; ``error`` (:class:`DataError` unless the caller's layer has its own, e.g.
     ``PublishError``) naming the file: ``missing`` when it does not exist (unless a ``default`` is given to return
-    instead), the byte that is not UTF-8, or the line of a syntax error."""
+    instead), the byte that is not UTF-8, the line of a syntax error, or nesting too deep to decode."""
     path = Path(path)
 
     def failure(message: str) -> BioHiCLError:
@@ -40,3 +40,5 @@ def read_json(
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise failure(f"not valid JSON ({err.msg}, line {err.lineno})") from None
+    except RecursionError:  # ``[[[[...`` deeper than the decoder's recursion limit
+        raise failure("not valid JSON (nested too deeply to read)") from None

@@ -186,3 +186,87 @@ def test_a_builtin_tasks_key_is_what_it_was(tmp_path, monkeypatch):
     }
     expected = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
     assert evaluation_key(WordsEncoder(), parts["tasks"], 5) == expected
+
+
+def test_a_change_under_a_symlinked_subfolder_is_a_new_key(tmp_path, own_sts):
+    """The review's repro: ``own/linked -> ../real/sub``; Python 3.11's ``rglob`` did not descend into it, so an edit
+    there kept the key and the old metrics were read back. A link back up the tree (a loop) is walked once."""
+    register, _, _ = own_sts
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    linked = tmp_path / "real" / "sub" / "gold.tsv"
+    write_pairs(linked)
+    (tmp_path / "own" / "linked").symlink_to(tmp_path / "real" / "sub", target_is_directory=True)
+    (tmp_path / "real" / "sub" / "up").symlink_to(tmp_path / "own", target_is_directory=True)  # own/linked/up: own
+    register(data_folder=str(tmp_path / "own"))
+    files = cache._data_fingerprint(["mysts"])["folders"][str((tmp_path / "own").resolve())]
+    assert [name for name, _, _ in files] == ["linked/gold.tsv", "mysts.tsv"]
+    assert files[0] == ("linked/gold.tsv", linked.stat().st_size, linked.stat().st_mtime_ns)
+    key = evaluation_key(WordsEncoder(), ["mysts"])
+    assert evaluation_key(WordsEncoder(), ["mysts"]) == key
+    reverse_gold(linked)
+    assert evaluation_key(WordsEncoder(), ["mysts"]) != key
+
+
+def test_an_ordinary_folder_gives_the_files_it_gave_before(tmp_path, own_sts):
+    """Without symlinks the walk lists what ``sorted(folder.rglob("*"))`` listed: regular files only (hidden ones
+    too), ordered by path parts (``a/b.tsv`` before ``a-c.tsv``, though ``-`` sorts before ``/`` as text)."""
+    register, _, _ = own_sts
+    own = tmp_path / "own"
+    for name in ("a/b.tsv", "a-c.tsv", ".hidden", "a/z/deep.tsv"):
+        (own / name).parent.mkdir(parents=True, exist_ok=True)
+        (own / name).write_text("x" * len(name), encoding="utf-8")
+        os.utime(own / name, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    os.mkfifo(own / "a" / "pipe")  # not a regular file: left out, as before
+    register(data_folder=str(own))
+    files = cache._data_fingerprint(["mysts"])["folders"][str(own.resolve())]
+    mtime = 1_700_000_000_000_000_000
+    assert files == [
+        (".hidden", 7, mtime),
+        ("a/b.tsv", 7, mtime),
+        ("a/z/deep.tsv", 12, mtime),
+        ("a-c.tsv", 7, mtime),
+        ("mysts.tsv", (own / "mysts.tsv").stat().st_size, (own / "mysts.tsv").stat().st_mtime_ns),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "missing"])
+def test_a_data_folder_that_cannot_be_fingerprinted_is_never_read_back(tmp_path, own_sts, caplog, kind):
+    """A ``data_folder`` that is neither a file nor a folder (a FIFO) or is not there had the constant fingerprint
+    ``[]``, so the task was read back whatever its data: now its key is unique, with the info line of a task
+    without a ``data_folder``."""
+    register, _, calls = own_sts
+    target = tmp_path / "pipe"
+    if kind == "fifo":
+        os.mkfifo(target)
+    register(data_folder=str(target))
+    evaluator = TaskEvaluator(["mysts"], cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.INFO, logger="biohicl.evaluation.cache"):
+        first = evaluator(WordsEncoder())
+        assert evaluator(WordsEncoder()) == first
+    assert len(calls) == 2  # evaluated both times, never read back
+    assert [r.getMessage() for r in caplog.records if "data_folder" in r.getMessage()] == [
+        "evaluation cache: task 'mysts' has no data_folder it can fingerprint (register_task(..., data_folder=...)); "
+        "it is evaluated afresh each time, never read back"
+    ] * 2
+    assert evaluation_key(WordsEncoder(), ["mysts"]) != evaluation_key(WordsEncoder(), ["mysts"])
+
+
+def test_a_tree_over_the_file_cap_is_never_read_back(tmp_path, own_sts, monkeypatch, caplog):
+    """Fingerprinting walked any tree in full (``data_folder="/usr"``: 122,192 files, 6.8 s a call); over
+    ``MAX_DATA_FILES`` files the walk stops and the task is never read back, with one info line."""
+    register, _, _ = own_sts
+    assert cache.MAX_DATA_FILES == 100_000  # as docs/evaluation.md says
+    monkeypatch.setattr(cache, "MAX_DATA_FILES", 3)
+    own = tmp_path / "own"
+    (own / "sub").mkdir()
+    (own / "sub" / "b.tsv").write_text("b", encoding="utf-8")
+    (own / "c.tsv").write_text("c", encoding="utf-8")
+    register(data_folder=str(own))  # mysts.tsv, c.tsv, sub/b.tsv: 3 files, at the cap
+    assert evaluation_key(WordsEncoder(), ["mysts"]) == evaluation_key(WordsEncoder(), ["mysts"])
+    (own / "sub" / "d.tsv").write_text("d", encoding="utf-8")  # 4 files
+    with caplog.at_level(logging.INFO, logger="biohicl.evaluation.cache"):
+        assert evaluation_key(WordsEncoder(), ["mysts"]) != evaluation_key(WordsEncoder(), ["mysts"])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"evaluation cache: task 'mysts' reads {own}, a tree of over 3 files, too many to fingerprint; "
+        "it is evaluated afresh each time, never read back"
+    ] * 2

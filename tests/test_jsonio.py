@@ -35,3 +35,14 @@ def test_read_json_raises_the_callers_error_type_with_the_same_message(tmp_path)
         path.unlink()
         path.mkdir()
         read_json(path)
+
+
+def test_read_json_names_the_file_for_json_nested_too_deeply(tmp_path):
+    """``[[[[...`` 100,000 deep overflowed the decoder's recursion: a traceback, not a line naming the file."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(DataError, match=r"deep\.json.*nested too deeply to read"):
+        read_json(path)
+    with pytest.raises(PublishError) as raised:
+        read_json(path, error=PublishError)
+    assert str(raised.value) == f"{path}: not valid JSON (nested too deeply to read)"

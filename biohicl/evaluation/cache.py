@@ -7,12 +7,14 @@ an evaluation (:func:`evaluation_key`) is a hash of
 - the encoder's **outputs** on fixed probe texts, bit for bit (queries and documents, one longer than any model's
   length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
 - the task specs and the query cap,
-- the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every file of a folder a task reads (a
-  registered task's ``data_folder``: a folder of the data directory or an absolute file or folder; a dataset
-  task's, ``siml-agreement@folder`` (and the hierarchy file of ``#mesh=``), or a BEIR folder given as the task,
-  resolved, so the same relative path from another directory is another folder); a task registered outside
-  biohicl with no ``data_folder`` to read (none given, or a folder name with no data directory) makes the key
-  unique, so it is never read back: its data could change unseen,
+- the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every regular file of a folder a task reads,
+  symlinked subfolders included (a registered task's ``data_folder``: a folder of the data directory or an absolute
+  file or folder; a dataset task's, ``siml-agreement@folder`` (and the hierarchy file of ``#mesh=``), or a BEIR
+  folder given as the task, resolved, so the same relative path from another directory is another folder); a task
+  registered outside biohicl with no ``data_folder`` to read (none given, a folder name with no data directory, a
+  path not there or neither a file nor a folder) makes the key unique, so it is never read back: its data could
+  change unseen; so does data that is neither a file nor a folder (a FIFO) or a tree of over
+  :data:`MAX_DATA_FILES` files, for any task,
 - the source of the biohicl package (any change to the code is a new key, so a fixed metric is never read back),
 - for a task registered outside biohicl, its function (module, qualified name and a hash of its source and of the
   values it was made with: a partial's arguments, a factory's closure; a function whose source or values cannot be
@@ -30,6 +32,7 @@ import inspect
 import json
 import logging
 import os
+import stat
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,6 +53,14 @@ PROBE_TEXTS = (
     " ".join(["Randomized controlled trial of an antihypertensive drug in adults with chronic kidney disease."] * 60),
 )
 
+#: The most files the data of one task may hold to be fingerprinted; a larger tree is never read back.
+MAX_DATA_FILES = 100_000
+
+_NO_DATA_FOLDER = (
+    "evaluation cache: task %r has no data_folder it can fingerprint (register_task(..., data_folder=...)); it is "
+    "evaluated afresh each time, never read back"
+)
+
 
 def _registered_data(name: str, root: Path | None) -> Path | None:
     """The file or folder a registered task reads (its ``data_folder``): an absolute path as it is, a name under the
@@ -64,37 +75,96 @@ def _registered_data(name: str, root: Path | None) -> Path | None:
     return root / folder if root is not None else None
 
 
+def _files(folder: Path) -> list[tuple[str, int, int]] | None:
+    """The regular files under ``folder`` (relative name, size, mtime) in sorted path order, following symlinked
+    subfolders (each folder walked once, so a link back up the tree is no loop); ``folder`` itself when it is a
+    regular file; ``[]`` when it is not there; None when its data cannot be known: a path neither a regular file
+    nor a folder (a FIFO, a device) or a tree of over :data:`MAX_DATA_FILES` files."""
+    try:
+        top = folder.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError:
+        return None
+    if stat.S_ISREG(top.st_mode):  # a dataset task over a documents file (siml-agreement@docs.jsonl)
+        return [(folder.name, top.st_size, top.st_mtime_ns)]
+    if not stat.S_ISDIR(top.st_mode):
+        return None
+    seen = {(top.st_dev, top.st_ino)}
+    found_files: list[tuple[tuple[str, ...], str]] = []  # (relative parts, path): no Path each, 100,000 are 3 s
+    for where, subfolders, names in os.walk(folder, followlinks=True):
+        kept = []
+        for name in sorted(subfolders):
+            try:
+                found = os.stat(os.path.join(where, name))
+            except OSError:
+                continue
+            if (found.st_dev, found.st_ino) not in seen:
+                seen.add((found.st_dev, found.st_ino))
+                kept.append(name)
+        subfolders[:] = kept
+        relative = os.path.relpath(where, folder)
+        parts = () if relative == os.curdir else tuple(relative.split(os.sep))
+        found_files += [((*parts, name), os.path.join(where, name)) for name in names]
+        if len(found_files) > MAX_DATA_FILES:
+            return None
+    files = []
+    for parts, path in sorted(found_files):  # by path parts, as ``sorted(folder.rglob("*"))`` was: earlier keys
+        try:
+            found = os.stat(path)
+        except OSError:  # a broken link
+            continue
+        if stat.S_ISREG(found.st_mode):
+            files.append(("/".join(parts), found.st_size, found.st_mtime_ns))
+    return files
+
+
 def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     """The data behind ``tasks``: the data directory, and the files (relative name, size, mtime) of each folder a
-    task reads: a registered task's ``data_folder`` (:func:`_registered_data`), a dataset task's
-    (``siml-agreement@folder``, and its ``#mesh=`` hierarchy file) or a BEIR folder given as the task."""
-    from biohicl.evaluation.tasks import MESH_MARK, TASKS, parse_task_spec
+    task reads (:func:`_files`): a registered task's ``data_folder`` (:func:`_registered_data`), a dataset task's
+    (``siml-agreement@folder``, and its ``#mesh=`` hierarchy file) or a BEIR folder given as the task. A value no
+    other call gives stands for data that cannot be known (and for a ``data_folder`` not there, of a task
+    registered outside biohicl): no cache hit."""
+    from biohicl.evaluation.tasks import MESH_MARK, TASKS, is_builtin_task, parse_task_spec
     from biohicl.settings import data_dir
 
     root = data_dir(required=False)
-    folders: dict[str, list[tuple[str, int, int]]] = {}
-    read: list[Path] = []
+    folders: dict[str, list[tuple[str, int, int]] | str] = {}
+    read: list[tuple[Path, str | None]] = []  # a path, and the registered task outside biohicl that reads it
     for spec in tasks:
         _, at, rest = spec.partition("@")
         if at:  # a dataset task, and the hierarchy file it measures SimL with (``#mesh=``) when it names one
             dataset, mark, mesh = rest.partition(":")[0].partition(MESH_MARK)
-            read += [Path(dataset).expanduser()] + ([Path(mesh).expanduser()] if mark else [])
+            read += [(Path(dataset).expanduser(), None)] + ([(Path(mesh).expanduser(), None)] if mark else [])
         else:
             name, _ = parse_task_spec(spec)
             if (folder := _registered_data(name, root)) is not None:
-                read.append(folder)  # an edited qrels or score file is new data, not a cache hit
+                # an edited qrels or score file is new data, not a cache hit
+                read.append((folder, None if is_builtin_task(name) else name))
             elif name not in TASKS and Path(name).expanduser().is_dir():
-                read.append(Path(name).expanduser())
-    for folder in read:
-        files = []
-        if folder.is_dir():
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    stat = path.stat()
-                    files.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
-        elif folder.is_file():  # a dataset task over a documents file (siml-agreement@docs.jsonl)
-            stat = folder.stat()
-            files.append((folder.name, stat.st_size, stat.st_mtime_ns))
+                read.append((Path(name).expanduser(), None))
+    for folder, own in read:
+        files: list[tuple[str, int, int]] | str | None = _files(folder)
+        if files == [] and own is not None and not folder.exists():
+            files = None  # a task registered outside biohicl whose data is not there: nothing to see it change by
+        if files is None:
+            if folder.is_dir():
+                who = f"task {own!r} reads {folder}," if own else f"{folder} is"
+                logger.info(
+                    "evaluation cache: %s a tree of over %d files, too many to fingerprint; it is evaluated afresh "
+                    "each time, never read back",
+                    who,
+                    MAX_DATA_FILES,
+                )
+            elif own:
+                logger.info(_NO_DATA_FOLDER, own)
+            else:
+                logger.info(
+                    "evaluation cache: %s is neither a file nor a folder it can fingerprint; its task is evaluated "
+                    "afresh each time, never read back",
+                    folder,
+                )
+            files = f"unknown-{uuid.uuid4().hex}"
         folders[str(folder.resolve())] = files
     return {"data_dir": str(root.resolve()) if root else None, "folders": folders}
 
@@ -140,11 +210,7 @@ def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
             entry["qualname"] = getattr(function, "__qualname__", type(function).__qualname__)
             entry["source"] = _source_hash(function)
             if _registered_data(name, data_dir(required=False)) is None:
-                logger.info(
-                    "evaluation cache: task %r has no data_folder it can fingerprint (register_task(..., "
-                    "data_folder=...)); it is evaluated afresh each time, never read back",
-                    name,
-                )
+                logger.info(_NO_DATA_FOLDER, name)
                 entry["data"] = f"unknown-{uuid.uuid4().hex}"
         functions[name] = entry
     return functions
