@@ -45,6 +45,7 @@ def _card(**kwargs) -> BioHiCLModelCardData:
         trainable_parameters=73_728,
         total_parameters=22_786_944,
         datasets=["biohicl/mesh-pairs"],
+        license="apache-2.0",  # the registry's, as publish states it for biohicl/BioHiCL-MiniLM-L6
         **kwargs,
     )
     data.add_eval_results(TUNED, base=BASE)
@@ -557,3 +558,132 @@ def test_a_task_scored_on_its_first_queries_is_labelled_so_kept_out_of_model_ind
     tuned["settings"]["query_prompt"], base["settings"]["query_prompt"] = "query: ", ""
     data = BioHiCLModelCardData(model_name="M", base_model="org/base")
     assert [r.base_value for r in data.add_eval_results(tuned, base=base)] == [None, None, None]
+
+
+def _run_on(tmp_path: Path, dataset_path: str, data: dict) -> Path:
+    """A run folder as training leaves it, its arguments naming ``dataset_path`` and its summary the ``data`` counts."""
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    config = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 64}
+    args = {"lambda_con": 0.1, "dataset_path": dataset_path, "output_dir": str(run)}
+    summary = {"data": data, "global_step": 4}
+    for name, values in (("biohicl_config", config), ("biohicl_training_args", args), ("training_summary", summary)):
+        (run / f"{name}.json").write_text(json.dumps(values), encoding="utf-8")
+    return run
+
+
+@pytest.fixture
+def own_corpus_run(tmp_path, mesh, monkeypatch):
+    """A run trained on a dataset built by `biohicl build-dataset` from the user's own JSON lines (24 abstracts, one
+    of them a PubMedQA test PMID of this data directory), the review's case."""
+    from conftest import synthetic_documents
+
+    from biohicl.data.build import build_dataset_from_files
+    from biohicl.data.splits import DevSplit
+
+    data_dir = tmp_path / "data"
+    (data_dir / "pubmedqa").mkdir(parents=True)
+    (data_dir / "pubmedqa" / "test_ground_truth.json").write_text(json.dumps({"1003": "yes"}))
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    docs = synthetic_documents(per_topic=6)  # 24 abstracts, PMIDs 1000-1023
+    lines = [json.dumps({k: v for k, v in d.items() if k != "split"}) for d in docs]
+    Path("mine.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dev = DevSplit(fraction=0.2, pubmedqa_size=0)
+    build_dataset_from_files([("auto", ["mine.jsonl"])], "ds", mesh, progress=False, top_k=3, dev_split=dev)
+    kept = [d["pmid"] for d in docs if d["pmid"] != "1003"]
+    n_dev = sum(dev.split_of(p, "train", set()) == "dev" for p in kept)
+    counts = {"documents": 23 - n_dev, "documents_in_dataset": 23, "splits": ["train"], "mined_pairs": 60}
+    counts |= {"labels_without_tree_position": 0, "label_kinds": {"indexing": 23 - n_dev}}
+    return _run_on(tmp_path, "ds", counts), n_dev
+
+
+def test_card_of_a_run_on_a_built_dataset_says_its_source_counts_labels_and_decontamination(own_corpus_run, tmp_path):
+    # the card said nothing about the user's data: a table of raw keys (`documents_in_dataset`), no source, no label
+    # kind, no word of the documents removed as evaluation test data
+    run, n_dev = own_corpus_run
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "minilm-mine"))
+    training = text.split("## Training\n", 1)[1].split("## Evaluation", 1)[0]
+    assert "Trained on the `train` split of the MeSH-pair dataset `ds`, built with `biohicl build-dataset`" in training
+    assert "(MeSH 2024): 23 documents and 60 pairs mined by SimL (top 3 per document)." in training
+    row = (
+        f"| the builder's own MeSH-labelled abstracts (JSON lines) (`jsonl`) | MeSH indexing | {23 - n_dev} | {n_dev} |"
+    )
+    assert row + " 0 | as its provider states (not recorded by biohicl) |" in training
+    # the builder's own abstracts: their labels are said to be the builder's, not NLM's indexing
+    assert f"Labels: MeSH indexing labels as supplied with the abstracts ({23 - n_dev} training documents)." in training
+    assert f"Dev split: {n_dev} documents (0 PubMedQA dev items and {n_dev} held-out documents, seed 0)" in training
+    assert n_dev > 1
+    assert "Decontamination: 1 document removed as evaluation test data (PubMedQA test 1)" in training
+    assert "not checked (not found when the dataset was built): SciFact, BIOSSES, NFCorpus" in training
+    assert f"| training documents | {23 - n_dev} |" in training
+    assert "| documents in the dataset (all splits) | 23 |" in training and "documents_in_dataset" not in training
+    assert "| MeSH labels with no tree position (not in SimL, e.g. Male) | 0 |" in training
+    assert str(tmp_path) not in text and "/runs/" not in text
+    assert ModelCard(text).data.to_dict().get("datasets") is None  # no manifest names a Hub id for `ds`
+
+
+def test_card_names_the_hub_dataset_a_release_manifest_gives_the_runs_data(own_corpus_run, tmp_path):
+    run, _ = own_corpus_run
+    (tmp_path / "hub" / "datasets").mkdir(parents=True)
+    (tmp_path / "hub" / "datasets" / "mine.yaml").write_text("repo_id: me/my-pairs\nrepo_type: dataset\nsource: ds\n")
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "minilm-mine"))
+    assert ModelCard(text).data.to_dict()["datasets"] == ["me/my-pairs"]
+    assert "published as [`me/my-pairs`](https://huggingface.co/datasets/me/my-pairs)" in text
+
+
+def test_the_committed_minilm_release_names_its_dataset_on_the_hub():
+    from biohicl.hub.card_data_source import dataset_hub_id
+
+    # hub/models/biohicl-minilm.yaml's run trained on configs/biohicl_minilm.yaml's dataset_path, which
+    # hub/datasets/mesh-pairs.yaml publishes: its card's YAML says `datasets: [biohicl/mesh-pairs]`
+    repo = Path(__file__).resolve().parents[1]
+    config = (repo / "configs" / "biohicl_minilm.yaml").read_text()
+    assert "\ndataset_path: runs/study/dataset\n" in config
+    assert dataset_hub_id(repo / "runs/study/dataset", root=repo) == "biohicl/mesh-pairs"
+
+
+def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "my.jsonl").write_text("{}\n")
+    counts = {"documents": 40, "label_kinds": {"mentions": 40}}
+    run = _run_on(tmp_path, str(tmp_path / "corpus" / "my.jsonl"), counts)
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "m"))
+    assert "Trained on the documents file `my.jsonl`" in text
+    assert "biohicl removed no evaluation test documents from it and held out no dev split" in text
+    assert "Labels: entity-mention labels as supplied with the abstracts (40 training documents)." in text
+    assert str(tmp_path) not in text
+    run = _run_on(tmp_path / "gone", str(tmp_path / "elsewhere" / "built"), {"documents": 40})
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "m"))
+    assert "Trained on the `train` split of the MeSH-pair dataset `built`; the folder was not found" in text
+    assert str(tmp_path) not in text
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A saved LoRA run over a tiny BERT whose Hub id is ``org/tiny-bert`` (publish refuses a local base)."""
+    root = tmp_path_factory.mktemp("license")
+    model = BioHiCL.from_base(str(build_tiny_bert(root / "base")), hub_id="org/tiny-bert", max_length=32)
+    model.add_lora(r=2, target_modules=["query", "value"], verbose=False)
+    model.save_pretrained(root / "run")
+    return root / "run"
+
+
+def test_license_rule_explicit_else_registered_else_other_with_a_warning(saved_run, tmp_path, caplog):
+    from biohicl.hub.publish import build_model_repo_folder
+
+    run = saved_run
+    # no --license: the card claimed apache-2.0 for weights trained on data whose terms the dataset card calls other
+    with caplog.at_level("WARNING", logger="biohicl"):
+        folder = build_model_repo_folder(run, tmp_path / "a", repo_id="me/mine")
+    assert ModelCard((folder / "README.md").read_text()).data.license == "other"
+    assert [r.message for r in caplog.records if "--license" in r.getMessage()] != []
+    caplog.clear()
+    folder = build_model_repo_folder(run, tmp_path / "b", repo_id="me/mine", license="cc-by-4.0")
+    assert ModelCard((folder / "README.md").read_text()).data.license == "cc-by-4.0"
+    # a registered model's license is its registry entry's (BioHiCL-MiniLM: apache-2.0, its base's)
+    with caplog.at_level("WARNING", logger="biohicl"):
+        folder = build_model_repo_folder(run, tmp_path / "c", repo_id="biohicl/BioHiCL-MiniLM-L6")
+    assert ModelCard((folder / "README.md").read_text()).data.license == "apache-2.0"
+    assert not [r for r in caplog.records if "--license" in r.getMessage()]

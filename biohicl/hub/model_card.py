@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl import __version__
 from biohicl.errors import ConfigError, DataError
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows, peft_name, sentence_transformers_loads
+from biohicl.hub.card_data_source import UNSTATED_LICENSE, count_rows, dataset_hub_id, training_data_paragraph
 from biohicl.hub.card_selection import selection_of
 from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.jsonio import read_json
@@ -60,7 +61,10 @@ class BioHiCLModelCardData:
     max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
     query_prompt: str = field(default="", metadata={"help": "Prefix for queries."})
     document_prompt: str = field(default="", metadata={"help": "Prefix for documents."})
-    license: str = field(default="apache-2.0", metadata={"help": "License id of the weights."})
+    license: str = field(
+        default=UNSTATED_LICENSE,
+        metadata={"help": "License id of the weights (default other: their terms follow the base's and the data's)."},
+    )
     language: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "Languages."})
     tags: list[str] = field(default_factory=lambda: list(DEFAULT_TAGS), metadata={"help": "Hub tags."})
     datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets."})
@@ -108,7 +112,8 @@ class BioHiCLModelCardData:
     ) -> BioHiCLModelCardData:
         """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
         ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``; the
-        loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults."""
+        loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults; the
+        training data from the dataset the arguments name (:func:`~.card_data_source.training_data_paragraph`)."""
         run_dir = Path(run_dir)
         if (run_dir / CARD_DATA_NAME).is_file():
             return cls.load(run_dir / CARD_DATA_NAME)
@@ -121,7 +126,7 @@ class BioHiCLModelCardData:
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}
-        data.training_counts = {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+        data.training_counts = count_rows(counts)
         if summary.get("global_step"):
             data.training_counts["optimizer steps"] = int(summary["global_step"])
         data.trainable_parameters = summary.get("trainable_parameters")
@@ -132,6 +137,10 @@ class BioHiCLModelCardData:
                 f" (since resuming at step {resumed})" if resumed else ""
             )
         data.selection = selection_of(summary, args, read_json(run_dir / EVALUATIONS_NAME, default=[]))
+        dataset = args.get("dataset_path")
+        hub_id = dataset_hub_id(dataset) if isinstance(dataset, str) and dataset else None
+        data.datasets = [hub_id] if hub_id else []
+        data.training_data = training_data_paragraph(dataset if isinstance(dataset, str) else None, counts, hub_id)
         soup = read_json(run_dir / SOUP_RECORD_NAME, default={})
         if soup:
             data.training_data = soup_paragraph(soup)

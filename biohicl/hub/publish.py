@@ -212,9 +212,12 @@ def build_model_repo_folder(
     :meth:`~biohicl.hub.model_card.BioHiCLModelCardData.from_run_dir`); ``eval_results.json`` and
     ``base_eval_results.json`` (the run's ``eval.json``, as ``biohicl reproduce`` writes it, when it has no
     ``eval_results.json``; a warning when there is neither); ``*.png`` and ``plots/*.png``. ``merge=True`` exports
-    LoRA merged into the weights.
+    LoRA merged into the weights. The card's license: ``license`` as given, else a registered repo id's registry
+    license, else the card data's (``other`` for a run, with one warning asking for ``--license``;
+    :func:`~biohicl.hub.card_data_source.card_license`).
     An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted.
     """
+    from biohicl.hub.card_data_source import card_license
     from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
 
     run_dir = Path(run_dir)
@@ -275,8 +278,7 @@ def build_model_repo_folder(
     card_data.kind = config.get("kind") or card_data.kind
     if repo_id:
         card_data.repo_id = repo_id
-    if license:
-        card_data.license = license
+    card_data.license = card_license(license, repo_id, card_data.license)
     if not card_data.eval_results and (out_dir / "eval_results.json").is_file():
         base_copy = out_dir / "base_eval_results.json"
         base = read_json(base_copy, error=PublishError) if base_copy.is_file() else None

@@ -1,0 +1,246 @@
+"""What a model card says about a run's training data: the dataset its arguments name (``dataset_path``), read from
+the build's ``summary.json`` (sources and counts per split, label kinds, the dev split, decontamination), the Hub
+dataset id a release manifest gives it, and the card's license when none is given.
+
+Nothing here writes a local path into a card: a folder or file is named by its last component only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_INFO
+from biohicl.jsonio import read_json
+
+logger = logging.getLogger(__name__)
+
+#: the license a card states when none is given and the model is not registered: the weights' terms follow the
+#: base model's and the training data's, which biohicl does not know
+UNSTATED_LICENSE = "other"
+
+#: ``training_summary.json``'s ``data`` counts as the card's table words them
+COUNT_LABELS = {
+    "documents": "training documents",
+    "documents_in_dataset": "documents in the dataset (all splits)",
+    "mined_pairs": "mined pairs",
+    "labels_dropped_unknown": "MeSH labels dropped (unknown to the MeSH release)",
+    "labels_without_tree_position": "MeSH labels with no tree position (not in SimL, e.g. Male)",
+    "check_tags_dropped": "check tags dropped",
+    "documents_without_labels": "training documents with no MeSH label left",
+}
+
+#: evaluation sets of the decontamination record as the card words them
+EVALUATION_SET_NAMES = {
+    "pubmedqa-test": "PubMedQA test",
+    "scifact": "SciFact",
+    "biosses": "BIOSSES",
+    "nfcorpus": "NFCorpus",
+    "trec-covid": "TREC-COVID",
+    "scidocs": "SCIDOCS",
+}
+
+
+def count_rows(counts: dict[str, Any]) -> dict[str, int]:
+    """The card's count table from ``training_summary.json``'s ``data``: whole numbers only, human-readable labels
+    (a key biohicl does not know keeps its name, underscores as spaces)."""
+    return {
+        COUNT_LABELS.get(key, key.replace("_", " ")): int(value)
+        for key, value in counts.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _num(value: int) -> str:
+    return f"{value:,}"
+
+
+def _many(value: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
+
+
+#: label kinds in a word or two (the source table's column)
+KIND_NAMES = {"indexing": "MeSH indexing", "mentions": "entity-mention"}
+#: sources whose labels are the builder's own, not NLM's or PubTator's
+OWN_SOURCES = frozenset({"jsonl"})
+
+
+def _kinds(label_kinds: dict[str, Any], sources: set[str] | None, noun: str = "training documents") -> str:
+    """``{"indexing": 509}`` → "MeSH indexing: the descriptors NLM indexers assign ... (509 training documents)";
+    labels of the builder's own abstracts only (:data:`OWN_SOURCES`) are said to be as supplied, not NLM's, and
+    those of unknown sources (``None``) by their kind's name only."""
+    parts = []
+    for kind, count in label_kinds.items():
+        if not sources:
+            info = f"{KIND_NAMES.get(kind, kind)} labels"
+        elif sources <= OWN_SOURCES:
+            info = f"{KIND_NAMES.get(kind, kind)} labels as supplied with the abstracts"
+        else:
+            info = LABEL_KIND_INFO.get(kind, kind)
+        parts.append(f"{info} ({_num(_int(count))} {noun})" if _int(count) else info)
+    return "; ".join(parts)
+
+
+def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | None:
+    """The Hub id of the dataset at ``dataset_path``: the ``repo_id`` of the release manifest under
+    ``root/hub/datasets/`` whose ``source`` is that folder (both relative to the working directory), else None."""
+    import yaml
+
+    wanted = Path(dataset_path).expanduser()
+    wanted = (wanted if wanted.is_absolute() else Path.cwd() / wanted).resolve()
+    root = Path(root)
+    for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(values, dict) or not isinstance(values.get("source"), str):
+            continue
+        source = Path(values["source"]).expanduser()
+        source = (source if source.is_absolute() else Path.cwd() / source).resolve()
+        if source == wanted and isinstance(values.get("repo_id"), str):
+            return values["repo_id"]
+    return None
+
+
+def _source_rows(summary: dict[str, Any]) -> list[str]:
+    """A Markdown table of the build's documents per source, label kind and split, with each source's terms."""
+    composition = [row for row in summary.get("composition") or [] if isinstance(row, dict)]
+    if not composition:
+        sources = summary.get("sources") or {}
+        composition = [{"source": s, "total": n} for s, n in sources.items()] if isinstance(sources, dict) else []
+    if not composition:
+        return []
+    lines = ["| source | labels | train | dev | test | terms |", "|---|---|---:|---:|---:|---|"]
+    for row in composition:
+        key = str(row.get("source"))
+        info = SOURCE_INFO.get(key, {"name": key, "license": "see the source"})
+        counts = " | ".join(_num(_int(row.get(split))) if split in row else "–" for split in ("train", "dev", "test"))
+        kind = str(row.get("label_kind") or "–")
+        lines.append(f"| {info['name']} (`{key}`) | {KIND_NAMES.get(kind, kind)} | {counts} | {info['license']} |")
+    return lines
+
+
+def _dev_sentence(summary: dict[str, Any]) -> str:
+    splits = summary.get("splits") if isinstance(summary.get("splits"), dict) else {}
+    dev = summary.get("dev") if isinstance(summary.get("dev"), dict) else {}
+    n_dev = _int(splits.get("dev"))
+    if not dev and not n_dev:
+        return "No dev split was held out."
+    parts = []
+    if dev:
+        parts.append(
+            f"{_many(_int(dev.get('pubmedqa_dev')), 'PubMedQA dev item')} and "
+            f"{_many(_int(dev.get('held_out')), 'held-out document')}, seed {dev.get('seed')}"
+        )
+    detail = f" ({parts[0]})" if parts else ""
+    return f"Dev split: {_many(n_dev, 'document')}{detail}, held out from training for model selection only."
+
+
+def _decontamination_sentence(summary: dict[str, Any]) -> str:
+    record = summary.get("decontamination")
+    if not isinstance(record, dict) or not record:
+        return (
+            "Decontamination was off for this build (`--no_decontaminate`): no document was checked against the "
+            "evaluation sets."
+        )
+    removed = _int(record.get("removed"))
+    by_set = record.get("by_set") if isinstance(record.get("by_set"), dict) else {}
+    sets = record.get("sets") if isinstance(record.get("sets"), dict) else {}
+    which = ", ".join(f"{EVALUATION_SET_NAMES.get(k, k)} {_num(_int(v))}" for k, v in by_set.items())
+    checked = ", ".join(f"{EVALUATION_SET_NAMES.get(k, k)} ({_many(_int(v), 'item')})" for k, v in sets.items())
+    text = f"Decontamination: {_many(removed, 'document')} removed as evaluation test data" + (
+        f" ({which})" if which else ""
+    )
+    text += f", checked against {checked}" if checked else ""
+    missing = [EVALUATION_SET_NAMES.get(str(m), str(m)) for m in record.get("missing") or []]
+    if missing:
+        text += f"; not checked (not found when the dataset was built): {', '.join(missing)}"
+    return text + "."
+
+
+def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any], hub_id: str | None = None) -> str:
+    """The card's training-data text for a run trained on ``dataset_path`` (``biohicl_training_args.json``);
+    ``run_counts`` is ``training_summary.json``'s ``data``. Empty when the run names no dataset."""
+    if not dataset_path:
+        return ""
+    path = Path(dataset_path).expanduser()
+    name = f"`{path.name or dataset_path}`"
+    splits = run_counts.get("splits") if isinstance(run_counts.get("splits"), list) else ["train"]
+    split_words = ", ".join(f"`{s}`" for s in splits)
+    split_words = f"the {split_words} split{'s' if len(splits) > 1 else ''}"
+    published = f", published as [`{hub_id}`](https://huggingface.co/datasets/{hub_id})" if hub_id else ""
+    kinds = run_counts.get("label_kinds") if isinstance(run_counts.get("label_kinds"), dict) else {}
+    label_text = f"Labels: {_kinds(kinds, set(OWN_SOURCES) if path.is_file() else None)}." if kinds else ""
+    if path.is_file():
+        return " ".join(
+            part
+            for part in (
+                f"Trained on the documents file {name} (its MeSH-labelled abstracts, read directly: not built with "
+                "`biohicl build-dataset`, so biohicl removed no evaluation test documents from it and held out no "
+                "dev split; its terms are as its provider states).",
+                label_text,
+            )
+            if part
+        )
+    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
+    if not isinstance(summary, dict):
+        where = "has no summary.json" if path.is_dir() else "was not found when this card was written"
+        return " ".join(
+            part
+            for part in (
+                f"Trained on {split_words} of the MeSH-pair dataset {name}{published}; the folder {where}, so its "
+                "sources, splits and decontamination are not recorded here.",
+                label_text,
+            )
+            if part
+        )
+    n_pairs = _int(summary.get("pairs"))
+    head = (
+        f"Trained on {split_words} of the MeSH-pair dataset {name}{published}, built with `biohicl build-dataset`"
+        f" (MeSH {summary.get('mesh_version', '?')}): {_num(_int(summary.get('documents')))} documents"
+        + (f" and {_num(n_pairs)} pairs mined by SimL (top {summary.get('top_k')} per document)" if n_pairs else "")
+        + "."
+    )
+    sources = set(summary["sources"]) if isinstance(summary.get("sources"), dict) else None
+    if kinds:
+        label_text = f"Labels: {_kinds(kinds, sources)}."
+    elif isinstance(summary.get("label_kinds"), dict):
+        label_text = f"Labels: {_kinds(summary['label_kinds'], sources, 'documents')}."
+    splits_count = summary.get("splits") if isinstance(summary.get("splits"), dict) else {}
+    test = _int(splits_count.get("test", summary.get("test_documents")))
+    tail = [label_text, _dev_sentence(summary), _decontamination_sentence(summary)]
+    if test:
+        tail.append(f"{_num(test)} PubMedQA test abstracts are in the dataset as split `test`, never trained on.")
+    rows = _source_rows(summary)
+    body = " ".join(part for part in tail if part)
+    return "\n\n".join(part for part in (head, "\n".join(rows), body) if part)
+
+
+def card_license(explicit: str | None, repo_id: str | None, current: str) -> str:
+    """The license a published card states: ``explicit`` (``--license`` or a manifest's ``license``) as given;
+    else the registry's license of ``repo_id`` when it is a registered model with a known one; else ``current``
+    (the card data's own; :data:`UNSTATED_LICENSE` for a card built from a run), with one warning asking for
+    ``--license`` when that is :data:`UNSTATED_LICENSE`."""
+    if explicit:
+        return explicit
+    if repo_id:
+        from biohicl.models.registry import default_registry
+
+        entry = default_registry().by_repo_id(repo_id)
+        if entry is not None and entry.license and entry.license != "unknown":
+            logger.info("%s: license %s, from its registry entry %s", repo_id, entry.license, entry.name)
+            return entry.license
+    if current == UNSTATED_LICENSE:
+        logger.warning(
+            "no --license given, so the card says `license: %s`: the weights' terms follow the base model's and the "
+            "training data's, which biohicl does not know; pass --license ID (e.g. apache-2.0) to state them",
+            UNSTATED_LICENSE,
+        )
+    return current
