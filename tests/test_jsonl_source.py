@@ -340,3 +340,96 @@ def test_the_printed_report_tallies_dropped_label_names_but_summary_json_does_no
     assert set(summary["read"]) == {"read", "kept", "skipped", "labels_dropped", "labels_ignored", "noted",
                                     "mean_labels_per_document", "examples", "files", "unrecognised_files"}  # fmt: skip
     assert "Unknown 07" not in json.dumps(summary) and "dropped_labels" not in summary
+
+
+def test_an_id_with_control_characters_is_malformed_and_ids_are_quoted_in_messages(tmp_path, mesh):
+    """A newline in an id forged a log line (and a summary.json example); NUL and ANSI escapes went into the
+    documents: an id with a control character is a malformed line, and ids in messages are shown quoted."""
+    forged = "doc-2\nWARNING biohicl.fake: all test PMIDs removed OK"
+    path = tmp_path / "crafted.jsonl"
+    write_lines(
+        path,
+        [
+            {"pmid": "doc-1", "abstract": "Diabetes in humans.", "mesh": ["Humans"]},
+            {"pmid": forged, "title": 5, "mesh": ["Humans"]},
+            {"pmid": "doc-3\x00\x1b[31mRED", "abstract": "x", "mesh": ["Humans"]},
+            {"pmid": "doc-4\x7f", "abstract": "x", "mesh": ["Humans"]},
+            {"pmid": "doc-5\nX", "abstract": "x", "mesh": ["Humans"], "label_kind": "other"},
+            {"pmid": "doc-6", "abstract": "x", "mesh": 5},
+            {"pmid": " doc-7\n", "abstract": "x", "mesh": ["Humans"]},  # the ends are stripped, as before
+        ],
+    )
+    report = ReadReport()
+    records = list(read_records("jsonl", path, mesh, report=report))
+    assert [r.pmid for r in records] == ["doc-1", "doc-7"]
+    assert report.skipped == {MALFORMED: 5} and report.read == 7
+    details = [e.split(": ", 1)[1] for e in report.examples[MALFORMED]]
+    assert details[:3] == [  # ReadReport keeps 3 examples per reason
+        "document id with a control character: 'doc-2\\nWARNING biohicl.fake: all test P",
+        "document id with a control character: 'doc-3\\x00\\x1b[31mRED'",
+        "document id with a control character: 'doc-4\\x7f'",
+    ]
+    assert all("\n" not in e and "\x1b" not in e for e in report.examples[MALFORMED])
+    with pytest.raises(DataError, match=r"record 2: malformed record: document id with a control character"):
+        list(read_records("jsonl", path, mesh, strict=True))
+    # a well-formed id in a field-type message is quoted too, as the label message already was
+    path.write_text(json.dumps({"pmid": "doc-8", "title": 5, "mesh": ["Humans"]}) + "\n", encoding="utf-8")
+    report = ReadReport()
+    assert list(read_records("jsonl", path, mesh, report=report)) == []
+    assert report.examples[MALFORMED] == [f"{path}, record 1: id 'doc-8': `title` must be a string, got int"]
+
+
+def test_a_line_over_the_limit_is_one_malformed_record_and_the_next_line_is_read(tmp_path, mesh, monkeypatch):
+    """A one-line .jsonl.gz bomb was read whole into memory: a line over ``LINE_LIMIT`` is skipped unread (the
+    rest of it consumed in bounded chunks), counted with its line number, and reading goes on."""
+    from biohicl.data import jsonl
+
+    monkeypatch.setattr(jsonl, "LINE_LIMIT", 1024, raising=False)  # not raising: before the fix it failed on values
+    monkeypatch.setattr(jsonl, "_CHUNK", 100, raising=False)
+    fits = {"pmid": "a", "abstract": "x" * 500, "mesh": ["Humans"]}
+    exact = {"pmid": "b", "abstract": "x" * (1024 - 49), "mesh": ["Humans"]}
+    assert len(json.dumps(exact)) == 1024  # exactly at the limit (the line end not counted) is read
+    over = {"pmid": "c", "abstract": "x" * (1024 - 48), "mesh": ["Humans"]}  # one byte over
+    long = {"pmid": "d", "abstract": "x" * 5000, "mesh": ["Humans"]}
+    after = {"pmid": "e", "abstract": "y", "mesh": ["Humans"]}
+    for compress in (False, True):
+        path = tmp_path / ("big.jsonl.gz" if compress else "big.jsonl")
+        write_lines(path, [fits, exact, over, "", long, after], compress=compress)
+        report = ReadReport()
+        records = list(read_records("jsonl", path, mesh, report=report))
+        assert [r.pmid for r in records] == ["a", "b", "e"]
+        assert report.skipped == {MALFORMED: 2} and report.read == 5
+        assert report.examples[MALFORMED] == [
+            f"{path}, record 3: line over 1 KiB",
+            f"{path}, record 5: line over 1 KiB",
+        ]
+    # a last line without a line end, over the limit, is one malformed record too
+    path.write_bytes(gzip.compress(b'{"pmid": "f"' + b" " * 3000 + b"}"))
+    report = ReadReport()
+    assert list(read_records("jsonl", path, mesh, report=report)) == []
+    assert report.examples[MALFORMED] == [f"{path}, record 1: line over 1 KiB"]
+    with pytest.raises(DataError, match=r"record 1: malformed record: line over 1 KiB$"):
+        list(read_records("jsonl", path, mesh, strict=True))
+
+
+def test_bioasq_and_pubmed_xml_ids_with_a_newline_are_malformed_not_a_forged_log_line(tmp_path, mesh):
+    """The other readers whose id can carry a newline: a BioASQ ``pmid`` string, a PubMed XML ``<PMID>`` with a
+    character reference (``&#10;``). MEDLINE text PMIDs must be digits and PubTator ids are cut at a line end."""
+    forged = "9\nWARNING biohicl.fake: forged"
+    bioasq = tmp_path / "allMeSH_2024.json"
+    article = {"title": "t", "abstractText": "About diabetes.", "meshMajor": ["Humans"]}
+    bioasq.write_text(json.dumps({"articles": [{**article, "pmid": forged}, {**article, "pmid": "8"}]}))
+    xml = tmp_path / "pubmed24n0001.xml"
+    citation = (
+        "<PubmedArticle><MedlineCitation><PMID>{}</PMID><Article><ArticleTitle>t</ArticleTitle><Abstract>"
+        "<AbstractText>About diabetes.</AbstractText></Abstract></Article><MeshHeadingList><MeshHeading>"
+        '<DescriptorName UI="D006801">Humans</DescriptorName></MeshHeading></MeshHeadingList></MedlineCitation>'
+        "</PubmedArticle>"
+    )
+    pmids = ("9&#10;WARNING biohicl.fake: forged", "8")
+    xml.write_text(f"<PubmedArticleSet>{''.join(citation.format(p) for p in pmids)}</PubmedArticleSet>")
+    for source, path in (("bioasq", bioasq), ("medline", xml)):
+        report = ReadReport()
+        assert [r.pmid for r in read_records(source, path, mesh, report=report)] == ["8"]
+        assert report.skipped == {MALFORMED: 1}
+        assert report.examples[MALFORMED] == [f"{path}, record 1: pmid with a control character: {forged!r:.40}"]

@@ -21,9 +21,10 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
   entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
   other fields (a ``split`` too) are not read.
 
-Blank lines are skipped; a line that is not UTF-8, not JSON or not of that shape is a malformed record, counted
-with its line number as the record number (``file, record N``), or a :class:`~biohicl.errors.DataError` when
-``strict``.
+Blank lines are skipped; a line that is not UTF-8, not JSON or not of that shape (an id with a control character
+too), or is over :data:`LINE_LIMIT` bytes (skipped unread), is a malformed record, counted with its line number as the
+record number (``file, record N``), or a :class:`~biohicl.errors.DataError` when ``strict``. Ids are quoted in
+messages (``id 'doc-7'``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ DETECT_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
 _ID_LIKE = re.compile(r"^(MESH:)?([DC]\d{6,9}|-1)$")  # descriptor, supplementary concept, un-normalised
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"\s*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in an id: a forged log line, a NUL or a terminal escape
+#: the longest line read, in bytes without its line end (a longer one, e.g. a gzip bomb's, is skipped unread)
+LINE_LIMIT = 64 * 2**20
+_CHUNK = 2**20  # the rest of a line over LINE_LIMIT is read and dropped in pieces of this size
 
 
 @guarded_reader
@@ -66,12 +71,20 @@ def read_jsonl(
         utf16 = utf16_encoding(handle.peek(4)[:4] if hasattr(handle, "peek") else b"")
         if utf16:
             raise utf16_error(path, utf16)
-        for number, raw in enumerate(handle, 1):
+        number = 0
+        while raw := handle.readline(LINE_LIMIT + 1):  # bounded: never a whole 300 MB line in memory
+            number += 1
+            over = len(raw) > LINE_LIMIT and not raw.endswith(b"\n")
+            while over and raw and not raw.endswith(b"\n"):  # the rest of a line over the limit, dropped
+                raw = handle.readline(_CHUNK)
             raw = raw.removeprefix(b"\xef\xbb\xbf") if number == 1 else raw  # a byte-order mark is no error
-            if not raw.strip():
+            if not over and not raw.strip():
                 continue
             ctx.start()
             ctx.record = number  # a line's record number is its line number
+            if over:
+                ctx.skip(MALFORMED, f"line over {_size(LINE_LIMIT)}")
+                continue
             record = _jsonl_record(ctx, raw)
             if record is not None:
                 yield record
@@ -109,6 +122,14 @@ def starts_jsonl_line(text: str) -> bool:
             pos += 1
     except (ValueError, RecursionError):
         return False
+
+
+def _size(limit: int) -> str:
+    """``64 MiB``, ``1 KiB`` or ``100 bytes``: the line limit as a message gives it."""
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit:,} bytes"
 
 
 def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
@@ -155,15 +176,17 @@ def _shape_problem(value: Any) -> str:
     if pmid is None or isinstance(pmid, bool) or not isinstance(pmid, (str, int)) or not str(pmid).strip():
         shown = "none" if pmid is None else repr(pmid)[:40]
         return f"no document id (a string or an integer in one of {', '.join(JSONL_ID_FIELDS)}; got {shown})"
+    if _CONTROL.search(str(pmid).strip()):  # the ends are stripped, as the id is
+        return f"document id with a control character: {pmid!r:.40}"
     for name in ("title", "abstract", "text"):
         if value.get(name) is not None and not isinstance(value[name], str):
-            return f"id {pmid}: `{name}` must be a string, got {type(value[name]).__name__}"
+            return f"id {pmid!r:.40}: `{name}` must be a string, got {type(value[name]).__name__}"
     label_field = next((name for name in LABEL_COLUMNS if value.get(name) is not None), None)
     labels = value.get(label_field) if label_field else None
     if labels is not None and not (
         isinstance(labels, str) or (isinstance(labels, list) and all(isinstance(v, str) for v in labels))
     ):
-        return f"id {pmid}: `{label_field}` must be a list of strings or a |-separated string, got {labels!r:.40}"
+        return f"id {pmid!r:.40}: `{label_field}` must be a list of strings or a |-separated string, got {labels!r:.40}"
     if value.get("label_kind") not in (None, "", INDEXING, MENTIONS):
-        return f"id {pmid}: label_kind must be {INDEXING} or {MENTIONS}, got {value['label_kind']!r:.40}"
+        return f"id {pmid!r:.40}: label_kind must be {INDEXING} or {MENTIONS}, got {value['label_kind']!r:.40}"
     return ""

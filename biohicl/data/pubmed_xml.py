@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 _CITATION_OPEN = re.compile(rb"<(MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>/]")
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _RAW_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
 
 
@@ -184,6 +185,9 @@ def _medline_record(ctx: ReadContext, citation: ET.Element) -> MeshRecord | None
     pmid = (citation.findtext("PMID") or "").strip()
     if not pmid:
         ctx.skip(MALFORMED, "MedlineCitation without PMID")
+        return None
+    if _CONTROL.search(pmid):  # e.g. ``&#10;``: a newline would forge a log line
+        ctx.skip(MALFORMED, f"pmid with a control character: {pmid!r:.40}")
         return None
     article = citation.find("Article")
     title = (
