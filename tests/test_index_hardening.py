@@ -163,3 +163,63 @@ def test_data_offsets_before_the_data_or_reversed_are_refused(index_dir, case):
 def test_crafted_shard_headers_are_one_line_errors_naming_the_shard(index_dir, case, match):
     """Each used to be a traceback (TypeError, RecursionError, OverflowError, MemoryError) or a bogus read."""
     _refused(index_dir, case, match)
+
+
+def _edit_json(path: Path, edit) -> None:
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+
+
+def test_a_manifest_count_other_than_its_shards_sum_is_refused_before_allocating(index_dir):
+    """`count: 10**13` in manifest.json and compressed-int8.json made compressed loading allocate 291 TiB."""
+
+    def huge(values):
+        values["count"] = 10**13
+
+    _edit_json(index_dir / "manifest.json", huge)
+    _edit_json(index_dir / "compressed-int8.json", huge)
+    for load in (IndexManifest.load, lambda d: CompressedIndex.load(d, "int8")):
+        with pytest.raises(
+            DataError, match=r"manifest\.json: count: 10000000000000 is not the sum of the shards' counts \(12\)"
+        ):
+            load(index_dir)
+
+
+def test_shard_counts_the_manifest_sums_to_are_checked_against_the_compressed_files_before_allocating(index_dir):
+    """A consistent but huge manifest (one shard of 10**13 rows) is refused by the compressed files' own shapes."""
+
+    def huge(values):
+        values["shards"][2]["count"] = 10**13
+        values["count"] = 10 + 10**13
+
+    _edit_json(index_dir / "manifest.json", huge)
+    _edit_json(index_dir / "compressed-int8.json", huge)
+    with pytest.raises(DataError, match=r"shard-00002\.int8\.npy: corrupt compressed shard"):
+        CompressedIndex.load(index_dir, "int8")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("start", 3, r"shards\[1\]\.start: 3, expected 5"),
+        ("file", "/etc/passwd", r"shards\[1\]\.file: not a file name"),
+        ("file", "../idx/shard-00001.safetensors", r"shards\[1\]\.file: not a file name"),
+        ("docs", "sub/shard-00001.docs.jsonl", r"shards\[1\]\.docs: not a file name"),
+        ("docs", "..", r"shards\[1\]\.docs: not a file name"),
+        ("docs", "C:\\shard.docs.jsonl", r"shards\[1\]\.docs: not a file name"),
+        ("file", "", r"shards\[1\]\.file: not a file name"),
+    ],
+)
+def test_shard_entries_name_files_of_the_folder_at_their_rows(index_dir, field, value, match):
+    """A shard's file may not lie outside the index folder (`directory / "/etc/x"` is /etc/x)."""
+    _edit_json(index_dir / "manifest.json", lambda values: values["shards"][1].update({field: value}))
+    with pytest.raises(DataError, match=r"manifest\.json: " + match) as refused:
+        IndexManifest.load(index_dir)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_compressed_record_names_files_of_the_folder(index_dir):
+    _edit_json(index_dir / "compressed-int8.json", lambda values: values["shards"][0].update(file="/etc/passwd"))
+    with pytest.raises(DataError, match=r"compressed-int8\.json: shards\[0\]: not a JSON object with a `file`"):
+        CompressedIndex.load(index_dir, "int8")

@@ -40,7 +40,7 @@ from biohicl.search.compression import (
     file_sha256,
 )
 from biohicl.search.float_rows import FloatRows
-from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, resume_flags
+from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, is_file_name, resume_flags
 from biohicl.topk import merge_top_k, sort_top_k
 
 
@@ -95,6 +95,20 @@ def _check_calibration(values: Any, dim: int, source: Path) -> None:
             continue
         if not isinstance(vector, list) or len(vector) != dim:
             raise DataError(f"calibration.{name}: expected a list of {dim} numbers", source)
+
+
+def _compressed_part(path: Path, dtype: type, shape: tuple[int, int]) -> np.ndarray:
+    """A compressed shard memory-mapped; a :class:`DataError` naming it unless it holds ``dtype`` rows of ``shape``."""
+    try:
+        part = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        reason = " ".join(str(err).split())[:200]
+        raise DataError(f"corrupt compressed shard ({reason})", path) from None
+    if part.dtype != dtype or part.shape != shape:
+        raise DataError(
+            f"corrupt compressed shard: {part.dtype} {part.shape}, expected {np.dtype(dtype)} {shape}", path
+        )
+    return part
 
 
 def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
@@ -153,27 +167,20 @@ class CompressedIndex:
                 info_path,
             )
         for number, shard in enumerate(shards):
-            if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
-                raise DataError(f"shards[{number}]: not a JSON object with a `file`", info_path)
+            if not isinstance(shard, dict) or not is_file_name(shard.get("file")):
+                raise DataError(f"shards[{number}]: not a JSON object with a `file` of the index folder", info_path)
         if [s.get("count") for s in shards] != [s.count for s in manifest.shards]:
             raise DataError("its shards do not match the index's (rebuild it)", info_path)
         _check_calibration(info.get("calibration"), manifest.dim, info_path)
         width = manifest.dim if kind == "int8" else -(-manifest.dim // 8)
         dtype = np.int8 if kind == "int8" else np.uint8
+        for shard in shards:  # every part's shape first: the matrix is never larger than the files on disk
+            _compressed_part(directory / shard["file"], dtype, (shard["count"], width))
         matrix = np.empty((manifest.count, width), dtype=dtype)
         start = 0
         for shard in shards:
             path = directory / shard["file"]
-            try:
-                part = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError, EOFError) as err:
-                raise DataError(f"corrupt compressed shard ({err})", path) from None
-            if part.dtype != dtype or part.shape != (shard["count"], width):
-                raise DataError(
-                    f"corrupt compressed shard: {part.dtype} {part.shape}, expected {np.dtype(dtype)} "
-                    f"{(shard['count'], width)}",
-                    path,
-                )
+            part = _compressed_part(path, dtype, (shard["count"], width))
             if verify and file_sha256(path) != shard.get("sha256"):
                 raise DataError("corrupt compressed shard: sha256 differs from the record", path)
             matrix[start : start + shard["count"]] = part

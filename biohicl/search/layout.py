@@ -19,7 +19,7 @@ import json
 import shlex
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -163,7 +163,27 @@ def _shard_info(values: Any, where: str, source: str) -> ShardInfo:
     for name in ("file", "docs", "ids_sha256"):
         if not isinstance(values[name], str):
             raise DataError(f"{where}.{name}: expected a string, got {values[name]!r}", source)
+    for name in ("file", "docs"):
+        if not is_file_name(values[name]):
+            raise DataError(f"{where}.{name}: not a file name of the index folder ({values[name]!r:.60})", source)
     return ShardInfo(**values)
+
+
+def is_file_name(name: Any) -> bool:
+    """Whether ``name`` is a plain file name (no folder, not absolute, not ``..``): a file of the index folder."""
+    plain = isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+    return plain and PurePosixPath(name).name == name and PureWindowsPath(name).name == name
+
+
+def _check_rows(shards: list[ShardInfo], count: int, source: str) -> None:
+    """A :class:`DataError` naming ``source`` unless the shards' rows follow each other from 0 and sum to ``count``."""
+    start = 0
+    for i, shard in enumerate(shards):
+        if shard.start != start:
+            raise DataError(f"shards[{i}].start: {shard.start}, expected {start} (the rows before it)", source)
+        start += shard.count
+    if start != count:
+        raise DataError(f"count: {count} is not the sum of the shards' counts ({start})", source)
 
 
 @dataclass
@@ -230,6 +250,7 @@ class IndexManifest:
         ):
             raise DataError(f"probe: expected a list of lists of numbers, got {probe!r:.40}", source)
         values["shards"] = [_shard_info(shard, f"shards[{i}]", source) for i, shard in enumerate(values["shards"])]
+        _check_rows(values["shards"], values["count"], source)
         return cls(**values)
 
     def save(self, directory: str | Path) -> Path:
