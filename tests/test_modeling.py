@@ -600,3 +600,20 @@ def test_a_plain_peft_adapter_over_another_plain_adapter_is_one_line_naming_both
     message = str(err.value)
     assert "\n" not in message and str(tmp_path / "adA" / "adapter_config.json") in message
     assert repr(str(tmp_path / "adB")) in message and "plain peft adapter" in message
+
+
+def test_biohicl_adapters_that_are_each_others_base_are_one_line_naming_the_loop(tiny_bert_dir, tmp_path):
+    """Each adapter folder loads its base merged, so two whose biohicl_config.json name each other as the base
+    recursed until Python gave up; the loop is named instead."""
+    for name in ("a", "b"):
+        model = BioHiCL.from_base(str(tiny_bert_dir))
+        model.add_lora(r=4, verbose=False)
+        model.save_pretrained(tmp_path / name)
+    for name, other in (("a", "b"), ("b", "a")):
+        path = tmp_path / name / "biohicl_config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "base_model": str(tmp_path / other)}))
+    loop = f"{tmp_path / 'b'} → {tmp_path / 'a'} → {tmp_path / 'b'}"
+    with pytest.raises(ModelLoadError, match=re.escape(f"the adapters' bases form a loop ({loop})")) as error:
+        BioHiCL.from_pretrained(tmp_path / "a")
+    assert "\n" not in str(error.value)
+    assert BioHiCL.from_pretrained(tmp_path / "a", base_model_path=tiny_bert_dir, force_base=True).is_peft  # unharmed

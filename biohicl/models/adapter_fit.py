@@ -6,11 +6,14 @@ Shapes that cannot load always fail; a base of the right shape that is not the r
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from torch import nn
@@ -19,6 +22,25 @@ from biohicl.errors import ModelLoadError
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, looks_like_path
 from biohicl.models.signature import recorded_peft_weights, signature_mismatch
+
+#: The adapter folders being loaded as bases, outermost first (an adapter over an adapter loads its base merged).
+_BASES_LOADING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("biohicl_bases_loading", default=())
+
+
+@contextlib.contextmanager
+def loading_adapter_base(path: Path) -> Iterator[None]:
+    """Mark ``path`` as an adapter folder being loaded as a base; a base chain that comes back to a folder already
+    being loaded (A's base is B, B's base is A) is one :class:`ModelLoadError` naming the chain, not a recursion."""
+    chain, folder = _BASES_LOADING.get(), path.resolve()
+    if folder in chain:
+        loop = " → ".join(str(f) for f in (*chain[chain.index(folder) :], folder))
+        raise ModelLoadError(f"{path}: the adapters' bases form a loop ({loop}); give a base that is not an adapter")
+    token = _BASES_LOADING.set((*chain, folder))
+    try:
+        yield
+    finally:
+        _BASES_LOADING.reset(token)
+
 
 logger = logging.getLogger(__name__)
 
