@@ -204,3 +204,41 @@ def test_a_cap_cuts_a_task_only_below_its_full_number_of_items():
     assert cut_by_cap("biosses", record(50, {"biosses": {"num_queries": 100}})) is None  # it ignores the cap
     # the agreement's cap counts documents, its items are pairs: more items than the cap is no proof of a whole task
     assert cut_by_cap("siml-agreement", record(50, {"siml-agreement": {"num_queries": 1225}})) == Cut(50, 1225, None)
+
+
+def test_records_at_another_max_length_or_prompt_get_no_delta_from_compare_or_the_card(tmp_path, capsys, caplog):
+    # `--compare` gave a Δ between a base scored at 256 tokens and a model at 64 while the card left the base out:
+    # one rule (check_comparable's) now refuses both, where both records give the setting
+    import logging
+
+    from biohicl.hub.eval_rows import card_rows
+
+    folder = write_beir(tmp_path / "beir")
+    base = evaluate_model(BASE, [str(folder)], per_item=True, settings={"max_length": 64, "query_prompt": ""})
+    tuned = evaluate_model(TUNED, [str(folder)], per_item=True, settings={"max_length": 64, "query_prompt": ""})
+    scores = [r["tasks"]["beir"]["metrics"]["ndcg@10"] for r in (base, tuned)]
+    assert scores[0] != scores[1]
+    a, b = saved(base, tmp_path / "a.json"), saved(tuned, tmp_path / "b.json")
+    code, out, _ = run_compare(capsys, a, b)  # alike: a Δ, and the base beside the model on the card
+    assert code == 0 and f"| {scores[1] - scores[0]:+.4f} |" in out
+    assert next(r for r in card_rows(tuned, base=base) if r.metric == "ndcg@10").base_value == scores[0]
+    base["settings"]["max_length"] = 256  # the only difference
+    a = saved(base, tmp_path / "a.json")
+    for extra in ((), ("--paired", "--rounds", "100")):
+        assert run_compare(capsys, b, a, *extra) == (2, "", ERROR + f"beir: max_length 64 vs 256 ({b} vs {a})\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
+        row = next(r for r in card_rows(tuned, base=base) if r.metric == "ndcg@10")
+    assert (row.value, row.base_value, row.delta) == (scores[1], None, None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the base's values are left out of the card where it was evaluated otherwise "
+        "(beir: max_length 64 vs 256 (model vs base))"
+    ]
+    # a prompt the model's config gives (no settings) counts as well; a setting only one record gives is no difference
+    base["settings"]["max_length"] = 64
+    del base["settings"]["query_prompt"]
+    base["model"]["config"] = {"query_prompt": "query: "}
+    with pytest.raises(DataError, match=r"^beir: query_prompt '' vs 'query: ' \(b\.json vs a\.json\)$"):
+        markdown_table([tuned, base], sources=["b.json", "a.json"])
+    del base["model"]["config"]["query_prompt"], tuned["settings"]["max_length"]
+    assert markdown_table([tuned, base]).count("\n") == 5  # header, rule, two runs, Δ

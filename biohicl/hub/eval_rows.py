@@ -168,12 +168,6 @@ def result_splits(results: dict[str, Any] | None) -> dict[str, str]:
     return {str(t).lower(): str(r["split"]) for t, r in tasks.items() if isinstance(r, dict) and r.get("split")}
 
 
-#: the settings that change a task's numbers besides how the task was scored (split, data, query cap and count:
-#: :func:`~biohicl.evaluation.runner.scoring_difference`): a base value is shown beside the model's only where both
-#: agree on them (the split always, each other where both records say it)
-COMPARED_SETTINGS = ("split", "max_length", "query_prompt", "document_prompt")
-
-
 def _by_task(results: dict[str, Any] | None) -> dict[str, Any]:
     """``results`` with its ``tasks`` keyed as card rows key them (lower case), only the entries that are mappings."""
     tasks = (results or {}).get("tasks")
@@ -181,44 +175,16 @@ def _by_task(results: dict[str, Any] | None) -> dict[str, Any]:
     return {**(results or {}), "tasks": tasks}
 
 
-def task_settings(results: dict[str, Any] | None, task: str, split: str) -> dict[str, Any]:
-    """What of :data:`COMPARED_SETTINGS` a record says for ``task`` (``split``: its split when it names none): the
-    record's ``settings``, else the evaluated model's ``config`` (max length, prompts)."""
-    record = results or {}
-    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
-    config = (record.get("model") or {}).get("config") if isinstance(record.get("model"), dict) else None
-    config = config if isinstance(config, dict) else {}
-    values: dict[str, Any] = {"split": result_splits(results).get(task, split)}
-    for key in ("max_length", "query_prompt", "document_prompt"):
-        value = settings.get(key, config.get(key))
-        if value is not None:
-            values[key] = value
-    return values
-
-
-def differing_settings(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{setting: (model's, base's)}`` of the settings two :func:`task_settings` disagree on (the split always
-    compared, the others where both say them)."""
-    always = ("split",)
-    return {
-        key: (tuned.get(key), base.get(key))
-        for key in COMPARED_SETTINGS
-        if (key in always or (key in tuned and key in base)) and tuned.get(key) != base.get(key)
-    }
-
-
-def base_difference(results: dict[str, Any], base: dict[str, Any] | None, task: str, split: str = "test") -> str | None:
+def base_difference(results: dict[str, Any], base: dict[str, Any] | None, task: str) -> str | None:
     """Why ``base``'s value of ``task`` does not go beside ``results``'s, or None: the records scored the task
-    differently (:func:`~biohicl.evaluation.runner.scoring_difference`, the rule of ``biohicl evaluate --compare``)
-    or disagree on one of :data:`COMPARED_SETTINGS` (``split``: the task's when a record names none)."""
+    differently (:func:`~biohicl.evaluation.runner.scoring_difference`, the rule of ``biohicl evaluate --compare``:
+    split, data, query cap, max length or prompts, each where both records say it)."""
     from biohicl.evaluation.runner import scoring_difference  # the evaluation package loads torch: only when used
 
     ours, theirs = _by_task(results), _by_task(base)
-    both = task in ours["tasks"] and task in theirs["tasks"]
-    if both and (why := scoring_difference(task, (ours, theirs), ("model", "base"))) is not None:
-        return why
-    differ = differing_settings(task_settings(results, task, split), task_settings(base, task, split))
-    return ", ".join(f"{key} {a!r} vs base {b!r}" for key, (a, b) in differ.items()) or None
+    if task not in ours["tasks"] or task not in theirs["tasks"]:
+        return None
+    return scoring_difference(task, (ours, theirs), ("model", "base"))
 
 
 def card_rows(
@@ -235,7 +201,7 @@ def card_rows(
     rows, differing = [], {}
     for (task, metric), value in tuned.items():
         base_value = reference.get((task, metric))
-        if base_value is not None and (why := differing.get(task) or base_difference(results, base, task, split)):
+        if base_value is not None and (why := differing.get(task) or base_difference(results, base, task)):
             differing[task], base_value = why, None
         cut = cut_by_cap(task, ours, witnesses)
         split_shown = result_splits(results).get(task, split)
