@@ -146,7 +146,7 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
     text = card.text
     assert "| BIOSSES (test) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
     assert 'BioHiCL.from_pretrained("me/tiny-biohicl")' in text
-    assert "| mined_pairs | 12,345 |" in text and "| optimizer steps | 150 |" in text
+    assert "| mined pairs | 12,345 |" in text and "| optimizer steps | 150 |" in text
     assert "| `lambda_con` | 0.1 |" in text and "output_dir" not in text
     assert "| Trainable parameters | 512 of 51,200 (1.00%) |" in text
     # the folder is a loadable model that gives the run's embeddings
@@ -163,14 +163,14 @@ def test_a_reproduce_runs_eval_json_is_its_record_and_a_run_without_one_is_said(
     (run / "base_eval_results.json").unlink()
     (run / "eval.json").write_text(json.dumps(eval_record(biosses={"spearman": 0.71})))
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.publish"):
-        folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")
+        folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny", license="mit")
     assert json.loads((folder / "eval_results.json").read_text()) == eval_record(biosses={"spearman": 0.71})
     assert "| BIOSSES (test) | Spearman | – | 0.7100 |" in (folder / "README.md").read_text()
     assert not (folder / "base_eval_results.json").exists() and not caplog.records
     (run / "eval.json").unlink()
     api = RecordingHfApi()
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.publish"):
-        assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run"], api=api) == 0
+        assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run", "--license", "mit"], api=api) == 0
     (line,) = [r.getMessage() for r in caplog.records]
     assert "no evaluation record" in line and "pass --eval_results FILE" in line and "\n" not in line
     assert "No evaluation results were recorded" in capsys.readouterr().out and api.calls == []
@@ -801,13 +801,13 @@ def test_a_base_evaluated_at_another_max_length_gets_no_delta_on_the_card(run_di
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
         card = build_model_repo_folder(
-            run, out, repo_id="me/tiny", eval_results=full, base_eval_results=base, overwrite=True
+            run, out, repo_id="me/tiny", eval_results=full, base_eval_results=base, overwrite=True, license="mit"
         )
     text = (card / "README.md").read_text()
     assert "| PubMedQA (question → long answer) (test) | Recall@1 | – | 0.8700 | – |" in text
     assert "| BIOSSES (all) | Spearman | – | 0.8167 | – |" in text
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "max_length 64 vs base 256" in warnings[0]
+    assert len(warnings) == 1 and "max_length 64 vs 256 (model vs base)" in warnings[0]
     results = ModelCard(text).data.to_dict()["model-index"][0]["results"]
     assert {m["value"] for r in results for m in r["metrics"]} == {0.87, 0.8167}  # the model's own values stay
 
