@@ -34,6 +34,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
+from biohicl.training.document_file import clean_document_file, own_file_labels
 from biohicl.training.objective import build_loss, loss_config
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -82,15 +83,6 @@ def warn_other_hierarchy(path: Path, mesh: MeshHierarchy) -> None:
         )  # fmt: skip
 
 
-def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
-    """A documents file's labels as descriptor UIs where ``mesh`` knows them (others kept, to be counted as
-    unknown): a list or a ``|``-joined string of UIs (``MESH:`` allowed), names or entry terms."""
-    if isinstance(labels, str):
-        labels = labels.split("|")
-    terms = [str(label).strip() for label in labels or () if str(label).strip()]
-    return [mesh.try_resolve(term.removeprefix("MESH:")) or term for term in terms]
-
-
 def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
     """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
 
@@ -98,7 +90,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, MeSH UIs or names).
     Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH hierarchy
     cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to the kept
-    documents.
+    documents. A file is first cleaned as the build cleans a corpus (:func:`clean_document_file`).
     """
     import datasets
 
@@ -112,12 +104,14 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     if path.is_dir() and (pairs_files := parquet_files(path, "pairs")):
         pairs_table = read_parquet(pairs_files, path / "pairs")
     column = label_column(documents, path)
-    total = len(documents)
+    total, file_stats = len(documents), {}
+    if path.is_file():  # deduplicated and decontaminated here, where a built dataset was when it was built
+        documents, file_stats = clean_document_file(documents, path, args)
     if "split" in documents.column_names:
         wanted = set(args.train_splits)
         keep = [i for i, s in enumerate(column_list(documents, "split")) if s in wanted]
     else:
-        keep = list(range(total))
+        keep = list(range(len(documents)))
     if args.max_train_documents is not None:
         keep = keep[: args.max_train_documents]
     if not keep:
@@ -193,6 +187,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         "documents_without_labels": unlabelled,
         "mined_pairs": None if pairs is None else len(pairs[0]),
         "label_kinds": dict(Counter(columns["label_kind"])) if "label_kind" in columns else None,
+        **file_stats,
     }
     return TrainingData(train, pairs, stats)
 

@@ -1,0 +1,147 @@
+"""Training on one documents file (``biohicl train --dataset_path docs.jsonl``): what ``biohicl build-dataset`` does
+to a corpus before anyone trains on it, done to the file's rows.
+
+A built dataset is deduplicated, decontaminated and split when it is built; a file is not. :func:`clean_document_file`
+drops, of the rows of the training splits (every row when the file has no ``split`` column):
+
+* later copies of a document id (the first of :data:`~biohicl.data.jsonl.JSONL_ID_FIELDS`; the first copy wins, as
+  the build keeps it; rows without an id are never copies);
+* evaluation test data, by the build's own :class:`~biohicl.data.decontamination.Decontaminator` (PubMedQA test
+  PMIDs and abstracts, SciFact, BIOSSES, the BEIR corpora under ``BIOHICL_DATA_DIR``); a row marked ``test`` is left
+  to ``train_splits``, as a built dataset's PubMedQA test records are;
+* the PubMedQA dev items (by PMID, as the build marks them ``dev``) when ``pubmedqa:dev`` or ``pubmedqa-context:dev``
+  is an evaluation task of the run, which scores on them; without it they are PQA-L abstracts like any other.
+
+Each kind dropped is one warning line (count and an example id) and a count in the run's data stats
+(``document_file``). A document's text is composed as the ``jsonl`` source composes it: ``title`` and the first
+non-blank of ``abstract`` and ``text`` (a Hugging Face ``to_json`` export writes ``"text": null`` on every line),
+kept as ``title`` and ``abstract`` columns for the title term (a ``text`` column alone when no row has a title).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from biohicl.data.columns import column_list
+from biohicl.data.jsonl import JSONL_ID_FIELDS
+from biohicl.mesh.hierarchy import MeshHierarchy
+
+logger = logging.getLogger(__name__)
+
+#: The evaluation tasks that score on the PubMedQA dev items.
+PUBMEDQA_DEV_TASKS = ("pubmedqa:dev", "pubmedqa-context:dev")
+TEXT_COLUMNS = ("text", "title", "abstract")
+
+
+def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
+    """A documents file's labels as descriptor UIs where ``mesh`` knows them (others kept, to be counted as
+    unknown): a list or a ``|``-joined string of UIs (``MESH:`` allowed), names or entry terms."""
+    if isinstance(labels, str):
+        labels = labels.split("|")
+    terms = [str(label).strip() for label in labels or () if str(label).strip()]
+    return [mesh.try_resolve(term.removeprefix("MESH:")) or term for term in terms]
+
+
+def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dict[str, Any]]:
+    """``documents`` (a file's ``datasets.Dataset``) without the rows the build would not train on (module doc),
+    their text composed as the jsonl source does; and ``{"document_file": counts}`` for the run's data stats."""
+    import datasets
+    import pyarrow as pa
+
+    from biohicl.data.decontamination import Decontaminator
+    from biohicl.data.records import MeshRecord
+
+    n = len(documents)
+    columns = {name: column_list(documents, name) for name in TEXT_COLUMNS if name in documents.column_names}
+    titles = [str(t or "") for t in columns.get("title", [None] * n)]
+    abstracts = [_first_text(columns, i) for i in range(n)]
+    ids = _row_ids(documents)
+    has_split = "split" in documents.column_names
+    splits = column_list(documents, "split") if has_split else [None] * n
+    wanted = set(args.train_splits)
+    decontaminator = Decontaminator.from_data_dir()
+    dev_task = next((t for t in args.eval_tasks or () if t.replace(" ", "") in PUBMEDQA_DEV_TASKS), None)
+    dev = _pubmedqa_dev_pmids() if dev_task is not None else frozenset()
+    seen: set[str] = set()
+    keep: list[int] = []
+    copies: list[str] = []
+    devs: list[str] = []
+    for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
+        copy = bool(pmid) and pmid in seen
+        seen.add(pmid)
+        if has_split and split not in wanted:  # the split filter's to drop, as for a built dataset
+            keep.append(i)
+        elif copy:
+            copies.append(pmid)
+        elif split == "test" or not decontaminator.check(MeshRecord(pmid, titles[i], abstracts[i], (), "jsonl")):
+            if pmid in dev:
+                devs.append(pmid)
+            else:
+                keep.append(i)
+    removed = decontaminator.removed
+    by_set: dict[str, int] = {}
+    for removal in removed:
+        by_set[removal.evaluation_set] = by_set.get(removal.evaluation_set, 0) + 1
+    if removed:
+        first = removed[0]
+        logger.warning(
+            "%s: %s of evaluation test data dropped, as biohicl build-dataset drops them (%s), e.g. id %s: %s",
+            path, _count(len(removed), "document"), ", ".join(f"{k} {v}" for k, v in by_set.items()), first.pmid,
+            first.reason,
+        )  # fmt: skip
+    if copies:
+        noun = "later copy" if len(copies) == 1 else "later copies"
+        logger.warning("%s: %d %s of a document id dropped (the first is kept), e.g. id %s", path, len(copies), noun,
+                       copies[0])  # fmt: skip
+    if devs:
+        logger.warning(
+            "%s: %s dropped: %s, an evaluation task of this run, scores on them, e.g. id %s",
+            path, _count(len(devs), "PubMedQA dev item"), dev_task, devs[0],
+        )  # fmt: skip
+    table = documents.data.table.take(keep).drop_columns([c for c in TEXT_COLUMNS if c in documents.column_names])
+    composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
+    for name, values in composed.items():
+        table = table.append_column(name, pa.array([values[i] for i in keep], pa.string()))
+    stats = {
+        "rows": n,
+        "evaluation_data_removed": len(removed),
+        "evaluation_data_by_set": by_set,
+        "duplicate_ids_removed": len(copies),
+        "pubmedqa_dev_removed": len(devs),
+    }
+    return datasets.Dataset(table), {"document_file": stats}
+
+
+def _first_text(columns: dict[str, list], i: int) -> str:
+    """Row ``i``'s abstract as the jsonl source reads it: the first non-blank of ``abstract`` and ``text``."""
+    values = (columns[name][i] for name in ("abstract", "text") if name in columns)
+    return next((str(v) for v in values if v is not None and str(v).strip()), "")
+
+
+def _row_ids(documents: Any) -> list[str]:
+    """Each row's id: the first of :data:`JSONL_ID_FIELDS` it holds (not null), as a string; ``""`` when none."""
+    present = [column_list(documents, name) for name in JSONL_ID_FIELDS if name in documents.column_names]
+    ids = []
+    for i in range(len(documents)):
+        value = next((column[i] for column in present if column[i] is not None), None)
+        ids.append("" if value is None else str(value).strip())
+    return ids
+
+
+def _pubmedqa_dev_pmids() -> frozenset[str]:
+    """The PMIDs ``pubmedqa:dev`` scores on (``BIOHICL_DATA_DIR``'s PQA-L, as the evaluation reads it); none when
+    the data directory has no PubMedQA (the evaluation then refuses the task itself)."""
+    from biohicl.data.splits import pubmedqa_dev_pmids, pubmedqa_non_test_pmids
+    from biohicl.settings import data_dir
+
+    root = data_dir(required=False)
+    folder = root / "pubmedqa" if root is not None else None
+    if folder is None or not (folder / "ori_pqal.json").is_file() or not (folder / "test_ground_truth.json").is_file():
+        return frozenset()
+    return frozenset(pubmedqa_dev_pmids(pubmedqa_non_test_pmids(folder / "ori_pqal.json")))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,166 @@
+"""Training on a documents FILE (``biohicl train --dataset_path docs.jsonl``) drops what ``biohicl build-dataset``
+would: evaluation test data (the build's decontamination, by PMID and by text), later copies of an id and, when
+``pubmedqa:dev`` is an evaluation task, the PubMedQA dev items; and it composes a document's text as the jsonl source
+does (title + the first non-blank of ``abstract``/``text``), keeping the title for the title term."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from biohicl.settings import data_path
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.run import load_training_data, train_biohicl
+from tests.conftest import synthetic_documents
+
+TEST_PMID = "21645374"  # an official PubMedQA test item (test_ground_truth.json)
+DEV_PMID = "10411439"  # one of the 250 PubMedQA dev items of seed 0 (biohicl.data.splits.pubmedqa_dev_pmids)
+TEXT_COPY_OF = "16418930"  # another test item, planted under a non-PubMed id with its abstract only
+SCIFACT_TITLE = (  # SciFact corpus document 4983's
+    "Microstructural development of human newborn cerebral white matter assessed in vivo by diffusion tensor "
+    "magnetic resonance imaging."
+)
+
+
+@pytest.fixture(scope="module")
+def pqal() -> dict:
+    path = data_path("pubmedqa", "ori_pqal.json")
+    if not path.is_file():
+        pytest.skip("no PubMedQA data in BIOHICL_DATA_DIR")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def pqal_row(pqal: dict, pmid: str, **extra) -> dict:
+    item = pqal[pmid]
+    return {"pmid": pmid, "title": "", "abstract": " ".join(item["CONTEXTS"]), "mesh": item["MESHES"], **extra}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def contaminated_file(tmp_path: Path, pqal: dict) -> tuple[Path, list[dict]]:
+    """The synthetic training documents (20 ``train``, 4 ``test`` by their ``split``) with a PubMedQA test item,
+    a copy of another test item's abstract under the id ``own-1``, a PubMedQA dev item, a later copy of document
+    1000's id and a SciFact document's title under the id ``own-2``, all marked ``train``; and the training
+    documents expected of it (without ``pubmedqa:dev``)."""
+    docs = synthetic_documents()
+    copy = {**docs[3], "title": "a second copy", "abstract": "of document 1000's id"}
+    copy["pmid"] = docs[0]["pmid"]
+    planted = [
+        pqal_row(pqal, TEST_PMID, split="train"),
+        {**pqal_row(pqal, TEXT_COPY_OF, split="train"), "pmid": "own-1", "title": "my own copy"},
+        pqal_row(pqal, DEV_PMID, split="train"),
+        copy,
+        {
+            "id": "own-2",
+            "title": SCIFACT_TITLE,
+            "abstract": "a SciFact document's title",
+            "mesh": ["D001943"],
+            "split": "train",
+        },
+    ]
+    rows = docs[:6] + planted + docs[6:]
+    expected = [r for r in docs if r["split"] == "train"]
+    expected.insert(5, planted[2])  # the dev item, where it stands: the test items and the copy are gone
+    return write_jsonl(tmp_path / "docs.jsonl", rows), expected
+
+
+def texts(rows: list[dict]) -> list[str]:
+    return [f"{r['title']} {r['abstract']}".strip() for r in rows]
+
+
+def file_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "biohicl.training.document_file"]
+
+
+def test_evaluation_test_data_and_later_copies_of_an_id_are_dropped(tmp_path, mesh, pqal, caplog):
+    path, expected = contaminated_file(tmp_path, pqal)
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path))
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(args, mesh)
+    assert data.documents["text"] == texts(expected)  # the dev item is trained on: pubmedqa:dev is not evaluated
+    assert data.stats["documents"] == 21 and data.stats["documents_in_dataset"] == 29
+    assert data.stats["document_file"] == {
+        "rows": 29,
+        "evaluation_data_removed": 3,
+        "evaluation_data_by_set": {"pubmedqa-test": 2, "scifact": 1},
+        "duplicate_ids_removed": 1,
+        "pubmedqa_dev_removed": 0,
+    }
+    messages = file_warnings(caplog)
+    assert len(messages) == 2, messages
+    assert messages[0] == (
+        f"{path}: 3 documents of evaluation test data dropped, as biohicl build-dataset drops them "
+        f"(pubmedqa-test 2, scifact 1), e.g. id {TEST_PMID}: PMID of a PubMedQA test item"
+    )
+    assert messages[1] == f"{path}: 1 later copy of a document id dropped (the first is kept), e.g. id 1000"
+
+
+@pytest.mark.parametrize("task", ["pubmedqa:dev", "pubmedqa-context:dev"])
+def test_pubmedqa_dev_items_are_dropped_when_pubmedqa_dev_is_evaluated(tmp_path, mesh, pqal, caplog, task):
+    path, expected = contaminated_file(tmp_path, pqal)
+    args = BioHiCLTrainingArguments(
+        output_dir=str(tmp_path / "o"), dataset_path=str(path), eval_tasks=["biosses", task], eval_strategy="steps"
+    )
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(args, mesh)
+    assert data.documents["text"] == texts([r for r in expected if r.get("pmid") != DEV_PMID])
+    assert data.stats["document_file"]["pubmedqa_dev_removed"] == 1
+    assert data.stats["documents"] == 20
+    assert file_warnings(caplog)[-1] == (
+        f"{path}: 1 PubMedQA dev item dropped: {task}, an evaluation task of this run, scores on them, "
+        f"e.g. id {DEV_PMID}"
+    )
+
+
+def test_a_test_item_outside_the_training_splits_is_left_to_the_split(tmp_path, mesh, pqal, caplog):
+    """A row marked ``test`` is dropped by ``train_splits``, as in a built dataset (where PubMedQA's own test records
+    keep ``split="test"``): not counted as evaluation data removed."""
+    docs = synthetic_documents()
+    path = write_jsonl(tmp_path / "docs.jsonl", [pqal_row(pqal, TEST_PMID, split="test"), *docs])
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path))
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(args, mesh)
+    assert data.documents["text"] == texts([d for d in docs if d["split"] == "train"])
+    assert data.stats["document_file"]["evaluation_data_removed"] == 0
+    assert file_warnings(caplog) == []
+
+
+def hf_export(tmp_path: Path) -> Path:
+    """The synthetic training documents as a Hugging Face ``to_json`` export writes them: ``"text": null`` on every
+    line (no ``split`` column), with a later copy of an id."""
+    rows = [{**d, "text": None} for d in synthetic_documents() if d.pop("split") == "train"]
+    rows.append({**rows[5], "title": "a later copy", "abstract": "dropped"})
+    rows[1] = {**rows[1], "abstract": "", "text": "the text of a document whose abstract is blank"}
+    rows[2] = {**rows[2], "abstract": None}
+    rows[2]["text"] = "another text under a null abstract"
+    return write_jsonl(tmp_path / "export.jsonl", rows)
+
+
+def test_a_null_text_column_keeps_title_and_abstract(tmp_path, mesh):
+    path = hf_export(tmp_path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()][:-1]  # the later copy is dropped
+    data = load_training_data(BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path)), mesh)
+    abstracts = [r["abstract"] or r["text"] for r in rows]  # the first non-blank, as the jsonl source reads
+    assert data.documents["text"] == [f"{r['title']} {a}" for r, a in zip(rows, abstracts, strict=True)]
+    assert data.documents["title"] == [r["title"] for r in rows]
+    assert data.documents["abstract"] == abstracts
+
+
+def test_the_title_term_trains_on_an_exported_file(tiny_bert_dir, tmp_path):
+    args = BioHiCLTrainingArguments(
+        output_dir=str(tmp_path / "run"), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",
+        dataset_path=str(hf_export(tmp_path)), max_steps=1, per_device_train_batch_size=8, max_length=32,
+        logging_steps=1, save_strategy="no", report_to="none", lora_target_modules=["query", "value"], use_cpu=True,
+        seed=7, disable_tqdm=True, title_weight=1.0,
+    )  # fmt: skip
+    run = train_biohicl(args)
+    state = json.loads((run / "trainer_state.json").read_text())
+    (step,) = [e for e in state["log_history"] if "loss_mse" in e]
+    assert step["loss_title"] > 0.0
+    assert step["loss"] == pytest.approx(step["loss_mse"] + 0.1 * step["loss_con"] + step["loss_title"], rel=1e-5)
