@@ -4,8 +4,11 @@ shard headers are checked, and what they say never becomes a shell command, a tr
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +226,38 @@ def test_a_compressed_record_names_files_of_the_folder(index_dir):
     _edit_json(index_dir / "compressed-int8.json", lambda values: values["shards"][0].update(file="/etc/passwd"))
     with pytest.raises(DataError, match=r"compressed-int8\.json: shards\[0\]: not a JSON object with a `file`"):
         CompressedIndex.load(index_dir, "int8")
+
+
+FIFO_SCRIPT = """
+import json, sys, threading
+from biohicl.models import BioHiCL
+from biohicl.search.indexing import build_index
+
+model_dir, fifo, out = sys.argv[1:]
+lines = "".join(json.dumps({"_id": i, "text": f"cells {n}"}) + "\\n" for n, i in enumerate(["a", "b", "a"]))
+
+
+def write():  # one writer, as `cat corpus.jsonl > fifo` or a process substitution: the pipe is read once
+    with open(fifo, "w") as handle:
+        handle.write(lines)
+
+
+threading.Thread(target=write, daemon=True).start()
+build_index(BioHiCL.from_base(model_dir), fifo, out, shard_size=2, show_progress_bar=False)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_corpus_with_a_repeated_id_fails_instead_of_waiting_forever(tiny_bert_dir, tmp_path):
+    """The repeat of `a` in the second shard hits a digest, and confirming it reopened the pipe, which no one
+    writes to again: `biohicl index` waited forever. A pipe is read once, its ids kept as for a generator."""
+    fifo = tmp_path / "corpus.jsonl"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", FIFO_SCRIPT, str(tiny_bert_dir), str(fifo), str(tmp_path / "idx")]
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("indexing a named pipe with a repeated id did not finish in 120 s")
+    assert proc.returncode == 1
+    assert "corpus.jsonl, record 3: duplicate document id 'a' (first at record 1)" in proc.stderr.splitlines()[-1]

@@ -111,8 +111,9 @@ def _shards(
 
 
 def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[[], Iterator[Document]] | None:
-    """What streams ``corpus``'s indexed documents again (None for a one-shot iterator, which cannot be)."""
-    if not isinstance(corpus, (str, Path)) and iter(corpus) is corpus:
+    """What re-reads ``corpus``: None for a one-shot iterator or a pipe (reopened, it would wait forever)."""
+    path = Path(corpus) if isinstance(corpus, (str, Path)) else None
+    if (iter(corpus) is corpus) if path is None else not (path.is_file() or path.is_dir()):
         return None
     return lambda: blank_documents.indexed(iter_documents(corpus), BlankDocuments(), keep_blank)
 
@@ -271,9 +272,8 @@ def build_index(
     if state.is_main_process:
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
-        # an older settings.json lacks these keys: it was built with the defaults
+        # keys an older settings.json lacks: the defaults it was built with; blank_documents: what its manifest tells
         legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
-        # ... and blank_documents, which its manifest tells (the mode its shards were built in; a rerun keeps it)
         settings[blank_documents.SETTING] = legacy[blank_documents.SETTING] = blank_documents.recorded_mode(directory)
         fresh = _check_settings(directory, settings, resume, legacy)
         if not fresh:
