@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -643,7 +644,7 @@ def test_the_committed_minilm_release_names_its_dataset_on_the_hub():
     assert dataset_hub_id(repo / "runs/study/dataset", root=repo) == "biohicl/mesh-pairs"
 
 
-def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch):
+def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "my.jsonl").write_text("{}\n")
@@ -655,9 +656,15 @@ def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp
     assert "Labels: entity-mention labels as supplied with the abstracts (40 training documents)." in text
     assert str(tmp_path) not in text
     run = _run_on(tmp_path / "gone", str(tmp_path / "elsewhere" / "built"), {"documents": 40})
-    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "m"))
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.card_data_source"):
+        text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "m"))
     assert "Trained on the `train` split of the MeSH-pair dataset `built`; the folder was not found" in text
     assert str(tmp_path) not in text
+    # the card leaves its data out: said once, with where it looked (a relative path is read from the cwd)
+    assert [r.getMessage() for r in caplog.records if "is not found from" in r.getMessage()] == [
+        f"the run's dataset {tmp_path / 'elsewhere' / 'built'} is not found from {tmp_path}, so the card leaves out "
+        "its sources, splits and decontamination; publish from the folder the run was trained from"
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -192,6 +192,13 @@ def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any]
     summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
     if not isinstance(summary, dict):
         where = "has no summary.json" if path.is_dir() else "was not found when this card was written"
+        if not path.exists():  # a relative dataset_path is looked up from the working directory
+            logger.warning(
+                "the run's dataset %s is not found from %s, so the card leaves out its sources, splits and "
+                "decontamination; publish from the folder the run was trained from",
+                path,
+                Path.cwd(),
+            )
         return " ".join(
             part
             for part in (
