@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -208,3 +209,20 @@ def test_soup_scales_rslora_adapters_by_alpha_over_sqrt_r(adapters, tiny_bert_di
         torch.testing.assert_close(ours[key], expected, rtol=0, atol=1e-6)
         changed += int(not torch.equal(value, expected))
     assert changed == 2 * 2  # query and value of both layers
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("peft.utils.transformers_weight_conversion") is None,
+    reason="SentenceTransformer(adapter folder) needs a peft with utils.transformers_weight_conversion",
+)
+def test_a_soup_loads_in_sentence_transformers_as_biohicl_encodes_it(tiny_bert_dir, tmp_path):
+    """A soup folder had no modules.json, 1_Pooling or 2_Normalize, so SentenceTransformer(soup) pooled without
+    normalising (row norms 5.6 and 7.1 on all-MiniLM-L6-v2) though its card is tagged sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    folders = [_adapter(tiny_bert_dir, tmp_path / name, seed=seed, hub_id=None) for name, seed in (("a", 1), ("b", 2))]
+    soup = soup_adapters(folders, tmp_path / "soup")
+    expected = BioHiCL.from_pretrained(soup).encode(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-6)
+    got = SentenceTransformer(str(soup), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(got, expected, atol=1e-5)

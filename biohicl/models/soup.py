@@ -36,6 +36,8 @@ _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
     "sentencepiece.bpe.model", "spiece.model", "added_tokens.json",
 )  # fmt: skip
+#: sentence-transformers' module files of an adapter (so ``SentenceTransformer(soup)`` encodes as BioHiCL does).
+_SENTENCE_TRANSFORMERS_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 
 def _as_set(value: Any) -> Any:
@@ -148,8 +150,11 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
         (tmp / ADAPTER_CONFIG_NAME).write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
         (tmp / CONFIG_NAME).write_text(json.dumps(first, indent=2) + "\n", encoding="utf-8")
         (tmp / SOUP_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        for name in _TOKENIZER_FILES:
+        for name in (*_TOKENIZER_FILES, *_SENTENCE_TRANSFORMERS_FILES):  # the adapters encode alike (checked)
             if (paths[0] / name).is_file():
                 shutil.copyfile(paths[0] / name, tmp / name)
+        for module in ("1_Pooling", "2_Normalize"):
+            if (paths[0] / module).is_dir():
+                shutil.copytree(paths[0] / module, tmp / module)
     logger.info("soup of %d adapters (rank %d, weights %s) written to %s", len(paths), rank, coefficients, output)
     return Path(output)
