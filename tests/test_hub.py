@@ -146,7 +146,7 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
     text = card.text
     assert "| BIOSSES (test) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
     assert 'BioHiCL.from_pretrained("me/tiny-biohicl")' in text
-    assert "| mined pairs | 12,345 |" in text and "| optimizer steps | 150 |" in text
+    assert "| mined pairs between training documents | 12,345 |" in text and "| optimizer steps | 150 |" in text
     assert "| `lambda_con` | 0.1 |" in text and "output_dir" not in text
     assert "| Trainable parameters | 512 of 51,200 (1.00%) |" in text
     # the folder is a loadable model that gives the run's embeddings

@@ -606,7 +606,7 @@ def test_card_of_a_run_on_a_built_dataset_says_its_source_counts_labels_and_deco
     text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "minilm-mine"))
     training = text.split("## Training\n", 1)[1].split("## Evaluation", 1)[0]
     assert "Trained on the `train` split of the MeSH-pair dataset `ds`, built with `biohicl build-dataset`" in training
-    assert "(MeSH 2024): 23 documents and 60 pairs mined by SimL (top 3 per document)." in training
+    assert "(MeSH 2024): 23 documents and 60 pairs mined by SimL (top 3 per document, all splits)." in training
     row = (
         f"| the builder's own MeSH-labelled abstracts (JSON lines) (`jsonl`) | MeSH indexing | {23 - n_dev} | {n_dev} |"
     )

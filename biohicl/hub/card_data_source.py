@@ -24,7 +24,7 @@ UNSTATED_LICENSE = "other"
 COUNT_LABELS = {
     "documents": "training documents",
     "documents_in_dataset": "documents in the dataset (all splits)",
-    "mined_pairs": "mined pairs",
+    "mined_pairs": "mined pairs between training documents",
     "labels_dropped_unknown": "MeSH labels dropped (unknown to the MeSH release)",
     "labels_without_tree_position": "MeSH labels with no tree position (not in SimL, e.g. Male)",
     "check_tags_dropped": "check tags dropped",
@@ -212,7 +212,11 @@ def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any]
     head = (
         f"Trained on {split_words} of the MeSH-pair dataset {name}{published}, built with `biohicl build-dataset`"
         f" (MeSH {summary.get('mesh_version', '?')}): {_num(_int(summary.get('documents')))} documents"
-        + (f" and {_num(n_pairs)} pairs mined by SimL (top {summary.get('top_k')} per document)" if n_pairs else "")
+        + (
+            f" and {_num(n_pairs)} pairs mined by SimL (top {summary.get('top_k')} per document, all splits)"
+            if n_pairs
+            else ""
+        )
         + "."
     )
     sources = set(summary["sources"]) if isinstance(summary.get("sources"), dict) else None
