@@ -384,6 +384,17 @@ def test_markdown_table_and_delta():
     assert lines[4] == "| Δ (tuned − base) | +0.0500 | +0.0000 | -0.0100 |"
 
 
+def test_one_record_alone_is_a_table_and_a_plot(tmp_path):
+    """docs/evaluation.md's Python example passes the record evaluate_model returns: a dict iterated as its keys
+    (AttributeError: 'str' object has no attribute 'get')."""
+    from biohicl.evaluation.plots import plot_results
+
+    record = _record("base", 0.6, 0.8)
+    assert markdown_table(record) == markdown_table([record])
+    assert markdown_table(record).strip().splitlines()[2] == "| base | 0.6000 | 0.9000 | 0.8000 |"
+    assert plot_results(record, tmp_path / "one.png").stat().st_size > 0
+
+
 def test_compare_command_writes_markdown_and_png(tmp_path, capsys):
     from biohicl.cli.main import main
 

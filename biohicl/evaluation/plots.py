@@ -37,14 +37,16 @@ def save_png(fig: Any, output: str | Path, dpi: float | str = "figure") -> Path:
 
 
 def plot_results(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[dict[str, Any]] | dict[str, Any],
     output: str | Path,
     labels: Sequence[str] | None = None,
     title: str = "biohicl evaluation",
 ) -> Path:
-    """Draw one group per ``task metric`` and one bar per run; write a PNG to ``output`` (matplotlib, Agg)."""
+    """Draw one group per ``task metric`` and one bar per run (``records``, or one record); write a PNG to
+    ``output`` (matplotlib, Agg)."""
     import numpy as np
 
+    records = [records] if isinstance(records, dict) else records
     plt = pyplot()
 
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]

@@ -51,14 +51,15 @@ def columns(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 
 def markdown_table(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[dict[str, Any]] | dict[str, Any],
     labels: Sequence[str] | None = None,
     digits: int = 4,
     sources: Sequence[str | Path] = (),
 ) -> str:
     """A Markdown table: rows = runs, columns = ``task (split) metric``; a Δ row when exactly two runs are given,
     which both scored alike (:func:`~biohicl.evaluation.runner.check_comparable`: else a :class:`DataError` naming
-    the task and what differs; ``sources``: the records' files, for that message)."""
+    the task and what differs; ``sources``: the records' files, for that message); one record alone works too."""
+    records = [records] if isinstance(records, dict) else records
     if not records:
         return ""
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
