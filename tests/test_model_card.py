@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import socket
@@ -507,6 +508,12 @@ def test_dev_rows_name_each_split_once_as_the_evaluation_keys_it():
     assert selection_of(summary, args)["dev_metrics"] == []  # no dev_evaluations.json rows
 
 
+#: peft before 0.13 passes `use_auth_token` to huggingface_hub's downloads, which huggingface_hub 1.x refuses, so it
+#: cannot load an adapter by repo id at biohicl's floors (`make test-min`: peft 0.12); biohicl itself hands peft folders
+PEFT_LOADS_REPO_IDS = "use_auth_token=" not in inspect.getsource(__import__("peft").PeftModel.from_pretrained)
+
+
+@pytest.mark.skipif(not PEFT_LOADS_REPO_IDS, reason="this peft cannot download by repo id with this huggingface_hub")
 def test_adapter_card_peft_snippet_runs_offline_from_a_cache_without_no_exist(tiny_models, tmp_path, monkeypatch):
     """After `hf download` (snapshot_download), the cache has the adapter repo's files and no `.no_exist/config.json`
     marker: `AutoTokenizer.from_pretrained(adapter_repo)` without a config looked for config.json and raised OSError
