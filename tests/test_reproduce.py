@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
 from biohicl.study import DEFAULT_VARIANTS, ReproduceConfig, plan_study, prepare_dataset, run_study
 from biohicl.study import execute as execute_module
 from biohicl.study import locks as locks_module
@@ -465,6 +465,24 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     assert again["summary"] == base["summary"] and again["added"][-1]["tasks"] == ["biosses", "pubmedqa"]
     assert len(again["tasks"]["biosses"]["per_item"]["ids"]) == 100
     assert [e["task"] for e in results["models"]["tiny"]["rows"]["full"]["paired"]][:2] == ["biosses", "pubmedqa"]
+
+
+def test_a_variant_whose_treatment_is_its_length_or_prompt_is_still_compared_with_the_base(tmp_path, tiny_bert_dir):
+    """A variant may set max_length or a prompt (a training setting, and so its evaluation's): since --compare
+    refuses records of another length or prompt, the study refused its own base-vs-variant rows and wrote no report.
+    In a study those settings are the treatment; data, split and query cap are still checked."""
+    config = _config(tmp_path, tiny_bert_dir, variants={"short": {}, "prompted": {}}, seeds=[0])
+    base = {**_record({"pubmedqa": [0, 0, 1, 1]}), "settings": {"max_length": 24, "query_prompt": ""}}
+    short = {**_record({"pubmedqa": [1, 0, 1, 1]}), "settings": {"max_length": 16, "query_prompt": ""}}
+    prompted = {**_record({"pubmedqa": [1, 1, 1, 1]}), "settings": {"max_length": 24, "query_prompt": "query: "}}
+    records = {("tiny", "base", None): base, ("tiny", "short", 0): short, ("tiny", "prompted", 0): prompted}
+    rows = aggregate(config, records)["models"]["tiny"]["rows"]
+    assert rows["short"]["paired"][0]["delta"] == pytest.approx(0.25)
+    assert rows["prompted"]["paired"][0]["delta"] == pytest.approx(0.5)
+    cut = {**short, "settings": {**short["settings"], "limit_queries": 2}}
+    cut["tasks"] = {"pubmedqa": {**short["tasks"]["pubmedqa"], "num_queries": 2}}
+    with pytest.raises(DataError, match="limit_queries"):  # a scoring difference is still one
+        aggregate(config, {**records, ("tiny", "short", 0): cut})
 
 
 def test_run_lock_keeps_two_workers_off_the_same_run(tmp_path):

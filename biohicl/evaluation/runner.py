@@ -271,13 +271,16 @@ def compared_settings(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
 
-def scoring_difference(task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str | None:
+def scoring_difference(
+    task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str], *, settings: bool = True
+) -> str | None:
     """How two records (``names``: their files, for the message) scored ``task`` differently, as the tail of one
     line, or None: another split; a data file both name with another sha256; another ``limit_queries`` unless both
     scored as many items (a cap above the task's size, or one the task ignores: :func:`cut_by_cap`'s rule, a cap
     cuts a task only below its full number of items); another of :data:`COMPARED_SETTINGS` (max length, query or
-    document prompt). What a record does not say (an old record without ``data_files``, a max length neither its
-    settings nor its model's config give) is not a difference."""
+    document prompt; ``settings=False`` leaves these out, for a study whose variants are those settings). What a
+    record does not say (an old record without ``data_files``, a max length neither its settings nor its model's
+    config give) is not a difference."""
     (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
     if (why := _data_difference(a, b, pair)) is not None:
         return why
@@ -286,23 +289,27 @@ def scoring_difference(task: str, records: Sequence[Mapping[str, Any]], names: S
         return "limit_queries " + " vs ".join("none" if cap is None else str(cap) for cap in caps) + f" ({pair})"
     if None not in counts and counts[0] != counts[1]:
         return f"the records scored {counts[0]} and {counts[1]} items ({pair})"
-    ours, theirs = (compared_settings(r) for r in records)
+    ours, theirs = (compared_settings(r) if settings else {} for r in records)
     if differ := [key for key in ours if key in theirs and ours[key] != theirs[key]]:
         return f"{differ[0]} {ours[differ[0]]!r} vs {theirs[differ[0]]!r} ({pair})"
     return None
 
 
 def check_comparable(
-    records: Sequence[Mapping[str, Any]], sources: Sequence[str | Path] = (), tasks: Iterable[str] | None = None
+    records: Sequence[Mapping[str, Any]],
+    sources: Sequence[str | Path] = (),
+    tasks: Iterable[str] | None = None,
+    *,
+    settings: bool = True,
 ) -> None:
     """Before a Δ: a :class:`DataError` naming the first task (of ``tasks``, default all) that the first record and
     a later one both hold but scored differently (:func:`scoring_difference`: data, split, query cap, max length or
-    prompts); ``sources`` name the records' files."""
+    prompts; ``settings=False``: not the last three); ``sources`` name the records' files."""
     names = [str(s) for s in sources] + [f"record {i + 1}" for i in range(len(sources), len(records))]
     for task in list(tasks) if tasks is not None else list(records[0].get("tasks", {})):
         for i, other in enumerate(records[1:], start=1):
             pair = (records[0], other)
             if not all(isinstance(r.get("tasks", {}).get(task), Mapping) for r in pair):
                 continue
-            if (why := scoring_difference(task, pair, (names[0], names[i]))) is not None:
+            if (why := scoring_difference(task, pair, (names[0], names[i]), settings=settings)) is not None:
                 raise DataError(f"{task}: {why}")

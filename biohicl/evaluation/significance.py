@@ -216,6 +216,7 @@ def paired_bootstrap(
     seed: int = 0,
     resample_models: bool = False,
     target: float | None = None,
+    settings: bool = True,
 ) -> list[PairedDelta]:
     """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
     model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
@@ -276,12 +277,13 @@ def compare_records(
     seed: int = 0,
     resample_models: bool = False,
     target: float | None = None,
+    settings: bool = True,
 ) -> list[PairedDelta]:
     """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
     ``base``: one record, or several counted as their mean; ``sources``: the records' files, base first, for error
     messages); :class:`DataError` when there is no such task, when a task asked for has no values in one of the
-    records, or when the records scored a task alike in neither split, data files nor query cap
-    (:func:`~biohicl.evaluation.runner.check_comparable`)."""
+    records, or when the records scored a task differently (:func:`~biohicl.evaluation.runner.check_comparable`:
+    split, data files, query cap and, unless ``settings=False``, max length and prompts)."""
     bases = [base] if isinstance(base, Mapping) else list(base)
     records = [*bases, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]
@@ -294,7 +296,7 @@ def compare_records(
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]
-    check_comparable(records, [name or f"record {i + 1}" for i, name in enumerate(names)], tasks)
+    check_comparable(records, [name or f"record {i + 1}" for i, name in enumerate(names)], tasks, settings=settings)
     return paired_bootstrap(
         values[: len(bases)],
         values[len(bases) :],

@@ -218,7 +218,9 @@ def paired_rows(
     tasks = paired_tasks(config, base)
     if not seeds or not tasks or not all(has_item_values(r, t) for r in (base, *seeds) for t in tasks):
         return None
-    return [row.to_dict() for row in compare_records(base, seeds, tasks=tasks, target=config.target_mean)]
+    # a variant's max length or prompts are its treatment, not a scoring difference: only data, split and cap count
+    rows = compare_records(base, seeds, tasks=tasks, target=config.target_mean, settings=False)
+    return [row.to_dict() for row in rows]
 
 
 def _main_metrics(record: Mapping[str, Any]) -> list[str]:
