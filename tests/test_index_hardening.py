@@ -22,7 +22,7 @@ from biohicl.search.float_rows import FloatRows, mmap_shard
 from biohicl.search.layout import SETTINGS_NAME, IndexManifest, rerun_hint, shard_name
 from tests.test_compressed_index import write_index
 
-INJECTED = "5; touch /tmp/x #"
+INJECTED = "5; touch pwned #"
 
 
 @pytest.fixture
@@ -49,14 +49,14 @@ def _no_separator(command: str) -> None:
         ("shard_size", INJECTED),
         ("shard_size", 0),
         ("shard_size", True),
-        ("dtype", "float32; touch /tmp/x"),
-        ("compute_dtype", "$(touch /tmp/x)"),
-        ("backend", "onnx && touch /tmp/x"),
+        ("dtype", "float32; touch pwned"),
+        ("compute_dtype", "$(touch pwned)"),
+        ("backend", "onnx && touch pwned"),
         ("quantize", "int8 | sh"),
     ],
 )
 def test_crafted_settings_values_are_refused_before_they_reach_a_suggested_command(index_dir, field, value):
-    """settings.json's `"shard_size": "5; touch /tmp/x #"` made the suggested rebuild command run `touch`."""
+    """settings.json's `"shard_size": "5; touch pwned #"` made the suggested rebuild command run `touch`."""
     path = index_dir / SETTINGS_NAME
     path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
     (index_dir / "compressed-int8.json").unlink()
@@ -85,7 +85,7 @@ def test_suggested_commands_quote_every_recorded_value(index_dir):
 
 def test_a_resume_over_crafted_settings_is_one_line_naming_the_field(tiny_bert_dir, tmp_path, capsys):
     """`biohicl index` over a folder whose settings.json holds a crafted shard size: the refusal used to suggest
-    `rerun with --shard_size 5; touch /tmp/x #`; now it names settings.json and the field, and suggests nothing."""
+    `rerun with --shard_size 5; touch pwned #`; now it names settings.json and the field, and suggests nothing."""
     from biohicl.cli.main import main
 
     corpus = tmp_path / "corpus.jsonl"
