@@ -3,6 +3,7 @@ turns what a bad file raises mid-stream (wrong encoding, corrupt gzip) into a :c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import io
@@ -21,6 +22,17 @@ def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding=encoding)
     return path.open("r", encoding=encoding)
+
+
+@contextlib.contextmanager
+def open_utf8_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
+    """A byte handle on ``path`` (``.gz`` decompressed) for a reader of UTF-8 lines; a UTF-16 file (byte-order mark
+    or NUL bytes in its first 4 bytes) is a :func:`utf16_error`."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        if utf16 := utf16_encoding(handle.peek(4)[:4]):
+            raise utf16_error(path, utf16)
+        yield handle
 
 
 def check_file(path: str | Path) -> Path:

@@ -29,7 +29,6 @@ messages (``id 'doc-7'``).
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from typing import Any
 
 from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
-from biohicl.data.files import check_file, guarded_reader, utf16_encoding, utf16_error
+from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
 from biohicl.data.records import INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -66,11 +65,7 @@ def read_jsonl(
     """MeSH-labelled abstracts from a JSON lines file (``.jsonl`` or ``.jsonl.gz``; fields in the module doc)."""
     path = check_file(path)
     ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        utf16 = utf16_encoding(handle.peek(4)[:4] if hasattr(handle, "peek") else b"")
-        if utf16:
-            raise utf16_error(path, utf16)
+    with open_utf8_bytes(path) as handle:
         number = 0
         while raw := handle.readline(LINE_LIMIT + 1):  # bounded: never a whole 300 MB line in memory
             number += 1

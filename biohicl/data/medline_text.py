@@ -13,13 +13,12 @@ is in (skipped, counted and named), never the rest of the file.
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.files import check_file, guarded_reader, utf16_encoding, utf16_error
+from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
 from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -86,11 +85,7 @@ def read_medline_text(
     """MEDLINE/PubMed text (``.txt``, ``.nbib``, ``.medline``, optionally ``.gz``), one record per citation."""
     path = check_file(path)
     ctx = ReadContext(path, "medline-text", mesh or MeshHierarchy.load(), strict, report)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        utf16 = utf16_encoding(handle.peek(4)[:4])
-        if utf16:
-            raise utf16_error(path, utf16)
+    with open_utf8_bytes(path) as handle:
         for fields, problem in _blocks(handle, ctx):
             ctx.start()
             values: dict[str, list[str]] = {}
