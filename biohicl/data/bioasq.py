@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from biohicl.data.files import check_file, guarded_reader, open_text
 from biohicl.data.json_stream import JsonStream, MalformedElement
-from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.records import CONTROL_CHARACTER, MALFORMED, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @guarded_reader
@@ -55,7 +52,7 @@ def _bioasq_record(ctx: ReadContext, article: Any) -> MeshRecord | None:
     if not isinstance(article, dict) or not article.get("pmid"):
         ctx.skip(MALFORMED, "not an article object with a pmid")
         return None
-    if _CONTROL.search(str(article["pmid"])):  # a newline would forge a log line
+    if CONTROL_CHARACTER.search(str(article["pmid"])):  # a newline would forge a log line
         ctx.skip(MALFORMED, f"pmid with a control character: {str(article['pmid'])!r:.40}")
         return None
     names = article.get("meshMajor") or []

@@ -38,7 +38,7 @@ from typing import Any
 from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
-from biohicl.data.records import INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
+from biohicl.data.records import CONTROL_CHARACTER, INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 SOURCE = "jsonl"
@@ -48,7 +48,6 @@ DETECT_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
 _ID_LIKE = re.compile(r"^(MESH:)?([DC]\d{6,9}|-1)$")  # descriptor, supplementary concept, un-normalised
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"\s*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in an id: a forged log line, a NUL or a terminal escape
 #: the longest line read, in bytes without its line end (a longer one, e.g. a gzip bomb's, is skipped unread)
 LINE_LIMIT = 64 * 2**20
 _CHUNK = 2**20  # the rest of a line over LINE_LIMIT is read and dropped in pieces of this size
@@ -171,7 +170,7 @@ def _shape_problem(value: Any) -> str:
     if pmid is None or isinstance(pmid, bool) or not isinstance(pmid, (str, int)) or not str(pmid).strip():
         shown = "none" if pmid is None else repr(pmid)[:40]
         return f"no document id (a string or an integer in one of {', '.join(JSONL_ID_FIELDS)}; got {shown})"
-    if _CONTROL.search(str(pmid).strip()):  # the ends are stripped, as the id is
+    if CONTROL_CHARACTER.search(str(pmid).strip()):  # the ends are stripped, as the id is
         return f"document id with a control character: {pmid!r:.40}"
     for name in ("title", "abstract", "text"):
         if value.get(name) is not None and not isinstance(value[name], str):

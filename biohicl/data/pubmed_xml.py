@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.files import check_file, guarded_reader, utf16_encoding
-from biohicl.data.records import BOOK, MALFORMED, RETRACTED, SCR_ID, MeshRecord, ReadContext, ReadReport
+from biohicl.data.records import (
+    BOOK,
+    CONTROL_CHARACTER,
+    MALFORMED,
+    RETRACTED,
+    SCR_ID,
+    MeshRecord,
+    ReadContext,
+    ReadReport,
+)
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -23,7 +32,6 @@ logger = logging.getLogger(__name__)
 _CITATION_OPEN = re.compile(rb"<(MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>/]")
 _XML_ENCODING = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _RAW_PMID = re.compile(rb"<PMID[^>]*>\s*(\d+)")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NLM_FILE = re.compile(r"pubmed(\d{2})n(\d{4})")
 
 
@@ -186,7 +194,7 @@ def _medline_record(ctx: ReadContext, citation: ET.Element) -> MeshRecord | None
     if not pmid:
         ctx.skip(MALFORMED, "MedlineCitation without PMID")
         return None
-    if _CONTROL.search(pmid):  # e.g. ``&#10;``: a newline would forge a log line
+    if CONTROL_CHARACTER.search(pmid):  # e.g. ``&#10;``: a newline would forge a log line
         ctx.skip(MALFORMED, f"pmid with a control character: {pmid!r:.40}")
         return None
     article = citation.find("Article")

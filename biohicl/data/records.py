@@ -65,6 +65,8 @@ UNKNOWN_ID = "descriptor id not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"
 UNNORMALISED = "mention without MeSH id (-1)"
 SCR_PATTERN = re.compile(r"^C\d{6,9}$")  # a MeSH supplementary concept record id, e.g. C012345
+#: a control character, refused in a document id: a newline would forge a log line, a NUL or escape garble one
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
