@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_INFO
+from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_INFO, SOURCE_LABEL_INFO
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ def _many(value: int, noun: str) -> str:
 
 #: label kinds in a word or two (the source table's column)
 KIND_NAMES = {"indexing": "MeSH indexing", "mentions": "entity-mention"}
-#: sources whose labels are the builder's own, not NLM's or PubTator's
-OWN_SOURCES = frozenset({"jsonl"})
+#: sources whose labels are the builder's own, not NLM's or PubTator's (those the dataset card says so of)
+OWN_SOURCES = frozenset(SOURCE_LABEL_INFO)
 
 
 def _kinds(label_kinds: dict[str, Any], sources: set[str] | None, noun: str = "training documents") -> str:
