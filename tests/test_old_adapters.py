@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import build_tiny_bert
+from test_peft_methods import _adapted
 
 from biohicl.cli.evaluate import model_identity
 from biohicl.cli.main import main as cli_main
@@ -27,25 +28,9 @@ IA3_WEIGHT = "encoder.layer.1.output.dense.ia3_l.default"
 ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json")
 
 
-def _config(method: str):
-    from peft import IA3Config, LoraConfig
-
-    return {
-        "lora": lambda: LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"]),
-        "dora": lambda: LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], use_dora=True),
-        "ia3": lambda: IA3Config(),  # key, value and output.dense (a feed-forward module: its ia3_l is [1, 64])
-    }[method]()
-
-
 def _saved(tiny_bert_dir: Path, folder: Path, method: str) -> BioHiCL:
     """The tiny BERT with a ``method`` adapter, every trainable weight moved, saved to ``folder``."""
-    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=HUB_ID, max_length=64)
-    model.add_lora(peft_config=_config(method), verbose=False)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.backbone.parameters():
-            if param.requires_grad:
-                param.add_(0.3 * torch.randn(param.shape, generator=generator))
+    model = _adapted(tiny_bert_dir, method, hub_id=HUB_ID)
     model.save_pretrained(folder)
     return model
 
