@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_trainer import make_values
 from torch import nn
 
 from biohicl.errors import ConfigError
@@ -28,23 +29,8 @@ def doc_example() -> str:
 
 
 def make_args(tiny_bert_dir: Path, docs_file: Path, output_dir: Path, **overrides) -> BioHiCLTrainingArguments:
-    values = dict(
-        output_dir=str(output_dir),
-        base_model=str(tiny_bert_dir),
-        base_model_hub_id="test/tiny-bert",
-        dataset_path=str(docs_file),
-        max_steps=2,
-        per_device_train_batch_size=8,
-        max_length=32,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        lora_target_modules=["query", "value"],
-        use_cpu=True,
-        seed=7,
-        disable_tqdm=True,
-    )
-    values.update(overrides)
+    """test_trainer's tiny run, 2 steps."""
+    values = make_values(tiny_bert_dir, docs_file, output_dir, **{"max_steps": 2, **overrides})
     return BioHiCLTrainingArguments(**values)
 
 
