@@ -180,6 +180,22 @@ def tiny_study_values(output_dir: str, dataset_path: str, **model) -> dict:
     }
 
 
+@pytest.fixture
+def counting_harness(monkeypatch):
+    """The evaluation harness replaced by one whose metric is computed from the model, counting its calls."""
+    from biohicl.evaluation import runner
+
+    calls = []
+
+    def evaluate_model(model, tasks, **kwargs):
+        calls.append(list(tasks))
+        value = float(np.asarray(model.encode(["metformin"], kind="document")).sum())
+        return {"summary": {"biosses/spearman": value}}
+
+    monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
+    return calls
+
+
 def synthetic_documents(per_topic: int = 6) -> list[dict]:
     """``per_topic`` documents per topic of :data:`TOPICS` (two of its descriptors each), the last of each ``test``."""
     docs = []

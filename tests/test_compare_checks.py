@@ -15,18 +15,7 @@ from biohicl.evaluation.report import markdown_table
 from biohicl.evaluation.runner import evaluate_model, save_results
 from biohicl.evaluation.significance import compare_records
 from tests.test_evaluation import write_beir
-
-
-class VocabEncoder:
-    """Embeds a text as its counts of the given words (plus a tiny constant so no vector is zero)."""
-
-    def __init__(self, vocab: list[str]):
-        self.vocab = vocab
-
-    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
-        rows = [[t.lower().split().count(w) for w in self.vocab] + [0.01] for t in texts]
-        return np.asarray(rows, dtype=np.float32)
-
+from tests.test_significance import VocabEncoder
 
 BASE, TUNED = VocabEncoder(["insulin", "tumor"]), VocabEncoder(["insulin", "tumor", "heart", "brain"])
 

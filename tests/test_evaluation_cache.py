@@ -25,20 +25,6 @@ class ShiftEncoder:
         return np.asarray(rows, dtype=np.float32)
 
 
-@pytest.fixture
-def counting_harness(monkeypatch):
-    """The harness replaced by one whose metric is computed from the model, counting its calls."""
-    calls = []
-
-    def evaluate_model(model, tasks, **kwargs):
-        calls.append(list(tasks))
-        value = float(np.asarray(model.encode(["metformin"], kind="document")).sum())
-        return {"summary": {"biosses/spearman": value}}
-
-    monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
-    return calls
-
-
 def test_an_identical_encoder_is_read_back_and_a_different_one_evaluated(tmp_path, counting_harness):
     evaluator = TaskEvaluator(["biosses"], cache_dir=str(tmp_path / "cache"))
     first = evaluator(ShiftEncoder(0.0))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
@@ -14,7 +13,6 @@ from conftest import synthetic_documents
 from torch import nn
 from transformers import TrainerCallback
 
-from biohicl.evaluation import runner
 from biohicl.models.signature import unwrapped
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.precision import fp32_forward
@@ -104,20 +102,6 @@ def test_bf16_training_evaluates_in_fp32_and_trains_in_bf16_after_each_evaluatio
     assert training == [(True, torch.bfloat16)] * 2  # steps 1 and 2, each after an evaluation: still bf16 autocast
     assert evaluating and set(evaluating) == {(False, torch.float32)}
     assert passes.wrapped_at_end is True
-
-
-@pytest.fixture
-def counting_harness(monkeypatch):
-    """The harness replaced by one whose metric is computed from the model, counting its calls."""
-    calls = []
-
-    def evaluate_model(model, tasks, **kwargs):
-        calls.append(list(tasks))
-        value = float(np.asarray(model.encode(["metformin"], kind="document")).sum())
-        return {"summary": {"biosses/spearman": value}}
-
-    monkeypatch.setattr(runner, "evaluate_model", evaluate_model)
-    return calls
 
 
 def test_a_bf16_studys_runs_read_back_the_step_0_pre_pass(tiny_bert_dir, tmp_path, counting_harness):
