@@ -256,14 +256,10 @@ def test_a_stale_compressed_form_is_rebuilt_at_the_calibration_rows_it_was_built
     assert info["calibration_rows"] == 6 and info["calibration"]["rows"] == 6
 
 
-@pytest.mark.parametrize("grown_to", [13, 17])
-def test_documents_added_to_a_partial_last_shard_re_encode_it(model, tmp_path, monkeypatch, grown_to):
-    """12 documents in shards of 5 end in a shard of 2; with 1 (or 5) added the rerun refused ("shard 2 was built
-    from other documents"): it now encodes that shard again (and any new one), and equals a fresh build."""
-    from biohicl.search.exact import search
+def count_encoded(monkeypatch) -> list[int]:
+    """The sizes of the batches of documents ``BioHiCL.encode`` is given from now on (the probe texts left out)."""
     from biohicl.search.layout import PROBE_TEXTS
 
-    build_index(model, growing_corpus(12), tmp_path / "idx", shard_size=5, compress="int8", show_progress_bar=False)
     encoded: list[int] = []
     original = BioHiCL.encode
 
@@ -273,9 +269,20 @@ def test_documents_added_to_a_partial_last_shard_re_encode_it(model, tmp_path, m
         return original(self, texts, *args, **kwargs)
 
     monkeypatch.setattr(BioHiCL, "encode", counting)
+    return encoded
+
+
+@pytest.mark.parametrize("grown_to", [13, 17])
+def test_documents_added_to_a_partial_last_shard_re_encode_it(model, tmp_path, monkeypatch, grown_to):
+    """12 documents in shards of 5 end in a shard of 2; with 1 (or 5) added the rerun refused ("shard 2 was built
+    from other documents"): it now encodes that shard again (and any new one), and equals a fresh build."""
+    from biohicl.search.exact import search
+
+    build_index(model, growing_corpus(12), tmp_path / "idx", shard_size=5, compress="int8", show_progress_bar=False)
+    encoded = count_encoded(monkeypatch)
     grown = build_index(model, growing_corpus(grown_to), tmp_path / "idx", shard_size=5, show_progress_bar=False)
     assert encoded == ([3] if grown_to == 13 else [5, 2])  # shard 2 again (and shard 3), never shards 0 and 1
-    monkeypatch.setattr(BioHiCL, "encode", original)
+    monkeypatch.undo()  # BioHiCL.encode as it was
     build_index(model, growing_corpus(grown_to), tmp_path / "fresh", shard_size=5, compress="int8")
     rows, docs = index_tensors(tmp_path / "idx")
     fresh_rows, fresh_docs = index_tensors(tmp_path / "fresh")
@@ -320,19 +327,10 @@ def build_keeping_blanks(model, corpus: list[Document], directory: Path, monkeyp
 def test_an_index_built_keeping_blank_documents_is_rerun_and_grown_keeping_them(model, tmp_path, monkeypatch, caplog):
     """A rerun on an index older biohicl built (blank documents kept) left them out of the corpus stream, so shard 0
     held other ids and it refused ("the corpus changed since the earlier run") even on the same corpus."""
-    from biohicl.search.layout import PROBE_TEXTS
 
     build_keeping_blanks(model, blank_corpus(7), tmp_path / "idx", monkeypatch)
     assert index_tensors(tmp_path / "idx")[1][2] == '{"id": "d2"}'  # the blank document is row 2
-    encoded: list[int] = []
-    original = BioHiCL.encode
-
-    def counting(self, texts, *args, **kwargs):
-        if list(texts) != list(PROBE_TEXTS):
-            encoded.append(len(texts))
-        return original(self, texts, *args, **kwargs)
-
-    monkeypatch.setattr(BioHiCL, "encode", counting)
+    encoded = count_encoded(monkeypatch)
     build = functools.partial(build_index, model, shard_size=3, show_progress_bar=False)
     with caplog.at_level(logging.WARNING, logger="biohicl.search"):
         same = build(blank_corpus(7), tmp_path / "idx")
@@ -346,7 +344,7 @@ def test_an_index_built_keeping_blank_documents_is_rerun_and_grown_keeping_them(
     grown = build(blank_corpus(11), tmp_path / "idx")  # the manifest now has skipped_blank: settings.json tells
     assert encoded == [3, 2] and grown.count == 11  # shard 2 (d6-d8) again, shard 3 (d9, blank, kept, and d10)
     assert build(blank_corpus(11), tmp_path / "idx").count == 11 and encoded == [3, 2]
-    monkeypatch.setattr(BioHiCL, "encode", original)
+    monkeypatch.undo()  # BioHiCL.encode as it was
     build_keeping_blanks(model, blank_corpus(11), tmp_path / "fresh", monkeypatch)
     rows, docs = index_tensors(tmp_path / "idx")
     fresh_rows, fresh_docs = index_tensors(tmp_path / "fresh")
