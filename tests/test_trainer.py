@@ -1394,15 +1394,16 @@ def test_pubmedqa_dev_is_refused_on_a_dataset_whose_dev_split_was_drawn_otherwis
 
     dataset = tmp_path / "dataset"
     dataset.mkdir()
-    args = SimpleNamespace(eval_tasks=["siml-agreement", "pubmedqa:dev"])
-    for dev, refused in (({"seed": 0, "pubmedqa_size": 250}, False), ({"seed": 1, "pubmedqa_size": 250}, True),
-                         ({"seed": 0, "pubmedqa_size": 100}, True), ({}, False)):  # fmt: skip
-        (dataset / "summary.json").write_text(json.dumps({"dev": dev}), encoding="utf-8")
-        if refused:
-            with pytest.raises(ConfigError, match=r"eval_tasks: pubmedqa:dev scores the 250 PubMedQA dev questions"):
+    for task in ("pubmedqa:dev", "pubmedqa-context:dev"):  # both score the same dev questions
+        args = SimpleNamespace(eval_tasks=["siml-agreement", task])
+        for dev, refused in (({"seed": 0, "pubmedqa_size": 250}, False), ({"seed": 1, "pubmedqa_size": 250}, True),
+                             ({"seed": 0, "pubmedqa_size": 100}, True), ({}, False)):  # fmt: skip
+            (dataset / "summary.json").write_text(json.dumps({"dev": dev}), encoding="utf-8")
+            if refused:
+                with pytest.raises(ConfigError, match=rf"eval_tasks: {task} scores the 250 PubMedQA dev questions"):
+                    check_pubmedqa_dev(args, dataset)
+            else:
                 check_pubmedqa_dev(args, dataset)
-        else:
-            check_pubmedqa_dev(args, dataset)
     check_pubmedqa_dev(SimpleNamespace(eval_tasks=["siml-agreement"]), dataset)  # without pubmedqa:dev: any split
 
 

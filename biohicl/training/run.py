@@ -34,7 +34,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-from biohicl.training.document_file import clean_document_file, own_file_labels
+from biohicl.training.document_file import PUBMEDQA_DEV_TASKS, clean_document_file, own_file_labels
 from biohicl.training.objective import build_loss, loss_config
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -55,21 +55,22 @@ class TrainingData:
 
 
 def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
-    """A :class:`ConfigError` when ``pubmedqa:dev`` is an evaluation task but the dataset drew its dev split with
-    other settings than the evaluation's (``--dev_seed``, ``--pubmedqa_dev_size``): some of the questions it would
-    score on are then training documents."""
+    """A :class:`ConfigError` when ``pubmedqa:dev`` (or ``pubmedqa-context:dev``) is an evaluation task but the
+    dataset drew its dev split with other settings than the evaluation's (``--dev_seed``, ``--pubmedqa_dev_size``):
+    some of the questions it would score on are then training documents."""
     from biohicl.data.splits import DEV_SEED, PUBMEDQA_DEV_SIZE
     from biohicl.jsonio import read_json
 
-    if not any(spec.replace(" ", "") == "pubmedqa:dev" for spec in args.eval_tasks or ()) or not path.is_dir():
+    task = next((s for s in (t.replace(" ", "") for t in args.eval_tasks or ()) if s in PUBMEDQA_DEV_TASKS), None)
+    if task is None or not path.is_dir():
         return
     dev = (read_json(path / "summary.json", default=None) or {}).get("dev") or {}
     drawn = (dev.get("seed", DEV_SEED), dev.get("pubmedqa_size", PUBMEDQA_DEV_SIZE))
     if drawn != (DEV_SEED, PUBMEDQA_DEV_SIZE):
         raise ConfigError(
-            f"eval_tasks: pubmedqa:dev scores the {PUBMEDQA_DEV_SIZE} PubMedQA dev questions of seed {DEV_SEED}, but "
+            f"eval_tasks: {task} scores the {PUBMEDQA_DEV_SIZE} PubMedQA dev questions of seed {DEV_SEED}, but "
             f"{path} drew its dev split with seed {drawn[0]} and {drawn[1]} questions, so some of them are training "
-            "documents; rebuild it with the default --dev_seed and --pubmedqa_dev_size, or leave pubmedqa:dev out"
+            f"documents; rebuild it with the default --dev_seed and --pubmedqa_dev_size, or leave {task} out"
         )
 
 
