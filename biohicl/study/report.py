@@ -14,7 +14,7 @@ from typing import Any
 from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import BASE, PlannedRun, Records, run_dir_for
-from biohicl.study.stats import NOISE_RULE
+from biohicl.study.stats import NOISE_RULE, UNKNOWN_SOURCE
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,10 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         NOISE_RULE,
         "",
     ]
+    sources = results.get("code_versions") or {}
+    if (count := len([s for s in sources if s != UNKNOWN_SOURCE])) > 1:  # runs without a digest alone never warn
+        made_by = "; ".join(f"`{source}` ({', '.join(labels)})" for source, labels in sources.items())
+        lines += [f"**Warning**: these runs were made by {count} versions of the code: {made_by}.", ""]
     for name, model in results["models"].items():
         rows, metrics = model["rows"], model["main_metrics"]
         extra = sorted({m for row in rows.values() for m in row["mean"]} - set(metrics))

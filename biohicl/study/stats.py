@@ -14,10 +14,13 @@ from typing import Any
 
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.dev_pick import Summaries, pick_variant
-from biohicl.study.plan import BASE, Records, run_dir_for
+from biohicl.study.plan import BASE, Records, run_dir_for, run_label
 
 #: Version of the ``results.json`` layout.
 RESULTS_FORMAT = 1
+
+#: What ``code_versions`` files a record (or tasks added to it) under when it has no ``versions.biohicl_source``.
+UNKNOWN_SOURCE = "unknown"
 
 NOISE_FACTOR = 2.0
 NOISE_RULE = (
@@ -152,7 +155,22 @@ def aggregate(
         "config": config.to_dict(),
         "models": models,
         "targets": targets,
+        "code_versions": code_versions(records),
     }
+
+
+def code_versions(records: Records) -> dict[str, list[str]]:
+    """``{biohicl_source digest: [run labels]}`` over the runs' records, tasks added to a record later (its
+    ``added`` entries) by their own digest: a study resumed across code changes shows which runs each code made.
+    Records made before the digest was kept are filed under ``unknown``, last."""
+    found: dict[str, list[str]] = {}
+    for key, record in records.items():
+        for evaluation in (record, *record.get("added", [])):
+            source = (evaluation.get("versions") or {}).get("biohicl_source") or UNKNOWN_SOURCE
+            labels = found.setdefault(source, [])
+            if run_label(key) not in labels:
+                labels.append(run_label(key))
+    return {s: found[s] for s in sorted(found, key=lambda s: s == UNKNOWN_SOURCE)}
 
 
 def reaches(delta: float, target: float) -> bool:
