@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -664,6 +665,92 @@ def test_a_sigterm_of_the_parent_stops_its_workers(tmp_path, monkeypatch):
         signal.signal(signal.SIGTERM, before)
     assert [e for e in events if e[0] == "terminate"] == [("terminate", 1), ("terminate", 0)]  # both, then waited
     assert events[-2:] == [("wait", 2), ("wait", 1)]
+
+
+def test_each_worker_is_started_to_die_with_the_parent(tmp_path, monkeypatch):
+    from biohicl.cli import reproduce as command
+
+    started = []
+
+    class Child:  # records what each worker is started with
+        def __init__(self, argv, **kwargs):
+            started.append(kwargs)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(command.subprocess, "Popen", Child)
+    command.run_workers(["--config", "c.yaml"], 2, str(tmp_path), threads=1)
+    assert len(started) == 2
+    for kwargs in started:
+        if sys.platform.startswith("linux"):
+            assert kwargs["preexec_fn"].__qualname__ == "die_with_parent.<locals>.set_parent_death_signal"
+        else:  # no prctl: started as before
+            assert kwargs["preexec_fn"] is None
+    started.clear()
+    monkeypatch.setattr(command.sys, "platform", "darwin")
+    command.run_workers(["--config", "c.yaml"], 2, str(tmp_path), threads=1)
+    assert [kwargs["preexec_fn"] for kwargs in started] == [None, None]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_without_prctl_or_with_the_parent_already_gone(monkeypatch):
+    import subprocess
+
+    from biohicl.cli import reproduce as command
+
+    monkeypatch.setattr(command.ctypes, "CDLL", lambda name: object())  # a libc without prctl
+    assert command.die_with_parent() is None
+    monkeypatch.undo()
+    exits_7 = [sys.executable, "-c", "raise SystemExit(7)"]
+    assert subprocess.run(exits_7, preexec_fn=command.die_with_parent()).returncode == 7
+    monkeypatch.setattr(command.os, "getppid", lambda: 1)  # as the child sees it when its parent died before prctl
+    assert subprocess.run(exits_7, preexec_fn=command.die_with_parent()).returncode == 1  # never ran
+
+
+#: A `--workers` process in miniature: one child started as run_workers starts its workers, then it sleeps.
+_PARENT_OF_A_SLEEPER = """
+import subprocess, sys, time
+from biohicl.cli.reproduce import die_with_parent
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=die_with_parent())
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: no longer there, or a zombie that whoever it was handed to has not reaped."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat_line.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_sigkill_of_the_parent_ends_its_workers_too():
+    import signal
+    import subprocess
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT_OF_A_SLEEPER], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = int(parent.stdout.readline())  # Popen returned, so the child has exec'd: prctl ran before that
+        assert not _gone(child)
+        parent.kill()  # SIGKILL: no handler of the parent runs, as in an OOM kill
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        survived = not _gone(child)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        if child is not None and not _gone(child):
+            os.kill(child, signal.SIGKILL)  # an orphan left by a failing run of this test
+    assert not survived, "the child outlived its SIGKILLed parent"
 
 
 def test_a_run_left_unfinished_makes_the_command_fail(tmp_path, monkeypatch, capsys):

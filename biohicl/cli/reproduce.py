@@ -12,10 +12,12 @@ Runs resume: an evaluated run is skipped, an interrupted training continues from
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,6 +125,33 @@ def _append_to_log(path: Path) -> TextIO:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
+#: ``prctl``'s option that has the kernel signal the calling process when its parent dies (``linux/prctl.h``).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a child of this process that has the kernel send it SIGTERM when this process dies, by
+    SIGKILL or an OOM kill too (Linux's ``prctl(PR_SET_PDEATHSIG)``, through libc); a child whose parent died before
+    that call exits at once. None where there is no ``prctl`` (not Linux, or a libc without it): the child then
+    outlives a killed parent, as it always did. Call it in the process that starts the child, in the thread that
+    starts it (the signal comes when that thread ends)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None).prctl  # the running program's libc
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent, signum = os.getpid(), int(signal.SIGTERM)
+
+    def set_parent_death_signal() -> None:  # in the child, between fork and exec: no imports, no lookups
+        if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0 and os.getppid() != parent:
+            os._exit(1)  # the parent died before prctl ran: no signal will come for it
+
+    return set_parent_death_signal
+
+
 def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | None) -> list[tuple[int, int, Path]]:
     """Start ``workers`` processes of ``biohicl reproduce argv`` and wait for all; returns ``(worker, rc, log)``.
     Without ``--threads``, the CPU cores are split between them. Each log is appended to, after a dated header line
@@ -134,6 +163,7 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
         argv += ["--threads", str(max(1, (os.cpu_count() or 1) // workers))]
     children = []
     started = datetime.now().astimezone().isoformat(timespec="seconds")
+    preexec = die_with_parent()  # a SIGKILL of this process must not leave them running, holding their runs' locks
     with ExitStack() as stack:  # every log opened before any worker starts: a refused one starts none
         handles = [stack.enter_context(_append_to_log(logs / f"worker{i}.log")) for i in range(1, workers + 1)]
         for i, handle in enumerate(handles, start=1):  # a rerun appends: it keeps the earlier attempts' lines
@@ -142,7 +172,8 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
             handle.write(f"=== {started}: worker {i} of {workers}: biohicl reproduce {' '.join(argv)}\n")
             handle.flush()
             env = {**os.environ, WORKER_ENV: str(i)}  # a worker's unfinished runs are the others' share, not a failure
-            children.append((i, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
+            child = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
+            children.append((i, child, log))
     print(f"{workers} workers started; logs in {logs}", flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM of this process alone (kill PID) stops them too
     try:
