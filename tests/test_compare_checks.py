@@ -214,7 +214,8 @@ def test_records_at_another_max_length_or_prompt_get_no_delta_from_compare_or_th
     base["settings"]["max_length"] = 256  # the only difference
     a = saved(base, tmp_path / "a.json")
     for extra in ((), ("--paired", "--rounds", "100")):
-        assert run_compare(capsys, b, a, *extra) == (2, "", ERROR + f"beir: max_length 64 vs 256 ({b} vs {a})\n")
+        why = f"beir: max_length 64 vs 256 ({b} vs {a}); score both with one --max_length\n"
+        assert run_compare(capsys, b, a, *extra) == (2, "", ERROR + why)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):
         row = next(r for r in card_rows(tuned, base=base) if r.metric == "ndcg@10")

@@ -297,6 +297,8 @@ def cut_by_cap(task: str, record: Mapping[str, Any], others: Iterable[Mapping[st
 #: the settings besides the data, split and query cap that change a task's numbers, compared where both records give
 #: them (:func:`compared_settings`)
 COMPARED_SETTINGS = ("max_length", "query_prompt", "document_prompt")
+#: what a refused max length suggests (:func:`check_comparable`)
+LENGTH_HINT = "score both with one --max_length"
 
 
 def compared_settings(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -309,16 +311,62 @@ def compared_settings(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _own_length(record: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(base model id, max length) of a record scored at its own model's max length (``settings.max_length_source``
+    ``"model"``, as ``biohicl evaluate`` writes it when no ``--max_length`` other than the model's own was given),
+    else None: an explicit other length, or a record that does not say (one written before that field)."""
+    settings, model = record.get("settings"), record.get("model")
+    config = model.get("config") if isinstance(model, Mapping) else None
+    base = config.get("base_model") if isinstance(config, Mapping) else None
+    length = compared_settings(record).get("max_length")
+    if not isinstance(settings, Mapping) or settings.get("max_length_source") != "model":
+        return None
+    if not isinstance(base, str) or not base or isinstance(length, bool) or not isinstance(length, int):
+        return None
+    return base, length
+
+
+def own_lengths(records: Sequence[Mapping[str, Any]]) -> tuple[int, int] | None:
+    """The two max lengths when two records are of different base models (``model.config.base_model``) and each was
+    scored at its own model's max length: then a different max length is part of the models compared (MiniLM at 256
+    against mpnet at 384), not a difference in how they were scored. None otherwise: one base (a tuned model against
+    its base), an explicit other ``--max_length``, or a record that does not say."""
+    own = [_own_length(record) for record in records]
+    if len(own) != 2 or own[0] is None or own[1] is None or own[0][0] == own[1][0]:
+        return None
+    return own[0][1], own[1][1]
+
+
+def own_length_note(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """One note line for a comparison whose records differ in max length only as :func:`own_lengths` allows (each
+    later record against the first), naming each record's length; None when all share one length or one pair is
+    not so allowed."""
+    lengths = [compared_settings(record).get("max_length") for record in records]
+    if all(length == lengths[0] for length in lengths):
+        return None
+    if not all(
+        length == lengths[0] or own_lengths((records[0], r)) for length, r in zip(lengths, records, strict=True)
+    ):
+        return None
+    return "note: each model was scored at its own max length (" + " vs ".join(map(str, lengths)) + " tokens)"
+
+
 def scoring_difference(
-    task: str, records: Sequence[Mapping[str, Any]], names: Sequence[str], *, settings: bool = True
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    *,
+    settings: bool = True,
+    hint: bool = False,
 ) -> str | None:
     """How two records (``names``: their files, for the message) scored ``task`` differently, as the tail of one
     line, or None: another split; a data file both name with another sha256; another ``limit_queries`` unless both
     scored as many items (a cap above the task's size, or one the task ignores: :func:`cut_by_cap`'s rule, a cap
     cuts a task only below its full number of items); another of :data:`COMPARED_SETTINGS` (max length, query or
-    document prompt; ``settings=False`` leaves these out, for a study whose variants are those settings). What a
-    record does not say (an old record without ``data_files``, a max length neither its settings nor its model's
-    config give) is not a difference."""
+    document prompt; ``settings=False`` leaves these out, for a study whose variants are those settings), except a
+    max length :func:`own_lengths` allows (two base models, each at its own). What a record does not say (an old
+    record without ``data_files``, a max length neither its settings nor its model's config give) is not a
+    difference. ``hint``: a max length difference ends with how to score the two alike (:data:`LENGTH_HINT`)."""
     (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
     if (why := _data_difference(a, b, pair)) is not None:
         return why
@@ -328,8 +376,12 @@ def scoring_difference(
     if None not in counts and counts[0] != counts[1]:
         return f"the records scored {counts[0]} and {counts[1]} items ({pair})"
     ours, theirs = (compared_settings(r) if settings else {} for r in records)
-    if differ := [key for key in ours if key in theirs and ours[key] != theirs[key]]:
-        return f"{differ[0]} {ours[differ[0]]!r} vs {theirs[differ[0]]!r} ({pair})"
+    differ = [key for key in ours if key in theirs and ours[key] != theirs[key]]
+    if differ[:1] == ["max_length"] and own_lengths(records):
+        differ = differ[1:]  # two base models, each at its own max length
+    if differ:
+        tail = f"; {LENGTH_HINT}" if hint and differ[0] == "max_length" else ""
+        return f"{differ[0]} {ours[differ[0]]!r} vs {theirs[differ[0]]!r} ({pair}){tail}"
     return None
 
 
@@ -342,12 +394,13 @@ def check_comparable(
 ) -> None:
     """Before a Δ: a :class:`DataError` naming the first task (of ``tasks``, default all) that the first record and
     a later one both hold but scored differently (:func:`scoring_difference`: data, split, query cap, max length or
-    prompts; ``settings=False``: not the last three); ``sources`` name the records' files."""
+    prompts; ``settings=False``: not the last three; a refused max length suggests :data:`LENGTH_HINT`); ``sources``
+    name the records' files."""
     names = [str(s) for s in sources] + [f"record {i + 1}" for i in range(len(sources), len(records))]
     for task in list(tasks) if tasks is not None else list(records[0].get("tasks", {})):
         for i, other in enumerate(records[1:], start=1):
             pair = (records[0], other)
             if not all(isinstance(r.get("tasks", {}).get(task), Mapping) for r in pair):
                 continue
-            if (why := scoring_difference(task, pair, (names[0], names[i]), settings=settings)) is not None:
+            if (why := scoring_difference(task, pair, (names[0], names[i]), settings=settings, hint=True)) is not None:
                 raise DataError(f"{task}: {why}")
