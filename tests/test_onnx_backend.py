@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -218,3 +220,106 @@ def test_evaluate_command_takes_the_onnx_backend(tiny_bert_dir, tmp_path, monkey
     assert results["onnx"]["settings"]["backend"] == "onnx"
     spearman = [r["tasks"]["biosses"]["metrics"]["spearman"] for r in results.values()]
     assert abs(spearman[0] - spearman[1]) < 1e-4
+
+
+def test_device_cuda_is_refused_by_a_cpu_only_onnxruntime(tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    import onnxruntime
+
+    from biohicl.cli.main import main
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA's provider")
+    monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n")
+    out = tmp_path / "onnx.safetensors"
+    argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out), "--backend", "onnx"]
+    capsys.readouterr()
+    assert main([*argv, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(
+        r"biohicl encode: error: --device cuda: onnxruntime here has no CUDAExecutionProvider \(only [A-Za-z, ]*"
+        r"CPUExecutionProvider[A-Za-z, ]*\); install onnxruntime-gpu or use --device cpu",
+        err,
+    ), err
+    assert not out.exists()  # refused before the model loaded, nothing written
+    assert main([*argv, "--device", "auto"]) == 0 and out.is_file()  # the default (and auto) stay on the CPU
+    from biohicl.models.onnx_backend import onnx_providers
+
+    for device in (None, "auto", "cpu", "CPU"):
+        assert onnx_providers(device) == ["CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match=r"^--device mps: the onnx backend runs on cpu or cuda"):
+        onnx_providers("mps")
+
+
+class RecordingSession:
+    """onnxruntime's InferenceSession as an onnxruntime with CUDA's provider would open it: the providers the
+    encoder's session was given are recorded (and reported by ``get_providers``), the graph runs on a real CPU session
+    (the export's own optimizer sessions are not recorded)."""
+
+    calls: ClassVar[list[list]] = []
+
+    def __init__(self, path, options=None, providers=None, **kwargs):
+        providers = list(providers or ["CPUExecutionProvider"])
+        if Path(path).name == FP32_FILE:
+            type(self).calls.append(providers)
+        self._providers = [p if isinstance(p, str) else p[0] for p in providers]
+        self._session = REAL_SESSION[0](path, options, providers=["CPUExecutionProvider"], **kwargs)
+
+    def get_providers(self):
+        return self._providers
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+REAL_SESSION: list = []
+
+
+@pytest.fixture
+def cuda_onnxruntime(monkeypatch):
+    import onnxruntime
+
+    REAL_SESSION[:] = [onnxruntime.InferenceSession]
+    RecordingSession.calls = []
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(onnxruntime, "InferenceSession", RecordingSession)
+    return RecordingSession
+
+
+def test_device_cuda_runs_on_cudas_provider_when_onnxruntime_has_it(model, cache, cuda_onnxruntime):
+    from biohicl.models.onnx_backend import onnx_providers
+
+    assert onnx_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    encoder = load_onnx_encoder(model, cache_dir=cache, device="cuda")
+    assert cuda_onnxruntime.calls == [["CUDAExecutionProvider", "CPUExecutionProvider"]]
+    assert encoder.device == torch.device("cuda")
+    np.testing.assert_allclose(encoder.encode(TEXTS), model.encode(TEXTS), atol=1e-5)
+    assert load_onnx_encoder(model, cache_dir=cache, device="cuda:1").device == torch.device("cuda", 1)
+    assert load_onnx_encoder(model, cache_dir=cache).device == torch.device("cpu")
+    assert cuda_onnxruntime.calls[1:] == [
+        [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"],
+        ["CPUExecutionProvider"],
+    ]
+
+
+def test_a_cuda_provider_that_falls_back_to_the_cpu_is_refused(model, cache, cuda_onnxruntime, monkeypatch):
+    monkeypatch.setattr(RecordingSession, "get_providers", lambda self: ["CPUExecutionProvider"])
+    with pytest.raises(ConfigError, match=r"^--device cuda: onnxruntime could not start CUDAExecutionProvider"):
+        load_onnx_encoder(model, cache_dir=cache, device="cuda")
+
+
+def test_evaluate_records_the_device_onnx_ran_on(tiny_bert_dir, tmp_path, monkeypatch, data_dir, cuda_onnxruntime):
+    from biohicl.cli.main import main
+
+    if not (data_dir / "biosses").is_dir():
+        pytest.skip("BIOSSES is not in the data folder")
+    monkeypatch.setenv("BIOHICL_ONNX_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "onnx.json"
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", "biosses", "--output", str(out), "--no_progress"]
+    assert main([*argv, "--backend", "onnx", "--device", "cuda"]) == 0
+    assert cuda_onnxruntime.calls == [["CUDAExecutionProvider", "CPUExecutionProvider"]]
+    assert json.loads(out.read_text())["settings"]["device"] == "cuda"

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
     from biohicl.data.corpus import check_text_file
-    from biohicl.models.onnx_backend import check_backend, load_inference_model, with_backend
+    from biohicl.models.onnx_backend import check_backend, load_inference_model, onnx_providers, with_backend
     from biohicl.search.embeddings_file import encode_file
     from biohicl.search.layout import parse_dtype
 
@@ -43,8 +43,10 @@ def main(argv: list[str]) -> int:
     parse_dtype(args.dtype)  # a bad dtype fails before the model loads
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     backend, quantize = check_backend(args.backend, args.quantize)
+    extra = {"providers": onnx_providers(args.device)} if backend == "onnx" else {}  # checked before the model loads
+    # ONNX Runtime's export starts from a CPU model; --device picks where its session runs
     model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device)
-    model = with_backend(model, backend, quantize)
+    model = with_backend(model, backend, quantize, **extra)
     embeddings = encode_file(
         model, args.input, args.output, kind=args.kind, dtype=args.dtype, compute_dtype=args.compute_dtype,
         batch_size=args.batch_size,

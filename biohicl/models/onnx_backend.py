@@ -70,17 +70,65 @@ def check_backend(backend: str, quantize: str | None = None) -> tuple[str, str |
     return backend, quantize
 
 
-def _session(path: Path, threads: int | None, providers: list[str] | None):
+#: An execution provider as ONNX Runtime takes it: a name, or (name, options).
+Provider = str | tuple[str, dict[str, Any]]
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def onnx_providers(device: str | torch.device | None) -> list[Provider]:
+    """ONNX Runtime's execution providers for ``--device``: the CPU's for none, ``auto`` or ``cpu``; for ``cuda`` or
+    ``cuda:N``, CUDA's (device N) then the CPU's, or a one-line :class:`ConfigError` when this onnxruntime has no
+    CUDA provider (the plain ``onnxruntime`` wheel); any other device is refused."""
+    name = str(device).strip().lower() if device is not None else "auto"
+    if name in ("", "auto", "cpu"):
+        return [CPU_PROVIDER]
+    try:
+        wanted = torch.device(name)
+    except RuntimeError:
+        wanted = None
+    if wanted is None or wanted.type != "cuda":
+        raise ConfigError(f"--device {device}: the onnx backend runs on cpu or cuda (cuda:N)")
+    available = require_onnxruntime().get_available_providers()
+    if CUDA_PROVIDER not in available:
+        raise ConfigError(
+            f"--device {device}: onnxruntime here has no {CUDA_PROVIDER} (only {', '.join(available)}); install "
+            "onnxruntime-gpu or use --device cpu"
+        )
+    cuda: Provider = CUDA_PROVIDER if wanted.index is None else (CUDA_PROVIDER, {"device_id": wanted.index})
+    return [cuda, CPU_PROVIDER]
+
+
+def providers_device(providers: list[Provider] | None) -> torch.device:
+    """The device the first of ``providers`` runs on (what an :class:`OnnxEncoder` reports and records)."""
+    first = (providers or [CPU_PROVIDER])[0]
+    name, options = (first, {}) if isinstance(first, str) else first
+    if name != CUDA_PROVIDER:
+        return torch.device("cpu")
+    index = options.get("device_id")
+    return torch.device("cuda") if index is None else torch.device("cuda", int(index))
+
+
+def _session(path: Path, threads: int | None, providers: list[Provider] | None):
     ort = require_onnxruntime()
+    providers = providers or [CPU_PROVIDER]
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types on a corrupt file
         raise ModelLoadError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:200]})") from None
+    device = providers_device(providers)
+    if device.type == "cuda" and CUDA_PROVIDER not in session.get_providers():
+        # onnxruntime falls back to the CPU when the CUDA provider cannot start (missing CUDA/cuDNN libraries)
+        raise ConfigError(
+            f"--device {device}: onnxruntime could not start {CUDA_PROVIDER} (it runs on "
+            f"{', '.join(session.get_providers())}); check its CUDA and cuDNN libraries or use --device cpu"
+        )
+    return session
 
 
 class OnnxEncoder:
@@ -99,7 +147,7 @@ class OnnxEncoder:
         *,
         quantize: str | None = None,
         threads: int | None = None,
-        providers: list[str] | None = None,
+        providers: list[Provider] | None = None,
         verification: dict[str, Any] | None = None,
     ):
         self.config = model.config
@@ -110,6 +158,7 @@ class OnnxEncoder:
         self.verification = verification or {}
         self._dim = int(model.embedding_dim)
         self.session = _session(self.path, threads, providers)
+        self._device = providers_device(providers)
         self._inputs = [i.name for i in self.session.get_inputs()]
 
     # what build_index / search / evaluation read from a model
@@ -119,7 +168,9 @@ class OnnxEncoder:
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu")
+        """Where the session runs: ``cpu``, or ``cuda``/``cuda:N`` on CUDA's provider (inputs and outputs are CPU
+        arrays either way)."""
+        return self._device
 
     @property
     def is_peft(self) -> bool:
@@ -214,7 +265,8 @@ def load_onnx_encoder(
     *,
     cache_dir: str | Path | None = None,
     threads: int | None = None,
-    providers: list[str] | None = None,
+    providers: list[Provider] | None = None,
+    device: str | torch.device | None = None,
     verify: bool = True,
 ) -> OnnxEncoder:
     """The ONNX Runtime encoder of ``model`` (a :class:`~biohicl.models.model.BioHiCL`; LoRA merged into a copy,
@@ -222,10 +274,13 @@ def load_onnx_encoder(
 
     Exports (and, for ``quantize="int8"``, quantises) on first use into ``cache_dir/<fingerprint>/``, checks the
     result against the torch model (max |Δ| ≤ 1e-4 for fp32, cosine ≥ 0.98 for int8; the figures are logged and
-    kept in ``export.json``), and reuses the cached files afterwards.
+    kept in ``export.json``), and reuses the cached files afterwards. ``device`` (``--device``) picks the execution
+    providers by :func:`onnx_providers` unless ``providers`` are given; the export itself is made on the CPU.
     """
     _, quantize = check_backend("onnx", quantize)
     ort = require_onnxruntime()
+    if providers is None:
+        providers = onnx_providers(device)
     model = _export_copy(model)
     fingerprint = model_fingerprint(model)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(model)
@@ -266,9 +321,10 @@ def load_onnx_encoder(
         atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")  # ranks of a launch may race here
     encoder.verification = info[key]
     logger.info(
-        "ONNX %s encoder %s: max |Δ| to torch %s, min cosine %s",
+        "ONNX %s encoder %s on %s: max |Δ| to torch %s, min cosine %s",
         key,
         path,
+        encoder.device,
         _fmt(info[key].get("max_abs_diff"), ".2e"),
         _fmt(info[key].get("min_cosine"), ".6f"),
     )
