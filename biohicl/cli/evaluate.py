@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,68 +256,11 @@ def default_output(model_id: str, spec: str | None = None) -> Path:
     return Path("results") / f"{slug}.json"
 
 
-def compare(args: EvaluateArguments) -> int:
-    """``--compare``: Markdown table (stdout and/or --markdown) and PNG chart (--plot) of several results files."""
-    from biohicl.evaluation.plots import plot_results
-    from biohicl.evaluation.report import markdown_report, markdown_table
-    from biohicl.evaluation.runner import load_results
-
-    records = [load_results(path) for path in args.compare]
-    if args.paired:
-        return compare_paired(args, records)
-    labels = args.labels or None
-    if labels and len(labels) != len(records):
-        raise ConfigError(f"labels: {len(labels)} label(s) for {len(records)} results file(s)")
-    table = markdown_table(records, labels=labels, sources=args.compare)  # no Δ between records scored unalike
-    text = markdown_report(records, args.compare, labels=labels) if args.markdown else table
-    return _report(args, table, text, lambda path: plot_results(records, path, labels=labels))
-
-
-def _report(args: EvaluateArguments, table: str, markdown_text: str, draw: Callable[[str], Any]) -> int:
-    """Print ``table``, write ``markdown_text`` to ``--markdown`` and ``draw`` the ``--plot`` when they are given."""
-    print(table)
-    if args.markdown:
-        from biohicl.atomic import atomic_write_text
-
-        atomic_write_text(args.markdown, markdown_text)
-        print(f"wrote {args.markdown}")
-    if args.plot:
-        draw(args.plot)
-        print(f"wrote {args.plot}")
-    return 0
-
-
-def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> int:
-    """``--compare ... --paired``: Δ of the later files against the first (or the first ``--base_count``, as their
-    mean), with paired-bootstrap intervals."""
-    from biohicl.evaluation.plots import plot_paired
-    from biohicl.evaluation.significance import compare_records, markdown_paired
-
-    names, title = ("base", "tuned"), None
-    if args.labels:
-        if len(args.labels) != 2:
-            raise ConfigError(
-                f"labels: with --paired give 2 labels (the base side's, then the tuned side's), got {len(args.labels)}"
-            )
-        names = (args.labels[0], args.labels[1])
-        title = f"{names[1]} − {names[0]}, paired bootstrap"
-    rows = compare_records(
-        records[: args.base_count],
-        records[args.base_count :],
-        sources=args.compare,
-        rounds=args.rounds,
-        confidence=args.confidence,
-        seed=args.bootstrap_seed,
-        resample_models=args.resample_models,
-        target=None if args.target is None else args.target / 100,  # points → the metric's scale
-    )
-    table = markdown_paired(rows, names)
-    return _report(args, table, table, lambda path: plot_paired(rows, path, title=title))
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.compare:
+        from biohicl.cli.evaluate_compare import compare
+
         return compare(args)
     import torch
 
@@ -346,6 +288,7 @@ def main(argv: list[str]) -> int:
     with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
         model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base, device=device)
     config = getattr(model, "config", None)
+    own_length = getattr(config, "max_length", None)  # the model's own, before --max_length
     for name in ("max_length", "query_prompt", "document_prompt"):
         value = getattr(args, name)
         if value is not None:
@@ -382,6 +325,8 @@ def main(argv: list[str]) -> int:
             "backend": backend + (f"-{quantize}" if quantize else ""),
             "device": str(device),
             "max_length": getattr(config, "max_length", None),
+            # whether that is the model's own (--compare takes two base models each at its own length) or --max_length's
+            "max_length_source": "model" if args.max_length in (None, own_length) else "option",
             "query_prompt": getattr(config, "query_prompt", None),
             "document_prompt": getattr(config, "document_prompt", None),
             "command": "biohicl evaluate " + " ".join(argv),
