@@ -216,15 +216,12 @@ def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
     return functions
 
 
-@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """SHA-256 of the biohicl package's Python sources (names and contents)."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """The biohicl package's source digest, the one every record names as ``versions.biohicl_source``
+    (:func:`biohicl.evaluation.runner.source_digest`)."""
+    from biohicl.evaluation.runner import source_digest
+
+    return source_digest()
 
 
 def encoder_fingerprint(model: Any) -> str:
