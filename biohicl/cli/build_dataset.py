@@ -154,6 +154,9 @@ class BuildDatasetArguments:
             raise ConfigError(f"--top_k must be >= 1, got {self.top_k}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+        for name in ("seed", "dev_seed"):  # numpy's generators refuse a negative seed, after the inputs were read
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
 
     def groups(self) -> list[tuple[str, list[str]]] | None:
         """``(source, files)`` groups of the ``--source``/``--input`` options (None: no input given)."""

@@ -51,14 +51,18 @@ def detect_source(path: str | Path) -> str | None:
     (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
     ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``),
     JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field; when the
-    first line is longer than the 64 KB, such a top-level key before the cut)."""
+    first line is longer than the 64 KB, such a top-level key before the cut). A damaged gzip file is ``None`` too;
+    a file that cannot be read at all (permissions, an I/O error) is a :class:`~biohicl.errors.DataError`, never
+    left out as if its format were unknown."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
-    except (OSError, EOFError, zlib.error):
+    except (gzip.BadGzipFile, EOFError, zlib.error):  # format damage: not a corpus file biohicl reads
         return None
+    except OSError as err:
+        raise DataError(f"cannot read: {err.strerror or err}", path) from None
     utf16 = utf16_encoding(head[:4])
     text = head.decode(utf16 or "utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
@@ -85,8 +89,8 @@ def resolve_inputs(
 ) -> list[tuple[str, list[Path]]]:
     """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
     whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
-    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing file, or no recognised file at all, is a
-    :class:`~biohicl.errors.DataError`."""
+    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, or no recognised file at
+    all, is a :class:`~biohicl.errors.DataError`."""
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     for source, files in inputs:

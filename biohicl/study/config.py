@@ -175,6 +175,11 @@ class ReproduceConfig:
         check_eval_device(self.eval_device)
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
+        check_seeds(self.seeds, "seeds")
+        for model in self.models:
+            check_seeds(model.seeds or [], f"models[{model.name}].seeds")
+        for variant, seeds in self.seeds_per_variant.items():
+            check_seeds(seeds, f"seeds_per_variant.{variant}")
         from biohicl.config_values import convert_config_values
         from biohicl.training.args import BioHiCLTrainingArguments
 
@@ -273,6 +278,7 @@ class ReproduceConfig:
             new.seeds_per_variant = {k: v for k, v in new.seeds_per_variant.items() if k in only}
             new.tasks_per_variant = {k: v for k, v in new.tasks_per_variant.items() if k in only}
         if seeds:
+            check_seeds(seeds, "--seeds")
             new.seeds = list(seeds)
             new.seeds_per_variant = {}
             for model in new.models:
@@ -283,6 +289,14 @@ class ReproduceConfig:
                 raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
             new.models = [m for m in new.models if m.name in models]
         return new
+
+
+def check_seeds(seeds: Sequence[int], name: str) -> None:
+    """Refuse a seed training cannot take (``set_seed`` seeds numpy, which takes 0 to 2**32 - 1), naming ``name``:
+    when the config is read, not when its run starts."""
+    for seed in seeds:
+        if not 0 <= seed < 2**32:
+            raise ConfigError(f"{name}: {seed} is not a seed (a whole number from 0 to {2**32 - 1})")
 
 
 def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:

@@ -4,6 +4,7 @@ no temporary folder left behind."""
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
 import os
@@ -88,6 +89,32 @@ def test_bad_options(tmp_path, run_cli, extra, message):
     inp = write_bioasq(tmp_path / "a.json")
     result = run_cli(build_argv(inp, tmp_path / "out", *extra))
     assert message in result.err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--seed", "--dev_seed"])
+def test_a_negative_seed_is_refused_before_the_inputs_are_read(tmp_path, run_cli, option):
+    result = run_cli(build_argv(tmp_path / "nope.json", tmp_path / "out", option, "-1"))  # the input is never looked at
+    assert result.err.strip() == f"biohicl build-dataset: error: {option} must be >= 0, got -1"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_input_is_one_line_not_left_out(tmp_path, run_cli, monkeypatch):
+    """Format detection (no --source) must not mistake a file it cannot open for a file in no known format: the
+    build would go on without it. We run as root, so the open is refused by a patched ``open``."""
+    good, locked = write_bioasq(tmp_path / "a.json"), write_bioasq(tmp_path / "b.json")
+    real_open = builtins.open
+
+    def refuse(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    argv = ["build-dataset", "--input", str(good), str(locked), "--output", str(tmp_path / "out"), "--no_progress",
+            "--no_arrow"]  # fmt: skip
+    result = run_cli(argv)
+    assert result.err.strip() == f"biohicl build-dataset: error: {locked}: cannot read: Permission denied"
     assert not (tmp_path / "out").exists()
 
 
