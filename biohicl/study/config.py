@@ -180,6 +180,7 @@ class ReproduceConfig:
             check_seeds(model.seeds or [], f"models[{model.name}].seeds")
         for variant, seeds in self.seeds_per_variant.items():
             check_seeds(seeds, f"seeds_per_variant.{variant}")
+        check_seeds([self.dataset.seed], "dataset.seed")  # the mining's, as build-dataset's --seed
         from biohicl.config_values import convert_config_values
         from biohicl.training.args import BioHiCLTrainingArguments
 

@@ -38,6 +38,7 @@ def test_dry_run_refuses_a_negative_seed(tmp_path, run_cli):
             {"models": [{"name": "minilm", "model": "sentence-transformers/all-MiniLM-L6-v2", "seeds": [1, -1]}]},
             r"models\[minilm\]\.seeds: -1 is not a seed",
         ),
+        ({"dataset": {"seed": -1}}, r"dataset\.seed: -1 is not a seed"),  # the mining's: build-dataset refuses it
     ],
 )
 def test_every_place_a_seed_is_given_is_checked(tmp_path, changes, message):
