@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,18 +21,13 @@ from biohicl.errors import ConfigError
 def read_config(path: str | Path, expected: str = "a mapping of option names to values") -> dict[str, Any]:
     """A config file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``: YAML would read JSON's
     ``2e-05`` as a string) mapping, empty for an empty file; one-line errors, ``expected`` naming what the top
-    level must be."""
+    level must be, a key given twice in a mapping among them."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
-        if path.suffix.lower() == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
+        values = _json_unique_keys(text, path) if path.suffix.lower() == ".json" else load_yaml(text, path)
+    except ConfigError:
+        raise
     except Exception as err:  # json.JSONDecodeError, yaml.YAMLError and friends
         raise ConfigError(f"{path}: cannot parse ({err})") from None
     if values is None:
@@ -39,6 +35,90 @@ def read_config(path: str | Path, expected: str = "a mapping of option names to 
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected {expected}")
     return values
+
+
+def read_config_text(path: str | Path, kind: str = "config file") -> str:
+    """The text of config file ``path``; a one-line :class:`ConfigError` naming it (a ``kind`` that is missing, a
+    folder or not a regular file, bytes that are not UTF-8, or an error reading it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a {kind}")
+    if not path.exists():
+        raise ConfigError(f"{path}: {kind} not found")
+    if not path.is_file():  # a FIFO would block the read; a device never ends
+        raise ConfigError(f"{path}: not a regular file, not a {kind}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+class _KeyGivenTwice(Exception):
+    def __init__(self, key: Any, line: int | None):
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+def load_yaml(text: str, path: str | Path) -> Any:
+    """``text`` read as YAML by a safe loader that refuses a key given twice in one mapping (a one-line
+    :class:`ConfigError` naming ``path``, the line and the key; PyYAML keeps the last one silently); other errors
+    are ``yaml.YAMLError``."""
+    try:
+        return _unique_key_loader()(text).get_single_data()
+    except _KeyGivenTwice as twice:
+        raise ConfigError(f"{path} line {twice.line}: key {twice.key!r} given twice") from None
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    """A ``yaml.SafeLoader`` whose mappings refuse a key given twice (keys a ``<<`` merge brings may be
+    overridden, as YAML allows)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise _KeyGivenTwice(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader's own error names it
+                    continue
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def _json_unique_keys(text: str, path: Path) -> Any:
+    """``text`` as JSON, a key given twice in one object refused (its line from the YAML loader, which reads
+    JSON's structure; none where it cannot)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, value in items:
+            if key in values:
+                raise _KeyGivenTwice(key, None)
+            values[key] = value
+        return values
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except _KeyGivenTwice as twice:
+        first = twice
+    try:
+        _unique_key_loader()(text).get_single_data()
+    except _KeyGivenTwice as twice:
+        first = twice
+    except Exception:  # JSON the YAML loader cannot read: no line to name
+        pass
+    where = f"{path} line {first.line}" if first.line else str(path)
+    raise ConfigError(f"{where}: key {first.key!r} given twice")
 
 
 def declared_types(types: Sequence[type]) -> dict[str, str]:

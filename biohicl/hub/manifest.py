@@ -42,13 +42,16 @@ class ReleaseManifest:
 
     @classmethod
     def load(cls, path: str | Path) -> ReleaseManifest:
-        """Read and check a manifest; :class:`ConfigError` names the file and the unknown or missing field."""
+        """Read and check a manifest; :class:`ConfigError` names the file and the unknown, missing or repeated field."""
         import yaml
 
+        from biohicl.config_values import load_yaml, read_config_text  # imports transformers' argument parser
+
         path = Path(path)
+        text = read_config_text(path, "manifest")  # missing, a folder, not UTF-8: one line naming the file
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
+            values = load_yaml(text, path)  # a key given twice: one line naming the file and its line
+        except yaml.YAMLError as err:
             raise ConfigError(f"{path}: cannot read the manifest ({err})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of fields")
