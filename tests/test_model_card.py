@@ -651,6 +651,16 @@ def test_the_committed_minilm_release_names_its_dataset_on_the_hub():
     assert dataset_hub_id(repo / "runs/study/dataset", root=repo) == "biohicl/mesh-pairs"
 
 
+def test_a_damaged_release_manifest_beside_the_datasets_is_passed_over(tmp_path, monkeypatch):
+    from biohicl.hub.card_data_source import dataset_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hub" / "datasets").mkdir(parents=True)
+    (tmp_path / "hub" / "datasets" / "a-broken.yaml").write_bytes(b"\xff\xfe repo_id: x\n")  # not UTF-8, read first
+    (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text("repo_id: me/my-pairs\nsource: ds\n", encoding="utf-8")
+    assert dataset_hub_id("ds", root=tmp_path) == "me/my-pairs"
+
+
 def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus").mkdir()

@@ -98,7 +98,7 @@ def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | No
     for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):  # another manifest's damage is its own publish's to name
             continue
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue
