@@ -288,8 +288,10 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
     return settings
 
 
-def quiet_peft_wrap(function, *args: Any, **kwargs: Any):
-    """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning.
+def quiet_peft_wrap(function, *args: Any, target_field: str | None = None, **kwargs: Any):
+    """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning; with
+    ``target_field``, target modules that match no module of the model (``args[0]``) are a one-line
+    :class:`ConfigError` naming that field and the model's linear module names, not peft's traceback.
 
     peft's ``PeftModel.__init__`` reads ``model.is_gradient_checkpointing`` (deprecated in transformers 5 for
     ``is_activation_checkpointing``) on every wrap and load; biohicl does not read it, so the warning is peft's,
@@ -297,7 +299,25 @@ def quiet_peft_wrap(function, *args: Any, **kwargs: Any):
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        return function(*args, **kwargs)
+        try:
+            return function(*args, **kwargs)
+        except ValueError as err:  # peft's NoMatchingPeftModuleError (a plain ValueError before peft 0.14)
+            unmatched = type(err).__name__ == "NoMatchingPeftModuleError" or "not found in the base model" in str(err)
+            if target_field is None or not unmatched:
+                raise
+            targets = getattr(args[1] if len(args) > 1 else kwargs.get("peft_config"), "target_modules", None)
+            shown = targets if isinstance(targets, str) else ", ".join(sorted(targets or []))
+            linear = linear_module_names(args[0])
+            raise ConfigError(
+                f"{target_field}: no module of the model matches {shown or 'none'} (its linear modules: "
+                f"{', '.join(linear[:12]) or 'none'}{', ...' if len(linear) > 12 else ''})"
+            ) from None
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """The last name segment of each linear layer of ``model``, once each, in model order (what LoRA targets)."""
+    names = (name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear))
+    return list(dict.fromkeys(names))
 
 
 def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:

@@ -224,7 +224,8 @@ class BioHiCL(EncoderInfo, nn.Module):
             self.config.base_model = at.repo_id or hub_id_from_folder(at.path) or str(at.path.resolve())
             self.config.base_revision = (at.commit or at.revision) if at.repo_id else None
         self.config.base_signature = base_signature(self.backbone)
-        self.backbone = quiet_peft_wrap(get_peft_model, self.backbone, config)
+        field = "peft_config" if peft_config is not None else "lora_target_modules"  # what named the targets
+        self.backbone = quiet_peft_wrap(get_peft_model, self.backbone, config, target_field=field)
         self.backbone.peft_config["default"].base_model_name_or_path = self.config.base_model
         self.config.kind = "adapter"
         if verbose:

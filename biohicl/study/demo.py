@@ -49,7 +49,7 @@ class DemoArguments:
 
     output_dir: str = field(default="runs/demo", metadata={"help": "Where the dataset, run and results go."})
     base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Hub id (or folder) of the model to tune."})
-    max_steps: int = field(default=60, metadata={"help": "Training steps."})
+    max_steps: int = field(default=60, metadata={"help": "Training steps (at least 1)."})
     batch_size: int = field(default=32, metadata={"help": "Documents per training batch."})
     max_length: int = field(default=128, metadata={"help": "Tokens per training document."})
     eval_max_length: int = field(
@@ -82,6 +82,10 @@ class DemoArguments:
             "--bf16) are then the config's."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:  # 0 would train one step at learning rate 0 and report the base as BioHiCL
+            raise ConfigError(f"max_steps: the demo trains at least 1 step, got {self.max_steps}")
 
 
 def demo_paths(args: DemoArguments) -> tuple[Path, Path]:

@@ -29,6 +29,7 @@ from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
 from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.settings import launched_without_accelerator
+from biohicl.training.arg_checks import check_run_values
 from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         if self.output_dir is None:
             raise ConfigError("output_dir: required (the run directory)")
+        check_run_values(self)  # values peft and transformers would refuse only after the data and model loaded
         if self.metric_for_best_model is None and self.selection_metrics:
             self.metric_for_best_model = "dev_score"  # with or without load_best_model_at_end (then it is recorded)
         if self.load_best_model_at_end and self.metric_for_best_model is None:

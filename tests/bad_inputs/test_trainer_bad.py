@@ -74,6 +74,71 @@ def test_bad_values_name_the_field(tmp_path, run_cli, option, value, message):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--lora_r", "0", "lora_r: the LoRA rank must be at least 1, got 0"),
+        ("--lora_r", "-2", "lora_r: the LoRA rank must be at least 1, got -2"),
+        ("--lora_dropout", "1.5", "lora_dropout: must be in [0, 1), got 1.5"),
+        ("--lora_dropout", "1", "lora_dropout: must be in [0, 1), got 1.0"),
+        ("--lora_dropout", "-0.1", "lora_dropout: must be in [0, 1), got -0.1"),
+        ("--seed", "-1", "seed: must be in [0, 2**32), got -1"),
+        ("--seed", "4294967296", "seed: must be in [0, 2**32), got 4294967296"),
+        ("--data_seed", "-1", "data_seed: must be in [0, 2**32), got -1"),
+        ("--report_to", "tensorbord", "report_to: 'tensorbord' is not an integration transformers reports to (did "
+         "you mean tensorboard?); one of "),
+        ("--lr_scheduler_kwargs", "notjson", "lr_scheduler_kwargs: 'notjson' is not JSON (Expecting value"),
+        ("--lr_scheduler_kwargs", "[1, 2]", "lr_scheduler_kwargs: expected a JSON object of keyword arguments, got "
+         "'[1, 2]'"),
+        ("--max_steps", "0", "max_steps: give a positive number, or -1 to train num_train_epochs; got 0"),
+        ("--max_steps", "-3", "max_steps: give a positive number, or -1 to train num_train_epochs; got -3"),
+    ],
+)  # fmt: skip
+def test_bad_training_values_are_refused_before_anything_loads(tiny_bert_dir, tmp_path, run_cli, option, value,
+                                                               message):  # fmt: skip
+    # the dataset does not exist: a refusal naming the field came before the data (and so the model) was read
+    out = tmp_path / "run"
+    result = run_cli(train_argv(tiny_bert_dir, tmp_path / "nope.jsonl", out, option, value))
+    assert f"biohicl train: error: {message}" in result.err
+    assert "dataset_path" not in result.err and not out.exists()
+
+
+def test_report_to_none_and_all_stand_alone(tmp_path, run_cli):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'run'}\nreport_to: [none, tensorboard]\n")
+    result = run_cli(["train", "--config", str(config)])
+    assert "report_to: 'none' stands alone, not with other integrations (none, tensorboard)" in result.err
+
+
+def test_training_values_at_their_limits_are_accepted(tmp_path):
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    args = BioHiCLTrainingArguments(
+        output_dir=str(tmp_path / "run"), lora_r=1, lora_dropout=0.0, seed=2**32 - 1, data_seed=0, max_steps=-1,
+        report_to=None, lr_scheduler_kwargs=' {"num_cycles": 2} ',
+    )  # fmt: skip
+    assert (args.lora_r, args.lora_dropout, args.seed, args.data_seed, args.max_steps) == (1, 0.0, 2**32 - 1, 0, -1)
+    assert args.report_to == [] and args.lr_scheduler_kwargs == {"num_cycles": 2}  # JSON parsed by transformers
+    assert BioHiCLTrainingArguments(output_dir="r", report_to="tensorboard").report_to == ["tensorboard"]
+
+
+def test_lora_target_modules_matching_nothing_names_the_field_and_the_linear_modules(tiny_bert_dir, tmp_path, run_cli):
+    docs = write_docs(tmp_path / "docs.jsonl", [["D003920"], ["D003924"], ["D009203"], ["D001927"]])
+    out = tmp_path / "run"
+    result = run_cli(train_argv(tiny_bert_dir, docs, out, "--lora_target_modules", "querry", "valeu"))
+    # BERT's linear layers: attention.self.{query,key,value}, attention.output.dense, intermediate.dense,
+    # output.dense (each of 2 layers) and pooler.dense; each short name once, in model order
+    expected = "lora_target_modules: no module of the model matches querry, valeu (its linear modules: query, key, "
+    assert f"biohicl train: error: {expected}value, dense)" in result.err
+    assert not out.exists()
+
+
+def test_demo_refuses_zero_steps_before_building_anything(tmp_path, run_cli):
+    result = run_cli(["demo", "--max_steps", "0", "--output_dir", str(tmp_path / "demo")])
+    assert "biohicl demo: error: max_steps: the demo trains at least 1 step, got 0" in result.err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_missing_dataset(tiny_bert_dir, tmp_path, run_cli):
     result = run_cli(train_argv(tiny_bert_dir, tmp_path / "nope.jsonl", tmp_path / "run"))
     assert "dataset_path:" in result.err and "nope.jsonl does not exist" in result.err

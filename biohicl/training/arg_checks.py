@@ -1,0 +1,75 @@
+"""Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
+loaded, with a traceback, or never: LoRA's rank and dropout, the seeds, the reporting integrations, the scheduler's
+keyword arguments and ``max_steps``. Each is a one-line :class:`ConfigError` naming its field."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from biohicl.errors import ConfigError
+
+#: Seeds ``transformers.set_seed`` takes (numpy's range).
+SEED_LIMIT = 2**32
+#: ``report_to`` values that stand alone: no integration, or every one installed.
+REPORT_TO_WORDS = ("none", "all")
+
+
+def check_run_values(args: Any) -> None:
+    """Refuse a bad value of ``args`` (a ``BioHiCLTrainingArguments`` before ``TrainingArguments.__post_init__``
+    normalises it). ``report_to`` None becomes ``"none"``; a ``lr_scheduler_kwargs`` JSON object string is left for
+    transformers to parse, stripped."""
+    if args.lora_r < 1:
+        raise ConfigError(f"lora_r: the LoRA rank must be at least 1, got {args.lora_r}")
+    if not 0.0 <= args.lora_dropout < 1.0:
+        raise ConfigError(f"lora_dropout: must be in [0, 1), got {args.lora_dropout}")
+    for name in ("seed", "data_seed"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value < SEED_LIMIT:
+            raise ConfigError(f"{name}: must be in [0, 2**32), got {value}")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise ConfigError(f"max_steps: give a positive number, or -1 to train num_train_epochs; got {args.max_steps}")
+    if args.report_to is None:
+        args.report_to = "none"
+    check_report_to(args.report_to)
+    args.lr_scheduler_kwargs = scheduler_kwargs(args.lr_scheduler_kwargs)
+
+
+def check_report_to(value: str | list[str]) -> None:
+    """Each ``report_to`` entry is an integration transformers reports to (``none`` or ``all`` alone)."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    names = [value] if isinstance(value, str) else list(value)
+    if len(names) == 1 and names[0] in REPORT_TO_WORDS:
+        return
+    known = sorted(INTEGRATION_TO_CALLBACK)
+    for name in names:
+        if name in REPORT_TO_WORDS:
+            raise ConfigError(f"report_to: {name!r} stands alone, not with other integrations ({', '.join(names)})")
+        if name not in INTEGRATION_TO_CALLBACK:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"report_to: {name!r} is not an integration transformers reports to{hint}; one of "
+                f"{', '.join(known)}, or none, all"
+            )
+
+
+def scheduler_kwargs(value: Any) -> Any:
+    """``lr_scheduler_kwargs`` checked: None, a mapping, or a string holding a JSON object (returned stripped, which
+    transformers parses); anything else is refused."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"lr_scheduler_kwargs: expected a mapping of keyword arguments, got {type(value).__name__}")
+    try:
+        parsed = json.loads(value)
+    except ValueError as err:
+        raise ConfigError(
+            f"lr_scheduler_kwargs: {value!r} is not JSON ({err}); give a JSON object, e.g. '{{\"num_cycles\": 2}}'"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"lr_scheduler_kwargs: expected a JSON object of keyword arguments, got {value!r}")
+    return value.strip()
