@@ -1,6 +1,6 @@
 """Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
-loaded, with a traceback, or never: LoRA's rank and dropout, the seeds, the reporting integrations, the scheduler's
-keyword arguments and ``max_steps``. Each is a one-line :class:`ConfigError` naming its field."""
+loaded, with a traceback, or never: LoRA's rank, alpha and dropout, the seeds, the reporting integrations, the
+scheduler's keyword arguments and ``max_steps``. Each is a one-line :class:`ConfigError` naming its field."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def check_run_values(args: Any) -> None:
     transformers to parse, stripped."""
     if args.lora_r < 1:
         raise ConfigError(f"lora_r: the LoRA rank must be at least 1, got {args.lora_r}")
+    if args.lora_alpha == 0:  # scaling alpha / r = 0: the adapter's output is zero, nothing trains
+        raise ConfigError(
+            "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value (e.g. 2 × lora_r)"
+        )
     if not 0.0 <= args.lora_dropout < 1.0:
         raise ConfigError(f"lora_dropout: must be in [0, 1), got {args.lora_dropout}")
     for name in ("seed", "data_seed"):

@@ -79,6 +79,7 @@ def test_bad_values_name_the_field(tmp_path, run_cli, option, value, message):
     [
         ("--lora_r", "0", "lora_r: the LoRA rank must be at least 1, got 0"),
         ("--lora_r", "-2", "lora_r: the LoRA rank must be at least 1, got -2"),
+        ("--lora_alpha", "0", "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value"),
         ("--lora_dropout", "1.5", "lora_dropout: must be in [0, 1), got 1.5"),
         ("--lora_dropout", "1", "lora_dropout: must be in [0, 1), got 1.0"),
         ("--lora_dropout", "-0.1", "lora_dropout: must be in [0, 1), got -0.1"),
