@@ -324,6 +324,8 @@ def test_index_and_search_commands(tiny_bert_dir, tmp_path, capsys):
     assert cli(["search", str(out), "--top_k", "2", "--json", "--device", "cpu", query]) == 0  # options first
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == records
     assert cli(["search", str(tmp_path / "missing"), "q"]) == 2
+    assert f"{tmp_path / 'missing'}: does not exist" in capsys.readouterr().err
+    assert cli(["search", str(tmp_path), "q"]) == 2  # a folder without an index
     assert "no manifest.json" in capsys.readouterr().err
 
 

@@ -14,6 +14,7 @@ HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it wi
 
 
 def main(argv: list[str]) -> int:
+    from biohicl.atomic import check_writable_folder
     from biohicl.cli.parser import parse_command
     from biohicl.study.demo import DemoArguments, demo_paths, run_demo
 
@@ -24,6 +25,7 @@ def main(argv: list[str]) -> int:
         description=__doc__,
         comma_lists=["tasks"],  # tasks: [a, b] in a file
     )
+    check_writable_folder(args.output_dir, "--output_dir")  # a file in the way fails now, not in the dataset step
     training_args = None
     if args.training_config:
         from biohicl.cli import train

@@ -27,6 +27,7 @@ import argparse
 import copy
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -47,7 +48,14 @@ ARGPARSE = "argparse"
 #: field metadata key: a ``str`` option the command splits on commas (``--tasks a,b``); in a config file a list
 #: (``tasks: [a, b]``) is joined with commas
 COMMA_LIST = "comma_list"
+#: attribute set on the argparse action of a field without a default: required, though a positional or the config
+#: file may give it (argparse's own ``required`` is then False)
+REQUIRED = "_biohicl_required"
 _OURS = {ARGPARSE, COMMA_LIST}  # metadata keys that are not argparse keywords
+#: help text that states the option's default itself: "(default: ...)", "(default 4·k)", "x (default)", "default:
+#: ...", a sentence "Defaults to ..." (not "Default split", "default corpora", "metric_for_best_model then defaults
+#: to dev_score")
+_STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:|(^|\. )Defaults to\b", re.IGNORECASE)
 _BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
 _CONFIG_HELP = (
     "YAML or JSON file of these options (keys: the option names without --); options on the command line override "
@@ -56,7 +64,15 @@ _CONFIG_HELP = (
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help, the description (a command's docstring) printed as written."""
+    """Defaults in the option help, the description (a command's docstring) printed as written. A required option
+    (one of :data:`REQUIRED` too: a required field a positional or the config file may give) shows no default, nor
+    does an option whose help already states its own ("(default: cuda if available)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.required or getattr(action, REQUIRED, False) or _STATES_DEFAULT.search(text):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _ConfigAbbreviated(argparse.Action):
@@ -74,9 +90,21 @@ class CommandParser(HfArgumentParser):
         hint = ""
         if message.startswith("unrecognized arguments"):
             hint = close_options_hint(self, message) + config_file_hint(message)
-        elif message.startswith("the following arguments are required"):  # before argparse saw the stray file
-            hint = config_file_hint(": " + " ".join(stray_config_files(getattr(self, "argv", []))))
+        elif message.startswith("the following arguments are required"):  # argparse checks this first: the stray
+            unknown = self.unknown_options(getattr(self, "argv", []))  # file and the misspelled option come after
+            if unknown:
+                hint = f"; unrecognized arguments: {' '.join(unknown)}"
+                hint += close_options_hint(self, "unrecognized arguments: " + " ".join(unknown))
+            hint += config_file_hint(": " + " ".join(stray_config_files(getattr(self, "argv", []))))
         raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
+
+    def unknown_options(self, argv: Sequence[str]) -> list[str]:
+        """The ``--words`` of ``argv`` (before any ``=``, up to a ``--`` that ends the options) that are no option
+        of this parser, nor an abbreviation of one."""
+        known = list(self._option_string_actions)
+        options = argv[: list(argv).index("--")] if "--" in argv else argv
+        words = (arg.split("=", 1)[0] for arg in options if arg.startswith("--"))
+        return [word for word in words if not any(option.startswith(word) for option in known)]
 
     def _get_option_tuples(self, option_string: str) -> list[tuple]:
         """Abbreviations matching both spellings of one option (``--top`` for ``--top_k``/``--top-k``) are not
@@ -92,6 +120,7 @@ class CommandParser(HfArgumentParser):
             field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k not in _OURS})
         HfArgumentParser._parse_dataclass_field(parser, field)
         action = next(a for a in parser._actions if a.dest == field.name)
+        setattr(action, REQUIRED, _required(field))
         if action.type is string_to_bool and action.nargs is None:  # bool | None defaulting to None: a flag too
             action.nargs, action.const = "?", True
         for negative in (a for a in parser._actions if a.dest == field.name and a is not action):
@@ -245,7 +274,8 @@ def parse_command(
     for name, kwargs in (positionals or {}).items():
         if name in fields:
             dest = f"_positional_{name}"
-            parser.add_argument(dest, **{"metavar": name.upper(), **kwargs})
+            positional = parser.add_argument(dest, **{"metavar": name.upper(), **kwargs})
+            setattr(positional, REQUIRED, _required(fields[name]))
             linked[dest] = name
             for action in parser._actions:  # the option is no longer required: the positional may give it
                 if action.dest == name:

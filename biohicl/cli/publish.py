@@ -11,6 +11,7 @@ The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or w
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,10 @@ class PublishArguments:
     max_file_mb: float = field(
         default=DEFAULT_MAX_FILE_BYTES / 1024**2, metadata={"help": "Per-file size limit in MiB."}
     )
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_file_mb) and self.max_file_mb > 0):  # NaN and inf too: a number of bytes
+            raise ConfigError(f"--max_file_mb: must be a positive, finite number of MiB, got {self.max_file_mb:g}")
 
 
 def parse_args(argv: list[str]) -> PublishArguments:

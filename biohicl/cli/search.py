@@ -71,10 +71,16 @@ class SearchArguments:
     json: bool = field(default=False, metadata={"help": "Print the hits as JSON lines instead of a table."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
 
+    def __post_init__(self) -> None:
+        from biohicl.errors import ConfigError
+
+        if self.top_k < 1:  # refused when parsed, before the index or the model loads
+            raise ConfigError(f"--top_k: must be positive, got {self.top_k}")
+
 
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
-    from biohicl.errors import ConfigError
+    from biohicl.errors import ConfigError, DataError
     from biohicl.models.onnx_backend import load_inference_model
     from biohicl.search.exact import check_queries, search
     from biohicl.search.explain import explain_hits, warn_unplaced
@@ -101,7 +107,11 @@ def main(argv: list[str]) -> int:
     if bool(extra.queries) == bool(args.like):
         raise ConfigError("give query strings, --queries_file or --like DOC_ID, not both and not neither")
     check_queries(extra.queries)  # a blank query fails before the model loads
-    index = load_index(args.index)
+    try:
+        index = load_index(args.index)
+    except DataError:
+        check_index_folder(args.index)  # a missing path or a file is said so, not "no manifest.json"
+        raise
     mesh = load_mesh(args, index)  # a missing or unreadable --mesh_path fails before the model loads
     if args.like:
         return print_like(index, args, mesh)
@@ -144,6 +154,23 @@ def main(argv: list[str]) -> int:
             print("    " + explanation.format().replace("\n", "\n    "))
         print()
     return 0
+
+
+def check_index_folder(path: str) -> None:
+    """A one-line :class:`DataError` when ``path`` is missing or not a folder, checked when the index did not load
+    (its loader's message, "no manifest.json: not a finished biohicl index", would send the user to rerun
+    ``biohicl index``)."""
+    from pathlib import Path
+
+    from biohicl.errors import DataError
+
+    folder = Path(path)
+    if not folder.exists():
+        raise DataError("does not exist", path)
+    if folder.is_file():
+        raise DataError("is a file, not an index folder", path)
+    if not folder.is_dir():
+        raise DataError("is not a folder", path)
 
 
 def load_mesh(args: SearchArguments, index):
