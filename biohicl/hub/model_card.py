@@ -122,7 +122,8 @@ class BioHiCLModelCardData:
         summary = read_json(run_dir / "training_summary.json", default={})
         adapter = read_json(Path(model_dir or run_dir) / ADAPTER_CONFIG, default=None)
         data = cls.from_biohicl_config(config, model_name)
-        data.hyperparameters = trained_hyperparameters(args, summary.get("loss"), adapter)
+        scale = {k: summary[k] for k in RUN_SCALE if k in summary}
+        data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter)
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}
@@ -247,7 +248,8 @@ class BioHiCLModelCardData:
         )
 
 
-#: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json)
+#: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json; the
+#: :data:`RUN_SCALE` rows from training_summary.json)
 HYPERPARAMETERS = (
     "lambda_con",
     "beta",
@@ -265,6 +267,8 @@ HYPERPARAMETERS = (
     "lora_target_modules",
     "learning_rate",
     "per_device_train_batch_size",
+    "world_size",
+    "documents_per_optimizer_step",
     "num_train_epochs",
     "max_steps",
     "warmup_steps",
@@ -288,6 +292,8 @@ LOSS_KEYS = frozenset(
     | {"negative", "distill_weight", "title_weight"}
 )
 ADAPTER_CONFIG = "adapter_config.json"
+#: training_summary.json's keys on the processes that trained (none in a run folder written before they were recorded)
+RUN_SCALE = ("world_size", "documents_per_optimizer_step")
 
 
 def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:

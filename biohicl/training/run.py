@@ -35,8 +35,9 @@ from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import PUBMEDQA_DEV_TASKS, clean_document_file, own_file_labels
-from biohicl.training.objective import build_loss, loss_config
-from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows, selection_summary
+from biohicl.training.objective import build_loss
+from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
+from biohicl.training.summary import run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
 
 logger = logging.getLogger(__name__)
@@ -333,8 +334,9 @@ def train_biohicl(
 
     The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
     ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
-    the loss trained (its class and ``get_config_dict()``), model selection, runtime), ``training_curves.png`` and,
-    when it evaluated during training, ``dev_evaluations.json`` (each evaluated step's metrics,
+    the processes and documents per optimizer step (:func:`~biohicl.training.summary.batch_scale`), the loss
+    trained (its class and ``get_config_dict()``), model selection, runtime), ``training_curves.png`` and, when it
+    evaluated during training, ``dev_evaluations.json`` (each evaluated step's metrics,
     :func:`~biohicl.training.selection.evaluation_rows`).
     """
     from transformers import set_seed
@@ -379,22 +381,7 @@ def train_biohicl(
         trainer.save_state()
         # written by renaming a new file into place, never through a link planted in the folder
         atomic_write_text(run_dir / TRAINING_ARGS_JSON, args.to_json_string())
-        trainable, total = model.trainable_parameters()
-        summary = {
-            "data": data.stats,
-            "batch_sampler": type(sampler).__name__,
-            "batches_per_epoch": len(sampler),
-            "loss": {"class": type(trainer.loss).__name__, **loss_config(trainer.loss)},  # what trained, not args
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "global_step": trainer.state.global_step,
-            "train_loss": result.training_loss,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-            # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
-            **selection_summary(trainer.selection),
-            "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
-            "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
-        }
+        summary = run_summary(trainer, model, sampler, data.stats, result, start)
         atomic_write_text(run_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
         if evaluations := evaluation_rows(trainer.state.log_history):
             atomic_write_text(run_dir / EVALUATIONS_NAME, json.dumps(evaluations, indent=1))
