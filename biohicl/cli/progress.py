@@ -1,13 +1,15 @@
 """Progress lines of long commands: the library logs them (INFO), the command line shows them.
 
 :func:`show_progress` puts the records of :data:`PROGRESS_LOGGERS` on the console as bare messages, the way the
-commands printed them: INFO on stdout, warnings and errors on stderr.
+commands printed them: INFO on stdout, warnings and errors on stderr. Under ``torchrun``/``accelerate launch`` every
+process runs the command: only rank 0 shows them, the other ranks show the ``biohicl`` loggers' errors alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator
 
@@ -48,11 +50,23 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
+def launched_rank() -> int:
+    """This process's rank under a launcher (``RANK``, else ``LOCAL_RANK``; 0 when neither is set)."""
+    try:
+        return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+    except ValueError:
+        return 0
+
+
 def show_progress(names: Iterable[str] = PROGRESS_LOGGERS) -> None:
-    """Show these loggers' INFO records on the console (one handler per logger, however often it is called)."""
+    """Show these loggers' INFO records on the console (one handler per logger, however often it is called). On a
+    launched process of rank > 0 the library (``biohicl`` and these loggers) shows errors only: its lines and warnings
+    (printed through these handlers or Python's last-resort one) come once, from rank 0."""
+    quiet = launched_rank() > 0
+    logging.getLogger("biohicl").setLevel(logging.ERROR if quiet else logging.NOTSET)
     for name in names:
         log = logging.getLogger(name)
-        log.setLevel(logging.INFO)
+        log.setLevel(logging.ERROR if quiet else logging.INFO)
         if not any(isinstance(handler, ConsoleHandler) for handler in log.handlers):
             log.addHandler(ConsoleHandler())
 

@@ -45,6 +45,7 @@ from biohicl.training.checkpoint import (
     trainable_state,
     whole_run_loss,
 )
+from biohicl.training.distributed import component_means
 from biohicl.training.evaluator_checks import Evaluator, check_evaluation
 from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
@@ -186,8 +187,12 @@ class BioHiCLTrainer(Trainer):
         abstract_inputs = inputs.pop("abstract_inputs", None)
         embeddings = model(**inputs)
         if "title_embeddings" in wanted and title_inputs is not None and abstract_inputs is not None:
-            loss_inputs["title_embeddings"] = model(**title_inputs)
-            loss_inputs["abstract_embeddings"] = model(**abstract_inputs)
+            # through the unwrapped model: a DDP forward broadcasts the buffers, a collective the processes whose
+            # micro-batch has no titles would not join (a hang); the DDP forward's backward still averages the
+            # gradients of all three forwards, which autograd sums into each weight before DDP's hook reduces it
+            encoder = self.accelerator.unwrap_model(model)
+            loss_inputs["title_embeddings"] = encoder(**title_inputs)
+            loss_inputs["abstract_embeddings"] = encoder(**abstract_inputs)
         if "base_embeddings" in wanted:
             loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs)
         out = self.loss(embeddings, siml, **loss_inputs)
@@ -227,10 +232,7 @@ class BioHiCLTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._component_steps:
-            means = torch.stack(list(self._components.values())) / self._component_steps
-            if self.accelerator.num_processes > 1:
-                means = self.accelerator.reduce(means, reduction="mean")
-            logs.update(zip(self._components, means.tolist(), strict=True))  # one device-to-host copy
+            logs.update(component_means(self._components, self._component_steps))  # one device-to-host copy
             self._components, self._component_steps = {}, 0
         if "train_loss" in logs and self.resumed_at_step is not None:  # transformers': this process's steps only
             steps = (self.resumed_at_step, logs["train_loss"], self.state.global_step)
