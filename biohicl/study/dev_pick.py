@@ -1,9 +1,12 @@
-"""Which target variant the dev data picks, before any held-out number (``pick_variant_on_dev``).
+"""Which target variant the dev data picks (``pick_variant_on_dev``), computed from dev data alone.
 
 Each run already chose its step on dev (``load_best_model_at_end``; step 0, the base, a candidate). Between variants
 the study applies the same data by one rule, :data:`DEV_PICK_RULE`, over each variant's training summaries
-(``training_summary.json``: ``best_metric``, ``best_step``, ``selected_base``). Nothing held out enters it, so the
-variant it names is the one whose targets count; the others are reported beside it, not chosen.
+(``training_summary.json``: ``best_metric``, ``best_step``, ``selected_base``). Nothing held out enters its
+computation, so the variant it names is the one whose targets count; the others are reported beside it, not chosen.
+The choice of criterion is another matter: in issue #15 the mean dev selection score (there the SimE-SimL agreement)
+was set down after held-out numbers of earlier variants had been seen (docs/results.md, "The study names its dev
+pick").
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import TRAINING_DONE_NAME, RunKey, run_dir_for
 
 DEV_PICK_RULE = (
-    "By the dev data alone, before any held-out number: a variant with a seed not trained yet, without dev "
+    "Computed from dev data alone (no held-out number enters it): a variant with a seed not trained yet, without dev "
     "selection, or that kept its base (no later step beat step 0 on dev) is out; of the rest, the highest mean dev "
     "selection score at the selected steps wins (a tie keeps the one listed first in target_variants)."
 )
