@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import string
 import subprocess
@@ -51,15 +52,30 @@ def free_port() -> int:
 def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subprocess.CompletedProcess[str]:
     """``torchrun --nproc_per_node processes ARGS`` on this checkout: gloo on CPU, one thread per process, a free port.
 
-    torchrun is what ``accelerate launch --multi_gpu`` runs underneath (``accelerate launch --cpu`` needs MPI for more
-    than one CPU process). Its temp files (``TMPDIR``) go to a folder removed when it ends."""
+    torchrun is what ``accelerate launch --multi_gpu`` runs underneath (``accelerate launch --cpu --num_processes N``
+    starts one process). Its temp files (``TMPDIR``) go to a folder removed when it ends. On a timeout torchrun gets a
+    SIGTERM, on which it stops its workers (each in a session of its own), then is killed: a hung gloo worker would
+    otherwise outlive the test."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--nnodes", "1"]
     command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]
     # torchrun leaves its torchelastic_* folders in the temp folder: give it one of its own, removed afterwards
     with tempfile.TemporaryDirectory(prefix="biohicl-torchrun-", ignore_cleanup_errors=True) as tmp:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
         env["TMPDIR"] = tmp
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        with subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:  # torchrun starts each worker in a session of its own: it stops them
+                process.send_signal(signal.SIGTERM)
+                try:
+                    stdout, stderr = process.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    stdout, stderr = process.communicate()
+                raise subprocess.TimeoutExpired(command, timeout, stdout, stderr) from None
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

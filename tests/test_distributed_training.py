@@ -154,3 +154,37 @@ def test_a_launched_process_of_rank_above_0_shows_only_errors(monkeypatch, capsy
     assert records["0"] == [message for _, _, message in messages]
     training = [message for name, _, message in messages if name.startswith("biohicl.training")]
     assert console["0"] == "".join(message + "\n" for message in training)
+
+
+def test_a_torchrun_past_its_timeout_is_killed_with_its_workers(tmp_path):
+    """A hung run must not outlive its test: on a timeout ``run_torchrun`` stops torchrun and both workers."""
+    import subprocess
+    import time
+
+    script = tmp_path / "sleeper.py"
+    script.write_text(
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(tmp_path)!r}, 'pid' + os.environ['RANK']).write_text(str(os.getpid()))\n"
+        "time.sleep(120)\n",
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_torchrun([str(script)], timeout=12)
+    finished = time.monotonic()
+    pids = [int((tmp_path / f"pid{rank}").read_text()) for rank in (0, 1)]  # both workers had started
+    alive = [pid for pid in pids if _running(pid)]
+    assert not alive, f"workers {alive} outlived the timeout"
+    assert finished - started < 60  # stopped, not left to end their 120 s sleep
+
+
+def _running(pid: int) -> bool:
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")
