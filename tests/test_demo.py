@@ -233,3 +233,15 @@ def test_the_demo_takes_a_task_over_its_own_dataset_with_its_hierarchy(tmp_path,
     task = f"siml-agreement@{tmp_path}/demo/mesh-pairs#mesh={tmp_path}/icd10MeshTree.txt:dev"
     with pytest.raises(Built):  # checked once step 1 built the dataset, not refused before it
         run_demo(DemoArguments(output_dir=str(tmp_path / "demo"), tasks=task))
+
+
+def test_max_steps_below_1_is_refused_only_when_the_demo_uses_it():
+    """Without --training_config the demo trains --max_steps steps (it has no epochs option for -1 to mean); with one,
+    the config's max_steps is used, so the demo's own is not checked."""
+    from biohicl.errors import ConfigError
+    from biohicl.study.demo import DemoArguments
+
+    for steps in (0, -1):
+        with pytest.raises(ConfigError, match=rf"^max_steps: the demo trains at least 1 step, got {steps}$"):
+            DemoArguments(max_steps=steps)
+        assert DemoArguments(max_steps=steps, training_config="configs/biohicl_minilm.yaml").max_steps == steps

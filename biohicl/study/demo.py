@@ -49,7 +49,9 @@ class DemoArguments:
 
     output_dir: str = field(default="runs/demo", metadata={"help": "Where the dataset, run and results go."})
     base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Hub id (or folder) of the model to tune."})
-    max_steps: int = field(default=60, metadata={"help": "Training steps (at least 1)."})
+    max_steps: int = field(
+        default=60, metadata={"help": "Training steps (at least 1; not used with --training_config)."}
+    )
     batch_size: int = field(default=32, metadata={"help": "Documents per training batch."})
     max_length: int = field(default=128, metadata={"help": "Tokens per training document."})
     eval_max_length: int = field(
@@ -84,7 +86,9 @@ class DemoArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1:  # 0 would train one step at learning rate 0 and report the base as BioHiCL
+        # 0 would train one step at learning rate 0 and report the base as BioHiCL, and the demo has no epochs option
+        # for -1 to mean; with --training_config the config's max_steps is used, not this one
+        if self.max_steps < 1 and self.training_config is None:
             raise ConfigError(f"max_steps: the demo trains at least 1 step, got {self.max_steps}")
 
 
