@@ -659,6 +659,11 @@ def test_a_damaged_release_manifest_beside_the_datasets_is_passed_over(tmp_path,
     (tmp_path / "hub" / "datasets" / "a-broken.yaml").write_bytes(b"\xff\xfe repo_id: x\n")  # not UTF-8, read first
     (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text("repo_id: me/my-pairs\nsource: ds\n", encoding="utf-8")
     assert dataset_hub_id("ds", root=tmp_path) == "me/my-pairs"
+    # a manifest publish refuses (a key given twice) names no dataset either: PyYAML alone kept the last repo_id
+    (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text(
+        "repo_id: me/old\nsource: ds\nrepo_id: me/my-pairs\n", encoding="utf-8"
+    )
+    assert dataset_hub_id("ds", root=tmp_path) is None
 
 
 def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch, caplog):

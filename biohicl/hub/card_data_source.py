@@ -92,13 +92,16 @@ def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | No
     ``root/hub/datasets/`` whose ``source`` is that folder (both relative to the working directory), else None."""
     import yaml
 
+    from biohicl.config_values import load_yaml, read_config_text
+    from biohicl.errors import ConfigError
+
     wanted = Path(dataset_path).expanduser()
     wanted = (wanted if wanted.is_absolute() else Path.cwd() / wanted).resolve()
     root = Path(root)
     for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):  # another manifest's damage is its own publish's to name
+        try:  # read as publish reads a manifest: one it refuses (a key given twice, say) names no dataset
+            values = load_yaml(read_config_text(path, "manifest"), path)
+        except (ConfigError, yaml.YAMLError):  # another manifest's damage is its own publish's to name
             continue
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue
