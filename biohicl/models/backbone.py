@@ -4,7 +4,9 @@ folder, and what LoRA wraps (peft's defaults, plus the encoder types it has none
 from __future__ import annotations
 
 import json
+import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -290,8 +292,9 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
 
 def quiet_peft_wrap(function, *args: Any, target_field: str | None = None, **kwargs: Any):
     """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning; with
-    ``target_field``, target modules that match no module of the model (``args[0]``) are a one-line
-    :class:`ConfigError` naming that field and the model's linear module names, not peft's traceback.
+    ``target_field``, peft's "no module targeted" error is a one-line :class:`ConfigError` naming that field: when no
+    target names a module of the model (``args[0]``), it lists the model's linear module names; when targets match
+    but ``layers_to_transform``, ``exclude_modules`` or the like removed them all, it keeps peft's first line.
 
     peft's ``PeftModel.__init__`` reads ``model.is_gradient_checkpointing`` (deprecated in transformers 5 for
     ``is_activation_checkpointing``) on every wrap and load; biohicl does not read it, so the warning is peft's,
@@ -306,12 +309,24 @@ def quiet_peft_wrap(function, *args: Any, target_field: str | None = None, **kwa
             if target_field is None or not unmatched:
                 raise
             targets = getattr(args[1] if len(args) > 1 else kwargs.get("peft_config"), "target_modules", None)
+            if targets and any_module_matches(args[0], targets):  # peft's reason is another setting: keep it
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ConfigError(f"{target_field}: {first}") from None
             shown = targets if isinstance(targets, str) else ", ".join(sorted(targets or []))
             linear = linear_module_names(args[0])
             raise ConfigError(
                 f"{target_field}: no module of the model matches {shown or 'none'} (its linear modules: "
                 f"{', '.join(linear[:12]) or 'none'}{', ...' if len(linear) > 12 else ''})"
             ) from None
+
+
+def any_module_matches(model: nn.Module, targets: str | Iterable[str]) -> bool:
+    """Whether ``targets`` (peft's ``target_modules``) name a module of ``model`` as peft matches them: a str is a
+    regular expression over the full name, a list of names each matches a name or its last dotted segments."""
+    names = [name for name, _ in model.named_modules() if name]
+    if isinstance(targets, str):
+        return any(re.fullmatch(targets, name) for name in names)
+    return any(name == target or name.endswith(f".{target}") for target in targets for name in names)
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -332,8 +347,7 @@ def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
         return None
     if model_type in EXTRA_LORA_TARGET_MODULES:
         return list(EXTRA_LORA_TARGET_MODULES[model_type])
-    layers = backbone.named_modules()
-    linear = sorted({name.rsplit(".", 1)[-1] for name, module in layers if isinstance(module, nn.Linear)})
+    linear = sorted(linear_module_names(backbone))
     raise ConfigError(
         f"lora_target_modules: peft has no default for model type {model_type!r}; name the attention projections "
         f"to adapt (this model's linear layers: {', '.join(linear[:12]) or 'none'})"

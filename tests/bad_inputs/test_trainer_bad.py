@@ -134,6 +134,37 @@ def test_lora_target_modules_matching_nothing_names_the_field_and_the_linear_mod
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        # the targets exist, other settings removed them: peft's own first line, not "no module matches"
+        ({"target_modules": ["query"], "layers_to_transform": [99]},
+         "peft_config: Target modules {'query'} not found in the base model. Please check the target modules and try "
+         "again. Note: You specified 'layers_to_transform': [99]."),
+        ({"target_modules": ["query"], "exclude_modules": ["query"]},
+         "peft_config: No modules were targeted for adaptation. This might be caused by a combination of mismatched "
+         "target modules and excluded modules."),
+        # a misspelled target (list or regular expression) still gets the model's linear module names
+        ({"target_modules": ["qeury"]},
+         "peft_config: no module of the model matches qeury (its linear modules: query, key, value, dense)"),
+        ({"target_modules": r".*\.qeury"},
+         r"peft_config: no module of the model matches .*\.qeury (its linear modules: query, key, value, dense)"),
+    ],
+    ids=["layers_to_transform", "exclude_modules", "typo", "typo_regex"],
+)  # fmt: skip
+def test_peft_config_matching_nothing_says_why(tiny_bert_dir, settings, expected):
+    from peft import LoraConfig
+
+    from biohicl.errors import ConfigError
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    with pytest.raises(ConfigError) as raised:
+        model.add_lora(peft_config=LoraConfig(r=2, **settings), verbose=False)
+    assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
+    assert not model.is_peft
+
+
 def test_demo_refuses_zero_steps_before_building_anything(tmp_path, run_cli):
     result = run_cli(["demo", "--max_steps", "0", "--output_dir", str(tmp_path / "demo")])
     assert "biohicl demo: error: max_steps: the demo trains at least 1 step, got 0" in result.err
