@@ -78,6 +78,24 @@ def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subp
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+@pytest.fixture(autouse=True)
+def library_loggers_as_in_a_fresh_process():
+    """Each test starts with the library's loggers as a fresh process has them: a command run in-process
+    (``show_progress``) sets their levels and console handlers, which would otherwise reach later tests (a
+    ``caplog`` at WARNING then also holds their INFO records)."""
+    import logging
+
+    from biohicl.cli.progress import PROGRESS_LOGGERS
+
+    loggers = [logging.getLogger(name) for name in ("biohicl", *PROGRESS_LOGGERS)]
+    saved = [(log, log.level, list(log.handlers), log.propagate) for log in loggers]
+    yield
+    for log, level, handlers, propagate in saved:
+        log.setLevel(level)
+        log.handlers[:] = handlers
+        log.propagate = propagate
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data folder (``BIOHICL_DATA_DIR`` or ``../shared/data``)."""
