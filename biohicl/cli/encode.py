@@ -40,7 +40,6 @@ def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
     from biohicl.data.corpus import check_text_file
-    from biohicl.errors import ConfigError
     from biohicl.models.onnx_backend import check_backend, load_inference_model, onnx_providers, with_backend
     from biohicl.search.embeddings_file import encode_file
     from biohicl.search.layout import parse_dtype
@@ -48,11 +47,8 @@ def main(argv: list[str]) -> int:
     (args,) = parse_command(EncodeArguments, argv, prog="biohicl encode", description=__doc__)
     check_text_file(args.input)  # a missing, folder or parquet input fails before the model loads
     parse_dtype(args.dtype)  # a bad dtype fails before the model loads
-    if args.compute_dtype is not None:
-        try:
-            parse_dtype(args.compute_dtype)
-        except ConfigError as err:  # its message names `dtype`
-            raise ConfigError(str(err).replace("dtype:", "compute_dtype:", 1)) from None
+    if args.compute_dtype:  # "" is the default, as encode_file reads it
+        parse_dtype(args.compute_dtype, "compute_dtype")
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     backend, quantize = check_backend(args.backend, args.quantize)
     extra = {"providers": onnx_providers(args.device)} if backend == "onnx" else {}  # checked before the model loads

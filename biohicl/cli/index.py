@@ -31,6 +31,20 @@ class IndexCommandArguments:
     )
 
 
+def check_options(options: IndexingArguments) -> None:
+    """Refuse a bad ``--shard_size``/``--batch_size``/``--dtype``/``--compute_dtype`` before the model loads (as
+    :func:`build_index` would after: None is the default ``compute_dtype``, "" is refused there too)."""
+    from biohicl.errors import ConfigError
+    from biohicl.search.layout import parse_dtype
+
+    for name in ("shard_size", "batch_size"):
+        if getattr(options, name) < 1:
+            raise ConfigError(f"--{name}: must be positive, got {getattr(options, name)}")
+    parse_dtype(options.dtype)
+    if options.compute_dtype is not None:
+        parse_dtype(options.compute_dtype, "compute_dtype")
+
+
 def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
     from biohicl.cli.progress import library_bars
@@ -48,6 +62,7 @@ def main(argv: list[str]) -> int:
     from biohicl.data.corpus import read_corpus
     from biohicl.models.onnx_backend import check_backend, with_backend
 
+    check_options(options)
     check_writable_folder(args.output, "--output")  # a file in the way fails now, not after the model loads
     read_corpus(args.corpus)  # a missing corpus or unknown format fails now too (the readers are lazy)
     backend, quantize = check_backend(args.backend, args.quantize)

@@ -53,9 +53,9 @@ COMMA_LIST = "comma_list"
 REQUIRED = "_biohicl_required"
 _OURS = {ARGPARSE, COMMA_LIST}  # metadata keys that are not argparse keywords
 #: help text that states the option's default itself: "(default: ...)", "(default 4·k)", "x (default)", "default:
-#: ...", a sentence "Defaults to ..." (not "Default split", "default corpora", "metric_for_best_model then defaults
-#: to dev_score")
-_STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:|(^|\. )Defaults to\b", re.IGNORECASE)
+#: ...", "; default main", a sentence "Defaults to ..."/"Defaults based on ...", "... by default" (not "Default
+#: split", "default corpora", "metric_for_best_model then defaults to dev_score", "uses default configuration")
+_STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:|[;,]\s*default\b|(^|\. )Defaults\b|\bby default\b", re.IGNORECASE)
 _BOOL_WORDS = {"yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"}
 _CONFIG_HELP = (
     "YAML or JSON file of these options (keys: the option names without --); options on the command line override "

@@ -100,16 +100,17 @@ def ids_digest(ids: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def parse_dtype(name: str | torch.dtype) -> torch.dtype:
-    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` → ``torch.bfloat16`` (float32, float16, bfloat16 only)."""
+def parse_dtype(name: str | torch.dtype, field: str = "dtype") -> torch.dtype:
+    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` → ``torch.bfloat16`` (float32, float16, bfloat16 only); a
+    :class:`ConfigError` naming ``field`` (``compute_dtype: 'x' is not one of ...``) otherwise."""
     if isinstance(name, torch.dtype):
         if name not in STORAGE_DTYPES.values():
-            raise ConfigError(f"dtype: {name} is not one of {', '.join(STORAGE_DTYPES)}")
+            raise ConfigError(f"{field}: {name} is not one of {', '.join(STORAGE_DTYPES)}")
         return name
     aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
     key = aliases.get(str(name).lower(), str(name).lower())
     if key not in STORAGE_DTYPES:
-        raise ConfigError(f"dtype: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
+        raise ConfigError(f"{field}: {name!r} is not one of {', '.join(STORAGE_DTYPES)}")
     return STORAGE_DTYPES[key]
 
 

@@ -68,6 +68,39 @@ def test_encode_compute_dtype_is_named_and_refused_before_the_model_loads(run_cl
     assert not out.exists()
 
 
+def test_encode_an_empty_compute_dtype_is_the_default(run_cli, texts, tmp_path, tiny_bert_dir):
+    # encode_file reads "" as "not given": the check before the model loads must not refuse it
+    from safetensors.torch import load_file
+
+    argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts)]
+    for name, extra in [("plain", []), ("empty", ["--compute_dtype", ""])]:
+        result = run_cli([*argv, "--output", str(tmp_path / f"{name}.safetensors"), *extra], expect_error=False)
+        assert result.code == 0, result.err
+    plain, empty = (load_file(tmp_path / f"{name}.safetensors")["embeddings"] for name in ("plain", "empty"))
+    assert empty.shape == (2, plain.shape[1]) and empty.dtype == plain.dtype and bool((empty == plain).all())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--dtype", "bogus", "dtype: 'bogus' is not one of float32, float16, bfloat16"),
+        ("--compute_dtype", "bogus", "compute_dtype: 'bogus' is not one of float32, float16, bfloat16"),
+        ("--compute_dtype", "", "compute_dtype: '' is not one of float32, float16, bfloat16"),
+        ("--batch_size", "0", "--batch_size: must be positive, got 0"),
+        ("--shard_size", "-2", "--shard_size: must be positive, got -2"),
+    ],
+)
+def test_index_bad_values_are_named_and_refused_before_the_model_loads(
+    run_cli, no_model, tmp_path, option, value, message
+):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "d0", "text": "a"}\n')
+    out = tmp_path / "idx"
+    result = run_cli(["index", "--model", "m", "--output", str(out), option, value, str(corpus)])
+    assert result.err.strip() == f"biohicl index: error: {message}"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("size", ["0", "-3"])
 def test_encode_batch_size_below_one_is_refused_before_the_model_loads(run_cli, no_model, texts, tmp_path, size):
     out = tmp_path / "o.safetensors"
@@ -145,11 +178,54 @@ def test_required_options_show_no_default(capsys):
     assert "Folder to write the averaged adapter to (replaced whole if it exists). --weights" in text
 
 
+#: the only ways an option's help may say "default" and still get "(default: ...)" appended: none of them states
+#: that option's default (another option's, the corpora's, an organisation's ...)
+_NOT_ITS_DEFAULT = re.compile(
+    r"Default split|the default corpora|metric_for_best_model then defaults to dev_score|uses default configuration"
+    r"|org default|picks a default"
+)
+
+
+def _option_helps(command: str, capsys, monkeypatch) -> list[tuple[str, str, str]]:
+    """(option, its own help text, the help --help prints) of every option of ``command``."""
+    from biohicl.cli import parser
+
+    helps = []
+    shown = parser._HelpFormatter._get_help_string
+
+    def record(self, action):
+        text = shown(self, action)
+        helps.append(((action.option_strings or [action.dest])[0], action.help or "", text or ""))
+        return text
+
+    monkeypatch.setattr(parser._HelpFormatter, "_get_help_string", record)
+    _help(command, capsys)
+    return helps
+
+
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
-def test_an_option_states_its_default_once(command, capsys):
-    text = _help(command, capsys)
-    twice = re.findall(r"\(default[^()]*(?:\([^()]*\)[^()]*)*\)\.? \(default: [^)]*\)", text)
+def test_an_option_states_its_default_once(command, capsys, monkeypatch):
+    helps = _option_helps(command, capsys, monkeypatch)
+    assert len(helps) > 3
+    for option, own, shown in helps:
+        if shown == own or "default" not in _NOT_ITS_DEFAULT.sub("", own).lower():
+            continue  # its help printed as written, or it appended a default to a help that states none
+        raise AssertionError(f"{command} {option}: its help states a default and gets another: {shown!r}")
+    twice = re.findall(r"\(default[^()]*(?:\([^()]*\)[^()]*)*\)\.? \(default: [^)]*\)", _help(command, capsys))
     assert twice == []
+
+
+def test_a_default_stated_in_any_form_is_shown_once(capsys, monkeypatch):
+    # "; default main", "Defaults based on ...", "... by default": the help's own statement, no "(default: None)"
+    expected = {
+        ("publish", "--revision"): "Branch to commit to (created if missing; default main).",
+        ("train", "--greater_is_better"): "Defaults based on `metric_for_best_model`.",
+        ("train", "--skip_memory_metrics"): "Skipped by default because it slows down training.",
+    }
+    for (command, option), ending in expected.items():
+        shown = {name: text for name, _, text in _option_helps(command, capsys, monkeypatch)}[option]
+        assert shown.endswith(ending) and "(default: " not in shown, (command, option, shown)
+        monkeypatch.undo()
 
 
 def test_a_default_the_help_states_is_not_repeated(capsys):
