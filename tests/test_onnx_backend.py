@@ -246,7 +246,7 @@ def test_device_cuda_is_refused_by_a_cpu_only_onnxruntime(tiny_bert_dir, tmp_pat
     assert main([*argv, "--device", "auto"]) == 0 and out.is_file()  # the default (and auto) stay on the CPU
     from biohicl.models.onnx_backend import onnx_providers
 
-    for device in (None, "auto", "cpu", "CPU"):
+    for device in (None, "auto", "cpu", "CPU", "cpu:0", torch.device("cpu", 1)):  # any cpu index, as torch takes
         assert onnx_providers(device) == ["CPUExecutionProvider"]
     with pytest.raises(ConfigError, match=r"^--device mps: the onnx backend runs on cpu or cuda"):
         onnx_providers("mps")
@@ -304,6 +304,37 @@ def test_device_cuda_runs_on_cudas_provider_when_onnxruntime_has_it(model, cache
         [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"],
         ["CPUExecutionProvider"],
     ]
+
+
+def test_the_check_line_names_the_device_the_figures_were_measured_on(
+    model, tmp_path, cuda_onnxruntime, monkeypatch, caplog
+):
+    import biohicl.models.onnx_backend as onnx_backend
+
+    checks = []
+    verify = onnx_backend.verify_export
+    monkeypatch.setattr(onnx_backend, "verify_export", lambda *a, **k: checks.append(1) or verify(*a, **k))
+    with caplog.at_level("INFO", logger=onnx_backend.__name__):
+        cpu = load_onnx_encoder(model, cache_dir=tmp_path)  # first use: checked on the CPU
+        cuda = load_onnx_encoder(model, cache_dir=tmp_path, device="cuda")  # the CPU's figures reused
+    assert len(checks) == 1 and cpu.verification["device"] == "cpu" and cuda.verification == cpu.verification
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ONNX fp32 encoder")]
+    diff = cpu.verification["max_abs_diff"]
+    assert lines[0].startswith(f"ONNX fp32 encoder {cpu.path} on cpu: max |Δ| to torch {diff:.2e}, min cosine ")
+    assert lines[0].endswith(" (checked on cpu)")
+    assert lines[1].startswith(f"ONNX fp32 encoder {cuda.path} on cuda: max |Δ| to torch {diff:.2e}, min cosine ")
+    assert lines[1].endswith(" (checked on cpu)")
+    info_path = cpu.path.parent / EXPORT_INFO  # a report written before the device was recorded
+    info = json.loads(info_path.read_text())
+    del info["fp32"]["device"]
+    info_path.write_text(json.dumps(info))
+    caplog.clear()
+    with caplog.at_level("INFO", logger=onnx_backend.__name__):
+        load_onnx_encoder(model, cache_dir=tmp_path, device="cuda")
+    assert len(checks) == 1
+    assert caplog.records[-1].getMessage().endswith(" (checked on an unrecorded device)")
+    first_on_cuda = load_onnx_encoder(model, cache_dir=tmp_path / "cuda-first", device="cuda")
+    assert len(checks) == 2 and first_on_cuda.verification["device"] == "cuda"  # checked on the session it opened
 
 
 def test_a_cuda_provider_that_falls_back_to_the_cpu_is_refused(model, cache, cuda_onnxruntime, monkeypatch):

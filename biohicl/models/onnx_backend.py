@@ -77,16 +77,19 @@ CPU_PROVIDER = "CPUExecutionProvider"
 
 
 def onnx_providers(device: str | torch.device | None) -> list[Provider]:
-    """ONNX Runtime's execution providers for ``--device``: the CPU's for none, ``auto`` or ``cpu``; for ``cuda`` or
-    ``cuda:N``, CUDA's (device N) then the CPU's, or a one-line :class:`ConfigError` when this onnxruntime has no
-    CUDA provider (the plain ``onnxruntime`` wheel); any other device is refused."""
+    """ONNX Runtime's execution providers for ``--device``: the CPU's for none, ``auto`` or ``cpu`` (``cpu:N`` too,
+    as torch takes it); for ``cuda`` or ``cuda:N``, CUDA's (device N) then the CPU's, or a one-line
+    :class:`ConfigError` when this onnxruntime has no CUDA provider (the plain ``onnxruntime`` wheel); any other device
+    is refused."""
     name = str(device).strip().lower() if device is not None else "auto"
-    if name in ("", "auto", "cpu"):
+    if name in ("", "auto"):
         return [CPU_PROVIDER]
     try:
         wanted = torch.device(name)
     except RuntimeError:
         wanted = None
+    if wanted is not None and wanted.type == "cpu":
+        return [CPU_PROVIDER]
     if wanted is None or wanted.type != "cuda":
         raise ConfigError(f"--device {device}: the onnx backend runs on cpu or cuda (cuda:N)")
     available = require_onnxruntime().get_available_providers()
@@ -312,21 +315,25 @@ def load_onnx_encoder(
     if key not in info:
         if verify:
             report = verify_export(model, encoder)
-            report.update(torch=torch.__version__, onnxruntime=ort.__version__)
+            report.update(device=str(encoder.device), torch=torch.__version__, onnxruntime=ort.__version__)
             _check_verification(report, quantize, path)
         else:
             report = {"max_abs_diff": None, "min_cosine": None, "texts": 0}
         info[key] = report
         info["fingerprint"] = fingerprint
         atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")  # ranks of a launch may race here
-    encoder.verification = info[key]
+    report = encoder.verification = info[key]
+    # the figures come from the check that made this report, maybe an earlier load on another device
+    where = report.get("device", "an unrecorded device")  # older export.json reports lack it
+    checked = "" if report.get("max_abs_diff") is None else f" (checked on {where})"
     logger.info(
-        "ONNX %s encoder %s on %s: max |Δ| to torch %s, min cosine %s",
+        "ONNX %s encoder %s on %s: max |Δ| to torch %s, min cosine %s%s",
         key,
         path,
         encoder.device,
-        _fmt(info[key].get("max_abs_diff"), ".2e"),
-        _fmt(info[key].get("min_cosine"), ".6f"),
+        _fmt(report.get("max_abs_diff"), ".2e"),
+        _fmt(report.get("min_cosine"), ".6f"),
+        checked,
     )
     return encoder
 
