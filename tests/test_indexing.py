@@ -329,3 +329,15 @@ def test_sigkill_mid_shard_then_resume(model, tiny_bert_dir, tmp_path):
     expected = model.encode([t for _, t in docs], convert_to="torch")
     np.testing.assert_allclose(emb.numpy(), expected.numpy(), atol=1e-5)
     assert [r["id"] for r in sidecar] == [d for d, _ in docs]
+
+
+def test_a_bad_compute_dtype_is_named_as_such_from_python(model, tmp_path):
+    """build_index and encode_file (the library behind `biohicl index` / `encode`) name compute_dtype, not dtype."""
+    from biohicl.search.embeddings_file import encode_file
+
+    (tmp_path / "t.txt").write_text("a\nb\n", encoding="utf-8")
+    docs = [{"_id": "d1", "text": "a"}]
+    with pytest.raises(ConfigError, match=r"^compute_dtype: 'bogus' is not one of float32, float16, bfloat16$"):
+        build_index(model, docs, tmp_path / "idx", compute_dtype="bogus", show_progress_bar=False)
+    with pytest.raises(ConfigError, match=r"^compute_dtype: 'bogus' is not one of float32, float16, bfloat16$"):
+        encode_file(model, tmp_path / "t.txt", tmp_path / "e.safetensors", compute_dtype="bogus")

@@ -28,7 +28,7 @@ def encode_file(
     """Embed every text of ``input`` (.txt lines or .jsonl records) into ``output`` (written atomically); returns
     the matrix. ``compute_dtype`` is the autocast dtype (default: ``dtype`` on a GPU, float32 on CPU)."""
     storage = parse_dtype(dtype)
-    compute = parse_dtype(compute_dtype) if compute_dtype else None
+    compute = parse_dtype(compute_dtype, "compute_dtype") if compute_dtype else None
     if compute is None and model.device.type == "cuda" and storage != torch.float32:
         compute = storage
     ids: list[str | None] = []

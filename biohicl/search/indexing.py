@@ -260,7 +260,7 @@ def build_index(
     if device != model.device and device.type != "cpu":
         model.to(device)
     default_compute = storage if model.device.type == "cuda" else torch.float32
-    compute = default_compute if compute_dtype is None else parse_dtype(compute_dtype)
+    compute = default_compute if compute_dtype is None else parse_dtype(compute_dtype, "compute_dtype")
     if model_id is None:
         model_id, revision = describe_model(model)
         revision = model_revision or revision
