@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SIZE
 from biohicl.errors import ConfigError
+from biohicl.training.arg_checks import check_seed
 
 HELP = "read MeSH-annotated abstracts and write the MeSH-pair dataset (documents + top-k SimL pairs, parquet)"
 
@@ -155,8 +156,7 @@ class BuildDatasetArguments:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
         for name in ("seed", "dev_seed"):  # numpy's generators refuse a negative seed, after the inputs were read
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+            check_seed(getattr(self, name), f"--{name}")  # any seed from 0: default_rng and a hash take them all
 
     def groups(self) -> list[tuple[str, list[str]]] | None:
         """``(source, files)`` groups of the ``--source``/``--input`` options (None: no input given)."""

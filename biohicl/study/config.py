@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_field_types
+from biohicl.study.run_checks import check_run_settings, check_seeds
 from biohicl.study.specs import DatasetSpec, ModelSpec
+from biohicl.training.arg_checks import check_seed
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
@@ -130,7 +132,9 @@ class ReproduceConfig:
         """Build the nested specs and check every field. The training settings (``training``, each model's
         ``training``, each variant) are converted and checked as ``biohicl train --config`` reads a file, however
         the config is made: ``learning_rate: 1e-4`` (a string to YAML) is a float, ``lora_r: abc`` or an unknown
-        key a one-line error naming the scope and the field, when the config is read, not when a run trains."""
+        key a one-line error naming the scope and the field, when the config is read, not when a run trains; so are
+        the values ``biohicl train`` refuses before loading (``lora_alpha: 0``, ``max_steps: 0``, ...), on what each
+        model's variant trains with (:func:`~biohicl.study.run_checks.check_run_settings`)."""
         if isinstance(self.dataset, Mapping):
             self.dataset = _build(DatasetSpec, self.dataset, "dataset")
         if not isinstance(self.models, list):
@@ -180,7 +184,7 @@ class ReproduceConfig:
             check_seeds(model.seeds or [], f"models[{model.name}].seeds")
         for variant, seeds in self.seeds_per_variant.items():
             check_seeds(seeds, f"seeds_per_variant.{variant}")
-        check_seeds([self.dataset.seed], "dataset.seed")  # the mining's, as build-dataset's --seed
+        check_seed(self.dataset.seed, "dataset.seed")  # the mining's: build-dataset's --seed rule
         from biohicl.config_values import convert_config_values
         from biohicl.training.args import BioHiCLTrainingArguments
 
@@ -193,6 +197,13 @@ class ReproduceConfig:
             if reserved:
                 raise ConfigError(f"{scope}: {', '.join(reserved)} are set by the study itself")
             values.update(convert_config_values(BioHiCLTrainingArguments, values, scope))
+        for model in self.models:  # what each run trains with, as biohicl train checks it, named by its scope
+            for variant in self.model_variants(model):
+                scopes = {
+                    f"variants.{variant}": self.variants[variant],
+                    f"models[{model.name}].training": model.training,
+                }
+                check_run_settings(run_settings(self, model, variant), {**scopes, "training": self.training})
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> ReproduceConfig:
@@ -290,14 +301,6 @@ class ReproduceConfig:
                 raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
             new.models = [m for m in new.models if m.name in models]
         return new
-
-
-def check_seeds(seeds: Sequence[int], name: str) -> None:
-    """Refuse a seed training cannot take (``set_seed`` seeds numpy, which takes 0 to 2**32 - 1), naming ``name``:
-    when the config is read, not when its run starts."""
-    for seed in seeds:
-        if not 0 <= seed < 2**32:
-            raise ConfigError(f"{name}: {seed} is not a seed (a whole number from 0 to {2**32 - 1})")
 
 
 def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:

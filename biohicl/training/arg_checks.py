@@ -1,6 +1,8 @@
 """Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
-loaded, with a traceback, or never: LoRA's rank, alpha and dropout, the seeds, the reporting integrations, the
-scheduler's keyword arguments and ``max_steps``. Each is a one-line :class:`ConfigError` naming its field."""
+loaded, with a traceback, or never: LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no
+LoRA), the seeds, the reporting integrations, the scheduler's keyword arguments and ``max_steps``. Each is a one-line
+:class:`ConfigError` naming its field. :func:`check_seed` is the one seed rule of training, a study config and
+``biohicl build-dataset``."""
 
 from __future__ import annotations
 
@@ -20,7 +22,23 @@ REPORT_TO_WORDS = ("none", "all")
 def check_run_values(args: Any) -> None:
     """Refuse a bad value of ``args`` (a ``BioHiCLTrainingArguments`` before ``TrainingArguments.__post_init__``
     normalises it). ``report_to`` None becomes ``"none"``; a ``lr_scheduler_kwargs`` JSON object string is left for
-    transformers to parse, stripped."""
+    transformers to parse, stripped. The LoRA values are not checked under ``full_finetune``: no LoRA is built."""
+    if not args.full_finetune:
+        check_lora_values(args)
+    for name in ("seed", "data_seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_seed(value, name, SEED_LIMIT)
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise ConfigError(f"max_steps: give a positive number, or -1 to train num_train_epochs; got {args.max_steps}")
+    if args.report_to is None:
+        args.report_to = "none"
+    check_report_to(args.report_to)
+    args.lr_scheduler_kwargs = scheduler_kwargs(args.lr_scheduler_kwargs)
+
+
+def check_lora_values(args: Any) -> None:
+    """LoRA's rank (at least 1), alpha (nonzero) and dropout (in [0, 1)) in ``args``."""
     if args.lora_r < 1:
         raise ConfigError(f"lora_r: the LoRA rank must be at least 1, got {args.lora_r}")
     if args.lora_alpha == 0:  # scaling alpha / r = 0: the adapter's output is zero, nothing trains
@@ -29,16 +47,18 @@ def check_run_values(args: Any) -> None:
         )
     if not 0.0 <= args.lora_dropout < 1.0:
         raise ConfigError(f"lora_dropout: must be in [0, 1), got {args.lora_dropout}")
-    for name in ("seed", "data_seed"):
-        value = getattr(args, name, None)
-        if value is not None and not 0 <= value < SEED_LIMIT:
-            raise ConfigError(f"{name}: must be in [0, 2**32), got {value}")
-    if args.max_steps == 0 or args.max_steps < -1:
-        raise ConfigError(f"max_steps: give a positive number, or -1 to train num_train_epochs; got {args.max_steps}")
-    if args.report_to is None:
-        args.report_to = "none"
-    check_report_to(args.report_to)
-    args.lr_scheduler_kwargs = scheduler_kwargs(args.lr_scheduler_kwargs)
+
+
+def check_seed(value: int, name: str, upper: int | None = None) -> None:
+    """Refuse a seed below 0, or at or above ``upper`` (None: no bound), naming ``name``. Training's seeds go to
+    ``transformers.set_seed``, whose numpy takes ``[0, 2**32)`` (:data:`SEED_LIMIT`); the dataset build's go to
+    ``numpy.random.default_rng`` and a hash, which take any whole number from 0."""
+    if upper is None:
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {value}")
+    elif not 0 <= value < upper:
+        bound = f"2**{upper.bit_length() - 1}" if upper & (upper - 1) == 0 else str(upper)  # 2**32, not 4294967296
+        raise ConfigError(f"{name}: must be in [0, {bound}), got {value}")
 
 
 def check_report_to(value: str | list[str]) -> None:

@@ -1,5 +1,7 @@
-"""A study config's seeds: each must be one training can take (``set_seed`` seeds numpy: 0 to 2**32 - 1), refused
-when the config is read, so ``biohicl reproduce --dry_run`` refuses it too, not the run that would train on it."""
+"""A study config's seeds and training values: each seed must be one training can take (``set_seed`` seeds numpy:
+0 to 2**32 - 1; the mining's ``dataset.seed`` any from 0, as build-dataset's ``--seed``), and each value a run trains
+with one ``biohicl train`` takes; refused when the config is read, so ``biohicl reproduce --dry_run`` refuses it too,
+not the run that would train on it, naming the scope that set it."""
 
 from __future__ import annotations
 
@@ -23,31 +25,106 @@ def test_dry_run_refuses_a_negative_seed(tmp_path, run_cli):
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path, seeds=[0, -1])), encoding="utf-8")
     result = run_cli(["reproduce", "--config", str(config), "--dry_run"])
-    assert result.err.strip() == (
-        f"biohicl reproduce: error: {config}: seeds: -1 is not a seed (a whole number from 0 to 4294967295)"
-    )
+    assert result.err.strip() == (f"biohicl reproduce: error: {config}: seeds: must be in [0, 2**32), got -1")
     assert not (tmp_path / "study").exists()
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seeds": [2**32]}, "seeds: 4294967296 is not a seed"),
-        ({"seeds_per_variant": {"full": [-3]}}, r"seeds_per_variant\.full: -3 is not a seed"),
+        ({"seeds": [2**32]}, "seeds: must be in [0, 2**32), got 4294967296"),
+        ({"seeds_per_variant": {"full": [-3]}}, "seeds_per_variant.full: must be in [0, 2**32), got -3"),
         (
             {"models": [{"name": "minilm", "model": "sentence-transformers/all-MiniLM-L6-v2", "seeds": [1, -1]}]},
-            r"models\[minilm\]\.seeds: -1 is not a seed",
+            "models[minilm].seeds: must be in [0, 2**32), got -1",
         ),
-        ({"dataset": {"seed": -1}}, r"dataset\.seed: -1 is not a seed"),  # the mining's: build-dataset refuses it
+        ({"dataset": {"seed": -1}}, "dataset.seed: must be >= 0, got -1"),  # the mining's: build-dataset refuses it
     ],
 )
 def test_every_place_a_seed_is_given_is_checked(tmp_path, changes, message):
-    with pytest.raises(ConfigError, match=rf"^study\.yaml: {message} \(a whole number from 0 to 4294967295\)$"):
+    with pytest.raises(ConfigError) as caught:
         ReproduceConfig.from_dict(tiny_config(tmp_path, **changes), source="study.yaml")
+    assert str(caught.value) == f"study.yaml: {message}"
+
+
+def test_the_mining_seed_has_build_datasets_rule_not_trainings(tmp_path):
+    # default_rng takes any seed from 0: build-dataset --seed 4294967296 builds, so the study's dataset.seed may too
+    config = ReproduceConfig.from_dict(tiny_config(tmp_path, dataset={"seed": 2**32}), source="study.yaml")
+    assert config.dataset.seed == 4294967296
 
 
 def test_the_largest_seed_is_accepted_and_seeds_from_the_command_line_are_checked(tmp_path):
     config = ReproduceConfig.from_dict(tiny_config(tmp_path, seeds=[0, 2**32 - 1]), source="study.yaml")
     assert config.seeds == [0, 4294967295]
-    with pytest.raises(ConfigError, match=r"^--seeds: -2 is not a seed"):
+    with pytest.raises(ConfigError, match=r"^--seeds: must be in \[0, 2\*\*32\), got -2$"):
         config.select(seeds=[-2])
+
+
+#: Values ``biohicl train`` refuses before loading, and its one-line reason for each.
+BAD_TRAINING_VALUES = [
+    ("lora_alpha", 0, "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value (e.g. 2 × lora_r)"),
+    ("max_steps", 0, "max_steps: give a positive number, or -1 to train num_train_epochs; got 0"),
+    ("data_seed", -1, "data_seed: must be in [0, 2**32), got -1"),
+    ("lora_dropout", 1, "lora_dropout: must be in [0, 1), got 1"),
+    ("lr_scheduler_kwargs", "[1, 2]", "lr_scheduler_kwargs: expected a JSON object of keyword arguments, got '[1, 2]'"),
+    (
+        "report_to",
+        "tensorbord",
+        "report_to: 'tensorbord' is not an integration transformers reports to (did you mean tensorboard?); one of ",
+    ),
+]
+MINILM = {"name": "minilm", "model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 64}
+
+
+def in_scope(tmp_path: Path, scope: str, name: str, value) -> dict:
+    """The tiny study with ``name: value`` set in ``scope``: the study's training, variant full, or minilm's."""
+    values = tiny_config(tmp_path)
+    if scope == "training":
+        return {**values, "training": {**values["training"], name: value}}
+    if scope == "variants.full":
+        return {**values, "variants": {"full": {name: value}, "no_mse": {"use_mse": False}}}
+    return {**values, "models": [{**MINILM, "training": {name: value}}]}
+
+
+@pytest.mark.parametrize("scope", ["training", "variants.full", "models[minilm].training"])
+@pytest.mark.parametrize(("name", "value", "reason"), BAD_TRAINING_VALUES)
+def test_a_training_value_biohicl_train_refuses_is_refused_when_the_config_is_read(
+    tmp_path, scope, name, value, reason
+):
+    with pytest.raises(ConfigError) as caught:
+        ReproduceConfig.from_dict(in_scope(tmp_path, scope, name, value), source="study.yaml")
+    assert str(caught.value).startswith(f"study.yaml: {scope}: {reason}")
+
+
+@pytest.mark.parametrize("scope", ["training", "variants.full", "models[minilm].training"])
+def test_dry_run_refuses_a_bad_training_value_and_builds_nothing(tmp_path, run_cli, scope):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(in_scope(tmp_path, scope, "lora_alpha", 0)), encoding="utf-8")
+    result = run_cli(["reproduce", "--config", str(config), "--dry_run"])
+    assert result.err.strip() == (
+        f"biohicl reproduce: error: {config}: {scope}: lora_alpha: 0 scales the adapter's update to nothing; give a "
+        "nonzero value (e.g. 2 × lora_r)"
+    )
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_variant_overriding_a_bad_value_and_a_full_finetune_are_not_refused(tmp_path):
+    # the value a run trains with is checked: the variant's lora_alpha wins over the study's 0, and full_finetune
+    # builds no LoRA, so its LoRA values are never used
+    values = tiny_config(tmp_path, variants={"full": {"lora_alpha": 16}, "full_finetune": {"full_finetune": True}})
+    config = ReproduceConfig.from_dict({**values, "training": {**values["training"], "lora_alpha": 0}})
+    assert config.training["lora_alpha"] == 0 and config.variants["full"]["lora_alpha"] == 16
+    with pytest.raises(ConfigError, match=r"^config: training: lora_r: the LoRA rank must be at least 1, got 0$"):
+        ReproduceConfig.from_dict({**values, "training": {**values["training"], "lora_r": 0}})
+    only_full_finetune = {**values, "variants": {"full_finetune": {"full_finetune": True}}}
+    training = {**values["training"], "lora_r": 0, "lora_alpha": 0, "lora_dropout": 1.0}
+    config = ReproduceConfig.from_dict({**only_full_finetune, "training": training})
+    assert (config.training["lora_r"], config.training["lora_alpha"]) == (0, 0)
+
+
+def test_a_gpu_study_config_reads_on_a_cpu(tmp_path):
+    # transformers refuses bf16 where no GPU supports it, when the arguments are built: the config's check does not
+    # build them, so a GPU study's config is read (reported, dry-run) on any machine
+    values = tiny_config(tmp_path)
+    config = ReproduceConfig.from_dict({**values, "training": {**values["training"], "bf16": True}})
+    assert config.training["bf16"] is True

@@ -1,0 +1,39 @@
+"""A study config's checks of what its runs train with, when the config is read (so ``--dry_run`` refuses them),
+by the rules ``biohicl train`` applies before loading anything: its seeds and
+:func:`~biohicl.training.arg_checks.check_run_values`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, fields
+from types import SimpleNamespace
+from typing import Any
+
+from biohicl.errors import ConfigError
+from biohicl.training.arg_checks import SEED_LIMIT, check_run_values, check_seed
+
+
+def check_seeds(seeds: Sequence[int], name: str) -> None:
+    """Refuse a seed training cannot take (training's rule, ``[0, 2**32)``), naming ``name``."""
+    for seed in seeds:
+        check_seed(seed, name, SEED_LIMIT)
+
+
+def check_run_settings(settings: Mapping[str, Any], scopes: Mapping[str, Mapping[str, Any]]) -> None:
+    """:func:`~biohicl.training.arg_checks.check_run_values` on one run's ``settings`` over
+    ``BioHiCLTrainingArguments``' defaults. Not the arguments themselves: transformers' own checks depend on the
+    machine (``bf16`` on a CPU), and a study is read back where it did not run. A refusal is prefixed by the first of
+    ``scopes`` (name → the settings it sets, the winning one first) that sets the value, else by the last."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    values = {
+        f.name: f.default if f.default_factory is MISSING else f.default_factory()
+        for f in fields(BioHiCLTrainingArguments)
+        if f.init and (f.default is not MISSING or f.default_factory is not MISSING)
+    }
+    try:
+        check_run_values(SimpleNamespace(**{**values, **settings}))  # it normalises the copy, never the config
+    except ConfigError as err:
+        name = str(err).partition(":")[0]
+        scope = next((scope for scope, set_here in scopes.items() if name in set_here), list(scopes)[-1])
+        raise ConfigError(f"{scope}: {err}") from None
