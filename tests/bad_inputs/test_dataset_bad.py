@@ -95,7 +95,7 @@ def test_bad_options(tmp_path, run_cli, extra, message):
 @pytest.mark.parametrize("option", ["--seed", "--dev_seed"])
 def test_a_negative_seed_is_refused_before_the_inputs_are_read(tmp_path, run_cli, option):
     result = run_cli(build_argv(tmp_path / "nope.json", tmp_path / "out", option, "-1"))  # the input is never looked at
-    assert result.err.strip() == f"biohicl build-dataset: error: {option} must be >= 0, got -1"
+    assert result.err.strip() == f"biohicl build-dataset: error: {option}: must be >= 0, got -1"
     assert not (tmp_path / "out").exists()
 
 
