@@ -9,11 +9,17 @@ import json
 import os
 import shutil
 
-from biohicl.evaluation.runner import evaluate_model, save_results, source_digest
+import pytest
+
+from biohicl.data import dataset_card
+from biohicl.evaluation.runner import evaluate_model, save_results
+from biohicl.hub import model_card
+from biohicl.provenance import PACKAGE_ROOT, source_digest, template_file
 from biohicl.study.config import ReproduceConfig
+from biohicl.study.plan import TRAINING_DONE_NAME, run_dir_for
 from biohicl.study.report import markdown_results
 from biohicl.study.stats import aggregate
-from tests.conftest import tiny_study_values
+from tests.conftest import synthetic_documents, tiny_study_values
 from tests.test_evaluation import write_beir
 from tests.test_significance import VocabEncoder
 
@@ -64,6 +70,49 @@ def test_the_digest_is_stable_and_changes_only_with_the_sources_paths_and_bytes(
     (clone / "registry.json").write_text("{}\n")
     (clone / "sub" / "mod.py").rename(clone / "sub" / "other.py")  # the same bytes under another path
     assert source_digest(clone) != digest
+
+
+MODEL_TEMPLATE, DATASET_TEMPLATE = b"# {{ model_name }} card\n", b"# {{ dataset }} card\n"
+
+
+def _wheel(root):
+    """The fake package as a wheel installs it: the card templates inside the package folder."""
+    package = _package(root / "site-packages" / "biohicl")
+    (package / "model_card_template.md").write_bytes(MODEL_TEMPLATE)
+    (package / "data").mkdir()
+    (package / "data" / "dataset_card_template.md").write_bytes(DATASET_TEMPLATE)
+    return package
+
+
+def _clone(root):
+    """The fake package as a clone holds it: the card templates beside the package folder, at the top level and in
+    ``hub/``."""
+    package = _package(root / "repo" / "biohicl")
+    (package / "data").mkdir()
+    (root / "repo" / "model_card_template.md").write_bytes(MODEL_TEMPLATE)
+    (root / "repo" / "hub").mkdir()
+    (root / "repo" / "hub" / "dataset_card_template.md").write_bytes(DATASET_TEMPLATE)
+    return package
+
+
+def test_a_wheel_and_a_clone_of_the_same_sources_and_templates_give_the_same_digest(tmp_path):
+    wheel, clone = _wheel(tmp_path / "wheel"), _clone(tmp_path / "clone")
+    assert source_digest(wheel) == source_digest(clone)
+    # the templates count: without them, or with other bytes in either layout, another digest
+    assert source_digest(_package(tmp_path / "bare" / "biohicl")) != source_digest(clone)
+    digest = source_digest(clone)
+    (tmp_path / "clone" / "repo" / "hub" / "dataset_card_template.md").write_bytes(b"# another card\n")
+    assert source_digest(clone) != digest
+    (wheel / "model_card_template.md").write_bytes(b"# another card\n")
+    assert source_digest(wheel) not in (digest, source_digest(clone))
+
+
+@pytest.mark.parametrize(
+    ("name", "card_module"),
+    [("templates/model_card_template.md", model_card), ("templates/dataset_card_template.md", dataset_card)],
+)
+def test_the_digest_reads_each_template_where_the_card_code_does(name, card_module):
+    assert template_file(name, PACKAGE_ROOT) == card_module.template_path()
 
 
 def test_the_installed_packages_digest_is_computed_once_per_process():
@@ -122,6 +171,30 @@ def test_tasks_added_by_other_code_count_as_that_codes_run(tmp_path):
     assert f"{WARNING} 2 versions of the code" in markdown_results(results)
 
 
+def test_a_run_trained_by_one_code_and_evaluated_by_another_is_filed_under_both(tmp_path):
+    config = _study(tmp_path)
+    run = run_dir_for(config, "tiny", "full", 0)
+    run.mkdir(parents=True)
+    summary = {"global_step": 2, "biohicl_source": ["aaaaaaaaaaaa", "cccccccccccc"]}  # trained, resumed by other code
+    (run / TRAINING_DONE_NAME).write_text(json.dumps(summary), encoding="utf-8")
+    records = {("tiny", "base", None): _record(0.5, "bbbbbbbbbbbb"), ("tiny", "full", 0): _record(0.6, "bbbbbbbbbbbb")}
+    results = aggregate(config, records)
+    assert results["code_versions"] == {
+        "bbbbbbbbbbbb": ["tiny/base", "tiny/full/seed0"],
+        "aaaaaaaaaaaa": ["tiny/full/seed0"],
+        "cccccccccccc": ["tiny/full/seed0"],
+    }
+    assert f"{WARNING} 3 versions of the code" in markdown_results(results)
+    # the summaries the study read for its dev pick are used as they are; a summary without the list adds none
+    given = aggregate(config, records, training_summaries={("tiny", "full", 0): {"biohicl_source": ["aaaaaaaaaaaa"]}})
+    assert given["code_versions"] == {
+        "bbbbbbbbbbbb": ["tiny/base", "tiny/full/seed0"],
+        "aaaaaaaaaaaa": ["tiny/full/seed0"],
+    }
+    (run / TRAINING_DONE_NAME).write_text(json.dumps({"global_step": 2}), encoding="utf-8")
+    assert aggregate(config, records)["code_versions"] == {"bbbbbbbbbbbb": ["tiny/base", "tiny/full/seed0"]}
+
+
 def test_one_version_of_the_code_and_records_without_one_give_no_warning(tmp_path):
     records = {
         ("tiny", "base", None): _record(0.5, None),
@@ -137,3 +210,51 @@ def test_one_version_of_the_code_and_records_without_one_give_no_warning(tmp_pat
     only_old = aggregate(_study(tmp_path), {("tiny", "full", 0): _record(0.6, None)})
     assert only_old["code_versions"] == {"unknown": ["tiny/full/seed0"]}
     assert WARNING not in markdown_results(only_old)
+
+
+def _train(tiny_bert_dir, tmp_path, **overrides):
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run import train_biohicl
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    values = dict(
+        output_dir=str(tmp_path / "run"), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",
+        dataset_path=str(docs), max_steps=2, per_device_train_batch_size=4, max_length=32, save_strategy="steps",
+        save_steps=1, report_to="none", lora_target_modules=["query", "value"], seed=7, disable_tqdm=True,
+        use_cpu=True,
+    )  # fmt: skip
+    run = train_biohicl(BioHiCLTrainingArguments(**{**values, **overrides}))
+    return json.loads((run / "training_summary.json").read_text(encoding="utf-8"))["biohicl_source"]
+
+
+def _checkpoint_sources(checkpoint, sources):
+    """Rewrite what a checkpoint says trained it (None: nothing, as a checkpoint written before it was kept)."""
+    path = checkpoint / "trainer_state.json"
+    state = json.loads(path.read_text(encoding="utf-8"))
+    kept = state["stateful_callbacks"]
+    if sources is None:
+        del kept["SourceRecord"]
+    else:
+        kept["SourceRecord"]["attributes"]["sources"] = sources
+    path.write_text(json.dumps(state), encoding="utf-8")
+
+
+def test_a_training_summary_lists_the_code_that_trained_the_run_across_resumes(tiny_bert_dir, tmp_path):
+    here = source_digest()
+    assert _train(tiny_bert_dir, tmp_path) == [here]
+    first = tmp_path / "run" / "checkpoint-1"
+    state = json.loads((first / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["stateful_callbacks"]["SourceRecord"]["attributes"]["sources"] == [here]  # kept in each checkpoint
+    # step 1 trained by other code, resumed by this one: both, in order; the checkpoint it writes lists both
+    _checkpoint_sources(first, ["aaaaaaaaaaaa"])
+    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(first)) == ["aaaaaaaaaaaa", here]
+    last = tmp_path / "run" / "checkpoint-2"
+    state = json.loads((last / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["stateful_callbacks"]["SourceRecord"]["attributes"]["sources"] == ["aaaaaaaaaaaa", here]
+    # resumed at the last step (nothing left to train): the checkpoint's list and this code, never twice
+    _checkpoint_sources(last, ["aaaaaaaaaaaa", here, "bbbbbbbbbbbb"])
+    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(last)) == ["aaaaaaaaaaaa", here, "bbbbbbbbbbbb"]
+    # a checkpoint written before the list was kept: only the code that resumed it
+    _checkpoint_sources(first, None)
+    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(first)) == [here]

@@ -122,6 +122,26 @@ def test_a_one_process_run_records_its_scale_and_its_card_shows_it(tiny_bert_dir
     assert "| `world_size` | 1 |\n| `documents_per_optimizer_step` | 8 |" in text
 
 
+def test_a_batch_larger_than_the_documents_records_the_documents_a_step_trains_on(tiny_bert_dir, tmp_path):
+    from biohicl.training.run import train_biohicl
+
+    docs = tmp_path / "ten.jsonl"  # 10 training documents: the sampler's batches hold all 10, not 32
+    ten = [d for d in synthetic_documents() if d["split"] == "train"][:10]
+    docs.write_text("".join(json.dumps(d) + "\n" for d in ten), encoding="utf-8")
+    values = _values(tiny_bert_dir, tmp_path, "ten", use_cpu=True, per_device_train_batch_size=32)
+    run = train_biohicl(BioHiCLTrainingArguments(**{**values, "dataset_path": str(docs)}))
+    assert _scale(run) == {
+        "world_size": 1,
+        "batches_per_epoch": 1,
+        "batches_per_epoch_per_process": 1,
+        "documents_per_optimizer_step": 10,
+    }
+    assert (
+        batch_scale(_Batches(1, 10), _args(tmp_path, per_device_train_batch_size=32), 2)["documents_per_optimizer_step"]
+        == 20
+    )  # the sampler's batch on each of 2 processes
+
+
 @pytest.mark.slow
 def test_a_two_process_run_records_its_scale_and_its_card_shows_it(tiny_bert_dir, tmp_path):
     config = tmp_path / "ddp.yaml"

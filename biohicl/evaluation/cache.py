@@ -218,8 +218,8 @@ def _task_functions(tasks: Sequence[str]) -> dict[str, Any]:
 
 def code_fingerprint() -> str:
     """The biohicl package's source digest, the one every record names as ``versions.biohicl_source``
-    (:func:`biohicl.evaluation.runner.source_digest`)."""
-    from biohicl.evaluation.runner import source_digest
+    (:func:`biohicl.provenance.source_digest`)."""
+    from biohicl.provenance import source_digest
 
     return source_digest()
 

@@ -7,8 +7,6 @@ versions, the settings and the wall time, so a number in ``docs/results.md`` can
 from __future__ import annotations
 
 import datetime as _dt
-import functools
-import hashlib
 import logging
 import platform
 import time
@@ -33,6 +31,7 @@ from biohicl.evaluation.tasks import (
     summary_keys,
 )
 from biohicl.jsonio import read_json
+from biohicl.provenance import source_digest
 
 logger = logging.getLogger(__name__)
 
@@ -51,45 +50,12 @@ VERSIONED_PACKAGES = (
     "pytrec-eval-terrier",
 )
 RESULTS_FORMAT = 1
-#: The installed biohicl package folder, whose source :func:`source_digest` fingerprints.
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-#: Besides every ``*.py`` file and everything under ``resources/``: the packaged data files (``registry.json``, the
-#: card templates a wheel ships).
-SOURCE_SUFFIXES = (".py", ".json", ".md")
-
-
-def source_digest(root: str | Path | None = None) -> str:
-    """A short stable digest (sha256, first 12 hex) of a biohicl package's source: each ``*.py``, ``*.json`` and
-    ``*.md`` file and everything under ``resources/``, in sorted relative-path order, path and bytes hashed (no mtimes,
-    no absolute paths, no ``__pycache__``), so a clean clone of the same commit gives the same digest. ``root``: the
-    package folder (default: the installed one, computed once per process)."""
-    return _installed_source_digest() if root is None else _digest_folder(Path(root))
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_source_digest() -> str:
-    return _digest_folder(PACKAGE_ROOT)
-
-
-def _digest_folder(root: Path) -> str:
-    files = sorted(
-        (path.relative_to(root).as_posix(), path)
-        for path in root.rglob("*")
-        if path.is_file()
-        and not any(part == "__pycache__" or part.startswith(".") for part in path.relative_to(root).parts)
-        and (path.suffix in SOURCE_SUFFIXES or path.relative_to(root).parts[0] == "resources")
-    )
-    digest = hashlib.sha256()
-    for name, path in files:
-        content = path.read_bytes()
-        for part in (name.encode("utf-8"), content):  # each length-prefixed: no two file sets hash alike
-            digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()[:12]
 
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the packages that can change a score (None when not installed), and
-    ``biohicl_source``: :func:`source_digest`, which tells apart runs of different code under one version number."""
+    ``biohicl_source``: :func:`~biohicl.provenance.source_digest`, which tells apart runs of different code under one
+    version number."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for package in VERSIONED_PACKAGES:
         try:

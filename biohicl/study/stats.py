@@ -12,9 +12,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from biohicl.errors import DataError
+from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.dev_pick import Summaries, pick_variant
-from biohicl.study.plan import BASE, Records, run_dir_for, run_label
+from biohicl.study.plan import BASE, TRAINING_DONE_NAME, Records, RunKey, run_dir_for, run_label
 
 #: Version of the ``results.json`` layout.
 RESULTS_FORMAT = 1
@@ -155,18 +157,44 @@ def aggregate(
         "config": config.to_dict(),
         "models": models,
         "targets": targets,
-        "code_versions": code_versions(records),
+        "code_versions": code_versions(records, training_sources(config, records, training_summaries)),
     }
 
 
-def code_versions(records: Records) -> dict[str, list[str]]:
-    """``{biohicl_source digest: [run labels]}`` over the runs' records, tasks added to a record later (its
-    ``added`` entries) by their own digest: a study resumed across code changes shows which runs each code made.
-    Records made before the digest was kept are filed under ``unknown``, last."""
+def training_sources(
+    config: ReproduceConfig, records: Records, summaries: Summaries | None = None
+) -> dict[RunKey, list[str]]:
+    """The code digests each trained run of ``records`` was trained by: its ``training_summary.json``'s
+    ``biohicl_source`` list, from ``summaries`` where they have the run, else read from its run folder (none for a
+    summary written before it was kept, or one that cannot be read)."""
+    found: dict[RunKey, list[str]] = {}
+    for key in records:
+        if key[1] == BASE:
+            continue
+        summary = (summaries or {}).get(key)
+        if summary is None:
+            try:
+                summary = read_json(run_dir_for(config, *key) / TRAINING_DONE_NAME, default=None)
+            except DataError:
+                summary = None
+        listed = summary.get("biohicl_source") if isinstance(summary, Mapping) else None
+        listed = [listed] if isinstance(listed, str) else listed if isinstance(listed, list) else []
+        found[key] = [source for source in listed if isinstance(source, str) and source]
+    return found
+
+
+def code_versions(records: Records, trained: Mapping[RunKey, Sequence[str]] | None = None) -> dict[str, list[str]]:
+    """``{biohicl_source digest: [run labels]}``: each run under every code that trained it (``trained``, its
+    training summary's list: :func:`training_sources`) or evaluated it (its record, and tasks added to the record
+    later, its ``added`` entries, by their own digest), so a study resumed across code changes shows which runs each
+    code made. Records made before the digest was kept are filed under ``unknown``, last."""
     found: dict[str, list[str]] = {}
     for key, record in records.items():
-        for evaluation in (record, *record.get("added", [])):
-            source = (evaluation.get("versions") or {}).get("biohicl_source") or UNKNOWN_SOURCE
+        evaluated = [
+            (e.get("versions") or {}).get("biohicl_source") or UNKNOWN_SOURCE
+            for e in (record, *record.get("added", []))
+        ]
+        for source in (*(trained or {}).get(key, ()), *evaluated):
             labels = found.setdefault(source, [])
             if run_label(key) not in labels:
                 labels.append(run_label(key))

@@ -37,7 +37,7 @@ from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import PUBMEDQA_DEV_TASKS, clean_document_file, own_file_labels
 from biohicl.training.objective import build_loss
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
-from biohicl.training.summary import run_summary
+from biohicl.training.summary import SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
 
 logger = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ def train_biohicl(
         batch_sampler=sampler,
         loss=loss,
         evaluator=evaluator,
-        callbacks=list(callbacks or []),
+        callbacks=[*(callbacks or []), SourceRecord()],  # the code that trains, kept in each checkpoint
     )
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     try:

@@ -3,16 +3,22 @@
 :func:`batch_scale` says how the batches were shared: the processes that trained (``world_size``), the sampler's
 batches of an epoch (all processes together), each process's share of them (as accelerate's
 ``BatchSamplerShard`` splits them) and the documents behind one optimizer step. :func:`run_summary` is the whole
-record :func:`~biohicl.training.run.train_biohicl` writes.
+record :func:`~biohicl.training.run.train_biohicl` writes; its ``biohicl_source`` lists the code that trained the run
+(:func:`~biohicl.provenance.source_digest`), each process that trained part of it, which :class:`SourceRecord`
+keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
+from biohicl.provenance import source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import loss_config
 from biohicl.training.selection import selection_summary
@@ -24,9 +30,10 @@ def batch_scale(
     """``world_size``; ``batches_per_epoch``: the sampler's batches of ``per_device_train_batch_size`` documents in an
     epoch, all processes together; ``batches_per_epoch_per_process``: the ones process ``process_index`` runs (with
     accelerate's default ``even_batches`` a process short of one loops back to the epoch's first batches);
-    ``documents_per_optimizer_step``: per-device batch × ``gradient_accumulation_steps`` × ``world_size`` (under
-    ``split_batches`` the processes split each batch, so × 1), the documents one step trains on when batches are
-    full."""
+    ``documents_per_optimizer_step``: the sampler's batch (its ``batch_size`` when it has one: a sampler caps it at
+    the documents there are, else ``per_device_train_batch_size``) × ``gradient_accumulation_steps`` ×
+    ``world_size`` (under ``split_batches`` the processes split each batch, so × 1), the documents one step trains
+    on when batches are full (a label group smaller than the batch gives smaller ones)."""
     from accelerate.data_loader import BatchSamplerShard
 
     split = bool(args.accelerator_config.split_batches)
@@ -37,12 +44,44 @@ def batch_scale(
         )
         per_process = len(shard)
     sharing = 1 if split else world_size
+    batch = getattr(sampler, "batch_size", None) or args.per_device_train_batch_size
     return {
         "world_size": world_size,
         "batches_per_epoch": len(sampler),
         "batches_per_epoch_per_process": per_process,
-        "documents_per_optimizer_step": args.per_device_train_batch_size * args.gradient_accumulation_steps * sharing,
+        "documents_per_optimizer_step": batch * args.gradient_accumulation_steps * sharing,
     }
+
+
+def _sources(earlier: Any) -> list[str]:
+    """The digests a checkpoint's :class:`SourceRecord` entry lists (none when it has none), then this process's,
+    in order and without repeats."""
+    attributes = earlier.get("attributes") if isinstance(earlier, dict) else None
+    listed = attributes.get("sources") if isinstance(attributes, dict) else None
+    found = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
+    return list(dict.fromkeys([*found, source_digest()]))
+
+
+def trained_by(state: Any) -> list[str]:
+    """The code digests that trained a run whose ``TrainerState`` is ``state``: those its checkpoint recorded
+    (:class:`SourceRecord`), then this process's."""
+    return _sources((getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__))
+
+
+class SourceRecord(TrainerCallback, ExportableState):
+    """Keeps :func:`trained_by` in the ``TrainerState``, so every checkpoint's ``trainer_state.json`` lists the code
+    digests that trained up to it and a resumed run's summary names them all (a checkpoint written before this
+    record: only the code that resumed it)."""
+
+    def __init__(self, sources: Sequence[str] = ()):
+        self.sources = list(sources)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.sources = trained_by(state)
+        state.stateful_callbacks[type(self).__name__] = self.state()  # an older checkpoint has no entry to update
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"sources": list(self.sources)}}
 
 
 def run_summary(
@@ -50,7 +89,8 @@ def run_summary(
 ) -> dict[str, Any]:
     """The ``training_summary.json`` record of a run ``trainer`` finished with ``result``: data and batch statistics
     (:func:`batch_scale`), the loss that trained (its class and ``get_config_dict()``, not the arguments'),
-    ``model``'s parameter counts, steps, the model selection, and this process's runtime since ``start``."""
+    ``model``'s parameter counts, steps, the model selection, this process's runtime since ``start``, and
+    ``biohicl_source``: the code digests that trained it (:func:`trained_by`)."""
     trainable, total = model.trainable_parameters()
     return {
         "data": data_stats,
@@ -66,4 +106,5 @@ def run_summary(
         **selection_summary(trainer.selection),
         "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
+        "biohicl_source": trained_by(trainer.state),
     }

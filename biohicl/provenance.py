@@ -1,0 +1,67 @@
+"""Which code made a result: :func:`source_digest`, a short digest of the biohicl package's source.
+
+Evaluation records name it (``versions.biohicl_source``), the evaluation cache is keyed by it and
+``training_summary.json`` lists the digests that trained a run, so a study tells apart runs of different code under
+one version number. A foundation module: every layer may import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+#: The installed biohicl package folder, whose source :func:`source_digest` fingerprints.
+PACKAGE_ROOT = Path(__file__).resolve().parent
+#: Besides every ``*.py`` file and everything under ``resources/``: the packaged data files (``registry.json``).
+SOURCE_SUFFIXES = (".py", ".json", ".md")
+#: The card templates, digested by these fixed names wherever they are: ``{name: (path inside the package folder,
+#: as a wheel ships it; path beside the package folder, as a clone keeps it)}``. The same two places, in the same
+#: order, as the card code's own lookups (``biohicl.hub.model_card.template_path`` and
+#: ``biohicl.data.dataset_card.template_path``; the wheel's ``force-include`` in ``pyproject.toml``), repeated here
+#: because a foundation module imports no package.
+TEMPLATES = {
+    "templates/model_card_template.md": ("model_card_template.md", "model_card_template.md"),
+    "templates/dataset_card_template.md": ("data/dataset_card_template.md", "hub/dataset_card_template.md"),
+}
+
+
+def source_digest(root: str | Path | None = None) -> str:
+    """A short stable digest (sha256, first 12 hex) of a biohicl package's source: each ``*.py``, ``*.json`` and
+    ``*.md`` file and everything under ``resources/``, in sorted relative-path order, path and bytes hashed (no mtimes,
+    no absolute paths, no ``__pycache__``), then the card templates under their :data:`TEMPLATES` names, found as
+    the card code finds them (in the package, else beside it), so a wheel and a clean clone of the same commit give
+    the same digest. ``root``: the package folder (default: the installed one, computed once per process)."""
+    return _installed_source_digest() if root is None else _digest_folder(Path(root))
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_source_digest() -> str:
+    return _digest_folder(PACKAGE_ROOT)
+
+
+def template_file(name: str, root: str | Path = PACKAGE_ROOT) -> Path | None:
+    """The file the card template :data:`TEMPLATES` calls ``name`` is read from for the package folder ``root``:
+    the packaged copy, else the one beside the package (a source checkout); None when there is neither."""
+    packaged, beside = TEMPLATES[name]
+    root = Path(root)
+    return next((path for path in (root / packaged, root.parent / beside) if path.is_file()), None)
+
+
+def _digest_folder(root: Path) -> str:
+    packaged_templates = {packaged for packaged, _ in TEMPLATES.values()}
+    files = sorted(
+        (name, path)
+        for path in root.rglob("*")
+        if path.is_file()
+        and not any(part == "__pycache__" or part.startswith(".") for part in path.relative_to(root).parts)
+        and (name := path.relative_to(root).as_posix()) not in packaged_templates  # digested by their own names
+        and (path.suffix in SOURCE_SUFFIXES or path.relative_to(root).parts[0] == "resources")
+    )
+    templates = [(name, path) for name in sorted(TEMPLATES) if (path := template_file(name, root)) is not None]
+    digest = hashlib.sha256()
+    for name, path in files + templates:
+        content = path.read_bytes()
+        for part in (name.encode("utf-8"), content):  # each length-prefixed: no two file sets hash alike
+            digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:12]
