@@ -32,6 +32,13 @@ logger = logging.getLogger(__name__)
 
 #: The evaluation tasks that score on the PubMedQA dev items.
 PUBMEDQA_DEV_TASKS = ("pubmedqa:dev", "pubmedqa-context:dev")
+
+
+def pubmedqa_dev_task(eval_tasks: Any) -> str | None:
+    """The first of ``eval_tasks`` that scores on the PubMedQA dev items (spaces removed), else None."""
+    return next((s for s in (t.replace(" ", "") for t in eval_tasks or ()) if s in PUBMEDQA_DEV_TASKS), None)
+
+
 TEXT_COLUMNS = ("text", "title", "abstract")
 
 
@@ -62,7 +69,7 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
     splits = column_list(documents, "split") if has_split else [None] * n
     wanted = set(args.train_splits)
     decontaminator = Decontaminator.from_data_dir()
-    dev_task = next((t for t in args.eval_tasks or () if t.replace(" ", "") in PUBMEDQA_DEV_TASKS), None)
+    dev_task = pubmedqa_dev_task(args.eval_tasks)
     dev = _pubmedqa_dev_pmids() if dev_task is not None else frozenset()
     seen: set[str] = set()
     keep: list[int] = []

@@ -34,7 +34,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-from biohicl.training.document_file import PUBMEDQA_DEV_TASKS, clean_document_file, own_file_labels
+from biohicl.training.document_file import clean_document_file, own_file_labels, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import SourceRecord, run_summary
@@ -62,7 +62,7 @@ def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
     from biohicl.data.splits import DEV_SEED, PUBMEDQA_DEV_SIZE
     from biohicl.jsonio import read_json
 
-    task = next((s for s in (t.replace(" ", "") for t in args.eval_tasks or ()) if s in PUBMEDQA_DEV_TASKS), None)
+    task = pubmedqa_dev_task(args.eval_tasks)
     if task is None or not path.is_dir():
         return
     dev = (read_json(path / "summary.json", default=None) or {}).get("dev") or {}
