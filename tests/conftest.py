@@ -4,6 +4,7 @@ MeSH-labelled documents."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import signal
@@ -78,22 +79,33 @@ def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subp
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-@pytest.fixture(autouse=True)
-def library_loggers_as_in_a_fresh_process():
-    """Each test starts with the library's loggers as a fresh process has them: a command run in-process
-    (``show_progress``) sets their levels and console handlers, which would otherwise reach later tests (a
-    ``caplog`` at WARNING then also holds their INFO records)."""
-    import logging
-
+def _library_logger_states() -> list[tuple[logging.Logger, int, list[logging.Handler], bool]]:
     from biohicl.cli.progress import PROGRESS_LOGGERS
 
     loggers = [logging.getLogger(name) for name in ("biohicl", *PROGRESS_LOGGERS)]
-    saved = [(log, log.level, list(log.handlers), log.propagate) for log in loggers]
-    yield
-    for log, level, handlers, propagate in saved:
+    return [(log, log.level, list(log.handlers), log.propagate) for log in loggers]
+
+
+#: The library loggers as this process had them before any command ran (taken when the suite starts).
+FRESH_LOGGERS = _library_logger_states()
+
+
+def _restore_library_loggers() -> None:
+    for log, level, handlers, propagate in FRESH_LOGGERS:
         log.setLevel(level)
         log.handlers[:] = handlers
         log.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
+def library_loggers_as_in_a_fresh_process():
+    """Each test body starts with the library's loggers as a fresh process has them: a command run in-process
+    (``show_progress``) sets their levels and console handlers, which would otherwise reach later tests (a
+    ``caplog`` at WARNING then also holds their INFO records). Restored before the test, after the module and
+    session fixtures it uses have run (they may run a command too), and after it."""
+    _restore_library_loggers()
+    yield
+    _restore_library_loggers()
 
 
 @pytest.fixture(scope="session")
