@@ -716,3 +716,15 @@ def test_license_rule_explicit_else_registered_else_other_with_a_warning(saved_r
         folder = build_model_repo_folder(run, tmp_path / "c", repo_id="biohicl/BioHiCL-MiniLM-L6")
     assert ModelCard((folder / "README.md").read_text()).data.license == "apache-2.0"
     assert not [r for r in caplog.records if "--license" in r.getMessage()]
+
+
+def test_a_full_finetunes_card_shows_no_lora_rows():
+    """--full_finetune builds no LoRA, so the LoRA values its arguments hold (defaults, or values the checks let
+    through there) are not hyperparameters of the run; a LoRA run keeps them."""
+    from biohicl.hub.model_card import trained_hyperparameters
+
+    lora = {"lora_r": 0, "lora_alpha": 0, "lora_dropout": 1.0, "lora_target_modules": ["query"]}
+    args = {"full_finetune": True, **lora, "learning_rate": 2e-5}
+    assert trained_hyperparameters(args, None, None) == {"full_finetune": True, "learning_rate": 2e-5}
+    args = {"full_finetune": False, **lora, "learning_rate": 2e-4}
+    assert trained_hyperparameters(args, None, None) == {"full_finetune": False, **lora, "learning_rate": 2e-4}

@@ -250,6 +250,7 @@ class BioHiCLModelCardData:
 
 #: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json; the
 #: :data:`RUN_SCALE` rows from training_summary.json)
+LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 HYPERPARAMETERS = (
     "lambda_con",
     "beta",
@@ -328,7 +329,8 @@ def trained_hyperparameters(
     recorded loss (:func:`loss_rows`) and the LoRA rows from the saved ``adapter_config.json`` where present (a
     ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say); an adapter of another
     peft method shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
-    values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None}
+    unused = LORA_KEYS if args.get("full_finetune") else ()  # a full fine-tune built no LoRA: its values meant nothing
+    values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None and k not in unused}
     trained = loss_rows(loss)
     if trained is not None:
         values = {k: v for k, v in values.items() if k not in LOSS_KEYS}
