@@ -128,3 +128,10 @@ def test_a_gpu_study_config_reads_on_a_cpu(tmp_path):
     values = tiny_config(tmp_path)
     config = ReproduceConfig.from_dict({**values, "training": {**values["training"], "bf16": True}})
     assert config.training["bf16"] is True
+
+
+def test_a_variant_no_run_trains_is_checked_too(tmp_path):
+    # as an unknown key in it is: the file is wrong whether or not this study trains the variant
+    values = tiny_config(tmp_path, variants={"full": {}, "bad": {"lora_alpha": 0}}, seeds_per_variant={"bad": []})
+    with pytest.raises(ConfigError, match=r"^config: variants\.bad: lora_alpha: 0 scales"):
+        ReproduceConfig.from_dict(values)
