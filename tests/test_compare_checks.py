@@ -232,3 +232,22 @@ def test_records_at_another_max_length_or_prompt_get_no_delta_from_compare_or_th
         markdown_table([tuned, base], sources=["b.json", "a.json"])
     del base["model"]["config"]["query_prompt"], tuned["settings"]["max_length"]
     assert markdown_table([tuned, base]).count("\n") == 5  # header, rule, two runs, Δ
+
+
+def test_the_task_evaluator_takes_a_sentence_transformer_with_or_without_a_cache(tmp_path):
+    """TaskEvaluator (what training calls, and its cache) scores a SentenceTransformer as evaluate_model does: its
+    cache key encoded the probe texts with ``kind=``, which SentenceTransformer.encode refuses."""
+    from conftest import build_tiny_bert
+    from sentence_transformers import SentenceTransformer
+
+    from biohicl.evaluation.evaluator import TaskEvaluator
+    from biohicl.models.model import BioHiCL
+
+    BioHiCL.from_base(str(build_tiny_bert(tmp_path / "base")), hub_id="org/tiny-bert").save_merged(tmp_path / "m")
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    want = evaluate_model(st, ["biosses"], show_progress_bar=False)["summary"]["biosses/spearman"]
+    assert TaskEvaluator(["biosses"])(st)["biosses_spearman"] == pytest.approx(want, abs=1e-6)
+    cached = TaskEvaluator(["biosses"], cache_dir=str(tmp_path / "cache"))
+    assert cached(st)["biosses_spearman"] == pytest.approx(want, abs=1e-6)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert cached(st)["biosses_spearman"] == pytest.approx(want, abs=1e-6)  # read back

@@ -85,8 +85,10 @@ class TaskEvaluator:
     def __call__(self, model: Any) -> dict[str, float]:
         """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
         a record without a summary is flattened whole."""
+        from biohicl.evaluation.encoder import as_encoder
         from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
 
+        model = as_encoder(model)  # a SentenceTransformer through encode_query/encode_document, for the cache key too
         cache = key = None
         if self.cache_dir:
             from biohicl.evaluation.cache import EvaluationCache, evaluation_key
