@@ -314,7 +314,9 @@ def run_study(
     specs = {m.name: m for m in config.models}
     records: dict[RunKey, dict[str, Any]] = {}
     elsewhere: list[str] = []
-    missing = [r.label for r in runs if r.status != "done"] if report_only else []
+    # a report's runs with no eval.json are missing; those with one lacking tasks or per-item values are tabulated
+    missing = [r.label for r in runs if r.status not in ("done", "add_tasks")] if report_only else []
+    incomplete = [r.label for r in runs if r.status == "add_tasks"] if report_only else []
     for i, run in enumerate(runs, start=1):
         model = specs[run.model]
         start = time.time()
@@ -347,6 +349,7 @@ def run_study(
     summaries = read_training_summaries(config) if config.pick_variant_on_dev else None
     results = aggregate(config, records, dataset_summary, summaries)
     results["missing"] = list(dict.fromkeys(missing + unfinished))
+    results["incomplete"] = incomplete
     write_cards(config, runs, records, results)
     write_results(config, results, write_plots=write_plots)
     return results

@@ -156,6 +156,9 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         lines.append("")
     if results.get("missing"):
         lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
+    if results.get("incomplete"):  # --report_only: tabulated, but their eval.json lacks a task or per-item values
+        runs = ", ".join(f"`{m}`" for m in results["incomplete"])
+        lines += [f"Tabulated as evaluated, without a task or the per-item values this config asks for: {runs}.", ""]
     if results.get("targets"):
         shares = any(t.get("p_target") is not None for t in results["targets"])
         share_note = " P(Δ ≥ target): the share of paired-bootstrap resamples of the test items at or above it."

@@ -1,0 +1,43 @@
+"""The study's own report over the committed records of ``study_minilm_cpu_guarded_256`` (laid out by
+``scripts/study_from_committed.py``, as docs/results.md shows): it names the dev pick the docs cite, and lists as
+unrun only the runs that have no evaluation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "docs" / "results" / "study_minilm_cpu_guarded_256"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    from biohicl.study import ReproduceConfig, run_study
+
+    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path_factory.mktemp("guarded256")
+    script.lay_out(COMMITTED, out, "minilm")
+    config = ReproduceConfig.from_yaml(ROOT / "configs" / "study_minilm_cpu_guarded_256.yaml")
+    config = config.select(seeds=[3, 4, 5])
+    config.output_dir = str(out)
+    return run_study(config, progress=False, write_plots=False, report_only=True) | {"out": out}
+
+
+def test_the_report_lists_only_runs_without_an_evaluation_as_not_run(report):
+    # the committed eval.json files keep no per-item values: evaluated, tabulated, not "not run yet"
+    assert report["missing"] == ["minilm/one_pass_distill4/seed4", "minilm/one_pass_distill4/seed5"]
+    assert "minilm/base" in report["incomplete"] and "minilm/two_pass_distill2/seed3" in report["incomplete"]
+    text = (report["out"] / "results.md").read_text(encoding="utf-8")
+    assert "Not run yet (no evaluation): `minilm/one_pass_distill4/seed4`, `minilm/one_pass_distill4/seed5`." in text
+    assert "Tabulated as evaluated, without a task or the per-item values this config asks for: `minilm/base`" in text
+
+
+def test_the_report_names_the_dev_pick_the_docs_cite(report):
+    saved = json.loads((report["out"] / "results.json").read_text(encoding="utf-8"))
+    assert saved["models"]["minilm"]["dev_pick"]["picked"] == "two_pass_distill2"
