@@ -252,9 +252,11 @@ def test_a_training_summary_lists_the_code_that_trained_the_run_across_resumes(t
     last = tmp_path / "run" / "checkpoint-2"
     state = json.loads((last / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["stateful_callbacks"]["SourceRecord"]["attributes"]["sources"] == ["aaaaaaaaaaaa", here]
-    # resumed at the last step (nothing left to train): the checkpoint's list and this code, never twice
+    # resumed at the last step (nothing left to train): the checkpoint's list as it is, this code trained no step
     _checkpoint_sources(last, ["aaaaaaaaaaaa", here, "bbbbbbbbbbbb"])
     assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(last)) == ["aaaaaaaaaaaa", here, "bbbbbbbbbbbb"]
-    # a checkpoint written before the list was kept: only the code that resumed it
+    _checkpoint_sources(last, ["aaaaaaaaaaaa"])
+    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(last)) == ["aaaaaaaaaaaa"]
+    # a checkpoint written before the list was kept: its step was trained by code that kept none, then this code
     _checkpoint_sources(first, None)
-    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(first)) == [here]
+    assert _train(tiny_bert_dir, tmp_path, resume_from_checkpoint=str(first)) == ["unknown", here]

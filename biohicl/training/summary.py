@@ -53,25 +53,30 @@ def batch_scale(
     }
 
 
-def _sources(earlier: Any) -> list[str]:
-    """The digests a checkpoint's :class:`SourceRecord` entry lists (none when it has none), then this process's,
-    in order and without repeats."""
-    attributes = earlier.get("attributes") if isinstance(earlier, dict) else None
-    listed = attributes.get("sources") if isinstance(attributes, dict) else None
-    found = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []
-    return list(dict.fromkeys([*found, source_digest()]))
+#: What a run's digest list starts with when code that kept no list trained its first steps.
+UNKNOWN_SOURCE = "unknown"
 
 
 def trained_by(state: Any) -> list[str]:
-    """The code digests that trained a run whose ``TrainerState`` is ``state``: those its checkpoint recorded
-    (:class:`SourceRecord`), then this process's."""
-    return _sources((getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__))
+    """The code digests that trained a run whose ``TrainerState`` is ``state``, as training begins: those its
+    checkpoint recorded (:class:`SourceRecord`; ``unknown`` for steps a checkpoint without that record holds), then
+    this process's when it has steps left to train (none for a resume at the run's last step)."""
+    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
+    attributes = entry.get("attributes") if isinstance(entry, dict) else None
+    listed = attributes.get("sources") if isinstance(attributes, dict) else None
+    if isinstance(listed, list):
+        found = [s for s in listed if isinstance(s, str)]
+    else:  # no record: steps already trained were trained by code that kept none
+        found = [UNKNOWN_SOURCE] if state.global_step > 0 else []
+    if state.max_steps <= 0 or state.global_step < state.max_steps:
+        found.append(source_digest())
+    return list(dict.fromkeys(found))
 
 
 class SourceRecord(TrainerCallback, ExportableState):
     """Keeps :func:`trained_by` in the ``TrainerState``, so every checkpoint's ``trainer_state.json`` lists the code
     digests that trained up to it and a resumed run's summary names them all (a checkpoint written before this
-    record: only the code that resumed it)."""
+    record: ``unknown``, then the code that resumed it)."""
 
     def __init__(self, sources: Sequence[str] = ()):
         self.sources = list(sources)
@@ -82,6 +87,14 @@ class SourceRecord(TrainerCallback, ExportableState):
 
     def state(self) -> dict[str, Any]:
         return {"args": {}, "attributes": {"sources": list(self.sources)}}
+
+
+def recorded_sources(state: Any) -> list[str]:
+    """The digests :class:`SourceRecord` kept when this process's training began (:func:`trained_by` if it kept
+    none)."""
+    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
+    sources = entry.get("attributes", {}).get("sources") if isinstance(entry, dict) else None
+    return list(sources) if isinstance(sources, list) else trained_by(state)
 
 
 def run_summary(
@@ -106,5 +119,5 @@ def run_summary(
         **selection_summary(trainer.selection),
         "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
-        "biohicl_source": trained_by(trainer.state),
+        "biohicl_source": recorded_sources(trainer.state),
     }
