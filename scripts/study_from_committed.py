@@ -6,8 +6,8 @@
 ``OUTPUT/MODEL/<variant>/seed<k>/`` (copies: the report writes into the run folders); other entries of SOURCE
 (reports, plots, ``paired/``) are skipped.
 
-    python scripts/study_from_committed.py docs/results/study_minilm_cpu_guarded_256 /tmp/guarded256 --model minilm
-    biohicl reproduce --config configs/study_minilm_cpu_guarded_256.yaml --output_dir /tmp/guarded256 \\
+    python scripts/study_from_committed.py docs/results/study_minilm_cpu_guarded_256 DIR --model minilm
+    biohicl reproduce --config configs/study_minilm_cpu_guarded_256.yaml --output_dir DIR \\
         --seeds 3,4,5 --report_only
 """
 
