@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from biohicl.cli import main as cli
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "results" / "study_minilm_cpu_guarded_256"
 
@@ -32,10 +34,34 @@ def report(tmp_path_factory) -> dict:
 def test_the_report_lists_only_runs_without_an_evaluation_as_not_run(report):
     # the committed eval.json files keep no per-item values: evaluated, tabulated, not "not run yet"
     assert report["missing"] == ["minilm/one_pass_distill4/seed4", "minilm/one_pass_distill4/seed5"]
-    assert "minilm/base" in report["incomplete"] and "minilm/two_pass_distill2/seed3" in report["incomplete"]
+    per_item = ["biosses per-item values", "pubmedqa per-item values"]
+    assert report["incomplete"]["minilm/base"] == report["incomplete"]["minilm/two_pass_distill2/seed3"] == per_item
     text = (report["out"] / "results.md").read_text(encoding="utf-8")
     assert "Not run yet (no evaluation): `minilm/one_pass_distill4/seed4`, `minilm/one_pass_distill4/seed5`." in text
-    assert "Tabulated as evaluated, without a task or the per-item values this config asks for: `minilm/base`" in text
+    assert "Tabulated as evaluated, lacking biosses per-item values, pubmedqa per-item values: `minilm/base`, " in text
+
+
+def test_a_run_lacking_a_task_is_named_with_it_in_the_report_and_on_the_console(tmp_path, capsys):
+    """Its target means use fewer seeds than the row's count: the report and the command say which run lacks what."""
+    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.lay_out(COMMITTED, tmp_path, "minilm")
+    path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    del record["tasks"]["pubmedqa"]
+    record["summary"] = {k: v for k, v in record["summary"].items() if not k.startswith("pubmedqa/")}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    config = str(ROOT / "configs" / "study_minilm_cpu_guarded_256.yaml")
+    capsys.readouterr()
+    argv = ["reproduce", "--config", config, "--output_dir", str(tmp_path), "--seeds", "3,4,5", "--report_only"]
+    assert cli.main(argv) == 0
+    line = "evaluated without pubmedqa, biosses per-item values: minilm/two_pass_distill2/seed3"
+    assert line in capsys.readouterr().out.splitlines()
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert (
+        "Tabulated as evaluated, lacking pubmedqa, biosses per-item values: `minilm/two_pass_distill2/seed3`." in text
+    )
 
 
 def test_the_report_names_the_dev_pick_the_docs_cite(report):

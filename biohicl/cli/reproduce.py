@@ -201,6 +201,7 @@ def main(argv: list[str]) -> int:
         prepare_dataset,
         run_study,
     )
+    from biohicl.study.report import incomplete_groups
 
     args = parse_args(argv)
     config = ReproduceConfig.from_yaml(args.config).select(
@@ -262,6 +263,8 @@ def main(argv: list[str]) -> int:
             )
     if results.get("missing"):
         print(f"not finished: {', '.join(results['missing'])}")
+    for lacks, runs in incomplete_groups(results).items():  # tabulated as evaluated, without what they lack
+        print(f"evaluated without {lacks}: {', '.join(runs)}")
     if failed:
         print(f"worker(s) {', '.join(map(str, failed))} failed: see their logs", file=sys.stderr)
         return 1

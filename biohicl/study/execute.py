@@ -29,6 +29,7 @@ from biohicl.study.plan import (
     PlannedRun,
     RunKey,
     describe_plan,
+    lacking,
     missing_tasks,
     plan_study,
     run_label,
@@ -316,7 +317,7 @@ def run_study(
     elsewhere: list[str] = []
     # a report's runs with no eval.json are missing; those with one lacking tasks or per-item values are tabulated
     missing = [r.label for r in runs if r.status not in ("done", "add_tasks")] if report_only else []
-    incomplete = [r.label for r in runs if r.status == "add_tasks"] if report_only else []
+    incomplete = {r.label: lacking(config, r) for r in runs if r.status == "add_tasks"} if report_only else {}
     for i, run in enumerate(runs, start=1):
         model = specs[run.model]
         start = time.time()

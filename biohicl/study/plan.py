@@ -139,6 +139,19 @@ def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: S
     return missing
 
 
+def lacking(config: ReproduceConfig, run: PlannedRun) -> list[str]:
+    """What an ``add_tasks`` run's ``eval.json`` lacks: each task spec it has no result for (or one of another split
+    or dataset), then ``<spec> per-item values`` for a task the targets name that it holds without them."""
+    model = next(m for m in config.models if m.name == run.model)
+    tasks = config.model_tasks(model) if run.variant == BASE else config.model_tasks(model, run.variant)
+    record = json.loads((run.run_dir / EVAL_NAME).read_text(encoding="utf-8"))
+    absent = missing_tasks(record, tasks)
+    items = [
+        f"{spec} per-item values" for spec in missing_tasks(record, tasks, config.target_tasks()) if spec not in absent
+    ]
+    return [*absent, *items]
+
+
 def _of_another_dataset(result: Mapping[str, Any], files: Mapping[str, str] | None) -> bool:
     """Whether a dataset task's ``result`` read other files than the task's dataset holds now (``files``)."""
     return files is not None and "data_files" in result and result["data_files"] != files

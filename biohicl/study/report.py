@@ -90,6 +90,14 @@ def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def incomplete_groups(results: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``results["incomplete"]`` (run → what its ``eval.json`` lacks) as "what is lacking" → runs lacking it."""
+    groups: dict[str, list[str]] = {}
+    for run, lacks in (results.get("incomplete") or {}).items():
+        groups.setdefault(", ".join(lacks), []).append(run)
+    return groups
+
+
 def markdown_results(results: Mapping[str, Any]) -> str:
     """``results.md``: per model, a table of mean ± std (×100) with Δ vs the base, then Δ vs full, then targets."""
     from biohicl.evaluation.report import summary_label
@@ -156,9 +164,8 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         lines.append("")
     if results.get("missing"):
         lines += ["Not run yet (no evaluation): " + ", ".join(f"`{m}`" for m in results["missing"]) + ".", ""]
-    if results.get("incomplete"):  # --report_only: tabulated, but their eval.json lacks a task or per-item values
-        runs = ", ".join(f"`{m}`" for m in results["incomplete"])
-        lines += [f"Tabulated as evaluated, without a task or the per-item values this config asks for: {runs}.", ""]
+    for lacks, runs in incomplete_groups(results).items():  # --report_only: tabulated without what they lack
+        lines += [f"Tabulated as evaluated, lacking {lacks}: {', '.join(f'`{r}`' for r in runs)}.", ""]
     if results.get("targets"):
         shares = any(t.get("p_target") is not None for t in results["targets"])
         share_note = " P(Δ ≥ target): the share of paired-bootstrap resamples of the test items at or above it."
