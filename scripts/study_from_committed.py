@@ -50,8 +50,13 @@ def main() -> None:
     parser.add_argument("output", type=Path, help="the study folder to write (pass it as --output_dir)")
     parser.add_argument("--model", default="minilm", help="the config's model name (default: minilm)")
     args = parser.parse_args()
+    if not args.source.is_dir():
+        parser.error(f"{args.source}: not a folder of committed run records")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logger.info("%d run folders laid out under %s", lay_out(args.source, args.output, args.model), args.output)
+    copied = lay_out(args.source, args.output, args.model)
+    logger.info(
+        "%d run folders laid out under %s as model %r (the config's model name)", copied, args.output, args.model
+    )
 
 
 if __name__ == "__main__":
