@@ -20,13 +20,14 @@ import shutil
 from pathlib import Path
 
 logger = logging.getLogger("study_from_committed")
-RUN = re.compile(r"^(?P<variant>.+)_seed(?P<seed>\d+)$")
+RUN = re.compile(r"^(?P<variant>[A-Za-z0-9][\w.-]*)_seed(?P<seed>\d+)$")  # a variant name, never `..`
 
 
 def lay_out(source: Path, output: Path, model: str) -> int:
-    """Copy every run folder of ``source`` into the study layout under ``output``; returns how many were copied."""
+    """Copy every run folder of ``source`` into the study layout under ``output``; returns how many were copied.
+    Symlinks (folders or files) are skipped: only what the records folder itself holds is copied."""
     copied = 0
-    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in source.iterdir() if p.is_dir() and not p.is_symlink()):
         match = RUN.match(folder.name)
         if folder.name == "base":
             target = output / model / "base"
@@ -36,7 +37,7 @@ def lay_out(source: Path, output: Path, model: str) -> int:
             continue
         target.mkdir(parents=True, exist_ok=True)
         for file in folder.iterdir():
-            if file.is_file():
+            if file.is_file() and not file.is_symlink():
                 shutil.copy2(file, target / file.name)
         copied += 1
     return copied
