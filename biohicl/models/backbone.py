@@ -354,6 +354,21 @@ def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
     )
 
 
+def check_peft_config_values(peft_config: Any) -> None:
+    """A one-line :class:`ConfigError` naming ``peft_config`` and the field when a LoRA, AdaLoRA, LoHa or LoKr config
+    trains nothing: a rank below 1 (AdaLoRA's ``init_r``/``target_r``; its ``r`` is unused), or alpha 0 (the update's
+    scale alpha / r is then 0). A negative alpha is peft's to allow; other methods (IA3, ...) have neither field."""
+    kind = str(getattr(getattr(peft_config, "peft_type", None), "value", ""))
+    ranks = {"LORA": ["r"], "ADALORA": ["init_r", "target_r"], "LOHA": ["r"], "LOKR": ["r"]}.get(kind, [])
+    for field in ranks:
+        if getattr(peft_config, field, 1) < 1:
+            got = getattr(peft_config, field)
+            raise ConfigError(f"peft_config: {field} (the adapter's rank) must be at least 1, got {got}")
+    alpha = "lora_alpha" if kind in ("LORA", "ADALORA") else "alpha" if kind in ("LOHA", "LOKR") else None
+    if alpha is not None and getattr(peft_config, alpha, 1) == 0:
+        raise ConfigError(f"peft_config: {alpha} 0 scales the adapter's update to nothing; give a nonzero value")
+
+
 def lora_config(
     backbone: nn.Module,
     r: int = 8,
@@ -370,6 +385,7 @@ def lora_config(
     from peft import LoraConfig, TaskType
 
     if peft_config is not None:
+        check_peft_config_values(peft_config)
         config = copy.deepcopy(peft_config)
         if getattr(config, "task_type", None) is None:
             config.task_type = TaskType.FEATURE_EXTRACTION

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import synthetic_documents
 
 from biohicl.data.documents import read_documents
 from biohicl.errors import DataError
@@ -163,6 +164,73 @@ def test_peft_config_matching_nothing_says_why(tiny_bert_dir, settings, expected
         model.add_lora(peft_config=LoraConfig(r=2, **settings), verbose=False)
     assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
     assert not model.is_peft
+
+
+def _peft(name: str, **settings):
+    import peft
+
+    return getattr(peft, name)(target_modules=["query", "value"], **settings)
+
+
+@pytest.mark.parametrize(
+    ("method", "settings", "expected"),
+    [
+        ("LoraConfig", {"r": 4, "lora_alpha": 0},
+         "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+        ("LoraConfig", {"r": 0}, "peft_config: r (the adapter's rank) must be at least 1, got 0"),
+        ("LoraConfig", {"r": -2, "use_dora": True}, "peft_config: r (the adapter's rank) must be at least 1, got -2"),
+        ("AdaLoraConfig", {"lora_alpha": 0, "total_step": 10},
+         "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+        ("AdaLoraConfig", {"init_r": 0, "total_step": 10},
+         "peft_config: init_r (the adapter's rank) must be at least 1, got 0"),
+        ("AdaLoraConfig", {"target_r": 0, "total_step": 10},
+         "peft_config: target_r (the adapter's rank) must be at least 1, got 0"),
+        ("LoHaConfig", {"r": 4, "alpha": 0},
+         "peft_config: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+        ("LoKrConfig", {"r": 4, "alpha": 0.0},
+         "peft_config: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+        ("LoKrConfig", {"r": 0}, "peft_config: r (the adapter's rank) must be at least 1, got 0"),
+    ],
+    ids=["lora_alpha", "lora_r", "dora_r", "adalora_alpha", "adalora_init_r", "adalora_target_r", "loha_alpha",
+         "lokr_alpha", "lokr_r"],
+)  # fmt: skip
+def test_a_peft_config_that_trains_nothing_is_refused_in_one_line(tiny_bert_dir, method, settings, expected):
+    from biohicl.errors import ConfigError
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    with pytest.raises(ConfigError) as raised:
+        model.add_lora(peft_config=_peft(method, **settings), verbose=False)
+    assert str(raised.value) == expected and not model.is_peft
+
+
+def test_a_peft_config_with_negative_alpha_is_peft_s_to_allow(tiny_bert_dir):
+    from biohicl.models.model import BioHiCL
+
+    for config in (_peft("LoraConfig", r=2, lora_alpha=-4), _peft("LoHaConfig", r=2, alpha=-4)):
+        model = BioHiCL.from_base(str(tiny_bert_dir))
+        model.add_lora(peft_config=config, verbose=False)
+        scaling = model.backbone.base_model.model.encoder.layer[0].attention.self.query.scaling["default"]
+        assert model.is_peft and scaling == -4 / 2
+
+
+def test_train_biohicl_refuses_a_peft_config_scaled_to_nothing_before_training(tiny_bert_dir, tmp_path):
+    from peft import LoraConfig
+
+    from biohicl.errors import ConfigError
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run import train_biohicl
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    args = BioHiCLTrainingArguments(
+        output_dir=str(tmp_path / "run"), dataset_path=str(docs), base_model=str(tiny_bert_dir), max_steps=1,
+        per_device_train_batch_size=4, max_length=16, report_to="none", use_cpu=True, save_strategy="no",
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as raised:  # the arguments' lora_alpha 16 is not what would train
+        train_biohicl(args, peft_config=LoraConfig(r=4, lora_alpha=0, target_modules=["query"]))
+    assert str(raised.value) == "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"
+    assert not list(tmp_path.glob("run/**/adapter_model.safetensors"))
 
 
 def test_demo_refuses_zero_steps_before_building_anything(tmp_path, run_cli):
