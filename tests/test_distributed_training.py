@@ -141,6 +141,7 @@ def test_a_launched_process_of_rank_above_0_shows_only_errors(monkeypatch, capsy
         ("biohicl.training.trainer", logging.ERROR, "an error"),
     ]
     console, records = {}, {}
+    monkeypatch.setenv("WORLD_SIZE", "2")  # launched: a rank without it is a lone process (test_progress_loggers)
     for rank in ("1", "0"):
         monkeypatch.setenv(variable, rank)
         show_progress()

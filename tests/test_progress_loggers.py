@@ -96,3 +96,120 @@ def test_the_onnx_export_and_its_device_are_shown(tiny_bert_dir, tmp_path, capsy
     assert lines[0].endswith(f"s: {encoder.path}")
     diff = encoder.verification["max_abs_diff"]
     assert lines[1].startswith(f"ONNX fp32 encoder {encoder.path} on cpu: max |Δ| to torch {diff:.2e}, min cosine ")
+
+
+def _logger_states() -> dict[str, tuple[int, list[logging.Handler], bool]]:
+    return {
+        name: (log.level, list(log.handlers), log.propagate)
+        for name, log in ((name, logging.getLogger(name)) for name in ("biohicl", *PROGRESS_LOGGERS))
+    }
+
+
+@pytest.fixture
+def fake_command(monkeypatch):
+    """A ``biohicl fake`` command: logs a training line and a warning, or raises the error its argv names."""
+    import sys
+
+    from biohicl.cli import main as cli
+    from biohicl.errors import ConfigError
+
+    def run(argv: list[str]) -> int:
+        if argv == ["--fail"]:
+            raise ConfigError("--fail: asked to")
+        logging.getLogger("biohicl.training.trainer").info("LoRA r=8: 512 of 51,200 parameters trainable")
+        logging.getLogger("biohicl.hub.publish").warning("no --license given")
+        return 0
+
+    module = SimpleNamespace(HELP="a test command", main=run)
+    monkeypatch.setitem(sys.modules, "biohicl_fake_command", module)
+    monkeypatch.setitem(cli.COMMANDS, "fake", "biohicl_fake_command")
+    return cli.main
+
+
+def test_a_command_leaves_the_library_loggers_as_it_found_them(fake_command, capsys):
+    """A notebook's in-process ``main([...])`` switched the library's logging on for the rest of the kernel (levels
+    INFO, a console handler each): later library calls printed their INFO lines. The command shows them; afterwards
+    each logger has its level, handlers and propagate flag back, and a second call prints what the first did."""
+    mine = logging.StreamHandler()
+    logging.getLogger("biohicl.training").addHandler(mine)  # a user's own handler stays, and is not doubled
+    logging.getLogger("biohicl.hub.publish").setLevel(logging.CRITICAL)  # a user's level comes back
+    before = _logger_states()
+    for _ in range(2):
+        assert fake_command(["fake"]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == "LoRA r=8: 512 of 51,200 parameters trainable\n"
+        assert captured.err == "LoRA r=8: 512 of 51,200 parameters trainable\nno --license given\n"  # mine's, then ours
+        assert _logger_states() == before
+    assert fake_command(["fake", "--fail"]) == 2  # restored after an error too
+    assert capsys.readouterr().err == "biohicl fake: error: --fail: asked to\n"
+    assert _logger_states() == before
+    logging.getLogger("biohicl.training.trainer").info("after the command")
+    assert capsys.readouterr().out == ""  # no console handler left behind
+
+
+@pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK"])
+def test_a_rank_without_a_launchers_world_size_is_one_process_that_shows_its_lines(
+    fake_command, monkeypatch, capsys, variable
+):
+    """A cluster sets ``RANK``/``LOCAL_RANK`` with no launcher: training runs as one process (world size 1), so the
+    command's lines and warnings are its only copy; they were hidden as a rank > 0's, and the ``biohicl`` logger
+    was left at ERROR."""
+    from biohicl.cli.progress import launched_rank
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv(variable, "2")
+    before = _logger_states()
+    assert fake_command(["fake"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "LoRA r=8: 512 of 51,200 parameters trainable\n"
+    assert captured.err == "no --license given\n"
+    assert _logger_states() == before and logging.getLogger("biohicl").level == logging.NOTSET
+    assert launched_rank() == 0
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert launched_rank() == 0
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert launched_rank() == 2
+
+
+def test_an_initialized_process_group_gives_the_rank(monkeypatch):
+    """A process group that is up (its launcher's variables gone, or read from elsewhere) names the rank; torch is
+    not imported to ask (``sys.modules`` holds ``torch.distributed`` only once something imported it)."""
+    import sys
+
+    from biohicl.cli.progress import launched_rank
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    group = SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True, get_rank=lambda: 3)
+    monkeypatch.setitem(sys.modules, "torch.distributed", group)
+    assert launched_rank() == 3
+    monkeypatch.setattr(group, "is_initialized", lambda: False)
+    assert launched_rank() == 0
+
+
+def test_a_root_handler_gets_the_commands_lines_too_and_only_its_own_afterwards(fake_command, capsys):
+    """What docs/cli.md says of a notebook's ``logging.basicConfig(level=INFO)``: the records still propagate while a
+    command runs (its lines twice: bare, and in the root handler's format), and afterwards only the root handler
+    prints the library's INFO lines, once."""
+    import io
+
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[root] %(name)s: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        assert fake_command(["fake"]) == 0
+        assert capsys.readouterr().out == "LoRA r=8: 512 of 51,200 parameters trainable\n"
+        logging.getLogger("biohicl.evaluation.runner").info("biosses (all): spearman=0.5")
+        assert capsys.readouterr().out == ""
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert stream.getvalue() == (
+        "[root] biohicl.training.trainer: LoRA r=8: 512 of 51,200 parameters trainable\n"
+        "[root] biohicl.hub.publish: no --license given\n"
+        "[root] biohicl.evaluation.runner: biosses (all): spearman=0.5\n"
+    )

@@ -12,7 +12,7 @@ import errno
 import importlib
 import sys
 
-from biohicl.cli.progress import show_progress
+from biohicl.cli.progress import progress_shown
 from biohicl.errors import BioHiCLError
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder, a file where a folder is
@@ -96,23 +96,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"biohicl: unknown command {name!r}{hint}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name])
-    show_progress()  # every command shows the library's progress lines (study runs, evaluated tasks, ...)
-    try:
-        code = int(module.main(rest) or 0)
-        end_distributed()
-        return code
-    except BioHiCLError as err:
-        print(f"biohicl {name}: error: {one_line(err)}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        if err.errno not in _ENVIRONMENT_ERRNOS:
-            raise
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"biohicl {name}: error: {where}{err.strerror or err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"biohicl {name}: interrupted; completed work is kept", file=sys.stderr)
-        return 130
+    # every command shows the library's progress lines (study runs, evaluated tasks, ...); the loggers are put back
+    # afterwards, so an in-process call (a notebook's) leaves the library's logging as it found it
+    with progress_shown():
+        try:
+            code = int(module.main(rest) or 0)
+            end_distributed()
+            return code
+        except BioHiCLError as err:
+            print(f"biohicl {name}: error: {one_line(err)}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            if err.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"biohicl {name}: error: {where}{err.strerror or err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"biohicl {name}: interrupted; completed work is kept", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

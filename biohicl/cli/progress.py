@@ -3,6 +3,8 @@
 :func:`show_progress` puts the records of :data:`PROGRESS_LOGGERS` on the console as bare messages, the way the
 commands printed them: INFO on stdout, warnings and errors on stderr. Under ``torchrun``/``accelerate launch`` every
 process runs the command: only rank 0 shows them, the other ranks show the ``biohicl`` loggers' errors alone.
+:func:`progress_shown` does so for one command and then puts the loggers back as it found them (an in-process call,
+in a notebook, leaves the library's logging as it was).
 """
 
 from __future__ import annotations
@@ -51,8 +53,16 @@ class ConsoleHandler(logging.Handler):
 
 
 def launched_rank() -> int:
-    """This process's rank under a launcher (``RANK``, else ``LOCAL_RANK``; 0 when neither is set)."""
+    """This process's rank among several launched ones: ``torch.distributed``'s when a process group is up (torch is
+    not imported for it), else ``RANK`` (or ``LOCAL_RANK``) when ``WORLD_SIZE`` > 1 (the processes accelerate joins
+    into one run); 0 otherwise: a cluster's ``RANK`` or ``LOCAL_RANK`` without a launcher's ``WORLD_SIZE`` is one
+    process, whose lines are the only ones."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return int(distributed.get_rank())
     try:
+        if int(os.environ.get("WORLD_SIZE") or 1) <= 1:
+            return 0
         return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
     except ValueError:
         return 0
@@ -69,6 +79,22 @@ def show_progress(names: Iterable[str] = PROGRESS_LOGGERS) -> None:
         log.setLevel(logging.ERROR if quiet else logging.INFO)
         if not any(isinstance(handler, ConsoleHandler) for handler in log.handlers):
             log.addHandler(ConsoleHandler())
+
+
+@contextlib.contextmanager
+def progress_shown(names: Iterable[str] = PROGRESS_LOGGERS) -> Iterator[None]:
+    """:func:`show_progress` while the block runs (one command); afterwards ``biohicl`` and these loggers get back
+    the levels, handlers and ``propagate`` flags they had before, also when the block raised."""
+    names = tuple(names)
+    saved = [(log, log.level, list(log.handlers), log.propagate) for log in map(logging.getLogger, ("biohicl", *names))]
+    show_progress(names)
+    try:
+        yield
+    finally:
+        for log, level, handlers, propagate in saved:
+            log.setLevel(level)
+            log.handlers[:] = handlers
+            log.propagate = propagate
 
 
 @contextlib.contextmanager
