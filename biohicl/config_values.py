@@ -61,23 +61,36 @@ class _KeyGivenTwice(Exception):
         self.key, self.line = key, line
 
 
-def load_yaml(text: str, path: str | Path) -> Any:
-    """``text`` read as YAML by a safe loader that refuses a key given twice in one mapping (a one-line
-    :class:`ConfigError` naming ``path``, the line and the key; PyYAML keeps the last one silently); other errors
-    are ``yaml.YAMLError``."""
+def load_yaml(text: str, path: str | Path, cannot: str = "cannot parse") -> Any:
+    """``text`` read as YAML by a safe loader that keeps an unquoted date as its text and refuses a key given twice
+    in one mapping (PyYAML keeps the last one silently): a one-line :class:`ConfigError` naming ``path``, the line
+    and the key; any other failure (malformed YAML, ``!!timestamp 2001-02-30``, brackets nested thousands deep)
+    is ``f"{path}: {cannot} ({error})"``."""
+    import yaml
+
     try:
         return _unique_key_loader()(text).get_single_data()
     except _KeyGivenTwice as twice:
         raise ConfigError(f"{path} line {twice.line}: key {twice.key!r} given twice") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: {cannot} (nested too deeply)") from None
+    except (yaml.YAMLError, ValueError, TypeError) as err:
+        raise ConfigError(f"{path}: {cannot} ({err})") from None
 
 
 @functools.cache
 def _unique_key_loader() -> type:
     """A ``yaml.SafeLoader`` whose mappings refuse a key given twice (keys a ``<<`` merge brings may be
-    overridden, as YAML allows)."""
+    overridden, as YAML allows) and which reads an unquoted ``2024-05-01`` as that text, as a user means it in
+    ``run_name`` (YAML 1.1 made it a ``datetime.date``, which no option reads); ``!!timestamp`` still makes one."""
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers: typing.ClassVar[dict[str | None, list[tuple[str, Any]]]] = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: set[Any] = set()
             for key_node, _ in node.value:
@@ -167,12 +180,14 @@ def _kind(action: argparse.Action) -> str:
 
 def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
     """One value of a config file through ``action``'s type (a string or number, read as its text, like a flag's
-    value) and checked against its choices."""
+    value; any other type refused) and checked against its choices."""
     if isinstance(value, list):
         raise ConfigError(f"{path}: {action.dest}: expected single values, got a nested list")
     if value is None or isinstance(value, Mapping):
         raise ConfigError(f"{path}: {action.dest}: expected single values, got {value!r}")
-    if action.type is not None and isinstance(value, (str, int, float)):
+    if not isinstance(value, (str, int, float)):  # YAML's !!binary bytes, !!set, !!timestamp: no flag gives one
+        raise ConfigError(f"{path}: {action.dest}: a {type(value).__name__} is not a valid {_kind(action)}")
+    if action.type is not None:
         try:
             value = action.type(str(value))
         except (ValueError, TypeError, argparse.ArgumentTypeError):

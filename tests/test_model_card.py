@@ -666,6 +666,24 @@ def test_a_damaged_release_manifest_beside_the_datasets_is_passed_over(tmp_path,
     assert dataset_hub_id("ds", root=tmp_path) is None
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "repo_id: me/x\nsource: ds\nrevision: !!timestamp 2001-02-30\n",  # a ValueError from PyYAML's timestamp
+        "repo_id: me/x\nsource: " + "[" * 5000 + "]" * 5000 + "\n",  # a RecursionError from PyYAML's composer
+        "repo_id: me/x\nsource: ds\nnotes: !!binary not base64 @\n",  # a yaml.YAMLError
+    ],
+)
+def test_a_release_manifest_yaml_cannot_build_beside_the_datasets_is_passed_over(tmp_path, monkeypatch, damage):
+    from biohicl.hub.card_data_source import dataset_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hub" / "datasets").mkdir(parents=True)
+    (tmp_path / "hub" / "datasets" / "a-broken.yaml").write_text(damage, encoding="utf-8")  # read first
+    (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text("repo_id: me/my-pairs\nsource: ds\n", encoding="utf-8")
+    assert dataset_hub_id("ds", root=tmp_path) == "me/my-pairs"
+
+
 def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corpus").mkdir()

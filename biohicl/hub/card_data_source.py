@@ -90,8 +90,6 @@ def _kinds(label_kinds: dict[str, Any], sources: set[str] | None, noun: str = "t
 def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | None:
     """The Hub id of the dataset at ``dataset_path``: the ``repo_id`` of the release manifest under
     ``root/hub/datasets/`` whose ``source`` is that folder (both relative to the working directory), else None."""
-    import yaml
-
     from biohicl.config_values import load_yaml, read_config_text
     from biohicl.errors import ConfigError
 
@@ -101,7 +99,7 @@ def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | No
     for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
         try:  # read as publish reads a manifest: one it refuses (a key given twice, say) names no dataset
             values = load_yaml(read_config_text(path, "manifest"), path)
-        except (ConfigError, yaml.YAMLError):  # another manifest's damage is its own publish's to name
+        except ConfigError:  # another manifest's damage (any load_yaml failure) is its own publish's to name
             continue
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue

@@ -43,16 +43,13 @@ class ReleaseManifest:
     @classmethod
     def load(cls, path: str | Path) -> ReleaseManifest:
         """Read and check a manifest; :class:`ConfigError` names the file and the unknown, missing or repeated field."""
-        import yaml
-
         from biohicl.config_values import load_yaml, read_config_text  # imports transformers' argument parser
 
         path = Path(path)
         text = read_config_text(path, "manifest")  # missing, a folder, not UTF-8: one line naming the file
-        try:
-            values = load_yaml(text, path)  # a key given twice: one line naming the file and its line
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: cannot read the manifest ({err})") from None
+        # a key given twice names the file and its line; malformed YAML, !!timestamp 2001-02-30 or brackets nested
+        # thousands deep "cannot read the manifest (...)"
+        values = load_yaml(text, path, cannot="cannot read the manifest")
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of fields")
         known = {f.name for f in fields(cls)}

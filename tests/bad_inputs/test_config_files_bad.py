@@ -70,3 +70,61 @@ def test_keys_a_merge_brings_may_be_overridden_and_the_last_value_of_distinct_ke
     # 1 and "1" are different keys (an int and a string), as YAML reads them
     config.write_text("1: a\n'1': b\n")
     assert read_config(config) == {1: "a", "1": "b"}
+
+
+def test_an_unquoted_date_in_a_config_file_is_its_text(tmp_path):
+    from biohicl.cli.parser import parse_command
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    config = tmp_path / "t3.yaml"
+    config.write_text(f"run_name: 2024-05-01\noutput_dir: {tmp_path / 'tr3'}\n")
+    assert read_config(config)["run_name"] == "2024-05-01"  # YAML 1.1's timestamp, a datetime.date before
+    config.write_text("a: 2001-02-03T04:05:06\nb: [2001-02-30]\n")  # a datetime; an impossible date, a ValueError
+    assert read_config(config) == {"a": "2001-02-03T04:05:06", "b": ["2001-02-30"]}
+    config.write_text(f"run_name: 2024-05-01\noutput_dir: {tmp_path / 'tr3'}\n")
+    (args,) = parse_command(BioHiCLTrainingArguments, ["--config", str(config)], prog="biohicl train")
+    assert args.run_name == "2024-05-01"
+    assert '"run_name": "2024-05-01"' in args.to_json_string()  # training wrote no biohicl_training_args.json
+
+
+# (the option, its YAML value, the message after "FILE: "): a date read as its text, then through the option's type
+NOT_A_VALUE = {
+    "date-as-int": ("lora_alpha", "2001-02-03", "lora_alpha: '2001-02-03' is not a valid int"),
+    "date-as-float": ("learning_rate", "2001-02-03", "learning_rate: '2001-02-03' is not a valid float"),
+    "binary": ("run_name", "!!binary aGVsbG8=", "run_name: a bytes is not a valid str"),
+    "set": ("learning_rate", "!!set {0.1: null}", "learning_rate: a set is not a valid float"),
+    "tagged-date": ("run_name", "!!timestamp 2024-05-01", "run_name: a date is not a valid str"),
+    "set-in-a-list": ("report_to", "[!!set {a: null}]", "report_to: a set is not a valid str"),
+}
+
+
+@pytest.mark.parametrize("case", NOT_A_VALUE)
+def test_a_value_no_option_reads_is_refused_before_anything_loads(tmp_path, run_cli, case):
+    field, value, message = NOT_A_VALUE[case]
+    config = tmp_path / "t.yaml"
+    config.write_text(f"{field}: {value}\n")
+    args = ["--output_dir", str(tmp_path / "out"), "--dataset_path", str(tmp_path / "missing"), "--max_steps", "1"]
+    result = run_cli(["train", "--config", str(config), *args])
+    assert result.err.strip() == f"biohicl train: error: {config}: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("learning_rate: !!binary aGVsbG8=", "training: learning_rate: a bytes is not a valid float"),
+        ("lora_alpha: 2001-02-03", "training: lora_alpha: '2001-02-03' is not a valid int"),
+        ("run_name: !!set {a: null}", "training: run_name: a set is not a valid str"),
+    ],
+)
+def test_a_study_refuses_a_training_value_no_option_reads(tmp_path, line, message):
+    from pathlib import Path
+
+    from biohicl.study.config import ReproduceConfig
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "reproduce_tiny.yaml"
+    study = tmp_path / "study.yaml"
+    study.write_text(tiny.read_text(encoding="utf-8").rstrip("\n") + f"\n  {line}\n", encoding="utf-8")  # in training:
+    with pytest.raises(ConfigError) as err:
+        ReproduceConfig.from_yaml(study)
+    assert str(err.value) == f"{study}: {message}"

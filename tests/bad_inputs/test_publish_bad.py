@@ -168,6 +168,33 @@ def test_malformed_manifest(tmp_path):
         ReleaseManifest.load(manifest)
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # an impossible date PyYAML's timestamp made a ValueError of; brackets nested this deep a RecursionError
+        ("repo_id: me/x\nsource: runs/x\nrevision: !!timestamp 2001-02-30\n", "day is out of range for month"),
+        ("repo_id: me/x\nsource: runs/x\nnotes: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_a_manifest_yaml_cannot_build_is_one_line(tmp_path, run_cli, text, reason):
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        ReleaseManifest.load(manifest)
+    assert str(err.value) == f"{manifest}: cannot read the manifest ({reason})"
+    result = run_cli(["publish", "--manifest", str(manifest), "--dry_run"])
+    assert result.err.strip() == f"biohicl publish: error: {manifest}: cannot read the manifest ({reason})"
+
+
+def test_an_unquoted_date_in_a_manifest_is_its_text(tmp_path):
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text("repo_id: me/x\nsource: runs/x\nrevision: 2001-02-30\n")  # a branch name, not a date
+    assert ReleaseManifest.load(manifest).revision == "2001-02-30"
+    manifest.write_text("repo_id: me/x\nsource: runs/x\nreleased: 2001-02-30\n")
+    with pytest.raises(ConfigError, match=rf"^{manifest}: unknown field 'released'"):
+        ReleaseManifest.load(manifest)
+
+
 def test_run_without_a_model(tmp_path, run_cli):
     run = tmp_path / "run"
     (run / "checkpoint-5").mkdir(parents=True)
