@@ -4,6 +4,7 @@ is evaluated through the Encoder protocol; a mistyped BEIR folder path says so."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.report import markdown_table
-from biohicl.evaluation.runner import evaluate_model, save_results
+from biohicl.evaluation.runner import LENGTH_HINT, evaluate_model, save_results
 from biohicl.evaluation.significance import compare_records
 from tests.test_evaluation import write_beir
 from tests.test_significance import VocabEncoder
@@ -157,6 +158,38 @@ def test_a_sentence_transformer_is_evaluated_as_biohicl_evaluates_its_folder(tmp
         wrapped.encode(texts, kind="title")
 
 
+def test_a_sentence_transformer_at_another_max_length_gets_no_delta(tmp_path):
+    # a SentenceTransformer's record gave its length as `max_seq_length` only, which the comparison did not read:
+    # a model at its 64 tokens against its SentenceTransformer cut to 8 got a Δ, nothing refused
+    from conftest import build_tiny_bert
+    from sentence_transformers import SentenceTransformer
+
+    from biohicl.models.model import BioHiCL
+
+    BioHiCL.from_base(str(build_tiny_bert(tmp_path / "base")), hub_id="org/tiny-bert", max_length=64).save_merged(
+        tmp_path / "m"
+    )
+    folder = write_beir(tmp_path / "toy")
+    ours = evaluate_model(BioHiCL.from_pretrained(tmp_path / "m"), [str(folder)], per_item=True)
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    at_64 = evaluate_model(st, [str(folder)], per_item=True)
+    st.max_seq_length = 8
+    at_8 = evaluate_model(st, [str(folder)], per_item=True)
+    assert (at_64["settings"]["max_length"], at_8["settings"]["max_length"]) == (64, 8)
+    assert (at_8["model"]["config"]["max_length"], at_8["model"]["config"]["max_seq_length"]) == (8, 8)
+    assert markdown_table([ours, at_64]).count("\n") == 5  # one length: header, rule, two runs, Δ
+    why = rf"^toy: max_length 64 vs 8 \(a\.json vs b\.json\); {re.escape(LENGTH_HINT)}$"
+    for base in (ours, at_64):  # a BioHiCL record or another SentenceTransformer one
+        with pytest.raises(DataError, match=why):
+            markdown_table([base, at_8], sources=["a.json", "b.json"])
+        with pytest.raises(DataError, match=why):
+            compare_records(base, [at_8], sources=["a.json", "b.json"], rounds=10)
+    # a record written before settings and config said `max_length`: its config's `max_seq_length` is its length
+    del at_8["settings"]["max_length"], at_8["model"]["config"]["max_length"]
+    with pytest.raises(DataError, match=why):
+        markdown_table([ours, at_8], sources=["a.json", "b.json"])
+
+
 def test_records_that_say_nothing_of_their_data_but_scored_other_counts_get_no_delta(tmp_path):
     folder = write_beir(tmp_path / "beir")
     base, tuned = (evaluate_model(encoder, [str(folder)]) for encoder in (BASE, TUNED))
@@ -214,7 +247,7 @@ def test_records_at_another_max_length_or_prompt_get_no_delta_from_compare_or_th
     base["settings"]["max_length"] = 256  # the only difference
     a = saved(base, tmp_path / "a.json")
     for extra in ((), ("--paired", "--rounds", "100")):
-        why = f"beir: max_length 64 vs 256 ({b} vs {a}); score both with one --max_length\n"
+        why = f"beir: max_length 64 vs 256 ({b} vs {a}); {LENGTH_HINT}\n"
         assert run_compare(capsys, b, a, *extra) == (2, "", ERROR + why)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="biohicl.hub.eval_rows"):

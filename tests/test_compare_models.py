@@ -5,16 +5,18 @@ other ``--max_length`` or a record that does not say stays refused, and the refu
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from biohicl.errors import DataError
 from biohicl.evaluation.report import markdown_table
+from biohicl.evaluation.runner import LENGTH_HINT, evaluate_model
 from tests.test_compare_checks import ERROR, run_compare
 from tests.test_evaluation import write_beir
 
-HINT = "; score both with one --max_length"
+HINT = f"; {LENGTH_HINT}"
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +111,45 @@ def test_records_that_do_not_say_where_their_max_length_came_from_are_refused(sc
     a, b = read(scored["a"]), read(scored["b"])
     for record in (a, b):
         del record["settings"]["max_length_source"]
-    with pytest.raises(DataError, match=rf"^beir: max_length 64 vs 32 \(a\.json vs b\.json\){HINT}$"):
+    with pytest.raises(DataError, match=rf"^beir: max_length 64 vs 32 \(a\.json vs b\.json\){re.escape(HINT)}$"):
         markdown_table([a, b], sources=["a.json", "b.json"])
     # nor a record whose model does not name its base
     a, b = read(scored["a"]), read(scored["b"])
     del b["model"]["config"]["base_model"]
     with pytest.raises(DataError, match=r"^beir: max_length 64 vs 32 \(a\.json vs b\.json\);"):
         markdown_table([a, b], sources=["a.json", "b.json"])
+
+
+def test_python_records_say_their_max_length_and_the_refusal_says_how_to_score_alike_from_python(scored):
+    # evaluate_model's settings held batch size, split, cap and threads only, and a refused max length suggested
+    # `--max_length`, a flag a Python caller has no way to give
+    from biohicl.models.model import BioHiCL
+
+    root, sources = Path(scored["a"]).parent, ["a.json", "b.json"]
+    a, b = (BioHiCL.from_pretrained(root / name) for name in ("a", "b"))
+    ours_a, ours_b = (evaluate_model(model, [str(root / "beir")], per_item=True) for model in (a, b))
+    cli_a = read(scored["a"])
+    assert {key: ours_a["settings"][key] for key in ("max_length", "query_prompt", "document_prompt", "device")} == {
+        "max_length": 64,
+        "query_prompt": "",
+        "document_prompt": "",
+        "device": "cpu",
+    }
+    assert all(ours_a["settings"][key] == cli_a["settings"][key] for key in ("max_length", "device", "query_prompt"))
+    # a model does not keep the length it was loaded with: whether 64 is a's own is not the record's to say
+    assert "max_length_source" not in ours_a["settings"] and ours_b["settings"]["max_length"] == 32
+    assert ours_a["tasks"]["beir"]["metrics"] == cli_a["tasks"]["beir"]["metrics"]
+    markdown_table([cli_a, ours_a])  # scored alike: compares
+    with pytest.raises(DataError, match=rf"^beir: max_length 64 vs 32 \(a\.json vs b\.json\){re.escape(HINT)}$"):
+        markdown_table([ours_a, ours_b], sources=sources)
+    assert "model.max_seq_length = N" in HINT
+    a.max_seq_length = 32  # the hint's fix, from Python
+    at_32 = evaluate_model(a, [str(root / "beir")], per_item=True)
+    assert at_32["settings"]["max_length"] == 32
+    assert markdown_table([at_32, ours_b], sources=sources).count("\n") == 5  # header, rule, two runs, Δ
+    # a caller who loaded each base at its own length may say so, as biohicl evaluate records it
+    own = {"max_length_source": "model"}
+    a.max_seq_length = 64
+    said_a, said_b = (evaluate_model(m, [str(root / "beir")], settings=own) for m in (a, b))
+    assert said_a["settings"]["max_length"] == 64 and said_a["settings"]["max_length_source"] == "model"
+    assert markdown_table([said_a, said_b], sources=sources).count("\n") == 5

@@ -33,6 +33,11 @@ class DtypeEncoder:
         self.dtype = dtype
         self.config = getattr(model, "config", None)
 
+    @property
+    def device(self) -> Any:
+        """The model's device (None when it does not say)."""
+        return getattr(self.model, "device", None)
+
     def encode(
         self,
         texts: Sequence[str],
@@ -47,18 +52,35 @@ class DtypeEncoder:
 
 class SentenceTransformerConfig:
     """What a results record says about a SentenceTransformer (``model.config`` of the record): its class, maximum
-    tokens, prompts and similarity function."""
+    tokens (``max_length``, as a BioHiCL config names it, and sentence-transformers' ``max_seq_length``), prompts and
+    similarity function; read when asked, so a length set after wrapping is the one recorded."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def max_length(self) -> int | None:
+        """The model's ``max_seq_length`` (the most tokens a text is cut to)."""
+        return getattr(self.model, "max_seq_length", None)
+
+    @property
+    def query_prompt(self) -> str | None:
+        """The model's ``query`` prompt (None: it has none)."""
+        return (getattr(self.model, "prompts", None) or {}).get("query")
+
+    @property
+    def document_prompt(self) -> str | None:
+        """The model's ``document``, ``passage`` or ``corpus`` prompt, the first it has (None: none)."""
         prompts = getattr(self.model, "prompts", None) or {}
+        return next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None)
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "class": type(self.model).__name__,
-            "max_seq_length": getattr(self.model, "max_seq_length", None),
-            "query_prompt": prompts.get("query"),
-            "document_prompt": next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None),
+            "max_length": self.max_length,  # the name the runner's comparison reads (compared_settings)
+            "max_seq_length": self.max_length,
+            "query_prompt": self.query_prompt,
+            "document_prompt": self.document_prompt,
             "similarity_fn_name": getattr(self.model, "similarity_fn_name", None),
         }
 
@@ -72,6 +94,11 @@ class SentenceTransformerEncoder:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.config = SentenceTransformerConfig(model)
+
+    @property
+    def device(self) -> Any:
+        """The SentenceTransformer's device."""
+        return getattr(self.model, "device", None)
 
     def encode(
         self,

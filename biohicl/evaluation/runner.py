@@ -78,6 +78,17 @@ def describe_model(model: Any) -> dict[str, Any]:
     return {"class": type(model).__name__}
 
 
+def model_settings(model: Any) -> dict[str, Any]:
+    """How ``model`` encodes, as a record's ``settings`` can tell from the model itself: its config's ``max_length``
+    and prompts (a SentenceTransformer's through :class:`~biohicl.evaluation.encoder.SentenceTransformerConfig`) and
+    its ``device``, each where the model gives it. Not ``max_length_source``: neither a BioHiCL model nor a
+    SentenceTransformer keeps the length it was loaded with, so whether the length is the model's own is unknown."""
+    config = getattr(model, "config", None)
+    read = {name: getattr(config, name, None) for name in ("max_length", "query_prompt", "document_prompt")}
+    read["device"] = None if (device := getattr(model, "device", None)) is None else str(device)
+    return {key: value for key, value in read.items() if isinstance(value, int | str) and not isinstance(value, bool)}
+
+
 def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
     """A :class:`ConfigError` naming ``option`` unless ``value`` is None (every query) or a whole number ≥ 1."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -129,6 +140,8 @@ def evaluate_model(
 
     ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
+    The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
+    ``settings`` (the caller's, which win) does not give them.
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
@@ -171,18 +184,21 @@ def evaluate_model(
         for task, record in results.items()
         for metric in reported_metrics(task, record)
     }
+    recorded = {
+        "batch_size": batch_size,
+        "split": split,
+        "limit_queries": limit_queries,
+        "torch_threads": torch.get_num_threads(),
+        **({"document_index": document_index.location} if document_index is not None else {}),
+        **(settings or {}),
+    }
+    for key, value in model_settings(model).items():
+        recorded.setdefault(key, value)
     return {
         "format": RESULTS_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"id": model_id, "revision": revision, "config": describe_model(model)},
-        "settings": {
-            "batch_size": batch_size,
-            "split": split,
-            "limit_queries": limit_queries,
-            "torch_threads": torch.get_num_threads(),
-            **({"document_index": document_index.location} if document_index is not None else {}),
-            **(settings or {}),
-        },
+        "settings": recorded,
         "tasks": results,
         "summary": summary,
         "versions": library_versions(),
@@ -264,15 +280,19 @@ def cut_by_cap(task: str, record: Mapping[str, Any], others: Iterable[Mapping[st
 #: them (:func:`compared_settings`)
 COMPARED_SETTINGS = ("max_length", "query_prompt", "document_prompt")
 #: what a refused max length suggests (:func:`check_comparable`)
-LENGTH_HINT = "score both with one --max_length"
+LENGTH_HINT = "score both at one max length (--max_length N; from Python, model.max_seq_length = N)"
 
 
 def compared_settings(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What of :data:`COMPARED_SETTINGS` a record gives: its ``settings``, else its model's ``config``."""
+    """What of :data:`COMPARED_SETTINGS` a record gives: its ``settings``, else its model's ``config`` (a
+    SentenceTransformer's ``max_seq_length`` as its max length, in a record written before its config said
+    ``max_length``)."""
     settings, model = record.get("settings"), record.get("model")
     settings = settings if isinstance(settings, Mapping) else {}
     config = model.get("config") if isinstance(model, Mapping) else None
     config = config if isinstance(config, Mapping) else {}
+    if config.get("max_length") is None and config.get("max_seq_length") is not None:
+        config = {**config, "max_length": config["max_seq_length"]}
     given = {key: settings[key] if settings.get(key) is not None else config.get(key) for key in COMPARED_SETTINGS}
     return {key: value for key, value in given.items() if value is not None}
 
