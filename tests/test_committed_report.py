@@ -67,3 +67,65 @@ def test_a_run_lacking_a_task_is_named_with_it_in_the_report_and_on_the_console(
 def test_the_report_names_the_dev_pick_the_docs_cite(report):
     saved = json.loads((report["out"] / "results.json").read_text(encoding="utf-8"))
     assert saved["models"]["minilm"]["dev_pick"]["picked"] == "two_pass_distill2"
+
+
+def _crafted(tmp_path: Path, edit) -> Path:
+    """The laid-out study with ``minilm/two_pass_distill2/seed3/eval.json`` rewritten by ``edit(record) -> text``."""
+    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.lay_out(COMMITTED, tmp_path, "minilm")
+    path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"
+    path.write_text(edit(json.loads(path.read_text(encoding="utf-8"))), encoding="utf-8")
+    return path
+
+
+def _report(tmp_path: Path) -> int:
+    config = str(ROOT / "configs" / "study_minilm_cpu_guarded_256.yaml")
+    return cli.main(
+        ["reproduce", "--config", config, "--output_dir", str(tmp_path), "--seeds", "3,4,5", "--report_only"]
+    )
+
+
+def _with(**fields):
+    return lambda record: json.dumps(record | fields)
+
+
+def _task(name, value):
+    return lambda record: json.dumps(record | {"tasks": record["tasks"] | {name: value}})
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_with(versions=["x"]), "versions: expected an object, got a list"),
+        (_with(added={"a": 1}), "added: expected a list of objects, got an object"),
+        (_with(added=[{"versions": "x"}]), "added[0].versions: expected an object, got a string"),
+        (_with(added=[1]), "added[0]: expected an object, got a number"),
+        (lambda record: "[]", "expected a JSON object (an evaluation record), got a list"),
+        (lambda record: json.dumps(record)[:100], "not valid JSON (Unterminated string starting at, line 1)"),
+        (_task("biosses", "x"), "tasks.biosses: expected an object (the task's result), got a string"),
+        (_task("biosses", {"split": "test"}), "tasks.biosses.main_metric: expected a metric name, got null or nothing"),
+        (_with(tasks=[]), "tasks: expected an object of task results, got a list"),
+        (_with(summary={"biosses/spearman": "0.8"}), "summary.biosses/spearman: expected a number, got a string"),
+        (_with(wall_time_s=None), "wall_time_s: expected a number, got null or nothing"),
+    ],
+)
+def test_a_crafted_eval_json_is_refused_in_one_line_naming_the_file_and_field(tmp_path, capsys, edit, message):
+    path = _crafted(tmp_path, edit)
+    capsys.readouterr()
+    assert _report(tmp_path) == 2
+    assert capsys.readouterr().err.splitlines() == [f"biohicl reproduce: error: {path}: {message}"]
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_digest_that_is_not_a_string_is_filed_under_unknown(tmp_path):
+    _crafted(tmp_path, _with(versions={"biohicl_source": ["x"]}))
+    other = tmp_path / "minilm" / "two_pass_distill2" / "seed4" / "eval.json"
+    other.write_text(_with(versions={"biohicl_source": "abc123"})(json.loads(other.read_text())), encoding="utf-8")
+    assert _report(tmp_path) == 0
+    versions = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["code_versions"]
+    assert list(versions) == ["abc123", "unknown"]
+    assert versions["abc123"] == ["minilm/two_pass_distill2/seed4"]
+    assert "minilm/two_pass_distill2/seed3" in versions["unknown"]
+    assert "minilm/two_pass_distill2/seed4" not in versions["unknown"]

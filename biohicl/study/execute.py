@@ -32,6 +32,7 @@ from biohicl.study.plan import (
     lacking,
     missing_tasks,
     plan_study,
+    read_eval_record,
     run_label,
 )
 from biohicl.study.report import write_cards, write_results
@@ -342,7 +343,7 @@ def run_study(
     # runs other workers were on when this one passed them: pick up what they have finished since
     for run in plan_study(config):
         if run.key not in records and run.status in ("done", "add_tasks") and (run.run_dir / EVAL_NAME).is_file():
-            records[run.key] = json.loads((run.run_dir / EVAL_NAME).read_text(encoding="utf-8"))
+            records[run.key] = read_eval_record(run.run_dir / EVAL_NAME)
     finished = {run_label(key) for key in records}
     unfinished = [label for label in elsewhere if label not in finished]
     if unfinished:
@@ -366,7 +367,7 @@ def _execute(
         set_inference_length(run.run_dir, model.eval_max_length)
     if run.status == "done":
         logger.info("[%d/%d] %s: already evaluated, skipped", i, total, run.label)
-        return json.loads(eval_file.read_text(encoding="utf-8"))
+        return read_eval_record(eval_file)
     logger.info("[%d/%d] %s: %s", i, total, run.label, run.status)
     if run.variant == BASE:
         encoder = load_base(model)
@@ -381,6 +382,6 @@ def _execute(
         encoder = load_trained(model, run.run_dir)
         label = f"{model.name}/{run.variant}/seed{run.seed}"
     variant = None if run.variant == BASE else run.variant
-    previous = json.loads(eval_file.read_text(encoding="utf-8")) if run.status == "add_tasks" else None
+    previous = read_eval_record(eval_file) if run.status == "add_tasks" else None
     extra = {PEAK_KEY: peak} if peak is not None else None
     return evaluate_encoder(config, model, encoder, label, eval_file, variant, previous, extra)

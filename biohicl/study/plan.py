@@ -8,13 +8,13 @@ view.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
 
 #: The untrained base's variant name (seed None).
@@ -101,7 +101,6 @@ def _check_settings(
 ) -> None:
     """A :class:`ConfigError` when the run in ``folder`` was trained (or started) with other settings than the
     config now gives it: its results would be reported as the config's, or its training resumed under others."""
-    from biohicl.jsonio import read_json
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
@@ -144,7 +143,7 @@ def lacking(config: ReproduceConfig, run: PlannedRun) -> list[str]:
     or dataset), then ``<spec> per-item values`` for a task the targets name that it holds without them."""
     model = next(m for m in config.models if m.name == run.model)
     tasks = config.model_tasks(model) if run.variant == BASE else config.model_tasks(model, run.variant)
-    record = json.loads((run.run_dir / EVAL_NAME).read_text(encoding="utf-8"))
+    record = read_eval_record(run.run_dir / EVAL_NAME)
     absent = missing_tasks(record, tasks)
     items = [
         f"{spec} per-item values" for spec in missing_tasks(record, tasks, config.target_tasks()) if spec not in absent
@@ -162,7 +161,52 @@ def _eval_status(folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]) 
     path = folder / EVAL_NAME
     if not path.is_file():
         return None
-    return "add_tasks" if missing_tasks(json.loads(path.read_text(encoding="utf-8")), tasks, item_tasks) else "done"
+    return "add_tasks" if missing_tasks(read_eval_record(path), tasks, item_tasks) else "done"
+
+
+def read_eval_record(path: Path) -> dict[str, Any]:
+    """A run's ``eval.json``, its shape checked once for what the study reads of it: a JSON object whose ``tasks``
+    map each task to its result (an object naming its ``main_metric``), whose ``summary`` maps metrics to numbers,
+    ``versions`` an object, ``added`` a list of objects (each one's ``versions`` an object), ``wall_time_s`` a
+    number. A :class:`DataError` naming the file (and the field: ``FILE: tasks.biosses: expected …``) otherwise."""
+    record = read_json(path)
+
+    def expect(ok: bool, field: str, what: str, value: Any) -> None:
+        if not ok:
+            raise DataError(f"{field}{': ' if field else ''}expected {what}, got {_json_kind(value)}", path)
+
+    expect(isinstance(record, dict), "", "a JSON object (an evaluation record)", record)
+    tasks, summary = record.get("tasks"), record.get("summary")
+    expect(isinstance(tasks, dict), "tasks", "an object of task results", tasks)
+    for task, result in tasks.items():
+        expect(isinstance(result, dict), f"tasks.{task}", "an object (the task's result)", result)
+        metric = result.get("main_metric")
+        expect(isinstance(metric, str), f"tasks.{task}.main_metric", "a metric name", metric)
+    expect(isinstance(summary, dict), "summary", "an object of metric values", summary)
+    for metric, value in summary.items():
+        expect(_is_number(value), f"summary.{metric}", "a number", value)
+    expect(_is_number(record.get("wall_time_s", 0.0)), "wall_time_s", "a number", record.get("wall_time_s"))
+    expect(isinstance(record.get("versions") or {}, dict), "versions", "an object", record.get("versions"))
+    added = record.get("added", [])
+    expect(isinstance(added, list), "added", "a list of objects", added)
+    for i, entry in enumerate(added):
+        expect(isinstance(entry, dict), f"added[{i}]", "an object", entry)
+        expect(
+            isinstance(entry.get("versions") or {}, dict), f"added[{i}].versions", "an object", entry.get("versions")
+        )
+    return record
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, as an error names it (``a list``, ``a string``; an absent field: ``null or nothing``)."""
+    if value is None:
+        return "null or nothing"
+    kinds = {bool: "true/false", dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def describe_plan(runs: Sequence[PlannedRun]) -> str:

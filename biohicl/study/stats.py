@@ -190,10 +190,8 @@ def code_versions(records: Records, trained: Mapping[RunKey, Sequence[str]] | No
     code made. Records made before the digest was kept are filed under ``unknown``, last."""
     found: dict[str, list[str]] = {}
     for key, record in records.items():
-        evaluated = [
-            (e.get("versions") or {}).get("biohicl_source") or UNKNOWN_SOURCE
-            for e in (record, *record.get("added", []))
-        ]
+        digests = [(e.get("versions") or {}).get("biohicl_source") for e in (record, *record.get("added", []))]
+        evaluated = [d if isinstance(d, str) and d else UNKNOWN_SOURCE for d in digests]  # a crafted one: unknown
         for source in (*(trained or {}).get(key, ()), *evaluated):
             labels = found.setdefault(source, [])
             if run_label(key) not in labels:
