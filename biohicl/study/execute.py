@@ -151,13 +151,10 @@ def evaluate_encoder(
             settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
         )
     if previous is not None:
-        if previous.get("settings", {}) != record["settings"]:
-            logger.warning(
-                "%s: settings differ from the earlier evaluation (%s vs %s)",
-                label,
-                previous.get("settings"),
-                record["settings"],
-            )
+        earlier, now = previous.get("settings") or {}, record["settings"]
+        if differ := {k: (earlier[k], now[k]) for k in earlier.keys() & now.keys() if earlier[k] != now[k]}:
+            # a key one record lacks (recorded by newer code only) is no difference
+            logger.warning("%s: settings differ from the earlier evaluation (%s)", label, differ)
         merged = dict(previous)
         merged["tasks"] = {**previous["tasks"], **record["tasks"]}
         merged["summary"] = {**previous["summary"], **record["summary"]}
