@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -87,7 +88,7 @@ def _unique_key_loader() -> type:
 
     class UniqueKeyLoader(yaml.SafeLoader):
         yaml_implicit_resolvers: typing.ClassVar[dict[str | None, list[tuple[str, Any]]]] = {
-            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            first: [(tag, YAML12_NUMBERS.get(tag, regexp)) for tag, regexp in resolvers if tag != TIMESTAMP]
             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
         }
 
@@ -105,7 +106,26 @@ def _unique_key_loader() -> type:
                     continue
             return super().construct_mapping(node, deep=deep)
 
+        def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+            """YAML 1.2's integers: ``010`` is ten (YAML 1.1: octal 8), ``0o10`` octal, ``0x10`` hexadecimal."""
+            text = str(self.construct_scalar(node))
+            if text[:2] in ("0o", "0x"):
+                return int(text[2:], 8 if text[1] == "o" else 16)
+            return int(text, 10)  # `1:20` or `1_000` under an explicit !!int: a ValueError, one line
+
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
     return UniqueKeyLoader
+
+
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
+#: YAML 1.2's number forms, replacing YAML 1.1's, which also read ``12:30`` as 750 (base 60) and ``010`` as 8.
+YAML12_NUMBERS = {
+    "tag:yaml.org,2002:int": re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    "tag:yaml.org,2002:float": re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+}
 
 
 def _json_unique_keys(text: str, path: Path) -> Any:

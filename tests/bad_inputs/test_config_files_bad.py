@@ -87,6 +87,18 @@ def test_an_unquoted_date_in_a_config_file_is_its_text(tmp_path):
     assert '"run_name": "2024-05-01"' in args.to_json_string()  # training wrote no biohicl_training_args.json
 
 
+def test_numbers_are_read_as_yaml_1_2_reads_them(tmp_path):
+    """YAML 1.1 read `12:30` as 750 (base 60) and `010` as 8 (octal), silently: YAML 1.2's forms only."""
+    config = tmp_path / "n.yaml"
+    config.write_text("run_name: 12:30\nseed: 010\nx: 0x10\ny: 0o10\nz: -3\nlr: 1.5e-4\nw: .5\nt: 1:20.5\n")
+    assert read_config(config) == {
+        "run_name": "12:30", "seed": 10, "x": 16, "y": 8, "z": -3, "lr": 1.5e-4, "w": 0.5, "t": "1:20.5"
+    }  # fmt: skip
+    config.write_text("seed: !!int 1:20\n")
+    with pytest.raises(ConfigError, match=rf"^{config}: cannot parse \(invalid literal for int\(\) with base 10"):
+        read_config(config)
+
+
 # (the option, its YAML value, the message after "FILE: "): a date read as its text, then through the option's type
 NOT_A_VALUE = {
     "date-as-int": ("lora_alpha", "2001-02-03", "lora_alpha: '2001-02-03' is not a valid int"),
