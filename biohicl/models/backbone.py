@@ -360,13 +360,19 @@ def check_peft_config_values(peft_config: Any) -> None:
     scale alpha / r is then 0). A negative alpha is peft's to allow; other methods (IA3, ...) have neither field."""
     kind = str(getattr(getattr(peft_config, "peft_type", None), "value", ""))
     ranks = {"LORA": ["r"], "ADALORA": ["init_r", "target_r"], "LOHA": ["r"], "LOKR": ["r"]}.get(kind, [])
-    for field in ranks:
-        if getattr(peft_config, field, 1) < 1:
-            got = getattr(peft_config, field)
-            raise ConfigError(f"peft_config: {field} (the adapter's rank) must be at least 1, got {got}")
     alpha = "lora_alpha" if kind in ("LORA", "ADALORA") else "alpha" if kind in ("LOHA", "LOKR") else None
-    if alpha is not None and getattr(peft_config, alpha, 1) == 0:
-        raise ConfigError(f"peft_config: {alpha} 0 scales the adapter's update to nothing; give a nonzero value")
+    check_rank_and_alpha("peft_config", {f: getattr(peft_config, f, 1) for f in ranks}, alpha, peft_config)
+
+
+def check_rank_and_alpha(owner: str, ranks: dict[str, Any], alpha: str | None, values: Any) -> None:
+    """Each rank a whole number ≥ 1, ``values``' (an object or mapping) ``alpha`` not 0: else one line naming both."""
+    for field, got in ranks.items():
+        if isinstance(got, bool) or not isinstance(got, int) or got < 1:
+            need = "at least 1, got" if isinstance(got, int) and not isinstance(got, bool) else "a whole number, got"
+            raise ConfigError(f"{owner}: {field} (the adapter's rank) must be {need} {got!r}")
+    scale = values.get(alpha, 1) if isinstance(values, dict) else getattr(values, alpha or "", 1)
+    if alpha is not None and scale == 0:
+        raise ConfigError(f"{owner}: {alpha} 0 scales the adapter's update to nothing; give a nonzero value")
 
 
 def lora_config(
@@ -393,6 +399,7 @@ def lora_config(
             config.target_modules = default_lora_target_modules(backbone)
         config.inference_mode = False
         return config
+    check_rank_and_alpha("add_lora", {"r": r}, "alpha", {"alpha": alpha})
     return LoraConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         r=r,

@@ -204,6 +204,27 @@ def test_a_peft_config_that_trains_nothing_is_refused_in_one_line(tiny_bert_dir,
     assert str(raised.value) == expected and not model.is_peft
 
 
+def test_add_lora_s_own_rank_and_alpha_and_a_rank_that_is_no_number_are_refused_in_one_line(tiny_bert_dir):
+    """add_lora(alpha=0) trained an adapter scaled to nothing, r=0 ended in peft's traceback, and a peft_config rank
+    that is no number (None, "8") in a TypeError of the check itself."""
+    from biohicl.errors import ConfigError
+    from biohicl.models.model import BioHiCL
+
+    cases = [
+        ({"alpha": 0}, "add_lora: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+        ({"r": 0}, "add_lora: r (the adapter's rank) must be at least 1, got 0"),
+        ({"peft_config": _peft("LoraConfig", r=4)}, None),
+    ]
+    for kwargs, expected in cases:
+        model = BioHiCL.from_base(str(tiny_bert_dir))
+        if expected is None:  # a config whose rank is set to something else after it was built
+            kwargs["peft_config"].r = "8"
+            expected = "peft_config: r (the adapter's rank) must be a whole number, got '8'"
+        with pytest.raises(ConfigError) as raised:
+            model.add_lora(**kwargs, verbose=False)
+        assert str(raised.value) == expected and not model.is_peft
+
+
 def test_a_peft_config_with_negative_alpha_is_peft_s_to_allow(tiny_bert_dir):
     from biohicl.models.model import BioHiCL
 
