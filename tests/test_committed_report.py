@@ -109,8 +109,14 @@ def _task(name, value):
         (_with(tasks=[]), "tasks: expected an object of task results, got a list"),
         (_with(summary={"biosses/spearman": "0.8"}), "summary.biosses/spearman: expected a number, got a string"),
         (_with(wall_time_s=None), "wall_time_s: expected a number, got null or nothing"),
+        (_with(settings=["x"]), "settings: expected an object, got a list"),
+        (_with(model="m"), "model: expected an object, got a string"),
+        (_task("biosses", {"main_metric": "spearman", "per_item": [1]}),
+         "tasks.biosses.per_item: expected an object, got a list"),
+        (_task("biosses", {"main_metric": "spearman", "metrics": [1]}),
+         "tasks.biosses.metrics: expected an object, got a list"),
     ],
-)
+)  # fmt: skip
 def test_a_crafted_eval_json_is_refused_in_one_line_naming_the_file_and_field(tmp_path, capsys, edit, message):
     path = _crafted(tmp_path, edit)
     capsys.readouterr()

@@ -166,9 +166,10 @@ def _eval_status(folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]) 
 
 def read_eval_record(path: Path) -> dict[str, Any]:
     """A run's ``eval.json``, its shape checked once for what the study reads of it: a JSON object whose ``tasks``
-    map each task to its result (an object naming its ``main_metric``), whose ``summary`` maps metrics to numbers,
-    ``versions`` an object, ``added`` a list of objects (each one's ``versions`` an object), ``wall_time_s`` a
-    number. A :class:`DataError` naming the file (and the field: ``FILE: tasks.biosses: expected …``) otherwise."""
+    map each task to its result (an object naming its ``main_metric``; its ``metrics``, ``per_item``, ``data_files``
+    objects), whose ``summary`` maps metrics to numbers, ``versions``, ``settings`` and ``model`` objects, ``added``
+    a list of objects (each one's ``versions`` an object), ``wall_time_s`` a number. A :class:`DataError` naming the
+    file (and the field: ``FILE: tasks.biosses: expected …``) otherwise."""
     record = read_json(path)
 
     def expect(ok: bool, field: str, what: str, value: Any) -> None:
@@ -182,11 +183,14 @@ def read_eval_record(path: Path) -> dict[str, Any]:
         expect(isinstance(result, dict), f"tasks.{task}", "an object (the task's result)", result)
         metric = result.get("main_metric")
         expect(isinstance(metric, str), f"tasks.{task}.main_metric", "a metric name", metric)
+        for part in ("metrics", "per_item", "data_files"):  # read as mappings by the report's tables and intervals
+            expect(isinstance(result.get(part) or {}, dict), f"tasks.{task}.{part}", "an object", result.get(part))
     expect(isinstance(summary, dict), "summary", "an object of metric values", summary)
     for metric, value in summary.items():
         expect(_is_number(value), f"summary.{metric}", "a number", value)
     expect(_is_number(record.get("wall_time_s", 0.0)), "wall_time_s", "a number", record.get("wall_time_s"))
-    expect(isinstance(record.get("versions") or {}, dict), "versions", "an object", record.get("versions"))
+    for part in ("versions", "settings", "model"):
+        expect(isinstance(record.get(part) or {}, dict), part, "an object", record.get(part))
     added = record.get("added", [])
     expect(isinstance(added, list), "added", "a list of objects", added)
     for i, entry in enumerate(added):
