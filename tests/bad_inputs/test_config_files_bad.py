@@ -99,6 +99,22 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(tmp_path):
         read_config(config)
 
 
+def test_yaml_s_yes_no_reading_is_refused_for_a_text_option_and_kept_for_a_bool_one(tmp_path):
+    """`save_strategy: no` is YAML 1.1's false: it became the text 'False' (run_name silently, save_strategy
+    refused as not one of its choices); quoted, or on a bool option, it is what the user meant."""
+    from biohicl.cli.parser import parse_command
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    config = tmp_path / "c.yaml"
+    for key in ("save_strategy", "run_name"):
+        config.write_text(f"{key}: no\noutput_dir: {tmp_path / 'r'}\n")
+        with pytest.raises(ConfigError, match=rf"^{config}: {key}: False is how YAML reads an unquoted yes/no/on/off"):
+            parse_command(BioHiCLTrainingArguments, ["--config", str(config)], prog="biohicl train")
+    config.write_text(f"save_strategy: 'no'\nuse_mse: no\ndisable_tqdm: yes\noutput_dir: {tmp_path / 'r'}\n")
+    (args,) = parse_command(BioHiCLTrainingArguments, ["--config", str(config)], prog="biohicl train")
+    assert (str(args.save_strategy.value), args.use_mse, args.disable_tqdm) == ("no", False, True)
+
+
 # (the option, its YAML value, the message after "FILE: "): a date read as its text, then through the option's type
 NOT_A_VALUE = {
     "date-as-int": ("lora_alpha", "2001-02-03", "lora_alpha: '2001-02-03' is not a valid int"),
