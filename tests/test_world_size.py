@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_torchrun, synthetic_documents
+from test_trainer import make_values
 
 from biohicl.hub.model_card import BioHiCLModelCardData, render_model_card
 from biohicl.training.args import BioHiCLTrainingArguments
@@ -82,22 +83,8 @@ def test_card_shows_world_size_and_documents_per_step_after_the_batch_size_and_n
 def _values(tiny_bert_dir: Path, tmp_path: Path, output: str, **overrides) -> dict:
     docs = tmp_path / "documents.jsonl"  # 4 topics × 5 training documents (the 6th of each is a test document)
     docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
-    values = dict(
-        output_dir=str(tmp_path / output),
-        base_model=str(tiny_bert_dir),
-        base_model_hub_id="test/tiny-bert",
-        dataset_path=str(docs),
-        max_steps=2,
-        per_device_train_batch_size=4,
-        max_length=32,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        lora_target_modules=["query", "value"],
-        seed=7,
-        disable_tqdm=True,
-    )
-    return {**values, **overrides}
+    small = {"max_steps": 2, "per_device_train_batch_size": 4}
+    return make_values(tiny_bert_dir, docs, tmp_path / output, **{**small, **overrides})
 
 
 def _scale(run: Path) -> dict:
@@ -109,7 +96,7 @@ def _scale(run: Path) -> dict:
 def test_a_one_process_run_records_its_scale_and_its_card_shows_it(tiny_bert_dir, tmp_path):
     from biohicl.training.run import train_biohicl
 
-    values = _values(tiny_bert_dir, tmp_path, "one", use_cpu=True, gradient_accumulation_steps=2)
+    values = _values(tiny_bert_dir, tmp_path, "one", gradient_accumulation_steps=2)
     run = train_biohicl(BioHiCLTrainingArguments(**values))
     # 20 documents / 4 = 5 batches, all in this process; a step is 2 batches of 4
     assert _scale(run) == {
@@ -128,7 +115,7 @@ def test_a_batch_larger_than_the_documents_records_the_documents_a_step_trains_o
     docs = tmp_path / "ten.jsonl"  # 10 training documents: the sampler's batches hold all 10, not 32
     ten = [d for d in synthetic_documents() if d["split"] == "train"][:10]
     docs.write_text("".join(json.dumps(d) + "\n" for d in ten), encoding="utf-8")
-    values = _values(tiny_bert_dir, tmp_path, "ten", use_cpu=True, per_device_train_batch_size=32)
+    values = _values(tiny_bert_dir, tmp_path, "ten", per_device_train_batch_size=32)
     run = train_biohicl(BioHiCLTrainingArguments(**{**values, "dataset_path": str(docs)}))
     assert _scale(run) == {
         "world_size": 1,
@@ -145,7 +132,9 @@ def test_a_batch_larger_than_the_documents_records_the_documents_a_step_trains_o
 @pytest.mark.slow
 def test_a_two_process_run_records_its_scale_and_its_card_shows_it(tiny_bert_dir, tmp_path):
     config = tmp_path / "ddp.yaml"
-    config.write_text(yaml.safe_dump(_values(tiny_bert_dir, tmp_path, "two")))
+    values = _values(tiny_bert_dir, tmp_path, "two")
+    values.pop("use_cpu")  # the documented launch: the processes must still join one CPU process group
+    config.write_text(yaml.safe_dump(values))
     proc = run_torchrun(["-m", "biohicl.cli.main", "train", "--config", str(config)], timeout=300)
     assert proc.returncode == 0, proc.stderr[-8000:]
     # 5 batches of 4 split over 2 processes: 3 each (one loops back), each step 4 documents on each process
