@@ -4,11 +4,11 @@ unrun only the runs that have no evaluation."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from biohicl.cli import main as cli
 
@@ -20,11 +20,8 @@ COMMITTED = ROOT / "docs" / "results" / "study_minilm_cpu_guarded_256"
 def report(tmp_path_factory) -> dict:
     from biohicl.study import ReproduceConfig, run_study
 
-    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = tmp_path_factory.mktemp("guarded256")
-    script.lay_out(COMMITTED, out, "minilm")
+    load_script("study_from_committed").lay_out(COMMITTED, out, "minilm")
     config = ReproduceConfig.from_yaml(ROOT / "configs" / "study_minilm_cpu_guarded_256.yaml")
     config = config.select(seeds=[3, 4, 5])
     config.output_dir = str(out)
@@ -43,10 +40,7 @@ def test_the_report_lists_only_runs_without_an_evaluation_as_not_run(report):
 
 def test_a_run_lacking_a_task_is_named_with_it_in_the_report_and_on_the_console(tmp_path, capsys):
     """Its target means use fewer seeds than the row's count: the report and the command say which run lacks what."""
-    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.lay_out(COMMITTED, tmp_path, "minilm")
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
     path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"
     record = json.loads(path.read_text(encoding="utf-8"))
     del record["tasks"]["pubmedqa"]
@@ -71,10 +65,7 @@ def test_the_report_names_the_dev_pick_the_docs_cite(report):
 
 def _crafted(tmp_path: Path, edit) -> Path:
     """The laid-out study with ``minilm/two_pass_distill2/seed3/eval.json`` rewritten by ``edit(record) -> text``."""
-    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.lay_out(COMMITTED, tmp_path, "minilm")
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
     path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"
     path.write_text(edit(json.loads(path.read_text(encoding="utf-8"))), encoding="utf-8")
     return path

@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import synthetic_documents
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("pair_statistics", ROOT / "scripts" / "pair_statistics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script, synthetic_documents
 
 
 def test_pair_counts_by_band():
     siml = np.array([[1.0, 0.0, 0.3, 0.9], [0.0, 1.0, 0.31, 0.2], [0.3, 0.31, 1.0, 0.0], [0.9, 0.2, 0.0, 1.0]])
-    assert load_script().pair_counts(siml, beta=0.3) == {"pairs": 6, "zero": 2, "weak": 2, "positive": 2}
+    assert load_script("pair_statistics").pair_counts(siml, beta=0.3) == {
+        "pairs": 6,
+        "zero": 2,
+        "weak": 2,
+        "positive": 2,
+    }
 
 
 def test_the_script_counts_every_training_pair_and_every_batch(tmp_path, mesh, capsys):
     docs = [d for d in synthetic_documents() if d["split"] == "train"]
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-    assert load_script().main([str(path), "--batch_size", "4", "--epochs", "2"]) == 0
+    assert load_script("pair_statistics").main([str(path), "--batch_size", "4", "--epochs", "2"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     labels = [d["mesh"] for d in docs]
     by_hand = [mesh.label_similarity(labels[i], labels[j]) for i in range(len(docs)) for j in range(i + 1, len(docs))]

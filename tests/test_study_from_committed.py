@@ -3,17 +3,7 @@ symlinked folder or file, and no folder name that would land outside the model's
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("study_from_committed", ROOT / "scripts" / "study_from_committed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+from conftest import load_script
 
 
 def test_symlinks_and_dot_dot_names_are_not_copied(tmp_path):
@@ -30,6 +20,6 @@ def test_symlinks_and_dot_dot_names_are_not_copied(tmp_path):
     (source / ".._seed2" / "eval.json").write_text("{}", encoding="utf-8")
     (source / "w_seed3").symlink_to(source / "v_seed1")
     out = tmp_path / "out" / "study"
-    assert _script().lay_out(source, out, "minilm") == 1
+    assert load_script("study_from_committed").lay_out(source, out, "minilm") == 1
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == ["study/minilm/v/seed1/eval.json"]
