@@ -15,6 +15,8 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent
 #: Besides every ``*.py`` file and everything under ``resources/``: the packaged data files (``registry.json``).
 SOURCE_SUFFIXES = (".py", ".json", ".md")
+#: Where a digest should stand but none was recorded: a record or checkpoint written by code that kept none.
+UNKNOWN_SOURCE = "unknown"
 #: The card templates, digested by these fixed names wherever they are: ``{name: (path inside the package folder,
 #: as a wheel ships it; path beside the package folder, as a clone keeps it)}``. The same two places, in the same
 #: order, as the card code's own lookups (``biohicl.hub.model_card.template_path`` and

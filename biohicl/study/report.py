@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
+from biohicl.provenance import UNKNOWN_SOURCE
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import BASE, PlannedRun, Records, run_dir_for
-from biohicl.study.stats import NOISE_RULE, UNKNOWN_SOURCE
+from biohicl.study.stats import NOISE_RULE
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from biohicl.errors import DataError
 from biohicl.jsonio import read_json
+from biohicl.provenance import UNKNOWN_SOURCE
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.dev_pick import Summaries, pick_variant
 from biohicl.study.plan import BASE, TRAINING_DONE_NAME, Records, RunKey, run_dir_for, run_label
@@ -21,8 +22,6 @@ from biohicl.study.plan import BASE, TRAINING_DONE_NAME, Records, RunKey, run_di
 #: Version of the ``results.json`` layout.
 RESULTS_FORMAT = 1
 
-#: What ``code_versions`` files a record (or tasks added to it) under when it has no ``versions.biohicl_source``.
-UNKNOWN_SOURCE = "unknown"
 
 NOISE_FACTOR = 2.0
 NOISE_RULE = (

@@ -18,7 +18,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from biohicl.provenance import source_digest
+from biohicl.provenance import UNKNOWN_SOURCE, source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import loss_config
 from biohicl.training.selection import selection_summary
@@ -51,10 +51,6 @@ def batch_scale(
         "batches_per_epoch_per_process": per_process,
         "documents_per_optimizer_step": batch * args.gradient_accumulation_steps * sharing,
     }
-
-
-#: What a run's digest list starts with when code that kept no list trained its first steps.
-UNKNOWN_SOURCE = "unknown"
 
 
 def trained_by(state: Any) -> list[str]:
