@@ -4,7 +4,6 @@ MeSH-labelled documents."""
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import shutil
 import signal
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from biohicl.cli.progress import logger_states, restore_logger_states
 
 # Tests never touch the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -79,22 +80,8 @@ def run_torchrun(args: list[str], *, timeout: float, processes: int = 2) -> subp
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def _library_logger_states() -> list[tuple[logging.Logger, int, list[logging.Handler], bool]]:
-    from biohicl.cli.progress import PROGRESS_LOGGERS
-
-    loggers = [logging.getLogger(name) for name in ("biohicl", *PROGRESS_LOGGERS)]
-    return [(log, log.level, list(log.handlers), log.propagate) for log in loggers]
-
-
 #: The library loggers as this process had them before any command ran (taken when the suite starts).
-FRESH_LOGGERS = _library_logger_states()
-
-
-def _restore_library_loggers() -> None:
-    for log, level, handlers, propagate in FRESH_LOGGERS:
-        log.setLevel(level)
-        log.handlers[:] = handlers
-        log.propagate = propagate
+FRESH_LOGGERS = logger_states()
 
 
 @pytest.fixture(autouse=True)
@@ -103,9 +90,9 @@ def library_loggers_as_in_a_fresh_process():
     (``show_progress``) sets their levels and console handlers, which would otherwise reach later tests (a
     ``caplog`` at WARNING then also holds their INFO records). Restored before the test, after the module and
     session fixtures it uses have run (they may run a command too), and after it."""
-    _restore_library_loggers()
+    restore_logger_states(FRESH_LOGGERS)
     yield
-    _restore_library_loggers()
+    restore_logger_states(FRESH_LOGGERS)
 
 
 @pytest.fixture(scope="session")

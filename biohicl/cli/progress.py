@@ -86,15 +86,28 @@ def progress_shown(names: Iterable[str] = PROGRESS_LOGGERS) -> Iterator[None]:
     """:func:`show_progress` while the block runs (one command); afterwards ``biohicl`` and these loggers get back
     the levels, handlers and ``propagate`` flags they had before, also when the block raised."""
     names = tuple(names)
-    saved = [(log, log.level, list(log.handlers), log.propagate) for log in map(logging.getLogger, ("biohicl", *names))]
+    saved = logger_states(names)
     show_progress(names)
     try:
         yield
     finally:
-        for log, level, handlers, propagate in saved:
-            log.setLevel(level)
-            log.handlers[:] = handlers
-            log.propagate = propagate
+        restore_logger_states(saved)
+
+
+LoggerState = tuple[logging.Logger, int, list[logging.Handler], bool]
+
+
+def logger_states(names: Iterable[str] = PROGRESS_LOGGERS) -> list[LoggerState]:
+    """The level, handlers and ``propagate`` flag of ``biohicl`` and each of these loggers, to restore later."""
+    return [(log, log.level, list(log.handlers), log.propagate) for log in map(logging.getLogger, ("biohicl", *names))]
+
+
+def restore_logger_states(saved: Iterable[LoggerState]) -> None:
+    """Put back what :func:`logger_states` read."""
+    for log, level, handlers, propagate in saved:
+        log.setLevel(level)
+        log.handlers[:] = handlers
+        log.propagate = propagate
 
 
 @contextlib.contextmanager
