@@ -207,7 +207,7 @@ def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
         raise ConfigError(f"{path}: {action.dest}: expected single values, got {value!r}")
     if not isinstance(value, (str, int, float)):  # YAML's !!binary bytes, !!set, !!timestamp: no flag gives one
         raise ConfigError(f"{path}: {action.dest}: a {type(value).__name__} is not a valid {_kind(action)}")
-    if isinstance(value, bool) and getattr(action.type, "__name__", "") != "string_to_bool":
+    if isinstance(value, bool) and action.type is not string_to_bool:
         raise ConfigError(  # `save_strategy: no` is YAML's false: it became the text 'False'
             f"{path}: {action.dest}: {value} is how YAML reads an unquoted yes/no/on/off/true/false; quote the word "
             "for a text option (save_strategy: 'no')"
