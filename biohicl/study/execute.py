@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
 from biohicl.study.dev_pick import read_training_summaries
 from biohicl.study.locks import LOCK_NAME as LOCK_NAME  # re-exported: the lock file a run folder may hold
@@ -71,7 +72,9 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
     folder = Path(spec.path) if spec.path else Path(config.output_dir) / "dataset"
     if (folder / "documents").is_dir() and (folder / "pairs").is_dir():
         summary_file = folder / "summary.json"
-        summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+        summary = read_json(summary_file) if summary_file.is_file() else {}
+        if not isinstance(summary, dict):
+            raise DataError("expected a JSON object (the dataset's build summary)", summary_file)
         logger.info("reusing the MeSH-pair dataset in %s", folder)
         return folder, summary
     if not build:
@@ -270,7 +273,9 @@ def set_inference_length(run_dir: Path, max_length: int | None) -> None:
     path = run_dir / CONFIG_NAME
     if max_length is None or not path.is_file():
         return
-    values = json.loads(path.read_text(encoding="utf-8"))
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise DataError("expected a JSON object (the encoder's settings)", path)
     if values.get("max_length") != max_length:
         values["max_length"] = max_length
         atomic_write_text(path, json.dumps(values, indent=2) + "\n")
