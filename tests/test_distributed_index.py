@@ -106,11 +106,14 @@ def test_resume_with_another_world_size(models, tmp_path):
     assert [s.rank for s in manifest.shards] == [0, 1, 0, 1, 0, 1] and manifest.count == 23
 
 
+MERGE_SETTINGS = {"model": "m", "model_revision": None, "dtype": "float32", "dim": 4, "shard_size": 2}
+MERGE_SETTINGS |= {"normalized": True, "pooling": "mean", "max_length": 8, "query_prompt": "", "document_prompt": ""}
+MERGE_SETTINGS |= {"base_model": "m", "base_revision": None}
+SHARD = {"file": "f", "docs": "d", "start": 0, "count": 2, "ids_sha256": "x"}
+
+
 def test_merge_detects_missing_rank_and_shards(tmp_path):
-    settings = {"model": "m", "model_revision": None, "dtype": "float32", "dim": 4, "shard_size": 2}
-    settings |= {"normalized": True, "pooling": "mean", "max_length": 8, "query_prompt": "", "document_prompt": ""}
-    settings |= {"base_model": "m", "base_revision": None}
-    shard = {"file": "f", "docs": "d", "start": 0, "count": 2, "ids_sha256": "x"}
+    settings, shard = MERGE_SETTINGS, SHARD
     rank0 = {"total_shards": 3, "has_titles": False, "has_mesh": False, "shards": [{**shard, "number": 0, "rank": 0}]}
     (tmp_path / "rank-00000.json").write_text(json.dumps(rank0))
     with pytest.raises(DataError, match="rank 1 did not finish"):
@@ -126,6 +129,57 @@ def test_merge_detects_missing_rank_and_shards(tmp_path):
     (tmp_path / "rank-00000.json").write_text(json.dumps(rank0))
     merged = merge_rank_manifests(tmp_path, 2, settings)
     assert [(s.number, s.start) for s in merged.shards] == [(0, 0), (1, 2)] and merged.count == 4
+
+
+def _two_ranks(tmp_path: Path) -> tuple[Path, dict]:
+    """rank-00000.json of a 2-shard, 2-rank index written; rank 1's part returned for the test to write."""
+    part = {"total_shards": 2, "has_titles": False, "has_mesh": False, "skipped_blank": 0}
+    (tmp_path / "rank-00000.json").write_text(json.dumps({**part, "shards": [{**SHARD, "number": 0, "rank": 0}]}))
+    return tmp_path / "rank-00001.json", {**part, "shards": [{**SHARD, "number": 1, "rank": 1}]}
+
+
+def merge_error(tmp_path: Path) -> str:
+    with pytest.raises(DataError) as caught:
+        merge_rank_manifests(tmp_path, 2, MERGE_SETTINGS)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_merge_refuses_a_truncated_rank_file_in_one_line(tmp_path):
+    path, rank1 = _two_ranks(tmp_path)
+    path.write_text(json.dumps(rank1)[:40])  # a killed writer or a bad copy: cut mid-object
+    assert merge_error(tmp_path).startswith(f"{path}: not valid JSON (")
+    assert not (tmp_path / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["shards"][0].pop("count"), "shards[0]: missing field(s) count"),
+        (lambda p: p["shards"][0].update(count="2"), "shards[0].count: expected a non-negative integer, got '2'"),
+        (lambda p: p["shards"][0].update(ids_sha256=None), "shards[0].ids_sha256: expected a string, got None"),
+        (lambda p: p["shards"].append([1]), "shards[1]: not a JSON object"),
+        (lambda p: p.pop("total_shards"), "total_shards: missing"),
+        (lambda p: p.update(total_shards=-1), "total_shards: expected a non-negative integer, got -1"),
+        (lambda p: p.update(shards={"0": {}}), "shards: expected a list, got a dict"),
+        (lambda p: p.update(has_mesh="no"), "has_mesh: expected true or false, got 'no'"),
+        (lambda p: p.update(skipped_blank=1.5), "skipped_blank: expected a non-negative integer, got 1.5"),
+    ],
+)
+def test_merge_refuses_a_rank_file_field_in_one_line(tmp_path, change, message):
+    path, rank1 = _two_ranks(tmp_path)
+    change(rank1)
+    path.write_text(json.dumps(rank1))
+    assert merge_error(tmp_path) == f"{path}: {message}"
+
+
+def test_merge_refuses_a_rank_file_that_is_not_an_object_or_lists_a_shard_twice(tmp_path):
+    path, rank1 = _two_ranks(tmp_path)
+    path.write_text("[]")
+    assert merge_error(tmp_path) == f"{path}: not a JSON object (a list)"
+    rank1["shards"][0]["number"] = 0
+    path.write_text(json.dumps(rank1))
+    assert merge_error(tmp_path) == f"{tmp_path}: shard 0 listed twice (rank-00000.json, rank-00001.json)"
 
 
 LAUNCHED = textwrap.dedent(

@@ -11,8 +11,8 @@ still has the same ids there) and encodes the rest.
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
 rank ``r`` of ``N`` encodes shards ``r, r + N, r + 2N, ...`` (every rank streams the corpus, but only tokenizes and
 encodes its own shards), writes ``rank-0000r.json`` listing its shard set, and rank 0 merges those into
-``manifest.json`` after a barrier. The corpus is never held in memory as text: at most one shard of documents is,
-and the ids seen so far as 8-byte digests (:mod:`biohicl.search.seen_ids`).
+``manifest.json`` after a barrier (:mod:`biohicl.search.rank_merge`). The corpus is never held in memory as text: at
+most one shard of documents is, and the ids seen so far as 8-byte digests (:mod:`biohicl.search.seen_ids`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from biohicl.search.layout import (
     shard_name,
     write_shard,
 )
+from biohicl.search.rank_merge import merge_rank_manifests
 from biohicl.search.seen_ids import SeenIds
 
 logger = logging.getLogger(__name__)
@@ -355,56 +356,3 @@ def build_index(
         refresh_compressed(directory, manifest, kinds, calibration_rows)
     state.wait_for_everyone()
     return IndexManifest.load(directory)
-
-
-def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[str, Any]) -> IndexManifest:
-    """Rank 0's step: join ``rank-*.json`` into ``manifest.json`` (checking every shard 0..n-1 is there once)."""
-    directory = Path(directory)
-    parts = []
-    for rank in range(world_size):
-        path = directory / rank_manifest_name(rank)
-        if not path.is_file():
-            raise DataError(f"rank {rank} did not finish (no {path.name})", path)
-        parts.append(json.loads(path.read_text(encoding="utf-8")))
-    totals = {p["total_shards"] for p in parts}
-    if len(totals) != 1:
-        raise DataError(
-            f"ranks saw different corpora ({sorted(totals)} shards); the corpus must be the same", directory
-        )
-    shards = sorted((ShardInfo(**s) for p in parts for s in p["shards"]), key=lambda s: s.number)
-    expected = list(range(totals.pop()))
-    if [s.number for s in shards] != expected:
-        missing = sorted(set(expected) - {s.number for s in shards})
-        raise DataError(f"shards missing after the merge: {missing[:10]}", directory)
-    start = 0
-    for shard in shards:
-        shard.start = start
-        start += shard.count
-    manifest = IndexManifest(
-        model=settings["model"],
-        model_revision=settings["model_revision"],
-        dtype=settings["dtype"],
-        dim=settings["dim"],
-        count=start,
-        shards=shards,
-        normalized=settings["normalized"],
-        pooling=settings["pooling"],
-        max_length=settings["max_length"],
-        query_prompt=settings["query_prompt"],
-        document_prompt=settings["document_prompt"],
-        base_model=settings["base_model"],
-        base_revision=settings["base_revision"],
-        compute_dtype=settings.get("compute_dtype"),
-        backend=settings.get("backend", "torch"),
-        quantize=settings.get("quantize"),
-        shard_size=settings["shard_size"],
-        world_size=world_size,
-        has_titles=any(p["has_titles"] for p in parts),
-        has_mesh=any(p["has_mesh"] for p in parts),
-        skipped_blank=max(p.get("skipped_blank", 0) for p in parts),  # every rank streams (and counts) the whole corpus
-        probe=settings.get("probe"),
-    )
-    manifest.save(directory)
-    for rank in range(world_size):
-        (directory / rank_manifest_name(rank)).unlink(missing_ok=True)
-    return manifest
