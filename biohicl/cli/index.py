@@ -33,7 +33,7 @@ class IndexCommandArguments:
 
 def check_options(options: IndexingArguments) -> None:
     """Refuse a bad ``--shard_size``/``--batch_size``/``--dtype``/``--compute_dtype`` before the model loads (as
-    :func:`build_index` would after: None is the default ``compute_dtype``, "" is refused there too)."""
+    :func:`build_index` would after: None or "" is the default ``compute_dtype``, as for ``biohicl encode``)."""
     from biohicl.errors import ConfigError
     from biohicl.search.layout import parse_dtype
 
@@ -41,7 +41,7 @@ def check_options(options: IndexingArguments) -> None:
         if getattr(options, name) < 1:
             raise ConfigError(f"--{name}: must be positive, got {getattr(options, name)}")
     parse_dtype(options.dtype)
-    if options.compute_dtype is not None:
+    if options.compute_dtype:  # "" is the default, as build_index and encode_file read it
         parse_dtype(options.compute_dtype, "compute_dtype")
 
 

@@ -241,8 +241,8 @@ def build_index(
     """Encode ``corpus`` (a path for :func:`biohicl.data.corpus.read_corpus` or an iterable of documents) into shards.
 
     Streams the corpus shard by shard; ``dtype`` is the storage dtype of the embeddings; ``compute_dtype`` the
-    autocast dtype (default: ``dtype`` on a GPU, float32 on CPU). Under ``accelerate launch`` every process runs
-    this same call and encodes its own shards (see the module docstring); all return the merged manifest.
+    autocast dtype (default, also for ``""``: ``dtype`` on a GPU, float32 on CPU). Under ``accelerate launch`` every
+    process runs this same call and encodes its own shards (see the module docstring); all return the merged manifest.
     ``model_id``/``model_revision`` override what the manifest records (default: :func:`describe_model`).
     ``compress`` (``"int8"``, ``"binary"`` or both) then writes the compressed form(s) beside the shards (rank 0,
     after the merge; see :mod:`biohicl.search.compression`).
@@ -261,7 +261,8 @@ def build_index(
     if device != model.device and device.type != "cpu":
         model.to(device)
     default_compute = storage if model.device.type == "cuda" else torch.float32
-    compute = default_compute if compute_dtype is None else parse_dtype(compute_dtype, "compute_dtype")
+    unset = compute_dtype is None or compute_dtype == ""  # "" as encode_file reads it (an empty --compute_dtype)
+    compute = default_compute if unset else parse_dtype(compute_dtype, "compute_dtype")
     if model_id is None:
         model_id, revision = describe_model(model)
         revision = model_revision or revision

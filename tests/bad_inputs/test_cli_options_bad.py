@@ -80,12 +80,31 @@ def test_encode_an_empty_compute_dtype_is_the_default(run_cli, texts, tmp_path, 
     assert empty.shape == (2, plain.shape[1]) and empty.dtype == plain.dtype and bool((empty == plain).all())
 
 
+def test_index_an_empty_compute_dtype_is_the_default_as_for_encode(run_cli, tmp_path, tiny_bert_dir):
+    # build_index reads "" as "not given", as encode_file does: the same index, the same recorded compute dtype
+    import json
+
+    from safetensors.torch import load_file
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "d0", "text": "insulin resistance"}\n{"_id": "d1", "text": "obesity"}\n')
+    argv = ["index", "--model", str(tiny_bert_dir), "--no_progress", str(corpus)]
+    for name, extra in [("plain", []), ("empty", ["--compute_dtype", ""])]:
+        result = run_cli([*argv, "--output", str(tmp_path / name), *extra], expect_error=False)
+        assert result.code == 0, result.err
+    plain, empty = (load_file(tmp_path / name / "shard-00000.safetensors") for name in ("plain", "empty"))
+    assert plain.keys() == empty.keys() and all(bool((plain[k] == empty[k]).all()) for k in plain)
+    recorded = [
+        json.loads((tmp_path / name / "manifest.json").read_text())["compute_dtype"] for name in ("plain", "empty")
+    ]
+    assert recorded == ["float32", "float32"]  # on the CPU: float32, whatever the storage dtype
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
         ("--dtype", "bogus", "dtype: 'bogus' is not one of float32, float16, bfloat16"),
         ("--compute_dtype", "bogus", "compute_dtype: 'bogus' is not one of float32, float16, bfloat16"),
-        ("--compute_dtype", "", "compute_dtype: '' is not one of float32, float16, bfloat16"),
         ("--batch_size", "0", "--batch_size: must be positive, got 0"),
         ("--shard_size", "-2", "--shard_size: must be positive, got -2"),
     ],
