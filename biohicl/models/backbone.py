@@ -3,7 +3,6 @@ folder, and what LoRA wraps (peft's defaults, plus the encoder types it has none
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.jsonio import read_json
 from biohicl.models.config import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -21,6 +21,7 @@ from biohicl.models.config import (
     ENCODING_SETTINGS,
     default_pooling,
 )
+from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
 from biohicl.models.resolver import registered_entry, resolve_base
 
 if TYPE_CHECKING:
@@ -134,13 +135,9 @@ NO_LENGTH_LIMIT = 1_000_000
 
 
 def read_json_file(path: Path) -> Any:
-    """The JSON value of ``path``; a one-line :class:`ModelLoadError` naming the file and line when it is garbled."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{path}: unreadable ({err})") from None
+    """The JSON value of a model folder's ``path``; a one-line :class:`ModelLoadError` naming the file (and the line
+    of a syntax error) when it is unreadable or garbled (:func:`~biohicl.jsonio.read_json`)."""
+    return read_json(path, error=ModelLoadError)
 
 
 def is_sentence_transformers_folder(path: Path) -> bool:
@@ -244,7 +241,7 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``: the
     document's is ``default_prompt_name``'s, else ``document``'s or ``passage``'s (None where it names none)."""
     config = path / "config_sentence_transformers.json"
-    values = json.loads(config.read_text()) if config.is_file() else {}
+    values = read_json_file(config) if config.is_file() else {}
     prompts = values.get("prompts") if isinstance(values, dict) else None
     if not isinstance(prompts, dict):
         return None, None
@@ -354,27 +351,6 @@ def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
     )
 
 
-def check_peft_config_values(peft_config: Any) -> None:
-    """A one-line :class:`ConfigError` naming ``peft_config`` and the field when a LoRA, AdaLoRA, LoHa or LoKr config
-    trains nothing: a rank below 1 (AdaLoRA's ``init_r``/``target_r``; its ``r`` is unused), or alpha 0 (the update's
-    scale alpha / r is then 0). A negative alpha is peft's to allow; other methods (IA3, ...) have neither field."""
-    kind = str(getattr(getattr(peft_config, "peft_type", None), "value", ""))
-    ranks = {"LORA": ["r"], "ADALORA": ["init_r", "target_r"], "LOHA": ["r"], "LOKR": ["r"]}.get(kind, [])
-    alpha = "lora_alpha" if kind in ("LORA", "ADALORA") else "alpha" if kind in ("LOHA", "LOKR") else None
-    check_rank_and_alpha("peft_config", {f: getattr(peft_config, f, 1) for f in ranks}, alpha, peft_config)
-
-
-def check_rank_and_alpha(owner: str, ranks: dict[str, Any], alpha: str | None, values: Any) -> None:
-    """Each rank a whole number ≥ 1, ``values``' (an object or mapping) ``alpha`` not 0: else one line naming both."""
-    for field, got in ranks.items():
-        if isinstance(got, bool) or not isinstance(got, int) or got < 1:
-            need = "at least 1, got" if isinstance(got, int) and not isinstance(got, bool) else "a whole number, got"
-            raise ConfigError(f"{owner}: {field} (the adapter's rank) must be {need} {got!r}")
-    scale = values.get(alpha, 1) if isinstance(values, dict) else getattr(values, alpha or "", 1)
-    if alpha is not None and scale == 0:
-        raise ConfigError(f"{owner}: {alpha} 0 scales the adapter's update to nothing; give a nonzero value")
-
-
 def lora_config(
     backbone: nn.Module,
     r: int = 8,
@@ -399,7 +375,8 @@ def lora_config(
             config.target_modules = default_lora_target_modules(backbone)
         config.inference_mode = False
         return config
-    check_rank_and_alpha("add_lora", {"r": r}, "alpha", {"alpha": alpha})
+    check_rank("add_lora: r", r)
+    check_alpha("add_lora: alpha", alpha)
     return LoraConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         r=r,

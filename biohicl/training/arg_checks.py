@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.models.lora_values import check_alpha, check_rank
 
 #: Seeds ``transformers.set_seed`` takes (numpy's range).
 SEED_LIMIT = 2**32
@@ -38,13 +39,10 @@ def check_run_values(args: Any) -> None:
 
 
 def check_lora_values(args: Any) -> None:
-    """LoRA's rank (at least 1), alpha (nonzero) and dropout (in [0, 1)) in ``args``."""
-    if args.lora_r < 1:
-        raise ConfigError(f"lora_r: the LoRA rank must be at least 1, got {args.lora_r}")
-    if args.lora_alpha == 0:  # scaling alpha / r = 0: the adapter's output is zero, nothing trains
-        raise ConfigError(
-            "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value (e.g. 2 × lora_r)"
-        )
+    """LoRA's rank and alpha in ``args`` by the models' one rule (:mod:`biohicl.models.lora_values`), and its dropout
+    (in [0, 1))."""
+    check_rank("lora_r", args.lora_r)
+    check_alpha("lora_alpha", args.lora_alpha)
     if not 0.0 <= args.lora_dropout < 1.0:
         raise ConfigError(f"lora_dropout: must be in [0, 1), got {args.lora_dropout}")
 

@@ -53,7 +53,7 @@ def test_lora_values_are_not_checked_under_full_finetune(tmp_path):
     bad_lora = {"lora_r": 0, "lora_alpha": 0, "lora_dropout": 1.0}
     args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "run"), full_finetune=True, **bad_lora)
     assert (args.full_finetune, args.lora_r, args.lora_alpha, args.lora_dropout) == (True, 0, 0, 1.0)
-    with pytest.raises(ConfigError, match=r"^lora_r: the LoRA rank must be at least 1, got 0$"):
+    with pytest.raises(ConfigError, match=r"^lora_r: the adapter's rank must be at least 1, got 0$"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path / "run"), **bad_lora)
     with pytest.raises(ConfigError, match=r"^seed: must be in \[0, 2\*\*32\), got -1$"):  # other values still are
         BioHiCLTrainingArguments(output_dir=str(tmp_path / "run"), full_finetune=True, seed=-1, **bad_lora)

@@ -62,7 +62,11 @@ def test_the_largest_seed_is_accepted_and_seeds_from_the_command_line_are_checke
 
 #: Values ``biohicl train`` refuses before loading, and its one-line reason for each.
 BAD_TRAINING_VALUES = [
-    ("lora_alpha", 0, "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value (e.g. 2 × lora_r)"),
+    (
+        "lora_alpha",
+        0,
+        "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value (e.g. twice the rank)",
+    ),
     ("max_steps", 0, "max_steps: give a positive number, or -1 to train num_train_epochs; got 0"),
     ("data_seed", -1, "data_seed: must be in [0, 2**32), got -1"),
     ("lora_dropout", 1, "lora_dropout: must be in [0, 1), got 1"),
@@ -103,7 +107,7 @@ def test_dry_run_refuses_a_bad_training_value_and_builds_nothing(tmp_path, run_c
     result = run_cli(["reproduce", "--config", str(config), "--dry_run"])
     assert result.err.strip() == (
         f"biohicl reproduce: error: {config}: {scope}: lora_alpha: 0 scales the adapter's update to nothing; give a "
-        "nonzero value (e.g. 2 × lora_r)"
+        "nonzero value (e.g. twice the rank)"
     )
     assert not (tmp_path / "study").exists()
 
@@ -114,7 +118,7 @@ def test_a_variant_overriding_a_bad_value_and_a_full_finetune_are_not_refused(tm
     values = tiny_config(tmp_path, variants={"full": {"lora_alpha": 16}, "full_finetune": {"full_finetune": True}})
     config = ReproduceConfig.from_dict({**values, "training": {**values["training"], "lora_alpha": 0}})
     assert config.training["lora_alpha"] == 0 and config.variants["full"]["lora_alpha"] == 16
-    with pytest.raises(ConfigError, match=r"^config: training: lora_r: the LoRA rank must be at least 1, got 0$"):
+    with pytest.raises(ConfigError, match=r"^config: training: lora_r: the adapter's rank must be at least 1, got 0$"):
         ReproduceConfig.from_dict({**values, "training": {**values["training"], "lora_r": 0}})
     only_full_finetune = {**values, "variants": {"full_finetune": {"full_finetune": True}}}
     training = {**values["training"], "lora_r": 0, "lora_alpha": 0, "lora_dropout": 1.0}

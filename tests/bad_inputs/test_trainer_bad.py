@@ -15,6 +15,9 @@ from biohicl.data.documents import read_documents
 from biohicl.errors import DataError
 from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss
 
+#: The one wording of an alpha of 0 (biohicl.models.lora_values.check_alpha), after the field it names.
+ALPHA_ZERO = "0 scales the adapter's update to nothing; give a nonzero value (e.g. twice the rank)"
+
 
 def train_argv(tiny_bert_dir: Path, dataset: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--dataset_path", str(dataset), "--output_dir", str(out), "--base_model", str(tiny_bert_dir),
@@ -78,9 +81,9 @@ def test_bad_values_name_the_field(tmp_path, run_cli, option, value, message):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--lora_r", "0", "lora_r: the LoRA rank must be at least 1, got 0"),
-        ("--lora_r", "-2", "lora_r: the LoRA rank must be at least 1, got -2"),
-        ("--lora_alpha", "0", "lora_alpha: 0 scales the adapter's update to nothing; give a nonzero value"),
+        ("--lora_r", "0", "lora_r: the adapter's rank must be at least 1, got 0"),
+        ("--lora_r", "-2", "lora_r: the adapter's rank must be at least 1, got -2"),
+        ("--lora_alpha", "0", f"lora_alpha: {ALPHA_ZERO}"),
         ("--lora_dropout", "1.5", "lora_dropout: must be in [0, 1), got 1.5"),
         ("--lora_dropout", "1", "lora_dropout: must be in [0, 1), got 1.0"),
         ("--lora_dropout", "-0.1", "lora_dropout: must be in [0, 1), got -0.1"),
@@ -176,20 +179,20 @@ def _peft(name: str, **settings):
     ("method", "settings", "expected"),
     [
         ("LoraConfig", {"r": 4, "lora_alpha": 0},
-         "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"),
-        ("LoraConfig", {"r": 0}, "peft_config: r (the adapter's rank) must be at least 1, got 0"),
-        ("LoraConfig", {"r": -2, "use_dora": True}, "peft_config: r (the adapter's rank) must be at least 1, got -2"),
+         f"peft_config: lora_alpha: {ALPHA_ZERO}"),
+        ("LoraConfig", {"r": 0}, "peft_config: r: the adapter's rank must be at least 1, got 0"),
+        ("LoraConfig", {"r": -2, "use_dora": True}, "peft_config: r: the adapter's rank must be at least 1, got -2"),
         ("AdaLoraConfig", {"lora_alpha": 0, "total_step": 10},
-         "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+         f"peft_config: lora_alpha: {ALPHA_ZERO}"),
         ("AdaLoraConfig", {"init_r": 0, "total_step": 10},
-         "peft_config: init_r (the adapter's rank) must be at least 1, got 0"),
+         "peft_config: init_r: the adapter's rank must be at least 1, got 0"),
         ("AdaLoraConfig", {"target_r": 0, "total_step": 10},
-         "peft_config: target_r (the adapter's rank) must be at least 1, got 0"),
+         "peft_config: target_r: the adapter's rank must be at least 1, got 0"),
         ("LoHaConfig", {"r": 4, "alpha": 0},
-         "peft_config: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
+         f"peft_config: alpha: {ALPHA_ZERO}"),
         ("LoKrConfig", {"r": 4, "alpha": 0.0},
-         "peft_config: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
-        ("LoKrConfig", {"r": 0}, "peft_config: r (the adapter's rank) must be at least 1, got 0"),
+         f"peft_config: alpha: {ALPHA_ZERO}"),
+        ("LoKrConfig", {"r": 0}, "peft_config: r: the adapter's rank must be at least 1, got 0"),
     ],
     ids=["lora_alpha", "lora_r", "dora_r", "adalora_alpha", "adalora_init_r", "adalora_target_r", "loha_alpha",
          "lokr_alpha", "lokr_r"],
@@ -211,15 +214,18 @@ def test_add_lora_s_own_rank_and_alpha_and_a_rank_that_is_no_number_are_refused_
     from biohicl.models.model import BioHiCL
 
     cases = [
-        ({"alpha": 0}, "add_lora: alpha 0 scales the adapter's update to nothing; give a nonzero value"),
-        ({"r": 0}, "add_lora: r (the adapter's rank) must be at least 1, got 0"),
+        (
+            {"alpha": 0},
+            f"add_lora: alpha: {ALPHA_ZERO}",
+        ),
+        ({"r": 0}, "add_lora: r: the adapter's rank must be at least 1, got 0"),
         ({"peft_config": _peft("LoraConfig", r=4)}, None),
     ]
     for kwargs, expected in cases:
         model = BioHiCL.from_base(str(tiny_bert_dir))
         if expected is None:  # a config whose rank is set to something else after it was built
             kwargs["peft_config"].r = "8"
-            expected = "peft_config: r (the adapter's rank) must be a whole number, got '8'"
+            expected = "peft_config: r: the adapter's rank must be a whole number, got '8'"
         with pytest.raises(ConfigError) as raised:
             model.add_lora(**kwargs, verbose=False)
         assert str(raised.value) == expected and not model.is_peft
@@ -233,6 +239,55 @@ def test_a_peft_config_with_negative_alpha_is_peft_s_to_allow(tiny_bert_dir):
         model.add_lora(peft_config=config, verbose=False)
         scaling = model.backbone.base_model.model.encoder.layer[0].attention.self.query.scaling["default"]
         assert model.is_peft and scaling == -4 / 2
+
+
+@pytest.mark.parametrize(
+    ("method", "settings", "expected"),
+    [
+        ("LoraConfig", {"rank_pattern": {"query": 0}},
+         "peft_config: rank_pattern['query']: the adapter's rank must be at least 1, got 0"),
+        ("LoraConfig", {"rank_pattern": {"value": -2}},
+         "peft_config: rank_pattern['value']: the adapter's rank must be at least 1, got -2"),
+        ("LoraConfig", {"rank_pattern": {"value": 2.5}},
+         "peft_config: rank_pattern['value']: the adapter's rank must be a whole number, got 2.5"),
+        ("LoraConfig", {"alpha_pattern": {"query": 0}}, f"peft_config: alpha_pattern['query']: {ALPHA_ZERO}"),
+        ("LoHaConfig", {"rank_pattern": {"query": 0}},
+         "peft_config: rank_pattern['query']: the adapter's rank must be at least 1, got 0"),
+        ("LoKrConfig", {"alpha_pattern": {"value": 0.0}}, f"peft_config: alpha_pattern['value']: {ALPHA_ZERO}"),
+    ],
+    ids=["lora_rank_0", "lora_rank_negative", "lora_rank_fraction", "lora_alpha_0", "loha_rank_0", "lokr_alpha_0"],
+)  # fmt: skip
+def test_a_rank_or_alpha_pattern_entry_that_trains_nothing_is_refused_before_the_model_changes(
+    tiny_bert_dir, method, settings, expected
+):
+    """peft 0.21 wrapped the layers before the bad one in place (the model half-wrapped) and then raised its own
+    ``r should be a positive integer`` naming neither the pattern nor the key; ``alpha_pattern`` 0 trained those layers
+    at scale 0 without a word."""
+    import peft
+
+    from biohicl.errors import ConfigError
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    before = {name: tensor.clone() for name, tensor in model.backbone.state_dict().items()}
+    with pytest.raises(ConfigError) as raised:  # no target_modules: peft's default for BERT, query and value
+        model.add_lora(peft_config=getattr(peft, method)(r=8, **settings), verbose=False)
+    assert str(raised.value) == expected and not model.is_peft
+    after = model.backbone.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[name], before[name]) for name in before)
+
+
+def test_a_rank_and_alpha_pattern_that_train_are_peft_s(tiny_bert_dir):
+    """A pattern's own rank and a negative alpha pass the check and reach the layers they name."""
+    from peft import LoraConfig
+
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    model.add_lora(peft_config=LoraConfig(r=8, rank_pattern={"query": 2}, alpha_pattern={"query": -4}), verbose=False)
+    attention = model.backbone.base_model.model.encoder.layer[0].attention.self
+    assert (attention.query.r["default"], attention.query.scaling["default"]) == (2, -4 / 2)
+    assert (attention.value.r["default"], attention.value.scaling["default"]) == (8, 8 / 8)
 
 
 def test_train_biohicl_refuses_a_peft_config_scaled_to_nothing_before_training(tiny_bert_dir, tmp_path):
@@ -250,7 +305,7 @@ def test_train_biohicl_refuses_a_peft_config_scaled_to_nothing_before_training(t
     )  # fmt: skip
     with pytest.raises(ConfigError) as raised:  # the arguments' lora_alpha 16 is not what would train
         train_biohicl(args, peft_config=LoraConfig(r=4, lora_alpha=0, target_modules=["query"]))
-    assert str(raised.value) == "peft_config: lora_alpha 0 scales the adapter's update to nothing; give a nonzero value"
+    assert str(raised.value) == f"peft_config: lora_alpha: {ALPHA_ZERO}"
     assert not list(tmp_path.glob("run/**/adapter_model.safetensors"))
 
 
