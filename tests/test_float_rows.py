@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from biohicl.data.corpus import Document
 from biohicl.errors import DataError
 from biohicl.search import float_rows
 from biohicl.search.compression import compress_index
-from biohicl.search.float_rows import FloatRows, as_float32, mmap_shard
+from biohicl.search.float_rows import FloatRows, as_float32, mmap_shard, shard_layout
 from biohicl.search.layout import IndexManifest, write_shard
 
 DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -158,6 +160,25 @@ def test_a_truncated_shard_is_a_one_line_data_error(tmp_path):
     with pytest.raises(DataError, match="shorter than its header says") as caught:
         reader.take(np.array([39]))
     assert manifest.shards[1].file in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_shard_header_over_100_mb_is_refused_before_it_is_read(tmp_path):
+    """A header length over safetensors' 100 MB limit, in a file long enough to hold it (sparse: no disk used), is
+    refused by the limit alone, before the claimed bytes are allocated or read."""
+    path = tmp_path / "shard-00000.safetensors"
+    claimed = float_rows.MAX_HEADER_BYTES + 1
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", claimed) + b'{"embeddings": ')
+        handle.truncate(8 + claimed)  # exactly the claimed header: the file-size bound does not refuse it
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as caught:
+            shard_layout(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == f"{path}: unreadable shard (header length {claimed} is over the 100 MB limit)"
+    assert peak < 1_000_000  # the 100 MB header was never read into memory
 
 
 PEAK_SCRIPT = textwrap.dedent(

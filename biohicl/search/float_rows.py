@@ -59,8 +59,10 @@ def shard_layout(path: str | Path) -> ShardLayout:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             (header_len,) = struct.unpack("<Q", handle.read(8))
-            if header_len > min(size - 8, MAX_HEADER_BYTES):
-                raise ValueError(f"header length {header_len} is over the file's {size - 8} bytes or 100 MB")
+            if header_len > MAX_HEADER_BYTES:  # whatever the file's length: never read
+                raise ValueError(f"header length {header_len} is over the 100 MB limit")
+            if header_len > size - 8:
+                raise ValueError(f"header length {header_len} is over the file's {size - 8} bytes")
             header = json.loads(handle.read(header_len))
         entry = header[EMBEDDINGS_KEY]
         dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
