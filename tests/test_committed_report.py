@@ -126,3 +126,32 @@ def test_a_digest_that_is_not_a_string_is_filed_under_unknown(tmp_path):
     assert versions["abc123"] == ["minilm/two_pass_distill2/seed4"]
     assert "minilm/two_pass_distill2/seed3" in versions["unknown"]
     assert "minilm/two_pass_distill2/seed4" not in versions["unknown"]
+
+
+def test_a_record_whose_summary_lacks_a_main_metric_is_incomplete_naming_it(tmp_path):
+    """A real record's summary holds each task's main metric and it is tabulated as evaluated (its per-item values
+    apart); the same record with ``biosses/spearman`` deleted from its summary is listed with what it lacks, and
+    the row's BIOSSES mean is over the seeds that have it."""
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
+    run = tmp_path / "minilm" / "two_pass_distill2"
+    scores = [json.loads((run / f"seed{s}" / "eval.json").read_text())["summary"]["biosses/spearman"] for s in (4, 5)]
+    assert _report(tmp_path) == 0
+    per_item = ["biosses per-item values", "pubmedqa per-item values"]
+    assert json.loads((tmp_path / "results.json").read_text())["incomplete"]["minilm/two_pass_distill2/seed3"] == (
+        per_item
+    )
+
+    def drop(record):
+        assert record["tasks"]["biosses"]["main_metric"] == "spearman"
+        del record["summary"]["biosses/spearman"]
+        return json.dumps(record)
+
+    _crafted(tmp_path, drop)
+    assert _report(tmp_path) == 0
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    lacks = ["biosses main metric (biosses/spearman)", *per_item]
+    assert results["incomplete"]["minilm/two_pass_distill2/seed3"] == lacks
+    row = results["models"]["minilm"]["rows"]["two_pass_distill2"]
+    assert row["n"] == 3 and row["values"]["biosses/spearman"] == scores
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert f"Tabulated as evaluated, lacking {', '.join(lacks)}: `minilm/two_pass_distill2/seed3`." in text

@@ -40,3 +40,21 @@ def test_an_added_task_warns_only_of_settings_both_records_hold(tiny_study, tmp_
     assert record["added"][0]["settings"]["query_prompt"] == ""  # what the added task ran with, prompts included
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ([] if warned is None else [f"tiny/run: settings differ from the earlier evaluation ({warned})"])
+
+
+def test_a_record_whose_summary_lacks_a_main_metric_gets_that_task_evaluated_again(tiny_study, tmp_path):
+    """A damaged ``eval.json`` (its summary lacks ``biosses/spearman``) is no finished run: the task is evaluated
+    again and merged, giving the same number, and the record then counts as done."""
+    from biohicl.study.execute import evaluate_encoder
+    from biohicl.study.plan import missing_tasks
+
+    config, model, encoder = tiny_study
+    first = evaluate_encoder(config, model, encoder, "tiny/run", tmp_path / "eval.json")
+    tasks = config.model_tasks(model)
+    assert "biosses" in tasks and missing_tasks(first, tasks) == []
+    damaged = {**first, "summary": {k: v for k, v in first["summary"].items() if k != "biosses/spearman"}}
+    assert missing_tasks(damaged, tasks) == ["biosses"]
+    again = evaluate_encoder(config, model, encoder, "tiny/run", tmp_path / "eval.json", previous=damaged)
+    assert again["added"][0]["tasks"] == ["biosses"]
+    assert again["summary"]["biosses/spearman"] == pytest.approx(first["summary"]["biosses/spearman"], abs=1e-6)
+    assert missing_tasks(again, tasks) == []

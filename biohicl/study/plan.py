@@ -1,7 +1,8 @@
 """The study's plan: every run (per model: the untrained base, then each variant's seeds), its folder and status.
 
 A run's status says what :func:`~biohicl.study.execute.run_study` still has to do: ``done`` (evaluated),
-``add_tasks`` (its ``eval.json`` lacks tasks added to the config later, or their per-item values), ``evaluate``
+``add_tasks`` (its ``eval.json`` lacks tasks added to the config later, a task's main metric in its ``summary``, or
+the per-item values of a task the targets name), ``evaluate``
 (trained), ``resume`` (a complete checkpoint) or ``train`` (nothing yet). :func:`describe_plan` is the ``--dry_run``
 view.
 """
@@ -65,9 +66,9 @@ def run_dir_for(config: ReproduceConfig, model: str, variant: str, seed: int | N
 def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     """Every run of the study in execution order (per model: base, then each variant's seeds), with its status.
 
-    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later), or the per-item values of a
-    task the targets name (evaluated before the study kept them), gets status ``add_tasks``: only those tasks are
-    evaluated and merged into the record.
+    A run whose ``eval.json`` lacks some of its tasks (tasks added to the config later), a task's main metric in its
+    ``summary`` (a damaged or crafted record), or the per-item values of a task the targets name (evaluated before the
+    study kept them), gets status ``add_tasks``: only those tasks are evaluated and merged into the record.
     """
     from biohicl.training.checkpoint import last_complete_checkpoint
 
@@ -120,35 +121,47 @@ def _check_settings(
 def missing_tasks(record: Mapping[str, Any], tasks: Sequence[str], item_tasks: Sequence[str] = ()) -> list[str]:
     """The task specs of ``tasks`` that ``record`` (an ``eval.json``) has no result for (name and split), whose
     result is of another dataset than a dataset task names now (``siml-agreement@runs/x``: its documents files'
-    checksums), or, for the tasks named in ``item_tasks``, a result evaluated before the study kept per-item values."""
-    from biohicl.evaluation.tasks import dataset_files, default_split, parse_task_spec, record_name
-
-    missing = []
-    for spec in tasks:
-        name, split = parse_task_spec(spec)
-        task = record_name(name, split)
-        result = record.get("tasks", {}).get(task)
-        if (
-            result is None
-            or result.get("split") != (split or default_split(name))  # `scifact` is test: a train result is not it
-            or (task in item_tasks and "per_item" not in result)
-            or _of_another_dataset(result, dataset_files(name))
-        ):
-            missing.append(spec)
-    return missing
+    checksums), whose main metric its ``summary`` lacks, or, for the tasks named in ``item_tasks``, a result evaluated
+    before the study kept per-item values."""
+    return [spec for spec in tasks if _lacks(record, spec, item_tasks)]
 
 
 def lacking(config: ReproduceConfig, run: PlannedRun) -> list[str]:
     """What an ``add_tasks`` run's ``eval.json`` lacks: each task spec it has no result for (or one of another split
-    or dataset), then ``<spec> per-item values`` for a task the targets name that it holds without them."""
+    or dataset), then ``<spec> main metric (<summary key>)`` for a result whose main metric the record's ``summary``
+    lacks, then ``<spec> per-item values`` for a task the targets name that it holds without them."""
     model = next(m for m in config.models if m.name == run.model)
     tasks = config.model_tasks(model) if run.variant == BASE else config.model_tasks(model, run.variant)
     record = read_eval_record(run.run_dir / EVAL_NAME)
-    absent = missing_tasks(record, tasks)
-    items = [
-        f"{spec} per-item values" for spec in missing_tasks(record, tasks, config.target_tasks()) if spec not in absent
-    ]
-    return [*absent, *items]
+    found = [lack for spec in tasks for lack in _lacks(record, spec, config.target_tasks())]
+    return [text for kind in range(3) for lacked, text in found if lacked == kind]
+
+
+def _lacks(record: Mapping[str, Any], spec: str, item_tasks: Sequence[str]) -> list[tuple[int, str]]:
+    """What ``record`` lacks of the task ``spec``, as ``(kind, text)``: ``(0, spec)`` its result (none, or of another
+    split or dataset); else ``(1, "<spec> main metric (<key>)")`` when ``summary`` lacks the result's main metric
+    where the task reports it, and ``(2, "<spec> per-item values")`` for a task of ``item_tasks`` without them."""
+    from biohicl.evaluation.results import summary_key
+    from biohicl.evaluation.tasks import dataset_files, default_split, parse_task_spec, record_name, summary_keys
+
+    name, split = parse_task_spec(spec)
+    task = record_name(name, split)
+    result = record.get("tasks", {}).get(task)
+    if (
+        result is None
+        or result.get("split") != (split or default_split(name))  # `scifact` is test: a train result is not it
+        or _of_another_dataset(result, dataset_files(name))
+    ):
+        return [(0, spec)]
+    found = []
+    main = result.get("main_metric")
+    key = summary_key(task, main) if isinstance(main, str) else None
+    # a task that does not report its main metric (registered so) never has it in the summary: not lacking
+    if key in summary_keys(name, split) and key not in record.get("summary", {}):
+        found.append((1, f"{spec} main metric ({key})"))
+    if task in item_tasks and "per_item" not in result:
+        found.append((2, f"{spec} per-item values"))
+    return found
 
 
 def _of_another_dataset(result: Mapping[str, Any], files: Mapping[str, str] | None) -> bool:
