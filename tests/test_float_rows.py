@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import torch
 
 from biohicl.data.corpus import Document
 from biohicl.errors import DataError
-from biohicl.search import float_rows
+from biohicl.search import compression, float_rows
 from biohicl.search.compression import compress_index
 from biohicl.search.float_rows import FloatRows, as_float32, mmap_shard, shard_layout
 from biohicl.search.layout import IndexManifest, write_shard
@@ -179,6 +180,29 @@ def test_a_shard_header_over_100_mb_is_refused_before_it_is_read(tmp_path):
         tracemalloc.stop()
     assert str(caught.value) == f"{path}: unreadable shard (header length {claimed} is over the 100 MB limit)"
     assert peak < 1_000_000  # the 100 MB header was never read into memory
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's mappings in /proc/self/maps")
+def test_compression_maps_one_shard_at_a_time(tmp_path, monkeypatch):
+    """compress_index streams each shard through a memory map it drops before the next: the pages it read (resident
+    as the process's memory while mapped) never add up to the whole index. Counted from the process's mappings
+    while each shard is encoded (its own, 1) and while its codes are saved (none: the map is gone)."""
+    manifest = write_index(tmp_path, torch.randn(30, 8), shard_size=10)
+    names = [str(tmp_path / s.file) for s in manifest.shards]
+    encoding, saving = [], []
+
+    def mapped() -> list[int]:
+        maps = Path("/proc/self/maps").read_text()
+        return [number for number, name in enumerate(names) if name in maps]
+
+    encode, save = compression.Calibration.encode, compression._save_npy
+    monkeypatch.setattr(
+        compression.Calibration, "encode", lambda self, rows: encoding.append(mapped()) or encode(self, rows)
+    )
+    monkeypatch.setattr(compression, "_save_npy", lambda path, array: saving.append(mapped()) or save(path, array))
+    compress_index(tmp_path, "int8", block_rows=4)
+    assert encoding == [[0]] * 3 + [[1]] * 3 + [[2]] * 3  # 3 blocks of 4, 4, 2 rows per shard
+    assert saving == [[], [], []]
 
 
 PEAK_SCRIPT = textwrap.dedent(

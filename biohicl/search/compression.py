@@ -135,7 +135,8 @@ def compress_index(
     """Write the ``kind`` compressed form of a finished index beside its float32 shards; returns its info record.
 
     Reads the float32 shards twice: a spread-out calibration sample of up to ``calibration_rows`` rows through
-    :meth:`FloatRows.take` (positioned reads), then every row once, shard by shard.
+    :meth:`FloatRows.take` (positioned reads), then every row once, shard by shard, each shard's memory map dropped
+    before the next is mapped (the peak RSS holds one shard's pages, not the index's).
     """
     kind = check_kind(kind)
     if calibration_rows < 1:
@@ -148,14 +149,7 @@ def compress_index(
         raise ConfigError(f"{directory}: the index is empty; nothing to compress")
     shards = []
     for number, shard in enumerate(manifest.shards):
-        source = rows.shard_rows(number)
-        parts = []
-        for offset in range(0, shard.count, block_rows):
-            block = as_float32(source[offset : offset + block_rows])
-            if not manifest.normalized:
-                block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-            parts.append(calibration.encode(block))
-        codes = np.concatenate(parts) if parts else calibration.encode(np.empty((0, manifest.dim), np.float32))
+        codes = _shard_codes(rows, number, calibration, block_rows)
         name = compressed_shard_name(shard.number, kind)
         with atomic_path(directory / name, fsync=True) as tmp:
             _save_npy(tmp, codes)
@@ -175,6 +169,19 @@ def compress_index(
     atomic_write_text(directory / compressed_info_name(kind), json.dumps(info) + "\n", fsync=True)
     logger.info("compressed %d rows of %s to %s", manifest.count, directory, kind)
     return info
+
+
+def _shard_codes(rows: FloatRows, number: int, calibration: Calibration, block_rows: int) -> np.ndarray:
+    """Shard ``number``'s codes, ``block_rows`` rows at a time through its memory map, which (with every view of
+    it) is dropped on return: the pages read stay this process's memory for one shard, not for all of them."""
+    source = rows.shard_rows(number)
+    parts = []
+    for offset in range(0, len(source), block_rows):
+        block = as_float32(source[offset : offset + block_rows])  # float32 shards: a view of the map
+        if not rows.manifest.normalized:
+            block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        parts.append(calibration.encode(block))
+    return np.concatenate(parts) if parts else calibration.encode(np.empty((0, rows.manifest.dim), np.float32))
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

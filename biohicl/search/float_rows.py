@@ -146,14 +146,14 @@ def as_float32(rows: np.ndarray) -> np.ndarray:
 
 
 class FloatRows:
-    """An index's float32 rows: :meth:`take` reads given rows (RAM: those rows), :meth:`shard_rows` maps a shard."""
+    """An index's float32 rows: :meth:`take` reads given rows (RAM: those rows), :meth:`shard_rows` maps a shard
+    (RAM: its pages read, until the caller drops the map)."""
 
     def __init__(self, manifest: IndexManifest, directory: Path):
         self.manifest = manifest
         self.directory = directory
         self._starts = np.asarray([s.start for s in manifest.shards], dtype=np.int64)
         self._layouts: dict[int, ShardLayout] = {}
-        self._maps: dict[int, np.ndarray] = {}
 
     def layout(self, number: int) -> ShardLayout:
         """Shard ``number``'s header, read once; a :class:`DataError` when its rows are not ``[count, dim]``."""
@@ -169,11 +169,10 @@ class FloatRows:
         return self._layouts[number]
 
     def shard_rows(self, number: int) -> np.ndarray:
-        """The memory-mapped rows of shard ``number`` (as stored: float32, float16 or bfloat16 bits), for streaming
-        a whole shard; :meth:`release` drops the pages read from this process's RSS."""
-        if number not in self._maps:
-            self._maps[number] = mmap_shard(self.directory / self.manifest.shards[number].file)
-        return self._maps[number]
+        """The memory-mapped rows of shard ``number`` (as stored: float32, float16 or bfloat16 bits; checked against
+        the manifest), for streaming a whole shard. Not kept: the pages read count as this process's memory while
+        the map lives, so a caller drops it (and every view of it) before mapping the next shard."""
+        return mmap_shard(self.layout(number).path)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
         """float32 rows at ``positions`` (any order, repeats allowed), ``[len(positions), dim]``."""
@@ -190,11 +189,3 @@ class FloatRows:
             local, inverse = np.unique(positions[where] - self._starts[number], return_inverse=True)
             out[where] = as_float32(read_rows(self.layout(number), local))[inverse.reshape(-1)]
         return out
-
-    def release(self) -> None:
-        """Unmap the pages :meth:`shard_rows` read so far from this process (``MADV_DONTNEED``): they stay in the OS
-        page cache, which the kernel may reclaim, and no longer count as the process's resident memory."""
-        for rows in self._maps.values():
-            advise = getattr(getattr(rows, "_mmap", None), "madvise", None)
-            if advise is not None and hasattr(mmap, "MADV_DONTNEED"):
-                advise(mmap.MADV_DONTNEED)
