@@ -151,7 +151,7 @@ def _check_ints(values: dict[str, Any], names: Iterable[str], where: str, source
             raise DataError(f"{where}{name}: expected a non-negative integer, got {value!r}", source)
 
 
-def _shard_info(values: Any, where: str, source: str) -> ShardInfo:
+def checked_shard_info(values: Any, where: str, source: str) -> ShardInfo:
     """One entry of a manifest's ``shards`` (``where``: its position) as a :class:`ShardInfo`, type-checked."""
     if not isinstance(values, dict):
         raise DataError(f"{where}: not a JSON object", source)
@@ -250,7 +250,9 @@ class IndexManifest:
             and all(isinstance(row, list) and all(isinstance(v, (int, float)) for v in row) for row in probe)
         ):
             raise DataError(f"probe: expected a list of lists of numbers, got {probe!r:.40}", source)
-        values["shards"] = [_shard_info(shard, f"shards[{i}]", source) for i, shard in enumerate(values["shards"])]
+        values["shards"] = [
+            checked_shard_info(shard, f"shards[{i}]", source) for i, shard in enumerate(values["shards"])
+        ]
         _check_rows(values["shards"], values["count"], source)
         return cls(**values)
 

@@ -11,8 +11,12 @@ from typing import Any
 
 from biohicl.errors import DataError
 from biohicl.jsonio import read_json
-from biohicl.search.layout import IndexManifest, ShardInfo, rank_manifest_name
-from biohicl.search.layout import _shard_info as shard_info  # one shards entry, checked as manifest.json's are
+from biohicl.search.layout import (
+    IndexManifest,
+    ShardInfo,
+    checked_shard_info,  # one shards entry, checked as manifest.json's are
+    rank_manifest_name,
+)
 
 _FLAGS = ("has_titles", "has_mesh")
 
@@ -34,7 +38,7 @@ def read_rank_part(path: Path) -> tuple[dict[str, Any], list[ShardInfo]]:
             raise DataError(f"{name}: expected true or false, got {part[name]!r}", path)
     if not isinstance(part["shards"], list):
         raise DataError(f"shards: expected a list, got a {type(part['shards']).__name__}", path)
-    return part, [shard_info(s, f"shards[{i}]", str(path)) for i, s in enumerate(part["shards"])]
+    return part, [checked_shard_info(s, f"shards[{i}]", str(path)) for i, s in enumerate(part["shards"])]
 
 
 def merge_rank_manifests(directory: str | Path, world_size: int, settings: dict[str, Any]) -> IndexManifest:
