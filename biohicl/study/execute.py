@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
+from biohicl.study.cards import write_cards
 from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
 from biohicl.study.dev_pick import read_training_summaries
 from biohicl.study.locks import LOCK_NAME as LOCK_NAME  # re-exported: the lock file a run folder may hold
@@ -36,7 +37,7 @@ from biohicl.study.plan import (
     read_eval_record,
     run_label,
 )
-from biohicl.study.report import write_cards, write_results
+from biohicl.study.report import write_results
 from biohicl.study.stats import aggregate
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""The study's report: ``results.md`` tables, the bar / Δ / training-curve PNGs and each run's model card.
+"""The study's report: ``results.md`` tables and the bar / Δ / training-curve PNGs (model cards:
+:mod:`biohicl.study.cards`).
 
 Everything here renders the ``results.json`` record of :func:`biohicl.study.stats.aggregate`; nothing is computed
 again.
@@ -6,29 +7,29 @@ again.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.provenance import UNKNOWN_SOURCE
 from biohicl.study.config import ModelSpec, ReproduceConfig
-from biohicl.study.plan import BASE, PlannedRun, Records, run_dir_for
+from biohicl.study.plan import BASE, run_dir_for
 from biohicl.study.stats import NOISE_RULE
-
-logger = logging.getLogger(__name__)
 
 
 def _cell(
     row: Mapping[str, Any], metric: str, comparison: Mapping[str, Any] | None = None, scale: float = 100.0
 ) -> str:
-    """``mean ± std`` (×100) of an aggregated row, with ``(Δ†)`` against a reference row when given."""
+    """``mean ± std`` (×100) of an aggregated row, ``(n=k)`` when fewer of its seeds than the row's ``n`` have the
+    metric (a run's ``eval.json`` lacks its task), and ``(Δ†)`` against a reference row when given."""
     if metric not in row["mean"]:
         return "–"
     text = f"{scale * row['mean'][metric]:.2f}"
     if metric in row["std"]:
         text += f" ± {scale * row['std'][metric]:.2f}"
+    if (count := len(row.get("values", {}).get(metric, ()))) and count != row["n"]:
+        text += f" (n={count})"
     if comparison is not None:
         mark = {True: " †", False: "", None: " ?"}[comparison["exceeds_noise"]]
         text += f" ({scale * comparison['delta']:+.2f}{mark})"
@@ -120,7 +121,8 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             "",
         ]
     lines += [
-        "Scores ×100, mean ± sample std over seeds (n = seeds); in brackets Δ against the reference row.",
+        "Scores ×100, mean ± sample std over seeds (n = seeds; (n=k): a score over fewer of the row's seeds, since a "
+        "run lacks its task); in brackets Δ against the reference row.",
         NOISE_RULE,
         "",
     ]
@@ -355,53 +357,3 @@ def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plo
             if curves is not None:
                 written.append(curves)
     return written
-
-
-def write_model_card(
-    config: ReproduceConfig,
-    model: ModelSpec,
-    run: PlannedRun,
-    record: Mapping[str, Any],
-    base_record: Mapping[str, Any] | None,
-    repo_id: str | None = None,
-) -> Path:
-    """Render the run's model card (README.md) with its results (and the base's) in the ``model-index``."""
-    from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
-
-    prefix = model.card_name or f"BioHiCL-{model.name}"
-    name = prefix if run.variant == "full" else f"{prefix}-{run.variant}"
-    data = BioHiCLModelCardData.from_run_dir(run.run_dir, model_name=f"{name}-seed{run.seed}")
-    if repo_id:
-        data.repo_id = repo_id
-    data.eval_results = []
-    data.add_eval_results(dict(record), base=dict(base_record) if base_record else None, all_metrics=True)
-    data.eval_source = (
-        f"`biohicl reproduce` ({config.title}): {model.name}/{run.variant}/seed{run.seed}, evaluated with "
-        f"`biohicl.evaluation` at max length {record.get('settings', {}).get('max_length')} "
-        f"({record.get('settings', {}).get('dtype')}); base = the untrained {model.hub_id or model.model}."
-    )
-    return save_model_card(data, run.run_dir)
-
-
-def write_cards(config: ReproduceConfig, runs: Sequence[PlannedRun], records: Records, results: dict[str, Any]) -> None:
-    """A model card for every evaluated run; the best ``full`` run's names its ``repo_id``. A card that fails is
-    logged and listed in ``results["card_errors"]``, never fatal."""
-    specs = {m.name: m for m in config.models}
-    for run in runs:
-        if run.variant == BASE or run.key not in records:
-            continue
-        model = specs[run.model]
-        best = results["models"][run.model].get("best_full_run")
-        repo_id = model.repo_id if best and best.get("seed") == run.seed and run.variant == "full" else None
-        try:
-            write_model_card(
-                config,
-                model,
-                run,
-                records[run.key],
-                records.get((run.model, BASE, None)),
-                repo_id=repo_id,
-            )
-        except Exception as err:  # a card problem must not lose the study's results
-            logger.warning("%s: no model card written (%s)", run.label, err)
-            results.setdefault("card_errors", []).append(f"{run.label}: {type(err).__name__}: {err}")
