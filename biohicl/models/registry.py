@@ -86,11 +86,11 @@ class RegistryEntry:
             raise ConfigError(f"{where}: field 'max_length' must be a positive integer")
 
     def unpublished_message(self) -> str:
-        """One line for a load of an entry not pushed yet: it is not on the Hub, and how to train it instead."""
+        """One line for a load by name of an entry not pushed yet: how to train it instead, or load its repo id."""
         how = f"`biohicl train --config {self.training_config}`, " if self.training_config else ""
         return (
             f"{self.name} ({self.repo_id}) has not been published to the Hub yet; train it ({how}see "
-            "docs/training.md) and load the run folder by path"
+            f"docs/training.md) and load the run folder by path (if it has since been uploaded, load {self.repo_id})"
         )
 
     @classmethod

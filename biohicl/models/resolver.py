@@ -159,7 +159,8 @@ def resolve_base(
 ) -> Path:
     """The folder of a backbone: a directory as it is, else a Hub id through :func:`packaged_weights` (when no
     revision is asked for) or :func:`download_snapshot`. A registered name stands for its repo id, and a registered
-    model with no revision asked for loads its pinned one (an unpublished one is a one-line error)."""
+    model with no revision asked for loads its pinned one. A registered name the registry lists as not uploaded is a
+    one-line error; its ``owner/name`` repo id is looked up in the cache and on the Hub as any repo id is."""
     path = Path(model_id_or_path).expanduser()
     if path.is_dir():
         return path
@@ -168,12 +169,22 @@ def resolve_base(
         raise ModelLoadError(f"{model_id}: no such directory")
     entry = registered_entry(model_id, registry)
     if entry is not None:
-        if not entry.uploaded:
+        if not entry.uploaded and "/" not in model_id:
             raise ModelLoadError(entry.unpublished_message())
         model_id = entry.repo_id
         revision = revision if revision is not None else entry.default_revision
     packaged = packaged_weights(model_id) if revision is None else None
-    return packaged if packaged is not None else download_snapshot(model_id, revision)
+    if packaged is not None:
+        return packaged
+    try:
+        return download_snapshot(model_id, revision)
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{err}{unpublished_note(entry)}") from None
+
+
+def unpublished_note(entry: RegistryEntry | None) -> str:
+    """What a failed Hub load of a repo id adds when the registry lists it as not published yet (else "")."""
+    return "" if entry is None or entry.uploaded else f" (the registry lists {entry.name} as not yet published)"
 
 
 def resolve(
@@ -189,7 +200,8 @@ def resolve(
 
     Order: an existing directory wins; then a registered name (case-insensitive); then an ``owner/name`` repo id
     (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read from there when no
-    revision is asked for).
+    revision is asked for). A registered name listed as not uploaded is refused; its repo id is not (an installed
+    registry may predate the upload), and loads with no unpinned-branch warning.
     Anything else raises :class:`ModelLoadError` listing the registered names and the closest ones.
     """
     registry = registry or default_registry()
@@ -216,11 +228,12 @@ def resolve(
     else:
         raise ModelLoadError(f"{spec}: no such directory (and not a valid Hub repo id owner/name)")
 
-    if entry is not None and not entry.uploaded:
+    if entry is not None and not entry.uploaded and source == "name":
+        # a registry installed before the upload still says uploaded: false; the repo id itself goes to the Hub
         raise ModelLoadError(entry.unpublished_message())
     if revision is None and entry is not None:
         revision = entry.default_revision
-        if not entry.pinned:
+        if not entry.pinned and entry.uploaded:
             warnings.warn(
                 f"{entry.name}: the registry pins no commit sha for {entry.repo_id}; loading branch 'main', "
                 "which may change (pass revision=<40-hex sha> for a reproducible load)",
@@ -237,7 +250,7 @@ def resolve(
     except ModelLoadError as err:
         if source == "repo" and entry is None:
             raise ModelLoadError(f"{err} (there is no local directory {spec!r} either)") from None
-        raise
+        raise ModelLoadError(f"{err}{unpublished_note(entry)}") from None
     commit = folder.name if is_commit_sha(folder.name) else None
     if revision is not None and is_commit_sha(revision) and commit is not None and commit != revision:
         raise ModelLoadError(f"{repo_id}: asked for commit {revision} but the cache returned {commit}")
