@@ -214,30 +214,50 @@ def test_build_and_index_readers_take_their_own_id_and_text_fields(tmp_path, mes
 
 
 def test_detect_a_jsonl_file_whose_first_line_is_over_the_64_kb_sniff(tmp_path, mesh):
-    """A first line longer than the sniff is cut, so it is no JSON: a ``mesh``/``mesh_uis``/``mesh_ids`` key at
-    its top level before the cut still marks it; a nested or quoted one does not, nor do one-line BioASQ and
-    PubMedQA files over 64 KB (whose top-level keys are ``articles`` and PMIDs)."""
+    """A first line longer than the 64 KB sniff is read on to its end (up to the reader's line limit), so a
+    ``mesh``/``mesh_uis``/``mesh_ids`` key after a 70 KB abstract marks it too, gzipped or after a byte-order mark
+    and blank lines; a nested or quoted one does not, nor do one-line BioASQ and PubMedQA files over 64 KB (whose
+    top-level keys are ``articles`` and PMIDs: never read on)."""
     long_text = "word " * 14_000  # 70,000 characters
     cases = {
         "long.jsonl": [{"pmid": "1", "title": "T", "mesh_uis": [HEART], "abstract": long_text}, {"pmid": "2"}],
-        "long_mesh_last.jsonl": [{"pmid": "1", "abstract": long_text, "mesh": [HEART]}],  # key beyond the cut
+        "long_mesh_last.jsonl": [{"pmid": "1", "abstract": long_text, "mesh": [HEART]}, {"pmid": "2"}],
         "nested.jsonl": [{"_id": "1", "meta": {"mesh": [HEART]}, "text": long_text}],
         "quoted.jsonl": [{"_id": "1", "title": 'a "mesh": key', "text": long_text}],
     }
     for name, lines in cases.items():
         write_lines(tmp_path / name, lines)
+    write_lines(tmp_path / "long_mesh_last.jsonl.gz", cases["long_mesh_last.jsonl"], compress=True)
+    last = (tmp_path / "long_mesh_last.jsonl").read_bytes()
+    (tmp_path / "bom_mesh_last.jsonl").write_bytes(b"\xef\xbb\xbf\n\n" + last)
+    (tmp_path / "one_line_mesh_last.jsonl").write_bytes(last.split(b"\n")[0])  # no line end: the file's end
+    assert last.index(b'"mesh"') > 70_000
     article = {"pmid": "5", "title": "T", "abstractText": long_text, "meshMajor": ["Heart"], "mesh": ["Heart"]}
     (tmp_path / "bioasq.json").write_text(json.dumps({"articles": [article]}))
     item = {"QUESTION": "Q?", "CONTEXTS": [long_text], "MESHES": ["Heart"], "mesh": ["Heart"], "final_decision": "yes"}
     (tmp_path / "pubmedqa.json").write_text(json.dumps({"12345": item, "23456": item}))
     assert (tmp_path / "long.jsonl").read_bytes().index(b"\n") > 70_000
     got = {p.name: detect_source(p) for p in sorted(tmp_path.iterdir())}
-    assert got == {"bioasq.json": "bioasq", "long.jsonl": "jsonl", "long_mesh_last.jsonl": None,
-                   "nested.jsonl": None, "pubmedqa.json": "pubmedqa", "quoted.jsonl": None}  # fmt: skip
-    report = ReadReport()
-    records = list(read_records("auto", tmp_path / "long.jsonl", mesh, report=report))
-    assert [(r.pmid, r.mesh, len(r.abstract)) for r in records] == [("1", (HEART,), len(long_text.strip()))]
-    assert report.skipped == {EMPTY_ABSTRACT: 1}
+    assert got == {"bioasq.json": "bioasq", "bom_mesh_last.jsonl": "jsonl", "long.jsonl": "jsonl",
+                   "long_mesh_last.jsonl": "jsonl", "long_mesh_last.jsonl.gz": "jsonl", "nested.jsonl": None,
+                   "one_line_mesh_last.jsonl": "jsonl", "pubmedqa.json": "pubmedqa", "quoted.jsonl": None}  # fmt: skip
+    for name in ("long.jsonl", "long_mesh_last.jsonl.gz"):
+        report = ReadReport()
+        records = list(read_records("auto", tmp_path / name, mesh, report=report))
+        assert [(r.pmid, r.mesh, len(r.abstract)) for r in records] == [("1", (HEART,), len(long_text.strip()))]
+        assert report.skipped == {EMPTY_ABSTRACT: 1}
+
+
+def test_detection_reads_a_cut_first_line_no_further_than_the_line_limit(tmp_path, monkeypatch):
+    """The first line is read on no further than the reader's ``LINE_LIMIT``: a ``mesh`` key beyond it is not seen
+    (the reader skips such a line unread), one within it is."""
+    import biohicl.data.sources as sources
+
+    monkeypatch.setattr(sources, "LINE_LIMIT", 100_000)
+    for name, size in (("within.jsonl", 90_000), ("beyond.jsonl", 110_000)):
+        write_lines(tmp_path / name, [{"pmid": "1", "abstract": "x" * size, "mesh": [HEART]}])
+    assert detect_source(tmp_path / "within.jsonl") == "jsonl"
+    assert detect_source(tmp_path / "beyond.jsonl") is None
 
 
 def _build_in_cwd(tmp_path, monkeypatch, lines, capsys) -> tuple[str, str, dict]:

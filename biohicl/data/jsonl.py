@@ -94,7 +94,7 @@ def is_jsonl_line(line: str) -> bool:
 
 
 def starts_jsonl_line(text: str) -> bool:
-    """Whether ``text``, the start of a first line cut off by the detection sniff (an abstract over 64 KB), is a
+    """Whether ``text``, the start of a first line cut off by format detection (a line over :data:`LINE_LIMIT`), is a
     JSON object with a :data:`DETECT_FIELDS` key at its top level before the cut: the keys and values are decoded
     one by one (a nested ``"mesh"`` key, or one quoted inside a string, is not a top-level one)."""
     pos = _SPACE.match(text).end()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.files import check_file, utf16_encoding
-from biohicl.data.jsonl import is_jsonl_line, read_jsonl, starts_jsonl_line
+from biohicl.data.jsonl import LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
@@ -43,6 +43,7 @@ _SNIFF_BYTES = 1 << 16
 _PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
 _MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
 _PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
+_OTHER_JSON_START = re.compile(rb'\{\s*"(\d+|articles)"\s*:')  # a one-line PubMedQA or BioASQ file: never read on
 DELETED_SPLIT = "deleted"  # the split of a yielded record a later NLM update file deleted (dropped by the build)
 
 
@@ -50,15 +51,18 @@ def detect_source(path: str | Path) -> str | None:
     """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
     (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
     ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``),
-    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field; when the
-    first line is longer than the 64 KB, such a top-level key before the cut). A damaged gzip file is ``None`` too;
-    a file that cannot be read at all (permissions, an I/O error) is a :class:`~biohicl.errors.DataError`, never
-    left out as if its format were unknown."""
+    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field; a first
+    line the 64 KB cut off is read on to its end, up to the jsonl reader's :data:`~biohicl.data.jsonl.LINE_LIMIT`,
+    and one longer still has such a top-level key before that cut). A damaged gzip file is ``None`` too; a file
+    that cannot be read at all (permissions, an I/O error) is a :class:`~biohicl.errors.DataError`, never left out
+    as if its format were unknown."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
+            if _cut_json_line(head):  # e.g. a jsonl abstract over 64 KB before its `mesh` key
+                head += handle.readline(LINE_LIMIT + 1 - len(head))
     except (gzip.BadGzipFile, EOFError, zlib.error):  # format damage: not a corpus file biohicl reads
         return None
     except OSError as err:
@@ -70,7 +74,7 @@ def detect_source(path: str | Path) -> str | None:
         return "medline" if found else None
     if text.startswith("{"):
         first_line, newline, _ = text.partition("\n")
-        if is_jsonl_line(first_line) or (not newline and starts_jsonl_line(text)):  # a first line over 64 KB
+        if is_jsonl_line(first_line) or (not newline and starts_jsonl_line(text)):  # a line over LINE_LIMIT
             return "jsonl"
         if '"articles"' in text[:4096]:
             return "bioasq"
@@ -82,6 +86,15 @@ def detect_source(path: str | Path) -> str | None:
     if _MEDLINE_TEXT_LINE.search(text):
         return "medline-text"
     return None
+
+
+def _cut_json_line(head: bytes) -> bool:
+    """Whether the sniffed ``head`` is a UTF-8 first line cut off inside a JSON object that may be a jsonl line (not
+    a one-line BioASQ or PubMedQA file, whose first keys are ``articles`` and PMIDs)."""
+    if len(head) < _SNIFF_BYTES or utf16_encoding(head[:4]):
+        return False
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip()  # blank lines before the first line too
+    return start.startswith(b"{") and b"\n" not in start and not _OTHER_JSON_START.match(start)
 
 
 def resolve_inputs(
