@@ -163,6 +163,16 @@ def assert_batches_have_siml(labels, siml, mesh, **variant):
         assert not torch.allclose(got, default, atol=1e-3), variant
 
 
+class LoggedKeys(TrainerCallback):
+    """Every key ``on_log`` was given: what TensorBoard and the console show."""
+
+    def __init__(self):
+        self.keys: set[str] = set()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.keys.update(logs or {})
+
+
 def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file, tmp_path, mesh, monkeypatch):
     labels, siml = batch_siml_seen(monkeypatch)
     args = make_args(
@@ -175,14 +185,18 @@ def test_ablation_switches_reach_the_loss_and_the_model(tiny_bert_dir, docs_file
         batch_sampler="random",
         use_ancestors=False,
     )
-    run = train_biohicl(args)
+    seen = LoggedKeys()
+    run = train_biohicl(args, [seen])
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["loss"]["use_contrastive"] is False
     assert summary["batch_sampler"] == "RandomBatchSampler"
     assert summary["trainable_parameters"] == summary["total_parameters"]
     state = json.loads((run / "trainer_state.json").read_text())
-    for entry in (e for e in state["log_history"] if "loss_mse" in e):
-        assert entry["loss_con"] == 0.0 and entry["loss"] == pytest.approx(entry["loss_mse"], rel=1e-6)
+    steps = [e for e in state["log_history"] if "loss_mse" in e]
+    assert len(steps) == 2 and not any("loss_con" in e for e in state["log_history"])  # off: not logged as 0
+    assert "loss_mse" in seen.keys and "loss_con" not in seen.keys  # what on_log (TensorBoard, the console) got
+    for entry in steps:
+        assert entry["loss"] == pytest.approx(entry["loss_mse"], rel=1e-6)
     assert len(siml) == 2
     assert_batches_have_siml(labels, siml, mesh, ancestors=False)  # the loss saw SimL without ancestors
 
@@ -1038,6 +1052,21 @@ def test_training_curves_draw_one_line_per_component(tmp_path):
     state = tmp_path / "trainer_state.json"
     state.write_text(json.dumps({"log_history": history}))
     assert plot_training_curves(tmp_path, tmp_path / "d.png").is_file()
+
+
+def test_curves_draw_the_terms_a_run_logged_with_or_without_an_older_runs_zero_column(tmp_path, saved_figures):
+    """A run whose L_con was off logs no loss_con (the curves draw loss and L_mse only); an older run's log with the
+    switched-off term as a column of 0s still reads and draws it as logged."""
+    from biohicl.training.curves import plot_training_curves
+
+    new = [{"step": 1, "loss": 0.8, "loss_mse": 0.8}, {"step": 2, "loss": 0.7, "loss_mse": 0.7}]
+    old = [{**entry, "loss_con": 0.0} for entry in new]
+    for name, history in (("new", new), ("old", old)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+        plot_training_curves(tmp_path / name, tmp_path / f"{name}.png")
+    drawn = [[line.get_label() for line in figure.axes[0].get_lines()] for figure in saved_figures]
+    assert drawn == [["total L", "L_mse (filtered regression)"], ["total L", "L_mse (filtered regression)", "L_con"]]
 
 
 def test_a_failed_save_of_the_training_curves_keeps_the_previous_plot(tmp_path, monkeypatch):

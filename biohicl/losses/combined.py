@@ -1,9 +1,10 @@
 """The BioHiCL objective: ``L = L_mse + λ · L_con`` (λ = 0.1), returning every component for logging.
 
-Either term can be switched off (the paper's "no L_con" / "no L_mse" ablations); a switched-off term is reported as
-0 and costs nothing. Beyond the paper, and off by default: ``+ w_distill · L_distill`` (self-distillation towards
-the frozen base model's SimE, :mod:`.distillation`) and ``+ w_title · L_title`` (title → own abstract InfoNCE,
-:mod:`.title`).
+Either term can be switched off (the paper's "no L_con" / "no L_mse" ablations); a switched-off term costs nothing
+and is left out of the returned components, so it is not logged (a run's logs and curves show only the terms it
+computed, never a 0 that reads as measured). Beyond the paper, and off by default: ``+ w_distill · L_distill``
+(self-distillation towards the frozen base model's SimE, :mod:`.distillation`) and ``+ w_title · L_title`` (title →
+own abstract InfoNCE, :mod:`.title`).
 
 Any loss the trainer is given works the same way: ``forward(embeddings, siml, **inputs)`` returns a dict with
 ``loss`` (back-propagated) and any number of ``loss_*`` components (logged); :attr:`extra_inputs` names the inputs
@@ -60,9 +61,10 @@ class BioHiCLLoss(nn.Module):
     """Filtered SimE→SimL regression plus λ times the hierarchy-aware contrastive loss.
 
     ``forward`` returns a dict: ``loss`` (the total, to back-propagate) and the unscaled components ``loss_mse``
-    and ``loss_con`` (still attached to the graph: detach them before logging), then ``loss_distill``,
-    ``loss_title`` when on and ``loss_<name>`` for each of ``extra_terms`` (``{name: (module, weight)}``, see the
-    module docstring; a weight of 0 logs the term without training on it).
+    and ``loss_con`` (each only when on: ``use_mse``, ``use_contrastive``; still attached to the graph: detach them
+    before logging), then ``loss_distill``, ``loss_title`` when on and ``loss_<name>`` for each of ``extra_terms``
+    (``{name: (module, weight)}``, see the module docstring; a weight of 0 logs the term without training on it, as
+    ``lambda_con=0`` with ``use_contrastive`` logs ``loss_con``: both are computed, so their values are measured).
     """
 
     citation = (
@@ -131,11 +133,14 @@ class BioHiCLLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """``pair_mask`` [B, B] (optional): pairs the label terms may use (e.g. same label kind only); ``extra``:
         batch keys an extra term asks for (its ``extra_inputs``), passed on to the extra terms."""
-        zero = embeddings.new_zeros((), dtype=torch.float32)
-        loss_mse = self.regression(embeddings, siml, pair_mask) if self.use_mse else zero
-        loss_con = self.contrastive(embeddings, siml, pair_mask) if self.use_contrastive else zero
-        total = (loss_mse if self.use_mse else 0.0) + (self.lambda_con * loss_con if self.use_contrastive else 0.0)
-        out = {"loss_mse": loss_mse, "loss_con": loss_con}
+        out: dict[str, torch.Tensor] = {}
+        total: Any = 0.0
+        if self.use_mse:
+            out["loss_mse"] = self.regression(embeddings, siml, pair_mask)
+            total = out["loss_mse"]
+        if self.use_contrastive:
+            out["loss_con"] = self.contrastive(embeddings, siml, pair_mask)
+            total = total + self.lambda_con * out["loss_con"]
         if self.distill_weight > 0:
             if base_embeddings is None:
                 raise ConfigError(
