@@ -16,6 +16,7 @@ Accepted inputs (:func:`read_corpus` picks the reader from the path):
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import zlib
@@ -122,11 +123,14 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line."""
+    """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line; a
+    byte-order mark opening the file is dropped (an editor's "UTF-8 with BOM" is UTF-8)."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
                 try:
                     yield number, raw.decode("utf-8")
                 except UnicodeDecodeError as err:

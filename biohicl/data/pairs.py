@@ -128,6 +128,30 @@ class PairDatasetSummary:
         return "\n".join(lines)
 
 
+def nothing_to_build_message(report: ReadReport | None, excluded: int = 0, decontaminated: int = 0) -> str:
+    """The one-line error of a build left with no document: why, from ``report``'s counts (records read and
+    skipped by reason, labels dropped by reason with the most frequent one, files not recognised) and the
+    documents excluded (by pmid or as test) or removed by decontamination."""
+    parts = []
+    if report is not None:
+        skipped = ", ".join(f"{reason}: {count:,}" for reason, count in report.skipped.most_common())
+        parts.append(
+            f"{report.read:,} read, {sum(report.skipped.values()):,} skipped" + (f" ({skipped})" if skipped else "")
+        )
+        if report.labels_dropped:
+            reasons = ", ".join(f"{reason}: {count:,}" for reason, count in report.labels_dropped.most_common())
+            example = f", e.g. {report.dropped_names.most_common(1)[0][0]!r}" if report.dropped_names else ""
+            parts.append(f"{sum(report.labels_dropped.values()):,} labels dropped ({reasons}){example}")
+        if report.unrecognised_files:
+            parts.append(f"files not read (format not recognised): {', '.join(report.unrecognised_files)}")
+    if excluded:
+        parts.append(f"{excluded:,} excluded (by pmid or as test)")
+    if decontaminated:
+        parts.append(f"{decontaminated:,} removed by decontamination")
+    why = "; ".join(parts) or "no record was given"
+    return f"no documents to build a dataset from (every record was skipped or excluded): {why}"
+
+
 def build_pair_dataset(
     records: Iterable[MeshRecord],
     mesh: MeshHierarchy | None = None,
@@ -186,7 +210,8 @@ def build_pair_dataset(
         elif removal is None:
             docs.append(record)
     if not docs:
-        raise DataError("no documents to build a dataset from (every record was skipped or excluded)")
+        removed = len(decontaminator.removed) if decontaminator is not None else 0
+        raise DataError(nothing_to_build_message(report, n_excluded, removed))
     kinds = Counter(d.label_kind for d in docs)
     if len(kinds) > 1 and not mix_label_kinds:
         raise DataError(mixed_kinds_message(Counter((d.label_kind, d.source) for d in docs)))

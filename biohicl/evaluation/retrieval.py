@@ -1,7 +1,8 @@
 """Dense retrieval on any BEIR-format folder, scored with trec_eval-exact metrics.
 
 A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}`` per line), ``queries.jsonl`` (``{"_id",
-"text"}``) and ``qrels/<split>.tsv`` (``query-id <TAB> corpus-id <TAB> score``, with a header line). A document is
+"text"}``) and ``qrels/<split>.tsv`` (``query-id <TAB> corpus-id <TAB> score``, with a header line, or trec_eval's
+``query-id iteration doc-id relevance``, see :func:`read_qrels`). A document is
 embedded as ``title + " " + text`` (BEIR's and MTEB's convention), queries with the model's query prompt, and every
 query is scored against every document (exact search, cosine similarity); the top ``top_k`` documents per query
 form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
@@ -53,8 +54,15 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     from biohicl.data.corpus import iter_json_lines
 
     for line_number, record in iter_json_lines(path):
-        if not isinstance(record, dict) or "_id" not in record:
-            raise DataError(f"line {line_number}: record has no `_id` field", path)
+        if not isinstance(record, dict):
+            raise DataError(f"line {line_number}: expected a JSON object with an `_id` field", path)
+        if "_id" not in record:
+            hint = "; its `id` field is not read here" if "id" in record else ""
+            raise DataError(
+                f"line {line_number}: record has no `_id` field (a BEIR {path.name.removesuffix('.gz')} names each "
+                f"record's id `_id`{hint})",
+                path,
+            )
         yield line_number, record
 
 
@@ -91,26 +99,76 @@ def beir_files(folder: str | Path, split: str = "test") -> tuple[Path, Path, Pat
     return corpus_path, queries_path, qrels_path  # type: ignore[return-value]
 
 
-def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
-    """Read a BEIR folder; raises :class:`DataError` naming what is missing or malformed (file and line)."""
-    corpus_path, queries_path, qrels_path = beir_files(folder, split)
+HEADER_FIRST_FIELDS = frozenset({"query-id", "query_id", "qid"})
+BEIR_QRELS = "3 tab-separated fields (query-id, corpus-id, score)"
+TREC_QRELS = "4 whitespace-separated fields (TREC: query-id, iteration, doc-id, relevance)"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(tabbed: list[str], words: list[str]) -> bool:
+    """Whether line 1 (split both ways) is a header: it starts with a known name, or it has a qrels line's shape
+    (3 tab-separated or 3-4 whitespace-separated fields) with no field a number."""
+    fields = tabbed if len(tabbed) in (3, 4) else words
+    if fields and fields[0].strip().lower() in HEADER_FIRST_FIELDS:
+        return True
+    return len(fields) in (3, 4) and not any(_is_number(f.strip()) for f in fields)
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """``{query id: {doc id: grade}}`` of a qrels file: BEIR's ``query-id <TAB> corpus-id <TAB> score`` or
+    trec_eval's ``query-id iteration doc-id relevance`` (space- or tab-separated; the iteration is ignored), one
+    format per file (the first judgement's), an optional header line; a grade is truncated to an integer.
+    :class:`DataError` naming the line that breaks this."""
     from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
 
     qrels: dict[str, dict[str, int]] = {}
-    reader = csv.reader((line for _, line in iter_lines(qrels_path)), delimiter="\t")
-    for row in reader:
-        line_number = reader.line_num
-        if not row or (line_number == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}):
+    trec: bool | None = None  # the file's format, set by its first judgement
+    first = 0  # that judgement's line
+    for number, line in iter_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
             continue
-        if len(row) != 3:
-            raise DataError(f"line {line_number}: expected 3 tab-separated fields, got {len(row)}", qrels_path)
+        tabbed = next(csv.reader([line], delimiter="\t"))  # BEIR's own reader: csv, tab-delimited
+        words = line.split()
+        if number == 1 and _is_header(tabbed, words):
+            continue
+        if trec is None:
+            if len(tabbed) != 3 and len(words) != 4:
+                raise DataError(
+                    f"line {number}: expected {BEIR_QRELS} or {TREC_QRELS}, got {len(tabbed)} tab-separated", path
+                )
+            trec, first = len(tabbed) != 3, number
+        if not trec and len(tabbed) != 3:
+            mixed = (
+                f" (a TREC line in a file whose first judgement, line {first}, is BEIR's)" if len(words) == 4 else ""
+            )
+            raise DataError(f"line {number}: expected 3 tab-separated fields, got {len(tabbed)}{mixed}", path)
+        if trec and len(words) != 4:
+            mixed = f"; one format per file (line {first} is TREC's)" if len(tabbed) == 3 else ""
+            raise DataError(f"line {number}: expected {TREC_QRELS}, got {len(words)}{mixed}", path)
+        query_id, doc_id, score = (words[0], words[2], words[3]) if trec else (f.strip() for f in tabbed)
         try:
-            grade = int(float(row[2]))
+            grade = int(float(score))
         except (ValueError, OverflowError):  # OverflowError: inf
-            raise DataError(f"line {line_number}: score {row[2]!r} is not a finite number", qrels_path) from None
-        qrels.setdefault(row[0].strip(), {})[row[1].strip()] = grade
+            name = "relevance (the 4th field of a TREC line)" if trec else "score"
+            raise DataError(f"line {number}: {name} {score!r} is not a finite number", path) from None
+        qrels.setdefault(query_id, {})[doc_id] = grade
     if not qrels:
-        raise DataError("no judgements", qrels_path)
+        raise DataError("no judgements", path)
+    return qrels
+
+
+def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
+    """Read a BEIR folder; raises :class:`DataError` naming what is missing or malformed (file and line)."""
+    corpus_path, queries_path, qrels_path = beir_files(folder, split)
+    qrels = read_qrels(qrels_path)
 
     all_queries = {str(r["_id"]): str(r.get("text", "")) for _, r in _read_jsonl(queries_path)}
     unknown = [qid for qid in qrels if qid not in all_queries]

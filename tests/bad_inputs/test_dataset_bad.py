@@ -62,6 +62,23 @@ def test_every_record_skipped_is_one_line(tmp_path, run_cli):
     assert not (tmp_path / "out").exists()
 
 
+def test_every_record_skipped_says_why_in_its_one_line(tmp_path, run_cli):
+    inp = tmp_path / "trees.jsonl"  # MeSH tree numbers where names or UIs belong: no label resolves
+    rows = [{"pmid": "1", "title": "T", "abstract": "A.", "mesh": ["C18.452.394.750", "C14.280"]},
+            {"pmid": "2", "title": "T", "abstract": "B.", "mesh": ["C18.452.394.750"]}]  # fmt: skip
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = ["build-dataset", "--source", "jsonl", "--input", str(inp), "--output", str(tmp_path / "out"),
+            "--no_progress", "--no_arrow"]  # fmt: skip
+    result = run_cli(argv)
+    last = result.err.strip().splitlines()[-1]
+    assert last == (
+        "biohicl build-dataset: error: no documents to build a dataset from (every record was skipped or excluded): "
+        "2 read, 2 skipped (no MeSH label left: 2); 3 labels dropped (MeSH name not in this MeSH release: 3), "
+        "e.g. 'C18.452.394.750'"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_strict_stops_at_the_first_bad_record_naming_it(tmp_path, run_cli):
     inp = write_bioasq(tmp_path / "a.json")
     data = json.loads(inp.read_text())
@@ -229,7 +246,7 @@ def test_unknown_descriptor_in_records_names_it(mesh):
 
 
 def test_everything_excluded(mesh):
-    with pytest.raises(DataError, match="every record was skipped or excluded"):
+    with pytest.raises(DataError, match=r"every record was skipped or excluded\): 1 excluded \(by pmid or as test\)$"):
         build_pair_dataset([record("1", ("D003924",))], mesh, exclude_pmids=["1"])
 
 

@@ -92,6 +92,70 @@ def test_record_without_id(tmp_path):
         load_beir(folder)
 
 
+def test_record_with_id_not_underscore_id_is_told_so(tmp_path):
+    folder = beir(tmp_path / "b", corpus=[{"id": "d1", "text": "x"}])
+    message = (
+        r"corpus\.jsonl: line 1: record has no `_id` field \(a BEIR corpus\.jsonl names each record's id `_id`; "
+        r"its `id` field is not read here\)$"
+    )
+    with pytest.raises(DataError, match=message):
+        load_beir(folder)
+    folder = beir(tmp_path / "c", corpus=[{"doc": "d1", "text": "x"}])
+    with pytest.raises(DataError, match=r"line 1: record has no `_id` field \(a BEIR corpus\.jsonl names .* `_id`\)$"):
+        load_beir(folder)
+
+
+def same_data(a, b) -> bool:
+    return (a.corpus, a.queries, a.qrels) == (b.corpus, b.queries, b.qrels)
+
+
+def test_byte_order_marks_and_crlf_read_as_plain_utf8(tmp_path):
+    plain = load_beir(beir(tmp_path / "plain"))
+    folder = beir(tmp_path / "bom")
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        text = (folder / name).read_text(encoding="utf-8")
+        (folder / name).write_bytes(text.replace("\n", "\r\n").encode("utf-8-sig"))
+    assert (folder / "qrels/test.tsv").read_bytes().startswith(b"\xef\xbb\xbfquery-id\tcorpus-id\tscore\r\n")
+    data = load_beir(folder)
+    assert data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}} and same_data(data, plain)
+
+
+TREC = "q1 0 d1 2\nq2 0 d2 1\nq2 0 d3 0\n"  # trec_eval's qrels: query, iteration, document, relevance
+BEIR_SAME = "query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td2\t1\nq2\td3\t0\n"
+
+
+@pytest.mark.parametrize(
+    "qrels",
+    [
+        TREC,
+        TREC.replace(" ", "\t"),  # tab-separated TREC
+        TREC.replace(" 0 ", " 4.5 "),  # the iteration column is ignored (trec-covid's covid-complete has 4.5)
+        TREC.replace("d1 2", "d1 2.9"),  # a grade is truncated to an integer
+        "topic iteration docid relevance\n" + TREC,  # a header line: no field is a number
+        "\ufefftopic\tdocid\trelevance\n" + BEIR_SAME.split("\n", 1)[1],  # a 3-column header under other names
+    ],
+)
+def test_trec_qrels_and_other_headers_read_as_the_beir_file(tmp_path, qrels):
+    expected = load_beir(beir(tmp_path / "beir", qrels=BEIR_SAME))
+    assert expected.qrels == {"q1": {"d1": 2}, "q2": {"d2": 1, "d3": 0}}
+    assert same_data(load_beir(beir(tmp_path / "trec", qrels=qrels)), expected)
+
+
+@pytest.mark.parametrize(
+    ("qrels", "message"),
+    [
+        (TREC + "q1\td2\t1\n", r"line 4: expected 4 whitespace-separated fields \(TREC.*got 3; one format per file"),
+        (BEIR_SAME + "q1 0 d2 1\n", r"line 5: expected 3 tab-separated fields, got 1 \(a TREC line in a file whose"),
+        (BEIR_SAME + "q1\t0\td2\t1\n", r"line 5: expected 3 tab-separated fields, got 4 \(a TREC line"),
+        ("q1 0 d1\n", r"line 1: expected 3 tab-separated fields .* or 4 whitespace-separated fields \(TREC"),
+        (TREC + "q1 0 d2 high\n", r"line 4: relevance \(the 4th field of a TREC line\) 'high' is not a finite"),
+    ],
+)
+def test_a_qrels_file_mixing_formats_names_the_line(tmp_path, qrels, message):
+    with pytest.raises(DataError, match=r"test\.tsv: " + message):
+        load_beir(beir(tmp_path / "b", qrels=qrels))
+
+
 def test_qrels_score_not_a_number_and_wrong_columns(tmp_path):
     folder = beir(tmp_path / "b", qrels=QRELS + "q1\td3\thigh\n")
     with pytest.raises(DataError, match=r"test\.tsv: line 4: score 'high' is not a finite number"):
