@@ -391,7 +391,7 @@ def test_published_dataset_summary_holds_no_local_path(tmp_path, monkeypatch):
     read = json.loads((out / "summary.json").read_text())["read"]
     assert read["files"] == ["pubtator/tiny.PubTator.txt", "exports/a.PubTator.txt"]
     assert read["unrecognised_files"] == ["exports/notes.md"]
-    assert read["examples"]["empty abstract"] == ["pubtator/tiny.PubTator.txt, record 3: pmid 3"]
+    assert read["examples"]["empty abstract"] == ["pubtator/tiny.PubTator.txt, record 3: pmid '3'"]
     api = RecordingHfApi()
     publish_folder(api, out, "me/pairs", repo_type="dataset")
     assert "summary.json" in api.uploaded

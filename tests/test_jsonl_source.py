@@ -195,7 +195,7 @@ def test_a_blank_abstract_falls_back_to_text(tmp_path, mesh):
     report = ReadReport()
     got = [(r.pmid, r.abstract) for r in read_records("jsonl", path, mesh, report=report)]
     assert got == [("1", "About the heart."), ("2", "Heart again."), ("3", "Own abstract.")]
-    assert report.skipped == {EMPTY_ABSTRACT: 1} and report.examples[EMPTY_ABSTRACT] == [f"{path}, record 4: pmid 4"]
+    assert report.skipped == {EMPTY_ABSTRACT: 1} and report.examples[EMPTY_ABSTRACT] == [f"{path}, record 4: pmid '4'"]
 
 
 def test_build_and_index_readers_take_their_own_id_and_text_fields(tmp_path, mesh):

@@ -99,7 +99,7 @@ def test_bioasq_records_and_report(tmp_path, mesh):
     assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 1, NO_LABELS: 1}
     assert report.labels_dropped == {UNRESOLVED_NAME: 2}
     assert report.examples[MALFORMED] == [f"{path}, record 4: JSON: Expecting ',' delimiter"]
-    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 3: pmid 103"]
+    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 3: pmid '103'"]
     assert f"{path}, record 2: 'Not A Heading Anywhere'" in report.examples[UNRESOLVED_NAME]
     assert report.mean_labels == pytest.approx(4 / 3)
     text = report.summary()
@@ -399,7 +399,7 @@ def test_medline_text_records(tmp_path, mesh, newline):
     assert report.skipped == {EMPTY_ABSTRACT: 1, NOT_INDEXED: 1}
     assert report.labels_dropped == {UNRESOLVED_NAME: 1}
     assert report.examples[UNRESOLVED_NAME] == [f"{path}, record 1: 'Not A Heading Anywhere'"]
-    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 2: pmid 302"]
+    assert report.examples[EMPTY_ABSTRACT] == [f"{path}, record 2: pmid '302'"]
 
 
 def test_parse_mesh_heading():
@@ -421,8 +421,8 @@ def test_medline_text_bad_line_costs_one_citation(tmp_path, mesh):
     assert [r.pmid for r in read_medline_text(path, mesh, report=report)] == ["301", "304"]
     assert report.skipped[MALFORMED] == 2
     assert report.examples[MALFORMED] == [
-        f"{path}, record 2: undecodable byte 0xe9 (not utf-8) on line 16 (pmid 302)",
-        f"{path}, record 3: line 20: not a 'TAG - value' line: '<html>junk</html>' (pmid 303)",
+        f"{path}, record 2: undecodable byte 0xe9 (not utf-8) on line 16 (pmid '302')",
+        f"{path}, record 3: line 20: not a 'TAG - value' line: '<html>junk</html>' (pmid '303')",
     ]
     path.write_bytes(body.replace(b"MH  - Not A Heading Anywhere/etiology\n", b""))
     with pytest.raises(DataError, match=r"export\.txt, record 2: malformed record: undecodable byte 0xe9"):
@@ -699,3 +699,25 @@ def test_medline_xml_and_text_readers_as_documented(tmp_path, mesh):
     [from_text] = read_medline_text(tmp_path / "b.txt", mesh)
     assert (from_xml.abstract, from_xml.year, from_xml.mesh) == ("First part. Second part.", "", (DM,))
     assert from_text.abstract == "BACKGROUND: First part. RESULTS: Second part."
+
+
+def test_ids_are_quoted_in_reader_messages(tmp_path, mesh):
+    """A skipped record names its id quoted (``pmid 'doc 7'``, ``pmid ''``), so an id with spaces, or an empty one,
+    is not read into the words around it."""
+    jsonl = tmp_path / "mine.jsonl"
+    rows = [{"id": "doc 7", "abstract": " ", "mesh": [HEART]}, {"id": "doc 8", "abstract": "x", "mesh": ["No Such"]}]
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    pubtator = tmp_path / "p.PubTator.txt"
+    pubtator.write_text("7 8|t|Title\n7 8|a|\n\n|t|Title\n\n", encoding="utf-8")
+    medline = tmp_path / "export.txt"
+    medline.write_text("PMID- 12 34\nTI  - T\n<junk>\n\nTI  - No PMID\n<junk>\n", encoding="utf-8")
+    report = ReadReport()
+    for source, path in (("jsonl", jsonl), ("pubtator", pubtator), ("medline-text", medline)):
+        assert list(read_records(source, path, mesh, report=report)) == []
+    assert report.examples[EMPTY_ABSTRACT] == [f"{jsonl}, record 1: pmid 'doc 7'", f"{pubtator}, record 1: pmid '7 8'"]
+    assert report.examples[NO_LABELS] == [f"{jsonl}, record 2: pmid 'doc 8'"]
+    assert report.examples[MALFORMED] == [
+        f"{pubtator}, record 2: pmid '': missing title or abstract line",
+        f"{medline}, record 1: line 3: not a 'TAG - value' line: '<junk>' (pmid '12 34')",
+        f"{medline}, record 2: line 6: not a 'TAG - value' line: '<junk>' (pmid '')",
+    ]

@@ -94,7 +94,7 @@ def read_medline_text(
                     values.setdefault(tag, []).append(value)
             pmid = (values.get("PMID") or [""])[0].strip()
             if problem:
-                ctx.skip(MALFORMED, f"{problem} (pmid {pmid or '?'})")
+                ctx.skip(MALFORMED, f"{problem} (pmid {pmid[:40]!r})")
                 continue
             if not pmid.isdigit():
                 ctx.skip(MALFORMED, f"citation without a PMID line (pmid {pmid[:40]!r})" if pmid else

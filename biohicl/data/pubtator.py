@@ -71,6 +71,6 @@ def _pubtator_record(ctx: ReadContext, block: list[str]) -> MeshRecord | None:
             ctx.skip(MALFORMED, f"mention line with {len(cols)} columns")
             return None
     if not pmid or title is None or abstract is None:
-        ctx.skip(MALFORMED, f"pmid {pmid[:60] or '?'}: missing title or abstract line")
+        ctx.skip(MALFORMED, f"pmid {pmid[:60]!r}: missing title or abstract line")
         return None
     return ctx.emit(pmid, title, abstract, ctx.resolve_ids(ids))

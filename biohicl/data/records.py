@@ -260,13 +260,15 @@ class ReadContext:
         return uis
 
     def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: Any) -> MeshRecord | None:
-        """Build the record, or skip it (empty abstract, no label) and return ``None``."""
+        """Build the record, or skip it (empty abstract, no label) and return ``None``; the skip names the id quoted
+        (``pmid 'doc 7'``), so an id with spaces or an empty one reads unambiguously."""
+        shown = f"pmid {str(pmid)[:40]!r}"
         if not abstract.strip():
-            self.skip(EMPTY_ABSTRACT, f"pmid {pmid}")
+            self.skip(EMPTY_ABSTRACT, shown)
             return None
         mesh = tuple(dict.fromkeys(uis))
         if not mesh:
-            self.skip(NO_LABELS if self.dropped else NOT_INDEXED, f"pmid {pmid}", error=False)
+            self.skip(NO_LABELS if self.dropped else NOT_INDEXED, shown, error=False)
             return None
         self.report.read += 1
         self.report.kept += 1

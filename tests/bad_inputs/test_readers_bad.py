@@ -123,7 +123,7 @@ def test_empty_abstract_is_skipped_and_counted_strict_names_record(tmp_path, mes
     path.write_text(bioasq([dict(ARTICLE, abstractText="   "), dict(ARTICLE, pmid="2")]))
     records, report = read("bioasq", path, mesh)
     assert [r.pmid for r in records] == ["2"] and report.skipped[EMPTY_ABSTRACT] == 1
-    with pytest.raises(DataError, match=r"a\.json, record 1: empty abstract: pmid 1"):
+    with pytest.raises(DataError, match=r"a\.json, record 1: empty abstract: pmid '1'"):
         read("bioasq", path, mesh, strict=True)
 
 
