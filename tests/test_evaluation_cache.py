@@ -288,3 +288,16 @@ def test_a_task_registered_again_with_another_function_is_a_new_key(tmp_path, mo
     assert array_keys[0] == array_keys[1] != array_keys[2]
     register("toy", make_task("notes..."), reported=["score"])  # a shortened-looking text: no hit
     assert evaluation_key(ShiftEncoder(), ["toy"]) != evaluation_key(ShiftEncoder(), ["toy"])
+
+
+def test_the_command_line_shows_that_an_evaluation_was_read_back(tmp_path, counting_harness, capsys):
+    """``--eval_cache_dir`` users see on the console which evaluations were shared, as training.md says."""
+    from biohicl.cli.progress import show_progress
+
+    evaluator = TaskEvaluator(["biosses"], cache_dir=str(tmp_path / "cache"))
+    evaluator(ShiftEncoder(0.0))
+    show_progress()
+    capsys.readouterr()
+    evaluator(ShiftEncoder(0.0))
+    (record,) = (tmp_path / "cache").glob("*.json")
+    assert f"evaluation read back from {record} (the same encoder, tasks and data)\n" in capsys.readouterr().out

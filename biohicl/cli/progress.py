@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 
-#: Library loggers whose INFO records are a command's output (the study's runs, each evaluated task, the trainable
+#: Library loggers whose INFO records are a command's output (the study's runs, each evaluated task and the evaluations
+#: read back from the evaluation cache, the trainable
 #: share of a new adapter, training's selection summary; what a save, a soup, an ONNX export or an index's compression
 #: wrote, and the ONNX encoder's device and check; publishing's upload and missing-results lines, the
 #: sentence-transformers files and stale signature entries it leaves out, a staged dataset). A package name stands
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Iterator
 PROGRESS_LOGGERS = (
     "biohicl.study",
     "biohicl.evaluation.runner",
+    "biohicl.evaluation.evaluator",
+    "biohicl.evaluation.cache",
     "biohicl.models.model",
     "biohicl.models.export",
     "biohicl.models.soup",

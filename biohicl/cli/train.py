@@ -5,7 +5,7 @@ They can also come from a YAML or JSON file with the same keys (``--config run.y
 line override its values::
 
     biohicl train --dataset_path data/mesh-pairs --output_dir runs/minilm --max_steps 150 --report_to tensorboard
-    biohicl train --config configs/minilm.yaml --learning_rate 1e-4
+    biohicl train --config configs/biohicl_minilm.yaml --learning_rate 1e-4
 """
 
 from __future__ import annotations
