@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.record_match import check_base_record, check_tuned_record, measured_line
 from biohicl.hub.run_sources import (
     check_eval_record,
     copy_without_machine_paths,
@@ -143,11 +144,16 @@ def check_folder(
 
 
 def _eval_records(
-    run_dir: Path, eval_results: str | Path | None, base_eval_results: str | Path | None
+    run_dir: Path,
+    eval_results: str | Path | None,
+    base_eval_results: str | Path | None,
+    config: dict[str, Any],
+    config_path: Path,
 ) -> dict[str, Path]:
     """Repo file name → evaluation record to copy: the files named, else the run's own, which must lie in it; each a
     biohicl evaluation record (:func:`~biohicl.hub.run_sources.check_eval_record`) of whole tasks
-    (:func:`_refuse_partial`)."""
+    (:func:`_refuse_partial`), the tuned one of the model published as saved (``config``, its
+    ``biohicl_config.json`` at ``config_path``) and the base one of its base (:mod:`~biohicl.hub.record_match`)."""
     # `biohicl reproduce` writes a run's record as eval.json; `biohicl evaluate` writes results/<name>.json (named
     # with --eval_results). The study's base record is not looked up: which base a run compares with is the user's call
     tuned_file = Path(eval_results) if eval_results else run_dir / "eval_results.json"
@@ -164,6 +170,10 @@ def _eval_records(
         elif explicit:
             raise PublishError(f"{src}: evaluation results file not found")
     read = {name: read_json(path, error=PublishError) for name, path in records.items()}
+    if "eval_results.json" in read:
+        check_tuned_record(records["eval_results.json"], read["eval_results.json"], config, config_path)
+    if "base_eval_results.json" in read:
+        check_base_record(records["base_eval_results.json"], read["base_eval_results.json"], config, config_path)
     for name, path in records.items():
         _refuse_partial(path, read[name], [other for key, other in read.items() if key != name])
     return records
@@ -207,11 +217,12 @@ def build_model_repo_folder(
     """Lay out what a model repo holds: weights (adapter or merged), tokenizer, ``biohicl_config.json``,
     ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``) and the run's ``*.png`` curves.
 
-    Inputs found in ``run_dir`` by default: the model (see :func:`find_model_dir`); the card data
-    (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
+    Inputs found in ``run_dir`` by default: the model (:func:`find_model_dir`; a checkpoint is refused); the card
+    data (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
     :meth:`~biohicl.hub.model_card.BioHiCLModelCardData.from_run_dir`); ``eval_results.json`` and
     ``base_eval_results.json`` (the run's ``eval.json``, as ``biohicl reproduce`` writes it, when it has no
-    ``eval_results.json``; a warning when there is neither); ``*.png`` and ``plots/*.png``. ``merge=True`` exports
+    ``eval_results.json``; a warning when there is neither; each of this model as saved, or of its base:
+    :mod:`~biohicl.hub.record_match`); ``*.png`` and ``plots/*.png`` (shown in the card). ``merge=True`` exports
     LoRA merged into the weights. The card's license: ``license`` as given, else a registered repo id's registry
     license, else the card data's (``other`` for a run, with one warning asking for ``--license``;
     :func:`~biohicl.hub.card_data_source.card_license`).
@@ -238,7 +249,7 @@ def build_model_repo_folder(
             raise PublishError(f"{out_dir}: is or holds {kept}; building there would delete it (choose another --out)")
     # every source is picked and checked before --out is touched: a symlink out of the run is refused, not staged
     sources = model_files(model_dir)
-    records = _eval_records(run_dir, eval_results, base_eval_results)
+    records = _eval_records(run_dir, eval_results, base_eval_results, saved, model_dir / "biohicl_config.json")
     curves = curve_files(run_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
@@ -271,6 +282,7 @@ def build_model_repo_folder(
         copy_without_machine_paths(src, out_dir / name)
     for png in curves:
         shutil.copyfile(png, out_dir / png.name)
+    card_curves = sorted({png.name for png in curves})
 
     if card_data is None:
         name = (repo_id or run_dir.resolve().name).split("/")[-1]
@@ -279,10 +291,14 @@ def build_model_repo_folder(
     if repo_id:
         card_data.repo_id = repo_id
     card_data.license = card_license(license, repo_id, card_data.license)
+    card_data.curves = card_data.curves or card_curves
     if not card_data.eval_results and (out_dir / "eval_results.json").is_file():
         base_copy = out_dir / "base_eval_results.json"
         base = read_json(base_copy, error=PublishError) if base_copy.is_file() else None
-        card_data.add_eval_results(read_json(out_dir / "eval_results.json", error=PublishError), base=base)
+        tuned = read_json(out_dir / "eval_results.json", error=PublishError)
+        card_data.add_eval_results(tuned, base=base)
+        if "max length" not in (card_data.eval_source or "") and (line := measured_line(tuned, "eval_results.json")):
+            card_data.eval_source = f"{card_data.eval_source}\n{line}" if card_data.eval_source else line
     if not (out_dir / "eval_results.json").is_file():
         logger.warning(
             "%s: no evaluation record (eval_results.json or eval.json), so the card has no results; "
@@ -342,7 +358,7 @@ def publish_folder(
     files = check_folder(folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=token)
     if repo_type == "model" and not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
-    message = commit_message or f"Upload {folder.name} with biohicl"
+    message = commit_message or f"Upload {repo_id} with biohicl"
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
         # exist_ok leaves an existing repo as it is: a public one would receive a release meant to be private

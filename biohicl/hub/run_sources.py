@@ -41,6 +41,10 @@ MODEL_FILE_PATTERNS = (
     "2_Normalize/*",
 )
 MODEL_SUBDIRS = ("final", "best", "model")
+#: a transformers checkpoint folder (``checkpoint-150``) and what marks a run's folder as finished or a checkpoint
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+SUMMARY_FILE = "training_summary.json"
+TRAINER_STATE = "trainer_state.json"
 #: sentence-transformers' module files (``biohicl.models.export.write_sentence_transformers_files``)
 SENTENCE_TRANSFORMERS_FILES = (
     "modules.json",
@@ -52,15 +56,35 @@ SENTENCE_TRANSFORMERS_FILES = (
 
 
 def find_model_dir(run_dir: str | Path) -> Path:
-    """The saved model inside a run: the run folder itself, else ``final/``, ``best/`` or ``model/``."""
+    """The saved model inside a run: the run folder itself, else ``final/``, ``best/`` or ``model/``; a training
+    checkpoint is refused (:func:`refuse_checkpoint`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PublishError(f"{run_dir}: no such run folder")
     for candidate in (run_dir, *(run_dir / sub for sub in MODEL_SUBDIRS)):
         if (candidate / "biohicl_config.json").is_file():
+            refuse_checkpoint(candidate, run_dir)
             return candidate
     raise PublishError(
         f"{run_dir}: no saved model (biohicl_config.json) in it or in {', '.join(s + '/' for s in MODEL_SUBDIRS)}"
+    )
+
+
+def refuse_checkpoint(model_dir: Path, run_dir: Path) -> None:
+    """A :class:`PublishError` when ``model_dir`` is a training checkpoint: a ``checkpoint-N`` folder, or one with
+    ``trainer_state.json`` and no ``training_summary.json`` (in it or the run folder). Its card would describe the
+    whole run (its ``max_steps``, data and selection) and call it the run's model; the run folder is published."""
+    named = CHECKPOINT_NAME.fullmatch(model_dir.name)
+    summary = (model_dir / SUMMARY_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file()
+    if not named and (summary or not (model_dir / TRAINER_STATE).is_file()):
+        return
+    parent = model_dir.parent
+    finished = (parent / SUMMARY_FILE).is_file() and (parent / "biohicl_config.json").is_file()
+    where = f"the run folder {parent}" if finished else f"the finished run's folder (with {SUMMARY_FILE})"
+    raise PublishError(
+        f"{model_dir}: a training checkpoint{f' (step {named.group(1)})' if named else ''}, not a finished run: its "
+        f"card would describe the whole run; publish {where}, which holds the step `biohicl train` kept "
+        "(--load_best_model_at_end keeps the selected one)"
     )
 
 

@@ -1,0 +1,98 @@
+"""Whether an evaluation record is of the model a repo is staged from: its numbers go into that model's card and
+``model-index``, so a record of another model (the base filed as the adapter's results), or of this model encoding
+otherwise than its card says (scored at ``--max_length 128`` where the card says 32 tokens), is refused.
+
+Only what a record says is compared: a field it does not give (an older record, a record from Python) is no
+difference. Two runs saved with the same settings cannot be told apart by their records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import PublishError
+
+#: the saved model's fields a record's ``model.config`` must give as the run saved them (when it gives them)
+MODEL_FIELDS = ("kind", "base_model", "base_revision", "pooling", "normalize")
+#: (the run's kind, a record's kind) that score the same weights: an adapter's merged export
+SAME_WEIGHTS = frozenset({("adapter", "merged")})
+#: what a refused tuned record suggests
+EVALUATE_HINT = "evaluate the run as saved (`biohicl evaluate RUN`, no --max_length or prompt options) and pass that"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def record_config(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A record's ``model.config`` (empty when it gives none)."""
+    return _mapping(_mapping(record.get("model")).get("config"))
+
+
+def _measured(record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """Max length and prompts as the record scored them: field name → (where it says so, value)."""
+    from biohicl.evaluation.runner import COMPARED_SETTINGS, compared_settings  # loads torch: only when publishing
+
+    settings = _mapping(record.get("settings"))
+    given = compared_settings(record)
+    return {
+        key: (f"settings.{key}" if settings.get(key) is not None else f"model.config.{key}", given[key])
+        for key in COMPARED_SETTINGS
+        if key in given
+    }
+
+
+def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
+    """A :class:`PublishError` naming ``path`` and the field when the record's model (``model.config``: kind, base
+    model and revision, pooling, normalisation) or how it scored (max length, query and document prompts, from
+    ``settings`` else ``model.config``) differ from ``config``, the run's ``biohicl_config.json`` (``source``). A
+    record of the adapter's merged export is the adapter's."""
+    theirs = record_config(record)
+    for key in MODEL_FIELDS:
+        ours, given = config.get(key), theirs.get(key)
+        if ours is None or given is None or ours == given or (ours, given) in SAME_WEIGHTS:
+            continue
+        raise PublishError(
+            f"{path}: model.config.{key} is {given!r}, but the model published ({source}) has {ours!r}: the record "
+            f"is of another model, not this one's results; {EVALUATE_HINT}"
+        )
+    for key, (where, given) in _measured(record).items():
+        ours = config.get(key)
+        if ours is not None and ours != given:
+            raise PublishError(
+                f"{path}: {where} is {given!r}, but the model published ({source}) has {ours!r}: its numbers are "
+                f"not the model's as its card describes it; {EVALUATE_HINT}"
+            )
+
+
+def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
+    """A :class:`PublishError` naming ``path`` and the field unless the record is of the run's base model
+    (``config["base_model"]``): its ``model.id`` is the base's Hub id, or its ``model.config.base_model`` is and it
+    is no adapter (an adapter's record over that base is a tuned model's). A record that names neither passes."""
+    base, theirs = config.get("base_model"), record_config(record)
+    model_id = _mapping(record.get("model")).get("id")
+    if base is None or model_id == base:
+        return
+    if theirs.get("kind") in ("adapter", "merged"):
+        raise PublishError(
+            f"{path}: model.config.kind is {theirs['kind']!r}: a tuned model's record, not one of the base "
+            f"{base} ({source}); pass the record of `biohicl evaluate {base}` as --base_eval_results"
+        )
+    named = theirs.get("base_model")
+    if named is not None and named != base:
+        raise PublishError(
+            f"{path}: model.config.base_model is {named!r}, not the base of the model published ({base}, {source}); "
+            f"pass the record of `biohicl evaluate {base}` as --base_eval_results"
+        )
+
+
+def measured_line(record: Mapping[str, Any], name: str) -> str | None:
+    """The card's line on how its figures were measured, from the record (``name``: its file in the repo): max
+    length and dtype as its ``settings`` give them; None when it gives neither."""
+    length = _measured(record).get("max_length", (None, None))[1]
+    dtype = _mapping(record.get("settings")).get("dtype")
+    said = [f"at max length {length} tokens" if length is not None else "", f"in {dtype}" if dtype else ""]
+    if not any(said):
+        return None
+    return f"Measured {' '.join(s for s in said if s)} (`{name}`'s settings)."

@@ -1,0 +1,179 @@
+"""What publish stages as a model's results and as the model: an evaluation record of this model as saved (not its
+base's, not one scored at another max length), never a training checkpoint; the card shows the curves it uploads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from biohicl.errors import PublishError
+from biohicl.hub.publish import build_model_repo_folder, publish_folder
+from tests.test_hub import PNG, RecordingHfApi
+
+BASE_ID = "org/tiny-bert"
+#: a run's biohicl_config.json as `biohicl train` saves an adapter over BASE_ID at 32 tokens
+RUN_CONFIG = {
+    "base_model": BASE_ID,
+    "base_revision": None,
+    "pooling": "mean",
+    "normalize": True,
+    "max_length": 32,
+    "query_prompt": "",
+    "document_prompt": "",
+    "kind": "adapter",
+}
+
+
+def record(model_id: str, spearman: float, *, max_length: int = 32, **config: object) -> dict:
+    """A record as `biohicl evaluate` writes it (results/base.json, results/mini.json of the review)."""
+    model_config = {**RUN_CONFIG, "max_length": max_length, **config}
+    return {
+        "format": 1,
+        "model": {"id": model_id, "revision": None, "config": model_config},
+        "settings": {"split": "test", "limit_queries": None, "dtype": "float32", "max_length": max_length},
+        "tasks": {"biosses": {"split": "all", "metrics": {"spearman": spearman}, "num_queries": 100}},
+        "summary": {"biosses/spearman": spearman},
+    }
+
+
+#: the run's own record and its base's (`biohicl evaluate org/tiny-bert`: kind full, its own id)
+TUNED = record(f"run (LoRA over {BASE_ID})", 0.71)
+BASE = record(BASE_ID, 0.65, kind="full")
+
+
+def fake_run(root: Path, name: str = "run", *, summary: bool = True) -> Path:
+    """A run folder as `biohicl train` leaves it, its weights stand-ins (publish copies them, it never loads them)."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "biohicl_config.json").write_text(json.dumps(RUN_CONFIG))
+    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "trainer_state.json").write_text(json.dumps({"global_step": 2, "max_steps": 2}))
+    (run / "training_curves.png").write_bytes(PNG)
+    if summary:
+        (run / "training_summary.json").write_text(json.dumps({"global_step": 2, "data": {"documents": 20}}))
+    return run
+
+
+def cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """``biohicl ARGV`` in-process: exit code 2 and its one stderr line."""
+    from biohicl.cli.main import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+def write(path: Path, value: dict) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_the_base_record_as_the_models_results_is_refused_naming_the_file_and_field(tmp_path):
+    # `publish runs/mini --eval_results results/base.json --base_eval_results results/base.json` filed the base's
+    # numbers as the adapter's in the card table and model-index
+    run = fake_run(tmp_path)
+    base, tuned = write(tmp_path / "base.json", BASE), write(tmp_path / "mini.json", TUNED)
+    config = run / "biohicl_config.json"
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=base, base_eval_results=base, license="mit")
+    assert str(error.value) == (
+        f"{base}: model.config.kind is 'full', but the model published ({config}) has 'adapter': the record is of "
+        "another model, not this one's results; evaluate the run as saved (`biohicl evaluate RUN`, no --max_length "
+        "or prompt options) and pass that"
+    )
+    # the adapter's record given as its base's
+    with pytest.raises(PublishError, match=rf"^{tuned}: model.config.kind is 'adapter': a tuned model's record, not"):
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=tuned, base_eval_results=tuned)
+    # another model's record as the base's
+    other = write(tmp_path / "other.json", record("org/other", 0.5, kind="full", base_model="org/other"))
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=tuned, base_eval_results=other)
+    assert str(error.value).startswith(
+        f"{other}: model.config.base_model is 'org/other', not the base of the model published ({BASE_ID}, {config})"
+    )
+    # a different run's record (another pooling) copied in as the run's own eval.json
+    write(run / "eval.json", record("run2 (LoRA over org/tiny-bert)", 0.7, pooling="cls"))
+    with pytest.raises(PublishError, match=r"eval\.json: model\.config\.pooling is 'cls', but the model published"):
+        build_model_repo_folder(run, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_record_scored_at_another_max_length_or_prompt_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path)
+    at_128 = write(tmp_path / "mini128.json", record("run", 0.74, max_length=128))
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=at_128)
+    assert str(error.value).startswith(
+        f"{at_128}: settings.max_length is 128, but the model published ({run / 'biohicl_config.json'}) has 32: its "
+        "numbers are not the model's as its card describes it"
+    )
+    # a record whose settings do not say: its model's config does
+    older = record("run", 0.74, max_length=128)
+    del older["settings"]["max_length"]
+    with pytest.raises(PublishError, match=r": model\.config\.max_length is 128, but the model published"):
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=write(tmp_path / "older.json", older))
+    prompted = record("run", 0.74, query_prompt="query: ")
+    with pytest.raises(
+        PublishError, match=r": model\.config\.query_prompt is 'query: ', but the model published .* has '':"
+    ):
+        build_model_repo_folder(run, tmp_path / "repo", eval_results=write(tmp_path / "prompted.json", prompted))
+    argv = ["publish", str(run), "--repo_id", "me/x", "--dry_run", "--eval_results", str(at_128)]
+    assert "settings.max_length is 128" in cli_error(argv, capsys)
+
+
+def test_the_runs_own_records_publish_with_the_measured_line_and_curves(tmp_path):
+    run = fake_run(tmp_path)
+    tuned, base = write(tmp_path / "mini.json", TUNED), write(tmp_path / "base.json", BASE)
+    folder = build_model_repo_folder(
+        run, tmp_path / "repo", repo_id="me/tiny", eval_results=tuned, base_eval_results=base, license="mit"
+    )
+    text = (folder / "README.md").read_text()
+    assert "| BIOSSES (all) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
+    assert "Measured at max length 32 tokens in float32 (`eval_results.json`'s settings).\n" in text
+    assert "![training_curves.png](training_curves.png)" in text and (folder / "training_curves.png").is_file()
+    results = ModelCard(text).data.to_dict()["model-index"][0]["results"]
+    assert [m["value"] for r in results for m in r["metrics"]] == [0.71]
+    # the record of the adapter's merged export scores the same weights
+    merged = write(tmp_path / "merged.json", record("run-merged", 0.71, kind="merged"))
+    build_model_repo_folder(run, tmp_path / "repo", eval_results=merged, base_eval_results=base, overwrite=True)
+    # no curves staged: no image in the card
+    (run / "training_curves.png").unlink()
+    folder = build_model_repo_folder(run, tmp_path / "repo", eval_results=tuned, overwrite=True)
+    assert "![" not in (folder / "README.md").read_text()
+
+
+def test_a_checkpoint_folder_is_refused_pointing_at_the_run(tmp_path, capsys):
+    # publishing runs/mini/checkpoint-2 succeeded with a card of the whole run (its max_steps, no optimizer steps)
+    run = fake_run(tmp_path)
+    checkpoint = run / "checkpoint-2"
+    checkpoint.mkdir()
+    for name in ("biohicl_config.json", "adapter_model.safetensors", "trainer_state.json"):
+        (checkpoint / name).write_bytes((run / name).read_bytes())
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(checkpoint, tmp_path / "repo", license="mit")
+    assert str(error.value) == (
+        f"{checkpoint}: a training checkpoint (step 2), not a finished run: its card would describe the whole run; "
+        f"publish the run folder {run}, which holds the step `biohicl train` kept (--load_best_model_at_end keeps "
+        "the selected one)"
+    )
+    # a checkpoint copied elsewhere under another name: trainer_state.json and no training_summary.json
+    copied = fake_run(tmp_path, "step2", summary=False)
+    with pytest.raises(PublishError, match=rf"^{copied}: a training checkpoint, not a finished run: .* publish the "):
+        build_model_repo_folder(copied, tmp_path / "repo")
+    argv = ["publish", str(checkpoint), "--repo_id", "me/x", "--dry_run", "--out", str(tmp_path / "r")]
+    assert "a training checkpoint (step 2)" in cli_error(argv, capsys)
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "r").exists()
+    assert build_model_repo_folder(run, tmp_path / "repo", license="mit").is_dir()  # the run itself publishes
+
+
+def test_the_commit_message_names_the_repo_not_the_staging_folder(tmp_path):
+    run = fake_run(tmp_path)
+    folder = build_model_repo_folder(run, tmp_path / "staging", repo_id="me/tiny", license="mit")
+    api = RecordingHfApi()
+    publish_folder(api, folder, "me/tiny")
+    assert api.calls[-1][2]["commit_message"] == "Upload me/tiny with biohicl"
