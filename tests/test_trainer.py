@@ -1240,6 +1240,8 @@ def test_two_process_ddp_run_on_cpu(tiny_bert_dir, docs_file, tmp_path, machine)
     steps = [e for e in state["log_history"] if "loss_mse" in e]
     # 20 documents / 4 per batch = 5 batches, split over 2 processes → 3 steps per epoch
     assert [round(e["epoch"], 4) for e in steps] == [0.3333, 0.6667, 1.0]
+    # each process ran 3 batches of 4 (the one short of a third loops back to the epoch's first): both summed
+    assert json.loads((tmp_path / "ddp" / "training_summary.json").read_text())["documents_trained"] == 2 * 3 * 4
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
     assert (proc.stdout + proc.stderr).count("saved the trained model") == 1  # the main process alone saves
 
@@ -1447,6 +1449,53 @@ def test_logged_components_are_means_over_optimizer_steps_like_the_logged_loss(t
     assert len(logs) >= 2
     for entry in logs:
         assert entry["loss_mse"] + 0.1 * entry["loss_con"] == pytest.approx(entry["loss"], rel=1e-4), entry
+
+
+def test_the_loss_runs_once_per_micro_batch_for_both_the_logs_and_backward(
+    tiny_bert_dir, docs_file, tmp_path, monkeypatch
+):
+    """One loss forward per micro-batch gives both the logged components and the back-propagated total: 3 batches an
+    epoch under 2 accumulation steps are 3 calls for 2 optimizer steps, and each step's logged loss_mse is the mean
+    of its calls' own values."""
+    from biohicl.losses.combined import BioHiCLLoss
+
+    calls, forward = [], BioHiCLLoss.forward
+
+    def counted(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        calls.append(float(out["loss_mse"].detach()))
+        return out
+
+    monkeypatch.setattr(BioHiCLLoss, "forward", counted)
+    args = make_args(tiny_bert_dir, docs_file, tmp_path / "run", max_steps=-1, num_train_epochs=1.0,
+                     gradient_accumulation_steps=2)  # fmt: skip
+    run = train_biohicl(args)
+    logs = [e for e in json.loads((run / "trainer_state.json").read_text())["log_history"] if "loss_mse" in e]
+    assert len(calls) == 3 and [e["step"] for e in logs] == [1, 2]
+    assert logs[0]["loss_mse"] == pytest.approx((calls[0] + calls[1]) / 2, rel=1e-6)
+    assert logs[1]["loss_mse"] == pytest.approx(calls[2], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "documents", "transformers_count"),
+    [
+        # 20 training documents, 3 sampler batches of 8 an epoch; 2 accumulation steps: steps of 2 and 1 batches.
+        # transformers counts the dataset's rows × epochs: 20
+        (dict(max_steps=-1, num_train_epochs=1.0, gradient_accumulation_steps=2), 3 * 8, 20),
+        # a batch of 32 is capped at the 20 documents there are; transformers counts max_steps × 32
+        (dict(max_steps=2, per_device_train_batch_size=32), 2 * 20, 2 * 32),
+    ],
+)
+def test_documents_per_second_counts_the_documents_the_batches_held(
+    tiny_bert_dir, docs_file, tmp_path, overrides, documents, transformers_count
+):
+    run = train_biohicl(make_args(tiny_bert_dir, docs_file, tmp_path / "run", **overrides))
+    summary = json.loads((run / "training_summary.json").read_text())
+    end = json.loads((run / "trainer_state.json").read_text())["log_history"][-1]
+    assert summary["documents_trained"] == documents
+    assert summary["documents_per_second"] == pytest.approx(documents / end["train_runtime"], rel=1e-3)
+    counted = end["train_samples_per_second"] * end["train_runtime"]  # transformers' own figure, left as it is
+    assert counted == pytest.approx(transformers_count, rel=0.05) and transformers_count != documents
 
 
 def test_training_takes_the_bases_sentence_transformers_prompts_by_default(tiny_bert_dir, docs_file, tmp_path):

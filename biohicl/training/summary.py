@@ -11,7 +11,7 @@ keeps in every checkpoint's ``trainer_state.json`` for the process that resumes 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -51,6 +51,16 @@ def batch_scale(
         "batches_per_epoch_per_process": per_process,
         "documents_per_optimizer_step": batch * args.gradient_accumulation_steps * sharing,
     }
+
+
+def documents_per_second(documents: int, metrics: Mapping[str, Any]) -> float | None:
+    """The training documents the loss saw per second of transformers' ``train_runtime`` (the steps this process
+    trained, all processes' documents), or None when it trained none. transformers' ``train_samples_per_second``
+    counts ``max_steps`` × the nominal batch, or the dataset's rows × epochs: neither is the documents the sampler's
+    batches held (a batch capped at the documents there are, an epoch's last step with fewer micro-batches, an epoch
+    of more batch places than rows)."""
+    runtime = metrics.get("train_runtime")
+    return round(documents / runtime, 3) if documents and runtime else None
 
 
 def trained_by(state: Any) -> list[str]:
@@ -98,7 +108,8 @@ def run_summary(
 ) -> dict[str, Any]:
     """The ``training_summary.json`` record of a run ``trainer`` finished with ``result``: data and batch statistics
     (:func:`batch_scale`), the loss that trained (its class and ``get_config_dict()``, not the arguments'),
-    ``model``'s parameter counts, steps, the model selection, this process's runtime since ``start``, and
+    ``model``'s parameter counts, steps, the model selection, this process's runtime since ``start``, the
+    documents trained on and their rate (:func:`documents_per_second`), and
     ``biohicl_source``: the code digests that trained it (:func:`trained_by`)."""
     trainable, total = model.trainable_parameters()
     return {
@@ -114,6 +125,8 @@ def run_summary(
         # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
         **selection_summary(trainer.selection),
         "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
+        "documents_trained": trainer.documents_trained,  # this call's steps, all processes together
+        "documents_per_second": documents_per_second(trainer.documents_trained, result.metrics),
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         "biohicl_source": recorded_sources(trainer.state),
     }

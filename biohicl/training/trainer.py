@@ -148,6 +148,7 @@ class BioHiCLTrainer(Trainer):
             self.add_callback(_SamplerEpochCallback(batch_sampler))
         self._components: dict[str, torch.Tensor] = {}
         self._component_steps = 0
+        self.documents_trained = 0  # the documents the loss trained on in train(), all processes together
         self.selection: dict[str, Any] | None = None
 
     # -- data
@@ -199,6 +200,7 @@ class BioHiCLTrainer(Trainer):
         total, components = loss_terms(out)
         if model.training:
             self._accumulate(components, total.device, siml, loss_inputs.get("pair_mask"))
+            self.documents_trained += siml.shape[0]  # the batch as the sampler made it (transformers counts rows)
         if not return_outputs:
             return total
         return total, {"embeddings": embeddings, **(out if isinstance(out, Mapping) else {"loss": out})}
@@ -309,10 +311,13 @@ class BioHiCLTrainer(Trainer):
             checkpoint_step(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str | os.PathLike) else None
         )
         self.resumed_at_step = resumed
+        self.documents_trained = 0
         if resumed is not None and resumed >= self.total_steps():  # the Trainer would train one step past the end
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
+            count = torch.tensor(self.documents_trained, device=self.args.device)
+            self.documents_trained = int(self.accelerator.reduce(count, reduction="sum"))
             if resumed is not None:  # transformers' loss covers this call only
                 loss = whole_run_loss(self.state.log_history, resumed, result.training_loss, result.global_step)
                 result = TrainOutput(result.global_step, loss, result.metrics)
