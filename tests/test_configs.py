@@ -79,3 +79,17 @@ def test_the_training_argument_defaults_are_the_documented_recipe(tmp_path):
                       "temperature": 0.05, "pair_filter": "zero_or_positive"}  # fmt: skip
     add_lora = {k: p.default for k, p in inspect.signature(BioHiCL.add_lora).parameters.items() if k != "self"}
     assert (add_lora["r"], add_lora["alpha"], add_lora["dropout"]) == (8, 16, 0.1)  # the same as the trainer's
+
+
+def test_every_config_file_the_docs_and_help_name_exists():
+    """A command pasted from the docs or ``--help`` finds its config: ``configs/run.yaml`` once named none."""
+    import re
+
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "biohicl" / "cli").glob("*.py"))]
+    named = {
+        (text.name, match)
+        for text in texts
+        for match in re.findall(r"(?<![\w/.-])configs/[\w.-]+\.(?:yaml|json)", text.read_text(encoding="utf-8"))
+    }
+    assert named, "no config named anywhere: the pattern is wrong"
+    assert sorted((name, path) for name, path in named if not (ROOT / path).is_file()) == []
