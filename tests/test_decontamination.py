@@ -177,7 +177,7 @@ def test_build_removes_evaluation_documents_and_reports_them(tmp_path, mesh):
         {"pmid": "1", "source": "bioasq", "evaluation_set": "scifact", "reason": "same title",
          "match": "Helicobacter pylori induces AGS cell motility."}
     ]  # fmt: skip
-    assert "removed pmid 1 (bioasq): scifact: same title" in str(summary)
+    assert "removed pmid '1' (bioasq): scifact: same title" in str(summary)
 
 
 def test_dev_split_rules():
@@ -253,10 +253,12 @@ def test_cli_detects_formats_decontaminates_and_records_the_dev_split(tmp_path, 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dev"] == {"seed": 0, "fraction": 0.05, "pubmedqa_size": 10, "pubmedqa_dev": 0, "held_out": 1}
     assert summary["duplicates"] == 1 and summary["read"]["unrecognised_files"] == ["exports/README.md"]
-    assert summary["read"]["examples"]["duplicate pmid"] == ["exports/b.xml: pmid 101 (also in exports/a.nbib)"]
+    assert summary["read"]["examples"]["duplicate pmid"] == [
+        "exports/b.xml, record 1: pmid '101' (also in exports/a.nbib, record 1)"
+    ]
     assert str(tmp_path) not in (out / "summary.json").read_text()  # no machine path in what is published
     assert [(d["pmid"], d["evaluation_set"]) for d in summary["decontamination"]["documents"]] == [("102", "scifact")]
-    assert "removed pmid 102 (medline-text): scifact: same title" in printed
+    assert "removed pmid '102' (medline-text): scifact: same title" in printed
     card = (out / "README.md").read_text()
     assert "scifact" in card and "102" in card and "held out" in card
     assert "No training document is part of an evaluation set" not in card  # not with sets left unchecked
@@ -330,7 +332,7 @@ def test_a_copy_of_a_pubmedqa_test_abstract_under_another_pmid_is_removed(tmp_pa
                                            progress=False, dev_split=None)  # fmt: skip
     assert sorted(ds["documents"]["pmid"]) == ["900", "901"]
     assert summary.decontamination["by_set"] == {"pubmedqa-test": 1}
-    assert "removed pmid 5 (medline-text): pubmedqa-test: same abstract: pubmedqa-test doc 900" in str(summary)
+    assert "removed pmid '5' (medline-text): pubmedqa-test: same abstract: pubmedqa-test doc 900" in str(summary)
 
 
 def test_every_evaluated_retrieval_task_is_checked_or_named_missing(tmp_path):

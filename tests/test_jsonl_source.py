@@ -168,7 +168,7 @@ def test_cli_build_dataset_from_a_jsonl_file(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "documents read: 5; kept: 3; skipped: 2" in text
-    assert f"removed pmid {test_pmid} (jsonl): pubmedqa-test: PMID of a PubMedQA test item" in text
+    assert f"removed pmid {test_pmid!r} (jsonl): pubmedqa-test: PMID of a PubMedQA test item" in text
     assert f"skipped ({MALFORMED}): 1" in text and "skipped (duplicate pmid): 1" in text
     documents = load_pair_dataset(out)["documents"]
     rows = [

@@ -236,8 +236,8 @@ def test_pubmedqa_tiny_with_test_ids(tmp_path, mesh):
     assert records[0].abstract == "A. B." and records[0].question == "Q1?" and records[0].long_answer == "L1"
     assert report.skipped == {EMPTY_ABSTRACT: 1, MALFORMED: 2}
     assert report.examples[MALFORMED] == [
-        f"{path}, record 3: pmid 3: not an item with a CONTEXTS list",
-        f"{path}, record 5: pmid 5: MESHES is not a list of MeSH names",
+        f"{path}, record 3: pmid '3': not an item with a CONTEXTS list",
+        f"{path}, record 5: pmid '5': MESHES is not a list of MeSH names",
     ]
     no_tests = list(read_pubmedqa(path, mesh))  # no test_ground_truth.json beside it
     assert {r.split for r in no_tests} == {"train"}
@@ -338,11 +338,11 @@ def test_unique_records_counts_duplicates():
     # the PubMedQA copy wins even when read later: the record yielded first becomes it (test marking included)
     assert (kept[0].source, kept[0].split, kept[0].mesh) == ("pubmedqa", "test", (DM, HEART))
     assert report.kept == 2 and report.skipped == {DUPLICATE: 1} and report.labels_kept == 3
-    assert report.examples[DUPLICATE] == ["pubtator: pmid 1 (also in pubmedqa)"]
+    assert report.examples[DUPLICATE] == ["pubtator: pmid '1' (also in pubmedqa)"]
     # the update goes to the yielded copy: the caller's own records are as they were read
     assert (records[0].source, records[0].split, records[0].mesh) == ("pubtator", "train", (DM,))
     assert kept[1] == records[1] and kept[1] is not records[1]
-    with pytest.raises(DataError, match="duplicate pmid 1"):
+    with pytest.raises(DataError, match="duplicate pmid '1'"):
         list(unique_records(records, strict=True))
 
 
@@ -458,7 +458,7 @@ def test_medline_xml_bad_byte_costs_one_citation(tmp_path, mesh):
     report = ReadReport()
     assert [r.pmid for r in read_medline(path, mesh, report=report)] == ["1", "3"]
     assert report.read == 3 and report.skipped == {MALFORMED: 1}
-    assert report.examples[MALFORMED] == [f"{path}, record 2: undecodable byte 0xe9 (not utf-8) (pmid 2)"]
+    assert report.examples[MALFORMED] == [f"{path}, record 2: undecodable byte 0xe9 (not utf-8) (pmid '2')"]
     with pytest.raises(DataError, match=r"medline\.xml, record 2: malformed record: undecodable byte 0xe9"):
         list(read_medline(path, mesh, strict=True))
 
@@ -471,7 +471,9 @@ def test_medline_xml_declared_encoding_and_cut_citation(tmp_path, mesh):
     report = ReadReport()
     records = list(read_medline(path, mesh, report=report))
     assert [(r.pmid, r.abstract) for r in records] == [("1", "Café."), ("3", "Text.")]
-    assert report.examples[MALFORMED] == [f"{path}, record 2: XML: citation cut off before </MedlineCitation> (pmid 2)"]
+    assert report.examples[MALFORMED] == [
+        f"{path}, record 2: XML: citation cut off before </MedlineCitation> (pmid '2')"
+    ]
 
 
 def test_medline_xml_declaration_across_a_chunk_boundary_is_kept():
@@ -621,7 +623,7 @@ def test_nlm_update_file_revision_wins_in_any_order(tmp_path, mesh):
     report = ReadReport()
     kept = list(unique_records(read_records("auto", [other_a, other_b], mesh, report=report), report))
     assert next(r.abstract for r in kept if r.pmid == "1") == "Old abstract." and report.skipped == {DUPLICATE: 1}
-    with pytest.raises(DataError, match="duplicate pmid 1"):
+    with pytest.raises(DataError, match="duplicate pmid '1'"):
         list(unique_records(read_records("auto", [other_a, other_b], mesh), strict=True))
 
 

@@ -64,7 +64,7 @@ class Removal:
     match: str
 
     def __str__(self) -> str:
-        return f"pmid {self.pmid} ({self.source}): {self.evaluation_set}: {self.reason}: {self.match}"
+        return f"pmid {self.pmid!r} ({self.source}): {self.evaluation_set}: {self.reason}: {self.match}"
 
 
 @dataclass

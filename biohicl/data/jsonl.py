@@ -15,8 +15,10 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
 * text: ``title`` (optional) and ``abstract``, else ``text`` when ``abstract`` is missing or blank (read as the
   abstract).
 * labels: the first of :data:`~biohicl.data.documents.LABEL_COLUMNS` present, a list of strings or one
-  ``|``-separated string; each a descriptor UI (``D…``, ``MESH:`` allowed), a descriptor name or an entry term,
-  in any mix. Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
+  ``|``-separated string; each a descriptor UI (``D…``; a ``MESH:`` prefix in any case and a qualifier UI after it,
+  ``D012694Q000378``, allowed), a tree number (its descriptor), a descriptor name or an entry term, or a MEDLINE
+  heading (``*Name/qualifier``: the descriptor kept), in any mix. Unknown ones are dropped and counted as the other
+  readers do (SCR ids ``C…`` ignored).
 * ``label_kind``: ``indexing`` (the default: descriptors assigned to the whole article) or ``mentions`` (ids of
   entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
   other fields (a ``split`` too) are not read.
@@ -38,14 +40,25 @@ from typing import Any
 from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
-from biohicl.data.records import CONTROL_CHARACTER, INDEXING, MALFORMED, MENTIONS, MeshRecord, ReadContext, ReadReport
+from biohicl.data.medline_text import parse_mesh_heading
+from biohicl.data.records import (
+    CONTROL_CHARACTER,
+    INDEXING,
+    MALFORMED,
+    MENTIONS,
+    TREE_NUMBER,
+    MeshRecord,
+    ReadContext,
+    ReadReport,
+)
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 SOURCE = "jsonl"
 JSONL_ID_FIELDS = ("pmid", *(name for name in ID_FIELDS if name != "pmid"))
-#: the label fields whose presence in a first line marks a file as this source (``labels`` is too generic)
-DETECT_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
-_ID_LIKE = re.compile(r"^(MESH:)?([DC]\d{6,9}|-1)$")  # descriptor, supplementary concept, un-normalised
+#: the label fields whose presence in a line marks a file as this source: every field the reader takes labels from
+DETECT_FIELDS = LABEL_COLUMNS
+#: a descriptor (a qualifier UI after it too), a supplementary concept, an un-normalised mention; ``MESH:`` in any case
+_ID_LIKE = re.compile(r"^(?i:mesh:)?(D\d{6,9}(Q\d{6})?|C\d{6,9}|-1)$")
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"\s*")
 #: the longest line read, in bytes without its line end (a longer one, e.g. a gzip bomb's, is skipped unread)
@@ -85,7 +98,7 @@ def read_jsonl(
 
 
 def is_jsonl_line(line: str) -> bool:
-    """Whether ``line`` is a JSON object with a MeSH label field (:data:`DETECT_FIELDS`): format detection."""
+    """Whether ``line`` is a JSON object with a label field (:data:`DETECT_FIELDS`): format detection."""
     try:
         value = json.loads(line)
     except (ValueError, RecursionError):
@@ -149,7 +162,7 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
         labels = [label for label in labels.split("|") if label.strip()]
     uis: list[str] = []
     for label in labels or ():
-        uis += ctx.resolve_ids([label]) if _ID_LIKE.match(label.strip()) else ctx.resolve_names([label])
+        uis += _resolve_label(ctx, label)
     abstract = next((text for text in (value.get("abstract"), value.get("text")) if text and text.strip()), "")
     extra = {name: str(value[name]) for name in ("year", "journal") if value.get(name) is not None}
     return ctx.emit(
@@ -160,6 +173,20 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
         label_kind=value.get("label_kind") or INDEXING,
         **extra,
     )
+
+
+def _resolve_label(ctx: ReadContext, label: str) -> list[str]:
+    """The descriptor UI of one label: a UI (``MESH:``/``mesh:`` prefix and a qualifier UI after it stripped:
+    ``mesh:D012694Q000378`` is D012694), a tree number (its descriptor), a name or entry term, or a MEDLINE
+    heading (``*Diabetes Mellitus/therapy``: the ``*`` and qualifiers stripped, the descriptor kept)."""
+    text = label.strip()
+    if _ID_LIKE.match(text):
+        return ctx.resolve_ids([label])
+    if TREE_NUMBER.match(text) and text not in ctx.mesh.names:  # a hierarchy's own id that looks like one is its id
+        return ctx.resolve_tree_numbers([text])
+    if ctx.mesh.try_resolve(text) is None and ("/" in text or text.startswith("*")):
+        text = parse_mesh_heading(text)[0]
+    return ctx.resolve_names([text])
 
 
 def _shape_problem(value: Any) -> str:

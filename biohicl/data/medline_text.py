@@ -96,7 +96,7 @@ def read_medline_text(
             if problem:
                 ctx.skip(MALFORMED, f"{problem} (pmid {pmid[:40]!r})")
                 continue
-            if not pmid.isdigit():
+            if not (pmid.isascii() and pmid.isdigit()):  # str.isdigit alone takes '²' and '٣'
                 ctx.skip(MALFORMED, f"citation without a PMID line (pmid {pmid[:40]!r})" if pmid else
                          "citation without a PMID line")  # fmt: skip
                 continue

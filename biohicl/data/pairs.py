@@ -112,7 +112,7 @@ class PairDatasetSummary:
             checked = ", ".join(f"{k} {v:,}" for k, v in self.decontamination.get("sets", {}).items())
             lines.append(f"decontamination: {len(removed):,} documents removed (checked: {checked or 'nothing'})")
             lines.extend(
-                f"  removed pmid {r['pmid']} ({r['source']}): {r['evaluation_set']}: {r['reason']}: {r['match']}"
+                f"  removed pmid {r['pmid']!r} ({r['source']}): {r['evaluation_set']}: {r['reason']}: {r['match']}"
                 for r in removed[:20]
             )
             if len(removed) > 20:

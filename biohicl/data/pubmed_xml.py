@@ -154,7 +154,7 @@ def read_medline(
                 continue
             ctx.start()
             pmid = _RAW_PMID.search(block)
-            name = f"pmid {pmid.group(1).decode()}" if pmid else "no PMID found"
+            name = f"pmid {pmid.group(1).decode()[:40]!r}" if pmid else "no PMID found"
             if block.startswith(b"<PubmedBookArticle"):  # NCBI Bookshelf: no MedlineCitation, never MeSH-indexed
                 ctx.skip(BOOK, name, error=False)
                 continue
@@ -217,7 +217,7 @@ def _medline_record(ctx: ReadContext, citation: ET.Element) -> MeshRecord | None
         flags = [name.get("MajorTopicYN")] + [q.get("MajorTopicYN") for q in heading.iterfind("QualifierName")]
         if "Y" in flags:
             major.extend(found)
-    ctx.report.labels_ignored[SCR_ID] += sum(1 for _ in citation.iterfind("SupplMeshList/SupplMeshName"))
+    ctx.ignore_label(SCR_ID, sum(1 for _ in citation.iterfind("SupplMeshList/SupplMeshName")))  # none: no 0 line
     year = citation.findtext("Article/Journal/JournalIssue/PubDate/Year") or ""
     journal = citation.findtext("Article/Journal/Title") or ""
     record = ctx.emit(pmid, " ".join(title.split()), abstract, uis, year=year, journal=journal, major=major)

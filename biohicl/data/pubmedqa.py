@@ -41,10 +41,10 @@ def read_pubmedqa(
                 item = stream.value()
                 in_value = False
                 if not isinstance(item, dict) or not isinstance(item.get("CONTEXTS"), list):
-                    ctx.skip(MALFORMED, f"pmid {pmid}: not an item with a CONTEXTS list")
+                    ctx.skip(MALFORMED, f"pmid {pmid[:40]!r}: not an item with a CONTEXTS list")
                     continue
                 if not isinstance(item.get("MESHES") or [], list):
-                    ctx.skip(MALFORMED, f"pmid {pmid}: MESHES is not a list of MeSH names")
+                    ctx.skip(MALFORMED, f"pmid {pmid[:40]!r}: MESHES is not a list of MeSH names")
                     continue
                 uis = ctx.resolve_names(item.get("MESHES") or [])
                 record = ctx.emit(

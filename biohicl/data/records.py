@@ -62,9 +62,13 @@ BOOK = "book record (no MeSH)"  # a <PubmedBookArticle> (NCBI Bookshelf): no Med
 RETRACTED = "retracted publication (kept)"  # PublicationType "Retracted Publication": kept, counted in ``noted``
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
+UNKNOWN_TREE = "tree number not in this MeSH release"
 SCR_ID = "supplementary concept id (not a descriptor)"
 UNNORMALISED = "mention without MeSH id (-1)"
 SCR_PATTERN = re.compile(r"^C\d{6,9}$")  # a MeSH supplementary concept record id, e.g. C012345
+MESH_PREFIX = re.compile(r"^mesh:", re.IGNORECASE)  # ``MESH:D003920``, ``mesh:D003920``
+QUALIFIED_ID = re.compile(r"^(D\d{6,9})Q\d{6}$")  # a descriptor UI with a qualifier UI: ``D012694Q000378``
+TREE_NUMBER = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")  # a MeSH tree number: ``C18.452.394.750``
 #: a control character, refused in a document id: a newline would forge a log line, a NUL or escape garble one
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -86,6 +90,11 @@ class MeshRecord:
     label_kind: str = ""  # "indexing" | "mentions"; from the source when not given
     major: tuple[str, ...] = ()  # descriptor UIs marked major topic (MEDLINE ``*`` / MajorTopicYN="Y")
     origin: str = field(default="", compare=False, repr=False)  # the file the record was read from
+    record_number: int = field(default=0, compare=False, repr=False)  # its record number there (0: not known)
+    #: the labels its reader dropped (reason, label) and ignored (reason): taken back out of the report's counts
+    #: when a later copy of the record is dropped (:func:`~biohicl.data.sources.unique_records`)
+    dropped_labels: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    ignored_labels: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.label_kind:
@@ -205,11 +214,29 @@ class ReadContext:
         self.report.files.append(str(path))
         self.record = 0
         self.dropped = 0  # labels of the current record that did not resolve
+        self.dropped_labels: list[tuple[str, str]] = []  # the current record's: (reason, label)
+        self.ignored_labels: list[str] = []  # the current record's: reason
+        self._tree_map: dict[str, str] | None = None  # tree number -> descriptor UI, built when first needed
 
     def start(self) -> None:
         """Begin the next record."""
         self.record += 1
         self.dropped = 0
+        self.dropped_labels, self.ignored_labels = [], []
+
+    def drop_label(self, reason: str, label: str) -> None:
+        """Count a label of the current record that did not resolve (an error when strict)."""
+        self.report.labels_dropped[reason] += 1
+        self.report.dropped_names[label] += 1
+        self.dropped += 1
+        self.dropped_labels.append((reason, label))
+        self.problem(reason, repr(label))
+
+    def ignore_label(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` labels of the current record that are not descriptors and not errors (SCR ids)."""
+        if count > 0:
+            self.report.labels_ignored[reason] += count
+            self.ignored_labels += [reason] * count
 
     def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
         record = self.record if record is None else record
@@ -232,37 +259,51 @@ class ReadContext:
         for name in names:
             ui = self.mesh.try_resolve(name) if isinstance(name, str) else None
             if ui is None:
-                self.report.labels_dropped[UNRESOLVED_NAME] += 1
-                self.report.dropped_names[str(name)] += 1
-                self.dropped += 1
-                self.problem(UNRESOLVED_NAME, repr(name))
+                self.drop_label(UNRESOLVED_NAME, str(name))
             else:
                 uis.append(ui)
         return uis
 
     def resolve_ids(self, ids: Iterable[str]) -> list[str]:
-        """Descriptor UIs from ids; SCR ids (``C`` + 6-9 digits) and ``-1`` are ignored, any other unknown id (an
+        """Descriptor UIs from ids (a ``MESH:`` prefix in any case and a qualifier UI after a descriptor's,
+        ``D012694Q000378``, stripped); SCR ids (``C`` + 6-9 digits) and ``-1`` are ignored, any other unknown id (an
         ICD-10 code such as ``C50.8`` too) is dropped (``self.dropped``), an error when strict."""
         uis = []
         for raw in ids:
-            ui = raw.strip().removeprefix("MESH:")
+            ui = MESH_PREFIX.sub("", raw.strip())
+            qualified = QUALIFIED_ID.match(ui)
+            ui = qualified.group(1) if qualified and ui not in self.mesh.names else ui
             if ui in self.mesh.names:
                 uis.append(ui)
             elif ui in {"-1", ""}:
-                self.report.labels_ignored[UNNORMALISED] += 1
+                self.ignore_label(UNNORMALISED)
             elif SCR_PATTERN.match(ui):
-                self.report.labels_ignored[SCR_ID] += 1
+                self.ignore_label(SCR_ID)
             else:
-                self.report.labels_dropped[UNKNOWN_ID] += 1
-                self.report.dropped_names[raw] += 1
-                self.dropped += 1
-                self.problem(UNKNOWN_ID, repr(raw))
+                self.drop_label(UNKNOWN_ID, raw)
+        return uis
+
+    def resolve_tree_numbers(self, numbers: Iterable[str]) -> list[str]:
+        """Descriptor UIs of tree numbers (each tree number is one descriptor's); an unknown one is dropped."""
+        if self._tree_map is None:
+            self._tree_map = {tn: ui for ui, tns in self.mesh.trees.items() for tn in tns}
+        uis = []
+        for raw in numbers:
+            ui = self._tree_map.get(raw.strip())
+            if ui is None:
+                self.drop_label(UNKNOWN_TREE, raw)
+            else:
+                uis.append(ui)
         return uis
 
     def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: Any) -> MeshRecord | None:
-        """Build the record, or skip it (empty abstract, no label) and return ``None``; the skip names the id quoted
-        (``pmid 'doc 7'``), so an id with spaces or an empty one reads unambiguously."""
+        """Build the record, or skip it (an id with a control character, empty abstract, no label) and return
+        ``None``; the skip names the id quoted (``pmid 'doc 7'``), so an id with spaces or an empty one reads
+        unambiguously."""
         shown = f"pmid {str(pmid)[:40]!r}"
+        if CONTROL_CHARACTER.search(str(pmid)):  # every reader's: a newline would forge a log line
+            self.skip(MALFORMED, f"document id with a control character: {str(pmid)!r:.40}")
+            return None
         if not abstract.strip():
             self.skip(EMPTY_ABSTRACT, shown)
             return None
@@ -275,4 +316,16 @@ class ReadContext:
         self.report.labels_kept += len(mesh)
         if "major" in extra:
             extra["major"] = tuple(ui for ui in dict.fromkeys(extra["major"]) if ui in mesh)
-        return MeshRecord(str(pmid), title.strip(), abstract.strip(), mesh, self.source, origin=str(self.path), **extra)
+        dropped, ignored = tuple(self.dropped_labels), tuple(self.ignored_labels)
+        return MeshRecord(
+            str(pmid),
+            title.strip(),
+            abstract.strip(),
+            mesh,
+            self.source,
+            origin=str(self.path),
+            record_number=self.record,
+            dropped_labels=dropped,
+            ignored_labels=ignored,
+            **extra,
+        )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.files import check_file, utf16_encoding
-from biohicl.data.jsonl import LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
+from biohicl.data.jsonl import DETECT_FIELDS, LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
@@ -51,7 +51,8 @@ def detect_source(path: str | Path) -> str | None:
     """The :data:`SOURCES` format of a file from its first 64 KB (``None`` when it is none of them): PubMed XML
     (``<PubmedArticle``/``<MedlineCitation``, or an update file's ``<DeleteCitation`` only), MEDLINE text (a
     ``PMID-`` line), BioASQ JSON (``"articles"``), PubMedQA JSON (``{"<pmid>": {...}}``), PubTator (``pmid|t|``),
-    JSON lines (a first line that is a JSON object with a ``mesh``, ``mesh_uis`` or ``mesh_ids`` field; a first
+    JSON lines (starting with ``{``, a line of the 64 KB that is a JSON object with a label field the jsonl reader
+    takes, :data:`~biohicl.data.jsonl.DETECT_FIELDS`, so a first document without labels is no matter; a first
     line the 64 KB cut off is read on to its end, up to the jsonl reader's :data:`~biohicl.data.jsonl.LINE_LIMIT`,
     and one longer still has such a top-level key before that cut). A damaged gzip file is ``None`` too; a file
     that cannot be read at all (permissions, an I/O error) is a :class:`~biohicl.errors.DataError`, never left out
@@ -73,9 +74,9 @@ def detect_source(path: str | Path) -> str | None:
         found = re.search(r"<(PubmedArticle|MedlineCitation|DeleteCitation|PubmedBookArticle)[\s>]", text)
         return "medline" if found else None
     if text.startswith("{"):
-        first_line, newline, _ = text.partition("\n")
-        if is_jsonl_line(first_line) or (not newline and starts_jsonl_line(text)):  # a line over LINE_LIMIT
-            return "jsonl"
+        lines = text.split("\n")  # a line the 64 KB cut off is no JSON object: not counted
+        if any(is_jsonl_line(line) for line in lines) or (len(lines) == 1 and starts_jsonl_line(text)):
+            return "jsonl"  # (the second: a first line over LINE_LIMIT)
         if '"articles"' in text[:4096]:
             return "bioasq"
         if _PUBMEDQA_START.match(text) and '"QUESTION"' in text:
@@ -102,8 +103,9 @@ def resolve_inputs(
 ) -> list[tuple[str, list[Path]]]:
     """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
     whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
-    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, or no recognised file at
-    all, is a :class:`~biohicl.errors.DataError`."""
+    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, a ``.jsonl`` or
+    ``.jsonl.gz`` file not recognised (a corpus its user meant to give: no label field in its first 64 KB), or no
+    recognised file at all, is a :class:`~biohicl.errors.DataError`."""
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     for source, files in inputs:
@@ -114,6 +116,13 @@ def resolve_inputs(
         for path in paths:
             check_file(path)
             detected = detect_source(path)
+            if detected is None and path.name.lower().endswith((".jsonl", ".jsonl.gz")):
+                raise DataError(
+                    f"JSON lines with no MeSH label field ({', '.join(DETECT_FIELDS)}) in a line of its first 64 KB:"
+                    " not a labelled corpus (a BEIR corpus.jsonl is not one); give it with --source jsonl if its "
+                    "labels come later, or leave it out of --input",
+                    path,
+                )
             if detected is None:
                 unrecognised.append(str(path))
                 logger.warning("%s: not a corpus format biohicl reads (%s); left out", path, ", ".join(SOURCES))
@@ -184,7 +193,7 @@ def unique_records(
             held = seen.get(pmid)
             older = nlm_file_number(held.origin) if held is not None else None
             if held is not None and older is not None and older < number and held.split != DELETED_SPLIT:
-                _count_dropped(report, held, DELETED, f"pmid {pmid} (deleted by {path})")
+                _count_dropped(report, held, DELETED, f"pmid {pmid[:40]!r} (deleted by {path})")
                 held.split = DELETED_SPLIT
 
     for record in records:
@@ -192,7 +201,7 @@ def unique_records(
         newer = nlm_file_number(record.origin)
         gone = deleted_by.get(record.pmid)
         if newer is not None and gone is not None and gone[0] > newer:
-            _count_dropped(report, record, DELETED, f"pmid {record.pmid} (deleted by {gone[1]})")
+            _count_dropped(report, record, DELETED, f"pmid {record.pmid[:40]!r} (deleted by {gone[1]})")
             continue
         first = seen.get(record.pmid)
         if first is None:
@@ -211,19 +220,35 @@ def unique_records(
                 first.split = "test"
         elif record.split == "test":
             first.split = "test"
-        where = first.origin or first.source
+        where = _located(first)
+        detail = f"pmid {record.pmid[:40]!r} (also in {where})"
         if dropped is not None:
-            _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"pmid {record.pmid} (also in {where})")
+            _count_dropped(report, dropped, REVISED if revision else DUPLICATE, detail)
         if strict and not revision:
-            raise DataError(f"duplicate pmid {record.pmid} (also in {where})")
+            raise DataError(f"duplicate {detail}", record.origin or record.source, record.record_number or None)
     apply_deletions()
 
 
 def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, detail: str) -> None:
-    """Count a record dropped from the stream after its reader counted it kept."""
+    """Count a record dropped from the stream after its reader counted it kept: its labels, kept, dropped and
+    ignored, are taken back out of the report's counts (they are the kept copy's to count)."""
     if report is None:
         return
     report.kept -= 1
     report.labels_kept -= len(dropped.mesh)
+    for counter, key in (
+        *((report.labels_dropped, why) for why, _ in dropped.dropped_labels),
+        *((report.dropped_names, label) for _, label in dropped.dropped_labels),
+        *((report.labels_ignored, why) for why in dropped.ignored_labels),
+    ):
+        counter[key] -= 1
+        if counter[key] <= 0:
+            del counter[key]
     report.skipped[reason] += 1
-    report.note(reason, dropped.origin or dropped.source, None, detail)
+    report.note(reason, dropped.origin or dropped.source, dropped.record_number or None, detail)
+
+
+def _located(record: MeshRecord) -> str:
+    """Where a record was read: ``FILE, record N`` (its source's name when it was not read from a file)."""
+    where = record.origin or record.source
+    return f"{where}, record {record.record_number}" if record.record_number else where

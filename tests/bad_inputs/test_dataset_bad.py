@@ -63,9 +63,9 @@ def test_every_record_skipped_is_one_line(tmp_path, run_cli):
 
 
 def test_every_record_skipped_says_why_in_its_one_line(tmp_path, run_cli):
-    inp = tmp_path / "trees.jsonl"  # MeSH tree numbers where names or UIs belong: no label resolves
-    rows = [{"pmid": "1", "title": "T", "abstract": "A.", "mesh": ["C18.452.394.750", "C14.280"]},
-            {"pmid": "2", "title": "T", "abstract": "B.", "mesh": ["C18.452.394.750"]}]  # fmt: skip
+    inp = tmp_path / "trees.jsonl"  # tree numbers no descriptor of MeSH 2024 has: no label resolves
+    rows = [{"pmid": "1", "title": "T", "abstract": "A.", "mesh": ["C18.452.394.999", "C99.280"]},
+            {"pmid": "2", "title": "T", "abstract": "B.", "mesh": ["C18.452.394.999"]}]  # fmt: skip
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     argv = ["build-dataset", "--source", "jsonl", "--input", str(inp), "--output", str(tmp_path / "out"),
             "--no_progress", "--no_arrow"]  # fmt: skip
@@ -73,8 +73,8 @@ def test_every_record_skipped_says_why_in_its_one_line(tmp_path, run_cli):
     last = result.err.strip().splitlines()[-1]
     assert last == (
         "biohicl build-dataset: error: no documents to build a dataset from (every record was skipped or excluded): "
-        "2 read, 2 skipped (no MeSH label left: 2); 3 labels dropped (MeSH name not in this MeSH release: 3), "
-        "e.g. 'C18.452.394.750'"
+        "2 read, 2 skipped (no MeSH label left: 2); 3 labels dropped (tree number not in this MeSH release: 3), "
+        "e.g. 'C18.452.394.999'"
     )
     assert not (tmp_path / "out").exists()
 

@@ -204,7 +204,7 @@ def test_a_bad_byte_mid_file_no_longer_loses_the_rest(tmp_path, run_cli):
                       "--dev_fraction", "0"], expect_error=False)  # fmt: skip
     assert result.code == 0, result.err
     assert "skipped (malformed record): 1" in result.out
-    assert "pubmed24n0001.xml, record 3: undecodable byte 0xe9 (not utf-8) (pmid 3)" in result.out
+    assert "pubmed24n0001.xml, record 3: undecodable byte 0xe9 (not utf-8) (pmid '3')" in result.out
     from biohicl.data.storage import load_pair_dataset
 
     assert load_pair_dataset(out)["documents"]["pmid"] == ["1", "2", "4", "5", "6", "7"]
