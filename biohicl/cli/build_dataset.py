@@ -11,8 +11,9 @@ folder's README, are listed and left out)::
 
     biohicl build-dataset --input ../shared/data/pubmed_exports/* --output out/exports
 
-Your own labelled abstracts go in as JSON lines (``--source jsonl``, detected when the first line has a ``mesh``
-field): ``{"pmid" or "id", "title", "abstract" or "text", "mesh": [descriptor UIs and/or names]}`` per line.
+Your own labelled abstracts go in as JSON lines (``--source jsonl``, detected when a line of its first 64 KB
+has a label field; an unrecognised ``.jsonl`` input is an error):
+``{"pmid" or "id", "title", "abstract" or "text", "mesh": [descriptor UIs and/or names]}`` per line.
 
 Without any input the default corpora in ``BIOHICL_DATA_DIR`` are used, all MeSH *indexing*: PubMedQA PQA-L
 (``split`` marks its 500 test items), the MEDLINE sample, ``bioasq_sample/`` and ``pubmed_exports/``.
