@@ -85,7 +85,11 @@ def test_every_config_file_the_docs_and_help_name_exists():
     """A command pasted from the docs or ``--help`` finds its config: ``configs/run.yaml`` once named none."""
     import re
 
-    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "biohicl" / "cli").glob("*.py"))]
+    texts = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "biohicl" / "cli").glob("*.py")),
+    ]
     named = {
         (text.name, match)
         for text in texts
