@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.mesh.hierarchy import tree_depth
+from biohicl.mesh.label_groups import CHECK_TAG_NAMES
 from biohicl.search.index import Hit
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class HitExplanation:
     """Why a hit sits near the query in MeSH terms: shared descriptors, deepest shared tree nodes, SimL."""
 
     hit: Hit
+    #: names of the shared descriptors, most specific first (:func:`specific_first`)
     shared: list[str]
     common_ancestors: list[str]
     siml: float | None
@@ -82,6 +85,22 @@ def _node_names(mesh: Any) -> dict[str, str]:
         names = {tn: mesh.names[ui] for ui, tns in mesh.trees.items() for tn in tns}
         mesh._biohicl_node_names = names
     return names
+
+
+def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
+    """Descriptor UIs most specific first: the check tags (:data:`~biohicl.mesh.label_groups.CHECK_TAG_NAMES`:
+    Humans, Adult, Aged, ..., indexed on most articles whatever their topic) last, the others deepest tree number
+    first, then by name. A shortened list (a notebook's first four) then shows *Amblyopia* before *Adolescent*."""
+    tags = getattr(mesh, "_biohicl_check_tags", None)
+    if tags is None:
+        tags = {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name)) is not None}
+        mesh._biohicl_check_tags = tags
+
+    def key(ui: str) -> tuple[bool, int, str]:
+        depth = max((tree_depth(tn) for tn in mesh.trees.get(ui, ())), default=0)
+        return ui in tags, -depth, mesh.names.get(ui, ui)
+
+    return sorted(uis, key=key)
 
 
 def _most_specific(nodes: set[str]) -> list[str]:
@@ -133,7 +152,8 @@ def explain_hits(
     Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits (most common first), and for
     each hit the shared descriptors it carries and its mean SimL to the other annotated hits. With ``query_mesh``
     (a query document's labels): per hit the descriptors it shares with the query, the deepest tree nodes they
-    share, and SimL(query, hit); ``shared_terms`` then lists the query's descriptors by how many hits carry them.
+    share, and SimL(query, hit); each hit's ``shared`` names are most specific first (:func:`specific_first`: check
+    tags such as Humans or Adult last); ``shared_terms`` then lists the query's descriptors by how many hits carry them.
     ``mesh``: the hierarchy the labels came from (``MeshHierarchy.load(path)``; default the packaged MeSH 2024);
     ``labels``/``placed`` count the labels it placed, and ``unplaced`` says when that is under half of them.
     """
@@ -151,7 +171,7 @@ def explain_hits(
         query_nodes = mesh.label_nodes(query)
         terms = {ui: SharedTerm(ui, mesh.names[ui]) for ui in query}
         for hit, uis in zip(hits, labels, strict=False):
-            shared = [ui for ui in query if ui in uis]
+            shared = specific_first(mesh, (ui for ui in query if ui in uis))
             for ui in shared:
                 terms[ui].ranks.append(hit.rank)
             common = _most_specific(query_nodes & mesh.label_nodes(uis))
@@ -180,7 +200,10 @@ def explain_hits(
         common = _most_specific(mesh.label_nodes(uis) & others)
         explained.append(
             HitExplanation(
-                hit, [mesh.names[u] for u in uis if u in common_uis], [node_names[n] for n in common[:5]], siml
+                hit,
+                [mesh.names[u] for u in specific_first(mesh, (u for u in uis if u in common_uis))],
+                [node_names[n] for n in common[:5]],
+                siml,
             )
         )
     return Explanation(shared_terms, explained, **counts)

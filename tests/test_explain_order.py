@@ -1,0 +1,31 @@
+"""The order of a hit's shared MeSH descriptors in the SimL explanation: most specific first, check tags last."""
+
+from __future__ import annotations
+
+from biohicl.search.explain import explain_hits, specific_first
+from biohicl.search.index import Hit
+
+# tree depths (segments of the deepest tree number) in the packaged MeSH 2024:
+# Humans D006801 B01.050.150.900.649.313.988.400.112.400.400 (11, a check tag), Adolescent D000293 M01.060.057
+# (3, a check tag), Diabetes Mellitus D003920 C18.452.394.750 (4), Diabetes Mellitus, Type 2 D003924
+# C18.452.394.750.149 (5)
+LABELS = ("D000293", "D003920", "D006801", "D003924")  # alphabetical by name: Adolescent, Diabetes..., Humans, Type 2
+EXPECTED = ["Diabetes Mellitus, Type 2", "Diabetes Mellitus", "Humans", "Adolescent"]
+
+
+def test_shared_with_a_query_document_lists_the_disease_before_the_check_tags(mesh):
+    query = ["Adolescent", "Diabetes Mellitus", "Humans", "Diabetes Mellitus, Type 2"]  # a PubMedQA-style list
+    explanation = explain_hits([Hit("a", 0.9, 1, 0, "A", LABELS)], mesh, query_mesh=query)
+    assert explanation.hits[0].shared == EXPECTED
+    assert explanation.hits[0].shared[:2] == ["Diabetes Mellitus, Type 2", "Diabetes Mellitus"]
+
+
+def test_shared_between_hits_lists_the_disease_before_the_check_tags(mesh):
+    hits = [Hit("a", 0.9, 1, 0, "A", LABELS), Hit("b", 0.8, 2, 1, "B", LABELS[::-1])]
+    explanation = explain_hits(hits, mesh)
+    assert [h.shared for h in explanation.hits] == [EXPECTED, EXPECTED]
+
+
+def test_specific_first_puts_a_deep_check_tag_after_a_shallow_topic(mesh):
+    # Humans is 11 deep, Obesity (D009765, C18.654.726.750.500) 5: the check tag still goes last
+    assert [mesh.names[u] for u in specific_first(mesh, ["D006801", "D009765"])] == ["Obesity", "Humans"]
