@@ -85,9 +85,21 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
     """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data."""
     lines = [
         "# Colab only: fetch the public data this notebook reads (skipped when BIOHICL_DATA_DIR is already set).",
+        "import shutil",
         "import urllib.request",
         "import zipfile",
         "from pathlib import Path",
+        "",
+        "",
+        "def fetch(url, target):",
+        '    """Download url to target through target.part: an interrupted download is fetched again next run."""',
+        "    if not target.exists():",
+        "        target.parent.mkdir(parents=True, exist_ok=True)",
+        '        part = target.with_name(target.name + ".part")',
+        "        urllib.request.urlretrieve(url, part)",
+        "        part.replace(target)",
+        "    return target",
+        "",
         "",
         "DATA_FILES = {",
         *(f'    "{rel}": "{url}",' for rel, url in files.items()),
@@ -103,16 +115,19 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
         'if IN_COLAB and not os.environ.get("BIOHICL_DATA_DIR"):',
         '    data_root = Path("biohicl-data").resolve()',
         "    for rel, url in DATA_FILES.items():",
-        "        if not (data_root / rel).exists():",
-        "            (data_root / rel).parent.mkdir(parents=True, exist_ok=True)",
-        "            urllib.request.urlretrieve(url, data_root / rel)",
+        "        fetch(url, data_root / rel)",
     ]
     if beir:
         lines += [
             "    for name in BEIR_DATASETS:",
             '        if not (data_root / name / "corpus.jsonl").exists():',
-            '            archive, _ = urllib.request.urlretrieve(BEIR_URL.format(name), data_root / f"{name}.zip")',
-            "            zipfile.ZipFile(archive).extractall(data_root)",
+            '            archive = fetch(BEIR_URL.format(name), data_root / f"{name}.zip")',
+            '            staging = data_root / f"{name}.part"  # extracted here, moved into place when complete',
+            "            shutil.rmtree(staging, ignore_errors=True)",
+            "            zipfile.ZipFile(archive).extractall(staging)",
+            "            shutil.rmtree(data_root / name, ignore_errors=True)",
+            "            (staging / name).replace(data_root / name)",
+            "            shutil.rmtree(staging)",
         ]
     if biosses:
         lines += [
@@ -124,7 +139,9 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
             '        rows = ["id\\tsentence1\\tsentence2\\tscore_mean"]',
             "        for i, p in enumerate(pairs, 1):",
             "            rows.append(f\"{i}\\t{p['sentence1']}\\t{p['sentence2']}\\t{p['score']}\")",
-            '        (data_root / "biosses" / "biosses.tsv").write_text("\\n".join(rows) + "\\n", encoding="utf-8")',
+            '        part = data_root / "biosses" / "biosses.tsv.part"',
+            '        part.write_text("\\n".join(rows) + "\\n", encoding="utf-8")',
+            '        part.replace(data_root / "biosses" / "biosses.tsv")',
         ]
     lines += [
         '    os.environ["BIOHICL_DATA_DIR"] = str(data_root)',
@@ -321,7 +338,7 @@ for (question, query_mesh, _), hits in zip(queries, results):
     print(f"\\nQ: {question}\\n{explanation.format()}")
     for item in explanation.hits:
         siml = "–" if item.siml is None else f"{item.siml:.3f}"
-        shared = "; ".join(item.shared[:4]) or "none"
+        shared = "; ".join(item.shared[:4]) or "none"  # most specific first, check tags (Humans, Adult) last
         common = "; ".join(list(dict.fromkeys(item.common_ancestors))[:3]) or "none"  # names, deduplicated
         print(f"  {item.hit.rank}. SimL {siml} | shared: {shared} | common tree nodes: {common}")
 """),
@@ -415,10 +432,13 @@ For each abstract, mine its `TOP_K_PAIRS` partners with the highest SimL. The ba
 these pairs, so every batch holds related abstracts for the losses to learn from.
 """),
         code("""
+import logging
+
 from biohicl.data.build import build_dataset_from_files, default_inputs
 from biohicl.errors import ConfigError
 from biohicl.settings import data_path
 
+logging.getLogger("biohicl.data.records").setLevel(logging.ERROR)  # skipped records: counted in the summary below
 try:
     inputs = default_inputs()  # the MeSH-indexed corpora in BIOHICL_DATA_DIR
 except ConfigError as err:
@@ -494,13 +514,13 @@ plt.show()
 ## Evaluate against the base
 
 The same tasks, the same encoding settings, once for the untouched base and once for the trained adapter. Tasks
-whose data is missing are skipped with the reason.
+whose data is missing are skipped with the reason; with none left the notebook stops here, before loading a model.
 """),
         code("""
 from IPython.display import Markdown, display
 
-from biohicl.errors import BioHiCLError
-from biohicl.evaluation.report import markdown_table
+from biohicl.errors import BioHiCLError, DataError
+from biohicl.evaluation.report import markdown_report
 from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
 from biohicl.models.model import BioHiCL
 
@@ -511,6 +531,10 @@ for task in EVAL_TASKS:
         tasks.append(task)
     except BioHiCLError as err:
         print(f"skipping {task}: {err}")
+if not tasks:  # stop before any model loads
+    raise DataError(
+        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell", data_dir(required=False)
+    )
 
 models = {
     "base": lambda: BioHiCL.from_base(
@@ -519,16 +543,19 @@ models = {
     "BioHiCL": lambda: BioHiCL.from_pretrained(run_dir, base_model_path=BASE_MODEL, merge=True),
 }
 files = {"base": run_dir / "base_eval_results.json", "BioHiCL": run_dir / "eval_results.json"}
+# the base's record names its Hub id (a local BASE_MODEL folder's path is not what the model card publishes)
+model_ids = {"base": BASE_MODEL_HUB_ID or BASE_MODEL, "BioHiCL": f"{BASE_MODEL} (BioHiCL)"}
 records = {}
 for label, load in models.items():
     encoder = load().to(DEVICE)
     with autocast():
         records[label] = evaluate_model(
-            encoder, tasks, model_id=f"{BASE_MODEL} ({label})", limit_queries=EVAL_LIMIT_QUERIES,
+            encoder, tasks, model_id=model_ids[label], limit_queries=EVAL_LIMIT_QUERIES,
             batch_size=2 * BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
         )
     save_results(records[label], files[label])
-display(Markdown(markdown_table(list(records.values()), labels=list(records))))
+# the table and, per model, the settings that shape its numbers (limit_queries N when EVAL_LIMIT_QUERIES cut a task)
+display(Markdown(markdown_report(list(records.values()), list(files.values()), labels=list(records))))
 """),
         code("""
 from IPython.display import Image
@@ -543,22 +570,40 @@ display(Image(filename=str(chart)))
 
 `build_model_repo_folder` lays out what the repo will hold (adapter, tokenizer, `biohicl_config.json`, a model card
 with both result sets, the charts) and checks it (no tokens, no symlinks); `publish_folder` uploads it in one commit
-with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_ID`.
+with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_ID`, nor when `EVAL_LIMIT_QUERIES`
+scored only part of a task (its numbers are not the task's).
 """),
         code("""
 from huggingface_hub import HfApi, get_token
 
+from biohicl.errors import PublishError
+from biohicl.evaluation.runner import cut_by_cap
 from biohicl.hub.publish import build_model_repo_folder, publish_folder
 
+# a task EVAL_LIMIT_QUERIES cut short has numbers that are not the task's: they are not published
+cut = sorted(
+    {task for label, record in records.items() for task in record["tasks"]
+     if cut_by_cap(task, record, [other for name, other in records.items() if name != label])}
+)
 repo_id = HUB_REPO_ID or f"your-name/BioHiCL-{Path(BASE_MODEL).name}"
-folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, overwrite=True)
-print("repo folder:", sorted(p.name for p in folder.iterdir()))
+folder = None
+if cut:
+    print(
+        f"Push skipped: EVAL_LIMIT_QUERIES={EVAL_LIMIT_QUERIES} scored part of a task ({', '.join(cut)}); "
+        "set it to None to publish"
+    )
+else:
+    try:
+        folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, overwrite=True)
+        print("repo folder:", sorted(p.name for p in folder.iterdir()))
+    except PublishError as err:
+        print(f"Push skipped: {err}")
 
 token = get_token()
-if token and HUB_REPO_ID:
+if folder is not None and token and HUB_REPO_ID:
     commit = publish_folder(HfApi(token=token), folder, HUB_REPO_ID, private=HUB_PRIVATE)
     print("pushed:", commit)
-else:
+elif folder is not None:
     why = "no Hugging Face token (run `huggingface-cli login` or set HF_TOKEN)" if not token else "HUB_REPO_ID is None"
     print(f"Push skipped: {why}. The folder above is what would be uploaded.")
 """),
@@ -615,9 +660,12 @@ Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads the
 171k documents), PubMedQA from its GitHub repository and BIOSSES from MTEB's copy.
 """),
         code(colab_data_cell(PUBMEDQA_FILES, beir=("trec-covid", "nfcorpus", "scifact", "scidocs"), biosses=True)),
-        md("Tasks whose files are missing are skipped, with the reason, before any model is loaded."),
+        md(
+            "Tasks whose files are missing are skipped, with the reason, before any model is loaded; with none left "
+            "the notebook stops here."
+        ),
         code("""
-from biohicl.errors import BioHiCLError
+from biohicl.errors import BioHiCLError, DataError
 from biohicl.evaluation.runner import plan_tasks
 
 tasks = []
@@ -627,6 +675,10 @@ for task in TASKS:
         tasks.append(task)
     except BioHiCLError as err:
         print(f"skipping {task}: {err}")
+if not tasks:  # stop before any model loads
+    raise DataError(
+        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell", data_dir(required=False)
+    )
 print("tasks:", tasks)
 """),
         md("""
@@ -668,10 +720,11 @@ for label, encoder, model_id in (("base", base, base.config.base_model), ("model
 from IPython.display import Image, Markdown, display
 
 from biohicl.evaluation.plots import plot_results
-from biohicl.evaluation.report import markdown_table
+from biohicl.evaluation.report import markdown_report
 
 labels = [f"base ({base.config.base_model})", MODEL]
-display(Markdown(markdown_table(list(records.values()), labels=labels)))
+# the table and, per model, the settings that shape its numbers (limit_queries N when LIMIT_QUERIES cut a task)
+display(Markdown(markdown_report(list(records.values()), [out / f"{label}.json" for label in records], labels)))
 chart = plot_results(list(records.values()), out / "base_vs_model.png", labels=labels)
 display(Image(filename=str(chart)))
 """),

@@ -50,7 +50,8 @@ TINY = {
         "HUB_REPO_ID": None,
     },
     "03_evaluate.ipynb": {
-        "TASKS": ["biosses", "nfcorpus"],
+        "TASKS": ["biosses", "nfcorpus", "pubmedqa"],
+        "LIMIT_QUERIES": 5,
         "MAX_LENGTH": 32,
         "BATCH_SIZE": 32,
         "DTYPE": "float32",
@@ -81,9 +82,13 @@ def inject_parameters(nb: nbformat.NotebookNode, values: dict) -> None:
     nb.cells.insert(cells[0] + 1, cell)
 
 
-def execute(name: str, values: dict, cwd: Path, checks: str = "", timeout: int = 600) -> nbformat.NotebookNode:
-    """Run notebook ``name`` with ``values`` injected (and a final ``checks`` cell) in ``cwd``; return it executed."""
+def execute(
+    name: str, values: dict, cwd: Path, checks: str = "", timeout: int = 600, stops: bool = False
+) -> nbformat.NotebookNode:
+    """Run notebook ``name`` with ``values`` injected (and a final ``checks`` cell) in ``cwd``; return it executed.
+    ``stops``: a cell is expected to raise (the run stops there, as Jupyter's "Run all" does; it fails if none does)."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     nb = load(name)
     inject_parameters(nb, values)
@@ -92,8 +97,15 @@ def execute(name: str, values: dict, cwd: Path, checks: str = "", timeout: int =
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
     tmpdir = cwd / "tmp"  # the kernel's temp files (the quickstart's biohicl-index-*) stay in the test's folder
     tmpdir.mkdir(exist_ok=True)
-    client.execute(env={**os.environ, "TMPDIR": str(tmpdir)})
-    (cwd / f"executed-{name}").write_text(nbformat.writes(nb), encoding="utf-8")  # kept for debugging
+    try:
+        client.execute(env={**os.environ, "TMPDIR": str(tmpdir)})
+    except CellExecutionError:
+        if not stops:
+            raise
+    else:
+        assert not stops, f"{name}: no cell raised"
+    finally:
+        (cwd / f"executed-{name}").write_text(nbformat.writes(nb), encoding="utf-8")  # kept for debugging
     return nb
 
 
@@ -103,8 +115,10 @@ def text_output(nb: nbformat.NotebookNode) -> str:
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
                 parts.append(output.text)
-            elif "data" in output and "text/plain" in output.data:
-                parts.append(output.data["text/plain"])
+            elif output.output_type == "error":
+                parts.append(f"{output.ename}: {output.evalue}")
+            elif "data" in output:  # a displayed Markdown table's text, else the plain repr
+                parts.append(output.data.get("text/markdown") or output.data.get("text/plain", ""))
     return "\n".join(parts)
 
 
@@ -260,6 +274,10 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     text = text_output(nb)
     assert "Push skipped: no Hugging Face token" in text
     assert has_image(nb) >= 2  # the loss components and the base-vs-BioHiCL chart
+    # the records the builder skips (PubMedQA's MeSH names missing from MeSH 2024) are counted, not logged one by one
+    assert "e.g. pubmedqa/ori_pqal.json, record 20: 'Asian Continental Ancestry Group'" in text  # the summary's
+    assert not re.search(r"record \d+: .*\(MeSH name not in this MeSH release\)", text)  # the per-record warning
+    assert "limit_queries" not in text  # no cap, no note
 
     state = json.loads((out / "run" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
@@ -283,6 +301,28 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     }
     assert "biohicl-tests/tiny-bert" in (hub / "README.md").read_text()
     assert json.loads((hub / "biohicl_config.json").read_text())["base_model"] == "biohicl-tests/tiny-bert"
+
+
+@pytest.mark.slow
+def test_train_notebook_with_a_query_cap_notes_it_and_skips_the_push(tmp_path, offline_data, tiny_bert_dir):
+    """A query cap that cuts PubMedQA: the table says so and the push cell prints one line instead of the refusal
+    (publishing refuses capped numbers) or a repo folder."""
+    out = tmp_path / "run02"
+    values = {
+        "BASE_MODEL": str(tiny_bert_dir),
+        **TINY["02_train_biohicl.ipynb"],
+        "MAX_STEPS": 1,
+        "EVAL_TASKS": ["biosses", "pubmedqa"],
+        "EVAL_LIMIT_QUERIES": 5,
+        "OUTPUT_DIR": str(out),
+    }
+    text = text_output(execute("02_train_biohicl.ipynb", values, tmp_path))
+    assert "Push skipped: EVAL_LIMIT_QUERIES=5 scored part of a task (pubmedqa); set it to None to publish" in text
+    assert "PublishError" not in text and not (out / "hub").exists()
+    assert "| pubmedqa (test) R@1 |" in text.replace("R@1 | ", "R@1 |")  # the table ...
+    assert text.count("limit_queries 5") == 2  # ... with each model's cap under it
+    tuned = json.loads((out / "run" / "eval_results.json").read_text())
+    assert tuned["tasks"]["pubmedqa"]["num_queries"] == 5
 
 
 @pytest.fixture
@@ -311,8 +351,10 @@ def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, 
     nb = execute("03_evaluate.ipynb", values, tmp_path)
     text = text_output(nb)
     assert re.search(r"skipping nfcorpus: .*corpus", text)
-    assert "tasks: ['biosses']" in text
+    assert "tasks: ['biosses', 'pubmedqa']" in text
     assert has_image(nb) == 1
+    assert text.count("limit_queries 5") == 2  # the table notes each model's query cap
+    assert json.loads((out / "model.json").read_text())["tasks"]["pubmedqa"]["num_queries"] == 5
 
     base = json.loads((out / "base.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
     tuned = json.loads((out / "model.json").read_text())["tasks"]["biosses"]["metrics"]["spearman"]
@@ -322,6 +364,112 @@ def test_evaluate_notebook_compares_model_with_its_base(tmp_path, offline_data, 
     assert tuned == pytest.approx(_biosses_spearman(load_model(str(tiny_adapter_dir))), abs=1e-6)
     assert tuned != pytest.approx(base, abs=1e-4)
     assert (out / "base_vs_model.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_without_any_task_data_stops_before_loading_a_model(tmp_path, monkeypatch):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(empty))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    values = {"MODEL": "no-such/model", **TINY["03_evaluate.ipynb"], "OUTPUT_DIR": str(tmp_path / "results03")}
+    nb = execute("03_evaluate.ipynb", values, tmp_path, stops=True)
+    text = text_output(nb)
+    assert text.count("skipping ") == 3
+    message = "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell"
+    assert f"DataError: {empty}: {message}" in text
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    (stop,) = [i for i, c in enumerate(code) if any(o.output_type == "error" for o in c.outputs)]
+    assert "plan_tasks" in code[stop].source
+    assert all(c.execution_count is None for c in code[stop + 1 :])  # load_model never ran
+    assert "ConfigError" not in text and "tasks:" not in text
+
+
+def run_colab_data_cell(source: str, cwd: Path, monkeypatch, fetched: list[str]) -> dict:
+    """Execute a Colab data cell as on Colab (IN_COLAB, no BIOHICL_DATA_DIR) with ``urlretrieve`` faked: the first
+    download (``fetched`` empty) is cut off after half its bytes (an interrupted download), the others are whole."""
+    import urllib.request
+
+    def urlretrieve(url: str, filename):
+        body = f"contents of {url}\n".encode() * 4
+        first = not fetched
+        fetched.append(url)
+        Path(filename).write_bytes(body[: len(body) // 2] if first else body)
+        if first:
+            raise ConnectionResetError("the connection dropped")
+        return str(filename), None
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    monkeypatch.setattr(urllib.request, "urlretrieve", urlretrieve)
+    namespace: dict = {"IN_COLAB": True, "os": os}
+    try:
+        exec(source, namespace)
+    finally:
+        monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)  # the cell sets it
+    return namespace
+
+
+def test_colab_download_fetches_an_interrupted_file_again(tmp_path, monkeypatch):
+    (source,) = [c.source for c in load("01_quickstart.ipynb").cells if "DATA_FILES = {" in c.source]
+    fetched: list[str] = []
+    with pytest.raises(ConnectionResetError):
+        run_colab_data_cell(source, tmp_path, monkeypatch, fetched)
+    target = tmp_path / "biohicl-data" / "pubmedqa" / "ori_pqal.json"
+    assert not target.exists()  # the half-downloaded file is not taken for the data
+    run_colab_data_cell(source, tmp_path, monkeypatch, fetched)  # the next run
+    for rel, url in build_notebooks.PUBMEDQA_FILES.items():
+        assert (tmp_path / "biohicl-data" / rel).read_bytes() == f"contents of {url}\n".encode() * 4
+    assert not list((tmp_path / "biohicl-data").rglob("*.part"))
+
+
+def test_colab_download_extracts_a_beir_zip_only_when_complete(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    source = build_notebooks.colab_data_cell({}, beir=("scifact",))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("scifact/corpus.jsonl", '{"_id": "1", "text": "t"}\n')
+        archive.writestr("scifact/queries.jsonl", '{"_id": "q", "text": "q"}\n')
+    whole = buffer.getvalue()
+    calls: list[str] = []
+
+    def urlretrieve(url: str, filename):
+        calls.append(url)
+        Path(filename).write_bytes(whole[: len(whole) // 2] if len(calls) == 1 else whole)
+        if len(calls) == 1:
+            raise ConnectionResetError("the connection dropped")
+        return str(filename), None
+
+    import urllib.request
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    monkeypatch.setattr(urllib.request, "urlretrieve", urlretrieve)
+    root = tmp_path / "biohicl-data"
+    root.mkdir()
+    (root / "scifact").mkdir()
+    (root / "scifact" / "queries.jsonl").write_text("an earlier run's partial extraction\n")
+    with pytest.raises(ConnectionResetError):
+        exec(source, {"IN_COLAB": True, "os": os})
+    assert not (root / "scifact.zip").exists()
+    exec(source, {"IN_COLAB": True, "os": os})
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)  # the cell sets it
+    assert len(calls) == 2
+    assert (root / "scifact" / "corpus.jsonl").read_text() == '{"_id": "1", "text": "t"}\n'
+    assert (root / "scifact" / "queries.jsonl").read_text() == '{"_id": "q", "text": "q"}\n'
+    assert sorted(p.name for p in root.iterdir()) == ["scifact", "scifact.zip"]
+
+
+def test_train_and_evaluate_notebooks_stop_the_same_way_without_task_data():
+    """02's evaluation cell holds 03's stop (executed in the test above) before it loads a model."""
+    stop = "if not tasks:  # stop before any model loads\n    raise DataError("
+    for name, loader in (("02_train_biohicl.ipynb", "BioHiCL.from_base("), ("03_evaluate.ipynb", None)):
+        cells = [c.source for c in load(name).cells if stop in c.source]
+        assert len(cells) == 1, name
+        if loader:
+            assert cells[0].index(stop) < cells[0].index(loader)
 
 
 # ------------------------------------------------------------------------------------------------ dtype by device
