@@ -34,3 +34,19 @@ def test_a_cell_over_fewer_seeds_than_its_row_shows_its_count(tmp_path):
     # with no noise estimate (one seed, a deterministic base)
     assert "| tuned | 2 | 65.00 ± 7.07 (+15.00 †) | 50.00 (n=1) (+10.00 ?) |" in table
     assert "| base | 1 | 50.00 | 40.00 |" in table  # a cell over all its row's seeds: no count of its own
+
+
+def test_a_delta_that_rounds_to_zero_is_shown_as_plus_zero_not_minus_zero(tmp_path):
+    """A tuned row a hair under its base (Δ −1e-7, ×100 = −0.00001) reads +0.00 in the Targets table and the cells."""
+    values = tiny_study_values(str(tmp_path / "study"), str(tmp_path / "dataset"), model="tiny-bert")
+    config = ReproduceConfig.from_dict(
+        values | {"variants": {"full": {}}, "seeds": [0], "targets": {"pubmedqa/recall@1": 0.0}}
+    )
+    records = {
+        ("tiny", "base", None): _record({"pubmedqa/recall@1": 0.5}),
+        ("tiny", "full", 0): _record({"pubmedqa/recall@1": 0.5 - 1e-7}),
+    }
+    table = markdown_results(aggregate(config, records))
+    assert "| tiny | full | pubmedqa/recall@1 | Δ ≥ +0.0 | +0.00 | **no** |" in table
+    assert "-0.00" not in table
+    assert "| full | 1 | 50.00 (+0.00 ?) |" in table

@@ -19,6 +19,7 @@ from typing import Any
 from biohicl.errors import ConfigError
 from biohicl.evaluation.agreement import agreement_data_files, check_agreement, evaluate_agreement
 from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.pubmedqa import SPLITS as PUBMEDQA_SPLITS
 from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
 from biohicl.evaluation.results import TaskResult, record_key, summary_key
 from biohicl.evaluation.retrieval import beir_files, evaluate_beir
@@ -267,9 +268,25 @@ def _check_beir(dataset: str) -> TaskCheck:
     return check
 
 
-def _check_files(*names: tuple[str, str]) -> TaskCheck:
+def check_split(name: str, split: str | None, field: str = "tasks") -> None:
+    """A :class:`ConfigError` naming ``field`` and the spec when built-in task ``name`` has no split ``split``
+    (``pubmedqa:deV``, ``biosses:dev``): before any file is read or anything encoded. Other tasks: nothing."""
+    if is_builtin_task(name) and name in _SPLITS:
+        _check_split(name, split, field)
+
+
+def _check_split(name: str, split: str | None, field: str = "tasks") -> None:
+    if split not in (splits := _SPLITS[name]):
+        shown = ", ".join(s for s in splits if s is not None)
+        raise ConfigError(f"{field}: {name}:{split}: {name} has no split {split!r} (its splits: {shown})")
+
+
+def _check_files(name: str, *files: tuple[str, str]) -> TaskCheck:
+    """The check of a task of fixed splits (:data:`_SPLITS`) reading ``files`` under ``BIOHICL_DATA_DIR``."""
+
     def check(split: str | None) -> None:
-        for parts in names:
+        _check_split(name, split)
+        for parts in files:
             data_path(*parts)
 
     return check
@@ -281,13 +298,22 @@ for _dataset in ("scifact", "nfcorpus", "trec-covid", "scidocs"):
         _dataset, _beir_task(_dataset), _RETRIEVAL_REPORTED, retrieval=True, check=_check_beir(_dataset),
         data_folder=_dataset,
     )  # fmt: skip
-_PUBMEDQA_FILES = _check_files(("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test_ground_truth.json"))
-_BIOSSES_FILES = _check_files(("biosses", "biosses.tsv"))
+#: The splits each built-in task of fixed splits takes (None: its default), checked before any file is read.
+_SPLITS: dict[str, tuple[str | None, ...]] = {
+    "biosses": (None, "all"),
+    "pubmedqa": (None, *PUBMEDQA_SPLITS),
+    "pubmedqa-context": (None, *PUBMEDQA_SPLITS),
+}
+_PUBMEDQA_FILES = (("pubmedqa", "ori_pqal.json"), ("pubmedqa", "test_ground_truth.json"))
 register_task(
-    "biosses", _biosses, ["spearman", "pearson"], check=_BIOSSES_FILES, data_folder="biosses", default_split="all"
-)
+    "biosses", _biosses, ["spearman", "pearson"], check=_check_files("biosses", ("biosses", "biosses.tsv")),
+    data_folder="biosses", default_split="all",
+)  # fmt: skip
 for _name, _target in (("pubmedqa", "long_answer"), ("pubmedqa-context", "context")):
-    register_task(_name, _pubmedqa(_target), ["recall@1", "recall@5"], check=_PUBMEDQA_FILES, data_folder="pubmedqa")
+    register_task(
+        _name, _pubmedqa(_target), ["recall@1", "recall@5"], check=_check_files(_name, *_PUBMEDQA_FILES),
+        data_folder="pubmedqa",
+    )  # fmt: skip
 
 
 def _needs_dataset(task: str) -> TaskCheck:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_field_types
-from biohicl.study.run_checks import check_run_settings, check_seeds
+from biohicl.study.run_checks import check_run_name, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
 
@@ -154,8 +154,20 @@ class ReproduceConfig:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ConfigError(f"models: names must be unique, got {names}")
+        for name in names:
+            check_run_name(name, "models")
         if not self.variants:
             raise ConfigError("variants: at least one variant is required")
+        for name in self.variants:
+            check_run_name(name, "variants")
+        task_scopes = {f"models[{m.name}].tasks": m.tasks for m in self.models}
+        check_task_splits(
+            {
+                "tasks": self.tasks,
+                **task_scopes,
+                **{f"tasks_per_variant.{k}": v for k, v in self.tasks_per_variant.items()},
+            }
+        )
         for name, overrides in self.variants.items():
             if not isinstance(overrides, Mapping):
                 raise ConfigError(f"variants.{name}: expected a mapping of training overrides")

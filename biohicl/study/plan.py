@@ -17,6 +17,7 @@ from typing import Any
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
+from biohicl.study.reuse import check_dataset, check_evaluated
 
 #: The untrained base's variant name (seed None).
 BASE = "base"
@@ -75,11 +76,10 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     runs, items = [], config.target_tasks()
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)
-        runs.append(
-            PlannedRun(
-                model.name, BASE, None, base_dir, _eval_status(base_dir, config.model_tasks(model), items) or "evaluate"
-            )
-        )
+        status = _eval_status(base_dir, config.model_tasks(model), items) or "evaluate"
+        if status != "evaluate":
+            check_evaluated(config, model, None, base_dir, read_eval_record(base_dir / EVAL_NAME))
+        runs.append(PlannedRun(model.name, BASE, None, base_dir, status))
         for variant in config.model_variants(model):
             for seed in config.run_seeds(model, variant):
                 folder = run_dir_for(config, model.name, variant, seed)
@@ -93,6 +93,8 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
                         status = "train"
                 if status != "train":
                     _check_settings(config, model, variant, folder, last_complete_checkpoint(folder))
+                if status in ("done", "add_tasks"):
+                    check_evaluated(config, model, variant, folder, read_eval_record(folder / EVAL_NAME))
                 runs.append(PlannedRun(model.name, variant, seed, folder, status))
     return runs
 
@@ -105,10 +107,12 @@ def _check_settings(
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
-    if saved is None:
+    args = read_json(saved / TRAINING_ARGS_JSON) if saved is not None else None
+    check_dataset(config, folder, args if isinstance(args, dict) else None)
+    if args is None:
         return
     # a run saves its tokens masked (``<HUB_TOKEN>``): they match any token, are not what it trained, never shown
-    changed = changed_settings(config, model, variant, read_json(saved / TRAINING_ARGS_JSON))
+    changed = changed_settings(config, model, variant, args)
     changed = {name: values for name, values in changed.items() if not name.endswith("_token")}
     if changed:
         shown = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in list(changed.items())[:3])

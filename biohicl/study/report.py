@@ -18,6 +18,12 @@ from biohicl.study.plan import BASE, run_dir_for
 from biohicl.study.stats import NOISE_RULE
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """``value`` with its sign at ``digits`` decimals; one that rounds to zero (-0.0, -0.001) is ``+0.00``."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _cell(
     row: Mapping[str, Any], metric: str, comparison: Mapping[str, Any] | None = None, scale: float = 100.0
 ) -> str:
@@ -32,7 +38,7 @@ def _cell(
         text += f" (n={count})"
     if comparison is not None:
         mark = {True: " †", False: "", None: " ?"}[comparison["exceeds_noise"]]
-        text += f" ({scale * comparison['delta']:+.2f}{mark})"
+        text += f" ({signed(scale * comparison['delta'])}{mark})"
     return text
 
 
@@ -58,7 +64,7 @@ def _paired_table(rows: Mapping[str, Any]) -> list[str]:
         "|---|---:|" + "---|" * len(tasks) + "---:|" + ("---:|" if at_target else ""),
     ]
     for variant, entries in paired.items():
-        cells = [f"{100 * e['delta']:+.2f} [{100 * e['low']:+.2f}, {100 * e['high']:+.2f}]" for e in entries]
+        cells = [f"{signed(100 * e['delta'])} [{signed(100 * e['low'])}, {signed(100 * e['high'])}]" for e in entries]
         share = "" if target is None else f" {entries[-1]['p_target']:.3f} |"
         lines.append(
             f"| {variant} | {len(entries[0]['tuned'])} | "
@@ -187,7 +193,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
             share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
             lines.append(
-                f"| {t['model']} | {t['variant']} | {t['metric']} | {target} | {100 * t['delta']:+.2f} | "
+                f"| {t['model']} | {t['variant']} | {t['metric']} | {target} | {signed(100 * t['delta'])} | "
                 f"{'yes' if t['met'] else '**no**'} | {noise} |{share}"
             )
         picked = [f"{t['model']}/{t['variant']}" for t in results["targets"] if t.get("dev_pick")]

@@ -4,6 +4,7 @@ by the rules ``biohicl train`` applies before loading anything: its seeds and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, fields
 from types import SimpleNamespace
@@ -11,6 +12,32 @@ from typing import Any
 
 from biohicl.errors import ConfigError
 from biohicl.training.arg_checks import SEED_LIMIT, check_run_values, check_seed
+
+#: What a model or variant name may hold: it is a folder of the study (``<model>/<variant>/seed<k>``), an ``--only``
+#: choice and a word of its progress lines, which ``scripts/study_from_logs.py`` reads back.
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_run_name(name: str, field: str) -> None:
+    """Refuse a model or variant ``name`` that is not one plain folder name of its own, naming ``field``: ``base``
+    (the untrained base's folder), empty, starting with ``.`` (``.``, ``../x``) or holding anything but letters,
+    digits, ``.``, ``_`` and ``-`` (``a/b``, ``x,y``, ``no mse``)."""
+    if name == "base":
+        raise ConfigError(f"{field}: 'base' is reserved for the untrained base")
+    if not RUN_NAME.fullmatch(name) or name.startswith("."):
+        raise ConfigError(
+            f"{field}: {name!r} is not a plain folder name (letters, digits, '.', '_' and '-', not starting with '.')"
+        )
+
+
+def check_task_splits(scopes: Mapping[str, Sequence[str] | None]) -> None:
+    """Refuse a task spec naming a split its built-in task has not (``pubmedqa:deV``), naming the scope it is in
+    (scope name → its task specs): when the config is read, before a run evaluates anything."""
+    from biohicl.evaluation.tasks import check_split, parse_task_spec
+
+    for scope, specs in scopes.items():
+        for spec in specs or ():
+            check_split(*parse_task_spec(spec), field=scope)
 
 
 def check_seeds(seeds: Sequence[int], name: str) -> None:

@@ -139,3 +139,85 @@ def test_a_variant_no_run_trains_is_checked_too(tmp_path):
     values = tiny_config(tmp_path, variants={"full": {}, "bad": {"lora_alpha": 0}}, seeds_per_variant={"bad": []})
     with pytest.raises(ConfigError, match=r"^config: variants\.bad: lora_alpha: 0 scales"):
         ReproduceConfig.from_dict(values)
+
+
+PLAIN = "(letters, digits, '.', '_' and '-', not starting with '.')"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("base", "'base' is reserved for the untrained base"),  # its seeds' folder would be the base's own
+        ("../x", f"'../x' is not a plain folder name {PLAIN}"),  # outside output_dir
+        (".", f"'.' is not a plain folder name {PLAIN}"),  # <model>/./seed0 is <model>/seed0
+        ("a/b", f"'a/b' is not a plain folder name {PLAIN}"),  # nested
+        ("x,y", f"'x,y' is not a plain folder name {PLAIN}"),  # --only x,y selects x and y
+        ("no mse", f"'no mse' is not a plain folder name {PLAIN}"),  # study_from_logs reads a word
+        ("", f"'' is not a plain folder name {PLAIN}"),
+    ],
+)
+@pytest.mark.parametrize("field", ["variants", "models"])
+def test_a_variant_or_model_name_that_is_not_its_own_plain_folder_is_refused(tmp_path, field, name, message):
+    if field == "variants":
+        values = tiny_config(tmp_path, variants={"full": {}, name: {"use_mse": False}})
+    else:
+        values = tiny_config(tmp_path)
+        values["models"] = [{**values["models"][0], "name": name}]
+    with pytest.raises(ConfigError) as caught:
+        ReproduceConfig.from_dict(values, source="study.yaml")
+    assert str(caught.value) == f"study.yaml: {field}: {message}"
+
+
+def test_plain_names_with_dots_dashes_and_underscores_are_kept(tmp_path):
+    variants = {"full": {}, "one_pass_distill1.5": {}, "no-mse": {"use_mse": False}}
+    config = ReproduceConfig.from_dict(tiny_config(tmp_path, variants=variants), source="study.yaml")
+    assert list(config.variants) == ["full", "one_pass_distill1.5", "no-mse"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tasks": ["biosses", "pubmedqa:deV"]}, "tasks: pubmedqa:deV: pubmedqa has no split 'deV'"),
+        ({"tasks": ["biosses:dev"]}, "tasks: biosses:dev: biosses has no split 'dev'"),
+        (
+            {"tasks": ["biosses"], "tasks_per_variant": {"full": ["pubmedqa-context:Test"]}},
+            "tasks_per_variant.full: pubmedqa-context:Test: pubmedqa-context has no split 'Test'",
+        ),
+    ],
+)
+def test_a_split_a_built_in_task_has_not_is_refused_when_the_config_is_read(tmp_path, changes, message):
+    with pytest.raises(ConfigError) as caught:
+        ReproduceConfig.from_dict(tiny_config(tmp_path, **changes), source="study.yaml")
+    assert str(caught.value).startswith(f"study.yaml: {message} (its splits: ")
+
+
+def test_dry_run_refuses_a_mistyped_split_naming_the_task_and_encodes_nothing(tmp_path, run_cli):
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path, tasks=["pubmedqa:deV"])), encoding="utf-8")
+    result = run_cli(["reproduce", "--config", str(config), "--dry_run"])
+    assert result.err.strip() == (
+        f"biohicl reproduce: error: {config}: tasks: pubmedqa:deV: pubmedqa has no split 'deV' "
+        "(its splits: test, train, dev, all)"
+    )
+    assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("pubmedqa:deV", "pubmedqa has no split 'deV' (its splits: test, train, dev, all)"),
+        ("biosses:dev", "biosses has no split 'dev' (its splits: all)"),
+    ],
+)
+def test_evaluate_refuses_a_split_the_task_has_not_in_one_line(run_cli, spec, message):
+    result = run_cli(["evaluate", "sentence-transformers/all-MiniLM-L6-v2", "--tasks", spec])
+    assert result.err.strip() == f"biohicl evaluate: error: tasks: {spec}: {message}"
+
+
+def test_the_task_check_itself_refuses_the_split(monkeypatch):
+    """What ``--dry_run``'s pre-flight and ``biohicl evaluate`` call: the split before the files."""
+    from biohicl.evaluation.tasks import check_task
+
+    monkeypatch.setenv("BIOHICL_DATA_DIR", "/nonexistent")  # the split is refused before any file is looked for
+    with pytest.raises(ConfigError, match=r"^tasks: pubmedqa-context:deV: pubmedqa-context has no split 'deV'"):
+        check_task("pubmedqa-context", "deV")

@@ -1,0 +1,116 @@
+"""Whether a finished run in the study folder is the run the config describes now, beyond its training settings
+(:func:`~biohicl.study.config.changed_settings`): evaluated at the config's evaluation settings, and trained on the
+config's dataset. A run that is not is refused by name, never skipped as done and reported as the config's.
+
+A dataset is identified by its build summary (``summary.json``: documents, pairs, splits, ...), not by its path: a
+study folder copied or moved, or committed records read on another machine, keep their runs. The path a run saved
+(``dataset_path``) is only compared when that folder exists here; otherwise the run's own count of the documents it
+read (``training_summary.json`` ``data.documents_in_dataset``) is compared with the study's dataset's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from biohicl.errors import ConfigError
+from biohicl.jsonio import read_json
+from biohicl.study.config import ModelSpec, ReproduceConfig, run_settings
+
+#: What identifies a built dataset in its ``summary.json`` (compared where both summaries give it).
+DATASET_IDENTITY = ("documents", "pairs", "top_k", "seed", "sources", "splits", "pairs_by_split", "mesh_version")
+#: The end of every refusal: what the user can do.
+REMEDY = "restore the config, or move the run away to {what} it again"
+
+
+def evaluation_settings(config: ReproduceConfig, model: ModelSpec, variant: str | None) -> dict[str, Any]:
+    """What the study evaluates a run of ``model``'s ``variant`` (None: the untrained base) at, as its ``eval.json``
+    ``settings`` records it: ``dtype``, ``max_length`` (``eval_max_length``, else the length the run encodes at:
+    the base's ``max_length``, a trained run's training length) and the prompts. Not ``limit_queries``: tasks added
+    to a record later may be capped otherwise (a warning when they are), as the batch size and device may differ."""
+    encodes = {
+        "max_length": model.max_length,
+        "query_prompt": model.query_prompt,
+        "document_prompt": model.document_prompt,
+    }
+    if variant is not None:  # a trained run encodes with what it trained with (a variant may set its own)
+        encodes = {key: run_settings(config, model, variant).get(key, value) for key, value in encodes.items()}
+    if model.eval_max_length:
+        encodes["max_length"] = model.eval_max_length
+    return {"dtype": config.eval_dtype, **encodes}
+
+
+def check_evaluated(
+    config: ReproduceConfig, model: ModelSpec, variant: str | None, folder: Path, record: Mapping[str, Any]
+) -> None:
+    """A :class:`ConfigError` naming ``folder`` and the field when ``record`` (the run's ``eval.json``), or an
+    evaluation added to it later (``added[i]``), was evaluated at other settings than :func:`evaluation_settings`.
+    A setting a record does not give (written before it was recorded) is not compared."""
+    expected = evaluation_settings(config, model, variant)
+    parts = [("settings", record.get("settings"))]
+    parts += [(f"added[{i}].settings", entry.get("settings")) for i, entry in enumerate(record.get("added") or [])]
+    for where, settings in parts:
+        if not isinstance(settings, Mapping):
+            continue
+        for name, value in expected.items():
+            if name in settings and settings[name] != value:
+                raise ConfigError(
+                    f"{folder}: evaluated with other settings than the config gives "
+                    f"{model.name}/{variant or 'base'} now (eval.json {where}.{name} {settings[name]!r} → {value!r}); "
+                    + REMEDY.format(what="evaluate")
+                )
+
+
+def check_dataset(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, Any] | None) -> None:
+    """A :class:`ConfigError` naming ``folder`` and the field when the run in it trained on another dataset than
+    the config's (see the module docstring for how datasets are compared)."""
+    study = Path(config.dataset.path) if config.dataset.path else Path(config.output_dir) / "dataset"
+    own = dataset_summary(study)
+    saved = (saved_args or {}).get("dataset_path")
+    if isinstance(saved, str) and saved and Path(saved).is_dir():
+        if study.is_dir() and Path(saved).resolve() == study.resolve():
+            return
+        theirs = dataset_summary(Path(saved))
+        differ = _differences(theirs, own) if theirs is not None and own is not None else None
+        if differ == []:
+            return  # a copy of the same build
+        shown = f"dataset_path {saved!r} → {str(study)!r}" + (f", {', '.join(differ[:3])}" if differ else "")
+        raise ConfigError(f"{folder}: trained on another dataset than the config's ({shown}); {_remedy()}")
+    documents = _documents_read(folder)
+    if own is not None and documents is not None and own.get("documents") not in (None, documents):
+        raise ConfigError(
+            f"{folder}: trained on another dataset than the config's (training_summary.json "
+            f"data.documents_in_dataset {documents!r} → {own['documents']!r} in {study}); {_remedy()}"
+        )
+
+
+def dataset_summary(folder: Path) -> dict[str, Any] | None:
+    """A built dataset's ``summary.json`` (None: no build there, or no summary)."""
+    path = folder / "summary.json"
+    if not ((folder / "documents").is_dir() and (folder / "pairs").is_dir() and path.is_file()):
+        return None
+    summary = read_json(path)
+    return summary if isinstance(summary, dict) else None
+
+
+def _differences(theirs: Mapping[str, Any], own: Mapping[str, Any]) -> list[str]:
+    """``name old → new`` for each identity field both summaries give that differs."""
+    return [
+        f"{name} {theirs[name]!r} → {own[name]!r}"
+        for name in DATASET_IDENTITY
+        if name in theirs and name in own and theirs[name] != own[name]
+    ]
+
+
+def _documents_read(folder: Path) -> int | None:
+    """How many documents the run's dataset held, as its ``training_summary.json`` recorded (None: not recorded)."""
+    path = folder / "training_summary.json"  # plan.TRAINING_DONE_NAME, written when training finished
+    summary = read_json(path) if path.is_file() else None
+    data = summary.get("data") if isinstance(summary, dict) else None
+    count = data.get("documents_in_dataset") if isinstance(data, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _remedy() -> str:
+    return REMEDY.format(what="train")

@@ -1,0 +1,123 @@
+"""A study folder holding finished runs is reused only for the study the config describes now: a run (the base
+included) evaluated at another ``eval_max_length``, ``eval_dtype`` or prompt, or trained on another dataset, is
+refused by name, never skipped as done and reported as the config's (biohicl.study.reuse)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from biohicl.errors import ConfigError
+from biohicl.study import ReproduceConfig, plan_study, prepare_dataset, run_study
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+from tests.conftest import tiny_study_values
+
+
+def _values(tmp_path: Path, tiny_bert_dir: Path, dataset: str = "dataset", **overrides) -> dict:
+    values = tiny_study_values(str(tmp_path / "study"), str(tmp_path / dataset), model=str(tiny_bert_dir))
+    return values | {"variants": {"full": {}}} | overrides
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A finished tiny study (the base and full/seed0, 2 steps), copied afresh by each test."""
+    out = tmp_path_factory.mktemp("reuse")
+    run_study(ReproduceConfig.from_dict(_values(out, tiny_bert_dir)), progress=False, write_plots=False)
+    return out
+
+
+@pytest.fixture
+def study(finished, tmp_path) -> Path:
+    for name in ("study", "dataset"):
+        shutil.copytree(finished / name, tmp_path / name)
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"  # as the run saved it, in this copy's dataset
+    args = json.loads((run / TRAINING_ARGS_JSON).read_text(encoding="utf-8"))
+    (run / TRAINING_ARGS_JSON).write_text(json.dumps(args | {"dataset_path": str(tmp_path / "dataset")}), "utf-8")
+    return tmp_path
+
+
+def _model(values: dict, **changes) -> dict:
+    return values | {"models": [values["models"][0] | changes]}
+
+
+def test_the_same_config_skips_every_run(study, tiny_bert_dir):
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir))
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({"eval_max_length": 64}, "settings.max_length 32 → 64"),
+        ({"query_prompt": "query: "}, "settings.query_prompt '' → 'query: '"),
+    ],
+)
+def test_a_run_evaluated_at_another_length_or_prompt_is_refused_naming_its_folder_and_field(
+    study, tiny_bert_dir, change, shown
+):
+    changed = ReproduceConfig.from_dict(_model(_values(study, tiny_bert_dir), **change))
+    base = study / "study" / "tiny" / "base"
+    with pytest.raises(ConfigError) as caught:
+        plan_study(changed)
+    assert str(caught.value).startswith(f"{base}: evaluated with other settings than the config gives tiny/base now")
+    assert f"(eval.json {shown}); restore the config, or move the run away to evaluate it again" in str(caught.value)
+    shutil.move(base, study / "old_base")  # the base moved away: the trained run is refused the same way
+    if "query_prompt" in change:
+        return  # a prompt is a training setting too: the run is refused as trained with other settings first
+    with pytest.raises(ConfigError, match=rf"^{study}/study/tiny/full/seed0: evaluated .* tiny/full now \(eval.json "):
+        plan_study(changed)
+
+
+def test_a_run_evaluated_at_another_dtype_is_refused(study, tiny_bert_dir):
+    changed = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, eval_dtype="bfloat16"))
+    with pytest.raises(
+        ConfigError, match=r"tiny/base: evaluated .* \(eval.json settings.dtype 'float32' → 'bfloat16'\)"
+    ):
+        plan_study(changed)
+
+
+def test_an_evaluation_added_at_other_settings_is_refused_too(study, tiny_bert_dir):
+    path = study / "study" / "tiny" / "base" / "eval.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["added"] = [{"settings": {**record["settings"], "max_length": 128}, "tasks": ["biosses"]}]
+    path.write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\(eval.json added\[0\].settings.max_length 128 → 32\)"):
+        plan_study(ReproduceConfig.from_dict(_values(study, tiny_bert_dir)))
+
+
+def test_a_run_trained_on_another_dataset_is_refused(study, tiny_bert_dir):
+    values = _values(study, tiny_bert_dir, dataset="other")
+    values["dataset"] = values["dataset"] | {"limit": 20}
+    changed = ReproduceConfig.from_dict(values)
+    run = study / "study" / "tiny" / "full" / "seed0"
+    # not built yet (--dry_run): the runs' dataset is here and is not the config's
+    with pytest.raises(ConfigError, match=rf"^{run}: trained on another dataset .*\(dataset_path '{study}/dataset' →"):
+        plan_study(changed)
+    prepare_dataset(changed, progress=False)  # built, as run_study does before planning: the summaries differ
+    with pytest.raises(ConfigError) as caught:
+        plan_study(changed)
+    assert f"'{study}/other', documents 24 → 20, " in str(caught.value)
+
+
+def test_a_copy_of_the_dataset_is_the_same_dataset(study, tiny_bert_dir):
+    shutil.copytree(study / "dataset", study / "copy")
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, dataset="copy"))
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+def test_a_dataset_path_of_another_machine_is_compared_by_its_document_count(study, tiny_bert_dir):
+    """Committed records name a folder that is not here: the run's own count of documents read is compared."""
+    run = study / "study" / "tiny" / "full" / "seed0"
+    args = json.loads((run / TRAINING_ARGS_JSON).read_text(encoding="utf-8"))
+    (run / TRAINING_ARGS_JSON).write_text(json.dumps(args | {"dataset_path": "/elsewhere/dataset"}), "utf-8")
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir))
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
+    summary = json.loads((run / "training_summary.json").read_text(encoding="utf-8"))
+    assert summary["data"]["documents_in_dataset"] == 24
+    summary["data"]["documents_in_dataset"] = 30
+    (run / "training_summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\(training_summary.json data.documents_in_dataset 30 → 24 in "):
+        plan_study(config)
