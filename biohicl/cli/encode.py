@@ -1,4 +1,9 @@
-"""``biohicl encode``: embed a text file into a safetensors matrix (one row per input line, input order kept)."""
+"""``biohicl encode``: embed a text file into a safetensors matrix (one row per input line, input order kept).
+
+A .txt file's row ``i`` is its line ``i``, blank lines included (encoded as the empty text, so rows stay aligned
+with the lines; a .txt file carries no ids to realign them by); .tsv and .jsonl rows carry ids (the file's
+``ids`` metadata) and their blank lines are skipped.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,12 @@ HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors
 @dataclass
 class EncodeArguments:
     model: str = field(metadata={"help": "Registered name (BioHiCL-Base), Hub repo id[@revision] or a folder."})
-    input: str = field(metadata={"help": "A .txt file (one text per line) or .jsonl (strings or {id,title,text})."})
+    input: str = field(
+        metadata={
+            "help": "A .txt file (one text per line, blank lines included: row i is line i), .tsv (id<TAB>text "
+            "rows, optional header) or .jsonl (strings or {id,title,text})."
+        }
+    )
     output: str = field(metadata={"help": "Where to write the safetensors file (tensor `embeddings` [n, dim])."})
     kind: str = field(
         default="document",
@@ -28,6 +38,7 @@ class EncodeArguments:
     quantize: str | None = field(
         default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
     )
+    progress: bool = field(default=True, metadata={"help": "Progress bar (--no_progress: none)."})
 
     def __post_init__(self) -> None:
         from biohicl.errors import ConfigError
@@ -39,6 +50,7 @@ class EncodeArguments:
 def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
+    from biohicl.cli.progress import library_bars
     from biohicl.data.corpus import check_text_file
     from biohicl.models.onnx_backend import check_backend, load_inference_model, onnx_providers, with_backend
     from biohicl.search.embeddings_file import encode_file
@@ -53,11 +65,12 @@ def main(argv: list[str]) -> int:
     backend, quantize = check_backend(args.backend, args.quantize)
     extra = {"providers": onnx_providers(args.device)} if backend == "onnx" else {}  # checked before the model loads
     # ONNX Runtime's export starts from a CPU model; --device picks where its session runs
-    model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device)
-    model = with_backend(model, backend, quantize, **extra)
+    with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
+        model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device)
+        model = with_backend(model, backend, quantize, **extra)
     embeddings = encode_file(
         model, args.input, args.output, kind=args.kind, dtype=args.dtype, compute_dtype=args.compute_dtype,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, show_progress_bar=None if args.progress else False,
     )  # fmt: skip
     print(f"wrote {len(embeddings)} × {embeddings.shape[1]} {args.dtype} embeddings to {args.output}")
     return 0

@@ -39,8 +39,9 @@ class SearchArguments:
         default=None,
         metadata={
             "help": "A file of queries, searched after any given as strings: .txt (one per line, blank lines "
-            "skipped) or .jsonl (BEIR queries: `_id` and `text`, or one JSON string per line); the ids are "
-            "printed with the hits (`query_id` in --json).",
+            "skipped), .tsv (id<TAB>text rows, a header naming the columns optional, as `biohicl index` reads a "
+            "corpus) or .jsonl (BEIR queries: `_id` and `text`, or one JSON string per line); the ids are printed "
+            "with the hits (`query_id` in --json). Other suffixes (.csv) are refused.",
             "metavar": "FILE",
         },
     )
@@ -68,7 +69,13 @@ class SearchArguments:
             "2024); give the one the dataset was built with (as biohicl train --mesh_path)."
         },
     )
-    json: bool = field(default=False, metadata={"help": "Print the hits as JSON lines instead of a table."})
+    json: bool = field(
+        default=False,
+        metadata={
+            "help": "Print the hits as JSON lines instead of a table; with the MeSH explanation (not --no_mesh) "
+            "each hit also carries `shared` (its shared descriptors) and `siml`."
+        },
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
 
     def __post_init__(self) -> None:
@@ -139,18 +146,20 @@ def main(argv: list[str]) -> int:
         logger.warning("warning: %s", warning.message)
     warned = False
     for query_id, query, hits in zip(query_ids, extra.queries, results, strict=True):
+        explanation = explain_hits(hits, mesh) if mesh is not None else None
+        if explanation is not None and not warned:
+            warned = warn_unplaced(explanation, mesh)
         if args.json:
             named = {"query_id": query_id} if query_id is not None else {}
-            for hit in hits:
-                print(json.dumps({**named, "query": query, **asdict(hit)}, ensure_ascii=False))
+            for i, hit in enumerate(hits):
+                record = {**named, "query": query, **asdict(hit), **json_explanation(explanation, i)}
+                print(json.dumps(record, ensure_ascii=False))
             continue
         print(f"query {query_id}: {query}" if query_id is not None else f"query: {query}")
         for hit in hits:
             title = hit.title or "(no title)"
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {title}")
-        if mesh is not None:
-            explanation = explain_hits(hits, mesh)
-            warned = warned or warn_unplaced(explanation, mesh)
+        if explanation is not None:
             print("    " + explanation.format().replace("\n", "\n    "))
         print()
     return 0
@@ -175,10 +184,10 @@ def check_index_folder(path: str) -> None:
 
 def load_mesh(args: SearchArguments, index):
     """The hierarchy to explain hits with (``--mesh_path``, else the packaged MeSH 2024); None when the hits are not
-    explained (``--no_mesh``, ``--json``, or an index without MeSH labels)."""
+    explained (``--no_mesh``, or an index without MeSH labels)."""
     from biohicl.mesh.hierarchy import MeshHierarchy
 
-    if args.json or not (args.mesh and index.manifest is not None and index.manifest.has_mesh):
+    if not (args.mesh and index.manifest is not None and index.manifest.has_mesh):
         return None
     return MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
 
@@ -200,6 +209,16 @@ def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
     return ids, texts
 
 
+def json_explanation(explanation, i: int) -> dict:
+    """Hit ``i``'s explanation as --json fields: ``shared`` (its shared descriptors' names, most specific first) and
+    ``siml`` (SimL to the --like document, or its mean SimL to the other annotated hits; null when it has no
+    placed label); nothing when the hits are not explained."""
+    if explanation is None:
+        return {}
+    why = explanation.hits[i]
+    return {"shared": why.shared, "siml": why.siml}
+
+
 def print_like(index, args: SearchArguments, mesh=None) -> int:
     """``--like``: each document's hits, with SimL and the MeSH terms shared with it (``mesh``: the hierarchy, None
     when the hits are not explained)."""
@@ -212,14 +231,15 @@ def print_like(index, args: SearchArguments, mesh=None) -> int:
     warned = False
     for doc_id, hits in zip(args.like, results, strict=True):
         source = by_id[doc_id]
+        explanation = explain_hits(hits, mesh, query_mesh=source.get("mesh", [])) if mesh is not None else None
+        if explanation is not None and not warned:
+            warned = warn_unplaced(explanation, mesh)
         if args.json:
-            for hit in hits:
-                print(json.dumps({"like": doc_id, **asdict(hit)}, ensure_ascii=False))
+            for i, hit in enumerate(hits):
+                record = {"like": doc_id, **asdict(hit), **json_explanation(explanation, i)}
+                print(json.dumps(record, ensure_ascii=False))
             continue
         print(f"like: {doc_id}  {source.get('title') or '(no title)'}")
-        explanation = explain_hits(hits, mesh, query_mesh=source.get("mesh", [])) if mesh is not None else None
-        if explanation is not None:
-            warned = warned or warn_unplaced(explanation, mesh)
         for i, hit in enumerate(hits):
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {hit.title or '(no title)'}")
             if explanation is not None:

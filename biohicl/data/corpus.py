@@ -256,23 +256,45 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
 
 #: Suffixes of files that are not lines of text, which :func:`read_texts` refuses (their bytes are no texts).
 NOT_TEXT_SUFFIXES = (".parquet", ".safetensors", ".npy", ".npz", ".pt", ".bin", ".arrow", ".zip", ".pkl")
+#: What :func:`read_texts` reads: .jsonl records, .tsv ``id<TAB>text`` rows (as :func:`read_tsv`), lines of text.
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+TSV_SUFFIXES = (".tsv", ".tsv.gz")
+TEXT_SUFFIXES = (".txt", ".txt.gz")
 
 
 def check_text_file(path: str | Path) -> Path:
     """``path`` if :func:`read_texts` can read it; else a one-line :class:`DataError` (a folder, a missing file, a
-    parquet corpus or other binary file)."""
+    parquet corpus or other binary file, a name ending in another suffix than .txt, .tsv or .jsonl, such as .csv,
+    whose lines are no texts). A name without a suffix (``/dev/stdin``) is read as lines of text."""
     path = check_file(path)
-    if path.name.lower().endswith(NOT_TEXT_SUFFIXES):
+    name = path.name.lower()
+    if name.endswith(NOT_TEXT_SUFFIXES):
         parquet = path.suffix.lower() == ".parquet"
         hint = "; encode a parquet corpus with `biohicl index CORPUS --model M --output DIR`" if parquet else ""
-        raise DataError(f"not a text file (expected .txt or .jsonl, optionally .gz){hint}", path)
+        raise DataError(f"not a text file (expected .txt, .tsv or .jsonl, optionally .gz){hint}", path)
+    if path.suffix and not name.endswith((*JSONL_SUFFIXES, *TSV_SUFFIXES, *TEXT_SUFFIXES)):
+        raise DataError(
+            f"unknown format {path.suffix} (expected .txt: one text per line, .tsv: id<TAB>text rows with an optional "
+            "header, or .jsonl; optionally .gz)",
+            path,
+        )
     return path
 
 
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
-    """``(id or None, text)`` per line of a .txt or .jsonl file (streamed); see :func:`check_text_file`."""
+    """``(id or None, text)`` per line of a .txt, .tsv or .jsonl file (streamed); see :func:`check_text_file`.
+
+    A .txt line is one text (no id), blank lines included; a .tsv row is read as :func:`read_tsv` reads a corpus
+    (a header naming the id/title/text columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines
+    skipped); a .jsonl line is a JSON string or a record (:func:`document_from_record`; id from its line number
+    when it has none)."""
     path = check_text_file(path)
-    if not path.name.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+    name = path.name.lower()
+    if name.endswith(TSV_SUFFIXES):
+        for doc in read_tsv(path):
+            yield doc.id, doc.full_text()
+        return
+    if not name.endswith(JSONL_SUFFIXES):
         for _, line in iter_lines(path):
             yield None, line.rstrip("\n\r")
         return

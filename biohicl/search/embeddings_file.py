@@ -24,9 +24,11 @@ def encode_file(
     dtype: str = "float32",
     compute_dtype: str | None = None,
     batch_size: int = 32,
+    show_progress_bar: bool | None = None,
 ) -> torch.Tensor:
     """Embed every text of ``input`` (.txt lines or .jsonl records) into ``output`` (written atomically); returns
-    the matrix. ``compute_dtype`` is the autocast dtype (default: ``dtype`` on a GPU, float32 on CPU)."""
+    the matrix. ``compute_dtype`` is the autocast dtype (default: ``dtype`` on a GPU, float32 on CPU);
+    ``show_progress_bar=False`` hides the encoding bar (None: the encoder's default)."""
     storage = parse_dtype(dtype)
     compute = parse_dtype(compute_dtype, "compute_dtype") if compute_dtype else None
     if compute is None and model.device.type == "cuda" and storage != torch.float32:
@@ -41,7 +43,11 @@ def encode_file(
     parts = [
         chunk.to(storage)
         for chunk in model.iter_encode(
-            texts(), batch_size=batch_size, kind=kind, dtype=compute if compute not in (None, torch.float32) else None
+            texts(),
+            batch_size=batch_size,
+            kind=kind,
+            dtype=compute if compute not in (None, torch.float32) else None,
+            show_progress_bar=show_progress_bar,
         )
     ]
     embeddings = torch.cat(parts) if parts else torch.empty(0, model.embedding_dim, dtype=storage)

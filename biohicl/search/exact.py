@@ -4,9 +4,10 @@
 >>> hits[0].id, hits[0].score, hits[0].title
 >>> search_like("index/scifact", ["25429730"])          # documents like an indexed one (no model)
 
-:func:`search_embeddings` is the core: it streams the index ``chunk_size`` rows at a time (a shard is read through
-safetensors' lazy slices, never whole), scores them with one matrix product and keeps a running top-k, so memory
-is ``O(queries × chunk_size)`` whatever the number of documents. Explanations of the hits:
+:func:`search_embeddings` is the core: it streams the index ``chunk_size`` rows at a time (positioned reads of each
+block into its own buffer, :meth:`~biohicl.search.index.Index.iter_blocks`: no shard is memory-mapped, so none
+counts whole against the process's memory), scores them with one matrix product and keeps a running top-k, so
+memory is ``O(queries × chunk_size)`` whatever the number of documents. Explanations of the hits:
 :mod:`biohicl.search.explain`.
 """
 
@@ -63,6 +64,7 @@ def search_embeddings(
                 block = torch.nn.functional.normalize(block, dim=-1)
             scores = q @ block.T
             best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k, stable=True)
+            del block, scores  # freed before the next block is read: one block in memory at a time
     return best_scores.cpu(), best_rows.cpu()
 
 

@@ -19,7 +19,8 @@ import torch
 
 from biohicl.data.corpus import iter_lines
 from biohicl.errors import ConfigError, DataError
-from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest
+from biohicl.search.float_rows import FloatRows, read_rows
+from biohicl.search.layout import IndexManifest
 
 DEFAULT_CHUNK_SIZE = 65_536
 
@@ -58,6 +59,7 @@ class Index:
         self._docs = docs
         #: compressed forms opened by searches, by kind (see :func:`biohicl.search.exact.compressed_view`)
         self.compressed_views: dict[str, Any] = {}
+        self._rows: FloatRows | None = None
         if manifest is not None:
             self._starts = [s.start for s in manifest.shards]
 
@@ -109,6 +111,12 @@ class Index:
         return self.manifest.normalized if self.manifest is not None else True
 
     # ------------------------------------------------------------------ reading
+    def _float_rows(self) -> FloatRows:
+        """The shards' rows by positioned reads (headers read once)."""
+        if self._rows is None:
+            self._rows = FloatRows(self.manifest, self.directory)
+        return self._rows
+
     def iter_blocks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(first_row, block)`` with blocks of at most ``chunk_size`` rows, in row order."""
         if chunk_size < 1:
@@ -117,19 +125,12 @@ class Index:
             for start in range(0, self._embeddings.shape[0], chunk_size):
                 yield start, self._embeddings[start : start + chunk_size]
             return
-        from safetensors import safe_open
-
-        for shard in self.manifest.shards:
-            path = self.directory / shard.file
-            try:
-                with safe_open(str(path), framework="pt") as handle:
-                    rows = handle.get_slice(EMBEDDINGS_KEY)
-                    for offset in range(0, shard.count, chunk_size):
-                        yield shard.start + offset, rows[offset : min(offset + chunk_size, shard.count)]
-            except DataError:
-                raise
-            except Exception as err:  # a truncated or garbled shard
-                raise DataError(f"unreadable shard ({err})", path) from None
+        rows = self._float_rows()
+        for number, shard in enumerate(self.manifest.shards):
+            layout = rows.layout(number)
+            for offset in range(0, shard.count, chunk_size):
+                local = np.arange(offset, min(offset + chunk_size, shard.count))
+                yield shard.start + offset, _as_tensor(read_rows(layout, local))
 
     def embeddings(self) -> torch.Tensor:
         """All rows as one float32 tensor (for small indexes and tests)."""
@@ -156,17 +157,7 @@ class Index:
         """The embedding rows at ``positions`` as float32 ``[n, dim]`` (reads only those rows of their shards)."""
         if self._embeddings is not None:
             return self._embeddings[list(positions)].float()
-        from safetensors import safe_open
-
-        out = torch.empty(len(positions), self.dim)
-        for i, position in enumerate(positions):
-            if not 0 <= position < len(self):
-                raise IndexError(f"row {position} is outside the index (0..{len(self) - 1})")
-            shard = self.manifest.shards[bisect.bisect_right(self._starts, position) - 1]
-            with safe_open(str(self.directory / shard.file), framework="pt") as handle:
-                local = position - shard.start
-                out[i] = handle.get_slice(EMBEDDINGS_KEY)[local : local + 1][0].float()
-        return out
+        return torch.from_numpy(self._float_rows().take(np.asarray(positions, dtype=np.int64).reshape(-1)))
 
     def documents(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         """``{row: {"id", "title", "mesh"}}`` for the given rows (reads only the shards' sidecars needed)."""
@@ -204,6 +195,12 @@ def _doc_record(line: str, path: Path, line_number: int) -> dict[str, Any]:
     if not isinstance(record, dict) or "id" not in record:
         raise DataError("not a JSON object with an `id`", path, line_number)
     return record
+
+
+def _as_tensor(rows: np.ndarray) -> torch.Tensor:
+    """Rows read from a shard as a tensor of the shard's dtype (bfloat16 from its uint16 bits)."""
+    tensor = torch.from_numpy(rows)
+    return tensor.view(torch.bfloat16) if rows.dtype == np.uint16 else tensor
 
 
 def load_index(directory: str | Path) -> Index:
