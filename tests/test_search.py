@@ -498,3 +498,19 @@ def test_hits_mostly_of_another_hierarchy_are_unplaced(mesh):
     assert (other.labels, other.placed, other.unplaced) == (3, 1, True)
     unlabelled = explain_hits([Hit("a", 0.9, 1, 0, "A", ()), Hit("b", 0.8, 2, 1, "B", ())])
     assert (unlabelled.labels, unlabelled.unplaced) == (0, False)
+
+
+def test_like_says_no_labels_rather_than_siml_0_for_an_unlabelled_side(index_dir, mesh, capsys):
+    """SimL 0.000 reads as "unrelated labels": a hit or a --like document without labels has no SimL at all."""
+    index = load_index(index_dir)
+    hits = search_like(index, "p4", top_k=6)[0]
+    explanation = explain_hits(hits, mesh, query_mesh=["D009765", "D003924"])
+    assert [why.siml is None for why in explanation.hits] == [hit.id == "p5" for hit in hits]
+    assert cli(["search", str(index_dir), "--like", "p4", "--top_k", "6", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if " p5 " in line)
+    assert lines[at + 1] == "       no MeSH labels"
+    assert cli(["search", str(index_dir), "--like", "p5", "--top_k", "2", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["like: p5  no labels", "       (p5 has no MeSH labels: no SimL to its hits)"]
+    assert not any("SimL 0.000" in line for line in lines)

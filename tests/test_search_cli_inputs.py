@@ -87,8 +87,8 @@ def test_like_json_carries_siml_and_shared_terms(index_dir, mesh, capsys):
     records = json_lines(capsys.readouterr().out)
     assert [r["id"] for r in records] == [h.id for h in hits]
     for record, hit in zip(records, hits, strict=True):
-        siml = mesh.label_similarity(["D009765", "D003924"], list(hit.mesh)) if hit.mesh else 0.0
-        assert record["siml"] == pytest.approx(siml, abs=1e-12)
+        siml = mesh.label_similarity(["D009765", "D003924"], list(hit.mesh)) if hit.mesh else None
+        assert record["siml"] == (None if siml is None else pytest.approx(siml, abs=1e-12))
         shared = [mesh.names[ui] for ui in ("D009765", "D003924") if ui in hit.mesh]
         assert sorted(record["shared"]) == sorted(shared)
     assert cli(["search", str(index_dir), "--like", "p4", "--top_k", "3", "--json", "--no_mesh"]) == 0

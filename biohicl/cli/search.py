@@ -240,11 +240,17 @@ def print_like(index, args: SearchArguments, mesh=None) -> int:
                 print(json.dumps(record, ensure_ascii=False))
             continue
         print(f"like: {doc_id}  {source.get('title') or '(no title)'}")
+        unlabelled = explanation is not None and not explanation.query_mesh
+        if unlabelled:
+            which = "MeSH labels this hierarchy places" if source.get("mesh") else "MeSH labels"
+            print(f"       ({doc_id} has no {which}: no SimL to its hits)")
         for i, hit in enumerate(hits):
             print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.id:<12} {hit.title or '(no title)'}")
-            if explanation is not None:
+            if explanation is not None and not unlabelled:
                 why = explanation.hits[i]
                 shared = ", ".join(why.shared) or "no descriptor"
-                print(f"       SimL {why.siml:.3f}; shares {shared}")
+                print(
+                    f"       SimL {why.siml:.3f}; shares {shared}" if why.siml is not None else "       no MeSH labels"
+                )
         print()
     return 0

@@ -175,7 +175,7 @@ def explain_hits(
             for ui in shared:
                 terms[ui].ranks.append(hit.rank)
             common = _most_specific(query_nodes & mesh.label_nodes(uis))
-            siml = mesh.label_similarity(query, uis) if uis and query else 0.0
+            siml = mesh.label_similarity(query, uis) if uis and query else None  # no labels on a side: no SimL
             explained.append(
                 HitExplanation(hit, [mesh.names[u] for u in shared], [node_names[n] for n in common], siml)
             )
