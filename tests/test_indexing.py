@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from biohicl.data.corpus import Document, iter_documents, read_corpus
 from biohicl.errors import ConfigError, DataError
 from biohicl.models.model import BioHiCL
+from biohicl.search.contents import text_digest
 from biohicl.search.indexing import build_index
 from biohicl.search.layout import PROBE_TEXTS, IndexManifest, ids_digest
 
@@ -154,7 +155,8 @@ def test_index_layout_manifest_and_values(model, tmp_path):
     expected = model.encode([f"{d['title']} {d['text']}" for d in docs], convert_to="torch")
     torch.testing.assert_close(emb, expected, atol=1e-5, rtol=0)
     assert [r["id"] for r in sidecar] == [d["_id"] for d in docs]
-    assert sidecar[1] == {"id": "doc1", "title": "title 1", "mesh": ["D009765", "D003924"]}
+    text_sha = text_digest(f"{docs[1]['title']} {docs[1]['text']}")  # what was encoded (biohicl.search.contents)
+    assert sidecar[1] == {"id": "doc1", "title": "title 1", "mesh": ["D009765", "D003924"], "text_sha": text_sha}
     assert "mesh" not in sidecar[2]
     assert manifest.shards[0].ids_sha256 == ids_digest(f"doc{i}" for i in range(5))
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.search.contents import first_other_text
 from biohicl.search.index import Index
 from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
 
@@ -73,9 +74,12 @@ class IndexDocuments:
                     f"(both {manifest.model}; probe cosine {cosine:.4f}); rebuild the index with this model"
                 )
 
-    def lookup(self, corpus_ids: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
+    def lookup(
+        self, corpus_ids: Sequence[str], texts: Sequence[str] | None = None
+    ) -> Callable[[Sequence[str]], np.ndarray]:
         """``doc ids -> [n, dim]`` rows for a corpus of exactly ``corpus_ids`` (a :class:`DataError` when the index
-        holds other documents); reads every row into memory once."""
+        holds other documents, or, with ``texts``, the corpus's texts as evaluation encodes them, ``title + " " +
+        text``, other texts than the index encoded); reads every row into memory once."""
         index = self.index
         records = index.documents(range(len(index)))
         rows = {str(records[row]["id"]): row for row in range(len(index))}
@@ -93,6 +97,14 @@ class IndexDocuments:
                 f"corpus ids missing{', e.g. ' + missing[0] if missing else ''}; {len(rows)} indexed{blank})",
                 self.directory,
             )
+        if texts is not None:
+            changed = first_other_text(records.values(), dict(zip(corpus_ids, texts, strict=True)), self.location)
+            if changed is not None:
+                raise DataError(
+                    f"the index was built from other texts than the corpus has (first differing id {changed!r}); "
+                    "rebuild the index from this corpus or evaluate without --document_index",
+                    self.directory,
+                )
         embeddings = index.embeddings().numpy()
 
         def lookup(doc_ids: Sequence[str]) -> np.ndarray:

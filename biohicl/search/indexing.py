@@ -5,7 +5,8 @@
 Shard ``g`` holds documents ``g * shard_size`` to ``(g + 1) * shard_size - 1`` of the corpus stream, in order, so
 an index is the same whatever the number of processes (the folder's files: :mod:`biohicl.search.layout`). Every
 shard on disk is complete (atomic writes), so a rerun with the same arguments skips them (checking that the corpus
-still has the same ids there) and encodes the rest.
+still has the same ids there, with the same texts and MeSH labels: :mod:`biohicl.search.contents`) and encodes the
+rest.
 
 **Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...``, or ``torchrun
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
@@ -35,6 +36,7 @@ from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
+from biohicl.search.contents import CONTENT_KEY, UNKNOWN, content_digest, first_changed
 from biohicl.search.layout import (
     MANIFEST_NAME,
     SETTINGS_NAME,
@@ -119,15 +121,26 @@ def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[
     return lambda: blank_documents.indexed(iter_documents(corpus), BlankDocuments(), keep_blank)
 
 
-def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[str]) -> str | None:
-    """The ids digest of shard ``number`` on disk when it holds ``docs``; None when it holds only their first ones
-    (the earlier corpus ended there, documents were added since: encode it again); else a :class:`DataError` (saying
-    so when the shard holds blank documents, ``blank_ids``, that this run left out)."""
+def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[str]) -> tuple[str, str | None] | None:
+    """The ids and content digests of shard ``number`` on disk when it holds ``docs`` (the content one None for a
+    shard written before biohicl recorded it); None when it holds only their first ones (the earlier corpus ended
+    there, documents were added since: encode it again); else a :class:`DataError`: other documents, or the same
+    ids with another text or other MeSH labels (naming the first such id), or blank documents, ``blank_ids``, that
+    this run left out."""
     meta = read_shard_metadata(path)
     digest = ids_digest(d.id for d in docs)
     count = int(meta.get("count", -1))
     if meta.get("ids_sha256") == digest and count == len(docs):
-        return digest
+        content = meta.get(CONTENT_KEY)
+        if content is None or content == content_digest(docs):
+            return digest, content
+        changed = first_changed(path.with_name(docs_name(number)), docs)
+        raise DataError(
+            f"shard {number} was built from other documents"
+            + (f" (first differing id {changed!r})" if changed is not None else "")
+            + "; index into a new folder or remove it",
+            path,
+        )
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
         logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
         return None
@@ -138,6 +151,17 @@ def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[s
         "output folder",
         path,
     )
+
+
+def _kept_shards(directory: Path, world: int) -> int:
+    """The shards the ranks kept from an earlier run (``kept_shards`` of each ``rank-*.json``; a missing or broken
+    one counts 0 here: :func:`merge_rank_manifests` refuses it)."""
+    kept = 0
+    for path in (directory / rank_manifest_name(rank) for rank in range(world)):
+        with contextlib.suppress(DataError):
+            part = read_json(path) if path.is_file() else None
+            kept += part["kept_shards"] if isinstance(part, dict) and isinstance(part.get("kept_shards"), int) else 0
+    return kept
 
 
 def _settings(
@@ -288,7 +312,8 @@ def build_index(
     keep_blank = blank_documents.recorded_mode(directory) == blank_documents.KEEP  # every rank: as rank 0 recorded
 
     own: list[ShardInfo] = []
-    total_shards = 0
+    total_shards = kept = 0
+    unknown_contents = False
     has_titles = has_mesh = False
     encoded = skipped = 0
     blank, blank_ids = BlankDocuments(), set[str]()
@@ -312,10 +337,16 @@ def build_index(
                 continue
             path = directory / shard_name(number)
             if resume and path.is_file() and (directory / docs_name(number)).is_file():
-                digest = _kept_digest(path, docs, number, blank_ids)
-                if digest is not None:
-                    own.append(ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank))
+                digests = _kept_digest(path, docs, number, blank_ids)
+                if digests is not None:
+                    digest, content = digests
+                    if content is None and not unknown_contents:
+                        logger.warning("%s: shard %d is kept, but %s", directory, number, UNKNOWN.format(" or label"))
+                    unknown_contents = unknown_contents or content is None
+                    info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, content)
+                    own.append(info)
                     skipped += len(docs)
+                    kept += 1
                     bar.update(len(docs))
                     continue
                 # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
@@ -346,6 +377,7 @@ def build_index(
         "has_mesh": has_mesh,
         "encoded": encoded,
         "skipped": skipped,
+        "kept_shards": kept,
         "skipped_blank": 0 if keep_blank else blank.count,
         "shards": [asdict(s) for s in own],
     }
@@ -353,7 +385,10 @@ def build_index(
     state.wait_for_everyone()
     if state.is_main_process:
         blank_documents.report(blank, keep_blank, directory, source)
+        kept = _kept_shards(directory, world)
         manifest = merge_rank_manifests(directory, world, settings)
+        if not fresh:
+            logger.info("resuming: kept %d of %d shards", kept, len(manifest.shards))
         refresh_compressed(directory, manifest, kinds, calibration_rows)
     state.wait_for_everyone()
     return IndexManifest.load(directory)
