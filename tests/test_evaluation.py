@@ -602,3 +602,27 @@ def test_siml_agreement_pairs_documents_of_one_label_kind_only(tmp_path, mesh):
     one.write_text("".join(json.dumps({**r, "label_kind": "indexing"}) + "\n" for r in rows))
     task = evaluate_model(fixed, [f"siml-agreement@{one}"])["tasks"]["siml-agreement"]
     assert task["num_queries"] == 10 and "over all 10 pairs of 5 labelled documents" in task["protocol"]
+
+
+def test_document_index_of_other_texts_with_the_same_ids_is_refused(tiny_bert_dir, tmp_path):
+    """A corrected abstract under the same id: the index's rows are of the old text, so evaluation refuses them."""
+    import shutil
+
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    folder = write_beir(tmp_path / "toy")
+    model = BioHiCL.from_pretrained(tiny_bert_dir)
+    build_index(model, folder, tmp_path / "idx", shard_size=3, batch_size=2, show_progress_bar=False)
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    corpus = changed / "corpus.jsonl"
+    lines = [json.loads(line) for line in corpus.read_text().splitlines()]
+    lines[-1]["text"] += " (corrected)"
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    documents = IndexDocuments(tmp_path / "idx", model)
+    with pytest.raises(
+        DataError, match=rf"other texts than the corpus has \(first differing id '{lines[-1]['_id']}'\)"
+    ):
+        evaluate_beir(model, changed, document_index=documents, show_progress_bar=False)
+    assert evaluate_beir(model, folder, document_index=documents, show_progress_bar=False).metrics

@@ -238,8 +238,9 @@ class DocumentIndex(Protocol):
     #: where the embeddings come from (recorded in results; its last part is named in the task's protocol)
     location: str
 
-    def lookup(self, corpus_ids: Sequence[str]) -> DocumentEmbeddings:
-        """The rows of a corpus of exactly ``corpus_ids``; raises when the source holds other documents."""
+    def lookup(self, corpus_ids: Sequence[str], texts: Sequence[str] | None = None) -> DocumentEmbeddings:
+        """The rows of a corpus of exactly ``corpus_ids``; raises when the source holds other documents, or, given
+        ``texts`` (the corpus's, as evaluation encodes them), rows of other texts."""
         ...
 
 
@@ -323,7 +324,11 @@ def evaluate_beir(
         )
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)
-    lookup = document_index.lookup(list(data.corpus)) if document_index is not None else None
+    lookup = (
+        document_index.lookup(list(data.corpus), texts=list(data.corpus.values()))
+        if document_index is not None
+        else None
+    )
     run = dense_retrieve(
         encoder,
         data.queries,
