@@ -197,3 +197,15 @@ def test_ranks_record_the_digests_and_refuse_a_changed_shard_on_resume(tiny_bert
     docs[6] = Document("d6", "heart cells 6", mesh=("D006331",))  # shard 3, rank 1's
     with pytest.raises(DataError, match=r"shard 3 was built from other documents \(first differing id 'd6'\)"):
         run(docs)
+
+
+def test_the_command_line_shows_the_resume_line(tiny_bert_dir, tmp_path, capsys):
+    """``biohicl index`` rerun into its folder says on the console how many shards it kept."""
+    from biohicl.cli.main import main as cli
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", records(5))
+    built = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(tmp_path / "idx"), "--no_progress"]
+    assert cli([*built, "--shard_size", "2"]) == 0
+    capsys.readouterr()
+    assert cli([*built, "--shard_size", "2"]) == 0
+    assert "resuming: kept 3 of 3 shards\n" in capsys.readouterr().out

@@ -16,11 +16,11 @@ import sys
 from collections.abc import Iterable, Iterator
 
 #: Library loggers whose INFO records are a command's output (the study's runs, each evaluated task and the evaluations
-#: read back from the evaluation cache, the trainable share of a new adapter, training's selection summary; what a
-#: save, a soup, an ONNX export or an index's compression wrote, and the ONNX encoder's device and check; publishing's
-#: upload and missing-results lines, the sentence-transformers files and stale signature entries it leaves out, a
-#: staged dataset). A package name stands for all its modules, so none of its modules may be listed beside it (that
-#: would print twice).
+#: read back from the evaluation cache, the trainable share of a new adapter, training's selection summary; what a save,
+#: a soup, an ONNX export or an index's compression wrote, the shards an index rerun kept, and the ONNX encoder's device
+#: and check; publishing's upload and missing-results lines, the sentence-transformers files and stale signature entries
+#: it leaves out, a staged dataset). A package name stands for all its modules, so none of its modules may be listed
+#: beside it (that would print twice).
 PROGRESS_LOGGERS = (
     "biohicl.study",
     "biohicl.evaluation.runner",
@@ -32,6 +32,7 @@ PROGRESS_LOGGERS = (
     "biohicl.models.onnx_export",
     "biohicl.models.onnx_backend",
     "biohicl.training",
+    "biohicl.search.indexing",
     "biohicl.search.compression",
     "biohicl.hub.publish",
     "biohicl.hub.run_sources",
