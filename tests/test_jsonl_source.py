@@ -357,8 +357,9 @@ def test_the_printed_report_tallies_dropped_label_names_but_summary_json_does_no
         "label kinds: indexing 3; splits: train 3, dev 0, test 0; repeated PMIDs (in one input or several): 0",
     ]
     assert summary["read"]["labels_dropped"] == {UNRESOLVED_NAME: 15, UNKNOWN_ID: 2}
-    assert set(summary["read"]) == {"read", "kept", "skipped", "labels_dropped", "labels_ignored", "noted",
-                                    "mean_labels_per_document", "examples", "files", "unrecognised_files"}  # fmt: skip
+    assert set(summary["read"]) == {"read", "kept", "skipped", "labels_dropped", "labels_ignored", "labels_noted",
+                                    "noted", "mean_labels_per_document", "examples", "files",
+                                    "unrecognised_files"}  # fmt: skip
     assert "Unknown 07" not in json.dumps(summary) and "dropped_labels" not in summary
 
 

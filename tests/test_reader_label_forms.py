@@ -16,14 +16,18 @@ from biohicl.data.pubmed_xml import read_medline
 from biohicl.data.pubtator import read_pubtator
 from biohicl.data.records import (
     DUPLICATE,
+    EMPTY_ABSTRACT,
+    FROM_TREE_NUMBER,
     MALFORMED,
     SCR_ID,
     UNKNOWN_TREE,
     UNRESOLVED_NAME,
+    MeshRecord,
     ReadReport,
 )
 from biohicl.data.sources import detect_source, read_records, resolve_inputs, unique_records
 from biohicl.errors import DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 # from the packaged MeSH 2024 table
 DM, HUMANS, HEART = "D003920", "D006801", "D006321"
@@ -57,6 +61,38 @@ def test_jsonl_unknown_tree_number_has_its_own_reason(tmp_path, mesh):
         list(read_jsonl(path, mesh, strict=True))
 
 
+def test_jsonl_tree_numbers_resolve_in_the_loaded_release_are_counted_and_bare_codes_are_dropped(tmp_path, mesh):
+    # C16.320.798: Primary Immunodeficiency Diseases (D000081207) in the packaged MeSH 2024, Polycystic Kidney
+    # Diseases (D007690) in MeSH 2017 (NLM's 2017 MeshTree.txt, its three lines on that path here)
+    assert "C16.320.798" in mesh.trees["D000081207"]
+    mesh_2017 = tmp_path / "2017MeshTree.txt"
+    mesh_2017.write_text(
+        "Tree Number\tDesc Ui\tTerm\nC16\tD009358\tCongenital, Hereditary, and Neonatal Diseases and Abnormalities\n"
+        "C16.320\tD030342\tGenetic Diseases, Inborn\nC16.320.798\tD007690\tPolycystic Kidney Diseases\n"
+    )
+    path = tmp_path / "trees.jsonl"
+    write_lines(path, [{"pmid": "1", "abstract": "A.", "mesh": ["C16.320.798"]},
+                       {"pmid": "2", "abstract": "B.", "mesh": ["C18", "Humans"]}])  # fmt: skip
+    report = ReadReport()
+    assert [r.mesh for r in read_jsonl(path, mesh, report=report)] == [("D000081207",), (HUMANS,)]
+    assert report.labels_noted == {FROM_TREE_NUMBER: 1}  # the one tree number; a bare C18 (ICD-10-like) is no label
+    assert report.labels_dropped == {UNRESOLVED_NAME: 1} and report.dropped_names == {"C18": 1}
+    assert report.examples[FROM_TREE_NUMBER] == [
+        f"{path}, record 1: 'C16.320.798' read as D000081207 'Primary Immunodeficiency Diseases' (MeSH 2024)"
+    ]
+    assert report.to_dict()["labels_noted"] == {FROM_TREE_NUMBER: 1}
+    assert f"labels kept, noted: {FROM_TREE_NUMBER}: 1" in report.summary()
+    report = ReadReport()
+    records = list(read_jsonl(path, MeshHierarchy.load(mesh_2017), report=report))
+    assert [r.mesh for r in records] == [("D007690",)]  # Humans is no 2017 descriptor in that file: pmid 2 skipped
+    assert report.labels_noted == {FROM_TREE_NUMBER: 1}
+
+    write_lines(path, [{"pmid": "1", "abstract": "A.", "mesh": ["C19.246"]}] * 2)  # a dropped copy's note taken back
+    report = ReadReport()
+    assert len(list(unique_records(read_jsonl(path, mesh, report=report), report))) == 1
+    assert report.labels_noted == {FROM_TREE_NUMBER: 1} and report.skipped == {DUPLICATE: 1}
+
+
 def test_jsonl_is_detected_by_any_label_field_on_any_line_of_the_head(tmp_path):
     cases = {
         "labels.jsonl": [{"pmid": "1", "abstract": "A.", "labels": [DM]}],
@@ -83,6 +119,16 @@ def test_an_unrecognised_jsonl_input_is_an_error_naming_it(tmp_path, mesh):
     with pytest.raises(DataError, match=rf"^{beir}: JSON lines with no MeSH label field \(mesh_uis, mesh, labels"):
         resolve_inputs([("auto", [good, beir])])
     assert [r.pmid for r in read_records("auto", [good], mesh)] == ["1"]
+    for name in ("corpus.ndjson", "corpus.NDJSON.gz"):  # JSON lines by another name: refused alike, never left out
+        path = tmp_path / name
+        with (gzip.open if name.endswith(".gz") else open)(path, "wt", encoding="utf-8") as handle:
+            handle.write(json.dumps({"_id": "1", "text": "x"}) + "\n")
+        with pytest.raises(DataError, match=rf"^{path}: JSON lines with no MeSH label field"):
+            resolve_inputs([("auto", [good, path])])
+    labelled = tmp_path / "mine.ndjson.gz"
+    with gzip.open(labelled, "wt", encoding="utf-8") as handle:
+        handle.write(json.dumps({"pmid": "2", "abstract": "B.", "mesh": [HEART]}) + "\n")
+    assert [(r.pmid, r.mesh) for r in read_records("auto", [labelled], mesh)] == [("2", (HEART,))]
 
 
 MEDLINE = "PMID- {pmid}\nTI  - Title {pmid}.\nAB  - Abstract {pmid}.\nMH  - Humans\nMH  - {bad}\n\n"
@@ -111,6 +157,29 @@ def test_a_dropped_duplicate_takes_its_dropped_and_ignored_labels_back(tmp_path,
     assert report.examples[DUPLICATE] == [f"{path}, record 4: pmid '7' (also in {path}, record 1)"]
     with pytest.raises(DataError, match=rf"^{path}, record 4: duplicate pmid '7' \(also in {path}, record 1\)$"):
         list(unique_records(read_jsonl(path, mesh), strict=True))
+
+    path = tmp_path / "skipped.jsonl"  # a record skipped when read keeps its dropped and ignored labels counted
+    write_lines(path, [{"pmid": "1", "abstract": "", "mesh": ["Nonexistent Thing", "C012345"]},
+                       {"pmid": "2", "abstract": "x", "mesh": ["Humans"]}])  # fmt: skip
+    report = ReadReport()
+    assert [r.pmid for r in unique_records(read_jsonl(path, mesh, report=report), report)] == ["2"]
+    assert (report.kept, report.labels_kept, report.skipped) == (1, 1, {EMPTY_ABSTRACT: 1})
+    assert report.labels_dropped == {UNRESOLVED_NAME: 1} and report.labels_ignored == {SCR_ID: 1}
+
+
+def test_a_duplicate_replaced_by_a_later_pubmedqa_copy_names_the_other_copy():
+    def copies():
+        mine = MeshRecord("1", "T.", "A.", (HUMANS,), "jsonl", origin="mine.jsonl", record_number=3)
+        return [mine, MeshRecord("1", "T.", "A.", (HUMANS,), "pubmedqa", origin="ori_pqal.json", record_number=7)]
+
+    report = ReadReport()
+    kept = list(unique_records(copies(), report))  # the copy yielded first, then replaced in place
+    assert [(r.source, r.origin, r.record_number) for r in kept] == [("pubmedqa", "ori_pqal.json", 7)]
+    assert report.examples[DUPLICATE] == ["mine.jsonl, record 3: pmid '1' (also in ori_pqal.json, record 7)"]
+    with pytest.raises(
+        DataError, match=r"^ori_pqal.json, record 7: duplicate pmid '1' \(also in mine.jsonl, record 3\)$"
+    ):
+        list(unique_records(copies(), strict=True))
 
 
 CITATION = (

@@ -16,9 +16,10 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
   abstract).
 * labels: the first of :data:`~biohicl.data.documents.LABEL_COLUMNS` present, a list of strings or one
   ``|``-separated string; each a descriptor UI (``D…``; a ``MESH:`` prefix in any case and a qualifier UI after it,
-  ``D012694Q000378``, allowed), a tree number (its descriptor), a descriptor name or an entry term, or a MEDLINE
-  heading (``*Name/qualifier``: the descriptor kept), in any mix. Unknown ones are dropped and counted as the other
-  readers do (SCR ids ``C…`` ignored).
+  ``D012694Q000378``, allowed), a tree number below a category root (``C16.320.798``: its descriptor in the loaded
+  MeSH release, whose tree numbers they must be, counted in ``labels_noted``; a bare ``C18`` is no tree number), a
+  descriptor name or an entry term, or a MEDLINE heading (``*Name/qualifier``: the descriptor kept), in any mix.
+  Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
 * ``label_kind``: ``indexing`` (the default: descriptors assigned to the whole article) or ``mentions`` (ids of
   entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
   other fields (a ``split`` too) are not read.
@@ -74,7 +75,7 @@ def read_jsonl(
     strict: bool = False,
     report: ReadReport | None = None,
 ) -> Iterator[MeshRecord]:
-    """MeSH-labelled abstracts from a JSON lines file (``.jsonl`` or ``.jsonl.gz``; fields in the module doc)."""
+    """MeSH-labelled abstracts from a JSON lines file (``.jsonl``, ``.ndjson``, gzipped too; fields: module doc)."""
     path = check_file(path)
     ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report)
     with open_utf8_bytes(path) as handle:
@@ -177,8 +178,9 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
 
 def _resolve_label(ctx: ReadContext, label: str) -> list[str]:
     """The descriptor UI of one label: a UI (``MESH:``/``mesh:`` prefix and a qualifier UI after it stripped:
-    ``mesh:D012694Q000378`` is D012694), a tree number (its descriptor), a name or entry term, or a MEDLINE
-    heading (``*Diabetes Mellitus/therapy``: the ``*`` and qualifiers stripped, the descriptor kept)."""
+    ``mesh:D012694Q000378`` is D012694), a tree number with a ``.`` (its descriptor in this release, noted), a name
+    or entry term, or a MEDLINE heading (``*Diabetes Mellitus/therapy``: the ``*`` and qualifiers stripped, the
+    descriptor kept)."""
     text = label.strip()
     if _ID_LIKE.match(text):
         return ctx.resolve_ids([label])

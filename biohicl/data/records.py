@@ -63,12 +63,16 @@ RETRACTED = "retracted publication (kept)"  # PublicationType "Retracted Publica
 UNRESOLVED_NAME = "MeSH name not in this MeSH release"
 UNKNOWN_ID = "descriptor id not in this MeSH release"
 UNKNOWN_TREE = "tree number not in this MeSH release"
+#: a label given as a tree number, kept as the descriptor the loaded release gives it: counted in ``labels_noted``, as
+#: tree numbers move between releases (C16.320.798 is Polycystic Kidney Diseases in MeSH 2017, another one in 2024)
+FROM_TREE_NUMBER = "resolved from a tree number (release-specific)"
 SCR_ID = "supplementary concept id (not a descriptor)"
 UNNORMALISED = "mention without MeSH id (-1)"
 SCR_PATTERN = re.compile(r"^C\d{6,9}$")  # a MeSH supplementary concept record id, e.g. C012345
 MESH_PREFIX = re.compile(r"^mesh:", re.IGNORECASE)  # ``MESH:D003920``, ``mesh:D003920``
 QUALIFIED_ID = re.compile(r"^(D\d{6,9})Q\d{6}$")  # a descriptor UI with a qualifier UI: ``D012694Q000378``
-TREE_NUMBER = re.compile(r"^[A-Z]\d{2}(\.\d{3})*$")  # a MeSH tree number: ``C18.452.394.750``
+#: a MeSH tree number below a category root: ``C18.452.394.750`` (a bare ``C18``, an ICD-10 look-alike, is not one)
+TREE_NUMBER = re.compile(r"^[A-Z]\d{2}(\.\d{3})+$")
 #: a control character, refused in a document id: a newline would forge a log line, a NUL or escape garble one
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -91,10 +95,11 @@ class MeshRecord:
     major: tuple[str, ...] = ()  # descriptor UIs marked major topic (MEDLINE ``*`` / MajorTopicYN="Y")
     origin: str = field(default="", compare=False, repr=False)  # the file the record was read from
     record_number: int = field(default=0, compare=False, repr=False)  # its record number there (0: not known)
-    #: the labels its reader dropped (reason, label) and ignored (reason): taken back out of the report's counts
+    #: the labels its reader dropped (reason, label), ignored and noted (reason): taken back out of the report's counts
     #: when a later copy of the record is dropped (:func:`~biohicl.data.sources.unique_records`)
     dropped_labels: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     ignored_labels: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    noted_labels: tuple[str, ...] = field(default=(), compare=False, repr=False)  # reasons, as ``ignored_labels``
 
     def __post_init__(self) -> None:
         if not self.label_kind:
@@ -129,6 +134,7 @@ class ReadReport:
     skipped: Counter = field(default_factory=Counter)
     labels_dropped: Counter = field(default_factory=Counter)
     labels_ignored: Counter = field(default_factory=Counter)
+    labels_noted: Counter = field(default_factory=Counter)  # kept labels worth a note (FROM_TREE_NUMBER)
     examples: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
@@ -166,6 +172,7 @@ class ReadReport:
             "skipped": dict(self.skipped),
             "labels_dropped": dict(self.labels_dropped),
             "labels_ignored": dict(self.labels_ignored),
+            "labels_noted": dict(self.labels_noted),
             "noted": dict(self.noted),
             "mean_labels_per_document": round(self.mean_labels, 3),
             "examples": {reason: [where(text) for text in texts] for reason, texts in self.examples.items()},
@@ -182,6 +189,7 @@ class ReadReport:
             ("skipped", self.skipped),
             ("labels dropped", self.labels_dropped),
             ("labels ignored", self.labels_ignored),
+            ("labels kept, noted", self.labels_noted),
             ("kept, noted", self.noted),
         ):
             for reason, count in counter.most_common():
@@ -216,13 +224,14 @@ class ReadContext:
         self.dropped = 0  # labels of the current record that did not resolve
         self.dropped_labels: list[tuple[str, str]] = []  # the current record's: (reason, label)
         self.ignored_labels: list[str] = []  # the current record's: reason
+        self.noted_labels: list[str] = []  # the current record's: reason
         self._tree_map: dict[str, str] | None = None  # tree number -> descriptor UI, built when first needed
 
     def start(self) -> None:
         """Begin the next record."""
         self.record += 1
         self.dropped = 0
-        self.dropped_labels, self.ignored_labels = [], []
+        self.dropped_labels, self.ignored_labels, self.noted_labels = [], [], []
 
     def drop_label(self, reason: str, label: str) -> None:
         """Count a label of the current record that did not resolve (an error when strict)."""
@@ -237,6 +246,12 @@ class ReadContext:
         if count > 0:
             self.report.labels_ignored[reason] += count
             self.ignored_labels += [reason] * count
+
+    def note_label(self, reason: str, detail: str) -> None:
+        """Count a kept label of the current record worth a note (never an error, strict or not)."""
+        self.report.labels_noted[reason] += 1
+        self.noted_labels.append(reason)
+        self.report.note(reason, self.path, self.record, detail)
 
     def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
         record = self.record if record is None else record
@@ -284,7 +299,8 @@ class ReadContext:
         return uis
 
     def resolve_tree_numbers(self, numbers: Iterable[str]) -> list[str]:
-        """Descriptor UIs of tree numbers (each tree number is one descriptor's); an unknown one is dropped."""
+        """Descriptor UIs of tree numbers (each tree number is one descriptor's in the loaded release), each counted
+        as :data:`FROM_TREE_NUMBER`; an unknown one is dropped."""
         if self._tree_map is None:
             self._tree_map = {tn: ui for ui, tns in self.mesh.trees.items() for tn in tns}
         uis = []
@@ -294,6 +310,8 @@ class ReadContext:
                 self.drop_label(UNKNOWN_TREE, raw)
             else:
                 uis.append(ui)
+                named = f"{raw.strip()!r} read as {ui} {self.mesh.names[ui]!r} (MeSH {self.mesh.version})"
+                self.note_label(FROM_TREE_NUMBER, named)  # the release's year only: no machine path in summary.json
         return uis
 
     def emit(self, pmid: str, title: str, abstract: str, uis: Sequence[str], **extra: Any) -> MeshRecord | None:
@@ -316,7 +334,7 @@ class ReadContext:
         self.report.labels_kept += len(mesh)
         if "major" in extra:
             extra["major"] = tuple(ui for ui in dict.fromkeys(extra["major"]) if ui in mesh)
-        dropped, ignored = tuple(self.dropped_labels), tuple(self.ignored_labels)
+        dropped, ignored, noted = tuple(self.dropped_labels), tuple(self.ignored_labels), tuple(self.noted_labels)
         return MeshRecord(
             str(pmid),
             title.strip(),
@@ -327,5 +345,6 @@ class ReadContext:
             record_number=self.record,
             dropped_labels=dropped,
             ignored_labels=ignored,
+            noted_labels=noted,
             **extra,
         )

@@ -44,6 +44,8 @@ _PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
 _MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
 _PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
 _OTHER_JSON_START = re.compile(rb'\{\s*"(\d+|articles)"\s*:')  # a one-line PubMedQA or BioASQ file: never read on
+#: names of JSON lines files: one that is not recognised is refused, never left out as an unknown format
+JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 DELETED_SPLIT = "deleted"  # the split of a yielded record a later NLM update file deleted (dropped by the build)
 
 
@@ -103,9 +105,9 @@ def resolve_inputs(
 ) -> list[tuple[str, list[Path]]]:
     """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
     whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
-    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, a ``.jsonl`` or
-    ``.jsonl.gz`` file not recognised (a corpus its user meant to give: no label field in its first 64 KB), or no
-    recognised file at all, is a :class:`~biohicl.errors.DataError`."""
+    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, a JSON lines file
+    (:data:`JSON_LINES_SUFFIXES`) not recognised (a corpus its user meant to give: no label field in its first
+    64 KB), or no recognised file at all, is a :class:`~biohicl.errors.DataError`."""
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     for source, files in inputs:
@@ -116,7 +118,7 @@ def resolve_inputs(
         for path in paths:
             check_file(path)
             detected = detect_source(path)
-            if detected is None and path.name.lower().endswith((".jsonl", ".jsonl.gz")):
+            if detected is None and path.name.lower().endswith(JSON_LINES_SUFFIXES):
                 raise DataError(
                     f"JSON lines with no MeSH label field ({', '.join(DETECT_FIELDS)}) in a line of its first 64 KB:"
                     " not a labelled corpus (a BEIR corpus.jsonl is not one); give it with --source jsonl if its "
@@ -211,8 +213,10 @@ def unique_records(
         older = nlm_file_number(first.origin)
         revision = newer is not None and older is not None and newer != older
         dropped: MeshRecord | None = record
+        earlier = kept = _located(first)  # the copy read before this one, named before it may be replaced below
         if (record.source == "pubmedqa" and first.source != "pubmedqa") or (revision and newer > older):
             dropped = replace(first) if first.split != DELETED_SPLIT else None  # a deleted one is counted already
+            kept = _located(record)
             test = first.split == "test" or record.split == "test"
             for name in (f.name for f in fields(record)):
                 setattr(first, name, getattr(record, name))
@@ -220,18 +224,19 @@ def unique_records(
                 first.split = "test"
         elif record.split == "test":
             first.split = "test"
-        where = _located(first)
-        detail = f"pmid {record.pmid[:40]!r} (also in {where})"
-        if dropped is not None:
-            _count_dropped(report, dropped, REVISED if revision else DUPLICATE, detail)
-        if strict and not revision:
-            raise DataError(f"duplicate {detail}", record.origin or record.source, record.record_number or None)
+        shown = f"pmid {record.pmid[:40]!r}"
+        if dropped is not None:  # named where the dropped copy was read, with the copy kept
+            _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"{shown} (also in {kept})")
+        if strict and not revision:  # named where this copy was read, with the one read before it
+            raise DataError(
+                f"duplicate {shown} (also in {earlier})", record.origin or record.source, record.record_number or None
+            )
     apply_deletions()
 
 
 def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, detail: str) -> None:
-    """Count a record dropped from the stream after its reader counted it kept: its labels, kept, dropped and
-    ignored, are taken back out of the report's counts (they are the kept copy's to count)."""
+    """Count a record dropped from the stream after its reader counted it kept: its labels, kept, dropped, ignored
+    and noted, are taken back out of the report's counts (they are the kept copy's to count)."""
     if report is None:
         return
     report.kept -= 1
@@ -240,6 +245,7 @@ def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, 
         *((report.labels_dropped, why) for why, _ in dropped.dropped_labels),
         *((report.dropped_names, label) for _, label in dropped.dropped_labels),
         *((report.labels_ignored, why) for why in dropped.ignored_labels),
+        *((report.labels_noted, why) for why in dropped.noted_labels),
     ):
         counter[key] -= 1
         if counter[key] <= 0:
