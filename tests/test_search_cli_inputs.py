@@ -1,5 +1,6 @@
-"""The input files of `biohicl search --queries_file` and `biohicl encode` (.txt, .tsv with the corpus reader's
-rules, .jsonl; other suffixes refused), `search --json` with the MeSH explanation, and `encode --no_progress`."""
+"""The input files of `biohicl search --queries_file` and `biohicl encode` (.tsv with the corpus reader's rules and
+queries headers, .jsonl, .csv/.json refused, any other name lines of text), `search --json` with the MeSH
+explanation, and `encode --no_progress`."""
 
 from __future__ import annotations
 
@@ -77,6 +78,32 @@ def test_a_queries_file_of_another_format_is_refused_in_one_line(index_dir, tmp_
     )
     with pytest.raises(DataError, match=r"queries.csv: unknown format .csv"):
         list(read_texts(csv))
+
+
+def test_a_tsv_with_a_queries_header_is_read_by_its_columns(tmp_path):
+    # BEIR's query-id and TREC's qid/query headers were a data row (a query "query", an encoded row "qid"), and
+    # id<TAB>query a "no text" error: each is one query, id 1
+    headers = ["qid\tquery", "query-id\ttext", "query_id\tquery", "id\tquery", "\ufeffqid\tquery"]
+    for number, header in enumerate(headers):
+        path = tmp_path / f"q{number}.tsv"
+        path.write_text(f"{header}\n1\twhat is diabetes\n", encoding="utf-8")
+        assert list(read_texts(path)) == [("1", "what is diabetes")], header
+    titled = tmp_path / "titled.tsv"  # a header naming no id column still is one; a row without an id is refused
+    titled.write_text("title\ttext\nbrain cancer\tcancer of the brain\n")
+    with pytest.raises(DataError, match=r"titled.tsv, record 2: no document id"):
+        list(read_texts(titled))
+
+
+def test_a_texts_file_of_any_other_name_is_read_as_lines(tmp_path):
+    # every suffix but .txt/.tsv/.jsonl was refused, a `mktemp` name's too: only .csv, .json and binaries are
+    for name in ("tmp.cU40Jj1cBw", "q.text", "q.md", "q.lst", "Q.TXT"):
+        path = tmp_path / name
+        path.write_text("statin dementia\n\nheart\n")
+        assert list(read_texts(path)) == [(None, "statin dementia"), (None, ""), (None, "heart")], name
+    for name in ("q.csv", "q.json", "q.json.gz"):
+        (tmp_path / name).write_text("[]\n")
+        with pytest.raises(DataError, match=rf"{name}: unknown format \.(csv|json)"):
+            list(read_texts(tmp_path / name))
 
 
 def test_like_json_carries_siml_and_shared_terms(index_dir, mesh, capsys):

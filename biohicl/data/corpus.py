@@ -33,6 +33,9 @@ ID_FIELDS = ("_id", "id", "doc_id", "docid", "pmid")
 TEXT_FIELDS = ("text", "abstract", "contents")
 TITLE_FIELDS = ("title",)
 MESH_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
+#: a queries file's column names (BEIR's ``query-id``, TREC's ``qid``, ``query``) read as the id and text columns by
+#: :func:`read_texts`, in this order, where the header names no column of :data:`ID_FIELDS` / :data:`TEXT_FIELDS`
+QUERY_COLUMNS = {"qid": "id", "query_id": "id", "query-id": "id", "query": "text"}
 PARQUET_BATCH_ROWS = 4096
 
 
@@ -125,7 +128,7 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line; a
     byte-order mark opening the file is dropped (an editor's "UTF-8 with BOM" is UTF-8)."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, 1):
@@ -164,21 +167,30 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
         yield document_from_record(record, path, number)
 
 
-def read_tsv(path: str | Path) -> Iterator[Document]:
-    """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns."""
+def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
+    """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns.
+
+    A first line is a header when a field names an id column (:data:`ID_FIELDS`); with ``queries`` (a queries or
+    texts file, :func:`read_texts`) when a field names any id, text or title column or a :data:`QUERY_COLUMNS` one
+    (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and text."""
     path = Path(path)
     header: list[str] | None = None
+    names = {*ID_FIELDS, *TEXT_FIELDS, *TITLE_FIELDS, *QUERY_COLUMNS} if queries else set(ID_FIELDS)
     for number, line in iter_lines(path):
         row = line.rstrip("\r\n").split("\t")  # no quoting: a plain split, with no field size limit
         if not any(row):
             continue
-        if number == 1 and any(c.strip().lower() in ID_FIELDS for c in row):
+        if number == 1 and any(c.strip().lower() in names for c in row):
             header = [c.strip().lower() for c in row]
             continue
         if header is not None:
             if len(row) != len(header):
                 raise DataError(f"expected {len(header)} columns, got {len(row)}", path, number)
-            yield document_from_record(dict(zip(header, row, strict=False)), path, number)
+            record = dict(zip(header, row, strict=False))
+            for alias, name in QUERY_COLUMNS.items() if queries else ():
+                if alias in record and first_field(record, ID_FIELDS if name == "id" else TEXT_FIELDS) is None:
+                    record[name] = record[alias]
+            yield document_from_record(record, path, number)
         elif len(row) == 2:
             yield document_from_record({"id": row[0], "text": row[1]}, path, number)
         elif len(row) == 3:
@@ -256,25 +268,29 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
 
 #: Suffixes of files that are not lines of text, which :func:`read_texts` refuses (their bytes are no texts).
 NOT_TEXT_SUFFIXES = (".parquet", ".safetensors", ".npy", ".npz", ".pt", ".bin", ".arrow", ".zip", ".pkl")
-#: What :func:`read_texts` reads: .jsonl records, .tsv ``id<TAB>text`` rows (as :func:`read_tsv`), lines of text.
+#: Suffixes of text whose lines are not one text each (a CSV row, a JSON document), which :func:`read_texts` refuses.
+NOT_LINES_SUFFIXES = (".csv", ".csv.gz", ".json", ".json.gz")
+#: What :func:`read_texts` reads: .jsonl records, .tsv ``id<TAB>text`` rows (as :func:`read_tsv`); lines of text
+#: from any other name (.txt) not refused.
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 TSV_SUFFIXES = (".tsv", ".tsv.gz")
-TEXT_SUFFIXES = (".txt", ".txt.gz")
 
 
 def check_text_file(path: str | Path) -> Path:
     """``path`` if :func:`read_texts` can read it; else a one-line :class:`DataError` (a folder, a missing file, a
-    parquet corpus or other binary file, a name ending in another suffix than .txt, .tsv or .jsonl, such as .csv,
-    whose lines are no texts). A name without a suffix (``/dev/stdin``) is read as lines of text."""
+    parquet corpus or other binary file, :data:`NOT_TEXT_SUFFIXES`, or a .csv or .json file, :data:`NOT_LINES_SUFFIXES`,
+    whose lines are no texts). Any other name (``/dev/stdin``, ``q.text``, a ``mktemp`` name) is read as lines of text,
+    as a .txt file."""
     path = check_file(path)
     name = path.name.lower()
     if name.endswith(NOT_TEXT_SUFFIXES):
         parquet = path.suffix.lower() == ".parquet"
         hint = "; encode a parquet corpus with `biohicl index CORPUS --model M --output DIR`" if parquet else ""
         raise DataError(f"not a text file (expected .txt, .tsv or .jsonl, optionally .gz){hint}", path)
-    if path.suffix and not name.endswith((*JSONL_SUFFIXES, *TSV_SUFFIXES, *TEXT_SUFFIXES)):
+    refused = next((suffix for suffix in NOT_LINES_SUFFIXES if name.endswith(suffix)), None)
+    if refused is not None:
         raise DataError(
-            f"unknown format {path.suffix} (expected .txt: one text per line, .tsv: id<TAB>text rows with an optional "
+            f"unknown format {refused} (expected .txt: one text per line, .tsv: id<TAB>text rows with an optional "
             "header, or .jsonl; optionally .gz)",
             path,
         )
@@ -284,14 +300,15 @@ def check_text_file(path: str | Path) -> Path:
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
     """``(id or None, text)`` per line of a .txt, .tsv or .jsonl file (streamed); see :func:`check_text_file`.
 
-    A .txt line is one text (no id), blank lines included; a .tsv row is read as :func:`read_tsv` reads a corpus
-    (a header naming the id/title/text columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines
-    skipped); a .jsonl line is a JSON string or a record (:func:`document_from_record`; id from its line number
+    A .txt line (any name but a .tsv or .jsonl one) is one text (no id), blank lines included; a .tsv row is read as
+    :func:`read_tsv` reads a corpus, a queries file's column names too (a header naming the id/title/text or
+    :data:`QUERY_COLUMNS` columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines skipped); a .jsonl
+    line is a JSON string or a record (:func:`document_from_record`; id from its line number
     when it has none)."""
     path = check_text_file(path)
     name = path.name.lower()
     if name.endswith(TSV_SUFFIXES):
-        for doc in read_tsv(path):
+        for doc in read_tsv(path, queries=True):
             yield doc.id, doc.full_text()
         return
     if not name.endswith(JSONL_SUFFIXES):
