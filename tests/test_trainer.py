@@ -1559,9 +1559,9 @@ def test_an_evaluators_numpy_metrics_are_logged_and_checkpointed_as_floats(tiny_
     rows = json.loads((run / "dev_evaluations.json").read_text())
     assert [(r["step"], r["eval_acc"], r["eval_n"]) for r in rows] == [(0, 0.5, 3.0), (1, 0.5, 3.0), (2, 0.5, 3.0)]
     with pytest.raises(ConfigError, match=r"evaluator: metric 'acc' is not a number \('high'\)"):
-        from biohicl.training.trainer import _as_floats
+        from biohicl.training.evaluator_checks import metric_floats
 
-        _as_floats({"acc": "high"})
+        metric_floats({"acc": "high"})
 
 
 def test_the_dataloader_arguments_reach_the_training_dataloader(tiny_bert_dir, docs_file, tmp_path, monkeypatch):

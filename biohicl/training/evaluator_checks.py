@@ -1,9 +1,11 @@
-"""What an evaluator is to the trainer (:data:`Evaluator`), and the checks of an evaluation a run cannot do, made
-before any training (:func:`check_evaluation`)."""
+"""What an evaluator is to the trainer (:data:`Evaluator`), its metrics as the trainer logs them
+(:func:`metric_floats`), and the checks of an evaluation a run cannot do, made before any training
+(:func:`check_evaluation`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -40,3 +42,15 @@ def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None
     if args.selection_metric_key is not None:
         logged = {f"eval_{n}" for n in names} | ({"eval_dev_score"} if args.selection_metrics else set())
         check_metric("metric_for_best_model", args.selection_metric_key, logged)
+
+
+def metric_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``); a value that
+    is no number is a :class:`~biohicl.errors.ConfigError` naming the metric."""
+    values = {}
+    for name, value in dict(metrics).items():
+        try:
+            values[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
+    return values

@@ -46,7 +46,7 @@ from biohicl.training.checkpoint import (
     whole_run_loss,
 )
 from biohicl.training.distributed import component_means
-from biohicl.training.evaluator_checks import Evaluator, check_evaluation
+from biohicl.training.evaluator_checks import Evaluator, check_evaluation, metric_floats
 from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
@@ -55,17 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Batch keys that go to the loss, not to the model.
 LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
-
-
-def _as_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """An evaluator's metrics as Python floats (a numpy scalar does not go into ``trainer_state.json``)."""
-    values = {}
-    for name, value in dict(metrics).items():
-        try:
-            values[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"evaluator: metric {name!r} is not a number ({value!r})") from None
-    return values
 
 
 def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -257,7 +246,7 @@ class BioHiCLTrainer(Trainer):
         start = time.time()
         try:
             with fp32_forward(model):  # bf16/fp16: accelerate's autocast wrapper is for training, not evaluation
-                raw = _as_floats(self.evaluator(model))
+                raw = metric_floats(self.evaluator(model))
         finally:
             model.train(was_training)
         if self.args.selection_metrics:
