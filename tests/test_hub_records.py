@@ -134,13 +134,26 @@ def test_the_runs_own_records_publish_with_the_measured_line_and_curves(tmp_path
     )
     text = (folder / "README.md").read_text()
     assert "| BIOSSES (all) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
-    assert "Measured at max length 32 tokens in float32 (`eval_results.json`'s settings).\n" in text
+    assert (
+        "Measured at max length 32 tokens in float32 (`eval_results.json` settings.max_length, settings.dtype).\n"
+        in text
+    )
     assert "![training_curves.png](training_curves.png)" in text and (folder / "training_curves.png").is_file()
     results = ModelCard(text).data.to_dict()["model-index"][0]["results"]
     assert [m["value"] for r in results for m in r["metrics"]] == [0.71]
     # the record of the adapter's merged export scores the same weights
     merged = write(tmp_path / "merged.json", record("run-merged", 0.71, kind="merged"))
     build_model_repo_folder(run, tmp_path / "repo", eval_results=merged, base_eval_results=base, overwrite=True)
+    # a record whose settings give no max length: the line names the field it came from
+    older = record("run", 0.71)
+    del older["settings"]["max_length"]
+    folder = build_model_repo_folder(
+        run, tmp_path / "repo", eval_results=write(tmp_path / "older.json", older), overwrite=True
+    )
+    assert (
+        "Measured at max length 32 tokens in float32 (`eval_results.json` model.config.max_length, settings.dtype)."
+        in (folder / "README.md").read_text()
+    )
     # no curves staged: no image in the card
     (run / "training_curves.png").unlink()
     folder = build_model_repo_folder(run, tmp_path / "repo", eval_results=tuned, overwrite=True)
@@ -177,3 +190,61 @@ def test_the_commit_message_names_the_repo_not_the_staging_folder(tmp_path):
     api = RecordingHfApi()
     publish_folder(api, folder, "me/tiny")
     assert api.calls[-1][2]["commit_message"] == "Upload me/tiny with biohicl"
+
+
+def test_a_local_base_evaluated_from_its_folder_publishes_and_a_merged_export_is_not_the_base(
+    tmp_path, tiny_bert_dir, capsys
+):
+    """Through `biohicl evaluate`: an adapter trained from a local base folder with a Hub id (the docs' remedy,
+    --base_model_hub_id) publishes with the record of that folder (its base_model a path, which names no Hub model);
+    the record of the adapter's merged export, given as the base's, is refused (its model.id is its base's Hub id)."""
+    from biohicl.cli.main import main as cli_main
+    from biohicl.models.model import BioHiCL
+    from tests.test_evaluation import write_beir
+
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=BASE_ID, max_length=32)
+    model.add_lora(r=2, alpha=4, target_modules=["query", "value"], verbose=False)
+    model.save_pretrained(tmp_path / "run")
+    model.save_merged(tmp_path / "merged")
+    for folder in ("run", "merged"):
+        (tmp_path / folder / "training_summary.json").write_text(json.dumps({"global_step": 1}))
+    beir = write_beir(tmp_path / "beir")
+    for name, argv in (
+        ("base", [str(tiny_bert_dir), "--max_length", "32"]),
+        ("run", [str(tmp_path / "run"), "--base_model_path", str(tiny_bert_dir)]),
+        ("merged", [str(tmp_path / "merged")]),
+    ):
+        out = str(tmp_path / f"{name}.json")
+        assert cli_main(["evaluate", *argv, "--tasks", str(beir), "--no_progress", "--output", out]) == 0
+    base = json.loads((tmp_path / "base.json").read_text())
+    assert base["model"]["config"]["base_model"] == str(tiny_bert_dir.resolve())
+    merged = json.loads((tmp_path / "merged.json").read_text())["model"]
+    assert (merged["id"], merged["config"]["kind"]) == (BASE_ID, "merged")  # a local merged folder: its base's id
+    folder = build_model_repo_folder(
+        tmp_path / "run",
+        tmp_path / "repo",
+        eval_results=tmp_path / "run.json",
+        base_eval_results=tmp_path / "base.json",
+        license="mit",
+    )
+    assert (folder / "base_eval_results.json").is_file()
+    argv = ["publish", str(tmp_path / "run"), "--repo_id", "me/x", "--dry_run", "--eval_results"]
+    argv += [str(tmp_path / "run.json"), "--base_eval_results", str(tmp_path / "merged.json")]
+    assert cli_error(argv, capsys).endswith(
+        f"{tmp_path / 'merged.json'}: model.config.kind is 'merged': a tuned model's record, not one of the base "
+        f"{BASE_ID} ({tmp_path / 'run' / 'biohicl_config.json'}); pass the record of `biohicl evaluate {BASE_ID}` as "
+        "--base_eval_results"
+    )
+
+
+def test_a_merged_record_that_gives_the_bases_id_is_refused_as_the_base(tmp_path):
+    # an older merged export's record: `biohicl evaluate FOLDER` wrote the base's Hub id as its model.id
+    run = fake_run(tmp_path)
+    merged = write(tmp_path / "merged.json", record(BASE_ID, 0.71, kind="merged"))
+    with pytest.raises(PublishError, match=rf"^{merged}: model.config.kind is 'merged': a tuned model's record"):
+        build_model_repo_folder(
+            run, tmp_path / "repo", eval_results=write(tmp_path / "t.json", TUNED), base_eval_results=merged
+        )
+    # a merged release used as the base: its model.id is the run's base, its base_model its own base
+    release = write(tmp_path / "release.json", record(BASE_ID, 0.7, kind="merged", base_model="org/bert"))
+    build_model_repo_folder(run, tmp_path / "repo", base_eval_results=release)

@@ -121,3 +121,22 @@ def test_a_dataset_path_of_another_machine_is_compared_by_its_document_count(stu
     (run / "training_summary.json").write_text(json.dumps(summary), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\(training_summary.json data.documents_in_dataset 30 → 24 in "):
         plan_study(config)
+
+
+def test_a_max_length_above_the_bases_positions_runs_at_the_cap_and_is_reused(tmp_path, tiny_bert_dir):
+    """The tiny BERT has 128 positions: a study at max_length 200 (no eval_max_length) encodes, trains and evaluates
+    at 128, as BioHiCL.from_base caps it; its records are the config's, not refused on the study's first re-plan."""
+    values = _model(_values(tmp_path, tiny_bert_dir), max_length=200)
+    del values["models"][0]["eval_max_length"]
+    config = ReproduceConfig.from_dict(values)
+    run_study(config, progress=False, write_plots=False)
+    study = tmp_path / "study" / "tiny"
+    for folder in (study / "base", study / "full" / "seed0"):
+        assert json.loads((folder / "eval.json").read_text(encoding="utf-8"))["settings"]["max_length"] == 128
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
+    # a record below the cap is still another length than the config's
+    record = json.loads((study / "base" / "eval.json").read_text(encoding="utf-8"))
+    record["settings"]["max_length"] = 100
+    (study / "base" / "eval.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\(eval.json settings.max_length 100 → 200\); restore the config"):
+        plan_study(config)

@@ -68,31 +68,45 @@ def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[st
 
 def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
     """A :class:`PublishError` naming ``path`` and the field unless the record is of the run's base model
-    (``config["base_model"]``): its ``model.id`` is the base's Hub id, or its ``model.config.base_model`` is and it
-    is no adapter (an adapter's record over that base is a tuned model's). A record that names neither passes."""
+    (``config["base_model"]``): no adapter's or merged model's record over that base (a tuned model's, whatever
+    ``model.id`` a local merged export recorded), and its ``model.id`` is the base's Hub id or its
+    ``model.config.base_model`` is. A record that names neither passes, as does one whose ``base_model`` is a local
+    folder while the run's base is a Hub id (the base evaluated from the local copy the run was trained from, with
+    ``--base_model_hub_id``): a path says nothing of which Hub model it holds."""
     base, theirs = config.get("base_model"), record_config(record)
     model_id = _mapping(record.get("model")).get("id")
-    if base is None or model_id == base:
+    if base is None:
         return
-    if theirs.get("kind") in ("adapter", "merged"):
+    named = theirs.get("base_model")
+    # a merged release used as a base (its model.id the base's) records its own base: not this run's
+    if theirs.get("kind") in ("adapter", "merged") and (named == base or model_id != base):
         raise PublishError(
             f"{path}: model.config.kind is {theirs['kind']!r}: a tuned model's record, not one of the base "
             f"{base} ({source}); pass the record of `biohicl evaluate {base}` as --base_eval_results"
         )
-    named = theirs.get("base_model")
-    if named is not None and named != base:
-        raise PublishError(
-            f"{path}: model.config.base_model is {named!r}, not the base of the model published ({base}, {source}); "
-            f"pass the record of `biohicl evaluate {base}` as --base_eval_results"
-        )
+    if model_id == base or named is None or named == base or _local_beside_hub_id(named, base):
+        return
+    raise PublishError(
+        f"{path}: model.config.base_model is {named!r}, not the base of the model published ({base}, {source}); "
+        f"pass the record of `biohicl evaluate {base}` as --base_eval_results"
+    )
+
+
+def _local_beside_hub_id(named: Any, base: Any) -> bool:
+    """Whether a record's ``base_model`` is a local folder's path and the run's base a Hub id (or registered name)."""
+    from biohicl.models.resolver import looks_like_path
+
+    return isinstance(named, str) and isinstance(base, str) and looks_like_path(named) and not looks_like_path(base)
 
 
 def measured_line(record: Mapping[str, Any], name: str) -> str | None:
     """The card's line on how its figures were measured, from the record (``name``: its file in the repo): max
-    length and dtype as its ``settings`` give them; None when it gives neither."""
-    length = _measured(record).get("max_length", (None, None))[1]
+    length (from ``settings``, else ``model.config``) and dtype (``settings``), naming the fields it read; None when
+    it gives neither."""
+    where, length = _measured(record).get("max_length", (None, None))
     dtype = _mapping(record.get("settings")).get("dtype")
     said = [f"at max length {length} tokens" if length is not None else "", f"in {dtype}" if dtype else ""]
     if not any(said):
         return None
-    return f"Measured {' '.join(s for s in said if s)} (`{name}`'s settings)."
+    fields = [where if length is not None else "", "settings.dtype" if dtype else ""]
+    return f"Measured {' '.join(s for s in said if s)} (`{name}` {', '.join(f for f in fields if f)})."

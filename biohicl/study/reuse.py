@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import ConfigError
+from biohicl.errors import BioHiCLError, ConfigError
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, run_settings
 
@@ -46,7 +46,8 @@ def check_evaluated(
 ) -> None:
     """A :class:`ConfigError` naming ``folder`` and the field when ``record`` (the run's ``eval.json``), or an
     evaluation added to it later (``added[i]``), was evaluated at other settings than :func:`evaluation_settings`.
-    A setting a record does not give (written before it was recorded) is not compared."""
+    A setting a record does not give (written before it was recorded) is not compared; a ``max_length`` above the
+    base's position embeddings is recorded as the encoder used it, capped (:func:`position_limit`)."""
     expected = evaluation_settings(config, model, variant)
     parts = [("settings", record.get("settings"))]
     parts += [(f"added[{i}].settings", entry.get("settings")) for i, entry in enumerate(record.get("added") or [])]
@@ -54,12 +55,34 @@ def check_evaluated(
         if not isinstance(settings, Mapping):
             continue
         for name, value in expected.items():
-            if name in settings and settings[name] != value:
+            if name in settings and settings[name] != value and not _capped(name, settings[name], value, model):
                 raise ConfigError(
                     f"{folder}: evaluated with other settings than the config gives "
                     f"{model.name}/{variant or 'base'} now (eval.json {where}.{name} {settings[name]!r} → {value!r}); "
                     + REMEDY.format(what="evaluate")
                 )
+
+
+def position_limit(model: ModelSpec) -> int | None:
+    """The base's ``max_position_embeddings`` (its ``config.json``), the cap ``BioHiCL.from_base`` puts on a longer
+    ``max_length``: a study whose ``max_length`` is above it trains, saves and evaluates at the cap. None when the
+    base is not on this machine or does not say."""
+    from biohicl.models.resolver import resolve_base
+
+    try:
+        path = resolve_base(model.model) / "config.json"
+        values = read_json(path) if path.is_file() else None
+    except (BioHiCLError, OSError, ValueError):
+        return None
+    positions = values.get("max_position_embeddings") if isinstance(values, dict) else None
+    return positions if isinstance(positions, int) and not isinstance(positions, bool) else None
+
+
+def _capped(name: str, recorded: Any, expected: Any, model: ModelSpec) -> bool:
+    """Whether ``recorded`` is the ``max_length`` ``expected`` as the encoder capped it at the base's positions."""
+    if name != "max_length" or not isinstance(recorded, int) or not isinstance(expected, int) or recorded >= expected:
+        return False
+    return position_limit(model) == recorded
 
 
 def check_dataset(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, Any] | None) -> None:
