@@ -221,3 +221,16 @@ def test_pubtator_id_with_a_control_character_and_medline_non_ascii_digits_are_m
     report = ReadReport()
     assert [r.pmid for r in read_medline_text(path, mesh, report=report)] == ["3"]
     assert report.examples[MALFORMED] == [f"{path}, record 1: citation without a PMID line (pmid '1²')"]
+
+
+def test_the_build_summary_prints_the_labels_read_from_tree_numbers(tmp_path, mesh):
+    """The console summary of build-dataset counts them, as summary.json does, beside the warnings' examples."""
+    from biohicl.data.build import build_dataset_from_files
+
+    path = tmp_path / "mine.jsonl"
+    write_lines(
+        path, [{"pmid": str(i), "abstract": f"Text {i}.", "mesh": [DM_TREES[i % 2], "Humans"]} for i in range(6)]
+    )
+    _, summary = build_dataset_from_files([("jsonl", [path])], tmp_path / "out", mesh, top_k=2, progress=False)
+    lines = str(summary).splitlines()
+    assert f"  labels kept, noted ({FROM_TREE_NUMBER}): 6" in lines

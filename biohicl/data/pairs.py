@@ -83,7 +83,8 @@ class PairDatasetSummary:
             )
             examples = self.read.get("examples", {})
             for title, key in (("skipped", "skipped"), ("labels dropped", "labels_dropped"),
-                               ("labels ignored", "labels_ignored")):  # fmt: skip
+                               ("labels ignored", "labels_ignored"), ("labels kept, noted", "labels_noted"),
+                               ("kept, noted", "noted")):  # fmt: skip
                 for reason, count in sorted(self.read.get(key, {}).items(), key=lambda x: -x[1]):
                     lines.append(f"  {title} ({reason}): {count:,}")
                     lines.extend(f"      e.g. {where}" for where in examples.get(reason, ()))
