@@ -245,3 +245,38 @@ def test_max_steps_below_1_is_refused_only_when_the_demo_uses_it():
         with pytest.raises(ConfigError, match=rf"^max_steps: the demo trains at least 1 step, got {steps}$"):
             DemoArguments(max_steps=steps)
         assert DemoArguments(max_steps=steps, training_config="configs/biohicl_minilm.yaml").max_steps == steps
+
+
+def test_the_demo_run_is_saved_at_the_evaluation_length_and_publishes_with_its_results(tmp_path, monkeypatch):
+    """The demo trains at 128 tokens and evaluates at 256: the run's biohicl_config.json says 256, as a study's run
+    does, so `biohicl publish demo/run --eval_results demo/results_biohicl.json` passes the record check."""
+    import json
+    from types import SimpleNamespace
+
+    import biohicl.evaluation.runner as runner
+    from biohicl.hub.record_match import check_tuned_record
+    from biohicl.study import demo
+
+    args, training_args = _short_run(tmp_path, tasks="biosses")
+    assert (training_args.max_length, args.eval_max_length) == (128, 256)
+    _save_run(training_args)
+    config_path = tmp_path / "demo" / "run" / "biohicl_config.json"
+    saved = {"base_model": training_args.base_model, "kind": "adapter", "pooling": "mean", "normalize": True}
+    config_path.write_text(json.dumps({**saved, "max_length": 128, "query_prompt": "", "document_prompt": ""}))
+    (tmp_path / "demo" / "mesh-pairs").mkdir(parents=True)
+    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("done")
+    monkeypatch.setattr("biohicl.data.storage.load_pair_dataset", lambda path: None)
+    model = SimpleNamespace(config=SimpleNamespace(max_length=args.eval_max_length))
+    monkeypatch.setattr(demo, "evaluation_models", lambda *a: [("base", lambda: model), ("biohicl", lambda: model)])
+
+    def fake_evaluate(model, tasks, *, model_id, settings, **kwargs):
+        config = {**saved, "max_length": model.config.max_length}
+        return {"model": {"id": model_id, "config": config}, "settings": settings, "tasks": {}}
+
+    monkeypatch.setattr(runner, "evaluate_model", fake_evaluate)
+    monkeypatch.setattr(demo, "comparison_table", lambda records: "table")
+    demo.run_demo(args, training_args)
+    config = json.loads(config_path.read_text())
+    assert config == {**saved, "max_length": 256, "query_prompt": "", "document_prompt": ""}
+    results = tmp_path / "demo" / "results_biohicl.json"
+    check_tuned_record(results, json.loads(results.read_text()), config, config_path)  # raises at 128

@@ -4,7 +4,8 @@
    sample, a BioASQ sample, PubMed exports; decontaminated, with a dev split);
 2. LoRA-train all-MiniLM-L6-v2 with the BioHiCL loss for a short run, selected on PubMedQA dev (step 0 included),
    or the run of a ``biohicl train`` config (``training_args``; ``biohicl demo --training_config FILE``, e.g.
-   ``configs/biohicl_minilm.yaml``, the recipe of the registry's BioHiCL-MiniLM);
+   ``configs/biohicl_minilm.yaml``, the recipe of the registry's BioHiCL-MiniLM); its ``biohicl_config.json`` then
+   gets the evaluation length (``--eval_max_length``), so the run publishes with its results, as a study's run does;
 3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer);
 4. the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
 
@@ -177,6 +178,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
     from biohicl.evaluation.tasks import names_dataset
+    from biohicl.study.execute import set_inference_length
     from biohicl.training.run import train_biohicl
 
     start = time.time()
@@ -220,6 +222,8 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
         train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
     else:
         logger.info("reusing %s", run_dir)
+    # the saved model encodes as step 3 measures it, as a study's runs do: `biohicl publish` compares the two
+    set_inference_length(run_dir, args.eval_max_length)
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
     records = []
