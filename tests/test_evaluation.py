@@ -78,6 +78,12 @@ def test_load_beir_reads_texts_and_judgements(tmp_path):
     data = load_beir(write_beir(tmp_path / "toy"), "test")
     assert data.corpus["d1"] == "Insulin insulin signalling"  # title + " " + text
     assert data.corpus["d2"] == "tumor growth"  # empty title: no leading space
+    assert data.corpus == {  # a corpus with `text` fields: the texts evaluation has always encoded
+        "d1": "Insulin insulin signalling",
+        "d2": "tumor growth",
+        "d3": "Heart heart failure and insulin",
+        "d4": "Brain brain",
+    }
     assert data.qrels == {"q1": {"d3": 1}, "q2": {"d3": 2, "d4": 1}, "q3": {"d2": 1}}
     assert list(data.queries) == ["q1", "q2", "q3"]
     assert list(load_beir(tmp_path / "toy", "test", limit_queries=1).queries) == ["q1"]
@@ -626,3 +632,69 @@ def test_document_index_of_other_texts_with_the_same_ids_is_refused(tiny_bert_di
     ):
         evaluate_beir(model, changed, document_index=documents, show_progress_bar=False)
     assert evaluate_beir(model, folder, document_index=documents, show_progress_bar=False).metrics
+
+
+def test_load_beir_reads_an_abstract_or_contents_field_as_biohicl_index_does(tmp_path):
+    """A corpus.jsonl with `abstract` (or `contents`) instead of `text`: title + abstract, not the title alone."""
+    folder = write_beir(tmp_path / "toy")
+    docs = [
+        {"_id": "d1", "title": "Insulin", "abstract": "insulin signalling"},
+        {"_id": "d2", "title": "", "contents": "tumor growth"},
+        {"_id": "d3", "title": "Heart", "text": "heart failure", "abstract": "not read: `text` comes first"},
+        {"_id": "d4", "title": "Brain", "text": None, "abstract": "brain"},  # a null text: the next field
+    ]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    assert load_beir(folder).corpus == {
+        "d1": "Insulin insulin signalling",
+        "d2": "tumor growth",
+        "d3": "Heart heart failure",
+        "d4": "Brain brain",
+    }
+
+
+def test_document_index_of_a_corpus_with_abstracts_gives_the_encoders_metrics(tiny_bert_dir, tmp_path):
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    folder = write_beir(tmp_path / "toy")
+    docs = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
+    docs = [{"_id": d["_id"], "title": d["title"], "abstract": d["text"]} for d in docs]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    model = BioHiCL.from_pretrained(tiny_bert_dir)
+    build_index(model, folder, tmp_path / "idx", shard_size=3, show_progress_bar=False)
+    indexed = evaluate_beir(model, folder, document_index=IndexDocuments(tmp_path / "idx", model))
+    assert indexed.metrics == pytest.approx(evaluate_beir(model, folder, show_progress_bar=False).metrics, abs=1e-6)
+
+
+def test_a_document_index_whose_lookup_takes_no_texts_is_used_with_one_warning(tmp_path, caplog):
+    """A `DocumentIndex` written to the earlier protocol, `lookup(self, corpus_ids)`, still works."""
+    import logging
+
+    folder = write_beir(tmp_path / "toy")
+    encoder = KeywordEncoder()
+    data = load_beir(folder)
+
+    class OwnIndex:
+        location = "my-precomputed-store"
+
+        def lookup(self, corpus_ids):
+            rows = dict(zip(corpus_ids, encoder.encode([data.corpus[d] for d in corpus_ids]), strict=True))
+            return lambda ids: np.stack([rows[i] for i in ids])
+
+    with caplog.at_level(logging.WARNING, logger="biohicl.evaluation.retrieval"):
+        indexed = evaluate_beir(encoder, folder, document_index=OwnIndex())
+    assert indexed.metrics == pytest.approx(evaluate_beir(KeywordEncoder(), folder).metrics, abs=1e-6)
+    assert [r.getMessage() for r in caplog.records] == [
+        "my-precomputed-store: its lookup takes no texts, so that its rows were encoded from this corpus's texts is "
+        "not checked"
+    ]
+    seen = []
+
+    class KeywordIndex(OwnIndex):
+        def lookup(self, corpus_ids, **options):  # takes texts by keyword: they are passed
+            seen.append(options["texts"])
+            return super().lookup(corpus_ids)
+
+    caplog.clear()
+    evaluate_beir(encoder, folder, document_index=KeywordIndex())
+    assert seen == [list(data.corpus.values())] and caplog.records == []

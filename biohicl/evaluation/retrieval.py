@@ -1,6 +1,7 @@
 """Dense retrieval on any BEIR-format folder, scored with trec_eval-exact metrics.
 
-A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}`` per line), ``queries.jsonl`` (``{"_id",
+A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}`` per line; the text read, as ``biohicl index``
+reads it, from the first of ``text``, ``abstract`` or ``contents`` present), ``queries.jsonl`` (``{"_id",
 "text"}``) and ``qrels/<split>.tsv`` (``query-id <TAB> corpus-id <TAB> score``, with a header line, or trec_eval's
 ``query-id iteration doc-id relevance``, see :func:`read_qrels`). A document is
 embedded as ``title + " " + text`` (BEIR's and MTEB's convention), queries with the model's query prompt, and every
@@ -11,6 +12,7 @@ form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -178,12 +180,15 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
     if limit_queries is not None:
         query_ids = query_ids[:limit_queries]
         qrels = {qid: qrels[qid] for qid in query_ids}
+    from biohicl.data.corpus import TEXT_FIELDS, TITLE_FIELDS, first_field
+
     corpus: dict[str, str] = {}
     for line_number, record in _read_jsonl(corpus_path):
         doc_id = str(record["_id"])
         if doc_id in corpus:
             raise DataError(f"line {line_number}: duplicate document id {doc_id!r}", corpus_path)
-        title, text = str(record.get("title") or ""), str(record.get("text") or "")
+        # the fields biohicl index reads (text, else abstract, else contents), so both sides compose the same texts
+        title, text = (str(first_field(record, names) or "") for names in (TITLE_FIELDS, TEXT_FIELDS))
         corpus[doc_id] = f"{title} {text}".strip()
     if not corpus:
         raise DataError("no documents", corpus_path)
@@ -240,8 +245,26 @@ class DocumentIndex(Protocol):
 
     def lookup(self, corpus_ids: Sequence[str], texts: Sequence[str] | None = None) -> DocumentEmbeddings:
         """The rows of a corpus of exactly ``corpus_ids``; raises when the source holds other documents, or, given
-        ``texts`` (the corpus's, as evaluation encodes them), rows of other texts."""
+        ``texts`` (the corpus's, as evaluation encodes them), rows of other texts. A ``lookup(corpus_ids)`` without
+        ``texts`` is called without them (:func:`document_lookup`)."""
         ...
+
+
+def document_lookup(document_index: DocumentIndex, corpus: dict[str, str]) -> DocumentEmbeddings:
+    """``document_index.lookup`` of ``corpus``'s ids, given its texts when the lookup takes ``texts`` (by its
+    signature); one warning that the texts are not checked when it does not (a lookup written before it did)."""
+    try:
+        parameters = inspect.signature(document_index.lookup).parameters
+    except (TypeError, ValueError):  # a callable whose signature cannot be read (a C function)
+        parameters = {}
+    takes_texts = "texts" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if takes_texts:
+        return document_index.lookup(list(corpus), texts=list(corpus.values()))
+    logger.warning(
+        "%s: its lookup takes no texts, so that its rows were encoded from this corpus's texts is not checked",
+        document_index.location,
+    )
+    return document_index.lookup(list(corpus))
 
 
 def dense_retrieve(
@@ -324,11 +347,7 @@ def evaluate_beir(
         )
     start = time.perf_counter()
     data = load_beir(folder, split, limit_queries=limit_queries)
-    lookup = (
-        document_index.lookup(list(data.corpus), texts=list(data.corpus.values()))
-        if document_index is not None
-        else None
-    )
+    lookup = document_lookup(document_index, data.corpus) if document_index is not None else None
     run = dense_retrieve(
         encoder,
         data.queries,

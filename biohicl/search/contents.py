@@ -1,11 +1,12 @@
-"""What an index's rows were encoded from: per document a digest of its text, per shard one of its contents.
+"""What an index's rows were encoded from: per document a digest of its text, per shard one of its texts.
 
-Each line of a shard's docs sidecar holds ``text_sha`` (:func:`text_digest` of the text the encoder saw, the title
-composed as :meth:`biohicl.data.corpus.Document.full_text` does); the shard's safetensors metadata and its manifest
-entry hold ``content_sha256`` (:func:`content_digest` over every document's id, ``text_sha`` and MeSH labels). A
-rerun of ``biohicl index`` compares it for each shard it keeps, ``biohicl evaluate --document_index`` compares the
-``text_sha`` of each row with the BEIR corpus's text. An index written before these fields has none: its rows' texts
-are unknown, which a warning says once.
+Each line of a shard's docs sidecar holds ``text_sha`` (:func:`text_digest` of the text given to the encoder, the
+title composed as :meth:`biohicl.data.corpus.Document.full_text` does, before the document prompt and truncation),
+and the document's MeSH labels; the shard's safetensors metadata and its manifest entry hold ``text_sha256``
+(:func:`texts_digest` over every document's id and ``text_sha``). A rerun of ``biohicl index`` compares it for each
+shard it keeps and refuses other texts, while other MeSH labels (which the encoder never sees) only rewrite the docs
+sidecar (:func:`update_labels`); ``biohicl evaluate --document_index`` compares the ``text_sha`` of each row with the
+BEIR corpus's text. Rows written before these fields have none: their texts are unknown, which a warning says once.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.atomic import atomic_write_text
 from biohicl.data.corpus import Document, iter_lines
 
 logger = logging.getLogger(__name__)
 
 TEXT_KEY = "text_sha"
-CONTENT_KEY = "content_sha256"
-#: why kept rows or an index of an older biohicl are not checked
-UNKNOWN = "it was written before biohicl recorded the texts of its documents: a changed text{} cannot be detected"
+TEXTS_KEY = "text_sha256"
+#: why kept rows of an older biohicl are not checked (``{}``: "it was" or "N of M rows were")
+UNKNOWN = "{} written before biohicl recorded the texts of its documents: a changed text cannot be detected"
 
 
 def text_digest(text: str) -> str:
@@ -38,38 +40,76 @@ def document_digest(doc: Document) -> str:
     return text_digest(doc.full_text())
 
 
-def content_digest(docs: Sequence[Document], texts: Sequence[str] | None = None) -> str:
-    """sha256 over each document's id, text digest (``texts``, when already computed) and MeSH labels, in order."""
+def texts_digest(docs: Sequence[Document], texts: Sequence[str] | None = None) -> str:
+    """sha256 over each document's id and text digest (``texts``, when already computed), in order: not its labels."""
     digest = hashlib.sha256()
     for i, doc in enumerate(docs):
         sha = texts[i] if texts is not None else document_digest(doc)
-        digest.update(json.dumps([doc.id, sha, list(doc.mesh)], ensure_ascii=False).encode("utf-8") + b"\n")
+        digest.update(json.dumps([doc.id, sha], ensure_ascii=False).encode("utf-8") + b"\n")
     return digest.hexdigest()
 
 
-def first_changed(sidecar: Path, docs: Sequence[Document]) -> str | None:
-    """The id of the first of ``docs`` whose text or MeSH labels are not those its line of the docs sidecar recorded
-    (None when the sidecar cannot tell: no ``text_sha``, or it matches throughout)."""
-    for (_, line), doc in zip(iter_lines(sidecar), docs, strict=False):
+def _records(sidecar: Path) -> Iterable[dict[str, Any] | None]:
+    """The lines of a docs sidecar as records (None for a line that is not a JSON object)."""
+    for _, line in iter_lines(sidecar):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
+            record = None
+        yield record if isinstance(record, dict) else None
+
+
+def first_changed(sidecar: Path, docs: Sequence[Document]) -> str | None:
+    """The id of the first of ``docs`` whose text is not the one its line of the docs sidecar recorded (None when the
+    sidecar cannot tell: no ``text_sha``, or it matches throughout)."""
+    for record, doc in zip(_records(sidecar), docs, strict=False):
+        if record is None:
             return doc.id
-        if not isinstance(record, dict) or TEXT_KEY not in record:
+        if TEXT_KEY not in record:
             return None
         if record.get("id") != doc.id or record[TEXT_KEY] != document_digest(doc):
-            return doc.id
-        if list(record.get("mesh", ())) != list(doc.mesh):
             return doc.id
     return None
 
 
+def sidecar_record(doc_id: str, title: str, mesh: Sequence[str], rest: dict[str, Any]) -> dict[str, Any]:
+    """One docs sidecar line: ``{"id", "title"?, "mesh"?, ...rest}`` (an empty title or label list left out)."""
+    record: dict[str, Any] = {"id": doc_id}
+    if title:
+        record["title"] = title
+    if mesh:
+        record["mesh"] = list(mesh)
+    return record | rest
+
+
+def update_labels(sidecar: Path, docs: Sequence[Document]) -> int:
+    """Rewrite (atomically) the MeSH labels of the lines of a kept shard's docs sidecar whose document (same id and
+    text: checked before) now has other labels; the number of such documents (0: the file is left untouched, as it
+    is when a line is not a JSON object of its document, which reading the index then reports)."""
+    read = list(_records(sidecar))
+    records = [record for record in read if record is not None]
+    if len(records) != len(read) or [record.get("id") for record in records] != [doc.id for doc in docs]:
+        return 0
+    changed = 0
+    for i, (record, doc) in enumerate(zip(records, docs, strict=True)):
+        if list(record.get("mesh", ())) != list(doc.mesh):
+            rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh")}
+            records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest)
+            changed += 1
+    if changed:
+        lines = [json.dumps(record, ensure_ascii=False) for record in records]
+        atomic_write_text(sidecar, "\n".join(lines) + "\n", fsync=True)
+    return changed
+
+
 def first_other_text(records: Iterable[dict[str, Any]], texts: dict[str, str], where: str) -> str | None:
     """The first id (in ``texts``' order) whose row in ``records`` (docs sidecar lines) recorded another text than
-    ``texts[id]``; rows without ``text_sha`` (an older index) are not compared, and ``where`` is warned about once."""
+    ``texts[id]``; rows without ``text_sha`` (written by an older biohicl) are not compared, and ``where`` is warned
+    about once, with how many they are."""
     recorded = {str(r["id"]): r.get(TEXT_KEY) for r in records}
-    if any(sha is None for sha in recorded.values()):
-        logger.warning("%s: %s", where, UNKNOWN.format(""))
+    unknown = sum(sha is None for sha in recorded.values())
+    if unknown:
+        logger.warning("%s: %s", where, UNKNOWN.format(f"{unknown} of {len(recorded)} rows were"))
     for doc_id, text in texts.items():
         sha = recorded.get(doc_id)
         if sha is not None and sha != text_digest(text):

@@ -5,8 +5,8 @@
 Shard ``g`` holds documents ``g * shard_size`` to ``(g + 1) * shard_size - 1`` of the corpus stream, in order, so
 an index is the same whatever the number of processes (the folder's files: :mod:`biohicl.search.layout`). Every
 shard on disk is complete (atomic writes), so a rerun with the same arguments skips them (checking that the corpus
-still has the same ids there, with the same texts and MeSH labels: :mod:`biohicl.search.contents`) and encodes the
-rest.
+still has the same ids there, with the same texts, and rewriting the docs sidecar of one whose MeSH labels changed:
+:mod:`biohicl.search.contents`) and encodes the rest.
 
 **Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...``, or ``torchrun
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
@@ -36,7 +36,7 @@ from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
-from biohicl.search.contents import CONTENT_KEY, UNKNOWN, content_digest, first_changed
+from biohicl.search.contents import TEXTS_KEY, UNKNOWN, first_changed, texts_digest, update_labels
 from biohicl.search.layout import (
     MANIFEST_NAME,
     SETTINGS_NAME,
@@ -122,25 +122,30 @@ def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[
 
 
 def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[str]) -> tuple[str, str | None] | None:
-    """The ids and content digests of shard ``number`` on disk when it holds ``docs`` (the content one None for a
-    shard written before biohicl recorded it); None when it holds only their first ones (the earlier corpus ended
-    there, documents were added since: encode it again); else a :class:`DataError`: other documents, or the same
-    ids with another text or other MeSH labels (naming the first such id), or blank documents, ``blank_ids``, that
-    this run left out."""
+    """The ids and text digests of shard ``number`` on disk when it holds ``docs`` (the text one None for a shard
+    written before biohicl recorded it), after writing their MeSH labels to its docs sidecar where they changed (the
+    encoder never sees them: the embeddings stay); None when it holds only their first ones (the earlier corpus
+    ended there, documents were added since: encode it again); else a :class:`DataError`: other documents, or the
+    same ids with another title or text (naming the first such id), or blank documents, ``blank_ids``, that this run
+    left out."""
     meta = read_shard_metadata(path)
     digest = ids_digest(d.id for d in docs)
     count = int(meta.get("count", -1))
     if meta.get("ids_sha256") == digest and count == len(docs):
-        content = meta.get(CONTENT_KEY)
-        if content is None or content == content_digest(docs):
-            return digest, content
-        changed = first_changed(path.with_name(docs_name(number)), docs)
-        raise DataError(
-            f"shard {number} was built from other documents"
-            + (f" (first differing id {changed!r})" if changed is not None else "")
-            + "; index into a new folder or remove it",
-            path,
-        )
+        texts = meta.get(TEXTS_KEY)
+        sidecar = path.with_name(docs_name(number))
+        if texts is not None and texts != texts_digest(docs):
+            changed = first_changed(sidecar, docs)
+            raise DataError(
+                f"shard {number} was built from other texts"
+                + (f" (first differing id {changed!r}: its title or text changed)" if changed is not None else "")
+                + "; index into a new folder or remove it",
+                path,
+            )
+        relabelled = update_labels(sidecar, docs)
+        if relabelled:
+            logger.info("shard %d: MeSH labels updated for %d documents", number, relabelled)
+        return digest, texts
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
         logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
         return None
@@ -313,7 +318,7 @@ def build_index(
 
     own: list[ShardInfo] = []
     total_shards = kept = 0
-    unknown_contents = False
+    unknown_texts = False
     has_titles = has_mesh = False
     encoded = skipped = 0
     blank, blank_ids = BlankDocuments(), set[str]()
@@ -339,11 +344,11 @@ def build_index(
             if resume and path.is_file() and (directory / docs_name(number)).is_file():
                 digests = _kept_digest(path, docs, number, blank_ids)
                 if digests is not None:
-                    digest, content = digests
-                    if content is None and not unknown_contents:
-                        logger.warning("%s: shard %d is kept, but %s", directory, number, UNKNOWN.format(" or label"))
-                    unknown_contents = unknown_contents or content is None
-                    info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, content)
+                    digest, texts = digests
+                    if texts is None and not unknown_texts:
+                        logger.warning("%s: shard %d is kept, but %s", directory, number, UNKNOWN.format("it was"))
+                    unknown_texts = unknown_texts or texts is None
+                    info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, texts)
                     own.append(info)
                     skipped += len(docs)
                     kept += 1

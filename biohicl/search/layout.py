@@ -4,7 +4,7 @@ Layout of a folder written by :func:`biohicl.search.indexing.build_index`::
 
     manifest.json                  model id + revision, dtype, dimension, count, shards (written last)
     settings.json                  what the shards were built with (checked on resume)
-    shard-00000.safetensors        tensor ``embeddings`` [n, dim] (+ metadata: count, ids_sha256, content_sha256)
+    shard-00000.safetensors        tensor ``embeddings`` [n, dim] (+ metadata: count, ids_sha256, text_sha256)
     shard-00000.docs.jsonl         one line per row: {"id", "title"?, "mesh"?, "text_sha"}
     ...
 
@@ -30,7 +30,7 @@ from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
-from biohicl.search.contents import CONTENT_KEY, TEXT_KEY, content_digest, document_digest
+from biohicl.search.contents import TEXT_KEY, TEXTS_KEY, document_digest, sidecar_record, texts_digest
 
 INDEX_FORMAT = "biohicl-index"
 FORMAT_VERSION = 1
@@ -122,7 +122,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 @dataclass
 class ShardInfo:
     """One shard of an index: its files, first global row, row count, the digest of its ids and that of its
-    documents' texts and MeSH labels (:mod:`biohicl.search.contents`; None: written before biohicl recorded it)."""
+    documents' texts (:mod:`biohicl.search.contents`; None: written before biohicl recorded it)."""
 
     number: int
     file: str
@@ -131,7 +131,7 @@ class ShardInfo:
     count: int
     ids_sha256: str
     rank: int = 0
-    content_sha256: str | None = None
+    text_sha256: str | None = None
 
 
 _SHARD_FIELD_TYPES: dict[str, type] = {
@@ -142,7 +142,7 @@ _SHARD_FIELD_TYPES: dict[str, type] = {
     "count": int,
     "ids_sha256": str,
     "rank": int,
-    CONTENT_KEY: str,
+    TEXTS_KEY: str,
 }
 
 
@@ -159,14 +159,14 @@ def checked_shard_info(values: Any, where: str, source: str) -> ShardInfo:
     """One entry of a manifest's ``shards`` (``where``: its position) as a :class:`ShardInfo`, type-checked."""
     if not isinstance(values, dict):
         raise DataError(f"{where}: not a JSON object", source)
-    missing = sorted(set(_SHARD_FIELD_TYPES) - {"rank", CONTENT_KEY} - set(values))
+    missing = sorted(set(_SHARD_FIELD_TYPES) - {"rank", TEXTS_KEY} - set(values))
     unknown = sorted(set(values) - set(_SHARD_FIELD_TYPES))
     if missing or unknown:
         problem = f"missing field(s) {', '.join(missing)}" if missing else f"unknown field(s) {', '.join(unknown)}"
         raise DataError(f"{where}: {problem}", source)
     _check_ints(values, [k for k, kind in _SHARD_FIELD_TYPES.items() if kind is int], f"{where}.", source)
-    for name in ("file", "docs", "ids_sha256", CONTENT_KEY):
-        if not isinstance(values.get(name), str) and not (name == CONTENT_KEY and values.get(name) is None):
+    for name in ("file", "docs", "ids_sha256", TEXTS_KEY):
+        if not isinstance(values.get(name), str) and not (name == TEXTS_KEY and values.get(name) is None):
             raise DataError(f"{where}.{name}: expected a string, got {values[name]!r}", source)
     for name in ("file", "docs"):
         if not is_file_name(values[name]):
@@ -328,19 +328,14 @@ def write_shard(
     ids = [d.id for d in docs]
     digest = ids_digest(ids)
     texts = [document_digest(doc) for doc in docs]
-    content = content_digest(docs, texts)
-    lines = []
-    for doc, text in zip(docs, texts, strict=True):
-        record: dict[str, Any] = {"id": doc.id}
-        if doc.title:
-            record["title"] = doc.title
-        if doc.mesh:
-            record["mesh"] = list(doc.mesh)
-        record[TEXT_KEY] = text
-        lines.append(json.dumps(record, ensure_ascii=False))
+    content = texts_digest(docs, texts)
+    lines = [
+        json.dumps(sidecar_record(doc.id, doc.title, doc.mesh, {TEXT_KEY: text}), ensure_ascii=False)
+        for doc, text in zip(docs, texts, strict=True)
+    ]
     atomic_write_text(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""), fsync=True)
     metadata = {"count": str(len(ids)), "ids_sha256": digest, "shard": str(number), "format": INDEX_FORMAT}
-    metadata[CONTENT_KEY] = content
+    metadata[TEXTS_KEY] = content
     tensors = {EMBEDDINGS_KEY: embeddings.contiguous()}
     with atomic_path(directory / shard_name(number), fsync=True) as tmp:  # a resume trusts every shard on disk
         save_file(tensors, str(tmp), metadata=metadata)
