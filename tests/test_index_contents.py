@@ -112,7 +112,7 @@ def test_a_grow_over_new_mesh_labels_keeps_the_rows_and_rewrites_the_labels(mode
         manifest = build_index(model, corpus, tmp_path / "idx", shard_size=4, show_progress_bar=False)
     assert (tmp_path / "idx" / "shard-00000.safetensors").read_bytes() == rows  # not encoded again
     assert [r.getMessage() for r in caplog.records if r.name == "biohicl.search.indexing"] == [
-        "shard 0: MeSH labels updated for 3 documents",
+        "shard 0: MeSH labels updated for 3 document(s)",
         "resuming: kept 1 of 2 shards",
     ]
     sidecar = [json.loads(line) for line in (tmp_path / "idx" / "shard-00000.docs.jsonl").read_text().splitlines()]
@@ -160,7 +160,7 @@ def test_an_index_without_content_digests_resumes_with_one_warning(model, tmp_pa
         "documents: a changed text cannot be detected"
     ]
     assert "resuming: kept 3 of 4 shards" in [r.getMessage() for r in caplog.records]
-    assert "shard 0: MeSH labels updated for 1 documents" in [r.getMessage() for r in caplog.records]
+    assert "shard 0: MeSH labels updated for 1 document(s)" in [r.getMessage() for r in caplog.records]
     line = json.loads((tmp_path / "idx" / "shard-00000.docs.jsonl").read_text().splitlines()[0])
     assert line == {"id": "D0", "title": "Title 0", "mesh": ["D006331"]}  # no text_sha: its text is still unknown
 

@@ -144,7 +144,7 @@ def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[s
             )
         relabelled = update_labels(sidecar, docs)
         if relabelled:
-            logger.info("shard %d: MeSH labels updated for %d documents", number, relabelled)
+            logger.info("shard %d: MeSH labels updated for %d document(s)", number, relabelled)
         return digest, texts
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
         logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
