@@ -452,3 +452,15 @@ def test_the_committed_study_reports_judge_the_target_as_the_paired_records_do()
         report = (ISSUE15 / f"results_seeds{min(seeds)}-{max(seeds)}.md").read_text()
         judged = f"| {100 * row.delta:+.2f} | {met} | yes | {row.p_target:.3f} |"
         assert f"| minilm | one_pass_distill2 | {metric} | Δ ≥ +1.0 {judged}" in report
+
+
+def test_a_delta_that_rounds_to_zero_reads_plus_zero_in_the_table_and_the_card():
+    """-0.00001 printed "-0.00" (a loss where there is none): the paired table and the model card's Δ say +0.00."""
+    from biohicl.evaluation.significance import PairedDelta, markdown_paired
+    from biohicl.hub.model_card import _signed
+
+    row = PairedDelta("biosses", "spearman", 100, 0.5, [0.49999], -0.00001, -0.00004, 0.00002, 0.6, 1000, 0.95)
+    assert markdown_paired([row]).splitlines()[2] == (
+        "| biosses | spearman | 100 | 0.5000 | 0.5000 | +0.00 | [+0.00, +0.00] | 0.6000 |"
+    )
+    assert (_signed(-0.00001), _signed(-0.0123), _signed(None)) == ("+0.0000", "-0.0123", "–")

@@ -201,7 +201,7 @@ def main(argv: list[str]) -> int:
         prepare_dataset,
         run_study,
     )
-    from biohicl.study.report import incomplete_groups
+    from biohicl.study.report import incomplete_groups, signed
 
     args = parse_args(argv)
     config = ReproduceConfig.from_yaml(args.config).select(
@@ -258,7 +258,7 @@ def main(argv: list[str]) -> int:
             share = "" if target.get("p_target") is None else f"; P(Δ ≥ target) {target['p_target']:.3f}"
             print(
                 f"  {target['model']}/{target['variant']} {target['metric']}: "
-                f"Δ {100 * target['delta']:+.2f} (target {100 * target['target']:+.1f}) {status}{share}"
+                f"Δ {signed(100 * target['delta'])} (target {signed(100 * target['target'], 1)}) {status}{share}"
                 + (" (the dev pick)" if target.get("dev_pick") else "")
             )
     if results.get("missing"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_path
 from biohicl.errors import DataError
-from biohicl.evaluation.report import columns, metric_label, run_label
+from biohicl.evaluation.report import columns, metric_label, run_label, signed
 
 if TYPE_CHECKING:
     from biohicl.evaluation.significance import PairedDelta
@@ -89,9 +89,9 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
         color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
         ax.errorbar(delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
-        at_target = "" if row.p_target is None else f"  P(Δ≥{100 * row.target:+.1f}) {row.p_target:.2f}"
+        at_target = "" if row.p_target is None else f"  P(Δ≥{signed(100 * row.target, 1)}) {row.p_target:.2f}"
         ax.annotate(
-            f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}",
+            f"{signed(delta)} [{signed(low)}, {signed(high)}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}",
             (1.0, y),  # a column right of the axes, whatever the intervals' width
             xycoords=("axes fraction", "data"),
             xytext=(6, 0),

@@ -9,6 +9,14 @@ from typing import Any
 from biohicl.evaluation.results import split_summary_key
 from biohicl.evaluation.tasks import reported_metrics
 
+
+def signed(value: float, digits: int = 2) -> str:
+    """``value`` with its sign at ``digits`` decimals; one that rounds to zero (-0.0, -0.001) is ``+0.00``: every
+    printed Δ (tables, plots, cards, the console) goes through it."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 METRIC_LABELS = {
     "ndcg": "nDCG",
     "recall": "R",
@@ -85,7 +93,7 @@ def markdown_table(
         deltas = []
         for col in cols:
             a, b = value(records[0], col), value(records[1], col)
-            deltas.append("–" if a is None or b is None else f"{b - a:+.{digits}f}")
+            deltas.append("–" if a is None or b is None else signed(b - a, digits))
         lines.append("| " + " | ".join([f"Δ ({labels[1]} − {labels[0]})", *deltas]) + " |")
     return "\n".join(lines) + "\n"
 

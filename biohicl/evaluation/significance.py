@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.report import signed
 
 CITATION = """@inproceedings{koehn2004statistical,
   title = {Statistical Significance Tests for Machine Translation Evaluation},
@@ -325,7 +326,7 @@ def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base
         return ""
     first = rows[0]
     base_name, tuned_name = names
-    target = "" if first.target is None else f" P(Δ ≥ {100 * first.target:+.2f}) |"
+    target = "" if first.target is None else f" P(Δ ≥ {signed(100 * first.target)}) |"
     lines = [
         f"| task | metric | items | {base_name} | {tuned_name} | Δ (points) | {first.confidence:.0%} interval | "
         f"P(Δ ≤ 0) |{target}",
@@ -335,8 +336,8 @@ def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base
         tuned = f"{np.mean(row.tuned):.4f}" + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
         base = f"{row.base:.4f}" + (f" (mean of {row.base_models})" if row.base_models > 1 else "")
         lines.append(
-            f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {100 * row.delta:+.2f} | "
-            f"[{100 * row.low:+.2f}, {100 * row.high:+.2f}] | {row.p_no_gain:.4f} |"
+            f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {signed(100 * row.delta)} | "
+            f"[{signed(100 * row.low)}, {signed(100 * row.high)}] | {row.p_no_gain:.4f} |"
             + ("" if row.p_target is None else f" {row.p_target:.4f} |")
         )
     lines.append("")

@@ -278,7 +278,9 @@ def _fmt(value: float | None) -> str:
 
 
 def _signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.4f}"
+    from biohicl.evaluation.report import signed  # loads torch: only when a card is rendered
+
+    return "–" if value is None else signed(value, 4)
 
 
 def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:

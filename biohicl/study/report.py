@@ -19,9 +19,10 @@ from biohicl.study.stats import NOISE_RULE
 
 
 def signed(value: float, digits: int = 2) -> str:
-    """``value`` with its sign at ``digits`` decimals; one that rounds to zero (-0.0, -0.001) is ``+0.00``."""
-    text = f"{value:+.{digits}f}"
-    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
+    """:func:`biohicl.evaluation.report.signed` (imported when a table is written: the package loads torch)."""
+    from biohicl.evaluation.report import signed as shared
+
+    return shared(value, digits)
 
 
 def _cell(
@@ -50,7 +51,7 @@ def _paired_table(rows: Mapping[str, Any]) -> list[str]:
     first = next(iter(paired.values()))
     tasks = [entry["task"] for entry in first]
     confidence, rounds, target = first[0]["confidence"], first[0]["rounds"], first[-1].get("target")
-    at_target = "" if target is None else f" P(Δ ≥ {100 * target:+.1f}) |"
+    at_target = "" if target is None else f" P(Δ ≥ {signed(100 * target, 1)}) |"
     lines = [
         "",
         f"Δ against the base on the targets' tasks, with its {confidence:.0%} interval over resamples of the test "
@@ -189,7 +190,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
         ]
         for t in results["targets"]:
-            target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {100 * t['target']:+.1f}"
+            target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {signed(100 * t['target'], 1)}"
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
             share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
             lines.append(
