@@ -156,8 +156,8 @@ def test_an_index_without_content_digests_resumes_with_one_warning(model, tmp_pa
     assert [s.text_sha256 is None for s in manifest.shards] == [True, True, True, False]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"{tmp_path / 'idx'}: shard 0 is kept, but it was written before biohicl recorded the texts of its "
-        "documents: a changed text cannot be detected"
+        f"{tmp_path / 'idx'}: 3 of the 3 shards kept (6 rows) were written before biohicl recorded the texts of "
+        "its documents: a changed text cannot be detected"
     ]
     assert "resuming: kept 3 of 4 shards" in [r.getMessage() for r in caplog.records]
     assert "shard 0: MeSH labels updated for 1 document(s)" in [r.getMessage() for r in caplog.records]

@@ -318,7 +318,7 @@ def build_index(
 
     own: list[ShardInfo] = []
     total_shards = kept = 0
-    unknown_texts = False
+    unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
     has_titles = has_mesh = False
     encoded = skipped = 0
     blank, blank_ids = BlankDocuments(), set[str]()
@@ -345,9 +345,8 @@ def build_index(
                 digests = _kept_digest(path, docs, number, blank_ids)
                 if digests is not None:
                     digest, texts = digests
-                    if texts is None and not unknown_texts:
-                        logger.warning("%s: shard %d is kept, but %s", directory, number, UNKNOWN.format("it was"))
-                    unknown_texts = unknown_texts or texts is None
+                    if texts is None:
+                        unknown_shards, unknown_rows = unknown_shards + 1, unknown_rows + len(docs)
                     info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, texts)
                     own.append(info)
                     skipped += len(docs)
@@ -373,6 +372,9 @@ def build_index(
         raise
     finally:
         bar.close()
+    if unknown_shards:
+        shards = f"{unknown_shards} of the {kept} shards kept ({unknown_rows} rows) were"
+        logger.warning("%s: %s", directory, UNKNOWN.format(shards))
 
     rank_info = {
         "rank": rank,
