@@ -3,7 +3,9 @@ base's, not one scored at another max length), never a training checkpoint; the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -220,6 +222,9 @@ def test_a_local_base_evaluated_from_its_folder_publishes_and_a_merged_export_is
     assert base["model"]["config"]["base_model"] == str(tiny_bert_dir.resolve())
     merged = json.loads((tmp_path / "merged.json").read_text())["model"]
     assert (merged["id"], merged["config"]["kind"]) == (BASE_ID, "merged")  # a local merged folder: its base's id
+    assert (
+        merged["weights_sha256"] == hashlib.sha256((tmp_path / "merged" / "model.safetensors").read_bytes()).hexdigest()
+    )
     folder = build_model_repo_folder(
         tmp_path / "run",
         tmp_path / "repo",
@@ -248,3 +253,141 @@ def test_a_merged_record_that_gives_the_bases_id_is_refused_as_the_base(tmp_path
     # a merged release used as the base: its model.id is the run's base, its base_model its own base
     release = write(tmp_path / "release.json", record(BASE_ID, 0.7, kind="merged", base_model="org/bert"))
     build_model_repo_folder(run, tmp_path / "repo", base_eval_results=release)
+
+
+def test_a_record_of_other_weights_is_refused_an_older_record_warned_once_and_the_runs_own_publishes(
+    tmp_path, tiny_bert_dir, caplog, capsys
+):
+    """Train, `biohicl evaluate RUN`, resume training (the adapter file changes), publish: the card showed the later
+    step's optimizer steps beside the earlier weights' BIOSSES value without a word."""
+    import torch
+
+    from biohicl.cli.main import main as cli_main
+    from biohicl.evaluation.runner import evaluate_model
+    from biohicl.models.model import BioHiCL
+    from tests.conftest import randomize_lora_b
+    from tests.test_evaluation import write_beir
+
+    run, beir = tmp_path / "run", write_beir(tmp_path / "beir")
+    model = BioHiCL.from_base(str(tiny_bert_dir), hub_id=BASE_ID, max_length=32)
+    model.add_lora(r=2, alpha=4, target_modules=["query", "value"], verbose=False)
+    randomize_lora_b(model, generator=torch.Generator().manual_seed(0))
+    model.save_pretrained(run)
+    (run / "training_summary.json").write_text(json.dumps({"global_step": 2}))
+    # a model built in memory (as during training): no folder's files describe it, so no digest
+    assert "weights_sha256" not in evaluate_model(model, [str(beir)], show_progress_bar=False)["model"]
+
+    def evaluate(out: Path) -> dict:
+        argv = ["evaluate", str(run), "--base_model_path", str(tiny_bert_dir), "--tasks", str(beir)]
+        assert cli_main([*argv, "--no_progress", "--output", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    at_step_2 = evaluate(run / "eval_results.json")
+    step_2_digest = hashlib.sha256((run / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert at_step_2["model"]["weights_sha256"] == step_2_digest
+    # training resumed: other adapter weights saved over the run
+    randomize_lora_b(model, generator=torch.Generator().manual_seed(1))
+    model.save_pretrained(run)
+    step_4_digest = hashlib.sha256((run / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert step_4_digest != step_2_digest
+    with pytest.raises(PublishError) as error:
+        build_model_repo_folder(run, tmp_path / "repo", license="mit")
+    assert str(error.value) == (
+        f"{run / 'eval_results.json'}: model.weights_sha256 is {step_2_digest[:12]}…, but the model published has "
+        f"{step_4_digest[:12]}… (adapter_model.safetensors in {run}): the record scored other weights (an earlier "
+        "step of a resumed run?); evaluate the model again (`biohicl evaluate RUN --output FILE`) and pass that record"
+    )
+    argv = ["publish", str(run), "--repo_id", "me/x", "--dry_run", "--license", "mit", "--out", str(tmp_path / "r")]
+    assert "eval_results.json: model.weights_sha256 is " in cli_error(argv, capsys)
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "r").exists()
+
+    # the same record written before biohicl recorded the weights: one warning, and it publishes
+    older = dict(at_step_2, model={k: v for k, v in at_step_2["model"].items() if k != "weights_sha256"})
+    write(run / "eval_results.json", older)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_model_repo_folder(run, tmp_path / "repo", license="mit")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{run / 'eval_results.json'} was written before biohicl recorded the weights it scored (it gives no "
+        "model.weights_sha256): a record of other weights cannot be detected; evaluate the run as saved (`biohicl "
+        "evaluate RUN`) to check it"
+    ]
+
+    # evaluated again: the record of the weights published, no warning
+    assert evaluate(run / "eval_results.json")["model"]["weights_sha256"] == step_4_digest
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        folder = build_model_repo_folder(run, tmp_path / "repo", license="mit", overwrite=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert json.loads((folder / "eval_results.json").read_text())["model"]["weights_sha256"] == step_4_digest
+
+
+def test_a_folders_weights_digest_is_its_adapter_file_else_its_model_file_else_its_shards_in_name_order(tmp_path):
+    from biohicl.models.signature import folder_weights_sha256
+
+    assert folder_weights_sha256(tmp_path) is None
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"second")
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"first")
+    assert folder_weights_sha256(tmp_path) == hashlib.sha256(b"firstsecond").hexdigest()
+    (tmp_path / "model.safetensors").write_bytes(b"merged")
+    assert folder_weights_sha256(tmp_path) == hashlib.sha256(b"merged").hexdigest()
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"adapter")
+    assert folder_weights_sha256(tmp_path) == hashlib.sha256(b"adapter").hexdigest()
+
+
+def test_a_merged_exports_record_of_other_weights_warns_once_and_a_base_records_weights_are_not_compared(
+    tmp_path, caplog
+):
+    run = fake_run(tmp_path)  # its adapter file holds b"weights"
+    ours = hashlib.sha256(b"weights").hexdigest()
+    merged = record("run-merged", 0.71, kind="merged")
+    merged["model"]["weights_sha256"] = hashlib.sha256(b"merged weights").hexdigest()
+    base = record(BASE_ID, 0.65, kind="full")
+    base["model"]["weights_sha256"] = hashlib.sha256(b"the base's weights").hexdigest()
+    tuned = record("run", 0.71)
+    tuned["model"]["weights_sha256"] = ours
+    with caplog.at_level(logging.WARNING):
+        build_model_repo_folder(
+            run,
+            tmp_path / "repo",
+            eval_results=write(tmp_path / "merged.json", merged),
+            base_eval_results=write(tmp_path / "base.json", base),
+            license="mit",
+        )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{tmp_path / 'merged.json'}: a record of the adapter's merged export, whose model.weights_sha256 is of the "
+        "merged weights, not the adapter's: a record of other weights cannot be detected"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_model_repo_folder(
+            run,
+            tmp_path / "repo",
+            eval_results=write(tmp_path / "tuned.json", tuned),
+            base_eval_results=tmp_path / "base.json",
+            overwrite=True,
+        )
+    assert not [r for r in caplog.records if r.name == "biohicl.hub.record_match"]
+
+
+def test_a_committed_record_written_before_the_weights_were_recorded_publishes_with_one_warning(tmp_path, caplog):
+    committed = Path(__file__).parents[1] / "docs/results/reproduce_minilm"
+    tuned = json.loads((committed / "scifact-train-128tok.full-seed1.json").read_text())
+    assert "weights_sha256" not in tuned["model"]
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {k: v for k, v in tuned["model"]["config"].items() if not isinstance(v, dict | list)}
+    write(run / "biohicl_config.json", config)
+    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    write(run / "training_summary.json", {"global_step": 2})
+    with caplog.at_level(logging.WARNING):
+        folder = build_model_repo_folder(
+            run,
+            tmp_path / "repo",
+            eval_results=committed / "scifact-train-128tok.full-seed1.json",
+            base_eval_results=committed / "scifact-train-128tok.base.json",
+            license="mit",
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.name == "biohicl.hub.record_match"]
+    assert len(warnings) == 1 and "full-seed1.json was written before biohicl recorded the weights" in warnings[0]
+    assert (folder / "eval_results.json").is_file() and (folder / "base_eval_results.json").is_file()

@@ -1,7 +1,8 @@
 """``evaluate_model``: run several tasks on one encoder and return one JSON-ready record.
 
-The record holds every metric, the model id and revision, the sha256 of each data file read, the library
-versions, the settings and the wall time, so a number in ``docs/results.md`` can be traced back to its run.
+The record holds every metric, the model id and revision (and its weights files' sha256 when it was loaded from a
+folder), the sha256 of each data file read, the library versions, the settings and the wall time, so a number in
+``docs/results.md`` can be traced back to its run.
 """
 
 from __future__ import annotations
@@ -141,13 +142,17 @@ def evaluate_model(
     ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
-    ``settings`` (the caller's, which win) does not give them.
+    ``settings`` (the caller's, which win) does not give them; its ``model.weights_sha256`` the sha256 of the weights
+    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), left
+    out for a model built in memory.
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
     for a paired test against another model (:mod:`biohicl.evaluation.significance`).
     """
     import torch
+
+    from biohicl.models.signature import loaded_weights_sha256
 
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
@@ -158,6 +163,7 @@ def evaluate_model(
         raise ConfigError(
             f"document_index: serves exactly one retrieval task, the plan has {len(retrieval)} ({', '.join(retrieval)})"
         )
+    weights = loaded_weights_sha256(model)  # hashed once, before the tasks: the files as they were loaded
     results: dict[str, Any] = {}
     for name, task_split in plan:
         function = get_task(name)
@@ -197,7 +203,8 @@ def evaluate_model(
     return {
         "format": RESULTS_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"id": model_id, "revision": revision, "config": describe_model(model)},
+        "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
+        | ({"weights_sha256": weights} if weights else {}),
         "settings": recorded,
         "tasks": results,
         "summary": summary,

@@ -3,15 +3,20 @@
 otherwise than its card says (scored at ``--max_length 128`` where the card says 32 tokens), is refused.
 
 Only what a record says is compared: a field it does not give (an older record, a record from Python) is no
-difference. Two runs saved with the same settings cannot be told apart by their records."""
+difference. A tuned record's ``model.weights_sha256`` (the weights files it scored) is compared with the published
+model folder's, so a record of other weights (an earlier step of a resumed run) is refused; a record without it gets
+one warning, since without it two runs saved with the same settings cannot be told apart."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from biohicl.errors import PublishError
+
+logger = logging.getLogger(__name__)
 
 #: the saved model's fields a record's ``model.config`` must give as the run saved them (when it gives them)
 MODEL_FIELDS = ("kind", "base_model", "base_revision", "pooling", "normalize")
@@ -46,8 +51,9 @@ def _measured(record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
 def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
     """A :class:`PublishError` naming ``path`` and the field when the record's model (``model.config``: kind, base
     model and revision, pooling, normalisation) or how it scored (max length, query and document prompts, from
-    ``settings`` else ``model.config``) differ from ``config``, the run's ``biohicl_config.json`` (``source``). A
-    record of the adapter's merged export is the adapter's."""
+    ``settings`` else ``model.config``) differ from ``config``, the run's ``biohicl_config.json`` (``source``), or
+    its weights from the model folder's (:func:`check_weights`). A record of the adapter's merged export is the
+    adapter's."""
     theirs = record_config(record)
     for key in MODEL_FIELDS:
         ours, given = config.get(key), theirs.get(key)
@@ -64,6 +70,41 @@ def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[st
                 f"{path}: {where} is {given!r}, but the model published ({source}) has {ours!r}: its numbers are "
                 f"not the model's as its card describes it; {EVALUATE_HINT}"
             )
+    check_weights(path, record, config, source)
+
+
+def check_weights(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
+    """A :class:`PublishError` naming ``path`` and ``model.weights_sha256`` when the record scored other weights
+    files than the model folder's (``source``'s folder; :func:`~biohicl.models.signature.folder_weights_sha256`,
+    hashed here once). One warning, nothing compared, for a record that does not give them (written before biohicl
+    recorded them, or of a model built in memory), and one instead of the error for a record of the adapter's
+    merged export (a merged folder's file is the merged weights, not the adapter's)."""
+    from biohicl.models.signature import folder_weights_sha256, weights_files
+
+    given = _mapping(record.get("model")).get("weights_sha256")
+    if not isinstance(given, str):
+        logger.warning(
+            "%s was written before biohicl recorded the weights it scored (it gives no model.weights_sha256): a record "
+            "of other weights cannot be detected; evaluate the run as saved (`biohicl evaluate RUN`) to check it",
+            path,
+        )
+        return
+    ours = folder_weights_sha256(source.parent)
+    if ours is None or ours == given:
+        return
+    if (config.get("kind"), record_config(record).get("kind")) in SAME_WEIGHTS:
+        logger.warning(
+            "%s: a record of the adapter's merged export, whose model.weights_sha256 is of the merged weights, not "
+            "the adapter's: a record of other weights cannot be detected",
+            path,
+        )
+        return
+    files = ", ".join(file.name for file in weights_files(source.parent))
+    raise PublishError(
+        f"{path}: model.weights_sha256 is {given[:12]}…, but the model published has {ours[:12]}… ({files} in "
+        f"{source.parent}): the record scored other weights (an earlier step of a resumed run?); evaluate the "
+        "model again (`biohicl evaluate RUN --output FILE`) and pass that record"
+    )
 
 
 def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:

@@ -1,11 +1,13 @@
-"""What identifies a base model, so an adapter is never silently loaded onto another base than its own, and a digest
-of a model's weights and settings (the ONNX export cache and the mteb metadata key on it)."""
+"""What identifies a base model, so an adapter is never silently loaded onto another base than its own, a digest
+of a model's weights and settings (the ONNX export cache and the mteb metadata key on it), and the sha256 of a saved
+model folder's weights files (an evaluation record's ``model.weights_sha256``, which ``biohicl publish`` compares)."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,6 +44,43 @@ def weights_digest(config: Any, fields: Sequence[str], module: nn.Module) -> str
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
         digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def weights_files(folder: str | Path) -> list[Path]:
+    """The weights files of a saved model folder: ``adapter_model.safetensors`` (an adapter), else
+    ``model.safetensors``, else the shards ``model-*-of-*.safetensors`` in name order; none when it has none."""
+    folder = Path(folder)
+    for name in ("adapter_model.safetensors", "model.safetensors"):
+        if (folder / name).is_file():
+            return [folder / name]
+    return sorted(path for path in folder.glob("model-*-of-*.safetensors") if path.is_file())
+
+
+def files_sha256(paths: Iterable[Path], block: int = 1 << 24) -> str:
+    """sha256 (hex) of the files' bytes one after another, read in 16 MiB blocks (one file: its ``sha256sum``)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            while chunk := handle.read(block):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_weights_sha256(folder: str | Path) -> str | None:
+    """:func:`files_sha256` of :func:`weights_files` of ``folder``; None when it has no weights file."""
+    files = weights_files(folder)
+    return files_sha256(files) if files else None
+
+
+def loaded_weights_sha256(model: Any) -> str | None:
+    """:func:`folder_weights_sha256` of the folder ``model`` was loaded from (``model.resolved.path``, set by
+    ``BioHiCL.from_pretrained`` and kept by the ONNX encoder; through a wrapper's ``.model``): what it encodes with
+    as loaded. None for a model built in memory (``from_base``, one in training), which no folder's files describe."""
+    for candidate in (model, getattr(model, "model", None)):
+        path = getattr(getattr(candidate, "resolved", None), "path", None)
+        if path is not None:
+            return folder_weights_sha256(path)
+    return None
 
 
 def _plain_name(name: str) -> str:
