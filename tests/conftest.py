@@ -258,3 +258,41 @@ def label_vector_powers(mesh, labels, power=1):
             row = np.outer(row, v).ravel()
         rows.append(row)
     return np.asarray(rows)
+
+
+def write_index(directory: Path, rows, shard_size: int, dtype=None):
+    """An index folder over given rows, no model: shards of ``shard_size`` rows (stored as ``dtype``, float32 unless
+    given) and the manifest; document ``d<i>`` per row."""
+    import torch
+
+    from biohicl.data.corpus import Document
+    from biohicl.search.layout import IndexManifest, write_shard
+
+    dtype = dtype or torch.float32
+    directory.mkdir(parents=True, exist_ok=True)
+    shards, start = [], 0
+    for number, first in enumerate(range(0, len(rows), shard_size)):
+        part = rows[first : first + shard_size]
+        docs = [Document(f"d{first + i}", "text", "") for i in range(len(part))]
+        info = write_shard(directory, number, part.to(dtype), docs)
+        info.start = start
+        start += info.count
+        shards.append(info)
+    name = str(dtype).removeprefix("torch.")
+    manifest = IndexManifest(
+        model="test", model_revision=None, dtype=name, dim=rows.shape[1], count=start, shards=shards
+    )
+    manifest.save(directory)
+    return manifest
+
+
+#: a small labelled corpus for the search tests (p5 has no MeSH labels)
+SEARCH_DOCS = [
+    {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
+    {"_id": "p2", "title": "heart disease", "text": "heart cells in the disease", "mesh": ["D006331", "D003924"]},
+    {"_id": "p3", "title": "brain cancer", "text": "cancer of the brain", "mesh": ["D001932"]},
+    {"_id": "p4", "title": "obesity", "text": "obesity and diabetes in patients", "mesh": ["D009765", "D003924"]},
+    {"_id": "p5", "title": "no labels", "text": "the cancer cells", "mesh": []},
+    {"_id": "p6", "title": "brain and heart", "text": "brain cells of the heart", "mesh": ["D006331"]},
+    {"_id": "p7", "title": "diabetes", "text": "diabetes in the heart and brain", "mesh": ["D003920"]},
+]

@@ -8,34 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_index
 from safetensors import safe_open
 
-from biohicl.data.corpus import Document
 from biohicl.errors import DataError
 from biohicl.search.exact import search_embeddings, search_like
 from biohicl.search.index import load_index
-from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest, write_shard
-
-DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-
-
-def write_index(directory: Path, rows: torch.Tensor, shard_size: int, dtype: torch.dtype) -> IndexManifest:
-    """An index folder over given (unit) rows, no model: shards of ``shard_size`` rows and the manifest."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shards, start = [], 0
-    for number, first in enumerate(range(0, len(rows), shard_size)):
-        part = rows[first : first + shard_size]
-        info = write_shard(
-            directory, number, part.to(dtype), [Document(f"d{first + i}", "t") for i in range(len(part))]
-        )
-        info.start = start
-        start += info.count
-        shards.append(info)
-    manifest = IndexManifest(
-        model="test", model_revision=None, dtype=DTYPE_NAMES[dtype], dim=rows.shape[1], count=start, shards=shards
-    )
-    manifest.save(directory)
-    return manifest
+from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest
 
 
 def stored(directory: Path, manifest: IndexManifest) -> torch.Tensor:

@@ -15,33 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_index
 
-from biohicl.data.corpus import Document
 from biohicl.errors import DataError
 from biohicl.search import compression, float_rows
 from biohicl.search.compression import compress_index
 from biohicl.search.float_rows import FloatRows, as_float32, mmap_shard, shard_layout
-from biohicl.search.layout import IndexManifest, write_shard
-
-DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-
-
-def write_index(directory, rows: torch.Tensor, shard_size: int, dtype=torch.float32) -> IndexManifest:
-    """An index folder over given rows (no model): shards of ``shard_size`` rows + manifest."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shards, start = [], 0
-    for number, first in enumerate(range(0, len(rows), shard_size)):
-        part = rows[first : first + shard_size]
-        docs = [Document(f"d{first + i}", "text", "") for i in range(len(part))]
-        info = write_shard(directory, number, part.to(dtype), docs)
-        info.start = start
-        start += info.count
-        shards.append(info)
-    manifest = IndexManifest(
-        model="test", model_revision=None, dtype=DTYPE_NAMES[dtype], dim=rows.shape[1], count=start, shards=shards
-    )
-    manifest.save(directory)
-    return manifest
+from biohicl.search.layout import IndexManifest
 
 
 def mapped_rows(manifest: IndexManifest, directory, positions: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import SEARCH_DOCS
 from safetensors import safe_open
 
 from biohicl.cli.main import main as cli
@@ -27,15 +28,7 @@ from biohicl.search.index import Hit, Index, load_index
 from biohicl.search.indexing import build_index
 from biohicl.search.layout import IndexManifest
 
-DOCS = [
-    {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
-    {"_id": "p2", "title": "heart disease", "text": "heart cells in the disease", "mesh": ["D006331", "D003924"]},
-    {"_id": "p3", "title": "brain cancer", "text": "cancer of the brain", "mesh": ["D001932"]},
-    {"_id": "p4", "title": "obesity", "text": "obesity and diabetes in patients", "mesh": ["D009765", "D003924"]},
-    {"_id": "p5", "title": "no labels", "text": "the cancer cells", "mesh": []},
-    {"_id": "p6", "title": "brain and heart", "text": "brain cells of the heart", "mesh": ["D006331"]},
-    {"_id": "p7", "title": "diabetes", "text": "diabetes in the heart and brain", "mesh": ["D003920"]},
-]
+DOCS = SEARCH_DOCS
 
 
 @pytest.fixture(scope="module")

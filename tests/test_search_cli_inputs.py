@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SEARCH_DOCS
 from safetensors import safe_open
 
 from biohicl.cli.main import main as cli
@@ -19,14 +20,7 @@ from biohicl.search.exact import search_like
 from biohicl.search.explain import explain_hits
 from biohicl.search.index import Hit, load_index
 
-DOCS = [
-    {"_id": "p1", "title": "insulin and diabetes", "text": "the cells of diabetes patients", "mesh": ["D003924"]},
-    {"_id": "p2", "title": "heart disease", "text": "heart cells in the disease", "mesh": ["D006331", "D003924"]},
-    {"_id": "p3", "title": "brain cancer", "text": "cancer of the brain", "mesh": ["D001932"]},
-    {"_id": "p4", "title": "obesity", "text": "obesity and diabetes in patients", "mesh": ["D009765", "D003924"]},
-    {"_id": "p5", "title": "no labels", "text": "the cancer cells", "mesh": []},
-    {"_id": "p6", "title": "brain and heart", "text": "brain cells of the heart", "mesh": ["D006331"]},
-]
+DOCS = SEARCH_DOCS[:6]  # p1-p6: p5 has no labels
 TEXTS = [f"{d['title']} {d['text']}" for d in DOCS[2:5]]
 
 
