@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 #: The installed biohicl package folder, whose source :func:`source_digest` fingerprints.
@@ -67,3 +68,14 @@ def _digest_folder(root: Path) -> str:
         for part in (name.encode("utf-8"), content):  # each length-prefixed: no two file sets hash alike
             digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()[:12]
+
+
+def files_sha256(paths: Iterable[str | Path], block: int = 1 << 24) -> str:
+    """sha256 (hex) of the files' bytes one after another, read in 16 MiB blocks (one file: its ``sha256sum``): the
+    one file digest of weights, data files and compressed shards."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            while chunk := handle.read(block):
+                digest.update(chunk)
+    return digest.hexdigest()

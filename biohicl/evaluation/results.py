@@ -6,11 +6,12 @@ A results record (``evaluate_model``'s output, ``eval.json`` of a study run) hol
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from biohicl.provenance import files_sha256
 
 #: Tasks whose ``dev`` split (model selection) is filed apart from the split they report (``pubmedqa-dev``).
 DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
@@ -68,10 +69,6 @@ def file_checksums(paths: Iterable[Path]) -> dict[str, str]:
     checksums = {}
     for path in paths:
         path = Path(path)
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
         key = f"{path.parent.parent.name}/{path.parent.name}/{path.name}" if path.parent.name == "qrels" else None
-        checksums[key or f"{path.parent.name}/{path.name}"] = digest.hexdigest()
+        checksums[key or f"{path.parent.name}/{path.name}"] = files_sha256([path])
     return checksums

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from biohicl.provenance import files_sha256
 
 #: architecture fields of a base's ``config.json`` that an adapter's base must share
 SIGNATURE_CONFIG_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
@@ -54,16 +56,6 @@ def weights_files(folder: str | Path) -> list[Path]:
         if (folder / name).is_file():
             return [folder / name]
     return sorted(path for path in folder.glob("model-*-of-*.safetensors") if path.is_file())
-
-
-def files_sha256(paths: Iterable[Path], block: int = 1 << 24) -> str:
-    """sha256 (hex) of the files' bytes one after another, read in 16 MiB blocks (one file: its ``sha256sum``)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with Path(path).open("rb") as handle:
-            while chunk := handle.read(block):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_weights_sha256(folder: str | Path) -> str | None:

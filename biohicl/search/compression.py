@@ -17,7 +17,6 @@ with their sha256) and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ import numpy as np
 
 from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.errors import ConfigError
+from biohicl.provenance import files_sha256
 from biohicl.search.float_rows import FloatRows, as_float32
 from biohicl.search.layout import IndexManifest
 
@@ -118,12 +118,8 @@ def _sample_rows(rows: FloatRows, limit: int) -> np.ndarray:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of a file (:func:`biohicl.provenance.files_sha256`)."""
+    return files_sha256([path])
 
 
 def compress_index(
