@@ -391,3 +391,97 @@ def test_a_committed_record_written_before_the_weights_were_recorded_publishes_w
     warnings = [r.getMessage() for r in caplog.records if r.name == "biohicl.hub.record_match"]
     assert len(warnings) == 1 and "full-seed1.json was written before biohicl recorded the weights" in warnings[0]
     assert (folder / "eval_results.json").is_file() and (folder / "base_eval_results.json").is_file()
+
+
+def test_a_base_evaluated_from_a_relative_folder_publishes_and_another_hub_bases_record_is_refused(
+    tmp_path, tiny_bert_dir, monkeypatch, capsys
+):
+    """`biohicl evaluate ./tiny` records base_model 'tiny', which reads as a Hub id; its model.source says a folder
+    was loaded, so it publishes as the base of a run trained from that folder with a Hub id. A record of another Hub
+    model, and an older record (no model.source) whose base_model is not a path, are still refused."""
+    import shutil
+
+    from biohicl.cli.main import main as cli_main
+    from biohicl.models.model import BioHiCL
+    from tests.test_evaluation import write_beir
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_bert_dir, tmp_path / "tiny")
+    model = BioHiCL.from_base("tiny", hub_id=BASE_ID, max_length=32)
+    model.add_lora(r=2, alpha=4, target_modules=["query", "value"], verbose=False)
+    model.save_pretrained(tmp_path / "run")
+    (tmp_path / "run" / "training_summary.json").write_text(json.dumps({"global_step": 1}))
+    beir = write_beir(tmp_path / "beir")
+    argv = ["evaluate", "./tiny", "--max_length", "32", "--tasks", str(beir), "--no_progress", "--output", "base.json"]
+    assert cli_main(argv) == 0
+    base = json.loads((tmp_path / "base.json").read_text())
+    assert (base["model"]["config"]["base_model"], base["model"]["source"]) == ("tiny", "path")
+    folder = build_model_repo_folder(tmp_path / "run", tmp_path / "repo", base_eval_results=tmp_path / "base.json")
+    assert json.loads((folder / "base_eval_results.json").read_text())["summary"] == base["summary"]
+    other = record("org/other-bert", 0.6, kind="full", base_model="org/other-bert")
+    older = record("tiny", 0.6, kind="full", base_model="tiny")  # no model.source: today's path rule
+    for name, value, source in (
+        ("other.json", other, "repo"),
+        ("other_path.json", other, None),
+        ("old.json", older, None),
+    ):
+        if source:
+            value = {**value, "model": {**value["model"], "source": source}}
+        argv = [
+            "publish",
+            "run",
+            "--repo_id",
+            "me/x",
+            "--dry_run",
+            "--base_eval_results",
+            str(write(tmp_path / name, value)),
+        ]
+        named = value["model"]["config"]["base_model"]
+        assert cli_error(argv, capsys) == (
+            f"biohicl publish: error: {tmp_path / name}: model.config.base_model is {named!r}, not the base of the "
+            f"model published ({BASE_ID}, {Path('run') / 'biohicl_config.json'}); pass the record of `biohicl "
+            f"evaluate {BASE_ID}` as --base_eval_results"
+        )
+
+
+def test_a_record_scored_by_a_quantised_backend_is_refused_and_the_onnx_backend_is_named_on_the_card(tmp_path):
+    """`biohicl evaluate --backend onnx --quantize int8` records settings.backend 'onnx-int8': its numbers are not the
+    published weights'; the fp32 ONNX backend's record publishes, the card's measured line naming the backend."""
+    run = fake_run(tmp_path)
+
+    def scored(value: dict, backend: str) -> dict:
+        return {**value, "settings": {**value["settings"], "backend": backend}}
+
+    for option, value in (("eval_results", TUNED), ("base_eval_results", BASE)):
+        int8 = write(tmp_path / f"{option}_int8.json", scored(value, "onnx-int8"))
+        with pytest.raises(PublishError) as error:
+            build_model_repo_folder(run, tmp_path / "repo", overwrite=True, **{option: int8})
+        assert str(error.value) == (
+            f"{int8}: settings.backend is 'onnx-int8': scored by a quantised model, not the weights published; "
+            "evaluate with the torch backend (`biohicl evaluate MODEL --output FILE`, no --quantize) and pass that"
+        )
+    onnx = write(tmp_path / "onnx.json", scored(TUNED, "onnx"))
+    base = write(tmp_path / "base.json", scored(BASE, "onnx"))
+    folder = build_model_repo_folder(run, tmp_path / "repo", eval_results=onnx, base_eval_results=base, overwrite=True)
+    assert (
+        "Measured at max length 32 tokens in float32 with the onnx backend (`eval_results.json` settings.max_length, "
+        "settings.dtype, settings.backend).\n" in (folder / "README.md").read_text()
+    )
+    torch_run = write(tmp_path / "torch.json", scored(TUNED, "torch"))  # torch, the default: not named
+    folder = build_model_repo_folder(run, tmp_path / "repo", eval_results=torch_run, overwrite=True)
+    assert (
+        "in float32 (`eval_results.json` settings.max_length, settings.dtype).\n" in (folder / "README.md").read_text()
+    )
+
+
+def test_the_measured_line_names_max_seq_length_when_it_read_that_field(tmp_path):
+    # a record written before a SentenceTransformer's config said max_length: its length is model.config.max_seq_length
+    run = fake_run(tmp_path)
+    older = record("run", 0.71)
+    del older["settings"]["max_length"], older["model"]["config"]["max_length"]
+    older["model"]["config"]["max_seq_length"] = 32
+    folder = build_model_repo_folder(run, tmp_path / "repo", eval_results=write(tmp_path / "older.json", older))
+    assert (
+        "Measured at max length 32 tokens in float32 (`eval_results.json` model.config.max_seq_length, settings.dtype)."
+        in (folder / "README.md").read_text()
+    )

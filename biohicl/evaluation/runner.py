@@ -123,6 +123,15 @@ def planned_summary_keys(tasks: Iterable[str], split: str | None = None) -> list
     return [key for name, task_split in plan_tasks(tasks, split) for key in summary_keys(name, task_split)]
 
 
+def loaded_source(model: Any) -> str | None:
+    """How ``model`` (or a wrapper's ``.model``) was loaded: ``"path"`` (a folder), ``"name"`` or ``"repo"``."""
+    for candidate in (model, getattr(model, "model", None)):
+        source = getattr(getattr(candidate, "resolved", None), "source", None)
+        if isinstance(source, str):
+            return source
+    return None
+
+
 def evaluate_model(
     model: Encoder,
     tasks: Iterable[str],
@@ -143,8 +152,8 @@ def evaluate_model(
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
     ``settings`` (the caller's, which win) does not give them; its ``model.weights_sha256`` the sha256 of the weights
-    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), left
-    out for a model built in memory.
+    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), and
+    its ``model.source`` how it was loaded (:func:`loaded_source`), both left out for a model built in memory.
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
@@ -204,7 +213,8 @@ def evaluate_model(
         "format": RESULTS_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
-        | ({"weights_sha256": weights} if weights else {}),
+        | ({"weights_sha256": weights} if weights else {})
+        | ({"source": source} if (source := loaded_source(model)) else {}),
         "settings": recorded,
         "tasks": results,
         "summary": summary,

@@ -5,7 +5,8 @@ otherwise than its card says (scored at ``--max_length 128`` where the card says
 Only what a record says is compared: a field it does not give (an older record, a record from Python) is no
 difference. A tuned record's ``model.weights_sha256`` (the weights files it scored) is compared with the published
 model folder's, so a record of other weights (an earlier step of a resumed run) is refused; a record without it gets
-one warning, since without it two runs saved with the same settings cannot be told apart."""
+one warning, since without it two runs saved with the same settings cannot be told apart. A record scored by a
+quantised backend (``settings.backend`` ``onnx-int8``) is refused as either."""
 
 from __future__ import annotations
 
@@ -39,13 +40,18 @@ def _measured(record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     """Max length and prompts as the record scored them: field name → (where it says so, value)."""
     from biohicl.evaluation.runner import COMPARED_SETTINGS, compared_settings  # loads torch: only when publishing
 
-    settings = _mapping(record.get("settings"))
+    settings, config = _mapping(record.get("settings")), record_config(record)
     given = compared_settings(record)
-    return {
-        key: (f"settings.{key}" if settings.get(key) is not None else f"model.config.{key}", given[key])
-        for key in COMPARED_SETTINGS
-        if key in given
-    }
+
+    def where(key: str) -> str:
+        if settings.get(key) is not None:
+            return f"settings.{key}"
+        # a record written before a SentenceTransformer's config said max_length gives max_seq_length
+        return (
+            "model.config.max_seq_length" if key == "max_length" and config.get(key) is None else f"model.config.{key}"
+        )
+
+    return {key: (where(key), given[key]) for key in COMPARED_SETTINGS if key in given}
 
 
 def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
@@ -54,6 +60,7 @@ def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[st
     ``settings`` else ``model.config``) differ from ``config``, the run's ``biohicl_config.json`` (``source``), or
     its weights from the model folder's (:func:`check_weights`). A record of the adapter's merged export is the
     adapter's."""
+    check_backend(path, record)
     theirs = record_config(record)
     for key in MODEL_FIELDS:
         ours, given = config.get(key), theirs.get(key)
@@ -71,6 +78,18 @@ def check_tuned_record(path: Path, record: Mapping[str, Any], config: Mapping[st
                 f"not the model's as its card describes it; {EVALUATE_HINT}"
             )
     check_weights(path, record, config, source)
+
+
+def check_backend(path: Path, record: Mapping[str, Any]) -> None:
+    """A :class:`PublishError` naming ``path`` and ``settings.backend`` when the record was scored by a quantised
+    backend (``onnx-int8``, as ``biohicl evaluate --backend onnx --quantize int8`` records it): its numbers are not
+    the published weights' as they load. The fp32 ONNX backend (``onnx``, equal to torch within 1e-4) is accepted."""
+    backend = _mapping(record.get("settings")).get("backend")
+    if isinstance(backend, str) and backend.partition("-")[2]:
+        raise PublishError(
+            f"{path}: settings.backend is {backend!r}: scored by a quantised model, not the weights published; "
+            "evaluate with the torch backend (`biohicl evaluate MODEL --output FILE`, no --quantize) and pass that"
+        )
 
 
 def check_weights(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
@@ -111,11 +130,14 @@ def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str
     """A :class:`PublishError` naming ``path`` and the field unless the record is of the run's base model
     (``config["base_model"]``): no adapter's or merged model's record over that base (a tuned model's, whatever
     ``model.id`` a local merged export recorded), and its ``model.id`` is the base's Hub id or its
-    ``model.config.base_model`` is. A record that names neither passes, as does one whose ``base_model`` is a local
-    folder while the run's base is a Hub id (the base evaluated from the local copy the run was trained from, with
-    ``--base_model_hub_id``): a path says nothing of which Hub model it holds."""
+    ``model.config.base_model`` is. A record that names neither passes, as does one of a model loaded from a local
+    folder (``model.source`` ``"path"``; in an older record, a ``base_model`` that can only be a path) while the
+    run's base is a Hub id (the base evaluated from the local copy the run was trained from, with
+    ``--base_model_hub_id``): a path says nothing of which Hub model it holds. A quantised record is refused
+    (:func:`check_backend`)."""
+    check_backend(path, record)
     base, theirs = config.get("base_model"), record_config(record)
-    model_id = _mapping(record.get("model")).get("id")
+    model_id, loaded = _mapping(record.get("model")).get("id"), _mapping(record.get("model")).get("source")
     if base is None:
         return
     named = theirs.get("base_model")
@@ -125,7 +147,7 @@ def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str
             f"{path}: model.config.kind is {theirs['kind']!r}: a tuned model's record, not one of the base "
             f"{base} ({source}); pass the record of `biohicl evaluate {base}` as --base_eval_results"
         )
-    if model_id == base or named is None or named == base or _local_beside_hub_id(named, base):
+    if model_id == base or named is None or named == base or _local_beside_hub_id(named, base, loaded):
         return
     raise PublishError(
         f"{path}: model.config.base_model is {named!r}, not the base of the model published ({base}, {source}); "
@@ -133,21 +155,34 @@ def check_base_record(path: Path, record: Mapping[str, Any], config: Mapping[str
     )
 
 
-def _local_beside_hub_id(named: Any, base: Any) -> bool:
-    """Whether a record's ``base_model`` is a local folder's path and the run's base a Hub id (or registered name)."""
+def _local_beside_hub_id(named: Any, base: Any, loaded: Any) -> bool:
+    """Whether a record is of a model loaded from a local folder and the run's base is a Hub id (or registered name):
+    by the record's ``model.source`` (``"path"``, a folder however its path was typed: ``models/tinyb`` reads as a
+    Hub id), else, in a record written before that field, by whether its ``base_model`` can only be a path."""
     from biohicl.models.resolver import looks_like_path
 
-    return isinstance(named, str) and isinstance(base, str) and looks_like_path(named) and not looks_like_path(base)
+    if not isinstance(named, str) or not isinstance(base, str) or looks_like_path(base):
+        return False
+    return loaded == "path" if isinstance(loaded, str) else looks_like_path(named)
 
 
 def measured_line(record: Mapping[str, Any], name: str) -> str | None:
     """The card's line on how its figures were measured, from the record (``name``: its file in the repo): max
-    length (from ``settings``, else ``model.config``) and dtype (``settings``), naming the fields it read; None when
-    it gives neither."""
+    length (from ``settings``, else ``model.config``), dtype and a backend other than torch (``settings``), naming the
+    fields it read; None when it gives none."""
     where, length = _measured(record).get("max_length", (None, None))
-    dtype = _mapping(record.get("settings")).get("dtype")
-    said = [f"at max length {length} tokens" if length is not None else "", f"in {dtype}" if dtype else ""]
+    dtype, backend = (_mapping(record.get("settings")).get(key) for key in ("dtype", "backend"))
+    backend = backend if isinstance(backend, str) and backend != "torch" else None
+    said = [
+        f"at max length {length} tokens" if length is not None else "",
+        f"in {dtype}" if dtype else "",
+        f"with the {backend} backend" if backend else "",
+    ]
     if not any(said):
         return None
-    fields = [where if length is not None else "", "settings.dtype" if dtype else ""]
+    fields = [
+        where if length is not None else "",
+        "settings.dtype" if dtype else "",
+        "settings.backend" if backend else "",
+    ]
     return f"Measured {' '.join(s for s in said if s)} (`{name}` {', '.join(f for f in fields if f)})."
