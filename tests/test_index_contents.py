@@ -268,3 +268,29 @@ def test_the_command_line_shows_the_resume_line(tiny_bert_dir, tmp_path, capsys)
     capsys.readouterr()
     assert cli([*built, "--shard_size", "2"]) == 0
     assert "resuming: kept 3 of 3 shards\n" in capsys.readouterr().out
+
+
+def test_a_refused_rerun_leaves_the_labels_of_earlier_kept_shards_as_they_were(model, tmp_path, caplog):
+    """Shard 0's labels changed and shard 1's text: the rerun is refused at shard 1, and shard 0's docs sidecar is
+    not rewritten (its new labels are written only by a rerun that keeps every shard)."""
+    rows = records(4)
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    before = folder_bytes(tmp_path / "idx")
+    rows[0]["mesh"] = ["D006331"]  # shard 0: labels only
+    rows[3]["text"] = "a changed text"  # shard 1: refused
+    write_jsonl(corpus, rows)
+    with pytest.raises(DataError, match=r"shard 1 was built from other texts \(first differing id 'D3'"):
+        build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    assert folder_bytes(tmp_path / "idx") == before  # shard-00000.docs.jsonl included
+    rows[3]["text"] = "insulin and heart 3"  # the text put back: the labels-only change is written
+    write_jsonl(corpus, rows)
+    with caplog.at_level(logging.INFO, logger="biohicl.search.indexing"):
+        build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    assert [r.getMessage() for r in caplog.records if r.name == "biohicl.search.indexing"] == [
+        "shard 0: MeSH labels updated for 1 document(s)",
+        "resuming: kept 2 of 2 shards",
+    ]
+    line = json.loads((tmp_path / "idx" / "shard-00000.docs.jsonl").read_text().splitlines()[0])
+    assert (line["id"], line["mesh"]) == ("D0", ["D006331"])
+    assert (tmp_path / "idx" / "shard-00001.docs.jsonl").read_bytes() == before["shard-00001.docs.jsonl"]

@@ -5,8 +5,9 @@ title composed as :meth:`biohicl.data.corpus.Document.full_text` does, before th
 and the document's MeSH labels; the shard's safetensors metadata and its manifest entry hold ``text_sha256``
 (:func:`texts_digest` over every document's id and ``text_sha``). A rerun of ``biohicl index`` compares it for each
 shard it keeps and refuses other texts, while other MeSH labels (which the encoder never sees) only rewrite the docs
-sidecar (:func:`update_labels`); ``biohicl evaluate --document_index`` compares the ``text_sha`` of each row with the
-BEIR corpus's text. Rows written before these fields have none: their texts are unknown, which a warning says once.
+sidecar, once every shard was accepted (:class:`PendingLabels`); ``biohicl evaluate --document_index`` compares the
+``text_sha`` of each row with the BEIR corpus's text. Rows written before these fields have none: their texts are
+unknown, which a warning says once.
 """
 
 from __future__ import annotations
@@ -82,24 +83,44 @@ def sidecar_record(doc_id: str, title: str, mesh: Sequence[str], rest: dict[str,
     return record | rest
 
 
-def update_labels(sidecar: Path, docs: Sequence[Document]) -> int:
-    """Rewrite (atomically) the MeSH labels of the lines of a kept shard's docs sidecar whose document (same id and
-    text: checked before) now has other labels; the number of such documents (0: the file is left untouched, as it
-    is when a line is not a JSON object of its document, which reading the index then reports)."""
+def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[list[dict[str, Any]], int]:
+    """The lines of a kept shard's docs sidecar with the MeSH labels of ``docs`` (same ids and texts: checked
+    before), and how many documents now have other labels (0 also when a line is not a JSON object of its document,
+    which reading the index then reports: the file is to be left as it is)."""
     read = list(_records(sidecar))
     records = [record for record in read if record is not None]
     if len(records) != len(read) or [record.get("id") for record in records] != [doc.id for doc in docs]:
-        return 0
+        return records, 0
     changed = 0
     for i, (record, doc) in enumerate(zip(records, docs, strict=True)):
         if list(record.get("mesh", ())) != list(doc.mesh):
             rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh")}
             records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest)
             changed += 1
-    if changed:
-        lines = [json.dumps(record, ensure_ascii=False) for record in records]
-        atomic_write_text(sidecar, "\n".join(lines) + "\n", fsync=True)
-    return changed
+    return records, changed
+
+
+class PendingLabels:
+    """The MeSH label changes of the shards a rerun keeps, written to their docs sidecars (:meth:`apply`) only once
+    the rerun has accepted every shard: one refused at a later shard (another text) leaves every sidecar as it was.
+    Only the sidecar lines of shards whose labels changed are held (ids, titles, labels and digests, no texts)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, Path, list[dict[str, Any]], int]] = []
+
+    def add(self, number: int, sidecar: Path, docs: Sequence[Document]) -> None:
+        """Note the label changes of kept shard ``number`` (its docs sidecar, its documents now ``docs``)."""
+        records, changed = relabelled(sidecar, docs)
+        if changed:
+            self._pending.append((number, sidecar, records, changed))
+
+    def apply(self, log: logging.Logger = logger) -> None:
+        """Rewrite (atomically) each noted sidecar, logging ``shard N: MeSH labels updated for K document(s)``."""
+        for number, sidecar, records, changed in self._pending:
+            lines = [json.dumps(record, ensure_ascii=False) for record in records]
+            atomic_write_text(sidecar, "\n".join(lines) + "\n", fsync=True)
+            log.info("shard %d: MeSH labels updated for %d document(s)", number, changed)
+        self._pending.clear()
 
 
 def first_other_text(records: Iterable[dict[str, Any]], texts: dict[str, str], where: str) -> str | None:

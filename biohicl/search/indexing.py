@@ -5,8 +5,8 @@
 Shard ``g`` holds documents ``g * shard_size`` to ``(g + 1) * shard_size - 1`` of the corpus stream, in order, so
 an index is the same whatever the number of processes (the folder's files: :mod:`biohicl.search.layout`). Every
 shard on disk is complete (atomic writes), so a rerun with the same arguments skips them (checking that the corpus
-still has the same ids there, with the same texts, and rewriting the docs sidecar of one whose MeSH labels changed:
-:mod:`biohicl.search.contents`) and encodes the rest.
+still has the same ids there, with the same texts, and, once all are accepted, rewriting the docs sidecar of one
+whose MeSH labels changed: :mod:`biohicl.search.contents`) and encodes the rest.
 
 **Distributed** (``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...``, or ``torchrun
 --nproc_per_node N -m biohicl.cli.main index ...``; see :func:`distributed_state`): the split is *shard-strided* —
@@ -36,7 +36,7 @@ from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
-from biohicl.search.contents import TEXTS_KEY, UNKNOWN, first_changed, texts_digest, update_labels
+from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, first_changed, texts_digest
 from biohicl.search.layout import (
     MANIFEST_NAME,
     SETTINGS_NAME,
@@ -121,13 +121,14 @@ def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[
     return lambda: blank_documents.indexed(iter_documents(corpus), BlankDocuments(), keep_blank)
 
 
-def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[str]) -> tuple[str, str | None] | None:
+def _kept_digest(
+    path: Path, docs: list[Document], number: int, blank_ids: set[str], labels: PendingLabels
+) -> tuple[str, str | None] | None:
     """The ids and text digests of shard ``number`` on disk when it holds ``docs`` (the text one None for a shard
-    written before biohicl recorded it), after writing their MeSH labels to its docs sidecar where they changed (the
-    encoder never sees them: the embeddings stay); None when it holds only their first ones (the earlier corpus
-    ended there, documents were added since: encode it again); else a :class:`DataError`: other documents, or the
-    same ids with another title or text (naming the first such id), or blank documents, ``blank_ids``, that this run
-    left out."""
+    written before biohicl recorded it), their changed MeSH labels noted in ``labels`` (the encoder never sees them);
+    None when it holds only their first ones (the earlier corpus ended there: encode it again); else a
+    :class:`DataError`: other documents, or the same ids with another title or text (naming the first such id), or
+    blank documents, ``blank_ids``, that this run left out."""
     meta = read_shard_metadata(path)
     digest = ids_digest(d.id for d in docs)
     count = int(meta.get("count", -1))
@@ -142,9 +143,7 @@ def _kept_digest(path: Path, docs: list[Document], number: int, blank_ids: set[s
                 + "; index into a new folder or remove it",
                 path,
             )
-        relabelled = update_labels(sidecar, docs)
-        if relabelled:
-            logger.info("shard %d: MeSH labels updated for %d document(s)", number, relabelled)
+        labels.add(number, sidecar, docs)
         return digest, texts
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
         logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
@@ -292,11 +291,10 @@ def build_index(
     default_compute = storage if model.device.type == "cuda" else torch.float32
     unset = compute_dtype is None or compute_dtype == ""  # "" as encode_file reads it (an empty --compute_dtype)
     compute = default_compute if unset else parse_dtype(compute_dtype, "compute_dtype")
+    revision = model_revision
     if model_id is None:
-        model_id, revision = describe_model(model)
-        revision = model_revision or revision
-    else:
-        revision = model_revision
+        model_id, described = describe_model(model)
+        revision = model_revision or described
     directory = Path(output_dir)
     settings = _settings(model, model_id, revision, storage, compute, shard_size)
     fresh = created = False
@@ -321,7 +319,7 @@ def build_index(
     unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
     has_titles = has_mesh = False
     encoded = skipped = 0
-    blank, blank_ids = BlankDocuments(), set[str]()
+    blank, blank_ids, labels = BlankDocuments(), set[str](), PendingLabels()  # labels: written once all are kept
     source = corpus if isinstance(corpus, (str, Path)) else None
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
     bar = tqdm(
@@ -342,7 +340,7 @@ def build_index(
                 continue
             path = directory / shard_name(number)
             if resume and path.is_file() and (directory / docs_name(number)).is_file():
-                digests = _kept_digest(path, docs, number, blank_ids)
+                digests = _kept_digest(path, docs, number, blank_ids, labels)
                 if digests is not None:
                     digest, texts = digests
                     if texts is None:
@@ -372,6 +370,7 @@ def build_index(
         raise
     finally:
         bar.close()
+    labels.apply(logger)  # no shard was refused: the kept shards' new MeSH labels
     if unknown_shards:
         shards = f"{unknown_shards} of the {kept} shards kept ({unknown_rows} rows) were"
         logger.warning("%s: %s", directory, UNKNOWN.format(shards))
