@@ -140,3 +140,18 @@ def test_a_max_length_above_the_bases_positions_runs_at_the_cap_and_is_reused(tm
     (study / "base" / "eval.json").write_text(json.dumps(record), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\(eval.json settings.max_length 100 → 200\); restore the config"):
         plan_study(config)
+
+
+def test_an_eval_max_length_above_the_bases_positions_evaluates_at_the_cap_and_is_reused(tmp_path, tiny_bert_dir):
+    """max_length 64, eval_max_length 200 on the 128-position tiny BERT: the base and the trained run are evaluated
+    at 128 (200 positions do not fit: a raw tensor-size RuntimeError before), the saved run encodes at 128, and the
+    study's rerun reuses both runs."""
+    values = _model(_values(tmp_path, tiny_bert_dir), max_length=64, eval_max_length=200)
+    config = ReproduceConfig.from_dict(values)
+    run_study(config, progress=False, write_plots=False)
+    study = tmp_path / "study" / "tiny"
+    for folder in (study / "base", study / "full" / "seed0"):
+        assert json.loads((folder / "eval.json").read_text(encoding="utf-8"))["settings"]["max_length"] == 128
+    saved = json.loads((study / "full" / "seed0" / "biohicl_config.json").read_text(encoding="utf-8"))
+    assert saved["max_length"] == 128  # published, it encodes as it was evaluated
+    assert [r.status for r in plan_study(config)] == ["done", "done"]

@@ -38,6 +38,7 @@ from biohicl.study.plan import (
     run_label,
 )
 from biohicl.study.report import write_results
+from biohicl.study.reuse import evaluation_length
 from biohicl.study.stats import aggregate
 
 if TYPE_CHECKING:
@@ -96,25 +97,26 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
 
 
 def load_base(model: ModelSpec) -> BioHiCL:
-    """The untrained base encoder with the study's pooling, prompts and evaluation length."""
+    """The untrained base encoder with the study's pooling, prompts and evaluation length (capped at the base's
+    positions, as :func:`~biohicl.study.reuse.evaluation_length` says)."""
     from biohicl.models.model import BioHiCL
 
     encoder = BioHiCL.from_base(
         model.model, pooling=model.pooling, max_length=model.eval_max_length or model.max_length,
         query_prompt=model.query_prompt, document_prompt=model.document_prompt, hub_id=model.hub_id,
     )  # fmt: skip
-    if model.eval_max_length:
-        encoder.config.max_length = model.eval_max_length
+    if length := evaluation_length(model):
+        encoder.config.max_length = length
     return encoder
 
 
 def load_trained(model: ModelSpec, run_dir: Path) -> BioHiCL:
-    """A trained run reloaded from its saved folder (the artefact users get), at the evaluation length."""
+    """A trained run reloaded from its saved folder (the artefact users get), at the evaluation length (capped)."""
     from biohicl.models.model import BioHiCL
 
     encoder = BioHiCL.from_pretrained(run_dir, base_model_path=model.model)
-    if model.eval_max_length:
-        encoder.config.max_length = model.eval_max_length
+    if length := evaluation_length(model):
+        encoder.config.max_length = length
     return encoder
 
 
@@ -367,7 +369,7 @@ def _execute(
     eval_file = run.run_dir / EVAL_NAME
     peak: int | None = None
     if run.variant != BASE and run.status in ("done", "add_tasks", "evaluate"):
-        set_inference_length(run.run_dir, model.eval_max_length)
+        set_inference_length(run.run_dir, evaluation_length(model))
     if run.status == "done":
         logger.info("[%d/%d] %s: already evaluated, skipped", i, total, run.label)
         return read_eval_record(eval_file)
@@ -379,7 +381,7 @@ def _execute(
         if run.status in ("train", "resume"):
             args = training_arguments(config, model, run.variant, run.seed, dataset_path, run.run_dir)
             peak = train_and_measure(args, run.label)
-            set_inference_length(run.run_dir, model.eval_max_length)
+            set_inference_length(run.run_dir, evaluation_length(model))
         if not config.keep_checkpoints and run.status != "add_tasks":
             remove_checkpoints(run.run_dir)
         encoder = load_trained(model, run.run_dir)

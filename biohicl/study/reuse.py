@@ -78,6 +78,14 @@ def position_limit(model: ModelSpec) -> int | None:
     return positions if isinstance(positions, int) and not isinstance(positions, bool) else None
 
 
+def evaluation_length(model: ModelSpec) -> int | None:
+    """``eval_max_length`` as the encoder uses it: capped at the base's :func:`position_limit`, as
+    ``BioHiCL.from_base`` caps a longer ``max_length`` (a longer one would not fit its position embeddings); None
+    when the config sets none."""
+    limit = position_limit(model) if model.eval_max_length else None
+    return min(model.eval_max_length, limit) if model.eval_max_length and limit else model.eval_max_length
+
+
 def _capped(name: str, recorded: Any, expected: Any, model: ModelSpec) -> bool:
     """Whether ``recorded`` is the ``max_length`` ``expected`` as the encoder capped it at the base's positions."""
     if name != "max_length" or not isinstance(recorded, int) or not isinstance(expected, int) or recorded >= expected:
