@@ -85,7 +85,7 @@ def check_backend(path: Path, record: Mapping[str, Any]) -> None:
     backend (``onnx-int8``, as ``biohicl evaluate --backend onnx --quantize int8`` records it): its numbers are not
     the published weights' as they load. The fp32 ONNX backend (``onnx``, equal to torch within 1e-4) is accepted."""
     backend = _mapping(record.get("settings")).get("backend")
-    if isinstance(backend, str) and backend.partition("-")[2]:
+    if isinstance(backend, str) and backend.startswith("onnx-"):  # "onnx-" + the --quantize value
         raise PublishError(
             f"{path}: settings.backend is {backend!r}: scored by a quantised model, not the weights published; "
             "evaluate with the torch backend (`biohicl evaluate MODEL --output FILE`, no --quantize) and pass that"
