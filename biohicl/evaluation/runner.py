@@ -12,14 +12,13 @@ import logging
 import platform
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder, as_encoder
+from biohicl.evaluation.record_model import describe_model, library_versions, loaded_source, model_settings
 from biohicl.evaluation.results import UNCAPPED_TASKS, summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
@@ -32,62 +31,10 @@ from biohicl.evaluation.tasks import (
     summary_keys,
 )
 from biohicl.jsonio import read_json
-from biohicl.provenance import source_digest
 
 logger = logging.getLogger(__name__)
 
-VERSIONED_PACKAGES = (
-    "biohicl",
-    "torch",
-    "transformers",
-    "peft",
-    "sentence-transformers",
-    "huggingface-hub",
-    "tokenizers",
-    "numpy",
-    "scipy",
-    "evaluate",
-    "datasets",
-    "pytrec-eval-terrier",
-)
 RESULTS_FORMAT = 1
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that can change a score (None when not installed), and
-    ``biohicl_source``: :func:`~biohicl.provenance.source_digest`, which tells apart runs of different code under one
-    version number."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["biohicl_source"] = source_digest()
-    return versions
-
-
-def describe_model(model: Any) -> dict[str, Any]:
-    """What a model says about itself: its ``config`` (a BioHiCLConfig or similar) when it has one."""
-    config = getattr(model, "config", None)
-    if is_dataclass(config):
-        values = asdict(config)
-        values.pop("base_signature", None)  # sampled base weights: identify the base, say nothing about a score
-        return values
-    if config is not None and hasattr(config, "to_dict"):
-        return {k: v for k, v in config.to_dict().items() if isinstance(v, str | int | float | bool | None)}
-    return {"class": type(model).__name__}
-
-
-def model_settings(model: Any) -> dict[str, Any]:
-    """How ``model`` encodes, as a record's ``settings`` can tell from the model itself: its config's ``max_length``
-    and prompts (a SentenceTransformer's through :class:`~biohicl.evaluation.encoder.SentenceTransformerConfig`) and
-    its ``device``, each where the model gives it. Not ``max_length_source``: neither a BioHiCL model nor a
-    SentenceTransformer keeps the length it was loaded with, so whether the length is the model's own is unknown."""
-    config = getattr(model, "config", None)
-    read = {name: getattr(config, name, None) for name in ("max_length", "query_prompt", "document_prompt")}
-    read["device"] = None if (device := getattr(model, "device", None)) is None else str(device)
-    return {key: value for key, value in read.items() if isinstance(value, int | str) and not isinstance(value, bool)}
 
 
 def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
@@ -121,15 +68,6 @@ def planned_summary_keys(tasks: Iterable[str], split: str | None = None) -> list
     """The ``summary`` keys :func:`evaluate_model` will give for ``tasks`` (``pubmedqa-dev/recall@1`` ...), after
     the same data checks and without encoding anything: what a selection metric can be checked against."""
     return [key for name, task_split in plan_tasks(tasks, split) for key in summary_keys(name, task_split)]
-
-
-def loaded_source(model: Any) -> str | None:
-    """How ``model`` (or a wrapper's ``.model``) was loaded: ``"path"`` (a folder), ``"name"`` or ``"repo"``."""
-    for candidate in (model, getattr(model, "model", None)):
-        source = getattr(getattr(candidate, "resolved", None), "source", None)
-        if isinstance(source, str):
-            return source
-    return None
 
 
 def evaluate_model(

@@ -1,0 +1,73 @@
+"""What an evaluation record says about the model and the software that scored it: the model's own config
+(:func:`describe_model`), how it encodes (:func:`model_settings`), how it was loaded (:func:`loaded_source`) and the
+versions of the packages that can change a score (:func:`library_versions`)."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, is_dataclass
+from importlib import metadata
+from typing import Any
+
+from biohicl.provenance import source_digest
+
+VERSIONED_PACKAGES = (
+    "biohicl",
+    "torch",
+    "transformers",
+    "peft",
+    "sentence-transformers",
+    "huggingface-hub",
+    "tokenizers",
+    "numpy",
+    "scipy",
+    "evaluate",
+    "datasets",
+    "pytrec-eval-terrier",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that can change a score (None when not installed), and
+    ``biohicl_source``: :func:`~biohicl.provenance.source_digest`, which tells apart runs of different code under one
+    version number."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    versions["biohicl_source"] = source_digest()
+    return versions
+
+
+def describe_model(model: Any) -> dict[str, Any]:
+    """What a model says about itself: its ``config`` (a BioHiCLConfig or similar) when it has one."""
+    config = getattr(model, "config", None)
+    if is_dataclass(config):
+        values = asdict(config)
+        values.pop("base_signature", None)  # sampled base weights: identify the base, say nothing about a score
+        return values
+    if config is not None and hasattr(config, "to_dict"):
+        return {k: v for k, v in config.to_dict().items() if isinstance(v, str | int | float | bool | None)}
+    return {"class": type(model).__name__}
+
+
+def model_settings(model: Any) -> dict[str, Any]:
+    """How ``model`` encodes, as a record's ``settings`` can tell from the model itself: its config's ``max_length``
+    and prompts (a SentenceTransformer's through :class:`~biohicl.evaluation.encoder.SentenceTransformerConfig`) and
+    its ``device``, each where the model gives it. Not ``max_length_source``: neither a BioHiCL model nor a
+    SentenceTransformer keeps the length it was loaded with, so whether the length is the model's own is unknown."""
+    config = getattr(model, "config", None)
+    read = {name: getattr(config, name, None) for name in ("max_length", "query_prompt", "document_prompt")}
+    read["device"] = None if (device := getattr(model, "device", None)) is None else str(device)
+    return {key: value for key, value in read.items() if isinstance(value, int | str) and not isinstance(value, bool)}
+
+
+def loaded_source(model: Any) -> str | None:
+    """How ``model`` (or a wrapper's ``.model``) was loaded: ``"path"`` (a folder), ``"name"`` or ``"repo"``."""
+    for candidate in (model, getattr(model, "model", None)):
+        source = getattr(getattr(candidate, "resolved", None), "source", None)
+        if isinstance(source, str):
+            return source
+    return None
