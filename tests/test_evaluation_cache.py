@@ -110,9 +110,10 @@ def test_an_empty_summary_gives_no_metrics_not_the_record(counting_harness, monk
 
 def test_changed_code_is_a_new_key(monkeypatch):
     from biohicl.evaluation import cache
+    from biohicl.evaluation.record_model import library_versions
 
     key = evaluation_key(ShiftEncoder(), ["biosses"])
-    assert cache.code_fingerprint() == runner.source_digest()  # the package's sources, as records name them
+    assert cache.code_fingerprint() == library_versions()["biohicl_source"]  # the sources, as records name them
     monkeypatch.setattr(cache, "code_fingerprint", lambda: "a metric was fixed since")
     assert evaluation_key(ShiftEncoder(), ["biosses"]) != key
 
