@@ -58,6 +58,19 @@ def test_read_beir_jsonl_folder(tmp_path):
     assert docs[0].full_text() == "T body" and docs[1].full_text() == "x"
 
 
+def test_every_json_lines_name_reads_as_a_corpus(tmp_path):
+    """``biohicl index`` reads the JSON-lines names ``read_texts`` and build-dataset read, ``.ndjson.gz`` included."""
+    import gzip
+
+    line = '{"_id": "7", "title": "T", "text": "body"}\n'
+    for name in ("c.jsonl", "c.ndjson"):
+        (tmp_path / name).write_text(line)
+    for name in ("c.jsonl.gz", "c.ndjson.gz"):
+        (tmp_path / name).write_bytes(gzip.compress(line.encode()))
+    for name in ("c.jsonl", "c.ndjson", "c.jsonl.gz", "c.ndjson.gz"):
+        assert list(read_corpus(tmp_path / name)) == [Document("7", "body", "T")], name
+
+
 def test_read_tsv_with_and_without_header(tmp_path):
     (tmp_path / "a.tsv").write_text("id\ttitle\ttext\n1\tA\tfirst\n2\tB\tsecond\n")
     (tmp_path / "b.tsv").write_text("1\tfirst\n2\tsecond\n")

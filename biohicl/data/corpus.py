@@ -237,13 +237,13 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
             return read_jsonl(path / "corpus.jsonl.gz")
         return read_parquet(path)
     name = path.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+    if name.endswith(JSONL_SUFFIXES):
         return read_jsonl(path)
     if name.endswith((".tsv", ".tsv.gz", ".txt")):
         return read_tsv(path)
     if name.endswith(".parquet"):
         return read_parquet(path)
-    raise DataError("unknown corpus format (expected .jsonl[.gz], .tsv[.gz], .parquet or a BEIR folder)", path)
+    raise DataError("unknown corpus format (expected .jsonl/.ndjson[.gz], .tsv[.gz], .parquet or a BEIR folder)", path)
 
 
 def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
