@@ -7,7 +7,7 @@ never committed), then each reader answers ``--queries`` queries with top-10 at 
 process. Reported: the peak growth (VmHWM after the search − RSS before it, the peak reset after a warm-up), that
 growth / shard bytes and / chunk bytes, and the ratio old / new; the two readers' hits must be identical.
 
-    python benchmarks/bench_exact_memory.py --dir /tmp/exact_mem --rows 300000
+    python benchmarks/bench_exact_memory.py --dir bench/exact_mem --rows 300000
 """
 
 from __future__ import annotations
