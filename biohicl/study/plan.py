@@ -76,14 +76,14 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     runs, items = [], config.target_tasks()
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)
-        status = _eval_status(base_dir, config.model_tasks(model), items) or "evaluate"
-        if status != "evaluate":
-            check_evaluated(config, model, None, base_dir, read_eval_record(base_dir / EVAL_NAME))
-        runs.append(PlannedRun(model.name, BASE, None, base_dir, status))
+        status, record = _eval_status(base_dir, config.model_tasks(model), items)
+        if record is not None:
+            check_evaluated(config, model, None, base_dir, record)
+        runs.append(PlannedRun(model.name, BASE, None, base_dir, status or "evaluate"))
         for variant in config.model_variants(model):
             for seed in config.run_seeds(model, variant):
                 folder = run_dir_for(config, model.name, variant, seed)
-                status = _eval_status(folder, config.model_tasks(model, variant), items)
+                status, record = _eval_status(folder, config.model_tasks(model, variant), items)
                 if status is None:
                     if (folder / TRAINING_DONE_NAME).is_file():
                         status = "evaluate"
@@ -93,8 +93,8 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
                         status = "train"
                 if status != "train":
                     _check_settings(config, model, variant, folder, last_complete_checkpoint(folder))
-                if status in ("done", "add_tasks"):
-                    check_evaluated(config, model, variant, folder, read_eval_record(folder / EVAL_NAME))
+                if record is not None:
+                    check_evaluated(config, model, variant, folder, record)
                 runs.append(PlannedRun(model.name, variant, seed, folder, status))
     return runs
 
@@ -173,12 +173,16 @@ def _of_another_dataset(result: Mapping[str, Any], files: Mapping[str, str] | No
     return files is not None and "data_files" in result and result["data_files"] != files
 
 
-def _eval_status(folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]) -> str | None:
-    """``done`` / ``add_tasks`` when the run has an ``eval.json``, else None (its training decides)."""
+def _eval_status(
+    folder: Path, tasks: Sequence[str], item_tasks: Sequence[str]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """(``done`` / ``add_tasks``, the record) when the run has an ``eval.json``, read once; else (None, None): its
+    training decides."""
     path = folder / EVAL_NAME
     if not path.is_file():
-        return None
-    return "add_tasks" if missing_tasks(read_eval_record(path), tasks, item_tasks) else "done"
+        return None, None
+    record = read_eval_record(path)
+    return ("add_tasks" if missing_tasks(record, tasks, item_tasks) else "done"), record
 
 
 def read_eval_record(path: Path) -> dict[str, Any]:
