@@ -225,7 +225,6 @@ class ReadContext:
         self.dropped_labels: list[tuple[str, str]] = []  # the current record's: (reason, label)
         self.ignored_labels: list[str] = []  # the current record's: reason
         self.noted_labels: list[str] = []  # the current record's: reason
-        self._tree_map: dict[str, str] | None = None  # tree number -> descriptor UI, built when first needed
 
     def start(self) -> None:
         """Begin the next record."""
@@ -301,11 +300,9 @@ class ReadContext:
     def resolve_tree_numbers(self, numbers: Iterable[str]) -> list[str]:
         """Descriptor UIs of tree numbers (each tree number is one descriptor's in the loaded release), each counted
         as :data:`FROM_TREE_NUMBER`; an unknown one is dropped."""
-        if self._tree_map is None:
-            self._tree_map = {tn: ui for ui, tns in self.mesh.trees.items() for tn in tns}
         uis = []
         for raw in numbers:
-            ui = self._tree_map.get(raw.strip())
+            ui = self.mesh.tree_descriptor(raw.strip())
             if ui is None:
                 self.drop_label(UNKNOWN_TREE, raw)
             else:

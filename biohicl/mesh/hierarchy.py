@@ -77,6 +77,7 @@ class MeshHierarchy:
         depths = np.array([tree_depth(n) for n in nodes], dtype=np.float64)
         self._log_weights = np.log(depths + 1.0)
         self._node_cache: dict[tuple[str, bool], np.ndarray] = {}
+        self._tree_descriptors: dict[str, str] | None = None  # built when first asked
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -143,6 +144,13 @@ class MeshHierarchy:
     def tree_numbers(self, ui: str) -> tuple[str, ...]:
         """Tree numbers of a descriptor (empty for the few descriptors outside the tree, e.g. Female)."""
         return self.trees.get(self.resolve(ui), ())
+
+    def tree_descriptor(self, tree_number: str) -> str | None:
+        """The descriptor UI that ``tree_number`` belongs to (each tree number is one descriptor's in a release);
+        None when it is none of this hierarchy's."""
+        if self._tree_descriptors is None:
+            self._tree_descriptors = {tn: ui for ui, tns in self.trees.items() for tn in tns}
+        return self._tree_descriptors.get(tree_number)
 
     @staticmethod
     def depth(tree_number: str) -> int:

@@ -79,12 +79,9 @@ class Explanation:
         return "\n".join(lines)
 
 
-def _node_names(mesh: Any) -> dict[str, str]:
-    names = getattr(mesh, "_biohicl_node_names", None)
-    if names is None:
-        names = {tn: mesh.names[ui] for ui, tns in mesh.trees.items() for tn in tns}
-        mesh._biohicl_node_names = names
-    return names
+def _node_name(mesh: Any, node: str) -> str:
+    """The name of the descriptor a tree node (a tree number) belongs to."""
+    return mesh.names[mesh.tree_descriptor(node)]
 
 
 def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
@@ -164,7 +161,6 @@ def explain_hits(
     labels = [_resolve_all(mesh, hit.mesh) for hit in hits]
     carried = [label for hit in hits for label in hit.mesh] + list(query_mesh or ())
     counts = {"labels": len(carried), "placed": _count_placed(mesh, carried)}
-    node_names = _node_names(mesh)
     explained: list[HitExplanation] = []
     if query_mesh is not None:
         query = _resolve_all(mesh, query_mesh)
@@ -177,7 +173,7 @@ def explain_hits(
             common = _most_specific(query_nodes & mesh.label_nodes(uis))
             siml = mesh.label_similarity(query, uis) if uis and query else None  # no labels on a side: no SimL
             explained.append(
-                HitExplanation(hit, [mesh.names[u] for u in shared], [node_names[n] for n in common], siml)
+                HitExplanation(hit, [mesh.names[u] for u in shared], [_node_name(mesh, n) for n in common], siml)
             )
         shared_terms = sorted((t for t in terms.values() if t.ranks), key=lambda t: (-t.count, t.name))
         return Explanation(shared_terms, explained, tuple(query), **counts)
@@ -202,7 +198,7 @@ def explain_hits(
             HitExplanation(
                 hit,
                 [mesh.names[u] for u in specific_first(mesh, (u for u in uis if u in common_uis))],
-                [node_names[n] for n in common[:5]],
+                [_node_name(mesh, n) for n in common[:5]],
                 siml,
             )
         )
