@@ -17,6 +17,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
+from biohicl.data.corpus import JSONL_SUFFIXES
 from biohicl.data.files import check_file, utf16_encoding
 from biohicl.data.jsonl import DETECT_FIELDS, LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
@@ -44,8 +45,6 @@ _PUBTATOR_LINE = re.compile(r"\d+\|[ta]\|")
 _MEDLINE_TEXT_LINE = re.compile(r"(?m)^PMID- ?\d")
 _PUBMEDQA_START = re.compile(r'\{\s*"\d+"\s*:\s*\{')
 _OTHER_JSON_START = re.compile(rb'\{\s*"(\d+|articles)"\s*:')  # a one-line PubMedQA or BioASQ file: never read on
-#: names of JSON lines files: one that is not recognised is refused, never left out as an unknown format
-JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 DELETED_SPLIT = "deleted"  # the split of a yielded record a later NLM update file deleted (dropped by the build)
 
 
@@ -106,8 +105,8 @@ def resolve_inputs(
     """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
     whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
     ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, a JSON lines file
-    (:data:`JSON_LINES_SUFFIXES`) not recognised (a corpus its user meant to give: no label field in its first
-    64 KB), or no recognised file at all, is a :class:`~biohicl.errors.DataError`."""
+    (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`) not recognised (a corpus its user meant to give: no label field
+    in its first 64 KB), or no recognised file at all, is a :class:`~biohicl.errors.DataError`."""
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     for source, files in inputs:
@@ -118,7 +117,7 @@ def resolve_inputs(
         for path in paths:
             check_file(path)
             detected = detect_source(path)
-            if detected is None and path.name.lower().endswith(JSON_LINES_SUFFIXES):
+            if detected is None and path.name.lower().endswith(JSONL_SUFFIXES):
                 raise DataError(
                     f"JSON lines with no MeSH label field ({', '.join(DETECT_FIELDS)}) in a line of its first 64 KB:"
                     " not a labelled corpus (a BEIR corpus.jsonl is not one); give it with --source jsonl if its "
