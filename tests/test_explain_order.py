@@ -29,3 +29,17 @@ def test_shared_between_hits_lists_the_disease_before_the_check_tags(mesh):
 def test_specific_first_puts_a_deep_check_tag_after_a_shallow_topic(mesh):
     # Humans is 11 deep, Obesity (D009765, C18.654.726.750.500) 5: the check tag still goes last
     assert [mesh.names[u] for u in specific_first(mesh, ["D006801", "D009765"])] == ["Obesity", "Humans"]
+
+
+def test_the_summary_line_lists_check_tags_after_the_topic_terms_whatever_their_count(mesh):
+    # Humans on all three hits, Obesity on two, Adolescent on two: by count alone Humans came first
+    hits = [
+        Hit("a", 0.9, 1, 0, "A", ("D006801", "D009765", "D000293")),
+        Hit("b", 0.8, 2, 1, "B", ("D006801", "D009765", "D000293")),
+        Hit("c", 0.7, 3, 2, "C", ("D006801",)),
+    ]
+    explanation = explain_hits(hits, mesh)
+    assert [(t.name, t.count) for t in explanation.shared_terms] == [("Obesity", 2), ("Humans", 3), ("Adolescent", 2)]
+    assert explanation.format() == "shared MeSH terms: Obesity (2/3), Humans (3/3), Adolescent (2/3)"
+    with_query = explain_hits(hits, mesh, query_mesh=["Humans", "Adolescent", "Obesity"])
+    assert [t.name for t in with_query.shared_terms] == ["Obesity", "Humans", "Adolescent"]

@@ -84,14 +84,28 @@ def _node_name(mesh: Any, node: str) -> str:
     return mesh.names[mesh.tree_descriptor(node)]
 
 
-def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
-    """Descriptor UIs most specific first: the check tags (:data:`~biohicl.mesh.label_groups.CHECK_TAG_NAMES`:
-    Humans, Adult, Aged, ..., indexed on most articles whatever their topic) last, the others deepest tree number
-    first, then by name. A shortened list (a notebook's first four) then shows *Amblyopia* before *Adolescent*."""
+def check_tag_uis(mesh: Any) -> set[str]:
+    """The UIs of the check tags (:data:`~biohicl.mesh.label_groups.CHECK_TAG_NAMES`) that ``mesh`` places, kept on
+    the hierarchy object after the first call."""
     tags = getattr(mesh, "_biohicl_check_tags", None)
     if tags is None:
         tags = {ui for name in CHECK_TAG_NAMES if (ui := mesh.try_resolve(name)) is not None}
         mesh._biohicl_check_tags = tags
+    return tags
+
+
+def by_count_check_tags_last(mesh: Any, terms: Iterable[SharedTerm]) -> list[SharedTerm]:
+    """Shared terms by how many hits carry them, most first, the check tags after the others (Humans, carried by
+    nearly every clinical hit, would otherwise fill the summary line), then by name."""
+    tags = check_tag_uis(mesh)
+    return sorted(terms, key=lambda t: (t.ui in tags, -t.count, t.name))
+
+
+def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
+    """Descriptor UIs most specific first: the check tags (:data:`~biohicl.mesh.label_groups.CHECK_TAG_NAMES`:
+    Humans, Adult, Aged, ..., indexed on most articles whatever their topic) last, the others deepest tree number
+    first, then by name. A shortened list (a notebook's first four) then shows *Amblyopia* before *Adolescent*."""
+    tags = check_tag_uis(mesh)
 
     def key(ui: str) -> tuple[bool, int, str]:
         depth = max((tree_depth(tn) for tn in mesh.trees.get(ui, ())), default=0)
@@ -146,11 +160,13 @@ def explain_hits(
 ) -> Explanation:
     """The SimL explanation of a result list.
 
-    Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits (most common first), and for
+    Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits (most common first, check tags
+    after the others), and for
     each hit the shared descriptors it carries and its mean SimL to the other annotated hits. With ``query_mesh``
     (a query document's labels): per hit the descriptors it shares with the query, the deepest tree nodes they
     share, and SimL(query, hit); each hit's ``shared`` names are most specific first (:func:`specific_first`: check
-    tags such as Humans or Adult last); ``shared_terms`` then lists the query's descriptors by how many hits carry them.
+    tags such as Humans or Adult last); ``shared_terms`` then lists the query's descriptors by how many hits carry them
+    (check tags after the others).
     ``mesh``: the hierarchy the labels came from (``MeshHierarchy.load(path)``; default the packaged MeSH 2024);
     ``labels``/``placed`` count the labels it placed, and ``unplaced`` says when that is under half of them.
     """
@@ -175,15 +191,18 @@ def explain_hits(
             explained.append(
                 HitExplanation(hit, [mesh.names[u] for u in shared], [_node_name(mesh, n) for n in common], siml)
             )
-        shared_terms = sorted((t for t in terms.values() if t.ranks), key=lambda t: (-t.count, t.name))
+        shared_terms = by_count_check_tags_last(mesh, (t for t in terms.values() if t.ranks))
         return Explanation(shared_terms, explained, tuple(query), **counts)
 
     carriers = Counter(ui for uis in labels for ui in uis)
     common_uis = {ui for ui, c in carriers.items() if c >= min_hits}
-    shared_terms = [
-        SharedTerm(ui, mesh.names[ui], [h.rank for h, uis in zip(hits, labels, strict=False) if ui in uis])
-        for ui in sorted(common_uis, key=lambda u: (-carriers[u], mesh.names[u]))
-    ]
+    shared_terms = by_count_check_tags_last(
+        mesh,
+        (
+            SharedTerm(ui, mesh.names[ui], [h.rank for h, uis in zip(hits, labels, strict=False) if ui in uis])
+            for ui in common_uis
+        ),
+    )
     annotated = [i for i, uis in enumerate(labels) if uis]
     sim = mesh.similarity_matrix([labels[i] for i in annotated]).numpy() if len(annotated) > 1 else None
     position = {i: j for j, i in enumerate(annotated)}
