@@ -153,3 +153,14 @@ def test_evaluate_names_an_adapters_peft_method(tiny_bert_dir, tmp_path, method,
     _saved(tiny_bert_dir, folder, method)
     model = BioHiCL.from_pretrained(folder, base_model_path=tiny_bert_dir)
     assert model_identity(str(folder), model, None) == (f"run-{method} ({words} over {HUB_ID})", None)
+
+
+def test_evaluate_records_a_merged_folder_under_its_base_and_another_folder_by_its_name(tmp_path):
+    from types import SimpleNamespace
+
+    merged = tmp_path / "run-merged"
+    merged.mkdir()
+    config = SimpleNamespace(base_model=HUB_ID, kind="full", base_revision="abc123")
+    assert model_identity(str(merged), SimpleNamespace(config=config, resolved=None), None) == (HUB_ID, "abc123")
+    local_base = SimpleNamespace(base_model=str(merged), kind="full", base_revision=None)  # a base that is a folder
+    assert model_identity(str(merged), SimpleNamespace(config=local_base, resolved=None), None) == ("run-merged", None)
