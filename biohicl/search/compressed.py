@@ -271,8 +271,3 @@ class CompressedIndex:
         exact = (q @ vectors.T).gather(1, inverse)
         scores, rows = sort_top_k(exact, rows)  # equal exact scores: the lower row wins the cut, as in exact search
         return scores[:, :k], rows[:, :k]
-
-
-def load_compressed(directory: str | Path, kind: str | None = None) -> CompressedIndex:
-    """Open an index folder's compressed form (see :meth:`CompressedIndex.load`)."""
-    return CompressedIndex.load(directory, kind)

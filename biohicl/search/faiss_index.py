@@ -21,15 +21,6 @@ from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.topk import sort_top_k
 
 
-def faiss_available() -> bool:
-    """Whether ``faiss`` can be imported."""
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _faiss():
     try:
         import faiss
