@@ -39,6 +39,7 @@ from biohicl.models.encoding import (
 )
 from biohicl.models.export import make_shareable, write_loading_files, write_sentence_transformers_files
 from biohicl.models.mteb import MtebEncoder
+from biohicl.models.positions import capped_length
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import (
     ResolvedModel,
@@ -92,9 +93,10 @@ class BioHiCL(EncoderInfo, nn.Module):
         registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a BioHiCL folder's
         ``biohicl_config.json`` (an adapter folder loads with its LoRA merged in), else from a sentence-transformers
         folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
-        name's guess, 512, "" and True; a value given is kept (the length capped at the position embeddings). A
-        plain peft adapter folder loads merged into its base, with the base's settings unless it has
-        sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode."""
+        name's guess, 512, "" and True; a value given is kept (the length capped at the tokens the backbone can
+        encode, :func:`~biohicl.models.positions.usable_positions`). A plain peft adapter folder loads merged into its
+        base, with the base's settings unless it has sentence-transformers files
+        (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode."""
         path = resolve_base(base_model, revision, registry=registry)
         model_id = hub_id or base_model
         if Path(model_id).expanduser().is_dir():
@@ -112,9 +114,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             revision = commit
         config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
         backbone = cls._backbone(path, dtype)
-        positions = getattr(backbone.config, "max_position_embeddings", None)
-        if positions and config.max_length > positions:
-            config.max_length = int(positions)  # never ask for more positions than the model has
+        config.max_length = capped_length(config.max_length, backbone.config)  # never more tokens than it encodes
         tokenizer = load_tokenizer(path)
         return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
 

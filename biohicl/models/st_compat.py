@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError
+from biohicl.models.positions import usable_positions
 from biohicl.models.signature import unwrapped
 
 
@@ -39,15 +40,16 @@ class EncoderInfo:
 
     @property
     def max_tokens(self) -> int | None:
-        """The most tokens a text can have: the tokenizer's ``model_max_length`` when it states one, else the
-        backbone's position embeddings (None when neither says)."""
+        """The most tokens a text can have: the fewer of the tokenizer's ``model_max_length`` (when it states one) and
+        the tokens the backbone's position embeddings encode (:func:`~biohicl.models.positions.usable_positions`);
+        None when neither says."""
         limits = []
         stated = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(stated, int) and 0 < stated < 1_000_000:
             limits.append(stated)
         config = getattr(unwrapped(self.backbone), "config", None)
-        positions = getattr(config, "max_position_embeddings", None)
-        if isinstance(positions, int) and positions > 0:
+        positions = usable_positions(config) if config is not None else None
+        if positions is not None:
             limits.append(positions)
         return min(limits) if limits else None
 

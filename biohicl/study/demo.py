@@ -5,7 +5,8 @@
 2. LoRA-train all-MiniLM-L6-v2 with the BioHiCL loss for a short run, selected on PubMedQA dev (step 0 included),
    or the run of a ``biohicl train`` config (``training_args``; ``biohicl demo --training_config FILE``, e.g.
    ``configs/biohicl_minilm.yaml``, the recipe of the registry's BioHiCL-MiniLM); its ``biohicl_config.json`` then
-   gets the evaluation length (``--eval_max_length``), so the run publishes with its results, as a study's run does;
+   gets the evaluation length (``--eval_max_length``, capped at the most tokens the base encodes), so the run
+   publishes with its results, as a study's run does;
 3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer);
 4. the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
 
@@ -59,7 +60,7 @@ class DemoArguments:
         default=256,
         metadata={
             "help": "Tokens per text at evaluation, base and tuned alike (one length, or the table compares "
-            "lengths instead of models; 256 = all-MiniLM-L6-v2's own)."
+            "lengths instead of models; 256 = all-MiniLM-L6-v2's own); capped at the most the base encodes."
         },
     )
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate of the LoRA weights."})
@@ -178,6 +179,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
     from biohicl.evaluation.tasks import names_dataset
+    from biohicl.models.positions import fit_to_base
     from biohicl.study.execute import set_inference_length
     from biohicl.training.run import train_biohicl
 
@@ -222,16 +224,18 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
         train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
     else:
         logger.info("reusing %s", run_dir)
-    # the saved model encodes as step 3 measures it, as a study's runs do: `biohicl publish` compares the two
-    set_inference_length(run_dir, args.eval_max_length)
+    # the saved model encodes as step 3 measures it, as a study's runs do: `biohicl publish` compares the two; a
+    # length above what the base encodes is capped there, as BioHiCL.from_base caps it (else long texts would fail)
+    eval_length = fit_to_base(base_model, args.eval_max_length)
+    set_inference_length(run_dir, eval_length)
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
     records = []
-    for label, load in evaluation_models(base_model, run_dir, args.eval_max_length):
+    for label, load in evaluation_models(base_model, run_dir, eval_length):
         path = out / f"results_{label}.json"
         model_id = f"{base_model} ({label})"
         reuse = args.skip_steps_done and not (label == "biohicl" and trained_now)
-        reused = reusable_results(path, model_id, args.eval_max_length, tasks, dtype_name) if reuse else None
+        reused = reusable_results(path, model_id, eval_length, tasks, dtype_name) if reuse else None
         if reused is not None:
             records.append(reused)
             logger.info("reusing %s", path)
