@@ -1,14 +1,15 @@
 """Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
 loaded, with a traceback, or never: LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no
-LoRA), the seeds, the reporting integrations, the scheduler's keyword arguments and ``max_steps``. Each is a one-line
-:class:`ConfigError` naming its field. :func:`check_seed` is the one seed rule of training, a study config and
-``biohicl build-dataset``."""
+LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments and
+``max_steps``. Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is the one seed rule of
+training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
 
 import difflib
 import json
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from biohicl.errors import ConfigError
@@ -18,6 +19,24 @@ from biohicl.models.lora_values import check_alpha, check_rank
 SEED_LIMIT = 2**32
 #: ``report_to`` values that stand alone: no integration, or every one installed.
 REPORT_TO_WORDS = ("none", "all")
+#: Integrations whose transformers callback refuses, at ``Trainer`` init, when a package is missing: the
+#: ``transformers.integrations`` function its callback asks, and what to install. Not here: ``comet_ml`` (its
+#: ``is_comet_available`` also wants an API key, which the callback does not) and ``kubeflow`` (an environment the
+#: Kubeflow controller sets, no package).
+INTEGRATION_PACKAGES = {
+    "azure_ml": ("is_azureml_available", "azureml-sdk"),
+    "clearml": ("is_clearml_available", "clearml"),
+    "codecarbon": ("is_codecarbon_available", "codecarbon"),
+    "dagshub": ("is_dagshub_available", "dagshub mlflow"),
+    "dvclive": ("is_dvclive_available", "dvclive"),
+    "flyte": ("is_flytekit_available", "flytekit"),
+    "mlflow": ("is_mlflow_available", "mlflow"),
+    "neptune": ("is_neptune_available", "neptune"),
+    "swanlab": ("is_swanlab_available", "swanlab"),
+    "tensorboard": ("is_tensorboard_available", "tensorboard"),
+    "trackio": ("is_trackio_available", "trackio"),
+    "wandb": ("is_wandb_available", "wandb"),
+}
 
 
 def check_run_values(args: Any) -> None:
@@ -60,7 +79,10 @@ def check_seed(value: int, name: str, upper: int | None = None) -> None:
 
 
 def check_report_to(value: str | list[str]) -> None:
-    """Each ``report_to`` entry is an integration transformers reports to (``none`` or ``all`` alone)."""
+    """Each ``report_to`` entry is an integration transformers reports to (``none`` or ``all`` alone) whose package
+    is installed (:data:`INTEGRATION_PACKAGES`: its callback would refuse only at ``Trainer`` init, after the data and
+    the model loaded). ``all`` is every integration installed, so it needs none."""
+    from transformers.integrations import integration_utils
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
     names = [value] if isinstance(value, str) else list(value)
@@ -77,6 +99,19 @@ def check_report_to(value: str | list[str]) -> None:
                 f"report_to: {name!r} is not an integration transformers reports to{hint}; one of "
                 f"{', '.join(known)}, or none, all"
             )
+        check_installed(name, integration_utils)
+
+
+def check_installed(name: str, integrations: ModuleType) -> None:
+    """Refuse integration ``name`` when the ``integrations`` module's (``transformers.integrations``) availability
+    function its callback asks says no (:data:`INTEGRATION_PACKAGES`); a function transformers no longer has passes."""
+    function, package = INTEGRATION_PACKAGES.get(name, (None, None))
+    available = getattr(integrations, function, None) if function else None
+    if available is not None and not available():
+        alternative = " (or tensorboardX)" if name == "tensorboard" else ""
+        raise ConfigError(
+            f"report_to: {name} is not installed; pip install {package}{alternative}, or leave {name} out of report_to"
+        )
 
 
 def scheduler_kwargs(value: Any) -> Any:

@@ -1,0 +1,137 @@
+"""TensorBoard and the other reporting integrations of ``biohicl train``: an integration whose package is missing is
+refused when the arguments are checked (transformers' callback would refuse it only at ``Trainer`` init, after the
+data and the model loaded, with a traceback), and a resumed run writes its events into the run's own folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from types import SimpleNamespace
+
+import pytest
+from transformers.integrations import TensorBoardCallback, integration_utils
+from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+from biohicl.cli import main as cli
+from biohicl.errors import ConfigError
+from biohicl.training.arg_checks import INTEGRATION_PACKAGES
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.reporting import keep_tensorboard_folder
+from biohicl.training.run import train_biohicl
+from tests.conftest import synthetic_documents
+
+TENSORBOARD_MISSING = (
+    "report_to: tensorboard is not installed; pip install tensorboard (or tensorboardX), or leave tensorboard out of "
+    "report_to"
+)
+
+
+@pytest.fixture
+def no_tensorboard(monkeypatch):
+    """transformers sees neither tensorboard nor tensorboardX (this environment has tensorboard)."""
+    monkeypatch.setattr(integration_utils, "is_tensorboard_available", lambda: False)
+
+
+def test_the_refusal_is_the_one_transformers_would_give_at_trainer_init(no_tensorboard):
+    with pytest.raises(RuntimeError, match="TensorBoardCallback requires tensorboard to be installed"):
+        TensorBoardCallback()  # what Trainer.__init__ builds from report_to, after the data and the model loaded
+
+
+def test_report_to_tensorboard_without_it_installed_is_refused_when_the_arguments_are_checked(no_tensorboard):
+    for value in ("tensorboard", ["tensorboard"]):
+        with pytest.raises(ConfigError) as caught:
+            BioHiCLTrainingArguments(output_dir="run", report_to=value)
+        assert str(caught.value) == TENSORBOARD_MISSING
+
+
+def test_none_and_all_need_no_package(no_tensorboard):
+    assert BioHiCLTrainingArguments(output_dir="run", report_to="none").report_to == []
+    everything = BioHiCLTrainingArguments(output_dir="run", report_to="all").report_to
+    assert everything == integration_utils.get_available_reporting_integrations()  # what is installed, as transformers
+    assert "tensorboard" not in everything  # sees it: not tensorboard here, and no refusal
+
+
+def test_each_integration_with_a_package_is_refused_by_its_own_availability_function(monkeypatch):
+    for name, (function, package) in INTEGRATION_PACKAGES.items():
+        assert name in INTEGRATION_TO_CALLBACK and callable(getattr(integration_utils, function))
+        with monkeypatch.context() as patch:
+            patch.setattr(integration_utils, function, lambda: False)
+            with pytest.raises(ConfigError) as caught:
+                BioHiCLTrainingArguments(output_dir="run", report_to=name)
+        assert str(caught.value).startswith(f"report_to: {name} is not installed; pip install {package}")
+    with monkeypatch.context() as patch:
+        patch.setattr(integration_utils, "is_wandb_available", lambda: False)
+        with pytest.raises(ConfigError) as caught:
+            BioHiCLTrainingArguments(output_dir="run", report_to="wandb")
+    assert str(caught.value) == "report_to: wandb is not installed; pip install wandb, or leave wandb out of report_to"
+
+
+def test_biohicl_train_refuses_it_in_one_line_before_the_data_is_read(no_tensorboard, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset_path", str(tmp_path / "nope.jsonl"), "--output_dir", str(out),
+                     "--report_to", "tensorboard", "--use_cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == f"biohicl train: error: {TENSORBOARD_MISSING}"
+    assert not out.exists()  # the dataset does not exist: refused before it (and the model) was read
+
+
+def test_tensorboard_logging_dir_set_in_the_environment_is_kept(monkeypatch, tmp_path):
+    pytest.importorskip("tensorboard")  # the callback's writer needs it; the dev and demo extras
+    plain = TensorBoardCallback()
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "mine"))
+    chosen = TensorBoardCallback()  # transformers reads the variable here
+    trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[plain, chosen, object()]))
+    keep_tensorboard_folder(trainer, tmp_path / "out")
+    assert plain.logging_dir == str(tmp_path / "out" / "runs")  # the run's own folder, not runs/<date>_<host>
+    assert chosen.logging_dir == str(tmp_path / "mine")  # the variable's folder, as transformers would use it
+
+
+def test_a_resumed_run_appends_its_tensorboard_events_to_the_runs_folder(tiny_bert_dir, tmp_path):
+    pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    out = tmp_path / "run"
+    values = dict(output_dir=str(out), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",
+                  dataset_path=str(docs), per_device_train_batch_size=8, max_length=32, logging_steps=1,
+                  save_strategy="steps", save_steps=2, report_to="tensorboard", lora_target_modules=["query", "value"],
+                  use_cpu=True, seed=7, disable_tqdm=True)  # fmt: skip
+    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=2))
+    time.sleep(1.1)  # transformers' own folder is named by the second training begins: a later resume, another name
+    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=4, resume_from_checkpoint="last"))
+
+    files = sorted(out.rglob("events.out.tfevents.*"))
+    assert len(files) == 2 and {f.parent for f in files} == {out / "runs"}  # the first part's and the resume's
+    events = EventAccumulator(str(out / "runs"), size_guidance={"scalars": 0})
+    events.Reload()
+    losses = {e.step: e.value for e in events.Scalars("train/loss")}
+    logged = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    expected = {e["step"]: e["loss"] for e in logged if "loss" in e}  # the resumed state keeps steps 1-2 too
+    assert sorted(expected) == [1, 2, 3, 4]
+    assert losses == pytest.approx(expected, rel=1e-6)  # one curve of steps 1-4 (TensorBoard stores float32)
+
+
+def test_a_run_killed_after_its_last_checkpoint_logs_the_steps_since_twice_in_its_folder(tiny_bert_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tests.test_trainer import make_args, train_killed_after_save
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    out = tmp_path / "killed"
+    common = dict(max_steps=6, save_strategy="steps", save_steps=2, report_to="tensorboard")
+    train_killed_after_save(tiny_bert_dir, docs, out, 4, **common)  # a process SIGKILLed after logging step 4
+    for path in sorted((out / "checkpoint-4").iterdir()):  # as if killed at step 4 before the save
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    (out / "checkpoint-4").rmdir()
+    train_biohicl(make_args(tiny_bert_dir, docs, out, resume_from_checkpoint="last", **common))  # from step 2
+
+    assert len(list((out / "runs").glob("events.out.tfevents.*"))) == 2 and len(list(out.rglob("events.*"))) == 2
+    events = EventAccumulator(str(out / "runs"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [step for step, _ in logged] == [1, 2, 3, 4, 3, 4, 5, 6]  # one series; steps 3-4 of both processes
+    assert logged[2:4] == logged[4:6]  # the same values: the curve retraces itself
