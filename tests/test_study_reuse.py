@@ -1,5 +1,6 @@
 """A study folder holding finished runs is reused only for the study the config describes now: a run (the base
-included) evaluated at another ``eval_max_length``, ``eval_dtype`` or prompt, or trained on another dataset, is
+included) evaluated at another ``eval_max_length``, ``eval_dtype``, prompt or ``limit_queries`` (one that changed
+what a task scored), or trained on another dataset (before that dataset is built, where its settings show it), is
 refused by name, never skipped as done and reported as the config's (biohicl.study.reuse)."""
 
 from __future__ import annotations
@@ -96,10 +97,44 @@ def test_a_run_trained_on_another_dataset_is_refused(study, tiny_bert_dir):
     # not built yet (--dry_run): the runs' dataset is here and is not the config's
     with pytest.raises(ConfigError, match=rf"^{run}: trained on another dataset .*\(dataset_path '{study}/dataset' →"):
         plan_study(changed)
-    prepare_dataset(changed, progress=False)  # built, as run_study does before planning: the summaries differ
+    # built elsewhere (the run moved away while it was built): the built summaries differ
+    shutil.move(run, study / "away")
+    prepare_dataset(changed, progress=False)
+    shutil.move(study / "away", run)
     with pytest.raises(ConfigError) as caught:
         plan_study(changed)
     assert f"'{study}/other', documents 24 → 20, " in str(caught.value)
+
+
+def test_a_dataset_the_build_cannot_match_is_refused_before_it_is_built(study, tiny_bert_dir):
+    """The config's dataset is not built yet and asks for at most 20 documents, another top_k or seed: the runs
+    trained on the 24-document build here are refused before the build (minutes on real data), not after it."""
+    run = study / "study" / "tiny" / "full" / "seed0"
+    for change, shown in [
+        ({"limit": 20}, "documents 24 → at most 20 (limit)"),
+        ({"top_k": 5}, "top_k 3 → 5"),
+        ({"seed": 1}, "seed 0 → 1"),
+    ]:
+        values = _values(study, tiny_bert_dir, dataset="other")
+        changed = ReproduceConfig.from_dict(values | {"dataset": values["dataset"] | change})
+        with pytest.raises(ConfigError) as caught:
+            run_study(changed, progress=False, write_plots=False)
+        assert str(caught.value) == (
+            f"{run}: trained on another dataset than the config's (dataset_path '{study}/dataset' → "
+            f"'{study}/other', {shown}); restore the config, or move the run away to train it again"
+        )
+        assert not (study / "other").exists()  # nothing built
+
+
+def test_the_same_build_settings_at_a_new_path_are_built_and_the_runs_reused(study, tiny_bert_dir, monkeypatch):
+    """Nothing the build could still match is refused before it: the same settings build the same dataset."""
+    import biohicl.study.execute as execute_module
+
+    monkeypatch.setattr(execute_module, "evaluate_encoder", lambda *a, **k: pytest.fail("a finished run was redone"))
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, dataset="new"))
+    run_study(config, progress=False, write_plots=False)
+    assert json.loads((study / "new" / "summary.json").read_text(encoding="utf-8"))["documents"] == 24
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
 
 
 def test_a_copy_of_the_dataset_is_the_same_dataset(study, tiny_bert_dir):
@@ -155,3 +190,87 @@ def test_an_eval_max_length_above_the_bases_positions_evaluates_at_the_cap_and_i
     saved = json.loads((study / "full" / "seed0" / "biohicl_config.json").read_text(encoding="utf-8"))
     assert saved["max_length"] == 128  # published, it encodes as it was evaluated
     assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A finished tiny study evaluated on PubMedQA's first 3 test questions (``limit_queries: 3``, a quick run)."""
+    out = tmp_path_factory.mktemp("capped")
+    values = _values(out, tiny_bert_dir) | {"tasks": ["pubmedqa"], "limit_queries": 3}
+    run_study(ReproduceConfig.from_dict(values), progress=False, write_plots=False)
+    return out
+
+
+@pytest.fixture
+def quick(capped, tmp_path) -> Path:
+    for name in ("study", "dataset"):
+        shutil.copytree(capped / name, tmp_path / name)
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"
+    args = json.loads((run / TRAINING_ARGS_JSON).read_text(encoding="utf-8"))
+    (run / TRAINING_ARGS_JSON).write_text(json.dumps(args | {"dataset_path": str(tmp_path / "dataset")}), "utf-8")
+    return tmp_path
+
+
+def _quick(study: Path, tiny_bert_dir: Path, cap: int | None) -> ReproduceConfig:
+    return ReproduceConfig.from_dict(_values(study, tiny_bert_dir) | {"tasks": ["pubmedqa"], "limit_queries": cap})
+
+
+def _edit(path: Path, edit) -> None:
+    record = json.loads(path.read_text(encoding="utf-8"))
+    edit(record)
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_a_quick_run_is_not_reused_by_the_uncapped_study(quick, tiny_bert_dir):
+    """The quick run scored 3 PubMedQA questions: the real run (no cap, or another cap) refuses it by name instead of
+    reporting it as its results (it was skipped as done before, with no warning)."""
+    base, run = quick / "study" / "tiny" / "base", quick / "study" / "tiny" / "full" / "seed0"
+    assert json.loads((base / "eval.json").read_text(encoding="utf-8"))["tasks"]["pubmedqa"]["num_queries"] == 3
+    assert [r.status for r in plan_study(_quick(quick, tiny_bert_dir, 3))] == ["done", "done"]
+    for cap in (None, 5, 2):
+        with pytest.raises(ConfigError) as caught:
+            plan_study(_quick(quick, tiny_bert_dir, cap))
+        assert str(caught.value) == (
+            f"{base}: evaluated with other settings than the config gives tiny/base now (eval.json "
+            f"settings.limit_queries 3 → {cap!r}); restore the config, or move the run away to evaluate it again"
+        )
+    shutil.move(base, quick / "old_base")
+    with pytest.raises(ConfigError, match=rf"^{run}: evaluated .* tiny/full now \(eval.json settings.limit_queries 3"):
+        plan_study(_quick(quick, tiny_bert_dir, None))
+
+
+def test_a_task_added_at_another_cap_is_refused_naming_the_entry(quick, tiny_bert_dir):
+    path = quick / "study" / "tiny" / "base" / "eval.json"
+
+    def added(record: dict) -> None:  # biosses scored first (no cap), pubmedqa added later at 3 questions
+        record["added"] = [{"settings": dict(record["settings"]), "tasks": ["pubmedqa"]}]
+        record["settings"]["limit_queries"] = None
+        record["tasks"]["biosses"] = {"main_metric": "spearman", "num_queries": 100}
+
+    _edit(path, added)
+    with pytest.raises(ConfigError, match=r"tiny/base now \(eval.json added\[0\].settings.limit_queries 3 → None\)"):
+        plan_study(_quick(quick, tiny_bert_dir, None))
+    # the record's own settings (no cap) scored only BIOSSES, which scores its 100 pairs whatever the cap: reused
+    assert [r.status for r in plan_study(_quick(quick, tiny_bert_dir, 3))] == ["done", "done"]
+
+
+def test_a_cap_that_left_the_whole_task_is_the_same_evaluation(quick, tiny_bert_dir):
+    """A record whose task scored fewer items than its cap scored the whole task: a config without a cap, or with one
+    no smaller, would score the same items; one below that count would not. A record that does not give its cap
+    (written before the field) is not compared."""
+    paths = [quick / "study" / "tiny" / folder / "eval.json" for folder in ("base", "full/seed0")]
+    for path in paths:  # 3 items under a cap of 1000
+        _edit(path, lambda record: record["settings"].update(limit_queries=1000))
+    for cap in (None, 3, 1000):
+        assert [r.status for r in plan_study(_quick(quick, tiny_bert_dir, cap))] == ["done", "done"]
+    with pytest.raises(ConfigError, match=r"tiny/base now \(eval.json settings.limit_queries 1000 → 2\)"):
+        plan_study(_quick(quick, tiny_bert_dir, 2))
+    for path in paths:
+        _edit(path, lambda record: record["settings"].pop("limit_queries"))
+    assert [r.status for r in plan_study(_quick(quick, tiny_bert_dir, 2))] == ["done", "done"]
+
+
+def test_biosses_ignores_the_cap_so_its_records_are_reused_under_any(study, tiny_bert_dir):
+    for cap in (None, 20):
+        config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, limit_queries=cap))
+        assert [r.status for r in plan_study(config)] == ["done", "done"]

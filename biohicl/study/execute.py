@@ -30,6 +30,7 @@ from biohicl.study.plan import (
     EVAL_NAME,
     PlannedRun,
     RunKey,
+    check_runs_before_build,
     describe_plan,
     lacking,
     missing_tasks,
@@ -81,6 +82,7 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
         return folder, summary
     if not build:
         return folder, {}
+    check_runs_before_build(config)  # a run the build could not match is refused now, not after minutes of building
     if spec.inputs is None:
         inputs = default_inputs()
     else:

@@ -17,7 +17,7 @@ from typing import Any
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
-from biohicl.study.reuse import check_dataset, check_evaluated
+from biohicl.study.reuse import check_build, check_dataset, check_evaluated
 
 #: The untrained base's variant name (seed None).
 BASE = "base"
@@ -99,16 +99,36 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     return runs
 
 
+def check_runs_before_build(config: ReproduceConfig) -> None:
+    """Before the config's dataset is built: a :class:`ConfigError` for the first run trained (or started) on a
+    dataset here that the build cannot match (:func:`~biohicl.study.reuse.check_build`), which :func:`plan_study`
+    would refuse only after the build."""
+    from biohicl.training.checkpoint import last_complete_checkpoint
+
+    for model in config.models:
+        for variant in config.model_variants(model):
+            for seed in config.run_seeds(model, variant):
+                folder = run_dir_for(config, model.name, variant, seed)
+                if folder.is_dir():
+                    check_build(config, folder, _saved_args(folder, last_complete_checkpoint(folder)))
+
+
+def _saved_args(folder: Path, checkpoint: Path | None) -> dict[str, Any] | None:
+    """The training arguments the run in ``folder`` saved (its last complete ``checkpoint`` before it finished)."""
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
+    args = read_json(saved / TRAINING_ARGS_JSON) if saved is not None else None
+    return args if isinstance(args, dict) else None
+
+
 def _check_settings(
     config: ReproduceConfig, model: ModelSpec, variant: str, folder: Path, checkpoint: Path | None
 ) -> None:
     """A :class:`ConfigError` when the run in ``folder`` was trained (or started) with other settings than the
     config now gives it: its results would be reported as the config's, or its training resumed under others."""
-    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
-
-    saved = next((p for p in (folder, checkpoint) if p is not None and (p / TRAINING_ARGS_JSON).is_file()), None)
-    args = read_json(saved / TRAINING_ARGS_JSON) if saved is not None else None
-    check_dataset(config, folder, args if isinstance(args, dict) else None)
+    args = _saved_args(folder, checkpoint)
+    check_dataset(config, folder, args)
     if args is None:
         return
     # a run saves its tokens masked (``<HUB_TOKEN>``): they match any token, are not what it trained, never shown

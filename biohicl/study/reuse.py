@@ -5,7 +5,9 @@ config's dataset. A run that is not is refused by name, never skipped as done an
 A dataset is identified by its build summary (``summary.json``: documents, pairs, splits, ...), not by its path: a
 study folder copied or moved, or committed records read on another machine, keep their runs. The path a run saved
 (``dataset_path``) is only compared when that folder exists here; otherwise the run's own count of the documents it
-read (``training_summary.json`` ``data.documents_in_dataset``) is compared with the study's dataset's.
+read (``training_summary.json`` ``data.documents_in_dataset``) is compared with the study's dataset's. Before the
+study's dataset is built, a run whose build here records other build settings than the config asks for is refused
+at once (:func:`check_build`), not after the build.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ REMEDY = "restore the config, or move the run away to {what} it again"
 def evaluation_settings(config: ReproduceConfig, model: ModelSpec, variant: str | None) -> dict[str, Any]:
     """What the study evaluates a run of ``model``'s ``variant`` (None: the untrained base) at, as its ``eval.json``
     ``settings`` records it: ``dtype``, ``max_length`` (``eval_max_length``, else the length the run encodes at:
-    the base's ``max_length``, a trained run's training length) and the prompts. Not ``limit_queries``: tasks added
-    to a record later may be capped otherwise (a warning when they are), as the batch size and device may differ."""
+    the base's ``max_length``, a trained run's training length) and the prompts. Not ``limit_queries``, which
+    :func:`check_evaluated` compares by the items each task scored (a cap a task was smaller than left it whole), nor
+    the batch size and device, which may differ."""
     encodes = {
         "max_length": model.max_length,
         "query_prompt": model.query_prompt,
@@ -47,20 +50,65 @@ def check_evaluated(
     """A :class:`ConfigError` naming ``folder`` and the field when ``record`` (the run's ``eval.json``), or an
     evaluation added to it later (``added[i]``), was evaluated at other settings than :func:`evaluation_settings`.
     A setting a record does not give (written before it was recorded) is not compared; a ``max_length`` above the
-    base's position embeddings is recorded as the encoder used it, capped (:func:`position_limit`)."""
+    base's position embeddings is recorded as the encoder used it, capped (:func:`position_limit`). Another
+    ``limit_queries`` than the config's is refused too, unless each task that part of the record holds scored as
+    many items as the config's cap would (:func:`_same_items`)."""
     expected = evaluation_settings(config, model, variant)
-    parts = [("settings", record.get("settings"))]
-    parts += [(f"added[{i}].settings", entry.get("settings")) for i, entry in enumerate(record.get("added") or [])]
-    for where, settings in parts:
+    for where, settings, tasks in _parts(record):
         if not isinstance(settings, Mapping):
             continue
         for name, value in expected.items():
             if name in settings and settings[name] != value and not _capped(name, settings[name], value, model):
-                raise ConfigError(
-                    f"{folder}: evaluated with other settings than the config gives "
-                    f"{model.name}/{variant or 'base'} now (eval.json {where}.{name} {settings[name]!r} → {value!r}); "
-                    + REMEDY.format(what="evaluate")
-                )
+                _refuse_evaluated(folder, model, variant, f"{where}.{name} {settings[name]!r} → {value!r}")
+        cap = settings.get("limit_queries", config.limit_queries)
+        if cap != config.limit_queries and not _same_items(record, tasks, cap, config.limit_queries):
+            _refuse_evaluated(folder, model, variant, f"{where}.limit_queries {cap!r} → {config.limit_queries!r}")
+
+
+def _refuse_evaluated(folder: Path, model: ModelSpec, variant: str | None, shown: str) -> None:
+    raise ConfigError(
+        f"{folder}: evaluated with other settings than the config gives {model.name}/{variant or 'base'} now "
+        f"(eval.json {shown}); " + REMEDY.format(what="evaluate")
+    )
+
+
+def _parts(record: Mapping[str, Any]) -> list[tuple[str, Any, list[str] | None]]:
+    """``(where, settings, tasks)`` for the record's own ``settings`` and each ``added[i].settings``: ``tasks`` the
+    task results of ``record["tasks"]`` that part scored (a task evaluated again later belongs to the later part),
+    None where that is not known (an ``added`` entry that does not list its tasks)."""
+    added = [entry for entry in record.get("added") or [] if isinstance(entry, Mapping)]
+    parts: list[tuple[str, Any, list[str] | None]] = []
+    later: set[str] | None = set()
+    for i in reversed(range(len(added))):
+        listed = added[i].get("tasks")
+        known = later is not None and isinstance(listed, list)
+        parts.append(
+            (f"added[{i}].settings", added[i].get("settings"), [t for t in listed if t not in later] if known else None)
+        )
+        later = later | set(listed) if known else None
+    own = [task for task in record.get("tasks") or {} if task not in later] if later is not None else None
+    return [("settings", record.get("settings"), own), *reversed(parts)]
+
+
+def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wanted: int | None) -> bool:
+    """Whether each of ``tasks`` (of ``record["tasks"]``), scored under ``cap``, scored the items the config's cap
+    ``wanted`` would: a task that ignores the cap (BIOSSES), or one that scored its whole set (no cap, or fewer
+    items than the cap: its ``num_queries``) no larger than ``wanted``. False when ``tasks`` is not known."""
+    from biohicl.evaluation.results import UNCAPPED_TASKS
+
+    if tasks is None:
+        return False
+    for task in tasks:
+        if task in UNCAPPED_TASKS:
+            continue
+        entry = (record.get("tasks") or {}).get(task)
+        count = entry.get("num_queries") if isinstance(entry, Mapping) else None
+        if not isinstance(count, int) or isinstance(count, bool):
+            return False
+        whole = cap is None or (isinstance(cap, int) and count < cap)
+        if not whole or (wanted is not None and count > wanted):
+            return False
+    return True
 
 
 def position_limit(model: ModelSpec) -> int | None:
@@ -96,7 +144,7 @@ def _capped(name: str, recorded: Any, expected: Any, model: ModelSpec) -> bool:
 def check_dataset(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, Any] | None) -> None:
     """A :class:`ConfigError` naming ``folder`` and the field when the run in it trained on another dataset than
     the config's (see the module docstring for how datasets are compared)."""
-    study = Path(config.dataset.path) if config.dataset.path else Path(config.output_dir) / "dataset"
+    study = _study_dataset(config)
     own = dataset_summary(study)
     saved = (saved_args or {}).get("dataset_path")
     if isinstance(saved, str) and saved and Path(saved).is_dir():
@@ -114,6 +162,36 @@ def check_dataset(config: ReproduceConfig, folder: Path, saved_args: Mapping[str
             f"{folder}: trained on another dataset than the config's (training_summary.json "
             f"data.documents_in_dataset {documents!r} → {own['documents']!r} in {study}); {_remedy()}"
         )
+
+
+def check_build(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, Any] | None) -> None:
+    """Before the config's dataset is built (minutes): a :class:`ConfigError` naming ``folder`` when the run in it
+    trained on a build here (its saved ``dataset_path``) whose summary shows that the config's build cannot be the
+    same (:func:`build_differences`), as :func:`check_dataset` would refuse it once built. Nothing is refused that
+    the built dataset could still match (the same settings at another path)."""
+    study = _study_dataset(config)
+    saved = (saved_args or {}).get("dataset_path")
+    if dataset_summary(study) is not None or not isinstance(saved, str) or not saved or not Path(saved).is_dir():
+        return
+    theirs = dataset_summary(Path(saved))
+    if theirs is not None and (differ := build_differences(config, theirs)):
+        shown = f"dataset_path {saved!r} → {str(study)!r}, {', '.join(differ[:3])}"
+        raise ConfigError(f"{folder}: trained on another dataset than the config's ({shown}); {_remedy()}")
+
+
+def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> list[str]:
+    """``name old → new`` for each build setting of the config's ``dataset`` that a built dataset's ``summary``
+    shows to be another: ``top_k``, ``seed``, ``mix_label_kinds``, and a ``limit`` below its ``documents``."""
+    spec = config.dataset
+    differ = [
+        f"{name} {summary[name]!r} → {getattr(spec, name)!r}"
+        for name in ("top_k", "seed", "mix_label_kinds")
+        if name in summary and summary[name] != getattr(spec, name)
+    ]
+    documents = summary.get("documents")
+    if spec.limit is not None and isinstance(documents, int) and documents > spec.limit:
+        differ.append(f"documents {documents!r} → at most {spec.limit!r} (limit)")
+    return differ
 
 
 def dataset_summary(folder: Path) -> dict[str, Any] | None:
@@ -141,6 +219,11 @@ def _documents_read(folder: Path) -> int | None:
     data = summary.get("data") if isinstance(summary, dict) else None
     count = data.get("documents_in_dataset") if isinstance(data, dict) else None
     return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _study_dataset(config: ReproduceConfig) -> Path:
+    """The study's dataset folder (``dataset.path``, else ``<output_dir>/dataset``)."""
+    return Path(config.dataset.path) if config.dataset.path else Path(config.output_dir) / "dataset"
 
 
 def _remedy() -> str:
