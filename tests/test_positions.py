@@ -141,3 +141,13 @@ def test_demo_records_and_evaluates_the_capped_length(offset_dir, tmp_path, monk
     demo.run_demo(args, training_args)
     assert lengths == [128]
     assert json.loads((run_dir / "biohicl_config.json").read_text())["max_length"] == 128
+
+
+def test_a_studys_evaluation_length_is_capped_at_the_usable_positions(offset_dir, tiny_bert_dir):
+    from biohicl.study.reuse import evaluation_length, position_limit
+    from biohicl.study.specs import ModelSpec
+
+    spec = ModelSpec(name="m", model=str(offset_dir), eval_max_length=1000)
+    assert (position_limit(spec), evaluation_length(spec)) == (128, 128)  # 130 positions, from padding_idx + 1
+    bert = ModelSpec(name="b", model=str(tiny_bert_dir), eval_max_length=1000)
+    assert (position_limit(bert), evaluation_length(bert)) == (128, 128)  # 128 positions from 0

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import BioHiCLError, ConfigError
+from biohicl.errors import ConfigError
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, run_settings
 
@@ -112,18 +112,13 @@ def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wa
 
 
 def position_limit(model: ModelSpec) -> int | None:
-    """The base's ``max_position_embeddings`` (its ``config.json``), the cap ``BioHiCL.from_base`` puts on a longer
-    ``max_length``: a study whose ``max_length`` is above it trains, saves and evaluates at the cap. None when the
-    base is not on this machine or does not say."""
-    from biohicl.models.resolver import resolve_base
+    """The most tokens the base encodes (:func:`~biohicl.models.positions.usable_positions` of its ``config.json``:
+    ``max_position_embeddings``, less ``padding_idx + 1`` for RoBERTa-style models), the cap ``BioHiCL.from_base``
+    puts on a longer ``max_length``: a study whose ``max_length`` is above it trains, saves and evaluates at the cap.
+    None when the base is not on this machine or does not say."""
+    from biohicl.models.positions import base_usable_positions
 
-    try:
-        path = resolve_base(model.model) / "config.json"
-        values = read_json(path) if path.is_file() else None
-    except (BioHiCLError, OSError, ValueError):
-        return None
-    positions = values.get("max_position_embeddings") if isinstance(values, dict) else None
-    return positions if isinstance(positions, int) and not isinstance(positions, bool) else None
+    return base_usable_positions(model.model)
 
 
 def evaluation_length(model: ModelSpec) -> int | None:
