@@ -30,6 +30,7 @@ from biohicl.mesh.pair_rules import parse_negative
 from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.settings import launched_without_accelerator
 from biohicl.training.arg_checks import check_run_values
+from biohicl.training.cached_batch import check_mini_batch_size
 from biohicl.training.selection import GUARD_MODES, check_guard_mode
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
         },
     )
     title_temperature: float = field(default=0.05, metadata={"help": "τ of the title InfoNCE term."})
+    mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gradient caching (GradCache, as sentence-transformers' Cached* losses): encode each batch in "
+            "chunks of this many documents, so the losses see the whole batch's pairs at one chunk's activation "
+            "memory, for one extra forward pass; the same loss and gradients. One process only (default: off)."
+        },
+    )
 
     # ---------------------------------------------------------------- data
     dataset_path: str | None = field(
@@ -291,6 +300,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 f"save_steps: must equal eval_steps ({self.eval_steps}) with load_best_model_at_end, got "
                 f"{self.save_steps} (a best step that is not saved could not be loaded)"
             )
+        check_mini_batch_size(self.mini_batch_size, self.world_size)  # world_size: super() set the processes up
         if self.selection_guard and not self.selection_metrics:
             raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
         if self.selection_guard and self.selection_metric_key != "eval_dev_score":

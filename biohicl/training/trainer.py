@@ -32,6 +32,7 @@ from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.cached_batch import base_model_embeddings, encoded_loss
 from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
     TRAINABLE_WEIGHTS_NAME,
@@ -55,20 +56,6 @@ logger = logging.getLogger(__name__)
 
 #: Batch keys that go to the loss, not to the model.
 LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
-
-
-def base_model_embeddings(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The batch under the frozen base model: LoRA adapters disabled, eval mode (no dropout), no gradients."""
-    backbone = getattr(model, "backbone", None)
-    if backbone is None or not hasattr(backbone, "disable_adapter"):
-        raise ConfigError("distill_weight: the model has no LoRA adapters to disable (full fine-tune?)")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), backbone.disable_adapter():
-            return model(**inputs).detach()
-    finally:
-        model.train(was_training)
 
 
 def add_adapters(model: Any, peft_config: Any) -> None:
@@ -175,17 +162,17 @@ class BioHiCLTrainer(Trainer):
         siml = loss_inputs.pop("siml")
         title_inputs = inputs.pop("title_inputs", None)
         abstract_inputs = inputs.pop("abstract_inputs", None)
-        embeddings = model(**inputs)
+        streams = {"embeddings": (model, inputs)}  # what the loss takes with gradients, encoded in this order
         if "title_embeddings" in wanted and title_inputs is not None and abstract_inputs is not None:
             # through the unwrapped model: a DDP forward broadcasts the buffers, a collective the processes whose
             # micro-batch has no titles would not join (a hang); the DDP forward's backward still averages the
             # gradients of all three forwards, which autograd sums into each weight before DDP's hook reduces it
             encoder = self.accelerator.unwrap_model(model)
-            loss_inputs["title_embeddings"] = encoder(**title_inputs)
-            loss_inputs["abstract_embeddings"] = encoder(**abstract_inputs)
+            streams |= {"title_embeddings": (encoder, title_inputs), "abstract_embeddings": (encoder, abstract_inputs)}
+        chunk = self.args.mini_batch_size if model.training else None  # gradient caching: cached_batch
         if "base_embeddings" in wanted:
-            loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs)
-        out = self.loss(embeddings, siml, **loss_inputs)
+            loss_inputs["base_embeddings"] = base_model_embeddings(self.accelerator.unwrap_model(model), inputs, chunk)
+        out, embeddings = encoded_loss(self.loss, streams, siml, loss_inputs, chunk)
         total, components = loss_terms(out)
         if model.training:
             self._accumulate(components, total.device, siml, loss_inputs.get("pair_mask"))
