@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -1501,8 +1500,6 @@ def test_documents_per_second_counts_the_documents_the_batches_held(
 def test_training_takes_the_bases_sentence_transformers_prompts_by_default(tiny_bert_dir, docs_file, tmp_path):
     """The prompt fields default to None: the base folder's own prompts (an e5-style "query: " / "passage: " base
     was trained and saved without them); "" still means none."""
-    import shutil
-
     from biohicl.training.run import build_model
 
     base = Path(shutil.copytree(tiny_bert_dir, tmp_path / "st-base"))
@@ -1841,26 +1838,3 @@ def test_a_full_finetune_keeps_every_weight_at_step_0_and_twice_per_checkpoint(t
     model = load_file(str(run / "checkpoint-2" / "model.safetensors"))
     assert initial.keys() == trainable.keys() and len(initial) > 10  # every weight of the model, not adapters
     assert sum(t.numel() for t in trainable.values()) == sum(t.numel() for t in model.values())  # the model, twice
-
-
-def test_a_resumed_run_writes_its_tensorboard_events_to_a_new_folder(tiny_bert_dir, docs_file, tmp_path):
-    pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = tmp_path / "killed"
-    common = dict(max_steps=6, save_strategy="steps", save_steps=2, report_to="tensorboard")
-    train_killed_after_save(tiny_bert_dir, docs_file, out, 4, **common)
-    for path in sorted((out / "checkpoint-4").iterdir()):  # as if killed at step 4 before the save
-        shutil.rmtree(path) if path.is_dir() else path.unlink()  # 1_Pooling/, 2_Normalize/: sentence-transformers
-    (out / "checkpoint-4").rmdir()
-    time.sleep(1.1)  # the folder is named by the second the arguments were made (a real resume is later than that)
-    train_biohicl(make_args(tiny_bert_dir, docs_file, out, resume_from_checkpoint="last", **common))
-    folders = sorted((out / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
-    assert len(folders) == 2  # the killed process's and the resumed one's
-    losses = []
-    for folder in folders:
-        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-        events.Reload()
-        losses.append({e.step: e.value for e in events.Scalars("train/loss")})
-    assert sorted(losses[0]) == [1, 2, 3, 4] and sorted(losses[1]) == [3, 4, 5, 6]
-    assert [losses[1][s] for s in (3, 4)] == [losses[0][s] for s in (3, 4)]  # steps 3-4 twice, the same values

@@ -115,7 +115,7 @@ def test_report_to_none_and_all_stand_alone(tmp_path, run_cli):
     assert "report_to: 'none' stands alone, not with other integrations (none, tensorboard)" in result.err
 
 
-def test_training_values_at_their_limits_are_accepted(tmp_path):
+def test_training_values_at_their_limits_are_accepted(tmp_path, monkeypatch):
     from biohicl.training.args import BioHiCLTrainingArguments
 
     args = BioHiCLTrainingArguments(
@@ -124,6 +124,9 @@ def test_training_values_at_their_limits_are_accepted(tmp_path):
     )  # fmt: skip
     assert (args.lora_r, args.lora_dropout, args.seed, args.data_seed, args.max_steps) == (1, 0.0, 2**32 - 1, 0, -1)
     assert args.report_to == [] and args.lr_scheduler_kwargs == {"num_cycles": 2}  # JSON parsed by transformers
+    from transformers.integrations import integration_utils
+
+    monkeypatch.setattr(integration_utils, "is_tensorboard_available", lambda: True)  # whether installed or not
     assert BioHiCLTrainingArguments(output_dir="r", report_to="tensorboard").report_to == ["tensorboard"]
 
 
