@@ -44,7 +44,7 @@ def test_biohicl_minilm_config_is_the_registered_study_run(tmp_path):
     model = study.models[0]
     from_study = training_arguments(study, model, "one_pass_distill2", 5, Path(single.dataset_path), Path(out))
     # the study resumes its runs, records the base's hub id and shares step 0's evaluation; none changes what is trained
-    ignored = {"resume_from_checkpoint", "base_model_hub_id", "logging_dir", "eval_cache_dir"}
+    ignored = {"resume_from_checkpoint", "base_model_hub_id", "eval_cache_dir"}
     differences = {
         f.name: (getattr(single, f.name), getattr(from_study, f.name))
         for f in fields(single)

@@ -355,7 +355,7 @@ def run_settings(config: ReproduceConfig, model: ModelSpec, variant: str) -> dic
 
 
 #: Settings that change how a run logs, not what it trains: a finished run is not compared on them.
-UNTRAINED_SETTINGS = frozenset({"report_to", "disable_tqdm", "logging_steps", "logging_dir", "eval_cache_dir"})
+UNTRAINED_SETTINGS = frozenset({"report_to", "disable_tqdm", "logging_steps", "eval_cache_dir"})
 
 
 def changed_settings(

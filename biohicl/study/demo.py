@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 #: Training arguments that do not change what a run trains (a reused run may differ in them).
 RUN_NEUTRAL_ARGS = (
     "output_dir",
-    "logging_dir",
     "resume_from_checkpoint",
     "disable_tqdm",
     "report_to",
