@@ -65,6 +65,8 @@ class BioHiCLLoss(nn.Module):
     before logging), then ``loss_distill``, ``loss_title`` when on and ``loss_<name>`` for each of ``extra_terms``
     (``{name: (module, weight)}``, see the module docstring; a weight of 0 logs the term without training on it, as
     ``lambda_con=0`` with ``use_contrastive`` logs ``loss_con``: both are computed, so their values are measured).
+    ``loss_title`` is left out for a batch with fewer than two titled documents (its term is an exact 0 in ``loss``),
+    so the trainer's logged mean of it is over the batches that had titles to contrast.
     """
 
     citation = (
@@ -151,11 +153,12 @@ class BioHiCLLoss(nn.Module):
             out["loss_distill"] = self.distillation(embeddings, base_embeddings)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
-            if title_embeddings is None or abstract_embeddings is None:  # a batch without titles (PubMedQA abstracts)
-                out["loss_title"] = embeddings.float().sum() * 0.0  # 0, in the graph: a title-only loss still backprops
-            else:
-                out["loss_title"] = self.title(title_embeddings, abstract_embeddings)
-            total = total + self.title_weight * out["loss_title"]
+            titled = title_embeddings is not None and abstract_embeddings is not None
+            # a batch without titles (PubMedQA abstracts) adds 0, in the graph: a title-only loss still backprops
+            term = self.title(title_embeddings, abstract_embeddings) if titled else embeddings.float().sum() * 0.0
+            if titled and title_embeddings.shape[0] >= 2:  # logged only with titles to contrast: its mean is theirs
+                out["loss_title"] = term
+            total = total + self.title_weight * term
         if self.extra_terms:
             given = {"base_embeddings": base_embeddings, "title_embeddings": title_embeddings}
             given |= {"abstract_embeddings": abstract_embeddings, **extra}

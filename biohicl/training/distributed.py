@@ -14,22 +14,27 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def component_means(sums: Mapping[str, torch.Tensor], steps: float) -> dict[str, float]:
-    """Each component's mean per optimizer step, over the processes that gave it: ``sums`` holds this process's
-    components summed over ``steps`` optimizer steps (a micro-batch without a component adds 0 to it). Under several
+def component_means(sums: Mapping[str, torch.Tensor], weights: float | Mapping[str, float]) -> dict[str, float]:
+    """Each component's mean per optimizer step, over the micro-batches and processes that gave it: ``sums`` holds
+    this process's components, each summed over its micro-batches weighted by their share of an optimizer step, and
+    ``weights`` each component's total of those shares (one number: the same for every component). Under several
     processes the names are all-gathered first (rank 0's in its order, then names first seen on later ranks) and a
-    name missing on a process counts as absent there, neither a 0 nor a step: its mean is over the processes that
-    have it. One reduction and one device-to-host copy."""
+    name missing on a process counts as absent there, neither a 0 nor a weight: its mean is over the processes (and
+    their micro-batches) that have it. One reduction and one device-to-host copy."""
     names = list(sums)
+    if not isinstance(weights, Mapping):
+        weights = dict.fromkeys(names, float(weights))
     if world_size() == 1:
-        return dict(zip(names, (torch.stack(list(sums.values())) / steps).tolist(), strict=True))
+        return dict(
+            zip(names, torch.stack([sums[name].float() / weights[name] for name in names]).tolist(), strict=True)
+        )
     gathered: list[list[str] | None] = [None] * world_size()
     dist.all_gather_object(gathered, names)
     names = list(dict.fromkeys(name for keys in gathered for name in keys or ()))
     device = next(iter(sums.values())).device if sums else torch.device("cpu")
     zero = torch.zeros((), device=device)
     totals = torch.stack([sums[name].float() if name in sums else zero for name in names])
-    counts = torch.tensor([float(steps) if name in sums else 0.0 for name in names], device=device)
+    counts = torch.tensor([float(weights[name]) if name in sums else 0.0 for name in names], device=device)
     reduced = torch.stack([totals, counts])
     dist.all_reduce(reduced)  # a sum
     return dict(zip(names, (reduced[0] / reduced[1]).tolist(), strict=True))

@@ -123,7 +123,7 @@ class BioHiCLTrainer(Trainer):
         if batch_sampler is not None:
             self.add_callback(_SamplerEpochCallback(batch_sampler))
         self._components: dict[str, torch.Tensor] = {}
-        self._component_steps = 0
+        self._component_weights: dict[str, float] = {}  # each component's share of optimizer steps that gave it
         self.documents_trained = 0  # the documents the loss trained on in train(), all processes together
         self.selection: dict[str, Any] | None = None
 
@@ -190,8 +190,9 @@ class BioHiCLTrainer(Trainer):
     ) -> None:
         """Sum every loss component (whatever the loss) and the batch's positive share, for the next log: each
         micro-batch weighs 1 / its optimizer step's micro-batches, so the logged means are over optimizer steps, as
-        transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches). Everything stays on the
-        device (no boolean indexing, no ``.item()``): the values reach the host only when logged."""
+        transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches), and each component's mean is
+        over the micro-batches that gave it (a batch without titles gives no ``loss_title``). Everything stays on
+        the device (no boolean indexing, no ``.item()``): the values reach the host only when logged."""
         upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
         if pair_mask is not None:
             upper &= pair_mask.to(upper.device, torch.bool)
@@ -206,12 +207,12 @@ class BioHiCLTrainer(Trainer):
         for key, value in values.items():
             value = value.to(device)
             self._components[key] = self._components.get(key, 0.0) + share * value.float()
-        self._component_steps += share
+            self._component_weights[key] = self._component_weights.get(key, 0.0) + share
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._component_steps:
-            logs.update(component_means(self._components, self._component_steps))  # one device-to-host copy
-            self._components, self._component_steps = {}, 0
+        if "loss" in logs and self._component_weights:
+            logs.update(component_means(self._components, self._component_weights))  # one device-to-host copy
+            self._components, self._component_weights = {}, {}
         if "train_loss" in logs and self.resumed_at_step is not None:  # transformers': this process's steps only
             steps = (self.resumed_at_step, logs["train_loss"], self.state.global_step)
             logs["train_loss"] = whole_run_loss(self.state.log_history, *steps)

@@ -1,0 +1,106 @@
+"""The logged loss components: each one's mean over the micro-batches (and processes) that gave it, so a batch
+without titles does not pull ``loss_title`` down, while the total ``loss`` still counts its exact 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, TitleInfoNCELoss
+from biohicl.training import distributed
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.distributed import component_means
+from biohicl.training.objective import loss_terms
+from tests.conftest import synthetic_documents
+
+
+def _batch(seed: int, titled: bool) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.nn.functional.normalize(torch.randn(4, 8, generator=generator), dim=-1)
+    siml = torch.rand(4, 4, generator=generator).triu(1)
+    batch = {"embeddings": embeddings, "siml": siml + siml.T + torch.eye(4)}
+    if titled:
+        batch |= {"title_embeddings": torch.randn(3, 8, generator=generator)}
+        batch |= {"abstract_embeddings": torch.randn(3, 8, generator=generator)}
+    return batch
+
+
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_a_batch_without_titles_is_left_out_of_the_logged_title_mean(tiny_bert_dir, tmp_path, accumulation):
+    """Three micro-batches in one logging window (three optimizer steps, or one step of three micro-batches), the
+    second without titles: ``loss_title`` logs the mean of the two titled batches' values, ``loss_mse`` and
+    ``loss_con`` the mean of all three, and the untitled batch's total is its MeSH terms (the title term adds 0)."""
+    from biohicl.training.run import build_model
+    from biohicl.training.trainer import BioHiCLTrainer
+
+    docs = tmp_path / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    args = BioHiCLTrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        base_model=str(tiny_bert_dir),
+        base_model_hub_id="test/tiny-bert",
+        dataset_path=str(docs),
+        max_length=32,
+        report_to="none",
+        lora_target_modules=["query", "value"],
+        use_cpu=True,
+        title_weight=0.5,
+    )
+    loss = BioHiCLLoss(
+        FilteredMSELoss(), HierarchicalContrastiveLoss(), lambda_con=0.1, title=TitleInfoNCELoss(), title_weight=0.5
+    )
+    trainer = BioHiCLTrainer(model=build_model(args), args=args, loss=loss)
+    trainer.current_gradient_accumulation_steps = accumulation
+    batches = [_batch(0, titled=True), _batch(1, titled=False), _batch(2, titled=True)]
+    totals, title, mse, con = [], [], [], []
+    for batch in batches:
+        total, components = loss_terms(loss(**batch))
+        trainer._accumulate(components, torch.device("cpu"), batch["siml"])
+        totals.append(total.item())
+        mse.append(FilteredMSELoss()(batch["embeddings"], batch["siml"]).item())
+        con.append(HierarchicalContrastiveLoss()(batch["embeddings"], batch["siml"]).item())
+        if "title_embeddings" in batch:
+            title.append(TitleInfoNCELoss()(batch["title_embeddings"], batch["abstract_embeddings"]).item())
+    assert len(title) == 2 and min(title) > 0
+    assert totals[1] == pytest.approx(mse[1] + 0.1 * con[1], rel=1e-6)  # the untitled batch's title term is 0
+    assert totals[0] == pytest.approx(mse[0] + 0.1 * con[0] + 0.5 * title[0], rel=1e-6)
+    steps = 3 // accumulation
+    trainer.log({"loss": sum(totals) / steps})  # what transformers logs: the total per optimizer step
+    logged = trainer.state.log_history[-1]
+    assert logged["loss_title"] == pytest.approx(sum(title) / 2, rel=1e-6)  # not sum(title) / 3
+    assert logged["loss_mse"] == pytest.approx(sum(mse) / 3, rel=1e-6)
+    assert logged["loss_con"] == pytest.approx(sum(con) / 3, rel=1e-6)
+    assert logged["loss"] == sum(totals) / steps  # the total, its 0 title term included, as given
+    assert trainer._components == {} and trainer._component_weights == {}  # the next window starts afresh
+
+
+def test_a_title_only_loss_on_an_untitled_batch_logs_no_title_term_and_still_backpropagates():
+    loss = BioHiCLLoss(use_mse=False, use_contrastive=False, title=TitleInfoNCELoss(), title_weight=0.5)
+    embeddings = torch.randn(3, 8).requires_grad_(True)
+    out = loss(embeddings, torch.eye(3))
+    assert set(out) == {"loss"} and out["loss"].item() == 0.0
+    out["loss"].backward()
+    assert torch.equal(embeddings.grad, torch.zeros_like(embeddings))
+    one = loss(embeddings, torch.eye(3), title_embeddings=torch.randn(1, 8), abstract_embeddings=torch.randn(1, 8))
+    assert set(one) == {"loss"} and one["loss"].item() == 0.0  # one titled document: nothing to contrast
+
+
+def test_processes_average_a_component_over_the_micro_batches_that_gave_it(monkeypatch):
+    """Two processes (the collectives stood in for): rank 0 gave ``loss_title`` in 1 of its 2 steps (1.2), rank 1
+    in both (0.9 and 0.3): its mean is (1.2 + 0.9 + 0.3) / 3 = 0.8; ``loss_mse`` is over all 4 steps."""
+    mine = {"loss_mse": torch.tensor(1.0 + 3.0), "loss_title": torch.tensor(1.2)}
+    theirs = torch.tensor([[2.0 + 2.0, 0.9 + 0.3], [2.0, 2.0]])  # rank 1's sums and weights, in rank 0's order
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(
+        distributed.dist, "all_gather_object", lambda out, names: out.__setitem__(slice(None), [names, names])
+    )
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda tensor: tensor.add_(theirs))
+    means = component_means(mine, {"loss_mse": 2.0, "loss_title": 1.0})
+    assert means == pytest.approx({"loss_mse": 8.0 / 4, "loss_title": 2.4 / 3})
+    monkeypatch.setattr(distributed, "world_size", lambda: 1)
+    assert component_means(mine, 2.0) == pytest.approx({"loss_mse": 2.0, "loss_title": 0.6})  # one weight for all
+    assert component_means(mine, {"loss_mse": 2.0, "loss_title": 1.0}) == pytest.approx(
+        {"loss_mse": 2.0, "loss_title": 1.2}
+    )
