@@ -1701,13 +1701,13 @@ def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir,
     # a pair mask, and a batch with no pair at all (shares 0), on a stand-in trainer
     loss = build_loss(make_args(tiny_bert_dir, docs_file, tmp_path / "x"))
     stub = type("Stub", (), {"args": type("A", (), {"beta": 0.3})(), "loss": loss, "_components": {},
-                             "_component_steps": 0, "current_gradient_accumulation_steps": 1})()  # fmt: skip
+                             "_component_weights": {}, "current_gradient_accumulation_steps": 1})()  # fmt: skip
     siml = torch.rand(6, 6, generator=torch.Generator().manual_seed(0))
     siml = torch.where(siml < 0.4, 0.0, siml).triu(1)
     siml = siml + siml.T + torch.eye(6)
     kinds = torch.tensor([0, 0, 1, 1, 0, 1])
     for pair_mask in (None, kinds[:, None] == kinds[None, :], torch.zeros(6, 6, dtype=torch.bool)):
-        stub._components, stub._component_steps = {}, 0
+        stub._components, stub._component_weights = {}, {}
         with Syncs():
             BioHiCLTrainer._accumulate(stub, {}, torch.device("cpu"), siml, pair_mask)
         got = (float(stub._components["positive_pairs"]), float(stub._components["negative_pairs"]))
