@@ -39,7 +39,7 @@ from biohicl.study.plan import (
     run_label,
 )
 from biohicl.study.report import write_results
-from biohicl.study.reuse import evaluation_length
+from biohicl.study.reuse import check_reused_dataset, evaluation_length
 from biohicl.study.stats import aggregate
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
         summary = read_json(summary_file) if summary_file.is_file() else {}
         if not isinstance(summary, dict):
             raise DataError("expected a JSON object (the dataset's build summary)", summary_file)
+        check_reused_dataset(config)  # a build of other settings at the config's path is not the config's dataset
         logger.info("reusing the MeSH-pair dataset in %s", folder)
         return folder, summary
     if not build:
@@ -310,15 +311,18 @@ def run_study(
 ) -> dict[str, Any]:
     """Run (or resume) the whole study and write its results; returns the ``results.json`` record.
 
-    ``report_only``: train, evaluate and build nothing, nor rewrite ``study_config.json``; tabulate the runs already
-    evaluated (the rest are listed as ``missing`` in the results).
+    ``study_config.json`` is written once the dataset and the plan passed their checks (a refused config leaves
+    the earlier one). ``report_only``: train, evaluate and build nothing, nor rewrite ``study_config.json``; tabulate
+    the runs already evaluated (the rest are listed as ``missing`` in the results).
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not report_only:  # a report (of an --only/--seeds selection, say) leaves the study's config as it was
-        atomic_write_json(out / "study_config.json", config.to_dict())
     dataset_path, dataset_summary = prepare_dataset(config, progress=progress, build=not report_only)
     runs = plan_study(config)
+    # written once the dataset and the plan passed their checks: a refused config leaves the study's as it was, as
+    # does a report (of an --only/--seeds selection, say)
+    if not report_only:
+        atomic_write_json(out / "study_config.json", config.to_dict())
     logger.info("study plan:\n%s", describe_plan(runs))
     specs = {m.name: m for m in config.models}
     records: dict[RunKey, dict[str, Any]] = {}

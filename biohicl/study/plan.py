@@ -17,7 +17,7 @@ from typing import Any
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
-from biohicl.study.reuse import check_build, check_dataset, check_evaluated
+from biohicl.study.reuse import check_build, check_dataset, check_evaluated, check_reused_dataset
 
 #: The untrained base's variant name (seed None).
 BASE = "base"
@@ -73,6 +73,7 @@ def plan_study(config: ReproduceConfig) -> list[PlannedRun]:
     """
     from biohicl.training.checkpoint import last_complete_checkpoint
 
+    check_reused_dataset(config)  # the study's dataset first: under --dry_run too, before any run is compared with it
     runs, items = [], config.target_tasks()
     for model in config.models:
         base_dir = run_dir_for(config, model.name, BASE, None)

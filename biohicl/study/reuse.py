@@ -7,7 +7,9 @@ study folder copied or moved, or committed records read on another machine, keep
 (``dataset_path``) is only compared when that folder exists here; otherwise the run's own count of the documents it
 read (``training_summary.json`` ``data.documents_in_dataset``) is compared with the study's dataset's. Before the
 study's dataset is built, a run whose build here records other build settings than the config asks for is refused
-at once (:func:`check_build`), not after the build.
+at once (:func:`check_build`), not after the build. The study's dataset folder itself, already built, is refused
+when its summary shows it is not the config's build (:func:`check_reused_dataset`): changing ``dataset.limit``,
+``top_k`` or the inputs while keeping its path must not silently keep the old build.
 """
 
 from __future__ import annotations
@@ -176,7 +178,10 @@ def check_build(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, 
 
 def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> list[str]:
     """``name old → new`` for each build setting of the config's ``dataset`` that a built dataset's ``summary``
-    shows to be another: ``top_k``, ``seed``, ``mix_label_kinds``, and a ``limit`` below its ``documents``."""
+    shows to be another: ``top_k``, ``seed``, ``mix_label_kinds``; a ``limit`` below its ``documents``; a source
+    the config's ``inputs`` do not name (none is ``auto``); ``exclude_test`` (test documents kept, or documents
+    excluded without it); ``decontaminate`` (a decontamination record, or none). What a summary does not record (a
+    higher ``limit``, the input files) is not compared."""
     spec = config.dataset
     differ = [
         f"{name} {summary[name]!r} → {getattr(spec, name)!r}"
@@ -186,7 +191,37 @@ def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> li
     documents = summary.get("documents")
     if spec.limit is not None and isinstance(documents, int) and documents > spec.limit:
         differ.append(f"documents {documents!r} → at most {spec.limit!r} (limit)")
+    sources = summary.get("sources")
+    named = [str(item.get("source")) for item in spec.inputs or () if isinstance(item, Mapping)]
+    if spec.inputs is not None and "auto" not in named and isinstance(sources, Mapping) and set(sources) - set(named):
+        differ.append(f"sources {sorted(sources)!r} → {sorted(set(named))!r} (inputs)")
+    test, excluded = summary.get("test_documents"), summary.get("excluded_documents")
+    if spec.exclude_test and isinstance(test, int) and test > 0:
+        differ.append(f"test_documents {test!r} → 0 (exclude_test true)")
+    if not spec.exclude_test and isinstance(excluded, int) and excluded > 0:
+        differ.append(f"excluded_documents {excluded!r} → 0 (exclude_test false)")
+    if "decontamination" in summary and bool(summary["decontamination"]) != spec.decontaminate:
+        shown = {True: "on", False: "off"}
+        differ.append(
+            f"decontamination {shown[not spec.decontaminate]} → {shown[spec.decontaminate]} "
+            f"(decontaminate {str(spec.decontaminate).lower()})"
+        )
     return differ
+
+
+def check_reused_dataset(config: ReproduceConfig) -> None:
+    """A :class:`ConfigError` naming the study's dataset folder (``dataset.path``, else ``<output_dir>/dataset``)
+    and the fields when it holds a build whose ``summary.json`` shows it is not the build the config's ``dataset``
+    asks for (:func:`build_differences`): reused, it would be reported as the config's dataset, and so would every
+    run trained on it. Nothing when the folder holds no build (or no summary)."""
+    folder = _study_dataset(config)
+    summary = dataset_summary(folder)
+    if summary is not None and (differ := build_differences(config, summary)):
+        raise ConfigError(
+            f"{folder}: a built dataset the config's dataset settings would not build (summary.json "
+            f"{', '.join(differ[:3])}{', …' if len(differ) > 3 else ''}); move the folder away to build it again, "
+            "or restore the config"
+        )
 
 
 def dataset_summary(folder: Path) -> dict[str, Any] | None:
