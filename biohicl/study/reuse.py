@@ -179,9 +179,10 @@ def check_build(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, 
 def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> list[str]:
     """``name old → new`` for each build setting of the config's ``dataset`` that a built dataset's ``summary``
     shows to be another: ``top_k``, ``seed``, ``mix_label_kinds``; a ``limit`` below its ``documents``; a source
-    the config's ``inputs`` do not name (none is ``auto``); ``exclude_test`` (test documents kept, or documents
-    excluded without it); ``decontaminate`` (a decontamination record, or none). What a summary does not record (a
-    higher ``limit``, the input files) is not compared."""
+    the config's ``inputs`` do not name (none is ``auto``); ``decontaminate`` (a decontamination record, or none).
+    Not ``exclude_test``: it keeps or drops the ``test`` split, which no run trains on (the committed studies
+    trained on ``biohicl build-dataset``'s build, test split kept, under the study default ``exclude_test: true``).
+    What a summary does not record (a higher ``limit``, the input files) is not compared."""
     spec = config.dataset
     differ = [
         f"{name} {summary[name]!r} → {getattr(spec, name)!r}"
@@ -195,11 +196,6 @@ def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> li
     named = [str(item.get("source")) for item in spec.inputs or () if isinstance(item, Mapping)]
     if spec.inputs is not None and "auto" not in named and isinstance(sources, Mapping) and set(sources) - set(named):
         differ.append(f"sources {sorted(sources)!r} → {sorted(set(named))!r} (inputs)")
-    test, excluded = summary.get("test_documents"), summary.get("excluded_documents")
-    if spec.exclude_test and isinstance(test, int) and test > 0:
-        differ.append(f"test_documents {test!r} → 0 (exclude_test true)")
-    if not spec.exclude_test and isinstance(excluded, int) and excluded > 0:
-        differ.append(f"excluded_documents {excluded!r} → 0 (exclude_test false)")
     if "decontamination" in summary and bool(summary["decontamination"]) != spec.decontaminate:
         shown = {True: "on", False: "off"}
         differ.append(
