@@ -49,6 +49,8 @@ def test_cls_pooling_takes_first_token(tiny_bert_dir):
 def test_default_pooling_per_family():
     assert default_pooling("BAAI/bge-base-en-v1.5") == "cls"
     assert default_pooling("sentence-transformers/all-MiniLM-L6-v2") == "mean"
+    assert default_pooling("ncbi/MedCPT-Query-Encoder") == "cls"  # MedCPT's encoders are CLS-pooled
+    assert default_pooling("/home/bge-user/models/tiny") == "mean"  # by the model's name, not its parent folders
 
 
 def test_encode_keeps_input_order_and_prompts(tiny):

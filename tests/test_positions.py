@@ -88,6 +88,22 @@ def test_from_base_keeps_a_bert_length_at_all_its_positions(tiny_bert_dir):
     assert model.encode([LONG_TEXT], show_progress_bar=False).shape == (1, 32)
 
 
+def test_from_base_logs_a_given_length_it_cuts(offset_dir, tiny_bert_dir, caplog):
+    """The demo's line (fit_to_base) for a max_length given to from_base; the 512 fallback a 128-position model cannot
+    take is its length, not a choice someone made, so cutting it says nothing."""
+    with caplog.at_level(logging.INFO, logger="biohicl.models.positions"):
+        assert BioHiCL.from_base(str(offset_dir), max_length=1000).config.max_length == 128
+    assert [r.getMessage() for r in caplog.records] == [
+        f"max length 1000 capped at 128, the most tokens {offset_dir.resolve()} can encode"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="biohicl.models.positions"):
+        assert BioHiCL.from_base(str(offset_dir)).config.max_length == 128  # the 512 fallback
+        assert BioHiCL.from_base(str(offset_dir), max_length=128).config.max_length == 128
+        assert BioHiCL.from_base(str(tiny_bert_dir), max_length=100).config.max_length == 100
+    assert not caplog.records
+
+
 def test_demo_evaluation_length_is_capped_at_the_base(offset_dir, tiny_bert_dir, tmp_path, caplog):
     """What `biohicl demo` gives set_inference_length and evaluation_models for --eval_max_length."""
     with caplog.at_level(logging.INFO, logger="biohicl.models.positions"):

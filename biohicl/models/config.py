@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +16,16 @@ from biohicl.field_types import check_field_types
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
 
+logger = logging.getLogger(__name__)
+
 #: The encoder biohicl tunes when none is named: small enough for a CPU, and the one this machine's tests can load.
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CONFIG_NAME = "biohicl_config.json"
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 POOLING_MODES = ("cls", "mean")
+#: Name parts of the CLS-trained encoder families whose pooling :func:`default_pooling` guesses as ``cls``.
+CLS_POOLED_NAMES = ("bge", "medcpt")
 
 
 #: The encoding settings of a model: what ``from_base`` takes, a registry entry names and a folder may hold.
@@ -30,7 +36,9 @@ ENCODING_SETTINGS = ("pooling", "normalize", "max_length", "query_prompt", "docu
 class BioHiCLConfig:
     """What an encoder needs besides its weights; saved as ``biohicl_config.json``."""
 
-    base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
+    base_model: str = field(
+        metadata={"help": "Hub id of the backbone; a local folder without one by its absolute path (recorded_base)."}
+    )
     base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone, if known."})
     pooling: str = field(default="mean", metadata={"help": "Pooling of token states: `cls` or `mean`."})
     normalize: bool = field(default=True, metadata={"help": "L2-normalise embeddings."})
@@ -105,6 +113,30 @@ class BioHiCLConfig:
         raise ConfigError(f"kind: {kind!r} is not `query` or `document`")
 
 
+def recorded_base(base_model: str, path: Path, hub_id: str | None = None) -> str:
+    """What ``biohicl_config.json`` records as ``base_model`` for a base named ``base_model`` and found in ``path``:
+    ``hub_id`` or ``base_model`` as named, except a folder, recorded by its Hub id when it has one (a Hub-cache
+    snapshot, a weights package), else by its absolute path: a relative one would name another folder, or a Hub
+    repo, from another working directory."""
+    from biohicl.models.resolver import hub_id_from_folder
+
+    model_id = hub_id or base_model
+    if Path(model_id).expanduser().is_dir():
+        return hub_id_from_folder(path) or str(Path(model_id).expanduser().resolve())
+    return model_id
+
+
 def default_pooling(model_id: str) -> str:
-    """CLS pooling for BGE-style models, mean pooling otherwise (sentence-transformers' MiniLM/mpnet)."""
-    return "cls" if "bge" in model_id.lower() else "mean"
+    """The pooling guessed for a base without a pooling of its own (none given, registered or in a
+    sentence-transformers ``1_Pooling/config.json``): CLS for the :data:`CLS_POOLED_NAMES` families (BGE, MedCPT),
+    judged by the last part of ``model_id`` (a Hub id's name, a folder's name), mean otherwise (sentence-transformers'
+    MiniLM/mpnet); logged in one line, since a wrong guess encodes another model than the one trained."""
+    name = re.split(r"[\\/]", model_id.rstrip("/\\"))[-1].lower()
+    pooling = "cls" if any(part in name for part in CLS_POOLED_NAMES) else "mean"
+    hint = (
+        "pass --pooling cls for CLS-trained encoders such as bge or MedCPT"
+        if pooling == "mean"
+        else "its name reads as a CLS-trained encoder; pass --pooling mean for a mean-pooled one"
+    )
+    logger.info("pooling: %s has no sentence-transformers pooling config; using %r (%s)", model_id, pooling, hint)
+    return pooling

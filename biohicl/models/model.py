@@ -27,7 +27,7 @@ from torch import nn
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base, loading_adapter_base
 from biohicl.models.backbone import base_encoding_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
-from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
+from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, recorded_base
 from biohicl.models.encoding import (
     chunks,
     collect_embeddings,
@@ -94,13 +94,12 @@ class BioHiCL(EncoderInfo, nn.Module):
         ``biohicl_config.json`` (an adapter folder loads with its LoRA merged in), else from a sentence-transformers
         folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
         name's guess, 512, "" and True; a value given is kept (the length capped at the tokens the backbone can
-        encode, :func:`~biohicl.models.positions.usable_positions`). A plain peft adapter folder loads merged into its
-        base, with the base's settings unless it has sentence-transformers files
-        (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode."""
+        encode, :func:`~biohicl.models.positions.usable_positions`, logged when a ``max_length`` given is cut). A
+        plain peft adapter folder loads merged into its base, with the base's settings unless it has
+        sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode. A folder
+        without a Hub id is recorded by its absolute path (:func:`~biohicl.models.config.recorded_base`)."""
         path = resolve_base(base_model, revision, registry=registry)
-        model_id = hub_id or base_model
-        if Path(model_id).expanduser().is_dir():
-            model_id = hub_id_from_folder(path) or str(model_id)
+        model_id = recorded_base(base_model, path, hub_id)  # a folder without a Hub id: its absolute path
         entry = registered_entry(model_id, registry)
         model_id = entry.repo_id if entry is not None else model_id
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
@@ -114,7 +113,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             revision = commit
         config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
         backbone = cls._backbone(path, dtype)
-        config.max_length = capped_length(config.max_length, backbone.config)  # never more tokens than it encodes
+        config.max_length = capped_length(config.max_length, backbone.config, model_id if max_length else None)
         tokenizer = load_tokenizer(path)
         return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
 

@@ -67,10 +67,19 @@ def usable_positions(config: Any) -> int | None:
     return positions - (padding + 1) if padding is not None and 0 <= padding < positions - 1 else positions
 
 
-def capped_length(max_length: int, config: Any) -> int:
-    """``max_length`` capped at :func:`usable_positions` of ``config`` (unchanged when the config states none)."""
+#: The one line a cut length is logged with: (length, limit, model)
+CAPPED_MESSAGE = "max length %d capped at %d, the most tokens %s can encode"
+
+
+def capped_length(max_length: int, config: Any, name: str | None = None) -> int:
+    """``max_length`` capped at :func:`usable_positions` of ``config`` (unchanged when the config states none); with
+    ``name`` (the model's), one log line when it is cut, as :func:`fit_to_base` logs it."""
     limit = usable_positions(config)
-    return min(max_length, limit) if limit is not None else max_length
+    if limit is None or max_length <= limit:
+        return max_length
+    if name is not None:
+        logger.info(CAPPED_MESSAGE, max_length, limit, name)
+    return limit
 
 
 def base_usable_positions(base_model: str) -> int | None:
@@ -89,6 +98,6 @@ def fit_to_base(base_model: str, max_length: int) -> int:
     """``max_length`` capped at what ``base_model`` can encode, with one log line when it is cut."""
     limit = base_usable_positions(base_model)
     if limit is not None and max_length > limit:
-        logger.info("max length %d capped at %d, the most tokens %s can encode", max_length, limit, base_model)
+        logger.info(CAPPED_MESSAGE, max_length, limit, base_model)
         return limit
     return max_length
