@@ -415,7 +415,10 @@ def test_a_base_evaluated_from_a_relative_folder_publishes_and_another_hub_bases
     argv = ["evaluate", "./tiny", "--max_length", "32", "--tasks", str(beir), "--no_progress", "--output", "base.json"]
     assert cli_main(argv) == 0
     base = json.loads((tmp_path / "base.json").read_text())
-    assert (base["model"]["config"]["base_model"], base["model"]["source"]) == ("tiny", "path")
+    assert (base["model"]["config"]["base_model"], base["model"]["source"]) == (
+        str((tmp_path / "tiny").resolve()),
+        "path",
+    )
     folder = build_model_repo_folder(tmp_path / "run", tmp_path / "repo", base_eval_results=tmp_path / "base.json")
     assert json.loads((folder / "base_eval_results.json").read_text())["summary"] == base["summary"]
     other = record("org/other-bert", 0.6, kind="full", base_model="org/other-bert")

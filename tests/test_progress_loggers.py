@@ -213,3 +213,15 @@ def test_a_root_handler_gets_the_commands_lines_too_and_only_its_own_afterwards(
         "[root] biohicl.hub.publish: no --license given\n"
         "[root] biohicl.evaluation.runner: biosses (all): spearman=0.5\n"
     )
+
+
+def test_the_console_shows_the_guessed_pooling_and_a_cut_length(tmp_path, capsys):
+    from biohicl.models.config import default_pooling
+    from biohicl.models.positions import capped_length
+
+    show_progress()
+    assert default_pooling(str(tmp_path / "MedCPT-Article-Encoder")) == "cls"
+    assert capped_length(1000, {"model_type": "roberta", "max_position_embeddings": 130, "pad_token_id": 1}, "m") == 128
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("pooling: ") and "MedCPT-Article-Encoder" in lines[0]
+    assert lines[1] == "max length 1000 capped at 128, the most tokens m can encode"

@@ -27,6 +27,8 @@ PROGRESS_LOGGERS = (
     "biohicl.evaluation.evaluator",
     "biohicl.evaluation.cache",
     "biohicl.models.model",
+    "biohicl.models.config",
+    "biohicl.models.positions",
     "biohicl.models.export",
     "biohicl.models.soup",
     "biohicl.models.onnx_export",
