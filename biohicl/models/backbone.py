@@ -1,18 +1,16 @@
 """The transformers backbone under an encoder: safetensors-only loading, sentence-transformers settings of a
-folder, and what LoRA wraps (peft's defaults, plus the encoder types it has none for)."""
+folder, and the peft config that wraps it (its default targets: :mod:`biohicl.models.lora_targets`)."""
 
 from __future__ import annotations
 
-import re
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.errors import ModelLoadError
 from biohicl.jsonio import read_json
 from biohicl.models.config import (
     ADAPTER_CONFIG_NAME,
@@ -21,15 +19,12 @@ from biohicl.models.config import (
     ENCODING_SETTINGS,
     default_pooling,
 )
+from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
 from biohicl.models.resolver import registered_entry, resolve_base
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
-
-#: LoRA targets for encoder types peft has no default for: the attention query/value projections, as peft picks for
-#: BERT (``query``/``value``). MPNet (all-mpnet-base-v2) names them ``q``/``k``/``v``/``o``.
-EXTRA_LORA_TARGET_MODULES: dict[str, list[str]] = {"mpnet": ["q", "v"]}
 
 
 def is_plain_adapter_folder(path: Path) -> bool:
@@ -289,9 +284,11 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
 
 def quiet_peft_wrap(function, *args: Any, target_field: str | None = None, **kwargs: Any):
     """Call a peft constructor without transformers' ``is_gradient_checkpointing`` FutureWarning; with
-    ``target_field``, peft's "no module targeted" error is a one-line :class:`ConfigError` naming that field: when no
-    target names a module of the model (``args[0]``), it lists the model's linear module names; when targets match
-    but ``layers_to_transform``, ``exclude_modules`` or the like removed them all, it keeps peft's first line.
+    ``target_field``, peft's errors about the targets are a one-line :class:`ConfigError` naming that field
+    (:func:`~biohicl.models.lora_targets.target_error`): when no target names a module of the model (``args[0]``),
+    it lists the model's linear module names; when targets match but ``layers_to_transform``, ``exclude_modules`` or
+    the like removed them all, it keeps peft's first line; when one names a module peft cannot wrap (an attention
+    block), it names that module's type and the linear layers in it.
 
     peft's ``PeftModel.__init__`` reads ``model.is_gradient_checkpointing`` (deprecated in transformers 5 for
     ``is_activation_checkpointing``) on every wrap and load; biohicl does not read it, so the warning is peft's,
@@ -301,54 +298,12 @@ def quiet_peft_wrap(function, *args: Any, target_field: str | None = None, **kwa
         warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         try:
             return function(*args, **kwargs)
-        except ValueError as err:  # peft's NoMatchingPeftModuleError (a plain ValueError before peft 0.14)
-            unmatched = type(err).__name__ == "NoMatchingPeftModuleError" or "not found in the base model" in str(err)
-            if target_field is None or not unmatched:
+        except (ValueError, TypeError) as err:  # peft's NoMatchingPeftModuleError, or a module it cannot wrap
+            peft_config = args[1] if len(args) > 1 else kwargs.get("peft_config")
+            converted = None if target_field is None else target_error(err, args[0], peft_config, target_field)
+            if converted is None:
                 raise
-            targets = getattr(args[1] if len(args) > 1 else kwargs.get("peft_config"), "target_modules", None)
-            if targets and any_module_matches(args[0], targets):  # peft's reason is another setting: keep it
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"{target_field}: {first}") from None
-            shown = targets if isinstance(targets, str) else ", ".join(sorted(targets or []))
-            linear = linear_module_names(args[0])
-            raise ConfigError(
-                f"{target_field}: no module of the model matches {shown or 'none'} (its linear modules: "
-                f"{', '.join(linear[:12]) or 'none'}{', ...' if len(linear) > 12 else ''})"
-            ) from None
-
-
-def any_module_matches(model: nn.Module, targets: str | Iterable[str]) -> bool:
-    """Whether ``targets`` (peft's ``target_modules``) name a module of ``model`` as peft matches them: a str is a
-    regular expression over the full name, a list of names each matches a name or its last dotted segments."""
-    names = [name for name, _ in model.named_modules() if name]
-    if isinstance(targets, str):
-        return any(re.fullmatch(targets, name) for name in names)
-    return any(name == target or name.endswith(f".{target}") for target in targets for name in names)
-
-
-def linear_module_names(model: nn.Module) -> list[str]:
-    """The last name segment of each linear layer of ``model``, once each, in model order (what LoRA targets)."""
-    names = (name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear))
-    return list(dict.fromkeys(names))
-
-
-def default_lora_target_modules(backbone: nn.Module) -> list[str] | None:
-    """The modules LoRA wraps when none are named: peft's own per-architecture choice (``None``), else
-    :data:`EXTRA_LORA_TARGET_MODULES`; a :class:`ConfigError` naming ``lora_target_modules`` when neither knows."""
-    try:
-        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
-    except ImportError:  # a peft that moved its table: let it decide
-        return None
-    model_type = getattr(getattr(backbone, "config", None), "model_type", None)
-    if model_type in peft_defaults:
-        return None
-    if model_type in EXTRA_LORA_TARGET_MODULES:
-        return list(EXTRA_LORA_TARGET_MODULES[model_type])
-    linear = sorted(linear_module_names(backbone))
-    raise ConfigError(
-        f"lora_target_modules: peft has no default for model type {model_type!r}; name the attention projections "
-        f"to adapt (this model's linear layers: {', '.join(linear[:12]) or 'none'})"
-    )
+            raise converted from None
 
 
 def lora_config(
@@ -372,7 +327,8 @@ def lora_config(
         if getattr(config, "task_type", None) is None:
             config.task_type = TaskType.FEATURE_EXTRACTION
         if hasattr(config, "target_modules") and config.target_modules is None:
-            config.target_modules = default_lora_target_modules(backbone)
+            config.target_modules = default_target_modules(backbone, config)
+        check_feedforward_modules(backbone, config)
         config.inference_mode = False
         return config
     check_rank("add_lora: r", r)
@@ -382,6 +338,6 @@ def lora_config(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=default_lora_target_modules(backbone) if target_modules is None else target_modules,
+        target_modules=default_target_modules(backbone) if target_modules is None else target_modules,
         inference_mode=False,
     )

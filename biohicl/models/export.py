@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.atomic import shareable_mode
+from biohicl.errors import ModelLoadError
+from biohicl.jsonio import read_json
 from biohicl.models.config import BioHiCLConfig
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,31 @@ def make_shareable(directory: str | Path, pattern: str = "*.safetensors") -> Non
             os.chmod(path, mode)
 
 
+def folder_hidden_size(directory: Path) -> int:
+    """The embedding width of the model whose ``config.json`` is in ``directory``, as transformers' config reads it
+    (its ``hidden_size``, an alias where the family names it otherwise: DistilBERT's ``dim``); a one-line
+    :class:`ModelLoadError` naming the file when it gives none."""
+    from transformers import AutoConfig
+
+    config_file = directory / "config.json"
+    try:
+        hidden = getattr(AutoConfig.from_pretrained(str(directory), trust_remote_code=False), "hidden_size", None)
+    except Exception:  # an unknown model type (remote code), a value its config refuses: the file's own field
+        values = read_json(config_file, error=ModelLoadError)
+        hidden = values.get("hidden_size") if isinstance(values, dict) else None
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+        raise ModelLoadError(
+            f"{config_file}: gives no embedding width (hidden_size, or its family's name for it), which "
+            f"sentence-transformers' pooling config needs; got {hidden!r}"
+        )
+    return hidden
+
+
 def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig, hidden_size: int | None = None) -> None:
     """``modules.json`` + pooling config so ``SentenceTransformer(directory)`` reproduces ``BioHiCL.encode``;
-    ``hidden_size`` defaults to the folder's ``config.json`` (an adapter folder has none: pass the model's)."""
+    ``hidden_size`` defaults to the width the folder's ``config.json`` gives (:func:`folder_hidden_size`; an adapter
+    folder has none: pass the model's)."""
+    hidden = hidden_size or folder_hidden_size(directory)  # before any file: a refused folder gets none
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -42,7 +66,6 @@ def write_sentence_transformers_files(directory: Path, config: BioHiCLConfig, hi
         (directory / "2_Normalize").mkdir(exist_ok=True)
     (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
     (directory / "1_Pooling").mkdir(exist_ok=True)
-    hidden = hidden_size or json.loads((directory / "config.json").read_text()).get("hidden_size")
     pooling = {
         "word_embedding_dimension": hidden,
         "pooling_mode_cls_token": config.pooling == "cls",
