@@ -164,3 +164,13 @@ def test_evaluate_records_a_merged_folder_under_its_base_and_another_folder_by_i
     assert model_identity(str(merged), SimpleNamespace(config=config, resolved=None), None) == (HUB_ID, "abc123")
     local_base = SimpleNamespace(base_model=str(merged), kind="full", base_revision=None)  # a base that is a folder
     assert model_identity(str(merged), SimpleNamespace(config=local_base, resolved=None), None) == ("run-merged", None)
+
+
+def test_an_adapter_over_a_local_base_folder_is_named_without_the_machine_path(tiny_bert_dir, tmp_path):
+    folder = tmp_path / "run-local"
+    model = BioHiCL.from_base(tiny_bert_dir, max_length=16)  # no hub id: the base is recorded by its absolute path
+    model.add_lora(r=2, alpha=4, target_modules=["query", "value"], verbose=False)
+    model.save_pretrained(folder)
+    loaded = BioHiCL.from_pretrained(folder)
+    assert Path(loaded.config.base_model).is_absolute()
+    assert model_identity(str(folder), loaded, None)[0] == f"run-local (LoRA over {Path(tiny_bert_dir).name})"

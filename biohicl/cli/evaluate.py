@@ -234,7 +234,8 @@ def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, st
             file = Path(getattr(resolved, "path", None) or path) / "adapter_config.json"
             adapter = read_json(file, error=ConfigError) if file.is_file() else {}
             method = peft_name(adapter.get("peft_type"), {"use_dora": bool(adapter.get("use_dora"))})
-            return f"{path.name} ({method} over {base})", getattr(config, "base_revision", None)
+            shown = Path(base).name if Path(base).is_absolute() else base  # a local base: its name, never its path
+            return f"{path.name} ({method} over {shown})", getattr(config, "base_revision", None)
         return (base if base and not Path(base).exists() else path.name), getattr(config, "base_revision", None)
     return spec, revision
 
