@@ -8,23 +8,31 @@ interleaved (A B A B ...) after one warm-up each, medians and their ratio, both 
 
     python benchmarks/bench_cached_batch.py                  # batch 32 x 128 tokens, chunks of 8, 1 thread, 3 steps
     python benchmarks/bench_cached_batch.py --batch 16 --mini_batch_size 4 --steps 2
+    python benchmarks/bench_cached_batch.py --mixed random   # documents of 1 to 8 sentences, in a seeded random order
+    python benchmarks/bench_cached_batch.py --mixed sorted   # the same, shortest first (as a length-grouping order)
+
+``--mixed`` also runs the chunked step with each chunk kept at the batch's padded width (``trimmed`` switched off):
+the saving of cutting a chunk's trailing padding, for chunks whose documents are shorter than the batch's longest.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import tempfile
 import time
 from typing import Any
 
 import torch
-from bench_train_step import make_documents
+from bench_train_step import SENTENCE, make_documents
 
 from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.models.model import BioHiCL
+from biohicl.training import cached_batch
 from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.cached_batch import trimmed
 from biohicl.training.trainer import BioHiCLTrainer
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -72,9 +80,27 @@ class _Held:
         self.counter.release(self.key)
 
 
-def step(trainer: BioHiCLTrainer, optimizer: torch.optim.Optimizer, batch: dict, chunk: int | None) -> float:
-    """One training step at ``mini_batch_size`` ``chunk``: its seconds."""
-    trainer.args.mini_batch_size = chunk
+def mixed_documents(n: int, mesh: MeshHierarchy, order: str, seed: int = 0) -> list[dict]:
+    """:func:`make_documents`' documents cut to 1 to 8 sentences each (drawn uniformly, seeded), in drawn order or
+    (``order`` "sorted") shortest first."""
+    rng = random.Random(seed)
+    docs = make_documents(n, mesh, seed)
+    for i, doc in enumerate(docs):
+        doc["text"] = f"Study {i}. " + SENTENCE * rng.randint(1, 8)
+    return sorted(docs, key=lambda doc: len(doc["text"])) if order == "sorted" else docs
+
+
+def untrimmed(chunk: dict) -> dict:
+    """``cached_batch.trimmed`` switched off: a chunk keeps the batch's padded width."""
+    return chunk
+
+
+def step(
+    trainer: BioHiCLTrainer, optimizer: torch.optim.Optimizer, batch: dict, kind: tuple[int | None, bool]
+) -> float:
+    """One training step at ``mini_batch_size`` ``kind[0]``, chunks trimmed when ``kind[1]``: its seconds."""
+    trainer.args.mini_batch_size, trim = kind
+    cached_batch.trimmed = trimmed if trim else untrimmed
     start = time.perf_counter()
     trainer.compute_loss(trainer.model, dict(batch)).backward()
     optimizer.step()
@@ -89,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mini_batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each kind (after one warm-up each)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--mixed", choices=["random", "sorted"], help="documents of 1 to 8 sentences; also chunks untrimmed"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -102,24 +131,30 @@ def main(argv: list[str] | None = None) -> None:
         )
         trainer = BioHiCLTrainer(model=model, args=training)
     collator = BioHiCLDataCollator(tokenize=model.tokenize, mesh=mesh)
-    batch = collator(make_documents(args.batch, mesh))
+    docs = mixed_documents(args.batch, mesh, args.mixed) if args.mixed else make_documents(args.batch, mesh)
+    batch = collator(docs)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     tokens = tuple(batch["input_ids"].shape)
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kinds = {"plain": None, f"mini_batch_size {args.mini_batch_size}": args.mini_batch_size}
+    kinds = {"plain": (None, True), f"mini_batch_size {args.mini_batch_size}": (args.mini_batch_size, True)}
+    if args.mixed:
+        kinds[f"{args.mini_batch_size}, untrimmed"] = (args.mini_batch_size, False)
+    widths = [c["input_ids"].shape[1] for c in cached_batch.row_chunks(batch, args.mini_batch_size)]
     peaks = {}
-    for name, chunk in kinds.items():
+    for name, kind in kinds.items():
         counter = SavedPeak(parameters)
         with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
-            step(trainer, optimizer, batch, chunk)
+            step(trainer, optimizer, batch, kind)
         peaks[name] = counter.peak
     times: dict[str, list[float]] = {name: [] for name in kinds}
     for _ in range(args.steps):
-        for name, chunk in kinds.items():
-            times[name].append(step(trainer, optimizer, batch, chunk))
-    plain, cached = (statistics.median(times[name]) for name in kinds)
+        for name, kind in kinds.items():
+            times[name].append(step(trainer, optimizer, batch, kind))
+    cached_batch.trimmed = trimmed
+    plain, cached = (statistics.median(times[name]) for name in list(kinds)[:2])
     names = list(kinds)
     print(f"{MODEL} + LoRA r=8, batch {tokens[0]} x {tokens[1]} tokens, CPU, {args.threads} thread(s):")
+    print(f"  chunk widths (tokens, trailing padding cut): {widths}")
     for name in names:
         seconds = ", ".join(f"{t:.2f}" for t in times[name])
         print(
@@ -130,6 +165,12 @@ def main(argv: list[str] | None = None) -> None:
         f"  ratio {names[1]} / plain: saved-for-backward peak {peaks[names[1]] / peaks[names[0]]:.3f}, "
         f"step time {cached / plain:.2f}"
     )
+    if args.mixed:
+        kept = statistics.median(times[names[2]])
+        print(
+            f"  ratio trimmed / untrimmed chunks: saved-for-backward peak {peaks[names[1]] / peaks[names[2]]:.3f}, "
+            f"step time {cached / kept:.2f}"
+        )
 
 
 if __name__ == "__main__":

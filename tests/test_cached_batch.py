@@ -1,6 +1,7 @@
 """Gradient caching (``mini_batch_size``, :mod:`biohicl.training.cached_batch`): the loss and the gradients of a
-chunked batch are those of one pass over it, dropout replayed included; trained runs end at the same weights; more
-than one process is refused. Tiny random BERT, fp32."""
+chunked batch are those of one pass over it (dropout 0), dropout replayed included; trained runs end at the same
+weights without dropout, at others with it; a loss may change its embeddings in place; chunks lose their trailing
+padding; MPS RNG states are kept apart; more than one process is refused. Tiny random BERT, fp32."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from transformers import TrainerCallback
 
 from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.errors import ConfigError
+from biohicl.models.model import BioHiCL
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.cached_batch import row_chunks
+from biohicl.training.cached_batch import RandContext, row_chunks, split_mps, trimmed
 from biohicl.training.run import build_model, train_biohicl
 from biohicl.training.trainer import BioHiCLTrainer
 from tests.conftest import randomize_lora_b, run_torchrun, synthetic_documents
@@ -166,11 +168,11 @@ class TrainedWeights(TrainerCallback):
         self.weights = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def trained(still_bert_dir: Path, docs_file: Path, output_dir: Path, **overrides):
+def trained(still_bert_dir: Path, docs_file: Path, output_dir: Path, loss=None, **overrides):
     values = make_values(still_bert_dir, output_dir, dataset_path=str(docs_file), max_steps=2, logging_steps=1)
     values.update(per_device_train_batch_size=8, learning_rate=5e-3, warmup_steps=0, **overrides)
     weights = TrainedWeights()
-    run = train_biohicl(BioHiCLTrainingArguments(**values), [weights])
+    run = train_biohicl(BioHiCLTrainingArguments(**values), [weights], loss=loss)
     history = json.loads((run / "trainer_state.json").read_text())["log_history"]
     return weights.weights, [entry for entry in history if "loss_mse" in entry]
 
@@ -189,6 +191,104 @@ def test_two_steps_with_chunks_end_at_the_same_weights(still_bert_dir, docs_file
     for before, after in zip(plain_log, cached_log, strict=True):
         for key in ("loss", "loss_mse", "loss_con", "positive_pairs"):
             assert after[key] == pytest.approx(before[key], rel=1e-5, abs=1e-7)
+
+
+def test_with_dropout_chunks_draw_other_masks_and_end_at_other_weights(still_bert_dir, docs_file, tmp_path):
+    """lora_dropout 0.1 (the default): each chunk draws its own masks, the same objective under another draw."""
+    help_text = BioHiCLTrainingArguments.__dataclass_fields__["mini_batch_size"].metadata["help"]
+    assert "With dropout 0 the same loss and gradients" in help_text and "each chunk draws its own masks" in help_text
+    plain, _ = trained(still_bert_dir, docs_file, tmp_path / "plain", lora_dropout=0.1)
+    again, _ = trained(still_bert_dir, docs_file, tmp_path / "again", lora_dropout=0.1)
+    cached, _ = trained(still_bert_dir, docs_file, tmp_path / "cached", lora_dropout=0.1, mini_batch_size=3)
+    for name, weight in plain.items():  # a plain run is reproducible: the difference below is the chunks' masks
+        assert_close(again[name], weight, atol=1e-6, rtol=0, msg=name)
+    assert max((cached[name] - weight).abs().max().item() for name, weight in plain.items()) > 1e-4
+
+
+class Inplace(torch.nn.Module):
+    """A custom loss that scales its embeddings in place (as ``embeddings.mul_``, ``F.normalize(out=...)`` do)."""
+
+    def forward(self, embeddings, siml, **kwargs):
+        embeddings = embeddings.mul_(1.0)
+        return ((embeddings @ embeddings.T - siml) ** 2).mean()
+
+
+def test_a_loss_changing_its_embeddings_in_place_trains_as_without_chunks(still_bert_dir, docs_file, tmp_path):
+    plain, _ = trained(still_bert_dir, docs_file, tmp_path / "plain", loss=Inplace())
+    cached, _ = trained(still_bert_dir, docs_file, tmp_path / "cached", loss=Inplace(), mini_batch_size=3)
+    assert len(plain) == 8 and set(cached) == set(plain)
+    assert any(name.endswith("lora_B.default.weight") and w.abs().max() > 1e-3 for name, w in plain.items())
+    for name, weight in plain.items():
+        assert_close(cached[name], weight, atol=1e-5, rtol=0, msg=name)
+
+
+# ------------------------------------------------------------------------------ chunks lose their trailing padding
+def test_a_chunk_is_as_wide_as_its_longest_row_with_the_same_embeddings(still_bert_dir):
+    texts = ["short one", "tiny", " ".join(["a much longer document about the kidney"] * 3), "two words", "x y"]
+    for pooling in ("mean", "cls"):
+        model = BioHiCL.from_base(str(still_bert_dir), pooling=pooling, max_length=32).eval()
+        inputs = dict(model.tokenize(texts))
+        assert model.tokenizer.padding_side == "right" and set(inputs) >= {"token_type_ids", "attention_mask"}
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        chunks = row_chunks(inputs, 2)
+        assert [c["input_ids"].shape[1] for c in chunks] == [max(lengths[0:2]), max(lengths[2:4]), lengths[4]]
+        assert chunks[0]["input_ids"].shape[1] < inputs["input_ids"].shape[1]  # the long document is in chunk 2
+        for start, chunk in zip(range(0, 5, 2), chunks, strict=True):
+            assert {key: value.shape for key, value in chunk.items()} == {
+                key: chunk["input_ids"].shape for key in chunk
+            }
+            assert chunk["attention_mask"][:, -1].any()  # each kept column holds a token of some row
+            full = {key: value[start : start + 2] for key, value in inputs.items()}  # rows only, the batch's width
+            with torch.no_grad():
+                assert_close(model(**chunk), model(**full), atol=1e-6, rtol=0)
+
+
+def test_only_trailing_padding_columns_are_cut():
+    ids = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
+    right = {"input_ids": ids, "attention_mask": (ids > 0).long(), "token_type_ids": torch.zeros_like(ids), "n": 3}
+    cut = trimmed(right)
+    assert cut["input_ids"].tolist() == [[5, 6], [7, 0]] and cut["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    assert cut["token_type_ids"].shape == (2, 2) and cut["n"] == 3
+    left_ids = torch.tensor([[0, 0, 5, 6], [0, 0, 0, 7]])  # left padding: the last column is real, nothing is cut
+    left = {"input_ids": left_ids, "attention_mask": (left_ids > 0).long()}
+    assert trimmed(left)["input_ids"] is left_ids
+
+
+# ------------------------------------------------------------------------------ MPS: its RNG state kept apart
+class OnMps(torch.Tensor):
+    """A CPU tensor that says it is on MPS: what :func:`get_device_states` sees of an MPS input."""
+
+    @property
+    def device(self):
+        return torch.device("mps")
+
+
+def test_rand_context_saves_and_restores_the_mps_state_apart(monkeypatch):
+    state = {"mps": torch.tensor([1])}
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda: state["mps"].clone())
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda new: state.update(mps=new.clone()))
+    on_mps, on_cpu = torch.zeros(2).as_subclass(OnMps), torch.zeros(2)
+    assert split_mps([on_mps, on_cpu]) == (True, [on_cpu]) and split_mps([on_cpu]) == (False, [on_cpu])
+    context = RandContext(on_mps, on_cpu)  # before: get_device_states called torch.mps.device, which does not exist
+    assert context.devices == [] and context.mps_state.tolist() == [1]
+    drawn = torch.rand(3)  # the CPU state moves on, and so does the "MPS" one
+    state["mps"] = torch.tensor([2])
+    with context:
+        assert state["mps"].tolist() == [1]  # the first pass's MPS state, replayed
+        assert_close(torch.rand(3), drawn)  # and the CPU's
+    assert state["mps"].tolist() == [2]  # the state before ``with`` put back
+    assert RandContext(on_cpu).mps_state is None
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs an MPS device")
+def test_rand_context_replays_dropout_on_mps():
+    x = torch.ones(1000, device="mps")
+    context = RandContext(x)
+    first = torch.nn.functional.dropout(x, 0.5)
+    after = torch.mps.get_rng_state()
+    with context:
+        assert torch.equal(torch.nn.functional.dropout(x, 0.5), first)
+    assert torch.equal(torch.mps.get_rng_state(), after)
 
 
 # ------------------------------------------------------------------------------ (d) one process only, values checked

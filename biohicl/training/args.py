@@ -142,7 +142,9 @@ class BioHiCLTrainingArguments(TrainingArguments):
         metadata={
             "help": "Gradient caching (GradCache, as sentence-transformers' Cached* losses): encode each batch in "
             "chunks of this many documents, so the losses see the whole batch's pairs at one chunk's activation "
-            "memory, for one extra forward pass; the same loss and gradients. One process only (default: off)."
+            "memory, for one extra forward pass. With dropout 0 the same loss and gradients as one pass; with "
+            "dropout (lora_dropout 0.1 by default) each chunk draws its own masks: the same objective under another "
+            "random draw, so a run does not end at the plain run's weights. One process only (default: off)."
         },
     )
 
