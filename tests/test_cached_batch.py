@@ -306,9 +306,10 @@ def test_mini_batch_size_under_two_processes_is_refused_in_one_line(still_bert_d
     config.write_text(yaml.safe_dump({**values, "mini_batch_size": 2}))
     proc = run_torchrun(["-m", "biohicl.cli.main", "train", "--config", str(config)], timeout=300)
     assert proc.returncode != 0 and not (tmp_path / "run" / "training_summary.json").exists()
-    # each process's own error is one line (the traceback after them is torchrun's, reporting the failed workers)
+    # each process's own error is one line (the traceback after them is torchrun's, reporting the failed workers);
+    # torchrun stops the other worker once one has failed, so under load the second may not have printed its own
     errors = [line for line in proc.stderr.splitlines() if line.startswith("biohicl train: error:")]
-    assert len(errors) == 2 and all(line == errors[0] for line in errors)
+    assert len(errors) in (1, 2) and all(line == errors[0] for line in errors)
     assert errors[0].startswith(
         "biohicl train: error: mini_batch_size: single-process only, this run has 2 processes (DDP's backward hooks"
     )

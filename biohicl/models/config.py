@@ -130,7 +130,8 @@ def default_pooling(model_id: str) -> str:
     """The pooling guessed for a base without a pooling of its own (none given, registered or in a
     sentence-transformers ``1_Pooling/config.json``): CLS for the :data:`CLS_POOLED_NAMES` families (BGE, MedCPT),
     judged by the last part of ``model_id`` (a Hub id's name, a folder's name), mean otherwise (sentence-transformers'
-    MiniLM/mpnet); logged in one line, since a wrong guess encodes another model than the one trained."""
+    MiniLM/mpnet); a warning of one line, once per folder and process (on stderr, so ``search --json`` keeps its
+    stdout), since a wrong guess encodes another model than the one trained."""
     name = re.split(r"[\\/]", model_id.rstrip("/\\"))[-1].lower()
     pooling = "cls" if any(part in name for part in CLS_POOLED_NAMES) else "mean"
     hint = (
@@ -138,5 +139,13 @@ def default_pooling(model_id: str) -> str:
         if pooling == "mean"
         else "its name reads as a CLS-trained encoder; pass --pooling mean for a mean-pooled one"
     )
-    logger.info("pooling: %s has no sentence-transformers pooling config; using %r (%s)", model_id, pooling, hint)
+    if (model_id, pooling) not in _GUESSES_SAID:  # a study or a search loads the same folder many times
+        _GUESSES_SAID.add((model_id, pooling))
+        logger.warning(
+            "pooling: %s has no sentence-transformers pooling config; using %r (%s)", model_id, pooling, hint
+        )
     return pooling
+
+
+#: The pooling guesses already logged in this process (each once, as sentence-transformers warns when it guesses).
+_GUESSES_SAID: set[tuple[str, str]] = set()
