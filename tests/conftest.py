@@ -95,6 +95,15 @@ def library_loggers_as_in_a_fresh_process():
     restore_logger_states(FRESH_LOGGERS)
 
 
+@pytest.fixture(autouse=True)
+def pooling_guesses_not_yet_said(monkeypatch):
+    """The pooling guess is warned once per folder and process (``models.config``): each test starts as a fresh
+    process would, whichever test loaded the same tiny folder before."""
+    from biohicl.models import config
+
+    monkeypatch.setattr(config, "_GUESSES_SAID", set())
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data folder (``BIOHICL_DATA_DIR`` or ``../shared/data``)."""

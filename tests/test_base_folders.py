@@ -21,14 +21,6 @@ MEAN_GUESS = "; using 'mean' (pass --pooling cls for CLS-trained encoders such a
 CLS_GUESS = "; using 'cls' (its name reads as a CLS-trained encoder; pass --pooling mean for a mean-pooled one)"
 
 
-@pytest.fixture(autouse=True)
-def guesses_not_yet_said(monkeypatch):
-    """Each guess is logged once per process: another test may have loaded the same tiny BERT before."""
-    from biohicl.models import config
-
-    monkeypatch.setattr(config, "_GUESSES_SAID", set())
-
-
 def pooling_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "biohicl.models.config"]
 
