@@ -164,6 +164,8 @@ def test_evaluate_records_a_merged_folder_under_its_base_and_another_folder_by_i
     assert model_identity(str(merged), SimpleNamespace(config=config, resolved=None), None) == (HUB_ID, "abc123")
     local_base = SimpleNamespace(base_model=str(merged), kind="full", base_revision=None)  # a base that is a folder
     assert model_identity(str(merged), SimpleNamespace(config=local_base, resolved=None), None) == ("run-merged", None)
+    gone = SimpleNamespace(base_model=str(tmp_path / "moved" / "base"), kind="merged", base_revision=None)  # not here
+    assert model_identity(str(merged), SimpleNamespace(config=gone, resolved=None), None) == ("run-merged", None)
 
 
 def test_an_adapter_over_a_local_base_folder_is_named_without_the_machine_path(tiny_bert_dir, tmp_path):
