@@ -315,6 +315,21 @@ def test_mini_batch_size_under_two_processes_is_refused_in_one_line(still_bert_d
     )
 
 
+def test_mini_batch_size_with_two_gpus_in_one_process_is_refused(monkeypatch, tmp_path):
+    """transformers wraps the model in nn.DataParallel when one process sees several GPUs (n_gpu > 1, no launcher);
+    the RNG replay restores only the inputs' device, so the other replicas would draw other dropout masks."""
+    values = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", mini_batch_size=2)
+    assert BioHiCLTrainingArguments(**values).n_gpu == 0  # the CPU: no GPU, accepted
+    monkeypatch.setattr(BioHiCLTrainingArguments, "n_gpu", property(lambda self: 2))
+    with pytest.raises(ConfigError) as caught:
+        BioHiCLTrainingArguments(**values)
+    assert str(caught.value) == (
+        "mini_batch_size: one GPU per process, this process sees 2 GPUs (nn.DataParallel's replicas would draw other "
+        "dropout masks than the replayed ones); run one process on one device (CUDA_VISIBLE_DEVICES=0)"
+    )
+    assert BioHiCLTrainingArguments(**(values | {"mini_batch_size": None})).n_gpu == 2  # only gradient caching cares
+
+
 class DensePasses(TrainerCallback):
     """Each pass through layer 0's (not LoRA) feed-forward Linear: its rows, autocast state and output dtype."""
 

@@ -4,6 +4,7 @@ without titles does not pull ``loss_title`` down, while the total ``loss`` still
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.distributed import component_means
 from biohicl.training.objective import loss_terms
 from tests.conftest import synthetic_documents
+
+if TYPE_CHECKING:
+    from biohicl.training.trainer import BioHiCLTrainer
 
 
 def _batch(seed: int, titled: bool) -> dict[str, torch.Tensor]:
@@ -27,11 +31,8 @@ def _batch(seed: int, titled: bool) -> dict[str, torch.Tensor]:
     return batch
 
 
-@pytest.mark.parametrize("accumulation", [1, 3])
-def test_a_batch_without_titles_is_left_out_of_the_logged_title_mean(tiny_bert_dir, tmp_path, accumulation):
-    """Three micro-batches in one logging window (three optimizer steps, or one step of three micro-batches), the
-    second without titles: ``loss_title`` logs the mean of the two titled batches' values, ``loss_mse`` and
-    ``loss_con`` the mean of all three, and the untitled batch's total is its MeSH terms (the title term adds 0)."""
+def _title_trainer(tiny_bert_dir, tmp_path) -> tuple[BioHiCLLoss, BioHiCLTrainer]:
+    """A trainer of the tiny model with the MSE, contrastive (λ 0.1) and title (0.5) terms."""
     from biohicl.training.run import build_model
     from biohicl.training.trainer import BioHiCLTrainer
 
@@ -51,7 +52,15 @@ def test_a_batch_without_titles_is_left_out_of_the_logged_title_mean(tiny_bert_d
     loss = BioHiCLLoss(
         FilteredMSELoss(), HierarchicalContrastiveLoss(), lambda_con=0.1, title=TitleInfoNCELoss(), title_weight=0.5
     )
-    trainer = BioHiCLTrainer(model=build_model(args), args=args, loss=loss)
+    return loss, BioHiCLTrainer(model=build_model(args), args=args, loss=loss)
+
+
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_a_batch_without_titles_is_left_out_of_the_logged_title_mean(tiny_bert_dir, tmp_path, accumulation):
+    """Three micro-batches in one logging window (three optimizer steps, or one step of three micro-batches), the
+    second without titles: ``loss_title`` logs the mean of the two titled batches' values, ``loss_mse`` and
+    ``loss_con`` the mean of all three, and the untitled batch's total is its MeSH terms (the title term adds 0)."""
+    loss, trainer = _title_trainer(tiny_bert_dir, tmp_path)
     trainer.current_gradient_accumulation_steps = accumulation
     batches = [_batch(0, titled=True), _batch(1, titled=False), _batch(2, titled=True)]
     totals, title, mse, con = [], [], [], []
@@ -74,6 +83,23 @@ def test_a_batch_without_titles_is_left_out_of_the_logged_title_mean(tiny_bert_d
     assert logged["loss_con"] == pytest.approx(sum(con) / 3, rel=1e-6)
     assert logged["loss"] == sum(totals) / steps  # the total, its 0 title term included, as given
     assert trainer._components == {} and trainer._component_weights == {}  # the next window starts afresh
+
+
+def test_a_logging_window_without_a_titled_batch_logs_no_title_term(tiny_bert_dir, tmp_path):
+    """Two untitled micro-batches in one window: the logged entry has ``loss_mse`` (their mean) but no
+    ``loss_title`` at all, not a 0."""
+    loss, trainer = _title_trainer(tiny_bert_dir, tmp_path)
+    batches = [_batch(1, titled=False), _batch(3, titled=False)]
+    mse = []
+    for batch in batches:
+        components = loss_terms(loss(**batch))[1]
+        assert "loss_title" not in components
+        trainer._accumulate(components, torch.device("cpu"), batch["siml"])
+        mse.append(FilteredMSELoss()(batch["embeddings"], batch["siml"]).item())
+    trainer.log({"loss": 0.5})
+    logged = trainer.state.log_history[-1]
+    assert "loss_title" not in logged and logged["loss"] == 0.5
+    assert logged["loss_mse"] == pytest.approx(sum(mse) / 2, rel=1e-6)
 
 
 def test_a_title_only_loss_on_an_untitled_batch_logs_no_title_term_and_still_backpropagates():

@@ -1,10 +1,12 @@
 """TensorBoard and the other reporting integrations of ``biohicl train``: an integration whose package is missing is
 refused when the arguments are checked (transformers' callback would refuse it only at ``Trainer`` init, after the
-data and the model loaded, with a traceback), and a resumed run writes its events into the run's own folder."""
+data and the model loaded, with a traceback); a fresh run writes its events into a new folder, a resumed run into the
+folder its previous part wrote."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from types import SimpleNamespace
@@ -15,9 +17,9 @@ from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
 from biohicl.cli import main as cli
 from biohicl.errors import ConfigError
-from biohicl.training.arg_checks import INTEGRATION_PACKAGES
+from biohicl.training.arg_checks import INTEGRATION_PACKAGES, UNCHECKED_INTEGRATIONS, check_installed
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.reporting import keep_tensorboard_folder
+from biohicl.training.reporting import previous_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.run import train_biohicl
 from tests.conftest import synthetic_documents
 
@@ -67,6 +69,28 @@ def test_each_integration_with_a_package_is_refused_by_its_own_availability_func
     assert str(caught.value) == "report_to: wandb is not installed; pip install wandb, or leave wandb out of report_to"
 
 
+def test_every_integration_of_transformers_is_checked_but_the_two_documented_exceptions():
+    """A transformers upgrade that adds an integration with neither an entry nor the naming pattern's function fails
+    here, instead of its report_to passing unchecked."""
+    assert {"comet_ml", "kubeflow"} == UNCHECKED_INTEGRATIONS
+    for name in set(INTEGRATION_TO_CALLBACK) - UNCHECKED_INTEGRATIONS:
+        pattern = f"is_{name.replace('_', '')}_available"
+        assert name in INTEGRATION_PACKAGES or callable(getattr(integration_utils, pattern, None)), name
+
+
+def test_an_integration_not_in_the_table_is_checked_by_transformers_naming_pattern(monkeypatch):
+    monkeypatch.setitem(INTEGRATION_TO_CALLBACK, "new_tracker", object)  # one a later transformers adds
+    monkeypatch.setattr(integration_utils, "is_newtracker_available", lambda: False, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        BioHiCLTrainingArguments(output_dir="run", report_to="new_tracker")
+    expected = "report_to: new_tracker is not installed; pip install new-tracker, or leave new_tracker out of report_to"
+    assert str(caught.value) == expected
+    monkeypatch.setattr(integration_utils, "is_newtracker_available", lambda: True)
+    check_installed("new_tracker", integration_utils)  # installed: passes
+    monkeypatch.setattr(integration_utils, "is_kubeflow_available", lambda: False)
+    check_installed("kubeflow", integration_utils)  # an environment, not a package: never refused
+
+
 def test_biohicl_train_refuses_it_in_one_line_before_the_data_is_read(no_tensorboard, tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(["train", "--dataset_path", str(tmp_path / "nope.jsonl"), "--output_dir", str(out),
@@ -76,37 +100,74 @@ def test_biohicl_train_refuses_it_in_one_line_before_the_data_is_read(no_tensorb
     assert not out.exists()  # the dataset does not exist: refused before it (and the model) was read
 
 
-def test_tensorboard_logging_dir_set_in_the_environment_is_kept(monkeypatch, tmp_path):
+def test_a_resume_takes_the_folder_written_last_and_tensorboard_logging_dir_is_kept(monkeypatch, tmp_path):
     pytest.importorskip("tensorboard")  # the callback's writer needs it; the dev and demo extras
+    out = tmp_path / "out"
+    for name, mtime in (("Jan01_10-00-00_a", 2_000), ("Jan01_09-00-00_b", 3_000), ("Jan01_11-00-00_c", 1_000)):
+        events = out / "runs" / name / f"events.out.tfevents.{mtime}.host"
+        events.parent.mkdir(parents=True)
+        events.write_bytes(b"")
+        os.utime(events, (mtime, mtime))
+    (out / "runs" / "empty").mkdir()  # no events: never chosen, however new
+    assert previous_tensorboard_folder(out) == out / "runs" / "Jan01_09-00-00_b"  # written last, not named last
+    assert previous_tensorboard_folder(tmp_path / "fresh") is None
     plain = TensorBoardCallback()
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "mine"))
     chosen = TensorBoardCallback()  # transformers reads the variable here
     trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[plain, chosen, object()]))
-    keep_tensorboard_folder(trainer, tmp_path / "out")
-    assert plain.logging_dir == str(tmp_path / "out" / "runs")  # the run's own folder, not runs/<date>_<host>
+    resume_tensorboard_folder(trainer, out, None)  # a fresh start: transformers names a new folder at train begin
+    assert plain.logging_dir is None
+    resume_tensorboard_folder(trainer, tmp_path / "fresh", str(tmp_path / "fresh" / "checkpoint-2"))
+    assert plain.logging_dir is None  # a resume with no events yet: a new folder too
+    resume_tensorboard_folder(trainer, out, str(out / "checkpoint-2"))
+    assert plain.logging_dir == str(out / "runs" / "Jan01_09-00-00_b")
     assert chosen.logging_dir == str(tmp_path / "mine")  # the variable's folder, as transformers would use it
 
 
-def test_a_resumed_run_appends_its_tensorboard_events_to_the_runs_folder(tiny_bert_dir, tmp_path):
-    pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+def _tensorboard_values(tiny_bert_dir, tmp_path, out, **overrides):
     docs = tmp_path / "documents.jsonl"
     docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
-    out = tmp_path / "run"
     values = dict(output_dir=str(out), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",
                   dataset_path=str(docs), per_device_train_batch_size=8, max_length=32, logging_steps=1,
                   save_strategy="steps", save_steps=2, report_to="tensorboard", lora_target_modules=["query", "value"],
                   use_cpu=True, seed=7, disable_tqdm=True)  # fmt: skip
+    return values | overrides
+
+
+def _scalars(folder, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def test_two_fresh_runs_into_one_output_dir_are_two_tensorboard_runs(tiny_bert_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    for rate in (1e-3, 5e-2):
+        train_biohicl(BioHiCLTrainingArguments(**_tensorboard_values(tiny_bert_dir, tmp_path, out), max_steps=2,
+                                               learning_rate=rate, lr_scheduler_type="constant"))  # fmt: skip
+        time.sleep(1.1)  # transformers names its folder by the second training begins
+    folders = sorted({f.parent for f in out.rglob("events.out.tfevents.*")}, key=lambda f: f.stat().st_mtime_ns)
+    assert len(folders) == 2 and all(f.parent == out / "runs" for f in folders)  # runs/<date>_<host>, one each
+    rates = [[value for _, value in _scalars(folder, "train/learning_rate")] for folder in folders]
+    assert rates == [pytest.approx([1e-3, 1e-3]), pytest.approx([5e-2, 5e-2])]  # each run its own curve
+
+
+def test_a_resumed_run_appends_its_tensorboard_events_to_the_folder_of_its_first_part(tiny_bert_dir, tmp_path):
+    pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
+    out = tmp_path / "run"
+    values = _tensorboard_values(tiny_bert_dir, tmp_path, out)
     train_biohicl(BioHiCLTrainingArguments(**values, max_steps=2))
     time.sleep(1.1)  # transformers' own folder is named by the second training begins: a later resume, another name
     train_biohicl(BioHiCLTrainingArguments(**values, max_steps=4, resume_from_checkpoint="last"))
 
     files = sorted(out.rglob("events.out.tfevents.*"))
-    assert len(files) == 2 and {f.parent for f in files} == {out / "runs"}  # the first part's and the resume's
-    events = EventAccumulator(str(out / "runs"), size_guidance={"scalars": 0})
-    events.Reload()
-    losses = {e.step: e.value for e in events.Scalars("train/loss")}
+    folder = files[0].parent
+    assert len(files) == 2 and {f.parent for f in files} == {folder}  # the first part's and the resume's
+    assert folder.parent == out / "runs"  # transformers' runs/<date>_<host> of the first part
+    losses = dict(_scalars(folder, "train/loss"))
     logged = json.loads((out / "trainer_state.json").read_text())["log_history"]
     expected = {e["step"]: e["loss"] for e in logged if "loss" in e}  # the resumed state keeps steps 1-2 too
     assert sorted(expected) == [1, 2, 3, 4]
@@ -115,8 +176,6 @@ def test_a_resumed_run_appends_its_tensorboard_events_to_the_runs_folder(tiny_be
 
 def test_a_run_killed_after_its_last_checkpoint_logs_the_steps_since_twice_in_its_folder(tiny_bert_dir, tmp_path):
     pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from tests.test_trainer import make_args, train_killed_after_save
 
     docs = tmp_path / "documents.jsonl"
@@ -129,9 +188,8 @@ def test_a_run_killed_after_its_last_checkpoint_logs_the_steps_since_twice_in_it
     (out / "checkpoint-4").rmdir()
     train_biohicl(make_args(tiny_bert_dir, docs, out, resume_from_checkpoint="last", **common))  # from step 2
 
-    assert len(list((out / "runs").glob("events.out.tfevents.*"))) == 2 and len(list(out.rglob("events.*"))) == 2
-    events = EventAccumulator(str(out / "runs"), size_guidance={"scalars": 0})
-    events.Reload()
-    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    files = list(out.rglob("events.*"))
+    assert len(files) == 2 and len({f.parent for f in files}) == 1 and files[0].parent.parent == out / "runs"
+    logged = _scalars(files[0].parent, "train/loss")
     assert [step for step, _ in logged] == [1, 2, 3, 4, 3, 4, 5, 6]  # one series; steps 3-4 of both processes
     assert logged[2:4] == logged[4:6]  # the same values: the curve retraces itself

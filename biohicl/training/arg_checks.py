@@ -20,9 +20,11 @@ SEED_LIMIT = 2**32
 #: ``report_to`` values that stand alone: no integration, or every one installed.
 REPORT_TO_WORDS = ("none", "all")
 #: Integrations whose transformers callback refuses, at ``Trainer`` init, when a package is missing: the
-#: ``transformers.integrations`` function its callback asks, and what to install. Not here: ``comet_ml`` (its
-#: ``is_comet_available`` also wants an API key, which the callback does not) and ``kubeflow`` (an environment the
-#: Kubeflow controller sets, no package).
+#: ``transformers.integrations`` function its callback asks, and what to install. An integration not here is checked
+#: by transformers' naming pattern, ``is_<name without underscores>_available``, when it has that function
+#: (:func:`check_installed`). Not checked (:data:`UNCHECKED_INTEGRATIONS`): ``comet_ml`` (its ``is_comet_available``
+#: also wants an API key, which the callback does not) and ``kubeflow`` (an environment the Kubeflow controller sets,
+#: no package).
 INTEGRATION_PACKAGES = {
     "azure_ml": ("is_azureml_available", "azureml-sdk"),
     "clearml": ("is_clearml_available", "clearml"),
@@ -37,6 +39,7 @@ INTEGRATION_PACKAGES = {
     "trackio": ("is_trackio_available", "trackio"),
     "wandb": ("is_wandb_available", "wandb"),
 }
+UNCHECKED_INTEGRATIONS = frozenset({"comet_ml", "kubeflow"})
 
 
 def check_run_values(args: Any) -> None:
@@ -104,9 +107,13 @@ def check_report_to(value: str | list[str]) -> None:
 
 def check_installed(name: str, integrations: ModuleType) -> None:
     """Refuse integration ``name`` when the ``integrations`` module's (``transformers.integrations``) availability
-    function its callback asks says no (:data:`INTEGRATION_PACKAGES`); a function transformers no longer has passes."""
-    function, package = INTEGRATION_PACKAGES.get(name, (None, None))
-    available = getattr(integrations, function, None) if function else None
+    function its callback asks says no (:data:`INTEGRATION_PACKAGES`, else ``is_<name without underscores>_available``
+    and the package named as the integration); a function transformers does not have passes."""
+    if name in UNCHECKED_INTEGRATIONS:
+        return
+    pattern = (f"is_{name.replace('_', '')}_available", name.replace("_", "-"))
+    function, package = INTEGRATION_PACKAGES.get(name, pattern)
+    available = getattr(integrations, function, None)
     if available is not None and not available():
         alternative = " (or tensorboardX)" if name == "tensorboard" else ""
         raise ConfigError(

@@ -302,7 +302,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 f"save_steps: must equal eval_steps ({self.eval_steps}) with load_best_model_at_end, got "
                 f"{self.save_steps} (a best step that is not saved could not be loaded)"
             )
-        check_mini_batch_size(self.mini_batch_size, self.world_size)  # world_size: super() set the processes up
+        check_mini_batch_size(self.mini_batch_size, self.world_size, self.n_gpu)  # super() set the devices up
         if self.selection_guard and not self.selection_metrics:
             raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
         if self.selection_guard and self.selection_metric_key != "eval_dev_score":

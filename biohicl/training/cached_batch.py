@@ -34,8 +34,10 @@ from biohicl.errors import ConfigError
 Encoder = Callable[..., torch.Tensor]
 
 
-def check_mini_batch_size(value: Any, world_size: int) -> None:
-    """``mini_batch_size``: None or a whole number of at least 1, and one process only."""
+def check_mini_batch_size(value: Any, world_size: int, n_gpu: int) -> None:
+    """``mini_batch_size``: None or a whole number of at least 1, and one process on one device only: under DDP
+    (``world_size`` > 1) or with ``n_gpu`` > 1 GPUs in one process (transformers' ``nn.DataParallel``, whose replicas
+    would draw other dropout masks than those the replay restores on the inputs' device)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -44,6 +46,11 @@ def check_mini_batch_size(value: Any, world_size: int) -> None:
         raise ConfigError(
             f"mini_batch_size: single-process only, this run has {world_size} processes (DDP's backward hooks would "
             "all-reduce the gradients once per chunk); use a larger per-device batch or one process"
+        )
+    if n_gpu > 1:
+        raise ConfigError(
+            f"mini_batch_size: one GPU per process, this process sees {n_gpu} GPUs (nn.DataParallel's replicas would "
+            "draw other dropout masks than the replayed ones); run one process on one device (CUDA_VISIBLE_DEVICES=0)"
         )
 
 
