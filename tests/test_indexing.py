@@ -302,6 +302,24 @@ def test_resume_refuses_other_compute_dtype_or_backend_and_reads_older_settings(
     assert (loaded.compute_dtype, loaded.backend, loaded.quantize) == (None, "torch", None)
 
 
+def test_resume_reads_a_base_recorded_as_a_relative_folder(model, tiny_bert_dir, tmp_path, monkeypatch):
+    # before session 28 a base given as a relative folder was recorded as typed ("tiny-bert"), now by its absolute
+    # path: an index started then resumes over the same folder; another base is still refused
+    docs, run = make_docs(10), tmp_path / "run"
+    with pytest.raises(Interrupted):
+        build_index(model, interrupted_after(docs, 7), run, shard_size=5)
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["base_model"] == str(Path(tiny_bert_dir).resolve())
+    monkeypatch.chdir(Path(tiny_bert_dir).parent)
+    (run / "settings.json").write_text(json.dumps({**settings, "base_model": "other-bert"}))
+    with pytest.raises(ConfigError, match=r"\(base_model: 'other-bert' → '"):
+        build_index(model, docs, run, shard_size=5)
+    (run / "settings.json").write_text(json.dumps({**settings, "base_model": Path(tiny_bert_dir).name}))
+    manifest = build_index(model, docs, run, shard_size=5, show_progress_bar=False)
+    assert manifest.count == 10
+    assert [d["id"] for d in index_rows(run)[1]] == [f"doc{i}" for i in range(10)]
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys

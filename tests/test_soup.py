@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from conftest import build_tiny_bert, randomize_lora_b
 
 from biohicl.cli import main as cli
 from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.models.base_identity import same_base
 from biohicl.models.model import BioHiCL
 from biohicl.models.soup import soup_adapters
 
@@ -192,6 +194,39 @@ def test_soup_refuses_an_adapter_it_cannot_add_up(adapters, tiny_bert_dir, tmp_p
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         soup_adapters([adapters[0], folder], tmp_path / "soup")
     assert not (tmp_path / "soup").exists()
+
+
+def test_same_base_matches_one_folder_in_its_forms_never_two_hub_ids(tmp_path, monkeypatch):
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "bert")
+    monkeypatch.chdir(tmp_path)
+    assert same_base("org/bert", "org/bert") and same_base(None, None)
+    assert same_base("bert", str(tmp_path / "bert")) and same_base(str(tmp_path / "bert"), "./bert")
+    assert same_base("gone", str(tmp_path / "gone"))  # the relative form of that absolute path, folder or not
+    assert same_base(str(tmp_path / "link"), str(tmp_path / "bert"))  # one existing folder
+    assert not same_base("org/bert", "org/other-bert") and not same_base("bert", "link-to-nothing")
+    assert not same_base("bert", str(tmp_path / "sub" / "bert")) and not same_base(None, "bert")
+
+
+def test_soup_takes_a_base_folder_recorded_as_typed_or_by_absolute_path(tiny_bert_dir, tmp_path, monkeypatch):
+    # seeds of one recipe over one folder, trained before session 28 (base recorded as typed: "tiny-bert0") and after
+    # (by absolute path): one base; another base is still refused
+    folders = [_adapter(tiny_bert_dir, tmp_path / name, seed=seed, hub_id=None) for name, seed in (("a", 1), ("b", 2))]
+    absolute = json.loads((folders[0] / "biohicl_config.json").read_text())["base_model"]
+    assert absolute == str(tiny_bert_dir.resolve())
+    reference = soup_adapters(folders, tmp_path / "reference")
+    monkeypatch.chdir(tiny_bert_dir.parent)
+    older = tmp_path / "older"
+    shutil.copytree(folders[0], older)
+    config = json.loads((older / "biohicl_config.json").read_text())
+    (older / "biohicl_config.json").write_text(json.dumps({**config, "base_model": tiny_bert_dir.name}))
+    soup = soup_adapters([older, folders[1]], tmp_path / "soup")
+    assert json.loads((soup / "biohicl_config.json").read_text())["base_model"] == absolute  # loads from anywhere
+    assert (soup / "adapter_model.safetensors").read_bytes() == (reference / "adapter_model.safetensors").read_bytes()
+    (older / "biohicl_config.json").write_text(json.dumps({**config, "base_model": "other-bert"}))
+    expected = SAME_ENCODER.format(odd=folders[1], field="base_model", first=older)
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        soup_adapters([older, folders[1]], tmp_path / "other")
 
 
 def test_soup_scales_rslora_adapters_by_alpha_over_sqrt_r(adapters, tiny_bert_dir, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import operator
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from biohicl.atomic import atomic_directory, check_writable_folder
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.jsonio import read_json
+from biohicl.models.base_identity import same_base
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
     first, first_adapter = encoders[0], adapters[0]
     for path, encoder, adapter in zip(paths[1:], encoders[1:], adapters[1:], strict=True):
         for key in sorted((set(encoder) | set(first)) - _FREE_CONFIG_FIELDS):
-            if encoder.get(key) != first.get(key):
+            same = same_base if key == "base_model" else operator.eq  # one folder, recorded as typed or absolute
+            if not same(encoder.get(key), first.get(key)):
                 raise ConfigError(
                     f"{path / CONFIG_NAME}: {key} differs from {paths[0]}'s; a soup's adapters must match"
                 )
@@ -108,6 +111,10 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
                 raise ConfigError(
                     f"{path / ADAPTER_CONFIG_NAME}: {key} differs from {paths[0]}'s; a soup's adapters must match"
                 )
+    bases = [e["base_model"] for e in encoders if isinstance(e.get("base_model"), str)]
+    absolute = [b for b in bases if Path(b).expanduser().is_absolute()]
+    if absolute and "base_model" in first:  # one folder recorded as typed (before session 28) and by absolute path
+        first = {**first, "base_model": absolute[0]}  # the form that names it from any working directory
     scalings = [_scaling(p, a) for p, a in zip(paths, adapters, strict=True)]
     states = []
     for path in paths:

@@ -43,6 +43,7 @@ from biohicl.search.layout import (
     TEXT_TEMPLATE,
     IndexManifest,
     ShardInfo,
+    changed_settings,
     describe_model,
     docs_name,
     dtype_name,
@@ -209,7 +210,7 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
             raise ConfigError(
                 f"{directory}: built with other weights (probe cosine {cosine:.4f}); use a new output folder"
             )
-        changed = sorted(k for k in settings if k != "probe" and previous.get(k) != settings[k])
+        changed = changed_settings(previous, settings)
         if changed:
             detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
             hint = rerun_hint(previous, changed, path)

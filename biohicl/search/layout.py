@@ -30,6 +30,7 @@ from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
+from biohicl.models.base_identity import same_base
 from biohicl.search.contents import TEXT_KEY, TEXTS_KEY, document_digest, sidecar_record, texts_digest
 
 INDEX_FORMAT = "biohicl-index"
@@ -69,6 +70,18 @@ def rerun_hint(recorded: dict[str, Any], changed: list[str], source: str | Path 
     can repeat as ``recorded`` (read from ``source``); else ``""``."""
     flags = resume_flags(recorded, changed, source)
     return f"rerun with {flags}, or " if flags and set(changed) <= set(RESUME_OPTIONS) else ""
+
+
+def changed_settings(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The keys of ``settings`` (but ``probe``, checked apart) whose value differs from ``recorded``'s, sorted; a
+    ``base_model`` recorded for the same base in another form (a relative folder before it was recorded by its
+    absolute path) is no change (:func:`~biohicl.models.base_identity.same_base`)."""
+    changed = []
+    for key in sorted(set(settings) - {"probe"}):
+        before, now = recorded.get(key), settings[key]
+        if not (same_base(before, now) if key == "base_model" else before == now):
+            changed.append(key)
+    return changed
 
 
 EMBEDDINGS_KEY = "embeddings"
