@@ -7,7 +7,9 @@ included), and at most 8 files of 16 MiB (64 MiB together, no deeper than ``$OUT
 
 ``stage`` (here): pack the study's model(s) (``scripts/pack_model.py``), its built dataset, the ``BIOHICL_DATA_DIR``
 folders its tasks read, the wheels the GPU image lacks and the study config into one bundle, cut it into one part per
-call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to back while the machine stays warm::
+call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to back while the machine stays warm.
+It first refuses, here, a dataset the study would refuse there (none built, or a build of other settings than the
+config's ``dataset``), naming the command that builds the config's (:func:`dataset_command`)::
 
     python scripts/gpu_session.py stage --config configs/study_mpnet_gpu_guarded.yaml --download-wheels \\
         --phase "--only two_pass_distill2,one_pass_distill2 --seeds 3 --workers 2" --phase "--workers 9"
@@ -20,7 +22,8 @@ estimate, or ``--worker-gib``), run each phase with ``python3 -m biohicl.cli.mai
 then always tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
 ``collect`` (here): check and join the pieces into the study folder and rewrite the report (``--report_only``).
 
-Standard library only, so it runs on the GPU image before anything is installed.
+Standard library only at import, so it runs on the GPU image before anything is installed; ``stage``, run here,
+imports ``biohicl`` and ``yaml``.
 """
 
 from __future__ import annotations
@@ -222,9 +225,39 @@ def download_wheels(folder: Path, names: list[str]) -> None:
     )
 
 
+def dataset_command(config_path: Path) -> str:
+    """The command that builds the study's dataset as its config's ``dataset`` says (path, inputs, ``top_k``,
+    ``limit``, ``mix_label_kinds``, ...) and trains nothing: :func:`biohicl.study.prepare_dataset`, what
+    ``biohicl reproduce`` runs first."""
+    code = (
+        "from biohicl.study import ReproduceConfig, prepare_dataset; "
+        f"prepare_dataset(ReproduceConfig.from_yaml({str(config_path)!r}))"
+    )
+    return f'python -c "{code}"'
+
+
+def check_study_dataset(config_path: Path, dataset: Path) -> None:
+    """Exit with one line, before anything is packed, where the study would refuse its dataset on the GPU: no build
+    in ``dataset``, or a build the config's ``dataset`` settings would not make
+    (:func:`biohicl.study.reuse.check_reused_dataset`: ``top_k``, ``limit``, inputs, ...). Imports ``biohicl``
+    (installed here; :func:`study_needs` put the checkout on ``sys.path``), as only ``stage`` does."""
+    from biohicl.errors import BioHiCLError
+    from biohicl.study import ReproduceConfig
+    from biohicl.study.reuse import check_reused_dataset
+
+    build = f"build it as the study would: {dataset_command(config_path)}"
+    if not ((dataset / "documents").is_dir() and (dataset / "pairs").is_dir()):
+        raise SystemExit(f"{dataset}: no built dataset; {build}")
+    try:
+        check_reused_dataset(ReproduceConfig.from_yaml(config_path))
+    except BioHiCLError as error:
+        raise SystemExit(f"{error} (once it is moved away, {build})") from None
+
+
 def stage(args: argparse.Namespace) -> int:
     config = args.config
     needs = study_needs(config)
+    check_study_dataset(config, Path(needs["dataset"]))  # here, not minutes into the lent GPU's budget
     carry = args.carry
     try:
         carry.resolve().relative_to(REPO)
@@ -249,8 +282,6 @@ def stage(args: argparse.Namespace) -> int:
         members.append((pack, f"model{index}"))
         models.append({"repo_id": repo_id, "pack": f"model{index}"})
     dataset = Path(needs["dataset"])
-    if not ((dataset / "documents").is_dir() and (dataset / "pairs").is_dir()):
-        raise SystemExit(f"{dataset}: no built dataset (biohicl build-dataset --output {dataset} first)")
     members.append((tar_xz(build / "dataset.tar.xz", [(dataset, ".")]), "dataset.tar.xz"))
     data_dir = Path(args.data_dir or os.environ.get("BIOHICL_DATA_DIR") or REPO.parent / "shared" / "data")
     data = [(data_dir / name, name) for name in needs["data_folders"]]

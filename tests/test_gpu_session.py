@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import load_script, tiny_study_values
@@ -251,3 +252,50 @@ def test_the_run_step_caps_an_mpnet_phases_workers_on_an_h100_and_logs_why(tmp_p
     other = [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
     argvs, back, log = _run_step(tmp_path / "other", monkeypatch, other)
     assert argvs[1][6:] == ["--workers", "9"] and "workers not capped" in log
+
+
+def test_stage_refuses_here_a_dataset_the_study_would_refuse_on_the_gpu_and_says_how_to_build_it(
+    tmp_path, tiny_bert_dir, monkeypatch
+):
+    from biohicl.study import ReproduceConfig, prepare_dataset
+
+    gpu_session = load_script("gpu_session")
+    config = _write_config(tmp_path)  # dataset: study/dataset, 24 PubMedQA abstracts, top_k 3
+    monkeypatch.chdir(tmp_path)
+    model = f"test-org/tiny-bert={tiny_bert_dir}"
+    stage = ["stage", "--config", "study.yaml", "--model", model, "--carry", "carry", "--tree-mib", "0"]
+    code = (
+        "from biohicl.study import ReproduceConfig, prepare_dataset; "
+        "prepare_dataset(ReproduceConfig.from_yaml('study.yaml'))"
+    )
+    command = f'python -c "{code}"'
+
+    # a build at another top_k (2) where the config asks 3 (the study refuses it): refused here, by name, before
+    # anything is packed, with the command that builds the config's dataset
+    other = yaml.safe_load(config.read_text())
+    other["dataset"] = {**other["dataset"], "top_k": 2}
+    prepare_dataset(ReproduceConfig.from_dict(other), progress=False)
+    assert json.loads((tmp_path / "study" / "dataset" / "summary.json").read_text())["top_k"] == 2
+    with pytest.raises(SystemExit) as refused:
+        gpu_session.main(stage)
+    message = str(refused.value)
+    assert message.startswith("study/dataset: a built dataset the config's dataset settings would not build")
+    assert "top_k 2 → 3" in message
+    assert message.endswith(f"(once it is moved away, build it as the study would: {command})")
+    assert "\n" not in message and not (tmp_path / "carry").exists()
+
+    # no build: the hint is that same command, not build-dataset's defaults (top_k 10, no limit, default corpora)
+    shutil.rmtree(tmp_path / "study" / "dataset")
+    with pytest.raises(SystemExit) as missing:
+        gpu_session.main(stage)
+    assert str(missing.value) == f"study/dataset: no built dataset; build it as the study would: {command}"
+    assert not (tmp_path / "carry").exists()
+
+    # the command, run as printed, builds the config's dataset (24 documents, top_k 3), which stage then packs
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path}
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "study" / "dataset" / "summary.json").read_text())
+    assert (summary["top_k"], summary["documents"]) == (3, 24)
+    assert gpu_session.main(stage) == 0 and (tmp_path / "carry" / "calls.json").is_file()
