@@ -233,6 +233,25 @@ def test_each_lora_like_method_gets_the_built_in_targets_and_trains(family_dir, 
     assert np.abs(np.asarray(model.encode(TEXTS)) - before).max() > 0  # the step changed the model
 
 
+@pytest.mark.parametrize("config", ["LoHaConfig", "LoKrConfig"])
+def test_loha_and_lokr_get_lora_s_targets_where_peft_has_no_table_for_them(family_dir, tiny_bert_dir, config):
+    """peft 0.12 (constraints-min.txt) has no LoHa/LoKr table: before, no target came back and peft raised its bare
+    "Please specify `target_modules` in `peft_config`", on BERT as on DistilBERT. A recent peft's tables are LoRA's."""
+    from biohicl.models import lora_targets
+
+    table = lora_targets.peft_default_table
+    assert table(config[:4].upper()) in (None, table("LORA"))  # what biohicl stands in for, where peft has one
+    loaded = {"bert": load(tiny_bert_dir).backbone, "distilbert": load(family_dir("distilbert")).backbone}
+    with pytest.MonkeyPatch.context() as patch:  # a peft without the method's table, whichever peft this is
+        patch.setattr(lora_targets, "peft_default_table", lambda method: None if method != "LORA" else table(method))
+        targets = {kind: lora_targets.default_target_modules(m, _peft(config, r=4)) for kind, m in loaded.items()}
+    assert targets == {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"]}
+    model = load(tiny_bert_dir)
+    model.add_lora(peft_config=_peft(config, r=4), verbose=False)  # this venv's peft, with or without a table
+    assert wrapped_names(model) == {"query", "value"}
+    one_step(model)
+
+
 # ------------------------------------------------------------------------------------------- no default
 @pytest.mark.parametrize(
     ("family", "config", "kwargs", "expected"),

@@ -66,11 +66,16 @@ def shown_names(names: list[str], limit: int = 12) -> str:
 def default_target_modules(backbone: nn.Module, peft_config: Any = None) -> list[str] | None:
     """The modules an adapter wraps when none are named: peft's own per-architecture choice for the method of
     ``peft_config`` (LoRA without one) (``None``: peft fills them in), else :data:`EXTRA_LORA_TARGET_MODULES` for a
-    method of :data:`EXTRA_TARGET_METHODS`; a :class:`ConfigError` naming the field the user sets when neither knows
-    (``lora_target_modules``, or ``peft_config: target_modules``)."""
+    method of :data:`EXTRA_TARGET_METHODS` (LoHa and LoKr on a peft without tables for them, such as 0.12, take
+    LoRA's table and these, as a recent peft's LoHa/LoKr tables are LoRA's); a :class:`ConfigError` naming the
+    field the user sets when neither knows (``lora_target_modules``, or ``peft_config: target_modules``)."""
     method = peft_type_name(peft_config)
     table = peft_default_table(method)
     kind = model_type(backbone)
+    if table is None and method in EXTRA_TARGET_METHODS:  # LoHa, LoKr before peft had tables for them (0.12)
+        table = peft_default_table("LORA")
+        if table is not None and kind in table:
+            return list(table[kind])  # what a recent peft's LoHa/LoKr table (LoRA's) picks
     if table is None or kind in table:
         return None
     if method in EXTRA_TARGET_METHODS and kind in EXTRA_LORA_TARGET_MODULES:
