@@ -68,6 +68,25 @@ def test_publish_refuses_a_run_over_a_relative_base_folder_by_its_name(relative_
     assert str(work / "models") not in str(err.value)
 
 
+def test_a_hub_id_given_for_a_folder_of_that_name_is_recorded(tiny_bert_dir, tmp_path, monkeypatch):
+    """After `hf download org/tiny --local-dir org/tiny`, `--base_model org/tiny --base_model_hub_id org/tiny`:
+    before, the folder's absolute path was recorded, and publish refused the run asking for --base_model_hub_id."""
+    from biohicl.hub.publish import build_model_repo_folder
+
+    shutil.copytree(tiny_bert_dir, tmp_path / "work" / "org" / "tiny")
+    monkeypatch.chdir(tmp_path / "work")
+    model = BioHiCL.from_base("org/tiny", hub_id="org/tiny", pooling="mean")
+    assert model.config.base_model == "org/tiny"
+    model.add_lora(r=4, verbose=False)
+    model.save_pretrained("runs/tiny")
+    assert json.loads(Path("runs/tiny/adapter_config.json").read_text())["base_model_name_or_path"] == "org/tiny"
+    repo = build_model_repo_folder("runs/tiny", tmp_path / "repo", repo_id="me/tiny")
+    assert json.loads((repo / "biohicl_config.json").read_text())["base_model"] == "org/tiny"
+    # loaded as a model, not named as a base: nothing says the folder is that Hub repo, so its absolute path
+    folder = str((tmp_path / "work" / "org" / "tiny").resolve())
+    assert BioHiCL.from_pretrained("org/tiny").config.base_model == folder
+
+
 def test_a_guessed_pooling_is_logged_once(tiny_bert_dir, caplog):
     with caplog.at_level(logging.INFO, logger="biohicl.models.config"):
         model = BioHiCL.from_base(str(tiny_bert_dir))

@@ -103,6 +103,27 @@ def test_from_base_logs_a_given_length_it_cuts(offset_dir, tiny_bert_dir, caplog
     assert not [r for r in caplog.records if r.name == "biohicl.models.positions"]
 
 
+def test_a_run_saved_with_a_length_over_the_positions_loads_capped(offset_dir, tmp_path, caplog):
+    """A run saved before the cap knew RoBERTa-style offsets (514 for all-mpnet-base-v2 at --max_length 1024; here
+    130): from_pretrained used it as written and a long text failed (IndexError)."""
+    import json
+
+    model = BioHiCL.from_base(str(offset_dir), max_length=128, pooling="mean")
+    model.add_lora(r=4, verbose=False)
+    model.save_pretrained(tmp_path / "run")
+    model.save_merged(tmp_path / "merged")
+    for folder in (tmp_path / "run", tmp_path / "merged"):  # the adapter and the merged branch of from_pretrained
+        values = json.loads((folder / "biohicl_config.json").read_text())
+        (folder / "biohicl_config.json").write_text(json.dumps({**values, "max_length": POSITIONS}))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="biohicl.models.positions"):
+            loaded = BioHiCL.from_pretrained(folder)
+        assert loaded.config.max_length == loaded.max_tokens == 128
+        assert loaded.encode([LONG_TEXT], show_progress_bar=False).shape == (1, 32)
+        cuts = [r.getMessage() for r in caplog.records if r.name == "biohicl.models.positions"]
+        assert cuts == [f"max length 130 capped at 128, the most tokens {folder} can encode"]
+
+
 def test_demo_evaluation_length_is_capped_at_the_base(offset_dir, tiny_bert_dir, tmp_path, caplog):
     """What `biohicl demo` gives set_inference_length and evaluation_models for --eval_max_length."""
     with caplog.at_level(logging.INFO, logger="biohicl.models.positions"):

@@ -115,15 +115,17 @@ class BioHiCLConfig:
 
 def recorded_base(base_model: str, path: Path, hub_id: str | None = None) -> str:
     """What ``biohicl_config.json`` records as ``base_model`` for a base named ``base_model`` and found in ``path``:
-    ``hub_id`` or ``base_model`` as named, except a folder, recorded by its Hub id when it has one (a Hub-cache
-    snapshot, a weights package), else by its absolute path: a relative one would name another folder, or a Hub
-    repo, from another working directory."""
+    ``hub_id`` whenever one is given (``--base_model_hub_id``, even where a folder of that name exists, as after
+    ``hf download ORG/NAME --local-dir ORG/NAME``), else ``base_model`` as named, except a folder, recorded by its
+    Hub id when it has one (a Hub-cache snapshot, a weights package), else by its absolute path: a relative one would
+    name another folder, or a Hub repo, from another working directory."""
     from biohicl.models.resolver import hub_id_from_folder
 
-    model_id = hub_id or base_model
-    if Path(model_id).expanduser().is_dir():
-        return hub_id_from_folder(path) or str(Path(model_id).expanduser().resolve())
-    return model_id
+    if hub_id:
+        return hub_id
+    if Path(base_model).expanduser().is_dir():
+        return hub_id_from_folder(path) or str(Path(base_model).expanduser().resolve())
+    return base_model
 
 
 def default_pooling(model_id: str) -> str:

@@ -154,7 +154,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         warning. ``merge=True`` folds LoRA into the weights for fast inference. The model comes in eval mode (dropout
         off, as transformers and sentence-transformers load models); ``BioHiCLTrainer`` switches it to train mode.
         ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) moves it there, checked before loading; None leaves it on CPU.
-        """
+        A saved ``max_length`` above the tokens the backbone encodes (an older cap saved 514) is cut to them, logged."""
         from transformers import AutoTokenizer
 
         target = inference_device(device) if device is not None else None
@@ -165,7 +165,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         check_recorded_base(resolved, base_model_path, force_base)
         path = resolved.path
         if not (path / CONFIG_NAME).is_file():
-            model = cls.from_base(str(path), hub_id=hub_id_from_folder(path) or str(path), dtype=dtype)
+            model = cls.from_base(str(path), hub_id=hub_id_from_folder(path), dtype=dtype)
             if resolved.entry is not None:  # a merged checkpoint: the registry knows how it encodes
                 model.config.apply_registry_entry(resolved.entry)
         else:
@@ -184,6 +184,7 @@ class BioHiCL(EncoderInfo, nn.Module):
                 config.kind = "adapter"
             else:
                 backbone = load_backbone(path, dtype)
+            config.max_length = capped_length(config.max_length, unwrapped(backbone).config, str(path))
             model = cls(backbone, AutoTokenizer.from_pretrained(str(path)), config)
             if merge:
                 model.merge_lora()
