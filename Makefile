@@ -51,7 +51,7 @@ MIN_TESTS := tests/test_trainer.py tests/test_modeling.py tests/test_losses.py t
 	tests/test_model_card.py tests/test_evaluation.py tests/test_evaluator.py tests/test_st_compat.py tests/test_soup.py \
 	tests/test_plot_dev_tradeoff.py tests/test_plot_heldout_vs_dev.py tests/test_significance.py tests/test_search.py \
 	tests/test_indexing.py tests/test_selection.py tests/test_pairs.py tests/test_cli_parser.py tests/test_configs.py \
-	tests/test_properties.py
+	tests/test_properties.py tests/test_families.py
 
 test-min:
 	test -x .venv-min/bin/python || python3 -m venv .venv-min
