@@ -48,32 +48,38 @@ def test_the_tiny_build_records_what_the_checks_compare(study):
     assert summary["decontamination"]
 
 
+def _refusal(dataset: Path, shown: str, accepts: str) -> str:
+    return (
+        f"{dataset}: a built dataset the config's dataset settings would not build (summary.json {shown}); "
+        f"to reuse this build set {accepts} in the config, or move the folder away to build it again"
+    )
+
+
 @pytest.mark.parametrize(
-    ("change", "shown"),
+    ("change", "shown", "accepts"),
     [
-        ({"limit": 20}, "documents 24 → at most 20 (limit)"),
-        ({"top_k": 5}, "top_k 3 → 5"),
-        ({"seed": 1}, "seed 0 → 1"),
-        ({"mix_label_kinds": True}, "mix_label_kinds False → True"),
+        ({"limit": 20}, "documents 24 → at most 20 (limit)", "dataset.limit: 24"),
+        ({"top_k": 5}, "top_k 3 → 5", "dataset.top_k: 3"),
+        ({"seed": 1}, "seed 0 → 1", "dataset.seed: 0"),
+        # the default inputs (none given) take BC5CDR's mentions too under mix_label_kinds: another build
+        ({"mix_label_kinds": True, "inputs": None}, "mix_label_kinds False → True", "dataset.mix_label_kinds: false"),
         (
             {"inputs": [{"source": "medline", "files": ["pubmedqa/ori_pqal.json"]}]},
             "sources ['pubmedqa'] → ['medline'] (inputs)",
+            "dataset.inputs to the build's sources ['pubmedqa']",
         ),
-        ({"decontaminate": False}, "decontamination on → off (decontaminate false)"),
+        ({"decontaminate": False}, "decontamination on → off (decontaminate false)", "dataset.decontaminate: true"),
     ],
 )
 def test_a_build_of_other_settings_at_the_configs_path_is_refused_naming_the_folder_and_field(
-    study, tiny_bert_dir, change, shown
+    study, tiny_bert_dir, change, shown, accepts
 ):
     """Before: the old build was reused ("reusing the MeSH-pair dataset"), both runs planned ``done`` and their
     results reported as the changed config's (the runs saved the same dataset path, so they passed too)."""
     dataset = study / "dataset"
     summary = json.loads((dataset / "summary.json").read_text(encoding="utf-8"))
     changed = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, **change))
-    expected = (
-        f"{dataset}: a built dataset the config's dataset settings would not build (summary.json {shown}); "
-        "move the folder away to build it again, or restore the config"
-    )
+    expected = _refusal(dataset, shown, accepts)
     for call in (
         lambda: prepare_dataset(changed, progress=False),
         lambda: prepare_dataset(changed, progress=False, build=False),  # a report of the runs on it
@@ -88,17 +94,73 @@ def test_a_build_of_other_settings_at_the_configs_path_is_refused_naming_the_fol
 def test_exclude_test_is_not_compared_since_no_run_trains_on_the_test_split(study, tiny_bert_dir):
     """The committed studies trained on `biohicl build-dataset`'s build (PubMedQA test abstracts kept as the `test`
     split) under the study default ``exclude_test: true``: the GPU session stages that build, so refusing it would
-    stop the staged study on the lent machine. The train and dev splits are the same either way."""
+    stop the staged study on the lent machine. Without a limit the train and dev splits are the same either way;
+    this direction (a build that excluded them, a config that keeps them) is not compared under a limit either."""
     config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, exclude_test=False))
     folder, summary = prepare_dataset(config, progress=False)
     assert folder == study / "dataset" and summary["excluded_documents"] > 0  # built under exclude_test true
     assert [r.status for r in plan_study(config)] == ["done", "done"]
 
 
+def test_exclude_test_under_a_limit_the_build_reached_with_test_abstracts_kept_is_refused(study, tiny_bert_dir):
+    """The limit counts documents after the exclusion: 24 documents with PubMedQA's test abstracts kept (as
+    `biohicl build-dataset` keeps them) leave fewer train and dev documents than 24 with them excluded, so another
+    training set. Before: accepted as the config's dataset."""
+    kept = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, path=str(study / "kept"), exclude_test=False))
+    _, summary = prepare_dataset(kept, progress=False)
+    excluded = json.loads((study / "dataset" / "summary.json").read_text(encoding="utf-8"))
+    test = summary["splits"]["test"]
+    assert summary["documents"] == 24 and summary["test_documents"] == test > 0
+    assert summary["splits"]["train"] + summary["splits"]["dev"] == 24 - test
+    assert excluded["splits"]["train"] + excluded["splits"]["dev"] == 24  # the config's build: another training set
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, path=str(study / "kept")))  # exclude_test true
+    expected = _refusal(
+        study / "kept", f"test documents {test} → 0 (exclude_test true, limit 24)", "dataset.exclude_test: false"
+    )
+    for call in (lambda: prepare_dataset(config, progress=False), lambda: plan_study(config)):
+        with pytest.raises(ConfigError) as caught:
+            call()
+        assert str(caught.value) == expected
+    accepted = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, path=str(study / "kept"), exclude_test=False))
+    assert prepare_dataset(accepted, progress=False)[1] == summary  # the setting the refusal names reuses it
+    # no limit: exclude_test only drops the test split then, not compared (nor is the limit, which no summary records)
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, path=str(study / "kept"), limit=None))
+    assert prepare_dataset(config, progress=False)[1] == summary
+
+
+def test_a_config_giving_only_the_path_is_told_the_builds_settings(study, tiny_bert_dir):
+    """``dataset.path`` alone ("a built dataset folder to reuse") is compared with the dataset defaults (top_k 10):
+    the config never changed, so the fix is the build's own top_k, not "restore the config" (before)."""
+    values = _values(study, tiny_bert_dir)
+    only_path = ReproduceConfig.from_dict(values | {"dataset": {"path": str(study / "dataset")}})
+    with pytest.raises(ConfigError) as caught:
+        plan_study(only_path)
+    assert str(caught.value) == _refusal(study / "dataset", "top_k 3 → 10", "dataset.top_k: 3")
+    told = ReproduceConfig.from_dict(values | {"dataset": {"path": str(study / "dataset"), "top_k": 3}})
+    assert [r.status for r in plan_study(told)] == ["done", "done"]
+
+
+def test_mix_label_kinds_is_not_compared_where_it_changes_nothing(study, tiny_bert_dir):
+    """The inputs given, and a build of one label kind (24 indexing-labelled PubMedQA documents): mix_label_kinds
+    only allows a second kind, so the build is the same either way. Before: refused."""
+    summary = json.loads((study / "dataset" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["label_kinds"] == {"indexing": 24}
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, mix_label_kinds=True))
+    assert prepare_dataset(config, progress=False)[1] == summary
+    assert [r.status for r in plan_study(config)] == ["done", "done"]
+    summary["label_kinds"] = {"indexing": 20, "mention": 4}  # a build of both kinds would be refused without it
+    (study / "dataset" / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\(summary.json mix_label_kinds False → True\); to reuse this build set "):
+        plan_study(config)
+
+
 def test_several_differences_are_named_together(study, tiny_bert_dir):
     changed = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, top_k=5, seed=1))
-    with pytest.raises(ConfigError, match=r"\(summary.json top_k 3 → 5, seed 0 → 1\); move the folder away"):
+    with pytest.raises(ConfigError) as caught:
         plan_study(changed)
+    assert str(caught.value) == _refusal(
+        study / "dataset", "top_k 3 → 5, seed 0 → 1", "dataset.top_k: 3, dataset.seed: 0"
+    )
 
 
 def test_dry_run_refuses_it_in_one_line(study, tiny_bert_dir, capsys):

@@ -64,7 +64,9 @@ def test_a_run_evaluated_at_another_length_or_prompt_is_refused_naming_its_folde
     with pytest.raises(ConfigError) as caught:
         plan_study(changed)
     assert str(caught.value).startswith(f"{base}: evaluated with other settings than the config gives tiny/base now")
-    assert f"(eval.json {shown}); restore the config, or move the run away to evaluate it again" in str(caught.value)
+    assert str(caught.value).endswith(
+        f"(eval.json {shown}); restore the config, or move its eval.json away to evaluate it again"
+    )
     shutil.move(base, study / "old_base")  # the base moved away: the trained run is refused the same way
     if "query_prompt" in change:
         return  # a prompt is a training setting too: the run is refused as trained with other settings first
@@ -232,11 +234,25 @@ def test_a_quick_run_is_not_reused_by_the_uncapped_study(quick, tiny_bert_dir):
             plan_study(_quick(quick, tiny_bert_dir, cap))
         assert str(caught.value) == (
             f"{base}: evaluated with other settings than the config gives tiny/base now (eval.json "
-            f"settings.limit_queries 3 → {cap!r}); restore the config, or move the run away to evaluate it again"
+            f"settings.limit_queries 3 → {cap!r}); restore the config, or move its eval.json away to evaluate it again"
         )
     shutil.move(base, quick / "old_base")
-    with pytest.raises(ConfigError, match=rf"^{run}: evaluated .* tiny/full now \(eval.json settings.limit_queries 3"):
+    with pytest.raises(ConfigError) as caught:
         plan_study(_quick(quick, tiny_bert_dir, None))
+    assert str(caught.value) == (
+        f"{run}: evaluated with other settings than the config gives tiny/full now (eval.json settings.limit_queries "
+        "3 → None); restore the config, or move its eval.json away to evaluate it again (the training is kept)"
+    )
+
+
+def test_moving_the_eval_json_away_evaluates_the_run_again_keeping_its_training(quick, tiny_bert_dir):
+    """What the refusal tells the user: with the records moved away the plan evaluates both runs and trains neither
+    (before, the refusal said to move the whole run away, which trains it again)."""
+    runs = [quick / "study" / "tiny" / folder for folder in ("base", "full/seed0")]
+    for folder in runs:
+        shutil.move(folder / "eval.json", folder / "eval.capped.json")
+    plan = plan_study(_quick(quick, tiny_bert_dir, None))
+    assert [(r.run_dir, r.status) for r in plan] == [(runs[0], "evaluate"), (runs[1], "evaluate")]
 
 
 def test_a_task_added_at_another_cap_is_refused_naming_the_entry(quick, tiny_bert_dir):
@@ -274,3 +290,32 @@ def test_biosses_ignores_the_cap_so_its_records_are_reused_under_any(study, tiny
     for cap in (None, 20):
         config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, limit_queries=cap))
         assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+@pytest.fixture(scope="module")
+def agreeing(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A finished tiny study that scored the SimL agreement over its dataset's dev split under ``limit_queries: 20``
+    (the cap limits the split's documents)."""
+    out = tmp_path_factory.mktemp("agreeing")
+    values = _values(out, tiny_bert_dir) | {"tasks": ["biosses", f"siml-agreement@{out}/dataset"], "limit_queries": 20}
+    run_study(ReproduceConfig.from_dict(values), progress=False, write_plots=False)
+    return out
+
+
+def test_the_agreements_cap_counts_documents_not_the_pairs_it_scored(agreeing, tiny_bert_dir):
+    """The dev split holds fewer documents than the cap of 20, so the capped and the uncapped evaluation score the
+    same pairs. Before: ``num_queries`` (the pairs, n(n-1)/2) was compared with the cap, both ways refused."""
+    from biohicl.evaluation.runner import cut_by_cap
+
+    record = json.loads((agreeing / "study" / "tiny" / "base" / "eval.json").read_text(encoding="utf-8"))
+    entry, dev = record["tasks"]["siml-agreement"], (agreeing / "dataset" / "summary.json")
+    documents = json.loads(dev.read_text(encoding="utf-8"))["splits"]["dev"]
+    assert entry["num_documents"] == documents < 20 and entry["num_queries"] == documents * (documents - 1) // 2 > 20
+    assert cut_by_cap("siml-agreement", record) is None  # the whole split (before: Cut(cap=20, scored=pairs))
+    tasks = {"tasks": ["biosses", f"siml-agreement@{agreeing}/dataset"]}
+    for cap in (None, 20, documents):
+        config = ReproduceConfig.from_dict(_values(agreeing, tiny_bert_dir) | tasks | {"limit_queries": cap})
+        assert [r.status for r in plan_study(config)] == ["done", "done"]
+    config = ReproduceConfig.from_dict(_values(agreeing, tiny_bert_dir) | tasks | {"limit_queries": documents - 1})
+    with pytest.raises(ConfigError, match=rf"tiny/base now \(eval.json settings.limit_queries 20 → {documents - 1}\)"):
+        plan_study(config)

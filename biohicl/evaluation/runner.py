@@ -210,23 +210,35 @@ def cut_by_cap(task: str, record: Mapping[str, Any], others: Iterable[Mapping[st
     """Whether ``record``'s ``limit_queries`` cut ``task``: None when it scored the whole task (no cap; a task that
     ignores it, :data:`~biohicl.evaluation.results.UNCAPPED_TASKS`; fewer items than the cap; or as many as one of
     ``others`` scored uncut on the same split and data), else a :class:`Cut`. A task is cut only when the cap is
-    below its full number of items; where no record shows that number, as many items as the cap (or more: a cap that
-    counted other items, such as the agreement's documents) counts as cut (``full`` None), the conservative call.
+    below its full number of items; where no record shows that number, as many items as the cap counts as cut
+    (``full`` None), the conservative call. The items are what the cap limits: the SimL agreement's documents
+    (``num_documents``; its ``num_queries`` counts their pairs, compared only where a record gives no documents),
+    another task's queries.
 
     >>> cut_by_cap("scifact", {"settings": {"limit_queries": 300}, "tasks": {"scifact": {"num_queries": 300}}})
     Cut(cap=300, scored=300, full=None)
+    >>> print(cut_by_cap("siml-agreement", {"settings": {"limit_queries": 20},
+    ...                                     "tasks": {"siml-agreement": {"num_queries": 91, "num_documents": 14}}}))
+    None
     """
+    from biohicl.evaluation.agreement import TASK as AGREEMENT
+
     cap, entry = query_cap(record), (record.get("tasks") or {}).get(task)
     if cap is None or not isinstance(entry, Mapping) or task in UNCAPPED_TASKS:
         return None
-    scored = _scored(entry)
+    key = "num_documents" if task == AGREEMENT else "num_queries"
+
+    def counted(item: Mapping[str, Any]) -> int | None:  # a record without its documents: its pairs, as before
+        return _scored({"num_queries": item.get(key)}) or _scored(item)
+
+    scored = counted(entry)
     if scored is not None and scored < cap:
         return None
     for other in others:
         whole = (other.get("tasks") or {}).get(task)
         if not isinstance(whole, Mapping) or _data_difference(entry, whole, "") or cut_by_cap(task, other):
             continue
-        if (full := _scored(whole)) is not None and scored is not None and scored <= full:
+        if (full := counted(whole)) is not None and scored is not None and scored <= full:
             return None if scored == full else Cut(cap, scored, full)
     return Cut(cap, scored, None)
 

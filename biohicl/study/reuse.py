@@ -14,6 +14,7 @@ when its summary shows it is not the config's build (:func:`check_reused_dataset
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from biohicl.study.config import ModelSpec, ReproduceConfig, run_settings
 
 #: What identifies a built dataset in its ``summary.json`` (compared where both summaries give it).
 DATASET_IDENTITY = ("documents", "pairs", "top_k", "seed", "sources", "splits", "pairs_by_split", "mesh_version")
-#: The end of every refusal: what the user can do.
+#: The end of a refusal of a run trained on another dataset: what the user can do.
 REMEDY = "restore the config, or move the run away to {what} it again"
+#: The end of a refusal of a run evaluated at other settings: only its record goes (``plan_study`` then evaluates it).
+EVAL_REMEDY = "restore the config, or move its eval.json away to evaluate it again"
 
 
 def evaluation_settings(config: ReproduceConfig, model: ModelSpec, variant: str | None) -> dict[str, Any]:
@@ -70,7 +73,7 @@ def check_evaluated(
 def _refuse_evaluated(folder: Path, model: ModelSpec, variant: str | None, shown: str) -> None:
     raise ConfigError(
         f"{folder}: evaluated with other settings than the config gives {model.name}/{variant or 'base'} now "
-        f"(eval.json {shown}); " + REMEDY.format(what="evaluate")
+        f"(eval.json {shown}); {EVAL_REMEDY}" + (" (the training is kept)" if variant is not None else "")
     )
 
 
@@ -95,7 +98,9 @@ def _parts(record: Mapping[str, Any]) -> list[tuple[str, Any, list[str] | None]]
 def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wanted: int | None) -> bool:
     """Whether each of ``tasks`` (of ``record["tasks"]``), scored under ``cap``, scored the items the config's cap
     ``wanted`` would: a task that ignores the cap (BIOSSES), or one that scored its whole set (no cap, or fewer
-    items than the cap: its ``num_queries``) no larger than ``wanted``. False when ``tasks`` is not known."""
+    items than the cap) no larger than ``wanted``. The items are what the cap limits: a task's ``num_queries``, the
+    SimL agreement's ``num_documents`` (its ``num_queries`` counts their pairs). False when ``tasks`` is not known."""
+    from biohicl.evaluation.agreement import TASK as AGREEMENT
     from biohicl.evaluation.results import UNCAPPED_TASKS
 
     if tasks is None:
@@ -104,9 +109,10 @@ def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wa
         if task in UNCAPPED_TASKS:
             continue
         entry = (record.get("tasks") or {}).get(task)
-        count = entry.get("num_queries") if isinstance(entry, Mapping) else None
-        if not isinstance(count, int) or isinstance(count, bool):
-            return False
+        key = "num_documents" if task == AGREEMENT else "num_queries"
+        count = entry.get(key) if isinstance(entry, Mapping) else None
+        if not isinstance(count, int) or isinstance(count, bool) or (key == "num_documents" and count < 1):
+            return False  # not recorded (an agreement's documents default to 0 in a record that lacks them)
         whole = cap is None or (isinstance(cap, int) and count < cap)
         if not whole or (wanted is not None and count > wanted):
             return False
@@ -178,45 +184,87 @@ def check_build(config: ReproduceConfig, folder: Path, saved_args: Mapping[str, 
 
 def build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> list[str]:
     """``name old → new`` for each build setting of the config's ``dataset`` that a built dataset's ``summary``
-    shows to be another: ``top_k``, ``seed``, ``mix_label_kinds``; a ``limit`` below its ``documents``; a source
-    the config's ``inputs`` do not name (none is ``auto``); ``decontaminate`` (a decontamination record, or none).
-    Not ``exclude_test``: it keeps or drops the ``test`` split, which no run trains on (the committed studies
-    trained on ``biohicl build-dataset``'s build, test split kept, under the study default ``exclude_test: true``).
-    What a summary does not record (a higher ``limit``, the input files) is not compared."""
+    shows to be another (:func:`_build_differences`)."""
+    return [shown for shown, _ in _build_differences(config, summary)]
+
+
+def _build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(name old → new, the config setting that accepts the build)`` for each build setting of the config's
+    ``dataset`` that ``summary`` shows to be another: ``top_k``, ``seed``; ``mix_label_kinds`` where it changes the
+    build (the default inputs, or a build of more than one label kind); a ``limit`` below its ``documents``;
+    ``exclude_test`` under a ``limit`` the build reached with test documents kept (the limit counts documents after
+    the exclusion, so the train and dev splits differ); a source the config's ``inputs`` do not name (none is
+    ``auto``); ``decontaminate`` (a decontamination record, or none). Not ``exclude_test`` otherwise: it keeps or
+    drops the ``test`` split, which no run trains on (the committed studies trained on ``biohicl build-dataset``'s
+    build, test split kept, under the study default ``exclude_test: true``). What a summary does not record (a
+    higher ``limit``, the input files) is not compared."""
     spec = config.dataset
+    kinds = summary.get("label_kinds")
+    names = ["top_k", "seed"]
+    if spec.inputs is None or not isinstance(kinds, Mapping) or len(kinds) > 1:
+        names.append("mix_label_kinds")
     differ = [
-        f"{name} {summary[name]!r} → {getattr(spec, name)!r}"
-        for name in ("top_k", "seed", "mix_label_kinds")
+        (f"{name} {summary[name]!r} → {getattr(spec, name)!r}", _setting(name, summary[name]))
+        for name in names
         if name in summary and summary[name] != getattr(spec, name)
     ]
     documents = summary.get("documents")
     if spec.limit is not None and isinstance(documents, int) and documents > spec.limit:
-        differ.append(f"documents {documents!r} → at most {spec.limit!r} (limit)")
+        differ.append((f"documents {documents!r} → at most {spec.limit!r} (limit)", _setting("limit", documents)))
+    test = _test_documents(summary)
+    if spec.exclude_test and spec.limit is not None and test and isinstance(documents, int) and documents >= spec.limit:
+        differ.append(
+            (f"test documents {test!r} → 0 (exclude_test true, limit {spec.limit!r})", _setting("exclude_test", False))
+        )
     sources = summary.get("sources")
     named = [str(item.get("source")) for item in spec.inputs or () if isinstance(item, Mapping)]
     if spec.inputs is not None and "auto" not in named and isinstance(sources, Mapping) and set(sources) - set(named):
-        differ.append(f"sources {sorted(sources)!r} → {sorted(set(named))!r} (inputs)")
+        differ.append(
+            (
+                f"sources {sorted(sources)!r} → {sorted(set(named))!r} (inputs)",
+                f"dataset.inputs to the build's sources {sorted(sources)!r}",
+            )
+        )
     if "decontamination" in summary and bool(summary["decontamination"]) != spec.decontaminate:
         shown = {True: "on", False: "off"}
         differ.append(
-            f"decontamination {shown[not spec.decontaminate]} → {shown[spec.decontaminate]} "
-            f"(decontaminate {str(spec.decontaminate).lower()})"
+            (
+                f"decontamination {shown[not spec.decontaminate]} → {shown[spec.decontaminate]} "
+                f"(decontaminate {str(spec.decontaminate).lower()})",
+                _setting("decontaminate", not spec.decontaminate),
+            )
         )
     return differ
+
+
+def _setting(name: str, value: Any) -> str:
+    """``dataset.<name>: <value>`` as the YAML config writes it (``true``, ``3``)."""
+    return f"dataset.{name}: {json.dumps(value)}"
+
+
+def _test_documents(summary: Mapping[str, Any]) -> int | None:
+    """The documents a build kept in its ``test`` split (``test_documents``, else ``splits.test``)."""
+    splits = summary.get("splits")
+    count = summary.get("test_documents", splits.get("test") if isinstance(splits, Mapping) else None)
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def check_reused_dataset(config: ReproduceConfig) -> None:
     """A :class:`ConfigError` naming the study's dataset folder (``dataset.path``, else ``<output_dir>/dataset``)
     and the fields when it holds a build whose ``summary.json`` shows it is not the build the config's ``dataset``
     asks for (:func:`build_differences`): reused, it would be reported as the config's dataset, and so would every
-    run trained on it. Nothing when the folder holds no build (or no summary)."""
+    run trained on it. The message names the settings that would accept the build (a config that gives only
+    ``dataset.path`` is compared with the dataset defaults, so the build's own settings are the fix, not a config
+    restored). Nothing when the folder holds no build (or no summary)."""
     folder = _study_dataset(config)
     summary = dataset_summary(folder)
-    if summary is not None and (differ := build_differences(config, summary)):
+    differ = _build_differences(config, summary) if summary is not None else []
+    if differ:
+        shown = ", ".join(shown for shown, _ in differ[:3]) + (", …" if len(differ) > 3 else "")
         raise ConfigError(
-            f"{folder}: a built dataset the config's dataset settings would not build (summary.json "
-            f"{', '.join(differ[:3])}{', …' if len(differ) > 3 else ''}); move the folder away to build it again, "
-            "or restore the config"
+            f"{folder}: a built dataset the config's dataset settings would not build (summary.json {shown}); to "
+            f"reuse this build set {', '.join(fix for _, fix in differ)} in the config, or move the folder away to "
+            "build it again"
         )
 
 
