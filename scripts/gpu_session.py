@@ -34,6 +34,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -227,13 +228,8 @@ def download_wheels(folder: Path, names: list[str]) -> None:
 
 def dataset_command(config_path: Path) -> str:
     """The command that builds the study's dataset as its config's ``dataset`` says (path, inputs, ``top_k``,
-    ``limit``, ``mix_label_kinds``, ...) and trains nothing: :func:`biohicl.study.prepare_dataset`, what
-    ``biohicl reproduce`` runs first."""
-    code = (
-        "from biohicl.study import ReproduceConfig, prepare_dataset; "
-        f"prepare_dataset(ReproduceConfig.from_yaml({str(config_path)!r}))"
-    )
-    return f'python -c "{code}"'
+    ``limit``, ``mix_label_kinds``, ...) and trains nothing: ``biohicl reproduce --dataset_only``."""
+    return f"biohicl reproduce --config {shlex.quote(str(config_path))} --dataset_only"
 
 
 def check_study_dataset(config_path: Path, dataset: Path) -> None:

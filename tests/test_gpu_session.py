@@ -264,11 +264,7 @@ def test_stage_refuses_here_a_dataset_the_study_would_refuse_on_the_gpu_and_says
     monkeypatch.chdir(tmp_path)
     model = f"test-org/tiny-bert={tiny_bert_dir}"
     stage = ["stage", "--config", "study.yaml", "--model", model, "--carry", "carry", "--tree-mib", "0"]
-    code = (
-        "from biohicl.study import ReproduceConfig, prepare_dataset; "
-        "prepare_dataset(ReproduceConfig.from_yaml('study.yaml'))"
-    )
-    command = f'python -c "{code}"'
+    command = "biohicl reproduce --config study.yaml --dataset_only"
 
     # a build at another top_k (2) where the config asks 3 (the study refuses it): refused here, by name, before
     # anything is packed, with the command that builds the config's dataset

@@ -1041,3 +1041,21 @@ def test_dry_run_takes_a_task_over_the_studys_own_dataset_with_its_hierarchy(tmp
     other = f"siml-agreement@{tmp_path}/elsewhere#mesh={tmp_path}/icd10MeshTree.txt"  # not the study's: checked
     (check,) = [c for c in preflight(_config(tmp_path, tiny_bert_dir, tasks=[other])) if c.what == f"task {other}"]
     assert not check.ok and f"{tmp_path}/elsewhere" in check.detail
+
+
+def test_dataset_only_builds_the_studys_dataset_and_trains_nothing(tmp_path, tiny_bert_dir, capsys):
+    import yaml
+
+    from biohicl.cli.reproduce import main as reproduce
+    from biohicl.errors import ConfigError
+
+    config = tmp_path / "study.yaml"
+    values = tiny_study_values(str(tmp_path / "out"), str(tmp_path / "dataset"), model=str(tiny_bert_dir))
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    assert reproduce(["--config", str(config), "--dataset_only"]) == 0
+    summary = json.loads((tmp_path / "dataset" / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["documents"], summary["top_k"]) == (24, 3)  # the config's limit and top_k
+    assert "(24 documents); nothing trained or evaluated" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "tiny").exists()  # no base evaluated, no run trained
+    with pytest.raises(ConfigError, match=r"^--dataset_only: builds the dataset only; not with --dry_run"):
+        reproduce(["--config", str(config), "--dataset_only", "--dry_run"])

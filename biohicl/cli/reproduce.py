@@ -3,6 +3,7 @@
     biohicl reproduce --config configs/reproduce_minilm.yaml
     biohicl reproduce --config configs/reproduce_minilm.yaml --only full,no_mse --seeds 0,1,2
     biohicl reproduce --config configs/reproduce_minilm.yaml --dry_run      # print the plan, compute nothing
+    biohicl reproduce --config configs/reproduce_minilm.yaml --dataset_only # build the study's dataset only
     biohicl reproduce --config configs/reproduce_minilm_gpu.yaml --workers 5  # 5 processes share one GPU
 
 Runs resume: an evaluated run is skipped, an interrupted training continues from its last checkpoint. Here
@@ -46,6 +47,13 @@ class ReproduceArguments:
     models: str | None = field(default=None, metadata={"help": "Comma-separated model names of the config."})
     output_dir: str | None = field(default=None, metadata={"help": "Override the config's output_dir."})
     dry_run: bool = field(default=False, metadata={"help": "Print the plan and exit."})
+    dataset_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Build the study's dataset as its config says (or check and reuse the one built there), then exit: "
+            "nothing trained or evaluated (what a GPU session stages)."
+        },
+    )
     report_only: bool = field(
         default=False,
         metadata={"help": "Train/evaluate nothing: rewrite results, plots and cards from the runs already evaluated."},
@@ -65,6 +73,8 @@ class ReproduceArguments:
             raise ConfigError(f"--threads: must be positive, got {self.threads}")
         if self.workers < 1:
             raise ConfigError(f"--workers: must be positive, got {self.workers}")
+        if self.dataset_only and (self.dry_run or self.report_only):
+            raise ConfigError("--dataset_only: builds the dataset only; not with --dry_run or --report_only")
         from biohicl.study.execute import run_locks_available
 
         if self.workers > 1 and not run_locks_available():
@@ -227,6 +237,10 @@ def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable_folder
 
     check_writable_folder(config.output_dir, "--output_dir" if args.output_dir else "output_dir")
+    if args.dataset_only:
+        dataset_path, summary = prepare_dataset(config)
+        print(f"dataset: {dataset_path} ({summary.get('documents')} documents); nothing trained or evaluated")
+        return 0
     if args.threads is not None:
         import torch
 
