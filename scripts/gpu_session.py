@@ -241,11 +241,15 @@ def check_study_dataset(config_path: Path, dataset: Path) -> None:
     from biohicl.study import ReproduceConfig
     from biohicl.study.reuse import check_reused_dataset
 
+    try:
+        config = ReproduceConfig.from_yaml(config_path)  # a config error is the config's, not the dataset's
+    except BioHiCLError as error:
+        raise SystemExit(str(error)) from None
     build = f"build it as the study would: {dataset_command(config_path)}"
     if not ((dataset / "documents").is_dir() and (dataset / "pairs").is_dir()):
         raise SystemExit(f"{dataset}: no built dataset; {build}")
     try:
-        check_reused_dataset(ReproduceConfig.from_yaml(config_path))
+        check_reused_dataset(config)
     except BioHiCLError as error:
         raise SystemExit(f"{error} (once it is moved away, {build})") from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import build_tiny_bert, randomize_lora_b
 
-from biohicl.errors import PublishError
+from biohicl.errors import ConfigError, PublishError
 from biohicl.models.model import BioHiCL
 
 TEXTS = ["the cancer of patients", "heart disease"]
@@ -119,3 +120,12 @@ def test_no_pooling_line_when_the_folder_or_the_caller_gives_it(tiny_bert_dir, t
         assert BioHiCL.from_base(str(tiny_bert_dir), pooling="cls").config.pooling == "cls"
         assert BioHiCL.from_base(str(build_tiny_bert(tmp_path / "bert")), pooling="mean").config.pooling == "mean"
     assert pooling_lines(caplog) == []
+
+
+@pytest.mark.parametrize("hub_id", ["not a repo id!", "../tiny", "/abs/org/tiny"])
+def test_a_base_model_hub_id_that_is_no_hub_id_is_refused_in_one_line(tiny_bert_dir, hub_id):
+    """It was recorded as typed and failed only when the run was loaded, with a download error."""
+    with pytest.raises(
+        ConfigError, match=rf"^base_model_hub_id: {re.escape(repr(hub_id))} is not an owner/name Hub id$"
+    ):
+        BioHiCL.from_base(str(tiny_bert_dir), hub_id=hub_id)

@@ -295,3 +295,16 @@ def test_stage_refuses_here_a_dataset_the_study_would_refuse_on_the_gpu_and_says
     summary = json.loads((tmp_path / "study" / "dataset" / "summary.json").read_text())
     assert (summary["top_k"], summary["documents"]) == (3, 24)
     assert gpu_session.main(stage) == 0 and (tmp_path / "carry" / "calls.json").is_file()
+
+
+def test_stage_says_a_config_error_as_the_configs_not_as_the_datasets(tmp_path, tiny_bert_dir, monkeypatch):
+    from biohicl.study import ReproduceConfig, prepare_dataset
+
+    gpu_session = load_script("gpu_session")
+    config = _write_config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    prepare_dataset(ReproduceConfig.from_yaml(config), progress=False)  # the dataset is fine
+    config.write_text(config.read_text().replace("seeds:\n- 0", "seeds: zero"), encoding="utf-8")
+    with pytest.raises(SystemExit) as refused:
+        gpu_session.main(["stage", "--config", "study.yaml", "--model", f"test-org/tiny-bert={tiny_bert_dir}"])
+    assert str(refused.value).startswith("study.yaml: seeds:") and "moved away" not in str(refused.value)

@@ -176,3 +176,16 @@ def test_an_adapter_over_a_local_base_folder_is_named_without_the_machine_path(t
     loaded = BioHiCL.from_pretrained(folder)
     assert Path(loaded.config.base_model).is_absolute()
     assert model_identity(str(folder), loaded, None)[0] == f"run-local (LoRA over {Path(tiny_bert_dir).name})"
+
+
+def test_a_merged_folders_hub_base_is_recorded_from_any_working_directory(tmp_path, monkeypatch):
+    """Decided by the record, not by whether a folder of that name happens to exist where evaluate runs."""
+    from types import SimpleNamespace
+
+    merged = tmp_path / "run-merged"
+    merged.mkdir()
+    (tmp_path / "org" / "bert").mkdir(parents=True)  # as after `hf download org/bert --local-dir org/bert`
+    config = SimpleNamespace(base_model="org/bert", kind="merged", base_revision=None)
+    for where in (tmp_path, merged):
+        monkeypatch.chdir(where)
+        assert model_identity(str(merged), SimpleNamespace(config=config, resolved=None), None) == ("org/bert", None)

@@ -187,3 +187,25 @@ def test_a_studys_evaluation_length_is_capped_at_the_usable_positions(offset_dir
     assert (position_limit(spec), evaluation_length(spec)) == (128, 128)  # 130 positions, from padding_idx + 1
     bert = ModelSpec(name="b", model=str(tiny_bert_dir), eval_max_length=1000)
     assert (position_limit(bert), evaluation_length(bert)) == (128, 128)  # 128 positions from 0
+
+
+def test_search_json_over_a_run_saved_over_the_positions_keeps_stdout_to_the_hits(offset_dir, tmp_path, capsys):
+    """The cut of a saved length is a warning: a load inside `biohicl search --json` wrote it to stdout before."""
+    import json
+
+    from biohicl.cli.main import main as cli
+
+    model = BioHiCL.from_base(str(offset_dir), max_length=128, pooling="mean")
+    model.add_lora(r=4, verbose=False)
+    model.save_pretrained(tmp_path / "run")
+    values = json.loads((tmp_path / "run" / "biohicl_config.json").read_text())
+    (tmp_path / "run" / "biohicl_config.json").write_text(json.dumps({**values, "max_length": POSITIONS}))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": f"diabetes cells {i}"}) + "\n" for i in range(3)))
+    index = tmp_path / "index"
+    assert cli(["index", str(corpus), "--model", str(tmp_path / "run"), "--output", str(index), "--no_progress"]) == 0
+    capsys.readouterr()
+    assert cli(["search", str(index), "diabetes", "--json", "--top_k", "2", "--no_mesh"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["rank"] for line in captured.out.splitlines()] == [1, 2]
+    assert "max length 130 capped at 128" in captured.err

@@ -220,9 +220,17 @@ def test_soup_takes_a_base_folder_recorded_as_typed_or_by_absolute_path(tiny_ber
     shutil.copytree(folders[0], older)
     config = json.loads((older / "biohicl_config.json").read_text())
     (older / "biohicl_config.json").write_text(json.dumps({**config, "base_model": tiny_bert_dir.name}))
+    adapter = json.loads((older / "adapter_config.json").read_text())
+    (older / "adapter_config.json").write_text(json.dumps({**adapter, "base_model_name_or_path": tiny_bert_dir.name}))
     soup = soup_adapters([older, folders[1]], tmp_path / "soup")
     assert json.loads((soup / "biohicl_config.json").read_text())["base_model"] == absolute  # loads from anywhere
+    assert json.loads((soup / "adapter_config.json").read_text())["base_model_name_or_path"] == absolute
     assert (soup / "adapter_model.safetensors").read_bytes() == (reference / "adapter_model.safetensors").read_bytes()
+    monkeypatch.chdir(tmp_path)  # where "tiny-bert0" names nothing
+    texts = ["the cancer of patients", "heart disease"]
+    expected = BioHiCL.from_pretrained(reference).encode(texts, show_progress_bar=False)
+    assert BioHiCL.from_pretrained(soup).encode(texts, show_progress_bar=False) == pytest.approx(expected, abs=1e-6)
+    monkeypatch.chdir(tiny_bert_dir.parent)
     (older / "biohicl_config.json").write_text(json.dumps({**config, "base_model": "other-bert"}))
     expected = SAME_ENCODER.format(odd=folders[1], field="base_model", first=older)
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
@@ -261,3 +269,16 @@ def test_a_soup_loads_in_sentence_transformers_as_biohicl_encodes_it(tiny_bert_d
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-6)
     got = SentenceTransformer(str(soup), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_soup_of_one_folder_recorded_by_hub_id_and_by_path_keeps_the_hub_id(tiny_bert_dir, tmp_path, monkeypatch):
+    """`--base_model_hub_id org/bert` over the folder org/bert beside a seed trained without it (absolute path): one
+    base, recorded by its Hub id in both config files, so the soup publishes."""
+    shutil.copytree(tiny_bert_dir, tmp_path / "org" / "bert")
+    monkeypatch.chdir(tmp_path)
+    with_id = _adapter("org/bert", tmp_path / "h1", seed=1, hub_id="org/bert")
+    without = _adapter("org/bert", tmp_path / "h2", seed=2, hub_id=None)
+    assert json.loads((without / "biohicl_config.json").read_text())["base_model"] == str(tmp_path / "org" / "bert")
+    soup = soup_adapters([without, with_id], tmp_path / "soup")
+    assert json.loads((soup / "biohicl_config.json").read_text())["base_model"] == "org/bert"
+    assert json.loads((soup / "adapter_config.json").read_text())["base_model_name_or_path"] == "org/bert"

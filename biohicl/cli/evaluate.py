@@ -239,7 +239,7 @@ def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, st
         from biohicl.models.registry import is_repo_id
         from biohicl.models.resolver import looks_like_path
 
-        hub_base = bool(base) and is_repo_id(base) and not looks_like_path(base) and not Path(base).exists()
+        hub_base = bool(base) and is_repo_id(base) and not looks_like_path(base)  # by the record, not this folder
         return (base if hub_base else path.name), getattr(config, "base_revision", None)  # never a machine path
     return spec, revision
 

@@ -73,12 +73,12 @@ CAPPED_MESSAGE = "max length %d capped at %d, the most tokens %s can encode"
 
 def capped_length(max_length: int, config: Any, name: str | None = None) -> int:
     """``max_length`` capped at :func:`usable_positions` of ``config`` (unchanged when the config states none); with
-    ``name`` (the model's), one log line when it is cut, as :func:`fit_to_base` logs it."""
+    ``name`` (the model's), one warning line when it is cut, as :func:`fit_to_base` logs it."""
     limit = usable_positions(config)
     if limit is None or max_length <= limit:
         return max_length
-    if name is not None:
-        logger.info(CAPPED_MESSAGE, max_length, limit, name)
+    if name is not None:  # a warning (stderr): a load inside `search --json` must leave its stdout to the hits
+        logger.warning(CAPPED_MESSAGE, max_length, limit, name)
     return limit
 
 
@@ -98,6 +98,6 @@ def fit_to_base(base_model: str, max_length: int) -> int:
     """``max_length`` capped at what ``base_model`` can encode, with one log line when it is cut."""
     limit = base_usable_positions(base_model)
     if limit is not None and max_length > limit:
-        logger.info(CAPPED_MESSAGE, max_length, limit, base_model)
+        logger.warning(CAPPED_MESSAGE, max_length, limit, base_model)
         return limit
     return max_length

@@ -24,6 +24,8 @@ from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.jsonio import read_json
 from biohicl.models.base_identity import same_base
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME
+from biohicl.models.registry import is_repo_id
+from biohicl.models.resolver import looks_like_path
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +114,10 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
                     f"{path / ADAPTER_CONFIG_NAME}: {key} differs from {paths[0]}'s; a soup's adapters must match"
                 )
     bases = [e["base_model"] for e in encoders if isinstance(e.get("base_model"), str)]
+    hub = [b for b in bases if is_repo_id(b) and not looks_like_path(b) and not Path(b).expanduser().is_absolute()]
     absolute = [b for b in bases if Path(b).expanduser().is_absolute()]
-    if absolute and "base_model" in first:  # one folder recorded as typed (before session 28) and by absolute path
-        first = {**first, "base_model": absolute[0]}  # the form that names it from any working directory
+    if (hub or absolute) and "base_model" in first:  # one base recorded in several forms (same_base)
+        first = {**first, "base_model": (hub or absolute)[0]}  # a Hub id, else the path that works from anywhere
     scalings = [_scaling(p, a) for p, a in zip(paths, adapters, strict=True)]
     states = []
     for path in paths:
@@ -139,6 +142,7 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
     rank = sum(int(a["r"]) for a in adapters)
     adapter_config = {
         **first_adapter,
+        **({"base_model_name_or_path": first["base_model"]} if "base_model" in first else {}),  # as biohicl_config
         "r": rank,
         "lora_alpha": rank,
         "use_rslora": False,
