@@ -6,6 +6,7 @@ the same path is refused by name (biohicl.study.reuse.check_reused_dataset), und
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -94,19 +95,31 @@ def test_a_build_of_other_settings_at_the_configs_path_is_refused_naming_the_fol
 def test_exclude_test_is_not_compared_since_no_run_trains_on_the_test_split(study, tiny_bert_dir):
     """The committed studies trained on `biohicl build-dataset`'s build (PubMedQA test abstracts kept as the `test`
     split) under the study default ``exclude_test: true``: the GPU session stages that build, so refusing it would
-    stop the staged study on the lent machine. Without a limit the train and dev splits are the same either way;
-    this direction (a build that excluded them, a config that keeps them) is not compared under a limit either."""
-    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, exclude_test=False))
+    stop the staged study on the lent machine. Without a limit the train and dev splits are the same either way."""
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, exclude_test=False, limit=None))
     folder, summary = prepare_dataset(config, progress=False)
     assert folder == study / "dataset" and summary["excluded_documents"] > 0  # built under exclude_test true
     assert [r.status for r in plan_study(config)] == ["done", "done"]
+
+
+def test_a_build_that_excluded_the_test_abstracts_under_a_limit_is_refused_by_a_config_keeping_them(
+    study, tiny_bert_dir
+):
+    """The mirror case: the config's own build at limit 24 would keep the test abstracts among its 24 documents,
+    so fewer train and dev ones. Before: accepted without a word."""
+    excluded = json.loads((study / "dataset" / "summary.json").read_text(encoding="utf-8"))["excluded_documents"]
+    config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, exclude_test=False))
+    shown = f"excluded test documents {excluded} → 0 (exclude_test false, limit 24)"
+    with pytest.raises(ConfigError, match=re.escape(f"{shown}); to reuse this build set dataset.exclude_test: true")):
+        plan_study(config)
 
 
 def test_exclude_test_under_a_limit_the_build_reached_with_test_abstracts_kept_is_refused(study, tiny_bert_dir):
     """The limit counts documents after the exclusion: 24 documents with PubMedQA's test abstracts kept (as
     `biohicl build-dataset` keeps them) leave fewer train and dev documents than 24 with them excluded, so another
     training set. Before: accepted as the config's dataset."""
-    kept = ReproduceConfig.from_dict(_values(study, tiny_bert_dir, path=str(study / "kept"), exclude_test=False))
+    kept_values = _values(study, tiny_bert_dir, path=str(study / "kept"), exclude_test=False)
+    kept = ReproduceConfig.from_dict(kept_values | {"output_dir": str(study / "elsewhere")})  # no runs to refuse
     _, summary = prepare_dataset(kept, progress=False)
     excluded = json.loads((study / "dataset" / "summary.json").read_text(encoding="utf-8"))
     test = summary["splits"]["test"]
@@ -210,3 +223,26 @@ def test_an_accepted_config_is_written(study, tiny_bert_dir):
     config = ReproduceConfig.from_dict(_values(study, tiny_bert_dir))
     run_study(config, progress=False, write_plots=False)
     assert json.loads(saved.read_text(encoding="utf-8")) == json.loads(json.dumps(config.to_dict()))
+
+
+def test_mix_label_kinds_without_inputs_builds_the_default_corpora_with_bc5cdrs_mentions(tmp_path, monkeypatch):
+    """As `biohicl build-dataset --mix_label_kinds` does; before, the study built the indexing corpora alone under
+    `mix_label_kinds: true` (7,752 documents where build-dataset gives 9,251) and no message said so."""
+    import biohicl.data.build as build
+
+    seen = []
+
+    def record(inputs, output_dir, **kwargs):
+        seen.append([source for source, _ in inputs])
+        raise RuntimeError("stop before building")
+
+    monkeypatch.setattr(build, "build_dataset_from_files", record)
+    for mix in (True, False):
+        dataset = {"path": str(tmp_path / f"mix{mix}"), "mix_label_kinds": mix}
+        config = ReproduceConfig.from_dict(
+            tiny_study_values(str(tmp_path / "out"), str(tmp_path / "unused"), model="m") | {"dataset": dataset}
+        )
+        with pytest.raises(RuntimeError, match="stop before building"):
+            prepare_dataset(config, progress=False)
+    assert [s.count("pubtator") for s in seen] == [1, 0]
+    assert seen[0][:-1] == seen[1]  # the indexing corpora, then BC5CDR's mentions

@@ -85,7 +85,7 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
         return folder, {}
     check_runs_before_build(config)  # a run the build could not match is refused now, not after minutes of building
     if spec.inputs is None:
-        inputs = default_inputs()
+        inputs = default_inputs(mentions=spec.mix_label_kinds)  # as build-dataset --mix_label_kinds: BC5CDR too
     else:
         inputs = []
         for i, item in enumerate(spec.inputs):

@@ -192,12 +192,12 @@ def _build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> l
     """``(name old → new, the config setting that accepts the build)`` for each build setting of the config's
     ``dataset`` that ``summary`` shows to be another: ``top_k``, ``seed``; ``mix_label_kinds`` where it changes the
     build (the default inputs, or a build of more than one label kind); a ``limit`` below its ``documents``;
-    ``exclude_test`` under a ``limit`` the build reached with test documents kept (the limit counts documents after
-    the exclusion, so the train and dev splits differ); a source the config's ``inputs`` do not name (none is
-    ``auto``); ``decontaminate`` (a decontamination record, or none). Not ``exclude_test`` otherwise: it keeps or
-    drops the ``test`` split, which no run trains on (the committed studies trained on ``biohicl build-dataset``'s
-    build, test split kept, under the study default ``exclude_test: true``). What a summary does not record (a
-    higher ``limit``, the input files) is not compared."""
+    ``exclude_test`` under a ``limit`` the build reached, test documents kept against it or excluded without it
+    (the limit counts documents after the exclusion, so the train and dev splits differ); a source the config's
+    ``inputs`` do not name (none is ``auto``); ``decontaminate`` (a decontamination record, or none). Not
+    ``exclude_test`` otherwise: it keeps or drops the ``test`` split, which no run trains on (the committed studies
+    trained on ``biohicl build-dataset``'s build, test split kept, under the study default ``exclude_test: true``).
+    What a summary does not record (a higher ``limit``, the input files) is not compared."""
     spec = config.dataset
     kinds = summary.get("label_kinds")
     names = ["top_k", "seed"]
@@ -215,6 +215,15 @@ def _build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> l
     if spec.exclude_test and spec.limit is not None and test and isinstance(documents, int) and documents >= spec.limit:
         differ.append(
             (f"test documents {test!r} → 0 (exclude_test true, limit {spec.limit!r})", _setting("exclude_test", False))
+        )
+    excluded = summary.get("excluded_documents")
+    limited = spec.limit is not None and isinstance(documents, int) and documents >= spec.limit
+    if not spec.exclude_test and limited and isinstance(excluded, int) and excluded > 0:  # the mirror case
+        differ.append(
+            (
+                f"excluded test documents {excluded!r} → 0 (exclude_test false, limit {spec.limit!r})",
+                _setting("exclude_test", True),
+            )
         )
     sources = summary.get("sources")
     named = [str(item.get("source")) for item in spec.inputs or () if isinstance(item, Mapping)]
