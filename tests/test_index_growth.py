@@ -177,10 +177,11 @@ def test_a_copy_of_the_model_folder_is_the_same_model_other_weights_warn_in_one_
     capsys.readouterr()
     with caplog.at_level(logging.WARNING):
         assert cli(["search", str(tmp_path / "idx"), "heart", "--model", str(tmp_path / "copy"), "--top_k", "1"]) == 0
-        assert not caplog.records and "Warning" not in capsys.readouterr().err
+        ours = [r for r in caplog.records if r.name != "biohicl.models.config"]  # not the folder's pooling guess
+        assert not ours and "Warning" not in capsys.readouterr().err
         assert cli(["search", str(tmp_path / "idx"), "heart", "--model", str(tmp_path / "other"), "--top_k", "1"]) == 0
     err = capsys.readouterr().err
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records if r.name != "biohicl.models.config"] == [
         f"warning: the index was built with {tiny_bert_dir.resolve()}, the queries are encoded with "
         f"{(tmp_path / 'other').resolve()}"
     ]
