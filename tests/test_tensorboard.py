@@ -19,7 +19,13 @@ from biohicl.cli import main as cli
 from biohicl.errors import ConfigError
 from biohicl.training.arg_checks import INTEGRATION_PACKAGES, UNCHECKED_INTEGRATIONS, check_installed
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.reporting import previous_tensorboard_folder, resume_tensorboard_folder
+from biohicl.training.reporting import (
+    TENSORBOARD_FOLDER_NAME,
+    TensorBoardFolderRecord,
+    previous_tensorboard_folder,
+    recorded_tensorboard_folder,
+    resume_tensorboard_folder,
+)
 from biohicl.training.run import train_biohicl
 from tests.conftest import synthetic_documents
 
@@ -172,6 +178,49 @@ def test_a_resumed_run_appends_its_tensorboard_events_to_the_folder_of_its_first
     expected = {e["step"]: e["loss"] for e in logged if "loss" in e}  # the resumed state keeps steps 1-2 too
     assert sorted(expected) == [1, 2, 3, 4]
     assert losses == pytest.approx(expected, rel=1e-6)  # one curve of steps 1-4 (TensorBoard stores float32)
+
+
+def test_a_resume_continues_the_folder_its_checkpoint_records_not_another_runs_written_since(tiny_bert_dir, tmp_path):
+    """Run A saves checkpoints 2 and 4; run B starts fresh into the same output_dir and is killed before its first
+    checkpoint, so B's events folder is the one written last; resuming A's checkpoint-4 continues A's folder."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = tmp_path / "run"
+    values = _tensorboard_values(tiny_bert_dir, tmp_path, out)
+    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=4))
+    (first,) = {f.parent for f in out.rglob("events.out.tfevents.*")}
+    for step in (2, 4):  # each checkpoint names A's folder, relative to output_dir
+        assert (out / f"checkpoint-{step}" / TENSORBOARD_FOLDER_NAME).read_text() == f"runs/{first.name}\n"
+    other = out / "runs" / "Zz_killed_run_b"  # run B: its step-1 loss logged, then killed before any checkpoint
+    with SummaryWriter(log_dir=str(other)) as writer:
+        writer.add_scalar("train/loss", 9.5, 1)
+    later = time.time() + 60
+    for events in other.glob("events.out.tfevents.*"):
+        os.utime(events, (later, later))
+    assert previous_tensorboard_folder(out) == other  # the mtime rule alone would continue B's curve
+    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=6, resume_from_checkpoint="last"))
+
+    assert [step for step, _ in _scalars(first, "train/loss")] == [1, 2, 3, 4, 5, 6]  # A's steps 5-6 in A's folder
+    assert _scalars(other, "train/loss") == [(1, 9.5)]  # B's curve untouched
+    assert len(list(first.glob("events.out.tfevents.*"))) == 2
+
+
+def test_the_record_names_a_folder_inside_the_run_and_a_bad_one_falls_back(tmp_path):
+    out = tmp_path / "out"
+    checkpoint = out / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    args = SimpleNamespace(output_dir=str(out), should_save=True)
+    state = SimpleNamespace(global_step=2, is_world_process_zero=True)
+    TensorBoardFolderRecord(SimpleNamespace(logging_dir=str(tmp_path / "elsewhere"))).on_save(args, state, None)
+    assert not (checkpoint / TENSORBOARD_FOLDER_NAME).exists()  # TENSORBOARD_LOGGING_DIR outside the run: none
+    TensorBoardFolderRecord(SimpleNamespace(logging_dir=str(out / "runs" / "A"))).on_save(args, state, None)
+    assert (checkpoint / TENSORBOARD_FOLDER_NAME).read_text() == "runs/A\n"
+    assert recorded_tensorboard_folder(checkpoint, out) == out / "runs" / "A"
+    for bad in ("../../escape", "/abs/olute", ""):
+        (checkpoint / TENSORBOARD_FOLDER_NAME).write_text(bad)
+        assert recorded_tensorboard_folder(checkpoint, out) is None
+    assert recorded_tensorboard_folder(out / "checkpoint-9", out) is None  # written before the record
 
 
 def test_a_run_killed_after_its_last_checkpoint_logs_the_steps_since_twice_in_its_folder(tiny_bert_dir, tmp_path):

@@ -36,7 +36,7 @@ from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import clean_document_file, own_file_labels, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
-from biohicl.training.reporting import resume_tensorboard_folder
+from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -364,7 +364,8 @@ def train_biohicl(
         callbacks=[*(callbacks or []), SourceRecord()],  # the code that trains, kept in each checkpoint
     )
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to its previous events folder
+    record_tensorboard_folder(trainer)  # each checkpoint names its events folder
+    resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
     try:
         result = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as err:  # torch.load(weights_only=True) refused a file of the checkpoint
