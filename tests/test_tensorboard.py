@@ -17,7 +17,7 @@ from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
 from biohicl.cli import main as cli
 from biohicl.errors import ConfigError
-from biohicl.training.arg_checks import INTEGRATION_PACKAGES, UNCHECKED_INTEGRATIONS, check_installed
+from biohicl.training.arg_checks import INTEGRATION_ENVIRONMENT, INTEGRATION_PACKAGES, check_installed
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.reporting import (
     TENSORBOARD_FOLDER_NAME,
@@ -75,13 +75,31 @@ def test_each_integration_with_a_package_is_refused_by_its_own_availability_func
     assert str(caught.value) == "report_to: wandb is not installed; pip install wandb, or leave wandb out of report_to"
 
 
-def test_every_integration_of_transformers_is_checked_but_the_two_documented_exceptions():
+def test_every_integration_of_transformers_is_checked():
     """A transformers upgrade that adds an integration with neither an entry nor the naming pattern's function fails
-    here, instead of its report_to passing unchecked."""
-    assert {"comet_ml", "kubeflow"} == UNCHECKED_INTEGRATIONS
-    for name in set(INTEGRATION_TO_CALLBACK) - UNCHECKED_INTEGRATIONS:
+    here, instead of its report_to passing unchecked (comet_ml is checked by its callback's own test)."""
+    for name in set(INTEGRATION_TO_CALLBACK) - {"comet_ml"} - set(INTEGRATION_ENVIRONMENT):
         pattern = f"is_{name.replace('_', '')}_available"
         assert name in INTEGRATION_PACKAGES or callable(getattr(integration_utils, pattern, None)), name
+
+
+def test_kubeflow_and_comet_are_refused_in_one_line_as_their_callbacks_would(monkeypatch):
+    """Both passed the check and failed at Trainer init with a traceback, after the data and the model loaded."""
+    monkeypatch.delenv("KUBEFLOW_TRAINER_SERVER_URL", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        BioHiCLTrainingArguments(output_dir="run", report_to="kubeflow")
+    assert str(caught.value) == (
+        "report_to: kubeflow needs KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob), or leave kubeflow out"
+    )
+    monkeypatch.setenv("KUBEFLOW_TRAINER_SERVER_URL", "http://trainer")
+    assert BioHiCLTrainingArguments(output_dir="run", report_to="kubeflow").report_to == ["kubeflow"]
+    monkeypatch.delenv("KUBEFLOW_TRAINER_SERVER_URL")  # transformers adds kubeflow to any report_to where it is set
+    monkeypatch.setattr(integration_utils, "_is_comet_installed", False)
+    with pytest.raises(ConfigError, match=r"^report_to: comet_ml is not installed; pip install comet-ml, or leave"):
+        BioHiCLTrainingArguments(output_dir="run", report_to="comet_ml")
+    monkeypatch.setattr(integration_utils, "_is_comet_installed", True)
+    monkeypatch.setattr(integration_utils, "_is_comet_recent_enough", True)
+    assert BioHiCLTrainingArguments(output_dir="run", report_to="comet_ml").report_to == ["comet_ml"]  # no API key
 
 
 def test_an_integration_not_in_the_table_is_checked_by_transformers_naming_pattern(monkeypatch):
@@ -93,8 +111,6 @@ def test_an_integration_not_in_the_table_is_checked_by_transformers_naming_patte
     assert str(caught.value) == expected
     monkeypatch.setattr(integration_utils, "is_newtracker_available", lambda: True)
     check_installed("new_tracker", integration_utils)  # installed: passes
-    monkeypatch.setattr(integration_utils, "is_kubeflow_available", lambda: False)
-    check_installed("kubeflow", integration_utils)  # an environment, not a package: never refused
 
 
 def test_biohicl_train_refuses_it_in_one_line_before_the_data_is_read(no_tensorboard, tmp_path, capsys):

@@ -22,9 +22,9 @@ REPORT_TO_WORDS = ("none", "all")
 #: Integrations whose transformers callback refuses, at ``Trainer`` init, when a package is missing: the
 #: ``transformers.integrations`` function its callback asks, and what to install. An integration not here is checked
 #: by transformers' naming pattern, ``is_<name without underscores>_available``, when it has that function
-#: (:func:`check_installed`). Not checked (:data:`UNCHECKED_INTEGRATIONS`): ``comet_ml`` (its ``is_comet_available``
-#: also wants an API key, which the callback does not) and ``kubeflow`` (an environment the Kubeflow controller sets,
-#: no package).
+#: (:func:`check_installed`). Checked otherwise: ``comet_ml`` by its callback's own test, the package installed and
+#: recent enough (``is_comet_available`` also wants an API key, which the callback does not), and ``kubeflow`` by the
+#: environment variable its callback asks (:data:`INTEGRATION_ENVIRONMENT`).
 INTEGRATION_PACKAGES = {
     "azure_ml": ("is_azureml_available", "azureml-sdk"),
     "clearml": ("is_clearml_available", "clearml"),
@@ -39,7 +39,8 @@ INTEGRATION_PACKAGES = {
     "trackio": ("is_trackio_available", "trackio"),
     "wandb": ("is_wandb_available", "wandb"),
 }
-UNCHECKED_INTEGRATIONS = frozenset({"comet_ml", "kubeflow"})
+#: Integrations whose callback asks for an environment variable rather than a package.
+INTEGRATION_ENVIRONMENT = {"kubeflow": "KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob)"}
 
 
 def check_run_values(args: Any) -> None:
@@ -109,7 +110,17 @@ def check_installed(name: str, integrations: ModuleType) -> None:
     """Refuse integration ``name`` when the ``integrations`` module's (``transformers.integrations``) availability
     function its callback asks says no (:data:`INTEGRATION_PACKAGES`, else ``is_<name without underscores>_available``
     and the package named as the integration); a function transformers does not have passes."""
-    if name in UNCHECKED_INTEGRATIONS:
+    if name == "comet_ml":  # as CometCallback.__init__ refuses: not installed, or too old
+        installed = getattr(integrations, "_is_comet_installed", True) and getattr(
+            integrations, "_is_comet_recent_enough", True
+        )
+        if not installed:
+            raise ConfigError("report_to: comet_ml is not installed; pip install comet-ml, or leave comet_ml out")
+        return
+    if name in INTEGRATION_ENVIRONMENT:
+        available = getattr(integrations, f"is_{name}_available", None)
+        if available is not None and not available():
+            raise ConfigError(f"report_to: {name} needs {INTEGRATION_ENVIRONMENT[name]}, or leave {name} out")
         return
     pattern = (f"is_{name.replace('_', '')}_available", name.replace("_", "-"))
     function, package = INTEGRATION_PACKAGES.get(name, pattern)
