@@ -17,6 +17,12 @@ _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a s
 _PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
 
 
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a whole number of at least 1 (a row count, a batch size, a cap): an ``int``, not a
+    ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _matches(value: Any, hint: Any) -> bool:
     """Whether ``value`` has the type ``hint`` (a field annotation: unions, ``list[...]``, ``dict[..., ...]``, plain
     classes); a bool is not a number, an int is a float."""

@@ -59,3 +59,10 @@ def test_the_first_mistyped_field_is_named_with_its_scope(values, message):
 
 def test_well_typed_values_pass_numpy_integers_included():
     check_field_types(Example(count=np.int64(3), rate=2, name="x", seeds=[1], per_variant={"a": [1]}, extra={}))
+
+
+def test_is_count_takes_whole_numbers_from_one_not_bools_floats_or_strings():
+    from biohicl.field_types import is_count
+
+    assert [is_count(v) for v in (1, 2, 10**9)] == [True, True, True]
+    assert not any(is_count(v) for v in (0, -1, True, False, 2.0, "3", None))

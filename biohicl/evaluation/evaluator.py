@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class TaskEvaluator:
     ):
         if not tasks:
             raise ConfigError("eval_tasks: no evaluation task given")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_count(batch_size):
             raise ConfigError(f"per_device_eval_batch_size: {batch_size!r} is not a positive int")
         self.tasks = list(tasks)
         self.max_queries = max_queries

@@ -30,6 +30,7 @@ from biohicl.evaluation.tasks import (
     reported_metrics,
     summary_keys,
 )
+from biohicl.field_types import is_count
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ RESULTS_FORMAT = 1
 
 def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
     """A :class:`ConfigError` naming ``option`` unless ``value`` is None (every query) or a whole number ≥ 1."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and not is_count(value):
         raise ConfigError(f"{option}: must be a whole number of at least 1 (the first N queries), got {value!r}")
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 from biohicl.models.config import BioHiCLConfig
 
 
@@ -72,7 +73,7 @@ def encode_inputs(config: Any, texts: Any, batch_size: Any, kind: str) -> Iterab
     (also for no texts), ``batch_size`` a positive int, ``texts`` per :func:`check_texts`; returns the texts, a
     single str as one text."""
     config.prompt(kind)  # an unknown kind fails here
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_count(batch_size):
         raise ConfigError(f"batch_size: {batch_size!r} is not a positive number of texts")
     check_texts(texts, "iter_encode")
     return [texts] if isinstance(texts, str) else texts

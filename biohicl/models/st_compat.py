@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 from biohicl.models.positions import usable_positions
 from biohicl.models.signature import unwrapped
 
@@ -57,7 +58,7 @@ class EncoderInfo:
         """Change the maximum tokens per text; a :class:`ConfigError` naming ``max_length`` when out of range
         (0 would switch truncation off, more than the model's positions fails mid-encoding)."""
         limit = self.max_tokens
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (limit is not None and value > limit):
+        if not is_count(value) or (limit is not None and value > limit):
             upper = f" and {limit}, the most this model takes" if limit is not None else " and the model's limit"
             raise ConfigError(f"max_length: {value!r} is not between 1{upper}")
         self.config.max_length = value

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
 from biohicl.mesh.pair_rules import parse_negative
@@ -334,11 +335,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 f"max_train_documents: must be at least 2 (the losses compare documents within a batch), got "
                 f"{self.max_train_documents}"
             )
-        if self.eval_max_queries is not None and (
-            isinstance(self.eval_max_queries, bool)
-            or not isinstance(self.eval_max_queries, int)
-            or self.eval_max_queries < 1
-        ):  # before the run loads anything; [:0] would score no query
+        if self.eval_max_queries is not None and not is_count(self.eval_max_queries):  # [:0] would score no query
             raise ConfigError(
                 "eval_max_queries: must be a whole number of at least 1 (the first N queries), got "
                 f"{self.eval_max_queries!r}"

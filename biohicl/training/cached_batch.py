@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.checkpoint import get_device_states, set_device_states
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 
 #: An encoder: ``encoder(**inputs) -> embeddings [rows, dim]`` (a BioHiCL model, or the Trainer's wrapped one).
 Encoder = Callable[..., torch.Tensor]
@@ -40,7 +41,7 @@ def check_mini_batch_size(value: Any, world_size: int, n_gpu: int) -> None:
     would draw other dropout masks than those the replay restores on the inputs' device)."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_count(value):
         raise ConfigError(f"mini_batch_size: must be a whole number of at least 1 (rows per chunk), got {value!r}")
     if world_size > 1:
         raise ConfigError(
