@@ -236,10 +236,9 @@ def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, st
             method = peft_name(adapter.get("peft_type"), {"use_dora": bool(adapter.get("use_dora"))})
             shown = Path(base).name if Path(base).is_absolute() else base  # a local base: its name, never its path
             return f"{path.name} ({method} over {shown})", getattr(config, "base_revision", None)
-        from biohicl.models.registry import is_repo_id
-        from biohicl.models.resolver import looks_like_path
+        from biohicl.models.resolver import is_hub_id
 
-        hub_base = bool(base) and is_repo_id(base) and not looks_like_path(base)  # by the record, not this folder
+        hub_base = bool(base) and is_hub_id(base)  # by the record, not this folder
         return (base if hub_base else path.name), getattr(config, "base_revision", None)  # never a machine path
     return spec, revision
 

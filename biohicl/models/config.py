@@ -119,11 +119,10 @@ def recorded_base(base_model: str, path: Path, hub_id: str | None = None) -> str
     ``hf download ORG/NAME --local-dir ORG/NAME``), else ``base_model`` as named, except a folder, recorded by its
     Hub id when it has one (a Hub-cache snapshot, a weights package), else by its absolute path: a relative one would
     name another folder, or a Hub repo, from another working directory."""
-    from biohicl.models.registry import is_repo_id
-    from biohicl.models.resolver import hub_id_from_folder, looks_like_path
+    from biohicl.models.resolver import hub_id_from_folder, is_hub_id
 
     if hub_id:
-        if not is_repo_id(hub_id) or looks_like_path(hub_id):
+        if not is_hub_id(hub_id):
             raise ConfigError(f"base_model_hub_id: {hub_id!r} is not an owner/name Hub id")
         return hub_id
     if Path(base_model).expanduser().is_dir():

@@ -63,6 +63,12 @@ def looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~", "\\")) or spec.count("/") > 1 or (len(spec) > 1 and spec[1] == ":")
 
 
+def is_hub_id(spec: str) -> bool:
+    """True for an ``owner/name`` Hub repo id that cannot be read as a path (``org/bert``, not ``./org/bert`` or
+    ``/abs/org/bert``)."""
+    return is_repo_id(spec) and not looks_like_path(spec)
+
+
 def download_snapshot(
     repo_id: str,
     revision: str | None = None,
@@ -222,7 +228,7 @@ def resolve(
     if "/" not in spec and not looks_like_path(spec):
         entry = registry.get(spec)  # raises with the known names and the closest ones
         repo_id, source = entry.repo_id, "name"
-    elif is_repo_id(spec) and not looks_like_path(spec):
+    elif is_hub_id(spec):
         entry = registry.by_repo_id(spec)
         repo_id, source = (entry.repo_id if entry is not None else spec), "repo"
     else:

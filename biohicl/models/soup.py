@@ -24,8 +24,7 @@ from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.jsonio import read_json
 from biohicl.models.base_identity import same_base
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME
-from biohicl.models.registry import is_repo_id
-from biohicl.models.resolver import looks_like_path
+from biohicl.models.resolver import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def soup_adapters(folders: Sequence[str | Path], output: str | Path, weights: Se
                     f"{path / ADAPTER_CONFIG_NAME}: {key} differs from {paths[0]}'s; a soup's adapters must match"
                 )
     bases = [e["base_model"] for e in encoders if isinstance(e.get("base_model"), str)]
-    hub = [b for b in bases if is_repo_id(b) and not looks_like_path(b) and not Path(b).expanduser().is_absolute()]
+    hub = [b for b in bases if is_hub_id(b)]
     absolute = [b for b in bases if Path(b).expanduser().is_absolute()]
     if (hub or absolute) and "base_model" in first:  # one base recorded in several forms (same_base)
         first = {**first, "base_model": (hub or absolute)[0]}  # a Hub id, else the path that works from anywhere
