@@ -82,22 +82,24 @@ def capped_length(max_length: int, config: Any, name: str | None = None) -> int:
     return limit
 
 
-def base_usable_positions(base_model: str) -> int | None:
-    """:func:`usable_positions` of ``base_model`` (Hub id, registered name or folder) from its ``config.json``,
-    without loading its weights; None when the base is not on this machine or has no ``config.json`` (a BioHiCL
-    adapter folder)."""
+def _base_config(base_model: str) -> Mapping[str, Any] | None:
+    """``base_model``'s ``config.json`` (Hub id, registered name or folder), read without loading its weights; None
+    when the base is not on this machine or has none (a BioHiCL adapter folder)."""
     try:
         path = resolve_base(base_model) / "config.json"
         values = read_json(path) if path.is_file() else None
     except (BioHiCLError, OSError, ValueError):
         return None
-    return usable_positions(values) if isinstance(values, Mapping) else None
+    return values if isinstance(values, Mapping) else None
+
+
+def base_usable_positions(base_model: str) -> int | None:
+    """:func:`usable_positions` of ``base_model`` from its ``config.json``; None when the base is not on this machine
+    or has no ``config.json`` (a BioHiCL adapter folder)."""
+    values = _base_config(base_model)
+    return usable_positions(values) if values is not None else None
 
 
 def fit_to_base(base_model: str, max_length: int) -> int:
-    """``max_length`` capped at what ``base_model`` can encode, with one log line when it is cut."""
-    limit = base_usable_positions(base_model)
-    if limit is not None and max_length > limit:
-        logger.warning(CAPPED_MESSAGE, max_length, limit, base_model)
-        return limit
-    return max_length
+    """``max_length`` capped at what ``base_model`` can encode (:func:`capped_length`, one warning when it is cut)."""
+    return capped_length(max_length, _base_config(base_model) or {}, base_model)
