@@ -211,13 +211,13 @@ def _build_differences(config: ReproduceConfig, summary: Mapping[str, Any]) -> l
     documents = summary.get("documents")
     if spec.limit is not None and isinstance(documents, int) and documents > spec.limit:
         differ.append((f"documents {documents!r} → at most {spec.limit!r} (limit)", _setting("limit", documents)))
+    limited = spec.limit is not None and isinstance(documents, int) and documents >= spec.limit  # the limit reached
     test = _test_documents(summary)
-    if spec.exclude_test and spec.limit is not None and test and isinstance(documents, int) and documents >= spec.limit:
+    if spec.exclude_test and limited and test:
         differ.append(
             (f"test documents {test!r} → 0 (exclude_test true, limit {spec.limit!r})", _setting("exclude_test", False))
         )
     excluded = summary.get("excluded_documents")
-    limited = spec.limit is not None and isinstance(documents, int) and documents >= spec.limit
     if not spec.exclude_test and limited and isinstance(excluded, int) and excluded > 0:  # the mirror case
         differ.append(
             (
