@@ -126,7 +126,9 @@ def test_processes_average_a_component_over_the_micro_batches_that_gave_it(monke
     means = component_means(mine, {"loss_mse": 2.0, "loss_title": 1.0})
     assert means == pytest.approx({"loss_mse": 8.0 / 4, "loss_title": 2.4 / 3})
     monkeypatch.setattr(distributed, "world_size", lambda: 1)
-    assert component_means(mine, 2.0) == pytest.approx({"loss_mse": 2.0, "loss_title": 0.6})  # one weight for all
+    assert component_means(mine, {"loss_mse": 2.0, "loss_title": 2.0}) == pytest.approx(
+        {"loss_mse": 2.0, "loss_title": 0.6}
+    )
     assert component_means(mine, {"loss_mse": 2.0, "loss_title": 1.0}) == pytest.approx(
         {"loss_mse": 2.0, "loss_title": 1.2}
     )

@@ -118,7 +118,7 @@ def test_one_process_means_are_the_sums_over_the_steps():
     import torch
 
     sums = {"loss_a": torch.tensor(1.5), "positive_pairs": torch.tensor(0.75)}
-    assert component_means(sums, 3) == {"loss_a": 0.5, "positive_pairs": 0.25}
+    assert component_means(sums, {"loss_a": 3, "positive_pairs": 3}) == {"loss_a": 0.5, "positive_pairs": 0.25}
 
 
 @pytest.fixture

@@ -14,16 +14,14 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def component_means(sums: Mapping[str, torch.Tensor], weights: float | Mapping[str, float]) -> dict[str, float]:
+def component_means(sums: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> dict[str, float]:
     """Each component's mean per optimizer step, over the micro-batches and processes that gave it: ``sums`` holds
     this process's components, each summed over its micro-batches weighted by their share of an optimizer step, and
-    ``weights`` each component's total of those shares (one number: the same for every component). Under several
-    processes the names are all-gathered first (rank 0's in its order, then names first seen on later ranks) and a
-    name missing on a process counts as absent there, neither a 0 nor a weight: its mean is over the processes (and
-    their micro-batches) that have it. One reduction and one device-to-host copy."""
+    ``weights`` each component's total of those shares. Under several processes the names are all-gathered first
+    (rank 0's in its order, then names first seen on later ranks) and a name missing on a process counts as absent
+    there, neither a 0 nor a weight: its mean is over the processes (and their micro-batches) that have it. One
+    reduction and one device-to-host copy."""
     names = list(sums)
-    if not isinstance(weights, Mapping):
-        weights = dict.fromkeys(names, float(weights))
     if world_size() == 1:
         return dict(
             zip(names, torch.stack([sums[name].float() / weights[name] for name in names]).tolist(), strict=True)
