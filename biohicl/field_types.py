@@ -17,10 +17,20 @@ _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a s
 _PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
 
 
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an ``int`` and not a ``bool`` (JSON's ``true`` is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` when :func:`is_int`, else None (a recorded count that is missing or not a whole number)."""
+    return value if is_int(value) else None
+
+
 def is_count(value: Any) -> bool:
     """Whether ``value`` is a whole number of at least 1 (a row count, a batch size, a cap): an ``int``, not a
     ``bool``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def _matches(value: Any, hint: Any) -> bool:

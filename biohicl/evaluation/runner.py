@@ -30,7 +30,7 @@ from biohicl.evaluation.tasks import (
     reported_metrics,
     summary_keys,
 )
-from biohicl.field_types import is_count
+from biohicl.field_types import int_or_none, is_count, is_int
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -179,13 +179,11 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 def query_cap(record: Mapping[str, Any]) -> int | None:
     """A record's ``settings.limit_queries``, or None (no cap, or not a number)."""
-    limit = (record.get("settings") or {}).get("limit_queries")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    return int_or_none((record.get("settings") or {}).get("limit_queries"))
 
 
 def _scored(entry: Mapping[str, Any]) -> int | None:
-    count = entry.get("num_queries")
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    return int_or_none(entry.get("num_queries"))
 
 
 def _data_difference(a: Mapping[str, Any], b: Mapping[str, Any], pair: str) -> str | None:
@@ -275,7 +273,7 @@ def _own_length(record: Mapping[str, Any]) -> tuple[str, int] | None:
     length = compared_settings(record).get("max_length")
     if not isinstance(settings, Mapping) or settings.get("max_length_source") != "model":
         return None
-    if not isinstance(base, str) or not base or isinstance(length, bool) or not isinstance(length, int):
+    if not isinstance(base, str) or not base or not is_int(length):
         return None
     return base, length
 

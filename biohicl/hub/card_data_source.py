@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_INFO, SOURCE_LABEL_INFO
+from biohicl.field_types import is_int
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -45,15 +46,11 @@ EVALUATION_SET_NAMES = {
 def count_rows(counts: dict[str, Any]) -> dict[str, int]:
     """The card's count table from ``training_summary.json``'s ``data``: whole numbers only, human-readable labels
     (a key biohicl does not know keeps its name, underscores as spaces)."""
-    return {
-        COUNT_LABELS.get(key, key.replace("_", " ")): int(value)
-        for key, value in counts.items()
-        if isinstance(value, int) and not isinstance(value, bool)
-    }
+    return {COUNT_LABELS.get(key, key.replace("_", " ")): int(value) for key, value in counts.items() if is_int(value)}
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if is_int(value) else 0
 
 
 def _num(value: int) -> str:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ModelLoadError
+from biohicl.field_types import is_count
 from biohicl.jsonio import read_json
 from biohicl.models.config import (
     ADAPTER_CONFIG_NAME,
@@ -177,7 +178,7 @@ def sentence_transformers_max_length(path: Path) -> int | None:
         values = read_json_file(config)
         value = values.get("max_seq_length") if isinstance(values, dict) else None
         if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_count(value):
                 raise ModelLoadError(f"{config}: field max_seq_length must be a positive integer, got {value!r}")
             return value
     tokenizer_config = path / "tokenizer_config.json"
@@ -189,7 +190,7 @@ def sentence_transformers_max_length(path: Path) -> int | None:
         return None
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_count(value):
         raise ModelLoadError(f"{tokenizer_config}: field model_max_length must be a positive integer, got {value!r}")
     return value
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from biohicl.atomic import shareable_mode
 from biohicl.errors import ModelLoadError
+from biohicl.field_types import is_count
 from biohicl.jsonio import read_json
 from biohicl.models.config import BioHiCLConfig
 
@@ -44,7 +45,7 @@ def folder_hidden_size(directory: Path) -> int:
     except Exception:  # an unknown model type (remote code), a value its config refuses: the file's own field
         values = read_json(config_file, error=ModelLoadError)
         hidden = values.get("hidden_size") if isinstance(values, dict) else None
-    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+    if not is_count(hidden):
         raise ModelLoadError(
             f"{config_file}: gives no embedding width (hidden_size, or its family's name for it), which "
             f"sentence-transformers' pooling config needs; got {hidden!r}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_int
 
 #: The rank fields of each peft method that has one (AdaLoRA's ``r`` is unused: ``init_r`` and ``target_r`` rank).
 PEFT_RANK_FIELDS = {"LORA": ("r",), "ADALORA": ("init_r", "target_r"), "LOHA": ("r",), "LOKR": ("r",)}
@@ -20,7 +21,7 @@ PATTERN_METHODS = ("LORA", "LOHA", "LOKR")
 
 def check_rank(field: str, value: Any) -> None:
     """Refuse a rank that is no whole number, or below 1, in one :class:`ConfigError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ConfigError(f"{field}: the adapter's rank must be a whole number, got {value!r}")
     if value < 1:
         raise ConfigError(f"{field}: the adapter's rank must be at least 1, got {value!r}")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from biohicl.errors import BioHiCLError
+from biohicl.field_types import int_or_none
 from biohicl.jsonio import read_json
 from biohicl.models.resolver import resolve_base
 
@@ -49,21 +50,17 @@ def _value(config: Any, name: str) -> Any:
     return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def usable_positions(config: Any) -> int | None:
     """The most tokens a backbone with ``config`` (a transformers config, or its ``config.json`` as a mapping) can
     encode: ``max_position_embeddings``, less ``padding_idx + 1`` for the :data:`PADDING_OFFSET_TYPES`. None when the
     config states no positions."""
-    positions = _int(_value(config, "max_position_embeddings"))
+    positions = int_or_none(_value(config, "max_position_embeddings"))
     if positions is None or positions < 1:
         return None
     model_type = _value(config, "model_type")
     if model_type not in PADDING_OFFSET_TYPES:
         return positions
-    padding = FIXED_PADDING_IDX.get(model_type, _int(_value(config, "pad_token_id")))
+    padding = FIXED_PADDING_IDX.get(model_type, int_or_none(_value(config, "pad_token_id")))
     return positions - (padding + 1) if padding is not None and 0 <= padding < positions - 1 else positions
 
 

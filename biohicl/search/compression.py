@@ -28,6 +28,7 @@ import numpy as np
 
 from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 from biohicl.provenance import files_sha256
 from biohicl.search.float_rows import FloatRows, as_float32
 from biohicl.search.layout import IndexManifest
@@ -224,8 +225,7 @@ def stale_kinds(directory: str | Path, manifest: IndexManifest) -> dict[str, int
             counts, info = None, {}
         if info.get("count") != manifest.count or counts != [(s.number, s.count) for s in manifest.shards]:
             built_with = info.get("calibration_rows") if isinstance(info, dict) else None
-            usable = isinstance(built_with, int) and not isinstance(built_with, bool) and built_with >= 1
-            stale[kind] = built_with if usable else None
+            stale[kind] = built_with if is_count(built_with) else None
     return stale
 
 

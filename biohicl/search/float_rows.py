@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from biohicl.errors import DataError
+from biohicl.field_types import is_int
 from biohicl.search.layout import EMBEDDINGS_KEY, IndexManifest
 
 _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
@@ -48,7 +49,7 @@ MAX_HEADER_BYTES = 100_000_000
 
 def _count(value: object) -> bool:
     """Whether ``value`` is a non-negative JSON integer (not a bool, float or string)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def shard_layout(path: str | Path) -> ShardLayout:

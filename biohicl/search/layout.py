@@ -29,6 +29,7 @@ from biohicl import __version__
 from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
+from biohicl.field_types import is_count, is_int
 from biohicl.jsonio import read_json
 from biohicl.models.base_identity import same_base
 from biohicl.search.contents import TEXT_KEY, TEXTS_KEY, document_digest, sidecar_record, texts_digest
@@ -49,7 +50,7 @@ def check_resume_options(recorded: dict[str, Any], source: str | Path = SETTINGS
         if value is None:
             continue
         if name == "shard_size":
-            valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            valid = is_count(value)
         elif name in ("dtype", "compute_dtype"):
             valid = isinstance(value, str) and value in STORAGE_DTYPES
         else:
@@ -164,7 +165,7 @@ def _check_ints(values: dict[str, Any], names: Iterable[str], where: str, source
     non-negative integer."""
     for name in names:
         value = values.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not is_int(value) or value < 0:
             raise DataError(f"{where}{name}: expected a non-negative integer, got {value!r}", source)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import DataError
+from biohicl.field_types import is_int
 from biohicl.jsonio import read_json
 from biohicl.search.layout import (
     IndexManifest,
@@ -31,7 +32,7 @@ def read_rank_part(path: Path) -> tuple[dict[str, Any], list[ShardInfo]]:
             raise DataError(f"{name}: missing", path)
     for name in ("total_shards", "skipped_blank"):
         value = part.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not is_int(value) or value < 0:
             raise DataError(f"{name}: expected a non-negative integer, got {value!r}", path)
     for name in _FLAGS:
         if not isinstance(part[name], bool):

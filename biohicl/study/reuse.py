@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import int_or_none
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, run_settings
 
@@ -255,7 +256,7 @@ def _test_documents(summary: Mapping[str, Any]) -> int | None:
     """The documents a build kept in its ``test`` split (``test_documents``, else ``splits.test``)."""
     splits = summary.get("splits")
     count = summary.get("test_documents", splits.get("test") if isinstance(splits, Mapping) else None)
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    return int_or_none(count)
 
 
 def check_reused_dataset(config: ReproduceConfig) -> None:
@@ -300,8 +301,7 @@ def _documents_read(folder: Path) -> int | None:
     path = folder / "training_summary.json"  # plan.TRAINING_DONE_NAME, written when training finished
     summary = read_json(path) if path.is_file() else None
     data = summary.get("data") if isinstance(summary, dict) else None
-    count = data.get("documents_in_dataset") if isinstance(data, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    return int_or_none(data.get("documents_in_dataset") if isinstance(data, dict) else None)
 
 
 def _study_dataset(config: ReproduceConfig) -> Path:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.field_types import is_int
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def checkpoint_step(checkpoint: str | Path) -> int:
     path = Path(checkpoint) / "trainer_state.json"
     state = read_json(path, missing="trainer_state.json not found")
     step = state.get("global_step") if isinstance(state, dict) else None
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_int(step) or step < 0:
         raise DataError(f"global_step: expected a step number, got {step!r}", path)
     return step
 
