@@ -261,10 +261,43 @@ def test_records_at_another_max_length_or_prompt_get_no_delta_from_compare_or_th
     base["settings"]["max_length"] = 64
     del base["settings"]["query_prompt"]
     base["model"]["config"] = {"query_prompt": "query: "}
-    with pytest.raises(DataError, match=r"^beir: query_prompt '' vs 'query: ' \(b\.json vs a\.json\)$"):
+    why = r"^beir: query_prompt '' vs 'query: ' \(b\.json vs a\.json\); score both with one query prompt \(evaluate "
+    with pytest.raises(DataError, match=why + r"the model of b\.json again with --query_prompt 'query: '\)$"):
         markdown_table([tuned, base], sources=["b.json", "a.json"])
     del base["model"]["config"]["query_prompt"], tuned["settings"]["max_length"]
     assert markdown_table([tuned, base]).count("\n") == 5  # header, rule, two runs, Δ
+
+
+def test_a_refused_prompt_names_the_option_and_value_that_score_both_alike(tmp_path, capsys):
+    # a base scored without BGE's query instruction against a model registered with it was refused with no word on
+    # how to score them alike (a refused max length had LENGTH_HINT)
+    folder = write_beir(tmp_path / "beir")
+    bge = "Represent this sentence for searching relevant passages: "
+    base = evaluate_model(BASE, [str(folder)], per_item=True, settings={"query_prompt": "", "document_prompt": ""})
+    tuned = evaluate_model(TUNED, [str(folder)], per_item=True, settings={"query_prompt": bge, "document_prompt": ""})
+    a, b = saved(base, tmp_path / "bge.json"), saved(tuned, tmp_path / "biohicl.json")
+    fix = f"score both with one query prompt (evaluate the model of {a} again with --query_prompt '{bge}')"
+    for first, second in ((a, b), (b, a)):  # the file without the prompt is named, whichever comes first
+        shown = " vs ".join(repr("" if name == a else bge) for name in (first, second))
+        why = f"beir: query_prompt {shown} ({first} vs {second}); {fix}\n"
+        assert run_compare(capsys, first, second) == (2, "", ERROR + why)
+        assert run_compare(capsys, first, second, "--paired", "--rounds", "100") == (2, "", ERROR + why)
+    # a document prompt, shell-quoted; two prompts: either file again with the other's
+    base["settings"].update(query_prompt=bge, document_prompt="passage's text: ")
+    a = saved(base, tmp_path / "bge.json")
+    why = (
+        f"beir: document_prompt \"passage's text: \" vs '' ({a} vs {b}); score both with one document prompt (evaluate "
+        f"the model of {b} again with --document_prompt 'passage'\"'\"'s text: ')\n"
+    )
+    assert run_compare(capsys, a, b) == (2, "", ERROR + why)
+    tuned["settings"]["document_prompt"] = "passage: "
+    b = saved(tuned, tmp_path / "biohicl.json")
+    why = (
+        f"beir: document_prompt \"passage's text: \" vs 'passage: ' ({a} vs {b}); score both with one document prompt "
+        f"(evaluate the model of {a} again with --document_prompt 'passage: ', or the model of {b} again with "
+        f"--document_prompt 'passage'\"'\"'s text: ')\n"
+    )
+    assert run_compare(capsys, a, b) == (2, "", ERROR + why)
 
 
 def test_the_task_evaluator_takes_a_sentence_transformer_with_or_without_a_cache(tmp_path):

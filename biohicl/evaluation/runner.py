@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import platform
+import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -249,6 +250,20 @@ COMPARED_SETTINGS = ("max_length", "query_prompt", "document_prompt")
 LENGTH_HINT = "score both at one max length (--max_length N; from Python, model.max_seq_length = N)"
 
 
+def prompt_hint(key: str, values: Sequence[Any], names: Sequence[str]) -> str:
+    """What a refused ``query_prompt`` or ``document_prompt`` (``key``) suggests: evaluate the model of the file
+    (of ``names``) whose record has none (``''``) again with the other's prompt as ``--key`` (shell-quoted); where
+    both have one, either way round.
+
+    >>> prompt_hint("query_prompt", ["", "query: "], ["a.json", "b.json"])
+    "score both with one query prompt (evaluate the model of a.json again with --query_prompt 'query: ')"
+    """
+    options = [f"the model of {names[i]} again with --{key} {shlex.quote(str(values[1 - i]))}" for i in (0, 1)]
+    if "" in values[:2]:
+        options = [options[values.index("")]]
+    return f"score both with one {key.replace('_', ' ')} (evaluate {', or '.join(options)})"
+
+
 def compared_settings(record: Mapping[str, Any]) -> dict[str, Any]:
     """What of :data:`COMPARED_SETTINGS` a record gives: its ``settings``, else its model's ``config`` (a
     SentenceTransformer's ``max_seq_length`` as its max length, in a record written before its config said
@@ -318,7 +333,8 @@ def scoring_difference(
     document prompt; ``settings=False`` leaves these out, for a study whose variants are those settings), except a
     max length :func:`own_lengths` allows (two base models, each at its own). What a record does not say (an old
     record without ``data_files``, a max length neither its settings nor its model's config give) is not a
-    difference. ``hint``: a max length difference ends with how to score the two alike (:data:`LENGTH_HINT`)."""
+    difference. ``hint``: a max length or prompt difference ends with how to score the two alike
+    (:data:`LENGTH_HINT`, :func:`prompt_hint`)."""
     (a, b), pair = (r["tasks"][task] for r in records), f"{names[0]} vs {names[1]}"
     if (why := _data_difference(a, b, pair)) is not None:
         return why
@@ -332,8 +348,9 @@ def scoring_difference(
     if differ[:1] == ["max_length"] and own_lengths(records):
         differ = differ[1:]  # two base models, each at its own max length
     if differ:
-        tail = f"; {LENGTH_HINT}" if hint and differ[0] == "max_length" else ""
-        return f"{differ[0]} {ours[differ[0]]!r} vs {theirs[differ[0]]!r} ({pair}){tail}"
+        key, values = differ[0], (ours[differ[0]], theirs[differ[0]])
+        tail = (LENGTH_HINT if key == "max_length" else prompt_hint(key, values, names)) if hint else ""
+        return f"{key} {values[0]!r} vs {values[1]!r} ({pair})" + (f"; {tail}" if tail else "")
     return None
 
 
@@ -346,8 +363,8 @@ def check_comparable(
 ) -> None:
     """Before a Δ: a :class:`DataError` naming the first task (of ``tasks``, default all) that the first record and
     a later one both hold but scored differently (:func:`scoring_difference`: data, split, query cap, max length or
-    prompts; ``settings=False``: not the last three; a refused max length suggests :data:`LENGTH_HINT`); ``sources``
-    name the records' files."""
+    prompts; ``settings=False``: not the last three; a refused max length suggests :data:`LENGTH_HINT`, a refused
+    prompt :func:`prompt_hint`); ``sources`` name the records' files."""
     names = [str(s) for s in sources] + [f"record {i + 1}" for i in range(len(sources), len(records))]
     for task in list(tasks) if tasks is not None else list(records[0].get("tasks", {})):
         for i, other in enumerate(records[1:], start=1):
