@@ -41,12 +41,11 @@ _LAZY = {  # torch-backed: imported when first used, so reading and building dat
     "MeshPairBatchSampler": "biohicl.data.samplers",
     "RandomBatchSampler": "biohicl.data.samplers",
     "mine_negatives": "biohicl.data.samplers",
-    "positive_pair_share": "biohicl.data.samplers",
 }
 
 if TYPE_CHECKING:
     from biohicl.data.collator import BioHiCLDataCollator, document_text
-    from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives, positive_pair_share
+    from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 
 __all__ = [
     "LABEL_COLUMNS",
@@ -80,7 +79,6 @@ __all__ = [
     "mine_within_groups",
     "normalise",
     "parse_mesh_heading",
-    "positive_pair_share",
     "pubmedqa_dev_pmids",
     "pubmedqa_non_test_pmids",
     "read_bioasq",

@@ -29,13 +29,8 @@ from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
-DOCUMENT_COLUMNS = (
-    "pmid", "title", "abstract", "mesh", "major_mesh", "tree_numbers", "source", "label_kind", "split", "question",
-    "long_answer", "year", "journal",
-)  # fmt: skip
 SPLITS = ("train", "dev", "test")
 DEFAULT_DEV_SPLIT = DevSplit()
-PAIR_COLUMNS = ("anchor", "anchor_pmid", "partner", "partner_pmid", "siml", "rank", "split")
 
 
 @dataclass

@@ -10,7 +10,7 @@ is drawn from one group.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -176,10 +176,6 @@ class MeshPairBatchSampler(EpochBatchSampler):
                         members.add(negative)
             yield batch
 
-    @property
-    def documents_with_partners(self) -> int:
-        return sum(1 for p in self.partners if len(p))
-
 
 def _index_dtype(n: int) -> type[np.signedinteger]:
     """int32 for document indices when they fit, else int64."""
@@ -343,22 +339,3 @@ class RandomBatchSampler(EpochBatchSampler):
                 if index not in batch:
                     batch.append(index)
             yield batch
-
-
-def positive_pair_share(
-    batches: Sequence[Sequence[int]], siml_of: Callable[[Sequence[int]], torch.Tensor], beta: float = 0.3
-) -> dict[str, float]:
-    """Share of in-batch pairs (i < j) with SimL > β, and share of batches holding at least one such pair."""
-    pairs = positives = with_positive = 0
-    for batch in batches:
-        siml = siml_of(batch)
-        upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
-        count = int((siml[upper] > beta).sum())
-        pairs += int(upper.sum())
-        positives += count
-        with_positive += count > 0
-    return {
-        "positive_pair_share": positives / max(pairs, 1),
-        "batches_with_positive": with_positive / max(len(batches), 1),
-        "positives_per_batch": positives / max(len(batches), 1),
-    }

@@ -3,7 +3,7 @@ SimL rules for unrelated and negative pairs, and the descriptor groups (check ta
 down-weight."""
 
 from biohicl.mesh.gram import GramFactors, gram_factors, gram_matrix, inverse_row_norms, support_hashes
-from biohicl.mesh.hierarchy import MeshHierarchy, default_weight, tree_ancestors, tree_depth
+from biohicl.mesh.hierarchy import MeshHierarchy, tree_ancestors, tree_depth
 from biohicl.mesh.label_groups import (
     CHECK_TAG_NAMES,
     STUDY_DESIGN_NAMES,
@@ -11,17 +11,15 @@ from biohicl.mesh.label_groups import (
     siml_label_weights,
     study_design_uis,
 )
-from biohicl.mesh.pair_rules import NEGATIVE_RULES, ZERO_TOLERANCE, parse_negative
+from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
 __all__ = [
     "CHECK_TAG_NAMES",
-    "NEGATIVE_RULES",
     "STUDY_DESIGN_NAMES",
     "ZERO_TOLERANCE",
     "GramFactors",
     "MeshHierarchy",
     "check_tag_uis",
-    "default_weight",
     "gram_factors",
     "gram_matrix",
     "inverse_row_norms",

@@ -312,8 +312,3 @@ def _load_packaged() -> MeshHierarchy:
     with resources.as_file(table) as path:
         tables = read_tsv(Path(path))
     return MeshHierarchy(*tables, version=PACKAGED_VERSION, source=f"biohicl/resources/{PACKAGED_TABLE}")
-
-
-def default_weight(depth: int) -> float:
-    """The paper's node weight, ``log(depth + 1)``."""
-    return math.log(depth + 1)

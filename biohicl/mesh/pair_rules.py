@@ -12,7 +12,6 @@ from __future__ import annotations
 
 #: SimL values at or below this count as "no shared MeSH node" (float noise of a sparse cosine).
 ZERO_TOLERANCE = 1e-6
-NEGATIVE_RULES = ("zero", "below:<t>", "lowest:<k>")
 
 
 def parse_negative(rule: str, beta: float = 0.3) -> tuple[str, float]:
