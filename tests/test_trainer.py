@@ -850,7 +850,7 @@ def test_paper_contrastive_form_and_lowest_negatives_reach_the_loss(tiny_bert_di
     args = make_args(
         tiny_bert_dir, docs_file, tmp_path / "paper", max_steps=2, contrastive_form="paper", negative="lowest:2"
     )
-    assert args.method_dict()["contrastive_form"] == "paper" and args.method_dict()["negative"] == "lowest:2"
+    assert args.contrastive_form == "paper" and args.negative == "lowest:2"
     run = train_biohicl(args)
     summary = json.loads((run / "training_summary.json").read_text())
     assert summary["loss"]["contrastive"]["form"] == "paper"

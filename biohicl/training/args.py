@@ -380,17 +380,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
             return None
         return name if name.startswith("eval_") else f"eval_{name}"
 
-    def method_dict(self) -> dict:
-        """The BioHiCL-specific fields only (for model cards and result tables)."""
-        inherited = {f for f in TrainingArguments.__dataclass_fields__}
-        keep = {
-            "learning_rate", "per_device_train_batch_size", "max_steps", "num_train_epochs", "seed",
-            "metric_for_best_model", "load_best_model_at_end", "eval_steps",
-        }  # fmt: skip
-        return {
-            name: getattr(self, name) for name in self.__dataclass_fields__ if name not in inherited or name in keep
-        }
-
 
 def _value(option: object) -> str:
     """An enum option's string value (transformers turns strategies into enums)."""
