@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import ConfigError
 from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
 from biohicl.hub.card_data_source import UNSTATED_LICENSE, count_rows, dataset_hub_id, training_data_paragraph
 from biohicl.hub.card_hyperparameters import LOSS_KEYS as LOSS_KEYS  # re-exported: the card's loss rows
@@ -194,11 +194,7 @@ class BioHiCLModelCardData:
     @classmethod
     def load(cls, path: str | Path) -> BioHiCLModelCardData:
         """Read a ``card_data.json`` written by :meth:`save`."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", path) from None
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_json(path), source=str(path))
 
     @property
     def peft_name(self) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from biohicl.errors import ModelLoadError
+from biohicl.jsonio import read_json
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.resolver import ResolvedModel, hub_id_from_folder, looks_like_path
 from biohicl.models.signature import recorded_peft_weights, signature_mismatch
@@ -107,10 +107,7 @@ def check_adapter_fits(adapter_dir: Path, base: nn.Module, config: BioHiCLConfig
         raise
     except Exception as err:
         raise ModelLoadError(f"{adapter_dir / ADAPTER_WEIGHTS_NAME}: unreadable safetensors file ({err})") from None
-    try:
-        adapter_config = json.loads((adapter_dir / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{adapter_dir / ADAPTER_CONFIG_NAME}: not valid JSON ({err})") from None
+    adapter_config = read_json(adapter_dir / ADAPTER_CONFIG_NAME, error=ModelLoadError)
     if not isinstance(adapter_config, dict):
         raise ModelLoadError(f"{adapter_dir / ADAPTER_CONFIG_NAME}: expected a JSON object")
     recorded = adapter_config.get("base_model_name_or_path")
@@ -155,10 +152,7 @@ def _recorded_base(folder: Path) -> str | None:
     for name, key in ((CONFIG_NAME, "base_model"), (ADAPTER_CONFIG_NAME, "base_model_name_or_path")):
         file = folder / name
         if file.is_file():
-            try:
-                values = json.loads(file.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise ModelLoadError(f"{file}: not valid JSON ({err.msg}, line {err.lineno})") from None
+            values = read_json(file, error=ModelLoadError)
             if not isinstance(values, dict):
                 raise ModelLoadError(f"{file}: expected a JSON object, got {type(values).__name__}")
             value = values.get(key)
