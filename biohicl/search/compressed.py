@@ -29,6 +29,7 @@ import torch
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
+from biohicl.provenance import files_sha256
 from biohicl.search.compression import (
     COMPRESSED_FORMAT,
     COMPRESSED_VERSION,
@@ -37,7 +38,6 @@ from biohicl.search.compression import (
     available_kinds,
     check_kind,
     compressed_info_name,
-    file_sha256,
 )
 from biohicl.search.float_rows import FloatRows
 from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, is_file_name, resume_flags
@@ -181,7 +181,7 @@ class CompressedIndex:
         for shard in shards:
             path = directory / shard["file"]
             part = _compressed_part(path, dtype, (shard["count"], width))
-            if verify and file_sha256(path) != shard.get("sha256"):
+            if verify and files_sha256([path]) != shard.get("sha256"):
                 raise DataError("corrupt compressed shard: sha256 differs from the record", path)
             matrix[start : start + shard["count"]] = part
             start += shard["count"]

@@ -118,11 +118,6 @@ def _sample_rows(rows: FloatRows, limit: int) -> np.ndarray:
     return sample
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file (:func:`biohicl.provenance.files_sha256`)."""
-    return files_sha256([path])
-
-
 def compress_index(
     directory: str | Path,
     kind: str = "int8",
@@ -151,7 +146,7 @@ def compress_index(
         with atomic_path(directory / name, fsync=True) as tmp:
             _save_npy(tmp, codes)
         shards.append(
-            {"number": shard.number, "file": name, "count": shard.count, "sha256": file_sha256(directory / name)}
+            {"number": shard.number, "file": name, "count": shard.count, "sha256": files_sha256([directory / name])}
         )
     info = {
         "format": COMPRESSED_FORMAT,
