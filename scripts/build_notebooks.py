@@ -399,7 +399,7 @@ DTYPE = "bfloat16"  # mixed precision; the next cell uses float16 on a GPU witho
 EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]
 EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
 OUTPUT_DIR = "runs/biohicl-bge-base"
-HUB_REPO_ID = None  # e.g. "your-name/BioHiCL-bge-base"; pushing also needs a token (`huggingface-cli login`)
+HUB_REPO_ID = None  # e.g. "your-name/BioHiCL-bge-base"; pushing also needs a token (`hf auth login`)
 HUB_PRIVATE = True
 """),
         code(
@@ -604,7 +604,7 @@ if folder is not None and token and HUB_REPO_ID:
     commit = publish_folder(HfApi(token=token), folder, HUB_REPO_ID, private=HUB_PRIVATE)
     print("pushed:", commit)
 elif folder is not None:
-    why = "no Hugging Face token (run `huggingface-cli login` or set HF_TOKEN)" if not token else "HUB_REPO_ID is None"
+    why = "no Hugging Face token (run `hf auth login` or set HF_TOKEN)" if not token else "HUB_REPO_ID is None"
     print(f"Push skipped: {why}. The folder above is what would be uploaded.")
 """),
     ]
