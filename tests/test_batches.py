@@ -45,6 +45,22 @@ def test_collator_tokenizes_and_attaches_siml(mesh):
     assert batch["siml"][2].tolist() == [0.0, 0.0, 0.0]  # unlabelled: diagonal 0, so losses skip it
 
 
+def test_collator_reads_an_empty_text_as_title_and_abstract(mesh):
+    calls = []
+
+    def tokenize(texts):
+        calls.append(texts)
+        return {"input_ids": torch.ones(len(texts), 3, dtype=torch.long)}
+
+    features = [
+        {"text": "", "title": "Diabetes", "abstract": "type 2.", "labels": ["D003920"]},
+        {"text": None, "title": "Asthma", "abstract": None, "labels": ["D001249"]},
+        {"text": " T2D cohort ", "title": "ignored", "labels": ["D003924"]},
+    ]
+    BioHiCLDataCollator(tokenize=tokenize, mesh=mesh)(features)
+    assert calls == [["Diabetes type 2.", "Asthma", "T2D cohort"]]
+
+
 # ---------------------------------------------------------------------------------------------------------- samplers
 def positive_pair_share(batches, siml_of, beta: float = 0.3) -> dict[str, float]:
     """Share of in-batch pairs (i < j) with SimL > β, and share of batches holding at least one such pair."""

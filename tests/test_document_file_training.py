@@ -152,6 +152,28 @@ def test_a_null_text_column_keeps_title_and_abstract(tmp_path, mesh):
     assert data.documents["abstract"] == abstracts
 
 
+def test_a_dataset_folder_with_an_empty_text_column_trains_on_what_evaluation_encodes(tmp_path, mesh):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from biohicl.data.documents import split_documents
+
+    docs = synthetic_documents()
+    for i, doc in enumerate(docs):  # an empty or blank `text` falls back to title + abstract; a real one is kept
+        doc["text"] = ["", "  ", f" own text {i} "][i % 3]
+    (tmp_path / "data" / "documents").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(docs), tmp_path / "data" / "documents" / "part-0.parquet")
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(tmp_path / "data"))
+    trained = load_training_data(args, mesh).documents["text"]
+    expected = [
+        f"{d['title']} {d['abstract']}" if i % 3 != 2 else f"own text {i}"
+        for i, d in enumerate(docs)
+        if d["split"] == "train"
+    ]
+    assert trained == expected
+    assert trained == split_documents(tmp_path / "data", "train")[0]
+
+
 def test_the_title_term_trains_on_an_exported_file(tiny_bert_dir, tmp_path):
     args = BioHiCLTrainingArguments(
         output_dir=str(tmp_path / "run"), base_model=str(tiny_bert_dir), base_model_hub_id="test/tiny-bert",

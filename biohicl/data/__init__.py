@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.build import build_dataset_from_files, build_default_dataset, default_inputs
 from biohicl.data.decontamination import Decontaminator, Removal, normalise
-from biohicl.data.documents import LABEL_COLUMNS, label_column, read_documents, split_documents
+from biohicl.data.documents import LABEL_COLUMNS, document_text, label_column, read_documents, split_documents
 from biohicl.data.json_stream import JsonStream
 from biohicl.data.jsonl import read_jsonl
 from biohicl.data.medline_text import parse_mesh_heading, read_medline_text
@@ -37,14 +37,13 @@ from biohicl.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {  # torch-backed: imported when first used, so reading and building datasets does not load torch
     "BioHiCLDataCollator": "biohicl.data.collator",
-    "document_text": "biohicl.data.collator",
     "MeshPairBatchSampler": "biohicl.data.samplers",
     "RandomBatchSampler": "biohicl.data.samplers",
     "mine_negatives": "biohicl.data.samplers",
 }
 
 if TYPE_CHECKING:
-    from biohicl.data.collator import BioHiCLDataCollator, document_text
+    from biohicl.data.collator import BioHiCLDataCollator
     from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 
 __all__ = [

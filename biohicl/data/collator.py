@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from biohicl.data.documents import document_text
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 
@@ -16,8 +17,9 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 class BioHiCLDataCollator:
     """Tokenize documents and attach the batch's SimL matrix (``siml``, float32 [B, B]).
 
-    Each feature is a mapping with ``text`` (or ``title`` and ``abstract``, joined by a space) and ``labels`` (MeSH
-    descriptor UIs; labels the hierarchy does not know are ignored). When the batch mixes ``label_kind`` values
+    Each feature is a mapping with ``text`` (or, when it is missing or blank, ``title`` and ``abstract`` joined by a
+    space: :func:`~biohicl.data.documents.document_text`) and ``labels`` (MeSH descriptor UIs; labels the hierarchy
+    does not know are ignored). When the batch mixes ``label_kind`` values
     (``indexing``/``mentions``), a ``pair_mask`` [B, B] (same kind only) is attached, so no loss pairs them.
     ``titles=True`` also tokenizes, for the title InfoNCE term, the ``title`` of every row that has a title and an
     ``abstract`` as a query (``title_inputs``) and the abstract alone as a document (``abstract_inputs``).
@@ -34,18 +36,15 @@ class BioHiCLDataCollator:
     mesh: MeshHierarchy
     ancestors: bool = True
     depth_weight: bool = True
-    text_column: str = "text"
-    labels_column: str = "labels"
     label_weights: Mapping[str, float] | None = None
-    kind_column: str = "label_kind"
     titles: bool = False
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        texts = [document_text(f, self.text_column) for f in features]
-        labels = [self.mesh.known_labels(f[self.labels_column]) for f in features]
+        texts = [document_text(f) for f in features]
+        labels = [self.mesh.known_labels(f["labels"]) for f in features]
         batch = dict(self.tokenize(texts))
         batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
-        kinds = [f.get(self.kind_column) for f in features]
+        kinds = [f.get("label_kind") for f in features]
         if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)
             codes = torch.tensor([sorted(set(map(str, kinds))).index(str(k)) for k in kinds])
             batch["pair_mask"] = codes[:, None] == codes[None, :]
@@ -56,11 +55,3 @@ class BioHiCLDataCollator:
                 batch["title_inputs"] = dict(self.tokenize([t for t, _ in pairs], kind="query"))
                 batch["abstract_inputs"] = dict(self.tokenize([a for _, a in pairs], kind="document"))
         return batch
-
-
-def document_text(feature: Mapping[str, Any], text_column: str = "text") -> str:
-    """A document's text: ``feature[text_column]`` or ``title + " " + abstract``."""
-    text = feature.get(text_column)
-    if text is None:
-        text = f"{feature.get('title') or ''} {feature.get('abstract') or ''}".strip()
-    return text

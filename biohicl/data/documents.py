@@ -5,7 +5,7 @@ that cannot be read is a one-line :class:`~biohicl.errors.DataError` naming the 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +149,17 @@ def label_column(documents: Any, path: str | Path) -> str:
     return found
 
 
+def document_text(document: Mapping[str, Any]) -> str:
+    """A document's text, as training and the dev evaluations read it: its ``text`` stripped, or, when that is
+    missing or blank, ``title + " " + abstract`` stripped."""
+    text = str(document.get("text") or "").strip()
+    return text or f"{document.get('title') or ''} {document.get('abstract') or ''}".strip()
+
+
 def split_documents(
     path: str | Path, split: str = "dev", limit: int | None = None
 ) -> tuple[list[str], list[list[str]], list[str]]:
-    """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (``title + " " + abstract``,
+    """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (:func:`document_text`,
     MeSH UIs as stored); :class:`DataError` when the dataset has no such documents."""
     texts, labels, pmids, _ = split_documents_with_kinds(path, split, limit)
     return texts, labels, pmids
@@ -172,7 +179,7 @@ def split_documents_with_kinds(
         present = sorted({str(s) for s in documents["split"]})
         raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
     rows = documents.select(keep[:limit] if limit is not None else keep)
-    texts = [(r.get("text") or f"{r.get('title') or ''} {r.get('abstract') or ''}").strip() for r in rows]
+    texts = [document_text(r) for r in rows]
     labels = [list(r[column] or ()) for r in rows]
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
     kinds = [str(k or "") for k in rows["label_kind"]] if "label_kind" in rows.column_names else None

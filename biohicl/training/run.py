@@ -24,9 +24,16 @@ import torch
 from transformers import TrainerCallback
 
 from biohicl.atomic import atomic_write_text
-from biohicl.data.collator import BioHiCLDataCollator, document_text
+from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.data.columns import column_array, column_list
-from biohicl.data.documents import label_column, other_hierarchy, parquet_files, read_documents, read_parquet
+from biohicl.data.documents import (
+    document_text,
+    label_column,
+    other_hierarchy,
+    parquet_files,
+    read_documents,
+    read_parquet,
+)
 from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
