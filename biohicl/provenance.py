@@ -19,10 +19,8 @@ SOURCE_SUFFIXES = (".py", ".json", ".md")
 #: Where a digest should stand but none was recorded: a record or checkpoint written by code that kept none.
 UNKNOWN_SOURCE = "unknown"
 #: The card templates, digested by these fixed names wherever they are: ``{name: (path inside the package folder,
-#: as a wheel ships it; path beside the package folder, as a clone keeps it)}``. The same two places, in the same
-#: order, as the card code's own lookups (``biohicl.hub.model_card.template_path`` and
-#: ``biohicl.data.dataset_card.template_path``; the wheel's ``force-include`` in ``pyproject.toml``), repeated here
-#: because a foundation module imports no package.
+#: as a wheel ships it (``force-include`` in ``pyproject.toml``); path beside the package folder, as a clone keeps
+#: it)}``. The card code finds them with :func:`template_file` too.
 TEMPLATES = {
     "templates/model_card_template.md": ("model_card_template.md", "model_card_template.md"),
     "templates/dataset_card_template.md": ("data/dataset_card_template.md", "hub/dataset_card_template.md"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,9 +14,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from biohicl.cli.progress import logger_states, restore_logger_states
 
@@ -305,3 +308,16 @@ SEARCH_DOCS = [
     {"_id": "p6", "title": "brain and heart", "text": "brain cells of the heart", "mesh": ["D006331"]},
     {"_id": "p7", "title": "diabetes", "text": "diabetes in the heart and brain", "mesh": ["D003920"]},
 ]
+
+
+def python_snippets(card_text: str) -> list[str]:
+    """The ```python blocks of a rendered card or a docs page (the tests execute them)."""
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)
+
+
+def read_card_metadata(path: str | Path) -> dict[str, Any]:
+    """The YAML header of a card (``README.md``); ``{}`` when it has none."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}

@@ -11,10 +11,11 @@ import shutil
 
 import pytest
 
+from biohicl import provenance
 from biohicl.data import dataset_card
 from biohicl.evaluation.runner import evaluate_model, save_results
 from biohicl.hub import model_card
-from biohicl.provenance import PACKAGE_ROOT, source_digest, template_file
+from biohicl.provenance import source_digest
 from biohicl.study.config import ReproduceConfig
 from biohicl.study.plan import TRAINING_DONE_NAME, run_dir_for
 from biohicl.study.report import markdown_results
@@ -111,8 +112,14 @@ def test_a_wheel_and_a_clone_of_the_same_sources_and_templates_give_the_same_dig
     ("name", "card_module"),
     [("templates/model_card_template.md", model_card), ("templates/dataset_card_template.md", dataset_card)],
 )
-def test_the_digest_reads_each_template_where_the_card_code_does(name, card_module):
-    assert template_file(name, PACKAGE_ROOT) == card_module.template_path()
+def test_the_card_code_reads_the_template_the_digest_names(tmp_path, monkeypatch, name, card_module):
+    moved = tmp_path / "template.md"  # an absolute "packaged" path: the lookup finds it wherever the package is
+    moved.write_text("# card\n", encoding="utf-8")
+    monkeypatch.setitem(provenance.TEMPLATES, name, (str(moved), "nowhere.md"))
+    assert card_module.template_path() == moved
+    monkeypatch.setitem(provenance.TEMPLATES, name, ("nowhere.md", "nowhere.md"))
+    with pytest.raises(FileNotFoundError, match=card_module.TEMPLATE_NAME):
+        card_module.template_path()
 
 
 def test_the_installed_packages_digest_is_computed_once_per_process():

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TOPICS
+from conftest import TOPICS, read_card_metadata
 from test_hub import RecordingHfApi
 
 from biohicl.cli import publish as publish_cmd
-from biohicl.data.dataset_card import read_card_metadata
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset

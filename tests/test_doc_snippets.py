@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEARCH_DOCS, build_tiny_bert, randomize_lora_b, synthetic_documents
+from conftest import SEARCH_DOCS, build_tiny_bert, python_snippets, randomize_lora_b, synthetic_documents
 from test_loader import add_to_hub_cache
-
-from biohicl.hub.model_card import python_snippets
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]

@@ -286,7 +286,9 @@ OWN = [
 def test_card_of_own_labels_claims_no_nlm_indexing_and_no_pubmed_tag(tmp_path, monkeypatch, capsys, mesh):
     """A jsonl build's labels are the builder's, not NLM's: the card says so and drops the ``pubmed`` tag; a build
     mixing jsonl with an NLM source keeps the tag and describes each."""
-    from biohicl.data.dataset_card import card_metadata, read_card_metadata, render_dataset_card
+    from conftest import read_card_metadata
+
+    from biohicl.data.dataset_card import card_metadata, render_dataset_card
     from biohicl.data.pairs import build_pair_dataset
 
     _, card, _ = _build_in_cwd(tmp_path, monkeypatch, OWN, capsys)

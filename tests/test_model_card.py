@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_tiny_bert, randomize_lora_b
+from conftest import build_tiny_bert, python_snippets, randomize_lora_b
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from test_loader import add_to_hub_cache
@@ -19,7 +19,6 @@ from biohicl.errors import ConfigError
 from biohicl.hub.eval_rows import EvalRow, flatten_results
 from biohicl.hub.model_card import (
     BioHiCLModelCardData,
-    python_snippets,
     render_model_card,
     save_model_card,
 )

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HF_DATASETS_CACHE
+from conftest import HF_DATASETS_CACHE, read_card_metadata
 
 from biohicl.data.build import build_dataset_from_files, build_default_dataset
-from biohicl.data.dataset_card import read_card_metadata
 from biohicl.data.mining import SIML_DECIMALS, mine_top_k
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord

@@ -3,13 +3,13 @@ version), rendered from ``hub/dataset_card_template.md`` with jinja2."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from biohicl.data.columns import column_list
+from biohicl.provenance import PACKAGE_ROOT, template_file
 
 TEMPLATE_NAME = "dataset_card_template.md"
 #: the license id of a mixed-source dataset on the Hub (``license: other``), and the file its ``license_link`` names
@@ -75,10 +75,12 @@ def label_kind_text(kind: str, sources: set[str]) -> str:
 
 def template_path() -> Path:
     """The card template: packaged copy if installed as a wheel, else the repository's ``hub/`` folder."""
-    packaged = resources.files("biohicl.data").joinpath(TEMPLATE_NAME)
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "hub" / TEMPLATE_NAME
+    path = template_file(f"templates/{TEMPLATE_NAME}")
+    if path is None:
+        raise FileNotFoundError(
+            f"{TEMPLATE_NAME}: neither in {PACKAGE_ROOT / 'data'} nor in {PACKAGE_ROOT.parent / 'hub'}"
+        )
+    return path
 
 
 def split_file(config: str, split: str) -> str:
@@ -194,11 +196,3 @@ def render_dataset_card(
             {"key": s, **SOURCE_INFO.get(s, {"name": s, "license": "see source", "citation": ""})} for s in sources
         ],
     )
-
-
-def read_card_metadata(path: str | Path) -> dict[str, Any]:
-    """Parse the YAML header of a dataset card."""
-    text = Path(path).read_text(encoding="utf-8")
-    if not text.startswith("---\n"):
-        return {}
-    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}

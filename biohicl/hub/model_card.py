@@ -11,9 +11,7 @@ evaluation results and round-trips through ``huggingface_hub.repocard_data.model
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,7 @@ from biohicl.hub.card_selection import selection_of
 from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.jsonio import read_json
 from biohicl.models.soup import SOUP_RECORD_NAME
+from biohicl.provenance import PACKAGE_ROOT, template_file
 from biohicl.training.selection import EVALUATIONS_NAME
 
 if TYPE_CHECKING:
@@ -263,10 +262,10 @@ def soup_paragraph(soup: dict[str, Any]) -> str:
 
 def template_path() -> Path:
     """The card template: inside the installed package (wheel), else the source checkout's top level."""
-    packaged = resources.files("biohicl").joinpath(TEMPLATE_NAME)
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / TEMPLATE_NAME
+    path = template_file(f"templates/{TEMPLATE_NAME}")
+    if path is None:
+        raise FileNotFoundError(f"{TEMPLATE_NAME}: neither in {PACKAGE_ROOT} nor in {PACKAGE_ROOT.parent}")
+    return path
 
 
 def _fmt(value: float | None) -> str:
@@ -309,8 +308,3 @@ def save_model_card(data: BioHiCLModelCardData, directory: str | Path, template:
     from biohicl.atomic import atomic_write_text
 
     return atomic_write_text(Path(directory) / "README.md", render_model_card(data, template))
-
-
-def python_snippets(card_text: str) -> list[str]:
-    """The ```python blocks of a rendered card (tests execute them)."""
-    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)
