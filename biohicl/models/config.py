@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl import __version__
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_field_types
+from biohicl.models.positions import capped_length
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -96,13 +97,17 @@ class BioHiCLConfig:
     def save(self, directory: str | Path) -> None:
         (Path(directory) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
-    def apply_registry_entry(self, entry: RegistryEntry) -> None:
-        """Take how a registered checkpoint encodes from its registry entry (a merged checkpoint has no config)."""
+    def apply_registry_entry(self, entry: RegistryEntry, backbone_config: Any = None) -> None:
+        """Take how a registered checkpoint encodes from its registry entry (a merged checkpoint has no config); with
+        the backbone's ``backbone_config``, the entry's ``max_length`` is capped at the tokens it can encode (one
+        warning when cut, :func:`~biohicl.models.positions.capped_length`)."""
         self.base_model = entry.base_model
         self.base_revision = entry.base_revision
         for key in ENCODING_SETTINGS:
             setattr(self, key, getattr(entry, key))
         self.kind = "merged" if entry.kind == "merged" else self.kind
+        if backbone_config is not None:
+            self.max_length = capped_length(self.max_length, backbone_config, entry.name)
 
     def prompt(self, kind: str) -> str:
         """The prefix of a ``query`` or ``document`` text; a :class:`ConfigError` for any other kind."""

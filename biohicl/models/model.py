@@ -167,7 +167,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         if not (path / CONFIG_NAME).is_file():
             model = cls.from_base(str(path), hub_id=hub_id_from_folder(path), dtype=dtype)
             if resolved.entry is not None:  # a merged checkpoint: the registry knows how it encodes
-                model.config.apply_registry_entry(resolved.entry)
+                model.config.apply_registry_entry(resolved.entry, model.backbone.config)
         else:
             config = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
             if (path / ADAPTER_CONFIG_NAME).is_file():
