@@ -76,7 +76,7 @@ def test_repo_id_of_an_unpublished_entry_not_cached_is_the_usual_error(hub_cache
     rev = revision or "main"
     message = (
         f"{REPO} at revision {rev} is not in the Hugging Face cache ({hub_cache}) and HF_HUB_OFFLINE is set; fetch it "
-        f"once with `hf download {REPO} --revision {rev}` (or `huggingface-cli download ...`) while online, then load "
+        f"once with `hf download {REPO} --revision {rev}` while online, then load "
         "it offline (the registry lists BioHiCL-MiniLM as not yet published)"
     )
     with pytest.raises(ModelLoadError) as err:

@@ -22,7 +22,7 @@ from biohicl.models.config import (
 )
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
-from biohicl.models.resolver import registered_entry, resolve_base
+from biohicl.models.resolver import interrupted_download, registered_entry, resolve_base
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -78,9 +78,11 @@ def merged_plain_adapter(path: Path, base_path: Path, dtype: torch.dtype | None)
 
 
 def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
-    """``AutoModel`` from ``path``'s safetensors weights (pickle weights and remote code are refused); a plain peft
-    adapter folder (:func:`plain_adapter_base`) is its base with the adapter merged in, so a new adapter trains on
-    the adapted model (transformers would attach it as ``default``, which ``add_lora`` then re-initialises)."""
+    """``AutoModel`` from ``path``'s safetensors weights (pickle weights and remote code are refused; a cache
+    snapshot without them whose download was interrupted says so: :func:`~.resolver.interrupted_download`);
+    a plain peft adapter folder (:func:`plain_adapter_base`) is its base with the adapter merged in, so a new adapter
+    trains on the adapted model (transformers would attach it as ``default``, which ``add_lora`` then
+    re-initialises)."""
     from transformers import AutoModel
 
     adapter_base = plain_adapter_base(path)
@@ -92,7 +94,8 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
                 f"{path}: only pickle weights (*.bin) found; biohicl loads safetensors only "
                 "(convert them with `transformers` save_pretrained(safe_serialization=True))"
             )
-        raise ModelLoadError(f"{path}: no *.safetensors weights found")
+        interrupted = interrupted_download(path)  # a Hub-cache snapshot whose download stopped half-way
+        raise ModelLoadError(f"{path}: no *.safetensors weights found" + (f"; {interrupted}" if interrupted else ""))
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype

@@ -12,12 +12,17 @@ are never downloaded.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.registry import Registry, RegistryEntry, default_registry, is_commit_sha, is_repo_id
+
+logger = logging.getLogger(__name__)
 
 #: Files fetched from the Hub: configs, safetensors weights, tokenizers, sentence-transformers modules, cards.
 SAFE_PATTERNS = [
@@ -88,7 +93,7 @@ def download_snapshot(
     )
 
     rev = revision or "main"
-    fetch = f"`hf download {repo_id} --revision {rev}` (or `huggingface-cli download ...`) while online"
+    fetch = f"`hf download {repo_id} --revision {rev}` while online"
     try:
         folder = snapshot_download(
             repo_id,
@@ -103,9 +108,11 @@ def download_snapshot(
         cache = cache_dir or constants.HF_HUB_CACHE
         offline = constants.HF_HUB_OFFLINE or local_files_only
         why = "HF_HUB_OFFLINE is set" if offline else "the Hub could not be reached"
+        cached = cached_commits(Path(cache) / f"{repo_type}s--{repo_id.replace('/', '--')}")
+        other = f", or load a commit the cache holds: revision={' or '.join(cached)}" if cached else ""
         raise ModelLoadError(
             f"{repo_id} at revision {rev} is not in the Hugging Face cache ({cache}) and {why}; "
-            f"fetch it once with {fetch}, then load it offline"
+            f"fetch it once with {fetch}, then load it offline{other}"
         ) from None
     except RevisionNotFoundError:
         raise ModelLoadError(f"{repo_id}: revision {rev!r} does not exist on the Hub") from None
@@ -120,6 +127,24 @@ def download_snapshot(
             f"{repo_id}@{rev}: download failed ({type(err).__name__}); fetch it with {fetch}"
         ) from None
     return Path(folder)
+
+
+def cached_commits(repo_folder: Path) -> list[str]:
+    """The commit shas a Hugging Face cache repo folder (``models--owner--name``) holds snapshots of, sorted."""
+    snapshots = repo_folder / "snapshots"
+    return sorted(p.name for p in snapshots.iterdir() if is_commit_sha(p.name)) if snapshots.is_dir() else []
+
+
+def interrupted_download(path: Path) -> str | None:
+    """For a Hub-cache snapshot whose repo's ``blobs/`` holds an ``*.incomplete`` file (huggingface_hub links a
+    file into the snapshot only once it is whole): what to say and run; None for any other folder."""
+    commit, repo_id = snapshot_commit(path), hub_id_from_folder(path)
+    if commit is None or repo_id is None or not any((path.parent.parent / "blobs").glob("*.incomplete")):
+        return None
+    return (
+        f"the download of {repo_id} looks interrupted (an .incomplete file in its blobs/); "
+        f"finish it with `hf download {repo_id} --revision {commit}`"
+    )
 
 
 def packaged_weights(repo_id: str) -> Path | None:
@@ -204,10 +229,13 @@ def resolve(
 ) -> ResolvedModel:
     """Turn a registered name, a Hub repo id or a local directory into a local folder (downloading if needed).
 
-    Order: an existing directory wins; then a registered name (case-insensitive); then an ``owner/name`` repo id
-    (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read from there when no
-    revision is asked for). A registered name listed as not uploaded is refused; its repo id is not (an installed
-    registry may predate the upload), and loads with no unpinned-branch warning.
+    Order: an existing directory wins (with the registry entry of its repo when it is a registered repo's cache
+    snapshot, or is named by a registered repo id as typed, as ``hf download REPO --local-dir REPO`` leaves it;
+    ``./REPO`` or an absolute path is a plain folder); then a registered name (case-insensitive); then an
+    ``owner/name`` repo id (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read
+    from there when no revision is asked for). A registered name listed as not uploaded is refused; its repo id is
+    not (an installed registry may predate the upload), and loads with no unpinned-branch warning. An unpinned
+    registered model warns once resolved, naming the commit it loaded (:func:`unpinned_warning`).
     Anything else raises :class:`ModelLoadError` listing the registered names and the closest ones.
     """
     registry = registry or default_registry()
@@ -218,6 +246,12 @@ def resolve(
             raise ModelLoadError(f"{spec}: a revision ({revision}) only applies to Hub repos, not local folders")
         # a registered repo's snapshot folder encodes as its registered name does (pooling, prompts)
         found = registry.by_repo_id(hub_id) if (hub_id := hub_id_from_folder(path)) else None
+        if found is None and is_hub_id(spec) and (found := registry.by_repo_id(spec)) is not None:
+            logger.info(
+                "%s: a local folder named as the registered repo %s; applying the registry's settings of %s "
+                "(pooling, prompts, max length, normalize) to it (spell it ./%s to load it as a plain folder)",
+                spec, found.repo_id, found.name, spec,
+            )  # fmt: skip
         return ResolvedModel(spec=spec, path=path, source="path", repo_id=found and found.repo_id, entry=found)
     if path.exists():
         raise ModelLoadError(f"{spec}: is a file; expected a model directory, a Hub repo id or a registered name")
@@ -237,17 +271,13 @@ def resolve(
     if entry is not None and not entry.uploaded and source == "name":
         # a registry installed before the upload still says uploaded: false; the repo id itself goes to the Hub
         raise ModelLoadError(entry.unpublished_message())
+    unpinned = revision is None and entry is not None and not entry.pinned and entry.uploaded
     if revision is None and entry is not None:
         revision = entry.default_revision
-        if not entry.pinned and entry.uploaded:
-            warnings.warn(
-                f"{entry.name}: the registry pins no commit sha for {entry.repo_id}; loading branch 'main', "
-                "which may change (pass revision=<40-hex sha> for a reproducible load)",
-                UserWarning,
-                stacklevel=3,
-            )
     packaged = packaged_weights(repo_id) if revision is None else None
     if packaged is not None:
+        if unpinned:
+            unpinned_warning(entry, None)
         return ResolvedModel(spec=spec, path=packaged, source=source, repo_id=repo_id, entry=entry)
     try:
         folder = download_snapshot(
@@ -260,6 +290,34 @@ def resolve(
     commit = folder.name if is_commit_sha(folder.name) else None
     if revision is not None and is_commit_sha(revision) and commit is not None and commit != revision:
         raise ModelLoadError(f"{repo_id}: asked for commit {revision} but the cache returned {commit}")
+    if unpinned:
+        unpinned_warning(entry, commit)
     return ResolvedModel(
         spec=spec, path=folder, source=source, repo_id=repo_id, revision=revision, commit=commit, entry=entry
     )
+
+
+def unpinned_warning(entry: RegistryEntry, commit: str | None) -> None:
+    """The one-line ``UserWarning`` of a registered model loaded from branch ``main`` (its entry pins no commit):
+    the commit loaded and how to pin it, pointing at the first caller outside biohicl."""
+    pin = f'revision="{commit}", or --revision {commit} / {entry.name}@{commit} on the command line'
+    loaded = f"at {commit} (pin it: {pin})" if commit else "(pin it with revision=<40-hex sha>)"
+    warnings.warn(
+        f"{entry.name}: the registry pins no commit for {entry.repo_id}; loaded branch main {loaded}",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+
+
+#: The folder of the biohicl package: :func:`caller_stacklevel` skips the frames in it.
+_PACKAGE_DIR = str(Path(__file__).parents[1]) + os.sep
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by this function's caller point at the first frame outside
+    biohicl (the user's line, whether it called ``from_pretrained`` or ``load_model``); Python 3.12's
+    ``skip_file_prefixes`` does the same."""
+    frame, level = sys._getframe(2), 2  # the frame above the function that warns
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
