@@ -228,3 +228,29 @@ def test_the_console_shows_the_guessed_pooling_and_a_cut_length(tmp_path, capsys
     assert warned[1] == "max length 1000 capped at 128, the most tokens m can encode" and captured.out == ""
     assert default_pooling(str(tmp_path / "MedCPT-Article-Encoder")) == "cls"
     assert capsys.readouterr().err == ""  # once per folder and process
+
+
+def test_a_warning_during_a_command_is_one_line_and_the_handler_is_put_back(monkeypatch, capsys):
+    """Python shows a warning as two lines pointing into the installed ``biohicl`` script; a command shows one."""
+    import sys
+    import types
+    import warnings
+
+    from biohicl.cli import main as cli_main
+
+    def command(argv):
+        warnings.warn("the registry pins no commit\nfor this repo", UserWarning, stacklevel=2)
+        warnings.warn("an old option", DeprecationWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "biohicl_test_warning_command", types.SimpleNamespace(main=command))
+    monkeypatch.setitem(cli_main.COMMANDS, "warns", "biohicl_test_warning_command")
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli_main.main(["warns"]) == 0
+    assert (
+        capsys.readouterr().err
+        == "warning: the registry pins no commit | for this repo\nDeprecationWarning: an old option\n"
+    )
+    assert warnings.showwarning is before

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 
 #: Library loggers whose INFO records are a command's output (the study's runs, each evaluated task and the evaluations
@@ -95,9 +96,28 @@ def progress_shown(names: Iterable[str] = PROGRESS_LOGGERS) -> Iterator[None]:
     saved = logger_states(names)
     show_progress(names)
     try:
-        yield
+        with warnings.catch_warnings():  # puts ``showwarning`` (and the filters) back afterwards
+            warnings.showwarning = show_warning_line
+            yield
     finally:
         restore_logger_states(saved)
+
+
+def show_warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` of a command: one line on stderr, ``warning: <message>`` for a ``UserWarning`` (what
+    biohicl warns with), ``<Category>: <message>`` for another category (a library's deprecation notice)."""
+    if launched_rank() > 0:
+        return
+    text = " | ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    prefix = "warning" if category is UserWarning else category.__name__
+    ConsoleHandler().emit(logging.makeLogRecord({"msg": f"{prefix}: {text}", "levelno": logging.WARNING}))
 
 
 LoggerState = tuple[logging.Logger, int, list[logging.Handler], bool]
