@@ -73,7 +73,8 @@ class SearchArguments:
         default=False,
         metadata={
             "help": "Print the hits as JSON lines instead of a table; with the MeSH explanation (not --no_mesh) "
-            "each hit also carries `shared` (its shared descriptors) and `siml`."
+            "each hit also carries `shared` (its shared descriptors), `siml` and `no_siml` (why siml is null: no "
+            "MeSH labels, another label kind)."
         },
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cuda if available)."})
@@ -211,17 +212,19 @@ def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
 
 def json_explanation(explanation, i: int) -> dict:
     """Hit ``i``'s explanation as --json fields: ``shared`` (its shared descriptors' names, most specific first) and
-    ``siml`` (SimL to the --like document, or its mean SimL to the other annotated hits; null when it has no
-    placed label); nothing when the hits are not explained."""
+    ``siml`` (SimL to the --like document, or its mean SimL to the other annotated hits of its label kind) and
+    ``no_siml`` (why ``siml`` is null: no placed label, another label kind; null beside a number); nothing when the
+    hits are not explained."""
     if explanation is None:
         return {}
     why = explanation.hits[i]
-    return {"shared": why.shared, "siml": why.siml}
+    return {"shared": why.shared, "siml": why.siml, "no_siml": why.no_siml}
 
 
 def print_like(index, args: SearchArguments, mesh=None) -> int:
     """``--like``: each document's hits, with SimL and the MeSH terms shared with it (``mesh``: the hierarchy, None
     when the hits are not explained)."""
+    from biohicl.data.records import INDEXING
     from biohicl.search.exact import search_like
     from biohicl.search.explain import explain_hits, warn_unplaced
 
@@ -231,7 +234,9 @@ def print_like(index, args: SearchArguments, mesh=None) -> int:
     warned = False
     for doc_id, hits in zip(args.like, results, strict=True):
         source = by_id[doc_id]
-        explanation = explain_hits(hits, mesh, query_mesh=source.get("mesh", [])) if mesh is not None else None
+        kind = source.get("label_kind") or INDEXING  # SimL only to the hits of the document's label kind
+        labels = source.get("mesh", [])
+        explanation = explain_hits(hits, mesh, query_mesh=labels, query_kind=kind) if mesh is not None else None
         if explanation is not None and not warned:
             warned = warn_unplaced(explanation, mesh)
         if args.json:
@@ -250,7 +255,7 @@ def print_like(index, args: SearchArguments, mesh=None) -> int:
                 why = explanation.hits[i]
                 shared = ", ".join(why.shared) or "no descriptor"
                 print(
-                    f"       SimL {why.siml:.3f}; shares {shared}" if why.siml is not None else "       no MeSH labels"
+                    f"       SimL {why.siml:.3f}; shares {shared}" if why.siml is not None else f"       {why.no_siml}"
                 )
         print()
     return 0

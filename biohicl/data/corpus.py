@@ -3,8 +3,10 @@
 Accepted inputs (:func:`read_corpus` picks the reader from the path):
 
 - a BEIR folder (holding ``corpus.jsonl``) or any ``.jsonl`` / ``.jsonl.gz`` file with one object per line: id from
-  ``_id`` / ``id`` / ``doc_id`` / ``pmid``, text from ``text`` / ``abstract``, optional ``title`` and MeSH UIs
-  from ``mesh`` (a list or ``|``-separated string);
+  ``_id`` / ``id`` / ``doc_id`` / ``pmid``, text from ``text`` / ``abstract``, optional ``title``, MeSH labels
+  from the first label field the build reads (:data:`MESH_FIELDS`: ``mesh_uis``, ``mesh``, ``labels``, ``mesh_ids``,
+  ``descriptors``; a list or ``|``-separated string, in any form :func:`biohicl.data.jsonl.resolve_label` reads) and
+  an optional ``label_kind`` (``indexing``, the default, or ``mentions``);
 - a ``.tsv`` / ``.tsv.gz`` file with a header naming those columns (``id<TAB>title<TAB>text``), or without a header
   two (``id, text``) or three (``id, title, text``) columns;
 - the MeSH-pair dataset's ``documents`` configuration: a ``.parquet`` file, or a folder of them (the dataset
@@ -25,14 +27,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.files import check_file
+from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError
 
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "pmid")
 TEXT_FIELDS = ("text", "abstract", "contents")
 TITLE_FIELDS = ("title",)
-MESH_FIELDS = ("mesh", "mesh_uis", "mesh_ids")
+#: the label fields, the build's (:data:`~biohicl.data.documents.LABEL_COLUMNS`): the first one present is read
+MESH_FIELDS = LABEL_COLUMNS
 #: a queries file's column names (BEIR's ``query-id``, TREC's ``qid``, ``query``) read as the id and text columns by
 #: :func:`read_texts`, in this order, where the header names no column of :data:`ID_FIELDS` / :data:`TEXT_FIELDS`
 QUERY_COLUMNS = {"qid": "id", "query_id": "id", "query-id": "id", "query": "text"}
@@ -41,13 +46,15 @@ PARQUET_BATCH_ROWS = 4096
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus entry: an id, its text, an optional title and MeSH descriptor UIs; ``source`` and ``record``
-    (the file and record/line it was read from, when known) are for messages only: equality ignores them."""
+    """One corpus entry: an id, its text, an optional title, MeSH labels and their kind (``label_kind``: ``""`` when
+    the corpus gives none, read as ``indexing``); ``source`` and ``record`` (the file and record/line it was read
+    from, when known) are for messages only: equality ignores them."""
 
     id: str
     text: str
     title: str = ""
     mesh: tuple[str, ...] = field(default_factory=tuple)
+    label_kind: str = ""
     source: str | None = field(default=None, compare=False, repr=False)
     record: int | None = field(default=None, compare=False, repr=False)
 
@@ -122,7 +129,11 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, number)
     mesh = _mesh(record, f"document {doc_id}", path, number)
-    return Document(str(doc_id), text, title, mesh, None if path is None else str(path), number)
+    kind = record.get("label_kind") or ""
+    if kind not in ("", INDEXING, MENTIONS):
+        expected = f"label_kind must be {INDEXING} or {MENTIONS}"
+        raise DataError(f"document {doc_id}: {expected}, got {kind!r:.40}", path, number)
+    return Document(str(doc_id), text, title, mesh, kind, None if path is None else str(path), number)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -2,12 +2,12 @@
 
 Each line of a shard's docs sidecar holds ``text_sha`` (:func:`text_digest` of the text given to the encoder, the
 title composed as :meth:`biohicl.data.corpus.Document.full_text` does, before the document prompt and truncation),
-and the document's MeSH labels; the shard's safetensors metadata and its manifest entry hold ``text_sha256``
-(:func:`texts_digest` over every document's id and ``text_sha``). A rerun of ``biohicl index`` compares it for each
-shard it keeps and refuses other texts, while other MeSH labels (which the encoder never sees) only rewrite the docs
-sidecar, once every shard was accepted (:class:`PendingLabels`); ``biohicl evaluate --document_index`` compares the
-``text_sha`` of each row with the BEIR corpus's text. Rows written before these fields have none: their texts are
-unknown, which a warning says once.
+the document's MeSH labels and, when its corpus gives one, their ``label_kind`` (no key: ``indexing``); the shard's
+safetensors metadata and its manifest entry hold ``text_sha256`` (:func:`texts_digest` over every document's id and
+``text_sha``). A rerun of ``biohicl index`` compares it for each shard it keeps and refuses other texts, while other
+MeSH labels or label kinds (which the encoder never sees) only rewrite the docs sidecar, once every shard was accepted
+(:class:`PendingLabels`); ``biohicl evaluate --document_index`` compares the ``text_sha`` of each row with the BEIR
+corpus's text. Rows written before these fields have none: their texts are unknown, which a warning says once.
 """
 
 from __future__ import annotations
@@ -73,29 +73,34 @@ def first_changed(sidecar: Path, docs: Sequence[Document]) -> str | None:
     return None
 
 
-def sidecar_record(doc_id: str, title: str, mesh: Sequence[str], rest: dict[str, Any]) -> dict[str, Any]:
-    """One docs sidecar line: ``{"id", "title"?, "mesh"?, ...rest}`` (an empty title or label list left out)."""
+def sidecar_record(
+    doc_id: str, title: str, mesh: Sequence[str], rest: dict[str, Any], label_kind: str = ""
+) -> dict[str, Any]:
+    """One docs sidecar line: ``{"id", "title"?, "mesh"?, "label_kind"?, ...rest}`` (an empty title, label list or
+    label kind left out: a line without ``label_kind``, an older index's too, is read as ``indexing``)."""
     record: dict[str, Any] = {"id": doc_id}
     if title:
         record["title"] = title
     if mesh:
         record["mesh"] = list(mesh)
+    if label_kind:
+        record["label_kind"] = label_kind
     return record | rest
 
 
 def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[list[dict[str, Any]], int]:
-    """The lines of a kept shard's docs sidecar with the MeSH labels of ``docs`` (same ids and texts: checked
-    before), and how many documents now have other labels (0 also when a line is not a JSON object of its document,
-    which reading the index then reports: the file is to be left as it is)."""
+    """The lines of a kept shard's docs sidecar with the MeSH labels and label kinds of ``docs`` (same ids and texts:
+    checked before), and how many documents now have other labels (0 also when a line is not a JSON object of its
+    document, which reading the index then reports: the file is to be left as it is)."""
     read = list(_records(sidecar))
     records = [record for record in read if record is not None]
     if len(records) != len(read) or [record.get("id") for record in records] != [doc.id for doc in docs]:
         return records, 0
     changed = 0
     for i, (record, doc) in enumerate(zip(records, docs, strict=True)):
-        if list(record.get("mesh", ())) != list(doc.mesh):
-            rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh")}
-            records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest)
+        if list(record.get("mesh", ())) != list(doc.mesh) or record.get("label_kind", "") != doc.label_kind:
+            rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh", "label_kind")}
+            records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest, doc.label_kind)
             changed += 1
     return records, changed
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.compressed import CompressedIndex
 from biohicl.search.compression import available_kinds
@@ -81,7 +83,9 @@ def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[li
         hits = []
         for rank, (score, row) in enumerate(found, 1):
             doc = docs[row]
-            hits.append(Hit(doc["id"], float(score), rank, row, doc.get("title", ""), tuple(doc.get("mesh", ()))))
+            labels = tuple(doc.get("mesh", ()))
+            kind = doc.get("label_kind") or INDEXING  # a sidecar line without one (an older index's too): indexing
+            hits.append(Hit(doc["id"], float(score), rank, row, doc.get("title", ""), labels, kind))
         results.append(hits)
     return results
 
@@ -228,5 +232,5 @@ def search_like(
     results = []
     for hits, position in zip(hits_from(index, scores, found), positions, strict=True):
         kept = [h for h in hits if h.position != position][:top_k]
-        results.append([Hit(h.id, h.score, rank, h.position, h.title, h.mesh) for rank, h in enumerate(kept, 1)])
+        results.append([replace(h, rank=rank) for rank, h in enumerate(kept, 1)])
     return results

@@ -5,9 +5,12 @@
 >>> explain_hits(like_hits, query_mesh=doc_mesh)  # what each hit shares with a query document
 >>> explain_hits(hits, mesh=MeshHierarchy.load("go_tree.tsv"))  # labels of another hierarchy (GO, ICD-10, ...)
 
-The labels are read with ``mesh`` (default: the packaged MeSH 2024 table); an index of a corpus labelled with another
-hierarchy needs that hierarchy, or its labels are not placed and nothing is shared (:attr:`Explanation.unplaced`,
-:func:`unplaced_message`).
+The labels are read with ``mesh`` (default: the packaged MeSH 2024 table) as the build reads them
+(:func:`biohicl.data.jsonl.resolve_label`: UIs in any case, tree numbers, names, MEDLINE headings); an index of a
+corpus labelled with another hierarchy needs that hierarchy, or its labels are not placed and nothing is shared
+(:attr:`Explanation.unplaced`, :func:`unplaced_message`). SimL and shared terms compare hits of one label kind only
+(:attr:`~biohicl.search.index.Hit.label_kind`, as the build never pairs indexing with mention labels): a hit of
+another kind gets none, and :attr:`HitExplanation.no_siml` says why.
 """
 
 from __future__ import annotations
@@ -19,11 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.jsonl import resolve_label
+from biohicl.data.records import INDEXING
 from biohicl.mesh.hierarchy import tree_depth
 from biohicl.mesh.label_groups import CHECK_TAG_NAMES
 from biohicl.search.index import Hit
 
 logger = logging.getLogger(__name__)
+
+#: why a hit has no SimL (:attr:`HitExplanation.no_siml`)
+NO_LABELS = "no MeSH labels"
+OTHER_KIND = "other label kind: no SimL"
+ALONE_IN_KIND = "no other hit of its label kind: no SimL"
+QUERY_UNLABELLED = "query document has no MeSH labels: no SimL"
 
 
 @dataclass
@@ -33,6 +44,8 @@ class SharedTerm:
     ui: str
     name: str
     ranks: list[int] = field(default_factory=list)
+    #: the label kind of the hits counted (a term is shared within one kind only)
+    label_kind: str = INDEXING
 
     @property
     def count(self) -> int:
@@ -48,6 +61,8 @@ class HitExplanation:
     shared: list[str]
     common_ancestors: list[str]
     siml: float | None
+    #: why ``siml`` is None (:data:`NO_LABELS`, :data:`OTHER_KIND`, :data:`ALONE_IN_KIND`); None when it is a number
+    no_siml: str | None = None
 
 
 @dataclass
@@ -71,8 +86,12 @@ class Explanation:
         """Human-readable summary (what ``biohicl search`` prints)."""
         n = len(self.hits)
         lines = []
+        mixed = len({t.label_kind for t in self.shared_terms}) > 1
         if self.shared_terms:
-            terms = ", ".join(f"{t.name} ({t.count}/{n})" for t in self.shared_terms[:max_terms])
+            terms = ", ".join(
+                f"{t.name}{f' [{t.label_kind}]' if mixed else ''} ({t.count}/{n})"
+                for t in self.shared_terms[:max_terms]
+            )
             lines.append(f"shared MeSH terms: {terms}")
         else:
             lines.append("shared MeSH terms: none")
@@ -140,13 +159,13 @@ def warn_unplaced(explanation: Explanation, mesh: Any) -> bool:
 
 
 def _count_placed(mesh: Any, labels: Iterable[str]) -> int:
-    return sum(mesh.try_resolve(label) is not None for label in labels)
+    return sum(resolve_label(mesh, label) is not None for label in labels)
 
 
 def _resolve_all(mesh: Any, labels: Iterable[str]) -> list[str]:
     out: list[str] = []
     for label in labels:
-        ui = mesh.try_resolve(label)
+        ui = resolve_label(mesh, label)
         if ui is not None and ui not in out:
             out.append(ui)
     return out
@@ -157,16 +176,17 @@ def explain_hits(
     mesh: Any | None = None,
     query_mesh: Sequence[str] | None = None,
     min_hits: int = 2,
+    query_kind: str = INDEXING,
 ) -> Explanation:
-    """The SimL explanation of a result list.
+    """The SimL explanation of a result list; labels are compared within one label kind only (:attr:`Hit.label_kind`).
 
-    Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits (most common first, check tags
-    after the others), and for
-    each hit the shared descriptors it carries and its mean SimL to the other annotated hits. With ``query_mesh``
-    (a query document's labels): per hit the descriptors it shares with the query, the deepest tree nodes they
-    share, and SimL(query, hit); each hit's ``shared`` names are most specific first (:func:`specific_first`: check
-    tags such as Humans or Adult last); ``shared_terms`` then lists the query's descriptors by how many hits carry them
-    (check tags after the others).
+    Without ``query_mesh``: the descriptors carried by at least ``min_hits`` hits of one kind (most common first,
+    check tags after the others), and for each hit the shared descriptors it carries and its mean SimL to the other
+    annotated hits of its kind. With ``query_mesh`` (a query document's labels, of ``query_kind``): per hit of that
+    kind the descriptors it shares with the query, the deepest tree nodes they share, and SimL(query, hit); each hit's
+    ``shared`` names are most specific first (:func:`specific_first`: check tags such as Humans or Adult last);
+    ``shared_terms`` then lists the query's descriptors by how many hits carry them (check tags after the others).
+    A hit without SimL says why in ``no_siml``.
     ``mesh``: the hierarchy the labels came from (``MeshHierarchy.load(path)``; default the packaged MeSH 2024);
     ``labels``/``placed`` count the labels it placed, and ``unplaced`` says when that is under half of them.
     """
@@ -177,48 +197,74 @@ def explain_hits(
     labels = [_resolve_all(mesh, hit.mesh) for hit in hits]
     carried = [label for hit in hits for label in hit.mesh] + list(query_mesh or ())
     counts = {"labels": len(carried), "placed": _count_placed(mesh, carried)}
-    explained: list[HitExplanation] = []
     if query_mesh is not None:
-        query = _resolve_all(mesh, query_mesh)
-        query_nodes = mesh.label_nodes(query)
-        terms = {ui: SharedTerm(ui, mesh.names[ui]) for ui in query}
-        for hit, uis in zip(hits, labels, strict=False):
-            shared = specific_first(mesh, (ui for ui in query if ui in uis))
-            for ui in shared:
-                terms[ui].ranks.append(hit.rank)
-            common = _most_specific(query_nodes & mesh.label_nodes(uis))
-            siml = mesh.label_similarity(query, uis) if uis and query else None  # no labels on a side: no SimL
-            explained.append(
-                HitExplanation(hit, [mesh.names[u] for u in shared], [_node_name(mesh, n) for n in common], siml)
-            )
-        shared_terms = by_count_check_tags_last(mesh, (t for t in terms.values() if t.ranks))
-        return Explanation(shared_terms, explained, tuple(query), **counts)
-
-    carriers = Counter(ui for uis in labels for ui in uis)
-    common_uis = {ui for ui, c in carriers.items() if c >= min_hits}
+        return _explain_like(hits, labels, mesh, _resolve_all(mesh, query_mesh), query_kind, counts)
+    explained: list[HitExplanation] = []
+    kinds = [hit.label_kind for hit in hits]
+    carriers = Counter((kind, ui) for kind, uis in zip(kinds, labels, strict=True) for ui in uis)
+    common = {key for key, c in carriers.items() if c >= min_hits}
     shared_terms = by_count_check_tags_last(
         mesh,
         (
-            SharedTerm(ui, mesh.names[ui], [h.rank for h, uis in zip(hits, labels, strict=False) if ui in uis])
-            for ui in common_uis
+            SharedTerm(
+                ui,
+                mesh.names[ui],
+                [h.rank for h, uis in zip(hits, labels, strict=True) if h.label_kind == kind and ui in uis],
+                kind,
+            )
+            for kind, ui in common
         ),
     )
-    annotated = [i for i, uis in enumerate(labels) if uis]
-    sim = mesh.similarity_matrix([labels[i] for i in annotated]).numpy() if len(annotated) > 1 else None
-    position = {i: j for j, i in enumerate(annotated)}
-    for i, (hit, uis) in enumerate(zip(hits, labels, strict=False)):
-        siml = None
-        if sim is not None and i in position:
-            j = position[i]
-            siml = float((sim[j].sum() - sim[j, j]) / (len(annotated) - 1))
-        others = mesh.label_nodes(ui for k, other in enumerate(labels) if k != i for ui in other)
-        common = _most_specific(mesh.label_nodes(uis) & others)
+    siml = _mean_siml_within_kinds(mesh, labels, kinds)
+    for i, (hit, uis) in enumerate(zip(hits, labels, strict=True)):
+        others = mesh.label_nodes(
+            ui for k, other in enumerate(labels) if k != i and kinds[k] == kinds[i] for ui in other
+        )
+        nodes = _most_specific(mesh.label_nodes(uis) & others)
+        no_siml = None if siml[i] is not None else NO_LABELS if not uis else ALONE_IN_KIND
         explained.append(
             HitExplanation(
                 hit,
-                [mesh.names[u] for u in specific_first(mesh, (u for u in uis if u in common_uis))],
-                [_node_name(mesh, n) for n in common[:5]],
-                siml,
+                [mesh.names[u] for u in specific_first(mesh, (u for u in uis if (kinds[i], u) in common))],
+                [_node_name(mesh, n) for n in nodes[:5]],
+                siml[i],
+                no_siml,
             )
         )
     return Explanation(shared_terms, explained, **counts)
+
+
+def _mean_siml_within_kinds(mesh: Any, labels: list[list[str]], kinds: list[str]) -> list[float | None]:
+    """Each hit's mean SimL to the other annotated hits of its label kind (None: no labels, or none of them)."""
+    out: list[float | None] = [None] * len(labels)
+    for kind in set(kinds):
+        annotated = [i for i, uis in enumerate(labels) if uis and kinds[i] == kind]
+        if len(annotated) < 2:
+            continue
+        sim = mesh.similarity_matrix([labels[i] for i in annotated]).numpy()
+        for j, i in enumerate(annotated):
+            out[i] = float((sim[j].sum() - sim[j, j]) / (len(annotated) - 1))
+    return out
+
+
+def _explain_like(
+    hits: Sequence[Hit], labels: list[list[str]], mesh: Any, query: list[str], kind: str, counts: dict[str, int]
+) -> Explanation:
+    """:func:`explain_hits` with a query document's descriptor UIs ``query`` of label kind ``kind``."""
+    query_nodes = mesh.label_nodes(query)
+    terms = {ui: SharedTerm(ui, mesh.names[ui], label_kind=kind) for ui in query}
+    explained: list[HitExplanation] = []
+    for hit, uis in zip(hits, labels, strict=True):
+        if hit.label_kind != kind:  # SimL never compares indexing with mention labels
+            explained.append(HitExplanation(hit, [], [], None, OTHER_KIND))
+            continue
+        shared = specific_first(mesh, (ui for ui in query if ui in uis))
+        for ui in shared:
+            terms[ui].ranks.append(hit.rank)
+        common = _most_specific(query_nodes & mesh.label_nodes(uis))
+        siml = mesh.label_similarity(query, uis) if uis and query else None  # no labels on a side: no SimL
+        no_siml = None if siml is not None else NO_LABELS if not uis else QUERY_UNLABELLED
+        names = [mesh.names[u] for u in shared]
+        explained.append(HitExplanation(hit, names, [_node_name(mesh, n) for n in common], siml, no_siml))
+    shared_terms = by_count_check_tags_last(mesh, (t for t in terms.values() if t.ranks))
+    return Explanation(shared_terms, explained, tuple(query), **counts)

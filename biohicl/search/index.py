@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from biohicl.data.corpus import iter_lines
+from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.float_rows import FloatRows, read_rows
 from biohicl.search.layout import IndexManifest
@@ -27,7 +28,8 @@ DEFAULT_CHUNK_SIZE = 65_536
 
 @dataclass
 class Hit:
-    """One search result: document id, cosine score, 1-based rank, row in the index, title and MeSH UIs."""
+    """One search result: document id, cosine score, 1-based rank, row in the index, title, MeSH labels and their kind
+    (``indexing`` or ``mentions``: SimL never compares the two)."""
 
     id: str
     score: float
@@ -35,6 +37,7 @@ class Hit:
     position: int
     title: str = ""
     mesh: tuple[str, ...] = ()
+    label_kind: str = INDEXING
 
 
 class Index:

@@ -344,7 +344,7 @@ def write_shard(
     texts = [document_digest(doc) for doc in docs]
     content = texts_digest(docs, texts)
     lines = [
-        json.dumps(sidecar_record(doc.id, doc.title, doc.mesh, {TEXT_KEY: text}), ensure_ascii=False)
+        json.dumps(sidecar_record(doc.id, doc.title, doc.mesh, {TEXT_KEY: text}, doc.label_kind), ensure_ascii=False)
         for doc, text in zip(docs, texts, strict=True)
     ]
     atomic_write_text(directory / docs_name(number), "\n".join(lines) + ("\n" if lines else ""), fsync=True)

@@ -1,0 +1,119 @@
+"""The index reads labels as the build does (every label field and form), and SimL never compares label kinds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from biohicl.cli.main import main as cli
+from biohicl.data.corpus import read_corpus
+from biohicl.data.jsonl import read_jsonl, resolve_label
+from biohicl.search.explain import OTHER_KIND, explain_hits
+from biohicl.search.index import Hit
+
+#: (label field, label, the descriptor UI the build maps it to): one line per documented form and field name
+FORMS = [
+    ("mesh", "D003920", "D003920"),
+    ("mesh_uis", "mesh:D006801", "D006801"),
+    ("mesh_ids", "MESH:D012694Q000378", "D012694"),
+    ("labels", "D003920Q000188", "D003920"),
+    ("descriptors", "C18.452.394.750", "D003920"),
+    ("labels", "Diabetes Mellitus", "D003920"),
+    ("descriptors", "resistance, insulin", "D007333"),
+    ("labels", "*Humans", "D006801"),
+    ("mesh", "Diabetes Mellitus/drug therapy", "D003920"),
+    ("labels", "Insulin Resistance/physiology*", "D007333"),
+    ("mesh", "d007333", "D007333"),
+    ("labels", "mesh:d006801", "D006801"),
+    ("descriptors", "d003920q000188", "D003920"),
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("name", "label", "ui"), FORMS)
+def test_build_and_index_read_a_label_form_as_one_descriptor(mesh, tmp_path, name, label, ui):
+    path = write_jsonl(tmp_path / "one.jsonl", [{"pmid": "doc-1", "abstract": "some text", name: [label]}])
+    built = [record.mesh for record in read_jsonl(path, mesh)]
+    indexed = [doc.mesh for doc in read_corpus(path)]
+    assert built == [(ui,)]
+    assert indexed == [(label,)]
+    assert explain_hits([], mesh, query_mesh=indexed[0]).query_mesh == (ui,)
+    assert resolve_label(mesh, label) == ui
+
+
+def test_resolve_label_refuses_what_the_build_drops(mesh):
+    assert [resolve_label(mesh, raw) for raw in ("D999999", "C012345", "-1", "C18", "no such term", "")] == [None] * 6
+
+
+def test_plain_search_explanation_compares_hits_of_one_kind_only(mesh):
+    hits = [
+        Hit("a", 0.9, 1, 0, mesh=("D003920",)),
+        Hit("m", 0.8, 2, 1, mesh=("D003920", "D006801"), label_kind="mentions"),
+        Hit("b", 0.7, 3, 2, mesh=("D003920", "D006801")),
+    ]
+    explained = explain_hits(hits, mesh)
+    siml = mesh.label_similarity(["D003920"], ["D003920", "D006801"])
+    assert [why.siml for why in explained.hits] == [pytest.approx(siml), None, pytest.approx(siml)]
+    assert explained.hits[1].no_siml == "no other hit of its label kind: no SimL"
+    assert [(t.name, t.ranks) for t in explained.shared_terms] == [("Diabetes Mellitus", [1, 3])]
+    assert explained.hits[1].shared == []
+
+
+MIXED = [
+    {"_id": "i1", "title": "diabetes and insulin", "text": "insulin resistance", "mesh": ["D003920", "D007333"]},
+    {"_id": "i2", "title": "diabetes", "text": "humans", "mesh": ["D003920", "D006801"]},
+    {"_id": "m1", "title": "diabetes mention", "text": "a mention", "mesh": ["D003920"], "label_kind": "mentions"},
+    {
+        "_id": "m2",
+        "title": "insulin mention",
+        "text": "another",
+        "mesh": ["D003920", "D007333"],
+        "label_kind": "mentions",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def mixed_index(tiny_bert_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("mixed")
+    corpus = write_jsonl(folder / "mixed.jsonl", MIXED)
+    out = folder / "idx"
+    argv = ["index", str(corpus), "--model", str(tiny_bert_dir), "--output", str(out), "--device", "cpu"]
+    assert cli([*argv, "--no_progress"]) == 0
+    return out
+
+
+def test_sidecar_keeps_the_label_kind_the_corpus_gives(mixed_index):
+    records = [json.loads(line) for f in sorted(mixed_index.glob("shard-*.docs.jsonl")) for line in f.open()]
+    assert {r["id"]: r.get("label_kind") for r in records} == {
+        "i1": None,
+        "i2": None,
+        "m1": "mentions",
+        "m2": "mentions",
+    }
+
+
+def test_like_gives_no_siml_to_hits_of_the_other_kind(mesh, mixed_index, capsys):
+    capsys.readouterr()
+    assert cli(["search", str(mixed_index), "--like", "m1", "--top_k", "3", "--device", "cpu", "--json"]) == 0
+    hits = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(hits) == {"m2", "i1", "i2"}  # the --like document is no hit of its own
+    for doc in MIXED[:2] + MIXED[3:]:
+        hit = hits[doc["_id"]]
+        assert hit["label_kind"] == doc.get("label_kind", "indexing")
+        if doc["_id"].startswith("i"):
+            assert (hit["siml"], hit["shared"], hit["no_siml"]) == (None, [], OTHER_KIND)
+        else:
+            assert hit["siml"] == pytest.approx(mesh.label_similarity(["D003920"], doc["mesh"]))
+            assert hit["no_siml"] is None
+    assert cli(["search", str(mixed_index), "--like", "m1", "--top_k", "3", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    whys = {line.split()[2]: why for line, why in zip(lines[1::2], lines[2::2], strict=False)}
+    assert whys["i1"] == whys["i2"] == "       other label kind: no SimL"
+    assert whys["m2"].startswith("       SimL ")
