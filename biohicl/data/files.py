@@ -48,6 +48,24 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+def is_blank_file(path: Path, limit: int = 1 << 16) -> bool:
+    """Whether ``path`` holds nothing to read: 0 bytes, or only whitespace and byte-order marks (UTF-8 or UTF-16) and
+    at most ``limit`` bytes of them (``.gz`` decompressed). A damaged gzip file is not blank (its reader says what is
+    wrong); one that cannot be read at all is a :class:`DataError`."""
+    if path.stat().st_size == 0:
+        return True
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+            head = handle.read(limit + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        return False
+    except OSError as err:
+        raise DataError(f"cannot read: {err.strerror or err}", path) from None
+    if len(head) > limit:
+        return False
+    return not head.decode(utf16_encoding(head[:4]) or "utf-8", errors="replace").replace("\ufeff", "").strip()
+
+
 def undecodable_error(path: Path, err: UnicodeDecodeError) -> DataError:
     """The one-line error for a file that is not UTF-8, naming the ``iconv`` conversion that fixes it."""
     head = bytes(err.object[:4]) if isinstance(err.object, (bytes, bytearray)) else b""

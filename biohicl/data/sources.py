@@ -18,7 +18,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.corpus import JSONL_SUFFIXES
-from biohicl.data.files import check_file, utf16_encoding
+from biohicl.data.files import check_file, is_blank_file, utf16_encoding
 from biohicl.data.jsonl import DETECT_FIELDS, LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
@@ -102,20 +102,28 @@ def _cut_json_line(head: bytes) -> bool:
 def resolve_inputs(
     inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None
 ) -> list[tuple[str, list[Path]]]:
-    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. Files
-    whose format is not recognised are left out and listed in ``report.unrecognised_files`` (a folder's
-    ``README.md`` or ``manifest.tsv`` caught by a shell glob); a missing or unreadable file, a JSON lines file
-    (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`) not recognised (a corpus its user meant to give: no label field
-    in its first 64 KB), or no recognised file at all, is a :class:`~biohicl.errors.DataError`."""
+    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. An empty file
+    (:func:`~biohicl.data.files.is_blank_file`), whatever its source, is left out with a warning; so are files whose
+    format is not recognised, listed in ``report.unrecognised_files`` (a folder's ``README.md`` or ``manifest.tsv``
+    caught by a shell glob). A missing or unreadable file, a JSON lines file not recognised
+    (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`; a corpus its user meant to give: no label field in its first 64 KB),
+    or no file left to read, is a :class:`~biohicl.errors.DataError`."""
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
+    empty: list[str] = []
     for source, files in inputs:
         paths = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
-        if source != AUTO:
-            groups.append((source, paths))
-            continue
+        kept: list[Path] = []
         for path in paths:
-            check_file(path)
+            if is_blank_file(check_file(path)):
+                empty.append(str(path))
+                logger.warning("%s: empty file; left out", path)
+            else:
+                kept.append(path)
+        if source != AUTO:
+            groups += [(source, kept)] if kept or not paths else []
+            continue
+        for path in kept:
             detected = detect_source(path)
             if detected is None and path.name.lower().endswith(JSONL_SUFFIXES):
                 raise DataError(
@@ -129,12 +137,21 @@ def resolve_inputs(
                 logger.warning("%s: not a corpus format biohicl reads (%s); left out", path, ", ".join(SOURCES))
             else:
                 groups.append((detected, [path]))
-    if unrecognised and not groups:
-        shown = ", ".join(unrecognised[:3]) + (f" and {len(unrecognised) - 3} more" if len(unrecognised) > 3 else "")
-        raise DataError(f"no input file is in a format biohicl reads ({', '.join(SOURCES)}): {shown}")
+    if (unrecognised or empty) and not groups:
+        formats = f"not in a format biohicl reads ({', '.join(SOURCES)}): {_shown(unrecognised)}"
+        if not empty:
+            raise DataError(
+                f"no input file is in a format biohicl reads ({', '.join(SOURCES)}): {_shown(unrecognised)}"
+            )
+        raise DataError(f"no input file to read: empty: {_shown(empty)}" + (f"; {formats}" if unrecognised else ""))
     if report is not None:
         report.unrecognised_files.extend(unrecognised)
     return groups
+
+
+def _shown(paths: Sequence[str]) -> str:
+    """The first three of ``paths``, and how many more."""
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def read_records(
@@ -153,12 +170,32 @@ def read_records(
     if source not in READERS and source != AUTO:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
+    report = report if report is not None else ReadReport()  # its counts say whether a file gave any record
     for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
         extra: dict[str, object] = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
         if group_source == "medline":
             extra["deletions"] = deletions
         for path in files:
-            yield from READERS[group_source](path, mesh, strict=strict, report=report, **extra)
+            read, found = report.read, 0
+            for record in READERS[group_source](path, mesh, strict=strict, report=report, **extra):
+                found += 1
+                yield record
+            if not found:
+                _check_source(path, group_source, report.read - read, strict)
+
+
+def _check_source(path: Path, source: str, read: int, strict: bool) -> None:
+    """Say that a file gave no record under ``source`` (``read`` of them read, all skipped) when the format detection
+    takes it for another format (a ``.nbib`` given as ``medline``): a warning, an error when ``strict``. A file of
+    the format asked whose records were all skipped (their reasons are counted) is no such case."""
+    guess = detect_source(path)
+    if guess == source or (guess is None and read):
+        return
+    looks = f"it looks like {guess}" if guess else "it is in no format biohicl detects"
+    what = f"no {source} record " + (f"kept of {read:,} read" if read else "read") + f" ({looks}; check --source)"
+    if strict:
+        raise DataError(what, path)
+    logger.warning("%s: %s", path, what)
 
 
 def unique_records(
