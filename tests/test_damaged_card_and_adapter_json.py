@@ -55,3 +55,24 @@ def test_card_data_that_is_not_utf8_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(DataError) as raised:
         BioHiCLModelCardData.load(path)
     assert str(raised.value) == f"{path}: not valid JSON (Expecting value, line 1)"
+
+
+def test_a_biohicl_config_read_directly_that_is_not_utf8_is_one_line(adapter):
+    from biohicl.errors import ConfigError
+    from biohicl.models.config import BioHiCLConfig
+
+    path = adapter / "biohicl_config.json"
+    offset = _latin1(path, "note")
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: not UTF-8 (byte 0xe9 at offset {offset})')}$"):
+        BioHiCLConfig.from_json_file(path)
+
+
+@pytest.mark.parametrize("value", [5, [], "text"])
+def test_card_data_that_is_not_a_json_object_is_one_line(tmp_path, value):
+    from biohicl.errors import ConfigError
+
+    path = tmp_path / "card_data.json"
+    path.write_text(json.dumps(value), encoding="utf-8")
+    kind = type(value).__name__
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{path}: expected a JSON object, got {kind}')}$"):
+        BioHiCLModelCardData.load(path)

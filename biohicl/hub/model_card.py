@@ -176,7 +176,10 @@ class BioHiCLModelCardData:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = CARD_DATA_NAME) -> BioHiCLModelCardData:
-        """Card data from ``to_dict`` output; unknown fields are a :class:`ConfigError` naming ``source``."""
+        """Card data from ``to_dict`` output; anything but a JSON object, or unknown fields, is a :class:`ConfigError`
+        naming ``source``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl import __version__
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_field_types
+from biohicl.jsonio import read_json
 from biohicl.models.positions import capped_length
 
 if TYPE_CHECKING:
@@ -88,11 +89,7 @@ class BioHiCLConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> BioHiCLConfig:
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_json(path, error=ConfigError), source=str(path))
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
