@@ -577,7 +577,7 @@ scored only part of a task (its numbers are not the task's).
 from huggingface_hub import HfApi, get_token
 
 from biohicl.errors import PublishError
-from biohicl.evaluation.runner import cut_by_cap
+from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.publish import build_model_repo_folder, publish_folder
 
 # a task EVAL_LIMIT_QUERIES cut short has numbers that are not the task's: they are not published

@@ -41,13 +41,32 @@ def test_reading_data_never_loads_torch(data_dir):
     assert out.strip() == "1000 []"
 
 
+def test_comparing_records_and_card_rows_never_load_torch():
+    """Whether two evaluation records compare (`evaluation.comparison`) is plain dict logic, and the hub's card rows
+    use it at import: neither imports the evaluation harness, so neither loads torch or transformers."""
+    code = (
+        "import sys; from biohicl.hub.eval_rows import card_rows; "
+        "from biohicl.evaluation.comparison import check_comparable; "
+        "record = {'settings': {'limit_queries': 5}, 'tasks': {'scifact': {'split': 'test', 'num_queries': 5, "
+        "'metrics': {'ndcg@10': 0.5}}}}; "
+        "base = {'tasks': {'scifact': {'split': 'test', 'num_queries': 300, 'metrics': {'ndcg@10': 0.4}}}}; "
+        "rows = card_rows(record, base); check_comparable([base, base]); "
+        "print(rows[0].limit_queries, rows[0].base_value, "
+        "sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "5 None []"
+
+
 def test_the_package_never_imports_a_test_only_dependency():
     """pytrec_eval is a dev extra (the tests check the trec_eval-exact metrics against it), not a runtime one."""
     importing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "import pytrec_eval" in p.read_text()]
     assert importing == []
 
 
-@pytest.mark.parametrize("package", ["biohicl", "biohicl.data", "biohicl.models", "biohicl.training", "biohicl.search"])
+@pytest.mark.parametrize(
+    "package", ["biohicl", "biohicl.data", "biohicl.evaluation", "biohicl.models", "biohicl.training", "biohicl.search"]
+)
 def test_lazy_exports_are_listed_by_dir_before_their_first_use(package):
     # tab completion and help() read dir(); the lazy names were missing from it until first used
     module = importlib.import_module(package)

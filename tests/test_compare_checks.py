@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.comparison import LENGTH_HINT
 from biohicl.evaluation.report import markdown_table
-from biohicl.evaluation.runner import LENGTH_HINT, evaluate_model, save_results
+from biohicl.evaluation.runner import evaluate_model, save_results
 from biohicl.evaluation.significance import compare_records
 from tests.test_evaluation import write_beir
 from tests.test_significance import VocabEncoder
@@ -203,7 +204,7 @@ def test_records_that_say_nothing_of_their_data_but_scored_other_counts_get_no_d
 
 
 def test_a_cap_cuts_a_task_only_below_its_full_number_of_items():
-    from biohicl.evaluation.runner import Cut, cut_by_cap
+    from biohicl.evaluation.comparison import Cut, cut_by_cap
 
     def record(cap, tasks):
         return {"settings": {"limit_queries": cap}, "tasks": tasks}

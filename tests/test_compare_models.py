@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from biohicl.errors import DataError
+from biohicl.evaluation.comparison import LENGTH_HINT
 from biohicl.evaluation.report import markdown_table
-from biohicl.evaluation.runner import LENGTH_HINT, evaluate_model
+from biohicl.evaluation.runner import evaluate_model
 from tests.test_compare_checks import ERROR, run_compare
 from tests.test_evaluation import write_beir
 

@@ -820,7 +820,8 @@ def test_a_base_evaluated_at_another_max_length_gets_no_delta_on_the_card(run_di
 def test_a_cap_as_large_as_the_task_gets_one_verdict_from_compare_card_and_publish(run_dir, tmp_path, caplog):
     # `evaluate --limit_queries 300` on SciFact test (300 queries) compared cleanly with --compare, yet publish
     # refused it and the card dropped the base's value: two rules said whether a record scored part of a task
-    from biohicl.evaluation.runner import check_comparable, evaluate_model, save_results
+    from biohicl.evaluation.comparison import check_comparable
+    from biohicl.evaluation.runner import evaluate_model, save_results
     from biohicl.hub.eval_rows import card_rows
     from tests.test_compare_checks import BASE, TUNED
     from tests.test_evaluation import write_beir

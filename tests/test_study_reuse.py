@@ -305,7 +305,7 @@ def agreeing(tmp_path_factory, tiny_bert_dir) -> Path:
 def test_the_agreements_cap_counts_documents_not_the_pairs_it_scored(agreeing, tiny_bert_dir):
     """The dev split holds fewer documents than the cap of 20, so the capped and the uncapped evaluation score the
     same pairs. Before: ``num_queries`` (the pairs, n(n-1)/2) was compared with the cap, both ways refused."""
-    from biohicl.evaluation.runner import cut_by_cap
+    from biohicl.evaluation.comparison import cut_by_cap
 
     record = json.loads((agreeing / "study" / "tiny" / "base" / "eval.json").read_text(encoding="utf-8"))
     entry, dev = record["tasks"]["siml-agreement"], (agreeing / "dataset" / "summary.json")

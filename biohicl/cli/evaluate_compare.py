@@ -38,7 +38,7 @@ def _report(
 ) -> int:
     """Print ``table``, write ``markdown_text`` to ``--markdown`` and ``draw`` the ``--plot`` when they are given;
     both texts end with the note of two base models compared each at its own max length (``own_length_note``)."""
-    from biohicl.evaluation.runner import own_length_note
+    from biohicl.evaluation.comparison import own_length_note
 
     if note := own_length_note(records):
         table, markdown_text = f"{table}\n{note}\n", f"{markdown_text}\n{note}\n"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.evaluation.comparison import check_comparable
 from biohicl.evaluation.results import split_summary_key
 from biohicl.evaluation.tasks import reported_metrics
 
@@ -65,15 +66,13 @@ def markdown_table(
     sources: Sequence[str | Path] = (),
 ) -> str:
     """A Markdown table: rows = runs, columns = ``task (split) metric``; a Δ row when exactly two runs are given,
-    which both scored alike (:func:`~biohicl.evaluation.runner.check_comparable`: else a :class:`DataError` naming
+    which both scored alike (:func:`~biohicl.evaluation.comparison.check_comparable`: else a :class:`DataError` naming
     the task and what differs; ``sources``: the records' files, for that message); one record alone works too."""
     records = [records] if isinstance(records, dict) else records
     if not records:
         return ""
     labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
     if len(records) == 2:
-        from biohicl.evaluation.runner import check_comparable
-
         check_comparable(records, sources or labels)
     cols = columns(records)
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.comparison import check_comparable
 from biohicl.evaluation.report import signed
 
 CITATION = """@inproceedings{koehn2004statistical,
@@ -283,7 +284,7 @@ def compare_records(
     """:func:`paired_bootstrap` over ``tasks`` (default: every task whose per-item values all the records kept;
     ``base``: one record, or several counted as their mean; ``sources``: the records' files, base first, for error
     messages); :class:`DataError` when there is no such task, when a task asked for has no values in one of the
-    records, or when the records scored a task differently (:func:`~biohicl.evaluation.runner.check_comparable`:
+    records, or when the records scored a task differently (:func:`~biohicl.evaluation.comparison.check_comparable`:
     split, data files, query cap and, unless ``settings=False``, max length and prompts)."""
     bases = [base] if isinstance(base, Mapping) else list(base)
     records = [*bases, *tuned]
@@ -292,8 +293,6 @@ def compare_records(
         tasks = tasks_with_item_values(records)
     if not tasks:
         raise DataError("no task has per-item values in every results file (evaluate with --per_item to keep them)")
-    from biohicl.evaluation.runner import check_comparable
-
     values = [
         {task: ItemValues.from_record(r, task, name) for task in tasks} for r, name in zip(records, names, strict=True)
     ]

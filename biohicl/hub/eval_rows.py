@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from biohicl.errors import DataError
+from biohicl.evaluation.comparison import cut_by_cap, scoring_difference
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +178,8 @@ def _by_task(results: dict[str, Any] | None) -> dict[str, Any]:
 
 def base_difference(results: dict[str, Any], base: dict[str, Any] | None, task: str) -> str | None:
     """Why ``base``'s value of ``task`` does not go beside ``results``'s, or None: the records scored the task
-    differently (:func:`~biohicl.evaluation.runner.scoring_difference`, the rule of ``biohicl evaluate --compare``:
+    differently (:func:`~biohicl.evaluation.comparison.scoring_difference`, the rule of ``biohicl evaluate --compare``:
     split, data, query cap, max length or prompts, each where both records say it)."""
-    from biohicl.evaluation.runner import scoring_difference  # the evaluation package loads torch: only when used
-
     ours, theirs = _by_task(results), _by_task(base)
     if task not in ours["tasks"] or task not in theirs["tasks"]:
         return None
@@ -192,9 +191,7 @@ def card_rows(
 ) -> list[EvalRow]:
     """A record's card rows (:func:`flatten_results`), each with the base's value unless :func:`base_difference`
     says why not (one warning names each such task and why); a task its ``limit_queries`` N cut (scored on its first
-    N queries: :func:`~biohicl.evaluation.runner.cut_by_cap`, the base the witness of the task's size) carries N."""
-    from biohicl.evaluation.runner import cut_by_cap  # the evaluation package loads torch: only when used
-
+    N queries: :func:`~biohicl.evaluation.comparison.cut_by_cap`, the base the witness of the task's size) carries N."""
     tuned = flatten_results(results, all_metrics)
     reference = flatten_results(base, all_metrics) if base is not None else {}
     ours, witnesses = _by_task(results), [_by_task(base)] if base is not None else []

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
+from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.record_match import check_base_record, check_tuned_record, measured_line
 from biohicl.hub.run_sources import (
     check_eval_record,
@@ -181,11 +182,9 @@ def _eval_records(
 
 def _refuse_partial(path: Path, record: dict[str, Any], others: list[dict[str, Any]]) -> None:
     """A :class:`PublishError` naming ``path`` when its ``settings.limit_queries`` cut a task
-    (:func:`~biohicl.evaluation.runner.cut_by_cap`, the other record the witness of the task's size): its numbers
+    (:func:`~biohicl.evaluation.comparison.cut_by_cap`, the other record the witness of the task's size): its numbers
     are not the task's, yet a card would file them as its test result. A task scored on as many queries as the cap
     with no record showing that is all of it is refused too, saying so."""
-    from biohicl.evaluation.runner import cut_by_cap  # the evaluation package loads torch: only when publishing
-
     for task in record.get("tasks") or {}:
         if (cut := cut_by_cap(task, record, others)) is None:
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import PublishError
+from biohicl.evaluation.comparison import COMPARED_SETTINGS, compared_settings
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ def record_config(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _measured(record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     """Max length and prompts as the record scored them: field name → (where it says so, value)."""
-    from biohicl.evaluation.runner import COMPARED_SETTINGS, compared_settings  # loads torch: only when publishing
-
     settings, config = _mapping(record.get("settings")), record_config(record)
     given = compared_settings(record)
 
