@@ -19,7 +19,8 @@ from biohicl.study.stats import NOISE_RULE
 
 
 def signed(value: float, digits: int = 2) -> str:
-    """:func:`biohicl.evaluation.report.signed` (imported when a table is written: the package loads torch)."""
+    """:func:`biohicl.evaluation.report.signed`, imported when a table is written: that module imports the task
+    registry, whose metrics load ``evaluate`` and so torch."""
     from biohicl.evaluation.report import signed as shared
 
     return shared(value, digits)
