@@ -43,10 +43,12 @@ def test_reading_data_never_loads_torch(data_dir):
 
 def test_comparing_records_and_card_rows_never_load_torch():
     """Whether two evaluation records compare (`evaluation.comparison`) is plain dict logic, and the hub's card rows
-    use it at import: neither imports the evaluation harness, so neither loads torch or transformers."""
+    use it at import: neither imports the evaluation harness, so neither loads torch or transformers; nor do the card,
+    publishing's record check or the study's tables (the Δ formatter lives in `evaluation.results`)."""
     code = (
         "import sys; from biohicl.hub.eval_rows import card_rows; "
         "from biohicl.evaluation.comparison import check_comparable; "
+        "import biohicl.hub.model_card, biohicl.hub.run_sources, biohicl.study.report; "
         "record = {'settings': {'limit_queries': 5}, 'tasks': {'scifact': {'split': 'test', 'num_queries': 5, "
         "'metrics': {'ndcg@10': 0.5}}}}; "
         "base = {'tasks': {'scifact': {'split': 'test', 'num_queries': 300, 'metrics': {'ndcg@10': 0.4}}}}; "

@@ -203,6 +203,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from biohicl.evaluation.results import signed
     from biohicl.study import (
         ReproduceConfig,
         describe_plan,
@@ -211,7 +212,7 @@ def main(argv: list[str]) -> int:
         prepare_dataset,
         run_study,
     )
-    from biohicl.study.report import incomplete_groups, signed
+    from biohicl.study.report import incomplete_groups
 
     args = parse_args(argv)
     config = ReproduceConfig.from_yaml(args.config).select(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_path
 from biohicl.errors import DataError
-from biohicl.evaluation.report import columns, metric_label, run_label, signed
+from biohicl.evaluation.report import columns, metric_label, run_label
+from biohicl.evaluation.results import signed
 
 if TYPE_CHECKING:
     from biohicl.evaluation.significance import PairedDelta

@@ -7,16 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.evaluation.comparison import check_comparable
-from biohicl.evaluation.results import split_summary_key
+from biohicl.evaluation.results import signed, split_summary_key
 from biohicl.evaluation.tasks import reported_metrics
-
-
-def signed(value: float, digits: int = 2) -> str:
-    """``value`` with its sign at ``digits`` decimals; one that rounds to zero (-0.0, -0.001) is ``+0.00``: every
-    printed Δ (tables, plots, cards, the console) goes through it."""
-    text = f"{value:+.{digits}f}"
-    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
-
 
 METRIC_LABELS = {
     "ndcg": "nDCG",

@@ -1,4 +1,5 @@
-"""What a task returns and how a results record files it: :class:`TaskResult`, record and summary keys, checksums.
+"""What a task returns and how a results record files it: :class:`TaskResult`, record and summary keys, checksums,
+the record's format number and :func:`signed`, the one Δ formatter (torch-free: the hub and the study import them).
 
 A results record (``evaluate_model``'s output, ``eval.json`` of a study run) holds ``tasks`` (task key →
 :meth:`TaskResult.to_dict`) and ``summary`` (``task/metric`` → value, the metrics each task reports).
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.provenance import files_sha256
+
+#: the version of a results record's layout (``format``)
+RESULTS_FORMAT = 1
 
 #: Tasks whose ``dev`` split (model selection) is filed apart from the split they report (``pubmedqa-dev``).
 DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
@@ -72,3 +76,10 @@ def file_checksums(paths: Iterable[Path]) -> dict[str, str]:
         key = f"{path.parent.parent.name}/{path.parent.name}/{path.name}" if path.parent.name == "qrels" else None
         checksums[key or f"{path.parent.name}/{path.name}"] = files_sha256([path])
     return checksums
+
+
+def signed(value: float, digits: int = 2) -> str:
+    """``value`` with its sign at ``digits`` decimals; one that rounds to zero (-0.0, -0.001) is ``+0.00``: every
+    printed Δ (tables, plots, cards, the console) goes through it."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text

@@ -19,7 +19,7 @@ from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder, as_encoder
 from biohicl.evaluation.record_model import describe_model, library_versions, loaded_source, model_settings
-from biohicl.evaluation.results import summary_key
+from biohicl.evaluation.results import RESULTS_FORMAT, summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
     check_task,
@@ -34,8 +34,6 @@ from biohicl.field_types import is_count
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
-
-RESULTS_FORMAT = 1
 
 
 def check_limit_queries(value: Any, option: str = "limit_queries") -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.comparison import check_comparable
-from biohicl.evaluation.report import signed
+from biohicl.evaluation.results import signed
 
 CITATION = """@inproceedings{koehn2004statistical,
   title = {Statistical Significance Tests for Machine Translation Evaluation},

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
 from biohicl.errors import ConfigError
+from biohicl.evaluation.results import signed
 from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
 from biohicl.hub.card_data_source import UNSTATED_LICENSE, count_rows, dataset_hub_id, training_data_paragraph
 from biohicl.hub.card_hyperparameters import LOSS_KEYS as LOSS_KEYS  # re-exported: the card's loss rows
@@ -276,7 +277,6 @@ def _fmt(value: float | None) -> str:
 
 
 def _signed(value: float | None) -> str:
-    from biohicl.evaluation.report import signed  # loads torch: only when a card is rendered
 
     return "–" if value is None else signed(value, 4)
 

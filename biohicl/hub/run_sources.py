@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import PublishError
+from biohicl.evaluation.results import RESULTS_FORMAT
 from biohicl.hub.card_adapter import sentence_transformers_loads
 from biohicl.jsonio import read_json
 from biohicl.models.export import peft_method_name
@@ -168,7 +169,6 @@ def check_eval_record(path: Path) -> Path:
     :func:`biohicl.evaluation.runner.evaluate_model` writes it (``biohicl evaluate``, a study's ``eval.json``):
     ``format`` the results format, ``tasks`` and ``model`` mappings. Any other JSON (a docker config ...) would be
     uploaded as the repo's ``eval_results.json``."""
-    from biohicl.evaluation.runner import RESULTS_FORMAT
 
     record = read_json(path, error=PublishError)
     fields = record if isinstance(record, dict) else {}

@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
+from biohicl.evaluation.results import signed
 from biohicl.provenance import UNKNOWN_SOURCE
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import BASE, run_dir_for
 from biohicl.study.stats import NOISE_RULE
-
-
-def signed(value: float, digits: int = 2) -> str:
-    """:func:`biohicl.evaluation.report.signed`, imported when a table is written: that module imports the task
-    registry, whose metrics load ``evaluate`` and so torch."""
-    from biohicl.evaluation.report import signed as shared
-
-    return shared(value, digits)
 
 
 def _cell(
