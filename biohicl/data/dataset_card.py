@@ -3,6 +3,7 @@ version), rendered from ``hub/dataset_card_template.md`` with jinja2."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,46 @@ TEMPLATE_NAME = "dataset_card_template.md"
 HUB_LICENSE_NAME = "biohicl-mixed-sources"
 LICENSE_FILE = "LICENSE.md"
 
+_BC5CDR_LICENSE = "public domain (U.S. Government work, NCBI)"
+_BC5CDR_CITATION = "Li et al., BioCreative V CDR task corpus, Database 2016"
+_BUILDER_LICENSE = "as its provider states"
+#: the BioCreative V CDR corpus's PubTator files as distributed (``CDR_TrainingSet.PubTator.txt``, ...
+#: ``CDR_DevelopmentSet``, ``CDR_TestSet``, or gzipped): only PubTator inputs named so are credited to BC5CDR
+BC5CDR_FILE = re.compile(r"CDR_(TrainingSet|DevelopmentSet|TestSet)\.PubTator\.txt(\.gz)?")
+BC5CDR_INFO = {"name": "BioCreative V CDR (PubTator)", "license": _BC5CDR_LICENSE, "citation": _BC5CDR_CITATION}
+#: PubTator input that is not BC5CDR's files: a builder's own annotations (another corpus, an NER tool's output)
+PUBTATOR_BUILDER_INFO = {
+    "name": "PubTator-format entity annotations supplied by the dataset's builder",
+    "license": f"{_BUILDER_LICENSE} (not recorded by biohicl)",
+    "citation": _BUILDER_LICENSE,
+}
+#: BC5CDR's files and a builder's own read together (the documents do not say which file each came from)
+PUBTATOR_MIXED_INFO = {
+    "name": f"{BC5CDR_INFO['name']} and {PUBTATOR_BUILDER_INFO['name']}",
+    "license": f"BioCreative V CDR: {_BC5CDR_LICENSE}; the rest: {_BUILDER_LICENSE}",
+    "citation": f"{_BC5CDR_CITATION} (BioCreative V CDR); the rest: {_BUILDER_LICENSE}",
+}
+#: no summary, or one that does not tell the PubTator files apart from the build's other inputs
+PUBTATOR_UNKNOWN_INFO = {
+    "name": "PubTator-format entity annotations (BioCreative V CDR if read from its `CDR_*.PubTator.txt` files, "
+    "else supplied by the dataset's builder: this build does not record which)",
+    "license": f"{_BC5CDR_LICENSE} for BioCreative V CDR; otherwise {_BUILDER_LICENSE}",
+    "citation": f"{_BC5CDR_CITATION}, for BioCreative V CDR; otherwise {_BUILDER_LICENSE}",
+}
+PUBTATOR_INFO = {
+    "bc5cdr": BC5CDR_INFO,
+    "builder": PUBTATOR_BUILDER_INFO,
+    "mixed": PUBTATOR_MIXED_INFO,
+    "unknown": PUBTATOR_UNKNOWN_INFO,
+}
+#: each source's name, license and citation; ``pubtator``'s depends on the build's files (:func:`source_info`)
 SOURCE_INFO: dict[str, dict[str, str]] = {
     "pubmedqa": {
         "name": "PubMedQA (PQA-L, ori_pqal.json)",
         "license": "MIT",
         "citation": "Jin et al., PubMedQA: A Dataset for Biomedical Research Question Answering, EMNLP 2019",
     },
-    "pubtator": {
-        "name": "BioCreative V CDR (PubTator)",
-        "license": "public domain (U.S. Government work, NCBI)",
-        "citation": "Li et al., BioCreative V CDR task corpus, Database 2016",
-    },
+    "pubtator": PUBTATOR_UNKNOWN_INFO,  # what a build's files say: :func:`source_info`
     "bioasq": {
         "name": "BioASQ Task 1a (allMeSH)",
         "license": "BioASQ terms of use (MEDLINE data under NLM terms)",
@@ -54,17 +84,66 @@ LABEL_KIND_INFO = {
     "mentions": "entity mentions: MeSH ids of the chemicals and diseases named in the text (PubTator)",
 }
 #: a source whose labels no one vouches for: its phrase (``{kind}``: the label kind's noun) replaces the kind's text
-SOURCE_LABEL_INFO = {"jsonl": "labels as supplied by the dataset's builder, treated as {kind} labels"}
+BUILDER_LABELS = "labels as supplied by the dataset's builder, treated as {kind} labels"
+SOURCE_LABEL_INFO = {"jsonl": BUILDER_LABELS}
 KIND_NOUN = {"indexing": "indexing", "mentions": "entity-mention"}
-#: the tags of every card; ``pubmed`` unless every source is a builder's own (:data:`SOURCE_LABEL_INFO`)
+#: the tags of every card; ``pubmed`` unless every source is a builder's own (:func:`own_sources`)
 TAGS = ("biomedical", "mesh", "pubmed", "biohicl")
 
 
-def label_kind_text(kind: str, sources: set[str]) -> str:
+def _summary_field(summary: Any, name: str) -> Any:
+    """A field of a build summary, a ``PairSummary`` or its ``summary.json`` dict (None if absent)."""
+    if summary is None:
+        return None
+    return summary.get(name) if isinstance(summary, dict) else getattr(summary, name, None)
+
+
+def is_bc5cdr_file(name: str) -> bool:
+    """Whether a recorded input file is one of the BioCreative V CDR corpus's PubTator files (:data:`BC5CDR_FILE`)."""
+    return BC5CDR_FILE.fullmatch(name.replace("\\", "/").rsplit("/", 1)[-1]) is not None
+
+
+def pubtator_provenance(summary: Any) -> str:
+    """What the build's PubTator inputs are: ``bc5cdr`` (every one a :data:`BC5CDR_FILE`), ``builder`` (none),
+    ``mixed`` (some), or ``unknown`` (no summary, no file names). A summary from before ``read.source_files``
+    is judged by all the files it read (``read.files``): all BC5CDR's or none are decisive, a mix is ``unknown``."""
+    read = _summary_field(summary, "read")
+    if not isinstance(read, dict):
+        return "unknown"
+    by_source = read.get("source_files")
+    exact = isinstance(by_source, dict)
+    files = by_source.get("pubtator") if exact else read.get("files")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        return "unknown"
+    matches = [is_bc5cdr_file(f) for f in files]
+    if all(matches):
+        return "bc5cdr"
+    if not any(matches):
+        return "builder"
+    return "mixed" if exact else "unknown"
+
+
+def source_info(source: str, summary: Any = None) -> dict[str, str]:
+    """A source's ``name``, ``license`` and ``citation`` as a card states them; ``pubtator``'s by the build's files
+    (:func:`pubtator_provenance`), an unknown source's by its key."""
+    if source == "pubtator":
+        return PUBTATOR_INFO[pubtator_provenance(summary)]
+    return SOURCE_INFO.get(source, {"name": source, "license": "see source", "citation": ""})
+
+
+def own_sources(summary: Any = None) -> frozenset[str]:
+    """Sources whose labels are the builder's own, not a public corpus's: :data:`SOURCE_LABEL_INFO`'s, and
+    ``pubtator`` when none of its files is BC5CDR's."""
+    return frozenset(SOURCE_LABEL_INFO) | ({"pubtator"} if pubtator_provenance(summary) == "builder" else set())
+
+
+def label_kind_text(kind: str, sources: set[str], own_labels: frozenset[str] = frozenset(SOURCE_LABEL_INFO)) -> str:
     """What the card says a label kind is, given the sources of its documents: :data:`LABEL_KIND_INFO` for the
-    public corpora; a builder's own labels (:data:`SOURCE_LABEL_INFO`) are described as supplied, not as NLM's."""
-    own = sorted(sources & set(SOURCE_LABEL_INFO))
-    phrases = [f"`{s}`: " + SOURCE_LABEL_INFO[s].format(kind=KIND_NOUN.get(kind, kind)) for s in own]
+    public corpora; a builder's own labels (``own_labels``, :func:`own_sources`) are described as supplied."""
+    own = sorted(sources & own_labels)
+    phrases = [
+        f"`{s}`: " + SOURCE_LABEL_INFO.get(s, BUILDER_LABELS).format(kind=KIND_NOUN.get(kind, kind)) for s in own
+    ]
     if not own:
         return LABEL_KIND_INFO.get(kind, kind)
     if sources <= set(own):
@@ -93,7 +172,7 @@ def card_license(dataset, license: str | None = None) -> str:
     if license:
         return license
     sources = set(column_list(dataset["documents"], "source"))
-    return "mit" if {SOURCE_INFO.get(s, {}).get("license") for s in sources} == {"MIT"} else "other"
+    return "mit" if {source_info(s)["license"] for s in sources} == {"MIT"} else "other"
 
 
 def card_metadata(dataset, summary=None, *, split_files: bool = False, license: str | None = None) -> dict[str, Any]:
@@ -106,7 +185,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     No ``dataset_info``: without ``num_bytes`` ``datasets`` calls it malformed and ignores it.
     """
     sources = sorted(set(column_list(dataset["documents"], "source")))
-    own_only = bool(sources) and set(sources) <= set(SOURCE_LABEL_INFO)  # no PubMed data: no pubmed tag
+    own_only = bool(sources) and set(sources) <= own_sources(summary)  # no PubMed data vouched for: no pubmed tag
     if split_files:
         licensing = {"license": card_license(dataset, license)}
         if licensing["license"] == "other":
@@ -114,7 +193,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     else:
         licensing = {
             "license": card_license(dataset, license),
-            "license_name": "; ".join(f"{s}: {SOURCE_INFO.get(s, {}).get('license', 'see source')}" for s in sources),
+            "license_name": "; ".join(f"{s}: {source_info(s, summary)['license']}" for s in sources),
         }
     configs = []
     for config in ("documents", "pairs"):
@@ -142,11 +221,12 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     }
 
 
-def render_license_file(dataset) -> str:
-    """``LICENSE.md`` of the Hub layout (its ``license_link``): the terms of each source and of MeSH."""
+def render_license_file(dataset, summary=None) -> str:
+    """``LICENSE.md`` of the Hub layout (its ``license_link``): the terms of each source (``summary``: the build's,
+    which tells what its PubTator files are) and of MeSH."""
     lines = ["# Licenses of the BioHiCL MeSH-pair dataset", "", "The dataset mixes sources under different terms:", ""]
     for source in sorted(set(column_list(dataset["documents"], "source"))):
-        info = SOURCE_INFO.get(source, {"name": source, "license": "see source"})
+        info = source_info(source, summary)
         lines.append(f"- **{info['name']}** (`{source}`): {info['license']}")
     lines += [
         "- **MeSH** (Medical Subject Headings): U.S. National Library of Medicine terms and conditions; courtesy of "
@@ -180,6 +260,7 @@ def render_dataset_card(
     documents = dataset["documents"]
     kinds = sorted(set(column_list(documents, "label_kind"))) if "label_kind" in documents.column_names else []
     kind_sources: dict[str, set[str]] = {}
+    own = own_sources(summary)
     if kinds:
         for kind, source in zip(column_list(documents, "label_kind"), column_list(documents, "source"), strict=True):
             kind_sources.setdefault(kind, set()).add(source)
@@ -191,8 +272,6 @@ def render_dataset_card(
         license_link=metadata.get("license_link"),
         n_documents=len(documents),
         n_pairs=len(dataset["pairs"]),
-        label_kinds=[{"key": k, "text": label_kind_text(k, kind_sources.get(k, set()))} for k in kinds],
-        sources=[
-            {"key": s, **SOURCE_INFO.get(s, {"name": s, "license": "see source", "citation": ""})} for s in sources
-        ],
+        label_kinds=[{"key": k, "text": label_kind_text(k, kind_sources.get(k, set()), own)} for k in kinds],
+        sources=[{"key": s, **source_info(s, summary)} for s in sources],
     )

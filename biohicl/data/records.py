@@ -138,6 +138,7 @@ class ReadReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     unrecognised_files: list[str] = field(default_factory=list)  # inputs whose format was not detected
+    source_files: dict[str, list[str]] = field(default_factory=dict)  # the files of ``files`` by reader source
     noted: Counter = field(default_factory=Counter)  # kept records worth a note (RETRACTED), counted when read
     dropped_names: Counter = field(default_factory=Counter)  # each dropped label as given: printed, not recorded
 
@@ -178,6 +179,8 @@ class ReadReport:
             "examples": {reason: [where(text) for text in texts] for reason, texts in self.examples.items()},
             "files": [shown[path] for path in self.files],
             "unrecognised_files": [shown[path] for path in self.unrecognised_files],
+            # which files each source read: the dataset card names a corpus by its files (BioCreative V CDR)
+            "source_files": {source: [shown[path] for path in paths] for source, paths in self.source_files.items()},
         }
 
     def summary(self) -> str:
@@ -220,6 +223,7 @@ class ReadContext:
         self.path, self.source, self.mesh, self.strict = path, source, mesh, strict
         self.report = report if report is not None else ReadReport()
         self.report.files.append(str(path))
+        self.report.source_files.setdefault(source, []).append(str(path))
         self.record = 0
         self.dropped = 0  # labels of the current record that did not resolve
         self.dropped_labels: list[tuple[str, str]] = []  # the current record's: (reason, label)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_INFO, SOURCE_LABEL_INFO
+from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_LABEL_INFO, own_sources, source_info
 from biohicl.field_types import is_int
 from biohicl.jsonio import read_json
 
@@ -64,19 +64,25 @@ def _many(value: int, noun: str) -> str:
 
 #: label kinds in a word or two (the source table's column)
 KIND_NAMES = {"indexing": "MeSH indexing", "mentions": "entity-mention"}
-#: sources whose labels are the builder's own, not NLM's or PubTator's (those the dataset card says so of)
+#: sources whose labels are the builder's own whatever the build, not NLM's or a public corpus's (a build's own
+#: PubTator files join them: :func:`~biohicl.data.dataset_card.own_sources`)
 OWN_SOURCES = frozenset(SOURCE_LABEL_INFO)
 
 
-def _kinds(label_kinds: dict[str, Any], sources: set[str] | None, noun: str = "training documents") -> str:
+def _kinds(
+    label_kinds: dict[str, Any],
+    sources: set[str] | None,
+    noun: str = "training documents",
+    own: frozenset[str] = OWN_SOURCES,
+) -> str:
     """``{"indexing": 509}`` → "MeSH indexing: the descriptors NLM indexers assign ... (509 training documents)";
-    labels of the builder's own abstracts only (:data:`OWN_SOURCES`) are said to be as supplied, not NLM's, and
-    those of unknown sources (``None``) by their kind's name only."""
+    labels of the builder's own abstracts only (``own``) are said to be as supplied, not NLM's, and those of
+    unknown sources (``None``) by their kind's name only."""
     parts = []
     for kind, count in label_kinds.items():
         if not sources:
             info = f"{KIND_NAMES.get(kind, kind)} labels"
-        elif sources <= OWN_SOURCES:
+        elif sources <= own:
             info = f"{KIND_NAMES.get(kind, kind)} labels as supplied with the abstracts"
         else:
             info = LABEL_KIND_INFO.get(kind, kind)
@@ -118,7 +124,7 @@ def _source_rows(summary: dict[str, Any]) -> list[str]:
     lines = ["| source | labels | train | dev | test | terms |", "|---|---|---:|---:|---:|---|"]
     for row in composition:
         key = str(row.get("source"))
-        info = SOURCE_INFO.get(key, {"name": key, "license": "see the source"})
+        info = source_info(key, summary)  # PubTator: BC5CDR only when its files are the corpus's
         counts = " | ".join(_num(_int(row.get(split))) if split in row else "–" for split in ("train", "dev", "test"))
         kind = str(row.get("label_kind") or "–")
         lines.append(f"| {info['name']} (`{key}`) | {KIND_NAMES.get(kind, kind)} | {counts} | {info['license']} |")
@@ -218,10 +224,11 @@ def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any]
         + "."
     )
     sources = set(summary["sources"]) if isinstance(summary.get("sources"), dict) else None
+    own = own_sources(summary)
     if kinds:
-        label_text = f"Labels: {_kinds(kinds, sources)}."
+        label_text = f"Labels: {_kinds(kinds, sources, own=own)}."
     elif isinstance(summary.get("label_kinds"), dict):
-        label_text = f"Labels: {_kinds(summary['label_kinds'], sources, 'documents')}."
+        label_text = f"Labels: {_kinds(summary['label_kinds'], sources, 'documents', own)}."
     splits_count = summary.get("splits") if isinstance(summary.get("splits"), dict) else {}
     test = _int(splits_count.get("test", summary.get("test_documents")))
     tail = [label_text, _dev_sentence(summary), _decontamination_sentence(summary)]
