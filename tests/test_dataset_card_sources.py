@@ -13,6 +13,7 @@ from biohicl.data.dataset_card import (
     BC5CDR_INFO,
     PUBTATOR_BUILDER_INFO,
     card_metadata,
+    is_bc5cdr_file,
     render_dataset_card,
     render_license_file,
 )
@@ -143,3 +144,18 @@ def test_model_card_paragraph_keeps_bc5cdrs_terms(tmp_path, mesh):
     text = training_data_paragraph(str(tmp_path / "ds"), counts)
     assert f"| {BC5CDR} (PubTator) (`pubtator`) | entity-mention | 3 | 0 | 0 | {PUBLIC_DOMAIN} |" in text
     assert "Labels: entity mentions: MeSH ids of the chemicals and diseases named in the text (PubTator)" in text
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("bc5cdr/CDR_TrainingSet.PubTator.txt", True),
+        ("CDR_DevelopmentSet.PubTator.txt.gz", True),
+        ("data\\CDR_TestSet.PubTator.txt", True),
+        ("in/CDR_export.PubTator.txt", False),  # a clinical data repository's export is not the corpus
+        ("in/cdr_trainingset.pubtator.txt", False),
+        ("in/sub.PubTator.txt", False),
+    ],
+)
+def test_only_the_corpus_file_names_are_bc5cdrs(name, expected):
+    assert is_bc5cdr_file(name) is expected
