@@ -159,3 +159,12 @@ def test_model_card_paragraph_keeps_bc5cdrs_terms(tmp_path, mesh):
 )
 def test_only_the_corpus_file_names_are_bc5cdrs(name, expected):
     assert is_bc5cdr_file(name) is expected
+
+
+def test_the_hub_layouts_license_file_names_a_builders_pubtator_file_as_such(tmp_path, mesh):
+    from biohicl.hub.dataset_repo import build_dataset_repo_folder
+
+    _build([_pubtator(tmp_path / "in" / "sub.PubTator.txt", 1000)], mesh, tmp_path / "built")
+    staged = build_dataset_repo_folder(tmp_path / "built", tmp_path / "staged", license="other")
+    license_file = (staged / "LICENSE.md").read_text(encoding="utf-8")
+    assert f"- **{BUILDER}** (`pubtator`): as its provider states" in license_file and BC5CDR not in license_file

@@ -221,7 +221,7 @@ def card_metadata(dataset, summary=None, *, split_files: bool = False, license: 
     }
 
 
-def render_license_file(dataset, summary=None) -> str:
+def render_license_file(dataset: Any, summary: Any = None) -> str:
     """``LICENSE.md`` of the Hub layout (its ``license_link``): the terms of each source (``summary``: the build's,
     which tells what its PubTator files are) and of MeSH."""
     lines = ["# Licenses of the BioHiCL MeSH-pair dataset", "", "The dataset mixes sources under different terms:", ""]

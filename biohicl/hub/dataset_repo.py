@@ -239,4 +239,4 @@ def _stage(
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "README.md").write_text(card, encoding="utf-8")
     if card_metadata(staged, split_files=True, license=license).get("license_link") == LICENSE_FILE:
-        (out / LICENSE_FILE).write_text(render_license_file(staged), encoding="utf-8")
+        (out / LICENSE_FILE).write_text(render_license_file(staged, summary), encoding="utf-8")
