@@ -165,9 +165,8 @@ def main() -> None:
     parser.add_argument("--negatives", action="store_true", help="also time mine_negatives (see above)")
     options = parser.parse_args()
 
-    from biohicl.data.collator import document_text
     from biohicl.data.columns import column_array, column_list
-    from biohicl.data.documents import label_column, parquet_files, read_documents, read_parquet
+    from biohicl.data.documents import document_text, label_column, parquet_files, read_documents, read_parquet
     from biohicl.mesh.hierarchy import MeshHierarchy
     from biohicl.training.args import BioHiCLTrainingArguments
     from biohicl.training.run import load_training_data

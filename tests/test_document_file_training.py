@@ -186,3 +186,83 @@ def test_the_title_term_trains_on_an_exported_file(tiny_bert_dir, tmp_path):
     (step,) = [e for e in state["log_history"] if "loss_mse" in e]
     assert step["loss_title"] > 0.0
     assert step["loss"] == pytest.approx(step["loss_mse"] + 0.1 * step["loss_con"] + step["loss_title"], rel=1e-5)
+
+
+# ------------------------------------------------------------------------------- a file the build reads, read alike
+def file_args(tmp_path: Path, path: Path, **values) -> BioHiCLTrainingArguments:
+    return BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path), **values)
+
+
+def test_a_file_with_a_utf8_bom_trains_as_without_it(tmp_path, mesh):
+    """Windows editors write a BOM; the build reads such a file, and so does training (line 1 included)."""
+    docs = synthetic_documents()
+    plain = write_jsonl(tmp_path / "plain.jsonl", docs)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    expected = load_training_data(file_args(tmp_path, plain), mesh).documents.to_dict()
+    assert load_training_data(file_args(tmp_path, bom), mesh).documents.to_dict() == expected
+
+
+def test_labels_given_as_a_list_or_a_bar_separated_string_mix_in_one_file(tmp_path, mesh):
+    docs = synthetic_documents()
+    mixed = [{**d, "mesh": " | ".join(d["mesh"]) + "|"} if i % 4 == 1 else d for i, d in enumerate(docs)]
+    data = load_training_data(file_args(tmp_path, write_jsonl(tmp_path / "mixed.jsonl", mixed)), mesh)
+    assert data.documents["labels"] == [d["mesh"] for d in docs if d["split"] == "train"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mesh", 7, "line 3: `mesh` must be a list of strings or a |-separated string, got 7"),
+        ("mesh", ["D003920", 7], "line 3: `mesh` must be a list of strings or a |-separated string, got "),
+        ("year", [1999], "line 3: `year` is a list here and a number on line 1; give one type per field"),
+    ],
+)
+def test_a_field_of_another_type_on_some_line_names_the_line(tmp_path, mesh, field, value, message):
+    import re
+
+    from biohicl.errors import DataError
+
+    docs = [{**d, "year": 1999} for d in synthetic_documents()]
+    docs[2] = {**docs[2], field: value}
+    path = write_jsonl(tmp_path / "docs.jsonl", docs)
+    with pytest.raises(DataError, match=f"^{re.escape(f'{path}: {message}')}"):
+        load_training_data(file_args(tmp_path, path), mesh)
+
+
+def test_a_line_without_label_kind_is_an_indexing_document(tmp_path, mesh, caplog):
+    """The build reads a missing ``label_kind`` as ``indexing``: such lines train with the lines that say so."""
+    docs = [{**d, "label_kind": "indexing"} if i % 2 else d for i, d in enumerate(synthetic_documents())]
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(file_args(tmp_path, write_jsonl(tmp_path / "docs.jsonl", docs)), mesh)
+    assert data.stats["label_kinds"] == {"indexing": 20}
+    assert set(data.documents["label_kind"]) == {"indexing"}
+    assert file_warnings(caplog) == []
+
+
+def test_a_file_mixing_label_kinds_is_one_warning_naming_the_counts(tmp_path, mesh, caplog):
+    kinds = ["mentions", "indexing", None]
+    docs = synthetic_documents()
+    for i, doc in enumerate(docs):
+        if kinds[i % 3] is not None:
+            doc["label_kind"] = kinds[i % 3]
+    path = write_jsonl(tmp_path / "kinds.jsonl", docs)
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(file_args(tmp_path, path), mesh)
+    assert data.stats["label_kinds"] == {"mentions": 8, "indexing": 12}
+    assert file_warnings(caplog) == [
+        f"{path}: the training documents mix MeSH label kinds: indexing 12, mentions 8 (a document without "
+        "label_kind is indexing); biohicl build-dataset refuses that unless --mix_label_kinds; no batch holds both "
+        "kinds"
+    ]
+
+
+def test_an_unknown_label_kind_is_refused_naming_the_document(tmp_path, mesh):
+    from biohicl.errors import DataError
+
+    docs = synthetic_documents()
+    docs[4]["label_kind"] = "Mentions"
+    path = write_jsonl(tmp_path / "docs.jsonl", docs)
+    with pytest.raises(DataError) as caught:
+        load_training_data(file_args(tmp_path, path), mesh)
+    assert str(caught.value) == f"{path}: id '1004': label_kind must be indexing or mentions, got 'Mentions'"

@@ -4,11 +4,13 @@ that cannot be read is a one-line :class:`~biohicl.errors.DataError` naming the 
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
 
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
@@ -30,19 +32,68 @@ def read_documents(path: str | Path):
         return read_config(path, "documents")
     if path.suffix == ".parquet":
         return read_parquet([path], path)
+    columns = record_columns(numbered_records(path), path)
     try:
-        return datasets.Dataset.from_list(read_json_records(path))
-    except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types across records)
-        if isinstance(err, DataError):
-            raise
+        return datasets.Dataset.from_dict(columns)
+    except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types inside lists)
         raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 
 
 def read_json_records(path: Path) -> list[dict]:
     """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
     line is a one-line :class:`DataError` naming the file and line, or list element (not UTF-8, not JSON, not an
-    object)."""
-    raw = path.read_bytes()
+    object). A UTF-8 BOM is skipped, as the build skips it."""
+    return [record for _, record in numbered_records(path)]
+
+
+def record_columns(numbered: Sequence[tuple[str, dict]], path: Path) -> dict[str, list]:
+    """The records as columns over every field any record has (``Dataset.from_list`` takes line 1's fields
+    only), each record's label field (the first of :data:`LABEL_COLUMNS` it holds) a list as the build reads it
+    (a ``|``-separated string split). A field of two JSON types is a one-line :class:`DataError` naming both
+    places, rather than arrow's message naming none."""
+    names: dict[str, None] = {}  # every field, in the order first seen
+    first: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, where first seen not null)
+    records = []
+    for where, record in numbered:
+        field = next((name for name in LABEL_COLUMNS if record.get(name) is not None), None)
+        if field is not None:
+            record = {**record, field: label_list(record[field], where, field, path)}
+        for name, value in record.items():
+            names.setdefault(name)
+            if value is None:
+                continue
+            kind = _json_type(value)
+            seen_kind, seen_where = first.setdefault(name, (kind, where))
+            if kind != seen_kind:
+                raise DataError(
+                    f"{where}: `{name}` is {kind} here and {seen_kind} on {seen_where}; give one type per field", path
+                )
+        records.append(record)
+    return {name: [record.get(name) for record in records] for name in names}
+
+
+def label_list(labels: Any, where: str, field: str, path: Path) -> list[str]:
+    """A record's labels as a list, as the jsonl source reads them: a list of strings, or one ``|``-separated
+    string (blank parts dropped); else a one-line :class:`DataError` naming ``where`` and ``field``."""
+    if isinstance(labels, str):
+        return [label.strip() for label in labels.split("|") if label.strip()]
+    if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
+        return labels
+    raise DataError(f"{where}: `{field}` must be a list of strings or a |-separated string, got {labels!r:.40}", path)
+
+
+def _json_type(value: Any) -> str:
+    """``value``'s JSON type, as a message names it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def numbered_records(path: Path) -> list[tuple[str, dict]]:
+    """:func:`read_json_records` with where each record stands (``line N`` or ``element N``)."""
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     if path.suffix == ".json" and raw.lstrip()[:1] == b"{":
         check_not_corpus_object(raw, path)
     if path.suffix == ".json" and raw.lstrip()[:1] == b"[":
@@ -77,7 +128,7 @@ def read_json_records(path: Path) -> list[dict]:
             raise DataError(f"{where}: expected a JSON object per document, got {type(record).__name__}", path)
     if not numbered:
         raise DataError("no documents in the file", path)
-    return [record for _, record in numbered]
+    return numbered
 
 
 def check_not_corpus_object(raw: bytes, path: Path) -> None:
@@ -182,7 +233,7 @@ def split_documents_with_kinds(
     texts = [document_text(r) for r in rows]
     labels = [list(r[column] or ()) for r in rows]
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
-    kinds = [str(k or "") for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
+    kinds = [str(k or INDEXING) for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
     return texts, labels, pmids, kinds
 
 

@@ -21,11 +21,14 @@ kept as ``title`` and ``abstract`` columns for the title term (a ``text`` column
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from biohicl.data.columns import column_list
 from biohicl.data.jsonl import JSONL_ID_FIELDS
+from biohicl.data.records import INDEXING, MENTIONS
+from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,7 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
     titles = [str(t or "") for t in columns.get("title", [None] * n)]
     abstracts = [_first_text(columns, i) for i in range(n)]
     ids = _row_ids(documents)
+    kinds = label_kinds(documents, ids, path)
     has_split = "split" in documents.column_names
     splits = column_list(documents, "split") if has_split else [None] * n
     wanted = set(args.train_splits)
@@ -107,8 +111,13 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
             "%s: %s dropped: %s, an evaluation task of this run, scores on them, e.g. id %s",
             path, _count(len(devs), "PubMedQA dev item"), dev_task, devs[0],
         )  # fmt: skip
-    table = documents.data.table.take(keep).drop_columns([c for c in TEXT_COLUMNS if c in documents.column_names])
+    if kinds is not None:
+        warn_mixed_kinds([kinds[i] for i in keep if not has_split or splits[i] in wanted], path)
+    replaced = [c for c in (*TEXT_COLUMNS, "label_kind") if c in documents.column_names]
+    table = documents.data.table.take(keep).drop_columns(replaced)
     composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
+    if kinds is not None:
+        composed["label_kind"] = kinds
     for name, values in composed.items():
         table = table.append_column(name, pa.array([values[i] for i in keep], pa.string()))
     stats = {
@@ -119,6 +128,32 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
         "pubmedqa_dev_removed": len(devs),
     }
     return datasets.Dataset(table), {"document_file": stats}
+
+
+def label_kinds(documents: Any, ids: list[str], path: Path) -> list[str] | None:
+    """Each row's ``label_kind`` as the build reads it (missing or empty: ``indexing``), None without the column;
+    a value other than ``indexing``/``mentions`` is a one-line :class:`DataError` naming the row's id."""
+    if "label_kind" not in documents.column_names:
+        return None
+    kinds = []
+    for i, kind in enumerate(column_list(documents, "label_kind")):
+        if kind not in (None, "", INDEXING, MENTIONS):
+            where = f"id {ids[i]!r:.40}" if ids[i] else f"row {i + 1}"
+            raise DataError(f"{where}: label_kind must be {INDEXING} or {MENTIONS}, got {kind!r:.40}", path)
+        kinds.append(kind or INDEXING)
+    return kinds
+
+
+def warn_mixed_kinds(kinds: list[str], path: Path) -> None:
+    """One warning naming the count of each label kind when the training documents hold both: the build refuses
+    such a corpus unless ``--mix_label_kinds`` (training has no such option; its batches never mix kinds)."""
+    counts = Counter(kinds)
+    if len(counts) > 1:
+        logger.warning(
+            "%s: the training documents mix MeSH label kinds: %s (a document without label_kind is indexing); "
+            "biohicl build-dataset refuses that unless --mix_label_kinds; no batch holds both kinds",
+            path, ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())),
+        )  # fmt: skip
 
 
 def _first_text(columns: dict[str, list], i: int) -> str:

@@ -34,6 +34,7 @@ from biohicl.data.documents import (
     read_documents,
     read_parquet,
 )
+from biohicl.data.records import INDEXING
 from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine_negatives
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
@@ -165,7 +166,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         if name in rows.column_names and "text" not in rows.column_names:
             columns[name] = [str(t or "") for t in parts[name]]
     if "label_kind" in rows.column_names:
-        columns["label_kind"] = [str(k or "") for k in column_list(rows, "label_kind")]
+        columns["label_kind"] = [str(k or INDEXING) for k in column_list(rows, "label_kind")]
     train = datasets.Dataset.from_dict(columns)
     unlabelled = sum(1 for lab in labels if not lab)
     if dropped - treeless:  # labels this hierarchy cannot place (tree-less Male/Female and check tags are meant)
