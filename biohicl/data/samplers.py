@@ -9,8 +9,9 @@ is drawn from one group.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,9 +22,13 @@ from biohicl.mesh.gram import SMALL_GRAM_ROWS, gram_factors, gram_matrix
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
+logger = logging.getLogger(__name__)
+
 PAIR_BLOCK_ENTRIES = 1 << 24
 """SimL entries (float32, 64 MiB) :meth:`MeshPairBatchSampler.from_labels` holds at once: blocks of
 ``max(64, PAIR_BLOCK_ENTRIES // N)`` rows."""
+PARTNER_STREAM = 2**32 - 1
+"""Second word of the seed of ``max_partners``' draws, ``(seed, PARTNER_STREAM)``: a stream no epoch's batches use."""
 
 
 class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -129,14 +134,22 @@ class MeshPairBatchSampler(EpochBatchSampler):
         label_weights: Mapping[str, float] | None = None,
         groups: Sequence[str] | None = None,
         negatives: Sequence[Sequence[int]] | None = None,
+        max_partners: int | None = None,
+        progress: bool = False,
     ) -> MeshPairBatchSampler:
         """Mine every pair with SimL > β among the documents, a block of SimL rows at a time (memory
-        ``PAIR_BLOCK_ENTRIES`` floats plus the partner lists, never the N×N matrix)."""
+        ``PAIR_BLOCK_ENTRIES`` floats plus the partner lists, 4 bytes a pair, never the N×N matrix).
+
+        ``max_partners``: keep at most this many partners per document, a random subset seeded by ``seed`` (the
+        same for any block size) where there are more; ``None`` keeps every one. The sampler draws one partner per
+        anchor, so a cap bounds the lists' memory (every document of a large corpus can have thousands) and keeps
+        each document's chance of joining a batch as a partner closer to even. ``progress``: a bar over the blocks.
+        """
         docs = [mesh.known_labels(labs) for labs in labels]
         vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
-        return cls(
-            _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES), batch_size, seed, groups=groups, negatives=negatives
-        )
+        cap = None if max_partners is None else (max_partners, np.random.default_rng([seed, PARTNER_STREAM]))
+        partners = _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES, cap, progress)
+        return cls(partners, batch_size, seed, groups=groups, negatives=negatives)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -191,30 +204,55 @@ def _ascending_unique(indices: Sequence[int], dtype: type[np.signedinteger]) -> 
     return np.unique(np.asarray(indices, dtype=np.int64)).astype(dtype)
 
 
-def _partners_above(vectors: sp.csr_matrix, beta: float, block_entries: int) -> list[np.ndarray]:
-    """Per row ``i``: the ascending ``j != i`` with ``(vectors @ vectors.T)[i, j] > beta``, in row blocks.
+def _partners_above(
+    vectors: sp.csr_matrix,
+    beta: float,
+    block_entries: int,
+    cap: tuple[int, np.random.Generator] | None = None,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Per row ``i``: the ascending ``j != i`` with ``(vectors @ vectors.T)[i, j] > beta``, in row blocks; with
+    ``cap = (k, rng)`` a row with more than ``k`` keeps ``k`` of them drawn by ``rng`` (rows in order).
 
     Each block is the float32 rows :func:`gram_matrix` gives (bitwise: every block has the same number of rows,
     at least 64, the last one overlapping the one before, since a 1-row product takes another BLAS path).
     """
     n = vectors.shape[0]
     dtype = _index_dtype(n)
+    capped = f", at most {cap[0]} per document" if cap is not None else ""
+    logger.info("mining batch partners (SimL > %s) among %d documents%s", beta, n, capped)
+
+    def above(row: np.ndarray) -> np.ndarray:
+        found = np.flatnonzero(row > beta)
+        if cap is not None and len(found) > cap[0]:
+            found = np.sort(cap[1].choice(found, cap[0], replace=False))
+        return found.astype(dtype)
+
     if n <= SMALL_GRAM_ROWS:  # gram_matrix's float64 sparse product for small inputs
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
-        return [np.flatnonzero(row > beta).astype(dtype) for row in gram]
+        return [above(row) for row in gram]
     factors = gram_factors(vectors)
     size = min(n, max(64, block_entries // n))
     buffer = np.empty((size, n), dtype=np.float32)
     out: list[np.ndarray] = []
-    for start in range(0, n, size):
+    for start in _blocks(range(0, n, size), "mining batch partners", progress):
         first = min(start, n - size)
         block = factors.rows(first, first + size, out=buffer)
         for i in range(start, min(start + size, n)):
             row = block[i - first]
             row[i] = 0.0
-            out.append(np.flatnonzero(row > beta).astype(dtype))
+            out.append(above(row))
     return out
+
+
+def _blocks(starts: range, desc: str, progress: bool) -> Iterable[int]:
+    """``starts``, behind a tqdm bar (as ``biohicl build-dataset``'s mining) when ``progress``."""
+    if not progress:
+        return starts
+    from tqdm.auto import tqdm
+
+    return tqdm(starts, desc=desc, unit="block", total=len(starts))
 
 
 def _group_index(groups: Sequence[str] | None, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -240,14 +278,17 @@ def mine_negatives(
     limit: int = 64,
     seed: int = 0,
     block: int = 1024,
+    progress: bool = False,
 ) -> list[np.ndarray]:
     """For each document, up to ``limit`` documents of its group that are its negatives under ``negative``.
 
     ``zero``: SimL = 0, ``below:t``: SimL < t (a seeded random ``limit`` of them); ``lowest:k``: the ``limit``
     lowest-SimL documents with SimL ≤ β. Unlabelled documents are nobody's negative. SimL is computed in row
-    blocks (memory ``block × N`` floats and as many booleans: the block's masks are computed at once, per group).
+    blocks (memory ``block × N`` floats and as many booleans: the block's masks are computed at once, per group);
+    ``progress``: a bar over the blocks.
     """
     kind, value = parse_negative(negative, beta)
+    logger.info("mining negatives (%s, at most %d per document) among %d documents", negative, limit, len(labels))
     docs = [mesh.known_labels(labs) for labs in labels]
     vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
     labelled = np.diff(vectors.indptr) > 0
@@ -260,7 +301,7 @@ def mine_negatives(
     size = min(block, len(docs))
     buffer, masks = np.empty((size, len(docs)), dtype=np.float32), np.empty((size, len(docs)), dtype=bool)
     out: list[np.ndarray] = []
-    for start in range(0, len(docs), block):
+    for start in _blocks(range(0, len(docs), block), "mining negatives", progress):
         stop = min(start + block, len(docs))
         rows = factors.rows(start, stop, out=buffer[: stop - start])
         # the block's masks at once (float32 comparisons, as per row), then the group's and no self-pairs

@@ -1,8 +1,8 @@
 """Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
 loaded, with a traceback, or never: LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no
-LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments and
-``max_steps``. Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is the one seed rule of
-training, a study config and ``biohicl build-dataset``."""
+LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments,
+``max_steps`` and ``max_partners``. Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is
+the one seed rule of training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_count
 from biohicl.models.lora_values import check_alpha, check_rank
 
 #: Seeds ``transformers.set_seed`` takes (numpy's range).
@@ -53,6 +54,11 @@ def check_run_values(args: Any) -> None:
         value = getattr(args, name, None)
         if value is not None:
             check_seed(value, name, SEED_LIMIT)
+    if args.max_partners is not None:
+        if not is_count(args.max_partners):
+            raise ConfigError(f"max_partners: must be a whole number of at least 1, got {args.max_partners!r}")
+        if args.batch_sampler != "mesh_pairs":
+            raise ConfigError("max_partners: only the mesh_pairs batch sampler has partners (not random batches)")
     if args.max_steps == 0 or args.max_steps < -1:
         raise ConfigError(f"max_steps: give a positive number, or -1 to train num_train_epochs; got {args.max_steps}")
     if args.report_to is None:

@@ -195,6 +195,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "where the data has any (with indexing labels SimL = 0 pairs are rare)."
         },
     )
+    max_partners: int | None = field(
+        default=None,
+        metadata={
+            "help": "mesh_pairs batches mined during training (a documents file, or a SimL other than the build's): "
+            "keep at most this many SimL > β partners per document, a random subset seeded by --data_seed (or "
+            "--seed); default: every one (at 76K documents 800M pairs, 3 GiB; 64 bounds it)."
+        },
+    )
     mesh_path: str | None = field(
         default=None,
         metadata={
@@ -264,6 +272,13 @@ class BioHiCLTrainingArguments(TrainingArguments):
     learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (LoRA takes a high one)."})
     per_device_train_batch_size: int = field(
         default=32, metadata={"help": "Documents per batch (in-batch pairs are what the losses see)."}
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Resume from this checkpoint folder (a complete BioHiCL checkpoint), or `last` (also true, yes) "
+            "for the newest complete checkpoint in --output_dir (a fresh start, with a warning, when there is none)."
+        },
     )
     per_device_eval_batch_size: int = field(
         default=32, metadata={"help": "Texts per encoding batch when --eval_tasks are evaluated during training."}

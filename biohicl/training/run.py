@@ -256,7 +256,7 @@ def build_batch_sampler(
     if args.batch_negatives:
         negatives = mine_negatives(
             labels, mesh, args.negative, args.beta, args.use_ancestors, args.use_depth_weight,
-            label_weights, groups=groups, seed=seed,
+            label_weights, groups=groups, seed=seed, progress=not args.disable_tqdm,
         )  # fmt: skip
     default_siml = args.use_ancestors and args.use_depth_weight and not args.drop_check_tags and not label_weights
     if data.pairs is not None and default_siml:
@@ -276,6 +276,8 @@ def build_batch_sampler(
         label_weights=label_weights,
         groups=groups,
         negatives=negatives,
+        max_partners=args.max_partners,
+        progress=not args.disable_tqdm,
     )
 
 
