@@ -6,6 +6,9 @@ record's summary (``{"biosses/spearman": 0.8}`` → ``{"biosses_spearman": 0.8}`
 builds it from ``--eval_tasks``; a dataset task without ``@`` (``siml-agreement``) evaluates the run's own dataset.
 With ``cache_dir`` (``--eval_cache_dir``) an evaluation of an encoder already evaluated there, bit for bit, on the
 same tasks and data is read back (:mod:`biohicl.evaluation.cache`): a study's runs share their step 0 this way.
+An evaluator keeps what a ``siml-agreement`` task does not owe to the model (the dev split, read and checked once,
+SimL of its pairs and their ranks: :class:`~biohicl.evaluation.agreement.AgreementCache`), so a repeat evaluation
+only encodes and correlates.
 
 >>> train_biohicl(args, evaluator=evaluator_from_args(args))  # doctest: +SKIP
 """
@@ -14,12 +17,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from biohicl.errors import ConfigError
 from biohicl.field_types import is_count
+
+if TYPE_CHECKING:
+    from biohicl.evaluation.agreement import AgreementCache
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,9 @@ class TaskEvaluator:
         cache_dir: a folder of earlier evaluations (:class:`~biohicl.evaluation.cache.EvaluationCache`); an encoder
             evaluated there before on the same tasks and data is read back instead of evaluated again.
         batch_size: texts per encoding batch (``--per_device_eval_batch_size``); the metrics do not depend on it.
+
+    Agreement tasks' model-independent work (the split read and checked, SimL and its ranks) is done once per
+    evaluator (and per version of the dataset's files), not at each evaluation.
     """
 
     def __init__(
@@ -82,6 +92,15 @@ class TaskEvaluator:
         self.max_queries = max_queries
         self.cache_dir = cache_dir
         self.batch_size = batch_size
+        self._agreement: AgreementCache | None = None  # made at first use: agreement loads scipy and the data layer
+
+    def _reusing(self) -> AbstractContextManager[AgreementCache]:
+        """The context agreement tasks keep their model-independent work in (:func:`~.agreement.reusing`)."""
+        from biohicl.evaluation.agreement import AgreementCache, reusing
+
+        if self._agreement is None:
+            self._agreement = AgreementCache()
+        return reusing(self._agreement)
 
     def __call__(self, model: Any) -> dict[str, float]:
         """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
@@ -98,13 +117,14 @@ class TaskEvaluator:
             if (cached := cache.get(key)) is not None:
                 logger.info("evaluation read back from %s (the same encoder, tasks and data)", cache.path(key))
                 return cached
-        record = evaluate_model(
-            model,
-            tasks=self.tasks,
-            batch_size=self.batch_size,
-            limit_queries=self.max_queries,
-            show_progress_bar=False,
-        )
+        with self._reusing():
+            record = evaluate_model(
+                model,
+                tasks=self.tasks,
+                batch_size=self.batch_size,
+                limit_queries=self.max_queries,
+                show_progress_bar=False,
+            )
         values = record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
         metrics = flatten_metrics(values)
         if cache is not None and key is not None:
@@ -116,7 +136,8 @@ class TaskEvaluator:
         run refuses a selection metric no task gives before it trains (``check_evaluation``)."""
         from biohicl.evaluation.runner import planned_summary_keys
 
-        return [key.replace("/", "_") for key in planned_summary_keys(self.tasks)]
+        with self._reusing():  # the agreement's pre-flight reads the split once, for the evaluations too
+            return [key.replace("/", "_") for key in planned_summary_keys(self.tasks)]
 
     def __repr__(self) -> str:
         return (
