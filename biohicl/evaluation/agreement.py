@@ -110,16 +110,14 @@ def evaluate_agreement(
     else:  # the split as read once (the first N: as split_documents_with_kinds(limit=N) keeps them)
         texts, labels = entry.texts[:limit_queries], entry.labels[:limit_queries]
         kinds = entry.kinds[:limit_queries] if entry.kinds is not None else None
-    pairs = entry.pairs.get(limit_queries) if entry is not None else None
-    if pairs is None:
+    kept = entry.pairs.get(limit_queries) if entry is not None else None
+    if kept is None:
         check_labelled(labels, mesh, split, path, mesh_path)
-        pairs = siml_pairs(labels, mesh, kinds)
-        if entry is not None:
-            entry.pairs[limit_queries] = pairs
-            logger.debug(
-                "%s split %s: SimL of %d pairs kept (%.1f MB)", path, split, len(pairs.siml), pairs.nbytes / 1e6
-            )
-    stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar, pairs=pairs)
+    siml = kept if kept is not None else siml_pairs(labels, mesh, kinds)
+    stats = siml_alignment(encoder, texts, labels, mesh, beta, batch_size, show_progress_bar, pairs=siml)
+    if entry is not None and kept is None:
+        entry.pairs[limit_queries] = siml
+        logger.debug("%s split %s: SimL of %d pairs kept (%.1f MB)", path, split, stats["pairs"], siml.nbytes / 1e6)
     if stats["pairs"] < 2:  # a mixed split whose kinds hold a document each
         raise DataError(f"split {split!r}: {stats['pairs']} pair(s) of documents of one label kind, need 2", path)
     if not math.isfinite(stats["spearman"]):  # constant SimL (or SimE) over the pairs: no ranking to agree with
