@@ -16,6 +16,7 @@ from biohicl.evaluation.metrics import (
     recall_at_k,
     reciprocal_rank_at_k,
     retrieval_scores,
+    retrieval_scores_with_items,
 )
 
 # One tie-free ranking: d1 > d2 > d3 > d4 > d5; judged: d2 (grade 1), d4 (grade 2), d9 (grade 1, never retrieved).
@@ -115,3 +116,55 @@ def test_equal_to_pytrec_eval_on_random_runs(with_ties):
 def test_unknown_measure_is_rejected():
     with pytest.raises(ValueError, match="unknown measure"):
         per_query_scores(QRELS, RUN, measures=["map"])
+    with pytest.raises(ValueError, match="main metric 'ndcg@5' is not one of the computed"):
+        retrieval_scores_with_items(QRELS, RUN, "ndcg@5", k_values=[1, 10])
+
+
+# A hand-made run for the tasks: ties (q1, q4), a query judged with no relevant document (q2), an empty ranking (q3).
+TASK_QRELS = {"q1": {"d1": 1, "d3": 2}, "q2": {"d2": 0}, "q3": {"d4": 1}, "q4": {"d5": 1, "d2": 1, "d1": 2}}
+TASK_RUN = {
+    "q1": {"d1": 0.5, "d2": 0.5, "d3": 0.5, "d4": 0.1},
+    "q2": {"d2": 0.9, "d1": 0.3},
+    "q3": {},
+    "q4": {"d3": 0.7, "d5": 0.2, "d2": 0.2, "d4": 0.2},
+}
+
+
+def test_tasks_score_exactly_as_the_evaluate_metric(tmp_path, monkeypatch):
+    """evaluate_beir and evaluate_pubmedqa score a run in one pass of per_query_scores: the numbers of
+    ``RetrievalMetric().compute_from_dicts`` (the ``evaluate`` adapter) bit for bit, and each item's main metric."""
+    import json
+
+    from biohicl.evaluation import pubmedqa, retrieval
+
+    folder = tmp_path / "toy"
+    (folder / "qrels").mkdir(parents=True)
+    docs = "".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"doc {i}"}) + "\n" for i in range(1, 6))
+    (folder / "corpus.jsonl").write_text(docs)
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": q}) + "\n" for q in TASK_QRELS))
+    lines = [f"{q}\t{d}\t{g}" for q, judged in TASK_QRELS.items() for d, g in judged.items()]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(retrieval, "dense_retrieve", lambda *args, **kwargs: TASK_RUN)
+    result = retrieval.evaluate_beir(object(), folder, "test", k_values=[1, 2, 10])
+    expected = RetrievalMetric().compute_from_dicts(TASK_QRELS, TASK_RUN, k_values=[1, 2, 10])
+    assert result.metrics == expected
+    assert list(result.metrics) == list(expected)  # the record's key order too
+    # over q1 (both found), q2 (nothing relevant: 0) and q4 (d1 never retrieved); q3's empty ranking is not a query
+    assert expected["recall@10"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    per_query = per_query_scores(TASK_QRELS, TASK_RUN, [10], ["ndcg"])
+    assert result.per_item == {"ids": ["q1", "q2", "q4"], "scores": [per_query[q]["ndcg@10"] for q in per_query]}
+
+    items = {p: {"QUESTION": f"q {p}", "CONTEXTS": [p], "LONG_ANSWER": f"a {p}"} for p in ("11", "22", "33", "44")}
+    (tmp_path / "ori_pqal.json").write_text(json.dumps(items))
+    (tmp_path / "test_ground_truth.json").write_text(json.dumps(dict.fromkeys(("11", "22", "33", "44"), "yes")))
+    run = {"11": {"22": 0.5, "11": 0.5, "33": 0.1}, "22": {"11": 0.5, "22": 0.5}, "33": {}, "44": {"44": 0.2}}
+    monkeypatch.setattr(pubmedqa, "dense_retrieve", lambda *args, **kwargs: run)
+    result = pubmedqa.evaluate_pubmedqa(
+        object(), data_file=tmp_path / "ori_pqal.json", test_file=tmp_path / "test_ground_truth.json"
+    )
+    qrels = {p: {p: 1} for p in items}
+    expected = RetrievalMetric().compute_from_dicts(qrels, run, k_values=[1, 5, 10], measures=["recall", "mrr"])
+    assert result.metrics == {name: expected[name] for name in ("recall@1", "recall@5", "mrr@10")}
+    # 11 ties with 22, which ranks first (ids descending); 33's ranking is empty, so it is not an item
+    assert result.metrics["recall@1"] == pytest.approx(2 / 3)
+    assert result.per_item == {"ids": ["11", "22", "44"], "scores": [0.0, 1.0, 1.0]}

@@ -101,12 +101,15 @@ def per_query_scores(
     return scores
 
 
-def per_query_metric(qrels: Qrels, run: Run, metric: str) -> tuple[list[str], list[float]]:
-    """``(query ids, values)`` of one metric (``recall@1``) for each query :func:`retrieval_scores` averages over: the
-    items a paired test resamples."""
-    measure, _, k = metric.partition("@")
-    scores = per_query_scores(qrels, run, k_values=[int(k)], measures=[measure])
-    return list(scores), [values[metric] for values in scores.values()]
+def _means(per_query: Mapping[str, Mapping[str, float]], names: Sequence[str]) -> dict[str, float]:
+    """Each metric's mean over the queries of :func:`per_query_scores` (0.0 for every metric without any)."""
+    if not per_query:
+        return dict.fromkeys(names, 0.0)
+    return {name: float(np.mean([scores[name] for scores in per_query.values()])) for name in names}
+
+
+def _metric_names(k_values: Iterable[int], measures: Iterable[str]) -> list[str]:
+    return [f"{measure}@{k}" for measure in measures for k in sorted(set(k_values))]
 
 
 def retrieval_scores(
@@ -116,13 +119,25 @@ def retrieval_scores(
     measures: Iterable[str] = MEASURES,
 ) -> dict[str, float]:
     """Mean of :func:`per_query_scores` over the evaluated queries (trec_eval's ``all`` line)."""
-    k_values = sorted(set(k_values))
-    measures = list(measures)
+    k_values, measures = list(k_values), list(measures)
+    return _means(per_query_scores(qrels, run, k_values, measures), _metric_names(k_values, measures))
+
+
+def retrieval_scores_with_items(
+    qrels: Qrels,
+    run: Run,
+    main_metric: str,
+    k_values: Iterable[int] = DEFAULT_K_VALUES,
+    measures: Iterable[str] = MEASURES,
+) -> tuple[dict[str, float], list[str], list[float]]:
+    """:func:`retrieval_scores` and the ``(query ids, values)`` of ``main_metric`` (``recall@1``) for each query it
+    averages over (the items a paired test resamples), from one pass of :func:`per_query_scores`."""
+    k_values, measures = list(k_values), list(measures)
+    names = _metric_names(k_values, measures)
+    if main_metric not in names:
+        raise ValueError(f"main metric {main_metric!r} is not one of the computed {', '.join(names)}")
     per_query = per_query_scores(qrels, run, k_values, measures)
-    names = [f"{measure}@{k}" for measure in measures for k in k_values]
-    if not per_query:
-        return dict.fromkeys(names, 0.0)
-    return {name: float(np.mean([scores[name] for scores in per_query.values()])) for name in names}
+    return _means(per_query, names), list(per_query), [scores[main_metric] for scores in per_query.values()]
 
 
 class RetrievalMetric(evaluate.Metric):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
-from biohicl.evaluation.metrics import RetrievalMetric, per_query_metric
+from biohicl.evaluation.metrics import retrieval_scores_with_items
 from biohicl.evaluation.results import TaskResult, file_checksums, record_key
 from biohicl.evaluation.retrieval import dense_retrieve
 
@@ -108,9 +108,10 @@ def evaluate_pubmedqa(
         encoder, questions, pool, top_k=max(K_VALUES), batch_size=batch_size, show_progress_bar=show_progress_bar
     )
     qrels = {pmid: {pmid: 1} for pmid in question_ids}
-    metrics = RetrievalMetric().compute_from_dicts(qrels, run, k_values=K_VALUES, measures=("recall", "mrr"))
+    metrics, ids, scores = retrieval_scores_with_items(
+        qrels, run, "recall@1", k_values=K_VALUES, measures=("recall", "mrr")
+    )
     metrics = {name: metrics[name] for name in ("recall@1", "recall@5", "mrr@10")}
-    ids, scores = per_query_metric(qrels, run, "recall@1")
     return TaskResult(
         task=record_key("pubmedqa" if target == "long_answer" else f"pubmedqa-{target}", split),
         split=split,

@@ -24,7 +24,7 @@ import numpy as np
 
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder
-from biohicl.evaluation.metrics import DEFAULT_K_VALUES, RetrievalMetric, per_query_metric
+from biohicl.evaluation.metrics import DEFAULT_K_VALUES, retrieval_scores_with_items
 from biohicl.evaluation.results import TaskResult, file_checksums
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
@@ -358,9 +358,8 @@ def evaluate_beir(
         ignore_identical_ids=ignore_identical_ids,
         document_embeddings=lookup,
     )
-    metrics = RetrievalMetric().compute_from_dicts(data.qrels, run, k_values=k_values)
     main_metric = "ndcg@10" if 10 in k_values else f"ndcg@{max(k_values)}"
-    ids, scores = per_query_metric(data.qrels, run, main_metric)
+    metrics, ids, scores = retrieval_scores_with_items(data.qrels, run, main_metric, k_values=k_values)
     return TaskResult(
         task=name or Path(folder).name,
         split=split,
