@@ -52,20 +52,18 @@ def ndcg_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int) -> fl
     return dcg(gains) / ideal_dcg if ideal_dcg > 0 else 0.0
 
 
-def recall_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int, relevance_level: int = 1) -> float:
-    """trec_eval ``recall_k``: relevant documents found in the top ``k`` over all relevant documents."""
-    relevant = {doc for doc, rel in judgments.items() if rel >= relevance_level}
+def recall_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int) -> float:
+    """trec_eval ``recall_k``: relevant (grade >= 1) documents found in the top ``k`` over all relevant documents."""
+    relevant = {doc for doc, rel in judgments.items() if rel >= 1}
     if not relevant:
         return 0.0
     return sum(1 for doc in ranked[:k] if doc in relevant) / len(relevant)
 
 
-def reciprocal_rank_at_k(
-    ranked: Sequence[str], judgments: Mapping[str, int], k: int, relevance_level: int = 1
-) -> float:
-    """trec_eval ``recip_rank`` on the top ``k``: 1 / rank of the first relevant document, 0 when none."""
+def reciprocal_rank_at_k(ranked: Sequence[str], judgments: Mapping[str, int], k: int) -> float:
+    """trec_eval ``recip_rank`` on the top ``k``: 1 / rank of the first relevant (grade >= 1) document, 0 when none."""
     for rank, doc in enumerate(ranked[:k], start=1):
-        if judgments.get(doc, 0) >= relevance_level:
+        if judgments.get(doc, 0) >= 1:
             return 1.0 / rank
     return 0.0
 
