@@ -91,6 +91,7 @@ def test_evaluation_test_data_and_later_copies_of_an_id_are_dropped(tmp_path, me
         "evaluation_data_by_set": {"pubmedqa-test": 2, "scifact": 1},
         "duplicate_ids_removed": 1,
         "pubmedqa_dev_removed": 0,
+        "no_label_removed": 0,
     }
     messages = file_warnings(caplog)
     assert len(messages) == 2, messages
@@ -193,6 +194,11 @@ def file_args(tmp_path: Path, path: Path, **values) -> BioHiCLTrainingArguments:
     return BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path), **values)
 
 
+def unique(labels: list[str]) -> list[str]:
+    """Each descriptor once, as the build keeps a document's labels."""
+    return list(dict.fromkeys(labels))
+
+
 def test_a_file_with_a_utf8_bom_trains_as_without_it(tmp_path, mesh):
     """Windows editors write a BOM; the build reads such a file, and so does training (line 1 included)."""
     docs = synthetic_documents()
@@ -207,7 +213,17 @@ def test_labels_given_as_a_list_or_a_bar_separated_string_mix_in_one_file(tmp_pa
     docs = synthetic_documents()
     mixed = [{**d, "mesh": " | ".join(d["mesh"]) + "|"} if i % 4 == 1 else d for i, d in enumerate(docs)]
     data = load_training_data(file_args(tmp_path, write_jsonl(tmp_path / "mixed.jsonl", mixed)), mesh)
-    assert data.documents["labels"] == [d["mesh"] for d in docs if d["split"] == "train"]
+    assert data.documents["labels"] == [unique(d["mesh"]) for d in docs if d["split"] == "train"]
+
+
+def test_a_line_whose_labels_have_another_field_name_trains_on_them(tmp_path, mesh):
+    """The build takes each line's first label field (``mesh``, ``labels``, ...): so does training."""
+    docs = synthetic_documents()
+    docs[3]["labels"] = "|".join(docs[3].pop("mesh"))
+    docs[5] = {**docs[5], "mesh": None, "mesh_ids": docs[5]["mesh"]}
+    data = load_training_data(file_args(tmp_path, write_jsonl(tmp_path / "docs.jsonl", docs)), mesh)
+    expected = [d.get("mesh") or d.get("mesh_ids") or d["labels"].split("|") for d in docs if d["split"] == "train"]
+    assert data.documents["labels"] == [unique(labels) for labels in expected]
 
 
 @pytest.mark.parametrize(
@@ -266,3 +282,55 @@ def test_an_unknown_label_kind_is_refused_naming_the_document(tmp_path, mesh):
     with pytest.raises(DataError) as caught:
         load_training_data(file_args(tmp_path, path), mesh)
     assert str(caught.value) == f"{path}: id '1004': label_kind must be indexing or mentions, got 'Mentions'"
+
+
+# --------------------------------------------------------------------------------- labels read by the build's rules
+LABEL_FORMS = [  # docs/data.md's forms of a jsonl label, one a line, each a descriptor of the packaged MeSH 2024
+    "D003920",  # a descriptor UI
+    "d003922",  # ... in any case
+    "mesh:D006333",  # ... with a MESH: prefix in any case
+    "D003920Q000188",  # ... with a qualifier UI after it
+    "C18.452.394.750",  # a tree number (D003920's)
+    "Diabetes Mellitus",  # a descriptor name
+    "Cardiac Failure",  # an entry term (Heart Failure)
+    "diabetes mellitus, type 1",  # ... in any case
+    "*Humans",  # a MEDLINE heading: major star
+    "Diabetes Mellitus/drug therapy",  # ... with a qualifier
+    "*Heart Failure/*therapy",  # ... both
+]
+
+
+def test_a_file_s_labels_in_every_form_train_as_the_build_reads_them(tmp_path, mesh):
+    from biohicl.data.jsonl import read_jsonl
+
+    rows = [
+        {"pmid": f"doc-{i}", "title": f"form {i}", "abstract": f"a document labelled {form}", "mesh": [form]}
+        for i, form in enumerate(LABEL_FORMS)
+    ]
+    path = write_jsonl(tmp_path / "forms.jsonl", rows)
+    built = {r.pmid: list(r.mesh) for r in read_jsonl(path, mesh)}
+    assert len(built) == len(LABEL_FORMS) and all(built.values())  # the build keeps each line's descriptor
+    data = load_training_data(file_args(tmp_path, path), mesh)
+    assert data.documents["labels"] == [built[r["pmid"]] for r in rows]
+    assert data.stats["labels_dropped_unknown"] == 0 and data.stats["documents_without_labels"] == 0
+
+
+def test_a_document_left_with_no_label_is_dropped_as_the_build_skips_it(tmp_path, mesh, caplog):
+    """Unknown labels are dropped (and counted) as the build drops them; a supplementary concept id is ignored, as
+    the build ignores it; a document with no descriptor left is not trained on: the build skips it."""
+    docs = synthetic_documents()
+    docs[1]["mesh"] = ["Not A Heading", "C012345"]  # nothing left: dropped
+    docs[2]["mesh"] = [*docs[2]["mesh"], "Not A Heading", "MESH:C012345"]  # one unknown label dropped
+    later = {**docs[1], "mesh": ["D003920"]}  # a later line of the skipped one's id: no copy of a document kept
+    path = write_jsonl(tmp_path / "docs.jsonl", [*docs, later])
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(file_args(tmp_path, path), mesh)
+    train = [d for d in docs if d["split"] == "train" and d is not docs[1]] + [later]
+    assert data.documents["labels"] == [unique(d["mesh"][:2]) for d in train]
+    assert data.stats["documents"] == 20 and data.stats["labels_dropped_unknown"] == 1
+    assert data.stats["document_file"]["no_label_removed"] == 1
+    assert data.stats["document_file"]["duplicate_ids_removed"] == 0
+    assert (
+        f"{path}: 1 document with no MeSH label MeSH 2024 knows dropped, as biohicl build-dataset skips it, "
+        "e.g. id 1001" in file_warnings(caplog)
+    )

@@ -48,14 +48,15 @@ def read_json_records(path: Path) -> list[dict]:
 
 def record_columns(numbered: Sequence[tuple[str, dict]], path: Path) -> dict[str, list]:
     """The records as columns over every field any record has (``Dataset.from_list`` takes line 1's fields
-    only), each record's label field (the first of :data:`LABEL_COLUMNS` it holds) a list as the build reads it
-    (a ``|``-separated string split). A field of two JSON types is a one-line :class:`DataError` naming both
-    places, rather than arrow's message naming none."""
+    only), each record's label field (the first of :data:`LABEL_COLUMNS` it holds, not null) a list as the build
+    reads it (a ``|``-separated string split), in the file's label column (the first of them any record has). A
+    field of two JSON types is a one-line :class:`DataError` naming both places, rather than arrow's naming none."""
     names: dict[str, None] = {}  # every field, in the order first seen
     first: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, where first seen not null)
-    records = []
+    records, fields = [], []
     for where, record in numbered:
         field = next((name for name in LABEL_COLUMNS if record.get(name) is not None), None)
+        fields.append(field)
         if field is not None:
             record = {**record, field: label_list(record[field], where, field, path)}
         for name, value in record.items():
@@ -69,6 +70,10 @@ def record_columns(numbered: Sequence[tuple[str, dict]], path: Path) -> dict[str
                     f"{where}: `{name}` is {kind} here and {seen_kind} on {seen_where}; give one type per field", path
                 )
         records.append(record)
+    column = next((name for name in LABEL_COLUMNS if name in names), None)  # the one label_column reads
+    for record, field in zip(records, fields, strict=True):
+        if field is not None and field != column:  # a line whose labels are under another name, as the build reads
+            record[column] = record[field]
     return {name: [record.get(name) for record in records] for name in names}
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.columns import column_list
-from biohicl.data.jsonl import JSONL_ID_FIELDS
-from biohicl.data.records import INDEXING, MENTIONS
+from biohicl.data.documents import label_column
+from biohicl.data.jsonl import JSONL_ID_FIELDS, resolve_label
+from biohicl.data.records import INDEXING, MENTIONS, MESH_PREFIX, SCR_PATTERN
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -46,17 +47,24 @@ TEXT_COLUMNS = ("text", "title", "abstract")
 
 
 def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
-    """A documents file's labels as descriptor UIs where ``mesh`` knows them (others kept, to be counted as
-    unknown): a list or a ``|``-joined string of UIs (``MESH:`` allowed), names or entry terms."""
+    """A documents file's labels (a list or a ``|``-joined string) as the build reads them
+    (:func:`~biohicl.data.jsonl.resolve_label`: UIs in any case, ``MESH:``-prefixed or with a qualifier UI, tree
+    numbers, names, entry terms, MEDLINE headings), each descriptor once; an unknown one kept as written, to be
+    counted as unknown; a supplementary concept id or ``-1`` left out, as the build ignores them."""
     if isinstance(labels, str):
         labels = labels.split("|")
-    terms = [str(label).strip() for label in labels or () if str(label).strip()]
-    return [mesh.try_resolve(term.removeprefix("MESH:")) or term for term in terms]
+    uis: dict[str, None] = {}
+    for label in labels or ():
+        text = str(label).strip()
+        if text and text != "-1" and not SCR_PATTERN.match(MESH_PREFIX.sub("", text).upper()):
+            uis.setdefault(resolve_label(mesh, text) or text)
+    return list(uis)
 
 
-def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dict[str, Any]]:
+def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarchy) -> tuple[Any, dict[str, Any]]:
     """``documents`` (a file's ``datasets.Dataset``) without the rows the build would not train on (module doc),
-    their text composed as the jsonl source does; and ``{"document_file": counts}`` for the run's data stats."""
+    their text composed and their labels read (:func:`own_file_labels`) as the jsonl source does; and
+    ``{"document_file": counts}`` for the run's data stats."""
     import datasets
     import pyarrow as pa
 
@@ -69,6 +77,8 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
     abstracts = [_first_text(columns, i) for i in range(n)]
     ids = _row_ids(documents)
     kinds = label_kinds(documents, ids, path)
+    column = label_column(documents, path)
+    labels = [own_file_labels(row, mesh) for row in column_list(documents, column)]
     has_split = "split" in documents.column_names
     splits = column_list(documents, "split") if has_split else [None] * n
     wanted = set(args.train_splits)
@@ -79,11 +89,16 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
     keep: list[int] = []
     copies: list[str] = []
     devs: list[str] = []
+    unlabelled: list[str] = []
     for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
-        copy = bool(pmid) and pmid in seen
-        seen.add(pmid)
+        labelled = any(ui in mesh.names for ui in labels[i])  # the build skips a record without before deduplicating
+        copy = labelled and bool(pmid) and pmid in seen
+        if labelled:
+            seen.add(pmid)
         if has_split and split not in wanted:  # the split filter's to drop, as for a built dataset
             keep.append(i)
+        elif not labelled:
+            unlabelled.append(pmid or f"row {i + 1}")
         elif copy:
             copies.append(pmid)
         elif split == "test" or not decontaminator.check(MeshRecord(pmid, titles[i], abstracts[i], (), "jsonl")):
@@ -106,6 +121,12 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
         noun = "later copy" if len(copies) == 1 else "later copies"
         logger.warning("%s: %d %s of a document id dropped (the first is kept), e.g. id %s", path, len(copies), noun,
                        copies[0])  # fmt: skip
+    if unlabelled:
+        logger.warning(
+            "%s: %s with no MeSH label MeSH %s knows dropped, as biohicl build-dataset skips %s, e.g. id %s",
+            path, _count(len(unlabelled), "document"), mesh.version, "it" if len(unlabelled) == 1 else "them",
+            unlabelled[0],
+        )  # fmt: skip
     if devs:
         logger.warning(
             "%s: %s dropped: %s, an evaluation task of this run, scores on them, e.g. id %s",
@@ -113,8 +134,9 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
         )  # fmt: skip
     if kinds is not None:
         warn_mixed_kinds([kinds[i] for i in keep if not has_split or splits[i] in wanted], path)
-    replaced = [c for c in (*TEXT_COLUMNS, "label_kind") if c in documents.column_names]
+    replaced = [c for c in (*TEXT_COLUMNS, "label_kind", column) if c in documents.column_names]
     table = documents.data.table.take(keep).drop_columns(replaced)
+    table = table.append_column(column, pa.array([labels[i] for i in keep], pa.list_(pa.string())))
     composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
     if kinds is not None:
         composed["label_kind"] = kinds
@@ -126,6 +148,7 @@ def clean_document_file(documents: Any, path: Path, args: Any) -> tuple[Any, dic
         "evaluation_data_by_set": by_set,
         "duplicate_ids_removed": len(copies),
         "pubmedqa_dev_removed": len(devs),
+        "no_label_removed": len(unlabelled),
     }
     return datasets.Dataset(table), {"document_file": stats}
 

@@ -42,7 +42,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-from biohicl.training.document_file import clean_document_file, own_file_labels, pubmedqa_dev_task
+from biohicl.training.document_file import clean_document_file, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
@@ -117,7 +117,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     column = label_column(documents, path)
     total, file_stats = len(documents), {}
     if path.is_file():  # deduplicated and decontaminated here, where a built dataset was when it was built
-        documents, file_stats = clean_document_file(documents, path, args)
+        documents, file_stats = clean_document_file(documents, path, args, mesh)
     if "split" in documents.column_names:
         wanted = set(args.train_splits)
         keep = [i for i, s in enumerate(column_list(documents, "split")) if s in wanted]
@@ -138,9 +138,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     # whole columns through arrow: iterating a datasets 5 Column formats every row (seconds per 100k rows)
     parts = {name: column_list(rows, name) for name in ("text", "title", "abstract") if name in rows.column_names}
     texts = [document_text({name: values[i] for name, values in parts.items()}) for i in range(len(rows))]
-    raw_labels = column_list(rows, column)
-    if path.is_file():  # a user's own file: names, entry terms, `MESH:` UIs or a `|`-joined string, as jsonl reads
-        raw_labels = [own_file_labels(labs, mesh) for labs in raw_labels]
+    raw_labels = column_list(rows, column)  # a file's read as the build reads them (clean_document_file)
     labels = [mesh.known_labels(labs) for labs in raw_labels]
     dropped = sum(len(r or ()) for r in raw_labels) - sum(len(lab) for lab in labels)
     # of those, descriptors MeSH knows but places nowhere in the tree (Male, Female): not unknown, just not in SimL
