@@ -169,14 +169,18 @@ def parquet_files(root: Path, config: str) -> list[Path]:
 
 def read_parquet(files: Sequence[Path], where: str | Path):
     """Parquet files as one in-memory ``datasets.Dataset`` (pyarrow directly: an empty file is an empty table,
-    where ``Dataset.from_parquet`` raises "Instruction 'train' corresponds to no data!")."""
+    where ``Dataset.from_parquet`` raises "Instruction 'train' corresponds to no data!"); its fingerprint is random,
+    as datasets gives an in-memory table it cannot hash, instead of a hash of every row (no cache file is written)."""
     import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from datasets.fingerprint import generate_random_fingerprint
+    from datasets.table import InMemoryTable
 
     try:
         tables = [pq.read_table(str(f)) for f in files]
-        return datasets.Dataset(pa.concat_tables(tables, promote_options="default"))
+        table = InMemoryTable(pa.concat_tables(tables, promote_options="default"))
+        return datasets.Dataset(table, fingerprint=generate_random_fingerprint())
     except Exception as err:  # ArrowInvalid, OSError, schema mismatches
         raise DataError(f"cannot read the parquet data ({type(err).__name__}: {err})", where) from None
 

@@ -353,8 +353,9 @@ def _dataset(columns: dict[str, Any], features):
     """A ``datasets.Dataset`` straight from columns via pyarrow (no per-row Python encoding)."""
     import pyarrow as pa
     from datasets import Dataset
+    from datasets.fingerprint import generate_random_fingerprint
     from datasets.table import InMemoryTable
 
     schema = features.arrow_schema
     table = pa.table([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
-    return Dataset(InMemoryTable(table))
+    return Dataset(InMemoryTable(table), fingerprint=generate_random_fingerprint())  # not a hash of every row

@@ -132,6 +132,7 @@ def load_pair_dataset(path: str | Path):
     configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
     import pyarrow as pa
     from datasets import Dataset, DatasetDict
+    from datasets.fingerprint import generate_random_fingerprint
     from datasets.table import InMemoryTable
 
     path = Path(path)
@@ -142,7 +143,8 @@ def load_pair_dataset(path: str | Path):
         files = sorted((path / config).glob("*.parquet"))
         if not files:
             raise DataError(f"no {config} parquet files", path / config)
-        configs[config] = Dataset(InMemoryTable(pa.concat_tables([_read_table(f) for f in files])))
+        table = InMemoryTable(pa.concat_tables([_read_table(f) for f in files]))
+        configs[config] = Dataset(table, fingerprint=generate_random_fingerprint())  # not a hash of every row
     return DatasetDict(configs)
 
 
