@@ -11,8 +11,9 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
+import warnings
 
-from biohicl.cli.progress import progress_shown
+from biohicl.cli.progress import progress_shown, show_warning_line
 from biohicl.errors import BioHiCLError
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder, a file where a folder is
@@ -78,6 +79,11 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``biohicl <command> ...``: ``argv`` (without the program name), else the command line. Run as the console
+    script (no ``argv``), a Python warning shows as one line on stderr; called with ``argv`` (a notebook, a test),
+    warnings are left to the caller's ``warnings`` settings, recording and filters included."""
+    if argv is None:
+        warnings.showwarning = show_warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())

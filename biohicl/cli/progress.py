@@ -4,7 +4,9 @@
 commands printed them: INFO on stdout, warnings and errors on stderr. Under ``torchrun``/``accelerate launch`` every
 process runs the command: only rank 0 shows them, the other ranks show the ``biohicl`` loggers' errors alone.
 :func:`progress_shown` does so for one command and then puts the loggers back as it found them (an in-process call,
-in a notebook, leaves the library's logging as it was).
+in a notebook, leaves the library's logging as it was). :func:`show_warning_line` is the console script's display of a
+Python warning: one line on stderr (``warning: <message>``), not Python's two lines pointing into the installed
+``biohicl`` script.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Iterable, Iterator
 
 #: Library loggers whose INFO records are a command's output (the study's runs, each evaluated task and the evaluations
@@ -96,9 +97,7 @@ def progress_shown(names: Iterable[str] = PROGRESS_LOGGERS) -> Iterator[None]:
     saved = logger_states(names)
     show_progress(names)
     try:
-        with warnings.catch_warnings():  # puts ``showwarning`` (and the filters) back afterwards
-            warnings.showwarning = show_warning_line
-            yield
+        yield
     finally:
         restore_logger_states(saved)
 
@@ -111,7 +110,8 @@ def show_warning_line(
     file: object = None,
     line: str | None = None,
 ) -> None:
-    """``warnings.showwarning`` of a command: one line on stderr, ``warning: <message>`` for a ``UserWarning`` (what
+    """``warnings.showwarning`` of the ``biohicl`` console script (not of an in-process call, whose caller may record
+    warnings or filter them): one line on stderr, ``warning: <message>`` for a ``UserWarning`` (what
     biohicl warns with), ``<Category>: <message>`` for another category (a library's deprecation notice)."""
     if launched_rank() > 0:
         return
