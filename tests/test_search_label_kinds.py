@@ -10,6 +10,7 @@ import pytest
 from biohicl.cli.main import main as cli
 from biohicl.data.corpus import read_corpus
 from biohicl.data.jsonl import read_jsonl, resolve_label
+from biohicl.errors import DataError
 from biohicl.search.explain import OTHER_KIND, explain_hits
 from biohicl.search.index import Hit
 
@@ -117,3 +118,31 @@ def test_like_gives_no_siml_to_hits_of_the_other_kind(mesh, mixed_index, capsys)
     whys = {line.split()[2]: why for line, why in zip(lines[1::2], lines[2::2], strict=False)}
     assert whys["i1"] == whys["i2"] == "       other label kind: no SimL"
     assert whys["m2"].startswith("       SimL ")
+
+
+def test_an_index_corpus_with_a_classification_labels_field_reads_no_mesh(tmp_path, caplog):
+    """``labels`` / ``descriptors`` of an arbitrary export are often another task's classes: a value that is no
+    string or list of strings is not read as MeSH (one warning per file naming the field), the next label field is."""
+    rows = [
+        {"_id": "1", "title": "a", "text": "diabetes text", "labels": [0, 1]},
+        {"_id": "2", "text": "insulin", "labels": 1, "mesh_ids": ["D007333"]},
+        {"_id": "3", "text": "heart", "descriptors": {"class": 2}},
+        {"_id": "4", "text": "humans", "labels": ["D006801"]},
+    ]
+    path = write_jsonl(tmp_path / "classes.jsonl", rows)
+    with caplog.at_level("WARNING", logger="biohicl.data.corpus"):
+        docs = list(read_corpus(path))
+    assert [(doc.id, doc.mesh) for doc in docs] == [("1", ()), ("2", ("D007333",)), ("3", ()), ("4", ("D006801",))]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}, record 1: `labels` is not read as MeSH labels where it is not a string or a list of strings "
+        "(first: [0, 1])",
+        f"{path}, record 3: `descriptors` is not read as MeSH labels where it is not a string or a list of strings "
+        "(first: {'class': 2})",
+    ]
+
+
+@pytest.mark.parametrize("name", ["mesh", "mesh_uis", "mesh_ids"])
+def test_a_mesh_field_that_is_no_label_list_is_still_refused(tmp_path, name):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"_id": "1", "text": "diabetes", name: [0, 1]}])
+    with pytest.raises(DataError, match=rf"document 1: `{name}` must be a string or a list of strings, got \[0, 1\]"):
+        list(read_corpus(path))

@@ -5,7 +5,8 @@ Accepted inputs (:func:`read_corpus` picks the reader from the path):
 - a BEIR folder (holding ``corpus.jsonl``) or any ``.jsonl`` / ``.jsonl.gz`` file with one object per line: id from
   ``_id`` / ``id`` / ``doc_id`` / ``pmid``, text from ``text`` / ``abstract``, optional ``title``, MeSH labels
   from the first label field the build reads (:data:`MESH_FIELDS`: ``mesh_uis``, ``mesh``, ``labels``, ``mesh_ids``,
-  ``descriptors``; a list or ``|``-separated string, in any form :func:`biohicl.data.jsonl.resolve_label` reads) and
+  ``descriptors``; a list or ``|``-separated string, in any form :func:`biohicl.data.jsonl.resolve_label` reads; a
+  ``labels`` or ``descriptors`` value that is neither, another task's classes, is skipped with a warning) and
   an optional ``label_kind`` (``indexing``, the default, or ``mentions``);
 - a ``.tsv`` / ``.tsv.gz`` file with a header naming those columns (``id<TAB>title<TAB>text``), or without a header
   two (``id, text``) or three (``id, title, text``) columns;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,11 +35,16 @@ from biohicl.data.files import check_file
 from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "pmid")
 TEXT_FIELDS = ("text", "abstract", "contents")
 TITLE_FIELDS = ("title",)
 #: the label fields, the build's (:data:`~biohicl.data.documents.LABEL_COLUMNS`): the first one present is read
 MESH_FIELDS = LABEL_COLUMNS
+#: label fields an export may use for something else (another task's classes): a value that is no string or list of
+#: strings is not read as MeSH (warned about once per file); in the others (``mesh``, ...) it is an error
+LOOSE_LABEL_FIELDS = ("labels", "descriptors")
 #: a queries file's column names (BEIR's ``query-id``, TREC's ``qid``, ``query``) read as the id and text columns by
 #: :func:`read_texts`, in this order, where the header names no column of :data:`ID_FIELDS` / :data:`TEXT_FIELDS`
 QUERY_COLUMNS = {"qid": "id", "query_id": "id", "query-id": "id", "query": "text"}
@@ -101,8 +108,14 @@ def first_field(record: dict[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
-def _mesh(record: dict[str, Any], where: str, path: str | Path | None, number: int | None) -> tuple[str, ...]:
-    """The MeSH UIs of the first :data:`MESH_FIELDS` field present: a ``|``-separated string or a list of strings."""
+def _mesh(
+    record: dict[str, Any], where: str, path: str | Path | None, number: int | None, ignored: set[str] | None
+) -> tuple[str, ...]:
+    """The MeSH UIs of the first :data:`MESH_FIELDS` field present: a ``|``-separated string or a list of strings.
+
+    A :data:`LOOSE_LABEL_FIELDS` value that is neither (an export's classification ``labels``: ``[0, 1]``) is not read
+    as MeSH, the next field is: warned about once per field of ``ignored`` (the names already warned about in this
+    file; ``None``: every time)."""
     for name in MESH_FIELDS:
         value = record.get(name)
         if value is None:
@@ -111,12 +124,31 @@ def _mesh(record: dict[str, Any], where: str, path: str | Path | None, number: i
             return tuple(v.strip() for v in value.split("|") if v.strip())
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
+        if name in LOOSE_LABEL_FIELDS:
+            if ignored is None or name not in ignored:
+                at = where if path is None else str(path) if number is None else f"{path}, record {number}"
+                logger.warning(
+                    "%s: `%s` is not read as MeSH labels where it is not a string or a list of strings (first: %.40r)",
+                    at or where,
+                    name,
+                    value,
+                )
+            if ignored is not None:
+                ignored.add(name)
+            continue
         raise DataError(f"{where}: `{name}` must be a string or a list of strings, got {value!r:.40}", path, number)
     return ()
 
 
-def document_from_record(record: dict[str, Any], path: str | Path | None = None, number: int | None = None) -> Document:
-    """Build a :class:`Document` from a dict with the field names listed in the module docstring."""
+def document_from_record(
+    record: dict[str, Any],
+    path: str | Path | None = None,
+    number: int | None = None,
+    *,
+    ignored: set[str] | None = None,
+) -> Document:
+    """Build a :class:`Document` from a dict with the field names listed in the module docstring (``ignored``: the
+    label fields of this file already warned about as no MeSH labels, added to; ``None``: warned about each time)."""
     doc_id = first_field(record, ID_FIELDS)
     if doc_id is None or str(doc_id) == "":
         raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, number)
@@ -128,7 +160,7 @@ def document_from_record(record: dict[str, Any], path: str | Path | None = None,
         text = ""
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, number)
-    mesh = _mesh(record, f"document {doc_id}", path, number)
+    mesh = _mesh(record, f"document {doc_id}", path, number, ignored)
     kind = record.get("label_kind") or ""
     if kind not in ("", INDEXING, MENTIONS):
         expected = f"label_kind must be {INDEXING} or {MENTIONS}"
@@ -171,11 +203,11 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
 
 def read_jsonl(path: str | Path) -> Iterator[Document]:
     """Stream a JSONL corpus (BEIR ``corpus.jsonl`` or id/title/text/mesh objects)."""
-    path = Path(path)
+    path, ignored = Path(path), set[str]()
     for number, record in iter_json_lines(path):
         if not isinstance(record, dict):
             raise DataError("expected a JSON object per line", path, number)
-        yield document_from_record(record, path, number)
+        yield document_from_record(record, path, number, ignored=ignored)
 
 
 def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
@@ -228,12 +260,13 @@ def read_parquet(path: str | Path) -> Iterator[Document]:
     """Stream the MeSH-pair dataset's ``documents`` table (pmid, title, abstract, mesh) in record batches."""
     import pyarrow.parquet as pq
 
+    ignored = set[str]()
     for file in parquet_files(path):
         number = 0
         for batch in pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS):
             for record in batch.to_pylist():
                 number += 1
-                yield document_from_record(record, file, number)
+                yield document_from_record(record, file, number, ignored=ignored)
 
 
 def read_corpus(path: str | Path) -> Iterator[Document]:
@@ -263,11 +296,12 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
     if isinstance(corpus, (str, Path)):
         yield from read_corpus(corpus)
         return
+    ignored = set[str]()
     for number, item in enumerate(corpus):
         if isinstance(item, Document):
             yield item if item.record is not None else replace(item, record=number + 1)
         elif isinstance(item, dict):
-            yield document_from_record(item, None, number + 1)
+            yield document_from_record(item, None, number + 1, ignored=ignored)
         elif isinstance(item, str):
             yield Document(str(number), item, record=number + 1)
         elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
@@ -316,7 +350,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
     :data:`QUERY_COLUMNS` columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines skipped); a .jsonl
     line is a JSON string or a record (:func:`document_from_record`; id from its line number
     when it has none)."""
-    path = check_text_file(path)
+    path, ignored = check_text_file(path), set[str]()
     name = path.name.lower()
     if name.endswith(TSV_SUFFIXES):
         for doc in read_tsv(path, queries=True):
@@ -332,7 +366,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
         elif isinstance(record, dict):
             if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
                 record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, number)
+            doc = document_from_record(record, path, number, ignored=ignored)
             yield doc.id, doc.full_text()
         else:
             raise DataError("expected a JSON string or object per line", path, number)
