@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from biohicl.data.jsonl import read_jsonl, resolve_label
 from biohicl.errors import DataError
 from biohicl.search.explain import OTHER_KIND, explain_hits
 from biohicl.search.index import Hit
+from biohicl.search.indexing import build_index
 
 #: (label field, label, the descriptor UI the build maps it to): one line per documented form and field name
 FORMS = [
@@ -146,3 +148,43 @@ def test_a_mesh_field_that_is_no_label_list_is_still_refused(tmp_path, name):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"_id": "1", "text": "diabetes", name: [0, 1]}])
     with pytest.raises(DataError, match=rf"document 1: `{name}` must be a string or a list of strings, got \[0, 1\]"):
         list(read_corpus(path))
+
+
+def index_messages(model, corpus: Path, out: Path, caplog) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="biohicl.search.indexing"):
+        build_index(model, corpus, out, shard_size=4, show_progress_bar=False)
+    return [r.getMessage() for r in caplog.records if r.name == "biohicl.search.indexing"]
+
+
+def test_a_rerun_that_only_records_the_default_kind_rewrites_nothing(tiny_bert_dir, tmp_path, caplog):
+    """An index made before label kinds were recorded (no ``label_kind`` in its sidecar), rerun over a corpus that
+    names ``indexing`` (a built dataset always does): no label changed, nothing is rewritten; a kind that did change
+    is reported as such, apart from changed MeSH labels."""
+    from biohicl.models.model import BioHiCL
+
+    model = BioHiCL.from_base(str(tiny_bert_dir))
+    rows = [{"_id": f"d{i}", "text": f"insulin and heart {i}", "mesh": ["D007328"]} for i in range(3)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    build_index(model, corpus, tmp_path / "idx", shard_size=4, show_progress_bar=False)
+    sidecar = tmp_path / "idx" / "shard-00000.docs.jsonl"
+    before = sidecar.read_bytes()
+    write_jsonl(corpus, [row | {"label_kind": "indexing"} for row in rows])
+    assert index_messages(model, corpus, tmp_path / "idx", caplog) == ["resuming: kept 1 of 1 shards"]
+    assert sidecar.read_bytes() == before
+    write_jsonl(corpus, [row | {"label_kind": "mentions" if i == 1 else "indexing"} for i, row in enumerate(rows)])
+    assert index_messages(model, corpus, tmp_path / "idx", caplog) == [
+        "shard 0: label kinds updated for 1 document(s)",
+        "resuming: kept 1 of 1 shards",
+    ]
+    assert [json.loads(line).get("label_kind") for line in sidecar.read_text().splitlines()] == [
+        None,
+        "mentions",
+        None,
+    ]
+    rows[0]["mesh"] = ["D006331"]
+    write_jsonl(corpus, [row | {"label_kind": "indexing"} for row in rows])  # d0: labels, d1: back to indexing
+    assert index_messages(model, corpus, tmp_path / "idx", caplog) == [
+        "shard 0: MeSH labels updated for 1 document(s), label kinds for 1",
+        "resuming: kept 1 of 1 shards",
+    ]

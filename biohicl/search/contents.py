@@ -5,9 +5,10 @@ title composed as :meth:`biohicl.data.corpus.Document.full_text` does, before th
 the document's MeSH labels and, when its corpus gives one, their ``label_kind`` (no key: ``indexing``); the shard's
 safetensors metadata and its manifest entry hold ``text_sha256`` (:func:`texts_digest` over every document's id and
 ``text_sha``). A rerun of ``biohicl index`` compares it for each shard it keeps and refuses other texts, while other
-MeSH labels or label kinds (which the encoder never sees) only rewrite the docs sidecar, once every shard was accepted
-(:class:`PendingLabels`); ``biohicl evaluate --document_index`` compares the ``text_sha`` of each row with the BEIR
-corpus's text. Rows written before these fields have none: their texts are unknown, which a warning says once.
+MeSH labels or label kinds (which the encoder never sees; no kind is ``indexing``) only rewrite the docs sidecar, once
+every shard was accepted (:class:`PendingLabels`); ``biohicl evaluate --document_index`` compares the ``text_sha`` of
+each row with the BEIR corpus's text. Rows written before these fields have none: their texts are unknown, which a
+warning says once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from biohicl.atomic import atomic_write_text
 from biohicl.data.corpus import Document, iter_lines
+from biohicl.data.records import INDEXING
 
 logger = logging.getLogger(__name__)
 
@@ -88,43 +90,63 @@ def sidecar_record(
     return record | rest
 
 
-def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[list[dict[str, Any]], int]:
+def _kind(label_kind: str | None) -> str:
+    """A label kind as read: none given (an older sidecar line, a corpus without the column) is ``indexing``."""
+    return label_kind or INDEXING
+
+
+def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[list[dict[str, Any]], int, int]:
     """The lines of a kept shard's docs sidecar with the MeSH labels and label kinds of ``docs`` (same ids and texts:
-    checked before), and how many documents now have other labels (0 also when a line is not a JSON object of its
-    document, which reading the index then reports: the file is to be left as it is)."""
+    checked before), and how many documents now have other labels and how many another label kind (no kind and
+    ``indexing`` are one; 0 and 0 also when a line is not a JSON object of its document, which reading the index then
+    reports: the file is to be left as it is). A line is rewritten only when its labels or kind changed."""
     read = list(_records(sidecar))
     records = [record for record in read if record is not None]
     if len(records) != len(read) or [record.get("id") for record in records] != [doc.id for doc in docs]:
-        return records, 0
-    changed = 0
+        return records, 0, 0
+    labels = kinds = 0
     for i, (record, doc) in enumerate(zip(records, docs, strict=True)):
-        if list(record.get("mesh", ())) != list(doc.mesh) or record.get("label_kind", "") != doc.label_kind:
+        other_labels = list(record.get("mesh", ())) != list(doc.mesh)
+        other_kind = _kind(record.get("label_kind")) != _kind(doc.label_kind)
+        if other_labels or other_kind:
             rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh", "label_kind")}
             records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest, doc.label_kind)
-            changed += 1
-    return records, changed
+            labels, kinds = labels + other_labels, kinds + other_kind
+    return records, labels, kinds
+
+
+def updated(labels: int, kinds: int) -> str:
+    """``MeSH labels updated for 3 document(s)``, ``label kinds updated for 1 document(s)`` or both
+    (``MeSH labels updated for 3 document(s), label kinds for 1``)."""
+    if not kinds:
+        return f"MeSH labels updated for {labels} document(s)"
+    if not labels:
+        return f"label kinds updated for {kinds} document(s)"
+    return f"MeSH labels updated for {labels} document(s), label kinds for {kinds}"
 
 
 class PendingLabels:
-    """The MeSH label changes of the shards a rerun keeps, written to their docs sidecars (:meth:`apply`) only once
-    the rerun has accepted every shard: one refused at a later shard (another text) leaves every sidecar as it was.
-    Only the sidecar lines of shards whose labels changed are held (ids, titles, labels and digests, no texts)."""
+    """The MeSH label and label kind changes of the shards a rerun keeps, written to their docs sidecars
+    (:meth:`apply`) only once the rerun has accepted every shard: one refused at a later shard (another text) leaves
+    every sidecar as it was. Only the sidecar lines of shards whose labels changed are held (ids, titles, labels and
+    digests, no texts)."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[int, Path, list[dict[str, Any]], int]] = []
+        self._pending: list[tuple[int, Path, list[dict[str, Any]], str]] = []
 
     def add(self, number: int, sidecar: Path, docs: Sequence[Document]) -> None:
         """Note the label changes of kept shard ``number`` (its docs sidecar, its documents now ``docs``)."""
-        records, changed = relabelled(sidecar, docs)
-        if changed:
-            self._pending.append((number, sidecar, records, changed))
+        records, labels, kinds = relabelled(sidecar, docs)
+        if labels or kinds:
+            self._pending.append((number, sidecar, records, updated(labels, kinds)))
 
     def apply(self, log: logging.Logger = logger) -> None:
-        """Rewrite (atomically) each noted sidecar, logging ``shard N: MeSH labels updated for K document(s)``."""
-        for number, sidecar, records, changed in self._pending:
+        """Rewrite (atomically) each noted sidecar, logging ``shard N: MeSH labels updated for K document(s)`` (or
+        what :func:`updated` says when label kinds changed)."""
+        for number, sidecar, records, message in self._pending:
             lines = [json.dumps(record, ensure_ascii=False) for record in records]
             atomic_write_text(sidecar, "\n".join(lines) + "\n", fsync=True)
-            log.info("shard %d: MeSH labels updated for %d document(s)", number, changed)
+            log.info("shard %d: %s", number, message)
         self._pending.clear()
 
 
