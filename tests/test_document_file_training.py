@@ -334,3 +334,24 @@ def test_a_document_left_with_no_label_is_dropped_as_the_build_skips_it(tmp_path
         f"{path}: 1 document with no MeSH label MeSH 2024 knows dropped, as biohicl build-dataset skips it, "
         "e.g. id 1001" in file_warnings(caplog)
     )
+
+
+# ------------------------------------------------------------------ a file's dev documents, evaluated as trained on
+def test_a_file_s_split_is_evaluated_with_the_texts_training_reads(tmp_path, mesh):
+    """The dev evaluations of a documents file (``siml-agreement``) compose its texts as training does: the title and
+    the first non-blank of abstract/text (not ``text`` alone where a row has one); a title-less row is its text."""
+    from biohicl.data.documents import split_documents_with_kinds
+
+    rows = [
+        {"pmid": str(1000 + i), "title": f"Title {i}", "text": f"body text {i} about things", "mesh": d["mesh"],
+         "split": "train"}
+        for i, d in enumerate(synthetic_documents()[:6])
+    ]  # fmt: skip
+    rows[1] = {**rows[1], "abstract": "an abstract first"}
+    rows[2] = {**rows[2], "title": None, "abstract": " "}
+    path = write_jsonl(tmp_path / "titled.jsonl", rows)
+    texts = [f"Title {i} body text {i} about things" for i in range(6)]
+    texts[1], texts[2] = "Title 1 an abstract first", "body text 2 about things"
+    assert load_training_data(file_args(tmp_path, path), mesh).documents["text"] == texts
+    evaluated, _, pmids, _ = split_documents_with_kinds(path, "train")
+    assert (evaluated, pmids) == (texts, [str(1000 + i) for i in range(6)])

@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.columns import column_list
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
 
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
 LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
 DOCUMENT_SUFFIXES = (".jsonl", ".json", ".parquet")
+TEXT_COLUMNS = ("text", "title", "abstract")
 
 
 def read_documents(path: str | Path):
@@ -216,11 +218,25 @@ def document_text(document: Mapping[str, Any]) -> str:
     return text or f"{document.get('title') or ''} {document.get('abstract') or ''}".strip()
 
 
+def file_texts(documents: Any) -> tuple[list[str], list[str]]:
+    """Each row's ``title`` and abstract in a documents file, as the jsonl source composes them: the abstract is the
+    first non-blank of ``abstract`` and ``text`` (a Hugging Face ``to_json`` export writes ``"text": null``)."""
+    n = len(documents)
+    columns = {name: column_list(documents, name) for name in TEXT_COLUMNS if name in documents.column_names}
+    titles = [str(t or "") for t in columns.get("title", [None] * n)]
+    parts = [columns[name] for name in ("abstract", "text") if name in columns]
+    abstracts = [
+        next((str(v) for v in (c[i] for c in parts) if v is not None and str(v).strip()), "") for i in range(n)
+    ]
+    return titles, abstracts
+
+
 def split_documents(
     path: str | Path, split: str = "dev", limit: int | None = None
 ) -> tuple[list[str], list[list[str]], list[str]]:
-    """``(texts, labels, pmids)`` of the documents of ``split`` in a built dataset (:func:`document_text`,
-    MeSH UIs as stored); :class:`DataError` when the dataset has no such documents."""
+    """``(texts, labels, pmids)`` of the documents of ``split`` (MeSH labels as stored): of a built dataset,
+    :func:`document_text`; of a documents file, the text training reads (:func:`file_texts`). :class:`DataError`
+    when there are no such documents."""
     texts, labels, pmids, _ = split_documents_with_kinds(path, split, limit)
     return texts, labels, pmids
 
@@ -239,7 +255,11 @@ def split_documents_with_kinds(
         present = sorted({str(s) for s in documents["split"]})
         raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
     rows = documents.select(keep[:limit] if limit is not None else keep)
-    texts = [document_text(r) for r in rows]
+    if Path(path).expanduser().is_file():  # composed as training composes the file's (training.document_file)
+        titles, abstracts = file_texts(rows)
+        texts = [document_text({"title": t, "abstract": a}) for t, a in zip(titles, abstracts, strict=True)]
+    else:
+        texts = [document_text(r) for r in rows]
     labels = [list(r[column] or ()) for r in rows]
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
     kinds = [str(k or INDEXING) for k in rows["label_kind"]] if "label_kind" in rows.column_names else None

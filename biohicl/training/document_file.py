@@ -16,6 +16,8 @@ Each kind dropped is one warning line (count and an example id) and a count in t
 (``document_file``). A document's text is composed as the ``jsonl`` source composes it: ``title`` and the first
 non-blank of ``abstract`` and ``text`` (a Hugging Face ``to_json`` export writes ``"text": null`` on every line),
 kept as ``title`` and ``abstract`` columns for the title term (a ``text`` column alone when no row has a title).
+The dev evaluations of the file (:func:`~biohicl.data.documents.split_documents_with_kinds`) compose its texts by the
+same function (:func:`~biohicl.data.documents.file_texts`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.columns import column_list
-from biohicl.data.documents import label_column
+from biohicl.data.documents import TEXT_COLUMNS, file_texts, label_column
 from biohicl.data.jsonl import JSONL_ID_FIELDS, resolve_label
 from biohicl.data.records import INDEXING, MENTIONS, MESH_PREFIX, SCR_PATTERN
 from biohicl.errors import DataError
@@ -41,9 +43,6 @@ PUBMEDQA_DEV_TASKS = ("pubmedqa:dev", "pubmedqa-context:dev")
 def pubmedqa_dev_task(eval_tasks: Any) -> str | None:
     """The first of ``eval_tasks`` that scores on the PubMedQA dev items (spaces removed), else None."""
     return next((s for s in (t.replace(" ", "") for t in eval_tasks or ()) if s in PUBMEDQA_DEV_TASKS), None)
-
-
-TEXT_COLUMNS = ("text", "title", "abstract")
 
 
 def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
@@ -63,7 +62,8 @@ def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
 
 def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarchy) -> tuple[Any, dict[str, Any]]:
     """``documents`` (a file's ``datasets.Dataset``) without the rows the build would not train on (module doc),
-    their text composed and their labels read (:func:`own_file_labels`) as the jsonl source does; and
+    their text composed (:func:`~biohicl.data.documents.file_texts`, as the dev evaluations compose the file's) and
+    their labels read (:func:`own_file_labels`) as the jsonl source does; and
     ``{"document_file": counts}`` for the run's data stats."""
     import datasets
     import pyarrow as pa
@@ -72,9 +72,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     from biohicl.data.records import MeshRecord
 
     n = len(documents)
-    columns = {name: column_list(documents, name) for name in TEXT_COLUMNS if name in documents.column_names}
-    titles = [str(t or "") for t in columns.get("title", [None] * n)]
-    abstracts = [_first_text(columns, i) for i in range(n)]
+    titles, abstracts = file_texts(documents)
     ids = _row_ids(documents)
     kinds = label_kinds(documents, ids, path)
     column = label_column(documents, path)
@@ -177,12 +175,6 @@ def warn_mixed_kinds(kinds: list[str], path: Path) -> None:
             "biohicl build-dataset refuses that unless --mix_label_kinds; no batch holds both kinds",
             path, ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())),
         )  # fmt: skip
-
-
-def _first_text(columns: dict[str, list], i: int) -> str:
-    """Row ``i``'s abstract as the jsonl source reads it: the first non-blank of ``abstract`` and ``text``."""
-    values = (columns[name][i] for name in ("abstract", "text") if name in columns)
-    return next((str(v) for v in values if v is not None and str(v).strip()), "")
 
 
 def _row_ids(documents: Any) -> list[str]:
