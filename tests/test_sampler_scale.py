@@ -122,3 +122,22 @@ def test_train_help_says_resume_takes_last(capsys):
     assert "Not directly used by Trainer" not in text
     start = out.index("--max_partners MAX_PARTNERS,")
     assert "seeded" in out[start : out.index(" --", start + 40)]
+
+
+@pytest.mark.parametrize("n_indexing", [200, 300])  # 310 documents > SMALL_GRAM_ROWS: the blockwise float32 path
+def test_max_partners_draws_among_same_kind_partners(mesh, n_indexing):
+    # one label set: every document's SimL > β partners are all the others, of both kinds; a batch holds one kind
+    n = n_indexing + 10
+    labels, groups = [SHARED] * n, ["indexing"] * n_indexing + ["mentions"] * 10
+    full = MeshPairBatchSampler.from_labels(labels, mesh, 8, groups=groups, seed=0)
+    assert [len(p) for p in full.partners] == [n_indexing - 1] * n_indexing + [9] * 10
+    for cap in (5, 9, 12):
+        capped = MeshPairBatchSampler.from_labels(labels, mesh, 8, groups=groups, max_partners=cap, seed=0)
+        assert [len(p) for p in capped.partners] == [min(cap, n_indexing - 1)] * n_indexing + [min(cap, 9)] * 10
+        for kept, every in zip(capped.partners, full.partners, strict=True):
+            assert set(kept.tolist()) <= set(every.tolist())
+    # one kind only: the cap draws exactly as without groups
+    ungrouped = MeshPairBatchSampler.from_labels(labels, mesh, 8, max_partners=5, seed=3)
+    one_kind = MeshPairBatchSampler.from_labels(labels, mesh, 8, groups=["indexing"] * n, max_partners=5, seed=3)
+    assert [p.tolist() for p in one_kind.partners] == [p.tolist() for p in ungrouped.partners]
+

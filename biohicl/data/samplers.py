@@ -140,15 +140,18 @@ class MeshPairBatchSampler(EpochBatchSampler):
         """Mine every pair with SimL > β among the documents, a block of SimL rows at a time (memory
         ``PAIR_BLOCK_ENTRIES`` floats plus the partner lists, 4 bytes a pair, never the N×N matrix).
 
-        ``max_partners``: keep at most this many partners per document, a random subset seeded by ``seed`` (the
-        same for any block size) where there are more; ``None`` keeps every one. The sampler draws one partner per
-        anchor, so a cap bounds the lists' memory (every document of a large corpus can have thousands) and keeps
-        each document's chance of joining a batch as a partner closer to even. ``progress``: a bar over the blocks.
+        ``max_partners``: keep at most this many partners per document, a random subset of its own group's (the
+        others are ignored anyway) seeded by ``seed`` (the same for any block size) where there are more; ``None``
+        keeps every one. The sampler draws one partner per anchor, so a cap bounds the lists' memory (every
+        document of a large corpus can have thousands) and keeps each document's chance of joining a batch as a
+        partner closer to even. ``progress``: a bar over the blocks.
         """
         docs = [mesh.known_labels(labs) for labs in labels]
         vectors = mesh.normalized_label_vectors(docs, ancestors, depth_weight, np.float64, label_weights)
         cap = None if max_partners is None else (max_partners, np.random.default_rng([seed, PARTNER_STREAM]))
-        partners = _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES, cap, progress)
+        group_of, members = _group_index(groups, len(docs))
+        same = group_of if len(members) > 1 else None
+        partners = _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES, cap, progress, same)
         return cls(partners, batch_size, seed, groups=groups, negatives=negatives)
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -210,9 +213,11 @@ def _partners_above(
     block_entries: int,
     cap: tuple[int, np.random.Generator] | None = None,
     progress: bool = False,
+    group_of: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Per row ``i``: the ascending ``j != i`` with ``(vectors @ vectors.T)[i, j] > beta``, in row blocks; with
-    ``cap = (k, rng)`` a row with more than ``k`` keeps ``k`` of them drawn by ``rng`` (rows in order).
+    """Per row ``i``: the ascending ``j != i`` with ``(vectors @ vectors.T)[i, j] > beta`` (and, with
+    ``group_of``, ``group_of[j] == group_of[i]``), in row blocks; with ``cap = (k, rng)`` a row with more than
+    ``k`` keeps ``k`` of them drawn by ``rng`` (rows in order).
 
     Each block is the float32 rows :func:`gram_matrix` gives (bitwise: every block has the same number of rows,
     at least 64, the last one overlapping the one before, since a 1-row product takes another BLAS path).
@@ -222,8 +227,10 @@ def _partners_above(
     capped = f", at most {cap[0]} per document" if cap is not None else ""
     logger.info("mining batch partners (SimL > %s) among %d documents%s", beta, n, capped)
 
-    def above(row: np.ndarray) -> np.ndarray:
+    def above(row: np.ndarray, i: int) -> np.ndarray:
         found = np.flatnonzero(row > beta)
+        if group_of is not None:  # before the cap, so that it keeps partners a batch can hold
+            found = found[group_of[found] == group_of[i]]
         if cap is not None and len(found) > cap[0]:
             found = np.sort(cap[1].choice(found, cap[0], replace=False))
         return found.astype(dtype)
@@ -231,7 +238,7 @@ def _partners_above(
     if n <= SMALL_GRAM_ROWS:  # gram_matrix's float64 sparse product for small inputs
         gram = gram_matrix(vectors)
         np.fill_diagonal(gram, 0.0)
-        return [above(row) for row in gram]
+        return [above(row, i) for i, row in enumerate(gram)]
     factors = gram_factors(vectors)
     size = min(n, max(64, block_entries // n))
     buffer = np.empty((size, n), dtype=np.float32)
@@ -242,7 +249,7 @@ def _partners_above(
         for i in range(start, min(start + size, n)):
             row = block[i - first]
             row[i] = 0.0
-            out.append(above(row))
+            out.append(above(row, i))
     return out
 
 
