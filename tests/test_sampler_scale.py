@@ -141,3 +141,27 @@ def test_max_partners_draws_among_same_kind_partners(mesh, n_indexing):
     one_kind = MeshPairBatchSampler.from_labels(labels, mesh, 8, groups=["indexing"] * n, max_partners=5, seed=3)
     assert [p.tolist() for p in one_kind.partners] == [p.tolist() for p in ungrouped.partners]
 
+
+def test_max_partners_with_a_built_datasets_pairs_warns_once_and_keeps_them(tmp_path, mesh, caplog):
+    import datasets
+
+    from biohicl.training.run import TrainingData, build_batch_sampler
+
+    labels = [SHARED] * 12
+    documents = datasets.Dataset.from_dict({"text": [f"t {i}" for i in range(12)], "labels": labels})
+    anchors = np.repeat(np.arange(12), 2)  # the build's top 2 per document: the next two documents
+    partners = (anchors + np.tile([1, 2], 12)) % 12
+    data = TrainingData(documents, (anchors, partners, np.full(24, 0.9)), {})
+    values = dict(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, data_seed=5)
+    plain = build_batch_sampler(BioHiCLTrainingArguments(**values), data, mesh)
+    with caplog.at_level(logging.INFO):
+        capped = build_batch_sampler(BioHiCLTrainingArguments(**values, max_partners=1), data, mesh)
+    assert [p.tolist() for p in capped.partners] == [p.tolist() for p in plain.partners]
+    assert [len(p) for p in capped.partners] == [4] * 12
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "max_partners=1 is not applied" in warnings[0] and "top_k" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        build_batch_sampler(BioHiCLTrainingArguments(**values), data, mesh)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -259,6 +259,12 @@ def build_batch_sampler(
     default_siml = args.use_ancestors and args.use_depth_weight and not args.drop_check_tags and not label_weights
     if data.pairs is not None and default_siml:
         anchors, partners, siml = data.pairs
+        if args.max_partners is not None:
+            logger.warning(
+                "max_partners=%d is not applied: the built dataset's pairs (its top_k pairs per document) are used "
+                "as they are; max_partners caps only the partners training mines itself",
+                args.max_partners,
+            )
         return MeshPairBatchSampler.from_pairs(
             anchors, partners, siml, n, size, beta=args.beta, seed=seed, groups=groups, negatives=negatives
         )
