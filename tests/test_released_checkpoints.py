@@ -106,10 +106,73 @@ def test_a_registered_merged_checkpoint_is_capped_at_its_backbones_positions(hub
     assert capped == ["max length 512 capped at 128, the most tokens BioHiCL-Base can encode"]
 
 
+def test_a_local_dir_download_named_by_its_registered_repo_id_is_recorded_by_its_absolute_path(
+    hub_cache,  # noqa: F811
+    release,
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    # it was recorded as the Hub repo with no revision: the index's manifest said `LunaLan07/BioHiCL-Base`, and
+    # `biohicl search` from another folder looked for branch main in the (empty) Hub cache instead of this folder
+    from test_evaluation import write_beir
+
+    from biohicl.cli.main import main
+    from biohicl.search.layout import IndexManifest
+
+    here, elsewhere, index = tmp_path / "w1", tmp_path / "w2", tmp_path / "idx"
+    shutil.copytree(release, here / REPO)
+    elsewhere.mkdir()
+    docs = [{"id": "p1", "title": "Statins", "text": "statins lower cholesterol"}, {"id": "p2", "text": "insulin"}]
+    (here / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    folder, entry = str((here / REPO).resolve()), default_registry().by_repo_id(REPO)
+    monkeypatch.chdir(here)
+    argv = ["corpus.jsonl", "--model", REPO, "--output", str(index), "--device", "cpu", "--no_progress"]
+    assert main(["index", *argv]) == 0
+    manifest = IndexManifest.load(index)
+    assert (manifest.model, manifest.model_revision) == (folder, None)
+    assert (
+        main(["evaluate", REPO, "--tasks", str(write_beir(tmp_path / "beir")), "--output", "r.json", "--no_progress"])
+        == 0
+    )
+    record = json.loads(Path("r.json").read_text())["model"]  # a merged folder: under its base's Hub id, as any
+    assert (record["id"], record["revision"]) == (entry.base_model, entry.base_revision)
+    model = BioHiCL.from_pretrained(REPO)
+    model.add_lora(r=2, alpha=4, target_modules=["query"], verbose=False)  # its base is this folder, not the Hub's
+    assert (model.config.base_model, model.config.base_revision) == (folder, None)
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["search", str(index), "statins", "--top_k", "2", "--json", "--device", "cpu"]) == 0
+    assert sorted(json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()) == ["p1", "p2"]
+
+
+def test_a_registered_repos_cache_snapshot_is_recorded_with_its_commit(hub_cache, release, tmp_path):  # noqa: F811
+    # a snapshot folder was recorded as the repo with no revision: searching its index loaded branch main
+    from biohicl.search.layout import describe_model
+
+    snapshot = add_to_hub_cache(hub_cache, REPO, release, SHA)
+    resolved = BioHiCL.from_pretrained(snapshot).resolved
+    assert (resolved.repo_id, resolved.commit, resolved.entry) == (REPO, SHA, default_registry().by_repo_id(REPO))
+    assert describe_model(BioHiCL.from_pretrained(snapshot)) == (REPO, SHA)
+
+
+def test_a_folder_named_by_a_registered_adapters_repo_id_without_an_adapter_is_named_in_the_error(
+    tmp_path,
+    monkeypatch,
+):
+    # it said "None: the registry lists an adapter ..." once such a folder no longer carried the repo id
+    repo = default_registry().get("BioHiCL-MiniLM").repo_id
+    build_tiny_bert(tmp_path / repo)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_pretrained(repo)
+    assert str(err.value) == f"{repo}: the registry lists an adapter but the repo has no adapter_config.json"
+
+
 def unpinned_message(commit: str) -> str:
     return (
         f"BioHiCL-Base: the registry pins no commit for {REPO}; loaded branch main at {commit} (pin it: "
-        f'revision="{commit}", or --revision {commit} / BioHiCL-Base@{commit} on the command line)'
+        f'revision="{commit}" in Python, BioHiCL-Base@{commit} on the command line)'
     )
 
 
@@ -156,8 +219,8 @@ def test_a_main_ref_moved_to_an_uncached_commit_lists_the_cached_ones(hub_cache,
         BioHiCL.from_pretrained(REPO)
     assert str(err.value) == (
         f"{REPO} at revision main is not in the Hugging Face cache ({hub_cache}) and HF_HUB_OFFLINE is set; fetch it "
-        f"once with `hf download {REPO} --revision main` while online, then load it offline, or load a commit the "
-        f"cache holds: revision={SHA}"
+        f"once with `hf download {REPO} --revision main` while online, then load it offline, or load the commit the "
+        f'cache holds: revision="{SHA}" in Python, {REPO}@{SHA} on the command line'
     )
     assert BioHiCL.from_pretrained(REPO, revision=SHA).resolved.commit == SHA  # the commit it names loads
 
@@ -168,3 +231,28 @@ def test_not_in_cache_names_only_the_hf_command(hub_cache):  # noqa: F811
         BioHiCL.from_pretrained("org/absent")
     assert "huggingface-cli" not in str(err.value)
     assert "fetch it once with `hf download org/absent --revision main` while online" in str(err.value)
+
+
+def test_the_command_line_pin_the_messages_give_works_in_every_command(hub_cache, release, tmp_path, capsys):  # noqa: F811
+    # the warning said `--revision <sha>`, an option encode, index and search do not have
+    from test_evaluation import write_beir
+
+    from biohicl.cli.main import main
+    from biohicl.search.layout import IndexManifest
+
+    add_to_hub_cache(hub_cache, REPO, release, SHA)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "p1", "text": "statins lower cholesterol"}) + "\n")
+    index, record = tmp_path / "idx", tmp_path / "r.json"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*pins no commit")
+        for pinned in (f"BioHiCL-Base@{SHA}", f"{REPO}@{SHA}"):
+            encode = ["--model", pinned, "--input", str(corpus), "--output", str(tmp_path / "e.safetensors")]
+            assert main(["encode", *encode, "--device", "cpu", "--no_progress"]) == 0
+            assert main(["index", str(corpus), "--model", pinned, "--output", str(index), "--no_progress"]) == 0
+            assert IndexManifest.load(index).model_revision == SHA
+            tasks = ["--tasks", str(write_beir(tmp_path / pinned.replace("/", "_"))), "--output", str(record)]
+            assert main(["evaluate", pinned, *tasks, "--no_progress"]) == 0
+            assert json.loads(record.read_text())["model"]["revision"] == SHA
+            assert main(["search", str(index), "statins", "--model", pinned, "--json", "--device", "cpu"]) == 0
+            shutil.rmtree(index)

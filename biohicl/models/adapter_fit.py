@@ -166,12 +166,10 @@ def _recorded_base(folder: Path) -> str | None:
 def check_recorded_base(resolved: ResolvedModel, base_model_path: str | Path | None, force_base: bool = False) -> None:
     """Refuse an adapter whose recorded base differs from the registry's or from an explicitly given base id
     (``force_base``: warn and load it anyway); a registered adapter must be an adapter folder."""
-    folder = resolved.path
+    folder, name = resolved.path, resolved.repo_id or resolved.spec  # a folder given its registry entry: as typed
     if not (folder / ADAPTER_CONFIG_NAME).is_file():
         if resolved.entry is not None and resolved.entry.kind == "adapter":
-            raise ModelLoadError(
-                f"{resolved.repo_id}: the registry lists an adapter but the repo has no {ADAPTER_CONFIG_NAME}"
-            )
+            raise ModelLoadError(f"{name}: the registry lists an adapter but the repo has no {ADAPTER_CONFIG_NAME}")
         return
     given_path = None if base_model_path is None else Path(base_model_path).expanduser()
     if given_path is not None and looks_like_path(str(base_model_path)) and not given_path.exists():
@@ -180,7 +178,7 @@ def check_recorded_base(resolved: ResolvedModel, base_model_path: str | Path | N
     entry = resolved.entry
     if entry is not None and recorded is not None and recorded != entry.base_model:
         raise ModelLoadError(
-            f"{resolved.repo_id}: adapter was trained on {recorded!r} but the registry entry {entry.name} "
+            f"{name}: adapter was trained on {recorded!r} but the registry entry {entry.name} "
             f"says base {entry.base_model!r}"
         )
     if base_model_path is None or recorded is None:

@@ -82,8 +82,10 @@ def download_snapshot(
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    command_line: str | None = None,
 ) -> Path:
-    """``snapshot_download`` restricted to safe files, with a one-line error naming what is missing and how to fetch."""
+    """``snapshot_download`` restricted to safe files, with a one-line error naming what is missing and how to fetch
+    (``command_line``: the name a command takes as ``NAME@<sha>``, to spell a cached commit with)."""
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -109,7 +111,7 @@ def download_snapshot(
         offline = constants.HF_HUB_OFFLINE or local_files_only
         why = "HF_HUB_OFFLINE is set" if offline else "the Hub could not be reached"
         cached = cached_commits(Path(cache) / f"{repo_type}s--{repo_id.replace('/', '--')}")
-        other = f", or load a commit the cache holds: revision={' or '.join(cached)}" if cached else ""
+        other = f", or {pin_hint(cached, command_line)}" if cached else ""
         raise ModelLoadError(
             f"{repo_id} at revision {rev} is not in the Hugging Face cache ({cache}) and {why}; "
             f"fetch it once with {fetch}, then load it offline{other}"
@@ -127,6 +129,14 @@ def download_snapshot(
             f"{repo_id}@{rev}: download failed ({type(err).__name__}); fetch it with {fetch}"
         ) from None
     return Path(folder)
+
+
+def pin_hint(cached: list[str], command_line: str | None) -> str:
+    """How to load one of the ``cached`` commits: ``revision="<sha>"`` in Python, ``NAME@<sha>`` for a command."""
+    sha = cached[0] if len(cached) == 1 else "<sha>"
+    which = "the commit the cache holds" if len(cached) == 1 else f"a commit the cache holds ({', '.join(cached)})"
+    spelled = f", {command_line}@{sha} on the command line" if command_line else ""
+    return f'load {which}: revision="{sha}" in Python{spelled}'
 
 
 def cached_commits(repo_folder: Path) -> list[str]:
@@ -231,7 +241,8 @@ def resolve(
 
     Order: an existing directory wins (with the registry entry of its repo when it is a registered repo's cache
     snapshot, or is named by a registered repo id as typed, as ``hf download REPO --local-dir REPO`` leaves it;
-    ``./REPO`` or an absolute path is a plain folder); then a registered name (case-insensitive); then an
+    ``./REPO`` or an absolute path is a plain folder; only a snapshot carries the repo id, with its commit, so any other
+    folder is recorded by its path); then a registered name (case-insensitive); then an
     ``owner/name`` repo id (a model whose weights ship in an installed package, such as all-MiniLM-L6-v2, is read
     from there when no revision is asked for). A registered name listed as not uploaded is refused; its repo id is
     not (an installed registry may predate the upload), and loads with no unpinned-branch warning. An unpinned
@@ -244,15 +255,19 @@ def resolve(
     if path.is_dir():
         if revision is not None:
             raise ModelLoadError(f"{spec}: a revision ({revision}) only applies to Hub repos, not local folders")
-        # a registered repo's snapshot folder encodes as its registered name does (pooling, prompts)
+        # a registered repo's snapshot folder encodes as its registered name does (pooling, prompts), and is the
+        # repo at its commit; any other folder is recorded by its path, even one given the registry's settings
         found = registry.by_repo_id(hub_id) if (hub_id := hub_id_from_folder(path)) else None
-        if found is None and is_hub_id(spec) and (found := registry.by_repo_id(spec)) is not None:
+        if found is not None:
+            commit = snapshot_commit(path)
+            return ResolvedModel(spec, path, "path", repo_id=found.repo_id, commit=commit, entry=found)
+        if is_hub_id(spec) and (found := registry.by_repo_id(spec)) is not None:
             logger.info(
                 "%s: a local folder named as the registered repo %s; applying the registry's settings of %s "
                 "(pooling, prompts, max length, normalize) to it (spell it ./%s to load it as a plain folder)",
                 spec, found.repo_id, found.name, spec,
             )  # fmt: skip
-        return ResolvedModel(spec=spec, path=path, source="path", repo_id=found and found.repo_id, entry=found)
+        return ResolvedModel(spec=spec, path=path, source="path", entry=found)
     if path.exists():
         raise ModelLoadError(f"{spec}: is a file; expected a model directory, a Hub repo id or a registered name")
     if revision is not None and not revision.strip():
@@ -281,7 +296,7 @@ def resolve(
         return ResolvedModel(spec=spec, path=packaged, source=source, repo_id=repo_id, entry=entry)
     try:
         folder = download_snapshot(
-            repo_id, revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+            repo_id, revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, command_line=spec
         )
     except ModelLoadError as err:
         if source == "repo" and entry is None:
@@ -300,8 +315,9 @@ def resolve(
 def unpinned_warning(entry: RegistryEntry, commit: str | None) -> None:
     """The one-line ``UserWarning`` of a registered model loaded from branch ``main`` (its entry pins no commit):
     the commit loaded and how to pin it, pointing at the first caller outside biohicl."""
-    pin = f'revision="{commit}", or --revision {commit} / {entry.name}@{commit} on the command line'
-    loaded = f"at {commit} (pin it: {pin})" if commit else "(pin it with revision=<40-hex sha>)"
+    sha = commit or "<40-hex sha>"
+    pin = f'(pin it: revision="{sha}" in Python, {entry.name}@{sha} on the command line)'
+    loaded = f"at {commit} {pin}" if commit else pin
     warnings.warn(
         f"{entry.name}: the registry pins no commit for {entry.repo_id}; loaded branch main {loaded}",
         UserWarning,
