@@ -60,6 +60,15 @@ def test_comparing_records_and_card_rows_never_load_torch():
     assert out.strip() == "5 None []"
 
 
+@pytest.mark.parametrize("module", ["biohicl.hub.record_match", "biohicl.evaluation.comparison"])
+def test_matching_records_loads_neither_scipy_nor_the_data_layer(module):
+    """Matching a record to a run's settings is plain dict logic: it imports no evaluation task (the agreement's
+    name lives in `evaluation.results`), so neither scipy nor the data layer."""
+    code = f"import sys, {module}; print(sorted(m for m in ('scipy', 'biohicl.data', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_package_never_imports_a_test_only_dependency():
     """pytrec_eval is a dev extra (the tests check the trec_eval-exact metrics against it), not a runtime one."""
     importing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "import pytrec_eval" in p.read_text()]

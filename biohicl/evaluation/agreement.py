@@ -32,14 +32,14 @@ import numpy as np
 from biohicl.data.documents import other_hierarchy
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
-from biohicl.evaluation.results import TaskResult, file_checksums
+from biohicl.evaluation.results import AGREEMENT_TASK, TaskResult, file_checksums
 
 if TYPE_CHECKING:
     from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
 
-TASK = "siml-agreement"
+TASK = AGREEMENT_TASK
 
 
 def load_hierarchy(mesh_path: str | Path | None = None) -> MeshHierarchy:

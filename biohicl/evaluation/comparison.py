@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from biohicl.errors import DataError
-from biohicl.evaluation.agreement import TASK as AGREEMENT
+from biohicl.evaluation.results import AGREEMENT_TASK as AGREEMENT
 from biohicl.evaluation.results import UNCAPPED_TASKS
 from biohicl.field_types import int_or_none, is_int
 

@@ -21,6 +21,9 @@ RESULTS_FORMAT = 1
 DEV_SPLIT_TASKS = ("pubmedqa", "pubmedqa-context")
 #: Tasks that score every item whatever ``limit_queries`` says (BIOSSES's 100 pairs; ``tasks._biosses`` drops it).
 UNCAPPED_TASKS = ("biosses",)
+#: The SimE-SimL agreement task's name (:mod:`biohicl.evaluation.agreement`), here so that matching records by their
+#: tasks (:mod:`biohicl.evaluation.comparison`) imports no task, nor scipy and the data layer.
+AGREEMENT_TASK = "siml-agreement"
 
 
 @dataclass
