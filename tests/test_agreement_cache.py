@@ -133,3 +133,28 @@ def test_a_changed_documents_file_is_read_again(tmp_path, mesh, counted):
     alone = evaluate_model(RandomEncoder(1), [f"siml-agreement@{path}"])["summary"]
     assert changed["siml-agreement_spearman"] == pytest.approx(alone["siml-agreement/spearman"], abs=1e-12)
     assert counted["gram_matrix"] == 3
+
+
+def save_documents(folder, mesh, count: int, seed: int) -> None:
+    """A dataset folder as ``DatasetDict.save_to_disk`` writes it (arrow files, no parquet) with a ``documents``
+    config of :func:`documents_rows`."""
+    import datasets
+
+    datasets.DatasetDict({"documents": datasets.Dataset.from_list(documents_rows(mesh, count, seed))}).save_to_disk(
+        str(folder)
+    )
+
+
+def test_a_changed_save_to_disk_dataset_is_read_again(tmp_path, mesh, counted):
+    folder = tmp_path / "saved"
+    save_documents(folder, mesh, count=60, seed=0)
+    evaluator = TaskEvaluator([f"siml-agreement@{folder}"])
+    evaluator(RandomEncoder(1))
+    assert counted["reads"] == 1
+    save_documents(folder, mesh, count=30, seed=5)
+    changed = evaluator(RandomEncoder(1))
+    assert counted["reads"] == 2  # before: kept, as the folder has no parquet file to watch
+    alone = evaluate_model(RandomEncoder(1), [f"siml-agreement@{folder}"])["summary"]
+    assert changed["siml-agreement_spearman"] == pytest.approx(alone["siml-agreement/spearman"], abs=1e-12)
+    evaluator(RandomEncoder(1))
+    assert counted["reads"] == 2 + 2  # unchanged since: kept (+ the one-off evaluation above: pre-flight, task)

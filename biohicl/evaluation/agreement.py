@@ -336,13 +336,23 @@ class AgreementCache:
 
 
 def _signature(path: Path, mesh_path: str | Path | None) -> tuple[tuple[str, int, int], ...]:
-    """(file, size, mtime) of the documents files of ``path`` and of the hierarchy file: changed, read again."""
+    """(file, size, mtime) of the documents files of ``path`` and of the hierarchy file: changed, read again. A folder
+    without parquet files (a ``DatasetDict.save_to_disk`` one) is watched by its arrow and json files."""
     from biohicl.data.documents import parquet_files
 
-    files = [path] if path.is_file() else sorted(parquet_files(path, "documents"))
+    files = [path] if path.is_file() else sorted(parquet_files(path, "documents")) or _saved_files(path)
     files += [Path(mesh_path).expanduser()] if mesh_path is not None else []
     stats = [(str(f), f.stat()) for f in files if f.exists()]
     return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
+def _saved_files(folder: Path) -> list[Path]:
+    """The data (``.arrow``) and state (``.json``) files of a ``save_to_disk`` folder, its ``documents`` config's
+    when it has one (the folder's own json files, ``dataset_dict.json`` and ``summary.json``, too)."""
+    config = folder / "documents"
+    root = config if config.is_dir() else folder
+    files = [f for suffix in ("arrow", "json") for f in root.rglob(f"*.{suffix}")]
+    return sorted({*files, *(folder.glob("*.json") if root != folder else ())})
 
 
 _REUSED: ContextVar[AgreementCache | None] = ContextVar("biohicl_agreement_cache", default=None)
