@@ -355,3 +355,40 @@ def test_a_file_s_split_is_evaluated_with_the_texts_training_reads(tmp_path, mes
     assert load_training_data(file_args(tmp_path, path), mesh).documents["text"] == texts
     evaluated, _, pmids, _ = split_documents_with_kinds(path, "train")
     assert (evaluated, pmids) == (texts, [str(1000 + i) for i in range(6)])
+
+
+NAMED = {"Diabetes Mellitus": "D003920", "Insulin Resistance": "D007333", "Neoplasms": "D009369",
+         "Cardiac Failure": "D006333"}  # fmt: skip
+
+
+def named_file(tmp_path: Path, split: str) -> tuple[Path, list[str], list[list[str]]]:
+    """Six documents of ``split`` with ``title`` and ``text`` and descriptor names (an entry term among them) as
+    one ``|``-joined string; and the texts and UIs training reads of them."""
+    names = list(NAMED)
+    rows = [
+        {"pmid": str(1000 + i), "title": f"Title {i}", "text": f"body text {i} about things",
+         "mesh": f"{names[i % 4]}|{names[(i + 1) % 4]}", "split": split}
+        for i in range(6)
+    ]  # fmt: skip
+    texts = [f"Title {i} body text {i} about things" for i in range(6)]
+    uis = [[NAMED[names[i % 4]], NAMED[names[(i + 1) % 4]]] for i in range(6)]
+    return write_jsonl(tmp_path / "named.jsonl", rows), texts, uis
+
+
+def test_a_file_s_split_is_evaluated_with_the_labels_training_reads(tmp_path, mesh):
+    """The dev evaluations of a documents file read its labels as training does, by the build's rules (names and an
+    entry term here), not as written."""
+    from biohicl.data.documents import split_documents_with_kinds
+
+    path, texts, uis = named_file(tmp_path, "train")
+    data = load_training_data(file_args(tmp_path, path), mesh)
+    assert data.documents["text"] == texts and data.documents["labels"] == uis
+    assert split_documents_with_kinds(path, "train", mesh=mesh)[:2] == (texts, uis)
+    assert split_documents_with_kinds(path, "train")[:2] == (texts, uis)  # the packaged MeSH by default
+
+
+def test_the_agreement_pre_flight_passes_a_file_labelled_by_names(tmp_path):
+    from biohicl.evaluation.agreement import check_agreement
+
+    path, _, _ = named_file(tmp_path, "dev")
+    check_agreement(path, "dev")  # raised "split 'dev': 0 document(s) with a known MeSH label, need 3"

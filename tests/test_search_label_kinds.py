@@ -10,7 +10,8 @@ import pytest
 
 from biohicl.cli.main import main as cli
 from biohicl.data.corpus import read_corpus
-from biohicl.data.jsonl import read_jsonl, resolve_label
+from biohicl.data.jsonl import read_jsonl
+from biohicl.data.labels import resolve_label
 from biohicl.errors import DataError
 from biohicl.search.explain import OTHER_KIND, explain_hits
 from biohicl.search.index import Hit

@@ -5,7 +5,7 @@ Accepted inputs (:func:`read_corpus` picks the reader from the path):
 - a BEIR folder (holding ``corpus.jsonl``) or any ``.jsonl`` / ``.jsonl.gz`` file with one object per line: id from
   ``_id`` / ``id`` / ``doc_id`` / ``pmid``, text from ``text`` / ``abstract``, optional ``title``, MeSH labels
   from the first label field the build reads (:data:`MESH_FIELDS`: ``mesh_uis``, ``mesh``, ``labels``, ``mesh_ids``,
-  ``descriptors``; a list or ``|``-separated string, in any form :func:`biohicl.data.jsonl.resolve_label` reads; a
+  ``descriptors``; a list or ``|``-separated string, in any form :func:`biohicl.data.labels.resolve_label` reads; a
   ``labels`` or ``descriptors`` value that is neither, another task's classes, is skipped with a warning) and
   an optional ``label_kind`` (``indexing``, the default, or ``mentions``);
 - a ``.tsv`` / ``.tsv.gz`` file with a header naming those columns (``id<TAB>title<TAB>text``), or without a header

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.columns import column_list
+from biohicl.data.labels import file_labels
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
+from biohicl.mesh.hierarchy import MeshHierarchy
 
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
 LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
@@ -232,17 +234,18 @@ def file_texts(documents: Any) -> tuple[list[str], list[str]]:
 
 
 def split_documents(
-    path: str | Path, split: str = "dev", limit: int | None = None
+    path: str | Path, split: str = "dev", limit: int | None = None, mesh: MeshHierarchy | None = None
 ) -> tuple[list[str], list[list[str]], list[str]]:
-    """``(texts, labels, pmids)`` of the documents of ``split`` (MeSH labels as stored): of a built dataset,
-    :func:`document_text`; of a documents file, the text training reads (:func:`file_texts`). :class:`DataError`
-    when there are no such documents."""
-    texts, labels, pmids, _ = split_documents_with_kinds(path, split, limit)
+    """``(texts, labels, pmids)`` of the documents of ``split``: of a built dataset, :func:`document_text` and the
+    MeSH UIs as stored; of a documents file, what training reads (:func:`file_texts`; the labels by
+    :func:`~biohicl.data.labels.file_labels` with ``mesh``, default the packaged MeSH). :class:`DataError` when
+    there are no such documents."""
+    texts, labels, pmids, _ = split_documents_with_kinds(path, split, limit, mesh)
     return texts, labels, pmids
 
 
 def split_documents_with_kinds(
-    path: str | Path, split: str = "dev", limit: int | None = None
+    path: str | Path, split: str = "dev", limit: int | None = None, mesh: MeshHierarchy | None = None
 ) -> tuple[list[str], list[list[str]], list[str], list[str] | None]:
     """:func:`split_documents` plus each document's ``label_kind`` (``None`` when the documents have no such
     column): SimL never compares an indexing-labelled with a mention-labelled document."""
@@ -255,12 +258,14 @@ def split_documents_with_kinds(
         present = sorted({str(s) for s in documents["split"]})
         raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
     rows = documents.select(keep[:limit] if limit is not None else keep)
-    if Path(path).expanduser().is_file():  # composed as training composes the file's (training.document_file)
+    if Path(path).expanduser().is_file():  # read as training reads the file (training.document_file)
         titles, abstracts = file_texts(rows)
         texts = [document_text({"title": t, "abstract": a}) for t, a in zip(titles, abstracts, strict=True)]
+        hierarchy = mesh or MeshHierarchy.load()
+        labels = [file_labels(labs, hierarchy) for labs in column_list(rows, column)]
     else:
         texts = [document_text(r) for r in rows]
-    labels = [list(r[column] or ()) for r in rows]
+        labels = [list(r[column] or ()) for r in rows]
     pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
     kinds = [str(k or INDEXING) for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
     return texts, labels, pmids, kinds

@@ -19,8 +19,8 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
   ``D012694Q000378``, allowed), a tree number below a category root (``C16.320.798``: its descriptor in the loaded
   MeSH release, whose tree numbers they must be, counted in ``labels_noted``; a bare ``C18`` is no tree number), a
   descriptor name or an entry term, or a MEDLINE heading (``*Name/qualifier``: the descriptor kept), in any mix.
-  Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored). :func:`resolve_label` reads
-  one label so, for the index's explanation (``biohicl search``) too.
+  Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
+  :func:`~biohicl.data.labels.resolve_label` reads one label so, for the index's explanation (``biohicl search``) too.
 * ``label_kind``: ``indexing`` (the default: descriptors assigned to the whole article) or ``mentions`` (ids of
   entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
   other fields (a ``split`` too) are not read.
@@ -42,15 +42,12 @@ from typing import Any
 from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
-from biohicl.data.medline_text import parse_mesh_heading
+from biohicl.data.labels import label_form
 from biohicl.data.records import (
     CONTROL_CHARACTER,
     INDEXING,
     MALFORMED,
     MENTIONS,
-    MESH_PREFIX,
-    QUALIFIED_ID,
-    TREE_NUMBER,
     MeshRecord,
     ReadContext,
     ReadReport,
@@ -61,8 +58,6 @@ SOURCE = "jsonl"
 JSONL_ID_FIELDS = ("pmid", *(name for name in ID_FIELDS if name != "pmid"))
 #: the label fields whose presence in a line marks a file as this source: every field the reader takes labels from
 DETECT_FIELDS = LABEL_COLUMNS
-#: a descriptor (a qualifier UI after it too), a supplementary concept, an un-normalised mention; ``MESH:`` in any case
-_ID_LIKE = re.compile(r"^(?:mesh:)?(D\d{6,9}(Q\d{6})?|C\d{6,9}|-1)$", re.IGNORECASE)  # ``d007333`` too
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"\s*")
 #: the longest line read, in bytes without its line end (a longer one, e.g. a gzip bomb's, is skipped unread)
@@ -177,36 +172,6 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
         label_kind=value.get("label_kind") or INDEXING,
         **extra,
     )
-
-
-def label_form(mesh: MeshHierarchy, label: str) -> tuple[str, str]:
-    """How the build reads one label: ``("id", UI)`` (upper-cased unless ``mesh`` holds it as written: ``d007333``
-    is D007333; a ``MESH:`` prefix and a qualifier UI are left for the look-up), ``("tree", number)`` for a tree
-    number with a ``.``, else ``("name", name)``: a name or entry term, or a MEDLINE heading's descriptor
-    (``*Diabetes Mellitus/therapy``: the ``*`` and qualifiers stripped)."""
-    text = label.strip()
-    if _ID_LIKE.match(text):
-        return "id", text if text in mesh.names else text.upper()
-    if TREE_NUMBER.match(text) and text not in mesh.names:  # a hierarchy's own id that looks like one is its id
-        return "tree", text
-    if mesh.try_resolve(text) is None and ("/" in text or text.startswith("*")):
-        text = parse_mesh_heading(text)[0]
-    return "name", text
-
-
-def resolve_label(mesh: MeshHierarchy, label: str) -> str | None:
-    """The descriptor UI ``mesh`` gives one label as the build reads it (every form of the module doc: a UI, prefixed
-    or qualified, in any case, a tree number, a name or entry term, a MEDLINE heading); ``None`` for a label the build
-    drops or ignores (an unknown one, an SCR id, ``-1``). Used by the index's explanation (``biohicl search``) too."""
-    form, text = label_form(mesh, label)
-    if form == "tree":
-        return mesh.tree_descriptor(text)
-    if form == "name":
-        return mesh.try_resolve(text)
-    ui = MESH_PREFIX.sub("", text)
-    qualified = QUALIFIED_ID.match(ui)
-    ui = qualified.group(1) if qualified and ui not in mesh.names else ui
-    return ui if ui in mesh.names else None
 
 
 def _resolve_label(ctx: ReadContext, label: str) -> list[str]:

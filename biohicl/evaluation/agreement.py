@@ -106,7 +106,7 @@ def evaluate_agreement(
     mesh = load_hierarchy(mesh_path)
     entry = cache.split(path, split, mesh_path) if (cache := _REUSED.get()) is not None else None
     if entry is None:
-        texts, labels, _, kinds = split_documents_with_kinds(path, split, limit=limit_queries)
+        texts, labels, _, kinds = split_documents_with_kinds(path, split, limit=limit_queries, mesh=mesh)
     else:  # the split as read once (the first N: as split_documents_with_kinds(limit=N) keeps them)
         texts, labels = entry.texts[:limit_queries], entry.labels[:limit_queries]
         kinds = entry.kinds[:limit_queries] if entry.kinds is not None else None
@@ -278,8 +278,9 @@ def check_agreement(dataset_path: str | Path, split: str | None, mesh_path: str 
 
     path, split = Path(dataset_path).expanduser(), split or "dev"
     if (cache := _REUSED.get()) is None:
-        _, labels, _ = split_documents(path, split)
-        check_labelled(labels, load_hierarchy(mesh_path), split, path, mesh_path)
+        mesh = load_hierarchy(mesh_path)
+        _, labels, _ = split_documents(path, split, mesh=mesh)
+        check_labelled(labels, mesh, split, path, mesh_path)
         return
     entry = cache.split(path, split, mesh_path)
     if not entry.checked:
@@ -325,7 +326,7 @@ class AgreementCache:
         signature = _signature(path, mesh_path)
         entry = self._splits.get(key)
         if entry is None or entry.signature != signature:
-            texts, labels, _, kinds = split_documents_with_kinds(path, split)
+            texts, labels, _, kinds = split_documents_with_kinds(path, split, mesh=load_hierarchy(mesh_path))
             entry = self._splits[key] = _Split(signature, texts, labels, kinds)
         return entry
 

@@ -16,8 +16,8 @@ Each kind dropped is one warning line (count and an example id) and a count in t
 (``document_file``). A document's text is composed as the ``jsonl`` source composes it: ``title`` and the first
 non-blank of ``abstract`` and ``text`` (a Hugging Face ``to_json`` export writes ``"text": null`` on every line),
 kept as ``title`` and ``abstract`` columns for the title term (a ``text`` column alone when no row has a title).
-The dev evaluations of the file (:func:`~biohicl.data.documents.split_documents_with_kinds`) compose its texts by the
-same function (:func:`~biohicl.data.documents.file_texts`).
+The dev evaluations of the file (:func:`~biohicl.data.documents.split_documents_with_kinds`) read its texts and labels
+by the same functions.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from typing import Any
 
 from biohicl.data.columns import column_list
 from biohicl.data.documents import TEXT_COLUMNS, file_texts, label_column
-from biohicl.data.jsonl import JSONL_ID_FIELDS, resolve_label
-from biohicl.data.records import INDEXING, MENTIONS, MESH_PREFIX, SCR_PATTERN
+from biohicl.data.jsonl import JSONL_ID_FIELDS
+from biohicl.data.labels import file_labels
+from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
@@ -45,25 +46,10 @@ def pubmedqa_dev_task(eval_tasks: Any) -> str | None:
     return next((s for s in (t.replace(" ", "") for t in eval_tasks or ()) if s in PUBMEDQA_DEV_TASKS), None)
 
 
-def own_file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:
-    """A documents file's labels (a list or a ``|``-joined string) as the build reads them
-    (:func:`~biohicl.data.jsonl.resolve_label`: UIs in any case, ``MESH:``-prefixed or with a qualifier UI, tree
-    numbers, names, entry terms, MEDLINE headings), each descriptor once; an unknown one kept as written, to be
-    counted as unknown; a supplementary concept id or ``-1`` left out, as the build ignores them."""
-    if isinstance(labels, str):
-        labels = labels.split("|")
-    uis: dict[str, None] = {}
-    for label in labels or ():
-        text = str(label).strip()
-        if text and text != "-1" and not SCR_PATTERN.match(MESH_PREFIX.sub("", text).upper()):
-            uis.setdefault(resolve_label(mesh, text) or text)
-    return list(uis)
-
-
 def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarchy) -> tuple[Any, dict[str, Any]]:
     """``documents`` (a file's ``datasets.Dataset``) without the rows the build would not train on (module doc),
-    their text composed (:func:`~biohicl.data.documents.file_texts`, as the dev evaluations compose the file's) and
-    their labels read (:func:`own_file_labels`) as the jsonl source does; and
+    their text composed (:func:`~biohicl.data.documents.file_texts`) and their labels read
+    (:func:`~biohicl.data.labels.file_labels`) as the jsonl source does, as the dev evaluations read the file; and
     ``{"document_file": counts}`` for the run's data stats."""
     import datasets
     import pyarrow as pa
@@ -76,7 +62,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     ids = _row_ids(documents)
     kinds = label_kinds(documents, ids, path)
     column = label_column(documents, path)
-    labels = [own_file_labels(row, mesh) for row in column_list(documents, column)]
+    labels = [file_labels(row, mesh) for row in column_list(documents, column)]
     has_split = "split" in documents.column_names
     splits = column_list(documents, "split") if has_split else [None] * n
     wanted = set(args.train_splits)
