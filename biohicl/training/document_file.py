@@ -53,6 +53,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     ``{"document_file": counts}`` for the run's data stats."""
     import datasets
     import pyarrow as pa
+    from datasets.fingerprint import generate_random_fingerprint
 
     from biohicl.data.decontamination import Decontaminator
     from biohicl.data.records import MeshRecord
@@ -90,6 +91,12 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
                 devs.append(pmid)
             else:
                 keep.append(i)
+    if unlabelled and not any(not has_split or splits[i] in wanted for i in keep):
+        raise DataError(
+            f"no training document has a MeSH label MeSH {mesh.version} knows ({_count(len(unlabelled), 'document')} "
+            f"without one, e.g. id {unlabelled[0]}); give the hierarchy the labels are from as --mesh_path",
+            path,
+        )
     removed = decontaminator.removed
     by_set: dict[str, int] = {}
     for removal in removed:
@@ -119,7 +126,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     if kinds is not None:
         warn_mixed_kinds([kinds[i] for i in keep if not has_split or splits[i] in wanted], path)
     replaced = [c for c in (*TEXT_COLUMNS, "label_kind", column) if c in documents.column_names]
-    table = documents.data.table.take(keep).drop_columns(replaced)
+    table = documents.data.table.take(pa.array(keep, pa.int64())).drop_columns(replaced)  # typed: keep may be empty
     table = table.append_column(column, pa.array([labels[i] for i in keep], pa.list_(pa.string())))
     composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
     if kinds is not None:
@@ -134,7 +141,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         "pubmedqa_dev_removed": len(devs),
         "no_label_removed": len(unlabelled),
     }
-    return datasets.Dataset(table), {"document_file": stats}
+    return datasets.Dataset(table, fingerprint=generate_random_fingerprint()), {"document_file": stats}
 
 
 def label_kinds(documents: Any, ids: list[str], path: Path) -> list[str] | None:

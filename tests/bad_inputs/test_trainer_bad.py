@@ -367,8 +367,8 @@ def test_a_corpus_json_object_points_to_build_dataset(tmp_path):
 def test_no_document_with_a_known_label(tiny_bert_dir, tmp_path, run_cli):
     dataset = write_docs(tmp_path / "docs.jsonl", [["D999999"], ["Not A Descriptor"], [], ["D999998"]])
     result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
-    assert "docs.jsonl" in result.err and "label" in result.err
-    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()
+    assert "docs.jsonl" in result.err and "no training document has a MeSH label MeSH 2024 knows" in result.err
+    assert "--mesh_path" in result.err and not (tmp_path / "run" / "adapter_model.safetensors").exists()
 
 
 # ------------------------------------------------------------------------------------------- losses
