@@ -189,3 +189,19 @@ def test_a_rerun_that_only_records_the_default_kind_rewrites_nothing(tiny_bert_d
         "shard 0: MeSH labels updated for 1 document(s), label kinds for 1",
         "resuming: kept 1 of 1 shards",
     ]
+
+
+def test_queries_and_encode_files_read_no_labels(tmp_path, caplog):
+    """``read_texts`` (``biohicl encode --input``, ``search --queries``) yields texts: a line's label fields, MeSH or
+    not, are neither read, warned about nor refused."""
+    from biohicl.data.corpus import read_texts
+
+    path = tmp_path / "queries.jsonl"
+    lines = [
+        {"_id": "d1", "title": "Heart", "text": "heart attack", "labels": [0, 1]},
+        {"id": "q1", "text": "heart attack", "mesh": [1, 2], "label_kind": "Indexing"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert list(read_texts(path)) == [("d1", "Heart heart attack"), ("q1", "heart attack")]
+    assert caplog.records == []

@@ -146,9 +146,11 @@ def document_from_record(
     number: int | None = None,
     *,
     ignored: set[str] | None = None,
+    labels: bool = True,
 ) -> Document:
     """Build a :class:`Document` from a dict with the field names listed in the module docstring (``ignored``: the
-    label fields of this file already warned about as no MeSH labels, added to; ``None``: warned about each time)."""
+    label fields of this file already warned about as no MeSH labels, added to; ``None``: warned about each time;
+    ``labels=False``: its MeSH labels and label kind not read, for a text alone)."""
     doc_id = first_field(record, ID_FIELDS)
     if doc_id is None or str(doc_id) == "":
         raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, number)
@@ -160,6 +162,8 @@ def document_from_record(
         text = ""
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, number)
+    if not labels:
+        return Document(str(doc_id), text, title, (), "", None if path is None else str(path), number)
     mesh = _mesh(record, f"document {doc_id}", path, number, ignored)
     kind = record.get("label_kind") or ""
     if kind not in ("", INDEXING, MENTIONS):
@@ -350,7 +354,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
     :data:`QUERY_COLUMNS` columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines skipped); a .jsonl
     line is a JSON string or a record (:func:`document_from_record`; id from its line number
     when it has none)."""
-    path, ignored = check_text_file(path), set[str]()
+    path = check_text_file(path)
     name = path.name.lower()
     if name.endswith(TSV_SUFFIXES):
         for doc in read_tsv(path, queries=True):
@@ -366,7 +370,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
         elif isinstance(record, dict):
             if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
                 record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, number, ignored=ignored)
+            doc = document_from_record(record, path, number, labels=False)  # a text: its labels are not read
             yield doc.id, doc.full_text()
         else:
             raise DataError("expected a JSON string or object per line", path, number)
