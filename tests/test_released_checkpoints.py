@@ -256,3 +256,19 @@ def test_the_command_line_pin_the_messages_give_works_in_every_command(hub_cache
             assert json.loads(record.read_text())["model"]["revision"] == SHA
             assert main(["search", str(index), "statins", "--model", pinned, "--json", "--device", "cpu"]) == 0
             shutil.rmtree(index)
+
+
+def test_a_base_model_with_at_revision_points_to_base_revision():
+    """``NAME@sha`` is how encode/index/evaluate/search take a revision; ``train --base_model`` takes it apart."""
+    from biohicl.models.resolver import resolve_base
+
+    sha = "a" * 40
+    expected = (
+        f"BioHiCL-Base@{sha}: a base model takes its revision apart: --base_model BioHiCL-Base --base_revision {sha} "
+        f'(revision="{sha}" in Python)'
+    )
+    with pytest.raises(ModelLoadError) as raised:
+        BioHiCL.from_base(f"BioHiCL-Base@{sha}")
+    assert str(raised.value) == expected
+    with pytest.raises(ModelLoadError, match="--base_revision main"):
+        resolve_base("org/model@main")

@@ -208,6 +208,10 @@ def resolve_base(
     model_id = str(model_id_or_path)
     if looks_like_path(model_id):
         raise ModelLoadError(f"{model_id}: no such directory")
+    name, at = split_revision(model_id)
+    if at is not None:  # NAME@rev is the model-loading commands' spelling, not a base model's
+        raise ModelLoadError(f"{model_id}: a base model takes its revision apart: --base_model {name} "
+                             f"--base_revision {at} (revision=\"{at}\" in Python)")  # fmt: skip
     entry = registered_entry(model_id, registry)
     if entry is not None:
         if not entry.uploaded and "/" not in model_id:
