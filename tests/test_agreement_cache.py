@@ -158,3 +158,16 @@ def test_a_changed_save_to_disk_dataset_is_read_again(tmp_path, mesh, counted):
     assert changed["siml-agreement_spearman"] == pytest.approx(alone["siml-agreement/spearman"], abs=1e-12)
     evaluator(RandomEncoder(1))
     assert counted["reads"] == 2 + 2  # unchanged since: kept (+ the one-off evaluation above: pre-flight, task)
+
+
+def test_a_save_to_disk_datasets_record_names_its_files(tmp_path, mesh):
+    """The result's ``data_files`` (what a study compares to tell another dataset) are the files the cache watches:
+    a ``save_to_disk`` folder's arrow files, so a changed dataset there gives other checksums."""
+    from biohicl.evaluation.agreement import agreement_data_files
+
+    folder = tmp_path / "saved"
+    save_documents(folder, mesh, count=60, seed=0)
+    first = agreement_data_files(folder)
+    assert any(name.endswith(".arrow") for name in first)
+    save_documents(folder, mesh, count=30, seed=5)
+    assert agreement_data_files(folder) != first

@@ -263,10 +263,7 @@ def agreement_data_files(dataset_path: str | Path, mesh_path: str | Path | None 
     """The checksums of the documents files the agreement of ``dataset_path`` reads (and of the hierarchy file
     ``mesh_path``), as its result records them (``data_files``): a study compares them to tell a record of another
     dataset (or hierarchy) from one of this."""
-    from biohicl.data.documents import parquet_files
-
-    path = Path(dataset_path).expanduser()
-    files = [path] if path.is_file() else sorted(parquet_files(path, "documents"))
+    files = documents_files(Path(dataset_path).expanduser())
     return file_checksums(files + ([Path(mesh_path).expanduser()] if mesh_path is not None else []))
 
 
@@ -337,14 +334,19 @@ class AgreementCache:
 
 
 def _signature(path: Path, mesh_path: str | Path | None) -> tuple[tuple[str, int, int], ...]:
-    """(file, size, mtime) of the documents files of ``path`` and of the hierarchy file: changed, read again. A folder
-    without parquet files (a ``DatasetDict.save_to_disk`` one) is watched by its arrow and json files."""
-    from biohicl.data.documents import parquet_files
-
-    files = [path] if path.is_file() else sorted(parquet_files(path, "documents")) or _saved_files(path)
-    files += [Path(mesh_path).expanduser()] if mesh_path is not None else []
+    """(file, size, mtime) of the documents files of ``path`` and of the hierarchy file: changed, read again."""
+    files = documents_files(path) + ([Path(mesh_path).expanduser()] if mesh_path is not None else [])
     stats = [(str(f), f.stat()) for f in files if f.exists()]
     return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
+def documents_files(path: Path) -> list[Path]:
+    """The files the documents of the dataset ``path`` are read from: the file itself, its ``documents`` parquet
+    files, else (a ``DatasetDict.save_to_disk`` folder) its arrow and json files; what the agreement's result records
+    (``data_files``) and what its cache watches."""
+    from biohicl.data.documents import parquet_files
+
+    return [path] if path.is_file() else sorted(parquet_files(path, "documents")) or _saved_files(path)
 
 
 def _saved_files(folder: Path) -> list[Path]:
