@@ -275,9 +275,9 @@ def check_agreement(dataset_path: str | Path, split: str | None, mesh_path: str 
 
     path, split = Path(dataset_path).expanduser(), split or "dev"
     if (cache := _REUSED.get()) is None:
-        mesh = load_hierarchy(mesh_path)
+        mesh = load_hierarchy(mesh_path) if path.is_file() else None  # a missing dataset is named first
         _, labels, _ = split_documents(path, split, mesh=mesh)
-        check_labelled(labels, mesh, split, path, mesh_path)
+        check_labelled(labels, mesh or load_hierarchy(mesh_path), split, path, mesh_path)
         return
     entry = cache.split(path, split, mesh_path)
     if not entry.checked:
@@ -323,7 +323,8 @@ class AgreementCache:
         signature = _signature(path, mesh_path)
         entry = self._splits.get(key)
         if entry is None or entry.signature != signature:
-            texts, labels, _, kinds = split_documents_with_kinds(path, split, mesh=load_hierarchy(mesh_path))
+            mesh = load_hierarchy(mesh_path) if path.is_file() else None  # a documents file's labels are resolved
+            texts, labels, _, kinds = split_documents_with_kinds(path, split, mesh=mesh)
             entry = self._splits[key] = _Split(signature, texts, labels, kinds)
         return entry
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from biohicl.errors import ConfigError
+from biohicl.evaluation.results import AGREEMENT_TASK
 from biohicl.field_types import is_count
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Evaluation tasks over the training dataset itself: ``--eval_tasks siml-agreement`` → ``siml-agreement@<dataset>``.
-DATASET_EVAL_TASKS = ("siml-agreement",)
+DATASET_EVAL_TASKS = (AGREEMENT_TASK,)
 
 
 def resolve_eval_tasks(tasks: Sequence[str], dataset_path: str | None, mesh_path: str | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from biohicl.evaluation.agreement import agreement_data_files, check_agreement, 
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.pubmedqa import SPLITS as PUBMEDQA_SPLITS
 from biohicl.evaluation.pubmedqa import evaluate_pubmedqa
-from biohicl.evaluation.results import TaskResult, record_key, summary_key
+from biohicl.evaluation.results import AGREEMENT_TASK, TaskResult, record_key, summary_key
 from biohicl.evaluation.retrieval import beir_files, evaluate_beir
 from biohicl.evaluation.sts import evaluate_biosses
 from biohicl.settings import data_path
@@ -326,11 +326,11 @@ def _needs_dataset(task: str) -> TaskCheck:
 #: Tasks over a built dataset (``name@dataset[#mesh=file]``): name -> (function(encoder, dataset, mesh_path=, **kwargs),
 #: check(dataset, split, mesh_path)); ``mesh_path`` is the spec's hierarchy file, None without ``#mesh=``.
 DATASET_TASKS: dict[str, tuple[Callable[..., TaskResult], Callable[..., None]]] = {
-    "siml-agreement": (evaluate_agreement, check_agreement),
+    AGREEMENT_TASK: (evaluate_agreement, check_agreement),
 }
 #: The files each dataset task reads: name -> function(dataset, mesh_path) -> ``{file: sha256}`` (its results'
 #: ``data_files``).
-DATASET_FILES: dict[str, Callable[..., dict[str, str]]] = {"siml-agreement": agreement_data_files}
+DATASET_FILES: dict[str, Callable[..., dict[str, str]]] = {AGREEMENT_TASK: agreement_data_files}
 for _name in DATASET_TASKS:
     register_task(_name, lambda *a, _n=_name, **k: _needs_dataset(_n)(None), ["spearman"], check=_needs_dataset(_name))
 #: The functions biohicl registers itself (a name registered again with another function is no longer built in).

@@ -14,6 +14,7 @@ from typing import Any
 
 from biohicl.errors import DataError
 from biohicl.evaluation.comparison import cut_by_cap, scoring_difference
+from biohicl.evaluation.results import AGREEMENT_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ HUB_CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 #: tasks measured on the training data itself (SimE–SimL agreement on a built dataset's documents), whatever the split
-TRAINING_DATA_TASKS = ("siml-agreement",)
+TRAINING_DATA_TASKS = (AGREEMENT_TASK,)
 
 #: normalised metric spelling → (metric type for model-index, display name)
 KNOWN_METRICS: dict[str, tuple[str, str]] = {

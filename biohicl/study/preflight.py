@@ -117,10 +117,11 @@ def _model_check(name: str, model: str) -> Check:
 
 
 def _task_check(spec: str, dataset: Path, built: bool) -> Check:
+    from biohicl.evaluation.results import AGREEMENT_TASK
     from biohicl.evaluation.tasks import check_task, names_dataset, parse_task_spec
 
     name, split = parse_task_spec(spec)
-    if name == "siml-agreement" or (names_dataset(spec, dataset) and not built):
+    if name == AGREEMENT_TASK or (names_dataset(spec, dataset) and not built):
         return Check(f"task {spec}", True, "the study's dataset")
     try:
         check_task(name, split)

@@ -101,8 +101,7 @@ def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wa
     ``wanted`` would: a task that ignores the cap (BIOSSES), or one that scored its whole set (no cap, or fewer
     items than the cap) no larger than ``wanted``. The items are what the cap limits: a task's ``num_queries``, the
     SimL agreement's ``num_documents`` (its ``num_queries`` counts their pairs). False when ``tasks`` is not known."""
-    from biohicl.evaluation.agreement import TASK as AGREEMENT
-    from biohicl.evaluation.results import UNCAPPED_TASKS
+    from biohicl.evaluation.results import AGREEMENT_TASK, UNCAPPED_TASKS
 
     if tasks is None:
         return False
@@ -110,7 +109,7 @@ def _same_items(record: Mapping[str, Any], tasks: list[str] | None, cap: Any, wa
         if task in UNCAPPED_TASKS:
             continue
         entry = (record.get("tasks") or {}).get(task)
-        key = "num_documents" if task == AGREEMENT else "num_queries"
+        key = "num_documents" if task == AGREEMENT_TASK else "num_queries"
         count = entry.get(key) if isinstance(entry, Mapping) else None
         if not isinstance(count, int) or isinstance(count, bool) or (key == "num_documents" and count < 1):
             return False  # not recorded (an agreement's documents default to 0 in a record that lacks them)
