@@ -205,3 +205,11 @@ def test_queries_and_encode_files_read_no_labels(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert list(read_texts(path)) == [("d1", "Heart heart attack"), ("q1", "heart attack")]
     assert caplog.records == []
+
+
+def test_a_tsv_queries_files_label_columns_are_not_read(tmp_path):
+    from biohicl.data.corpus import read_texts
+
+    path = tmp_path / "q.tsv"
+    path.write_text("id\ttext\tlabel_kind\nq1\theart attack\tIndexing\n", encoding="utf-8")
+    assert list(read_texts(path)) == [("q1", "heart attack")]

@@ -237,7 +237,7 @@ def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
             for alias, name in QUERY_COLUMNS.items() if queries else ():
                 if alias in record and first_field(record, ID_FIELDS if name == "id" else TEXT_FIELDS) is None:
                     record[name] = record[alias]
-            yield document_from_record(record, path, number)
+            yield document_from_record(record, path, number, labels=not queries)  # a text's labels are not read
         elif len(row) == 2:
             yield document_from_record({"id": row[0], "text": row[1]}, path, number)
         elif len(row) == 3:

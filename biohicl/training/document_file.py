@@ -75,8 +75,10 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     copies: list[str] = []
     devs: list[str] = []
     unlabelled: list[str] = []
+    labelled_rows = 0  # of the training splits
     for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
         labelled = any(ui in mesh.names for ui in labels[i])  # the build skips a record without before deduplicating
+        labelled_rows += labelled and (not has_split or split in wanted)
         copy = labelled and bool(pmid) and pmid in seen
         if labelled:
             seen.add(pmid)
@@ -91,7 +93,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
                 devs.append(pmid)
             else:
                 keep.append(i)
-    if unlabelled and not any(not has_split or splits[i] in wanted for i in keep):
+    if unlabelled and not labelled_rows:  # the hierarchy places none: not documents dropped for another reason
         raise DataError(
             f"no training document has a MeSH label MeSH {mesh.version} knows ({_count(len(unlabelled), 'document')} "
             f"without one, e.g. id {unlabelled[0]}); give the hierarchy the labels are from as --mesh_path",
@@ -101,6 +103,11 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     by_set: dict[str, int] = {}
     for removal in removed:
         by_set[removal.evaluation_set] = by_set.get(removal.evaluation_set, 0) + 1
+    if not any(not has_split or splits[i] in wanted for i in keep):  # all dropped, each for its reason
+        dropped = {"evaluation test data": len(removed), "later copies of an id": len(copies),
+                   "PubMedQA dev items": len(devs), "without a known MeSH label": len(unlabelled)}  # fmt: skip
+        reasons = ", ".join(f"{count} {why}" for why, count in dropped.items() if count)
+        raise DataError(f"no training document left ({reasons}, as biohicl build-dataset drops them)", path)
     if removed:
         first = removed[0]
         logger.warning(

@@ -492,3 +492,14 @@ def test_training_on_cpu_does_not_warn_about_pin_memory(tiny_bert_dir, tmp_path,
     assert result.code == 0, result.err
     assert not [w for w in caught if "pin_memory" in str(w.message)]
     assert "pin_memory" not in result.err
+
+
+def test_documents_dropped_for_other_reasons_are_counted_not_blamed_on_the_hierarchy(tiny_bert_dir, tmp_path, run_cli):
+    # two PubMedQA test abstracts (decontaminated away) and one unlabelled line: the hierarchy is not the cause
+    rows = [{"pmid": pmid, "title": "t", "abstract": "a", "mesh": ["D003920"]} for pmid in ("21645374", "16418930")]
+    rows.append({"pmid": "x1", "title": "t", "abstract": "a", "mesh": ["Not a descriptor"]})
+    dataset = tmp_path / "docs.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
+    assert "no training document left (2 evaluation test data, 1 without a known MeSH label" in result.err
+    assert "--mesh_path" not in result.err
