@@ -169,5 +169,10 @@ def test_a_save_to_disk_datasets_record_names_its_files(tmp_path, mesh):
     save_documents(folder, mesh, count=60, seed=0)
     first = agreement_data_files(folder)
     assert any(name.endswith(".arrow") for name in first)
+    import datasets  # a user's .map writes a cache-*.arrow beside the data: not a file the agreement reads
+
+    datasets.load_from_disk(str(folder))["documents"].map(lambda row: {"extra": 1})
+    assert any(f.name.startswith("cache-") for f in (folder / "documents").iterdir())
+    assert agreement_data_files(folder) == first
     save_documents(folder, mesh, count=30, seed=5)
     assert agreement_data_files(folder) != first

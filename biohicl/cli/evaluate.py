@@ -27,6 +27,7 @@ from typing import Any
 
 from biohicl.cli.progress import library_bars
 from biohicl.errors import ConfigError
+from biohicl.evaluation.results import AGREEMENT_TASK
 
 HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
 
@@ -180,7 +181,7 @@ class EvaluateArguments:
             raise ConfigError(f"batch_size: {self.batch_size} is not a positive number of texts")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads: {self.threads} is not a positive number of threads")
-        if self.mesh_path and "siml-agreement@" not in self.tasks:
+        if self.mesh_path and f"{AGREEMENT_TASK}@" not in self.tasks:
             raise ConfigError("mesh_path: the hierarchy of siml-agreement@DATASET tasks, and --tasks has none")
 
 

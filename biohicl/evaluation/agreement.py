@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import time
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
-
-TASK = AGREEMENT_TASK
 
 
 def load_hierarchy(mesh_path: str | Path | None = None) -> MeshHierarchy:
@@ -132,7 +131,7 @@ def evaluate_agreement(
         if math.isfinite(stats[key])  # JSON results refuse NaN (e.g. no SimL = 0 pair)
     }
     return TaskResult(
-        task=TASK,
+        task=AGREEMENT_TASK,
         split=split,
         main_metric="spearman",
         metrics=metrics,
@@ -351,12 +350,16 @@ def documents_files(path: Path) -> list[Path]:
 
 
 def _saved_files(folder: Path) -> list[Path]:
-    """The data (``.arrow``) and state (``.json``) files of a ``save_to_disk`` folder, its ``documents`` config's
-    when it has one (the folder's own json files, ``dataset_dict.json`` and ``summary.json``, too)."""
-    config = folder / "documents"
-    root = config if config.is_dir() else folder
-    files = [f for suffix in ("arrow", "json") for f in root.rglob(f"*.{suffix}")]
-    return sorted({*files, *(folder.glob("*.json") if root != folder else ())})
+    """The data files of a ``save_to_disk`` folder (its ``documents`` config's when it has one), as its
+    ``state.json`` lists them: not the ``cache-*.arrow`` files a ``.map`` writes beside them."""
+    root = folder / "documents" if (folder / "documents").is_dir() else folder
+    try:
+        names = [
+            entry["filename"] for entry in json.loads((root / "state.json").read_text(encoding="utf-8"))["_data_files"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [root / name for name in names if isinstance(name, str)]
 
 
 _REUSED: ContextVar[AgreementCache | None] = ContextVar("biohicl_agreement_cache", default=None)
