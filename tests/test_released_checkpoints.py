@@ -272,3 +272,14 @@ def test_a_base_model_with_at_revision_points_to_base_revision():
     assert str(raised.value) == expected
     with pytest.raises(ModelLoadError, match="--base_revision main"):
         resolve_base("org/model@main")
+
+
+def test_a_registered_folder_without_sentence_transformers_files_is_not_guessed_at(tmp_path, monkeypatch, caplog):
+    # a merged checkpoint saved as a plain transformers folder: the registry gives its pooling, so no guess (which
+    # said 'mean' while the model then encoded with the registry's 'cls') is logged
+    build_tiny_bert(tmp_path / REPO)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="biohicl.models.config"):
+        model = BioHiCL.from_pretrained(REPO)
+    guesses = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pooling:")]
+    assert model.config.pooling == "cls" and guesses == []

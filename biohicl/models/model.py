@@ -165,7 +165,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         check_recorded_base(resolved, base_model_path, force_base)
         path = resolved.path
         if not (path / CONFIG_NAME).is_file():
-            model = cls.from_base(str(path), hub_id=hub_id_from_folder(path), dtype=dtype)
+            pooling = resolved.entry.pooling if resolved.entry is not None else None  # not guessed when registered
+            model = cls.from_base(str(path), hub_id=hub_id_from_folder(path), dtype=dtype, pooling=pooling)
             if resolved.entry is not None:  # a merged checkpoint: the registry knows how it encodes
                 model.config.apply_registry_entry(resolved.entry, model.backbone.config)
         else:
