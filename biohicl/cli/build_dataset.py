@@ -9,7 +9,7 @@ A ``--source`` covers every ``--input`` group after it up to the next ``--source
 ``--source`` (or without one) detect each file's format from its content (files in no known format, e.g. a
 folder's README, are listed and left out)::
 
-    biohicl build-dataset --input ../shared/data/pubmed_exports/* --output out/exports
+    biohicl build-dataset --input $BIOHICL_DATA_DIR/pubmed_exports/* --output out/exports
 
 Your own labelled abstracts go in as JSON lines (``--source jsonl``, detected when a line of its first 64 KB
 has a label field; an unrecognised ``.jsonl`` input is an error):

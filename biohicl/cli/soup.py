@@ -45,6 +45,5 @@ def main(argv: list[str]) -> int:
 
     (args,) = parse_command(SoupArguments, argv, prog="biohicl soup", description=__doc__)
     adapters = args.adapter_list()
-    output = soup_adapters(adapters, args.output, args.weight_list())
-    print(f"wrote the average of {len(adapters)} adapters to {output}")
+    soup_adapters(adapters, args.output, args.weight_list())  # its progress line says what it wrote
     return 0

@@ -29,7 +29,8 @@ def read_documents(path: str | Path):
 
     path = Path(path).expanduser()
     if not path.exists():
-        raise ConfigError(f"dataset_path: {path} does not exist")
+        build = "" if path.suffix in DOCUMENT_SUFFIXES else f" (build it with: biohicl build-dataset --output {path})"
+        raise ConfigError(f"dataset_path: {path} does not exist{build}")
     if not path.is_dir() and path.suffix not in DOCUMENT_SUFFIXES:
         raise ConfigError(f"dataset_path: {path} is neither a dataset folder nor a .jsonl/.json/.parquet file")
     if path.is_dir():

@@ -503,3 +503,13 @@ def test_documents_dropped_for_other_reasons_are_counted_not_blamed_on_the_hiera
     result = run_cli(train_argv(tiny_bert_dir, dataset, tmp_path / "run"))
     assert "no training document left (2 evaluation test data, 1 without a known MeSH label" in result.err
     assert "--mesh_path" not in result.err
+
+
+def test_a_missing_dataset_folder_says_how_to_build_it(tiny_bert_dir, tmp_path, run_cli):
+    missing = tmp_path / "runs" / "study" / "dataset"
+    result = run_cli(train_argv(tiny_bert_dir, missing, tmp_path / "run"))
+    assert f"dataset_path: {missing} does not exist (build it with: biohicl build-dataset --output {missing})" in (
+        result.err
+    )
+    result = run_cli(train_argv(tiny_bert_dir, tmp_path / "nope.jsonl", tmp_path / "run"))
+    assert result.err.rstrip().endswith("nope.jsonl does not exist")  # a documents file is not built
