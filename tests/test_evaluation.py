@@ -698,3 +698,14 @@ def test_a_document_index_whose_lookup_takes_no_texts_is_used_with_one_warning(t
     caplog.clear()
     evaluate_beir(encoder, folder, document_index=KeywordIndex())
     assert seen == [list(data.corpus.values())] and caplog.records == []
+
+
+def test_a_task_cut_by_limit_queries_says_so_on_its_line(caplog):
+    """A capped task's console line said nothing of the cap: 2 of PubMedQA's 500 questions read as its full score."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="biohicl.evaluation.runner"):
+        evaluate_model(KeywordEncoder(), ["pubmedqa", "biosses"], limit_queries=2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "biohicl.evaluation.runner"]
+    assert any(line.startswith("pubmedqa (test, the first 2 queries only): recall@1=") for line in lines)
+    assert any(line.startswith("biosses (all): spearman=") for line in lines)  # the cap does not apply to BIOSSES

@@ -17,9 +17,10 @@ from typing import Any
 
 from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
+from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.evaluation.encoder import Encoder, as_encoder
 from biohicl.evaluation.record_model import describe_model, library_versions, loaded_source, model_settings
-from biohicl.evaluation.results import RESULTS_FORMAT, summary_key
+from biohicl.evaluation.results import AGREEMENT_TASK, RESULTS_FORMAT, summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
     check_task,
@@ -130,7 +131,9 @@ def evaluate_model(
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[key]["per_item"]
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-        logger.info("%s (%s): %s [%.1fs]", result.task, result.split, shown, result.wall_time_s)
+        cut = cut_by_cap(key, {"settings": {"limit_queries": limit_queries}, "tasks": results})
+        part = f", the first {cut.cap} {'documents' if key == AGREEMENT_TASK else 'queries'} only" if cut else ""
+        logger.info("%s (%s%s): %s [%.1fs]", result.task, result.split, part, shown, result.wall_time_s)
     summary = {
         summary_key(task, metric): record["metrics"][metric]
         for task, record in results.items()
