@@ -168,6 +168,10 @@ def test_cli_publish_uploads_exactly_the_staged_files(built, tmp_path, capsys):
     assert "would upload 8 files" in printed and "documents/test-00000-of-00001.parquet" in printed
     assert ".arrow" not in printed and read_card_metadata(dry / "README.md")["license"] == "cc0-1.0"
     assert "license_name" not in read_card_metadata(dry / "README.md") and not (dry / "LICENSE.md").exists()
+    assert "temporary" not in printed  # --out keeps the staged folder
+    assert publish_cmd.main([str(source), "--dataset", "--repo_id", "me/pairs", "--dry_run"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("would upload"))
+    assert "(a temporary folder, deleted when the command ends; --out DIR keeps it) to me/pairs" in line
 
 
 def test_staging_refuses_cross_split_pairs_and_unsafe_outputs(built, tmp_path):

@@ -153,7 +153,8 @@ def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_byte
     )
     where = f"{settings['repo_id']} ({repo_type}{', private' if settings.get('private') else ''}"
     where += f", branch {settings['revision']})" if settings.get("revision") else ")"
-    print(f"would upload {len(files)} files from {folder} to {where} in one commit:")
+    staged = "" if settings.get("out") else " (a temporary folder, deleted when the command ends; --out DIR keeps it)"
+    print(f"would upload {len(files)} files from {folder}{staged} to {where} in one commit:")
     for file in files:
         print(f"  {file.size:>12,d}  {file.path}")
     card = folder / "README.md"
