@@ -92,6 +92,7 @@ def test_evaluation_test_data_and_later_copies_of_an_id_are_dropped(tmp_path, me
         "duplicate_ids_removed": 1,
         "pubmedqa_dev_removed": 0,
         "no_label_removed": 0,
+        "empty_abstract_removed": 0,
     }
     messages = file_warnings(caplog)
     assert len(messages) == 2, messages
@@ -392,3 +393,21 @@ def test_the_agreement_pre_flight_passes_a_file_labelled_by_names(tmp_path):
 
     path, _, _ = named_file(tmp_path, "dev")
     check_agreement(path, "dev")  # raised "split 'dev': 0 document(s) with a known MeSH label, need 3"
+
+
+def test_a_document_with_an_empty_abstract_is_dropped_as_the_build_skips_it(tmp_path, mesh, caplog):
+    """The build skips a record whose abstract is empty (a title alone) before deduplicating; so does training on a
+    documents file, counted, and a later copy of its id with an abstract is kept."""
+    docs = synthetic_documents()
+    docs[1]["abstract"] = "  "  # a title alone
+    later = {**docs[1], "abstract": "the abstract, found later"}
+    path = write_jsonl(tmp_path / "docs.jsonl", [*docs, later])
+    with caplog.at_level(logging.WARNING):
+        data = load_training_data(file_args(tmp_path, path), mesh)
+    assert data.stats["document_file"]["empty_abstract_removed"] == 1
+    assert data.stats["document_file"]["duplicate_ids_removed"] == 0
+    assert docs[1]["title"] + " the abstract, found later" in data.documents["text"]
+    assert not any(text.strip() == docs[1]["title"] for text in data.documents["text"])
+    assert f"{path}: 1 document with an empty abstract dropped, as biohicl build-dataset skips it, e.g. id 1001" in (
+        file_warnings(caplog)
+    )

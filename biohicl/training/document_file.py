@@ -75,15 +75,19 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     copies: list[str] = []
     devs: list[str] = []
     unlabelled: list[str] = []
+    empty: list[str] = []
     labelled_rows = 0  # of the training splits
     for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
         labelled = any(ui in mesh.names for ui in labels[i])  # the build skips a record without before deduplicating
         labelled_rows += labelled and (not has_split or split in wanted)
-        copy = labelled and bool(pmid) and pmid in seen
-        if labelled:
+        blank = not abstracts[i].strip()  # so does it one with an empty abstract (a title alone)
+        copy = labelled and not blank and bool(pmid) and pmid in seen
+        if labelled and not blank:
             seen.add(pmid)
         if has_split and split not in wanted:  # the split filter's to drop, as for a built dataset
             keep.append(i)
+        elif blank:
+            empty.append(pmid or f"row {i + 1}")
         elif not labelled:
             unlabelled.append(pmid or f"row {i + 1}")
         elif copy:
@@ -105,7 +109,8 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         by_set[removal.evaluation_set] = by_set.get(removal.evaluation_set, 0) + 1
     if not any(not has_split or splits[i] in wanted for i in keep):  # all dropped, each for its reason
         dropped = {"evaluation test data": len(removed), "later copies of an id": len(copies),
-                   "PubMedQA dev items": len(devs), "without a known MeSH label": len(unlabelled)}  # fmt: skip
+                   "PubMedQA dev items": len(devs), "without a known MeSH label": len(unlabelled),
+                   "with an empty abstract": len(empty)}  # fmt: skip
         reasons = ", ".join(f"{count} {why}" for why, count in dropped.items() if count)
         raise DataError(f"no training document left ({reasons}, as biohicl build-dataset drops them)", path)
     if removed:
@@ -119,6 +124,9 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         noun = "later copy" if len(copies) == 1 else "later copies"
         logger.warning("%s: %d %s of a document id dropped (the first is kept), e.g. id %s", path, len(copies), noun,
                        copies[0])  # fmt: skip
+    if empty:
+        logger.warning("%s: %s with an empty abstract dropped, as biohicl build-dataset skips %s, e.g. id %s", path,
+                       _count(len(empty), "document"), "it" if len(empty) == 1 else "them", empty[0])  # fmt: skip
     if unlabelled:
         logger.warning(
             "%s: %s with no MeSH label MeSH %s knows dropped, as biohicl build-dataset skips %s, e.g. id %s",
@@ -147,6 +155,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         "duplicate_ids_removed": len(copies),
         "pubmedqa_dev_removed": len(devs),
         "no_label_removed": len(unlabelled),
+        "empty_abstract_removed": len(empty),
     }
     return datasets.Dataset(table, fingerprint=generate_random_fingerprint()), {"document_file": stats}
 
