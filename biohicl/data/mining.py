@@ -8,7 +8,7 @@ kind, split) on its own, so no pair crosses groups.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,12 +85,7 @@ def mine_top_k(
     buffer = np.empty((min(block_size, m), m), dtype=np.float32)
     lists = np.full((m, width), -1, dtype=np.int64)
     levels = np.zeros((m, width), dtype=np.int64)
-    blocks = range(0, m, block_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        blocks = tqdm(blocks, desc="mining MeSH pairs", unit="block", total=len(blocks))
-    for start in blocks:
+    for start in progress_blocks(range(0, m, block_size), "mining MeSH pairs", progress):
         stop = min(start + block_size, m)
         level = torch.from_numpy(factors.rows(start, stop, out=buffer[: stop - start]))
         level.mul_(scale).round_()  # exact integers in float32 (< 2**24)
@@ -165,3 +160,13 @@ def mine_within_groups(
     anchor, partner, siml, rank = (np.concatenate([p[j] for p in parts]) for j in range(4))
     order = np.argsort(anchor, kind="stable")
     return MinedPairs(anchor[order], partner[order], siml[order].astype(np.float32), rank[order])
+
+
+def progress_blocks(starts: range, desc: str, progress: bool) -> Iterable[int]:
+    """``starts`` (the first rows of SimL blocks), behind a tqdm bar over the blocks when ``progress``: the bar of
+    every blockwise mining (the build's pairs, training's partners and negatives)."""
+    if not progress:
+        return starts
+    from tqdm.auto import tqdm
+
+    return tqdm(starts, desc=desc, unit="block", total=len(starts))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from biohicl.data.mining import progress_blocks
 from biohicl.errors import ConfigError
 from biohicl.mesh.gram import SMALL_GRAM_ROWS, gram_factors, gram_matrix
 from biohicl.mesh.hierarchy import MeshHierarchy
@@ -243,7 +244,7 @@ def _partners_above(
     size = min(n, max(64, block_entries // n))
     buffer = np.empty((size, n), dtype=np.float32)
     out: list[np.ndarray] = []
-    for start in _blocks(range(0, n, size), "mining batch partners", progress):
+    for start in progress_blocks(range(0, n, size), "mining batch partners", progress):
         first = min(start, n - size)
         block = factors.rows(first, first + size, out=buffer)
         for i in range(start, min(start + size, n)):
@@ -251,15 +252,6 @@ def _partners_above(
             row[i] = 0.0
             out.append(above(row, i))
     return out
-
-
-def _blocks(starts: range, desc: str, progress: bool) -> Iterable[int]:
-    """``starts``, behind a tqdm bar (as ``biohicl build-dataset``'s mining) when ``progress``."""
-    if not progress:
-        return starts
-    from tqdm.auto import tqdm
-
-    return tqdm(starts, desc=desc, unit="block", total=len(starts))
 
 
 def _group_index(groups: Sequence[str] | None, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -308,7 +300,7 @@ def mine_negatives(
     size = min(block, len(docs))
     buffer, masks = np.empty((size, len(docs)), dtype=np.float32), np.empty((size, len(docs)), dtype=bool)
     out: list[np.ndarray] = []
-    for start in _blocks(range(0, len(docs), block), "mining negatives", progress):
+    for start in progress_blocks(range(0, len(docs), block), "mining negatives", progress):
         stop = min(start + block, len(docs))
         rows = factors.rows(start, stop, out=buffer[: stop - start])
         # the block's masks at once (float32 comparisons, as per row), then the group's and no self-pairs
