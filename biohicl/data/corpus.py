@@ -129,7 +129,7 @@ def _mesh(
                 at = where if path is None else str(path) if number is None else f"{path}, record {number}"
                 logger.warning(
                     "%s: `%s` is not read as MeSH labels where it is not a string or a list of strings (first: %.40r)",
-                    at or where,
+                    at,
                     name,
                     value,
                 )

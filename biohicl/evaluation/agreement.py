@@ -262,8 +262,7 @@ def agreement_data_files(dataset_path: str | Path, mesh_path: str | Path | None 
     """The checksums of the documents files the agreement of ``dataset_path`` reads (and of the hierarchy file
     ``mesh_path``), as its result records them (``data_files``): a study compares them to tell a record of another
     dataset (or hierarchy) from one of this."""
-    files = documents_files(Path(dataset_path).expanduser())
-    return file_checksums(files + ([Path(mesh_path).expanduser()] if mesh_path is not None else []))
+    return file_checksums(_read_files(Path(dataset_path).expanduser(), mesh_path))
 
 
 def check_agreement(dataset_path: str | Path, split: str | None, mesh_path: str | Path | None = None) -> None:
@@ -335,15 +334,19 @@ class AgreementCache:
 
 def _signature(path: Path, mesh_path: str | Path | None) -> tuple[tuple[str, int, int], ...]:
     """(file, size, mtime) of the documents files of ``path`` and of the hierarchy file: changed, read again."""
-    files = documents_files(path) + ([Path(mesh_path).expanduser()] if mesh_path is not None else [])
-    stats = [(str(f), f.stat()) for f in files if f.exists()]
+    stats = [(str(f), f.stat()) for f in _read_files(path, mesh_path) if f.exists()]
     return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
+def _read_files(path: Path, mesh_path: str | Path | None) -> list[Path]:
+    """The files an agreement of ``path`` reads: its :func:`documents_files` and the hierarchy file, if any; what
+    its result records (``data_files``) and what its cache watches."""
+    return documents_files(path) + ([Path(mesh_path).expanduser()] if mesh_path is not None else [])
 
 
 def documents_files(path: Path) -> list[Path]:
     """The files the documents of the dataset ``path`` are read from: the file itself, its ``documents`` parquet
-    files, else (a ``DatasetDict.save_to_disk`` folder) its arrow and json files; what the agreement's result records
-    (``data_files``) and what its cache watches."""
+    files, else (a ``DatasetDict.save_to_disk`` folder) the data files its ``state.json`` lists."""
     from biohicl.data.documents import parquet_files
 
     return [path] if path.is_file() else sorted(parquet_files(path, "documents")) or _saved_files(path)
