@@ -67,6 +67,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     has_split = "split" in documents.column_names
     splits = column_list(documents, "split") if has_split else [None] * n
     wanted = set(args.train_splits)
+    training = [not has_split or split in wanted for split in splits]  # a row of the training splits
     decontaminator = Decontaminator.from_data_dir()
     dev_task = pubmedqa_dev_task(args.eval_tasks)
     dev = _pubmedqa_dev_pmids() if dev_task is not None else frozenset()
@@ -79,12 +80,12 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     labelled_rows = 0  # of the training splits
     for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
         labelled = any(ui in mesh.names for ui in labels[i])  # the build skips a record without before deduplicating
-        labelled_rows += labelled and (not has_split or split in wanted)
+        labelled_rows += labelled and training[i]
         blank = not abstracts[i].strip()  # so does it one with an empty abstract (a title alone)
         copy = labelled and not blank and bool(pmid) and pmid in seen
         if labelled and not blank:
             seen.add(pmid)
-        if has_split and split not in wanted:  # the split filter's to drop, as for a built dataset
+        if not training[i]:  # the split filter's to drop, as for a built dataset
             keep.append(i)
         elif blank:
             empty.append(pmid or f"row {i + 1}")
@@ -107,7 +108,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     by_set: dict[str, int] = {}
     for removal in removed:
         by_set[removal.evaluation_set] = by_set.get(removal.evaluation_set, 0) + 1
-    if not any(not has_split or splits[i] in wanted for i in keep):  # all dropped, each for its reason
+    if not any(training[i] for i in keep):  # all dropped, each for its reason
         dropped = {"evaluation test data": len(removed), "later copies of an id": len(copies),
                    "PubMedQA dev items": len(devs), "without a known MeSH label": len(unlabelled),
                    "with an empty abstract": len(empty)}  # fmt: skip
@@ -139,7 +140,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
             path, _count(len(devs), "PubMedQA dev item"), dev_task, devs[0],
         )  # fmt: skip
     if kinds is not None:
-        warn_mixed_kinds([kinds[i] for i in keep if not has_split or splits[i] in wanted], path)
+        warn_mixed_kinds([kinds[i] for i in keep if training[i]], path)
     replaced = [c for c in (*TEXT_COLUMNS, "label_kind", column) if c in documents.column_names]
     table = documents.data.table.take(pa.array(keep, pa.int64())).drop_columns(replaced)  # typed: keep may be empty
     table = table.append_column(column, pa.array([labels[i] for i in keep], pa.list_(pa.string())))
