@@ -215,6 +215,7 @@ def test_a_resume_continues_the_folder_its_checkpoint_records_not_another_runs_w
     for events in other.glob("events.out.tfevents.*"):
         os.utime(events, (later, later))
     assert previous_tensorboard_folder(out) == other  # the mtime rule alone would continue B's curve
+    time.sleep(1.1)  # event files sort by name, `<second>.<host>.<pid>.<uid>`: a later second keeps the resume second
     train_biohicl(BioHiCLTrainingArguments(**values, max_steps=6, resume_from_checkpoint="last"))
 
     assert [step for step, _ in _scalars(first, "train/loss")] == [1, 2, 3, 4, 5, 6]  # A's steps 5-6 in A's folder
@@ -251,6 +252,9 @@ def test_a_run_killed_after_its_last_checkpoint_logs_the_steps_since_twice_in_it
     for path in sorted((out / "checkpoint-4").iterdir()):  # as if killed at step 4 before the save
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     (out / "checkpoint-4").rmdir()
+    # TensorBoard reads a folder's event files in name order, `events.out.tfevents.<second>.<host>.<pid>...`: within
+    # one second the killed process's larger pid would sort after this one (as a real restart never does)
+    time.sleep(1.1)
     train_biohicl(make_args(tiny_bert_dir, docs, out, resume_from_checkpoint="last", **common))  # from step 2
 
     files = list(out.rglob("events.*"))
