@@ -56,7 +56,7 @@ def build_dataset_from_files(
         check_output_dir(output_dir)
     mesh = mesh or MeshHierarchy.load()
     report = ReadReport()
-    groups = resolve_inputs(inputs, report)
+    groups = resolve_inputs(inputs, report, strict)
     kinds: dict[str, set[str]] = {}
     for source, _ in groups:
         kinds.setdefault(label_kind_of(source), set()).add(source)

@@ -141,6 +141,8 @@ class ReadReport:
     source_files: dict[str, list[str]] = field(default_factory=dict)  # the files of ``files`` by reader source
     noted: Counter = field(default_factory=Counter)  # kept records worth a note (RETRACTED), counted when read
     dropped_names: Counter = field(default_factory=Counter)  # each dropped label as given: printed, not recorded
+    per_file: dict[str, Counter] = field(default_factory=dict)  # each file of ``files``: its records read and kept
+    empty_files: list[str] = field(default_factory=list)  # inputs left out as empty (files.is_blank_file)
 
     @property
     def mean_labels(self) -> float:
@@ -159,7 +161,7 @@ class ReadReport:
     def to_dict(self) -> dict[str, Any]:
         """What ``summary.json`` records (and a dataset repo publishes): file paths relative to the data directory,
         or ``<folder>/<file>`` outside it, never a machine path (see :func:`recorded_path`)."""
-        shown = {path: recorded_path(path) for path in (*self.files, *self.unrecognised_files)}
+        shown = {path: recorded_path(path) for path in (*self.files, *self.unrecognised_files, *self.empty_files)}
         replaced = sorted((path for path in shown if shown[path] != path), key=len, reverse=True)
 
         def where(text: str) -> str:  # an example names its file, and a duplicate the file of the first copy too
@@ -167,6 +169,11 @@ class ReadReport:
                 text = text.replace(path, shown[path])
             return text
 
+        per_file: dict[str, dict[str, int]] = {}
+        for path, counts in self.per_file.items():  # two paths recorded alike (a/x.xml, b/a/x.xml) add up
+            total = per_file.setdefault(shown[path], {"read": 0, "kept": 0})
+            total["read"] += counts["read"]
+            total["kept"] += counts["kept"]
         return {
             "read": self.read,
             "kept": self.kept,
@@ -181,6 +188,8 @@ class ReadReport:
             "unrecognised_files": [shown[path] for path in self.unrecognised_files],
             # which files each source read: the dataset card names a corpus by its files (BioCreative V CDR)
             "source_files": {source: [shown[path] for path in paths] for source, paths in self.source_files.items()},
+            "per_file": per_file,
+            "empty_files": [shown[path] for path in self.empty_files],
         }
 
     def summary(self) -> str:
@@ -201,6 +210,7 @@ class ReadReport:
         lines += dropped_names_lines(self.dropped_names)
         if self.unrecognised_files:
             lines.append(f"  files not read (format not recognised): {', '.join(self.unrecognised_files)}")
+        lines += per_file_lines(self.to_dict())
         return "\n".join(lines)
 
     __str__ = summary
@@ -216,6 +226,18 @@ def dropped_names_lines(counts: dict[str, int], shown: int = DROPPED_NAMES_SHOWN
     return [f"  labels dropped by name ({head}):", *(f"      {name!r}: {count:,}" for name, count in top)]
 
 
+def per_file_lines(read: dict[str, Any]) -> list[str]:
+    """The printed lines of a ``summary.json`` ``read`` record (:meth:`ReadReport.to_dict`) on its files: one per file
+    read (``file F: read N; kept M``) when there are several, and the empty files left out; none for a summary
+    from before ``per_file`` and ``empty_files``."""
+    per_file = read.get("per_file") or {}
+    lines = [f"  file {path}: read {n['read']:,}; kept {n['kept']:,}" for path, n in per_file.items()]
+    lines = lines if len(lines) > 1 else []
+    if read.get("empty_files"):
+        lines.append(f"  files not read (empty): {', '.join(read['empty_files'])}")
+    return lines
+
+
 class ReadContext:
     """Per-file bookkeeping shared by the readers: counting, strict mode, label resolution."""
 
@@ -224,6 +246,7 @@ class ReadContext:
         self.report = report if report is not None else ReadReport()
         self.report.files.append(str(path))
         self.report.source_files.setdefault(source, []).append(str(path))
+        self.counts = self.report.per_file.setdefault(str(path), Counter(read=0, kept=0))
         self.record = 0
         self.dropped = 0  # labels of the current record that did not resolve
         self.dropped_labels: list[tuple[str, str]] = []  # the current record's: (reason, label)
@@ -265,6 +288,7 @@ class ReadContext:
     def skip(self, reason: str, detail: str = "", record: int | None = None, error: bool = True) -> None:
         """Count a skipped record; ``error=False`` for expected cases (a record nobody indexed with MeSH)."""
         self.report.read += 1
+        self.counts["read"] += 1
         self.report.skipped[reason] += 1
         if error:
             self.problem(reason, detail, record)
@@ -332,6 +356,8 @@ class ReadContext:
             return None
         self.report.read += 1
         self.report.kept += 1
+        self.counts["read"] += 1
+        self.counts["kept"] += 1
         self.report.labels_kept += len(mesh)
         if "major" in extra:
             extra["major"] = tuple(ui for ui in dict.fromkeys(extra["major"]) if ui in mesh)

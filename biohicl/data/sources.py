@@ -100,10 +100,11 @@ def _cut_json_line(head: bytes) -> bool:
 
 
 def resolve_inputs(
-    inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None
+    inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None, strict: bool = False
 ) -> list[tuple[str, list[Path]]]:
     """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. An empty file
-    (:func:`~biohicl.data.files.is_blank_file`), whatever its source, is left out with a warning; so are files whose
+    (:func:`~biohicl.data.files.is_blank_file`), whatever its source, is left out with a warning, listed in
+    ``report.empty_files`` (a :class:`~biohicl.errors.DataError` naming it when ``strict``); so are files whose
     format is not recognised, listed in ``report.unrecognised_files`` (a folder's ``README.md`` or ``manifest.tsv``
     caught by a shell glob). A missing or unreadable file, a JSON lines file not recognised
     (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`; a corpus its user meant to give: no label field in its first 64 KB),
@@ -116,6 +117,8 @@ def resolve_inputs(
         kept: list[Path] = []
         for path in paths:
             if is_blank_file(check_file(path)):
+                if strict:
+                    raise DataError("empty file; nothing to read", path)
                 empty.append(str(path))
                 logger.warning("%s: empty file; left out", path)
             else:
@@ -146,6 +149,7 @@ def resolve_inputs(
         raise DataError(f"no input file to read: empty: {_shown(empty)}" + (f"; {formats}" if unrecognised else ""))
     if report is not None:
         report.unrecognised_files.extend(unrecognised)
+        report.empty_files.extend(empty)
     return groups
 
 
@@ -171,7 +175,8 @@ def read_records(
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
     report = report if report is not None else ReadReport()  # its counts say whether a file gave any record
-    for group_source, files in resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report):
+    groups = resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report, strict)
+    for group_source, files in groups:
         extra: dict[str, object] = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
         if group_source == "medline":
             extra["deletions"] = deletions
@@ -276,6 +281,8 @@ def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, 
     if report is None:
         return
     report.kept -= 1
+    if dropped.origin in report.per_file:
+        report.per_file[dropped.origin]["kept"] -= 1
     report.labels_kept -= len(dropped.mesh)
     for counter, key in (
         *((report.labels_dropped, why) for why, _ in dropped.dropped_labels),
