@@ -148,3 +148,20 @@ def test_strict_stops_at_an_empty_file_naming_it(tmp_path, mesh, caplog):
     with caplog.at_level(logging.WARNING):  # not strict: left out with a warning, as before
         assert resolve_inputs([("medline", [files[0], empty])]) == [("medline", [files[0]])]
     assert f"{empty}: empty file; left out" in [r.getMessage() for r in caplog.records]
+
+
+def test_the_build_prints_one_line_per_file_only_for_several_files(tmp_path, capsys):
+    from biohicl.cli.main import main
+
+    files, empty = exports(tmp_path)
+    common = ["--output", str(tmp_path / "out"), "--top_k", "2", "--no_progress", "--no_arrow", "--no_decontaminate"]
+    assert main(["build-dataset", "--input", *map(str, [*files, empty]), *common]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  file")] == [
+        "  file exports/a.xml: read 2; kept 2",
+        "  file exports/b.nbib: read 3; kept 3",
+        "  file exports/c.jsonl: read 3; kept 1",
+        "  files not read (empty): exports/empty.xml",
+    ]
+    assert main(["build-dataset", "--input", str(files[1]), *common]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("  file")]

@@ -361,7 +361,7 @@ def test_the_printed_report_tallies_dropped_label_names_but_summary_json_does_no
     assert summary["read"]["labels_dropped"] == {UNRESOLVED_NAME: 15, UNKNOWN_ID: 2}
     assert set(summary["read"]) == {"read", "kept", "skipped", "labels_dropped", "labels_ignored", "labels_noted",
                                     "noted", "mean_labels_per_document", "examples", "files",
-                                    "unrecognised_files", "source_files"}  # fmt: skip
+                                    "unrecognised_files", "source_files", "per_file", "empty_files"}  # fmt: skip
     assert "Unknown 07" not in json.dumps(summary) and "dropped_labels" not in summary
 
 

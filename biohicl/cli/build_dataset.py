@@ -98,7 +98,9 @@ class BuildDatasetArguments:
     top_k: int = field(default=10, metadata={"help": "partners mined per document"})
     strict: bool = field(
         default=False,
-        metadata={"help": "stop at the first malformed record, empty abstract or unresolvable MeSH label"},
+        metadata={
+            "help": "stop at an empty input file, the first malformed record, empty abstract or unknown MeSH label"
+        },
     )
     exclude_test: bool = field(
         default=False, metadata={"help": "leave the 500 official PubMedQA test abstracts out of the dataset"}

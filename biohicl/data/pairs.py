@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.data.mining import mine_within_groups
-from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport, dropped_names_lines
+from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport, dropped_names_lines, per_file_lines
 from biohicl.data.sources import DELETED_SPLIT
 from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError
@@ -86,6 +86,7 @@ class PairDatasetSummary:
             lines += dropped_names_lines(self.dropped_names)
             if self.read.get("unrecognised_files"):
                 lines.append(f"  files not read (format not recognised): {', '.join(self.read['unrecognised_files'])}")
+            lines += per_file_lines(self.read)
         sources = ", ".join(f"{name} {count:,}" for name, count in self.sources.items())
         kinds = ", ".join(f"{name} {count:,}" for name, count in self.label_kinds.items())
         splits = ", ".join(f"{name} {self.splits.get(name, 0):,}" for name in SPLITS)
