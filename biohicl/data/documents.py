@@ -26,6 +26,8 @@ def read_documents(path: str | Path):
     """The documents of a ``biohicl build-dataset`` folder (config ``documents``) or of one ``.jsonl``/``.json``/
     ``.parquet`` file, as a ``datasets.Dataset``; a file that cannot be read is a one-line :class:`DataError`."""
     import datasets
+    import pyarrow as pa
+    from datasets.fingerprint import generate_random_fingerprint
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -39,7 +41,7 @@ def read_documents(path: str | Path):
         return read_parquet([path], path)
     columns = record_columns(numbered_records(path), path)
     try:
-        return datasets.Dataset.from_dict(columns)
+        return datasets.Dataset(pa.table(columns), fingerprint=generate_random_fingerprint())  # no row hashed
     except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types inside lists)
         raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 

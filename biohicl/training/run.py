@@ -42,7 +42,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-from biohicl.training.document_file import clean_document_file, pubmedqa_dev_task
+from biohicl.training.document_file import clean_document_file, in_memory_dataset, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
@@ -103,8 +103,6 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
     cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to the kept
     documents. A file is first cleaned as the build cleans a corpus (:func:`clean_document_file`).
     """
-    import datasets
-
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
@@ -165,13 +163,14 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
             columns[name] = [str(t or "") for t in parts[name]]
     if "label_kind" in rows.column_names:
         columns["label_kind"] = [str(k or INDEXING) for k in column_list(rows, "label_kind")]
-    train = datasets.Dataset.from_dict(columns)
+    train = in_memory_dataset(columns)
     unlabelled = sum(1 for lab in labels if not lab)
     if dropped - treeless:  # labels this hierarchy cannot place (tree-less Male/Female and check tags are meant)
         logger.warning(
             "%d label(s) of the training documents unknown to MeSH %s (%s) dropped; %d of %d training documents "
-            "have no label left (give the hierarchy the dataset was built with as --mesh_path)",
+            "have no label left (%s)",
             dropped - treeless, mesh.version, Path(mesh.source).name, unlabelled, len(labels),
+            mesh_path_hint(path, mesh),
         )  # fmt: skip
 
     pairs = None
