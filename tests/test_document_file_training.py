@@ -147,7 +147,8 @@ def hf_export(tmp_path: Path) -> Path:
 def test_a_null_text_column_keeps_title_and_abstract(tmp_path, mesh):
     path = hf_export(tmp_path)
     rows = [json.loads(line) for line in path.read_text().splitlines()][:-1]  # the later copy is dropped
-    data = load_training_data(BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path)), mesh)
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path), title_weight=0.5)
+    data = load_training_data(args, mesh)  # with the title term, which reads title and abstract
     abstracts = [r["abstract"] or r["text"] for r in rows]  # the first non-blank, as the jsonl source reads
     assert data.documents["text"] == [f"{r['title']} {a}" for r, a in zip(rows, abstracts, strict=True)]
     assert data.documents["title"] == [r["title"] for r in rows]

@@ -1370,7 +1370,7 @@ def test_training_data_is_read_by_whole_columns_not_row_by_row(tmp_path, mesh, m
     monkeypatch.setattr(datasets.arrow_dataset.Column, "__iter__", row_by_row)
     args = BioHiCLTrainingArguments(
         output_dir=str(tmp_path / "o"), dataset_path=str(tmp_path), use_cpu=True, per_device_train_batch_size=4,
-        batch_negatives=True, negative="lowest:2",
+        batch_negatives=True, negative="lowest:2", title_weight=0.5,
     )  # fmt: skip
     data = load_training_data(args, mesh)
     table = data.documents.data.table

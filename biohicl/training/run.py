@@ -94,15 +94,17 @@ def warn_other_hierarchy(path: Path, mesh: MeshHierarchy) -> None:
         )  # fmt: skip
 
 
-def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> TrainingData:
+def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy, titles: bool | None = None) -> TrainingData:
     """Read the documents of ``args.train_splits`` (and their mined pairs) from ``args.dataset_path``.
 
     ``dataset_path`` is a ``biohicl build-dataset`` folder (parquet configs ``documents`` and ``pairs``) or a single
     ``.jsonl``/``.json``/``.parquet`` file of documents (``title``, ``abstract`` or ``text``, MeSH UIs or names).
     Documents of other splits (PubMedQA's test abstracts among them) are dropped, as are labels the MeSH hierarchy
     cannot place (with a warning, as for a dataset built with another hierarchy); pairs are re-indexed to the kept
-    documents. A file is first cleaned as the build cleans a corpus (:func:`clean_document_file`).
+    documents. A file is first cleaned as the build cleans a corpus (:func:`clean_document_file`). ``title`` and
+    ``abstract`` columns come along for the title InfoNCE term when ``titles`` (default: ``args.title_weight > 0``).
     """
+    titles = args.title_weight > 0 if titles is None else titles
     if not args.dataset_path:
         raise ConfigError("dataset_path: required (a `biohicl build-dataset` folder or a documents file)")
     path = Path(args.dataset_path).expanduser()
@@ -158,9 +160,8 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy) -> T
         labels = [[u for u in lab if u not in tags] for lab in labels]
         check_tags_dropped = before - sum(len(lab) for lab in labels)
     columns = {"text": texts, "labels": labels}
-    for name in ("title", "abstract"):  # for the title InfoNCE term
-        if name in rows.column_names and "text" not in rows.column_names:
-            columns[name] = [str(t or "") for t in parts[name]]
+    if titles and "text" not in rows.column_names:  # the title InfoNCE term's, only for it (MBs at 80k documents)
+        columns |= {name: [str(t or "") for t in parts[name]] for name in ("title", "abstract") if name in parts}
     if "label_kind" in rows.column_names:
         columns["label_kind"] = [str(k or INDEXING) for k in column_list(rows, "label_kind")]
     train = in_memory_dataset(columns)
@@ -361,9 +362,9 @@ def train_biohicl(
     start = time.time()
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
     mesh = MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
-    data = load_training_data(args, mesh)
+    loss = loss if loss is not None else build_loss(args)  # before the data: it says whether they need titles
+    data = load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
     model = build_model(args, peft_config)
-    loss = loss if loss is not None else build_loss(args)
     collator = build_collator(args, model, mesh, loss)
     sampler = build_batch_sampler(args, data, mesh)
     trainer = BioHiCLTrainer(
