@@ -238,11 +238,25 @@ def render_license_file(dataset: Any, summary: Any = None) -> str:
     return "\n".join(lines)
 
 
+#: the Hub's ``size_categories`` values, each with the count it is below (the last one: every larger count)
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+    (10_000_000_000, "1B<n<10B"),
+    (100_000_000_000, "10B<n<100B"),
+    (1_000_000_000_000, "100B<n<1T"),
+)
+
+
 def _size_category(n: int) -> str:
-    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < bound:
-            return name
-    return "n>1M"
+    """The Hub's ``size_categories`` value for ``n`` rows (``1_600_000`` → ``1M<n<10M``; a bound is the next
+    category's: ``1_000`` → ``1K<n<10K``)."""
+    return next((name for bound, name in SIZE_CATEGORIES if n < bound), "n>1T")
 
 
 def render_dataset_card(

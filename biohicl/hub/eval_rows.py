@@ -44,6 +44,10 @@ HUB_CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
 
 #: tasks measured on the training data itself (SimE–SimL agreement on a built dataset's documents), whatever the split
 TRAINING_DATA_TASKS = (AGREEMENT_TASK,)
+#: splits that are no held-out result, whatever the task: ``dev`` (``pubmedqa:dev``, what model selection scores) and
+#: ``train`` (a BEIR task's training qrels: ``scifact:train`` is this project's SciFact dev set, which the selection
+#: guard uses and the README's pipeline evaluates; PubMedQA's ``train``, its non-test questions, dev ones included)
+NOT_HELD_OUT_SPLITS = ("dev", "train")
 
 #: normalised metric spelling → (metric type for model-index, display name)
 KNOWN_METRICS: dict[str, tuple[str, str]] = {
@@ -120,11 +124,13 @@ class EvalRow:
 
     @property
     def held_out(self) -> bool:
-        """A held-out evaluation result (what the Hub's model-index lists): not the dev split model selection used
-        (``pubmedqa-dev``, ``split: dev``), not an agreement measured on the training data (``siml-agreement``), not
-        a task scored on its first queries only (``limit_queries``)."""
+        """A held-out evaluation result (what the Hub's model-index lists): not a dev or train split
+        (:data:`NOT_HELD_OUT_SPLITS`: ``pubmedqa-dev``, ``split: dev``, what model selection used; ``scifact:train``,
+        this project's SciFact dev set), not an agreement measured on the training data (``siml-agreement``), not a
+        task scored on its first queries only (``limit_queries``)."""
         partial = self.limit_queries is not None
-        return not (partial or self.split == "dev" or self.task.endswith("-dev") or self.task in TRAINING_DATA_TASKS)
+        dev = self.split in NOT_HELD_OUT_SPLITS or self.task.endswith("-dev")
+        return not (partial or dev or self.task in TRAINING_DATA_TASKS)
 
     @property
     def delta(self) -> float | None:

@@ -58,7 +58,8 @@ SENTENCE_TRANSFORMERS_FILES = (
 
 def find_model_dir(run_dir: str | Path) -> Path:
     """The saved model inside a run: the run folder itself, else ``final/``, ``best/`` or ``model/``; a training
-    checkpoint is refused (:func:`refuse_checkpoint`)."""
+    checkpoint is refused (:func:`refuse_checkpoint`), and a run with checkpoints only is said unfinished
+    (:func:`unfinished_run`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PublishError(f"{run_dir}: no such run folder")
@@ -66,8 +67,35 @@ def find_model_dir(run_dir: str | Path) -> Path:
         if (candidate / "biohicl_config.json").is_file():
             refuse_checkpoint(candidate, run_dir)
             return candidate
+    if (unfinished := unfinished_run(run_dir)) is not None:
+        raise PublishError(unfinished)
     raise PublishError(
         f"{run_dir}: no saved model (biohicl_config.json) in it or in {', '.join(s + '/' for s in MODEL_SUBDIRS)}"
+    )
+
+
+def unfinished_run(run_dir: Path) -> str | None:
+    """What to say of a run folder ``biohicl train`` left without its model (killed, or still training): its last
+    checkpoint (the newest ``checkpoint-N`` with ``trainer_state.json``, what ``--resume_from_checkpoint last``
+    resumes from) and how to resume it; None for a folder with no such checkpoint. A checkpoint is not published
+    (:func:`refuse_checkpoint`), so the run is finished first."""
+    steps = [
+        (int(named.group(1)), child)
+        for child in run_dir.iterdir()
+        if (named := CHECKPOINT_NAME.fullmatch(child.name)) and (child / TRAINER_STATE).is_file()
+    ]
+    if not steps:
+        return None
+    step, last = max(steps)
+    args = last / "biohicl_training_args.json"
+    how = (
+        f"`biohicl train --config {args} --output_dir {run_dir} --resume_from_checkpoint last`"
+        if args.is_file()
+        else "its `biohicl train` command and --resume_from_checkpoint last"
+    )
+    return (
+        f"{run_dir}: the run did not finish (no saved model; its last checkpoint is {last.name}, step {step}): resume "
+        f"it with {how}, then publish {run_dir}"
     )
 
 
@@ -184,25 +212,32 @@ def check_eval_record(path: Path) -> Path:
     return path
 
 
-_MACHINE_PATH = re.compile(r"^(?:~|/|[A-Za-z]:[\\/]|\\\\)|\.\.[\\/]")
+#: a local path in a string: a word, or a part of one after ``,`` ``@`` ``=`` ``#`` ``:`` (a task list, a dataset task
+#: ``name@DIR#mesh=FILE``, ``--key=PATH``; not a URL's ``://host``), starting at the file system's root, ``~``, a drive
+#: (``C:\\``), a share (``\\\\``) or with a climb (``../``, ``a/../b``), up to the next space, ``,`` or ``#``
+#: (``PATH:split`` keeps its split: the name is the part after the last separator)
+_MACHINE_PATH = re.compile(
+    r"(?:^|(?<=[\s,@=#])|(?<=:)(?!//[^/]))(?:~|/|[A-Za-z]:[\\/]|\\\\|[^\s,#@=:]*?\.\.[\\/])[^\s,#]*"
+)
 
 
 def without_machine_paths(value: Any) -> Any:
-    """``value`` (JSON) with each word of its strings that is an absolute path (or climbs with ``..``), alone or
-    as ``--key=PATH``, reduced to the file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``."""
+    """``value`` (JSON) with each local path in the words of its strings (an absolute path, ``~/...`` or one that
+    climbs with ``..``; the whole word, or a part of it after ``,`` ``@`` ``=`` ``#`` or ``:``) reduced to its file
+    or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
+    siml-agreement@/tmp/pairs#mesh=/tmp/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``."""
     if isinstance(value, dict):
         return {key: without_machine_paths(item) for key, item in value.items()}
     if isinstance(value, list):
         return [without_machine_paths(item) for item in value]
     if not isinstance(value, str):
         return value
-    words = []
-    for word in value.split(" "):
-        key, equals, path = word.partition("=") if word.startswith("-") and "=" in word else ("", "", word)
-        if _MACHINE_PATH.search(path):
-            path = re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path
-        words.append(key + equals + path)
-    return " ".join(words)
+    return _MACHINE_PATH.sub(_name_of, value)
+
+
+def _name_of(path: re.Match[str]) -> str:
+    """The file or folder name a matched local path is reduced to (the path itself when it names none: ``/``)."""
+    return re.split(r"[\\/]", path.group().rstrip("/\\"))[-1] or path.group()
 
 
 def copy_without_machine_paths(src: Path, dest: Path) -> None:
