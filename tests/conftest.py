@@ -272,6 +272,20 @@ def label_vector_powers(mesh, labels, power=1):
     return np.asarray(rows)
 
 
+def sign_rows_and_queries(seed: int):
+    """Three abstracts of 16 random components of +-1/4 (unit rows) and a query near each: the first with two signs
+    flipped (cosine 3/4 to its abstract), the others on theirs. Every cosine is a multiple of 1/16, exact in float32
+    whatever a matrix product's blocking, so the copies of one abstract tie wherever they sit. Random float rows did
+    not: a copy's score differed in its last bit with its place in a block (a CPU's kernel computes the rows that do
+    not fill its vector width otherwise), so which copies came first depended on the CPU."""
+    import torch
+
+    base = torch.randint(0, 2, (3, 16), generator=torch.Generator().manual_seed(seed)) * 0.5 - 0.25
+    queries = base.clone()
+    queries[0, :2] *= -1
+    return base, queries
+
+
 def write_index(directory: Path, rows, shard_size: int, dtype=None):
     """An index folder over given rows, no model: shards of ``shard_size`` rows (stored as ``dtype``, float32 unless
     given) and the manifest; document ``d<i>`` per row."""

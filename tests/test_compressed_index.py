@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import sign_rows_and_queries
 
 from biohicl.data.corpus import Document
 from biohicl.errors import ConfigError, DataError
@@ -106,11 +107,10 @@ def test_compressed_search_equals_exact_search_when_all_rows_are_rescored(corpus
 
 
 def test_rescoring_keeps_row_order_among_duplicate_abstracts(tmp_path):
-    generator = torch.Generator().manual_seed(0)
-    base = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    # exact cosines (multiples of 1/16): the copies of one abstract tie in every block of rows and every backend
+    base, queries = sign_rows_and_queries(seed=0)
     write_index(tmp_path, base[torch.tensor([0, 1, 2] * 40)], shard_size=50)  # rows 0, 3, 6, ... are one abstract
     compress_index(tmp_path, "int8", calibration_rows=120)
-    queries = torch.cat([base[:1] + 0.01 * torch.randn(1, 16, generator=generator), base[1:]])
     scores, rows = search_index(queries, tmp_path, top_k=5, backend="int8", candidates=120)
     assert rows[0].tolist() == [0, 3, 6, 9, 12]
     full = torch.nn.functional.normalize(queries, dim=-1) @ Index.load(tmp_path).embeddings().T  # one block

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import SEARCH_DOCS
+from conftest import SEARCH_DOCS, sign_rows_and_queries
 from safetensors import safe_open
 
 from biohicl.cli.main import main as cli
@@ -85,10 +85,8 @@ def test_equal_scores_keep_row_order_whatever_the_chunk_size(chunk_size):
 
 
 def test_duplicate_abstracts_lowest_rows_win_like_a_stable_brute_force():
-    generator = torch.Generator().manual_seed(0)
-    base = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    base, queries = sign_rows_and_queries(seed=0)
     index = Index.from_embeddings(base[torch.tensor([0, 1, 2] * 40)])  # rows 0, 3, 6, ... are one abstract
-    queries = torch.cat([base[:1] + 0.01 * torch.randn(1, 16, generator=generator), base[1:]])
     scores, rows = search_embeddings(queries, index, top_k=5, chunk_size=len(index))
     assert rows[0].tolist() == [0, 3, 6, 9, 12]
     expected_scores, expected_rows = stable_brute_force(queries, index, 5)
