@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -23,6 +24,14 @@ class ShiftEncoder:
     def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
         rows = [[len(t) % 7 + self.shift, float(kind == "query"), 1.0] for t in texts]
         return np.asarray(rows, dtype=np.float32)
+
+
+def rewrite(path, text: str) -> None:
+    """Write ``text`` over ``path`` and move its mtime on by a second: the key has each file's size and mtime, and a
+    rewrite of the same size within one tick of a coarse filesystem clock would otherwise look like no edit."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
 
 
 def test_an_identical_encoder_is_read_back_and_a_different_one_evaluated(tmp_path, counting_harness):
@@ -73,7 +82,7 @@ def test_a_beir_folder_task_is_keyed_by_where_it_is_and_what_is_in_it(tmp_path, 
     monkeypatch.chdir(tmp_path / "b")
     assert evaluation_key(ShiftEncoder(), ["beir:test"]) != key_a
     monkeypatch.chdir(tmp_path / "a")
-    (tmp_path / "a" / "beir" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    rewrite(tmp_path / "a" / "beir" / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     assert evaluation_key(ShiftEncoder(), ["beir:test"]) != key_a
     assert evaluation_key(ShiftEncoder(), ["biosses"]) == evaluation_key(ShiftEncoder(), ["biosses"])  # not a folder
 
@@ -88,7 +97,7 @@ def test_an_edited_file_of_a_registered_tasks_data_folder_is_a_new_key(tmp_path,
     monkeypatch.setenv("BIOHICL_DATA_DIR", str(tmp_path / "data"))
     key = evaluation_key(ShiftEncoder(), ["scifact:train"])
     biosses = evaluation_key(ShiftEncoder(), ["biosses"])
-    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")  # same size, another document
+    rewrite(qrels, "query-id\tcorpus-id\tscore\nq1\td1\t1\n")  # same size, another document
     assert evaluation_key(ShiftEncoder(), ["scifact:train"]) != key
     assert evaluation_key(ShiftEncoder(), ["biosses"]) == biosses
     assert evaluation_key(ShiftEncoder(), ["pubmedqa:dev"]) == evaluation_key(ShiftEncoder(), ["pubmedqa:dev"])
@@ -99,7 +108,7 @@ def test_a_changed_documents_file_of_a_dataset_task_is_a_new_key(tmp_path):
     path.write_text('{"id": 1, "mesh": ["D003920"]}\n')
     tasks = [f"siml-agreement@{path}"]
     key = evaluation_key(ShiftEncoder(), tasks)
-    path.write_text('{"id": 1, "mesh": ["D001943"]}\n')  # other labels, same size
+    rewrite(path, '{"id": 1, "mesh": ["D001943"]}\n')  # other labels, same size
     assert evaluation_key(ShiftEncoder(), tasks) != key
 
 
