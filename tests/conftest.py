@@ -99,6 +99,19 @@ def library_loggers_as_in_a_fresh_process():
 
 
 @pytest.fixture(autouse=True)
+def torch_threads_as_before():
+    """Each test leaves torch's intra-op thread count as it found it: a command run in-process with ``--threads 1``
+    (``reproduce``, ``evaluate``) sets it for the whole process, so every later test would run on one thread. Torch is
+    not imported for this: a test that imports it first finds it as a fresh import sets it, and leaves that."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def pooling_guesses_not_yet_said(monkeypatch):
     """The pooling guess is warned once per folder and process (``models.config``): each test starts as a fresh
     process would, whichever test loaded the same tiny folder before."""
