@@ -6,9 +6,10 @@ Usage (to refresh the shipped table, name it as --output):
         --output biohicl/resources/mesh2024.tsv.gz
 
 Keeps descriptor UI, preferred name, entry terms and tree numbers (drops the NCBITaxon column); writes a
-gzip'd TSV with a ``#`` header naming its source and licence. Deterministic: same input, same bytes.
+gzip'd TSV with a ``#`` header naming its source and licence. Deterministic: same input, same content (and the
+same bytes with the same zlib; the gzip header carries no name and mtime 0).
 ``--release`` and ``--derived_from`` name the MeSH release and the input in that header; their defaults are the
-packaged table's, so the command above rebuilds it byte for byte.
+packaged table's, so the command above rebuilds its content.
 """
 
 from __future__ import annotations
