@@ -26,7 +26,8 @@ COUNT_LABELS = {
     "documents": "training documents",
     "documents_in_dataset": "documents in the dataset (all splits)",
     "mined_pairs": "mined pairs between training documents",
-    "labels_dropped_unknown": "MeSH labels dropped (unknown to the MeSH release)",
+    # training re-reads the dataset's labels, already resolved when it was built: its own count, not the build's
+    "labels_dropped_unknown": "MeSH labels unknown to the MeSH table at training time (dropped)",
     "labels_without_tree_position": "MeSH labels with no tree position (not in SimL, e.g. Male)",
     "check_tags_dropped": "check tags dropped",
     "documents_without_labels": "training documents with no MeSH label left",
@@ -43,10 +44,37 @@ EVALUATION_SET_NAMES = {
 }
 
 
-def count_rows(counts: dict[str, Any]) -> dict[str, int]:
+#: the row of the labels the dataset's build dropped (its ``summary.json``'s ``read.labels_dropped``, all reasons)
+BUILD_DROPPED_LABEL = "MeSH labels dropped when the dataset was built (all splits)"
+
+
+def count_rows(counts: dict[str, Any], build: dict[str, Any] | None = None) -> dict[str, int]:
     """The card's count table from ``training_summary.json``'s ``data``: whole numbers only, human-readable labels
-    (a key biohicl does not know keeps its name, underscores as spaces)."""
-    return {COUNT_LABELS.get(key, key.replace("_", " ")): int(value) for key, value in counts.items() if is_int(value)}
+    (a key biohicl does not know keeps its name, underscores as spaces); with the dataset's ``summary.json``
+    (``build``), the labels its build dropped (:data:`BUILD_DROPPED_LABEL`) before the training-time count."""
+    rows = {COUNT_LABELS.get(key, key.replace("_", " ")): int(value) for key, value in counts.items() if is_int(value)}
+    read = build.get("read") if isinstance(build, dict) else None
+    dropped = read.get("labels_dropped") if isinstance(read, dict) else None
+    if not isinstance(dropped, dict):
+        return rows
+    built = {BUILD_DROPPED_LABEL: sum(_int(n) for n in dropped.values())}
+    at = (
+        list(rows).index(COUNT_LABELS["labels_dropped_unknown"])
+        if COUNT_LABELS["labels_dropped_unknown"] in rows
+        else len(rows)
+    )
+    items = list(rows.items())
+    return dict([*items[:at], *built.items(), *items[at:]])
+
+
+def dataset_summary(dataset_path: str | None) -> dict[str, Any] | None:
+    """The ``summary.json`` of the ``biohicl build-dataset`` folder at ``dataset_path`` (None for a documents file,
+    a folder without one, or a path not found from the working directory)."""
+    if not dataset_path:
+        return None
+    path = Path(dataset_path).expanduser()
+    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
+    return summary if isinstance(summary, dict) else None
 
 
 def _int(value: Any) -> int:
@@ -193,8 +221,8 @@ def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any]
             )
             if part
         )
-    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
-    if not isinstance(summary, dict):
+    summary = dataset_summary(dataset_path)
+    if summary is None:
         where = "has no summary.json" if path.is_dir() else "was not found when this card was written"
         if not path.exists():  # a relative dataset_path is looked up from the working directory
             logger.warning(

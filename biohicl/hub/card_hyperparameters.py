@@ -1,8 +1,9 @@
-"""The card's hyperparameter table: what trained, from the training arguments, the recorded loss and the saved
-adapter (not the arguments' defaults)."""
+"""The card's hyperparameter table: what trained, from the training arguments, the recorded loss, the saved
+adapter and the trainer state (not the arguments' defaults)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows
@@ -51,6 +52,10 @@ LOSS_KEYS = frozenset(
     {"lambda_con", "temperature", "pair_filter", "weight_positives", "use_mse", "use_contrastive", "contrastive_form"}
     | {"negative", "distill_weight", "title_weight"}
 )
+#: the rows the run's schedule decides (:func:`schedule_rows`), not the arguments as given
+SCHEDULE_KEYS = ("num_train_epochs", "max_steps", "warmup_steps")
+#: transformers' schedulers that take no warm-up (``get_scheduler`` builds them without ``num_warmup_steps``)
+NO_WARMUP_SCHEDULERS = frozenset({"constant", "reduce_lr_on_plateau", "greedy"})
 #: training_summary.json's keys on the processes that trained (none in a run folder written before they were recorded)
 RUN_SCALE = ("world_size", "documents_per_optimizer_step")
 
@@ -80,15 +85,55 @@ def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in rows.items() if v is not None}
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def schedule_rows(args: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The epoch, step and warm-up rows of the run the arguments ``args`` and its ``trainer_state.json`` (``state``)
+    describe. ``max_steps`` > 0 governs (transformers stops there): it is shown, and the epochs are those the trainer
+    state records (``epoch``), none without it; otherwise ``num_train_epochs`` as given. The warm-up is the steps
+    transformers took (``TrainingArguments.get_warmup_steps``: ``int(warmup_steps)`` from 1 up, else a ratio, the
+    ceiling of that share of the run's optimizer steps, ``max_steps`` or the trainer state's), a share of the steps
+    when no total is recorded, and no row under a scheduler that takes no warm-up (``constant`` ...)."""
+    state = state or {}
+    rows: dict[str, Any] = {}
+    max_steps = args.get("max_steps")
+    by_steps = _number(max_steps) and max_steps > 0
+    if by_steps:
+        rows["max_steps"] = max_steps
+        if _number(state.get("epoch")):
+            rows["num_train_epochs"] = round(state["epoch"], 2)
+    elif args.get("num_train_epochs") is not None:
+        rows["num_train_epochs"] = args["num_train_epochs"]
+    warmup = args.get("warmup_steps")
+    if not _number(warmup) or args.get("lr_scheduler_type") in NO_WARMUP_SCHEDULERS:
+        return rows
+    total = max_steps if by_steps else state.get("max_steps")
+    if warmup >= 1 or warmup <= 0:
+        rows["warmup_steps"] = max(int(warmup), 0)
+    elif _number(total) and total > 0:
+        rows["warmup_steps"] = math.ceil(total * warmup)
+    else:
+        rows["warmup_steps"] = f"{warmup * 100:g}% of the steps"
+    return rows
+
+
 def trained_hyperparameters(
-    args: dict[str, Any], loss: dict[str, Any] | None, adapter: dict[str, Any] | None
+    args: dict[str, Any],
+    loss: dict[str, Any] | None,
+    adapter: dict[str, Any] | None,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The card's hyperparameter table: ``args`` (``biohicl_training_args.json``), with the loss rows from the
-    recorded loss (:func:`loss_rows`) and the LoRA rows from the saved ``adapter_config.json`` where present (a
-    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say); an adapter of another
-    peft method shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
+    recorded loss (:func:`loss_rows`), the LoRA rows from the saved ``adapter_config.json`` where present (a
+    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say) and the epochs, steps
+    and warm-up of the schedule that ran (:func:`schedule_rows`, with ``state``: the run's ``trainer_state.json``);
+    an adapter of another peft method shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
     unused = LORA_KEYS if args.get("full_finetune") else ()  # a full fine-tune built no LoRA: its values meant nothing
+    unused = (*unused, *SCHEDULE_KEYS)
     values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None and k not in unused}
+    values.update(schedule_rows(args, state))
     trained = loss_rows(loss)
     if trained is not None:
         values = {k: v for k, v in values.items() if k not in LOSS_KEYS}

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, PublishError
 from biohicl.evaluation.results import signed
+from biohicl.field_types import is_int
 from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
-from biohicl.hub.card_data_source import UNSTATED_LICENSE, count_rows, dataset_hub_id, training_data_paragraph
+from biohicl.hub.card_data_source import (
+    UNSTATED_LICENSE,
+    count_rows,
+    dataset_hub_id,
+    dataset_summary,
+    training_data_paragraph,
+)
 from biohicl.hub.card_hyperparameters import LOSS_KEYS as LOSS_KEYS  # re-exported: the card's loss rows
 from biohicl.hub.card_hyperparameters import RUN_SCALE, trained_hyperparameters
 from biohicl.hub.card_selection import selection_of
@@ -35,6 +42,41 @@ if TYPE_CHECKING:
 TEMPLATE_NAME = "model_card_template.md"
 CARD_DATA_NAME = "card_data.json"
 ADAPTER_CONFIG = "adapter_config.json"
+TRAINER_STATE = "trainer_state.json"
+
+#: where biohicl's source lives; it is not on PyPI, so the card installs it from there (as the notebooks do)
+REPOSITORY_URL = "https://github.com/biohicl/biohicl"
+INSTALL_COMMAND = f'pip install "biohicl @ git+{REPOSITORY_URL}"'
+
+#: the ``training_summary.json`` fields the card reads and the JSON each must be (null: not recorded); the nested
+#: objects' fields under their dotted names
+SUMMARY_FIELDS = {
+    "data": "object",
+    "loss": "object",
+    "loss.regression": "object",
+    "loss.contrastive": "object",
+    "selection": "object",
+    "selection.evaluations": "pairs",
+    "selection.best_step": "integer",
+    "selection.best_metric": "number",
+    "selection.step0_metric": "number",
+    "global_step": "integer",
+    "trainable_parameters": "integer",
+    "total_parameters": "integer",
+    "world_size": "integer",
+    "documents_per_optimizer_step": "integer",
+    "runtime_s": "number",
+    "resumed_at_step": "integer",
+}
+#: the ``trainer_state.json`` fields the card reads (the schedule that ran)
+STATE_FIELDS = {"epoch": "number", "max_steps": "integer"}
+_KIND_WORDS = {
+    "object": "a JSON object",
+    "list": "a JSON list",
+    "integer": "an integer",
+    "number": "a number",
+    "pairs": "a list of [step, score] pairs",
+}
 
 CITATION = """@inproceedings{biohicl2026,
   title     = {BioHiCL: Hierarchy-Aware Contrastive Learning with MeSH Labels for Biomedical Retrieval},
@@ -108,8 +150,7 @@ class BioHiCLModelCardData:
         values = config if isinstance(config, dict) else config.to_dict()
         keys = ("base_model", "base_revision", "pooling", "normalize", "max_length", "query_prompt", "document_prompt")
         picked = {k: values[k] for k in keys if k in values}
-        picked["kind"] = "merged" if values.get("kind") == "full" and values.get("base_model") else values.get("kind")
-        picked["kind"] = picked["kind"] or "adapter"
+        picked["kind"] = values.get("kind") or "adapter"  # full: every weight trained, no LoRA merged
         return cls(model_name=model_name, **{**picked, **kwargs})
 
     @classmethod
@@ -119,21 +160,35 @@ class BioHiCLModelCardData:
         """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
         ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``; the
         loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults; the
-        training data from the dataset the arguments name (:func:`~.card_data_source.training_data_paragraph`)."""
+        training data from the dataset the arguments name (:func:`~.card_data_source.training_data_paragraph`), with
+        the labels its build dropped when its ``summary.json`` is found. A record of the wrong shape (a list for an
+        object, a word for a number: :data:`SUMMARY_FIELDS`, :data:`STATE_FIELDS`) is a one-line
+        :class:`PublishError` naming the file and field."""
         run_dir = Path(run_dir)
         if (run_dir / CARD_DATA_NAME).is_file():
             return cls.load(run_dir / CARD_DATA_NAME)
-        config = read_json(Path(model_dir or run_dir) / "biohicl_config.json")
-        args = read_json(run_dir / "biohicl_training_args.json", default={})
-        summary = read_json(run_dir / "training_summary.json", default={})
+        config_path = Path(model_dir or run_dir) / "biohicl_config.json"
+        config = _checked(read_json(config_path), config_path)
+        args = _checked(
+            read_json(run_dir / "biohicl_training_args.json", default={}), run_dir / "biohicl_training_args.json"
+        )
+        summary = _checked(
+            read_json(run_dir / "training_summary.json", default={}), run_dir / "training_summary.json", SUMMARY_FIELDS
+        )
+        state = _checked(read_json(run_dir / TRAINER_STATE, default={}), run_dir / TRAINER_STATE, STATE_FIELDS)
+        evaluations = read_json(run_dir / EVALUATIONS_NAME, default=[])
+        if not isinstance(evaluations, list):
+            raise PublishError(f"{run_dir / EVALUATIONS_NAME}: expected a JSON list, got {type(evaluations).__name__}")
         adapter = read_json(Path(model_dir or run_dir) / ADAPTER_CONFIG, default=None)
         data = cls.from_biohicl_config(config, model_name)
         scale = {k: summary[k] for k in RUN_SCALE if k in summary}
-        data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter)
+        data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter, state=state)
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}
-        data.training_counts = count_rows(counts)
+        dataset = args.get("dataset_path")
+        dataset = dataset if isinstance(dataset, str) and dataset else None
+        data.training_counts = count_rows(counts, dataset_summary(dataset))
         if summary.get("global_step"):
             data.training_counts["optimizer steps"] = int(summary["global_step"])
         data.trainable_parameters = summary.get("trainable_parameters")
@@ -143,12 +198,11 @@ class BioHiCLModelCardData:
             data.training_time = f"{summary['runtime_s']:.0f} s wall time" + (
                 f" (since resuming at step {resumed})" if resumed else ""
             )
-        data.selection = selection_of(summary, args, read_json(run_dir / EVALUATIONS_NAME, default=[]))
-        dataset = args.get("dataset_path")
-        hub_id = dataset_hub_id(dataset) if isinstance(dataset, str) and dataset else None
+        data.selection = selection_of(summary, args, evaluations)
+        hub_id = dataset_hub_id(dataset) if dataset else None
         data.datasets = [hub_id] if hub_id else []
-        data.training_data = training_data_paragraph(dataset if isinstance(dataset, str) else None, counts, hub_id)
-        soup = read_json(run_dir / SOUP_RECORD_NAME, default={})
+        data.training_data = training_data_paragraph(dataset, counts, hub_id)
+        soup = _checked(read_json(run_dir / SOUP_RECORD_NAME, default={}), run_dir / SOUP_RECORD_NAME)
         if soup:
             data.training_data = soup_paragraph(soup)
         return data
@@ -253,6 +307,38 @@ class BioHiCLModelCardData:
         )
 
 
+def _is(value: Any, kind: str) -> bool:
+    """Whether the JSON ``value`` is of ``kind`` (:data:`_KIND_WORDS`); null always is (not recorded)."""
+    if value is None:
+        return True
+    if kind == "pairs":
+        return isinstance(value, list) and all(
+            isinstance(pair, list) and len(pair) == 2 and is_int(pair[0]) and _is(pair[1], "number") for pair in value
+        )
+    checks = {
+        "object": lambda v: isinstance(v, dict),
+        "list": lambda v: isinstance(v, list),
+        "integer": is_int,
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    }
+    return checks[kind](value)
+
+
+def _checked(values: Any, path: Path, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    """``values`` (the JSON of the run record ``path``) when it is a JSON object whose ``fields`` (dotted names for
+    a nested object's) are of their kind or null; else a one-line :class:`PublishError` naming the file and field."""
+    if not isinstance(values, dict):
+        raise PublishError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    for name, kind in (fields or {}).items():
+        parent, _, key = name.rpartition(".")
+        holder = values.get(parent) if parent else values
+        value = holder.get(key) if isinstance(holder, dict) else None  # the parent is checked first
+        if not _is(value, kind):
+            shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
+            raise PublishError(f"{path}: field {name} must be {_KIND_WORDS[kind]}, got {shown}")
+    return values
+
+
 def soup_paragraph(soup: dict[str, Any]) -> str:
     """The card's words for an adapter that ``biohicl soup`` averaged (from its ``soup.json``)."""
     names = ", ".join(f"`{'/'.join(Path(a).parts[-2:])}`" for a in soup.get("adapters", []))
@@ -297,6 +383,7 @@ def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = 
         card_data=card_yaml,
         data=data,
         load_id=data.repo_id or "path/to/this/model/folder",  # a run without a repo loads from its folder
+        install=INSTALL_COMMAND,
         params_share=(
             100.0 * data.trainable_parameters / data.total_parameters
             if data.trainable_parameters and data.total_parameters
