@@ -24,7 +24,9 @@ from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
     build_model_repo_folder,
     check_folder,
+    check_repo_id,
     publish_folder,
+    require_token,
     token_of,
 )
 
@@ -125,6 +127,7 @@ def _settings(args: PublishArguments) -> dict[str, Any]:
         raise ConfigError("publish: give a RUN_DIR (or dataset folder) or --manifest")
     if not values.get("repo_id"):
         raise ConfigError("publish: --repo_id is required (or a manifest with repo_id)")
+    check_repo_id(values["repo_id"], origin["repo_id"])  # the dry run refuses what the upload would
     if values.get("dataset"):
         for key in MODEL_ONLY:
             if values.get(key):
@@ -169,6 +172,12 @@ def main(argv: list[str], api: Any | None = None) -> int:
     repo_type = "dataset" if settings.get("dataset") else "model"
     max_bytes = int(settings["max_file_mb"] * 1024**2)
     source = Path(settings["source"])
+    if not args.dry_run:  # no token: refused before building anything (a dry run needs none)
+        if api is None:
+            from huggingface_hub import HfApi
+
+            api = HfApi()
+        require_token(api)
     with tempfile.TemporaryDirectory(prefix="biohicl-publish-") as tmp:
         out = Path(settings["out"]) if settings.get("out") else Path(tmp) / settings["repo_id"].split("/")[-1]
         if repo_type == "dataset":
@@ -197,10 +206,6 @@ def main(argv: list[str], api: Any | None = None) -> int:
         if args.dry_run:
             _print_plan(folder, settings, repo_type, max_bytes)
             return 0
-        if api is None:
-            from huggingface_hub import HfApi
-
-            api = HfApi()
         result = publish_folder(
             api,
             folder,

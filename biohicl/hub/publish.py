@@ -13,6 +13,7 @@ limit (unless allowed), or contain a Hugging Face token. The token itself is nev
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import logging
 import os
@@ -46,6 +47,11 @@ SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 #: every remote file not re-uploaded is deleted in the same commit, so the repo mirrors the folder (a release never
 #: keeps the previous one's files, e.g. adapter files beside merged weights); huggingface_hub keeps ``.gitattributes``
 MIRROR_DELETE_PATTERNS = ("*",)
+
+#: what a publish without a token is told (a dry run needs none)
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+#: a request failing with one of these never reached the Hub (no connection was opened), so it changed nothing there
+NEVER_SENT = ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled")
 
 #: kinds whose folder holds the whole weights: the repo gets sentence-transformers' module files (the card loads it so)
 FULL_WEIGHT_KINDS = ("full", "merged")
@@ -312,6 +318,12 @@ def build_model_repo_folder(
 # ---------------------------------------------------------------------- publishing
 
 
+def check_repo_id(repo_id: str, where: str = "repo_id") -> None:
+    """Refuse what the Hub would refuse as a repo id (``where`` names the option or field that gave it)."""
+    if not is_repo_id(repo_id):
+        raise ConfigError(f"{where}: {repo_id!r} is not an owner/name Hub repo id (e.g. me/BioHiCL-MiniLM)")
+
+
 def token_of(api: Any) -> str | None:
     """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
     token = getattr(api, "token", None)
@@ -325,9 +337,91 @@ def token_of(api: Any) -> str | None:
         return os.environ.get("HF_TOKEN")
 
 
+def require_token(api: Any) -> None:
+    """Refuse ``huggingface_hub.HfApi`` without a token (its own, ``HF_TOKEN`` or the stored login) before any call:
+    the Hub would answer the first one with 401. Any other API object (the tests' recording fakes) brings its own
+    authentication, so it is not asked for one."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        return
+    if isinstance(api, HfApi) and not token_of(api):
+        raise PublishError(NO_TOKEN)
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What means no answer came from the Hub: huggingface_hub's HTTP client (``httpx2``; ``httpx`` before it) failing
+    to connect, timing out or losing the connection (its ``TransportError``), and offline mode (a ``ConnectionError``).
+    Its other errors (invalid URL, a bad request built by the caller) are bugs and stay tracebacks."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
 def _redact(text: str, token: str | None) -> str:
     text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
     return text.replace(token, "***") if token else text
+
+
+def _first_line(err: BaseException, token: str | None) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {_redact(text.splitlines()[0] if text else '', token)}"
+
+
+def _sent_the_commit(err: BaseException) -> bool | None:
+    """Whether the request that failed was the commit itself (``POST .../commit/<revision>``); ``None`` if unknown."""
+    try:
+        request = err.request  # type: ignore[attr-defined]  # httpx2's RequestError; RuntimeError when never set
+    except (AttributeError, RuntimeError):
+        return None
+    path = getattr(getattr(request, "url", None), "path", None)
+    return "/commit/" in path if isinstance(path, str) else None
+
+
+def _unreachable_message(
+    err: BaseException, repo_id: str, repo_type: str, revision: str | None, *, uploading: bool, token: str | None
+) -> str:
+    """What is true after a transport failure: before ``upload_folder`` nothing was uploaded; in it, no commit was made
+    unless the commit request itself (the last one) was cut off, when it may or may not have been made."""
+    why = _first_line(err, token)
+    if not uploading:
+        return f"{repo_id}: the Hub could not be reached ({why}); nothing was uploaded"
+    if any(cls.__name__ in NEVER_SENT for cls in type(err).__mro__):
+        return f"{repo_id}: the Hub could not be reached ({why}); no commit was made"
+    if _sent_the_commit(err) is False:
+        return f"{repo_id}: the Hub stopped answering ({why}) before the commit; no commit was made"
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
+    return (
+        f"{repo_id}: the Hub stopped answering ({why}) during the commit, which may or may not have been made: "
+        f"see {url}"
+    )
+
+
+def _refused_message(err: OSError, repo_id: str, *, uploading: bool, token: str | None) -> str:
+    """An error answer (``HfHubHTTPError``) or another ``OSError``: either way no commit was made (one commit)."""
+    done = "no commit was made" if uploading else "nothing was uploaded"
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    if status in (401, 403):
+        server = getattr(err, "server_message", None)
+        why = _redact(f"{status} {getattr(response, 'reason_phrase', '')}".strip(), token)
+        why += f": {_redact(server.strip().splitlines()[0], token)}" if server and server.strip() else ""
+        if status == 401:
+            return (
+                f"{repo_id}: the Hub refused the token ({why}): set HF_TOKEN to a valid token or run `hf auth login`; "
+                f"{done}"
+            )
+        owner = repo_id.split("/")[0]
+        return (
+            f"{repo_id}: the Hub refused the token ({why}): it needs write access to {owner!r} (set HF_TOKEN or run "
+            f"`hf auth login`); {done}"
+        )
+    return f"{repo_id}: the Hub refused or could not be reached ({_first_line(err, token)}); {done}"
 
 
 def publish_folder(
@@ -347,17 +441,20 @@ def publish_folder(
     The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept).
     ``private=True`` on an existing public repo is a :class:`PublishError` before anything is uploaded.
     ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
+    ``huggingface_hub.HfApi`` with no token is refused before any call. A Hub that cannot be reached, or refuses,
+    is a one-line :class:`PublishError` that says whether a commit can have been made.
     """
-    if not is_repo_id(repo_id):
-        raise ConfigError(f"repo_id: {repo_id!r} is not an owner/name Hub repo id")
+    check_repo_id(repo_id)
     if repo_type not in REPO_TYPES:
         raise ConfigError(f"repo_type: {repo_type!r} is not one of {', '.join(REPO_TYPES)}")
+    require_token(api)
     folder = Path(folder)
     token = token_of(api)
     files = check_folder(folder, max_file_bytes=max_file_bytes, allow_large_files=allow_large_files, token=token)
     if repo_type == "model" and not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
     message = commit_message or f"Upload {repo_id} with biohicl"
+    uploading = False  # nothing reaches the repo's files before upload_folder (create_repo makes an empty repo)
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
         # exist_ok leaves an existing repo as it is: a public one would receive a release meant to be private
@@ -368,6 +465,7 @@ def publish_folder(
             )
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+        uploading = True
         result = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(folder),
@@ -377,9 +475,11 @@ def publish_folder(
             allow_patterns=[glob.escape(f.path) for f in files],
             delete_patterns=list(MIRROR_DELETE_PATTERNS),
         )
-    except OSError as err:  # HfHubHTTPError (401, 403, 404 ...), connection errors; one commit: nothing half-sent
-        first = _redact(str(err).strip().splitlines()[0] if str(err).strip() else "", token)
-        why = f"{type(err).__name__}: {first}"
-        raise PublishError(f"{repo_id}: the Hub refused or could not be reached ({why})") from None
+    except _unreachable_errors() as err:  # no answer: no network, a timeout, a dropped connection, offline mode
+        raise PublishError(
+            _unreachable_message(err, repo_id, repo_type, revision, uploading=uploading, token=token)
+        ) from None
+    except OSError as err:  # HfHubHTTPError (401, 403, 404 ...): an answer refusing it; one commit: nothing half-sent
+        raise PublishError(_refused_message(err, repo_id, uploading=uploading, token=token)) from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result

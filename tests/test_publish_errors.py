@@ -1,0 +1,334 @@
+"""Publishing when the Hub cannot be reached, refuses the token or there is none, and repo ids the Hub would refuse.
+
+No network: the recording fakes raise what huggingface_hub's HTTP client (httpx2) raises, and the tests of the real
+``HfApi`` answer its HTTP requests locally (``huggingface_hub.set_client_factory`` with a mock transport)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2
+import huggingface_hub
+import pytest
+from conftest import build_tiny_bert, randomize_lora_b
+from huggingface_hub import HfApi, constants
+
+from biohicl.cli import main as cli
+from biohicl.cli import publish as publish_cmd
+from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.publish import publish_folder
+from biohicl.models.model import BioHiCL
+
+FAKE_TOKEN = "hf_" + "Kx4" * 12  # token-shaped, not a real token
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+
+
+class FailingHfApi:
+    """Records calls; raises ``fail`` from the call named ``at`` (as HfApi raises what its HTTP client raised)."""
+
+    def __init__(self, fail: BaseException, at: str):
+        self.token, self.fail, self.at, self.calls = FAKE_TOKEN, fail, at, []
+
+    def _call(self, name: str):
+        self.calls.append(name)
+        if name == self.at:
+            raise self.fail
+
+    def create_repo(self, repo_id, **kwargs):
+        self._call("create_repo")
+
+    def repo_info(self, repo_id, **kwargs):
+        self._call("repo_info")
+        return type("RepoInfo", (), {"private": True})()
+
+    def create_branch(self, repo_id, **kwargs):
+        self._call("create_branch")
+
+    def upload_folder(self, **kwargs):
+        self._call("upload_folder")
+        return type("CommitInfo", (), {"commit_url": "https://huggingface.co/me/x/commit/1"})()
+
+
+def request() -> httpx2.Request:
+    return httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# x\n")
+    (folder / "adapter_config.json").write_text("{}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("publish-errors")
+    base = build_tiny_bert(root / "base")
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    randomize_lora_b(model, std=0.4)
+    run = root / "run"
+    model.save_pretrained(run)
+    (run / "eval_results.json").write_text(
+        json.dumps({"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}})
+    )
+    return run
+
+
+@pytest.fixture
+def no_login(tmp_path, monkeypatch):
+    """No token anywhere: neither variable, no stored login."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-login" / "stored_tokens"))
+    assert huggingface_hub.get_token() is None
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The real HfApi's HTTP answered by ``hub.answer(request)`` (set by the test); every request is recorded."""
+
+    class LocalHub:
+        def __init__(self):
+            self.requests: list[tuple[str, str, bool]] = []
+            self.answer = lambda req: httpx2.Response(500, request=req)
+
+        def handle(self, req: httpx2.Request) -> httpx2.Response:
+            if req.url.path == "/api/agent-harnesses":  # huggingface_hub's own lookup, not the publish's
+                return httpx2.Response(404, request=req)
+            self.requests.append((req.method, req.url.path, "authorization" in req.headers))
+            return self.answer(req)
+
+    local = LocalHub()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agent_harnesses.json"))
+    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(local.handle)))
+    yield local
+    huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+
+
+# ---------------------------------------------------------------------- the Hub cannot be reached
+
+
+@pytest.mark.parametrize("at", ["create_repo", "repo_info", "create_branch"])
+def test_no_network_before_the_upload_is_one_line_saying_nothing_was_uploaded(folder, at):
+    api = FailingHfApi(httpx2.ConnectError("[Errno -2] Name or service not known", request=request()), at)
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x", private=True, revision="v0.1")
+    assert str(info.value) == (
+        "me/x: the Hub could not be reached (ConnectError: [Errno -2] Name or service not known); nothing was uploaded"
+    )
+    assert "upload_folder" not in api.calls
+
+
+def test_a_connection_that_never_opened_during_the_upload_made_no_commit(folder):
+    api = FailingHfApi(httpx2.ConnectTimeout("timed out", request=request()), "upload_folder")
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x")
+    assert str(info.value) == ("me/x: the Hub could not be reached (ConnectTimeout: timed out); no commit was made")
+
+
+def test_a_timeout_before_the_commit_request_made_no_commit(folder):
+    tree = httpx2.Request("GET", "https://huggingface.co/api/models/me/x/tree/main")
+    api = FailingHfApi(httpx2.ReadTimeout("timed out", request=tree), "upload_folder")
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x")
+    assert (
+        str(info.value)
+        == "me/x: the Hub stopped answering (ReadTimeout: timed out) before the commit; no commit was made"
+    )
+
+
+@pytest.mark.parametrize(
+    ("repo_type", "revision", "url"),
+    [
+        ("model", None, "https://huggingface.co/me/x/commits/main"),
+        ("dataset", "v0.1", "https://huggingface.co/datasets/me/x/commits/v0.1"),
+    ],
+)
+@pytest.mark.parametrize("known", [True, False])
+def test_a_timeout_of_the_commit_request_says_it_may_have_been_made(folder, repo_type, revision, url, known):
+    commit = httpx2.Request("POST", f"https://huggingface.co/api/{repo_type}s/me/x/commit/{revision or 'main'}")
+    err = httpx2.ReadTimeout("timed out", request=commit) if known else httpx2.ReadTimeout("timed out")  # unknown: may
+    api = FailingHfApi(err, "upload_folder")
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x", repo_type=repo_type, revision=revision)
+    assert str(info.value) == (
+        f"me/x: the Hub stopped answering (ReadTimeout: timed out) during the commit, which may or may not have "
+        f"been made: see {url}"
+    )
+
+
+def test_offline_mode_is_one_line(folder):
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    api = FailingHfApi(
+        OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/repos/create: offline"), "create_repo"
+    )
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x")
+    assert str(info.value) == (
+        "me/x: the Hub could not be reached (OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/repos/"
+        "create: offline); nothing was uploaded"
+    )
+
+
+@pytest.mark.parametrize("bug", [TypeError("upload_folder() got an unexpected keyword"), KeyError("url")])
+def test_programming_errors_are_not_swallowed(folder, bug):
+    with pytest.raises(type(bug)):
+        publish_folder(FailingHfApi(bug, "upload_folder"), folder, "me/x")
+
+
+def test_real_hfapi_without_network_is_one_line_at_the_cli(run_dir, tmp_path, hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+
+    def unreachable(req):
+        raise httpx2.ConnectError("[Errno -2] Name or service not known", request=req)
+
+    hub.answer = unreachable
+    code = cli.main(["publish", str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "biohicl publish: error: me/x: the Hub could not be reached (ConnectError: [Errno -2] Name or service not "
+        "known); nothing was uploaded"
+    ]
+    assert hub.requests == [("POST", "/api/repos/create", True)]
+    assert FAKE_TOKEN not in err
+
+
+@pytest.mark.parametrize("cut", ["/api/validate-yaml", "/api/models/me/x/tree/main", "/api/models/me/x/commit/main"])
+def test_real_hfapi_timing_out_in_the_upload(folder, hub, cut):
+    def answer(req):
+        path = req.url.path
+        if path == cut:
+            raise httpx2.ReadTimeout("timed out", request=req)
+        if path == "/api/repos/create":
+            return httpx2.Response(200, json={"url": "https://huggingface.co/me/x"}, request=req)
+        if path == "/api/validate-yaml":  # the card's metadata, checked before the upload
+            return httpx2.Response(200, json={}, request=req)
+        if path.startswith("/api/models/me/x/tree/"):
+            return httpx2.Response(200, json=[], request=req)
+        if path.startswith("/api/models/me/x/preupload/"):
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                for f in json.loads(req.read())["files"]
+            ]
+            return httpx2.Response(200, json={"files": files}, request=req)
+        return httpx2.Response(500, request=req)
+
+    hub.answer = answer
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    if cut.endswith("/commit/main"):
+        assert str(info.value) == (
+            "me/x: the Hub stopped answering (ReadTimeout: timed out) during the commit, which may or may not have "
+            "been made: see https://huggingface.co/me/x/commits/main"
+        )
+    else:
+        assert str(info.value) == (
+            "me/x: the Hub stopped answering (ReadTimeout: timed out) before the commit; no commit was made"
+        )
+    assert hub.requests[0] == ("POST", "/api/repos/create", True)
+    assert (("POST", "/api/models/me/x/commit/main", True) in hub.requests) == cut.endswith("/commit/main")
+    assert all(authorized for _, _, authorized in hub.requests)
+
+
+# ---------------------------------------------------------------------- no token, or one the Hub refuses
+
+
+def test_no_token_is_refused_before_building_or_calling_the_hub(run_dir, tmp_path, no_login, hub, capsys):
+    out = tmp_path / "staged"
+    code = cli.main(["publish", str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [f"biohicl publish: error: {NO_TOKEN}"]
+    assert hub.requests == [] and not out.exists()
+
+
+def test_publish_folder_with_the_real_hfapi_and_no_token_sends_nothing(folder, no_login, hub):
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(), folder, "me/x")
+    assert str(info.value) == NO_TOKEN and hub.requests == []
+
+
+def test_a_dry_run_needs_no_token(run_dir, tmp_path, no_login, hub, capsys):
+    out = tmp_path / "staged"
+    argv = [str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(out), "--dry_run"]
+    assert publish_cmd.main(argv) == 0
+    assert capsys.readouterr().out.startswith("would upload ") and (out / "README.md").is_file()
+    assert hub.requests == []
+
+
+def test_an_injected_api_carries_its_own_auth(folder, no_login):
+    # the seam's fakes (tests/test_hub.py) have no token: the token check is for huggingface_hub's HfApi only
+    api = FailingHfApi(RuntimeError("unused"), at="none")
+    api.token = None
+    publish_folder(api, folder, "me/x")
+    assert api.calls == ["create_repo", "upload_folder"]
+
+
+@pytest.mark.parametrize(
+    ("status", "server", "message"),
+    [
+        (
+            401,
+            "Invalid credentials in Authorization header",
+            "me/x: the Hub refused the token (401 Unauthorized: Invalid credentials in Authorization header): set "
+            "HF_TOKEN to a valid token or run `hf auth login`; nothing was uploaded",
+        ),
+        (
+            403,
+            'You don\'t have the rights to create a model under the namespace "me"',
+            "me/x: the Hub refused the token (403 Forbidden: You don't have the rights to create a model under the "
+            "namespace \"me\"): it needs write access to 'me' (set HF_TOKEN or run `hf auth login`); nothing was "
+            "uploaded",
+        ),
+    ],
+)
+def test_a_refused_token_says_so(folder, hub, status, server, message):
+    hub.answer = lambda req: httpx2.Response(status, json={"error": server}, request=req)
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    assert str(info.value) == message
+    # on 401/403 HfApi.create_repo looks whether the repo exists already (it does not: the same answer)
+    assert hub.requests == [("POST", "/api/repos/create", True), ("GET", "/api/models/me/x", True)]
+
+
+def test_a_refusal_during_the_commit_made_no_commit(folder):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    response = httpx2.Response(401, request=request())
+    api = FailingHfApi(HfHubHTTPError("Client error '401 Unauthorized'", response=response), "upload_folder")
+    with pytest.raises(PublishError) as info:
+        publish_folder(api, folder, "me/x")
+    assert str(info.value) == (
+        "me/x: the Hub refused the token (401 Unauthorized): set HF_TOKEN to a valid token or run `hf auth login`; "
+        "no commit was made"
+    )
+
+
+# ---------------------------------------------------------------------- repo ids the Hub would refuse
+
+
+@pytest.mark.parametrize("repo_id", ["BioHiCL-MiniLM", "me/BioHiCL MiniLM", "me/a/b", "me/x-"])
+def test_a_dry_run_refuses_the_repo_ids_the_upload_refuses(run_dir, tmp_path, repo_id, capsys):
+    out = tmp_path / "staged"
+    code = cli.main(["publish", str(run_dir), "--repo_id", repo_id, "--out", str(out), "--dry_run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"biohicl publish: error: --repo_id: {repo_id!r} is not an owner/name Hub repo id (e.g. me/BioHiCL-MiniLM)"
+    ]
+    assert not out.exists()
+
+
+def test_a_repo_id_flag_over_a_manifest_is_checked_too(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("source: runs/x\nrepo_id: me/BioHiCL-MiniLM\n")
+    with pytest.raises(ConfigError) as info:
+        publish_cmd.main(["--manifest", str(manifest), "--repo_id", "me/a/b", "--dry_run"])
+    assert str(info.value) == "--repo_id: 'me/a/b' is not an owner/name Hub repo id (e.g. me/BioHiCL-MiniLM)"
