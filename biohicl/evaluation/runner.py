@@ -90,8 +90,10 @@ def evaluate_model(
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
     ``settings`` (the caller's, which win) does not give them; its ``model.weights_sha256`` the sha256 of the weights
-    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), and
-    its ``model.source`` how it was loaded (:func:`loaded_source`), both left out for a model built in memory.
+    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), its
+    ``model.weights_files`` their names (``adapter_model.safetensors`` for an adapter folder, also loaded with
+    ``merge=True``, so publish can compare a merged load with the adapter), and its ``model.source`` how it was
+    loaded (:func:`loaded_source`), all left out for a model built in memory.
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
@@ -99,7 +101,7 @@ def evaluate_model(
     """
     import torch
 
-    from biohicl.models.signature import loaded_weights_sha256
+    from biohicl.models.signature import loaded_weights_sha256, weights_files
 
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
@@ -111,6 +113,9 @@ def evaluate_model(
             f"document_index: serves exactly one retrieval task, the plan has {len(retrieval)} ({', '.join(retrieval)})"
         )
     weights = loaded_weights_sha256(model)  # hashed once, before the tasks: the files as they were loaded
+    # which files: a merged load of an adapter folder hashed its adapter file, a merged export its model.safetensors
+    folder = _loaded_folder(model) if weights else None
+    hashed = [file.name for file in weights_files(folder)] if folder is not None else []
     results: dict[str, Any] = {}
     for name, task_split in plan:
         function = get_task(name)
@@ -153,7 +158,7 @@ def evaluate_model(
         "format": RESULTS_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
-        | ({"weights_sha256": weights} if weights else {})
+        | ({"weights_sha256": weights, "weights_files": hashed} if weights else {})
         | ({"source": source} if (source := loaded_source(model)) else {}),
         "settings": recorded,
         "tasks": results,
@@ -162,6 +167,16 @@ def evaluate_model(
         "platform": platform.platform(),
         "wall_time_s": time.perf_counter() - start,
     }
+
+
+def _loaded_folder(model: Any) -> Path | None:
+    """The folder ``model`` (or a wrapper's ``.model``) was loaded from, as
+    :func:`~biohicl.models.signature.loaded_weights_sha256` finds it; None for a model built in memory."""
+    for candidate in (model, getattr(model, "model", None)):
+        path = getattr(getattr(candidate, "resolved", None), "path", None)
+        if path is not None:
+            return Path(path)
+    return None
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:

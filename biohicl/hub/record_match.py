@@ -5,7 +5,9 @@ otherwise than its card says (scored at ``--max_length 128`` where the card says
 Only what a record says is compared: a field it does not give (an older record, a record from Python) is no
 difference. A tuned record's ``model.weights_sha256`` (the weights files it scored) is compared with the published
 model folder's, so a record of other weights (an earlier step of a resumed run) is refused; a record without it gets
-one warning, since without it two runs saved with the same settings cannot be told apart. A record scored by a
+one warning, since without it two runs saved with the same settings cannot be told apart. A record of an adapter run
+loaded with ``merge=True`` (``kind`` ``merged``) hashed the adapter file (``model.weights_files``) and is compared as
+an adapter record is; one of a merged export (its ``model.safetensors``) cannot be, and is warned. A record scored by a
 quantised backend (``settings.backend`` ``onnx-int8``) is refused as either."""
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 #: the saved model's fields a record's ``model.config`` must give as the run saved them (when it gives them)
 MODEL_FIELDS = ("kind", "base_model", "base_revision", "pooling", "normalize")
-#: (the run's kind, a record's kind) that score the same weights: an adapter's merged export
+#: (the run's kind, a record's kind) of one model: the adapter loaded with merge=True, or its merged export
 SAME_WEIGHTS = frozenset({("adapter", "merged")})
 #: what a refused tuned record suggests
 EVALUATE_HINT = "evaluate the run as saved (`biohicl evaluate RUN`, no --max_length or prompt options) and pass that"
@@ -94,12 +96,16 @@ def check_backend(path: Path, record: Mapping[str, Any]) -> None:
 def check_weights(path: Path, record: Mapping[str, Any], config: Mapping[str, Any], source: Path) -> None:
     """A :class:`PublishError` naming ``path`` and ``model.weights_sha256`` when the record scored other weights
     files than the model folder's (``source``'s folder; :func:`~biohicl.models.signature.folder_weights_sha256`,
-    hashed here once). One warning, nothing compared, for a record that does not give them (written before biohicl
-    recorded them, or of a model built in memory), and one instead of the error for a record of the adapter's
-    merged export (a merged folder's file is the merged weights, not the adapter's)."""
+    hashed here once). A record of the adapter loaded with ``merge=True`` (``kind`` ``merged``) hashed the adapter
+    file, as its ``model.weights_files`` says, and is compared as an adapter record is. One warning, nothing
+    compared, for a record that does not give the digest (written before biohicl recorded it, or of a model built in
+    memory), and one instead of the error for a merged record whose digest is of other files than the adapter's (a
+    merged export's ``model.safetensors``) or that does not say which files it hashed (written before
+    ``model.weights_files``)."""
     from biohicl.models.signature import folder_weights_sha256, weights_files
 
-    given = _mapping(record.get("model")).get("weights_sha256")
+    model = _mapping(record.get("model"))
+    given = model.get("weights_sha256")
     if not isinstance(given, str):
         logger.warning(
             "%s was written before biohicl recorded the weights it scored (it gives no model.weights_sha256): a record "
@@ -110,17 +116,30 @@ def check_weights(path: Path, record: Mapping[str, Any], config: Mapping[str, An
     ours = folder_weights_sha256(source.parent)
     if ours is None or ours == given:
         return
-    if (config.get("kind"), record_config(record).get("kind")) in SAME_WEIGHTS:
-        logger.warning(
-            "%s: a record of the adapter's merged export, whose model.weights_sha256 is of the merged weights, not "
-            "the adapter's: a record of other weights cannot be detected",
-            path,
-        )
+    files = [file.name for file in weights_files(source.parent)]
+    hashed = model.get("weights_files")
+    if (config.get("kind"), record_config(record).get("kind")) in SAME_WEIGHTS and hashed != files:
+        if isinstance(hashed, list) and hashed:
+            logger.warning(
+                "%s: a record of a merged export: its model.weights_sha256 is of its %s, not of the adapter published "
+                "(%s), so a record of other weights cannot be detected; evaluate the run as saved (`biohicl evaluate "
+                "RUN`) to check it",
+                path,
+                ", ".join(map(str, hashed)),
+                ", ".join(files),
+            )
+        else:
+            logger.warning(
+                "%s: a merged record written before biohicl recorded which files it hashed (it gives no "
+                "model.weights_files): its model.weights_sha256 may be of a merged export's files rather than of an "
+                "adapter loaded merged, so a record of other weights cannot be detected; evaluate the run as saved "
+                "(`biohicl evaluate RUN`) to check it",
+                path,
+            )
         return
-    files = ", ".join(file.name for file in weights_files(source.parent))
     raise PublishError(
-        f"{path}: model.weights_sha256 is {given[:12]}…, but the model published has {ours[:12]}… ({files} in "
-        f"{source.parent}): the record scored other weights (an earlier step of a resumed run?); evaluate the "
+        f"{path}: model.weights_sha256 is {given[:12]}…, but the model published has {ours[:12]}… ({', '.join(files)} "
+        f"in {source.parent}): the record scored other weights (an earlier step of a resumed run?); evaluate the "
         "model again (`biohicl evaluate RUN --output FILE`) and pass that record"
     )
 
