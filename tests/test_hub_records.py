@@ -355,8 +355,10 @@ def test_a_merged_exports_record_of_other_weights_warns_once_and_a_base_records_
             license="mit",
         )
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-        f"{tmp_path / 'merged.json'}: a record of the adapter's merged export, whose model.weights_sha256 is of the "
-        "merged weights, not the adapter's: a record of other weights cannot be detected"
+        f"{tmp_path / 'merged.json'}: a merged record written before biohicl recorded which files it hashed (it "
+        "gives no model.weights_files): its model.weights_sha256 may be of a merged export's files rather than of an "
+        "adapter loaded merged, so a record of other weights cannot be detected; evaluate the run as saved "
+        "(`biohicl evaluate RUN`) to check it"
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
