@@ -1,11 +1,14 @@
 """Publishing when the Hub cannot be reached, refuses the token or there is none, and repo ids the Hub would refuse.
 
 No network: the recording fakes raise what huggingface_hub's HTTP client (httpx2) raises, and the tests of the real
-``HfApi`` answer its HTTP requests locally (``huggingface_hub.set_client_factory`` with a mock transport)."""
+``HfApi`` answer its HTTP requests locally (``huggingface_hub.set_client_factory`` with a mock transport).
+huggingface_hub retries the commit request (and others) after a timeout or a 5xx answer: the local Hub skips the waits
+between tries."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import httpx2
 import huggingface_hub
@@ -53,6 +56,14 @@ def request() -> httpx2.Request:
     return httpx2.Request("POST", "https://huggingface.co/api/repos/create")
 
 
+def commit_request(repo_type: str = "model", revision: str = "main") -> httpx2.Request:
+    return httpx2.Request("POST", f"https://huggingface.co/api/{repo_type}s/me/x/commit/{revision}")
+
+
+def tree_request() -> httpx2.Request:
+    return httpx2.Request("GET", "https://huggingface.co/api/models/me/x/tree/main")
+
+
 @pytest.fixture
 def folder(tmp_path):
     folder = tmp_path / "x"
@@ -89,11 +100,13 @@ def no_login(tmp_path, monkeypatch):
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """The real HfApi's HTTP answered by ``hub.answer(request)`` (set by the test); every request is recorded."""
+    """The real HfApi's HTTP answered by ``hub.answer(request)`` (set by the test); every request is recorded, and so is
+    every wait huggingface_hub's retries would have slept (``hub.waits``: not slept, so retrying takes no 23 s)."""
 
     class LocalHub:
         def __init__(self):
             self.requests: list[tuple[str, str, bool]] = []
+            self.waits: list[float] = []
             self.answer = lambda req: httpx2.Response(500, request=req)
 
         def handle(self, req: httpx2.Request) -> httpx2.Response:
@@ -102,7 +115,15 @@ def hub(tmp_path, monkeypatch):
             self.requests.append((req.method, req.url.path, "authorization" in req.headers))
             return self.answer(req)
 
+    class NoWait:  # the ``time`` module as huggingface_hub's retry loop (utils/_http.py) sees it, with no sleep
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def sleep(self, seconds):
+            local.waits.append(seconds)
+
     local = LocalHub()
+    monkeypatch.setattr(huggingface_hub.utils._http, "time", NoWait())
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "agent_harnesses.json"))
     huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(local.handle)))
@@ -124,21 +145,23 @@ def test_no_network_before_the_upload_is_one_line_saying_nothing_was_uploaded(fo
     assert "upload_folder" not in api.calls
 
 
-def test_a_connection_that_never_opened_during_the_upload_made_no_commit(folder):
-    api = FailingHfApi(httpx2.ConnectTimeout("timed out", request=request()), "upload_folder")
+@pytest.mark.parametrize("fail", [httpx2.ConnectTimeout, httpx2.ReadTimeout])
+def test_a_transport_error_before_the_commit_request_made_no_commit(folder, fail):
+    api = FailingHfApi(fail("timed out", request=tree_request()), "upload_folder")
     with pytest.raises(PublishError) as info:
         publish_folder(api, folder, "me/x")
-    assert str(info.value) == ("me/x: the Hub could not be reached (ConnectTimeout: timed out); no commit was made")
+    assert str(info.value) == f"me/x: the Hub stopped answering ({fail.__name__}: timed out); no commit was made"
 
 
-def test_a_timeout_before_the_commit_request_made_no_commit(folder):
-    tree = httpx2.Request("GET", "https://huggingface.co/api/models/me/x/tree/main")
-    api = FailingHfApi(httpx2.ReadTimeout("timed out", request=tree), "upload_folder")
+@pytest.mark.parametrize("fail", [httpx2.ConnectError, httpx2.ConnectTimeout])
+def test_a_connection_that_never_opened_for_the_commit_may_still_follow_one_that_committed(folder, fail):
+    # huggingface_hub retries the commit request: the last try never connecting says nothing of an earlier one
+    api = FailingHfApi(fail("[Errno 101] Network is unreachable", request=commit_request()), "upload_folder")
     with pytest.raises(PublishError) as info:
         publish_folder(api, folder, "me/x")
-    assert (
-        str(info.value)
-        == "me/x: the Hub stopped answering (ReadTimeout: timed out) before the commit; no commit was made"
+    assert str(info.value) == (
+        f"me/x: the Hub stopped answering ({fail.__name__}: [Errno 101] Network is unreachable) during the commit, "
+        "which may or may not have been made: see https://huggingface.co/me/x/commits/main"
     )
 
 
@@ -151,14 +174,14 @@ def test_a_timeout_before_the_commit_request_made_no_commit(folder):
 )
 @pytest.mark.parametrize("known", [True, False])
 def test_a_timeout_of_the_commit_request_says_it_may_have_been_made(folder, repo_type, revision, url, known):
-    commit = httpx2.Request("POST", f"https://huggingface.co/api/{repo_type}s/me/x/commit/{revision or 'main'}")
+    commit = commit_request(repo_type, revision or "main")
     err = httpx2.ReadTimeout("timed out", request=commit) if known else httpx2.ReadTimeout("timed out")  # unknown: may
     api = FailingHfApi(err, "upload_folder")
     with pytest.raises(PublishError) as info:
         publish_folder(api, folder, "me/x", repo_type=repo_type, revision=revision)
+    where = "during the commit, which" if known else "during the upload, and a commit"
     assert str(info.value) == (
-        f"me/x: the Hub stopped answering (ReadTimeout: timed out) during the commit, which may or may not have "
-        f"been made: see {url}"
+        f"me/x: the Hub stopped answering (ReadTimeout: timed out) {where} may or may not have been made: see {url}"
     )
 
 
@@ -200,12 +223,14 @@ def test_real_hfapi_without_network_is_one_line_at_the_cli(run_dir, tmp_path, hu
     assert FAKE_TOKEN not in err
 
 
-@pytest.mark.parametrize("cut", ["/api/validate-yaml", "/api/models/me/x/tree/main", "/api/models/me/x/commit/main"])
-def test_real_hfapi_timing_out_in_the_upload(folder, hub, cut):
+def answering_the_upload(fail):
+    """The local Hub's answers to a publish of the ``folder`` fixture to me/x: ``fail(request)`` first (its answer, or
+    ``None`` to go on), then what the Hub answers when all goes well up to the commit (which answers 500)."""
+
     def answer(req):
+        if (failed := fail(req)) is not None:
+            return failed
         path = req.url.path
-        if path == cut:
-            raise httpx2.ReadTimeout("timed out", request=req)
         if path == "/api/repos/create":
             return httpx2.Response(200, json={"url": "https://huggingface.co/me/x"}, request=req)
         if path == "/api/validate-yaml":  # the card's metadata, checked before the upload
@@ -220,21 +245,98 @@ def test_real_hfapi_timing_out_in_the_upload(folder, hub, cut):
             return httpx2.Response(200, json={"files": files}, request=req)
         return httpx2.Response(500, request=req)
 
-    hub.answer = answer
+    return answer
+
+
+COMMIT = ("POST", "/api/models/me/x/commit/main", True)
+MAY_HAVE_COMMITTED = "may or may not have been made: see https://huggingface.co/me/x/commits/main"
+
+
+@pytest.mark.parametrize("cut", ["/api/validate-yaml", "/api/models/me/x/tree/main", "/api/models/me/x/commit/main"])
+def test_real_hfapi_timing_out_in_the_upload(folder, hub, cut):
+    def timing_out(req):
+        if req.url.path == cut:
+            raise httpx2.ReadTimeout("timed out", request=req)
+
+    hub.answer = answering_the_upload(timing_out)
     with pytest.raises(PublishError) as info:
         publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
     if cut.endswith("/commit/main"):
         assert str(info.value) == (
-            "me/x: the Hub stopped answering (ReadTimeout: timed out) during the commit, which may or may not have "
-            "been made: see https://huggingface.co/me/x/commits/main"
+            f"me/x: the Hub stopped answering (ReadTimeout: timed out) during the commit, which {MAY_HAVE_COMMITTED}"
         )
     else:
-        assert str(info.value) == (
-            "me/x: the Hub stopped answering (ReadTimeout: timed out) before the commit; no commit was made"
-        )
+        assert str(info.value) == "me/x: the Hub stopped answering (ReadTimeout: timed out); no commit was made"
     assert hub.requests[0] == ("POST", "/api/repos/create", True)
-    assert (("POST", "/api/models/me/x/commit/main", True) in hub.requests) == cut.endswith("/commit/main")
+    assert (COMMIT in hub.requests) == cut.endswith("/commit/main")
     assert all(authorized for _, _, authorized in hub.requests)
+
+
+def test_real_hfapi_commit_timing_out_then_not_connecting_may_have_committed(folder, hub):
+    # the first commit request times out (the Hub may have made the commit and lost the answer); huggingface_hub
+    # retries it, and the retries cannot connect: the last error is a ConnectError, the first try may have committed
+    def timing_out_then_unreachable(req):
+        if req.url.path == COMMIT[1]:
+            if hub.requests.count(COMMIT) == 1:
+                raise httpx2.ReadTimeout("timed out", request=req)
+            raise httpx2.ConnectError("[Errno 101] Network is unreachable", request=req)
+
+    hub.answer = answering_the_upload(timing_out_then_unreachable)
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    assert str(info.value) == (
+        "me/x: the Hub stopped answering (ConnectError: [Errno 101] Network is unreachable) during the commit, "
+        f"which {MAY_HAVE_COMMITTED}"
+    )
+    assert hub.requests.count(COMMIT) > 1 and len(hub.waits) == hub.requests.count(COMMIT) - 1  # it was retried
+
+
+@pytest.mark.parametrize(("status", "reason"), [(500, "Internal Server Error"), (504, "Gateway Timeout")])
+def test_real_hfapi_commit_answered_with_a_server_error_may_have_committed(folder, hub, status, reason):
+    # a gateway's 504 (or a 500) can come after the Hub made the commit
+    def server_error(req):
+        if req.url.path == COMMIT[1]:
+            return httpx2.Response(status, text=reason, request=req)
+
+    hub.answer = answering_the_upload(server_error)
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    assert str(info.value) == (
+        f"me/x: the Hub answered with an error (HfHubHTTPError: Server error '{status} {reason}' for url "
+        f"'https://huggingface.co/api/models/me/x/commit/main') during the commit, which {MAY_HAVE_COMMITTED}"
+    )
+    assert hub.requests.count(COMMIT) > 1  # retried
+
+
+def test_real_hfapi_server_error_before_the_commit_made_no_commit(folder, hub):
+    def server_error(req):
+        if "/preupload/" in req.url.path:
+            return httpx2.Response(503, text="Service Unavailable", request=req)
+
+    hub.answer = answering_the_upload(server_error)
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    assert str(info.value) == (
+        "me/x: the Hub answered with an error (HfHubHTTPError: Server error '503 Service Unavailable' for url "
+        "'https://huggingface.co/api/models/me/x/preupload/main'); no commit was made"
+    )
+    assert COMMIT not in hub.requests
+
+
+def test_real_hfapi_commit_refused_made_no_commit(folder, hub):
+    def refused(req):
+        if req.url.path == COMMIT[1]:
+            return httpx2.Response(422, json={"error": "Invalid commit"}, request=req)
+
+    hub.answer = answering_the_upload(refused)
+    with pytest.raises(PublishError) as info:
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    assert str(info.value) == (
+        "me/x: the Hub answered with an error (HfHubHTTPError: Client error "
+        f"'422 {httpx2.codes.get_reason_phrase(422)}' for url 'https://huggingface.co/api/models/me/x/commit/main'); "
+        "no commit was made"
+    )
+    assert hub.requests.count(COMMIT) == 1  # a 4xx answer is not retried: the one try was refused
 
 
 # ---------------------------------------------------------------------- no token, or one the Hub refuses
@@ -278,14 +380,14 @@ def test_an_injected_api_carries_its_own_auth(folder, no_login):
             401,
             "Invalid credentials in Authorization header",
             "me/x: the Hub refused the token (401 Unauthorized: Invalid credentials in Authorization header): set "
-            "HF_TOKEN to a valid token or run `hf auth login`; nothing was uploaded",
+            "HF_TOKEN to a token with write access to 'me' or run `hf auth login`; nothing was uploaded",
         ),
         (
             403,
             'You don\'t have the rights to create a model under the namespace "me"',
             "me/x: the Hub refused the token (403 Forbidden: You don't have the rights to create a model under the "
-            "namespace \"me\"): it needs write access to 'me' (set HF_TOKEN or run `hf auth login`); nothing was "
-            "uploaded",
+            "namespace \"me\"): set HF_TOKEN to a token with write access to 'me' or run `hf auth login`; nothing "
+            "was uploaded",
         ),
     ],
 )
@@ -298,16 +400,17 @@ def test_a_refused_token_says_so(folder, hub, status, server, message):
     assert hub.requests == [("POST", "/api/repos/create", True), ("GET", "/api/models/me/x", True)]
 
 
-def test_a_refusal_during_the_commit_made_no_commit(folder):
+@pytest.mark.parametrize(("status", "reason"), [(401, "Unauthorized"), (403, "Forbidden")])
+def test_a_refusal_of_the_commit_made_no_commit(folder, status, reason):
     from huggingface_hub.errors import HfHubHTTPError
 
-    response = httpx2.Response(401, request=request())
-    api = FailingHfApi(HfHubHTTPError("Client error '401 Unauthorized'", response=response), "upload_folder")
+    response = httpx2.Response(status, request=commit_request())
+    api = FailingHfApi(HfHubHTTPError(f"Client error '{status} {reason}'", response=response), "upload_folder")
     with pytest.raises(PublishError) as info:
         publish_folder(api, folder, "me/x")
     assert str(info.value) == (
-        "me/x: the Hub refused the token (401 Unauthorized): set HF_TOKEN to a valid token or run `hf auth login`; "
-        "no commit was made"
+        f"me/x: the Hub refused the token ({status} {reason}): set HF_TOKEN to a token with write access to 'me' or "
+        "run `hf auth login`; no commit was made"
     )
 
 

@@ -13,7 +13,6 @@ limit (unless allowed), or contain a Hugging Face token. The token itself is nev
 from __future__ import annotations
 
 import glob
-import importlib
 import json
 import logging
 import os
@@ -50,8 +49,6 @@ MIRROR_DELETE_PATTERNS = ("*",)
 
 #: what a publish without a token is told (a dry run needs none)
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
-#: a request failing with one of these never reached the Hub (no connection was opened), so it changed nothing there
-NEVER_SENT = ("ConnectError", "ConnectTimeout", "OfflineModeIsEnabled")
 
 #: kinds whose folder holds the whole weights: the repo gets sentence-transformers' module files (the card loads it so)
 FULL_WEIGHT_KINDS = ("full", "merged")
@@ -349,19 +346,6 @@ def require_token(api: Any) -> None:
         raise PublishError(NO_TOKEN)
 
 
-def _unreachable_errors() -> tuple[type[BaseException], ...]:
-    """What means no answer came from the Hub: huggingface_hub's HTTP client (``httpx2``; ``httpx`` before it) failing
-    to connect, timing out or losing the connection (its ``TransportError``), and offline mode (a ``ConnectionError``).
-    Its other errors (invalid URL, a bad request built by the caller) are bugs and stay tracebacks."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for name in ("httpx2", "httpx"):
-        try:
-            errors.append(importlib.import_module(name).TransportError)
-        except (ImportError, AttributeError):
-            continue
-    return tuple(errors)
-
-
 def _redact(text: str, token: str | None) -> str:
     text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
     return text.replace(token, "***") if token else text
@@ -372,56 +356,62 @@ def _first_line(err: BaseException, token: str | None) -> str:
     return f"{type(err).__name__}: {_redact(text.splitlines()[0] if text else '', token)}"
 
 
-def _sent_the_commit(err: BaseException) -> bool | None:
-    """Whether the request that failed was the commit itself (``POST .../commit/<revision>``); ``None`` if unknown."""
-    try:
-        request = err.request  # type: ignore[attr-defined]  # httpx2's RequestError; RuntimeError when never set
-    except (AttributeError, RuntimeError):
-        return None
-    path = getattr(getattr(request, "url", None), "path", None)
-    return "/commit/" in path if isinstance(path, str) else None
+def _failed_request_path(err: BaseException) -> str | None:
+    """The URL path of the request that failed: httpx2's ``RequestError.request``, or the request of the answer an
+    ``HfHubHTTPError`` carries; ``None`` if unknown (either raises ``RuntimeError`` when never set)."""
+    for holder in (err, getattr(err, "response", None)):
+        try:
+            request = holder.request  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):
+            continue
+        path = getattr(getattr(request, "url", None), "path", None)
+        if isinstance(path, str):
+            return path
+    return None
 
 
-def _unreachable_message(
-    err: BaseException, repo_id: str, repo_type: str, revision: str | None, *, uploading: bool, token: str | None
+def _failure_message(
+    err: BaseException,
+    repo_id: str,
+    repo_type: str,
+    revision: str | None,
+    *,
+    answered: bool,
+    uploading: bool,
+    token: str | None,
 ) -> str:
-    """What is true after a transport failure: before ``upload_folder`` nothing was uploaded; in it, no commit was made
-    unless the commit request itself (the last one) was cut off, when it may or may not have been made."""
+    """One line saying what went wrong and what is true of the repo after it. Before ``upload_folder`` nothing was
+    uploaded. In it, no commit was made when the failed request is known not to be the commit's, or the Hub answered
+    the commit with a 4xx (refused it); otherwise (no answer or a 5xx to the commit request, or an unknown request)
+    the commit may or may not have been made: huggingface_hub retries the commit request after a timeout or a 5xx,
+    so an earlier try may have committed whatever became of the last one."""
     why = _first_line(err, token)
+    response = getattr(err, "response", None) if answered else None
+    status = getattr(response, "status_code", None)
+    status = status if isinstance(status, int) else None
+    if status in (401, 403):
+        code = _redact(f"{status} {getattr(response, 'reason_phrase', '')}".strip(), token)
+        server = getattr(err, "server_message", None)
+        code += f": {_redact(server.strip().splitlines()[0], token)}" if server and server.strip() else ""
+        what = (
+            f"the Hub refused the token ({code}): set HF_TOKEN to a token with write access to "
+            f"{repo_id.split('/')[0]!r} or run `hf auth login`"
+        )
+    elif not answered:
+        what = f"the Hub stopped answering ({why})" if uploading else f"the Hub could not be reached ({why})"
+    elif status is not None:
+        what = f"the Hub answered with an error ({why})"
+    else:  # another OSError
+        what = f"the Hub refused or could not be reached ({why})"
     if not uploading:
-        return f"{repo_id}: the Hub could not be reached ({why}); nothing was uploaded"
-    if any(cls.__name__ in NEVER_SENT for cls in type(err).__mro__):
-        return f"{repo_id}: the Hub could not be reached ({why}); no commit was made"
-    if _sent_the_commit(err) is False:
-        return f"{repo_id}: the Hub stopped answering ({why}) before the commit; no commit was made"
+        return f"{repo_id}: {what}; nothing was uploaded"
+    path = _failed_request_path(err)
+    if (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
+        return f"{repo_id}: {what}; no commit was made"
     prefix = "datasets/" if repo_type == "dataset" else ""
     url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
-    return (
-        f"{repo_id}: the Hub stopped answering ({why}) during the commit, which may or may not have been made: "
-        f"see {url}"
-    )
-
-
-def _refused_message(err: OSError, repo_id: str, *, uploading: bool, token: str | None) -> str:
-    """An error answer (``HfHubHTTPError``) or another ``OSError``: either way no commit was made (one commit)."""
-    done = "no commit was made" if uploading else "nothing was uploaded"
-    response = getattr(err, "response", None)
-    status = getattr(response, "status_code", None)
-    if status in (401, 403):
-        server = getattr(err, "server_message", None)
-        why = _redact(f"{status} {getattr(response, 'reason_phrase', '')}".strip(), token)
-        why += f": {_redact(server.strip().splitlines()[0], token)}" if server and server.strip() else ""
-        if status == 401:
-            return (
-                f"{repo_id}: the Hub refused the token ({why}): set HF_TOKEN to a valid token or run `hf auth login`; "
-                f"{done}"
-            )
-        owner = repo_id.split("/")[0]
-        return (
-            f"{repo_id}: the Hub refused the token ({why}): it needs write access to {owner!r} (set HF_TOKEN or run "
-            f"`hf auth login`); {done}"
-        )
-    return f"{repo_id}: the Hub refused or could not be reached ({_first_line(err, token)}); {done}"
+    where = "during the commit, which" if path is not None else "during the upload, and a commit"
+    return f"{repo_id}: {what} {where} may or may not have been made: see {url}"
 
 
 def publish_folder(
@@ -454,6 +444,8 @@ def publish_folder(
     if repo_type == "model" and not (folder / "README.md").is_file():
         raise PublishError(f"{folder}: no README.md (model card); build the folder with build_model_repo_folder")
     message = commit_message or f"Upload {repo_id} with biohicl"
+    import httpx2  # huggingface_hub's HTTP client (a dependency of it), imported where used as huggingface_hub is
+
     uploading = False  # nothing reaches the repo's files before upload_folder (create_repo makes an empty repo)
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
@@ -475,11 +467,14 @@ def publish_folder(
             allow_patterns=[glob.escape(f.path) for f in files],
             delete_patterns=list(MIRROR_DELETE_PATTERNS),
         )
-    except _unreachable_errors() as err:  # no answer: no network, a timeout, a dropped connection, offline mode
+    except (httpx2.TransportError, ConnectionError, TimeoutError) as err:  # no answer (OfflineModeIsEnabled too)
+        # httpx2's other errors (an invalid URL, a bad request built by the caller) are bugs and stay tracebacks
         raise PublishError(
-            _unreachable_message(err, repo_id, repo_type, revision, uploading=uploading, token=token)
+            _failure_message(err, repo_id, repo_type, revision, answered=False, uploading=uploading, token=token)
         ) from None
-    except OSError as err:  # HfHubHTTPError (401, 403, 404 ...): an answer refusing it; one commit: nothing half-sent
-        raise PublishError(_refused_message(err, repo_id, uploading=uploading, token=token)) from None
+    except OSError as err:  # HfHubHTTPError (an error answer: 401, 403, 404, 5xx ...), or another OSError
+        raise PublishError(
+            _failure_message(err, repo_id, repo_type, revision, answered=True, uploading=uploading, token=token)
+        ) from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result
