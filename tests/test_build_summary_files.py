@@ -96,11 +96,12 @@ def test_the_printed_report_has_one_line_per_file_only_for_several_files(tmp_pat
     report = ReadReport()
     list(read_records("auto", [files[0], empty, files[1]], mesh, report=report))
     lines = report.summary().splitlines()
+    # the full paths, as the report's examples and unrecognised files (summary.json records them relative)
     assert [line for line in lines if line.startswith("  file ")] == [
-        "  file exports/a.xml: read 2; kept 2",
-        "  file exports/b.nbib: read 3; kept 3",
+        f"  file {files[0]}: read 2; kept by the reader 2",
+        f"  file {files[1]}: read 3; kept by the reader 3",
     ]
-    assert "  files not read (empty): exports/empty.xml" in lines
+    assert f"  files not read (empty): {empty}" in lines
     one = ReadReport()
     list(read_records("auto", [files[0]], mesh, report=one))
     assert not [line for line in one.summary().splitlines() if line.startswith("  file")]
@@ -115,10 +116,30 @@ def test_per_file_lines_read_a_summary_from_before_the_fields():
     assert per_file_lines({**old, "per_file": {"exports/a.xml": {"read": 5, "kept": 5}}}) == []
     two = {"exports/a.xml": {"read": 2, "kept": 2}, "exports/b.nbib": {"read": 3, "kept": 1}}
     assert per_file_lines({**old, "per_file": two, "empty_files": ["exports/e.xml"]}) == [
-        "  file exports/a.xml: read 2; kept 2",
-        "  file exports/b.nbib: read 3; kept 1",
+        "  file exports/a.xml: read 2; kept by the reader 2",
+        "  file exports/b.nbib: read 3; kept by the reader 1",
         "  files not read (empty): exports/e.xml",
     ]
+
+
+def test_more_than_ten_files_print_those_that_kept_nothing_and_a_count_of_the_others():
+    """The default build reads 64 files: a line each buried the rest of the printout. Above 10 files only the files
+    whose reader kept nothing are named (all of them), the others counted, as the dropped-names tally is capped."""
+    from biohicl.data.records import per_file_lines
+
+    counts = {f"exports/f{i:02}.xml": {"read": 3, "kept": 0 if i in (4, 11) else 2} for i in range(12)}
+    assert per_file_lines({"per_file": counts, "empty_files": ["exports/e.xml"]}) == [
+        "  file exports/f04.xml: read 3; kept by the reader 0",
+        "  file exports/f11.xml: read 3; kept by the reader 0",
+        "  ... and 10 more files: summary.json read.per_file",
+        "  files not read (empty): exports/e.xml",
+    ]
+    kept = {path: {"read": 3, "kept": 2} for path in counts}
+    assert per_file_lines({"per_file": kept}) == [
+        "  12 files, each with a record kept by the reader: summary.json read.per_file"
+    ]
+    ten = dict(list(counts.items())[:10])
+    assert len(per_file_lines({"per_file": ten})) == 10  # 10 files or fewer: all, as before
 
 
 def test_the_dataset_card_renders_from_a_summary_with_and_without_the_new_fields(tmp_path, mesh):
@@ -158,9 +179,9 @@ def test_the_build_prints_one_line_per_file_only_for_several_files(tmp_path, cap
     assert main(["build-dataset", "--input", *map(str, [*files, empty]), *common]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("  file")] == [
-        "  file exports/a.xml: read 2; kept 2",
-        "  file exports/b.nbib: read 3; kept 3",
-        "  file exports/c.jsonl: read 3; kept 1",
+        "  file exports/a.xml: read 2; kept by the reader 2",
+        "  file exports/b.nbib: read 3; kept by the reader 3",
+        "  file exports/c.jsonl: read 3; kept by the reader 1",
         "  files not read (empty): exports/empty.xml",
     ]
     assert main(["build-dataset", "--input", str(files[1]), *common]) == 0

@@ -128,13 +128,12 @@ def unknown_label_warnings(caplog, args, mesh) -> list[str]:
 
 def test_the_unknown_labels_hint_of_a_documents_file_names_the_table_in_use(tmp_path, mesh, caplog):
     """A documents file was not built with any hierarchy: the hint said to give "the hierarchy the dataset was built
-    with"; it now says the labels are not in the table in use and that --mesh_path gives the file's own."""
+    with"; it now says that --mesh_path gives the file's own table, the one in use named once, before it."""
     rows = training_rows()
     rows[0] = {**rows[0], "mesh": [*rows[0]["mesh"], "D999999"]}
     rows[1] = {**rows[1], "mesh": [*rows[1]["mesh"], "not a descriptor"]}
     for kind, hint in [
-        ("file", "they are not in mesh2024.tsv.gz, the MeSH table in use: give the table the file's labels come from "
-                 "as --mesh_path"),
+        ("file", "give the MeSH table the file's labels come from as --mesh_path"),
         ("folder", "give the hierarchy the dataset was built with as --mesh_path"),
     ]:  # fmt: skip
         path = write_source(tmp_path / kind, kind, rows)
@@ -142,3 +141,20 @@ def test_the_unknown_labels_hint_of_a_documents_file_names_the_table_in_use(tmp_
             "2 label(s) of the training documents unknown to MeSH 2024 (mesh2024.tsv.gz) dropped; 0 of 20 training "
             f"documents have no label left ({hint})"
         ]
+
+
+def test_the_data_layer_builds_its_in_memory_datasets_through_one_function():
+    """``in_memory_dataset`` lived in training while the data layer built the same ``Dataset(table, random
+    fingerprint)`` inline four times; it is the data layer's now, and training uses it from there."""
+    import biohicl
+    import biohicl.training.run as run
+    from biohicl.data.columns import in_memory_dataset
+
+    assert run.in_memory_dataset is in_memory_dataset
+    package = Path(biohicl.__file__).parent
+    building = sorted(
+        str(f.relative_to(package)) for f in package.rglob("*.py") if "generate_random_fingerprint" in f.read_text()
+    )
+    assert building == ["data/columns.py"]
+    table = in_memory_dataset({"text": ["a", "b"], "labels": [["D1"], []]})
+    assert table["labels"] == [["D1"], []] and table._fingerprint != in_memory_dataset(table.data.table)._fingerprint

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.columns import column_list
+from biohicl.data.columns import column_list, in_memory_dataset
 from biohicl.data.labels import file_labels
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
@@ -25,10 +25,6 @@ TEXT_COLUMNS = ("text", "title", "abstract")
 def read_documents(path: str | Path):
     """The documents of a ``biohicl build-dataset`` folder (config ``documents``) or of one ``.jsonl``/``.json``/
     ``.parquet`` file, as a ``datasets.Dataset``; a file that cannot be read is a one-line :class:`DataError`."""
-    import datasets
-    import pyarrow as pa
-    from datasets.fingerprint import generate_random_fingerprint
-
     path = Path(path).expanduser()
     if not path.exists():
         build = "" if path.suffix in DOCUMENT_SUFFIXES else f" (build it with: biohicl build-dataset --output {path})"
@@ -41,7 +37,7 @@ def read_documents(path: str | Path):
         return read_parquet([path], path)
     columns = record_columns(numbered_records(path), path)
     try:
-        return datasets.Dataset(pa.table(columns), fingerprint=generate_random_fingerprint())  # no row hashed
+        return in_memory_dataset(columns)  # no row hashed
     except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types inside lists)
         raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 
@@ -178,16 +174,13 @@ def read_parquet(files: Sequence[Path], where: str | Path):
     """Parquet files as one in-memory ``datasets.Dataset`` (pyarrow directly: an empty file is an empty table,
     where ``Dataset.from_parquet`` raises "Instruction 'train' corresponds to no data!"); its fingerprint is random,
     as datasets gives an in-memory table it cannot hash, instead of a hash of every row (no cache file is written)."""
-    import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from datasets.fingerprint import generate_random_fingerprint
     from datasets.table import InMemoryTable
 
     try:
         tables = [pq.read_table(str(f)) for f in files]
-        table = InMemoryTable(pa.concat_tables(tables, promote_options="default"))
-        return datasets.Dataset(table, fingerprint=generate_random_fingerprint())
+        return in_memory_dataset(InMemoryTable(pa.concat_tables(tables, promote_options="default")))
     except Exception as err:  # ArrowInvalid, OSError, schema mismatches
         raise DataError(f"cannot read the parquet data ({type(err).__name__}: {err})", where) from None
 

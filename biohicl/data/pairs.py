@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from biohicl.data.columns import in_memory_dataset
 from biohicl.data.mining import mine_within_groups
 from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport, dropped_names_lines, per_file_lines
 from biohicl.data.sources import DELETED_SPLIT
@@ -353,10 +354,8 @@ def mixed_kinds_message(counts: Counter) -> str:
 def _dataset(columns: dict[str, Any], features):
     """A ``datasets.Dataset`` straight from columns via pyarrow (no per-row Python encoding)."""
     import pyarrow as pa
-    from datasets import Dataset
-    from datasets.fingerprint import generate_random_fingerprint
     from datasets.table import InMemoryTable
 
     schema = features.arrow_schema
     table = pa.table([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
-    return Dataset(InMemoryTable(table), fingerprint=generate_random_fingerprint())  # not a hash of every row
+    return in_memory_dataset(InMemoryTable(table))  # not a hash of every row

@@ -49,6 +49,7 @@ LABEL_KINDS: dict[str, str] = {
 }
 EXAMPLES_PER_REASON = 3
 DROPPED_NAMES_SHOWN = 10  # the most frequent dropped labels the printed report names
+PER_FILE_SHOWN = 10  # above, the printed report names only the files whose reader kept nothing
 
 # Reasons a record is skipped or a label dropped (the keys of ReadReport's counters).
 MALFORMED = "malformed record"
@@ -210,7 +211,8 @@ class ReadReport:
         lines += dropped_names_lines(self.dropped_names)
         if self.unrecognised_files:
             lines.append(f"  files not read (format not recognised): {', '.join(self.unrecognised_files)}")
-        lines += per_file_lines(self.to_dict())
+        # the full paths, as the lines above (summary.json records them relative: to_dict)
+        lines += per_file_lines({"per_file": self.per_file, "empty_files": self.empty_files}, "ReadReport.per_file")
         return "\n".join(lines)
 
     __str__ = summary
@@ -226,13 +228,22 @@ def dropped_names_lines(counts: dict[str, int], shown: int = DROPPED_NAMES_SHOWN
     return [f"  labels dropped by name ({head}):", *(f"      {name!r}: {count:,}" for name, count in top)]
 
 
-def per_file_lines(read: dict[str, Any]) -> list[str]:
-    """The printed lines of a ``summary.json`` ``read`` record (:meth:`ReadReport.to_dict`) on its files: one per file
-    read (``file F: read N; kept M``) when there are several, and the empty files left out; none for a summary
-    from before ``per_file`` and ``empty_files``."""
+def per_file_lines(read: dict[str, Any], listed: str = "summary.json read.per_file") -> list[str]:
+    """The printed lines of a ``summary.json`` ``read`` record (:meth:`ReadReport.to_dict`) on its files, when there
+    are several: one per file read (``file F: read N; kept by the reader M``: before ``--exclude_test``,
+    ``--exclude_pmids`` and decontamination) up to :data:`PER_FILE_SHOWN` files; above, only the files whose reader
+    kept nothing, all of them, and the count of the others, which ``listed`` holds; then the empty files left out.
+    None for a summary from before ``per_file`` and ``empty_files``."""
     per_file = read.get("per_file") or {}
-    lines = [f"  file {path}: read {n['read']:,}; kept {n['kept']:,}" for path, n in per_file.items()]
-    lines = lines if len(lines) > 1 else []
+    lines = []
+    if len(per_file) > 1:
+        shown = {p: n for p, n in per_file.items() if len(per_file) <= PER_FILE_SHOWN or not n["kept"]}
+        lines = [f"  file {path}: read {n['read']:,}; kept by the reader {n['kept']:,}" for path, n in shown.items()]
+        rest = len(per_file) - len(shown)
+        if rest and shown:
+            lines.append(f"  ... and {rest:,} more files: {listed}")
+        elif rest:
+            lines.append(f"  {rest:,} files, each with a record kept by the reader: {listed}")
     if read.get("empty_files"):
         lines.append(f"  files not read (empty): {', '.join(read['empty_files'])}")
     return lines

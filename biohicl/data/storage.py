@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from biohicl.atomic import explain_os_error, pid_alive, refuse_file_in_the_way
+from biohicl.data.columns import in_memory_dataset
 from biohicl.data.pairs import PairDatasetSummary
 from biohicl.errors import ConfigError, DataError
 
@@ -131,8 +132,7 @@ def load_pair_dataset(path: str | Path):
     """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs); a
     configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
     import pyarrow as pa
-    from datasets import Dataset, DatasetDict
-    from datasets.fingerprint import generate_random_fingerprint
+    from datasets import DatasetDict
     from datasets.table import InMemoryTable
 
     path = Path(path)
@@ -144,7 +144,7 @@ def load_pair_dataset(path: str | Path):
         if not files:
             raise DataError(f"no {config} parquet files", path / config)
         table = InMemoryTable(pa.concat_tables([_read_table(f) for f in files]))
-        configs[config] = Dataset(table, fingerprint=generate_random_fingerprint())  # not a hash of every row
+        configs[config] = in_memory_dataset(table)  # not a hash of every row
     return DatasetDict(configs)
 
 

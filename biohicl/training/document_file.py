@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.columns import column_list
+from biohicl.data.columns import column_list, in_memory_dataset
 from biohicl.data.documents import TEXT_COLUMNS, file_texts, label_column
 from biohicl.data.jsonl import JSONL_ID_FIELDS
 from biohicl.data.labels import file_labels
@@ -160,25 +159,13 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     return in_memory_dataset(table), {"document_file": stats}
 
 
-def in_memory_dataset(table: Any):
-    """``table`` (a pyarrow table or ``{column: values}``, typed as ``Dataset.from_dict`` types them) as an in-memory
-    ``datasets.Dataset`` with a random fingerprint, as datasets gives a table it cannot hash, rather than a hash of
-    every row (seconds at 80,000 documents) that nothing reads: no cache file is written."""
-    import datasets
-    import pyarrow as pa
-    from datasets.fingerprint import generate_random_fingerprint
-
-    table = pa.table(table) if isinstance(table, Mapping) else table
-    return datasets.Dataset(table, fingerprint=generate_random_fingerprint())
-
-
-def mesh_path_hint(path: Path, mesh: MeshHierarchy) -> str:
-    """The ``--mesh_path`` hint of a warning about labels the run's MeSH cannot place: the hierarchy a built dataset
-    was built with or, for a documents file (built with none), the table its labels come from."""
+def mesh_path_hint(path: Path) -> str:
+    """The ``--mesh_path`` hint of a warning about labels the run's MeSH cannot place (the warning names the table in
+    use): the hierarchy a built dataset was built with or, for a documents file (built with none), the table its
+    labels come from."""
     if path.is_dir():
         return "give the hierarchy the dataset was built with as --mesh_path"
-    table = Path(mesh.source).name
-    return f"they are not in {table}, the MeSH table in use: give the table the file's labels come from as --mesh_path"
+    return "give the MeSH table the file's labels come from as --mesh_path"
 
 
 def label_kinds(documents: Any, ids: list[str], path: Path) -> list[str] | None:

@@ -25,7 +25,7 @@ from transformers import TrainerCallback
 
 from biohicl.atomic import atomic_write_text
 from biohicl.data.collator import BioHiCLDataCollator
-from biohicl.data.columns import column_array, column_list
+from biohicl.data.columns import column_array, column_list, in_memory_dataset
 from biohicl.data.documents import (
     document_text,
     label_column,
@@ -42,7 +42,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-from biohicl.training.document_file import clean_document_file, in_memory_dataset, mesh_path_hint, pubmedqa_dev_task
+from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
@@ -171,7 +171,7 @@ def load_training_data(args: BioHiCLTrainingArguments, mesh: MeshHierarchy, titl
             "%d label(s) of the training documents unknown to MeSH %s (%s) dropped; %d of %d training documents "
             "have no label left (%s)",
             dropped - treeless, mesh.version, Path(mesh.source).name, unlabelled, len(labels),
-            mesh_path_hint(path, mesh),
+            mesh_path_hint(path),
         )  # fmt: skip
 
     pairs = None
