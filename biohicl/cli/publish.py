@@ -19,6 +19,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder
+from biohicl.hub.hub_access import require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
@@ -26,8 +27,6 @@ from biohicl.hub.publish import (
     check_folder,
     check_repo_id,
     publish_folder,
-    require_token,
-    token_of,
 )
 
 HELP = "Upload a trained adapter (with its generated model card) or the MeSH-pair dataset to the Hugging Face Hub."

@@ -16,7 +16,6 @@ import glob
 import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
+from biohicl.hub.hub_access import TOKEN_PATTERN, failure_message, require_token, token_of
 from biohicl.hub.record_match import check_base_record, check_tuned_record, measured_line
 from biohicl.hub.run_sources import (
     check_eval_record,
@@ -39,16 +39,12 @@ from biohicl.models.registry import is_repo_id
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 REPO_TYPES = ("model", "dataset")
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 #: every remote file not re-uploaded is deleted in the same commit, so the repo mirrors the folder (a release never
 #: keeps the previous one's files, e.g. adapter files beside merged weights); huggingface_hub keeps ``.gitattributes``
 MIRROR_DELETE_PATTERNS = ("*",)
-
-#: what a publish without a token is told (a dry run needs none)
-NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 
 #: kinds whose folder holds the whole weights: the repo gets sentence-transformers' module files (the card loads it so)
 FULL_WEIGHT_KINDS = ("full", "merged")
@@ -321,99 +317,6 @@ def check_repo_id(repo_id: str, where: str = "repo_id") -> None:
         raise ConfigError(f"{where}: {repo_id!r} is not an owner/name Hub repo id (e.g. me/BioHiCL-MiniLM)")
 
 
-def token_of(api: Any) -> str | None:
-    """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
-    token = getattr(api, "token", None)
-    if isinstance(token, str):
-        return token
-    try:
-        from huggingface_hub import get_token
-
-        return get_token() or os.environ.get("HF_TOKEN")
-    except ImportError:
-        return os.environ.get("HF_TOKEN")
-
-
-def require_token(api: Any) -> None:
-    """Refuse ``huggingface_hub.HfApi`` without a token (its own, ``HF_TOKEN`` or the stored login) before any call:
-    the Hub would answer the first one with 401. Any other API object (the tests' recording fakes) brings its own
-    authentication, so it is not asked for one."""
-    try:
-        from huggingface_hub import HfApi
-    except ImportError:
-        return
-    if isinstance(api, HfApi) and not token_of(api):
-        raise PublishError(NO_TOKEN)
-
-
-def _redact(text: str, token: str | None) -> str:
-    text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
-    return text.replace(token, "***") if token else text
-
-
-def _first_line(err: BaseException, token: str | None) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {_redact(text.splitlines()[0] if text else '', token)}"
-
-
-def _failed_request_path(err: BaseException) -> str | None:
-    """The URL path of the request that failed: httpx2's ``RequestError.request``, or the request of the answer an
-    ``HfHubHTTPError`` carries; ``None`` if unknown (either raises ``RuntimeError`` when never set)."""
-    for holder in (err, getattr(err, "response", None)):
-        try:
-            request = holder.request  # type: ignore[union-attr]
-        except (AttributeError, RuntimeError):
-            continue
-        path = getattr(getattr(request, "url", None), "path", None)
-        if isinstance(path, str):
-            return path
-    return None
-
-
-def _failure_message(
-    err: BaseException,
-    repo_id: str,
-    repo_type: str,
-    revision: str | None,
-    *,
-    answered: bool,
-    uploading: bool,
-    token: str | None,
-) -> str:
-    """One line saying what went wrong and what is true of the repo after it. Before ``upload_folder`` nothing was
-    uploaded. In it, no commit was made when the failed request is known not to be the commit's, or the Hub answered
-    the commit with a 4xx (refused it); otherwise (no answer or a 5xx to the commit request, or an unknown request)
-    the commit may or may not have been made: huggingface_hub retries the commit request after a timeout or a 5xx,
-    so an earlier try may have committed whatever became of the last one."""
-    why = _first_line(err, token)
-    response = getattr(err, "response", None) if answered else None
-    status = getattr(response, "status_code", None)
-    status = status if isinstance(status, int) else None
-    if status in (401, 403):
-        code = _redact(f"{status} {getattr(response, 'reason_phrase', '')}".strip(), token)
-        server = getattr(err, "server_message", None)
-        code += f": {_redact(server.strip().splitlines()[0], token)}" if server and server.strip() else ""
-        what = (
-            f"the Hub refused the token ({code}): set HF_TOKEN to a token with write access to "
-            f"{repo_id.split('/')[0]!r} or run `hf auth login`"
-        )
-    elif not answered:
-        what = f"the Hub stopped answering ({why})" if uploading else f"the Hub could not be reached ({why})"
-    elif status is not None:
-        what = f"the Hub answered with an error ({why})"
-    else:  # another OSError
-        what = f"the Hub refused or could not be reached ({why})"
-    if not uploading:
-        return f"{repo_id}: {what}; nothing was uploaded"
-    path = _failed_request_path(err)
-    if (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
-        return f"{repo_id}: {what}; no commit was made"
-    prefix = "datasets/" if repo_type == "dataset" else ""
-    url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
-    where = "during the commit, which" if path is not None else "during the upload, and a commit"
-    return f"{repo_id}: {what} {where} may or may not have been made: see {url}"
-
-
 def publish_folder(
     api: HubApi,
     folder: str | Path,
@@ -470,11 +373,11 @@ def publish_folder(
     except (httpx2.TransportError, ConnectionError, TimeoutError) as err:  # no answer (OfflineModeIsEnabled too)
         # httpx2's other errors (an invalid URL, a bad request built by the caller) are bugs and stay tracebacks
         raise PublishError(
-            _failure_message(err, repo_id, repo_type, revision, answered=False, uploading=uploading, token=token)
+            failure_message(err, repo_id, repo_type, revision, answered=False, uploading=uploading, token=token)
         ) from None
     except OSError as err:  # HfHubHTTPError (an error answer: 401, 403, 404, 5xx ...), or another OSError
         raise PublishError(
-            _failure_message(err, repo_id, repo_type, revision, answered=True, uploading=uploading, token=token)
+            failure_message(err, repo_id, repo_type, revision, answered=True, uploading=uploading, token=token)
         ) from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result

@@ -1,0 +1,108 @@
+"""Talking to the Hub for an upload: the token it needs, and the one line each failure of it gets (what went wrong
+and what is true of the repo after it). ``biohicl.hub.publish`` is the seam that calls these."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from biohicl.errors import PublishError
+
+#: a Hugging Face token's shape: refused in any file uploaded, and redacted from any error line
+TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
+#: what a publish without a token is told (a dry run needs none)
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+
+
+def token_of(api: Any) -> str | None:
+    """The token uploads would use (to scan files for it): the API's own, else ``HF_TOKEN`` or the stored login."""
+    token = getattr(api, "token", None)
+    if isinstance(token, str):
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return get_token() or os.environ.get("HF_TOKEN")
+    except ImportError:
+        return os.environ.get("HF_TOKEN")
+
+
+def require_token(api: Any) -> None:
+    """Refuse ``huggingface_hub.HfApi`` without a token (its own, ``HF_TOKEN`` or the stored login) before any call:
+    the Hub would answer the first one with 401. Any other API object (the tests' recording fakes) brings its own
+    authentication, so it is not asked for one."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        return
+    if isinstance(api, HfApi) and not token_of(api):
+        raise PublishError(NO_TOKEN)
+
+
+def redact(text: str, token: str | None) -> str:
+    text = TOKEN_PATTERN.sub(b"hf_***", text.encode("utf-8", "replace")).decode("utf-8", "replace")
+    return text.replace(token, "***") if token else text
+
+
+def _first_line(err: BaseException, token: str | None) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {redact(text.splitlines()[0] if text else '', token)}"
+
+
+def _failed_request_path(err: BaseException) -> str | None:
+    """The URL path of the request that failed: httpx2's ``RequestError.request``, or the request of the answer an
+    ``HfHubHTTPError`` carries; ``None`` if unknown (either raises ``RuntimeError`` when never set)."""
+    for holder in (err, getattr(err, "response", None)):
+        try:
+            request = holder.request  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):
+            continue
+        path = getattr(getattr(request, "url", None), "path", None)
+        if isinstance(path, str):
+            return path
+    return None
+
+
+def failure_message(
+    err: BaseException,
+    repo_id: str,
+    repo_type: str,
+    revision: str | None,
+    *,
+    answered: bool,
+    uploading: bool,
+    token: str | None,
+) -> str:
+    """One line saying what went wrong and what is true of the repo after it. Before ``upload_folder`` nothing was
+    uploaded. In it, no commit was made when the failed request is known not to be the commit's, or the Hub answered
+    the commit with a 4xx (refused it); otherwise (no answer or a 5xx to the commit request, or an unknown request)
+    the commit may or may not have been made: huggingface_hub retries the commit request after a timeout or a 5xx,
+    so an earlier try may have committed whatever became of the last one."""
+    why = _first_line(err, token)
+    response = getattr(err, "response", None) if answered else None
+    status = getattr(response, "status_code", None)
+    status = status if isinstance(status, int) else None
+    if status in (401, 403):
+        code = redact(f"{status} {getattr(response, 'reason_phrase', '')}".strip(), token)
+        server = getattr(err, "server_message", None)
+        code += f": {redact(server.strip().splitlines()[0], token)}" if server and server.strip() else ""
+        what = (
+            f"the Hub refused the token ({code}): set HF_TOKEN to a token with write access to "
+            f"{repo_id.split('/')[0]!r} or run `hf auth login`"
+        )
+    elif not answered:
+        what = f"the Hub stopped answering ({why})" if uploading else f"the Hub could not be reached ({why})"
+    elif status is not None:
+        what = f"the Hub answered with an error ({why})"
+    else:  # another OSError
+        what = f"the Hub refused or could not be reached ({why})"
+    if not uploading:
+        return f"{repo_id}: {what}; nothing was uploaded"
+    path = _failed_request_path(err)
+    if (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
+        return f"{repo_id}: {what}; no commit was made"
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
+    where = "during the commit, which" if path is not None else "during the upload, and a commit"
+    return f"{repo_id}: {what} {where} may or may not have been made: see {url}"
