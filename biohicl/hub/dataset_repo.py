@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from biohicl.data.columns import column_array
+from biohicl.data.columns import column_array, in_memory_dataset
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import PublishError
@@ -82,7 +82,7 @@ def split_layout(dataset, where: str | Path):
     would not be separable. Returns the reordered ``DatasetDict`` and the split names.
     """
     import pyarrow as pa
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     where = Path(where)
     documents, pairs = dataset["documents"], dataset["pairs"]
@@ -117,7 +117,8 @@ def split_layout(dataset, where: str | Path):
         index = table.schema.get_field_index(column)
         field = table.schema.field(index)
         table = table.set_column(index, field, pa.array(position[values[pair_order]], type=field.type))
-    return DatasetDict({"documents": Dataset(documents.data.table.take(order)), "pairs": Dataset(table)}), splits
+    tables = {"documents": documents.data.table.take(order), "pairs": table}
+    return DatasetDict({name: in_memory_dataset(value) for name, value in tables.items()}), splits
 
 
 def build_dataset_repo_folder(
