@@ -259,3 +259,28 @@ def test_a_folder_with_no_model_and_no_checkpoint_is_said_as_before(tmp_path):
     with pytest.raises(PublishError) as err:
         find_model_dir(tmp_path)
     assert str(err.value) == f"{tmp_path}: no saved model (biohicl_config.json) in it or in final/, best/, model/"
+
+
+# --------------------------------------------------------------- URLs, drive letters, a folder's trailing slash
+@pytest.mark.parametrize(
+    ("command", "published"),
+    [
+        # a word holding :// is a URL, left whole: its /y/z, #/route and ,/q parts are no local paths
+        ("biohicl evaluate http://h/p?next=/y/z", None),
+        ("see http://h/app/#/route/a", None),
+        ("--model https://h/p,/q/r --output /tmp/x/r.json", "--model https://h/p,/q/r --output r.json"),
+        # a drive letter starts a word or follows = , @ (not # or : or a letter): the letter is kept elsewhere
+        (
+            "--out=C:/runs/x --tasks biosses,c:\\data\\beir,siml-agreement@D:/p/pairs",
+            "--out=x --tasks biosses,beir,siml-agreement@pairs",
+        ),
+        ("x#a:/b/c", "x#a:c"),
+        ("ab:/c/d", "ab:d"),
+        # a folder given with its trailing slash keeps its name, also before a :split
+        ("--tasks /data/mybeir/:test", "--tasks mybeir:test"),
+        ("--tasks biosses,/data/mybeir//:dev,~/beir/nfc/", "--tasks biosses,mybeir:dev,nfc"),
+        ("biohicl evaluate /home/me/runs//x//", "biohicl evaluate x"),
+    ],
+)
+def test_urls_stay_whole_drives_are_words_and_a_trailing_slash_keeps_the_name(command, published):
+    assert without_machine_paths(command) == (published or command)

@@ -212,32 +212,43 @@ def check_eval_record(path: Path) -> Path:
     return path
 
 
-#: a local path in a string: a word, or a part of one after ``,`` ``@`` ``=`` ``#`` ``:`` (a task list, a dataset task
-#: ``name@DIR#mesh=FILE``, ``--key=PATH``; not a URL's ``://host``), starting at the file system's root, ``~``, a drive
-#: (``C:\\``), a share (``\\\\``) or with a climb (``../``, ``a/../b``), up to the next space, ``,`` or ``#``
-#: (``PATH:split`` keeps its split: the name is the part after the last separator)
+#: a local path in a word: the word, or a part of it after ``,`` ``@`` ``=`` ``#`` ``:`` (a task list, a dataset task
+#: ``name@DIR#mesh=FILE``, ``--key=PATH``, ``name:/DIR``), starting at the file system's root, ``~``, a share
+#: (``\\\\``) or with a climb (``../``, ``a/../b``), or a drive (``C:\\``, ``C:/``) that starts the word or follows
+#: ``=`` ``,`` ``@``, up to the next space, ``,`` or ``#`` (``PATH:split`` keeps its split: :func:`_name_of`). A word
+#: holding ``://`` is a URL (``http://h/p?next=/y``, ``https://h/app/#/route``) and is never searched
+#: (:func:`without_machine_paths`).
 _MACHINE_PATH = re.compile(
-    r"(?:^|(?<=[\s,@=#])|(?<=:)(?!//[^/]))(?:~|/|[A-Za-z]:[\\/]|\\\\|[^\s,#@=:]*?\.\.[\\/])[^\s,#]*"
+    r"(?:(?:^|(?<=[\s,@=]))[A-Za-z]:[\\/]|(?:^|(?<=[\s,@=#:]))(?:~|/|\\\\|[^\s,#@=:]*?\.\.[\\/]))[^\s,#]*"
 )
 
 
 def without_machine_paths(value: Any) -> Any:
-    """``value`` (JSON) with each local path in the words of its strings (an absolute path, ``~/...`` or one that
-    climbs with ``..``; the whole word, or a part of it after ``,`` ``@`` ``=`` ``#`` or ``:``) reduced to its file
-    or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
-    siml-agreement@/tmp/pairs#mesh=/tmp/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``."""
+    """``value`` (JSON) with each local path in the words of its strings (an absolute path, ``~/...``, a drive, a
+    share or one that climbs with ``..``; the whole word, or a part of it after ``,`` ``@`` ``=`` ``#`` or ``:``)
+    reduced to its file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
+    siml-agreement@/tmp/pairs#mesh=/tmp/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``.
+    A space-separated word holding ``://`` is a URL and is left whole, paths in it and all (a ``file://`` URL
+    included)."""
     if isinstance(value, dict):
         return {key: without_machine_paths(item) for key, item in value.items()}
     if isinstance(value, list):
         return [without_machine_paths(item) for item in value]
     if not isinstance(value, str):
         return value
-    return _MACHINE_PATH.sub(_name_of, value)
+    words = re.split(r"(\s+)", value)  # the words and the spaces between them, in order
+    return "".join(word if "://" in word else _MACHINE_PATH.sub(_name_of, word) for word in words)
 
 
 def _name_of(path: re.Match[str]) -> str:
-    """The file or folder name a matched local path is reduced to (the path itself when it names none: ``/``)."""
-    return re.split(r"[\\/]", path.group().rstrip("/\\"))[-1] or path.group()
+    """The name a matched local path is reduced to: its last non-empty component (``/data/beir/`` → ``beir``), with
+    a ``:split`` after it kept (``/data/beir/:test`` → ``beir:test``); the path itself when it names none (``/``)."""
+    text = path.group()
+    head, colon, split = text.rpartition(":")
+    if not (colon and split and not re.search(r"[\\/]", split) and re.search(r"[\\/]", head)):
+        head, colon, split = text, "", ""  # no :split (C:\\x's colon is the drive's)
+    parts = [part for part in re.split(r"[\\/]", head) if part]
+    return parts[-1] + colon + split if parts else text
 
 
 def copy_without_machine_paths(src: Path, dest: Path) -> None:
