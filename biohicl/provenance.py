@@ -14,6 +14,8 @@ from pathlib import Path
 
 #: The installed biohicl package folder, whose source :func:`source_digest` fingerprints.
 PACKAGE_ROOT = Path(__file__).resolve().parent
+#: Where biohicl's source lives. It is not on PyPI, so every install names this repository (or a checkout of it).
+REPOSITORY_URL = "https://github.com/biohicl/biohicl"
 #: Besides every ``*.py`` file and everything under ``resources/``: the packaged data files (``registry.json``).
 SOURCE_SUFFIXES = (".py", ".json", ".md")
 #: Where a digest should stand but none was recorded: a record or checkpoint written by code that kept none.
@@ -25,6 +27,12 @@ TEMPLATES = {
     "templates/model_card_template.md": ("model_card_template.md", "model_card_template.md"),
     "templates/dataset_card_template.md": ("data/dataset_card_template.md", "hub/dataset_card_template.md"),
 }
+
+
+def extra_install(extra: str) -> str:
+    """How to install biohicl with its optional dependencies ``extra`` (``onnx``, ``faiss`` ...), in a message's
+    words: from a checkout or from :data:`REPOSITORY_URL` (``pip install biohicl[onnx]`` finds nothing on PyPI)."""
+    return f'`pip install -e ".[{extra}]"` in a checkout, or `pip install "biohicl[{extra}] @ git+{REPOSITORY_URL}"`'
 
 
 def source_digest(root: str | Path | None = None) -> str:

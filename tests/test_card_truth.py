@@ -224,3 +224,149 @@ def test_a_well_formed_summary_still_publishes(lora_run, tmp_path):
     text = (build_model_repo_folder(run, tmp_path / "out", repo_id="me/tiny") / "README.md").read_text()
     assert "| training documents | 5 |" in text and "| optimizer steps | 2 |" in text
     assert "Training time: 3 s wall time." in text
+
+
+# ------------------------------------------------------------------ the fields of the other records, checked alike
+SELECTED = {
+    "global_step": 2,
+    "selection": {
+        "loaded_best": True,
+        "best_step": 2,
+        "best_metric": 0.625,
+        "step0_metric": 0.5,
+        "evaluations": [[0, 0.5], [2, 0.625]],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        # dev_evaluations.json: were int('x') and float('b') tracebacks
+        ("dev_evaluations.json", [{"step": "x"}], "row 1: field step must be an integer, got 'x'"),
+        ("dev_evaluations.json", [{"step": 0}, 7], "row 2 must be a JSON object, got 7"),
+        (
+            "dev_evaluations.json",
+            [{"step": 0, "eval_dev_score": 0.1}, {"step": 2, "eval_dev_score": "b"}],
+            "step 2: field eval_dev_score must be a number, got 'b'",
+        ),
+        (
+            "dev_evaluations.json",
+            [{"step": 0, "eval_dev_score": True}],
+            "step 0: field eval_dev_score must be a number, got True",
+        ),
+        # biohicl_training_args.json: selection_metrics 5 was a TypeError; max_steps "3" showed the epochs as governing
+        (
+            "biohicl_training_args.json",
+            {"selection_metrics": 5},
+            "field selection_metrics must be a list of strings, got 5",
+        ),
+        (
+            "biohicl_training_args.json",
+            {"selection_metrics": "dev"},
+            "field selection_metrics must be a list of strings, got 'dev'",
+        ),
+        (
+            "biohicl_training_args.json",
+            {"selection_guard": [1]},
+            "field selection_guard must be a list of strings, got [1]",
+        ),
+        ("biohicl_training_args.json", {"max_steps": "3"}, "field max_steps must be an integer, got '3'"),
+        ("biohicl_training_args.json", {"num_train_epochs": [3]}, "field num_train_epochs must be a number, got [3]"),
+        ("biohicl_training_args.json", {"learning_rate": True}, "field learning_rate must be a number, got True"),
+        ("biohicl_training_args.json", {"lora_r": 2.5}, "field lora_r must be an integer, got 2.5"),
+        (
+            "biohicl_training_args.json",
+            {"selection_guard_tolerance": "0"},
+            "field selection_guard_tolerance must be a number, got '0'",
+        ),
+        # soup.json: adapters 5 was a TypeError, a word for a weight a ValueError
+        ("soup.json", {"adapters": 5}, "field adapters must be a list of strings, got 5"),
+        ("soup.json", {"adapters": ["a/b"], "weights": ["x"]}, "field weights must be a list of numbers, got ['x']"),
+        ("soup.json", {"adapters": ["a/b"], "weights": [1.0], "rank": "8"}, "field rank must be an integer, got '8'"),
+    ],
+)
+def test_the_fields_the_card_reads_from_dev_rows_training_arguments_and_soup_are_one_line_errors(
+    lora_run, tmp_path, name, value, expected
+):
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    (run / "training_summary.json").write_text(json.dumps(SELECTED))
+    (run / name).write_text(json.dumps(value))
+    with pytest.raises(PublishError) as err:
+        build_model_repo_folder(run, tmp_path / "out", repo_id="me/tiny")
+    assert str(err.value) == f"{run / name}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ({"class": "BioHiCLLoss", "lambda_con": "big"}, "field loss.lambda_con must be a number, got 'big'"),
+        (
+            {"class": "BioHiCLLoss", "lambda_con": 0.1, "contrastive": {"temperature": [1]}},
+            "field loss.contrastive.temperature must be a number, got [1]",
+        ),
+        # a selection that kept its best step without its score was a TypeError in the card's template
+        (None, "field selection.best_metric must be a number (selection.loaded_best), got None"),
+    ],
+)
+def test_the_recorded_loss_and_selection_the_card_shows_are_numbers(lora_run, tmp_path, loss, expected):
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    summary = {"global_step": 1, "loss": loss}
+    if loss is None:
+        summary = {**SELECTED, "selection": {**SELECTED["selection"], "best_metric": None}}
+    (run / "training_summary.json").write_text(json.dumps(summary))
+    with pytest.raises(PublishError) as err:
+        build_model_repo_folder(run, tmp_path / "out", repo_id="me/tiny")
+    assert str(err.value) == f"{run / 'training_summary.json'}: {expected}"
+
+
+def test_well_formed_dev_rows_arguments_and_soup_still_publish(lora_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    (run / "training_summary.json").write_text(json.dumps(SELECTED))
+    args = {"max_steps": 2, "num_train_epochs": 3.0, "selection_metrics": ["siml-agreement_spearman"], "lora_r": 2}
+    (run / "biohicl_training_args.json").write_text(json.dumps(args))
+    rows = [
+        {"epoch": 0, "eval_siml-agreement_spearman": 0.5, "step": 0},
+        {"epoch": 1.0, "eval_siml-agreement_spearman": 0.625, "step": 2},
+    ]
+    (run / "dev_evaluations.json").write_text(json.dumps(rows))
+    text = (build_model_repo_folder(run, tmp_path / "out", repo_id="me/tiny") / "README.md").read_text()
+    assert "| `max_steps` | 2 |" in text and "num_train_epochs" not in text  # max_steps governed; no trainer state
+    assert "| 0.5000 | 0.6250 | +0.1250 |" in text  # the dev metric at step 0 and at the kept step
+
+
+# ------------------------------------------------------------------ the extras' install hints work too
+GIT = "git+https://github.com/biohicl/biohicl"
+
+
+def test_a_missing_onnxruntime_or_faiss_says_an_install_that_works(monkeypatch):
+    # biohicl is not on PyPI: `pip install biohicl[onnx]` could not work
+    from biohicl.errors import ModelLoadError
+    from biohicl.models.onnx_export import require_onnxruntime
+    from biohicl.search.faiss_index import _faiss
+
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # its import fails
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)
+    with pytest.raises(ModelLoadError) as onnx:
+        require_onnxruntime()
+    assert str(onnx.value) == (
+        f'the ONNX backend needs onnxruntime and onnx: `pip install -e ".[onnx]"` in a checkout, or '
+        f'`pip install "biohicl[onnx] @ {GIT}"` (onnx onnxruntime onnxscript)'
+    )
+    with pytest.raises(ModelLoadError) as faiss:
+        _faiss()
+    assert str(faiss.value) == (
+        f'the FAISS backend needs faiss: `pip install faiss-cpu` (or the faiss extra: `pip install -e ".[faiss]"` in '
+        f'a checkout, or `pip install "biohicl[faiss] @ {GIT}"`)'
+    )
+
+
+def test_no_source_names_a_pypi_install_of_an_extra():
+    root = Path(__file__).resolve().parents[1]
+    for name in ("biohicl/models/onnx_export.py", "biohicl/search/faiss_index.py", "benchmarks/bench_gpu.py"):
+        text = (root / name).read_text(encoding="utf-8")
+        assert "biohicl[" not in text.replace("biohicl[onnx] @ ", "").replace("biohicl[faiss] @ ", ""), name
+    assert '``pip install -e ".[mpnet]"`` in a checkout' in (root / "benchmarks/bench_gpu.py").read_text()

@@ -25,6 +25,7 @@ from biohicl.atomic import atomic_path
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.encoding import pool_embeddings, tokenize_texts
 from biohicl.models.signature import weights_digest
+from biohicl.provenance import extra_install
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def require_onnxruntime():
         import onnxruntime
     except ImportError:
         raise ModelLoadError(
-            "the ONNX backend needs onnxruntime and onnx: `pip install biohicl[onnx]` (onnx onnxruntime onnxscript)"
+            f"the ONNX backend needs onnxruntime and onnx: {extra_install('onnx')} (onnx onnxruntime onnxscript)"
         ) from None
     return onnxruntime
 

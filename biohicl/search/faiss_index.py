@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.provenance import extra_install
 from biohicl.search.exact import check_model_matches, hits_from
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.topk import sort_top_k
@@ -25,7 +26,9 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise ModelLoadError("the FAISS backend needs faiss: `pip install faiss-cpu` (or biohicl[faiss])") from None
+        raise ModelLoadError(
+            f"the FAISS backend needs faiss: `pip install faiss-cpu` (or the faiss extra: {extra_install('faiss')})"
+        ) from None
     return faiss
 
 

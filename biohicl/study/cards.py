@@ -1,5 +1,6 @@
-"""The study's model cards: one ``README.md`` per evaluated run with its results (and the base's) in the
-``model-index``; the best ``full`` run's names its ``repo_id``."""
+"""The study's model cards: one ``README.md`` per evaluated run with its results (and the base's) in its table and
+the held-out ones in its ``model-index`` (the default ``scifact:train``, this project's SciFact dev set, is in the table
+only); the best ``full`` run's names its ``repo_id``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def write_model_card(
     base_record: Mapping[str, Any] | None,
     repo_id: str | None = None,
 ) -> Path:
-    """Render the run's model card (README.md) with its results (and the base's) in the ``model-index``."""
+    """Render the run's model card (README.md) with its results (and the base's), the held-out ones in the
+    ``model-index`` (:attr:`~biohicl.hub.eval_rows.EvalRow.held_out`)."""
     from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
 
     prefix = model.card_name or f"BioHiCL-{model.name}"
