@@ -182,6 +182,20 @@ def randomize_lora_b(model, std: float = 0.5, generator=None) -> None:
                 param.normal_(0, std, generator=generator)
 
 
+def save_tiny_adapter_run(root: Path) -> Path:
+    """``root/run``: a LoRA adapter (random B) over a tiny BERT saved at ``root/base`` with the Hub id
+    ``org/tiny-bert``, as a publish test's run folder starts; each test adds its own records."""
+    from biohicl.models.model import BioHiCL
+
+    base = build_tiny_bert(root / "base")
+    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    randomize_lora_b(model, std=0.4)
+    model.eval()
+    model.save_pretrained(root / "run")
+    return root / "run"
+
+
 def load_script(name: str):
     """Import ``scripts/<name>.py`` (the scripts are not a package) as a module."""
     import importlib.util

@@ -13,14 +13,13 @@ import time
 import httpx2
 import huggingface_hub
 import pytest
-from conftest import build_tiny_bert, randomize_lora_b
+from conftest import save_tiny_adapter_run
 from huggingface_hub import HfApi, constants
 
 from biohicl.cli import main as cli
 from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.publish import publish_folder
-from biohicl.models.model import BioHiCL
 
 FAKE_TOKEN = "hf_" + "Kx4" * 12  # token-shaped, not a real token
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
@@ -76,12 +75,7 @@ def folder(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("publish-errors")
-    base = build_tiny_bert(root / "base")
-    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
-    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    randomize_lora_b(model, std=0.4)
-    run = root / "run"
-    model.save_pretrained(run)
+    run = save_tiny_adapter_run(root)
     (run / "eval_results.json").write_text(
         json.dumps({"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}})
     )

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_bert, randomize_lora_b
+from conftest import save_tiny_adapter_run
 from huggingface_hub import ModelCard
 
 from biohicl.cli import publish as publish_cmd
@@ -45,15 +45,9 @@ class UploadRecorder:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished training run: an adapter over a tiny BERT, its arguments and summary."""
-    from biohicl.models.model import BioHiCL
 
     root = tmp_path_factory.mktemp("published")
-    base = build_tiny_bert(root / "base")
-    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
-    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    randomize_lora_b(model, std=0.4)
-    run = root / "run"
-    model.save_pretrained(run)
+    run = save_tiny_adapter_run(root)
     (run / "biohicl_training_args.json").write_text(json.dumps({"lambda_con": 0.1, "beta": 0.3, "lora_r": 4}))
     (run / "training_summary.json").write_text(json.dumps({"data": {"documents": 9}, "global_step": 6}))
     return run

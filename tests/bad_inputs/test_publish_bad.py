@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TOPICS, build_tiny_bert, randomize_lora_b
+from conftest import TOPICS, save_tiny_adapter_run
 
 from biohicl.cli import publish as publish_cmd
 from biohicl.data.pairs import build_pair_dataset
@@ -18,7 +18,6 @@ from biohicl.data.storage import save_pair_dataset
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import check_folder, publish_folder
-from biohicl.models.model import BioHiCL
 
 FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, not a real token
 
@@ -43,12 +42,7 @@ class RecordingHfApi:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("publish-bad")
-    base = build_tiny_bert(root / "base")
-    model = BioHiCL.from_base(str(base), hub_id="org/tiny-bert", pooling="mean", max_length=64)
-    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
-    randomize_lora_b(model, std=0.4)
-    run = root / "run"
-    model.save_pretrained(run)
+    run = save_tiny_adapter_run(root)
     record = {"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}}
     (run / "eval_results.json").write_text(json.dumps(record))  # as `biohicl evaluate` writes it
     return run
