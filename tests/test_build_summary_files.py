@@ -17,26 +17,7 @@ from biohicl.data.records import ReadReport
 from biohicl.data.sources import read_records, resolve_inputs
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import DataError
-
-NAMES = ["Humans", "Diabetes Mellitus", "Heart", "Neoplasms", "Obesity"]
-
-
-def write_xml(path: Path, n: int = 2) -> Path:
-    citations = "".join(
-        f"<PubmedArticle><MedlineCitation><PMID>{300 + i}</PMID><Article><ArticleTitle>T {i}</ArticleTitle>"
-        f"<Abstract><AbstractText>Abstract {i}.</AbstractText></Abstract></Article><MeshHeadingList><MeshHeading>"
-        f"<DescriptorName>{NAMES[i]}</DescriptorName></MeshHeading></MeshHeadingList></MedlineCitation>"
-        "</PubmedArticle>"
-        for i in range(n)
-    )
-    path.write_text(f'<?xml version="1.0"?>\n<PubmedArticleSet>{citations}</PubmedArticleSet>\n', encoding="utf-8")
-    return path
-
-
-def write_nbib(path: Path, n: int = 3) -> Path:
-    blocks = [f"PMID- {200 + i}\nTI  - Title {i}\nAB  - Abstract {i}.\nMH  - {NAMES[i % 5]}\n" for i in range(n)]
-    path.write_text("\n".join(blocks), encoding="utf-8")
-    return path
+from tests.bad_inputs.test_input_files_read import write_nbib, write_xml  # the same small exports
 
 
 def write_jsonl(path: Path) -> Path:
