@@ -119,6 +119,11 @@ def test_more_than_ten_files_print_those_that_kept_nothing_and_a_count_of_the_ot
     assert per_file_lines({"per_file": kept}) == [
         "  12 files, each with a record kept by the reader: summary.json read.per_file"
     ]
+    one_left = {
+        **{f"exports/g{i:02}.xml": {"read": 1, "kept": 0} for i in range(10)},
+        "exports/h.xml": counts["exports/f00.xml"],
+    }
+    assert per_file_lines({"per_file": one_left})[-1] == "  ... and 1 more file: summary.json read.per_file"
     ten = dict(list(counts.items())[:10])
     assert len(per_file_lines({"per_file": ten})) == 10  # 10 files or fewer: all, as before
 

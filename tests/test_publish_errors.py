@@ -147,6 +147,16 @@ def test_a_transport_error_before_the_commit_request_made_no_commit(folder, fail
     assert str(info.value) == f"me/x: the Hub stopped answering ({fail.__name__}: timed out); no commit was made"
 
 
+def test_a_local_error_in_the_upload_made_no_commit_and_is_not_blamed_on_the_hub(folder):
+    gone = FileNotFoundError(2, "No such file or directory", str(folder / "README.md"))  # a staged file deleted
+    with pytest.raises(PublishError) as info:
+        publish_folder(FailingHfApi(gone, "upload_folder"), folder, "me/x")
+    assert str(info.value) == (
+        f"me/x: the upload failed here (FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{folder / 'README.md'}'); no commit was made"
+    )
+
+
 @pytest.mark.parametrize("fail", [httpx2.ConnectError, httpx2.ConnectTimeout])
 def test_a_connection_that_never_opened_for_the_commit_may_still_follow_one_that_committed(folder, fail):
     # huggingface_hub retries the commit request: the last try never connecting says nothing of an earlier one

@@ -263,6 +263,11 @@ def test_a_folder_with_no_model_and_no_checkpoint_is_said_as_before(tmp_path):
         ("biohicl evaluate http://h/p?next=/y/z", None),
         ("see http://h/app/#/route/a", None),
         ("--model https://h/p,/q/r --output /tmp/x/r.json", "--model https://h/p,/q/r --output r.json"),
+        # what comes before a URL in its word is still searched; a file:// URL is a local path
+        ("/home/me/x,http://h/p", "x,http://h/p"),
+        ("--data file:///home/me/corpus.jsonl", "--data file://corpus.jsonl"),
+        # a Windows drive with a backslash after : or # is a path too (x#a:/b/c keeps its a: below)
+        ("beir:C:\\Users\\me\\beir #C:\\Users\\me\\t.txt", "beir:beir #t.txt"),
         # a drive letter starts a word or follows = , @ (not # or : or a letter): the letter is kept elsewhere
         (
             "--out=C:/runs/x --tasks biosses,c:\\data\\beir,siml-agreement@D:/p/pairs",

@@ -241,7 +241,7 @@ def per_file_lines(read: dict[str, Any], listed: str = "summary.json read.per_fi
         lines = [f"  file {path}: read {n['read']:,}; kept by the reader {n['kept']:,}" for path, n in shown.items()]
         rest = len(per_file) - len(shown)
         if rest and shown:
-            lines.append(f"  ... and {rest:,} more files: {listed}")
+            lines.append(f"  ... and {rest:,} more file{'s' if rest > 1 else ''}: {listed}")
         elif rest:
             lines.append(f"  {rest:,} files, each with a record kept by the reader: {listed}")
     if read.get("empty_files"):

@@ -64,6 +64,15 @@ def _failed_request_path(err: BaseException) -> str | None:
     return None
 
 
+def _from_the_hub(err: BaseException) -> bool:
+    """Whether ``err`` is huggingface_hub's error for an HTTP answer (``HfHubHTTPError``), not a local ``OSError``."""
+    try:
+        from huggingface_hub.errors import HfHubHTTPError
+    except ImportError:
+        return False
+    return isinstance(err, HfHubHTTPError)
+
+
 def failure_message(
     err: BaseException,
     repo_id: str,
@@ -95,12 +104,15 @@ def failure_message(
         what = f"the Hub stopped answering ({why})" if uploading else f"the Hub could not be reached ({why})"
     elif status is not None:
         what = f"the Hub answered with an error ({why})"
-    else:  # another OSError
+    elif _from_the_hub(err):  # an error answer whose response was not kept
         what = f"the Hub refused or could not be reached ({why})"
+    else:  # another OSError: a local one (a staged file gone, a full disk), met before the commit is sent
+        what = f"the upload failed here ({why})"
     if not uploading:
         return f"{repo_id}: {what}; nothing was uploaded"
     path = _failed_request_path(err)
-    if (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
+    local = answered and status is None and path is None and not _from_the_hub(err)
+    if local or (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
         return f"{repo_id}: {what}; no commit was made"
     prefix = "datasets/" if repo_type == "dataset" else ""
     url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"

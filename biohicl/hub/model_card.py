@@ -42,8 +42,7 @@ from biohicl.hub.run_records import (
 )
 from biohicl.jsonio import read_json
 from biohicl.models.soup import SOUP_RECORD_NAME
-from biohicl.provenance import PACKAGE_ROOT, template_file
-from biohicl.provenance import REPOSITORY_URL as REPOSITORY_URL  # re-exported: where the card installs from
+from biohicl.provenance import PACKAGE_ROOT, REPOSITORY_URL, template_file
 from biohicl.training.selection import EVALUATIONS_NAME
 
 if TYPE_CHECKING:

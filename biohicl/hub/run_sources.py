@@ -215,12 +215,15 @@ def check_eval_record(path: Path) -> Path:
 #: a local path in a word: the word, or a part of it after ``,`` ``@`` ``=`` ``#`` ``:`` (a task list, a dataset task
 #: ``name@DIR#mesh=FILE``, ``--key=PATH``, ``name:/DIR``), starting at the file system's root, ``~``, a share
 #: (``\\\\``) or with a climb (``../``, ``a/../b``), or a drive (``C:\\``, ``C:/``) that starts the word or follows
-#: ``=`` ``,`` ``@``, up to the next space, ``,`` or ``#`` (``PATH:split`` keeps its split: :func:`_name_of`). A word
-#: holding ``://`` is a URL (``http://h/p?next=/y``, ``https://h/app/#/route``) and is never searched
-#: (:func:`without_machine_paths`).
+#: ``=`` ``,`` ``@`` (or ``:`` ``#`` with a backslash, ``x:C:\\dir``), up to the next space, ``,`` or ``#``
+#: (``PATH:split`` keeps its split: :func:`_name_of`). A URL (``http://h/p?next=/y``, ``https://h/app/#/route``) is
+#: never searched: :data:`_URL` to the end of its word (:func:`without_machine_paths`).
 _MACHINE_PATH = re.compile(
-    r"(?:(?:^|(?<=[\s,@=]))[A-Za-z]:[\\/]|(?:^|(?<=[\s,@=#:]))(?:~|/|\\\\|[^\s,#@=:]*?\.\.[\\/]))[^\s,#]*"
+    r"(?:(?:^|(?<=[\s,@=]))[A-Za-z]:[\\/]|(?<=[:#])[A-Za-z]:\\"
+    r"|(?:^|(?<=[\s,@=#:]))(?:~|/|\\\\|[^\s,#@=:]*?\.\.[\\/]))[^\s,#]*"
 )
+#: where a URL starts in a word: a scheme and ``://``
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def without_machine_paths(value: Any) -> Any:
@@ -228,8 +231,8 @@ def without_machine_paths(value: Any) -> Any:
     share or one that climbs with ``..``; the whole word, or a part of it after ``,`` ``@`` ``=`` ``#`` or ``:``)
     reduced to its file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
     siml-agreement@/tmp/pairs#mesh=/tmp/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``.
-    A space-separated word holding ``://`` is a URL and is left whole, paths in it and all (a ``file://`` URL
-    included)."""
+    A URL is left as it is, from its scheme to the end of its word (``https://h/p?next=/y``), what comes before it in
+    the word reduced; a ``file://`` URL is a local path, reduced to ``file://NAME``."""
     if isinstance(value, dict):
         return {key: without_machine_paths(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -237,7 +240,18 @@ def without_machine_paths(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     words = re.split(r"(\s+)", value)  # the words and the spaces between them, in order
-    return "".join(word if "://" in word else _MACHINE_PATH.sub(_name_of, word) for word in words)
+    return "".join(_reduced_word(word) for word in words)
+
+
+def _reduced_word(word: str) -> str:
+    """One space-free word with its local paths reduced, a URL in it (from its scheme to the word's end) kept."""
+    url = _URL.search(word)
+    if url is None:
+        return _MACHINE_PATH.sub(_name_of, word)
+    head, rest = word[: url.start()], word[url.start() :]
+    if rest[: len("file://")].lower() == "file://":  # a local path written as a URL
+        return _reduced_word(head) + rest[: len("file://")] + _reduced_word(rest[len("file://") :])
+    return _reduced_word(head) + rest
 
 
 def _name_of(path: re.Match[str]) -> str:
