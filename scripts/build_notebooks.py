@@ -65,16 +65,14 @@ if IN_COLAB:
 """
 
 SETUP_LINES = '''
-import os
+import sys
 
 import torch
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu":  # the sizes above stay as they are: a GPU's
-    print(
-        "No GPU found: these settings are for a Colab GPU; switch the runtime to a GPU (Runtime > Change runtime type) "
-        "or use the CPU settings given above the parameters cell."
-    )
+if DEVICE == "cpu" and GPU_DEFAULTS:  # the GPU sizes are still set; they stay as they are
+    switch = "switch the runtime to a GPU (Runtime > Change runtime type) or " if "google.colab" in sys.modules else ""
+    print(f"No GPU found: these settings are for a GPU; {switch}use the CPU settings given above the parameters cell.")
 if DEVICE == "cpu" and DTYPE != "float32":
     print(f"Using float32 instead of {DTYPE}: no GPU found (half precision is slow on most CPUs).")
     DTYPE = "float32"
@@ -95,6 +93,12 @@ def autocast():
 '''
 
 
+def setup_lines(gpu_defaults: str) -> str:
+    """The cell after the parameters: device, dtype and ``autocast``. ``gpu_defaults``: a Python expression, true
+    while the parameters' GPU sizes are still set (then, without a GPU, one line says to change them)."""
+    return SETUP_LINES.replace("GPU_DEFAULTS", gpu_defaults)
+
+
 BEIR_DATASETS = ("trec-covid", "nfcorpus", "scifact", "scidocs")  # the BEIR zips the notebooks' tasks can read
 
 
@@ -105,13 +109,16 @@ def colab_data_cell(
     tasks: str | None = None,
     files_for: str | None = None,
 ) -> str:
-    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data.
+    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data (what is not
+    there yet: run again after the tasks change, it fetches what they add; skipped when BIOHICL_DATA_DIR names another
+    folder).
 
     ``tasks``: a Python expression naming the notebook's task list (``"TASKS"``); with it, only the BEIR sets of
     ``beir`` and BIOSSES that a task reads are fetched, and ``files`` only when a task's name starts with
     ``files_for`` (None: always, e.g. the training data). Without it, everything given is fetched."""
     lines = [
-        "# Colab only: fetch the public data this notebook reads (skipped when BIOHICL_DATA_DIR is already set).",
+        "# Colab only: fetch the public data this notebook reads that is not there yet (skipped when BIOHICL_DATA_DIR",
+        "# names another folder; run again after changing the tasks, it fetches what they add).",
         "import os",
         "import shutil",
         "import sys",
@@ -154,8 +161,9 @@ def colab_data_cell(
         ]
     lines += [
         "",
-        'if IN_COLAB and not os.environ.get("BIOHICL_DATA_DIR"):',
-        '    data_root = Path("biohicl-data").resolve()',
+        'data_root = Path("biohicl-data").resolve()',
+        "# unset, or this cell's own folder (a run before set it): fetch what is missing there",
+        'if IN_COLAB and (os.environ.get("BIOHICL_DATA_DIR") or str(data_root)) == str(data_root):',
         "    for rel, url in DATA_FILES.items():",
         "        fetch(url, data_root / rel)",
     ]
@@ -249,7 +257,7 @@ NUM_QUERIES = 3  # PubMedQA questions to search with
 TOP_K = 5  # hits per query
 DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 """),
-        code(SETUP_LINES + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
+        code(setup_lines("MAX_LENGTH == 512") + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
         md("""
 ## Data
 
@@ -462,9 +470,9 @@ NUM_DOCUMENTS = None  # None: every MeSH-indexed abstract of the default corpora
 TOP_K_PAIRS = 10  # mined partners per document
 DTYPE = "bfloat16"  # mixed precision; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 # model selection on dev data as the registered recipe (configs/biohicl_minilm.yaml) sets it: see "Train" below
-DEV_TASKS = ["pubmedqa:dev", "siml-agreement", "scifact:train"]  # evaluated at step 0 and every EVAL_STEPS
+DEV_TASKS = ["pubmedqa:dev", "siml-agreement", "scifact:train"]  # at step 0 and every EVAL_STEPS; []: no selection
 SELECTION_GUARD = ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5", "scifact_ndcg@10"]  # mean >= step 0's
-EVAL_STEPS = 0.25  # evaluate (and save a checkpoint) every quarter of the run; a whole number: every N steps
+EVAL_STEPS = 0.25  # evaluate (and save a checkpoint) every quarter of the run (the recipe: every 70 of ~209 steps)
 EVAL_TASKS = ["scifact", "nfcorpus", "biosses", "pubmedqa"]  # the final comparison with the base (test splits)
 EVAL_LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
 OUTPUT_DIR = "runs/biohicl-bge-base"  # the trained model is saved in OUTPUT_DIR/run
@@ -477,7 +485,7 @@ HUB_PRIVATE = True
 LICENSE = None  # the model card's license, e.g. "apache-2.0"; None: `license: other`, with a warning
 """),
         code(
-            SETUP_LINES
+            setup_lines("MAX_LENGTH == 512")  # the CPU settings: 128 tokens
             + """
 from pathlib import Path
 
@@ -543,14 +551,16 @@ the dataset); `train_biohicl` runs the `transformers.Trainer` loop and saves the
 
 **Model selection on dev data**, as the registered recipe
 [configs/biohicl_minilm.yaml]({REPO_URL}/blob/main/configs/biohicl_minilm.yaml) sets it
-([docs/training.md]({REPO_URL}/blob/main/docs/training.md#model-selection-on-dev-data)): the model is evaluated on
-`DEV_TASKS` at step 0, before any update, and every `EVAL_STEPS`: PubMedQA's dev questions against their long
+([docs/training.md]({REPO_URL}/blob/main/docs/training.md#model-selection-on-dev-data)), except how often: the model
+is evaluated on `DEV_TASKS` at step 0, before any update, and every `EVAL_STEPS` (a quarter of the run; the recipe
+evaluates every 70 of its about 209 steps, about a third): PubMedQA's dev questions against their long
 answers (R@1 and R@5; their abstracts are the dev split held out of training), SciFact's train claims (nDCG@10) and
 the agreement of SimE with SimL on the dataset's held-out dev documents (Spearman). Among the evaluated steps whose
 mean of `SELECTION_GUARD` is at least step 0's, the one with the most agreement is kept. Step 0, the base itself,
 is a candidate: when no step beats it, the run ends with the base's weights (the adapter then embeds exactly as the
 base), so the kept model's guard mean is never below its base's. No test split is used for the selection.
-`training_summary.json` records the selection and the kept step; the cell prints it. (The recipe's other settings,
+`training_summary.json` records the selection and the kept step; the cell prints it. `DEV_TASKS = []` turns the
+selection off: no dev evaluation, and the run ends with its last step's weights. (The recipe's other settings,
 all-MiniLM-L6-v2 for one pass at 256 tokens, are not this notebook's: it trains `BASE_MODEL` as set above.)
 """),
         code("""
@@ -560,6 +570,20 @@ from biohicl.evaluation.evaluator import evaluator_from_args
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.run import train_biohicl
 
+if DEV_TASKS:  # dev selection as configs/biohicl_minilm.yaml sets it (step 0, the base, a candidate and the guard)
+    selection = dict(
+        eval_strategy="steps",
+        eval_steps=EVAL_STEPS,
+        save_strategy="steps",
+        save_steps=EVAL_STEPS,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        eval_tasks=DEV_TASKS,
+        selection_metrics=["siml-agreement_spearman"],
+        selection_guard=SELECTION_GUARD,
+    )
+else:  # DEV_TASKS = []: no dev evaluation or selection; the run ends with its last step's weights
+    selection = dict(eval_strategy="no", save_strategy="no")
 args = BioHiCLTrainingArguments(
     output_dir=str(out / "run"),
     base_model=BASE_MODEL,
@@ -576,28 +600,22 @@ args = BioHiCLTrainingArguments(
     bf16=DTYPE == "bfloat16",
     fp16=DTYPE == "float16",
     logging_steps=1 if 0 < MAX_STEPS <= 20 else 5,
-    # dev selection as configs/biohicl_minilm.yaml sets it (step 0, the base, is a candidate and the guard's reference)
-    eval_strategy="steps",
-    eval_steps=EVAL_STEPS,
-    save_strategy="steps",
-    save_steps=EVAL_STEPS,
-    save_total_limit=2,
-    load_best_model_at_end=True,
-    eval_tasks=DEV_TASKS,
-    selection_metrics=["siml-agreement_spearman"],
-    selection_guard=SELECTION_GUARD,
+    **selection,
     per_device_eval_batch_size=2 * BATCH_SIZE,
     report_to="none",
 )
-run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
+run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 training = json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8"))
-kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
-print(
-    f"model selection on dev data: kept {kept}, {training['selection_metric']} {training['best_metric']:.4f} "
-    f"(step 0: {training['step0_metric']:.4f}; evaluated at steps "
-    f"{', '.join(str(step) for step, _ in training['selection']['evaluations'])})"
-)
+if training["selection"] is None:
+    print("no model selection on dev data (DEV_TASKS is empty): the run ends with its last step's weights")
+else:
+    kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
+    print(
+        f"model selection on dev data: kept {kept}, {training['selection_metric']} {training['best_metric']:.4f} "
+        f"(step 0: {training['step0_metric']:.4f}; evaluated at steps "
+        f"{', '.join(str(step) for step, _ in training['selection']['evaluations'])})"
+    )
 """),
         md("## Loss components\n\nThe total loss and its two terms, from the run's `trainer_state.json`."),
         code("""
@@ -621,7 +639,8 @@ plt.show()
 ## Evaluate against the base
 
 The same tasks (their test splits), the same encoding settings, once for the untouched base and once for the
-adapter model selection kept (when it kept step 0, the two rows are the same numbers). Tasks whose data is missing
+adapter model selection kept (when it kept step 0, the two rows are the same numbers; without `DEV_TASKS`, the last
+step's). Tasks whose data is missing
 are skipped with the reason; with none left the notebook stops here, before loading a model.
 """),
         code("""
@@ -745,10 +764,12 @@ prompts. On a CPU, use `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50
 `DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
 
-To evaluate the model `02_train_biohicl.ipynb` trained: on the same runtime, its folder,
-`MODEL = "runs/biohicl-bge-base/run"` (02's `OUTPUT_DIR` followed by `/run`; `"/content/drive/MyDrive/biohicl/run"`
-if 02 saved to Google Drive); after 02 pushed it, its Hub id, e.g. `MODEL = "your-name/BioHiCL-bge-base"` (a private
-repo needs your token here too: `hf auth login`). A reset Colab runtime has lost a folder on its own disk.
+To evaluate the model `02_train_biohicl.ipynb` trained: when both notebooks run in one Jupyter (on your machine),
+its folder, `MODEL = "runs/biohicl-bge-base/run"` (02's `OUTPUT_DIR` followed by `/run`). On Colab each notebook
+opened from its badge gets its own runtime, which cannot see 02's disk: after 02 pushed the model, use its Hub id,
+e.g. `MODEL = "your-name/BioHiCL-bge-base"` (a private repo needs your token here too: `hf auth login`); or, when 02
+saved to Google Drive, uncomment the Drive lines of the parameters cell below (they mount Drive here too and set
+`MODEL = "/content/drive/MyDrive/biohicl/run"`).
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name, a Hub repo id (owner/name[@revision]) or a local folder
@@ -760,9 +781,13 @@ MAX_LENGTH = 512  # tokens per text
 BATCH_SIZE = 128  # texts per encoding batch
 DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 OUTPUT_DIR = "results/notebook"
+# On Colab, to evaluate the run 02 saved on Google Drive (its OUTPUT_DIR there, then /run), uncomment:
+# from google.colab import drive
+# drive.mount("/content/drive")
+# MODEL = "/content/drive/MyDrive/biohicl/run"
 """),
         code(
-            SETUP_LINES
+            setup_lines("LIMIT_QUERIES is None")  # the CPU settings cap the queries at 50
             + """
 from pathlib import Path
 

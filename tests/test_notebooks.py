@@ -550,6 +550,18 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
     ],
 )
 def test_colab_download_fetches_exactly_what_the_tasks_read(name, values, expected, tmp_path, monkeypatch):
+    fetched = fake_downloads(tmp_path, monkeypatch)
+    (source,) = [c.source for c in load(name).cells if "DATA_FILES = {" in c.source]
+    try:
+        exec(source, dict(values))  # the cell's own imports and IN_COLAB: no other cell needed
+    finally:
+        monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)  # the cell sets it
+    assert sorted(fetched) == sorted(download_urls(expected))
+
+
+def fake_downloads(cwd: Path, monkeypatch) -> list[str]:
+    """Colab (IN_COLAB, no BIOHICL_DATA_DIR, working folder ``cwd``) with ``urlretrieve`` faked: a BEIR zip holds its
+    dataset's folder, any other file a line naming its URL. Returns the list each download's URL is appended to."""
     import io
     import urllib.request
     import zipfile
@@ -568,19 +580,60 @@ def test_colab_download_fetches_exactly_what_the_tasks_read(name, values, expect
             Path(filename).write_text(f"contents of {url}\n")
         return str(filename), None
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(cwd)
     monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
     monkeypatch.setattr(urllib.request, "urlretrieve", urlretrieve)
     on_colab(monkeypatch)
+    return fetched
+
+
+def download_urls(datasets: list[str]) -> list[str]:
+    """The URLs the data cells fetch for ``datasets`` (BEIR names and pubmedqa)."""
+    urls = [BEIR_URL.format(dataset) for dataset in datasets if dataset != "pubmedqa"]
+    if "pubmedqa" in datasets:
+        urls += list(build_notebooks.PUBMEDQA_FILES.values())
+    return urls
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second", "expected"),
+    [
+        ("03_evaluate.ipynb", {"TASKS": ["nfcorpus", "pubmedqa"]}, {"TASKS": ["scifact", "pubmedqa"]}, ["scifact"]),
+        (
+            "02_train_biohicl.ipynb",
+            {"EVAL_TASKS": ["nfcorpus"], "DEV_TASKS": ["pubmedqa:dev"]},
+            {"EVAL_TASKS": ["nfcorpus"], "DEV_TASKS": ["pubmedqa:dev", "scifact:train"]},
+            ["scifact"],
+        ),
+    ],
+)
+def test_colab_download_run_again_with_other_tasks_fetches_what_is_missing(
+    name, first, second, expected, tmp_path, monkeypatch
+):
+    """The first run sets BIOHICL_DATA_DIR to its own folder; running the cell again after changing the tasks fetches
+    the data the new tasks read that is not there yet (and nothing already there)."""
+    fetched = fake_downloads(tmp_path, monkeypatch)
     (source,) = [c.source for c in load(name).cells if "DATA_FILES = {" in c.source]
     try:
-        exec(source, dict(values))  # the cell's own imports and IN_COLAB: no other cell needed
+        exec(source, dict(first))
+        assert os.environ["BIOHICL_DATA_DIR"] == str(tmp_path / "biohicl-data")
+        fetched.clear()
+        exec(source, dict(second))  # the same runtime: BIOHICL_DATA_DIR as the first run left it
     finally:
         monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)  # the cell sets it
-    urls = [BEIR_URL.format(dataset) for dataset in expected if dataset != "pubmedqa"]
-    if "pubmedqa" in expected:
-        urls += list(build_notebooks.PUBMEDQA_FILES.values())
-    assert sorted(fetched) == sorted(urls)
+    assert sorted(fetched) == sorted(download_urls(expected))
+    assert (tmp_path / "biohicl-data" / "scifact" / "corpus.jsonl").is_file()
+
+
+def test_colab_download_leaves_a_data_folder_set_elsewhere_alone(tmp_path, monkeypatch):
+    fetched = fake_downloads(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "my-data"
+    elsewhere.mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(elsewhere))
+    (source,) = [c.source for c in load("03_evaluate.ipynb").cells if "DATA_FILES = {" in c.source]
+    exec(source, {"TASKS": ["scifact", "pubmedqa"]})
+    assert fetched == [] and not (tmp_path / "biohicl-data").exists()
+    assert os.environ["BIOHICL_DATA_DIR"] == str(elsewhere)
 
 
 OPTIONAL_CELLS = ("%pip install", "DATA_FILES = {")  # the install and Colab data cells: skipped when run locally
@@ -697,6 +750,40 @@ def test_train_notebook_selects_on_dev_as_the_registered_recipe(tmp_path, monkey
     assert evaluator == ("evaluator of", args.eval_tasks)  # the run's dev tasks are evaluated
 
 
+def test_train_notebook_without_dev_tasks_trains_without_selection(tmp_path, monkeypatch, capsys):
+    """DEV_TASKS = []: no dev evaluation, no best-model loading, no guard; the run keeps its last step, and says so."""
+    import biohicl.training.run as run_module
+    from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.training.evaluator_checks import check_evaluation
+    from biohicl.training.selection import selection_summary
+
+    calls = []
+
+    def train_biohicl(args, evaluator=None):  # the run's first check, then what a run without selection records
+        check_evaluation(args, evaluator)
+        calls.append((args, evaluator))
+        run_dir = Path(args.output_dir)
+        run_dir.mkdir(parents=True)
+        (run_dir / "training_summary.json").write_text(json.dumps(selection_summary(None)))
+        return run_dir
+
+    monkeypatch.setattr(run_module, "train_biohicl", train_biohicl)
+    nb = load("02_train_biohicl.ipynb")
+    namespace: dict = {}
+    exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
+    namespace.update(DTYPE="float32", out=tmp_path, DEV_TASKS=[])  # DEV_TASKS as an injected cell sets it
+    (cell,) = [c.source for c in nb.cells if "train_biohicl(" in c.source]
+    exec(cell, namespace)
+    ((args, evaluator),) = calls
+    assert (args.eval_strategy, args.save_strategy) == ("no", "no")
+    assert (args.load_best_model_at_end, args.eval_on_start) == (False, False)
+    assert (args.eval_tasks, args.selection_metrics, args.selection_guard) == ([], [], [])
+    assert args.metric_for_best_model is None and evaluator is None and evaluator_from_args(args) is None
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "no model selection on dev data (DEV_TASKS is empty): the run ends with its last step's weights"
+    )
+
+
 def test_train_and_evaluate_notebooks_stop_the_same_way_without_task_data():
     """02's evaluation cell holds 03's stop (executed in the test above) before it loads a model."""
     stop = "if not tasks:  # stop before any model loads\n    raise DataError("
@@ -708,18 +795,38 @@ def test_train_and_evaluate_notebooks_stop_the_same_way_without_task_data():
 
 
 # ------------------------------------------------------------------------------------------------ dtype by device
-NO_GPU_LINE = (
-    "No GPU found: these settings are for a Colab GPU; switch the runtime to a GPU (Runtime > Change runtime type) "
+NO_GPU_LINE = "No GPU found: these settings are for a GPU; use the CPU settings given above the parameters cell."
+NO_GPU_COLAB_LINE = (
+    "No GPU found: these settings are for a GPU; switch the runtime to a GPU (Runtime > Change runtime type) "
     "or use the CPU settings given above the parameters cell."
 )
+#: The CPU settings each notebook's Settings text gives (02's are also the README's papermill command).
+CPU_SETTINGS = {
+    "01_quickstart.ipynb": {"NUM_DOCUMENTS": 50, "MAX_LENGTH": 256, "BATCH_SIZE": 16},
+    "02_train_biohicl.ipynb": {
+        "BASE_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+        "POOLING": "mean",
+        "QUERY_PROMPT": "",
+        "MAX_LENGTH": 128,
+        "MAX_STEPS": 60,
+        "DTYPE": "float32",
+        "EVAL_TASKS": ["biosses", "pubmedqa"],
+        "DEV_TASKS": ["pubmedqa:dev", "siml-agreement"],
+        "SELECTION_GUARD": ["pubmedqa-dev_recall@1", "pubmedqa-dev_recall@5"],
+    },
+    "03_evaluate.ipynb": {"TASKS": ["biosses", "pubmedqa"], "LIMIT_QUERIES": 50},
+}
 T4_LINE = (
     "Using float16 instead of bfloat16: Tesla T4 (compute capability 7.5) has no native bfloat16 "
     "(emulated bfloat16 runs without tensor cores)."
 )
 
 
-def run_setup_cell(name: str, monkeypatch, *, cuda: bool, native_bf16: bool, dtype: str | None = None) -> dict:
-    """Execute the parameters cell and the setup cell after it, with ``torch.cuda`` reporting the given device."""
+def run_setup_cell(
+    name: str, monkeypatch, *, cuda: bool, native_bf16: bool, dtype: str | None = None, values: dict | None = None
+) -> dict:
+    """Execute the parameters cell and the setup cell after it, with ``torch.cuda`` reporting the given device
+    (``values`` set as an injected-parameters cell would set them)."""
     import torch
 
     def is_bf16_supported(including_emulation: bool = True) -> bool:
@@ -735,6 +842,7 @@ def run_setup_cell(name: str, monkeypatch, *, cuda: bool, native_bf16: bool, dty
     (index,) = parameter_cells(nb)
     namespace: dict = {}
     exec(nb.cells[index].source, namespace)
+    namespace.update(values or {})
     if dtype is not None:
         namespace["DTYPE"] = dtype  # as an injected-parameters cell would set it
     exec(nb.cells[index + 1].source, namespace)
@@ -773,11 +881,32 @@ def test_setup_uses_float32_on_a_cpu(name, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cpu", "float32", torch.float32)
     assert printed.splitlines()[:2] == [
-        NO_GPU_LINE,  # the sizes stay as set: the user switches the runtime or the settings
+        NO_GPU_LINE,  # the sizes stay as set: the user changes the settings (no Colab menu off Colab)
         "Using float32 instead of bfloat16: no GPU found (half precision is slow on most CPUs).",
     ]
     assert namespace["MAX_LENGTH"] == 512
     assert "device: cpu, dtype: float32" in printed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_on_a_colab_cpu_runtime_names_the_runtime_menu(name, monkeypatch, capsys):
+    on_colab(monkeypatch)
+    run_setup_cell(name, monkeypatch, cuda=False, native_bf16=False)
+    assert capsys.readouterr().out.splitlines()[0] == NO_GPU_COLAB_LINE
+
+
+@pytest.mark.parametrize("colab", [False, True])
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_with_the_cpu_settings_prints_no_gpu_advice(name, colab, monkeypatch, capsys):
+    """With the CPU settings the Settings text gives (the README's papermill command for 02) there is nothing to
+    switch: only the dtype line, when DTYPE is not float32."""
+    if colab:
+        on_colab(monkeypatch)
+    namespace = run_setup_cell(name, monkeypatch, cuda=False, native_bf16=False, values=CPU_SETTINGS[name])
+    printed = capsys.readouterr().out
+    assert "No GPU found" not in printed
+    assert namespace["DTYPE"] == "float32" and "device: cpu, dtype: float32" in printed
+    assert ("Using float32 instead of bfloat16" in printed) == ("DTYPE" not in CPU_SETTINGS[name])
 
 
 def test_setup_keeps_an_explicit_dtype_the_device_can_run(monkeypatch, capsys):
