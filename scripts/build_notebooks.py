@@ -163,7 +163,7 @@ def colab_data_cell(
         "",
         'data_root = Path("biohicl-data").resolve()',
         "# unset, or this cell's own folder (a run before set it): fetch what is missing there",
-        'if IN_COLAB and (os.environ.get("BIOHICL_DATA_DIR") or str(data_root)) == str(data_root):',
+        'if IN_COLAB and Path(os.environ.get("BIOHICL_DATA_DIR") or data_root).resolve() == data_root:',
         "    for rel, url in DATA_FILES.items():",
         "        fetch(url, data_root / rel)",
     ]

@@ -625,6 +625,18 @@ def test_colab_download_run_again_with_other_tasks_fetches_what_is_missing(
     assert (tmp_path / "biohicl-data" / "scifact" / "corpus.jsonl").is_file()
 
 
+@pytest.mark.parametrize("spelled", ["biohicl-data/", "./biohicl-data", "{tmp}/biohicl-data/"])
+def test_colab_download_knows_its_own_folder_however_it_is_spelled(spelled, tmp_path, monkeypatch):
+    fetched = fake_downloads(tmp_path, monkeypatch)
+    monkeypatch.setenv("BIOHICL_DATA_DIR", spelled.format(tmp=tmp_path))
+    (source,) = [c.source for c in load("03_evaluate.ipynb").cells if "DATA_FILES = {" in c.source]
+    try:
+        exec(source, {"TASKS": ["scifact", "pubmedqa"]})
+    finally:
+        monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)  # the cell sets it
+    assert sorted(fetched) == sorted(download_urls(["scifact", "pubmedqa"]))
+
+
 def test_colab_download_leaves_a_data_folder_set_elsewhere_alone(tmp_path, monkeypatch):
     fetched = fake_downloads(tmp_path, monkeypatch)
     elsewhere = tmp_path / "my-data"

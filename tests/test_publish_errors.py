@@ -152,7 +152,7 @@ def test_a_local_error_in_the_upload_made_no_commit_and_is_not_blamed_on_the_hub
     with pytest.raises(PublishError) as info:
         publish_folder(FailingHfApi(gone, "upload_folder"), folder, "me/x")
     assert str(info.value) == (
-        f"me/x: the upload failed here (FileNotFoundError: [Errno 2] No such file or directory: "
+        f"me/x: the upload failed (FileNotFoundError: [Errno 2] No such file or directory: "
         f"'{folder / 'README.md'}'); no commit was made"
     )
 

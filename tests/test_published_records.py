@@ -266,6 +266,8 @@ def test_a_folder_with_no_model_and_no_checkpoint_is_said_as_before(tmp_path):
         # what comes before a URL in its word is still searched; a file:// URL is a local path
         ("/home/me/x,http://h/p", "x,http://h/p"),
         ("--data file:///home/me/corpus.jsonl", "--data file://corpus.jsonl"),
+        ("--data file://localhost/home/me/corpus.jsonl", "--data file://corpus.jsonl"),
+        ("--out=C://Users/me/x --tasks biosses,c://data/me/beir", "--out=x --tasks biosses,beir"),  # drives, no URLs
         # a Windows drive with a backslash after : or # is a path too (x#a:/b/c keeps its a: below)
         ("beir:C:\\Users\\me\\beir #C:\\Users\\me\\t.txt", "beir:beir #t.txt"),
         # a drive letter starts a word or follows = , @ (not # or : or a letter): the letter is kept elsewhere

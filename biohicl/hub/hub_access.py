@@ -84,11 +84,12 @@ def failure_message(
     token: str | None,
 ) -> str:
     """One line saying what went wrong and what is true of the repo after it. Before ``upload_folder`` nothing was
-    uploaded. In it, no commit was made when the failed request is known not to be the commit's, or the Hub answered
-    the commit with a 4xx (refused it); otherwise (no answer or a 5xx to the commit request, or an unknown request)
-    the commit may or may not have been made: huggingface_hub retries the commit request after a timeout or a 5xx,
-    so an earlier try may have committed whatever became of the last one."""
-    why = _first_line(err, token)
+    uploaded. In it, no commit was made when the failed request is known not to be the commit's, the Hub answered
+    the commit with a 4xx (refused it), or the error is no HTTP one (a staged file gone, a storage refusal: met before
+    the commit is sent); otherwise (no answer or a 5xx to the commit request, or an unknown request) the commit may or
+    may not have been made: huggingface_hub retries the commit request after a timeout or a 5xx, so an earlier try
+    may have committed whatever became of the last one."""
+    why, no_request = _first_line(err, token), False
     response = getattr(err, "response", None) if answered else None
     status = getattr(response, "status_code", None)
     status = status if isinstance(status, int) else None
@@ -106,13 +107,12 @@ def failure_message(
         what = f"the Hub answered with an error ({why})"
     elif _from_the_hub(err):  # an error answer whose response was not kept
         what = f"the Hub refused or could not be reached ({why})"
-    else:  # another OSError: a local one (a staged file gone, a full disk), met before the commit is sent
-        what = f"the upload failed here ({why})"
+    else:  # another OSError, no HTTP error: a staged file gone, a full disk, hf_xet's storage refusing
+        what, no_request = f"the upload failed ({why})", True
     if not uploading:
         return f"{repo_id}: {what}; nothing was uploaded"
     path = _failed_request_path(err)
-    local = answered and status is None and path is None and not _from_the_hub(err)
-    if local or (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
+    if no_request or (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
         return f"{repo_id}: {what}; no commit was made"
     prefix = "datasets/" if repo_type == "dataset" else ""
     url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"

@@ -223,7 +223,7 @@ _MACHINE_PATH = re.compile(
     r"|(?:^|(?<=[\s,@=#:]))(?:~|/|\\\\|[^\s,#@=:]*?\.\.[\\/]))[^\s,#]*"
 )
 #: where a URL starts in a word: a scheme and ``://``
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: C://x is a drive
 
 
 def without_machine_paths(value: Any) -> Any:
@@ -250,7 +250,7 @@ def _reduced_word(word: str) -> str:
         return _MACHINE_PATH.sub(_name_of, word)
     head, rest = word[: url.start()], word[url.start() :]
     if rest[: len("file://")].lower() == "file://":  # a local path written as a URL
-        return _reduced_word(head) + rest[: len("file://")] + _reduced_word(rest[len("file://") :])
+        return _reduced_word(head) + rest[: len("file://")] + _reduced_word("/" + rest[len("file://") :].lstrip("/"))
     return _reduced_word(head) + rest
 
 
