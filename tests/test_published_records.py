@@ -42,6 +42,19 @@ class UploadRecorder:
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"})()
 
 
+def publish_argv(run_dir: Path, tmp_path: Path) -> list[str]:
+    """``biohicl publish RUN --repo_id me/x --eval_results TMP/tuned.json --out TMP/repo``."""
+    return [
+        str(run_dir),
+        "--repo_id",
+        "me/x",
+        "--eval_results",
+        str(tmp_path / "tuned.json"),
+        "--out",
+        str(tmp_path / "repo"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A finished training run: an adapter over a tiny BERT, its arguments and summary."""
@@ -101,16 +114,7 @@ def test_a_published_record_keeps_no_task_path(run_dir, tmp_path):
               "summary": {"biosses/spearman": 0.8}}  # fmt: skip
     (tmp_path / "tuned.json").write_text(json.dumps(record))
     api = UploadRecorder()
-    argv = [
-        str(run_dir),
-        "--repo_id",
-        "me/x",
-        "--eval_results",
-        str(tmp_path / "tuned.json"),
-        "--out",
-        str(tmp_path / "repo"),
-    ]
-    assert publish_cmd.main(argv, api=api) == 0
+    assert publish_cmd.main(publish_argv(run_dir, tmp_path), api=api) == 0
     assert [name for name, data in api.uploaded.items() if str(tmp_path).encode() in data] == []
     assert json.loads(api.uploaded["eval_results.json"])["settings"]["command"] == (
         "biohicl evaluate runs/minilm --tasks siml-agreement@pairs#mesh=icd.txt,biosses,mybeir --output tuned.json "
@@ -157,16 +161,7 @@ def test_the_readmes_pipeline_record_puts_scifact_train_in_the_table_not_in_mode
     assert "| SciFact (train) | nDCG@10 | – | 0.6200 | – |" in render_model_card(data)
     (tmp_path / "tuned.json").write_text(json.dumps(record))
     api = UploadRecorder()
-    argv = [
-        str(run_dir),
-        "--repo_id",
-        "me/x",
-        "--eval_results",
-        str(tmp_path / "tuned.json"),
-        "--out",
-        str(tmp_path / "repo"),
-    ]
-    assert publish_cmd.main(argv, api=api) == 0
+    assert publish_cmd.main(publish_argv(run_dir, tmp_path), api=api) == 0
     card = api.uploaded["README.md"].decode()
     results = ModelCard(card).data.to_dict()["model-index"][0]["results"]
     assert sorted((r["dataset"]["name"], r["dataset"]["split"]) for r in results) == [
