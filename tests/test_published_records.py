@@ -72,26 +72,26 @@ def run_dir(tmp_path_factory):
     [
         # a path after a comma, after name@, after #mesh=, before :split
         (
-            "biohicl evaluate runs/minilm --tasks biosses,/tmp/x/mybeir --output /tmp/x/results/tuned_beir.json",
+            "biohicl evaluate runs/minilm --tasks biosses,/data/x/mybeir --output /data/x/results/tuned_beir.json",
             "biohicl evaluate runs/minilm --tasks biosses,mybeir --output tuned_beir.json",
         ),
         (
-            "biohicl evaluate runs/minilm --tasks siml-agreement@/tmp/x/data/pairs,biosses --threads 1",
+            "biohicl evaluate runs/minilm --tasks siml-agreement@/data/x/data/pairs,biosses --threads 1",
             "biohicl evaluate runs/minilm --tasks siml-agreement@pairs,biosses --threads 1",
         ),
         (
-            "--tasks siml-agreement@/tmp/x/pairs#mesh=/home/me/trees/icd.txt:dev",
+            "--tasks siml-agreement@/data/x/pairs#mesh=/srv/me/trees/icd.txt:dev",
             "--tasks siml-agreement@pairs#mesh=icd.txt:dev",
         ),
         ("--tasks pubmedqa:dev,/data/beir/nfc:train,scifact:train", "--tasks pubmedqa:dev,nfc:train,scifact:train"),
         ("--tasks biosses,~/beir/mine,siml-agreement@~/pairs", "--tasks biosses,mine,siml-agreement@pairs"),
         ("--tasks siml-agreement@../data/pairs,biosses", "--tasks siml-agreement@pairs,biosses"),
-        ("--tasks biosses,C:\\Users\\me\\beir\\mine", "--tasks biosses,mine"),
+        ("--tasks biosses,C:\\data\\me\\beir\\mine", "--tasks biosses,mine"),
         ("--tasks=siml-agreement@/srv/me/pairs", "--tasks=siml-agreement@pairs"),
         # the forms reduced before
-        ("biohicl evaluate /home/me/runs/x --output=/home/me/r.json", "biohicl evaluate x --output=r.json"),
+        ("biohicl evaluate /srv/me/runs/x --output=/srv/me/r.json", "biohicl evaluate x --output=r.json"),
         ("biohicl evaluate ~/runs/x/ ../up/r.json", "biohicl evaluate x r.json"),
-        ("biohicl evaluate C:\\Users\\me\\runs\\x \\\\server\\share\\y", "biohicl evaluate x y"),
+        ("biohicl evaluate C:\\data\\me\\runs\\x \\\\server\\share\\y", "biohicl evaluate x y"),
         # no local path: left as it is
         ("--tasks scifact:train,biosses,pubmedqa --output results/tuned.json", None),
         ("biohicl evaluate https://huggingface.co/org/model sentence-transformers/all-MiniLM-L6-v2@abc12", None),
@@ -103,7 +103,7 @@ def test_a_local_path_anywhere_in_a_word_is_reduced_to_its_name(command, publish
 
 
 def test_a_published_record_keeps_no_task_path(run_dir, tmp_path):
-    # `biohicl evaluate ... --tasks siml-agreement@/tmp/x/data/pairs,biosses` was uploaded with its /tmp/x paths
+    # `biohicl evaluate ... --tasks siml-agreement@/data/x/data/pairs,biosses` was uploaded with its /data/x paths
     data = tmp_path / "me" / "work"
     command = (
         f"biohicl evaluate runs/minilm --tasks siml-agreement@{data}/pairs#mesh={data}/icd.txt,biosses,{data}/mybeir"
@@ -257,14 +257,14 @@ def test_a_folder_with_no_model_and_no_checkpoint_is_said_as_before(tmp_path):
         # a word holding :// is a URL, left whole: its /y/z, #/route and ,/q parts are no local paths
         ("biohicl evaluate http://h/p?next=/y/z", None),
         ("see http://h/app/#/route/a", None),
-        ("--model https://h/p,/q/r --output /tmp/x/r.json", "--model https://h/p,/q/r --output r.json"),
+        ("--model https://h/p,/q/r --output /data/x/r.json", "--model https://h/p,/q/r --output r.json"),
         # what comes before a URL in its word is still searched; a file:// URL is a local path
-        ("/home/me/x,http://h/p", "x,http://h/p"),
-        ("--data file:///home/me/corpus.jsonl", "--data file://corpus.jsonl"),
-        ("--data file://localhost/home/me/corpus.jsonl", "--data file://corpus.jsonl"),
-        ("--out=C://Users/me/x --tasks biosses,c://data/me/beir", "--out=x --tasks biosses,beir"),  # drives, no URLs
+        ("/srv/me/x,http://h/p", "x,http://h/p"),
+        ("--data file:///srv/me/corpus.jsonl", "--data file://corpus.jsonl"),
+        ("--data file://localhost/srv/me/corpus.jsonl", "--data file://corpus.jsonl"),
+        ("--out=C://data/me/x --tasks biosses,c://data/me/beir", "--out=x --tasks biosses,beir"),  # drives, no URLs
         # a Windows drive with a backslash after : or # is a path too (x#a:/b/c keeps its a: below)
-        ("beir:C:\\Users\\me\\beir #C:\\Users\\me\\t.txt", "beir:beir #t.txt"),
+        ("beir:C:\\data\\me\\beir #C:\\data\\me\\t.txt", "beir:beir #t.txt"),
         # a drive letter starts a word or follows = , @ (not # or : or a letter): the letter is kept elsewhere
         (
             "--out=C:/runs/x --tasks biosses,c:\\data\\beir,siml-agreement@D:/p/pairs",
@@ -275,7 +275,7 @@ def test_a_folder_with_no_model_and_no_checkpoint_is_said_as_before(tmp_path):
         # a folder given with its trailing slash keeps its name, also before a :split
         ("--tasks /data/mybeir/:test", "--tasks mybeir:test"),
         ("--tasks biosses,/data/mybeir//:dev,~/beir/nfc/", "--tasks biosses,mybeir:dev,nfc"),
-        ("biohicl evaluate /home/me/runs//x//", "biohicl evaluate x"),
+        ("biohicl evaluate /srv/me/runs//x//", "biohicl evaluate x"),
     ],
 )
 def test_urls_stay_whole_drives_are_words_and_a_trailing_slash_keeps_the_name(command, published):

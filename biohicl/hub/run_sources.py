@@ -229,8 +229,8 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: C://x 
 def without_machine_paths(value: Any) -> Any:
     """``value`` (JSON) with each local path in the words of its strings (an absolute path, ``~/...``, a drive, a
     share or one that climbs with ``..``; the whole word, or a part of it after ``,`` ``@`` ``=`` ``#`` or ``:``)
-    reduced to its file or folder name: ``biohicl evaluate /home/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
-    siml-agreement@/tmp/pairs#mesh=/tmp/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``.
+    reduced to its file or folder name: ``biohicl evaluate /srv/me/runs/x`` → ``... x``, ``--tasks biosses,/data/beir,
+    siml-agreement@/data/pairs#mesh=/data/t.txt:dev`` → ``--tasks biosses,beir,siml-agreement@pairs#mesh=t.txt:dev``.
     A URL is left as it is, from its scheme to the end of its word (``https://h/p?next=/y``), what comes before it in
     the word reduced; a ``file://`` URL is a local path, reduced to ``file://NAME``."""
     if isinstance(value, dict):
