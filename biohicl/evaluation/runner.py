@@ -90,7 +90,7 @@ def evaluate_model(
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
     ``settings`` (the caller's, which win) does not give them; its ``model.weights_sha256`` the sha256 of the weights
-    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_weights_sha256`), its
+    files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_folder`), its
     ``model.weights_files`` their names (``adapter_model.safetensors`` for an adapter folder, also loaded with
     ``merge=True``, so publish can compare a merged load with the adapter), and its ``model.source`` how it was
     loaded (:func:`loaded_source`), all left out for a model built in memory.
@@ -101,7 +101,7 @@ def evaluate_model(
     """
     import torch
 
-    from biohicl.models.signature import loaded_weights_sha256, weights_files
+    from biohicl.models.signature import folder_weights_sha256, loaded_folder, weights_files
 
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
@@ -112,10 +112,10 @@ def evaluate_model(
         raise ConfigError(
             f"document_index: serves exactly one retrieval task, the plan has {len(retrieval)} ({', '.join(retrieval)})"
         )
-    weights = loaded_weights_sha256(model)  # hashed once, before the tasks: the files as they were loaded
+    folder = loaded_folder(model)
+    weights = folder_weights_sha256(folder) if folder is not None else None  # once, before the tasks: as loaded
     # which files: a merged load of an adapter folder hashed its adapter file, a merged export its model.safetensors
-    folder = _loaded_folder(model) if weights else None
-    hashed = [file.name for file in weights_files(folder)] if folder is not None else []
+    hashed = [file.name for file in weights_files(folder)] if weights else []
     results: dict[str, Any] = {}
     for name, task_split in plan:
         function = get_task(name)
@@ -167,16 +167,6 @@ def evaluate_model(
         "platform": platform.platform(),
         "wall_time_s": time.perf_counter() - start,
     }
-
-
-def _loaded_folder(model: Any) -> Path | None:
-    """The folder ``model`` (or a wrapper's ``.model``) was loaded from, as
-    :func:`~biohicl.models.signature.loaded_weights_sha256` finds it; None for a model built in memory."""
-    for candidate in (model, getattr(model, "model", None)):
-        path = getattr(getattr(candidate, "resolved", None), "path", None)
-        if path is not None:
-            return Path(path)
-    return None
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:

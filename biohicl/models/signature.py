@@ -64,14 +64,14 @@ def folder_weights_sha256(folder: str | Path) -> str | None:
     return files_sha256(files) if files else None
 
 
-def loaded_weights_sha256(model: Any) -> str | None:
-    """:func:`folder_weights_sha256` of the folder ``model`` was loaded from (``model.resolved.path``, set by
-    ``BioHiCL.from_pretrained`` and kept by the ONNX encoder; through a wrapper's ``.model``): what it encodes with
-    as loaded. None for a model built in memory (``from_base``, one in training), which no folder's files describe."""
+def loaded_folder(model: Any) -> Path | None:
+    """The folder ``model`` was loaded from (``model.resolved.path``, set by ``BioHiCL.from_pretrained`` and kept by
+    the ONNX encoder; through a wrapper's ``.model``), whose weights files (:func:`folder_weights_sha256`) are what it
+    encodes with as loaded. None for a model built in memory (``from_base``, one in training)."""
     for candidate in (model, getattr(model, "model", None)):
         path = getattr(getattr(candidate, "resolved", None), "path", None)
         if path is not None:
-            return folder_weights_sha256(path)
+            return Path(path)
     return None
 
 
