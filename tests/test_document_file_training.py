@@ -234,6 +234,8 @@ def test_a_line_whose_labels_have_another_field_name_trains_on_them(tmp_path, me
         ("mesh", 7, "line 3: `mesh` must be a list of strings or a |-separated string, got 7"),
         ("mesh", ["D003920", 7], "line 3: `mesh` must be a list of strings or a |-separated string, got "),
         ("year", [1999], "line 3: `year` is a list here and a number on line 1; give one type per field"),
+        ("year", 2**64, f"line 3: `year` is {2**64}, outside the 64-bit integers a table holds; give it as a string"),
+        ("year", -(2**63) - 1, "line 3: `year` is -9223372036854775809, outside the 64-bit integers a table holds"),
     ],
 )
 def test_a_field_of_another_type_on_some_line_names_the_line(tmp_path, mesh, field, value, message):
@@ -412,3 +414,12 @@ def test_a_document_with_an_empty_abstract_is_dropped_as_the_build_skips_it(tmp_
     assert f"{path}: 1 document with an empty abstract dropped, as biohicl build-dataset skips it, e.g. id 1001" in (
         file_warnings(caplog)
     )
+
+
+def test_an_integer_beyond_64_bits_inside_a_list_is_one_line_naming_the_file(tmp_path):
+    from biohicl.data.documents import read_documents
+    from biohicl.errors import DataError
+
+    path = write_jsonl(tmp_path / "docs.jsonl", [{**synthetic_documents()[0], "ids": [2**64]}])
+    with pytest.raises(DataError, match=r"docs\.jsonl: cannot build a table from the records \(OverflowError: "):
+        read_documents(path)

@@ -38,7 +38,8 @@ def read_documents(path: str | Path):
     columns = record_columns(numbered_records(path), path)
     try:
         return in_memory_dataset(columns)  # no row hashed
-    except (ValueError, TypeError) as err:  # arrow cannot type a column (e.g. mixed types inside lists)
+    except (ValueError, TypeError, OverflowError) as err:  # arrow cannot type a column (mixed types inside lists,
+        # an integer beyond 64 bits inside a list)
         raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 
 
@@ -66,6 +67,9 @@ def record_columns(numbered: Sequence[tuple[str, dict]], path: Path) -> dict[str
             names.setdefault(name)
             if value is None:
                 continue
+            if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+                message = f"`{name}` is {value}, outside the 64-bit integers a table holds; give it as a string"
+                raise DataError(f"{where}: {message}", path)
             kind = _json_type(value)
             seen_kind, seen_where = first.setdefault(name, (kind, where))
             if kind != seen_kind:
