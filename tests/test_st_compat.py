@@ -191,3 +191,19 @@ def test_a_saved_cls_adapter_loads_in_sentence_transformers_as_biohicl_encodes(t
     assert (reloaded.is_peft, reloaded.config.pooling, reloaded.config.query_prompt) == (True, "cls", "query: ")
     np.testing.assert_array_equal(reloaded.encode(LONG, kind="query"), queries)
     np.testing.assert_array_equal(reloaded.encode(LONG), documents)
+
+
+def test_max_seq_length_is_checked_against_the_positions_not_the_tokenizer_length_st_saves(tmp_path):
+    # sentence-transformers 6 saves max_seq_length as the tokenizer's model_max_length (16 here): the setter took that
+    # as the model's limit, so a folder it saved refused 64 (ST takes it) and from_base(max_length=32) refused 32
+    folder, st = _st_folder(tmp_path, pooling="mean", max_seq_length=16)
+    model = BioHiCL.from_pretrained(folder)
+    assert (model.max_seq_length, model.max_tokens, model.tokenizer.model_max_length) == (16, 128, 16)
+    model.max_seq_length = st.max_seq_length = 64
+    assert model.config.max_length == 64
+    np.testing.assert_allclose(model.encode(LONG), st.encode(LONG), atol=1e-5)
+    longer = BioHiCL.from_base(str(folder), max_length=32)
+    longer.max_seq_length = longer.max_seq_length
+    assert longer.config.max_length == 32
+    with pytest.raises(ConfigError, match=r"^max_length: 129 is not between 1 and 128, the most this model takes$"):
+        model.max_seq_length = 129

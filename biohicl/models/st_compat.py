@@ -41,18 +41,12 @@ class EncoderInfo:
 
     @property
     def max_tokens(self) -> int | None:
-        """The most tokens a text can have: the fewer of the tokenizer's ``model_max_length`` (when it states one) and
-        the tokens the backbone's position embeddings encode (:func:`~biohicl.models.positions.usable_positions`);
-        None when neither says."""
-        limits = []
-        stated = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(stated, int) and 0 < stated < 1_000_000:
-            limits.append(stated)
+        """The most tokens a text can have: what the backbone's position embeddings encode
+        (:func:`~biohicl.models.positions.usable_positions`, the limit the loaders cap ``max_length`` at); None when
+        its config states no positions. Not the tokenizer's ``model_max_length``: sentence-transformers 6 saves its
+        ``max_seq_length`` there, a setting rather than a limit."""
         config = getattr(unwrapped(self.backbone), "config", None)
-        positions = usable_positions(config) if config is not None else None
-        if positions is not None:
-            limits.append(positions)
-        return min(limits) if limits else None
+        return usable_positions(config) if config is not None else None
 
     def set_max_length(self, value: int) -> None:
         """Change the maximum tokens per text; a :class:`ConfigError` naming ``max_length`` when out of range
