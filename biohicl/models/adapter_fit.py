@@ -53,7 +53,8 @@ def _refuse_base(adapter_dir: Path, why: str, force_base: bool) -> None:
         warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=4)
         return
     raise ModelLoadError(
-        f"{message}; load it onto the base it was trained on, or force it with --force_base / force_base=True"
+        f"{message}; load it onto the base it was trained on, or force it with force_base=True "
+        "(biohicl evaluate --force_base)"
     )
 
 
@@ -192,5 +193,6 @@ def check_recorded_base(resolved: ResolvedModel, base_model_path: str | Path | N
             warnings.warn(f"{message}; loading it anyway (force_base)", UserWarning, stacklevel=3)
             return
         raise ModelLoadError(
-            f"{message}; load it onto the base it was trained for, or force it with --force_base / force_base=True"
+            f"{message}; load it onto the base it was trained for, or force it with force_base=True "
+            "(biohicl evaluate --force_base)"
         )

@@ -215,7 +215,7 @@ def test_adapter_onto_another_base_of_the_same_shape_is_refused(models, tmp_path
     same_shape = build_tiny_bert(tmp_path / "same-shape", seed=7)  # same config, other weights
     with pytest.raises(ModelLoadError, match=r"this base is not org/tiny-bert, the one the adapter was trained on"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
-    with pytest.raises(ModelLoadError, match="force it with --force_base / force_base=True"):
+    with pytest.raises(ModelLoadError, match=r"force it with force_base=True \(biohicl evaluate --force_base\)$"):
         BioHiCL.from_pretrained(models.adapter, base_model_path=same_shape)
     out = tmp_path / "results.json"
     argv = ["evaluate", str(models.adapter), "--base_model_path", str(same_shape), "--tasks",
