@@ -231,7 +231,7 @@ def dropped_names_lines(counts: dict[str, int], shown: int = DROPPED_NAMES_SHOWN
 def per_file_lines(read: dict[str, Any], listed: str = "summary.json read.per_file") -> list[str]:
     """The printed lines of a ``summary.json`` ``read`` record (:meth:`ReadReport.to_dict`) on its files, when there
     are several: one per file read (``file F: read N; kept by the reader M``: before ``--exclude_test``,
-    ``--exclude_pmids`` and decontamination) up to :data:`PER_FILE_SHOWN` files; above, only the files whose reader
+    ``exclude_pmids=`` and decontamination) up to :data:`PER_FILE_SHOWN` files; above, only the files whose reader
     kept nothing, all of them, and the count of the others, which ``listed`` holds; then the empty files left out.
     None for a summary from before ``per_file`` and ``empty_files``."""
     per_file = read.get("per_file") or {}
