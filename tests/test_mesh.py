@@ -118,6 +118,7 @@ def test_depth_tree_numbers_ancestors(mesh):
     assert mesh.label_similarity(["D005260"], ["D005260"]) == 0.0  # no node → empty vector
     assert mesh.version == "2024"
     assert len(mesh) == 30_764
+    assert len(mesh.node_index) == sum(len(tns) for tns in mesh.trees.values()) == 64_457  # docs/data.md's count
 
 
 # --------------------------------------------------------------------------- matrices
