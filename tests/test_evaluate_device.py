@@ -63,6 +63,7 @@ def test_device_cpu_keeps_the_model_off_the_gpu(tmp_path, tiny_bert_dir, moves, 
 
 def test_explicit_gpu_index_is_recorded(tmp_path, tiny_bert_dir, moves, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # cuda:1 is checked against the GPUs there are
     record = run(tmp_path, tiny_bert_dir, "--device", "cuda:1")
     assert moves == ["cuda:1"] and record["settings"]["device"] == "cuda:1"
 

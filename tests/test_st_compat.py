@@ -81,7 +81,7 @@ def test_from_pretrained_device_moves_the_model_and_refuses_a_bad_device(pair, m
     assert model.device == torch.device("cpu") and not model.training
     np.testing.assert_array_equal(model.encode(TEXTS), ours.encode(TEXTS))
     assert ours.to("cpu") is ours  # .to(device) works as on any torch module
-    with pytest.raises(ConfigError, match=r"^device: 'gpu' is not a torch device \(cpu, cuda, cuda:N\)$"):
+    with pytest.raises(ConfigError, match=r"^device: 'gpu' is not a torch device \(cpu, cuda, cuda:N, mps, xpu\)$"):
         BioHiCL.from_pretrained(folder, device="gpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but CUDA sees no GPU on this machine$"):
@@ -207,3 +207,37 @@ def test_max_seq_length_is_checked_against_the_positions_not_the_tokenizer_lengt
     assert longer.config.max_length == 32
     with pytest.raises(ConfigError, match=r"^max_length: 129 is not between 1 and 128, the most this model takes$"):
         model.max_seq_length = 129
+
+
+def test_every_device_type_is_checked_before_loading_in_one_line(monkeypatch, tmp_path):
+    # mps failed after the whole load (RuntimeError), xpu with an AssertionError, meta was taken, 0 gave the CPU while 1
+    # was "not a torch device", and on a 1-GPU machine cuda:5 passed the check; a missing folder shows nothing loads
+    from biohicl.models.st_compat import inference_device
+
+    missing = tmp_path / "not-loaded"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    if hasattr(torch, "xpu"):
+        monkeypatch.setattr(torch.xpu, "is_available", lambda: False)
+    assert inference_device(0) == inference_device(np.int64(0)) == inference_device("cuda:0") == torch.device("cuda:0")
+    assert inference_device("cuda") == torch.device("cuda") and inference_device("cpu") == torch.device("cpu")
+    known = r"\(cpu, cuda, cuda:N, mps, xpu\)$"
+    refused = [
+        ("cuda:5", r"^device: 'cuda:5' asked for, but CUDA sees 1 GPU on this machine \(cuda:0\)$"),
+        (1, r"^device: 'cuda:1' asked for, but CUDA sees 1 GPU on this machine \(cuda:0\)$"),
+        ("mps", r"^device: 'mps' asked for, but MPS is not available on this machine$"),
+        ("xpu", r"^device: 'xpu' asked for, but XPU is not available on this machine$"),
+        ("meta", r"^device: 'meta' is not a device biohicl encodes on " + known),
+        ("gpu", r"^device: 'gpu' is not a torch device " + known),
+        (-1, r"^device: -1 is not a torch device " + known),
+        (True, r"^device: True is not a torch device " + known),
+        (1.5, r"^device: 1.5 is not a torch device " + known),
+    ]
+    for device, message in refused:
+        with pytest.raises(ConfigError, match=message):
+            BioHiCL.from_pretrained(missing, device=device)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert inference_device("cuda:3") == torch.device("cuda:3")
+    with pytest.raises(ConfigError, match=r"^device: 'cuda:4' asked for, but CUDA sees 4 GPUs .*\(cuda:0 to cuda:3\)$"):
+        inference_device("cuda:4")

@@ -92,13 +92,46 @@ class EncoderInfo:
         return scores if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) else scores.numpy()
 
 
-def inference_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch device (None: CUDA when there is a GPU, else CPU); a one-line :class:`ConfigError` for
-    a name torch does not know or a GPU this machine lacks."""
+#: the devices biohicl encodes on, as a refusal lists them
+DEVICE_NAMES = "(cpu, cuda, cuda:N, mps, xpu)"
+
+
+def _available(kind: str) -> bool:
+    """Whether this machine has a ``kind`` device (cuda, mps, xpu)."""
+    backend = torch.backends.mps if kind == "mps" else getattr(torch, kind, None)
+    return backend is not None and bool(backend.is_available())
+
+
+def _device_count(kind: str) -> int:
+    """How many ``kind`` devices an available backend has (MPS: one)."""
+    return 1 if kind == "mps" else int(getattr(torch, kind).device_count())
+
+
+def inference_device(device: str | int | torch.device | None) -> torch.device:
+    """``device`` as a torch device (None: CUDA when there is a GPU, else CPU; an int N: ``cuda:N``, as in torch),
+    checked before anything loads: a one-line :class:`ConfigError` for a name torch does not know, a device biohicl
+    does not encode on (``meta``, ...) and a GPU, MPS or XPU device this machine lacks (an index past its count)."""
+    if device is None or device == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    shown = device
+    if isinstance(device, (int, np.integer)) and not isinstance(device, bool):
+        device = shown = f"cuda:{device}" if device >= 0 else device
     try:
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if not isinstance(device, (str, torch.device)):
+            raise RuntimeError(device)
+        device = torch.device(device)
     except RuntimeError:
-        raise ConfigError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {str(device)!r} asked for, but CUDA sees no GPU on this machine")
+        raise ConfigError(f"device: {shown!r} is not a torch device {DEVICE_NAMES}") from None
+    if device.type == "cpu":
+        return device
+    if device.type not in ("cuda", "mps", "xpu"):
+        raise ConfigError(f"device: {str(device)!r} is not a device biohicl encodes on {DEVICE_NAMES}")
+    name = {"cuda": "CUDA", "mps": "MPS", "xpu": "XPU"}[device.type]
+    if not _available(device.type):
+        lacks = "CUDA sees no GPU" if device.type == "cuda" else f"{name} is not available"
+        raise ConfigError(f"device: {str(device)!r} asked for, but {lacks} on this machine")
+    if device.index is not None and device.index >= (count := _device_count(device.type)):
+        known = f"{device.type}:0" + (f" to {device.type}:{count - 1}" if count > 1 else "")
+        sees = f"{count} GPU{'s' if count != 1 else ''}" if device.type == "cuda" else f"{count} {name} device(s)"
+        raise ConfigError(f"device: {str(device)!r} asked for, but {name} sees {sees} on this machine ({known})")
     return device
