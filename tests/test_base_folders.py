@@ -18,8 +18,14 @@ from biohicl.errors import ConfigError, PublishError
 from biohicl.models.model import BioHiCL
 
 TEXTS = ["the cancer of patients", "heart disease"]
-MEAN_GUESS = "; using 'mean' (pass --pooling cls for CLS-trained encoders such as bge or MedCPT)"
-CLS_GUESS = "; using 'cls' (its name reads as a CLS-trained encoder; pass --pooling mean for a mean-pooled one)"
+MEAN_GUESS = (
+    "; using 'mean' (for a CLS-trained encoder such as bge or MedCPT: BioHiCL.from_base(..., pooling='cls'), or "
+    "`biohicl train --pooling cls`)"
+)
+CLS_GUESS = (
+    "; using 'cls' (its name reads as a CLS-trained encoder; for a mean-pooled one: BioHiCL.from_base(..., "
+    "pooling='mean'), or `biohicl train --pooling mean`)"
+)
 
 
 def pooling_lines(caplog) -> list[str]:

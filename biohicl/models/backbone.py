@@ -19,6 +19,7 @@ from biohicl.models.config import (
     CONFIG_NAME,
     ENCODING_SETTINGS,
     default_pooling,
+    settings_hint,
 )
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
@@ -78,8 +79,10 @@ def merged_plain_adapter(path: Path, base_path: Path, dtype: torch.dtype | None)
 
 
 def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
-    """``AutoModel`` from ``path``'s safetensors weights (pickle weights and remote code are refused; a cache
-    snapshot without them whose download was interrupted says so: :func:`~.resolver.interrupted_download`);
+    """``AutoModel`` from ``path``'s safetensors weights, in its sentence-transformers Transformer module's folder
+    where ``modules.json`` names one (:func:`sentence_transformers_module_folder`; pickle weights and remote code are
+    refused; a cache snapshot without them whose download was interrupted says so:
+    :func:`~.resolver.interrupted_download`);
     a plain peft adapter folder (:func:`plain_adapter_base`) is its base with the adapter merged in, so a new adapter
     trains on the adapted model (transformers would attach it as ``default``, which ``add_lora`` then
     re-initialises)."""
@@ -88,36 +91,38 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     adapter_base = plain_adapter_base(path)
     if adapter_base is not None:
         return merged_plain_adapter(path, adapter_base[1], dtype)
-    if not any(path.glob("*.safetensors")):
-        if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+    folder = sentence_transformers_module_folder(path, "Transformer")  # an older layout's 0_Transformer
+    if not any(folder.glob("*.safetensors")):
+        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
             raise ModelLoadError(
-                f"{path}: only pickle weights (*.bin) found; biohicl loads safetensors only "
+                f"{folder}: only pickle weights (*.bin) found; biohicl loads safetensors only "
                 "(convert them with `transformers` save_pretrained(safe_serialization=True))"
             )
         interrupted = interrupted_download(path)  # a Hub-cache snapshot whose download stopped half-way
-        raise ModelLoadError(f"{path}: no *.safetensors weights found" + (f"; {interrupted}" if interrupted else ""))
+        raise ModelLoadError(f"{folder}: no *.safetensors weights found" + (f"; {interrupted}" if interrupted else ""))
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype
     from safetensors import SafetensorError
 
     try:
-        return AutoModel.from_pretrained(str(path), **kwargs)
+        return AutoModel.from_pretrained(str(folder), **kwargs)
     except SafetensorError as err:  # a truncated or garbled weights file
-        weights = ", ".join(p.name for p in sorted(path.glob("*.safetensors")))
-        raise ModelLoadError(f"{path}: unreadable safetensors weights {weights} ({err})") from None
+        weights = ", ".join(p.name for p in sorted(folder.glob("*.safetensors")))
+        raise ModelLoadError(f"{folder}: unreadable safetensors weights {weights} ({err})") from None
     except (OSError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{path}: could not load the model ({err})") from None
+        raise ModelLoadError(f"{folder}: could not load the model ({err})") from None
 
 
 def load_tokenizer(path: Path) -> Any:
-    """``AutoTokenizer`` of ``path``; a plain peft adapter folder saved without one (peft's ``save_pretrained``
-    writes none) has its base's."""
+    """``AutoTokenizer`` of ``path`` (of its Transformer module's folder, as :func:`load_backbone`); a plain peft
+    adapter folder saved without one (peft's ``save_pretrained`` writes none) has its base's."""
     from transformers import AutoTokenizer
 
-    has_own = any((path / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
+    folder = sentence_transformers_module_folder(path, "Transformer")
+    has_own = any((folder / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
     adapter_base = None if has_own else plain_adapter_base(path)
-    return AutoTokenizer.from_pretrained(str(path if adapter_base is None else adapter_base[1]))
+    return AutoTokenizer.from_pretrained(str(folder if adapter_base is None else adapter_base[1]))
 
 
 #: sentence-transformers' older pooling config: one boolean flag per mode (``pooling_mode_cls_token: true``).
@@ -144,12 +149,17 @@ def is_sentence_transformers_folder(path: Path) -> bool:
     return (path / "modules.json").is_file() or (path / "sentence_bert_config.json").is_file()
 
 
+def pooling_config_file(path: Path) -> Path:
+    """The pooling config of a sentence-transformers folder: in the Pooling module's folder, else ``1_Pooling``."""
+    return sentence_transformers_module_folder(path, "Pooling", "1_Pooling") / "config.json"
+
+
 def sentence_transformers_pooling(path: Path) -> str | None:
-    """``cls`` or ``mean`` from a sentence-transformers folder's ``1_Pooling/config.json`` (None without one).
+    """``cls`` or ``mean`` from a sentence-transformers folder's :func:`pooling_config_file` (None without one).
 
     Both layouts are read: ``pooling_mode`` (sentence-transformers >= 6) and the older ``pooling_mode_*`` flags. A
     config naming another mode (``max``, ``lasttoken``, several) or none is a one-line :class:`ModelLoadError`."""
-    pooling_config = path / "1_Pooling" / "config.json"
+    pooling_config = pooling_config_file(path)
     if not pooling_config.is_file():
         return None
     values = read_json_file(pooling_config)
@@ -168,15 +178,17 @@ def sentence_transformers_pooling(path: Path) -> str | None:
         return mode
     raise ModelLoadError(
         f"{pooling_config}: field {field_name} gives pooling {mode!r}; biohicl pools 'cls' or 'mean' "
-        "(pass pooling= to choose one)"
+        f"(to encode it so: {settings_hint(pooling='mean')})"
     )
 
 
 def sentence_transformers_max_length(path: Path) -> int | None:
     """The maximum tokens of a sentence-transformers folder: ``sentence_bert_config.json``'s ``max_seq_length``,
-    else (sentence-transformers >= 6 keeps it there) ``tokenizer_config.json``'s ``model_max_length``; None for a
-    folder sentence-transformers did not write, or a tokenizer's "no limit" sentinel."""
-    config = path / "sentence_bert_config.json"
+    else (sentence-transformers >= 6 keeps it there) ``tokenizer_config.json``'s ``model_max_length``, both in the
+    Transformer module's folder; None for a folder sentence-transformers did not write, or a tokenizer's "no limit"
+    sentinel."""
+    folder = sentence_transformers_module_folder(path, "Transformer")
+    config = folder / "sentence_bert_config.json"
     if config.is_file():
         values = read_json_file(config)
         value = values.get("max_seq_length") if isinstance(values, dict) else None
@@ -184,7 +196,7 @@ def sentence_transformers_max_length(path: Path) -> int | None:
             if not is_count(value):
                 raise ModelLoadError(f"{config}: field max_seq_length must be a positive integer, got {value!r}")
             return value
-    tokenizer_config = path / "tokenizer_config.json"
+    tokenizer_config = folder / "tokenizer_config.json"
     if not is_sentence_transformers_folder(path) or not tokenizer_config.is_file():
         return None
     values = read_json_file(tokenizer_config)
@@ -223,39 +235,81 @@ def sentence_transformers_modules(path: Path) -> list[str] | None:
     return [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
 
 
+def sentence_transformers_module_folder(path: Path, kind: str, default: str = "") -> Path:
+    """The folder of the ``kind`` module (``Transformer``, ``Pooling``) of the sentence-transformers folder ``path``,
+    where sentence-transformers loads it from: the ``path`` its ``modules.json`` gives it (an older layout keeps the
+    backbone's config, weights and tokenizer in ``0_Transformer``), else ``path / default``. A module path leading
+    out of ``path`` is a one-line :class:`ModelLoadError`."""
+    modules_file = path / "modules.json"
+    modules = read_json_file(modules_file) if modules_file.is_file() else None
+    for module in modules if isinstance(modules, list) else []:
+        if isinstance(module, dict) and str(module.get("type", "")).rsplit(".", 1)[-1] == kind:
+            relative = module.get("path") or ""
+            if not isinstance(relative, str) or Path(relative).is_absolute() or ".." in Path(relative).parts:
+                raise ModelLoadError(
+                    f"{modules_file}: module {module.get('type')!r} has path {relative!r}, not a folder inside the "
+                    "model's"
+                )
+            return path / relative
+    return path / default
+
+
 def sentence_transformers_normalize(path: Path) -> bool | None:
     """Whether a sentence-transformers folder's ``modules.json`` lists a ``Normalize`` module (None without one)."""
     modules = sentence_transformers_modules(path)
     return None if modules is None else "Normalize" in modules
 
 
+def check_sentence_transformers_similarity(path: Path) -> None:
+    """A one-line :class:`ModelLoadError` naming ``config_sentence_transformers.json`` when its
+    ``similarity_fn_name`` is not what biohicl scores by everywhere (training, ``similarity``, search, evaluation):
+    cosine, none (sentence-transformers' default) or ``dot`` after a ``Normalize`` module (cosine on unit vectors);
+    ``euclidean``, ``manhattan`` or ``dot`` over unnormalised vectors (tas-b, multi-qa-*-dot) rank otherwise."""
+    config = path / "config_sentence_transformers.json"
+    values = read_json_file(config) if config.is_file() else {}
+    name = values.get("similarity_fn_name") if isinstance(values, dict) else None
+    if name in (None, "cosine") or (name == "dot" and sentence_transformers_normalize(path)):
+        return
+    raise ModelLoadError(
+        f"{config}: field similarity_fn_name is {name!r}; biohicl scores by cosine similarity only (training, "
+        "search, evaluation), which would rank this model's documents otherwise than it was trained to"
+    )
+
+
 def sentence_transformers_include_prompt(path: Path) -> bool:
-    """``1_Pooling/config.json``'s ``include_prompt`` (sentence-transformers' default, True, without one)."""
-    pooling_config = path / "1_Pooling" / "config.json"
+    """The pooling config's ``include_prompt`` (sentence-transformers' default, True, without one)."""
+    pooling_config = pooling_config_file(path)
     values = read_json_file(pooling_config) if pooling_config.is_file() else {}
     return not isinstance(values, dict) or values.get("include_prompt", True) is not False
 
 
+#: The prompt names sentence-transformers' ``encode_document`` tries, in its order, before ``default_prompt_name``.
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
 def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
-    """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``: the
-    document's is ``default_prompt_name``'s, else ``document``'s or ``passage``'s (None where it names none)."""
+    """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``, as
+    ``encode_query`` and ``encode_document`` pick them: ``query``'s; the first of :data:`DOCUMENT_PROMPT_NAMES` the
+    prompts name (``""`` counts), else ``default_prompt_name``'s (plain ``encode``'s, often the query instruction).
+    sentence-transformers 6 gives every model it loads a ``document: ""`` prompt (and saves it): the later names
+    matter for a folder written without one (by hand, an older version), whose ``passage`` prompt biohicl keeps."""
     config = path / "config_sentence_transformers.json"
     values = read_json_file(config) if config.is_file() else {}
     prompts = values.get("prompts") if isinstance(values, dict) else None
     if not isinstance(prompts, dict):
         return None, None
-    default = values.get("default_prompt_name")
-    names = [default] if default else ["document", "passage"]
-    document = next((prompts[name] for name in names if isinstance(prompts.get(name), str)), None)
+    names = [name for name in DOCUMENT_PROMPT_NAMES if name in prompts] or [values.get("default_prompt_name")]
+    document = prompts.get(names[0]) if isinstance(names[0], str) else None
     query = prompts.get("query")
-    return query if isinstance(query, str) else None, document
+    return query if isinstance(query, str) else None, document if isinstance(document, str) else None
 
 
 def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:
     """:data:`ENCODING_SETTINGS` of the base in ``path``: each value ``given`` (not None), else the registry
     ``entry``'s (a registered model encodes as ``from_pretrained`` loads it), else the sentence-transformers
     folder's, else the name's pooling guess, normalised, 512 tokens and no prompts. A sentence-transformers folder
-    with a module other than :data:`APPLIED_MODULES`, or whose pooling leaves out the prompt (``include_prompt``
+    with a module other than :data:`APPLIED_MODULES`, a similarity other than cosine
+    (:func:`check_sentence_transformers_similarity`), or whose pooling leaves out the prompt (``include_prompt``
     false) while a prompt is set, is a one-line :class:`ModelLoadError`: biohicl would encode another model. A plain
     peft adapter folder (:func:`plain_adapter_base`) without sentence-transformers files encodes as its base does."""
     settings = {key: value for key, value in given.items() if value is not None}
@@ -264,6 +318,7 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
         model_id, path = adapter_base
         entry = entry or registered_entry(model_id)
     sentence_transformers_modules(path)  # refuses a module biohicl would leave out
+    check_sentence_transformers_similarity(path)
     if entry is not None:
         for key in ENCODING_SETTINGS:
             settings.setdefault(key, getattr(entry, key))
@@ -279,9 +334,9 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
         settings.setdefault("document_prompt", document or "")
     if (settings["query_prompt"] or settings["document_prompt"]) and not sentence_transformers_include_prompt(path):
         raise ModelLoadError(
-            f"{path / '1_Pooling' / 'config.json'}: field include_prompt is false (the prompt's tokens left out of "
-            "the pooling), which biohicl does not do; pass query_prompt='' and document_prompt='' to encode without "
-            "prompts, or export the model with include_prompt true"
+            f"{pooling_config_file(path)}: field include_prompt is false (the prompt's tokens left out of the "
+            "pooling), which biohicl does not do; to encode without prompts: "
+            f"{settings_hint(query_prompt='', document_prompt='')}; or export the model with include_prompt true"
         )
     return settings
 

@@ -132,6 +132,17 @@ def recorded_base(base_model: str, path: Path, hub_id: str | None = None) -> str
     return base_model
 
 
+def settings_hint(**values: Any) -> str:
+    """How to load a base with the encoding ``values`` given, true for a Python and a command-line caller alike:
+    ``BioHiCL.from_base(..., pooling='cls'), or `biohicl train --pooling cls``` (``from_pretrained`` takes none of
+    them; a study's model entry has the same fields)."""
+    import shlex
+
+    arguments = ", ".join(f"{key}={value!r}" for key, value in values.items())
+    flags = " ".join(f"--{key} {shlex.quote(str(value))}" for key, value in values.items())
+    return f"BioHiCL.from_base(..., {arguments}), or `biohicl train {flags}`"
+
+
 def default_pooling(model_id: str) -> str:
     """The pooling guessed for a base without a pooling of its own (none given, registered or in a
     sentence-transformers ``1_Pooling/config.json``): CLS for the :data:`CLS_POOLED_NAMES` families (BGE, MedCPT),
@@ -141,9 +152,9 @@ def default_pooling(model_id: str) -> str:
     name = re.split(r"[\\/]", model_id.rstrip("/\\"))[-1].lower()
     pooling = "cls" if any(part in name for part in CLS_POOLED_NAMES) else "mean"
     hint = (
-        "pass --pooling cls for CLS-trained encoders such as bge or MedCPT"
+        f"for a CLS-trained encoder such as bge or MedCPT: {settings_hint(pooling='cls')}"
         if pooling == "mean"
-        else "its name reads as a CLS-trained encoder; pass --pooling mean for a mean-pooled one"
+        else f"its name reads as a CLS-trained encoder; for a mean-pooled one: {settings_hint(pooling='mean')}"
     )
     if (model_id, pooling) not in _GUESSES_SAID:  # a study or a search loads the same folder many times
         _GUESSES_SAID.add((model_id, pooling))
