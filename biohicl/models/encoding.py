@@ -3,6 +3,7 @@ assembly of ``encode``'s result."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -62,21 +63,50 @@ def chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def check_texts(texts: Any, where: str = "encode") -> None:
-    """A one-line :class:`ConfigError` for what is not a str or an iterable of str but would iterate as one: None,
-    bytes (iterates as ints) and a mapping (iterates as its keys)."""
-    if texts is None or isinstance(texts, (bytes, bytearray, memoryview, Mapping)):
+    """A one-line :class:`ConfigError` for what is not a str or an iterable of str: what does not iterate (None, an
+    int) and what would iterate as something else: bytes (as ints) and a mapping (as its keys)."""
+    if not isinstance(texts, Iterable) or isinstance(texts, (bytes, bytearray, memoryview, Mapping)):
         raise ConfigError(f"{where}: texts is {type(texts).__name__}, not a str or an iterable of str")
 
 
 def encode_inputs(config: Any, texts: Any, batch_size: Any, kind: str) -> Iterable[str]:
     r"""What both backends' ``iter_encode`` check before encoding, as one-line :class:`ConfigError`\ s: ``kind``
-    (also for no texts), ``batch_size`` a positive int, ``texts`` per :func:`check_texts`; returns the texts, a
-    single str as one text."""
+    (also for no texts), ``batch_size`` a positive int (numpy's too), ``texts`` per :func:`check_texts`; returns the
+    texts, a single str as one text."""
     config.prompt(kind)  # an unknown kind fails here
-    if not is_count(batch_size):
+    if not is_count(int(batch_size) if isinstance(batch_size, np.integer) else batch_size):
         raise ConfigError(f"batch_size: {batch_size!r} is not a positive number of texts")
     check_texts(texts, "iter_encode")
     return [texts] if isinstance(texts, str) else texts
+
+
+#: the dtypes autocast runs a forward pass in, on every device biohicl encodes on; float32 (or None) needs none
+AUTOCAST_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def encode_dtype(dtype: Any) -> torch.dtype | None:
+    """``encode``'s ``dtype`` as a torch dtype: one, or its name as ``from_pretrained`` takes it (``"bfloat16"``;
+    ``"auto"`` is None: the weights' own); a one-line :class:`ConfigError` for anything else."""
+    if isinstance(dtype, str):
+        found = None if dtype == "auto" else getattr(torch, dtype, None)
+        dtype = found if dtype == "auto" or isinstance(found, torch.dtype) else dtype
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise ConfigError(f"dtype: {dtype!r} is not a torch dtype (float16, bfloat16, float32)")
+    return dtype
+
+
+def autocast_for(dtype: Any, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast ``encode`` runs the forward pass under on ``device`` for ``dtype`` (:func:`encode_dtype`): none
+    for None or float32; a one-line :class:`ConfigError` for a dtype autocast cannot run there (torch warned, then
+    ran float32) and for bfloat16 on a GPU without it (as torch's autocast checks it)."""
+    dtype = encode_dtype(dtype)
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    if dtype not in AUTOCAST_DTYPES:
+        raise ConfigError(f"dtype: {dtype} is not one autocast runs in (float16, bfloat16; float32 or None: none)")
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"dtype: bfloat16 asked for, but {device} does not support it (float16 does)")
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def check_convert_to(convert_to: str) -> None:

@@ -13,7 +13,6 @@ Only safetensors weights are ever loaded and ``trust_remote_code`` is never set.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from collections.abc import Iterable, Iterator
@@ -29,6 +28,7 @@ from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base, 
 from biohicl.models.backbone import base_encoding_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, recorded_base
 from biohicl.models.encoding import (
+    autocast_for,
     chunks,
     collect_embeddings,
     encode_inputs,
@@ -299,23 +299,19 @@ class BioHiCL(EncoderInfo, nn.Module):
         texts: Iterable[str],
         batch_size: int = 32,
         kind: str = "document",
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         chunk_size: int = 8192,
         show_progress_bar: bool | None = None,
         total: int | None = None,
     ) -> Iterator[torch.Tensor]:
         """Stream embeddings chunk by chunk (input order kept), sorting each chunk by length for speed; a single str
-        is one text (one [1, dim] chunk). ``batch_size``, ``kind`` and ``texts`` are checked first (one-line
-        :class:`ConfigError`: None, bytes and a dict are refused)."""
+        is one text (one [1, dim] chunk). ``batch_size``, ``kind``, ``texts`` and ``dtype`` are checked first
+        (each a one-line :class:`ConfigError`: :func:`~biohicl.models.encoding.encode_inputs`, ``autocast_for``)."""
         texts = encode_inputs(self.config, texts, batch_size, kind)
+        device = self.device
+        autocast = autocast_for(dtype, device)  # a dtype autocast cannot run is refused before the mode changes
         modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
         self.eval()
-        device = self.device
-        autocast = (
-            torch.autocast(device_type=device.type, dtype=dtype)
-            if dtype is not None and dtype != torch.float32
-            else contextlib.nullcontext()
-        )
         bar = progress_bar(total, batch_size, show_progress_bar)
         try:
             for chunk in chunks(texts, chunk_size):
@@ -347,7 +343,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         kind: str = "document",
         convert_to: str = "numpy",
         show_progress_bar: bool | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts: [n, dim] in input order, or [dim] for one string; ``kind='query'`` adds the query prompt."""
         return collect_embeddings(

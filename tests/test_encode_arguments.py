@@ -1,0 +1,79 @@
+"""``encode`` / ``iter_encode`` arguments: each wrong one is a one-line ConfigError naming it, before any encoding or
+progress bar; what is right in another spelling (a numpy batch size, a dtype's name) encodes as its plain form."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from biohicl.errors import ConfigError
+from biohicl.models.model import BioHiCL
+
+TEXTS = ["diabetes in the heart", "cancer cells of the brain", "patients and disease", "x"]
+
+
+@pytest.fixture()
+def tiny(tiny_bert_dir) -> BioHiCL:
+    return BioHiCL.from_base(str(tiny_bert_dir), hub_id="org/tiny-bert", max_length=64)
+
+
+def test_texts_that_do_not_iterate_are_one_line_before_the_progress_bar(tiny, capsys):
+    # encode(5) drew an empty progress bar, then TypeError: 'int' object is not iterable
+    for texts, name in ((5, "int"), (2.5, "float"), (object(), "object")):
+        with pytest.raises(ConfigError, match=rf"^encode: texts is {name}, not a str or an iterable of str$"):
+            tiny.encode(texts, show_progress_bar=True)
+        with pytest.raises(ConfigError, match=rf"^iter_encode: texts is {name}, not a str or an iterable of str$"):
+            next(tiny.iter_encode(texts, show_progress_bar=True))
+    assert "Encoding" not in capsys.readouterr().err
+
+
+def test_a_numpy_integer_batch_size_is_a_batch_size(tiny):
+    expected = tiny.encode(TEXTS, batch_size=2)
+    np.testing.assert_array_equal(tiny.encode(TEXTS, batch_size=np.int64(2)), expected)  # refused before
+    np.testing.assert_array_equal(tiny.encode(TEXTS, batch_size=np.int32(3)), tiny.encode(TEXTS, batch_size=3))
+    for wrong in (np.int64(0), 2.0, True, np.float64(2)):
+        with pytest.raises(ConfigError, match=r"^batch_size: .* is not a positive number of texts$"):
+            tiny.encode(TEXTS, batch_size=wrong)
+
+
+def test_a_dtype_by_name_encodes_as_the_dtype(tiny):
+    # dtype="bfloat16", which from_pretrained takes, was a TypeError from torch's autocast
+    np.testing.assert_array_equal(tiny.encode(TEXTS, dtype="bfloat16"), tiny.encode(TEXTS, dtype=torch.bfloat16))
+    np.testing.assert_array_equal(tiny.encode(TEXTS, dtype="float16"), tiny.encode(TEXTS, dtype=torch.float16))
+    plain = tiny.encode(TEXTS)
+    for same in ("float32", "auto", torch.float32, None):
+        np.testing.assert_array_equal(tiny.encode(TEXTS, dtype=same), plain)
+    assert np.abs(tiny.encode(TEXTS, dtype="bfloat16") - plain).max() > 1e-6  # it does autocast
+
+
+def test_a_dtype_autocast_cannot_run_is_one_line_not_a_warning_and_float32(tiny):
+    # torch.float64 / torch.int8 gave torch's "Disabling autocast" UserWarning and encoded float32 silently
+    tiny.train()
+    refused = [
+        (torch.float64, r"^dtype: torch\.float64 is not one autocast runs in \(float16, bfloat16; float32 or None"),
+        (torch.int8, r"^dtype: torch\.int8 is not one autocast runs in"),
+        ("float64", r"^dtype: torch\.float64 is not one autocast runs in"),
+        ("bf17", r"^dtype: 'bf17' is not a torch dtype \(float16, bfloat16, float32\)$"),
+        (5, r"^dtype: 5 is not a torch dtype"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype, message in refused:
+            with pytest.raises(ConfigError, match=message):
+                tiny.encode(TEXTS, dtype=dtype, show_progress_bar=False)
+    assert tiny.training and all(m.training for m in tiny.modules())  # refused before encode switched to eval
+
+
+def test_bfloat16_on_a_gpu_without_it_is_one_line(monkeypatch):
+    from biohicl.models.encoding import autocast_for
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(
+        ConfigError, match=r"^dtype: bfloat16 asked for, but cuda:0 does not support it \(float16 does\)$"
+    ):
+        autocast_for(torch.bfloat16, torch.device("cuda:0"))
+    autocast = autocast_for("float16", torch.device("cpu"))
+    assert isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.float16
