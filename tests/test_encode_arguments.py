@@ -77,3 +77,19 @@ def test_bfloat16_on_a_gpu_without_it_is_one_line(monkeypatch):
         autocast_for(torch.bfloat16, torch.device("cuda:0"))
     autocast = autocast_for("float16", torch.device("cpu"))
     assert isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.float16
+
+
+def test_encode_checks_its_other_arguments_before_the_texts(tiny):
+    # encode(None, kind="bad") said the texts were wrong, while iter_encode and docs/inference.md put kind first
+    cases = [
+        ({"kind": "bad"}, r"^kind: 'bad' is not `query` or `document`$"),
+        ({"batch_size": 0}, r"^batch_size: 0 is not a positive number of texts$"),
+        ({"dtype": torch.float64}, r"^dtype: torch\.float64 is not one autocast runs in"),
+        ({"kind": "bad", "convert_to": "x"}, r"^convert_to: 'x' is not `numpy` or `torch`$"),
+    ]
+    for kwargs, message in cases:
+        for texts in (None, 5, ["a", None]):
+            with pytest.raises(ConfigError, match=message):
+                tiny.encode(texts, **kwargs)
+    with pytest.raises(ConfigError, match=r"^encode: texts is NoneType"):
+        tiny.encode(None)

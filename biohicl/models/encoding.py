@@ -137,8 +137,10 @@ def collect_embeddings(
     **kwargs: Any,
 ) -> np.ndarray | torch.Tensor:
     """``encode`` on top of an ``iter_encode``: one text or many, the chunks joined in input order, as numpy or torch
-    (shared by every encoder backend); ``convert_to`` and ``texts`` are checked before any encoding."""
+    (shared by every encoder backend); ``convert_to``, then what ``iter_encode`` checks (``kind``, ``batch_size``,
+    the torch backend's ``dtype``), then ``texts`` are checked before any encoding."""
     check_convert_to(convert_to)
+    next(iter_encode([], **{**kwargs, "show_progress_bar": False}), None)  # its checks on no texts, before the texts
     check_texts(texts)
     single = isinstance(texts, str)
     items = [texts] if single else texts
