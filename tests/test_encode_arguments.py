@@ -93,3 +93,19 @@ def test_encode_checks_its_other_arguments_before_the_texts(tiny):
                 tiny.encode(texts, **kwargs)
     with pytest.raises(ConfigError, match=r"^encode: texts is NoneType"):
         tiny.encode(None)
+
+
+def test_a_short_stream_draws_no_progress_bar_and_a_long_one_does_past_four_batches(tiny, capsys):
+    # a stream of unknown length always drew the bar: iter_encode("abc") and encode(x for x in ["a", "b"]) too
+    tiny.encode(t for t in TEXTS)
+    list(tiny.iter_encode("abc"))
+    list(tiny.iter_encode(TEXTS * 2, batch_size=2))  # 8 texts: four batches
+    assert "Encoding" not in capsys.readouterr().err
+    texts = [f"patients {i}" for i in range(12)]
+    got = tiny.encode((t for t in texts), batch_size=2)  # past four batches of 2: drawn from the fifth on
+    np.testing.assert_array_equal(got, tiny.encode(texts, batch_size=2, show_progress_bar=False))
+    assert "Encoding: 12text" in capsys.readouterr().err
+    tiny.encode(texts, batch_size=2)  # a known number past four batches: drawn, as before
+    assert "Encoding: 100%" in capsys.readouterr().err
+    tiny.encode((t for t in TEXTS[:1]), show_progress_bar=True)  # asked for: drawn whatever the length
+    assert "Encoding: 1text" in capsys.readouterr().err

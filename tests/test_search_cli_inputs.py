@@ -135,7 +135,11 @@ def test_encode_no_progress_and_blank_lines(tiny_bert_dir, tmp_path, capsys):
     out = tmp_path / "emb.safetensors"
     argv = ["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out), "--device", "cpu"]
     assert cli([*argv, "--batch_size", "1"]) == 0
-    assert "Encoding" in capsys.readouterr().err  # the bar, on a stream of unknown length
+    assert "Encoding" not in capsys.readouterr().err  # a stream of unknown length, 3 texts: no bar (drawn before)
+    longer = tmp_path / "longer.txt"
+    longer.write_text("heart disease\n" * 5)
+    assert cli([*argv[:4], str(longer), *argv[5:], "--batch_size", "1"]) == 0
+    assert "Encoding" in capsys.readouterr().err  # the bar, once the stream is past four batches
     assert cli([*argv, "--batch_size", "1", "--no_progress"]) == 0
     captured = capsys.readouterr()
     assert "Encoding" not in captured.err and "wrote 3 × 32 float32 embeddings" in captured.out

@@ -115,12 +115,36 @@ def check_convert_to(convert_to: str) -> None:
         raise ConfigError(f"convert_to: {convert_to!r} is not `numpy` or `torch`")
 
 
+class StreamBar:
+    """The progress bar of texts whose number is unknown (a generator): drawn only once more than ``after`` texts are
+    encoded, so a short stream shows none; ``update`` and ``close`` as tqdm's."""
+
+    def __init__(self, after: int, desc: str) -> None:
+        self._after, self._desc, self._done, self._bar = after, desc, 0, None
+
+    def update(self, n: int) -> None:
+        self._done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self._done > self._after:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc=self._desc, unit="text", initial=self._done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def progress_bar(total: int | None, batch_size: int, show: bool | None, desc: str = "Encoding") -> Any:
-    """The encoding progress bar; ``show=None`` shows it unless the texts are known to fit in four batches."""
+    """The encoding progress bar; ``show=None`` shows it for more than four batches of texts: from the start when
+    ``total`` says so, else (a stream) once more than four batches are encoded (:class:`StreamBar`)."""
     from tqdm.auto import tqdm
 
+    if show is None and total is None:
+        return StreamBar(4 * batch_size, desc)
     if show is None:
-        show = total is None or total > 4 * batch_size
+        show = total > 4 * batch_size
     return tqdm(total=total, desc=desc, unit="text", disable=not show)
 
 
