@@ -311,3 +311,22 @@ def test_the_command_line_shows_that_an_evaluation_was_read_back(tmp_path, count
     evaluator(ShiftEncoder(0.0))
     (record,) = (tmp_path / "cache").glob("*.json")
     assert f"evaluation read back from {record} (the same encoder, tasks and data)\n" in capsys.readouterr().out
+
+
+def test_a_beir_folder_whose_path_has_an_at_sign_is_keyed_by_its_own_files(tmp_path):
+    """`/x/at@dir/beir` is a BEIR folder to get_task (no dataset task is named `/x/at`), but the key parsed any `@`
+    as siml-agreement@DATASET and fingerprinted `dir/beir`: an edited qrels read back the old nDCG."""
+    qrels = tmp_path / "at@dir" / "beir" / "qrels" / "test.tsv"
+    qrels.parent.mkdir(parents=True)
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\n")
+    tasks = [str(tmp_path / "at@dir" / "beir")]
+    key = evaluation_key(ShiftEncoder(), tasks)
+    rewrite(qrels, "query-id\tcorpus-id\tscore\nq1\td1\t1\n")  # same size, another relevant document
+    assert evaluation_key(ShiftEncoder(), tasks) != key
+    # a dataset task's split and hierarchy are parsed as get_task parses them: `:dev` is no part of the folder
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "dev.jsonl").write_text('{"id": 1}\n')
+    dev = evaluation_key(ShiftEncoder(), [f"siml-agreement@{pairs}:dev"])
+    rewrite(pairs / "dev.jsonl", '{"id": 2}\n')
+    assert evaluation_key(ShiftEncoder(), [f"siml-agreement@{pairs}:dev"]) != dev

@@ -125,24 +125,22 @@ def _data_fingerprint(tasks: Sequence[str]) -> dict[str, Any]:
     (``siml-agreement@folder``, and its ``#mesh=`` hierarchy file) or a BEIR folder given as the task. A value no
     other call gives stands for data that cannot be known (and for a ``data_folder`` not there, of a task
     registered outside biohicl): no cache hit."""
-    from biohicl.evaluation.tasks import MESH_MARK, TASKS, is_builtin_task, parse_task_spec
+    from biohicl.evaluation.tasks import beir_folder, is_builtin_task, parse_task_spec, split_dataset_task
     from biohicl.settings import data_dir
 
     root = data_dir(required=False)
     folders: dict[str, list[tuple[str, int, int]] | str] = {}
     read: list[tuple[Path, str | None]] = []  # a path, and the registered task outside biohicl that reads it
-    for spec in tasks:
-        _, at, rest = spec.partition("@")
-        if at:  # a dataset task, and the hierarchy file it measures SimL with (``#mesh=``) when it names one
-            dataset, mark, mesh = rest.partition(":")[0].partition(MESH_MARK)
-            read += [(Path(dataset).expanduser(), None)] + ([(Path(mesh).expanduser(), None)] if mark else [])
-        else:
-            name, _ = parse_task_spec(spec)
-            if (folder := _registered_data(name, root)) is not None:
-                # an edited qrels or score file is new data, not a cache hit
-                read.append((folder, None if is_builtin_task(name) else name))
-            elif name not in TASKS and Path(name).expanduser().is_dir():
-                read.append((Path(name).expanduser(), None))
+    for spec in tasks:  # parsed as get_task parses it: `/x/at@dir/beir` is a BEIR folder, not a dataset task
+        name, _ = parse_task_spec(spec)
+        if (parsed := split_dataset_task(name)) is not None:  # its dataset, and its ``#mesh=`` hierarchy file
+            _, dataset, mesh = parsed
+            read += [(Path(dataset).expanduser(), None)] + ([(Path(mesh).expanduser(), None)] if mesh else [])
+        elif (folder := _registered_data(name, root)) is not None:
+            # an edited qrels or score file is new data, not a cache hit
+            read.append((folder, None if is_builtin_task(name) else name))
+        elif (folder := beir_folder(name)) is not None:
+            read.append((folder, None))
     for folder, own in read:
         files: list[tuple[str, int, int]] | str | None = _files(folder)
         if files == [] and own is not None and not folder.exists():

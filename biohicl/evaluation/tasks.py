@@ -105,7 +105,17 @@ def is_builtin_task(name: str) -> bool:
 
 def is_retrieval_task(name: str) -> bool:
     """True for registered BEIR tasks and BEIR folder paths."""
-    return name in RETRIEVAL_TASKS or (name not in TASKS and Path(name).expanduser().is_dir())
+    return name in RETRIEVAL_TASKS or beir_folder(name) is not None
+
+
+def beir_folder(name: str) -> Path | None:
+    """The BEIR folder a task spec's name (no ``:split``) is, as :func:`get_task` reads it: a directory that is
+    neither a dataset task (``siml-agreement@DATASET``) nor a registered task (a path with ``@`` in it is a folder);
+    None for any other name."""
+    if split_dataset_task(name) is not None or name in TASKS:
+        return None
+    folder = Path(name).expanduser()
+    return folder if folder.is_dir() else None
 
 
 def _reported_names(task: str, main_metric: str) -> list[str]:
@@ -203,8 +213,8 @@ def check_task(name: str, split: str | None) -> None:
         DATASET_TASKS[parsed[0]][1](parsed[1], split, parsed[2])
     elif name in CHECKS:
         CHECKS[name](split)
-    elif name not in TASKS and Path(name).expanduser().is_dir():
-        beir_files(Path(name).expanduser(), split or "test")
+    elif (folder := beir_folder(name)) is not None:
+        beir_files(folder, split or "test")
     else:
         get_task(name)
 
@@ -221,8 +231,7 @@ def get_task(name: str) -> TaskFunction:
         return dataset_task
     if name in TASKS:
         return TASKS[name]
-    if Path(name).expanduser().is_dir():
-        folder = Path(name).expanduser()
+    if (folder := beir_folder(name)) is not None:
 
         def beir_folder_task(encoder: Encoder, *, split: str | None = None, **kwargs: Any) -> TaskResult:
             return evaluate_beir(encoder, folder, split or "test", name=folder.name, **kwargs)
