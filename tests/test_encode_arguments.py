@@ -109,3 +109,30 @@ def test_a_short_stream_draws_no_progress_bar_and_a_long_one_does_past_four_batc
     assert "Encoding: 100%" in capsys.readouterr().err
     tiny.encode((t for t in TEXTS[:1]), show_progress_bar=True)  # asked for: drawn whatever the length
     assert "Encoding: 1text" in capsys.readouterr().err
+
+
+def test_concurrent_encodes_of_a_model_in_train_mode_are_all_eval_and_leave_it_training(tiny):
+    # each encode saved the modes, set eval and restored them: an encode starting while another ran saved eval, the
+    # first one's restore switched dropout on under the second, and the model ended in eval mode
+    import threading
+
+    texts = [f"patients {i} " * (1 + i % 7) for i in range(40)]
+    reference = tiny.encode(texts, batch_size=2, show_progress_bar=False)
+    tiny.train()
+    tiny.backbone.embeddings.eval()  # a module's own mode is kept too
+    modes = [m.training for m in tiny.modules()]
+    start = threading.Barrier(8)
+    out: dict[int, np.ndarray] = {}
+
+    def run(k: int) -> None:
+        start.wait()
+        out[k] = np.concatenate([tiny.encode(texts, batch_size=2, show_progress_bar=False) for _ in range(3)])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(8):
+        np.testing.assert_allclose(out[k], np.concatenate([reference] * 3), rtol=0, atol=1e-6)
+    assert [m.training for m in tiny.modules()] == modes

@@ -4,6 +4,8 @@ assembly of ``encode``'s result."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -78,6 +80,33 @@ def encode_inputs(config: Any, texts: Any, batch_size: Any, kind: str) -> Iterab
         raise ConfigError(f"batch_size: {batch_size!r} is not a positive number of texts")
     check_texts(texts, "iter_encode")
     return [texts] if isinstance(texts, str) else texts
+
+
+_MODES_LOCK = threading.Lock()
+#: per model being encoded: [encodes running, each module's mode before the first of them]
+_ENCODING: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode (dropout off) inside the block, each module's own mode restored after it. Encodes
+    running at once (threads) share one switch: the first saves the modes and sets eval, the last restores them, so
+    none runs with dropout on and a model in train mode ends in train mode."""
+    with _MODES_LOCK:
+        state = _ENCODING.get(model)
+        if state is None:
+            state = _ENCODING[model] = [0, [(module, module.training) for module in model.modules()]]
+            model.eval()
+        state[0] += 1
+    try:
+        yield
+    finally:
+        with _MODES_LOCK:
+            state[0] -= 1
+            if state[0] == 0:
+                del _ENCODING[model]
+                for module, training in state[1]:
+                    module.training = training
 
 
 #: the dtypes autocast runs a forward pass in, on every device biohicl encodes on; float32 (or None) needs none

@@ -32,6 +32,7 @@ from biohicl.models.encoding import (
     chunks,
     collect_embeddings,
     encode_inputs,
+    eval_mode,
     length_order,
     pool_embeddings,
     progress_bar,
@@ -310,31 +311,28 @@ class BioHiCL(EncoderInfo, nn.Module):
         texts = encode_inputs(self.config, texts, batch_size, kind)
         device = self.device
         autocast = autocast_for(dtype, device)  # a dtype autocast cannot run is refused before the mode changes
-        modes = [(module, module.training) for module in self.modules()]  # restored as each module had it
-        self.eval()
         bar = progress_bar(total, batch_size, show_progress_bar)
-        try:
-            for chunk in chunks(texts, chunk_size):
-                order = length_order(chunk)
-                # rows stay on the model's device until the chunk is done: no host sync per batch
-                out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32, device=device)
-                positions = torch.from_numpy(order).to(device)
-                on_gpu = device.type == "cuda"
-                with torch.inference_mode(), autocast:
-                    for start in range(0, len(chunk), batch_size):
-                        idx = order[start : start + batch_size]
-                        batch = self.tokenize([chunk[i] for i in idx], kind=kind)
-                        if on_gpu:
-                            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-                        else:
-                            batch = batch.to(device)
-                        out[positions[start : start + batch_size]] = self(**batch).float()
-                        bar.update(len(idx))
-                yield out.cpu()
-        finally:
-            bar.close()
-            for module, training in modes:
-                module.training = training
+        with eval_mode(self):  # each module's mode restored after; encodes running at once share one switch
+            try:
+                for chunk in chunks(texts, chunk_size):
+                    order = length_order(chunk)
+                    # rows stay on the model's device until the chunk is done: no host sync per batch
+                    out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32, device=device)
+                    positions = torch.from_numpy(order).to(device)
+                    on_gpu = device.type == "cuda"
+                    with torch.inference_mode(), autocast:
+                        for start in range(0, len(chunk), batch_size):
+                            idx = order[start : start + batch_size]
+                            batch = self.tokenize([chunk[i] for i in idx], kind=kind)
+                            if on_gpu:
+                                batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+                            else:
+                                batch = batch.to(device)
+                            out[positions[start : start + batch_size]] = self(**batch).float()
+                            bar.update(len(idx))
+                    yield out.cpu()
+            finally:
+                bar.close()
 
     def encode(
         self,
