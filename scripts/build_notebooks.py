@@ -295,7 +295,7 @@ except ModelLoadError as err:
         ) from None
     loaded = FALLBACK_MODEL
 used_fallback = loaded != MODEL
-limit = model.max_tokens  # the most tokens the model encodes (its position embeddings, its tokenizer's limit)
+limit = model.max_tokens  # the most tokens the model encodes (its usable position embeddings)
 if limit is not None and MAX_LENGTH > limit:
     print(CAPPED_MESSAGE % (MAX_LENGTH, limit, loaded))
 model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
@@ -835,7 +835,7 @@ from biohicl.models.model import BioHiCL, load_model
 from biohicl.models.positions import CAPPED_MESSAGE
 
 model = load_model(MODEL)
-limit = model.max_tokens  # the most tokens the model encodes (its position embeddings, its tokenizer's limit)
+limit = model.max_tokens  # the most tokens the model encodes (its usable position embeddings)
 if limit is not None and MAX_LENGTH > limit:
     print(CAPPED_MESSAGE % (MAX_LENGTH, limit, MODEL))
 model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
