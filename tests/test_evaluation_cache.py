@@ -330,3 +330,23 @@ def test_a_beir_folder_whose_path_has_an_at_sign_is_keyed_by_its_own_files(tmp_p
     dev = evaluation_key(ShiftEncoder(), [f"siml-agreement@{pairs}:dev"])
     rewrite(pairs / "dev.jsonl", '{"id": 2}\n')
     assert evaluation_key(ShiftEncoder(), [f"siml-agreement@{pairs}:dev"]) != dev
+
+
+class LengthEncoder(ShiftEncoder):
+    """An encoder truncating at ``max_length`` tokens whose probe embeddings do not show it (a length above the
+    longest probe text: two such lengths encode the probes alike, and longer texts of a task unlike)."""
+
+    def __init__(self, max_length: int, truncation_side: str = "right") -> None:
+        super().__init__()
+        self.config = type("Config", (), {"max_length": max_length})()
+        self.tokenizer = type("Tokenizer", (), {"truncation_side": truncation_side})()
+
+
+def test_the_max_length_and_truncation_side_are_in_the_key():
+    """The longest probe text is 1,142 WordPiece tokens: a model evaluated at 4500, then 8000 tokens read back the
+    4500 tokens' metrics."""
+    key = evaluation_key(LengthEncoder(4500), ["biosses"])
+    assert encoder_fingerprint(LengthEncoder(4500)) == encoder_fingerprint(LengthEncoder(8000))  # the probes alike
+    assert evaluation_key(LengthEncoder(4500), ["biosses"]) == key
+    assert evaluation_key(LengthEncoder(8000), ["biosses"]) != key
+    assert evaluation_key(LengthEncoder(4500, "left"), ["biosses"]) != key

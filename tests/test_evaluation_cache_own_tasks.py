@@ -156,8 +156,8 @@ def test_a_data_folder_that_is_no_path_is_refused(own_sts, bad):
 def test_a_builtin_tasks_key_is_what_it_was(tmp_path, monkeypatch):
     """Committed study caches hold keys of built-in tasks: the parts hashed for them are unchanged (a hand-written
     copy of the record the earlier code hashed: the data directory and the task's folder's files, its reported
-    metrics and no function entry), and a built-in task without a data folder (``siml-agreement``) is still read
-    back."""
+    metrics and no function entry, and since session 31 the encoder's truncation, None for one without a config),
+    and a built-in task without a data folder (``siml-agreement``) is still read back."""
     biosses = tmp_path / "data" / "biosses" / "biosses.tsv"
     biosses.parent.mkdir(parents=True)
     write_pairs(biosses)
@@ -168,6 +168,7 @@ def test_a_builtin_tasks_key_is_what_it_was(tmp_path, monkeypatch):
     root = str((tmp_path / "data").resolve())
     parts = {
         "encoder": "encoder",
+        "truncation": {"max_length": None, "truncation_side": None},
         "tasks": ["biosses", "scifact:train", "siml-agreement"],
         "max_queries": 5,
         "data": {

@@ -4,8 +4,11 @@ A study evaluates the same base model at step 0 of every run (LoRA's B starts at
 exactly as its base): at 256 tokens with SciFact train on a 2-core machine that is 5-10 minutes per run. The key of
 an evaluation (:func:`evaluation_key`) is a hash of
 
-- the encoder's **outputs** on fixed probe texts, bit for bit (queries and documents, one longer than any model's
-  length, so prompts, pooling and truncation are in it; two encoders that differ in any weight differ here),
+- the encoder's **outputs** on fixed probe texts, bit for bit (queries and documents, so prompts and pooling are in
+  it; two encoders that differ in any weight differ here),
+- what truncates a task's long texts, which the probes cannot all show (the longest is 1,142 tokens of BERT's
+  vocabulary, so 4500 and 8000 tokens encode it alike): the encoder's ``config.max_length`` (a SentenceTransformer's
+  ``max_seq_length``) and its tokenizer's ``truncation_side``,
 - the task specs and the query cap,
 - the data behind them: ``BIOHICL_DATA_DIR`` and the size and mtime of every regular file of a folder a task reads,
   symlinked subfolders included (a registered task's ``data_folder``: a folder of the data directory or an absolute
@@ -45,7 +48,8 @@ from biohicl.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-#: Probe texts whose embeddings identify an encoder; the last is longer than any model's maximum length.
+#: Probe texts whose embeddings identify an encoder; the last (1,142 tokens of BERT's vocabulary) is cut by a
+#: 512-token model, not by a longer one's length, which is in the key itself (:func:`truncation`).
 PROBE_TEXTS = (
     "Metformin lowers hepatic glucose production in type 2 diabetes.",
     "Does statin therapy reduce cardiovascular mortality in elderly patients?",
@@ -236,10 +240,24 @@ def encoder_fingerprint(model: Any) -> str:
     return digest.hexdigest()
 
 
+def truncation(model: Any) -> dict[str, Any]:
+    """What cuts the texts ``model`` encodes: its config's ``max_length`` (a wrapped SentenceTransformer's
+    ``max_seq_length``) and its tokenizer's ``truncation_side`` (the model's, or a wrapper's ``.model``'s), None
+    where it has none; another value is kept as its repr."""
+    holders = (model, getattr(model, "model", None))
+    tokenizer = next((found for m in holders if (found := getattr(m, "tokenizer", None)) is not None), None)
+    values = {
+        "max_length": getattr(getattr(model, "config", None), "max_length", None),
+        "truncation_side": getattr(tokenizer, "truncation_side", None),
+    }
+    return {k: v if v is None or isinstance(v, int | str) else repr(v) for k, v in values.items()}
+
+
 def evaluation_key(model: Any, tasks: Sequence[str], max_queries: int | None = None) -> str:
     """The key of evaluating ``model`` on ``tasks`` (see the module docstring for what is in it)."""
     parts = {
         "encoder": encoder_fingerprint(model),
+        "truncation": truncation(model),
         "tasks": list(tasks),
         "max_queries": max_queries,
         "data": _data_fingerprint(tasks),
