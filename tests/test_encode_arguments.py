@@ -136,3 +136,12 @@ def test_concurrent_encodes_of_a_model_in_train_mode_are_all_eval_and_leave_it_t
     for k in range(8):
         np.testing.assert_allclose(out[k], np.concatenate([reference] * 3), rtol=0, atol=1e-6)
     assert [m.training for m in tiny.modules()] == modes
+
+
+def test_a_chunk_size_that_is_not_a_positive_count_is_one_line(tiny):
+    # chunk_size=0 or -1 was taken silently and held every text in one chunk
+    for wrong in (0, -1, 2.5):
+        with pytest.raises(ConfigError, match=rf"^chunk_size: {wrong!r} is not a positive number of texts$"):
+            next(tiny.iter_encode(TEXTS, chunk_size=wrong))
+    chunked = np.concatenate([c.numpy() for c in tiny.iter_encode(TEXTS, chunk_size=3)])
+    np.testing.assert_allclose(chunked, tiny.encode(TEXTS), atol=1e-6)

@@ -51,7 +51,10 @@ def pool_embeddings(token_states: torch.Tensor, attention_mask: torch.Tensor, po
 
 
 def chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    """``texts`` in lists of ``size`` (the last may be shorter); a :class:`ConfigError` for an item not a str."""
+    """``texts`` in lists of ``size`` (the last may be shorter); a :class:`ConfigError` for an item not a str, or for
+    a ``size`` that is not a positive int (``chunk_size``)."""
+    if not is_count(size):
+        raise ConfigError(f"chunk_size: {size!r} is not a positive number of texts")
     chunk: list[str] = []
     for text in texts:
         if not isinstance(text, str):
