@@ -13,7 +13,8 @@
     biohicl evaluate --compare base.json s3.json s4.json s5.json --paired --resample_models --target 1.0   # seeds too
 
 A task is ``name`` or ``name:split`` (``scifact:train``) or the path of any BEIR folder; ``--split`` is the default
-split of the BEIR tasks (PubMedQA defaults to its official 500-item ``test`` split, BIOSSES to ``all``). Options can
+split of the BEIR tasks and of no other (PubMedQA defaults to its official 500-item ``test`` split, ``pubmedqa:dev``
+picks its dev split; BIOSSES is ``all``): one that applies to no task given is refused. Options can
 also come from a YAML/JSON file with the same keys (``biohicl evaluate --config eval.yaml``; options override it).
 """
 
@@ -54,7 +55,13 @@ class EvaluateArguments:
             "`name:split` picks a split (pubmedqa:dev, the 250 held-out PQA-L items).",
         },
     )
-    split: str = field(default="test", metadata={"help": "Default split (qrels/<split>.tsv) of the BEIR tasks."})
+    split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split (qrels/<split>.tsv) of the BEIR tasks given without `:split` (default: test); refused "
+            "when no task is one: another task's split goes in its spec (pubmedqa:dev)."
+        },
+    )
     mesh_path: str | None = field(
         default=None,
         metadata={
@@ -271,11 +278,12 @@ def main(argv: list[str]) -> int:
 
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.runner import check_split_applies, evaluate_model, plan_tasks, save_results
     from biohicl.evaluation.tasks import with_mesh
 
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
     plan_tasks(tasks, args.split)  # missing data (or no label the hierarchy places) fails here, before the model loads
+    check_split_applies(tasks, args.split)  # --split dev --tasks pubmedqa would score PubMedQA's test split
     from biohicl.atomic import check_writable
 
     for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work

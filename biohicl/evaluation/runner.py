@@ -43,6 +43,33 @@ def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
         raise ConfigError(f"{option}: must be a whole number of at least 1 (the first N queries), got {value!r}")
 
 
+def split_scope(tasks: Iterable[str], split: str | None) -> tuple[list[str], list[str]]:
+    """The record names of the tasks ``split`` (the default split of the BEIR tasks) applies to, those given
+    without ``:split`` that are BEIR tasks, and the specs of those it does not apply to (``pubmedqa``,
+    ``scifact:train``); both empty when no split is given."""
+    if split is None:
+        return [], []
+    applies, not_applied = [], []
+    for spec in (t.strip() for t in tasks if t.strip()):
+        name, own = parse_task_spec(spec)
+        if own is None and is_retrieval_task(name):
+            applies.append(record_name(name, split))
+        else:
+            not_applied.append(spec)
+    return applies, not_applied
+
+
+def check_split_applies(tasks: Iterable[str], split: str | None, option: str = "split") -> None:
+    """A :class:`ConfigError` naming ``option`` when ``split`` applies to none of ``tasks`` (:func:`split_scope`):
+    ``biohicl evaluate --split dev --tasks pubmedqa,biosses`` would score PubMedQA's test split."""
+    applies, not_applied = split_scope(tasks, split)
+    if split is not None and not_applied and not applies:
+        raise ConfigError(
+            f"{option}: {split} is the split of the BEIR tasks given without one, and none of "
+            f"{', '.join(not_applied)} is one; give a task's own split in its spec instead (pubmedqa:dev)"
+        )
+
+
 def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str, str | None]]:
     """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding)."""
     plan = []
@@ -86,7 +113,9 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
-    ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task.
+    ``split`` is the default split of retrieval (BEIR) tasks; a ``name:split`` spec overrides it for that task. It
+    applies to no other task: one that leaves some out logs one line naming them, and ``settings.split`` holds it
+    only where it applied (``biohicl evaluate`` refuses one that applies to none: :func:`check_split_applies`).
     ``limit_queries`` keeps the first N queries of retrieval tasks (the record says so).
     The record's ``settings`` hold the model's max length, prompts and device (:func:`model_settings`) where
     ``settings`` (the caller's, which win) does not give them; its ``model.weights_sha256`` the sha256 of the weights
@@ -106,7 +135,16 @@ def evaluate_model(
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
     check_limit_queries(limit_queries)  # [:0] or [:-1] would silently score no query or drop the last one
+    tasks = list(tasks)
     plan = plan_tasks(tasks, split)
+    applies, not_applied = split_scope(tasks, split)
+    if not_applied:
+        logger.info(
+            "split: %s applies to %s; it does not apply to %s (a task's own split: name:split)",
+            split,
+            ", ".join(applies) or "no task",
+            ", ".join(not_applied),
+        )
     retrieval = [name for name, _ in plan if is_retrieval_task(name)]
     if document_index is not None and len(retrieval) != 1:
         raise ConfigError(
@@ -146,7 +184,7 @@ def evaluate_model(
     }
     recorded = {
         "batch_size": batch_size,
-        "split": split,
+        "split": split if applies else None,  # only as it applied: no task's own split is recorded as it
         "limit_queries": limit_queries,
         "torch_threads": torch.get_num_threads(),
         **({"document_index": document_index.location} if document_index is not None else {}),

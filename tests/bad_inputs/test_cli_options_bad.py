@@ -200,7 +200,7 @@ def test_required_options_show_no_default(capsys):
 #: the only ways an option's help may say "default" and still get "(default: ...)" appended: none of them states
 #: that option's default (another option's, the corpora's, an organisation's ...)
 _NOT_ITS_DEFAULT = re.compile(
-    r"Default split|the default corpora|metric_for_best_model then defaults to dev_score|uses default configuration"
+    r"the default corpora|metric_for_best_model then defaults to dev_score|uses default configuration"
     r"|org default|picks a default"
 )
 
@@ -255,6 +255,7 @@ def test_a_default_the_help_states_is_not_repeated(capsys):
         assert device.endswith(f"(default: {stated}).") and device.count("(default") == 1, (command, device)
     text = _help("encode", capsys)
     assert "Autocast dtype (default: `dtype` on a GPU, float32 on CPU). --batch_size" in text
-    # "Default split" and "default corpora" state no default: the value is still shown
-    assert "Default split (qrels/<split>.tsv) of the BEIR tasks. (default: test)" in _help("evaluate", capsys)
+    # "default corpora" states no default: the value is still shown; evaluate --split states its own
+    assert "of the BEIR tasks given without `:split` (default: test); refused" in _help("evaluate", capsys)
+    assert "(pubmedqa:dev). --mesh_path" in _help("evaluate", capsys)
     assert "the default corpora plus BC5CDR (default: False)" in _help("build-dataset", capsys)

