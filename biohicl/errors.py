@@ -9,17 +9,26 @@ class BioHiCLError(Exception):
     """Base class of every error biohicl raises on purpose (the CLI prints these as one line)."""
 
 
-class DataError(BioHiCLError, ValueError):
-    """Bad input data: names the file and, when known, the record or line number."""
+def location(path: str | Path | None, record: int | None = None, *, line: int | None = None) -> str:
+    """``"FILE: line N"`` (a line of a text file, as the readers that write ``line N`` into a message word it),
+    ``"FILE, record N"`` (a record that is no line: an XML record, a parquet row) or ``"FILE"``; ``""`` with no
+    file."""
+    if path is None:
+        return ""
+    return f"{path}: line {line}" if line is not None else f"{path}" if record is None else f"{path}, record {record}"
 
-    def __init__(self, message: str, path: str | Path | None = None, record: int | None = None):
+
+class DataError(BioHiCLError, ValueError):
+    """Bad input data: ``"LOCATION: message"``, naming the file and, when known, the line or record
+    (:func:`location`)."""
+
+    def __init__(
+        self, message: str, path: str | Path | None = None, record: int | None = None, *, line: int | None = None
+    ):
         self.path = str(path) if path is not None else None
-        self.record = record
-        where = ""
-        if self.path is not None:
-            where = self.path if record is None else f"{self.path}, record {record}"
-            where += ": "
-        super().__init__(f"{where}{message}")
+        self.record, self.line = record, line
+        where = location(path, record, line=line)
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class ConfigError(BioHiCLError, ValueError):

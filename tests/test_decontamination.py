@@ -113,12 +113,12 @@ def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
     (tmp_path / "latin1").mkdir()
     (tmp_path / "latin1" / "corpus.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
     with pytest.raises(
-        DataError, match=r"latin1/corpus\.jsonl, record 2: cannot decode the line: byte 0xe9 is not UTF-8"
+        DataError, match=r"latin1/corpus\.jsonl: line 2: cannot decode the line: byte 0xe9 is not UTF-8"
     ):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "latin1"])
     (tmp_path / "biosses").mkdir()
     (tmp_path / "biosses" / "biosses.tsv").write_bytes(b"id\tsentence1\tsentence2\n1\tA\tB\n2\tcaf\xe9\tC\n")
-    with pytest.raises(DataError, match=r"biosses\.tsv, record 3: cannot decode the line: byte 0xe9 is not UTF-8"):
+    with pytest.raises(DataError, match=r"biosses\.tsv: line 3: cannot decode the line: byte 0xe9 is not UTF-8"):
         Decontaminator.from_data_dir(tmp_path)
 
 

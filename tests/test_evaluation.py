@@ -108,7 +108,7 @@ def test_bad_lines_are_named(tmp_path):
     folder = write_beir(tmp_path / "toy")
     with (folder / "corpus.jsonl").open("a") as handle:
         handle.write("{not json\n")
-    with pytest.raises(DataError, match=r"corpus\.jsonl, record 5: not valid JSON"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl: line 5: not valid JSON"):
         load_beir(folder)
     (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
     with pytest.raises(DataError, match=r"dev\.tsv: line 2: expected 3 tab-separated fields"):
@@ -122,7 +122,7 @@ def test_bad_qrels_bytes_and_infinite_scores_name_file_and_line(tmp_path):
     folder = write_beir(tmp_path / "toy")
     qrels = folder / "qrels" / "test.tsv"
     qrels.write_bytes(b"query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td\xe9\t1\n")
-    with pytest.raises(DataError, match=r"qrels/test\.tsv, record 3: cannot decode the line: byte 0xe9 is not UTF-8"):
+    with pytest.raises(DataError, match=r"qrels/test\.tsv: line 3: cannot decode the line: byte 0xe9 is not UTF-8"):
         load_beir(folder)
     qrels.write_text("query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td3\tinf\n")
     with pytest.raises(DataError, match=r"qrels/test\.tsv: line 3: score 'inf' is not a finite number"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -134,16 +135,45 @@ def test_corpus_parquet_files_follow_the_dataset_layouts(tmp_path, files, expect
 def test_bad_records_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"_id": "1", "text": "ok"}\n{"_id": "2", "text": \n')
-    with pytest.raises(DataError, match=r"bad\.jsonl, record 2: not valid JSON"):
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 2: not valid JSON"):
         list(read_corpus(bad))
     no_id = tmp_path / "noid.jsonl"
     no_id.write_text('{"text": "ok"}\n')
-    with pytest.raises(DataError, match=r"record 1: no document id"):
+    with pytest.raises(DataError, match=r"noid\.jsonl: line 1: no document id"):
         list(read_corpus(no_id))
     xml = tmp_path / "corpus.xml"
     xml.write_text("<x/>")
     with pytest.raises(DataError, match="unknown corpus format"):
         read_corpus(xml)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.jsonl", b'{"_id": "1", "text": "ok"}\n\n{"_id": "2", "text": \n', "line 3: not valid JSON"),
+        ("array.jsonl", b'{"_id": "1", "text": "ok"}\n[1]\n', "line 2: expected a JSON object per line"),
+        ("latin1.jsonl", b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n', "line 2: cannot decode"),
+        ("noid.jsonl", b'{"text": "ok"}\n', "line 1: no document id"),
+        ("mesh.jsonl", b'\n{"_id": "1", "text": "ok", "mesh": 7}\n', "line 2: document 1: `mesh` must be a string"),
+        ("cols.tsv", b"1\tok\n2\n", "line 2: expected 2 (id, text) or 3 (id, title, text) columns, got 1"),
+        ("header.tsv", b"id\ttext\n1\tok\n2\n", "line 3: expected 2 columns, got 1"),
+        ("notext.tsv", b"id\ttitle\n1\t\n", "line 2: document 1: no text"),
+    ],
+)
+def test_an_error_in_a_corpus_file_names_its_line_as_a_line(tmp_path, name, content, message):
+    """Each was "FILE, record N: ..." with N a line number, while other errors of the same lines read "FILE: line N"."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match="^" + re.escape(f"{tmp_path / name}: {message}")):
+        list(read_corpus(tmp_path / name))
+
+
+def test_an_error_in_a_parquet_corpus_names_its_row_as_a_record(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"pmid": ["1", ""], "abstract": ["ok", "no id"]}), tmp_path / "docs.parquet")
+    with pytest.raises(DataError, match="^" + re.escape(f"{tmp_path / 'docs.parquet'}, record 2: no document id")):
+        list(read_corpus(tmp_path / "docs.parquet"))
 
 
 def test_iter_documents_accepts_strings_tuples_dicts():

@@ -67,7 +67,7 @@ def test_a_queries_file_of_another_format_is_refused_in_one_line(index_dir, tmp_
     bad = tmp_path / "one_column.tsv"  # a .tsv row without its id is named by its line
     bad.write_text("q1\tstatin dementia\nstatin dementia\n")
     assert cli(["search", str(index_dir), "--queries_file", str(bad)]) == 2
-    assert "one_column.tsv, record 2: expected 2 (id, text) or 3 (id, title, text) columns, got 1" in (
+    assert "one_column.tsv: line 2: expected 2 (id, text) or 3 (id, title, text) columns, got 1" in (
         capsys.readouterr().err
     )
     with pytest.raises(DataError, match=r"queries.csv: unknown format .csv"):
@@ -84,7 +84,7 @@ def test_a_tsv_with_a_queries_header_is_read_by_its_columns(tmp_path):
         assert list(read_texts(path)) == [("1", "what is diabetes")], header
     titled = tmp_path / "titled.tsv"  # a header naming no id column still is one; a row without an id is refused
     titled.write_text("title\ttext\nbrain cancer\tcancer of the brain\n")
-    with pytest.raises(DataError, match=r"titled.tsv, record 2: no document id"):
+    with pytest.raises(DataError, match=r"titled.tsv: line 2: no document id"):
         list(read_texts(titled))
 
 

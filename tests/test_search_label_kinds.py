@@ -137,9 +137,9 @@ def test_an_index_corpus_with_a_classification_labels_field_reads_no_mesh(tmp_pa
         docs = list(read_corpus(path))
     assert [(doc.id, doc.mesh) for doc in docs] == [("1", ()), ("2", ("D007333",)), ("3", ()), ("4", ("D006801",))]
     assert [r.getMessage() for r in caplog.records] == [
-        f"{path}, record 1: `labels` is not read as MeSH labels where it is not a string or a list of strings "
+        f"{path}: line 1: `labels` is not read as MeSH labels where it is not a string or a list of strings "
         "(first: [0, 1])",
-        f"{path}, record 3: `descriptors` is not read as MeSH labels where it is not a string or a list of strings "
+        f"{path}: line 3: `descriptors` is not read as MeSH labels where it is not a string or a list of strings "
         "(first: {'class': 2})",
     ]
 

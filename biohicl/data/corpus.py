@@ -33,7 +33,7 @@ from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.files import check_file
 from biohicl.data.records import INDEXING, MENTIONS
-from biohicl.errors import DataError
+from biohicl.errors import DataError, location
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +109,13 @@ def first_field(record: dict[str, Any], names: Sequence[str]) -> Any:
 
 
 def _mesh(
-    record: dict[str, Any], where: str, path: str | Path | None, number: int | None, ignored: set[str] | None
+    record: dict[str, Any], where: str, path: str | Path | None, at: dict[str, int | None], ignored: set[str] | None
 ) -> tuple[str, ...]:
     """The MeSH UIs of the first :data:`MESH_FIELDS` field present: a ``|``-separated string or a list of strings.
 
     A :data:`LOOSE_LABEL_FIELDS` value that is neither (an export's classification ``labels``: ``[0, 1]``) is not read
     as MeSH, the next field is: warned about once per field of ``ignored`` (the names already warned about in this
-    file; ``None``: every time)."""
+    file; ``None``: every time); ``at``: :class:`DataError`'s ``record`` / ``line`` of the record."""
     for name in MESH_FIELDS:
         value = record.get(name)
         if value is None:
@@ -126,17 +126,16 @@ def _mesh(
             return tuple(value)
         if name in LOOSE_LABEL_FIELDS:
             if ignored is None or name not in ignored:
-                at = where if path is None else str(path) if number is None else f"{path}, record {number}"
                 logger.warning(
                     "%s: `%s` is not read as MeSH labels where it is not a string or a list of strings (first: %.40r)",
-                    at,
+                    location(path, **at) or where,
                     name,
                     value,
                 )
             if ignored is not None:
                 ignored.add(name)
             continue
-        raise DataError(f"{where}: `{name}` must be a string or a list of strings, got {value!r:.40}", path, number)
+        raise DataError(f"{where}: `{name}` must be a string or a list of strings, got {value!r:.40}", path, **at)
     return ()
 
 
@@ -145,31 +144,35 @@ def document_from_record(
     path: str | Path | None = None,
     number: int | None = None,
     *,
+    line: int | None = None,
     ignored: set[str] | None = None,
     labels: bool = True,
 ) -> Document:
-    """Build a :class:`Document` from a dict with the field names listed in the module docstring (``ignored``: the
-    label fields of this file already warned about as no MeSH labels, added to; ``None``: warned about each time;
+    """Build a :class:`Document` from a dict with the field names listed in the module docstring (``number``: its
+    record number, a parquet row's; ``line``: its line in a text file, named instead; ``ignored``: the label fields
+    of this file already warned about as no MeSH labels, added to; ``None``: warned about each time;
     ``labels=False``: its MeSH labels and label kind not read, for a text alone)."""
+    at = {"record": number, "line": line}  # where errors name it: its line, else its number
+    source, number = None if path is None else str(path), number if line is None else line  # the Document's
     doc_id = first_field(record, ID_FIELDS)
     if doc_id is None or str(doc_id) == "":
-        raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, number)
+        raise DataError(f"no document id (expected one of {', '.join(ID_FIELDS)})", path, **at)
     text = first_field(record, TEXT_FIELDS)
     title = first_field(record, TITLE_FIELDS) or ""
     if text is None:
         if not title:
-            raise DataError(f"document {doc_id}: no text (expected one of {', '.join(TEXT_FIELDS)})", path, number)
+            raise DataError(f"document {doc_id}: no text (expected one of {', '.join(TEXT_FIELDS)})", path, **at)
         text = ""
     if not isinstance(text, str) or not isinstance(title, str):
-        raise DataError(f"document {doc_id}: title and text must be strings", path, number)
+        raise DataError(f"document {doc_id}: title and text must be strings", path, **at)
     if not labels:
-        return Document(str(doc_id), text, title, (), "", None if path is None else str(path), number)
-    mesh = _mesh(record, f"document {doc_id}", path, number, ignored)
+        return Document(str(doc_id), text, title, (), "", source, number)
+    mesh = _mesh(record, f"document {doc_id}", path, at, ignored)
     kind = record.get("label_kind") or ""
     if kind not in ("", INDEXING, MENTIONS):
         expected = f"label_kind must be {INDEXING} or {MENTIONS}"
-        raise DataError(f"document {doc_id}: {expected}, got {kind!r:.40}", path, number)
-    return Document(str(doc_id), text, title, mesh, kind, None if path is None else str(path), number)
+        raise DataError(f"document {doc_id}: {expected}, got {kind!r:.40}", path, **at)
+    return Document(str(doc_id), text, title, mesh, kind, source, number)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -188,7 +191,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                         f"cannot decode the line: byte {raw[err.start]:#04x} is not UTF-8 "
                         "(convert the file with `iconv -t utf-8`)",
                         path,
-                        number,
+                        line=number,
                     ) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
@@ -202,7 +205,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg})", path, number) from None
+            raise DataError(f"not valid JSON ({err.msg})", path, line=number) from None
 
 
 def read_jsonl(path: str | Path) -> Iterator[Document]:
@@ -210,8 +213,8 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
     path, ignored = Path(path), set[str]()
     for number, record in iter_json_lines(path):
         if not isinstance(record, dict):
-            raise DataError("expected a JSON object per line", path, number)
-        yield document_from_record(record, path, number, ignored=ignored)
+            raise DataError("expected a JSON object per line", path, line=number)
+        yield document_from_record(record, path, line=number, ignored=ignored)
 
 
 def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
@@ -232,18 +235,18 @@ def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
             continue
         if header is not None:
             if len(row) != len(header):
-                raise DataError(f"expected {len(header)} columns, got {len(row)}", path, number)
+                raise DataError(f"expected {len(header)} columns, got {len(row)}", path, line=number)
             record = dict(zip(header, row, strict=False))
             for alias, name in QUERY_COLUMNS.items() if queries else ():
                 if alias in record and first_field(record, ID_FIELDS if name == "id" else TEXT_FIELDS) is None:
                     record[name] = record[alias]
-            yield document_from_record(record, path, number, labels=not queries)  # a text's labels are not read
+            yield document_from_record(record, path, line=number, labels=not queries)  # a text's labels are not read
         elif len(row) == 2:
-            yield document_from_record({"id": row[0], "text": row[1]}, path, number)
+            yield document_from_record({"id": row[0], "text": row[1]}, path, line=number)
         elif len(row) == 3:
-            yield document_from_record({"id": row[0], "title": row[1], "text": row[2]}, path, number)
+            yield document_from_record({"id": row[0], "title": row[1], "text": row[2]}, path, line=number)
         else:
-            raise DataError(f"expected 2 (id, text) or 3 (id, title, text) columns, got {len(row)}", path, number)
+            raise DataError(f"expected 2 (id, text) or 3 (id, title, text) columns, got {len(row)}", path, line=number)
 
 
 def parquet_files(path: str | Path) -> list[Path]:
@@ -370,7 +373,7 @@ def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
         elif isinstance(record, dict):
             if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
                 record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, number, labels=False)  # a text: its labels are not read
+            doc = document_from_record(record, path, line=number, labels=False)  # a text: its labels are not read
             yield doc.id, doc.full_text()
         else:
-            raise DataError("expected a JSON string or object per line", path, number)
+            raise DataError("expected a JSON string or object per line", path, line=number)

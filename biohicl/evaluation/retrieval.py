@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -115,8 +116,8 @@ def _is_number(text: str) -> bool:
 
 
 def _is_header(tabbed: list[str], words: list[str]) -> bool:
-    """Whether line 1 (split both ways) is a header: it starts with a known name, or it has a qrels line's shape
-    (3 tab-separated or 3-4 whitespace-separated fields) with no field a number."""
+    """Whether the first non-blank line (split both ways) is a header: it starts with a known name, or it has a
+    qrels line's shape (3 tab-separated or 3-4 whitespace-separated fields) with no field a number."""
     fields = tabbed if len(tabbed) in (3, 4) else words
     if fields and fields[0].strip().lower() in HEADER_FIRST_FIELDS:
         return True
@@ -126,20 +127,22 @@ def _is_header(tabbed: list[str], words: list[str]) -> bool:
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """``{query id: {doc id: grade}}`` of a qrels file: BEIR's ``query-id <TAB> corpus-id <TAB> score`` or
     trec_eval's ``query-id iteration doc-id relevance`` (space- or tab-separated; the iteration is ignored), one
-    format per file (the first judgement's), an optional header line; a grade is truncated to an integer.
-    :class:`DataError` naming the line that breaks this."""
+    format per file (the first judgement's), an optional header (the first non-blank line); a grade is truncated to
+    an integer; a (query, document) pair is judged once. :class:`DataError` naming the line that breaks this."""
     from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
 
     qrels: dict[str, dict[str, int]] = {}
     trec: bool | None = None  # the file's format, set by its first judgement
-    first = 0  # that judgement's line
+    first, opening = 0, True  # that judgement's line; whether the next non-blank line is the first (a header?)
+    lines: dict[tuple[str, str], int] = {}  # (query id, doc id) -> the line judging it
     for number, line in iter_lines(path):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
         tabbed = next(csv.reader([line], delimiter="\t"))  # BEIR's own reader: csv, tab-delimited
         words = line.split()
-        if number == 1 and _is_header(tabbed, words):
+        header, opening = opening and _is_header(tabbed, words), False
+        if header:
             continue
         if trec is None:
             if len(tabbed) != 3 and len(words) != 4:
@@ -161,10 +164,34 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
         except (ValueError, OverflowError):  # OverflowError: inf
             name = "relevance (the 4th field of a TREC line)" if trec else "score"
             raise DataError(f"line {number}: {name} {score!r} is not a finite number", path) from None
+        if (query_id, doc_id) in lines:  # a second grade would replace the first silently: refused, a same one too
+            at = lines[query_id, doc_id]
+            raise DataError(
+                f"line {number}: query {query_id!r} judges document {doc_id!r} again (first at line {at})", path
+            )
+        lines[query_id, doc_id] = number
         qrels.setdefault(query_id, {})[doc_id] = grade
     if not qrels:
         raise DataError("no judgements", path)
     return qrels
+
+
+def _read_queries(path: Path, judged: dict) -> dict[str, str]:
+    """``{query id: text}`` of a queries.jsonl; :class:`DataError` naming the line of a repeated id, or of a
+    ``judged`` query with no text (null, missing, not a string or blank: an empty query is never meaningful)."""
+    queries: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for line_number, record in _read_jsonl(path):
+        query_id, text = str(record["_id"]), record.get("text")
+        if query_id in lines:
+            raise DataError(
+                f"line {line_number}: duplicate query id {query_id!r} (first at line {lines[query_id]})", path
+            )
+        if query_id in judged and not (isinstance(text, str) and text.strip()):
+            given = f"`text` is {json.dumps(text)[:40]}" if "text" in record else "no `text` field"
+            raise DataError(f"line {line_number}: query {query_id!r} has no text ({given})", path)
+        lines[query_id], queries[query_id] = line_number, text if isinstance(text, str) else ""
+    return queries
 
 
 def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
@@ -172,7 +199,7 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
     corpus_path, queries_path, qrels_path = beir_files(folder, split)
     qrels = read_qrels(qrels_path)
 
-    all_queries = {str(r["_id"]): str(r.get("text", "")) for _, r in _read_jsonl(queries_path)}
+    all_queries = _read_queries(queries_path, qrels)
     unknown = [qid for qid in qrels if qid not in all_queries]
     if unknown:
         raise DataError(f"{len(unknown)} judged query id(s) not in queries.jsonl, e.g. {unknown[0]!r}", qrels_path)

@@ -222,7 +222,9 @@ def paired_bootstrap(
 ) -> list[PairedDelta]:
     """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
     model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
-    tasks; ``resample_models`` draws each side's models too (two-level), ``target`` adds ``p_target``."""
+    tasks; ``resample_models`` draws each side's models too (two-level), ``target`` adds ``p_target``. One generator
+    of ``seed`` draws for each task in turn, in ``base``'s order: the same seed and inputs (the same tasks in the same
+    order, items, ``rounds``, models) give the same intervals, and a task's interval depends on the tasks before it."""
     if rounds < 100:
         raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
     if not 0 < confidence < 1:

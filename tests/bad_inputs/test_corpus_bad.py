@@ -26,14 +26,14 @@ def jsonl(path: Path, docs=DOCS) -> Path:
 def test_latin1_jsonl_names_the_line(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
-    with pytest.raises(DataError, match=r"corpus\.jsonl, record 2: cannot decode the line: byte 0xe9 is not UTF-8"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl: line 2: cannot decode the line: byte 0xe9 is not UTF-8"):
         list(read_corpus(path))
 
 
 def test_utf16_tsv(tmp_path):
     path = tmp_path / "corpus.tsv"
     path.write_bytes("id\ttext\n1\tinsulin\n".encode("utf-16"))
-    with pytest.raises(DataError, match=r"corpus\.tsv, record 1: cannot decode the line: byte 0xff"):
+    with pytest.raises(DataError, match=r"corpus\.tsv: line 1: cannot decode the line: byte 0xff"):
         list(read_corpus(path))
 
 
@@ -56,18 +56,18 @@ def test_corrupt_gzip_corpus(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"_id": "x", "text": ', r"corpus\.jsonl, record 10: not valid JSON"),
-        ('["x", "text"]', r"corpus\.jsonl, record 10: expected a JSON object per line"),
-        ('{"text": "no id"}', r"corpus\.jsonl, record 10: no document id"),
-        ('{"_id": "x"}', r"corpus\.jsonl, record 10: document x: no text"),
-        ('{"_id": "x", "text": 5}', r"corpus\.jsonl, record 10: document x: title and text must be strings"),
+        ('{"_id": "x", "text": ', r"corpus\.jsonl: line 10: not valid JSON"),
+        ('["x", "text"]', r"corpus\.jsonl: line 10: expected a JSON object per line"),
+        ('{"text": "no id"}', r"corpus\.jsonl: line 10: no document id"),
+        ('{"_id": "x"}', r"corpus\.jsonl: line 10: document x: no text"),
+        ('{"_id": "x", "text": 5}', r"corpus\.jsonl: line 10: document x: title and text must be strings"),
         (
             '{"_id": "x", "text": "t", "mesh": 5}',
-            r"record 10: document x: `mesh` must be a string or a list of strings, got 5$",
+            r"line 10: document x: `mesh` must be a string or a list of strings, got 5$",
         ),
         (
             '{"_id": "x", "text": "t", "mesh_uis": [null, "D003920"]}',
-            r"record 10: document x: `mesh_uis` must be a string or a list",
+            r"line 10: document x: `mesh_uis` must be a string or a list",
         ),
     ],
 )
@@ -92,7 +92,7 @@ def test_encode_cli_on_a_latin1_file(tmp_path, run_cli, tiny_bert_dir):
     texts.write_bytes(b"insulin\ncaf\xe9\n")
     out = tmp_path / "emb.safetensors"
     result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(texts), "--output", str(out)])
-    assert "texts.txt, record 2: cannot decode the line" in result.err
+    assert "texts.txt: line 2: cannot decode the line" in result.err
     assert not out.exists() and not list(tmp_path.glob(".emb*"))
 
 
@@ -159,7 +159,7 @@ def test_index_cli_on_a_malformed_corpus(tmp_path, run_cli, tiny_bert_dir):
     out = tmp_path / "index"
     result = run_cli(["index", "--model", str(tiny_bert_dir), "--output", str(out), "--shard_size", "4",
                       "--progress", "false", str(corpus)])  # fmt: skip
-    assert "corpus.jsonl, record 10: not valid JSON" in result.err
+    assert "corpus.jsonl: line 10: not valid JSON" in result.err
     assert not (out / "manifest.json").exists()  # shards 0-1 are complete and kept for a rerun; no manifest
 
 

@@ -82,7 +82,24 @@ def test_malformed_corpus_line_names_the_line(tmp_path):
     folder = beir(tmp_path / "b")
     with (folder / "corpus.jsonl").open("a") as handle:
         handle.write('{"_id": "d4", "text": "trunc\n')
-    with pytest.raises(DataError, match=r"corpus\.jsonl, record 4: not valid JSON"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl: line 4: not valid JSON"):
+        load_beir(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "message"),
+    [
+        ("corpus.jsonl", b"{not json", "not valid JSON"),  # was "corpus.jsonl, record 4"
+        ("corpus.jsonl", b"[1]", "expected a JSON object"),
+        ("corpus.jsonl", b'{"_id": "d4", "text": "caf\xe9"}', "cannot decode the line"),  # was "record 4"
+        ("queries.jsonl", b'{"_id": "q3", "text": "caf\xe9"}', "cannot decode the line"),
+    ],
+)
+def test_an_error_at_a_jsonl_line_is_named_file_line_n(tmp_path, name, line, message):
+    folder = beir(tmp_path / "b", queries=[*QUERIES, {"_id": "q0", "text": "x"}])
+    with (folder / name).open("ab") as handle:
+        handle.write(line + b"\n")
+    with pytest.raises(DataError, match=rf"b/{name}: line 4: {message}"):
         load_beir(folder)
 
 
@@ -133,6 +150,8 @@ BEIR_SAME = "query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td2\t1\nq2\td3\t0\n"
         TREC.replace("d1 2", "d1 2.9"),  # a grade is truncated to an integer
         "topic iteration docid relevance\n" + TREC,  # a header line: no field is a number
         "\ufefftopic\tdocid\trelevance\n" + BEIR_SAME.split("\n", 1)[1],  # a 3-column header under other names
+        "\n \n" + BEIR_SAME,  # a header after blank lines: the first non-blank line (was read as a judgement)
+        "\n" + "topic iteration docid relevance\n" + TREC,
     ],
 )
 def test_trec_qrels_and_other_headers_read_as_the_beir_file(tmp_path, qrels):
@@ -169,6 +188,50 @@ def test_duplicate_document_id(tmp_path):
     folder = beir(tmp_path / "b", corpus=[*CORPUS, {"_id": "d1", "text": "again"}])
     with pytest.raises(DataError, match=r"corpus\.jsonl: line 4: duplicate document id 'd1'"):
         load_beir(folder)
+
+
+def test_duplicate_query_id_is_refused_naming_the_line(tmp_path):
+    """A repeated query id used to be read silently, the last text winning (as a repeated document id is refused)."""
+    folder = beir(tmp_path / "b", queries=[*QUERIES, {"_id": "q3", "text": "x"}, {"_id": "q1", "text": "brain"}])
+    with pytest.raises(DataError, match=r"queries\.jsonl: line 4: duplicate query id 'q1' \(first at line 1\)$"):
+        load_beir(folder)
+
+
+@pytest.mark.parametrize(
+    ("qrels", "line", "first"),
+    [
+        (QRELS + "q1\td1\t0\n", 4, 2),  # another grade
+        (QRELS + "q2\td3\t0\n" + "q1\td1\t1\n", 5, 2),  # the same line again
+        (TREC + "q1 0 d1 1\n", 4, 1),  # in TREC's form
+    ],
+)
+def test_a_repeated_judgement_is_refused_naming_both_lines(tmp_path, qrels, line, first):
+    """A second grade of a pair used to replace the first silently (``q1 d1 1`` then ``q1 d1 0``: q1 lost its relevant
+    document); any repeat is refused, an identical one too."""
+    message = rf"test\.tsv: line {line}: query 'q1' judges document 'd1' again \(first at line {first}\)$"
+    with pytest.raises(DataError, match=message):
+        load_beir(beir(tmp_path / "b", qrels=qrels))
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"_id": "q2", "text": None}, "`text` is null"),  # was encoded as the string 'None'
+        ({"_id": "q2"}, "no `text` field"),  # was scored as an empty query
+        ({"_id": "q2", "title": "heart"}, "no `text` field"),
+        ({"_id": "q2", "text": 42}, "`text` is 42"),
+        ({"_id": "q2", "text": " "}, '`text` is " "'),
+    ],
+)
+def test_a_judged_query_without_text_is_refused_naming_the_line(tmp_path, query, reason):
+    folder = beir(tmp_path / "b", queries=[QUERIES[0], query])
+    with pytest.raises(DataError, match=rf"queries\.jsonl: line 2: query 'q2' has no text \({reason}\)$"):
+        load_beir(folder)
+
+
+def test_an_unjudged_query_without_text_is_not_read(tmp_path):
+    data = load_beir(beir(tmp_path / "b", queries=[*QUERIES, {"_id": "q3", "text": None}]))
+    assert data.queries == {"q1": "insulin", "q2": "heart"}
 
 
 def test_latin1_corpus(tmp_path):

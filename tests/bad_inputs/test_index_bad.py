@@ -77,7 +77,7 @@ def test_a_docs_line_that_is_not_an_object_with_an_id(index, line):
 
 def test_a_docs_sidecar_that_is_not_utf8(index):
     (index / "shard-00000.docs.jsonl").write_bytes(b'{"id": "d0"}\n{"id": "\xff"}\n' * 2)
-    message = r"shard-00000\.docs\.jsonl, record 2: cannot decode the line: byte 0xff is not UTF-8"
+    message = r"shard-00000\.docs\.jsonl: line 2: cannot decode the line: byte 0xff is not UTF-8"
     with pytest.raises(DataError, match=message):
         every_hit(index)
     with pytest.raises(DataError, match=message):
