@@ -81,3 +81,62 @@ def test_a_split_that_applies_to_some_tasks_names_the_others_and_is_recorded_as_
     ]
     # no split given: none recorded, whatever the tasks evaluated
     assert evaluate_model(LengthEncoder(), ["biosses"])["settings"]["split"] is None
+
+
+class ConstantEncoder:
+    """A collapsed fine-tune: every text gets the same embedding (or NaN everywhere)."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = value
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        return np.full((len(list(texts)), 3), self.value, dtype=np.float32)
+
+
+@pytest.fixture
+def collapsed_model(tmp_path) -> Path:
+    """A tiny BERT whose weights are all zero: every text encodes alike."""
+    import torch
+    from conftest import build_tiny_bert
+    from safetensors.torch import load_file, save_file
+
+    folder = build_tiny_bert(tmp_path / "collapsed")
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: torch.zeros_like(v) for k, v in weights.items()}, folder / "model.safetensors")
+    return folder
+
+
+def test_constant_or_nan_predictions_give_nan_correlations():
+    from biohicl.evaluation.metrics import CorrelationMetric
+
+    for predictions in ([0.5, 0.5, 0.5], [float("nan"), 0.1, 0.2]):
+        scores = CorrelationMetric().compute(predictions=predictions, references=[1.0, 2.0, 3.0])
+        assert set(scores) == {"spearman", "pearson"} and all(np.isnan(v) for v in scores.values())
+
+
+@pytest.mark.parametrize("value", [1.0, float("nan")])
+def test_a_collapsed_model_scores_nan_with_one_warning_in_training_and_is_cached(value, tmp_path, data_dir, caplog):
+    """A collapsed fine-tune crashed the in-training evaluation with a ValueError; the cache could not store NaN."""
+    from biohicl.evaluation.evaluator import TaskEvaluator
+
+    evaluator = TaskEvaluator(["biosses"], cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING):
+        metrics = evaluator(ConstantEncoder(value))
+    assert set(metrics) == {"biosses_spearman", "biosses_pearson"} and all(np.isnan(v) for v in metrics.values())
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        "biosses: spearman, pearson are NaN: the model's embeddings are constant or not finite (a collapsed model?)"
+    ]
+    again = evaluator(ConstantEncoder(value))  # read back from the cache: NaN again
+    assert set(again) == set(metrics) and all(np.isnan(v) for v in again.values())
+
+
+def test_the_cli_refuses_a_collapsed_models_nan_in_one_line(collapsed_model, tmp_path, data_dir, capsys):
+    from biohicl.cli.main import main
+
+    output = tmp_path / "out.json"
+    argv = ["evaluate", str(collapsed_model), "--tasks", "biosses", "--output", str(output), "--no_progress"]
+    assert main([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("biohicl evaluate: error: biosses: spearman, pearson are NaN")
+    assert "Traceback" not in "\n".join(err) and not output.exists()

@@ -278,7 +278,7 @@ def main(argv: list[str]) -> int:
 
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import check_split_applies, evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.runner import check_defined, check_split_applies, evaluate_model, plan_tasks, save_results
     from biohicl.evaluation.tasks import with_mesh
 
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
@@ -346,6 +346,7 @@ def main(argv: list[str]) -> int:
             **({"mesh_path": args.mesh_path} if args.mesh_path else {}),
         },
     )
+    check_defined(results)  # a collapsed model's NaN correlation: one line naming the task
     output = save_results(results, args.output or default_output(model_id, args.model))
     print(f"wrote {output}")
     if args.markdown:

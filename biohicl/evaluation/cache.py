@@ -34,6 +34,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import os
 import stat
 import sys
@@ -290,10 +291,12 @@ class EvaluationCache:
         return {str(k): float(v) for k, v in metrics.items()}
 
     def put(self, key: str, metrics: Mapping[str, float], tasks: Sequence[str]) -> Path:
-        """Store ``metrics`` under ``key`` (with the tasks, for a reader); returns the file."""
+        """Store ``metrics`` under ``key`` (with the tasks, for a reader); returns the file. A NaN or infinite
+        metric (a collapsed model's correlation) is stored as its text, ``"nan"``, which :meth:`get` reads back."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(key)
-        atomic_write_json(path, {"tasks": list(tasks), "metrics": {k: float(v) for k, v in metrics.items()}})
+        values = {k: float(v) if math.isfinite(float(v)) else str(float(v)) for k, v in metrics.items()}
+        atomic_write_json(path, {"tasks": list(tasks), "metrics": values})
         return path
 
     def __repr__(self) -> str:

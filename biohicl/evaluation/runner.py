@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import platform
 import time
 from collections.abc import Iterable
@@ -173,6 +174,13 @@ def evaluate_model(
         results[key] = result.to_dict()
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[key]["per_item"]
+        if undefined := [name for name, value in result.metrics.items() if not math.isfinite(value)]:
+            logger.warning(
+                "%s: %s %s NaN: the model's embeddings are constant or not finite (a collapsed model?)",
+                key,
+                ", ".join(undefined),
+                "is" if len(undefined) == 1 else "are",
+            )
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         cut = cut_by_cap(key, {"settings": {"limit_queries": limit_queries}, "tasks": results})
         part = f", the first {cut.cap} {'documents' if key == AGREEMENT_TASK else 'queries'} only" if cut else ""
@@ -207,8 +215,35 @@ def evaluate_model(
     }
 
 
+def undefined_metrics(record: dict[str, Any]) -> dict[str, list[str]]:
+    """``{task: [metric, ...]}`` of a results record's metrics that are NaN or infinite (a collapsed model's
+    correlations: :class:`~biohicl.evaluation.metrics.CorrelationMetric`)."""
+    found = {}
+    for task, entry in (record.get("tasks") or {}).items():
+        metrics = entry.get("metrics") or {} if isinstance(entry, dict) else {}
+        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            found[task] = bad
+    return found
+
+
+def check_defined(record: dict[str, Any], path: str | Path | None = None) -> None:
+    """A one-line :class:`DataError` naming the first task with a NaN metric (:func:`undefined_metrics`): a
+    results file holds numbers only."""
+    if undefined := undefined_metrics(record):
+        task, names = next(iter(undefined.items()))
+        verb = "is" if len(names) == 1 else "are"
+        raise DataError(
+            f"{task}: {', '.join(names)} {verb} NaN: the model's embeddings are constant or not finite (a collapsed "
+            "model?), and a results file holds numbers only; nothing was written",
+            path,
+        )
+
+
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
-    """Write a results record as indented JSON, atomically; NaN/inf are refused (they are not JSON)."""
+    """Write a results record as indented JSON, atomically; a NaN metric is refused in one line
+    (:func:`check_defined`), other NaN/inf too (they are not JSON)."""
+    check_defined(results, path)
     return atomic_write_json(path, results)
 
 
