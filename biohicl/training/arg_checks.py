@@ -1,13 +1,16 @@
-"""Checks of ``biohicl train`` values that peft and transformers would refuse only after the data and the model
-loaded, with a traceback, or never: LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no
-LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments,
-``max_steps`` and ``max_partners``. Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is
+"""Checks of ``biohicl train`` values that peft, torch and transformers would refuse only after the data and the
+model loaded, with a traceback, or never: every float field finite (a NaN passed ``x < 0`` and trained an all-NaN
+adapter), the losses' temperatures and weights, LoRA's rank, alpha and dropout (not under ``full_finetune``, which
+builds no LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments,
+``max_steps``, ``max_partners`` and the inherited optimizer, schedule and data-loader numbers
+(:func:`check_inherited_values`). Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is
 the one seed rule of training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -40,6 +43,13 @@ INTEGRATION_PACKAGES = {
     "trackio": ("is_trackio_available", "trackio"),
     "wandb": ("is_wandb_available", "wandb"),
 }
+#: Inherited counts that must be whole numbers of at least 1 (0 divided by zero, or encoded empty batches, after
+#: the model loaded); the optional ones only when given.
+COUNT_FIELDS = ("gradient_accumulation_steps", "per_device_eval_batch_size")
+OPTIONAL_COUNT_FIELDS = ("dataloader_prefetch_factor",)
+#: Inherited intervals (steps, or a fraction of all steps if < 1): a negative one logged or saved once, at a step
+#: no one chose; 0 is transformers' own refusal under the ``steps`` strategy.
+INTERVAL_FIELDS = ("logging_steps", "save_steps", "eval_steps")
 #: Integrations whose callback asks for an environment variable rather than a package.
 INTEGRATION_ENVIRONMENT = {"kubeflow": "KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob)"}
 
@@ -48,6 +58,8 @@ def check_run_values(args: Any) -> None:
     """Refuse a bad value of ``args`` (a ``BioHiCLTrainingArguments`` before ``TrainingArguments.__post_init__``
     normalises it). ``report_to`` None becomes ``"none"``; a ``lr_scheduler_kwargs`` JSON object string is left for
     transformers to parse, stripped. The LoRA values are not checked under ``full_finetune``: no LoRA is built."""
+    check_finite(args)
+    check_loss_values(args)
     if not args.full_finetune:
         check_lora_values(args)
     for name in ("seed", "data_seed"):
@@ -61,10 +73,70 @@ def check_run_values(args: Any) -> None:
             raise ConfigError("max_partners: only the mesh_pairs batch sampler has partners (not random batches)")
     if args.max_steps == 0 or args.max_steps < -1:
         raise ConfigError(f"max_steps: give a positive number, or -1 to train num_train_epochs; got {args.max_steps}")
+    check_inherited_values(args)
     if args.report_to is None:
         args.report_to = "none"
     check_report_to(args.report_to)
     args.lr_scheduler_kwargs = scheduler_kwargs(args.lr_scheduler_kwargs)
+
+
+def check_finite(args: Any) -> None:
+    """Every float value of ``args`` (the arguments, or a study's namespace of them) is a finite number: NaN passes
+    ``x < 0`` and ``x <= 0`` (and the losses then train an all-NaN adapter), inf weighs a term infinitely. The first
+    one (in field order) refused."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number, got {value}")
+
+
+def check_loss_values(args: Any) -> None:
+    """The losses' temperatures positive, their weights and the selection guard's tolerance non-negative."""
+    for name in ("temperature", "title_temperature"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"{name}: must be positive, got {getattr(args, name)}")
+    for name in ("lambda_con", "title_weight", "distill_weight"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name}: must be non-negative, got {getattr(args, name)}")
+    if args.selection_guard_tolerance < 0:
+        raise ConfigError(f"selection_guard_tolerance: {args.selection_guard_tolerance} is negative")
+
+
+def check_inherited_values(args: Any) -> None:
+    """``TrainingArguments`` numbers that torch or transformers refuse only once the model loaded (a ZeroDivisionError,
+    the optimizer's or the DataLoader's ValueError), or take and train nothing or garbage with (``num_train_epochs
+    0`` trained 0 steps and "saved the trained model"): each a one-line :class:`ConfigError` naming it."""
+    for name in COUNT_FIELDS + OPTIONAL_COUNT_FIELDS:
+        value = getattr(args, name)
+        if (value is not None or name in COUNT_FIELDS) and not is_count(value):
+            raise ConfigError(f"{name}: must be a whole number of at least 1, got {value!r}")
+    for name in ("learning_rate", "adam_epsilon"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name}: must be non-negative, got {getattr(args, name)}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise ConfigError(f"{name}: must be in [0, 1), got {getattr(args, name)}")
+    if args.max_steps == -1 and args.num_train_epochs <= 0:
+        raise ConfigError(
+            f"num_train_epochs: must be positive when max_steps is -1 (training by epochs), got {args.num_train_epochs}"
+        )
+    if args.warmup_steps < 0:  # transformers: "Got warmup_steps = -0.5, Expected value warmup_steps >= 0"
+        raise ConfigError(
+            f"warmup_steps: must be non-negative (steps, or a fraction of all steps if < 1), got {args.warmup_steps}"
+        )
+    for name in INTERVAL_FIELDS:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{name}: must be positive, got {value}")
+    if args.dataloader_num_workers < 0:
+        raise ConfigError(
+            f"dataloader_num_workers: must be non-negative (0: load in the main process), got "
+            f"{args.dataloader_num_workers}"
+        )
+    if args.neftune_noise_alpha is not None:  # transformers calls get_input_embeddings(), which BioHiCL has not
+        raise ConfigError(
+            "neftune_noise_alpha: NEFTune adds noise to a generative language model's input embeddings, which "
+            "biohicl train does not support; leave it unset"
+        )
 
 
 def check_lora_values(args: Any) -> None:

@@ -327,8 +327,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
                 f"{self.metric_for_best_model}"
             )
         check_guard_mode(self.selection_guard_mode)
-        if self.selection_guard_tolerance < 0:
-            raise ConfigError(f"selection_guard_tolerance: {self.selection_guard_tolerance} is negative")
         if self.pair_filter not in PAIR_FILTERS:
             raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
         if self.batch_sampler not in BATCH_SAMPLERS:
@@ -337,10 +335,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError(f"pooling: {self.pooling!r} is not cls or mean")
         if not 0.0 <= self.beta < 1.0:
             raise ConfigError(f"beta: must be in [0, 1), got {self.beta}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
-        if self.lambda_con < 0:
-            raise ConfigError(f"lambda_con: must be non-negative, got {self.lambda_con}")
         if not (self.use_mse or self.use_contrastive or self.title_weight > 0):
             raise ConfigError("use_mse, use_contrastive, title_weight: at least one loss term must be on")
         if self.max_length < 8:
@@ -373,12 +367,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
             raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
         if self.batch_negatives and self.batch_sampler != "mesh_pairs":
             raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
-        if self.title_weight < 0:
-            raise ConfigError(f"title_weight: must be non-negative, got {self.title_weight}")
-        if self.title_temperature <= 0:
-            raise ConfigError(f"title_temperature: must be positive, got {self.title_temperature}")
-        if self.distill_weight < 0:
-            raise ConfigError(f"distill_weight: must be non-negative, got {self.distill_weight}")
         if self.distill_weight > 0 and self.full_finetune:
             raise ConfigError(
                 "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
