@@ -124,6 +124,14 @@ def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
     return f"`biohicl index CORPUS --model {model} --output {folder}{options} --compress {kind}`"
 
 
+def stored_unit_rows(manifest: IndexManifest) -> bool:
+    """Whether the index's stored rows are unit length to float32 rounding: written normalised and stored in float32.
+    A unit row rounded to float16/bfloat16 is off unit length by up to ~4e-3 (bfloat16), so such rows are
+    renormalised in float32 where they are scored: a score is then the cosine of the stored rows (a copy of a
+    document scores 1.0 against it, not 1.0004)."""
+    return manifest.normalized and manifest.dtype == "float32"
+
+
 class CompressedIndex:
     """An index's compressed rows in RAM (one contiguous matrix) + its float32 shards' candidate rows read for
     rescoring."""
@@ -266,7 +274,7 @@ class CompressedIndex:
             return sort_top_k(scores, rows.gather(1, keep))
         unique, inverse = torch.unique(rows, return_inverse=True)
         vectors = torch.from_numpy(self.float_rows.take(unique.numpy()))
-        if not self.manifest.normalized:
+        if not stored_unit_rows(self.manifest):  # float32 rows of float16/bfloat16 ones: renormalised in float32
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         exact = (q @ vectors.T).gather(1, inverse)
         scores, rows = sort_top_k(exact, rows)  # equal exact scores: the lower row wins the cut, as in exact search

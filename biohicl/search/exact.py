@@ -24,7 +24,7 @@ import torch
 
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
-from biohicl.search.compressed import CompressedIndex
+from biohicl.search.compressed import CompressedIndex, stored_unit_rows
 from biohicl.search.compression import available_kinds
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
@@ -62,12 +62,18 @@ def search_embeddings(
     with torch.inference_mode():
         for start, block in index.iter_blocks(chunk_size):
             block = block.to(device=device, dtype=torch.float32, non_blocking=True)
-            if not index.normalized:
+            if not unit_rows(index):  # float16/bfloat16 rows renormalised in float32: scores are their cosines
                 block = torch.nn.functional.normalize(block, dim=-1)
             scores = q @ block.T
             best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k, stable=True)
             del block, scores  # freed before the next block is read: one block in memory at a time
     return best_scores.cpu(), best_rows.cpu()
+
+
+def unit_rows(index: Index) -> bool:
+    """Whether ``index``'s rows are scored as they are (unit length in float32); else each is renormalised in float32
+    first (an unnormalised or float16/bfloat16 index: :func:`~biohicl.search.compressed.stored_unit_rows`)."""
+    return index.manifest is None or stored_unit_rows(index.manifest)
 
 
 def hits_from(index: Index, scores: torch.Tensor, rows: torch.Tensor) -> list[list[Hit]]:

@@ -17,7 +17,7 @@ import torch
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.provenance import extra_install
-from biohicl.search.exact import check_model_matches, hits_from
+from biohicl.search.exact import check_model_matches, hits_from, unit_rows
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.topk import sort_top_k
 
@@ -33,6 +33,7 @@ def _faiss():
 
 
 def _rows(block: torch.Tensor, normalized: bool) -> np.ndarray:
+    """float32 rows, renormalised in float32 unless ``normalized`` (float16/bfloat16 rows are not unit length)."""
     block = block.float()
     if not normalized:
         block = torch.nn.functional.normalize(block, dim=-1)
@@ -67,13 +68,13 @@ class FaissSearcher:
             sample = []
             taken = 0
             for _, block in index.iter_blocks(chunk_size):
-                sample.append(_rows(block, index.normalized)[: train_size - taken])
+                sample.append(_rows(block, unit_rows(index))[: train_size - taken])
                 taken += len(sample[-1])
                 if taken >= train_size:
                     break
             faiss_index.train(np.concatenate(sample))
         for _, block in index.iter_blocks(chunk_size):
-            faiss_index.add(_rows(block, index.normalized))
+            faiss_index.add(_rows(block, unit_rows(index)))
         return cls(faiss_index, index)
 
     def save(self, path: str | Path) -> None:
