@@ -194,13 +194,20 @@ def config_value(path: str, action: argparse.Action, value: Any, declared: str =
     return _config_item(path, action, value)
 
 
+#: Text options among whose words are true and false (``resume_from_checkpoint``: a folder, or ``last``, ``true`` or
+#: ``yes`` for the newest checkpoint, ``false`` for none): a config file's boolean there is its word, ``true`` or
+#: ``false``, as the command line gives it (YAML's ``yes`` is ``true``), not refused as YAML's reading of a word.
+BOOLEAN_WORD_OPTIONS = frozenset({"resume_from_checkpoint"})
+
+
 def _kind(action: argparse.Action) -> str:
     return "true/false" if action.type is string_to_bool else getattr(action.type, "__name__", None) or "value"
 
 
 def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
     """One value of a config file through ``action``'s type (a string or number, read as its text, like a flag's
-    value; any other type refused) and checked against its choices."""
+    value; a boolean only for a bool option or one of :data:`BOOLEAN_WORD_OPTIONS`; any other type refused) and
+    checked against its choices."""
     if isinstance(value, list):
         raise ConfigError(f"{path}: {action.dest}: expected single values, got a nested list")
     if value is None or isinstance(value, Mapping):
@@ -208,10 +215,18 @@ def _config_item(path: str, action: argparse.Action, value: Any) -> Any:
     if not isinstance(value, (str, int, float)):  # YAML's !!binary bytes, !!set, !!timestamp: no flag gives one
         raise ConfigError(f"{path}: {action.dest}: a {type(value).__name__} is not a valid {_kind(action)}")
     if isinstance(value, bool) and action.type is not string_to_bool:
-        raise ConfigError(  # `save_strategy: no` is YAML's false: it became the text 'False'
-            f"{path}: {action.dest}: {value} is how YAML reads an unquoted yes/no/on/off/true/false; quote the word "
-            "for a text option (save_strategy: 'no')"
-        )
+        if action.dest in BOOLEAN_WORD_OPTIONS:
+            value = str(value).lower()  # the word the command line gives
+        elif str(path).lower().endswith(".json"):
+            raise ConfigError(
+                f"{path}: {action.dest}: {json.dumps(value)} is a JSON boolean, not text; quote the word for a text "
+                'option ("save_strategy": "no")'
+            )
+        else:
+            raise ConfigError(  # `save_strategy: no` is YAML's false: it became the text 'False'
+                f"{path}: {action.dest}: {value} is how YAML reads an unquoted yes/no/on/off/true/false; quote the "
+                "word for a text option (save_strategy: 'no')"
+            )
     if action.type is not None:
         try:
             value = action.type(str(value))

@@ -98,3 +98,37 @@ def test_inherited_settings_at_their_limits_are_accepted(tmp_path):
         max_steps=5, logging_steps=0.5,
     )  # fmt: skip
     assert (args.learning_rate, args.num_train_epochs, args.max_steps, args.logging_steps) == (0.0, 0, 5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("r.yaml", "resume_from_checkpoint: true\n", "true"),
+        ("r.yaml", "resume_from_checkpoint: yes\n", "true"),
+        ("r.yaml", "resume_from_checkpoint: false\n", "false"),
+        ("r.json", '{"resume_from_checkpoint": true}', "true"),
+        ("r.json", '{"resume_from_checkpoint": false}', "false"),
+        ("r.yaml", "resume_from_checkpoint: last\n", "last"),
+    ],
+)
+def test_resume_from_checkpoint_takes_a_config_file_boolean_as_its_word(tmp_path, name, text, expected):
+    # --help and docs/training.md: `last` (also true, yes); a file's `true` was refused as YAML's reading of a word
+    from biohicl.cli.parser import parse_command
+    from biohicl.training.checkpoint import resolve_resume
+
+    config = tmp_path / name
+    config.write_text(text)
+    argv = ["--config", str(config), "--output_dir", str(tmp_path / "r")]
+    (args,) = parse_command(BioHiCLTrainingArguments, argv, prog="biohicl train")
+    assert args.resume_from_checkpoint == expected  # the word the command line gives
+    assert resolve_resume(args.resume_from_checkpoint, tmp_path / "r") is None  # no checkpoint yet: a fresh start
+
+
+def test_a_json_boolean_for_a_text_option_is_refused_without_speaking_of_yaml(tmp_path, run_cli):
+    config = tmp_path / "c.json"
+    config.write_text(f'{{"save_strategy": false, "output_dir": "{tmp_path / "r"}"}}')
+    result = run_cli(["train", "--config", str(config)])
+    assert result.err.strip() == (
+        f"biohicl train: error: {config}: save_strategy: false is a JSON boolean, not text; quote the word for a text "
+        'option ("save_strategy": "no")'
+    )
