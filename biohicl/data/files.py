@@ -37,21 +37,31 @@ def open_utf8_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
 
 def check_file(path: str | Path) -> Path:
     """``path`` as a :class:`~pathlib.Path`; :class:`DataError` when it is not a file (a folder is said to be one,
-    with the first of its files)."""
+    with the first of its files). A pipe or a character device (``/dev/stdin``, a process substitution's
+    ``/dev/fd/63``) is taken: the readers read it once, as a stream (:func:`is_blank_file`, which would read it
+    twice, refuses it)."""
     path = Path(path)
     if path.is_dir():
         names = sorted(child.name for child in path.iterdir())
         held = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "") if names else "empty"
         raise DataError(f"is a folder, not a file (it holds: {held}); name one of its files", path)
-    if not path.is_file():
+    if not (path.is_file() or is_stream(path)):
         raise DataError("input file not found", path)
     return path
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` is a pipe or a character device: readable once, front to back, with no size."""
+    return path.is_fifo() or path.is_char_device()
 
 
 def is_blank_file(path: Path, limit: int = 1 << 16) -> bool:
     """Whether ``path`` holds nothing to read: 0 bytes, or only whitespace and byte-order marks (UTF-8 or UTF-16) and
     at most ``limit`` bytes of them (``.gz`` decompressed). A damaged gzip file is not blank (its reader says what is
-    wrong); one that cannot be read at all is a :class:`DataError`."""
+    wrong); one that cannot be read at all is a :class:`DataError`, as is a pipe (its reader would find its head
+    gone)."""
+    if is_stream(path):
+        raise DataError("a pipe or device, which can be read only once; save it to a file and give that", path)
     if path.stat().st_size == 0:
         return True
     try:
