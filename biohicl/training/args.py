@@ -133,8 +133,8 @@ class BioHiCLTrainingArguments(TrainingArguments):
         default=0.0,
         metadata={
             "help": "Weight of the title InfoNCE term (beyond the paper; 0 = off): each document's title, embedded "
-            "as a query, must pick its own document (title + abstract) among the batch's. Rows without a title "
-            "(PubMedQA abstracts) are skipped."
+            "as a query, must pick its own abstract (embedded alone, as a document) among the batch's titled "
+            "documents' abstracts. Rows without a title (PubMedQA abstracts) are skipped."
         },
     )
     title_temperature: float = field(default=0.05, metadata={"help": "τ of the title InfoNCE term."})
@@ -254,6 +254,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
         metadata={
             "help": "How far the guard's mean (with --selection_guard_mode each: each guard metric) may fall below "
             "step 0's and still pass (0: none)."
+        },
+    )
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "The evaluation metric --load_best_model_at_end selects on, as logged with or without eval_ (e.g. "
+            "pubmedqa-dev_recall@1, one of the --eval_tasks' metrics); required with --load_best_model_at_end, "
+            "dev_score when --selection_metrics is given (the training loss is not one)."
         },
     )
     eval_max_queries: int | None = field(

@@ -132,3 +132,17 @@ def test_a_json_boolean_for_a_text_option_is_refused_without_speaking_of_yaml(tm
         f"biohicl train: error: {config}: save_strategy: false is a JSON boolean, not text; quote the word for a text "
         'option ("save_strategy": "no")'
     )
+
+
+def test_help_says_what_biohicl_does_with_metric_for_best_model_and_title_weight(run_cli):
+    result = run_cli(["train", "--help"], expect_error=False)
+    assert result.code == 0
+    text = " ".join(result.out.split("\noptions:", 1)[1].split())  # the option list (not usage), unwrapped
+    # transformers' inherited help said "Defaults to 'loss'", which biohicl refuses (no evaluation metric)
+    assert "Defaults to 'loss'" not in text
+    metric = text.split("--metric-for-best-model METRIC_FOR_BEST_MODEL ", 1)[1].split("(default: None)", 1)[0]
+    assert "required with --load_best_model_at_end" in metric and "dev_score" in metric
+    assert "the training loss is not one" in metric
+    title = text.split("--title-weight TITLE_WEIGHT ", 1)[1].split("(default: 0.0)", 1)[0]
+    assert "its own document (title + abstract)" not in title  # data/collator.py pairs each title with its abstract
+    assert "must pick its own abstract (embedded alone, as a document) among the batch's titled documents'" in title
