@@ -14,6 +14,7 @@ warning says once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -95,24 +96,25 @@ def _kind(label_kind: str | None) -> str:
     return label_kind or INDEXING
 
 
-def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[list[dict[str, Any]], int, int]:
-    """The lines of a kept shard's docs sidecar with the MeSH labels and label kinds of ``docs`` (same ids and texts:
-    checked before), and how many documents now have other labels and how many another label kind (no kind and
-    ``indexing`` are one; 0 and 0 also when a line is not a JSON object of its document, which reading the index then
-    reports: the file is to be left as it is). A line is rewritten only when its labels or kind changed."""
-    read = list(_records(sidecar))
-    records = [record for record in read if record is not None]
-    if len(records) != len(read) or [record.get("id") for record in records] != [doc.id for doc in docs]:
-        return records, 0, 0
+def relabelled(sidecar: Path, docs: Sequence[Document]) -> tuple[dict[int, dict[str, Any]], int, int]:
+    """The lines of a kept shard's docs sidecar whose MeSH labels or label kind are not those of ``docs`` (same ids
+    and texts: checked before), rewritten, by their index, and how many documents now have other labels and how many
+    another label kind (no kind and ``indexing`` are one; nothing, 0 and 0 also when a line is not a JSON object of
+    its document, which reading the index then reports: the file is to be left as it is). The other lines are not
+    held: one shard's sidecar is read as a stream."""
+    changes: dict[int, dict[str, Any]] = {}
     labels = kinds = 0
-    for i, (record, doc) in enumerate(zip(records, docs, strict=True)):
+    records = _records(sidecar)
+    for i, (record, doc) in enumerate(itertools.zip_longest(records, docs)):
+        if record is None or doc is None or record.get("id") != doc.id:
+            return {}, 0, 0
         other_labels = list(record.get("mesh", ())) != list(doc.mesh)
         other_kind = _kind(record.get("label_kind")) != _kind(doc.label_kind)
         if other_labels or other_kind:
             rest = {k: v for k, v in record.items() if k not in ("id", "title", "mesh", "label_kind")}
-            records[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest, doc.label_kind)
+            changes[i] = sidecar_record(record["id"], record.get("title", ""), doc.mesh, rest, doc.label_kind)
             labels, kinds = labels + other_labels, kinds + other_kind
-    return records, labels, kinds
+    return changes, labels, kinds
 
 
 def updated(labels: int, kinds: int) -> str:
@@ -128,23 +130,31 @@ def updated(labels: int, kinds: int) -> str:
 class PendingLabels:
     """The MeSH label and label kind changes of the shards a rerun keeps, written to their docs sidecars
     (:meth:`apply`) only once the rerun has accepted every shard: one refused at a later shard (another text) leaves
-    every sidecar as it was. Only the sidecar lines of shards whose labels changed are held (ids, titles, labels and
-    digests, no texts)."""
+    every sidecar as it was. Only the changed lines are held (:attr:`held`), not the rest of their shards: memory
+    grows with the labels that changed, not with the index; :meth:`apply` reads one sidecar at a time again."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[int, Path, list[dict[str, Any]], str]] = []
+        self._pending: list[tuple[int, Path, dict[int, dict[str, Any]], str]] = []
+
+    @property
+    def held(self) -> int:
+        """How many changed sidecar lines are held."""
+        return sum(len(changes) for _, _, changes, _ in self._pending)
 
     def add(self, number: int, sidecar: Path, docs: Sequence[Document]) -> None:
         """Note the label changes of kept shard ``number`` (its docs sidecar, its documents now ``docs``)."""
-        records, labels, kinds = relabelled(sidecar, docs)
+        changes, labels, kinds = relabelled(sidecar, docs)
         if labels or kinds:
-            self._pending.append((number, sidecar, records, updated(labels, kinds)))
+            self._pending.append((number, sidecar, changes, updated(labels, kinds)))
 
     def apply(self, log: logging.Logger = logger) -> None:
-        """Rewrite (atomically) each noted sidecar, logging ``shard N: MeSH labels updated for K document(s)`` (or
-        what :func:`updated` says when label kinds changed)."""
-        for number, sidecar, records, message in self._pending:
-            lines = [json.dumps(record, ensure_ascii=False) for record in records]
+        """Rewrite (atomically) each noted sidecar, its other lines as they were, logging ``shard N: MeSH labels
+        updated for K document(s)`` (or what :func:`updated` says when label kinds changed)."""
+        for number, sidecar, changes, message in self._pending:
+            lines = [
+                json.dumps(changes[i], ensure_ascii=False) if i in changes else line.rstrip("\r\n")
+                for i, (_, line) in enumerate(iter_lines(sidecar))
+            ]
             atomic_write_text(sidecar, "\n".join(lines) + "\n", fsync=True)
             log.info("shard %d: %s", number, message)
         self._pending.clear()
