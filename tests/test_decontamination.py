@@ -108,7 +108,7 @@ def test_decontaminator_missing_sets_and_bad_beir(tmp_path):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "nocorpus"])
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "corpus.jsonl").write_text('{"_id": "1", "title": "t"}\n{"title": "no id"}\n')
-    with pytest.raises(DataError, match=r"corpus\.jsonl, record 2: malformed BEIR corpus line"):
+    with pytest.raises(DataError, match=r"broken/corpus\.jsonl: line 2: malformed BEIR corpus line"):
         Decontaminator.from_data_dir(tmp_path, beir=[tmp_path / "broken"])
     (tmp_path / "latin1").mkdir()
     (tmp_path / "latin1" / "corpus.jsonl").write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')

@@ -128,7 +128,7 @@ def test_corpus_parquet_files_follow_the_dataset_layouts(tmp_path, files, expect
     assert found == expected
     if files[0] != "docs.parquet":
         assert documents.parquet_files(tmp_path, "documents") == corpus.parquet_files(tmp_path)
-    with pytest.raises(DataError, match=r"empty: no documents parquet files found"):
+    with pytest.raises(DataError, match=r"empty: no corpus found: a corpus folder holds a BEIR corpus\.jsonl"):
         corpus.parquet_files(tmp_path / "empty")
 
 

@@ -197,6 +197,11 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
 
 
+def json_error(err: json.JSONDecodeError) -> str:
+    """``"not valid JSON (Invalid control character at column 12)"``: ``err.msg`` alone ends in a dangling "at"."""
+    return f"not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
+
+
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed value)`` of each non-blank line of a JSONL file; bad JSON names its line."""
     for number, line in iter_lines(path):
@@ -205,7 +210,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err.msg})", path, line=number) from None
+            raise DataError(json_error(err), path, line=number) from None
 
 
 def read_jsonl(path: str | Path) -> Iterator[Document]:
@@ -220,18 +225,22 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
 def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
     """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns.
 
-    A first line is a header when a field names an id column (:data:`ID_FIELDS`); with ``queries`` (a queries or
+    A first line is a header when a field names an id, text or title column (one naming no id column is refused,
+    where it would be indexed as a document); with ``queries`` (a queries or
     texts file, :func:`read_texts`) when a field names any id, text or title column or a :data:`QUERY_COLUMNS` one
     (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and text."""
     path = Path(path)
     header: list[str] | None = None
-    names = {*ID_FIELDS, *TEXT_FIELDS, *TITLE_FIELDS, *QUERY_COLUMNS} if queries else set(ID_FIELDS)
+    names = {*ID_FIELDS, *TEXT_FIELDS, *TITLE_FIELDS, *(QUERY_COLUMNS if queries else ())}
     for number, line in iter_lines(path):
         row = line.rstrip("\r\n").split("\t")  # no quoting: a plain split, with no field size limit
         if not any(row):
             continue
         if number == 1 and any(c.strip().lower() in names for c in row):
             header = [c.strip().lower() for c in row]
+            if not queries and not set(header) & set(ID_FIELDS):
+                expected = f"expected one of {', '.join(ID_FIELDS)}; got {', '.join(header)}"
+                raise DataError(f"the header names no id column ({expected})", path, line=number)
             continue
         if header is not None:
             if len(row) != len(header):
@@ -260,7 +269,13 @@ def parquet_files(path: str | Path) -> list[Path]:
     files = files or sorted(f for f in path.glob("*.parquet") if "pairs" not in f.name)
     if files:
         return files
-    raise DataError("no documents parquet files found (expected documents/*.parquet or documents-*.parquet)", path)
+    holds = "parquet files (documents/*.parquet, documents-*.parquet or other *.parquet)"
+    message = f"no corpus found: a corpus folder holds a BEIR corpus.jsonl[.gz], or the documents table's {holds}"
+    if path.is_dir() and any(f.name.lower().endswith(JSONL_SUFFIXES) for f in path.iterdir()):  # read as no corpus
+        message += (
+            f"; for .jsonl files, give one file: them concatenated in order (`cat {path}/*.jsonl > corpus.jsonl`)"
+        )
+    raise DataError(message, path)
 
 
 def read_parquet(path: str | Path) -> Iterator[Document]:

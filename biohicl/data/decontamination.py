@@ -148,7 +148,9 @@ class Decontaminator:
                 doc = json.loads(line)
                 doc_id, title, text = str(doc["_id"]), str(doc.get("title") or ""), str(doc.get("text") or "")
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError("malformed BEIR corpus line (expected {_id, title, text})", corpus, number) from None
+                raise DataError(
+                    "malformed BEIR corpus line (expected {_id, title, text})", corpus, line=number
+                ) from None
             count += 1
             label = f"{name} doc {doc_id}"
             if len(key := normalise(title)) >= MIN_TITLE_CHARS:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from biohicl.data.corpus import iter_lines
+from biohicl.data.corpus import iter_lines, json_error
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
 from biohicl.search.float_rows import FloatRows, read_rows
@@ -194,9 +194,9 @@ def _doc_record(line: str, path: Path, line_number: int) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg})", path, line_number) from None
+        raise DataError(json_error(err), path, line=line_number) from None
     if not isinstance(record, dict) or "id" not in record:
-        raise DataError("not a JSON object with an `id`", path, line_number)
+        raise DataError("not a JSON object with an `id`", path, line=line_number)
     return record
 
 

@@ -199,3 +199,53 @@ def test_search_an_unfinished_or_garbled_index(tmp_path, run_cli):
     (out / "manifest.json").write_text('{"format": "faiss"}')
     result = run_cli(["search", str(out), "insulin"])
     assert "not a biohicl index manifest" in result.err
+
+
+@pytest.mark.parametrize("header", ["pubmed_id\ttitle\tabstract", "key\ttext", "ref\tTitle\tContents"])
+def test_a_tsv_header_with_no_known_id_column_is_refused_not_indexed(tmp_path, header):
+    """A first row naming a title or text column is a header (as in a queries file): with no id column it is refused
+    at line 1, where it was indexed as a document ``pubmed_id`` titled ``title``."""
+    path = tmp_path / "h.tsv"
+    columns = header.count("\t") + 1
+    path.write_text(f"{header}\n111\t" + "\t".join(["insulin"] * (columns - 1)) + "\n", encoding="utf-8")
+    got = ", ".join(c.lower() for c in header.split("\t"))
+    with pytest.raises(DataError) as raised:
+        list(read_corpus(path))
+    assert str(raised.value) == (
+        f"{path}: line 1: the header names no id column (expected one of _id, id, doc_id, docid, pmid; got {got})"
+    )
+
+
+def test_a_tsv_header_naming_a_known_id_and_title_is_read_as_columns(tmp_path):
+    path = tmp_path / "h.tsv"
+    path.write_text("PMID\tTitle\tAbstract\n111\tInsulin study\tinsulin in obesity\n", encoding="utf-8")
+    assert [(d.id, d.title, d.text) for d in read_corpus(path)] == [("111", "Insulin study", "insulin in obesity")]
+
+
+def test_a_folder_of_loose_jsonl_files_says_what_a_folder_may_hold(tmp_path):
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    jsonl(folder / "part1.jsonl", DOCS[:4])
+    jsonl(folder / "part2.jsonl", DOCS[4:])
+    with pytest.raises(DataError) as raised:
+        list(read_corpus(folder))
+    assert str(raised.value) == (
+        f"{folder}: no corpus found: a corpus folder holds a BEIR corpus.jsonl[.gz], or the documents table's "
+        "parquet files (documents/*.parquet, documents-*.parquet or other *.parquet); for .jsonl files, give one "
+        f"file: them concatenated in order (`cat {folder}/*.jsonl > corpus.jsonl`)"
+    )
+    (folder / "part1.jsonl").unlink()
+    (folder / "part2.jsonl").unlink()
+    with pytest.raises(DataError) as raised:
+        list(read_corpus(folder))
+    assert str(raised.value).endswith("documents-*.parquet or other *.parquet)")  # no hint: no loose text files
+
+
+def test_bad_json_names_the_column_after_at(tmp_path):
+    """err.msg alone read "not valid JSON (Invalid control character at)": the column completes it."""
+    path = jsonl(tmp_path / "corpus.jsonl")
+    with path.open("a") as handle:
+        handle.write('{"_id": "x", "text": "a\tb"}\n')  # a raw tab inside a string
+    with pytest.raises(DataError) as raised:
+        list(read_corpus(path))
+    assert str(raised.value) == f"{path}: line 10: not valid JSON (Invalid control character at column 24)"

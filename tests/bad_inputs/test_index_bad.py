@@ -68,11 +68,21 @@ def test_a_docs_line_that_is_not_an_object_with_an_id(index, line):
     lines = sidecar.read_text().splitlines()
     lines[1] = line
     sidecar.write_text("\n".join(lines) + "\n")
-    message = r"shard-00001\.docs\.jsonl, record 2: not a JSON object with an `id`"
+    message = r"shard-00001\.docs\.jsonl: line 2: not a JSON object with an `id`"
     with pytest.raises(DataError, match=message):
         every_hit(index)
     with pytest.raises(DataError, match=message):
         search_like(index, ["d9"])  # the id lookup reads every line
+
+
+def test_a_docs_line_that_is_not_json_names_its_line_and_column(index):
+    sidecar = index / "shard-00001.docs.jsonl"
+    lines = sidecar.read_text().splitlines()
+    lines[2] = '{"id": "d6", "title": "a\tb"}'
+    sidecar.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as raised:
+        every_hit(index)
+    assert str(raised.value) == f"{sidecar}: line 3: not valid JSON (Invalid control character at column 25)"
 
 
 def test_a_docs_sidecar_that_is_not_utf8(index):
@@ -139,7 +149,7 @@ def test_index_resume_with_a_garbled_settings_file(tmp_path, run_cli, tiny_bert_
 def test_search_like_cli_on_a_garbled_sidecar(index, run_cli):
     (index / "shard-00002.docs.jsonl").write_text('{"id": "d8"}\n[]\n')
     result = run_cli(["search", str(index), "--like", "d0"])
-    assert "shard-00002.docs.jsonl, record 2: not a JSON object with an `id`" in result.err
+    assert "shard-00002.docs.jsonl: line 2: not a JSON object with an `id`" in result.err
 
 
 def test_search_like_before_the_index_folder_takes_one_id_per_use(index, run_cli):
