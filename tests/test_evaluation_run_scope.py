@@ -140,3 +140,92 @@ def test_the_cli_refuses_a_collapsed_models_nan_in_one_line(collapsed_model, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("biohicl evaluate: error: biosses: spearman, pearson are NaN")
     assert "Traceback" not in "\n".join(err) and not output.exists()
+
+
+BAD_CORPUS = "".join(json.dumps(d) + "\n" for d in DOCS) + "\n{bad\n"
+
+
+@pytest.mark.parametrize(
+    ("broken", "text", "message"),
+    [
+        ("corpus.jsonl", BAD_CORPUS, "corpus.jsonl: line 5: not valid JSON"),
+        ("queries.jsonl", '{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n', "duplicate query id 'q1'"),
+        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tx\n", "score 'x' is not a finite number"),
+    ],
+)
+def test_a_malformed_beir_folder_fails_the_pre_flight_before_any_task_runs(tmp_path, broken, text, message):
+    """Only the files' presence was checked: a bad corpus line failed after the tasks before it had run."""
+    from biohicl.errors import DataError
+    from biohicl.evaluation.runner import plan_tasks
+
+    folder = write_beir(tmp_path / "beir")
+    (folder / broken).write_text(text)
+    with pytest.raises(DataError, match="line") as caught:
+        plan_tasks(["biosses", str(folder)])
+    assert message in str(caught.value) and str(folder / broken) in str(caught.value)
+
+
+def test_the_pre_flight_reads_a_folder_once_per_version(tmp_path, monkeypatch):
+    from biohicl.evaluation import retrieval
+    from biohicl.evaluation.runner import plan_tasks
+
+    folder = write_beir(tmp_path / "beir")
+    read = []
+    real = retrieval._read_jsonl
+    monkeypatch.setattr(retrieval, "_read_jsonl", lambda path: read.append(path.name) or real(path))
+    plan_tasks([str(folder)])
+    plan_tasks([str(folder)])  # unchanged: not read again
+    assert read == ["queries.jsonl", "corpus.jsonl"]
+    (folder / "corpus.jsonl").write_text(BAD_CORPUS)
+    with pytest.raises(Exception, match="not valid JSON"):
+        plan_tasks([str(folder)])
+
+
+def test_the_finished_tasks_are_saved_when_a_later_task_fails(tiny_bert_dir, tmp_path, data_dir, monkeypatch, capsys):
+    """`--tasks pubmedqa,biosses,BAD` evaluated both, then failed on BAD's corpus: nothing was written."""
+    from biohicl.cli.main import main
+    from biohicl.evaluation import tasks as registry
+
+    folder = write_beir(tmp_path / "beir")
+    output = tmp_path / "out.json"
+    real = registry.get_task
+
+    def failing_late(name):  # the data breaks after the pre-flight (another process rewrote it)
+        if name == str(folder):
+            (folder / "corpus.jsonl").write_text(BAD_CORPUS)
+        return real(name)
+
+    monkeypatch.setattr("biohicl.evaluation.runner.get_task", failing_late)
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", f"biosses,{folder},pubmedqa", "--limit_queries", "5"]
+    assert main([*argv, "--output", str(output), "--device", "cpu", "--no_progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    kept = tmp_path / "out.incomplete.json"
+    assert err.startswith(f"biohicl evaluate: error: {folder / 'corpus.jsonl'}: line 5: not valid JSON")
+    assert err.endswith(f"; the finished task (biosses) is saved in {kept}, marked incomplete")
+    assert not output.exists()
+    record = json.loads(kept.read_text())
+    assert list(record["tasks"]) == ["biosses"] and list(record["summary"]) == ["biosses/spearman", "biosses/pearson"]
+    assert record["incomplete"]["failed"] == str(folder) and record["incomplete"]["not_run"] == ["pubmedqa"]
+    assert record["incomplete"]["error"].startswith(f"{folder / 'corpus.jsonl'}: line 5: not valid JSON")
+    assert record["settings"]["limit_queries"] == 5 and record["model"]["id"] == tiny_bert_dir.name
+
+
+def test_an_interrupt_after_a_finished_task_keeps_it_and_says_where(tiny_bert_dir, tmp_path, data_dir, monkeypatch):
+    from biohicl.cli.main import main
+    from biohicl.evaluation import tasks as registry
+
+    real = registry.get_task
+
+    def interrupted(name):
+        if name == "pubmedqa":
+            raise KeyboardInterrupt
+        return real(name)
+
+    monkeypatch.setattr("biohicl.evaluation.runner.get_task", interrupted)
+    output = tmp_path / "results" / "tiny"  # no suffix: the kept file is tiny.incomplete.json
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", "biosses,pubmedqa", "--output", str(output), "--no_progress"]
+    assert main([*argv, "--device", "cpu"]) == 130
+    record = json.loads((tmp_path / "results" / "tiny.incomplete.json").read_text())
+    assert list(record["tasks"]) == ["biosses"]
+    assert record["incomplete"] == {"failed": "pubmedqa", "error": "interrupted", "not_run": []}
+    assert not output.exists()

@@ -20,14 +20,16 @@ also come from a YAML/JSON file with the same keys (``biohicl evaluate --config 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from biohicl.cli.progress import library_bars
-from biohicl.errors import ConfigError
+from biohicl.errors import BioHiCLError, ConfigError
 from biohicl.evaluation.results import AGREEMENT_TASK
 
 HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
@@ -268,6 +270,37 @@ def default_output(model_id: str, spec: str | None = None) -> Path:
     return Path("results") / f"{slug}.json"
 
 
+@contextlib.contextmanager
+def keeping_finished(output: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """``evaluate_model``'s ``on_incomplete``: the finished tasks of a run a later task's error (or Ctrl-C) stopped
+    are saved to :func:`~biohicl.evaluation.runner.incomplete_path` of ``output``, and the error says where: a biohicl
+    error in its one line, any other in a line before the traceback."""
+    from biohicl.cli.main import one_line
+    from biohicl.evaluation.runner import incomplete_path, save_results
+
+    kept: list[tuple[Path, list[str]]] = []
+
+    def keep(record: dict[str, Any]) -> None:
+        try:
+            kept.append((save_results(record, incomplete_path(output)), list(record["tasks"])))
+        except BioHiCLError as err:  # a finished task's NaN metric, a full disk: the task's own error goes on
+            print(f"biohicl evaluate: the finished tasks could not be kept: {one_line(err)}", file=sys.stderr)
+
+    try:
+        yield keep
+    except (Exception, KeyboardInterrupt) as err:
+        if not kept:
+            raise
+        path, names = kept[-1]
+        many = len(names) > 1
+        where = f"the finished task{'s' if many else ''} ({', '.join(names)}) {'are' if many else 'is'} saved in {path}"
+        where += ", marked incomplete"
+        if isinstance(err, BioHiCLError):
+            raise BioHiCLError(f"{one_line(str(err))}; {where}") from err
+        print(f"biohicl evaluate: {where}", file=sys.stderr)
+        raise
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.compare:
@@ -278,7 +311,13 @@ def main(argv: list[str]) -> int:
 
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import check_defined, check_split_applies, evaluate_model, plan_tasks, save_results
+    from biohicl.evaluation.runner import (
+        check_defined,
+        check_split_applies,
+        evaluate_model,
+        plan_tasks,
+        save_results,
+    )
     from biohicl.evaluation.tasks import with_mesh
 
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
@@ -322,32 +361,36 @@ def main(argv: list[str]) -> int:
         from biohicl.search.documents import IndexDocuments
 
         documents = IndexDocuments(args.document_index, model)
-    results = evaluate_model(
-        DtypeEncoder(model, dtype),
-        tasks,
-        model_id=model_id,
-        revision=revision,
-        batch_size=args.batch_size,
-        split=args.split,
-        limit_queries=args.limit_queries,
-        show_progress_bar=None if args.progress else False,
-        document_index=documents,
-        per_item=args.per_item,
-        settings={
-            "dtype": args.dtype,
-            "backend": backend + (f"-{quantize}" if quantize else ""),
-            "device": str(device),
-            "max_length": getattr(config, "max_length", None),
-            # whether that is the model's own (--compare takes two base models each at its own length) or --max_length's
-            "max_length_source": "model" if args.max_length in (None, own_length) else "option",
-            "query_prompt": getattr(config, "query_prompt", None),
-            "document_prompt": getattr(config, "document_prompt", None),
-            "command": "biohicl evaluate " + " ".join(argv),
-            **({"mesh_path": args.mesh_path} if args.mesh_path else {}),
-        },
-    )
+    target = Path(args.output) if args.output else default_output(model_id, args.model)
+    with keeping_finished(target) as keep:  # a later task's error keeps the finished tasks' record
+        results = evaluate_model(
+            DtypeEncoder(model, dtype),
+            tasks,
+            model_id=model_id,
+            revision=revision,
+            batch_size=args.batch_size,
+            split=args.split,
+            limit_queries=args.limit_queries,
+            show_progress_bar=None if args.progress else False,
+            document_index=documents,
+            per_item=args.per_item,
+            on_incomplete=keep,
+            settings={
+                "dtype": args.dtype,
+                "backend": backend + (f"-{quantize}" if quantize else ""),
+                "device": str(device),
+                "max_length": getattr(config, "max_length", None),
+                # whether that is the model's own (--compare takes two base models each at its own length) or
+                # --max_length's
+                "max_length_source": "model" if args.max_length in (None, own_length) else "option",
+                "query_prompt": getattr(config, "query_prompt", None),
+                "document_prompt": getattr(config, "document_prompt", None),
+                "command": "biohicl evaluate " + " ".join(argv),
+                **({"mesh_path": args.mesh_path} if args.mesh_path else {}),
+            },
+        )
     check_defined(results)  # a collapsed model's NaN correlation: one line naming the task
-    output = save_results(results, args.output or default_output(model_id, args.model))
+    output = save_results(results, target)
     print(f"wrote {output}")
     if args.markdown:
         from biohicl.atomic import atomic_write_text

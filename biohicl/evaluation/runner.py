@@ -12,7 +12,7 @@ import logging
 import math
 import platform
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,7 @@ def evaluate_model(
     settings: dict[str, Any] | None = None,
     document_index: DocumentIndex | None = None,
     per_item: bool = False,
+    on_incomplete: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
@@ -128,6 +129,9 @@ def evaluate_model(
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
     for a paired test against another model (:mod:`biohicl.evaluation.significance`).
+    ``on_incomplete(record)``: called when a task fails (or is interrupted) after others finished, with their record
+    and ``incomplete`` (``failed``: that task's spec, ``error``: the first line of its error, ``not_run``: the specs
+    after it), before the error goes on: ``biohicl evaluate`` saves it (:func:`incomplete_path`).
     """
     import torch
 
@@ -156,17 +160,48 @@ def evaluate_model(
     # which files: a merged load of an adapter folder hashed its adapter file, a merged export its model.safetensors
     hashed = [file.name for file in weights_files(folder)] if weights else []
     results: dict[str, Any] = {}
-    for name, task_split in plan:
-        function = get_task(name)
-        extra = {"document_index": document_index} if document_index is not None and name in retrieval else {}
-        result = function(
-            model,
-            split=task_split,
-            batch_size=batch_size,
-            limit_queries=limit_queries,
-            show_progress_bar=show_progress_bar,
-            **extra,
-        )
+
+    def record() -> dict[str, Any]:
+        summary = {
+            summary_key(task, metric): entry["metrics"][metric]
+            for task, entry in results.items()
+            for metric in reported_metrics(task, entry)
+        }
+        recorded = {
+            "batch_size": batch_size,
+            "split": split if applies else None,  # only as it applied: no task's own split is recorded as it
+            "limit_queries": limit_queries,
+            "torch_threads": torch.get_num_threads(),
+            **({"document_index": document_index.location} if document_index is not None else {}),
+            **(settings or {}),
+        }
+        for key, value in model_settings(model).items():
+            recorded.setdefault(key, value)
+        return {
+            "format": RESULTS_FORMAT,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
+            | ({"weights_sha256": weights, "weights_files": hashed} if weights else {})
+            | ({"source": source} if (source := loaded_source(model)) else {}),
+            "settings": recorded,
+            "tasks": dict(results),
+            "summary": summary,
+            "versions": library_versions(),
+            "platform": platform.platform(),
+            "wall_time_s": time.perf_counter() - start,
+        }
+
+    for index, (name, task_split) in enumerate(plan):
+        try:
+            result = _run_task(model, name, task_split, batch_size, limit_queries, show_progress_bar, **(
+                {"document_index": document_index} if document_index is not None and name in retrieval else {}
+            ))  # fmt: skip
+        except (Exception, KeyboardInterrupt) as err:
+            if results and on_incomplete is not None:  # what finished is handed over before the error goes on
+                specs = [n + (f":{s}" if s else "") for n, s in plan[index:]]
+                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err).strip().splitlines()[0]
+                on_incomplete(record() | {"incomplete": {"failed": specs[0], "error": reason, "not_run": specs[1:]}})
+            raise
         # filed under the key the plan checked and the summary keys promise, whatever name the function returns
         # (a task registered as `scifact-small` that runs evaluate_beir(...) would otherwise be filed as `scifact`)
         key = record_name(name, task_split)
@@ -185,34 +220,28 @@ def evaluate_model(
         cut = cut_by_cap(key, {"settings": {"limit_queries": limit_queries}, "tasks": results})
         part = f", the first {cut.cap} {'documents' if key == AGREEMENT_TASK else 'queries'} only" if cut else ""
         logger.info("%s (%s%s): %s [%.1fs]", result.task, result.split, part, shown, result.wall_time_s)
-    summary = {
-        summary_key(task, metric): record["metrics"][metric]
-        for task, record in results.items()
-        for metric in reported_metrics(task, record)
-    }
-    recorded = {
-        "batch_size": batch_size,
-        "split": split if applies else None,  # only as it applied: no task's own split is recorded as it
-        "limit_queries": limit_queries,
-        "torch_threads": torch.get_num_threads(),
-        **({"document_index": document_index.location} if document_index is not None else {}),
-        **(settings or {}),
-    }
-    for key, value in model_settings(model).items():
-        recorded.setdefault(key, value)
-    return {
-        "format": RESULTS_FORMAT,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
-        | ({"weights_sha256": weights, "weights_files": hashed} if weights else {})
-        | ({"source": source} if (source := loaded_source(model)) else {}),
-        "settings": recorded,
-        "tasks": results,
-        "summary": summary,
-        "versions": library_versions(),
-        "platform": platform.platform(),
-        "wall_time_s": time.perf_counter() - start,
-    }
+    return record()
+
+
+def _run_task(
+    model: Encoder,
+    name: str,
+    split: str | None,
+    batch_size: int,
+    limit_queries: int | None,
+    show_progress_bar: bool | None,
+    **extra: Any,
+) -> Any:
+    """One planned task's :class:`~biohicl.evaluation.results.TaskResult`."""
+    function = get_task(name)
+    return function(
+        model,
+        split=split,
+        batch_size=batch_size,
+        limit_queries=limit_queries,
+        show_progress_bar=show_progress_bar,
+        **extra,
+    )
 
 
 def undefined_metrics(record: dict[str, Any]) -> dict[str, list[str]]:
@@ -238,6 +267,13 @@ def check_defined(record: dict[str, Any], path: str | Path | None = None) -> Non
             "model?), and a results file holds numbers only; nothing was written",
             path,
         )
+
+
+def incomplete_path(output: str | Path) -> Path:
+    """Where ``biohicl evaluate`` keeps the finished tasks of a run that failed: ``results/x.json`` ->
+    ``results/x.incomplete.json`` (never ``output`` itself, which a complete run writes)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.incomplete{output.suffix or '.json'}")
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:

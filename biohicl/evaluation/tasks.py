@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.evaluation import retrieval
 from biohicl.evaluation.agreement import agreement_data_files, check_agreement, evaluate_agreement
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.pubmedqa import SPLITS as PUBMEDQA_SPLITS
@@ -207,14 +208,33 @@ def dataset_files(name: str) -> dict[str, str] | None:
     return DATASET_FILES[parsed[0]](parsed[1], parsed[2])
 
 
+#: The BEIR files :func:`check_beir` found sound, by (path, size, mtime) each: a repeat check reads nothing.
+_CHECKED_BEIR: set[tuple[tuple[str, int, int], ...]] = set()
+
+
+def check_beir(folder: str | os.PathLike[str], split: str) -> None:
+    """A BEIR folder's files there (:func:`~biohicl.evaluation.retrieval.beir_files`) and readable by the readers
+    its task uses: the qrels and queries parsed whole (small), each corpus line parsed without keeping it, so a
+    malformed line fails before the first task runs, not after the tasks before it. Once per version of the files."""
+    paths = beir_files(folder, split)
+    version = tuple((str(p.resolve()), (found := p.stat()).st_size, found.st_mtime_ns) for p in paths)
+    if version in _CHECKED_BEIR:
+        return
+    corpus, queries, qrels = paths
+    retrieval._read_queries(queries, retrieval.read_qrels(qrels))
+    for _ in retrieval._read_jsonl(corpus):  # each line parsed, none kept
+        pass
+    _CHECKED_BEIR.add(version)
+
+
 def check_task(name: str, split: str | None) -> None:
-    """Fail before any encoding when a task's data is missing (BEIR files, PubMedQA/BIOSSES files)."""
+    """Fail before any encoding when a task's data is missing or a BEIR file malformed (:func:`check_beir`)."""
     if (parsed := split_dataset_task(name)) is not None:
         DATASET_TASKS[parsed[0]][1](parsed[1], split, parsed[2])
     elif name in CHECKS:
         CHECKS[name](split)
     elif (folder := beir_folder(name)) is not None:
-        beir_files(folder, split or "test")
+        check_beir(folder, split or "test")
     else:
         get_task(name)
 
@@ -272,7 +292,7 @@ def _pubmedqa(target: str) -> TaskFunction:
 
 def _check_beir(dataset: str) -> TaskCheck:
     def check(split: str | None) -> None:
-        beir_files(data_path(dataset), split or "test")
+        check_beir(data_path(dataset), split or "test")
 
     return check
 

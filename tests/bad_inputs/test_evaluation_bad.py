@@ -270,8 +270,12 @@ def test_inf_scores_rank_first_and_stay_finite():
 
 @pytest.mark.parametrize("predictions", [[0.1, float("nan"), 0.3], [0.5, 0.5, 0.5]])
 def test_nan_or_constant_predictions_into_the_correlation(predictions):
+    """A collapsed model's: NaN, undefined (tests/test_evaluation_run_scope.py); the gold scores of that kind are
+    refused."""
+    scores = CorrelationMetric().compute(predictions=predictions, references=[1.0, 2.0, 3.0])
+    assert all(value != value for value in scores.values())  # NaN
     with pytest.raises(ValueError):
-        CorrelationMetric().compute(predictions=predictions, references=[1.0, 2.0, 3.0])
+        CorrelationMetric().compute(predictions=[1.0, 2.0, 3.0], references=predictions)
 
 
 def test_nan_results_are_not_written(tmp_path):
