@@ -24,6 +24,7 @@ from typing import Any
 from biohicl.atomic import atomic_write_text
 from biohicl.data.corpus import Document, iter_lines
 from biohicl.data.records import INDEXING
+from biohicl.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,20 @@ def first_changed(sidecar: Path, docs: Sequence[Document]) -> str | None:
         if record.get("id") != doc.id or record[TEXT_KEY] != document_digest(doc):
             return doc.id
     return None
+
+
+def check_texts(shard: Path, sidecar: Path, number: int, texts: str | None, docs: Sequence[Document]) -> None:
+    """A :class:`DataError` naming ``shard`` when kept shard ``number``, whose metadata recorded ``texts`` (None
+    before biohicl recorded them), was built from other texts than ``docs``', with the first differing id its docs
+    ``sidecar`` tells."""
+    if texts is not None and texts != texts_digest(docs):
+        changed = first_changed(sidecar, docs)
+        raise DataError(
+            f"shard {number} was built from other texts"
+            + (f" (first differing id {changed!r}: its title or text changed)" if changed is not None else "")
+            + "; index into a new folder or remove it",
+            shard,
+        )
 
 
 def sidecar_record(

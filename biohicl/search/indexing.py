@@ -36,7 +36,7 @@ from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
-from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, first_changed, texts_digest
+from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, check_texts
 from biohicl.search.layout import (
     MANIFEST_NAME,
     SETTINGS_NAME,
@@ -67,7 +67,13 @@ logger = logging.getLogger(__name__)
 class IndexingArguments:
     """Options of :func:`build_index` (and ``biohicl index``)."""
 
-    shard_size: int = field(default=50_000, metadata={"help": "Documents per shard (the unit of resume)."})
+    shard_size: int = field(
+        default=50_000,
+        metadata={
+            "help": "Documents per shard (the unit of resume). Documents added later re-encode the last partial "
+            "shard whole (under 50k documents, the whole corpus): a smaller size makes growth cheap."
+        },
+    )
     batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
     dtype: str = field(default="float32", metadata={"help": "Storage dtype: float32, float16 or bfloat16."})
     compute_dtype: str | None = field(
@@ -136,18 +142,15 @@ def _kept_digest(
     if meta.get("ids_sha256") == digest and count == len(docs):
         texts = meta.get(TEXTS_KEY)
         sidecar = path.with_name(docs_name(number))
-        if texts is not None and texts != texts_digest(docs):
-            changed = first_changed(sidecar, docs)
-            raise DataError(
-                f"shard {number} was built from other texts"
-                + (f" (first differing id {changed!r}: its title or text changed)" if changed is not None else "")
-                + "; index into a new folder or remove it",
-                path,
-            )
+        check_texts(path, sidecar, number, texts, docs)
         labels.add(number, sidecar, docs)
         return digest, texts
     if 0 < count < len(docs) and meta.get("ids_sha256") == ids_digest(d.id for d in docs[:count]):
-        logger.info("shard %d held the first %d of its %d documents: encoding it again", number, count, len(docs))
+        logger.info(
+            "shard %d held the first %d of its %d documents: encoding all %d again (a grown index re-encodes its last "
+            "partial shard whole; a smaller --shard_size makes adding documents cheaper)",
+            *(number, count, len(docs), len(docs)),
+        )
         return None
     hint = blank_documents.refusal_hint(path.with_name(docs_name(number)), blank_ids)
     reason = hint or "the corpus changed since the earlier run; documents may only be added at its end"
@@ -320,6 +323,7 @@ def build_index(
     unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
     has_titles = has_mesh = False
     encoded = skipped = 0
+    regrown: int | None = None  # the partial shard encoded again, its manifest.json removed
     blank, blank_ids, labels = BlankDocuments(), set[str](), PendingLabels()  # labels: written once all are kept
     source = corpus if isinstance(corpus, (str, Path)) else None
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
@@ -354,6 +358,7 @@ def build_index(
                     continue
                 # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
                 (directory / MANIFEST_NAME).unlink(missing_ok=True)
+                regrown = number
             embeddings = model.encode(
                 [d.full_text() for d in docs],
                 batch_size=batch_size,
@@ -365,9 +370,12 @@ def build_index(
             own.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
             encoded += len(docs)
             bar.update(len(docs))
-    except BaseException:
+    except BaseException as err:
         if fresh:
             _undo_fresh_start(directory, created)
+        if regrown is not None and isinstance(err, DataError):  # a bad new record: the one line says what it left
+            why = f"its {MANIFEST_NAME} was removed to encode again shard {regrown}, which the earlier run left partial"
+            err.args = (f"{err}; {directory} is unsearchable until a rerun completes ({why})", *err.args[1:])
         raise
     finally:
         bar.close()
