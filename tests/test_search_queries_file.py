@@ -99,3 +99,12 @@ def test_a_reader_that_reads_its_input_twice_refuses_a_pipe(tmp_path):
         is_blank_file(fifo)
     with pytest.raises(DataError, match="input file not found"):
         check_file(tmp_path / "missing")
+
+
+def test_a_jsonl_query_without_text_names_its_line(index_dir, tmp_path, capsys):
+    # the record's line was worded "record 2" while the corpus reader says "line 2"
+    jsonl = tmp_path / "notext.jsonl"
+    jsonl.write_text('{"_id": "a", "text": "heart disease"}\n{"_id": "b"}\n')
+    assert search(index_dir, str(jsonl)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"biohicl search: error: {jsonl}: line 2: "), err

@@ -245,7 +245,7 @@ def _jsonl_queries(path):
         elif isinstance(record, dict):
             if not any(k in record for k in ID_FIELDS):
                 record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, number, labels=False)  # a text: its labels are not read
+            doc = document_from_record(record, path, line=number, labels=False)  # a text: its labels are not read
             yield number, doc.id, doc.full_text()
         else:
             raise DataError(f"line {number}: expected a JSON string or object per line", path)
