@@ -229,3 +229,45 @@ def test_an_interrupt_after_a_finished_task_keeps_it_and_says_where(tiny_bert_di
     assert list(record["tasks"]) == ["biosses"]
     assert record["incomplete"] == {"failed": "pubmedqa", "error": "interrupted", "not_run": []}
     assert not output.exists()
+
+
+GOOD_TASK = {"split": "all", "main_metric": "spearman", "metrics": {"spearman": 0.5, "pearson": 0.4}}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"tasks": ["biosses"]}, "`tasks` is not a mapping of task names to results"),
+        ({"tasks": {"biosses": 0.5}}, "task 'biosses': its entry is not a mapping (got float)"),
+        ({"tasks": {"biosses": {"split": "all"}}}, "task 'biosses': no `metrics`"),
+        ({"tasks": {"biosses": {"metrics": {"spearman": "high"}}}}, "task 'biosses': metric 'spearman' is 'high'"),
+        ({"tasks": {"biosses": {**GOOD_TASK, "split": 3}}}, "task 'biosses': `split` is not a string (got int)"),
+        ({"tasks": {"biosses": GOOD_TASK}, "model": "tiny"}, "`model` is not a mapping (got str)"),
+        ({"tasks": {"biosses": GOOD_TASK}, "settings": [1]}, "`settings` is not a mapping (got list)"),
+    ],
+)
+def test_a_results_file_of_the_wrong_shape_is_refused_naming_the_file_and_task(tmp_path, record, message):
+    """load_results checked only that `tasks` exists: --compare then crashed with KeyError 'metrics' or an
+    AttributeError."""
+    from biohicl.errors import DataError
+    from biohicl.evaluation.runner import load_results
+
+    path = tmp_path / "hand-edited.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(DataError) as caught:
+        load_results(path)
+    assert str(caught.value).startswith(f"{path}: not a biohicl evaluation results file: {message}")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"tasks": {"biosses": GOOD_TASK}, "model": {"id": "m"}}))
+    assert load_results(good)["tasks"]["biosses"]["metrics"]["spearman"] == 0.5
+
+
+def test_compare_refuses_a_foreign_file_in_one_line(tmp_path, capsys):
+    from biohicl.cli.main import main
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"tasks": {"biosses": GOOD_TASK}}))
+    b.write_text(json.dumps({"tasks": {"biosses": {"spearman": 0.6}}}))  # metrics not under `metrics`
+    assert main(["evaluate", "--compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"biohicl evaluate: error: {b}: not a biohicl evaluation results file: task 'biosses': no `metrics`"]

@@ -284,9 +284,40 @@ def save_results(results: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one."""
+    """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one, or not of its
+    shape (:func:`_shape_problem`), in one line naming the file and the task."""
     path = Path(path)
     record = read_json(path, missing="no such file")
     if not isinstance(record, dict) or "tasks" not in record:
         raise DataError("not a biohicl evaluation results file (no `tasks`)", path)
+    if (problem := _shape_problem(record)) is not None:
+        raise DataError(f"not a biohicl evaluation results file: {problem}", path)
     return record
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _shape_problem(record: dict[str, Any]) -> str | None:
+    """What in ``record`` is not as reports and comparisons read it (None: nothing): ``tasks`` a mapping of entries
+    each with ``metrics`` (metric -> number) and, where given, a string ``split`` and ``main_metric`` and mappings
+    ``data_files`` and ``per_item``; ``model``, ``settings`` and ``summary`` mappings where given."""
+    for name in ("model", "settings", "summary"):
+        if name in record and not isinstance(record[name], dict):
+            return f"`{name}` is not a mapping (got {_kind(record[name])})"
+    if not isinstance(record["tasks"], dict):
+        return "`tasks` is not a mapping of task names to results"
+    for task, entry in record["tasks"].items():
+        if not isinstance(entry, dict):
+            return f"task {task!r}: its entry is not a mapping (got {_kind(entry)})"
+        if not isinstance(metrics := entry.get("metrics"), dict):
+            return f"task {task!r}: " + ("no `metrics`" if metrics is None else f"`metrics` is a {_kind(metrics)}")
+        for metric, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return f"task {task!r}: metric {metric!r} is {value!r}, not a number"
+        for name, kind in (("split", str), ("main_metric", str), ("data_files", dict), ("per_item", dict)):
+            if entry.get(name) is not None and not isinstance(entry[name], kind):
+                wanted = "a string" if kind is str else "a mapping"
+                return f"task {task!r}: `{name}` is not {wanted} (got {_kind(entry[name])})"
+    return None
