@@ -54,6 +54,9 @@ def _int_mm_available() -> bool:
 
 _INT_MM: bool | None = None
 
+#: queries searched at once: stage 1 keeps a [query_batch, block rows] score matrix, stage 2 their candidates' rows
+QUERY_BATCH = 256
+
 
 def _quantize_queries(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 per query row: ``q ≈ scale[:, None] · codes`` (padded to ≥ 32 rows for the int8 GEMM)."""
@@ -254,12 +257,16 @@ class CompressedIndex:
         candidates: int | None = None,
         rescore: bool = True,
         block_rows: int | None = None,
+        query_batch: int = QUERY_BATCH,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores [q, k], rows [q, k])`` like :func:`biohicl.search.exact.search_embeddings`: compressed search for
         ``candidates`` rows per query, then their exact cosine from the float32 shards (``rescore=False``: the
-        stage-1 approximations)."""
+        stage-1 approximations). Queries are searched ``query_batch`` at a time (memory bounded by the batch, not
+        the number of queries), each rescored against its own candidates only."""
         if top_k < 1:
             raise ConfigError(f"top_k: must be positive, got {top_k}")
+        if query_batch < 1:
+            raise ConfigError(f"query_batch: must be positive, got {query_batch}")
         q = torch.as_tensor(queries).float()
         if q.ndim == 1:
             q = q.unsqueeze(0)
@@ -268,14 +275,25 @@ class CompressedIndex:
         q = torch.nn.functional.normalize(q, dim=-1)
         k = min(top_k, len(self))
         pool = min(max(candidates or self.default_candidates(top_k), k), len(self))
+        parts = [
+            self._search_batch(q[first : first + query_batch], k, pool, rescore, block_rows)
+            for first in range(0, q.shape[0], query_batch)
+        ]
+        if not parts:
+            return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
+        return torch.cat([s for s, _ in parts]), torch.cat([r for _, r in parts])
+
+    def _search_batch(
+        self, q: torch.Tensor, k: int, pool: int, rescore: bool, block_rows: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`search_embeddings` of one batch of unit queries."""
         approx, rows = self.approximate_top(q, pool, block_rows)
         if not rescore:  # the pool is not sorted (a pool of every row stays in block order): its top k
             scores, keep = approx.topk(k, dim=1)
             return sort_top_k(scores, rows.gather(1, keep))
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        vectors = torch.from_numpy(self.float_rows.take(unique.numpy()))
+        vectors = torch.from_numpy(self.float_rows.take(rows.reshape(-1).numpy())).view(*rows.shape, self.dim)
         if not stored_unit_rows(self.manifest):  # float32 rows of float16/bfloat16 ones: renormalised in float32
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        exact = (q @ vectors.T).gather(1, inverse)
+        exact = torch.bmm(vectors, q.unsqueeze(2)).squeeze(2)  # each query against its own candidates only
         scores, rows = sort_top_k(exact, rows)  # equal exact scores: the lower row wins the cut, as in exact search
         return scores[:, :k], rows[:, :k]

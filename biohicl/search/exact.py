@@ -24,7 +24,7 @@ import torch
 
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
-from biohicl.search.compressed import CompressedIndex, stored_unit_rows
+from biohicl.search.compressed import QUERY_BATCH, CompressedIndex, stored_unit_rows
 from biohicl.search.compression import available_kinds
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
@@ -39,13 +39,16 @@ def search_embeddings(
     top_k: int = 10,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     device: str | torch.device | None = None,
+    query_batch: int = QUERY_BATCH,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact cosine top-k: ``(scores [q, k], rows [q, k])``, best first; ``k = min(top_k, len(index))``.
 
-    Streams the index in blocks of ``chunk_size`` rows and merges each block's top-k into a running top-k. Ties
-    are deterministic: among rows whose float32 scores are equal (duplicate abstracts), the lower row number wins
-    the cut and comes first. Scores are not computed in float64, so a row's score may differ in the last bit
-    between chunk sizes (the matrix product's summation order); such scores are not ties.
+    Streams the index in blocks of ``chunk_size`` rows and merges each block's top-k into a running top-k; each
+    block is scored against ``query_batch`` queries at a time (memory ``O(query_batch × chunk_size)``, 64 MiB at the
+    defaults, however many queries), each block read once. Ties are deterministic: among rows whose float32 scores
+    are equal (duplicate abstracts), the lower row number wins the cut and comes first. Scores are not computed in
+    float64, so a row's score may differ in the last bit between chunk sizes or query batch sizes (the matrix
+    product's summation order); such scores are not ties.
     """
     if top_k < 1:
         raise ConfigError(f"top_k: must be positive, got {top_k}")
@@ -56,18 +59,24 @@ def search_embeddings(
     if q.shape[1] != index.dim:
         raise ConfigError(f"queries have dimension {q.shape[1]}, the index has {index.dim}")
     device = torch.device(device) if device is not None else q.device
+    if query_batch < 1:
+        raise ConfigError(f"query_batch: must be positive, got {query_batch}")
     q = torch.nn.functional.normalize(q, dim=-1).to(device)
-    best_scores = torch.empty(q.shape[0], 0, device=device)
-    best_rows = torch.empty(q.shape[0], 0, dtype=torch.long, device=device)
+    parts = [q[first : first + query_batch] for first in range(0, q.shape[0], query_batch)] or [q]
+    best = [
+        (torch.empty(len(p), 0, device=device), torch.empty(len(p), 0, dtype=torch.long, device=device)) for p in parts
+    ]
     with torch.inference_mode():
         for start, block in index.iter_blocks(chunk_size):
             block = block.to(device=device, dtype=torch.float32, non_blocking=True)
             if not unit_rows(index):  # float16/bfloat16 rows renormalised in float32: scores are their cosines
                 block = torch.nn.functional.normalize(block, dim=-1)
-            scores = q @ block.T
-            best_scores, best_rows = merge_top_k(best_scores, best_rows, scores, start, top_k, stable=True)
-            del block, scores  # freed before the next block is read: one block in memory at a time
-    return best_scores.cpu(), best_rows.cpu()
+            for number, part in enumerate(parts):
+                scores = part @ block.T
+                best[number] = merge_top_k(*best[number], scores, start, top_k, stable=True)
+                del scores  # one [query_batch, chunk_size] score matrix at a time
+            del block  # freed before the next block is read: one block in memory at a time
+    return torch.cat([s for s, _ in best]).cpu(), torch.cat([r for _, r in best]).cpu()
 
 
 def unit_rows(index: Index) -> bool:
