@@ -24,6 +24,7 @@ def _batch(seed: int, titled: bool) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     embeddings = torch.nn.functional.normalize(torch.randn(4, 8, generator=generator), dim=-1)
     siml = torch.rand(4, 4, generator=generator).triu(1)
+    siml[0, 1], siml[0, 3] = 0.8, 0.0  # a positive and a negative: L_con contrasts (a batch without logs none)
     batch = {"embeddings": embeddings, "siml": siml + siml.T + torch.eye(4)}
     if titled:
         batch |= {"title_embeddings": torch.randn(3, 8, generator=generator)}
@@ -132,3 +133,63 @@ def test_processes_average_a_component_over_the_micro_batches_that_gave_it(monke
     assert component_means(mine, {"loss_mse": 2.0, "loss_title": 1.0}) == pytest.approx(
         {"loss_mse": 2.0, "loss_title": 1.2}
     )
+
+
+def _contrast_batch(seed: int, negatives: bool) -> dict[str, torch.Tensor]:
+    """Four documents, (0, 1) a positive pair (SimL 0.8) and the rest weak (0.1-0.2); with ``negatives``, (0, 3) and
+    (1, 2) share no label (SimL 0): anchors 0 and 1 have a positive and a negative to contrast it with."""
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.nn.functional.normalize(torch.randn(4, 8, generator=generator), dim=-1)
+    siml = 0.1 + 0.1 * torch.rand(4, 4, generator=generator)
+    siml[0, 1] = 0.8
+    if negatives:
+        siml[0, 3] = siml[1, 2] = 0.0
+    siml = siml.triu(1)
+    return {"embeddings": embeddings, "siml": siml + siml.T + torch.eye(4)}
+
+
+@pytest.mark.parametrize("form", ["infonce", "paper"])
+def test_a_batch_without_negatives_returns_no_contrastive_term(form):
+    """Indexing labels: most batches have no SimL = 0 pair, and L_con is then an exact 0 by construction (nothing to
+    contrast the positives with); logging it as 0 read as measured and pulled the window's mean down, as an untitled
+    batch's title term would. It is left out, as loss_title is, and the total is the other terms'."""
+    loss = BioHiCLLoss(contrastive=HierarchicalContrastiveLoss(form=form))
+    batch = _contrast_batch(0, negatives=False)
+    embeddings = batch["embeddings"].clone().requires_grad_(True)
+    out = loss(embeddings, batch["siml"])
+    assert set(out) == {"loss", "loss_mse"}
+    assert torch.equal(out["loss"], out["loss_mse"])  # L_con's exact 0 added nothing
+    out["loss"].backward()
+    assert torch.isfinite(embeddings.grad).all()
+    only_negatives = batch["siml"].clone().fill_diagonal_(0).clamp_max(0.2).fill_diagonal_(1.0)
+    only_negatives[2, 3] = only_negatives[3, 2] = 0.0  # negatives, but no positive to contrast with them
+    assert "loss_con" not in loss(batch["embeddings"], only_negatives)
+    contrasted = loss(**_contrast_batch(0, negatives=True))
+    assert set(contrasted) == {"loss", "loss_mse", "loss_con"} and contrasted["loss_con"].item() != 0.0
+    weightless = BioHiCLLoss(contrastive=HierarchicalContrastiveLoss(form=form), lambda_con=0.0)
+    weightless = weightless(**_contrast_batch(0, negatives=True))  # logged, not trained on
+    assert weightless["loss_con"].item() == pytest.approx(contrasted["loss_con"].item())
+
+
+def test_a_batch_without_negatives_is_left_out_of_the_logged_contrastive_mean(tiny_bert_dir, tmp_path):
+    """Three micro-batches in one logging window, the second without negatives: ``loss_con`` logs the mean of the
+    other two (not a third of their sum), ``loss_mse`` and ``negative_pairs`` the mean of all three; a window
+    without a batch with negatives logs no ``loss_con``."""
+    loss, trainer = _title_trainer(tiny_bert_dir, tmp_path)
+    batches = [_contrast_batch(0, True), _contrast_batch(1, False), _contrast_batch(2, True)]
+    mse, con = [], []
+    for batch in batches:
+        trainer._accumulate(loss_terms(loss(**batch))[1], torch.device("cpu"), batch["siml"])
+        mse.append(FilteredMSELoss()(batch["embeddings"], batch["siml"]).item())
+        con.append(HierarchicalContrastiveLoss()(batch["embeddings"], batch["siml"]).item())
+    assert con[1] == 0.0 and min(con[0], con[2]) > 0
+    trainer.log({"loss": 1.0})
+    logged = trainer.state.log_history[-1]
+    assert logged["loss_con"] == pytest.approx((con[0] + con[2]) / 2, rel=1e-6)  # not sum(con) / 3
+    assert logged["loss_mse"] == pytest.approx(sum(mse) / 3, rel=1e-6)
+    assert logged["negative_pairs"] == pytest.approx((2 / 6 + 0 + 2 / 6) / 3, rel=1e-6)  # still over all three
+    for seed in (3, 4):
+        batch = _contrast_batch(seed, False)
+        trainer._accumulate(loss_terms(loss(**batch))[1], torch.device("cpu"), batch["siml"])
+    trainer.log({"loss": 0.5})
+    assert "loss_con" not in trainer.state.log_history[-1] and "loss_mse" in trainer.state.log_history[-1]

@@ -94,7 +94,7 @@ def test_no_positive_pair_gives_zero_and_finite_gradients():
     # and a batch whose documents are all unrelated: both losses are finite, contrastive is 0
     emb.grad = None
     out = BioHiCLLoss()(emb, torch.eye(4))
-    assert out["loss_con"].item() == 0.0
+    assert "loss_con" not in out  # nothing to contrast: an exact 0 in the total, not logged as measured
     assert math.isfinite(out["loss"].item())
     out["loss"].backward()
     assert torch.isfinite(emb.grad).all()

@@ -66,7 +66,9 @@ class BioHiCLLoss(nn.Module):
     (``{name: (module, weight)}``, see the module docstring; a weight of 0 logs the term without training on it, as
     ``lambda_con=0`` with ``use_contrastive`` logs ``loss_con``: both are computed, so their values are measured).
     ``loss_title`` is left out for a batch with fewer than two titled documents (its term is an exact 0 in ``loss``),
-    so the trainer's logged mean of it is over the batches that had titles to contrast.
+    so the trainer's logged mean of it is over the batches that had titles to contrast; ``loss_con`` likewise for a
+    batch where no anchor has both a positive and a negative (with indexing labels most batches have no SimL = 0
+    negative: their 0 read as measured and pulled the logged mean down).
     """
 
     citation = (
@@ -111,6 +113,16 @@ class BioHiCLLoss(nn.Module):
         self.title = title if title is not None else TitleInfoNCELoss()
         self.title_weight = title_weight
 
+    def _contrasts(self, siml: torch.Tensor, pair_mask: torch.Tensor | None) -> bool:
+        """Whether the batch has an anchor with both a positive and a negative: without one, ``L_con`` is an exact 0
+        by construction (either form), not a measurement. A contrastive term without ``masks`` always contrasts.
+        One bool read from the device per batch (the masks are over ``siml``, wherever it is)."""
+        masks = getattr(self.contrastive, "masks", None)
+        if masks is None:
+            return True
+        positive, negative = masks(siml, pair_mask)
+        return bool((positive & negative.any(dim=1, keepdim=True)).any())
+
     @property
     def extra_inputs(self) -> frozenset[str]:
         """Inputs beyond ``embeddings`` and ``siml`` that ``forward`` needs from the trainer: ``base_embeddings``
@@ -141,8 +153,10 @@ class BioHiCLLoss(nn.Module):
             out["loss_mse"] = self.regression(embeddings, siml, pair_mask)
             total = out["loss_mse"]
         if self.use_contrastive:
-            out["loss_con"] = self.contrastive(embeddings, siml, pair_mask)
-            total = total + self.lambda_con * out["loss_con"]
+            term = self.contrastive(embeddings, siml, pair_mask)
+            if self._contrasts(siml, pair_mask):  # logged only with something to contrast: its mean is those batches'
+                out["loss_con"] = term
+            total = total + self.lambda_con * term  # an exact 0 without, still in the graph
         if self.distill_weight > 0:
             if base_embeddings is None:
                 raise ConfigError(

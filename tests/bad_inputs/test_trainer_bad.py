@@ -394,7 +394,8 @@ def test_all_identical_label_sets(mesh):
     emb = unit([[1, 0], [0.6, 0.8], [0, 1], [-1, 0]])
     out = BioHiCLLoss()(emb, siml)
     assert all(math.isfinite(float(v)) for v in out.values())
-    assert float(out["loss_con"]) == 0.0  # positives only, no negatives: each term is -log(e^s / e^s) = 0
+    # positives only, no negatives: each L_con term is -log(e^s / e^s) = 0, added to the total, not logged
+    assert "loss_con" not in out and float(out["loss"]) == float(out["loss_mse"])
 
 
 def test_batch_with_no_labels_at_all(mesh):
