@@ -97,7 +97,7 @@ def test_results_are_reused_only_for_the_same_model_length_dtype_and_tasks(tmp_p
     tasks = ["biosses", "pubmedqa:dev"]
     assert reusable_results(path, "m (base)", 256, tasks, "float32") is None
     record = {"model": {"id": "m (base)"}, "settings": {"max_length": 256, "dtype": "float32"}}
-    save_results({**record, "tasks": {"biosses": {}, "pubmedqa-dev": {}}}, path)
+    save_results({**record, "tasks": {"biosses": {"metrics": {}}, "pubmedqa-dev": {"metrics": {}}}}, path)
     assert reusable_results(path, "m (base)", 256, tasks, "float32")["model"]["id"] == "m (base)"
     assert reusable_results(path, "m (base)", 256, [" biosses"], "float32") is not None  # a subset is there
     assert reusable_results(path, "m (base)", 128, tasks, "float32") is None
