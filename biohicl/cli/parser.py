@@ -16,7 +16,8 @@ convention holds everywhere:
   ``TrainingArguments`` masked when saving (``hub_token: <HUB_TOKEN>``) counts as not given, so a run's
   ``biohicl_training_args.json`` reads back as its arguments;
 - every usage error (misspelled option, bad value, missing option, unknown config key) is a one-line
-  :class:`~biohicl.errors.ConfigError`, with a "did you mean" hint for a misspelled option, never a usage dump.
+  :class:`~biohicl.errors.ConfigError`, with a "did you mean" hint for a misspelled option, never a usage dump; a
+  value the dataclass's own checks refuse (``lambda_con: -1``) names the config file first when it came from it.
 
 ``biohicl reproduce`` is the exception for ``--config``: there it is the study file (a nested YAML, not options).
 """
@@ -312,10 +313,21 @@ def parse_command(
             values[name] = given
         elif values.get(name) is None and _required(fields[name]):
             parser.error(f"the following arguments are required: {name.upper()} (or --{name})")
+    from_file = {  # the fields whose value is the config file's (the command line did not change it; `is`: NaN)
+        name
+        for name, given in ((n, appended[n] if n in appended else parser.get_default(n)) for n in from_config)
+        if name in values and (values[name] is given or values[name] == given)
+    }
     instances = []
     for dtype in types:
         names = [f.name for f in dataclasses.fields(dtype) if f.init]
-        instances.append(dtype(**{n: values.pop(n) for n in names}))
+        try:
+            instances.append(dtype(**{n: values.pop(n) for n in names}))
+        except ConfigError as err:  # a value check once built: name the file when the value came from it
+            named = re.match(r"((?:--)?\w+(?:, (?:--)?\w+)*): ", str(err))  # `lambda_con: `, `--batch_size: `
+            if config_path is None or named is None or not from_file & {n.lstrip("-") for n in named[1].split(", ")}:
+                raise
+            raise ConfigError(f"{config_path}: {err}") from None
     if positionals is None:
         return tuple(instances)
     filled = {f.name: getattr(obj, f.name) for obj in instances for f in dataclasses.fields(obj) if f.init}

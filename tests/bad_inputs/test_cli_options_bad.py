@@ -131,7 +131,9 @@ def test_encode_batch_size_zero_in_a_config_file_is_refused_too(run_cli, no_mode
     config = tmp_path / "encode.yaml"
     config.write_text(f"model: m\ninput: {texts}\noutput: {tmp_path / 'o.safetensors'}\nbatch_size: 0\n")
     result = run_cli(["encode", "--config", str(config)])
-    assert result.err.strip() == "biohicl encode: error: --batch_size: must be positive, got 0"
+    assert result.err.strip() == f"biohicl encode: error: {config}: --batch_size: must be positive, got 0"
+    result = run_cli(["encode", "--config", str(config), "--batch_size", "-2"])  # the command line's: no file named
+    assert result.err.strip() == "biohicl encode: error: --batch_size: must be positive, got -2"
 
 
 @pytest.mark.parametrize("query", [["q"], ["--like", "doc1"]])

@@ -146,3 +146,27 @@ def test_help_says_what_biohicl_does_with_metric_for_best_model_and_title_weight
     title = text.split("--title-weight TITLE_WEIGHT ", 1)[1].split("(default: 0.0)", 1)[0]
     assert "its own document (title + abstract)" not in title  # data/collator.py pairs each title with its abstract
     assert "must pick its own abstract (embedded alone, as a document) among the batch's titled documents'" in title
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "message"),
+    [
+        ("lambda_con: -1\n", [], "{config}: lambda_con: must be non-negative, got -1.0"),
+        ("lambda_con: .nan\n", [], "{config}: lambda_con: must be a finite number, got nan"),
+        ("gradient_accumulation_steps: 0\n", [], "{config}: gradient_accumulation_steps: must be a whole number of at "
+         "least 1, got 0"),
+        ("logging_steps: 2.5\n", [], "{config}: logging_steps: --logging_steps must be an integer if bigger than 1: "
+         "2.5"),  # transformers' own check, made one line naming the field
+        # the command line's value is not the file's: the file is not named
+        ("lambda_con: 0.2\n", ["--lambda_con=-1"], "lambda_con: must be non-negative, got -1.0"),
+        ("lambda_con: 0.2\n", ["--temperature", "0"], "temperature: must be positive, got 0.0"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_from_a_config_file_names_the_file(tmp_path, run_cli, text, extra, message):
+    # type errors named the file, value errors (checked once the arguments are built) did not
+    config = tmp_path / "bad2.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    result = run_cli(["train", "--config", str(config), "--output_dir", str(out), *extra])
+    assert result.err.strip() == "biohicl train: error: " + message.format(config=config)
+    assert not out.exists()
