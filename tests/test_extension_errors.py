@@ -183,10 +183,11 @@ def test_resuming_without_the_checkpoints_peft_config_says_which_it_was(tiny_ber
         train_biohicl(_args(tiny_bert_dir, docs_file, resumed, **kw))
     assert str(raised.value) == (
         f"{weights}: the checkpoint was trained with peft_type LORA with use_dora (its adapter_config.json), the "
-        "model has LORA; pass the same peft_config= to resume"
+        "model has LORA; resume with the adapter it was trained with (the same peft_config=; on the command line, the "
+        "same --full_finetune and --lora_* options)"
     )
     message = (
-        r"peft_type LORA with use_dora \(its adapter_config\.json\), the model has IA3; pass the same peft_config="
+        r"peft_type LORA with use_dora \(its adapter_config\.json\), the model has IA3; resume with the adapter it"
     )
     with pytest.raises(ConfigError, match=message):
         train_biohicl(_args(tiny_bert_dir, docs_file, resumed, **kw), peft_config=IA3Config())
@@ -215,5 +216,6 @@ def test_resuming_an_ia3_run_without_its_peft_config_says_ia3(tiny_bert_dir, doc
         train_biohicl(_args(tiny_bert_dir, docs_file, tmp_path / "ia3", **kw))
     assert str(raised.value) == (
         f"{weights}: the checkpoint was trained with peft_type IA3 (its adapter_config.json), the model has LORA; "
-        "pass the same peft_config= to resume"
+        "resume with the adapter it was trained with (the same peft_config=; on the command line, the same "
+        "--full_finetune and --lora_* options)"
     )

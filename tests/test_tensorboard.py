@@ -171,6 +171,8 @@ def test_two_fresh_runs_into_one_output_dir_are_two_tensorboard_runs(tiny_bert_d
         train_biohicl(BioHiCLTrainingArguments(**_tensorboard_values(tiny_bert_dir, tmp_path, out), max_steps=2,
                                                learning_rate=rate, lr_scheduler_type="constant"))  # fmt: skip
         time.sleep(1.1)  # transformers names its folder by the second training begins
+        for checkpoint in out.glob("checkpoint-*"):  # a fresh run over another's checkpoints is refused: removed
+            shutil.rmtree(checkpoint)
     folders = sorted({f.parent for f in out.rglob("events.out.tfevents.*")}, key=lambda f: f.stat().st_mtime_ns)
     assert len(folders) == 2 and all(f.parent == out / "runs" for f in folders)  # runs/<date>_<host>, one each
     rates = [[value for _, value in _scalars(folder, "train/learning_rate")] for folder in folders]
@@ -180,10 +182,12 @@ def test_two_fresh_runs_into_one_output_dir_are_two_tensorboard_runs(tiny_bert_d
 def test_a_resumed_run_appends_its_tensorboard_events_to_the_folder_of_its_first_part(tiny_bert_dir, tmp_path):
     pytest.importorskip("tensorboard")  # the dev and demo extras; not in `make test-min`'s floors
     out = tmp_path / "run"
-    values = _tensorboard_values(tiny_bert_dir, tmp_path, out)
-    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=2))
+    from tests.test_trainer import StopAfter
+
+    values = _tensorboard_values(tiny_bert_dir, tmp_path, out, max_steps=4)
+    train_biohicl(BioHiCLTrainingArguments(**values), [StopAfter(2)])  # the first part ends after checkpoint-2
     time.sleep(1.1)  # transformers' own folder is named by the second training begins: a later resume, another name
-    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=4, resume_from_checkpoint="last"))
+    train_biohicl(BioHiCLTrainingArguments(**values, resume_from_checkpoint="last"))
 
     files = sorted(out.rglob("events.out.tfevents.*"))
     folder = files[0].parent
@@ -202,9 +206,11 @@ def test_a_resume_continues_the_folder_its_checkpoint_records_not_another_runs_w
     pytest.importorskip("tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
+    from tests.test_trainer import StopAfter
+
     out = tmp_path / "run"
-    values = _tensorboard_values(tiny_bert_dir, tmp_path, out)
-    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=4))
+    values = _tensorboard_values(tiny_bert_dir, tmp_path, out, max_steps=6)
+    train_biohicl(BioHiCLTrainingArguments(**values), [StopAfter(4)])
     (first,) = {f.parent for f in out.rglob("events.out.tfevents.*")}
     for step in (2, 4):  # each checkpoint names A's folder, relative to output_dir
         assert (out / f"checkpoint-{step}" / TENSORBOARD_FOLDER_NAME).read_text() == f"runs/{first.name}\n"
@@ -216,7 +222,7 @@ def test_a_resume_continues_the_folder_its_checkpoint_records_not_another_runs_w
         os.utime(events, (later, later))
     assert previous_tensorboard_folder(out) == other  # the mtime rule alone would continue B's curve
     time.sleep(1.1)  # event files sort by name, `<second>.<host>.<pid>.<uid>`: a later second keeps the resume second
-    train_biohicl(BioHiCLTrainingArguments(**values, max_steps=6, resume_from_checkpoint="last"))
+    train_biohicl(BioHiCLTrainingArguments(**values, resume_from_checkpoint="last"))
 
     assert [step for step, _ in _scalars(first, "train/loss")] == [1, 2, 3, 4, 5, 6]  # A's steps 5-6 in A's folder
     assert _scalars(other, "train/loss") == [(1, 9.5)]  # B's curve untouched

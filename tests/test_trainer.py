@@ -341,10 +341,22 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_bert_dir, docs_fi
     assert (summary["resumed_at_step"], ref_summary["resumed_at_step"]) == (4, None)
 
 
+class StopAfter(TrainerCallback):
+    """Ends training after optimizer step ``step`` (its checkpoint saved), as a kill right after that save leaves the
+    run, but in this process and with the run's own arguments (a resume under others is refused)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
 def test_a_resume_whose_checkpoint_the_save_limit_deletes_still_finishes(tiny_bert_dir, docs_file, tmp_path):
     out = tmp_path / "run"  # a killed run left checkpoint-2; the rerun's saves rotate it away before the summary
     common = dict(max_steps=4, save_strategy="steps", save_steps=1, save_total_limit=1)
-    killed = train_biohicl(make_args(tiny_bert_dir, docs_file, out, **{**common, "max_steps": 2}))
+    killed = train_biohicl(make_args(tiny_bert_dir, docs_file, out, **common), [StopAfter(2)])
     for name in ("adapter_model.safetensors", "training_summary.json"):
         (killed / name).unlink()  # as after a kill at step 2
     assert last_complete_checkpoint(out) == out / "checkpoint-2"
@@ -387,11 +399,12 @@ class _RunsCode:
 
 def test_a_checkpoint_file_that_would_run_code_is_refused_in_one_line(tiny_bert_dir, docs_file, tmp_path):
     out = tmp_path / "run"
-    train_biohicl(make_args(tiny_bert_dir, docs_file, out, max_steps=2, save_strategy="steps", save_steps=2))
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2)
+    train_biohicl(make_args(tiny_bert_dir, docs_file, out, **common), [StopAfter(2)])
     checkpoint = out / "checkpoint-2"
     marker = tmp_path / "ran"
     torch.save({"state": _RunsCode(marker)}, checkpoint / "optimizer.pt")
-    args = make_args(tiny_bert_dir, docs_file, out, max_steps=4, resume_from_checkpoint=str(checkpoint))
+    args = make_args(tiny_bert_dir, docs_file, out, **common, resume_from_checkpoint=str(checkpoint))
     with pytest.raises(DataError) as err:
         train_biohicl(args)
     message = str(err.value)

@@ -28,20 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.errors import ConfigError
 from biohicl.models.config import DEFAULT_BASE_MODEL
+from biohicl.training.run_settings import RUN_NEUTRAL_ARGS as TRAINING_NEUTRAL_ARGS
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
 
 logger = logging.getLogger(__name__)
 
-#: Training arguments that do not change what a run trains (a reused run may differ in them).
-RUN_NEUTRAL_ARGS = (
-    "output_dir",
-    "resume_from_checkpoint",
-    "disable_tqdm",
-    "report_to",
-    "eval_cache_dir",
-)
+#: Training arguments that do not change what a run trains (a reused run may differ in them): the ones a resume may
+#: change too (``training.run_settings``).
+RUN_NEUTRAL_ARGS = TRAINING_NEUTRAL_ARGS
 
 
 @dataclass
@@ -145,6 +141,16 @@ def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> l
     )
 
 
+def clear_checkpoints(run_dir: Path) -> None:
+    """Delete the ``checkpoint-N`` folders of an earlier run in ``run_dir``: ``--no_skip_steps_done`` trains over it."""
+    import shutil
+
+    for child in sorted(run_dir.glob("checkpoint-*")):
+        if child.is_dir() and not child.is_symlink():
+            logger.info("removing %s of the run trained over", child)
+            shutil.rmtree(child)
+
+
 def reusable_results(
     path: Path, model_id: str, max_length: int, tasks: Sequence[str], dtype: str
 ) -> dict[str, Any] | None:
@@ -180,6 +186,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.evaluation.tasks import names_dataset
     from biohicl.models.positions import fit_to_base
     from biohicl.study.execute import set_inference_length
+    from biohicl.training.checkpoint import resolve_resume
     from biohicl.training.run import train_biohicl
 
     start = time.time()
@@ -220,6 +227,8 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
         )
     trained_now = differences is None
     if trained_now:
+        if not args.skip_steps_done and resolve_resume(training_args.resume_from_checkpoint, run_dir) is None:
+            clear_checkpoints(run_dir)  # trained over, as asked: train_biohicl refuses another run's checkpoints
         train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
     else:
         logger.info("reusing %s", run_dir)

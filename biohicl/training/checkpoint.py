@@ -56,6 +56,12 @@ def load_trainable_weights(model: nn.Module, path: Path) -> None:
         if (other := _other_adapter(model, path)) is not None:
             raise ConfigError(f"{path}: {other}")
         raise ConfigError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    params = dict(model.named_parameters())
+    if other := next((n for n in sorted(tensors) if tensors[n].shape != params[n].shape), None):  # another rank
+        raise ConfigError(
+            f"{path}: does not fit the model ({other} is {list(tensors[other].shape)} there, "
+            f"{list(params[other].shape)} in the model): resume with the adapter settings it was trained with"
+        )
     restore_trainable_state(model, tensors)
 
 
@@ -96,7 +102,8 @@ def _other_adapter(model: nn.Module, path: Path) -> str | None:
     where = "its" if found.parent == path.parent else "the run folder's"
     return (
         f"the checkpoint was trained with peft_type {kind} ({where} adapter_config.json), the model has {mine}; "
-        "pass the same peft_config= to resume"
+        "resume with the adapter it was trained with (the same peft_config=; on the command line, the same "
+        "--full_finetune and --lora_* options)"
     )
 
 
@@ -114,17 +121,24 @@ def restore_trainable_state(model: nn.Module, tensors: Mapping[str, torch.Tensor
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
 
 
-def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` whose ``trainer_state.json`` was written (a kill mid-save leaves none)."""
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The ``checkpoint-N`` folders of ``output_dir`` whose ``trainer_state.json`` was written (a kill mid-save leaves
+    none), by step."""
     root = Path(output_dir)
     if not root.is_dir():
-        return None
+        return []
     found = []
     for child in root.iterdir():
         step = child.name.removeprefix("checkpoint-")
         if child.is_dir() and step.isdigit() and not _missing_files(child):
             found.append((int(step), child))
-    return max(found)[1] if found else None
+    return [child for _, child in sorted(found)]
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest of :func:`complete_checkpoints`."""
+    found = complete_checkpoints(output_dir)
+    return found[-1] if found else None
 
 
 def _missing_files(checkpoint: Path) -> list[str]:

@@ -2,8 +2,9 @@
 
 :func:`train_biohicl` reads the training documents (:func:`load_training_data`), builds the batch sampler
 (:func:`build_batch_sampler`), the model with LoRA (:func:`build_model`), the loss, the collator
-(:func:`build_collator`) and the :class:`~biohicl.training.trainer.BioHiCLTrainer`, trains (resuming when asked)
-and writes the run folder.
+(:func:`~biohicl.training.collation.build_collator`) and the :class:`~biohicl.training.trainer.BioHiCLTrainer`,
+trains (resuming when asked, from a checkpoint of this run's settings: :mod:`~biohicl.training.run_settings`) and
+writes the run folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import torch
 from transformers import TrainerCallback
 
 from biohicl.atomic import atomic_write_text
-from biohicl.data.collator import BioHiCLDataCollator
 from biohicl.data.columns import column_array, column_list, in_memory_dataset
 from biohicl.data.documents import (
     document_text,
@@ -39,12 +38,13 @@ from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
-from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.assembly import build_collator, training_mesh
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
+from biohicl.training.run_settings import check_run_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -316,22 +316,6 @@ def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
     return model
 
 
-def build_collator(
-    args: BioHiCLTrainingArguments, model: Any, mesh: MeshHierarchy, loss: torch.nn.Module
-) -> BioHiCLDataCollator:
-    """The training collator of ``model``: it tokenizes as ``model.tokenize`` does (prompts, ``max_length``, read
-    from the model's config at each call) but holds only the tokenizer and the config, not the model, so a worker
-    started with ``spawn`` unpickles no weights."""
-    return BioHiCLDataCollator(
-        tokenize=partial(tokenize_texts, model.tokenizer, model.config),
-        mesh=mesh,
-        ancestors=args.use_ancestors,
-        depth_weight=args.use_depth_weight,
-        label_weights=siml_label_weights(mesh, args.check_tag_weight, args.study_design_weight),
-        titles="title_embeddings" in getattr(loss, "extra_inputs", ()),  # the title term's, or a custom loss's
-    )
-
-
 def train_biohicl(
     args: BioHiCLTrainingArguments,
     callbacks: Sequence[TrainerCallback] | None = None,
@@ -359,9 +343,11 @@ def train_biohicl(
     from biohicl.training.curves import plot_training_curves
 
     check_evaluation(args, evaluator)  # before any slow work
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
     start = time.time()
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
-    mesh = MeshHierarchy.load(args.mesh_path) if args.mesh_path else MeshHierarchy.load()
+    mesh = training_mesh(args)
     loss = loss if loss is not None else build_loss(args)  # before the data: it says whether they need titles
     data = load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
     model = build_model(args, peft_config)
@@ -377,7 +363,6 @@ def train_biohicl(
         evaluator=evaluator,
         callbacks=[*(callbacks or []), SourceRecord()],  # the code that trains, kept in each checkpoint
     )
-    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
     try:

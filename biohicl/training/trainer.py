@@ -32,6 +32,7 @@ from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
 from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.assembly import build_collator, prepare_trainable, training_mesh
 from biohicl.training.cached_batch import base_model_embeddings, encoded_loss
 from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
@@ -41,6 +42,7 @@ from biohicl.training.checkpoint import (
     load_checkpoint_state,
     load_trainable_weights,
     logged_train_loss,
+    resolve_resume,
     restore_trainable_state,
     save_trainable_weights,
     trainable_state,
@@ -50,21 +52,13 @@ from biohicl.training.distributed import component_means
 from biohicl.training.evaluator_checks import Evaluator, check_evaluation, metric_floats
 from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
+from biohicl.training.run_settings import check_run_folder
 from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
 
 logger = logging.getLogger(__name__)
 
 #: Batch keys that go to the loss, not to the model.
 LOSS_INPUT_KEYS = frozenset({"siml", "pair_mask"})
-
-
-def add_adapters(model: Any, peft_config: Any) -> None:
-    """``peft_config``'s adapters on a BioHiCL ``model`` without any (``BioHiCL.add_lora(peft_config=...)``)."""
-    if not callable(getattr(model, "add_lora", None)):
-        raise ConfigError(f"peft_config: needs a BioHiCL model, got {type(model).__name__}")
-    if model.is_peft:
-        raise ConfigError("peft_config: the model already has LoRA adapters; give a model without them, or no config")
-    model.add_lora(peft_config=peft_config)
 
 
 class _SamplerEpochCallback(TrainerCallback):
@@ -85,7 +79,10 @@ class BioHiCLTrainer(Trainer):
         loss: the objective (default: built from ``args``, :func:`~biohicl.training.objective.build_loss`).
         batch_sampler: yields lists of document indices (default: the Trainer's own sampling).
         peft_config: a peft config (e.g. ``LoraConfig(r=4, use_dora=True)``) to wrap a BioHiCL model without
-            adapters with, as trl's trainers do.
+            adapters with, as trl's trainers do; without one such a model gets the ``lora_*`` arguments' LoRA (every
+            weight trains under ``full_finetune``), drawn from ``args.seed``
+            (:func:`~biohicl.training.assembly.prepare_trainable`).
+        data_collator: default: training's (:func:`~biohicl.training.assembly.build_collator`), not transformers'.
         evaluator: ``model -> {metric: value}``, run at each evaluation (needed when ``eval_strategy`` is not
             ``no``); metrics are logged with an ``eval_`` prefix, plus ``eval_dev_score`` with ``selection_metrics``.
         All other arguments are ``Trainer``'s (but ``compute_loss_func``: give ``loss``); ``args`` must be a
@@ -109,14 +106,20 @@ class BioHiCLTrainer(Trainer):
             raise ConfigError("BioHiCLTrainer: args must be a BioHiCLTrainingArguments")
         if compute_loss_func is not None:  # the Trainer's hook would be ignored: compute_loss is the BioHiCL one
             raise ConfigError("compute_loss_func: pass loss= instead (any module loss(embeddings, siml, **inputs))")
-        if peft_config is not None:
-            add_adapters(kwargs.get("model") if "model" in kwargs else (args[0] if args else None), peft_config)
+        model = kwargs.get("model") if "model" in kwargs else (args[0] if args else None)
         check_evaluation(training_args, evaluator)
+        prepare_trainable(model, training_args, peft_config)
+        loss = loss if loss is not None else build_loss(training_args)
+        if model is not None and kwargs.get("data_collator") is None and len(args) < 3:  # not transformers' default
+            if not hasattr(model, "tokenizer"):
+                kind = type(model).__name__
+                raise ConfigError(f"data_collator: give one (training's is built for a BioHiCL model, not {kind})")
+            kwargs["data_collator"] = build_collator(training_args, model, training_mesh(training_args), loss)
         if training_args.eval_strategy != "no" and kwargs.get("eval_dataset") is None:
             kwargs["eval_dataset"] = list(training_args.eval_tasks) or ["evaluator"]  # placeholder: never read
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
-        self.loss = loss if loss is not None else build_loss(training_args)
+        self.loss = loss
         self.batch_sampler = batch_sampler
         self.evaluator = evaluator
         self.resumed_at_step: int | None = None  # set by train(): the checkpoint's step, read before training
@@ -283,13 +286,20 @@ class BioHiCLTrainer(Trainer):
         return metrics
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        if isinstance(resume_from_checkpoint, bool):  # True: the newest complete checkpoint, as `last` picks it
+            resume_from_checkpoint = resolve_resume(resume_from_checkpoint or None, self.args.output_dir)
+        check_run_folder(self.args, resume_from_checkpoint)  # a checkpoint of other settings, resumed or trained over
         # read before training: save_total_limit may delete the resumed checkpoint on the way
-        resumed = (
-            checkpoint_step(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str | os.PathLike) else None
-        )
+        resumed = None if resume_from_checkpoint is None else checkpoint_step(resume_from_checkpoint)
         self.resumed_at_step = resumed
         self.documents_trained = 0
-        if resumed is not None and resumed >= self.total_steps():  # the Trainer would train one step past the end
+        total = None if resumed is None else self.total_steps()
+        if resumed is not None and resumed > total:  # of the same settings: the data changed since
+            raise ConfigError(
+                f"resume_from_checkpoint: {resume_from_checkpoint} is at step {resumed}, past this run's last step "
+                f"{total} (its training data changed?); train a new run in another --output_dir"
+            )
+        if resumed is not None and resumed == total:  # the Trainer would train one step past the end
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
