@@ -3,8 +3,9 @@
 Modules: ``args`` (:class:`BioHiCLTrainingArguments`, the ``biohicl train`` options), ``objective`` (the loss the
 arguments describe), ``trainer`` (:class:`BioHiCLTrainer`: loss components, the evaluator seam, step-0 model
 selection), ``cached_batch`` (gradient caching for ``mini_batch_size``), ``selection`` (dev score, best step),
-``checkpoint`` (trainable weights, resume), ``run`` (:func:`train_biohicl`: data, batches, model, trainer, run folder)
-and ``curves`` (loss-curve PNGs). Names are imported on first use (torch, transformers).
+``checkpoint`` (trainable weights, resume), ``run_settings`` (a resume's settings against its checkpoint's),
+``assembly`` (the collator and what trains), ``run`` (:func:`train_biohicl`: data, batches, model, trainer, run
+folder) and ``curves`` (loss-curve PNGs). Names are imported on first use (torch, transformers).
 """
 
 from __future__ import annotations
