@@ -92,7 +92,7 @@ def test_a_repeated_id_names_its_record_and_the_first(model, tmp_path):
     for shard_size in (1, 2, 50):  # the repeat in a later shard, in the same shard
         with pytest.raises(DataError) as caught:
             build_index(model, corpus, tmp_path / f"idx{shard_size}", shard_size=shard_size)
-        assert str(caught.value) == f"{corpus}, record 5: duplicate document id 'P1' (first at record 2)"
+        assert str(caught.value) == f"{corpus}: line 5: duplicate document id 'P1' (first at line 2)"
 
 
 @pytest.mark.parametrize("one_shot", [False, True])

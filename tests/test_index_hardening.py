@@ -260,4 +260,4 @@ def test_a_named_pipe_corpus_with_a_repeated_id_fails_instead_of_waiting_forever
     except subprocess.TimeoutExpired:
         pytest.fail("indexing a named pipe with a repeated id did not finish in 120 s")
     assert proc.returncode == 1
-    assert "corpus.jsonl, record 3: duplicate document id 'a' (first at record 1)" in proc.stderr.splitlines()[-1]
+    assert "corpus.jsonl: line 3: duplicate document id 'a' (first at line 1)" in proc.stderr.splitlines()[-1]

@@ -54,8 +54,8 @@ PARQUET_BATCH_ROWS = 4096
 @dataclass(frozen=True)
 class Document:
     """One corpus entry: an id, its text, an optional title, MeSH labels and their kind (``label_kind``: ``""`` when
-    the corpus gives none, read as ``indexing``); ``source`` and ``record`` (the file and record/line it was read
-    from, when known) are for messages only: equality ignores them."""
+    the corpus gives none, read as ``indexing``); ``source``, ``record`` (the file and record or line it was read
+    from, when known) and ``line`` (``record`` is a text file's line) are for messages only: equality ignores them."""
 
     id: str
     text: str
@@ -64,6 +64,7 @@ class Document:
     label_kind: str = ""
     source: str | None = field(default=None, compare=False, repr=False)
     record: int | None = field(default=None, compare=False, repr=False)
+    line: bool = field(default=False, compare=False, repr=False)
 
     def full_text(self, sep: str = " ") -> str:
         """What gets encoded: ``title + sep + text`` (BEIR's convention), or the text alone without a title."""
@@ -74,10 +75,13 @@ class Document:
         """Whether title and text are both empty or whitespace (nothing to encode)."""
         return not (self.title.strip() or self.text.strip())
 
+    def place(self) -> str:
+        """``"line N"`` (a text file's), ``"record N"`` or ``""``: where in its source the document was read."""
+        return "" if self.record is None else f"{'line' if self.line else 'record'} {self.record}"
+
     def where(self) -> str:
-        """``"file, record N"`` / ``"record N"`` / ``""``: where the document was read, for messages."""
-        record = f"record {self.record}" if self.record is not None else ""
-        return ", ".join(part for part in (self.source, record) if part)
+        """``"file, line N"`` / ``"record N"`` / ``""``: where the document was read, for messages."""
+        return ", ".join(part for part in (self.source, self.place()) if part)
 
 
 @dataclass
@@ -166,13 +170,13 @@ def document_from_record(
     if not isinstance(text, str) or not isinstance(title, str):
         raise DataError(f"document {doc_id}: title and text must be strings", path, **at)
     if not labels:
-        return Document(str(doc_id), text, title, (), "", source, number)
+        return Document(str(doc_id), text, title, (), "", source, number, line is not None)
     mesh = _mesh(record, f"document {doc_id}", path, at, ignored)
     kind = record.get("label_kind") or ""
     if kind not in ("", INDEXING, MENTIONS):
         expected = f"label_kind must be {INDEXING} or {MENTIONS}"
         raise DataError(f"document {doc_id}: {expected}, got {kind!r:.40}", path, **at)
-    return Document(str(doc_id), text, title, mesh, kind, source, number)
+    return Document(str(doc_id), text, title, mesh, kind, source, number, line is not None)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -111,11 +111,12 @@ def _shards(
         if repeat is not None:
             doc, first = repeat
             path = doc.source or source
-            where = f"record {first.record}" if first.source == doc.source else first.where()
+            same = first.source in (None, doc.source)  # a one-shot stream keeps the record number alone: the same file
+            where = f"{'line' if doc.line else 'record'} {first.record}" if same else first.where()
             message = f"duplicate document id {doc.id!r} (first at {where})"
             if path is None and doc.record is not None:
-                message = f"record {doc.record}: {message}"  # an in-memory corpus: no file to name
-            raise DataError(message, path, doc.record)
+                message = f"{doc.place()}: {message}"  # an in-memory corpus: no file to name
+            raise DataError(message, path, **{"line" if doc.line else "record": doc.record})
         yield chunk
         chunk = []
 

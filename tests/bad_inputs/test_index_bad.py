@@ -168,7 +168,7 @@ def test_a_corpus_with_a_duplicate_document_id(tmp_path, tiny_bert_dir):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": i, "text": f"text {n}"}) + "\n" for n, i in enumerate("abca")))
     model = BioHiCL.from_base(str(tiny_bert_dir))
-    with pytest.raises(DataError, match=rf"^{corpus}, record 4: duplicate document id 'a' \(first at record 1\)$"):
+    with pytest.raises(DataError, match=rf"^{corpus}: line 4: duplicate document id 'a' \(first at line 1\)$"):
         build_index(model, corpus, tmp_path / "index", shard_size=2, show_progress_bar=False)
     assert not (tmp_path / "index" / "manifest.json").exists()
 
