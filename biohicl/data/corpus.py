@@ -229,8 +229,9 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
 def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
     """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns.
 
-    A first line is a header when a field names an id, text or title column (one naming no id column is refused,
-    where it would be indexed as a document); with ``queries`` (a queries or
+    A first line is a header when a field names an id column, or names a text or title column and no field holds a
+    space (a header's names are single words; one naming no id column is refused, where it would be indexed as a
+    document; ``123<TAB>Text<TAB>cells of the heart`` is a document); with ``queries`` (a queries or
     texts file, :func:`read_texts`) when a field names any id, text or title column or a :data:`QUERY_COLUMNS` one
     (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and text."""
     path = Path(path)
@@ -240,8 +241,10 @@ def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
         row = line.rstrip("\r\n").split("\t")  # no quoting: a plain split, with no field size limit
         if not any(row):
             continue
-        if number == 1 and any(c.strip().lower() in names for c in row):
-            header = [c.strip().lower() for c in row]
+        fields = [c.strip().lower() for c in row]
+        words = queries or set(fields) & set(ID_FIELDS) or " " not in "".join(fields)  # a header's names are words
+        if number == 1 and set(fields) & names and words:
+            header = fields
             if not queries and not set(header) & set(ID_FIELDS):
                 expected = f"expected one of {', '.join(ID_FIELDS)}; got {', '.join(header)}"
                 raise DataError(f"the header names no id column ({expected})", path, line=number)

@@ -216,6 +216,16 @@ def test_a_tsv_header_with_no_known_id_column_is_refused_not_indexed(tmp_path, h
     )
 
 
+@pytest.mark.parametrize("first", ["123\tText\tcells of the heart", "124\tTitle of a trial\tabstract"])
+def test_a_headerless_tsv_whose_first_row_holds_a_column_word_is_a_document(tmp_path, first):
+    # a first row with a field "Text" (or "abstract") was read as a header and refused for naming no id column
+    path = tmp_path / "c.tsv"
+    path.write_text(f"{first}\n125\tinsulin\tresistance in obesity\n", encoding="utf-8")
+    docs = list(read_corpus(path))
+    assert [d.id for d in docs] == [first.split("\t")[0], "125"]
+    assert (docs[0].title, docs[0].text) == tuple(first.split("\t")[1:])
+
+
 def test_a_tsv_header_naming_a_known_id_and_title_is_read_as_columns(tmp_path):
     path = tmp_path / "h.tsv"
     path.write_text("PMID\tTitle\tAbstract\n111\tInsulin study\tinsulin in obesity\n", encoding="utf-8")
