@@ -311,13 +311,7 @@ def main(argv: list[str]) -> int:
 
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import (
-        check_defined,
-        check_split_applies,
-        evaluate_model,
-        plan_tasks,
-        save_results,
-    )
+    from biohicl.evaluation.runner import check_split_applies, evaluate_model, incomplete_path, plan_tasks, save_results
     from biohicl.evaluation.tasks import with_mesh
 
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
@@ -375,6 +369,7 @@ def main(argv: list[str]) -> int:
             document_index=documents,
             per_item=args.per_item,
             on_incomplete=keep,
+            require_finite=True,  # a collapsed model's NaN: that task fails, the finite ones before it are kept
             settings={
                 "dtype": args.dtype,
                 "backend": backend + (f"-{quantize}" if quantize else ""),
@@ -389,9 +384,11 @@ def main(argv: list[str]) -> int:
                 **({"mesh_path": args.mesh_path} if args.mesh_path else {}),
             },
         )
-    check_defined(results)  # a collapsed model's NaN correlation: one line naming the task
     output = save_results(results, target)
     print(f"wrote {output}")
+    if (stale := incomplete_path(output)).is_file():  # an earlier run's finished tasks: this record holds them all
+        stale.unlink()
+        print(f"removed {stale} (an earlier run's incomplete record)")
     if args.markdown:
         from biohicl.atomic import atomic_write_text
 

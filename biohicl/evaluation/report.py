@@ -86,7 +86,19 @@ def markdown_table(
             a, b = value(records[0], col), value(records[1], col)
             deltas.append("–" if a is None or b is None else signed(b - a, digits))
         lines.append("| " + " | ".join([f"Δ ({labels[1]} − {labels[0]})", *deltas]) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [note for label, record in zip(labels, records, strict=True) if (note := incomplete_note(label, record))]
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def incomplete_note(label: str, record: dict[str, Any]) -> str | None:
+    """One line for a record of a run that stopped (``incomplete``, as ``biohicl evaluate`` keeps its finished tasks
+    in ``<output>.incomplete.json``): the task that failed, its error and the tasks not run; None for another."""
+    incomplete = record.get("incomplete")
+    if not isinstance(incomplete, dict):
+        return None
+    not_run = incomplete.get("not_run") or []
+    tail = f"; not run: {', '.join(map(str, not_run))}" if not_run else ""
+    return f"note: {label} is incomplete: {incomplete.get('failed')} failed ({incomplete.get('error')}){tail}"
 
 
 def markdown_report(

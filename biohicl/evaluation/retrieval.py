@@ -11,7 +11,6 @@ form the run that :func:`~biohicl.evaluation.metrics.retrieval_scores` judges.
 
 from __future__ import annotations
 
-import csv
 import inspect
 import json
 import logging
@@ -26,6 +25,7 @@ import numpy as np
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import DEFAULT_K_VALUES, retrieval_scores_with_items
+from biohicl.evaluation.qrels import read_qrels
 from biohicl.evaluation.results import TaskResult, file_checksums
 
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels/<split>.tsv")
@@ -102,80 +102,6 @@ def beir_files(folder: str | Path, split: str = "test") -> tuple[Path, Path, Pat
     return corpus_path, queries_path, qrels_path  # type: ignore[return-value]
 
 
-HEADER_FIRST_FIELDS = frozenset({"query-id", "query_id", "qid"})
-BEIR_QRELS = "3 tab-separated fields (query-id, corpus-id, score)"
-TREC_QRELS = "4 whitespace-separated fields (TREC: query-id, iteration, doc-id, relevance)"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_header(tabbed: list[str], words: list[str]) -> bool:
-    """Whether the first non-blank line (split both ways) is a header: it starts with a known name, or it has a
-    qrels line's shape (3 tab-separated or 3-4 whitespace-separated fields) with no field a number."""
-    fields = tabbed if len(tabbed) in (3, 4) else words
-    if fields and fields[0].strip().lower() in HEADER_FIRST_FIELDS:
-        return True
-    return len(fields) in (3, 4) and not any(_is_number(f.strip()) for f in fields)
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """``{query id: {doc id: grade}}`` of a qrels file: BEIR's ``query-id <TAB> corpus-id <TAB> score`` or
-    trec_eval's ``query-id iteration doc-id relevance`` (space- or tab-separated; the iteration is ignored), one
-    format per file (the first judgement's), an optional header (the first non-blank line); a grade is truncated to
-    an integer; a (query, document) pair is judged once. :class:`DataError` naming the line that breaks this."""
-    from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
-
-    qrels: dict[str, dict[str, int]] = {}
-    trec: bool | None = None  # the file's format, set by its first judgement
-    first, opening = 0, True  # that judgement's line; whether the next non-blank line is the first (a header?)
-    lines: dict[tuple[str, str], int] = {}  # (query id, doc id) -> the line judging it
-    for number, line in iter_lines(path):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        tabbed = next(csv.reader([line], delimiter="\t"))  # BEIR's own reader: csv, tab-delimited
-        words = line.split()
-        header, opening = opening and _is_header(tabbed, words), False
-        if header:
-            continue
-        if trec is None:
-            if len(tabbed) != 3 and len(words) != 4:
-                raise DataError(
-                    f"line {number}: expected {BEIR_QRELS} or {TREC_QRELS}, got {len(tabbed)} tab-separated", path
-                )
-            trec, first = len(tabbed) != 3, number
-        if not trec and len(tabbed) != 3:
-            mixed = (
-                f" (a TREC line in a file whose first judgement, line {first}, is BEIR's)" if len(words) == 4 else ""
-            )
-            raise DataError(f"line {number}: expected 3 tab-separated fields, got {len(tabbed)}{mixed}", path)
-        if trec and len(words) != 4:
-            mixed = f"; one format per file (line {first} is TREC's)" if len(tabbed) == 3 else ""
-            raise DataError(f"line {number}: expected {TREC_QRELS}, got {len(words)}{mixed}", path)
-        query_id, doc_id, score = (words[0], words[2], words[3]) if trec else (f.strip() for f in tabbed)
-        try:
-            grade = int(float(score))
-        except (ValueError, OverflowError):  # OverflowError: inf
-            name = "relevance (the 4th field of a TREC line)" if trec else "score"
-            raise DataError(f"line {number}: {name} {score!r} is not a finite number", path) from None
-        if (query_id, doc_id) in lines:  # a second grade would replace the first silently: refused, a same one too
-            at = lines[query_id, doc_id]
-            raise DataError(
-                f"line {number}: query {query_id!r} judges document {doc_id!r} again (first at line {at})", path
-            )
-        lines[query_id, doc_id] = number
-        qrels.setdefault(query_id, {})[doc_id] = grade
-    if not qrels:
-        raise DataError("no judgements", path)
-    return qrels
-
-
 def _read_queries(path: Path, judged: dict) -> dict[str, str]:
     """``{query id: text}`` of a queries.jsonl; :class:`DataError` naming the line of a repeated id, or of a
     ``judged`` query with no text (null, missing, not a string or blank: an empty query is never meaningful)."""
@@ -194,29 +120,38 @@ def _read_queries(path: Path, judged: dict) -> dict[str, str]:
     return queries
 
 
-def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
-    """Read a BEIR folder; raises :class:`DataError` naming what is missing or malformed (file and line)."""
-    corpus_path, queries_path, qrels_path = beir_files(folder, split)
-    qrels = read_qrels(qrels_path)
-
-    all_queries = _read_queries(queries_path, qrels)
-    unknown = [qid for qid in qrels if qid not in all_queries]
-    if unknown:
-        raise DataError(f"{len(unknown)} judged query id(s) not in queries.jsonl, e.g. {unknown[0]!r}", qrels_path)
-    query_ids = list(qrels)
-    if limit_queries is not None:
-        query_ids = query_ids[:limit_queries]
-        qrels = {qid: qrels[qid] for qid in query_ids}
+def read_corpus(path: Path, texts: bool = True) -> dict[str, str]:
+    """``{doc id: 'title text'}`` of a BEIR corpus.jsonl (``texts=False``: each text ``""``, ids only, for a check
+    that keeps none); :class:`DataError` naming the line of a repeated id and of its first."""
     from biohicl.data.corpus import TEXT_FIELDS, TITLE_FIELDS, first_field
 
     corpus: dict[str, str] = {}
-    for line_number, record in _read_jsonl(corpus_path):
+    for line_number, record in _read_jsonl(path):
         doc_id = str(record["_id"])
-        if doc_id in corpus:
-            raise DataError(f"line {line_number}: duplicate document id {doc_id!r}", corpus_path)
+        if doc_id in corpus:  # the first line is found again (no line numbers kept for a large corpus)
+            first = next(number for number, earlier in _read_jsonl(path) if str(earlier["_id"]) == doc_id)
+            raise DataError(f"line {line_number}: duplicate document id {doc_id!r} (first at line {first})", path)
+        if not texts:
+            corpus[doc_id] = ""
+            continue
         # the fields biohicl index reads (text, else abstract, else contents), so both sides compose the same texts
         title, text = (str(first_field(record, names) or "") for names in (TITLE_FIELDS, TEXT_FIELDS))
         corpus[doc_id] = f"{title} {text}".strip()
+    return corpus
+
+
+def read_beir(folder: str | Path, split: str = "test", texts: bool = True) -> BeirDataset:
+    """A BEIR folder's split read whole and checked: :class:`DataError` naming the file (and line) of a malformed
+    line, a repeated id, a judged query not in queries.jsonl, no documents, or judgements none of which name a corpus
+    document. The one reading of :func:`load_beir` and the pre-flight (``texts=False``: :func:`read_corpus`), so
+    they refuse alike. Its queries are all of queries.jsonl's."""
+    corpus_path, queries_path, qrels_path = beir_files(folder, split)
+    qrels = read_qrels(qrels_path)
+    queries = _read_queries(queries_path, qrels)
+    unknown = [qid for qid in qrels if qid not in queries]
+    if unknown:
+        raise DataError(f"{len(unknown)} judged query id(s) not in queries.jsonl, e.g. {unknown[0]!r}", qrels_path)
+    corpus = read_corpus(corpus_path, texts)
     if not corpus:
         raise DataError("no documents", corpus_path)
     judged = {doc_id for judgments in qrels.values() for doc_id in judgments}
@@ -227,6 +162,18 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
             "qrels and corpus do not belong together",
             qrels_path,
         )
+    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, files=[corpus_path, queries_path, qrels_path])
+
+
+def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None = None) -> BeirDataset:
+    """Read a BEIR folder (:func:`read_beir`), its judged queries only (the first ``limit_queries``); raises
+    :class:`DataError` naming what is missing or malformed (file and line)."""
+    data = read_beir(folder, split)
+    corpus, qrels, (corpus_path, _, qrels_path) = data.corpus, data.qrels, data.files
+    query_ids = list(qrels)
+    if limit_queries is not None:
+        query_ids = query_ids[:limit_queries]
+        qrels = {qid: qrels[qid] for qid in query_ids}
     unknown = sorted(
         {(qid, doc_id) for qid, judgments in qrels.items() for doc_id in judgments if doc_id not in corpus}
     )
@@ -245,9 +192,9 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
         )
     return BeirDataset(
         corpus=corpus,
-        queries={qid: all_queries[qid] for qid in query_ids},
+        queries={qid: data.queries[qid] for qid in query_ids},
         qrels=qrels,
-        files=[corpus_path, queries_path, qrels_path],
+        files=data.files,
         unknown_judgements=len(unknown),
     )
 

@@ -73,6 +73,8 @@ def check_split_applies(tasks: Iterable[str], split: str | None, option: str = "
 
 def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str, str | None]]:
     """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding)."""
+    if split is not None and not split.strip():  # "split:  is the split of ..." otherwise
+        raise ConfigError("split: empty; give a split name (test, dev, train) or leave it out (test)")
     plan = []
     for spec in (t for t in tasks if t.strip()):
         name, task_split = parse_task_spec(spec)
@@ -112,6 +114,7 @@ def evaluate_model(
     document_index: DocumentIndex | None = None,
     per_item: bool = False,
     on_incomplete: Callable[[dict[str, Any]], Any] | None = None,
+    require_finite: bool = False,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
@@ -132,6 +135,8 @@ def evaluate_model(
     ``on_incomplete(record)``: called when a task fails (or is interrupted) after others finished, with their record
     and ``incomplete`` (``failed``: that task's spec, ``error``: the first line of its error, ``not_run``: the specs
     after it), before the error goes on: ``biohicl evaluate`` saves it (:func:`incomplete_path`).
+    ``require_finite``: a task with a NaN metric (a collapsed model) is the failed task, right after it ran, with a
+    :class:`DataError` (:func:`nan_message`); without it the task is kept with one warning (training's evaluator).
     """
     import torch
 
@@ -196,10 +201,14 @@ def evaluate_model(
             result = _run_task(model, name, task_split, batch_size, limit_queries, show_progress_bar, **(
                 {"document_index": document_index} if document_index is not None and name in retrieval else {}
             ))  # fmt: skip
+            undefined = [name for name, value in result.metrics.items() if not math.isfinite(value)]
+            if undefined and require_finite:  # the failed task: the finite ones before it are kept
+                raise DataError(nan_message(record_name(name, task_split), undefined))
         except (Exception, KeyboardInterrupt) as err:
             if results and on_incomplete is not None:  # what finished is handed over before the error goes on
                 specs = [n + (f":{s}" if s else "") for n, s in plan[index:]]
-                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err).strip().splitlines()[0]
+                said = str(err).strip().splitlines()  # none: MemoryError(), a bare AssertionError()
+                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (said or [type(err).__name__])[0]
                 on_incomplete(record() | {"incomplete": {"failed": specs[0], "error": reason, "not_run": specs[1:]}})
             raise
         # filed under the key the plan checked and the summary keys promise, whatever name the function returns
@@ -209,7 +218,7 @@ def evaluate_model(
         results[key] = result.to_dict()
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[key]["per_item"]
-        if undefined := [name for name, value in result.metrics.items() if not math.isfinite(value)]:
+        if undefined:
             logger.warning(
                 "%s: %s %s NaN: the model's embeddings are constant or not finite (a collapsed model?)",
                 key,
@@ -256,17 +265,20 @@ def undefined_metrics(record: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
+def nan_message(task: str, names: list[str]) -> str:
+    """What a task whose ``names`` metrics are NaN is refused with (a results file holds numbers only)."""
+    verb = "is" if len(names) == 1 else "are"
+    return (
+        f"{task}: {', '.join(names)} {verb} NaN: the model's embeddings are constant or not finite (a collapsed "
+        "model?), and a results file holds numbers only"
+    )
+
+
 def check_defined(record: dict[str, Any], path: str | Path | None = None) -> None:
     """A one-line :class:`DataError` naming the first task with a NaN metric (:func:`undefined_metrics`): a
     results file holds numbers only."""
     if undefined := undefined_metrics(record):
-        task, names = next(iter(undefined.items()))
-        verb = "is" if len(names) == 1 else "are"
-        raise DataError(
-            f"{task}: {', '.join(names)} {verb} NaN: the model's embeddings are constant or not finite (a collapsed "
-            "model?), and a results file holds numbers only; nothing was written",
-            path,
-        )
+        raise DataError(nan_message(*next(iter(undefined.items()))) + "; nothing was written", path)
 
 
 def incomplete_path(output: str | Path) -> Path:

@@ -213,17 +213,15 @@ _CHECKED_BEIR: set[tuple[tuple[str, int, int], ...]] = set()
 
 
 def check_beir(folder: str | os.PathLike[str], split: str) -> None:
-    """A BEIR folder's files there (:func:`~biohicl.evaluation.retrieval.beir_files`) and readable by the readers
-    its task uses: the qrels and queries parsed whole (small), each corpus line parsed without keeping it, so a
-    malformed line fails before the first task runs, not after the tasks before it. Once per version of the files."""
+    """A BEIR folder's files there (:func:`~biohicl.evaluation.retrieval.beir_files`) and read as its task reads
+    them (:func:`~biohicl.evaluation.retrieval.read_beir`, the corpus's ids kept, not its texts), so a malformed
+    line, a repeated id or qrels that do not fit the corpus fail before the first task runs, not after the tasks
+    before it. Once per version of the files."""
     paths = beir_files(folder, split)
     version = tuple((str(p.resolve()), (found := p.stat()).st_size, found.st_mtime_ns) for p in paths)
     if version in _CHECKED_BEIR:
         return
-    corpus, queries, qrels = paths
-    retrieval._read_queries(queries, retrieval.read_qrels(qrels))
-    for _ in retrieval._read_jsonl(corpus):  # each line parsed, none kept
-        pass
+    retrieval.read_beir(folder, split, texts=False)  # load_beir's reading: the same refusals, no document text kept
     _CHECKED_BEIR.add(version)
 
 
