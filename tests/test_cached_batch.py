@@ -310,8 +310,10 @@ def test_mini_batch_size_under_two_processes_is_refused_in_one_line(still_bert_d
     # torchrun stops the other worker once one has failed, so under load the second may not have printed its own
     errors = [line for line in proc.stderr.splitlines() if line.startswith("biohicl train: error:")]
     assert len(errors) in (1, 2) and all(line == errors[0] for line in errors)
+    # the value came from the config file, so the file is named first
     assert errors[0].startswith(
-        "biohicl train: error: mini_batch_size: single-process only, this run has 2 processes (DDP's backward hooks"
+        f"biohicl train: error: {config}: mini_batch_size: single-process only, this run has 2 processes (DDP's "
+        "backward hooks"
     )
 
 

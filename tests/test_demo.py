@@ -321,3 +321,71 @@ def test_no_skip_steps_done_trains_over_another_runs_checkpoints_and_the_default
     with pytest.raises(Trained):
         run_demo(DemoArguments(output_dir=str(tmp_path / "demo"), skip_steps_done=False), training_args)
     assert not checkpoint.exists()
+
+
+def _stub_demo_steps(tmp_path, monkeypatch):
+    """The demo's dataset, training and evaluation stubbed; the training stub makes train_biohicl's first check,
+    which refuses another run's checkpoints, then stops (``Trained``)."""
+    import biohicl.data.build as build
+    import biohicl.data.storage as storage
+    from biohicl.training.checkpoint import resolve_resume
+    from biohicl.training.run_settings import check_run_folder
+
+    def train(args, evaluator=None):
+        check_run_folder(args, resolve_resume(args.resume_from_checkpoint, args.output_dir))
+        raise Trained
+
+    monkeypatch.setattr("biohicl.training.run.train_biohicl", train)
+    monkeypatch.setattr("biohicl.evaluation.evaluator.evaluator_from_args", lambda args: None)
+    monkeypatch.setattr(build, "build_default_dataset", lambda path, seed: (None, "built"))
+    monkeypatch.setattr(storage, "load_pair_dataset", lambda path: None)
+    (tmp_path / "demo" / "mesh-pairs").mkdir(parents=True)
+    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("a dataset")
+
+
+class Trained(Exception):
+    pass
+
+
+def _checkpoint(folder, training_args):
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    folder.mkdir(parents=True)
+    for name in ("trainer_state.json", "trainable_weights.safetensors"):
+        (folder / name).write_text("{}")
+    (folder / TRAINING_ARGS_JSON).write_text(training_args.to_json_string())
+
+
+def test_a_demo_killed_mid_run_and_rerun_with_other_settings_is_told_the_demos_options(tmp_path, monkeypatch):
+    """The demo has no --resume_from_checkpoint: its refusal names --no_skip_steps_done and --output_dir."""
+    from biohicl.errors import ConfigError
+    from biohicl.study.demo import run_demo
+
+    _stub_demo_steps(tmp_path, monkeypatch)
+    _checkpoint(tmp_path / "demo" / "run" / "checkpoint-30", _short_run(tmp_path, max_steps=60)[1])  # killed there
+    args, training_args = _short_run(tmp_path, max_steps=40)
+    with pytest.raises(ConfigError) as raised:
+        run_demo(args, training_args)
+    assert str(raised.value) == (
+        f"{tmp_path / 'demo' / 'run'} holds checkpoints of a run with other settings (checkpoint-30 → this run: "
+        "max_steps 60 → 40): rerun the demo with that run's settings, give another --output_dir, or "
+        "--no_skip_steps_done to train over it"
+    )
+    with pytest.raises(Trained):  # the same settings: the demo trains over its own run's checkpoints
+        run_demo(*_short_run(tmp_path, max_steps=60))
+
+
+def test_no_skip_steps_done_removes_only_the_numbered_checkpoints(tmp_path, monkeypatch):
+    """A folder a user put beside the checkpoints (checkpoint-best-kept) is not one of the run's: it stays."""
+    from biohicl.study.demo import run_demo
+
+    _stub_demo_steps(tmp_path, monkeypatch)
+    run_dir = tmp_path / "demo" / "run"
+    _checkpoint(run_dir / "checkpoint-30", _short_run(tmp_path, max_steps=60)[1])
+    (run_dir / "checkpoint-best-kept").mkdir()
+    (run_dir / "checkpoint-best-kept" / "notes.txt").write_text("mine")
+    args, training_args = _short_run(tmp_path, max_steps=40, skip_steps_done=False)
+    with pytest.raises(Trained):
+        run_demo(args, training_args)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint-best-kept"]
+    assert (run_dir / "checkpoint-best-kept" / "notes.txt").read_text() == "mine"

@@ -468,6 +468,31 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, tiny_bert_di
     assert [e["task"] for e in results["models"]["tiny"]["rows"]["full"]["paired"]][:2] == ["biosses", "pubmedqa"]
 
 
+def test_a_study_resumed_with_its_folders_spelled_another_way_resumes(tmp_path, tiny_bert_dir, monkeypatch):
+    """A study killed after checkpoint-1, run again with its folders absolute (``--output_dir "$PWD/study"``, a
+    dataset path from a script) instead of relative: the same folders, so the run resumes, not refused."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+
+    def config(study: str, dataset: str) -> ReproduceConfig:
+        values = tiny_study_values(study, dataset, model=str(tiny_bert_dir), hub_id="test-org/tiny-bert")
+        values.update(variants={"full": {"save_total_limit": 2}}, keep_checkpoints=True)
+        return ReproduceConfig.from_dict(values)
+
+    run_study(config("study", "dataset"), progress=False, write_plots=False)
+    run = tmp_path / "study" / "tiny" / "full" / "seed0"
+    assert json.loads((run / "checkpoint-1" / "biohicl_training_args.json").read_text())["dataset_path"] == "dataset"
+    for name in ("eval.json", "training_summary.json", "trainer_state.json", "README.md"):
+        (run / name).unlink()
+    shutil.rmtree(run / "checkpoint-2")
+    absolute = config(str(tmp_path / "study"), str(tmp_path / "dataset"))
+    assert [r.status for r in plan_study(absolute)] == ["done", "resume"]
+    run_study(absolute, progress=False, write_plots=False)
+    assert json.loads((run / "trainer_state.json").read_text())["global_step"] == 2
+    assert (run / "eval.json").is_file()
+
+
 def test_a_variant_whose_treatment_is_its_length_or_prompt_is_still_compared_with_the_base(tmp_path, tiny_bert_dir):
     """A variant may set max_length or a prompt (a training setting, and so its evaluation's): since --compare
     refuses records of another length or prompt, the study refused its own base-vs-variant rows and wrote no report.

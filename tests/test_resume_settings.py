@@ -127,6 +127,37 @@ def test_a_fresh_run_over_another_runs_checkpoints_is_refused(tiny_bert_dir, doc
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
 
 
+def test_paths_are_compared_by_the_folder_they_name_and_memory_settings_not_at_all(tmp_path, monkeypatch):
+    """``biohicl train`` resumed with ``./tiny`` for ``tiny`` (or its absolute path), or with a smaller evaluation
+    batch after running out of memory in evaluation: the same run. Another folder is still another setting."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run_settings import settings_differences
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("tiny", "data", "other"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "mesh.xml").write_text("")
+    saved = json.loads(
+        BioHiCLTrainingArguments(
+            output_dir="run", base_model="tiny", dataset_path="data", mesh_path="mesh.xml"
+        ).to_json_string()
+    )
+
+    def now(**values):
+        return BioHiCLTrainingArguments(**{"output_dir": "run", "base_model": "tiny", "dataset_path": "data", **values})
+
+    same = now(base_model="./tiny", dataset_path=str(tmp_path / "data"), mesh_path="./mesh.xml")
+    assert settings_differences(saved, same) == {}
+    memory = dict(per_device_eval_batch_size=4, eval_accumulation_steps=2, torch_empty_cache_steps=10)
+    assert settings_differences(saved, now(mesh_path="mesh.xml", gradient_checkpointing=True, **memory)) == {}
+    assert settings_differences(saved, now(mesh_path="mesh.xml", dataset_path="other")) == {
+        "dataset_path": ("data", "other")
+    }
+    assert settings_differences(saved, now(base_model="other", mesh_path="mesh.xml")) == {
+        "base_model": ("tiny", "other")
+    }
+
+
 def test_a_checkpoint_past_the_runs_last_step_is_refused(tiny_bert_dir, tmp_path):
     documents = tmp_path / "documents.jsonl"
     documents.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")

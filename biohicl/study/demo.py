@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from biohicl.errors import ConfigError
 from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.training.run_settings import RUN_NEUTRAL_ARGS as TRAINING_NEUTRAL_ARGS
+from biohicl.training.run_settings import same_setting
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
@@ -38,6 +39,11 @@ logger = logging.getLogger(__name__)
 #: Training arguments that do not change what a run trains (a reused run may differ in them): the ones a resume may
 #: change too (``training.run_settings``).
 RUN_NEUTRAL_ARGS = TRAINING_NEUTRAL_ARGS
+
+#: What a demo whose run folder holds checkpoints of a run with other settings (one killed mid-run) can do.
+DEMO_REMEDY = (
+    "rerun the demo with that run's settings, give another --output_dir, or --no_skip_steps_done to train over it"
+)
 
 
 @dataclass
@@ -126,8 +132,8 @@ def short_run_arguments(args: DemoArguments) -> BioHiCLTrainingArguments:
 
 
 def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> list[str] | None:
-    """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run), or None
-    when ``run_dir`` holds no finished run."""
+    """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run; paths by
+    the folder they name, as a resume compares them), or None when ``run_dir`` holds no finished run."""
     from biohicl.jsonio import read_json
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
@@ -137,16 +143,20 @@ def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> l
     saved = read_json(saved_file)
     wanted = json.loads(training_args.to_json_string())
     return sorted(
-        key for key in set(saved) | set(wanted) if key not in RUN_NEUTRAL_ARGS and saved.get(key) != wanted.get(key)
+        key
+        for key in set(saved) | set(wanted)
+        if key not in RUN_NEUTRAL_ARGS and not same_setting(key, saved.get(key), wanted.get(key))
     )
 
 
 def clear_checkpoints(run_dir: Path) -> None:
-    """Delete the ``checkpoint-N`` folders of an earlier run in ``run_dir``: ``--no_skip_steps_done`` trains over it."""
+    """Delete the ``checkpoint-N`` folders of an earlier run in ``run_dir`` (complete or not): ``--no_skip_steps_done``
+    trains over it. Only numbered ones, the run's (as ``complete_checkpoints`` finds them): another folder named
+    ``checkpoint-...`` (a copy kept aside) is not the run's to delete."""
     import shutil
 
     for child in sorted(run_dir.glob("checkpoint-*")):
-        if child.is_dir() and not child.is_symlink():
+        if child.name.removeprefix("checkpoint-").isdigit() and child.is_dir() and not child.is_symlink():
             logger.info("removing %s of the run trained over", child)
             shutil.rmtree(child)
 
@@ -188,6 +198,7 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     from biohicl.study.execute import set_inference_length
     from biohicl.training.checkpoint import resolve_resume
     from biohicl.training.run import train_biohicl
+    from biohicl.training.run_settings import check_fresh_run_folder
 
     start = time.time()
     out = Path(args.output_dir)
@@ -227,8 +238,11 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
         )
     trained_now = differences is None
     if trained_now:
-        if not args.skip_steps_done and resolve_resume(training_args.resume_from_checkpoint, run_dir) is None:
-            clear_checkpoints(run_dir)  # trained over, as asked: train_biohicl refuses another run's checkpoints
+        if resolve_resume(training_args.resume_from_checkpoint, run_dir) is None:
+            if not args.skip_steps_done:
+                clear_checkpoints(run_dir)  # trained over, as asked: train_biohicl refuses another run's checkpoints
+            # train_biohicl's own check, with the demo's options (it has no --resume_from_checkpoint)
+            check_fresh_run_folder(training_args, remedy=DEMO_REMEDY)
         train_biohicl(training_args, evaluator=evaluator_from_args(training_args))
     else:
         logger.info("reusing %s", run_dir)

@@ -18,7 +18,10 @@ from biohicl.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 #: Training arguments that change neither what a run trains nor what it selects: where it writes, how it logs,
-#: reports, saves or pushes, and how the batches are loaded (workers), not which batches.
+#: reports, saves or pushes, how the batches are loaded (workers), not which batches, and how much memory it takes
+#: (the evaluation's batch size, on which the metrics do not depend; activation checkpointing, which recomputes the
+#: same activations in the backward pass, its dropout masks with the RNG state saved; emptying the CUDA cache), so a
+#: run that ran out of memory resumes with less.
 RUN_NEUTRAL_ARGS = frozenset(
     {
         "output_dir",
@@ -63,19 +66,54 @@ RUN_NEUTRAL_ARGS = frozenset(
         "do_train",
         "do_eval",
         "do_predict",
+        "per_device_eval_batch_size",
+        "eval_accumulation_steps",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "activation_checkpointing",
+        "activation_checkpointing_kwargs",
+        "torch_empty_cache_steps",
     }
 )
 
 
+#: Training arguments that name a file or folder: the same one written another way (``tiny`` and ``./tiny``, a
+#: relative folder and its absolute path, as ``--output_dir "$PWD/study"`` gives a study's dataset) is the same setting.
+#: ``base_model`` (a folder or a Hub id) is compared by :func:`~biohicl.models.base_identity.same_base`.
+PATH_ARGS = frozenset({"dataset_path", "mesh_path", "deepspeed", "fsdp_config"})
+
+
+def _resolved(value: str) -> Path:
+    return (Path.cwd() / Path(value).expanduser()).resolve()
+
+
+def same_setting(name: str, saved: Any, now: Any) -> bool:
+    """Whether ``saved`` and ``now`` (two JSON values of the training argument ``name``) are the same setting: equal,
+    or, for a path (:data:`PATH_ARGS`, ``base_model``), naming the same file or folder. A relative path recorded in a
+    checkpoint was relative to the working directory of the run that saved it, which is not recorded: it is resolved
+    against this run's working directory (a resume is the same command run again from the same place; one run from
+    elsewhere is compared as if from here)."""
+    if saved == now:
+        return True
+    if name == "base_model":
+        from biohicl.models.base_identity import same_base
+
+        return same_base(saved, now)
+    if name not in PATH_ARGS or not isinstance(saved, str) or not isinstance(now, str) or not saved or not now:
+        return False
+    return _resolved(saved) == _resolved(now)
+
+
 def settings_differences(saved: Mapping[str, Any], args: Any) -> dict[str, tuple[Any, Any]]:
     """``{name: (saved, now)}`` for each argument ``args`` (a :class:`BioHiCLTrainingArguments`) gives other than
-    ``saved`` (a ``biohicl_training_args.json``), by name; :data:`RUN_NEUTRAL_ARGS` and an argument only one of them
-    has (a version that added or dropped it) are not compared."""
+    ``saved`` (a ``biohicl_training_args.json``), by name (paths by the file or folder they name,
+    :func:`same_setting`); :data:`RUN_NEUTRAL_ARGS` and an argument only one of them has (a version that added or
+    dropped it) are not compared."""
     now = json.loads(args.to_json_string())
     return {
         name: (saved[name], now[name])
         for name in sorted(set(saved) & set(now) - RUN_NEUTRAL_ARGS)
-        if saved[name] != now[name]
+        if not same_setting(name, saved[name], now[name])
     }
 
 
@@ -115,9 +153,17 @@ def check_resume_settings(args: Any, checkpoint: str | Path) -> None:
         )
 
 
-def check_fresh_run_folder(args: Any) -> None:
+#: What a fresh run into a folder of another run's checkpoints can do (:func:`check_fresh_run_folder`).
+FRESH_RUN_REMEDY = (
+    "continue that run with its settings and --resume_from_checkpoint last, train in another --output_dir, or remove "
+    "its checkpoint-* folders"
+)
+
+
+def check_fresh_run_folder(args: Any, remedy: str = FRESH_RUN_REMEDY) -> None:
     """A :class:`ConfigError` when ``args.output_dir`` holds a complete checkpoint of a run with other settings:
-    ``--resume_from_checkpoint last`` would later pick the newest checkpoint there, its or this run's."""
+    ``--resume_from_checkpoint last`` would later pick the newest checkpoint there, its or this run's. ``remedy``
+    ends the message (the demo names its own options)."""
     from biohicl.training.checkpoint import complete_checkpoints
 
     for checkpoint in reversed(complete_checkpoints(args.output_dir or ".")):
@@ -125,8 +171,7 @@ def check_fresh_run_folder(args: Any) -> None:
         if saved is not None and (differences := settings_differences(saved, args)):
             raise ConfigError(
                 f"{args.output_dir} holds checkpoints of a run with other settings ({checkpoint.name} → this run: "
-                f"{shown_differences(differences)}): continue that run with its settings and --resume_from_checkpoint "
-                "last, train in another --output_dir, or remove its checkpoint-* folders"
+                f"{shown_differences(differences)}): {remedy}"
             )
 
 
