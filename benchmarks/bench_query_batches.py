@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Peak memory and time of a large batch of queries: searched 256 queries at a time (now) against all at once (before:
+"""Peak memory and time of a large batch of queries: searched in query batches (now: the exact scan's
+``EXACT_QUERY_BATCH``, the compressed search's ``QUERY_BATCH``) against all at once (before:
 exact search scored every query against each block; the int8 rescoring scored every query against every query's
 candidates), both measured in this run, each in a fresh process.
 
@@ -24,7 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compressed_search import reset_peak, rss, write_synthetic
 
+from biohicl.search.compressed import QUERY_BATCH
+from biohicl.search.exact import EXACT_QUERY_BATCH
+
 MIB = 2**20
+BATCHES = {"exact": EXACT_QUERY_BATCH, "int8": QUERY_BATCH}
 
 
 def old_int8_search(searcher, queries, top_k: int):
@@ -59,8 +64,7 @@ def measure(directory: str, form: str, way: str, queries: int) -> dict:
     peak_reset = reset_peak()
     start = time.perf_counter()
     if form == "exact":  # before: one query batch of every query
-        batch = queries if way == "old" else 256
-        _, rows = search_embeddings(q, index, top_k=10, query_batch=batch)
+        _, rows = search_embeddings(q, index, top_k=10, **({"query_batch": queries} if way == "old" else {}))
     elif way == "old":
         _, rows = old_int8_search(index, q, 10)
     else:
@@ -109,7 +113,8 @@ def main() -> None:
         same = "identical hits" if old["rows"] == new["rows"] else "HITS DIFFER"
         print(
             f"{form:<5} {size}, {queries:,} queries, top-10: all at once {old['growth'] / MIB:7.1f} MiB "
-            f"{old['seconds']:5.1f} s | 256 at a time {new['growth'] / MIB:7.1f} MiB {new['seconds']:5.1f} s | "
+            f"{old['seconds']:5.1f} s | {BATCHES[form]} at a time {new['growth'] / MIB:7.1f} MiB "
+            f"{new['seconds']:5.1f} s | "
             f"before / now: memory {old['growth'] / max(new['growth'], 1):.1f}×, time "
             f"{old['seconds'] / new['seconds']:.2f}×; {same}"
         )

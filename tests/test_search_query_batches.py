@@ -55,7 +55,7 @@ def float_queries() -> torch.Tensor:
     return torch.randn(QUERIES, 24, generator=torch.Generator().manual_seed(1))
 
 
-def test_exact_search_scores_at_most_256_queries_at_once(index_dir, monkeypatch):
+def test_exact_search_scores_at_most_query_batch_queries_at_once(index_dir, monkeypatch):
     seen = []
     merge = exact_module.merge_top_k
 
@@ -64,7 +64,7 @@ def test_exact_search_scores_at_most_256_queries_at_once(index_dir, monkeypatch)
         return merge(best_scores, best_rows, scores, *args, **kwargs)
 
     monkeypatch.setattr(exact_module, "merge_top_k", spy)
-    scores, rows = search_embeddings(queries(), index_dir, top_k=10, chunk_size=128)
+    scores, rows = search_embeddings(queries(), index_dir, top_k=10, chunk_size=128, query_batch=256)
     assert max(seen) == 256 and sum(seen) == QUERIES * 9  # 9 blocks of rows, each scored against every query
     assert scores.shape == rows.shape == (QUERIES, 10)
 

@@ -7,7 +7,7 @@
 :func:`search_embeddings` is the core: it streams the index ``chunk_size`` rows at a time (positioned reads of each
 block into its own buffer, :meth:`~biohicl.search.index.Index.iter_blocks`: no shard is memory-mapped, so none
 counts whole against the process's memory), scores them with one matrix product and keeps a running top-k, so
-memory is ``O(queries × chunk_size)`` whatever the number of documents. Explanations of the hits:
+memory is ``O(query_batch × chunk_size)`` whatever the number of documents and queries. Explanations of the hits:
 :mod:`biohicl.search.explain`.
 """
 
@@ -33,18 +33,24 @@ from biohicl.topk import merge_top_k
 SEARCH_BACKENDS = ("auto", "exact", "int8", "binary")
 
 
+#: Queries the exact scan scores against a block at once: 256 MiB of float32 scores at the default chunk size. Four
+#: times the compressed search's :data:`~biohicl.search.compressed.QUERY_BATCH`: smaller matrix products cost the
+#: scan time (docs/benchmarks.md, "Many queries at once").
+EXACT_QUERY_BATCH = 4 * QUERY_BATCH
+
+
 def search_embeddings(
     queries: torch.Tensor | np.ndarray,
     index: Index | str | Path,
     top_k: int = 10,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     device: str | torch.device | None = None,
-    query_batch: int = QUERY_BATCH,
+    query_batch: int = EXACT_QUERY_BATCH,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact cosine top-k: ``(scores [q, k], rows [q, k])``, best first; ``k = min(top_k, len(index))``.
 
     Streams the index in blocks of ``chunk_size`` rows and merges each block's top-k into a running top-k; each
-    block is scored against ``query_batch`` queries at a time (memory ``O(query_batch × chunk_size)``, 64 MiB at the
+    block is scored against ``query_batch`` queries at a time (memory ``O(query_batch × chunk_size)``, 256 MiB at the
     defaults, however many queries), each block read once. Ties are deterministic: among rows whose float32 scores
     are equal (duplicate abstracts), the lower row number wins the cut and comes first. Scores are not computed in
     float64, so a row's score may differ in the last bit between chunk sizes or query batch sizes (the matrix
