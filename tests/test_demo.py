@@ -285,26 +285,11 @@ def test_the_demo_run_is_saved_at_the_evaluation_length_and_publishes_with_its_r
 def test_no_skip_steps_done_trains_over_another_runs_checkpoints_and_the_default_refuses_them(tmp_path, monkeypatch):
     """train_biohicl refuses a fresh run over a checkpoint of other settings (``--resume_from_checkpoint last``
     would later pick it); ``--no_skip_steps_done`` trains over the demo's run folder, so it removes them first."""
-    import biohicl.data.build as build
-    import biohicl.data.storage as storage
     from biohicl.errors import ConfigError
     from biohicl.study.demo import DemoArguments, run_demo
-    from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
-    from biohicl.training.run_settings import check_run_folder
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
-    class Trained(Exception):
-        pass
-
-    def train(args, evaluator=None):  # what train_biohicl checks first, before its model loads
-        check_run_folder(args, resolve_resume(args.resume_from_checkpoint, args.output_dir))
-        raise Trained
-
-    monkeypatch.setattr("biohicl.training.run.train_biohicl", train)
-    monkeypatch.setattr("biohicl.evaluation.evaluator.evaluator_from_args", lambda args: None)
-    monkeypatch.setattr(build, "build_default_dataset", lambda path, seed: (None, "built"))
-    monkeypatch.setattr(storage, "load_pair_dataset", lambda path: None)
-    (tmp_path / "demo" / "mesh-pairs").mkdir(parents=True)
-    (tmp_path / "demo" / "mesh-pairs" / "README.md").write_text("a dataset")
+    _stub_demo_steps(tmp_path, monkeypatch)
     _, training_args = _short_run(tmp_path)
     checkpoint = tmp_path / "demo" / "run" / "checkpoint-5"
 
