@@ -138,6 +138,72 @@ def test_concurrent_encodes_of_a_model_in_train_mode_are_all_eval_and_leave_it_t
     assert [m.training for m in tiny.modules()] == modes
 
 
+def test_an_encode_after_train_while_a_stream_is_paused_runs_in_eval_mode(tiny):
+    # only the first encode running set eval: a paused iter_encode, then train(), then encode ran with dropout on
+    texts = [f"patients {i} " * (1 + i % 5) for i in range(16)]
+    reference = tiny.encode(texts, show_progress_bar=False)
+    stream = tiny.iter_encode(TEXTS, chunk_size=2, show_progress_bar=False)
+    next(stream)  # paused inside its eval_mode
+    tiny.train()
+    for _ in range(3):
+        np.testing.assert_allclose(tiny.encode(texts, show_progress_bar=False), reference, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(next(tiny.iter_encode(texts, show_progress_bar=False)), reference, atol=1e-6)
+    stream.close()
+
+
+def test_a_stream_collected_while_an_encode_holds_the_modes_lock_does_not_hang_it(tiny, tiny_bert_dir):
+    # an abandoned iter_encode freed only by the cyclic collector ran its finally (which takes the modes lock) from
+    # a collection inside another encode's locked block on the same thread: a plain Lock hung that thread for good
+    import gc
+    import threading
+
+    from biohicl.models import encoding
+
+    other = BioHiCL.from_base(str(tiny_bert_dir), hub_id="org/tiny-bert", max_length=64)
+
+    class Collecting(torch.nn.Module):  # a collection while the first encode saves each module's mode
+        armed = False
+
+        @property
+        def training(self) -> bool:
+            if Collecting.armed:
+                Collecting.armed = False
+                gc.collect()
+            return self.__dict__.get("_training", True)
+
+        @training.setter
+        def training(self, value: bool) -> None:
+            self.__dict__["_training"] = value
+
+    tiny.add_module("collecting", Collecting())
+
+    class Holder:
+        pass
+
+    def run() -> None:
+        holder = Holder()
+        holder.me = holder  # a cycle: only the cyclic collector frees the stream
+        holder.stream = other.iter_encode(TEXTS, chunk_size=2, show_progress_bar=False)
+        next(holder.stream)
+        del holder
+        Collecting.armed = True
+        out["encoded"] = tiny.encode(TEXTS, show_progress_bar=False)
+
+    out: dict[str, np.ndarray] = {}
+    other.train()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # free the lock, or every later encode would hang too
+        encoding._MODES_LOCK.release()
+        thread.join(20)
+        pytest.fail("encode hung: the collected stream's finally waited on the lock its own thread held")
+    assert not Collecting.armed  # the collection ran inside the locked block
+    assert out["encoded"].shape == (len(TEXTS), tiny.embedding_dim)
+    assert other.training and all(m.training for m in other.modules())  # the collected stream restored its modes
+    assert other not in encoding._ENCODING and tiny not in encoding._ENCODING
+
+
 def test_a_chunk_size_that_is_not_a_positive_count_is_one_line(tiny):
     # chunk_size=0 or -1 was taken silently and held every text in one chunk
     for wrong in (0, -1, 2.5):

@@ -103,20 +103,37 @@ def test_the_document_prompt_is_the_one_sentence_transformers_encode_document_us
         ({"query": "q: ", "passage": "p: ", "corpus": "c: "}, None, "p: "),
         ({"query": "q: ", "corpus": "c: "}, "query", "c: "),  # a name encode_document tries before the default
         ({"query": "q: ", "document": "", "doc": "d: "}, "doc", ""),  # "" is a prompt: no fall-back
-        ({"query": "q: ", "doc": "d: "}, "doc", "d: "),  # none of its names: the default, as encode() would
-        ({"query": "q: "}, None, None),
+        ({"query": "q: ", "doc": "d: "}, "doc", ""),  # none of its names: "", not the default (was "d: ")
+        ({"query": "query: "}, "query", ""),  # the default is plain encode's, never encode_document's
+        ({"query": "q: "}, None, ""),
     ],
 )
-def test_prompts_written_without_a_document_one_follow_encode_documents_names_then_the_default(
+def test_prompts_written_without_a_document_one_follow_encode_documents_names_then_no_prompt(
     tmp_path, prompts, default, document
 ):
-    """sentence-transformers 6 tries ``document``, ``passage``, ``corpus``, then ``default_prompt_name``'s; it adds
-    ``document: ""`` to every model it loads, which biohicl does not for a folder written without one (by hand, an
-    older sentence-transformers): such a folder's ``passage`` prompt is its document prompt."""
+    """sentence-transformers 6 adds ``document: ""`` to every model it loads, so its ``encode_document`` never
+    reaches ``default_prompt_name``: prompts naming none of ``document``, ``passage``, ``corpus`` encode documents
+    without a prompt. biohicl adds no ``document`` for a folder written without one (by hand, an older
+    sentence-transformers): such a folder's ``passage`` (else ``corpus``) prompt is its document prompt."""
     (tmp_path / "config_sentence_transformers.json").write_text(
         json.dumps({"prompts": prompts, "default_prompt_name": default})
     )
     assert sentence_transformers_prompts(tmp_path) == (prompts["query"], document)
+
+
+def test_a_folder_whose_default_prompt_is_the_query_one_encodes_documents_as_encode_document(tmp_path):
+    # with prompts {"query": "query: "} and default_prompt_name "query", biohicl put "query: " before documents,
+    # sentence-transformers 6's encode_document none
+    folder = _save(tmp_path, "st")
+    config = folder / "config_sentence_transformers.json"
+    values = json.loads(config.read_text())
+    values.update(prompts={"query": "query: "}, default_prompt_name="query")
+    config.write_text(json.dumps(values))
+    st = _st(folder)
+    model = BioHiCL.from_base(str(folder))
+    assert (model.config.query_prompt, model.config.document_prompt) == ("query: ", "")
+    np.testing.assert_allclose(model.encode_document(TEXTS), st.encode_document(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(model.encode_query(TEXTS), st.encode_query(TEXTS), atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- hints of refusals

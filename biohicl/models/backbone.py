@@ -290,16 +290,17 @@ DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     """(query, document) prompts of a sentence-transformers folder's ``config_sentence_transformers.json``, as
     ``encode_query`` and ``encode_document`` pick them: ``query``'s; the first of :data:`DOCUMENT_PROMPT_NAMES` the
-    prompts name (``""`` counts), else ``default_prompt_name``'s (plain ``encode``'s, often the query instruction).
-    sentence-transformers 6 gives every model it loads a ``document: ""`` prompt (and saves it): the later names
-    matter for a folder written without one (by hand, an older version), whose ``passage`` prompt biohicl keeps."""
+    prompts name (``""`` counts), else ``""``, never ``default_prompt_name``'s (plain ``encode``'s, often the query
+    instruction): sentence-transformers 6 gives every model it loads a ``document: ""`` prompt (and saves it), so its
+    ``encode_document`` never falls back to the default. The later names matter for a folder written without a
+    ``document`` one (by hand, an older version), whose ``passage`` prompt biohicl keeps where 6 encodes none."""
     config = path / "config_sentence_transformers.json"
     values = read_json_file(config) if config.is_file() else {}
     prompts = values.get("prompts") if isinstance(values, dict) else None
     if not isinstance(prompts, dict):
         return None, None
-    names = [name for name in DOCUMENT_PROMPT_NAMES if name in prompts] or [values.get("default_prompt_name")]
-    document = prompts.get(names[0]) if isinstance(names[0], str) else None
+    names = [name for name in DOCUMENT_PROMPT_NAMES if name in prompts]
+    document = prompts.get(names[0]) if names else ""
     query = prompts.get("query")
     return query if isinstance(query, str) else None, document if isinstance(document, str) else None
 

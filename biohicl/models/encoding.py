@@ -85,7 +85,8 @@ def encode_inputs(config: Any, texts: Any, batch_size: Any, kind: str) -> Iterab
     return [texts] if isinstance(texts, str) else texts
 
 
-_MODES_LOCK = threading.Lock()
+#: re-entrant: a collection inside the locked block can finalize an abandoned ``iter_encode`` on the same thread
+_MODES_LOCK = threading.RLock()
 #: per model being encoded: [encodes running, each module's mode before the first of them]
 _ENCODING: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDictionary()
 
@@ -93,20 +94,20 @@ _ENCODING: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDict
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """``model`` in eval mode (dropout off) inside the block, each module's own mode restored after it. Encodes
-    running at once (threads) share one switch: the first saves the modes and sets eval, the last restores them, so
-    none runs with dropout on and a model in train mode ends in train mode."""
+    running at once (threads, a paused ``iter_encode``) share one switch: the first saves the modes, each sets eval
+    (a ``train()`` since the first leaves none with dropout on), the last restores the first one's saved modes."""
     with _MODES_LOCK:
         state = _ENCODING.get(model)
         if state is None:
             state = _ENCODING[model] = [0, [(module, module.training) for module in model.modules()]]
-            model.eval()
+        model.eval()
         state[0] += 1
     try:
         yield
     finally:
         with _MODES_LOCK:
             state[0] -= 1
-            if state[0] == 0:
+            if state[0] == 0 and _ENCODING.get(model) is state:
                 del _ENCODING[model]
                 for module, training in state[1]:
                     module.training = training
