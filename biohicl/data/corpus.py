@@ -226,12 +226,21 @@ def read_jsonl(path: str | Path) -> Iterator[Document]:
         yield document_from_record(record, path, line=number, ignored=ignored)
 
 
+def is_header(fields: list[str], names: set[str], queries: bool) -> bool:
+    """Whether a TSV file's first row (``fields`` lower-cased) is a header, by :func:`read_tsv`'s rule."""
+    known = [f for f in fields if f in names]
+    if not known or queries or set(fields) & set(ID_FIELDS) or len(known) >= 2:
+        return bool(known)
+    return not fields[0].isdigit() and " " not in "".join(fields)
+
+
 def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
     """Stream a TSV corpus: a header naming id/title/text columns, or 2 (id, text) / 3 (id, title, text) columns.
 
-    A first line is a header when a field names an id column, or names a text or title column and no field holds a
-    space (a header's names are single words; one naming no id column is refused, where it would be indexed as a
-    document; ``123<TAB>Text<TAB>cells of the heart`` is a document); with ``queries`` (a queries or
+    A first line is a header when a field names an id column, or it names a title or text column and either two of
+    them (``PubMed ID<TAB>Title<TAB>Abstract``) or one, with no field holding a space and a first field that is no
+    number (``key<TAB>text``; ``123<TAB>Text<TAB>cells of the heart`` is a document); one naming no id column is
+    refused, where it would be indexed as a document; with ``queries`` (a queries or
     texts file, :func:`read_texts`) when a field names any id, text or title column or a :data:`QUERY_COLUMNS` one
     (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and text."""
     path = Path(path)
@@ -241,9 +250,7 @@ def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
         row = line.rstrip("\r\n").split("\t")  # no quoting: a plain split, with no field size limit
         if not any(row):
             continue
-        fields = [c.strip().lower() for c in row]
-        words = queries or set(fields) & set(ID_FIELDS) or " " not in "".join(fields)  # a header's names are words
-        if number == 1 and set(fields) & names and words:
+        if number == 1 and is_header(fields := [c.strip().lower() for c in row], names, queries):
             header = fields
             if not queries and not set(header) & set(ID_FIELDS):
                 expected = f"expected one of {', '.join(ID_FIELDS)}; got {', '.join(header)}"

@@ -201,7 +201,9 @@ def test_search_an_unfinished_or_garbled_index(tmp_path, run_cli):
     assert "not a biohicl index manifest" in result.err
 
 
-@pytest.mark.parametrize("header", ["pubmed_id\ttitle\tabstract", "key\ttext", "ref\tTitle\tContents"])
+@pytest.mark.parametrize(
+    "header", ["pubmed_id\ttitle\tabstract", "key\ttext", "ref\tTitle\tContents", "PubMed ID\tTitle\tAbstract"]
+)
 def test_a_tsv_header_with_no_known_id_column_is_refused_not_indexed(tmp_path, header):
     """A first row naming a title or text column is a header (as in a queries file): with no id column it is refused
     at line 1, where it was indexed as a document ``pubmed_id`` titled ``title``."""
@@ -216,7 +218,10 @@ def test_a_tsv_header_with_no_known_id_column_is_refused_not_indexed(tmp_path, h
     )
 
 
-@pytest.mark.parametrize("first", ["123\tText\tcells of the heart", "124\tTitle of a trial\tabstract"])
+@pytest.mark.parametrize(
+    "first",
+    ["123\tText\tcells of the heart", "124\tTitle of a trial\tabstract", "7\ttext\tcancer", "d9\tA title\ttext"],
+)
 def test_a_headerless_tsv_whose_first_row_holds_a_column_word_is_a_document(tmp_path, first):
     # a first row with a field "Text" (or "abstract") was read as a header and refused for naming no id column
     path = tmp_path / "c.tsv"
