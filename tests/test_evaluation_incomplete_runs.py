@@ -115,11 +115,24 @@ def test_a_complete_run_removes_the_stale_incomplete_record(tiny_bert_dir, tmp_p
 
     output = tmp_path / "x.json"
     stale = tmp_path / "x.incomplete.json"
-    stale.write_text("{}")
+    stale.write_text(json.dumps({"tasks": {"biosses": {}}, "incomplete": {"failed": "pubmedqa"}}))
     argv = ["evaluate", str(tiny_bert_dir), "--tasks", "biosses", "--output", str(output), "--no_progress"]
     assert main([*argv, "--device", "cpu"]) == 0
     assert output.exists() and not stale.exists()
     assert f"removed {stale}" in capsys.readouterr().out
+
+
+def test_a_complete_run_keeps_an_incomplete_record_of_tasks_it_did_not_run(tiny_bert_dir, tmp_path, data_dir, capsys):
+    # a finished scifact result (hours of encoding) was deleted by a later complete run of biosses alone
+    from biohicl.cli.main import main
+
+    output = tmp_path / "x.json"
+    stale = tmp_path / "x.incomplete.json"
+    stale.write_text(json.dumps({"tasks": {"scifact": {}}, "incomplete": {"failed": "biosses"}}))
+    argv = ["evaluate", str(tiny_bert_dir), "--tasks", "biosses", "--output", str(output), "--no_progress"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert output.exists() and stale.exists()
+    assert f"kept {stale}: it holds scifact, which this run did not evaluate" in capsys.readouterr().out
 
 
 def test_compare_names_an_incomplete_record(tmp_path, capsys):

@@ -311,7 +311,7 @@ def main(argv: list[str]) -> int:
 
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
-    from biohicl.evaluation.runner import check_split_applies, evaluate_model, incomplete_path, plan_tasks, save_results
+    from biohicl.evaluation.runner import check_split_applies, evaluate_model, plan_tasks, save_results
     from biohicl.evaluation.tasks import with_mesh
 
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
@@ -386,9 +386,10 @@ def main(argv: list[str]) -> int:
         )
     output = save_results(results, target)
     print(f"wrote {output}")
-    if (stale := incomplete_path(output)).is_file():  # an earlier run's finished tasks: this record holds them all
-        stale.unlink()
-        print(f"removed {stale} (an earlier run's incomplete record)")
+    from biohicl.evaluation.runner import drop_stale_record
+
+    if stale := drop_stale_record(output, results):  # an earlier run's finished tasks: removed if this holds them all
+        print(stale)
     if args.markdown:
         from biohicl.atomic import atomic_write_text
 

@@ -288,6 +288,23 @@ def incomplete_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}.incomplete{output.suffix or '.json'}")
 
 
+def drop_stale_record(output: Path, results: dict[str, Any]) -> str | None:
+    """Remove an earlier run's incomplete record of ``output`` when the complete ``results`` hold every task it kept
+    (else keep it: its tasks may have taken hours); returns the line that says which, None when there is none."""
+    if not (stale := incomplete_path(output)).is_file():
+        return None
+    import json
+
+    try:
+        kept = set(json.loads(stale.read_text(encoding="utf-8")).get("tasks") or ())
+    except (OSError, ValueError, AttributeError):  # unreadable or not a record: nothing of it can be kept
+        kept = set()
+    if missing := sorted(kept - set(results["tasks"])):
+        return f"kept {stale}: it holds {', '.join(missing)}, which this run did not evaluate"
+    stale.unlink()
+    return f"removed {stale} (an earlier run's incomplete record)"
+
+
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write a results record as indented JSON, atomically; a NaN metric is refused in one line
     (:func:`check_defined`), other NaN/inf too (they are not JSON)."""
