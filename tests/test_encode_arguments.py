@@ -151,6 +151,17 @@ def test_an_encode_after_train_while_a_stream_is_paused_runs_in_eval_mode(tiny):
     stream.close()
 
 
+def test_a_paused_stream_resumed_after_train_encodes_its_next_chunk_in_eval_mode(tiny):
+    # the stream itself set eval once, on entry: its chunks after a train() ran with dropout on
+    texts = [f"patients {i} " * (1 + i % 5) for i in range(6)]
+    reference = tiny.encode(texts, show_progress_bar=False)
+    stream = tiny.iter_encode(texts, chunk_size=2, show_progress_bar=False)
+    chunks = [next(stream)]
+    tiny.train()
+    chunks += list(stream)
+    np.testing.assert_allclose(np.concatenate([c.numpy() for c in chunks]), reference, rtol=0, atol=1e-6)
+
+
 def test_a_stream_collected_while_an_encode_holds_the_modes_lock_does_not_hang_it(tiny, tiny_bert_dir):
     # an abandoned iter_encode freed only by the cyclic collector ran its finally (which takes the modes lock) from
     # a collection inside another encode's locked block on the same thread: a plain Lock hung that thread for good

@@ -315,6 +315,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         with eval_mode(self):  # each module's mode restored after; encodes running at once share one switch
             try:
                 for chunk in chunks(texts, chunk_size):
+                    self.eval()  # a train() while the stream was paused would give this chunk dropout
                     order = length_order(chunk)
                     # rows stay on the model's device until the chunk is done: no host sync per batch
                     out = torch.empty(len(chunk), self.embedding_dim, dtype=torch.float32, device=device)
