@@ -198,57 +198,25 @@ def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
     """The ids (None in a .txt file) and texts of a queries file, read once (a pipe too); the blank lines of a .txt
     file are skipped, while a blank query of a .tsv or .jsonl file (an id with an empty text) is a one-line
     :class:`DataError` naming its file, line and id, as a file with no query is."""
-    from biohicl.data.corpus import check_text_file
+    from pathlib import Path
+
+    from biohicl.data.corpus import JSONL_SUFFIXES, TSV_SUFFIXES, numbered_texts
     from biohicl.errors import DataError
 
+    lines = Path(path).name.lower().endswith(TSV_SUFFIXES + JSONL_SUFFIXES)  # else a .txt file: blank lines skipped
     ids: list[str | None] = []
     texts: list[str] = []
-    source = check_text_file(path)
-    for line, query_id, text in _query_lines(source):
+    for line, query_id, text in numbered_texts(path):
         if not text.strip():
-            if line is None:
+            if not lines:
                 continue  # a .txt line: no id, and row i need not be line i (docs/cli.md)
             named = f" {query_id!r}" if query_id is not None else ""
-            raise DataError(f"line {line}: query{named} is blank; give it text or remove the line", source)
+            raise DataError(f"line {line}: query{named} is blank; give it text or remove the line", path)
         ids.append(query_id)
         texts.append(text)
     if not texts:
         raise DataError("no queries in the file", path)
     return ids, texts
-
-
-def _query_lines(path):
-    """``(line, id or None, text)`` per query of a checked queries file, as :func:`biohicl.data.corpus.read_texts`
-    reads it (line None for a .txt line, whose blank lines are skipped)."""
-    from biohicl.data.corpus import JSONL_SUFFIXES, TSV_SUFFIXES, read_texts, read_tsv
-
-    name = path.name.lower()
-    if name.endswith(TSV_SUFFIXES):
-        for doc in read_tsv(path, queries=True):
-            yield doc.record, doc.id, doc.full_text()
-    elif name.endswith(JSONL_SUFFIXES):
-        yield from _jsonl_queries(path)
-    else:
-        for query_id, text in read_texts(path):
-            yield None, query_id, text
-
-
-def _jsonl_queries(path):
-    """``(line, id or None, text)`` per record of a .jsonl queries file, as
-    :func:`biohicl.data.corpus.read_texts` reads it (a JSON string: no id; a record without one: its line number)."""
-    from biohicl.data.corpus import ID_FIELDS, document_from_record, iter_json_lines
-    from biohicl.errors import DataError
-
-    for number, record in iter_json_lines(path):
-        if isinstance(record, str):
-            yield number, None, record
-        elif isinstance(record, dict):
-            if not any(k in record for k in ID_FIELDS):
-                record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, line=number, labels=False)  # a text: its labels are not read
-            yield number, doc.id, doc.full_text()
-        else:
-            raise DataError(f"line {number}: expected a JSON string or object per line", path)
 
 
 def json_explanation(explanation, i: int) -> dict:

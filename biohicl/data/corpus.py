@@ -379,30 +379,32 @@ def check_text_file(path: str | Path) -> Path:
 
 
 def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
-    """``(id or None, text)`` per line of a .txt, .tsv or .jsonl file (streamed); see :func:`check_text_file`.
+    """``(id or None, text)`` per line of a .txt, .tsv or .jsonl file (streamed): :func:`numbered_texts`."""
+    return ((text_id, text) for _, text_id, text in numbered_texts(path))
 
-    A .txt line (any name but a .tsv or .jsonl one) is one text (no id), blank lines included; a .tsv row is read as
-    :func:`read_tsv` reads a corpus, a queries file's column names too (a header naming the id/title/text or
-    :data:`QUERY_COLUMNS` columns, or ``id<TAB>text`` / ``id<TAB>title<TAB>text``; blank lines skipped); a .jsonl
-    line is a JSON string or a record (:func:`document_from_record`; id from its line number
-    when it has none)."""
+
+def numbered_texts(path: str | Path) -> Iterator[tuple[int | None, str | None, str]]:
+    """``(line, id or None, text)`` per text of a .txt, .tsv or .jsonl file (streamed; :func:`check_text_file`): a .txt
+    line (any name but .tsv or .jsonl) one text, no id, blank lines included; a .tsv row as :func:`read_tsv` reads a
+    queries file (its header, or ``id<TAB>[title<TAB>]text``; blank lines skipped); a .jsonl line a JSON string or a
+    record (:func:`document_from_record`; id: its line number when it has none)."""
     path = check_text_file(path)
     name = path.name.lower()
     if name.endswith(TSV_SUFFIXES):
         for doc in read_tsv(path, queries=True):
-            yield doc.id, doc.full_text()
+            yield doc.record, doc.id, doc.full_text()
         return
     if not name.endswith(JSONL_SUFFIXES):
-        for _, line in iter_lines(path):
-            yield None, line.rstrip("\n\r")
+        for number, line in iter_lines(path):
+            yield number, None, line.rstrip("\n\r")
         return
     for number, record in iter_json_lines(path):
         if isinstance(record, str):
-            yield None, record
+            yield number, None, record
         elif isinstance(record, dict):
-            if not any(k in record for k in ("_id", "id", "doc_id", "docid", "pmid")):
+            if not any(k in record for k in ID_FIELDS):
                 record = {**record, "id": str(number)}
             doc = document_from_record(record, path, line=number, labels=False)  # a text: its labels are not read
-            yield doc.id, doc.full_text()
+            yield number, doc.id, doc.full_text()
         else:
             raise DataError("expected a JSON string or object per line", path, line=number)
