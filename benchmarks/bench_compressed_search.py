@@ -152,14 +152,17 @@ def measure(directory: str, form: str, queries_file: str | None, threads: int, l
     return result
 
 
-def in_fresh_process(directory: Path, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
-    payload = json.dumps([str(directory), form, queries_file, threads, latency])
-    out = subprocess.run(
-        [sys.executable, __file__, "_measure", payload], capture_output=True, text=True, env=dict(os.environ)
-    )
+def measure_in_fresh_process(script: str, arguments: list, what: str) -> dict:
+    """``script``'s ``measure(*arguments)`` run in a fresh process (``script _measure JSON``, which prints its result
+    as the last line): the peak RSS is that search's alone. The benchmarks of this folder share it."""
+    out = subprocess.run([sys.executable, script, "_measure", json.dumps(arguments)], capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"measuring {form} failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"measuring {what} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def in_fresh_process(directory: Path, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
+    return measure_in_fresh_process(__file__, [str(directory), form, queries_file, threads, latency], form)
 
 
 # --------------------------------------------------------------------------------------------- real embeddings

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compressed_search import reset_peak, rss, write_synthetic
+from bench_compressed_search import measure_in_fresh_process, reset_peak, rss, write_synthetic
 
 MIB = 2**20
 
@@ -74,11 +73,7 @@ def measure(directory: str, reader: str, queries: int, chunk_size: int) -> dict:
 
 
 def in_fresh_process(directory: Path, reader: str, queries: int, chunk_size: int) -> dict:
-    payload = json.dumps([str(directory), reader, queries, chunk_size])
-    out = subprocess.run([sys.executable, __file__, "_measure", payload], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"measuring {reader} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return measure_in_fresh_process(__file__, [str(directory), reader, queries, chunk_size], reader)
 
 
 def main() -> None:

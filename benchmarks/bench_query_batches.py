@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compressed_search import reset_peak, rss, write_synthetic
+from bench_compressed_search import measure_in_fresh_process, reset_peak, rss, write_synthetic
 
 from biohicl.search.compressed import QUERY_BATCH
 from biohicl.search.exact import EXACT_QUERY_BATCH
@@ -75,11 +74,7 @@ def measure(directory: str, form: str, way: str, queries: int) -> dict:
 
 
 def in_fresh_process(directory: Path, form: str, way: str, queries: int) -> dict:
-    payload = json.dumps([str(directory), form, way, queries])
-    out = subprocess.run([sys.executable, __file__, "_measure", payload], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"measuring {form} {way} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return measure_in_fresh_process(__file__, [str(directory), form, way, queries], f"{form} {way}")
 
 
 def main() -> None:
