@@ -218,3 +218,20 @@ def test_a_module_path_outside_the_folder_is_refused(tmp_path, outside):
     modules_file = re.escape(str(folder / "modules.json"))
     with pytest.raises(ModelLoadError, match=rf"^{modules_file}: module '[\w.]*Transformer' has path '{outside}'"):
         BioHiCL.from_pretrained(folder)
+
+
+def test_a_backbone_in_its_module_sub_folder_has_its_weights_digest_and_positions_found(tmp_path):
+    """An evaluation record's weights digest (``signature.weights_files``) and a study's length cap (``fit_to_base``)
+    read the Transformer module's folder, as the load does: at the root they found no weights and no config."""
+    from biohicl.models.positions import base_usable_positions, fit_to_base
+    from biohicl.models.signature import folder_weights_sha256, weights_files
+    from biohicl.provenance import files_sha256
+
+    folder = _save(tmp_path, "old")
+    positions = base_usable_positions(str(folder))
+    digest = folder_weights_sha256(folder)
+    _move_into_module_folders(folder)
+    assert weights_files(folder) == [folder / "0_Transformer" / "model.safetensors"]
+    assert folder_weights_sha256(folder) == digest == files_sha256([folder / "0_Transformer" / "model.safetensors"])
+    assert positions is not None and base_usable_positions(str(folder)) == positions
+    assert fit_to_base(str(folder), positions + 100) == positions

@@ -81,9 +81,14 @@ def capped_length(max_length: int, config: Any, name: str | None = None) -> int:
 
 def _base_config(base_model: str) -> Mapping[str, Any] | None:
     """``base_model``'s ``config.json`` (Hub id, registered name or folder), read without loading its weights; None
-    when the base is not on this machine or has none (a BioHiCL adapter folder)."""
+    when the base is not on this machine or has none (a BioHiCL adapter folder). A sentence-transformers folder
+    keeping its backbone in a module sub-folder has it there, where the load reads it."""
+    from biohicl.models.backbone import sentence_transformers_module_folder
+
     try:
-        path = resolve_base(base_model) / "config.json"
+        folder = resolve_base(base_model)
+        if not (path := folder / "config.json").is_file():  # an older sentence-transformers layout: 0_Transformer
+            path = sentence_transformers_module_folder(folder, "Transformer") / "config.json"
         values = read_json(path) if path.is_file() else None
     except (BioHiCLError, OSError, ValueError):
         return None

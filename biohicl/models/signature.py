@@ -50,12 +50,18 @@ def weights_digest(config: Any, fields: Sequence[str], module: nn.Module) -> str
 
 def weights_files(folder: str | Path) -> list[Path]:
     """The weights files of a saved model folder: ``adapter_model.safetensors`` (an adapter), else
-    ``model.safetensors``, else the shards ``model-*-of-*.safetensors`` in name order; none when it has none."""
+    ``model.safetensors``, else the shards ``model-*-of-*.safetensors`` in name order; none when it has none. A
+    sentence-transformers folder keeping its backbone in a module sub-folder (``0_Transformer``) has them there."""
+    from biohicl.models.backbone import sentence_transformers_module_folder
+
     folder = Path(folder)
-    for name in ("adapter_model.safetensors", "model.safetensors"):
-        if (folder / name).is_file():
-            return [folder / name]
-    return sorted(path for path in folder.glob("model-*-of-*.safetensors") if path.is_file())
+    for where in dict.fromkeys((folder, sentence_transformers_module_folder(folder, "Transformer"))):
+        for name in ("adapter_model.safetensors", "model.safetensors"):
+            if (where / name).is_file():
+                return [where / name]
+        if shards := sorted(path for path in where.glob("model-*-of-*.safetensors") if path.is_file()):
+            return shards
+    return []
 
 
 def folder_weights_sha256(folder: str | Path) -> str | None:
