@@ -7,7 +7,9 @@
    ``configs/biohicl_minilm.yaml``, the recipe of the registry's BioHiCL-MiniLM); its ``biohicl_config.json`` then
    gets the evaluation length (``--eval_max_length``, capped at the most tokens the base encodes), so the run
    publishes with its results, as a study's run does;
-3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer);
+3. evaluate the untrained base and the trained adapter on BIOSSES and PubMedQA (question → long answer); a tuned
+   model whose merged weights are the base's, bit for bit (dev selection kept step 0), is not encoded again: its
+   record holds the base's numbers under its own id, saying so (``settings.scores_of``, ``scores_note``);
 4. the base-vs-BioHiCL table (also written to ``<output_dir>/results.md``).
 
 A step whose outputs are already in ``output_dir`` is reused only when they are what this call would make: a run
@@ -252,8 +254,8 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     set_inference_length(run_dir, eval_length)
 
     _step(3, f"evaluation on {', '.join(tasks)}: base vs BioHiCL")
-    records = []
-    for label, load in evaluation_models(base_model, run_dir, eval_length):
+    records, loaders, base = [], dict(evaluation_models(base_model, run_dir, eval_length)), None
+    for label, load in loaders.items():
         path = out / f"results_{label}.json"
         model_id = f"{base_model} ({label})"
         reuse = args.skip_steps_done and not (label == "biohicl" and trained_now)
@@ -262,14 +264,21 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
             records.append(reused)
             logger.info("reusing %s", path)
             continue
-        model = load()
-        record = evaluate_model(
-            DtypeEncoder(model, dtype),
-            tasks,
-            model_id=model_id,
-            per_item=True,
-            settings={"dtype": dtype_name, "max_length": model.config.max_length},
-        )
+        checked, model = time.perf_counter(), load()
+        # the base as loaded here, or again (seconds) when its record was reused; then released
+        same = label == "biohicl" and same_model(base if base is not None else loaders["base"](), model)
+        base = model if label == "base" else None
+        if same:  # dev selection kept the base (step 0): encoding it again would give the base's numbers
+            record = base_scores_record(records[0], model, model_id, time.perf_counter() - checked)
+            logger.info("%s: %s; %s", model_id, SAME_WEIGHTS_NOTE, "its record is the base's, not encoded again")
+        else:
+            record = evaluate_model(
+                DtypeEncoder(model, dtype),
+                tasks,
+                model_id=model_id,
+                per_item=True,
+                settings={"dtype": dtype_name, "max_length": model.config.max_length},
+            )
         save_results(record, path)
         records.append(record)
 
@@ -278,6 +287,66 @@ def run_demo(args: DemoArguments, training_args: BioHiCLTrainingArguments | None
     atomic_write_text(out / "results.md", table)
     logger.info("demo finished in %.1f min; outputs in %s/", (time.time() - start) / 60, out)
     return table
+
+
+#: Why a tuned model's record holds its base's numbers (``settings.scores_note``).
+SAME_WEIGHTS_NOTE = (
+    "the merged weights are bit-identical to the base's (torch.equal on every tensor) and it encodes with the same "
+    "settings, so its numbers are the base's"
+)
+
+
+def same_model(base: Any, tuned: Any) -> bool:
+    """Whether ``tuned`` encodes exactly as ``base``: the same encoding settings (pooling, normalisation, max length,
+    prompts), tokenizer vocabulary and lower-casing, and state dicts of the same names whose tensors are bit-identical
+    (same dtype, :func:`torch.equal`). A run whose dev selection kept step 0 (LoRA's B still zero) is its base; a
+    later step, or an adapter whose initialisation already changes the weights (a non-zero B), is not. False for
+    anything but two torch modules: nothing to compare."""
+    import torch
+
+    if not (isinstance(base, torch.nn.Module) and isinstance(tuned, torch.nn.Module)):
+        return False
+    encoding = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+    if any(getattr(base.config, key, None) != getattr(tuned.config, key, None) for key in encoding):
+        return False
+    tokenizers = getattr(base, "tokenizer", None), getattr(tuned, "tokenizer", None)
+    probe = "Metformin, Ménière's disease and HbA1c"
+    if any(t is None for t in tokenizers) or len({str(t(probe)["input_ids"]) for t in tokenizers}) > 1:
+        return False
+    if tokenizers[0].get_vocab() != tokenizers[1].get_vocab():
+        return False
+    ours, theirs = base.state_dict(), tuned.state_dict()
+    return ours.keys() == theirs.keys() and all(
+        ours[name].dtype == theirs[name].dtype and torch.equal(ours[name], theirs[name]) for name in ours
+    )
+
+
+def base_scores_record(base_record: dict[str, Any], tuned: Any, model_id: str, seconds: float) -> dict[str, Any]:
+    """The record of ``tuned`` when :func:`same_model` found it to be its base: the base's numbers (tasks with their
+    per-item values, summary), settings and the versions that scored them, under the tuned model's ``model`` (its
+    id, config and the weights files it was loaded from, as :func:`~biohicl.evaluation.runner.evaluate_model` records
+    them, so ``biohicl publish`` checks it as the run's), ``settings.scores_of`` naming the record the numbers are
+    from and ``settings.scores_note`` why; ``wall_time_s`` is the seconds the load and comparison took."""
+    import copy
+    import datetime
+
+    from biohicl.evaluation.record_model import describe_model, loaded_source
+    from biohicl.models.signature import folder_weights_sha256, loaded_folder, weights_files
+
+    folder = loaded_folder(tuned)
+    weights = folder_weights_sha256(folder) if folder is not None else None
+    model = {"id": model_id, "revision": None, "config": describe_model(tuned)}
+    if weights:
+        model |= {"weights_sha256": weights, "weights_files": [file.name for file in weights_files(folder)]}
+    if source := loaded_source(tuned):
+        model["source"] = source
+    scores_of = (base_record.get("model") or {}).get("id")
+    return copy.deepcopy(base_record) | {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "settings": {**base_record.get("settings", {}), "scores_of": scores_of, "scores_note": SAME_WEIGHTS_NOTE},
+        "wall_time_s": seconds,
+    }
 
 
 def comparison_table(records: list[dict[str, Any]]) -> str:
