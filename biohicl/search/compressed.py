@@ -39,7 +39,7 @@ from biohicl.search.compression import (
     check_kind,
     compressed_info_name,
 )
-from biohicl.search.float_rows import FloatRows
+from biohicl.search.float_rows import FloatRows, stored_unit_rows
 from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, is_file_name, resume_flags
 from biohicl.topk import merge_top_k, sort_top_k
 
@@ -125,14 +125,6 @@ def rebuild_command(manifest: IndexManifest, directory: Path, kind: str) -> str:
     options = f" {options}" if options else ""
     model, folder = shlex.quote(str(manifest.model)), shlex.quote(str(directory))
     return f"`biohicl index CORPUS --model {model} --output {folder}{options} --compress {kind}`"
-
-
-def stored_unit_rows(manifest: IndexManifest) -> bool:
-    """Whether the index's stored rows are unit length to float32 rounding: written normalised and stored in float32.
-    A unit row rounded to float16/bfloat16 is off unit length by up to ~4e-3 (bfloat16), so such rows are
-    renormalised in float32 where they are scored: a score is then the cosine of the stored rows (a copy of a
-    document scores 1.0 against it, not 1.0004)."""
-    return manifest.normalized and manifest.dtype == "float32"
 
 
 class CompressedIndex:

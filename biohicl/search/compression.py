@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from biohicl.atomic import atomic_path, atomic_write_text
 from biohicl.errors import ConfigError
 from biohicl.field_types import is_count
 from biohicl.provenance import files_sha256
-from biohicl.search.float_rows import FloatRows, as_float32
+from biohicl.search.float_rows import FloatRows, as_float32, stored_unit_rows
 from biohicl.search.layout import IndexManifest
 
 logger = logging.getLogger(__name__)
@@ -112,10 +113,18 @@ def _sample_rows(rows: FloatRows, limit: int) -> np.ndarray:
     count = rows.manifest.count
     spread = np.linspace(0, count - 1, min(limit, count)).astype(np.int64)  # evenly over all shards
     positions = np.unique(spread)
-    sample = rows.take(positions)
-    if not rows.manifest.normalized:
-        sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
-    return sample
+    return as_scored(rows.take(positions), rows.manifest)
+
+
+def as_scored(rows: np.ndarray, manifest: IndexManifest) -> np.ndarray:
+    """``rows`` (as stored) in float32 as a search scores them: renormalised in float32 (as exact search and
+    rescoring do) unless :func:`~biohicl.search.float_rows.stored_unit_rows`, so the codes of a float16/bfloat16
+    index describe its scored rows, not their length after the half cast."""
+    block = as_float32(rows)  # float32 shards: a (read-only) view of the map
+    if stored_unit_rows(manifest):
+        return block
+    block = torch.from_numpy(block if block.flags.writeable else block.copy())
+    return torch.nn.functional.normalize(block, dim=-1).numpy()
 
 
 def compress_index(
@@ -169,10 +178,7 @@ def _shard_codes(rows: FloatRows, number: int, calibration: Calibration, block_r
     source = rows.shard_rows(number)
     parts = []
     for offset in range(0, len(source), block_rows):
-        block = as_float32(source[offset : offset + block_rows])  # float32 shards: a view of the map
-        if not rows.manifest.normalized:
-            block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-        parts.append(calibration.encode(block))
+        parts.append(calibration.encode(as_scored(source[offset : offset + block_rows], rows.manifest)))
     return np.concatenate(parts) if parts else calibration.encode(np.empty((0, rows.manifest.dim), np.float32))
 
 

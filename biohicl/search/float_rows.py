@@ -146,6 +146,14 @@ def as_float32(rows: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
+def stored_unit_rows(manifest: IndexManifest) -> bool:
+    """Whether the index's stored rows are unit length to float32 rounding: written normalised and stored in float32.
+    A unit row rounded to float16/bfloat16 is off unit length by up to ~4e-3 (bfloat16), so such rows are
+    renormalised in float32 where they are scored: a score is then the cosine of the stored rows (a copy of a
+    document scores 1.0 against it, not 1.0004)."""
+    return manifest.normalized and manifest.dtype == "float32"
+
+
 class FloatRows:
     """An index's float32 rows: :meth:`take` reads given rows (RAM: those rows), :meth:`shard_rows` maps a shard
     (RAM: its pages read, until the caller drops the map)."""
