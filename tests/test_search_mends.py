@@ -1,19 +1,28 @@
 """Search mends (session 32): the compressed codes of a float16/bfloat16 index are those of its rows renormalised in
-float32 (as exact search scores them)."""
+float32 (as exact search scores them), and a one-shot stream of two corpus files names a repeated id's first copy
+by its own file and line (tiny random BERT, CPU, for the stream)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from test_compressed_index import clustered, write_index
 
+from biohicl.data.corpus import Document, iter_documents
+from biohicl.errors import DataError
+from biohicl.models.model import BioHiCL
 from biohicl.search.compressed import CompressedIndex
 from biohicl.search.compression import Calibration, compress_index
 from biohicl.search.exact import search_embeddings
 from biohicl.search.index import Index
+from biohicl.search.indexing import _shards, build_index
+from biohicl.search.seen_ids import SeenIds
 
 
 # ---------------------------------------------------------------------------------------------- compressed codes
@@ -53,3 +62,45 @@ def test_codes_of_a_half_precision_index_are_those_of_its_rows_renormalised(tmp_
     )
     pool = 40 if kind == "int8" else 100
     assert recall(queries, exact_rows, compressed, pool) > recall(queries, exact_rows, before, pool)
+
+
+# ---------------------------------------------------------------------------------------------- repeated ids
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return BioHiCL.from_base(str(tiny_bert_dir))
+
+
+def write_jsonl(path: Path, ids: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"_id": doc_id, "text": f"text of {doc_id}"}) + "\n" for doc_id in ids))
+    return path
+
+
+@pytest.mark.parametrize("shard_size", [2, 50])  # the first copy in an earlier shard, in the same shard
+def test_a_one_shot_stream_of_two_files_names_the_first_copys_own_file_and_line(model, tmp_path, shard_size):
+    first = write_jsonl(tmp_path / "a.jsonl", ["a1", "a2", "P", "a4"])
+    second = write_jsonl(tmp_path / "b.jsonl", ["b1", "b2", "b3", "b4", "P"])
+    stream = itertools.chain(iter_documents(first), iter_documents(second))  # one-shot: the ids themselves are kept
+    with pytest.raises(DataError) as caught:
+        build_index(model, stream, tmp_path / "idx", shard_size=shard_size, show_progress_bar=False)
+    assert str(caught.value) == f"{second}: line 5: duplicate document id 'P' (first at {first}, line 3)"
+
+
+def test_a_one_shot_stream_keeps_one_entry_per_file_not_a_name_per_id(tmp_path):
+    """The first copy's place is its record and a small index into the files seen; a repeat within one file, or
+    of an in-memory document, is still named by its line or record alone."""
+    first = write_jsonl(tmp_path / "a.jsonl", [f"a{i}" for i in range(300)])
+    second = write_jsonl(tmp_path / "b.jsonl", [f"b{i}" for i in range(300)])
+    seen = SeenIds()
+    stream = itertools.chain(iter_documents(first), iter_documents(second))
+    assert sum(len(c) for c in _shards(stream, 64, None, seen)) == 600
+    assert seen.exact is not None and len(seen.exact) == 600
+    assert all(type(code) is int for code in seen.exact.values())
+    assert [source for source, _ in seen.places] == [str(first), str(second)]
+
+    repeat = write_jsonl(tmp_path / "c.jsonl", ["c0", "c1", "c2", "c0"])
+    with pytest.raises(DataError, match=r"c\.jsonl: line 4: duplicate document id 'c0' \(first at line 1\)$"):
+        list(_shards(iter_documents(repeat), 2, None, SeenIds()))
+    docs = [Document("m", "x"), Document("n", "x")]
+    stream = itertools.chain(iter_documents(docs), iter_documents(write_jsonl(tmp_path / "d.jsonl", ["d", "m"])))
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2: duplicate document id 'm' \(first at record 1\)$"):
+        list(_shards(stream, 2, None, SeenIds()))

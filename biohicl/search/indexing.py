@@ -111,8 +111,7 @@ def _shards(
         if repeat is not None:
             doc, first = repeat
             path = doc.source or source
-            same = first.source in (None, doc.source)  # a one-shot stream keeps the record number alone: the same file
-            where = f"{'line' if doc.line else 'record'} {first.record}" if same else first.where()
+            where = first.place() if first.source in (None, doc.source) else first.where()  # in another file: its name
             message = f"duplicate document id {doc.id!r} (first at {where})"
             if path is None and doc.record is not None:
                 message = f"{doc.place()}: {message}"  # an in-memory corpus: no file to name

@@ -8,7 +8,9 @@ become a new level, and the newest two merge while the newer is at least as larg
 ``O(N log N)`` time and 8 bytes each (16 while the largest two levels merge). A shard's digests are looked up in
 every level with ``np.searchsorted``. Two different ids can share a digest (about once in 50,000 corpora of 25
 million ids), so a digest found is never reported as such: the earlier documents are read again (``reread``) and
-the ids themselves compared. A corpus that cannot be read twice (a one-shot iterator) keeps the ids themselves.
+the ids themselves compared. A corpus that cannot be read twice (a one-shot iterator) keeps the ids themselves, each
+with its record and the number of its file in :attr:`SeenIds.places` (one int per id: a stream chaining files names
+a repeat's first copy by its own file, not the repeat's).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from biohicl.data.corpus import Document
+
+#: Low bits of a one-shot stream's id code that hold the number of its file (:attr:`SeenIds.places`); the record above
+PLACE_BITS = 32
 
 
 def id_digest(doc_id: str) -> bytes:
@@ -39,7 +44,9 @@ class SeenIds:
     def __init__(self, reread: Callable[[], Iterable[Document]] | None = None):
         self.reread = reread
         self.levels: list[np.ndarray] = []
-        self.exact: dict[str, int | None] | None = None if reread is not None else {}  # id -> its record
+        self.exact: dict[str, int] | None = None if reread is not None else {}  # id -> its record and place
+        self.places: list[tuple[str | None, bool]] = []  # a one-shot stream's files: (source, record is a line)
+        self._place_numbers: dict[tuple[str | None, bool], int] = {}
         self.count = 0
 
     @property
@@ -89,14 +96,28 @@ class SeenIds:
                 found[doc.id] = doc
                 if len(found) == len(suspects):
                     break
-        if self.exact is not None:  # a one-shot stream: the record kept with the id
-            return {doc_id: Document(doc_id, "", record=self.exact[doc_id]) for doc_id in suspects}
+        if self.exact is not None:  # a one-shot stream: the record and file kept with the id
+            return {doc_id: self._kept(doc_id, self.exact[doc_id]) for doc_id in suspects}
         return found
+
+    def _code(self, doc: Document) -> int:
+        """``doc``'s record (+1; 0: none) above :data:`PLACE_BITS`, the number of its file in :attr:`places` below."""
+        place = (doc.source, doc.line)
+        number = self._place_numbers.setdefault(place, len(self.places))
+        if number == len(self.places):
+            self.places.append(place)
+        return ((0 if doc.record is None else doc.record + 1) << PLACE_BITS) | number
+
+    def _kept(self, doc_id: str, code: int) -> Document:
+        """The first document of ``doc_id``, from its :meth:`_code`: no text, its file and record."""
+        source, line = self.places[code & ((1 << PLACE_BITS) - 1)]
+        record = (code >> PLACE_BITS) - 1
+        return Document(doc_id, "", source=source, record=None if record == -1 else record, line=line)
 
     def _add(self, docs: Sequence[Document]) -> None:
         self.count += len(docs)
         if self.exact is not None:
-            self.exact.update((doc.id, doc.record) for doc in docs)
+            self.exact.update((doc.id, self._code(doc)) for doc in docs)
             return
         level = id_digests(doc.id for doc in docs).copy()  # frombuffer's array is read-only
         level.sort()
