@@ -12,7 +12,6 @@ from torch import nn
 
 from biohicl.errors import ModelLoadError
 from biohicl.field_types import is_count
-from biohicl.jsonio import read_json
 from biohicl.models.config import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -24,6 +23,7 @@ from biohicl.models.config import (
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
 from biohicl.models.resolver import interrupted_download, registered_entry, resolve_base
+from biohicl.models.st_layout import read_json_file, sentence_transformers_module_folder
 
 if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
@@ -138,12 +138,6 @@ LEGACY_POOLING_FLAGS = {
 NO_LENGTH_LIMIT = 1_000_000
 
 
-def read_json_file(path: Path) -> Any:
-    """The JSON value of a model folder's ``path``; a one-line :class:`ModelLoadError` naming the file (and the line
-    of a syntax error) when it is unreadable or garbled (:func:`~biohicl.jsonio.read_json`)."""
-    return read_json(path, error=ModelLoadError)
-
-
 def is_sentence_transformers_folder(path: Path) -> bool:
     """Whether sentence-transformers wrote ``path`` (it has ``modules.json`` or ``sentence_bert_config.json``)."""
     return (path / "modules.json").is_file() or (path / "sentence_bert_config.json").is_file()
@@ -233,25 +227,6 @@ def sentence_transformers_modules(path: Path) -> list[str] | None:
                 f"not apply (it applies {', '.join(APPLIED_MODULES)} only); export the model without it"
             )
     return [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
-
-
-def sentence_transformers_module_folder(path: Path, kind: str, default: str = "") -> Path:
-    """The folder of the ``kind`` module (``Transformer``, ``Pooling``) of the sentence-transformers folder ``path``,
-    where sentence-transformers loads it from: the ``path`` its ``modules.json`` gives it (an older layout keeps the
-    backbone's config, weights and tokenizer in ``0_Transformer``), else ``path / default``. A module path leading
-    out of ``path`` is a one-line :class:`ModelLoadError`."""
-    modules_file = path / "modules.json"
-    modules = read_json_file(modules_file) if modules_file.is_file() else None
-    for module in modules if isinstance(modules, list) else []:
-        if isinstance(module, dict) and str(module.get("type", "")).rsplit(".", 1)[-1] == kind:
-            relative = module.get("path") or ""
-            if not isinstance(relative, str) or Path(relative).is_absolute() or ".." in Path(relative).parts:
-                raise ModelLoadError(
-                    f"{modules_file}: module {module.get('type')!r} has path {relative!r}, not a folder inside the "
-                    "model's"
-                )
-            return path / relative
-    return path / default
 
 
 def sentence_transformers_normalize(path: Path) -> bool | None:

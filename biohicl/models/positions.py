@@ -16,6 +16,7 @@ from biohicl.errors import BioHiCLError
 from biohicl.field_types import int_or_none
 from biohicl.jsonio import read_json
 from biohicl.models.resolver import resolve_base
+from biohicl.models.st_layout import sentence_transformers_module_folder
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def _base_config(base_model: str) -> Mapping[str, Any] | None:
     """``base_model``'s ``config.json`` (Hub id, registered name or folder), read without loading its weights; None
     when the base is not on this machine or has none (a BioHiCL adapter folder). A sentence-transformers folder
     keeping its backbone in a module sub-folder has it there, where the load reads it."""
-    from biohicl.models.backbone import sentence_transformers_module_folder
-
     try:
         folder = resolve_base(base_model)
         if not (path := folder / "config.json").is_file():  # an older sentence-transformers layout: 0_Transformer

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from biohicl.models.st_layout import sentence_transformers_module_folder
 from biohicl.provenance import files_sha256
 
 #: architecture fields of a base's ``config.json`` that an adapter's base must share
@@ -52,8 +53,6 @@ def weights_files(folder: str | Path) -> list[Path]:
     """The weights files of a saved model folder: ``adapter_model.safetensors`` (an adapter), else
     ``model.safetensors``, else the shards ``model-*-of-*.safetensors`` in name order; none when it has none. A
     sentence-transformers folder keeping its backbone in a module sub-folder (``0_Transformer``) has them there."""
-    from biohicl.models.backbone import sentence_transformers_module_folder
-
     folder = Path(folder)
     for where in dict.fromkeys((folder, sentence_transformers_module_folder(folder, "Transformer"))):
         for name in ("adapter_model.safetensors", "model.safetensors"):
