@@ -24,8 +24,9 @@ import torch
 
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError
-from biohicl.search.compressed import QUERY_BATCH, CompressedIndex, stored_unit_rows
+from biohicl.search.compressed import QUERY_BATCH, CompressedIndex
 from biohicl.search.compression import available_kinds
+from biohicl.search.float_rows import stored_unit_rows
 from biohicl.search.index import DEFAULT_CHUNK_SIZE, Hit, Index, as_index
 from biohicl.search.layout import describe_model, encoder_probe, probe_cosine, probe_min_cosine
 from biohicl.topk import merge_top_k
@@ -87,7 +88,7 @@ def search_embeddings(
 
 def unit_rows(index: Index) -> bool:
     """Whether ``index``'s rows are scored as they are (unit length in float32); else each is renormalised in float32
-    first (an unnormalised or float16/bfloat16 index: :func:`~biohicl.search.compressed.stored_unit_rows`)."""
+    first (an unnormalised or float16/bfloat16 index: :func:`~biohicl.search.float_rows.stored_unit_rows`)."""
     return index.manifest is None or stored_unit_rows(index.manifest)
 
 
