@@ -9,6 +9,7 @@ from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from typing import Any
 
+from biohicl.evaluation.comparison import COMPARED_SETTINGS
 from biohicl.provenance import source_digest
 
 VERSIONED_PACKAGES = (
@@ -59,7 +60,7 @@ def model_settings(model: Any) -> dict[str, Any]:
     its ``device``, each where the model gives it. Not ``max_length_source``: neither a BioHiCL model nor a
     SentenceTransformer keeps the length it was loaded with, so whether the length is the model's own is unknown."""
     config = getattr(model, "config", None)
-    read = {name: getattr(config, name, None) for name in ("max_length", "query_prompt", "document_prompt")}
+    read = {name: getattr(config, name, None) for name in COMPARED_SETTINGS}
     read["device"] = None if (device := getattr(model, "device", None)) is None else str(device)
     return {key: value for key, value in read.items() if isinstance(value, int | str) and not isinstance(value, bool)}
 

@@ -41,6 +41,7 @@ from biohicl.hub.run_records import (
     checked_rows,
 )
 from biohicl.jsonio import read_json
+from biohicl.models.config import ENCODING_SETTINGS
 from biohicl.models.soup import SOUP_RECORD_NAME
 from biohicl.provenance import PACKAGE_ROOT, REPOSITORY_URL, template_file
 from biohicl.training.selection import EVALUATIONS_NAME
@@ -127,7 +128,7 @@ class BioHiCLModelCardData:
     def from_biohicl_config(cls, config: dict[str, Any] | Any, model_name: str, **kwargs: Any) -> BioHiCLModelCardData:
         """Fill encoder settings from a ``BioHiCLConfig`` (object or dict), the rest from ``kwargs``."""
         values = config if isinstance(config, dict) else config.to_dict()
-        keys = ("base_model", "base_revision", "pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+        keys = ("base_model", "base_revision", *ENCODING_SETTINGS)
         picked = {k: values[k] for k in keys if k in values}
         picked["kind"] = values.get("kind") or "adapter"  # full: every weight trained, no LoRA merged
         return cls(model_name=model_name, **{**picked, **kwargs})

@@ -18,6 +18,14 @@ from biohicl.models.export import peft_method_name
 
 logger = logging.getLogger(__name__)
 
+#: sentence-transformers' module files (``biohicl.models.export.write_sentence_transformers_files``)
+SENTENCE_TRANSFORMERS_FILES = (
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/*",
+    "2_Normalize/*",
+)
 #: files copied from a model folder into the repo folder (an allowlist: no optimizer state, no pickles, no run logs)
 MODEL_FILE_PATTERNS = (
     "biohicl_config.json",
@@ -35,25 +43,13 @@ MODEL_FILE_PATTERNS = (
     "vocab.json",
     "merges.txt",
     "*.model",
-    "modules.json",
-    "sentence_bert_config.json",
-    "config_sentence_transformers.json",
-    "1_Pooling/*",
-    "2_Normalize/*",
+    *SENTENCE_TRANSFORMERS_FILES,
 )
 MODEL_SUBDIRS = ("final", "best", "model")
 #: a transformers checkpoint folder (``checkpoint-150``) and what marks a run's folder as finished or a checkpoint
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 SUMMARY_FILE = "training_summary.json"
 TRAINER_STATE = "trainer_state.json"
-#: sentence-transformers' module files (``biohicl.models.export.write_sentence_transformers_files``)
-SENTENCE_TRANSFORMERS_FILES = (
-    "modules.json",
-    "sentence_bert_config.json",
-    "config_sentence_transformers.json",
-    "1_Pooling/*",
-    "2_Normalize/*",
-)
 
 
 def find_model_dir(run_dir: str | Path) -> Path:

@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-#: the config fields that change what ``encode`` returns for the same weights
-ENCODING_FIELDS = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
+from biohicl.models.config import ENCODING_SETTINGS
 
 
 class MtebEncoder:
@@ -31,8 +30,9 @@ class MtebEncoder:
     def mteb_model_meta(self) -> Any:
         """mteb's ``ModelMeta``: ``name`` the Hub id (``local/<folder>`` for a folder); ``revision`` the commit or
         revision when known, else ``local`` (a folder) or ``unknown`` (a repo); ``experiment_kwargs={"biohicl":
-        <fingerprint>}``, a digest of the weights and the encoding settings (:data:`ENCODING_FIELDS`). Results land
-        in ``results/<name>/<revision>/experiments/biohicl_<fingerprint>/``, one folder per distinct model."""
+        <fingerprint>}``, a digest of the weights and the encoding settings (:data:`~.config.ENCODING_SETTINGS`).
+        Results land in ``results/<name>/<revision>/experiments/biohicl_<fingerprint>/``, one folder per distinct
+        model."""
         key = _state_key(self.model)
         if self._meta is None or self._meta[0] != key:
             self._meta = (key, _model_meta(self.model))
@@ -95,13 +95,13 @@ def fingerprint(model: Any) -> str:
     """The first 12 hex digits of a sha256 over the encoding settings and every weight (names, shapes, bytes)."""
     from biohicl.models.signature import weights_digest
 
-    return weights_digest(model.config, ENCODING_FIELDS, model.backbone)[:12]
+    return weights_digest(model.config, ENCODING_SETTINGS, model.backbone)[:12]
 
 
 def _state_key(model: Any) -> tuple:
     """Cheap to compute, changes when the weights (storage or in-place version) or the settings do."""
     tensors = tuple((name, t.data_ptr(), t._version) for name, t in model.backbone.state_dict().items())
-    return tuple(getattr(model.config, key) for key in ENCODING_FIELDS), tensors
+    return tuple(getattr(model.config, key) for key in ENCODING_SETTINGS), tensors
 
 
 def _model_meta(model: Any) -> Any:
