@@ -174,7 +174,7 @@ def test_biohicl_evaluate_mesh_path_reaches_the_agreement_task(icd, monkeypatch)
     with pytest.raises(ConfigError, match="mesh_path: the hierarchy of siml-agreement@DATASET tasks"):
         cli.parse_args(["model", "--tasks", "biosses", "--mesh_path", str(tree)])
     encoder = LabelVectorEncoder(MeshHierarchy.load(tree), ICD_LABELS)
-    monkeypatch.setattr(cli, "load_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr("biohicl.models.model.load_model", lambda *args, **kwargs: encoder)
     output = dataset.parent / "eval.json"
     argv = ["model", "--tasks", f"siml-agreement@{dataset}", "--mesh_path", str(tree), "--output", str(output)]
     assert cli.main([*argv, "--no_progress"]) == 0

@@ -87,7 +87,7 @@ def test_unusable_device_fails_before_the_model_loads(tmp_path, tiny_bert_dir, m
     def no_work(*args, **kwargs):
         raise AssertionError("the model was loaded although the device cannot be used")
 
-    monkeypatch.setattr(evaluate, "load_encoder", no_work)
+    monkeypatch.setattr("biohicl.models.model.load_model", no_work)
     out = tmp_path / "results.json"
     with pytest.raises(ConfigError, match=message):
         evaluate.main([str(tiny_bert_dir), "--tasks", "biosses", "--output", str(out), "--device", device])

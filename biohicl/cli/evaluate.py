@@ -30,6 +30,7 @@ from typing import Any
 
 from biohicl.cli.progress import library_bars
 from biohicl.errors import BioHiCLError, ConfigError
+from biohicl.evaluation.comparison import COMPARED_SETTINGS
 from biohicl.evaluation.results import AGREEMENT_TASK
 
 HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
@@ -208,25 +209,6 @@ def parse_args(argv: list[str]) -> EvaluateArguments:
     return args
 
 
-def load_encoder(
-    spec: str,
-    revision: str | None = None,
-    base_model_path: str | None = None,
-    force_base: bool = False,
-    device: Any = None,
-) -> Any:
-    """Load MODEL with ``biohicl.models.model.load_model`` (names, repo ids, folders), moved to ``device`` (None: the
-    CPU)."""
-    kwargs: dict[str, Any] = {"base_model_path": base_model_path} if base_model_path else {}
-    if force_base:
-        kwargs["force_base"] = True
-    if device is not None:
-        kwargs["device"] = device
-    from biohicl.models.model import load_model
-
-    return load_model(spec, revision, **kwargs)
-
-
 def model_identity(spec: str, model: Any, revision: str | None) -> tuple[str, str | None]:
     """(id, revision) to record: the Hub id when known (never a machine path), and the commit sha when known."""
     resolved = getattr(model, "resolved", None)
@@ -324,6 +306,7 @@ def main(argv: list[str]) -> int:
             check_writable(target)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from biohicl.models.model import load_model
     from biohicl.models.onnx_backend import check_backend, onnx_providers, with_backend
     from biohicl.models.st_compat import inference_device
 
@@ -332,10 +315,13 @@ def main(argv: list[str]) -> int:
     extra = {"providers": onnx_providers(args.device)} if backend == "onnx" else {}
     device = torch.device("cpu") if backend == "onnx" else inference_device(args.device)
     with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
-        model = load_encoder(args.model, args.revision, args.base_model_path, args.force_base, device=device)
+        base_path = args.base_model_path or None  # "" (an empty option) is no path
+        model = load_model(
+            args.model, args.revision, base_model_path=base_path, force_base=args.force_base, device=device
+        )
     config = getattr(model, "config", None)
     own_length = getattr(config, "max_length", None)  # the model's own, before --max_length
-    for name in ("max_length", "query_prompt", "document_prompt"):
+    for name in COMPARED_SETTINGS:
         value = getattr(args, name)
         if value is not None:
             if config is None or not hasattr(config, name):
@@ -348,14 +334,14 @@ def main(argv: list[str]) -> int:
     model_id, revision = model_identity(args.model, model, args.revision)
     model = with_backend(model, backend, quantize, threads=args.threads, **extra)  # after the overrides above
     device = model.device if backend == "onnx" else device  # where ONNX Runtime's session runs, as recorded
+    target = Path(args.output) if args.output else default_output(model_id, args.model)
     if not args.output:
-        check_writable(default_output(model_id, args.model))
+        check_writable(target)
     documents = None
     if args.document_index:  # its rows replace encoding the corpus (checked against the model here)
         from biohicl.search.documents import IndexDocuments
 
         documents = IndexDocuments(args.document_index, model)
-    target = Path(args.output) if args.output else default_output(model_id, args.model)
     with keeping_finished(target) as keep:  # a later task's error keeps the finished tasks' record
         results = evaluate_model(
             DtypeEncoder(model, dtype),

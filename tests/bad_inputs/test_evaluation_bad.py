@@ -328,12 +328,10 @@ def unwritable_outputs(tmp_path: Path) -> list[Path]:
 
 @pytest.mark.parametrize("option", ["--output", "--markdown", "--plot"])
 def test_unwritable_evaluate_output_fails_before_the_model_loads(tmp_path, run_cli, tiny_bert_dir, monkeypatch, option):
-    from biohicl.cli import evaluate
-
     def no_work(*args, **kwargs):
         raise AssertionError("the model was loaded although the output cannot be written")
 
-    monkeypatch.setattr(evaluate, "load_encoder", no_work)
+    monkeypatch.setattr("biohicl.models.model.load_model", no_work)
     folder = beir(tmp_path / "b")
     for target in unwritable_outputs(tmp_path):
         argv = ["evaluate", str(tiny_bert_dir), "--tasks", str(folder), option, str(target)]
