@@ -34,7 +34,7 @@ def parse_mesh_heading(value: str) -> tuple[str, bool]:
     return parts[0].lstrip("*").strip(), major
 
 
-def _blocks(handle: Any, ctx: ReadContext) -> Iterator[tuple[list[tuple[str, str]], str]]:
+def _blocks(handle: Any) -> Iterator[tuple[list[tuple[str, str]], str]]:
     """``([(tag, value), ...], problem)`` per citation, continuation lines joined to their tag's value."""
     fields: list[tuple[str, str]] = []
     problem = ""
@@ -86,7 +86,7 @@ def read_medline_text(
     path = check_file(path)
     ctx = ReadContext(path, "medline-text", mesh or MeshHierarchy.load(), strict, report)
     with open_utf8_bytes(path) as handle:
-        for fields, problem in _blocks(handle, ctx):
+        for fields, problem in _blocks(handle):
             ctx.start()
             values: dict[str, list[str]] = {}
             for tag, value in fields:

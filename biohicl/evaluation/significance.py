@@ -218,7 +218,6 @@ def paired_bootstrap(
     seed: int = 0,
     resample_models: bool = False,
     target: float | None = None,
-    settings: bool = True,
 ) -> list[PairedDelta]:
     """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
     model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
