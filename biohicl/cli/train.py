@@ -6,28 +6,54 @@ line override its values::
 
     biohicl train --dataset_path data/mesh-pairs --output_dir runs/minilm --max_steps 150 --report_to tensorboard
     biohicl train --config configs/biohicl_minilm.yaml --learning_rate 1e-4
+    biohicl train --config configs/biohicl_minilm.yaml --dry_run   # check it all and print the plan; train nothing
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)"
+
+
+@dataclass
+class TrainCommandArguments:
+    """Options of the command, not of the run: never in its recorded ``biohicl_training_args.json``."""
+
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "Check the run as it would start (arguments, output folder, dataset read and batched, base model "
+            "offline, evaluation tasks' data), print its plan (documents, batches, optimizer steps, evaluations) and "
+            "exit: nothing trained, no model loaded, nothing written. Exits 1 naming what is missing."
+        },
+    )
+
+
+def parse_command_line(argv: list[str]):
+    """``argv`` → ``(BioHiCLTrainingArguments, TrainCommandArguments)`` (``--config FILE`` supplies defaults)."""
+    from biohicl.cli.parser import parse_command
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    types = (BioHiCLTrainingArguments, TrainCommandArguments)
+    return parse_command(types, argv, prog="biohicl train", description=__doc__)
 
 
 def parse_args(argv: list[str]):
     """``argv`` → :class:`BioHiCLTrainingArguments` (``--config FILE`` supplies defaults)."""
-    from biohicl.cli.parser import parse_command
-    from biohicl.training.args import BioHiCLTrainingArguments
-
-    (args,) = parse_command(BioHiCLTrainingArguments, argv, prog="biohicl train", description=__doc__)
-    return args
+    return parse_command_line(argv)[0]
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    args, command = parse_command_line(argv)
     from biohicl.atomic import check_writable_folder
 
-    if args.output_dir:  # a file in the way fails now, not after the model loads
+    if args.output_dir:  # a file in the way fails now, not after the model loads (a probe file, removed at once)
         check_writable_folder(args.output_dir, "--output_dir")
+    if command.dry_run:
+        from biohicl.cli.train_plan import dry_run
+
+        return dry_run(args)
     from biohicl.cli.progress import library_bars
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import CURVES_NAME, SUMMARY_NAME, train_biohicl

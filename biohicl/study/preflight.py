@@ -1,6 +1,7 @@
 """What a study needs before it starts, checked without training or encoding (``biohicl reproduce --dry_run``): the
 dataset (built, or the data to build it), each base model offline, and each evaluation task's data. On a lent GPU
-a missing piece found here costs seconds of this machine, not minutes of that one."""
+a missing piece found here costs seconds of this machine, not minutes of that one. ``biohicl train --dry_run``
+checks its run's base model (:func:`model_check`) and evaluation tasks (:func:`task_check`) with the same checks."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def preflight(config: ReproduceConfig) -> list[Check]:
     dataset = Path(config.dataset.path) if config.dataset.path else Path(config.output_dir) / "dataset"
     built = (dataset / "documents").is_dir() and (dataset / "pairs").is_dir()
     checks = [_dataset_check(config, dataset, built)]
-    checks += [_model_check(spec.name, spec.model) for spec in config.models]
-    checks += [_task_check(task, dataset, built) for task in study_tasks(config)]
+    checks += [model_check(f"model {spec.name}", spec.model) for spec in config.models]
+    checks += [task_check(task, dataset, built) for task in study_tasks(config)]
     return checks
 
 
@@ -102,26 +103,30 @@ def _data_root() -> Path | None:
         return None
 
 
-def _model_check(name: str, model: str) -> Check:
+def model_check(what: str, model: str, revision: str | None = None, starts: str = "the study") -> Check:
+    """Whether ``model`` (at ``revision``) resolves offline: a local folder, an installed weights package or the HF
+    cache. A Hub id not in the cache passes when the Hub may be reached (it is downloaded when ``starts`` starts)."""
     from huggingface_hub import constants
 
     from biohicl.models.resolver import resolve
 
     try:
-        resolved = resolve(model, local_files_only=True)
+        resolved = resolve(model, revision, local_files_only=True)
     except Exception as err:  # ModelLoadError, or the Hub client's offline errors
         if not constants.HF_HUB_OFFLINE and "/" in model and not Path(model).expanduser().exists():
-            return Check(f"model {name}", True, f"{model} is not in the cache: downloaded when the study starts")
-        return Check(f"model {name}", False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
-    return Check(f"model {name}", True, f"{model} → {resolved.path}")
+            return Check(what, True, f"{model} is not in the cache: downloaded when {starts} starts")
+        return Check(what, False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
+    return Check(what, True, f"{model} → {resolved.path}")
 
 
-def _task_check(spec: str, dataset: Path, built: bool) -> Check:
+def task_check(spec: str, dataset: Path | None, built: bool = True) -> Check:
+    """Whether the data of task ``spec`` is there (:func:`~biohicl.evaluation.tasks.check_task`); a task over
+    ``dataset`` passes unchecked while the dataset is not ``built`` yet (the study builds it first)."""
     from biohicl.evaluation.results import AGREEMENT_TASK
     from biohicl.evaluation.tasks import check_task, names_dataset, parse_task_spec
 
     name, split = parse_task_spec(spec)
-    if name == AGREEMENT_TASK or (names_dataset(spec, dataset) and not built):
+    if name == AGREEMENT_TASK or (not built and names_dataset(spec, dataset)):
         return Check(f"task {spec}", True, "the study's dataset")
     try:
         check_task(name, split)

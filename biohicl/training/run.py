@@ -285,6 +285,12 @@ def build_batch_sampler(
     )
 
 
+def training_inputs(args: BioHiCLTrainingArguments, loss: Any = None) -> tuple[MeshHierarchy, Any, TrainingData]:
+    """The hierarchy, the loss (``loss``, else the arguments') and the data a run trains on, read before the model."""
+    mesh, loss = training_mesh(args), loss if loss is not None else build_loss(args)  # it says if the data need titles
+    return mesh, loss, load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
+
+
 def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
     """The base encoder with LoRA as ``args`` says, or fully trainable for ``full_finetune``.
 
@@ -347,9 +353,7 @@ def train_biohicl(
     check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
     start = time.time()
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
-    mesh = training_mesh(args)
-    loss = loss if loss is not None else build_loss(args)  # before the data: it says whether they need titles
-    data = load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
+    mesh, loss, data = training_inputs(args, loss)
     model = build_model(args, peft_config)
     collator = build_collator(args, model, mesh, loss)
     sampler = build_batch_sampler(args, data, mesh)

@@ -1,0 +1,147 @@
+"""``biohicl train --dry_run``: a run checked as ``biohicl train`` checks it before it trains, and its plan printed;
+nothing trained, no model weights loaded, nothing left in the output folder.
+
+The arguments are parsed and refused as a real run's are (:func:`~biohicl.cli.train.parse_command_line`, the
+output folder's write probe in :func:`~biohicl.cli.train.main`); then, in the real run's order, the evaluation tasks
+(``evaluator_from_args``), each task's data (:func:`~biohicl.study.preflight.task_check`), the evaluation settings
+(``check_evaluation``), the resumed checkpoint or the fresh run's folder (:mod:`~biohicl.training.run_settings`),
+the base model resolved offline (:func:`~biohicl.study.preflight.model_check`), and the training data read and
+batched as training reads it (:func:`~biohicl.training.run.training_inputs`,
+:func:`~biohicl.training.run.build_batch_sampler`). A missing dataset, base model or task data is listed, not
+raised: the command exits 1 naming each, as ``biohicl reproduce --dry_run`` does; any other refusal is the real
+run's one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+#: what a dry run does not do, printed with its checks
+NOTHING_DONE = "nothing trained, no model loaded, nothing written"
+
+
+def optimizer_steps(args: Any, batches_per_epoch: int) -> tuple[int, int]:
+    """``(optimizer steps per epoch, optimizer steps in all)`` as the Trainer counts them: an epoch's batches of one
+    process over ``gradient_accumulation_steps``, rounded up (at least 1); ``max_steps``, else ``num_train_epochs``
+    epochs of them, rounded up."""
+    per_epoch = max(math.ceil(batches_per_epoch / args.gradient_accumulation_steps), 1)
+    total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * per_epoch)
+    return per_epoch, total
+
+
+def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
+    """When the run evaluates and on which tasks: ``every 50 steps and at step 0 on biosses, pubmedqa:dev``
+    (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it)."""
+    strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+    if strategy == "no":
+        return "none"
+    start = " and at step 0" if args.eval_on_start else ""
+    tasks = ", ".join(args.eval_tasks)
+    if strategy == "epoch":
+        return f"at each epoch's end{'' if per_epoch is None else f' (every {per_epoch} steps)'}{start} on {tasks}"
+    every: Any = args.eval_steps
+    if every < 1:
+        every = f"{every:g} of the run's steps" if total is None else math.ceil(total * every)
+    else:
+        every = int(every)
+    return f"every {every} steps{start} on {tasks}"
+
+
+def output_plan(output_dir: str, resume: str | None) -> str:
+    """The output folder, and whether the run creates it, trains afresh in it or resumes a checkpoint there."""
+    from biohicl.training.checkpoint import checkpoint_step
+
+    if resume is not None:
+        return f"{output_dir} (resumes {resume} at step {checkpoint_step(resume)})"
+    return f"{output_dir} ({'a fresh run in this folder' if Path(output_dir).is_dir() else 'created by the run'})"
+
+
+def positive_pairs(sampler: Any) -> int | None:
+    """The document pairs the sampler builds batches around (each once), None for a sampler without pairs."""
+    import numpy as np
+
+    partners = getattr(sampler, "partners", None)
+    if partners is None:
+        return None
+    anchors = np.repeat(np.arange(len(partners)), [len(p) for p in partners])
+    others = np.concatenate([np.asarray(p, dtype=np.int64) for p in partners]) if len(anchors) else anchors
+    low, high = np.minimum(anchors, others), np.maximum(anchors, others)
+    return int(np.unique(low * len(partners) + high).size)
+
+
+def data_plan(args: Any, dataset: Path) -> tuple[list[str], int, int]:
+    """The training data read and batched as a run reads them: the plan's lines, steps per epoch and in all."""
+    from biohicl.training.run import build_batch_sampler, training_inputs
+    from biohicl.training.summary import batch_scale
+
+    mesh, _, data = training_inputs(args)
+    sampler = build_batch_sampler(args, data, mesh)
+    scale = batch_scale(sampler, args, args.world_size, args.process_index)
+    per_epoch, total = optimizer_steps(args, scale["batches_per_epoch_per_process"])
+    pairs = positive_pairs(sampler)
+    paired = (
+        f"batches built around {pairs:,} positive pairs (SimL > {args.beta:g})" if pairs is not None else "no pairs"
+    )
+    processes = f" × {scale['world_size']} processes" if scale["world_size"] > 1 else ""
+    length = f"max_steps {args.max_steps}" if args.max_steps > 0 else _count(args.num_train_epochs, "epoch")
+    lines = [
+        f"documents: {data.stats['documents']:,} of {data.stats['documents_in_dataset']:,} in {dataset} "
+        f"(split {', '.join(args.train_splits)}); {paired}",
+        f"batches: {getattr(sampler, 'batch_size', args.per_device_train_batch_size)} documents, "
+        f"{scale['batches_per_epoch']} per epoch; {scale['documents_per_optimizer_step']} documents per optimizer "
+        f"step ({_count(args.gradient_accumulation_steps, 'accumulation step')}{processes})",
+        f"optimizer steps: {per_epoch} per epoch, {total} in all ({length})",
+    ]
+    return lines, per_epoch, total
+
+
+def _count(number: float, noun: str) -> str:
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
+def dry_run(args: Any) -> int:
+    """Check the run ``args`` describe without training, print its plan and checks; 0 when everything it needs is
+    there, else 1 with what is missing named on stderr."""
+    from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.study.preflight import Check, model_check, task_check
+    from biohicl.training.checkpoint import resolve_resume
+    from biohicl.training.evaluator_checks import check_evaluation
+    from biohicl.training.run_settings import check_run_folder
+
+    dataset = Path(args.dataset_path).expanduser() if args.dataset_path else None
+    evaluator = evaluator_from_args(args)
+    resolved = evaluator.tasks if evaluator is not None else []
+    tasks = [
+        dataclasses.replace(task_check(spec, dataset), what=f"task {given}")
+        for given, spec in zip(args.eval_tasks, resolved, strict=True)
+    ]
+    # the selection metrics are checked against the tasks' metrics, which need their data: with a task missing,
+    # the checks that need none (a plain callable has no metric_names())
+    check_evaluation(args, evaluator if all(c.ok for c in tasks) else (lambda model: {}))
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
+    model = model_check("model base_model", args.base_model, args.base_revision, starts="training")
+    lines, per_epoch, total = [], None, None
+    if dataset is None or not dataset.exists():
+        given = "no dataset_path given" if dataset is None else f"{dataset}: no such file or folder"
+        data = Check("dataset", False, given)
+        lines = ["documents, batches, optimizer steps: counted once the dataset is found"]
+    else:
+        lines, per_epoch, total = data_plan(args, dataset)
+        kind = "a documents file" if dataset.is_file() else "a dataset folder"
+        data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
+    lines += [
+        f"evaluation: {evaluation_plan(args, per_epoch, total)}",
+        f"output: {output_plan(args.output_dir, resume)}",
+    ]
+    checks = [data, model, *tasks]
+    print(f"biohicl train --dry_run ({NOTHING_DONE}):\n" + "\n".join(f"  {line}" for line in lines))
+    print("pre-flight:\n" + "\n".join(check.format() for check in checks))
+    if missing := [check.what for check in checks if not check.ok]:
+        print(f"missing before the run can train: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,184 @@
+"""``biohicl train --dry_run``: a run's configuration checked as a real run checks it (arguments, evaluation tasks'
+data, the output folder's resume and checkpoint checks, the base model offline, the dataset read and batched) and
+its plan printed; nothing trained, no model loaded, nothing left in the output folder; exit 1 naming what is
+missing. Tiny built dataset (24 training documents), tiny BERT folder, a tiny BEIR folder as the dev task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from biohicl.cli.main import main
+from tests.conftest import synthetic_documents
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A built dataset of the 24 synthetic documents, all of split ``train`` (no dev split drawn)."""
+    from biohicl.data.build import build_dataset_from_files
+    from biohicl.mesh.hierarchy import MeshHierarchy
+
+    root = tmp_path_factory.mktemp("dry-run-data")
+    docs = root / "docs.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    build_dataset_from_files(
+        [("auto", [docs])], root / "ds", MeshHierarchy.load(), top_k=3, progress=False, decontaminate=False,
+        dev_split=None,
+    )  # fmt: skip
+    return root / "ds"
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("beir") / "toy"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": "", "text": f"heart {i}"} for i in range(3)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "heart"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return folder
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading any model fails the test."""
+    import transformers
+
+    from biohicl.models.model import BioHiCL
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run loaded a model")
+
+    monkeypatch.setattr(BioHiCL, "from_base", refuse)
+    monkeypatch.setattr("biohicl.training.run.build_model", refuse)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+
+
+def options(tiny_bert_dir: Path, dataset: Path, output_dir: Path, *more: str) -> list[str]:
+    return [
+        "train", "--dataset_path", str(dataset), "--output_dir", str(output_dir), "--base_model", str(tiny_bert_dir),
+        "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--report_to", "none",
+        "--use_cpu", *more,
+    ]  # fmt: skip
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("length", "steps"),
+    [
+        # 24 documents / 4 per batch = 6 batches an epoch; / 2 accumulation steps = 3 optimizer steps; × 3 epochs = 9
+        (["--num_train_epochs", "3"], "optimizer steps: 3 per epoch, 9 in all (3 epochs)"),
+        (["--max_steps", "7"], "optimizer steps: 3 per epoch, 7 in all (max_steps 7)"),
+    ],
+)
+def test_a_dry_run_prints_the_plan_and_trains_nothing(
+    tiny_bert_dir, dataset, beir, tmp_path, capsys, no_model, length, steps
+):
+    output_dir = tmp_path / "run"
+    tasks = ["--eval_tasks", str(beir), "--eval_strategy", "steps", "--eval_steps", "2"]
+    assert main([*options(tiny_bert_dir, dataset, output_dir, *length, *tasks), "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert f"  documents: 24 of 24 in {dataset} (split train);" in out
+    assert "  batches: 4 documents, 6 per epoch; 8 documents per optimizer step (2 accumulation steps)\n" in out
+    assert f"  {steps}\n" in out
+    assert f"  evaluation: every 2 steps on {beir}\n" in out
+    assert f"  output: {output_dir} (created by the run)\n" in out
+    assert f"  ok      model base_model: {tiny_bert_dir} → {tiny_bert_dir}\n" in out
+    assert f"  ok      task {beir}: data found\n" in out
+    assert not output_dir.exists()  # nothing written
+
+
+def test_a_share_of_the_steps_as_eval_steps_is_counted_as_the_trainer_counts_it(
+    tiny_bert_dir, dataset, beir, tmp_path, capsys, no_model
+):
+    tasks = ["--eval_tasks", str(beir), "--eval_strategy", "steps", "--eval_steps", "0.5", "--max_steps", "9"]
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *tasks), "--dry_run"]) == 0
+    assert f"  evaluation: every 5 steps on {beir}\n" in capsys.readouterr().out  # ceil(9 × 0.5)
+
+
+def test_a_missing_dataset_and_task_data_exit_1_naming_them(tiny_bert_dir, tmp_path, capsys, no_model):
+    output_dir, dataset, task = tmp_path / "run", tmp_path / "no-dataset", tmp_path / "no-beir"
+    tasks = ["--eval_tasks", str(task), "--eval_strategy", "steps", "--eval_steps", "2"]
+    assert main([*options(tiny_bert_dir, dataset, output_dir, *tasks), "--dry_run"]) == 1
+    captured = capsys.readouterr()
+    assert "  documents, batches, optimizer steps: counted once the dataset is found\n" in captured.out
+    assert f"  MISSING dataset: {dataset}: no such file or folder\n" in captured.out
+    assert f"  MISSING task {task}: {task}: no such directory (a BEIR folder path)\n" in captured.out
+    assert "  ok      model base_model:" in captured.out
+    assert captured.err.strip().endswith(f"missing before the run can train: dataset, task {task}")
+    assert not output_dir.exists()
+
+
+def test_a_base_model_that_does_not_resolve_offline_exits_1(dataset, tmp_path, capsys, no_model, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    argv = options(Path("nobody/no-such-model-xyz"), dataset, tmp_path / "run", "--max_steps", "2")
+    assert main([*argv, "--dry_run"]) == 1
+    captured = capsys.readouterr()
+    assert "  MISSING model base_model: nobody/no-such-model-xyz cannot be loaded offline (" in captured.out
+    assert captured.err.strip().endswith("missing before the run can train: model base_model")
+
+
+def test_the_real_runs_refusals_come_first(tiny_bert_dir, dataset, beir, tmp_path, capsys, no_model):
+    """An argument a run refuses, and evaluation tasks without an eval_strategy, are refused as a real run refuses
+    them (one line, exit 2), not listed."""
+    output_dir = tmp_path / "run"
+    assert main([*options(tiny_bert_dir, dataset, output_dir, "--lambda_con", "-1"), "--dry_run"]) == 2
+    assert "lambda_con: must be non-negative, got -1.0" in capsys.readouterr().err
+    assert main([*options(tiny_bert_dir, dataset, output_dir, "--eval_tasks", str(beir)), "--dry_run"]) == 2
+    assert "eval_tasks: set --eval_strategy steps|epoch to evaluate them" in capsys.readouterr().err
+    assert not output_dir.exists()
+
+
+def write_checkpoint(folder: Path, step: int, arguments: str) -> Path:
+    """A complete checkpoint as far as the resume checks look: its state, weights file and arguments."""
+    from biohicl.training.checkpoint import TRAINABLE_WEIGHTS_NAME, TRAINING_ARGS_JSON
+
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / TRAINABLE_WEIGHTS_NAME).write_bytes(b"")
+    (folder / TRAINING_ARGS_JSON).write_text(arguments)
+    return folder
+
+
+def test_the_output_folder_checks_of_a_real_run(tiny_bert_dir, dataset, tmp_path, capsys, no_model):
+    """A fresh run over another run's checkpoints is refused; a resume of this run's checkpoint is planned from its
+    step; the folder is left as it was."""
+    from biohicl.cli.train import parse_args
+
+    output_dir = tmp_path / "run"
+    argv = options(tiny_bert_dir, dataset, output_dir, "--max_steps", "5")
+    other = parse_args([*argv[1:], "--lambda_con", "0.5"]).to_json_string()
+    write_checkpoint(output_dir / "checkpoint-2", 2, other)
+    before = tree(output_dir)
+    assert main([*argv, "--dry_run"]) == 2
+    assert "holds checkpoints of a run with other settings (checkpoint-2 → this run: lambda_con 0.5 → 0.1)" in (
+        capsys.readouterr().err
+    )
+    assert tree(output_dir) == before
+    write_checkpoint(output_dir / "checkpoint-3", 3, parse_args(argv[1:]).to_json_string())
+    before = tree(output_dir)
+    assert main([*argv, "--resume_from_checkpoint", "last", "--dry_run"]) == 0
+    assert f"  output: {output_dir} (resumes {output_dir / 'checkpoint-3'} at step 3)\n" in capsys.readouterr().out
+    assert tree(output_dir) == before
+
+
+def test_dry_run_is_an_option_of_the_command_not_of_the_run(tiny_bert_dir, dataset, tmp_path):
+    from biohicl.cli.train import parse_args, parse_command_line
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    argv = options(tiny_bert_dir, dataset, tmp_path / "run")[1:]
+    args, command = parse_command_line([*argv, "--dry_run"])
+    assert isinstance(args, BioHiCLTrainingArguments) and command.dry_run is True
+    assert "dry_run" not in json.loads(args.to_json_string())  # never in a run's biohicl_training_args.json
+    assert parse_command_line(argv)[1].dry_run is False
+    assert parse_args([*argv, "--dry_run"]).to_json_string() == parse_args(argv).to_json_string()
+    config = tmp_path / "run.yaml"
+    config.write_text("dry_run: true\n")
+    assert parse_command_line(["--config", str(config), *argv])[1].dry_run is True
