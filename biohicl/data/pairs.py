@@ -174,10 +174,107 @@ def build_pair_dataset(
     dev split). Records of both label kinds are refused unless ``mix_label_kinds``. Pairs are mined within each
     (label kind, split) group, so their ``split`` is their documents'. Returns ``(dataset_dict, summary)``.
     """
-    from datasets import DatasetDict, Features, List, Value
+    from datasets import DatasetDict
 
     started = time.perf_counter()
     mesh = mesh or MeshHierarchy.load()
+    docs, n_excluded = _kept_records(records, exclude_pmids, exclude_test, limit, decontaminator)
+    if not docs:
+        removed = len(decontaminator.removed) if decontaminator is not None else 0
+        raise DataError(nothing_to_build_message(report, n_excluded, removed))
+    kinds = Counter(d.label_kind for d in docs)
+    if len(kinds) > 1 and not mix_label_kinds:
+        raise DataError(mixed_kinds_message(Counter((d.label_kind, d.source) for d in docs)))
+    dev_info: dict[str, Any] = {}
+    if dev_split is not None:
+        non_test = (d.pmid for d in docs if d.source == "pubmedqa" and d.split != "test")
+        pubmedqa_dev = dev_split.pubmedqa_dev(non_test)
+        docs = [_with_split(d, dev_split.split_of(d.pmid, d.split, pubmedqa_dev)) for d in docs]
+        dev_info = {
+            **dev_split.to_dict(),
+            "pubmedqa_dev": sum(1 for d in docs if d.split == "dev" and d.pmid in pubmedqa_dev),
+            "held_out": sum(1 for d in docs if d.split == "dev" and d.pmid not in pubmedqa_dev),
+        }
+    labels = [list(d.mesh) for d in docs]
+    groups = [(d.label_kind, d.split) for d in docs]
+    mined = mine_within_groups(labels, groups, mesh, top_k=top_k, seed=seed, progress=progress)
+    pmids = np.array([d.pmid for d in docs], dtype=object)
+    split_of = np.array([d.split for d in docs], dtype=object)
+    documents = _dataset(
+        {
+            "pmid": [d.pmid for d in docs],
+            "title": [d.title for d in docs],
+            "abstract": [d.abstract for d in docs],
+            "mesh": labels,
+            "major_mesh": [list(d.major) for d in docs],
+            "tree_numbers": [sorted({t for ui in d.mesh for t in mesh.trees.get(ui, ())}) for d in docs],
+            "source": [d.source for d in docs],
+            "label_kind": [d.label_kind for d in docs],
+            "split": [d.split for d in docs],
+            "question": [d.question for d in docs],
+            "long_answer": [d.long_answer for d in docs],
+            "year": [d.year for d in docs],
+            "journal": [d.journal for d in docs],
+        },
+        lists=("mesh", "major_mesh", "tree_numbers"),
+    )
+    pair_split = split_of[mined.anchor].tolist()
+    pairs = _dataset(
+        {
+            "anchor": mined.anchor,
+            "anchor_pmid": pmids[mined.anchor].tolist(),
+            "partner": mined.partner,
+            "partner_pmid": pmids[mined.partner].tolist(),
+            "siml": mined.siml,
+            "rank": mined.rank.astype(np.int32),
+            "split": pair_split,
+        },
+        types={"anchor": "int64", "partner": "int64", "siml": "float32", "rank": "int32"},
+    )
+    composition: dict[tuple[str, str], Counter] = {}
+    for d in docs:
+        composition.setdefault((d.source, d.label_kind), Counter())[d.split] += 1
+    summary = PairDatasetSummary(
+        documents=len(docs),
+        pairs=len(mined),
+        top_k=top_k,
+        seed=seed,
+        mean_labels_per_document=float(np.mean([len(x) for x in labels])),
+        mean_siml=float(mined.siml.astype(np.float64).mean()) if len(mined) else 0.0,
+        test_documents=int(np.sum(split_of == "test")),
+        excluded_documents=n_excluded,
+        sources=dict(Counter(d.source for d in docs)),
+        mesh_version=mesh.version,
+        mesh_source=Path(mesh.source).name if mesh.source else "",
+        read=report.to_dict() if report is not None else {},
+        seconds=round(time.perf_counter() - started, 2),
+        label_kinds=dict(kinds),
+        splits={name: int(np.sum(split_of == name)) for name in SPLITS},
+        pairs_by_split={name: pair_split.count(name) for name in SPLITS},
+        composition=[
+            {"source": src, "label_kind": kind, **{n: c.get(n, 0) for n in SPLITS}, "total": sum(c.values())}
+            for (src, kind), c in composition.items()
+        ],
+        folders=input_folders(d.origin for d in docs),
+        duplicates=int(report.skipped.get(DUPLICATE, 0)) if report is not None else 0,
+        mix_label_kinds=mix_label_kinds,
+        dev=dev_info,
+        decontamination=decontaminator.to_dict() if decontaminator is not None else {},
+        dropped_names=dict(report.dropped_names.most_common()) if report is not None else {},
+    )
+    return DatasetDict({"documents": documents, "pairs": pairs}), summary
+
+
+def _kept_records(
+    records: Iterable[MeshRecord],
+    exclude_pmids: Iterable[str] | None,
+    exclude_test: bool,
+    limit: int | None,
+    decontaminator: Any,
+) -> tuple[list[MeshRecord], int]:
+    """The records a build keeps, in order, and how many it excluded (by pmid or as test); a removal the
+    ``decontaminator`` recorded for a record later found deleted or a test record is taken back out of its
+    ``removed``."""
     excluded = {str(p) for p in exclude_pmids} if exclude_pmids is not None else set()
     read: list[tuple[MeshRecord, Any]] = []  # (record, its decontamination removal or None)
     n_excluded = n_kept = 0
@@ -207,121 +304,7 @@ def build_pair_dataset(
             n_excluded += 1
         elif removal is None:
             docs.append(record)
-    if not docs:
-        removed = len(decontaminator.removed) if decontaminator is not None else 0
-        raise DataError(nothing_to_build_message(report, n_excluded, removed))
-    kinds = Counter(d.label_kind for d in docs)
-    if len(kinds) > 1 and not mix_label_kinds:
-        raise DataError(mixed_kinds_message(Counter((d.label_kind, d.source) for d in docs)))
-    dev_info: dict[str, Any] = {}
-    if dev_split is not None:
-        non_test = (d.pmid for d in docs if d.source == "pubmedqa" and d.split != "test")
-        pubmedqa_dev = dev_split.pubmedqa_dev(non_test)
-        docs = [_with_split(d, dev_split.split_of(d.pmid, d.split, pubmedqa_dev)) for d in docs]
-        dev_info = {
-            **dev_split.to_dict(),
-            "pubmedqa_dev": sum(1 for d in docs if d.split == "dev" and d.pmid in pubmedqa_dev),
-            "held_out": sum(1 for d in docs if d.split == "dev" and d.pmid not in pubmedqa_dev),
-        }
-    labels = [list(d.mesh) for d in docs]
-    groups = [(d.label_kind, d.split) for d in docs]
-    mined = mine_within_groups(labels, groups, mesh, top_k=top_k, seed=seed, progress=progress)
-    pmids = np.array([d.pmid for d in docs], dtype=object)
-    split_of = np.array([d.split for d in docs], dtype=object)
-    doc_features = Features(
-        {
-            "pmid": Value("string"),
-            "title": Value("string"),
-            "abstract": Value("string"),
-            "mesh": List(Value("string")),
-            "major_mesh": List(Value("string")),
-            "tree_numbers": List(Value("string")),
-            "source": Value("string"),
-            "label_kind": Value("string"),
-            "split": Value("string"),
-            "question": Value("string"),
-            "long_answer": Value("string"),
-            "year": Value("string"),
-            "journal": Value("string"),
-        }
-    )
-    documents = _dataset(
-        {
-            "pmid": [d.pmid for d in docs],
-            "title": [d.title for d in docs],
-            "abstract": [d.abstract for d in docs],
-            "mesh": labels,
-            "major_mesh": [list(d.major) for d in docs],
-            "tree_numbers": [sorted({t for ui in d.mesh for t in mesh.trees.get(ui, ())}) for d in docs],
-            "source": [d.source for d in docs],
-            "label_kind": [d.label_kind for d in docs],
-            "split": [d.split for d in docs],
-            "question": [d.question for d in docs],
-            "long_answer": [d.long_answer for d in docs],
-            "year": [d.year for d in docs],
-            "journal": [d.journal for d in docs],
-        },
-        features=doc_features,
-    )
-    pair_features = Features(
-        {
-            "anchor": Value("int64"),
-            "anchor_pmid": Value("string"),
-            "partner": Value("int64"),
-            "partner_pmid": Value("string"),
-            "siml": Value("float32"),
-            "rank": Value("int32"),
-            "split": Value("string"),
-        }
-    )
-    pair_split = split_of[mined.anchor].tolist()
-    pairs = _dataset(
-        {
-            "anchor": mined.anchor,
-            "anchor_pmid": pmids[mined.anchor].tolist(),
-            "partner": mined.partner,
-            "partner_pmid": pmids[mined.partner].tolist(),
-            "siml": mined.siml,
-            "rank": mined.rank.astype(np.int32),
-            "split": pair_split,
-        },
-        features=pair_features,
-    )
-    sources: dict[str, int] = {}
-    for d in docs:
-        sources[d.source] = sources.get(d.source, 0) + 1
-    composition: dict[tuple[str, str], Counter] = {}
-    for d in docs:
-        composition.setdefault((d.source, d.label_kind), Counter())[d.split] += 1
-    summary = PairDatasetSummary(
-        documents=len(docs),
-        pairs=len(mined),
-        top_k=top_k,
-        seed=seed,
-        mean_labels_per_document=float(np.mean([len(x) for x in labels])),
-        mean_siml=float(mined.siml.astype(np.float64).mean()) if len(mined) else 0.0,
-        test_documents=int(np.sum(split_of == "test")),
-        excluded_documents=n_excluded,
-        sources=sources,
-        mesh_version=mesh.version,
-        mesh_source=Path(mesh.source).name if mesh.source else "",
-        read=report.to_dict() if report is not None else {},
-        seconds=round(time.perf_counter() - started, 2),
-        label_kinds=dict(kinds),
-        splits={name: int(np.sum(split_of == name)) for name in SPLITS},
-        pairs_by_split={name: pair_split.count(name) for name in SPLITS},
-        composition=[
-            {"source": src, "label_kind": kind, **{n: c.get(n, 0) for n in SPLITS}, "total": sum(c.values())}
-            for (src, kind), c in composition.items()
-        ],
-        folders=input_folders(d.origin for d in docs),
-        duplicates=int(report.skipped.get(DUPLICATE, 0)) if report is not None else 0,
-        mix_label_kinds=mix_label_kinds,
-        dev=dev_info,
-        decontamination=decontaminator.to_dict() if decontaminator is not None else {},
-        dropped_names=dict(report.dropped_names.most_common()) if report is not None else {},
-    )
-    return DatasetDict({"documents": documents, "pairs": pairs}), summary
+    return docs, n_excluded
 
 
 def input_folders(origins: Iterable[str]) -> dict[str, int]:
@@ -351,11 +334,21 @@ def mixed_kinds_message(counts: Counter) -> str:
     )
 
 
-def _dataset(columns: dict[str, Any], features):
-    """A ``datasets.Dataset`` straight from columns via pyarrow (no per-row Python encoding)."""
+def _dataset(
+    columns: dict[str, Any], features: Any = None, *, lists: tuple[str, ...] = (), types: dict[str, str] | None = None
+):
+    """A ``datasets.Dataset`` straight from columns via pyarrow (no per-row Python encoding). ``features``: the
+    columns' types; by default each column is a string, a list of strings (named in ``lists``) or the ``Value``
+    type ``types`` names for it."""
     import pyarrow as pa
+    from datasets import Features, List, Value
     from datasets.table import InMemoryTable
 
+    if features is None:
+        kinds = types or {}
+        features = Features(
+            {name: List(Value("string")) if name in lists else Value(kinds.get(name, "string")) for name in columns}
+        )
     schema = features.arrow_schema
     table = pa.table([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
     return in_memory_dataset(InMemoryTable(table))  # not a hash of every row
