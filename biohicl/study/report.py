@@ -101,6 +101,26 @@ def incomplete_groups(results: Mapping[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
+def _md_row(cells: list[str]) -> str:
+    """One markdown table row of ``cells``."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_rule(aligns: list[str]) -> str:
+    """The row under a markdown table's header: ``---`` (left) or ``---:`` (right) per column."""
+    return "|" + "|".join(aligns) + "|"
+
+
+def _variant_table(header: list[str], metrics: list[str], rows: Mapping[str, Any], against: str) -> list[str]:
+    """A table of ``rows``' main metrics, mean ± std (×100), each with its Δ against the reference row its
+    ``against`` entry compares it to (``vs_base``, ``vs_full``); a row without that entry (the reference itself)
+    has no Δ."""
+    lines = [_md_row(header), _md_rule(["---", "---:"] + ["---:"] * len(metrics))]
+    for variant, row in rows.items():
+        lines.append(_md_row([variant, str(row["n"]), *(_cell(row, m, row.get(against, {}).get(m)) for m in metrics)]))
+    return lines
+
+
 def markdown_results(results: Mapping[str, Any]) -> str:
     """``results.md``: per model, a table of mean ± std (×100) with Δ vs the base, then Δ vs full, then targets."""
     from biohicl.evaluation.report import summary_label
@@ -136,29 +156,18 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         extra = sorted({m for row in rows.values() for m in row["mean"]} - set(metrics))
         header = ["variant", "n", *(summary_label(m) for m in metrics)]
         lines += [f"## {name}: `{model['model']}`", "", "Δ against the untrained base:", ""]
-        lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
-        for variant, row in rows.items():
-            cells = [_cell(row, m, row.get("vs_base", {}).get(m)) for m in metrics]
-            lines.append("| " + " | ".join([variant, str(row["n"]), *cells]) + " |")
+        lines += _variant_table(header, metrics, rows, "vs_base")
         ablations = [v for v in rows if v not in (BASE, "full")]
         if ablations and "full" in rows:
             lines += ["", "Ablations, Δ against `full` (negative = the ablation is worse):", ""]
-            lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * len(metrics)) + "|"]
-            lines.append(
-                "| " + " | ".join(["full", str(rows["full"]["n"]), *(_cell(rows["full"], m) for m in metrics)]) + " |"
-            )
-            for variant in ablations:
-                row = rows[variant]
-                cells = [_cell(row, m, row.get("vs_full", {}).get(m)) for m in metrics]
-                lines.append("| " + " | ".join([variant, str(row["n"]), *cells]) + " |")
+            lines += _variant_table(header, metrics, {v: rows[v] for v in ["full", *ablations]}, "vs_full")
         if extra:
             lines += ["", "Other metrics (mean over seeds, ×100):", ""]
             lines += [
-                "| variant | " + " | ".join(summary_label(m) for m in extra) + " |",
-                "|---|" + "|".join(["---:"] * len(extra)) + "|",
+                _md_row(["variant", *(summary_label(m) for m in extra)]),
+                _md_rule(["---"] + ["---:"] * len(extra)),
             ]
-            for variant, row in rows.items():
-                lines.append(f"| {variant} | " + " | ".join(_cell(row, m) for m in extra) + " |")
+            lines += [_md_row([variant, *(_cell(row, m) for m in extra)]) for variant, row in rows.items()]
         lines += _paired_table(rows)
         if model.get("dev_pick"):
             lines += _dev_pick_table(model["dev_pick"])
