@@ -37,23 +37,20 @@ from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, check_texts
+from biohicl.search.folder_setup import prepare_folder, undo_fresh_start
 from biohicl.search.layout import (
     MANIFEST_NAME,
-    SETTINGS_NAME,
     TEXT_TEMPLATE,
     IndexManifest,
     ShardInfo,
-    changed_settings,
     describe_model,
     docs_name,
     dtype_name,
     encoder_probe,
     ids_digest,
     parse_dtype,
-    probe_cosine,
     rank_manifest_name,
     read_shard_metadata,
-    rerun_hint,
     shard_name,
     write_shard,
 )
@@ -197,46 +194,49 @@ def _settings(
     }
 
 
-def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> bool:
-    """Refuse to resume a folder built with other ``settings``; ``legacy``: the values of keys older biohicl did not
-    write (what it always used)."""
-    path = directory / SETTINGS_NAME
-    if path.is_file():
-        recorded = read_json(path)
-        if not isinstance(recorded, dict):
-            raise DataError(f"not a JSON object (a {type(recorded).__name__}); use a new output folder", path)
-        previous = {**legacy, **recorded}
-        if not resume:
-            raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
-        cosine = probe_cosine(previous.get("probe"), settings.get("probe"))
-        if cosine is not None:
-            raise ConfigError(
-                f"{directory}: built with other weights (probe cosine {cosine:.4f}); use a new output folder"
-            )
-        changed = changed_settings(previous, settings)
-        if changed:
-            detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
-            hint = rerun_hint(previous, changed, path)
-            raise ConfigError(f"{directory}: built with other settings ({detail}); {hint}use a new output folder")
-    elif any(directory.glob("shard-*.safetensors")):
-        raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
-    else:
-        atomic_write_text(path, json.dumps(settings, indent=2) + "\n", fsync=True)
-        return True
-    return False
+def _compute_dtypes(
+    model: Any, storage: torch.dtype, given: str | torch.dtype | None
+) -> tuple[torch.dtype, torch.dtype]:
+    """The autocast dtype of the forward pass and its default: ``storage`` on a GPU, float32 on CPU (also for ``""``,
+    as ``encode_file`` reads an empty ``--compute_dtype``)."""
+    default = storage if model.device.type == "cuda" else torch.float32
+    return (default if given is None or given == "" else parse_dtype(given, "compute_dtype")), default
 
 
-def _undo_fresh_start(directory: Path, created: bool) -> None:
-    """After a run that failed before writing any shard (corpus not found, a bad first record): remove the
-    settings.json it wrote, and the folder when it created it, so a corrected rerun is not refused."""
-    if any(directory.glob("shard-*")):
-        return  # a resumable run: keep its settings
-    (directory / SETTINGS_NAME).unlink(missing_ok=True)
-    if created:
-        for leftover in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:
-            leftover.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # it holds something else
-            directory.rmdir()
+def _progress_bar(corpus: str | Path | Iterable[Any], rank: int, world: int, show: bool | None) -> Any:
+    """A bar counting the corpus's documents; hidden when ``show`` is False, or None and the corpus is sized under
+    1000."""
+    from tqdm.auto import tqdm
+
+    total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
+    return tqdm(
+        total=total,
+        desc="Indexing" if world == 1 else f"Indexing (rank {rank}/{world})",
+        unit="doc",
+        disable=show is False or (show is None and total is not None and total < 1000),
+        position=rank,
+    )
+
+
+@dataclass
+class _RankPart:
+    """What one rank did, its ``rank-*.json`` (:func:`merge_rank_manifests` joins them); ``kept_shards``: those of an
+    earlier run it accepted, ``skipped``: their documents."""
+
+    rank: int
+    world_size: int
+    total_shards: int = 0
+    has_titles: bool = False
+    has_mesh: bool = False
+    encoded: int = 0
+    skipped: int = 0
+    kept_shards: int = 0
+    skipped_blank: int = 0
+    shards: list[ShardInfo] = field(default_factory=list)
+
+    def write(self, directory: Path) -> None:
+        text = json.dumps(asdict(self), indent=2) + "\n"  # its shards as dicts too
+        atomic_write_text(directory / rank_manifest_name(self.rank), text, fsync=True)
 
 
 def distributed_state(state: Any | None = None) -> Any:
@@ -279,8 +279,6 @@ def build_index(
     ``compress`` (``"int8"``, ``"binary"`` or both) then writes the compressed form(s) beside the shards (rank 0,
     after the merge; see :mod:`biohicl.search.compression`).
     """
-    from tqdm.auto import tqdm
-
     if shard_size < 1:
         raise ConfigError(f"shard_size: must be positive, got {shard_size}")
     if batch_size < 1:
@@ -292,9 +290,7 @@ def build_index(
     device = torch.device(state.device) if world > 1 else model.device
     if device != model.device and device.type != "cpu":
         model.to(device)
-    default_compute = storage if model.device.type == "cuda" else torch.float32
-    unset = compute_dtype is None or compute_dtype == ""  # "" as encode_file reads it (an empty --compute_dtype)
-    compute = default_compute if unset else parse_dtype(compute_dtype, "compute_dtype")
+    compute, default_compute = _compute_dtypes(model, storage, compute_dtype)
     revision = model_revision
     if model_id is None:
         model_id, described = describe_model(model)
@@ -303,43 +299,22 @@ def build_index(
     settings = _settings(model, model_id, revision, storage, compute, shard_size)
     fresh = created = False
     if state.is_main_process:
-        created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        # keys an older settings.json lacks: the defaults it was built with; blank_documents: what its manifest tells
-        legacy = {"compute_dtype": dtype_name(default_compute), "backend": "torch", "quantize": None}
-        settings[blank_documents.SETTING] = legacy[blank_documents.SETTING] = blank_documents.recorded_mode(directory)
-        fresh = _check_settings(directory, settings, resume, legacy)
-        if not fresh:
-            blank_documents.record_mode(directory, settings[blank_documents.SETTING])
-        # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
-        # killed rerun leaves that index searchable (the shards it lists are never rewritten)
-        for stale in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]:  # (the second: biohicl <= 0.1.0)
-            stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
+        fresh, created = prepare_folder(directory, settings, resume, dtype_name(default_compute))
     state.wait_for_everyone()
     keep_blank = blank_documents.recorded_mode(directory) == blank_documents.KEEP  # every rank: as rank 0 recorded
 
-    own: list[ShardInfo] = []
-    total_shards = kept = 0
+    part = _RankPart(rank, world)
     unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
-    has_titles = has_mesh = False
-    encoded = skipped = 0
     regrown: int | None = None  # the partial shard encoded again, its manifest.json removed
     blank, blank_ids, labels = BlankDocuments(), set[str](), PendingLabels()  # labels: written once all are kept
     source = corpus if isinstance(corpus, (str, Path)) else None
-    total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
-    bar = tqdm(
-        total=total,
-        desc="Indexing" if world == 1 else f"Indexing (rank {rank}/{world})",
-        unit="doc",
-        disable=show_progress_bar is False or (show_progress_bar is None and total is not None and total < 1000),
-        position=rank,
-    )
+    bar = _progress_bar(corpus, rank, world, show_progress_bar)
     try:
         stream = blank_documents.indexed(iter_documents(corpus), blank, keep_blank, blank_ids)
         for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus, keep_blank)))):
-            total_shards = number + 1
-            has_titles = has_titles or any(d.title for d in docs)
-            has_mesh = has_mesh or any(d.mesh for d in docs)
+            part.total_shards = number + 1
+            part.has_titles = part.has_titles or any(d.title for d in docs)
+            part.has_mesh = part.has_mesh or any(d.mesh for d in docs)
             if number % world != rank:
                 bar.update(len(docs))
                 continue
@@ -351,9 +326,9 @@ def build_index(
                     if texts is None:
                         unknown_shards, unknown_rows = unknown_shards + 1, unknown_rows + len(docs)
                     info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, texts)
-                    own.append(info)
-                    skipped += len(docs)
-                    kept += 1
+                    part.shards.append(info)
+                    part.skipped += len(docs)
+                    part.kept_shards += 1
                     bar.update(len(docs))
                     continue
                 # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
@@ -367,12 +342,12 @@ def build_index(
                 show_progress_bar=False,
                 dtype=compute if compute != torch.float32 else None,
             )
-            own.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
-            encoded += len(docs)
+            part.shards.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
+            part.encoded += len(docs)
             bar.update(len(docs))
     except BaseException as err:
         if fresh:
-            _undo_fresh_start(directory, created)
+            undo_fresh_start(directory, created)
         if regrown is not None and isinstance(err, DataError):  # a bad new record: the one line says what it left
             why = f"its {MANIFEST_NAME} was removed to encode again shard {regrown}, which the earlier run left partial"
             err.args = (f"{err}; {directory} is unsearchable until a rerun completes ({why})", *err.args[1:])
@@ -381,22 +356,10 @@ def build_index(
         bar.close()
     labels.apply(logger)  # no shard was refused: the kept shards' new MeSH labels
     if unknown_shards:
-        shards = f"{unknown_shards} of the {kept} shards kept ({unknown_rows} rows) were"
+        shards = f"{unknown_shards} of the {part.kept_shards} shards kept ({unknown_rows} rows) were"
         logger.warning("%s: %s", directory, UNKNOWN.format(shards))
-
-    rank_info = {
-        "rank": rank,
-        "world_size": world,
-        "total_shards": total_shards,
-        "has_titles": has_titles,
-        "has_mesh": has_mesh,
-        "encoded": encoded,
-        "skipped": skipped,
-        "kept_shards": kept,
-        "skipped_blank": 0 if keep_blank else blank.count,
-        "shards": [asdict(s) for s in own],
-    }
-    atomic_write_text(directory / rank_manifest_name(rank), json.dumps(rank_info, indent=2) + "\n", fsync=True)
+    part.skipped_blank = 0 if keep_blank else blank.count
+    part.write(directory)
     state.wait_for_everyone()
     if state.is_main_process:
         blank_documents.report(blank, keep_blank, directory, source)

@@ -1,0 +1,85 @@
+"""Rank 0's preparation of an index build's output folder (:func:`biohicl.search.indexing.build_index`).
+
+A fresh folder gets the run's ``settings.json``; a rerun's is checked against the run (other weights or settings are
+refused, naming what changed); the temp files a killed run left are removed. A fresh start that fails before its
+first shard is undone, so a corrected rerun is not refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from biohicl.atomic import atomic_write_text
+from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
+from biohicl.search import blank_documents
+from biohicl.search.layout import SETTINGS_NAME, changed_settings, probe_cosine, rerun_hint
+
+
+def prepare_folder(directory: Path, settings: dict, resume: bool, default_compute: str) -> tuple[bool, bool]:
+    """``(fresh, created)``: whether this run wrote ``directory``'s ``settings.json`` (else it checked the one there)
+    and whether it created the folder. ``settings`` gets the folder's blank-documents setting (in place);
+    ``default_compute``: the compute dtype an older ``settings.json`` without one was built with."""
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    # keys an older settings.json lacks: the defaults it was built with; blank_documents: what its manifest tells
+    legacy = {"compute_dtype": default_compute, "backend": "torch", "quantize": None}
+    settings[blank_documents.SETTING] = legacy[blank_documents.SETTING] = blank_documents.recorded_mode(directory)
+    fresh = _check_settings(directory, settings, resume, legacy)
+    if not fresh:
+        blank_documents.record_mode(directory, settings[blank_documents.SETTING])
+    # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
+    # killed rerun leaves that index searchable (the shards it lists are never rewritten)
+    for stale in _stale_temps(directory):
+        stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
+    return fresh, created
+
+
+def undo_fresh_start(directory: Path, created: bool) -> None:
+    """After a run that failed before writing any shard (corpus not found, a bad first record): remove the
+    settings.json it wrote, and the folder when it created it, so a corrected rerun is not refused."""
+    if any(directory.glob("shard-*")):
+        return  # a resumable run: keep its settings
+    (directory / SETTINGS_NAME).unlink(missing_ok=True)
+    if created:
+        for leftover in _stale_temps(directory):
+            leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # it holds something else
+            directory.rmdir()
+
+
+def _stale_temps(directory: Path) -> list[Path]:
+    """The temp files of atomic writes in ``directory`` (the second pattern: biohicl <= 0.1.0)."""
+    return [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]
+
+
+def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> bool:
+    """Refuse to resume a folder built with other ``settings``; ``legacy``: the values of keys older biohicl did not
+    write (what it always used)."""
+    path = directory / SETTINGS_NAME
+    if path.is_file():
+        recorded = read_json(path)
+        if not isinstance(recorded, dict):
+            raise DataError(f"not a JSON object (a {type(recorded).__name__}); use a new output folder", path)
+        previous = {**legacy, **recorded}
+        if not resume:
+            raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
+        cosine = probe_cosine(previous.get("probe"), settings.get("probe"))
+        if cosine is not None:
+            raise ConfigError(
+                f"{directory}: built with other weights (probe cosine {cosine:.4f}); use a new output folder"
+            )
+        changed = changed_settings(previous, settings)
+        if changed:
+            detail = ", ".join(f"{k}: {previous.get(k)!r} → {settings[k]!r}" for k in changed)
+            hint = rerun_hint(previous, changed, path)
+            raise ConfigError(f"{directory}: built with other settings ({detail}); {hint}use a new output folder")
+    elif any(directory.glob("shard-*.safetensors")):
+        raise ConfigError(f"{directory}: holds shards but no {SETTINGS_NAME}; use a new output folder")
+    else:
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n", fsync=True)
+        return True
+    return False
