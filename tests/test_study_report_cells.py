@@ -50,3 +50,23 @@ def test_a_delta_that_rounds_to_zero_is_shown_as_plus_zero_not_minus_zero(tmp_pa
     assert "| tiny | full | pubmedqa/recall@1 | Δ ≥ +0.0 | +0.00 | **no** |" in table
     assert "-0.00" not in table
     assert "| full | 1 | 50.00 (+0.00 ?) |" in table
+
+
+def test_a_committed_record_from_before_targets_named_their_variant_renders_them_as_the_full_methods():
+    """``docs/results/reproduce_*/results.json`` were written when every target was the full method's (its Δ against
+    the base, or full ≥ an ablation) and name no variant: their table renders (it raised KeyError 'variant')."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "results" / "reproduce_minilm" / "results.json"
+    results = json.loads(path.read_text())
+    assert results["targets"] and all("variant" not in target for target in results["targets"])
+    table = markdown_results(results)
+    first = results["targets"][0]  # minilm, biosses/spearman, Δ ≥ +3.0, Δ −0.56: not met
+    assert (first["model"], first["metric"], first["target"], round(100 * first["delta"], 2)) == (
+        "minilm",
+        "biosses/spearman",
+        0.03,
+        -0.56,
+    )
+    assert "| minilm | full | biosses/spearman | Δ ≥ +3.0 | -0.56 | **no** | no |" in table

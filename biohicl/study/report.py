@@ -192,15 +192,15 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             + (" P(Δ ≥ target) |" if shares else ""),
             "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
         ]
-        for t in results["targets"]:
+        for t in results["targets"]:  # a record written before targets named their variant: the full method's
             target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {signed(100 * t['target'], 1)}"
             noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
             share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
             lines.append(
-                f"| {t['model']} | {t['variant']} | {t['metric']} | {target} | {signed(100 * t['delta'])} | "
-                f"{'yes' if t['met'] else '**no**'} | {noise} |{share}"
+                f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | "
+                f"{signed(100 * t['delta'])} | {'yes' if t['met'] else '**no**'} | {noise} |{share}"
             )
-        picked = [f"{t['model']}/{t['variant']}" for t in results["targets"] if t.get("dev_pick")]
+        picked = [f"{t['model']}/{t.get('variant', 'full')}" for t in results["targets"] if t.get("dev_pick")]
         if picked:
             lines += [
                 "",
