@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +72,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     dev = _pubmedqa_dev_pmids() if dev_task is not None else frozenset()
     seen: set[str] = set()
     keep: list[int] = []
-    copies: list[str] = []
-    devs: list[str] = []
-    unlabelled: list[str] = []
-    empty: list[str] = []
+    dropped = _Dropped()
     labelled_rows = 0  # of the training splits
     for i, (pmid, split) in enumerate(zip(ids, splits, strict=True)):
         labelled = any(ui in mesh.names for ui in labels[i])  # the build skips a record without before deduplicating
@@ -86,32 +84,71 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         if not training[i]:  # the split filter's to drop, as for a built dataset
             keep.append(i)
         elif blank:
-            empty.append(pmid or f"row {i + 1}")
+            dropped.empty.append(pmid or f"row {i + 1}")
         elif not labelled:
-            unlabelled.append(pmid or f"row {i + 1}")
+            dropped.unlabelled.append(pmid or f"row {i + 1}")
         elif copy:
-            copies.append(pmid)
+            dropped.copies.append(pmid)
         elif split == "test" or not decontaminator.check(MeshRecord(pmid, titles[i], abstracts[i], (), "jsonl")):
             if pmid in dev:
-                devs.append(pmid)
+                dropped.devs.append(pmid)
             else:
                 keep.append(i)
-    if unlabelled and not labelled_rows:  # the hierarchy places none: not documents dropped for another reason
+    if dropped.unlabelled and not labelled_rows:  # the hierarchy places none: not documents dropped for another reason
         raise DataError(
-            f"no training document has a MeSH label MeSH {mesh.version} knows ({_count(len(unlabelled), 'document')} "
-            f"without one, e.g. id {unlabelled[0]}); give the hierarchy the labels are from as --mesh_path",
+            f"no training document has a MeSH label MeSH {mesh.version} knows "
+            f"({_count(len(dropped.unlabelled), 'document')} without one, e.g. id {dropped.unlabelled[0]}); give the "
+            "hierarchy the labels are from as --mesh_path",
             path,
         )
     removed = decontaminator.removed
-    by_set: dict[str, int] = {}
-    for removal in removed:
-        by_set[removal.evaluation_set] = by_set.get(removal.evaluation_set, 0) + 1
+    by_set = dict(Counter(r.evaluation_set for r in removed))
     if not any(training[i] for i in keep):  # all dropped, each for its reason
-        dropped = {"evaluation test data": len(removed), "later copies of an id": len(copies),
-                   "PubMedQA dev items": len(devs), "without a known MeSH label": len(unlabelled),
-                   "with an empty abstract": len(empty)}  # fmt: skip
-        reasons = ", ".join(f"{count} {why}" for why, count in dropped.items() if count)
+        counts = {"evaluation test data": len(removed), "later copies of an id": len(dropped.copies),
+                  "PubMedQA dev items": len(dropped.devs), "without a known MeSH label": len(dropped.unlabelled),
+                  "with an empty abstract": len(dropped.empty)}  # fmt: skip
+        reasons = ", ".join(f"{count} {why}" for why, count in counts.items() if count)
         raise DataError(f"no training document left ({reasons}, as biohicl build-dataset drops them)", path)
+    _warn_dropped(path, dropped, removed, by_set, mesh.version, dev_task)
+    if kinds is not None:
+        warn_mixed_kinds([kinds[i] for i in keep if training[i]], path)
+    replaced = [c for c in (*TEXT_COLUMNS, "label_kind", column) if c in documents.column_names]
+    table = documents.data.table.take(pa.array(keep, pa.int64())).drop_columns(replaced)  # typed: keep may be empty
+    table = table.append_column(column, pa.array([labels[i] for i in keep], pa.list_(pa.string())))
+    composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
+    if kinds is not None:
+        composed["label_kind"] = kinds
+    for name, values in composed.items():
+        table = table.append_column(name, pa.array([values[i] for i in keep], pa.string()))
+    stats = {
+        "rows": n,
+        "evaluation_data_removed": len(removed),
+        "evaluation_data_by_set": by_set,
+        "duplicate_ids_removed": len(dropped.copies),
+        "pubmedqa_dev_removed": len(dropped.devs),
+        "no_label_removed": len(dropped.unlabelled),
+        "empty_abstract_removed": len(dropped.empty),
+    }
+    return in_memory_dataset(table), {"document_file": stats}
+
+
+@dataclass
+class _Dropped:
+    """The ids of the training rows dropped, by reason (``row N`` for a row without an id); those dropped as
+    evaluation test data are the decontaminator's ``removed``."""
+
+    copies: list[str] = field(default_factory=list)  # later copies of an id
+    devs: list[str] = field(default_factory=list)  # PubMedQA dev items
+    unlabelled: list[str] = field(default_factory=list)  # without a MeSH label the hierarchy knows
+    empty: list[str] = field(default_factory=list)  # with an empty abstract
+
+
+def _warn_dropped(
+    path: Path, dropped: _Dropped, removed: list[Any], by_set: dict[str, int], mesh_version: str, dev_task: str | None
+) -> None:
+    """One warning per kind of row dropped (count and an example id); ``removed``: the decontaminator's, ``by_set``
+    their count per evaluation set."""
+    copies, empty, unlabelled, devs = dropped.copies, dropped.empty, dropped.unlabelled, dropped.devs
     if removed:
         first = removed[0]
         logger.warning(
@@ -129,7 +166,7 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
     if unlabelled:
         logger.warning(
             "%s: %s with no MeSH label MeSH %s knows dropped, as biohicl build-dataset skips %s, e.g. id %s",
-            path, _count(len(unlabelled), "document"), mesh.version, "it" if len(unlabelled) == 1 else "them",
+            path, _count(len(unlabelled), "document"), mesh_version, "it" if len(unlabelled) == 1 else "them",
             unlabelled[0],
         )  # fmt: skip
     if devs:
@@ -137,26 +174,6 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
             "%s: %s dropped: %s, an evaluation task of this run, scores on them, e.g. id %s",
             path, _count(len(devs), "PubMedQA dev item"), dev_task, devs[0],
         )  # fmt: skip
-    if kinds is not None:
-        warn_mixed_kinds([kinds[i] for i in keep if training[i]], path)
-    replaced = [c for c in (*TEXT_COLUMNS, "label_kind", column) if c in documents.column_names]
-    table = documents.data.table.take(pa.array(keep, pa.int64())).drop_columns(replaced)  # typed: keep may be empty
-    table = table.append_column(column, pa.array([labels[i] for i in keep], pa.list_(pa.string())))
-    composed = {"title": titles, "abstract": abstracts} if any(titles[i].strip() for i in keep) else {"text": abstracts}
-    if kinds is not None:
-        composed["label_kind"] = kinds
-    for name, values in composed.items():
-        table = table.append_column(name, pa.array([values[i] for i in keep], pa.string()))
-    stats = {
-        "rows": n,
-        "evaluation_data_removed": len(removed),
-        "evaluation_data_by_set": by_set,
-        "duplicate_ids_removed": len(copies),
-        "pubmedqa_dev_removed": len(devs),
-        "no_label_removed": len(unlabelled),
-        "empty_abstract_removed": len(empty),
-    }
-    return in_memory_dataset(table), {"document_file": stats}
 
 
 def mesh_path_hint(path: Path) -> str:
