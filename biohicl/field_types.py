@@ -27,6 +27,12 @@ def int_or_none(value: Any) -> int | None:
     return value if is_int(value) else None
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is an ``int`` or a ``float`` and not a ``bool`` (JSON's ``true`` is not a metric); NaN and
+    infinity are numbers here, a caller that needs a finite one checks ``math.isfinite`` too."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def is_count(value: Any) -> bool:
     """Whether ``value`` is a whole number of at least 1 (a row count, a batch size, a cap): an ``int``, not a
     ``bool``."""

@@ -66,3 +66,13 @@ def test_is_count_takes_whole_numbers_from_one_not_bools_floats_or_strings():
 
     assert [is_count(v) for v in (1, 2, 10**9)] == [True, True, True]
     assert not any(is_count(v) for v in (0, -1, True, False, 2.0, "3", None))
+
+
+def test_is_number_takes_ints_and_floats_nan_inf_and_float64_not_bools_strings_or_other_numpy_scalars():
+    from biohicl.field_types import is_number
+
+    # As the helpers it replaces: NaN and infinity are numbers (callers needing a finite one check math.isfinite);
+    # np.float64 is a float subclass, np.int64 / np.float32 / np.bool_ are not ints or floats.
+    takes = (0, 1, -3, 10**20, 1.5, float("nan"), float("inf"), -float("inf"), np.float64(0.5))
+    assert [is_number(v) for v in takes] == [True] * len(takes)
+    assert not any(is_number(v) for v in (True, False, "1", None, [1], np.int64(1), np.float32(0.5), np.bool_(True)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from biohicl.field_types import is_number
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows
 
 #: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json; the
@@ -85,10 +86,6 @@ def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in rows.items() if v is not None}
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def schedule_rows(args: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
     """The epoch, step and warm-up rows of the run the arguments ``args`` and its ``trainer_state.json`` (``state``)
     describe. ``max_steps`` > 0 governs (transformers stops there): it is shown, and the epochs are those the trainer
@@ -99,20 +96,20 @@ def schedule_rows(args: dict[str, Any], state: dict[str, Any] | None = None) -> 
     state = state or {}
     rows: dict[str, Any] = {}
     max_steps = args.get("max_steps")
-    by_steps = _number(max_steps) and max_steps > 0
+    by_steps = is_number(max_steps) and max_steps > 0
     if by_steps:
         rows["max_steps"] = max_steps
-        if _number(state.get("epoch")):
+        if is_number(state.get("epoch")):
             rows["num_train_epochs"] = round(state["epoch"], 2)
     elif args.get("num_train_epochs") is not None:
         rows["num_train_epochs"] = args["num_train_epochs"]
     warmup = args.get("warmup_steps")
-    if not _number(warmup) or args.get("lr_scheduler_type") in NO_WARMUP_SCHEDULERS:
+    if not is_number(warmup) or args.get("lr_scheduler_type") in NO_WARMUP_SCHEDULERS:
         return rows
     total = max_steps if by_steps else state.get("max_steps")
     if warmup >= 1 or warmup <= 0:
         rows["warmup_steps"] = max(int(warmup), 0)
-    elif _number(total) and total > 0:
+    elif is_number(total) and total > 0:
         rows["warmup_steps"] = math.ceil(total * warmup)
     else:
         rows["warmup_steps"] = f"{warmup * 100:g}% of the steps"

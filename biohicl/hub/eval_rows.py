@@ -15,6 +15,7 @@ from typing import Any
 from biohicl.errors import DataError
 from biohicl.evaluation.comparison import cut_by_cap, scoring_difference
 from biohicl.evaluation.results import AGREEMENT_TASK
+from biohicl.field_types import is_number
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def flatten_results(results: dict[str, Any] | None, all_metrics: bool = False) -
             continue
         metrics = metrics.get("metrics", metrics)
         for name, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 continue
             if name in {"wall_time", "wall_time_s", "time", "seconds", "num_queries", "num_documents", "n"}:
                 continue

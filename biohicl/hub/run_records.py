@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import PublishError
-from biohicl.field_types import is_int
+from biohicl.field_types import is_int, is_number
 from biohicl.hub.card_hyperparameters import RUN_SCALE
 
 #: the ``training_summary.json`` fields the card reads and the JSON each must be (null: not recorded); the nested
@@ -78,19 +78,15 @@ def _is(value: Any, kind: str) -> bool:
             isinstance(pair, list) and len(pair) == 2 and is_int(pair[0]) and _is(pair[1], "number") for pair in value
         )
     if kind in ("strings", "numbers"):
-        each = (lambda v: isinstance(v, str)) if kind == "strings" else _number
+        each = (lambda v: isinstance(v, str)) if kind == "strings" else is_number
         return isinstance(value, list) and all(each(v) for v in value)
     checks = {
         "object": lambda v: isinstance(v, dict),
         "list": lambda v: isinstance(v, list),
         "integer": is_int,
-        "number": _number,
+        "number": is_number,
     }
     return checks[kind](value)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _shown(value: Any) -> str:
@@ -140,6 +136,6 @@ def checked_rows(rows: Any, path: Path) -> list[dict[str, Any]]:
         if not is_int(row.get("step")):
             raise PublishError(f"{path}: row {number}: field step must be an integer, got {_shown(row.get('step'))}")
         for key, value in row.items():
-            if key.startswith("eval_") and not _number(value):
+            if key.startswith("eval_") and not is_number(value):
                 raise PublishError(f"{path}: step {row['step']}: field {key} must be a number, got {_shown(value)}")
     return rows

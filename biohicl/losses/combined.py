@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_number
 from biohicl.losses.contrastive import HierarchicalContrastiveLoss
 from biohicl.losses.distillation import SimilarityDistillationLoss
 from biohicl.losses.regression import FilteredMSELoss
@@ -51,7 +52,7 @@ def _checked_terms(extra_terms: Mapping[str, Any] | None) -> tuple[dict[str, nn.
         module, weight = entry
         if not isinstance(module, nn.Module):
             raise ConfigError(f"{where}: {type(module).__name__} is not an nn.Module (a term is one, as each loss)")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+        if not is_number(weight) or not math.isfinite(weight) or weight < 0:
             raise ConfigError(f"{where}: weight must be a non-negative number, got {weight!r}")
         modules[name], weights[name] = module, float(weight)
     return modules, weights

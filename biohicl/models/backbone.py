@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from biohicl.errors import ModelLoadError
-from biohicl.field_types import is_count
+from biohicl.field_types import is_count, is_number
 from biohicl.models.config import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -195,7 +195,7 @@ def sentence_transformers_max_length(path: Path) -> int | None:
         return None
     values = read_json_file(tokenizer_config)
     value = values.get("model_max_length") if isinstance(values, dict) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= NO_LENGTH_LIMIT:
+    if is_number(value) and value >= NO_LENGTH_LIMIT:
         return None
     if value is None:
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import check_field_types, is_count
+from biohicl.field_types import check_field_types, is_count, is_number
 from biohicl.study.run_checks import check_run_name, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
@@ -140,9 +140,7 @@ class ReproduceConfig:
         if not isinstance(self.models, list):
             raise ConfigError(f"models: expected a list of models, got {self.models!r}")
         self.models = [m if isinstance(m, ModelSpec) else _build(ModelSpec, m, "models[]") for m in self.models]
-        if self.target_mean is not None and (
-            isinstance(self.target_mean, bool) or not isinstance(self.target_mean, int | float)
-        ):
+        if self.target_mean is not None and not is_number(self.target_mean):
             raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
         check_field_types(self)
         if self.limit_queries is not None and not is_count(self.limit_queries):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.field_types import is_number
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig, changed_settings
 from biohicl.study.reuse import check_build, check_dataset, check_evaluated, check_reused_dataset
@@ -229,8 +230,8 @@ def read_eval_record(path: Path) -> dict[str, Any]:
             expect(isinstance(result.get(part) or {}, dict), f"tasks.{task}.{part}", "an object", result.get(part))
     expect(isinstance(summary, dict), "summary", "an object of metric values", summary)
     for metric, value in summary.items():
-        expect(_is_number(value), f"summary.{metric}", "a number", value)
-    expect(_is_number(record.get("wall_time_s", 0.0)), "wall_time_s", "a number", record.get("wall_time_s"))
+        expect(is_number(value), f"summary.{metric}", "a number", value)
+    expect(is_number(record.get("wall_time_s", 0.0)), "wall_time_s", "a number", record.get("wall_time_s"))
     for part in ("versions", "settings", "model"):
         expect(isinstance(record.get(part) or {}, dict), part, "an object", record.get(part))
     added = record.get("added", [])
@@ -241,10 +242,6 @@ def read_eval_record(path: Path) -> dict[str, Any]:
             isinstance(entry.get("versions") or {}, dict), f"added[{i}].versions", "an object", entry.get("versions")
         )
     return record
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _json_kind(value: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from biohicl.atomic import atomic_path
 from biohicl.errors import DataError
+from biohicl.field_types import is_number
 from biohicl.jsonio import read_json
 
 #: Training-log keys drawn first on the loss panel, in this order, when present; any other ``loss_*`` component a
@@ -57,17 +58,13 @@ def curve_series(
     for entry in history:
         if key in entry and "step" in entry:
             step, value = entry["step"], entry[key]
-            if not (_is_number(step) and float(step).is_integer()):
+            if not (is_number(step) and float(step).is_integer()):
                 raise DataError(f"log_history: step {step!r} (of {key}) is not an integer", where)
-            if not _is_number(value):
+            if not is_number(value):
                 raise DataError(f"log_history step {step}: {key} is {value!r}, not a number", where)
             steps.append(int(step))
             values.append(float(value))
     return steps, values
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def plot_training_curves(
