@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -16,6 +17,13 @@ def location(path: str | Path | None, record: int | None = None, *, line: int | 
     if path is None:
         return ""
     return f"{path}: line {line}" if line is not None else f"{path}" if record is None else f"{path}, record {record}"
+
+
+def json_error(err: json.JSONDecodeError) -> str:
+    """``"not valid JSON (Invalid control character at column 12)"``: the decoder's message and column (``err.msg``
+    alone ends in a dangling "at"), for ``DataError(json_error(err), path, line=...)``: ``err.lineno`` for a JSON
+    file, the line's own number for a JSON lines file."""
+    return f"not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
 
 
 class DataError(BioHiCLError, ValueError):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import BioHiCLError, DataError
+from biohicl.errors import BioHiCLError, DataError, json_error, location
 
 _REQUIRED = object()
 
@@ -20,11 +20,14 @@ def read_json(
 ) -> Any:
     """The JSON value in ``path``; ``error`` (:class:`DataError` unless the caller's layer has its own, e.g.
     ``PublishError``) naming the file: ``missing`` when it does not exist (unless a ``default`` is given to return
-    instead), the byte that is not UTF-8, the line of a syntax error, or nesting too deep to decode."""
+    instead), the byte that is not UTF-8, the line and column of a syntax error (``FILE: line N: not valid JSON (...
+    at column C)``), or nesting too deep to decode."""
     path = Path(path)
 
-    def failure(message: str) -> BioHiCLError:
-        return DataError(message, path) if error is DataError else error(f"{path}: {message}")
+    def failure(message: str, line: int | None = None) -> BioHiCLError:
+        if error is DataError:
+            return DataError(message, path, line=line)
+        return error(f"{location(path, line=line)}: {message}")
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -39,6 +42,6 @@ def read_json(
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise failure(f"not valid JSON ({err.msg}, line {err.lineno})") from None
+        raise failure(json_error(err), err.lineno) from None
     except RecursionError:  # ``[[[[...`` deeper than the decoder's recursion limit
         raise failure("not valid JSON (nested too deeply to read)") from None

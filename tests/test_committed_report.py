@@ -94,7 +94,7 @@ def _task(name, value):
         (_with(added=[{"versions": "x"}]), "added[0].versions: expected an object, got a string"),
         (_with(added=[1]), "added[0]: expected an object, got a number"),
         (lambda record: "[]", "expected a JSON object (an evaluation record), got a list"),
-        (lambda record: json.dumps(record)[:100], "not valid JSON (Unterminated string starting at, line 1)"),
+        (lambda record: json.dumps(record)[:100], "line 1: not valid JSON (Unterminated string starting at column 71)"),
         (_task("biosses", "x"), "tasks.biosses: expected an object (the task's result), got a string"),
         (_task("biosses", {"split": "test"}), "tasks.biosses.main_metric: expected a metric name, got null or nothing"),
         (_with(tasks=[]), "tasks: expected an object of task results, got a list"),

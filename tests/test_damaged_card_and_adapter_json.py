@@ -54,7 +54,7 @@ def test_card_data_that_is_not_utf8_is_one_line_naming_the_file(tmp_path):
     path.write_text('{"model_name": ', encoding="utf-8")
     with pytest.raises(DataError) as raised:
         BioHiCLModelCardData.load(path)
-    assert str(raised.value) == f"{path}: not valid JSON (Expecting value, line 1)"
+    assert str(raised.value) == f"{path}: line 1: not valid JSON (Expecting value at column 16)"
 
 
 def test_a_biohicl_config_read_directly_that_is_not_utf8_is_one_line(adapter):

@@ -148,7 +148,7 @@ def merge_error(tmp_path: Path) -> str:
 def test_merge_refuses_a_truncated_rank_file_in_one_line(tmp_path):
     path, rank1 = _two_ranks(tmp_path)
     path.write_text(json.dumps(rank1)[:40])  # a killed writer or a bad copy: cut mid-object
-    assert merge_error(tmp_path).startswith(f"{path}: not valid JSON (")
+    assert merge_error(tmp_path).startswith(f"{path}: line 1: not valid JSON (")
     assert not (tmp_path / "manifest.json").exists()
 
 

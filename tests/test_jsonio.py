@@ -14,8 +14,10 @@ def test_read_json_names_the_file_for_missing_invalid_and_non_utf8_json(tmp_path
     with pytest.raises(DataError, match=r"manifest\.json.*file not found"):
         read_json(path)
     path.write_text('{"a": 1,\n}', encoding="utf-8")
-    with pytest.raises(DataError, match=r"manifest\.json.*not valid JSON .*line 2"):
+    with pytest.raises(DataError) as raised:
         read_json(path)
+    message = "line 2: not valid JSON (Expecting property name enclosed in double quotes at column 1)"
+    assert str(raised.value) == f"{path}: {message}" and raised.value.line == 2
     path.write_bytes(b'{"name": "caf\xe9"}')
     with pytest.raises(DataError, match=r"manifest\.json.*not UTF-8 \(byte 0xe9 at offset 13\)"):
         read_json(path)
@@ -28,7 +30,7 @@ def test_read_json_raises_the_callers_error_type_with_the_same_message(tmp_path)
     path.write_text('{"results": ', encoding="utf-8")
     with pytest.raises(PublishError) as raised:
         read_json(path, error=PublishError)
-    assert str(raised.value) == f"{path}: not valid JSON (Expecting value, line 1)"
+    assert str(raised.value) == f"{path}: line 1: not valid JSON (Expecting value at column 13)"
     with pytest.raises(ModelLoadError, match=r"config\.json: missing \(a soup"):
         read_json(tmp_path / "config.json", missing="missing (a soup averages ...)", error=ModelLoadError)
     with pytest.raises(DataError, match=r"eval\.json: cannot read \(Is a directory\)"):

@@ -50,8 +50,8 @@ def test_jsonl_reads_names_and_uis_and_counts_the_malformed_line(tmp_path, mesh)
     assert {r.label_kind for r in records} == {"indexing"} and records[0].origin == str(path)
     assert (report.read, report.kept, report.labels_kept) == (3, 2, 5)
     assert report.skipped == {MALFORMED: 1}
-    assert report.examples[MALFORMED][0].startswith(f"{path}, record 4: not valid JSON")  # the line number
-    with pytest.raises(DataError, match=rf"^{path}, record 4: {MALFORMED}: not valid JSON"):
+    assert report.examples[MALFORMED][0].startswith(f"{path}: line 4: not valid JSON")  # the line number
+    with pytest.raises(DataError, match=rf"^{path}: line 4: {MALFORMED}: not valid JSON"):
         list(read_records("jsonl", path, mesh, strict=True))
 
 
@@ -82,13 +82,13 @@ def test_jsonl_field_names_agree_with_training_documents_and_bad_lines_are_named
     ]  # fmt: skip
     assert report.skipped == {MALFORMED: 7, EMPTY_ABSTRACT: 1}
     assert report.labels_dropped == {UNRESOLVED_NAME: 1, UNKNOWN_ID: 1} and sum(report.labels_ignored.values()) == 1
-    where = [e.split(": ", 1)[0] for e in report.examples[MALFORMED]]
-    assert where == [f"{path}, record 6", f"{path}, record 7", f"{path}, record 8"]  # the first three, by line
-    with pytest.raises(DataError, match=rf"^{path}, record 2: {UNRESOLVED_NAME}: 'Not A Heading'$"):
+    where = [e.split(": ", 2)[:2] for e in report.examples[MALFORMED]]
+    assert where == [[str(path), "line 6"], [str(path), "line 7"], [str(path), "line 8"]]  # the first three, by line
+    with pytest.raises(DataError, match=rf"^{path}: line 2: {UNRESOLVED_NAME}: 'Not A Heading'$"):
         list(read_records("jsonl", path, mesh, strict=True))
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes(path.read_bytes().splitlines(keepends=True)[-1])
-    with pytest.raises(DataError, match=rf"^{latin}, record 1: {MALFORMED}: not UTF-8 \(byte 0xe9 at column 32\)$"):
+    with pytest.raises(DataError, match=rf"^{latin}: line 1: {MALFORMED}: not UTF-8 \(byte 0xe9 at column 32\)$"):
         list(read_records("jsonl", latin, mesh, strict=True))
     utf16 = tmp_path / "utf16.jsonl"
     utf16.write_text('{"pmid": "1", "abstract": "a", "mesh": ["Heart"]}\n', encoding="utf-16")
@@ -195,7 +195,7 @@ def test_a_blank_abstract_falls_back_to_text(tmp_path, mesh):
     report = ReadReport()
     got = [(r.pmid, r.abstract) for r in read_records("jsonl", path, mesh, report=report)]
     assert got == [("1", "About the heart."), ("2", "Heart again."), ("3", "Own abstract.")]
-    assert report.skipped == {EMPTY_ABSTRACT: 1} and report.examples[EMPTY_ABSTRACT] == [f"{path}, record 4: pmid '4'"]
+    assert report.skipped == {EMPTY_ABSTRACT: 1} and report.examples[EMPTY_ABSTRACT] == [f"{path}: line 4: pmid '4'"]
 
 
 def test_build_and_index_readers_take_their_own_id_and_text_fields(tmp_path, mesh):
@@ -333,9 +333,9 @@ def test_a_cut_off_line_says_what_training_says_with_its_column(tmp_path, mesh):
         report = ReadReport()
         assert [r.pmid for r in read_records("jsonl", path, mesh, report=report)] == ["1"]
         assert report.examples[MALFORMED] == [
-            f"{path}, record 2: not valid JSON (Unterminated string starting at, column 54)"
+            f"{path}: line 2: not valid JSON (Unterminated string starting at column 54)"
         ]
-    with pytest.raises(DataError, match=r"line 2: not valid JSON \(Unterminated string starting at, column 54\)"):
+    with pytest.raises(DataError, match=r": line 2: not valid JSON \(Unterminated string starting at column 54\)$"):
         read_json_records(tmp_path / "lf.jsonl")
 
 
@@ -386,20 +386,20 @@ def test_an_id_with_control_characters_is_malformed_and_ids_are_quoted_in_messag
     records = list(read_records("jsonl", path, mesh, report=report))
     assert [r.pmid for r in records] == ["doc-1", "doc-7"]
     assert report.skipped == {MALFORMED: 5} and report.read == 7
-    details = [e.split(": ", 1)[1] for e in report.examples[MALFORMED]]
+    details = [e.split(": ", 2)[2] for e in report.examples[MALFORMED]]  # after "FILE: line N: "
     assert details[:3] == [  # ReadReport keeps 3 examples per reason
         "document id with a control character: 'doc-2\\nWARNING biohicl.fake: all test P",
         "document id with a control character: 'doc-3\\x00\\x1b[31mRED'",
         "document id with a control character: 'doc-4\\x7f'",
     ]
     assert all("\n" not in e and "\x1b" not in e for e in report.examples[MALFORMED])
-    with pytest.raises(DataError, match=r"record 2: malformed record: document id with a control character"):
+    with pytest.raises(DataError, match=r": line 2: malformed record: document id with a control character"):
         list(read_records("jsonl", path, mesh, strict=True))
     # a well-formed id in a field-type message is quoted too, as the label message already was
     path.write_text(json.dumps({"pmid": "doc-8", "title": 5, "mesh": ["Humans"]}) + "\n", encoding="utf-8")
     report = ReadReport()
     assert list(read_records("jsonl", path, mesh, report=report)) == []
-    assert report.examples[MALFORMED] == [f"{path}, record 1: id 'doc-8': `title` must be a string, got int"]
+    assert report.examples[MALFORMED] == [f"{path}: line 1: id 'doc-8': `title` must be a string, got int"]
 
 
 def test_a_line_over_the_limit_is_one_malformed_record_and_the_next_line_is_read(tmp_path, mesh, monkeypatch):
@@ -423,15 +423,15 @@ def test_a_line_over_the_limit_is_one_malformed_record_and_the_next_line_is_read
         assert [r.pmid for r in records] == ["a", "b", "e"]
         assert report.skipped == {MALFORMED: 2} and report.read == 5
         assert report.examples[MALFORMED] == [
-            f"{path}, record 3: line over 1 KiB",
-            f"{path}, record 5: line over 1 KiB",
+            f"{path}: line 3: line over 1 KiB",
+            f"{path}: line 5: line over 1 KiB",
         ]
     # a last line without a line end, over the limit, is one malformed record too
     path.write_bytes(gzip.compress(b'{"pmid": "f"' + b" " * 3000 + b"}"))
     report = ReadReport()
     assert list(read_records("jsonl", path, mesh, report=report)) == []
-    assert report.examples[MALFORMED] == [f"{path}, record 1: line over 1 KiB"]
-    with pytest.raises(DataError, match=r"record 1: malformed record: line over 1 KiB$"):
+    assert report.examples[MALFORMED] == [f"{path}: line 1: line over 1 KiB"]
+    with pytest.raises(DataError, match=r": line 1: malformed record: line over 1 KiB$"):
         list(read_records("jsonl", path, mesh, strict=True))
 
 

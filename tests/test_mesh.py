@@ -255,7 +255,7 @@ def test_load_mtrees_bin(tmp_path):
     assert mesh.version == "2025" and len(mesh) == 2
     _check_tiny(mesh, synonyms=False)
     path.write_text("Diabetes Mellitus;C18.452.394.750\nno separator here\n")
-    with pytest.raises(DataError, match=r"record 2: expected `name;tree number`"):
+    with pytest.raises(DataError, match=r"mtrees2025\.bin: line 2: expected `name;tree number`"):
         MeshHierarchy.load(path)
 
 
@@ -325,24 +325,24 @@ XML_RECORD += "</DescriptorName><TreeNumberList><TreeNumber>{tn}</TreeNumber></T
     ("name", "text", "message"),
     [
         ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC50.9\tD001943\tBreast\n",
-         f"record 3: tree number 'C50.9' {TREE_RULE}"),
+         f": line 3: tree number 'C50.9' {TREE_RULE}"),
         ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC04.588\tD00 1943\tBreast\n",
-         f"record 3: descriptor UI 'D00 1943' {UI_RULE}"),
+         f": line 3: descriptor UI 'D00 1943' {UI_RULE}"),
         ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04 D009369 Neoplasms\n",
-         "record 2: expected 3 tab-separated columns (tree number, descriptor UI, term), got 1"),
+         ": line 2: expected 3 tab-separated columns (tree number, descriptor UI, term), got 1"),
         ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nBreast cancer\tBreast\t\tC04.588\n",
-         f"record 2: descriptor UI 'Breast cancer' {UI_RULE}"),
+         f": line 2: descriptor UI 'Breast cancer' {UI_RULE}"),
         ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nD001943\tBreast\t\tC04.588|C50.9\n",
-         f"record 2: tree number 'C50.9' {TREE_RULE}"),
+         f": line 2: tree number 'C50.9' {TREE_RULE}"),
         ("mesh.tsv", "D009369\tNeoplasms\tC04\n",
-         "record 1: expected 4 tab-separated columns (descriptor UI, name, entry terms, tree numbers), got 3"),
+         ": line 1: expected 4 tab-separated columns (descriptor UI, name, entry terms, tree numbers), got 3"),
         ("desc2019.xml", f"<DescriptorRecordSet>{XML_RECORD.format(ui='D00|1943', tn='C04.588')}</DescriptorRecordSet>",
-         f"record 1: descriptor UI 'D00|1943' {UI_RULE}"),
+         f", record 1: descriptor UI 'D00|1943' {UI_RULE}"),
         ("desc2019.xml", f"<DescriptorRecordSet>{XML_RECORD.format(ui='D001943', tn='C50.9')}</DescriptorRecordSet>",
-         f"record 1: tree number 'C50.9' {TREE_RULE}"),
-        ("mtrees2019.bin", "Neoplasms;C04\nBreast;C50.9\n", f"record 2: tree number 'C50.9' {TREE_RULE}"),
+         f", record 1: tree number 'C50.9' {TREE_RULE}"),
+        ("mtrees2019.bin", "Neoplasms;C04\nBreast;C50.9\n", f": line 2: tree number 'C50.9' {TREE_RULE}"),
         ("mtrees2019.bin", "Neoplasms;C04\nBreast C04.588\n",
-         "record 2: expected `name;tree number`: no `;` in the line"),
+         ": line 2: expected `name;tree number`: no `;` in the line"),
     ],
 )  # fmt: skip
 def test_every_format_names_the_failing_field_and_its_rule(tmp_path, name, text, message):
@@ -350,7 +350,7 @@ def test_every_format_names_the_failing_field_and_its_rule(tmp_path, name, text,
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError) as err:
         MeshHierarchy.load(path)
-    assert str(err.value) == f"{path}, {message}"
+    assert str(err.value) == f"{path}{message}"  # a text file's line (": line N"), an XML record (", record N")
 
 
 def test_a_non_mesh_hierarchy_encoded_by_the_mesh_rules_loads(tmp_path):

@@ -57,7 +57,7 @@ def test_jsonl_unknown_tree_number_has_its_own_reason(tmp_path, mesh):
     assert [r.mesh for r in read_jsonl(path, mesh, report=report)] == [(DM,)]
     assert report.labels_dropped == {UNKNOWN_TREE: 1, UNRESOLVED_NAME: 1}
     assert report.dropped_names == {"C19.999.999": 1, "Bogus": 1}  # a heading's descriptor part, as MEDLINE text's
-    with pytest.raises(DataError, match=rf"^{path}, record 1: {UNKNOWN_TREE}: 'C19.999.999'$"):
+    with pytest.raises(DataError, match=rf"^{path}: line 1: {UNKNOWN_TREE}: 'C19.999.999'$"):
         list(read_jsonl(path, mesh, strict=True))
 
 
@@ -78,7 +78,7 @@ def test_jsonl_tree_numbers_resolve_in_the_loaded_release_are_counted_and_bare_c
     assert report.labels_noted == {FROM_TREE_NUMBER: 1}  # the one tree number; a bare C18 (ICD-10-like) is no label
     assert report.labels_dropped == {UNRESOLVED_NAME: 1} and report.dropped_names == {"C18": 1}
     assert report.examples[FROM_TREE_NUMBER] == [
-        f"{path}, record 1: 'C16.320.798' read as D000081207 'Primary Immunodeficiency Diseases' (MeSH 2024)"
+        f"{path}: line 1: 'C16.320.798' read as D000081207 'Primary Immunodeficiency Diseases' (MeSH 2024)"
     ]
     assert report.to_dict()["labels_noted"] == {FROM_TREE_NUMBER: 1}
     assert f"labels kept, noted: {FROM_TREE_NUMBER}: 1" in report.summary()
@@ -154,8 +154,8 @@ def test_a_dropped_duplicate_takes_its_dropped_and_ignored_labels_back(tmp_path,
     report = ReadReport()
     assert [r.pmid for r in unique_records(read_jsonl(path, mesh, report=report), report)] == ["7", "8"]
     assert report.labels_ignored == {SCR_ID: 1} and report.labels_kept == 2
-    assert report.examples[DUPLICATE] == [f"{path}, record 4: pmid '7' (also in {path}, record 1)"]
-    with pytest.raises(DataError, match=rf"^{path}, record 4: duplicate pmid '7' \(also in {path}, record 1\)$"):
+    assert report.examples[DUPLICATE] == [f"{path}: line 4: pmid '7' (also in {path}: line 1)"]
+    with pytest.raises(DataError, match=rf"^{path}: line 4: duplicate pmid '7' \(also in {path}: line 1\)$"):
         list(unique_records(read_jsonl(path, mesh), strict=True))
 
     path = tmp_path / "skipped.jsonl"  # a record skipped when read keeps its dropped and ignored labels counted

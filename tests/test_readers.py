@@ -716,8 +716,8 @@ def test_ids_are_quoted_in_reader_messages(tmp_path, mesh):
     report = ReadReport()
     for source, path in (("jsonl", jsonl), ("pubtator", pubtator), ("medline-text", medline)):
         assert list(read_records(source, path, mesh, report=report)) == []
-    assert report.examples[EMPTY_ABSTRACT] == [f"{jsonl}, record 1: pmid 'doc 7'", f"{pubtator}, record 1: pmid '7 8'"]
-    assert report.examples[NO_LABELS] == [f"{jsonl}, record 2: pmid 'doc 8'"]
+    assert report.examples[EMPTY_ABSTRACT] == [f"{jsonl}: line 1: pmid 'doc 7'", f"{pubtator}, record 1: pmid '7 8'"]
+    assert report.examples[NO_LABELS] == [f"{jsonl}: line 2: pmid 'doc 8'"]
     assert report.examples[MALFORMED] == [
         f"{pubtator}, record 2: pmid '': missing title or abstract line",
         f"{medline}, record 1: line 3: not a 'TAG - value' line: '<junk>' (pmid '12 34')",

@@ -14,7 +14,7 @@ from biohicl.study.execute import set_inference_length
 from tests.conftest import tiny_study_values
 
 DAMAGED = [
-    (b'{"documents": 24, "pai', "not valid JSON (Unterminated string starting at, line 1)"),
+    (b'{"documents": 24, "pai', "line 1: not valid JSON (Unterminated string starting at column 19)"),
     (b'{"documents": \xff}', "not UTF-8 (byte 0xff at offset 14)"),
     (b"[24]", None),  # valid JSON, not an object: the message says what was expected
 ]

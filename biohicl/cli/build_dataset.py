@@ -212,6 +212,7 @@ def parse_args(argv: list[str]) -> BuildDatasetArguments:
 
 def main(argv: list[str]) -> int:
     from biohicl.data import DevSplit, build_dataset_from_files, default_inputs
+    from biohicl.data.sources import check_distinct_inputs
     from biohicl.mesh.hierarchy import MeshHierarchy
 
     args = parse_args(argv)
@@ -222,6 +223,7 @@ def main(argv: list[str]) -> int:
         corpora = "PubMedQA, the MEDLINE sample, bioasq_sample and pubmed_exports (MeSH indexing)"
         print(f"no --input given: using {corpora}{' and BC5CDR (mentions)' if args.mix_label_kinds else ''} "
               "from BIOHICL_DATA_DIR")  # fmt: skip
+    check_distinct_inputs(groups)  # one file given twice: refused before the MeSH table is read
     mesh = MeshHierarchy.load(args.mesh)
     _, summary = build_dataset_from_files(
         groups, args.output, mesh, top_k=args.top_k, seed=args.seed, limit=args.limit, strict=args.strict,

@@ -13,7 +13,7 @@ from typing import Any
 from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 from biohicl.data.records import MeshRecord, ReadReport, label_kind_of
-from biohicl.data.sources import read_records, resolve_inputs, unique_records
+from biohicl.data.sources import check_distinct_inputs, read_records, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
 from biohicl.data.storage import check_output_dir, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
@@ -49,9 +49,11 @@ def build_dataset_from_files(
     ``decontaminate`` (default) removes every document of a known evaluation set (PubMedQA test PMIDs, SciFact,
     BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
     PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
-    Inputs of both label kinds are refused before reading unless ``mix_label_kinds``.
+    Inputs of both label kinds are refused before reading unless ``mix_label_kinds``, and one file given twice
+    (the same resolved path) always (:func:`~biohicl.data.sources.check_distinct_inputs`).
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
+    check_distinct_inputs(inputs)  # before the MeSH table and any input are read
     if output_dir is not None:
         check_output_dir(output_dir)
     mesh = mesh or MeshHierarchy.load()

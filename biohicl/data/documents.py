@@ -13,7 +13,7 @@ from typing import Any
 from biohicl.data.columns import column_list, in_memory_dataset
 from biohicl.data.labels import file_labels
 from biohicl.data.records import INDEXING
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import ConfigError, DataError, json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
@@ -45,8 +45,8 @@ def read_documents(path: str | Path):
 
 def read_json_records(path: Path) -> list[dict]:
     """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
-    line is a one-line :class:`DataError` naming the file and line, or list element (not UTF-8, not JSON, not an
-    object). A UTF-8 BOM is skipped, as the build skips it."""
+    line is a one-line :class:`DataError` naming the file and line (``FILE: line N``; bad JSON with its column), or
+    list element (not UTF-8, not JSON, not an object). A UTF-8 BOM is skipped, as the build skips it."""
     return [record for _, record in numbered_records(path)]
 
 
@@ -113,10 +113,10 @@ def numbered_records(path: Path) -> list[tuple[str, dict]]:
             loaded = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as err:
             line = raw[: err.start].count(b"\n") + 1
-            message = f"line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8"
-            raise DataError(message, path) from None
+            message = f"not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8"
+            raise DataError(message, path, line=line) from None
         except json.JSONDecodeError as err:
-            raise DataError(f"line {err.lineno}: not valid JSON ({err.msg})", path) from None
+            raise DataError(json_error(err), path, line=err.lineno) from None
         numbered = [(f"element {i + 1}", record) for i, record in enumerate(loaded)]  # counted from 1
     else:
         numbered = []
@@ -125,16 +125,16 @@ def numbered_records(path: Path) -> list[tuple[str, dict]]:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataError(
-                    f"line {number}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); "
-                    "re-save the file as UTF-8",
+                    f"not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); re-save the file as UTF-8",
                     path,
+                    line=number,
                 ) from None
             if not text.strip():
                 continue
             try:
                 numbered.append((f"line {number}", json.loads(text)))
             except json.JSONDecodeError as err:
-                raise DataError(f"line {number}: not valid JSON ({err.msg}, column {err.colno})", path) from None
+                raise DataError(json_error(err), path, line=number) from None
     for where, record in numbered:
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object per document, got {type(record).__name__}", path)

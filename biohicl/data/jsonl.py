@@ -26,9 +26,9 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
   other fields (a ``split`` too) are not read.
 
 Blank lines are skipped; a line that is not UTF-8, not JSON or not of that shape (an id with a control character
-too), or is over :data:`LINE_LIMIT` bytes (skipped unread), is a malformed record, counted with its line number as the
-record number (``file, record N``), or a :class:`~biohicl.errors.DataError` when ``strict``. Ids are quoted in
-messages (``id 'doc-7'``).
+too), or is over :data:`LINE_LIMIT` bytes (skipped unread), is a malformed record, counted with its line number
+(``file: line N``; a line not JSON with its column, ``not valid JSON (... at column C)``), or a
+:class:`~biohicl.errors.DataError` when ``strict``. Ids are quoted in messages (``id 'doc-7'``).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from biohicl.data.records import (
     ReadContext,
     ReadReport,
 )
+from biohicl.errors import json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 SOURCE = "jsonl"
@@ -75,7 +76,7 @@ def read_jsonl(
 ) -> Iterator[MeshRecord]:
     """MeSH-labelled abstracts from a JSON lines file (``.jsonl``, ``.ndjson``, gzipped too; fields: module doc)."""
     path = check_file(path)
-    ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report)
+    ctx = ReadContext(path, SOURCE, mesh or MeshHierarchy.load(), strict, report, lines=True)  # ``file: line N``
     with open_utf8_bytes(path) as handle:
         number = 0
         while raw := handle.readline(LINE_LIMIT + 1):  # bounded: never a whole 300 MB line in memory
@@ -87,7 +88,7 @@ def read_jsonl(
             if not over and not raw.strip():
                 continue
             ctx.start()
-            ctx.record = number  # a line's record number is its line number
+            ctx.record = number  # a line's record number is its line number (``lines=True``: named as a line)
             if over:
                 ctx.skip(MALFORMED, f"line over {_size(LINE_LIMIT)}")
                 continue
@@ -145,8 +146,8 @@ def _jsonl_record(ctx: ReadContext, raw: bytes) -> MeshRecord | None:
     except UnicodeDecodeError as err:
         ctx.skip(MALFORMED, f"not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1})")
         return None
-    except json.JSONDecodeError as err:  # worded as training's reader words it (biohicl.data.documents)
-        ctx.skip(MALFORMED, f"not valid JSON ({err.msg}, column {err.colno})")
+    except json.JSONDecodeError as err:  # worded as every reader words it (training's: biohicl.data.documents)
+        ctx.skip(MALFORMED, json_error(err))
         return None
     except (ValueError, RecursionError) as err:
         ctx.skip(MALFORMED, f"not valid JSON ({type(err).__name__})")

@@ -9,7 +9,7 @@ from pathlib import Path
 from biohicl.data.files import check_file, guarded_reader, open_text, undecodable_error
 from biohicl.data.json_stream import JsonStream
 from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
-from biohicl.errors import DataError
+from biohicl.errors import DataError, json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 
@@ -77,13 +77,14 @@ def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) 
 
 def read_pmid_object(path: str | Path, values: str) -> dict:
     """The ``{pmid: ...}`` JSON object of a PubMedQA file (``ori_pqal.json``, ``test_ground_truth.json``); a
-    :class:`DataError` naming the file when it is not one (``values`` says what its values are, for the message)."""
+    :class:`DataError` naming the file (and the line and column of a JSON syntax error) when it is not one
+    (``values`` says what its values are, for the message)."""
     path = check_file(path)
     try:
         with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
             data = json.load(handle)
     except json.JSONDecodeError as err:
-        raise DataError(f"malformed JSON ({err.msg}, line {err.lineno})", path) from None
+        raise DataError(json_error(err), path, line=err.lineno) from None
     except UnicodeDecodeError as err:
         raise undecodable_error(path, err) from None
     if not isinstance(data, dict):

@@ -10,7 +10,8 @@ SimL between the two kinds measures the source rather than the content, so a dat
 Bad input policy (the same for every reader; nothing is dropped silently):
 
 * a **malformed record** (broken JSON/XML/PubTator block, missing PMID) or an **empty abstract**: the record is
-  skipped and counted in the :class:`ReadReport`, with file and record number;
+  skipped and counted in the :class:`ReadReport`, with file and record number (``FILE, record N``; a JSON lines
+  file's line: ``FILE: line N``);
 * a MeSH **name or descriptor id that does not resolve** in the loaded MeSH release (typically a descriptor
   renamed or retired between releases): the label is dropped from the record and counted; a record left
   without any label is skipped and counted;
@@ -19,7 +20,7 @@ Bad input policy (the same for every reader; nothing is dropped silently):
   (a citation NLM has not indexed yet, a PubTator abstract with SCR ids only) is skipped and counted, never
   an error;
 * with ``strict=True`` the first malformed record, empty abstract or unresolvable label raises
-  :class:`~biohicl.errors.DataError` naming the file and record number instead.
+  :class:`~biohicl.errors.DataError` naming the file and record number (or line) instead.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import ConfigError, DataError, location
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.settings import data_dir
 
@@ -96,6 +97,7 @@ class MeshRecord:
     major: tuple[str, ...] = ()  # descriptor UIs marked major topic (MEDLINE ``*`` / MajorTopicYN="Y")
     origin: str = field(default="", compare=False, repr=False)  # the file the record was read from
     record_number: int = field(default=0, compare=False, repr=False)  # its record number there (0: not known)
+    record_line: bool = field(default=False, compare=False, repr=False)  # ``record_number`` is a text file's line
     #: the labels its reader dropped (reason, label), ignored and noted (reason): taken back out of the report's counts
     #: when a later copy of the record is dropped (:func:`~biohicl.data.sources.unique_records`)
     dropped_labels: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
@@ -105,6 +107,15 @@ class MeshRecord:
     def __post_init__(self) -> None:
         if not self.label_kind:
             self.label_kind = label_kind_of(self.source)
+
+    @property
+    def at(self) -> dict[str, int | None]:
+        """Where in its file it was read, as :class:`~biohicl.errors.DataError` takes it: ``record`` or ``line``."""
+        return {"line" if self.record_line else "record": self.record_number or None}
+
+    def where(self) -> str:
+        """``FILE: line N`` / ``FILE, record N`` / ``FILE`` (its source's name when it was not read from a file)."""
+        return location(self.origin or self.source, **self.at)
 
 
 def label_kind_of(source: str) -> str:
@@ -150,11 +161,14 @@ class ReadReport:
         """Mean number of MeSH descriptors per kept record."""
         return self.labels_kept / self.kept if self.kept else 0.0
 
-    def note(self, reason: str, path: str | Path, record: int | None, detail: str = "") -> None:
-        """Remember where a problem occurred (the first few per reason) and log it."""
+    def note(
+        self, reason: str, path: str | Path, record: int | None = None, detail: str = "", *, line: int | None = None
+    ) -> None:
+        """Remember where a problem occurred, ``FILE, record N`` or ``FILE: line N`` (the first few per reason),
+        and log it."""
         examples = self.examples.setdefault(reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
-            where = str(path) if record is None else f"{path}, record {record}"
+            where = location(path, record, line=line)
             where += f": {detail}" if detail else ""
             examples.append(where)
             logger.warning("%s (%s)", where, reason)
@@ -250,10 +264,13 @@ def per_file_lines(read: dict[str, Any], listed: str = "summary.json read.per_fi
 
 
 class ReadContext:
-    """Per-file bookkeeping shared by the readers: counting, strict mode, label resolution."""
+    """Per-file bookkeeping shared by the readers: counting, strict mode, label resolution; ``lines``: its record
+    numbers are the lines of a text file (the jsonl reader's), named ``FILE: line N``."""
 
-    def __init__(self, path: Path, source: str, mesh: MeshHierarchy, strict: bool, report: ReadReport | None):
-        self.path, self.source, self.mesh, self.strict = path, source, mesh, strict
+    def __init__(
+        self, path: Path, source: str, mesh: MeshHierarchy, strict: bool, report: ReadReport | None, lines: bool = False
+    ):
+        self.path, self.source, self.mesh, self.strict, self.lines = path, source, mesh, strict, lines
         self.report = report if report is not None else ReadReport()
         self.report.files.append(str(path))
         self.report.source_files.setdefault(source, []).append(str(path))
@@ -288,13 +305,16 @@ class ReadContext:
         """Count a kept label of the current record worth a note (never an error, strict or not)."""
         self.report.labels_noted[reason] += 1
         self.noted_labels.append(reason)
-        self.report.note(reason, self.path, self.record, detail)
+        self.report.note(reason, self.path, detail=detail, **self.at())
+
+    def at(self, record: int | None = None) -> dict[str, int]:
+        """``record`` (default: the current one) as :class:`DataError` and :meth:`ReadReport.note` take it."""
+        return {"line" if self.lines else "record": self.record if record is None else record}
 
     def problem(self, reason: str, detail: str = "", record: int | None = None) -> None:
-        record = self.record if record is None else record
         if self.strict:
-            raise DataError(f"{reason}: {detail}" if detail else reason, self.path, record)
-        self.report.note(reason, self.path, record, detail)
+            raise DataError(f"{reason}: {detail}" if detail else reason, self.path, **self.at(record))
+        self.report.note(reason, self.path, detail=detail, **self.at(record))
 
     def skip(self, reason: str, detail: str = "", record: int | None = None, error: bool = True) -> None:
         """Count a skipped record; ``error=False`` for expected cases (a record nobody indexed with MeSH)."""
@@ -304,7 +324,7 @@ class ReadContext:
         if error:
             self.problem(reason, detail, record)
         else:
-            self.report.note(reason, self.path, self.record if record is None else record, detail)
+            self.report.note(reason, self.path, detail=detail, **self.at(record))
 
     def resolve_names(self, names: Iterable[str]) -> list[str]:
         """Descriptor UIs of MeSH names; unresolvable names are dropped, counted in ``self.dropped``."""
@@ -381,6 +401,7 @@ class ReadContext:
             self.source,
             origin=str(self.path),
             record_number=self.record,
+            record_line=self.lines,
             dropped_labels=dropped,
             ignored_labels=ignored,
             noted_labels=noted,

@@ -25,7 +25,7 @@ from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
 from biohicl.data.records import DELETED, DUPLICATE, REVISED, MeshRecord, ReadReport
-from biohicl.errors import DataError
+from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ def resolve_inputs(
     format is not recognised, listed in ``report.unrecognised_files`` (a folder's ``README.md`` or ``manifest.tsv``
     caught by a shell glob). A missing or unreadable file, a JSON lines file not recognised
     (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`; a corpus its user meant to give: no label field in its first 64 KB),
-    or no file left to read, is a :class:`~biohicl.errors.DataError`."""
+    or no file left to read, is a :class:`~biohicl.errors.DataError`; one file given twice
+    (:func:`check_distinct_inputs`) a :class:`~biohicl.errors.ConfigError`, before any is read."""
+    check_distinct_inputs(inputs)
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     empty: list[str] = []
@@ -151,6 +153,19 @@ def resolve_inputs(
         report.unrecognised_files.extend(unrecognised)
         report.empty_files.extend(empty)
     return groups
+
+
+def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[str | Path] | str | Path]]) -> None:
+    """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups give twice (the
+    same resolved path, in one group or two), which would be read twice: its records duplicates of themselves.
+    Nothing is read (a path is resolved, not opened)."""
+    seen: dict[Path, Path] = {}
+    for _, files in inputs:
+        for path in (Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)):
+            first = seen.setdefault(path.resolve(), path)
+            if first is not path:
+                spelt = f" (as {first} and {path})" if str(first) != str(path) else ""
+                raise ConfigError(f"{first}: given twice as an input{spelt}; give each file once")
 
 
 def _shown(paths: Sequence[str]) -> str:
@@ -254,10 +269,10 @@ def unique_records(
         older = nlm_file_number(first.origin)
         revision = newer is not None and older is not None and newer != older
         dropped: MeshRecord | None = record
-        earlier = kept = _located(first)  # the copy read before this one, named before it may be replaced below
+        earlier = kept = first.where()  # the copy read before this one, named before it may be replaced below
         if (record.source == "pubmedqa" and first.source != "pubmedqa") or (revision and newer > older):
             dropped = replace(first) if first.split != DELETED_SPLIT else None  # a deleted one is counted already
-            kept = _located(record)
+            kept = record.where()
             test = first.split == "test" or record.split == "test"
             for name in (f.name for f in fields(record)):
                 setattr(first, name, getattr(record, name))
@@ -269,9 +284,7 @@ def unique_records(
         if dropped is not None:  # named where the dropped copy was read, with the copy kept
             _count_dropped(report, dropped, REVISED if revision else DUPLICATE, f"{shown} (also in {kept})")
         if strict and not revision:  # named where this copy was read, with the one read before it
-            raise DataError(
-                f"duplicate {shown} (also in {earlier})", record.origin or record.source, record.record_number or None
-            )
+            raise DataError(f"duplicate {shown} (also in {earlier})", record.origin or record.source, **record.at)
     apply_deletions()
 
 
@@ -294,10 +307,4 @@ def _count_dropped(report: ReadReport | None, dropped: MeshRecord, reason: str, 
         if counter[key] <= 0:
             del counter[key]
     report.skipped[reason] += 1
-    report.note(reason, dropped.origin or dropped.source, dropped.record_number or None, detail)
-
-
-def _located(record: MeshRecord) -> str:
-    """Where a record was read: ``FILE, record N`` (its source's name when it was not read from a file)."""
-    where = record.origin or record.source
-    return f"{where}, record {record.record_number}" if record.record_number else where
+    report.note(reason, dropped.origin or dropped.source, detail=detail, **dropped.at)

@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from biohicl.errors import DataError
+from biohicl.errors import DataError, json_error
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import retrieval_scores_with_items
 from biohicl.evaluation.results import TaskResult, file_checksums, record_key
@@ -47,7 +47,7 @@ def load_pubmedqa(
     try:
         items = json.loads(data_file.read_text(encoding="utf-8-sig"))  # a byte-order mark is no error
     except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", data_file) from None
+        raise DataError(json_error(err), data_file, line=err.lineno) from None
     if not isinstance(items, dict):
         raise DataError("expected a JSON object keyed by PMID", data_file)
     for pmid, item in items.items():
@@ -61,7 +61,7 @@ def load_pubmedqa(
     try:
         test_ids = list(json.loads(test_file.read_text(encoding="utf-8-sig")))
     except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", test_file) from None
+        raise DataError(json_error(err), test_file, line=err.lineno) from None
     unknown = [pmid for pmid in test_ids if pmid not in items]
     if unknown:
         raise DataError(f"{len(unknown)} test PMID(s) not in {data_file.name}, e.g. {unknown[0]}", test_file)

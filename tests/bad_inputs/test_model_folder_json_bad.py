@@ -14,7 +14,10 @@ from biohicl.models.model import BioHiCL
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b'{"prompts": {"query": "query: ", "docu', "not valid JSON (Unterminated string starting at, line 1)"),
+        (
+            b'{"prompts": {"query": "query: ", "docu',
+            "line 1: not valid JSON (Unterminated string starting at column 34)",
+        ),
         (b'{"prompts": {"query": "\xff"}}', "not UTF-8 (byte 0xff at offset 23)"),
     ],
     ids=["truncated", "not_utf8"],

@@ -200,7 +200,8 @@ def test_malformed_eval_results(run_dir, tmp_path, run_cli):
     bad = tmp_path / "eval.json"
     bad.write_text('{"results": ')
     result = run_cli(["publish", str(run_dir), "--repo_id", "me/x", "--dry_run", "--eval_results", str(bad)])
-    assert f"{bad}: not valid JSON" in result.err  # the user's file, not the repo folder's copy of it
+    # the user's file, not the repo folder's copy of it
+    assert f"{bad}: line 1: not valid JSON (Expecting value at column 13)" in result.err
 
 
 def test_out_folder_not_empty(run_dir, tmp_path, run_cli):

@@ -166,7 +166,7 @@ def test_mesh_table_with_bad_encoding_or_line(tmp_path):
     with pytest.raises(DataError, match=r"mesh\.tsv: cannot decode"):
         MeshHierarchy.load(bad)
     bad.write_text("D000001\tCalcimycin\nnot a row\n")
-    with pytest.raises(DataError, match=r"mesh\.tsv, record 1: expected"):
+    with pytest.raises(DataError, match=r"mesh\.tsv: line 1: expected"):
         MeshHierarchy.load(bad)
 
 

@@ -1,0 +1,186 @@
+"""One wording for where bad input sits: a line of a text or JSON lines file is ``FILE: line N`` (``location``'s
+``line=``), a JSON syntax error carries its column (``not valid JSON (... at column C)``), and a record that is no
+line (an XML descriptor, a PubTator block) stays ``FILE, record N``. And ``build-dataset`` refuses one file given
+twice before reading any input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from biohicl import errors
+from biohicl.data.documents import read_json_records
+from biohicl.data.jsonl import read_jsonl
+from biohicl.data.pubmedqa import load_pubmedqa_test_ids
+from biohicl.data.records import DUPLICATE, MALFORMED, UNRESOLVED_NAME, ReadReport
+from biohicl.data.sources import read_records, unique_records
+from biohicl.errors import ConfigError, DataError, PublishError
+from biohicl.evaluation.pubmedqa import load_pubmedqa
+from biohicl.jsonio import read_json
+from biohicl.mesh.formats import read_descriptor_xml, read_mtrees, read_tsv
+
+TREE_RULE = "must look like C18.452.394 (a capital letter and 2 digits, then groups of a dot and 3 digits)"
+CUT = "not valid JSON (Unterminated string starting at column 27)"  # '{"pmid": "2", "abstract": "cut'
+
+
+def test_json_error_gives_the_decoders_message_and_column():
+    with pytest.raises(json.JSONDecodeError) as raised:
+        json.loads('{"a": 1,\n "b" 2}')
+    assert (raised.value.lineno, errors.json_error(raised.value)) == (
+        2,
+        "not valid JSON (Expecting ':' delimiter at column 6)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reader", "message"),
+    [
+        ("2019MeshTree.txt", "Tree Number\tDesc Ui\tTerm\nC04\tD009369\tNeoplasms\nC50.9\tD001943\tBreast\n", read_tsv,
+         f"line 3: tree number 'C50.9' {TREE_RULE}"),
+        ("mesh.tsv", "D009369\tNeoplasms\t\tC04\nD001943\tBreast\n", read_tsv,
+         "line 2: expected 4 tab-separated columns (descriptor UI, name, entry terms, tree numbers), got 2"),
+        ("mesh.tsv", "# a comment\nD0 09369\tNeoplasms\t\tC04\n", read_tsv,
+         "line 2: descriptor UI 'D0 09369' must look like D012345 or GO:0008150 (one word: no spaces, `|` or `;`)"),
+        ("mtrees2019.bin", "Neoplasms;C04\nBreast C50\n", lambda p: read_mtrees(p, {}),
+         "line 2: expected `name;tree number`: no `;` in the line"),
+    ],
+)  # fmt: skip
+def test_mesh_text_formats_name_the_line(tmp_path, name, text, reader, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        reader(path)
+    assert str(raised.value) == f"{path}: {message}"
+    assert raised.value.line == int(message.split()[1].rstrip(":")) and raised.value.record is None
+
+
+def test_mesh_descriptor_xml_still_names_its_record(tmp_path):
+    path = tmp_path / "desc2019.xml"
+    record = "<DescriptorRecord><DescriptorUI>D001943</DescriptorUI><DescriptorName><String>Breast</String>"
+    record += "</DescriptorName><TreeNumberList><TreeNumber>C50.9</TreeNumber></TreeNumberList></DescriptorRecord>"
+    path.write_text(f"<DescriptorRecordSet>{record}</DescriptorRecordSet>", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_descriptor_xml(path)
+    assert str(raised.value) == f"{path}, record 1: tree number 'C50.9' {TREE_RULE}"
+
+
+def write_jsonl(path, *lines: str) -> None:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+GOOD = '{"pmid": "1", "abstract": "A.", "mesh": ["Humans"]}'
+
+
+def test_jsonl_source_names_the_line_and_the_json_column(tmp_path, mesh):
+    path = tmp_path / "mine.jsonl"
+    write_jsonl(path, GOOD, '{"pmid": "2", "abstract": "cut', '{"pmid": "3", "abstract": "C.", "mesh": ["Nope Nope"]}')
+    report = ReadReport()
+    assert [r.pmid for r in read_jsonl(path, mesh, report=report)] == ["1"]
+    assert report.examples[MALFORMED] == [f"{path}: line 2: {CUT}"]
+    with pytest.raises(DataError) as raised:
+        list(read_jsonl(path, mesh, strict=True))
+    assert str(raised.value) == f"{path}: line 2: {MALFORMED}: {CUT}" and raised.value.line == 2
+    write_jsonl(path, GOOD, "", '{"pmid": "3", "abstract": "C.", "mesh": ["Nope Nope"]}')
+    with pytest.raises(DataError) as raised:
+        list(read_jsonl(path, mesh, strict=True))
+    assert str(raised.value) == f"{path}: line 3: {UNRESOLVED_NAME}: 'Nope Nope'"
+
+
+def test_a_repeated_jsonl_pmid_names_both_lines(tmp_path, mesh):
+    path = tmp_path / "mine.jsonl"
+    write_jsonl(path, GOOD, "", GOOD)
+    report = ReadReport()
+    assert [r.pmid for r in unique_records(read_records("jsonl", path, mesh, report=report), report)] == ["1"]
+    assert report.examples[DUPLICATE] == [f"{path}: line 3: pmid '1' (also in {path}: line 1)"]
+    with pytest.raises(DataError) as raised:
+        list(unique_records(read_records("jsonl", path, mesh), strict=True))
+    assert str(raised.value) == f"{path}: line 3: duplicate pmid '1' (also in {path}: line 1)"
+
+
+def test_pubtator_blocks_still_say_record(tmp_path, mesh):
+    path = tmp_path / "tiny.PubTator.txt"
+    path.write_text("1|t|Title one.\n1|a|\n\n", encoding="utf-8")
+    report = ReadReport()
+    assert list(read_records("pubtator", path, mesh, report=report)) == []
+    assert report.examples["empty abstract"] == [f"{path}, record 1: pmid '1'"]
+
+
+def test_read_json_names_the_line_and_column(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{\n  "a": 1,\n  "b" 2\n}\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_json(path)
+    assert str(raised.value) == f"{path}: line 3: not valid JSON (Expecting ':' delimiter at column 7)"
+    assert raised.value.line == 3
+    path.write_text('{"results": ', encoding="utf-8")
+    with pytest.raises(PublishError) as raised:
+        read_json(path, error=PublishError)
+    assert str(raised.value) == f"{path}: line 1: not valid JSON (Expecting value at column 13)"
+
+
+def test_evaluation_pubmedqa_files_name_the_line_and_column(tmp_path):
+    data = tmp_path / "ori_pqal.json"
+    data.write_text('{\n "1": {"QUESTION": "q"\n}\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        load_pubmedqa("all", data)
+    assert str(raised.value) == f"{data}: line 4: not valid JSON (Expecting ',' delimiter at column 1)"
+    data.write_text(json.dumps({"1": {"QUESTION": "q", "LONG_ANSWER": "a", "CONTEXTS": ["c"]}}), encoding="utf-8")
+    tests = tmp_path / "test_ground_truth.json"
+    tests.write_text('{"1": "yes",\n "2" "no"}\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        load_pubmedqa("test", data, tests)
+    assert str(raised.value) == f"{tests}: line 2: not valid JSON (Expecting ':' delimiter at column 6)"
+
+
+def test_pubmedqa_test_ids_name_the_line_and_column(tmp_path):
+    tests = tmp_path / "test_ground_truth.json"
+    tests.write_text('{"1": "yes",\n "2" "no"}\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        load_pubmedqa_test_ids(tests)
+    assert str(raised.value) == f"{tests}: line 2: not valid JSON (Expecting ':' delimiter at column 6)"
+    assert raised.value.line == 2
+
+
+def test_training_documents_name_the_line_and_column(tmp_path):
+    array = tmp_path / "docs.json"
+    array.write_text('[\n {"pmid": "1", "mesh": []},\n {"pmid": "2" "mesh": []}\n]\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_json_records(array)
+    assert str(raised.value) == f"{array}: line 3: not valid JSON (Expecting ',' delimiter at column 15)"
+    lines = tmp_path / "docs.jsonl"
+    lines.write_text('{"pmid": "1"}\n{"pmid": \n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_json_records(lines)
+    assert str(raised.value) == f"{lines}: line 2: not valid JSON (Expecting value at column 10)"
+    assert raised.value.line == 2
+    array.write_text('[{"pmid": "1"}, 7]', encoding="utf-8")  # no lines in it: its element
+    with pytest.raises(DataError) as raised:
+        read_json_records(array)
+    assert str(raised.value) == f"{array}: element 2: expected a JSON object per document, got int"
+
+
+def test_build_dataset_refuses_one_file_given_twice_before_reading(tmp_path, monkeypatch, capsys):
+    """The same file (same resolved path, however spelt) twice was read twice: its documents counted as
+    duplicates of themselves. It is one line naming it, before any input is read (a missing one too)."""
+    from biohicl.cli.main import main as cli
+    from biohicl.data import build_dataset_from_files
+
+    path = tmp_path / "in" / "mine.jsonl"
+    path.parent.mkdir()
+    write_jsonl(path, GOOD)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    argv = ["build-dataset", "--input", "in/mine.jsonl", "--source", "jsonl", "--input", str(path), "--output",
+            str(out), "--no_progress", "--no_arrow"]  # fmt: skip
+    assert cli(argv) == 2
+    message = f"in/mine.jsonl: given twice as an input (as in/mine.jsonl and {path}); give each file once"
+    assert capsys.readouterr().err.strip().splitlines() == [f"biohicl build-dataset: error: {message}"]
+    assert not out.exists()
+    with pytest.raises(ConfigError) as raised:
+        build_dataset_from_files([("auto", ["in/nope.jsonl", "in/../in/nope.jsonl"])], None, mesh=None)
+    assert str(raised.value) == (
+        "in/nope.jsonl: given twice as an input (as in/nope.jsonl and in/../in/nope.jsonl); give each file once"
+    )
+    with pytest.raises(ConfigError, match=r"^in/mine\.jsonl: given twice as an input; give each file once$"):
+        list(read_records("jsonl", ["in/mine.jsonl", "in/mine.jsonl"]))
