@@ -33,7 +33,7 @@ from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.files import check_file
 from biohicl.data.records import INDEXING, MENTIONS
-from biohicl.errors import DataError, location
+from biohicl.errors import DataError, json_error, location
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +199,6 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                     ) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(f"corrupt or truncated gzip file ({err})", path) from None
-
-
-def json_error(err: json.JSONDecodeError) -> str:
-    """``"not valid JSON (Invalid control character at column 12)"``: ``err.msg`` alone ends in a dangling "at"."""
-    return f"not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
 
 
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from biohicl.data.corpus import iter_lines, json_error
+from biohicl.data.corpus import iter_lines
 from biohicl.data.records import INDEXING
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import ConfigError, DataError, json_error
 from biohicl.search.float_rows import FloatRows, read_rows
 from biohicl.search.layout import IndexManifest
 
