@@ -15,6 +15,7 @@ only encodes and correlates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -105,9 +106,11 @@ class TaskEvaluator:
 
     def __call__(self, model: Any) -> dict[str, float]:
         """The harness's ``summary`` (``{"biosses/spearman": 0.8, ...}``) as ``{"biosses_spearman": 0.8, ...}``;
-        a record without a summary is flattened whole."""
+        a record without a summary is flattened whole. A task whose encoder returned NaN or inf embeddings (a
+        collapsed model, which the harness refuses: :class:`~biohicl.evaluation.retrieval.NonFiniteEmbeddings`)
+        scores NaN on each of its metrics, as a collapsed model's correlations do, so training goes on (the trainer
+        warns, naming the step); the tasks are then run one at a time, those before it again."""
         from biohicl.evaluation.encoder import as_encoder
-        from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
 
         model = as_encoder(model)  # a SentenceTransformer through encode_query/encode_document, for the cache key too
         cache = key = None
@@ -119,18 +122,36 @@ class TaskEvaluator:
                 logger.info("evaluation read back from %s (the same encoder, tasks and data)", cache.path(key))
                 return cached
         with self._reusing():
-            record = evaluate_model(
-                model,
-                tasks=self.tasks,
-                batch_size=self.batch_size,
-                limit_queries=self.max_queries,
-                show_progress_bar=False,
-            )
-        values = record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
+            values = self._summary(model)
         metrics = flatten_metrics(values)
         if cache is not None and key is not None:
             cache.put(key, metrics, self.tasks)
         return metrics
+
+    def _summary(self, model: Any) -> Mapping[str, Any]:
+        """The harness's summary of the tasks on ``model``, a NaN-embeddings task's metrics NaN (:meth:`__call__`)."""
+        from biohicl.evaluation.retrieval import NonFiniteEmbeddings
+        from biohicl.evaluation.runner import planned_summary_keys
+
+        with contextlib.suppress(NonFiniteEmbeddings):
+            return self._run(model, self.tasks)
+        summary: dict[str, Any] = {}  # the record of the tasks that had finished went with the error: run again
+        for task in (spec for spec in self.tasks if spec.strip()):
+            try:
+                summary.update(self._run(model, [task]))
+            except NonFiniteEmbeddings as err:
+                logger.info("%s: %s; its metrics are NaN at this evaluation", task, err)
+                summary.update(dict.fromkeys(planned_summary_keys([task]), float("nan")))
+        return summary
+
+    def _run(self, model: Any, tasks: list[str]) -> Mapping[str, Any]:
+        """The summary of one harness run of ``tasks`` (a record without one: the record)."""
+        from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
+
+        record = evaluate_model(
+            model, tasks=tasks, batch_size=self.batch_size, limit_queries=self.max_queries, show_progress_bar=False
+        )
+        return record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
 
     def metric_names(self) -> list[str]:
         """The metrics :meth:`__call__` returns, known before any evaluation (the tasks' data is checked too), so a

@@ -199,9 +199,14 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
     )
 
 
+class NonFiniteEmbeddings(DataError):
+    """The :class:`DataError` of an encoder that returned NaN or inf embeddings (a collapsed model): nothing was
+    scored. Training's evaluator scores that task NaN instead (:class:`~biohicl.evaluation.evaluator.TaskEvaluator`)."""
+
+
 def _normalize(matrix: np.ndarray) -> np.ndarray:
     if not np.isfinite(matrix).all():
-        raise DataError("the encoder returned NaN or inf embeddings; nothing was scored")
+        raise NonFiniteEmbeddings("the encoder returned NaN or inf embeddings; nothing was scored")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.clip(norms, 1e-12, None)
 

@@ -135,7 +135,9 @@ def evaluate_encoder(
 ) -> dict[str, Any]:
     """Evaluate ``encoder`` on the run's tasks (those ``previous`` lacks, when given) and write ``output``
     atomically (what marks the run done); a ``previous`` record is extended, never overwritten. ``extra``: keys
-    written into the record beside the evaluation's (a run's training peak GPU memory)."""
+    written into the record beside the evaluation's (a run's training peak GPU memory). A task with a NaN metric (a
+    collapsed model) or data the harness refuses is a one-line :class:`DataError` naming the run (``label``), and
+    ``output`` is not written: the run is not done."""
     import torch
 
     from biohicl.evaluation.runner import evaluate_model
@@ -148,17 +150,21 @@ def evaluate_encoder(
         tasks = missing_tasks(previous, tasks, config.target_tasks())
     encoder.to(device)
     encoder.eval()
-    with autocast:
-        record = evaluate_model(
-            encoder,
-            tasks,
-            model_id=label,
-            batch_size=config.eval_batch_size,
-            limit_queries=config.limit_queries,
-            show_progress_bar=False,
-            per_item=True,  # the report's paired intervals over the test items (stats.paired_rows)
-            settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
-        )
+    try:
+        with autocast:
+            record = evaluate_model(
+                encoder,
+                tasks,
+                model_id=label,
+                batch_size=config.eval_batch_size,
+                limit_queries=config.limit_queries,
+                show_progress_bar=False,
+                per_item=True,  # the report's paired intervals over the test items (stats.paired_rows)
+                settings={"dtype": config.eval_dtype, "max_length": encoder.config.max_length, "device": device.type},
+                require_finite=True,  # a collapsed model's NaN stops at its task: eval.json holds numbers only
+            )
+    except DataError as err:  # a NaN metric, NaN embeddings or bad task data: one line naming the run
+        raise DataError(f"{label}: {err}; nothing was written to {output.name}") from None
     if previous is not None:
         earlier, now = previous.get("settings") or {}, record["settings"]
         if differ := {k: (earlier[k], now[k]) for k in earlier.keys() & now.keys() if earlier[k] != now[k]}:

@@ -1,10 +1,12 @@
 """Model selection on dev metrics: the mean of several metrics (``dev_score``), optionally guarded by others that
 must not fall below the base's (``guard_holds``), checking that a selection metric is one the evaluator gives,
-picking the best evaluated step (step 0, the base weights, included), the ``training_summary.json`` keys that
-record the choice, and every evaluation's metrics (``dev_evaluations.json``)."""
+picking the best evaluated step (step 0, the base weights, included; a NaN or infinite value never), the warning
+when the base is kept, the ``training_summary.json`` keys that record the choice, and every evaluation's metrics
+(``dev_evaluations.json``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -65,10 +67,19 @@ def guard_holds(
 
 def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:
     """``(step, value)`` of the best evaluation in ``history`` (``(step, value)`` in step order); a tie keeps the
-    earlier step, so the base weights (step 0) win ties."""
+    earlier step, so the base weights (step 0) win ties.
+
+    A NaN or infinite value (a collapsed model's evaluation) is never the best: NaN compares neither greater nor
+    less, so a NaN first value would stay best whatever came after, and an infinite score is no real one whichever
+    way is better; the best finite value wins. When no value is finite the first evaluation (step 0, the base) is
+    kept, with its value: :func:`selection_warning` says so.
+    """
+    finite = [(step, value) for step, value in history if math.isfinite(value)]
+    if not finite:
+        return history[0]
     better = np.greater if greater_is_better else np.less
-    best_step, best_value = history[0]
-    for step, value in history[1:]:
+    best_step, best_value = finite[0]
+    for step, value in finite[1:]:
         if better(value, best_value):  # strict: a tie keeps the earlier step (the base first)
             best_step, best_value = step, value
     return best_step, best_value
@@ -94,6 +105,30 @@ def selection_record(
         "loaded_best": bool(loaded_best),
         "evaluations": [[step, value] for step, value in history],
     }
+
+
+def selection_warning(record: Mapping[str, Any], log_history: Sequence[Mapping[str, Any]]) -> str | None:
+    """The one-line warning of a run's selection (:func:`selection_record`), None when a finite step was chosen over
+    the base: no evaluation had a finite value, so the first (step 0) is kept (:func:`best_evaluation`); or, under
+    ``loaded_best``, none beat step 0's (the best finite later value named, and how many later steps fell below step
+    0's dev guard, from ``log_history``). Under ``loaded_best`` a kept step 0 means the base model's weights."""
+    key, values = record["selection_metric"], [value for _, value in record["evaluations"]]
+    base = bool(record["loaded_best"] and record["selected_base"])
+    ends = "; the run ends with the base model's weights" if base else ""
+    if not any(math.isfinite(value) for value in values):
+        return (
+            f"model selection: no evaluation gave a finite {key} ({len(values)}, all NaN or infinite), so step "
+            f"{record['best_step']} is kept{ends}"
+        )
+    if not base:
+        return None
+    later = [value for step, value in record["evaluations"] if step > 0]
+    best_later = max if record["greater_is_better"] else min
+    failed = [e for e in log_history if e.get("step", 0) > 0 and e.get("eval_dev_guard_passed") == 0]
+    guard = f"; {len(failed)} of {len(later)} later steps fell below step 0's dev guard" if failed else ""
+    best = best_later((value for value in later if math.isfinite(value)), default=float("nan"))
+    step0 = record["step0_metric"]
+    return f"model selection: no evaluation beat step 0 ({key} = {step0:.4f}, best later {best:.4f}{guard}){ends}"
 
 
 def selection_summary(selection: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from biohicl.training.evaluator_checks import Evaluator, check_evaluation, metri
 from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
 from biohicl.training.run_settings import check_run_folder
-from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record
+from biohicl.training.selection import check_metric, dev_score, guard_holds, selection_record, selection_warning
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +240,13 @@ class BioHiCLTrainer(Trainer):
                 raw = metric_floats(self.evaluator(model))
         finally:
             model.train(was_training)
+        if undefined := [name for name, value in raw.items() if not math.isfinite(value)]:  # a collapsed model
+            logger.warning(
+                "step %d: the evaluation gave NaN or infinite %s (a collapsed model?); training goes on, and a step "
+                "whose selection metric is not finite is never selected",
+                self.state.global_step,
+                ", ".join(undefined),
+            )
         if self.args.selection_metrics:
             raw["dev_score"] = dev_score(raw, self.args.selection_metrics)
         if self.args.selection_guard:
@@ -276,14 +283,24 @@ class BioHiCLTrainer(Trainer):
             check_metric(
                 "metric_for_best_model", key, (k for k in metrics if k.startswith("eval_") and k != "eval_runtime")
             )
-            self.state.best_metric = metrics[key]  # later steps must beat the base weights
-            self.state.best_global_step = 0
+            finite = math.isfinite(metrics[key])  # a NaN base is no best: the first finite later step beats it
+            self.state.best_metric = metrics[key] if finite else None  # later steps must beat the base weights
+            self.state.best_global_step = 0 if finite else None
             model = self.accelerator.unwrap_model(self.model)
             self._initial_weights = trainable_state(model)
             if self.args.should_save:
                 os.makedirs(self.args.output_dir, exist_ok=True)
                 save_trainable_weights(model, Path(self.args.output_dir) / INITIAL_WEIGHTS_NAME)
         return metrics
+
+    def _determine_best_metric(self, metrics: dict[str, float], trial: Any) -> bool:
+        """transformers', but a NaN or infinite selection metric is never the best (:func:`.best_evaluation`)."""
+        key = self.args.selection_metric_key
+        if key is not None and key in metrics and not math.isfinite(metrics[key]):
+            return False
+        if self.state.best_metric is not None and math.isnan(self.state.best_metric):  # resumed: saved before this
+            self.state.best_metric = None
+        return super()._determine_best_metric(metrics, trial)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         if isinstance(resume_from_checkpoint, bool):  # True: the newest complete checkpoint, as `last` picks it
@@ -340,19 +357,10 @@ class BioHiCLTrainer(Trainer):
         record = selection_record(
             self.state.log_history, key, bool(self.args.greater_is_better), bool(self.args.load_best_model_at_end)
         )
+        if record is not None and (warning := selection_warning(record, self.state.log_history)):
+            logger.warning(warning)
         if record is not None and record["loaded_best"] and record["selected_base"]:
             self._restore_initial_weights()
-            later = [value for step, value in record["evaluations"] if step > 0]
-            best_later = max if self.args.greater_is_better else min
-            failed = [e for e in self.state.log_history if e.get("step", 0) > 0 and e.get("eval_dev_guard_passed") == 0]
-            logger.warning(
-                "model selection: no evaluation beat step 0 (%s = %.4f, best later %.4f%s); the run ends with the base "
-                "model's weights",
-                key,
-                record["step0_metric"],
-                best_later(later, default=float("nan")),
-                f"; {len(failed)} of {len(later)} later steps fell below step 0's dev guard" if failed else "",
-            )
         return record
 
     def _restore_initial_weights(self) -> None:
