@@ -1,6 +1,7 @@
 """What an evaluation record says about the model and the software that scored it: the model's own config
 (:func:`describe_model`), how it encodes (:func:`model_settings`), how it was loaded (:func:`loaded_source`) and the
-versions of the packages that can change a score (:func:`library_versions`)."""
+versions of the packages that can change a score (:func:`library_versions`); the record's ``model`` entry
+(:func:`model_entry`)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,27 @@ def loaded_source(model: Any) -> str | None:
         if isinstance(source, str):
             return source
     return None
+
+
+def loaded_weights(model: Any) -> dict[str, Any]:
+    """``weights_sha256`` (:func:`~biohicl.models.signature.folder_weights_sha256`) and ``weights_files`` (their
+    names: ``adapter_model.safetensors`` for an adapter folder, also loaded with ``merge=True``) of the folder
+    ``model`` was loaded from (:func:`~biohicl.models.signature.loaded_folder`); empty for a model built in memory."""
+    from biohicl.models.signature import folder_weights_sha256, loaded_folder, weights_files
+
+    folder = loaded_folder(model)
+    weights = folder_weights_sha256(folder) if folder is not None else None
+    return (
+        {"weights_sha256": weights, "weights_files": [file.name for file in weights_files(folder)]} if weights else {}
+    )
+
+
+def model_entry(
+    model: Any, model_id: str, revision: str | None = None, weights: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An evaluation record's ``model``: ``id``, ``revision``, ``config`` (:func:`describe_model`), the weights it
+    was loaded with (``weights``, as :func:`loaded_weights` gave them when taken before scoring; else read now) and
+    how it was loaded (``source``, :func:`loaded_source`), each left out where the model has none."""
+    entry = {"id": model_id, "revision": revision, "config": describe_model(model)}
+    entry |= loaded_weights(model) if weights is None else weights
+    return entry | ({"source": source} if (source := loaded_source(model)) else {})

@@ -20,7 +20,7 @@ from biohicl.atomic import atomic_write_json
 from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.evaluation.encoder import Encoder, as_encoder
-from biohicl.evaluation.record_model import describe_model, library_versions, loaded_source, model_settings
+from biohicl.evaluation.record_model import library_versions, loaded_weights, model_entry, model_settings
 from biohicl.evaluation.results import AGREEMENT_TASK, RESULTS_FORMAT, summary_key
 from biohicl.evaluation.retrieval import DocumentIndex
 from biohicl.evaluation.tasks import (
@@ -32,7 +32,7 @@ from biohicl.evaluation.tasks import (
     reported_metrics,
     summary_keys,
 )
-from biohicl.field_types import is_count
+from biohicl.field_types import is_count, is_number
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def evaluate_model(
     files of the folder the model was loaded from (:func:`~biohicl.models.signature.loaded_folder`), its
     ``model.weights_files`` their names (``adapter_model.safetensors`` for an adapter folder, also loaded with
     ``merge=True``, so publish can compare a merged load with the adapter), and its ``model.source`` how it was
-    loaded (:func:`loaded_source`), all left out for a model built in memory.
+    loaded (:func:`~biohicl.evaluation.record_model.loaded_source`), all left out for a model built in memory.
     ``document_index`` (precomputed document embeddings of its corpus, e.g. a ``biohicl index`` folder of the same
     model: ``biohicl.search.documents.IndexDocuments``) serves the one retrieval task's documents, so only its
     queries are encoded. ``per_item`` keeps what each query or pair gave (:attr:`TaskResult.per_item`) in the record,
@@ -139,8 +139,6 @@ def evaluate_model(
     :class:`DataError` (:func:`nan_message`); without it the task is kept with one warning (training's evaluator).
     """
     import torch
-
-    from biohicl.models.signature import folder_weights_sha256, loaded_folder, weights_files
 
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
@@ -160,10 +158,8 @@ def evaluate_model(
         raise ConfigError(
             f"document_index: serves exactly one retrieval task, the plan has {len(retrieval)} ({', '.join(retrieval)})"
         )
-    folder = loaded_folder(model)
-    weights = folder_weights_sha256(folder) if folder is not None else None  # once, before the tasks: as loaded
-    # which files: a merged load of an adapter folder hashed its adapter file, a merged export its model.safetensors
-    hashed = [file.name for file in weights_files(folder)] if weights else []
+    # once, before the tasks: as loaded (a merged load of an adapter folder hashes its adapter file)
+    weights = loaded_weights(model)
     results: dict[str, Any] = {}
 
     def record() -> dict[str, Any]:
@@ -185,9 +181,7 @@ def evaluate_model(
         return {
             "format": RESULTS_FORMAT,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "model": {"id": model_id, "revision": revision, "config": describe_model(model)}
-            | ({"weights_sha256": weights, "weights_files": hashed} if weights else {})
-            | ({"source": source} if (source := loaded_source(model)) else {}),
+            "model": model_entry(model, model_id, revision, weights),
             "settings": recorded,
             "tasks": dict(results),
             "summary": summary,
@@ -343,7 +337,7 @@ def _shape_problem(record: dict[str, Any]) -> str | None:
         if not isinstance(metrics := entry.get("metrics"), dict):
             return f"task {task!r}: " + ("no `metrics`" if metrics is None else f"`metrics` is a {_kind(metrics)}")
         for metric, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not is_number(value):
                 return f"task {task!r}: metric {metric!r} is {value!r}, not a number"
         for name, kind in (("split", str), ("main_metric", str), ("data_files", dict), ("per_item", dict)):
             if entry.get(name) is not None and not isinstance(entry[name], kind):

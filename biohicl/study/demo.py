@@ -330,20 +330,12 @@ def base_scores_record(base_record: dict[str, Any], tuned: Any, model_id: str, s
     import copy
     import datetime
 
-    from biohicl.evaluation.record_model import describe_model, loaded_source
-    from biohicl.models.signature import folder_weights_sha256, loaded_folder, weights_files
+    from biohicl.evaluation.record_model import model_entry
 
-    folder = loaded_folder(tuned)
-    weights = folder_weights_sha256(folder) if folder is not None else None
-    model = {"id": model_id, "revision": None, "config": describe_model(tuned)}
-    if weights:
-        model |= {"weights_sha256": weights, "weights_files": [file.name for file in weights_files(folder)]}
-    if source := loaded_source(tuned):
-        model["source"] = source
     scores_of = (base_record.get("model") or {}).get("id")
     return copy.deepcopy(base_record) | {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": model,
+        "model": model_entry(tuned, model_id),
         "settings": {**base_record.get("settings", {}), "scores_of": scores_of, "scores_note": SAME_WEIGHTS_NOTE},
         "wall_time_s": seconds,
     }
