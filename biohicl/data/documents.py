@@ -273,10 +273,10 @@ def split_documents_with_kinds(
 
 def other_hierarchy(dataset: str | Path, version: str, source: str | Path) -> tuple[str, str] | None:
     """``(mesh_version, mesh_source)`` that a built dataset's ``summary.json`` records when they are not the given
-    hierarchy's (``version``, the file name of ``source``); None when they match or nothing is recorded."""
-    from biohicl.jsonio import read_json
+    hierarchy's (``version``, the file name of ``source``); None when they match or nothing is recorded (a damaged
+    summary is a :class:`DataError`: :func:`~biohicl.data.storage.read_build_summary`)."""
+    from biohicl.data.storage import read_build_summary
 
-    dataset = Path(dataset)
-    summary = read_json(dataset / "summary.json", default=None) if dataset.is_dir() else None
-    built = (summary.get("mesh_version"), summary.get("mesh_source")) if isinstance(summary, dict) else (None, None)
+    summary = read_build_summary(dataset) or {}
+    built = (summary.get("mesh_version"), summary.get("mesh_source"))
     return built if built[0] and built != (version, Path(source).name) else None

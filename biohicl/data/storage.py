@@ -19,11 +19,18 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import explain_os_error, pid_alive, refuse_file_in_the_way
 from biohicl.data.columns import in_memory_dataset
-from biohicl.data.pairs import PairDatasetSummary
 from biohicl.errors import ConfigError, DataError
+from biohicl.jsonio import read_json
+
+if TYPE_CHECKING:  # an annotation only: documents, which pairs imports through sources, reads summary.json here
+    from biohicl.data.pairs import PairDatasetSummary
+
+#: The build summary a build writes beside its configurations (:class:`~biohicl.data.pairs.PairDatasetSummary`).
+SUMMARY_NAME = "summary.json"
 
 
 def recover_interrupted_save(out_dir: str | Path) -> None:
@@ -106,7 +113,7 @@ def save_pair_dataset(
             dataset[config].to_parquet(str(tmp / config / f"{config}-00000.parquet"))
         (tmp / "README.md").write_text(render_dataset_card(dataset, summary), encoding="utf-8")
         if summary is not None:
-            (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+            (tmp / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
         old = None
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
@@ -126,6 +133,22 @@ def save_pair_dataset(
         if bars:
             datasets.enable_progress_bars()
     return out_dir
+
+
+def read_build_summary(folder: str | Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of the build in ``folder``, as its one reader (training, the model card, the study):
+    None when ``folder`` is not a folder (a documents file) or holds no summary; a damaged one is a one-line
+    :class:`DataError` naming it (not UTF-8, not JSON, or JSON that is not an object)."""
+    path = Path(folder) / SUMMARY_NAME
+    summary = read_json(path, default=_ABSENT) if Path(folder).is_dir() else _ABSENT
+    if summary is _ABSENT:
+        return None
+    if not isinstance(summary, dict):  # ``null`` included: a summary is there, damaged
+        raise DataError("expected a JSON object (the dataset's build summary)", path)
+    return summary
+
+
+_ABSENT = object()
 
 
 def load_pair_dataset(path: str | Path):

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_LABEL_INFO, own_sources, source_info
+from biohicl.data.storage import read_build_summary
 from biohicl.field_types import is_int
-from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,10 @@ def count_rows(counts: dict[str, Any], build: dict[str, Any] | None = None) -> d
 
 def dataset_summary(dataset_path: str | None) -> dict[str, Any] | None:
     """The ``summary.json`` of the ``biohicl build-dataset`` folder at ``dataset_path`` (None for a documents file,
-    a folder without one, or a path not found from the working directory)."""
-    if not dataset_path:
-        return None
-    path = Path(dataset_path).expanduser()
-    summary = read_json(path / "summary.json", default=None) if path.is_dir() else None
-    return summary if isinstance(summary, dict) else None
+    a folder without one, or a path not found from the working directory); a damaged one is a one-line
+    :class:`~biohicl.errors.DataError` naming it (:func:`~biohicl.data.storage.read_build_summary`), not a card
+    saying the folder has none."""
+    return read_build_summary(Path(dataset_path).expanduser()) if dataset_path else None
 
 
 def _int(value: Any) -> int:

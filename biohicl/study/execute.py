@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
+from biohicl.data.storage import read_build_summary
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.study.cards import write_cards
@@ -74,10 +75,7 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
     spec = config.dataset
     folder = Path(spec.path) if spec.path else Path(config.output_dir) / "dataset"
     if (folder / "documents").is_dir() and (folder / "pairs").is_dir():
-        summary_file = folder / "summary.json"
-        summary = read_json(summary_file) if summary_file.is_file() else {}
-        if not isinstance(summary, dict):
-            raise DataError("expected a JSON object (the dataset's build summary)", summary_file)
+        summary = read_build_summary(folder) or {}
         check_reused_dataset(config)  # a build of other settings at the config's path is not the config's dataset
         logger.info("reusing the MeSH-pair dataset in %s", folder)
         return folder, summary

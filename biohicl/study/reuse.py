@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from biohicl.data.storage import read_build_summary
 from biohicl.errors import ConfigError
 from biohicl.field_types import int_or_none
 from biohicl.jsonio import read_json
@@ -278,12 +279,11 @@ def check_reused_dataset(config: ReproduceConfig) -> None:
 
 
 def dataset_summary(folder: Path) -> dict[str, Any] | None:
-    """A built dataset's ``summary.json`` (None: no build there, or no summary)."""
-    path = folder / "summary.json"
-    if not ((folder / "documents").is_dir() and (folder / "pairs").is_dir() and path.is_file()):
+    """A built dataset's ``summary.json`` (None: no build there, or no summary; damaged, a one-line
+    :class:`~biohicl.errors.DataError`: :func:`~biohicl.data.storage.read_build_summary`)."""
+    if not ((folder / "documents").is_dir() and (folder / "pairs").is_dir()):
         return None
-    summary = read_json(path)
-    return summary if isinstance(summary, dict) else None
+    return read_build_summary(folder)
 
 
 def _differences(theirs: Mapping[str, Any], own: Mapping[str, Any]) -> list[str]:

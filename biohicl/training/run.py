@@ -69,12 +69,12 @@ def check_pubmedqa_dev(args: BioHiCLTrainingArguments, path: Path) -> None:
     dataset drew its dev split with other settings than the evaluation's (``--dev_seed``, ``--pubmedqa_dev_size``):
     some of the questions it would score on are then training documents."""
     from biohicl.data.splits import DEV_SEED, PUBMEDQA_DEV_SIZE
-    from biohicl.jsonio import read_json
+    from biohicl.data.storage import read_build_summary
 
     task = pubmedqa_dev_task(args.eval_tasks)
-    if task is None or not path.is_dir():
+    if task is None:
         return
-    dev = (read_json(path / "summary.json", default=None) or {}).get("dev") or {}
+    dev = (read_build_summary(path) or {}).get("dev") or {}
     drawn = (dev.get("seed", DEV_SEED), dev.get("pubmedqa_size", PUBMEDQA_DEV_SIZE))
     if drawn != (DEV_SEED, PUBMEDQA_DEV_SIZE):
         raise ConfigError(
