@@ -323,7 +323,7 @@ def test_a_relative_input_path_names_its_folder_and_repeats_in_one_file_are_not_
 def test_a_cut_off_line_says_what_training_says_with_its_column(tmp_path, mesh):
     """The build's reader decodes the line without its line end (``\\n`` or ``\\r\\n``): an unterminated string is
     named as such, with the column training's reader (``biohicl.data.documents``) gives for the same line."""
-    from biohicl.data.documents import read_json_records
+    from biohicl.data.documents import numbered_records
 
     line = '{"pmid": "999999999", "title": "broken", "abstract": "cut off'
     assert line.index('"cut off') + 1 == 54
@@ -336,7 +336,7 @@ def test_a_cut_off_line_says_what_training_says_with_its_column(tmp_path, mesh):
             f"{path}: line 2: not valid JSON (Unterminated string starting at column 54)"
         ]
     with pytest.raises(DataError, match=r": line 2: not valid JSON \(Unterminated string starting at column 54\)$"):
-        read_json_records(tmp_path / "lf.jsonl")
+        numbered_records(tmp_path / "lf.jsonl")
 
 
 def test_the_printed_report_tallies_dropped_label_names_but_summary_json_does_not(tmp_path, monkeypatch, capsys):

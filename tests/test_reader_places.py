@@ -10,7 +10,7 @@ import json
 import pytest
 
 from biohicl import errors
-from biohicl.data.documents import read_json_records
+from biohicl.data.documents import numbered_records
 from biohicl.data.jsonl import read_jsonl
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 from biohicl.data.records import DUPLICATE, MALFORMED, UNRESOLVED_NAME, ReadReport
@@ -146,17 +146,17 @@ def test_training_documents_name_the_line_and_column(tmp_path):
     array = tmp_path / "docs.json"
     array.write_text('[\n {"pmid": "1", "mesh": []},\n {"pmid": "2" "mesh": []}\n]\n', encoding="utf-8")
     with pytest.raises(DataError) as raised:
-        read_json_records(array)
+        numbered_records(array)
     assert str(raised.value) == f"{array}: line 3: not valid JSON (Expecting ',' delimiter at column 15)"
     lines = tmp_path / "docs.jsonl"
     lines.write_text('{"pmid": "1"}\n{"pmid": \n', encoding="utf-8")
     with pytest.raises(DataError) as raised:
-        read_json_records(lines)
+        numbered_records(lines)
     assert str(raised.value) == f"{lines}: line 2: not valid JSON (Expecting value at column 10)"
     assert raised.value.line == 2
     array.write_text('[{"pmid": "1"}, 7]', encoding="utf-8")  # no lines in it: its element
     with pytest.raises(DataError) as raised:
-        read_json_records(array)
+        numbered_records(array)
     assert str(raised.value) == f"{array}: element 2: expected a JSON object per document, got int"
 
 

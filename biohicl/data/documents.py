@@ -43,13 +43,6 @@ def read_documents(path: str | Path):
         raise DataError(f"cannot build a table from the records ({type(err).__name__}: {err})", path) from None
 
 
-def read_json_records(path: Path) -> list[dict]:
-    """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects; a bad
-    line is a one-line :class:`DataError` naming the file and line (``FILE: line N``; bad JSON with its column), or
-    list element (not UTF-8, not JSON, not an object). A UTF-8 BOM is skipped, as the build skips it."""
-    return [record for _, record in numbered_records(path)]
-
-
 def record_columns(numbered: Sequence[tuple[str, dict]], path: Path) -> dict[str, list]:
     """The records as columns over every field any record has (``Dataset.from_list`` takes line 1's fields
     only), each record's label field (the first of :data:`LABEL_COLUMNS` it holds, not null) a list as the build
@@ -104,7 +97,10 @@ def _json_type(value: Any) -> str:
 
 
 def numbered_records(path: Path) -> list[tuple[str, dict]]:
-    """:func:`read_json_records` with where each record stands (``line N`` or ``element N``)."""
+    """The records of a JSON lines file (one object per line) or of a JSON file holding a list of objects, each with
+    where it stands (``line N`` or ``element N``); a bad line is a one-line :class:`DataError` naming the file and
+    line (``FILE: line N``; bad JSON with its column), or list element (not UTF-8, not JSON, not an object). A UTF-8
+    BOM is skipped, as the build skips it."""
     raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     if path.suffix == ".json" and raw.lstrip()[:1] == b"{":
         check_not_corpus_object(raw, path)
