@@ -19,15 +19,15 @@ single spaces) as the candidate instead; it is much easier (all-MiniLM-L6-v2: 0.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from biohicl.errors import DataError, json_error
+from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import retrieval_scores_with_items
 from biohicl.evaluation.results import TaskResult, file_checksums, record_key
 from biohicl.evaluation.retrieval import dense_retrieve
+from biohicl.jsonio import read_json
 
 SPLITS = ("test", "train", "dev", "all")
 TARGETS = {"long_answer": "LONG_ANSWER", "context": "CONTEXTS"}
@@ -37,17 +37,15 @@ K_VALUES = (1, 5, 10)
 def load_pubmedqa(
     split: str = "test", data_file: str | Path | None = None, test_file: str | Path | None = None
 ) -> tuple[dict[str, dict], list[Path]]:
-    """``({pmid: item}, files read)`` for ``split`` (see the module docstring); :class:`DataError` on bad input."""
+    """``({pmid: item}, files read)`` for ``split`` (see the module docstring); :class:`DataError` on bad input, a
+    file not there, not UTF-8 or not JSON in one line naming it (:func:`~biohicl.jsonio.read_json`)."""
     if split not in SPLITS:
         raise DataError(f"PubMedQA split must be one of {', '.join(SPLITS)}, not {split!r}")
     from biohicl.settings import data_path
 
     data_file = Path(data_file) if data_file is not None else data_path("pubmedqa", "ori_pqal.json")
     files = [data_file]
-    try:
-        items = json.loads(data_file.read_text(encoding="utf-8-sig"))  # a byte-order mark is no error
-    except json.JSONDecodeError as err:
-        raise DataError(json_error(err), data_file, line=err.lineno) from None
+    items = read_json(data_file, bom=True)  # a byte-order mark is no error
     if not isinstance(items, dict):
         raise DataError("expected a JSON object keyed by PMID", data_file)
     for pmid, item in items.items():
@@ -58,10 +56,7 @@ def load_pubmedqa(
         return items, files
     test_file = Path(test_file) if test_file is not None else data_path("pubmedqa", "test_ground_truth.json")
     files.append(test_file)
-    try:
-        test_ids = list(json.loads(test_file.read_text(encoding="utf-8-sig")))
-    except json.JSONDecodeError as err:
-        raise DataError(json_error(err), test_file, line=err.lineno) from None
+    test_ids = list(read_json(test_file, bom=True))
     unknown = [pmid for pmid in test_ids if pmid not in items]
     if unknown:
         raise DataError(f"{len(unknown)} test PMID(s) not in {data_file.name}, e.g. {unknown[0]}", test_file)
