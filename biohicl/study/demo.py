@@ -304,10 +304,11 @@ def same_model(base: Any, tuned: Any) -> bool:
     anything but two torch modules: nothing to compare."""
     import torch
 
+    from biohicl.models.config import ENCODING_SETTINGS
+
     if not (isinstance(base, torch.nn.Module) and isinstance(tuned, torch.nn.Module)):
         return False
-    encoding = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
-    if any(getattr(base.config, key, None) != getattr(tuned.config, key, None) for key in encoding):
+    if any(getattr(base.config, key, None) != getattr(tuned.config, key, None) for key in ENCODING_SETTINGS):
         return False
     tokenizers = getattr(base, "tokenizer", None), getattr(tuned, "tokenizer", None)
     probe = "Metformin, Ménière's disease and HbA1c"
