@@ -1,11 +1,12 @@
 """Search mends (session 32): the compressed codes of a float16/bfloat16 index are those of its rows renormalised in
-float32 (as exact search scores them), and a one-shot stream of two corpus files names a repeated id's first copy
-by its own file and line (tiny random BERT, CPU, for the stream)."""
+float32 (as exact search scores them; a form built before says so when it loads), and a one-shot stream of two
+corpus files names a repeated id's first copy by its own file and line (tiny random BERT, CPU, for the stream)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from biohicl.data.corpus import Document, iter_documents
 from biohicl.errors import DataError
 from biohicl.models.model import BioHiCL
 from biohicl.search.compressed import CompressedIndex
-from biohicl.search.compression import Calibration, compress_index
+from biohicl.search.compression import COMPRESSED_VERSION, Calibration, compress_index, compressed_info_name
 from biohicl.search.exact import search_embeddings
 from biohicl.search.index import Index
 from biohicl.search.indexing import _shards, build_index
+from biohicl.search.layout import IndexManifest
 from biohicl.search.seen_ids import SeenIds
 
 
@@ -62,6 +64,90 @@ def test_codes_of_a_half_precision_index_are_those_of_its_rows_renormalised(tmp_
     )
     pool = 40 if kind == "int8" else 100
     assert recall(queries, exact_rows, compressed, pool) > recall(queries, exact_rows, before, pool)
+
+
+def set_version(directory: Path, kind: str, version: object) -> None:
+    """Write ``version`` into the ``kind`` form's info record, as a form built by another biohicl has it."""
+    path = directory / compressed_info_name(kind)
+    info = json.loads(path.read_text())
+    info["format_version"] = version
+    path.write_text(json.dumps(info) + "\n")
+
+
+def load_warnings(caplog, directory: Path, kind: str) -> tuple[CompressedIndex, list[str]]:
+    """``CompressedIndex.load`` of the ``kind`` form, and the warnings it logged."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.compressed"):
+        compressed = CompressedIndex.load(directory, kind)
+    return compressed, [r.getMessage() for r in caplog.records if r.name == "biohicl.search.compressed"]
+
+
+@pytest.mark.parametrize("kind", ["int8", "binary"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_form_built_before_the_renormalised_codes_loads_searches_and_warns_once(tmp_path, caplog, kind, dtype):
+    """A version-1 form of a float16/bfloat16 index chose its candidates from the rows as stored: it still loads and
+    searches (every query's hits are the exact ones here), with one warning naming the option that rebuilds it."""
+    rows = clustered(600, 64)
+    write_index(tmp_path, rows, shard_size=250, dtype=dtype)
+    info = compress_index(tmp_path, kind, calibration_rows=600)
+    assert info["format_version"] == COMPRESSED_VERSION == 2
+    _, warned = load_warnings(caplog, tmp_path, kind)
+    assert warned == []  # a form built from renormalised rows
+
+    set_version(tmp_path, kind, 1)
+    compressed, warned = load_warnings(caplog, tmp_path, kind)
+    assert len(warned) == 1
+    assert f"compressed-{kind}.json: its candidates were chosen from the index's rows not renormalised" in warned[0]
+    assert f"--compress {kind}`" in warned[0] and "biohicl index CORPUS --model test" in warned[0]
+    queries = clustered(20, 64, seed=7)
+    _, exact_rows = search_embeddings(queries, Index.load(tmp_path), top_k=5)
+    with caplog.at_level(logging.WARNING, logger="biohicl.search.compressed"):
+        for _ in range(2):
+            _, found = compressed.search_embeddings(queries, top_k=5, candidates=600)
+            assert torch.equal(found, exact_rows)
+    assert len([r for r in caplog.records if r.name == "biohicl.search.compressed"]) == 1  # at load only
+
+
+@pytest.mark.parametrize("version", [1, 0, None])  # None: no format_version field at all
+@pytest.mark.parametrize("dtype", [torch.float32, "unnormalised float16"])
+def test_an_older_form_whose_codes_are_unchanged_does_not_warn(tmp_path, caplog, dtype, version):
+    """Renormalising leaves a float32 normalised index's rows as they are, and an unnormalised index's rows were
+    renormalised before too: their older forms hold the codes a rebuild would write."""
+    write_index(tmp_path, clustered(300, 32), shard_size=100, dtype=torch.float16 if dtype != torch.float32 else dtype)
+    if dtype != torch.float32:
+        manifest = IndexManifest.load(tmp_path)
+        manifest.normalized = False
+        manifest.save(tmp_path)
+    compress_index(tmp_path, "int8", calibration_rows=300)
+    if version is None:
+        info = json.loads((tmp_path / "compressed-int8.json").read_text())
+        del info["format_version"]
+        (tmp_path / "compressed-int8.json").write_text(json.dumps(info))
+    else:
+        set_version(tmp_path, "int8", version)
+    compressed, warned = load_warnings(caplog, tmp_path, "int8")
+    assert warned == [] and len(compressed) == 300
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        (3, "format version 3 is newer than this biohicl"),
+        ("2", "format_version: expected a non-negative integer, got '2'"),
+        ("x", "format_version: expected a non-negative integer, got 'x'"),
+        (None, "format_version: expected a non-negative integer, got None"),
+        (1.5, "format_version: expected a non-negative integer, got 1.5"),
+        (True, "format_version: expected a non-negative integer, got True"),
+        (-1, "format_version: expected a non-negative integer, got -1"),
+    ],
+)
+def test_an_unknown_or_newer_form_version_is_refused_in_one_line(tmp_path, version, problem):
+    write_index(tmp_path, clustered(100, 16), shard_size=100)
+    compress_index(tmp_path, "int8", calibration_rows=100)
+    set_version(tmp_path, "int8", version)
+    with pytest.raises(DataError) as caught:
+        CompressedIndex.load(tmp_path, "int8")
+    assert str(caught.value) == f"{tmp_path / 'compressed-int8.json'}: {problem}"
 
 
 # ---------------------------------------------------------------------------------------------- repeated ids

@@ -20,6 +20,7 @@ with one int8 × int8 → int32 GEMM (``torch._int_mm``; VNNI/AMX on x86) per bl
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ import numpy as np
 import torch
 
 from biohicl.errors import ConfigError, DataError
+from biohicl.field_types import is_int
 from biohicl.jsonio import read_json
 from biohicl.provenance import files_sha256
 from biohicl.search.compression import (
     COMPRESSED_FORMAT,
     COMPRESSED_VERSION,
     DEFAULT_BLOCK_ROWS,
+    RENORMALISED_VERSION,
     Calibration,
     available_kinds,
     check_kind,
@@ -42,6 +45,8 @@ from biohicl.search.compression import (
 from biohicl.search.float_rows import FloatRows, stored_unit_rows
 from biohicl.search.layout import RESUME_OPTIONS, SETTINGS_NAME, IndexManifest, is_file_name, resume_flags
 from biohicl.topk import merge_top_k, sort_top_k
+
+logger = logging.getLogger(__name__)
 
 
 def _int_mm_available() -> bool:
@@ -143,7 +148,9 @@ class CompressedIndex:
     @classmethod
     def load(cls, directory: str | Path, kind: str | None = None, verify: bool = False) -> CompressedIndex:
         """Read ``compressed-<kind>.json`` and its shards into one matrix (``kind`` default: int8 if present, else
-        binary). ``verify=True`` also checks every shard's sha256 (reads the files twice)."""
+        binary). ``verify=True`` also checks every shard's sha256 (reads the files twice). A form of a newer
+        ``format_version`` is refused; an older one is read, with a warning for a float16/bfloat16 index's form
+        built before its codes were those of its renormalised rows."""
         directory = Path(directory)
         manifest = IndexManifest.load(directory)
         kinds = available_kinds(directory)
@@ -161,8 +168,11 @@ class CompressedIndex:
         shards = info["shards"]
         if info.get("format") != COMPRESSED_FORMAT or info.get("kind") != kind:
             raise DataError(f"not a {kind} compressed-index record", info_path)
-        if int(info.get("format_version", 0)) > COMPRESSED_VERSION:
-            raise DataError(f"format version {info['format_version']} is newer than this biohicl", info_path)
+        version = info.get("format_version", 0)  # none: a form older than the field
+        if not is_int(version) or version < 0:
+            raise DataError(f"format_version: expected a non-negative integer, got {version!r:.40}", info_path)
+        if version > COMPRESSED_VERSION:
+            raise DataError(f"format version {version} is newer than this biohicl", info_path)
         if info.get("count") != manifest.count or info.get("dim") != manifest.dim:
             raise DataError(
                 f"describes {info.get('count')} × {info.get('dim')} rows, the index has {manifest.count} × "
@@ -189,6 +199,16 @@ class CompressedIndex:
             matrix[start : start + shard["count"]] = part
             start += shard["count"]
             del part
+        if version < RENORMALISED_VERSION and manifest.normalized and manifest.dtype != "float32":
+            # only these codes differ: renormalising leaves a float32 index's unit rows as they are, and an
+            # unnormalised index's rows were renormalised before too
+            logger.warning(
+                "%s: its candidates were chosen from the index's rows not renormalised (built before biohicl "
+                "renormalised the rows of a %s index: a poorer first stage, the scores still exact); rebuild it: %s",
+                info_path,
+                manifest.dtype,
+                rebuild_command(manifest, directory, kind),
+            )
         return cls(directory, manifest, info, torch.from_numpy(matrix))
 
     def __len__(self) -> int:

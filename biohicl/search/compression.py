@@ -9,8 +9,8 @@
   balanced), packed 8 per byte; ``spread`` (the dimension's mean absolute deviation) is kept for scoring.
 
 Files (one per float32 shard, so a distributed build and a resume keep their unit):
-``compressed-<kind>.json`` (format, kind, dim, count, the ``calibration_rows`` asked for, calibration vectors, shards
-with their sha256) and
+``compressed-<kind>.json`` (format, ``format_version`` (:data:`COMPRESSED_VERSION`), kind, dim, count, the
+``calibration_rows`` asked for, calibration vectors, shards with their sha256) and
 ``shard-00000.<kind>.npy`` (``int8 [n, dim]`` or ``uint8 [n, ceil(dim / 8)]``). Searching them:
 :mod:`biohicl.search.compressed`.
 """
@@ -37,7 +37,11 @@ from biohicl.search.layout import IndexManifest
 logger = logging.getLogger(__name__)
 
 COMPRESSED_FORMAT = "biohicl-compressed-index"
-COMPRESSED_VERSION = 1
+#: 2: a float16/bfloat16 index's codes are those of its rows renormalised in float32, as a search scores them
+#: (:func:`as_scored`); 1 (and older): of its rows as stored, off unit length. Both are read.
+COMPRESSED_VERSION = 2
+#: the first version whose codes are those of renormalised rows
+RENORMALISED_VERSION = 2
 KINDS = ("int8", "binary")
 DEFAULT_CALIBRATION_ROWS = 262_144
 DEFAULT_BLOCK_ROWS = 65_536
