@@ -108,7 +108,9 @@ def _shards(
         if repeat is not None:
             doc, first = repeat
             path = doc.source or source
-            where = first.place() if first.source in (None, doc.source) else first.where()  # in another file: its name
+            where = first.place() if first.source == doc.source else first.where()  # in another file: its name
+            if first.source is None and doc.source is not None:  # not in the repeat's file: in memory
+                where = f"{first.place() or 'one'} of the in-memory documents"
             message = f"duplicate document id {doc.id!r} (first at {where})"
             if path is None and doc.record is not None:
                 message = f"{doc.place()}: {message}"  # an in-memory corpus: no file to name
