@@ -168,7 +168,7 @@ def test_a_one_shot_stream_of_two_files_names_the_first_copys_own_file_and_line(
     stream = itertools.chain(iter_documents(first), iter_documents(second))  # one-shot: the ids themselves are kept
     with pytest.raises(DataError) as caught:
         build_index(model, stream, tmp_path / "idx", shard_size=shard_size, show_progress_bar=False)
-    assert str(caught.value) == f"{second}: line 5: duplicate document id 'P' (first at {first}, line 3)"
+    assert str(caught.value) == f"{second}: line 5: duplicate document id 'P' (first at {first}: line 3)"
 
 
 def test_a_one_shot_stream_keeps_one_entry_per_file_not_a_name_per_id(tmp_path):

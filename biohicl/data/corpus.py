@@ -80,8 +80,11 @@ class Document:
         return "" if self.record is None else f"{'line' if self.line else 'record'} {self.record}"
 
     def where(self) -> str:
-        """``"file, line N"`` / ``"record N"`` / ``""``: where the document was read, for messages."""
-        return ", ".join(part for part in (self.source, self.place()) if part)
+        """``"file: line N"`` / ``"file, record N"`` / ``"record N"`` / ``""``: where the document was read, for
+        messages (:func:`~biohicl.errors.location`'s wording)."""
+        if not self.source or self.record is None:
+            return self.source or self.place()
+        return location(self.source, None if self.line else self.record, line=self.record if self.line else None)
 
 
 @dataclass
