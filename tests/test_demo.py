@@ -374,3 +374,22 @@ def test_no_skip_steps_done_removes_only_the_numbered_checkpoints(tmp_path, monk
         run_demo(args, training_args)
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint-best-kept"]
     assert (run_dir / "checkpoint-best-kept" / "notes.txt").read_text() == "mine"
+
+
+def test_dry_run_in_a_training_config_is_refused_as_an_option_of_biohicl_train(tmp_path, monkeypatch):
+    """`dry_run: true` in a `biohicl train --config` file checks a run; the demo would train it for real."""
+    import re
+
+    import biohicl.study.demo as demo
+    from biohicl.cli import demo as demo_cli
+    from biohicl.errors import ConfigError
+
+    monkeypatch.setattr(demo, "run_demo", lambda *args: pytest.fail("the demo ran"))
+    config = tmp_path / "run.yaml"
+    config.write_text("max_steps: 3\ndry_run: true\n")
+    message = (
+        f"{config}: dry_run is an option of `biohicl train` (biohicl train --config {config} --dry_run), "
+        "not of the demo; remove it to train this run in the demo"
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        demo_cli.main(["--training_config", str(config), "--output_dir", str(tmp_path / "demo")])

@@ -182,3 +182,98 @@ def test_dry_run_is_an_option_of_the_command_not_of_the_run(tiny_bert_dir, datas
     config = tmp_path / "run.yaml"
     config.write_text("dry_run: true\n")
     assert parse_command_line(["--config", str(config), *argv])[1].dry_run is True
+
+
+def test_steps_counted_where_they_round_are_the_steps_a_real_run_takes(tiny_bert_dir, dataset, tmp_path, capsys):
+    """24 documents / 5 per batch = 5 batches an epoch; / 4 accumulation steps = 2 optimizer steps (the last of 1
+    batch); × 1.5 epochs = 3: the dry run's count is the real run's last step."""
+    output_dir = tmp_path / "run"
+    argv = options(tiny_bert_dir, dataset, output_dir, "--per_device_train_batch_size", "5")
+    argv += ["--gradient_accumulation_steps", "4", "--num_train_epochs", "1.5", "--save_strategy", "no"]
+    assert main([*argv, "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "  batches: 5 documents, 5 per epoch; 20 documents per optimizer step (4 accumulation steps)\n" in out
+    assert "  optimizer steps: 2 per epoch, 3 in all (1.5 epochs)\n" in out
+    assert main([*argv, "--disable_tqdm", "true"]) == 0
+    assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 3
+
+
+def test_a_checkpoint_past_the_runs_last_step_is_refused_as_the_real_run_refuses_it(
+    tiny_bert_dir, dataset, tmp_path, capsys
+):
+    """A checkpoint at step 6 of a run whose data now give 3 steps (1 epoch of 3): the real run's one line, exit 2,
+    in a dry run; one at step 3 is the run's end, nothing left to train."""
+    from biohicl.cli.train import parse_args
+
+    output_dir = tmp_path / "run"
+    argv = options(tiny_bert_dir, dataset, output_dir, "--num_train_epochs", "1", "--resume_from_checkpoint", "last")
+    write_checkpoint(output_dir / "checkpoint-3", 3, parse_args(argv[1:]).to_json_string())
+    assert main([*argv, "--dry_run"]) == 0
+    line = f"  output: {output_dir} ({output_dir / 'checkpoint-3'}, step 3, is at the last step: nothing left to train)"
+    assert f"{line}\n" in capsys.readouterr().out
+    write_checkpoint(output_dir / "checkpoint-6", 6, parse_args(argv[1:]).to_json_string())
+    before = tree(output_dir)
+    assert main([*argv, "--dry_run"]) == 2
+    refused = capsys.readouterr().err
+    assert refused == (
+        f"biohicl train: error: resume_from_checkpoint: {output_dir / 'checkpoint-6'} is at step 6, past this run's "
+        "last step 3 (its training data changed?); train a new run in another --output_dir\n"
+    )
+    assert tree(output_dir) == before
+    assert main(argv) == 2  # the real run: the same line, once the model is loaded
+    assert capsys.readouterr().err.endswith(refused)
+
+
+def sentence_transformers_base(tiny_bert_dir: Path, folder: Path, modules: list[str], pooling: dict) -> Path:
+    """The tiny BERT as a sentence-transformers folder of ``modules`` (``Transformer``, ``Pooling``, ``Dense`` ...)."""
+    import shutil
+
+    shutil.copytree(tiny_bert_dir, folder)
+    paths = {"Transformer": "", "Pooling": "1_Pooling"}
+    listed = [
+        {
+            "idx": i,
+            "name": str(i),
+            "path": paths.get(kind, f"{i}_{kind}"),
+            "type": f"sentence_transformers.models.{kind}",
+        }
+        for i, kind in enumerate(modules)
+    ]
+    (folder / "modules.json").write_text(json.dumps(listed))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean", **pooling}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("modules", "pooling", "more", "refused"),
+    [
+        (
+            ["Transformer", "Dense"],
+            {},
+            [],
+            "modules.json: module 'sentence_transformers.models.Dense' (path '1_Dense')",
+        ),
+        (
+            ["Transformer", "Pooling"],
+            {"include_prompt": False},
+            ["--query_prompt", "query: "],
+            "1_Pooling/config.json: field include_prompt is false",
+        ),
+    ],
+)
+def test_a_sentence_transformers_base_the_run_refuses_is_refused_with_its_line(
+    tiny_bert_dir, dataset, tmp_path, capsys, monkeypatch, modules, pooling, more, refused
+):
+    """The base's sentence-transformers files are read as the run reads them, with the run's settings (a prompt
+    given on the command line): a module biohicl does not apply, or a prompt the pooling leaves out, is the real
+    run's one line, exit 2, without loading the model."""
+    base = sentence_transformers_base(tiny_bert_dir, tmp_path / "st-base", modules, pooling)
+    argv = options(base, dataset, tmp_path / "run", "--max_steps", "2", *more)
+    assert main(argv) == 2
+    real = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{base}/{refused}" in real
+    monkeypatch.setattr("biohicl.training.run.build_model", lambda *args: pytest.fail("a dry run loaded a model"))
+    assert main([*argv, "--dry_run"]) == 2
+    assert capsys.readouterr().err.strip() == real
+    assert not (tmp_path / "run").exists()

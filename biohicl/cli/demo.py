@@ -3,7 +3,8 @@
 Builds the MeSH-pair dataset, trains a short dev-selected LoRA run of all-MiniLM-L6-v2, evaluates base and tuned
 model on BIOSSES and PubMedQA and prints the table. Every option is a field of
 :class:`~biohicl.study.demo.DemoArguments` (``biohicl demo --help``). ``--training_config FILE`` trains the run of a
-``biohicl train`` config instead of the short one, read exactly as ``biohicl train --config FILE`` reads it::
+``biohicl train`` config instead of the short one, read exactly as ``biohicl train --config FILE`` reads it (a file
+setting ``dry_run``, an option of that command, is refused: the demo would train the run it was meant to check)::
 
     biohicl demo --training_config configs/biohicl_minilm.yaml --output_dir runs/demo-minilm
 """
@@ -16,6 +17,7 @@ HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it wi
 def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable_folder
     from biohicl.cli.parser import parse_command
+    from biohicl.errors import ConfigError
     from biohicl.study.demo import DemoArguments, demo_paths, run_demo
 
     (args,) = parse_command(
@@ -31,8 +33,13 @@ def main(argv: list[str]) -> int:
         from biohicl.cli import train
 
         dataset_dir, run_dir = demo_paths(args)
-        training_args = train.parse_args(
+        training_args, command = train.parse_command_line(
             ["--config", args.training_config, "--output_dir", str(run_dir), "--dataset_path", str(dataset_dir)]
         )
+        if command.dry_run:  # a check of the run in `biohicl train`: the demo would train it
+            raise ConfigError(
+                f"{args.training_config}: dry_run is an option of `biohicl train` (biohicl train --config "
+                f"{args.training_config} --dry_run), not of the demo; remove it to train this run in the demo"
+            )
     print(run_demo(args, training_args))
     return 0

@@ -5,11 +5,12 @@ The arguments are parsed and refused as a real run's are (:func:`~biohicl.cli.tr
 output folder's write probe in :func:`~biohicl.cli.train.main`); then, in the real run's order, the evaluation tasks
 (``evaluator_from_args``), each task's data (:func:`~biohicl.study.preflight.task_check`), the evaluation settings
 (``check_evaluation``), the resumed checkpoint or the fresh run's folder (:mod:`~biohicl.training.run_settings`),
-the base model resolved offline (:func:`~biohicl.study.preflight.model_check`), and the training data read and
-batched as training reads it (:func:`~biohicl.training.run.training_inputs`,
-:func:`~biohicl.training.run.build_batch_sampler`). A missing dataset, base model or task data is listed, not
-raised: the command exits 1 naming each, as ``biohicl reproduce --dry_run`` does; any other refusal is the real
-run's one line.
+the base model resolved offline (:func:`~biohicl.study.preflight.model_check`) and its sentence-transformers files
+read as the run reads them (:func:`check_base_encoding`), the training data read and batched as training reads it
+(:func:`~biohicl.training.run.training_inputs`, :func:`~biohicl.training.run.build_batch_sampler`), and the resumed
+checkpoint's step against the run's last (:func:`~biohicl.training.checkpoint.at_last_step`). A missing dataset,
+base model or task data is listed, not raised: the command exits 1 naming each, as ``biohicl reproduce --dry_run``
+does; any other refusal is the real run's one line.
 """
 
 from __future__ import annotations
@@ -51,12 +52,17 @@ def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
     return f"every {every} steps{start} on {tasks}"
 
 
-def output_plan(output_dir: str, resume: str | None) -> str:
-    """The output folder, and whether the run creates it, trains afresh in it or resumes a checkpoint there."""
-    from biohicl.training.checkpoint import checkpoint_step
+def output_plan(output_dir: str, resume: str | None, total: int | None = None) -> str:
+    """The output folder, and whether the run creates it, trains afresh in it or resumes a checkpoint there; a
+    checkpoint at the run's last step (``total``, when counted) leaves nothing to train, one past it is refused as the
+    run refuses it (:func:`~biohicl.training.checkpoint.at_last_step`)."""
+    from biohicl.training.checkpoint import at_last_step, checkpoint_step
 
     if resume is not None:
-        return f"{output_dir} (resumes {resume} at step {checkpoint_step(resume)})"
+        step = checkpoint_step(resume)
+        if total is not None and at_last_step(resume, step, total):
+            return f"{output_dir} ({resume}, step {step}, is at the last step: nothing left to train)"
+        return f"{output_dir} (resumes {resume} at step {step})"
     return f"{output_dir} ({'a fresh run in this folder' if Path(output_dir).is_dir() else 'created by the run'})"
 
 
@@ -99,6 +105,31 @@ def data_plan(args: Any, dataset: Path) -> tuple[list[str], int, int]:
     return lines, per_epoch, total
 
 
+def check_base_encoding(args: Any) -> None:
+    """Refuse the base model as the run's ``build_model`` does before it loads a weight: ``BioHiCL.from_base``'s
+    :func:`~biohicl.models.backbone.base_encoding_settings`, given the run's pooling, max length and prompts (a
+    BioHiCL folder's own where the run leaves them unset), reads the base's sentence-transformers files and refuses
+    a module biohicl does not apply, a similarity other than cosine, or a prompt the pooling leaves out. A base not
+    on this machine (:func:`~biohicl.study.preflight.model_check` says whether the run can download it) is not read."""
+    from biohicl.models.backbone import base_encoding_settings
+    from biohicl.models.config import CONFIG_NAME, BioHiCLConfig, recorded_base
+    from biohicl.models.resolver import registered_entry, resolve
+
+    try:
+        path = resolve(args.base_model, args.base_revision, local_files_only=True).path
+    except Exception:  # not found offline: the model check names it
+        return
+    model_id = recorded_base(args.base_model, path, args.base_model_hub_id)  # as from_base reads them
+    entry = registered_entry(model_id)
+    model_id = entry.repo_id if entry is not None else model_id
+    given = {"pooling": args.pooling, "normalize": None, "max_length": args.max_length}
+    given.update(query_prompt=args.query_prompt, document_prompt=args.document_prompt)
+    if (path / CONFIG_NAME).is_file():
+        saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
+        given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
+    base_encoding_settings(path, model_id, entry, **given)
+
+
 def _count(number: float, noun: str) -> str:
     return f"{number:g} {noun}{'' if number == 1 else 's'}"
 
@@ -125,18 +156,21 @@ def dry_run(args: Any) -> int:
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
     model = model_check("model base_model", args.base_model, args.base_revision, starts="training")
+    if model.ok:
+        check_base_encoding(args)
     lines, per_epoch, total = [], None, None
     if dataset is None or not dataset.exists():
         given = "no dataset_path given" if dataset is None else f"{dataset}: no such file or folder"
         data = Check("dataset", False, given)
         lines = ["documents, batches, optimizer steps: counted once the dataset is found"]
+        total = args.max_steps if args.max_steps > 0 else None  # the run's last step, whatever its data
     else:
         lines, per_epoch, total = data_plan(args, dataset)
         kind = "a documents file" if dataset.is_file() else "a dataset folder"
         data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
     lines += [
         f"evaluation: {evaluation_plan(args, per_epoch, total)}",
-        f"output: {output_plan(args.output_dir, resume)}",
+        f"output: {output_plan(args.output_dir, resume, total)}",
     ]
     checks = [data, model, *tasks]
     print(f"biohicl train --dry_run ({NOTHING_DONE}):\n" + "\n".join(f"  {line}" for line in lines))

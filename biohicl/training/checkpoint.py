@@ -156,6 +156,19 @@ def checkpoint_step(checkpoint: str | Path) -> int:
     return step
 
 
+def at_last_step(checkpoint: str | Path, step: int, total: int) -> bool:
+    """Whether a run of ``total`` optimizer steps resumed from ``checkpoint``, at ``step``, has nothing left to train
+    (the checkpoint is its last step); a checkpoint past it is a one-line :class:`ConfigError`: its settings are the
+    run's (:func:`~biohicl.training.run_settings.check_run_folder`), so its training data changed since. The check
+    of ``BioHiCLTrainer.train`` and of ``biohicl train --dry_run``."""
+    if step > total:
+        raise ConfigError(
+            f"resume_from_checkpoint: {checkpoint} is at step {step}, past this run's last step {total} (its "
+            "training data changed?); train a new run in another --output_dir"
+        )
+    return step == total
+
+
 def load_checkpoint_state(checkpoint: str | os.PathLike[str]) -> Any:
     """The ``TrainerState`` of a checkpoint's ``trainer_state.json``; a best checkpoint it records that no longer
     exists is dropped, with a warning."""

@@ -38,6 +38,7 @@ from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
     TRAINABLE_WEIGHTS_NAME,
     TRAINING_ARGS_JSON,
+    at_last_step,
     checkpoint_step,
     load_checkpoint_state,
     load_trainable_weights,
@@ -310,13 +311,8 @@ class BioHiCLTrainer(Trainer):
         resumed = None if resume_from_checkpoint is None else checkpoint_step(resume_from_checkpoint)
         self.resumed_at_step = resumed
         self.documents_trained = 0
-        total = None if resumed is None else self.total_steps()
-        if resumed is not None and resumed > total:  # of the same settings: the data changed since
-            raise ConfigError(
-                f"resume_from_checkpoint: {resume_from_checkpoint} is at step {resumed}, past this run's last step "
-                f"{total} (its training data changed?); train a new run in another --output_dir"
-            )
-        if resumed is not None and resumed == total:  # the Trainer would train one step past the end
+        # past the run's last step: refused; at it, the Trainer would train one step past the end
+        if resumed is not None and at_last_step(resume_from_checkpoint, resumed, self.total_steps()):
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
