@@ -111,23 +111,16 @@ def check_base_encoding(args: Any) -> None:
     BioHiCL folder's own where the run leaves them unset), reads the base's sentence-transformers files and refuses
     a module biohicl does not apply, a similarity other than cosine, or a prompt the pooling leaves out. A base not
     on this machine (:func:`~biohicl.study.preflight.model_check` says whether the run can download it) is not read."""
-    from biohicl.models.backbone import base_encoding_settings
-    from biohicl.models.config import CONFIG_NAME, BioHiCLConfig, recorded_base
-    from biohicl.models.resolver import registered_entry, resolve
+    from biohicl.models.backbone import base_settings
+    from biohicl.models.resolver import resolve
 
     try:
         path = resolve(args.base_model, args.base_revision, local_files_only=True).path
     except Exception:  # not found offline: the model check names it
         return
-    model_id = recorded_base(args.base_model, path, args.base_model_hub_id)  # as from_base reads them
-    entry = registered_entry(model_id)
-    model_id = entry.repo_id if entry is not None else model_id
     given = {"pooling": args.pooling, "normalize": None, "max_length": args.max_length}
     given.update(query_prompt=args.query_prompt, document_prompt=args.document_prompt)
-    if (path / CONFIG_NAME).is_file():
-        saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
-        given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
-    base_encoding_settings(path, model_id, entry, **given)
+    base_settings(args.base_model, path, args.base_model_hub_id, **given)  # as from_base reads them
 
 
 def _count(number: float, noun: str) -> str:

@@ -17,7 +17,9 @@ from biohicl.models.config import (
     ADAPTER_WEIGHTS_NAME,
     CONFIG_NAME,
     ENCODING_SETTINGS,
+    BioHiCLConfig,
     default_pooling,
+    recorded_base,
     settings_hint,
 )
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
@@ -278,6 +280,22 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
     document = prompts.get(names[0]) if names else ""
     query = prompts.get("query")
     return query if isinstance(query, str) else None, document if isinstance(document, str) else None
+
+
+def base_settings(
+    base_model: str, path: Path, hub_id: str | None = None, registry: Any = None, **given: Any
+) -> tuple[str, dict[str, Any]]:
+    """``(recorded id, encoding settings)`` of the base ``base_model`` resolved to ``path``, as ``BioHiCL.from_base``
+    records and encodes it: the id (:func:`~biohicl.models.config.recorded_base`; a registered name's repo id) and
+    :func:`base_encoding_settings` of ``given``, a BioHiCL folder's own settings where ``given`` leaves one None (an
+    adapter merged as a base encodes as saved). Reads the folder's JSON files only; its refusals come from there."""
+    model_id = recorded_base(base_model, path, hub_id)  # a folder without a Hub id: its absolute path
+    entry = registered_entry(model_id, registry)
+    model_id = entry.repo_id if entry is not None else model_id
+    if (path / CONFIG_NAME).is_file():
+        saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
+        given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
+    return model_id, base_encoding_settings(path, model_id, entry, **given)
 
 
 def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:

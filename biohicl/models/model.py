@@ -25,8 +25,8 @@ from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base, loading_adapter_base
-from biohicl.models.backbone import base_encoding_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
-from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig, recorded_base
+from biohicl.models.backbone import base_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
+from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.encoding import (
     autocast_for,
     chunks,
@@ -45,7 +45,6 @@ from biohicl.models.registry import Registry
 from biohicl.models.resolver import (
     ResolvedModel,
     hub_id_from_folder,
-    registered_entry,
     resolve,
     resolve_base,
     snapshot_commit,
@@ -100,15 +99,9 @@ class BioHiCL(EncoderInfo, nn.Module):
         sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode. A folder
         without a Hub id is recorded by its absolute path (:func:`~biohicl.models.config.recorded_base`)."""
         path = resolve_base(base_model, revision, registry=registry)
-        model_id = recorded_base(base_model, path, hub_id)  # a folder without a Hub id: its absolute path
-        entry = registered_entry(model_id, registry)
-        model_id = entry.repo_id if entry is not None else model_id
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
         given.update(query_prompt=query_prompt, document_prompt=document_prompt)
-        if (path / CONFIG_NAME).is_file():  # a BioHiCL model as a base (an adapter merged): it encodes as saved
-            saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
-            given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
-        settings = base_encoding_settings(path, model_id, entry, **given)
+        model_id, settings = base_settings(base_model, path, hub_id, registry, **given)
         commit = snapshot_commit(path)  # a cache snapshot of the recorded repo: its sha, whatever ref was asked for
         if commit is not None and (hub_id_from_folder(path) or "").lower() == model_id.lower():
             revision = commit
