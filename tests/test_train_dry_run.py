@@ -277,3 +277,14 @@ def test_a_sentence_transformers_base_the_run_refuses_is_refused_with_its_line(
     assert main([*argv, "--dry_run"]) == 2
     assert capsys.readouterr().err.strip() == real
     assert not (tmp_path / "run").exists()
+
+
+def test_a_local_base_folder_with_a_revision_passes_as_the_run_takes_it(tiny_bert_dir, dataset, tmp_path, capsys):
+    """A run loads a folder as it is, whatever ``--base_revision`` says (``resolve_base``); the dry run's checks had
+    refused the folder ("a revision only applies to Hub repos"), so a run that trains was reported missing."""
+    from biohicl.models.resolver import resolve_base
+
+    assert resolve_base(str(tiny_bert_dir), "abc") == tiny_bert_dir  # what the run loads
+    more = ("--max_steps", "1", "--base_revision", "abc")
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *more), "--dry_run"]) == 0
+    assert f"  ok      model base_model: {tiny_bert_dir} → {tiny_bert_dir}\n" in capsys.readouterr().out

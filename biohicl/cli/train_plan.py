@@ -115,7 +115,8 @@ def check_base_encoding(args: Any) -> None:
     from biohicl.models.resolver import resolve
 
     try:
-        path = resolve(args.base_model, args.base_revision, local_files_only=True).path
+        folder = Path(args.base_model).expanduser().is_dir()  # a folder loads as it is, whatever its revision
+        path = resolve(args.base_model, None if folder else args.base_revision, local_files_only=True).path
     except Exception:  # not found offline: the model check names it
         return
     given = {"pooling": args.pooling, "normalize": None, "max_length": args.max_length}

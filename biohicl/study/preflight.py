@@ -110,6 +110,8 @@ def model_check(what: str, model: str, revision: str | None = None, starts: str 
 
     from biohicl.models.resolver import resolve
 
+    if Path(model).expanduser().is_dir():
+        revision = None  # a folder loads as it is, whatever revision is given (resolve_base), as the run loads it
     try:
         resolved = resolve(model, revision, local_files_only=True)
     except Exception as err:  # ModelLoadError, or the Hub client's offline errors
