@@ -183,7 +183,9 @@ def test_training_documents_name_the_line_and_column(tmp_path):
 
 def test_build_dataset_refuses_one_file_given_twice_before_reading(tmp_path, monkeypatch, capsys):
     """The same file (same resolved path, however spelt) twice was read twice: its documents counted as
-    duplicates of themselves. It is one line naming it, before any input is read (a missing one too)."""
+    duplicates of themselves. It is one line naming it, before any input is read and before the MeSH table loads
+    (a --mesh that does not exist is never reached). A path that is no file (missing) is no repeat: it is said
+    missing."""
     from biohicl.cli.main import main as cli
     from biohicl.data import build_dataset_from_files
 
@@ -193,15 +195,59 @@ def test_build_dataset_refuses_one_file_given_twice_before_reading(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     argv = ["build-dataset", "--input", "in/mine.jsonl", "--source", "jsonl", "--input", str(path), "--output",
-            str(out), "--no_progress", "--no_arrow"]  # fmt: skip
+            str(out), "--no_progress", "--no_arrow", "--mesh", "no-such-mesh.xml"]  # fmt: skip
     assert cli(argv) == 2
     message = f"in/mine.jsonl: given twice as an input (as in/mine.jsonl and {path}); give each file once"
     assert capsys.readouterr().err.strip().splitlines() == [f"biohicl build-dataset: error: {message}"]
     assert not out.exists()
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(DataError) as raised:
         build_dataset_from_files([("auto", ["in/nope.jsonl", "in/../in/nope.jsonl"])], None, mesh=None)
-    assert str(raised.value) == (
-        "in/nope.jsonl: given twice as an input (as in/nope.jsonl and in/../in/nope.jsonl); give each file once"
-    )
+    assert str(raised.value) == "in/nope.jsonl: input file not found"
     with pytest.raises(ConfigError, match=r"^in/mine\.jsonl: given twice as an input; give each file once$"):
         list(read_records("jsonl", ["in/mine.jsonl", "in/mine.jsonl"]))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["loop/a"], "loop/a: input file not found"),
+        (["in", "in"], "in: is a folder, not a file (it holds: mine.jsonl); name one of its files"),
+        (["-", "-"], "-: input file not found"),
+        (["in/mine.jsonl", "loop/a", "loop/a"], "loop/a: input file not found"),
+    ],
+)
+def test_build_dataset_input_that_is_no_file_is_said_so_not_given_twice(tmp_path, monkeypatch, capsys, inputs,
+                                                                         message):  # fmt: skip
+    """A symlink loop was a ``RuntimeError`` traceback (``path.resolve()``), and a folder or a missing path given
+    twice was "given twice as an input", hiding what is wrong with it: only files count as repeats."""
+    from biohicl.cli.main import main as cli
+
+    (tmp_path / "in").mkdir()
+    write_jsonl(tmp_path / "in" / "mine.jsonl", GOOD)
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "a").symlink_to("b")
+    (tmp_path / "loop" / "b").symlink_to("a")
+    monkeypatch.chdir(tmp_path)
+    argv = ["build-dataset", "--input", *inputs, "--output", "out", "--no_progress", "--mesh", "no-such-mesh.xml"]
+    assert cli(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"biohicl build-dataset: error: {message}"]
+
+
+def test_inputs_given_as_a_generator_or_a_glob_are_read(tmp_path, mesh):
+    """The check for a file given twice iterated each group's files, so a generator or a glob was spent before it
+    was read: no record, and a build "no documents"."""
+    from biohicl.data import build_dataset_from_files
+    from biohicl.data.sources import resolve_inputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", GOOD)
+    write_jsonl(folder / "b.jsonl", '{"pmid": "2", "abstract": "B.", "mesh": ["Humans", "Heart"]}')
+    files = [folder / "a.jsonl", folder / "b.jsonl"]
+    report = ReadReport()
+    assert sorted(r.pmid for r in read_records("jsonl", folder.glob("*.jsonl"), mesh, report=report)) == ["1", "2"]
+    assert resolve_inputs([("auto", (f for f in files))]) == [("jsonl", [files[0]]), ("jsonl", [files[1]])]
+    _, summary = build_dataset_from_files(
+        [("jsonl", folder.glob("*.jsonl"))], None, mesh, decontaminate=False, dev_split=None, progress=False
+    )
+    assert summary.documents == 2

@@ -212,8 +212,6 @@ def parse_args(argv: list[str]) -> BuildDatasetArguments:
 
 def main(argv: list[str]) -> int:
     from biohicl.data import DevSplit, build_dataset_from_files, default_inputs
-    from biohicl.data.sources import check_distinct_inputs
-    from biohicl.mesh.hierarchy import MeshHierarchy
 
     args = parse_args(argv)
     dev_split = DevSplit(seed=args.dev_seed, fraction=args.dev_fraction, pubmedqa_size=args.pubmedqa_dev_size)
@@ -223,10 +221,8 @@ def main(argv: list[str]) -> int:
         corpora = "PubMedQA, the MEDLINE sample, bioasq_sample and pubmed_exports (MeSH indexing)"
         print(f"no --input given: using {corpora}{' and BC5CDR (mentions)' if args.mix_label_kinds else ''} "
               "from BIOHICL_DATA_DIR")  # fmt: skip
-    check_distinct_inputs(groups)  # one file given twice: refused before the MeSH table is read
-    mesh = MeshHierarchy.load(args.mesh)
-    _, summary = build_dataset_from_files(
-        groups, args.output, mesh, top_k=args.top_k, seed=args.seed, limit=args.limit, strict=args.strict,
+    _, summary = build_dataset_from_files(  # args.mesh is loaded after the inputs are checked (a bad one said first)
+        groups, args.output, args.mesh, top_k=args.top_k, seed=args.seed, limit=args.limit, strict=args.strict,
         exclude_test=args.exclude_test, test_ids=args.test_ids, progress=args.progress, arrow=args.arrow,
         mix_label_kinds=args.mix_label_kinds, decontaminate=args.decontaminate, beir=args.beir, dev_split=dev_split,
     )  # fmt: skip

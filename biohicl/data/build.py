@@ -13,7 +13,7 @@ from typing import Any
 from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids
 from biohicl.data.records import MeshRecord, ReadReport, label_kind_of
-from biohicl.data.sources import check_distinct_inputs, read_records, resolve_inputs, unique_records
+from biohicl.data.sources import read_groups, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
 from biohicl.data.storage import check_output_dir, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
@@ -21,9 +21,9 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 
 
 def build_dataset_from_files(
-    inputs: Sequence[tuple[str, Sequence[str | Path]]],
+    inputs: Iterable[tuple[str, Iterable[str | Path] | str | Path]],
     output_dir: str | Path | None,
-    mesh: MeshHierarchy | None = None,
+    mesh: MeshHierarchy | str | Path | None = None,
     *,
     top_k: int = 10,
     seed: int = 0,
@@ -50,20 +50,21 @@ def build_dataset_from_files(
     BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
     PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
     Inputs of both label kinds are refused before reading unless ``mix_label_kinds``, and one file given twice
-    (the same resolved path) always (:func:`~biohicl.data.sources.check_distinct_inputs`).
+    (the same resolved path) always (:func:`~biohicl.data.sources.check_distinct_inputs`). A group's files may be
+    a list, a generator or a glob. ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
+    loaded once the inputs are checked (so a bad input is said before a release is read).
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
-    check_distinct_inputs(inputs)  # before the MeSH table and any input are read
     if output_dir is not None:
         check_output_dir(output_dir)
-    mesh = mesh or MeshHierarchy.load()
     report = ReadReport()
-    groups = resolve_inputs(inputs, report, strict)
+    groups = resolve_inputs(inputs, report, strict)  # one file given twice: refused before any input is read
     kinds: dict[str, set[str]] = {}
     for source, _ in groups:
         kinds.setdefault(label_kind_of(source), set()).add(source)
     if len(kinds) > 1 and not mix_label_kinds:
         raise DataError(mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
+    mesh = mesh if isinstance(mesh, MeshHierarchy) else MeshHierarchy.load(mesh)
     test_file = _pubmedqa_test_file(test_ids, groups)
     tests = frozenset(load_pubmedqa_test_ids(test_file)) if test_file is not None else frozenset()
     excluded = set(tests) if exclude_test else set()
@@ -80,10 +81,8 @@ def build_dataset_from_files(
     deletions: list[tuple[str, str]] = []  # <DeleteCitation> PMIDs of NLM update files, applied by unique_records
 
     def stream():  # PubMedQA first: its records win over other copies of their PMIDs (test/dev marks, question)
-        for source, files in sorted(groups, key=lambda group: group[0] != "pubmedqa"):
-            yield from read_records(
-                source, files, mesh, strict=strict, report=report, test_ids=tests, deletions=deletions
-            )
+        ordered = sorted(groups, key=lambda group: group[0] != "pubmedqa")
+        yield from read_groups(ordered, mesh, strict=strict, report=report, test_ids=tests, deletions=deletions)
 
     records: Iterable[MeshRecord] = unique_records(stream(), report, strict=strict, deletions=deletions)
     if progress:

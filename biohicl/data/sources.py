@@ -100,9 +100,12 @@ def _cut_json_line(head: bytes) -> bool:
 
 
 def resolve_inputs(
-    inputs: Sequence[tuple[str, Sequence[str | Path]]], report: ReadReport | None = None, strict: bool = False
+    inputs: Iterable[tuple[str, Iterable[str | Path] | str | Path]],
+    report: ReadReport | None = None,
+    strict: bool = False,
 ) -> list[tuple[str, list[Path]]]:
-    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order. An empty file
+    """Replace ``("auto", files)`` groups by one ``(detected source, [file])`` group per file, in order (a group's
+    files: one path, a list, or a generator or glob, read once). An empty file
     (:func:`~biohicl.data.files.is_blank_file`), whatever its source, is left out with a warning, listed in
     ``report.empty_files`` (a :class:`~biohicl.errors.DataError` naming it when ``strict``); so are files whose
     format is not recognised, listed in ``report.unrecognised_files`` (a folder's ``README.md`` or ``manifest.tsv``
@@ -110,12 +113,12 @@ def resolve_inputs(
     (:data:`~biohicl.data.corpus.JSONL_SUFFIXES`; a corpus its user meant to give: no label field in its first 64 KB),
     or no file left to read, is a :class:`~biohicl.errors.DataError`; one file given twice
     (:func:`check_distinct_inputs`) a :class:`~biohicl.errors.ConfigError`, before any is read."""
-    check_distinct_inputs(inputs)
+    listed = [(source, _paths(files)) for source, files in inputs]
+    check_distinct_inputs(listed)
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []
     empty: list[str] = []
-    for source, files in inputs:
-        paths = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    for source, paths in listed:
         kept: list[Path] = []
         for path in paths:
             if is_blank_file(check_file(path)):
@@ -155,14 +158,26 @@ def resolve_inputs(
     return groups
 
 
-def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[str | Path] | str | Path]]) -> None:
-    """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups give twice (the
-    same resolved path, in one group or two), which would be read twice: its records duplicates of themselves.
-    Nothing is read (a path is resolved, not opened)."""
+def _paths(files: Iterable[str | Path] | str | Path) -> list[Path]:
+    """A group's files as a list: one path, or each of a list, a generator or a glob (spent here, once)."""
+    return [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+
+
+def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[Path]]]) -> None:
+    """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups (lists of paths)
+    give twice (the same resolved path, in one group or two), which would be read twice: its records duplicates of
+    themselves. Only files count: a path that is none (missing, a folder, a symlink loop) is left to
+    :func:`~biohicl.data.files.check_file` to name. Nothing is read (a path is resolved, not opened)."""
     seen: dict[Path, Path] = {}
     for _, files in inputs:
-        for path in (Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)):
-            first = seen.setdefault(path.resolve(), path)
+        for path in files:
+            try:
+                if not path.is_file():
+                    continue
+                resolved = path.resolve()
+            except (OSError, RuntimeError):  # (a symlink loop: RuntimeError before Python 3.13) check_file says it
+                continue
+            first = seen.setdefault(resolved, path)
             if first is not path:
                 spelt = f" (as {first} and {path})" if str(first) != str(path) else ""
                 raise ConfigError(f"{first}: given twice as an input{spelt}; give each file once")
@@ -175,7 +190,7 @@ def _shown(paths: Sequence[str]) -> str:
 
 def read_records(
     source: str,
-    paths: str | Path | Sequence[str | Path],
+    paths: str | Path | Iterable[str | Path],
     mesh: MeshHierarchy | None = None,
     *,
     strict: bool = False,
@@ -184,13 +199,29 @@ def read_records(
     deletions: list[tuple[str, str]] | None = None,
 ) -> Iterator[MeshRecord]:
     """Records of one ``source`` (one of :data:`SOURCES`, or ``"auto"``: detected per file) from one or more
-    files; ``test_ids`` goes to the PubMedQA reader (:func:`~biohicl.data.pubmedqa.read_pubmedqa`), ``deletions``
-    to the XML reader (the ``<DeleteCitation>`` PMIDs of NLM update files, for :func:`unique_records`)."""
+    files (a list, a generator or a glob); ``test_ids`` goes to the PubMedQA reader
+    (:func:`~biohicl.data.pubmedqa.read_pubmedqa`), ``deletions`` to the XML reader (the ``<DeleteCitation>`` PMIDs
+    of NLM update files, for :func:`unique_records`)."""
     if source not in READERS and source != AUTO:
         raise DataError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     mesh = mesh or MeshHierarchy.load()
+    report = report if report is not None else ReadReport()
+    groups = resolve_inputs([(source, paths)], report, strict)
+    yield from read_groups(groups, mesh, strict=strict, report=report, test_ids=test_ids, deletions=deletions)
+
+
+def read_groups(
+    groups: Iterable[tuple[str, Sequence[Path]]],
+    mesh: MeshHierarchy,
+    *,
+    strict: bool = False,
+    report: ReadReport | None = None,
+    test_ids: str | Path | Iterable[str] | None = "auto",
+    deletions: list[tuple[str, str]] | None = None,
+) -> Iterator[MeshRecord]:
+    """The records of groups :func:`resolve_inputs` gave (each a :data:`SOURCES` format and its files), in order;
+    the arguments as :func:`read_records` takes them."""
     report = report if report is not None else ReadReport()  # its counts say whether a file gave any record
-    groups = resolve_inputs([(source, [paths] if isinstance(paths, (str, Path)) else paths)], report, strict)
     for group_source, files in groups:
         extra: dict[str, object] = {"test_ids": test_ids} if group_source == "pubmedqa" else {}
         if group_source == "medline":
