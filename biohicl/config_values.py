@@ -16,20 +16,23 @@ from typing import Any
 
 from transformers.hf_argparser import HfArgumentParser, string_to_bool
 
-from biohicl.errors import ConfigError
+from biohicl.errors import ConfigError, json_error, location
 
 
 def read_config(path: str | Path, expected: str = "a mapping of option names to values") -> dict[str, Any]:
     """A config file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``: YAML would read JSON's
     ``2e-05`` as a string) mapping, empty for an empty file; one-line errors, ``expected`` naming what the top
-    level must be, a key given twice in a mapping among them."""
+    level must be, a key given twice in a mapping among them (JSON that is not valid: ``FILE: line N: not valid JSON
+    (... at column C)``)."""
     path = Path(path)
     text = read_config_text(path)
     try:
         values = _json_unique_keys(text, path) if path.suffix.lower() == ".json" else load_yaml(text, path)
     except ConfigError:
         raise
-    except Exception as err:  # json.JSONDecodeError, yaml.YAMLError and friends
+    except json.JSONDecodeError as err:  # its line and column, as biohicl.jsonio.read_json words them
+        raise ConfigError(f"{location(path, line=err.lineno)}: {json_error(err)}") from None
+    except Exception as err:  # yaml.YAMLError and friends
         raise ConfigError(f"{path}: cannot parse ({err})") from None
     if values is None:
         values = {}

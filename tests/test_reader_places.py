@@ -251,3 +251,62 @@ def test_inputs_given_as_a_generator_or_a_glob_are_read(tmp_path, mesh):
         [("jsonl", folder.glob("*.jsonl"))], None, mesh, decontaminate=False, dev_split=None, progress=False
     )
     assert summary.documents == 2
+
+
+def test_pubmedqa_items_config_and_registry_json_errors_name_the_line_and_column(tmp_path):
+    """Three JSON readers still gave the decoder's own text ("... line 3 column 2 (char 18)"); now as read_json
+    words it, each with its own error class. A PQA-L file that is JSON but no object was a ``TypeError`` traceback
+    (``set(5)``), and a registry that is not UTF-8 a ``UnicodeDecodeError`` one."""
+    from biohicl.config_values import read_config
+    from biohicl.data.splits import pubmedqa_non_test_pmids
+    from biohicl.models.registry import Registry
+
+    pqal = tmp_path / "ori_pqal.json"
+    pqal.write_text('{"1": {},\n "2": {} "3": {}}\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        pubmedqa_non_test_pmids(pqal, test_ids=[])
+    assert str(raised.value) == f"{pqal}: line 2: not valid JSON (Expecting ',' delimiter at column 10)"
+    assert raised.value.line == 2
+    pqal.write_text("5", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        pubmedqa_non_test_pmids(pqal, test_ids=[])
+    assert str(raised.value) == f"{pqal}: expected a {{pmid: item}} object"
+    config = tmp_path / "bad.json"
+    config.write_text('{\n "a": 1\n "b": 2}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        read_config(config)
+    assert str(raised.value) == f"{config}: line 3: not valid JSON (Expecting ',' delimiter at column 2)"
+    registry = tmp_path / "registry.json"
+    registry.write_text('{"models": [', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Registry.from_file(registry)
+    assert str(raised.value) == f"{registry}: line 1: not valid JSON (Expecting value at column 13)"
+    registry.write_bytes(b'{"models": ["caf\xe9"]}')
+    with pytest.raises(ConfigError) as raised:
+        Registry.from_file(registry)
+    assert str(raised.value) == f"{registry}: not UTF-8 (byte 0xe9 at offset 16)"
+
+
+def test_evaluation_pubmedqa_files_of_the_wrong_shape_are_one_line(tmp_path):
+    """A test file that is JSON but no object (``5``) was a ``TypeError`` traceback (``list(5)``), and so was an
+    ``ori_pqal.json`` item that is no object (``"x" in 5``)."""
+    data = tmp_path / "ori_pqal.json"
+    data.write_text(json.dumps({"1": {"QUESTION": "q", "LONG_ANSWER": "a", "CONTEXTS": ["c"]}}), encoding="utf-8")
+    tests = tmp_path / "test_ground_truth.json"
+    tests.write_text("5", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        load_pubmedqa("test", data, tests)
+    assert str(raised.value) == f"{tests}: expected a JSON object keyed by PMID (test PMID: label)"
+    data.write_text(json.dumps({"1": 5}), encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        load_pubmedqa("all", data)
+    assert str(raised.value) == f"{data}: item 1: expected a JSON object with QUESTION, LONG_ANSWER and CONTEXTS"
+
+
+def test_training_documents_line_that_is_no_object_names_its_line(tmp_path):
+    lines = tmp_path / "docs.jsonl"
+    lines.write_text('{"pmid": "1"}\n7\n', encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        numbered_records(lines)
+    assert str(raised.value) == f"{lines}: line 2: expected a JSON object per document, got int"
+    assert (raised.value.line, raised.value.record) == (2, None)

@@ -116,7 +116,7 @@ def test_unknown_name_lists_known_names_and_close_matches():
 def test_from_file_reports_bad_json(tmp_path):
     bad = tmp_path / "registry.json"
     bad.write_text('{"models": [')
-    with pytest.raises(ConfigError, match="cannot read the model registry"):
+    with pytest.raises(ConfigError, match=r"registry\.json: line 1: not valid JSON \(Expecting value at column 13\)$"):
         Registry.from_file(bad)
     good = tmp_path / "ok.json"
     good.write_text(json.dumps({"models": [_entry()]}))

@@ -114,6 +114,9 @@ def numbered_records(path: Path) -> list[tuple[str, dict]]:
         except json.JSONDecodeError as err:
             raise DataError(json_error(err), path, line=err.lineno) from None
         numbered = [(f"element {i + 1}", record) for i, record in enumerate(loaded)]  # counted from 1
+        for where, record in numbered:
+            if not isinstance(record, dict):
+                raise DataError(f"{where}: expected a JSON object per document, got {type(record).__name__}", path)
     else:
         numbered = []
         for number, line in enumerate(raw.splitlines(), start=1):
@@ -128,12 +131,13 @@ def numbered_records(path: Path) -> list[tuple[str, dict]]:
             if not text.strip():
                 continue
             try:
-                numbered.append((f"line {number}", json.loads(text)))
+                record = json.loads(text)
             except json.JSONDecodeError as err:
                 raise DataError(json_error(err), path, line=number) from None
-    for where, record in numbered:
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object per document, got {type(record).__name__}", path)
+            if not isinstance(record, dict):
+                message = f"expected a JSON object per document, got {type(record).__name__}"
+                raise DataError(message, path, line=number)
+            numbered.append((f"line {number}", record))
     if not numbered:
         raise DataError("no documents in the file", path)
     return numbered

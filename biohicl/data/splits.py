@@ -13,14 +13,13 @@ without sharing state:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from biohicl.errors import ConfigError, DataError
+from biohicl.errors import ConfigError
 
 PUBMEDQA_DEV_SIZE = 250
 DEV_SEED = 0
@@ -82,16 +81,13 @@ class DevSplit:
 
 def pubmedqa_non_test_pmids(pqal: str | Path, test_ids: str | Path | Iterable[str] | None = None) -> frozenset[str]:
     """The PQA-L PMIDs (keys of ``ori_pqal.json``) that are not official test items (``test_ids``: the PMIDs, or
-    their ``test_ground_truth.json``, by default beside it; a file that does not exist is a :class:`DataError`)."""
-    from biohicl.data.files import check_file
-    from biohicl.data.pubmedqa import load_pubmedqa_test_ids
+    their ``test_ground_truth.json``, by default beside it); a file that does not exist, is not JSON or is no
+    ``{pmid: item}`` object is a :class:`~biohicl.errors.DataError` naming it (a JSON error with its line and column,
+    as :func:`~biohicl.data.pubmedqa.read_pmid_object` words it)."""
+    from biohicl.data.pubmedqa import load_pubmedqa_test_ids, read_pmid_object
 
-    path = check_file(pqal)
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            keys = set(json.load(handle))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read the PubMedQA items ({err})", path) from None
+    path = Path(pqal)
+    keys = set(read_pmid_object(path, "item"))  # not JSON: its line and column; JSON but no object: said so
     if test_ids is not None and not isinstance(test_ids, (str, Path)):
         return frozenset(keys - {str(t) for t in test_ids})
     test_file = Path(test_ids) if test_ids is not None else path.parent / "test_ground_truth.json"

@@ -38,7 +38,8 @@ def load_pubmedqa(
     split: str = "test", data_file: str | Path | None = None, test_file: str | Path | None = None
 ) -> tuple[dict[str, dict], list[Path]]:
     """``({pmid: item}, files read)`` for ``split`` (see the module docstring); :class:`DataError` on bad input, a
-    file not there, not UTF-8 or not JSON in one line naming it (:func:`~biohicl.jsonio.read_json`)."""
+    file not there, not UTF-8, not JSON (:func:`~biohicl.jsonio.read_json`) or JSON of another shape than
+    ``{pmid: item}`` and ``{pmid: label}``, in one line naming it."""
     if split not in SPLITS:
         raise DataError(f"PubMedQA split must be one of {', '.join(SPLITS)}, not {split!r}")
     from biohicl.settings import data_path
@@ -49,6 +50,8 @@ def load_pubmedqa(
     if not isinstance(items, dict):
         raise DataError("expected a JSON object keyed by PMID", data_file)
     for pmid, item in items.items():
+        if not isinstance(item, dict):
+            raise DataError(f"item {pmid}: expected a JSON object with QUESTION, LONG_ANSWER and CONTEXTS", data_file)
         for key in ("QUESTION", "LONG_ANSWER", "CONTEXTS"):
             if key not in item:
                 raise DataError(f"item {pmid}: missing field {key}", data_file)
@@ -56,7 +59,10 @@ def load_pubmedqa(
         return items, files
     test_file = Path(test_file) if test_file is not None else data_path("pubmedqa", "test_ground_truth.json")
     files.append(test_file)
-    test_ids = list(read_json(test_file, bom=True))
+    labels = read_json(test_file, bom=True)
+    if not isinstance(labels, dict):
+        raise DataError("expected a JSON object keyed by PMID (test PMID: label)", test_file)
+    test_ids = list(labels)
     unknown = [pmid for pmid in test_ids if pmid not in items]
     if unknown:
         raise DataError(f"{len(unknown)} test PMID(s) not in {data_file.name}, e.g. {unknown[0]}", test_file)

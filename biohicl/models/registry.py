@@ -128,11 +128,11 @@ class Registry:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Registry:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the model registry: {err}") from err
+        """The registry in JSON file ``path``; a one-line :class:`ConfigError` naming it when it is not there, not
+        UTF-8 or not JSON (its line and column; :func:`~biohicl.jsonio.read_json`), or no registry."""
+        from biohicl.jsonio import read_json
+
+        data = read_json(path, missing="model registry not found", error=ConfigError)
         return cls.from_data(data, source=str(path))
 
     @classmethod
