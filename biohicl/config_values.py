@@ -75,7 +75,7 @@ def load_yaml(text: str, path: str | Path, cannot: str = "cannot parse") -> Any:
     try:
         return _unique_key_loader()(text).get_single_data()
     except _KeyGivenTwice as twice:
-        raise ConfigError(f"{path} line {twice.line}: key {twice.key!r} given twice") from None
+        raise ConfigError(f"{location(path, line=twice.line)}: key {twice.key!r} given twice") from None
     except RecursionError:
         raise ConfigError(f"{path}: {cannot} (nested too deeply)") from None
     except (yaml.YAMLError, ValueError, TypeError) as err:
@@ -153,8 +153,7 @@ def _json_unique_keys(text: str, path: Path) -> Any:
         first = twice
     except Exception:  # JSON the YAML loader cannot read: no line to name
         pass
-    where = f"{path} line {first.line}" if first.line else str(path)
-    raise ConfigError(f"{where}: key {first.key!r} given twice")
+    raise ConfigError(f"{location(path, line=first.line or None)}: key {first.key!r} given twice")
 
 
 def declared_types(types: Sequence[type]) -> dict[str, str]:

@@ -22,7 +22,7 @@ COMMANDS = {
 
 # (file name, its bytes, the message after "FILE"); the bytes' first non-UTF-8 byte and the repeated key's line
 # counted by hand
-TWICE = " line 3: key 'batch_size' given twice"
+TWICE = ": line 3: key 'batch_size' given twice"
 BAD_FILES = {
     "not-utf8-yaml": ("nonutf.yaml", b"\xff\xfe\x00bad: 1\n", ": not UTF-8 (byte 0xff at offset 0)"),
     "not-utf8-json": ("nonutf.json", b"\xff\xfe\x00bad: 1\n", ": not UTF-8 (byte 0xff at offset 0)"),
@@ -55,11 +55,11 @@ def test_a_folder_given_as_the_config_file_says_it_is_a_folder(tmp_path, run_cli
 def test_a_key_given_twice_in_a_nested_mapping_names_its_line(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("title: t\nmodels:\n  - name: a\n    lr: 1\n    lr: 2\n")
-    with pytest.raises(ConfigError, match=rf"^{study} line 5: key 'lr' given twice$"):
+    with pytest.raises(ConfigError, match=rf"^{study}: line 5: key 'lr' given twice$"):
         read_config(study)
     nested = tmp_path / "nested.json"
     nested.write_text('{"a": {"b": 1,\n "b": 2}}')
-    with pytest.raises(ConfigError, match=rf"^{nested} line 2: key 'b' given twice$"):
+    with pytest.raises(ConfigError, match=rf"^{nested}: line 2: key 'b' given twice$"):
         read_config(nested)
 
 
