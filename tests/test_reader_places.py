@@ -310,3 +310,16 @@ def test_training_documents_line_that_is_no_object_names_its_line(tmp_path):
         numbered_records(lines)
     assert str(raised.value) == f"{lines}: line 2: expected a JSON object per document, got int"
     assert (raised.value.line, raised.value.record) == (2, None)
+
+
+def test_the_given_twice_check_takes_paths_as_text_too(tmp_path):
+    """``check_distinct_inputs`` as build_dataset_from_files' docstring points to it: groups of ``str`` paths (it
+    called ``.is_file()`` on them: an AttributeError traceback), one path or a list."""
+    from biohicl.data.sources import check_distinct_inputs
+
+    first = tmp_path / "a.jsonl"
+    first.write_text('{"pmid": "1", "mesh": ["Humans"]}\n', encoding="utf-8")
+    check_distinct_inputs([("jsonl", [str(first)]), ("jsonl", str(tmp_path / "missing.jsonl"))])  # nothing repeated
+    with pytest.raises(ConfigError) as raised:
+        check_distinct_inputs([("jsonl", [str(first)]), ("jsonl", str(first))])
+    assert str(raised.value) == f"{first}: given twice as an input; give each file once"

@@ -197,3 +197,12 @@ def test_a_one_shot_stream_keeps_one_entry_per_file_not_a_name_per_id(tmp_path):
     with pytest.raises(DataError) as caught:
         list(_shards(stream, 2, None, SeenIds()))
     assert str(caught.value) == "record 3: duplicate document id 'm' (first at record 1)"
+    stream = itertools.chain(  # a file, then in memory: the repeat is named as one of the in-memory documents
+        iter_documents(write_jsonl(tmp_path / "f.jsonl", ["m"])),
+        iter_documents([Document("n", "x"), Document("m", "y")]),
+    )
+    with pytest.raises(DataError) as caught:
+        list(_shards(stream, 2, None, SeenIds()))
+    assert str(caught.value) == (
+        f"record 2 of the in-memory documents: duplicate document id 'm' (first at {tmp_path / 'f.jsonl'}: line 1)"
+    )

@@ -163,14 +163,15 @@ def _paths(files: Iterable[str | Path] | str | Path) -> list[Path]:
     return [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
 
 
-def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[Path]]]) -> None:
-    """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups (lists of paths)
-    give twice (the same resolved path, in one group or two), which would be read twice: its records duplicates of
-    themselves. Only files count: a path that is none (missing, a folder, a symlink loop) is left to
-    :func:`~biohicl.data.files.check_file` to name. Nothing is read (a path is resolved, not opened)."""
+def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[str | Path] | str | Path]]) -> None:
+    """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups (a path or a
+    list; a generator would be spent: :func:`resolve_inputs` lists each group first) give twice (the same resolved
+    path, in one group or two), which would be read twice: its records duplicates of themselves. Only files count: a
+    path that is none (missing, a folder, a symlink loop) is left to :func:`~biohicl.data.files.check_file` to name.
+    Nothing is read (a path is resolved, not opened)."""
     seen: dict[Path, Path] = {}
     for _, files in inputs:
-        for path in files:
+        for path in _paths(files):
             try:
                 if not path.is_file():
                     continue

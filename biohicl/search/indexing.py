@@ -112,8 +112,9 @@ def _shards(
             if first.source is None and doc.source is not None:  # not in the repeat's file: in memory
                 where = f"{first.place() or 'one'} of the in-memory documents"
             message = f"duplicate document id {doc.id!r} (first at {where})"
-            if path is None and doc.record is not None:
-                message = f"{doc.place()}: {message}"  # an in-memory corpus: no file to name
+            if path is None and doc.record is not None:  # an in-memory repeat: no file to name
+                after_file = first.source is not None  # a place of its own, not one of the first copy's file
+                message = f"{doc.place()}{' of the in-memory documents' if after_file else ''}: {message}"
             raise DataError(message, path, **{"line" if doc.line else "record": doc.record})
         yield chunk
         chunk = []
