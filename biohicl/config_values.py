@@ -32,6 +32,8 @@ def read_config(path: str | Path, expected: str = "a mapping of option names to 
         raise
     except json.JSONDecodeError as err:  # its line and column, as biohicl.jsonio.read_json words them
         raise ConfigError(f"{location(path, line=err.lineno)}: {json_error(err)}") from None
+    except RecursionError:  # JSON nested deeper than the decoder's recursion limit, as read_json words it
+        raise ConfigError(f"{path}: not valid JSON (nested too deeply to read)") from None
     except Exception as err:  # yaml.YAMLError and friends
         raise ConfigError(f"{path}: cannot parse ({err})") from None
     if values is None:

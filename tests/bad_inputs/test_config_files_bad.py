@@ -156,3 +156,14 @@ def test_a_study_refuses_a_training_value_no_option_reads(tmp_path, line, messag
     with pytest.raises(ConfigError) as err:
         ReproduceConfig.from_yaml(study)
     assert str(err.value) == f"{study}: {message}"
+
+
+def test_a_json_config_nested_too_deeply_is_worded_as_read_json_words_it(tmp_path):
+    """It gave the decoder's own words (``cannot parse (maximum recursion depth exceeded while decoding ...)``)."""
+    from biohicl.config_values import read_config
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        read_config(deep)
+    assert str(raised.value) == f"{deep}: not valid JSON (nested too deeply to read)"
