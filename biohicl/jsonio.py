@@ -17,13 +17,11 @@ def read_json(
     missing: str = "file not found",
     default: Any = _REQUIRED,
     error: type[BioHiCLError] = DataError,
-    bom: bool = False,
 ) -> Any:
     """The JSON value in ``path``; ``error`` (:class:`DataError` unless the caller's layer has its own, e.g.
     ``PublishError``) naming the file: ``missing`` when it does not exist (unless a ``default`` is given to return
     instead), the byte that is not UTF-8, the line and column of a syntax error (``FILE: line N: not valid JSON (...
-    at column C)``), or nesting too deep to decode. ``bom``: a UTF-8 byte-order mark is no error (a file users
-    bring, e.g. PubMedQA's; the offset of a byte that is not UTF-8 still counts it)."""
+    at column C)``), or nesting too deep to decode."""
     path = Path(path)
 
     def failure(message: str, line: int | None = None) -> BioHiCLError:
@@ -42,7 +40,7 @@ def read_json(
     except OSError as err:
         raise failure(f"cannot read ({err.strerror or err})") from None
     try:
-        return json.loads(text.removeprefix("\ufeff") if bom else text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise failure(json_error(err), err.lineno) from None
     except RecursionError:  # ``[[[[...`` deeper than the decoder's recursion limit

@@ -133,25 +133,29 @@ def test_evaluation_pubmedqa_files_name_the_line_and_column(tmp_path):
     assert str(raised.value) == f"{tests}: line 2: not valid JSON (Expecting ':' delimiter at column 6)"
 
 
+NOT_UTF8 = "cannot decode the file: byte 0xe9 that is not utf-8; convert it to UTF-8 (`iconv -f latin1 -t utf-8`)"
+
+
 def test_evaluation_pubmedqa_files_not_utf8_are_one_line_naming_them(tmp_path):
-    """A latin-1 byte said as read_json says it (before: a ``UnicodeDecodeError`` traceback); a byte-order mark
-    still read, and a given file that is not there named (before: a ``FileNotFoundError`` traceback)."""
+    """A latin-1 byte said as the dataset builder's reader says it (before: a ``UnicodeDecodeError`` traceback); a
+    byte-order mark still read, and a given file that is not there named (before: a ``FileNotFoundError``
+    traceback)."""
     data = tmp_path / "ori_pqal.json"
     data.write_bytes(b'{"1": {"QUESTION": "caf\xe9?", "LONG_ANSWER": "a", "CONTEXTS": ["c"]}}')
     with pytest.raises(DataError) as raised:
         load_pubmedqa("all", data)
-    assert str(raised.value) == f"{data}: not UTF-8 (byte 0xe9 at offset 23)"
+    assert str(raised.value) == f"{data}: {NOT_UTF8}"
     data.write_bytes(b'\xef\xbb\xbf{"1": {"QUESTION": "q", "LONG_ANSWER": "a", "CONTEXTS": ["c"]}}')
     tests = tmp_path / "test_ground_truth.json"
     tests.write_bytes(b'{"1": "y\xe9s"}')
     with pytest.raises(DataError) as raised:
         load_pubmedqa("test", data, tests)
-    assert str(raised.value) == f"{tests}: not UTF-8 (byte 0xe9 at offset 8)"
+    assert str(raised.value) == f"{tests}: {NOT_UTF8}"
     tests.write_bytes(b'\xef\xbb\xbf{"1": "yes"}')
     assert list(load_pubmedqa("test", data, tests)[0]) == ["1"]
     with pytest.raises(DataError) as raised:
         load_pubmedqa("test", data, tmp_path / "missing.json")
-    assert str(raised.value) == f"{tmp_path / 'missing.json'}: file not found"
+    assert str(raised.value) == f"{tmp_path / 'missing.json'}: input file not found"
 
 
 def test_pubmedqa_test_ids_name_the_line_and_column(tmp_path):
@@ -296,7 +300,7 @@ def test_evaluation_pubmedqa_files_of_the_wrong_shape_are_one_line(tmp_path):
     tests.write_text("5", encoding="utf-8")
     with pytest.raises(DataError) as raised:
         load_pubmedqa("test", data, tests)
-    assert str(raised.value) == f"{tests}: expected a JSON object keyed by PMID (test PMID: label)"
+    assert str(raised.value) == f"{tests}: expected a {{pmid: label}} object"
     data.write_text(json.dumps({"1": 5}), encoding="utf-8")
     with pytest.raises(DataError) as raised:
         load_pubmedqa("all", data)

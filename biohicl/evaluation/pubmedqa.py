@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from biohicl.data.pubmedqa import read_pmid_object
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import retrieval_scores_with_items
 from biohicl.evaluation.results import TaskResult, file_checksums, record_key
 from biohicl.evaluation.retrieval import dense_retrieve
-from biohicl.jsonio import read_json
 
 SPLITS = ("test", "train", "dev", "all")
 TARGETS = {"long_answer": "LONG_ANSWER", "context": "CONTEXTS"}
@@ -38,17 +38,15 @@ def load_pubmedqa(
     split: str = "test", data_file: str | Path | None = None, test_file: str | Path | None = None
 ) -> tuple[dict[str, dict], list[Path]]:
     """``({pmid: item}, files read)`` for ``split`` (see the module docstring); :class:`DataError` on bad input, a
-    file not there, not UTF-8, not JSON (:func:`~biohicl.jsonio.read_json`) or JSON of another shape than
-    ``{pmid: item}`` and ``{pmid: label}``, in one line naming it."""
+    file not there, not UTF-8, not JSON or JSON of another shape than ``{pmid: item}`` and ``{pmid: label}``
+    (:func:`~biohicl.data.pubmedqa.read_pmid_object`, the dataset builder's reader), in one line naming it."""
     if split not in SPLITS:
         raise DataError(f"PubMedQA split must be one of {', '.join(SPLITS)}, not {split!r}")
     from biohicl.settings import data_path
 
     data_file = Path(data_file) if data_file is not None else data_path("pubmedqa", "ori_pqal.json")
     files = [data_file]
-    items = read_json(data_file, bom=True)  # a byte-order mark is no error
-    if not isinstance(items, dict):
-        raise DataError("expected a JSON object keyed by PMID", data_file)
+    items = read_pmid_object(data_file, "item")  # as the dataset builder reads it: one wording, a BOM no error
     for pmid, item in items.items():
         if not isinstance(item, dict):
             raise DataError(f"item {pmid}: expected a JSON object with QUESTION, LONG_ANSWER and CONTEXTS", data_file)
@@ -59,10 +57,7 @@ def load_pubmedqa(
         return items, files
     test_file = Path(test_file) if test_file is not None else data_path("pubmedqa", "test_ground_truth.json")
     files.append(test_file)
-    labels = read_json(test_file, bom=True)
-    if not isinstance(labels, dict):
-        raise DataError("expected a JSON object keyed by PMID (test PMID: label)", test_file)
-    test_ids = list(labels)
+    test_ids = list(read_pmid_object(test_file, "label"))
     unknown = [pmid for pmid in test_ids if pmid not in items]
     if unknown:
         raise DataError(f"{len(unknown)} test PMID(s) not in {data_file.name}, e.g. {unknown[0]}", test_file)
