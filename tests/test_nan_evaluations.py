@@ -63,9 +63,10 @@ def test_the_warning_of_a_run_whose_evaluations_are_all_nan_says_so():
         "model selection: no evaluation gave a finite eval_biosses_spearman (3, all NaN or infinite), so step 0 is "
         "kept; the run ends with the base model's weights"
     )
-    unloaded = selection_record(history, KEY, greater_is_better=True, loaded_best=False)
+    unloaded = selection_record(history, KEY, greater_is_better=True, loaded_best=False)  # no weights loaded
     assert selection_warning(unloaded, history) == (
-        "model selection: no evaluation gave a finite eval_biosses_spearman (3, all NaN or infinite), so step 0 is kept"
+        "model selection: no evaluation gave a finite eval_biosses_spearman (3, all NaN or infinite), so no step is "
+        "selected; the run ends with its last step's weights"
     )
     # the base kept over finite later steps: the message as before, the NaN steps left out of "best later"
     kept = [{"step": 0, KEY: 0.6}, {"step": 2, KEY: NAN}, {"step": 4, KEY: 0.5}]
@@ -76,6 +77,28 @@ def test_the_warning_of_a_run_whose_evaluations_are_all_nan_says_so():
     )
     chosen = selection_record([{"step": 0, KEY: NAN}, {"step": 2, KEY: 0.3}], KEY, True, loaded_best=True)
     assert selection_warning(chosen, []) is None
+
+
+@pytest.mark.parametrize("history", [[(2, NAN), (4, INF)], [(0, NAN), (2, NAN)]], ids=["no-step-0", "step-0"])
+def test_a_run_that_loads_nothing_and_has_no_finite_evaluation_selects_no_step(history):
+    """best_step was the first evaluated step (2) and the warning said "so step 2 is kept", while the run ended with
+    its last step's weights (metric_for_best_model without load_best_model_at_end)."""
+    from biohicl.training.selection import selection_summary, selection_warning
+
+    log = [{"step": step, KEY: value} for step, value in history]
+    record = selection_record(log, KEY, greater_is_better=True, loaded_best=False)
+    assert record is not None and (record["best_step"], record["best_metric"], record["selected_base"]) == (
+        None,
+        None,
+        False,
+    )
+    assert [s for s, _ in record["evaluations"]] == [s for s, _ in history]
+    assert selection_warning(record, log) == (
+        "model selection: no evaluation gave a finite eval_biosses_spearman (2, all NaN or infinite), so no step is "
+        "selected; the run ends with its last step's weights"
+    )
+    summary = selection_summary(record)
+    assert (summary["best_step"], summary["best_metric"], summary["selected_base"]) == (None, None, False)
 
 
 # -- the in-training evaluator: NaN embeddings give NaN metrics
@@ -113,11 +136,47 @@ def test_a_retrieval_task_with_nan_embeddings_scores_nan_in_training_and_the_nex
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []  # the trainer's line names the step
 
 
+class CountingNanQueries(NanQueries):
+    """:class:`NanQueries` that keeps what it was asked to encode: ``(kind, number of texts)`` per call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        self.calls.append((kind, len(texts)))
+        return super().encode(texts, batch_size, kind, show_progress_bar)
+
+
+@pytest.mark.parametrize("tasks", [["biosses", "pubmedqa"], ["biosses", "pubmedqa", "pubmedqa:dev"]])
+def test_a_finished_task_before_a_nan_embeddings_task_is_kept_and_each_task_runs_once(data_dir, caplog, tasks):
+    """The tasks before the NaN one were run again one at a time: BIOSSES was encoded twice per evaluation."""
+    from biohicl.evaluation.evaluator import TaskEvaluator
+
+    encoder = CountingNanQueries()
+    evaluator = TaskEvaluator(tasks, max_queries=5)
+    with caplog.at_level(logging.WARNING):
+        metrics = evaluator(encoder)
+    assert list(metrics) == evaluator.metric_names()
+    biosses = {k: v for k, v in metrics.items() if k.startswith("biosses_")}
+    assert biosses and all(math.isfinite(v) for v in biosses.values())
+    assert all(math.isnan(v) for k, v in metrics.items() if k not in biosses)
+    alone = [CountingNanQueries() for _ in tasks]
+    for task, each in zip(tasks, alone, strict=True):
+        single = TaskEvaluator([task], max_queries=5)(each)
+        assert {k: metrics[k] for k in single} == pytest.approx(single, nan_ok=True)
+    assert encoder.calls == [call for each in alone for call in each.calls]  # each task's encoding, once
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_direct_callers_of_a_retrieval_task_are_still_refused(data_dir):
+    from biohicl.evaluation.retrieval import NonFiniteEmbeddings
     from biohicl.evaluation.runner import evaluate_model
 
-    with pytest.raises(DataError, match=r"^the encoder returned NaN or inf embeddings; nothing was scored$"):
-        evaluate_model(NanQueries(), ["pubmedqa"], limit_queries=5)
+    with pytest.raises(NonFiniteEmbeddings) as caught:  # its DataError, naming the task as BIOSSES's refusal does
+        evaluate_model(NanQueries(), ["biosses", "pubmedqa:dev"], limit_queries=5)
+    assert str(caught.value) == (
+        "pubmedqa-dev: the encoder returned NaN or inf embeddings (a collapsed model?), so no query was scored"
+    )
 
 
 # -- training: a NaN evaluation is logged with one warning, training goes on, and it is never selected
@@ -206,6 +265,24 @@ def test_a_run_whose_evaluations_are_all_nan_ends_with_the_base_weights(tiny_ber
     )
 
 
+def test_a_run_without_load_best_whose_evaluations_are_all_nan_records_no_best_step(
+    tiny_bert_dir, docs_file, tmp_path, caplog
+):
+    """training_summary.json said best_step 2 ("so step 2 is kept") for a run that ends with step 4's weights."""
+    from biohicl.training.run import train_biohicl
+
+    args = nan_args(tiny_bert_dir, docs_file, tmp_path / "run", load_best_model_at_end=False)
+    with caplog.at_level(logging.WARNING, logger="biohicl.training.trainer"):
+        run = train_biohicl(args, evaluator=Scripted([NAN, NAN]))  # no step 0: nothing is loaded at the end
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert (summary["best_step"], summary["best_metric"], summary["selected_base"]) == (None, None, False)
+    assert [step for step, _ in summary["selection"]["evaluations"]] == [2, 4]
+    assert trainer_warnings(caplog)[-1] == (
+        "model selection: no evaluation gave a finite eval_biosses_spearman (2, all NaN or infinite), so no step is "
+        "selected; the run ends with its last step's weights"
+    )
+
+
 def test_a_checkpoint_whose_saved_best_is_nan_is_resumed_as_having_no_best(tiny_bert_dir, docs_file, tmp_path):
     """A checkpoint saved before NaN was refused as best holds best_metric NaN, which no later step could beat."""
     from biohicl.training.run import train_biohicl
@@ -278,5 +355,28 @@ def test_a_study_runs_nan_evaluation_is_refused_in_one_line_naming_the_run(tmp_p
     assert str(caught.value) == (
         "tiny/full/seed0: biosses: spearman, pearson are NaN: the model's embeddings are constant or not finite (a "
         "collapsed model?), and a results file holds numbers only; nothing was written to eval.json"
+    )
+    assert not output.exists()
+
+
+def test_a_study_runs_nan_embeddings_refusal_names_the_run_and_the_task(tmp_path, tiny_bert_dir, data_dir):
+    """It read 'tiny/full/seed0: the encoder returned NaN or inf embeddings; nothing was scored; nothing was written
+    to eval.json': no task named, two "nothing" clauses."""
+    from biohicl.models.model import BioHiCL
+    from biohicl.study import ReproduceConfig
+    from biohicl.study.execute import evaluate_encoder
+
+    config = ReproduceConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / "reproduce_tiny.yaml")
+    config.output_dir, config.tasks, config.limit_queries = str(tmp_path / "study"), ["pubmedqa"], 5
+    encoder = BioHiCL.from_base(str(tiny_bert_dir), max_length=32)
+    with torch.no_grad():
+        for weight in encoder.parameters():
+            weight.fill_(NAN)  # every embedding NaN: the retrieval task is refused before any scoring
+    output = tmp_path / "eval.json"
+    with pytest.raises(DataError) as caught:
+        evaluate_encoder(config, config.models[0], encoder, "tiny/full/seed0", output)
+    assert str(caught.value) == (
+        "tiny/full/seed0: pubmedqa: the encoder returned NaN or inf embeddings (a collapsed model?), so no query was "
+        "scored; nothing was written to eval.json"
     )
     assert not output.exists()

@@ -15,7 +15,6 @@ only encodes and correlates.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -109,7 +108,7 @@ class TaskEvaluator:
         a record without a summary is flattened whole. A task whose encoder returned NaN or inf embeddings (a
         collapsed model, which the harness refuses: :class:`~biohicl.evaluation.retrieval.NonFiniteEmbeddings`)
         scores NaN on each of its metrics, as a collapsed model's correlations do, so training goes on (the trainer
-        warns, naming the step); the tasks are then run one at a time, those before it again."""
+        warns, naming the step); the tasks after it then run, and each task runs once."""
         from biohicl.evaluation.encoder import as_encoder
 
         model = as_encoder(model)  # a SentenceTransformer through encode_query/encode_document, for the cache key too
@@ -129,20 +128,26 @@ class TaskEvaluator:
         return metrics
 
     def _summary(self, model: Any) -> Mapping[str, Any]:
-        """The harness's summary of the tasks on ``model``, a NaN-embeddings task's metrics NaN (:meth:`__call__`)."""
+        """The harness's summary of the tasks on ``model``, a NaN-embeddings task's metrics NaN (:meth:`__call__`):
+        the finished tasks' summary comes with the error (its ``finished`` record), and only the tasks after the
+        failed one run next, so each task runs once."""
         from biohicl.evaluation.retrieval import NonFiniteEmbeddings
         from biohicl.evaluation.runner import planned_summary_keys
 
-        with contextlib.suppress(NonFiniteEmbeddings):
-            return self._run(model, self.tasks)
-        summary: dict[str, Any] = {}  # the record of the tasks that had finished went with the error: run again
-        for task in (spec for spec in self.tasks if spec.strip()):
+        summary: dict[str, Any] = {}
+        tasks = self.tasks
+        while True:
             try:
-                summary.update(self._run(model, [task]))
+                return summary | dict(self._run(model, tasks))
             except NonFiniteEmbeddings as err:
-                logger.info("%s: %s; its metrics are NaN at this evaluation", task, err)
-                summary.update(dict.fromkeys(planned_summary_keys([task]), float("nan")))
-        return summary
+                if err.finished is None:  # not raised through the harness: which task failed is unknown
+                    raise
+                incomplete = err.finished["incomplete"]
+                logger.info("%s; its metrics are NaN at this evaluation", err)
+                summary.update(err.finished.get("summary") or {})
+                summary.update(dict.fromkeys(planned_summary_keys([incomplete["failed"]]), float("nan")))
+                if not (tasks := list(incomplete["not_run"])):
+                    return summary
 
     def _run(self, model: Any, tasks: list[str]) -> Mapping[str, Any]:
         """The summary of one harness run of ``tasks`` (a record without one: the record)."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -201,12 +201,18 @@ def load_beir(folder: str | Path, split: str = "test", limit_queries: int | None
 
 class NonFiniteEmbeddings(DataError):
     """The :class:`DataError` of an encoder that returned NaN or inf embeddings (a collapsed model): nothing was
-    scored. Training's evaluator scores that task NaN instead (:class:`~biohicl.evaluation.evaluator.TaskEvaluator`)."""
+    scored. Training's evaluator scores that task NaN instead (:class:`~biohicl.evaluation.evaluator.TaskEvaluator`).
+    :func:`~biohicl.evaluation.runner.evaluate_model` raises it again naming the task, with ``finished``: the record
+    of the tasks that finished before it and ``incomplete`` (the failed task and those not run)."""
+
+    finished: dict[str, Any] | None = None
 
 
 def _normalize(matrix: np.ndarray) -> np.ndarray:
     if not np.isfinite(matrix).all():
-        raise NonFiniteEmbeddings("the encoder returned NaN or inf embeddings; nothing was scored")
+        raise NonFiniteEmbeddings(
+            "the encoder returned NaN or inf embeddings (a collapsed model?), so no query was scored"
+        )
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.clip(norms, 1e-12, None)
 

@@ -22,7 +22,7 @@ from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.evaluation.encoder import Encoder, as_encoder
 from biohicl.evaluation.record_model import library_versions, loaded_weights, model_entry, model_settings
 from biohicl.evaluation.results import AGREEMENT_TASK, RESULTS_FORMAT, summary_key
-from biohicl.evaluation.retrieval import DocumentIndex
+from biohicl.evaluation.retrieval import DocumentIndex, NonFiniteEmbeddings
 from biohicl.evaluation.tasks import (
     check_task,
     get_task,
@@ -137,6 +137,10 @@ def evaluate_model(
     after it), before the error goes on: ``biohicl evaluate`` saves it (:func:`incomplete_path`).
     ``require_finite``: a task with a NaN metric (a collapsed model) is the failed task, right after it ran, with a
     :class:`DataError` (:func:`nan_message`); without it the task is kept with one warning (training's evaluator).
+    A retrieval task whose encoder returned NaN or inf embeddings fails with a
+    :class:`~biohicl.evaluation.retrieval.NonFiniteEmbeddings` whose message starts with the task's record name and
+    whose ``finished`` is the record ``on_incomplete`` gets (given or not, tasks finished or not), so a caller that
+    scores that task NaN (training's evaluator) runs only the tasks in ``not_run``.
     """
     import torch
 
@@ -199,11 +203,16 @@ def evaluate_model(
             if undefined and require_finite:  # the failed task: the finite ones before it are kept
                 raise DataError(nan_message(record_name(name, task_split), undefined))
         except (Exception, KeyboardInterrupt) as err:
+            specs = [n + (f":{s}" if s else "") for n, s in plan[index:]]
+            said = str(err).strip().splitlines()  # none: MemoryError(), a bare AssertionError()
+            reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (said or [type(err).__name__])[0]
+            incomplete = {"failed": specs[0], "error": reason, "not_run": specs[1:]}
             if results and on_incomplete is not None:  # what finished is handed over before the error goes on
-                specs = [n + (f":{s}" if s else "") for n, s in plan[index:]]
-                said = str(err).strip().splitlines()  # none: MemoryError(), a bare AssertionError()
-                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (said or [type(err).__name__])[0]
-                on_incomplete(record() | {"incomplete": {"failed": specs[0], "error": reason, "not_run": specs[1:]}})
+                on_incomplete(record() | {"incomplete": incomplete})
+            if isinstance(err, NonFiniteEmbeddings) and err.finished is None:  # raised inside the task: name it
+                named = NonFiniteEmbeddings(f"{record_name(name, task_split)}: {err}")
+                named.finished = record() | {"incomplete": incomplete}
+                raise named from None
             raise
         # filed under the key the plan checked and the summary keys promise, whatever name the function returns
         # (a task registered as `scifact-small` that runs evaluate_beir(...) would otherwise be filed as `scifact`)

@@ -89,12 +89,16 @@ def selection_record(
     log_history: Sequence[Mapping[str, Any]], key: str, greater_is_better: bool, loaded_best: bool
 ) -> dict[str, Any] | None:
     """What a run's model selection chose, from the Trainer's log history (None when ``key`` was never logged):
-    the metric, step 0's value, the best step and value, whether that is the base, and every evaluation."""
+    the metric, step 0's value, the best step and value, whether that is the base, and every evaluation. When no
+    value is finite the best step is step 0 only where it is loaded (``loaded_best``: the base weights); otherwise
+    no step was selected (best step and value None) and the run ends with its last step's weights."""
     history = [(int(e["step"]), float(e[key])) for e in log_history if key in e]
     if not history:
         return None
     best_step, best_value = best_evaluation(history, greater_is_better)
     step0 = next((value for step, value in history if step == 0), None)
+    if not math.isfinite(best_value) and not (loaded_best and step0 is not None):
+        best_step = best_value = None  # nothing selected, nothing loaded
     return {
         "selection_metric": key,
         "greater_is_better": bool(greater_is_better),
@@ -109,17 +113,17 @@ def selection_record(
 
 def selection_warning(record: Mapping[str, Any], log_history: Sequence[Mapping[str, Any]]) -> str | None:
     """The one-line warning of a run's selection (:func:`selection_record`), None when a finite step was chosen over
-    the base: no evaluation had a finite value, so the first (step 0) is kept (:func:`best_evaluation`); or, under
+    the base: no evaluation had a finite value, so step 0 is kept (loaded) or no step is selected; or, under
     ``loaded_best``, none beat step 0's (the best finite later value named, and how many later steps fell below step
     0's dev guard, from ``log_history``). Under ``loaded_best`` a kept step 0 means the base model's weights."""
     key, values = record["selection_metric"], [value for _, value in record["evaluations"]]
     base = bool(record["loaded_best"] and record["selected_base"])
     ends = "; the run ends with the base model's weights" if base else ""
     if not any(math.isfinite(value) for value in values):
-        return (
-            f"model selection: no evaluation gave a finite {key} ({len(values)}, all NaN or infinite), so step "
-            f"{record['best_step']} is kept{ends}"
-        )
+        kept = "no step is selected; the run ends with its last step's weights"
+        if record["best_step"] is not None:
+            kept = f"step {record['best_step']} is kept{ends}"
+        return f"model selection: no evaluation gave a finite {key} ({len(values)}, all NaN or infinite), so {kept}"
     if not base:
         return None
     later = [value for step, value in record["evaluations"] if step > 0]
