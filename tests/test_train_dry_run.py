@@ -288,3 +288,73 @@ def test_a_local_base_folder_with_a_revision_passes_as_the_run_takes_it(tiny_ber
     more = ("--max_steps", "1", "--base_revision", "abc")
     assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *more), "--dry_run"]) == 0
     assert f"  ok      model base_model: {tiny_bert_dir} → {tiny_bert_dir}\n" in capsys.readouterr().out
+
+
+def adapter_base_run(root: Path) -> Path:
+    """``root/run``: a saved BioHiCL adapter whose ``biohicl_config.json`` records its base as ``org/tiny-bert``
+    (saved at ``root/base``, not in the Hugging Face cache)."""
+    from tests.conftest import save_tiny_adapter_run
+
+    run = save_tiny_adapter_run(root)
+    assert json.loads((run / "biohicl_config.json").read_text())["base_model"] == "org/tiny-bert"
+    return run
+
+
+def test_an_adapter_base_whose_own_base_is_not_here_is_missing_with_the_runs_reason(
+    dataset, tmp_path, capsys, monkeypatch
+):
+    """A BioHiCL adapter given as the base loads merged into the base its config records (``BioHiCL._backbone``):
+    the dry run checks that one offline too. It passed (``ok``, exit 0) while the real run failed on it, after
+    reading the data."""
+    from huggingface_hub import constants
+
+    run = adapter_base_run(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    argv = [*options(run, dataset, tmp_path / "out", "--max_steps", "1"), "--lora_target_modules", "query", "value"]
+    assert main(argv) == 2
+    reason = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("biohicl train: error: ")
+    assert reason.startswith("org/tiny-bert at revision main is not in the Hugging Face cache")
+    monkeypatch.setattr("biohicl.training.run.build_model", lambda *args: pytest.fail("a dry run loaded a model"))
+    assert main([*argv, "--dry_run"]) == 1
+    captured = capsys.readouterr()
+    missing = f"  MISSING model base_model: {run} is an adapter; its base org/tiny-bert cannot be loaded offline ("
+    assert missing + reason in captured.out
+    assert captured.err.strip().endswith("missing before the run can train: model base_model")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the run would download it
+    assert main([*argv, "--dry_run"]) == 0
+    ok = f"  ok      model base_model: {run} → {run} (an adapter; its base org/tiny-bert is not in the cache: "
+    assert ok + "downloaded when training starts)\n" in capsys.readouterr().out
+    base, config = tmp_path / "base", json.loads((run / "biohicl_config.json").read_text())
+    (run / "biohicl_config.json").write_text(json.dumps({**config, "base_model": str(base)}))
+    assert main([*argv, "--dry_run"]) == 0  # recorded as a folder on this machine
+    assert f"  ok      model base_model: {run} → {run} (an adapter; its base {base} → {base})\n" in (
+        capsys.readouterr().out
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_data_is_refused_before_the_base_as_the_run_reads_them(tiny_bert_dir, tmp_path, capsys, monkeypatch):
+    """The run reads its data, then builds the model: with both refused, the dry run gives the data's line, as the
+    run does (it gave the base's)."""
+    base = sentence_transformers_base(tiny_bert_dir, tmp_path / "st-base", ["Transformer", "Dense"], {})
+    docs = tmp_path / "docs.jsonl"  # every document in split test: none to train on
+    docs.write_text("".join(json.dumps(d | {"split": "test"}) + "\n" for d in synthetic_documents()))
+    argv = options(base, docs, tmp_path / "run", "--max_steps", "2")
+    assert main(argv) == 2
+    real = capsys.readouterr().err.strip().splitlines()[-1]
+    assert real.startswith(f"biohicl train: error: {docs}")
+    monkeypatch.setattr("biohicl.training.run.build_model", lambda *args: pytest.fail("a dry run loaded a model"))
+    assert main([*argv, "--dry_run"]) == 2
+    assert capsys.readouterr().err.strip() == real
+
+
+def test_the_base_check_reads_the_folder_the_model_check_resolved(tiny_bert_dir, monkeypatch):
+    """One rule resolves the base (a folder drops its revision): ``model_check`` gives the folder it found, which
+    the base's encoding check reads; None where the base is not on this machine."""
+    from huggingface_hub import constants
+
+    from biohicl.study.preflight import model_check
+
+    assert model_check("model", str(tiny_bert_dir), "abc").path == tiny_bert_dir
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert model_check("model", "nobody/no-such-model-xyz").path is None

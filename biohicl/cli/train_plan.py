@@ -5,12 +5,13 @@ The arguments are parsed and refused as a real run's are (:func:`~biohicl.cli.tr
 output folder's write probe in :func:`~biohicl.cli.train.main`); then, in the real run's order, the evaluation tasks
 (``evaluator_from_args``), each task's data (:func:`~biohicl.study.preflight.task_check`), the evaluation settings
 (``check_evaluation``), the resumed checkpoint or the fresh run's folder (:mod:`~biohicl.training.run_settings`),
-the base model resolved offline (:func:`~biohicl.study.preflight.model_check`) and its sentence-transformers files
-read as the run reads them (:func:`check_base_encoding`), the training data read and batched as training reads it
-(:func:`~biohicl.training.run.training_inputs`, :func:`~biohicl.training.run.build_batch_sampler`), and the resumed
-checkpoint's step against the run's last (:func:`~biohicl.training.checkpoint.at_last_step`). A missing dataset,
-base model or task data is listed, not raised: the command exits 1 naming each, as ``biohicl reproduce --dry_run``
-does; any other refusal is the real run's one line.
+the training data read as training reads it (:func:`~biohicl.training.run.training_inputs`), the base model's
+sentence-transformers files read as the run reads them (:func:`check_base_encoding`), the data batched
+(:func:`~biohicl.training.run.build_batch_sampler`), and the resumed checkpoint's step against the run's last
+(:func:`~biohicl.training.checkpoint.at_last_step`). The base model is resolved offline first
+(:func:`~biohicl.study.preflight.model_check`, an adapter's recorded base included), reading nothing the run would
+refuse. A missing dataset, base model or task data is listed, not raised: the command exits 1 naming each, as
+``biohicl reproduce --dry_run`` does; any other refusal is the real run's one line.
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def positive_pairs(sampler: Any) -> int | None:
     return int(np.unique(low * len(partners) + high).size)
 
 
-def data_plan(args: Any, dataset: Path) -> tuple[list[str], int, int]:
-    """The training data read and batched as a run reads them: the plan's lines, steps per epoch and in all."""
-    from biohicl.training.run import build_batch_sampler, training_inputs
+def data_plan(args: Any, dataset: Path, mesh: Any, data: Any) -> tuple[list[str], int, int]:
+    """The training data (``mesh`` and ``data``, read by :func:`~biohicl.training.run.training_inputs`) batched as a
+    run batches them: the plan's lines, steps per epoch and in all."""
+    from biohicl.training.run import build_batch_sampler
     from biohicl.training.summary import batch_scale
 
-    mesh, _, data = training_inputs(args)
     sampler = build_batch_sampler(args, data, mesh)
     scale = batch_scale(sampler, args, args.world_size, args.process_index)
     per_epoch, total = optimizer_steps(args, scale["batches_per_epoch_per_process"])
@@ -105,20 +106,14 @@ def data_plan(args: Any, dataset: Path) -> tuple[list[str], int, int]:
     return lines, per_epoch, total
 
 
-def check_base_encoding(args: Any) -> None:
-    """Refuse the base model as the run's ``build_model`` does before it loads a weight: ``BioHiCL.from_base``'s
+def check_base_encoding(args: Any, path: Path) -> None:
+    """Refuse the base model, resolved to ``path`` (:func:`~biohicl.study.preflight.model_check`), as the run's
+    ``build_model`` does before it loads a weight: ``BioHiCL.from_base``'s
     :func:`~biohicl.models.backbone.base_encoding_settings`, given the run's pooling, max length and prompts (a
     BioHiCL folder's own where the run leaves them unset), reads the base's sentence-transformers files and refuses
-    a module biohicl does not apply, a similarity other than cosine, or a prompt the pooling leaves out. A base not
-    on this machine (:func:`~biohicl.study.preflight.model_check` says whether the run can download it) is not read."""
+    a module biohicl does not apply, a similarity other than cosine, or a prompt the pooling leaves out."""
     from biohicl.models.backbone import base_settings
-    from biohicl.models.resolver import resolve
 
-    try:
-        folder = Path(args.base_model).expanduser().is_dir()  # a folder loads as it is, whatever its revision
-        path = resolve(args.base_model, None if folder else args.base_revision, local_files_only=True).path
-    except Exception:  # not found offline: the model check names it
-        return
     given = {"pooling": args.pooling, "normalize": None, "max_length": args.max_length}
     given.update(query_prompt=args.query_prompt, document_prompt=args.document_prompt)
     base_settings(args.base_model, path, args.base_model_hub_id, **given)  # as from_base reads them
@@ -135,6 +130,7 @@ def dry_run(args: Any) -> int:
     from biohicl.study.preflight import Check, model_check, task_check
     from biohicl.training.checkpoint import resolve_resume
     from biohicl.training.evaluator_checks import check_evaluation
+    from biohicl.training.run import training_inputs
     from biohicl.training.run_settings import check_run_folder
 
     dataset = Path(args.dataset_path).expanduser() if args.dataset_path else None
@@ -150,18 +146,20 @@ def dry_run(args: Any) -> int:
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
     model = model_check("model base_model", args.base_model, args.base_revision, starts="training")
-    if model.ok:
-        check_base_encoding(args)
-    lines, per_epoch, total = [], None, None
+    lines, per_epoch, total, mesh, read = [], None, None, None, None
     if dataset is None or not dataset.exists():
         given = "no dataset_path given" if dataset is None else f"{dataset}: no such file or folder"
         data = Check("dataset", False, given)
         lines = ["documents, batches, optimizer steps: counted once the dataset is found"]
         total = args.max_steps if args.max_steps > 0 else None  # the run's last step, whatever its data
     else:
-        lines, per_epoch, total = data_plan(args, dataset)
+        mesh, _, read = training_inputs(args)  # the run reads its data before it builds the model
         kind = "a documents file" if dataset.is_file() else "a dataset folder"
         data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
+    if model.path is not None:  # a base not on this machine is not read (the model check names it)
+        check_base_encoding(args, model.path)
+    if read is not None:
+        lines, per_epoch, total = data_plan(args, dataset, mesh, read)
     lines += [
         f"evaluation: {evaluation_plan(args, per_epoch, total)}",
         f"output: {output_plan(args.output_dir, resume, total)}",

@@ -5,7 +5,7 @@ checks its run's base model (:func:`model_check`) and evaluation tasks (:func:`t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from biohicl.study.config import ReproduceConfig, run_settings
@@ -13,11 +13,13 @@ from biohicl.study.config import ReproduceConfig, run_settings
 
 @dataclass(frozen=True)
 class Check:
-    """One thing the study needs: ``ok``, and what was found or what is missing."""
+    """One thing the study needs: ``ok``, and what was found or what is missing; ``path``: where a model resolved
+    (:func:`model_check`), the folder the run reads its settings from."""
 
     what: str
     ok: bool
     detail: str
+    path: Path | None = field(default=None, compare=False)
 
     def format(self) -> str:
         return f"  {'ok     ' if self.ok else 'MISSING'} {self.what}: {self.detail}"
@@ -105,7 +107,14 @@ def _data_root() -> Path | None:
 
 def model_check(what: str, model: str, revision: str | None = None, starts: str = "the study") -> Check:
     """Whether ``model`` (at ``revision``) resolves offline: a local folder, an installed weights package or the HF
-    cache. A Hub id not in the cache passes when the Hub may be reached (it is downloaded when ``starts`` starts)."""
+    cache. A Hub id not in the cache passes when the Hub may be reached (it is downloaded when ``starts`` starts).
+    A folder loads as it is, whatever ``revision`` says (:func:`~biohicl.models.resolver.resolve_base`). A BioHiCL
+    adapter folder loads merged into the base its ``biohicl_config.json`` records (``BioHiCL._backbone``), which is
+    checked the same way. ``path`` is the resolved folder (None when not on this machine)."""
+    return _model_check(what, model, revision, starts, ())
+
+
+def _model_check(what: str, model: str, revision: str | None, starts: str, adapters: tuple[Path, ...]) -> Check:
     from huggingface_hub import constants
 
     from biohicl.models.resolver import resolve
@@ -118,7 +127,29 @@ def model_check(what: str, model: str, revision: str | None = None, starts: str 
         if not constants.HF_HUB_OFFLINE and "/" in model and not Path(model).expanduser().exists():
             return Check(what, True, f"{model} is not in the cache: downloaded when {starts} starts")
         return Check(what, False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
-    return Check(what, True, f"{model} → {resolved.path}")
+    found = Check(what, True, f"{model} → {resolved.path}", resolved.path)
+    recorded = _adapter_base(resolved.path)
+    if recorded is None or resolved.path.resolve() in adapters:  # a loop of bases: the run's refusal, not missing
+        return found
+    base = _model_check(what, *recorded, starts, (*adapters, resolved.path.resolve()))
+    if not base.ok:
+        return Check(what, False, f"{model} is an adapter; its base {base.detail}", resolved.path)
+    return Check(what, True, f"{found.detail} (an adapter; its base {base.detail})", resolved.path)
+
+
+def _adapter_base(folder: Path) -> tuple[str, str | None] | None:
+    """``(base_model, base_revision)`` a BioHiCL adapter folder records, the base ``BioHiCL._backbone`` merges it
+    into; None for any other folder, or a config the run refuses when it reads it (the dry run's base check says
+    why)."""
+    from biohicl.models.config import ADAPTER_CONFIG_NAME, CONFIG_NAME, BioHiCLConfig
+
+    if not ((folder / CONFIG_NAME).is_file() and (folder / ADAPTER_CONFIG_NAME).is_file()):
+        return None
+    try:
+        config = BioHiCLConfig.from_json_file(folder / CONFIG_NAME)
+    except Exception:  # ConfigError: refused where the run reads the folder's settings
+        return None
+    return (config.base_model, config.base_revision) if config.base_model else None
 
 
 def task_check(spec: str, dataset: Path | None, built: bool = True) -> Check:
