@@ -133,6 +133,18 @@ def test_a_test_item_outside_the_training_splits_is_left_to_the_split(tmp_path, 
     assert file_warnings(caplog) == []
 
 
+def test_a_file_with_no_document_in_the_training_splits_says_so(tmp_path, mesh):
+    """Every row outside ``train_splits`` is no document dropped: the file is refused as a dataset folder without
+    one is, naming the splits; it read ``no training document left (, as biohicl build-dataset drops them)``."""
+    from biohicl.errors import ConfigError
+
+    path = write_jsonl(tmp_path / "docs.jsonl", [{**d, "split": "test"} for d in synthetic_documents()])
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path / "o"), dataset_path=str(path))
+    with pytest.raises(ConfigError) as error:
+        load_training_data(args, mesh)
+    assert str(error.value) == f"{path}: no documents in split(s) train"
+
+
 def hf_export(tmp_path: Path) -> Path:
     """The synthetic training documents as a Hugging Face ``to_json`` export writes them: ``"text": null`` on every
     line (no ``split`` column), with a later copy of an id."""

@@ -103,7 +103,8 @@ def clean_document_file(documents: Any, path: Path, args: Any, mesh: MeshHierarc
         )
     removed = decontaminator.removed
     by_set = dict(Counter(r.evaluation_set for r in removed))
-    if not any(training[i] for i in keep):  # all dropped, each for its reason
+    # all dropped, each for its reason (no row of the training splits: none dropped, the split filter says so)
+    if any(training) and not any(training[i] for i in keep):
         counts = {"evaluation test data": len(removed), "later copies of an id": len(dropped.copies),
                   "PubMedQA dev items": len(dropped.devs), "without a known MeSH label": len(dropped.unlabelled),
                   "with an empty abstract": len(dropped.empty)}  # fmt: skip
