@@ -270,6 +270,32 @@ def test_a_malformed_summary_is_one_line_and_leaves_no_half_built_output(built, 
     assert not (tmp_path / "stage").exists()  # checked before anything is written
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('["x"]', "expected a JSON object (the dataset's build summary)"),
+        ("null", "expected a JSON object (the dataset's build summary)"),
+        ('{"documents": 3', "line 1: not valid JSON (Expecting ',' delimiter at column 16)"),
+    ],
+)
+def test_a_damaged_summary_is_refused_as_its_one_reader_words_it(built, tmp_path, text, why):
+    """``summary.json`` is read by :func:`~biohicl.data.storage.read_build_summary`, as training, the model card and
+    the study read it, in a :class:`PublishError` with the rebuild hint; publishing had its own reader and words."""
+    from biohicl.data.storage import read_build_summary
+    from biohicl.errors import DataError
+
+    source, _ = built
+    folder = _copy_build(source, tmp_path / "build", {})
+    (folder / "summary.json").write_text(text)
+    with pytest.raises(DataError) as read:
+        read_build_summary(folder)
+    assert str(read.value) == f"{folder / 'summary.json'}: {why}"
+    with pytest.raises(PublishError) as error:
+        build_dataset_repo_folder(folder, tmp_path / "out")
+    assert str(error.value) == f"{read.value}; rebuild it with `biohicl build-dataset`"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_staging_leaves_neither_output_nor_staging_folder(built, tmp_path, monkeypatch):
     import biohicl.hub.dataset_repo as dataset_repo
 

@@ -31,11 +31,10 @@ import numpy as np
 
 from biohicl.data.columns import column_array, in_memory_dataset
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
-from biohicl.data.storage import load_pair_dataset
-from biohicl.errors import PublishError
+from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
+from biohicl.errors import DataError, PublishError
 from biohicl.hub.publish import check_folder
 from biohicl.hub.run_sources import without_machine_paths
-from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +144,8 @@ def build_dataset_repo_folder(
             f"{out}: is, holds or lies in {source}; staging there would delete it (choose another --out)"
         )
     staged, splits = split_layout(load_pair_dataset(source), source)
-    summary = card_summary(source / "summary.json")
-    card = _render_card(staged, summary, source / "summary.json", license=license, repo_id=repo_id)
+    summary = card_summary(source)
+    card = _render_card(staged, summary, source / SUMMARY_NAME, license=license, repo_id=repo_id)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
     # staged beside --out and renamed into place at the end: a failure leaves no half-built --out
@@ -183,14 +182,17 @@ def _replace(out: Path, staged: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def card_summary(path: Path) -> dict[str, Any] | None:
-    """The build's ``summary.json`` without local paths (None when there is none), refused in one line naming the
-    file and field when a field the card reads is missing or of another type."""
-    if not path.is_file():
+def card_summary(folder: Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of the build in ``folder`` (:func:`~biohicl.data.storage.read_build_summary`) without
+    local paths (None when there is none); a damaged one, or a field the card reads missing or of another type, is
+    refused in one line naming the file (and the field)."""
+    try:
+        summary = read_build_summary(folder)
+    except DataError as err:  # not UTF-8, not JSON, or JSON that is no object
+        raise PublishError(f"{err}; rebuild it with `biohicl build-dataset`") from None
+    if summary is None:
         return None
-    summary = without_machine_paths(read_json(path, error=PublishError))
-    if not isinstance(summary, dict):
-        raise PublishError(f"{path}: not a build summary (a JSON object); rebuild it with `biohicl build-dataset`")
+    summary, path = without_machine_paths(summary), folder / SUMMARY_NAME
     for name, kind in CARD_FIELDS.items():
         value = summary.get(name)
         if name not in summary or not isinstance(value, kind) or isinstance(value, bool):
