@@ -149,6 +149,25 @@ def test_compare_names_an_incomplete_record(tmp_path, capsys):
     assert out.count("incomplete") == 1
 
 
+def test_a_paired_compare_names_an_incomplete_record_as_the_plain_table_does(tmp_path, capsys):
+    """``--compare --paired`` showed no note for a stopped run's record (only the plain table did)."""
+    from biohicl.cli.main import main
+
+    def record(model: str, scores: list[float], **more) -> dict:
+        per_item = {"ids": [f"q{i}" for i in range(len(scores))], "scores": scores}
+        task = {"split": "test", "main_metric": "recall@1", "metrics": {"recall@1": sum(scores) / len(scores)}}
+        return {"tasks": {"pubmedqa": task | {"per_item": per_item}}, "model": {"id": model}, **more}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.incomplete.json"
+    a.write_text(json.dumps(record("base", [0, 1, 0, 1])))
+    incomplete = {"failed": "scifact", "error": "boom", "not_run": []}
+    b.write_text(json.dumps(record("tuned", [1, 1, 0, 1], incomplete=incomplete)))
+    assert main(["evaluate", "--compare", str(a), str(b), "--paired", "--rounds", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| pubmedqa | recall@1 | 4 | 0.5000 | 0.7500 | +25.00 |" in out
+    assert out.count("note: tuned is incomplete: scifact failed (boom)") == 1
+
+
 @pytest.mark.parametrize(
     ("corpus", "queries", "qrels", "message"),
     [

@@ -58,6 +58,7 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
     """``--compare ... --paired``: Δ of the later files against the first (or the first ``--base_count``, as their
     mean), with paired-bootstrap intervals."""
     from biohicl.evaluation.plots import plot_paired
+    from biohicl.evaluation.report import incomplete_notes
     from biohicl.evaluation.significance import compare_records, markdown_paired
 
     names, title = ("base", "tuned"), None
@@ -79,4 +80,6 @@ def compare_paired(args: EvaluateArguments, records: list[dict[str, Any]]) -> in
         target=None if args.target is None else args.target / 100,  # points → the metric's scale
     )
     table = markdown_paired(rows, names)
+    if notes := incomplete_notes(records):  # a stopped run's record, named as the plain table names it
+        table += "\n" + "\n".join(notes) + "\n"
     return _report(args, table, table, lambda path: plot_paired(rows, path, title=title), records)

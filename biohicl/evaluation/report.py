@@ -86,8 +86,14 @@ def markdown_table(
             a, b = value(records[0], col), value(records[1], col)
             deltas.append("–" if a is None or b is None else signed(b - a, digits))
         lines.append("| " + " | ".join([f"Δ ({labels[1]} − {labels[0]})", *deltas]) + " |")
-    notes = [note for label, record in zip(labels, records, strict=True) if (note := incomplete_note(label, record))]
+    notes = incomplete_notes(records, labels)
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def incomplete_notes(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None) -> list[str]:
+    """:func:`incomplete_note` of each record that has one (``labels``: the records' own, else :func:`run_label`)."""
+    labels = list(labels) if labels else [run_label(r, f"run {i + 1}") for i, r in enumerate(records)]
+    return [note for label, record in zip(labels, records, strict=True) if (note := incomplete_note(label, record))]
 
 
 def incomplete_note(label: str, record: dict[str, Any]) -> str | None:
