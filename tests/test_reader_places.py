@@ -327,3 +327,14 @@ def test_the_given_twice_check_takes_paths_as_text_too(tmp_path):
     with pytest.raises(ConfigError) as raised:
         check_distinct_inputs([("jsonl", [str(first)]), ("jsonl", str(first))])
     assert str(raised.value) == f"{first}: given twice as an input; give each file once"
+
+
+def test_pubmedqa_files_nested_too_deeply_are_one_line(tmp_path):
+    """Both PubMedQA loaders read through ``read_pmid_object``, which let the decoder's RecursionError through (the
+    evaluation's loader had caught it while it read through ``read_json``)."""
+    data = tmp_path / "ori_pqal.json"
+    data.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    for load in (lambda: load_pubmedqa("all", data), lambda: load_pubmedqa_test_ids(data)):
+        with pytest.raises(DataError) as raised:
+            load()
+        assert str(raised.value) == f"{data}: not valid JSON (nested too deeply to read)"

@@ -358,3 +358,33 @@ def test_the_base_check_reads_the_folder_the_model_check_resolved(tiny_bert_dir,
     assert model_check("model", str(tiny_bert_dir), "abc").path == tiny_bert_dir
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert model_check("model", "nobody/no-such-model-xyz").path is None
+
+
+def test_adapter_bases_that_form_a_loop_are_refused_as_the_run_refuses_them(dataset, tmp_path, capsys):
+    """Two adapters, each recording the other as its base: the real run refuses the loop; the dry run had found it
+    and passed it (``ok``, exit 0)."""
+    import shutil
+
+    run = adapter_base_run(tmp_path)
+    other = tmp_path / "run2"
+    shutil.copytree(run, other)
+    for folder, base in ((run, other), (other, run)):
+        config = json.loads((folder / "biohicl_config.json").read_text())
+        (folder / "biohicl_config.json").write_text(json.dumps({**config, "base_model": str(base)}))
+    argv = [*options(run, dataset, tmp_path / "out", "--max_steps", "1"), "--lora_target_modules", "query", "value"]
+    assert main(argv) == 2
+    assert "the adapters' bases form a loop" in capsys.readouterr().err
+    assert main([*argv, "--dry_run"]) == 1
+    loop = f"the adapters' bases form a loop ({run} → {other} → {run}); give a base that is not an adapter"
+    assert f"  MISSING model base_model: {run} is an adapter; its base {other} is an adapter; its base {loop}\n" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_missing_dataset_is_listed_before_a_base_the_run_would_not_reach(tiny_bert_dir, tmp_path, capsys):
+    """The run refuses a missing dataset before it reads the base's files: the dry run lists it (exit 1) rather than
+    giving the base's refusal (exit 2), which the run would not reach."""
+    base = sentence_transformers_base(tiny_bert_dir, tmp_path / "st-base", ["Transformer", "Dense"], {})
+    argv = options(base, tmp_path / "nodata.jsonl", tmp_path / "run", "--max_steps", "2")
+    assert main([*argv, "--dry_run"]) == 1
+    assert f"  MISSING dataset: {tmp_path / 'nodata.jsonl'}: no such file or folder\n" in capsys.readouterr().out

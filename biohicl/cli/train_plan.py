@@ -156,8 +156,8 @@ def dry_run(args: Any) -> int:
         mesh, _, read = training_inputs(args)  # the run reads its data before it builds the model
         kind = "a documents file" if dataset.is_file() else "a dataset folder"
         data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
-    if model.path is not None:  # a base not on this machine is not read (the model check names it)
-        check_base_encoding(args, model.path)
+    if model.path is not None and data.ok:  # a base not here is not read (the model check names it); nor one the
+        check_base_encoding(args, model.path)  # run would not reach, its data missing (listed, as the run refuses it)
     if read is not None:
         lines, per_epoch, total = data_plan(args, dataset, mesh, read)
     lines += [

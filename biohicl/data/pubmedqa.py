@@ -87,6 +87,8 @@ def read_pmid_object(path: str | Path, values: str) -> dict:
         raise DataError(json_error(err), path, line=err.lineno) from None
     except UnicodeDecodeError as err:
         raise undecodable_error(path, err) from None
+    except RecursionError:  # ``[[[[...`` deeper than the decoder's recursion limit, as read_json words it
+        raise DataError("not valid JSON (nested too deeply to read)", path) from None
     if not isinstance(data, dict):
         raise DataError(f"expected a {{pmid: {values}}} object", path)
     return data

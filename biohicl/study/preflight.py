@@ -129,9 +129,12 @@ def _model_check(what: str, model: str, revision: str | None, starts: str, adapt
         return Check(what, False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
     found = Check(what, True, f"{model} → {resolved.path}", resolved.path)
     recorded = _adapter_base(resolved.path)
-    if recorded is None or resolved.path.resolve() in adapters:  # a loop of bases: the run's refusal, not missing
+    if recorded is None:
         return found
-    base = _model_check(what, *recorded, starts, (*adapters, resolved.path.resolve()))
+    if (folder := resolved.path.resolve()) in adapters:  # a loop of bases: refused as the run refuses it
+        loop = " → ".join(str(f) for f in (*adapters[adapters.index(folder) :], folder))
+        return Check(what, False, f"the adapters' bases form a loop ({loop}); give a base that is not an adapter")
+    base = _model_check(what, *recorded, starts, (*adapters, folder))
     if not base.ok:
         return Check(what, False, f"{model} is an adapter; its base {base.detail}", resolved.path)
     return Check(what, True, f"{found.detail} (an adapter; its base {base.detail})", resolved.path)
