@@ -27,14 +27,20 @@ from biohicl.models.signature import recorded_peft_weights, signature_mismatch
 _BASES_LOADING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("biohicl_bases_loading", default=())
 
 
+def adapter_loop(chain: tuple[Path, ...], folder: Path) -> str:
+    """What is wrong when ``folder`` (resolved) comes back in ``chain``, the adapter folders loading as bases,
+    outermost first: ``the adapters' bases form a loop (A → B → A); ...``."""
+    loop = " → ".join(str(f) for f in (*chain[chain.index(folder) :], folder))
+    return f"the adapters' bases form a loop ({loop}); give a base that is not an adapter"
+
+
 @contextlib.contextmanager
 def loading_adapter_base(path: Path) -> Iterator[None]:
     """Mark ``path`` as an adapter folder being loaded as a base; a base chain that comes back to a folder already
     being loaded (A's base is B, B's base is A) is one :class:`ModelLoadError` naming the chain, not a recursion."""
     chain, folder = _BASES_LOADING.get(), path.resolve()
     if folder in chain:
-        loop = " → ".join(str(f) for f in (*chain[chain.index(folder) :], folder))
-        raise ModelLoadError(f"{path}: the adapters' bases form a loop ({loop}); give a base that is not an adapter")
+        raise ModelLoadError(f"{path}: {adapter_loop(chain, folder)}")
     token = _BASES_LOADING.set((*chain, folder))
     try:
         yield

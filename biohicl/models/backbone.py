@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from biohicl.models.registry import RegistryEntry
 
 
+def is_biohicl_adapter_folder(path: Path) -> bool:
+    """Whether ``path`` is a BioHiCL adapter folder (``biohicl_config.json`` and ``adapter_config.json``): as a base,
+    it loads merged into the base its config records."""
+    return (path / CONFIG_NAME).is_file() and (path / ADAPTER_CONFIG_NAME).is_file()
+
+
 def is_plain_adapter_folder(path: Path) -> bool:
     """Whether ``path`` is a plain peft adapter folder: ``adapter_config.json``, no ``config.json`` nor
     ``biohicl_config.json`` (peft's ``save_pretrained``, an adapter repo)."""

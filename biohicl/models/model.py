@@ -25,7 +25,14 @@ from torch import nn
 
 from biohicl.errors import ConfigError, ModelLoadError
 from biohicl.models.adapter_fit import check_adapter_fits, check_recorded_base, loading_adapter_base
-from biohicl.models.backbone import base_settings, load_backbone, load_tokenizer, lora_config, quiet_peft_wrap
+from biohicl.models.backbone import (
+    base_settings,
+    is_biohicl_adapter_folder,
+    load_backbone,
+    load_tokenizer,
+    lora_config,
+    quiet_peft_wrap,
+)
 from biohicl.models.config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, CONFIG_NAME, BioHiCLConfig
 from biohicl.models.encoding import (
     autocast_for,
@@ -115,7 +122,7 @@ class BioHiCL(EncoderInfo, nn.Module):
     def _backbone(cls, path: Path, dtype: torch.dtype | None) -> nn.Module:
         """The backbone in ``path``; a BioHiCL adapter folder's is its base with the LoRA merged in, so a new adapter
         trains on the adapted model rather than stacked over the first one (``biohicl train --base_model ADAPTER``)."""
-        if not ((path / CONFIG_NAME).is_file() and (path / ADAPTER_CONFIG_NAME).is_file()):
+        if not is_biohicl_adapter_folder(path):
             return load_backbone(path, dtype)
         with loading_adapter_base(path):  # a loop of adapters, each the other's base, is one line
             return cls.from_pretrained(path, merge=True, dtype=dtype).backbone

@@ -117,6 +117,7 @@ def model_check(what: str, model: str, revision: str | None = None, starts: str 
 def _model_check(what: str, model: str, revision: str | None, starts: str, adapters: tuple[Path, ...]) -> Check:
     from huggingface_hub import constants
 
+    from biohicl.models.adapter_fit import adapter_loop
     from biohicl.models.resolver import resolve
 
     if Path(model).expanduser().is_dir():
@@ -132,8 +133,7 @@ def _model_check(what: str, model: str, revision: str | None, starts: str, adapt
     if recorded is None:
         return found
     if (folder := resolved.path.resolve()) in adapters:  # a loop of bases: refused as the run refuses it
-        loop = " → ".join(str(f) for f in (*adapters[adapters.index(folder) :], folder))
-        return Check(what, False, f"the adapters' bases form a loop ({loop}); give a base that is not an adapter")
+        return Check(what, False, adapter_loop(adapters, folder))
     base = _model_check(what, *recorded, starts, (*adapters, folder))
     if not base.ok:
         return Check(what, False, f"{model} is an adapter; its base {base.detail}", resolved.path)
@@ -144,9 +144,10 @@ def _adapter_base(folder: Path) -> tuple[str, str | None] | None:
     """``(base_model, base_revision)`` a BioHiCL adapter folder records, the base ``BioHiCL._backbone`` merges it
     into; None for any other folder, or a config the run refuses when it reads it (the dry run's base check says
     why)."""
-    from biohicl.models.config import ADAPTER_CONFIG_NAME, CONFIG_NAME, BioHiCLConfig
+    from biohicl.models.backbone import is_biohicl_adapter_folder
+    from biohicl.models.config import CONFIG_NAME, BioHiCLConfig
 
-    if not ((folder / CONFIG_NAME).is_file() and (folder / ADAPTER_CONFIG_NAME).is_file()):
+    if not is_biohicl_adapter_folder(folder):
         return None
     try:
         config = BioHiCLConfig.from_json_file(folder / CONFIG_NAME)
