@@ -161,6 +161,21 @@ def measure_in_fresh_process(script: str, arguments: list, what: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def answered_measure(measure) -> bool:
+    """In the fresh process :func:`measure_in_fresh_process` starts (``script _measure JSON``): print
+    ``measure(*arguments)`` as JSON and say so (the caller's ``main`` then returns); False in any other process."""
+    if len(sys.argv) == 3 and sys.argv[1] == "_measure":
+        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+        return True
+    return False
+
+
+def require_peak_rss() -> None:
+    """Exit with one line where Linux's peak RSS cannot be read and reset (``/proc/self/clear_refs``)."""
+    if not Path("/proc/self/clear_refs").exists():
+        raise SystemExit("this benchmark reads Linux's peak RSS (/proc/self/status VmHWM, reset via clear_refs)")
+
+
 def in_fresh_process(directory: Path, form: str, queries_file: str | None, threads: int, latency: bool) -> dict:
     return measure_in_fresh_process(__file__, [str(directory), form, queries_file, threads, latency], form)
 
@@ -337,8 +352,7 @@ def bench_synthetic(args) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "_measure":
-        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+    if answered_measure(measure):
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode")

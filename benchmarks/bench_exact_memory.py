@@ -13,13 +13,19 @@ growth / shard bytes and / chunk bytes, and the ratio old / new; the two readers
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compressed_search import measure_in_fresh_process, reset_peak, rss, write_synthetic
+from bench_compressed_search import (
+    answered_measure,
+    measure_in_fresh_process,
+    require_peak_rss,
+    reset_peak,
+    rss,
+    write_synthetic,
+)
 
 MIB = 2**20
 
@@ -77,8 +83,7 @@ def in_fresh_process(directory: Path, reader: str, queries: int, chunk_size: int
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "_measure":
-        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+    if answered_measure(measure):
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True)
@@ -87,8 +92,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--chunk-size", type=int, nargs="+", default=[8192, 65536])
     args = parser.parse_args()
-    if not Path("/proc/self/clear_refs").exists():
-        raise SystemExit("this benchmark reads Linux's peak RSS (/proc/self/status VmHWM, reset via clear_refs)")
+    require_peak_rss()
     directory = Path(args.dir)
     if not (directory / "manifest.json").is_file():
         write_synthetic(directory, args.rows, args.dim, shard_size=args.rows)

@@ -15,14 +15,20 @@ ratio before / now; the two ways' hits must be identical.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compressed_search import measure_in_fresh_process, reset_peak, rss, write_synthetic
+from bench_compressed_search import (
+    answered_measure,
+    measure_in_fresh_process,
+    require_peak_rss,
+    reset_peak,
+    rss,
+    write_synthetic,
+)
 
 from biohicl.search.compressed import QUERY_BATCH
 from biohicl.search.exact import EXACT_QUERY_BATCH
@@ -78,8 +84,7 @@ def in_fresh_process(directory: Path, form: str, way: str, queries: int) -> dict
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "_measure":
-        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+    if answered_measure(measure):
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True)
@@ -88,8 +93,7 @@ def main() -> None:
     parser.add_argument("--int8-rows", type=int, default=100_000)
     parser.add_argument("--int8-queries", type=int, nargs="+", default=[500, 1_500])
     args = parser.parse_args()
-    if not Path("/proc/self/clear_refs").exists():
-        raise SystemExit("this benchmark reads Linux's peak RSS (/proc/self/status VmHWM, reset via clear_refs)")
+    require_peak_rss()
     from biohicl.search.compression import available_kinds, compress_index
 
     exact_dir, int8_dir = Path(args.dir) / f"exact-{args.exact_rows}", Path(args.dir) / f"int8-{args.int8_rows}"
