@@ -199,19 +199,19 @@ def evaluate_model(
             result = _run_task(model, name, task_split, batch_size, limit_queries, show_progress_bar, **(
                 {"document_index": document_index} if document_index is not None and name in retrieval else {}
             ))  # fmt: skip
-            undefined = [name for name, value in result.metrics.items() if not math.isfinite(value)]
+            undefined = [metric for metric, value in result.metrics.items() if not math.isfinite(value)]
             if undefined and require_finite:  # the failed task: the finite ones before it are kept
                 raise DataError(nan_message(record_name(name, task_split), undefined))
         except (Exception, KeyboardInterrupt) as err:
             specs = [n + (f":{s}" if s else "") for n, s in plan[index:]]
             said = str(err).strip().splitlines()  # none: MemoryError(), a bare AssertionError()
             reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (said or [type(err).__name__])[0]
-            incomplete = {"failed": specs[0], "error": reason, "not_run": specs[1:]}
+            finished = record() | {"incomplete": {"failed": specs[0], "error": reason, "not_run": specs[1:]}}
             if results and on_incomplete is not None:  # what finished is handed over before the error goes on
-                on_incomplete(record() | {"incomplete": incomplete})
+                on_incomplete(finished)
             if isinstance(err, NonFiniteEmbeddings) and err.finished is None:  # raised inside the task: name it
                 named = NonFiniteEmbeddings(f"{record_name(name, task_split)}: {err}")
-                named.finished = record() | {"incomplete": incomplete}
+                named.finished = finished
                 raise named from None
             raise
         # filed under the key the plan checked and the summary keys promise, whatever name the function returns
@@ -222,12 +222,7 @@ def evaluate_model(
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[key]["per_item"]
         if undefined:
-            logger.warning(
-                "%s: %s %s NaN: the model's embeddings are constant or not finite (a collapsed model?)",
-                key,
-                ", ".join(undefined),
-                "is" if len(undefined) == 1 else "are",
-            )
+            logger.warning(nan_message(key, undefined, refused=False))
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         cut = cut_by_cap(key, {"settings": {"limit_queries": limit_queries}, "tasks": results})
         part = f", the first {cut.cap} {'documents' if key == AGREEMENT_TASK else 'queries'} only" if cut else ""
@@ -268,13 +263,14 @@ def undefined_metrics(record: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def nan_message(task: str, names: list[str]) -> str:
-    """What a task whose ``names`` metrics are NaN is refused with (a results file holds numbers only)."""
+def nan_message(task: str, names: list[str], refused: bool = True) -> str:
+    """What a task whose ``names`` metrics are NaN is refused with (a results file holds numbers only), or, not
+    ``refused``, warned with where it is kept (training's evaluator)."""
     verb = "is" if len(names) == 1 else "are"
-    return (
-        f"{task}: {', '.join(names)} {verb} NaN: the model's embeddings are constant or not finite (a collapsed "
-        "model?), and a results file holds numbers only"
+    said = (
+        f"{task}: {', '.join(names)} {verb} NaN: the model's embeddings are constant or not finite (a collapsed model?)"
     )
+    return said + (", and a results file holds numbers only" if refused else "")
 
 
 def check_defined(record: dict[str, Any], path: str | Path | None = None) -> None:
