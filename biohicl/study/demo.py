@@ -153,12 +153,14 @@ def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> l
 
 def clear_checkpoints(run_dir: Path) -> None:
     """Delete the ``checkpoint-N`` folders of an earlier run in ``run_dir`` (complete or not): ``--no_skip_steps_done``
-    trains over it. Only numbered ones, the run's (as ``complete_checkpoints`` finds them): another folder named
-    ``checkpoint-...`` (a copy kept aside) is not the run's to delete."""
+    trains over it. Only numbered ones, the run's (:func:`~biohicl.training.checkpoint.numbered_checkpoints`), and
+    no link: another folder named ``checkpoint-...`` (a copy kept aside) is not the run's to delete."""
     import shutil
 
-    for child in sorted(run_dir.glob("checkpoint-*")):
-        if child.name.removeprefix("checkpoint-").isdigit() and child.is_dir() and not child.is_symlink():
+    from biohicl.training.checkpoint import numbered_checkpoints
+
+    for child in numbered_checkpoints(run_dir):
+        if not child.is_symlink():
             logger.info("removing %s of the run trained over", child)
             shutil.rmtree(child)
 

@@ -121,18 +121,24 @@ def restore_trainable_state(model: nn.Module, tensors: Mapping[str, torch.Tensor
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
 
 
-def complete_checkpoints(output_dir: str | Path) -> list[Path]:
-    """The ``checkpoint-N`` folders of ``output_dir`` whose ``trainer_state.json`` was written (a kill mid-save leaves
-    none), by step."""
+def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The ``checkpoint-N`` folders of ``output_dir``, complete or not, by step (another ``checkpoint-...`` name, a
+    copy kept aside, is not one)."""
     root = Path(output_dir)
     if not root.is_dir():
         return []
     found = []
     for child in root.iterdir():
         step = child.name.removeprefix("checkpoint-")
-        if child.is_dir() and step.isdigit() and not _missing_files(child):
+        if child.is_dir() and step.isdigit():
             found.append((int(step), child))
     return [child for _, child in sorted(found)]
+
+
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The :func:`numbered_checkpoints` of ``output_dir`` whose ``trainer_state.json`` was written (a kill mid-save
+    leaves none), by step."""
+    return [child for child in numbered_checkpoints(output_dir) if not _missing_files(child)]
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
