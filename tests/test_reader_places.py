@@ -6,6 +6,8 @@ twice before reading any input."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -338,3 +340,38 @@ def test_pubmedqa_files_nested_too_deeply_are_one_line(tmp_path):
         with pytest.raises(DataError) as raised:
             load()
         assert str(raised.value) == f"{data}: not valid JSON (nested too deeply to read)"
+
+
+def test_build_dataset_refuses_hard_links_to_one_file_given_twice(tmp_path, monkeypatch, capsys):
+    """Two hard links to one file are two resolved paths, so both were read: each record a duplicate of itself. One
+    file is one file by identity (device and inode), however it is named: the same one line naming both paths as
+    given, from the command line and from Python (a glob too); a copy of its bytes is another file and is read."""
+    from biohicl.cli.main import main as cli
+    from biohicl.data.sources import check_distinct_inputs, resolve_inputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", GOOD)
+    try:
+        os.link(folder / "a.jsonl", folder / "b.jsonl")
+    except OSError as refused:  # a file system with no hard links (some network or FAT ones)
+        pytest.skip(f"no hard links here: {refused}")
+    monkeypatch.chdir(tmp_path)
+    argv = ["build-dataset", "--input", "in/a.jsonl", "--source", "jsonl", "--input", "in/b.jsonl", "--output",
+            "out", "--no_progress", "--no_arrow", "--mesh", "no-such-mesh.xml"]  # fmt: skip
+    assert cli(argv) == 2
+    message = "in/a.jsonl: given twice as an input (as in/a.jsonl and in/b.jsonl); give each file once"
+    assert capsys.readouterr().err.strip().splitlines() == [f"biohicl build-dataset: error: {message}"]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError) as raised:
+        check_distinct_inputs([("jsonl", ["in/b.jsonl"]), ("auto", "in/a.jsonl")])
+    assert (
+        str(raised.value) == "in/b.jsonl: given twice as an input (as in/b.jsonl and in/a.jsonl); give each file once"
+    )
+    with pytest.raises(ConfigError, match=r"^in/a\.jsonl: given twice as an input \(as in/a\.jsonl and in/b\.jsonl\)"):
+        resolve_inputs([("jsonl", sorted(Path("in").glob("*.jsonl")))])
+    (folder / "b.jsonl").unlink()
+    write_jsonl(folder / "b.jsonl", GOOD)  # the same bytes in another file: not a repeat
+    assert resolve_inputs([("jsonl", sorted(Path("in").glob("*.jsonl")))]) == [
+        ("jsonl", [Path("in/a.jsonl"), Path("in/b.jsonl")])
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, replace
@@ -165,20 +166,23 @@ def _paths(files: Iterable[str | Path] | str | Path) -> list[Path]:
 
 def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[str | Path] | str | Path]]) -> None:
     """A one-line :class:`~biohicl.errors.ConfigError` naming a file that ``(source, files)`` groups (a path or a
-    list; a generator would be spent: :func:`resolve_inputs` lists each group first) give twice (the same resolved
-    path, in one group or two), which would be read twice: its records duplicates of themselves. Only files count: a
-    path that is none (missing, a folder, a symlink loop) is left to :func:`~biohicl.data.files.check_file` to name.
-    Nothing is read (a path is resolved, not opened)."""
-    seen: dict[Path, Path] = {}
+    list; a generator would be spent: :func:`resolve_inputs` lists each group first) give twice (the same file, in one
+    group or two, however named: spelt otherwise, a symlink or a hard link to it, told by its device and inode), which
+    would be read twice: its records duplicates of themselves. Only files count: a path that is none (missing, a
+    folder, a symlink loop) is left to :func:`~biohicl.data.files.check_file` to name. Nothing is read (a path is
+    looked up, not opened)."""
+    seen: dict[object, Path] = {}
     for _, files in inputs:
         for path in _paths(files):
             try:
-                if not path.is_file():
+                found = path.stat()  # follows symlinks; a symlink loop is an OSError (ELOOP)
+                if not stat.S_ISREG(found.st_mode):
                     continue
-                resolved = path.resolve()
-            except (OSError, RuntimeError):  # (a symlink loop: RuntimeError before Python 3.13) check_file says it
-                continue
-            first = seen.setdefault(resolved, path)
+                # a file system with no inode numbers (st_ino 0) tells files apart by their resolved paths only
+                key: object = (found.st_dev, found.st_ino) if found.st_ino else path.resolve()
+            except (OSError, RuntimeError):  # (a symlink loop: RuntimeError from resolve() before Python 3.13)
+                continue  # check_file says what it is
+            first = seen.setdefault(key, path)
             if first is not path:
                 spelt = f" (as {first} and {path})" if str(first) != str(path) else ""
                 raise ConfigError(f"{first}: given twice as an input{spelt}; give each file once")
