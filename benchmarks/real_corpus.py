@@ -27,7 +27,7 @@ def indexed_files(data: Path) -> list[Path]:
 
 
 def write_corpus(output: Path, data: Path | None = None) -> Counter:
-    from biohicl.data.records import ReadReport
+    from biohicl.data.read_report import ReadReport
     from biohicl.data.sources import read_records, unique_records
     from biohicl.settings import data_dir
 

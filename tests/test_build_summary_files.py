@@ -13,7 +13,7 @@ import pytest
 
 from biohicl.data.build import build_dataset_from_files
 from biohicl.data.dataset_card import render_dataset_card
-from biohicl.data.records import ReadReport
+from biohicl.data.read_report import ReadReport
 from biohicl.data.sources import read_records, resolve_inputs
 from biohicl.data.storage import load_pair_dataset
 from biohicl.errors import DataError
@@ -90,7 +90,7 @@ def test_the_printed_report_has_one_line_per_file_only_for_several_files(tmp_pat
 
 def test_per_file_lines_read_a_summary_from_before_the_fields():
     """``summary.json`` of an older build has no ``per_file`` nor ``empty_files``: nothing to print, no error."""
-    from biohicl.data.records import per_file_lines
+    from biohicl.data.read_report import per_file_lines
 
     old = {"read": 5, "kept": 5, "files": ["exports/a.xml", "exports/b.nbib"], "unrecognised_files": []}
     assert per_file_lines(old) == []
@@ -106,7 +106,7 @@ def test_per_file_lines_read_a_summary_from_before_the_fields():
 def test_more_than_ten_files_print_those_that_kept_nothing_and_a_count_of_the_others():
     """The default build reads 64 files: a line each buried the rest of the printout. Above 10 files only the files
     whose reader kept nothing are named (all of them), the others counted, as the dropped-names tally is capped."""
-    from biohicl.data.records import per_file_lines
+    from biohicl.data.read_report import per_file_lines
 
     counts = {f"exports/f{i:02}.xml": {"read": 3, "kept": 0 if i in (4, 11) else 2} for i in range(12)}
     assert per_file_lines({"per_file": counts, "empty_files": ["exports/e.xml"]}) == [

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from biohicl.data.records import EMPTY_ABSTRACT, MALFORMED, UNKNOWN_ID, UNRESOLVED_NAME, MeshRecord, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import EMPTY_ABSTRACT, MALFORMED, UNKNOWN_ID, UNRESOLVED_NAME, MeshRecord
 from biohicl.data.sources import READERS, SOURCES, detect_source, read_records, resolve_inputs
 from biohicl.errors import DataError
 

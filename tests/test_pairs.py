@@ -177,7 +177,7 @@ def test_pubmedqa_test_copy_wins_when_another_copy_of_its_pmid_is_read_first(mes
     """Python API order (MEDLINE copy first, PubMedQA test item after): the test item stays in the dataset as
     PubMedQA's own record, not removed by decontamination as "PMID of a PubMedQA test item"."""
     from biohicl.data.decontamination import Decontaminator
-    from biohicl.data.records import ReadReport
+    from biohicl.data.read_report import ReadReport
     from biohicl.data.sources import unique_records
 
     def stream():

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biohicl.data.corpus import read_corpus
-from biohicl.data.records import ReadReport
+from biohicl.data.read_report import ReadReport
 from biohicl.data.sources import SOURCES, read_records
 from biohicl.errors import DataError
 from biohicl.mesh.hierarchy import MeshHierarchy

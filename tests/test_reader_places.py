@@ -15,7 +15,8 @@ from biohicl import errors
 from biohicl.data.documents import numbered_records
 from biohicl.data.jsonl import read_jsonl
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids
-from biohicl.data.records import DUPLICATE, MALFORMED, UNRESOLVED_NAME, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import DUPLICATE, MALFORMED, UNRESOLVED_NAME
 from biohicl.data.sources import read_records, unique_records
 from biohicl.errors import ConfigError, DataError, PublishError
 from biohicl.evaluation.pubmedqa import load_pubmedqa

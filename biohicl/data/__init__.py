@@ -29,7 +29,8 @@ from biohicl.data.pairs import PairDatasetSummary, build_pair_dataset
 from biohicl.data.pubmed_xml import read_medline
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids, read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
-from biohicl.data.records import LABEL_KINDS, MeshRecord, ReadReport, label_kind_of
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import LABEL_KINDS, MeshRecord, label_kind_of
 from biohicl.data.sources import READERS, SOURCES, detect_source, read_records, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, is_dev_document, pubmedqa_dev_pmids, pubmedqa_non_test_pmids
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset

@@ -9,7 +9,8 @@ from typing import Any
 
 from biohicl.data.files import check_file, guarded_reader, open_text
 from biohicl.data.json_stream import JsonStream, MalformedElement
-from biohicl.data.records import CONTROL_CHARACTER, MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import CONTROL_CHARACTER, MALFORMED, MeshRecord, ReadContext
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids
-from biohicl.data.records import MeshRecord, ReadReport, label_kind_of
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import MeshRecord, label_kind_of
 from biohicl.data.sources import read_groups, resolve_inputs, unique_records
 from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
 from biohicl.data.storage import check_output_dir, save_pair_dataset
@@ -50,8 +51,9 @@ def build_dataset_from_files(
     BIOSSES, and the BEIR folders in ``beir``; :mod:`biohicl.data.decontamination`). ``dev_split`` draws the
     PubMedQA dev items from the non-test PMIDs of the PubMedQA inputs (else of ``BIOHICL_DATA_DIR``'s PQA-L).
     Inputs of both label kinds are refused before reading unless ``mix_label_kinds``, and one file given twice
-    (the same resolved path) always (:func:`~biohicl.data.sources.check_distinct_inputs`). A group's files may be
-    a list, a generator or a glob. ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
+    (the same file, however named: a symlink or a hard link to it) always
+    (:func:`~biohicl.data.sources.check_distinct_inputs`). A group's files may be a list, a generator or a glob.
+    ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
     loaded once the inputs are checked (so a bad input is said before a release is read).
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """

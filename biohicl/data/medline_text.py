@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
-from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import MALFORMED, MeshRecord, ReadContext
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 TAG_LINE = re.compile(r"([A-Z][A-Z0-9]{0,3}) *- ?(.*)")

@@ -24,7 +24,8 @@ import numpy as np
 
 from biohicl.data.columns import in_memory_dataset
 from biohicl.data.mining import mine_within_groups
-from biohicl.data.records import DUPLICATE, MeshRecord, ReadReport, dropped_names_lines, per_file_lines
+from biohicl.data.read_report import ReadReport, dropped_names_lines, per_file_lines
+from biohicl.data.records import DUPLICATE, MeshRecord
 from biohicl.data.sources import DELETED_SPLIT
 from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError

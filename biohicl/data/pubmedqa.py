@@ -8,7 +8,8 @@ from pathlib import Path
 
 from biohicl.data.files import check_file, guarded_reader, open_text, undecodable_error
 from biohicl.data.json_stream import JsonStream
-from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import MALFORMED, MeshRecord, ReadContext
 from biohicl.errors import DataError, json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
 

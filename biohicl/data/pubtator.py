@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from biohicl.data.files import check_file, guarded_reader, open_text
-from biohicl.data.records import MALFORMED, MeshRecord, ReadContext, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import MALFORMED, MeshRecord, ReadContext
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 

@@ -3,7 +3,7 @@ record stream of many files (:func:`read_records`) with later copies of a PMID d
 among NLM's baseline and update files the copy of the later file wins, and their ``<DeleteCitation>`` PMIDs go).
 
 Every reader is a generator of :class:`~biohicl.data.records.MeshRecord` and never holds a whole corpus in memory
-(the BioASQ file is over 20 GB); what it skips, and why, goes to a :class:`~biohicl.data.records.ReadReport`.
+(the BioASQ file is over 20 GB); what it skips, and why, goes to a :class:`~biohicl.data.read_report.ReadReport`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.data.pubtator import read_pubtator
-from biohicl.data.records import DELETED, DUPLICATE, REVISED, MeshRecord, ReadReport
+from biohicl.data.read_report import ReadReport
+from biohicl.data.records import DELETED, DUPLICATE, REVISED, MeshRecord
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from biohicl.data.build import build_dataset_from_files
-from biohicl.data.records import ReadReport
+from biohicl.data.read_report import ReadReport
 from biohicl.data.sources import read_records, resolve_inputs
 from biohicl.errors import DataError
 
