@@ -13,7 +13,7 @@ from conftest import SEARCH_DOCS
 from safetensors import safe_open
 
 from biohicl.cli.main import main as cli
-from biohicl.data.corpus import read_texts
+from biohicl.data.text_files import read_texts
 from biohicl.errors import DataError
 from biohicl.models.model import BioHiCL
 from biohicl.search.exact import search_like

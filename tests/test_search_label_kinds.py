@@ -194,7 +194,7 @@ def test_a_rerun_that_only_records_the_default_kind_rewrites_nothing(tiny_bert_d
 def test_queries_and_encode_files_read_no_labels(tmp_path, caplog):
     """``read_texts`` (``biohicl encode --input``, ``search --queries``) yields texts: a line's label fields, MeSH or
     not, are neither read, warned about nor refused."""
-    from biohicl.data.corpus import read_texts
+    from biohicl.data.text_files import read_texts
 
     path = tmp_path / "queries.jsonl"
     lines = [
@@ -208,7 +208,7 @@ def test_queries_and_encode_files_read_no_labels(tmp_path, caplog):
 
 
 def test_a_tsv_queries_files_label_columns_are_not_read(tmp_path):
-    from biohicl.data.corpus import read_texts
+    from biohicl.data.text_files import read_texts
 
     path = tmp_path / "q.tsv"
     path.write_text("id\ttext\tlabel_kind\nq1\theart attack\tIndexing\n", encoding="utf-8")

@@ -13,8 +13,8 @@ import pytest
 from conftest import SEARCH_DOCS
 
 from biohicl.cli.main import main as cli
-from biohicl.data.corpus import read_texts
 from biohicl.data.files import check_file, is_blank_file
+from biohicl.data.text_files import read_texts
 from biohicl.errors import DataError
 
 DOCS = SEARCH_DOCS[:6]

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
     from biohicl.cli.parser import parse_command
     from biohicl.cli.progress import library_bars
-    from biohicl.data.corpus import check_text_file
+    from biohicl.data.text_files import check_text_file
     from biohicl.models.onnx_backend import check_backend, load_inference_model, onnx_providers, with_backend
     from biohicl.search.embeddings_file import encode_file
     from biohicl.search.layout import parse_dtype

@@ -200,7 +200,8 @@ def read_query_file(path: str) -> tuple[list[str | None], list[str]]:
     :class:`DataError` naming its file, line and id, as a file with no query is."""
     from pathlib import Path
 
-    from biohicl.data.corpus import JSONL_SUFFIXES, TSV_SUFFIXES, numbered_texts
+    from biohicl.data.corpus import JSONL_SUFFIXES, TSV_SUFFIXES
+    from biohicl.data.text_files import numbered_texts
     from biohicl.errors import DataError
 
     lines = Path(path).name.lower().endswith(TSV_SUFFIXES + JSONL_SUFFIXES)  # else a .txt file: blank lines skipped

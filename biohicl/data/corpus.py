@@ -31,7 +31,6 @@ from typing import Any
 
 from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
-from biohicl.data.files import check_file
 from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError, json_error, location
 
@@ -46,7 +45,8 @@ MESH_FIELDS = LABEL_COLUMNS
 #: strings is not read as MeSH (warned about once per file); in the others (``mesh``, ...) it is an error
 LOOSE_LABEL_FIELDS = ("labels", "descriptors")
 #: a queries file's column names (BEIR's ``query-id``, TREC's ``qid``, ``query``) read as the id and text columns by
-#: :func:`read_texts`, in this order, where the header names no column of :data:`ID_FIELDS` / :data:`TEXT_FIELDS`
+#: :func:`~biohicl.data.text_files.read_texts`, in this order, where the header names no column of :data:`ID_FIELDS`
+#: / :data:`TEXT_FIELDS`
 QUERY_COLUMNS = {"qid": "id", "query_id": "id", "query-id": "id", "query": "text"}
 PARQUET_BATCH_ROWS = 4096
 
@@ -238,9 +238,10 @@ def read_tsv(path: str | Path, queries: bool = False) -> Iterator[Document]:
     A first line is a header when a field names an id column, or it names a title or text column and either two of
     them (``PubMed ID<TAB>Title<TAB>Abstract``) or one, with no field holding a space and a first field that is no
     number (``key<TAB>text``; ``123<TAB>Text<TAB>cells of the heart`` is a document); one naming no id column is
-    refused, where it would be indexed as a document; with ``queries`` (a queries or
-    texts file, :func:`read_texts`) when a field names any id, text or title column or a :data:`QUERY_COLUMNS` one
-    (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and text."""
+    refused, where it would be indexed as a document; with ``queries`` (a queries or texts file,
+    :func:`~biohicl.data.text_files.read_texts`) when a field names any id, text or title column or a
+    :data:`QUERY_COLUMNS` one (``qid<TAB>query``, ``query-id<TAB>text``), whose columns are then read as the id and
+    text."""
     path = Path(path)
     header: list[str] | None = None
     names = {*ID_FIELDS, *TEXT_FIELDS, *TITLE_FIELDS, *(QUERY_COLUMNS if queries else ())}
@@ -345,64 +346,6 @@ def iter_documents(corpus: str | Path | Iterable[Any]) -> Iterator[Document]:
             raise DataError(f"corpus item {number}: expected a Document, dict, (id, text) tuple or str")
 
 
-#: Suffixes of files that are not lines of text, which :func:`read_texts` refuses (their bytes are no texts).
-NOT_TEXT_SUFFIXES = (".parquet", ".safetensors", ".npy", ".npz", ".pt", ".bin", ".arrow", ".zip", ".pkl")
-#: Suffixes of text whose lines are not one text each (a CSV row, a JSON document), which :func:`read_texts` refuses.
-NOT_LINES_SUFFIXES = (".csv", ".csv.gz", ".json", ".json.gz")
-#: What :func:`read_texts` reads: .jsonl records, .tsv ``id<TAB>text`` rows (as :func:`read_tsv`); lines of text
-#: from any other name (.txt) not refused.
+#: The suffixes :func:`read_corpus` reads as JSON lines and as tab-separated rows (optionally gzipped).
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 TSV_SUFFIXES = (".tsv", ".tsv.gz")
-
-
-def check_text_file(path: str | Path) -> Path:
-    """``path`` if :func:`read_texts` can read it; else a one-line :class:`DataError` (a folder, a missing file, a
-    parquet corpus or other binary file, :data:`NOT_TEXT_SUFFIXES`, or a .csv or .json file, :data:`NOT_LINES_SUFFIXES`,
-    whose lines are no texts). Any other name (``/dev/stdin``, ``q.text``, a ``mktemp`` name) is read as lines of text,
-    as a .txt file."""
-    path = check_file(path)
-    name = path.name.lower()
-    if name.endswith(NOT_TEXT_SUFFIXES):
-        parquet = path.suffix.lower() == ".parquet"
-        hint = "; encode a parquet corpus with `biohicl index CORPUS --model M --output DIR`" if parquet else ""
-        raise DataError(f"not a text file (expected .txt, .tsv or .jsonl, optionally .gz){hint}", path)
-    refused = next((suffix for suffix in NOT_LINES_SUFFIXES if name.endswith(suffix)), None)
-    if refused is not None:
-        raise DataError(
-            f"unknown format {refused} (expected .txt: one text per line, .tsv: id<TAB>text rows with an optional "
-            "header, or .jsonl; optionally .gz)",
-            path,
-        )
-    return path
-
-
-def read_texts(path: str | Path) -> Iterator[tuple[str | None, str]]:
-    """``(id or None, text)`` per line of a .txt, .tsv or .jsonl file (streamed): :func:`numbered_texts`."""
-    return ((text_id, text) for _, text_id, text in numbered_texts(path))
-
-
-def numbered_texts(path: str | Path) -> Iterator[tuple[int | None, str | None, str]]:
-    """``(line, id or None, text)`` per text of a .txt, .tsv or .jsonl file (streamed; :func:`check_text_file`): a .txt
-    line (any name but .tsv or .jsonl) one text, no id, blank lines included; a .tsv row as :func:`read_tsv` reads a
-    queries file (its header, or ``id<TAB>[title<TAB>]text``; blank lines skipped); a .jsonl line a JSON string or a
-    record (:func:`document_from_record`; id: its line number when it has none)."""
-    path = check_text_file(path)
-    name = path.name.lower()
-    if name.endswith(TSV_SUFFIXES):
-        for doc in read_tsv(path, queries=True):
-            yield doc.record, doc.id, doc.full_text()
-        return
-    if not name.endswith(JSONL_SUFFIXES):
-        for number, line in iter_lines(path):
-            yield number, None, line.rstrip("\n\r")
-        return
-    for number, record in iter_json_lines(path):
-        if isinstance(record, str):
-            yield number, None, record
-        elif isinstance(record, dict):
-            if not any(k in record for k in ID_FIELDS):
-                record = {**record, "id": str(number)}
-            doc = document_from_record(record, path, line=number, labels=False)  # a text: its labels are not read
-            yield number, doc.id, doc.full_text()
-        else:
-            raise DataError("expected a JSON string or object per line", path, line=number)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from biohicl.atomic import atomic_path
-from biohicl.data.corpus import read_texts
+from biohicl.data.text_files import read_texts
 from biohicl.search.layout import describe_model, parse_dtype
 
 
