@@ -28,6 +28,8 @@ from biohicl.models.resolver import interrupted_download, registered_entry, reso
 from biohicl.models.st_layout import read_json_file, sentence_transformers_module_folder
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from biohicl.models.registry import RegistryEntry
 
 
@@ -45,12 +47,13 @@ def is_plain_adapter_folder(path: Path) -> bool:
     return not (path / "config.json").is_file() and not (path / CONFIG_NAME).is_file()
 
 
-def plain_adapter_base(path: Path) -> tuple[str, Path] | None:
+def plain_adapter_base(path: Path, find: Callable[[str, str | None], Path] = resolve_base) -> tuple[str, Path] | None:
     """``(base id, base folder)`` of a plain peft adapter folder (:func:`is_plain_adapter_folder`): the base its
-    ``base_model_name_or_path`` names, at its ``revision``, resolved as any base
-    (:func:`~biohicl.models.resolver.resolve_base`); None for any other folder. A missing or unresolvable base, or
-    one that is itself a plain peft adapter folder (one adapter loads over a model; two such folders naming each
-    other looped forever), is a one-line :class:`ModelLoadError` naming the file and the id."""
+    ``base_model_name_or_path`` names, at its ``revision``, resolved as any base by ``find``
+    (:func:`~biohicl.models.resolver.resolve_base`; the dry run's resolves offline); None for any other folder. A
+    missing or unresolvable base, or one that is itself a plain peft adapter folder (one adapter loads over a model;
+    two such folders naming each other looped forever), is a one-line :class:`ModelLoadError` naming the file and
+    the id."""
     adapter_config = path / ADAPTER_CONFIG_NAME
     if not is_plain_adapter_folder(path):
         return None
@@ -59,7 +62,7 @@ def plain_adapter_base(path: Path) -> tuple[str, Path] | None:
     if not isinstance(base, str) or not base:
         raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names no base model ({base!r})")
     try:
-        base_path = resolve_base(base, values.get("revision") or None)
+        base_path = find(base, values.get("revision") or None)
     except ModelLoadError as err:
         raise ModelLoadError(f"{adapter_config}: its base {base!r} could not be found ({err})") from None
     if base_path.resolve() == path.resolve():

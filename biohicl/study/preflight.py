@@ -108,16 +108,36 @@ def _data_root() -> Path | None:
 def model_check(what: str, model: str, revision: str | None = None, starts: str = "the study") -> Check:
     """Whether ``model`` (at ``revision``) resolves offline: a local folder, an installed weights package or the HF
     cache. A Hub id not in the cache passes when the Hub may be reached (it is downloaded when ``starts`` starts).
-    A folder loads as it is, whatever ``revision`` says (:func:`~biohicl.models.resolver.resolve_base`). A BioHiCL
-    adapter folder loads merged into the base its ``biohicl_config.json`` records (``BioHiCL._backbone``), which is
-    checked the same way. ``path`` is the resolved folder (None when not on this machine)."""
+    A folder loads as it is, whatever ``revision`` says (:func:`~biohicl.models.resolver.resolve_base`). An adapter
+    folder loads merged into its base, checked the same way: the one a BioHiCL adapter's ``biohicl_config.json``
+    records (``BioHiCL._backbone``), the one a plain peft adapter's ``adapter_config.json`` names
+    (:func:`~biohicl.models.backbone.plain_adapter_base`). ``path`` is the resolved folder (None when not on this
+    machine, or a plain adapter's base is not: the run reads its settings there)."""
     return _model_check(what, model, revision, starts, ())
 
 
 def _model_check(what: str, model: str, revision: str | None, starts: str, adapters: tuple[Path, ...]) -> Check:
+    from biohicl.models.adapter_fit import adapter_loop
+    from biohicl.models.backbone import is_plain_adapter_folder
+
+    found = _resolved(what, model, revision, starts)
+    recorded = None if found.path is None else _adapter_base(found.path)
+    if recorded is None:
+        return found
+    if (folder := found.path.resolve()) in adapters:  # a loop of bases: refused as the run refuses it
+        return Check(what, False, adapter_loop(adapters, folder))
+    base = _model_check(what, *recorded, starts, (*adapters, folder))
+    # a plain adapter without sentence-transformers files encodes as its base: not read where the base is not here
+    path = found.path if base.path is not None or not is_plain_adapter_folder(found.path) else None
+    if not base.ok:
+        return Check(what, False, f"{model} is an adapter; its base {base.detail}", path)
+    return Check(what, True, f"{found.detail} (an adapter; its base {base.detail})", path)
+
+
+def _resolved(what: str, model: str, revision: str | None, starts: str) -> Check:
+    """Whether ``model`` resolves offline (:func:`model_check`), its adapter's base unchecked."""
     from huggingface_hub import constants
 
-    from biohicl.models.adapter_fit import adapter_loop
     from biohicl.models.resolver import resolve
 
     if Path(model).expanduser().is_dir():
@@ -128,27 +148,37 @@ def _model_check(what: str, model: str, revision: str | None, starts: str, adapt
         if not constants.HF_HUB_OFFLINE and "/" in model and not Path(model).expanduser().exists():
             return Check(what, True, f"{model} is not in the cache: downloaded when {starts} starts")
         return Check(what, False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
-    found = Check(what, True, f"{model} → {resolved.path}", resolved.path)
-    recorded = _adapter_base(resolved.path)
-    if recorded is None:
-        return found
-    if (folder := resolved.path.resolve()) in adapters:  # a loop of bases: refused as the run refuses it
-        return Check(what, False, adapter_loop(adapters, folder))
-    base = _model_check(what, *recorded, starts, (*adapters, folder))
-    if not base.ok:
-        return Check(what, False, f"{model} is an adapter; its base {base.detail}", resolved.path)
-    return Check(what, True, f"{found.detail} (an adapter; its base {base.detail})", resolved.path)
+    return Check(what, True, f"{model} → {resolved.path}", resolved.path)
+
+
+class _NotHere(Exception):
+    """A plain adapter's base that does not resolve offline: checked as any base is (:func:`_model_check`)."""
 
 
 def _adapter_base(folder: Path) -> tuple[str, str | None] | None:
-    """``(base_model, base_revision)`` a BioHiCL adapter folder records, the base ``BioHiCL._backbone`` merges it
-    into; None for any other folder, or a config the run refuses when it reads it (the dry run's base check says
-    why)."""
-    from biohicl.models.backbone import is_biohicl_adapter_folder
+    """``(base_model, base_revision)`` an adapter folder records, the base the run merges it into: a BioHiCL
+    adapter's (``BioHiCL._backbone``), or a plain peft adapter's, read and refused by the run's own
+    :func:`~biohicl.models.backbone.plain_adapter_base` with its base resolved offline; None for any other folder,
+    or one the run refuses when it reads it (the dry run's base check says why)."""
+    from biohicl.errors import ModelLoadError
+    from biohicl.models.backbone import is_biohicl_adapter_folder, plain_adapter_base
     from biohicl.models.config import CONFIG_NAME, BioHiCLConfig
 
     if not is_biohicl_adapter_folder(folder):
-        return None
+        named: list[tuple[str, str | None]] = []
+
+        def offline(base: str, revision: str | None) -> Path:
+            named.append((base, revision))
+            if (path := _resolved("", base, revision, "").path) is None:
+                raise _NotHere
+            return path
+
+        try:
+            return named[0] if plain_adapter_base(folder, offline) is not None else None
+        except _NotHere:
+            return named[0]
+        except ModelLoadError:  # no base named, or one the run refuses (a plain adapter, the folder itself)
+            return None
     try:
         config = BioHiCLConfig.from_json_file(folder / CONFIG_NAME)
     except Exception:  # ConfigError: refused where the run reads the folder's settings
