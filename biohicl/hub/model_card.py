@@ -12,6 +12,7 @@ table, and round-trips through ``huggingface_hub.repocard_data.model_index_to_ev
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,7 +247,8 @@ class BioHiCLModelCardData:
         ``pubmedqa`` and ``pubmedqa-context`` (both ``qiaojin/PubMedQA``) in entries of their own.
         Only held-out results are listed (:attr:`EvalRow.held_out`): dev-split (model selection), train-split (the
         study's default ``scifact:train``, this project's SciFact dev set), training-data agreement and
-        first-N-queries rows stay in the card's table, not in ``model-index``.
+        first-N-queries rows stay in the card's table, not in ``model-index``; so does a NaN or infinite value (a
+        collapsed model's), which the Hub's metadata refuses: the table says it is :data:`NOT_A_NUMBER`.
         """
         from huggingface_hub import EvalResult
 
@@ -262,7 +264,7 @@ class BioHiCLModelCardData:
                 metric_value=round(float(row.value), 6),
             )
             for row in self.eval_results
-            if row.held_out
+            if row.held_out and _finite(row.value)  # the Hub refuses NaN: the card's table says "not a number"
         ]
 
     def to_hub_card_data(self) -> ModelCardData:
@@ -306,13 +308,26 @@ def template_path() -> Path:
     return path
 
 
+#: what the card says of a score that is NaN or infinite (a collapsed model's evaluation): no number
+NOT_A_NUMBER = "not a number"
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (the card's ``finite`` test): a score it can state."""
+    try:
+        return value is not None and math.isfinite(value)
+    except TypeError:  # not a number at all
+        return False
+
+
 def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
+    """A score to 4 places; "–" when not measured, :data:`NOT_A_NUMBER` when NaN or infinite."""
+    return "–" if value is None else f"{value:.4f}" if _finite(value) else NOT_A_NUMBER
 
 
 def _signed(value: float | None) -> str:
-
-    return "–" if value is None else signed(value, 4)
+    """A difference with its sign to 4 places; "–" when either side was not measured or not a number."""
+    return signed(value, 4) if _finite(value) else "–"
 
 
 def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:
@@ -325,6 +340,7 @@ def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = 
     )
     env.filters["fmt"] = _fmt
     env.filters["signed"] = _signed
+    env.tests["finite"] = _finite
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     card_yaml = data.to_hub_card_data().to_yaml()
     text = env.from_string(source.read_text(encoding="utf-8")).render(
