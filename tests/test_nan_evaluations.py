@@ -334,6 +334,39 @@ def test_training_goes_on_past_an_evaluation_of_nan_embeddings(tiny_bert_dir, do
     assert json.loads((run / "training_summary.json").read_text())["best_step"] == 0
 
 
+class Constant(LengthEncoder):
+    """A collapsed model: every text encodes alike, so BIOSSES's correlations are NaN."""
+
+    def encode(self, texts, batch_size=32, kind="document", show_progress_bar=None):
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+
+class ConstantAtStep2(CollapsesAtStep2):
+    """:class:`CollapsesAtStep2` on BIOSSES, the model constant at step 2."""
+
+    def __init__(self):
+        from biohicl.evaluation.evaluator import TaskEvaluator
+
+        self.inner, self.calls = TaskEvaluator(["biosses"]), 0
+
+    def __call__(self, model):
+        self.calls += 1
+        return self.inner(Constant() if self.calls == 2 else LengthEncoder())
+
+
+def test_a_biosses_nan_in_training_is_one_warning_line(tiny_bert_dir, docs_file, tmp_path, caplog):
+    """The harness warned for the task ("biosses: spearman, pearson are NaN: ...") beside the trainer's step line."""
+    from biohicl.training.run import train_biohicl
+
+    with caplog.at_level(logging.WARNING):
+        train_biohicl(nan_args(tiny_bert_dir, docs_file, tmp_path / "run"), evaluator=ConstantAtStep2())
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "NaN" in r.getMessage()]
+    assert said == [
+        "step 2: the evaluation gave NaN or infinite biosses_spearman, biosses_pearson (a collapsed model?); training "
+        "goes on, and a step whose selection metric is not finite is never selected"
+    ]
+
+
 # -- a study run's evaluation
 
 

@@ -108,7 +108,8 @@ class TaskEvaluator:
         a record without a summary is flattened whole. A task whose encoder returned NaN or inf embeddings (a
         collapsed model, which the harness refuses: :class:`~biohicl.evaluation.retrieval.NonFiniteEmbeddings`)
         scores NaN on each of its metrics, as a collapsed model's correlations do, so training goes on (the trainer
-        warns, naming the step); the tasks after it then run, and each task runs once."""
+        warns, naming the step; the harness's own line for the task is an info line, so one event is one warning);
+        the tasks after it then run, and each task runs once."""
         from biohicl.evaluation.encoder import as_encoder
 
         model = as_encoder(model)  # a SentenceTransformer through encode_query/encode_document, for the cache key too
@@ -151,11 +152,13 @@ class TaskEvaluator:
 
     def _run(self, model: Any, tasks: list[str]) -> Mapping[str, Any]:
         """The summary of one harness run of ``tasks`` (a record without one: the record)."""
-        from biohicl.evaluation.runner import evaluate_model  # at call time: the runner can be swapped in tests
+        # at call time: the runner can be swapped in tests
+        from biohicl.evaluation.runner import evaluate_model, nan_lines_as_info
 
-        record = evaluate_model(
-            model, tasks=tasks, batch_size=self.batch_size, limit_queries=self.max_queries, show_progress_bar=False
-        )
+        with nan_lines_as_info():  # a NaN metric: the trainer's one warning names the step and the metrics
+            record = evaluate_model(
+                model, tasks=tasks, batch_size=self.batch_size, limit_queries=self.max_queries, show_progress_bar=False
+            )
         return record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
 
     def metric_names(self) -> list[str]:
