@@ -49,7 +49,11 @@ def test_task_evaluator_runs_the_harness_and_flattens_its_summary(monkeypatch):
     metrics = TaskEvaluator(["biosses", "pubmedqa:dev"], max_queries=7)("model")
     assert metrics == {"biosses_spearman": 0.8, "pubmedqa-dev_recall@1": 0.5}
     assert seen == [
-        ("model", ["biosses", "pubmedqa:dev"], {"batch_size": 32, "limit_queries": 7, "show_progress_bar": False})
+        (
+            "model",
+            ["biosses", "pubmedqa:dev"],
+            {"batch_size": 32, "limit_queries": 7, "show_progress_bar": False, "warn_nan": False},
+        )
     ]
 
 

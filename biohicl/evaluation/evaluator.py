@@ -153,12 +153,16 @@ class TaskEvaluator:
     def _run(self, model: Any, tasks: list[str]) -> Mapping[str, Any]:
         """The summary of one harness run of ``tasks`` (a record without one: the record)."""
         # at call time: the runner can be swapped in tests
-        from biohicl.evaluation.runner import evaluate_model, nan_lines_as_info
+        from biohicl.evaluation.runner import evaluate_model
 
-        with nan_lines_as_info():  # a NaN metric: the trainer's one warning names the step and the metrics
-            record = evaluate_model(
-                model, tasks=tasks, batch_size=self.batch_size, limit_queries=self.max_queries, show_progress_bar=False
-            )
+        record = evaluate_model(  # warn_nan: a NaN metric's one warning is the trainer's, naming the step
+            model,
+            tasks=tasks,
+            batch_size=self.batch_size,
+            limit_queries=self.max_queries,
+            show_progress_bar=False,
+            warn_nan=False,
+        )
         return record.get("summary", record) if isinstance(record, Mapping) else {}  # an empty summary stays empty
 
     def metric_names(self) -> list[str]:

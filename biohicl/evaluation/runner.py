@@ -7,14 +7,12 @@ folder), the sha256 of each data file read, the library versions, the settings a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import logging
 import math
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +36,6 @@ from biohicl.field_types import is_count, is_number
 from biohicl.jsonio import read_json
 
 logger = logging.getLogger(__name__)
-
-#: the level of the line a kept task's NaN metric gets (:func:`nan_lines_as_info`)
-_NAN_LEVEL: ContextVar[int] = ContextVar("nan_level", default=logging.WARNING)
-
-
-@contextlib.contextmanager
-def nan_lines_as_info() -> Iterator[None]:
-    """Inside it, :func:`evaluate_model` says a kept task's NaN metric in an info line, not a warning: for a caller
-    that warns itself (training's evaluator: the trainer's warning names the step and the metrics), so one event is
-    one warning line."""
-    token = _NAN_LEVEL.set(logging.INFO)
-    try:
-        yield
-    finally:
-        _NAN_LEVEL.reset(token)
 
 
 def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
@@ -132,6 +115,7 @@ def evaluate_model(
     per_item: bool = False,
     on_incomplete: Callable[[dict[str, Any]], Any] | None = None,
     require_finite: bool = False,
+    warn_nan: bool = True,
 ) -> dict[str, Any]:
     """Run ``tasks`` (names, ``name:split`` or BEIR folder paths) and return the results record.
 
@@ -153,8 +137,8 @@ def evaluate_model(
     and ``incomplete`` (``failed``: that task's spec, ``error``: the first line of its error, ``not_run``: the specs
     after it), before the error goes on: ``biohicl evaluate`` saves it (:func:`incomplete_path`).
     ``require_finite``: a task with a NaN metric (a collapsed model) is the failed task, right after it ran, with a
-    :class:`DataError` (:func:`nan_message`); without it the task is kept with one warning (an info line inside
-    :func:`nan_lines_as_info`: training's evaluator, whose trainer warns naming the step).
+    :class:`DataError` (:func:`nan_message`); without it the task is kept with one warning (an info line with
+    ``warn_nan=False``: training's evaluator, whose trainer warns naming the step and the metrics).
     A retrieval task whose encoder returned NaN or inf embeddings fails with a
     :class:`~biohicl.evaluation.retrieval.NonFiniteEmbeddings` whose message starts with the task's record name and
     whose ``finished`` is the record ``on_incomplete`` gets (given or not, tasks finished or not), so a caller that
@@ -240,7 +224,7 @@ def evaluate_model(
         if not per_item:  # asked for, a task without per-item values (the agreement) keeps an empty mapping
             del results[key]["per_item"]
         if undefined:
-            logger.log(_NAN_LEVEL.get(), nan_message(key, undefined, refused=False))
+            logger.log(logging.WARNING if warn_nan else logging.INFO, nan_message(key, undefined, refused=False))
         shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         cut = cut_by_cap(key, {"settings": {"limit_queries": limit_queries}, "tasks": results})
         part = f", the first {cut.cap} {'documents' if key == AGREEMENT_TASK else 'queries'} only" if cut else ""
