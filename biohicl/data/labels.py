@@ -1,49 +1,20 @@
 """One MeSH label as ``biohicl build-dataset`` reads a jsonl line's (:mod:`biohicl.data.jsonl`), and a documents
 file's labels read so: what training on a documents file and the file's dev evaluations read alike, and what the
 index's explanation (``biohicl search``) reads. Its own module, below :mod:`~biohicl.data.jsonl` and
-:mod:`~biohicl.data.documents`, as both read labels by it."""
+:mod:`~biohicl.data.documents`, as both read labels by it. The forms a label may take, and the UI each gives, are
+:mod:`biohicl.mesh.label_forms`'s, the rule :meth:`MeshHierarchy.resolve` (SimL) reads labels by too."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from biohicl.data.medline_text import parse_mesh_heading
-from biohicl.data.records import MESH_PREFIX, QUALIFIED_ID, SCR_PATTERN, TREE_NUMBER
+from biohicl.data.records import SCR_PATTERN
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_forms import ID_LIKE, MESH_PREFIX, label_form, resolve_label
 
-#: a descriptor (a qualifier UI after it too), a supplementary concept, an un-normalised mention; ``MESH:`` in any case
-ID_LIKE = re.compile(r"^(?:mesh:)?(D\d{6,9}(Q\d{6})?|C\d{6,9}|-1)$", re.IGNORECASE)  # ``d007333`` too
-
-
-def label_form(mesh: MeshHierarchy, label: str) -> tuple[str, str]:
-    """How the build reads one label: ``("id", UI)`` (upper-cased unless ``mesh`` holds it as written: ``d007333``
-    is D007333; a ``MESH:`` prefix and a qualifier UI are left for the look-up), ``("tree", number)`` for a tree
-    number with a ``.``, else ``("name", name)``: a name or entry term, or a MEDLINE heading's descriptor
-    (``*Diabetes Mellitus/therapy``: the ``*`` and qualifiers stripped)."""
-    text = label.strip()
-    if ID_LIKE.match(text):
-        return "id", text if text in mesh.names else text.upper()
-    if TREE_NUMBER.match(text) and text not in mesh.names:  # a hierarchy's own id that looks like one is its id
-        return "tree", text
-    if mesh.try_resolve(text) is None and ("/" in text or text.startswith("*")):
-        text = parse_mesh_heading(text)[0]
-    return "name", text
-
-
-def resolve_label(mesh: MeshHierarchy, label: str) -> str | None:
-    """The descriptor UI ``mesh`` gives one label as the build reads it (every form of :mod:`biohicl.data.jsonl`'s
-    doc: a UI, prefixed or qualified, in any case, a tree number, a name or entry term, a MEDLINE heading); ``None``
-    for a label the build drops or ignores (an unknown one, an SCR id, ``-1``)."""
-    form, text = label_form(mesh, label)
-    if form == "tree":
-        return mesh.tree_descriptor(text)
-    if form == "name":
-        return mesh.try_resolve(text)
-    ui = MESH_PREFIX.sub("", text)
-    qualified = QUALIFIED_ID.match(ui)
-    ui = qualified.group(1) if qualified and ui not in mesh.names else ui
-    return ui if ui in mesh.names else None
+# the forms a label may take are the mesh layer's rule (:mod:`biohicl.mesh.label_forms`), which
+# :meth:`MeshHierarchy.resolve` (SimL) reads labels by too; named here for the build's readers
+__all__ = ["ID_LIKE", "file_labels", "label_form", "resolve_label"]
 
 
 def file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:

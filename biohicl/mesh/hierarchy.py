@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from biohicl.errors import DataError
 from biohicl.mesh.formats import read_descriptor_xml, read_mtrees, read_tsv
 from biohicl.mesh.gram import gram_matrix, inverse_row_norms
+from biohicl.mesh.label_forms import label_form, resolve_label
 
 PACKAGED_TABLE = "mesh2024.tsv.gz"
 PACKAGED_VERSION = "2024"
@@ -119,21 +120,29 @@ class MeshHierarchy:
         return len(self.names)
 
     def __contains__(self, term: object) -> bool:
-        return isinstance(term, str) and self.try_resolve(term) is not None
+        """Whether :meth:`resolve` reads ``term`` (a label in any form) as one of this hierarchy's descriptors."""
+        return isinstance(term, str) and resolve_label(self, term) is not None
 
     def try_resolve(self, term: str) -> str | None:
-        """Like :meth:`resolve` but returns ``None`` for an unknown term."""
+        """The descriptor UI of a UI as held, a preferred name or an entry term (case-insensitive); ``None`` for
+        anything else. The name look-up of :meth:`resolve`, which reads the other label forms too."""
         term = term.strip()
         if term in self.names:
             return term
         return self._lookup.get(term.casefold())
 
     def resolve(self, term: str) -> str:
-        """Map a descriptor UI, preferred name or entry term (case-insensitive) to its descriptor UI."""
-        ui = self.try_resolve(term)
+        """Map a label in any form of :mod:`biohicl.mesh.label_forms` to its descriptor UI, as ``biohicl
+        build-dataset`` reads it: a descriptor UI in any case (``d003924``, ``MESH:D003924``, ``D003924Q000188``),
+        a tree number, a preferred name or entry term (case-insensitive), a MEDLINE heading
+        (``*Diabetes Mellitus, Type 2/drug therapy``). :class:`KeyError` for an unknown label."""
+        ui = resolve_label(self, term)
         if ui is None:
-            close = difflib.get_close_matches(term.casefold(), self._lookup.keys(), n=3, cutoff=0.75)
-            hint = f"; close matches: {', '.join(self.names[self._lookup[c]] for c in close)}" if close else ""
+            form, text = label_form(self, term)
+            asked = text.casefold() if form == "name" else term.strip().casefold()
+            close = difflib.get_close_matches(asked, self._lookup.keys(), n=9, cutoff=0.75)
+            names = list(dict.fromkeys(self.names[self._lookup[c]] for c in close))[:3]  # each descriptor once
+            hint = f"; close matches: {', '.join(names)}" if names else ""
             raise KeyError(f"unknown MeSH term {term!r} (MeSH {self.version}){hint}")
         return ui
 
@@ -200,7 +209,7 @@ class MeshHierarchy:
         lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
         try:
             indices = np.fromiter(map(rows.__getitem__, chain.from_iterable(docs)), dtype=np.int32)
-        except KeyError:  # names or entry terms: resolve them (an unknown term raises KeyError)
+        except KeyError:  # labels in another form: resolve them (an unknown one raises KeyError)
             indices = np.fromiter((rows[self.resolve(label)] for label in chain.from_iterable(docs)), dtype=np.int32)
         indptr = np.zeros(len(docs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
@@ -231,10 +240,10 @@ class MeshHierarchy:
         With the distinct label weights ``m_1 > m_2 > … > m_K`` (and ``m_{K+1} = 0``), that is
         ``Σ_k (m_k − m_{k+1}) · V_k`` where ``V_k`` is the ordinary vector of the labels weighing at least ``m_k``.
         """
-        weights = {self.try_resolve(label) or label: float(w) for label, w in label_weights.items()}
+        weights = {resolve_label(self, label) or label: float(w) for label, w in label_weights.items()}
         if any(w < 0 or not math.isfinite(w) for w in weights.values()):
             raise ValueError("label_weights: weights must be finite and non-negative")
-        resolved = [[self.try_resolve(label) or label for label in doc] for doc in docs]
+        resolved = [[resolve_label(self, label) or label for label in doc] for doc in docs]
         levels = sorted({1.0, *weights.values()}, reverse=True)
         total = None
         for k, level in enumerate(levels):
