@@ -36,6 +36,7 @@ from typing import Any
 from biohicl.data.read_report import ReadReport
 from biohicl.errors import DataError, location
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_forms import MESH_PREFIX, descriptor_id
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +69,6 @@ FROM_TREE_NUMBER = "resolved from a tree number (release-specific)"
 SCR_ID = "supplementary concept id (not a descriptor)"
 UNNORMALISED = "mention without MeSH id (-1)"
 SCR_PATTERN = re.compile(r"^C\d{6,9}$")  # a MeSH supplementary concept record id, e.g. C012345
-MESH_PREFIX = re.compile(r"^mesh:", re.IGNORECASE)  # ``MESH:D003920``, ``mesh:D003920``
-QUALIFIED_ID = re.compile(r"^(D\d{6,9})Q\d{6}$")  # a descriptor UI with a qualifier UI: ``D012694Q000378``
-#: a MeSH tree number below a category root: ``C18.452.394.750`` (a bare ``C18``, an ICD-10 look-alike, is not one)
-TREE_NUMBER = re.compile(r"^[A-Z]\d{2}(\.\d{3})+$")
 #: a control character, refused in a document id: a newline would forge a log line, a NUL or escape garble one
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -200,14 +197,11 @@ class ReadContext:
         ICD-10 code such as ``C50.8`` too) is dropped (``self.dropped``), an error when strict."""
         uis = []
         for raw in ids:
-            ui = MESH_PREFIX.sub("", raw.strip())
-            qualified = QUALIFIED_ID.match(ui)
-            ui = qualified.group(1) if qualified and ui not in self.mesh.names else ui
-            if ui in self.mesh.names:
+            if (ui := descriptor_id(self.mesh, raw.strip())) is not None:
                 uis.append(ui)
-            elif ui in {"-1", ""}:
+            elif (bare := MESH_PREFIX.sub("", raw.strip())) in {"-1", ""}:
                 self.ignore_label(UNNORMALISED)
-            elif SCR_PATTERN.match(ui):
+            elif SCR_PATTERN.match(bare):
                 self.ignore_label(SCR_ID)
             else:
                 self.drop_label(UNKNOWN_ID, raw)
