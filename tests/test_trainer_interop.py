@@ -9,7 +9,8 @@ import pytest
 from test_trainer import docs_file, make_args, make_values  # noqa: F401  (docs_file is a fixture)
 
 from biohicl.errors import ConfigError
-from biohicl.hub.model_card import LOSS_KEYS, BioHiCLModelCardData, render_model_card
+from biohicl.hub.card_hyperparameters import loss_arguments
+from biohicl.hub.model_card import BioHiCLModelCardData, render_model_card
 from biohicl.losses import FilteredMSELoss
 from biohicl.models.model import BioHiCL
 from biohicl.training.run import train_biohicl
@@ -55,7 +56,7 @@ def test_the_card_of_a_run_says_which_adapter_and_which_loss_trained(tiny_bert_d
     assert summary["loss"] == {"class": "FilteredMSELoss", "pair_filter": "zero_or_positive", "beta": 0.3}
     data = BioHiCLModelCardData.from_run_dir(run, "M")
     assert data.hyperparameters["loss"] == "FilteredMSELoss(pair_filter=zero_or_positive, beta=0.3)"
-    assert not LOSS_KEYS & set(data.hyperparameters)  # no λ, no contrastive switch it never had
+    assert not loss_arguments() & set(data.hyperparameters)  # no λ, no contrastive switch it never had
     assert data.hyperparameters["lora_r"] == 8 and "use_dora" not in data.hyperparameters
     text = render_model_card(data)
     assert "trained with another loss instead: `FilteredMSELoss(pair_filter=zero_or_positive, beta=0.3)`" in text

@@ -1,13 +1,24 @@
 """The card's hyperparameter table: what trained, from the training arguments, the recorded loss, the saved
-adapter and the trainer state (not the arguments' defaults)."""
+adapter and the trainer state (not the arguments' defaults); and the loss classes the card cites.
+
+The loss rows are one walk of ``training_summary.json``'s ``loss`` (what ``get_config_dict()`` recorded,
+:func:`loss_leaves`): every term that trains, with its weight and each of its parameters, named as the training
+argument that sets it (``title.temperature`` is ``title_temperature``), an extra term as ``loss_<name>``; so a
+parameter a loss records, today or in a later release, reaches the card without being listed here.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterator
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from biohicl.field_types import is_number
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows
+
+if TYPE_CHECKING:
+    from biohicl.losses import BioHiCLLoss
 
 #: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json; the
 #: :data:`RUN_SCALE` rows from training_summary.json)
@@ -37,7 +48,8 @@ HYPERPARAMETERS = (
     "max_length",
     "batch_sampler",
     "seed",
-    # beyond the paper: shown so that a card never hides a term or schedule the paper does not have
+    # beyond the paper: shown so that a card never hides a term or schedule the paper does not have (the recorded
+    # loss's rows this table does not name, title_temperature, loss_<name> ..., follow title_weight)
     "contrastive_form",
     "negative",
     "distill_weight",
@@ -48,11 +60,6 @@ HYPERPARAMETERS = (
 )
 
 
-#: the hyperparameters that describe the BioHiCL loss: a run trained with another loss shows its class instead
-LOSS_KEYS = frozenset(
-    {"lambda_con", "temperature", "pair_filter", "weight_positives", "use_mse", "use_contrastive", "contrastive_form"}
-    | {"negative", "distill_weight", "title_weight"}
-)
 #: the rows the run's schedule decides (:func:`schedule_rows`), not the arguments as given
 SCHEDULE_KEYS = ("num_train_epochs", "max_steps", "warmup_steps")
 #: transformers' schedulers that take no warm-up (``get_scheduler`` builds them without ``num_warmup_steps``)
@@ -60,30 +67,196 @@ NO_WARMUP_SCHEDULERS = frozenset({"constant", "reduce_lr_on_plateau", "greedy"})
 #: training_summary.json's keys on the processes that trained (none in a run folder written before they were recorded)
 RUN_SCALE = ("world_size", "documents_per_optimizer_step")
 
+#: the BioHiCL loss's record (``BioHiCLLoss.get_config_dict()``): each term's entry, the entries that weigh it (it
+#: trains when each is true or above 0) and the prefix its parameters take on the card, the training arguments'
+#: (``title.temperature``: ``title_temperature``); an entry not here is shown by its place (``hard.k``)
+TERMS = {
+    "regression": (("use_mse",), ""),
+    "contrastive": (("use_contrastive", "lambda_con"), ""),
+    "distillation": (("distill_weight",), "distill_"),
+    "title": (("title_weight",), "title_"),
+}
+#: the parameters whose training argument is named otherwise than prefix + name
+ARGUMENT_NAMES = {"contrastive.weighted": "weight_positives", "contrastive.form": "contrastive_form"}
+#: the entries of a term that name it rather than set it (an earlier release recorded ``distillation: {type: ...}``)
+NAMING_KEYS = frozenset({"class", "type", "citation"})
+#: the record's entry of the terms added with ``extra_terms=``, each ``{class, weight, config}``
+EXTRA_TERMS = "extra_terms"
+#: what a BioHiCL record without the entry meant: ``title_weight`` was recorded only when the term was on
+UNRECORDED = {"title_weight": 0.0}
+#: β also picks the batches' positive pairs (the sampler's), so its argument's row stays beside the loss's
+SAMPLER_ARGUMENTS = frozenset({"beta"})
 
-def loss_rows(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The card's loss hyperparameters from ``training_summary.json``'s ``loss``: the BioHiCL loss's settings, or
-    ``{"loss": "Class(key=value, ...)"}`` for another loss; None when the run recorded no loss."""
+
+def is_biohicl_record(record: Any) -> bool:
+    """Whether ``record`` is a BioHiCL loss's (``class`` BioHiCLLoss, or none in a record written before it was
+    recorded, with its ``lambda_con``); another loss's is shown as one row, ``Class(key=value, ...)``."""
+    return isinstance(record, dict) and record.get("class") in (None, "BioHiCLLoss") and "lambda_con" in record
+
+
+def _on(value: Any) -> bool:
+    """Whether a term's weight or switch ``value`` trains it: anything but false, or a number not above 0 (a value
+    not recorded, or of another kind, counts as on: the card shows a term rather than hide it)."""
+    return not (value is False or (is_number(value) and not value > 0))
+
+
+def _trains(record: dict[str, Any], term: str) -> bool:
+    """Whether the term ``term`` of the BioHiCL ``record`` trains (:data:`TERMS`); a term this release does not know,
+    always."""
+    return all(_on(record.get(weight)) for weight in TERMS.get(term, ((), ""))[0])
+
+
+def _flat(config: dict[str, Any], skip: frozenset[str] = frozenset(), place: str = "") -> Iterator[tuple[str, Any]]:
+    """``(key, value)`` of each setting in ``config``, a nested object's by its dotted place (``inner.temperature``),
+    the top level's ``skip`` keys left out."""
+    for key, value in config.items():
+        if not place and key in skip:
+            continue
+        if isinstance(value, dict):
+            yield from _flat(value, place=f"{place}{key}.")
+        else:
+            yield f"{place}{key}", value
+
+
+def _call(name: Any, settings: dict[str, Any]) -> str:
+    """``Class(key=value, ...)``: how the card shows a loss or term with its settings."""
+    return f"{name or 'unknown'}({', '.join(f'{k}={v}' for k, v in _flat(settings))})"
+
+
+def _extra_term(term: Any) -> Any:
+    """An extra term's row: ``weight · Class(key=value, ...)`` from its record (the term's own ``config`` settings,
+    with any other entry it has), or the record as it is when not an object."""
+    if not isinstance(term, dict):
+        return term
+    config = term.get("config")
+    settings = {k: v for k, v in term.items() if k not in ("class", "weight", "citation", "config")}
+    settings = {**settings, **(config if isinstance(config, dict) else {} if config is None else {"config": config})}
+    weight = term.get("weight")
+    shown = f"{weight:g}" if is_number(weight) else weight
+    return (
+        f"{shown} · {_call(term.get('class'), settings)}" if weight is not None else _call(term.get("class"), settings)
+    )
+
+
+def loss_leaves(record: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(row, place, value)`` of each setting of a BioHiCL loss's ``record`` that the card shows: each weight and
+    switch as recorded (``title_weight`` 0 where an earlier release left it out, :data:`UNRECORDED`), each
+    parameter of a term that trains (:data:`TERMS`; named as its training argument, :data:`ARGUMENT_NAMES`), each
+    extra term as ``loss_<name>`` (:func:`_extra_term`). ``place`` is its dotted place in the record."""
+    leaves = []
+    unrecorded = {key: value for key, value in UNRECORDED.items() if key not in record}
+    for key, value in {**record, **unrecorded}.items():
+        if key in NAMING_KEYS:
+            continue
+        if key == EXTRA_TERMS and isinstance(value, dict):
+            leaves += [(f"loss_{name}", f"{key}.{name}", _extra_term(term)) for name, term in value.items()]
+        elif isinstance(value, dict):
+            if _trains(record, key):
+                prefix = TERMS[key][1] if key in TERMS else f"{key}."
+                for param, setting in _flat(value, NAMING_KEYS):
+                    place = f"{key}.{param}"
+                    leaves.append((ARGUMENT_NAMES.get(place, prefix + param), place, setting))
+        else:
+            leaves.append((key, key, value))
+    return leaves
+
+
+def loss_rows(record: dict[str, Any] | None, kept: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The card's loss rows from ``training_summary.json``'s ``loss`` (:func:`loss_leaves`), or
+    ``{"loss": "Class(key=value, ...)"}`` for another loss; None when the run recorded no loss. Settings of one
+    name that differ (the regression's β and the contrastive term's, or either and ``kept``'s, the arguments' rows
+    that stay: :data:`SAMPLER_ARGUMENTS`) are each named by their place instead (``contrastive.beta``)."""
     if not record:
         return None
-    name = record.get("class")
-    if name not in (None, "BioHiCLLoss") or "lambda_con" not in record:
-        settings = ", ".join(f"{k}={v}" for k, v in record.items() if k != "class" and not isinstance(v, dict))
-        return {"loss": f"{name or 'unknown'}({settings})"}
-    regression, contrastive = record.get("regression") or {}, record.get("contrastive") or {}
-    rows = {
-        "lambda_con": record.get("lambda_con"),
-        "use_mse": record.get("use_mse"),
-        "use_contrastive": record.get("use_contrastive"),
-        "pair_filter": regression.get("pair_filter"),
-        "temperature": contrastive.get("temperature"),
-        "weight_positives": contrastive.get("weighted"),
-        "contrastive_form": contrastive.get("form"),
-        "negative": contrastive.get("negative"),
-        "distill_weight": record.get("distill_weight"),
-        "title_weight": record.get("title_weight", 0.0),  # recorded only when on
-    }
-    return {k: v for k, v in rows.items() if v is not None}
+    if not is_biohicl_record(record):
+        return {"loss": _call(record.get("class"), dict(_flat(record, frozenset({"class", "citation"}))))}
+    leaves = loss_leaves(record)
+    leaves += [(key, key, value) for key, value in (kept or {}).items() if key in SAMPLER_ARGUMENTS]
+    places: dict[str, list[tuple[str, Any]]] = {}
+    for name, place, value in leaves:
+        places.setdefault(name, []).append((place, value))
+    rows = {}
+    for name, settings in places.items():
+        if all(value == settings[0][1] for _, value in settings):
+            rows[name] = settings[0][1]
+        else:
+            rows.update(settings)
+    return rows
+
+
+@cache
+def _every_term() -> BioHiCLLoss:
+    """A BioHiCL loss with every built-in term on: what its record holds, and each term's class."""
+    from biohicl.losses import BioHiCLLoss  # torch: only for a run that recorded its loss
+
+    return BioHiCLLoss(distill_weight=1.0, title_weight=1.0)
+
+
+@cache
+def loss_arguments() -> frozenset[str]:
+    """The training arguments the BioHiCL objective is built from (the rows its record walks to, every term on),
+    left out of the card of a run that recorded its loss: the record's rows say what trained, another loss's too;
+    β stays (:data:`SAMPLER_ARGUMENTS`)."""
+    return frozenset(name for name, _, _ in loss_leaves(_every_term().get_config_dict())) - SAMPLER_ARGUMENTS
+
+
+def _kinds(config: dict[str, Any], place: str) -> Iterator[tuple[str, str]]:
+    """``(dotted field, kind)`` of each object and number in ``config`` (under ``place``)."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield f"{place}.{key}", "object"
+            yield from _kinds(value, f"{place}.{key}")
+        elif is_number(value):
+            yield f"{place}.{key}", "number"
+
+
+def loss_fields(record: Any) -> dict[str, str]:
+    """The fields of a BioHiCL loss's ``record`` the card's walk reads, dotted under ``loss``, and the JSON kind each
+    must be (:mod:`~biohicl.hub.run_records`): each object and number a BioHiCL loss with every term on records
+    (its weights, terms, temperatures ...), ``extra_terms`` an object of objects each with a number ``weight``;
+    none for another loss, shown as recorded."""
+    if not is_biohicl_record(record):
+        return {}
+    fields = dict(_kinds(_every_term().get_config_dict(), "loss"))
+    fields[f"loss.{EXTRA_TERMS}"] = "object"
+    terms = record.get(EXTRA_TERMS)
+    for name in terms if isinstance(terms, dict) else ():
+        fields |= {f"loss.{EXTRA_TERMS}.{name}": "object", f"loss.{EXTRA_TERMS}.{name}.weight": "number"}
+    return fields
+
+
+def _cite(cited: dict[str, str], name: Any, entry: Any) -> None:
+    """Add ``name``'s citation to ``cited``: the record ``entry``'s own ``citation``, else the class of that name's
+    in :mod:`biohicl.losses`; none for a class this release does not have whose record carries none."""
+    from biohicl import losses
+
+    source = entry.get("citation") if isinstance(entry, dict) else None
+    if not isinstance(source, str) and isinstance(name, str) and name in losses.__all__:
+        source = getattr(getattr(losses, name), "citation", None)
+    if isinstance(name, str) and isinstance(source, str) and source:
+        cited.setdefault(name, source)
+
+
+def loss_citations(record: Any) -> dict[str, str]:
+    """``{class name: citation}`` for each loss class the recorded loss ``record`` trained with (the card's
+    citation section): the loss, then each of a BioHiCL loss's terms that trains, by the class its entry records
+    or the built-in term's (:func:`_every_term`), then each extra term with a weight above 0, by its ``class``."""
+    cited: dict[str, str] = {}
+    if not isinstance(record, dict) or not record:
+        return cited
+    if not is_biohicl_record(record):
+        _cite(cited, record.get("class"), record)
+        return cited
+    _cite(cited, "BioHiCLLoss", record)
+    for key, value in record.items():
+        if key == EXTRA_TERMS and isinstance(value, dict):
+            for term in value.values():
+                if isinstance(term, dict) and _on(term.get("weight")):
+                    _cite(cited, term.get("class"), term)
+        elif isinstance(value, dict) and _trains(record, key):
+            built_in = getattr(_every_term(), key, None) if key in TERMS else None
+            _cite(cited, value.get("class") or (type(built_in).__name__ if built_in is not None else None), value)
+    return cited
 
 
 def schedule_rows(args: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -123,17 +296,18 @@ def trained_hyperparameters(
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The card's hyperparameter table: ``args`` (``biohicl_training_args.json``), with the loss rows from the
-    recorded loss (:func:`loss_rows`), the LoRA rows from the saved ``adapter_config.json`` where present (a
-    ``loss=`` or ``peft_config=`` given to ``train_biohicl`` replaced what the arguments say) and the epochs, steps
-    and warm-up of the schedule that ran (:func:`schedule_rows`, with ``state``: the run's ``trainer_state.json``);
-    an adapter of another peft method shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
+    recorded loss (:func:`loss_rows`, in place of the arguments' :func:`loss_arguments`), the LoRA rows from the
+    saved ``adapter_config.json`` where present (a ``loss=`` or ``peft_config=`` given to ``train_biohicl``
+    replaced what the arguments say) and the epochs, steps and warm-up of the schedule that ran
+    (:func:`schedule_rows`, with ``state``: the run's ``trainer_state.json``); an adapter of another peft method
+    shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
     unused = LORA_KEYS if args.get("full_finetune") else ()  # a full fine-tune built no LoRA: its values meant nothing
     unused = (*unused, *SCHEDULE_KEYS)
     values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None and k not in unused}
     values.update(schedule_rows(args, state))
-    trained = loss_rows(loss)
-    if trained is not None:
-        values = {k: v for k, v in values.items() if k not in LOSS_KEYS}
+    if loss:
+        values = {k: v for k, v in values.items() if k not in loss_arguments()}
+        trained = loss_rows(loss, values) or {}
         if "loss" in trained:
             values = {"loss": trained["loss"], **values}
         else:
@@ -141,5 +315,7 @@ def trained_hyperparameters(
     if adapter:
         values = adapter_rows(values, adapter)
     cut = HYPERPARAMETERS.index("learning_rate")  # the adapter's rows where the LoRA rows stand
-    order = ("loss", *HYPERPARAMETERS[:cut], "peft_type", *PEFT_KEYS, *HYPERPARAMETERS[cut:], "use_dora")
+    order = ["loss", *HYPERPARAMETERS[:cut], "peft_type", *PEFT_KEYS, *HYPERPARAMETERS[cut:], "use_dora"]
+    after = order.index("title_weight") + 1  # the loss's rows the table does not name, in the record's order
+    order[after:after] = [k for k in values if k not in order]
     return {k: values[k] for k in order if k in values}

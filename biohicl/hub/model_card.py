@@ -28,18 +28,17 @@ from biohicl.hub.card_data_source import (
     dataset_summary,
     training_data_paragraph,
 )
-from biohicl.hub.card_hyperparameters import LOSS_KEYS as LOSS_KEYS  # re-exported: the card's loss rows
-from biohicl.hub.card_hyperparameters import RUN_SCALE, trained_hyperparameters
+from biohicl.hub.card_hyperparameters import RUN_SCALE, loss_citations, trained_hyperparameters
 from biohicl.hub.card_selection import selection_of
 from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.hub.run_records import (
     ARGS_FIELDS,
     SOUP_FIELDS,
     STATE_FIELDS,
-    SUMMARY_FIELDS,
     check_selected,
     checked,
     checked_rows,
+    summary_fields,
 )
 from biohicl.jsonio import read_json
 from biohicl.models.config import ENCODING_SETTINGS
@@ -115,6 +114,10 @@ class BioHiCLModelCardData:
     eval_source: str | None = field(default=None, metadata={"help": "Where the evaluation figures come from."})
     limitations: list[str] = field(default_factory=list, metadata={"help": "Extra, model-specific limitations."})
     citation: str = field(default=CITATION, metadata={"help": "BibTeX."})
+    loss_citations: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "Each loss class the model trained with and its source (the class's citation)."},
+    )
     biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the card."})
 
     def __post_init__(self) -> None:
@@ -140,7 +143,8 @@ class BioHiCLModelCardData:
     ) -> BioHiCLModelCardData:
         """Card data for a training run: ``card_data.json`` if the run saved one, else assembled from
         ``biohicl_config.json``, ``biohicl_training_args.json`` (hyperparameters) and ``training_summary.json``; the
-        loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults; the
+        loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults, and each
+        loss class that trained is cited (:func:`~.card_hyperparameters.loss_citations`); the
         training data from the dataset the arguments name (:func:`~.card_data_source.training_data_paragraph`), with
         the labels its build dropped when its ``summary.json`` is found. A record of the wrong shape (a list for an
         object, a word for a number: :mod:`~biohicl.hub.run_records`) is a one-line
@@ -152,16 +156,17 @@ class BioHiCLModelCardData:
         config = checked(read_json(config_path), config_path)
         args_path = run_dir / "biohicl_training_args.json"
         args = checked(read_json(args_path, default={}), args_path, ARGS_FIELDS)
-        summary = checked(
-            read_json(run_dir / "training_summary.json", default={}), run_dir / "training_summary.json", SUMMARY_FIELDS
-        )
-        check_selected(summary, run_dir / "training_summary.json")
+        summary_path = run_dir / "training_summary.json"
+        summary = read_json(summary_path, default={})
+        summary = checked(summary, summary_path, summary_fields(summary))
+        check_selected(summary, summary_path)
         state = checked(read_json(run_dir / TRAINER_STATE, default={}), run_dir / TRAINER_STATE, STATE_FIELDS)
         evaluations = checked_rows(read_json(run_dir / EVALUATIONS_NAME, default=[]), run_dir / EVALUATIONS_NAME)
         adapter = read_json(Path(model_dir or run_dir) / ADAPTER_CONFIG, default=None)
         data = cls.from_biohicl_config(config, model_name)
         scale = {k: summary[k] for k in RUN_SCALE if k in summary}
         data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter, state=state)
+        data.loss_citations = loss_citations(summary.get("loss"))
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}

@@ -9,24 +9,18 @@ from typing import Any
 
 from biohicl.errors import PublishError
 from biohicl.field_types import is_int, is_number
-from biohicl.hub.card_hyperparameters import RUN_SCALE
+from biohicl.hub.card_hyperparameters import RUN_SCALE, loss_fields
 
 #: the ``training_summary.json`` fields the card reads and the JSON each must be (null: not recorded); the nested
-#: objects' fields under their dotted names
+#: objects' fields under their dotted names; the recorded loss's, those its walk reads (:func:`summary_fields`)
 SUMMARY_FIELDS = {
     "data": "object",
     "loss": "object",
-    "loss.regression": "object",
-    "loss.contrastive": "object",
     "selection": "object",
     "selection.evaluations": "pairs",
     "selection.best_step": "integer",
     "selection.best_metric": "number",
     "selection.step0_metric": "number",
-    "loss.lambda_con": "number",
-    "loss.distill_weight": "number",
-    "loss.title_weight": "number",
-    "loss.contrastive.temperature": "number",
     "global_step": "integer",
     "trainable_parameters": "integer",
     "total_parameters": "integer",
@@ -67,6 +61,13 @@ _KIND_WORDS = {
     "strings": "a list of strings",
     "numbers": "a list of numbers",
 }
+
+
+def summary_fields(summary: Any) -> dict[str, str]:
+    """The fields of the ``training_summary.json`` value ``summary`` the card reads: :data:`SUMMARY_FIELDS` and
+    those of its recorded loss the card's loss rows walk (:func:`~biohicl.hub.card_hyperparameters.loss_fields`:
+    a BioHiCL loss's weights, terms and numbers, each extra term's weight)."""
+    return {**SUMMARY_FIELDS, **loss_fields(summary.get("loss") if isinstance(summary, dict) else None)}
 
 
 def _is(value: Any, kind: str) -> bool:
