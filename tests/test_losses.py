@@ -159,6 +159,7 @@ def test_config_dicts_and_validation():
         "regression": {"pair_filter": "all", "beta": 0.4},
         "contrastive": {"beta": 0.4, "temperature": 0.07, "weighted": True, "form": "infonce", "negative": "zero"},
         "distill_weight": 0.0,
+        "title_weight": 0.0,
     }
     with pytest.raises(ValueError, match="pair_filter"):
         FilteredMSELoss("everything")
@@ -230,7 +231,7 @@ def test_combined_loss_with_distillation():
     assert out["loss"].item() == pytest.approx(0.005 + 0.0131641 + 0.5 * 0.8 / 3, abs=1e-6)
     assert "loss_distill" not in BioHiCLLoss(regression, contrastive)(EMB3, SIML3)  # off: not computed
     assert loss.get_config_dict()["distill_weight"] == 0.5
-    assert loss.get_config_dict()["distillation"] == {"type": "similarity_distillation"}
+    assert loss.get_config_dict()["distillation"] == {}  # no parameters
     assert "Similarity-Preserving" in SimilarityDistillationLoss.citation
     with pytest.raises(ValueError, match="base_embeddings: required"):
         loss(EMB3, SIML3)

@@ -1721,6 +1721,7 @@ def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir,
     kinds = torch.tensor([0, 0, 1, 1, 0, 1])
     for pair_mask in (None, kinds[:, None] == kinds[None, :], torch.zeros(6, 6, dtype=torch.bool)):
         stub._components, stub._component_weights = {}, {}
+        loss(torch.randn(6, 8), siml, pair_mask)  # the shares are the loss's, of the forward just run
         with Syncs():
             BioHiCLTrainer._accumulate(stub, {}, torch.device("cpu"), siml, pair_mask)
         got = (float(stub._components["positive_pairs"]), float(stub._components["negative_pairs"]))

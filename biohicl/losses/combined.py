@@ -33,6 +33,7 @@ from biohicl.losses.contrastive import HierarchicalContrastiveLoss
 from biohicl.losses.distillation import SimilarityDistillationLoss
 from biohicl.losses.regression import FilteredMSELoss
 from biohicl.losses.title import TitleInfoNCELoss
+from biohicl.losses.utils import check_inputs
 
 #: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
 BUILT_IN_TERMS = frozenset({"mse", "con", "distill", "title"})
@@ -58,6 +59,27 @@ def _checked_terms(extra_terms: Mapping[str, Any] | None) -> tuple[dict[str, nn.
     return modules, weights
 
 
+def _runs_forward_of(module: nn.Module, cls: type[nn.Module]) -> bool:
+    """Whether ``module`` is a ``cls`` whose ``forward`` is ``cls``'s own (takes ``checked=``; a subclass that
+    overrides it is called as a term of one's own would be)."""
+    return isinstance(module, cls) and type(module).forward is cls.forward
+
+
+def _pair_shares(
+    positive: torch.Tensor, negative: torch.Tensor, pair_mask: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """The shares of a batch's pairs (each unordered pair once, among those ``pair_mask`` allows) that are
+    positives and negatives (of either document), as 0-dim tensors on the masks' device."""
+    upper = torch.triu(torch.ones_like(positive), diagonal=1)
+    if pair_mask is not None:
+        upper &= pair_mask.to(device=upper.device, dtype=torch.bool)
+    pairs = upper.sum().clamp_min(1)  # a batch without pairs has shares 0
+    return {
+        "positive_pairs": ((positive | positive.T) & upper).sum() / pairs,
+        "negative_pairs": ((negative | negative.T) & upper).sum() / pairs,
+    }
+
+
 class BioHiCLLoss(nn.Module):
     """Filtered SimE→SimL regression plus λ times the hierarchy-aware contrastive loss.
 
@@ -70,6 +92,10 @@ class BioHiCLLoss(nn.Module):
     so the trainer's logged mean of it is over the batches that had titles to contrast; ``loss_con`` likewise for a
     batch where no anchor has both a positive and a negative (with indexing labels most batches have no SimL = 0
     negative: their 0 read as measured and pulled the logged mean down).
+
+    Once per batch: the inputs are checked (one read from the device; each label term checks them itself only when
+    called alone), the contrastive term's masks are computed (for the term, for whether ``loss_con`` is logged and
+    for :attr:`pair_shares`), and every pair term is given ``pair_mask``, the distillation term included.
     """
 
     citation = (
@@ -113,16 +139,29 @@ class BioHiCLLoss(nn.Module):
         self.distill_weight = distill_weight
         self.title = title if title is not None else TitleInfoNCELoss()
         self.title_weight = title_weight
+        #: The last forward's batch under this loss's rule (its contrastive term's β and ``negative``): the shares of
+        #: in-batch pairs that are positives and negatives (``positive_pairs``, ``negative_pairs``: 0-dim tensors on
+        #: the embeddings' device, which the trainer logs); None before a forward, and for a contrastive term
+        #: without ``masks``.
+        self.pair_shares: dict[str, torch.Tensor] | None = None
 
-    def _contrasts(self, siml: torch.Tensor, pair_mask: torch.Tensor | None) -> bool:
-        """Whether the batch has an anchor with both a positive and a negative: without one, ``L_con`` is an exact 0
-        by construction (either form), not a measurement. A contrastive term without ``masks`` always contrasts.
-        One bool read from the device per batch (the masks are over ``siml``, wherever it is)."""
+    def _masks(
+        self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The contrastive term's ``(positive, negative)`` masks of the batch, on the embeddings' device (None for a
+        term without ``masks``), also when the term is off: :attr:`pair_shares` are over them."""
         masks = getattr(self.contrastive, "masks", None)
-        if masks is None:
-            return True
-        positive, negative = masks(siml, pair_mask)
-        return bool((positive & negative.any(dim=1, keepdim=True)).any())
+        return None if masks is None else masks(siml.to(device=embeddings.device, dtype=torch.float32), pair_mask)
+
+    def _regression(self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None):
+        if _runs_forward_of(self.regression, FilteredMSELoss):
+            return self.regression(embeddings, siml, pair_mask, checked=True)
+        return self.regression(embeddings, siml, pair_mask)
+
+    def _contrastive(self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None, masks):
+        if _runs_forward_of(self.contrastive, HierarchicalContrastiveLoss):
+            return self.contrastive(embeddings, siml, pair_mask, checked=True, masks=masks)
+        return self.contrastive(embeddings, siml, pair_mask)
 
     @property
     def extra_inputs(self) -> frozenset[str]:
@@ -150,12 +189,18 @@ class BioHiCLLoss(nn.Module):
         batch keys an extra term asks for (its ``extra_inputs``), passed on to the extra terms."""
         out: dict[str, torch.Tensor] = {}
         total: Any = 0.0
+        if self.use_mse or self.use_contrastive:
+            check_inputs(embeddings, siml)  # once for both terms
+        masks = self._masks(embeddings, siml, pair_mask)
+        self.pair_shares = None if masks is None else _pair_shares(*masks, pair_mask)
         if self.use_mse:
-            out["loss_mse"] = self.regression(embeddings, siml, pair_mask)
+            out["loss_mse"] = self._regression(embeddings, siml, pair_mask)
             total = out["loss_mse"]
         if self.use_contrastive:
-            term = self.contrastive(embeddings, siml, pair_mask)
-            if self._contrasts(siml, pair_mask):  # logged only with something to contrast: its mean is those batches'
+            term = self._contrastive(embeddings, siml, pair_mask, masks)
+            # logged only with something to contrast (an anchor with a positive and a negative; without, L_con is an
+            # exact 0 by construction, not a measurement): its mean is those batches'. One read from the device.
+            if masks is None or bool((masks[0] & masks[1].any(dim=1, keepdim=True)).any()):
                 out["loss_con"] = term
             total = total + self.lambda_con * term  # an exact 0 without, still in the graph
         if self.distill_weight > 0:
@@ -165,7 +210,7 @@ class BioHiCLLoss(nn.Module):
                     "trainer gives a loss whose extra_inputs names it: add terms with extra_terms=, or pass on "
                     "extra_inputs from a wrapper)"
                 )
-            out["loss_distill"] = self.distillation(embeddings, base_embeddings)
+            out["loss_distill"] = self.distillation(embeddings, base_embeddings, pair_mask)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
             titled = title_embeddings is not None and abstract_embeddings is not None
@@ -195,11 +240,11 @@ class BioHiCLLoss(nn.Module):
             "regression": self.regression.get_config_dict(),
             "contrastive": self.contrastive.get_config_dict(),
             "distill_weight": self.distill_weight,
-        }
+            "title_weight": self.title_weight,
+        }  # each built-in term's weight, on or off; its settings when on
         if self.distill_weight > 0:
             config["distillation"] = self.distillation.get_config_dict()
         if self.title_weight > 0:
-            config["title_weight"] = self.title_weight
             config["title"] = self.title.get_config_dict()
         if self.extra_terms:
             config["extra_terms"] = {name: self._term_config(name) for name in self.extra_terms}

@@ -110,12 +110,23 @@ class HierarchicalContrastiveLoss(nn.Module):
         return usable & (siml > self.beta), negative_pair_mask(siml, usable, self.negative, self.beta)
 
     def forward(
-        self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None = None
+        self,
+        embeddings: torch.Tensor,
+        siml: torch.Tensor,
+        pair_mask: torch.Tensor | None = None,
+        *,
+        checked: bool = False,
+        masks: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32)."""
-        check_inputs(embeddings, siml)
+        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32).
+
+        For a caller that computed them already (the combined loss, once per batch): ``checked``, the two inputs
+        passed :func:`~biohicl.losses.utils.check_inputs`; ``masks``, this loss's :meth:`masks` of the batch (on the
+        embeddings' device), used instead of computing them again."""
+        if not checked:
+            check_inputs(embeddings, siml)
         siml = siml.to(device=embeddings.device, dtype=torch.float32)
-        positive, negative = self.masks(siml, pair_mask)
+        positive, negative = masks if masks is not None else self.masks(siml, pair_mask)
         has_negative = negative.any(dim=1, keepdim=True)
         sime = embedding_similarity(embeddings)
         if self.form == "paper":

@@ -22,7 +22,9 @@ class SimilarityDistillationLoss(nn.Module):
     """Mean squared difference between the batch's SimE matrix and the base model's, over off-diagonal pairs.
 
     ``forward(embeddings [B, D], base_embeddings [B, D], pair_mask=None) -> scalar`` (float32). ``base_embeddings``
-    are targets (detached here). ``pair_mask`` [B, B] (optional) limits the pairs; the diagonal never counts.
+    are targets (detached here). ``pair_mask`` [B, B] (optional) limits the pairs; the diagonal never counts. The
+    combined loss passes the batch's (the collator's same-label-kind mask), as it does to every pair term. The loss
+    has no settings, so :meth:`get_config_dict` is ``{}``.
 
     Not a trainer ``loss=`` on its own (that is ``loss(embeddings, siml, **inputs)``): it is a term of
     :class:`~biohicl.losses.combined.BioHiCLLoss`, switched on by ``distill_weight``, which hands it the base
@@ -53,4 +55,4 @@ class SimilarityDistillationLoss(nn.Module):
         return ((sime - target).pow(2) * mask).sum() / mask.sum().clamp_min(1.0)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"type": "similarity_distillation"}
+        return {}  # no parameters (each loss's dict holds its constructor's settings)

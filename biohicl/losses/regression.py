@@ -7,7 +7,10 @@ Which pairs are kept is the ``pair_filter``:
 - ``"zero_or_positive"`` (default): SimL = 0 (no shared MeSH node: pushed towards orthogonal) or SimL > β
   (clearly related: pulled towards their label similarity). Weakly overlapping pairs (0 < SimL ≤ β) mostly share
   only broad ancestors such as "Diseases" branches; regressing onto such small values would fight the contrastive
-  term, so they are left free. This matches the pairs the contrastive loss uses.
+  term, so they are left free. These are the pairs the contrastive loss uses under its default ``negative="zero"``
+  (positives SimL > β, negatives SimL = 0, at the same β) only: under ``below:t`` or ``lowest:k`` its negatives
+  include pairs with 0 < SimL ≤ β, which this filter leaves free, and ``lowest:k`` may leave out SimL = 0 pairs
+  that this filter keeps.
 - ``"all"``: every labelled off-diagonal pair.
 - ``"positive"``: only SimL > β.
 - ``"nonzero"``: only SimL > 0.
@@ -67,10 +70,18 @@ class FilteredMSELoss(nn.Module):
         self.beta = beta
 
     def forward(
-        self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None = None
+        self,
+        embeddings: torch.Tensor,
+        siml: torch.Tensor,
+        pair_mask: torch.Tensor | None = None,
+        *,
+        checked: bool = False,
     ) -> torch.Tensor:
-        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32)."""
-        check_inputs(embeddings, siml)
+        """``embeddings`` [B, D] (any norm), ``siml`` [B, B], ``pair_mask`` [B, B] (optional) → scalar (float32).
+        ``checked``: the caller has already passed the two through :func:`~biohicl.losses.utils.check_inputs` (the
+        combined loss checks once for all its terms)."""
+        if not checked:
+            check_inputs(embeddings, siml)
         siml = siml.to(device=embeddings.device, dtype=torch.float32)
         mask = pair_filter_mask(siml, self.pair_filter, self.beta, pair_mask).float()
         squared = (embedding_similarity(embeddings) - siml).pow(2)

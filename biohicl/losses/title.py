@@ -46,7 +46,7 @@ class TitleInfoNCELoss(nn.Module):
             )
         if title_embeddings.shape[0] < 2:
             return (title_embeddings.sum() + abstract_embeddings.sum()) * 0.0  # nothing to contrast
-        if not (torch.isfinite(title_embeddings).all() and torch.isfinite(abstract_embeddings).all()):
+        if not bool(torch.isfinite(title_embeddings).all() & torch.isfinite(abstract_embeddings).all()):  # one read
             raise ValueError("title_embeddings: NaN or inf in the batch; loss not computed")
         t = title_embeddings.shape[0]
         both = torch.cat([title_embeddings.float(), abstract_embeddings.float()])

@@ -32,13 +32,19 @@ def labelled_pair_mask(siml: torch.Tensor, pair_mask: torch.Tensor | None = None
 
 
 def check_inputs(embeddings: torch.Tensor, siml: torch.Tensor) -> None:
-    """ValueError unless ``embeddings`` is a finite [B, D] matrix and ``siml`` a [B, B] matrix of values in [0, 1]."""
+    """ValueError unless ``embeddings`` is a finite [B, D] matrix and ``siml`` a [B, B] matrix of values in [0, 1].
+
+    The shapes are checked on the host; the values with one read from the device (a sync on a GPU), and a second
+    only to name what is wrong (the embeddings before ``siml``)."""
     if embeddings.dim() != 2:
         raise ValueError(f"embeddings must be [batch, dim], got shape {tuple(embeddings.shape)}")
     batch = embeddings.shape[0]
     if siml.shape != (batch, batch):
         raise ValueError(f"siml must be [{batch}, {batch}] for {batch} embeddings, got {tuple(siml.shape)}")
-    if not torch.isfinite(embeddings).all():
+    finite = torch.isfinite(embeddings).all()
+    in_range = torch.isfinite(siml).all() & (siml.min() >= 0) & (siml.max() <= 1 + ZERO_TOLERANCE)
+    if bool(finite & in_range):
+        return
+    if not finite:
         raise ValueError("embeddings: NaN or inf in the batch (diverged model or bad input); loss not computed")
-    if not torch.isfinite(siml).all() or siml.min() < 0 or siml.max() > 1 + ZERO_TOLERANCE:
-        raise ValueError("siml: values must be finite and in [0, 1]")
+    raise ValueError("siml: values must be finite and in [0, 1]")

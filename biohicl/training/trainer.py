@@ -192,21 +192,22 @@ class BioHiCLTrainer(Trainer):
         siml: torch.Tensor,
         pair_mask: torch.Tensor | None = None,
     ) -> None:
-        """Sum every loss component (whatever the loss) and the batch's positive share, for the next log: each
+        """Sum every loss component (whatever the loss) and the batch's pair shares, for the next log: each
         micro-batch weighs 1 / its optimizer step's micro-batches, so the logged means are over optimizer steps, as
         transformers logs ``loss`` (an epoch's last step may hold fewer micro-batches), and each component's mean is
-        over the micro-batches that gave it (a batch without titles gives no ``loss_title``). Everything stays on
-        the device (no boolean indexing, no ``.item()``): the values reach the host only when logged."""
-        upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
-        if pair_mask is not None:
-            upper &= pair_mask.to(upper.device, torch.bool)
-        pairs = upper.sum().clamp_min(1)  # a batch without pairs has shares 0
+        over the micro-batches that gave it (a batch without titles gives no ``loss_title``). The shares are those
+        the loss computed under its own rule in the forward just run (its ``pair_shares``: BioHiCLLoss's
+        ``positive_pairs`` and ``negative_pairs``); a loss without them gives ``positive_pairs`` alone, the share of
+        pairs with SimL > ``--beta``. Everything stays on the device (no boolean indexing, no ``.item()``): the
+        values reach the host only when logged."""
         values = {key: value.detach() for key, value in components.items()}
-        values["positive_pairs"] = ((siml > self.args.beta) & upper).sum() / pairs
-        contrastive = getattr(self.loss, "contrastive", None)
-        if hasattr(contrastive, "masks"):  # share of in-batch pairs that are contrastive negatives (of either side)
-            negative = contrastive.masks(siml, pair_mask)[1]
-            values["negative_pairs"] = ((negative | negative.T) & upper).sum() / pairs
+        shares = getattr(self.loss, "pair_shares", None)
+        if shares is None:
+            upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
+            if pair_mask is not None:
+                upper &= pair_mask.to(upper.device, torch.bool)
+            shares = {"positive_pairs": ((siml > self.args.beta) & upper).sum() / upper.sum().clamp_min(1)}
+        values |= shares
         share = 1.0 / (getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         for key, value in values.items():
             value = value.to(device)
