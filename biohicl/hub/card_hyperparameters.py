@@ -82,7 +82,7 @@ ARGUMENT_NAMES = {"contrastive.weighted": "weight_positives", "contrastive.form"
 NAMING_KEYS = frozenset({"class", "type", "citation"})
 #: the record's entry of the terms added with ``extra_terms=``, each ``{class, weight, config}``
 EXTRA_TERMS = "extra_terms"
-#: what a BioHiCL record without the entry meant: ``title_weight`` was recorded only when the term was on
+#: what a BioHiCL record without the entry meant: an earlier release recorded ``title_weight`` only when it was on
 UNRECORDED = {"title_weight": 0.0}
 #: β also picks the batches' positive pairs (the sampler's), so its argument's row stays beside the loss's
 SAMPLER_ARGUMENTS = frozenset({"beta"})
