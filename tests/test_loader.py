@@ -261,9 +261,10 @@ def test_unpublished_registered_model_says_so(hub_cache, spec, revision):
         with pytest.raises(ModelLoadError) as err:
             BioHiCL.from_pretrained(spec, revision=revision)
     assert str(err.value) == (
-        "BioHiCL-MiniLM (biohicl/BioHiCL-MiniLM-L6) has not been published to the Hub yet; train it (`biohicl train "
-        "--config configs/biohicl_minilm.yaml`, see docs/training.md) and load the run folder by path (if it has "
-        "since been uploaded, load biohicl/BioHiCL-MiniLM-L6)"
+        "BioHiCL-MiniLM (biohicl/BioHiCL-MiniLM-L6) has not been published to the Hub yet; train it (`biohicl "
+        "build-dataset --output runs/study/dataset`, then `biohicl train --config configs/biohicl_minilm.yaml`, see "
+        "docs/training.md) and load the run folder by path (if it has since been uploaded, load "
+        "biohicl/BioHiCL-MiniLM-L6)"
     )
     assert (Path(__file__).parents[1] / "configs/biohicl_minilm.yaml").is_file()
 

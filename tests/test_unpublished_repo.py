@@ -59,9 +59,9 @@ def test_repo_id_of_an_unpublished_entry_loads_from_the_cache(hub_cache, publish
 def test_short_name_of_an_unpublished_entry_is_still_refused(hub_cache, published, revision):  # noqa: F811
     add_to_hub_cache(hub_cache, REPO, published, SHA)
     message = (
-        f"BioHiCL-MiniLM ({REPO}) has not been published to the Hub yet; train it (`biohicl train --config "
-        f"configs/biohicl_minilm.yaml`, see docs/training.md) and load the run folder by path (if it has since been "
-        f"uploaded, load {REPO})"
+        f"BioHiCL-MiniLM ({REPO}) has not been published to the Hub yet; train it (`biohicl build-dataset --output "
+        f"runs/study/dataset`, then `biohicl train --config configs/biohicl_minilm.yaml`, see docs/training.md) and "
+        f"load the run folder by path (if it has since been uploaded, load {REPO})"
     )
     with pytest.raises(ModelLoadError) as err:
         BioHiCL.from_pretrained("BioHiCL-MiniLM", revision=revision)

@@ -18,8 +18,10 @@ has a label field; an unrecognised ``.jsonl`` input is an error):
 Without any input the default corpora in ``BIOHICL_DATA_DIR`` are used, all MeSH *indexing*: PubMedQA PQA-L
 (``split`` marks its 500 test items), the MEDLINE sample, ``bioasq_sample/`` and ``pubmed_exports/``.
 BC5CDR's labels are entity *mentions*, another label distribution: mixing kinds needs ``--mix_label_kinds``
-(pairs never cross kinds). Decontamination is on (``--no_decontaminate`` turns it off): documents of PubMedQA
-test, SciFact, BIOSSES and every ``--beir`` folder are removed. A fixed, seeded dev split (``--dev_seed``,
+(pairs never cross kinds). Decontamination is on (``--no_decontaminate`` turns it off): a document that matches an
+evaluation set is removed: a copy of a PubMedQA test item in another corpus (by PMID or abstract), a SciFact or
+``--beir`` document (by title or abstract), one holding a BIOSSES sentence. PubMedQA's own test items stay in the
+dataset, marked split="test" and never trained on, unless ``--exclude_test``. A fixed, seeded dev split (``--dev_seed``,
 ``--dev_fraction``, ``--pubmedqa_dev_size``) marks documents ``split="dev"``: never trained on, for model
 selection. Options can also come from a YAML/JSON file (``--config build.yaml``; ``input`` a list of file lists).
 """
@@ -33,7 +35,7 @@ from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SI
 from biohicl.errors import ConfigError
 from biohicl.training.arg_checks import check_seed
 
-HELP = "read MeSH-annotated abstracts and write the MeSH-pair dataset (documents + top-k SimL pairs, parquet)"
+HELP = "Read MeSH-annotated abstracts and write the MeSH-pair dataset (documents + top-k SimL pairs, parquet)."
 
 
 class _Source(str):
@@ -93,7 +95,14 @@ class BuildDatasetArguments:
             "argparse": {"type": str},
         },
     )
-    limit: int | None = field(default=None, metadata={"help": "keep the first N documents (e.g. 80000)"})
+    limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "keep the first N documents read, in input order (PubMedQA first), then stop reading; test and "
+            "dev documents count toward N (what decontamination or --exclude_test removes does not), so fewer than "
+            "N are training documents"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed for tie-breaking among equal SimL"})
     top_k: int = field(default=10, metadata={"help": "partners mined per document"})
     strict: bool = field(
@@ -124,8 +133,9 @@ class BuildDatasetArguments:
     decontaminate: bool = field(
         default=True,
         metadata={
-            "help": "remove documents that are in an evaluation set (PubMedQA test PMIDs, SciFact, BIOSSES, --beir); "
-            "--no_decontaminate keeps them"
+            "help": "remove documents of other corpora that are in an evaluation set (PubMedQA test items by PMID or "
+            'abstract, SciFact, BIOSSES, --beir); PubMedQA\'s own test items stay, marked split="test" (--exclude_test '
+            "removes them); --no_decontaminate keeps them all"
         },
     )
     beir: list[str] = field(

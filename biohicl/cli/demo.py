@@ -1,8 +1,8 @@
-"""``biohicl demo``: the whole pipeline on the embedded default, on CPU, in minutes (:mod:`biohicl.study.demo`).
+"""``biohicl demo``: the whole pipeline on the embedded default, on CPU, in minutes.
 
 Builds the MeSH-pair dataset, trains a short dev-selected LoRA run of all-MiniLM-L6-v2, evaluates base and tuned
-model on BIOSSES and PubMedQA and prints the table. Every option is a field of
-:class:`~biohicl.study.demo.DemoArguments` (``biohicl demo --help``). ``--training_config FILE`` trains the run of a
+model on BIOSSES and PubMedQA and prints the table. The options below are the fields of ``DemoArguments``
+(``biohicl.study.demo``, which runs the same steps from Python). ``--training_config FILE`` trains the run of a
 ``biohicl train`` config instead of the short one, read exactly as ``biohicl train --config FILE`` reads it (a file
 setting ``dry_run``, an option of that command, is refused: the demo would train the run it was meant to check)::
 
@@ -11,7 +11,7 @@ setting ``dry_run``, an option of that command, is refused: the demo would train
 
 from __future__ import annotations
 
-HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it with its base (CPU, minutes)"
+HELP = "Build the MeSH-pair dataset, train a short BioHiCL run and compare it with its base (CPU, minutes)."
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-HELP = "Embed texts (one per line of .txt, or .jsonl records) into a safetensors matrix."
+#: the choices of --dtype/--compute_dtype (biohicl.search.layout.STORAGE_DTYPES; parse_dtype also takes bf16, fp16 ...)
+#: and of --backend (biohicl.models.onnx_backend.BACKENDS), listed as argparse lists choices; spelled out here so that
+#: importing the command (for `biohicl --help`) loads no torch
+DTYPE_CHOICES = "{float32,float16,bfloat16}"
+BACKEND_CHOICES = "{torch,onnx}"
+HELP = "Embed texts (.txt lines, .tsv or .jsonl records) into a safetensors matrix."
 
 
 @dataclass
@@ -26,14 +31,21 @@ class EncodeArguments:
         default="document",
         metadata={"help": "`query` or `document` (chooses the prompt).", "choices": ["query", "document"]},
     )
-    dtype: str = field(default="float32", metadata={"help": "Output dtype: float32, float16 or bfloat16."})
+    dtype: str = field(
+        default="float32", metadata={"help": "Output dtype: float32, float16 or bfloat16.", "metavar": DTYPE_CHOICES}
+    )
     compute_dtype: str | None = field(
-        default=None, metadata={"help": "Autocast dtype (default: `dtype` on a GPU, float32 on CPU)."}
+        default=None,
+        metadata={"help": "Autocast dtype (default: `dtype` on a GPU, float32 on CPU).", "metavar": DTYPE_CHOICES},
     )
     batch_size: int = field(default=32, metadata={"help": "Texts per forward pass."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)."})
     backend: str = field(
-        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+        default="torch",
+        metadata={
+            "help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked).",
+            "metavar": BACKEND_CHOICES,
+        },
     )
     quantize: str | None = field(
         default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}

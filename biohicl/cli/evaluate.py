@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biohicl.cli.encode import BACKEND_CHOICES
 from biohicl.cli.progress import library_bars
 from biohicl.errors import BioHiCLError, ConfigError
 from biohicl.evaluation.comparison import COMPARED_SETTINGS
 from biohicl.evaluation.results import AGREEMENT_TASK
 
-HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)"
+HELP = "Evaluate a model (SciFact/BEIR, BIOSSES, PubMedQA) or compare results files (--compare)."
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -112,7 +113,11 @@ class EvaluateArguments:
     )
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     backend: str = field(
-        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+        default="torch",
+        metadata={
+            "help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked).",
+            "metavar": BACKEND_CHOICES,
+        },
     )
     quantize: str | None = field(
         default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}

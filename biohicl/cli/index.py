@@ -7,8 +7,10 @@ Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from biohicl.cli.encode import BACKEND_CHOICES, DTYPE_CHOICES
 from biohicl.search.indexing import IndexingArguments
 
 HELP = "Encode a corpus (BEIR folder, .jsonl, .tsv, documents parquet) into a sharded embedding index."
@@ -24,11 +26,30 @@ class IndexCommandArguments:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: the process's accelerator)."})
     progress: bool = field(default=True, metadata={"help": "Progress bar (--no_progress: none)."})
     backend: str = field(
-        default="torch", metadata={"help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked)."}
+        default="torch",
+        metadata={
+            "help": "Encoder: `torch` or `onnx` (ONNX Runtime, exported once and checked).",
+            "metavar": BACKEND_CHOICES,
+        },
     )
     quantize: str | None = field(
         default=None, metadata={"help": "With --backend onnx: `int8` (dynamic int8 quantisation, ~2x faster on CPU)."}
     )
+
+
+def _listing_choices(name: str) -> Any:
+    """``IndexingArguments``' field ``name``, its help listing the dtype choices as ``biohicl encode`` does."""
+    original = next(f for f in fields(IndexingArguments) if f.name == name)
+    return field(default=original.default, metadata={**original.metadata, "metavar": DTYPE_CHOICES})
+
+
+@dataclass
+class IndexOptions(IndexingArguments):
+    """:class:`IndexingArguments` as ``biohicl index`` shows them: ``--dtype``/``--compute_dtype`` list their choices
+    (as ``biohicl encode`` and ``biohicl evaluate`` do; ``parse_dtype`` still takes bf16, fp16 ...)."""
+
+    dtype: str = _listing_choices("dtype")
+    compute_dtype: str | None = _listing_choices("compute_dtype")
 
 
 def check_options(options: IndexingArguments) -> None:
@@ -52,7 +73,7 @@ def main(argv: list[str]) -> int:
     from biohicl.search.indexing import build_index, check_compression, distributed_state
 
     args, options, _ = parse_command(
-        (IndexCommandArguments, IndexingArguments),
+        (IndexCommandArguments, IndexOptions),
         argv,
         prog="biohicl index",
         description=__doc__,

@@ -64,14 +64,20 @@ def end_distributed() -> None:
     distributed.destroy_process_group()
 
 
+def summary_line(text: str) -> str:
+    """A command's ``HELP`` in the one style of the command list: a capital first letter and a final period."""
+    text = text.strip()
+    return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"
+
+
 def _usage() -> str:
     lines = ["usage: biohicl <command> [options]", "", "commands:"]
     for name, module_name in COMMANDS.items():
         try:
             help_text = importlib.import_module(module_name).HELP
         except ImportError:
-            help_text = "(not available in this installation)"
-        lines.append(f"  {name:<14} {help_text}")
+            help_text = "Not available in this installation."
+        lines.append(f"  {name:<14} {summary_line(help_text)}")
     lines.append("\nRun `biohicl <command> --help` for a command's options. Options are spelled like their fields")
     lines.append("(--top_k; --top-k works too); --config FILE reads them from a YAML or JSON file, flags overriding it")
     lines.append("(in `biohicl reproduce`, --config is the study file).")

@@ -64,15 +64,34 @@ _CONFIG_HELP = (
 )
 
 
+#: reST inline markup of a docstring: ``literal``, and a role, :class:`~a.b.C` / :mod:`a.b` / :func:`text <a.b>`
+_LITERAL = re.compile(r"``(.+?)``", re.S)
+_ROLE = re.compile(r":[a-z]+:`(?:~(?:[\w.]+\.)?([^`<]+?)|([^`<]+?)\s*<[^`>]+>|([^`<]+?))`")
+#: a literal block's marker: "e.g.::" is "e.g.:", a "::" standing alone (after a space) is dropped
+_LITERAL_BLOCK = re.compile(r"(\S)::$|\s*(?<!\S)::$", re.M)
+
+
+def terminal_text(text: str) -> str:
+    """A docstring as a terminal shows it: reST's ``literal`` as `literal`, a role (:class:`~a.b.C`) as `C`, a
+    literal block's ``::`` as ":" (or nothing after a space); the rest as written."""
+    text = _LITERAL.sub(r"`\1`", text)
+    text = _ROLE.sub(lambda m: f"`{next(g for g in m.groups() if g).strip()}`", text)
+    return _LITERAL_BLOCK.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help, the description (a command's docstring) printed as written. A required option
-    (one of :data:`REQUIRED` too: a required field a positional or the config file may give) shows no default, nor
-    does an option whose help already states its own ("(default: cuda if available)")."""
+    """Defaults in the option help, the description (a command's docstring, through :func:`terminal_text`) printed
+    as written. A required option (one of :data:`REQUIRED` too: a required field a positional or the config file may
+    give) shows no default, nor does an option whose help already states its own ("(default: cuda if available)");
+    an option taking an optional value (a flag) that defaults to None shows "(default: not given)", an optional
+    positional no default, rather than "None"."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         if action.required or getattr(action, REQUIRED, False) or _STATES_DEFAULT.search(text):
             return action.help
+        if action.nargs == "?" and action.default is None:  # a flag or an optional positional left out: None
+            return f"{text} (default: not given)" if action.option_strings else action.help
         return super()._get_help_string(action)
 
 
@@ -267,6 +286,7 @@ def parse_command(
     if config_file:
         config_path, argv = _split_config(argv)
     declared = declared_types(types)
+    description = terminal_text(description) if description else description
     parser = CommandParser(types, prog=prog, description=description, formatter_class=_HelpFormatter)
     fields = {f.name: f for dtype in types for f in dataclasses.fields(dtype) if f.init}
     if config_file:

@@ -49,13 +49,19 @@ class PublishArguments:
     dataset: bool | None = field(
         default=None,
         metadata={
-            "help": "Publish a `biohicl build-dataset` folder (one file per split).",
+            "help": "Publish a `biohicl build-dataset` folder (one file per split) (default: the manifest's repo type, "
+            "else a model).",
             "nargs": "?",
             "const": True,
         },
     )
     private: bool | None = field(
-        default=None, metadata={"help": "Create the repo private.", "nargs": "?", "const": True}
+        default=None,
+        metadata={
+            "help": "Create the repo private (default: the manifest's `private`, else public).",
+            "nargs": "?",
+            "const": True,
+        },
     )
     revision: str | None = field(
         default=None, metadata={"help": "Branch to commit to (created if missing; default main)."}
@@ -76,7 +82,12 @@ class PublishArguments:
         metadata={"help": "License id for the card (e.g. apache-2.0; a dataset's default: from its sources)."},
     )
     merge: bool | None = field(
-        default=None, metadata={"help": "Upload LoRA merged into full weights.", "nargs": "?", "const": True}
+        default=None,
+        metadata={
+            "help": "Upload LoRA merged into full weights (default: the manifest's `merge`, else the adapter as is).",
+            "nargs": "?",
+            "const": True,
+        },
     )
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
     allow_large_files: bool = field(default=False, metadata={"help": "Allow files over the size limit."})

@@ -28,7 +28,7 @@ from typing import TextIO
 from biohicl.atomic import open_regular_file
 from biohicl.errors import ConfigError, DataError
 
-HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable"
+HELP = "Run the paper's study (base vs BioHiCL, ablations) from a YAML config; resumable."
 
 
 @dataclass

@@ -38,6 +38,21 @@ def is_repo_id(text: str) -> bool:
     return bool(REPO_ID_RE.match(text)) and ".." not in text and not text.endswith((".", "-"))
 
 
+def _config_dataset_path(training_config: str) -> str | None:
+    """The ``dataset_path`` of a registry entry's training config (repo-relative, as the entry names it, or from the
+    working folder), or None where the file or the key is not there (an installed wheel ships no ``configs/``)."""
+    import yaml
+
+    for path in (Path(__file__).resolve().parents[2] / training_config, Path(training_config)):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        value = data.get("dataset_path") if isinstance(data, dict) else None
+        return value if isinstance(value, str) and value else None
+    return None
+
+
 @dataclass(frozen=True)
 class RegistryEntry:
     """One registered model: where it lives on the Hub and how to encode with it."""
@@ -86,8 +101,14 @@ class RegistryEntry:
             raise ConfigError(f"{where}: field 'max_length' must be a positive integer")
 
     def unpublished_message(self) -> str:
-        """One line for a load by name of an entry not pushed yet: how to train it instead, or load its repo id."""
-        how = f"`biohicl train --config {self.training_config}`, " if self.training_config else ""
+        """One line for a load by name of an entry not pushed yet: how to train it instead (build the dataset its
+        config reads, then train), or load its repo id."""
+        how = ""
+        if self.training_config:
+            dataset = _config_dataset_path(self.training_config)
+            build = f"`biohicl build-dataset --output {dataset or 'DATASET'}`"
+            build += "" if dataset else " (DATASET: the config's dataset_path)"
+            how = f"{build}, then `biohicl train --config {self.training_config}`, "
         return (
             f"{self.name} ({self.repo_id}) has not been published to the Hub yet; train it ({how}see "
             f"docs/training.md) and load the run folder by path (if it has since been uploaded, load {self.repo_id})"
