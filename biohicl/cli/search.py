@@ -235,11 +235,12 @@ def print_like(index, args: SearchArguments, mesh=None) -> int:
     """``--like``: each document's hits, with SimL and the MeSH terms shared with it (``mesh``: the hierarchy, None
     when the hits are not explained)."""
     from biohicl.data.records import INDEXING
-    from biohicl.search.exact import search_like
+    from biohicl.search.exact import like_found
     from biohicl.search.explain import explain_hits, warn_unplaced
 
-    results = search_like(index, args.like, top_k=args.top_k, chunk_size=args.chunk_size, device=args.device)
-    sources = index.documents(index.find(args.like).values())
+    rows = index.find(args.like)  # one pass over the id sidecars, for the hits and for the documents' own lines
+    results = like_found(index, args.like, rows, top_k=args.top_k, chunk_size=args.chunk_size, device=args.device)
+    sources = index.documents(rows.values())
     by_id = {d["id"]: d for d in sources.values()}
     warned = False
     for doc_id, hits in zip(args.like, results, strict=True):

@@ -14,7 +14,7 @@ memory is ``O(query_batch × chunk_size)`` whatever the number of documents and 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,19 @@ def search_like(
     """
     index = as_index(index)
     ids = [doc_ids] if isinstance(doc_ids, str) else [str(i) for i in doc_ids]
-    rows = index.find(ids)
+    return like_found(index, ids, index.find(ids), top_k, chunk_size, device)
+
+
+def like_found(
+    index: Index,
+    ids: Sequence[str],
+    rows: Mapping[str, int],
+    top_k: int = 10,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: str | torch.device | None = None,
+) -> list[list[Hit]]:
+    """:func:`search_like` of ``ids`` whose rows the caller found (``rows``: ``index.find(ids)``), so that a caller
+    which reads the documents too (``biohicl search --like``) reads the id sidecars once."""
     missing = [i for i in ids if i not in rows]
     if missing:
         where = index.directory if index.directory is not None else "the index"
