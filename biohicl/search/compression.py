@@ -46,6 +46,8 @@ KINDS = ("int8", "binary")
 DEFAULT_CALIBRATION_ROWS = 262_144
 DEFAULT_BLOCK_ROWS = 65_536
 QUANTILE = 1e-4
+#: Calibration.fit works through its sample in about this many parts: its temporaries are a part's size
+FIT_PARTS = 16
 
 
 def compressed_info_name(kind: str) -> str:
@@ -86,16 +88,17 @@ class Calibration:
         sample = np.asarray(sample, dtype=np.float32)
         if sample.ndim != 2 or not len(sample):
             raise ConfigError("calibration: need a non-empty [rows, dim] sample")
-        low, high = np.quantile(sample, [QUANTILE, 1 - QUANTILE], axis=0)
+        low, high = _quantiles(sample)
         scale = np.maximum((high - low) / 254.0, 1e-12)
+        mean = sample.mean(0)
         return cls(
             kind=check_kind(kind),
             dim=int(sample.shape[1]),
             offset=((high + low) / 2).astype(np.float32).tolist(),
             scale=scale.astype(np.float32).tolist(),
-            mean=sample.mean(0).astype(np.float32).tolist(),
+            mean=mean.astype(np.float32).tolist(),
             rows=len(sample),
-            spread=np.abs(sample - sample.mean(0)).mean(0).astype(np.float32).tolist(),
+            spread=_mean_absolute_deviation(sample, mean).astype(np.float32).tolist(),
         )
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
@@ -111,6 +114,34 @@ class Calibration:
         if self.kind == "int8":
             return np.asarray(self.offset, np.float32) + np.asarray(self.scale, np.float32) * codes.astype(np.float32)
         return np.unpackbits(codes, axis=1, count=self.dim).astype(np.float32) * 2 - 1
+
+
+def _quantiles(sample: np.ndarray) -> np.ndarray:
+    """Each column's :data:`QUANTILE` and ``1 - QUANTILE`` quantiles (``[2, dim]``), as ``np.quantile(sample, …,
+    axis=0)`` gives them, a block of about ``dim / FIT_PARTS`` columns at a time: the copy partitioned is that
+    block's, not the sample's."""
+    step = -(-sample.shape[1] // FIT_PARTS)
+    parts = []
+    for start in range(0, sample.shape[1], step):
+        columns = np.ascontiguousarray(sample[:, start : start + step].T)  # each column's values contiguous
+        parts.append(np.quantile(columns, [QUANTILE, 1 - QUANTILE], axis=1, overwrite_input=True))
+        del columns
+    return np.concatenate(parts, axis=1)
+
+
+def _mean_absolute_deviation(sample: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``np.abs(sample - mean).mean(0)`` to the bit, a block of about ``len(sample) / FIT_PARTS`` rows at a time: each
+    block is summed on from the running total (its first row), in the row order of the one sum over the sample."""
+    step = -(-len(sample) // FIT_PARTS)
+    buffer = np.empty((step + 1, sample.shape[1]), dtype=np.float32)
+    total = np.zeros(sample.shape[1], dtype=np.float32)
+    for start in range(0, len(sample), step):
+        block = sample[start : start + step]
+        rows = buffer[: len(block) + 1]
+        rows[0] = total
+        np.abs(np.subtract(block, mean, out=rows[1:]), out=rows[1:])
+        total = np.add.reduce(rows, axis=0)
+    return np.true_divide(total, np.intp(len(sample)), out=total, casting="unsafe")  # as np.mean divides
 
 
 def _sample_rows(rows: FloatRows, limit: int) -> np.ndarray:
