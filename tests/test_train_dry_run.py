@@ -93,6 +93,64 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(
     assert not output_dir.exists()  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("more", "objective"),
+    [
+        ([], "mse(zero_or_positive pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative zero)"),
+        (
+            ["--distill_weight", "0.5", "--title_weight", "0.2", "--negative", "lowest:4", "--pair_filter", "all"],
+            "mse(all pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative lowest:4) + 0.5·distill "
+            "+ 0.2·title(τ 0.05)",
+        ),
+        (
+            ["--use_mse", "false", "--contrastive_form", "paper", "--lambda_con", "1", "--beta", "0.4"],
+            "1·contrastive(paper, β 0.4, negative zero)",
+        ),
+        (["--no_use_contrastive", "--no_weight_positives"], "mse(zero_or_positive pairs)"),
+        (
+            ["--lambda_con", "0.2", "--no_weight_positives"],
+            "mse(zero_or_positive pairs) + "
+            "0.2·contrastive(infonce, β 0.3, τ 0.05, negative zero, positives unweighted)",
+        ),
+    ],
+)
+def test_the_plan_names_the_objective_that_would_train(
+    tiny_bert_dir, dataset, tmp_path, capsys, no_model, more, objective
+):
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2", *more), "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert f"  objective: {objective}\n  evaluation: none\n" in out
+
+
+def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):
+    from torch import nn
+
+    from biohicl.cli.train_plan import objective_plan
+    from biohicl.losses import FilteredMSELoss
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.objective import build_loss
+
+    class Margin(nn.Module):
+        def forward(self, embeddings, siml, pair_mask=None, **inputs):
+            return embeddings.sum() * 0
+
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
+    loss = build_loss(args, extra_terms={"margin": (Margin(), 0.5), "drift": (Margin(), 0.0)})
+    assert objective_plan(loss) == "0.5·margin(Margin) + 0·drift(Margin)"
+    assert (
+        objective_plan(FilteredMSELoss(pair_filter="positive"))
+        == 'FilteredMSELoss {"pair_filter": "positive", "beta": 0.3}'
+    )
+    assert objective_plan(Margin()) == "Margin"
+
+
+def test_the_objective_is_planned_when_the_dataset_is_missing(tiny_bert_dir, tmp_path, capsys, no_model):
+    argv = options(tiny_bert_dir, tmp_path / "no-dataset", tmp_path / "run", "--max_steps", "2", "--lambda_con", "0")
+    assert main([*argv, "--dry_run"]) == 1
+    out = capsys.readouterr().out
+    assert "  objective: mse(zero_or_positive pairs) + 0·contrastive(infonce, β 0.3, τ 0.05, negative zero)\n" in out
+
+
 def test_a_share_of_the_steps_as_eval_steps_is_counted_as_the_trainer_counts_it(
     tiny_bert_dir, dataset, beir, tmp_path, capsys, no_model
 ):

@@ -29,6 +29,7 @@ from biohicl.training.checkpoint import (
     last_complete_checkpoint,
     resolve_resume,
 )
+from biohicl.training.objective import build_loss
 from biohicl.training.run import train_biohicl
 from biohicl.training.selection import guard_holds
 from tests.conftest import run_torchrun, synthetic_documents
@@ -255,8 +256,10 @@ def test_bf16_and_activation_checkpointing_run(tiny_bert_dir, docs_file, tmp_pat
 def test_arguments_are_validated(tmp_path):
     with pytest.raises(ConfigError, match="pair_filter"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), pair_filter="some")
-    with pytest.raises(ConfigError, match="at least one loss"):
-        BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
+    # every term off: the arguments stand (extra terms may be the objective), the objective they alone build does not
+    no_terms = BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
+    with pytest.raises(ConfigError, match=r"^use_mse, use_contrastive, title_weight: at least one loss term must"):
+        build_loss(no_terms)
     with pytest.raises(ConfigError, match="batch_sampler"):
         BioHiCLTrainingArguments(output_dir=str(tmp_path), batch_sampler="clever")
     with pytest.raises(ConfigError, match="contrastive_form: 'simclr' is not one of infonce, paper"):
@@ -1682,7 +1685,6 @@ def test_logged_pair_shares_are_unchanged_and_need_no_device_sync(tiny_bert_dir,
     the device until logged, with the same values."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from biohicl.training.objective import build_loss
     from biohicl.training.trainer import BioHiCLTrainer
 
     aten = torch.ops.aten

@@ -24,8 +24,8 @@ class TrainCommandArguments:
         default=False,
         metadata={
             "help": "Check the run as it would start (arguments, output folder, dataset read and batched, base model "
-            "offline, evaluation tasks' data), print its plan (documents, batches, optimizer steps, evaluations) and "
-            "exit: nothing trained, no model loaded, nothing written. Exits 1 naming what is missing."
+            "offline, evaluation tasks' data), print its plan (documents, batches, optimizer steps, objective, "
+            "evaluations) and exit: nothing trained, no model loaded, nothing written. Exits 1 naming what is missing."
         },
     )
 
@@ -47,20 +47,22 @@ def parse_args(argv: list[str]):
 def main(argv: list[str]) -> int:
     args, command = parse_command_line(argv)
     from biohicl.atomic import check_writable_folder
+    from biohicl.training.objective import build_loss
 
+    loss = build_loss(args)  # the command line's whole objective (no extra terms): refused now if it has no term
     if args.output_dir:  # a file in the way fails now, not after the model loads (a probe file, removed at once)
         check_writable_folder(args.output_dir, "--output_dir")
     if command.dry_run:
         from biohicl.cli.train_plan import dry_run
 
-        return dry_run(args)
+        return dry_run(args, loss)
     from biohicl.cli.progress import library_bars
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.training.run import CURVES_NAME, SUMMARY_NAME, train_biohicl
     from biohicl.training.selection import EVALUATIONS_NAME
 
     with library_bars(not args.disable_tqdm):  # --disable_tqdm hides transformers' loading/saving bars too
-        run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))
+        run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))  # it builds the same loss
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)

@@ -8,7 +8,8 @@ output folder's write probe in :func:`~biohicl.cli.train.main`); then, in the re
 the training data read as training reads it (:func:`~biohicl.training.run.training_inputs`), the base model's
 sentence-transformers files read as the run reads them (:func:`check_base_encoding`), the data batched
 (:func:`~biohicl.training.run.build_batch_sampler`), and the resumed checkpoint's step against the run's last
-(:func:`~biohicl.training.checkpoint.at_last_step`). The base model is resolved offline first
+(:func:`~biohicl.training.checkpoint.at_last_step`); the plan names the objective that would train
+(:func:`objective_plan`). The base model is resolved offline first
 (:func:`~biohicl.study.preflight.model_check`, an adapter's recorded base included), reading nothing the run would
 refuse. A missing dataset, base model or task data is listed, not raised: the command exits 1 naming each, as
 ``biohicl reproduce --dry_run`` does; any other refusal is the real run's one line.
@@ -17,6 +18,7 @@ refuse. A missing dataset, base model or task data is listed, not raised: the co
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -65,6 +67,35 @@ def output_plan(output_dir: str, resume: str | None, total: int | None = None) -
             return f"{output_dir} ({resume}, step {step}, is at the last step: nothing left to train)"
         return f"{output_dir} (resumes {resume} at step {step})"
     return f"{output_dir} ({'a fresh run in this folder' if Path(output_dir).is_dir() else 'created by the run'})"
+
+
+def objective_plan(loss: Any) -> str:
+    """The objective ``loss`` trains, from what a run records of it (its ``get_config_dict()``): each term on and its
+    weight, e.g. ``mse(zero_or_positive pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative zero) +
+    0.5·distill + 0.5·margin(Margin)``; a loss other than ``BioHiCLLoss``: its class and its config."""
+    from biohicl.training.objective import objective_record
+
+    config = objective_record(loss)
+    kind = config.pop("class")
+    if "use_mse" not in config:
+        return f"{kind} {json.dumps(config)}" if config else kind
+    terms = []
+    if config["use_mse"]:
+        terms.append(f"mse({config['regression']['pair_filter']} pairs)")
+    if config["use_contrastive"]:
+        con = config["contrastive"]
+        settings = [con["form"], f"β {con['beta']:g}"]
+        settings += [f"τ {con['temperature']:g}"] if con["form"] == "infonce" else []
+        settings += [f"negative {con['negative']}"]
+        settings += ["positives unweighted"] if con["form"] == "infonce" and not con["weighted"] else []
+        terms.append(f"{config['lambda_con']:g}·contrastive({', '.join(settings)})")
+    if config["distill_weight"] > 0:
+        terms.append(f"{config['distill_weight']:g}·distill")
+    if config.get("title_weight", 0) > 0:
+        terms.append(f"{config['title_weight']:g}·title(τ {config['title']['temperature']:g})")
+    for name, term in config.get("extra_terms", {}).items():
+        terms.append(f"{term['weight']:g}·{name}({term['class']})")
+    return " + ".join(terms)
 
 
 def positive_pairs(sampler: Any) -> int | None:
@@ -123,13 +154,14 @@ def _count(number: float, noun: str) -> str:
     return f"{number:g} {noun}{'' if number == 1 else 's'}"
 
 
-def dry_run(args: Any) -> int:
-    """Check the run ``args`` describe without training, print its plan and checks; 0 when everything it needs is
-    there, else 1 with what is missing named on stderr."""
+def dry_run(args: Any, loss: Any = None) -> int:
+    """Check the run ``args`` describe without training (``loss``: its objective, default the arguments'), print its
+    plan and checks; 0 when everything it needs is there, else 1 with what is missing named on stderr."""
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.study.preflight import Check, model_check, task_check
     from biohicl.training.checkpoint import resolve_resume
     from biohicl.training.evaluator_checks import check_evaluation
+    from biohicl.training.objective import build_loss, objective_record
     from biohicl.training.run import training_inputs
     from biohicl.training.run_settings import check_run_folder
 
@@ -143,8 +175,9 @@ def dry_run(args: Any) -> int:
     # the selection metrics are checked against the tasks' metrics, which need their data: with a task missing,
     # the checks that need none (a plain callable has no metric_names())
     check_evaluation(args, evaluator if all(c.ok for c in tasks) else (lambda model: {}))
+    loss = loss if loss is not None else build_loss(args)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
+    check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
     model = model_check("model base_model", args.base_model, args.base_revision, starts="training")
     lines, per_epoch, total, mesh, read = [], None, None, None, None
     if dataset is None or not dataset.exists():
@@ -153,7 +186,7 @@ def dry_run(args: Any) -> int:
         lines = ["documents, batches, optimizer steps: counted once the dataset is found"]
         total = args.max_steps if args.max_steps > 0 else None  # the run's last step, whatever its data
     else:
-        mesh, _, read = training_inputs(args)  # the run reads its data before it builds the model
+        mesh, _, read = training_inputs(args, loss)  # the run reads its data before it builds the model
         kind = "a documents file" if dataset.is_file() else "a dataset folder"
         data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
     if model.path is not None and data.ok:  # a base not here is not read (the model check names it); nor one the
@@ -161,6 +194,7 @@ def dry_run(args: Any) -> int:
     if read is not None:
         lines, per_epoch, total = data_plan(args, dataset, mesh, read)
     lines += [
+        f"objective: {objective_plan(loss)}",
         f"evaluation: {evaluation_plan(args, per_epoch, total)}",
         f"output: {output_plan(args.output_dir, resume, total)}",
     ]

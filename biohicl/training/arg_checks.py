@@ -1,10 +1,14 @@
-"""Checks of ``biohicl train`` values that peft, torch and transformers would refuse only after the data and the
-model loaded, with a traceback, or never: every float field finite (a NaN passed ``x < 0`` and trained an all-NaN
-adapter), the losses' temperatures and weights, LoRA's rank, alpha and dropout (not under ``full_finetune``, which
-builds no LoRA), the seeds, the reporting integrations (known, and installed), the scheduler's keyword arguments,
-``max_steps``, ``max_partners`` and the inherited optimizer, schedule and data-loader numbers
-(:func:`check_inherited_values`). Each is a one-line :class:`ConfigError` naming its field. :func:`check_seed` is
-the one seed rule of training, a study config and ``biohicl build-dataset``."""
+"""Checks of ``biohicl train`` values, each refusal a one-line :class:`ConfigError` naming its field.
+
+:func:`check_run_values`: what peft, torch and transformers would refuse only after the data and the model loaded,
+with a traceback, or never: every float field finite (a NaN passed ``x < 0`` and trained an all-NaN adapter), what
+the loss built from the arguments refuses (:func:`check_loss`), LoRA's rank, alpha and dropout (not under
+``full_finetune``, which builds no LoRA), the seeds, the reporting integrations (known, and installed), the
+scheduler's keyword arguments, ``max_steps``, ``max_partners`` and the inherited optimizer, schedule and
+data-loader numbers (:func:`check_inherited_values`). Once transformers normalised the arguments
+(``BioHiCLTrainingArguments.__post_init__``): the evaluation and model selection (:func:`check_selection`), the
+model (:func:`check_model`) and the data and batches (:func:`check_data`). :func:`check_seed` is the one seed rule
+of training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any
 from biohicl.errors import ConfigError
 from biohicl.field_types import is_count
 from biohicl.models.lora_values import check_alpha, check_rank
+from biohicl.training.selection import check_guard_mode
 
 #: Seeds ``transformers.set_seed`` takes (numpy's range).
 SEED_LIMIT = 2**32
@@ -50,6 +55,8 @@ OPTIONAL_COUNT_FIELDS = ("dataloader_prefetch_factor",)
 #: Inherited intervals (steps, or a fraction of all steps if < 1): a negative one logged or saved once, at a step
 #: no one chose; 0 is transformers' own refusal under the ``steps`` strategy.
 INTERVAL_FIELDS = ("logging_steps", "save_steps", "eval_steps")
+#: How ``batch_sampler`` composes batches: around mined SimL > β pairs, or plain shuffling.
+BATCH_SAMPLERS = ("mesh_pairs", "random")
 #: Integrations whose callback asks for an environment variable rather than a package.
 INTEGRATION_ENVIRONMENT = {"kubeflow": "KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob)"}
 
@@ -59,7 +66,9 @@ def check_run_values(args: Any) -> None:
     normalises it). ``report_to`` None becomes ``"none"``; a ``lr_scheduler_kwargs`` JSON object string is left for
     transformers to parse, stripped. The LoRA values are not checked under ``full_finetune``: no LoRA is built."""
     check_finite(args)
-    check_loss_values(args)
+    check_loss(args)
+    if args.selection_guard_tolerance < 0:
+        raise ConfigError(f"selection_guard_tolerance: {args.selection_guard_tolerance} is negative")
     if not args.full_finetune:
         check_lora_values(args)
     for name in ("seed", "data_seed"):
@@ -89,16 +98,96 @@ def check_finite(args: Any) -> None:
             raise ConfigError(f"{name}: must be a finite number, got {value}")
 
 
-def check_loss_values(args: Any) -> None:
-    """The losses' temperatures positive, their weights and the selection guard's tolerance non-negative."""
-    for name in ("temperature", "title_temperature"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"{name}: must be positive, got {getattr(args, name)}")
-    for name in ("lambda_con", "title_weight", "distill_weight"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"{name}: must be non-negative, got {getattr(args, name)}")
-    if args.selection_guard_tolerance < 0:
-        raise ConfigError(f"selection_guard_tolerance: {args.selection_guard_tolerance} is negative")
+def check_loss(args: Any) -> None:
+    """What the loss built from ``args`` refuses, in its words (:func:`~biohicl.training.objective.check_objective`:
+    the loss is the one place its values are checked; whether any term is on is the run's to say, which knows its
+    extra terms), and the distillation term's frozen base, which only LoRA has."""
+    from biohicl.training.objective import check_objective
+
+    check_objective(args)
+    if args.distill_weight > 0 and args.full_finetune:
+        raise ConfigError(
+            "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
+            "full_finetune has no frozen copy"
+        )
+
+
+def check_selection_target(args: Any) -> None:
+    """``metric_for_best_model`` defaults to ``dev_score`` with ``selection_metrics`` (with or without
+    ``load_best_model_at_end``: then it is recorded), and ``load_best_model_at_end`` needs one."""
+    if args.metric_for_best_model is None and args.selection_metrics:
+        args.metric_for_best_model = "dev_score"
+    if args.load_best_model_at_end and args.metric_for_best_model is None:
+        raise ConfigError(
+            "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
+            "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
+        )
+
+
+def check_selection(args: Any) -> None:
+    """The evaluation during training and the model selection on it, once transformers normalised the strategies:
+    step 0 (the base weights) evaluated when it is a selection candidate or the guard's reference, every best step
+    saved, the guard's metrics and mode, ``eval_max_queries`` a count."""
+    if (args.load_best_model_at_end or args.selection_guard) and _value(args.eval_strategy) != "no":
+        args.eval_on_start = True
+    if args.load_best_model_at_end and _value(args.save_strategy) == "steps" and args.save_steps != args.eval_steps:
+        raise ConfigError(
+            f"save_steps: must equal eval_steps ({args.eval_steps}) with load_best_model_at_end, got "
+            f"{args.save_steps} (a best step that is not saved could not be loaded)"
+        )
+    if args.selection_guard and not args.selection_metrics:
+        raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
+    if args.selection_guard and args.selection_metric_key != "eval_dev_score":
+        raise ConfigError(
+            "selection_guard: selects on dev_score (with --load_best_model_at_end), but metric_for_best_model is "
+            f"{args.metric_for_best_model}"
+        )
+    check_guard_mode(args.selection_guard_mode)
+    if args.eval_max_queries is not None and not is_count(args.eval_max_queries):  # [:0] would score no query
+        raise ConfigError(
+            "eval_max_queries: must be a whole number of at least 1 (the first N queries), got "
+            f"{args.eval_max_queries!r}"
+        )
+
+
+def check_model(args: Any) -> None:
+    """The encoder's pooling and maximum length."""
+    if args.pooling not in (None, "cls", "mean"):
+        raise ConfigError(f"pooling: {args.pooling!r} is not cls or mean")
+    if args.max_length < 8:
+        raise ConfigError(f"max_length: must be at least 8, got {args.max_length}")
+
+
+def check_data(args: Any) -> None:
+    """The training documents, their SimL weights and the batches, once transformers set the devices up
+    (gradient caching's one process, :func:`~biohicl.training.cached_batch.check_mini_batch_size`)."""
+    from biohicl.training.cached_batch import check_mini_batch_size  # torch's: a study's checks import none
+
+    check_mini_batch_size(args.mini_batch_size, args.world_size, args.n_gpu)
+    if args.batch_sampler not in BATCH_SAMPLERS:
+        raise ConfigError(f"batch_sampler: {args.batch_sampler!r} is not one of {', '.join(BATCH_SAMPLERS)}")
+    if args.max_train_documents is not None and args.max_train_documents < 2:
+        raise ConfigError(
+            f"max_train_documents: must be at least 2 (the losses compare documents within a batch), got "
+            f"{args.max_train_documents}"
+        )
+    if args.per_device_train_batch_size < 2:
+        raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
+    for name in ("check_tag_weight", "study_design_weight"):
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}: must be in [0, 1], got {value}")
+    if args.drop_check_tags and args.check_tag_weight != 1.0:
+        raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
+    if args.batch_negatives and args.batch_sampler != "mesh_pairs":
+        raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
+    if args.remove_unused_columns:
+        raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
+
+
+def _value(option: object) -> str:
+    """An enum option's string value (transformers turns strategies into enums)."""
+    return str(getattr(option, "value", option))
 
 
 def check_inherited_values(args: Any) -> None:

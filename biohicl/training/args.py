@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import is_count
-from biohicl.losses.contrastive import CONTRASTIVE_FORMS
 from biohicl.losses.regression import PAIR_FILTERS
-from biohicl.mesh.pair_rules import parse_negative
 from biohicl.models.config import DEFAULT_BASE_MODEL
 from biohicl.settings import launched_without_accelerator
-from biohicl.training.arg_checks import check_run_values
-from biohicl.training.cached_batch import check_mini_batch_size
-from biohicl.training.selection import GUARD_MODES, check_guard_mode
+from biohicl.training.arg_checks import (
+    check_data,
+    check_model,
+    check_run_values,
+    check_selection,
+    check_selection_target,
+)
+from biohicl.training.selection import GUARD_MODES
 
 logger = logging.getLogger(__name__)
-
-BATCH_SAMPLERS = ("mesh_pairs", "random")
 
 
 @dataclass
@@ -301,13 +301,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
         if self.output_dir is None:
             raise ConfigError("output_dir: required (the run directory)")
         check_run_values(self)  # values peft and transformers would refuse only after the data and model loaded
-        if self.metric_for_best_model is None and self.selection_metrics:
-            self.metric_for_best_model = "dev_score"  # with or without load_best_model_at_end (then it is recorded)
-        if self.load_best_model_at_end and self.metric_for_best_model is None:
-            raise ConfigError(
-                "metric_for_best_model: load_best_model_at_end needs a dev metric to select on, e.g. "
-                "pubmedqa-dev_recall@1 or siml-agreement_spearman (or --selection_metrics for their mean)"
-            )
+        check_selection_target(self)
+        self._inherited_post_init()
+        check_selection(self)
+        check_model(self)
+        check_data(self)
+
+    def _inherited_post_init(self) -> None:
+        """``TrainingArguments.__post_init__`` (devices, strategies as enums), its refusals as one-line
+        :class:`ConfigError`\\ s naming the field; launched processes without an accelerator train on the CPU."""
         if not self.use_cpu and launched_without_accelerator():  # before super() builds the process group
             logger.info("launched processes and no accelerator: training on the CPU in one process group (use_cpu)")
             self.use_cpu = True  # without it each process would train alone on the same batches, and each save
@@ -319,69 +321,6 @@ class BioHiCLTrainingArguments(TrainingArguments):
             message = " ".join(str(err).split())  # transformers' checks, as one line naming the field
             named = re.search(r"--(\w+)", message)
             raise ConfigError(f"{named.group(1)}: {message}" if named else message) from None
-        if (self.load_best_model_at_end or self.selection_guard) and _value(self.eval_strategy) != "no":
-            self.eval_on_start = True  # step 0 (the base weights) is a selection candidate and the guard's reference
-        if self.load_best_model_at_end and _value(self.save_strategy) == "steps" and self.save_steps != self.eval_steps:
-            raise ConfigError(
-                f"save_steps: must equal eval_steps ({self.eval_steps}) with load_best_model_at_end, got "
-                f"{self.save_steps} (a best step that is not saved could not be loaded)"
-            )
-        check_mini_batch_size(self.mini_batch_size, self.world_size, self.n_gpu)  # super() set the devices up
-        if self.selection_guard and not self.selection_metrics:
-            raise ConfigError("selection_guard: needs --selection_metrics (what to maximise among the guarded steps)")
-        if self.selection_guard and self.selection_metric_key != "eval_dev_score":
-            raise ConfigError(
-                "selection_guard: selects on dev_score (with --load_best_model_at_end), but metric_for_best_model is "
-                f"{self.metric_for_best_model}"
-            )
-        check_guard_mode(self.selection_guard_mode)
-        if self.pair_filter not in PAIR_FILTERS:
-            raise ConfigError(f"pair_filter: {self.pair_filter!r} is not one of {', '.join(PAIR_FILTERS)}")
-        if self.batch_sampler not in BATCH_SAMPLERS:
-            raise ConfigError(f"batch_sampler: {self.batch_sampler!r} is not one of {', '.join(BATCH_SAMPLERS)}")
-        if self.pooling not in (None, "cls", "mean"):
-            raise ConfigError(f"pooling: {self.pooling!r} is not cls or mean")
-        if not 0.0 <= self.beta < 1.0:
-            raise ConfigError(f"beta: must be in [0, 1), got {self.beta}")
-        if not (self.use_mse or self.use_contrastive or self.title_weight > 0):
-            raise ConfigError("use_mse, use_contrastive, title_weight: at least one loss term must be on")
-        if self.max_length < 8:
-            raise ConfigError(f"max_length: must be at least 8, got {self.max_length}")
-        if self.max_train_documents is not None and self.max_train_documents < 2:
-            raise ConfigError(
-                f"max_train_documents: must be at least 2 (the losses compare documents within a batch), got "
-                f"{self.max_train_documents}"
-            )
-        if self.eval_max_queries is not None and not is_count(self.eval_max_queries):  # [:0] would score no query
-            raise ConfigError(
-                "eval_max_queries: must be a whole number of at least 1 (the first N queries), got "
-                f"{self.eval_max_queries!r}"
-            )
-        if self.per_device_train_batch_size < 2:
-            raise ConfigError("per_device_train_batch_size: in-batch losses need at least 2 documents per batch")
-        if self.contrastive_form not in CONTRASTIVE_FORMS:
-            raise ConfigError(
-                f"contrastive_form: {self.contrastive_form!r} is not one of {', '.join(CONTRASTIVE_FORMS)}"
-            )
-        try:
-            parse_negative(self.negative, self.beta)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        for name in ("check_tag_weight", "study_design_weight"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name}: must be in [0, 1], got {value}")
-        if self.drop_check_tags and self.check_tag_weight != 1.0:
-            raise ConfigError("check_tag_weight: give either it or drop_check_tags (= check_tag_weight 0), not both")
-        if self.batch_negatives and self.batch_sampler != "mesh_pairs":
-            raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
-        if self.distill_weight > 0 and self.full_finetune:
-            raise ConfigError(
-                "distill_weight: needs LoRA (the frozen base is the model with its adapters disabled); "
-                "full_finetune has no frozen copy"
-            )
-        if self.remove_unused_columns:
-            raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
 
     @property
     def selection_metric_key(self) -> str | None:
@@ -390,8 +329,3 @@ class BioHiCLTrainingArguments(TrainingArguments):
         if not name:
             return None
         return name if name.startswith("eval_") else f"eval_{name}"
-
-
-def _value(option: object) -> str:
-    """An enum option's string value (transformers turns strategies into enums)."""
-    return str(getattr(option, "value", option))

@@ -4,26 +4,37 @@ Any loss works with :class:`~biohicl.training.trainer.BioHiCLTrainer`: ``loss(em
 returns a tensor, or a dict of components (``loss`` is the total when present, else the components are summed).
 To add a term to the objective the arguments describe, give :func:`build_loss` ``extra_terms`` and the result to
 ``train_biohicl(args, loss=...)`` (docs/training.md, "Adding a loss term").
+
+The loss is the one place its values are checked: the arguments refuse what the loss built from them would refuse
+(:func:`check_objective`), and whether any term is on is said where the whole objective is known, extra terms
+included (:func:`build_loss`: an objective of extra terms alone trains).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from biohicl.errors import ConfigError
 from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastiveLoss, TitleInfoNCELoss
-from biohicl.training.args import BioHiCLTrainingArguments
+
+if TYPE_CHECKING:
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+#: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
+EMPTY_OBJECTIVE = (
+    "use_mse, use_contrastive, title_weight: at least one loss term must be on (or, from Python, an extra term of "
+    "positive weight: build_loss(args, extra_terms=...))"
+)
+#: The term :func:`check_objective` builds the arguments' loss with, so that only their values are checked.
+_STAND_IN = "stand_in"
 
 
-def build_loss(
-    args: BioHiCLTrainingArguments, extra_terms: Mapping[str, tuple[nn.Module, float]] | None = None
-) -> BioHiCLLoss:
-    """The objective described by ``args``, plus ``extra_terms`` (``{name: (module, weight)}``, each logged as
-    ``loss_<name>``: :class:`~biohicl.losses.combined.BioHiCLLoss`)."""
+def _objective(args: Any, extra_terms: Mapping[str, tuple[nn.Module, float]] | None) -> BioHiCLLoss:
     return BioHiCLLoss(
         FilteredMSELoss(pair_filter=args.pair_filter, beta=args.beta),
         HierarchicalContrastiveLoss(
@@ -41,6 +52,36 @@ def build_loss(
         title_weight=args.title_weight,
         extra_terms=extra_terms,
     )
+
+
+def check_objective(args: Any) -> None:
+    """Refuse what :func:`build_loss` would refuse of ``args``' values (a ``BioHiCLTrainingArguments``, or a study's
+    namespace of them), as a one-line :class:`ConfigError` naming the field: the loss is built, with a stand-in extra
+    term so that whether any term is on is left to the run, which knows its extra terms."""
+    try:
+        _objective(args, {_STAND_IN: (nn.Identity(), 1.0)})
+    except ConfigError:
+        raise
+    except ValueError as err:
+        message = " ".join(str(err).split())
+        named = message.partition(":")[0]
+        raise ConfigError(message if hasattr(args, named) else f"loss: {message}") from None
+
+
+def build_loss(
+    args: BioHiCLTrainingArguments, extra_terms: Mapping[str, tuple[nn.Module, float]] | None = None
+) -> BioHiCLLoss:
+    """The objective described by ``args``, plus ``extra_terms`` (``{name: (module, weight)}``, each logged as
+    ``loss_<name>``: :class:`~biohicl.losses.combined.BioHiCLLoss`). A value the loss refuses is a one-line
+    :class:`ConfigError` naming its field (:func:`check_objective`), and so is an objective with no term on
+    (:data:`EMPTY_OBJECTIVE`): the arguments' terms all off and no extra term of positive weight."""
+    check_objective(args)
+    try:
+        return _objective(args, extra_terms)
+    except ConfigError:  # an extra term's own refusal, naming it
+        raise
+    except ValueError:  # the values passed check_objective: what is left is that no term is on
+        raise ConfigError(EMPTY_OBJECTIVE) from None
 
 
 def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -67,3 +108,10 @@ def loss_config(loss: Any) -> dict[str, Any]:
     """A loss's ``get_config_dict()``, or its class name for a loss without one."""
     getter = getattr(loss, "get_config_dict", None)
     return getter() if callable(getter) else {"class": type(loss).__name__}
+
+
+def objective_record(loss: Any) -> dict[str, Any]:
+    """What a run records of the loss it trains, as JSON reads it back: its class and :func:`loss_config`
+    (``training_summary.json``'s ``loss``, and each checkpoint's, which a resume compares:
+    :func:`~biohicl.training.run_settings.check_resume_objective`)."""
+    return json.loads(json.dumps({"class": type(loss).__name__, **loss_config(loss)}, default=str))

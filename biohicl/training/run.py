@@ -2,9 +2,9 @@
 
 :func:`train_biohicl` reads the training documents (:func:`load_training_data`), builds the batch sampler
 (:func:`build_batch_sampler`), the model with LoRA (:func:`build_model`), the loss, the collator
-(:func:`~biohicl.training.collation.build_collator`) and the :class:`~biohicl.training.trainer.BioHiCLTrainer`,
-trains (resuming when asked, from a checkpoint of this run's settings: :mod:`~biohicl.training.run_settings`) and
-writes the run folder.
+(:func:`~biohicl.training.assembly.build_collator`) and the :class:`~biohicl.training.trainer.BioHiCLTrainer`,
+trains (resuming when asked, from a checkpoint of this run's settings and objective:
+:mod:`~biohicl.training.run_settings`) and writes the run folder.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, training_mesh
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
-from biohicl.training.objective import build_loss
+from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
 from biohicl.training.run_settings import check_run_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
-from biohicl.training.summary import SourceRecord, run_summary
+from biohicl.training.summary import ObjectiveRecord, SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
 
 logger = logging.getLogger(__name__)
@@ -349,8 +349,9 @@ def train_biohicl(
     from biohicl.training.curves import plot_training_curves
 
     check_evaluation(args, evaluator)  # before any slow work
+    loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    check_run_folder(args, resume)  # a checkpoint of other settings, resumed or trained over
+    check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
     start = time.time()
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
     mesh, loss, data = training_inputs(args, loss)
@@ -365,7 +366,7 @@ def train_biohicl(
         batch_sampler=sampler,
         loss=loss,
         evaluator=evaluator,
-        callbacks=[*(callbacks or []), SourceRecord()],  # the code that trains, kept in each checkpoint
+        callbacks=[*(callbacks or []), SourceRecord(), ObjectiveRecord(objective_record(loss))],  # in each checkpoint
     )
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names

@@ -2,8 +2,10 @@
 learning rate, scheduler, seed, adapter or selection changed since would be recorded in the run folder but not
 trained (or, for an adapter's size, fail mid-load); and ``--resume_from_checkpoint last`` picks the newest
 checkpoint in ``output_dir`` whoever wrote it. So a resume under other settings than its checkpoint's
-``biohicl_training_args.json``, and a fresh run into a folder holding another run's checkpoints, are refused in one
-line, before the model loads. Torch-free: the demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too."""
+``biohicl_training_args.json``, or under another objective than the one its ``trainer_state.json`` keeps (a loss
+given as ``train_biohicl(loss=...)``, its extra terms, is no argument: :data:`OBJECTIVE_RECORD`), and a fresh run
+into a folder holding another run's checkpoints, are refused in one line, before the model loads. Torch-free: the
+demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too."""
 
 from __future__ import annotations
 
@@ -82,6 +84,22 @@ RUN_NEUTRAL_ARGS = frozenset(
 #: ``base_model`` (a folder or a Hub id) is compared by :func:`~biohicl.models.base_identity.same_base`.
 PATH_ARGS = frozenset({"dataset_path", "mesh_path", "deepspeed", "fsdp_config"})
 
+#: The ``trainer_state.json`` entry (of ``stateful_callbacks``) in which each checkpoint keeps the objective of its
+#: run (:class:`~biohicl.training.summary.ObjectiveRecord`: the loss's class and ``get_config_dict()``).
+OBJECTIVE_RECORD = "ObjectiveRecord"
+#: The key of a loss's config under which ``BioHiCLLoss`` lists its extra terms by name (none: no key).
+EXTRA_TERMS = "extra_terms"
+
+
+class _Absent:
+    """A setting one side of a comparison does not have (an extra term added or dropped)."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
 
 def _resolved(value: str) -> Path:
     return (Path.cwd() / Path(value).expanduser()).resolve()
@@ -117,9 +135,30 @@ def settings_differences(saved: Mapping[str, Any], args: Any) -> dict[str, tuple
     }
 
 
+def objective_differences(saved: Any, now: Any, name: str = "loss") -> dict[str, tuple[Any, Any]]:
+    """``{name.key...: (saved, now)}`` for each value of ``now`` (a run's objective, as
+    :func:`~biohicl.training.objective.objective_record` gives it) other than in ``saved`` (a checkpoint's), by key
+    path (``loss.extra_terms.margin.weight``). An extra term one side lacks is a difference (:data:`ABSENT` there;
+    no ``extra_terms`` is none); any other key only one side has is not compared (a version that added or dropped
+    it, as for the arguments)."""
+    if not (isinstance(saved, dict) and isinstance(now, dict)):
+        return {} if saved == now else {name: (saved, now)}
+    every = name.endswith(f".{EXTRA_TERMS}")  # its keys are the terms
+    keys = set(saved) | set(now) if every else set(saved) & set(now) | {EXTRA_TERMS} & (set(saved) | set(now))
+    found: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(keys):
+        absent = {} if key == EXTRA_TERMS and not every else ABSENT
+        found |= objective_differences(saved.get(key, absent), now.get(key, absent), f"{name}.{key}")
+    return found
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if value is ABSENT else json.dumps(value)
+
+
 def shown_differences(differences: Mapping[str, tuple[Any, Any]], limit: int = 6) -> str:
     """``name old → new, ...`` (JSON values), the first ``limit`` of them and how many more."""
-    shown = [f"{name} {json.dumps(old)} → {json.dumps(new)}" for name, (old, new) in list(differences.items())[:limit]]
+    shown = [f"{name} {_shown(old)} → {_shown(new)}" for name, (old, new) in list(differences.items())[:limit]]
     more = len(differences) - limit
     return ", ".join(shown) + (f" and {more} more ({', '.join(list(differences)[limit:])})" if more > 0 else "")
 
@@ -135,9 +174,39 @@ def _saved_arguments(checkpoint: Path) -> dict[str, Any] | None:
     return saved if isinstance(saved, dict) else None
 
 
-def check_resume_settings(args: Any, checkpoint: str | Path) -> None:
+def saved_objective(checkpoint: Path) -> dict[str, Any] | None:
+    """The objective ``checkpoint``'s ``trainer_state.json`` keeps (:data:`OBJECTIVE_RECORD`), or None for a
+    checkpoint that keeps none (written by other code, or by ``BioHiCLTrainer`` used directly)."""
+    from biohicl.jsonio import read_json
+
+    path = checkpoint / "trainer_state.json"
+    state = read_json(path) if path.is_file() else None
+    entry = (state.get("stateful_callbacks") or {}).get(OBJECTIVE_RECORD) if isinstance(state, dict) else None
+    config = (entry.get("attributes") or {}).get("config") if isinstance(entry, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def check_resume_objective(objective: Mapping[str, Any], checkpoint: str | Path) -> None:
+    """A :class:`ConfigError` when ``checkpoint`` was trained with another objective than ``objective`` (this run's
+    :func:`~biohicl.training.objective.objective_record`), naming what changed. A checkpoint that keeps none (of
+    code before the record, where the arguments, compared, were the objective unless a ``loss=`` was given) is
+    resumed, saying so at info level."""
+    checkpoint = Path(checkpoint)
+    saved = saved_objective(checkpoint)
+    if saved is None:
+        logger.info("%s keeps no record of its objective: its loss is not compared with this run's", checkpoint)
+    elif differences := objective_differences(saved, dict(objective)):
+        raise ConfigError(
+            f"resume_from_checkpoint: {checkpoint} was trained with another objective (checkpoint → this run: "
+            f"{shown_differences(differences)}); resume with the loss it was trained with, or train a new run in "
+            "another --output_dir"
+        )
+
+
+def check_resume_settings(args: Any, checkpoint: str | Path, objective: Mapping[str, Any] | None = None) -> None:
     """A :class:`ConfigError` when ``checkpoint`` was trained with other settings than ``args`` give (a checkpoint
-    past this run's ``max_steps`` among them); a checkpoint without its arguments file is resumed with a warning."""
+    past this run's ``max_steps`` among them), or, given this run's ``objective``, with another one
+    (:func:`check_resume_objective`); a checkpoint without its arguments file is resumed with a warning."""
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     checkpoint = Path(checkpoint)
@@ -151,6 +220,8 @@ def check_resume_settings(args: Any, checkpoint: str | Path) -> None:
             f"{shown_differences(differences)}); resume with its settings (its biohicl_training_args.json), or train "
             "a new run in another --output_dir"
         )
+    if objective is not None:
+        check_resume_objective(objective, checkpoint)
 
 
 #: What a fresh run into a folder of another run's checkpoints can do (:func:`check_fresh_run_folder`).
@@ -160,10 +231,13 @@ FRESH_RUN_REMEDY = (
 )
 
 
-def check_fresh_run_folder(args: Any, remedy: str = FRESH_RUN_REMEDY) -> None:
-    """A :class:`ConfigError` when ``args.output_dir`` holds a complete checkpoint of a run with other settings:
-    ``--resume_from_checkpoint last`` would later pick the newest checkpoint there, its or this run's. ``remedy``
-    ends the message (the demo names its own options)."""
+def check_fresh_run_folder(
+    args: Any, remedy: str = FRESH_RUN_REMEDY, objective: Mapping[str, Any] | None = None
+) -> None:
+    """A :class:`ConfigError` when ``args.output_dir`` holds a complete checkpoint of a run with other settings, or
+    (given this run's ``objective``) another objective its checkpoint keeps: ``--resume_from_checkpoint last`` would
+    later pick the newest checkpoint there, its or this run's. ``remedy`` ends the message (the demo names its own
+    options)."""
     from biohicl.training.checkpoint import complete_checkpoints
 
     for checkpoint in reversed(complete_checkpoints(args.output_dir or ".")):
@@ -173,12 +247,19 @@ def check_fresh_run_folder(args: Any, remedy: str = FRESH_RUN_REMEDY) -> None:
                 f"{args.output_dir} holds checkpoints of a run with other settings ({checkpoint.name} → this run: "
                 f"{shown_differences(differences)}): {remedy}"
             )
+        kept = saved_objective(checkpoint) if objective is not None else None
+        if kept is not None and (differences := objective_differences(kept, dict(objective))):
+            raise ConfigError(
+                f"{args.output_dir} holds checkpoints of a run with another objective ({checkpoint.name} → this run: "
+                f"{shown_differences(differences)}): {remedy}"
+            )
 
 
-def check_run_folder(args: Any, resume: str | Path | None) -> None:
+def check_run_folder(args: Any, resume: str | Path | None, objective: Mapping[str, Any] | None = None) -> None:
     """:func:`check_resume_settings` for a resumed run (``resume``: its checkpoint), else
-    :func:`check_fresh_run_folder`."""
+    :func:`check_fresh_run_folder`; given the run's ``objective``
+    (:func:`~biohicl.training.objective.objective_record`), the checkpoints' are compared with it too."""
     if resume is None:
-        check_fresh_run_folder(args)
+        check_fresh_run_folder(args, objective=objective)
     else:
-        check_resume_settings(args, resume)
+        check_resume_settings(args, resume, objective)

@@ -5,7 +5,8 @@ batches of an epoch (all processes together), each process's share of them (as a
 ``BatchSamplerShard`` splits them) and the documents behind one optimizer step. :func:`run_summary` is the whole
 record :func:`~biohicl.training.run.train_biohicl` writes; its ``biohicl_source`` lists the code that trained the run
 (:func:`~biohicl.provenance.source_digest`), each process that trained part of it, which :class:`SourceRecord`
-keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it.
+keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it, as :class:`ObjectiveRecord`
+keeps the run's objective there for the resume to compare.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from transformers.trainer_callback import ExportableState
 
 from biohicl.provenance import UNKNOWN_SOURCE, source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.objective import loss_config
+from biohicl.training.objective import objective_record
+from biohicl.training.run_settings import OBJECTIVE_RECORD
 from biohicl.training.selection import selection_summary
 
 
@@ -95,6 +97,21 @@ class SourceRecord(TrainerCallback, ExportableState):
         return {"args": {}, "attributes": {"sources": list(self.sources)}}
 
 
+class ObjectiveRecord(TrainerCallback, ExportableState):
+    """Keeps the run's objective (``config``: :func:`~biohicl.training.objective.objective_record` of its loss) in the
+    ``TrainerState``, so every checkpoint's ``trainer_state.json`` says which loss trained up to it and a resume
+    from it under another is refused (:func:`~biohicl.training.run_settings.check_resume_objective`)."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        self.config = dict(config or {})
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        state.stateful_callbacks[OBJECTIVE_RECORD] = self.state()  # a checkpoint of older code has no entry to update
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"config": self.config}}
+
+
 def recorded_sources(state: Any) -> list[str]:
     """The digests :class:`SourceRecord` kept when this process's training began (:func:`trained_by` if it kept
     none)."""
@@ -116,7 +133,7 @@ def run_summary(
         "data": data_stats,
         "batch_sampler": type(sampler).__name__,
         **batch_scale(sampler, trainer.args, trainer.accelerator.num_processes, trainer.args.process_index),
-        "loss": {"class": type(trainer.loss).__name__, **loss_config(trainer.loss)},  # what trained, not args
+        "loss": objective_record(trainer.loss),  # what trained, not the arguments
         "trainable_parameters": trainable,
         "total_parameters": total,
         "global_step": trainer.state.global_step,
