@@ -253,9 +253,10 @@ def split_documents_with_kinds(
     column = label_column(documents, path)
     if "split" not in documents.column_names:
         raise DataError(f"no `split` column, so no {split!r} documents (rebuild with `biohicl build-dataset`)", path)
-    keep = [i for i, s in enumerate(documents["split"]) if s == split]
+    splits = column_list(documents, "split")  # whole columns through arrow, not row by row (biohicl.data.columns)
+    keep = [i for i, s in enumerate(splits) if s == split]
     if not keep:
-        present = sorted({str(s) for s in documents["split"]})
+        present = sorted({str(s) for s in splits})
         raise DataError(f"no documents with split {split!r} (splits present: {', '.join(present)})", path)
     rows = documents.select(keep[:limit] if limit is not None else keep)
     if Path(path).expanduser().is_file():  # read as training reads the file (training.document_file)
@@ -264,10 +265,12 @@ def split_documents_with_kinds(
         hierarchy = mesh or MeshHierarchy.load()
         labels = [file_labels(labs, hierarchy) for labs in column_list(rows, column)]
     else:
-        texts = [document_text(r) for r in rows]
-        labels = [list(r[column] or ()) for r in rows]
-    pmids = [str(r.get("pmid", i)) for i, r in enumerate(rows)]
-    kinds = [str(k or INDEXING) for k in rows["label_kind"]] if "label_kind" in rows.column_names else None
+        fields = {name: column_list(rows, name) for name in TEXT_COLUMNS if name in rows.column_names}
+        texts = [document_text({name: values[i] for name, values in fields.items()}) for i in range(len(rows))]
+        labels = [list(labs or ()) for labs in column_list(rows, column)]
+    names = column_list(rows, "pmid") if "pmid" in rows.column_names else range(len(rows))
+    pmids = [str(name) for name in names]
+    kinds = [str(k or INDEXING) for k in column_list(rows, "label_kind")] if "label_kind" in rows.column_names else None
     return texts, labels, pmids, kinds
 
 

@@ -32,6 +32,13 @@ import numpy as np
 
 from biohicl.data.documents import other_hierarchy
 from biohicl.errors import DataError
+from biohicl.evaluation.agreement_pairs import (
+    CONSTANT,
+    doubled_ranks,
+    pair_cosines,
+    pearson_correlation,
+    rank_correlation_of,
+)
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.results import AGREEMENT_TASK, TaskResult, file_checksums
 
@@ -149,7 +156,7 @@ def evaluate_agreement(
 class SimLPairs:
     """What an agreement measures SimE against, model-independent: the documents with a label the hierarchy places
     (``keep``), the pairs ``i < j`` of them measured (``mask``, of one label kind), their SimL (row-major, as
-    ``siml[np.triu_indices(n, 1)]`` gives them) and its average ranks, computed once (:meth:`ranks`)."""
+    ``siml[np.triu_indices(n, 1)]`` gives them) and its average ranks, computed once (:meth:`doubled_ranks`)."""
 
     keep: list[int]
     mask: np.ndarray  # [n, n] bool: the pairs measured
@@ -159,14 +166,15 @@ class SimLPairs:
     _doubled_ranks: np.ndarray | None = field(default=None, repr=False)
 
     def ranks(self) -> np.ndarray:
-        """``scipy.stats.rankdata(siml)`` (average ranks, float64); kept as twice the ranks in unsigned ints, exact
-        (ranks are whole or half numbers), 4 bytes a pair where float64 takes 8."""
-        if self._doubled_ranks is None:
-            from scipy.stats import rankdata
+        """``scipy.stats.rankdata(siml)`` (average ranks, float64), from :meth:`doubled_ranks`."""
+        return self.doubled_ranks() * 0.5
 
-            dtype = np.uint32 if 2 * len(self.siml) < 2**32 else np.uint64
-            self._doubled_ranks = (2.0 * rankdata(self.siml)).astype(dtype)
-        return self._doubled_ranks.astype(np.float64) * 0.5
+    def doubled_ranks(self) -> np.ndarray:
+        """Twice SimL's average ranks (:func:`~biohicl.evaluation.agreement_pairs.doubled_ranks`), kept: exact in
+        unsigned ints (ranks are whole or half numbers), 4 bytes a pair where float64 takes 8."""
+        if self._doubled_ranks is None:
+            self._doubled_ranks = doubled_ranks(self.siml)
+        return self._doubled_ranks
 
     @property
     def nbytes(self) -> int:
@@ -195,21 +203,20 @@ def siml_pairs(labels: Sequence[Sequence[str]], mesh: MeshHierarchy, kinds: Sequ
 
 
 def rank_correlation(sime: np.ndarray, pairs: SimLPairs) -> float:
-    """``scipy.stats.spearmanr(sime, pairs.siml).statistic`` (the Pearson correlation of average ranks, as scipy
-    computes it, NaN and its warning for a constant input) with SimL's ranks of ``pairs``: only SimE is ranked."""
-    from scipy.stats import ConstantInputWarning, rankdata
+    """``scipy.stats.spearmanr(sime, pairs.siml).statistic`` (the Pearson correlation of average ranks, NaN and
+    scipy's warning for a constant input) with SimL's kept ranks of ``pairs``: only SimE is ranked. From exact
+    integer sums (:func:`~biohicl.evaluation.agreement_pairs.rank_correlation_of`), where scipy's float sums
+    round (1e-16 apart or less at 7.9M pairs)."""
+    from scipy.stats import ConstantInputWarning
 
     if len(sime) <= 1:
         return float("nan")
     if (sime[0] == sime).all() or pairs.constant:
-        warnings.warn(
-            ConstantInputWarning("An input array is constant; the correlation coefficient is not defined."),
-            stacklevel=2,
-        )
+        warnings.warn(ConstantInputWarning(CONSTANT), stacklevel=2)
         return float("nan")
     if np.isnan(sime).any():
         return float("nan")
-    return float(np.corrcoef(np.column_stack((rankdata(sime), pairs.ranks())), rowvar=False)[1, 0])
+    return rank_correlation_of(doubled_ranks(sime), pairs.doubled_ranks())
 
 
 def siml_alignment(
@@ -226,9 +233,9 @@ def siml_alignment(
     """Agreement of SimE (``model.encode``) with SimL over all pairs ``i < j`` of the given documents; with
     ``kinds`` (each document's ``label_kind``), over the pairs of one kind only: SimL never compares an
     indexing-labelled with a mention-labelled document (one kind: every pair, the same numbers). ``pairs``: the
-    documents' :func:`siml_pairs`, computed before (then ``labels`` and ``kinds`` are not read)."""
-    from scipy.stats import pearsonr
-
+    documents' :func:`siml_pairs`, computed before (then ``labels`` and ``kinds`` are not read). SimE is computed
+    in row blocks and one statistic at a time (:mod:`~biohicl.evaluation.agreement_pairs`): ~20 bytes a pair at
+    the peak, SimE, its sort order and its ranks."""
     from biohicl.mesh.hierarchy import MeshHierarchy
     from biohicl.mesh.pair_rules import ZERO_TOLERANCE
 
@@ -238,22 +245,31 @@ def siml_alignment(
     encoded = model.encode(kept_texts, batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar)
     emb = np.asarray(encoded, dtype=np.float64)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    s_l, s_e = pairs.siml, (emb @ emb.T)[pairs.mask]
-    positive, zero = s_l > beta, s_l <= ZERO_TOLERANCE
+    s_l, s_e = pairs.siml, pair_cosines(emb, pairs.mask)
+    del encoded, emb
     documents, cross = len(pairs.keep), pairs.cross
     if len(s_l) < 2:  # no correlation over fewer than 2 pairs (e.g. kinds of one labelled document each)
         return {"documents": documents, "pairs": len(s_l), "spearman": float("nan"), "pearson": float("nan"),
                 "cross_kind_pairs_skipped": cross}  # fmt: skip
+    squared = np.subtract(s_e, s_l)  # np.mean((s_e - s_l) ** 2), one temporary
+    mse = float(np.mean(np.square(squared, out=squared)))
+    del squared
+    means, counts = {}, {}
+    for name, selected in (("positive", s_l > beta), ("zero", s_l <= ZERO_TOLERANCE)):
+        counts[name] = int(np.count_nonzero(selected))
+        means[name] = float(s_e[selected].mean()) if counts[name] else float("nan")
+    del selected
+    spearman = rank_correlation(s_e, pairs)
     return {
         "documents": documents,
         "pairs": len(s_l),
-        "spearman": rank_correlation(s_e, pairs),
-        "pearson": float(pearsonr(s_e, s_l).statistic),
-        "mse_all_pairs": float(np.mean((s_e - s_l) ** 2)),
-        "sime_positive_mean": float(s_e[positive].mean()) if positive.any() else float("nan"),
-        "sime_zero_mean": float(s_e[zero].mean()) if zero.any() else float("nan"),
-        "positive_pairs": int(positive.sum()),
-        "zero_pairs": int(zero.sum()),
+        "spearman": spearman,
+        "pearson": pearson_correlation(s_e, s_l),
+        "mse_all_pairs": mse,
+        "sime_positive_mean": means["positive"],
+        "sime_zero_mean": means["zero"],
+        "positive_pairs": counts["positive"],
+        "zero_pairs": counts["zero"],
         "cross_kind_pairs_skipped": cross,
     }
 
