@@ -36,6 +36,11 @@ from biohicl.losses.title import TitleInfoNCELoss
 from biohicl.losses.utils import check_inputs
 
 #: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
+#: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
+EMPTY_OBJECTIVE = (
+    "use_mse, use_contrastive, title_weight: at least one loss term must be on (or, from Python, an extra term of "
+    "positive weight: build_loss(args, extra_terms=...))"
+)
 BUILT_IN_TERMS = frozenset({"mse", "con", "distill", "title"})
 
 
@@ -123,7 +128,7 @@ class BioHiCLLoss(nn.Module):
         except KeyError as error:  # a name nn.ModuleDict keeps for itself ("keys", "training", ...)
             raise ConfigError(f"extra_terms: {error.args[0]}") from None
         if not (use_mse or use_contrastive or title_weight > 0 or any(self.extra_weights.values())):
-            raise ValueError("use_mse and use_contrastive are both False and title_weight is 0: an empty loss")
+            raise ValueError(EMPTY_OBJECTIVE)
         if lambda_con < 0:
             raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
         if distill_weight < 0:

@@ -25,11 +25,6 @@ from biohicl.losses import BioHiCLLoss, FilteredMSELoss, HierarchicalContrastive
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
 
-#: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
-EMPTY_OBJECTIVE = (
-    "use_mse, use_contrastive, title_weight: at least one loss term must be on (or, from Python, an extra term of "
-    "positive weight: build_loss(args, extra_terms=...))"
-)
 #: The term :func:`check_objective` builds the arguments' loss with, so that only their values are checked.
 _STAND_IN = "stand_in"
 
@@ -58,14 +53,19 @@ def check_objective(args: Any) -> None:
     """Refuse what :func:`build_loss` would refuse of ``args``' values (a ``BioHiCLTrainingArguments``, or a study's
     namespace of them), as a one-line :class:`ConfigError` naming the field: the loss is built, with a stand-in extra
     term so that whether any term is on is left to the run, which knows its extra terms."""
+    _built(args, {_STAND_IN: (nn.Identity(), 1.0)})
+
+
+def _built(args: Any, extra_terms: Mapping[str, tuple[nn.Module, float]] | None) -> BioHiCLLoss:
+    """:func:`_objective`, a ValueError of the loss's as a one-line :class:`ConfigError` naming the field."""
     try:
-        _objective(args, {_STAND_IN: (nn.Identity(), 1.0)})
-    except ConfigError:
+        return _objective(args, extra_terms)
+    except ConfigError:  # an extra term's own refusal, naming it
         raise
     except ValueError as err:
         message = " ".join(str(err).split())
-        named = message.partition(":")[0]
-        raise ConfigError(message if hasattr(args, named) else f"loss: {message}") from None
+        named = message.partition(":")[0].split(", ")  # the fields the message opens with
+        raise ConfigError(message if all(hasattr(args, name) for name in named) else f"loss: {message}") from None
 
 
 def build_loss(
@@ -74,14 +74,10 @@ def build_loss(
     """The objective described by ``args``, plus ``extra_terms`` (``{name: (module, weight)}``, each logged as
     ``loss_<name>``: :class:`~biohicl.losses.combined.BioHiCLLoss`). A value the loss refuses is a one-line
     :class:`ConfigError` naming its field (:func:`check_objective`), and so is an objective with no term on
-    (:data:`EMPTY_OBJECTIVE`): the arguments' terms all off and no extra term of positive weight."""
-    check_objective(args)
-    try:
-        return _objective(args, extra_terms)
-    except ConfigError:  # an extra term's own refusal, naming it
-        raise
-    except ValueError:  # the values passed check_objective: what is left is that no term is on
-        raise ConfigError(EMPTY_OBJECTIVE) from None
+    (:data:`~biohicl.losses.combined.EMPTY_OBJECTIVE`): the arguments' terms all off and no extra term of positive
+    weight."""
+    check_objective(args)  # the values first: an objective with no term on is refused only when they are right
+    return _built(args, extra_terms)
 
 
 def loss_terms(out: torch.Tensor | Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
