@@ -119,7 +119,54 @@ def test_the_plan_names_the_objective_that_would_train(
 ):
     assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2", *more), "--dry_run"]) == 0
     out = capsys.readouterr().out
-    assert f"  objective: {objective}\n  evaluation: none\n" in out
+    assert f"  objective: {objective}\n  evaluation: none (no --eval_tasks): the run keeps its last step " in out
+
+
+def test_the_plan_says_a_run_without_evaluation_keeps_its_last_step(tiny_bert_dir, dataset, tmp_path, capsys, no_model):
+    """The evaluation line of a run without ``--eval_tasks`` is the run's own warning line, as the plan's."""
+    from biohicl.training.run_settings import NO_DEV_SELECTION, NO_DEV_SELECTION_EFFECT
+
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2"), "--dry_run"]) == 0
+    assert NO_DEV_SELECTION.endswith(NO_DEV_SELECTION_EFFECT)
+    assert NO_DEV_SELECTION_EFFECT.startswith("the run keeps its last step whatever it scores; to select a step on ")
+    assert f"  evaluation: none (no --eval_tasks): {NO_DEV_SELECTION_EFFECT}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("more", "cuda", "device"),
+    [
+        (["--use_cpu"], False, "cpu (use_cpu)"),
+        (["--use_cpu"], True, "cpu (use_cpu; this machine has a GPU: --use_cpu false trains on it)"),
+        (["--use_cpu", "false"], None, None),  # TrainingArguments.device: cuda:0 on a GPU machine, else cpu
+    ],
+)
+def test_the_plan_names_the_device_the_run_trains_on(
+    tiny_bert_dir, dataset, tmp_path, capsys, no_model, monkeypatch, more, cuda, device
+):
+    import torch
+
+    plain = [o for o in options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2") if o != "--use_cpu"]
+    device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    with monkeypatch.context() as patch:
+        if cuda is not None:  # the plan's hint only: args.device is set up by then
+            patch.setattr(torch.cuda, "is_available", lambda: cuda)
+        assert main([*plain, *more, "--dry_run"]) == 0
+    assert f"\n  device: {device}\n" in capsys.readouterr().out
+
+
+def test_the_device_line_is_what_the_training_arguments_train_on(monkeypatch, tmp_path):
+    """Without use_cpu the line is ``args.device``, as transformers decides it (a GPU when there is one)."""
+    import torch
+
+    from biohicl.cli.train_plan import device_plan
+    from biohicl.training.args import BioHiCLTrainingArguments
+
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path), use_cpu=False)
+    assert device_plan(args) == str(args.device)
+    monkeypatch.setattr(type(args), "device", property(lambda self: torch.device("cuda", 0)))
+    assert device_plan(args) == "cuda:0"
+    args.use_cpu = True
+    assert device_plan(args).startswith("cpu (use_cpu")
 
 
 def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):

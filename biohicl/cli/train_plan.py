@@ -9,7 +9,8 @@ the training data read as training reads it (:func:`~biohicl.training.run.traini
 sentence-transformers files read as the run reads them (:func:`check_base_encoding`), the data batched
 (:func:`~biohicl.training.run.build_batch_sampler`), and the resumed checkpoint's step against the run's last
 (:func:`~biohicl.training.checkpoint.at_last_step`); the plan names the objective that would train
-(:func:`objective_plan`). The base model is resolved offline first
+(:func:`objective_plan`), whether it selects a step on dev (:func:`evaluation_plan`) and the device it trains on
+(:func:`device_plan`). The base model is resolved offline first
 (:func:`~biohicl.study.preflight.model_check`, an adapter's recorded base included), reading nothing the run would
 refuse. A missing dataset, base model or task data is listed, not raised: the command exits 1 naming each, as
 ``biohicl reproduce --dry_run`` does; any other refusal is the real run's one line.
@@ -39,10 +40,14 @@ def optimizer_steps(args: Any, batches_per_epoch: int) -> tuple[int, int]:
 
 def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
     """When the run evaluates and on which tasks: ``every 50 steps and at step 0 on biosses, pubmedqa:dev``
-    (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it)."""
+    (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it); without evaluation, that
+    the run keeps its last step and how to select on dev, as the run's warning says
+    (:data:`~biohicl.training.run_settings.NO_DEV_SELECTION`)."""
+    from biohicl.training.run_settings import NO_DEV_SELECTION_EFFECT
+
     strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
     if strategy == "no":
-        return "none"
+        return f"none (no --eval_tasks): {NO_DEV_SELECTION_EFFECT}"
     start = " and at step 0" if args.eval_on_start else ""
     tasks = ", ".join(args.eval_tasks)
     if strategy == "epoch":
@@ -53,6 +58,18 @@ def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
     else:
         every = int(every)
     return f"every {every} steps{start} on {tasks}"
+
+
+def device_plan(args: Any) -> str:
+    """The device the run trains on: the CPU under ``use_cpu`` (saying so, and that ``--use_cpu false`` trains on
+    this machine's GPU when it has one), else ``args.device`` as transformers' ``TrainingArguments`` decides it (set
+    up when the arguments were made: a launched process's own GPU, else ``cuda:0``, MPS, ..., else the CPU)."""
+    import torch
+
+    if args.use_cpu:
+        spare = "; this machine has a GPU: --use_cpu false trains on it" if torch.cuda.is_available() else ""
+        return f"cpu (use_cpu{spare})"
+    return str(args.device)
 
 
 def output_plan(output_dir: str, resume: str | None, total: int | None = None) -> str:
@@ -197,6 +214,7 @@ def dry_run(args: Any, loss: Any = None) -> int:
         f"objective: {objective_plan(loss)}",
         f"evaluation: {evaluation_plan(args, per_epoch, total)}",
         f"output: {output_plan(args.output_dir, resume, total)}",
+        f"device: {device_plan(args)}",
     ]
     checks = [data, model, *tasks]
     print(f"biohicl train --dry_run ({NOTHING_DONE}):\n" + "\n".join(f"  {line}" for line in lines))

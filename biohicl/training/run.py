@@ -44,7 +44,7 @@ from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
-from biohicl.training.run_settings import check_run_folder
+from biohicl.training.run_settings import NO_DEV_SELECTION, check_run_folder
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import ObjectiveRecord, SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -349,6 +349,8 @@ def train_biohicl(
     from biohicl.training.curves import plot_training_curves
 
     check_evaluation(args, evaluator)  # before any slow work
+    if args.eval_strategy == "no" and args.should_log:  # a plain `biohicl train`: no dev selection, said once
+        logger.warning(NO_DEV_SELECTION)
     loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective

@@ -5,7 +5,8 @@ checkpoint in ``output_dir`` whoever wrote it. So a resume under other settings 
 ``biohicl_training_args.json``, or under another objective than the one its ``trainer_state.json`` keeps (a loss
 given as ``train_biohicl(loss=...)``, its extra terms, is no argument: :data:`OBJECTIVE_RECORD`), and a fresh run
 into a folder holding another run's checkpoints, are refused in one line, before the model loads. Torch-free: the
-demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too."""
+demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too. A run without dev evaluation is not refused, but keeps
+its last step: :data:`NO_DEV_SELECTION` says so when it starts."""
 
 from __future__ import annotations
 
@@ -263,3 +264,15 @@ def check_run_folder(args: Any, resume: str | Path | None, objective: Mapping[st
         check_fresh_run_folder(args, objective=objective)
     else:
         check_resume_settings(args, resume, objective)
+
+
+#: What a run without dev evaluation (no ``eval_strategy``, so no ``--eval_tasks``) ends with, and how to select on
+#: dev instead: the dry run's evaluation line gives it, and :data:`NO_DEV_SELECTION` is the run's warning.
+NO_DEV_SELECTION_EFFECT = (
+    "the run keeps its last step whatever it scores; to select a step on dev data, step 0 (the base) a candidate, add "
+    "e.g. --eval_tasks pubmedqa:dev --eval_strategy steps --eval_steps 50 --save_steps 50 --load_best_model_at_end "
+    '--metric_for_best_model pubmedqa-dev_recall@1 (docs/training.md, "Model selection on dev data"), or train with '
+    "--config configs/biohicl_minilm.yaml, the registry's recipe"
+)
+#: The one warning line ``train_biohicl`` logs when a run without dev evaluation starts.
+NO_DEV_SELECTION = f"no dev evaluation (no --eval_tasks), so {NO_DEV_SELECTION_EFFECT}"
