@@ -1,10 +1,9 @@
-"""Index.find and Index.documents read the docs sidecars without parsing every line: the same results as parsing
-every line (ids that JSON escapes, ids as numbers, other key orders, a missing id, an id held twice), and
-``search --like`` looks its ids up once."""
+"""Index.find reads the docs sidecars without parsing every line: the same results as parsing every line (ids that
+JSON escapes, ids as numbers, other key orders, a missing id, an id held twice), and ``search --like`` looks its ids
+up once."""
 
 from __future__ import annotations
 
-import bisect
 import json
 from pathlib import Path
 
@@ -53,23 +52,6 @@ def parsed_find(index: Index, ids) -> dict[str, int]:
     return found
 
 
-def parsed_documents(index: Index, positions) -> dict[int, dict]:
-    """Index.documents as it was: each shard's lines read from its first line."""
-    starts = [s.start for s in index.manifest.shards]
-    by_shard: dict[int, list[int]] = {}
-    for position in sorted(set(positions)):
-        by_shard.setdefault(bisect.bisect_right(starts, position) - 1, []).append(position)
-    found = {}
-    for number, rows in by_shard.items():
-        shard = index.manifest.shards[number]
-        local = {p - shard.start + 1: p for p in rows}
-        path = index.directory / shard.docs
-        for line_number, line in iter_lines(path):
-            if line_number in local:
-                found[local.pop(line_number)] = _doc_record(line, path, line_number)
-    return found
-
-
 ODD_IDS = ['quo"te', "back\\slash", "tab\there", "caf\u00e9", "\u65e5\u672c", "a/b", "12", "123", "id", ""]
 
 
@@ -113,10 +95,15 @@ def test_find_equals_parsing_every_line(odd_index):
     }
 
 
-def test_documents_equal_reading_every_line(odd_index):
+def test_an_id_held_twice_is_its_first_row_in_memory_as_on_disk(tmp_path):
+    lines = [json.dumps({"id": i}) for i in ["a", "b", "a"]]
+    on_disk = load_index(write_index(tmp_path / "twice", [lines]))
+    in_memory = Index.from_embeddings(on_disk.embeddings(), ids=["a", "b", "a"])
+    assert on_disk.find(["a", "b"]) == in_memory.find(["a", "b"]) == {"a": 0, "b": 1}
+
+
+def test_documents_reads_the_rows_asked(odd_index):
     count = len(odd_index)
-    for rows in [[0], [count - 1], list(range(count)), [169, 3, 3, 12, 150, 19, 20], [18, 160, 161, 162]]:
-        assert odd_index.documents(rows) == parsed_documents(odd_index, rows), rows
     assert odd_index.documents([17, 0])[17]["id"] == "spaced" and odd_index.documents([17])[17]["id"] == "spaced"
     with pytest.raises(IndexError, match="outside the index"):
         odd_index.documents([count])
@@ -204,10 +191,7 @@ def test_random_sidecars_read_as_parsing_every_line(tmp_path, seed):
     for _ in range(30):
         ids = rng.sample(every, rng.randrange(1, 4)) + ["not held"] * rng.randrange(2)
         assert index.find(ids) == parsed_find(index, ids), ids
-        rows = rng.sample(range(len(index)), rng.randrange(1, 12))
-        assert index.documents(rows) == parsed_documents(index, rows), rows
     assert index.find(every) == parsed_find(index, every)
-    assert index.documents(range(len(index))) == parsed_documents(index, range(len(index)))
 
 
 @pytest.mark.parametrize("bad", [b"\n", b"   \n", b'{"id" "x"}\n', b'{"title": "t"}\n', b"[1]\n"])

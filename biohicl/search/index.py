@@ -147,8 +147,12 @@ class Index:
         :func:`_plain_id`)."""
         wanted = {str(i) for i in ids}
         if self._docs is not None:
-            return {d["id"]: row for row, d in enumerate(self._docs) if d["id"] in wanted}
-        found: dict[str, int] = {}
+            found: dict[str, int] = {}
+            for row, doc in enumerate(self._docs):
+                if doc["id"] in wanted:
+                    found.setdefault(doc["id"], row)
+            return found
+        found = {}
         for shard in self.manifest.shards:
             path = self.directory / shard.docs
             for line_number, line in iter_lines(path):
