@@ -22,6 +22,7 @@ from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
 from biohicl.data.read_report import ReadReport
 from biohicl.data.records import MALFORMED, MeshRecord, ReadContext
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_forms import heading_descriptor
 
 TAG_LINE = re.compile(r"([A-Z][A-Z0-9]{0,3}) *- ?(.*)")
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
@@ -30,9 +31,8 @@ YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 def parse_mesh_heading(value: str) -> tuple[str, bool]:
     """``"*Diabetes Mellitus, Type 2/drug therapy/*metabolism"`` → ``("Diabetes Mellitus, Type 2", True)``:
     the descriptor without qualifiers or ``*``, and whether it (or one of its qualifiers) is a major topic."""
-    parts = [part.strip() for part in value.split("/")]
-    major = any(part.startswith("*") for part in parts)
-    return parts[0].lstrip("*").strip(), major
+    major = any(part.strip().startswith("*") for part in value.split("/"))
+    return heading_descriptor(value), major
 
 
 def _blocks(handle: Any) -> Iterator[tuple[list[tuple[str, str]], str]]:

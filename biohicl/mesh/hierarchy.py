@@ -243,7 +243,9 @@ class MeshHierarchy:
         weights = {resolve_label(self, label) or label: float(w) for label, w in label_weights.items()}
         if any(w < 0 or not math.isfinite(w) for w in weights.values()):
             raise ValueError("label_weights: weights must be finite and non-negative")
-        resolved = [[resolve_label(self, label) or label for label in doc] for doc in docs]
+        resolved = [
+            [label if label in self.names else resolve_label(self, label) or label for label in doc] for doc in docs
+        ]
         levels = sorted({1.0, *weights.values()}, reverse=True)
         total = None
         for k, level in enumerate(levels):
