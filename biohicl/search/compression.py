@@ -130,8 +130,10 @@ def _quantiles(sample: np.ndarray) -> np.ndarray:
 
 
 def _mean_absolute_deviation(sample: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """``np.abs(sample - mean).mean(0)`` to the bit, a block of about ``len(sample) / FIT_PARTS`` rows at a time: each
-    block is summed on from the running total (its first row), in the row order of the one sum over the sample."""
+    """``np.abs(sample - mean).mean(0)``, a block of about ``len(sample) / FIT_PARTS`` rows at a time: each block is
+    summed on from the running total (its first row), in the row order of the one sum over the sample, so to the bit
+    for the C-ordered samples of two or more columns :func:`compress_index` gives it (numpy sums one column
+    pairwise)."""
     step = -(-len(sample) // FIT_PARTS)
     buffer = np.empty((step + 1, sample.shape[1]), dtype=np.float32)
     total = np.zeros(sample.shape[1], dtype=np.float32)
