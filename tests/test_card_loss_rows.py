@@ -230,6 +230,7 @@ def test_a_run_with_an_extra_term_shows_and_cites_it(tiny_bert_dir, docs_file, t
     citation = text[text.index("## Citation") :]
     assert f"- `TitleInfoNCELoss`: {TitleInfoNCELoss.citation}\n" in citation
     assert f"- `SimilarityDistillationLoss`: {SimilarityDistillationLoss.citation}\n" in citation
+    assert f"- `Margin`: {Margin.citation}\n" in citation  # a term of one's own, by its citation attribute
     # the YAML header is as before: the loss is in the body only
     header = yaml.safe_load(text[4 : text.index("\n---", 4)])
     assert set(header) == {"base_model", "language", "library_name", "license", "model_name", "pipeline_tag", "tags"}

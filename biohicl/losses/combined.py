@@ -261,6 +261,8 @@ class BioHiCLLoss(nn.Module):
         getter = getattr(term, "get_config_dict", None)
         if callable(getter):
             config["config"] = getter()
+        if isinstance(citation := getattr(term, "citation", None), str) and citation:  # the card cites it
+            config["citation"] = citation
         return config
 
     def extra_repr(self) -> str:
