@@ -190,3 +190,27 @@ def test_every_term_records_its_parameters_and_every_built_in_weight_is_recorded
     on = BioHiCLLoss(distill_weight=0.5, title=TitleInfoNCELoss(0.1), title_weight=0.2).get_config_dict()
     assert (on["distill_weight"], on["distillation"]) == (0.5, {})
     assert (on["title_weight"], on["title"]) == (0.2, {"temperature": 0.1})
+
+
+class TwoArgumentDistillation(SimilarityDistillationLoss):
+    """A distillation term of one's own written before terms took ``pair_mask``."""
+
+    def forward(self, embeddings, base_embeddings):
+        return super().forward(embeddings, base_embeddings)
+
+
+def test_a_distillation_subclass_without_pair_mask_is_called_as_before():
+    emb, base = torch.randn(6, 8, generator=torch.Generator().manual_seed(1)), torch.randn(6, 8)
+    pair_mask = torch.ones(6, 6, dtype=torch.bool)
+    loss = BioHiCLLoss(distillation=TwoArgumentDistillation(), distill_weight=1.0)
+    out = loss(emb, SIML6, pair_mask=pair_mask, base_embeddings=base)
+    assert out["loss_distill"].item() == pytest.approx(SimilarityDistillationLoss()(emb, base).item())
+
+
+def test_a_title_only_loss_needs_no_siml():
+    emb, titles = torch.randn(4, 8), torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    loss = BioHiCLLoss(use_mse=False, use_contrastive=False, title_weight=1.0)
+    out = loss(emb, None, title_embeddings=titles, abstract_embeddings=emb)
+    assert set(out) == {"loss", "loss_title"}
+    assert out["loss"].item() == pytest.approx(TitleInfoNCELoss()(titles, emb).item())
+    assert loss.pair_shares is None

@@ -35,12 +35,12 @@ from biohicl.losses.regression import FilteredMSELoss
 from biohicl.losses.title import TitleInfoNCELoss
 from biohicl.losses.utils import check_inputs
 
-#: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
 #: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
 EMPTY_OBJECTIVE = (
     "use_mse, use_contrastive, title_weight: at least one loss term must be on (or, from Python, an extra term of "
-    "positive weight: build_loss(args, extra_terms=...))"
+    "positive weight: extra_terms=, as build_loss(args, extra_terms=...) gives it)"
 )
+#: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
 BUILT_IN_TERMS = frozenset({"mse", "con", "distill", "title"})
 
 
@@ -156,12 +156,19 @@ class BioHiCLLoss(nn.Module):
         """The contrastive term's ``(positive, negative)`` masks of the batch, on the embeddings' device (None for a
         term without ``masks``), also when the term is off: :attr:`pair_shares` are over them."""
         masks = getattr(self.contrastive, "masks", None)
-        return None if masks is None else masks(siml.to(device=embeddings.device, dtype=torch.float32), pair_mask)
+        if masks is None or not torch.is_tensor(siml):  # a title-only loss may be given no SimL
+            return None
+        return masks(siml.to(device=embeddings.device, dtype=torch.float32), pair_mask)
 
     def _regression(self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None):
         if _runs_forward_of(self.regression, FilteredMSELoss):
             return self.regression(embeddings, siml, pair_mask, checked=True)
         return self.regression(embeddings, siml, pair_mask)
+
+    def _distillation(self, embeddings: torch.Tensor, base: torch.Tensor, pair_mask: torch.Tensor | None):
+        if pair_mask is not None and _runs_forward_of(self.distillation, SimilarityDistillationLoss):
+            return self.distillation(embeddings, base, pair_mask)
+        return self.distillation(embeddings, base)
 
     def _contrastive(self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None, masks):
         if _runs_forward_of(self.contrastive, HierarchicalContrastiveLoss):
@@ -215,7 +222,7 @@ class BioHiCLLoss(nn.Module):
                     "trainer gives a loss whose extra_inputs names it: add terms with extra_terms=, or pass on "
                     "extra_inputs from a wrapper)"
                 )
-            out["loss_distill"] = self.distillation(embeddings, base_embeddings, pair_mask)
+            out["loss_distill"] = self._distillation(embeddings, base_embeddings, pair_mask)
             total = total + self.distill_weight * out["loss_distill"]
         if self.title_weight > 0:
             titled = title_embeddings is not None and abstract_embeddings is not None
