@@ -7,7 +7,9 @@ evaluation encodes, computes SimE over the pairs and correlates: that is what is
 kept pairs. The encoder is a fixed random 768-d vector per document (no model), so the times are the work around
 the encoding. Peak: the growth of the process's ``VmHWM`` over its ``VmRSS`` once ``/proc/self/clear_refs`` reset it
 (Linux), and numpy's own peak in bytes a pair (``tracemalloc``, in a separate call). The metrics must agree: counts
-and means bit for bit, the two correlations to 1e-12 (the script says by how much, and fails when not).
+exactly, the means and the two correlations to 1e-12 (the script says whether the means are the same bits, as they
+were with OpenBLAS, or by how much they differ; a BLAS may round a block's cosines otherwise than the whole
+product's; it fails beyond 1e-12).
 
     python benchmarks/bench_agreement_memory.py                  # 3,980 synthetic dev documents (7.9M pairs)
     python benchmarks/bench_agreement_memory.py --docs 1000      # ... 1,000 of them
@@ -147,14 +149,18 @@ def main() -> None:
     rss = f"{old_peak / new_peak:.1f}x less" if new_peak >= 1 else "not measurable (pages freed before were reused)"
     print(f"-> peak growth {rss}; numpy's peak {old_numpy / new_numpy:.1f}x less; {old_wall / new_wall:.1f}x the speed")
     old, new = results.values()
-    exact = [key for key in new if key not in ("spearman", "pearson") and not same(new[key], old[key])]
-    gaps = {key: abs(new[key] - old[key]) for key in ("spearman", "pearson")}
+    correlations = ("spearman", "pearson")
+    means = [key for key in new if isinstance(new[key], float) and key not in correlations]
+    counts = [key for key in new if key not in means and key not in correlations]
+    gaps = {key: 0.0 if same(new[key], old[key]) else abs(new[key] - old[key]) for key in (*means, *correlations)}
+    differ = [key for key in counts if new[key] != old[key]] + [key for key in gaps if not gaps[key] <= 1e-12]
+    largest = max(gaps[key] for key in means)
+    agree = "equal bit for bit" if largest == 0 else f"equal to rounding (largest |Δ| {largest:.1e})"
     print(
-        f"metrics: counts and means {'equal bit for bit' if not exact else 'DIFFER: ' + ', '.join(exact)}; "
-        + ", ".join(f"|Δ {key}| {gap:.1e}" for key, gap in gaps.items())
+        f"metrics: counts and means {agree if not differ else 'DIFFER: ' + ', '.join(differ)}; "
+        + ", ".join(f"|Δ {key}| {gaps[key]:.1e}" for key in correlations)
     )
-    both_nan = {key: math.isnan(new[key]) and math.isnan(old[key]) for key in gaps}
-    if exact or not all(gaps[key] <= 1e-12 or both_nan[key] for key in gaps):
+    if differ:
         raise SystemExit(1)
 
 

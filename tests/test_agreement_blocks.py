@@ -93,15 +93,14 @@ def whole_matrix_alignment(model, texts, labels, mesh, beta=0.3, kinds=None) -> 
 
 
 def assert_same_metrics(new: dict, old: dict) -> None:
-    """Counts and the means (same values, same numpy sums) bit for bit; the two correlations to 1e-12: the new
-    ones sum in chunks (Pearson) or exactly in integers (Spearman), where scipy and numpy sum the whole vectors
-    in floating point, so the last bits may differ."""
+    """Counts exactly; the means and the two correlations to 1e-12. The means are numpy's sums of the same pairs'
+    values, but a BLAS may round a block's cosines otherwise than the whole product's (in the last bit: see
+    :func:`test_the_pair_cosines_are_the_whole_products_to_rounding`); the correlations sum in chunks (Pearson) or
+    exactly in integers (Spearman), where scipy and numpy sum the whole vectors in floating point."""
     assert new.keys() == old.keys()
     for key in ("documents", "pairs", "positive_pairs", "zero_pairs", "cross_kind_pairs_skipped"):
         assert new[key] == old[key], key
-    for key in ("mse_all_pairs", "sime_positive_mean", "sime_zero_mean"):
-        assert new[key] == old[key], key
-    for key in ("spearman", "pearson"):
+    for key in ("mse_all_pairs", "sime_positive_mean", "sime_zero_mean", "spearman", "pearson"):
         assert new[key] == pytest.approx(old[key], abs=1e-12, rel=0), key
 
 
@@ -147,10 +146,11 @@ def test_the_metrics_are_those_of_the_whole_matrix(real_dataset, mesh, name):
                 assert_same_metrics({**old, **result.metrics}, old)
 
 
-def test_the_pair_cosines_are_the_whole_products_bit_for_bit(real_dataset, mesh):
+def test_the_pair_cosines_are_the_whole_products_to_rounding(real_dataset, mesh):
     """Row blocks of a multiple of 64 rows: each cosine is the dot product the whole ``emb @ emb.T`` (a BLAS syrk)
-    computes, with the same kernels, so the same bits (OpenBLAS here; a BLAS that rounded a block's edge
-    otherwise would fail this first)."""
+    computes, equal to rounding: within 8 ulps of 1 (each is within about one of the exact dot product of unit
+    vectors). With this machine's OpenBLAS they are the same bits; another BLAS (MKL) may round some of a block's
+    pairs otherwise, in the last bits."""
     from biohicl.evaluation.agreement_pairs import pair_cosines
 
     texts, labels, _, kinds = split_documents_with_kinds(real_dataset["mixed"], "dev")
@@ -162,7 +162,7 @@ def test_the_pair_cosines_are_the_whole_products_bit_for_bit(real_dataset, mesh)
         for rows in (None, 64, 128, 192, 512, len(emb)):
             cosines = pair_cosines(emb, pairs.mask, rows=rows)
             assert cosines.dtype == np.float64 and cosines.flags.c_contiguous
-            np.testing.assert_array_equal(cosines, whole)
+            np.testing.assert_allclose(cosines, whole, rtol=0, atol=8 * np.finfo(np.float64).eps)
     upper = np.triu(np.ones((3, 3), dtype=bool), k=1)
     assert pair_cosines(np.eye(3), upper).tolist() == [0.0, 0.0, 0.0]
     assert pair_cosines(np.ones((1, 4)), np.zeros((1, 1), dtype=bool)).shape == (0,)
@@ -271,7 +271,8 @@ def _row_by_row(path, split, limit):
 
 
 def test_the_memory_benchmark_runs_at_a_tiny_size():
-    """``benchmarks/bench_agreement_memory.py`` measures both ways in one run and fails when the metrics differ."""
+    """``benchmarks/bench_agreement_memory.py`` measures both ways in one run and fails when the metrics differ
+    (beyond rounding: bit for bit with OpenBLAS, to 1e-12 otherwise)."""
     import os
     import subprocess
     import sys
@@ -286,4 +287,6 @@ def test_the_memory_benchmark_runs_at_a_tiny_size():
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "150 dev documents, 11,175 pairs" in out.stdout
-    assert "metrics: counts and means equal bit for bit" in out.stdout
+    assert re.search(
+        r"metrics: counts and means equal (bit for bit|to rounding \(largest \|Δ\| [0-9.e+-]+\))", out.stdout
+    )

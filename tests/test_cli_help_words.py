@@ -98,6 +98,17 @@ def test_rest_markup_becomes_terminal_text():
     )
 
 
+def test_a_role_starts_a_word_and_may_name_its_domain():
+    """A role's colon starts a word (``pubmedqa:dev:`` is a task spec, not a role), and a domain may precede it
+    (``:py:func:``)."""
+    from biohicl.cli.parser import terminal_text
+
+    assert terminal_text("pubmedqa:dev:`x`") == "pubmedqa:dev:`x`"
+    assert terminal_text("a::class:`C` b") == "a::class:`C` b"
+    assert terminal_text(":py:func:`f` and :py:class:`~a.b.C`") == "`f` and `C`"
+    assert terminal_text("(:func:`g <a.g>`)") == "(`g`)"
+
+
 @pytest.mark.parametrize("option", ["--dataset", "--private", "--merge"])
 def test_publish_tristate_flags_state_their_default(option, capsys):
     text = option_help("publish", option, capsys)
@@ -153,10 +164,11 @@ def test_dtype_lists_its_choices_and_still_takes_the_short_names(command, capsys
                                 prog="e")  # fmt: skip
         assert (args.dtype, args.backend) == ("bf16", "torch")  # parse_dtype reads bf16 as bfloat16
     else:
-        from biohicl.cli.index import IndexCommandArguments, IndexOptions
+        from biohicl.cli.index import IndexCommandArguments
+        from biohicl.search.indexing import IndexingArguments
 
         argv = ["--corpus", "c", "--model", "m", "--output", "o", "--dtype", "fp16"]
-        _, options = parse_command((IndexCommandArguments, IndexOptions), argv, prog="i")
+        _, options = parse_command((IndexCommandArguments, IndexingArguments), argv, prog="i")
         assert (options.dtype, options.compute_dtype, options.shard_size) == ("fp16", None, 50_000)
 
 

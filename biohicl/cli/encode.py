@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: the choices of --dtype/--compute_dtype (biohicl.search.layout.STORAGE_DTYPES; parse_dtype also takes bf16, fp16 ...)
-#: and of --backend (biohicl.models.onnx_backend.BACKENDS), listed as argparse lists choices; spelled out here so that
-#: importing the command (for `biohicl --help`) loads no torch
-DTYPE_CHOICES = "{float32,float16,bfloat16}"
-BACKEND_CHOICES = "{torch,onnx}"
+from biohicl.models.onnx_backend import BACKENDS
+from biohicl.search.indexing import DTYPE_CHOICES
+
+#: how --backend lists its choices (as argparse lists ``choices``); --dtype/--compute_dtype list
+#: :data:`biohicl.search.indexing.DTYPE_CHOICES`, as ``biohicl index`` does
+BACKEND_CHOICES = "{" + ",".join(BACKENDS) + "}"
 HELP = "Embed texts (.txt lines, .tsv or .jsonl records) into a safetensors matrix."
 
 

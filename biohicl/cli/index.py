@@ -7,10 +7,9 @@ Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from biohicl.cli.encode import BACKEND_CHOICES, DTYPE_CHOICES
+from biohicl.cli.encode import BACKEND_CHOICES
 from biohicl.search.indexing import IndexingArguments
 
 HELP = "Encode a corpus (BEIR folder, .jsonl, .tsv, documents parquet) into a sharded embedding index."
@@ -37,21 +36,6 @@ class IndexCommandArguments:
     )
 
 
-def _listing_choices(name: str) -> Any:
-    """``IndexingArguments``' field ``name``, its help listing the dtype choices as ``biohicl encode`` does."""
-    original = next(f for f in fields(IndexingArguments) if f.name == name)
-    return field(default=original.default, metadata={**original.metadata, "metavar": DTYPE_CHOICES})
-
-
-@dataclass
-class IndexOptions(IndexingArguments):
-    """:class:`IndexingArguments` as ``biohicl index`` shows them: ``--dtype``/``--compute_dtype`` list their choices
-    (as ``biohicl encode`` and ``biohicl evaluate`` do; ``parse_dtype`` still takes bf16, fp16 ...)."""
-
-    dtype: str = _listing_choices("dtype")
-    compute_dtype: str | None = _listing_choices("compute_dtype")
-
-
 def check_options(options: IndexingArguments) -> None:
     """Refuse a bad ``--shard_size``/``--batch_size``/``--dtype``/``--compute_dtype`` before the model loads (as
     :func:`build_index` would after: None or "" is the default ``compute_dtype``, as for ``biohicl encode``)."""
@@ -73,7 +57,7 @@ def main(argv: list[str]) -> int:
     from biohicl.search.indexing import build_index, check_compression, distributed_state
 
     args, options, _ = parse_command(
-        (IndexCommandArguments, IndexOptions),
+        (IndexCommandArguments, IndexingArguments),
         argv,
         prog="biohicl index",
         description=__doc__,

@@ -64,9 +64,10 @@ _CONFIG_HELP = (
 )
 
 
-#: reST inline markup of a docstring: ``literal``, and a role, :class:`~a.b.C` / :mod:`a.b` / :func:`text <a.b>`
+#: reST inline markup of a docstring: ``literal``, and a role, :class:`~a.b.C` / :mod:`a.b` / :func:`text <a.b>` /
+#: :py:func:`f` (its colon starts a word: ``pubmedqa:dev:`` is no role)
 _LITERAL = re.compile(r"``(.+?)``", re.S)
-_ROLE = re.compile(r":[a-z]+:`(?:~(?:[\w.]+\.)?([^`<]+?)|([^`<]+?)\s*<[^`>]+>|([^`<]+?))`")
+_ROLE = re.compile(r"(?<![\w:]):(?:[a-z]+:)?[a-z]+:`(?:~(?:[\w.]+\.)?([^`<]+?)|([^`<]+?)\s*<[^`>]+>|([^`<]+?))`")
 #: a literal block's marker: "e.g.::" is "e.g.:", a "::" standing alone (after a space) is dropped
 _LITERAL_BLOCK = re.compile(r"(\S)::$|\s*(?<!\S)::$", re.M)
 

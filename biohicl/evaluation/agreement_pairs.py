@@ -4,8 +4,9 @@
 product, float64 copies of the ranks, a stacked copy for ``corrcoef``, scipy's temporaries). Here an evaluation
 holds SimE (8 bytes a pair), its sort order (8) and its ranks (4), plus blocks of a few MB:
 
-- :func:`pair_cosines`: ``(emb @ emb.T)[mask]`` in row blocks of a multiple of 64 rows, the same bits (each cosine
-  is the dot product the whole product computes, with the same BLAS kernels; ``tests/test_agreement_blocks.py``);
+- :func:`pair_cosines`: ``(emb @ emb.T)[mask]`` in row blocks of a multiple of 64 rows, equal to rounding (each
+  cosine is the dot product the whole product computes, within a few ulps; bit-identical with the OpenBLAS it was
+  written on, while a BLAS such as MKL rounds some of a block's otherwise; ``tests/test_agreement_blocks.py``);
 - :func:`doubled_ranks`: ``2 * scipy.stats.rankdata`` (average ranks) as exact unsigned integers;
 - :func:`rank_correlation_of`: the Pearson correlation of two such rankings from exact integer sums, correctly
   rounded, where ``np.corrcoef`` of the float ranks rounded its sums (1e-16 apart or less at 7.9M pairs);
@@ -22,7 +23,7 @@ from decimal import Decimal, localcontext
 import numpy as np
 
 #: Rows of a block of pair cosines are a multiple of this: a BLAS kernel's unrolling divides it, so a block's edges
-#: fall where the whole product's do (and each cosine keeps its bits).
+#: fall where the whole product's do (with OpenBLAS each cosine then keeps its bits; with MKL some differ by rounding).
 ROW_MULTIPLE = 64
 #: About this many row blocks (and chunks of pairs) per evaluation: blocks of ~1/16 of the pairs' bytes.
 BLOCKS = 16

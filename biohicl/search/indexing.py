@@ -40,6 +40,7 @@ from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, check_tex
 from biohicl.search.folder_setup import prepare_folder, undo_fresh_start
 from biohicl.search.layout import (
     MANIFEST_NAME,
+    STORAGE_DTYPES,
     TEXT_TEMPLATE,
     IndexManifest,
     ShardInfo,
@@ -59,6 +60,10 @@ from biohicl.search.seen_ids import SeenIds
 
 logger = logging.getLogger(__name__)
 
+#: how ``--dtype``/``--compute_dtype`` list their choices (as argparse lists ``choices``; :func:`parse_dtype` also
+#: takes bf16, fp16 ...)
+DTYPE_CHOICES = "{" + ",".join(STORAGE_DTYPES) + "}"
+
 
 @dataclass
 class IndexingArguments:
@@ -72,10 +77,15 @@ class IndexingArguments:
         },
     )
     batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
-    dtype: str = field(default="float32", metadata={"help": "Storage dtype: float32, float16 or bfloat16."})
+    dtype: str = field(
+        default="float32", metadata={"help": "Storage dtype: float32, float16 or bfloat16.", "metavar": DTYPE_CHOICES}
+    )
     compute_dtype: str | None = field(
         default=None,
-        metadata={"help": "Autocast dtype for the forward pass (default: `dtype` on GPU, float32 on CPU)."},
+        metadata={
+            "help": "Autocast dtype for the forward pass (default: `dtype` on GPU, float32 on CPU).",
+            "metavar": DTYPE_CHOICES,
+        },
     )
     resume: bool = field(default=True, metadata={"help": "Keep completed shards of an earlier run (after a kill)."})
     compress: str | None = field(
