@@ -863,11 +863,12 @@ def test_study_training_settings_are_converted_and_checked_when_the_config_is_re
     source = Path("configs/reproduce_tiny.yaml").read_text(encoding="utf-8")
     path = tmp_path / "study.yaml"
     extra = "  learning_rate: 1e-4\n  use_contrastive: 'false'\n  save_total_limit: '3'\n"
-    variants = "variants:\n  full: {}\n  quick: {lora_r: '4', use_mse: 'no'}\n"
+    variants = "variants:\n  full: {}\n  quick: {lora_r: '4', use_mse: 'no', title_weight: '0.5'}\n"  # a term on
     path.write_text(source.replace("training:\n", "training:\n" + extra) + variants, encoding="utf-8")
     config = ReproduceConfig.from_yaml(path)  # the Python API converts as the command does
     assert (config.training["learning_rate"], config.training["use_contrastive"]) == (1e-4, False)
-    assert config.training["save_total_limit"] == 3 and config.variants["quick"] == {"lora_r": 4, "use_mse": False}
+    assert config.training["save_total_limit"] == 3
+    assert config.variants["quick"] == {"lora_r": 4, "use_mse": False, "title_weight": 0.5}
     direct = ReproduceConfig(  # built in Python, not read from a file: converted and checked the same way
         output_dir=str(tmp_path / "study"), models=config.to_dict()["models"],
         training={"learning_rate": "1e-4"}, variants={"full": {}, "quick": {"lora_r": "4"}},

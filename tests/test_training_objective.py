@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from test_trainer import make_values
 from torch import nn
 
@@ -16,6 +17,7 @@ import biohicl.losses.regression as regression
 from biohicl.cli.main import main
 from biohicl.errors import ConfigError
 from biohicl.losses import embedding_similarity
+from biohicl.losses.combined import EMPTY_OBJECTIVE
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import build_loss
 from biohicl.training.run import train_biohicl
@@ -177,3 +179,86 @@ def test_the_record_is_the_entry_the_resume_reads():
     from biohicl.training.summary import ObjectiveRecord
 
     assert ObjectiveRecord.__name__ == OBJECTIVE_RECORD
+
+
+class Holding(nn.Module):
+    """An extra term whose config holds ``value`` (one JSON cannot store, or a NaN)."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, embeddings, siml, pair_mask=None, **inputs):
+        return embedding_similarity(embeddings).mean() * 0.01
+
+    def get_config_dict(self):
+        return {"value": self.value}
+
+
+def _function():
+    def sharpen(x):  # a new function each call: its repr (with its address) differs, its type does not
+        return x
+
+    return sharpen
+
+
+def test_a_value_json_cannot_store_is_recorded_by_its_type_and_a_nan_equals_a_nan():
+    from biohicl.training.objective import objective_record
+    from biohicl.training.run_settings import objective_differences
+
+    def record(value):
+        return objective_record(Holding(value))
+
+    assert record(_function()) == {"class": "Holding", "value": "<function>"}
+    assert record({1, 9}) == {"class": "Holding", "value": "<set>"}
+    assert (record(torch.tensor([0.5]))["value"], record(Path("a/b"))["value"]) == ([0.5], "a/b")  # stored as is
+    # what another process records of the same objective: another function, a set iterated in another order
+    nan = float("nan")
+    for saved, now in [(_function(), _function()), ({1, 9}, {9, 1}), (nan, float("nan")), ([nan], [float("nan")])]:
+        assert objective_differences(json.loads(json.dumps(record(saved))), record(now)) == {}
+    # another kind of value, or a number for a NaN, is another objective
+    assert objective_differences(record({1}), record(_function())) == {"loss.value": ("<set>", "<function>")}
+    assert list(objective_differences(record(float("nan")), record(0.5))) == ["loss.value"]
+
+
+def test_a_resume_with_the_same_objective_holding_values_json_cannot_store_resumes(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"
+    args = _checkpointed(tiny_bert_dir, docs_file, out)
+
+    def term():  # the same term's config built anew, as the resuming process builds it
+        return {"t": (Holding({"fn": _function(), "set": {1, 9}, "nan": float("nan")}), 0.5)}
+
+    train_biohicl(args, loss=build_loss(args, extra_terms=term()))
+    resumed = _checkpointed(tiny_bert_dir, docs_file, out, resume_from_checkpoint=str(out / "checkpoint-1"))
+    held = term()
+    held["t"][0].value["set"] = {9, 1}
+    train_biohicl(resumed, loss=build_loss(resumed, extra_terms=held))
+    assert json.loads((out / "training_summary.json").read_text())["resumed_at_step"] == 1
+
+
+def test_a_checkpoint_without_its_arguments_file_still_compares_its_objective(tiny_bert_dir, docs_file, tmp_path):
+    out = tmp_path / "run"
+    args = _checkpointed(tiny_bert_dir, docs_file, out)
+    train_biohicl(args, loss=build_loss(args, extra_terms={"margin": (Margin(0.1), 0.5)}))
+    checkpoint = out / "checkpoint-1"
+    (checkpoint / "biohicl_training_args.json").unlink()
+    resumed = _checkpointed(tiny_bert_dir, docs_file, out, resume_from_checkpoint=str(checkpoint))
+    with pytest.raises(ConfigError) as raised:
+        train_biohicl(resumed, loss=build_loss(resumed, extra_terms={"margin": (Margin(0.9), 0.5)}))
+    assert str(raised.value) == (
+        f"resume_from_checkpoint: {checkpoint} was trained with another objective (checkpoint → this run: "
+        "loss.extra_terms.margin.config.margin 0.1 → 0.9); resume with the loss it was trained with, or train a new "
+        "run in another --output_dir"
+    )
+
+
+def test_a_study_refuses_a_variant_with_no_loss_term_when_its_config_is_read(tmp_path, capsys):
+    from biohicl.cli.main import main as cli
+
+    source = Path("configs/reproduce_tiny.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "study.yaml"
+    path.write_text(source + "variants:\n  full: {}\n  bare: {use_mse: false, use_contrastive: false}\n", "utf-8")
+    assert cli(["reproduce", "--config", str(path), "--dry_run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"biohicl reproduce: error: {path}: variants.bare: {EMPTY_OBJECTIVE}"
+    assert len(err.splitlines()) == 1

@@ -48,19 +48,24 @@ def check_seeds(seeds: Sequence[int], name: str) -> None:
 
 def check_run_settings(settings: Mapping[str, Any], scopes: Mapping[str, Mapping[str, Any]]) -> None:
     """:func:`~biohicl.training.arg_checks.check_run_values` on one run's ``settings`` over
-    ``BioHiCLTrainingArguments``' defaults. Not the arguments themselves: transformers' own checks depend on the
-    machine (``bf16`` on a CPU), and a study is read back where it did not run. A refusal is prefixed by the first of
-    ``scopes`` (name → the settings it sets, the winning one first) that sets the value, else by the last."""
+    ``BioHiCLTrainingArguments``' defaults, and the loss they describe built (a study gives no extra term, so one
+    with no term on is refused here, not when its run starts). Not the arguments themselves: transformers' own
+    checks depend on the machine (``bf16`` on a CPU), and a study is read back where it did not run. A refusal is
+    prefixed by the first of ``scopes`` (name → the settings it sets, the winning one first) that sets a value it
+    names, else by the last."""
     from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.objective import build_loss
 
     values = {
         f.name: f.default if f.default_factory is MISSING else f.default_factory()
         for f in fields(BioHiCLTrainingArguments)
         if f.init and (f.default is not MISSING or f.default_factory is not MISSING)
     }
+    run = SimpleNamespace(**{**values, **settings})
     try:
-        check_run_values(SimpleNamespace(**{**values, **settings}))  # it normalises the copy, never the config
+        check_run_values(run)  # it normalises the copy, never the config
+        build_loss(run)  # and a run of no term on: a study gives no extra term
     except ConfigError as err:
-        name = str(err).partition(":")[0]
-        scope = next((scope for scope, set_here in scopes.items() if name in set_here), list(scopes)[-1])
+        names = set(str(err).partition(":")[0].split(", "))  # the fields it names (the loss's terms, for none on)
+        scope = next((scope for scope, set_here in scopes.items() if names & set(set_here)), list(scopes)[-1])
         raise ConfigError(f"{scope}: {err}") from None

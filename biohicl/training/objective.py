@@ -13,6 +13,7 @@ included (:func:`build_loss`: an objective of extra terms alone trains).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +107,19 @@ def loss_config(loss: Any) -> dict[str, Any]:
     return getter() if callable(getter) else {"class": type(loss).__name__}
 
 
+def _json_form(value: Any) -> Any:
+    """What JSON stores of a config value it cannot store itself: a numpy or torch number or array as its list, a
+    path as its text, anything else as its type alone (``"<function>"``, ``"<set>"``): its text (a function's address,
+    a set's order) differs between processes that built the same term, and a resume compares the record."""
+    if callable(getattr(value, "tolist", None)):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return f"<{type(value).__name__}>"
+
+
 def objective_record(loss: Any) -> dict[str, Any]:
-    """What a run records of the loss it trains, as JSON reads it back: its class and :func:`loss_config`
-    (``training_summary.json``'s ``loss``, and each checkpoint's, which a resume compares:
-    :func:`~biohicl.training.run_settings.check_resume_objective`)."""
-    return json.loads(json.dumps({"class": type(loss).__name__, **loss_config(loss)}, default=str))
+    """What a run records of the loss it trains, as JSON reads it back: its class and :func:`loss_config`, a value
+    JSON cannot store by its type (:func:`_json_form`) (``training_summary.json``'s ``loss``, and each checkpoint's,
+    which a resume compares: :func:`~biohicl.training.run_settings.check_resume_objective`)."""
+    return json.loads(json.dumps({"class": type(loss).__name__, **loss_config(loss)}, default=_json_form))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,17 @@ def settings_differences(saved: Mapping[str, Any], args: Any) -> dict[str, tuple
     }
 
 
+def _same_value(saved: Any, now: Any) -> bool:
+    """Whether two JSON values are equal, a NaN equal to a NaN (a term's config recorded twice holds two)."""
+    if isinstance(saved, float) and isinstance(now, float) and math.isnan(saved) and math.isnan(now):
+        return True
+    if isinstance(saved, list) and isinstance(now, list):
+        return len(saved) == len(now) and all(map(_same_value, saved, now))
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return saved.keys() == now.keys() and all(_same_value(saved[key], now[key]) for key in saved)
+    return saved == now
+
+
 def objective_differences(saved: Any, now: Any, name: str = "loss") -> dict[str, tuple[Any, Any]]:
     """``{name.key...: (saved, now)}`` for each value of ``now`` (a run's objective, as
     :func:`~biohicl.training.objective.objective_record` gives it) other than in ``saved`` (a checkpoint's), by key
@@ -143,7 +155,7 @@ def objective_differences(saved: Any, now: Any, name: str = "loss") -> dict[str,
     no ``extra_terms`` is none); any other key only one side has is not compared (a version that added or dropped
     it, as for the arguments)."""
     if not (isinstance(saved, dict) and isinstance(now, dict)):
-        return {} if saved == now else {name: (saved, now)}
+        return {} if _same_value(saved, now) else {name: (saved, now)}
     every = name.endswith(f".{EXTRA_TERMS}")  # its keys are the terms
     keys = set(saved) | set(now) if every else set(saved) & set(now) | {EXTRA_TERMS} & (set(saved) | set(now))
     found: dict[str, tuple[Any, Any]] = {}
@@ -207,15 +219,15 @@ def check_resume_objective(objective: Mapping[str, Any], checkpoint: str | Path)
 def check_resume_settings(args: Any, checkpoint: str | Path, objective: Mapping[str, Any] | None = None) -> None:
     """A :class:`ConfigError` when ``checkpoint`` was trained with other settings than ``args`` give (a checkpoint
     past this run's ``max_steps`` among them), or, given this run's ``objective``, with another one
-    (:func:`check_resume_objective`); a checkpoint without its arguments file is resumed with a warning."""
+    (:func:`check_resume_objective`); a checkpoint without its arguments file is resumed with a warning, its
+    objective still compared."""
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     checkpoint = Path(checkpoint)
     saved = _saved_arguments(checkpoint)
     if saved is None:
         logger.warning("%s has no %s: its settings are not compared with this run's", checkpoint, TRAINING_ARGS_JSON)
-        return
-    if differences := settings_differences(saved, args):
+    elif differences := settings_differences(saved, args):
         raise ConfigError(
             f"resume_from_checkpoint: {checkpoint} was trained with other settings (checkpoint → this run: "
             f"{shown_differences(differences)}); resume with its settings (its biohicl_training_args.json), or train "
