@@ -5,6 +5,7 @@ in one line naming what changed, as a resume under other arguments is."""
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 
@@ -195,6 +196,11 @@ class Holding(nn.Module):
         return {"value": self.value}
 
 
+class Mode(enum.Enum):
+    MEAN = "mean"
+    MAX = "max"
+
+
 def _function():
     def sharpen(x):  # a new function each call: its repr (with its address) differs, its type does not
         return x
@@ -210,14 +216,20 @@ def test_a_value_json_cannot_store_is_recorded_by_its_type_and_a_nan_equals_a_na
         return objective_record(Holding(value))
 
     assert record(_function()) == {"class": "Holding", "value": "<function>"}
-    assert record({1, 9}) == {"class": "Holding", "value": "<set>"}
+    assert record({9, 1}) == {"class": "Holding", "value": ["1", "9"]}
     assert (record(torch.tensor([0.5]))["value"], record(Path("a/b"))["value"]) == ([0.5], "a/b")  # stored as is
+    # a value whose text is the same in every process is recorded, and compared, by its text
+    assert (record(torch.float16)["value"], record(Mode.MEAN)["value"]) == ("torch.float16", "Mode.MEAN")
+    assert objective_differences(record(Mode.MEAN), record(Mode.MAX)) == {"loss.value": ("Mode.MEAN", "Mode.MAX")}
+    assert list(objective_differences(record(torch.float16), record(torch.bfloat16))) == ["loss.value"]
     # what another process records of the same objective: another function, a set iterated in another order
     nan = float("nan")
     for saved, now in [(_function(), _function()), ({1, 9}, {9, 1}), (nan, float("nan")), ([nan], [float("nan")])]:
         assert objective_differences(json.loads(json.dumps(record(saved))), record(now)) == {}
     # another kind of value, or a number for a NaN, is another objective
-    assert objective_differences(record({1}), record(_function())) == {"loss.value": ("<set>", "<function>")}
+    assert objective_differences(record({1}), record(_function())) == {"loss.value": (["1"], "<function>")}
+    cited = {"class": "Holding", "value": 1, "citation": "Doe 2024"}
+    assert objective_differences(cited, {**cited, "citation": "Doe et al., ACL 2024"}) == {}  # what a card cites
     assert list(objective_differences(record(float("nan")), record(0.5))) == ["loss.value"]
 
 

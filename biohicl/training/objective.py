@@ -109,13 +109,17 @@ def loss_config(loss: Any) -> dict[str, Any]:
 
 def _json_form(value: Any) -> Any:
     """What JSON stores of a config value it cannot store itself: a numpy or torch number or array as its list, a
-    path as its text, anything else as its type alone (``"<function>"``, ``"<set>"``): its text (a function's address,
-    a set's order) differs between processes that built the same term, and a resume compares the record."""
+    path as its text, a set as its sorted texts, anything else as its text (``torch.float16``, ``Mode.MEAN``), or as
+    its type alone (``"<function>"``) when that text holds an address (``<function f at 0x7f...>``), which differs
+    between processes that built the same term: a resume compares the record."""
     if callable(getattr(value, "tolist", None)):
         return value.tolist()
     if isinstance(value, os.PathLike):
         return os.fspath(value)
-    return f"<{type(value).__name__}>"
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(str, value))
+    text = str(value)
+    return f"<{type(value).__name__}>" if " at 0x" in text else text
 
 
 def objective_record(loss: Any) -> dict[str, Any]:

@@ -153,11 +153,12 @@ def objective_differences(saved: Any, now: Any, name: str = "loss") -> dict[str,
     :func:`~biohicl.training.objective.objective_record` gives it) other than in ``saved`` (a checkpoint's), by key
     path (``loss.extra_terms.margin.weight``). An extra term one side lacks is a difference (:data:`ABSENT` there;
     no ``extra_terms`` is none); any other key only one side has is not compared (a version that added or dropped
-    it, as for the arguments)."""
+    it, as for the arguments), nor a term's ``citation`` (what a card cites)."""
     if not (isinstance(saved, dict) and isinstance(now, dict)):
         return {} if _same_value(saved, now) else {name: (saved, now)}
     every = name.endswith(f".{EXTRA_TERMS}")  # its keys are the terms
     keys = set(saved) | set(now) if every else set(saved) & set(now) | {EXTRA_TERMS} & (set(saved) | set(now))
+    keys.discard("citation")  # what a card cites, not what trains
     found: dict[str, tuple[Any, Any]] = {}
     for key in sorted(keys):
         absent = {} if key == EXTRA_TERMS and not every else ABSENT
