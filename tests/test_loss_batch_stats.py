@@ -214,3 +214,22 @@ def test_a_title_only_loss_needs_no_siml():
     assert set(out) == {"loss", "loss_title"}
     assert out["loss"].item() == pytest.approx(TitleInfoNCELoss()(titles, emb).item())
     assert loss.pair_shares is None
+
+
+class MaskedDistillation(SimilarityDistillationLoss):
+    """A distillation term of one's own written with today's signature: it gets the batch's ``pair_mask``."""
+
+    def forward(self, embeddings, base_embeddings, pair_mask=None):
+        return super().forward(embeddings, base_embeddings, pair_mask)
+
+
+def test_a_distillation_subclass_taking_pair_mask_gets_it():
+    emb, base = torch.randn(6, 8, generator=torch.Generator().manual_seed(3)), torch.randn(6, 8)
+    pair_mask = torch.zeros(6, 6, dtype=torch.bool)
+    pair_mask[:3, :3] = pair_mask[3:, 3:] = True  # two label kinds: pairs across them left out
+    out = BioHiCLLoss(distillation=MaskedDistillation(), distill_weight=1.0)(
+        emb, SIML6, pair_mask, base_embeddings=base
+    )
+    expected = SimilarityDistillationLoss()(emb, base, pair_mask).item()
+    assert out["loss_distill"].item() == pytest.approx(expected)
+    assert expected != pytest.approx(SimilarityDistillationLoss()(emb, base).item())

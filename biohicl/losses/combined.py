@@ -20,6 +20,7 @@ term is logged as ``loss_<name>``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -100,7 +101,8 @@ class BioHiCLLoss(nn.Module):
 
     Once per batch: the inputs are checked (one read from the device; each label term checks them itself only when
     called alone), the contrastive term's masks are computed (for the term, for whether ``loss_con`` is logged and
-    for :attr:`pair_shares`), and every pair term is given ``pair_mask``, the distillation term included.
+    for :attr:`pair_shares`), and every pair term is given ``pair_mask``, the distillation term too when its
+    ``forward`` takes one.
     """
 
     citation = (
@@ -166,8 +168,10 @@ class BioHiCLLoss(nn.Module):
         return self.regression(embeddings, siml, pair_mask)
 
     def _distillation(self, embeddings: torch.Tensor, base: torch.Tensor, pair_mask: torch.Tensor | None):
-        if pair_mask is not None and _runs_forward_of(self.distillation, SimilarityDistillationLoss):
-            return self.distillation(embeddings, base, pair_mask)
+        """The distillation term, given ``pair_mask`` when its ``forward`` takes one (a term of one's own written
+        with two arguments is called with two)."""
+        if pair_mask is not None and "pair_mask" in inspect.signature(self.distillation.forward).parameters:
+            return self.distillation(embeddings, base, pair_mask=pair_mask)
         return self.distillation(embeddings, base)
 
     def _contrastive(self, embeddings: torch.Tensor, siml: torch.Tensor, pair_mask: torch.Tensor | None, masks):
