@@ -349,8 +349,6 @@ def train_biohicl(
     from biohicl.training.curves import plot_training_curves
 
     check_evaluation(args, evaluator)  # before any slow work
-    if args.eval_strategy == "no" and args.should_log:  # a plain `biohicl train`: no dev selection, said once
-        logger.warning(NO_DEV_SELECTION)
     loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
@@ -372,6 +370,8 @@ def train_biohicl(
     )
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
+    if args.eval_strategy == "no" and args.should_log:  # a plain `biohicl train`, its inputs good: said once
+        logger.warning(NO_DEV_SELECTION)
     try:
         result = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as err:  # torch.load(weights_only=True) refused a file of the checkpoint
