@@ -334,7 +334,7 @@ from biohicl.data.corpus import Document
 from biohicl.data.pubmedqa import read_pubmedqa
 from biohicl.settings import data_dir
 
-logging.getLogger("biohicl.data.records").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
+logging.getLogger("biohicl.data.read_report").setLevel(logging.ERROR)  # MeSH names this release lacks are dropped
 mesh = MeshHierarchy.load()
 root = data_dir(required=False)
 pubmedqa = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
@@ -521,7 +521,7 @@ from biohicl.data.build import build_dataset_from_files, default_inputs
 from biohicl.errors import ConfigError
 from biohicl.settings import data_path
 
-logging.getLogger("biohicl.data.records").setLevel(logging.ERROR)  # skipped records: counted in the summary below
+logging.getLogger("biohicl.data.read_report").setLevel(logging.ERROR)  # skipped records: counted in the summary below
 try:
     inputs = default_inputs()  # the MeSH-indexed corpora in BIOHICL_DATA_DIR
 except ConfigError as err:

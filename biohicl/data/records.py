@@ -25,7 +25,6 @@ Bad input policy (the same for every reader; nothing is dropped silently):
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -37,8 +36,6 @@ from biohicl.data.read_report import ReadReport
 from biohicl.errors import DataError, location
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_forms import MESH_PREFIX, descriptor_id
-
-logger = logging.getLogger(__name__)
 
 INDEXING, MENTIONS = "indexing", "mentions"
 LABEL_KINDS: dict[str, str] = {
