@@ -79,7 +79,8 @@ def test_total_is_the_weighted_sum_of_the_components(doc_term, tiny_bert_dir, do
         assert torch.equal(out[key], plain[key]), key
     assert torch.equal(out["loss"] - 0.5 * out["loss_triplet"], plain["loss"])
     config = loss.get_config_dict()
-    assert config["extra_terms"] == {"triplet": {"class": "SimLTripletLoss", "weight": 0.5, "config": {"margin": 0.1}}}
+    triplet = {"class": "SimLTripletLoss", "weight": 0.5, "config": {"margin": 0.1}}
+    assert config["extra_terms"] == {"triplet": {**triplet, "citation": doc_term.citation}}  # the card cites it
     assert config["distill_weight"] == 1.0
     assert "extra_terms" not in build_loss(args).get_config_dict()
 
@@ -101,6 +102,7 @@ def test_the_doc_example_trains_and_logs_its_term(tiny_bert_dir, docs_file, tmp_
         "class": "SimLTripletLoss",
         "weight": 0.5,
         "config": {"margin": 0.1},
+        "citation": namespace["SimLTripletLoss"].citation,
     }
     assert summary["loss"]["distill_weight"] == 1.0
 
