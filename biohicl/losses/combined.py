@@ -34,7 +34,7 @@ from biohicl.losses.contrastive import HierarchicalContrastiveLoss
 from biohicl.losses.distillation import SimilarityDistillationLoss
 from biohicl.losses.regression import FilteredMSELoss
 from biohicl.losses.title import TitleInfoNCELoss
-from biohicl.losses.utils import check_inputs
+from biohicl.losses.utils import check_inputs, pair_shares
 
 #: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
 EMPTY_OBJECTIVE = (
@@ -69,21 +69,6 @@ def _runs_forward_of(module: nn.Module, cls: type[nn.Module]) -> bool:
     """Whether ``module`` is a ``cls`` whose ``forward`` is ``cls``'s own (takes ``checked=``; a subclass that
     overrides it is called as a term of one's own would be)."""
     return isinstance(module, cls) and type(module).forward is cls.forward
-
-
-def _pair_shares(
-    positive: torch.Tensor, negative: torch.Tensor, pair_mask: torch.Tensor | None
-) -> dict[str, torch.Tensor]:
-    """The shares of a batch's pairs (each unordered pair once, among those ``pair_mask`` allows) that are
-    positives and negatives (of either document), as 0-dim tensors on the masks' device."""
-    upper = torch.triu(torch.ones_like(positive), diagonal=1)
-    if pair_mask is not None:
-        upper &= pair_mask.to(device=upper.device, dtype=torch.bool)
-    pairs = upper.sum().clamp_min(1)  # a batch without pairs has shares 0
-    return {
-        "positive_pairs": ((positive | positive.T) & upper).sum() / pairs,
-        "negative_pairs": ((negative | negative.T) & upper).sum() / pairs,
-    }
 
 
 class BioHiCLLoss(nn.Module):
@@ -208,7 +193,8 @@ class BioHiCLLoss(nn.Module):
         if self.use_mse or self.use_contrastive:
             check_inputs(embeddings, siml)  # once for both terms
         masks = self._masks(embeddings, siml, pair_mask)
-        self.pair_shares = None if masks is None else _pair_shares(*masks, pair_mask)
+        named = None if masks is None else {"positive_pairs": masks[0], "negative_pairs": masks[1]}
+        self.pair_shares = None if named is None else pair_shares(named, pair_mask)
         if self.use_mse:
             out["loss_mse"] = self._regression(embeddings, siml, pair_mask)
             total = out["loss_mse"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 
@@ -48,3 +50,15 @@ def check_inputs(embeddings: torch.Tensor, siml: torch.Tensor) -> None:
     if not finite:
         raise ValueError("embeddings: NaN or inf in the batch (diverged model or bad input); loss not computed")
     raise ValueError("siml: values must be finite and in [0, 1]")
+
+
+def pair_shares(masks: Mapping[str, torch.Tensor], pair_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``{name: share}``: for each boolean [B, B] mask, the share of a batch's pairs (each unordered pair once, among
+    those ``pair_mask`` allows) it marks from either document, as 0-dim tensors on the masks' device (0 for a batch
+    without pairs)."""
+    first = next(iter(masks.values()))
+    upper = torch.triu(torch.ones_like(first, dtype=torch.bool), diagonal=1)
+    if pair_mask is not None:
+        upper &= pair_mask.to(device=upper.device, dtype=torch.bool)
+    pairs = upper.sum().clamp_min(1)
+    return {name: ((mask | mask.T) & upper).sum() / pairs for name, mask in masks.items()}

@@ -31,6 +31,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
+from biohicl.losses.utils import pair_shares
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, prepare_trainable, training_mesh
 from biohicl.training.cached_batch import base_model_embeddings, encoded_loss
@@ -202,11 +203,8 @@ class BioHiCLTrainer(Trainer):
         values reach the host only when logged."""
         values = {key: value.detach() for key, value in components.items()}
         shares = getattr(self.loss, "pair_shares", None)
-        if shares is None:
-            upper = torch.triu(torch.ones_like(siml, dtype=torch.bool), diagonal=1)
-            if pair_mask is not None:
-                upper &= pair_mask.to(upper.device, torch.bool)
-            shares = {"positive_pairs": ((siml > self.args.beta) & upper).sum() / upper.sum().clamp_min(1)}
+        if shares is None:  # SimL is symmetric: a pair's share counted from either document is its own
+            shares = pair_shares({"positive_pairs": siml > self.args.beta}, pair_mask)
         values |= shares
         share = 1.0 / (getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         for key, value in values.items():
