@@ -52,7 +52,10 @@ COMMA_LIST = "comma_list"
 #: attribute set on the argparse action of a field without a default: required, though a positional or the config
 #: file may give it (argparse's own ``required`` is then False)
 REQUIRED = "_biohicl_required"
-_OURS = {ARGPARSE, COMMA_LIST}  # metadata keys that are not argparse keywords
+#: field metadata key: the words ``--help`` shows as the default of a field that defaults to None ("the model's
+#: own": ``(default: the model's own)``); without them such a field shows no default, never ``(default: None)``
+DEFAULT_WORDS = "default_words"
+_OURS = {ARGPARSE, COMMA_LIST, DEFAULT_WORDS}  # metadata keys that are not argparse keywords
 #: help text that states the option's default itself: "(default: ...)", "(default 4·k)", "x (default)", "default:
 #: ...", "; default main", a sentence "Defaults to ..."/"Defaults based on ...", "... by default" (not "Default
 #: split", "default corpora", "metric_for_best_model then defaults to dev_score", "uses default configuration")
@@ -84,15 +87,16 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Defaults in the option help, the description (a command's docstring, through :func:`terminal_text`) printed
     as written. A required option (one of :data:`REQUIRED` too: a required field a positional or the config file may
     give) shows no default, nor does an option whose help already states its own ("(default: cuda if available)");
-    an option taking an optional value (a flag) that defaults to None shows "(default: not given)", an optional
-    positional no default, rather than "None"."""
+    an option that defaults to None shows its field's :data:`DEFAULT_WORDS`, else "(default: not given)" for an
+    option taking an optional value (a flag), else no default: never "None"."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         if action.required or getattr(action, REQUIRED, False) or _STATES_DEFAULT.search(text):
             return action.help
-        if action.nargs == "?" and action.default is None:  # a flag or an optional positional left out: None
-            return f"{text} (default: not given)" if action.option_strings else action.help
+        if action.default is None:  # an option left out is None: what that means, where the field says
+            words = getattr(action, DEFAULT_WORDS, None) or ("not given" if action.nargs == "?" else None)
+            return f"{text} (default: {words})" if words and action.option_strings else action.help
         return super()._get_help_string(action)
 
 
@@ -135,13 +139,14 @@ class CommandParser(HfArgumentParser):
 
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field):
-        overrides = field.metadata.get(ARGPARSE)
+        overrides, words = field.metadata.get(ARGPARSE), field.metadata.get(DEFAULT_WORDS)
         if set(field.metadata) & _OURS:
             field = copy.copy(field)
             field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k not in _OURS})
         HfArgumentParser._parse_dataclass_field(parser, field)
         action = next(a for a in parser._actions if a.dest == field.name)
         setattr(action, REQUIRED, _required(field))
+        setattr(action, DEFAULT_WORDS, words)
         if action.type is string_to_bool and action.nargs is None:  # bool | None defaulting to None: a flag too
             action.nargs, action.const = "?", True
         for negative in (a for a in parser._actions if a.dest == field.name and a is not action):
