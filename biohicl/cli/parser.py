@@ -276,9 +276,10 @@ def parse_command(
     """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
 
     ``positionals``: ``name → argparse.add_argument keywords`` of positional arguments. One named like a field
-    fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``; both given and different is an error), and
-    a config file may give it; where the field came from the file or its option and a ``*``/``+`` positional
-    follows, the words go to that one (``search --config c.yaml QUERY`` with ``index:`` in the file);
+    fills that field (``biohicl evaluate MODEL`` = ``--model MODEL``, ``search INDEX QUERY...`` = ``--queries``
+    once per word; both given and different is an error), and a config file may give it; where the field came
+    from the file or its option and a ``*``/``+`` positional follows, the words go to that one (``search --config
+    c.yaml QUERY`` with ``index:`` in the file);
     when ``positionals`` is given, a namespace of every positional's value follows the instances.
     ``config_file``: whether ``--config FILE`` supplies defaults (``biohicl reproduce`` has its own ``--config``).
     ``intermixed``: options may also stand between positionals (``INDEX --top_k 3 QUERY``: argparse's
@@ -328,13 +329,14 @@ def parse_command(
             and following is not None
             and (positionals or {})[following].get("nargs") in ("*", "+")
         ):  # the field came from --config or its option: the positional words are the next positional's
-            values[following] = [given, *values.get(following, [])]
+            words = next((d for d, n in linked.items() if n == following), following)  # its dest, when linked
+            values[words] = [given, *values.get(words, [])]
             given = None
         if given is not None and given != []:
             if config_file and _is_config_file(given):
                 raise ConfigError(f"{given} is a config file: give it as --config {given} (see `{prog} --help`)")
-            flag = values.get(name)
-            if flag is not None and flag != parser.get_default(name) and flag != given:
+            flag, default = values.get(name), appended.get(name, parser.get_default(name))  # the file's list too
+            if flag is not None and flag != default and flag != given:
                 raise ConfigError(f"{name}: given twice (positional {given!r} and --{name} {flag!r})")
             values[name] = given
         elif values.get(name) is None and _required(fields[name]):

@@ -25,6 +25,16 @@ HELP = "Search an index built by `biohicl index`: top-k titles, scores and the M
 class SearchArguments:
     index: str = field(metadata={"help": "Index folder written by `biohicl index` (or INDEX)."})
     top_k: int = field(default=10, metadata={"help": "Hits per query."})
+    queries: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "A query string, as the QUERY words give it; repeatable: --queries A --queries B. In a --config "
+            "file a list of strings (queries: [A, B]), which QUERY words or --queries on the command line replace.",
+            "action": "append",
+            "metavar": "TEXT",
+            "argparse": {"nargs": None},  # one query per use, so `--queries Q INDEX` leaves the index folder alone
+        },
+    )
     like: list[str] = field(
         default_factory=list,
         metadata={
@@ -95,27 +105,28 @@ def main(argv: list[str]) -> int:
     from biohicl.search.explain import explain_hits, warn_unplaced
     from biohicl.search.index import load_index
 
-    args, extra = parse_command(
+    args, _ = parse_command(
         SearchArguments,
         argv,
         prog="biohicl search",
         description=__doc__,
         positionals={
             "index": {"nargs": "?", "help": "same as --index"},
-            "queries": {"nargs": "*", "help": "One or more query strings (or --like DOC_ID)"},
+            "queries": {"nargs": "*", "metavar": "QUERY", "help": "One or more query strings (or --like DOC_ID)"},
         },
         intermixed=True,  # options before or after the queries
     )
-    query_ids: list[str | None] = [None] * len(extra.queries)
+    queries = list(args.queries)
+    query_ids: list[str | None] = [None] * len(queries)
     if args.queries_file is not None:
         if args.like:
             raise ConfigError("give --queries_file or --like DOC_ID, not both")
         file_ids, file_texts = read_query_file(args.queries_file)
         query_ids += file_ids
-        extra.queries = [*extra.queries, *file_texts]
-    if bool(extra.queries) == bool(args.like):
+        queries += file_texts
+    if bool(queries) == bool(args.like):
         raise ConfigError("give query strings, --queries_file or --like DOC_ID, not both and not neither")
-    check_queries(extra.queries)  # a blank query fails before the model loads
+    check_queries(queries)  # a blank query fails before the model loads
     try:
         index = load_index(args.index)
     except DataError:
@@ -133,11 +144,11 @@ def main(argv: list[str]) -> int:
         if args.backend == "faiss":
             from biohicl.search.faiss_index import search as faiss_search
 
-            results = faiss_search(model, extra.queries, index, top_k=args.top_k)
+            results = faiss_search(model, queries, index, top_k=args.top_k)
         else:
             results = search(
                 model,
-                extra.queries,
+                queries,
                 index,
                 top_k=args.top_k,
                 chunk_size=args.chunk_size,
@@ -147,7 +158,7 @@ def main(argv: list[str]) -> int:
     for warning in caught:
         logger.warning("warning: %s", warning.message)
     warned = False
-    for query_id, query, hits in zip(query_ids, extra.queries, results, strict=True):
+    for query_id, query, hits in zip(query_ids, queries, results, strict=True):
         explanation = explain_hits(hits, mesh) if mesh is not None else None
         if explanation is not None and not warned:
             warned = warn_unplaced(explanation, mesh)
