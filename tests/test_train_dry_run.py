@@ -86,7 +86,7 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(
     assert f"  documents: 24 of 24 in {dataset} (split train);" in out
     assert "  batches: 4 documents, 6 per epoch; 8 documents per optimizer step (2 accumulation steps)\n" in out
     assert f"  {steps}\n" in out
-    assert f"  evaluation: every 2 steps on {beir}\n" in out
+    assert f"  evaluation: every 2 steps on {beir} (no --load_best_model_at_end): the run keeps its last step " in out
     assert f"  output: {output_dir} (created by the run)\n" in out
     assert f"  ok      model base_model: {tiny_bert_dir} → {tiny_bert_dir}\n" in out
     assert f"  ok      task {beir}: data found\n" in out
@@ -130,6 +130,34 @@ def test_the_plan_says_a_run_without_evaluation_keeps_its_last_step(tiny_bert_di
     assert NO_DEV_SELECTION.endswith(NO_DEV_SELECTION_EFFECT)
     assert NO_DEV_SELECTION_EFFECT.startswith("the run keeps its last step whatever it scores; to select a step on ")
     assert f"  evaluation: none (no --eval_tasks): {NO_DEV_SELECTION_EFFECT}\n" in capsys.readouterr().out
+
+
+def test_the_plan_says_an_evaluating_run_without_best_model_loading_keeps_its_last_step(
+    tiny_bert_dir, dataset, beir, tmp_path, capsys, no_model
+):
+    """The run's own warning, after when and where it evaluates; a run that loads its best step plans step 0."""
+    from biohicl.training.run_settings import dev_selection_notice
+
+    tasks = ["--eval_tasks", str(beir), "--eval_strategy", "steps", "--eval_steps", "2", "--max_steps", "4"]
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *tasks), "--dry_run"]) == 0
+    line = (
+        f"  evaluation: every 2 steps on {beir} (no --load_best_model_at_end): the run keeps its last step whatever it "
+        "scores; to select a step on dev data, step 0 (the base) a candidate, add e.g. --save_steps 2 "
+        "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
+        '--eval_tasks; docs/training.md, "Model selection on dev data"), or train with --config '
+        "configs/biohicl_minilm.yaml, the registry's recipe\n"
+    )
+    assert line in capsys.readouterr().out
+    from biohicl.cli.train import parse_args
+
+    args = parse_args(options(tiny_bert_dir, dataset, tmp_path / "run", *tasks)[1:])
+    assert (
+        dev_selection_notice(args)
+        == "dev evaluation without --load_best_model_at_end, so " + line.split(": ", 2)[2][:-1]
+    )
+    selects = ["--save_steps", "2", "--load_best_model_at_end", "--metric_for_best_model", "toy_ndcg@10"]
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *tasks, *selects), "--dry_run"]) == 0
+    assert f"  evaluation: every 2 steps and at step 0 on {beir}\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -203,7 +231,9 @@ def test_a_share_of_the_steps_as_eval_steps_is_counted_as_the_trainer_counts_it(
 ):
     tasks = ["--eval_tasks", str(beir), "--eval_strategy", "steps", "--eval_steps", "0.5", "--max_steps", "9"]
     assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *tasks), "--dry_run"]) == 0
-    assert f"  evaluation: every 5 steps on {beir}\n" in capsys.readouterr().out  # ceil(9 × 0.5)
+    assert (
+        f"  evaluation: every 5 steps on {beir} (no --load_best_model_at_end): " in capsys.readouterr().out
+    )  # 9 × 0.5
 
 
 def test_a_missing_dataset_and_task_data_exit_1_naming_them(tiny_bert_dir, tmp_path, capsys, no_model):

@@ -1,7 +1,9 @@
-"""A training run without dev evaluation (a plain ``biohicl train``, no ``--eval_tasks``) keeps its last step whatever
-it scores, and says so in one warning line when its inputs are good and its first step starts (a bad input stays one
-line), with how to select on dev; a run that evaluates (with
-``--eval_tasks``, the demo's, the study configs') says nothing of it. Tiny BERT, 24 synthetic documents."""
+"""A training run without dev evaluation (a plain ``biohicl train``, no ``--eval_tasks``), or one that evaluates without
+``--load_best_model_at_end``, keeps its last step whatever it scores, and says so in one warning line when its inputs
+are good and its first step starts (a bad input stays one line), with how to select on dev: ``biohicl train``'s
+options, a study run's config keys (``biohicl reproduce``'s ``configs/reproduce_*.yaml``, the paper's protocol, select
+nothing); a run that selects (the demo's, the ``study_*`` configs') says nothing of it. Tiny BERT, 24 synthetic
+documents."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ def notices(caplog) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "biohicl.training.run" and r.levelno == logging.WARNING and "no dev evaluation" in r.getMessage()
+        if r.name == "biohicl.training.run"
+        and r.levelno == logging.WARNING
+        and "so the run keeps its last step" in r.getMessage()
     ]
 
 
@@ -129,7 +133,7 @@ def test_the_demos_run_evaluates_so_gives_no_such_line(tmp_path):
 def test_the_study_configs_runs_evaluate_so_give_no_such_line(path, tmp_path):
     """Every run of every study config selects on dev: the notice's condition is false for each."""
     from biohicl.study import ReproduceConfig
-    from biohicl.study.config import training_arguments
+    from biohicl.study.config import study_selection_notice, training_arguments
 
     config = ReproduceConfig.from_yaml(path)
     config.training.pop("bf16", None)  # this machine may have no GPU
@@ -138,3 +142,158 @@ def test_the_study_configs_runs_evaluate_so_give_no_such_line(path, tmp_path):
         for variant in config.model_variants(model):
             args = training_arguments(config, model, variant, 0, tmp_path / "dataset", tmp_path / variant)
             assert str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no", variant
+            assert args.load_best_model_at_end and study_selection_notice(args) is None, variant
+
+
+GUIDE = 'docs/training.md, "Model selection on dev data"'
+RECIPE = "or train with --config configs/biohicl_minilm.yaml, the registry's recipe"
+KEEPS = "so the run keeps its last step whatever it scores; to select a step on dev data, step 0 (the base) a candidate"
+
+
+@pytest.mark.parametrize(
+    ("more", "line"),
+    [
+        (  # the metric a guess: one of its tasks' may be another
+            {"save_steps": 1},
+            f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --load_best_model_at_end "
+            f"--metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its --eval_tasks; {GUIDE}), {RECIPE}",
+        ),
+        (  # saves every 500 steps: a best step must be saved to be loaded
+            {},
+            f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --save_steps 1 "
+            "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
+            f"--eval_tasks; {GUIDE}), {RECIPE}",
+        ),
+        (
+            {"save_steps": 1, "metric_for_best_model": "score"},
+            f"dev evaluation without --load_best_model_at_end, {KEEPS}, add --load_best_model_at_end "
+            f"--metric_for_best_model score ({GUIDE}), {RECIPE}",
+        ),
+        (
+            {"save_strategy": "no"},
+            f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --save_strategy steps --save_steps 1 "
+            "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
+            f"--eval_tasks; {GUIDE}), {RECIPE}",
+        ),
+    ],
+)
+def test_an_evaluating_run_without_best_model_loading_says_it_keeps_its_last_step(
+    tiny_bert_dir, documents, tmp_path, monkeypatch, caplog, more, line
+):
+    args = tiny_run(tiny_bert_dir, documents, tmp_path / "run", eval_strategy="steps", eval_steps=1, **more)
+    assert started(args, monkeypatch, caplog) == [line]
+
+
+def test_that_notices_remedy_parses_into_a_run_that_loads_its_best_step(documents, tmp_path):
+    from biohicl.cli.train import parse_args
+    from biohicl.training.run_settings import dev_selection_notice
+
+    argv = ["--dataset_path", str(documents), "--output_dir", str(tmp_path / "run"), "--eval_tasks", "pubmedqa:dev"]
+    argv += ["--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "no"]
+    notice = dev_selection_notice(parse_args(argv))
+    args = parse_args([*argv, *notice.split("add e.g. ", 1)[1].split(" (", 1)[0].split()])
+    assert args.load_best_model_at_end and args.eval_on_start and args.metric_for_best_model == "pubmedqa-dev_recall@1"
+    assert str(args.save_strategy.value) == "steps" and args.save_steps == args.eval_steps == 3
+    assert dev_selection_notice(args) is None
+
+
+def test_an_evaluating_run_without_best_model_loading_ends_with_its_last_step(tiny_bert_dir, documents, tmp_path):
+    """Its best-scoring step is recorded, not loaded: the saved model is the last checkpoint's."""
+    from safetensors.torch import load_file
+
+    from biohicl.training.run import train_biohicl
+
+    scores = iter([0.9, 0.1])  # step 1 scores best
+    output_dir = tmp_path / "run"
+    args = tiny_run(
+        tiny_bert_dir, documents, output_dir, eval_strategy="steps", eval_steps=1, save_steps=1,
+        metric_for_best_model="score", learning_rate=1e-2,
+    )  # fmt: skip
+    train_biohicl(args, evaluator=lambda model: {"score": next(scores)})
+    summary = json.loads((output_dir / "training_summary.json").read_text())
+    assert summary["best_step"] == 1 and summary["selection"]["loaded_best"] is False
+    saved, last, best = (load_file(folder / "adapter_model.safetensors") for folder in (
+        output_dir, output_dir / "checkpoint-2", output_dir / "checkpoint-1"))  # fmt: skip
+    assert all(saved[k].equal(last[k]) for k in last) and not all(saved[k].equal(best[k]) for k in best)
+
+
+STUDY_KEYS = "in the study config's training"
+
+
+def study_run(tiny_bert_dir: Path, documents: Path, tmp_path: Path, **training) -> BioHiCLTrainingArguments:
+    from biohicl.study.config import ReproduceConfig, training_arguments
+    from tests.conftest import tiny_study_values
+
+    values = tiny_study_values(str(tmp_path / "study"), str(tmp_path / "dataset"), model=str(tiny_bert_dir))
+    values["training"].update(max_steps=2, per_device_train_batch_size=4, use_cpu=True, **training)
+    config = ReproduceConfig.from_dict(values)
+    model = config.models[0]
+    return training_arguments(config, model, "full", 0, documents, tmp_path / "study" / "tiny" / "full" / "seed0")
+
+
+def study_started(args: BioHiCLTrainingArguments, monkeypatch, caplog) -> list[str]:
+    """The notice lines of the study's own training call (``biohicl.study.execute.train_run``) up to its first step."""
+    from biohicl.study import execute
+    from biohicl.training import run
+
+    def stop(*_args, **_kwargs):
+        raise Started
+
+    monkeypatch.setattr(run.BioHiCLTrainer, "train", stop)
+    with caplog.at_level(logging.WARNING), pytest.raises(Started):
+        execute.train_run(args)
+    return notices(caplog)
+
+
+def test_a_study_run_without_dev_evaluation_names_the_study_configs_keys(
+    tiny_bert_dir, documents, tmp_path, monkeypatch, caplog
+):
+    """As ``configs/reproduce_*.yaml``'s runs: no option of ``biohicl train`` in the line."""
+    line = (
+        f'no dev evaluation (no eval_tasks in the study config), {KEEPS}, set e.g. eval_tasks: ["pubmedqa:dev"], '
+        "eval_strategy: steps, eval_steps: 50, save_steps: 50, load_best_model_at_end: true, metric_for_best_model: "
+        f"pubmedqa-dev_recall@1 {STUDY_KEYS} ({GUIDE}; configs/study_minilm_cpu.yaml is a study that does)"
+    )
+    assert study_started(study_run(tiny_bert_dir, documents, tmp_path), monkeypatch, caplog) == [line]
+    assert "--" not in line
+
+
+def test_a_study_run_that_evaluates_without_best_model_loading_names_the_study_configs_keys(
+    tiny_bert_dir, documents, tmp_path, monkeypatch, caplog
+):
+    args = study_run(tiny_bert_dir, documents, tmp_path, eval_strategy="steps", eval_steps=1, eval_tasks=["biosses"])
+    line = (
+        f"dev evaluation without load_best_model_at_end in the study config, {KEEPS}, set e.g. "
+        f"load_best_model_at_end: true, metric_for_best_model: pubmedqa-dev_recall@1 {STUDY_KEYS} (or another metric "
+        f"of its eval_tasks; {GUIDE}; configs/study_minilm_cpu.yaml is a study that does)"
+    )
+    assert study_started(args, monkeypatch, caplog) == [line]
+
+
+def test_the_study_notices_keys_make_a_study_config_that_selects(tiny_bert_dir, documents, tmp_path):
+    """The settings the study's line gives, put into its config's ``training``, are a study whose runs select."""
+    import yaml
+
+    from biohicl.study.config import study_selection_notice
+
+    notice = study_selection_notice(study_run(tiny_bert_dir, documents, tmp_path))
+    keys = yaml.safe_load("{" + notice.split("set e.g. ", 1)[1].split(f" {STUDY_KEYS}", 1)[0] + "}")
+    args = study_run(tiny_bert_dir, documents, tmp_path, **keys)
+    assert args.load_best_model_at_end and args.eval_tasks == ["pubmedqa:dev"] and args.eval_on_start
+    assert study_selection_notice(args) is None
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("reproduce_*.yaml")), ids=lambda p: p.name)
+def test_the_reproduce_configs_runs_get_the_study_line(path, tmp_path):
+    """The paper's protocol selects nothing on purpose: each run says so in the study's own words."""
+    from biohicl.study import ReproduceConfig
+    from biohicl.study.config import study_selection_notice, training_arguments
+
+    config = ReproduceConfig.from_yaml(path)
+    config.training.pop("bf16", None)  # this machine may have no GPU
+    for model in config.models:
+        for variant in config.model_variants(model):
+            args = training_arguments(config, model, variant, 0, tmp_path / "dataset", tmp_path / variant)
+            notice = study_selection_notice(args)
+            assert notice.startswith("no dev evaluation (no eval_tasks in the study config), so the run keeps ")
+            assert "--" not in notice, variant

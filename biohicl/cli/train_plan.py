@@ -40,24 +40,28 @@ def optimizer_steps(args: Any, batches_per_epoch: int) -> tuple[int, int]:
 
 def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
     """When the run evaluates and on which tasks: ``every 50 steps and at step 0 on biosses, pubmedqa:dev``
-    (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it); without evaluation, that
-    the run keeps its last step and how to select on dev, as the run's warning says
-    (:data:`~biohicl.training.run_settings.NO_DEV_SELECTION`)."""
-    from biohicl.training.run_settings import NO_DEV_SELECTION_EFFECT
+    (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it); for a run that keeps its
+    last step, without evaluation or without ``--load_best_model_at_end``, that it does and how to select on dev, as
+    the run's warning says (:func:`~biohicl.training.run_settings.dev_selection_notice`)."""
+    from biohicl.training.run_settings import kept_last_step
 
     strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+    kept = kept_last_step(args)
     if strategy == "no":
-        return f"none (no --eval_tasks): {NO_DEV_SELECTION_EFFECT}"
+        return f"none (no --eval_tasks): {kept}"
     start = " and at step 0" if args.eval_on_start else ""
     tasks = ", ".join(args.eval_tasks)
+    kept = "" if kept is None else f" (no --load_best_model_at_end): {kept}"
     if strategy == "epoch":
-        return f"at each epoch's end{'' if per_epoch is None else f' (every {per_epoch} steps)'}{start} on {tasks}"
+        return (
+            f"at each epoch's end{'' if per_epoch is None else f' (every {per_epoch} steps)'}{start} on {tasks}{kept}"
+        )
     every: Any = args.eval_steps
     if every < 1:
         every = f"{every:g} of the run's steps" if total is None else math.ceil(total * every)
     else:
         every = int(every)
-    return f"every {every} steps{start} on {tasks}"
+    return f"every {every} steps{start} on {tasks}{kept}"
 
 
 def device_plan(args: Any) -> str:

@@ -18,6 +18,7 @@ from biohicl.field_types import check_field_types, is_count, is_number
 from biohicl.study.run_checks import check_run_name, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
+from biohicl.training.run_settings import SettingsSpelling, dev_selection_notice
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
@@ -350,6 +351,20 @@ def run_settings(config: ReproduceConfig, model: ModelSpec, variant: str) -> dic
         **model.training,
         **config.variants[variant],
     }
+
+
+#: How a study run's warning names its settings: this config's keys (YAML), not ``biohicl train``'s options.
+STUDY_SETTINGS = SettingsSpelling(
+    lambda name, value: f"{name}: {value if isinstance(value, str) else json.dumps(value)}",
+    flag="", scope=" in the study config", separator=", ", add="set", place=" in the study config's training",
+    guide='docs/training.md, "Model selection on dev data"; configs/study_minilm_cpu.yaml is a study that does',
+    alternative="",
+)  # fmt: skip
+
+
+def study_selection_notice(args: BioHiCLTrainingArguments) -> str | None:
+    """``dev_selection_notice`` of a study run (``configs/reproduce_*.yaml``'s keep their last step), in its keys."""
+    return dev_selection_notice(args, STUDY_SETTINGS)
 
 
 #: Settings that change how a run logs, not what it trains: a finished run is not compared on them.

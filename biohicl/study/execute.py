@@ -197,9 +197,10 @@ def resolve_eval_device(name: str = "auto") -> torch.device:
 def train_run(args: BioHiCLTrainingArguments) -> Path:
     """Train one run (resuming from its last complete checkpoint); returns its folder."""
     from biohicl.evaluation.evaluator import evaluator_from_args
+    from biohicl.study.config import study_selection_notice  # its keys in the line of a run that keeps its last step
     from biohicl.training.run import train_biohicl
 
-    return train_biohicl(args, evaluator=evaluator_from_args(args))
+    return train_biohicl(args, evaluator=evaluator_from_args(args), selection_notice=study_selection_notice)
 
 
 def evaluate_step0_once(config: ReproduceConfig, dataset_path: Path) -> int:

@@ -14,7 +14,7 @@ import logging
 import pickle
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
-from biohicl.training.run_settings import NO_DEV_SELECTION, check_run_folder
+from biohicl.training.run_settings import check_run_folder, dev_selection_notice
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import ObjectiveRecord, SourceRecord, run_summary
 from biohicl.training.trainer import BioHiCLTrainer, Evaluator, check_evaluation
@@ -329,13 +329,15 @@ def train_biohicl(
     evaluator: Evaluator | None = None,
     peft_config: Any = None,
     loss: torch.nn.Module | None = None,
+    selection_notice: Callable[[BioHiCLTrainingArguments], str | None] = dev_selection_notice,
 ) -> Path:
     """Train BioHiCL as ``args`` says and save the run; returns the run directory (``args.output_dir``).
 
     ``evaluator`` (``model -> {metric: value}``, e.g. :func:`biohicl.evaluation.evaluator.evaluator_from_args`)
     runs at each evaluation and is required with an ``eval_strategy``; ``peft_config`` replaces the LoRA settings of
     ``args`` (:func:`build_model`); ``loss`` replaces the objective ``args`` describe (any loss returning a tensor
-    or a dict of components).
+    or a dict of components); ``selection_notice`` gives the warning line of a run that keeps its last step (the
+    study's names its config's keys, not options).
 
     The run directory gets the final model (``save_pretrained``: adapter + tokenizer + ``biohicl_config.json``),
     ``trainer_state.json``, ``biohicl_training_args.json``, ``training_summary.json`` (data and batch statistics,
@@ -370,8 +372,8 @@ def train_biohicl(
     )
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
-    if args.eval_strategy == "no" and args.should_log:  # a plain `biohicl train`, its inputs good: said once
-        logger.warning(NO_DEV_SELECTION)
+    if args.should_log and (notice := selection_notice(args)):  # no dev selection, the inputs good: said once
+        logger.warning(notice)
     try:
         result = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as err:  # torch.load(weights_only=True) refused a file of the checkpoint

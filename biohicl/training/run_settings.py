@@ -5,15 +5,17 @@ checkpoint in ``output_dir`` whoever wrote it. So a resume under other settings 
 ``biohicl_training_args.json``, or under another objective than the one its ``trainer_state.json`` keeps (a loss
 given as ``train_biohicl(loss=...)``, its extra terms, is no argument: :data:`OBJECTIVE_RECORD`), and a fresh run
 into a folder holding another run's checkpoints, are refused in one line, before the model loads. Torch-free: the
-demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too. A run without dev evaluation is not refused, but keeps
-its last step: :data:`NO_DEV_SELECTION` says so when it starts."""
+demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too. A run without dev evaluation, or one that evaluates
+without ``load_best_model_at_end``, is not refused, but keeps its last step: :func:`dev_selection_notice` says so in
+one warning line, logged before its first step, once its inputs are read and good."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -279,13 +281,98 @@ def check_run_folder(args: Any, resume: str | Path | None, objective: Mapping[st
         check_resume_settings(args, resume, objective)
 
 
+def command_line_option(name: str, value: Any) -> str:
+    """One ``biohicl train`` option as typed: ``--name value``, a list's items after it, a true flag alone."""
+    if value is True:
+        return f"--{name}"
+    return " ".join([f"--{name}", *map(str, value if isinstance(value, list) else [value])])
+
+
+@dataclass(frozen=True)
+class SettingsSpelling:
+    """How a run's notice names its settings where its user gives them: ``biohicl train``'s options
+    (:data:`COMMAND_LINE`), or a study config's keys (:data:`biohicl.study.config.STUDY_SETTINGS`)."""
+
+    option: Callable[[str, Any], str]  # a setting and its value as written
+    flag: str = "--"  # before a setting's name
+    scope: str = ""  # after a missing one's: " in the study config"
+    separator: str = " "
+    add: str = "add"
+    place: str = ""  # where the settings go: " in the study config's training"
+    guide: str = 'docs/training.md, "Model selection on dev data"'
+    alternative: str = ", or train with --config configs/biohicl_minilm.yaml, the registry's recipe"
+
+
+COMMAND_LINE = SettingsSpelling(command_line_option)
+
+#: What a run without dev evaluation adds to select on dev, step 0 a candidate (the registry recipe's dev task).
+DEV_SELECTION_SETTINGS: dict[str, Any] = {
+    "eval_tasks": ["pubmedqa:dev"], "eval_strategy": "steps", "eval_steps": 50, "save_steps": 50,
+    "load_best_model_at_end": True, "metric_for_best_model": "pubmedqa-dev_recall@1",
+}  # fmt: skip
+
+
+def _value(strategy: Any) -> Any:
+    return getattr(strategy, "value", strategy)
+
+
+def selection_settings(args: Any) -> tuple[dict[str, Any], bool] | None:
+    """What a run that keeps its last step adds to select a step on dev (step 0 a candidate), and whether that is an
+    example (a dev task or a metric it may choose otherwise); None for a run that selects (it evaluates, and loads its
+    best step: ``load_best_model_at_end``). One that evaluates adds ``load_best_model_at_end``, its
+    ``metric_for_best_model`` (else one for example) and, where its saves are not on its evaluations' steps, those
+    saves: a best step not saved could not be loaded."""
+    strategy = _value(args.eval_strategy)
+    if strategy == "no":
+        return dict(DEV_SELECTION_SETTINGS), True
+    if args.load_best_model_at_end:
+        return None
+    saves, settings = _value(args.save_strategy), {}
+    if saves not in (strategy, "best"):
+        settings["save_strategy"] = strategy
+    if strategy == "steps" and saves != "best" and (saves != "steps" or args.save_steps != args.eval_steps):
+        settings["save_steps"] = args.eval_steps
+    metric = args.metric_for_best_model or DEV_SELECTION_SETTINGS["metric_for_best_model"]
+    settings.update(load_best_model_at_end=True, metric_for_best_model=metric)
+    return settings, not args.metric_for_best_model
+
+
+def keeps_last_step(
+    settings: Mapping[str, Any], spelling: SettingsSpelling = COMMAND_LINE, example: bool = True, tasks: bool = False
+) -> str:
+    """That the run keeps its last step whatever it scores, and the ``settings`` that select on dev instead as
+    ``spelling`` names them (``example``: settings it may choose otherwise; ``tasks``: the metric, one of its own
+    ``eval_tasks``', said so)."""
+    shown = spelling.separator.join(spelling.option(name, value) for name, value in settings.items())
+    guide = f"or another metric of its {spelling.flag}eval_tasks; {spelling.guide}" if tasks else spelling.guide
+    return (
+        "the run keeps its last step whatever it scores; to select a step on dev data, step 0 (the base) a candidate, "
+        f"{spelling.add} {'e.g. ' if example else ''}{shown}{spelling.place} ({guide}){spelling.alternative}"
+    )
+
+
+def kept_last_step(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> str | None:
+    """:func:`keeps_last_step` for the run ``args`` describe (:func:`selection_settings`); None for one that
+    selects."""
+    if (selection := selection_settings(args)) is None:
+        return None
+    settings, example = selection
+    return keeps_last_step(settings, spelling, example, tasks=example and _value(args.eval_strategy) != "no")
+
+
+def dev_selection_notice(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> str | None:
+    """The one warning line of a run that keeps its last step (None for one that selects): without dev evaluation
+    (:data:`NO_DEV_SELECTION` for ``biohicl train``), or evaluating without ``load_best_model_at_end``; logged by
+    ``train_biohicl`` before the first step, once the inputs are good."""
+    if (kept := kept_last_step(args, spelling)) is None:
+        return None
+    if _value(args.eval_strategy) == "no":
+        return f"no dev evaluation (no {spelling.flag}eval_tasks{spelling.scope}), so {kept}"
+    return f"dev evaluation without {spelling.flag}load_best_model_at_end{spelling.scope}, so {kept}"
+
+
 #: What a run without dev evaluation (no ``eval_strategy``, so no ``--eval_tasks``) ends with, and how to select on
 #: dev instead: the dry run's evaluation line gives it, and :data:`NO_DEV_SELECTION` is the run's warning.
-NO_DEV_SELECTION_EFFECT = (
-    "the run keeps its last step whatever it scores; to select a step on dev data, step 0 (the base) a candidate, add "
-    "e.g. --eval_tasks pubmedqa:dev --eval_strategy steps --eval_steps 50 --save_steps 50 --load_best_model_at_end "
-    '--metric_for_best_model pubmedqa-dev_recall@1 (docs/training.md, "Model selection on dev data"), or train with '
-    "--config configs/biohicl_minilm.yaml, the registry's recipe"
-)
-#: The one warning line ``train_biohicl`` logs when a run without dev evaluation starts.
+NO_DEV_SELECTION_EFFECT = keeps_last_step(DEV_SELECTION_SETTINGS)
+#: The one warning line ``train_biohicl`` logs for a ``biohicl train`` run without dev evaluation.
 NO_DEV_SELECTION = f"no dev evaluation (no --eval_tasks), so {NO_DEV_SELECTION_EFFECT}"
