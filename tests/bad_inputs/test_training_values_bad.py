@@ -5,6 +5,7 @@ before anything is read."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def test_help_says_what_biohicl_does_with_metric_for_best_model_and_title_weight
     text = " ".join(result.out.split("\noptions:", 1)[1].split())  # the option list (not usage), unwrapped
     # transformers' inherited help said "Defaults to 'loss'", which biohicl refuses (no evaluation metric)
     assert "Defaults to 'loss'" not in text
-    metric = text.split("--metric-for-best-model METRIC_FOR_BEST_MODEL ", 1)[1].split("(default: None)", 1)[0]
+    metric = re.split(r" --[\w-]+ \[?[A-Z]", text.split("--metric-for-best-model METRIC_FOR_BEST_MODEL ", 1)[1])[0]
     assert "required with --load_best_model_at_end" in metric and "dev_score" in metric
     assert "the training loss is not one" in metric
     title = text.split("--title-weight TITLE_WEIGHT ", 1)[1].split("(default: 0.0)", 1)[0]
