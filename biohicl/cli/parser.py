@@ -88,11 +88,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     as written. A required option (one of :data:`REQUIRED` too: a required field a positional or the config file may
     give) shows no default, nor does an option whose help already states its own ("(default: cuda if available)");
     an option that defaults to None shows its field's :data:`DEFAULT_WORDS`, else "(default: not given)" for an
-    option taking an optional value (a flag), else no default: never "None"."""
+    option taking an optional value (a flag), else no default: never "None"; nor does a repeatable option that
+    defaults to none given (never "[]")."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         if action.required or getattr(action, REQUIRED, False) or _STATES_DEFAULT.search(text):
+            return action.help
+        if action.default in ([], ()):  # a repeatable option given no times: "(default: [])" says nothing typable
             return action.help
         if action.default is None:  # an option left out is None: what that means, where the field says
             words = getattr(action, DEFAULT_WORDS, None) or ("not given" if action.nargs == "?" else None)
