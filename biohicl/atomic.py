@@ -20,6 +20,7 @@ import functools
 import glob
 import json
 import logging
+import math
 import os
 import shutil
 import stat
@@ -187,9 +188,25 @@ def atomic_write_text(target: str | Path, text: str, fsync: bool = False) -> Pat
     return Path(target)
 
 
-def atomic_write_json(target: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``target`` atomically (NaN/inf refused: they are not JSON)."""
-    return atomic_write_text(target, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float in it (NaN, ±inf, in dicts, lists and tuples at any depth) as None, so its
+    JSON holds ``null`` there: RFC 8259 has no NaN, and JavaScript's ``JSON.parse``, the Hub's JSON viewer and strict
+    parsers refuse the ``NaN`` Python writes. A reader takes a ``null`` score back as NaN
+    (:func:`biohicl.jsonio.nan_for_null`)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def atomic_write_json(target: str | Path, data: Any, indent: int = 2) -> Path:
+    """Write ``data`` as indented JSON to ``target`` atomically, strict JSON: a non-finite float as ``null``
+    (:func:`finite_or_null`)."""
+    text = json.dumps(finite_or_null(data), indent=indent, allow_nan=False, default=str)
+    return atomic_write_text(target, text + "\n")
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
-"""Reading JSON files the project writes (results records, trainer states, run configs), with one-line errors."""
+"""Reading JSON files the project writes (results records, trainer states, run configs), with one-line errors, and a
+``null`` score read as the NaN it was written for (:func:`nan_for_null`)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,11 @@ def read_json(
         raise failure(json_error(err), err.lineno) from None
     except RecursionError:  # ``[[[[...`` deeper than the decoder's recursion limit
         raise failure("not valid JSON (nested too deeply to read)") from None
+
+
+def nan_for_null(value: Any) -> Any:
+    """A score as a record reads it: ``null`` (None) is NaN, since biohicl writes a non-finite number as ``null``
+    (JSON has no NaN: :func:`biohicl.atomic.finite_or_null`); any other value as it is, the ``NaN`` an earlier
+    release wrote included. Only for a place a number was measured: a ``null`` that means "not recorded" stays
+    None."""
+    return math.nan if value is None else value

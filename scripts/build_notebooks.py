@@ -569,6 +569,7 @@ import json
 from biohicl.evaluation.evaluator import evaluator_from_args
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.run import train_biohicl
+from biohicl.training.selection import read_summary
 
 if DEV_TASKS:  # dev selection as configs/biohicl_minilm.yaml sets it (step 0, the base, a candidate and the guard)
     selection = dict(
@@ -606,7 +607,7 @@ args = BioHiCLTrainingArguments(
 )
 run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
-training = json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8"))
+training = read_summary(json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8")))  # null: NaN
 if training["selection"] is None:
     print("no model selection on dev data (DEV_TASKS is empty): the run ends with its last step's weights")
 else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError
 from biohicl.evaluation.plots import pyplot, save_png
-from biohicl.training.selection import EVALUATIONS_NAME
+from biohicl.training.selection import EVALUATIONS_NAME, read_evaluation_rows
 
 AGREEMENT = "eval_siml-agreement_spearman"
 
@@ -28,7 +28,7 @@ def tradeoff_series(record: Path, metric: str) -> list[tuple[int, float, float]]
     (the file, or its folder); ConfigError naming the file when a step lacks either metric or step 0 is missing."""
     path = record / EVALUATIONS_NAME if record.is_dir() else record
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = read_evaluation_rows(json.loads(path.read_text(encoding="utf-8")))  # a null score is NaN
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: not a readable dev_evaluations.json ({err})") from None
     key = metric if metric.startswith("eval_") else f"eval_{metric}"

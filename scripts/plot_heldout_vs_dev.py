@@ -19,7 +19,8 @@ from pathlib import Path
 
 from biohicl.errors import ConfigError
 from biohicl.evaluation.plots import pyplot, save_png
-from biohicl.training.selection import EVALUATIONS_NAME
+from biohicl.jsonio import nan_for_null
+from biohicl.training.selection import EVALUATIONS_NAME, read_evaluation_rows
 
 AGREEMENT = "eval_siml-agreement_spearman"
 HELD_OUT = ("biosses/spearman", "pubmedqa/recall@1")
@@ -34,7 +35,7 @@ def _read(path: Path) -> object:
 
 def held_out_summary(path: Path) -> dict[str, float]:
     """The ``summary`` of an ``eval.json``; ConfigError naming the file when a held-out metric is missing."""
-    summary = _read(path).get("summary", {})
+    summary = {k: nan_for_null(v) for k, v in _read(path).get("summary", {}).items()}  # null: a NaN's JSON
     for name in HELD_OUT:
         if name not in summary:
             raise ConfigError(f"{path}: summary has no {name}")
@@ -44,7 +45,7 @@ def held_out_summary(path: Path) -> dict[str, float]:
 def run_point(record: Path, base: dict[str, float]) -> tuple[str, int, float, float]:
     """``(variant, selected step, agreement there, held-out gain in points)`` of one run record folder."""
     best_step = _read(record / "training_summary.json").get("best_step")
-    rows = _read(record / EVALUATIONS_NAME)
+    rows = read_evaluation_rows(_read(record / EVALUATIONS_NAME))  # a null score is NaN
     row = next((r for r in rows if r.get("step") == best_step), None)
     if row is None or AGREEMENT not in row:
         raise ConfigError(f"{record / EVALUATIONS_NAME}: no {AGREEMENT} at the selected step {best_step}")

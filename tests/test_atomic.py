@@ -22,10 +22,17 @@ def test_failed_write_keeps_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
-def test_nan_is_refused_and_nothing_written(tmp_path):
-    with pytest.raises(ValueError):
-        atomic_write_json(tmp_path / "r.json", {"x": float("nan")})
-    assert list(tmp_path.iterdir()) == []
+def test_a_non_finite_float_is_written_as_null_so_the_file_is_strict_json(tmp_path):
+    """NaN was refused with a ValueError traceback (a study report with a NaN dev-pick score was not written)."""
+    nan, inf = float("nan"), float("inf")
+    target = atomic_write_json(tmp_path / "r.json", {"x": nan, "runs": [[0, inf], (2, -inf)], "y": {"z": 0.5}})
+    text = target.read_text(encoding="utf-8")
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}")) == {
+        "x": None,
+        "runs": [[0, None], [2, None]],
+        "y": {"z": 0.5},
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 def test_directory_replaced_only_on_success(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from biohicl.errors import DataError
-from biohicl.training.selection import best_evaluation, selection_record
+from biohicl.training.selection import best_evaluation, read_summary, selection_record
 from tests.conftest import synthetic_documents
 
 NAN, INF = float("nan"), float("inf")
@@ -249,8 +249,9 @@ def test_a_run_whose_evaluations_are_all_nan_ends_with_the_base_weights(tiny_ber
 
     with caplog.at_level(logging.WARNING, logger="biohicl.training.trainer"):
         run = train_biohicl(nan_args(tiny_bert_dir, docs_file, tmp_path / "run"), evaluator=Scripted([NAN] * 3))
-    summary = json.loads((run / "training_summary.json").read_text())
-    assert (summary["best_step"], summary["selected_base"]) == (0, True) and math.isnan(summary["best_metric"])
+    summary = json.loads((run / "training_summary.json").read_text())  # JSON has no NaN: null
+    assert (summary["best_step"], summary["selected_base"], summary["best_metric"]) == (0, True, None)
+    assert math.isnan(read_summary(summary)["best_metric"])
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["best_model_checkpoint"] is None
     initial = load_file(str(run / INITIAL_WEIGHTS_NAME))

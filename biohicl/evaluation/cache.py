@@ -34,7 +34,6 @@ import hashlib
 import inspect
 import json
 import logging
-import math
 import os
 import stat
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.atomic import atomic_write_json
+from biohicl.jsonio import nan_for_null
 
 logger = logging.getLogger(__name__)
 
@@ -288,15 +288,15 @@ class EvaluationCache:
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("evaluation cache: %s is unreadable; evaluating again", path)
             return None
-        return {str(k): float(v) for k, v in metrics.items()}
+        return {str(k): float(nan_for_null(v)) for k, v in metrics.items()}  # an older record's "nan" text too
 
     def put(self, key: str, metrics: Mapping[str, float], tasks: Sequence[str]) -> Path:
         """Store ``metrics`` under ``key`` (with the tasks, for a reader); returns the file. A NaN or infinite
-        metric (a collapsed model's correlation) is stored as its text, ``"nan"``, which :meth:`get` reads back."""
+        metric (a collapsed model's correlation) is stored as ``null`` (JSON has no NaN), which :meth:`get` reads
+        back as NaN."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(key)
-        values = {k: float(v) if math.isfinite(float(v)) else str(float(v)) for k, v in metrics.items()}
-        atomic_write_json(path, {"tasks": list(tasks), "metrics": values})
+        atomic_write_json(path, {"tasks": list(tasks), "metrics": {k: float(v) for k, v in metrics.items()}})
         return path
 
     def __repr__(self) -> str:

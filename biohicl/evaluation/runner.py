@@ -33,7 +33,7 @@ from biohicl.evaluation.tasks import (
     summary_keys,
 )
 from biohicl.field_types import is_count, is_number
-from biohicl.jsonio import read_json
+from biohicl.jsonio import nan_for_null, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -308,21 +308,32 @@ def drop_stale_record(output: Path, results: dict[str, Any]) -> str | None:
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write a results record as indented JSON, atomically; a NaN metric is refused in one line
-    (:func:`check_defined`), other NaN/inf too (they are not JSON)."""
+    (:func:`check_defined`), any other non-finite value is written ``null`` (JSON has no NaN)."""
     check_defined(results, path)
     return atomic_write_json(path, results)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results record written by :func:`save_results`; :class:`DataError` when it is not one, or not of its
-    shape (:func:`_shape_problem`), in one line naming the file and the task."""
+    shape (:func:`_shape_problem`), in one line naming the file and the task. A ``null`` metric (a non-finite one
+    as JSON holds it) reads as NaN, as the ``NaN`` of an older record does."""
     path = Path(path)
     record = read_json(path, missing="no such file")
     if not isinstance(record, dict) or "tasks" not in record:
         raise DataError("not a biohicl evaluation results file (no `tasks`)", path)
+    _read_null_metrics(record)
     if (problem := _shape_problem(record)) is not None:
         raise DataError(f"not a biohicl evaluation results file: {problem}", path)
     return record
+
+
+def _read_null_metrics(record: dict[str, Any]) -> None:
+    """Each ``null`` among ``record``'s task metrics and summary values as NaN, in place (anything else as it is)."""
+    tasks = record["tasks"] if isinstance(record["tasks"], dict) else {}
+    holders = [entry.get("metrics") for entry in tasks.values() if isinstance(entry, dict)]
+    for values in (*holders, record.get("summary")):
+        if isinstance(values, dict):
+            values.update({k: nan_for_null(v) for k, v in values.items()})
 
 
 def _kind(value: Any) -> str:

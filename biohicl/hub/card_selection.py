@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from biohicl.hub.eval_rows import EvalRow, metric_key
+from biohicl.jsonio import nan_for_null
+from biohicl.training.selection import read_selection
 
 
 def _splits(eval_tasks: Sequence[str]) -> dict[str, str]:
@@ -43,7 +45,8 @@ def dev_metric_rows(selection: dict[str, Any], evaluations: Sequence[dict[str, A
         if key not in base or key not in kept:
             continue
         task, _, name = key.removeprefix("eval_").rpartition("_")
-        row = EvalRow(task or name, metric_key(name) if task else name, float(kept[key]), float(base[key]))
+        kept_value, base_value = float(nan_for_null(kept[key])), float(nan_for_null(base[key]))
+        row = EvalRow(task or name, metric_key(name) if task else name, kept_value, base_value)
         split = splits.get(task)
         rows.append(
             {
@@ -63,7 +66,7 @@ def selection_of(
 ) -> dict[str, Any]:
     """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting.
     ``evaluations``: the run's ``dev_evaluations.json`` rows, for the dev metrics at step 0 and the kept step."""
-    record = summary.get("selection") or {}
+    record = read_selection(summary.get("selection") or {})  # a null score of a measured step is NaN
     if not record.get("loaded_best"):
         return {}
     selection = {

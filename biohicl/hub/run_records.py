@@ -10,6 +10,7 @@ from typing import Any
 from biohicl.errors import PublishError
 from biohicl.field_types import is_int, is_number
 from biohicl.hub.card_hyperparameters import RUN_SCALE, loss_fields
+from biohicl.training.selection import read_evaluation_rows, read_selection
 
 #: the ``training_summary.json`` fields the card reads and the JSON each must be (null: not recorded); the nested
 #: objects' fields under their dotted names; the recorded loss's, those its walk reads (:func:`summary_fields`)
@@ -117,18 +118,24 @@ def checked(values: Any, path: Path, fields: dict[str, str] | None = None) -> di
 
 def check_selected(summary: dict[str, Any], path: Path) -> None:
     """A selection that loaded its best step records the step and both scores the card states
-    (:data:`SELECTED_FIELDS`); else a one-line :class:`PublishError`."""
+    (:data:`SELECTED_FIELDS`); else a one-line :class:`PublishError`. A score written ``null`` for NaN (its step's
+    evaluation was not a number: :func:`~biohicl.training.selection.read_selection`) is recorded; a ``null`` step is
+    not."""
     if not _field(summary, "selection.loaded_best"):
         return
+    read = {"selection": read_selection(summary.get("selection"))}
     for name in SELECTED_FIELDS:
-        if _field(summary, name) is None:
+        if _field(read, name) is None:
             kind = SUMMARY_FIELDS[name]
             raise PublishError(f"{path}: field {name} must be {_KIND_WORDS[kind]} (selection.loaded_best), got None")
 
 
 def checked_rows(rows: Any, path: Path) -> list[dict[str, Any]]:
     """``rows`` (``dev_evaluations.json``) when a JSON list of objects, each with an integer ``step`` and a number
-    for each ``eval_*`` metric; else a one-line :class:`PublishError` naming the file, the row and the field."""
+    for each ``eval_*`` metric (``null``, a NaN's JSON, read as NaN:
+    :func:`~biohicl.training.selection.read_evaluation_rows`); else a one-line :class:`PublishError` naming the file,
+    the row and the field."""
+    rows = read_evaluation_rows(rows)
     if not isinstance(rows, list):
         raise PublishError(f"{path}: expected a JSON list, got {type(rows).__name__}")
     for number, row in enumerate(rows, 1):

@@ -17,6 +17,7 @@ from typing import Any
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import TRAINING_DONE_NAME, RunKey, run_dir_for
+from biohicl.training.selection import read_summary
 
 DEV_PICK_RULE = (
     "Computed from dev data alone (no held-out number enters it): a variant with a seed not trained yet, without dev "
@@ -61,10 +62,12 @@ def left_out_targets(config: ReproduceConfig) -> list[str]:
 def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries) -> dict[str, Any]:
     """``{"rule", "candidates", "picked", "left_out"}`` for ``spec``'s judged variants: each candidate with its seeds,
     selected steps, mean dev selection score and why it is out (None when in); ``picked`` is None when every one is
-    out; ``left_out``: the target variants not in this selection of the study (:func:`left_out_targets`)."""
+    out; ``left_out``: the target variants not in this selection of the study (:func:`left_out_targets`). A summary's
+    ``null`` score of a measured step is the NaN it was written for (:func:`~biohicl.training.selection.read_summary`):
+    a run that kept its NaN base kept its base, it did not go without dev selection."""
     candidates, picked, best = [], None, None
     for variant in config.judged_variants(spec):
-        seeds = {s: summaries.get((spec.name, variant, s)) for s in config.run_seeds(spec, variant)}
+        seeds = {s: read_summary(summaries.get((spec.name, variant, s))) for s in config.run_seeds(spec, variant)}
         scores = [float(r["best_metric"]) for r in seeds.values() if r is not None and r.get("best_metric") is not None]
         out = _out(seeds)
         score = sum(scores) / len(scores) if scores else None

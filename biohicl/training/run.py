@@ -9,7 +9,6 @@ trains (resuming when asked, from a checkpoint of this run's settings and object
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import time
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from biohicl.atomic import atomic_write_text
+from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.data.columns import column_array, column_list, in_memory_dataset
 from biohicl.data.documents import (
     document_text,
@@ -393,9 +392,9 @@ def train_biohicl(
         # written by renaming a new file into place, never through a link planted in the folder
         atomic_write_text(run_dir / TRAINING_ARGS_JSON, args.to_json_string())
         summary = run_summary(trainer, model, sampler, data.stats, result, start)
-        atomic_write_text(run_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
+        atomic_write_json(run_dir / SUMMARY_NAME, summary)  # strict JSON: a NaN score is null
         if evaluations := evaluation_rows(trainer.state.log_history):
-            atomic_write_text(run_dir / EVALUATIONS_NAME, json.dumps(evaluations, indent=1))
+            atomic_write_json(run_dir / EVALUATIONS_NAME, evaluations, indent=1)
         try:
             title = f"BioHiCL: {args.base_model}"
             plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title, selection=trainer.selection)

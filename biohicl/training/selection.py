@@ -2,7 +2,8 @@
 must not fall below the base's (``guard_holds``), checking that a selection metric is one the evaluator gives,
 picking the best evaluated step (step 0, the base weights, included; a NaN or infinite value never), the warning
 when the base is kept, the ``training_summary.json`` keys that record the choice, and every evaluation's metrics
-(``dev_evaluations.json``)."""
+(``dev_evaluations.json``); both records as their readers take them back (:func:`read_summary`,
+:func:`read_evaluation_rows`: a ``null`` score of an evaluated step is NaN)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from biohicl.errors import ConfigError
+from biohicl.field_types import is_int
+from biohicl.jsonio import nan_for_null
 
 
 def check_metric(option: str, name: str, available: Iterable[str], key: str | None = None) -> None:
@@ -163,3 +166,64 @@ def evaluation_rows(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, 
         if metrics:
             rows.append({**dict(sorted(metrics.items())), "step": int(entry["step"])})
     return rows
+
+
+def read_evaluation_rows(rows: Any) -> Any:
+    """``dev_evaluations.json``'s rows (:func:`evaluation_rows`) as they were logged: each ``eval_*`` ``null`` is NaN
+    (written ``null``: JSON has no NaN). A value that is not a list of objects is returned as it is, for its reader
+    to refuse."""
+    if not isinstance(rows, list):
+        return rows
+    return [
+        {k: nan_for_null(v) if k.startswith("eval_") else v for k, v in row.items()} if isinstance(row, dict) else row
+        for row in rows
+    ]
+
+
+def _scores_read(record: Mapping[str, Any], scores: Mapping[int, Any]) -> dict[str, Any]:
+    """``best_metric`` and ``step0_metric`` of ``record`` read back as NaN where ``null`` stands for one: the score
+    its step (``best_step``, step 0) has among the evaluations (``scores``, by step) is not finite; else as they
+    are (a kept step without its score stays None)."""
+    read = dict(record)
+    for key, step in (("best_metric", read.get("best_step")), ("step0_metric", 0)):
+        value = scores.get(step) if is_int(step) else None
+        if key in read and read[key] is None and isinstance(value, float) and not math.isfinite(value):
+            read[key] = math.nan
+    return read
+
+
+def _scores_by_step(pairs: Any) -> dict[int, Any]:
+    """``{step: score}`` of the ``[step, score]`` pairs of a selection's ``evaluations`` (others skipped)."""
+    pairs = pairs if isinstance(pairs, list) else []
+    return {pair[0]: pair[1] for pair in pairs if isinstance(pair, list) and len(pair) == 2 and is_int(pair[0])}
+
+
+def read_selection(record: Any) -> Any:
+    """A ``selection`` record (:func:`selection_record`) as it was made: written, each non-finite score is ``null``
+    (JSON has no NaN), so a ``null`` where a score was measured is NaN: each ``evaluations`` pair's, and
+    ``best_metric`` and ``step0_metric`` where their step's evaluation is. A ``null`` ``best_step`` (nothing kept), or
+    a score its step's evaluation does not back, stays None; a record of an earlier release (``NaN``) reads as it
+    is, and anything not of the record's shape is returned as it is, for its reader to refuse."""
+    if not isinstance(record, Mapping):
+        return record
+    read = dict(record)
+    pairs = read.get("evaluations")
+    if isinstance(pairs, list):
+        read["evaluations"] = [
+            [pair[0], nan_for_null(pair[1])] if isinstance(pair, list) and len(pair) == 2 else pair for pair in pairs
+        ]
+    return _scores_read(read, _scores_by_step(read.get("evaluations")))
+
+
+def read_summary(summary: Any) -> Any:
+    """A ``training_summary.json`` value with its selection's scores read back (:func:`read_selection`), its top-level
+    copies (:func:`selection_summary`) by the same rule; anything but a JSON object is returned as it is."""
+    if not isinstance(summary, Mapping):
+        return summary
+    selection = read_selection(summary.get("selection"))
+    read = _scores_read(
+        summary, _scores_by_step(selection.get("evaluations") if isinstance(selection, Mapping) else None)
+    )
+    if "selection" in read:
+        read["selection"] = selection
+    return read
