@@ -1,20 +1,22 @@
 """Checks of ``biohicl train`` values, each refusal a one-line :class:`ConfigError` naming its field.
 
 :func:`check_run_values`: what peft, torch and transformers would refuse only after the data and the model loaded,
-with a traceback, or never: every float field finite (a NaN passed ``x < 0`` and trained an all-NaN adapter), what
-the loss built from the arguments refuses (:func:`check_loss`), LoRA's rank, alpha and dropout (not under
-``full_finetune``, which builds no LoRA), the seeds, the reporting integrations (known, and installed), the
-scheduler's keyword arguments, ``max_steps``, ``max_partners`` and the inherited optimizer, schedule and
-data-loader numbers (:func:`check_inherited_values`). Once transformers normalised the arguments
-(``BioHiCLTrainingArguments.__post_init__``): the evaluation and model selection (:func:`check_selection`), the
-model (:func:`check_model`) and the data and batches (:func:`check_data`). :func:`check_seed` is the one seed rule
-of training, a study config and ``biohicl build-dataset``."""
+with a traceback, or never: no push to the Hub (:func:`check_hub_values`), every float field finite (a NaN passed
+``x < 0`` and trained an all-NaN adapter), what the loss built from the arguments refuses (:func:`check_loss`),
+LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no LoRA), the seeds, the reporting
+integrations (known, and installed), the scheduler's keyword arguments, ``max_steps``, ``max_partners`` and the
+inherited optimizer, schedule and data-loader numbers (:func:`check_inherited_values`). Once transformers normalised
+the arguments (``BioHiCLTrainingArguments.__post_init__``): the evaluation and model selection
+(:func:`check_selection`), the model (:func:`check_model`) and the data and batches (:func:`check_data`).
+:func:`check_seed` is the one seed rule of training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
 
 import difflib
 import json
 import math
+import re
+import shlex
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -57,6 +59,15 @@ OPTIONAL_COUNT_FIELDS = ("dataloader_prefetch_factor",)
 INTERVAL_FIELDS = ("logging_steps", "save_steps", "eval_steps")
 #: How ``batch_sampler`` composes batches: around mined SimL > β pairs, or plain shuffling.
 BATCH_SAMPLERS = ("mesh_pairs", "random")
+#: The options only transformers' push to the Hub reads, each with its value that asks for nothing (``hub_token``
+#: aside: accepted, read by nothing, never written, as ``HF_TOKEN`` is the token ``biohicl publish`` reads).
+PUSH_ONLY_FIELDS = {
+    "hub_model_id": None,
+    "hub_strategy": "every_save",
+    "hub_always_push": False,
+    "hub_private_repo": None,
+    "hub_revision": None,
+}
 #: Integrations whose callback asks for an environment variable rather than a package.
 INTEGRATION_ENVIRONMENT = {"kubeflow": "KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob)"}
 
@@ -65,6 +76,7 @@ def check_run_values(args: Any) -> None:
     """Refuse a bad value of ``args`` (a ``BioHiCLTrainingArguments`` before ``TrainingArguments.__post_init__``
     normalises it). ``report_to`` None becomes ``"none"``; a ``lr_scheduler_kwargs`` JSON object string is left for
     transformers to parse, stripped. The LoRA values are not checked under ``full_finetune``: no LoRA is built."""
+    check_hub_values(args)
     check_finite(args)
     check_loss(args)
     if args.selection_guard_tolerance < 0:
@@ -87,6 +99,31 @@ def check_run_values(args: Any) -> None:
         args.report_to = "none"
     check_report_to(args.report_to)
     args.lr_scheduler_kwargs = scheduler_kwargs(args.lr_scheduler_kwargs)
+
+
+def check_hub_values(args: Any) -> None:
+    """Refuse ``push_to_hub``, and an option only a push reads (:data:`PUSH_ONLY_FIELDS`) set alone, which would ask
+    for a push that never comes: transformers' push pickles the arguments (``hub_token`` in clear text) into
+    ``training_args.bin`` and uploads it with the checkpoints' pickles, no card, no token scan, and not the kept step;
+    ``biohicl publish`` is the one way a run goes to the Hub."""
+    if getattr(args, "push_to_hub", False):
+        raise ConfigError(push_refusal(args))
+    for name, unset in PUSH_ONLY_FIELDS.items():
+        if getattr(args, name, unset) != unset:
+            raise ConfigError(push_refusal(args, name))
+
+
+def push_refusal(args: Any, field: str = "push_to_hub") -> str:
+    """The one line refusing a push asked for by ``field``, with the ``biohicl publish`` command that publishes the
+    run (its folder, and ``hub_model_id`` as the repo id when it is an owner/name one)."""
+    run_dir = shlex.quote(str(args.output_dir)) if getattr(args, "output_dir", None) else "RUN_DIR"
+    repo_id = getattr(args, "hub_model_id", None) or ""
+    repo_id = repo_id if re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id) else "OWNER/NAME"
+    return (
+        f"{field}: biohicl train does not push to the Hub (transformers' push uploads the checkpoints' pickles and "
+        f"the arguments with the token, without a card); train, then run `biohicl publish {run_dir} --repo_id "
+        f"{repo_id}`, which publishes the kept step with its card"
+    )
 
 
 def check_finite(args: Any) -> None:

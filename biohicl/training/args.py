@@ -296,6 +296,14 @@ class BioHiCLTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the BioHiCL collator reads the text and label columns."}
     )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Refused, as are the --hub_* options only a push reads (--hub_token aside: unused, never "
+            "written): train, then `biohicl publish RUN_DIR --repo_id OWNER/NAME` publishes the kept step with its "
+            "card."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.output_dir is None:

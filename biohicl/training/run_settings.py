@@ -24,7 +24,8 @@ from biohicl.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 #: Training arguments that change neither what a run trains nor what it selects: where it writes, how it logs,
-#: reports, saves or pushes, how the batches are loaded (workers), not which batches, and how much memory it takes
+#: reports or saves (the hub options too: a run refuses a push, ``arg_checks.check_hub_values``, but a checkpoint
+#: written before may record one), how the batches are loaded (workers), not which batches, and how much memory it takes
 #: (the evaluation's batch size, on which the metrics do not depend; activation checkpointing, which recomputes the
 #: same activations in the backward pass, its dropout masks with the RNG state saved; emptying the CUDA cache), so a
 #: run that ran out of memory resumes with less.

@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ from transformers.trainer_utils import TrainOutput, seed_worker
 
 from biohicl.errors import ConfigError
 from biohicl.losses.utils import pair_shares
+from biohicl.training.arg_checks import push_refusal
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, prepare_trainable, training_mesh
 from biohicl.training.cached_batch import base_model_embeddings, encoded_loss
@@ -108,6 +109,8 @@ class BioHiCLTrainer(Trainer):
             raise ConfigError("BioHiCLTrainer: args must be a BioHiCLTrainingArguments")
         if compute_loss_func is not None:  # the Trainer's hook would be ignored: compute_loss is the BioHiCL one
             raise ConfigError("compute_loss_func: pass loss= instead (any module loss(embeddings, siml, **inputs))")
+        if training_args.push_to_hub:  # set after the arguments' checks (set_push_to_hub): Trainer would create a repo
+            raise ConfigError(push_refusal(training_args))
         model = kwargs.get("model") if "model" in kwargs else (args[0] if args else None)
         check_evaluation(training_args, evaluator)
         prepare_trainable(model, training_args, peft_config)
@@ -378,6 +381,12 @@ class BioHiCLTrainer(Trainer):
         # no training_args.bin: it would pickle the whole TrainingArguments, hub_token included; the JSON copy
         # (TrainingArguments.to_json_string redacts tokens) is what a run folder keeps
         Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
+
+    # -- the Hub: never from here (a push uploads pickles, no card, not the kept step); `biohicl publish` does it
+    def init_hf_repo(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ConfigError(push_refusal(self.args))
+
+    push_to_hub = _push_from_checkpoint = init_hf_repo
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         model = self.accelerator.unwrap_model(model if model is not None else self.model)
