@@ -22,14 +22,14 @@ estimate, or ``--worker-gib``), run each phase with ``python3 -m biohicl.cli.mai
 then always tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
 ``collect`` (here): check and join the pieces into the study folder and rewrite the report (``--report_only``).
 
-Standard library only at import, so it runs on the GPU image before anything is installed; ``stage``, run here,
-imports ``biohicl`` and ``yaml``.
+The pieces, archives and what goes back into ``$OUT`` are ``scripts/gpu_transfer.py``'s. Standard library only at
+import, so it runs on the GPU image before anything is installed; ``stage``, run here, imports ``biohicl`` and
+``yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import logging
@@ -47,13 +47,8 @@ from pathlib import Path
 logger = logging.getLogger("gpu_session")
 
 REPO = Path(__file__).resolve().parents[1]
-MIB = 1 << 20
 MANIFEST = "manifest.json"
-BACK = "back.json"
 INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX") or Path(tempfile.gettempdir()) / "biohicl_gpu_inbox")
-#: What comes back from $OUT (the device README's limits) and what travels per call.
-OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64, 2000
-HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 DEFAULT_WHEELS = ["datasets==5.2.0", "evaluate==0.4.6", "dill==0.4.1", "multiprocess==0.70.19"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
 GIB = 1 << 30
@@ -67,76 +62,28 @@ WORKER_GIB = {"sentence-transformers/all-mpnet-base-v2": 13.0}
 #: What the ``reproduce`` parent keeps on the GPU beside its workers (its CUDA context after the step-0 pre-pass,
 #: whose cached blocks it releases), GiB; also an estimate.
 PARENT_GIB = 2.0
+#: What each phase runs, before ``--config CONFIG`` and the phase's arguments (``run --phase-command`` replaces it).
+REPRODUCE = (sys.executable, "-m", "biohicl.cli.main", "reproduce")
 #: About what an H100 the device tool lends has free, GiB (its README: about 78).
 H100_FREE_GIB = 78.0
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def split_file(path: Path, size: int, out_dirs: list[Path] | Path, stem: str) -> list[dict]:
-    """Cut ``path`` into pieces of at most ``size`` bytes named ``stem.NNN`` (piece k in ``out_dirs[k]`` when a list);
-    returns ``[{name, bytes, sha256}]``."""
-    pieces = []
-    with path.open("rb") as handle:
-        for index in range(10_000):
-            data = handle.read(size)
-            if not data:
-                break
-            folder = out_dirs[index] if isinstance(out_dirs, list) else out_dirs
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"{stem}.{index:03d}"
-            target.write_bytes(data)
-            pieces.append({"name": target.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    return pieces
-
-
-def join_pieces(pieces: list[dict], folders: list[Path], target: Path) -> list[str]:
-    """Write the pieces, in order, to ``target``; returns the problems (missing or corrupt pieces), empty when none."""
-    problems, found = [], []
-    for piece in pieces:
-        path = next((f / piece["name"] for f in folders if (f / piece["name"]).is_file()), None)
-        if path is None:
-            problems.append(f"{piece['name']}: missing")
-        elif sha256(path) != piece["sha256"]:
-            problems.append(f"{piece['name']}: sha256 differs (corrupt or from another stage)")
-        found.append(path)
-    if not problems:
-        with target.open("wb") as out:
-            for path in found:
-                with path.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, MIB)
-    return problems
-
-
-def tar_xz(target: Path, members: list[tuple[Path, str]], exclude=lambda path: False) -> Path:
-    """An xz tar of ``members`` (path, name in the archive), leaving out the paths ``exclude`` names."""
-
-    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        return None if exclude(Path(info.name)) else info
-
-    with tarfile.open(target, "w:xz", preset=6) as tar:
-        for path, name in members:
-            tar.add(path, arcname=name, filter=keep)
-    return target
-
-
-def extract(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-
-
-def load_pack_model():
-    spec = importlib.util.spec_from_file_location("pack_model", REPO / "scripts" / "pack_model.py")
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_pack_model():
+    return load_script("pack_model")
+
+
+transfer = load_script("gpu_transfer")
+MIB, BACK, CARRY_MIB, COMMAND_CHARS = transfer.MIB, transfer.BACK, transfer.CARRY_MIB, transfer.COMMAND_CHARS
+Session, sha256, split_file, join_pieces = transfer.Session, transfer.sha256, transfer.split_file, transfer.join_pieces
+tar_xz, extract, pack_back = transfer.tar_xz, transfer.extract, transfer.pack_back
 
 
 # ------------------------------------------------------------------------------------------------------------- stage
@@ -365,20 +312,6 @@ def receive(parts: list[Path], inbox: Path) -> dict | None:
     return manifest
 
 
-class Session:
-    """The ``run`` step's log (printed and kept in the study's ``logs/gpu_session.log``)."""
-
-    def __init__(self, log: Path):
-        self.path = log
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def say(self, message: str) -> None:
-        line = f"[gpu_session {time.strftime('%H:%M:%S')}] {message}"
-        print(line, flush=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-
 def run_phase(argv: list[str], env: dict, log: Path, seconds: float) -> tuple[int | None, bool]:
     """Run one study command until it ends or ``seconds`` pass (then its whole process group is stopped);
     returns (exit code, timed out)."""
@@ -583,16 +516,9 @@ def run(args: argparse.Namespace) -> int:
                 session.say(f"no time left for phase {phase!r}")
                 state["phases"].append({"args": asked, "ran": phase, "skipped": True})
                 continue
-            argv = [
-                sys.executable,
-                "-m",
-                "biohicl.cli.main",
-                "reproduce",
-                "--config",
-                env["BIOHICL_GPU_CONFIG"],
-                *phase.split(),
-            ]
-            session.say(f"phase {' '.join(argv[3:])} (at most {left:.0f} s)")
+            command = shlex.split(args.phase_command) if args.phase_command else [*REPRODUCE]
+            argv = [*command, "--config", env["BIOHICL_GPU_CONFIG"], *phase.split()]
+            session.say(f"phase {' '.join(argv[len(command) - 1 :])} (at most {left:.0f} s)")
             began = time.monotonic()
             code, timed_out = run_phase(argv, env, session.path, left)
             took = time.monotonic() - began
@@ -611,48 +537,6 @@ def run(args: argparse.Namespace) -> int:
         pack_back(output_dir, out, state, session)
     ok = state["error"] is None and all(p.get("exit") == 0 for p in state["phases"])
     return 0 if ok else 1
-
-
-def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> None:
-    """Tar+xz ``output_dir`` (no ``checkpoint-*``) into ``out/study.tar.xz.NNN`` with ``back.json``, the session and
-    worker logs (their last MiB) and ``results.md`` beside them, within $OUT's file count, size and depth limits."""
-    out.mkdir(parents=True, exist_ok=True)
-    flat = {"session.log": [session.path], "workers.log": sorted((output_dir / "logs").glob("worker*.log"))}
-    for name, logs in flat.items():
-        text = "".join(f"===== {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n" for p in logs)
-        (out / name).write_text(text[-MIB // 2 :], encoding="utf-8")
-    if (output_dir / "results.md").is_file():
-        shutil.copyfile(output_dir / "results.md", out / "results.md")
-    others = len(list(out.iterdir())) + 1  # + back.json
-    room = min(
-        (OUT_TOTAL_MIB - 2) * MIB - sum(p.stat().st_size for p in out.iterdir()), (OUT_FILES - others) * 15 * MIB
-    )
-    archive = out.parent / f".{out.name}-study.tar.xz"
-
-    def checkpoint(path: Path) -> bool:
-        return any(part.startswith("checkpoint-") for part in path.parts)
-
-    levels = [
-        ("whole (no checkpoints)", checkpoint),
-        ("no weights", lambda p: checkpoint(p) or p.name.endswith(HEAVY)),
-        ("records only", lambda p: p.suffix not in ("", ".json", ".md", ".log")),
-    ]
-    kept = "nothing"
-    if output_dir.is_dir():
-        for level, exclude in levels:
-            kept = level
-            tar_xz(archive, [(output_dir, ".")], exclude)
-            if archive.stat().st_size <= room:
-                break
-    pieces = []
-    if archive.is_file() and archive.stat().st_size <= room:
-        pieces = split_file(archive, 15 * MIB, out, "study.tar.xz")
-    else:
-        kept = "nothing (too large)" if archive.is_file() else kept
-    archive.unlink(missing_ok=True)
-    record = {"format": 1, "output_dir": str(output_dir), "kept": kept, "pieces": pieces, **state}
-    (out / BACK).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    session.say(f"packed {kept} into {len(pieces)} piece(s) in {out}")
 
 
 # ------------------------------------------------------------------------------------------------------- collect
@@ -723,6 +607,11 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--budget", type=int, help="replace the staged budget (seconds)")
     u.add_argument("--reserve", type=int, help="replace the staged reserve (seconds)")
     u.add_argument("--worker-gib", type=float, help=WORKER_HELP)
+    u.add_argument(
+        "--phase-command",
+        help="what each phase runs, before --config CONFIG and its arguments (default: python3 -m biohicl.cli.main "
+        "reproduce); a rehearsal's stand-in",
+    )
     c = commands.add_parser("collect", help="here: join the pieces into the study folder and rewrite the report")
     c.add_argument("back", type=Path, help="the folder holding back.json and study.tar.xz.NNN")
     c.add_argument("--config", type=Path, required=True)
