@@ -64,6 +64,10 @@ WORKER_GIB = {"sentence-transformers/all-mpnet-base-v2": 13.0}
 PARENT_GIB = 2.0
 #: What each phase runs, before ``--config CONFIG`` and the phase's arguments (``run --phase-command`` replaces it).
 REPRODUCE = (sys.executable, "-m", "biohicl.cli.main", "reproduce")
+#: The exit code of ``biohicl`` for its one-line errors (a config, data or model error, an argument ``reproduce``
+#: refuses): the phases after one that ends so are skipped, as they would meet it again. A run that crashed in a
+#: worker ends its phase with 1 (the other runs kept), and the next phase still runs.
+CONFIG_ERROR = 2
 #: About what an H100 the device tool lends has free, GiB (its README: about 78).
 H100_FREE_GIB = 78.0
 
@@ -510,11 +514,14 @@ def run(args: argparse.Namespace) -> int:
         )
         phases = args.phase or manifest["phases"]
         capped = capped_phases(phases, manifest, env, args.worker_gib, session.say)
-        for asked, phase in zip(phases, capped, strict=True):
+        stop = None  # why the phases left are skipped
+        for number, (asked, phase) in enumerate(zip(phases, capped, strict=True), 1):
             left = deadline - time.monotonic()
-            if left < 5:
-                session.say(f"no time left for phase {phase!r}")
-                state["phases"].append({"args": asked, "ran": phase, "skipped": True})
+            if stop is None and left < 5:
+                stop = "no time left"
+            if stop is not None:
+                session.say(f"phase {phase!r} skipped: {stop}")
+                state["phases"].append({"args": asked, "ran": phase, "skipped": stop})
                 continue
             command = shlex.split(args.phase_command) if args.phase_command else [*REPRODUCE]
             argv = [*command, "--config", env["BIOHICL_GPU_CONFIG"], *phase.split()]
@@ -529,7 +536,10 @@ def run(args: argparse.Namespace) -> int:
                 f"phase ended: exit {code}{' (stopped at the deadline)' if timed_out else ''} after {took:.0f} s"
             )
             if timed_out:
-                break
+                stop = f"phase {number} was stopped at the deadline"
+            elif code == CONFIG_ERROR:  # biohicl's one-line error: the next phase would meet it again
+                stop = f"after phase {number}'s configuration error (exit {code})"
+                session.say(f"phases after it skipped: exit {code} is a configuration error (see the log above)")
     except Exception as error:  # whatever failed, the folder and logs still go back
         state["error"] = f"{type(error).__name__}: {error}"
         session.say(f"failed: {state['error']}")
