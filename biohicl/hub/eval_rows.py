@@ -34,13 +34,15 @@ KNOWN_TASKS: dict[str, tuple[str, str, str]] = {
 
 #: task key → (config, {biohicl split: split}) of its Hub dataset, where biohicl's split is one that dataset has:
 #: MTEB's copies of the BEIR sets and of BIOSSES (config ``default``; BIOSSES's 100 pairs, biohicl's ``all``, are its
-#: ``test``).
-#: PubMedQA's test questions are a subset of ``qiaojin/PubMedQA``'s labelled set, no split of it: those rows keep the
-#: task key as config, which also keeps its two tasks (long answer, context) apart in model-index.
+#: ``test``, the split a ``{task: metrics}`` dict without one is filed under). A task of :data:`KNOWN_TASKS` whose
+#: split is not listed here has no place in model-index (:attr:`EvalRow.hub_config_split` None): PubMedQA's test is the
+#: 500 official test questions of ``qiaojin/PubMedQA``'s ``pqa_labeled``, whose one split, ``train``, holds all 1,000,
+#: and each question is scored against the long answers (or contexts) of its own split, so no config and split of the
+#: Hub dataset is what was measured.
 HUB_CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
     **{task: ("default", {"test": "test", "dev": "dev", "train": "train"}) for task in ("scifact", "nfcorpus")},
     **{task: ("default", {"test": "test"}) for task in ("trec-covid", "trec_covid", "scidocs")},
-    "biosses": ("default", {"all": "test"}),
+    "biosses": ("default", {"all": "test", "test": "test"}),  # `test`: the split a record names by default, or MTEB's
 }
 
 #: tasks measured on the training data itself (SimE–SimL agreement on a built dataset's documents), whatever the split
@@ -109,11 +111,14 @@ class EvalRow:
         return self._task_info[2]
 
     @property
-    def hub_config_split(self) -> tuple[str, str]:
-        """``(config, split)`` for model-index: the Hub dataset's own where it has this split (:data:`HUB_CONFIGS`),
-        else the task key and biohicl's split."""
+    def hub_config_split(self) -> tuple[str, str] | None:
+        """``(config, split)`` for model-index: the Hub dataset's own where it has this split (:data:`HUB_CONFIGS`);
+        None for a task of a known Hub dataset that has no such split (PubMedQA: kept out of model-index); the task
+        key and biohicl's split for a task biohicl does not know (a BEIR folder, its own dataset)."""
         config, splits = HUB_CONFIGS.get(self.task, (self.task, {}))
-        return (config, splits[self.split]) if self.split in splits else (self.task, self.split)
+        if self.split in splits:
+            return config, splits[self.split]
+        return None if self.task in KNOWN_TASKS else (self.task, self.split)
 
     @property
     def metric_type(self) -> str:

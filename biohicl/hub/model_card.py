@@ -247,13 +247,13 @@ class BioHiCLModelCardData:
         """The BioHiCL rows as ``huggingface_hub.EvalResult`` (what ``model-index`` holds).
 
         ``dataset.config`` and ``dataset.split`` are the Hub dataset's own where it has the split (MTEB's BEIR sets
-        and BIOSSES: ``default``, ``test``); otherwise the task key and biohicl's split. huggingface_hub groups
-        results by task type, dataset type, config, split and revision, not by name, so the task key keeps
-        ``pubmedqa`` and ``pubmedqa-context`` (both ``qiaojin/PubMedQA``) in entries of their own.
-        Only held-out results are listed (:attr:`EvalRow.held_out`): dev-split (model selection), train-split (the
-        study's default ``scifact:train``, this project's SciFact dev set), training-data agreement and
-        first-N-queries rows stay in the card's table, not in ``model-index``; so does a NaN or infinite value (a
-        collapsed model's), which the Hub's metadata refuses: the table says it is :data:`NOT_A_NUMBER`.
+        and BIOSSES: ``default``, ``test``); a task of a Hub dataset without that split is left out (PubMedQA: its 500
+        test questions are half of ``pqa_labeled``'s one split, :attr:`EvalRow.hub_config_split`); a task biohicl
+        does not know (a BEIR folder) is its own dataset, config and split. Only held-out results are listed
+        (:attr:`EvalRow.held_out`): dev-split (model selection), train-split (the study's default ``scifact:train``,
+        this project's SciFact dev set), training-data agreement and first-N-queries rows stay in the card's table,
+        not in ``model-index``; so does a NaN or infinite value (a collapsed model's), which the Hub's metadata
+        refuses: the table says it is :data:`NOT_A_NUMBER`.
         """
         from huggingface_hub import EvalResult
 
@@ -262,14 +262,15 @@ class BioHiCLModelCardData:
                 task_type=row.task_type,
                 dataset_type=row.dataset_type,
                 dataset_name=row.task_name,
-                dataset_config=row.hub_config_split[0],
-                dataset_split=row.hub_config_split[1],
+                dataset_config=where[0],
+                dataset_split=where[1],
                 metric_type=row.metric_type,
                 metric_name=row.metric_name,
                 metric_value=round(float(row.value), 6),
             )
             for row in self.eval_results
-            if row.held_out and _finite(row.value)  # the Hub refuses NaN: the card's table says "not a number"
+            # the Hub refuses NaN: the card's table says "not a number"
+            if row.held_out and _finite(row.value) and (where := row.hub_config_split) is not None
         ]
 
     def to_hub_card_data(self) -> ModelCardData:
