@@ -127,13 +127,17 @@ def build_dataset_repo_folder(
     overwrite: bool = False,
     license: str | None = None,
     repo_id: str | None = None,
+    revision: str | None = None,
+    temporary: bool = False,
 ) -> Path:
     """Stage the Hub layout of the MeSH-pair dataset ``source`` (a ``biohicl build-dataset`` folder) in ``out``.
 
     ``license`` overrides the license id derived from the sources (``other`` adds ``license_name`` and
-    ``license_link``); ``repo_id`` goes into the card's snippet. An ``out`` that is, holds or lies in ``source`` is a
-    :class:`PublishError` before anything is deleted; a non-empty ``out`` needs ``overwrite=True`` and is replaced
-    only once the staging (in a hidden sibling folder) has succeeded.
+    ``license_link``); ``repo_id`` goes into the card's snippet, which loads branch ``revision`` when that is not the
+    default (``main``). An ``out`` that is, holds or lies in ``source`` is a :class:`PublishError` before anything is
+    deleted; a non-empty ``out`` needs ``overwrite=True`` and is replaced only once the staging (in a hidden sibling
+    folder) has succeeded. ``temporary``: ``out`` is a folder the caller deletes (``biohicl publish`` without
+    ``--out``), which the log line says.
     """
     source, out = Path(source), Path(out)
     if out.is_symlink():  # a linked --out is written into the link's target, as before staging beside it
@@ -146,6 +150,7 @@ def build_dataset_repo_folder(
     staged, splits = split_layout(load_pair_dataset(source), source)
     summary = card_summary(source)
     card = _render_card(staged, summary, source / SUMMARY_NAME, license=license, repo_id=repo_id)
+    card = _load_revision(card, repo_id, revision)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
     # staged beside --out and renamed into place at the end: a failure leaves no half-built --out
@@ -162,8 +167,19 @@ def build_dataset_repo_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("staged %s for the Hub in %s (splits %s)", source, out, ", ".join(splits))
+    gone = ", a temporary folder deleted when the command ends (--out DIR keeps it)" if temporary else ""
+    logger.info("staged %s for the Hub in %s (splits %s)%s", source, out, ", ".join(splits), gone)
     return out
+
+
+def _load_revision(card: str, repo_id: str | None, revision: str | None) -> str:
+    """``card`` with ``revision="…"`` added to each ``load_dataset("<repo_id>", …)`` call of its snippet when the
+    dataset is published to a branch other than ``main`` (the card's renderer, the data layer's, knows no branch):
+    ``load_dataset`` reads ``main`` otherwise, which a new repo's branch publish leaves holding ``.gitattributes``."""
+    if not repo_id or not revision or revision == "main":
+        return card
+    call = re.compile(rf"^(.*\bload_dataset\({re.escape(json.dumps(repo_id))}, [^)\n]*)\)", re.MULTILINE)
+    return call.sub(lambda found: f"{found.group(1)}, revision={json.dumps(revision)})", card)
 
 
 def _replace(out: Path, staged: Path) -> None:

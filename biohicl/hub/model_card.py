@@ -75,6 +75,10 @@ class BioHiCLModelCardData:
     model_name: str = field(metadata={"help": "Display name, e.g. BioHiCL-MiniLM."})
     base_model: str = field(metadata={"help": "Hub id of the backbone (never a local path)."})
     repo_id: str | None = field(default=None, metadata={"help": "Hub repo id the card is published under."})
+    revision: str | None = field(
+        default=None,
+        metadata={"help": "Branch of repo_id the card is published to, which its snippets load (None, main: default)."},
+    )
     kind: str = field(default="adapter", metadata={"help": "'adapter' (library peft) or 'merged'."})
     peft_type: str | None = field(
         default=None,
@@ -336,6 +340,13 @@ def _signed(value: float | None) -> str:
     return signed(value, 4) if _finite(value) else "–"
 
 
+def revision_argument(data: BioHiCLModelCardData) -> str:
+    """``, revision="v0.1"`` for the usage snippets of a card published to a branch other than the default (``main``)
+    of its repo, else empty: a new repo's ``main`` holds only ``.gitattributes``, so a snippet loading it fails."""
+    published = data.repo_id and data.revision and data.revision != "main"
+    return f", revision={json.dumps(data.revision, ensure_ascii=False)}" if published else ""
+
+
 def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:
     """The README.md text: YAML metadata + the Markdown body. Never touches the network."""
     import jinja2
@@ -353,6 +364,7 @@ def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = 
         card_data=card_yaml,
         data=data,
         load_id=data.repo_id or "path/to/this/model/folder",  # a run without a repo loads from its folder
+        revision_arg=revision_argument(data),
         install=INSTALL_COMMAND,
         params_share=(
             100.0 * data.trainable_parameters / data.total_parameters
