@@ -1,6 +1,7 @@
 """What a model card says about a run's training data: the dataset its arguments name (``dataset_path``), read from
 the build's ``summary.json`` (sources and counts per split, label kinds, the dev split, decontamination), the Hub
-dataset id a release manifest gives it, and the card's license when none is given.
+dataset it was published as (a release manifest's, else the record ``biohicl publish --dataset`` left beside the
+folder, :data:`PUBLISHED_SUFFIX`, while the folder holds what was pushed), and the card's license when none is given.
 
 Nothing here writes a local path into a card: a folder or file is named by its last component only.
 """
@@ -8,11 +9,15 @@ Nothing here writes a local path into a card: a folder or file is named by its l
 from __future__ import annotations
 
 import logging
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_LABEL_INFO, own_sources, source_info
-from biohicl.data.storage import read_build_summary
+from biohicl.data.storage import SUMMARY_NAME, read_build_summary
+from biohicl.errors import BioHiCLError
 from biohicl.field_types import is_int
 
 logger = logging.getLogger(__name__)
@@ -116,14 +121,98 @@ def _kinds(
     return "; ".join(parts)
 
 
-def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | None:
-    """The Hub id of the dataset at ``dataset_path``: the ``repo_id`` of the release manifest under
-    ``root/hub/datasets/`` whose ``source`` is that folder (both relative to the working directory), else None."""
+@dataclass(frozen=True)
+class HubDataset:
+    """A Hub dataset repo and the branch it was published to (None: the default branch)."""
+
+    repo_id: str
+    revision: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The dataset's page, at its branch when that is not the default."""
+        page = f"https://huggingface.co/datasets/{self.repo_id}"
+        return f"{page}/tree/{quote(self.revision, safe='')}" if self.revision else page
+
+
+#: beside a dataset folder ``NAME``, the record ``NAME.published.json`` of its last push by ``biohicl publish NAME
+#: --dataset`` (not beside ``summary.json``: a rebuild replaces a folder holding a build's own files only)
+PUBLISHED_SUFFIX = ".published.json"
+#: what a publication record ties the Hub repo to: the sha256 of the build's ``summary.json`` and of its parquet files
+CONTENT_KEYS = ("summary_sha256", "data_sha256")
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` from the working directory, links resolved (as a run's relative ``dataset_path`` is read)."""
+    path = Path(path).expanduser()
+    return (path if path.is_absolute() else Path.cwd() / path).resolve()
+
+
+def publication_record_path(folder: str | Path) -> Path:
+    """Where the publication record of the dataset folder ``folder`` is: ``NAME.published.json`` beside it."""
+    folder = _absolute(folder)
+    return folder.parent / f"{folder.name}{PUBLISHED_SUFFIX}"
+
+
+def dataset_contents(folder: str | Path) -> dict[str, str | None]:
+    """The sha256 of the build's ``summary.json`` (None without one; its build time changes at every rebuild) and of
+    its ``documents``/``pairs`` parquet files, the rows published: what a publication record is tied to."""
+    from biohicl.provenance import files_sha256
+
+    folder = _absolute(folder)
+    summary = folder / SUMMARY_NAME
+    data = sorted(path for config in ("documents", "pairs") for path in (folder / config).glob("*.parquet"))
+    return {"summary_sha256": files_sha256([summary]) if summary.is_file() else None, "data_sha256": files_sha256(data)}
+
+
+def published_dataset(dataset_path: str | Path) -> HubDataset | None:
+    """The Hub dataset the folder ``dataset_path`` was last pushed as (its :func:`publication_record_path`), while
+    the folder holds what was pushed (:func:`dataset_contents`); else None, with one warning when a record is there
+    but damaged or of other contents (a rebuilt folder: the repo holds other rows than the run trained on)."""
+    from biohicl.jsonio import read_json
+    from biohicl.models.registry import is_repo_id
+
+    record_path = publication_record_path(dataset_path)
+    if not record_path.is_file() or not _absolute(dataset_path).is_dir():
+        return None
+    again = f"publish the dataset again (biohicl publish {shlex.quote(str(dataset_path))} --dataset"
+    try:
+        record = read_json(record_path)
+    except BioHiCLError as err:
+        logger.warning("%s; the card does not link the dataset: %s --repo_id ID) to link it", err, again)
+        return None
+    repo_id = record.get("repo_id") if isinstance(record, dict) else None
+    revision = record.get("revision") if isinstance(record, dict) else None
+    if not (isinstance(repo_id, str) and is_repo_id(repo_id)) or not isinstance(revision, str | None):
+        logger.warning(
+            "%s: not a publication record of biohicl publish (no owner/name repo_id, or a revision that is no "
+            "text), so the card does not link the dataset; %s --repo_id ID) to link it",
+            record_path,
+            again,
+        )
+        return None
+    again += f" --repo_id {repo_id}" + (f" --revision {shlex.quote(revision)}" if revision else "")
+    if {key: record.get(key) for key in CONTENT_KEYS} != dataset_contents(dataset_path):
+        logger.warning(
+            "%s: %s was published as %s with other contents than the folder holds now (rebuilt or changed since), "
+            "so the card does not link it; %s) to link it",
+            record_path,
+            _absolute(dataset_path).name,
+            repo_id,
+            again,
+        )
+        return None
+    return HubDataset(repo_id, revision if revision and revision != "main" else None)
+
+
+def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDataset | None:
+    """The Hub dataset the dataset at ``dataset_path`` is published as: the ``repo_id`` (and ``revision``) of the
+    release manifest under ``root/hub/datasets/`` whose ``source`` is that folder (both relative to the working
+    directory), reviewed, first; else the record of its last push (:func:`published_dataset`); else None."""
     from biohicl.config_values import load_yaml, read_config_text
     from biohicl.errors import ConfigError
 
-    wanted = Path(dataset_path).expanduser()
-    wanted = (wanted if wanted.is_absolute() else Path.cwd() / wanted).resolve()
+    wanted = _absolute(dataset_path)
     root = Path(root)
     for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
         try:  # read as publish reads a manifest: one it refuses (a key given twice, say) names no dataset
@@ -132,11 +221,16 @@ def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | No
             continue
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue
-        source = Path(values["source"]).expanduser()
-        source = (source if source.is_absolute() else Path.cwd() / source).resolve()
-        if source == wanted and isinstance(values.get("repo_id"), str):
-            return values["repo_id"]
-    return None
+        if _absolute(values["source"]) == wanted and isinstance(values.get("repo_id"), str):
+            revision = values.get("revision")
+            return HubDataset(values["repo_id"], revision if isinstance(revision, str) and revision != "main" else None)
+    return published_dataset(dataset_path)
+
+
+def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | None:
+    """The Hub id of the dataset at ``dataset_path`` (:func:`dataset_hub_link`), else None."""
+    link = dataset_hub_link(dataset_path, root)
+    return link.repo_id if link else None
 
 
 def _source_rows(summary: dict[str, Any]) -> list[str]:
@@ -195,9 +289,12 @@ def _decontamination_sentence(summary: dict[str, Any]) -> str:
     return text + "."
 
 
-def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any], hub_id: str | None = None) -> str:
+def training_data_paragraph(
+    dataset_path: str | None, run_counts: dict[str, Any], hub: str | HubDataset | None = None
+) -> str:
     """The card's training-data text for a run trained on ``dataset_path`` (``biohicl_training_args.json``);
-    ``run_counts`` is ``training_summary.json``'s ``data``. Empty when the run names no dataset."""
+    ``run_counts`` is ``training_summary.json``'s ``data``; ``hub`` the Hub dataset it is published as (a repo id, or
+    :class:`HubDataset` with its branch), linked. Empty when the run names no dataset."""
     if not dataset_path:
         return ""
     path = Path(dataset_path).expanduser()
@@ -205,7 +302,9 @@ def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any]
     splits = run_counts.get("splits") if isinstance(run_counts.get("splits"), list) else ["train"]
     split_words = ", ".join(f"`{s}`" for s in splits)
     split_words = f"the {split_words} split{'s' if len(splits) > 1 else ''}"
-    published = f", published as [`{hub_id}`](https://huggingface.co/datasets/{hub_id})" if hub_id else ""
+    hub = HubDataset(hub) if isinstance(hub, str) else hub
+    published = f", published as [`{hub.repo_id}`]({hub.url})" if hub else ""
+    published += f" (revision `{hub.revision}`)" if hub and hub.revision else ""
     kinds = run_counts.get("label_kinds") if isinstance(run_counts.get("label_kinds"), dict) else {}
     label_text = f"Labels: {_kinds(kinds, set(OWN_SOURCES) if path.is_file() else None)}." if kinds else ""
     if path.is_file():

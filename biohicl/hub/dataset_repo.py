@@ -15,6 +15,10 @@ No ``save_to_disk`` Arrow copy is staged: the Hub loader reads the parquet files
 Everything is checked first (``summary.json``'s card fields included), then staged in a sibling folder of ``out``
 that is renamed into place (a symlinked ``out`` is resolved first: its target is written): a failure, the final
 rename included, leaves neither a half-built ``out`` nor the staging folder.
+
+Once the upload succeeded, :func:`record_dataset_publication` writes ``NAME.published.json`` beside the local folder
+``NAME``: the repo id, the branch and the sha256 of the contents pushed, which the model card of a run trained on
+that folder links while the folder still holds them (:func:`~biohicl.hub.card_data_source.published_dataset`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from biohicl import __version__
+from biohicl.atomic import atomic_write_text
 from biohicl.data.columns import column_array, in_memory_dataset
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
 from biohicl.errors import DataError, PublishError
+from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, dataset_contents, publication_record_path
 from biohicl.hub.publish import check_folder
 from biohicl.hub.run_sources import without_machine_paths
 
@@ -180,6 +187,40 @@ def _load_revision(card: str, repo_id: str | None, revision: str | None) -> str:
         return card
     call = re.compile(rf"^(.*\bload_dataset\({re.escape(json.dumps(repo_id))}, [^)\n]*)\)", re.MULTILINE)
     return call.sub(lambda found: f"{found.group(1)}, revision={json.dumps(revision)})", card)
+
+
+def record_dataset_publication(source: str | Path, repo_id: str, revision: str | None = None) -> Path | None:
+    """Record that the dataset folder ``source`` was pushed as ``repo_id`` (branch ``revision``; None or ``main``: the
+    default), for the model cards of runs trained on it: ``NAME.published.json`` beside the folder
+    (:func:`~biohicl.hub.card_data_source.publication_record_path`; not inside it, which a rebuild would refuse to
+    replace), written atomically, holding the sha256 of its ``summary.json`` and parquet files
+    (:func:`~biohicl.hub.card_data_source.dataset_contents`), so a folder rebuilt or changed since is not linked.
+
+    Call it once the upload succeeded, never for a dry run or a staging alone. A record that cannot be written (a
+    read-only folder) is one warning, not a failed publish: the dataset is on the Hub. Returns the record's path."""
+    path = publication_record_path(source)
+    name = path.name.removesuffix(PUBLISHED_SUFFIX)
+    record = {
+        "repo_id": repo_id,
+        "revision": revision if revision and revision != "main" else None,
+        **dataset_contents(source),
+        "biohicl_version": __version__,
+    }
+    try:
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    except OSError as err:
+        logger.warning(
+            "published %s as %s, but could not record it in %s (%s), so the model cards of runs trained on %s will "
+            "not link it",
+            name,
+            repo_id,
+            path,
+            err.strerror or err,
+            name,
+        )
+        return None
+    logger.info("recorded in %s that %s is published as %s, for the cards of runs trained on it", path, name, repo_id)
+    return path
 
 
 def _replace(out: Path, staged: Path) -> None:

@@ -24,7 +24,7 @@ from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
 from biohicl.hub.card_data_source import (
     UNSTATED_LICENSE,
     count_rows,
-    dataset_hub_id,
+    dataset_hub_link,
     dataset_summary,
     training_data_paragraph,
 )
@@ -150,7 +150,8 @@ class BioHiCLModelCardData:
         loss and LoRA rows are what trained (:func:`trained_hyperparameters`), not the arguments' defaults, and each
         loss class that trained is cited (:func:`~.card_hyperparameters.loss_citations`); the
         training data from the dataset the arguments name (:func:`~.card_data_source.training_data_paragraph`), with
-        the labels its build dropped when its ``summary.json`` is found. A record of the wrong shape (a list for an
+        the labels its build dropped when its ``summary.json`` is found, and the Hub dataset it is published as
+        (:func:`~.card_data_source.dataset_hub_link`) in ``datasets``. A record of the wrong shape (a list for an
         object, a word for a number: :mod:`~biohicl.hub.run_records`) is a one-line
         :class:`~biohicl.errors.PublishError` naming the file and field."""
         run_dir = Path(run_dir)
@@ -187,9 +188,9 @@ class BioHiCLModelCardData:
                 f" (since resuming at step {resumed})" if resumed else ""
             )
         data.selection = selection_of(summary, args, evaluations)
-        hub_id = dataset_hub_id(dataset) if dataset else None
-        data.datasets = [hub_id] if hub_id else []
-        data.training_data = training_data_paragraph(dataset, counts, hub_id)
+        hub = dataset_hub_link(dataset) if dataset else None  # a release manifest's, else its recorded push
+        data.datasets = [hub.repo_id] if hub else []
+        data.training_data = training_data_paragraph(dataset, counts, hub)
         soup = checked(read_json(run_dir / SOUP_RECORD_NAME, default={}), run_dir / SOUP_RECORD_NAME, SOUP_FIELDS)
         if soup:
             data.training_data = soup_paragraph(soup)
