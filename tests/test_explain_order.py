@@ -43,3 +43,29 @@ def test_the_summary_line_lists_check_tags_after_the_topic_terms_whatever_their_
     assert explanation.format() == "shared MeSH terms: Obesity (2/3), Humans (3/3), Adolescent (2/3)"
     with_query = explain_hits(hits, mesh, query_mesh=["Humans", "Adolescent", "Obesity"])
     assert [t.name for t in with_query.shared_terms] == ["Obesity", "Humans", "Adolescent"]
+
+
+# the deepest shared tree nodes: Diabetes Mellitus, Type 2 under C18 (5 deep) and C19 (3), Humans (11) and
+# Adolescent (3); Diabetes Mellitus's nodes are ancestors of Type 2's, so not the most specific
+COMMON = ["Diabetes Mellitus, Type 2", "Diabetes Mellitus, Type 2", "Humans", "Adolescent"]
+
+
+def test_common_tree_nodes_with_a_query_document_put_the_check_tags_last(mesh):
+    # by depth alone Humans (11 deep) came first on every clinical hit, before the disease the hits share
+    query = ["Adolescent", "Diabetes Mellitus", "Humans", "Diabetes Mellitus, Type 2"]
+    explanation = explain_hits([Hit("a", 0.9, 1, 0, "A", LABELS)], mesh, query_mesh=query)
+    assert explanation.hits[0].common_ancestors == COMMON
+
+
+def test_common_tree_nodes_between_hits_put_the_check_tags_last(mesh):
+    hits = [Hit("a", 0.9, 1, 0, "A", LABELS), Hit("b", 0.8, 2, 1, "B", LABELS[::-1])]
+    explanation = explain_hits(hits, mesh)
+    assert [h.common_ancestors for h in explanation.hits] == [COMMON, COMMON]
+
+
+def test_common_tree_nodes_and_shared_terms_list_the_check_tags_in_one_order(mesh):
+    # Obesity (C18.654.726.750.500 and C23.888.144.699.500, 5 deep) and Humans (11): the same order in both lists
+    hit = Hit("a", 0.9, 1, 0, "A", ("D006801", "D009765"))
+    item = explain_hits([hit], mesh, query_mesh=["Humans", "Obesity"]).hits[0]
+    assert item.shared == ["Obesity", "Humans"]
+    assert item.common_ancestors == ["Obesity", "Obesity", "Humans"]  # one node per tree number

@@ -59,6 +59,7 @@ class HitExplanation:
     hit: Hit
     #: names of the shared descriptors, most specific first (:func:`specific_first`)
     shared: list[str]
+    #: names of the descriptors of the deepest shared tree nodes, in ``shared``'s order (check tags last)
     common_ancestors: list[str]
     siml: float | None
     #: why ``siml`` is None (:data:`NO_LABELS`, :data:`OTHER_KIND`, :data:`ALONE_IN_KIND`); None when it is a number
@@ -133,10 +134,12 @@ def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
     return sorted(uis, key=key)
 
 
-def _most_specific(nodes: set[str]) -> list[str]:
-    """Nodes that are not an ancestor of another node in the set, deepest first."""
+def _most_specific(mesh: Any, nodes: set[str]) -> list[str]:
+    """Nodes that are not an ancestor of another node in the set, in :func:`specific_first`'s order: the check tags'
+    nodes last (Humans, 11 deep, would otherwise head every clinical hit's list), the others deepest first."""
+    tags = check_tag_uis(mesh)
     keep = [n for n in nodes if not any(o != n and o.startswith(n + ".") for o in nodes)]
-    return sorted(keep, key=lambda n: (-n.count("."), n))
+    return sorted(keep, key=lambda n: (mesh.tree_descriptor(n) in tags, -tree_depth(n), n))
 
 
 def unplaced_message(explanation: Explanation, mesh: Any) -> str:
@@ -220,7 +223,7 @@ def explain_hits(
         others = mesh.label_nodes(
             ui for k, other in enumerate(labels) if k != i and kinds[k] == kinds[i] for ui in other
         )
-        nodes = _most_specific(mesh.label_nodes(uis) & others)
+        nodes = _most_specific(mesh, mesh.label_nodes(uis) & others)
         no_siml = None if siml[i] is not None else NO_LABELS if not uis else ALONE_IN_KIND
         explained.append(
             HitExplanation(
@@ -261,7 +264,7 @@ def _explain_like(
         shared = specific_first(mesh, (ui for ui in query if ui in uis))
         for ui in shared:
             terms[ui].ranks.append(hit.rank)
-        common = _most_specific(query_nodes & mesh.label_nodes(uis))
+        common = _most_specific(mesh, query_nodes & mesh.label_nodes(uis))
         siml = mesh.label_similarity(query, uis) if uis and query else None  # no labels on a side: no SimL
         no_siml = None if siml is not None else NO_LABELS if not uis else QUERY_UNLABELLED
         names = [mesh.names[u] for u in shared]
