@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""What a lent GPU machine allows a ``scripts/gpu_session.py`` study: the workers its memory holds (each phase's
+``--workers`` cut to the GPU's free memory at a per-worker estimate) and the time it gives (a phase stopped, with its
+whole process group, at the deadline).
+
+Standard library only, so it runs on the GPU image before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+GIB = 1 << 30
+#: GPU memory one ``reproduce`` worker of a model's study is taken to need, GiB: ESTIMATED ON THE CPU, not measured on
+#: a GPU. all-mpnet-base-v2 (eager attention only in transformers 5.x, LoRA on q/v, 384 tokens, batch 32, bf16
+#: autocast): the tensors its forward saves for backward, counted with a saved-tensor hook at batches 2 and 4
+#: (``python benchmarks/bench_saved_tensors.py``: 160 MiB fixed + 247 MiB a row), are 7.9 GiB at batch 32; the CUDA
+#: context, the weights, backward's transients and the allocator's slack come on top, so 13 is taken as a margin. A
+#: model not listed has no estimate (its phases are not capped) unless ``--worker-gib`` gives one.
+WORKER_GIB = {"sentence-transformers/all-mpnet-base-v2": 13.0}
+#: What the ``reproduce`` parent keeps on the GPU beside its workers (its CUDA context after the step-0 pre-pass,
+#: whose cached blocks it releases), GiB; also an estimate.
+PARENT_GIB = 2.0
+#: About what an H100 the device tool lends has free, GiB (its README: about 78).
+H100_FREE_GIB = 78.0
+
+
+def run_phase(argv: list[str], env: dict, log: Path, seconds: float) -> tuple[int | None, bool]:
+    """Run one study command until it ends or ``seconds`` pass (then its whole process group is stopped);
+    returns (exit code, timed out)."""
+    with log.open("a", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return process.wait(timeout=max(1.0, seconds)), False
+        except subprocess.TimeoutExpired:
+            for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            return process.returncode, True
+
+
+def gpu_memory_gib(env: dict) -> tuple[float, float] | None:
+    """(free, total) GiB of the GPU, from ``torch.cuda.mem_get_info`` in a child process (so this one holds no CUDA
+    context for the whole session); None when it cannot tell (no torch, no GPU)."""
+    code = "import torch; print(*torch.cuda.mem_get_info())"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+        free, total = (int(n) for n in done.stdout.split())
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return free / GIB, total / GIB
+
+
+def workers_option(token: str) -> str | None:
+    """``"name"`` when ``token`` is ``--workers`` or a prefix argparse takes for it (``--w``, ``--work``: no other
+    ``reproduce`` option begins ``--w``), ``"name=value"`` for ``--work=N``; None for anything else."""
+    name, equals, _ = token.partition("=")
+    if len(name) < 3 or not "--workers".startswith(name):
+        return None
+    return "name=value" if equals else "name"
+
+
+def phase_workers(phase: str) -> int:
+    """The ``--workers N`` (or ``--workers=N``, or an abbreviation ``--work N``) a phase gives, the last one winning;
+    1 when none."""
+    tokens, workers = phase.split(), 1
+    for index, token in enumerate(tokens):
+        form = workers_option(token)
+        if form == "name" and index + 1 < len(tokens):
+            workers = int(tokens[index + 1])
+        elif form == "name=value":
+            workers = int(token.partition("=")[2])
+    return workers
+
+
+def cap_workers(phase: str, free_gib: float, worker_gib: float) -> tuple[str, int]:
+    """``phase`` with its workers cut to what ``free_gib`` holds at ``worker_gib`` each beside the parent's
+    :data:`PARENT_GIB` (at least 1); returns (phase, workers that fit)."""
+    fits = max(1, int((free_gib - PARENT_GIB) // worker_gib))
+    if phase_workers(phase) <= fits:
+        return phase, fits
+    tokens, kept, skip = phase.split(), [], False
+    for index, token in enumerate(tokens):
+        if skip:
+            skip = False
+        elif workers_option(token) == "name":
+            skip = index + 1 < len(tokens)
+        elif workers_option(token) is None:
+            kept.append(token)
+    return " ".join([*kept, "--workers", str(fits)]), fits
+
+
+def worker_estimate(manifest: dict, given: float | None) -> tuple[float | None, str]:
+    """The per-worker GiB to cap phases by (``--worker-gib`` at run, then at stage, then :data:`WORKER_GIB`'s
+    largest for the study's models) and where it came from."""
+    if given:
+        return given, "--worker-gib"
+    if manifest.get("worker_gib"):
+        return float(manifest["worker_gib"]), "--worker-gib at stage"
+    known = [WORKER_GIB[m["repo_id"]] for m in manifest.get("models") or [] if m["repo_id"] in WORKER_GIB]
+    return (max(known), "WORKER_GIB, estimated on the CPU") if known else (None, "")
+
+
+def device_kind(manifest: dict) -> str | None:
+    """``nvidia-h200`` when a staged phase's workers need more than an H100 holds at the estimate (the device tool
+    lends an H100 unless a call names another kind), else None."""
+    worker_gib = worker_estimate(manifest, None)[0]
+    if worker_gib is None:
+        return None
+    most = max(phase_workers(phase) for phase in manifest["phases"])
+    return "nvidia-h200" if most * worker_gib + PARENT_GIB > H100_FREE_GIB else None
+
+
+def capped_phases(phases: list[str], manifest: dict, env: dict, given: float | None, say) -> list[str]:
+    """Each phase with its ``--workers`` cut to what the GPU's free memory holds (logged); unchanged when the
+    models have no estimate or the memory cannot be read."""
+    worker_gib, source = worker_estimate(manifest, given)
+    if worker_gib is None:
+        say("no per-worker GPU memory estimate for these models (--worker-gib): workers not capped")
+        return phases
+    memory = gpu_memory_gib(env)
+    if memory is None:
+        say("GPU memory unknown (torch.cuda.mem_get_info failed): workers not capped")
+        return phases
+    free, total = memory
+    capped = []
+    for phase in phases:
+        new, fits = cap_workers(phase, free, worker_gib)
+        if new != phase:
+            say(
+                f"workers capped: phase {phase!r} asks {phase_workers(phase)}, {fits} fit in {free:.1f} GiB free "
+                f"(of {total:.1f} GiB) at {worker_gib:g} GiB each ({source}) + {PARENT_GIB:g} GiB for the parent: "
+                f"running {new!r} (the runs left wait for a free worker: longer, same results)"
+            )
+        else:
+            say(f"GPU {free:.1f} GiB free of {total:.1f}: phase {phase!r} fits at {worker_gib:g} GiB per worker")
+        capped.append(new)
+    return capped
