@@ -25,7 +25,10 @@ def data_dir(required: bool = True) -> Path | None:
         if candidate.is_dir():
             return candidate
     if required:
-        raise ConfigError(f"no data directory: set {DATA_DIR_ENV} to the folder holding mesh/, pubmedqa/, biosses/ ...")
+        raise ConfigError(  # the MeSH table is packaged: only the data sets are read from it
+            f"no data directory: set {DATA_DIR_ENV} to the folder holding the data sets (pubmedqa/, biosses/, "
+            "scifact/, ...: docs/data.md)"
+        )
     return None
 
 
