@@ -18,13 +18,19 @@ from biohicl.jsonio import read_json
 #: Training-log keys drawn first on the loss panel, in this order, when present; any other ``loss_*`` component a
 #: loss logs (``loss_distill``, ``loss_title``, a custom loss's) follows in name order.
 LOSS_KEYS = ("loss", "loss_mse", "loss_con")
-_LABELS = {
+#: How the plots name each loss component (:func:`loss_label`; a key without one is named by itself).
+LOSS_LABELS = {
     "loss": "total L",
     "loss_mse": "L_mse (filtered regression)",
     "loss_con": "L_con",
     "loss_distill": "L_distill (base SimE)",
     "loss_title": "L_title (title → abstract)",
 }
+
+
+def loss_label(key: str) -> str:
+    """The legend label of a loss key (:data:`LOSS_LABELS`), the key itself when it has none."""
+    return LOSS_LABELS.get(key, key)
 
 
 def loss_keys(history: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -106,7 +112,7 @@ def plot_training_curves(
             label = "kept: base" if kept == 0 else f"kept: step {kept}"
             axis.axvline(kept, color="0.35", linestyle="--", linewidth=1.0, label=label)
     for key, steps, values in losses:
-        ax.plot(steps, values, marker="o", markersize=2.5, linewidth=1.4, label=_LABELS.get(key, key))
+        ax.plot(steps, values, marker="o", markersize=2.5, linewidth=1.4, label=loss_label(key))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.set_title("training loss components")
