@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""What a lent GPU machine allows a ``scripts/gpu_session.py`` study: the workers its memory holds (each phase's
-``--workers`` cut to the GPU's free memory at a per-worker estimate) and the time it gives (a phase stopped, with its
-whole process group, at the deadline).
+"""What a lent GPU machine allows a ``scripts/gpu_session.py`` study: the package versions it runs with (checked against
+pyproject.toml's floors before any phase), the workers its memory holds (each phase's ``--workers`` cut to the GPU's
+free memory at a per-worker estimate) and the time it gives (a phase stopped, with its whole process group, at the
+deadline).
 
 Standard library only, so it runs on the GPU image before anything is installed.
 """
@@ -9,12 +10,16 @@ Standard library only, so it runs on the GPU image before anything is installed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 GIB = 1 << 30
+#: ``name>=version`` at the start of a requirement (extras allowed): every pyproject.toml dependency gives its floor so.
+FLOOR = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*>=\s*([0-9][0-9.]*)")
 #: GPU memory one ``reproduce`` worker of a model's study is taken to need, GiB: ESTIMATED ON THE CPU, not measured on
 #: a GPU. all-mpnet-base-v2 (eager attention only in transformers 5.x, LoRA on q/v, 384 tokens, batch 32, bf16
 #: autocast): the tensors its forward saves for backward, counted with a saved-tensor hook at batches 2 and 4
@@ -147,3 +152,55 @@ def capped_phases(phases: list[str], manifest: dict, env: dict, given: float | N
             say(f"GPU {free:.1f} GiB free of {total:.1f}: phase {phase!r} fits at {worker_gib:g} GiB per worker")
         capped.append(new)
     return capped
+
+
+# ----------------------------------------------------------------------------------------------- package versions
+def normal(name: str) -> str:
+    """A distribution name as packaging compares it (``huggingface_hub`` and ``huggingface-hub`` alike)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def floors(pyproject: Path) -> list[tuple[str, str]]:
+    """pyproject.toml's dependencies as (name, lowest version), from their ``>=``."""
+    import tomllib  # Python 3.11+: the GPU image's 3.12, not imported by the scripts' callers on 3.10
+
+    dependencies = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    return [match.groups() for match in map(FLOOR.match, dependencies) if match]
+
+
+def release(version: str) -> tuple[int, ...]:
+    """The leading release numbers of a version (``2.11.0+cu130`` → (2, 11, 0)), for comparing floors."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
+
+
+def below(version: str, floor: str) -> bool:
+    have, need = release(version), release(floor)
+    width = max(len(have), len(need))
+    return have + (0,) * (width - len(have)) < need + (0,) * (width - len(need))
+
+
+def import_paths(env: dict) -> list[str]:
+    """Where the phases' Python finds packages, first first: ``env``'s PYTHONPATH (the carried wheels lead it), then
+    this interpreter's own path."""
+    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p] + sys.path
+
+
+def wheel_versions(names: list[str]) -> dict[str, str]:
+    """{normal name: version} of wheel file names (``huggingface_hub-2.4.0-py3-none-any.whl``)."""
+    return {normal(name.split("-")[0]): name.split("-")[1] for name in names if name.count("-") >= 4}
+
+
+def below_floors(pyproject: Path, paths: list[str], carried: dict[str, str] | None = None) -> list[str]:
+    """Each of pyproject.toml's floors the first distribution of its name on ``paths`` (the one Python imports) does
+    not meet, as ``NAME VERSION (needs >=FLOOR)`` or ``NAME missing (...)``; ``carried``: versions of wheels not
+    installed yet, which will come first."""
+    problems = []
+    for name, floor in floors(pyproject):
+        version = (carried or {}).get(normal(name))
+        if version is None:
+            found = next(iter(metadata.distributions(name=name, path=paths)), None)
+            version = found.version if found is not None else None
+        if version is None or below(version, floor):
+            problems.append(f"{name} {version or 'missing'} (needs >={floor})")
+    return problems

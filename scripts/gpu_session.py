@@ -49,7 +49,18 @@ logger = logging.getLogger("gpu_session")
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = "manifest.json"
 INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX") or Path(tempfile.gettempdir()) / "biohicl_gpu_inbox")
-DEFAULT_WHEELS = ["datasets==5.2.0", "evaluate==0.4.6", "dill==0.4.1", "multiprocess==0.70.19"]
+#: What ``--download-wheels`` carries: the packages pyproject.toml's floors need that the GPU image lacks or holds below
+#: them (as the device tool recorded it, 2026-11: transformers 5.17.0 and huggingface_hub 1.33.0 under the floors 5.23
+#: and 2.2; no datasets or evaluate), at the versions the dev environment tests them with, peft with them, and what
+#: they need that the image lacks (huggingface_hub 2 speaks HTTP through httpx2: httpcore2, truststore; datasets: dill,
+#: multiprocess) or holds at versions not recorded (anyio, idna, h11, typing_extensions, fsspec, which datasets caps).
+#: 16.7 MB as wheels, about 6 MiB in the bundle (:func:`gpu_transfer.wheels_archive`). ``run`` checks the floors there
+#: before any phase (:func:`gpu_limits.below_floors`), and ``receive`` says on the first call whether they will be met.
+DEFAULT_WHEELS = [
+    "transformers==5.23.0", "huggingface_hub==2.4.0", "peft==0.21.2", "datasets==5.2.0", "evaluate==0.4.6",
+    "dill==0.4.1", "multiprocess==0.70.19", "fsspec==2026.9.0", "httpx2==2.16.2", "httpcore2==2.16.2",
+    "truststore==0.10.5", "anyio==4.16.0", "idna==3.20", "h11==0.16.0", "typing_extensions==4.16.0",
+]  # fmt: skip
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
 #: What each phase runs, before ``--config CONFIG`` and the phase's arguments (``run --phase-command`` replaces it).
 REPRODUCE = (sys.executable, "-m", "biohicl.cli.main", "reproduce")
@@ -240,8 +251,9 @@ def stage(args: argparse.Namespace) -> int:
     for folder in args.wheels or []:
         for wheel in sorted(Path(folder).glob("*.whl")):
             shutil.copyfile(wheel, wheels / wheel.name)
-    members.append((wheels, "wheels"))
-    wheel_count = len(list(wheels.glob("*.whl")))
+    carried = sorted(wheels.glob("*.whl"))
+    members.append((transfer.wheels_archive(carried, build / "wheels.tar.xz"), "wheels.tar.xz"))
+    wheel_count = len(carried)
     bundle = carry / "bundle.tar"
     with tarfile.open(bundle, "w") as tar:
         for path, name in members:
@@ -268,6 +280,7 @@ def stage(args: argparse.Namespace) -> int:
         "budget_s": args.budget,
         "reserve_s": args.reserve,
         "worker_gib": args.worker_gib,
+        "wheels": [wheel.name for wheel in carried],
     }
     for folder in folders:
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -312,6 +325,20 @@ def receive(parts: list[Path], inbox: Path) -> dict | None:
     return manifest
 
 
+def versions_outlook(manifest: dict) -> str:
+    """Whether ``run`` will find pyproject.toml's floors met here, with the wheels the bundle carries: the ``receive``
+    calls say so before the last call spends its minutes."""
+    wheels = manifest.get("wheels") or []
+    carried = limits.wheel_versions(wheels)
+    problems = limits.below_floors(REPO / "pyproject.toml", limits.import_paths(dict(os.environ)), carried)
+    return f"versions here with the {len(wheels)} carried wheel(s): " + (
+        f"below pyproject.toml's floors: {', '.join(problems)}; run will refuse them: give_back() and stage again "
+        "with wheels that meet them (--wheel NAME==VERSION)"
+        if problems
+        else "pyproject.toml's floors met"
+    )
+
+
 def setup(manifest: dict, inbox: Path, work: Path, say) -> dict:
     """Join, check and unpack the bundle; install the wheels; returns the environment for the study."""
     bundle = inbox / "bundle.tar"
@@ -340,6 +367,7 @@ def setup(manifest: dict, inbox: Path, work: Path, say) -> dict:
     env["BIOHICL_DATA_DIR"] = str(work / "data")
     say(f"dataset in {manifest['dataset']}; BIOHICL_DATA_DIR={work / 'data'} ({', '.join(manifest['data_folders'])})")
     paths = [str(REPO)]
+    extract(unpacked / "wheels.tar.xz", unpacked / "wheels")
     wheels = sorted((unpacked / "wheels").glob("*.whl"))
     if wheels:
         site = work / "site"
@@ -385,6 +413,13 @@ def run(args: argparse.Namespace) -> int:
         if manifest is None:
             raise RuntimeError(f"no {MANIFEST} in {inbox}: no part arrived (was the machine given back between calls?)")
         env = setup(manifest, inbox, work, session.say)
+        problems = limits.below_floors(REPO / "pyproject.toml", limits.import_paths(env))
+        if problems:  # before any GPU minute goes to a run that would fail minutes in
+            raise RuntimeError(
+                f"below pyproject.toml's floors: {', '.join(problems)}; no phase run: stage again with wheels that "
+                "meet them (--download-wheels, --wheel NAME==VERSION)"
+            )
+        session.say(f"versions: pyproject.toml's {len(limits.floors(REPO / 'pyproject.toml'))} floors met")
         session.say(
             f"set up in {time.monotonic() - start:.0f} s; study deadline in {deadline - time.monotonic():.0f} s"
         )
@@ -472,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument(
         "--download-wheels",
         action="store_true",
-        help="pip download --wheel (default: datasets, evaluate, dill, multiprocess) for CPython 3.12 manylinux x86-64",
+        help="pip download DEFAULT_WHEELS (transformers, huggingface_hub, datasets, ...: what pyproject's floors need "
+        "that the GPU image lacks) and each --wheel, for CPython 3.12 manylinux x86-64",
     )
     s.add_argument("--wheel", action="append", help="NAME==VERSION to download too (repeatable)")
     s.add_argument("--carry", type=Path, default=Path("runs/gpu_carry"), help="git-ignored folder for the parts")
@@ -505,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "receive":
-        return 0 if receive(args.parts, args.inbox) else 1
+        manifest = receive(args.parts, args.inbox)
+        if manifest:
+            print(versions_outlook(manifest), flush=True)
+        return 0 if manifest else 1
     return {"stage": stage, "run": run, "collect": collect}[args.command](args)
 
 

@@ -12,7 +12,9 @@ import hashlib
 import json
 import shutil
 import tarfile
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 MIB = 1 << 20
@@ -75,6 +77,21 @@ def tar_xz(target: Path, members: list[tuple[Path, str]], exclude=lambda path: F
         for path, name in members:
             tar.add(path, arcname=name, filter=keep)
     return target
+
+
+def wheels_archive(wheels: list[Path], target: Path) -> Path:
+    """An xz tar of ``wheels``, each rewritten uncompressed (the same files, so the same RECORD, and still a wheel pip
+    installs): xz then compresses their contents together, to about a third of the wheels' own deflate (transformers
+    5.23: 13.3 MB, 4.2 MB so)."""
+    with tempfile.TemporaryDirectory() as folder:
+        stored = []
+        for wheel in wheels:
+            copy = Path(folder) / wheel.name
+            with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as out:
+                for info in source.infolist():
+                    out.writestr(info, source.read(info), compress_type=zipfile.ZIP_STORED)
+            stored.append((copy, wheel.name))
+        return tar_xz(target, stored)
 
 
 def extract(archive: Path, dest: Path) -> None:

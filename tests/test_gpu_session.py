@@ -20,6 +20,18 @@ from tests.conftest import load_script, tiny_study_values
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: The GPU image's Python packages as recorded by the device tool's KINDS.md ('cuda' image, 2026-11): the names it
+#: holds (those this project's dependencies and their wheels need), and the versions one session's pip list gave.
+#: Nothing else about its versions is recorded; ``run`` checks pyproject's floors there before any phase.
+IMAGE_PACKAGES = {
+    "accelerate", "anyio", "certifi", "click", "filelock", "fsspec", "h11", "hf-xet", "httpcore", "httpx",
+    "huggingface-hub", "idna", "jinja2", "matplotlib", "numpy", "packaging", "pandas", "peft", "pyarrow", "pyyaml",
+    "regex", "requests", "safetensors", "scipy", "sentence-transformers", "tokenizers", "torch", "tqdm",
+    "transformers", "typing-extensions", "xxhash",
+}  # fmt: skip
+IMAGE_VERSIONS = {"accelerate": "1.15.0", "huggingface-hub": "1.33.0", "numpy": "2.5.2", "safetensors": "0.8.0",
+                  "tokenizers": "0.23.2", "torch": "2.11.0", "transformers": "5.17.0"}  # fmt: skip
+
 
 def _write_config(folder: Path) -> Path:
     config = tiny_study_values("study/out", "study/dataset", model="test-org/tiny-bert")
@@ -308,3 +320,60 @@ def test_stage_says_a_config_error_as_the_configs_not_as_the_datasets(tmp_path, 
     with pytest.raises(SystemExit) as refused:
         gpu_session.main(["stage", "--config", "study.yaml", "--model", f"test-org/tiny-bert={tiny_bert_dir}"])
     assert str(refused.value).startswith("study.yaml: seeds:") and "moved away" not in str(refused.value)
+
+
+def _name(text: str) -> str:
+    return re.sub(r"[-_.]+", "-", text).lower()
+
+
+def test_the_staged_wheels_meet_every_pyproject_floor_the_gpu_image_does_not():
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    gpu_session = load_script("gpu_session")
+    carried = {_name(n): Version(v) for n, _, v in (w.partition("==") for w in gpu_session.DEFAULT_WHEELS)}
+    assert all(carried.values()) and len(carried) == len(gpu_session.DEFAULT_WHEELS)  # each pinned, once
+    floors = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    unmet = []
+    for requirement in map(Requirement, floors):
+        name = _name(requirement.name)
+        image = IMAGE_VERSIONS.get(name)
+        if name not in IMAGE_PACKAGES or (image and not requirement.specifier.contains(image)):
+            unmet.append(name)
+        if name in carried:  # a carried wheel meets its floor
+            assert requirement.specifier.contains(carried[name]), (name, carried[name])
+    assert unmet == ["transformers", "datasets", "huggingface-hub", "evaluate"]
+    assert set(unmet) <= set(carried)
+    # what they pull that the image lacks: huggingface_hub 2 speaks HTTP through httpx2 (httpcore2, truststore)
+    assert {"httpx2", "httpcore2", "truststore", "dill", "multiprocess"} <= set(carried) - IMAGE_PACKAGES
+
+
+def test_carried_wheels_travel_uncompressed_inside_xz_and_still_install(tmp_path):
+    import zipfile
+
+    gpu_session = load_script("gpu_session")
+    wheel = tmp_path / "wheels" / "tiny_pkg-1.2.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    files = {
+        "tiny_pkg/__init__.py": "VALUE = 'carried'\n" * 200,
+        "tiny_pkg-1.2.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tiny_pkg\nVersion: 1.2.0\n",
+        "tiny_pkg-1.2.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "tiny_pkg-1.2.0.dist-info/RECORD": "",
+    }
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    bundle = gpu_session.transfer.wheels_archive([wheel], tmp_path / "wheels.tar.xz")
+    gpu_session.extract(bundle, tmp_path / "there")
+    carried = tmp_path / "there" / wheel.name
+    with zipfile.ZipFile(carried) as archive:  # the same files, stored: xz compresses them, not deflate's output
+        assert {i.filename: archive.read(i).decode() for i in archive.infolist()} == files
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(site)]
+    subprocess.run([*install, str(carried)], check=True, capture_output=True)
+    assert (site / "tiny_pkg" / "__init__.py").read_text() == files["tiny_pkg/__init__.py"]
+    from importlib import metadata
+
+    assert next(iter(metadata.distributions(name="tiny_pkg", path=[str(site)]))).version == "1.2.0"

@@ -98,3 +98,41 @@ def test_a_configuration_error_stops_the_phases_and_a_crashed_run_does_not(stage
     back = json.loads((tmp_path / "out" / "back.json").read_text())
     assert _phases_run(there) == [["--exit", "1"], ["--runs", "1"]]
     assert [p["exit"] for p in back["phases"]] == [1, 0]
+
+
+def _dist_info(folder: Path, name: str, version: str) -> None:
+    info = folder / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+
+
+def test_versions_below_pyprojects_floors_refuse_the_run_before_any_phase(staged, tmp_path, monkeypatch, capsys):
+    gpu_session = load_script("gpu_session")
+    there, run = _there(staged, tmp_path)
+    monkeypatch.chdir(there)
+    # the GPU image as recorded (2026-11): transformers 5.17.0 and huggingface_hub 1.33.0, under pyproject's floors
+    image = tmp_path / "image-site"
+    _dist_info(image, "transformers", "5.17.0")
+    _dist_info(image, "huggingface_hub", "1.33.0")
+    monkeypatch.setenv("PYTHONPATH", str(image))
+    expected = "below pyproject.toml's floors: transformers 5.17.0 (needs >=5.23), huggingface_hub 1.33.0 (needs >=2.2)"
+
+    # the first call already says so, from the image's versions and the wheels the manifest lists (none here)
+    assert gpu_session.main(["receive", run[0], "--inbox", str(tmp_path / "inbox")]) == 0
+    said = capsys.readouterr().out.splitlines()[-1]
+    assert said.startswith(f"versions here with the 0 carried wheel(s): {expected}; run will refuse them")
+    # the last call refuses before any phase: one line, exit 1, nothing trained
+    assert gpu_session.main(["run", *run, "--phase", "--runs 1"]) == 1
+    assert _phases_run(there) == []
+    back = json.loads((tmp_path / "out" / "back.json").read_text())
+    assert back["phases"] == [] and back["error"].startswith(f"RuntimeError: {expected}; no phase run")
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert sum(expected in line for line in log.splitlines()) == 1
+
+    # a carried wheel comes first on the path, so a version there meets the floor
+    shutil.rmtree(tmp_path / "out")
+    _dist_info(tmp_path / "carried", "huggingface_hub", "2.4.0")
+    _dist_info(tmp_path / "carried", "transformers", "5.23.0")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'carried'}{os.pathsep}{image}")
+    assert gpu_session.main(["run", *run, "--phase", "--runs 1"]) == 0
+    assert _phases_run(there) == [["--runs", "1"]]
