@@ -6,8 +6,9 @@ Every function that talks to the Hub takes an ``HfApi``-like object (``create_re
 >>> folder = build_model_repo_folder("runs/minilm", "build/BioHiCL-MiniLM", repo_id="me/BioHiCL-MiniLM")
 >>> publish_folder(HfApi(), folder, "me/BioHiCL-MiniLM", private=True)
 
-Safety checks run before anything is sent: no file may resolve outside the folder (symlinks), exceed the size
-limit (unless allowed), or contain a Hugging Face token. The token itself is never written or printed.
+Safety checks (:mod:`~biohicl.hub.folder_checks`) run before anything is sent: no file may resolve outside the
+folder (symlinks), exceed the size limit (unless allowed), or contain a Hugging Face token. The token itself is never
+written or printed.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
-from biohicl.hub.hub_access import TOKEN_PATTERN, failure_message, require_token, token_of
+from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
+from biohicl.hub.hub_access import failure_message, require_token, token_of
 from biohicl.hub.record_match import check_base_record, check_tuned_record, measured_line
 from biohicl.hub.run_sources import (
     check_eval_record,
@@ -39,9 +39,7 @@ from biohicl.models.registry import is_repo_id
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 REPO_TYPES = ("model", "dataset")
-SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 #: every remote file not re-uploaded is deleted in the same commit, so the repo mirrors the folder (a release never
 #: keeps the previous one's files, e.g. adapter files beside merged weights); huggingface_hub keeps ``.gitattributes``
 MIRROR_DELETE_PATTERNS = ("*",)
@@ -57,87 +55,6 @@ class HubApi(Protocol):
     def repo_info(self, repo_id: str, **kwargs: Any) -> Any: ...
     def create_branch(self, repo_id: str, **kwargs: Any) -> Any: ...
     def upload_folder(self, **kwargs: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class RepoFile:
-    """One file that will be uploaded: its path inside the repo and its size."""
-
-    path: str
-    size: int
-
-
-# ---------------------------------------------------------------------- safety
-
-
-def _scan_for_token(path: Path, literal: bytes | None, chunk_size: int = 1 << 20) -> bool:
-    """True if the file contains a token-shaped string (or the literal token), streaming in chunks."""
-    overlap = 256
-    tail = b""
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            window = tail + chunk
-            if TOKEN_PATTERN.search(window) or (literal and literal in window):
-                return True
-            tail = window[-overlap:]
-    return False
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def check_folder(
-    folder: str | Path,
-    *,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    allow_large_files: bool = False,
-    token: str | None = None,
-) -> list[RepoFile]:
-    """The files to upload, after the safety checks; raises :class:`PublishError` naming the offending file.
-
-    Refused: a symlink resolving outside ``folder``, a file over ``max_file_bytes`` (unless
-    ``allow_large_files``), a file containing ``hf_`` + 30 or more letters/digits or the given ``token``.
-    ``.git``, ``.cache`` and ``__pycache__`` folders are skipped.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise PublishError(f"{root}: not a folder")
-    real_root = root.resolve()
-    literal = token.encode() if token else None
-    files: list[RepoFile] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        for name in list(dirnames):
-            sub = here / name
-            if name in SKIPPED_DIRS:
-                dirnames.remove(name)
-            elif sub.is_symlink():
-                raise PublishError(f"{sub}: symlinked folders are not uploaded (copy the files in)")
-        for name in sorted(filenames):
-            path = here / name
-            rel = path.relative_to(root).as_posix()
-            target = path.resolve()
-            if not target.is_relative_to(real_root):
-                raise PublishError(f"{path}: resolves outside the folder ({target}); refusing to upload it")
-            if not target.is_file():
-                raise PublishError(f"{path}: not a regular file")
-            size = target.stat().st_size
-            if size > max_file_bytes and not allow_large_files:
-                raise PublishError(
-                    f"{path}: {_human(size)} is over the {_human(max_file_bytes)} limit "
-                    "(pass allow_large_files / --allow_large_files if it belongs in the repo)"
-                )
-            if _scan_for_token(target, literal):
-                raise PublishError(f"{path}: contains a Hugging Face token (hf_...); refusing to upload it")
-            files.append(RepoFile(rel, size))
-    if not files:
-        raise PublishError(f"{root}: nothing to upload")
-    return sorted(files, key=lambda f: f.path)
 
 
 # ---------------------------------------------------------------------- building a model repo
