@@ -364,7 +364,7 @@ def test_publish_dataset_folder_on_main(tmp_path):
     (folder / "data" / "pairs-00000.parquet").write_bytes(b"PAR1....PAR1")
     api = RecordingHfApi()
     publish_folder(api, folder, "me/mesh-pairs", repo_type="dataset")
-    create = {"repo_type": "dataset", "private": False, "exist_ok": True}
+    create = {"repo_type": "dataset", "private": None, "exist_ok": True}  # None: the owner's default visibility
     assert api.calls[0] == ("create_repo", ("me/mesh-pairs",), create)
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]  # no branch for main
     upload = api.calls[1][2]

@@ -6,6 +6,9 @@ commit.
     biohicl publish runs/study/dataset --dataset --repo_id me/mesh-pairs
     biohicl publish --manifest hub/models/biohicl-minilm.yaml
 
+A new repo is public unless --private (or its organization makes new repos private); an existing repo keeps its
+visibility.
+
 The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or written anywhere.
 """
 
@@ -58,7 +61,8 @@ class PublishArguments:
     private: bool | None = field(
         default=None,
         metadata={
-            "help": "Create the repo private (default: the manifest's `private`, else public).",
+            "help": "Create the repo private (default: the manifest's `private`, else the owner's default: public "
+            "unless its organization makes new repos private; an existing repo keeps its visibility).",
             "nargs": "?",
             "const": True,
         },
@@ -221,7 +225,7 @@ def main(argv: list[str], api: Any | None = None) -> int:
             folder,
             settings["repo_id"],
             repo_type=repo_type,
-            private=bool(settings.get("private")),
+            private=settings.get("private"),  # None: the owner's default, not public
             revision=settings.get("revision"),
             commit_message=settings.get("commit_message"),
             max_file_bytes=max_bytes,

@@ -240,7 +240,7 @@ def publish_folder(
     repo_id: str,
     *,
     repo_type: str = "model",
-    private: bool = False,
+    private: bool | None = None,
     revision: str | None = None,
     commit_message: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -249,7 +249,9 @@ def publish_folder(
     """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
 
     The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept).
-    ``private=True`` on an existing public repo is a :class:`PublishError` before anything is uploaded.
+    ``private``: a new repo's visibility (None: the owner's default, public unless an organization makes new repos
+    private; an existing repo's is left as it is). ``private=True`` on an existing public repo is a
+    :class:`PublishError` before anything is uploaded.
     ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
     ``huggingface_hub.HfApi`` with no token is refused before any call. A Hub that cannot be reached, or refuses,
     is a one-line :class:`PublishError` that says whether a commit can have been made.

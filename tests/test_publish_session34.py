@@ -1,0 +1,65 @@
+"""`biohicl publish`: a new repo's visibility left to its owner unless asked (recording fakes of ``HfApi``; no
+network)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import save_tiny_adapter_run
+from test_hub import RecordingHfApi
+
+from biohicl.cli import publish as publish_cmd
+from biohicl.errors import PublishError
+from biohicl.hub.publish import publish_folder
+
+RECORD = {"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("publish-s34")
+    run = save_tiny_adapter_run(root)
+    (run / "eval_results.json").write_text(json.dumps(RECORD))
+    return run, root / "base"
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+# ---------------------------------------------------------------------- a new repo's visibility
+
+
+def test_publish_leaves_a_new_repos_visibility_to_the_owner_unless_asked(run_dir, tmp_path):
+    # private=bool(None) sent visibility "public": a default-private organisation got a public release
+    run, _ = run_dir
+    asked = {(): None, ("--private",): True, ("--private", "true"): True, ("--private", "false"): False}
+    for flags, private in asked.items():
+        api = RecordingHfApi()
+        argv = [str(run), "--repo_id", "me/x", "--license", "mit", "--out", str(tmp_path / "o"), "--overwrite"]
+        assert publish_cmd.main([*argv, *flags], api=api) == 0
+        assert api.calls[0] == ("create_repo", ("me/x",), {"repo_type": "model", "private": private, "exist_ok": True})
+    api = RecordingHfApi()
+    folder = tmp_path / "o"
+    publish_folder(api, folder, "me/y")  # the Python API's default too
+    assert api.calls[0][2]["private"] is None
+    publish_folder(api := RecordingHfApi(), tmp_path / "o", "me/y", repo_type="dataset")
+    assert api.calls[0] == ("create_repo", ("me/y",), {"repo_type": "dataset", "private": None, "exist_ok": True})
+    # --private to an existing public repo is still refused before anything is uploaded
+    api = RecordingHfApi(existing_private=False)
+    with pytest.raises(PublishError, match=r"^me/x: the repo exists and is public; nothing uploaded"):
+        publish_cmd.main([str(run), "--repo_id", "me/x", "--license", "mit", "--private"], api=api)
+    assert [c[0] for c in api.calls] == ["create_repo", "repo_info"]
+
+
+def test_a_manifest_without_private_leaves_visibility_to_the_owner_and_its_private_true_is_sent(run_dir, tmp_path):
+    run, _ = run_dir
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(f"repo_id: me/x\nsource: {run}\nlicense: mit\nprivate: true\n")
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest)], api=api) == 0
+    assert api.calls[0][2]["private"] is True
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest), "--private", "false"], api=api) == 0
+    assert api.calls[0][2]["private"] is False
