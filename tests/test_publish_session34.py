@@ -1,5 +1,5 @@
-"""`biohicl publish`: a new repo's visibility left to its owner unless asked (recording fakes of ``HfApi``; no
-network)."""
+"""`biohicl publish`: a new repo's visibility left to its owner unless asked and `--out --overwrite` replacing the old
+folder only once the new one is built (recording fakes of ``HfApi``; no network)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 
 import pytest
 from conftest import save_tiny_adapter_run
+from huggingface_hub import constants
 from test_hub import RecordingHfApi
 
 from biohicl.cli import publish as publish_cmd
-from biohicl.errors import PublishError
-from biohicl.hub.publish import publish_folder
+from biohicl.errors import BioHiCLError, PublishError
+from biohicl.hub.publish import build_model_repo_folder, publish_folder
 
 RECORD = {"format": 1, "model": {"id": "run"}, "tasks": {"biosses": {"metrics": {"spearman": 0.71}}}}
 
@@ -63,3 +64,33 @@ def test_a_manifest_without_private_leaves_visibility_to_the_owner_and_its_priva
     api = RecordingHfApi()
     assert publish_cmd.main(["--manifest", str(manifest), "--private", "false"], api=api) == 0
     assert api.calls[0][2]["private"] is False
+
+
+# ---------------------------------------------------------------------- --out --overwrite
+
+
+def test_a_failing_overwrite_build_leaves_the_previous_folder_intact(run_dir, tmp_path, monkeypatch):
+    run, _ = run_dir
+    out = tmp_path / "repo"
+    build_model_repo_folder(run, out, repo_id="me/x", license="mit")
+    before = _files(out)
+    # the merge's base is not in the (empty) cache: the build fails after the point where --out was deleted
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(Exception, match="org/tiny-bert"):
+        build_model_repo_folder(run, out, repo_id="me/x", license="mit", merge=True, overwrite=True)
+    assert _files(out) == before
+    # a failure writing the card, as late as a build fails
+    import biohicl.hub.model_card as model_card
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_card, "save_model_card", broken)
+    with pytest.raises(BioHiCLError, match=f"^{out}: no space left on device; nothing was written there$"):
+        build_model_repo_folder(run, out, repo_id="me/x", license="mit", overwrite=True)
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["repo"]  # no staging or old copy left beside it
+    monkeypatch.undo()
+    (out / "stale.bin").write_bytes(b"x")
+    build_model_repo_folder(run, out, repo_id="me/x", license="mit", overwrite=True)  # a good build replaces it
+    assert _files(out) == before

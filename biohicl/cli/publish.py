@@ -74,7 +74,9 @@ class PublishArguments:
     out: str | None = field(
         default=None, metadata={"help": "Where to build the repo folder (default: a temporary folder)."}
     )
-    overwrite: bool = field(default=False, metadata={"help": "Replace a non-empty --out folder."})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace a non-empty --out folder (once the new one is built)."}
+    )
     eval_results: str | None = field(
         default=None, metadata={"help": "Evaluation JSON of the tuned model (default RUN/eval_results.json)."}
     )

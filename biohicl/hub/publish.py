@@ -20,7 +20,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from biohicl.errors import ConfigError, PublishError
+from biohicl.atomic import atomic_directory
+from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import failure_message, require_token, token_of
@@ -141,11 +142,10 @@ def build_model_repo_folder(
     LoRA merged into the weights. The card's license: ``license`` as given, else a registered repo id's registry
     license, else the card data's (``other`` for a run, with one warning asking for ``--license``;
     :func:`~biohicl.hub.card_data_source.card_license`).
-    An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted.
+    An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted;
+    the folder is built beside ``out_dir`` and renamed into place at the end (:func:`~biohicl.atomic.atomic_directory`),
+    so a failed build leaves an existing ``out_dir`` as it was.
     """
-    from biohicl.hub.card_data_source import card_license
-    from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
-
     run_dir = Path(run_dir)
     out_dir = Path(out_dir)
     model_dir = find_model_dir(run_dir)
@@ -166,16 +166,44 @@ def build_model_repo_folder(
     sources = model_files(model_dir)
     records = _eval_records(run_dir, eval_results, base_eval_results, saved, model_dir / "biohicl_config.json")
     curves = curve_files(run_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    if merge:
+    if out_dir.is_symlink():  # a linked --out is written into the link's target, the link kept
+        out_dir = out_dir.resolve()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
+    merged = None
+    if merge:  # loaded first: a base that is not the adapter's is refused before anything is written
         from biohicl.models.model import BioHiCL
 
-        BioHiCL.from_pretrained(model_dir).save_merged(out_dir)
+        merged = BioHiCL.from_pretrained(model_dir)
+    with atomic_directory(out_dir) as staging:  # the previous --out is replaced only once this build succeeded
+        try:
+            _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license)
+        except BioHiCLError as err:  # named as the folder the user gave, not the staging folder
+            err.args = (str(err).replace(str(staging), str(out_dir)),)
+            raise
+    return out_dir
+
+
+def _build(
+    out_dir: Path,
+    run_dir: Path,
+    model_dir: Path,
+    sources: list[Path],
+    records: dict[str, Path],
+    curves: list[Path],
+    merged: Any | None,
+    repo_id: str | None,
+    card_data: Any | None,
+    license: str | None,
+) -> None:
+    """Write the repo folder of :func:`build_model_repo_folder` into the empty folder ``out_dir``: the ``merged``
+    model's export (a loaded ``BioHiCL``), else the model folder's files."""
+    from biohicl.hub.card_data_source import card_license
+    from biohicl.hub.model_card import BioHiCLModelCardData, save_model_card
+
+    merge = merged is not None
+    if merge:
+        merged.save_merged(out_dir)
     else:
         for src in sources:
             dest = out_dir / src.relative_to(model_dir)
@@ -222,7 +250,6 @@ def build_model_repo_folder(
         )
     save_model_card(card_data, out_dir)
     check_folder(out_dir, allow_large_files=True)  # token and symlink checks now; size is checked at upload
-    return out_dir
 
 
 # ---------------------------------------------------------------------- publishing
