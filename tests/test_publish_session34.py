@@ -1,15 +1,17 @@
-"""`biohicl publish`: a new repo's visibility left to its owner unless asked and `--out --overwrite` replacing the old
-folder only once the new one is built (recording fakes of ``HfApi``; no network)."""
+"""`biohicl publish`: a new repo's visibility left to its owner unless asked, `--out --overwrite` replacing the old
+folder only once the new one is built and `--merge --base_model_path` (recording fakes of ``HfApi``; no network)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import save_tiny_adapter_run
+from conftest import build_tiny_bert, save_tiny_adapter_run
 from huggingface_hub import constants
 from test_hub import RecordingHfApi
+from test_loader import add_to_hub_cache
 
+from biohicl.cli import main as cli
 from biohicl.cli import publish as publish_cmd
 from biohicl.errors import BioHiCLError, PublishError
 from biohicl.hub.publish import build_model_repo_folder, publish_folder
@@ -94,3 +96,36 @@ def test_a_failing_overwrite_build_leaves_the_previous_folder_intact(run_dir, tm
     (out / "stale.bin").write_bytes(b"x")
     build_model_repo_folder(run, out, repo_id="me/x", license="mit", overwrite=True)  # a good build replaces it
     assert _files(out) == before
+
+
+# ---------------------------------------------------------------------- --merge --base_model_path
+
+
+def test_merge_with_base_model_path_equals_the_merge_from_the_cache_and_a_wrong_base_is_refused(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    run, base = run_dir
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "org/tiny-bert", base, "a" * 40)
+    argv = [str(run), "--repo_id", "me/x-merged", "--license", "mit", "--merge", "--dry_run"]
+    with monkeypatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_CACHE", str(cache))
+        assert publish_cmd.main([*argv, "--out", str(tmp_path / "from-cache")]) == 0
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # offline, base not cached
+    assert publish_cmd.main([*argv, "--out", str(tmp_path / "from-path"), "--base_model_path", str(base)]) == 0
+    from_cache, from_path = _files(tmp_path / "from-cache"), _files(tmp_path / "from-path")
+    assert "model.safetensors" in from_path and from_path == from_cache  # bit-equal, the card included
+    capsys.readouterr()
+
+    other = build_tiny_bert(tmp_path / "other", seed=1)  # same shape, other weights
+    rc = cli.main(["publish", *argv, "--out", str(tmp_path / "wrong"), "--base_model_path", str(other)])
+    err = capsys.readouterr().err.splitlines()  # the loading bars, then the error
+    assert rc == 2 and [line for line in err if "error" in line] == err[-1:]
+    assert err[-1].startswith(f"biohicl publish: error: {run}: this base is not org/tiny-bert, the one the adapter was")
+    assert not (tmp_path / "wrong").exists()
+    # without --merge nothing reads it: refused, not ignored
+    rc = cli.main(["publish", *argv[:-2], "--dry_run", "--base_model_path", str(base)])
+    assert rc == 2 and capsys.readouterr().err == (
+        "biohicl publish: error: --base_model_path: is read by --merge only (an adapter is published as it is, "
+        "its base named by its Hub id)\n"
+    )

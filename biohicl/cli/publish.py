@@ -34,7 +34,7 @@ from biohicl.hub.publish import (
 
 HELP = "Upload a trained adapter (with its generated model card) or the MeSH-pair dataset to the Hugging Face Hub."
 #: settings a model publish reads and a dataset publish has no use for (refused, not ignored)
-MODEL_ONLY = ("merge", "eval_results", "base_eval_results")
+MODEL_ONLY = ("merge", "eval_results", "base_eval_results", "base_model_path")
 
 
 @dataclass
@@ -95,6 +95,14 @@ class PublishArguments:
             "const": True,
         },
     )
+    base_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --merge: the folder the adapter's base weights are read from (default: its Hub id, from the "
+            "Hugging Face cache); it must be the base the adapter was trained on, checked as `biohicl evaluate "
+            "--base_model_path` checks it."
+        },
+    )
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
     allow_large_files: bool = field(default=False, metadata={"help": "Allow files over the size limit."})
     max_file_mb: float = field(
@@ -150,6 +158,11 @@ def _settings(args: PublishArguments) -> dict[str, Any]:
                 raise ConfigError(f"{origin[key]}: is for model releases; a dataset publish does not use it")
     elif values.get("merge"):
         _check_merge_target(values["repo_id"])
+    elif values.get("base_model_path"):
+        raise ConfigError(
+            "--base_model_path: is read by --merge only (an adapter is published as it is, its base named by its "
+            "Hub id)"
+        )
     return values
 
 
@@ -218,6 +231,7 @@ def main(argv: list[str], api: Any | None = None) -> int:
                 license=settings.get("license"),
                 merge=bool(settings.get("merge")),
                 overwrite=bool(settings.get("overwrite")),
+                base_model_path=settings.get("base_model_path") or None,  # "" (an empty option) is no path
             )
         if args.dry_run:
             _print_plan(folder, settings, repo_type, max_bytes)

@@ -129,6 +129,7 @@ def build_model_repo_folder(
     license: str | None = None,
     merge: bool = False,
     overwrite: bool = False,
+    base_model_path: str | Path | None = None,
 ) -> Path:
     """Lay out what a model repo holds: weights (adapter or merged), tokenizer, ``biohicl_config.json``,
     ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``) and the run's ``*.png`` curves.
@@ -141,7 +142,9 @@ def build_model_repo_folder(
     :mod:`~biohicl.hub.record_match`); ``*.png`` and ``plots/*.png`` (shown in the card). ``merge=True`` exports
     LoRA merged into the weights. The card's license: ``license`` as given, else a registered repo id's registry
     license, else the card data's (``other`` for a run, with one warning asking for ``--license``;
-    :func:`~biohicl.hub.card_data_source.card_license`).
+    :func:`~biohicl.hub.card_data_source.card_license`). ``base_model_path``: where ``merge`` reads the adapter's
+    base from (default: its Hub id, from the Hugging Face cache), checked to be the base it was trained on as
+    :meth:`BioHiCL.from_pretrained <biohicl.models.model.BioHiCL.from_pretrained>` checks it.
     An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted;
     the folder is built beside ``out_dir`` and renamed into place at the end (:func:`~biohicl.atomic.atomic_directory`),
     so a failed build leaves an existing ``out_dir`` as it was.
@@ -174,7 +177,7 @@ def build_model_repo_folder(
     if merge:  # loaded first: a base that is not the adapter's is refused before anything is written
         from biohicl.models.model import BioHiCL
 
-        merged = BioHiCL.from_pretrained(model_dir)
+        merged = BioHiCL.from_pretrained(model_dir, base_model_path=base_model_path or None)
     with atomic_directory(out_dir) as staging:  # the previous --out is replaced only once this build succeeded
         try:
             _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license)
