@@ -473,7 +473,7 @@ def test_cli_dry_run_prints_files_and_card_and_sends_nothing(run_dir, capsys):
     api = RecordingHfApi()
     assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--dry_run", "--private"], api=api) == 0
     out = capsys.readouterr().out
-    assert "files from" in out and "to me/tiny (model, private) in one commit:" in out
+    assert "files from" in out and "to me/tiny (model, private) in one commit, which deletes every other file" in out
     assert "adapter_model.safetensors" in out and "training_curves.png" in out
     assert "----- README.md -----" in out and "library_name: peft" in out
     assert api.calls == []

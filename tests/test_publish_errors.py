@@ -366,7 +366,8 @@ def test_a_dry_run_needs_no_token(run_dir, tmp_path, no_login, hub, capsys):
     argv = [str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(out), "--dry_run"]
     assert publish_cmd.main(argv) == 0
     assert capsys.readouterr().out.startswith("would upload ") and (out / "README.md").is_file()
-    assert hub.requests == []
+    # it only reads: the repo's files listed (to say which the commit would delete), with no token
+    assert set(hub.requests) == {("GET", "/api/models/me/x/tree/main", False)}
 
 
 def test_an_injected_api_carries_its_own_auth(folder, no_login):

@@ -1,15 +1,19 @@
 """`biohicl publish`: a new repo's visibility left to its owner unless asked, `--out --overwrite` replacing the old
-folder only once the new one is built and `--merge --base_model_path` (recording fakes of ``HfApi``; no network)."""
+folder only once the new one is built, `--merge --base_model_path` and the repo's files a commit deletes, said before
+it is made (recording fakes of ``HfApi``; no network)."""
 
 from __future__ import annotations
 
 import json
 
+import httpx2
+import huggingface_hub
 import pytest
 from conftest import build_tiny_bert, save_tiny_adapter_run
 from huggingface_hub import constants
 from test_hub import RecordingHfApi
 from test_loader import add_to_hub_cache
+from test_publish_errors import hub  # noqa: F401  (hub is a fixture: the real HfApi answered locally)
 
 from biohicl.cli import main as cli
 from biohicl.cli import publish as publish_cmd
@@ -129,3 +133,171 @@ def test_merge_with_base_model_path_equals_the_merge_from_the_cache_and_a_wrong_
         "biohicl publish: error: --base_model_path: is read by --merge only (an adapter is published as it is, "
         "its base named by its Hub id)\n"
     )
+
+
+# ---------------------------------------------------------------------- what the commit deletes
+
+
+def _answer(status: int) -> httpx2.Response:
+    return httpx2.Response(
+        status, request=httpx2.Request("GET", "https://huggingface.co/api/models/me/t/revision/main")
+    )
+
+
+class ListingHfApi(RecordingHfApi):
+    """The recording fake with the repo's files listed as ``HfApi.list_repo_files`` lists them (``missing``: the
+    ``RepositoryNotFoundError`` a repo not there yet gets)."""
+
+    def __init__(self, remote: dict[str, bytes] | None = None, missing: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.repo = dict(remote or {})
+        self.missing = missing
+
+    def list_repo_files(self, repo_id, **kwargs):
+        self.calls.append(("list_repo_files", (repo_id,), kwargs))
+        if self.missing:
+            from huggingface_hub.errors import RepositoryNotFoundError
+
+            raise RepositoryNotFoundError("404 Client Error: Repository Not Found", response=_answer(404))
+        return sorted(self.repo)
+
+
+def _plan(capsys, out):
+    """The dry run's lines from its first to the card's."""
+    lines = capsys.readouterr().out.splitlines()
+    return lines[: lines.index("----- README.md -----")], lines
+
+
+def test_the_dry_run_lists_the_remote_files_the_commit_would_delete(run_dir, tmp_path, capsys):
+    run, _ = run_dir
+    out = tmp_path / "repo"
+    remote = {".gitattributes": b"", "LICENSE": b"my terms", "onnx/model.onnx": b"x", "README.md": b"hand-edited"}
+    api = ListingHfApi(remote)
+    argv = [str(run), "--repo_id", "me/t", "--license", "mit", "--out", str(out), "--overwrite", "--dry_run"]
+    assert publish_cmd.main(argv, api=api) == 0
+    plan, _ = _plan(capsys, out)
+    staged = sorted(_files(out))
+    assert plan[0] == (
+        f"would upload {len(staged)} files from {out} to me/t (model) in one commit, which deletes every other file "
+        "of the repo (.gitattributes is kept):"
+    )
+    assert [line.split()[-1] for line in plan[1 : 1 + len(staged)]] == staged
+    assert plan[1 + len(staged) :] == ["files of me/t the commit would delete:", "  LICENSE", "  onnx/model.onnx", ""]
+    assert api.calls == [("list_repo_files", ("me/t",), {"repo_type": "model", "revision": None})]  # nothing sent
+    assert api.repo == remote
+
+    # nothing to delete, a repo not there yet, a fake that cannot list: each said so
+    for api, said in (
+        (ListingHfApi({".gitattributes": b"", "README.md": b"old"}), "  (none)"),
+        (ListingHfApi(missing=True, token="hf_fake"), "  (none: me/t does not exist yet)"),
+        (
+            ListingHfApi(missing=True),  # a dry run without a token: a private repo is not seen
+            "  (none: me/t does not exist yet, or is private and this dry run has no token to see it)",
+        ),
+        (
+            RecordingHfApi(),
+            "  not known (the Hub API given cannot list a repo's files): every file of me/t not uploaded above",
+        ),
+    ):
+        assert publish_cmd.main(argv, api=api) == 0
+        plan, _ = _plan(capsys, out)
+        assert plan[-3:] == ["files of me/t the commit would delete:", said, ""]
+
+
+def test_the_dry_run_without_an_api_says_when_the_hub_cannot_be_listed(run_dir, tmp_path, capsys):
+    run, _ = run_dir
+    out = tmp_path / "repo"
+    argv = [str(run), "--repo_id", "me/t", "--license", "mit", "--out", str(out), "--dry_run"]
+    assert publish_cmd.main(argv) == 0  # HF_HUB_OFFLINE=1 (conftest): huggingface_hub refuses to list
+    plan, _ = _plan(capsys, out)
+    assert plan[-3] == "files of me/t the commit would delete:"
+    assert plan[-2].startswith("  not known (the repo could not be listed: OfflineModeIsEnabled: ")
+    assert plan[-2].endswith("): every file of me/t not uploaded above")
+
+
+def test_a_branch_not_there_yet_is_listed_from_main(run_dir, tmp_path, capsys):
+    run, _ = run_dir
+
+    class BranchApi(ListingHfApi):
+        def list_repo_files(self, repo_id, **kwargs):
+            if kwargs.get("revision") == "v0.1":
+                from huggingface_hub.errors import RevisionNotFoundError
+
+                self.calls.append(("list_repo_files", (repo_id,), kwargs))
+                raise RevisionNotFoundError("404 Client Error: Revision Not Found", response=_answer(404))
+            return super().list_repo_files(repo_id, **kwargs)
+
+    api = BranchApi({"LICENSE": b"terms"})
+    argv = [str(run), "--repo_id", "me/t", "--license", "mit", "--dry_run", "--revision", "v0.1"]
+    assert publish_cmd.main(argv, api=api) == 0
+    plan, _ = _plan(capsys, None)
+    assert plan[-3:] == ["files of me/t the commit would delete:", "  LICENSE", ""]
+    assert [c[2]["revision"] for c in api.calls] == ["v0.1", None]
+
+
+@pytest.mark.parametrize(
+    ("remote", "said"),
+    [
+        (
+            {".gitattributes": b"", "LICENSE": b"my terms", "onnx/model.onnx": b"x", "README.md": b"old"},
+            "me/t: the commit deletes 2 files of the repo that the folder lacks: LICENSE, onnx/model.onnx",
+        ),
+        ({"README.md": b"old"}, "me/t: the commit deletes no file of the repo (it holds none that the folder lacks)"),
+        (
+            None,  # an API object without list_repo_files
+            "me/t: the commit deletes every file of the repo the folder lacks (not listed: the Hub API given cannot "
+            "list a repo's files)",
+        ),
+    ],
+)
+def test_a_publish_says_what_its_commit_deletes_before_making_it(run_dir, monkeypatch, capsys, remote, said):
+    # the real run printed only "published ...": an earlier release's files, or a LICENSE added on the Hub, went unsaid
+    run, _ = run_dir
+    api = RecordingHfApi(token="hf_fake") if remote is None else ListingHfApi(remote, token="hf_fake")
+    monkeypatch.setattr(huggingface_hub, "HfApi", type("HfApi", (type(api),), {"__new__": lambda cls, *a, **k: api}))
+    assert cli.main(["publish", str(run), "--repo_id", "me/t", "--license", "mit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    uploaded = sorted(api.uploaded)
+    assert lines[-3:] == [
+        said,
+        f"uploaded {len(uploaded)} files to me/t (model)",
+        "published me/t (model): https://huggingface.co/me/t/commit/abc; the commit deleted every other file of the "
+        "repo (.gitattributes kept)",
+    ]
+    assert sorted(api.repo) == sorted({".gitattributes", *uploaded})
+    listed = [call for call in api.calls if call[0] == "list_repo_files"]
+    assert [c[0] for c in api.calls if c[0] != "list_repo_files"] == ["create_repo", "upload_folder"]
+    assert listed == ([("list_repo_files", ("me/t",), {"repo_type": "model", "revision": None})] if listed else [])
+    assert api.calls.index(listed[0]) == 1 if listed else True  # after create_repo, before the upload
+
+
+def test_publish_help_says_the_commit_deletes_the_repos_other_files(capsys):
+    with pytest.raises(SystemExit):
+        publish_cmd.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "deletes every other file of the repo" in text
+    assert "--dry_run lists them" in text
+
+
+def test_the_dry_run_lists_through_the_real_hfapi(run_dir, hub, capsys, monkeypatch):  # noqa: F811
+    # huggingface_hub's own list_repo_files (the one upload_folder(delete_patterns=...) deletes by), its HTTP answered
+    # locally: the repo's tree, then a repo not there (404 RepoNotFound)
+    run, _ = run_dir
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "Kx4" * 12)
+    tree = [
+        {"type": "file", "path": ".gitattributes", "size": 1, "oid": "a" * 40},
+        {"type": "file", "path": "LICENSE", "size": 3, "oid": "b" * 40},
+        {"type": "directory", "path": "onnx", "size": 0, "oid": "c" * 40},
+        {"type": "file", "path": "onnx/model.onnx", "size": 1, "oid": "d" * 40},
+        {"type": "file", "path": "README.md", "size": 1, "oid": "e" * 40},
+    ]
+    hub.answer = lambda req: httpx2.Response(200, json=tree, request=req)
+    argv = [str(run), "--repo_id", "me/t", "--license", "mit", "--dry_run"]
+    assert publish_cmd.main(argv) == 0
+    plan, _ = _plan(capsys, None)
+    assert plan[-4:] == ["files of me/t the commit would delete:", "  LICENSE", "  onnx/model.onnx", ""]
+    assert [(method, path) for method, path, _ in hub.requests] == [("GET", "/api/models/me/t/tree/main")]
+    hub.answer = lambda req: httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, request=req)
+    assert publish_cmd.main(argv) == 0
+    plan, _ = _plan(capsys, None)
+    assert plan[-3:] == ["files of me/t the commit would delete:", "  (none: me/t does not exist yet)", ""]

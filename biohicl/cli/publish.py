@@ -6,8 +6,9 @@ commit.
     biohicl publish runs/study/dataset --dataset --repo_id me/mesh-pairs
     biohicl publish --manifest hub/models/biohicl-minilm.yaml
 
-A new repo is public unless --private (or its organization makes new repos private); an existing repo keeps its
-visibility.
+The commit mirrors the folder: it deletes every other file of the repo (an earlier release's weights, a file added
+on the Hub; ``.gitattributes`` is kept), and --dry_run lists them. A new repo is public unless --private (or its
+organization makes new repos private); an existing repo keeps its visibility.
 
 The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or written anywhere.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder
-from biohicl.hub.hub_access import require_token, token_of
+from biohicl.hub.hub_access import files_deleted, require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
@@ -70,7 +71,10 @@ class PublishArguments:
     revision: str | None = field(
         default=None, metadata={"help": "Branch to commit to (created if missing; default main)."}
     )
-    dry_run: bool = field(default=False, metadata={"help": "Build and check, print the files and the card."})
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Build and check; print the files, the repo's files the commit would delete, and the card."},
+    )
     out: str | None = field(
         default=None, metadata={"help": "Where to build the repo folder (default: a temporary folder)."}
     )
@@ -179,16 +183,32 @@ def _check_merge_target(repo_id: str) -> None:
         )
 
 
-def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_bytes: int) -> None:
+def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_bytes: int, api: Any) -> None:
     files = check_folder(
-        folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"], token=token_of(None)
+        folder, max_file_bytes=max_bytes, allow_large_files=settings["allow_large_files"], token=token_of(api)
     )
-    where = f"{settings['repo_id']} ({repo_type}{', private' if settings.get('private') else ''}"
+    repo_id = settings["repo_id"]
+    where = f"{repo_id} ({repo_type}{', private' if settings.get('private') else ''}"
     where += f", branch {settings['revision']})" if settings.get("revision") else ")"
     staged = "" if settings.get("out") else " (a temporary folder, deleted when the command ends; --out DIR keeps it)"
-    print(f"would upload {len(files)} files from {folder}{staged} to {where} in one commit:")
+    print(
+        f"would upload {len(files)} files from {folder}{staged} to {where} in one commit, which deletes every other "
+        "file of the repo (.gitattributes is kept):"
+    )
     for file in files:
         print(f"  {file.size:>12,d}  {file.path}")
+    deleted = files_deleted(
+        api, repo_id, [f.path for f in files], repo_type=repo_type, revision=settings.get("revision")
+    )
+    print(f"files of {repo_id} the commit would delete:")
+    if deleted.paths is None:
+        print(f"  not known ({deleted.why}): every file of {repo_id} not uploaded above")
+    elif deleted.absent:
+        hidden = "" if token_of(api) else ", or is private and this dry run has no token to see it"
+        print(f"  (none: {repo_id} does not exist yet{hidden})")
+    else:
+        for path in deleted.paths or ["(none)"]:
+            print(f"  {path}")
     card = folder / "README.md"
     if card.is_file():
         print(f"\n----- {card.name} -----")
@@ -201,11 +221,11 @@ def main(argv: list[str], api: Any | None = None) -> int:
     repo_type = "dataset" if settings.get("dataset") else "model"
     max_bytes = int(settings["max_file_mb"] * 1024**2)
     source = Path(settings["source"])
-    if not args.dry_run:  # no token: refused before building anything (a dry run needs none)
-        if api is None:
-            from huggingface_hub import HfApi
+    if api is None:  # a dry run lists the repo's files with it (read-only, no token needed for a public repo)
+        from huggingface_hub import HfApi
 
-            api = HfApi()
+        api = HfApi()
+    if not args.dry_run:  # no token: refused before building anything (a dry run needs none)
         require_token(api)
     with tempfile.TemporaryDirectory(prefix="biohicl-publish-") as tmp:
         out = Path(settings["out"]) if settings.get("out") else Path(tmp) / settings["repo_id"].split("/")[-1]
@@ -234,7 +254,7 @@ def main(argv: list[str], api: Any | None = None) -> int:
                 base_model_path=settings.get("base_model_path") or None,  # "" (an empty option) is no path
             )
         if args.dry_run:
-            _print_plan(folder, settings, repo_type, max_bytes)
+            _print_plan(folder, settings, repo_type, max_bytes, api)
             return 0
         result = publish_folder(
             api,
@@ -248,5 +268,8 @@ def main(argv: list[str], api: Any | None = None) -> int:
             allow_large_files=bool(settings.get("allow_large_files")),
         )
     url = getattr(result, "commit_url", None) or f"https://huggingface.co/{settings['repo_id']}"
-    print(f"published {settings['repo_id']} ({repo_type}): {url}")
+    print(
+        f"published {settings['repo_id']} ({repo_type}): {url}; the commit deleted every other file of the repo "
+        "(.gitattributes kept)"
+    )
     return 0

@@ -1,10 +1,13 @@
-"""Talking to the Hub for an upload: the token it needs, and the one line each failure of it gets (what went wrong
-and what is true of the repo after it). ``biohicl.hub.publish`` is the seam that calls these."""
+"""Talking to the Hub for an upload: the token it needs, the repo's files a commit that mirrors a folder deletes,
+and the one line each failure of it gets (what went wrong and what is true of the repo after it).
+``biohicl.hub.publish`` is the seam that calls these."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from biohicl.errors import PublishError
@@ -118,3 +121,51 @@ def failure_message(
     url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
     where = "during the commit, which" if path is not None else "during the upload, and a commit"
     return f"{repo_id}: {what} {where} may or may not have been made: see {url}"
+
+
+@dataclass(frozen=True)
+class RemoteDeletions:
+    """The repo's files a commit that mirrors a folder deletes (``.gitattributes`` kept, re-uploaded files replaced):
+    ``paths`` (sorted; empty for a repo not there yet, ``absent`` then), or None with ``why`` when not known."""
+
+    paths: list[str] | None
+    absent: bool = False
+    why: str = ""
+
+
+def files_deleted(
+    api: Any, repo_id: str, uploaded: Iterable[str], *, repo_type: str = "model", revision: str | None = None
+) -> RemoteDeletions:
+    """List ``repo_id``'s files as ``upload_folder(delete_patterns=...)`` lists them (``list_repo_files``), less the
+    ones ``uploaded``; a branch not there yet is listed from ``main``, which it is created from. Read-only; what
+    stops the listing (no network, an API object without ``list_repo_files``, an error answer) makes it not known."""
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    lister = getattr(api, "list_repo_files", None)
+    if not callable(lister):
+        return RemoteDeletions(None, why="the Hub API given cannot list a repo's files")
+    token = token_of(api)
+    try:
+        try:
+            remote = lister(repo_id, repo_type=repo_type, revision=revision)
+        except RevisionNotFoundError:
+            remote = lister(repo_id, repo_type=repo_type, revision=None)
+    except RepositoryNotFoundError:
+        return RemoteDeletions([], absent=True)
+    except (OSError, httpx2.TransportError, ValueError) as err:
+        return RemoteDeletions(None, why=f"the repo could not be listed: {_first_line(err, token)}")
+    kept = {*uploaded, ".gitattributes"}
+    return RemoteDeletions(sorted(path for path in remote if path not in kept))
+
+
+def deletion_line(repo_id: str, deleted: RemoteDeletions) -> str:
+    """What a commit that mirrors a folder deletes from ``repo_id``, said before it is made."""
+    if deleted.paths is None:
+        return f"{repo_id}: the commit deletes every file of the repo the folder lacks (not listed: {deleted.why})"
+    if not deleted.paths:
+        return f"{repo_id}: the commit deletes no file of the repo (it holds none that the folder lacks)"
+    count = len(deleted.paths)
+    return f"{repo_id}: the commit deletes {count} file{'s' * (count != 1)} of the repo that the folder lacks: " + (
+        ", ".join(deleted.paths)
+    )

@@ -1,7 +1,8 @@
 """The one publishing seam: build a Hub repo folder from a run, check it, and upload it in one commit.
 
 Every function that talks to the Hub takes an ``HfApi``-like object (``create_repo``, ``repo_info``,
-``create_branch``, ``upload_folder``), so tests pass a recording fake; only ``cli.publish`` constructs one.
+``create_branch``, ``upload_folder``, and ``list_repo_files`` where it has it), so tests pass a recording fake; only
+``cli.publish`` constructs one.
 
 >>> folder = build_model_repo_folder("runs/minilm", "build/BioHiCL-MiniLM", repo_id="me/BioHiCL-MiniLM")
 >>> publish_folder(HfApi(), folder, "me/BioHiCL-MiniLM", private=True)
@@ -24,7 +25,13 @@ from biohicl.atomic import atomic_directory
 from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
-from biohicl.hub.hub_access import failure_message, require_token, token_of
+from biohicl.hub.hub_access import (
+    deletion_line,
+    failure_message,
+    files_deleted,
+    require_token,
+    token_of,
+)
 from biohicl.hub.record_match import check_base_record, check_tuned_record, measured_line
 from biohicl.hub.run_sources import (
     check_eval_record,
@@ -50,7 +57,8 @@ FULL_WEIGHT_KINDS = ("full", "merged")
 
 
 class HubApi(Protocol):
-    """The part of ``huggingface_hub.HfApi`` that publishing uses."""
+    """The part of ``huggingface_hub.HfApi`` that publishing uses (``list_repo_files`` too, where an object has it:
+    :func:`~biohicl.hub.hub_access.files_deleted`)."""
 
     def create_repo(self, repo_id: str, **kwargs: Any) -> Any: ...
     def repo_info(self, repo_id: str, **kwargs: Any) -> Any: ...
@@ -278,7 +286,9 @@ def publish_folder(
 ) -> Any:
     """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
 
-    The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept).
+    The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept), as one
+    info line says before the upload (:func:`~biohicl.hub.hub_access.files_deleted`, by ``list_repo_files`` where the
+    API has it).
     ``private``: a new repo's visibility (None: the owner's default, public unless an organization makes new repos
     private; an existing repo's is left as it is). ``private=True`` on an existing public repo is a
     :class:`PublishError` before anything is uploaded.
@@ -309,6 +319,9 @@ def publish_folder(
             )
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+        # the repo exists now (the Hub answers): what the mirroring commit deletes is said before it is made
+        deleted = files_deleted(api, repo_id, [f.path for f in files], repo_type=repo_type, revision=revision)
+        logger.info("%s", deletion_line(repo_id, deleted))
         uploading = True
         result = api.upload_folder(
             repo_id=repo_id,
