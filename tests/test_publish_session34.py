@@ -1,6 +1,6 @@
 """`biohicl publish`: a new repo's visibility left to its owner unless asked, `--out --overwrite` replacing the old
-folder only once the new one is built, `--merge --base_model_path` and the repo's files a commit deletes, said before
-it is made (recording fakes of ``HfApi``; no network)."""
+folder only once the new one is built, `--merge --base_model_path`, the repo's files a commit deletes, said before it
+is made and Ctrl-C during the upload (recording fakes of ``HfApi``; no network)."""
 
 from __future__ import annotations
 
@@ -301,3 +301,65 @@ def test_the_dry_run_lists_through_the_real_hfapi(run_dir, hub, capsys, monkeypa
     assert publish_cmd.main(argv) == 0
     plan, _ = _plan(capsys, None)
     assert plan[-3:] == ["files of me/t the commit would delete:", "  (none: me/t does not exist yet)", ""]
+
+
+# ---------------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.parametrize(
+    ("at", "said"),
+    [
+        ("create_repo", "me/t: nothing was uploaded"),
+        (
+            "upload_folder",
+            "me/t: the upload had started, so a commit may or may not have been made: "
+            "see https://huggingface.co/me/t/commits/main",
+        ),
+    ],
+)
+def test_ctrl_c_during_the_upload_says_what_became_of_the_repo(run_dir, monkeypatch, capsys, at, said):
+    run, _ = run_dir
+
+    class Interrupted(RecordingHfApi):
+        def __init__(self, *args, **kwargs):
+            super().__init__(token="hf_fake")
+
+        def create_repo(self, repo_id, **kwargs):
+            if at == "create_repo":
+                raise KeyboardInterrupt
+            return super().create_repo(repo_id, **kwargs)
+
+        def upload_folder(self, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Interrupted)
+    assert cli.main(["publish", str(run), "--repo_id", "me/t", "--license", "mit"]) == 130
+    assert capsys.readouterr().err == f"biohicl publish: interrupted; {said}\n"
+
+
+def test_another_interrupt_keeps_the_generic_line(monkeypatch, capsys):
+    # `biohicl reproduce` turns SIGTERM into KeyboardInterrupt("signal 15"): not an outcome to print
+    def stopped(argv):
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(publish_cmd, "main", stopped)
+    assert cli.main(["publish", "x"]) == 130
+    assert capsys.readouterr().err == "biohicl publish: interrupted; completed work is kept\n"
+
+
+def test_publish_folder_raises_an_interrupt_that_says_what_became_of_the_repo(tmp_path):
+    from biohicl.hub.hub_access import UploadInterrupted
+
+    (tmp_path / "README.md").write_text("# x\n")
+
+    class Stopped(RecordingHfApi):
+        def upload_folder(self, **kwargs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(UploadInterrupted) as info:
+        publish_folder(Stopped(), tmp_path, "me/d", repo_type="dataset", revision="v1")
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert info.value.outcome == (
+        "me/d: the upload had started, so a commit may or may not have been made: "
+        "see https://huggingface.co/datasets/me/d/commits/v1"
+    )

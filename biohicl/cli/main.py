@@ -124,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             where = f"{err.filename}: " if err.filename else ""
             print(f"biohicl {name}: error: {where}{err.strerror or err}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print(f"biohicl {name}: interrupted; completed work is kept", file=sys.stderr)
+        except KeyboardInterrupt as err:
+            # an interrupt may carry what became of the command's work (its ``outcome``: publish's, of the repo)
+            outcome = getattr(err, "outcome", None) or "completed work is kept"
+            print(f"biohicl {name}: interrupted; {one_line(outcome)}", file=sys.stderr)
             return 130
 
 

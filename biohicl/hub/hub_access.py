@@ -1,5 +1,5 @@
 """Talking to the Hub for an upload: the token it needs, the repo's files a commit that mirrors a folder deletes,
-and the one line each failure of it gets (what went wrong and what is true of the repo after it).
+and the one line each failure or interrupt of it gets (what went wrong and what is true of the repo after it).
 ``biohicl.hub.publish`` is the seam that calls these."""
 
 from __future__ import annotations
@@ -117,10 +117,32 @@ def failure_message(
     path = _failed_request_path(err)
     if no_request or (path is not None and "/commit/" not in path) or (status is not None and 400 <= status < 500):
         return f"{repo_id}: {what}; no commit was made"
-    prefix = "datasets/" if repo_type == "dataset" else ""
-    url = f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
     where = "during the commit, which" if path is not None else "during the upload, and a commit"
-    return f"{repo_id}: {what} {where} may or may not have been made: see {url}"
+    return f"{repo_id}: {what} {where} may or may not have been made: see {commits_url(repo_id, repo_type, revision)}"
+
+
+def commits_url(repo_id: str, repo_type: str, revision: str | None) -> str:
+    """The Hub page of the branch's commits, where a commit that may or may not have been made is seen."""
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    return f"https://huggingface.co/{prefix}{repo_id}/commits/{revision or 'main'}"
+
+
+class UploadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a publish, still an interrupt (exit 130), with its ``outcome``: what is true of the repo after it
+    (:func:`interrupted_message`), which ``biohicl publish`` prints in place of the generic line."""
+
+    def __init__(self, outcome: str):
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def interrupted_message(repo_id: str, repo_type: str, revision: str | None, *, uploading: bool) -> str:
+    """What is true of the repo after Ctrl-C: before ``upload_folder`` nothing was uploaded; in it, the commit request
+    may have been sent, as when the Hub stops answering during the commit (:func:`failure_message`)."""
+    if not uploading:
+        return f"{repo_id}: nothing was uploaded"
+    url = commits_url(repo_id, repo_type, revision)
+    return f"{repo_id}: the upload had started, so a commit may or may not have been made: see {url}"
 
 
 @dataclass(frozen=True)

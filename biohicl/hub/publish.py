@@ -26,9 +26,11 @@ from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import (
+    UploadInterrupted,
     deletion_line,
     failure_message,
     files_deleted,
+    interrupted_message,
     require_token,
     token_of,
 )
@@ -294,7 +296,8 @@ def publish_folder(
     :class:`PublishError` before anything is uploaded.
     ``revision`` names a branch (created from ``main`` if missing). Returns what ``upload_folder`` returns.
     ``huggingface_hub.HfApi`` with no token is refused before any call. A Hub that cannot be reached, or refuses,
-    is a one-line :class:`PublishError` that says whether a commit can have been made.
+    is a one-line :class:`PublishError` that says whether a commit can have been made; Ctrl-C, a
+    :class:`~biohicl.hub.hub_access.UploadInterrupted` (a ``KeyboardInterrupt``) whose ``outcome`` says the same.
     """
     check_repo_id(repo_id)
     if repo_type not in REPO_TYPES:
@@ -341,5 +344,7 @@ def publish_folder(
         raise PublishError(
             failure_message(err, repo_id, repo_type, revision, answered=True, uploading=uploading, token=token)
         ) from None
+    except KeyboardInterrupt:  # still an interrupt (exit 130), saying what is true of the repo
+        raise UploadInterrupted(interrupted_message(repo_id, repo_type, revision, uploading=uploading)) from None
     logger.info("uploaded %d files to %s (%s)", len(files), repo_id, repo_type)
     return result
