@@ -9,11 +9,13 @@ Standard library only, so it runs on the GPU image before anything is installed.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -34,25 +36,61 @@ PARENT_GIB = 2.0
 H100_FREE_GIB = 78.0
 
 
-def run_phase(argv: list[str], env: dict, log: Path, seconds: float) -> tuple[int | None, bool]:
-    """Run one study command until it ends or ``seconds`` pass (then its whole process group is stopped);
-    returns (exit code, timed out)."""
+def _libc_prctl():
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # Linux; None elsewhere
+    except (OSError, AttributeError):
+        return None
+
+
+PRCTL = _libc_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def own_group_ended_with(parent: int):
+    """What a phase's process runs before the study command: its own process group (so the deadline stops it with
+    its workers), not its own session (so the device ends it with the call), and SIGTERM when ``parent`` (``run``)
+    dies, SIGKILL by the device's limit included (Linux ``PR_SET_PDEATHSIG``; the study's workers have their own)."""
+
+    def child() -> None:
+        os.setpgid(0, 0)
+        if PRCTL is not None:
+            PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # run died before the line above
+            os._exit(143)
+
+    return child
+
+
+def run_phase(
+    argv: list[str], env: dict, log: Path, seconds: float, tick=None, poll: float = 5.0
+) -> tuple[int | None, bool]:
+    """Run one study command until it ends or ``seconds`` pass (then its whole process group is stopped), calling
+    ``tick()`` every ``poll`` seconds meanwhile (the progress copies); returns (exit code, timed out)."""
+    end = time.monotonic() + max(1.0, seconds)
     with log.open("a", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            return process.wait(timeout=max(1.0, seconds)), False
-        except subprocess.TimeoutExpired:
-            for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=own_group_ended_with(os.getpid())
+        )
+        while True:
+            try:
+                return process.wait(timeout=max(0.05, min(poll, end - time.monotonic()))), False
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= end:
                     break
-                try:
-                    process.wait(timeout=grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            return process.returncode, True
+                if tick is not None:
+                    tick()
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        return process.returncode, True
 
 
 def gpu_memory_gib(env: dict) -> tuple[float, float] | None:

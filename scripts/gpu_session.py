@@ -68,6 +68,9 @@ REPRODUCE = (sys.executable, "-m", "biohicl.cli.main", "reproduce")
 #: refuses): the phases after one that ends so are skipped, as they would meet it again. A run that crashed in a
 #: worker ends its phase with 1 (the other runs kept), and the next phase still runs.
 CONFIG_ERROR = 2
+#: Of the device time ``status`` says is left (``run --device-left``), the seconds the run step leaves unused: from the
+#: status call to the command's start (the operator's reply, the call's upload) and the transfers back after it.
+DEVICE_MARGIN_S = 45
 
 
 def load_script(name: str):
@@ -405,14 +408,17 @@ def run(args: argparse.Namespace) -> int:
     manifest = receive(args.parts, inbox)
     output_dir = Path(manifest["output_dir"]) if manifest else Path("gpu_session_failed")
     session = Session(output_dir / "logs" / "gpu_session.log")
-    budget = args.budget or (manifest or {}).get("budget_s", 570)
+    budget, said = run_budget(args, manifest or {})
+    session.say(said)
     reserve = args.reserve or (manifest or {}).get("reserve_s", 60)
     deadline = start + budget - reserve
-    state: dict = {"phases": [], "error": None}
+    state: dict = {"phases": [], "error": None, "budget_s": budget}
+    progress = transfer.Progress(output_dir, out, session, state)
     try:
         if manifest is None:
             raise RuntimeError(f"no {MANIFEST} in {inbox}: no part arrived (was the machine given back between calls?)")
         env = setup(manifest, inbox, work, session.say)
+        progress()
         problems = limits.below_floors(REPO / "pyproject.toml", limits.import_paths(env))
         if problems:  # before any GPU minute goes to a run that would fail minutes in
             raise RuntimeError(
@@ -438,11 +444,12 @@ def run(args: argparse.Namespace) -> int:
             argv = [*command, "--config", env["BIOHICL_GPU_CONFIG"], *phase.split()]
             session.say(f"phase {' '.join(argv[len(command) - 1 :])} (at most {left:.0f} s)")
             began = time.monotonic()
-            code, timed_out = run_phase(argv, env, session.path, left)
+            code, timed_out = run_phase(argv, env, session.path, left, tick=progress, poll=args.poll)
             took = time.monotonic() - began
             state["phases"].append(
                 {"args": asked, "ran": phase, "exit": code, "timed_out": timed_out, "seconds": round(took)}
             )
+            progress()
             session.say(
                 f"phase ended: exit {code}{' (stopped at the deadline)' if timed_out else ''} after {took:.0f} s"
             )
@@ -460,6 +467,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def run_budget(args: argparse.Namespace, manifest: dict) -> tuple[int, str]:
+    """The run step's seconds (its phases' deadline is this less the reserve for packing) and the log line saying
+    where they came from: ``--budget`` or the staged one (570), cut to ``--device-left`` (status's budget_left_s,
+    read just before the call) less :data:`DEVICE_MARGIN_S`, so the phases stop and the study is packed before the
+    device's own limit ends the call."""
+    staged = args.budget or manifest.get("budget_s", 570)
+    if args.device_left is None:
+        return staged, (
+            f"budget {staged} s (staged; no --device-left: a call the device gives less time is cut before its final "
+            f"pack, and only the progress copies in $OUT come back)"
+        )
+    budget = min(staged, args.device_left - DEVICE_MARGIN_S)
+    return budget, (
+        f"budget {budget} s: --device-left {args.device_left} less {DEVICE_MARGIN_S} s for the call's start and "
+        f"transfers" + (f", within the staged {staged} s" if budget == staged else "")
+    )
+
+
 # ------------------------------------------------------------------------------------------------------- collect
 def collect(args: argparse.Namespace) -> int:
     record = json.loads((args.back / BACK).read_text(encoding="utf-8"))
@@ -473,6 +498,10 @@ def collect(args: argparse.Namespace) -> int:
         extract(archive, output_dir)
         archive.unlink()
         print(f"study folder restored into {output_dir}")
+    elif (args.back / transfer.PROGRESS).is_file():  # the call was cut before its final pack
+        extract(args.back / transfer.PROGRESS, output_dir)
+        runs = len(transfer.finished_runs(output_dir))
+        print(f"the call was cut before its final pack: its last progress copy ({runs} run(s)) is in {output_dir}")
     if args.no_report:
         return 0
     command = [
@@ -527,6 +556,13 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--out", help="default: $OUT")
     u.add_argument("--phase", action="append", help="replace the staged phases")
     u.add_argument("--budget", type=int, help="replace the staged budget (seconds)")
+    u.add_argument(
+        "--device-left",
+        type=int,
+        help="status's budget_left_s, read just before this call: the budget is cut to it less "
+        f"{DEVICE_MARGIN_S} s, so the phases stop and the study is packed before the device ends the call",
+    )
+    u.add_argument("--poll", type=float, default=5.0, help="seconds between the copies of finished runs into $OUT")
     u.add_argument("--reserve", type=int, help="replace the staged reserve (seconds)")
     u.add_argument("--worker-gib", type=float, help=WORKER_HELP)
     u.add_argument(

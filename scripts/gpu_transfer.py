@@ -19,6 +19,8 @@ from pathlib import Path
 
 MIB = 1 << 20
 BACK = "back.json"
+#: The copy of the study folder a call cut short brings back (:class:`Progress`).
+PROGRESS = "progress.tar.xz"
 #: What comes back from $OUT (the device README's limits) and what travels per call.
 OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64, 2000
 HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -67,13 +69,13 @@ def join_pieces(pieces: list[dict], folders: list[Path], target: Path) -> list[s
     return problems
 
 
-def tar_xz(target: Path, members: list[tuple[Path, str]], exclude=lambda path: False) -> Path:
+def tar_xz(target: Path, members: list[tuple[Path, str]], exclude=lambda path: False, preset: int = 6) -> Path:
     """An xz tar of ``members`` (path, name in the archive), leaving out the paths ``exclude`` names."""
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         return None if exclude(Path(info.name)) else info
 
-    with tarfile.open(target, "w:xz", preset=6) as tar:
+    with tarfile.open(target, "w:xz", preset=preset) as tar:
         for path, name in members:
             tar.add(path, arcname=name, filter=keep)
     return target
@@ -114,43 +116,109 @@ class Session:
             handle.write(line + "\n")
 
 
-def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> None:
-    """Tar+xz ``output_dir`` (no ``checkpoint-*``) into ``out/study.tar.xz.NNN`` with ``back.json``, the session and
-    worker logs (their last MiB) and ``results.md`` beside them, within $OUT's file count, size and depth limits."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_atomic(path: Path, data: bytes) -> None:
+    """``path`` written beside and renamed over, so a call cut meanwhile leaves the old file or the new, whole."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def write_logs(output_dir: Path, out: Path, session: Session) -> None:
+    """The session log and the worker logs, their last half MiB each, as ``out/session.log`` and ``out/workers.log``
+    (the whole logs travel in the study archive)."""
     flat = {"session.log": [session.path], "workers.log": sorted((output_dir / "logs").glob("worker*.log"))}
     for name, logs in flat.items():
         text = "".join(f"===== {p.name}\n{p.read_text(encoding='utf-8', errors='replace')}\n" for p in logs)
-        (out / name).write_text(text[-MIB // 2 :], encoding="utf-8")
+        write_atomic(out / name, text[-MIB // 2 :].encode("utf-8"))
+
+
+def checkpoint(path: Path) -> bool:
+    return any(part.startswith("checkpoint-") for part in path.parts)
+
+
+#: What a packed study keeps, the most first: each level is tried until its archive fits the room left in $OUT.
+LEVELS = [
+    ("whole (no checkpoints)", checkpoint),
+    ("no weights", lambda p: checkpoint(p) or p.name.endswith(HEAVY)),
+    ("records only", lambda p: p.suffix not in ("", ".json", ".md", ".log")),
+]
+
+
+def archive_study(output_dir: Path, archive: Path, room: int, preset: int = 6) -> str:
+    """``output_dir`` as an xz tar at the first of :data:`LEVELS` that fits ``room`` bytes; returns the level kept
+    ("nothing (too large)" when none fits: no archive left; "nothing" when there is no folder)."""
+    if not output_dir.is_dir():
+        return "nothing"
+    for level, exclude in LEVELS:
+        tar_xz(archive, [(output_dir, ".")], exclude, preset)
+        if archive.stat().st_size <= room:
+            return level
+    archive.unlink()
+    return "nothing (too large)"
+
+
+def finished_runs(output_dir: Path) -> list[str]:
+    """The study's finished runs, as folders relative to it: each holds its ``eval.json``, written last."""
+    found = [p.parent for p in output_dir.rglob("eval.json") if not checkpoint(p)] if output_dir.is_dir() else []
+    return sorted(str(folder.relative_to(output_dir)) for folder in found)
+
+
+def write_back(out: Path, record: dict) -> None:
+    write_atomic(out / BACK, json.dumps({"format": 1, **record}, indent=1).encode("utf-8"))
+
+
+class Progress:
+    """What a call cut short still brings back: called at each poll while the phases run, it refreshes the logs in
+    ``out`` and, each time another run has finished, the study folder (no checkpoints; xz preset 1) as
+    ``out/progress.tar.xz``, one file of at most 15 MiB renamed into place, with a ``back.json`` (``final``: false)
+    naming the runs it holds. :func:`pack_back` replaces both at the end of a call that was not cut."""
+
+    def __init__(self, output_dir: Path, out: Path, session: Session, state: dict):
+        self.output_dir, self.out, self.session, self.state = output_dir, out, session, state
+        self.runs: list[str] | None = None  # the first call copies the logs and writes back.json at once
+        self.failed = False
+
+    def __call__(self) -> None:
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_logs(self.output_dir, self.out, self.session)
+            runs = finished_runs(self.output_dir)
+            if runs == self.runs:
+                return
+            staging = self.out.parent / f".{self.out.name}-progress.tar.xz"
+            kept = archive_study(self.output_dir, staging, 15 * MIB, preset=1)
+            if staging.is_file():
+                staging.replace(self.out / PROGRESS)
+            progress = {"name": PROGRESS, "runs": runs}
+            write_back(self.out, {"final": False, "output_dir": str(self.output_dir), "kept": kept, "pieces": [],
+                                  "progress": progress, **self.state})  # fmt: skip
+            self.runs = runs
+            self.session.say(f"copied into {self.out}: {len(runs)} finished run(s) ({kept})")
+        except Exception as error:  # a copy that failed must not stop the study; the next poll tries again
+            if not self.failed:
+                self.session.say(f"progress copy failed ({type(error).__name__}: {error}); trying at each poll")
+            self.failed = True
+
+
+def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> None:
+    """Tar+xz ``output_dir`` (no ``checkpoint-*``) into ``out/study.tar.xz.NNN`` with ``back.json``, the session and
+    worker logs (their last half MiB) and ``results.md`` beside them, within $OUT's file count, size and depth
+    limits; the last progress copy stays until ``back.json`` names what replaces it, where both fit."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_logs(output_dir, out, session)
     if (output_dir / "results.md").is_file():
         shutil.copyfile(output_dir / "results.md", out / "results.md")
-    others = len(list(out.iterdir())) + 1  # + back.json
-    room = min(
-        (OUT_TOTAL_MIB - 2) * MIB - sum(p.stat().st_size for p in out.iterdir()), (OUT_FILES - others) * 15 * MIB
-    )
+    progress = out / PROGRESS
+    beside = [p for p in out.iterdir() if p.is_file() and p.name not in (BACK, PROGRESS)]
+    others = len(beside) + 1  # + back.json
+    room = min((OUT_TOTAL_MIB - 2) * MIB - sum(p.stat().st_size for p in beside), (OUT_FILES - others) * 15 * MIB)
     archive = out.parent / f".{out.name}-study.tar.xz"
-
-    def checkpoint(path: Path) -> bool:
-        return any(part.startswith("checkpoint-") for part in path.parts)
-
-    levels = [
-        ("whole (no checkpoints)", checkpoint),
-        ("no weights", lambda p: checkpoint(p) or p.name.endswith(HEAVY)),
-        ("records only", lambda p: p.suffix not in ("", ".json", ".md", ".log")),
-    ]
-    kept = "nothing"
-    if output_dir.is_dir():
-        for level, exclude in levels:
-            kept = level
-            tar_xz(archive, [(output_dir, ".")], exclude)
-            if archive.stat().st_size <= room:
-                break
-    pieces = []
-    if archive.is_file() and archive.stat().st_size <= room:
-        pieces = split_file(archive, 15 * MIB, out, "study.tar.xz")
-    else:
-        kept = "nothing (too large)" if archive.is_file() else kept
+    kept = archive_study(output_dir, archive, room)
+    size = archive.stat().st_size if archive.is_file() else 0
+    if progress.is_file() and (size + progress.stat().st_size > room or -(-size // (15 * MIB)) + others >= OUT_FILES):
+        progress.unlink()  # no room for both
+    pieces = split_file(archive, 15 * MIB, out, "study.tar.xz") if archive.is_file() else []
     archive.unlink(missing_ok=True)
-    record = {"format": 1, "output_dir": str(output_dir), "kept": kept, "pieces": pieces, **state}
-    (out / BACK).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_back(out, {"final": True, "output_dir": str(output_dir), "kept": kept, "pieces": pieces, **state})
+    progress.unlink(missing_ok=True)
     session.say(f"packed {kept} into {len(pieces)} piece(s) in {out}")

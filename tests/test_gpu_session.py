@@ -231,7 +231,7 @@ def _run_step(tmp_path, monkeypatch, models, extra=()) -> tuple[list[list[str]],
     env = {**os.environ, "PYTHONPATH": str(fake.parent), "BIOHICL_GPU_CONFIG": "config.yaml"}
     monkeypatch.setattr(gpu_session, "setup", lambda manifest, inbox, work, say: env)
     argvs = []
-    monkeypatch.setattr(gpu_session, "run_phase", lambda argv, env, log, seconds: argvs.append(argv) or (0, False))
+    monkeypatch.setattr(gpu_session, "run_phase", lambda argv, env, log, seconds, **_: argvs.append(argv) or (0, False))
     part = tmp_path / "c1"
     part.mkdir()
     manifest = {"format": 1, "pieces": [], "models": models, "output_dir": "study/out", "dataset": "study/dataset",

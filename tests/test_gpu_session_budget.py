@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import load_script, tiny_study_values
+
+REPO = Path(__file__).resolve().parents[1]
 
 #: The stand-in phase: ``--config CONFIG [--runs N] [--exit CODE] [--hang]``. It records its pid and arguments in
 #: ``phases.log``, writes N finished run folders (``eval.json``) into the study's output folder one after another,
@@ -136,3 +141,84 @@ def test_versions_below_pyprojects_floors_refuse_the_run_before_any_phase(staged
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'carried'}{os.pathsep}{image}")
     assert gpu_session.main(["run", *run, "--phase", "--runs 1"]) == 0
     assert _phases_run(there) == [["--runs", "1"]]
+
+
+def _alive(pid: int) -> bool:
+    state = Path(f"/proc/{pid}/stat")
+    try:
+        return state.read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _wait(condition, seconds: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass (a bound on a wait, not a timing assertion)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def _finished_in_out(out: Path) -> list[str]:
+    try:
+        return json.loads((out / "back.json").read_text()).get("progress", {}).get("runs", [])
+    except (OSError, ValueError):
+        return []
+
+
+def _restored(gpu_session, out: Path, folder: Path) -> list[str]:
+    assert (
+        gpu_session.main(["collect", str(out), "--config", "study.yaml", "--no-report", "--output_dir", str(folder)])
+        == 0
+    )
+    return sorted(str(p.parent.relative_to(folder)) for p in folder.rglob("eval.json"))
+
+
+def test_a_call_cut_by_the_device_leaves_its_finished_runs_and_logs_in_out_and_no_phase_behind(staged, tmp_path):
+    """The device stops a call at its limit (SIGKILL, no ``finally``): what $OUT held by then is all that comes back."""
+    gpu_session = load_script("gpu_session")
+    there, run = _there(staged, tmp_path)
+    out = tmp_path / "out"
+    command = [sys.executable, str(REPO / "scripts" / "gpu_session.py"), "run", *run, "--phase", "--runs 2 --hang"]
+    call = subprocess.Popen(command, cwd=there, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        copied = _wait(lambda: len(_finished_in_out(out)) == 2)
+    finally:
+        call.kill()  # the device's limit
+        call.wait()
+    phase = int((there / "hanging").read_text())
+    ended = _wait(lambda: not _alive(phase), 15)
+    if not ended:
+        os.kill(phase, signal.SIGKILL)  # not left behind by a failing test
+    assert ended  # no phase left holding the GPU and the study's run locks
+    assert copied and _finished_in_out(out) == ["tiny/full/seed0", "tiny/full/seed1"]
+    back = json.loads((out / "back.json").read_text())
+    assert back["final"] is False and back["kept"] == "whole (no checkpoints)"
+    assert "phase " in (out / "session.log").read_text()
+    files = {p.name for p in out.iterdir()}
+    assert files <= {"back.json", "session.log", "workers.log", "progress.tar.xz"} and len(files) <= 8
+    # collect restores the two finished runs from the progress copy
+    os.chdir(there)
+    try:
+        assert _restored(gpu_session, out, tmp_path / "restored") == ["tiny/full/seed0", "tiny/full/seed1"]
+    finally:
+        os.chdir(REPO)
+
+
+def test_the_budget_comes_from_the_devices_time_left_and_the_phase_is_stopped_before_it(staged, tmp_path, monkeypatch):
+    gpu_session = load_script("gpu_session")
+    there, run = _there(staged, tmp_path)
+    monkeypatch.chdir(there)
+    margin = gpu_session.DEVICE_MARGIN_S
+    # status said margin + 10 s were left: the run step takes 10 s, 2 of them kept for packing
+    left = str(margin + 10)
+    assert gpu_session.main(["run", *run, "--phase", "--runs 2 --hang", "--device-left", left, "--reserve", "2"]) == 1
+    phase = int((there / "hanging").read_text())
+    assert not _alive(phase)
+    back = json.loads((tmp_path / "out" / "back.json").read_text())
+    assert back["final"] is True and back["phases"][0]["timed_out"] is True and back["budget_s"] == 10
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert f"budget 10 s: --device-left {left} less {margin} s for the call's start and transfers" in log
+    assert _restored(gpu_session, tmp_path / "out", tmp_path / "restored") == ["tiny/full/seed0", "tiny/full/seed1"]
