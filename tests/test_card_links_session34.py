@@ -326,3 +326,30 @@ def test_a_real_dataset_publish_says_its_staging_folder_is_temporary(workdir, me
         "deleted when the command ends (--out DIR keeps it)",
         f"staged data for the Hub in {workdir / 'kept'} (splits dev, test, train)",
     ]
+
+
+# ---------------------------------------------------------------------- the publish command wires 4, 9 and 11
+def test_the_publish_command_records_a_pushed_dataset_then_links_it_and_names_the_branch(tiny, workdir, mesh, caplog):
+    # the pieces above were built but `biohicl publish` passed none of them on: no revision in the card, no record
+    from biohicl.cli import publish as publish_cmd
+
+    base, adapter, _, _ = tiny
+    source = _build(workdir / "data", mesh, ["diabetes", "heart"])
+    with caplog.at_level(logging.INFO, logger="biohicl.hub.dataset_repo"):
+        argv = [str(source), "--dataset", "--repo_id", "me/mesh-pairs", "--revision", "v0.1"]
+        assert publish_cmd.main(argv, api=RecordingHfApi()) == 0
+    assert any(
+        r.getMessage().endswith("a temporary folder deleted when the command ends (--out DIR keeps it)")
+        for r in caplog.records
+    )
+    record = json.loads((workdir / "data.published.json").read_text())
+    assert (record["repo_id"], record["revision"]) == ("me/mesh-pairs", "v0.1")
+    run = workdir / "run"
+    BioHiCL.from_pretrained(adapter, base_model_path=base).save_pretrained(run)
+    (run / "biohicl_training_args.json").write_text(json.dumps({"dataset_path": "data", "lambda_con": 0.1}))
+    api = RecordingHfApi()
+    argv = [str(run), "--repo_id", "me/tiny", "--license", "mit", "--revision", "v0.2"]
+    assert publish_cmd.main(argv, api=api) == 0
+    card = api.uploaded["README.md"].decode()
+    assert 'BioHiCL.from_pretrained("me/tiny", revision="v0.2")' in card
+    assert ModelCard(card).data.to_dict()["datasets"] == ["me/mesh-pairs"]

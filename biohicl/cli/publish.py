@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
-from biohicl.hub.dataset_repo import build_dataset_repo_folder
+from biohicl.hub.dataset_repo import build_dataset_repo_folder, record_dataset_publication
 from biohicl.hub.hub_access import files_deleted, require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
@@ -240,6 +240,8 @@ def main(argv: list[str], api: Any | None = None) -> int:
                 overwrite=bool(settings.get("overwrite")),
                 license=settings.get("license"),
                 repo_id=settings["repo_id"],
+                revision=settings.get("revision"),
+                temporary=not settings.get("out"),
             )
         else:
             folder = build_model_repo_folder(
@@ -252,6 +254,7 @@ def main(argv: list[str], api: Any | None = None) -> int:
                 merge=bool(settings.get("merge")),
                 overwrite=bool(settings.get("overwrite")),
                 base_model_path=settings.get("base_model_path") or None,  # "" (an empty option) is no path
+                revision=settings.get("revision"),
             )
         if args.dry_run:
             _print_plan(folder, settings, repo_type, max_bytes, api)
@@ -267,6 +270,8 @@ def main(argv: list[str], api: Any | None = None) -> int:
             max_file_bytes=max_bytes,
             allow_large_files=bool(settings.get("allow_large_files")),
         )
+        if repo_type == "dataset":  # the model cards of runs trained on this folder link it (hub/card_data_source)
+            record_dataset_publication(source, settings["repo_id"], settings.get("revision"))
     url = getattr(result, "commit_url", None) or f"https://huggingface.co/{settings['repo_id']}"
     print(
         f"published {settings['repo_id']} ({repo_type}): {url}; the commit deleted every other file of the repo "

@@ -140,6 +140,7 @@ def build_model_repo_folder(
     merge: bool = False,
     overwrite: bool = False,
     base_model_path: str | Path | None = None,
+    revision: str | None = None,
 ) -> Path:
     """Lay out what a model repo holds: weights (adapter or merged), tokenizer, ``biohicl_config.json``,
     ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``) and the run's ``*.png`` curves.
@@ -154,7 +155,8 @@ def build_model_repo_folder(
     license, else the card data's (``other`` for a run, with one warning asking for ``--license``;
     :func:`~biohicl.hub.card_data_source.card_license`). ``base_model_path``: where ``merge`` reads the adapter's
     base from (default: its Hub id, from the Hugging Face cache), checked to be the base it was trained on as
-    :meth:`BioHiCL.from_pretrained <biohicl.models.model.BioHiCL.from_pretrained>` checks it.
+    :meth:`BioHiCL.from_pretrained <biohicl.models.model.BioHiCL.from_pretrained>` checks it. ``revision``: the
+    branch the folder is pushed to, which the card's usage snippets load when it is not the default (``main``).
     An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted;
     the folder is built beside ``out_dir`` and renamed into place at the end (:func:`~biohicl.atomic.atomic_directory`),
     so a failed build leaves an existing ``out_dir`` as it was.
@@ -190,7 +192,7 @@ def build_model_repo_folder(
         merged = BioHiCL.from_pretrained(model_dir, base_model_path=base_model_path or None)
     with atomic_directory(out_dir) as staging:  # the previous --out is replaced only once this build succeeded
         try:
-            _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license)
+            _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license, revision)
         except BioHiCLError as err:  # named as the folder the user gave, not the staging folder
             err.args = (str(err).replace(str(staging), str(out_dir)),)
             raise
@@ -208,6 +210,7 @@ def _build(
     repo_id: str | None,
     card_data: Any | None,
     license: str | None,
+    revision: str | None = None,
 ) -> None:
     """Write the repo folder of :func:`build_model_repo_folder` into the empty folder ``out_dir``: the ``merged``
     model's export (a loaded ``BioHiCL``), else the model folder's files."""
@@ -246,6 +249,7 @@ def _build(
     card_data.kind = config.get("kind") or card_data.kind
     if repo_id:
         card_data.repo_id = repo_id
+    card_data.revision = revision or card_data.revision
     card_data.license = card_license(license, repo_id, card_data.license)
     card_data.curves = card_data.curves or card_curves
     if not card_data.eval_results and (out_dir / "eval_results.json").is_file():
