@@ -588,7 +588,7 @@ def test_manifest_validation(tmp_path):
         ("commit_message: 3", "commit_message"),
     ]:
         bad.write_text(f"repo_id: me/x\nsource: s\n{line}\n")
-        expected = r"expected (true or false|a string or null), got"
+        expected = r"expected (true or false|true or false or null|a string or null), got"
         with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: manifest\.{field}: {expected}"):
             ReleaseManifest.load(bad)
     bad.write_text('repo_id: me/x\nsource: s\nprivate: true\nmerge: false\nrevision: "1.0"\nlicense: null\n')

@@ -63,6 +63,10 @@ def test_publish_leaves_a_new_repos_visibility_to_the_owner_unless_asked(run_dir
 def test_a_manifest_without_private_leaves_visibility_to_the_owner_and_its_private_true_is_sent(run_dir, tmp_path):
     run, _ = run_dir
     manifest = tmp_path / "m.yaml"
+    manifest.write_text(f"repo_id: me/x\nsource: {run}\nlicense: mit\n")  # its field defaulted to false: public
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest)], api=api) == 0
+    assert api.calls[0][2]["private"] is None
     manifest.write_text(f"repo_id: me/x\nsource: {run}\nlicense: mit\nprivate: true\n")
     api = RecordingHfApi()
     assert publish_cmd.main(["--manifest", str(manifest)], api=api) == 0

@@ -25,7 +25,9 @@ class ReleaseManifest:
     license: str | None = field(default=None, metadata={"help": "License id written into the card."})
     eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the tuned model."})
     base_eval_results: str | None = field(default=None, metadata={"help": "Evaluation JSON of the base model."})
-    private: bool = field(default=False, metadata={"help": "Create the repo private."})
+    private: bool | None = field(
+        default=None, metadata={"help": "Create the repo private (true) or public (false); default: its owner's."}
+    )
     revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default main)."})
     merge: bool = field(default=False, metadata={"help": "Upload LoRA merged into full weights."})
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
