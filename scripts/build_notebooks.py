@@ -73,22 +73,25 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and GPU_DEFAULTS:  # the GPU sizes are still set; they stay as they are
     switch = "switch the runtime to a GPU (Runtime > Change runtime type) or " if "google.colab" in sys.modules else ""
     print(f"No GPU found: these settings are for a GPU; {switch}use the CPU settings given above the parameters cell.")
-if DEVICE == "cpu" and DTYPE != "float32":
-    print(f"Using float32 instead of {DTYPE}: no GPU found (half precision is slow on most CPUs).")
-    DTYPE = "float32"
-elif DTYPE == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+# the dtype the cells below use: DTYPE, or what this machine runs (DTYPE itself stays as set, so running the
+# parameters cell again does not undo this; run this cell again after changing the parameters)
+dtype = DTYPE
+if DEVICE == "cpu" and dtype != "float32":
+    print(f"Using float32 instead of {dtype}: no GPU found (half precision is slow on most CPUs).")
+    dtype = "float32"
+elif dtype == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
     # e.g. a Colab T4 (compute capability 7.5): torch would emulate bfloat16 without tensor cores (slow)
     major, minor = torch.cuda.get_device_capability()
     print(
         f"Using float16 instead of bfloat16: {torch.cuda.get_device_name()} (compute capability {major}.{minor}) "
         "has no native bfloat16 (emulated bfloat16 runs without tensor cores)."
     )
-    DTYPE = "float16"
-TORCH_DTYPE = getattr(torch, DTYPE)
+    dtype = "float16"
+TORCH_DTYPE = getattr(torch, dtype)
 
 
 def autocast():
-    """bf16/fp16 autocast for inference when DTYPE asks for it (a no-op for float32)."""
+    """bf16/fp16 autocast for inference when dtype asks for it (a no-op for float32)."""
     return torch.autocast(device_type=DEVICE, dtype=TORCH_DTYPE, enabled=TORCH_DTYPE != torch.float32)
 '''
 
@@ -109,16 +112,16 @@ def colab_data_cell(
     tasks: str | None = None,
     files_for: str | None = None,
 ) -> str:
-    """A cell that, on Colab only, downloads the public data files a notebook reads into ./biohicl-data (what is not
-    there yet: run again after the tasks change, it fetches what they add; skipped when BIOHICL_DATA_DIR names another
-    folder).
+    """A cell that, on Colab (elsewhere with ``DOWNLOAD = True`` set in it), downloads the public data files a
+    notebook reads into ./biohicl-data (what is not there yet: run again after the tasks change, it fetches what they
+    add; skipped when BIOHICL_DATA_DIR names another folder).
 
     ``tasks``: a Python expression naming the notebook's task list (``"TASKS"``); with it, only the BEIR sets of
     ``beir`` and BIOSSES that a task reads are fetched, and ``files`` only when a task's name starts with
     ``files_for`` (None: always, e.g. the training data). Without it, everything given is fetched."""
     lines = [
-        "# Colab only: fetch the public data this notebook reads that is not there yet (skipped when BIOHICL_DATA_DIR",
-        "# names another folder; run again after changing the tasks, it fetches what they add).",
+        "# On Colab: fetch the public data this notebook reads that is not there yet into ./biohicl-data (skipped when",
+        "# BIOHICL_DATA_DIR names another folder; run again after changing the tasks, it fetches what they add).",
         "import os",
         "import shutil",
         "import sys",
@@ -127,6 +130,7 @@ def colab_data_cell(
         "from pathlib import Path",
         "",
         'IN_COLAB = "google.colab" in sys.modules',
+        "DOWNLOAD = IN_COLAB  # elsewhere nothing is fetched: set True to download here too",
         "",
         "",
         "def fetch(url, target):",
@@ -163,7 +167,7 @@ def colab_data_cell(
         "",
         'data_root = Path("biohicl-data").resolve()',
         "# unset, or this cell's own folder (a run before set it): fetch what is missing there",
-        'if IN_COLAB and Path(os.environ.get("BIOHICL_DATA_DIR") or data_root).resolve() == data_root:',
+        'if DOWNLOAD and Path(os.environ.get("BIOHICL_DATA_DIR") or data_root).resolve() == data_root:',
         "    for rel, url in DATA_FILES.items():",
         "        fetch(url, data_root / rel)",
     ]
@@ -199,7 +203,7 @@ def colab_data_cell(
         "",
         "from biohicl.settings import data_dir",
         "",
-        'print("data directory:", data_dir(required=False) or "none (set BIOHICL_DATA_DIR)")',
+        'print("data directory:", data_dir(required=False) or "none (set BIOHICL_DATA_DIR, or DOWNLOAD = True above)")',
     ]
     return "\n".join(lines)
 
@@ -243,8 +247,9 @@ Every size setting lives in the next cell (tagged `parameters`, so [papermill](h
 can override it: `papermill 01_quickstart.ipynb out.ipynb -p NUM_DOCUMENTS 50`).
 The defaults are for a Colab GPU; on a CPU use `NUM_DOCUMENTS = 50`, `MAX_LENGTH = 256` and `BATCH_SIZE = 16`.
 `MAX_LENGTH` is capped at the tokens the loaded model can encode (with a printed line when it is cut).
-`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
-(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
+`DTYPE` is checked against the hardware in the cell after it, which sets `dtype`, the one the cells use: bfloat16
+stays on a GPU with native bfloat16 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU,
+with a printed line saying so. Run that cell again after changing the parameters.
 """),
         params("""
 MODEL = "BioHiCL-Base"  # a registered name (BioHiCL-Base, BioHiCL-Large), a Hub repo id or a local folder
@@ -257,12 +262,14 @@ NUM_QUERIES = 3  # PubMedQA questions to search with
 TOP_K = 5  # hits per query
 DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 """),
-        code(setup_lines("MAX_LENGTH == 512") + '\nprint(f"device: {DEVICE}, dtype: {DTYPE}")'),
+        code(setup_lines("MAX_LENGTH == 512") + '\nprint(f"device: {DEVICE}, dtype: {dtype}")'),
         md("""
 ## Data
 
 The corpus is read from `BIOHICL_DATA_DIR` (the folder holding `pubmedqa/ori_pqal.json`). On Colab the next cell
-downloads PubMedQA's expert-labelled set (1,000 abstracts, each indexed with MeSH terms) from its GitHub repository.
+downloads PubMedQA's expert-labelled set (1,000 abstracts, each indexed with MeSH terms) from its GitHub repository
+into `./biohicl-data`; elsewhere it downloads nothing unless you set `DOWNLOAD = True` in it (or set
+`BIOHICL_DATA_DIR` to your own copy).
 """),
         code(colab_data_cell(PUBMEDQA_FILES)),
         md("""
@@ -451,9 +458,14 @@ The defaults are the A100 settings: **BAAI/bge-base-en-v1.5** (CLS pooling, BGE'
 "pubmedqa-dev_recall@5"]` (SciFact-train's 5,183 abstracts, encoded at each dev evaluation, are slow on a CPU).
 [docs/results.md]({REPO_URL}/blob/main/docs/results.md) records about 5 s a step for all-MiniLM-L6-v2 with 32
 documents of 128 tokens on 2 idle CPU cores (in a run whose steps add forward passes that this one does not make),
-so the 60 steps take about 5 minutes or less, plus the dev and final evaluations.
-`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
-(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
+so the 60 steps take about 5 minutes or less. The evaluations take longer: with these settings each dev
+evaluation took 132–190 s, five of them (steps 0, 15, 30, 45 and 60) about 11–16 minutes, and the final comparison
+with the base about 2 minutes (73 s for the base, 46 s for the tuned model), measured on a loaded machine (2 shared
+cores at load average 6–10); an idle one is faster. No time was measured here on a Colab T4 or A100: the GPU
+defaults come with no estimate.
+`DTYPE` is checked against the hardware in the cell after it, which sets `dtype`, the one the cells use: bfloat16
+stays on a GPU with native bfloat16 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU,
+with a printed line saying so. Run that cell again after changing the parameters.
 """),
         params("""
 BASE_MODEL = "BAAI/bge-base-en-v1.5"  # Hub id or local folder of the retriever to tune
@@ -466,6 +478,7 @@ NUM_EPOCHS = 3
 MAX_STEPS = -1  # > 0 overrides NUM_EPOCHS
 LEARNING_RATE = 2e-4
 LORA_R = 8
+DISTILL_WEIGHT = 0.0  # self-distillation towards the base's SimE (beyond the paper; the registered recipe: 2.0)
 NUM_DOCUMENTS = None  # None: every MeSH-indexed abstract of the default corpora; a number keeps the first N
 TOP_K_PAIRS = 10  # mined partners per document
 DTYPE = "bfloat16"  # mixed precision; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
@@ -490,7 +503,8 @@ LICENSE = None  # the model card's license, e.g. "apache-2.0"; None: `license: o
 from pathlib import Path
 
 out = Path(OUTPUT_DIR)
-print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
+run_dir = out / "run"  # the trained model, which the cells after training read (after a runtime reset too)
+print(f"device: {DEVICE}, dtype: {dtype}, output: {out}")
 """
         ),
         md(f"""
@@ -499,10 +513,12 @@ print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
 MeSH-*indexed* abstracts (the descriptors NLM indexers assign to the whole article, the paper's kind of label) from
 `BIOHICL_DATA_DIR`: PubMedQA's 1,000 expert-labelled abstracts, the MEDLINE sample, a BioASQ Task 1a sample and
 abstracts saved from PubMed, about 7,700 in all. On Colab the next cell downloads PubMedQA and the data sets that
-`EVAL_TASKS` and `DEV_TASKS` read (BEIR's SciFact and NFCorpus, BIOSSES: only those the tasks name), and the
-notebook builds from PubMedQA alone: its 500 official test abstracts are held out and about 260 go to dev, which
-leaves about 240 to train on: enough to see the pipeline run, not the method's gains (point `BIOHICL_DATA_DIR` at a
-folder with more MeSH-indexed corpora for that). PubMedQA's test abstracts are marked `split="test"`, a seeded dev
+`EVAL_TASKS` and `DEV_TASKS` read (BEIR's SciFact and NFCorpus, BIOSSES: only those the tasks name) into
+`./biohicl-data`; elsewhere it downloads nothing unless you set `DOWNLOAD = True` in it (or set `BIOHICL_DATA_DIR`
+to your own data folder). Without the other corpora the notebook builds from PubMedQA alone (with no PubMedQA
+either, the dataset cell stops and says so): its 500 official test abstracts are held out and about 260 go to dev,
+which leaves about 240 to train on: enough to see the pipeline run, not the method's gains (point `BIOHICL_DATA_DIR`
+at a folder with more MeSH-indexed corpora for that). PubMedQA's test abstracts are marked `split="test"`, a seeded dev
 split is held out of training for model selection, and documents of the evaluation sets are left out
 ([docs/data.md]({REPO_URL}/blob/main/docs/data.md)). (The paper trained on 80K BioASQ
 abstracts: `build_dataset_from_files([("bioasq", [path])], ...)` reads BioASQ's JSON the same way.)
@@ -519,14 +535,22 @@ import logging
 
 from biohicl.data.build import build_dataset_from_files, default_inputs
 from biohicl.errors import ConfigError
-from biohicl.settings import data_path
+from biohicl.settings import data_dir
 
 logging.getLogger("biohicl.data.read_report").setLevel(logging.ERROR)  # skipped records: counted in the summary below
+root = data_dir(required=False)
 try:
     inputs = default_inputs()  # the MeSH-indexed corpora in BIOHICL_DATA_DIR
-except ConfigError as err:
+except ConfigError as err:  # a folder with PubMedQA only (what the data cell fetches): build from it alone
+    pubmedqa = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
+    if pubmedqa is None or not pubmedqa.is_file():  # not even PubMedQA: nothing to build from
+        where = "no data directory" if root is None else f"{root} holds no pubmedqa/ori_pqal.json"
+        raise ConfigError(
+            f"{where}: set BIOHICL_DATA_DIR (docs/data.md), or run the data cell above (it downloads on Colab; "
+            "elsewhere set DOWNLOAD = True in it first)"
+        ) from None
     print(f"{err}: building from PubMedQA alone")
-    inputs = [("pubmedqa", [data_path("pubmedqa", "ori_pqal.json")])]
+    inputs = [("pubmedqa", [pubmedqa])]
 dataset, summary = build_dataset_from_files(
     inputs, out / "mesh-pairs", top_k=TOP_K_PAIRS, limit=NUM_DOCUMENTS, progress=False
 )
@@ -559,9 +583,28 @@ the agreement of SimE with SimL on the dataset's held-out dev documents (Spearma
 mean of `SELECTION_GUARD` is at least step 0's, the one with the most agreement is kept. Step 0, the base itself,
 is a candidate: when no step beats it, the run ends with the base's weights (the adapter then embeds exactly as the
 base), so the kept model's guard mean is never below its base's. No test split is used for the selection.
-`training_summary.json` records the selection and the kept step; the cell prints it. `DEV_TASKS = []` turns the
-selection off: no dev evaluation, and the run ends with its last step's weights. (The recipe's other settings,
-all-MiniLM-L6-v2 for one pass at 256 tokens, are not this notebook's: it trains `BASE_MODEL` as set above.)
+`training_summary.json` records the selection and the kept step; the cell prints it with the metric it selected on.
+`DEV_TASKS = []` turns the selection off: no dev evaluation, and the run ends with its last step's weights.
+
+**Checkpoints stay behind.** With `save_total_limit` 2 the run folder keeps two checkpoints after the run
+(`OUTPUT_DIR/run/checkpoint-*`: the kept step's and the last). Running this cell again into the same `OUTPUT_DIR`
+after changing a setting (say `LEARNING_RATE`) stops before anything loads and names the settings that changed: set
+another `OUTPUT_DIR` and run the setup cell again, or delete those `checkpoint-*` folders to train over the old run.
+
+**The recipe's other settings are not this notebook's.** Besides how often it evaluates (`eval_steps` 70, here
+`EVAL_STEPS`), [configs/biohicl_minilm.yaml]({REPO_URL}/blob/main/configs/biohicl_minilm.yaml) trains `base_model`
+all-MiniLM-L6-v2 with `pooling` mean and empty `query_prompt` and `document_prompt` (here `BASE_MODEL`, BGE-base with
+CLS pooling and BGE's query instruction), `max_length` 256 (here 512), `num_train_epochs` 1 (here 3),
+`learning_rate` 1e-4 (here 2e-4), `lr_scheduler_type` constant_with_warmup after `warmup_steps` 10 (here a linear
+decay after a warmup of a tenth of the steps, `warmup_steps` 0.1), `distill_weight` 2.0 (here `DISTILL_WEIGHT`, 0:
+off), `seed` 5 (here 42), `use_cpu` true in float32 (here the GPU, with `bf16` as `dtype` says), on the default
+dataset's 6,665 training documents (here what `BIOHICL_DATA_DIR` holds: PubMedQA alone on Colab); the batch size
+(32), LoRA rank (8) and logging are the same. The distillation term (beyond the paper: the batch's SimE kept close
+to the frozen base's) matters most:
+[docs/results.md]({REPO_URL}/blob/main/docs/results.md#issue-15-in-brief-which-lever-moved-what) ("Issue #15 in
+brief", lever 7a) credits the registered recipe's held-out gain over its base to it (weight 2: +0.99 ± 0.16 points
+over three seeds; weight 1: every seed kept its base). `DISTILL_WEIGHT = 2.0` trains with it; the default, 0, trains
+the paper's loss alone.
 """),
         code("""
 import json
@@ -569,6 +612,7 @@ import json
 from biohicl.evaluation.evaluator import evaluator_from_args
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.run import train_biohicl
+from biohicl.training.run_settings import check_fresh_run_folder
 from biohicl.training.selection import read_summary
 
 if DEV_TASKS:  # dev selection as configs/biohicl_minilm.yaml sets it (step 0, the base, a candidate and the guard)
@@ -586,7 +630,7 @@ if DEV_TASKS:  # dev selection as configs/biohicl_minilm.yaml sets it (step 0, t
 else:  # DEV_TASKS = []: no dev evaluation or selection; the run ends with its last step's weights
     selection = dict(eval_strategy="no", save_strategy="no")
 args = BioHiCLTrainingArguments(
-    output_dir=str(out / "run"),
+    output_dir=str(run_dir),
     base_model=BASE_MODEL,
     base_model_hub_id=BASE_MODEL_HUB_ID,
     pooling=POOLING,
@@ -598,39 +642,58 @@ args = BioHiCLTrainingArguments(
     max_steps=MAX_STEPS,
     learning_rate=LEARNING_RATE,
     lora_r=LORA_R,
-    bf16=DTYPE == "bfloat16",
-    fp16=DTYPE == "float16",
+    distill_weight=DISTILL_WEIGHT,
+    bf16=dtype == "bfloat16",
+    fp16=dtype == "float16",
     logging_steps=1 if 0 < MAX_STEPS <= 20 else 5,
     **selection,
     per_device_eval_batch_size=2 * BATCH_SIZE,
     report_to="none",
 )
-run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
+# run_dir still holds checkpoints of an earlier run (save_total_limit keeps two): with other settings, say what to do
+check_fresh_run_folder(
+    args,
+    remedy=f"set OUTPUT_DIR to another folder in the parameters cell (it is {OUTPUT_DIR!r}) and run the setup cell "
+    f"again, or delete that run's checkpoints ({run_dir}/checkpoint-*) to train over it",
+)
+train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 training = read_summary(json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8")))  # null: NaN
 if training["selection"] is None:
     print("no model selection on dev data (DEV_TASKS is empty): the run ends with its last step's weights")
 else:
     kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
+    names = [training["selection_metric"]]
+    if names == ["eval_dev_score"]:  # the mean of the selection metrics: named by them
+        names = args.selection_metrics
+    metric = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
     print(
-        f"model selection on dev data: kept {kept}, {training['selection_metric']} {training['best_metric']:.4f} "
+        f"model selection on dev data: kept {kept}, {metric} {training['best_metric']:.4f} "
         f"(step 0: {training['step0_metric']:.4f}; evaluated at steps "
         f"{', '.join(str(step) for step, _ in training['selection']['evaluations'])})"
     )
 """),
-        md("## Loss components\n\nThe total loss and its two terms, from the run's `trainer_state.json`."),
+        md("""
+## Loss components
+
+The total loss and its terms (L_distill too when `DISTILL_WEIGHT` > 0), from the run's `trainer_state.json`, named
+as the run's own `training_curves.png` names them. L_con is logged only at the steps whose batches held an anchor with
+both a positive and a negative pair: where it was not logged, its line has a gap.
+"""),
         code("""
 %matplotlib inline
 import matplotlib.pyplot as plt
 
-from biohicl.training.curves import LOSS_KEYS, curve_series, read_log_history
+from biohicl.training.curves import curve_series, loss_keys, loss_label, read_log_history
 
 history = read_log_history(run_dir)
+series = {key: dict(zip(*curve_series(history, key))) for key in loss_keys(history)}
+logged = sorted({step for values in series.values() for step in values})  # every step a loss was logged at
 fig, ax = plt.subplots(figsize=(7, 4))
-for key in LOSS_KEYS:
-    steps, values = curve_series(history, key)
-    if steps:
-        ax.plot(steps, values, marker="o", markersize=3, label=key)
+for key, values in series.items():
+    if values:  # a step where this term was not logged is a gap (NaN), not a line drawn through it
+        points = [values.get(step, float("nan")) for step in logged]
+        ax.plot(logged, points, marker="o", markersize=3, label=loss_label(key))
 ax.set(xlabel="optimizer step", ylabel="loss", title=f"BioHiCL on {BASE_MODEL}")
 ax.grid(alpha=0.3)
 ax.legend()
@@ -662,7 +725,9 @@ for task in EVAL_TASKS:
         print(f"skipping {task}: {err}")
 if not tasks:  # stop before any model loads
     raise DataError(
-        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell", data_dir(required=False)
+        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md), or run the data cell above (it downloads on "
+        "Colab; elsewhere set DOWNLOAD = True in it first)",
+        data_dir(required=False),
     )
 
 models = {
@@ -680,7 +745,7 @@ for label, load in models.items():
     with autocast():
         records[label] = evaluate_model(
             encoder, tasks, model_id=model_ids[label], limit_queries=EVAL_LIMIT_QUERIES,
-            batch_size=2 * BATCH_SIZE, settings={"dtype": DTYPE, "max_length": encoder.config.max_length},
+            batch_size=2 * BATCH_SIZE, settings={"dtype": dtype, "max_length": encoder.config.max_length},
         )
     save_results(records[label], files[label])
 # the table and, per model, the settings that shape its numbers (limit_queries N when EVAL_LIMIT_QUERIES cut a task)
@@ -760,10 +825,14 @@ registered name, a Hub repo or a folder); it is compared with its own base, enco
 ## Settings
 
 `BASE_MODEL = None` compares with the base the model records (BGE-base for BioHiCL-Base), with the same pooling and
-prompts. On a CPU, use `TASKS = ["biosses", "pubmedqa"]` and `LIMIT_QUERIES = 50`.
-`MAX_LENGTH` is capped at the tokens the model can encode (with a printed line when it is cut).
-`DTYPE` is checked against the hardware in the cell after it: bfloat16 stays on a GPU with native bfloat16
-(A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU, with a printed line saying so.
+prompts; a model that is its own base (a plain Hub model such as `sentence-transformers/all-MiniLM-L6-v2`: no adapter
+or fine-tune recorded) is scored once, with one line saying so. On a CPU, use `TASKS = ["biosses", "pubmedqa"]`
+and `LIMIT_QUERIES = 50`.
+`MAX_LENGTH = None` encodes at the model's own length (the `max_length` it records: 512 for BioHiCL-Base); a number
+encodes at that length instead, capped at the tokens the model can encode (with a printed line when it is cut).
+`DTYPE` is checked against the hardware in the cell after it, which sets `dtype`, the one the cells use: bfloat16
+stays on a GPU with native bfloat16 (A100, H100), becomes float16 on one without (a T4, V100) and float32 on a CPU,
+with a printed line saying so. Run that cell again after changing the parameters.
 
 To evaluate the model `02_train_biohicl.ipynb` trained: when both notebooks run in one Jupyter (on your machine),
 its folder, `MODEL = "runs/biohicl-bge-base/run"` (02's `OUTPUT_DIR` followed by `/run`). On Colab each notebook
@@ -778,7 +847,7 @@ BASE_MODEL = None  # None: the base recorded in the model's config
 TASKS = ["trec-covid", "nfcorpus", "scifact", "scidocs", "biosses", "pubmedqa"]
 SPLIT = "test"  # split of the retrieval (BEIR) tasks
 LIMIT_QUERIES = None  # cap queries per retrieval task (None: all)
-MAX_LENGTH = 512  # tokens per text
+MAX_LENGTH = None  # tokens per text; None: the model's own (the max_length it records)
 BATCH_SIZE = 128  # texts per encoding batch
 DTYPE = "bfloat16"  # compute dtype; the next cell uses float16 on a GPU without native bf16 (T4), float32 on a CPU
 OUTPUT_DIR = "results/notebook"
@@ -793,14 +862,16 @@ OUTPUT_DIR = "results/notebook"
 from pathlib import Path
 
 out = Path(OUTPUT_DIR)
-print(f"device: {DEVICE}, dtype: {DTYPE}, output: {out}")
+print(f"device: {DEVICE}, dtype: {dtype}, output: {out}")
 """
         ),
         md("""
 ## Data
 
-Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads what `TASKS` reads: the BEIR datasets
-it names (TREC-COVID is large: 171k documents), PubMedQA from its GitHub repository and BIOSSES from MTEB's copy.
+Everything is read from `BIOHICL_DATA_DIR`. On Colab the next cell downloads what `TASKS` reads into
+`./biohicl-data`: the BEIR datasets it names (TREC-COVID is large: 171k documents), PubMedQA from its GitHub
+repository and BIOSSES from MTEB's copy. Elsewhere it downloads nothing unless you set `DOWNLOAD = True` in it (or
+set `BIOHICL_DATA_DIR` to your own data folder).
 """),
         code(colab_data_cell(PUBMEDQA_FILES, BEIR_DATASETS, biosses=True, tasks="TASKS", files_for="pubmedqa")),
         md(
@@ -821,7 +892,9 @@ for task in TASKS:
         print(f"skipping {task}: {err}")
 if not tasks:  # stop before any model loads
     raise DataError(
-        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell", data_dir(required=False)
+        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md), or run the data cell above (it downloads on "
+        "Colab; elsewhere set DOWNLOAD = True in it first)",
+        data_dir(required=False),
     )
 print("tasks:", tasks)
 """),
@@ -832,34 +905,46 @@ print("tasks:", tasks)
 (pooling, prompts, max length) the model itself uses, so only the weights differ.
 """),
         code("""
+from biohicl.models.base_identity import same_base
 from biohicl.models.model import BioHiCL, load_model
 from biohicl.models.positions import CAPPED_MESSAGE
 
 model = load_model(MODEL)
-limit = model.max_tokens  # the most tokens the model encodes (its usable position embeddings)
-if limit is not None and MAX_LENGTH > limit:
-    print(CAPPED_MESSAGE % (MAX_LENGTH, limit, MODEL))
-model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
+if MAX_LENGTH is not None:  # None: the model's own length, as loaded
+    limit = model.max_tokens  # the most tokens the model encodes (its usable position embeddings)
+    if limit is not None and MAX_LENGTH > limit:
+        print(CAPPED_MESSAGE % (MAX_LENGTH, limit, MODEL))
+    model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
 config = model.config
-base = BioHiCL.from_base(
-    BASE_MODEL or config.base_model,
-    pooling=config.pooling,
-    max_length=config.max_length,  # the model's (capped again, with its line, for a base that encodes fewer)
-    query_prompt=config.query_prompt,
-    document_prompt=config.document_prompt,
+base = None
+if same_base(BASE_MODEL or config.base_model, MODEL):  # a plain model: no adapter or fine-tune over another
+    print(f"{MODEL} is its own base: it is scored once, with no base to compare it with")
+else:
+    base = BioHiCL.from_base(
+        BASE_MODEL or config.base_model,
+        pooling=config.pooling,
+        max_length=config.max_length,  # the model's (capped again, with its line, for a base that encodes fewer)
+        query_prompt=config.query_prompt,
+        document_prompt=config.document_prompt,
+    )
+print(
+    f"model: {MODEL} ({config.kind}, {config.pooling} pooling, max_length {config.max_length}); "
+    f"base: {base.config.base_model if base is not None else 'the model itself'}"
 )
-print(f"model: {MODEL} ({config.kind}, {config.pooling} pooling); base: {base.config.base_model}")
 """),
         md("## Run the benchmarks\n\nOne results record per model (metrics, data checksums, versions, settings)."),
         code("""
 from biohicl.evaluation.runner import evaluate_model, save_results
 
+encoders = [("model", model, MODEL)]
+if base is not None:  # a model that is its own base is encoded once
+    encoders.insert(0, ("base", base, base.config.base_model))
 records = {}
-for label, encoder, model_id in (("base", base, base.config.base_model), ("model", model, MODEL)):
+for label, encoder, model_id in encoders:
     with autocast():
         records[label] = evaluate_model(
             encoder.to(DEVICE), tasks, model_id=model_id, split=SPLIT, limit_queries=LIMIT_QUERIES,
-            batch_size=BATCH_SIZE, settings={"dtype": DTYPE, "max_length": encoder.config.max_length},
+            batch_size=BATCH_SIZE, settings={"dtype": dtype, "max_length": encoder.config.max_length},
         )
     save_results(records[label], out / f"{label}.json")
 """),
@@ -867,13 +952,22 @@ for label, encoder, model_id in (("base", base, base.config.base_model), ("model
         code("""
 from IPython.display import Image, Markdown, display
 
+from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.evaluation.plots import plot_results
 from biohicl.evaluation.report import markdown_report
 
-labels = [f"base ({base.config.base_model})", MODEL]
+labels = [f"base ({base.config.base_model})" if label == "base" else MODEL for label in records]
 # the table and, per model, the settings that shape its numbers (limit_queries N when LIMIT_QUERIES cut a task)
 display(Markdown(markdown_report(list(records.values()), [out / f"{label}.json" for label in records], labels)))
-chart = plot_results(list(records.values()), out / "base_vs_model.png", labels=labels)
+# the chart's title names the tasks LIMIT_QUERIES cut short (their bars score part of the task)
+cut = sorted(
+    {task for label, record in records.items() for task in record["tasks"]
+     if cut_by_cap(task, record, [other for name, other in records.items() if name != label])}
+)
+title = "base vs. model" if base is not None else MODEL
+if cut:
+    title += f" ({', '.join(cut)}: first {LIMIT_QUERIES} queries only)"
+chart = plot_results(list(records.values()), out / "base_vs_model.png", labels=labels, title=title)
 display(Image(filename=str(chart)))
 """),
         md("""

@@ -26,6 +26,8 @@ import build_notebooks  # noqa: E402
 import strip_notebooks  # noqa: E402
 
 RECIPE = ROOT / "configs" / "biohicl_minilm.yaml"  # the registered recipe whose dev selection 02 trains with
+#: MAX_LENGTH's defaults: a Colab GPU's 512 tokens; 03's None encodes at the model's own length
+MAX_LENGTH_DEFAULTS = {"01_quickstart.ipynb": 512, "02_train_biohicl.ipynb": 512, "03_evaluate.ipynb": None}
 
 #: The tiny settings CI runs each notebook with (a few seconds of compute each, CPU only).
 TINY = {
@@ -166,7 +168,7 @@ def test_tiny_settings_only_override_existing_parameters(name):
     namespace: dict = {}
     exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
     assert namespace["DTYPE"] == "bfloat16"
-    assert namespace["MAX_LENGTH"] == 512
+    assert namespace["MAX_LENGTH"] == MAX_LENGTH_DEFAULTS[name]
 
 
 def test_a100_training_defaults():
@@ -313,7 +315,7 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     assert [step for step, _ in training["selection"]["evaluations"]] == [0, 2, 3]
     assert training["best_step"] in (0, 2, 3) and training["selected_base"] == (training["best_step"] == 0)
     kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
-    assert f"model selection on dev data: kept {kept}" in text
+    assert f"model selection on dev data: kept {kept}, siml-agreement_spearman " in text  # named, not eval_dev_score
     run_args = json.loads((out / "run" / "biohicl_training_args.json").read_text())
     assert run_args["eval_tasks"] == values["DEV_TASKS"] and run_args["selection_guard"] == values["SELECTION_GUARD"]
     assert run_args["selection_metrics"] == ["siml-agreement_spearman"] and run_args["load_best_model_at_end"]
@@ -433,7 +435,10 @@ def test_evaluate_notebook_without_any_task_data_stops_before_loading_a_model(tm
     nb = execute("03_evaluate.ipynb", values, tmp_path, stops=True)
     text = text_output(nb)
     assert text.count("skipping ") == 3
-    message = "no task has its data: set BIOHICL_DATA_DIR (docs/data.md) or run the download cell"
+    message = (
+        "no task has its data: set BIOHICL_DATA_DIR (docs/data.md), or run the data cell above (it downloads on "
+        "Colab; elsewhere set DOWNLOAD = True in it first)"
+    )
     assert f"DataError: {empty}: {message}" in text
     code = [c for c in nb.cells if c.cell_type == "code"]
     (stop,) = [i for i, c in enumerate(code) if any(o.output_type == "error" for o in c.outputs)]
@@ -747,7 +752,7 @@ def test_train_notebook_selects_on_dev_as_the_registered_recipe(tmp_path, monkey
     nb = load("02_train_biohicl.ipynb")
     namespace: dict = {}
     exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
-    namespace.update(DTYPE="float32", out=tmp_path)  # as the setup cell leaves them on a CPU
+    namespace.update(dtype="float32", out=tmp_path, run_dir=tmp_path / "run")  # as the setup cell sets them on a CPU
     (cell,) = [c.source for c in nb.cells if "train_biohicl(" in c.source]
     with pytest.raises(Trained):
         exec(cell, namespace)
@@ -783,7 +788,7 @@ def test_train_notebook_without_dev_tasks_trains_without_selection(tmp_path, mon
     nb = load("02_train_biohicl.ipynb")
     namespace: dict = {}
     exec(nb.cells[parameter_cells(nb)[0]].source, namespace)
-    namespace.update(DTYPE="float32", out=tmp_path, DEV_TASKS=[])  # DEV_TASKS as an injected cell sets it
+    namespace.update(dtype="float32", out=tmp_path, run_dir=tmp_path / "run", DEV_TASKS=[])  # DEV_TASKS: injected
     (cell,) = [c.source for c in nb.cells if "train_biohicl(" in c.source]
     exec(cell, namespace)
     ((args, evaluator),) = calls
@@ -867,11 +872,12 @@ def test_setup_uses_float16_on_a_gpu_without_native_bfloat16(name, monkeypatch, 
 
     namespace = run_setup_cell(name, monkeypatch, cuda=True, native_bf16=False)
     printed = capsys.readouterr().out
-    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cuda", "float16", torch.float16)
+    assert (namespace["DEVICE"], namespace["dtype"], namespace["TORCH_DTYPE"]) == ("cuda", "float16", torch.float16)
+    assert namespace["DTYPE"] == "bfloat16"  # the parameter stays as set: the cells use dtype
     assert printed.splitlines()[0] == T4_LINE
     assert "device: cuda, dtype: float16" in printed
-    # 02's training arguments: bf16=DTYPE == "bfloat16", fp16=DTYPE == "float16"
-    assert (namespace["DTYPE"] == "bfloat16", namespace["DTYPE"] == "float16") == (False, True)
+    # 02's training arguments: bf16=dtype == "bfloat16", fp16=dtype == "float16"
+    assert (namespace["dtype"] == "bfloat16", namespace["dtype"] == "float16") == (False, True)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -880,7 +886,7 @@ def test_setup_keeps_bfloat16_on_a_gpu_with_native_bfloat16(name, monkeypatch, c
 
     namespace = run_setup_cell(name, monkeypatch, cuda=True, native_bf16=True)
     printed = capsys.readouterr().out
-    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cuda", "bfloat16", torch.bfloat16)
+    assert (namespace["DEVICE"], namespace["dtype"], namespace["TORCH_DTYPE"]) == ("cuda", "bfloat16", torch.bfloat16)
     assert "Using" not in printed and "No GPU" not in printed
     assert printed.startswith("device: cuda, dtype: bfloat16")
 
@@ -891,12 +897,12 @@ def test_setup_uses_float32_on_a_cpu(name, monkeypatch, capsys):
 
     namespace = run_setup_cell(name, monkeypatch, cuda=False, native_bf16=False)
     printed = capsys.readouterr().out
-    assert (namespace["DEVICE"], namespace["DTYPE"], namespace["TORCH_DTYPE"]) == ("cpu", "float32", torch.float32)
+    assert (namespace["DEVICE"], namespace["dtype"], namespace["TORCH_DTYPE"]) == ("cpu", "float32", torch.float32)
     assert printed.splitlines()[:2] == [
         NO_GPU_LINE,  # the sizes stay as set: the user changes the settings (no Colab menu off Colab)
         "Using float32 instead of bfloat16: no GPU found (half precision is slow on most CPUs).",
     ]
-    assert namespace["MAX_LENGTH"] == 512
+    assert namespace["MAX_LENGTH"] == MAX_LENGTH_DEFAULTS[name]
     assert "device: cpu, dtype: float32" in printed
 
 
@@ -917,12 +923,12 @@ def test_setup_with_the_cpu_settings_prints_no_gpu_advice(name, colab, monkeypat
     namespace = run_setup_cell(name, monkeypatch, cuda=False, native_bf16=False, values=CPU_SETTINGS[name])
     printed = capsys.readouterr().out
     assert "No GPU found" not in printed
-    assert namespace["DTYPE"] == "float32" and "device: cpu, dtype: float32" in printed
+    assert namespace["dtype"] == "float32" and "device: cpu, dtype: float32" in printed
     assert ("Using float32 instead of bfloat16" in printed) == ("DTYPE" not in CPU_SETTINGS[name])
 
 
 def test_setup_keeps_an_explicit_dtype_the_device_can_run(monkeypatch, capsys):
     namespace = run_setup_cell("02_train_biohicl.ipynb", monkeypatch, cuda=True, native_bf16=False, dtype="float32")
-    assert namespace["DTYPE"] == "float32" and "Using" not in capsys.readouterr().out
+    assert namespace["dtype"] == "float32" and "Using" not in capsys.readouterr().out
     namespace = run_setup_cell("02_train_biohicl.ipynb", monkeypatch, cuda=True, native_bf16=True, dtype="float16")
-    assert namespace["DTYPE"] == "float16" and "Using" not in capsys.readouterr().out
+    assert namespace["dtype"] == "float16" and "Using" not in capsys.readouterr().out

@@ -253,8 +253,8 @@ def check_fresh_run_folder(
 ) -> None:
     """A :class:`ConfigError` when ``args.output_dir`` holds a complete checkpoint of a run with other settings, or
     (given this run's ``objective``) another objective its checkpoint keeps: ``--resume_from_checkpoint last`` would
-    later pick the newest checkpoint there, its or this run's. ``remedy`` ends the message (the demo names its own
-    options)."""
+    later pick the newest checkpoint there, its or this run's. ``remedy`` ends the message: :data:`FRESH_RUN_REMEDY`
+    names ``biohicl train``'s options; the demo passes its own, and notebook 02 its parameters and run folder."""
     from biohicl.training.checkpoint import complete_checkpoints
 
     for checkpoint in reversed(complete_checkpoints(args.output_dir or ".")):
