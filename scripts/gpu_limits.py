@@ -156,13 +156,13 @@ def worker_estimate(manifest: dict, given: float | None) -> tuple[float | None, 
 
 
 def device_kind(manifest: dict) -> str | None:
-    """``nvidia-h200`` when a staged phase's workers need more than an H100 holds at the estimate (the device tool
-    lends an H100 unless a call names another kind), else None."""
+    """``nvidia-h200`` only when one worker and the parent need more than an H100 holds at the estimate, else None:
+    the device tool lends an H100 unless a call names another kind (naming the H200 rules out a free H100), and on an
+    H100 ``run`` cuts a phase's workers to what fits (:func:`cap_workers`): the same runs, fewer at once."""
     worker_gib = worker_estimate(manifest, None)[0]
     if worker_gib is None:
         return None
-    most = max(phase_workers(phase) for phase in manifest["phases"])
-    return "nvidia-h200" if most * worker_gib + PARENT_GIB > H100_FREE_GIB else None
+    return "nvidia-h200" if worker_gib + PARENT_GIB > H100_FREE_GIB else None
 
 
 def capped_phases(phases: list[str], manifest: dict, env: dict, given: float | None, say) -> list[str]:

@@ -71,6 +71,8 @@ CONFIG_ERROR = 2
 #: Of the device time ``status`` says is left (``run --device-left``), the seconds the run step leaves unused: from the
 #: status call to the command's start (the operator's reply, the call's upload) and the transfers back after it.
 DEVICE_MARGIN_S = 45
+#: The plan's estimates of device time (the device README: a start takes "a minute or more"): not measured here.
+START_S, RECEIVE_S = 90, 20
 
 
 def load_script(name: str):
@@ -289,8 +291,9 @@ def stage(args: argparse.Namespace) -> int:
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     script = "scripts/gpu_session.py"
     plan = [{"carry": [str(f)], "timeout_s": 120, "command": f"python3 {script} receive {f}"} for f in folders[:-1]]
-    last = f"PYTHONUNBUFFERED=1 python3 {script} run {folders[-1]}"
-    plan.append({"carry": [str(folders[-1])], "timeout_s": min(600, args.budget + 25), "command": last})
+    last = f"PYTHONUNBUFFERED=1 python3 {script} run {folders[-1]} --device-left B"
+    plan.append({"carry": [str(folders[-1])], "timeout_s": min(600, args.budget + 30), "command": last,
+                 "before": "status()", "after": "give_back()"})  # fmt: skip
     kind = device_kind(manifest)
     for call in plan:
         assert len(call["command"]) < COMMAND_CHARS, call
@@ -299,17 +302,39 @@ def stage(args: argparse.Namespace) -> int:
     (carry / "calls.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
     print(
         f"staged {total / MIB:.1f} MiB in {calls} part(s) of at most {part_mib} MiB (+ {tree:.1f} MiB working tree "
-        f"per call); wheels: {wheel_count}; data: "
-        f"{', '.join(needs['data_folders']) or 'none'}. Make these calls back to back (the machine goes back "
-        "after 30 s idle; a reply with warm: false means the earlier parts are gone: start again at call 1):"
+        f"per call: {calls} is the fewest calls that carry it); wheels: {wheel_count}; data: "
+        f"{', '.join(needs['data_folders']) or 'none'}."
     )
-    for number, call in enumerate(plan, 1):
-        print(
-            f"{number}. run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
-            f"command={json.dumps(call['command'])}{f', kind={json.dumps(kind)}' if kind else ''})"
-        )
+    print_plan(plan, kind, args)
     print(f"then: python {script} collect DIR --config {config}   (DIR: where the last call's files came back)")
     return 0
+
+
+def print_plan(plan: list[dict], kind: str | None, args: argparse.Namespace) -> None:
+    """The device calls, as made: each within the machine's 30 s warm window of the last reply, ``status()`` just
+    before the last (its ``budget_left_s`` is ``--device-left``), ``give_back()`` after it, and the device time."""
+    print(
+        "Device calls, each within 30 s of the last reply (the machine goes back after 30 s idle, and the parts with "
+        "it: a reply with warm: false before the last call means starting again at call 1); status() first, whose "
+        "can_start_another must be true:"
+    )
+    named = f", kind={json.dumps(kind)}" if kind else ""
+    for number, call in enumerate(plan, 1):
+        before = "status(); B = its budget_left_s; " if call.get("before") else ""
+        print(
+            f"{number}. {before}run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
+            f"command={json.dumps(call['command'])}{named})"
+        )
+    print(f"{len(plan) + 1}. give_back()   (at once: a warm machine's idle time counts)")
+    if kind:
+        print(f"{kind} named: one worker needs more GPU memory than an H100 holds at the estimate")
+    before = START_S + RECEIVE_S * (len(plan) - 1)
+    print(
+        f"device time in all: about {before} s before the run call (a start of about {START_S} s, {RECEIVE_S} s a "
+        f"receive call), then the run call: {args.budget} s or B less {DEVICE_MARGIN_S} s, whichever is less, and "
+        f"its transfers; the phases get that less the {args.reserve} s reserve and the set-up (estimates, not "
+        "measured on a device)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- receive, run

@@ -57,7 +57,7 @@ def _out_within_limits(out: Path) -> list[Path]:
     return files
 
 
-def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monkeypatch):
+def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monkeypatch, capsys):
     from biohicl.study import ReproduceConfig, prepare_dataset
 
     here, there, out = tmp_path / "here", tmp_path / "there", tmp_path / "out"
@@ -90,8 +90,17 @@ def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monke
         )
         == 0
     )
+    plan = capsys.readouterr().out
     calls = json.loads((here / "carry" / "calls.json").read_text())
     manifest = json.loads((here / "carry" / "c1" / "manifest.json").read_text())
+    # the printed plan: every call but the last within the warm window, status just before the last (whose budget
+    # it sets), give_back() after it, the device time in all, and no kind (none of these needs an H200)
+    last = len(calls)
+    assert "kind" not in plan and f"{last + 1}. give_back()" in plan
+    assert f'{last}. status(); B = its budget_left_s; run(carry=["carry/c{last}"], timeout_s=330, ' in plan
+    assert f'run carry/c{last} --device-left B")' in plan
+    assert re.search(r"device time in all: about \d+ s before the run call", plan)
+    assert calls[-1]["command"].endswith(" --device-left B") and calls[-1]["before"] == "status()"
     assert len(calls) >= 2 and len(calls) == len(manifest["pieces"])  # one part per call
     assert manifest["data_folders"] == ["biosses"]  # the tasks' folders only (siml-agreement reads the dataset)
     assert manifest["models"] == [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
@@ -110,7 +119,8 @@ def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monke
             shutil.copytree(here / path, there / path)
         if out.exists():
             shutil.rmtree(out)  # $OUT starts empty on each call
-        done = subprocess.run(["bash", "-c", call["command"]], cwd=there, env=env, capture_output=True, text=True)
+        command = call["command"].replace("--device-left B", "--device-left 900")  # status's budget_left_s
+        done = subprocess.run(["bash", "-c", command], cwd=there, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no wheels staged" in done.stdout and "phase ended: exit 0" in done.stdout
 
@@ -194,13 +204,15 @@ def test_workers_are_cut_to_what_the_gpus_free_memory_holds_at_the_estimate():
     )
     assert gpu_session.cap_workers("--workers 4", 10.0, 13.0) == ("--workers 1", 1)  # never below one
     assert gpu_session.phase_workers("--seeds 3") == 1 and gpu_session.phase_workers("--workers 2 --workers=7") == 7
-    # stage names the H200 when a phase needs more than an H100: 9 x 13 + 2 = 119 GiB; 5 x 13 + 2 = 67 fits
+    # stage names no kind while one worker fits an H100 (the run step caps the rest: 9 x 13 + 2 = 119 GiB asked, 5
+    # run at once there), so a free H100 is not ruled out; the H200 only when a single worker needs more than an H100
     mpnet = [{"repo_id": "sentence-transformers/all-mpnet-base-v2", "pack": "model0"}]
-    assert gpu_session.device_kind({"models": mpnet, "phases": ["--workers 2", "--workers 9"]}) == "nvidia-h200"
+    assert gpu_session.device_kind({"models": mpnet, "phases": ["--workers 2", "--workers 9"]}) is None
     assert gpu_session.device_kind({"models": mpnet, "phases": ["--workers 5"]}) is None
     tiny = [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
     assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"]}) is None  # no estimate
-    assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"], "worker_gib": 9.0}) == "nvidia-h200"
+    assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 9"], "worker_gib": 9.0}) is None
+    assert gpu_session.device_kind({"models": tiny, "phases": ["--workers 1"], "worker_gib": 77.0}) == "nvidia-h200"
 
 
 def test_an_abbreviated_workers_option_is_capped_and_counted_like_the_full_one():
@@ -216,7 +228,7 @@ def test_an_abbreviated_workers_option_is_capped_and_counted_like_the_full_one()
     assert gpu_session.phase_workers("--w 7") == 7 and gpu_session.phase_workers("--work=8 --seeds 3") == 8
     assert gpu_session.phase_workers("--wrong 9") == 1 and gpu_session.phase_workers("--threads 9") == 1
     mpnet = [{"repo_id": "sentence-transformers/all-mpnet-base-v2", "pack": "model0"}]
-    assert gpu_session.device_kind({"models": mpnet, "phases": ["--work 9"]}) == "nvidia-h200"
+    assert gpu_session.device_kind({"models": mpnet, "phases": ["--work 9"]}) is None
 
 
 def _run_step(tmp_path, monkeypatch, models, extra=()) -> tuple[list[list[str]], dict, str]:
