@@ -3,6 +3,7 @@ intervals."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -66,10 +67,13 @@ def plot_results(
         bars = ax.bar(x - 0.4 + width * (i + 0.5), heights, width, label=label)
         ax.bar_label(bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=7, padding=1)
     ax.set_xticks(x, [f"{task}\n{metric_label(metric)}" for task, _, metric in cols], fontsize=8)
-    ax.set_ylim(0, 1.08)
+    columns_of_legend = min(len(records), 3)
+    rows_of_legend = math.ceil(len(records) / columns_of_legend)
+    ax.set_ylim(0, 1.12 + 0.07 * rows_of_legend)  # the legend above the bars (it hid the last group's bars)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncols=columns_of_legend, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_png(fig, output)
