@@ -23,7 +23,9 @@ one piece (``input/all-mpnet-base-v2.zip.00N``) of a zip of the sentence-transfo
 Revision: the zip does not say which Hub commit it was taken from (its files are dated 2024-05-28), so by default
 the snapshot is named by a deterministic stand-in: ``sha1("biohicl-local-snapshot\\n" + "<path> <sha256>\\n"...)``
 over the installed files, sorted by path. It is NOT a Hub commit; ``.biohicl_install.json`` in the model's cache
-folder says so. Pass ``--revision <40-hex>`` if you know the real commit these files match.
+folder says so. Pass ``--revision <40-hex>`` if you know the real commit these files match. ``scripts/pack_model.py``
+files a pack of this snapshot under the same revision on the machine it is unpacked on (a plain folder under this
+stand-in rule over its files), so runs trained there record a base revision this cache holds.
 
     python scripts/install_mpnet.py                 # into $HF_HUB_CACHE (default ~/.cache/huggingface/hub)
     python scripts/install_mpnet.py --cache-dir /path/to/hub --force

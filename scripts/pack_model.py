@@ -10,7 +10,10 @@ well), xz-compressed and cut into pieces of at most ``--piece-mb``; every other 
     python scripts/pack_model.py pack $SNAP packs/mpnet --piece-mb 60
 
 Unpack (there): the pieces are joined, checked against the sha256 in ``pack.json``, upcast to float32 and written as
-``<cache>/models--ORG--NAME/snapshots/<revision>/`` with ``refs/main``::
+``<cache>/models--ORG--NAME/snapshots/<revision>/`` with ``refs/main``. The revision is the one ``pack`` recorded
+(:func:`source_revision`): the snapshot's own name when the folder packed is a Hugging Face cache snapshot (a real
+commit, or ``scripts/install_mpnet.py``'s stand-in), else the stand-in rule over its files. So a run trained there
+records the base's revision as this machine's cache names it, and ``biohicl evaluate RUN`` finds its base here::
 
     python scripts/pack_model.py unpack packs/mpnet --repo-id sentence-transformers/all-mpnet-base-v2 --cache hf-cache
     HF_HUB_CACHE=hf-cache HF_HUB_OFFLINE=1 biohicl reproduce --config configs/reproduce_mpnet_gpu.yaml
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import lzma
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,6 +37,23 @@ import numpy as np
 
 WEIGHTS = "model.safetensors"
 PACK = "pack.json"
+
+
+def source_revision(model_dir: Path) -> str:
+    """The revision a packed model is filed under wherever it is unpacked: the snapshot's name when ``model_dir`` is
+    a Hugging Face cache snapshot (``.../snapshots/<40 hex>``: a Hub commit, or the stand-in
+    ``scripts/install_mpnet.py`` gave it), else ``install_mpnet.stand_in_revision`` over the folder's files, the one
+    stand-in rule, which names the same files as that install would."""
+    if model_dir.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", model_dir.name):
+        return model_dir.name
+    spec = importlib.util.spec_from_file_location("install_mpnet", Path(__file__).with_name("install_mpnet.py"))
+    install_mpnet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(install_mpnet)
+    files = {}
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and path.name not in install_mpnet.SKIP_NAMES:
+            files[path.relative_to(model_dir).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return install_mpnet.stand_in_revision(files)
 
 
 def pack(model_dir: Path, out: Path, piece_mb: float = 60.0) -> dict:
@@ -66,19 +88,22 @@ def pack(model_dir: Path, out: Path, piece_mb: float = 60.0) -> dict:
         (out / name).write_bytes(compressed[start : start + size])
         pieces.append(name)
     record = {"format": 1, "tensors": tensors, "pieces": pieces, "sha256": hashlib.sha256(compressed).hexdigest(),
-              "raw_bytes": offset}  # fmt: skip
+              "raw_bytes": offset, "revision": source_revision(model_dir)}  # fmt: skip
     (out / PACK).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return record
 
 
-def unpack(pack_dirs: list[Path], repo_id: str, cache: Path, revision: str = "0" * 40) -> Path:
-    """Join the pieces (found in any of ``pack_dirs``), verify, and write the cache snapshot; returns its folder."""
+def unpack(pack_dirs: list[Path], repo_id: str, cache: Path, revision: str | None = None) -> Path:
+    """Join the pieces (found in any of ``pack_dirs``), verify, and write the cache snapshot under ``revision``
+    (default: the one ``pack`` recorded, :func:`source_revision`; all zeros for a pack that recorded none); returns
+    its folder."""
     from safetensors.numpy import save_file
 
     home = next((d for d in pack_dirs if (d / PACK).is_file()), None)
     if home is None:
         raise SystemExit(f"no {PACK} in {', '.join(map(str, pack_dirs))}")
     record = json.loads((home / PACK).read_text(encoding="utf-8"))
+    revision = revision or record.get("revision") or "0" * 40
     parts = []
     for name in record["pieces"]:
         found = next((d / name for d in pack_dirs if (d / name).is_file()), None)
@@ -119,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("pack_dirs", type=Path, nargs="+", help="the pack folder, and folders holding further pieces")
     u.add_argument("--repo-id", required=True, help="Hub id to file it under, e.g. org/model-name")
     u.add_argument("--cache", type=Path, required=True, help="the HF_HUB_CACHE folder")
-    u.add_argument("--revision", default="0" * 40, help="snapshot name (40 hex; default all zeros: not a Hub commit)")
+    u.add_argument(
+        "--revision",
+        help="snapshot name (40 hex; default: the revision pack recorded, the packed snapshot's name or the "
+        "install_mpnet stand-in over its files; all zeros for an older pack)",
+    )
     args = parser.parse_args(argv)
     if args.command == "pack":
         record = pack(args.model_dir, args.out, args.piece_mb)
