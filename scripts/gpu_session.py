@@ -6,21 +6,27 @@ The lent machine has no network and no Hugging Face cache; each ``run`` call car
 included), and at most 8 files of 16 MiB (64 MiB together, no deeper than ``$OUT/a/b/file``) come back from ``$OUT``.
 
 ``stage`` (here): pack the study's model(s) (``scripts/pack_model.py``), its built dataset, the ``BIOHICL_DATA_DIR``
-folders its tasks read, the wheels the GPU image lacks and the study config into one bundle, cut it into one part per
-call (``runs/gpu_carry/cK/``, git-ignored), and print the calls to make, back to back while the machine stays warm.
-It first refuses, here, a dataset the study would refuse there (none built, or a build of other settings than the
-config's ``dataset``), naming the command that builds the config's (:func:`dataset_command`)::
+folders its tasks read, the wheels pyproject.toml's floors need that the GPU image lacks (:data:`DEFAULT_WHEELS`) and
+the study config into one bundle, cut it into the fewest parts, one per call (``runs/gpu_carry/cK/``, git-ignored),
+and print the device calls: each within the machine's 30 s warm window, ``status()`` just before the last (its
+``budget_left_s`` is the run's ``--device-left``), ``give_back()`` after it, no kind unless one worker needs more
+than an H100. It first refuses, here, a dataset the study would refuse there (none built, or a build of other
+settings than the config's ``dataset``), naming the command that builds the config's (:func:`dataset_command`)::
 
     python scripts/gpu_session.py stage --config configs/study_mpnet_gpu_guarded.yaml --download-wheels \\
         --phase "--only two_pass_distill2,one_pass_distill2 --seeds 3 --workers 2" --phase "--workers 9"
 
 ``receive`` (there, every call but the last): move the call's part to the inbox (``biohicl_gpu_inbox`` in the
-system temp folder).
+system temp folder) and say whether the versions there meet pyproject.toml's floors with the carried wheels.
 ``run`` (there, the last call): take the last part, check and unpack the bundle, install the wheels offline (skipped
-when none were staged), cut each phase's ``--workers`` to what the GPU's free memory holds (:data:`WORKER_GIB`, an
-estimate, or ``--worker-gib``), run each phase with ``python3 -m biohicl.cli.main reproduce`` until the deadline,
-then always tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
-``collect`` (here): check and join the pieces into the study folder and rewrite the report (``--report_only``).
+when none were staged), refuse versions below pyproject.toml's floors, cut each phase's ``--workers`` to what the
+GPU's free memory holds (:data:`WORKER_GIB`, an estimate, or ``--worker-gib``), run each phase with
+``python3 -m biohicl.cli.main reproduce`` until the deadline (``--device-left`` less :data:`DEVICE_MARGIN_S`, less
+the reserve for packing; a phase ending with a configuration error, exit 2, stops the rest), copying the logs and
+each finished run into ``$OUT`` as it goes, then tar+xz the study folder (``checkpoint-*`` left out) into pieces
+under ``$OUT`` with the logs beside them.
+``collect`` (here): check and join the pieces (or the progress copy of a cut call) into the study folder and rewrite
+the report (``--report_only``).
 
 The pieces, archives and what goes back into ``$OUT`` are ``scripts/gpu_transfer.py``'s; the workers the GPU's memory
 holds and the phases' processes, ``scripts/gpu_limits.py``'s. Standard library only at
