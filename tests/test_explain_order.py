@@ -69,3 +69,12 @@ def test_common_tree_nodes_and_shared_terms_list_the_check_tags_in_one_order(mes
     item = explain_hits([hit], mesh, query_mesh=["Humans", "Obesity"]).hits[0]
     assert item.shared == ["Obesity", "Humans"]
     assert item.common_ancestors == ["Obesity", "Obesity", "Humans"]  # one node per tree number
+
+
+def test_common_tree_nodes_of_equal_depth_follow_the_shared_terms_order(mesh):
+    # Multifunctional Enzymes (D064251, D08.811.641) and Neonicotinoids (D000073943, D03.383.464), both 3 deep: by
+    # tree number D03 came before D08, the reverse of the shared terms' order by name
+    hit = Hit("a", 0.9, 1, 0, "A", ("D064251", "D000073943"))
+    item = explain_hits([hit], mesh, query_mesh=["D064251", "D000073943"]).hits[0]
+    assert item.shared == ["Multifunctional Enzymes", "Neonicotinoids"]
+    assert item.common_ancestors == ["Multifunctional Enzymes", "Neonicotinoids"]

@@ -59,7 +59,8 @@ class HitExplanation:
     hit: Hit
     #: names of the shared descriptors, most specific first (:func:`specific_first`)
     shared: list[str]
-    #: names of the descriptors of the deepest shared tree nodes, in ``shared``'s order (check tags last)
+    #: names of the descriptors of the deepest shared tree nodes, one per node: the check tags' nodes last, the others
+    #: deepest node first, then by name (``shared``'s order when each descriptor has one tree number)
     common_ancestors: list[str]
     siml: float | None
     #: why ``siml`` is None (:data:`NO_LABELS`, :data:`OTHER_KIND`, :data:`ALONE_IN_KIND`); None when it is a number
@@ -136,10 +137,11 @@ def specific_first(mesh: Any, uis: Iterable[str]) -> list[str]:
 
 def _most_specific(mesh: Any, nodes: set[str]) -> list[str]:
     """Nodes that are not an ancestor of another node in the set, in :func:`specific_first`'s order: the check tags'
-    nodes last (Humans, 11 deep, would otherwise head every clinical hit's list), the others deepest first."""
+    nodes last (Humans, 11 deep, would otherwise head every clinical hit's list), the others deepest first, then by
+    their descriptor's name, then by tree number (one descriptor's nodes of equal depth)."""
     tags = check_tag_uis(mesh)
     keep = [n for n in nodes if not any(o != n and o.startswith(n + ".") for o in nodes)]
-    return sorted(keep, key=lambda n: (mesh.tree_descriptor(n) in tags, -tree_depth(n), n))
+    return sorted(keep, key=lambda n: (mesh.tree_descriptor(n) in tags, -tree_depth(n), _node_name(mesh, n), n))
 
 
 def unplaced_message(explanation: Explanation, mesh: Any) -> str:
