@@ -102,3 +102,45 @@ def test_a_query_value_of_the_wrong_type_is_one_line_naming_the_file_and_field(
     config.write_text(f"index: {index_dir}\n{text}")
     lines = error(["--config", str(config), *OPTIONS], capsys)
     assert len(lines) == 1 and lines[0].startswith(f"biohicl search: error: {config}: {message}"), lines
+
+
+@pytest.mark.parametrize("given", [["--queries", "q.jsonl"], ["q.jsonl"], ["--queries", "./queries"], ["sub/q.txt"]])
+def test_a_query_naming_a_file_is_refused_pointing_to_queries_file(index_dir, tmp_path, capsys, monkeypatch, given):
+    # `--queries` was an abbreviation of --queries_file until the queries field came: then it searched the text
+    # "q.jsonl" and printed its hits; a query naming an existing file (a file suffix, or a path) is refused instead
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for name in ("q.jsonl", "queries", "sub/q.txt"):
+        (tmp_path / name).write_text('{"_id": "1", "text": "statin therapy"}\n')
+    name = given[-1]
+    assert error([str(index_dir), *given, *OPTIONS], capsys) == [
+        f"biohicl search: error: {name} is a file: give a file of queries as --queries_file {name} (QUERY words and "
+        "--queries are searched as text)"
+    ]
+
+
+def test_a_configs_query_naming_a_file_is_refused_as_on_the_command_line(index_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.jsonl").write_text('{"_id": "1", "text": "statin therapy"}\n')
+    (tmp_path / "search.yaml").write_text(f"index: {index_dir}\nqueries: q.jsonl\n")
+    assert error(["--config", "search.yaml", *OPTIONS], capsys) == [
+        "biohicl search: error: q.jsonl is a file: give a file of queries as --queries_file q.jsonl (QUERY words and "
+        "--queries are searched as text)"
+    ]
+
+
+def test_a_query_like_a_file_name_that_names_no_file_is_searched_as_text(index_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "statins").write_text("a file named like a word\n")  # no file suffix, no path: a word
+    for query in ("missing.jsonl", "statins"):
+        assert [q for q, _, _ in hits([str(index_dir), "--queries", query, *OPTIONS], capsys)] == [query] * 2
+
+
+def test_queries_given_both_as_words_and_as_option_are_one_line_in_words(index_dir, capsys):
+    # `search IDX --queries q1 q2` said "queries: given twice (positional ['q2'] and --queries ['q1'])": two
+    # different queries, printed as Python lists
+    assert error([str(index_dir), "--queries", "statin therapy", "brain cancer", *OPTIONS], capsys) == [
+        "biohicl search: error: queries: given as QUERY words ('brain cancer') and as --queries ('statin therapy'): "
+        "give them either as QUERY words or as --queries (once per query), not both"
+    ]
+

@@ -192,8 +192,8 @@ def test_a_rerun_that_only_records_the_default_kind_rewrites_nothing(tiny_bert_d
 
 
 def test_queries_and_encode_files_read_no_labels(tmp_path, caplog):
-    """``read_texts`` (``biohicl encode --input``, ``search --queries``) yields texts: a line's label fields, MeSH or
-    not, are neither read, warned about nor refused."""
+    """``read_texts`` (``biohicl encode --input``, ``search --queries_file``) yields texts: a line's label fields,
+    MeSH or not, are neither read, warned about nor refused."""
     from biohicl.data.text_files import read_texts
 
     path = tmp_path / "queries.jsonl"

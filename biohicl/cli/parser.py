@@ -340,7 +340,8 @@ def parse_command(
                 raise ConfigError(f"{given} is a config file: give it as --config {given} (see `{prog} --help`)")
             flag, default = values.get(name), appended.get(name, parser.get_default(name))  # the file's list too
             if flag is not None and flag != default and flag != given:
-                raise ConfigError(f"{name}: given twice (positional {given!r} and --{name} {flag!r})")
+                metavar = (positionals or {})[name].get("metavar", name.upper())
+                raise ConfigError(_given_twice(name, metavar, given, flag))
             values[name] = given
         elif values.get(name) is None and _required(fields[name]):
             parser.error(f"the following arguments are required: {name.upper()} (or --{name})")
@@ -363,6 +364,18 @@ def parse_command(
         return tuple(instances)
     filled = {f.name: getattr(obj, f.name) for obj in instances for f in dataclasses.fields(obj) if f.init}
     return (*instances, argparse.Namespace(**{name: filled.get(name, values.get(name)) for name in positionals}))
+
+
+def _given_twice(name: str, metavar: str, given: Any, flag: Any) -> str:
+    """The one line of a field given both by its positional and by its option, in words: ``search IDX --queries q1
+    q2`` gives two queries, one each way (a repeatable field's values are listed, not printed as Python lists)."""
+    if isinstance(given, list):
+        words, options = (", ".join(repr(value) for value in values) for values in (given, flag))
+        return (
+            f"{name}: given as {metavar} words ({words}) and as --{name} ({options}): give them either as {metavar} "
+            f"words or as --{name} (once per {metavar.lower()}), not both"
+        )
+    return f"{name}: given twice, as {metavar} ({given!r}) and as --{name} ({flag!r}); give it once"
 
 
 def _is_config_file(value: Any) -> bool:

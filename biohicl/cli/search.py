@@ -29,7 +29,8 @@ class SearchArguments:
         default_factory=list,
         metadata={
             "help": "A query string, as the QUERY words give it; repeatable: --queries A --queries B. In a --config "
-            "file a list of strings (queries: [A, B]), which QUERY words or --queries on the command line replace.",
+            "file a list of strings (queries: [A, B]), which QUERY words or --queries on the command line replace. "
+            "One naming a file (q.jsonl, ./queries) is refused: a file of queries is --queries_file.",
             "action": "append",
             "metavar": "TEXT",
             "argparse": {"nargs": None},  # one query per use, so `--queries Q INDEX` leaves the index folder alone
@@ -116,6 +117,12 @@ def main(argv: list[str]) -> int:
         },
         intermixed=True,  # options before or after the queries
     )
+    for query in args.queries:  # `--queries FILE` was --queries_file abbreviated before the queries field came
+        if names_a_file(query):
+            raise ConfigError(
+                f"{query} is a file: give a file of queries as --queries_file {query} (QUERY words and --queries are "
+                "searched as text)"
+            )
     queries = list(args.queries)
     query_ids: list[str | None] = [None] * len(queries)
     if args.queries_file is not None:
@@ -176,6 +183,28 @@ def main(argv: list[str]) -> int:
             print("    " + explanation.format().replace("\n", "\n    "))
         print()
     return 0
+
+
+def names_a_file(query: str) -> bool:
+    """Whether the query string ``query`` names an existing file (not a folder) by a path (a ``/``) or by a suffix of
+    a file of texts or records (``.txt``, ``.tsv``, ``.jsonl``, ``.ndjson``, ``.json``, ``.csv``, gzipped too): a
+    file of queries given where a query goes. A word that names no file, or a file named like a word (``statins``),
+    is a query."""
+    import os
+    from pathlib import Path
+
+    from biohicl.data.corpus import JSONL_SUFFIXES, TSV_SUFFIXES
+    from biohicl.data.text_files import NOT_LINES_SUFFIXES
+
+    named = (
+        "/" in query
+        or os.sep in query
+        or query.lower().endswith((".txt", ".txt.gz", *TSV_SUFFIXES, *JSONL_SUFFIXES, *NOT_LINES_SUFFIXES))
+    )
+    try:
+        return named and Path(query).exists() and not Path(query).is_dir()
+    except (OSError, ValueError):  # a query too long for a path, or holding a NUL
+        return False
 
 
 def check_index_folder(path: str) -> None:
