@@ -908,6 +908,7 @@ print("tasks:", tasks)
 from biohicl.models.base_identity import same_base
 from biohicl.models.model import BioHiCL, load_model
 from biohicl.models.positions import CAPPED_MESSAGE
+from biohicl.models.resolver import split_revision
 
 model = load_model(MODEL)
 if MAX_LENGTH is not None:  # None: the model's own length, as loaded
@@ -917,7 +918,8 @@ if MAX_LENGTH is not None:  # None: the model's own length, as loaded
     model.set_max_length(min(MAX_LENGTH, limit or MAX_LENGTH))
 config = model.config
 base = None
-if same_base(BASE_MODEL or config.base_model, MODEL):  # a plain model: no adapter or fine-tune over another
+# a plain model (no adapter or fine-tune over another) records itself as its base, without MODEL's @revision
+if same_base(BASE_MODEL, MODEL) if BASE_MODEL else same_base(config.base_model, split_revision(MODEL)[0]):
     print(f"{MODEL} is its own base: it is scored once, with no base to compare it with")
 else:
     base = BioHiCL.from_base(

@@ -255,6 +255,31 @@ def test_evaluate_a_model_that_is_its_own_base_scores_it_once(monkeypatch, capsy
     assert scored == [str(tiny_bert_dir)] and list(namespace["records"]) == ["model"]
 
 
+def test_evaluate_a_plain_hub_model_at_a_revision_is_its_own_base(tmp_path, monkeypatch, capsys, tiny_bert_dir):
+    """``MODEL = "owner/name@<sha>"``, the form the parameters cell's comment gives: the model records its base as
+    ``owner/name`` (no revision), which is still the model itself, so it is scored once."""
+    from huggingface_hub import constants
+    from test_loader import add_to_hub_cache
+
+    import biohicl.evaluation.runner as runner
+
+    sha = "a" * 40
+    cache = tmp_path / "hub"
+    add_to_hub_cache(cache, "someone/plain-model", tiny_bert_dir, sha)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    model = f"someone/plain-model@{sha}"
+    namespace = run_evaluate_load_cell(monkeypatch, {"MODEL": model, "TASKS": ["biosses"]})
+    assert namespace["config"].base_model == "someone/plain-model" and namespace["base"] is None
+    assert f"{model} is its own base: it is scored once, with no base to compare it with\n" in capsys.readouterr().out
+    scored = []
+    monkeypatch.setattr(runner, "evaluate_model", lambda encoder, tasks, **kw: scored.append(kw["model_id"]) or {})
+    monkeypatch.setattr(runner, "save_results", lambda record, path: None)
+    namespace["tasks"] = ["biosses"]
+    exec(cell_with(EVALUATE, "evaluate_model("), namespace)
+    assert scored == [model] and list(namespace["records"]) == ["model"]
+
+
 def test_evaluate_a_model_over_a_base_still_scores_both(monkeypatch, tiny_adapter_dir, tiny_bert_dir):  # noqa: F811
     namespace = run_evaluate_load_cell(monkeypatch, {"MODEL": str(tiny_adapter_dir)})
     assert namespace["base"] is not None and namespace["base"].config.base_model == str(tiny_bert_dir)
