@@ -16,8 +16,17 @@ def _record(name: str, score: float) -> dict:
     return {"model": {"id": name}, "tasks": {t: {"split": "test", "metrics": {m: v}} for t, (m, v) in tasks.items()}}
 
 
-@pytest.mark.parametrize("runs", [1, 2, 3, 4, 6])
-def test_the_legend_overlaps_no_bar_and_no_bar_label(runs, tmp_path, monkeypatch):
+SHORT = ["base: sentence-transformers/all-MiniLM-L6-v2", *(f"model {i}" for i in range(1, 6))]
+LONG = [  # run labels as `evaluate --compare` gives them: the models' ids
+    "sentence-transformers/all-MiniLM-L6-v2",
+    *(f"runs/study/minilm/one_pass_distill2/seed{i}" for i in range(3, 8)),
+]
+VERY_LONG = [f"runs/a-study-with-a-long-name/minilm/one_pass_distill2_all_terms/seed{i}/merged" for i in range(6)]
+
+
+@pytest.mark.parametrize("names", [SHORT, LONG, VERY_LONG], ids=["short", "long", "very-long"])
+@pytest.mark.parametrize("runs", [1, 3, 6])
+def test_the_legend_overlaps_no_bar_and_no_bar_label(runs, names, tmp_path, monkeypatch):
     drawn = {}
 
     def keep(fig, output, dpi="figure"):
@@ -32,7 +41,7 @@ def test_the_legend_overlaps_no_bar_and_no_bar_label(runs, tmp_path, monkeypatch
     save_png = plots.save_png
     monkeypatch.setattr(plots, "save_png", keep)
     records = [_record(f"run {i}", 0.99 - 0.01 * i) for i in range(runs)]
-    labels = ["base: sentence-transformers/all-MiniLM-L6-v2", *(f"model {i}" for i in range(1, runs))]
+    labels = names[:runs]
     assert plots.plot_results(records, tmp_path / "r.png", labels=labels).stat().st_size > 0
     legend = drawn["legend"]
     assert len(drawn["others"]) == 2 * 3 * runs  # a bar and its label per task and run

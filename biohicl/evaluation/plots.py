@@ -3,7 +3,6 @@ intervals."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -67,16 +66,31 @@ def plot_results(
         bars = ax.bar(x - 0.4 + width * (i + 0.5), heights, width, label=label)
         ax.bar_label(bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=7, padding=1)
     ax.set_xticks(x, [f"{task}\n{metric_label(metric)}" for task, _, metric in cols], fontsize=8)
-    columns_of_legend = min(len(records), 3)
-    rows_of_legend = math.ceil(len(records) / columns_of_legend)
-    ax.set_ylim(0, 1.12 + 0.07 * rows_of_legend)  # the legend above the bars (it hid the last group's bars)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper center", ncols=columns_of_legend, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    _legend_above_bars(fig, ax, len(records))
     return save_png(fig, output)
+
+
+def _legend_above_bars(fig: Any, ax: Any, runs: int) -> None:
+    """The legend above the bars (in the lower right corner it hid the last group's bars): up to three runs a row,
+    fewer when the row would be wider than the axes, the figure widened when one label alone is; room made above a
+    score of 1 for its rows."""
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    for columns_of_legend in range(min(runs, 3), 0, -1):
+        legend = ax.legend(fontsize=8, loc="upper center", ncols=columns_of_legend, frameon=False)
+        if legend.get_window_extent(renderer).width <= ax.get_window_extent(renderer).width:
+            break
+    excess = legend.get_window_extent(renderer).width - ax.get_window_extent(renderer).width
+    if excess > 0:  # one label wider than the axes
+        fig.set_figwidth(fig.get_figwidth() + (excess + 24) / fig.dpi)
+    for _ in range(2):  # the top set so that the legend starts above 1.08 (a score of 1 and its label), laid out again
+        fig.tight_layout()
+        share = (legend.get_window_extent(renderer).height + 8) / ax.get_window_extent(renderer).height
+        ax.set_ylim(0, 1.08 / (1 - min(share, 0.6)))
 
 
 def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | None = None) -> Path:
