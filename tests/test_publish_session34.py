@@ -5,6 +5,7 @@ is made and Ctrl-C during the upload (recording fakes of ``HfApi``; no network).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx2
 import huggingface_hub
@@ -104,6 +105,44 @@ def test_a_failing_overwrite_build_leaves_the_previous_folder_intact(run_dir, tm
     (out / "stale.bin").write_bytes(b"x")
     build_model_repo_folder(run, out, repo_id="me/x", license="mit", overwrite=True)  # a good build replaces it
     assert _files(out) == before
+
+
+@pytest.mark.parametrize("out", [".", "./", "..", "sub/.."])
+@pytest.mark.parametrize("dataset", [False, True])
+def test_an_out_that_is_the_working_folder_or_holds_it_is_refused_in_one_line(
+    run_dir, tmp_path, monkeypatch, capsys, out, dataset
+):
+    # `--out .` from an empty folder was a traceback (ValueError: PosixPath('.') has an empty name), the swap given
+    # an unresolved path; resolved, it would replace the shell's working folder and leave the shell in a deleted one
+    run, _ = run_dir
+    source = run
+    if dataset:  # refused before the dataset is read: a folder with documents/ is enough
+        (source := tmp_path / "data" / "documents").mkdir(parents=True)
+        source = source.parent
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)  # empty: nothing to overwrite
+    if out.startswith("sub"):
+        (here / "sub").mkdir()
+    monkeypatch.chdir(here)
+    argv = ["publish", str(source), "--repo_id", "me/x", "--license", "mit", "--out", out, "--dry_run"]
+    assert cli.main(argv + (["--dataset"] if dataset else [])) == 2
+    assert capsys.readouterr().err == (
+        f"biohicl publish: error: {Path(out)}: is or holds the current folder; building there would replace it and "
+        "leave the shell in a deleted folder (choose another --out, e.g. a new folder inside it)\n"
+    )
+    left = ["here", "sub"] if out.startswith("sub") else ["here"]
+    assert sorted(p.name for p in (tmp_path / "work").rglob("*")) == left  # nothing built, nothing moved
+
+
+def test_an_out_given_relative_to_the_working_folder_is_built_there(run_dir, tmp_path, monkeypatch):
+    run, _ = run_dir
+    monkeypatch.chdir(tmp_path)
+    assert publish_cmd.main([str(run), "--repo_id", "me/x", "--license", "mit", "--out", "repo", "--dry_run"]) == 0
+    first = _files(tmp_path / "repo")
+    argv = [str(run), "--repo_id", "me/x", "--license", "mit", "--out", "./repo/", "--overwrite", "--dry_run"]
+    assert publish_cmd.main(argv) == 0
+    assert "README.md" in first and _files(tmp_path / "repo") == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
 
 
 # ---------------------------------------------------------------------- --merge --base_model_path

@@ -40,7 +40,7 @@ from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_datase
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
 from biohicl.errors import DataError, PublishError
 from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, dataset_contents, publication_record_path
-from biohicl.hub.publish import check_folder
+from biohicl.hub.publish import check_folder, check_out_folder
 from biohicl.hub.run_sources import without_machine_paths
 
 logger = logging.getLogger(__name__)
@@ -141,14 +141,16 @@ def build_dataset_repo_folder(
 
     ``license`` overrides the license id derived from the sources (``other`` adds ``license_name`` and
     ``license_link``); ``repo_id`` goes into the card's snippet, which loads branch ``revision`` when that is not the
-    default (``main``). An ``out`` that is, holds or lies in ``source`` is a :class:`PublishError` before anything is
-    deleted; a non-empty ``out`` needs ``overwrite=True`` and is replaced only once the staging (in a hidden sibling
-    folder) has succeeded. ``temporary``: ``out`` is a folder the caller deletes (``biohicl publish`` without
+    default (``main``). An ``out`` that is, holds or lies in ``source``, or is or holds the working folder
+    (:func:`~biohicl.hub.publish.check_out_folder`), is a :class:`PublishError` before anything is deleted; a
+    non-empty ``out`` needs ``overwrite=True`` and is replaced only once the staging (in a hidden sibling folder) has
+    succeeded. ``temporary``: ``out`` is a folder the caller deletes (``biohicl publish`` without
     ``--out``), which the log line says.
     """
     source, out = Path(source), Path(out)
     if out.is_symlink():  # a linked --out is written into the link's target, as before staging beside it
         out = out.resolve()
+    check_out_folder(out)
     target, kept = out.resolve(), source.resolve()
     if target == kept or target in kept.parents or kept in target.parents:
         raise PublishError(

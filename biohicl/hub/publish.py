@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,7 +158,8 @@ def build_model_repo_folder(
     base from (default: its Hub id, from the Hugging Face cache), checked to be the base it was trained on as
     :meth:`BioHiCL.from_pretrained <biohicl.models.model.BioHiCL.from_pretrained>` checks it. ``revision``: the
     branch the folder is pushed to, which the card's usage snippets load when it is not the default (``main``).
-    An ``out_dir`` that is (or holds) the run or model folder is a :class:`PublishError`, before anything is deleted;
+    An ``out_dir`` that is (or holds) the run or model folder, or the working folder (:func:`check_out_folder`), is a
+    :class:`PublishError`, before anything is deleted;
     the folder is built beside ``out_dir`` and renamed into place at the end (:func:`~biohicl.atomic.atomic_directory`),
     so a failed build leaves an existing ``out_dir`` as it was.
     """
@@ -174,6 +176,7 @@ def build_model_repo_folder(
             "or retrain with --base_model_hub_id ORG/NAME (the Hub id of that local copy)"
         )
     target = out_dir.resolve()
+    check_out_folder(out_dir)
     for kept in (run_dir, model_dir):
         if target == kept.resolve() or target in kept.resolve().parents:
             raise PublishError(f"{out_dir}: is or holds {kept}; building there would delete it (choose another --out)")
@@ -190,13 +193,25 @@ def build_model_repo_folder(
         from biohicl.models.model import BioHiCL
 
         merged = BioHiCL.from_pretrained(model_dir, base_model_path=base_model_path or None)
-    with atomic_directory(out_dir) as staging:  # the previous --out is replaced only once this build succeeded
+    # the previous --out is replaced only once this build succeeded; named by its absolute path (`x/..` has no name)
+    with atomic_directory(os.path.abspath(out_dir)) as staging:
         try:
             _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license, revision)
         except BioHiCLError as err:  # named as the folder the user gave, not the staging folder
             err.args = (str(err).replace(str(staging), str(out_dir)),)
             raise
     return out_dir
+
+
+def check_out_folder(out_dir: str | Path) -> None:
+    """Refuse an ``out_dir`` that is the working folder or holds it (``.``, ``..``): the build replaces ``out_dir``
+    with the folder it built beside it, which would leave the shell (and this process) in a deleted folder."""
+    target, here = Path(out_dir).resolve(), Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise PublishError(
+            f"{out_dir}: is or holds the current folder; building there would replace it and leave the shell in a "
+            "deleted folder (choose another --out, e.g. a new folder inside it)"
+        )
 
 
 def _build(
