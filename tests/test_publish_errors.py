@@ -8,6 +8,7 @@ between tries."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import httpx2
@@ -368,6 +369,83 @@ def test_a_dry_run_needs_no_token(run_dir, tmp_path, no_login, hub, capsys):
     assert capsys.readouterr().out.startswith("would upload ") and (out / "README.md").is_file()
     # it only reads: the repo's files listed (to say which the commit would delete), with no token
     assert set(hub.requests) == {("GET", "/api/models/me/x/tree/main", False)}
+
+
+def _unreachable(req):
+    raise httpx2.ConnectError("[Errno -2] Name or service not known", request=req)
+
+
+def _timing_out(req):
+    raise httpx2.ReadTimeout("timed out", request=req)
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (_unreachable, "ConnectError: [Errno -2] Name or service not known"),
+        (_timing_out, "ReadTimeout: timed out"),
+        (
+            lambda req: httpx2.Response(503, request=req),
+            "HfHubHTTPError: Server error '503 Service Unavailable' for url ",
+        ),
+    ],
+)
+def test_a_dry_runs_listing_is_tried_once_with_a_short_timeout_and_says_one_line(
+    run_dir, tmp_path, no_login, hub, capsys, answer, why
+):
+    # with no network the dry run waited ~27 s while huggingface_hub retried the listing, printing 11 retry lines
+    timeouts = []
+
+    def once(req):
+        timeouts.append(req.extensions["timeout"])
+        return answer(req)
+
+    hub.answer = once
+    retries = []
+    handler = logging.Handler()
+    handler.emit = lambda record: retries.append(record.getMessage())
+    logging.getLogger("huggingface_hub").addHandler(handler)
+    try:
+        argv = [str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(tmp_path / "o"), "--dry_run"]
+        assert cli.main(["publish", *argv]) == 0
+    finally:
+        logging.getLogger("huggingface_hub").removeHandler(handler)
+    assert hub.requests == [("GET", "/api/models/me/x/tree/main", False)] and hub.waits == [] and retries == []
+    assert timeouts == [{"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}]
+    plan = capsys.readouterr().out.splitlines()
+    said = plan[plan.index("files of me/x the commit would delete:") + 1]
+    assert said.startswith(f"  not known (the repo could not be listed: {why}")
+    assert said.endswith("): every file of me/x not uploaded above")
+
+
+def test_a_dry_runs_one_try_follows_the_trees_pages(run_dir, tmp_path, no_login, hub, capsys):
+    def paged(req):
+        if req.url.params.get("cursor") == "2":
+            return httpx2.Response(200, json=[{"type": "file", "path": "onnx/model.onnx"}], request=req)
+        link = {"link": '<https://huggingface.co/api/models/me/x/tree/main?recursive=true&cursor=2>; rel="next"'}
+        page = [{"type": "file", "path": "LICENSE"}, {"type": "directory", "path": "onnx"}]
+        return httpx2.Response(200, json=page, headers=link, request=req)
+
+    hub.answer = paged
+    argv = [str(run_dir), "--repo_id", "me/x", "--license", "mit", "--out", str(tmp_path / "o"), "--dry_run"]
+    assert cli.main(["publish", *argv]) == 0
+    plan = capsys.readouterr().out.split("\n----- README.md -----")[0].splitlines()
+    assert plan[-3:] == ["files of me/x the commit would delete:", "  LICENSE", "  onnx/model.onnx"]
+    assert hub.requests == [("GET", "/api/models/me/x/tree/main", False)] * 2
+
+
+def test_a_real_publish_still_lists_with_huggingface_hubs_retries(folder, hub):
+    # the listing before the upload is as it was: huggingface_hub's list_repo_files, retried after a 503
+    def busy_then_listed(req):
+        if req.url.path == "/api/models/me/x/tree/main" and hub.requests.count(("GET", req.url.path, True)) == 1:
+            return httpx2.Response(503, request=req)
+        return None
+
+    hub.answer = answering_the_upload(busy_then_listed)
+    with pytest.raises(PublishError):  # the local Hub answers the commit with 500
+        publish_folder(HfApi(token=FAKE_TOKEN), folder, "me/x")
+    tree = ("GET", "/api/models/me/x/tree/main", True)  # then upload_folder lists it again, for delete_patterns
+    assert hub.requests[:3] == [("POST", "/api/repos/create", True), tree, tree] and hub.waits[:1] == [1]
 
 
 def test_an_injected_api_carries_its_own_auth(folder, no_login):

@@ -197,8 +197,8 @@ def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_byte
     )
     for file in files:
         print(f"  {file.size:>12,d}  {file.path}")
-    deleted = files_deleted(
-        api, repo_id, [f.path for f in files], repo_type=repo_type, revision=settings.get("revision")
+    deleted = files_deleted(  # once: one try, a short timeout, no retry lines (a real publish retries)
+        api, repo_id, [f.path for f in files], repo_type=repo_type, revision=settings.get("revision"), once=True
     )
     print(f"files of {repo_id} the commit would delete:")
     if deleted.paths is None:

@@ -155,16 +155,29 @@ class RemoteDeletions:
     why: str = ""
 
 
+#: seconds a dry run waits for each answer of its one try at listing the repo (huggingface_hub's own listing retries
+#: five times, about 25 s with no network, logging each retry)
+DRY_RUN_LIST_TIMEOUT_S = 10.0
+
+
 def files_deleted(
-    api: Any, repo_id: str, uploaded: Iterable[str], *, repo_type: str = "model", revision: str | None = None
+    api: Any,
+    repo_id: str,
+    uploaded: Iterable[str],
+    *,
+    repo_type: str = "model",
+    revision: str | None = None,
+    once: bool = False,
 ) -> RemoteDeletions:
     """List ``repo_id``'s files as ``upload_folder(delete_patterns=...)`` lists them (``list_repo_files``), less the
     ones ``uploaded``; a branch not there yet is listed from ``main``, which it is created from. Read-only; what
-    stops the listing (no network, an API object without ``list_repo_files``, an error answer) makes it not known."""
+    stops the listing (no network, an API object without ``list_repo_files``, an error answer) makes it not known.
+    ``once`` (the dry run's): ``huggingface_hub.HfApi``'s listing is one request a page, each waiting at most
+    :data:`DRY_RUN_LIST_TIMEOUT_S`, with no retry and no retry lines (:func:`_list_once`)."""
     import httpx2
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    lister = getattr(api, "list_repo_files", None)
+    lister = _list_once(api) if once and _is_hfapi(api) else getattr(api, "list_repo_files", None)
     if not callable(lister):
         return RemoteDeletions(None, why="the Hub API given cannot list a repo's files")
     token = token_of(api)
@@ -179,6 +192,46 @@ def files_deleted(
         return RemoteDeletions(None, why=f"the repo could not be listed: {_first_line(err, token)}")
     kept = {*uploaded, ".gitattributes"}
     return RemoteDeletions(sorted(path for path in remote if path not in kept))
+
+
+def _is_hfapi(api: Any) -> bool:
+    from huggingface_hub.hf_api import HfApi
+
+    return isinstance(api, HfApi)
+
+
+def _list_once(api: Any):
+    """``api.list_repo_files`` as one GET of the repo's tree a page (the request ``HfApi.list_repo_tree`` sends, through
+    huggingface_hub's session, so ``HF_HUB_OFFLINE`` and its client factory still apply), each with a
+    :data:`DRY_RUN_LIST_TIMEOUT_S` timeout and not retried: huggingface_hub's ``http_backoff`` retries a connection
+    error, a timeout or a 5xx answer five times, logging each. An error answer raises as ``list_repo_files`` raises
+    it (``hf_raise_for_status``: ``RepositoryNotFoundError``, ``RevisionNotFoundError``, ...)."""
+    from urllib.parse import quote
+
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    def list_files(repo_id: str, *, repo_type: str, revision: str | None) -> list[str]:
+        headers = build_hf_headers(
+            token=api.token,
+            library_name=api.library_name,
+            library_version=api.library_version,
+            user_agent=api.user_agent,
+            headers=api.headers,
+        )
+        url = f"{api.endpoint}/api/{repo_type}s/{repo_id}/tree/{quote(revision or 'main', safe='')}"
+        params: dict[str, Any] | None = {"recursive": True, "expand": False}
+        files: list[str] = []
+        while url:
+            response = get_session().get(url, params=params, headers=headers, timeout=DRY_RUN_LIST_TIMEOUT_S)
+            hf_raise_for_status(response)
+            page = response.json()
+            if not isinstance(page, list):
+                raise ValueError(f"the Hub's tree of {repo_id} is not a list")
+            files += [entry["path"] for entry in page if isinstance(entry, dict) and entry.get("type") == "file"]
+            url, params = response.links.get("next", {}).get("url"), None  # a next page's link holds the params
+        return files
+
+    return list_files
 
 
 def deletion_line(repo_id: str, deleted: RemoteDeletions) -> str:
