@@ -503,7 +503,7 @@ LICENSE = None  # the model card's license, e.g. "apache-2.0"; None: `license: o
 from pathlib import Path
 
 out = Path(OUTPUT_DIR)
-run_dir = out / "run"  # the trained model, which the cells after training read (after a runtime reset too)
+run_dir = out / "run"  # the trained model the cells after training read (after a reset: run the data cell again too)
 print(f"device: {DEVICE}, dtype: {dtype}, output: {out}")
 """
         ),
@@ -587,9 +587,10 @@ base), so the kept model's guard mean is never below its base's. No test split i
 `DEV_TASKS = []` turns the selection off: no dev evaluation, and the run ends with its last step's weights.
 
 **Checkpoints stay behind.** With `save_total_limit` 2 the run folder keeps two checkpoints after the run
-(`OUTPUT_DIR/run/checkpoint-*`: the kept step's and the last). Running this cell again into the same `OUTPUT_DIR`
-after changing a setting (say `LEARNING_RATE`) stops before anything loads and names the settings that changed: set
-another `OUTPUT_DIR` and run the setup cell again, or delete those `checkpoint-*` folders to train over the old run.
+(`OUTPUT_DIR/run/checkpoint-*`: the last two, or the kept step's and the last). Running this cell again into the same
+`OUTPUT_DIR` after changing a setting (say `LEARNING_RATE`) stops before anything loads and names the settings that
+changed: set another `OUTPUT_DIR` and run the setup and dataset cells again (the dataset is built in
+`OUTPUT_DIR/mesh-pairs`), or delete those `checkpoint-*` folders to train over the old run.
 
 **The recipe's other settings are not this notebook's.** Besides how often it evaluates (`eval_steps` 70, here
 `EVAL_STEPS`), [configs/biohicl_minilm.yaml]({REPO_URL}/blob/main/configs/biohicl_minilm.yaml) trains `base_model`
@@ -608,6 +609,7 @@ the paper's loss alone.
 """),
         code("""
 import json
+from pathlib import Path
 
 from biohicl.evaluation.evaluator import evaluator_from_args
 from biohicl.training.args import BioHiCLTrainingArguments
@@ -651,11 +653,16 @@ args = BioHiCLTrainingArguments(
     report_to="none",
 )
 # run_dir still holds checkpoints of an earlier run (save_total_limit keeps two): with other settings, say what to do
-check_fresh_run_folder(
-    args,
-    remedy=f"set OUTPUT_DIR to another folder in the parameters cell (it is {OUTPUT_DIR!r}) and run the setup cell "
-    f"again, or delete that run's checkpoints ({run_dir}/checkpoint-*) to train over it",
+remedy = (
+    f"set OUTPUT_DIR to another folder in the parameters cell (it is {OUTPUT_DIR!r}) and run the setup and dataset "
+    f"cells again, or delete that run's checkpoints ({run_dir}/checkpoint-*) to train over it"
 )
+if Path(OUTPUT_DIR) != out:  # OUTPUT_DIR changed since the setup cell set out, run_dir and the dataset's folder
+    remedy = (
+        f"OUTPUT_DIR is {OUTPUT_DIR!r} but the setup cell last ran with {str(out)!r}: run the setup and dataset "
+        "cells again"
+    )
+check_fresh_run_folder(args, remedy=remedy)
 train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 training = read_summary(json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8")))  # null: NaN
@@ -663,10 +670,10 @@ if training["selection"] is None:
     print("no model selection on dev data (DEV_TASKS is empty): the run ends with its last step's weights")
 else:
     kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
-    names = [training["selection_metric"]]
-    if names == ["eval_dev_score"]:  # the mean of the selection metrics: named by them
+    metric = training["selection_metric"]
+    if metric == "eval_dev_score":  # the library's name for the mean of the selection metrics: named by them too
         names = args.selection_metrics
-    metric = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
+        metric += f" ({names[0] if len(names) == 1 else 'mean of ' + ', '.join(names)})"
     print(
         f"model selection on dev data: kept {kept}, {metric} {training['best_metric']:.4f} "
         f"(step 0: {training['step0_metric']:.4f}; evaluated at steps "
@@ -705,7 +712,9 @@ plt.show()
 The same tasks (their test splits), the same encoding settings, once for the untouched base and once for the
 adapter model selection kept (when it kept step 0, the two rows are the same numbers; without `DEV_TASKS`, the last
 step's). Tasks whose data is missing
-are skipped with the reason; with none left the notebook stops here, before loading a model.
+are skipped with the reason; with none left the notebook stops here, before loading a model. After a runtime reset,
+run the parameters, setup and data cells again before this one (the data cell sets `BIOHICL_DATA_DIR` again and
+fetches nothing already there); the loss chart needs only the parameters and setup cells.
 """),
         code("""
 from IPython.display import Markdown, display

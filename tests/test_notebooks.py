@@ -315,7 +315,8 @@ def test_train_notebook_trains_evaluates_and_skips_the_push(tmp_path, offline_da
     assert [step for step, _ in training["selection"]["evaluations"]] == [0, 2, 3]
     assert training["best_step"] in (0, 2, 3) and training["selected_base"] == (training["best_step"] == 0)
     kept = "step 0 (the base's weights)" if training["selected_base"] else f"step {training['best_step']}"
-    assert f"model selection on dev data: kept {kept}, siml-agreement_spearman " in text  # named, not eval_dev_score
+    # the library's eval_dev_score, named by the metric it is the mean of
+    assert f"model selection on dev data: kept {kept}, eval_dev_score (siml-agreement_spearman) " in text
     run_args = json.loads((out / "run" / "biohicl_training_args.json").read_text())
     assert run_args["eval_tasks"] == values["DEV_TASKS"] and run_args["selection_guard"] == values["SELECTION_GUARD"]
     assert run_args["selection_metrics"] == ["siml-agreement_spearman"] and run_args["load_best_model_at_end"]

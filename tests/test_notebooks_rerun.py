@@ -78,8 +78,8 @@ def test_training_again_with_another_setting_says_what_to_change_in_the_notebook
 
     output_dir = str(tmp_path / "nb")
     namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values={"OUTPUT_DIR": output_dir})
-    run_dir = tmp_path / "nb" / "run"
-    assert namespace.setdefault("run_dir", run_dir) == run_dir  # as the setup cell sets it
+    run_dir = namespace["run_dir"]  # the setup cell's
+    assert run_dir == tmp_path / "nb" / "run"
     write_checkpoint(run_dir, 6, {"learning_rate": 0.0001})
     calls = fake_training(monkeypatch)
     with pytest.raises(ConfigError) as raised:
@@ -88,7 +88,7 @@ def test_training_again_with_another_setting_says_what_to_change_in_the_notebook
     assert str(raised.value) == (
         f"{run_dir} holds checkpoints of a run with other settings (checkpoint-6 → this run: learning_rate 0.0001 → "
         f"0.0002): set OUTPUT_DIR to another folder in the parameters cell (it is '{output_dir}') and run the setup "
-        f"cell again, or delete that run's checkpoints ({run_dir}/checkpoint-*) to train over it"
+        f"and dataset cells again, or delete that run's checkpoints ({run_dir}/checkpoint-*) to train over it"
     )
     assert "--" not in str(raised.value)  # no command-line option
 
@@ -97,7 +97,8 @@ def test_training_again_with_the_same_settings_trains(tmp_path, monkeypatch):
     namespace = run_setup_cell(
         TRAIN, monkeypatch, cuda=False, native_bf16=False, values={"OUTPUT_DIR": str(tmp_path / "nb")}
     )
-    run_dir = namespace.setdefault("run_dir", tmp_path / "nb" / "run")  # as the setup cell sets it
+    run_dir = namespace["run_dir"]  # the setup cell's
+    assert run_dir == tmp_path / "nb" / "run"
     write_checkpoint(run_dir, 6, {"learning_rate": 0.0002})
     calls = fake_training(monkeypatch)
     with pytest.raises(Trained):
@@ -108,8 +109,62 @@ def test_training_again_with_the_same_settings_trains(tmp_path, monkeypatch):
 def test_train_section_says_checkpoints_stay_behind():
     text = " ".join(markdown_with(TRAIN, "**Checkpoints stay behind.**").split())
     assert "With `save_total_limit` 2 the run folder keeps two checkpoints after the run" in text
-    assert "(`OUTPUT_DIR/run/checkpoint-*`: the kept step's and the last)" in text
-    assert "set another `OUTPUT_DIR` and run the setup cell again, or delete those `checkpoint-*` folders" in text
+    # when selection keeps step 0 (the base: no checkpoint-0) the last two stay
+    assert "(`OUTPUT_DIR/run/checkpoint-*`: the last two, or the kept step's and the last)" in text
+    assert (
+        "set another `OUTPUT_DIR` and run the setup and dataset cells again (the dataset is built in "
+        "`OUTPUT_DIR/mesh-pairs`), or delete those `checkpoint-*` folders" in text
+    )
+
+
+def build_dataset_in_place(monkeypatch) -> list:
+    """02's dataset build faked: it makes the dataset folder it is given (what the training cell's dataset_path
+    names) and records it."""
+    import biohicl.data.build as build_module
+
+    built: list = []
+
+    def build(inputs, output, *args, **kwargs):
+        Path(output).mkdir(parents=True)
+        built.append(Path(output))
+        return {}, ""
+
+    monkeypatch.setattr(build_module, "build_dataset_from_files", build)
+    return built
+
+
+def test_following_the_remedy_trains_in_the_other_folder(tmp_path, monkeypatch):
+    """The remedy followed: OUTPUT_DIR changed, then the setup and dataset cells run again; the run trains in the new
+    folder on a dataset there. Changed without running the setup cell again, the message says so."""
+    from biohicl.errors import ConfigError
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    (tmp_path / "data" / "pubmedqa").mkdir(parents=True)
+    (tmp_path / "data" / "pubmedqa" / "ori_pqal.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(tmp_path / "data"))  # PubMedQA alone, as the data cell fetches it
+    built = build_dataset_in_place(monkeypatch)
+    namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values={"OUTPUT_DIR": str(first)})
+    dataset_cell, training_cell = cell_with(TRAIN, "default_inputs()"), cell_with(TRAIN, "train_biohicl(")
+    exec(dataset_cell, namespace)
+    write_checkpoint(first / "run", 6, {"learning_rate": 0.0001})
+    nb = load(TRAIN)
+    setup_cell = nb.cells[parameter_cells(nb)[0] + 1].source
+    calls = fake_training(monkeypatch)
+    namespace["OUTPUT_DIR"] = str(second)  # changed in the parameters cell; the setup cell not run again
+    with pytest.raises(ConfigError) as raised:
+        exec(training_cell, namespace)
+    assert str(raised.value) == (
+        f"{first / 'run'} holds checkpoints of a run with other settings (checkpoint-6 → this run: learning_rate "
+        f"0.0001 → 0.0002): OUTPUT_DIR is '{second}' but the setup cell last ran with '{first}': run the setup and "
+        "dataset cells again"
+    )
+    exec(setup_cell, namespace)  # the setup cell alone: the dataset is still in the first folder
+    assert namespace["run_dir"] == second / "run" and not (second / "mesh-pairs").exists()
+    exec(dataset_cell, namespace)  # and the dataset cell, as the remedy says
+    with pytest.raises(Trained):
+        exec(training_cell, namespace)
+    assert built == [first / "mesh-pairs", second / "mesh-pairs"]
+    assert (calls[0].output_dir, calls[0].dataset_path) == (str(second / "run"), str(second / "mesh-pairs"))
 
 
 # ------------------------------------------------------------------------------------------------ 2. outside Colab
@@ -301,6 +356,51 @@ def test_after_a_runtime_reset_the_parameters_and_setup_cells_define_the_run_fol
     assert namespace["run_dir"] == tmp_path / "nb" / "run" and namespace["out"] == tmp_path / "nb"
 
 
+def test_after_a_runtime_reset_the_evaluation_needs_the_data_cell_again(tmp_path, monkeypatch, data_dir):
+    """Colab after "Restart session": the disk (./biohicl-data, the run) is kept, BIOHICL_DATA_DIR the data cell set is
+    gone. The parameters and setup cells alone leave the evaluation no task; the data cell run again fetches nothing
+    and sets it, and the evaluation scores its tasks."""
+    import IPython.display
+
+    import biohicl.evaluation.report as report
+    import biohicl.evaluation.runner as runner
+    from biohicl.errors import DataError
+    from biohicl.models.model import BioHiCL
+
+    data = tmp_path / "biohicl-data"  # what the data cell fetched before the reset
+    (data / "pubmedqa").mkdir(parents=True)
+    (data / "biosses").mkdir()
+    for rel in ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"):
+        (data / rel).write_text("{}", encoding="utf-8")
+    (data / "biosses" / "biosses.tsv").write_bytes((data_dir / "biosses" / "biosses.tsv").read_bytes())
+    fetched = fake_downloads(tmp_path, monkeypatch)  # on Colab, BIOHICL_DATA_DIR unset
+    monkeypatch.setattr("biohicl.settings.__file__", str(tmp_path / "src" / "biohicl" / "settings.py"))
+    values = {"OUTPUT_DIR": str(tmp_path / "nb"), "EVAL_TASKS": ["biosses", "pubmedqa"], "DEV_TASKS": []}
+    namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values=values)
+    evaluation = cell_with(TRAIN, "model_ids = {")
+    with pytest.raises(DataError) as raised:
+        exec(evaluation, namespace)
+    assert "no task has its data" in str(raised.value)
+
+    scored = []
+    encoder = type("Encoder", (), {"config": type("Config", (), {"max_length": 128})(), "to": lambda self, d: self})()
+    monkeypatch.setattr(BioHiCL, "from_base", lambda *a, **k: encoder)
+    monkeypatch.setattr(BioHiCL, "from_pretrained", lambda *a, **k: encoder)
+    monkeypatch.setattr(runner, "evaluate_model", lambda enc, tasks, **kw: scored.append(tasks) or {})
+    monkeypatch.setattr(runner, "save_results", lambda record, path: None)
+    monkeypatch.setattr(report, "markdown_report", lambda *a, **k: "")
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
+    exec(cell_with(TRAIN, "DATA_FILES = {"), namespace)  # the data cell again
+    assert fetched == [] and Path(namespace["data_root"]) == data.resolve()
+    exec(evaluation, namespace)
+    assert scored == [["biosses", "pubmedqa"], ["biosses", "pubmedqa"]]  # the base, then the kept model
+    text = " ".join(markdown_with(TRAIN, "## Evaluate against the base").split())
+    assert (
+        "After a runtime reset, run the parameters, setup and data cells again before this one (the data cell sets "
+        "`BIOHICL_DATA_DIR` again and fetches nothing already there)" in text
+    )
+
+
 def test_running_the_parameters_cell_again_keeps_the_setup_cells_dtype(tmp_path, monkeypatch, capsys):
     """On a T4 the setup cell trains in float16; running only the parameters cell again (after changing a setting)
     leaves it so: the run does not switch to emulated bfloat16."""
@@ -334,7 +434,8 @@ def test_kept_step_line_names_the_metric_it_selected_on(tmp_path, monkeypatch, c
     fake_training(monkeypatch, summary)
     exec(cell_with(TRAIN, "train_biohicl("), namespace)
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "model selection on dev data: kept step 2, siml-agreement_spearman 0.2281 (step 0: 0.2263; evaluated at "
+        "model selection on dev data: kept step 2, eval_dev_score (siml-agreement_spearman) 0.2281 (step 0: 0.2263; "
+        "evaluated at "
         "steps 0, 1, 2)"
     )
 
@@ -356,7 +457,8 @@ def test_loss_chart_leaves_gaps_where_a_term_was_not_logged_and_names_the_terms(
     log = [
         {"step": s, "loss": 0.1, "loss_mse": 0.09, **({"loss_con": con[s]} if s in con else {})} for s in range(1, 9)
     ]
-    run_dir = namespace.setdefault("run_dir", tmp_path / "nb" / "run")  # as the setup cell sets it
+    run_dir = namespace["run_dir"]  # the setup cell's
+    assert run_dir == tmp_path / "nb" / "run"
     run_dir.mkdir(parents=True)
     (run_dir / "trainer_state.json").write_text(json.dumps({"log_history": log}), encoding="utf-8")
     source = cell_with(TRAIN, "read_log_history(run_dir)").replace("%matplotlib inline", "")
