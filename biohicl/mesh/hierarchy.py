@@ -47,6 +47,33 @@ def tree_depth(tree_number: str) -> int:
     return tree_number.count(".") + 1
 
 
+def check_labels(labels, what: str):
+    """``labels`` when it is a collection of labels; a :class:`TypeError` when it is one string (``"Brain"`` would
+    be read letter by letter, ``'B'`` an unknown term)."""
+    if isinstance(labels, str):
+        raise TypeError(f"{what}: {labels!r} is one string, not a collection of labels; pass a list: [{labels!r}]")
+    return labels
+
+
+def check_label_lists(docs, what: str = "docs"):
+    """``docs`` when it is a sequence of label collections; a :class:`TypeError` naming it, or its first item, when
+    that is one string."""
+    if isinstance(docs, str):
+        raise TypeError(f"{what}: {docs!r} is one string, not a list of label lists; pass [[{docs!r}]]")
+    for i, doc in enumerate(docs):
+        if isinstance(doc, str):
+            check_labels(doc, f"{what}[{i}]")
+    return docs
+
+
+def checked_label_weights(label_weights, what: str = "label_weights"):
+    """``label_weights`` when it is None or a mapping; a :class:`TypeError` otherwise."""
+    if label_weights is not None and not isinstance(label_weights, Mapping):
+        example = repr(label_weights) if isinstance(label_weights, str) else "'Humans'"
+        raise TypeError(f"{what}: {label_weights!r} is not a mapping of label to weight; pass e.g. {{{example}: 0.5}}")
+    return label_weights
+
+
 def tree_ancestors(tree_number: str) -> list[str]:
     """All prefixes of a tree number, itself included, root first."""
     parts = tree_number.split(".")
@@ -173,12 +200,12 @@ class MeshHierarchy:
     def known_labels(self, labels: Iterable[str] | None) -> list[str]:
         """The labels this hierarchy can place in the tree (unknown UIs and tree-less check tags such as Male
         dropped), in order."""
-        return [label for label in labels or () if self.trees.get(label)]
+        return [label for label in check_labels(labels, "labels") or () if self.trees.get(label)]
 
     def label_nodes(self, labels: Iterable[str], ancestors: bool = True) -> set[str]:
         """The tree nodes a label set switches on (with or without ancestors)."""
         nodes: set[str] = set()
-        for label in labels:
+        for label in check_labels(labels, "labels"):
             nodes.update(self.ancestors(label) if ancestors else self.tree_numbers(label))
         return nodes
 
@@ -270,9 +297,11 @@ class MeshHierarchy:
         """One sparse row per document: columns are tree nodes, values ``log(depth + 1)`` (1.0 unweighted).
 
         A node switched on by several labels of a document counts once (the vector is multi-hot).
-        ``label_weights``: descriptor → weight multiplier (see the module docstring).
+        ``label_weights``: descriptor → weight multiplier (see the module docstring). One string where a list is
+        expected (``docs``, a document's labels, ``label_weights``) is a :class:`TypeError`.
         """
-        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
+        check_label_lists(docs)
+        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, checked_label_weights(label_weights))
         vectors.sort_indices()
         return vectors
 
@@ -297,7 +326,10 @@ class MeshHierarchy:
         depth_weight: bool = True,
         label_weights: Mapping[str, float] | None = None,
     ) -> float:
-        """SimL of two label sets: cosine of their weighted node vectors; 0.0 when either is empty."""
+        """SimL of two label sets: cosine of their weighted node vectors; 0.0 when either is empty. Each set is a
+        list (or any collection) of labels: one string is a :class:`TypeError`."""
+        check_labels(labels_a, "labels_a")
+        check_labels(labels_b, "labels_b")
         vectors = self.normalized_label_vectors(
             [labels_a, labels_b], ancestors, depth_weight, np.float64, label_weights
         )
@@ -310,10 +342,13 @@ class MeshHierarchy:
         depth_weight: bool = True,
         label_weights: Mapping[str, float] | None = None,
     ):
-        """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32)."""
+        """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32); one string where a list
+        of labels is expected is a :class:`TypeError`."""
         import torch
 
-        vectors = self._raw_label_vectors(label_lists, ancestors, depth_weight, np.float32, label_weights)
+        checked = check_label_lists(label_lists, "label_lists")
+        weights = checked_label_weights(label_weights)
+        vectors = self._raw_label_vectors(checked, ancestors, depth_weight, np.float32, weights)
         return torch.from_numpy(gram_matrix(vectors, normalize=True))
 
 
