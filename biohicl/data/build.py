@@ -4,6 +4,7 @@ default dataset (:func:`default_inputs`, :func:`build_default_dataset`)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -11,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
-from biohicl.data.pubmedqa import load_pubmedqa_test_ids
+from biohicl.data.pubmedqa import read_pmid_object, read_test_id_file
 from biohicl.data.read_report import ReadReport
 from biohicl.data.records import MeshRecord, label_kind_of
 from biohicl.data.sources import read_groups, resolve_inputs, unique_records
-from biohicl.data.splits import DevSplit, pubmedqa_non_test_pmids
+from biohicl.data.splits import DevSplit
 from biohicl.data.storage import check_output_dir, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
+
+logger = logging.getLogger(__name__)
 
 
 def build_dataset_from_files(
@@ -68,7 +71,10 @@ def build_dataset_from_files(
         raise DataError(mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
     mesh = mesh if isinstance(mesh, MeshHierarchy) else MeshHierarchy.load(mesh)
     test_file = _pubmedqa_test_file(test_ids, groups)
-    tests = frozenset(load_pubmedqa_test_ids(test_file)) if test_file is not None else frozenset()
+    tests = frozenset(read_test_id_file(test_file)) if test_file is not None else frozenset()
+    pubmedqa_pmids = {Path(f): set(read_pmid_object(f, "item")) for s, fs in groups if s == "pubmedqa" for f in fs}
+    if test_file is not None and pubmedqa_pmids:
+        _check_test_ids_found(test_file, tests, pubmedqa_pmids, explicit=test_ids is not None)
     excluded = set(tests) if exclude_test else set()
     decontaminator = None
     if decontaminate:
@@ -78,7 +84,7 @@ def build_dataset_from_files(
     elif beir:
         raise ConfigError("--beir names evaluation sets to decontaminate against: it needs decontamination on")
     if dev_split is not None and dev_split.pubmedqa_non_test is None:
-        dev_split = _with_pubmedqa_reference(dev_split, groups, tests)
+        dev_split = _with_pubmedqa_reference(dev_split, pubmedqa_pmids, tests)
 
     deletions: list[tuple[str, str]] = []  # <DeleteCitation> PMIDs of NLM update files, applied by unique_records
 
@@ -101,24 +107,46 @@ def build_dataset_from_files(
     return dataset, summary
 
 
+def _check_test_ids_found(
+    test_file: Path, tests: frozenset[str], pubmedqa_pmids: dict[Path, set[str]], *, explicit: bool
+) -> None:
+    """Refuse a test-id file given (``--test_ids``) that names none of the PubMedQA inputs' PMIDs: their test items
+    would be trained on. Found by default (a PubMedQA-format corpus other than PQA-L) that is one warning, and so is
+    a file naming only some of them (a cut of PQA-L), with the count."""
+    inputs = ", ".join(map(str, pubmedqa_pmids))
+    found = len(tests & set().union(*pubmedqa_pmids.values()))
+    if found == len(tests):
+        return
+    if not found:
+        plural = "s" if len(tests) != 1 else ""
+        message = f"none of its {len(tests)} test PMID{plural} is a PMID of the PubMedQA input ({inputs})"
+        if explicit:
+            raise DataError(f"{message}, so its test items would be trained on; give that input's test-id file",
+                            test_file)  # fmt: skip
+        logger.warning("%s: %s; no PubMedQA item is marked test", test_file, message)
+        return
+    missing = len(tests) - found
+    verb = "is" if missing == 1 else "are"
+    logger.warning("%s: %d of its %d test PMIDs %s not a PMID of the PubMedQA input (%s); %d marked test",
+                   test_file, missing, len(tests), verb, inputs, found)  # fmt: skip
+
+
 def _with_pubmedqa_reference(
-    dev_split: DevSplit, groups: Sequence[tuple[str, Sequence[Path]]], test_ids: Iterable[str]
+    dev_split: DevSplit, pubmedqa_pmids: dict[Path, set[str]], test_ids: frozenset[str]
 ) -> DevSplit:
-    """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs, else from ``BIOHICL_DATA_DIR``'s PQA-L
-    (so a copy of a PubMedQA dev abstract in another corpus is held out too); unchanged when there is none."""
+    """``dev_split`` with ``pubmedqa_non_test`` from the PubMedQA inputs (``pubmedqa_pmids``: each input's PMIDs),
+    else from ``BIOHICL_DATA_DIR``'s PQA-L (so a copy of a PubMedQA dev abstract in another corpus is held out
+    too); unchanged when there is none."""
     from biohicl.settings import data_dir
 
-    files = [Path(f) for source, paths in groups if source == "pubmedqa" for f in paths]
-    if not files:
+    keys = list(pubmedqa_pmids.values())
+    if not keys:
         root = data_dir(required=False)
         candidate = root / "pubmedqa" / "ori_pqal.json" if root is not None else None
-        files = [candidate] if candidate is not None and candidate.is_file() else []
-    if not files:
+        keys = [set(read_pmid_object(candidate, "item"))] if candidate is not None and candidate.is_file() else []
+    if not keys:
         return dev_split
-    non_test: set[str] = set()
-    for path in files:
-        non_test |= pubmedqa_non_test_pmids(path, test_ids)
-    return replace(dev_split, pubmedqa_non_test=frozenset(non_test))
+    return replace(dev_split, pubmedqa_non_test=frozenset(set().union(*keys) - test_ids))
 
 
 def _pubmedqa_test_file(test_ids: str | Path | None, groups: Sequence[tuple[str, Sequence[Path]]]) -> Path | None:
