@@ -279,22 +279,29 @@ def test_a_branch_not_there_yet_is_listed_from_main(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("remote", "said"),
+    ("remote", "said", "result"),
     [
         (
             {".gitattributes": b"", "LICENSE": b"my terms", "onnx/model.onnx": b"x", "README.md": b"old"},
             "me/t: the commit deletes 2 files of the repo that the folder lacks: LICENSE, onnx/model.onnx",
+            "the commit deleted 2 files of the repo that the folder lacked: LICENSE, onnx/model.onnx",
         ),
-        ({"README.md": b"old"}, "me/t: the commit deletes no file of the repo (it holds none that the folder lacks)"),
+        (
+            {"README.md": b"old"},
+            "me/t: the commit deletes no file of the repo (it holds none that the folder lacks)",
+            "the commit deleted no file of the repo",
+        ),
         (
             None,  # an API object without list_repo_files
             "me/t: the commit deletes every file of the repo the folder lacks (not listed: the Hub API given cannot "
             "list a repo's files)",
+            "the commit deleted every other file of the repo (.gitattributes kept)",
         ),
     ],
 )
-def test_a_publish_says_what_its_commit_deletes_before_making_it(run_dir, monkeypatch, capsys, remote, said):
-    # the real run printed only "published ...": an earlier release's files, or a LICENSE added on the Hub, went unsaid
+def test_a_publish_says_what_its_commit_deletes_before_making_it(run_dir, monkeypatch, capsys, remote, said, result):
+    # the real run printed only "published ...": an earlier release's files, or a LICENSE added on the Hub, went
+    # unsaid; then its result line said "deleted every other file" even after "deletes no file" (the listing reused)
     run, _ = run_dir
     api = RecordingHfApi(token="hf_fake") if remote is None else ListingHfApi(remote, token="hf_fake")
     monkeypatch.setattr(huggingface_hub, "HfApi", type("HfApi", (type(api),), {"__new__": lambda cls, *a, **k: api}))
@@ -304,8 +311,7 @@ def test_a_publish_says_what_its_commit_deletes_before_making_it(run_dir, monkey
     assert lines[-3:] == [
         said,
         f"uploaded {len(uploaded)} files to me/t (model)",
-        "published me/t (model): https://huggingface.co/me/t/commit/abc; the commit deleted every other file of the "
-        "repo (.gitattributes kept)",
+        f"published me/t (model): https://huggingface.co/me/t/commit/abc; {result}",
     ]
     assert sorted(api.repo) == sorted({".gitattributes", *uploaded})
     listed = [call for call in api.calls if call[0] == "list_repo_files"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder, record_dataset_publication
-from biohicl.hub.hub_access import files_deleted, require_token, token_of
+from biohicl.hub.hub_access import RemoteDeletions, deleted_words, files_deleted, require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
@@ -259,6 +259,7 @@ def main(argv: list[str], api: Any | None = None) -> int:
         if args.dry_run:
             _print_plan(folder, settings, repo_type, max_bytes, api)
             return 0
+        deleted: list[RemoteDeletions] = []  # the listing said before the upload, said again in the result line
         result = publish_folder(
             api,
             folder,
@@ -269,12 +270,11 @@ def main(argv: list[str], api: Any | None = None) -> int:
             commit_message=settings.get("commit_message"),
             max_file_bytes=max_bytes,
             allow_large_files=bool(settings.get("allow_large_files")),
+            listed=deleted.append,
         )
         if repo_type == "dataset":  # the model cards of runs trained on this folder link it (hub/card_data_source)
             record_dataset_publication(source, settings["repo_id"], settings.get("revision"))
     url = getattr(result, "commit_url", None) or f"https://huggingface.co/{settings['repo_id']}"
-    print(
-        f"published {settings['repo_id']} ({repo_type}): {url}; the commit deleted every other file of the repo "
-        "(.gitattributes kept)"
-    )
+    said = deleted_words(deleted[0] if deleted else RemoteDeletions(None))
+    print(f"published {settings['repo_id']} ({repo_type}): {url}; {said}")
     return 0

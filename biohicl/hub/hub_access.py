@@ -234,6 +234,19 @@ def _list_once(api: Any):
     return list_files
 
 
+def deleted_words(deleted: RemoteDeletions) -> str:
+    """What the mirroring commit deleted, said once it is made, from the listing said before it (:func:`deletion_line`):
+    ``the commit deleted 2 files of the repo that the folder lacked: LICENSE, onnx/model.onnx``."""
+    if deleted.paths is None:
+        return "the commit deleted every other file of the repo (.gitattributes kept)"
+    if not deleted.paths:
+        return "the commit deleted no file of the repo"
+    count = len(deleted.paths)
+    return f"the commit deleted {count} file{'s' * (count != 1)} of the repo that the folder lacked: " + (
+        ", ".join(deleted.paths)
+    )
+
+
 def deletion_line(repo_id: str, deleted: RemoteDeletions) -> str:
     """What a commit that mirrors a folder deletes from ``repo_id``, said before it is made."""
     if deleted.paths is None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import (
+    RemoteDeletions,
     UploadInterrupted,
     deletion_line,
     failure_message,
@@ -304,12 +306,13 @@ def publish_folder(
     commit_message: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     allow_large_files: bool = False,
+    listed: Callable[[RemoteDeletions], Any] | None = None,
 ) -> Any:
     """Check ``folder`` and upload it to ``repo_id`` in one commit (``create_repo(exist_ok=True)`` first).
 
     The commit mirrors the folder: remote files the folder lacks are deleted (``.gitattributes`` is kept), as one
     info line says before the upload (:func:`~biohicl.hub.hub_access.files_deleted`, by ``list_repo_files`` where the
-    API has it).
+    API has it); ``listed`` is called with that listing (``biohicl publish``'s result line says what was deleted).
     ``private``: a new repo's visibility (None: the owner's default, public unless an organization makes new repos
     private; an existing repo's is left as it is). ``private=True`` on an existing public repo is a
     :class:`PublishError` before anything is uploaded.
@@ -344,6 +347,8 @@ def publish_folder(
         # the repo exists now (the Hub answers): what the mirroring commit deletes is said before it is made
         deleted = files_deleted(api, repo_id, [f.path for f in files], repo_type=repo_type, revision=revision)
         logger.info("%s", deletion_line(repo_id, deleted))
+        if listed is not None:
+            listed(deleted)
         uploading = True
         result = api.upload_folder(
             repo_id=repo_id,
