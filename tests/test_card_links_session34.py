@@ -249,6 +249,17 @@ def test_a_release_manifest_still_names_the_dataset_first(workdir, mesh):
     assert ModelCard(text).data.to_dict()["datasets"] == ["me/reviewed"]
 
 
+@pytest.mark.parametrize(("revision", "link"), [("v0.2", "/tree/v0.2) (revision `v0.2`)"), ("main", "),")])
+def test_a_release_manifest_links_the_dataset_at_its_revision_unless_main(workdir, mesh, revision, link):
+    _build(workdir / "data", mesh, ["diabetes", "heart"])
+    (workdir / "hub" / "datasets").mkdir(parents=True)
+    manifest = f"repo_id: me/reviewed\nrepo_type: dataset\nsource: data\nrevision: {revision}\n"
+    (workdir / "hub" / "datasets" / "m.yaml").write_text(manifest)
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(_run_on(workdir, "data"), "m"))
+    assert ModelCard(text).data.to_dict()["datasets"] == ["me/reviewed"]
+    assert f"published as [`me/reviewed`](https://huggingface.co/datasets/me/reviewed{link}" in text
+
+
 def test_staging_or_a_dry_run_records_no_publication(workdir, mesh):
     from biohicl.cli import publish as publish_cmd
 

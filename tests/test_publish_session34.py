@@ -5,6 +5,7 @@ is made and Ctrl-C during the upload (recording fakes of ``HfApi``; no network).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx2
@@ -75,6 +76,10 @@ def test_a_manifest_without_private_leaves_visibility_to_the_owner_and_its_priva
     api = RecordingHfApi()
     assert publish_cmd.main(["--manifest", str(manifest), "--private", "false"], api=api) == 0
     assert api.calls[0][2]["private"] is False
+    manifest.write_text(f"repo_id: me/x\nsource: {run}\nlicense: mit\nprivate: false\n")  # a manifest's false too
+    api = RecordingHfApi()
+    assert publish_cmd.main(["--manifest", str(manifest)], api=api) == 0
+    assert api.calls[0] == ("create_repo", ("me/x",), {"repo_type": "model", "private": False, "exist_ok": True})
 
 
 # ---------------------------------------------------------------------- --out --overwrite
@@ -105,6 +110,22 @@ def test_a_failing_overwrite_build_leaves_the_previous_folder_intact(run_dir, tm
     (out / "stale.bin").write_bytes(b"x")
     build_model_repo_folder(run, out, repo_id="me/x", license="mit", overwrite=True)  # a good build replaces it
     assert _files(out) == before
+
+
+def test_a_refused_file_fails_an_overwrite_build_and_leaves_the_previous_folder_intact(run_dir, tmp_path):
+    run, _ = run_dir
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    out = tmp_path / "repo"
+    build_model_repo_folder(copy, out, repo_id="me/x", license="mit")
+    before = _files(out)
+    tokenizer = copy / "tokenizer_config.json"  # staged as is, so the folder's token scan refuses the copy
+    tokenizer.write_text(tokenizer.read_text().replace("{", '{"note": "hf_' + "Ab1" * 11 + '", ', 1))
+    with pytest.raises(PublishError) as info:
+        build_model_repo_folder(copy, out, repo_id="me/x", license="mit", overwrite=True)
+    assert str(info.value).startswith(f"{out / 'tokenizer_config.json'}: ") and "Ab1Ab1" not in str(info.value)
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "run"]  # no staging or old copy left beside it
 
 
 @pytest.mark.parametrize("out", [".", "./", "..", "sub/.."])
@@ -175,6 +196,11 @@ def test_merge_with_base_model_path_equals_the_merge_from_the_cache_and_a_wrong_
     assert rc == 2 and capsys.readouterr().err == (
         "biohicl publish: error: --base_model_path: is read by --merge only (an adapter is published as it is, "
         "its base named by its Hub id)\n"
+    )
+    # nor by a dataset publish: refused before the folder is looked at
+    rc = cli.main(["publish", str(tmp_path / "no-data"), "--dataset", "--repo_id", "me/d", "--base_model_path", "b"])
+    assert rc == 2 and capsys.readouterr().err == (
+        "biohicl publish: error: --base_model_path: is for model releases; a dataset publish does not use it\n"
     )
 
 

@@ -144,3 +144,20 @@ def test_queries_given_both_as_words_and_as_option_are_one_line_in_words(index_d
         "give them either as QUERY words or as --queries (once per query), not both"
     ]
 
+
+def test_a_number_in_a_configs_queries_is_searched_as_its_text(index_dir, tmp_path, capsys):
+    config = tmp_path / "n.yaml"
+    config.write_text(f"index: {index_dir}\nqueries: [42, 3.5]\n")
+    expected = hits([str(index_dir), "42", "3.5", *OPTIONS], capsys)
+    assert [q for q, _, _ in expected] == ["42"] * 2 + ["3.5"] * 2
+    assert hits(["--config", str(config), *OPTIONS], capsys) == expected
+
+
+def test_a_config_holding_both_queries_and_a_queries_file_searches_the_strings_first(index_dir, tmp_path, capsys):
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tbrain cancer\n")
+    expected = hits([str(index_dir), "statin therapy", "--queries_file", str(queries), *OPTIONS], capsys)
+    assert [q for q, _, _ in expected] == ["statin therapy"] * 2 + ["brain cancer"] * 2
+    config = tmp_path / "both.yaml"
+    config.write_text(f"index: {index_dir}\nqueries: [statin therapy]\nqueries_file: {queries}\n")
+    assert hits(["--config", str(config), *OPTIONS], capsys) == expected
