@@ -70,6 +70,31 @@ def test_a_flag_defaulting_to_none_still_says_not_given(capsys):
     assert option_helps(command_help("train", capsys))["--fsdp"].endswith("(default: not given)")
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "help_end"),
+    [
+        ("evaluate", "--max_length", "Override the model's maximum tokens per text. (default: the model's own)"),
+        ("evaluate", "--query_prompt", "Override the model's query prompt. (default: the model's own)"),
+        ("evaluate", "--document_prompt", "Override the model's document prompt. (default: the model's own)"),
+        ("evaluate", "--limit_queries", "(quick checks; recorded). (default: every query)"),
+        ("publish", "--commit_message", "(default: the manifest's commit_message, else Upload REPO_ID with biohicl)"),
+        (
+            "publish",
+            "--base_eval_results",
+            "(default: the manifest's base_eval_results, else RUN/base_eval_results.json if there)",
+        ),
+        (
+            "search",
+            "--model",
+            "Model to encode the queries with. (default: the index's model, as its manifest records)",
+        ),
+    ],
+)
+def test_options_defaulting_to_none_say_what_leaving_them_out_means(command, option, help_end, capsys):
+    # DEFAULT_WORDS was used by no field: these showed no default at all
+    assert option_helps(command_help(command, capsys))[option].endswith(help_end)
+
+
 def test_field_metadata_may_name_what_none_means(capsys):
     from biohicl.cli.parser import DEFAULT_WORDS, parse_command
 

@@ -98,11 +98,22 @@ class EvaluateArguments:
             "choices": list(DTYPES),
         },
     )
-    max_length: int | None = field(default=None, metadata={"help": "Override the model's maximum tokens per text."})
-    query_prompt: str | None = field(default=None, metadata={"help": "Override the model's query prompt."})
-    document_prompt: str | None = field(default=None, metadata={"help": "Override the model's document prompt."})
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Override the model's maximum tokens per text.", "default_words": "the model's own"},
+    )
+    query_prompt: str | None = field(
+        default=None, metadata={"help": "Override the model's query prompt.", "default_words": "the model's own"}
+    )
+    document_prompt: str | None = field(
+        default=None, metadata={"help": "Override the model's document prompt.", "default_words": "the model's own"}
+    )
     limit_queries: int | None = field(
-        default=None, metadata={"help": "Only the first N queries of retrieval tasks (quick checks; recorded)."}
+        default=None,
+        metadata={
+            "help": "Only the first N queries of retrieval tasks (quick checks; recorded).",
+            "default_words": "every query",  # biohicl.cli.parser.DEFAULT_WORDS: what None means, in --help
+        },
     )
     document_index: str | None = field(
         default=None,

@@ -85,7 +85,12 @@ class PublishArguments:
         default=None, metadata={"help": "Evaluation JSON of the tuned model (default RUN/eval_results.json)."}
     )
     base_eval_results: str | None = field(
-        default=None, metadata={"help": "Evaluation JSON of the base model, for the card's table."}
+        default=None,
+        metadata={
+            "help": "Evaluation JSON of the base model, for the card's table.",
+            # biohicl.cli.parser.DEFAULT_WORDS: what None means, shown by --help
+            "default_words": "the manifest's base_eval_results, else RUN/base_eval_results.json if there",
+        },
     )
     license: str | None = field(
         default=None,
@@ -107,7 +112,13 @@ class PublishArguments:
             "--base_model_path` checks it."
         },
     )
-    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    commit_message: str | None = field(
+        default=None,
+        metadata={
+            "help": "Commit message.",
+            "default_words": "the manifest's commit_message, else Upload REPO_ID with biohicl",
+        },
+    )
     allow_large_files: bool = field(default=False, metadata={"help": "Allow files over the size limit."})
     max_file_mb: float = field(
         default=DEFAULT_MAX_FILE_BYTES / 1024**2, metadata={"help": "Per-file size limit in MiB."}

@@ -58,7 +58,12 @@ class SearchArguments:
         },
     )
     model: str | None = field(
-        default=None, metadata={"help": "Model to encode the query (default: the one recorded in the manifest)."}
+        default=None,
+        metadata={
+            "help": "Model to encode the queries with.",
+            # biohicl.cli.parser.DEFAULT_WORDS: what None means, shown by --help
+            "default_words": "the index's model, as its manifest records",
+        },
     )
     chunk_size: int = field(default=65_536, metadata={"help": "Index rows scored at a time (bounds memory)."})
     backend: str = field(
