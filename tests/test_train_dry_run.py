@@ -143,8 +143,8 @@ def test_the_plan_says_an_evaluating_run_without_best_model_loading_keeps_its_la
     line = (
         f"  evaluation: every 2 steps on {beir} (no --load_best_model_at_end): the run keeps its last step whatever it "
         "scores; to select a step on dev data, step 0 (the base) a candidate, add e.g. --save_steps 2 "
-        "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
-        '--eval_tasks; docs/training.md, "Model selection on dev data"), or train with --config '
+        "--load_best_model_at_end --metric_for_best_model METRIC (METRIC: a metric of its --eval_tasks, as its "
+        'evaluation logs it; docs/training.md, "Model selection on dev data"), or train with --config '
         "configs/biohicl_minilm.yaml, the registry's recipe\n"
     )
     assert line in capsys.readouterr().out

@@ -153,16 +153,17 @@ KEEPS = "so the run keeps its last step whatever it scores; to select a step on 
 @pytest.mark.parametrize(
     ("more", "line"),
     [
-        (  # the metric a guess: one of its tasks' may be another
+        (  # no metric, and no task of the recipe's: one of its own tasks' metrics, named as such
             {"save_steps": 1},
             f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --load_best_model_at_end "
-            f"--metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its --eval_tasks; {GUIDE}), {RECIPE}",
+            "--metric_for_best_model METRIC (METRIC: a metric of its --eval_tasks, as its evaluation logs it; "
+            f"{GUIDE}), {RECIPE}",
         ),
         (  # saves every 500 steps: a best step must be saved to be loaded
             {},
             f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --save_steps 1 "
-            "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
-            f"--eval_tasks; {GUIDE}), {RECIPE}",
+            "--load_best_model_at_end --metric_for_best_model METRIC (METRIC: a metric of its --eval_tasks, as its "
+            f"evaluation logs it; {GUIDE}), {RECIPE}",
         ),
         (
             {"save_steps": 1, "metric_for_best_model": "score"},
@@ -172,8 +173,8 @@ KEEPS = "so the run keeps its last step whatever it scores; to select a step on 
         (
             {"save_strategy": "no"},
             f"dev evaluation without --load_best_model_at_end, {KEEPS}, add e.g. --save_strategy steps --save_steps 1 "
-            "--load_best_model_at_end --metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its "
-            f"--eval_tasks; {GUIDE}), {RECIPE}",
+            "--load_best_model_at_end --metric_for_best_model METRIC (METRIC: a metric of its --eval_tasks, as its "
+            f"evaluation logs it; {GUIDE}), {RECIPE}",
         ),
     ],
 )
@@ -191,6 +192,8 @@ def test_that_notices_remedy_parses_into_a_run_that_loads_its_best_step(document
     argv = ["--dataset_path", str(documents), "--output_dir", str(tmp_path / "run"), "--eval_tasks", "pubmedqa:dev"]
     argv += ["--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "no"]
     notice = dev_selection_notice(parse_args(argv))
+    assert " --save_steps 3 " in notice  # the command line's 3 is the float 3.0, said as typed
+    assert "--metric_for_best_model pubmedqa-dev_recall@1 (or another metric of its --eval_tasks;" in notice
     args = parse_args([*argv, *notice.split("add e.g. ", 1)[1].split(" (", 1)[0].split()])
     assert args.load_best_model_at_end and args.eval_on_start and args.metric_for_best_model == "pubmedqa-dev_recall@1"
     assert str(args.save_strategy.value) == "steps" and args.save_steps == args.eval_steps == 3
@@ -264,8 +267,8 @@ def test_a_study_run_that_evaluates_without_best_model_loading_names_the_study_c
     args = study_run(tiny_bert_dir, documents, tmp_path, eval_strategy="steps", eval_steps=1, eval_tasks=["biosses"])
     line = (
         f"dev evaluation without load_best_model_at_end in the study config, {KEEPS}, set e.g. "
-        f"load_best_model_at_end: true, metric_for_best_model: pubmedqa-dev_recall@1 {STUDY_KEYS} (or another metric "
-        f"of its eval_tasks; {GUIDE}; configs/study_minilm_cpu.yaml is a study that does)"
+        f"load_best_model_at_end: true, metric_for_best_model: METRIC {STUDY_KEYS} (METRIC: a metric of its "
+        f"eval_tasks, as its evaluation logs it; {GUIDE}; configs/study_minilm_cpu.yaml is a study that does)"
     )
     assert study_started(args, monkeypatch, caplog) == [line]
 

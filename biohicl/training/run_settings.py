@@ -306,6 +306,8 @@ class SettingsSpelling:
 
 COMMAND_LINE = SettingsSpelling(command_line_option)
 
+#: The metric a notice names for a run whose dev tasks it cannot name one of (training does not load the evaluation).
+METRIC = "METRIC"
 #: What a run without dev evaluation adds to select on dev, step 0 a candidate (the registry recipe's dev task).
 DEV_SELECTION_SETTINGS: dict[str, Any] = {
     "eval_tasks": ["pubmedqa:dev"], "eval_strategy": "steps", "eval_steps": 50, "save_steps": 50,
@@ -332,8 +334,12 @@ def selection_settings(args: Any) -> tuple[dict[str, Any], bool] | None:
     if saves not in (strategy, "best"):
         settings["save_strategy"] = strategy
     if strategy == "steps" and saves != "best" and (saves != "steps" or args.save_steps != args.eval_steps):
-        settings["save_steps"] = args.eval_steps
-    metric = args.metric_for_best_model or DEV_SELECTION_SETTINGS["metric_for_best_model"]
+        every = args.eval_steps
+        settings["save_steps"] = int(every) if isinstance(every, float) and every.is_integer() else every  # not 1.0
+    metric = args.metric_for_best_model
+    if not metric:  # the recipe's dev metric where the run evaluates its task, else a name for one of its own
+        dev_task = DEV_SELECTION_SETTINGS["eval_tasks"][0] in (getattr(args, "eval_tasks", None) or ())
+        metric = DEV_SELECTION_SETTINGS["metric_for_best_model"] if dev_task else METRIC
     settings.update(load_best_model_at_end=True, metric_for_best_model=metric)
     return settings, not args.metric_for_best_model
 
@@ -345,7 +351,12 @@ def keeps_last_step(
     ``spelling`` names them (``example``: settings it may choose otherwise; ``tasks``: the metric, one of its own
     ``eval_tasks``', said so)."""
     shown = spelling.separator.join(spelling.option(name, value) for name, value in settings.items())
-    guide = f"or another metric of its {spelling.flag}eval_tasks; {spelling.guide}" if tasks else spelling.guide
+    if settings.get("metric_for_best_model") == METRIC:
+        guide = f"{METRIC}: a metric of its {spelling.flag}eval_tasks, as its evaluation logs it; {spelling.guide}"
+    elif tasks:
+        guide = f"or another metric of its {spelling.flag}eval_tasks; {spelling.guide}"
+    else:
+        guide = spelling.guide
     return (
         "the run keeps its last step whatever it scores; to select a step on dev data, step 0 (the base) a candidate, "
         f"{spelling.add} {'e.g. ' if example else ''}{shown}{spelling.place} ({guide}){spelling.alternative}"
