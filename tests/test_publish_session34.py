@@ -352,6 +352,10 @@ def test_publish_help_says_the_commit_deletes_the_repos_other_files(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "deletes every other file of the repo" in text
     assert "--dry_run lists them" in text
+    assert (
+        "Once a dataset is published, NAME.published.json beside its folder NAME records the repo, the branch and the "
+        "contents pushed, so the model card of a run trained on NAME links it." in text
+    )
 
 
 def test_the_dry_run_lists_through_the_real_hfapi(run_dir, hub, capsys, monkeypatch):  # noqa: F811

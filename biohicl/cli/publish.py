@@ -8,7 +8,9 @@ commit.
 
 The commit mirrors the folder: it deletes every other file of the repo (an earlier release's weights, a file added
 on the Hub; ``.gitattributes`` is kept), and --dry_run lists them. A new repo is public unless --private (or its
-organization makes new repos private); an existing repo keeps its visibility.
+organization makes new repos private); an existing repo keeps its visibility. Once a dataset is published,
+NAME.published.json beside its folder NAME records the repo, the branch and the contents pushed, so the model card
+of a run trained on NAME links it.
 
 The token comes from ``HF_TOKEN`` or ``hf auth login``; it is never printed or written anywhere.
 """
