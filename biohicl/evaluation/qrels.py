@@ -4,6 +4,7 @@ per file (:mod:`biohicl.evaluation.retrieval` reads the rest of the folder)."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from biohicl.errors import DataError
@@ -33,8 +34,9 @@ def _is_header(tabbed: list[str], words: list[str]) -> bool:
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """``{query id: {doc id: grade}}`` of a qrels file: BEIR's ``query-id <TAB> corpus-id <TAB> score`` or
     trec_eval's ``query-id iteration doc-id relevance`` (space- or tab-separated; the iteration is ignored), one
-    format per file (the first judgement's), an optional header (the first non-blank line); a grade is truncated to
-    an integer; a (query, document) pair is judged once. :class:`DataError` naming the line that breaks this."""
+    format per file (the first judgement's), an optional header (the first non-blank line); a grade is an integer
+    (``1.0`` too, not ``0.9``); a (query, document) pair is judged once; some judgement grades a document above 0.
+    :class:`DataError` naming the line (or the file) that breaks this."""
     from biohicl.data.corpus import iter_lines  # decodes line by line: a bad byte or a corrupt gzip names its line
 
     qrels: dict[str, dict[str, int]] = {}
@@ -65,11 +67,7 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
             mixed = f"; one format per file (line {first} is TREC's)" if len(tabbed) == 3 else ""
             raise DataError(f"line {number}: expected {TREC_QRELS}, got {len(words)}{mixed}", path)
         query_id, doc_id, score = (words[0], words[2], words[3]) if trec else (f.strip() for f in tabbed)
-        try:
-            grade = int(float(score))
-        except (ValueError, OverflowError):  # OverflowError: inf
-            name = "relevance (the 4th field of a TREC line)" if trec else "score"
-            raise DataError(f"line {number}: {name} {score!r} is not a finite number", path) from None
+        grade = _grade(score, number, trec, path)
         if (query_id, doc_id) in lines:  # a second grade would replace the first silently: refused, a same one too
             at = lines[query_id, doc_id]
             raise DataError(
@@ -79,4 +77,26 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
         qrels.setdefault(query_id, {})[doc_id] = grade
     if not qrels:
         raise DataError("no judgements", path)
+    grades = [grade for judged in qrels.values() for grade in judged.values()]
+    if max(grades) <= 0:  # every metric would be 0 whatever the ranking: not a measurement
+        raise DataError(
+            f"no judgement grades a document relevant (all {len(grades)} grades are 0 or less), so every metric "
+            "would be 0 whatever the ranking",
+            path,
+        )
     return qrels
+
+
+def _grade(score: str, number: int, trec: bool, path: Path) -> int:
+    """A judgement's integer grade (``1.0`` is 1); :class:`DataError` naming the line of one that is not a number
+    or has a fraction (``0.9``: truncated it was 0, as BEIR's loader, ``int(score)``, refuses it)."""
+    name = "relevance (the 4th field of a TREC line)" if trec else "score"
+    try:
+        value = float(score)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataError(f"line {number}: {name} {score!r} is not a finite number", path)
+    if not value.is_integer():
+        raise DataError(f"line {number}: {name} {score!r} is not an integer grade (0, 1, 2 ...)", path)
+    return int(value)

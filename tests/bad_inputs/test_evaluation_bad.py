@@ -147,7 +147,7 @@ BEIR_SAME = "query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td2\t1\nq2\td3\t0\n"
         TREC,
         TREC.replace(" ", "\t"),  # tab-separated TREC
         TREC.replace(" 0 ", " 4.5 "),  # the iteration column is ignored (trec-covid's covid-complete has 4.5)
-        TREC.replace("d1 2", "d1 2.9"),  # a grade is truncated to an integer
+        TREC.replace("d1 2", "d1 2.0"),  # a whole grade written as a decimal (0.9 is refused: session 34's tests)
         "topic iteration docid relevance\n" + TREC,  # a header line: no field is a number
         "\ufefftopic\tdocid\trelevance\n" + BEIR_SAME.split("\n", 1)[1],  # a 3-column header under other names
         "\n \n" + BEIR_SAME,  # a header after blank lines: the first non-blank line (was read as a judgement)
