@@ -8,6 +8,7 @@ model's document prompt, if it has one; no query prompt: STS is symmetric, as in
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ BIOSSES_COLUMNS = ("sentence1", "sentence2", "score_mean")
 
 
 def load_biosses(path: str | Path | None = None) -> tuple[list[str], list[str], list[float], Path]:
-    """(sentences1, sentences2, gold scores, path) from ``biosses.tsv``; :class:`DataError` names bad lines."""
+    """(sentences1, sentences2, gold scores, path) from ``biosses.tsv``; :class:`DataError` names the line of a byte
+    that is not UTF-8, a ``score_mean`` that is not a finite number or an empty sentence."""
     if path is None:
         from biohicl.settings import data_path
 
@@ -30,22 +32,26 @@ def load_biosses(path: str | Path | None = None) -> tuple[list[str], list[str], 
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path)
+    from biohicl.data.corpus import iter_lines  # decodes line by line: a byte that is not UTF-8 names its line
+
     first, second, gold = [], [], []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        missing = [c for c in BIOSSES_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"header lacks column(s) {', '.join(missing)}", path)
-        for line_number, row in enumerate(reader, start=2):
-            try:
-                score = float(row["score_mean"])
-            except (TypeError, ValueError):
-                raise DataError(f"line {line_number}: score_mean {row['score_mean']!r} is not a number", path) from None
-            if not row["sentence1"] or not row["sentence2"]:
-                raise DataError(f"line {line_number}: empty sentence", path)
-            first.append(row["sentence1"])
-            second.append(row["sentence2"])
-            gold.append(score)
+    reader = csv.DictReader((line for _, line in iter_lines(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    missing = [c for c in BIOSSES_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"header lacks column(s) {', '.join(missing)}", path)
+    for row in reader:
+        line_number = reader.line_num  # the file's line (blank lines, which DictReader skips, counted)
+        try:
+            score = float(row["score_mean"])
+        except (TypeError, ValueError):
+            raise DataError(f"line {line_number}: score_mean {row['score_mean']!r} is not a number", path) from None
+        if not math.isfinite(score):  # nan or inf: a NaN Spearman, or scipy's error, later
+            raise DataError(f"line {line_number}: score_mean {row['score_mean']!r} is not a finite number", path)
+        if not row["sentence1"] or not row["sentence2"]:
+            raise DataError(f"line {line_number}: empty sentence", path)
+        first.append(row["sentence1"])
+        second.append(row["sentence2"])
+        gold.append(score)
     if len(gold) < 2:
         raise DataError(f"only {len(gold)} pair(s); need at least 2", path)
     return first, second, gold, path
