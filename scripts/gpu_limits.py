@@ -4,7 +4,8 @@ pyproject.toml's floors before any phase), the workers its memory holds (each ph
 free memory at a per-worker estimate) and the time it gives (a phase stopped, with its whole process group, at the
 deadline).
 
-Standard library only, so it runs on the GPU image before anything is installed.
+Standard library only at import, so it runs on the GPU image before anything is installed; the carried wheels'
+requirements are checked with ``packaging`` where the image has it (:func:`unmet_requirements`).
 """
 
 from __future__ import annotations
@@ -206,16 +207,35 @@ def floors(pyproject: Path) -> list[tuple[str, str]]:
     return [match.groups() for match in map(FLOOR.match, dependencies) if match]
 
 
-def release(version: str) -> tuple[int, ...]:
-    """The leading release numbers of a version (``2.11.0+cu130`` → (2, 11, 0)), for comparing floors."""
-    match = re.match(r"\d+(?:\.\d+)*", version)
-    return tuple(int(part) for part in match.group().split(".")) if match else ()
+#: A version as PEP 440 spells it, enough to compare it with a floor: ``[N!]N(.N)*`` then what follows (a
+#: pre-release ``a``/``b``/``rc``, ``.postN``, ``.devN``, a local ``+label``).
+VERSION = re.compile(r"\s*v?(?:(\d+)!)?(\d+(?:\.\d+)*)(.*)", re.IGNORECASE)
+#: What makes a version come before its release (``5.23.0rc1``, ``5.23.0.dev0``, ``2.6.0a0+git123``), unless a
+#: ``.post`` comes first (``5.23.0.post1.dev0`` is after 5.23.0).
+PRE_RELEASE = re.compile(r"[-_.]?(a|b|c|rc|alpha|beta|pre|preview|dev)(?![a-z])", re.IGNORECASE)
+
+
+def release(version: str) -> tuple[int, tuple[int, ...], bool]:
+    """(epoch, release numbers, whether it comes before that release) of a version: ``2.11.0+cu130`` → (0, (2, 11,
+    0), False), ``5.23.0rc1`` → (0, (5, 23, 0), True), ``1!2.0`` → (1, (2, 0), False); (0, (), True) when it is no
+    version at all. Enough for floors (``>=`` a plain release), not the whole of PEP 440's ordering."""
+    match = VERSION.fullmatch(version)
+    if match is None:
+        return 0, (), True
+    epoch, numbers, rest = match.groups()
+    return int(epoch or 0), tuple(int(n) for n in numbers.split(".")), bool(PRE_RELEASE.match(rest))
 
 
 def below(version: str, floor: str) -> bool:
-    have, need = release(version), release(floor)
+    """Whether ``version`` is below ``floor`` (a plain release, as pyproject.toml's ``>=`` give them), as
+    ``packaging`` orders them: a pre-release or development release of the floor's release is below it (``>=5.23``
+    refuses ``5.23.0rc1``), a post-release or local build of it is not, and a later epoch is above any floor."""
+    (epoch, have, early), (need_epoch, need, _) = release(version), release(floor)
+    if epoch != need_epoch:
+        return epoch < need_epoch
     width = max(len(have), len(need))
-    return have + (0,) * (width - len(have)) < need + (0,) * (width - len(need))
+    have, need = have + (0,) * (width - len(have)), need + (0,) * (width - len(need))
+    return have < need or (have == need and early)
 
 
 def import_paths(env: dict) -> list[str]:
@@ -242,3 +262,64 @@ def below_floors(pyproject: Path, paths: list[str], carried: dict[str, str] | No
         if version is None or below(version, floor):
             problems.append(f"{name} {version or 'missing'} (needs >={floor})")
     return problems
+
+
+def wheel_requirements(wheel: Path) -> list[str]:
+    """A wheel's ``Requires-Dist`` lines, those of its extras left out (what it needs installed to import)."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+        header = archive.read(name).decode("utf-8", errors="replace").split("\n\n")[0]
+    found = [line.partition(":")[2].strip() for line in header.splitlines() if line.startswith("Requires-Dist:")]
+    return [line for line in found if not re.search(r"\bextra\s*==", line)]
+
+
+def unmet_requirements(requires: dict[str, list[str]], paths: list[str], carried: dict[str, str]) -> list[str]:
+    """What the carried wheels (``{wheel file name: requirements}``) need that the versions here do not give, each as
+    ``NAME VERSION needs REQUIREMENT (here VERSION)``: transformers refuses on import a regex or tokenizers outside its
+    own bounds, whatever pyproject.toml's floors say. Needs ``packaging`` (every transformers image has it): without
+    it, nothing is said."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return []
+    unmet = []
+    for wheel, lines in requires.items():
+        owner, version = wheel.split("-")[:2]
+        for line in lines:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            have = carried.get(normal(requirement.name))
+            if have is None:
+                found = next(iter(metadata.distributions(name=requirement.name, path=paths)), None)
+                have = found.version if found is not None else None
+            if have is None or not requirement.specifier.contains(have, prereleases=True):
+                unmet.append(
+                    f"{owner} {version} needs {requirement.name}{requirement.specifier} (here {have or 'missing'})"
+                )
+    return unmet
+
+
+#: What the phases import first: an import that fails here fails every run, minutes in.
+IMPORTS = "transformers, peft, datasets, evaluate, biohicl"
+
+
+def import_problem(env: dict) -> str | None:
+    """None when ``python -c "import {IMPORTS}"`` succeeds in ``env`` (the phases' environment), else one line: the
+    error's type and the first line of its message (transformers' "regex>=2025.10.22 is required ... but found
+    regex==2024.11.6." is followed by a "Try: pip install" line)."""
+    code = (
+        "import sys\ntry:\n    import " + IMPORTS + "\nexcept BaseException as error:\n"
+        "    print(f'{type(error).__name__}: {(str(error).splitlines() or [\"\"])[0]}', file=sys.stderr)\n"
+        "    sys.exit(1)\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return "the import took over 300 s"
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit {done.returncode}"

@@ -7,24 +7,26 @@ included), and at most 8 files of 16 MiB (64 MiB together, no deeper than ``$OUT
 
 ``stage`` (here): pack the study's model(s) (``scripts/pack_model.py``), its built dataset, the ``BIOHICL_DATA_DIR``
 folders its tasks read, the wheels pyproject.toml's floors need that the GPU image lacks (:data:`DEFAULT_WHEELS`) and
-the study config into one bundle, cut it into the fewest parts, one per call (``runs/gpu_carry/cK/``, git-ignored),
-and print the device calls: each within the machine's 30 s warm window, ``status()`` just before the last (its
-``budget_left_s`` is the run's ``--device-left``), ``give_back()`` after it, no kind unless one worker needs more
-than an H100. It first refuses, here, a dataset the study would refuse there (none built, or a build of other
-settings than the config's ``dataset``), naming the command that builds the config's (:func:`dataset_command`)::
+the study config into one bundle, cut it into the fewest parts, one per call (``runs/gpu_carry/cK/``, git-ignored), and
+print the device calls: ``status()`` first, each within the machine's 30 s warm window, the run's ``--device-left`` from
+the reply before it (:func:`device_left_rule`), ``give_back()`` after it, no kind unless one worker needs more than an
+H100; without wheels it warns that the run would be refused on the image as recorded. It first refuses, here, a dataset
+the study would refuse there (none built, or a build of other settings than the config's ``dataset``), naming the
+command that builds the config's (:func:`dataset_command`)::
 
     python scripts/gpu_session.py stage --config configs/study_mpnet_gpu_guarded.yaml --download-wheels \\
         --phase "--only two_pass_distill2,one_pass_distill2 --seeds 3 --workers 2" --phase "--workers 9"
 
-``receive`` (there, every call but the last): move the call's part to the inbox (``biohicl_gpu_inbox`` in the
-system temp folder) and say whether the versions there meet pyproject.toml's floors with the carried wheels.
-``run`` (there, the last call): take the last part, check and unpack the bundle, install the wheels offline (skipped
-when none were staged), refuse versions below pyproject.toml's floors, cut each phase's ``--workers`` to what the
-GPU's free memory holds (:data:`WORKER_GIB`, an estimate, or ``--worker-gib``), run each phase with
-``python3 -m biohicl.cli.main reproduce`` until the deadline (``--device-left`` less :data:`DEVICE_MARGIN_S`, less
-the reserve for packing; a phase ending with a configuration error, exit 2, stops the rest), copying the logs and
-each finished run into ``$OUT`` as it goes, then tar+xz the study folder (``checkpoint-*`` left out) into pieces
-under ``$OUT`` with the logs beside them.
+``receive`` (there, every call but the last): move the call's part to the inbox (``biohicl_gpu_inbox`` in the system
+temp folder) and say whether the versions there meet pyproject.toml's floors with the carried wheels, and what the
+carried wheels require (``Requires-Dist``) that the image does not give. ``run`` (there, the last call): take the last
+part, check and unpack the bundle, install the wheels offline (skipped when none were staged), refuse versions below
+pyproject.toml's floors or a failing ``import transformers, peft, datasets, evaluate, biohicl`` in the phases'
+environment (transformers' own requirements), cut each phase's ``--workers`` to what the GPU's free memory holds
+(:data:`WORKER_GIB`, an estimate, or ``--worker-gib``), run each phase with ``python3 -m biohicl.cli.main reproduce``
+until the deadline (``--device-left`` less :data:`DEVICE_MARGIN_S`, less the reserve for packing; a phase ending with a
+configuration error, exit 2, stops the rest), copying the logs and each finished run into ``$OUT`` as it goes, then
+tar+xz the study folder (``checkpoint-*`` left out) into pieces under ``$OUT`` with the logs beside them.
 ``collect`` (here): check and join the pieces (or the progress copy of a cut call) into the study folder and rewrite
 the report (``--report_only``).
 
@@ -74,8 +76,9 @@ REPRODUCE = (sys.executable, "-m", "biohicl.cli.main", "reproduce")
 #: refuses): the phases after one that ends so are skipped, as they would meet it again. A run that crashed in a
 #: worker ends its phase with 1 (the other runs kept), and the next phase still runs.
 CONFIG_ERROR = 2
-#: Of the device time ``status`` says is left (``run --device-left``), the seconds the run step leaves unused: from the
-#: status call to the command's start (the operator's reply, the call's upload) and the transfers back after it.
+#: Of the device time the reply before the run call says is left (``run --device-left``), the seconds the run step
+#: leaves unused: from that reply to the command's start (the operator's turn, the call's upload) and the transfers
+#: back after it.
 DEVICE_MARGIN_S = 45
 #: The plan's estimates of device time (the device README: a start takes "a minute or more"): not measured here.
 START_S, RECEIVE_S = 90, 20
@@ -292,6 +295,7 @@ def stage(args: argparse.Namespace) -> int:
         "reserve_s": args.reserve,
         "worker_gib": args.worker_gib,
         "wheels": [wheel.name for wheel in carried],
+        "requires": {wheel.name: limits.wheel_requirements(wheel) for wheel in carried},
     }
     for folder in folders:
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -299,7 +303,7 @@ def stage(args: argparse.Namespace) -> int:
     plan = [{"carry": [str(f)], "timeout_s": 120, "command": f"python3 {script} receive {f}"} for f in folders[:-1]]
     last = f"PYTHONUNBUFFERED=1 python3 {script} run {folders[-1]} --device-left B"
     plan.append({"carry": [str(folders[-1])], "timeout_s": min(600, args.budget + 30), "command": last,
-                 "before": "status()", "after": "give_back()"})  # fmt: skip
+                 "device_left": device_left_rule(len(plan) + 1), "after": "give_back()"})  # fmt: skip
     kind = device_kind(manifest)
     for call in plan:
         assert len(call["command"]) < COMMAND_CHARS, call
@@ -311,14 +315,30 @@ def stage(args: argparse.Namespace) -> int:
         f"per call: {calls} is the fewest calls that carry it); wheels: {wheel_count}; data: "
         f"{', '.join(needs['data_folders']) or 'none'}."
     )
+    if not wheel_count:
+        print(
+            "warning: no wheels staged: the GPU image as recorded (transformers 5.17.0, huggingface_hub 1.33.0, no "
+            "datasets or evaluate) is below pyproject.toml's floors, so run will refuse it before any phase; stage "
+            "with --download-wheels (or --wheels DIR) unless the image changed"
+        )
     print_plan(plan, kind, args)
     print(f"then: python {script} collect DIR --config {config}   (DIR: where the last call's files came back)")
     return 0
 
 
+def device_left_rule(calls: int) -> str:
+    """How the run call's ``--device-left B`` is read, for a plan of ``calls`` calls: from the reply before it, so no
+    ``status()`` spends the 30 s warm window (every ``run`` reply carries ``lease.budget_left_s``); a one-call plan's
+    run call starts the machine, so its B is the first ``status()``'s less the start (:data:`START_S`, an estimate)."""
+    if calls == 1:
+        return f"B = status()'s budget_left_s less {START_S} s (the machine's start, an estimate)"
+    return "B = the last reply's lease.budget_left_s"
+
+
 def print_plan(plan: list[dict], kind: str | None, args: argparse.Namespace) -> None:
-    """The device calls, as made: each within the machine's 30 s warm window of the last reply, ``status()`` just
-    before the last (its ``budget_left_s`` is ``--device-left``), ``give_back()`` after it, and the device time."""
+    """The device calls, as made: ``status()`` first, each call within the machine's 30 s warm window of the last
+    reply, the run call's ``--device-left`` by :func:`device_left_rule`, ``give_back()`` after it, and the device
+    time."""
     print(
         "Device calls, each within 30 s of the last reply (the machine goes back after 30 s idle, and the parts with "
         "it: a reply with warm: false before the last call means starting again at call 1); status() first, whose "
@@ -326,9 +346,9 @@ def print_plan(plan: list[dict], kind: str | None, args: argparse.Namespace) -> 
     )
     named = f", kind={json.dumps(kind)}" if kind else ""
     for number, call in enumerate(plan, 1):
-        before = "status(); B = its budget_left_s; " if call.get("before") else ""
+        rule = f"{device_left_rule(len(plan))}; " if number == len(plan) else ""
         print(
-            f"{number}. {before}run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
+            f"{number}. {rule}run(carry={json.dumps(call['carry'])}, timeout_s={call['timeout_s']}, "
             f"command={json.dumps(call['command'])}{named})"
         )
     print(f"{len(plan) + 1}. give_back()   (at once: a warm machine's idle time counts)")
@@ -364,7 +384,9 @@ def versions_outlook(manifest: dict) -> str:
     calls say so before the last call spends its minutes."""
     wheels = manifest.get("wheels") or []
     carried = limits.wheel_versions(wheels)
-    problems = limits.below_floors(REPO / "pyproject.toml", limits.import_paths(dict(os.environ)), carried)
+    paths = limits.import_paths(dict(os.environ))
+    problems = limits.below_floors(REPO / "pyproject.toml", paths, carried)
+    problems += limits.unmet_requirements(manifest.get("requires") or {}, paths, carried)
     return f"versions here with the {len(wheels)} carried wheel(s): " + (
         f"below pyproject.toml's floors: {', '.join(problems)}; run will refuse them: give_back() and stage again "
         "with wheels that meet them (--wheel NAME==VERSION)"
@@ -457,6 +479,10 @@ def run(args: argparse.Namespace) -> int:
                 "meet them (--download-wheels, --wheel NAME==VERSION)"
             )
         session.say(f"versions: pyproject.toml's {len(limits.floors(REPO / 'pyproject.toml'))} floors met")
+        refused = limits.import_problem(env)  # transformers checks its own requirements (regex, tokenizers) on import
+        if refused:
+            raise RuntimeError(f"import {limits.IMPORTS} failed in the phases' environment: {refused}; no phase run")
+        session.say(f"import {limits.IMPORTS}: ok")
         session.say(
             f"set up in {time.monotonic() - start:.0f} s; study deadline in {deadline - time.monotonic():.0f} s"
         )
@@ -500,19 +526,20 @@ def run(args: argparse.Namespace) -> int:
 
 def run_budget(args: argparse.Namespace, manifest: dict) -> tuple[int, str]:
     """The run step's seconds (its phases' deadline is this less the reserve for packing) and the log line saying
-    where they came from: ``--budget`` or the staged one (570), cut to ``--device-left`` (status's budget_left_s,
-    read just before the call) less :data:`DEVICE_MARGIN_S`, so the phases stop and the study is packed before the
-    device's own limit ends the call."""
+    where they came from: ``--budget`` or the staged one (570), cut to ``--device-left`` (the budget_left_s of the
+    reply before the call, :func:`device_left_rule`) less :data:`DEVICE_MARGIN_S`, so the phases stop and the study
+    is packed before the device's own limit ends the call."""
     staged = args.budget or manifest.get("budget_s", 570)
     if args.device_left is None:
         return staged, (
             f"budget {staged} s (staged; no --device-left: a call the device gives less time is cut before its final "
             f"pack, and only the progress copies in $OUT come back)"
         )
-    budget = min(staged, args.device_left - DEVICE_MARGIN_S)
+    left = args.device_left - DEVICE_MARGIN_S
+    budget = min(staged, left)
     return budget, (
-        f"budget {budget} s: --device-left {args.device_left} less {DEVICE_MARGIN_S} s for the call's start and "
-        f"transfers" + (f", within the staged {staged} s" if budget == staged else "")
+        f"budget {budget} s, the less of the staged {staged} s and --device-left {args.device_left} less "
+        f"{DEVICE_MARGIN_S} s for the call's start and transfers ({left} s)"
     )
 
 
@@ -590,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument(
         "--device-left",
         type=int,
-        help="status's budget_left_s, read just before this call: the budget is cut to it less "
+        help="the device time left by the reply before this call (device_left_rule): the budget is cut to it less "
         f"{DEVICE_MARGIN_S} s, so the phases stop and the study is packed before the device ends the call",
     )
     u.add_argument("--poll", type=float, default=5.0, help="seconds between the copies of finished runs into $OUT")

@@ -21,6 +21,11 @@ MIB = 1 << 20
 BACK = "back.json"
 #: The copy of the study folder a call cut short brings back (:class:`Progress`).
 PROGRESS = "progress.tar.xz"
+#: Where the progress copy is written before it is renamed over :data:`PROGRESS`: in ``$OUT`` itself, so the rename
+#: stays on one filesystem when ``$OUT`` is its own mount (from its parent it failed with EXDEV). Its name keeps to the
+#: letters the device brings back; a call cut while it is written brings it back, partial, and collect ignores it;
+#: the final pack removes it.
+PROGRESS_STAGING = f".{PROGRESS}.tmp"
 #: What comes back from $OUT (the device README's limits) and what travels per call.
 OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB, CARRY_MIB, COMMAND_CHARS = 8, 16, 64, 64, 2000
 HEAVY = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -168,14 +173,18 @@ def write_back(out: Path, record: dict) -> None:
 
 
 class Progress:
-    """What a call cut short still brings back: called at each poll while the phases run, it refreshes the logs in
-    ``out`` and, each time another run has finished, the study folder (no checkpoints; xz preset 1) as
-    ``out/progress.tar.xz``, one file of at most 15 MiB renamed into place, with a ``back.json`` (``final``: false)
-    naming the runs it holds. :func:`pack_back` replaces both at the end of a call that was not cut."""
+    """What a call cut short still brings back: called at each poll while the phases run, it refreshes the logs and
+    ``back.json`` (``final``: false; the phases as they stand) in ``out`` and, each time another run has finished, the
+    study folder (no checkpoints; xz preset 1) as ``out/progress.tar.xz``, one file of at most 15 MiB renamed into
+    place. ``back.json``'s ``kept`` and ``progress.runs`` say what that file holds: a copy too large to fit, or one that
+    failed, leaves the last one there and says so; it is tried again when another run finishes, not at each poll.
+    :func:`pack_back` replaces both at the end of a call that was not cut."""
 
     def __init__(self, output_dir: Path, out: Path, session: Session, state: dict):
         self.output_dir, self.out, self.session, self.state = output_dir, out, session, state
-        self.runs: list[str] | None = None  # the first call copies the logs and writes back.json at once
+        self.tried: list[str] | None = None  # the runs of the last copy tried: the first call copies at once
+        self.held = {"kept": "nothing", "runs": []}  # what out/progress.tar.xz holds
+        self.room = 15 * MIB  # one file of $OUT's, with room to spare
         self.failed = False
 
     def __call__(self) -> None:
@@ -183,21 +192,34 @@ class Progress:
             self.out.mkdir(parents=True, exist_ok=True)
             write_logs(self.output_dir, self.out, self.session)
             runs = finished_runs(self.output_dir)
-            if runs == self.runs:
-                return
-            staging = self.out.parent / f".{self.out.name}-progress.tar.xz"
-            kept = archive_study(self.output_dir, staging, 15 * MIB, preset=1)
+            if runs != self.tried:
+                self.tried = runs  # tried once per set of finished runs, even when it fails
+                self.copy(runs)
+            progress = {"name": PROGRESS if (self.out / PROGRESS).is_file() else None, "runs": self.held["runs"]}
+            write_back(self.out, {"final": False, "output_dir": str(self.output_dir), "kept": self.held["kept"],
+                                  "pieces": [], "progress": progress, **self.state})  # fmt: skip
+        except Exception as error:  # a copy that failed must not stop the study
+            if not self.failed:
+                self.session.say(
+                    f"progress copy failed ({type(error).__name__}: {error}); tried again when another run finishes"
+                )
+            self.failed = True
+
+    def copy(self, runs: list[str]) -> None:
+        staging = self.out / PROGRESS_STAGING
+        try:
+            kept = archive_study(self.output_dir, staging, self.room, preset=1)
             if staging.is_file():
                 staging.replace(self.out / PROGRESS)
-            progress = {"name": PROGRESS, "runs": runs}
-            write_back(self.out, {"final": False, "output_dir": str(self.output_dir), "kept": kept, "pieces": [],
-                                  "progress": progress, **self.state})  # fmt: skip
-            self.runs = runs
-            self.session.say(f"copied into {self.out}: {len(runs)} finished run(s) ({kept})")
-        except Exception as error:  # a copy that failed must not stop the study; the next poll tries again
-            if not self.failed:
-                self.session.say(f"progress copy failed ({type(error).__name__}: {error}); trying at each poll")
-            self.failed = True
+                self.held = {"kept": kept, "runs": runs}
+                self.session.say(f"copied into {self.out}: {len(runs)} finished run(s) ({kept})")
+            elif kept != "nothing":
+                self.session.say(
+                    f"progress copy of {len(runs)} finished run(s) not made ({kept}); {PROGRESS} keeps "
+                    f"{len(self.held['runs'])}"
+                )
+        finally:
+            staging.unlink(missing_ok=True)
 
 
 def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> None:
@@ -205,6 +227,7 @@ def pack_back(output_dir: Path, out: Path, state: dict, session: Session) -> Non
     worker logs (their last half MiB) and ``results.md`` beside them, within $OUT's file count, size and depth
     limits; the last progress copy stays until ``back.json`` names what replaces it, where both fit."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / PROGRESS_STAGING).unlink(missing_ok=True)  # left by a progress copy cut short
     write_logs(output_dir, out, session)
     if (output_dir / "results.md").is_file():
         shutil.copyfile(output_dir / "results.md", out / "results.md")

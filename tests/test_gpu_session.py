@@ -93,14 +93,18 @@ def test_stage_carry_run_and_collect_a_tiny_study(tmp_path, tiny_bert_dir, monke
     plan = capsys.readouterr().out
     calls = json.loads((here / "carry" / "calls.json").read_text())
     manifest = json.loads((here / "carry" / "c1" / "manifest.json").read_text())
-    # the printed plan: every call but the last within the warm window, status just before the last (whose budget
-    # it sets), give_back() after it, the device time in all, and no kind (none of these needs an H200)
+    # the printed plan: every call within the warm window of the last reply, B from the last receive reply's lease
+    # (no status() call in the window), give_back() after it, the device time in all, and no kind (none needs an H200)
     last = len(calls)
     assert "kind" not in plan and f"{last + 1}. give_back()" in plan
-    assert f'{last}. status(); B = its budget_left_s; run(carry=["carry/c{last}"], timeout_s=330, ' in plan
+    rule = "B = the last reply's lease.budget_left_s"
+    assert f'{last}. {rule}; run(carry=["carry/c{last}"], timeout_s=330, ' in plan
     assert f'run carry/c{last} --device-left B")' in plan
     assert re.search(r"device time in all: about \d+ s before the run call", plan)
-    assert calls[-1]["command"].endswith(" --device-left B") and calls[-1]["before"] == "status()"
+    assert calls[-1]["command"].endswith(" --device-left B") and calls[-1]["device_left"] == rule
+    # no wheels: the run would be refused on the GPU image as recorded, and stage says so in one line
+    warned = [line for line in plan.splitlines() if line.startswith("warning: no wheels staged")]
+    assert len(warned) == 1 and "run will refuse" in warned[0] and "--download-wheels" in warned[0]
     assert len(calls) >= 2 and len(calls) == len(manifest["pieces"])  # one part per call
     assert manifest["data_folders"] == ["biosses"]  # the tasks' folders only (siml-agreement reads the dataset)
     assert manifest["models"] == [{"repo_id": "test-org/tiny-bert", "pack": "model0"}]
@@ -242,6 +246,7 @@ def _run_step(tmp_path, monkeypatch, models, extra=()) -> tuple[list[list[str]],
     )
     env = {**os.environ, "PYTHONPATH": str(fake.parent), "BIOHICL_GPU_CONFIG": "config.yaml"}
     monkeypatch.setattr(gpu_session, "setup", lambda manifest, inbox, work, say: env)
+    monkeypatch.setattr(gpu_session.limits, "import_problem", lambda env: None)  # the stand-in torch imports nothing
     argvs = []
     monkeypatch.setattr(gpu_session, "run_phase", lambda argv, env, log, seconds, **_: argvs.append(argv) or (0, False))
     part = tmp_path / "c1"
@@ -345,7 +350,10 @@ def test_the_staged_wheels_meet_every_pyproject_floor_the_gpu_image_does_not():
 
     gpu_session = load_script("gpu_session")
     carried = {_name(n): Version(v) for n, _, v in (w.partition("==") for w in gpu_session.DEFAULT_WHEELS)}
-    assert all(carried.values()) and len(carried) == len(gpu_session.DEFAULT_WHEELS)  # each pinned, once
+    # each pinned (NAME==VERSION) to a release (no pre-release, local build or epoch), once
+    assert [w for w in gpu_session.DEFAULT_WHEELS if w.count("==") != 1] == []
+    assert not [v for v in carried.values() if v.is_prerelease or v.local or v.epoch]
+    assert len(carried) == len(gpu_session.DEFAULT_WHEELS)
     floors = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     unmet = []
     for requirement in map(Requirement, floors):

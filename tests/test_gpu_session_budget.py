@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -176,7 +177,9 @@ def _restored(gpu_session, out: Path, folder: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(folder)) for p in folder.rglob("eval.json"))
 
 
-def test_a_call_cut_by_the_device_leaves_its_finished_runs_and_logs_in_out_and_no_phase_behind(staged, tmp_path):
+def test_a_call_cut_by_the_device_leaves_its_finished_runs_and_logs_in_out_and_no_phase_behind(
+    staged, tmp_path, monkeypatch
+):
     """The device stops a call at its limit (SIGKILL, no ``finally``): what $OUT held by then is all that comes back."""
     gpu_session = load_script("gpu_session")
     there, run = _there(staged, tmp_path)
@@ -184,7 +187,8 @@ def test_a_call_cut_by_the_device_leaves_its_finished_runs_and_logs_in_out_and_n
     command = [sys.executable, str(REPO / "scripts" / "gpu_session.py"), "run", *run, "--phase", "--runs 2 --hang"]
     call = subprocess.Popen(command, cwd=there, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        copied = _wait(lambda: len(_finished_in_out(out)) == 2)
+        # the set-up (unpacking, the import check) comes first: a bound, generous for a loaded machine
+        copied = _wait(lambda: len(_finished_in_out(out)) == 2 and (there / "hanging").is_file(), 120)
     finally:
         call.kill()  # the device's limit
         call.wait()
@@ -200,11 +204,8 @@ def test_a_call_cut_by_the_device_leaves_its_finished_runs_and_logs_in_out_and_n
     files = {p.name for p in out.iterdir()}
     assert files <= {"back.json", "session.log", "workers.log", "progress.tar.xz"} and len(files) <= 8
     # collect restores the two finished runs from the progress copy
-    os.chdir(there)
-    try:
-        assert _restored(gpu_session, out, tmp_path / "restored") == ["tiny/full/seed0", "tiny/full/seed1"]
-    finally:
-        os.chdir(REPO)
+    monkeypatch.chdir(there)
+    assert _restored(gpu_session, out, tmp_path / "restored") == ["tiny/full/seed0", "tiny/full/seed1"]
 
 
 def test_the_budget_comes_from_the_devices_time_left_and_the_phase_is_stopped_before_it(staged, tmp_path, monkeypatch):
@@ -212,13 +213,45 @@ def test_the_budget_comes_from_the_devices_time_left_and_the_phase_is_stopped_be
     there, run = _there(staged, tmp_path)
     monkeypatch.chdir(there)
     margin = gpu_session.DEVICE_MARGIN_S
-    # status said margin + 10 s were left: the run step takes 10 s, 2 of them kept for packing
-    left = str(margin + 10)
+    # the set-up's seconds on this machine, from a run with nothing to do: the budget below leaves the phase room
+    assert gpu_session.main(["run", *run, "--phase", "--runs 0", "--inbox", str(tmp_path / "inbox0")]) == 0
+    log = (tmp_path / "out" / "session.log").read_text()
+    setup = int(re.search(r"set up in (\d+) s", log).group(1))
+    budget = 3 * setup + 10
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(there / "study" / "out")  # its log too: the run below starts the study afresh
+    # the device said margin + budget s were left: the run step takes budget s, 2 of them kept for packing
+    left = str(margin + budget)
     assert gpu_session.main(["run", *run, "--phase", "--runs 2 --hang", "--device-left", left, "--reserve", "2"]) == 1
     phase = int((there / "hanging").read_text())
     assert not _alive(phase)
     back = json.loads((tmp_path / "out" / "back.json").read_text())
-    assert back["final"] is True and back["phases"][0]["timed_out"] is True and back["budget_s"] == 10
+    assert back["final"] is True and back["phases"][0]["timed_out"] is True and back["budget_s"] == budget
     log = (tmp_path / "out" / "session.log").read_text()
-    assert f"budget 10 s: --device-left {left} less {margin} s for the call's start and transfers" in log
+    said = f"the staged 570 s and --device-left {left} less {margin} s for the call's start and transfers ({budget} s)"
+    assert f"budget {budget} s, the less of {said}" in log
     assert _restored(gpu_session, tmp_path / "out", tmp_path / "restored") == ["tiny/full/seed0", "tiny/full/seed1"]
+
+
+def test_a_setup_transformers_refuses_on_import_stops_the_run_before_any_phase(staged, tmp_path, monkeypatch):
+    """Versions that meet pyproject.toml's floors can still be refused by transformers' own requirements on import
+    (regex, tokenizers): ``run`` imports what the phases import, in their environment, before any phase."""
+    gpu_session = load_script("gpu_session")
+    there, run = _there(staged, tmp_path)
+    monkeypatch.chdir(there)
+    image = tmp_path / "image-site"
+    (image / "transformers").mkdir(parents=True)
+    (image / "transformers" / "__init__.py").write_text(
+        "raise ImportError('regex>=2025.10.22 is required for a normal functioning of this module, but found "
+        "regex==2024.11.6.\\nTry: `pip install transformers -U`')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(image))
+    assert gpu_session.main(["run", *run, "--phase", "--runs 1"]) == 1
+    assert _phases_run(there) == []
+    back = json.loads((tmp_path / "out" / "back.json").read_text())
+    assert back["phases"] == []
+    assert back["error"] == (
+        "RuntimeError: import transformers, peft, datasets, evaluate, biohicl failed in the phases' environment: "
+        "ImportError: regex>=2025.10.22 is required for a normal functioning of this module, but found "
+        "regex==2024.11.6.; no phase run"
+    )
