@@ -213,9 +213,12 @@ def test_half_precision_storage(model, tmp_path):
     torch.testing.assert_close(emb.float(), full, atol=1e-3, rtol=0)
 
 
-def test_empty_corpus(model, tmp_path):
-    manifest = build_index(model, [], tmp_path / "empty", show_progress_bar=False)
-    assert manifest.count == 0 and manifest.shards == []
+def test_empty_corpus_is_refused_and_leaves_no_folder(model, tmp_path):
+    """An index of no documents was written ("indexed 0 documents"); it is refused as build-dataset refuses an empty
+    file, the folder it created removed (session 34)."""
+    with pytest.raises(DataError, match=r"^no documents; nothing to index$"):
+        build_index(model, [], tmp_path / "empty", show_progress_bar=False)
+    assert not (tmp_path / "empty").exists()
 
 
 def test_bad_arguments(model, tmp_path):

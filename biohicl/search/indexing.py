@@ -37,6 +37,7 @@ from biohicl.search import blank_documents
 from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, check_texts
+from biohicl.search.embeddings_file import NON_FINITE, first_non_finite_row
 from biohicl.search.folder_setup import prepare_folder, undo_fresh_start
 from biohicl.search.layout import (
     MANIFEST_NAME,
@@ -128,6 +129,19 @@ def _shards(
             raise DataError(message, path, **{"line" if doc.line else "record": doc.record})
         yield chunk
         chunk = []
+
+
+def _refuse_non_finite(rows: torch.Tensor, docs: list[Document], number: int, source: Any) -> None:
+    """A :class:`DataError` naming the document (its file and line or record) whose row holds a NaN or inf, as
+    ``biohicl evaluate`` refuses such rows: ``search`` ranked a NaN row first. Shard ``number`` is not written; the
+    shards before it stay, for a rerun to keep."""
+    bad = first_non_finite_row(rows)
+    if bad is not None:
+        doc, path = docs[bad], docs[bad].source or source
+        message = f"document {doc.id!r}: {NON_FINITE}; shard {number} was not written"
+        if path is None and doc.record is not None:  # in-memory documents: no file to name
+            message = f"{doc.place()}: {message}"
+        raise DataError(message, path, **{"line" if doc.line else "record": doc.record})
 
 
 def _rereader(corpus: str | Path | Iterable[Any], keep_blank: bool) -> Callable[[], Iterator[Document]] | None:
@@ -355,9 +369,14 @@ def build_index(
                 show_progress_bar=False,
                 dtype=compute if compute != torch.float32 else None,
             )
-            part.shards.append(write_shard(directory, number, embeddings.to(storage), docs, rank))
+            rows = embeddings.to(storage)
+            _refuse_non_finite(rows, docs, number, source)
+            part.shards.append(write_shard(directory, number, rows, docs, rank))
             part.encoded += len(docs)
             bar.update(len(docs))
+        if part.total_shards == 0:  # "indexed 0 documents" into an index no search can use
+            left_out = f" ({blank.count} blank document(s) left out)" if blank.count else ""
+            raise DataError(f"no documents; nothing to index{left_out}", source)
     except BaseException as err:
         if fresh:
             undo_fresh_start(directory, created)

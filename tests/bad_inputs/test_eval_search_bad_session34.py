@@ -4,15 +4,20 @@ corpus or text file, a non-finite ``--target``, a results file with a byte-order
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from biohicl.errors import DataError
 from biohicl.evaluation.qrels import read_qrels
 from biohicl.evaluation.retrieval import load_beir
 from biohicl.evaluation.sts import load_biosses
 from tests.bad_inputs.test_evaluation_bad import beir
+from tests.conftest import TINY_VOCAB, build_tiny_bert
 
 
 # ----------------------------------------------------------------------------------------------- qrels grades
@@ -44,6 +49,94 @@ def test_qrels_judging_no_document_relevant_are_refused(tmp_path, qrels):
     path.write_text(qrels)
     with pytest.raises(DataError, match=r"test\.tsv: no judgement grades a document relevant \(all 2 grades are 0 or"):
         read_qrels(path)
+
+
+# ----------------------------------------------------------------------------------------------- NaN embeddings
+@pytest.fixture(scope="module")
+def nan_model_dir(tmp_path_factory) -> Path:
+    """A tiny BERT whose word embedding of `z` is inf: a text with a `z` encodes to NaN, any other text is finite."""
+    from safetensors.torch import load_file, save_file
+
+    folder = build_tiny_bert(tmp_path_factory.mktemp("nan-bert"))
+    weights = load_file(folder / "model.safetensors")
+    key = next(k for k in weights if "word_embeddings" in k)
+    weights[key][TINY_VOCAB.index("z")] = float("inf")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def write_corpus(path: Path, zebra_at: int, count: int = 6) -> Path:
+    lines = [{"_id": f"d{i}", "title": f"t{i}", "text": ("zebra " if i == zebra_at else "") + f"cells {i} heart"}
+             for i in range(count)]  # fmt: skip
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_the_nan_model_gives_nan_only_for_a_text_with_z(nan_model_dir):
+    from biohicl.models.model import BioHiCL
+
+    rows = BioHiCL.from_pretrained(str(nan_model_dir), device="cpu").encode(
+        ["zebra heart", "heart"], convert_to="torch"
+    )
+    assert torch.isnan(rows[0]).all() and torch.isfinite(rows[1]).all()
+
+
+def test_index_refuses_a_nan_row_naming_the_document_and_keeps_the_shards_before_it(nan_model_dir, tmp_path, run_cli):
+    """The NaN row was stored and `search` ranked it first (``1. nan d2 t2``)."""
+    corpus = write_corpus(tmp_path / "cz.jsonl", zebra_at=3)
+    out = tmp_path / "idx"
+    argv = ["index", str(corpus), "--model", str(nan_model_dir), "--output", str(out), "--device", "cpu"]
+    result = run_cli([*argv, "--shard_size", "2", "--no_progress"])
+    assert f"{corpus}: line 4: document 'd3': the encoder returned NaN or inf embeddings" in result.err
+    assert "shard 1 was not written" in result.err
+    assert (out / "shard-00000.safetensors").is_file()  # the finished shard is kept: a rerun resumes from it
+    assert not (out / "shard-00001.safetensors").exists() and not (out / "manifest.json").exists()
+
+
+def test_build_index_refuses_a_nan_row_and_a_fresh_folder_is_undone(nan_model_dir, tmp_path):
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    model = BioHiCL.from_pretrained(str(nan_model_dir), device="cpu")
+    corpus = write_corpus(tmp_path / "cz.jsonl", zebra_at=0)
+    with pytest.raises(DataError, match=r"cz\.jsonl: line 1: document 'd0': the encoder returned NaN"):
+        build_index(model, corpus, tmp_path / "idx", shard_size=4, show_progress_bar=False)
+    assert not (tmp_path / "idx").exists()  # no shard was written: a corrected rerun is not refused
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("cz.jsonl", None, r"cz\.jsonl: line 3: document 'd2': the encoder returned NaN or inf embeddings"),
+        ("q.txt", "heart\ncells\nzebra\n", r"q\.txt: line 3: the encoder returned NaN or inf embeddings"),
+    ],
+)
+def test_encode_refuses_a_nan_row_naming_its_line_and_writes_nothing(
+    nan_model_dir, tmp_path, run_cli, name, text, message
+):
+    source = tmp_path / name
+    write_corpus(source, zebra_at=2) if text is None else source.write_text(text)
+    out = tmp_path / "e.st"
+    out.write_bytes(b"earlier")
+    result = run_cli(["encode", "--model", str(nan_model_dir), "--input", str(source), "--output", str(out),
+                      "--device", "cpu", "--no_progress"])  # fmt: skip
+    assert re.search(message, result.err), result.err
+    assert out.read_bytes() == b"earlier"
+
+
+def test_index_rerun_after_a_nan_refusal_resumes_the_kept_shard(nan_model_dir, tmp_path):
+    """Loses nothing already done: the kept shard is reused (not re-encoded) once the document is fixed."""
+    from biohicl.models.model import BioHiCL
+    from biohicl.search.indexing import build_index
+
+    model = BioHiCL.from_pretrained(str(nan_model_dir), device="cpu")
+    corpus = write_corpus(tmp_path / "cz.jsonl", zebra_at=3)
+    with pytest.raises(DataError):
+        build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    kept = (tmp_path / "idx" / "shard-00000.safetensors").read_bytes()
+    shutil.copy(write_corpus(tmp_path / "fixed.jsonl", zebra_at=-1), corpus)
+    manifest = build_index(model, corpus, tmp_path / "idx", shard_size=2, show_progress_bar=False)
+    assert manifest.count == 6 and (tmp_path / "idx" / "shard-00000.safetensors").read_bytes() == kept
 
 
 # ----------------------------------------------------------------------------------------------- BIOSSES
@@ -101,3 +194,24 @@ def test_biosses_line_numbers_count_blank_lines(tmp_path):
     path.write_text("id\tsentence1\tsentence2\tscore_mean\n1\ta\tb\t1.0\n\n2\tc\td\tx\n")
     with pytest.raises(DataError, match=r"line 4: score_mean 'x' is not a number"):
         load_biosses(path)
+
+
+# ----------------------------------------------------------------------------------------------- empty inputs
+def test_index_of_an_empty_corpus_is_refused_naming_it(tiny_bert_dir, tmp_path, run_cli):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "idx"
+    result = run_cli(["index", "--corpus", str(empty), "--model", str(tiny_bert_dir), "--output", str(out),
+                      "--device", "cpu", "--no_progress"])  # fmt: skip
+    assert result.err.strip().endswith(f"{empty}: no documents; nothing to index"), result.err
+    assert not out.exists()
+
+
+def test_encode_of_an_empty_text_file_is_refused_naming_it(tiny_bert_dir, tmp_path, run_cli):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    out = tmp_path / "e.st"
+    result = run_cli(["encode", "--model", str(tiny_bert_dir), "--input", str(empty), "--output", str(out),
+                      "--device", "cpu", "--no_progress"])  # fmt: skip
+    assert result.err.strip().endswith(f"{empty}: no texts; nothing to encode"), result.err
+    assert not out.exists()
