@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from pathlib import Path
@@ -23,7 +24,8 @@ def read_json(
     """The JSON value in ``path``; ``error`` (:class:`DataError` unless the caller's layer has its own, e.g.
     ``PublishError``) naming the file: ``missing`` when it does not exist (unless a ``default`` is given to return
     instead), the byte that is not UTF-8, the line and column of a syntax error (``FILE: line N: not valid JSON (...
-    at column C)``), or nesting too deep to decode."""
+    at column C)``), or nesting too deep to decode. A byte-order mark opening the file is read past, as every reader
+    of the project's input does (an editor's "UTF-8 with BOM")."""
     path = Path(path)
 
     def failure(message: str, line: int | None = None) -> BioHiCLError:
@@ -32,15 +34,18 @@ def read_json(
         return error(f"{location(path, line=line)}: {message}")
 
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         if default is not _REQUIRED:
             return default
         raise failure(missing) from None
-    except UnicodeDecodeError as err:
-        raise failure(f"not UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})") from None
     except OSError as err:
         raise failure(f"cannot read ({err.strerror or err})") from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise failure(f"not UTF-8 (byte {err.object[err.start]:#04x} at offset {bom + err.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

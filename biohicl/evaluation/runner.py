@@ -72,13 +72,16 @@ def check_split_applies(tasks: Iterable[str], split: str | None, option: str = "
 
 
 def plan_tasks(tasks: Iterable[str], split: str | None = None) -> list[tuple[str, str | None]]:
-    """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding)."""
+    """``[(task, split)]`` for task specs, after checking every task's data exists (before any slow encoding); a task
+    given again with the same split is left out (``biosses,biosses`` evaluates BIOSSES once)."""
     if split is not None and not split.strip():  # "split:  is the split of ..." otherwise
         raise ConfigError("split: empty; give a split name (test, dev, train) or leave it out (test)")
     plan = []
     for spec in (t for t in tasks if t.strip()):
         name, task_split = parse_task_spec(spec)
         task_split = task_split or (split if is_retrieval_task(name) else None)
+        if (name, task_split) in plan:  # `biosses,biosses`: evaluated once, where first given
+            continue
         check_task(name, task_split)
         plan.append((name, task_split))
     if not plan:

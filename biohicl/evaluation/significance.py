@@ -21,6 +21,7 @@ The per-item values come from results records written with ``per_item`` (``biohi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -209,6 +210,12 @@ def _summarise(
     )
 
 
+def check_target(target: float | None) -> None:
+    """A :class:`ConfigError` for a ``target`` that is NaN or infinite (``--target nan`` gave ``P(Δ ≥ +nan)`` 0)."""
+    if target is not None and not math.isfinite(target):
+        raise ConfigError(f"target: {target} is not a finite number")
+
+
 def paired_bootstrap(
     base: Mapping[str, ItemValues] | Sequence[Mapping[str, ItemValues]],
     tuned: Sequence[Mapping[str, ItemValues]],
@@ -228,6 +235,7 @@ def paired_bootstrap(
         raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence: {confidence} is not between 0 and 1")
+    check_target(target)
     if not tuned:
         raise ConfigError("compare at least one tuned model with the base")
     bases = [base] if isinstance(base, Mapping) else list(base)
@@ -287,6 +295,7 @@ def compare_records(
     messages); :class:`DataError` when there is no such task, when a task asked for has no values in one of the
     records, or when the records scored a task differently (:func:`~biohicl.evaluation.comparison.check_comparable`:
     split, data files, query cap and, unless ``settings=False``, max length and prompts)."""
+    check_target(target)  # before the records are read and checked
     bases = [base] if isinstance(base, Mapping) else list(base)
     records = [*bases, *tuned]
     names = (list(sources) + [""] * len(records))[: len(records)]

@@ -5,17 +5,22 @@ corpus or text file, a non-finite ``--target``, a results file with a byte-order
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from biohicl.errors import DataError
+from biohicl.errors import ConfigError, DataError
 from biohicl.evaluation.qrels import read_qrels
 from biohicl.evaluation.retrieval import load_beir
+from biohicl.evaluation.runner import plan_tasks
+from biohicl.evaluation.significance import ItemValues, paired_bootstrap
 from biohicl.evaluation.sts import load_biosses
+from biohicl.jsonio import read_json
 from tests.bad_inputs.test_evaluation_bad import beir
 from tests.conftest import TINY_VOCAB, build_tiny_bert
 
@@ -215,3 +220,48 @@ def test_encode_of_an_empty_text_file_is_refused_naming_it(tiny_bert_dir, tmp_pa
                       "--device", "cpu", "--no_progress"])  # fmt: skip
     assert result.err.strip().endswith(f"{empty}: no texts; nothing to encode"), result.err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------- --target
+def item_values(values: list[float]) -> dict[str, ItemValues]:
+    ids = tuple(str(i) for i in range(len(values)))
+    return {"t": ItemValues(task="t", metric="m", ids=ids, scores=np.asarray(values, dtype=np.float64))}
+
+
+@pytest.mark.parametrize("target", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_target_is_refused(target):
+    base, tuned = item_values([0.1, 0.2, 0.3]), item_values([0.2, 0.2, 0.4])
+    with pytest.raises(ConfigError, match=rf"^target: {target} is not a finite number"):
+        paired_bootstrap(base, [tuned], rounds=100, target=target)
+    assert paired_bootstrap(base, [tuned], rounds=100, target=0.01)[0].p_target is not None
+
+
+def test_target_nan_at_the_cli_is_one_line(tmp_path, run_cli):
+    task = {
+        "split": "test",
+        "main_metric": "m",
+        "metrics": {"m": 0.5},
+        "per_item": {"ids": ["a", "b"], "scores": [0, 1]},
+    }
+    record = {"format": 1, "model": {"id": "m"}, "tasks": {"t": task}}
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        path.write_text(json.dumps(record))
+    result = run_cli(["evaluate", "--compare", *map(str, paths), "--paired", "--target", "nan"])
+    assert "target: nan is not a finite number" in result.err
+
+
+# ----------------------------------------------------------------------------------------------- BOM, repeats
+def test_read_json_accepts_a_byte_order_mark(tmp_path):
+    """Every other reader takes an editor's "UTF-8 with BOM"; read_json said `not valid JSON`."""
+    path = tmp_path / "r.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"tasks": {"biosses": 1}}).encode())
+    assert read_json(path) == {"tasks": {"biosses": 1}}
+    path.write_bytes(b'\xef\xbb\xbf{"a": "\xe9"}')  # a bad byte after the mark: its offset in the file
+    with pytest.raises(DataError, match=r"r\.json: not UTF-8 \(byte 0xe9 at offset 10\)$"):
+        read_json(path)
+
+
+def test_a_task_given_twice_is_evaluated_once(data_dir):
+    assert plan_tasks(["biosses", "pubmedqa", "biosses", "pubmedqa"]) == [("biosses", None), ("pubmedqa", None)]
+    assert plan_tasks(["biosses", "biosses"]) == [("biosses", None)]
