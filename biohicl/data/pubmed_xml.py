@@ -25,6 +25,7 @@ from biohicl.data.records import (
     ReadContext,
     ReadReport,
 )
+from biohicl.mesh.formats import is_gzip
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def read_medline(
     """
     path = check_file(path)
     ctx = ReadContext(path, "medline", mesh or MeshHierarchy.load(), strict, report)
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if is_gzip(path) else open  # up.XML.GZ too
     with opener(path, "rb") as handle:
         stream: Any = handle
         forced = utf16_encoding(handle.peek(4)[:4]) if hasattr(handle, "peek") else None
