@@ -8,6 +8,7 @@ Every reader is a generator of :class:`~biohicl.data.records.MeshRecord` and nev
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import logging
 import re
@@ -101,6 +102,18 @@ def _cut_json_line(head: bytes) -> bool:
     return start.startswith(b"{") and b"\n" not in start and not _OTHER_JSON_START.match(start)
 
 
+def check_source(source: object, field: str = "source") -> None:
+    """A one-line :class:`~biohicl.errors.ConfigError` naming ``field`` unless ``source`` is one of :data:`SOURCES`
+    or ``"auto"``, with the closest name (``'pubmedQA'``: did you mean pubmedqa)."""
+    known = (*SOURCES, AUTO)
+    if isinstance(source, str) and source in known:
+        return
+    text = str(source)
+    close = [s for s in known if s == text.lower()] or difflib.get_close_matches(text.lower(), known, n=1)
+    hint = f" (did you mean {close[0]})" if close else ""
+    raise ConfigError(f"{field}: unknown {source!r}{hint}; choose one of {', '.join(known)}")
+
+
 def resolve_inputs(
     inputs: Iterable[tuple[str, Iterable[str | Path] | str | Path]],
     report: ReadReport | None = None,
@@ -116,6 +129,8 @@ def resolve_inputs(
     or no file left to read, is a :class:`~biohicl.errors.DataError`; one file given twice
     (:func:`check_distinct_inputs`) a :class:`~biohicl.errors.ConfigError`, before any is read."""
     listed = [(source, _paths(files)) for source, files in inputs]
+    for source, _ in listed:
+        check_source(source)  # before any file is looked at
     check_distinct_inputs(listed)
     groups: list[tuple[str, list[Path]]] = []
     unrecognised: list[str] = []

@@ -41,9 +41,12 @@ def check_task_splits(scopes: Mapping[str, Sequence[str] | None]) -> None:
 
 
 def check_seeds(seeds: Sequence[int], name: str) -> None:
-    """Refuse a seed training cannot take (training's rule, ``[0, 2**32)``), naming ``name``."""
-    for seed in seeds:
+    """Refuse a seed training cannot take (training's rule, ``[0, 2**32)``), or one given twice (its run would run
+    once and be counted twice in the report's statistics), naming ``name``."""
+    for i, seed in enumerate(seeds):
         check_seed(seed, name, SEED_LIMIT)
+        if seed in seeds[:i]:
+            raise ConfigError(f"{name}: seed {seed} is given twice; give each seed once")
 
 
 def check_run_settings(settings: Mapping[str, Any], scopes: Mapping[str, Mapping[str, Any]]) -> None:

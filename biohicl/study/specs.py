@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from biohicl.field_types import check_field_types
+from biohicl.errors import ConfigError
+from biohicl.field_types import check_field_types, is_count
+
+#: the fields of one ``dataset.inputs`` entry
+INPUT_FIELDS = ("files", "source")
 
 
 @dataclass
@@ -41,6 +45,30 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         check_field_types(self, "dataset")
+        if self.limit is not None and not is_count(self.limit):  # build-dataset refuses --limit 0 as well
+            raise ConfigError(
+                f"dataset.limit: must be a whole number of at least 1 (the most documents to use), got {self.limit!r}"
+            )
+        for i, item in enumerate(self.inputs or ()):
+            check_input(item, f"dataset.inputs[{i}]")
+
+
+def check_input(item: Any, field: str) -> None:
+    """A :class:`ConfigError` naming ``field`` unless ``item`` is ``{source: NAME, files: [FILE, ...]}``: no
+    other key (a misspelt ``limt: 5`` would be ignored), a source the build reads
+    (:func:`~biohicl.data.sources.check_source`), a list of file names."""
+    from biohicl.data.sources import check_source
+
+    if not isinstance(item, dict):
+        raise ConfigError(f"{field}: expected {{source: ..., files: [...]}}, got {type(item).__name__}")
+    if unknown := sorted(set(map(str, item)) - set(INPUT_FIELDS)):
+        raise ConfigError(f"{field}: unknown field(s) {', '.join(unknown)}; known: {', '.join(INPUT_FIELDS)}")
+    if missing := [name for name in INPUT_FIELDS if name not in item]:
+        raise ConfigError(f"{field}: missing field(s) {', '.join(missing)}")
+    check_source(item["source"], f"{field}.source")
+    files = item["files"]
+    if not isinstance(files, list) or not all(isinstance(name, str) and name for name in files):
+        raise ConfigError(f"{field}.files: expected a list of file names, got {files!r}")
 
 
 @dataclass
