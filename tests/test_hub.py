@@ -332,7 +332,10 @@ def test_republish_mirrors_the_folder_deleting_the_previous_release_files(tmp_pa
         (folder / "1_Pooling").mkdir(parents=True)
         (folder / "README.md").write_text(f"# {folder.name}\n")
         for name in names:
-            (folder / name).write_bytes(folder.name.encode())
+            text = folder.name
+            (folder / name).write_bytes(
+                stub_safetensors(text) if name.endswith(".safetensors") else json.dumps(text).encode()
+            )
     (adapter / "1_Pooling" / "config.json").write_text("{}")
     api = RecordingHfApi()
     publish_folder(api, adapter, "me/m")
@@ -402,11 +405,20 @@ def test_published_dataset_summary_holds_no_local_path(tmp_path, monkeypatch):
     assert [name for name, data in api.uploaded.items() if str(tmp_path).encode() in data] == []
 
 
+def stub_safetensors(note: str = "", size: int | None = None) -> bytes:
+    """A complete safetensors file with no tensor (``note`` in its metadata, its header padded to ``size`` bytes):
+    what a test's stand-in weights must be, since publish refuses a damaged one (``folder_checks.check_readable``)."""
+    header = json.dumps({"__metadata__": {"note": note}}).encode()
+    if size is not None:
+        header = header.ljust(size - 8)
+    return len(header).to_bytes(8, "little") + header
+
+
 def _folder(tmp_path) -> Path:
     folder = tmp_path / "repo"
     folder.mkdir()
     (folder / "README.md").write_text("# card\n")
-    (folder / "weights.safetensors").write_bytes(b"\0" * 2048)
+    (folder / "weights.safetensors").write_bytes(stub_safetensors(size=2048))
     return folder
 
 

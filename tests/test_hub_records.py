@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 
 from biohicl.errors import PublishError
 from biohicl.hub.publish import build_model_repo_folder, publish_folder
-from tests.test_hub import PNG, RecordingHfApi
+from tests.test_hub import PNG, RecordingHfApi, stub_safetensors
 
 BASE_ID = "org/tiny-bert"
 #: a run's biohicl_config.json as `biohicl train` saves an adapter over BASE_ID at 32 tokens
@@ -51,7 +51,7 @@ def fake_run(root: Path, name: str = "run", *, summary: bool = True) -> Path:
     run = root / name
     run.mkdir(parents=True)
     (run / "biohicl_config.json").write_text(json.dumps(RUN_CONFIG))
-    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "adapter_model.safetensors").write_bytes(stub_safetensors("weights"))
     (run / "trainer_state.json").write_text(json.dumps({"global_step": 2, "max_steps": 2}))
     (run / "training_curves.png").write_bytes(PNG)
     if summary:
@@ -338,8 +338,8 @@ def test_a_folders_weights_digest_is_its_adapter_file_else_its_model_file_else_i
 def test_a_merged_exports_record_of_other_weights_warns_once_and_a_base_records_weights_are_not_compared(
     tmp_path, caplog
 ):
-    run = fake_run(tmp_path)  # its adapter file holds b"weights"
-    ours = hashlib.sha256(b"weights").hexdigest()
+    run = fake_run(tmp_path)  # its adapter file: stub_safetensors("weights")
+    ours = hashlib.sha256(stub_safetensors("weights")).hexdigest()
     merged = record("run-merged", 0.71, kind="merged")
     merged["model"]["weights_sha256"] = hashlib.sha256(b"merged weights").hexdigest()
     base = record(BASE_ID, 0.65, kind="full")
@@ -380,7 +380,7 @@ def test_a_committed_record_written_before_the_weights_were_recorded_publishes_w
     run.mkdir()
     config = {k: v for k, v in tuned["model"]["config"].items() if not isinstance(v, dict | list)}
     write(run / "biohicl_config.json", config)
-    (run / "adapter_model.safetensors").write_bytes(b"weights")
+    (run / "adapter_model.safetensors").write_bytes(stub_safetensors("weights"))
     write(run / "training_summary.json", {"global_step": 2})
     with caplog.at_level(logging.WARNING):
         folder = build_model_repo_folder(

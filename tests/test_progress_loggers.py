@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from biohicl.cli.progress import PROGRESS_LOGGERS, show_progress
+from tests.test_hub import stub_safetensors
 
 
 def test_no_progress_logger_is_under_another():
@@ -31,7 +32,7 @@ def _dora_adapter_folder(folder):
     folder.mkdir()
     (folder / "biohicl_config.json").write_text(json.dumps({"kind": "adapter"}))
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "use_dora": True}))
-    (folder / "adapter_model.safetensors").write_bytes(b"")
+    (folder / "adapter_model.safetensors").write_bytes(stub_safetensors())
     (folder / "modules.json").write_text("[]")
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text("{}")

@@ -15,6 +15,7 @@ import pytest
 
 from biohicl.errors import PublishError
 from biohicl.hub.publish import build_model_repo_folder
+from tests.test_hub import stub_safetensors
 
 BASE_ID = "org/tiny-bert"
 
@@ -104,8 +105,9 @@ def test_a_swapped_adapter_file_is_caught_by_a_merged_record_as_by_an_adapter_re
     run, _, beir = trained
     evaluate_merged(run, tiny_bert_dir, beir, run / "eval_results.json")
     given = sha256(run / "adapter_model.safetensors")
-    (run / "adapter_model.safetensors").write_bytes(b"another adapter")  # the file swapped under the record
-    ours = hashlib.sha256(b"another adapter").hexdigest()
+    swapped = stub_safetensors("another adapter")
+    (run / "adapter_model.safetensors").write_bytes(swapped)  # the file swapped under the record
+    ours = hashlib.sha256(swapped).hexdigest()
     with pytest.raises(PublishError, match=rf"^{run / 'eval_results.json'}: model.weights_sha256 is {given[:12]}…"):
         build_model_repo_folder(run, tmp_path / "repo", license="mit")
     with pytest.raises(PublishError, match=rf"but the model published has {ours[:12]}… \(adapter_model.safetensors"):

@@ -1,15 +1,18 @@
 """The safety checks a repo folder passes before anything of it is uploaded (:mod:`biohicl.hub.publish`): no file
 resolving outside the folder (symlinks), none over the size limit (unless allowed), none holding a Hugging Face
-token. The error names the file, never the token."""
+token, no ``*.json`` that does not parse and no ``*.safetensors`` whose header does not (:func:`check_readable`). The
+error names the file, never the token."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from biohicl.errors import PublishError
 from biohicl.hub.hub_access import TOKEN_PATTERN
+from biohicl.jsonio import read_json
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024**2
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
@@ -36,6 +39,51 @@ def _scan_for_token(path: Path, literal: bytes | None, chunk_size: int = 1 << 20
     return False
 
 
+def check_readable(path: Path) -> None:
+    """A :class:`PublishError` naming ``path`` when it is a ``*.json`` file that does not parse, or a
+    ``*.safetensors`` file whose header does not parse or whose tensors end elsewhere than the file (truncated),
+    as safetensors itself refuses it; no tensor is read. Other files are not looked at. A publish mirrors its
+    folder, so a damaged file would replace a release's good one."""
+    name = path.name.lower()
+    if name.endswith(".json"):
+        read_json(path, error=PublishError)
+    elif name.endswith(".safetensors") and (problem := _safetensors_problem(path)):
+        raise PublishError(f"{path}: {problem}; refusing to publish it")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What makes ``path`` no complete safetensors file (8-byte header length, JSON header, tensors' data offsets
+    ending at the file's end), or None."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length < 0 or length > size - 8:
+            whole = f"its header says {length} bytes, " if length >= 0 else ""
+            return f"not a complete safetensors file: {whole}the file has {size} bytes (truncated?)"
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        return "its header is not valid JSON (not a safetensors file, or damaged)"
+    ends = [0]
+    for key, entry in header.items():
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if key == "__metadata__":
+            continue
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            return f"its header's entry {key!r} has no data_offsets [start, end] (not a safetensors file, or damaged)"
+        ends.append(offsets[1])
+    if 8 + length + max(ends) != size:
+        return (
+            f"not a complete safetensors file: its tensors end at byte {8 + length + max(ends)}, the file has "
+            f"{size} bytes (truncated?)"
+        )
+    return None
+
+
 def _human(size: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -54,7 +102,8 @@ def check_folder(
     """The files to upload, after the safety checks; raises :class:`PublishError` naming the offending file.
 
     Refused: a symlink resolving outside ``folder``, a file over ``max_file_bytes`` (unless
-    ``allow_large_files``), a file containing ``hf_`` + 30 or more letters/digits or the given ``token``.
+    ``allow_large_files``), a file containing ``hf_`` + 30 or more letters/digits or the given ``token``, a
+    damaged ``*.json`` or ``*.safetensors`` file (:func:`check_readable`).
     ``.git``, ``.cache`` and ``__pycache__`` folders are skipped.
     """
     root = Path(folder)
@@ -87,6 +136,7 @@ def check_folder(
                 )
             if _scan_for_token(target, literal):
                 raise PublishError(f"{path}: contains a Hugging Face token (hf_...); refusing to upload it")
+            check_readable(path)
             files.append(RepoFile(rel, size))
     if not files:
         raise PublishError(f"{root}: nothing to upload")

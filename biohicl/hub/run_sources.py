@@ -13,6 +13,7 @@ from typing import Any
 from biohicl.errors import PublishError
 from biohicl.evaluation.results import RESULTS_FORMAT
 from biohicl.hub.card_adapter import sentence_transformers_loads
+from biohicl.hub.folder_checks import check_readable
 from biohicl.jsonio import read_json
 from biohicl.models.export import peft_method_name
 
@@ -124,7 +125,9 @@ def inside(path: Path, folder: Path) -> Path:
 def model_files(model_dir: Path) -> list[Path]:
     """The allowlisted files of ``model_dir``, each checked to lie in it (:func:`inside`); sentence-transformers'
     module files left out of an adapter whose method it does not load as trained (a DoRA folder saved before
-    ``save_pretrained`` stopped writing them has them), with one line saying so."""
+    ``save_pretrained`` stopped writing them has them), with one line saying so. A damaged ``*.json`` or
+    ``*.safetensors`` file (:func:`~biohicl.hub.folder_checks.check_readable`: a truncated copy) is refused here,
+    before anything is staged or merged: a publish mirrors the folder, replacing the release's good files."""
     picked: set[Path] = set()
     for pattern in MODEL_FILE_PATTERNS:
         picked.update(p for p in model_dir.glob(pattern) if p.is_file())
@@ -141,7 +144,10 @@ def model_files(model_dir: Path) -> list[Path]:
                 ", ".join(sorted(p.relative_to(model_dir).as_posix() for p in module_files)),
             )
             picked -= module_files
-    return [inside(path, model_dir) for path in sorted(picked)]
+    files = [inside(path, model_dir) for path in sorted(picked)]
+    for path in files:
+        check_readable(path)
+    return files
 
 
 def _unloadable_adapter_method(model_dir: Path) -> str | None:
