@@ -663,7 +663,18 @@ if Path(OUTPUT_DIR) != out:  # OUTPUT_DIR changed since the setup cell set out, 
         "cells again"
     )
 check_fresh_run_folder(args, remedy=remedy)
-train_biohicl(args, evaluator=evaluator_from_args(args))  # no evaluator without DEV_TASKS
+
+
+def keeps_last_step(args):  # the run's one warning line without dev selection, in this notebook's terms
+    if DEV_TASKS:
+        return None
+    return (
+        "DEV_TASKS is empty, so the run keeps its last step whatever it scores; to select a step on dev data, step 0 "
+        '(the base) a candidate, set DEV_TASKS in the parameters cell (e.g. ["pubmedqa:dev"])'
+    )
+
+
+train_biohicl(args, evaluator=evaluator_from_args(args), selection_notice=keeps_last_step)  # no evaluator: no DEV_TASKS
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 training = read_summary(json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8")))  # null: NaN
 if training["selection"] is None:

@@ -46,9 +46,11 @@ def fake_training(monkeypatch, summary: dict | None = None) -> list:
     import biohicl.training.run as run_module
 
     calls: list = []
+    notices = fake_training.notices = []  # each call's selection_notice
 
-    def train_biohicl(args, evaluator=None):
+    def train_biohicl(args, evaluator=None, selection_notice=None):
         calls.append(args)
+        notices.append(selection_notice)
         if summary is None:
             raise Trained
         run_dir = Path(args.output_dir)
@@ -500,3 +502,20 @@ def test_evaluate_chart_title_says_which_tasks_the_query_cap_cut(tmp_path, monke
     namespace.update(LIMIT_QUERIES=5, out=tmp_path)
     exec(cell_with(EVALUATE, "plot_results("), namespace)
     assert titles == ["base vs. model (pubmedqa: first 5 queries only)"]  # BIOSSES ignores the cap
+
+
+def test_a_run_without_dev_tasks_warns_in_the_notebooks_terms(tmp_path, monkeypatch):
+    """DEV_TASKS = []: the run's keep-last-step warning names the notebook's parameter, not biohicl train's options
+    (--eval_tasks ..., --config configs/biohicl_minilm.yaml); with DEV_TASKS the run selects and says nothing."""
+    for tasks, expected in (([], "DEV_TASKS is empty"), (["pubmedqa:dev"], None)):
+        values = {"OUTPUT_DIR": str(tmp_path / str(len(tasks))), "DEV_TASKS": tasks}
+        namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values=values)
+        calls = fake_training(monkeypatch)
+        with pytest.raises(Trained):
+            exec(cell_with(TRAIN, "train_biohicl("), namespace)
+        notice = fake_training.notices[0](calls[0])
+        if expected is None:
+            assert notice is None
+        else:
+            assert notice.startswith(expected) and "--" not in notice
+            assert notice.endswith('set DEV_TASKS in the parameters cell (e.g. ["pubmedqa:dev"])')
