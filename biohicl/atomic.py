@@ -211,18 +211,23 @@ def atomic_write_json(target: str | Path, data: Any, indent: int = 2) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds."""
-    target = Path(target)
+    """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds. A
+    ``target`` that is the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell
+    in a deleted folder."""
+    given, target = target, Path(target).absolute()
+    working = Path.cwd().resolve()
+    if target.resolve() == working or target.resolve() in working.parents:
+        raise BioHiCLError(f"{given}: is the working folder or holds it; write into a folder inside it instead")
     if target.exists() and not target.is_dir():  # a user's file is never swapped for a folder
-        raise BioHiCLError(f"{target} is a file, not a folder")
+        raise BioHiCLError(f"{given} is a file, not a folder")
     if target.exists() and not overwrite:
-        raise BioHiCLError(f"{target}: already exists (pass overwrite=True to replace it)")
+        raise BioHiCLError(f"{given}: already exists (pass overwrite=True to replace it)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(target)
         tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     except OSError as err:
-        raise explain_os_error(err, target) from None
+        raise explain_os_error(err, Path(given)) from None
     try:
         yield tmp
         os.chmod(tmp, shareable_mode(directory=True))
@@ -235,7 +240,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         else:
             os.replace(tmp, target)
     except OSError as err:
-        raise explain_os_error(err, target) from None
+        raise explain_os_error(err, Path(given)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -301,3 +302,19 @@ def test_open_regular_file_refuses_links_and_other_files_and_leaves_their_target
         open_regular_file(tmp_path / "link", os.O_RDWR | os.O_CREAT, 0o644, refused)
     assert caught.value is refused
     assert victim.read_text() == "keep" and not (tmp_path / "created.txt").exists()
+
+
+@pytest.mark.parametrize("name", [".", "..", "./", "sub/.."])
+def test_a_directory_is_never_swapped_for_the_working_folder_or_one_holding_it(tmp_path, monkeypatch, name):
+    # `soup --output .` swapped the folder the shell stood in (or failed: PosixPath('.') has an empty name)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "kept.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    refusal = rf"^{re.escape(name)}: is the working folder or holds it; "
+    with pytest.raises(BioHiCLError, match=refusal), atomic_directory(name):
+        pass
+    assert (work / "kept.txt").read_text() == "mine"
+    with atomic_directory("sub/out") as tmp:  # a folder inside it is written as before
+        (tmp / "x").write_text("1")
+    assert (work / "sub" / "out" / "x").read_text() == "1"
