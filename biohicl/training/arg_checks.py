@@ -7,7 +7,8 @@ LoRA's rank, alpha and dropout (not under ``full_finetune``, which builds no LoR
 integrations (known, and installed), the scheduler's keyword arguments, ``max_steps``, ``max_partners`` and the
 inherited optimizer, schedule and data-loader numbers (:func:`check_inherited_values`). Once transformers normalised
 the arguments (``BioHiCLTrainingArguments.__post_init__``): the evaluation and model selection
-(:func:`check_selection`), the model (:func:`check_model`) and the data and batches (:func:`check_data`).
+(:func:`check_selection`), the model (:func:`check_model`), the data and batches (:func:`check_data`) and the run
+folder apart from its inputs (:func:`check_output_folder`).
 :func:`check_seed` is the one seed rule of training, a study config and ``biohicl build-dataset``."""
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -220,6 +223,37 @@ def check_data(args: Any) -> None:
         raise ConfigError("batch_negatives: only the mesh_pairs batch sampler composes batches")
     if args.remove_unused_columns:
         raise ConfigError("remove_unused_columns: must stay False (the collator needs the text and labels)")
+    check_output_folder(args)
+
+
+def check_output_folder(args: Any) -> None:
+    """Refuse an ``output_dir`` that is, sits inside or holds the ``base_model`` folder (the run's adapter config,
+    ``biohicl_config.json`` and tokenizer written over the base, which then names itself as its base), or is or holds
+    the ``dataset_path`` folder (run files mixed into the dataset; a run folder inside it reads none of its files),
+    compared as the folders they resolve to; a documents file as ``dataset_path`` only when it is the ``output_dir``.
+    A base that is no folder here (a Hub id) is left alone. Nothing is read or written: paths are looked up."""
+    output = _folder(args.output_dir)
+    for name in ("base_model", "dataset_path"):
+        value = getattr(args, name, None)
+        if not value or not (folder := _folder(value)).exists():
+            continue
+        if output == folder or (output.exists() and os.path.samefile(output, folder)):
+            relation = "is"
+        elif name == "base_model" and folder.is_dir() and folder in output.parents:  # a run in a dataset's: kept
+            relation = "is inside"
+        elif folder.is_dir() and output in folder.parents:
+            relation = "contains"
+        else:
+            continue
+        kind = "folder" if folder.is_dir() else "file"
+        raise ConfigError(
+            f"output_dir: {args.output_dir} {relation} the {name} {kind} {value}; write the run to a folder of its own"
+        )
+
+
+def _folder(value: str | os.PathLike[str]) -> Path:
+    """``value`` as the path it names: ``~`` expanded, from the working directory, symlinks resolved."""
+    return (Path.cwd() / Path(value).expanduser()).resolve()
 
 
 def _value(option: object) -> str:

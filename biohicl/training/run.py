@@ -37,6 +37,7 @@ from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
+from biohicl.training.arg_checks import check_output_folder
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, training_mesh
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
@@ -349,6 +350,7 @@ def train_biohicl(
 
     from biohicl.training.curves import plot_training_curves
 
+    check_output_folder(args)  # again: a caller may have changed output_dir since; before anything is read
     check_evaluation(args, evaluator)  # before any slow work
     loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
