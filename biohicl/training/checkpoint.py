@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,73 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
 def _missing_files(checkpoint: Path) -> list[str]:
     """The files a complete checkpoint has that ``checkpoint`` lacks (none: complete)."""
     return [name for name in ("trainer_state.json", TRAINABLE_WEIGHTS_NAME) if not (checkpoint / name).is_file()]
+
+
+#: What transformers' Trainer reads from a checkpoint on resume besides the weights, when there (``torch.save`` files).
+TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
+def damaged_file(path: Path) -> str | None:
+    """Why ``path``, a checkpoint's safetensors or ``torch.save`` file, is not whole (truncated, overwritten), or
+    None. Cheap and safe: the safetensors header and the length it announces, a torch file's zip directory (at its
+    end, so a truncated file has none); nothing is unpickled."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt"):
+                return None
+        except SafetensorError as err:
+            return f"not a whole safetensors file: {str(err).strip().splitlines()[-1]}"
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except zipfile.BadZipFile as err:
+        return f"not a whole torch file: {err}"
+
+
+def resume_files(checkpoint: Path, weights_only: bool = False) -> list[Path]:
+    """The files of ``checkpoint`` a resume reads: the trainable weights and, unless ``weights_only`` (a checkpoint
+    at the run's last step, nothing left to train), the optimizer, scheduler, scaler and RNG states it has."""
+    weights = [checkpoint / TRAINABLE_WEIGHTS_NAME]
+    if weights_only:
+        return weights
+    states = [checkpoint / name for name in TRAINER_STATE_FILES]
+    return [*weights, *states, *sorted(checkpoint.glob("rng_state*.pth"))]
+
+
+def check_checkpoint_files(checkpoint: str | os.PathLike[str], weights_only: bool = False) -> None:
+    """A one-line :class:`DataError` naming the first damaged file of ``checkpoint`` a resume would read
+    (:func:`resume_files`, :func:`damaged_file`), and the newest earlier complete checkpoint beside it whose files
+    are whole to resume from instead, or a fresh run when there is none; before the Trainer loads any of them."""
+    folder = Path(checkpoint)
+    for path in resume_files(folder, weights_only):
+        if path.is_file() and (reason := damaged_file(path)):
+            step = folder.name.removeprefix("checkpoint-")
+            earlier = [
+                other
+                for other in complete_checkpoints(folder.parent)
+                if step.isdigit() and int(other.name.removeprefix("checkpoint-")) < int(step)
+            ]
+            whole = next((c for c in reversed(earlier) if not any(map(_damaged, resume_files(c)))), None)
+            way_out = (
+                f"resume from the earlier checkpoint {whole} (--resume_from_checkpoint {whole}) or start a fresh run"
+                if whole is not None
+                else "no earlier checkpoint to resume from: start a fresh run (without --resume_from_checkpoint)"
+            )
+            raise DataError(f"damaged or truncated ({reason}); {way_out}", path)
+
+
+def check_resume_point(checkpoint: str | os.PathLike[str], step: int, total: int) -> bool:
+    """:func:`at_last_step` of a resume from ``checkpoint`` at ``step`` of ``total``, once the files that resume
+    reads are whole (:func:`check_checkpoint_files`: the weights alone at the last step)."""
+    finished = at_last_step(checkpoint, step, total)
+    check_checkpoint_files(checkpoint, weights_only=finished)
+    return finished
+
+
+def _damaged(path: Path) -> bool:
+    return path.is_file() and damaged_file(path) is not None
 
 
 def checkpoint_step(checkpoint: str | Path) -> int:

@@ -40,7 +40,7 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.training.arg_checks import check_output_folder
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, training_mesh
-from biohicl.training.checkpoint import TRAINING_ARGS_JSON, resolve_resume
+from biohicl.training.checkpoint import TRAINING_ARGS_JSON, check_resume_point, checkpoint_step, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
@@ -373,6 +373,8 @@ def train_biohicl(
     )
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
+    if resume is not None:  # a damaged file the resume reads: one line naming it, before the run says anything
+        check_resume_point(resume, checkpoint_step(resume), trainer.total_steps())
     if args.should_log and (notice := selection_notice(args)):  # no dev selection, the inputs good: said once
         logger.warning(notice)
     try:

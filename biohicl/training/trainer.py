@@ -40,7 +40,7 @@ from biohicl.training.checkpoint import (
     INITIAL_WEIGHTS_NAME,
     TRAINABLE_WEIGHTS_NAME,
     TRAINING_ARGS_JSON,
-    at_last_step,
+    check_resume_point,
     checkpoint_step,
     load_checkpoint_state,
     load_trainable_weights,
@@ -314,7 +314,8 @@ class BioHiCLTrainer(Trainer):
         self.resumed_at_step = resumed
         self.documents_trained = 0
         # past the run's last step: refused; at it, the Trainer would train one step past the end
-        if resumed is not None and at_last_step(resume_from_checkpoint, resumed, self.total_steps()):
+        # and a damaged file it would read: one line naming it, before any is loaded
+        if resumed is not None and check_resume_point(resume_from_checkpoint, resumed, self.total_steps()):
             result = self._finish_from_checkpoint(resume_from_checkpoint)
         else:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
