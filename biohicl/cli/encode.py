@@ -62,6 +62,7 @@ class EncodeArguments:
 
 def main(argv: list[str]) -> int:
     from biohicl.atomic import check_writable
+    from biohicl.cli.output_paths import check_distinct_files
     from biohicl.cli.parser import parse_command
     from biohicl.cli.progress import library_bars
     from biohicl.data.text_files import check_text_file
@@ -74,6 +75,7 @@ def main(argv: list[str]) -> int:
     parse_dtype(args.dtype)  # a bad dtype fails before the model loads
     if args.compute_dtype:  # "" is the default, as encode_file reads it
         parse_dtype(args.compute_dtype, "compute_dtype")
+    check_distinct_files({"--output": args.output}, {"--input": args.input})  # never encoded over its own input
     check_writable(args.output)  # an unwritable output fails now, not after encoding everything
     backend, quantize = check_backend(args.backend, args.quantize)
     extra = {"providers": onnx_providers(args.device)} if backend == "onnx" else {}  # checked before the model loads

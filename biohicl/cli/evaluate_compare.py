@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 
 def compare(args: EvaluateArguments) -> int:
     """``--compare``: Markdown table (stdout and/or --markdown) and PNG chart (--plot) of several results files."""
+    from biohicl.cli.output_paths import check_distinct_files
     from biohicl.evaluation.plots import plot_results
     from biohicl.evaluation.report import markdown_report, markdown_table
     from biohicl.evaluation.runner import load_results
 
+    # a report written over a compared record (or the chart over the report) refused before any is read
+    check_distinct_files({"--markdown": args.markdown, "--plot": args.plot}, {"--compare": args.compare})
     records = [load_results(path) for path in args.compare]
     if args.paired:
         return compare_paired(args, records)
