@@ -68,9 +68,8 @@ PUSH_ONLY_FIELDS = {
     "hub_model_id": None,
     "hub_strategy": "every_save",
     "hub_always_push": False,
-    "hub_private_repo": None,
     "hub_revision": None,
-}
+}  # not hub_private_repo: the trackio integration makes its Space private by it
 #: Integrations whose callback asks for an environment variable rather than a package.
 INTEGRATION_ENVIRONMENT = {"kubeflow": "KUBEFLOW_TRAINER_SERVER_URL (set inside a Kubeflow TrainJob)"}
 

@@ -52,7 +52,6 @@ def test_push_to_hub_is_refused_in_one_line_before_anything_is_read(tiny_bert_di
         (["--hub_strategy", "checkpoint"], "hub_strategy", "OWNER/NAME"),
         (["--hub_strategy", "end"], "hub_strategy", "OWNER/NAME"),
         (["--hub_always_push"], "hub_always_push", "OWNER/NAME"),
-        (["--hub_private_repo", "true"], "hub_private_repo", "OWNER/NAME"),
         (["--hub_revision", "main"], "hub_revision", "OWNER/NAME"),
     ],
 )
@@ -139,3 +138,16 @@ def test_the_trainer_built_directly_never_pushes(tiny_bert_dir, tmp_path, monkey
         assert str(caught.value) == push_refusal("push_to_hub", out, "me/x")
     assert api.calls == []
     assert not (out / "training_args.bin").exists()
+
+
+def test_hub_private_repo_alone_is_accepted_for_trackio(tmp_path):
+    # transformers' TrackioCallback passes args.hub_private_repo to trackio.init: the training log's Space is public
+    # unless it is set, so it is not an option only a push reads
+    from biohicl.training.arg_checks import check_hub_values
+
+    class Args:
+        push_to_hub = False
+        hub_private_repo = True
+        output_dir = str(tmp_path / "run")
+
+    check_hub_values(Args())
