@@ -316,7 +316,9 @@ def main(argv: list[str]) -> int:
     plan_tasks(tasks, args.split)  # missing data (or no label the hierarchy places) fails here, before the model loads
     check_split_applies(tasks, args.split)  # --split dev --tasks pubmedqa would score PubMedQA's test split
     from biohicl.atomic import check_writable
+    from biohicl.cli.output_paths import check_distinct_files
 
+    check_distinct_files({"--output": args.output, "--markdown": args.markdown, "--plot": args.plot})
     for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work
         if target:
             check_writable(target)

@@ -260,3 +260,15 @@ def test_distinct_files_of_evaluate_outputs(tmp_path):
     link.symlink_to(out)  # a dangling link: the file it will write is out
     with pytest.raises(ConfigError, match=r"^--output, --plot: both name "):
         check_distinct_files({"--output": str(out), "--plot": str(link)})
+
+
+def test_evaluate_refuses_a_report_over_its_results_before_the_model_loads(tiny_bert_dir, tmp_path, run_cli):
+    # `biohicl evaluate MODEL --output c.json --markdown c.json` wrote the table over the results it had just saved
+    out = tmp_path / "c.json"
+    result = run_cli(
+        ["evaluate", str(tiny_bert_dir), "--tasks", "biosses", "--output", str(out), "--markdown", str(out)]
+    )
+    assert result.err.strip() == (
+        f"biohicl evaluate: error: --output, --markdown: both name {out}; give each its own file"
+    )
+    assert not out.exists()
