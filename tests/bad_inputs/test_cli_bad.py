@@ -82,7 +82,7 @@ def test_a_misspelled_dashed_option_is_pointed_to_the_underscore_spelling(run_cl
         (["reproduce", "--config", "c.yaml", "--workers", "0"], "--workers: must be positive, got 0"),
         (["reproduce", "--config", "c.yaml", "--seeds", "0,one"], "--seeds: expected comma-separated integers"),
         (["evaluate", "--compare", "a.json", "--model", "m"], "give either MODEL (evaluate) or --compare FILES"),
-        (["evaluate", "m", "--model", "n"], "model: given twice (positional 'm' and --model 'n')"),
+        (["evaluate", "m", "--model", "n"], "model: given twice, as MODEL ('m') and as --model ('n'); give it once"),
         (["publish", "runs/x", "--max_file_mb", "big"], "argument --max_file_mb/--max-file-mb: invalid float value"),
         (["evaluate", "m", "--batch_size", "0"], "batch_size: 0 is not a positive number of texts"),
         (["evaluate", "m", "--threads", "-2"], "threads: -2 is not a positive number of threads"),
