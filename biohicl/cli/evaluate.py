@@ -307,6 +307,8 @@ def main(argv: list[str]) -> int:
         return compare(args)
     import torch
 
+    from biohicl.atomic import check_writable
+    from biohicl.cli.output_paths import check_distinct_files
     from biohicl.evaluation.encoder import DtypeEncoder
     from biohicl.evaluation.report import markdown_report
     from biohicl.evaluation.runner import check_split_applies, evaluate_model, plan_tasks, save_results
@@ -315,9 +317,6 @@ def main(argv: list[str]) -> int:
     tasks = [with_mesh(task, args.mesh_path) for task in args.tasks.split(",")]
     plan_tasks(tasks, args.split)  # missing data (or no label the hierarchy places) fails here, before the model loads
     check_split_applies(tasks, args.split)  # --split dev --tasks pubmedqa would score PubMedQA's test split
-    from biohicl.atomic import check_writable
-    from biohicl.cli.output_paths import check_distinct_files
-
     check_distinct_files({"--output": args.output, "--markdown": args.markdown, "--plot": args.plot})
     for target in (args.output, args.markdown, args.plot):  # an unwritable output fails now, not after the work
         if target:
