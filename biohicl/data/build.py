@@ -110,9 +110,10 @@ def build_dataset_from_files(
 def _check_test_ids_found(
     test_file: Path, tests: frozenset[str], pubmedqa_pmids: dict[Path, set[str]], *, explicit: bool
 ) -> None:
-    """Refuse a test-id file given (``--test_ids``) that names none of the PubMedQA inputs' PMIDs: their test items
-    would be trained on. Found by default (a PubMedQA-format corpus other than PQA-L) that is one warning, and so is
-    a file naming only some of them (a cut of PQA-L), with the count."""
+    """One warning for a test-id file that names none of the PubMedQA inputs' PMIDs (given with ``--test_ids``, it says
+    that a PQA-L input's test items are trained on; a corpus of that format other than PQA-L, PQA-A, has none of its
+    test PMIDs, and the file still decontaminates the other inputs), and one for a file naming only some of them (a
+    cut of PQA-L), with the count."""
     inputs = ", ".join(map(str, pubmedqa_pmids))
     found = len(tests & set().union(*pubmedqa_pmids.values()))
     if found == len(tests):
@@ -120,10 +121,8 @@ def _check_test_ids_found(
     if not found:
         plural = "s" if len(tests) != 1 else ""
         message = f"none of its {len(tests)} test PMID{plural} is a PMID of the PubMedQA input ({inputs})"
-        if explicit:
-            raise DataError(f"{message}, so its test items would be trained on; give that input's test-id file",
-                            test_file)  # fmt: skip
-        logger.warning("%s: %s; no PubMedQA item is marked test", test_file, message)
+        why = " (if it holds PubMedQA's labelled questions, their test items are trained on)" if explicit else ""
+        logger.warning("%s: %s; no PubMedQA item is marked test%s", test_file, message, why)
         return
     missing = len(tests) - found
     verb = "is" if missing == 1 else "are"

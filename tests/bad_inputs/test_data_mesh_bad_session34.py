@@ -48,14 +48,19 @@ def test_an_empty_test_ids_file_is_refused_before_anything_is_written(tmp_path, 
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["noids.json", "ori_pqal.json"]
 
 
-def test_test_ids_matching_no_pubmedqa_pmid_are_refused(tmp_path, run_cli):
+def test_test_ids_matching_no_pubmedqa_pmid_build_with_a_warning(tmp_path, mesh, caplog):
+    # refused at first; but a PQA-A input (PubMedQA's format, none of PQA-L's PMIDs) with PQA-L's test ids, given to
+    # keep those 500 abstracts out of the other inputs, is a real use: it says what it means for a PQA-L input
     ids = tmp_path / "wrongids.json"
     ids.write_text(json.dumps({"900": "yes", "901": "no"}))
     pqal = write_pqal(tmp_path)
-    out = tmp_path / "tq"
-    result = run_cli(pqal_argv(pqal, out, ids))
-    assert f"{ids}: none of its 2 test PMIDs is a PMID of the PubMedQA input ({pqal})" in result.err
-    assert not out.exists()
+    with caplog.at_level(logging.WARNING, logger="biohicl.data.build"):
+        dataset, _ = build_dataset_from_files([("pubmedqa", [pqal])], None, mesh, progress=False, test_ids=ids)
+    assert [r.getMessage() for r in caplog.records if "none of its" in r.getMessage()] == [
+        f"{ids}: none of its 2 test PMIDs is a PMID of the PubMedQA input ({pqal}); no PubMedQA item is marked "
+        "test (if it holds PubMedQA's labelled questions, their test items are trained on)"
+    ]
+    assert "test" not in set(dataset["documents"]["split"])
 
 
 def test_an_empty_test_ids_file_is_refused_in_python_and_by_the_reader(tmp_path, mesh):
