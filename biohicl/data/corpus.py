@@ -33,6 +33,7 @@ from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError, json_error, location
+from biohicl.mesh.formats import is_gzip
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def document_from_record(
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line; a
     byte-order mark opening the file is dropped (an editor's "UTF-8 with BOM" is UTF-8)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, 1):

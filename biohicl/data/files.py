@@ -28,7 +28,7 @@ def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
 
 @contextlib.contextmanager
 def open_utf8_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
-    """A byte handle on ``path`` (``.gz`` decompressed) for a reader of UTF-8 lines; a UTF-16 file (byte-order mark
+    """A byte handle on ``path`` (gzip decompressed) for a reader of UTF-8 lines; a UTF-16 file (byte-order mark
     or NUL bytes in its first 4 bytes) is a :func:`utf16_error`."""
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as handle:
@@ -59,7 +59,7 @@ def is_stream(path: Path) -> bool:
 
 def is_blank_file(path: Path, limit: int = 1 << 16) -> bool:
     """Whether ``path`` holds nothing to read: 0 bytes, or only whitespace and byte-order marks (UTF-8 or UTF-16) and
-    at most ``limit`` bytes of them (``.gz`` decompressed). A damaged gzip file is not blank (its reader says what is
+    at most ``limit`` bytes of them (gzip decompressed). A damaged gzip file is not blank (its reader says what is
     wrong); one that cannot be read at all is a :class:`DataError`, as is a pipe (its reader would find its head
     gone)."""
     if is_stream(path):
