@@ -442,3 +442,39 @@ def test_publish_folder_raises_an_interrupt_that_says_what_became_of_the_repo(tm
         "me/d: the upload had started, so a commit may or may not have been made: "
         "see https://huggingface.co/datasets/me/d/commits/v1"
     )
+
+
+def test_an_out_through_a_link_and_dotdot_is_built_where_the_checks_looked(run_dir, tmp_path, monkeypatch):
+    # `--out link/../repo` beside the run at ./repo, link -> ../elsewhere/dir: the checks read the folder the OS
+    # resolves (elsewhere/repo), while the swap took ".." by the path's text and replaced ./repo, the run itself
+    run, _ = run_dir
+    here = tmp_path / "here"
+    here.mkdir()
+    shutil.copytree(run, here / "repo")
+    (tmp_path / "elsewhere" / "dir").mkdir(parents=True)
+    (here / "link").symlink_to(tmp_path / "elsewhere" / "dir")
+    monkeypatch.chdir(here)
+    before = _files(here / "repo")
+    argv = ["repo", "--repo_id", "me/x", "--license", "mit", "--out", "link/../repo", "--overwrite", "--dry_run"]
+    assert publish_cmd.main(argv, api=RecordingHfApi()) == 0
+    assert _files(here / "repo") == before  # the run is untouched
+    assert (tmp_path / "elsewhere" / "repo" / "README.md").is_file()  # built where link/../repo leads
+
+
+def test_a_dry_run_lists_through_an_api_subclass_its_own_way(run_dir, tmp_path):
+    # the one-try listing read HfApi's attributes and sent its own request for any HfApi: a subclass overriding
+    # list_repo_files was not asked, one not set up by HfApi.__init__ ended in an AttributeError traceback
+    from huggingface_hub import HfApi
+
+    from biohicl.hub.hub_access import files_deleted
+
+    class Listing(HfApi):
+        def list_repo_files(self, repo_id, *, repo_type=None, revision=None):
+            return ["a.bin", "README.md"]
+
+    class NotSetUp(Listing):
+        def __init__(self):
+            pass
+
+    for api in (Listing(), NotSetUp()):
+        assert files_deleted(api, "me/x", ["README.md"], once=True).paths == ["a.bin"]

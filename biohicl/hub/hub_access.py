@@ -195,9 +195,13 @@ def files_deleted(
 
 
 def _is_hfapi(api: Any) -> bool:
+    """Whether ``api`` lists a repo as ``HfApi`` itself does, with the attributes :func:`_list_once` reads: a subclass
+    overriding ``list_repo_files``, a mock or one not set up by ``HfApi.__init__`` is listed its own way."""
     from huggingface_hub.hf_api import HfApi
 
-    return isinstance(api, HfApi)
+    own = getattr(type(api), "list_repo_files", None) is HfApi.list_repo_files
+    attributes = ("token", "library_name", "library_version", "user_agent", "headers", "endpoint")
+    return isinstance(api, HfApi) and own and all(name in vars(api) for name in attributes)
 
 
 def _list_once(api: Any):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -196,7 +195,7 @@ def build_model_repo_folder(
 
         merged = BioHiCL.from_pretrained(model_dir, base_model_path=base_model_path or None)
     # the previous --out is replaced only once this build succeeded; named by its absolute path (`x/..` has no name)
-    with atomic_directory(os.path.abspath(out_dir)) as staging:
+    with atomic_directory(out_dir.resolve()) as staging:  # the folder the checks above read, links and ".." followed
         try:
             _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license, revision)
         except BioHiCLError as err:  # named as the folder the user gave, not the staging folder
