@@ -16,16 +16,16 @@ def _record(name: str, score: float) -> dict:
     return {"model": {"id": name}, "tasks": {t: {"split": "test", "metrics": {m: v}} for t, (m, v) in tasks.items()}}
 
 
-SHORT = ["base: sentence-transformers/all-MiniLM-L6-v2", *(f"model {i}" for i in range(1, 6))]
+SHORT = ["base: sentence-transformers/all-MiniLM-L6-v2", *(f"model {i}" for i in range(1, 12))]
 LONG = [  # run labels as `evaluate --compare` gives them: the models' ids
     "sentence-transformers/all-MiniLM-L6-v2",
-    *(f"runs/study/minilm/one_pass_distill2/seed{i}" for i in range(3, 8)),
+    *(f"runs/study/minilm/one_pass_distill2/seed{i}" for i in range(3, 14)),
 ]
-VERY_LONG = [f"runs/a-study-with-a-long-name/minilm/one_pass_distill2_all_terms/seed{i}/merged" for i in range(6)]
+VERY_LONG = [f"runs/a-study-with-a-long-name/minilm/one_pass_distill2_all_terms/seed{i}/merged" for i in range(12)]
 
 
 @pytest.mark.parametrize("names", [SHORT, LONG, VERY_LONG], ids=["short", "long", "very-long"])
-@pytest.mark.parametrize("runs", [1, 3, 6])
+@pytest.mark.parametrize("runs", [1, 3, 6, 12])
 def test_the_legend_overlaps_no_bar_and_no_bar_label(runs, names, tmp_path, monkeypatch):
     drawn = {}
 

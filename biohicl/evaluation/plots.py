@@ -87,10 +87,13 @@ def _legend_above_bars(fig: Any, ax: Any, runs: int) -> None:
     excess = legend.get_window_extent(renderer).width - ax.get_window_extent(renderer).width
     if excess > 0:  # one label wider than the axes
         fig.set_figwidth(fig.get_figwidth() + (excess + 24) / fig.dpi)
-    for _ in range(2):  # the top set so that the legend starts above 1.08 (a score of 1 and its label), laid out again
+    for _ in range(3):  # the top set so that the legend starts above 1.08 (a score of 1 and its label), laid out again
         fig.tight_layout()
         share = (legend.get_window_extent(renderer).height + 8) / ax.get_window_extent(renderer).height
-        ax.set_ylim(0, 1.08 / (1 - min(share, 0.6)))
+        if share > 0.5:  # many runs' rows: a taller figure keeps the bars at least half the axes
+            fig.set_figheight(fig.get_figheight() * share / 0.45)
+            continue
+        ax.set_ylim(0, 1.08 / (1 - share))
 
 
 def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | None = None) -> Path:
