@@ -226,9 +226,10 @@ def check_data(args: Any) -> None:
 
 
 def check_output_folder(args: Any) -> None:
-    """Refuse an ``output_dir`` that is, sits inside or holds the ``base_model`` folder (the run's adapter config,
-    ``biohicl_config.json`` and tokenizer written over the base, which then names itself as its base), or is or holds
-    the ``dataset_path`` folder (run files mixed into the dataset; a run folder inside it reads none of its files),
+    """Refuse an ``output_dir`` that is or sits inside the ``base_model`` folder (the run's adapter config,
+    ``biohicl_config.json`` and tokenizer written over the base, which then names itself as its base), or is the
+    ``dataset_path`` folder (run files mixed into the dataset; a run folder inside it reads none of its files; one
+    holding either writes only its own files at its top),
     compared as the folders they resolve to; a documents file as ``dataset_path`` only when it is the ``output_dir``.
     A base that is no folder here (a Hub id) is left alone. Nothing is read or written: paths are looked up."""
     output = _folder(args.output_dir)
@@ -240,8 +241,6 @@ def check_output_folder(args: Any) -> None:
             relation = "is"
         elif name == "base_model" and folder.is_dir() and folder in output.parents:  # a run in a dataset's: kept
             relation = "is inside"
-        elif folder.is_dir() and output in folder.parents:
-            relation = "contains"
         else:
             continue
         kind = "folder" if folder.is_dir() else "file"

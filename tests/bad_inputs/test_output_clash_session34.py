@@ -47,7 +47,7 @@ def _train_argv(base: Path, dataset: Path, output: Path) -> list[str]:
 # ------------------------------------------------------------------------------------- train: output over inputs
 @pytest.mark.parametrize(
     ("output", "relation"),
-    [("work/base", "is"), ("work/base/run", "is inside"), ("work", "contains")],
+    [("work/base", "is"), ("work/base/run", "is inside")],
 )
 def test_a_run_folder_over_its_base_models_folder_is_refused_before_loading(
     tiny_bert_dir, documents, tmp_path, run_cli, output, relation
@@ -66,7 +66,7 @@ def test_a_run_folder_over_its_base_models_folder_is_refused_before_loading(
 
 @pytest.mark.parametrize(
     ("output", "relation"),
-    [("ds", "is"), (".", "contains")],
+    [("ds", "is")],
 )
 def test_a_run_folder_over_its_dataset_folder_is_refused(tiny_bert_dir, tmp_path, run_cli, output, relation):
     dataset = tmp_path / "ds"
@@ -84,6 +84,25 @@ def test_a_run_folder_inside_its_dataset_folder_is_kept(tiny_bert_dir, tmp_path)
     """The dataset reader reads its own files only (``documents/``, ``pairs/``), none of a run's."""
     args = BioHiCLTrainingArguments(**_values(tiny_bert_dir, tmp_path, tmp_path / "run"))
     assert args.output_dir == str(tmp_path / "run")
+
+
+def test_a_run_folder_holding_its_base_or_dataset_folder_is_kept(tiny_bert_dir, tmp_path):
+    # `--output_dir . --dataset_path ds` or `--output_dir models --base_model models/minilm` were refused: a run writes
+    # its own files at its folder's top (checkpoint-*, adapter files), nothing under a subfolder it did not make
+    from biohicl.training.arg_checks import check_output_folder
+
+    base = tmp_path / "models" / "minilm"
+    shutil.copytree(tiny_bert_dir, base)
+    (tmp_path / "ds").mkdir()
+
+    class Args:
+        output_dir = str(tmp_path / "models")
+        base_model = str(base)
+        dataset_path = str(tmp_path / "ds")
+
+    check_output_folder(Args())
+    Args.output_dir = str(tmp_path)
+    check_output_folder(Args())
 
 
 def test_train_biohicl_refuses_an_output_over_the_base_given_after_the_arguments(tiny_bert_dir, documents, tmp_path):
