@@ -744,7 +744,7 @@ def test_train_notebook_selects_on_dev_as_the_registered_recipe(tmp_path, monkey
 
     calls = []
 
-    def train_biohicl(args, evaluator=None):
+    def train_biohicl(args, evaluator=None, selection_notice=None):
         calls.append((args, evaluator))
         raise Trained
 
@@ -777,7 +777,7 @@ def test_train_notebook_without_dev_tasks_trains_without_selection(tmp_path, mon
 
     calls = []
 
-    def train_biohicl(args, evaluator=None):  # the run's first check, then what a run without selection records
+    def train_biohicl(args, evaluator=None, selection_notice=None):  # its first check, then a no-selection record
         check_evaluation(args, evaluator)
         calls.append((args, evaluator))
         run_dir = Path(args.output_dir)

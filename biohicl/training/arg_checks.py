@@ -226,10 +226,9 @@ def check_data(args: Any) -> None:
 
 
 def check_output_folder(args: Any) -> None:
-    """Refuse an ``output_dir`` that is or sits inside the ``base_model`` folder (the run's adapter config,
-    ``biohicl_config.json`` and tokenizer written over the base, which then names itself as its base), or is the
-    ``dataset_path`` folder (run files mixed into the dataset; a run folder inside it reads none of its files; one
-    holding either writes only its own files at its top),
+    """Refuse an ``output_dir`` that is the ``base_model`` folder (the run's adapter config, ``biohicl_config.json``
+    and tokenizer written over the base, which then names itself as its base) or the ``dataset_path`` folder (run
+    files mixed into the dataset); a run folder inside or holding either writes only its own files at its top,
     compared as the folders they resolve to; a documents file as ``dataset_path`` only when it is the ``output_dir``.
     A base that is no folder here (a Hub id) is left alone. Nothing is read or written: paths are looked up."""
     output = _folder(args.output_dir)
@@ -237,15 +236,11 @@ def check_output_folder(args: Any) -> None:
         value = getattr(args, name, None)
         if not value or not (folder := _folder(value)).exists():
             continue
-        if output == folder or (output.exists() and os.path.samefile(output, folder)):
-            relation = "is"
-        elif name == "base_model" and folder.is_dir() and folder in output.parents:  # a run in a dataset's: kept
-            relation = "is inside"
-        else:
+        if not (output == folder or (output.exists() and os.path.samefile(output, folder))):
             continue
         kind = "folder" if folder.is_dir() else "file"
         raise ConfigError(
-            f"output_dir: {args.output_dir} {relation} the {name} {kind} {value}; write the run to a folder of its own"
+            f"output_dir: {args.output_dir} is the {name} {kind} {value}; write the run to a folder of its own"
         )
 
 
