@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from biohicl.data.files import file_identity
 from biohicl.errors import ConfigError
 
 #: What an option holds: a path, several (``--compare``), or nothing given (None or "").
@@ -23,14 +24,12 @@ def file_key(path: str) -> object:
     else the path it resolves to (symlinks followed, a dangling one to the file it would create)."""
     where = Path(path).expanduser()
     try:
-        found = where.stat()
-        if found.st_ino:
-            return (found.st_dev, found.st_ino)
-    except OSError:
+        return file_identity(where, where.stat())  # build-dataset's rule for inputs given twice
+    except (OSError, RuntimeError):  # not there yet, or a symlink loop (RuntimeError before Python 3.13)
         pass
     try:
         return where.resolve()
-    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+    except (OSError, RuntimeError):
         return where.absolute()
 
 

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import gzip
 import io
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,6 +51,13 @@ def check_file(path: str | Path) -> Path:
     if not (path.is_file() or is_stream(path)):
         raise DataError("input file not found", path)
     return path
+
+
+def file_identity(path: Path, found: os.stat_result) -> object:
+    """What tells the file ``path`` (its ``stat`` result ``found``) apart however it is named (spelt otherwise, a
+    symlink or a hard link to it): its device and inode, or, on a file system with no inode numbers (``st_ino`` 0),
+    the path it resolves to."""
+    return (found.st_dev, found.st_ino) if found.st_ino else path.resolve()
 
 
 def is_stream(path: Path) -> bool:

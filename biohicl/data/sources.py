@@ -20,7 +20,7 @@ from pathlib import Path
 
 from biohicl.data.bioasq import read_bioasq
 from biohicl.data.corpus import JSONL_SUFFIXES
-from biohicl.data.files import check_file, is_blank_file, utf16_encoding
+from biohicl.data.files import check_file, file_identity, is_blank_file, utf16_encoding
 from biohicl.data.jsonl import DETECT_FIELDS, LINE_LIMIT, is_jsonl_line, read_jsonl, starts_jsonl_line
 from biohicl.data.medline_text import read_medline_text
 from biohicl.data.pubmed_xml import nlm_file_number, read_medline
@@ -195,8 +195,7 @@ def check_distinct_inputs(inputs: Sequence[tuple[str, Sequence[str | Path] | str
                 found = path.stat()  # follows symlinks; a symlink loop is an OSError (ELOOP)
                 if not stat.S_ISREG(found.st_mode):
                     continue
-                # a file system with no inode numbers (st_ino 0) tells files apart by their resolved paths only
-                key: object = (found.st_dev, found.st_ino) if found.st_ino else path.resolve()
+                key = file_identity(path, found)
             except (OSError, RuntimeError):  # (a symlink loop: RuntimeError from resolve() before Python 3.13)
                 continue  # check_file says what it is
             first = seen.setdefault(key, path)
