@@ -209,14 +209,20 @@ def atomic_write_json(target: str | Path, data: Any, indent: int = 2) -> Path:
     return atomic_write_text(target, text + "\n")
 
 
+def holds_working_folder(target: str | Path) -> bool:
+    """Whether the folder ``target`` resolves to is the working folder or holds it (``.``, ``..``): one a build must
+    not replace, which would leave the shell (and this process) in a deleted folder."""
+    resolved, working = Path(target).resolve(), Path.cwd().resolve()
+    return resolved == working or resolved in working.parents
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds. A
     ``target`` that is the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell
     in a deleted folder."""
     given, target = target, Path(target).absolute()
-    working = Path.cwd().resolve()
-    if target.resolve() == working or target.resolve() in working.parents:
+    if holds_working_folder(target):
         raise BioHiCLError(f"{given}: is the working folder or holds it; write into a folder inside it instead")
     if target.exists() and not target.is_dir():  # a user's file is never swapped for a folder
         raise BioHiCLError(f"{given} is a file, not a folder")

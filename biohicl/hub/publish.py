@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from biohicl.atomic import atomic_directory
+from biohicl.atomic import atomic_directory, holds_working_folder
 from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
@@ -207,8 +207,7 @@ def build_model_repo_folder(
 def check_out_folder(out_dir: str | Path) -> None:
     """Refuse an ``out_dir`` that is the working folder or holds it (``.``, ``..``): the build replaces ``out_dir``
     with the folder it built beside it, which would leave the shell (and this process) in a deleted folder."""
-    target, here = Path(out_dir).resolve(), Path.cwd().resolve()
-    if target == here or target in here.parents:
+    if holds_working_folder(out_dir):
         raise PublishError(
             f"{out_dir}: is or holds the current folder; building there would replace it and leave the shell in a "
             "deleted folder (choose another --out, e.g. a new folder inside it)"
