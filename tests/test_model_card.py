@@ -147,6 +147,43 @@ def test_card_data_round_trips_through_json(tmp_path):
     assert "- Trained for 2 epochs on CPU only." in render_model_card(again)
 
 
+def test_card_data_with_a_score_that_is_not_a_number_is_strict_json_and_reads_back_as_it_rendered(tmp_path):
+    """A collapsed run's NaN (a Spearman of constant embeddings, a selection score) is written ``null``, as every
+    other record is, and read back as NaN: the reloaded card renders as the one that was saved."""
+    data = _card(
+        selection={
+            "steps": [0, 10],
+            "best_step": 10,
+            "best_metric": float("nan"),
+            "step0_metric": 0.5,
+            "selected_base": False,
+            "metrics": ["eval_pubmedqa_recall@1"],
+            "guard": [],
+            "guard_mode": "mean",
+            "guard_tolerance": 0.0,
+            "eval_tasks": ["pubmedqa"],
+            "dev_metrics": [
+                {
+                    "metric": "pubmedqa_recall@1",
+                    "task": "PubMedQA (dev)",
+                    "name": "R@1",
+                    "role": "score",
+                    "base": 0.5,
+                    "kept": float("nan"),
+                }
+            ],
+        }
+    )
+    data.eval_results[0].value = float("nan")
+    data.save(tmp_path / "card_data.json")
+    text = (tmp_path / "card_data.json").read_text()
+    json.loads(text, parse_constant=lambda word: pytest.fail(f"card_data.json holds {word}"))
+    again = BioHiCLModelCardData.load(tmp_path / "card_data.json")
+    assert np.isnan(again.eval_results[0].value) and np.isnan(again.selection["best_metric"])
+    assert np.isnan(again.selection["dev_metrics"][0]["kept"]) and again.selection["step0_metric"] == 0.5
+    assert render_model_card(again) == render_model_card(data)
+
+
 def test_card_data_validation():
     with pytest.raises(ConfigError, match="'base_model'"):
         BioHiCLModelCardData(model_name="M", base_model="/data/models/local-model")

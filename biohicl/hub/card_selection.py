@@ -83,3 +83,24 @@ def selection_of(
     }
     selection["dev_metrics"] = dev_metric_rows(selection, evaluations)
     return selection
+
+
+def read_card_selection(selection: Any) -> Any:
+    """The card's ``selection`` (:func:`selection_of`) as ``card_data.json`` holds it, its scores read back: a
+    ``null`` score of a step that was evaluated is NaN (:func:`~biohicl.jsonio.nan_for_null`), the kept step's
+    and step 0's, and each dev metric row's; anything not of that shape is returned as it is."""
+    if not isinstance(selection, dict):
+        return selection
+    read = dict(selection)
+    if read.get("best_step") is not None and "best_metric" in read:
+        read["best_metric"] = nan_for_null(read["best_metric"])
+    if isinstance(read.get("steps"), list) and 0 in read["steps"] and "step0_metric" in read:
+        read["step0_metric"] = nan_for_null(read["step0_metric"])
+    if isinstance(read.get("dev_metrics"), list):
+        read["dev_metrics"] = [
+            {key: nan_for_null(value) if key in ("base", "kept") else value for key, value in row.items()}
+            if isinstance(row, dict)
+            else row
+            for row in read["dev_metrics"]
+        ]
+    return read

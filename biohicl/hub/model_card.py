@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biohicl import __version__
+from biohicl.atomic import atomic_write_text, finite_or_null
 from biohicl.errors import ConfigError
 from biohicl.evaluation.results import signed
 from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
@@ -29,7 +30,7 @@ from biohicl.hub.card_data_source import (
     training_data_paragraph,
 )
 from biohicl.hub.card_hyperparameters import RUN_SCALE, loss_citations, trained_hyperparameters
-from biohicl.hub.card_selection import selection_of
+from biohicl.hub.card_selection import read_card_selection, selection_of
 from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.hub.run_records import (
     ARGS_FIELDS,
@@ -40,7 +41,7 @@ from biohicl.hub.run_records import (
     checked_rows,
     summary_fields,
 )
-from biohicl.jsonio import read_json
+from biohicl.jsonio import nan_for_null, read_json
 from biohicl.models.config import ENCODING_SETTINGS
 from biohicl.models.soup import SOUP_RECORD_NAME
 from biohicl.provenance import PACKAGE_ROOT, REPOSITORY_URL, template_file
@@ -234,13 +235,26 @@ class BioHiCLModelCardData:
             raise ConfigError(f"{source}: {err}") from None
 
     def save(self, path: str | Path) -> None:
-        """Write ``card_data.json`` (what :meth:`from_run_dir` reads first)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        """Write ``card_data.json`` (what :meth:`from_run_dir` reads first), strict JSON as every biohicl record: a
+        score that is not a number (a collapsed run's) is ``null``, which :meth:`load` reads back as NaN."""
+        text = json.dumps(finite_or_null(self.to_dict()), indent=2, ensure_ascii=False, allow_nan=False)
+        atomic_write_text(path, text + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> BioHiCLModelCardData:
-        """Read a ``card_data.json`` written by :meth:`save`."""
-        return cls.from_dict(read_json(path), source=str(path))
+        """Read a ``card_data.json`` written by :meth:`save`: a ``null`` score is NaN (an evaluation row's value,
+        the selection's measured scores); a ``null`` base value stays None, "not measured"."""
+        values = read_json(path)
+        if isinstance(values, dict):
+            rows = values.get("eval_results")
+            if isinstance(rows, list):
+                values["eval_results"] = [
+                    {**row, "value": nan_for_null(row["value"])} if isinstance(row, dict) and "value" in row else row
+                    for row in rows
+                ]
+            if "selection" in values:
+                values["selection"] = read_card_selection(values["selection"])
+        return cls.from_dict(values, source=str(path))
 
     @property
     def peft_name(self) -> str:
