@@ -61,13 +61,17 @@ INBOX = Path(os.environ.get("BIOHICL_GPU_INBOX") or Path(tempfile.gettempdir()) 
 #: them (as the device tool recorded it, 2026-11: transformers 5.17.0 and huggingface_hub 1.33.0 under the floors 5.23
 #: and 2.2; no datasets or evaluate), at the versions the dev environment tests them with, peft with them, and what
 #: they need that the image lacks (huggingface_hub 2 speaks HTTP through httpx2: httpcore2, truststore; datasets: dill,
-#: multiprocess) or holds at versions not recorded (anyio, idna, h11, typing_extensions, fsspec, which datasets caps).
-#: 16.7 MB as wheels, about 6 MiB in the bundle (:func:`gpu_transfer.wheels_archive`). ``run`` checks the floors there
-#: before any phase (:func:`gpu_limits.below_floors`), and ``receive`` says on the first call whether they will be met.
+#: multiprocess) or holds at versions not recorded (anyio, idna, h11, typing_extensions, fsspec, which datasets caps;
+#: regex, which transformers checks on import against a recent floor). Not carried: pyarrow (datasets' floor 24; 53 MB,
+#: a call of its own), click and hf-xet (huggingface_hub's, not imported offline); ``run``'s import check names a
+#: failure before any phase. 17.5 MB as wheels, about 6.4 MiB in the bundle (:func:`gpu_transfer.wheels_archive`).
+#: ``run`` checks the floors there before any phase (:func:`gpu_limits.below_floors`), and ``receive`` says on the
+#: first call whether they will be met.
 DEFAULT_WHEELS = [
     "transformers==5.23.0", "huggingface_hub==2.4.0", "peft==0.21.2", "datasets==5.2.0", "evaluate==0.4.6",
     "dill==0.4.1", "multiprocess==0.70.19", "fsspec==2026.9.0", "httpx2==2.16.2", "httpcore2==2.16.2",
     "truststore==0.10.5", "anyio==4.16.0", "idna==3.20", "h11==0.16.0", "typing_extensions==4.16.0",
+    "regex==2026.11.19",
 ]  # fmt: skip
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"]
 #: What each phase runs, before ``--config CONFIG`` and the phase's arguments (``run --phase-command`` replaces it).

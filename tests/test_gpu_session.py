@@ -369,6 +369,26 @@ def test_the_staged_wheels_meet_every_pyproject_floor_the_gpu_image_does_not():
     assert {"httpx2", "httpcore2", "truststore", "dill", "multiprocess"} <= set(carried) - IMAGE_PACKAGES
 
 
+def test_regex_is_carried_since_transformers_checks_it_on_import_and_its_version_there_is_not_recorded():
+    """transformers refuses to import when a package it checks at import (``dependency_versions_check``) is below its
+    requirement; regex's floor is recent (calendar versions) and the image's regex version is not recorded, so the
+    bundle carries one that meets the carried transformers' requirement (0.8 MB; tokenizers' recorded 0.23.2 meets
+    it). pyarrow (datasets' floor) is not carried: 53 MB, a call of its own."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    from transformers.dependency_versions_check import pkgs_to_check_at_runtime
+
+    gpu_session = load_script("gpu_session")
+    carried = {_name(n): Version(v) for n, _, v in (w.partition("==") for w in gpu_session.DEFAULT_WHEELS)}
+    assert version("transformers") == str(carried["transformers"])  # the carried transformers' own requirements
+    wanted = {_name(r.name): r for r in map(Requirement, requires("transformers")) if not r.marker}
+    assert "regex" in pkgs_to_check_at_runtime and "regex" not in IMAGE_VERSIONS
+    assert wanted["regex"].specifier.contains(carried["regex"])
+    assert wanted["tokenizers"].specifier.contains(IMAGE_VERSIONS["tokenizers"]) and "tokenizers" not in carried
+
+
 def test_carried_wheels_travel_uncompressed_inside_xz_and_still_install(tmp_path):
     import zipfile
 
