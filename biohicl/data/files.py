@@ -53,6 +53,12 @@ def check_file(path: str | Path) -> Path:
     return path
 
 
+def resolved_path(value: str | os.PathLike[str]) -> Path:
+    """``value`` as the path it names: ``~`` expanded, from the working directory, symlinks resolved where they
+    exist (the one rule by which a recorded or given folder is compared)."""
+    return (Path.cwd() / Path(value).expanduser()).resolve()
+
+
 def file_identity(path: Path, found: os.stat_result) -> object:
     """What tells the file ``path`` (its ``stat`` result ``found``) apart however it is named (spelt otherwise, a
     symlink or a hard link to it): its device and inode, or, on a file system with no inode numbers (``st_ino`` 0),
