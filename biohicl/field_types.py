@@ -39,6 +39,14 @@ def is_count(value: Any) -> bool:
     return is_int(value) and value >= 1
 
 
+def check_count(name: str, value: Any, meaning: str = "", *, optional: bool = False) -> None:
+    """A :class:`ConfigError` naming ``name`` unless ``value`` is a whole number of at least 1 (:func:`is_count`), or
+    None where ``optional``; ``meaning`` (``the first N queries``) says what it counts, in brackets."""
+    if not (is_count(value) or (optional and value is None)):
+        said = f" ({meaning})" if meaning else ""
+        raise ConfigError(f"{name}: must be a whole number of at least 1{said}, got {value!r}")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     """Whether ``value`` has the type ``hint`` (a field annotation: unions, ``list[...]``, ``dict[..., ...]``, plain
     classes); a bool is not a number, an int is a float."""

@@ -76,3 +76,26 @@ def test_is_number_takes_ints_and_floats_nan_inf_and_float64_not_bools_strings_o
     takes = (0, 1, -3, 10**20, 1.5, float("nan"), float("inf"), -float("inf"), np.float64(0.5))
     assert [is_number(v) for v in takes] == [True] * len(takes)
     assert not any(is_number(v) for v in (True, False, "1", None, [1], np.int64(1), np.float32(0.5), np.bool_(True)))
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5, "3", None])
+def test_check_count_refuses_in_one_wording_naming_the_field_and_what_it_counts(value):
+    from biohicl.field_types import check_count
+
+    with pytest.raises(ConfigError) as refused:
+        check_count("limit", value, "the most documents to use")
+    assert (
+        str(refused.value) == f"limit: must be a whole number of at least 1 (the most documents to use), got {value!r}"
+    )
+    with pytest.raises(ConfigError) as bare:
+        check_count("max_partners", value)
+    assert str(bare.value) == f"max_partners: must be a whole number of at least 1, got {value!r}"
+
+
+def test_check_count_takes_whole_numbers_from_one_and_none_only_where_optional():
+    from biohicl.field_types import check_count
+
+    assert [check_count("n", v) for v in (1, 2, 10**9)] == [None, None, None]
+    assert check_count("n", None, optional=True) is None
+    with pytest.raises(ConfigError, match=r"^n: must be a whole number of at least 1, got 0$"):
+        check_count("n", 0, optional=True)
