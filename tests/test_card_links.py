@@ -22,6 +22,7 @@ from test_loader import add_to_hub_cache
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.storage import save_pair_dataset
+from biohicl.hub.card_data_source import branch_or_none
 from biohicl.hub.dataset_repo import build_dataset_repo_folder
 from biohicl.hub.model_card import BioHiCLModelCardData, render_model_card, save_model_card
 from biohicl.hub.publish import build_model_repo_folder, publish_folder
@@ -107,6 +108,15 @@ def test_a_card_on_the_default_branch_names_no_revision(tiny, revision):
     # a card without a repo loads its folder: no revision either
     data = BioHiCLModelCardData.from_biohicl_config(config, "Tiny", revision="v0.1")
     assert "revision=" not in render_model_card(data)
+
+
+@pytest.mark.parametrize(
+    ("revision", "branch"), [(None, None), ("", None), ("main", None), (1.0, None), ("v0.1", "v0.1"), ("Main", "Main")]
+)
+def test_branch_or_none_is_the_one_default_branch_rule(revision, branch):
+    """The rule the cards, the snippets, the publication record and the upload's ``create_branch`` share: ``main``,
+    an empty or no revision (or a manifest's value of another type) is the default branch, named by None."""
+    assert branch_or_none(revision) == branch
 
 
 def test_the_revision_is_card_data_kept_through_card_data_json_and_the_model_repo_folder(tiny, tmp_path):

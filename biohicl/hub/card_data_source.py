@@ -121,6 +121,12 @@ def _kinds(
     return "; ".join(parts)
 
 
+def branch_or_none(revision: object) -> str | None:
+    """The branch ``revision`` names, None for the default one: ``main``, an empty or no revision (a manifest's
+    value of another type, too). A card links, and a snippet loads, a branch only when it is not the default."""
+    return revision if isinstance(revision, str) and revision not in ("", "main") else None
+
+
 @dataclass(frozen=True)
 class HubDataset:
     """A Hub dataset repo and the branch it was published to (None: the default branch)."""
@@ -202,7 +208,7 @@ def published_dataset(dataset_path: str | Path) -> HubDataset | None:
             again,
         )
         return None
-    return HubDataset(repo_id, revision if revision and revision != "main" else None)
+    return HubDataset(repo_id, branch_or_none(revision))
 
 
 def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDataset | None:
@@ -222,8 +228,7 @@ def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDat
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue
         if _absolute(values["source"]) == wanted and isinstance(values.get("repo_id"), str):
-            revision = values.get("revision")
-            return HubDataset(values["repo_id"], revision if isinstance(revision, str) and revision != "main" else None)
+            return HubDataset(values["repo_id"], branch_or_none(values.get("revision")))
     return published_dataset(dataset_path)
 
 

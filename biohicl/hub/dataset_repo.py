@@ -39,7 +39,7 @@ from biohicl.data.columns import column_array, in_memory_dataset
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
 from biohicl.errors import DataError, PublishError
-from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, dataset_contents, publication_record_path
+from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, branch_or_none, dataset_contents, publication_record_path
 from biohicl.hub.publish import check_folder, check_out_folder
 from biohicl.hub.run_sources import without_machine_paths
 
@@ -185,7 +185,7 @@ def _load_revision(card: str, repo_id: str | None, revision: str | None) -> str:
     """``card`` with ``revision="…"`` added to each ``load_dataset("<repo_id>", …)`` call of its snippet when the
     dataset is published to a branch other than ``main`` (the card's renderer, the data layer's, knows no branch):
     ``load_dataset`` reads ``main`` otherwise, which a new repo's branch publish leaves holding ``.gitattributes``."""
-    if not repo_id or not revision or revision == "main":
+    if not repo_id or not branch_or_none(revision):
         return card
     call = re.compile(rf"^(.*\bload_dataset\({re.escape(json.dumps(repo_id))}, [^)\n]*)\)", re.MULTILINE)
     return call.sub(lambda found: f"{found.group(1)}, revision={json.dumps(revision)})", card)
@@ -204,7 +204,7 @@ def record_dataset_publication(source: str | Path, repo_id: str, revision: str |
     name = path.name.removesuffix(PUBLISHED_SUFFIX)
     record = {
         "repo_id": repo_id,
-        "revision": revision if revision and revision != "main" else None,
+        "revision": branch_or_none(revision),
         **dataset_contents(source),
         "biohicl_version": __version__,
     }

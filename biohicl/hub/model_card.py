@@ -24,6 +24,7 @@ from biohicl.evaluation.results import signed
 from biohicl.hub.card_adapter import peft_name, sentence_transformers_loads
 from biohicl.hub.card_data_source import (
     UNSTATED_LICENSE,
+    branch_or_none,
     count_rows,
     dataset_hub_link,
     dataset_summary,
@@ -358,8 +359,8 @@ def _signed(value: float | None) -> str:
 def revision_argument(data: BioHiCLModelCardData) -> str:
     """``, revision="v0.1"`` for the usage snippets of a card published to a branch other than the default (``main``)
     of its repo, else empty: a new repo's ``main`` holds only ``.gitattributes``, so a snippet loading it fails."""
-    published = data.repo_id and data.revision and data.revision != "main"
-    return f", revision={json.dumps(data.revision, ensure_ascii=False)}" if published else ""
+    branch = branch_or_none(data.revision) if data.repo_id else None
+    return f", revision={json.dumps(branch, ensure_ascii=False)}" if branch else ""
 
 
 def render_model_card(data: BioHiCLModelCardData, template: str | Path | None = None) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from biohicl.atomic import atomic_directory, holds_working_folder
 from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
+from biohicl.hub.card_data_source import branch_or_none
 from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import (
     RemoteDeletions,
@@ -340,7 +341,7 @@ def publish_folder(
                 f"{repo_id}: the repo exists and is public; nothing uploaded (make it private on the Hub, or publish "
                 "without --private)"
             )
-        if revision and revision != "main":
+        if branch_or_none(revision):
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
         # the repo exists now (the Hub answers): what the mirroring commit deletes is said before it is made
         deleted = files_deleted(api, repo_id, [f.path for f in files], repo_type=repo_type, revision=revision)
