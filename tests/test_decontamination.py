@@ -84,8 +84,7 @@ def test_a_title_of_exactly_the_minimum_length_matches_one_shorter_does_not(tmp_
     at, short = "Aspirin, and the GUTS!", "Aspirin and the gut."
     assert len(normalise(at)) == MIN_TITLE_CHARS and len(normalise(short)) == MIN_TITLE_CHARS - 1
     root = tmp_path / "data"
-    (root / "pubmedqa").mkdir(parents=True)
-    (root / "pubmedqa" / "test_ground_truth.json").write_text("{}")
+    root.mkdir()
     _beir(root / "scifact", [{"_id": "s1", "title": at, "text": "x"}, {"_id": "s2", "title": short, "text": "y"}])
     dec = Decontaminator.from_data_dir(root)
     same = dec.check(MeshRecord("1", "aspirin and the guts", "Other text.", (DM,), "bioasq"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
-from biohicl.data.pubmedqa import read_pmid_object, read_test_id_file
+from biohicl.data.pubmedqa import load_pubmedqa_test_ids, read_pmid_object
 from biohicl.data.read_report import ReadReport
 from biohicl.data.records import MeshRecord, label_kind_of
 from biohicl.data.sources import read_groups, resolve_inputs, unique_records
@@ -71,7 +71,7 @@ def build_dataset_from_files(
         raise DataError(mixed_kinds_message(Counter({(k, s): None for k, ss in kinds.items() for s in ss})))
     mesh = mesh if isinstance(mesh, MeshHierarchy) else MeshHierarchy.load(mesh)
     test_file = _pubmedqa_test_file(test_ids, groups)
-    tests = frozenset(read_test_id_file(test_file)) if test_file is not None else frozenset()
+    tests = frozenset(load_pubmedqa_test_ids(test_file)) if test_file is not None else frozenset()
     pubmedqa_pmids = {Path(f): set(read_pmid_object(f, "item")) for s, fs in groups if s == "pubmedqa" for f in fs}
     if test_file is not None and pubmedqa_pmids:
         _check_test_ids_found(test_file, tests, pubmedqa_pmids, explicit=test_ids is not None)
@@ -80,7 +80,7 @@ def build_dataset_from_files(
     if decontaminate:
         from biohicl.data.decontamination import Decontaminator
 
-        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_file)
+        decontaminator = Decontaminator.from_data_dir(beir=beir, test_ids=test_file, test_pmids=tests)
     elif beir:
         raise ConfigError("--beir names evaluation sets to decontaminate against: it needs decontamination on")
     if dev_split is not None and dev_split.pubmedqa_non_test is None:

@@ -24,7 +24,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +87,12 @@ class Decontaminator:
         *,
         beir: Sequence[str | Path] = (),
         test_ids: str | Path | None = None,
+        test_pmids: Collection[str] | None = None,
     ) -> Decontaminator:
         """The known evaluation sets under ``root`` (default ``BIOHICL_DATA_DIR``; sets it lacks are listed in
         ``missing``) and the BEIR folders in ``beir`` (each must hold ``corpus.jsonl``). ``test_ids`` names the
-        PubMedQA test-id file instead of ``root``'s (a :class:`DataError` when it does not exist)."""
+        PubMedQA test-id file instead of ``root``'s (a :class:`DataError` when it does not exist or has no PMID);
+        ``test_pmids``: the PMIDs of ``test_ids`` when already read (a build reads the file once)."""
         from biohicl.data.pubmedqa import load_pubmedqa_test_ids
         from biohicl.settings import data_dir
 
@@ -99,7 +101,11 @@ class Decontaminator:
         test_file = Path(test_ids) if test_ids is not None else (found / "pubmedqa" / "test_ground_truth.json"
                                                                  if found else None)  # fmt: skip
         if test_ids is not None or (test_file is not None and test_file.is_file()):  # an explicit file must exist
-            self.pubmedqa_test = load_pubmedqa_test_ids(test_file)
+            self.pubmedqa_test = (
+                set(test_pmids)
+                if test_ids is not None and test_pmids is not None
+                else load_pubmedqa_test_ids(test_file)
+            )
             self.sets["pubmedqa-test"] = len(self.pubmedqa_test)
             items = [test_file.parent / "ori_pqal.json"] + ([found / "pubmedqa" / "ori_pqal.json"] if found else [])
             items_file = next((f for f in items if f.is_file()), None)

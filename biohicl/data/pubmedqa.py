@@ -70,9 +70,9 @@ def _pubmedqa_test_ids(path: Path, test_ids: str | Path | Iterable[str] | None) 
         return set()
     if isinstance(test_ids, str) and test_ids == "auto":
         candidate = path.parent / "test_ground_truth.json"
-        return read_test_id_file(candidate) if candidate.is_file() else set()
+        return load_pubmedqa_test_ids(candidate) if candidate.is_file() else set()
     if isinstance(test_ids, (str, Path)):
-        return read_test_id_file(test_ids)
+        return load_pubmedqa_test_ids(test_ids)
     return {str(t) for t in test_ids}
 
 
@@ -96,14 +96,9 @@ def read_pmid_object(path: str | Path, values: str) -> dict:
 
 
 def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
-    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``)."""
-    return {str(k) for k in read_pmid_object(path, "label")}
-
-
-def read_test_id_file(path: str | Path) -> set[str]:
-    """:func:`load_pubmedqa_test_ids` of a file that marks a corpus's test items: one with no PMID (``{}``) is a
+    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``); a file with no PMID (``{}``) is a
     :class:`DataError`, since every item it should have marked would be read as a training item."""
-    ids = load_pubmedqa_test_ids(path)
+    ids = {str(k) for k in read_pmid_object(path, "label")}
     if not ids:
         raise DataError(
             "no PubMedQA test PMIDs in the file (an empty object), so no item would be marked test and PubMedQA's "

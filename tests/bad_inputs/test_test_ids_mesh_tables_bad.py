@@ -75,6 +75,45 @@ def test_an_empty_test_ids_file_is_refused_in_python_and_by_the_reader(tmp_path,
     assert str(raised.value).startswith(f"{ids}: no PubMedQA test PMIDs in the file")
 
 
+@pytest.mark.parametrize("content", ["{}", "[]"])
+def test_an_empty_test_ids_file_is_refused_by_every_reader_of_it(tmp_path, content):
+    """``{}`` was refused by the build but read as no test PMID by the API: load_pubmedqa_test_ids gave set(),
+    pubmedqa_non_test_pmids every PQA-L PMID (the test items as dev candidates) and the Decontaminator checked none."""
+    from biohicl.data.decontamination import Decontaminator
+    from biohicl.data.pubmedqa import load_pubmedqa_test_ids
+    from biohicl.data.splits import pubmedqa_non_test_pmids
+
+    ids = tmp_path / "noids.json"
+    ids.write_text(content)
+    pqal = write_pqal(tmp_path, n=2)
+    expected = f"{ids}: no PubMedQA test PMIDs in the file" if content == "{}" else f"{ids}: expected a {{pmid: label}}"
+    for read in (
+        lambda: load_pubmedqa_test_ids(ids),
+        lambda: pubmedqa_non_test_pmids(pqal, ids),
+        lambda: Decontaminator.from_data_dir(tmp_path / "none", test_ids=ids),
+    ):
+        with pytest.raises(DataError) as raised:
+            read()
+        assert str(raised.value).startswith(expected)
+
+
+def test_a_build_reads_its_test_ids_file_once(tmp_path, mesh, monkeypatch):
+    """The build read it, then the Decontaminator read it again: it is given the PMIDs the build read."""
+    import biohicl.data.pubmedqa as pubmedqa
+
+    ids = tmp_path / "ids.json"
+    ids.write_text(json.dumps({"100": "yes"}))
+    reads: list[Path] = []
+    read = pubmedqa.read_pmid_object
+    monkeypatch.setattr(
+        pubmedqa, "read_pmid_object", lambda path, values: reads.append(Path(path)) or read(path, values)
+    )
+    _, summary = build_dataset_from_files(
+        [("pubmedqa", [write_pqal(tmp_path)])], None, mesh, progress=False, test_ids=ids, decontaminate=True
+    )
+    assert reads.count(ids) == 1 and summary.test_documents == 1
+
+
 def test_test_ids_matching_some_pmids_build_with_a_warning_counting_the_others(tmp_path, mesh, caplog):
     ids = tmp_path / "ids.json"
     ids.write_text(json.dumps({"100": "yes", "101": "no", "900": "yes"}))
