@@ -211,7 +211,7 @@ def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):
 
     args = BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False)
     loss = build_loss(args, extra_terms={"margin": (Margin(), 0.5), "drift": (Margin(), 0.0)})
-    assert objective_plan(loss) == "0.5·margin(Margin) + 0·drift(Margin)"
+    assert objective_plan(loss) == "0.5·margin(Margin)"  # drift, of weight 0, is logged, not trained
     assert (
         objective_plan(FilteredMSELoss(pair_filter="positive"))
         == 'FilteredMSELoss {"pair_filter": "positive", "beta": 0.3}'
@@ -219,11 +219,41 @@ def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):
     assert objective_plan(Margin()) == "Margin"
 
 
+@pytest.mark.parametrize(
+    ("weights", "plan", "cited"),
+    [
+        ({"lambda_con": 0.0}, "mse(zero_or_positive pairs)", ["BioHiCLLoss", "FilteredMSELoss"]),
+        (
+            {"use_mse": False, "lambda_con": 0.5, "distill_weight": 0.0, "title_weight": 0.2},
+            "0.5·contrastive(infonce, β 0.3, τ 0.05, negative zero) + 0.2·title(τ 0.05)",
+            ["BioHiCLLoss", "HierarchicalContrastiveLoss", "TitleInfoNCELoss"],
+        ),
+        ({"use_mse": False, "lambda_con": 0.0}, "no term trains (each term on weighs 0)", ["BioHiCLLoss"]),
+    ],
+)
+def test_the_objective_line_and_the_card_agree_on_what_trains(tmp_path, weights, plan, cited):
+    """One rule decides which terms train (a term of weight 0, ``lambda_con=0``, is computed and logged, not
+    trained): the dry run's objective line names the terms the card cites, and the card shows settings of those
+    alone."""
+    from biohicl.cli.train_plan import objective_plan
+    from biohicl.hub.card_hyperparameters import loss_citations, loss_rows
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.objective import build_loss, objective_record
+
+    loss = build_loss(BioHiCLTrainingArguments(output_dir=str(tmp_path), **weights))
+    record = objective_record(loss)
+    assert objective_plan(loss) == plan
+    assert list(loss_citations(record)) == cited
+    rows = loss_rows(record)
+    assert rows["lambda_con"] == weights["lambda_con"]  # a weight is a row whatever it is
+    assert ("temperature" in rows) == ("HierarchicalContrastiveLoss" in cited)  # a term's settings only if it trains
+
+
 def test_the_objective_is_planned_when_the_dataset_is_missing(tiny_bert_dir, tmp_path, capsys, no_model):
     argv = options(tiny_bert_dir, tmp_path / "no-dataset", tmp_path / "run", "--max_steps", "2", "--lambda_con", "0")
     assert main([*argv, "--dry_run"]) == 1
     out = capsys.readouterr().out
-    assert "  objective: mse(zero_or_positive pairs) + 0·contrastive(infonce, β 0.3, τ 0.05, negative zero)\n" in out
+    assert "  objective: mse(zero_or_positive pairs)\n" in out  # lambda_con 0: the contrastive term does not train
 
 
 def test_a_share_of_the_steps_as_eval_steps_is_counted_as_the_trainer_counts_it(

@@ -90,33 +90,38 @@ def output_plan(output_dir: str, resume: str | None, total: int | None = None) -
     return f"{output_dir} ({'a fresh run in this folder' if Path(output_dir).is_dir() else 'created by the run'})"
 
 
+def _term_plan(record: dict[str, Any], key: str, name: str, term: dict[str, Any]) -> str:
+    """One term of the BioHiCL ``record`` that trains, as the objective line shows it (``term``: its entry)."""
+    if key == "regression":
+        return f"mse({term['pair_filter']} pairs)"
+    if key == "contrastive":
+        settings = [term["form"], f"β {term['beta']:g}"]
+        settings += [f"τ {term['temperature']:g}"] if term["form"] == "infonce" else []
+        settings += [f"negative {term['negative']}"]
+        settings += ["positives unweighted"] if term["form"] == "infonce" and not term["weighted"] else []
+        return f"{record['lambda_con']:g}·contrastive({', '.join(settings)})"
+    if key == "distillation":
+        return f"{record['distill_weight']:g}·distill"
+    if key == "title":
+        return f"{record['title_weight']:g}·title(τ {term['temperature']:g})"
+    return f"{term['weight']:g}·{name}({term['class']})"  # an extra term
+
+
 def objective_plan(loss: Any) -> str:
-    """The objective ``loss`` trains, from what a run records of it (its ``get_config_dict()``): each term on and its
-    weight, e.g. ``mse(zero_or_positive pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative zero) +
-    0.5·distill + 0.5·margin(Margin)``; a loss other than ``BioHiCLLoss``: its class and its config."""
+    """The objective ``loss`` trains, from what a run records of it (its ``get_config_dict()``): each term that
+    trains and its weight, e.g. ``mse(zero_or_positive pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative
+    zero) + 0.5·distill + 0.5·margin(Margin)``, a term off or of weight 0 left out as the model card leaves it out
+    (:func:`~biohicl.training.loss_record.trained_terms`); a loss other than ``BioHiCLLoss``: its class and its
+    config."""
+    from biohicl.training.loss_record import is_biohicl_record, trained_terms
     from biohicl.training.objective import objective_record
 
-    config = objective_record(loss)
-    kind = config.pop("class")
-    if "use_mse" not in config:
-        return f"{kind} {json.dumps(config)}" if config else kind
-    terms = []
-    if config["use_mse"]:
-        terms.append(f"mse({config['regression']['pair_filter']} pairs)")
-    if config["use_contrastive"]:
-        con = config["contrastive"]
-        settings = [con["form"], f"β {con['beta']:g}"]
-        settings += [f"τ {con['temperature']:g}"] if con["form"] == "infonce" else []
-        settings += [f"negative {con['negative']}"]
-        settings += ["positives unweighted"] if con["form"] == "infonce" and not con["weighted"] else []
-        terms.append(f"{config['lambda_con']:g}·contrastive({', '.join(settings)})")
-    if config["distill_weight"] > 0:
-        terms.append(f"{config['distill_weight']:g}·distill")
-    if config.get("title_weight", 0) > 0:
-        terms.append(f"{config['title_weight']:g}·title(τ {config['title']['temperature']:g})")
-    for name, term in config.get("extra_terms", {}).items():
-        terms.append(f"{term['weight']:g}·{name}({term['class']})")
-    return " + ".join(terms)
+    record = objective_record(loss)
+    if not is_biohicl_record(record):
+        config = {key: value for key, value in record.items() if key != "class"}
+        return f"{record['class']} {json.dumps(config)}" if config else record["class"]
+    terms = [_term_plan(record, key, name, term) for key, name, term in trained_terms(record)]
+    return " + ".join(terms) or "no term trains (each term on weighs 0)"
 
 
 def positive_pairs(sampler: Any) -> int | None:

@@ -2,9 +2,10 @@
 adapter and the trainer state (not the arguments' defaults); and the loss classes the card cites.
 
 The loss rows are one walk of ``training_summary.json``'s ``loss`` (what ``get_config_dict()`` recorded,
-:func:`loss_leaves`): every term that trains, with its weight and each of its parameters, named as the training
-argument that sets it (``title.temperature`` is ``title_temperature``), an extra term as ``loss_<name>``; so a
-parameter a loss records, today or in a later release, reaches the card without being listed here.
+:func:`loss_leaves`): every term that trains (:mod:`biohicl.training.loss_record`, the rule the dry run's objective
+line follows too), with its weight and each of its parameters, named as the training argument that sets it
+(``title.temperature`` is ``title_temperature``), an extra term as ``loss_<name>``; so a parameter a loss records,
+today or in a later release, reaches the card without being listed here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.field_types import is_number
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows
+from biohicl.training.loss_record import EXTRA_TERMS, TERM_WEIGHTS, is_biohicl_record, trained_terms, trains
 
 if TYPE_CHECKING:
     from biohicl.losses import BioHiCLLoss
@@ -67,43 +69,17 @@ NO_WARMUP_SCHEDULERS = frozenset({"constant", "reduce_lr_on_plateau", "greedy"})
 #: training_summary.json's keys on the processes that trained (none in a run folder written before they were recorded)
 RUN_SCALE = ("world_size", "documents_per_optimizer_step")
 
-#: the BioHiCL loss's record (``BioHiCLLoss.get_config_dict()``): each term's entry, the entries that weigh it (it
-#: trains when each is true or above 0) and the prefix its parameters take on the card, the training arguments'
-#: (``title.temperature``: ``title_temperature``); an entry not here is shown by its place (``hard.k``)
-TERMS = {
-    "regression": (("use_mse",), ""),
-    "contrastive": (("use_contrastive", "lambda_con"), ""),
-    "distillation": (("distill_weight",), "distill_"),
-    "title": (("title_weight",), "title_"),
-}
+#: the prefix a built-in term's parameters take on the card (``loss_record.TERM_WEIGHTS``), the training
+#: arguments' (``title.temperature``: ``title_temperature``); another entry's are shown by their place (``hard.k``)
+ARGUMENT_PREFIXES = {"regression": "", "contrastive": "", "distillation": "distill_", "title": "title_"}
 #: the parameters whose training argument is named otherwise than prefix + name
 ARGUMENT_NAMES = {"contrastive.weighted": "weight_positives", "contrastive.form": "contrastive_form"}
 #: the entries of a term that name it rather than set it (an earlier release recorded ``distillation: {type: ...}``)
 NAMING_KEYS = frozenset({"class", "type", "citation"})
-#: the record's entry of the terms added with ``extra_terms=``, each ``{class, weight, config}``
-EXTRA_TERMS = "extra_terms"
 #: what a BioHiCL record without the entry meant: an earlier release recorded ``title_weight`` only when it was on
 UNRECORDED = {"title_weight": 0.0}
 #: β also picks the batches' positive pairs (the sampler's), so its argument's row stays beside the loss's
 SAMPLER_ARGUMENTS = frozenset({"beta"})
-
-
-def is_biohicl_record(record: Any) -> bool:
-    """Whether ``record`` is a BioHiCL loss's (``class`` BioHiCLLoss, or none in a record written before it was
-    recorded, with its ``lambda_con``); another loss's is shown as one row, ``Class(key=value, ...)``."""
-    return isinstance(record, dict) and record.get("class") in (None, "BioHiCLLoss") and "lambda_con" in record
-
-
-def _on(value: Any) -> bool:
-    """Whether a term's weight or switch ``value`` trains it: anything but false, or a number not above 0 (a value
-    not recorded, or of another kind, counts as on: the card shows a term rather than hide it)."""
-    return not (value is False or (is_number(value) and not value > 0))
-
-
-def _trains(record: dict[str, Any], term: str) -> bool:
-    """Whether the term ``term`` of the BioHiCL ``record`` trains (:data:`TERMS`); a term this release does not know,
-    always."""
-    return all(_on(record.get(weight)) for weight in TERMS.get(term, ((), ""))[0])
 
 
 def _flat(config: dict[str, Any], skip: frozenset[str] = frozenset(), place: str = "") -> Iterator[tuple[str, Any]]:
@@ -141,7 +117,8 @@ def _extra_term(term: Any) -> Any:
 def loss_leaves(record: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """``(row, place, value)`` of each setting of a BioHiCL loss's ``record`` that the card shows: each weight and
     switch as recorded (``title_weight`` 0 where an earlier release left it out, :data:`UNRECORDED`), each
-    parameter of a term that trains (:data:`TERMS`; named as its training argument, :data:`ARGUMENT_NAMES`), each
+    parameter of a term that trains (``loss_record.trains``; named as its training argument,
+    :data:`ARGUMENT_PREFIXES`, :data:`ARGUMENT_NAMES`), each
     extra term as ``loss_<name>`` (:func:`_extra_term`). ``place`` is its dotted place in the record."""
     leaves = []
     unrecorded = {key: value for key, value in UNRECORDED.items() if key not in record}
@@ -151,8 +128,8 @@ def loss_leaves(record: dict[str, Any]) -> list[tuple[str, str, Any]]:
         if key == EXTRA_TERMS and isinstance(value, dict):
             leaves += [(f"loss_{name}", f"{key}.{name}", _extra_term(term)) for name, term in value.items()]
         elif isinstance(value, dict):
-            if _trains(record, key):
-                prefix = TERMS[key][1] if key in TERMS else f"{key}."
+            if trains(record, key):
+                prefix = ARGUMENT_PREFIXES.get(key, f"{key}.")
                 for param, setting in _flat(value, NAMING_KEYS):
                     place = f"{key}.{param}"
                     leaves.append((ARGUMENT_NAMES.get(place, prefix + param), place, setting))
@@ -239,8 +216,9 @@ def _cite(cited: dict[str, str], name: Any, entry: Any) -> None:
 
 def loss_citations(record: Any) -> dict[str, str]:
     """``{class name: citation}`` for each loss class the recorded loss ``record`` trained with (the card's
-    citation section): the loss, then each of a BioHiCL loss's terms that trains, by the class its entry records
-    or the built-in term's (:func:`_every_term`), then each extra term with a weight above 0, by its ``class``."""
+    citation section): the loss, then each of a BioHiCL loss's terms that trains (``loss_record.trained_terms``),
+    by the class its entry records, else the built-in term's (:func:`_every_term`), an extra term's by its
+    ``class``."""
     cited: dict[str, str] = {}
     if not isinstance(record, dict) or not record:
         return cited
@@ -248,14 +226,9 @@ def loss_citations(record: Any) -> dict[str, str]:
         _cite(cited, record.get("class"), record)
         return cited
     _cite(cited, "BioHiCLLoss", record)
-    for key, value in record.items():
-        if key == EXTRA_TERMS and isinstance(value, dict):
-            for term in value.values():
-                if isinstance(term, dict) and _on(term.get("weight")):
-                    _cite(cited, term.get("class"), term)
-        elif isinstance(value, dict) and _trains(record, key):
-            built_in = getattr(_every_term(), key, None) if key in TERMS else None
-            _cite(cited, value.get("class") or (type(built_in).__name__ if built_in is not None else None), value)
+    for key, _, entry in trained_terms(record):
+        built_in = getattr(_every_term(), key, None) if key in TERM_WEIGHTS else None
+        _cite(cited, entry.get("class") or (type(built_in).__name__ if built_in is not None else None), entry)
     return cited
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biohicl.errors import ConfigError
+from biohicl.training.loss_record import EXTRA_TERMS
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,6 @@ PATH_ARGS = frozenset({"dataset_path", "mesh_path", "deepspeed", "fsdp_config"})
 #: The ``trainer_state.json`` entry (of ``stateful_callbacks``) in which each checkpoint keeps the objective of its
 #: run (:class:`~biohicl.training.summary.ObjectiveRecord`: the loss's class and ``get_config_dict()``).
 OBJECTIVE_RECORD = "ObjectiveRecord"
-#: The key of a loss's config under which ``BioHiCLLoss`` lists its extra terms by name (none: no key).
-EXTRA_TERMS = "extra_terms"
 
 
 class _Absent:
