@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import io
 import json
 import logging
 import os
@@ -77,6 +78,58 @@ def test_remote_code_in_a_model_folder_never_runs(tiny_bert_dir, tmp_path):
     else:
         assert type(model.backbone).__name__ == "BertModel"
     assert not marker.exists()
+
+
+def plant_custom_tokenizer(folder: Path, reference: str, marker: Path) -> None:
+    """``folder``'s tokenizer mapped to code beside it (``evil.EvilTok``) or in another repo (``owner/repo--...``),
+    a class transformers does not have, so that only running the code would load it; the code writes ``marker``."""
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                    "from transformers import BertTokenizer as EvilTok\n")  # fmt: skip
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.update(auto_map={"AutoTokenizer": [None, reference]}, tokenizer_class="EvilTok")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("reference", ["evil.EvilTok", "attacker/code-repo--evil.EvilTok"])
+@pytest.mark.parametrize("layout", ["biohicl adapter", "plain peft adapter"])
+def test_a_tokenizer_that_needs_custom_code_is_refused_without_a_prompt(tmp_path, monkeypatch, reference, layout):
+    # an adapter folder has no config.json: transformers asked "Do you wish to run the custom code? [y/N]" and one
+    # "y" (`echo y | biohicl evaluate ...`) ran evil.py; with no stdin it was a raw traceback
+    from biohicl.errors import ModelLoadError
+    from tests.conftest import save_tiny_adapter_run
+
+    run = save_tiny_adapter_run(tmp_path)
+    if layout == "plain peft adapter":  # peft's own folder: adapter_config.json naming a local base, no biohicl files
+        (run / "biohicl_config.json").unlink()
+        adapter = json.loads((run / "adapter_config.json").read_text())
+        (run / "adapter_config.json").write_text(
+            json.dumps({**adapter, "base_model_name_or_path": str(tmp_path / "base")})
+        )
+    marker = tmp_path / "pwned"
+    plant_custom_tokenizer(run, reference, marker)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "y")  # the "echo y" answer
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_pretrained(run, base_model_path=tmp_path / "base" if layout == "biohicl adapter" else None)
+    assert asked == [] and not marker.exists()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{run / 'tokenizer_config.json'}: field auto_map")
+    assert reference in message and "trust_remote_code" in message
+
+
+def test_a_tokenizer_mapped_to_custom_code_with_a_builtin_class_loads_the_builtin(tmp_path, monkeypatch):
+    # the code is never run, but a tokenizer_class transformers has is loaded as it, as transformers does
+    from tests.conftest import save_tiny_adapter_run
+
+    run = save_tiny_adapter_run(tmp_path)
+    marker = tmp_path / "pwned"
+    plant_custom_tokenizer(run, "evil.EvilTok", marker)
+    config = json.loads((run / "tokenizer_config.json").read_text())
+    (run / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": "BertTokenizer"}))
+    monkeypatch.setattr("builtins.input", lambda prompt="": pytest.fail(f"prompted: {prompt}"))
+    model = BioHiCL.from_pretrained(run, base_model_path=tmp_path / "base")
+    assert type(model.tokenizer).__name__ == "BertTokenizer" and not marker.exists()
 
 
 # ------------------------------------------------------------------------------------------- pickle

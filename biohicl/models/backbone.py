@@ -22,6 +22,7 @@ from biohicl.models.config import (
     recorded_base,
     settings_hint,
 )
+from biohicl.models.folder_code import load_folder_tokenizer
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
 from biohicl.models.resolver import interrupted_download, registered_entry, resolve_base
@@ -127,13 +128,12 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
 
 def load_tokenizer(path: Path) -> Any:
     """``AutoTokenizer`` of ``path`` (of its Transformer module's folder, as :func:`load_backbone`); a plain peft
-    adapter folder saved without one (peft's ``save_pretrained`` writes none) has its base's."""
-    from transformers import AutoTokenizer
-
+    adapter folder saved without one (peft's ``save_pretrained`` writes none) has its base's. No folder's code runs
+    (:func:`~biohicl.models.folder_code.load_folder_tokenizer`)."""
     folder = sentence_transformers_module_folder(path, "Transformer")
     has_own = any((folder / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
     adapter_base = None if has_own else plain_adapter_base(path)
-    return AutoTokenizer.from_pretrained(str(folder if adapter_base is None else adapter_base[1]))
+    return load_folder_tokenizer(folder if adapter_base is None else adapter_base[1])
 
 
 #: sentence-transformers' older pooling config: one boolean flag per mode (``pooling_mode_cls_token: true``).

@@ -46,6 +46,7 @@ from biohicl.models.encoding import (
     tokenize_texts,
 )
 from biohicl.models.export import make_shareable, write_loading_files, write_sentence_transformers_files
+from biohicl.models.folder_code import load_folder_tokenizer
 from biohicl.models.mteb import MtebEncoder
 from biohicl.models.positions import capped_length
 from biohicl.models.registry import Registry
@@ -156,8 +157,6 @@ class BioHiCL(EncoderInfo, nn.Module):
         off, as transformers and sentence-transformers load models); ``BioHiCLTrainer`` switches it to train mode.
         ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) moves it there, checked before loading; None leaves it on CPU.
         A saved ``max_length`` above the tokens the backbone encodes (an older cap saved 514) is cut to them, logged."""
-        from transformers import AutoTokenizer
-
         target = inference_device(device) if device is not None else None
         resolved = resolve(
             name_or_path, revision, registry=registry, cache_dir=cache_dir, local_files_only=local_files_only,
@@ -187,7 +186,7 @@ class BioHiCL(EncoderInfo, nn.Module):
             else:
                 backbone = load_backbone(path, dtype)
             config.max_length = capped_length(config.max_length, unwrapped(backbone).config, str(path))
-            model = cls(backbone, AutoTokenizer.from_pretrained(str(path)), config)
+            model = cls(backbone, load_folder_tokenizer(path), config)
             if merge:
                 model.merge_lora()
         model.resolved = resolved
