@@ -218,9 +218,10 @@ def holds_working_folder(target: str | Path) -> bool:
 
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds. A
-    ``target`` that is the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell
-    in a deleted folder."""
+    """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds (an
+    existing ``target`` is moved aside, put back if the swap fails, and deleted once it is done). A ``target`` that is
+    the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell in a deleted
+    folder."""
     given, target = target, Path(target).absolute()
     if holds_working_folder(target):
         raise BioHiCLError(f"{given}: is the working folder or holds it; write into a folder inside it instead")
@@ -241,7 +242,11 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)

@@ -201,6 +201,15 @@ def test_a_run_on_a_pushed_dataset_links_it_in_its_card(workdir, mesh):
     ]
 
 
+@pytest.mark.parametrize(("repo_id", "revision"), [("me/pairs", None), ("me/pairs", "main"), (None, "v0.1")])
+def test_a_dataset_card_on_the_default_branch_or_of_no_repo_loads_no_revision(workdir, mesh, repo_id, revision):
+    source = _build(workdir / "data", mesh, ["diabetes", "heart"])
+    card = build_dataset_repo_folder(source, workdir / "staged", repo_id=repo_id, revision=revision) / "README.md"
+    text = card.read_text()
+    assert "revision=" not in text
+    assert f'pairs = load_dataset("{repo_id or "<repo id>"}", "pairs", split="train")          # pairs of' in text
+
+
 def test_a_dataset_pushed_to_a_branch_is_linked_at_that_branch_and_its_card_loads_it(workdir, mesh):
     source = _build(workdir / "data", mesh, ["diabetes", "heart"])
     api = _push_dataset(source, workdir, "me/mesh-pairs", revision="v0.1")

@@ -15,7 +15,7 @@ from biohicl.cli import publish as publish_cmd
 from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.storage import load_pair_dataset, save_pair_dataset
-from biohicl.errors import ConfigError, PublishError
+from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder
 from biohicl.hub.manifest import ReleaseManifest
 
@@ -308,7 +308,8 @@ def test_a_failed_staging_leaves_neither_output_nor_staging_folder(built, tmp_pa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(dataset_repo, "render_license_file", failing_license)
-    with pytest.raises(OSError, match="No space left"):
+    # named as --out, as the model build's full disk is (it named a file of the staging folder, deleted by then)
+    with pytest.raises(BioHiCLError, match=f"^{out}: no space left on device; nothing was written there$"):
         build_dataset_repo_folder(source, out, overwrite=True)
     assert _files(tmp_path) == ["repo/README.md"] and (out / "README.md").read_text() == "the previous staging"
     monkeypatch.undo()
@@ -330,18 +331,35 @@ def test_a_symlinked_out_is_written_into_its_target(built, tmp_path, capsys):
 
 
 def test_a_failed_replace_keeps_the_old_out_and_leaves_no_staging_folder(built, tmp_path, monkeypatch):
+    # the build is swapped in by biohicl.atomic.atomic_directory, as a model's is: the previous --out is moved aside,
+    # and moved back when the staged folder cannot take its place
+    import os
+
     source, _ = built
     out = tmp_path / "repo"
     out.mkdir()
     (out / "README.md").write_text("the previous staging")
-    rename = Path.rename
+    replace = os.replace
 
-    def failing_rename(self, target):
-        if ".staging-" in self.name:
+    def failing_replace(src, dst):
+        if str(src).endswith(".tmp"):  # the staged folder
             raise OSError(18, "Invalid cross-device link")
-        return rename(self, target)
+        return replace(src, dst)
 
-    monkeypatch.setattr(Path, "rename", failing_rename)
-    with pytest.raises(OSError, match="cross-device"):
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(BioHiCLError, match=f"^{out}: Invalid cross-device link$"):
         build_dataset_repo_folder(source, out, overwrite=True)
     assert _files(tmp_path) == ["repo/README.md"] and (out / "README.md").read_text() == "the previous staging"
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line_and_left_as_is(built, tmp_path, capsys):
+    # it was "repo: Not a directory", the not-empty check listing the file; now the model build's words
+    from biohicl.cli.main import main as cli_main
+
+    source, _ = built
+    out = tmp_path / "repo"
+    out.write_text("mine")
+    argv = ["publish", str(source), "--dataset", "--repo_id", "me/x", "--dry_run", "--out", str(out), "--overwrite"]
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err == f"biohicl publish: error: {out} is a file, not a folder\n"
+    assert out.read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["repo"]

@@ -293,6 +293,19 @@ def test_build_refuses_an_output_that_is_or_holds_the_run(run_dir, tmp_path):
     assert build_model_repo_folder(run, run / "repo").is_dir()  # inside the run is fine
 
 
+def test_a_repo_folder_built_inside_the_run_is_not_read_back_by_the_next_build(run_dir, tmp_path):
+    """The dataset build refuses an --out inside its source; the model build need not: it reads the model folder's
+    allowlisted files (the model folder itself refused as --out), the run's own records and its ``*.png`` and
+    ``plots/*.png``, none of which lies in a folder built inside the run."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir[0], run)
+    inside = build_model_repo_folder(run, run / "repo", repo_id="me/x", license="mit")
+    again = build_model_repo_folder(run, tmp_path / "again", repo_id="me/x", license="mit")
+    files = sorted(p.relative_to(inside).as_posix() for p in inside.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file()) == files
+    assert not any(name.startswith("repo/") for name in files) and "README.md" in files
+
+
 def test_publish_makes_exactly_these_calls(run_dir, tmp_path):
     run, _, _ = run_dir
     folder = build_model_repo_folder(run, tmp_path / "repo", repo_id="me/tiny")

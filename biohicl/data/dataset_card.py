@@ -260,10 +260,19 @@ def _size_category(n: int) -> str:
 
 
 def render_dataset_card(
-    dataset, summary=None, *, split_files: bool = False, license: str | None = None, repo_id: str | None = None
+    dataset,
+    summary=None,
+    *,
+    split_files: bool = False,
+    license: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
 ) -> str:
     """Render ``README.md`` (YAML metadata + markdown) for a MeSH-pair ``DatasetDict``; ``split_files``, ``license``
-    as in :func:`card_metadata`, ``repo_id`` for the usage snippet."""
+    as in :func:`card_metadata`, ``repo_id`` for the usage snippet, which loads the branch ``revision`` of it (None:
+    the default branch, which a new repo's branch publish leaves holding ``.gitattributes`` only)."""
+    import json
+
     import jinja2
 
     sources = sorted(set(column_list(dataset["documents"], "source")))
@@ -283,6 +292,7 @@ def render_dataset_card(
         summary=summary,
         splits=sorted(set(column_list(documents, "split"))) if split_files else [],
         repo_id=repo_id or "<repo id>",
+        revision_arg=f", revision={json.dumps(revision, ensure_ascii=False)}" if repo_id and revision else "",
         license_link=metadata.get("license_link"),
         n_documents=len(documents),
         n_pairs=len(dataset["pairs"]),

@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_datase
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
 from biohicl.errors import DataError, PublishError
 from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, branch_or_none, dataset_contents, publication_record_path
-from biohicl.hub.publish import check_folder, check_out_folder
+from biohicl.hub.publish import building_into, check_folder, check_out_folder
 from biohicl.hub.run_sources import without_machine_paths
 
 logger = logging.getLogger(__name__)
@@ -144,8 +142,8 @@ def build_dataset_repo_folder(
     default (``main``). An ``out`` that is, holds or lies in ``source``, or is or holds the working folder
     (:func:`~biohicl.hub.publish.check_out_folder`), is a :class:`PublishError` before anything is deleted; a
     non-empty ``out`` needs ``overwrite=True`` and is replaced only once the staging (in a hidden sibling folder) has
-    succeeded. ``temporary``: ``out`` is a folder the caller deletes (``biohicl publish`` without
-    ``--out``), which the log line says.
+    succeeded (:func:`~biohicl.hub.publish.building_into`, as a model repo folder is). ``temporary``: ``out`` is a
+    folder the caller deletes (``biohicl publish`` without ``--out``), which the log line says.
     """
     source, out = Path(source), Path(out)
     if out.is_symlink():  # a linked --out is written into the link's target, as before staging beside it
@@ -158,37 +156,16 @@ def build_dataset_repo_folder(
         )
     staged, splits = split_layout(load_pair_dataset(source), source)
     summary = card_summary(source)
-    card = _render_card(staged, summary, source / SUMMARY_NAME, license=license, repo_id=repo_id)
-    card = _load_revision(card, repo_id, revision)
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    branch = branch_or_none(revision)
+    card = _render_card(staged, summary, source / SUMMARY_NAME, license=license, repo_id=repo_id, revision=branch)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
-    # staged beside --out and renamed into place at the end: a failure leaves no half-built --out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _stage(staged, splits, summary, card, tmp, license=license)
-        check_folder(tmp, allow_large_files=True)  # token and symlink checks now; size is checked at upload
-        _replace(out, tmp)
-    except PublishError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise PublishError(str(err).replace(str(tmp), str(out))) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with building_into(out) as staging:
+        _stage(staged, splits, summary, card, staging, license=license)
+        check_folder(staging, allow_large_files=True)  # token and symlink checks now; size is checked at upload
     gone = ", a temporary folder deleted when the command ends (--out DIR keeps it)" if temporary else ""
     logger.info("staged %s for the Hub in %s (splits %s)%s", source, out, ", ".join(splits), gone)
     return out
-
-
-def _load_revision(card: str, repo_id: str | None, revision: str | None) -> str:
-    """``card`` with ``revision="…"`` added to each ``load_dataset("<repo_id>", …)`` call of its snippet when the
-    dataset is published to a branch other than ``main`` (the card's renderer, the data layer's, knows no branch):
-    ``load_dataset`` reads ``main`` otherwise, which a new repo's branch publish leaves holding ``.gitattributes``."""
-    if not repo_id or not branch_or_none(revision):
-        return card
-    call = re.compile(rf"^(.*\bload_dataset\({re.escape(json.dumps(repo_id))}, [^)\n]*)\)", re.MULTILINE)
-    return call.sub(lambda found: f"{found.group(1)}, revision={json.dumps(revision)})", card)
 
 
 def record_dataset_publication(source: str | Path, repo_id: str, revision: str | None = None) -> Path | None:
@@ -223,22 +200,6 @@ def record_dataset_publication(source: str | Path, repo_id: str, revision: str |
         return None
     logger.info("recorded in %s that %s is published as %s, for the cards of runs trained on it", path, name, repo_id)
     return path
-
-
-def _replace(out: Path, staged: Path) -> None:
-    """Rename the folder ``staged`` to ``out``; an existing ``out`` is moved aside first and deleted only after the
-    rename, or moved back when the rename fails."""
-    if not out.exists():
-        staged.rename(out)
-        return
-    old = staged.with_name(staged.name.replace(".staging-", ".old-"))
-    out.rename(old)
-    try:
-        staged.rename(out)
-    except BaseException:
-        old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def card_summary(folder: Path) -> dict[str, Any] | None:

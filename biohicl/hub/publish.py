@@ -14,11 +14,12 @@ written or printed.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -195,14 +196,22 @@ def build_model_repo_folder(
         from biohicl.models.model import BioHiCL
 
         merged = BioHiCL.from_pretrained(model_dir, base_model_path=base_model_path or None)
-    # the previous --out is replaced only once this build succeeded; named by its absolute path (`x/..` has no name)
-    with atomic_directory(out_dir.resolve()) as staging:  # the folder the checks above read, links and ".." followed
+    with building_into(out_dir) as staging:
+        _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license, revision)
+    return out_dir
+
+
+@contextlib.contextmanager
+def building_into(out_dir: Path) -> Iterator[Path]:
+    """The folder a repo folder is built in, beside ``out_dir``, which it replaces only once the block succeeded
+    (:func:`~biohicl.atomic.atomic_directory`, given ``out_dir``'s absolute path: the folder the opening checks read,
+    links and ``..`` followed; ``x/..`` has no name); an error of the block names ``out_dir``, not that folder."""
+    with atomic_directory(out_dir.resolve()) as staging:
         try:
-            _build(staging, run_dir, model_dir, sources, records, curves, merged, repo_id, card_data, license, revision)
-        except BioHiCLError as err:  # named as the folder the user gave, not the staging folder
+            yield staging
+        except BioHiCLError as err:
             err.args = (str(err).replace(str(staging), str(out_dir)),)
             raise
-    return out_dir
 
 
 def check_out_folder(out_dir: str | Path) -> None:
