@@ -33,7 +33,7 @@ from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.documents import parquet_files as config_parquet_files
 from biohicl.data.records import INDEXING, MENTIONS
 from biohicl.errors import DataError, json_error, location
-from biohicl.mesh.formats import is_gzip
+from biohicl.mesh.formats import open_maybe_gzip
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +186,8 @@ def document_from_record(
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of a UTF-8 file (``.gz`` too), decoded line by line so a bad byte names its line; a
     byte-order mark opening the file is dropped (an editor's "UTF-8 with BOM" is UTF-8)."""
-    opener = gzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rb") as handle:
+        with open_maybe_gzip(path) as handle:
             for number, raw in enumerate(handle, 1):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]

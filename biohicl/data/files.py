@@ -15,24 +15,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from biohicl.errors import DataError
-from biohicl.mesh.formats import is_gzip
+from biohicl.mesh.formats import open_maybe_gzip
 
 T = TypeVar("T")
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
-    """A text handle on ``path`` (gzip decompressed: :func:`~biohicl.mesh.formats.is_gzip`)."""
-    if is_gzip(path):
-        return gzip.open(path, "rt", encoding=encoding)
-    return path.open("r", encoding=encoding)
+def open_text(path: Path, encoding: str = "utf-8-sig") -> io.TextIOBase:
+    """A text handle on ``path`` (gzip decompressed: :func:`~biohicl.mesh.formats.is_gzip`), UTF-8 with a byte-order
+    mark dropped (an editor's "UTF-8 with BOM", as the MeSH readers drop it) unless ``encoding`` says otherwise."""
+    return open_maybe_gzip(path, "rt", encoding)
 
 
 @contextlib.contextmanager
 def open_utf8_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
     """A byte handle on ``path`` (gzip decompressed) for a reader of UTF-8 lines; a UTF-16 file (byte-order mark
     or NUL bytes in its first 4 bytes) is a :func:`utf16_error`."""
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as handle:
+    with open_maybe_gzip(path) as handle:
         if utf16 := utf16_encoding(handle.peek(4)[:4]):
             raise utf16_error(path, utf16)
         yield handle
@@ -81,7 +79,7 @@ def is_blank_file(path: Path, limit: int = 1 << 16) -> bool:
     if path.stat().st_size == 0:
         return True
     try:
-        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+        with open_maybe_gzip(path) as handle:
             head = handle.read(limit + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error):
         return False

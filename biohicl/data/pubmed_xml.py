@@ -5,7 +5,6 @@ the citation they are in."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import re
@@ -25,7 +24,7 @@ from biohicl.data.records import (
     ReadContext,
     ReadReport,
 )
-from biohicl.mesh.formats import is_gzip
+from biohicl.mesh.formats import open_maybe_gzip
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -143,8 +142,7 @@ def read_medline(
     """
     path = check_file(path)
     ctx = ReadContext(path, "medline", mesh or MeshHierarchy.load(), strict, report)
-    opener = gzip.open if is_gzip(path) else open  # up.XML.GZ too
-    with opener(path, "rb") as handle:
+    with open_maybe_gzip(path) as handle:  # up.XML.GZ too
         stream: Any = handle
         forced = utf16_encoding(handle.peek(4)[:4]) if hasattr(handle, "peek") else None
         if forced:

@@ -32,7 +32,7 @@ def read_pubmedqa(
     path = check_file(path)
     ctx = ReadContext(path, "pubmedqa", mesh or MeshHierarchy.load(), strict, report)
     tests = _pubmedqa_test_ids(path, test_ids)
-    with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
+    with open_text(path) as handle:  # a byte-order mark is no error
         stream = JsonStream(handle)
         in_value = False  # a decoding error inside an item belongs to that item's record number
         try:
@@ -82,7 +82,7 @@ def read_pmid_object(path: str | Path, values: str) -> dict:
     (``values`` says what its values are, for the message)."""
     path = check_file(path)
     try:
-        with open_text(path, "utf-8-sig") as handle:  # a byte-order mark is no error
+        with open_text(path) as handle:  # a byte-order mark is no error
             data = json.load(handle)
     except json.JSONDecodeError as err:
         raise DataError(json_error(err), path, line=err.lineno) from None

@@ -29,7 +29,7 @@ from biohicl.data.pubtator import read_pubtator
 from biohicl.data.read_report import ReadReport
 from biohicl.data.records import DELETED, DUPLICATE, REVISED, MeshRecord
 from biohicl.errors import ConfigError, DataError
-from biohicl.mesh.formats import is_gzip
+from biohicl.mesh.formats import open_maybe_gzip
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ def detect_source(path: str | Path) -> str | None:
     as if its format were unknown."""
     path = Path(path)
     try:
-        opener = gzip.open if is_gzip(path) else open  # EXPORT.XML.GZ too, as read_medline reads it
-        with opener(path, "rb") as handle:
+        with open_maybe_gzip(path) as handle:  # EXPORT.XML.GZ too, as read_medline reads it
             head = handle.read(_SNIFF_BYTES)
             if _cut_json_line(head):  # e.g. a jsonl abstract over 64 KB before its `mesh` key
                 head += handle.readline(LINE_LIMIT + 1 - len(head))

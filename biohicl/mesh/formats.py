@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import IO
 
 from biohicl.errors import DataError
 
@@ -72,6 +73,12 @@ def is_gzip(path: Path) -> bool:
         return False
 
 
+def open_maybe_gzip(path: Path, mode: str = "rb", encoding: str | None = None) -> IO:
+    """``path`` opened in ``mode`` (``"rb"``, or ``"rt"`` with ``encoding``: ``"utf-8-sig"`` drops a byte-order mark,
+    as every reader of UTF-8 text here does), through gzip when :func:`is_gzip`."""
+    return (gzip.open if is_gzip(path) else open)(path, mode, encoding=encoding)
+
+
 def _place(record: int | None, line: int | None) -> str:
     return f"line {line}" if line is not None else f"record {record}"
 
@@ -97,27 +104,27 @@ def claim_tree_numbers(
     record: int | None = None,
     *,
     line: int | None = None,
-) -> None:
+) -> list[str]:
     """Record ``ui`` as the holder of ``tree_numbers`` (``owners``: tree number → (UI, place)); a
-    :class:`DataError` naming both places when one is another descriptor's (the two would be one node: SimL 1.0)."""
+    :class:`DataError` naming both places when one is another descriptor's (the two would be one node: SimL 1.0).
+    Returns those not ``ui``'s before (none for a row given twice)."""
+    claimed = []
     for tn in tree_numbers:
-        other, where = owners.setdefault(tn, (ui, _place(record, line)))
+        if tn not in owners:
+            owners[tn] = (ui, _place(record, line))
+            claimed.append(tn)
+            continue
+        other, where = owners[tn]
         if other != ui:
             message = (
                 f"tree number {tn!r} of {ui!r} is already {other!r}'s ({where}); a tree number is one descriptor's"
             )
             raise DataError(message, path, record, line=line)
+    return claimed
 
 
 def _on(place: str) -> str:
     return f"on {place}" if place.startswith("line") else place
-
-
-def open_text(path: Path):
-    """A text handle on a plain or gzip'd UTF-8 file (a BOM is dropped)."""
-    if is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return path.open("r", encoding="utf-8-sig")
 
 
 def read_tsv(path: Path) -> Tables:
@@ -127,7 +134,7 @@ def read_tsv(path: Path) -> Tables:
     synonyms: dict[str, str] = {}
     seen: dict[str, str] = {}
     owners: dict[str, tuple[str, str]] = {}
-    with open_text(path) as handle:
+    with open_maybe_gzip(path, "rt", "utf-8-sig") as handle:
         first = True
         for number, line in enumerate(handle, 1):
             line = line.rstrip("\n\r")
@@ -164,11 +171,8 @@ def _meshtree_rows(path: Path, handle: Iterable[str], header_line: int) -> Table
             raise DataError(f"expected 3 tab-separated columns ({layout}), got {len(cols)}", path, line=number)
         tn, ui, term = cols[:3]
         names.setdefault(checked_ui(ui, path, line=number), term)
-        checked_tree_numbers((tn,), path, line=number)
-        if owners.get(tn, (None,))[0] == ui:
-            continue  # a row given twice
-        claim_tree_numbers(owners, ui, (tn,), path, line=number)
-        trees.setdefault(ui, []).append(tn)
+        tns = checked_tree_numbers((tn,), path, line=number)
+        trees.setdefault(ui, []).extend(claim_tree_numbers(owners, ui, tns, path, line=number))  # a row twice: none
     return names, {u: tuple(t) for u, t in trees.items()}, {}
 
 
@@ -179,10 +183,9 @@ def read_descriptor_xml(path: Path) -> Tables:
     synonyms: dict[str, str] = {}
     seen: dict[str, str] = {}
     owners: dict[str, tuple[str, str]] = {}
-    opener = gzip.open if is_gzip(path) else open
     record = 0
     try:
-        with opener(path, "rb") as handle:
+        with open_maybe_gzip(path) as handle:
             for _, elem in ET.iterparse(handle, events=("end",)):
                 if elem.tag != "DescriptorRecord":
                     continue
@@ -215,7 +218,7 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
     """
     rows: dict[str, list[str]] = {}
     owners: dict[str, tuple[str, str]] = {}
-    with open_text(path) as handle:
+    with open_maybe_gzip(path, "rt", "utf-8-sig") as handle:
         for number, line in enumerate(handle, 1):
             line = line.strip()
             if not line:
@@ -223,11 +226,8 @@ def read_mtrees(path: Path, preferred: Mapping[str, str], reference: str = "the 
             label, sep, tn = line.rpartition(";")
             if not sep:
                 raise DataError("expected `name;tree number`: no `;` in the line", path, line=number)
-            checked_tree_numbers((tn,), path, line=number)
-            if owners.get(tn, (None,))[0] == label:
-                continue  # a line given twice
-            claim_tree_numbers(owners, label, (tn,), path, line=number)
-            rows.setdefault(label, []).append(tn)
+            tns = checked_tree_numbers((tn,), path, line=number)
+            rows.setdefault(label, []).extend(claim_tree_numbers(owners, label, tns, path, line=number))  # twice: none
     ids = {label: preferred.get(label, label) for label in rows}
     unmatched = [label for label, ui in ids.items() if ui == label]
     clashed: list[str] = []

@@ -23,6 +23,21 @@ def jsonl(path: Path, docs=DOCS) -> Path:
     return path
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_corpus_opening_with_a_byte_order_mark_reads_as_without_it(tmp_path, gzipped):
+    """An editor's "UTF-8 with BOM": the first id, or the TSV header's first column, is not read with the mark."""
+    files = {
+        "c.jsonl": b'{"_id": "d1", "title": "T", "text": "Some text"}\n',
+        "c.tsv": b"id\ttitle\ttext\nd1\tT\tSome text\n",
+        "c2.tsv": b"d1\tSome text\n",
+    }
+    for name, body in files.items():
+        path = tmp_path / (name + (".gz" if gzipped else ""))
+        path.write_bytes((gzip.compress if gzipped else bytes)(b"\xef\xbb\xbf" + body))
+        title = "" if name == "c2.tsv" else "T"
+        assert [(d.id, d.title, d.text) for d in read_corpus(path)] == [("d1", title, "Some text")]
+
+
 def test_latin1_jsonl_names_the_line(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')

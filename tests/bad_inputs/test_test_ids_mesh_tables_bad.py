@@ -207,7 +207,16 @@ def test_a_meshtree_row_repeated_is_no_clash(tmp_path):
         "Tree Number\tDesc Ui\tTerm\nA01\tX1\tRoot\nA01.001\tX2\tChild\nB01\tX2\tChild\nA01.001\tX2\tChild\n"
     )
     loaded = MeshHierarchy.load(tree)
-    assert loaded.names == {"X1": "Root", "X2": "Child"} and set(loaded.trees["X2"]) == {"A01.001", "B01"}
+    assert loaded.names == {"X1": "Root", "X2": "Child"} and loaded.trees["X2"] == ("A01.001", "B01")
+
+
+def test_an_mtrees_line_repeated_is_no_clash(tmp_path):
+    from biohicl.mesh.formats import read_mtrees
+
+    path = tmp_path / "mtrees2025.bin"
+    path.write_text("Root;A01\nChild;A01.001\nChild;B01\nChild;A01.001\n")
+    names, trees, _ = read_mtrees(path, {"Root": "X1", "Child": "X2"})
+    assert names == {"X1": "Root", "X2": "Child"} and trees == {"X1": ("A01",), "X2": ("A01.001", "B01")}
 
 
 # ----------------------------------------------------------------------------------- gzip by content
