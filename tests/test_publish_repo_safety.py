@@ -346,6 +346,17 @@ def test_a_publish_says_what_its_commit_deletes_before_making_it(run_dir, monkey
     assert api.calls.index(listed[0]) == 1 if listed else True  # after create_repo, before the upload
 
 
+def test_one_file_deleted_is_said_in_the_singular_in_each_tense():
+    """The three places that say what the commit deletes (before the upload, the result line, the dry run) are one
+    renderer, :meth:`~biohicl.hub.hub_access.RemoteDeletions.words`, the tense its parameter."""
+    from biohicl.hub.hub_access import RemoteDeletions
+
+    one = RemoteDeletions(["LICENSE"])
+    assert one.words("me/t", "deletes") == "me/t: the commit deletes 1 file of the repo that the folder lacks: LICENSE"
+    assert one.words("me/t", "deleted") == "the commit deleted 1 file of the repo that the folder lacked: LICENSE"
+    assert one.words("me/t", "would delete") == "  LICENSE"
+
+
 def test_publish_help_says_the_commit_deletes_the_repos_other_files(capsys):
     with pytest.raises(SystemExit):
         publish_cmd.main(["--help"])

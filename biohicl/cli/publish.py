@@ -25,7 +25,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder, record_dataset_publication
-from biohicl.hub.hub_access import RemoteDeletions, deleted_words, files_deleted, require_token, token_of
+from biohicl.hub.hub_access import RemoteDeletions, files_deleted, require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
 from biohicl.hub.publish import (
     DEFAULT_MAX_FILE_BYTES,
@@ -214,14 +214,7 @@ def _print_plan(folder: Path, settings: dict[str, Any], repo_type: str, max_byte
         api, repo_id, [f.path for f in files], repo_type=repo_type, revision=settings.get("revision"), once=True
     )
     print(f"files of {repo_id} the commit would delete:")
-    if deleted.paths is None:
-        print(f"  not known ({deleted.why}): every file of {repo_id} not uploaded above")
-    elif deleted.absent:
-        hidden = "" if token_of(api) else ", or is private and this dry run has no token to see it"
-        print(f"  (none: {repo_id} does not exist yet{hidden})")
-    else:
-        for path in deleted.paths or ["(none)"]:
-            print(f"  {path}")
+    print(deleted.words(repo_id, "would delete", token=bool(token_of(api))))
     card = folder / "README.md"
     if card.is_file():
         print(f"\n----- {card.name} -----")
@@ -288,6 +281,6 @@ def main(argv: list[str], api: Any | None = None) -> int:
         if repo_type == "dataset":  # the model cards of runs trained on this folder link it (hub/card_data_source)
             record_dataset_publication(source, settings["repo_id"], settings.get("revision"))
     url = getattr(result, "commit_url", None) or f"https://huggingface.co/{settings['repo_id']}"
-    said = deleted_words(deleted[0] if deleted else RemoteDeletions(None))
+    said = (deleted[0] if deleted else RemoteDeletions(None)).words(settings["repo_id"], "deleted")
     print(f"published {settings['repo_id']} ({repo_type}): {url}; {said}")
     return 0

@@ -154,6 +154,31 @@ class RemoteDeletions:
     absent: bool = False
     why: str = ""
 
+    def words(self, repo_id: str, tense: str, *, token: bool = True) -> str:
+        """What the commit deletes from ``repo_id``, in the ``tense`` of where it is said: ``deletes`` (the line before
+        the upload), ``deleted`` (the result line, once it is made) or ``would delete`` (a dry run's list, an indented
+        line a file; ``token``: whether the dry run has one, without which a private repo looks absent)."""
+        if self.paths is None:
+            return {
+                "deletes": f"{repo_id}: the commit deletes every file of the repo the folder lacks "
+                f"(not listed: {self.why})",
+                "deleted": "the commit deleted every other file of the repo (.gitattributes kept)",
+                "would delete": f"  not known ({self.why}): every file of {repo_id} not uploaded above",
+            }[tense]
+        if not self.paths:
+            hidden = "" if token else ", or is private and this dry run has no token to see it"
+            return {
+                "deletes": f"{repo_id}: the commit deletes no file of the repo (it holds none that the folder lacks)",
+                "deleted": "the commit deleted no file of the repo",
+                "would delete": f"  (none: {repo_id} does not exist yet{hidden})" if self.absent else "  (none)",
+            }[tense]
+        if tense == "would delete":
+            return "\n".join(f"  {path}" for path in self.paths)
+        count, lacks = len(self.paths), "lacked" if tense == "deleted" else "lacks"
+        said = f"the commit {tense} {count} file{'s' * (count != 1)} of the repo that the folder {lacks}: "
+        said += ", ".join(self.paths)
+        return said if tense == "deleted" else f"{repo_id}: {said}"
+
 
 #: seconds a dry run waits for each answer of its one try at listing the repo (huggingface_hub's own listing retries
 #: five times, about 25 s with no network, logging each retry)
@@ -236,28 +261,3 @@ def _list_once(api: Any):
         return files
 
     return list_files
-
-
-def deleted_words(deleted: RemoteDeletions) -> str:
-    """What the mirroring commit deleted, said once it is made, from the listing said before it (:func:`deletion_line`):
-    ``the commit deleted 2 files of the repo that the folder lacked: LICENSE, onnx/model.onnx``."""
-    if deleted.paths is None:
-        return "the commit deleted every other file of the repo (.gitattributes kept)"
-    if not deleted.paths:
-        return "the commit deleted no file of the repo"
-    count = len(deleted.paths)
-    return f"the commit deleted {count} file{'s' * (count != 1)} of the repo that the folder lacked: " + (
-        ", ".join(deleted.paths)
-    )
-
-
-def deletion_line(repo_id: str, deleted: RemoteDeletions) -> str:
-    """What a commit that mirrors a folder deletes from ``repo_id``, said before it is made."""
-    if deleted.paths is None:
-        return f"{repo_id}: the commit deletes every file of the repo the folder lacks (not listed: {deleted.why})"
-    if not deleted.paths:
-        return f"{repo_id}: the commit deletes no file of the repo (it holds none that the folder lacks)"
-    count = len(deleted.paths)
-    return f"{repo_id}: the commit deletes {count} file{'s' * (count != 1)} of the repo that the folder lacks: " + (
-        ", ".join(deleted.paths)
-    )

@@ -31,7 +31,6 @@ from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import (
     RemoteDeletions,
     UploadInterrupted,
-    deletion_line,
     failure_message,
     files_deleted,
     interrupted_message,
@@ -354,7 +353,7 @@ def publish_folder(
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
         # the repo exists now (the Hub answers): what the mirroring commit deletes is said before it is made
         deleted = files_deleted(api, repo_id, [f.path for f in files], repo_type=repo_type, revision=revision)
-        logger.info("%s", deletion_line(repo_id, deleted))
+        logger.info("%s", deleted.words(repo_id, "deletes"))
         if listed is not None:
             listed(deleted)
         uploading = True
