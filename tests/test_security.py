@@ -132,6 +132,41 @@ def test_a_tokenizer_mapped_to_custom_code_with_a_builtin_class_loads_the_builti
     assert type(model.tokenizer).__name__ == "BertTokenizer" and not marker.exists()
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["attacker/evil-kernel", "attacker/evil-kernel@v1:attn", "paged|attacker/evil-kernel", "my_attention",
+     {"": "attacker/evil-kernel"}, 3],
+)  # fmt: skip
+def test_a_config_naming_an_attention_kernel_or_an_unknown_attention_is_refused(tiny_bert_dir, tmp_path, value,
+                                                                                monkeypatch):  # fmt: skip
+    # "attacker/evil-kernel" made transformers fetch that Hub repo's native code (`kernels`); a raw ImportError here
+    import transformers
+
+    from biohicl.errors import ModelLoadError
+
+    folder = tmp_path / "kernel-model"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "attn_implementation": value}))
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_pretrained(folder)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{folder / 'config.json'}: field attn_implementation")
+    assert repr(value) in message and "'sdpa'" in message and "'eager'" in message
+
+
+@pytest.mark.parametrize("value", ["eager", "sdpa", {"": "eager"}])
+def test_a_config_naming_a_builtin_attention_loads_with_it(tiny_bert_dir, tmp_path, value):
+    folder = tmp_path / "eager-model"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "attn_implementation": value}))
+    model = BioHiCL.from_pretrained(folder)
+    expected = value if isinstance(value, str) else value[""]
+    assert model.backbone.config._attn_implementation == expected
+
+
 # ------------------------------------------------------------------------------------------- pickle
 def test_fetch_patterns_exclude_every_pickle_format():
     for name in PICKLE_FILES:

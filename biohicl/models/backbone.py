@@ -22,7 +22,7 @@ from biohicl.models.config import (
     recorded_base,
     settings_hint,
 )
-from biohicl.models.folder_code import load_folder_tokenizer
+from biohicl.models.folder_code import check_attention_implementation, load_folder_tokenizer
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
 from biohicl.models.resolver import interrupted_download, registered_entry, resolve_base
@@ -112,6 +112,7 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
             )
         interrupted = interrupted_download(path)  # a Hub-cache snapshot whose download stopped half-way
         raise ModelLoadError(f"{folder}: no *.safetensors weights found" + (f"; {interrupted}" if interrupted else ""))
+    check_attention_implementation(folder / "config.json")  # no Hub kernel: native code a config would name
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -122,7 +123,7 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
     except SafetensorError as err:  # a truncated or garbled weights file
         weights = ", ".join(p.name for p in sorted(folder.glob("*.safetensors")))
         raise ModelLoadError(f"{folder}: unreadable safetensors weights {weights} ({err})") from None
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, ImportError) as err:  # ImportError: flash-attn named, not installed
         raise ModelLoadError(f"{folder}: could not load the model ({err})") from None
 
 

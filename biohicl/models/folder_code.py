@@ -52,3 +52,53 @@ def load_folder_tokenizer(folder: Path) -> Any:
             f"(tokenizer_class {values.get('tokenizer_class')!r} is no transformers class); biohicl never runs a "
             "model folder's code (trust_remote_code is never set): save the tokenizer as a transformers class"
         ) from None
+
+
+def builtin_attention_names() -> list[str]:
+    """The attention implementations transformers has built in: ``eager`` and its attention interface's keys
+    (``sdpa``, ``flash_attention_2``, ``flex_attention``, ``paged|eager``, ...)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+
+
+def attention_values(values: Any) -> list[Any]:
+    """Every ``attn_implementation`` a config's JSON sets, at any depth (a sub-config's too); a per-sub-config
+    mapping (``{"": "sdpa", "text_config": "eager"}``) gives each of its values."""
+    found: list[Any] = []
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if key == "attn_implementation" and value is not None:
+                found += list(value.values()) if isinstance(value, dict) else [value]
+            else:
+                found += attention_values(value)
+    elif isinstance(values, list):
+        for value in values:
+            found += attention_values(value)
+    return found
+
+
+def check_attention_implementation(config: Path) -> None:
+    """A one-line :class:`ModelLoadError` naming ``config`` (a model's ``config.json``) and its ``attn_implementation``
+    when that is not one of transformers' built-in names (:func:`builtin_attention_names`): an ``owner/repo`` value is
+    a kernel transformers would download from the Hub and load as native code, any other name one it cannot load.
+    A folder without the field, or with a built-in name, loads as transformers loads it; so does a ``config.json``
+    that is no JSON (transformers refuses it, naming the file)."""
+    try:
+        values = read_json_file(config) if config.is_file() else {}
+    except ModelLoadError:
+        return
+    builtin = builtin_attention_names()
+    for value in attention_values(values):
+        name = value.removeprefix("paged|") if isinstance(value, str) else value
+        if isinstance(name, str) and "/" not in name and name in builtin:
+            continue
+        whole = values.get("attn_implementation") if isinstance(values, dict) else None
+        shown = whole if whole is not None else value
+        hub = isinstance(name, str) and "/" in name
+        kind = "a Hub kernel (native code biohicl does not load)" if hub else "no attention transformers has built in"
+        raise ModelLoadError(
+            f"{config}: field attn_implementation is {shown!r}, {kind}; biohicl "
+            f"loads a model folder's attention only by transformers' built-in names ({', '.join(map(repr, builtin))}): "
+            "remove the field or set one of them"
+        )
