@@ -19,8 +19,9 @@ from huggingface_hub import ModelCard
 
 from biohicl.cli import publish as publish_cmd
 from biohicl.errors import ConfigError, DataError, PublishError
+from biohicl.hub.folder_checks import check_folder
 from biohicl.hub.manifest import ReleaseManifest
-from biohicl.hub.publish import build_model_repo_folder, check_folder, find_model_dir, publish_folder
+from biohicl.hub.publish import build_model_repo_folder, find_model_dir, publish_folder
 from biohicl.models.model import BioHiCL
 from biohicl.models.registry import default_registry
 

@@ -666,29 +666,29 @@ def test_card_names_the_hub_dataset_a_release_manifest_gives_the_runs_data(own_c
 
 
 def test_the_committed_minilm_release_names_its_dataset_on_the_hub():
-    from biohicl.hub.card_data_source import dataset_hub_id
+    from biohicl.hub.card_data_source import HubDataset, dataset_hub_link
 
     # hub/models/biohicl-minilm.yaml's run trained on configs/biohicl_minilm.yaml's dataset_path, which
     # hub/datasets/mesh-pairs.yaml publishes: its card's YAML says `datasets: [biohicl/mesh-pairs]`
     repo = Path(__file__).resolve().parents[1]
     config = (repo / "configs" / "biohicl_minilm.yaml").read_text()
     assert "\ndataset_path: runs/study/dataset\n" in config
-    assert dataset_hub_id(repo / "runs/study/dataset", root=repo) == "biohicl/mesh-pairs"
+    assert dataset_hub_link(repo / "runs/study/dataset", root=repo) == HubDataset("biohicl/mesh-pairs")
 
 
 def test_a_damaged_release_manifest_beside_the_datasets_is_passed_over(tmp_path, monkeypatch):
-    from biohicl.hub.card_data_source import dataset_hub_id
+    from biohicl.hub.card_data_source import HubDataset, dataset_hub_link
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "hub" / "datasets").mkdir(parents=True)
     (tmp_path / "hub" / "datasets" / "a-broken.yaml").write_bytes(b"\xff\xfe repo_id: x\n")  # not UTF-8, read first
     (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text("repo_id: me/my-pairs\nsource: ds\n", encoding="utf-8")
-    assert dataset_hub_id("ds", root=tmp_path) == "me/my-pairs"
+    assert dataset_hub_link("ds", root=tmp_path) == HubDataset("me/my-pairs")
     # a manifest publish refuses (a key given twice) names no dataset either: PyYAML alone kept the last repo_id
     (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text(
         "repo_id: me/old\nsource: ds\nrepo_id: me/my-pairs\n", encoding="utf-8"
     )
-    assert dataset_hub_id("ds", root=tmp_path) is None
+    assert dataset_hub_link("ds", root=tmp_path) is None
 
 
 @pytest.mark.parametrize(
@@ -700,13 +700,13 @@ def test_a_damaged_release_manifest_beside_the_datasets_is_passed_over(tmp_path,
     ],
 )
 def test_a_release_manifest_yaml_cannot_build_beside_the_datasets_is_passed_over(tmp_path, monkeypatch, damage):
-    from biohicl.hub.card_data_source import dataset_hub_id
+    from biohicl.hub.card_data_source import HubDataset, dataset_hub_link
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "hub" / "datasets").mkdir(parents=True)
     (tmp_path / "hub" / "datasets" / "a-broken.yaml").write_text(damage, encoding="utf-8")  # read first
     (tmp_path / "hub" / "datasets" / "b-mine.yaml").write_text("repo_id: me/my-pairs\nsource: ds\n", encoding="utf-8")
-    assert dataset_hub_id("ds", root=tmp_path) == "me/my-pairs"
+    assert dataset_hub_link("ds", root=tmp_path) == HubDataset("me/my-pairs")
 
 
 def test_card_of_a_run_on_a_documents_file_or_a_missing_folder_names_it_only(tmp_path, monkeypatch, caplog):

@@ -25,15 +25,10 @@ from typing import Any
 
 from biohicl.errors import ConfigError, PublishError
 from biohicl.hub.dataset_repo import build_dataset_repo_folder, record_dataset_publication
+from biohicl.hub.folder_checks import DEFAULT_MAX_FILE_BYTES, check_folder
 from biohicl.hub.hub_access import RemoteDeletions, files_deleted, require_token, token_of
 from biohicl.hub.manifest import ReleaseManifest
-from biohicl.hub.publish import (
-    DEFAULT_MAX_FILE_BYTES,
-    build_model_repo_folder,
-    check_folder,
-    check_repo_id,
-    publish_folder,
-)
+from biohicl.hub.publish import build_model_repo_folder, check_repo_id, publish_folder
 
 HELP = "Upload a trained adapter (with its generated model card) or the MeSH-pair dataset to the Hugging Face Hub."
 #: settings a model publish reads and a dataset publish has no use for (refused, not ignored)

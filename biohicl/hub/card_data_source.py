@@ -232,12 +232,6 @@ def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDat
     return published_dataset(dataset_path)
 
 
-def dataset_hub_id(dataset_path: str | Path, root: str | Path = ".") -> str | None:
-    """The Hub id of the dataset at ``dataset_path`` (:func:`dataset_hub_link`), else None."""
-    link = dataset_hub_link(dataset_path, root)
-    return link.repo_id if link else None
-
-
 def _source_rows(summary: dict[str, Any]) -> list[str]:
     """A Markdown table of the build's documents per source, label kind and split, with each source's terms."""
     composition = [row for row in summary.get("composition") or [] if isinstance(row, dict)]
@@ -294,12 +288,10 @@ def _decontamination_sentence(summary: dict[str, Any]) -> str:
     return text + "."
 
 
-def training_data_paragraph(
-    dataset_path: str | None, run_counts: dict[str, Any], hub: str | HubDataset | None = None
-) -> str:
+def training_data_paragraph(dataset_path: str | None, run_counts: dict[str, Any], hub: HubDataset | None = None) -> str:
     """The card's training-data text for a run trained on ``dataset_path`` (``biohicl_training_args.json``);
-    ``run_counts`` is ``training_summary.json``'s ``data``; ``hub`` the Hub dataset it is published as (a repo id, or
-    :class:`HubDataset` with its branch), linked. Empty when the run names no dataset."""
+    ``run_counts`` is ``training_summary.json``'s ``data``; ``hub`` the Hub dataset it is published as
+    (:func:`dataset_hub_link`), linked at its branch. Empty when the run names no dataset."""
     if not dataset_path:
         return ""
     path = Path(dataset_path).expanduser()
@@ -307,7 +299,6 @@ def training_data_paragraph(
     splits = run_counts.get("splits") if isinstance(run_counts.get("splits"), list) else ["train"]
     split_words = ", ".join(f"`{s}`" for s in splits)
     split_words = f"the {split_words} split{'s' if len(splits) > 1 else ''}"
-    hub = HubDataset(hub) if isinstance(hub, str) else hub
     published = f", published as [`{hub.repo_id}`]({hub.url})" if hub else ""
     published += f" (revision `{hub.revision}`)" if hub and hub.revision else ""
     kinds = run_counts.get("label_kinds") if isinstance(run_counts.get("label_kinds"), dict) else {}

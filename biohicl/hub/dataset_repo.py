@@ -38,7 +38,8 @@ from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_datase
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
 from biohicl.errors import DataError, PublishError
 from biohicl.hub.card_data_source import PUBLISHED_SUFFIX, branch_or_none, dataset_contents, publication_record_path
-from biohicl.hub.publish import building_into, check_folder, check_out_folder
+from biohicl.hub.folder_checks import check_folder
+from biohicl.hub.publish import building_into, check_out_folder
 from biohicl.hub.run_sources import without_machine_paths
 
 logger = logging.getLogger(__name__)

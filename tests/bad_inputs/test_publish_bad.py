@@ -16,8 +16,9 @@ from biohicl.data.pairs import build_pair_dataset
 from biohicl.data.records import MeshRecord
 from biohicl.data.storage import save_pair_dataset
 from biohicl.errors import ConfigError, PublishError
+from biohicl.hub.folder_checks import check_folder
 from biohicl.hub.manifest import ReleaseManifest
-from biohicl.hub.publish import check_folder, publish_folder
+from biohicl.hub.publish import publish_folder
 
 FAKE_TOKEN = "hf_" + "Zq7" * 12  # token-shaped, not a real token
 
