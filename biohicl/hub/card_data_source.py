@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from biohicl.data.dataset_card import LABEL_KIND_INFO, SOURCE_LABEL_INFO, own_sources, source_info
+from biohicl.data.files import resolved_path
 from biohicl.data.storage import SUMMARY_NAME, read_build_summary
 from biohicl.errors import BioHiCLError
 from biohicl.field_types import is_int
@@ -148,15 +149,9 @@ PUBLISHED_SUFFIX = ".published.json"
 CONTENT_KEYS = ("summary_sha256", "data_sha256")
 
 
-def _absolute(path: str | Path) -> Path:
-    """``path`` from the working directory, links resolved (as a run's relative ``dataset_path`` is read)."""
-    path = Path(path).expanduser()
-    return (path if path.is_absolute() else Path.cwd() / path).resolve()
-
-
 def publication_record_path(folder: str | Path) -> Path:
     """Where the publication record of the dataset folder ``folder`` is: ``NAME.published.json`` beside it."""
-    folder = _absolute(folder)
+    folder = resolved_path(folder)
     return folder.parent / f"{folder.name}{PUBLISHED_SUFFIX}"
 
 
@@ -165,7 +160,7 @@ def dataset_contents(folder: str | Path) -> dict[str, str | None]:
     its ``documents``/``pairs`` parquet files, the rows published: what a publication record is tied to."""
     from biohicl.provenance import files_sha256
 
-    folder = _absolute(folder)
+    folder = resolved_path(folder)
     summary = folder / SUMMARY_NAME
     data = sorted(path for config in ("documents", "pairs") for path in (folder / config).glob("*.parquet"))
     return {"summary_sha256": files_sha256([summary]) if summary.is_file() else None, "data_sha256": files_sha256(data)}
@@ -179,7 +174,7 @@ def published_dataset(dataset_path: str | Path) -> HubDataset | None:
     from biohicl.models.registry import is_repo_id
 
     record_path = publication_record_path(dataset_path)
-    if not record_path.is_file() or not _absolute(dataset_path).is_dir():
+    if not record_path.is_file() or not resolved_path(dataset_path).is_dir():
         return None
     again = f"publish the dataset again (biohicl publish {shlex.quote(str(dataset_path))} --dataset"
     try:
@@ -203,7 +198,7 @@ def published_dataset(dataset_path: str | Path) -> HubDataset | None:
             "%s: %s was published as %s with other contents than the folder holds now (rebuilt or changed since), "
             "so the card does not link it; %s) to link it",
             record_path,
-            _absolute(dataset_path).name,
+            resolved_path(dataset_path).name,
             repo_id,
             again,
         )
@@ -218,7 +213,7 @@ def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDat
     from biohicl.config_values import load_yaml, read_config_text
     from biohicl.errors import ConfigError
 
-    wanted = _absolute(dataset_path)
+    wanted = resolved_path(dataset_path)
     root = Path(root)
     for path in sorted((root / "hub" / "datasets").glob("*.yaml")):
         try:  # read as publish reads a manifest: one it refuses (a key given twice, say) names no dataset
@@ -227,7 +222,7 @@ def dataset_hub_link(dataset_path: str | Path, root: str | Path = ".") -> HubDat
             continue
         if not isinstance(values, dict) or not isinstance(values.get("source"), str):
             continue
-        if _absolute(values["source"]) == wanted and isinstance(values.get("repo_id"), str):
+        if resolved_path(values["source"]) == wanted and isinstance(values.get("repo_id"), str):
             return HubDataset(values["repo_id"], branch_or_none(values.get("revision")))
     return published_dataset(dataset_path)
 
