@@ -28,8 +28,8 @@ from biohicl.data.read_report import ReadReport, dropped_names_lines, per_file_l
 from biohicl.data.records import DUPLICATE, MeshRecord
 from biohicl.data.sources import DELETED_SPLIT
 from biohicl.data.splits import DevSplit
-from biohicl.errors import ConfigError, DataError
-from biohicl.field_types import is_count
+from biohicl.errors import DataError
+from biohicl.field_types import check_count
 from biohicl.mesh.hierarchy import MeshHierarchy
 
 SPLITS = ("train", "dev", "test")
@@ -177,8 +177,7 @@ def build_pair_dataset(
     (label kind, split) group, so their ``split`` is their documents'. Returns ``(dataset_dict, summary)``.
     A ``limit`` below 1 is a :class:`~biohicl.errors.ConfigError` before any record is read (``--limit``'s rule).
     """
-    if limit is not None and not is_count(limit):  # 0 or -5 kept one document, as the first record passed the test
-        raise ConfigError(f"limit: must be a whole number of at least 1 (the most documents to use), got {limit!r}")
+    check_count("limit", limit, "the most documents to use", optional=True)  # 0 or -5 kept one document
     from datasets import DatasetDict
 
     started = time.perf_counter()

@@ -32,16 +32,10 @@ from biohicl.evaluation.tasks import (
     reported_metrics,
     summary_keys,
 )
-from biohicl.field_types import is_count, is_number
+from biohicl.field_types import check_count, is_number
 from biohicl.jsonio import nan_for_null, read_json
 
 logger = logging.getLogger(__name__)
-
-
-def check_limit_queries(value: Any, option: str = "limit_queries") -> None:
-    """A :class:`ConfigError` naming ``option`` unless ``value`` is None (every query) or a whole number ≥ 1."""
-    if value is not None and not is_count(value):
-        raise ConfigError(f"{option}: must be a whole number of at least 1 (the first N queries), got {value!r}")
 
 
 def split_scope(tasks: Iterable[str], split: str | None) -> tuple[list[str], list[str]]:
@@ -151,7 +145,7 @@ def evaluate_model(
 
     model = as_encoder(model)  # a SentenceTransformer: through encode_query / encode_document
     start = time.perf_counter()
-    check_limit_queries(limit_queries)  # [:0] or [:-1] would silently score no query or drop the last one
+    check_count("limit_queries", limit_queries, "the first N queries", optional=True)  # [:0] scores no query
     tasks = list(tasks)
     plan = plan_tasks(tasks, split)
     applies, not_applied = split_scope(tasks, split)

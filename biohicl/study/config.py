@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import check_field_types, is_count, is_number
+from biohicl.field_types import check_count, check_field_types, is_number
 from biohicl.study.run_checks import check_run_name, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
@@ -144,10 +144,7 @@ class ReproduceConfig:
         if self.target_mean is not None and not is_number(self.target_mean):
             raise ConfigError(f"target_mean: expected a fraction (0.01 = one point), got {self.target_mean!r}")
         check_field_types(self)
-        if self.limit_queries is not None and not is_count(self.limit_queries):
-            raise ConfigError(
-                f"limit_queries: must be a whole number of at least 1 (the first N queries), got {self.limit_queries!r}"
-            )
+        check_count("limit_queries", self.limit_queries, "the first N queries", optional=True)
         if not self.models:
             raise ConfigError("models: at least one base model is required")
         names = [m.name for m in self.models]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import check_field_types, is_count
+from biohicl.field_types import check_count, check_field_types
 
 #: the fields of one ``dataset.inputs`` entry
 INPUT_FIELDS = ("files", "source")
@@ -45,10 +45,7 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         check_field_types(self, "dataset")
-        if self.limit is not None and not is_count(self.limit):  # build-dataset refuses --limit 0 as well
-            raise ConfigError(
-                f"dataset.limit: must be a whole number of at least 1 (the most documents to use), got {self.limit!r}"
-            )
+        check_count("dataset.limit", self.limit, "the most documents to use", optional=True)  # as --limit
         for i, item in enumerate(self.inputs or ()):
             check_input(item, f"dataset.inputs[{i}]")
 

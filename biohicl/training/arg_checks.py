@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import is_count
+from biohicl.field_types import check_count
 from biohicl.models.lora_values import check_alpha, check_rank
 from biohicl.training.selection import check_guard_mode
 
@@ -90,8 +90,7 @@ def check_run_values(args: Any) -> None:
         if value is not None:
             check_seed(value, name, SEED_LIMIT)
     if args.max_partners is not None:
-        if not is_count(args.max_partners):
-            raise ConfigError(f"max_partners: must be a whole number of at least 1, got {args.max_partners!r}")
+        check_count("max_partners", args.max_partners)
         if args.batch_sampler != "mesh_pairs":
             raise ConfigError("max_partners: only the mesh_pairs batch sampler has partners (not random batches)")
     if args.max_steps == 0 or args.max_steps < -1:
@@ -182,11 +181,7 @@ def check_selection(args: Any) -> None:
             f"{args.metric_for_best_model}"
         )
     check_guard_mode(args.selection_guard_mode)
-    if args.eval_max_queries is not None and not is_count(args.eval_max_queries):  # [:0] would score no query
-        raise ConfigError(
-            "eval_max_queries: must be a whole number of at least 1 (the first N queries), got "
-            f"{args.eval_max_queries!r}"
-        )
+    check_count("eval_max_queries", args.eval_max_queries, "the first N queries", optional=True)  # [:0]: no query
 
 
 def check_model(args: Any) -> None:
@@ -259,9 +254,7 @@ def check_inherited_values(args: Any) -> None:
     the optimizer's or the DataLoader's ValueError), or take and train nothing or garbage with (``num_train_epochs
     0`` trained 0 steps and "saved the trained model"): each a one-line :class:`ConfigError` naming it."""
     for name in COUNT_FIELDS + OPTIONAL_COUNT_FIELDS:
-        value = getattr(args, name)
-        if (value is not None or name in COUNT_FIELDS) and not is_count(value):
-            raise ConfigError(f"{name}: must be a whole number of at least 1, got {value!r}")
+        check_count(name, getattr(args, name), optional=name in OPTIONAL_COUNT_FIELDS)
     for name in ("learning_rate", "adam_epsilon"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name}: must be non-negative, got {getattr(args, name)}")

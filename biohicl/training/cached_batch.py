@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.checkpoint import get_device_states, set_device_states
 
 from biohicl.errors import ConfigError
-from biohicl.field_types import is_count
+from biohicl.field_types import check_count
 
 #: An encoder: ``encoder(**inputs) -> embeddings [rows, dim]`` (a BioHiCL model, or the Trainer's wrapped one).
 Encoder = Callable[..., torch.Tensor]
@@ -41,8 +41,7 @@ def check_mini_batch_size(value: Any, world_size: int, n_gpu: int) -> None:
     would draw other dropout masks than those the replay restores on the inputs' device)."""
     if value is None:
         return
-    if not is_count(value):
-        raise ConfigError(f"mini_batch_size: must be a whole number of at least 1 (rows per chunk), got {value!r}")
+    check_count("mini_batch_size", value, "rows per chunk")
     if world_size > 1:
         raise ConfigError(
             f"mini_batch_size: single-process only, this run has {world_size} processes (DDP's backward hooks would "
