@@ -13,11 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-def _folder(value: str) -> Path:
-    """``value`` as a path: ``~`` expanded, relative to the working directory, symlinks resolved where they exist."""
-    return (Path.cwd() / Path(value).expanduser()).resolve()
-
-
 def same_base(a: Any, b: Any) -> bool:
     """True when ``a`` and ``b`` (two recorded ``base_model`` values) name the same base: equal; or one relative and
     the other the absolute path it resolves to from the working directory (the form recorded before a relative folder
@@ -27,7 +22,9 @@ def same_base(a: Any, b: Any) -> bool:
         return True
     if not isinstance(a, str) or not isinstance(b, str) or not a or not b:
         return False
-    first, second = _folder(a), _folder(b)
+    from biohicl.data.files import resolved_path  # the data layer's scipy: a soup's import loads none
+
+    first, second = resolved_path(a), resolved_path(b)
     if Path(a).expanduser().is_absolute() != Path(b).expanduser().is_absolute() and first == second:
         return True
     return first.is_dir() and second.is_dir() and os.path.samefile(first, second)

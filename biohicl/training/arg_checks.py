@@ -20,10 +20,10 @@ import os
 import re
 import shlex
 from collections.abc import Mapping
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from biohicl.data.files import resolved_path
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_count
 from biohicl.models.lora_values import check_alpha, check_rank
@@ -226,10 +226,10 @@ def check_output_folder(args: Any) -> None:
     files mixed into the dataset); a run folder inside or holding either writes only its own files at its top,
     compared as the folders they resolve to; a documents file as ``dataset_path`` only when it is the ``output_dir``.
     A base that is no folder here (a Hub id) is left alone. Nothing is read or written: paths are looked up."""
-    output = _folder(args.output_dir)
+    output = resolved_path(args.output_dir)
     for name in ("base_model", "dataset_path"):
         value = getattr(args, name, None)
-        if not value or not (folder := _folder(value)).exists():
+        if not value or not (folder := resolved_path(value)).exists():
             continue
         if not (output == folder or (output.exists() and os.path.samefile(output, folder))):
             continue
@@ -237,11 +237,6 @@ def check_output_folder(args: Any) -> None:
         raise ConfigError(
             f"output_dir: {args.output_dir} is the {name} {kind} {value}; write the run to a folder of its own"
         )
-
-
-def _folder(value: str | os.PathLike[str]) -> Path:
-    """``value`` as the path it names: ``~`` expanded, from the working directory, symlinks resolved."""
-    return (Path.cwd() / Path(value).expanduser()).resolve()
 
 
 def _value(option: object) -> str:
