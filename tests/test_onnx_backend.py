@@ -323,7 +323,8 @@ def test_the_check_line_names_the_device_the_figures_were_measured_on(
     assert lines[0].startswith(f"ONNX fp32 encoder {cpu.path} on cpu: max |Δ| to torch {diff:.2e}, min cosine ")
     assert lines[0].endswith(" (checked on cpu)")
     assert lines[1].startswith(f"ONNX fp32 encoder {cuda.path} on cuda: max |Δ| to torch {diff:.2e}, min cosine ")
-    assert lines[1].endswith(" (checked on cpu)")
+    assert lines[1].endswith(" (checked on cpu when the graph was first used; this load checked that the file's "
+                             "sha256 is the one recorded then)")  # fmt: skip
     info_path = cpu.path.parent / EXPORT_INFO  # a report written before the device was recorded
     info = json.loads(info_path.read_text())
     del info["fp32"]["device"]
@@ -332,7 +333,8 @@ def test_the_check_line_names_the_device_the_figures_were_measured_on(
     with caplog.at_level("INFO", logger=onnx_backend.__name__):
         load_onnx_encoder(model, cache_dir=tmp_path, device="cuda")
     assert len(checks) == 1
-    assert caplog.records[-1].getMessage().endswith(" (checked on an unrecorded device)")
+    reused = " when the graph was first used; this load checked that the file's sha256 is the one recorded then)"
+    assert caplog.records[-1].getMessage().endswith(" (checked on an unrecorded device" + reused)
     first_on_cuda = load_onnx_encoder(model, cache_dir=tmp_path / "cuda-first", device="cuda")
     assert len(checks) == 2 and first_on_cuda.verification["device"] == "cuda"  # checked on the session it opened
 

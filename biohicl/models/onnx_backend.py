@@ -6,10 +6,11 @@
 >>> encoder.verification                                                 # {"max_abs_diff": ..., "min_cosine": ...}
 
 The graph holds the whole encoder (see :mod:`biohicl.models.onnx_export`), so ONNX Runtime returns the embeddings
-directly. Exports are cached under ``$BIOHICL_ONNX_CACHE`` when it is set, else under ``onnx/<fingerprint>/`` beside
-the model folder, or ``~/.cache/biohicl/onnx`` when that folder is read-only or a package/Hub cache. Every export is
-compared with the torch model on a few texts before first use; the measured max |Δ| and min cosine are stored in
-``export.json`` and logged, and an export outside the tolerance is refused.
+directly. Exports are cached under ``$BIOHICL_ONNX_CACHE`` when it is set, else ``~/.cache/biohicl/onnx``, never in
+the model's folder (:func:`~biohicl.models.onnx_export.default_cache_dir`). Every export is compared with the torch
+model on a few texts before first use; the measured max |Δ| and min cosine are stored in ``export.json`` with each
+graph's sha256 and logged, and an export outside the tolerance is refused. A graph whose sha256 is not the one
+recorded is exported again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from biohicl.models.onnx_export import (
     quantize_int8,
     require_onnxruntime,
 )
+from biohicl.provenance import files_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -277,42 +279,38 @@ def load_onnx_encoder(
 
     Exports (and, for ``quantize="int8"``, quantises) on first use into ``cache_dir/<fingerprint>/``, checks the
     result against the torch model (max |Δ| ≤ 1e-4 for fp32, cosine ≥ 0.98 for int8; the figures are logged and
-    kept in ``export.json``), and reuses the cached files afterwards. ``device`` (``--device``) picks the execution
-    providers by :func:`onnx_providers` unless ``providers`` are given; the export itself is made on the CPU.
-    """
+    kept in ``export.json`` with each graph's sha256), and reuses the cached files afterwards while their sha256 is
+    the one recorded (else exports, or quantises, and checks again; the line says what this load checked).
+    ``device`` (``--device``) picks the execution providers by :func:`onnx_providers` unless ``providers`` are
+    given; the export itself is made on the CPU."""
     _, quantize = check_backend("onnx", quantize)
     ort = require_onnxruntime()
     if providers is None:
         providers = onnx_providers(device)
     model = _export_copy(model)
     fingerprint = model_fingerprint(model)
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(model)
-    folder = folder / fingerprint[:16]
+    folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / fingerprint[:16]
     folder.mkdir(parents=True, exist_ok=True)
     info_path = folder / EXPORT_INFO
-    info: dict[str, Any] = {}
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            info = {}
-        if info.get("fingerprint") != fingerprint:
-            info = {}
+    info = _export_info(info_path, fingerprint)
     fp32 = folder / FP32_FILE
-    # export.json is written after an export, so a matching fingerprint means model.onnx is this model's (an int8-only
-    # cache has no "fp32" report: that one is verified on first fp32 use, without exporting again)
-    if not fp32.is_file() or info.get("fingerprint") != fingerprint:
+    # a graph is reused only while its sha256 is the one export.json recorded when biohicl wrote it: a file swapped
+    # for another model's graph is exported again, and checked again (an int8-only cache has no "fp32" report: that
+    # one is checked on first fp32 use, without exporting again)
+    if not _unchanged(fp32, info):
         export_onnx(model, fp32)
-        info = {"fingerprint": fingerprint, "opset": OPSET}
+        info = {"fingerprint": fingerprint, "opset": OPSET, "sha256": {FP32_FILE: files_sha256([fp32])}}
     path = fp32
     if quantize == "int8":
         path = folder / INT8_FILE
-        if not path.is_file() or "int8" not in info:
+        if "int8" not in info or not _unchanged(path, info):
             quantize_int8(fp32, path)
             info.pop("int8", None)
+            info["sha256"][INT8_FILE] = files_sha256([path])
     key = quantize or "fp32"
     encoder = OnnxEncoder(model, path, quantize=quantize, threads=threads, providers=providers)
-    if key not in info:
+    checked_now = key not in info
+    if checked_now:
         if verify:
             report = verify_export(model, encoder)
             report.update(device=str(encoder.device), torch=torch.__version__, onnxruntime=ort.__version__)
@@ -320,12 +318,8 @@ def load_onnx_encoder(
         else:
             report = {"max_abs_diff": None, "min_cosine": None, "texts": 0}
         info[key] = report
-        info["fingerprint"] = fingerprint
         atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")  # ranks of a launch may race here
     report = encoder.verification = info[key]
-    # the figures come from the check that made this report, maybe an earlier load on another device
-    where = report.get("device", "an unrecorded device")  # older export.json reports lack it
-    checked = "" if report.get("max_abs_diff") is None else f" (checked on {where})"
     logger.info(
         "ONNX %s encoder %s on %s: max |Δ| to torch %s, min cosine %s%s",
         key,
@@ -333,9 +327,48 @@ def load_onnx_encoder(
         encoder.device,
         _fmt(report.get("max_abs_diff"), ".2e"),
         _fmt(report.get("min_cosine"), ".6f"),
-        checked,
+        _checked(report, checked_now),
     )
     return encoder
+
+
+def _export_info(info_path: Path, fingerprint: str) -> dict[str, Any]:
+    """The cache's ``export.json`` when it is this model's (its fingerprint) and records its graphs' sha256, else
+    ``{}`` (a garbled file, another model's, or one written before the sha256 was recorded: nothing says its graphs
+    are the ones that were checked)."""
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    ok = isinstance(info, dict) and info.get("fingerprint") == fingerprint and isinstance(info.get("sha256"), dict)
+    return info if ok else {}
+
+
+def _unchanged(path: Path, info: dict[str, Any]) -> bool:
+    """Whether ``path`` is there with the sha256 ``info`` recorded for it when written; a file that is not is logged
+    (it is exported or quantised again)."""
+    recorded = info.get("sha256", {}).get(path.name)
+    if not path.is_file():
+        return False
+    if recorded is not None and files_sha256([path]) == recorded:
+        return True
+    why = "is not the one export.json recorded" if recorded is not None else "is not recorded in export.json"
+    logger.info("%s: its sha256 %s when it was written; exporting it again", path, why)
+    return False
+
+
+def _checked(report: dict[str, Any], now: bool) -> str:
+    """What the encoder's line says was checked: the comparison with torch, this load or at the graph's first use
+    (maybe on another device: its figures are reused while the file's sha256 is the one recorded then)."""
+    if report.get("max_abs_diff") is None:
+        return ""
+    where = report.get("device", "an unrecorded device")  # older export.json reports lack it
+    if now:
+        return f" (checked on {where})"
+    return (
+        f" (checked on {where} when the graph was first used; this load checked that the file's sha256 is the one "
+        "recorded then)"
+    )
 
 
 def _export_copy(model: Any) -> Any:

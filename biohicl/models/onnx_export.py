@@ -4,7 +4,8 @@
 ``onnxruntime.transformers.optimizer`` fuses attention/LayerNorm/GELU, and ``onnxruntime.quantization
 .quantize_dynamic`` makes the int8 variant (int8 weights, activations quantised per batch at run time). Exports are
 cached under a folder named by :func:`model_fingerprint` (a digest of the merged weights and the pooling), so a
-retrained model is never served a stale graph; :func:`default_cache_dir` says where.
+retrained model is never served a stale graph; :func:`default_cache_dir` says where, and the cache's
+``export.json`` records each graph's sha256, checked whenever it is reused.
 """
 
 from __future__ import annotations
@@ -86,19 +87,13 @@ def model_fingerprint(model: Any) -> str:
     return weights_digest(model.config, ("pooling", "normalize"), merged_backbone(model))
 
 
-def default_cache_dir(model: Any) -> Path:
-    """``$BIOHICL_ONNX_CACHE``, else ``<model folder>/onnx`` when the model came from a writable folder of its own,
-    else ``~/.cache/biohicl/onnx`` (a package or Hub-cache folder is never written into)."""
+def default_cache_dir() -> Path:
+    """``$BIOHICL_ONNX_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/biohicl/onnx``: a folder the user chose or owns,
+    never the model's folder, whose ``onnx/`` may come with it from whoever shared it (a graph and an
+    ``export.json`` made to match it, its fingerprint being computable from the weights)."""
     env = os.environ.get("BIOHICL_ONNX_CACHE")
     if env:
         return Path(env).expanduser()
-    resolved = getattr(model, "resolved", None)
-    folder = Path(resolved.path) if resolved is not None and getattr(resolved, "path", None) else None
-    if folder is not None:
-        text = str(folder.resolve())
-        shared = "site-packages" in text or "huggingface" in text or "/snapshots/" in text
-        if not shared and os.access(folder, os.W_OK):
-            return folder / "onnx"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "biohicl" / "onnx"
 
 
