@@ -399,7 +399,7 @@ def test_train_disable_tqdm_also_hides_transformers_bars(tmp_path, monkeypatch, 
 
     seen = []
 
-    def fake_train(args, evaluator=None):  # records what transformers' bars were set to while training ran
+    def fake_train(args, evaluator=None, loss=None):  # records what transformers' bars were set to while training ran
         seen.append(transformers_logging.is_progress_bar_enabled())
         return tmp_path / "out"
 

@@ -119,6 +119,31 @@ def test_the_command_line_refuses_an_objective_without_a_term(tmp_path, capsys):
     assert build_loss(args).title_weight == 0.5
 
 
+def test_biohicl_train_builds_its_objective_once_and_trains_that_loss(tmp_path, monkeypatch):
+    import biohicl.training.objective as objective
+    from biohicl.losses import BioHiCLLoss
+
+    built, given, real = [], {}, objective._objective
+    monkeypatch.setattr(objective, "_objective", lambda args, terms: built.append(terms) or real(args, terms))
+
+    def train(args, evaluator=None, loss=None, **kwargs):
+        given["loss"] = loss
+        return Path(args.output_dir)
+
+    monkeypatch.setattr("biohicl.training.run.train_biohicl", train)
+    assert main(["train", "--output_dir", str(tmp_path / "run"), "--max_steps", "1"]) == 0
+    assert len(built) == 2  # the arguments' values, checked as they are made; the run's objective
+    assert isinstance(given["loss"], BioHiCLLoss)  # the run trains the loss the command built
+
+
+def test_build_loss_refuses_a_value_before_an_objective_without_a_term(tmp_path):
+    args = BioHiCLTrainingArguments(output_dir=str(tmp_path))
+    args.use_mse, args.use_contrastive, args.lambda_con = False, False, -1.0  # changed after the arguments' checks
+    with pytest.raises(ConfigError) as raised:
+        build_loss(args)
+    assert str(raised.value) == "lambda_con: must be non-negative, got -1.0"
+
+
 def _checkpointed(tiny_bert_dir, docs_file, out, **overrides):
     return make_args(tiny_bert_dir, docs_file, out, save_strategy="steps", save_steps=1, **overrides)
 

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     from biohicl.training.selection import EVALUATIONS_NAME
 
     with library_bars(not args.disable_tqdm):  # --disable_tqdm hides transformers' loading/saving bars too
-        run_dir = train_biohicl(args, evaluator=evaluator_from_args(args))  # it builds the same loss
+        run_dir = train_biohicl(args, evaluator=evaluator_from_args(args), loss=loss)
     if not args.should_save:
         return 0
     # name only what was written (no curve when no training step was logged)

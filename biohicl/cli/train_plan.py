@@ -180,14 +180,14 @@ def _count(number: float, noun: str) -> str:
     return f"{number:g} {noun}{'' if number == 1 else 's'}"
 
 
-def dry_run(args: Any, loss: Any = None) -> int:
-    """Check the run ``args`` describe without training (``loss``: its objective, default the arguments'), print its
-    plan and checks; 0 when everything it needs is there, else 1 with what is missing named on stderr."""
+def dry_run(args: Any, loss: Any) -> int:
+    """Check the run ``args`` describe without training (``loss``: its objective), print its plan and checks; 0 when
+    everything it needs is there, else 1 with what is missing named on stderr."""
     from biohicl.evaluation.evaluator import evaluator_from_args
     from biohicl.study.preflight import Check, model_check, task_check
     from biohicl.training.checkpoint import resolve_resume
     from biohicl.training.evaluator_checks import check_evaluation
-    from biohicl.training.objective import build_loss, objective_record
+    from biohicl.training.objective import objective_record
     from biohicl.training.run import training_inputs
     from biohicl.training.run_settings import check_run_folder
 
@@ -201,7 +201,6 @@ def dry_run(args: Any, loss: Any = None) -> int:
     # the selection metrics are checked against the tasks' metrics, which need their data: with a task missing,
     # the checks that need none (a plain callable has no metric_names())
     check_evaluation(args, evaluator if all(c.ok for c in tasks) else (lambda model: {}))
-    loss = loss if loss is not None else build_loss(args)
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
     model = model_check("model base_model", args.base_model, args.base_revision, starts="training")
@@ -212,7 +211,7 @@ def dry_run(args: Any, loss: Any = None) -> int:
         lines = ["documents, batches, optimizer steps: counted once the dataset is found"]
         total = args.max_steps if args.max_steps > 0 else None  # the run's last step, whatever its data
     else:
-        mesh, _, read = training_inputs(args, loss)  # the run reads its data before it builds the model
+        mesh, read = training_inputs(args, loss)  # the run reads its data before it builds the model
         kind = "a documents file" if dataset.is_file() else "a dataset folder"
         data = Check("dataset", True, f"{dataset}: {kind}, read and batched")
     if model.path is not None and data.ok:  # a base not here is not read (the model check names it); nor one the

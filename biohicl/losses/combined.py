@@ -109,6 +109,13 @@ class BioHiCLLoss(nn.Module):
         extra_terms: Mapping[str, tuple[nn.Module, float]] | None = None,
     ):
         super().__init__()
+        # the values first, then the extra terms: an objective with no term on is refused only when they are right
+        if lambda_con < 0:
+            raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
+        if distill_weight < 0:
+            raise ValueError(f"distill_weight: must be non-negative, got {distill_weight}")
+        if title_weight < 0:
+            raise ValueError(f"title_weight: must be non-negative, got {title_weight}")
         terms, self.extra_weights = _checked_terms(extra_terms)
         try:
             self.extra_terms = nn.ModuleDict(terms)
@@ -116,12 +123,6 @@ class BioHiCLLoss(nn.Module):
             raise ConfigError(f"extra_terms: {error.args[0]}") from None
         if not (use_mse or use_contrastive or title_weight > 0 or any(self.extra_weights.values())):
             raise ValueError(EMPTY_OBJECTIVE)
-        if lambda_con < 0:
-            raise ValueError(f"lambda_con: must be non-negative, got {lambda_con}")
-        if distill_weight < 0:
-            raise ValueError(f"distill_weight: must be non-negative, got {distill_weight}")
-        if title_weight < 0:
-            raise ValueError(f"title_weight: must be non-negative, got {title_weight}")
         self.regression = regression if regression is not None else FilteredMSELoss()
         self.contrastive = contrastive if contrastive is not None else HierarchicalContrastiveLoss()
         self.lambda_con = lambda_con

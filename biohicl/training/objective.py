@@ -74,10 +74,9 @@ def build_loss(
 ) -> BioHiCLLoss:
     """The objective described by ``args``, plus ``extra_terms`` (``{name: (module, weight)}``, each logged as
     ``loss_<name>``: :class:`~biohicl.losses.combined.BioHiCLLoss`). A value the loss refuses is a one-line
-    :class:`ConfigError` naming its field (:func:`check_objective`), and so is an objective with no term on
-    (:data:`~biohicl.losses.combined.EMPTY_OBJECTIVE`): the arguments' terms all off and no extra term of positive
-    weight."""
-    check_objective(args)  # the values first: an objective with no term on is refused only when they are right
+    :class:`ConfigError` naming its field, and so is an objective with no term on
+    (:data:`~biohicl.losses.combined.EMPTY_OBJECTIVE`: the arguments' terms all off and no extra term of positive
+    weight), only once the values are right (``BioHiCLLoss`` checks them first)."""
     return _built(args, extra_terms)
 
 

@@ -285,10 +285,11 @@ def build_batch_sampler(
     )
 
 
-def training_inputs(args: BioHiCLTrainingArguments, loss: Any = None) -> tuple[MeshHierarchy, Any, TrainingData]:
-    """The hierarchy, the loss (``loss``, else the arguments') and the data a run trains on, read before the model."""
-    mesh, loss = training_mesh(args), loss if loss is not None else build_loss(args)  # it says if the data need titles
-    return mesh, loss, load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
+def training_inputs(args: BioHiCLTrainingArguments, loss: Any) -> tuple[MeshHierarchy, TrainingData]:
+    """The hierarchy and the data a run of the objective ``loss`` trains on (it says whether the data need titles),
+    read before the model."""
+    mesh = training_mesh(args)
+    return mesh, load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
 
 
 def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
@@ -357,7 +358,7 @@ def train_biohicl(
     check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
     start = time.time()
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
-    mesh, loss, data = training_inputs(args, loss)
+    mesh, data = training_inputs(args, loss)
     model = build_model(args, peft_config)
     collator = build_collator(args, model, mesh, loss)
     sampler = build_batch_sampler(args, data, mesh)
