@@ -165,10 +165,6 @@ class SimLPairs:
     constant: bool  # every pair has the same SimL: no Spearman
     _doubled_ranks: np.ndarray | None = field(default=None, repr=False)
 
-    def ranks(self) -> np.ndarray:
-        """``scipy.stats.rankdata(siml)`` (average ranks, float64), from :meth:`doubled_ranks`."""
-        return self.doubled_ranks() * 0.5
-
     def doubled_ranks(self) -> np.ndarray:
         """Twice SimL's average ranks (:func:`~biohicl.evaluation.agreement_pairs.doubled_ranks`), kept: exact in
         unsigned ints (ranks are whole or half numbers), 4 bytes a pair where float64 takes 8."""
