@@ -300,10 +300,7 @@ class MeshHierarchy:
         ``label_weights``: descriptor → weight multiplier (see the module docstring). One string where a list is
         expected (``docs``, a document's labels, ``label_weights``) is a :class:`TypeError`.
         """
-        check_label_lists(docs)
-        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, checked_label_weights(label_weights))
-        vectors.sort_indices()
-        return vectors
+        return self._label_vectors(check_label_lists(docs), ancestors, depth_weight, dtype, label_weights)
 
     def normalized_label_vectors(
         self,
@@ -314,8 +311,14 @@ class MeshHierarchy:
         label_weights: Mapping[str, float] | None = None,
     ) -> sp.csr_matrix:
         """:meth:`label_vectors` with every non-empty row scaled to unit L2 norm."""
-        vectors = self.label_vectors(docs, ancestors, depth_weight, dtype, label_weights)
-        vectors.data *= np.repeat(inverse_row_norms(vectors), np.diff(vectors.indptr)).astype(dtype)
+        return self._label_vectors(check_label_lists(docs), ancestors, depth_weight, dtype, label_weights, unit=True)
+
+    def _label_vectors(self, docs, ancestors, depth_weight, dtype, label_weights, unit: bool = False) -> sp.csr_matrix:
+        """:meth:`label_vectors` of label lists already checked (rows scaled to unit L2 norm when ``unit``)."""
+        vectors = self._raw_label_vectors(docs, ancestors, depth_weight, dtype, checked_label_weights(label_weights))
+        vectors.sort_indices()
+        if unit:
+            vectors.data *= np.repeat(inverse_row_norms(vectors), np.diff(vectors.indptr)).astype(dtype)
         return vectors
 
     def label_similarity(
@@ -328,11 +331,8 @@ class MeshHierarchy:
     ) -> float:
         """SimL of two label sets: cosine of their weighted node vectors; 0.0 when either is empty. Each set is a
         list (or any collection) of labels: one string is a :class:`TypeError`."""
-        check_labels(labels_a, "labels_a")
-        check_labels(labels_b, "labels_b")
-        vectors = self.normalized_label_vectors(
-            [labels_a, labels_b], ancestors, depth_weight, np.float64, label_weights
-        )
+        docs = [check_labels(labels_a, "labels_a"), check_labels(labels_b, "labels_b")]
+        vectors = self._label_vectors(docs, ancestors, depth_weight, np.float64, label_weights, unit=True)
         return float(vectors[0].multiply(vectors[1]).sum())
 
     def similarity_matrix(
