@@ -25,7 +25,7 @@ from biohicl.models.config import (
 from biohicl.models.folder_code import check_attention_implementation, load_folder_tokenizer
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
-from biohicl.models.resolver import interrupted_download, registered_entry, resolve_base
+from biohicl.models.resolver import check_hub_adapter_base, interrupted_download, registered_entry, resolve_base
 from biohicl.models.st_layout import read_json_file, sentence_transformers_module_folder
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def plain_adapter_base(path: Path, find: Callable[[str, str | None], Path] = res
     base = values.get("base_model_name_or_path") if isinstance(values, dict) else None
     if not isinstance(base, str) or not base:
         raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names no base model ({base!r})")
+    check_hub_adapter_base(path, base, f"{adapter_config}: field base_model_name_or_path")
     try:
         base_path = find(base, values.get("revision") or None)
     except ModelLoadError as err:

@@ -52,6 +52,7 @@ from biohicl.models.positions import capped_length
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import (
     ResolvedModel,
+    check_hub_adapter_base,
     hub_id_from_folder,
     resolve,
     resolve_base,
@@ -176,6 +177,8 @@ class BioHiCL(EncoderInfo, nn.Module):
 
                 if not (path / ADAPTER_WEIGHTS_NAME).is_file():
                     raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
+                if base_model_path is None:  # an adapter from the Hub may not name a folder of this machine
+                    check_hub_adapter_base(path, config.base_model, f"{path / CONFIG_NAME}: field base_model")
                 base = cls._backbone(resolve_base(base_model_path or config.base_model, config.base_revision), dtype)
                 check_adapter_fits(path, base, config, force_base=force_base)
                 try:

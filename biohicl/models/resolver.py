@@ -187,6 +187,26 @@ def snapshot_commit(path: Path) -> str | None:
     return path.name if path.parent.name == "snapshots" and is_commit_sha(path.name) else None
 
 
+def hub_snapshot_repo(path: Path) -> str | None:
+    """The repo id of a Hugging Face cache snapshot folder (``.../models--owner--name/snapshots/<sha>``), else None."""
+    return hub_id_from_folder(path) if snapshot_commit(path) is not None else None
+
+
+def check_hub_adapter_base(adapter: Path, base: str, field: str) -> None:
+    """A one-line :class:`ModelLoadError` when the adapter folder ``adapter`` came from the Hub (a snapshot of the
+    Hugging Face cache, by repo id or given as a path) and ``field`` (``FILE: field NAME``) names its base by a local
+    path (``/tmp/x``, ``~/x``, ``./x``): a repo's files may not make biohicl read a folder of this machine. A local
+    base is given explicitly (``base_model_path``); a local adapter folder's recorded path loads as before."""
+    repo = hub_snapshot_repo(adapter)
+    if repo is None or not (looks_like_path(base) or Path(base).is_absolute()):
+        return
+    raise ModelLoadError(
+        f"{field} is the local path {base!r}, but this adapter comes from the Hub ({repo}) and names its base by "
+        "Hub id (owner/name); to load it onto a folder of this machine, give that folder as base_model_path "
+        "(--base_model_path)"
+    )
+
+
 def registered_entry(model_id: str, registry: Registry | None = None) -> RegistryEntry | None:
     """The registry entry ``model_id`` names, as a registered name or its Hub repo id (None for any other model)."""
     registry = registry or default_registry()

@@ -1,0 +1,89 @@
+"""What a downloaded model's files may make biohicl read or print: an adapter from the Hub (or the HF cache) names
+its base by Hub id, never a local folder (only an explicit ``base_model_path`` loads it onto one); a recorded
+``base_revision`` is a git ref or sha, and the commands biohicl suggests quote what they carry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biohicl.errors import ModelLoadError
+from biohicl.models.model import BioHiCL
+from tests.conftest import build_tiny_bert, save_tiny_adapter_run
+from tests.test_loader import add_to_hub_cache
+
+SHA = "d" * 40
+TEXTS = ["insulin resistance in diabetes", "cancer cells"]
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty, private HF_HUB_CACHE for this test, offline."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def edit_json(path: Path, **values) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+
+@pytest.mark.parametrize("spelled", ["absolute", "home"])
+def test_a_hub_adapter_whose_biohicl_config_names_a_local_base_is_refused(tmp_path, hub_cache, spelled, monkeypatch):
+    # an adapter repo whose biohicl_config.json said base_model "/tmp/..." (or "~/...") made biohicl read that
+    # machine folder as the base, silently
+    run = save_tiny_adapter_run(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    base = str(tmp_path / "base") if spelled == "absolute" else "~/base"
+    edit_json(run / "biohicl_config.json", base_model=base)
+    edit_json(run / "adapter_config.json", base_model_name_or_path=base)  # the two agree, as a saved adapter's do
+    snapshot = add_to_hub_cache(hub_cache, "attacker/adapter", run, SHA)
+    for spec in ("attacker/adapter", str(snapshot)):  # by repo id, and the cache's folder given as a path
+        with pytest.raises(ModelLoadError) as err:
+            BioHiCL.from_pretrained(spec)
+        message = str(err.value)
+        assert "\n" not in message
+        assert message.startswith(f"{snapshot / 'biohicl_config.json'}: field base_model is the local path {base!r}")
+        assert "attacker/adapter" in message and "base_model_path" in message
+    model = BioHiCL.from_pretrained("attacker/adapter", base_model_path=tmp_path / "base")  # given: loads on it
+    reference = BioHiCL.from_pretrained(run, base_model_path=tmp_path / "base")
+    np.testing.assert_allclose(model.encode(TEXTS), reference.encode(TEXTS), atol=1e-6)
+
+
+def test_a_hub_plain_peft_adapter_naming_a_local_base_is_refused(tmp_path, hub_cache):
+    run = save_tiny_adapter_run(tmp_path)
+    for name in (
+        "biohicl_config.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+    ):
+        (run / name).unlink()
+    base = str(tmp_path / "base")
+    edit_json(run / "adapter_config.json", base_model_name_or_path=base)
+    snapshot = add_to_hub_cache(hub_cache, "attacker/plain-adapter", run, SHA)
+    with pytest.raises(ModelLoadError) as err:
+        BioHiCL.from_pretrained("attacker/plain-adapter")
+    message = str(err.value)
+    field = f"{snapshot / 'adapter_config.json'}: field base_model_name_or_path"
+    assert "\n" not in message and message.startswith(f"{field} is the local path {base!r}")
+    with pytest.raises(ModelLoadError, match="field base_model_name_or_path is the local path"):
+        BioHiCL.from_base("attacker/plain-adapter")  # as a base to train on, too
+
+
+def test_a_local_run_folders_absolute_base_still_loads(tmp_path):
+    # since session 28 a base given as a folder is recorded by its absolute path: a local run must keep loading
+    base = build_tiny_bert(tmp_path / "base")
+    model = BioHiCL.from_base(str(base), pooling="mean")
+    model.add_lora(r=4, target_modules=["query", "value"], verbose=False)
+    model.save_pretrained(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "biohicl_config.json").read_text())["base_model"] == str(base.resolve())
+    assert BioHiCL.from_pretrained(tmp_path / "run").config.kind == "adapter"
