@@ -665,7 +665,7 @@ if Path(OUTPUT_DIR) != out:  # OUTPUT_DIR changed since the setup cell set out, 
 check_fresh_run_folder(args, remedy=remedy)
 
 
-def keeps_last_step(args):  # the run's one warning line without dev selection, in this notebook's terms
+def notebook_selection_notice(args):  # the run's one warning line without dev selection, in this notebook's terms
     if DEV_TASKS:
         return None
     return (
@@ -674,7 +674,8 @@ def keeps_last_step(args):  # the run's one warning line without dev selection, 
     )
 
 
-train_biohicl(args, evaluator=evaluator_from_args(args), selection_notice=keeps_last_step)  # no evaluator: no DEV_TASKS
+# DEV_TASKS empty: no evaluator, and the run warns in this notebook's terms
+train_biohicl(args, evaluator=evaluator_from_args(args), selection_notice=notebook_selection_notice)
 print("saved to", run_dir, sorted(p.name for p in run_dir.iterdir()))
 training = read_summary(json.loads((run_dir / "training_summary.json").read_text(encoding="utf-8")))  # null: NaN
 if training["selection"] is None:

@@ -124,12 +124,15 @@ def test_the_plan_names_the_objective_that_would_train(
 
 def test_the_plan_says_a_run_without_evaluation_keeps_its_last_step(tiny_bert_dir, dataset, tmp_path, capsys, no_model):
     """The evaluation line of a run without ``--eval_tasks`` is the run's own warning line, as the plan's."""
-    from biohicl.training.run_settings import NO_DEV_SELECTION, NO_DEV_SELECTION_EFFECT
+    from biohicl.cli.train import parse_args
+    from biohicl.training.run_settings import dev_selection_notice, last_step_notice
 
-    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2"), "--dry_run"]) == 0
-    assert NO_DEV_SELECTION.endswith(NO_DEV_SELECTION_EFFECT)
-    assert NO_DEV_SELECTION_EFFECT.startswith("the run keeps its last step whatever it scores; to select a step on ")
-    assert f"  evaluation: none (no --eval_tasks): {NO_DEV_SELECTION_EFFECT}\n" in capsys.readouterr().out
+    argv = options(tiny_bert_dir, dataset, tmp_path / "run", "--max_steps", "2")
+    assert main([*argv, "--dry_run"]) == 0
+    kept = last_step_notice(parse_args(argv[1:]))
+    assert dev_selection_notice(parse_args(argv[1:])) == f"no dev evaluation (no --eval_tasks), so {kept}"
+    assert kept.startswith("the run keeps its last step whatever it scores; to select a step on ")
+    assert f"  evaluation: none (no --eval_tasks): {kept}\n" in capsys.readouterr().out
 
 
 def test_the_plan_says_an_evaluating_run_without_best_model_loading_keeps_its_last_step(

@@ -14,11 +14,17 @@ from pathlib import Path
 import pytest
 
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.run_settings import NO_DEV_SELECTION
+from biohicl.training.run_settings import dev_selection_notice
 from tests.conftest import synthetic_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_CONFIGS = sorted((ROOT / "configs").glob("study_*.yaml"))
+
+
+@pytest.fixture
+def no_dev_selection(tmp_path) -> str:
+    """The one warning line of a plain ``biohicl train`` run (no ``--eval_tasks``)."""
+    return dev_selection_notice(BioHiCLTrainingArguments(output_dir=str(tmp_path / "plain")))
 
 
 @pytest.fixture
@@ -45,7 +51,9 @@ def tiny_run(tiny_bert_dir: Path, documents: Path, output_dir: Path, **more) -> 
     )  # fmt: skip
 
 
-def test_a_plain_command_line_run_warns_once_that_it_keeps_its_last_step(tiny_bert_dir, documents, tmp_path, caplog):
+def test_a_plain_command_line_run_warns_once_that_it_keeps_its_last_step(
+    tiny_bert_dir, documents, tmp_path, caplog, no_dev_selection
+):
     from biohicl.cli.main import main
 
     output_dir = tmp_path / "run"
@@ -53,23 +61,23 @@ def test_a_plain_command_line_run_warns_once_that_it_keeps_its_last_step(tiny_be
     argv += [str(tiny_bert_dir), "--max_steps", "2", "--per_device_train_batch_size", "4", "--use_cpu"]
     with caplog.at_level(logging.WARNING):
         assert main([*argv, "--report_to", "none", "--disable_tqdm", "true"]) == 0
-    assert notices(caplog) == [NO_DEV_SELECTION]
-    assert NO_DEV_SELECTION.startswith(
+    assert notices(caplog) == [no_dev_selection]
+    assert no_dev_selection.startswith(
         "no dev evaluation (no --eval_tasks), so the run keeps its last step whatever it scores; to select a step on "
         "dev data, step 0 (the base) a candidate, add e.g. --eval_tasks pubmedqa:dev --eval_strategy steps "
     )
-    assert "\n" not in NO_DEV_SELECTION and "--config configs/biohicl_minilm.yaml" in NO_DEV_SELECTION
+    assert "\n" not in no_dev_selection and "--config configs/biohicl_minilm.yaml" in no_dev_selection
     summary = json.loads((output_dir / "training_summary.json").read_text())
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 2
     assert summary["best_step"] is None  # nothing selected: the last step is the model
 
 
-def test_the_notices_remedy_is_a_run_that_selects_on_dev(tiny_bert_dir, documents, tmp_path):
+def test_the_notices_remedy_is_a_run_that_selects_on_dev(tiny_bert_dir, documents, tmp_path, no_dev_selection):
     """The options the line gives, added to a plain command, parse into a run that evaluates at step 0 and loads
     its best step."""
     from biohicl.cli.train import parse_args
 
-    remedy = NO_DEV_SELECTION.split("add e.g. ", 1)[1].split(" (", 1)[0].split()
+    remedy = no_dev_selection.split("add e.g. ", 1)[1].split(" (", 1)[0].split()
     args = parse_args(["--dataset_path", str(documents), "--output_dir", str(tmp_path / "run"), *remedy])
     assert args.eval_tasks == ["pubmedqa:dev"] and args.eval_strategy == "steps"
     assert args.load_best_model_at_end and args.eval_on_start
@@ -108,9 +116,9 @@ def started(args: BioHiCLTrainingArguments, monkeypatch, caplog) -> list[str]:
 
 
 def test_the_line_comes_when_the_inputs_are_good_before_the_first_step(
-    tiny_bert_dir, documents, tmp_path, monkeypatch, caplog
+    tiny_bert_dir, documents, tmp_path, monkeypatch, caplog, no_dev_selection
 ):
-    assert started(tiny_run(tiny_bert_dir, documents, tmp_path / "run"), monkeypatch, caplog) == [NO_DEV_SELECTION]
+    assert started(tiny_run(tiny_bert_dir, documents, tmp_path / "run"), monkeypatch, caplog) == [no_dev_selection]
 
 
 def test_a_bad_input_is_one_line_without_the_notice(tiny_bert_dir, tmp_path, caplog):

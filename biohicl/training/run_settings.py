@@ -343,16 +343,17 @@ def selection_settings(args: Any) -> tuple[dict[str, Any], bool] | None:
     return settings, not args.metric_for_best_model
 
 
-def keeps_last_step(
-    settings: Mapping[str, Any], spelling: SettingsSpelling = COMMAND_LINE, example: bool = True, tasks: bool = False
-) -> str:
-    """That the run keeps its last step whatever it scores, and the ``settings`` that select on dev instead as
-    ``spelling`` names them (``example``: settings it may choose otherwise; ``tasks``: the metric, one of its own
-    ``eval_tasks``', said so)."""
+def last_step_notice(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> str | None:
+    """That the run ``args`` describe keeps its last step whatever it scores, and the settings that select on dev
+    instead (:func:`selection_settings`) as ``spelling`` names them, those it may choose otherwise said to be an
+    example (its metric, where it evaluates, one of its own ``eval_tasks``'); None for a run that selects."""
+    if (selection := selection_settings(args)) is None:
+        return None
+    settings, example = selection
     shown = spelling.separator.join(spelling.option(name, value) for name, value in settings.items())
     if settings.get("metric_for_best_model") == METRIC:
         guide = f"{METRIC}: a metric of its {spelling.flag}eval_tasks, as its evaluation logs it; {spelling.guide}"
-    elif tasks:
+    elif example and _value(args.eval_strategy) != "no":
         guide = f"or another metric of its {spelling.flag}eval_tasks; {spelling.guide}"
     else:
         guide = spelling.guide
@@ -362,28 +363,12 @@ def keeps_last_step(
     )
 
 
-def kept_last_step(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> str | None:
-    """:func:`keeps_last_step` for the run ``args`` describe (:func:`selection_settings`); None for one that
-    selects."""
-    if (selection := selection_settings(args)) is None:
-        return None
-    settings, example = selection
-    return keeps_last_step(settings, spelling, example, tasks=example and _value(args.eval_strategy) != "no")
-
-
 def dev_selection_notice(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> str | None:
     """The one warning line of a run that keeps its last step (None for one that selects): without dev evaluation
-    (:data:`NO_DEV_SELECTION` for ``biohicl train``), or evaluating without ``load_best_model_at_end``; logged by
+    (``biohicl train`` without ``--eval_tasks``), or evaluating without ``load_best_model_at_end``; logged by
     ``train_biohicl`` before the first step, once the inputs are good."""
-    if (kept := kept_last_step(args, spelling)) is None:
+    if (kept := last_step_notice(args, spelling)) is None:
         return None
     if _value(args.eval_strategy) == "no":
         return f"no dev evaluation (no {spelling.flag}eval_tasks{spelling.scope}), so {kept}"
     return f"dev evaluation without {spelling.flag}load_best_model_at_end{spelling.scope}, so {kept}"
-
-
-#: What a run without dev evaluation (no ``eval_strategy``, so no ``--eval_tasks``) ends with, and how to select on
-#: dev instead: the dry run's evaluation line gives it, and :data:`NO_DEV_SELECTION` is the run's warning.
-NO_DEV_SELECTION_EFFECT = keeps_last_step(DEV_SELECTION_SETTINGS)
-#: The one warning line ``train_biohicl`` logs for a ``biohicl train`` run without dev evaluation.
-NO_DEV_SELECTION = f"no dev evaluation (no --eval_tasks), so {NO_DEV_SELECTION_EFFECT}"
