@@ -20,7 +20,8 @@ takes ``_id`` first and ``text`` before ``abstract``, so a line holding both pai
   MeSH release, whose tree numbers they must be, counted in ``labels_noted``; a bare ``C18`` is no tree number), a
   descriptor name or an entry term, or a MEDLINE heading (``*Name/qualifier``: the descriptor kept), in any mix.
   Unknown ones are dropped and counted as the other readers do (SCR ids ``C…`` ignored).
-  :func:`~biohicl.data.labels.resolve_label` reads one label so, for the index's explanation (``biohicl search``) too.
+  :func:`~biohicl.mesh.label_forms.resolve_label` reads one label so, for the index's explanation (``biohicl search``)
+  too.
 * ``label_kind``: ``indexing`` (the default: descriptors assigned to the whole article) or ``mentions`` (ids of
   entities named in the text); the build never pairs the two kinds. ``year`` and ``journal`` are kept when given;
   other fields (a ``split`` too) are not read.
@@ -42,7 +43,6 @@ from typing import Any
 from biohicl.data.corpus import ID_FIELDS, first_field
 from biohicl.data.documents import LABEL_COLUMNS
 from biohicl.data.files import check_file, guarded_reader, open_utf8_bytes
-from biohicl.data.labels import label_form
 from biohicl.data.records import (
     CONTROL_CHARACTER,
     INDEXING,
@@ -54,6 +54,7 @@ from biohicl.data.records import (
 )
 from biohicl.errors import json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
+from biohicl.mesh.label_forms import label_form
 
 SOURCE = "jsonl"
 JSONL_ID_FIELDS = ("pmid", *(name for name in ID_FIELDS if name != "pmid"))

@@ -10,11 +10,11 @@ from typing import Any
 
 from biohicl.data.records import SCR_PATTERN
 from biohicl.mesh.hierarchy import MeshHierarchy
-from biohicl.mesh.label_forms import ID_LIKE, MESH_PREFIX, label_form, resolve_label
+from biohicl.mesh.label_forms import MESH_PREFIX, resolve_label
 
-# the forms a label may take are the mesh layer's rule (:mod:`biohicl.mesh.label_forms`), which
-# :meth:`MeshHierarchy.resolve` (SimL) reads labels by too; named here for the build's readers
-__all__ = ["ID_LIKE", "file_labels", "label_form", "resolve_label"]
+# resolve_label is the mesh layer's rule (:mod:`biohicl.mesh.label_forms`), named here too as docs/data.md and
+# docs/inference.md name it: ``biohicl.data.labels.resolve_label``
+__all__ = ["file_labels", "resolve_label"]
 
 
 def file_labels(labels: Any, mesh: MeshHierarchy) -> list[str]:

@@ -6,7 +6,7 @@
 >>> explain_hits(hits, mesh=MeshHierarchy.load("go_tree.tsv"))  # labels of another hierarchy (GO, ICD-10, ...)
 
 The labels are read with ``mesh`` (default: the packaged MeSH 2024 table) as the build reads them
-(:func:`biohicl.data.labels.resolve_label`: UIs in any case, tree numbers, names, MEDLINE headings); an index of a
+(:func:`biohicl.mesh.label_forms.resolve_label`: UIs in any case, tree numbers, names, MEDLINE headings); an index of a
 corpus labelled with another hierarchy needs that hierarchy, or its labels are not placed and nothing is shared
 (:attr:`Explanation.unplaced`, :func:`unplaced_message`). SimL and shared terms compare hits of one label kind only
 (:attr:`~biohicl.search.index.Hit.label_kind`, as the build never pairs indexing with mention labels): a hit of
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biohicl.data.labels import resolve_label
 from biohicl.data.records import INDEXING
 from biohicl.mesh.hierarchy import tree_depth
+from biohicl.mesh.label_forms import resolve_label
 from biohicl.mesh.label_groups import CHECK_TAG_NAMES
 from biohicl.search.index import Hit
 
