@@ -43,9 +43,9 @@ def evaluation_plan(args: Any, per_epoch: int | None, total: int | None) -> str:
     (an ``eval_steps`` below 1 is that share of the run's steps, as the Trainer reads it); for a run that keeps its
     last step, without evaluation or without ``--load_best_model_at_end``, that it does and how to select on dev, as
     the run's warning says (:func:`~biohicl.training.run_settings.dev_selection_notice`)."""
-    from biohicl.training.run_settings import last_step_notice
+    from biohicl.training.run_settings import last_step_notice, option_value
 
-    strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+    strategy = option_value(args.eval_strategy)
     kept = last_step_notice(args)
     if strategy == "no":
         return f"none (no --eval_tasks): {kept}"

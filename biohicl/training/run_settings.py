@@ -105,10 +105,6 @@ class _Absent:
 ABSENT = _Absent()
 
 
-def _resolved(value: str) -> Path:
-    return (Path.cwd() / Path(value).expanduser()).resolve()
-
-
 def same_setting(name: str, saved: Any, now: Any) -> bool:
     """Whether ``saved`` and ``now`` (two JSON values of the training argument ``name``) are the same setting: equal,
     or, for a path (:data:`PATH_ARGS`, ``base_model``), naming the same file or folder. A relative path recorded in a
@@ -123,7 +119,9 @@ def same_setting(name: str, saved: Any, now: Any) -> bool:
         return same_base(saved, now)
     if name not in PATH_ARGS or not isinstance(saved, str) or not isinstance(now, str) or not saved or not now:
         return False
-    return _resolved(saved) == _resolved(now)
+    from biohicl.data.files import resolved_path  # the data layer loads scipy: importing this module loads none
+
+    return resolved_path(saved) == resolved_path(now)
 
 
 def settings_differences(saved: Mapping[str, Any], args: Any) -> dict[str, tuple[Any, Any]]:
@@ -314,8 +312,9 @@ DEV_SELECTION_SETTINGS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _value(strategy: Any) -> Any:
-    return getattr(strategy, "value", strategy)
+def option_value(option: Any) -> Any:
+    """A strategy option's value: transformers turns ``eval_strategy``, ``save_strategy`` ... into enums."""
+    return getattr(option, "value", option)
 
 
 def selection_settings(args: Any) -> tuple[dict[str, Any], bool] | None:
@@ -324,12 +323,12 @@ def selection_settings(args: Any) -> tuple[dict[str, Any], bool] | None:
     best step: ``load_best_model_at_end``). One that evaluates adds ``load_best_model_at_end``, its
     ``metric_for_best_model`` (else one for example) and, where its saves are not on its evaluations' steps, those
     saves: a best step not saved could not be loaded."""
-    strategy = _value(args.eval_strategy)
+    strategy = option_value(args.eval_strategy)
     if strategy == "no":
         return dict(DEV_SELECTION_SETTINGS), True
     if args.load_best_model_at_end:
         return None
-    saves, settings = _value(args.save_strategy), {}
+    saves, settings = option_value(args.save_strategy), {}
     if saves not in (strategy, "best"):
         settings["save_strategy"] = strategy
     if strategy == "steps" and saves != "best" and (saves != "steps" or args.save_steps != args.eval_steps):
@@ -353,7 +352,7 @@ def last_step_notice(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -> st
     shown = spelling.separator.join(spelling.option(name, value) for name, value in settings.items())
     if settings.get("metric_for_best_model") == METRIC:
         guide = f"{METRIC}: a metric of its {spelling.flag}eval_tasks, as its evaluation logs it; {spelling.guide}"
-    elif example and _value(args.eval_strategy) != "no":
+    elif example and option_value(args.eval_strategy) != "no":
         guide = f"or another metric of its {spelling.flag}eval_tasks; {spelling.guide}"
     else:
         guide = spelling.guide
@@ -369,6 +368,6 @@ def dev_selection_notice(args: Any, spelling: SettingsSpelling = COMMAND_LINE) -
     ``train_biohicl`` before the first step, once the inputs are good."""
     if (kept := last_step_notice(args, spelling)) is None:
         return None
-    if _value(args.eval_strategy) == "no":
+    if option_value(args.eval_strategy) == "no":
         return f"no dev evaluation (no {spelling.flag}eval_tasks{spelling.scope}), so {kept}"
     return f"dev evaluation without {spelling.flag}load_best_model_at_end{spelling.scope}, so {kept}"
