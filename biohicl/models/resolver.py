@@ -226,6 +226,7 @@ def resolve_base(
     one-line error; its ``owner/name`` repo id is looked up in the cache and on the Hub as any repo id is."""
     path = Path(model_id_or_path).expanduser()
     if path.is_dir():
+        note_registered_name_folder(str(model_id_or_path), registry or default_registry())
         return path
     model_id = str(model_id_or_path)
     if looks_like_path(model_id):
@@ -247,6 +248,28 @@ def resolve_base(
         return download_snapshot(model_id, revision)
     except ModelLoadError as err:
         raise ModelLoadError(f"{err}{unpublished_note(entry)}") from None
+
+
+#: The folders :func:`note_registered_name_folder` has spoken of in this process (resolved paths).
+_NOTED_FOLDERS: set[str] = set()
+
+
+def note_registered_name_folder(spec: str, registry: Registry) -> None:
+    """The one warning line when ``spec``, a folder that loads as it is, is spelled as a registered model's name
+    (``BioHiCL-Base``, case-insensitive): the folder is loaded, not the registered release, which a record would
+    otherwise only tell by its ``source`` (``path``); a warning, so the commands show it (the ``owner/name`` folder's
+    line is info: ``hf download --local-dir`` leaves that folder on purpose). Once per folder and process
+    (``from_pretrained`` resolves it, then reads it as a base)."""
+    entry = registry.lookup(spec) if "/" not in spec and not looks_like_path(spec) else None
+    folder = str(Path(spec).resolve())
+    if entry is not None and folder not in _NOTED_FOLDERS:
+        _NOTED_FOLDERS.add(folder)
+        logger.warning(
+            "%s: a folder of the working directory named as the registered model %s; loading that folder, not the "
+            "registered release %s (for the release, give its repo id %s or rename the folder; spell it ./%s to load "
+            "the folder without this note)",
+            spec, entry.name, entry.repo_id, entry.repo_id, spec,
+        )  # fmt: skip
 
 
 def unpublished_note(entry: RegistryEntry | None) -> str:
@@ -293,6 +316,7 @@ def resolve(
                 "(pooling, prompts, max length, normalize) to it (spell it ./%s to load it as a plain folder)",
                 spec, found.repo_id, found.name, spec,
             )  # fmt: skip
+        note_registered_name_folder(spec, registry)
         return ResolvedModel(spec=spec, path=path, source="path", entry=found)
     if path.exists():
         raise ModelLoadError(f"{spec}: is a file; expected a model directory, a Hub repo id or a registered name")
