@@ -409,3 +409,13 @@ def test_train_disable_tqdm_also_hides_transformers_bars(tmp_path, monkeypatch, 
     assert train.main(argv) == 0
     assert seen == [not disabled]  # loading weights and writing model shards show no bar under --disable_tqdm
     assert transformers_logging.is_progress_bar_enabled()  # restored afterwards
+
+
+def test_each_commands_help_is_written_in_the_command_lists_style():
+    """``biohicl``'s command list normalises a HELP line (capital, final period); each is written so already."""
+    import importlib
+
+    from biohicl.cli.main import COMMANDS, summary_line
+
+    helps = {name: importlib.import_module(module).HELP for name, module in COMMANDS.items()}
+    assert {name: text for name, text in helps.items() if summary_line(text) != text} == {}

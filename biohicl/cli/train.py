@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)"
+HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)."
 
 
 @dataclass
