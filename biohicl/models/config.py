@@ -152,6 +152,14 @@ def recorded_base(base_model: str, path: Path, hub_id: str | None = None) -> str
     return base_model
 
 
+def shown_base(base_model: str) -> str:
+    """A recorded ``base_model`` as a picture or a shared line shows it: a Hub id as it is, a folder by its last name
+    only, never a path of this machine (a training curve's title travels to the Hub with the run)."""
+    from biohicl.models.resolver import is_hub_id
+
+    return base_model if is_hub_id(base_model) else Path(base_model).name or base_model
+
+
 def settings_hint(**values: Any) -> str:
     """How to load a base with the encoding ``values`` given, true for a Python and a command-line caller alike:
     ``BioHiCL.from_base(..., pooling='cls'), or `biohicl train --pooling cls``` (``from_pretrained`` takes none of

@@ -37,6 +37,7 @@ from biohicl.data.samplers import MeshPairBatchSampler, RandomBatchSampler, mine
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
+from biohicl.models.config import shown_base
 from biohicl.training.arg_checks import check_output_folder
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.assembly import build_collator, training_mesh
@@ -401,7 +402,7 @@ def train_biohicl(
         if evaluations := evaluation_rows(trainer.state.log_history):
             atomic_write_json(run_dir / EVALUATIONS_NAME, evaluations, indent=1)
         try:
-            title = f"BioHiCL: {args.base_model}"
+            title = f"BioHiCL: {shown_base(model.config.base_model)}"  # the Hub id, or a folder's name: no path
             plot_training_curves(trainer.state.log_history, run_dir / CURVES_NAME, title, selection=trainer.selection)
         except Exception as err:  # a run with no logged step has no curve; never lose the model
             logger.warning("no training curve drawn: %s", err)
