@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
 
+#: The first release of each compiled dependency built against numpy 2 (older ones fail to import under numpy 2).
+FIRST_NUMPY2_BUILDS = {"scipy": Version("1.13.0"), "matplotlib": Version("3.8.4"), "pyarrow": Version("16.0.0")}
+
 
 def floors(requirements: list[str]) -> dict[str, Version]:
     """Each requirement's lower bound (its ``>=``), by canonical name."""
@@ -24,6 +27,16 @@ def floors(requirements: list[str]) -> dict[str, Version]:
         lows = [Version(spec.version) for spec in requirement.specifier if spec.operator == ">="]
         if lows:
             found[canonicalize_name(requirement.name)] = max(lows)
+    return found
+
+
+def pins(path: Path) -> dict[str, Version]:
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            found[canonicalize_name(name)] = Version(version)
     return found
 
 
@@ -46,3 +59,27 @@ def test_license_is_an_spdx_expression_that_hatchling_understands():
     assert not [c for c in PROJECT["classifiers"] if c.startswith("License :: ")]
     (backend,) = PYPROJECT["build-system"]["requires"]
     assert floors([backend]) == {"hatchling": Version("1.27")}
+
+
+def test_numpy_floor_admits_no_version_pyarrow_and_the_compiled_floors_break_with():
+    """pyarrow 26, which ``pyarrow>=24`` resolves to, needs numpy 2 without saying so: ``pip install biohicl
+    "numpy<2"`` installed a pair that failed at import. numpy 1.x is now refused, and each compiled floor is a numpy-2
+    build."""
+    declared = floors(PROJECT["dependencies"])
+    numpy = next(Requirement(r) for r in PROJECT["dependencies"] if Requirement(r).name == "numpy")
+    assert "1.26.4" not in numpy.specifier
+    assert declared["numpy"] == Version("2.0")
+    for name, first in FIRST_NUMPY2_BUILDS.items():
+        assert declared[name] >= first, name
+
+
+def test_constraints_min_pins_exactly_the_declared_floors():
+    """``make test-min`` tests the floors pyproject declares, not other versions (torch comes from TORCH_SPEC)."""
+    pinned = pins(ROOT / "constraints-min.txt")
+    declared = floors(PROJECT["dependencies"])
+    assert set(declared) - set(pinned) == {"torch"}
+    assert {name: pinned[name] for name in declared if name != "torch"} == {
+        name: floor for name, floor in declared.items() if name != "torch"
+    }
+    dev = floors(PROJECT["optional-dependencies"]["dev"])
+    assert {name: pinned[name] for name in dev if name in pinned} == {name: dev[name] for name in dev if name in pinned}
