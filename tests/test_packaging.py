@@ -3,6 +3,7 @@ extra's build backend, run offline) builds from this checkout into a temporary f
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import tomllib
@@ -10,6 +11,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+import biohicl
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -83,3 +86,10 @@ def test_constraints_min_pins_exactly_the_declared_floors():
     }
     dev = floors(PROJECT["optional-dependencies"]["dev"])
     assert {name: pinned[name] for name in dev if name in pinned} == {name: dev[name] for name in dev if name in pinned}
+
+
+def test_version_is_written_once_in_the_package():
+    assert "version" not in PROJECT
+    assert "version" in PROJECT["dynamic"]
+    assert PYPROJECT["tool"]["hatch"]["version"] == {"path": "biohicl/__init__.py"}
+    assert importlib.metadata.version("biohicl") == biohicl.__version__
