@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import biohicl
+from biohicl.provenance import REPOSITORY_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -93,3 +94,14 @@ def test_version_is_written_once_in_the_package():
     assert "version" in PROJECT["dynamic"]
     assert PYPROJECT["tool"]["hatch"]["version"] == {"path": "biohicl/__init__.py"}
     assert importlib.metadata.version("biohicl") == biohicl.__version__
+
+
+def test_project_urls_point_at_the_repository_and_the_released_models():
+    urls = PROJECT["urls"]
+    assert urls == {
+        "Homepage": REPOSITORY_URL,
+        "Source": REPOSITORY_URL,
+        "Issues": f"{REPOSITORY_URL}/issues",
+        "Documentation": f"{REPOSITORY_URL}/tree/main/docs",
+        "Models": "https://huggingface.co/LunaLan07",
+    }
