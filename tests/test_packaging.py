@@ -4,8 +4,14 @@ extra's build backend, run offline) builds from this checkout into a temporary f
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
 from pathlib import Path
 
+import pytest
 import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -105,3 +111,44 @@ def test_project_urls_point_at_the_repository_and_the_released_models():
         "Documentation": f"{REPOSITORY_URL}/tree/main/docs",
         "Models": "https://huggingface.co/LunaLan07",
     }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """The wheel and sdist hatchling builds from the checkout, and the wheel it builds from that sdist."""
+    pytest.importorskip("hatchling")
+    out = tmp_path_factory.mktemp("dist")
+    build = [sys.executable, "-m", "hatchling", "build", "-d"]
+    subprocess.run([*build, str(out)], cwd=ROOT, check=True, capture_output=True)
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    unpacked = tmp_path_factory.mktemp("sdist")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(unpacked, filter="data")
+    (source,) = unpacked.iterdir()
+    again = tmp_path_factory.mktemp("dist_from_sdist")
+    subprocess.run([*build, str(again), "-t", "wheel"], cwd=source, check=True, capture_output=True)
+    (wheel_from_sdist,) = again.glob("*.whl")
+    return {"wheel": wheel, "sdist": sdist, "wheel_from_sdist": wheel_from_sdist}
+
+
+def wheel_names(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        return {name for name in archive.namelist() if ".dist-info/" not in name}
+
+
+def test_wheel_carries_the_package_its_templates_and_py_typed(built):
+    names = wheel_names(built["wheel"])
+    assert {n.split("/", 1)[0] for n in names} == {"biohicl"}
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "biohicl").rglob("*.py")}
+    assert {n for n in names if n.endswith(".py")} == modules  # biohicl/data/ too: .gitignore's data/ is top-level
+    for name in ("py.typed", "model_card_template.md", "data/dataset_card_template.md", "resources/mesh2024.tsv.gz"):
+        assert f"biohicl/{name}" in names
+    with zipfile.ZipFile(built["wheel"]) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        fields = Parser().parsestr(archive.read(metadata).decode())
+    assert fields["Version"] == biohicl.__version__
+    assert fields["Requires-Python"] == ">=3.11"
+    assert fields["License-Expression"] == "Apache-2.0"
+    assert fields.get_all("License-File") == ["LICENSE"]
+    assert f"Source, {REPOSITORY_URL}" in fields.get_all("Project-URL")
