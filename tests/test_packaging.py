@@ -27,6 +27,18 @@ PROJECT = PYPROJECT["project"]
 
 #: The first release of each compiled dependency built against numpy 2 (older ones fail to import under numpy 2).
 FIRST_NUMPY2_BUILDS = {"scipy": Version("1.13.0"), "matplotlib": Version("3.8.4"), "pyarrow": Version("16.0.0")}
+#: What the sdist carries: the package, the two card templates the wheel force-includes, the project files, and the
+#: .gitignore hatchling adds so that a wheel built from the sdist leaves out what one built from the checkout does.
+SDIST_TOP_LEVEL = {
+    "biohicl",
+    "model_card_template.md",
+    "hub",
+    "README.md",
+    "LICENSE",
+    "pyproject.toml",
+    "PKG-INFO",
+    ".gitignore",
+}
 
 
 def floors(requirements: list[str]) -> dict[str, Version]:
@@ -152,3 +164,12 @@ def test_wheel_carries_the_package_its_templates_and_py_typed(built):
     assert fields["License-Expression"] == "Apache-2.0"
     assert fields.get_all("License-File") == ["LICENSE"]
     assert f"Source, {REPOSITORY_URL}" in fields.get_all("Project-URL")
+
+
+def test_sdist_carries_the_include_list_only_and_builds_the_same_wheel(built):
+    """A ``data/`` folder from the README's build-dataset, docs/results/ (3.9 MB) and the tests stay out of it."""
+    with tarfile.open(built["sdist"]) as archive:
+        names = [member.name.split("/", 1)[1] for member in archive.getmembers() if "/" in member.name]
+    assert {name.split("/", 1)[0] for name in names} == SDIST_TOP_LEVEL
+    assert [n for n in names if n.startswith("hub/")] == ["hub/dataset_card_template.md"]
+    assert wheel_names(built["wheel_from_sdist"]) == wheel_names(built["wheel"])
