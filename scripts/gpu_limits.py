@@ -201,7 +201,7 @@ def normal(name: str) -> str:
 
 def floors(pyproject: Path) -> list[tuple[str, str]]:
     """pyproject.toml's dependencies as (name, lowest version), from their ``>=``."""
-    import tomllib  # Python 3.11+: the GPU image's 3.12, not imported by the scripts' callers on 3.10
+    import tomllib
 
     dependencies = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
     return [match.groups() for match in map(FLOOR.match, dependencies) if match]
