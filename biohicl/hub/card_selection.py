@@ -13,6 +13,7 @@ from typing import Any
 from biohicl.hub.eval_rows import EvalRow, metric_key
 from biohicl.jsonio import nan_for_null
 from biohicl.training.selection import read_selection
+from biohicl.training.selection_splits import held_out_names
 
 
 def _splits(eval_tasks: Sequence[str]) -> dict[str, str]:
@@ -65,7 +66,10 @@ def selection_of(
     summary: dict[str, Any], args: dict[str, Any], evaluations: Sequence[dict[str, Any]] = ()
 ) -> dict[str, Any]:
     """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting.
-    ``evaluations``: the run's ``dev_evaluations.json`` rows, for the dev metrics at step 0 and the kept step."""
+    ``evaluations``: the run's ``dev_evaluations.json`` rows, for the dev metrics at step 0 and the kept step.
+    ``held_out``: the tasks the selection read on a split that is no dev data (``["biosses (split all)"]``,
+    :func:`~biohicl.training.selection_splits.held_out_names`), for which the card says the selection was on held-out
+    data, not on dev data only."""
     record = read_selection(summary.get("selection") or {})  # a null score of a measured step is NaN
     if not record.get("loaded_best"):
         return {}
@@ -81,6 +85,9 @@ def selection_of(
         "guard_tolerance": args.get("selection_guard_tolerance") or 0.0,
         "eval_tasks": list(args.get("eval_tasks") or []),
     }
+    settings = {**args, "load_best_model_at_end": True}  # it loaded its best step, on the metric the record names
+    settings["metric_for_best_model"] = record.get("selection_metric") or args.get("metric_for_best_model")
+    selection["held_out"] = held_out_names(settings)
     selection["dev_metrics"] = dev_metric_rows(selection, evaluations)
     return selection
 
