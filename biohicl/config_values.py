@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import logging
 import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,12 @@ from transformers.hf_argparser import HfArgumentParser, string_to_bool
 
 from biohicl.errors import ConfigError, json_error, location
 
+logger = logging.getLogger(__name__)
+
+#: The biohicl package folder: an install's holds the repository's ``configs/`` as ``configs/`` (pyproject.toml's
+#: ``force-include``); a checkout's has them beside it.
+PACKAGE_FOLDER = Path(__file__).resolve().parent
+
 
 def read_config(path: str | Path, expected: str = "a mapping of option names to values") -> dict[str, Any]:
     """A config file: a YAML (``.yaml``/``.yml``, or anything else) or JSON (``.json``: YAML would read JSON's
@@ -25,6 +32,9 @@ def read_config(path: str | Path, expected: str = "a mapping of option names to 
     level must be, a key given twice in a mapping among them (JSON that is not valid: ``FILE: line N: not valid JSON
     (... at column C)``)."""
     path = Path(path)
+    if not path.exists() and (shipped := shipped_config(path)) is not None:
+        logger.info("%s is not in %s: reading the copy that ships with biohicl, %s", path, Path.cwd(), shipped)
+        path = shipped
     text = read_config_text(path)
     try:
         values = _json_unique_keys(text, path) if path.suffix.lower() == ".json" else load_yaml(text, path)
@@ -41,6 +51,18 @@ def read_config(path: str | Path, expected: str = "a mapping of option names to 
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected {expected}")
     return values
+
+
+def shipped_config(path: Path, package: Path = PACKAGE_FOLDER) -> Path | None:
+    """The copy that ships with biohicl of a relative ``configs/...`` path (``configs/biohicl_minilm.yaml``, as
+    ``--help``, the docs and the registry name them): the ``configs/`` folder inside ``package`` (a pip install), else
+    the one beside it (a checkout, run from another folder); None for any other path or a file that is not there."""
+    parts = path.parts
+    if path.is_absolute() or len(parts) < 2 or parts[0] != "configs" or ".." in parts:
+        return None
+    folder = package / "configs" if (package / "configs").is_dir() else package.parent / "configs"
+    shipped = folder.joinpath(*parts[1:])
+    return shipped if shipped.is_file() else None
 
 
 def read_config_text(path: str | Path, kind: str = "config file") -> str:

@@ -97,3 +97,61 @@ def test_every_config_file_the_docs_and_help_name_exists():
     }
     assert named, "no config named anywhere: the pattern is wrong"
     assert sorted((name, path) for name, path in named if not (ROOT / path).is_file()) == []
+
+
+def test_a_configs_path_not_in_the_working_folder_reads_the_copy_that_ships_with_biohicl(tmp_path, monkeypatch, caplog):
+    """``biohicl train --config configs/biohicl_minilm.yaml``, as ``--help``, the docs and the registry's messages
+    name it, works from any folder: from a pip install (the wheel's ``biohicl/configs/``) or outside a clone's root
+    (the repository's ``configs/``); one INFO line names the file read."""
+    import logging
+
+    out = str(tmp_path / "run")
+    expected = train.parse_args(["--config", str(ROOT / "configs/biohicl_minilm.yaml"), "--output_dir", out])
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO, logger="biohicl"):
+        shipped = train.parse_args(["--config", "configs/biohicl_minilm.yaml", "--output_dir", out])
+    assert shipped.to_dict() == expected.to_dict()
+    assert (shipped.distill_weight, shipped.max_length, shipped.dataset_path) == (2.0, 256, "runs/study/dataset")
+    assert [r.getMessage() for r in caplog.records if "biohicl_minilm.yaml" in r.getMessage()] == [
+        f"configs/biohicl_minilm.yaml is not in {tmp_path}: reading the copy that ships with biohicl, "
+        f"{ROOT / 'configs' / 'biohicl_minilm.yaml'}"
+    ]
+    study = ReproduceConfig.from_yaml("configs/reproduce_minilm.yaml")  # `biohicl reproduce --config` reads it alike
+    assert study.to_dict() == ReproduceConfig.from_yaml(ROOT / "configs/reproduce_minilm.yaml").to_dict()
+
+
+def test_the_shipped_configs_are_the_wheels_copy_else_the_ones_beside_the_package(tmp_path):
+    from biohicl.config_values import shipped_config
+
+    installed = tmp_path / "site-packages" / "biohicl"
+    (installed / "configs").mkdir(parents=True)
+    (installed / "configs" / "a.yaml").write_text("seed: 1\n", encoding="utf-8")
+    assert shipped_config(Path("configs/a.yaml"), installed) == installed / "configs" / "a.yaml"
+    assert shipped_config(Path("./configs/a.yaml"), installed) == installed / "configs" / "a.yaml"
+    checkout = tmp_path / "clone" / "biohicl"
+    checkout.mkdir(parents=True)
+    (checkout.parent / "configs").mkdir()
+    (checkout.parent / "configs" / "b.yaml").write_text("seed: 2\n", encoding="utf-8")
+    assert shipped_config(Path("configs/b.yaml"), checkout) == checkout.parent / "configs" / "b.yaml"
+    # only a relative path under configs/ naming a file that is there; never one that climbs out
+    for path in ("configs/nope.yaml", "a.yaml", "other/configs/a.yaml", str(tmp_path / "configs/a.yaml"),
+                 "configs/../configs/a.yaml", "configs"):  # fmt: skip
+        assert shipped_config(Path(path), installed) is None, path
+
+
+def test_a_users_own_configs_folder_wins_over_the_shipped_copy(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "biohicl_minilm.yaml").write_text("seed: 11\nmax_length: 64\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = train.parse_args(["--config", "configs/biohicl_minilm.yaml", "--output_dir", str(tmp_path / "run")])
+    assert (args.seed, args.max_length, args.distill_weight) == (11, 64, 0.0)
+
+
+def test_a_missing_configs_file_is_still_one_line(tmp_path, monkeypatch):
+    from biohicl.config_values import read_config
+    from biohicl.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as missing:
+        read_config("configs/nope.yaml")
+    assert str(missing.value) == "configs/nope.yaml: config file not found"

@@ -27,12 +27,14 @@ PROJECT = PYPROJECT["project"]
 
 #: The first release of each compiled dependency built against numpy 2 (older ones fail to import under numpy 2).
 FIRST_NUMPY2_BUILDS = {"scipy": Version("1.13.0"), "matplotlib": Version("3.8.4"), "pyarrow": Version("16.0.0")}
-#: What the sdist carries: the package, the two card templates the wheel force-includes, the project files, and the
-#: .gitignore hatchling adds so that a wheel built from the sdist leaves out what one built from the checkout does.
+#: What the sdist carries: the package, the two card templates and the configs the wheel force-includes, the project
+#: files, and the .gitignore hatchling adds so that a wheel built from the sdist leaves out what one built from the
+#: checkout does.
 SDIST_TOP_LEVEL = {
     "biohicl",
     "model_card_template.md",
     "hub",
+    "configs",
     "README.md",
     "LICENSE",
     "pyproject.toml",
@@ -156,6 +158,11 @@ def test_wheel_carries_the_package_its_templates_and_py_typed(built):
     assert {n for n in names if n.endswith(".py")} == modules  # biohicl/data/ too: .gitignore's data/ is top-level
     for name in ("py.typed", "model_card_template.md", "data/dataset_card_template.md", "resources/mesh2024.tsv.gz"):
         assert f"biohicl/{name}" in names
+    # the configs `--help` and the docs name (`biohicl train --config configs/biohicl_minilm.yaml`), read from a pip
+    # install as biohicl/configs/ (biohicl.config_values.shipped_config)
+    configs = {f"biohicl/{path.relative_to(ROOT).as_posix()}" for path in (ROOT / "configs").glob("*.yaml")}
+    assert "biohicl/configs/biohicl_minilm.yaml" in configs
+    assert {n for n in names if n.startswith("biohicl/configs/")} == configs
     with zipfile.ZipFile(built["wheel"]) as archive:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         fields = Parser().parsestr(archive.read(metadata).decode())
