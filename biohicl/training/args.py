@@ -35,6 +35,7 @@ from biohicl.training.arg_checks import (
     check_selection_target,
 )
 from biohicl.training.selection import GUARD_MODES
+from biohicl.training.selection_splits import check_train_splits
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,10 @@ class BioHiCLTrainingArguments(TrainingArguments):
     )
     train_splits: list[str] = field(
         default_factory=lambda: ["train"],
-        metadata={"help": "Document splits to train on (held-out test documents are never used)."},
+        metadata={
+            "help": "Document splits to train on: train, or train dev (dev is refused while a task scoring on the "
+            "dev documents selects the step); test, the held-out split, is refused."
+        },
     )
     max_train_documents: int | None = field(
         default=None, metadata={"help": "Use at most this many training documents, at least 2 (quick runs)."}
@@ -314,6 +318,7 @@ class BioHiCLTrainingArguments(TrainingArguments):
         check_selection(self)
         check_model(self)
         check_data(self)
+        check_train_splits(self)
 
     def _inherited_post_init(self) -> None:
         """``TrainingArguments.__post_init__`` (devices, strategies as enums), its refusals as one-line

@@ -7,7 +7,9 @@ reports), ``test`` for any other (PubMedQA, the BEIR tasks and folders). The spl
 (:data:`DEV_SPLITS`) are ``dev`` and ``train`` (SciFact's training queries, never trained on); any other is held-out
 data, the items a reported score reads. :func:`held_out_selection` names the tasks a selecting run
 (``load_best_model_at_end``) takes a metric of from held-out data, :func:`held_out_notice` is the run's one warning
-line about them, and the model card says so (:mod:`biohicl.hub.card_selection`).
+line about them, and the model card says so (:mod:`biohicl.hub.card_selection`). :func:`check_train_splits` refuses
+training documents a run must not train on: the dataset's ``test`` split, and its ``dev`` split while a task reading
+it selects the step.
 
 Plain strings: training sits below the evaluation harness and imports none of it; ``tests/test_selection_splits.py``
 checks these rules against the harness's own (``biohicl.evaluation.tasks``).
@@ -18,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from biohicl.errors import ConfigError
 
 #: The splits model selection may read: a dataset's dev split, and a training split BioHiCL never trains on.
 DEV_SPLITS = ("dev", "train")
@@ -105,6 +109,47 @@ def held_out_notice(args: Any) -> str | None:
         "not a dev-selected model and its scores there are no held-out results (its model card says so); select on "
         f'dev tasks instead ({DEV_TASKS_HINT}; docs/training.md, "Model selection on dev data")'
     )
+
+
+def reads_dataset_dev(spec: str, dataset_path: str | None) -> bool:
+    """Whether ``spec`` scores on the dev documents of the dataset at ``dataset_path``: ``pubmedqa:dev`` (and
+    ``pubmedqa-context:dev``), the PubMedQA dev items the build marks ``dev``, and a dataset task's dev split over that
+    dataset (``siml-agreement``: the run's own; ``siml-agreement@PATH`` when PATH is that dataset)."""
+    name, _ = parse_spec(spec)
+    if task_split(spec) != "dev":
+        return False
+    if name in DEV_KEYED_TASKS:
+        return True
+    if _dataset_task(name) is None:
+        return False
+    _, at, where = name.partition("@")
+    where = where.partition("#mesh=")[0]
+    if not at:
+        return True
+    return bool(dataset_path) and Path(where).expanduser().resolve() == Path(str(dataset_path)).expanduser().resolve()
+
+
+def check_train_splits(args: Any) -> None:
+    """Refuse, in one line, ``train_splits`` with ``test`` (the dataset's held-out split: PubMedQA's test abstracts,
+    kept in the dataset by construction and never trained on), and with ``dev`` while a run that selects
+    (``load_best_model_at_end``) takes a metric of a task scoring on those dev documents (:func:`reads_dataset_dev`):
+    its kept step would be chosen on its own training documents."""
+    splits = list(_value(args, "train_splits") or ())
+    if "test" in splits:
+        raise ConfigError(
+            "train_splits: test is the dataset's held-out split (PubMedQA's test abstracts, the items a reported "
+            "PubMedQA score asks about), kept in the dataset to be left out and never trained on; train on train "
+            "(or train dev)"
+        )
+    if "dev" not in splits or not _value(args, "load_best_model_at_end"):
+        return
+    tasks = selecting_tasks(_value(args, "eval_tasks") or (), selection_metrics_of(args))
+    if reading := [spec for spec in tasks if reads_dataset_dev(spec, _value(args, "dataset_path"))]:
+        raise ConfigError(
+            f"train_splits: dev trains on the dev documents {', '.join(reading)} scores the selection on "
+            "(--load_best_model_at_end), so the kept step would be chosen on its own training documents; leave dev "
+            "out of --train_splits, or train on it without selecting a step (no --load_best_model_at_end)"
+        )
 
 
 def _value(args: Any, name: str) -> Any:
