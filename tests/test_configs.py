@@ -155,3 +155,16 @@ def test_a_missing_configs_file_is_still_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as missing:
         read_config("configs/nope.yaml")
     assert str(missing.value) == "configs/nope.yaml: config file not found"
+
+
+def test_the_command_says_on_the_console_which_shipped_config_it_read(tmp_path, monkeypatch, capsys):
+    """``biohicl train --config configs/...`` from a folder without one prints the line naming the copy it read (its
+    logger is one of the console's), before the dry run's plan."""
+    from biohicl.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--config", "configs/biohicl_minilm.yaml", "--output_dir", "run", "--dry_run"]
+    main([*argv, "--dataset_path", str(tmp_path / "none")])
+    out = capsys.readouterr()
+    assert "configs/biohicl_minilm.yaml is not in" in out.out + out.err
+    assert "reading the copy that ships with biohicl" in out.out

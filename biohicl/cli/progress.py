@@ -25,11 +25,13 @@ from collections.abc import Iterable, Iterator
 #: beside it (that would print twice).
 PROGRESS_LOGGERS = (
     "biohicl.study",
+    "biohicl.config_values",  # which shipped config a `--config configs/...` read
     "biohicl.evaluation.runner",
     "biohicl.evaluation.evaluator",
     "biohicl.evaluation.cache",
     "biohicl.models.model",
     "biohicl.models.config",
+    "biohicl.models.resolver",  # a local folder named as a registered repo takes its settings
     "biohicl.models.positions",
     "biohicl.models.export",
     "biohicl.models.soup",

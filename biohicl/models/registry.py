@@ -40,10 +40,12 @@ def is_repo_id(text: str) -> bool:
 
 def _config_dataset_path(training_config: str) -> str | None:
     """The ``dataset_path`` of a registry entry's training config (repo-relative, as the entry names it, or from the
-    working folder), or None where the file or the key is not there (an installed wheel ships no ``configs/``)."""
+    working folder; the copy that ships with biohicl first), or None where the file or the key is not there."""
     import yaml
 
-    for path in (Path(__file__).resolve().parents[2] / training_config, Path(training_config)):
+    from biohicl.config_values import shipped_config
+
+    for path in filter(None, (shipped_config(Path(training_config)), Path(training_config))):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
