@@ -1,18 +1,20 @@
 """Rank 0's preparation of an index build's output folder (:func:`biohicl.search.indexing.build_index`).
 
 A fresh folder gets the run's ``settings.json``; a rerun's is checked against the run (other weights or settings are
-refused, naming what changed); the temp files a killed run left are removed. A fresh start that fails before its
-first shard is undone, so a corrected rerun is not refused.
+refused, naming what changed); the temp files a killed run left are removed (those of a writer still running, such as
+another ``biohicl index`` into the same folder, are left alone: :func:`biohicl.atomic.sweep_temporaries`'s rule). A
+fresh start that fails before its first shard is undone, so a corrected rerun is not refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from biohicl.atomic import atomic_write_text
+from biohicl.atomic import atomic_write_text, pid_alive, sweep_temporaries
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
@@ -33,8 +35,7 @@ def prepare_folder(directory: Path, settings: dict, resume: bool, default_comput
         blank_documents.record_mode(directory, settings[blank_documents.SETTING])
     # a finished index's manifest.json stays until merge_rank_manifests replaces it atomically: a refused or
     # killed rerun leaves that index searchable (the shards it lists are never rewritten)
-    for stale in _stale_temps(directory):
-        stale.unlink(missing_ok=True)  # left by a killed run: never a complete file
+    _sweep_dead_temps(directory)  # left by a killed run: never a complete file
     return fresh, created
 
 
@@ -45,15 +46,29 @@ def undo_fresh_start(directory: Path, created: bool) -> None:
         return  # a resumable run: keep its settings
     (directory / SETTINGS_NAME).unlink(missing_ok=True)
     if created:
-        for leftover in _stale_temps(directory):
-            leftover.unlink(missing_ok=True)
+        _sweep_dead_temps(directory)
         with contextlib.suppress(OSError):  # it holds something else
             directory.rmdir()
 
 
-def _stale_temps(directory: Path) -> list[Path]:
-    """The temp files of atomic writes in ``directory`` (the second pattern: biohicl <= 0.1.0)."""
-    return [*directory.glob(".*.tmp"), *directory.glob(".*.tmp-*")]
+def _sweep_dead_temps(directory: Path) -> None:
+    """Remove the temp files of atomic writes in ``directory`` whose writing process is gone (a live writer's stay,
+    e.g. another index run's into this folder): ``.NAME.<pid>-<random>.tmp`` (:func:`~biohicl.atomic.atomic_path`'s)
+    through :func:`~biohicl.atomic.sweep_temporaries` for their target; biohicl <= 0.1.0's ``.NAME.tmp-<pid>`` by
+    :func:`~biohicl.atomic.pid_alive`; 0.1.0's ``.NAME.<random>.tmp`` (no pid: no writer of today's biohicl) always."""
+    targets = set()
+    for temp in directory.glob(".*.tmp"):
+        target, _, writer = temp.name[1 : -len(".tmp")].rpartition(".")
+        if "-" in writer:
+            targets.add(target)
+        elif target:
+            temp.unlink(missing_ok=True)
+    for target in sorted(targets):
+        sweep_temporaries(directory / target)
+    for temp in directory.glob(".*.tmp-*"):
+        pid = temp.name.rpartition(".tmp-")[2]
+        if not pid.isdigit() or (int(pid) != os.getpid() and not pid_alive(int(pid))):
+            temp.unlink(missing_ok=True)
 
 
 def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[str, Any]) -> bool:
