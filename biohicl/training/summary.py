@@ -6,20 +6,22 @@ batches of an epoch (all processes together), each process's share of them (as a
 record :func:`~biohicl.training.run.train_biohicl` writes; its ``biohicl_source`` lists the code that trained the run
 (:func:`~biohicl.provenance.source_digest`), each process that trained part of it, which :class:`SourceRecord`
 keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it, as :class:`ObjectiveRecord`
-keeps the run's objective there for the resume to compare.
+keeps the run's objective there for the resume to compare; its ``dataset_sha256`` names the data it trained on
+(:func:`dataset_sha256`, hashed by :class:`SourceRecord` as training begins).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from biohicl.provenance import UNKNOWN_SOURCE, source_digest
+from biohicl.provenance import UNKNOWN_SOURCE, files_sha256, source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import objective_record
 from biohicl.training.run_settings import OBJECTIVE_RECORD
@@ -81,20 +83,55 @@ def trained_by(state: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+#: The configs of a dataset folder training reads, in the order :func:`dataset_files` lists their files.
+DATASET_CONFIGS = ("documents", "pairs")
+
+
+def dataset_files(dataset_path: str | Path | None) -> list[Path]:
+    """The files a run's ``dataset_path`` holds its data in: a documents file itself; of a ``biohicl build-dataset``
+    folder, the ``documents`` then the ``pairs`` parquet files (each config's as training finds them,
+    :func:`~biohicl.data.documents.parquet_files`, in name order), or a ``save_to_disk`` folder's Arrow files of those
+    configs; ``[]`` without a ``dataset_path`` or when nothing is there."""
+    from biohicl.data.documents import parquet_files
+
+    if not dataset_path:
+        return []
+    path = Path(dataset_path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return [
+        file
+        for config in DATASET_CONFIGS
+        for file in parquet_files(path, config) or sorted((path / config).glob("*.arrow"))
+    ]
+
+
+def dataset_sha256(dataset_path: str | Path | None) -> str | None:
+    """sha256 (hex) of :func:`dataset_files`' bytes one after another (:func:`~biohicl.provenance.files_sha256`;
+    one documents file: its ``sha256sum``), which tells two builds of other contents apart; None without files."""
+    files = dataset_files(dataset_path)
+    return files_sha256(files) if files else None
+
+
 class SourceRecord(TrainerCallback, ExportableState):
     """Keeps :func:`trained_by` in the ``TrainerState``, so every checkpoint's ``trainer_state.json`` lists the code
     digests that trained up to it and a resumed run's summary names them all (a checkpoint written before this
-    record: ``unknown``, then the code that resumed it)."""
+    record: ``unknown``, then the code that resumed it); and the :func:`dataset_sha256` of the run's ``dataset_path``,
+    hashed once as this process's training begins (a resume hashes its data again)."""
 
-    def __init__(self, sources: Sequence[str] = ()):
+    def __init__(self, sources: Sequence[str] = (), dataset_sha256: str | None = None):
         self.sources = list(sources)
+        self.dataset_sha256 = dataset_sha256
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.sources = trained_by(state)
+        self.dataset_sha256 = dataset_sha256(getattr(args, "dataset_path", None))
         state.stateful_callbacks[type(self).__name__] = self.state()  # an older checkpoint has no entry to update
 
     def state(self) -> dict[str, Any]:
-        return {"args": {}, "attributes": {"sources": list(self.sources)}}
+        return {"args": {}, "attributes": {"sources": list(self.sources), "dataset_sha256": self.dataset_sha256}}
 
 
 class ObjectiveRecord(TrainerCallback, ExportableState):
@@ -112,6 +149,16 @@ class ObjectiveRecord(TrainerCallback, ExportableState):
         return {"args": {}, "attributes": {"config": self.config}}
 
 
+def recorded_dataset(state: Any, args: Any) -> str | None:
+    """The :func:`dataset_sha256` :class:`SourceRecord` kept when this process's training began (hashed now when it
+    kept none: a trainer without the record)."""
+    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
+    attributes = entry.get("attributes") if isinstance(entry, dict) else None
+    if isinstance(attributes, dict) and "dataset_sha256" in attributes:
+        return attributes["dataset_sha256"]
+    return dataset_sha256(getattr(args, "dataset_path", None))
+
+
 def recorded_sources(state: Any) -> list[str]:
     """The digests :class:`SourceRecord` kept when this process's training began (:func:`trained_by` if it kept
     none)."""
@@ -126,8 +173,9 @@ def run_summary(
     """The ``training_summary.json`` record of a run ``trainer`` finished with ``result``: data and batch statistics
     (:func:`batch_scale`), the loss that trained (its class and ``get_config_dict()``, not the arguments'),
     ``model``'s parameter counts, steps, the model selection, this process's runtime since ``start``, the
-    documents trained on and their rate (:func:`documents_per_second`), and
-    ``biohicl_source``: the code digests that trained it (:func:`trained_by`)."""
+    documents trained on and their rate (:func:`documents_per_second`), ``biohicl_source``: the code digests that
+    trained it (:func:`trained_by`), and ``dataset_sha256``: the sha256 of its dataset's files as training began
+    (:func:`dataset_sha256`; None without a ``dataset_path``)."""
     trainable, total = model.trainable_parameters()
     return {
         "data": data_stats,
@@ -146,4 +194,5 @@ def run_summary(
         "documents_per_second": documents_per_second(trainer.documents_trained, result.metrics),
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         "biohicl_source": recorded_sources(trainer.state),
+        "dataset_sha256": recorded_dataset(trainer.state, trainer.args),
     }
