@@ -4,7 +4,8 @@ of a run resumed from one.
 
 A checkpoint folder ``checkpoint-N`` holds the model's own ``save_pretrained`` output plus
 :data:`TRAINABLE_WEIGHTS_NAME` (every ``requires_grad`` parameter by name: the LoRA matrices, or every weight of a
-full fine-tune) and ``trainer_state.json``; a checkpoint is complete when both of the last two were written.
+full fine-tune) and ``trainer_state.json``; a checkpoint is complete when both of the last two were written, the
+second whole (it is written last, in place: a save cut short may leave it empty).
 """
 
 from __future__ import annotations
@@ -136,10 +137,35 @@ def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
     return [child for _, child in sorted(found)]
 
 
-def complete_checkpoints(output_dir: str | Path) -> list[Path]:
-    """The :func:`numbered_checkpoints` of ``output_dir`` whose ``trainer_state.json`` was written (a kill mid-save
-    leaves none), by step."""
-    return [child for child in numbered_checkpoints(output_dir) if not _missing_files(child)]
+def complete_checkpoints(output_dir: str | Path, warn: bool = True) -> list[Path]:
+    """The :func:`numbered_checkpoints` of ``output_dir`` whose ``trainer_state.json`` was written whole (a kill
+    mid-save leaves none; a full disk or a kill mid-write, an empty or cut one: transformers writes it last, in place),
+    by step. A cut one is skipped like a missing one, with one warning line naming it (once per process) unless not
+    ``warn``."""
+    found = []
+    for child in numbered_checkpoints(output_dir):
+        if _missing_files(child):
+            continue
+        if (reason := torn_state(child)) is None:
+            found.append(child)
+        elif warn and (path := str(child / "trainer_state.json")) not in _TORN_SAID:
+            _TORN_SAID.add(path)
+            logger.warning("%s: damaged or truncated (%s); %s is skipped as incomplete", path, reason, child.name)
+    return found
+
+
+_TORN_SAID: set[str] = set()  # the cut trainer_state.json files already warned about
+
+
+def torn_state(checkpoint: Path) -> str | None:
+    """Why ``checkpoint``'s ``trainer_state.json`` (there) is not a whole trainer state (``line 1: not valid JSON
+    (...)``), or None."""
+    path = checkpoint / "trainer_state.json"
+    try:
+        state = read_json(path)
+    except DataError as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None if isinstance(state, dict) else "not a JSON object"
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
@@ -193,19 +219,22 @@ def check_checkpoint_files(checkpoint: str | os.PathLike[str], weights_only: boo
     folder = Path(checkpoint)
     for path in resume_files(folder, weights_only):
         if path.is_file() and (reason := damaged_file(path)):
-            step = folder.name.removeprefix("checkpoint-")
-            earlier = [
-                other
-                for other in complete_checkpoints(folder.parent)
-                if step.isdigit() and int(other.name.removeprefix("checkpoint-")) < int(step)
-            ]
-            whole = next((c for c in reversed(earlier) if not any(map(_damaged, resume_files(c)))), None)
-            way_out = (
-                f"resume from the earlier checkpoint {whole} (--resume_from_checkpoint {whole}) or start a fresh run"
-                if whole is not None
-                else "no earlier checkpoint to resume from: start a fresh run (without --resume_from_checkpoint)"
-            )
-            raise DataError(f"damaged or truncated ({reason}); {way_out}", path)
+            raise DataError(f"damaged or truncated ({reason}); {_way_out(folder)}", path)
+
+
+def _way_out(folder: Path) -> str:
+    """What a resume from the damaged checkpoint ``folder`` can do instead: the newest earlier complete checkpoint
+    beside it whose files are whole, or a fresh run."""
+    step = folder.name.removeprefix("checkpoint-")
+    earlier = [
+        other
+        for other in complete_checkpoints(folder.parent, warn=False)
+        if step.isdigit() and int(other.name.removeprefix("checkpoint-")) < int(step)
+    ]
+    whole = next((c for c in reversed(earlier) if not any(map(_damaged, resume_files(c)))), None)
+    if whole is None:
+        return "no earlier checkpoint to resume from: start a fresh run (without --resume_from_checkpoint)"
+    return f"resume from the earlier checkpoint {whole} (--resume_from_checkpoint {whole}) or start a fresh run"
 
 
 def check_resume_point(checkpoint: str | os.PathLike[str], step: int, total: int) -> bool:
@@ -259,7 +288,8 @@ def load_checkpoint_state(checkpoint: str | os.PathLike[str]) -> Any:
 def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | None:
     """``resume_from_checkpoint`` as a checkpoint folder, or None for a fresh start: ``true``/``last``/``yes``
     mean the newest complete checkpoint in ``output_dir`` (a fresh start, with a warning, when there is none); a
-    folder must be a complete BioHiCL checkpoint."""
+    folder must be a complete BioHiCL checkpoint (its ``trainer_state.json`` cut: a :class:`DataError` naming it and
+    the newest whole earlier checkpoint, as :func:`check_checkpoint_files` does)."""
     if value is None or str(value).lower() in {"", "false", "no", "none"}:
         return None
     if str(value).lower() in {"true", "last", "yes"}:
@@ -273,6 +303,8 @@ def resolve_resume(value: str | bool | None, output_dir: str | Path) -> str | No
         raise ConfigError(
             f"resume_from_checkpoint: {value} is not a complete BioHiCL checkpoint (missing {', '.join(missing)})"
         )
+    if (reason := torn_state(Path(value))) is not None:  # a save cut short while writing it
+        raise DataError(f"damaged or truncated ({reason}); {_way_out(Path(value))}", Path(value) / "trainer_state.json")
     return str(value)
 
 
