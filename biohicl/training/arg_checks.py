@@ -278,6 +278,12 @@ def check_inherited_values(args: Any) -> None:
             "neftune_noise_alpha: NEFTune adds noise to a generative language model's input embeddings, which "
             "biohicl train does not support; leave it unset"
         )
+    if getattr(args, "enable_jit_checkpoint", False):  # transformers' SIGTERM handler ends training as if finished
+        raise ConfigError(
+            "enable_jit_checkpoint: a SIGTERM then ends the run as if it finished (its model saved, exit 0) and its "
+            "checkpoint does not resume bit-exact; leave it unset and save checkpoints with --save_strategy steps "
+            "--save_steps N, then --resume_from_checkpoint last"
+        )
 
 
 def check_lora_values(args: Any) -> None:

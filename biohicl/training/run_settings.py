@@ -56,7 +56,6 @@ RUN_NEUTRAL_ARGS = frozenset(
         "save_total_limit",
         "save_on_each_node",
         "save_only_model",
-        "enable_jit_checkpoint",
         "push_to_hub",
         "hub_token",
         "hub_private_repo",

@@ -78,6 +78,9 @@ def test_a_non_finite_loss_weight_is_refused_from_python_too(tmp_path):
         (["--eval_strategy", "steps", "--eval_steps", "-1"], "eval_steps: must be positive, got -1.0"),
         (["--neftune_noise_alpha", "5"], "neftune_noise_alpha: NEFTune adds noise to a generative language model's "
          "input embeddings, which biohicl train does not support; leave it unset"),
+        (["--enable_jit_checkpoint"], "enable_jit_checkpoint: a SIGTERM then ends the run as if it finished (its "
+         "model saved, exit 0) and its checkpoint does not resume bit-exact; leave it unset and save checkpoints "
+         "with --save_strategy steps --save_steps N, then --resume_from_checkpoint last"),
     ],
 )  # fmt: skip
 def test_an_inherited_setting_that_would_fail_after_loading_is_refused_first(tiny_bert_dir, tmp_path, run_cli, options,
