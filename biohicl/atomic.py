@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.errors import BioHiCLError
+from biohicl.errors import BioHiCLError, library_write_error
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,10 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
         os.replace(tmp, target)
     except OSError as err:
         raise explain_os_error(err, target) from None
+    except Exception as err:  # safetensors' or torch's own exception for a full disk
+        if (refused := library_write_error(err, tmp)) is None:
+            raise
+        raise explain_os_error(refused, target) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -252,6 +256,10 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
             os.replace(tmp, target)
     except OSError as err:
         raise explain_os_error(err, Path(given)) from None
+    except Exception as err:  # safetensors' or torch's own exception for a full disk
+        if (refused := library_write_error(err, tmp)) is None:
+            raise
+        raise explain_os_error(refused, Path(given)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

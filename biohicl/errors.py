@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 
@@ -49,3 +55,72 @@ class ModelLoadError(BioHiCLError, OSError):
 
 class PublishError(BioHiCLError):
     """A Hub upload was refused before anything was sent (names the offending file)."""
+
+
+#: a library's message for a write the OS refused: safetensors' ``... I/O error: No space left on device (os error
+#: 28)``, and torch's zip writer's short write (``[enforce fail at inline_container.cc:672] . unexpected pos 15872 vs
+#: 15760``), which names no cause
+_OS_ERROR_IN_TEXT = re.compile(r"\(os error (\d+)\)")
+_TORCH_SHORT_WRITE = ("unexpected pos", "file write failed", "failed writing")
+#: below this much free space, a write that stopped short stopped for a full disk
+_FULL_DISK_BYTES = 1 << 20
+
+
+def library_write_error(err: BaseException, folder: str | Path | None = None) -> OSError | None:
+    """The :class:`OSError` behind ``err`` when ``err`` is a library's report of a write the OS refused (a full disk, a
+    file size limit, a read-only folder), raised as its own type, not as an ``OSError``: safetensors'
+    ``SafetensorError`` naming an OS error, torch's ``RuntimeError`` for a short write of its zip writer. ``None`` for
+    any other error. The file is the one the library was writing (read from the traceback: ``torch.save``'s ``f``,
+    ``save_file``'s ``filename``), else ``folder`` or none. A short write names no cause: it is called a full disk when
+    the file's folder has under 1 MiB free, a file too large when the process has a file size limit (``ulimit -f``),
+    else a write that stopped short."""
+    text = str(err)
+    if type(err).__name__ == "SafetensorError" and (found := _OS_ERROR_IN_TEXT.search(text)):
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code), file_being_written(err) or folder)
+    if isinstance(err, RuntimeError) and "inline_container" in text and any(w in text for w in _TORCH_SHORT_WRITE):
+        path = file_being_written(err) or folder
+        code, reason = _short_write_cause(Path(path) if path is not None else None)
+        detail = text.split("]", 1)[-1].strip(" .") or text
+        return OSError(code, f"{reason} (torch: {detail})", path)
+    return None
+
+
+def _short_write_cause(path: Path | None) -> tuple[int, str]:
+    existing = path.parent if path is not None else Path.cwd()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(existing).free < _FULL_DISK_BYTES:
+            return errno.ENOSPC, os.strerror(errno.ENOSPC)
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file size limit, ulimit -f)"
+    return errno.EIO, "the write stopped short (a full disk, a quota or a file size limit?)"
+
+
+def file_being_written(err: BaseException) -> str | None:
+    """The file being written when ``err`` was raised, read from its traceback (innermost first): the path
+    ``torch.save`` (``f``) or safetensors' ``save_file`` (``filename``) was given, else the name of a file opened for
+    writing in a frame's variables (``with open(path, "w") as f: f.write(...)``); ``None`` when there is none."""
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        module = frame.f_globals.get("__name__", "")
+        name = {"torch.serialization": "f", "safetensors.torch": "filename", "safetensors.numpy": "filename"}.get(
+            module
+        )
+        value = frame.f_locals.get(name) if name and frame.f_code.co_name in {"save", "save_file"} else None
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            named = isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str)
+            if named and set(getattr(value, "mode", "")) & set("wax+"):
+                return value.name
+    return None

@@ -318,3 +318,19 @@ def test_a_directory_is_never_swapped_for_the_working_folder_or_one_holding_it(t
     with atomic_directory("sub/out") as tmp:  # a folder inside it is written as before
         (tmp / "x").write_text("1")
     assert (work / "sub" / "out" / "x").read_text() == "1"
+
+
+def test_a_full_disk_reported_by_safetensors_inside_an_atomic_write_names_the_target(tmp_path, monkeypatch):
+    import safetensors.torch
+    import torch
+    from safetensors import SafetensorError
+
+    def refused(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "serialize_file", refused)
+    target = tmp_path / "embeddings.safetensors"
+    with pytest.raises(BioHiCLError) as caught, atomic_path(target) as tmp:
+        safetensors.torch.save_file({"w": torch.zeros(2)}, str(tmp))
+    assert str(caught.value) == f"{target}: no space left on device; nothing was written there"
+    assert list(tmp_path.iterdir()) == []

@@ -14,13 +14,14 @@ import sys
 import warnings
 
 from biohicl.cli.progress import progress_shown, show_warning_line
-from biohicl.errors import BioHiCLError
+from biohicl.errors import BioHiCLError, file_being_written, library_write_error
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder, a file where a folder is
 #: needed or the reverse (printed as one line; the commands check their outputs first, this is the safety net)
 _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC,
     errno.EDQUOT,
+    errno.EFBIG,
     errno.EROFS,
     errno.EACCES,
     errno.EPERM,
@@ -28,6 +29,20 @@ _ENVIRONMENT_ERRNOS = {
     errno.ENOTDIR,
     errno.EISDIR,
 }
+
+
+#: errors only a write gives: with no file named, the line says so
+_WRITE_ONLY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def environment_error_line(err: OSError) -> str:
+    """``"FILE: No space left on device"``: the file the error names, else the one being written when it was raised
+    (:func:`~biohicl.errors.file_being_written`), else ``"No space left on device while writing a file"``."""
+    where = err.filename or file_being_written(err)
+    reason = err.strerror or str(err)
+    if where:
+        return f"{where}: {reason}"
+    return f"{reason} while writing a file" if err.errno in _WRITE_ONLY_ERRNOS else reason
 
 
 def one_line(text: str) -> str:
@@ -121,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             if err.errno not in _ENVIRONMENT_ERRNOS:
                 raise
-            where = f"{err.filename}: " if err.filename else ""
-            print(f"biohicl {name}: error: {where}{err.strerror or err}", file=sys.stderr)
+            print(f"biohicl {name}: error: {environment_error_line(err)}", file=sys.stderr)
+            return 2
+        except Exception as err:
+            # a library's own exception for a write the OS refused (safetensors, torch.save): one line, too
+            if (refused := library_write_error(err)) is None:
+                raise
+            print(f"biohicl {name}: error: {environment_error_line(refused)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as err:
             # an interrupt may carry what became of the command's work (its ``outcome``: publish's, of the repo)

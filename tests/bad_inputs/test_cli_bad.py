@@ -14,14 +14,17 @@ from biohicl.errors import DataError
 
 @pytest.fixture
 def fake_command(monkeypatch):
-    """Register ``biohicl fake`` whose ``main`` raises what the test asks for."""
+    """Register ``biohicl fake`` whose ``main`` raises what the test asks for (an exception, or a function called to
+    raise it from its own frames)."""
 
     def install(raise_what):
         module = types.ModuleType("biohicl_fake_command")
         module.HELP = "fake"
 
         def main(argv):
-            raise raise_what
+            if isinstance(raise_what, BaseException):
+                raise raise_what
+            raise_what()
 
         module.main = main
         monkeypatch.setitem(cli.COMMANDS, "fake", "biohicl_fake_command")
@@ -232,3 +235,107 @@ def test_reproduce_output_dir_that_is_or_lies_under_a_file_fails_before_any_work
             err = run_cli(argv).err
             assert f"biohicl reproduce: error: --output_dir {target}" in err and words in err
     assert (tmp_path / "a-file").read_text() == "x"
+
+
+def _full_disk_safetensors_write(path):
+    """``safetensors.torch.save_file`` of ``path`` failing as it does on a full disk: its own ``SafetensorError``."""
+    import safetensors.torch
+    import torch
+    from safetensors import SafetensorError
+
+    def refused(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    original = safetensors.torch.serialize_file
+    safetensors.torch.serialize_file = refused
+    try:
+        safetensors.torch.save_file({"w": torch.zeros(2)}, str(path))
+    finally:
+        safetensors.torch.serialize_file = original
+
+
+def _short_torch_save(path):
+    """``torch.save`` to ``path`` failing as it does on a full disk or past ``ulimit -f``: a ``RuntimeError`` of its
+    zip writer (the text torch 2 gives), no ``OSError``."""
+    import torch
+    import torch.serialization
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 15872 vs 15760")
+
+    original = torch.serialization._save
+    torch.serialization._save = refused
+    try:
+        torch.save({"w": torch.zeros(2)}, str(path))
+    finally:
+        torch.serialization._save = original
+
+
+def test_a_full_disk_under_safetensors_is_one_line_naming_the_file(fake_command, run_cli, tmp_path):
+    target = tmp_path / "shard-00003.safetensors"
+    fake_command(lambda: _full_disk_safetensors_write(target))
+    result = run_cli(["fake"])
+    assert result.err.strip() == f"biohicl fake: error: {target}: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("code", "words", "end"),
+    [(27, "File too large", " while writing a file"), (30, "Read-only file system", ""),
+     (122, os.strerror(122), " while writing a file")],
+)  # fmt: skip
+def test_other_refused_writes_under_safetensors_are_one_line(fake_command, run_cli, code, words, end):
+    from safetensors import SafetensorError
+
+    fake_command(SafetensorError(f"Error while serializing: I/O error: {words} (os error {code})"))
+    assert run_cli(["fake"]).err.strip() == f"biohicl fake: error: {os.strerror(code)}{end}"
+
+
+def test_a_full_disk_under_torch_save_is_one_line_naming_the_file(fake_command, run_cli, tmp_path, monkeypatch):
+    import shutil
+
+    target = tmp_path / "optimizer.pt"
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=4096))
+    fake_command(lambda: _short_torch_save(target))
+    result = run_cli(["fake"])
+    assert result.err.strip() == (
+        f"biohicl fake: error: {target}: No space left on device (torch: unexpected pos 15872 vs 15760)"
+    )
+
+
+def test_a_short_torch_save_with_space_left_says_the_write_stopped_short(fake_command, run_cli, tmp_path):
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+        pytest.skip("this process has a file size limit")
+    target = tmp_path / "optimizer.pt"
+    fake_command(lambda: _short_torch_save(target))
+    assert run_cli(["fake"]).err.strip() == (
+        f"biohicl fake: error: {target}: the write stopped short (a full disk, a quota or a file size limit?) "
+        "(torch: unexpected pos 15872 vs 15760)"
+    )
+
+
+def test_other_runtime_errors_of_torch_keep_their_traceback(fake_command):
+    fake_command(RuntimeError("[enforce fail at inline_container.cc:300] . file not found: archive/data.pkl"))
+    with pytest.raises(RuntimeError, match="file not found"):
+        cli.main(["fake"])
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_refused_write_naming_no_file_names_the_file_open_for_writing(fake_command, run_cli, tmp_path, code):
+    target = tmp_path / "checkpoint-4" / "trainer_state.json"
+    target.parent.mkdir()
+
+    def write():
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write("{")
+            raise OSError(code, os.strerror(code))
+
+    fake_command(write)
+    assert run_cli(["fake"]).err.strip() == f"biohicl fake: error: {target}: {os.strerror(code)}"
+
+
+def test_a_full_disk_with_no_file_known_says_it_was_a_write(fake_command, run_cli):
+    fake_command(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert run_cli(["fake"]).err.strip() == "biohicl fake: error: No space left on device while writing a file"
