@@ -123,8 +123,8 @@ def atomic_path(target: str | Path, fsync: bool = False) -> Iterator[Path]:
 
 def check_writable(target: str | Path) -> Path:
     """Fail now, before any slow work, when ``target`` could not be written later: a folder in its place, a file
-    where a folder is needed, or a folder that refuses new files (read-only, no permission). A probe file is
-    created and removed in the nearest existing folder; nothing stays behind."""
+    where a folder is needed, a folder that refuses new files (read-only, no permission), or a full disk. A probe file
+    of one byte, flushed to disk, is written and removed in the nearest existing folder; nothing stays behind."""
     target = Path(target)
     if target.is_dir():
         raise BioHiCLError(f"{target}: is a folder; give the path of a file to write")
@@ -135,10 +135,16 @@ def check_writable(target: str | Path) -> Path:
         raise BioHiCLError(f"{target}: cannot write here ({existing} is a file, not a folder)")
     try:
         fd, probe = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
     except OSError as err:
         raise explain_os_error(err, target) from None
+    try:  # a byte, flushed to disk: a full disk still takes an empty file (an inode, no block)
+        os.write(fd, b"\0")
+        os.fsync(fd)
+    except OSError as err:
+        raise explain_os_error(err, target) from None
+    finally:
+        os.close(fd)
+        os.unlink(probe)
     return target
 
 

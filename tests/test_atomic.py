@@ -334,3 +334,34 @@ def test_a_full_disk_reported_by_safetensors_inside_an_atomic_write_names_the_ta
         safetensors.torch.save_file({"w": torch.zeros(2)}, str(tmp))
     assert str(caught.value) == f"{target}: no space left on device; nothing was written there"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_fails_on_a_full_disk_where_an_empty_file_still_fits(tmp_path, monkeypatch):
+    """A disk at 100% still takes an empty file (an inode, no block): the probe writes a byte, so a full disk fails
+    the check, before any slow work, and the probe is gone."""
+    import errno
+
+    from biohicl import atomic
+    from biohicl.atomic import check_writable, check_writable_folder
+
+    real_write, real_fsync, wrote = os.write, os.fsync, []
+
+    def full_disk_write(fd, data):
+        if data:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    def fsync(fd):
+        wrote.append(os.fstat(fd).st_size)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    assert check_writable(tmp_path / "r.json") == tmp_path / "r.json"
+    assert wrote == [1]  # a byte was written and flushed to disk before the probe went
+    monkeypatch.setattr(atomic.os, "write", full_disk_write)
+    with pytest.raises(BioHiCLError) as caught:
+        check_writable(tmp_path / "r.json")
+    assert str(caught.value) == f"{tmp_path / 'r.json'}: no space left on device; nothing was written there"
+    with pytest.raises(BioHiCLError, match="no space left on device"):
+        check_writable_folder(tmp_path / "index")
+    assert list(tmp_path.iterdir()) == []
