@@ -231,10 +231,12 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     """Yield a temporary directory beside ``target``; it replaces ``target`` only when the block succeeds (an
     existing ``target`` is moved aside, put back if the swap fails, and deleted once it is done). A ``target`` that is
     the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell in a deleted
-    folder."""
+    folder. The previous folder waits as ``.<name>.old-<pid>`` during the swap; one a kill left there is put back by
+    the next call (:func:`recover_swapped_folder`)."""
     given, target = target, Path(target).absolute()
     if holds_working_folder(target):
         raise BioHiCLError(f"{given}: is the working folder or holds it; write into a folder inside it instead")
+    recover_swapped_folder(target)
     if target.exists() and not target.is_dir():  # a user's file is never swapped for a folder
         raise BioHiCLError(f"{given} is a file, not a folder")
     if target.exists() and not overwrite:
@@ -249,7 +251,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         yield tmp
         os.chmod(tmp, shareable_mode(directory=True))
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
             try:
@@ -268,6 +270,28 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         raise explain_os_error(refused, Path(given)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_swapped_folder(target: str | Path) -> None:
+    """Undo a folder swap of :func:`atomic_directory` that a kill cut between its two renames: the previous folder,
+    left as ``.<name>.old-<pid>`` (``.<name>.old`` by an older biohicl), goes back to ``target`` when ``target`` is
+    missing, else is removed. One whose process still runs is left alone (its swap is under way)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.old*")):
+        pid = leftover.name[len(target.name) + 2 :].removeprefix("old").removeprefix("-")
+        if (pid and (not pid.isdigit() or pid_alive(int(pid)))) or leftover.is_symlink() or not leftover.is_dir():
+            continue
+        try:
+            if target.exists() or target.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                os.replace(leftover, target)
+                logger.warning("%s: put back the previous folder, which a run killed while replacing it left in %s",
+                               target, leftover.name)  # fmt: skip
+        except OSError as err:
+            logger.warning("%s: left by a killed run, not put back (%s)", leftover, err.strerror or err)
 
 
 def pid_alive(pid: int) -> bool:

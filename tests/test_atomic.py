@@ -365,3 +365,19 @@ def test_check_writable_fails_on_a_full_disk_where_an_empty_file_still_fits(tmp_
     with pytest.raises(BioHiCLError, match="no space left on device"):
         check_writable_folder(tmp_path / "index")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_swap_under_way_is_left_alone_and_an_older_biohicls_leftover_is_put_back(tmp_path, monkeypatch):
+    from biohicl import atomic
+    from biohicl.atomic import recover_swapped_folder
+
+    live = tmp_path / ".out.old-4242"  # another process between its two renames
+    live.mkdir()
+    monkeypatch.setattr(atomic, "pid_alive", lambda pid: pid == 4242)
+    recover_swapped_folder(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.old-4242"]
+    legacy = tmp_path / ".pub1.old"  # the fixed name an older biohicl left
+    legacy.mkdir()
+    (legacy / "README.md").write_text("card")
+    recover_swapped_folder(tmp_path / "pub1")
+    assert (tmp_path / "pub1" / "README.md").read_text() == "card" and not legacy.exists()

@@ -214,3 +214,43 @@ def test_a_project_folder_with_a_readme_and_documents_is_not_taken_for_a_previou
     for arrow in (True, False):
         build_dataset_from_files([("bioasq", [inp])], out, top_k=2, progress=False, arrow=arrow)
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "documents", "pairs", "summary.json"]
+
+
+SWAP_AND_DIE = textwrap.dedent(
+    """
+    import os, pathlib, signal, sys
+    from biohicl import atomic
+
+    real_replace = atomic.os.replace
+
+    def replace_then_die(src, dst):  # the kill lands between the swap's two renames
+        real_replace(src, dst)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    atomic.os.replace = replace_then_die
+    with atomic.atomic_directory(sys.argv[1]) as tmp:
+        (tmp / "model.txt").write_text("new")
+    """
+)
+
+
+def test_sigkill_between_the_two_renames_of_a_folder_swap_then_rerun(tmp_path):
+    # publish --out --overwrite, soup --output: the previous folder was left in `.out.old` and nothing put it back
+    from biohicl.atomic import atomic_directory
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "model.txt").write_text("previous")
+    proc = subprocess.run([sys.executable, "-c", SWAP_AND_DIE, str(target)], env=ENV, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not target.exists()  # the instant the kill caught: the previous folder is aside, whole
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.old")]
+    assert (aside / "model.txt").read_text() == "previous"
+    with pytest.raises(RuntimeError, match="the next run fails too"), atomic_directory(target):
+        raise RuntimeError("the next run fails too")
+    assert (target / "model.txt").read_text() == "previous"  # put back by the next run, kept when that one fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with atomic_directory(target) as tmp:
+        (tmp / "model.txt").write_text("rerun")
+    assert (target / "model.txt").read_text() == "rerun"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
