@@ -2,7 +2,7 @@
 :func:`~biohicl.training.run.train_biohicl` does: the weights that train (:func:`prepare_trainable`: every weight
 under ``full_finetune``, else the model's adapters, ``peft_config=``'s or the ``lora_*`` arguments' LoRA, drawn from
 the run's seed), the MeSH hierarchy SimL is computed with (:func:`training_mesh`) and training's collator
-(:func:`build_collator`)."""
+(:func:`build_collator`); and the model ``train_biohicl`` trains (:func:`build_model`)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,34 @@ def prepare_trainable(model: Any, args: BioHiCLTrainingArguments, peft_config: A
     else:
         model.add_lora(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                        target_modules=args.lora_target_modules)  # fmt: skip
+
+
+def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
+    """The base encoder with LoRA as ``args`` says, or fully trainable for ``full_finetune``.
+
+    ``peft_config`` (a peft config, e.g. ``LoraConfig(r=8, use_dora=True)`` for DoRA) replaces the ``lora_*``
+    settings of ``args``, as ``peft_config=`` does in trl's trainers.
+    """
+    from biohicl.models.model import BioHiCL
+
+    if args.full_finetune and peft_config is not None:
+        raise ConfigError("peft_config: full_finetune trains every weight, an adapter config has nothing to add")
+    model = BioHiCL.from_base(
+        args.base_model,
+        revision=args.base_revision,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
+        hub_id=args.base_model_hub_id,
+    )
+    if args.full_finetune:
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    elif peft_config is not None:
+        model.add_lora(peft_config=peft_config)
+    else:
+        model.add_lora(
+            r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=args.lora_target_modules
+        )
+    return model

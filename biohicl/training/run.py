@@ -40,11 +40,12 @@ from biohicl.mesh.label_groups import check_tag_uis, siml_label_weights
 from biohicl.models.config import shown_base
 from biohicl.training.arg_checks import check_output_folder
 from biohicl.training.args import BioHiCLTrainingArguments
-from biohicl.training.assembly import build_collator, training_mesh
+from biohicl.training.assembly import build_collator, build_model, training_mesh
 from biohicl.training.checkpoint import TRAINING_ARGS_JSON, check_resume_point, checkpoint_step, resolve_resume
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
+from biohicl.training.run_lock import run_folder_lock
 from biohicl.training.run_settings import check_run_folder, dev_selection_notice
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
 from biohicl.training.summary import ObjectiveRecord, SourceRecord, run_summary
@@ -293,37 +294,6 @@ def training_inputs(args: BioHiCLTrainingArguments, loss: Any) -> tuple[MeshHier
     return mesh, load_training_data(args, mesh, titles="title_embeddings" in getattr(loss, "extra_inputs", ()))
 
 
-def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
-    """The base encoder with LoRA as ``args`` says, or fully trainable for ``full_finetune``.
-
-    ``peft_config`` (a peft config, e.g. ``LoraConfig(r=8, use_dora=True)`` for DoRA) replaces the ``lora_*``
-    settings of ``args``, as ``peft_config=`` does in trl's trainers.
-    """
-    from biohicl.models.model import BioHiCL
-
-    if args.full_finetune and peft_config is not None:
-        raise ConfigError("peft_config: full_finetune trains every weight, an adapter config has nothing to add")
-    model = BioHiCL.from_base(
-        args.base_model,
-        revision=args.base_revision,
-        pooling=args.pooling,
-        max_length=args.max_length,
-        query_prompt=args.query_prompt,
-        document_prompt=args.document_prompt,
-        hub_id=args.base_model_hub_id,
-    )
-    if args.full_finetune:
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
-    elif peft_config is not None:
-        model.add_lora(peft_config=peft_config)
-    else:
-        model.add_lora(
-            r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=args.lora_target_modules
-        )
-    return model
-
-
 def train_biohicl(
     args: BioHiCLTrainingArguments,
     callbacks: Sequence[TrainerCallback] | None = None,
@@ -348,13 +318,22 @@ def train_biohicl(
     evaluated during training, ``dev_evaluations.json`` (each evaluated step's metrics,
     :func:`~biohicl.training.selection.evaluation_rows`).
     """
+    check_output_folder(args)  # again: a caller may have changed output_dir since; before anything is read
+    check_evaluation(args, evaluator)  # before any slow work
+    loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
+    with run_folder_lock(args.output_dir, main=args.process_index == 0):  # another run writing there: refused
+        return _train_and_save(args, callbacks or [], evaluator, peft_config, loss, selection_notice)
+
+
+def _train_and_save(
+    args: BioHiCLTrainingArguments, callbacks: Sequence[TrainerCallback], evaluator: Evaluator | None,
+    peft_config: Any, loss: torch.nn.Module, selection_notice: Callable[[BioHiCLTrainingArguments], str | None],
+) -> Path:  # fmt: skip
+    """:func:`train_biohicl` once its run folder is locked: the folder's checkpoints checked, the run trained, saved."""
     from transformers import set_seed
 
     from biohicl.training.curves import plot_training_curves
 
-    check_output_folder(args)  # again: a caller may have changed output_dir since; before anything is read
-    check_evaluation(args, evaluator)  # before any slow work
-    loss = loss if loss is not None else build_loss(args)  # the whole objective: refused here when it has no term
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     check_run_folder(args, resume, objective_record(loss))  # a checkpoint of other settings or objective
     start = time.time()
@@ -371,7 +350,7 @@ def train_biohicl(
         batch_sampler=sampler,
         loss=loss,
         evaluator=evaluator,
-        callbacks=[*(callbacks or []), SourceRecord(), ObjectiveRecord(objective_record(loss))],  # in each checkpoint
+        callbacks=[*callbacks, SourceRecord(), ObjectiveRecord(objective_record(loss))],  # in each checkpoint
     )
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names

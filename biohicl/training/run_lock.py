@@ -1,0 +1,75 @@
+"""One training run at a time in a run folder: ``train_biohicl`` holds an exclusive ``flock`` on its
+``output_dir``'s ``.train.lock`` (which records the holder's pid) from its folder checks to the last file it
+writes, so a second run into the same folder is refused in one line naming the folder and that pid, instead of the
+two mixing their checkpoints and final files and both reporting success. The kernel drops the lock when its process
+dies, so a killed run's folder is free again; the lock file is opened as ``biohicl reproduce``'s run locks are
+(:func:`~biohicl.atomic.open_regular_file`: never through a symlink). Without ``fcntl`` (Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from biohicl.atomic import open_regular_file
+from biohicl.errors import ConfigError, DataError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+#: A run folder's lock file, ``flock``-ed by the training run writing there, holding its pid.
+LOCK_NAME = ".train.lock"
+_HELD: set[Path] = set()  # the run folders' lock files this process holds (a run inside a run's callback: no lock)
+
+
+def _locked(path: Path, folder: str | Path) -> int:
+    """An open descriptor of ``path`` holding its exclusive lock; a :class:`ConfigError` when another process has it."""
+    refused = DataError("a run lock must be a regular file (a symlink or other file is there); remove it", path)
+    while True:
+        fd = open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, refused)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"output_dir: {folder} is in use by another training run (pid {holder}, in {path.name}); wait for it "
+                "to end, or train in another --output_dir"
+            ) from None
+        try:
+            current = os.lstat(path)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            return fd
+        os.close(fd)  # its holder released (and removed) this file between our open and our lock: lock anew
+
+
+@contextmanager
+def run_folder_lock(output_dir: str | Path, main: bool = True) -> Iterator[None]:
+    """Hold ``output_dir``'s run lock while the block runs (``main``: the process that writes the run folder; the
+    other processes of a distributed run take none); a folder this made and nothing was written to is removed."""
+    folder = Path(output_dir or ".")
+    path = folder.resolve() / LOCK_NAME
+    if not main or fcntl is None or path in _HELD:
+        yield
+        return
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = _locked(path, output_dir)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD.add(path)
+    try:
+        yield
+    finally:
+        _HELD.discard(path)
+        path.unlink(missing_ok=True)  # while still held, so nobody locks a stale copy; never what a link points to
+        os.close(fd)
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
