@@ -489,3 +489,21 @@ def test_a_dry_run_lists_through_an_api_subclass_its_own_way(run_dir, tmp_path):
 
     for api in (Listing(), NotSetUp()):
         assert files_deleted(api, "me/x", ["README.md"], once=True).paths == ["a.bin"]
+
+
+def test_a_publish_after_a_kill_between_the_swaps_renames_finds_its_previous_folder_back(run_dir, tmp_path):
+    """A kill between atomic_directory's two renames leaves the previous --out aside as ``.NAME.old-<pid>``; the next
+    publish puts it back before its own checks, so without --overwrite it is refused as any folder that exists is,
+    and nothing of it is lost."""
+    import subprocess
+    import sys
+
+    run, _ = run_dir
+    out = tmp_path / "repo"
+    build_model_repo_folder(run, out, repo_id="me/x", license="mit")
+    before = _files(out)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out.rename(tmp_path / f".repo.old-{int(dead.stdout)}")  # what the kill left: the old folder aside, --out gone
+    with pytest.raises(PublishError, match="exists and is not empty"):
+        build_model_repo_folder(run, out, repo_id="me/x", license="mit")
+    assert _files(out) == before and [p.name for p in tmp_path.iterdir()] == ["repo"]

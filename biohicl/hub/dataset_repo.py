@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from biohicl import __version__
-from biohicl.atomic import atomic_write_text
+from biohicl.atomic import atomic_write_text, recover_swapped_folder
 from biohicl.data.columns import column_array, in_memory_dataset
 from biohicl.data.dataset_card import LICENSE_FILE, card_metadata, render_dataset_card, render_license_file, split_file
 from biohicl.data.storage import SUMMARY_NAME, load_pair_dataset, read_build_summary
@@ -159,6 +159,7 @@ def build_dataset_repo_folder(
     summary = card_summary(source)
     branch = branch_or_none(revision)
     card = _render_card(staged, summary, source / SUMMARY_NAME, license=license, repo_id=repo_id, revision=branch)
+    recover_swapped_folder(out)  # a previous --out a kill left aside counts as there
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise PublishError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
     with building_into(out) as staging:

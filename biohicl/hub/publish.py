@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from biohicl.atomic import atomic_directory, holds_working_folder
+from biohicl.atomic import atomic_directory, holds_working_folder, recover_swapped_folder
 from biohicl.errors import BioHiCLError, ConfigError, PublishError
 from biohicl.evaluation.comparison import cut_by_cap
 from biohicl.hub.card_data_source import branch_or_none
@@ -188,6 +188,7 @@ def build_model_repo_folder(
     curves = curve_files(run_dir)
     if out_dir.is_symlink():  # a linked --out is written into the link's target, the link kept
         out_dir = out_dir.resolve()
+    recover_swapped_folder(out_dir)  # a previous --out a kill left aside counts as there
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise PublishError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
     merged = None
