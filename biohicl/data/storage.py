@@ -10,12 +10,14 @@ and ``datasets.load_dataset("parquet", ...)`` both read, plus a ``save_to_disk``
       pairs/pairs-00000.parquet      anchor, anchor_pmid, partner, partner_pmid, siml, rank, split
 
 A save writes a temporary folder beside ``out`` and swaps it in; a build killed mid-swap is recovered by the next
-save (:func:`recover_interrupted_save`).
+save (:func:`recover_interrupted_save`). An ``out`` that is a symlink (to scratch storage) is written through: the
+build is made beside the link's target and swapped in there; the link stays.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +30,8 @@ from biohicl.jsonio import read_json
 
 if TYPE_CHECKING:  # an annotation only: documents, which pairs imports through sources, reads summary.json here
     from biohicl.data.pairs import PairDatasetSummary
+
+logger = logging.getLogger(__name__)
 
 #: The build summary a build writes beside its configurations (:class:`~biohicl.data.pairs.PairDatasetSummary`).
 SUMMARY_NAME = "summary.json"
@@ -47,7 +51,19 @@ def recover_interrupted_save(out_dir: str | Path) -> None:
             if kind == "old" and not out_dir.exists():
                 leftover.rename(out_dir)
             else:
-                shutil.rmtree(leftover, ignore_errors=True)
+                _remove_leftover(leftover)
+
+
+def _remove_leftover(path: Path) -> None:
+    """Remove an earlier build's folder (a link: the link, never its target); one that cannot be removed is a
+    warning naming it, and the build goes on."""
+    try:
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+    except OSError as err:
+        logger.warning("%s: left from an earlier build, not removed (%s); remove it by hand", path, err.strerror or err)
 
 
 def check_output_dir(out_dir: str | Path) -> Path:
@@ -92,12 +108,16 @@ def save_pair_dataset(
 
     Written to a temporary folder beside ``out_dir`` and renamed into place; an existing ``out_dir`` is
     replaced only when it is empty or a previous build holding nothing but a build's files (:func:`is_previous_build`).
+    A symlinked ``out_dir`` is written through: its target gets the build, the link stays. Returns ``out_dir``.
     """
     import datasets
 
     from biohicl.data.dataset_card import render_dataset_card
 
-    out_dir = Path(out_dir)
+    given = Path(out_dir)
+    out_dir = given.resolve() if given.is_symlink() else given  # renaming the link would replace it, not its target
+    if out_dir != given:
+        recover_interrupted_save(given)  # an older biohicl's `.<link>.old-<pid>` link to the previous build
     recover_interrupted_save(out_dir)
     check_output_dir(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
@@ -125,14 +145,14 @@ def save_pair_dataset(
                 old.rename(out_dir)  # put the previous build back
             raise
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_leftover(old)
     except OSError as err:  # a full disk, a read-only folder: one line; the previous build is left as it was
-        raise explain_os_error(err, out_dir) from None
+        raise explain_os_error(err, given) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if bars:
             datasets.enable_progress_bars()
-    return out_dir
+    return given
 
 
 def read_build_summary(folder: str | Path) -> dict[str, Any] | None:
