@@ -237,24 +237,29 @@ class BioHiCLModelCardData:
 
     def save(self, path: str | Path) -> None:
         """Write ``card_data.json`` (what :meth:`from_run_dir` reads first), strict JSON as every biohicl record: a
-        score that is not a number (a collapsed run's) is ``null``, which :meth:`load` reads back as NaN."""
-        text = json.dumps(finite_or_null(self.to_dict()), indent=2, ensure_ascii=False, allow_nan=False)
+        score that is not a number (a collapsed run's) is ``null``, which :meth:`load` reads back as NaN; a base
+        value's is its text (``"nan"``, ``"inf"``), since a ``null`` base value means "not measured"."""
+        values = self.to_dict()
+        for row in values["eval_results"]:
+            base = row["base_value"]
+            row["base_value"] = str(base) if isinstance(base, float) and not math.isfinite(base) else base
+        text = json.dumps(finite_or_null(values), indent=2, ensure_ascii=False, allow_nan=False)
         atomic_write_text(path, text + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> BioHiCLModelCardData:
         """Read a ``card_data.json`` written by :meth:`save`: a ``null`` score is NaN (an evaluation row's value,
-        the selection's measured scores); a ``null`` base value stays None, "not measured"."""
+        the selection's measured scores) and a base value written as text its number; a ``null`` base value stays
+        None, "not measured"."""
         values = read_json(path)
-        if isinstance(values, dict):
-            rows = values.get("eval_results")
-            if isinstance(rows, list):
-                values["eval_results"] = [
-                    {**row, "value": nan_for_null(row["value"])} if isinstance(row, dict) and "value" in row else row
-                    for row in rows
-                ]
-            if "selection" in values:
-                values["selection"] = read_card_selection(values["selection"])
+        if isinstance(values, dict) and isinstance(rows := values.get("eval_results"), list):
+            for row in rows:
+                if isinstance(row, dict) and "value" in row:
+                    row["value"] = nan_for_null(row["value"])
+                if isinstance(row, dict) and row.get("base_value") in ("nan", "inf", "-inf"):
+                    row["base_value"] = float(row["base_value"])
+        if isinstance(values, dict) and "selection" in values:
+            values["selection"] = read_card_selection(values["selection"])
         return cls.from_dict(values, source=str(path))
 
     @property
