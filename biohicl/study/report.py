@@ -93,6 +93,18 @@ def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _test_abstracts(data: Mapping[str, Any]) -> list[str]:
+    """Where the build's summary ``data`` says PubMedQA's test abstracts are: in the dataset as its test split (never
+    trained on), or left out of it (``excluded_documents``: under ``exclude_test``, or excluded PMIDs)."""
+    test = data.get("test_documents", (data.get("splits") or {}).get("test"))
+    excluded = data.get("excluded_documents", 0)
+    parts = [f"PubMedQA's {test} test abstracts are in it as its test split, never trained on"] if test else []
+    if excluded:
+        parts.append(f"{excluded} documents were left out of it (PubMedQA's test abstracts under exclude_test, or "
+                     "excluded PMIDs)")  # fmt: skip
+    return parts
+
+
 def incomplete_groups(results: Mapping[str, Any]) -> dict[str, list[str]]:
     """``results["incomplete"]`` (run → what its ``eval.json`` lacks) as "what is lacking" → runs lacking it."""
     groups: dict[str, list[str]] = {}
@@ -137,8 +149,9 @@ def markdown_results(results: Mapping[str, Any]) -> str:
             else f"{data.get('documents', '?')} training documents"
         )
         lines += [
-            f"MeSH-pair dataset: {documents}, {data.get('pairs', '?')} mined pairs (sources {data.get('sources', {})}, "
-            f"PubMedQA test abstracts excluded: {data.get('excluded_documents', 0)}).",
+            f"MeSH-pair dataset: {documents}, {data.get('pairs', '?')} mined pairs (sources {data.get('sources', {})})"
+            + "".join(f"; {part}" for part in _test_abstracts(data))
+            + ".",
             "",
         ]
     lines += [
@@ -185,10 +198,11 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         lines += [
             "## Targets",
             "",
-            "Δ = variant − base (its seeds' mean) for the improvement targets, full − ablation for the others."
-            + (share_note if shares else ""),
+            "Δ = variant − base (its seeds' mean) for the improvement targets, full − ablation for the others. "
+            "Δ > 2·s: |Δ| above twice the pooled seed std, a comparison with 0 by the spread of the seeds only, not "
+            "with the target nor with the test sets' noise." + (share_note if shares else ""),
             "",
-            "| model | variant | metric | target | Δ | met | beyond noise (2·s) |"
+            "| model | variant | metric | target | Δ | met | Δ > 2·s vs 0 (seed spread only) |"
             + (" P(Δ ≥ target) |" if shares else ""),
             "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
         ]
