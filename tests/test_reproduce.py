@@ -196,8 +196,12 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
     table = markdown_results({**results, "title": "t", "dataset": dataset})
     assert "MeSH-pair dataset: 12 documents (train 8, dev 2, test 2; only train is trained on), 30 mined pairs" in table
     assert "| P(Δ ≤ 0) | P(Δ ≥ +10.0) |" in table  # the paired table's share column
-    assert f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | yes | yes | {mean['p_target']:.3f} |" in table
-    assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | yes | yes | – |" in table  # both seeds +0.2
+    # two seeds set down: the numbers, no verdict (biohicl.study.verdict)
+    (why,) = results["verdict"]["why_not"]
+    assert why == "the config pre-registers 2 seeds (0, 1), fewer than the 3 a verdict needs"
+    mean_row = f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | not judged | yes | {mean['p_target']:.3f} |"
+    assert mean_row in table
+    assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | not judged | yes | – |" in table  # both +0.2
 
     assert 0.6 - 0.4 < 0.2 and reaches(0.6 - 0.4, 0.2) and not reaches(0.199, 0.2)  # on the target by exact arithmetic
 
@@ -248,7 +252,8 @@ def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_me
     assert "| high | 0, 1 | 209, 209 | 0.5000 | **picked** |" in table
     assert "| kept | 0, 1 | 140, 0 | 0.6000 | kept its base: seed 1 |" in table
     assert "| tie | 0, 1 | 209, 140 | 0.5000 | lower |" in table  # a tie keeps the one listed first
-    assert "The targets count for the variant picked on dev: `tiny/high`" in table
+    assert "The targets count for the variant picked on dev" not in table  # two seeds: no verdict, no pick's rows
+    assert "**Not judged**: the config pre-registers 2 seeds (0, 1), fewer than the 3 a verdict needs." in table
 
     nothing = pick_variant(config, config.models[0], {})
     assert nothing["picked"] is None and "No variant is picked" in "\n".join(_dev_pick_table(nothing))
@@ -615,7 +620,8 @@ def test_workers_share_the_study_each_run_once_then_one_report(tmp_path, tiny_be
         t for t in results["targets"]
         if t["metric"] == "biosses/spearman" and t["target"] == 0.03 and t["variant"] == "full"
     ]  # fmt: skip
-    status = "met" if target["met"] else "MISSED"  # the default target: +3.0 points over the base
+    assert results["verdict"]["judged"] is False  # two seeds: the default target (+3.0 points) is not judged
+    status = "not judged"
     assert f"  tiny/full biosses/spearman: Δ {100 * target['delta']:+.2f} (target +3.0) {status}\n" in shown
     # the runs trained without dev evaluation, so the dev pick has nothing to go on, and says so
     assert "  tiny: no variant picked on dev (each is out: see results.md)\n" in shown

@@ -47,7 +47,7 @@ def test_a_delta_that_rounds_to_zero_is_shown_as_plus_zero_not_minus_zero(tmp_pa
         ("tiny", "full", 0): _record({"pubmedqa/recall@1": 0.5 - 1e-7}),
     }
     table = markdown_results(aggregate(config, records))
-    assert "| tiny | full | pubmedqa/recall@1 | Δ ≥ +0.0 | +0.00 | **no** |" in table
+    assert "| tiny | full | pubmedqa/recall@1 | Δ ≥ +0.0 | +0.00 | not judged |" in table  # one seed: no verdict
     assert "-0.00" not in table
     assert "| full | 1 | 50.00 (+0.00 ?) |" in table
 

@@ -267,15 +267,18 @@ def main(argv: list[str]) -> int:
                 if pick["picked"]
                 else f"  {name}: no variant picked on dev (each is out: see results.md{among})"
             )
-    for target in results["targets"]:
-        if not isinstance(target["target"], str):  # the ablation checks ("full ≥ no_mse") stay in results.md
-            status = "met" if target["met"] else "MISSED"
-            share = "" if target.get("p_target") is None else f"; P(Δ ≥ target) {target['p_target']:.3f}"
-            print(
-                f"  {target['model']}/{target['variant']} {target['metric']}: "
-                f"Δ {signed(100 * target['delta'])} (target {signed(100 * target['target'], 1)}) {status}{share}"
-                + (" (the dev pick)" if target.get("dev_pick") else "")
-            )
+    targets = [t for t in results["targets"] if not isinstance(t["target"], str)]  # "full ≥ no_mse": results.md
+    verdict = results.get("verdict") or {}  # not judged: no target is met or missed, and no row is the dev pick's
+    if targets and not (judged := verdict.get("judged", True)):
+        print(f"  targets not judged: {'; '.join(verdict['why_not'])}")
+    for target in targets:
+        status = ("met" if target["met"] else "MISSED") if judged else "not judged"
+        share = "" if target.get("p_target") is None else f"; P(Δ ≥ target) {target['p_target']:.3f}"
+        print(
+            f"  {target['model']}/{target['variant']} {target['metric']}: "
+            f"Δ {signed(100 * target['delta'])} (target {signed(100 * target['target'], 1)}) {status}{share}"
+            + (" (the dev pick)" if target.get("dev_pick") and judged else "")
+        )
     if results.get("missing"):
         print(f"not finished: {', '.join(results['missing'])}")
     for lacks, runs in incomplete_groups(results).items():  # tabulated as evaluated, without what they lack

@@ -23,7 +23,8 @@ resumes from its last complete checkpoint. Layout of ``output_dir``::
 Modules, in the order a study uses them: :mod:`~biohicl.study.config` (the YAML config), :mod:`~biohicl.study.plan`
 (runs, folders, statuses, the dry run), :mod:`~biohicl.study.execute` (dataset, training, evaluation, run locks),
 :mod:`~biohicl.study.dev_pick` (the variant the dev data picks), :mod:`~biohicl.study.stats` (seeds, noise,
-targets) and :mod:`~biohicl.study.report` (tables, plots, model cards).
+targets), :mod:`~biohicl.study.verdict` (whether the report judges the targets: the config's own seeds, the dev pick
+among all its target variants) and :mod:`~biohicl.study.report` (tables, plots, model cards).
 """
 
 from biohicl.study.config import DEFAULT_VARIANTS, DatasetSpec, ModelSpec, ReproduceConfig

@@ -128,6 +128,10 @@ class ReproduceConfig:
         default=False, metadata={"help": "Keep checkpoint-N folders after a run finished (default: delete)."}
     )
     title: str = field(default="BioHiCL reproduction", metadata={"help": "Heading of results.md."})
+    registered_seeds: dict[str, dict[str, list[int]]] | None = field(  # set by select(), never read from a file
+        default=None, init=False, repr=False, compare=False,
+        metadata={"help": "Model → variant → its seeds as the config gives them (biohicl.study.verdict)."},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         """Build the nested specs and check every field. The training settings (``training``, each model's
@@ -184,6 +188,8 @@ class ReproduceConfig:
                     )
         if self.eval_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"eval_dtype: {self.eval_dtype!r} is not float32 or bfloat16")
+        from biohicl.study.run_checks import check_eval_device
+
         check_eval_device(self.eval_device)
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is required")
@@ -245,6 +251,7 @@ class ReproduceConfig:
             return {k: f"<{k.upper()}>" if k.endswith("_token") else v for k, v in settings.items()}
 
         data = asdict(self)
+        data.pop("registered_seeds")  # the selection's, not the config's: study_config.json reads back as written
         data["training"] = masked(data["training"])
         for model in data["models"]:
             model["training"] = masked(model["training"])
@@ -284,8 +291,12 @@ class ReproduceConfig:
     def select(
         self, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None, models: Sequence[str] | None = None
     ) -> ReproduceConfig:
-        """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models)."""
+        """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models), that
+        keeps each variant's seeds as the config gives them (``registered_seeds``: a report on others is no verdict)."""
         new = copy.deepcopy(self)
+        new.registered_seeds = self.registered_seeds or {
+            m.name: {v: self.run_seeds(m, v) for v in self.model_variants(m)} for m in self.models
+        }
         if only:
             if unknown := sorted(set(only) - set(new.variants)):
                 raise ConfigError(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(new.variants)}")
@@ -326,13 +337,6 @@ def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:
         return cls(**values)
     except TypeError as err:
         raise ConfigError(f"{scope}: {err}") from None
-
-
-def check_eval_device(name: str) -> None:
-    """A :class:`ConfigError` unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-    kind, _, index = name.partition(":")
-    if name != "auto" and not (kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))):
-        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
 
 
 def run_settings(config: ReproduceConfig, model: ModelSpec, variant: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from biohicl.data.storage import read_build_summary
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 from biohicl.study.cards import write_cards
-from biohicl.study.config import ModelSpec, ReproduceConfig, check_eval_device, training_arguments
+from biohicl.study.config import ModelSpec, ReproduceConfig, training_arguments
 from biohicl.study.dev_pick import read_training_summaries
 from biohicl.study.locks import LOCK_NAME as LOCK_NAME  # re-exported: the lock file a run folder may hold
 from biohicl.study.locks import acquire_run_lock, release_run_lock
@@ -41,6 +41,7 @@ from biohicl.study.plan import (
 )
 from biohicl.study.report import write_results
 from biohicl.study.reuse import check_reused_dataset, evaluation_length
+from biohicl.study.run_checks import check_eval_device
 from biohicl.study.stats import aggregate
 
 if TYPE_CHECKING:

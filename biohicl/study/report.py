@@ -193,37 +193,52 @@ def markdown_results(results: Mapping[str, Any]) -> str:
     for lacks, runs in incomplete_groups(results).items():  # --report_only: tabulated without what they lack
         lines += [f"Tabulated as evaluated, lacking {lacks}: {', '.join(f'`{r}`' for r in runs)}.", ""]
     if results.get("targets"):
-        shares = any(t.get("p_target") is not None for t in results["targets"])
-        share_note = " P(Δ ≥ target): the share of paired-bootstrap resamples of the test items at or above it."
-        lines += [
-            "## Targets",
-            "",
-            "Δ = variant − base (its seeds' mean) for the improvement targets, full − ablation for the others. "
-            "Δ > 2·s: |Δ| above twice the pooled seed std, a comparison with 0 by the spread of the seeds only, not "
-            "with the target nor with the test sets' noise." + (share_note if shares else ""),
-            "",
-            "| model | variant | metric | target | Δ | met | Δ > 2·s vs 0 (seed spread only) |"
-            + (" P(Δ ≥ target) |" if shares else ""),
-            "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
-        ]
-        for t in results["targets"]:  # a record written before targets named their variant: the full method's
-            target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {signed(100 * t['target'], 1)}"
-            noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
-            share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
-            lines.append(
-                f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | "
-                f"{signed(100 * t['delta'])} | {'yes' if t['met'] else '**no**'} | {noise} |{share}"
-            )
-        picked = [f"{t['model']}/{t.get('variant', 'full')}" for t in results["targets"] if t.get("dev_pick")]
-        if picked:
-            lines += [
-                "",
-                "The targets count for the variant picked on dev: "
-                + ", ".join(f"`{p}`" for p in dict.fromkeys(picked))
-                + "; the other rows are reported, not chosen.",
-            ]
-        lines.append("")
+        lines += _targets_section(results)
     return "\n".join(lines)
+
+
+def _targets_section(results: Mapping[str, Any]) -> list[str]:
+    """The Targets section: each target's Δ, met, noise mark (and share at the target); when the report judges no
+    target (``results["verdict"]``, :mod:`biohicl.study.verdict`), one line first says why and no row is met or
+    missed. A record from before verdicts were kept renders as it was written."""
+    judged, why_not = (verdict := results.get("verdict") or {}).get("judged", True), verdict.get("why_not", [])
+    shares = any(t.get("p_target") is not None for t in results["targets"])
+    share_note = " P(Δ ≥ target): the share of paired-bootstrap resamples of the test items at or above it."
+    not_judged = [
+        f"**Not judged**: {'; '.join(why_not)}. The rows are numbers only, not a verdict on the targets, and none "
+        "counts as the dev pick's.",
+        "",
+    ]
+    lines = [
+        "## Targets",
+        "",
+        *([] if judged else not_judged),
+        "Δ = variant − base (its seeds' mean) for the improvement targets, full − ablation for the others. "
+        "Δ > 2·s: |Δ| above twice the pooled seed std, a comparison with 0 by the spread of the seeds only, not with "
+        "the target nor with the test sets' noise." + (share_note if shares else ""),
+        "",
+        "| model | variant | metric | target | Δ | met | Δ > 2·s vs 0 (seed spread only) |"
+        + (" P(Δ ≥ target) |" if shares else ""),
+        "|---|---|---|---|---:|---|---|" + ("---:|" if shares else ""),
+    ]
+    for t in results["targets"]:  # a record written before targets named their variant: the full method's
+        target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {signed(100 * t['target'], 1)}"
+        noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
+        share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
+        met = ("yes" if t["met"] else "**no**") if judged else "not judged"
+        lines.append(
+            f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | "
+            f"{signed(100 * t['delta'])} | {met} | {noise} |{share}"
+        )
+    picked = [f"{t['model']}/{t.get('variant', 'full')}" for t in results["targets"] if t.get("dev_pick")]
+    if picked and judged:
+        lines += [
+            "",
+            "The targets count for the variant picked on dev: "
+            + ", ".join(f"`{p}`" for p in dict.fromkeys(picked))
+            + "; the other rows are reported, not chosen.",
+        ]
+    return [*lines, ""]
 
 
 def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:

@@ -40,6 +40,13 @@ def check_task_splits(scopes: Mapping[str, Sequence[str] | None]) -> None:
             check_split(*parse_task_spec(spec), field=scope)
 
 
+def check_eval_device(name: str) -> None:
+    """A :class:`ConfigError` unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    kind, _, index = name.partition(":")
+    if name != "auto" and not (kind in ("cpu", "cuda") and (not index or (kind == "cuda" and index.isdigit()))):
+        raise ConfigError(f"eval_device: {name!r} is not auto, cpu, cuda or cuda:N")
+
+
 def check_seeds(seeds: Sequence[int], name: str) -> None:
     """Refuse a seed training cannot take (training's rule, ``[0, 2**32)``), or one given twice (its run would run
     once and be counted twice in the report's statistics), naming ``name``."""

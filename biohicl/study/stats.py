@@ -18,6 +18,7 @@ from biohicl.provenance import UNKNOWN_SOURCE
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.dev_pick import Summaries, pick_variant
 from biohicl.study.plan import BASE, TRAINING_DONE_NAME, Records, RunKey, run_dir_for, run_label
+from biohicl.study.verdict import verdict
 
 #: Version of the ``results.json`` layout.
 RESULTS_FORMAT = 1
@@ -89,7 +90,9 @@ def aggregate(
     training_summaries: Summaries | None = None,
 ) -> dict[str, Any]:
     """The ``results.json`` record: per model, per variant, mean ± std over seeds, deltas, noise marks, targets, and
-    with ``pick_variant_on_dev`` the variant the runs' ``training_summaries`` pick (:mod:`biohicl.study.dev_pick`)."""
+    with ``pick_variant_on_dev`` the variant the runs' ``training_summaries`` pick (:mod:`biohicl.study.dev_pick`).
+    A target's ``met`` is its arithmetic (Δ at or above it); ``verdict`` says whether this report judges the targets
+    at all (:mod:`biohicl.study.verdict`: the config's own seeds, the dev pick among all its target variants)."""
     models: dict[str, Any] = {}
     targets = []
     for spec in config.models:
@@ -156,6 +159,7 @@ def aggregate(
         "config": config.to_dict(),
         "models": models,
         "targets": targets,
+        "verdict": verdict(config, models),  # whether "met" and the dev pick's rows are a verdict, or numbers only
         "code_versions": code_versions(records, training_sources(config, records, training_summaries)),
     }
 

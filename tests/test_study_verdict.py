@@ -1,0 +1,122 @@
+"""A study report judges its targets (met / missed, whose rows count as the dev pick's) only as the config set them
+down: over its own seeds (at least three), every one evaluated, the dev pick among all of ``target_variants``. Any
+other report (``--seeds``, ``--only``, runs not evaluated) shows the same numbers and says why they are no verdict.
+Run over the committed records of ``study_minilm_cpu_guarded_256``, laid out by ``scripts/study_from_committed.py``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import load_script
+
+from biohicl.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "docs" / "results" / "study_minilm_cpu_guarded_256"
+CONFIG = ROOT / "configs" / "study_minilm_cpu_guarded_256.yaml"
+NARROWED = "--only narrowed the variants the dev pick chooses from"
+
+
+@pytest.fixture(scope="module")
+def laid_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("guarded256")
+    load_script("study_from_committed").lay_out(COMMITTED, out, "minilm")
+    return out
+
+
+def _report(folder: Path, capsys, *options: str, config: Path = CONFIG) -> tuple[list[str], str, dict]:
+    """``biohicl reproduce --report_only`` over ``folder``: its console lines, results.md and results.json."""
+    capsys.readouterr()
+    argv = ["reproduce", "--config", str(config), "--output_dir", str(folder), *options, "--report_only"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    return lines, (folder / "results.md").read_text(encoding="utf-8"), results
+
+
+def _target_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("  minilm/")]
+
+
+def test_a_report_over_two_other_seeds_and_one_variant_is_no_verdict(laid_out, capsys):
+    # `--only one_pass_distill2 --seeds 5,7` printed "Δ +1.18 (target +1.0) met ... (the dev pick)"
+    lines, text, results = _report(laid_out, capsys, "--only", "one_pass_distill2", "--seeds", "5,7")
+    left_out = "one_pass_distill4, one_pass_distill1, one_pass_distill1_5, one_pass_distill2_all, two_pass_distill2, "
+    why = [
+        "seeds 5, 7 are not the config's pre-registered 3, 4, 5",
+        f"{NARROWED} ({left_out}one_pass_distill2_neg left out)",
+    ]
+    assert results["verdict"] == {"judged": False, "why_not": why}
+    assert f"  targets not judged: {'; '.join(why)}" in lines
+    mean = _target_lines(lines)[-1]
+    assert mean.startswith("  minilm/one_pass_distill2 mean of biosses/spearman, pubmedqa/recall@1: Δ +1.18 ")
+    assert mean.endswith(" not judged") and " met" not in mean and "dev pick" not in mean
+    assert f"**Not judged**: {'; '.join(why)}." in text
+    assert "The targets count for the variant picked on dev" not in text
+    assert "| Δ ≥ +1.0 | +1.18 | not judged |" in text
+
+
+def test_a_report_over_more_seeds_than_the_config_set_down_is_no_verdict(laid_out, capsys):
+    # seeds 3-8 of every variant: the registered recipe's +1.02 read "met" though the target was set on seeds 3-5
+    lines, text, results = _report(laid_out, capsys, "--seeds", "3,4,5,6,7,8")
+    assert results["models"]["minilm"]["dev_pick"]["picked"] == "one_pass_distill2"  # the others lack seeds 6-8
+    assert results["verdict"]["why_not"] == ["seeds 3, 4, 5, 6, 7, 8 are not the config's pre-registered 3, 4, 5"]
+    assert "| Δ ≥ +1.0 | +1.02 | not judged |" in text
+    assert not [line for line in _target_lines(lines) if line.endswith(("met", "MISSED", "(the dev pick)"))]
+
+
+def test_a_dev_pick_among_some_target_variants_is_no_verdict(laid_out, capsys):
+    # `--only one_pass_distill2_all --seeds 3,4,5`: the pick of one variant "met" its target, as the dev pick
+    lines, text, results = _report(laid_out, capsys, "--only", "one_pass_distill2_all", "--seeds", "3,4,5")
+    (why,) = results["verdict"]["why_not"]
+    assert why.startswith(f"{NARROWED} (one_pass_distill4, one_pass_distill2, ")
+    assert "The targets count for the variant picked on dev: `minilm/one_pass_distill2_all`" not in text
+    assert f"**Not judged**: {why}." in text
+    assert _target_lines(lines)[-1].endswith("Δ +1.35 (target +1.0) not judged")
+
+
+def test_the_config_as_set_down_is_judged_and_names_the_dev_pick(laid_out, capsys):
+    for options in ((), ("--seeds", "3,4,5"), ("--seeds", "5,3,4")):  # the config's own seeds, in any order
+        lines, text, results = _report(laid_out, capsys, *options)
+        assert results["verdict"] == {"judged": True, "why_not": []}
+        assert "targets not judged" not in "\n".join(lines) and "Not judged" not in text
+        mean = "  minilm/two_pass_distill2 mean of biosses/spearman, pubmedqa/recall@1: Δ +0.98 (target +1.0) MISSED"
+        assert f"{mean} (the dev pick)" in lines
+        assert "The targets count for the variant picked on dev: `minilm/two_pass_distill2`" in text
+        assert "| minilm | two_pass_distill2 | pubmedqa/recall@1 | Δ ≥ +0.0 | +0.87 | yes | yes |" in text
+
+
+def test_fewer_than_three_seeds_set_down_or_a_seed_not_evaluated_is_no_verdict(tmp_path, capsys):
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
+    values = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    two = tmp_path / "two_seeds.yaml"
+    two.write_text(yaml.safe_dump({**values, "seeds": [3, 4]}), encoding="utf-8")
+    _, text, results = _report(tmp_path, capsys, config=two)
+    (why,) = results["verdict"]["why_not"]
+    assert why == "the config pre-registers 2 seeds (3, 4), fewer than the 3 a verdict needs"
+    assert "| not judged |" in text and "The targets count for the variant picked on dev" not in text
+
+    path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"  # the dev pick, one seed lacking a task
+    record = json.loads(path.read_text(encoding="utf-8"))
+    del record["tasks"]["pubmedqa"]
+    record["summary"] = {k: v for k, v in record["summary"].items() if not k.startswith("pubmedqa/")}
+    path.write_text(json.dumps(record), encoding="utf-8")
+    _, _, results = _report(tmp_path, capsys)
+    assert results["verdict"]["why_not"] == ["minilm/two_pass_distill2 has pubmedqa/recall@1 from 2 of its 3 seeds"]
+
+
+def test_a_selection_keeps_the_configs_seeds_and_writes_back_as_a_config():
+    from biohicl.study import ReproduceConfig
+    from biohicl.study.verdict import registered_seeds
+
+    config = ReproduceConfig.from_yaml(CONFIG)
+    selected = config.select(seeds=[5, 7]).select(only=["one_pass_distill2"])  # a selection of a selection
+    spec = selected.models[0]
+    assert selected.run_seeds(spec, "one_pass_distill2") == [5, 7]
+    assert registered_seeds(selected, spec, "one_pass_distill2") == [3, 4, 5]
+    assert registered_seeds(config, config.models[0], "one_pass_distill2") == [3, 4, 5]  # not selected: its own
+    assert "registered_seeds" not in selected.to_dict()  # study_config.json reads back as a config
+    assert ReproduceConfig.from_dict(config.select(seeds=[5, 7]).to_dict()).seeds == [5, 7]
