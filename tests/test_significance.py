@@ -439,19 +439,21 @@ def test_the_committed_six_seeds_of_both_recipes():
     assert dev_lead.low < 0 < dev_lead.delta < dev_lead.high  # dev retrieval leans the same way, within its noise
 
 
-def test_the_committed_study_reports_judge_the_target_as_the_paired_records_do():
-    """The study's own report (`biohicl reproduce ... --report_only`, with `target_mean: 0.01`) over the judged seeds
-    3-5 and over all six: the registered recipe's mean target missed, then met, with the share of resampled test sets
-    at +1.0 that the committed per-item records give."""
+def test_the_committed_study_reports_give_the_target_numbers_the_paired_records_do():
+    """The study's own report (`biohicl reproduce ... --only one_pass_distill2,one_pass_distill2_all --report_only`,
+    with `target_mean: 0.01`) over seeds 3-5 and over all six: the registered recipe's mean Δ with the share of
+    resampled test sets at +1.0 that the committed per-item records give; neither report is a verdict (its dev pick
+    saw two of the seven target variants, and seeds 3-8 are not the config's), so neither says met or missed."""
     paired = ISSUE15 / "paired"
     base = json.loads((paired / "base.json").read_text())
     metric = "mean of biosses/spearman, pubmedqa/recall@1"
-    for seeds, met in (((3, 4, 5), "**no**"), (range(3, 9), "yes")):
+    for seeds in ((3, 4, 5), range(3, 9)):
         records = committed_records("one_pass_distill2", seeds)
         row = compare_records(base, records, target=0.01)[-1]
         report = (ISSUE15 / f"results_seeds{min(seeds)}-{max(seeds)}.md").read_text()
-        judged = f"| {100 * row.delta:+.2f} | {met} | yes | {row.p_target:.3f} |"
-        assert f"| minilm | one_pass_distill2 | {metric} | Δ ≥ +1.0 {judged}" in report
+        numbers = f"| {100 * row.delta:+.2f} | not judged | yes | {row.p_target:.3f} |"
+        assert f"| minilm | one_pass_distill2 | {metric} | Δ ≥ +1.0 {numbers}" in report
+        assert "**Not judged**: " in report and "The targets count for the variant picked on dev" not in report
 
 
 def test_a_delta_that_rounds_to_zero_reads_plus_zero_in_the_table_and_the_card():
