@@ -96,9 +96,15 @@ def read_pmid_object(path: str | Path, values: str) -> dict:
 
 
 def load_pubmedqa_test_ids(path: str | Path) -> set[str]:
-    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``); a file with no PMID (``{}``) is a
-    :class:`DataError`, since every item it should have marked would be read as a training item."""
-    ids = {str(k) for k in read_pmid_object(path, "label")}
+    """The 500 official PubMedQA test PMIDs (keys of ``test_ground_truth.json``): :func:`read_test_pmids` as a set."""
+    return set(read_test_pmids(path))
+
+
+def read_test_pmids(path: str | Path) -> list[str]:
+    """The official PubMedQA test PMIDs in the file's order; a file with no PMID (``{}``) is a :class:`DataError`,
+    since every item it should have marked would be read as a training or dev item, by the build and the
+    evaluation's PubMedQA splits alike."""
+    ids = [str(k) for k in read_pmid_object(path, "label")]
     if not ids:
         raise DataError(
             "no PubMedQA test PMIDs in the file (an empty object), so no item would be marked test and PubMedQA's "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from biohicl.data.pubmedqa import read_pmid_object
+from biohicl.data.pubmedqa import read_pmid_object, read_test_pmids
 from biohicl.errors import DataError
 from biohicl.evaluation.encoder import Encoder
 from biohicl.evaluation.metrics import retrieval_scores_with_items
@@ -57,7 +57,7 @@ def load_pubmedqa(
         return items, files
     test_file = Path(test_file) if test_file is not None else data_path("pubmedqa", "test_ground_truth.json")
     files.append(test_file)
-    test_ids = list(read_pmid_object(test_file, "label"))
+    test_ids = read_test_pmids(test_file)  # an empty file refused, as the dataset builder refuses it
     unknown = [pmid for pmid in test_ids if pmid not in items]
     if unknown:
         raise DataError(f"{len(unknown)} test PMID(s) not in {data_file.name}, e.g. {unknown[0]}", test_file)

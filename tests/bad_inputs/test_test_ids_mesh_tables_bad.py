@@ -78,19 +78,24 @@ def test_an_empty_test_ids_file_is_refused_in_python_and_by_the_reader(tmp_path,
 @pytest.mark.parametrize("content", ["{}", "[]"])
 def test_an_empty_test_ids_file_is_refused_by_every_reader_of_it(tmp_path, content):
     """``{}`` was refused by the build but read as no test PMID by the API: load_pubmedqa_test_ids gave set(),
-    pubmedqa_non_test_pmids every PQA-L PMID (the test items as dev candidates) and the Decontaminator checked none."""
+    pubmedqa_non_test_pmids every PQA-L PMID (the test items as dev candidates) and the Decontaminator checked none; the
+    evaluation's pubmedqa:dev drew its questions from the test items."""
     from biohicl.data.decontamination import Decontaminator
     from biohicl.data.pubmedqa import load_pubmedqa_test_ids
     from biohicl.data.splits import pubmedqa_non_test_pmids
+    from biohicl.evaluation.pubmedqa import load_pubmedqa
 
     ids = tmp_path / "noids.json"
     ids.write_text(content)
     pqal = write_pqal(tmp_path, n=2)
+    full = tmp_path / "full_pqal.json"  # with the fields the evaluation reads
+    full.write_text(json.dumps({"100": {"QUESTION": "q", "LONG_ANSWER": "a", "CONTEXTS": ["c"]}}))
     expected = f"{ids}: no PubMedQA test PMIDs in the file" if content == "{}" else f"{ids}: expected a {{pmid: label}}"
     for read in (
         lambda: load_pubmedqa_test_ids(ids),
         lambda: pubmedqa_non_test_pmids(pqal, ids),
         lambda: Decontaminator.from_data_dir(tmp_path / "none", test_ids=ids),
+        lambda: load_pubmedqa("dev", data_file=full, test_file=ids),  # read as no test item: dev drew from test
     ):
         with pytest.raises(DataError) as raised:
             read()
