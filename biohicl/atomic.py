@@ -232,10 +232,14 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     existing ``target`` is moved aside, put back if the swap fails, and deleted once it is done). A ``target`` that is
     the working folder or holds it (``.``, ``..``) is refused: replacing it would leave the shell in a deleted
     folder. The previous folder waits as ``.<name>.old-<pid>`` during the swap; one a kill left there is put back by
-    the next call (:func:`recover_swapped_folder`)."""
+    the next call (:func:`recover_swapped_folder`). A ``target`` that is a symlink (to scratch storage) is written
+    through: the folder is built beside the link's target and swapped in there; the link stays a link."""
     given, target = target, Path(target).absolute()
     if holds_working_folder(target):
         raise BioHiCLError(f"{given}: is the working folder or holds it; write into a folder inside it instead")
+    if target.is_symlink():  # renaming the link would replace it with a folder and leave a `.old` link to its target
+        recover_swapped_folder(target)  # an older biohicl's `.<link>.old-<pid>` link
+        target = target.resolve()
     recover_swapped_folder(target)
     if target.exists() and not target.is_dir():  # a user's file is never swapped for a folder
         raise BioHiCLError(f"{given} is a file, not a folder")
@@ -274,24 +278,34 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
 
 def recover_swapped_folder(target: str | Path) -> None:
     """Undo a folder swap of :func:`atomic_directory` that a kill cut between its two renames: the previous folder,
-    left as ``.<name>.old-<pid>`` (``.<name>.old`` by an older biohicl), goes back to ``target`` when ``target`` is
-    missing, else is removed. One whose process still runs is left alone (its swap is under way)."""
+    left as ``.<name>.old-<pid>`` (``.<name>.old`` by an older biohicl; a link to it by one that renamed a linked
+    target), goes back to ``target`` when ``target`` is missing, else is removed (a link: the link, never its target)
+    with a line in the log. One whose process still runs is left alone (its swap is under way); one named with this
+    process's own pid is not (a container runs biohicl as pid 1 every time, and this call is no swap under way)."""
     target = Path(target)
     if not target.parent.is_dir():
         return
     for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.old*")):
-        pid = leftover.name[len(target.name) + 2 :].removeprefix("old").removeprefix("-")
-        if (pid and (not pid.isdigit() or pid_alive(int(pid)))) or leftover.is_symlink() or not leftover.is_dir():
+        suffix = leftover.name[len(target.name) + 2 :]
+        pid = suffix.removeprefix("old-")
+        if suffix != "old" and (pid == suffix or not pid.isdigit()):
+            continue  # not a name biohicl writes
+        link = leftover.is_symlink()
+        if (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))) or not (link or leftover.is_dir()):
             continue
+        there = target.exists() or target.is_symlink()
         try:
-            if target.exists() or target.is_symlink():
-                shutil.rmtree(leftover)
-            else:
+            if not there:
                 os.replace(leftover, target)
                 logger.warning("%s: put back the previous folder, which a run killed while replacing it left in %s",
                                target, leftover.name)  # fmt: skip
+                continue
+            leftover.unlink() if link else shutil.rmtree(leftover)
+            logger.info("%s: removed %s, the previous folder a killed run left (the folder is there)",
+                        target, leftover.name)  # fmt: skip
         except OSError as err:
-            logger.warning("%s: left by a killed run, not put back (%s)", leftover, err.strerror or err)
+            done = "not removed" if there else "not put back"
+            logger.warning("%s: left by a killed run, %s (%s)", leftover, done, err.strerror or err)
 
 
 def pid_alive(pid: int) -> bool:

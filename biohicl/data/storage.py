@@ -39,14 +39,16 @@ SUMMARY_NAME = "summary.json"
 
 def recover_interrupted_save(out_dir: str | Path) -> None:
     """Clean up after a build killed while saving: drop its ``.<name>.tmp-<pid>`` folder and, if the kill came
-    between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place."""
+    between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place. One whose
+    process still runs is left alone; one named with this process's own pid is not (a container runs biohicl as pid 1
+    every time, and no save of this process is under way when a save begins)."""
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
         return
     for kind in ("old", "tmp"):
         for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*")):
             pid = leftover.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or pid_alive(int(pid)) or not leftover.is_dir():
+            if not pid.isdigit() or (int(pid) != os.getpid() and pid_alive(int(pid))) or not leftover.is_dir():
                 continue  # another build is running
             if kind == "old" and not out_dir.exists():
                 leftover.rename(out_dir)
