@@ -345,6 +345,7 @@ def _name(text: str) -> str:
 
 def test_the_staged_wheels_meet_every_pyproject_floor_the_gpu_image_does_not():
     import tomllib
+
     from packaging.requirements import Requirement
     from packaging.version import Version
 

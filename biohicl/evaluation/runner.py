@@ -183,7 +183,7 @@ def evaluate_model(
             recorded.setdefault(key, value)
         return {
             "format": RESULTS_FORMAT,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "model": model_entry(model, model_id, revision, weights),
             "settings": recorded,
             "tasks": dict(results),

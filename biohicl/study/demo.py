@@ -337,7 +337,7 @@ def base_scores_record(base_record: dict[str, Any], tuned: Any, model_id: str, s
 
     scores_of = (base_record.get("model") or {}).get("id")
     return copy.deepcopy(base_record) | {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": model_entry(tuned, model_id),
         "settings": {**base_record.get("settings", {}), "scores_of": scores_of, "scores_note": SAME_WEIGHTS_NOTE},
         "wall_time_s": seconds,
