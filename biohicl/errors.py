@@ -64,6 +64,9 @@ _OS_ERROR_IN_TEXT = re.compile(r"\(os error (\d+)\)")
 _TORCH_SHORT_WRITE = ("unexpected pos", "file write failed", "failed writing")
 #: below this much free space, a write that stopped short stopped for a full disk
 _FULL_DISK_BYTES = 1 << 20
+#: errors only a write gives (a full disk, a quota, a file too large): only for these is the file open for writing in
+#: the traceback the file the error is about; a refusal (EACCES, EPERM, EROFS) may come while another file is open
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def library_write_error(err: BaseException, folder: str | Path | None = None) -> OSError | None:
@@ -77,34 +80,37 @@ def library_write_error(err: BaseException, folder: str | Path | None = None) ->
     text = str(err)
     if type(err).__name__ == "SafetensorError" and (found := _OS_ERROR_IN_TEXT.search(text)):
         code = int(found.group(1))
-        return OSError(code, os.strerror(code), file_being_written(err) or folder)
+        return OSError(code, os.strerror(code), file_being_written(err, open_files=code in WRITE_ERRNOS) or folder)
     if isinstance(err, RuntimeError) and "inline_container" in text and any(w in text for w in _TORCH_SHORT_WRITE):
         path = file_being_written(err) or folder
-        code, reason = _short_write_cause(Path(path) if path is not None else None)
-        detail = text.split("]", 1)[-1].strip(" .") or text
-        return OSError(code, f"{reason} (torch: {detail})", path)
+        code, reason, note = _short_write_cause(Path(path) if path is not None else None)
+        # its first line: under TORCH_SHOW_CPP_STACKTRACES=1 the C++ frames follow, one a line
+        detail = next((line.strip(" .") for line in text.split("]", 1)[-1].splitlines() if line.strip(" .")), text)
+        return OSError(code, f"{reason} ({'; '.join(filter(None, (note, f'torch: {detail}')))})", path)
     return None
 
 
-def _short_write_cause(path: Path | None) -> tuple[int, str]:
+def _short_write_cause(path: Path | None) -> tuple[int, str, str | None]:
+    """The errno, the words and a note (a bracket's text, or none) for a short write of torch's into ``path``."""
     existing = path.parent if path is not None else Path.cwd()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     with contextlib.suppress(OSError):
         if shutil.disk_usage(existing).free < _FULL_DISK_BYTES:
-            return errno.ENOSPC, os.strerror(errno.ENOSPC)
+            return errno.ENOSPC, os.strerror(errno.ENOSPC), None
     with contextlib.suppress(ImportError, OSError, ValueError):
         import resource
 
         if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
-            return errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file size limit, ulimit -f)"
-    return errno.EIO, "the write stopped short (a full disk, a quota or a file size limit?)"
+            return errno.EFBIG, os.strerror(errno.EFBIG), "the file size limit, ulimit -f"
+    return errno.EIO, "the write stopped short", "perhaps a full disk, a quota or a file size limit"
 
 
-def file_being_written(err: BaseException) -> str | None:
+def file_being_written(err: BaseException, open_files: bool = True) -> str | None:
     """The file being written when ``err`` was raised, read from its traceback (innermost first): the path
-    ``torch.save`` (``f``) or safetensors' ``save_file`` (``filename``) was given, else the name of a file opened for
-    writing in a frame's variables (``with open(path, "w") as f: f.write(...)``); ``None`` when there is none."""
+    ``torch.save`` (``f``) or safetensors' ``save_file`` (``filename``) was given, else (``open_files``: for a write
+    error, :data:`WRITE_ERRNOS`) the name of a file opened for writing in a frame's variables (``with open(path, "w")
+    as f: f.write(...)``); ``None`` when there is none."""
     frames = []
     tb = err.__traceback__
     while tb is not None:
@@ -118,9 +124,10 @@ def file_being_written(err: BaseException) -> str | None:
         value = frame.f_locals.get(name) if name and frame.f_code.co_name in {"save", "save_file"} else None
         if isinstance(value, (str, os.PathLike)):
             return os.fspath(value)
-    for frame in reversed(frames):
+    for frame in reversed(frames if open_files else ()):
         for value in frame.f_locals.values():
             named = isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str)
-            if named and set(getattr(value, "mode", "")) & set("wax+"):
+            # a text mode only: GzipFile's mode is an int (1: read, 2: write)
+            if named and isinstance(mode := getattr(value, "mode", None), str) and set(mode) & set("wax+"):
                 return value.name
     return None

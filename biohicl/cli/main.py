@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from biohicl.cli.progress import progress_shown, show_warning_line
-from biohicl.errors import BioHiCLError, file_being_written, library_write_error
+from biohicl.errors import WRITE_ERRNOS, BioHiCLError, file_being_written, library_write_error
 
 #: errors of the machine, not of biohicl: a full disk, a read-only or forbidden folder, a file where a folder is
 #: needed or the reverse (printed as one line; the commands check their outputs first, this is the safety net)
@@ -31,18 +31,16 @@ _ENVIRONMENT_ERRNOS = {
 }
 
 
-#: errors only a write gives: with no file named, the line says so
-_WRITE_ONLY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
 def environment_error_line(err: OSError) -> str:
     """``"FILE: No space left on device"``: the file the error names, else the one being written when it was raised
-    (:func:`~biohicl.errors.file_being_written`), else ``"No space left on device while writing a file"``."""
-    where = err.filename or file_being_written(err)
+    (:func:`~biohicl.errors.file_being_written`; for a write error only, :data:`~biohicl.errors.WRITE_ERRNOS`: a
+    refusal may come while another file is open), else ``"No space left on device while writing a file"``. One line
+    (:func:`one_line`)."""
+    where = err.filename or file_being_written(err, open_files=err.errno in WRITE_ERRNOS)
     reason = err.strerror or str(err)
     if where:
-        return f"{where}: {reason}"
-    return f"{reason} while writing a file" if err.errno in _WRITE_ONLY_ERRNOS else reason
+        return one_line(f"{where}: {reason}")
+    return one_line(f"{reason} while writing a file" if err.errno in WRITE_ERRNOS else reason)
 
 
 def one_line(text: str) -> str:

@@ -311,9 +311,74 @@ def test_a_short_torch_save_with_space_left_says_the_write_stopped_short(fake_co
     target = tmp_path / "optimizer.pt"
     fake_command(lambda: _short_torch_save(target))
     assert run_cli(["fake"]).err.strip() == (
-        f"biohicl fake: error: {target}: the write stopped short (a full disk, a quota or a file size limit?) "
-        "(torch: unexpected pos 15872 vs 15760)"
+        f"biohicl fake: error: {target}: the write stopped short (perhaps a full disk, a quota or a file size limit; "
+        "torch: unexpected pos 15872 vs 15760)"
     )
+
+
+def test_a_short_torch_save_under_a_file_size_limit_is_one_bracket(fake_command, run_cli, tmp_path, monkeypatch):
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1 << 20, resource.RLIM_INFINITY))
+    target = tmp_path / "optimizer.pt"
+    fake_command(lambda: _short_torch_save(target))
+    assert run_cli(["fake"]).err.strip() == (
+        f"biohicl fake: error: {target}: File too large (the file size limit, ulimit -f; "
+        "torch: unexpected pos 15872 vs 15760)"
+    )
+
+
+def test_a_short_torch_save_with_a_cpp_backtrace_is_one_line(fake_command, run_cli, tmp_path, monkeypatch):
+    """Under ``TORCH_SHOW_CPP_STACKTRACES=1`` torch's message goes on with its C++ frames, one per line."""
+    import shutil
+
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=4096))
+    message = (
+        "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598\n"
+        "frame #0: c10::ThrowEnforceNotMet(...) + 0x6b (0x7f in libc10.so)\n"
+        "frame #1: caffe2::serialize::PyTorchStreamWriter::writeRecord(...) + 0x1d2 (0x7f in libtorch_cpu.so)"
+    )
+    fake_command(RuntimeError(message))
+    assert run_cli(["fake"]).err.splitlines() == [
+        "biohicl fake: error: No space left on device (torch: unexpected pos 704 vs 598) while writing a file"
+    ]
+    fake_command(OSError(errno.ENOSPC, "No space left on device\nsecond line"))
+    assert run_cli(["fake"]).err.splitlines() == [
+        "biohicl fake: error: No space left on device | second line while writing a file"
+    ]
+
+
+def test_a_refused_write_with_a_gzip_handle_open_is_still_one_line(fake_command, run_cli, tmp_path):
+    """``GzipFile.mode`` is an int (1: read): looking for the file being written crashed with a TypeError."""
+    import gzip
+
+    source = tmp_path / "in.jsonl.gz"
+    with gzip.open(source, "wt", encoding="utf-8") as handle:
+        handle.write("{}\n")
+
+    def write():
+        with gzip.open(source, "rb") as compressed:
+            compressed.read()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    fake_command(write)
+    assert run_cli(["fake"]).err.strip() == "biohicl fake: error: No space left on device while writing a file"
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS])
+def test_a_refusal_naming_no_file_does_not_name_an_unrelated_open_file(fake_command, run_cli, tmp_path, code):
+    """A log open for appending is no file the refusal was about: only a write error (a full disk, a file too large,
+    a quota) names the file open for writing."""
+    log = tmp_path / "train.log"
+
+    def refused():
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("step 1\n")
+            raise OSError(code, os.strerror(code))
+
+    fake_command(refused)
+    assert run_cli(["fake"]).err.strip() == f"biohicl fake: error: {os.strerror(code)}"
 
 
 def test_other_runtime_errors_of_torch_keep_their_traceback(fake_command):
