@@ -76,7 +76,16 @@ def test_the_package_never_imports_a_test_only_dependency():
 
 
 @pytest.mark.parametrize(
-    "package", ["biohicl", "biohicl.data", "biohicl.evaluation", "biohicl.models", "biohicl.training", "biohicl.search"]
+    "package",
+    [
+        "biohicl",
+        "biohicl.data",
+        "biohicl.evaluation",
+        "biohicl.losses",
+        "biohicl.models",
+        "biohicl.training",
+        "biohicl.search",
+    ],
 )
 def test_lazy_exports_are_listed_by_dir_before_their_first_use(package):
     # tab completion and help() read dir(); the lazy names were missing from it until first used

@@ -130,7 +130,7 @@ def test_combined_loss_components_and_ablations():
     unweighted = BioHiCLLoss(regression, contrastive, lambda_con=0.0)(EMB3, SIML3)
     assert unweighted["loss_con"].item() == pytest.approx(0.131641, abs=1e-6)
     assert unweighted["loss"].item() == pytest.approx(0.005, abs=1e-6)
-    with pytest.raises(ValueError, match=r"^use_mse, use_contrastive, title_weight: at least one loss term must be on"):
+    with pytest.raises(ValueError, match=r"^use_mse, use_contrastive, lambda_con, distill_weight, title_weight: at"):
         BioHiCLLoss(use_mse=False, use_contrastive=False)
 
 
@@ -432,3 +432,40 @@ def test_the_negative_rule_is_the_one_of_the_mesh_package():
     assert parse_negative("lowest:3") == ("lowest", 3.0) and parse_negative("below:0.1") == ("below", 0.1)
     with pytest.raises(ValueError, match=r"negative: the threshold of 'below:0.5' must be in \(0, beta = 0.3\]"):
         HierarchicalContrastiveLoss(negative="below:0.5")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"use_mse": False, "lambda_con": 0.0},  # the contrastive term on, weighing 0: computed, not trained
+        {"use_mse": False, "lambda_con": 0.0, "distill_weight": 0.0, "title_weight": 0.0},
+        {"use_mse": False, "use_contrastive": False},
+    ],
+)
+def test_an_objective_where_no_term_trains_is_refused_naming_every_terms_fields(settings):
+    """A term trains only with its switch on and its weight above 0: the rule the record's reader (the dry run's
+    objective line, the card) uses, so an objective it would read as 'no term trains' is not built."""
+    with pytest.raises(ValueError) as raised:
+        BioHiCLLoss(**settings)
+    assert str(raised.value).startswith(
+        "use_mse, use_contrastive, lambda_con, distill_weight, title_weight: at least one loss term must train"
+    )
+
+
+@pytest.mark.parametrize("use_contrastive", [True, False])
+def test_distillation_alone_is_an_objective_whether_the_contrastive_term_is_off_or_weighs_0(use_contrastive):
+    loss = BioHiCLLoss(use_mse=False, use_contrastive=use_contrastive, lambda_con=0.0, distill_weight=2.0)
+    base = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    out = loss(EMB3, SIML3, base_embeddings=base)
+    assert out["loss"].item() == pytest.approx(2.0 * out["loss_distill"].item(), rel=1e-6)
+    assert out["loss_distill"].item() > 0
+
+
+def test_the_term_rule_is_the_record_readers_rule():
+    """``training.loss_record`` reads which terms train by the losses' own rule, not a copy of it."""
+    from biohicl.losses import terms
+    from biohicl.training import loss_record
+
+    assert loss_record.TERM_WEIGHTS is terms.TERM_WEIGHTS and loss_record.trains is terms.trains
+    record = BioHiCLLoss(use_mse=False, lambda_con=0.0, distill_weight=0.5).get_config_dict()
+    assert [name for name in terms.TERM_WEIGHTS if terms.trains(record, name)] == ["distillation"]

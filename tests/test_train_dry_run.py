@@ -231,7 +231,11 @@ def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):
             "0.5·contrastive(infonce, β 0.3, τ 0.05, negative zero) + 0.2·title(τ 0.05)",
             ["BioHiCLLoss", "HierarchicalContrastiveLoss", "TitleInfoNCELoss"],
         ),
-        ({"use_mse": False, "lambda_con": 0.0}, "no term trains (each term on weighs 0)", ["BioHiCLLoss"]),
+        (  # distillation alone, with the contrastive term weighing 0 (or off: tests/test_losses.py)
+            {"use_mse": False, "lambda_con": 0.0, "distill_weight": 2.0},
+            "2·distill",
+            ["BioHiCLLoss", "SimilarityDistillationLoss"],
+        ),
     ],
 )
 def test_the_objective_line_and_the_card_agree_on_what_trains(tmp_path, weights, plan, cited):
@@ -250,6 +254,31 @@ def test_the_objective_line_and_the_card_agree_on_what_trains(tmp_path, weights,
     rows = loss_rows(record)
     assert rows["lambda_con"] == weights["lambda_con"]  # a weight is a row whatever it is
     assert ("temperature" in rows) == ("HierarchicalContrastiveLoss" in cited)  # a term's settings only if it trains
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        ["--use_mse", "false", "--lambda_con", "0", "--distill_weight", "0"],  # the contrastive term on, weighing 0
+        ["--use_mse", "false", "--use_contrastive", "false"],
+    ],
+)
+def test_a_dry_run_where_no_term_trains_is_refused_in_one_line(tiny_bert_dir, dataset, tmp_path, capsys, switches):
+    """An objective where no term trains would train with loss 0 every step and save as a success: refused, naming
+    each term's fields, as the real run refuses it."""
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *switches), "--dry_run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "biohicl train: error: use_mse, use_contrastive, lambda_con, distill_weight, title_weight: at least one loss"
+    )
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("contrastive", [["--lambda_con", "0"], ["--use_contrastive", "false"]])
+def test_a_dry_run_of_distillation_alone_plans_it(tiny_bert_dir, dataset, tmp_path, capsys, no_model, contrastive):
+    argv = options(tiny_bert_dir, dataset, tmp_path / "run", "--use_mse", "false", *contrastive)
+    assert main([*argv, "--distill_weight", "2", "--dry_run"]) == 0
+    assert "  objective: 2·distill\n" in capsys.readouterr().out
 
 
 def test_the_objective_is_planned_when_the_dataset_is_missing(tiny_bert_dir, tmp_path, capsys, no_model):

@@ -24,7 +24,7 @@ from biohicl.training.objective import build_loss
 from biohicl.training.run import train_biohicl
 from tests.conftest import synthetic_documents
 
-EMPTY = "use_mse, use_contrastive, title_weight: at least one loss term must be on"
+EMPTY = "use_mse, use_contrastive, lambda_con, distill_weight, title_weight: at least one loss term must train"
 
 
 class Margin(nn.Module):

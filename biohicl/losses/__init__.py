@@ -7,12 +7,34 @@ Every label loss takes ``(embeddings [B, D], siml [B, B])`` where ``siml`` comes
 negatives is the SimL rule of :mod:`biohicl.mesh.pair_rules`.
 """
 
-from biohicl.losses.combined import BioHiCLLoss
-from biohicl.losses.contrastive import CONTRASTIVE_FORMS, HierarchicalContrastiveLoss, negative_pair_mask
-from biohicl.losses.distillation import SimilarityDistillationLoss
-from biohicl.losses.regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
-from biohicl.losses.title import TitleInfoNCELoss
-from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pair_mask
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from biohicl.lazy import lazy_dir, lazy_getattr
+
+_LAZY = {
+    "BioHiCLLoss": "biohicl.losses.combined",
+    "CONTRASTIVE_FORMS": "biohicl.losses.contrastive",
+    "HierarchicalContrastiveLoss": "biohicl.losses.contrastive",
+    "negative_pair_mask": "biohicl.losses.contrastive",
+    "SimilarityDistillationLoss": "biohicl.losses.distillation",
+    "PAIR_FILTERS": "biohicl.losses.regression",
+    "FilteredMSELoss": "biohicl.losses.regression",
+    "pair_filter_mask": "biohicl.losses.regression",
+    "TitleInfoNCELoss": "biohicl.losses.title",
+    "check_inputs": "biohicl.losses.utils",
+    "embedding_similarity": "biohicl.losses.utils",
+    "labelled_pair_mask": "biohicl.losses.utils",
+}
+
+if TYPE_CHECKING:
+    from biohicl.losses.combined import BioHiCLLoss
+    from biohicl.losses.contrastive import CONTRASTIVE_FORMS, HierarchicalContrastiveLoss, negative_pair_mask
+    from biohicl.losses.distillation import SimilarityDistillationLoss
+    from biohicl.losses.regression import PAIR_FILTERS, FilteredMSELoss, pair_filter_mask
+    from biohicl.losses.title import TitleInfoNCELoss
+    from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pair_mask
 
 __all__ = [
     "CONTRASTIVE_FORMS",
@@ -28,3 +50,7 @@ __all__ = [
     "negative_pair_mask",
     "pair_filter_mask",
 ]
+
+
+__getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -33,13 +33,16 @@ from biohicl.field_types import is_number
 from biohicl.losses.contrastive import HierarchicalContrastiveLoss
 from biohicl.losses.distillation import SimilarityDistillationLoss
 from biohicl.losses.regression import FilteredMSELoss
+from biohicl.losses.terms import TERM_WEIGHTS, WEIGHT_FIELDS, trains
 from biohicl.losses.title import TitleInfoNCELoss
 from biohicl.losses.utils import check_inputs, pair_shares
 
-#: The refusal of an objective with no term on: the command line's switches, and the extra terms Python can add.
+#: The refusal of an objective where no term trains (:mod:`.terms`: a term trains with its switch on and its weight
+#: above 0): the command line's settings of each term, and the extra terms Python can add.
 EMPTY_OBJECTIVE = (
-    "use_mse, use_contrastive, title_weight: at least one loss term must be on (or, from Python, an extra term of "
-    "positive weight: extra_terms=, as build_loss(args, extra_terms=...) gives it)"
+    f"{', '.join(WEIGHT_FIELDS)}: at least one loss term must train (use_mse on; use_contrastive on with lambda_con "
+    "above 0; distill_weight or title_weight above 0; or, from Python, an extra term of positive weight: "
+    "extra_terms=, as build_loss(args, extra_terms=...) gives it)"
 )
 #: The names of the built-in terms (``loss_<name>``), which an extra term may not take.
 BUILT_IN_TERMS = frozenset({"mse", "con", "distill", "title"})
@@ -121,7 +124,9 @@ class BioHiCLLoss(nn.Module):
             self.extra_terms = nn.ModuleDict(terms)
         except KeyError as error:  # a name nn.ModuleDict keeps for itself ("keys", "training", ...)
             raise ConfigError(f"extra_terms: {error.args[0]}") from None
-        if not (use_mse or use_contrastive or title_weight > 0 or any(self.extra_weights.values())):
+        settings = {"use_mse": use_mse, "use_contrastive": use_contrastive, "lambda_con": lambda_con}
+        settings |= {"distill_weight": distill_weight, "title_weight": title_weight}
+        if not any(trains(settings, term) for term in TERM_WEIGHTS) and not any(self.extra_weights.values()):
             raise ValueError(EMPTY_OBJECTIVE)
         self.regression = regression if regression is not None else FilteredMSELoss()
         self.contrastive = contrastive if contrastive is not None else HierarchicalContrastiveLoss()

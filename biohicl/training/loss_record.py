@@ -1,6 +1,7 @@
 """Which terms of a recorded BioHiCL loss train: the one rule that the dry run's ``objective:`` line
 (``cli.train_plan.objective_plan``) and the model card's loss rows and citations (``hub.card_hyperparameters``) both
-read, from what ``BioHiCLLoss.get_config_dict()`` records. A term switched off, or on with weight 0
+read, from what ``BioHiCLLoss.get_config_dict()`` records, by the losses' own rule (:mod:`biohicl.losses.terms`,
+by which ``BioHiCLLoss`` refuses an objective where no term trains): a term switched off, or on with weight 0
 (``lambda_con=0``: computed and logged, not trained on), does not train. Torch-free: the card reads it."""
 
 from __future__ import annotations
@@ -8,15 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from biohicl.field_types import is_number
+from biohicl.losses.terms import TERM_WEIGHTS, is_on, trains
 
-#: each built-in term's entry in the record, and the entries that weigh it: it trains when each is on (:func:`is_on`)
-TERM_WEIGHTS = {
-    "regression": ("use_mse",),
-    "contrastive": ("use_contrastive", "lambda_con"),
-    "distillation": ("distill_weight",),
-    "title": ("title_weight",),
-}
+__all__ = ["EXTRA_TERMS", "TERM_WEIGHTS", "is_biohicl_record", "is_on", "trained_terms", "trains"]
+
 #: the record's entry of the terms added with ``extra_terms=``, each ``{class, weight, config}`` by its name
 EXTRA_TERMS = "extra_terms"
 
@@ -25,18 +21,6 @@ def is_biohicl_record(record: Any) -> bool:
     """Whether ``record`` is a BioHiCL loss's (``class`` BioHiCLLoss, or none in a record written before it was
     recorded, with its ``lambda_con``); another loss's is shown whole, by its class and settings."""
     return isinstance(record, dict) and record.get("class") in (None, "BioHiCLLoss") and "lambda_con" in record
-
-
-def is_on(value: Any) -> bool:
-    """Whether a term's weight or switch ``value`` trains it: anything but false, or a number not above 0 (a value
-    not recorded, or of another kind, counts as on: a term is shown rather than hidden)."""
-    return not (value is False or (is_number(value) and not value > 0))
-
-
-def trains(record: dict[str, Any], term: str) -> bool:
-    """Whether the built-in term ``term`` of the BioHiCL ``record`` trains (:data:`TERM_WEIGHTS`); a term this
-    release does not know, always."""
-    return all(is_on(record.get(weight)) for weight in TERM_WEIGHTS.get(term, ()))
 
 
 def trained_terms(record: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
