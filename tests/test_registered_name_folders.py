@@ -66,3 +66,13 @@ def test_a_folder_spelled_as_a_path_or_named_otherwise_is_no_note(folder_named_a
             resolve(spec)
             resolve_base(spec)
     assert notes(caplog) == []
+
+
+def test_loading_it_spelled_as_a_path_is_no_note(folder_named_as_registered, caplog):
+    # the note says "spell it ./BioHiCL-Base to load the folder without this note"; from_pretrained read the folder
+    # again as a base by str(Path("./BioHiCL-Base")), "BioHiCL-Base", and said it anyway
+    from biohicl.models.model import BioHiCL
+
+    with caplog.at_level(logging.INFO, logger=RESOLVER_LOGGER):
+        model = BioHiCL.from_pretrained("./BioHiCL-Base")
+    assert (model.resolved.source, notes(caplog)) == ("path", [])

@@ -25,7 +25,7 @@ from biohicl.models.config import (
 from biohicl.models.folder_code import check_attention_implementation, load_folder_tokenizer
 from biohicl.models.lora_targets import check_feedforward_modules, default_target_modules, target_error
 from biohicl.models.lora_values import check_alpha, check_peft_config_values, check_rank
-from biohicl.models.resolver import check_hub_adapter_base, interrupted_download, registered_entry, resolve_base
+from biohicl.models.resolver import adapter_base_finder, check_hub_adapter_base, interrupted_download, registered_entry
 from biohicl.models.st_layout import read_json_file, sentence_transformers_module_folder
 
 if TYPE_CHECKING:
@@ -48,13 +48,14 @@ def is_plain_adapter_folder(path: Path) -> bool:
     return not (path / "config.json").is_file() and not (path / CONFIG_NAME).is_file()
 
 
-def plain_adapter_base(path: Path, find: Callable[[str, str | None], Path] = resolve_base) -> tuple[str, Path] | None:
-    """``(base id, base folder)`` of a plain peft adapter folder (:func:`is_plain_adapter_folder`): the base its
-    ``base_model_name_or_path`` names, at its ``revision``, resolved as any base by ``find``
-    (:func:`~biohicl.models.resolver.resolve_base`; the dry run's resolves offline); None for any other folder. A
-    missing or unresolvable base, or one that is itself a plain peft adapter folder (one adapter loads over a model;
-    two such folders naming each other looped forever), is a one-line :class:`ModelLoadError` naming the file and
-    the id."""
+def plain_adapter_base(
+    path: Path, find: Callable[[str, str | None], Path] | None = None, base_model_path: str | Path | None = None
+) -> tuple[str, Path] | None:
+    """``(base id, base folder)`` of a plain peft adapter folder (:func:`is_plain_adapter_folder`), else None: the base
+    its ``base_model_name_or_path`` names, at its ``revision``, by ``find`` (the dry run's is offline; default
+    :func:`~biohicl.models.resolver.adapter_base_finder`, ``base_model_path`` when given). A missing or unresolvable
+    base, or a plain peft adapter folder itself (one adapter loads over a model; two such folders naming each other
+    looped forever), is a one-line :class:`ModelLoadError` naming the file and the id."""
     adapter_config = path / ADAPTER_CONFIG_NAME
     if not is_plain_adapter_folder(path):
         return None
@@ -62,9 +63,9 @@ def plain_adapter_base(path: Path, find: Callable[[str, str | None], Path] = res
     base = values.get("base_model_name_or_path") if isinstance(values, dict) else None
     if not isinstance(base, str) or not base:
         raise ModelLoadError(f"{adapter_config}: field base_model_name_or_path names no base model ({base!r})")
-    check_hub_adapter_base(path, base, f"{adapter_config}: field base_model_name_or_path")
+    check_hub_adapter_base(path, base, f"{adapter_config}: field base_model_name_or_path", base_model_path)
     try:
-        base_path = find(base, values.get("revision") or None)
+        base_path = (find or adapter_base_finder(path, base_model_path))(base, values.get("revision") or None)
     except ModelLoadError as err:
         raise ModelLoadError(f"{adapter_config}: its base {base!r} could not be found ({err})") from None
     if base_path.resolve() == path.resolve():
@@ -91,17 +92,16 @@ def merged_plain_adapter(path: Path, base_path: Path, dtype: torch.dtype | None)
         raise ModelLoadError(f"{path}: could not load the adapter onto its base {base_path} ({err})") from None
 
 
-def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
+def load_backbone(path: Path, dtype: torch.dtype | None = None, base_model_path: str | Path | None = None) -> nn.Module:
     """``AutoModel`` from ``path``'s safetensors weights, in its sentence-transformers Transformer module's folder
     where ``modules.json`` names one (:func:`sentence_transformers_module_folder`; pickle weights and remote code are
     refused; a cache snapshot without them whose download was interrupted says so:
-    :func:`~.resolver.interrupted_download`);
-    a plain peft adapter folder (:func:`plain_adapter_base`) is its base with the adapter merged in, so a new adapter
-    trains on the adapted model (transformers would attach it as ``default``, which ``add_lora`` then
-    re-initialises)."""
+    :func:`~.resolver.interrupted_download`); a plain peft adapter folder (:func:`plain_adapter_base`, on
+    ``base_model_path`` when given) is its base with the adapter merged in, so a new adapter trains on the adapted
+    model (transformers would attach it as ``default``, which ``add_lora`` then re-initialises)."""
     from transformers import AutoModel
 
-    adapter_base = plain_adapter_base(path)
+    adapter_base = plain_adapter_base(path, base_model_path=base_model_path)
     if adapter_base is not None:
         return merged_plain_adapter(path, adapter_base[1], dtype)
     folder = sentence_transformers_module_folder(path, "Transformer")  # an older layout's 0_Transformer
@@ -128,13 +128,13 @@ def load_backbone(path: Path, dtype: torch.dtype | None = None) -> nn.Module:
         raise ModelLoadError(f"{folder}: could not load the model ({err})") from None
 
 
-def load_tokenizer(path: Path) -> Any:
+def load_tokenizer(path: Path, base_model_path: str | Path | None = None) -> Any:
     """``AutoTokenizer`` of ``path`` (of its Transformer module's folder, as :func:`load_backbone`); a plain peft
     adapter folder saved without one (peft's ``save_pretrained`` writes none) has its base's. No folder's code runs
     (:func:`~biohicl.models.folder_code.load_folder_tokenizer`)."""
     folder = sentence_transformers_module_folder(path, "Transformer")
     has_own = any((folder / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json"))
-    adapter_base = None if has_own else plain_adapter_base(path)
+    adapter_base = None if has_own else plain_adapter_base(path, base_model_path=base_model_path)
     return load_folder_tokenizer(folder if adapter_base is None else adapter_base[1])
 
 
@@ -294,8 +294,9 @@ def sentence_transformers_prompts(path: Path) -> tuple[str | None, str | None]:
 
 
 def base_settings(
-    base_model: str, path: Path, hub_id: str | None = None, registry: Any = None, **given: Any
-) -> tuple[str, dict[str, Any]]:
+    base_model: str, path: Path, hub_id: str | None = None, registry: Any = None,
+    base_model_path: str | Path | None = None, **given: Any,
+) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """``(recorded id, encoding settings)`` of the base ``base_model`` resolved to ``path``, as ``BioHiCL.from_base``
     records and encodes it: the id (:func:`~biohicl.models.config.recorded_base`; a registered name's repo id) and
     :func:`base_encoding_settings` of ``given``, a BioHiCL folder's own settings where ``given`` leaves one None (an
@@ -306,10 +307,12 @@ def base_settings(
     if (path / CONFIG_NAME).is_file():
         saved = BioHiCLConfig.from_json_file(path / CONFIG_NAME)
         given = {key: getattr(saved, key) if value is None else value for key, value in given.items()}
-    return model_id, base_encoding_settings(path, model_id, entry, **given)
+    return model_id, base_encoding_settings(path, model_id, entry, base_model_path, **given)
 
 
-def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | None, **given: Any) -> dict[str, Any]:
+def base_encoding_settings(
+    path: Path, model_id: str, entry: RegistryEntry | None, base_model_path: Any = None, **given: Any
+) -> dict[str, Any]:
     """:data:`ENCODING_SETTINGS` of the base in ``path``: each value ``given`` (not None), else the registry
     ``entry``'s (a registered model encodes as ``from_pretrained`` loads it), else the sentence-transformers
     folder's, else the name's pooling guess, normalised, 512 tokens and no prompts. A sentence-transformers folder
@@ -318,7 +321,7 @@ def base_encoding_settings(path: Path, model_id: str, entry: RegistryEntry | Non
     false) while a prompt is set, is a one-line :class:`ModelLoadError`: biohicl would encode another model. A plain
     peft adapter folder (:func:`plain_adapter_base`) without sentence-transformers files encodes as its base does."""
     settings = {key: value for key, value in given.items() if value is not None}
-    adapter_base = None if is_sentence_transformers_folder(path) else plain_adapter_base(path)
+    adapter_base = None if is_sentence_transformers_folder(path) else plain_adapter_base(path, None, base_model_path)
     if adapter_base is not None:  # a plain peft adapter folder without sentence-transformers files: its base's
         model_id, path = adapter_base
         entry = entry or registered_entry(model_id)

@@ -30,14 +30,15 @@ POOLING_MODES = ("cls", "mean")
 CLS_POOLED_NAMES = ("bge", "medcpt")
 
 
-#: A git branch, tag or commit sha, as a Hub revision is spelled (``main``, ``v1.0``, ``refs/pr/1``, a sha): letters,
-#: digits and ``. _ - /`` (:func:`is_git_revision` adds git's rules on those).
-GIT_REVISION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+#: A git branch, tag or commit sha, as a Hub revision is spelled (``main``, ``v1.0+cu121``, ``refs/pr/1``, a sha):
+#: letters, digits and ``. _ - / + @`` (:func:`is_git_revision` adds git's rules on those).
+GIT_REVISION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+@-]*")
 
 
 def is_git_revision(text: object) -> bool:
-    """Whether ``text`` is a branch, tag or commit sha (:data:`GIT_REVISION_RE`; no ``..``, ``//``, component starting
-    with ``.``, nor ending in ``/``, ``.`` or ``.lock``): never a space, ``;``, ``&``, ``|``, ``$`` or a quote."""
+    """Whether ``text`` is a branch, tag or commit sha (:data:`GIT_REVISION_RE`, so no ``@{``; no ``..``, ``//``,
+    component starting with ``.``, nor ending in ``/``, ``.`` or ``.lock``): never a space, ``;``, ``&``, ``|``, ``$``
+    or a quote."""
     if not isinstance(text, str) or GIT_REVISION_RE.fullmatch(text) is None or ".." in text or "//" in text:
         return False
     return not text.endswith(("/", ".", ".lock")) and not any(part.startswith(".") for part in text.split("/"))
@@ -82,7 +83,7 @@ class BioHiCLConfig:
         if self.base_revision is not None and not is_git_revision(self.base_revision):  # it goes into commands
             raise ConfigError(
                 f"base_revision: {self.base_revision!r} is not a git branch, tag or commit sha (letters, digits and "
-                ". _ - / only)"
+                ". _ - / + @ only)"
             )
 
     def to_dict(self) -> dict[str, Any]:

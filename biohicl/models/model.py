@@ -52,6 +52,7 @@ from biohicl.models.positions import capped_length
 from biohicl.models.registry import Registry
 from biohicl.models.resolver import (
     ResolvedModel,
+    adapter_base_finder,
     check_hub_adapter_base,
     hub_id_from_folder,
     resolve,
@@ -94,38 +95,37 @@ class BioHiCL(EncoderInfo, nn.Module):
         dtype: torch.dtype | None = None,
         normalize: bool | None = None,
         registry: Registry | None = None,
+        base_model_path: str | Path | None = None,
     ) -> BioHiCL:
         """A plain encoder over ``base_model`` (Hub id, registered name or directory); ``hub_id`` names it when read
-        from disk.
-
-        ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from the registry entry of a
-        registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a BioHiCL folder's
+        from disk. ``pooling``, ``max_length``, the prompts and ``normalize`` left None come from the registry entry of
+        a registered model (by name or repo id, as :meth:`from_pretrained` applies it), else from a BioHiCL folder's
         ``biohicl_config.json`` (an adapter folder loads with its LoRA merged in), else from a sentence-transformers
-        folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the
-        name's guess, 512, "" and True; a value given is kept (the length capped at the tokens the backbone can
-        encode, :func:`~biohicl.models.positions.usable_positions`, logged when a ``max_length`` given is cut). A
-        plain peft adapter folder loads merged into its base, with the base's settings unless it has
-        sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode. A folder
+        folder (its pooling, max length, ``prompts`` and whether ``modules.json`` lists ``Normalize``), else the name's
+        guess, 512, "" and True; a value given is kept (the length capped at the tokens the backbone can encode,
+        :func:`~biohicl.models.positions.usable_positions`, logged when a ``max_length`` given is cut). A plain peft
+        adapter folder loads merged into its base (``base_model_path`` when given), with the base's settings unless it
+        has sentence-transformers files (:func:`~biohicl.models.backbone.plain_adapter_base`). In eval mode. A folder
         without a Hub id is recorded by its absolute path (:func:`~biohicl.models.config.recorded_base`)."""
         path = resolve_base(base_model, revision, registry=registry)
         given = {"pooling": pooling, "normalize": normalize, "max_length": max_length}
         given.update(query_prompt=query_prompt, document_prompt=document_prompt)
-        model_id, settings = base_settings(base_model, path, hub_id, registry, **given)
+        model_id, settings = base_settings(base_model, path, hub_id, registry, base_model_path, **given)
         commit = snapshot_commit(path)  # a cache snapshot of the recorded repo: its sha, whatever ref was asked for
         if commit is not None and (hub_id_from_folder(path) or "").lower() == model_id.lower():
             revision = commit
         config = BioHiCLConfig(base_model=model_id, base_revision=revision, kind="full", **settings)
-        backbone = cls._backbone(path, dtype)
+        backbone = cls._backbone(path, dtype, base_model_path)
         config.max_length = capped_length(config.max_length, backbone.config, model_id if max_length else None)
-        tokenizer = load_tokenizer(path)
+        tokenizer = load_tokenizer(path, base_model_path)
         return cls(backbone, tokenizer, config).eval()  # dropout off, as transformers and ST load models
 
     @classmethod
-    def _backbone(cls, path: Path, dtype: torch.dtype | None) -> nn.Module:
+    def _backbone(cls, path: Path, dtype: torch.dtype | None, base_model_path: str | Path | None = None) -> nn.Module:
         """The backbone in ``path``; a BioHiCL adapter folder's is its base with the LoRA merged in, so a new adapter
         trains on the adapted model rather than stacked over the first one (``biohicl train --base_model ADAPTER``)."""
         if not is_biohicl_adapter_folder(path):
-            return load_backbone(path, dtype)
+            return load_backbone(path, dtype, base_model_path)
         with loading_adapter_base(path):  # a loop of adapters, each the other's base, is one line
             return cls.from_pretrained(path, merge=True, dtype=dtype).backbone
 
@@ -167,7 +167,8 @@ class BioHiCL(EncoderInfo, nn.Module):
         path = resolved.path
         if not (path / CONFIG_NAME).is_file():
             pooling = resolved.entry.pooling if resolved.entry is not None else None  # not guessed when registered
-            model = cls.from_base(str(path), hub_id=hub_id_from_folder(path), dtype=dtype, pooling=pooling)
+            at, hub_id = str(path.absolute()), hub_id_from_folder(path)  # resolve() noted a registered name as typed
+            model = cls.from_base(at, hub_id=hub_id, dtype=dtype, pooling=pooling, base_model_path=base_model_path)
             if resolved.entry is not None:  # a merged checkpoint: the registry knows how it encodes
                 model.config.apply_registry_entry(resolved.entry, model.backbone.config)
         else:
@@ -177,9 +178,10 @@ class BioHiCL(EncoderInfo, nn.Module):
 
                 if not (path / ADAPTER_WEIGHTS_NAME).is_file():
                     raise ModelLoadError(f"{path}: {ADAPTER_WEIGHTS_NAME} is missing (only safetensors adapters load)")
-                if base_model_path is None:  # an adapter from the Hub may not name a folder of this machine
-                    check_hub_adapter_base(path, config.base_model, f"{path / CONFIG_NAME}: field base_model")
-                base = cls._backbone(resolve_base(base_model_path or config.base_model, config.base_revision), dtype)
+                field = f"{path / CONFIG_NAME}: field base_model"  # from the Hub: a Hub id, else base_model_path
+                check_hub_adapter_base(path, config.base_model, field, base_model_path)
+                find = adapter_base_finder(path, base_model_path)
+                base = cls._backbone(find(config.base_model, config.base_revision), dtype)
                 check_adapter_fits(path, base, config, force_base=force_base)
                 try:
                     backbone = quiet_peft_wrap(PeftModel.from_pretrained, base, str(path), is_trainable=is_trainable)

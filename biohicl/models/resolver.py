@@ -20,9 +20,13 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.registry import Registry, RegistryEntry, default_registry, is_commit_sha, is_repo_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -194,19 +198,29 @@ def hub_snapshot_repo(path: Path) -> str | None:
     return hub_id_from_folder(path) if snapshot_commit(path) is not None else None
 
 
-def check_hub_adapter_base(adapter: Path, base: str, field: str) -> None:
+def check_hub_adapter_base(adapter: Path, base: str, field: str, base_model_path: str | Path | None = None) -> None:
     """A one-line :class:`ModelLoadError` when the adapter folder ``adapter`` came from the Hub (a snapshot of the
     Hugging Face cache, by repo id or given as a path) and ``field`` (``FILE: field NAME``) names its base by a local
     path (``/tmp/x``, ``~/x``, ``./x``): a repo's files may not make biohicl read a folder of this machine. A local
-    base is given explicitly (``base_model_path``); a local adapter folder's recorded path loads as before."""
+    base is given explicitly (``base_model_path``: nothing to check); a local adapter folder's recorded path loads as
+    before."""
     repo = hub_snapshot_repo(adapter)
-    if repo is None or not (looks_like_path(base) or Path(base).is_absolute()):
+    if repo is None or base_model_path is not None or not (looks_like_path(base) or Path(base).is_absolute()):
         return
     raise ModelLoadError(
         f"{field} is the local path {base!r}, but this adapter comes from the Hub ({repo}) and names its base by "
         "Hub id (owner/name); to load it onto a folder of this machine, give that folder as base_model_path "
         "(--base_model_path)"
     )
+
+
+def adapter_base_finder(adapter: Path, base_model_path: str | Path | None = None) -> Callable[[str, str | None], Path]:
+    """How the adapter folder ``adapter`` finds the base it records (``find(base, revision)``): ``base_model_path``
+    when given (a folder or a Hub id, as any base); else the recorded base by :func:`resolve_base`, as a Hub id only
+    for an adapter from the Hub (a cache snapshot): its ``base`` or ``work/base`` is never a folder of the working
+    directory (:func:`check_hub_adapter_base` refuses a path spelled as one)."""
+    hub_only = base_model_path is None and hub_snapshot_repo(adapter) is not None
+    return lambda base, revision: resolve_base(base_model_path or base, revision, hub_only=hub_only)
 
 
 def registered_entry(model_id: str, registry: Registry | None = None) -> RegistryEntry | None:
@@ -218,14 +232,16 @@ def registered_entry(model_id: str, registry: Registry | None = None) -> Registr
 
 
 def resolve_base(
-    model_id_or_path: str | Path, revision: str | None = None, *, registry: Registry | None = None
-) -> Path:
+    model_id_or_path: str | Path, revision: str | None = None, *, registry: Registry | None = None,
+    hub_only: bool = False,
+) -> Path:  # fmt: skip
     """The folder of a backbone: a directory as it is, else a Hub id through :func:`packaged_weights` (when no
     revision is asked for) or :func:`download_snapshot`. A registered name stands for its repo id, and a registered
     model with no revision asked for loads its pinned one. A registered name the registry lists as not uploaded is a
-    one-line error; its ``owner/name`` repo id is looked up in the cache and on the Hub as any repo id is."""
+    one-line error; its ``owner/name`` repo id is looked up in the cache and on the Hub as any repo id is.
+    ``hub_only``: never a folder (a Hub adapter's recorded base, :func:`adapter_base_finder`)."""
     path = Path(model_id_or_path).expanduser()
-    if path.is_dir():
+    if path.is_dir() and not hub_only:
         note_registered_name_folder(str(model_id_or_path), registry or default_registry())
         return path
     model_id = str(model_id_or_path)
