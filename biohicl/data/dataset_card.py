@@ -270,7 +270,9 @@ def render_dataset_card(
 ) -> str:
     """Render ``README.md`` (YAML metadata + markdown) for a MeSH-pair ``DatasetDict``; ``split_files``, ``license``
     as in :func:`card_metadata`, ``repo_id`` for the usage snippet, which loads the branch ``revision`` of it (None:
-    the default branch, which a new repo's branch publish leaves holding ``.gitattributes`` only)."""
+    the default branch, which a new repo's branch publish leaves holding ``.gitattributes`` only). Any ``revision``
+    given is written into the snippet as it is (``"main"`` too): callers pass it through
+    :func:`biohicl.hub.card_data_source.branch_or_none` (None for the default branch), which ``data`` cannot import."""
     import json
 
     import jinja2

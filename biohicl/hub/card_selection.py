@@ -67,7 +67,7 @@ def selection_of(
 ) -> dict[str, Any]:
     """What the card says about dev model selection: ``{}`` when the run kept its last step without selecting.
     ``evaluations``: the run's ``dev_evaluations.json`` rows, for the dev metrics at step 0 and the kept step.
-    ``held_out``: the tasks the selection read on a split that is no dev data (``["biosses (split all)"]``,
+    ``held_out``: the tasks the selection read on a split that is no dev data (``["biosses:all", "pubmedqa:test"]``,
     :func:`~biohicl.training.selection_splits.held_out_names`), for which the card says the selection was on held-out
     data, not on dev data only."""
     record = read_selection(summary.get("selection") or {})  # a null score of a measured step is NaN
