@@ -49,3 +49,31 @@ def test_the_lock_records_the_pid_and_a_refused_run_leaves_no_new_folder(tmp_pat
     assert not out.exists()  # made for the lock, nothing written: removed
     with run_folder_lock(out, main=False):  # another process of a distributed run: the main one locks
         assert not out.exists()
+
+
+def test_every_folder_the_lock_made_is_removed_when_nothing_was_written(tmp_path):
+    """``--output_dir lk2/a/run`` under a missing ``lk2``: the lock makes all three, and a run refused before it
+    writes (a missing dataset) removes all three, not only ``run``."""
+    out = tmp_path / "lk2" / "a" / "run"
+    with run_folder_lock(out):
+        assert out.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_folder_written_to_is_kept_and_so_are_those_above_it(tmp_path):
+    (tmp_path / "lk2").mkdir()  # there before the run: never removed
+    out = tmp_path / "lk2" / "a" / "run"
+    with run_folder_lock(out):
+        (tmp_path / "lk2" / "a" / "notes.txt").write_text("kept", encoding="utf-8")  # written beside the run
+    assert sorted(p.name for p in (tmp_path / "lk2").iterdir()) == ["a"]
+    assert sorted(p.name for p in (tmp_path / "lk2" / "a").iterdir()) == ["notes.txt"]  # the empty run folder: gone
+    with run_folder_lock(tmp_path / "lk2" / "b" / "run"):
+        (tmp_path / "lk2" / "b" / "run" / "model.safetensors").write_text("x", encoding="utf-8")
+    assert (tmp_path / "lk2" / "b" / "run" / "model.safetensors").is_file()
+
+
+def test_a_relative_output_dir_removes_what_it_made_from_where_it_was_made(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with run_folder_lock("lk2/a/run"):
+        assert (tmp_path / "lk2" / "a" / "run").is_dir()
+    assert list(tmp_path.iterdir()) == []

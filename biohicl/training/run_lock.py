@@ -50,16 +50,42 @@ def _locked(path: Path, folder: str | Path) -> int:
         os.close(fd)  # its holder released (and removed) this file between our open and our lock: lock anew
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` of ``folder`` would make, deepest first (absolute: a change of the working
+    folder during the run leaves them named), up to the first that did not exist."""
+    missing = []
+    current = Path(os.path.abspath(folder))
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    return missing
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders of ``made`` (deepest first) that are empty, stopping at the first that is not: what the
+    lock made and nothing was written to."""
+    for folder in made:
+        try:
+            if any(folder.iterdir()):
+                return
+            folder.rmdir()
+        except FileNotFoundError:  # gone already: on to the folder above
+            continue
+        except OSError:  # not removable: leave it and those above it
+            return
+
+
 @contextmanager
 def run_folder_lock(output_dir: str | Path, main: bool = True) -> Iterator[None]:
     """Hold ``output_dir``'s run lock while the block runs (``main``: the process that writes the run folder; the
-    other processes of a distributed run take none); a folder this made and nothing was written to is removed."""
+    other processes of a distributed run take none); the folders this made (``--output_dir lk2/a/run`` under a
+    missing ``lk2``: all three) that nothing was written to are removed."""
     folder = Path(output_dir or ".")
     path = folder.resolve() / LOCK_NAME
     if not main or fcntl is None or path in _HELD:
         yield
         return
-    made = not folder.exists()
+    made = _missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd = _locked(path, output_dir)
     os.ftruncate(fd, 0)
@@ -71,5 +97,4 @@ def run_folder_lock(output_dir: str | Path, main: bool = True) -> Iterator[None]
         _HELD.discard(path)
         path.unlink(missing_ok=True)  # while still held, so nobody locks a stale copy; never what a link points to
         os.close(fd)
-        if made and not any(folder.iterdir()):
-            folder.rmdir()
+        _remove_empty(made)
