@@ -369,15 +369,13 @@ class BioHiCL(EncoderInfo, nn.Module):
             self.config.base_signature = base_signature(self.backbone)
             card = directory / "README.md"
             previous_card = card.read_bytes() if card.is_file() else None
-            # save_embedding_layers=False: no look-up of the base model's files on the Hub while saving
-            self.backbone.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
-            # peft writes (or edits) README.md: a blank card whose base_model is the base's local folder, a machine
-            # path (a venv's site-packages for the packaged MiniLM). The model card is biohicl's (biohicl.hub); a
-            # card that was there before is kept as it was.
-            if previous_card is None:
-                card.unlink(missing_ok=True)
-            else:
-                card.write_bytes(previous_card)
+            try:  # save_embedding_layers=False: no look-up of the base model's files on the Hub while saving
+                self.backbone.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
+            finally:  # peft writes (or edits) README.md, base_model a machine path; the model card is biohicl's:
+                if previous_card is None:  # one there before is kept as it was, also when the save fails (a full disk)
+                    card.unlink(missing_ok=True)
+                else:
+                    card.write_bytes(previous_card)
         else:
             self.backbone.save_pretrained(str(directory), safe_serialization=True)
         make_shareable(directory)

@@ -377,17 +377,11 @@ class BioHiCLTrainer(Trainer):
             return
         os.makedirs(output_dir, exist_ok=True)
         model = self.accelerator.unwrap_model(self.model)
-        card = Path(output_dir) / "README.md"
-        had_card = card.exists()
-        try:
-            model.save_pretrained(output_dir)
-            save_trainable_weights(model, Path(output_dir) / TRAINABLE_WEIGHTS_NAME)
-            # no training_args.bin: it would pickle the whole TrainingArguments, hub_token included; the JSON copy
-            # (TrainingArguments.to_json_string redacts tokens) is what a run folder keeps
-            Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
-        finally:  # peft writes its card (base_model a local path) first: gone on a failed save too (a full disk)
-            if not had_card:
-                card.unlink(missing_ok=True)
+        model.save_pretrained(output_dir)  # peft's card (base_model a local path) gone, a failed save's too
+        save_trainable_weights(model, Path(output_dir) / TRAINABLE_WEIGHTS_NAME)
+        # no training_args.bin: it would pickle the whole TrainingArguments, hub_token included; the JSON copy
+        # (TrainingArguments.to_json_string redacts tokens) is what a run folder keeps
+        Path(output_dir, TRAINING_ARGS_JSON).write_text(self.args.to_json_string(), encoding="utf-8")
 
     # -- the Hub: never from here (a push uploads pickles, no card, not the kept step); `biohicl publish` does it
     def init_hf_repo(self, *args: Any, **kwargs: Any) -> NoReturn:
