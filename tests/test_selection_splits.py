@@ -264,3 +264,22 @@ def test_the_dry_run_says_it_selects_on_held_out_data(tiny_bert_dir, dataset, be
         'siml-agreement, scifact:train; docs/training.md, "Model selection on dev data")'
     )
     assert err.count("model selection on held-out data") == 1
+
+
+def test_the_dev_check_compares_paths_by_the_one_path_rule(monkeypatch):
+    """Whether ``siml-agreement@PATH:dev`` is the run's own dataset is decided by ``data.files.resolved_path`` (the
+    rule every recorded or given folder is compared by), not a copy of it."""
+    import biohicl.data.files as files
+    from biohicl.training.selection_splits import reads_dataset_dev
+
+    seen = []
+    monkeypatch.setattr(files, "resolved_path", lambda value: seen.append(str(value)) or Path("/one"))
+    assert reads_dataset_dev("siml-agreement@/data/a:dev", "/data/b") is True
+    assert seen == ["/data/a", "/data/b"]
+
+
+def test_the_selection_checks_read_a_strategy_by_the_one_option_rule():
+    from biohicl.training import arg_checks, run_settings
+
+    assert arg_checks.option_value is run_settings.option_value
+    assert not hasattr(arg_checks, "_value")

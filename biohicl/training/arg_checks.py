@@ -27,6 +27,7 @@ from biohicl.data.files import resolved_path
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_count
 from biohicl.models.lora_values import check_alpha, check_rank
+from biohicl.training.run_settings import option_value
 from biohicl.training.selection import check_guard_mode
 
 #: Seeds ``transformers.set_seed`` takes (numpy's range).
@@ -166,9 +167,13 @@ def check_selection(args: Any) -> None:
     """The evaluation during training and the model selection on it, once transformers normalised the strategies:
     step 0 (the base weights) evaluated when it is a selection candidate or the guard's reference, every best step
     saved, the guard's metrics and mode, ``eval_max_queries`` a count."""
-    if (args.load_best_model_at_end or args.selection_guard) and _value(args.eval_strategy) != "no":
+    if (args.load_best_model_at_end or args.selection_guard) and option_value(args.eval_strategy) != "no":
         args.eval_on_start = True
-    if args.load_best_model_at_end and _value(args.save_strategy) == "steps" and args.save_steps != args.eval_steps:
+    if (
+        args.load_best_model_at_end
+        and option_value(args.save_strategy) == "steps"
+        and args.save_steps != args.eval_steps
+    ):
         raise ConfigError(
             f"save_steps: must equal eval_steps ({args.eval_steps}) with load_best_model_at_end, got "
             f"{args.save_steps} (a best step that is not saved could not be loaded)"
@@ -237,11 +242,6 @@ def check_output_folder(args: Any) -> None:
         raise ConfigError(
             f"output_dir: {args.output_dir} is the {name} {kind} {value}; write the run to a folder of its own"
         )
-
-
-def _value(option: object) -> str:
-    """An enum option's string value (transformers turns strategies into enums)."""
-    return str(getattr(option, "value", option))
 
 
 def check_inherited_values(args: Any) -> None:

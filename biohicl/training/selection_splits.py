@@ -122,11 +122,13 @@ def reads_dataset_dev(spec: str, dataset_path: str | None) -> bool:
         return True
     if _dataset_task(name) is None:
         return False
+    from biohicl.data.files import resolved_path  # the data layer loads scipy: importing this module loads none
+
     _, at, where = name.partition("@")
     where = where.partition("#mesh=")[0]
     if not at:
         return True
-    return bool(dataset_path) and Path(where).expanduser().resolve() == Path(str(dataset_path)).expanduser().resolve()
+    return bool(dataset_path) and resolved_path(where) == resolved_path(str(dataset_path))
 
 
 def check_train_splits(args: Any) -> None:
