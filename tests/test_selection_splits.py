@@ -283,3 +283,15 @@ def test_the_selection_checks_read_a_strategy_by_the_one_option_rule():
 
     assert arg_checks.option_value is run_settings.option_value
     assert not hasattr(arg_checks, "_value")
+
+
+def test_the_held_out_warning_names_only_the_held_out_tasks_metrics():
+    """A selection reading a dev metric beside a held-out one: the warning lists the held-out task's metric alone
+    (the dev one is what it should select on)."""
+    from biohicl.training.selection_splits import held_out_notice
+
+    args = {**HELD_OUT, "eval_tasks": ["biosses", "pubmedqa:dev"]}
+    args["selection_metrics"] = ["biosses_spearman", "pubmedqa-dev_recall@1"]
+    assert held_out_notice(args).startswith(
+        "model selection on held-out data: biosses:all is no dev split, and the selection reads biosses_spearman, so "
+    )

@@ -20,9 +20,10 @@ TEST_REFUSED = (
 
 def dev_refused(tasks: str) -> str:
     return (
-        f"biohicl train: error: train_splits: dev trains on the dev documents {tasks} scores the selection on "
-        "(--load_best_model_at_end), so the kept step would be chosen on its own training documents; leave dev out of "
-        "--train_splits, or train on it without selecting a step (no --load_best_model_at_end)"
+        "biohicl train: error: train_splits: dev trains on the dev documents that the selection "
+        f"(--load_best_model_at_end) scores on with {tasks}, so the kept step would be chosen on its own training "
+        "documents; leave dev out of --train_splits, or train on it without selecting a step (no "
+        "--load_best_model_at_end)"
     )
 
 
@@ -41,7 +42,7 @@ def test_training_on_the_test_split_is_refused(tiny_bert_dir, dataset, tmp_path,
                 *["--eval_tasks", "pubmedqa:dev", "siml-agreement", "--selection_metrics", "siml-agreement_spearman"],
                 *["--selection_guard", "pubmedqa-dev_recall@1"],
             ],
-            "pubmedqa:dev, siml-agreement",
+            "pubmedqa:dev and siml-agreement",
         ),
     ],
 )

@@ -93,6 +93,12 @@ def held_out_selection(args: Any) -> list[tuple[str, str]]:
     return [(spec, split) for spec in tasks if (split := task_split(spec)) not in DEV_SPLITS]
 
 
+def held_out_metrics(args: Any) -> list[str]:
+    """The metrics the selection reads of its held-out tasks (:func:`held_out_selection`), not of its dev tasks."""
+    keys = [metric_key(spec) for spec, _ in held_out_selection(args)]
+    return [m for m in selection_metrics_of(args) if any(m.startswith(f"{key}_") for key in keys)]
+
+
 def held_out_names(args: Any) -> list[str]:
     """:func:`held_out_selection` as task specs naming their split: ``["biosses:all", "pubmedqa:test"]``."""
     return [f"{parse_spec(spec)[0]}:{split}" for spec, split in held_out_selection(args)]
@@ -105,7 +111,7 @@ def held_out_notice(args: Any) -> str | None:
     splits = "is no dev split" if len(held) == 1 else "are no dev splits"
     return (
         f"model selection on held-out data: {', '.join(held)} {splits}, and the selection reads "
-        f"{', '.join(selection_metrics_of(args))}, so the kept step is chosen on the items those scores report: it is "
+        f"{', '.join(held_out_metrics(args))}, so the kept step is chosen on the items those scores report: it is "
         "not a dev-selected model and its scores there are no held-out results (its model card says so); select on "
         f'dev tasks instead ({DEV_TASKS_HINT}; docs/training.md, "Model selection on dev data")'
     )
@@ -148,10 +154,15 @@ def check_train_splits(args: Any) -> None:
     tasks = selecting_tasks(_value(args, "eval_tasks") or (), selection_metrics_of(args))
     if reading := [spec for spec in tasks if reads_dataset_dev(spec, _value(args, "dataset_path"))]:
         raise ConfigError(
-            f"train_splits: dev trains on the dev documents {', '.join(reading)} scores the selection on "
-            "(--load_best_model_at_end), so the kept step would be chosen on its own training documents; leave dev "
+            "train_splits: dev trains on the dev documents that the selection (--load_best_model_at_end) scores on "
+            f"with {_and_joined(reading)}, so the kept step would be chosen on its own training documents; leave dev "
             "out of --train_splits, or train on it without selecting a step (no --load_best_model_at_end)"
         )
+
+
+def _and_joined(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
 
 
 def _value(args: Any, name: str) -> Any:
