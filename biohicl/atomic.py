@@ -191,6 +191,31 @@ def open_regular_file(path: Path, flags: int, mode: int = 0o666, refused: BioHiC
     return fd
 
 
+def exclusive_lock(path: Path, refused: BioHiCLError) -> int | None:
+    """An open descriptor of ``path`` (created, a regular file only: :func:`open_regular_file`, ``refused`` else)
+    holding its exclusive ``flock``, or None when another process holds it (one try, no wait). A holder that released
+    and removed the file between our open and our lock leaves us a stale copy: we open and lock anew. Needs
+    ``fcntl`` (Linux, macOS): the callers lock nothing without it. The run locks of ``biohicl reproduce``
+    (``study.locks``) and ``biohicl train`` (``training.run_lock``)."""
+    import fcntl
+
+    while True:
+        fd = open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, refused)  # less the umask
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            current = os.lstat(path)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            return fd
+        os.close(fd)
+
+
 def atomic_write_text(target: str | Path, text: str, fsync: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``target`` atomically (``fsync``: as :func:`atomic_path`)."""
     with atomic_path(target, fsync=fsync) as tmp:

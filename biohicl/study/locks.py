@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from biohicl.atomic import open_regular_file
+from biohicl.atomic import exclusive_lock
 from biohicl.errors import DataError
 
 try:
@@ -33,11 +33,6 @@ def _not_a_lock(path: Path) -> DataError:
     return DataError("a run lock must be a regular file (a symlink or other file is there); remove it", path)
 
 
-def _open_lock(path: Path) -> int:
-    """Open (creating) the lock file for reading and writing; :class:`DataError` when it is not a regular file."""
-    return open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, _not_a_lock(path))  # less the umask
-
-
 def run_locks_available() -> bool:
     """Whether run locks work here (``fcntl``: Linux, macOS), so several workers can share a study."""
     return fcntl is not None
@@ -58,21 +53,9 @@ def acquire_run_lock(run_dir: Path) -> bool:
     if fcntl is None:
         _HELD_LOCKS[path] = -1
         return True
-    while True:
-        fd = _open_lock(path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        try:
-            current = os.lstat(path)
-        except FileNotFoundError:
-            current = None
-        opened = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            break
-        os.close(fd)  # its holder released (and removed) this file between our open and our lock: claim anew
+    fd = exclusive_lock(path, _not_a_lock(path))
+    if fd is None:
+        return False
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     _HELD_LOCKS[path] = fd

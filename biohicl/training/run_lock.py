@@ -3,7 +3,7 @@
 writes, so a second run into the same folder is refused in one line naming the folder and that pid, instead of the
 two mixing their checkpoints and final files and both reporting success. The kernel drops the lock when its process
 dies, so a killed run's folder is free again; the lock file is opened as ``biohicl reproduce``'s run locks are
-(:func:`~biohicl.atomic.open_regular_file`: never through a symlink). Without ``fcntl`` (Windows) nothing is locked.
+(:func:`~biohicl.atomic.exclusive_lock`: never through a symlink). Without ``fcntl`` (Windows) nothing is locked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from biohicl.atomic import open_regular_file
+from biohicl.atomic import exclusive_lock
 from biohicl.errors import ConfigError, DataError
 
 try:
@@ -29,25 +29,17 @@ _HELD: set[Path] = set()  # the run folders' lock files this process holds (a ru
 def _locked(path: Path, folder: str | Path) -> int:
     """An open descriptor of ``path`` holding its exclusive lock; a :class:`ConfigError` when another process has it."""
     refused = DataError("a run lock must be a regular file (a symlink or other file is there); remove it", path)
-    while True:
-        fd = open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, refused)
+    fd = exclusive_lock(path, refused)
+    if fd is None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise ConfigError(
-                f"output_dir: {folder} is in use by another training run (pid {holder}, in {path.name}); wait for it "
-                "to end, or train in another --output_dir"
-            ) from None
-        try:
-            current = os.lstat(path)
-        except FileNotFoundError:
-            current = None
-        opened = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            return fd
-        os.close(fd)  # its holder released (and removed) this file between our open and our lock: lock anew
+            holder = path.read_text(encoding="ascii", errors="replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise ConfigError(
+            f"output_dir: {folder} is in use by another training run (pid {holder}, in {path.name}); wait for it "
+            "to end, or train in another --output_dir"
+        )
+    return fd
 
 
 def _missing_folders(folder: Path) -> list[Path]:
