@@ -198,7 +198,7 @@ def test_target_variants_are_judged_on_the_mean_of_their_targets_with_the_share_
     assert "| P(Δ ≤ 0) | P(Δ ≥ +10.0) |" in table  # the paired table's share column
     # two seeds set down: the numbers, no verdict (biohicl.study.verdict)
     (why,) = results["verdict"]["why_not"]
-    assert why == "the config pre-registers 2 seeds (0, 1), fewer than the 3 a verdict needs"
+    assert why == "tiny/tuned has 2 seeds in the config (0, 1), fewer than the 3 a verdict needs"
     mean_row = f"| tiny | tuned | {mean['metric']} | Δ ≥ +10.0 | +13.75 | not judged | yes | {mean['p_target']:.3f} |"
     assert mean_row in table
     assert "| tiny | tuned | pubmedqa/recall@1 | Δ ≥ +0.0 | +20.00 | not judged | yes | – |" in table  # both +0.2
@@ -253,7 +253,7 @@ def test_the_dev_pick_drops_variants_that_kept_their_base_then_takes_the_best_me
     assert "| kept | 0, 1 | 140, 0 | 0.6000 | kept its base: seed 1 |" in table
     assert "| tie | 0, 1 | 209, 140 | 0.5000 | lower |" in table  # a tie keeps the one listed first
     assert "The targets count for the variant picked on dev" not in table  # two seeds: no verdict, no pick's rows
-    assert "**Not judged**: the config pre-registers 2 seeds (0, 1), fewer than the 3 a verdict needs." in table
+    assert "**Not judged**: tiny/high has 2 seeds in the config (0, 1), fewer than the 3 a verdict needs." in table
 
     nothing = pick_variant(config, config.models[0], {})
     assert nothing["picked"] is None and "No variant is picked" in "\n".join(_dev_pick_table(nothing))

@@ -46,7 +46,7 @@ def test_a_report_over_two_other_seeds_and_one_variant_is_no_verdict(laid_out, c
     lines, text, results = _report(laid_out, capsys, "--only", "one_pass_distill2", "--seeds", "5,7")
     left_out = "one_pass_distill4, one_pass_distill1, one_pass_distill1_5, one_pass_distill2_all, two_pass_distill2, "
     why = [
-        "seeds 5, 7 are not the config's pre-registered 3, 4, 5",
+        "the seeds of minilm/one_pass_distill2 (5, 7) are not the config's (3, 4, 5)",
         f"{NARROWED} ({left_out}one_pass_distill2_neg left out)",
     ]
     assert results["verdict"] == {"judged": False, "why_not": why}
@@ -63,7 +63,9 @@ def test_a_report_over_more_seeds_than_the_config_set_down_is_no_verdict(laid_ou
     # seeds 3-8 of every variant: the registered recipe's +1.02 read "met" though the target was set on seeds 3-5
     lines, text, results = _report(laid_out, capsys, "--seeds", "3,4,5,6,7,8")
     assert results["models"]["minilm"]["dev_pick"]["picked"] == "one_pass_distill2"  # the others lack seeds 6-8
-    assert results["verdict"]["why_not"] == ["seeds 3, 4, 5, 6, 7, 8 are not the config's pre-registered 3, 4, 5"]
+    assert results["verdict"]["why_not"] == [
+        "the seeds of minilm/one_pass_distill2 (3, 4, 5, 6, 7, 8) are not the config's (3, 4, 5)"
+    ]
     assert "| Δ ≥ +1.0 | +1.02 | not judged |" in text
     assert not [line for line in _target_lines(lines) if line.endswith(("met", "MISSED", "(the dev pick)"))]
 
@@ -96,7 +98,7 @@ def test_fewer_than_three_seeds_set_down_or_a_seed_not_evaluated_is_no_verdict(t
     two.write_text(yaml.safe_dump({**values, "seeds": [3, 4]}), encoding="utf-8")
     _, text, results = _report(tmp_path, capsys, config=two)
     (why,) = results["verdict"]["why_not"]
-    assert why == "the config pre-registers 2 seeds (3, 4), fewer than the 3 a verdict needs"
+    assert why == "minilm/two_pass_distill2 has 2 seeds in the config (3, 4), fewer than the 3 a verdict needs"
     assert "| not judged |" in text and "The targets count for the variant picked on dev" not in text
 
     path = tmp_path / "minilm" / "two_pass_distill2" / "seed3" / "eval.json"  # the dev pick, one seed lacking a task
@@ -118,5 +120,63 @@ def test_a_selection_keeps_the_configs_seeds_and_writes_back_as_a_config():
     assert selected.run_seeds(spec, "one_pass_distill2") == [5, 7]
     assert registered_seeds(selected, spec, "one_pass_distill2") == [3, 4, 5]
     assert registered_seeds(config, config.models[0], "one_pass_distill2") == [3, 4, 5]  # not selected: its own
-    assert "registered_seeds" not in selected.to_dict()  # study_config.json reads back as a config
+    written = config.select(seeds=[5, 7]).to_dict()  # study_config.json reads back keeping the config's seeds
+    assert written["registered_seeds"]["minilm"]["one_pass_distill2"] == [3, 4, 5]
+    assert registered_seeds(ReproduceConfig.from_dict(written), spec, "one_pass_distill2") == [3, 4, 5]
+    assert "registered_seeds" not in config.to_dict()  # not a selection: its seeds are its own
     assert ReproduceConfig.from_dict(config.select(seeds=[5, 7]).to_dict()).seeds == [5, 7]
+
+
+def test_a_dev_pick_with_no_evaluated_seed_is_no_verdict(tmp_path, capsys):
+    # every eval.json of the pick deleted: the report read {'judged': True, 'why_not': []}, the other rows a verdict
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
+    for path in (tmp_path / "minilm" / "two_pass_distill2").glob("seed*/eval.json"):
+        path.unlink()
+    lines, _, results = _report(tmp_path, capsys)
+    assert results["models"]["minilm"]["dev_pick"]["picked"] == "two_pass_distill2"
+    assert results["verdict"] == {
+        "judged": False,
+        "why_not": ["the dev pick minilm/two_pass_distill2 has no evaluated seed"],
+    }
+    assert not [line for line in _target_lines(lines) if line.endswith(("met", "MISSED", "(the dev pick)"))]
+
+
+def test_a_study_config_written_from_a_selection_keeps_the_configs_seeds(tmp_path, capsys):
+    # study_config.json of `--seeds 6,7,8` passed back as --config printed "Δ +1.05 (target +1.0) met (the dev pick)"
+    from biohicl.study import ReproduceConfig
+
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
+    written = tmp_path / "study_config.json"
+    selection = ReproduceConfig.from_yaml(CONFIG).select(seeds=[6, 7, 8])
+    written.write_text(json.dumps(selection.to_dict()), encoding="utf-8")
+    lines, _, results = _report(tmp_path, capsys, config=written)
+    why = ["the seeds of minilm/one_pass_distill2 (6, 7, 8) are not the config's (3, 4, 5)"]
+    assert results["models"]["minilm"]["dev_pick"]["picked"] == "one_pass_distill2"
+    assert results["verdict"] == {"judged": False, "why_not": why}
+    assert not [line for line in _target_lines(lines) if line.endswith(("met", "MISSED", "(the dev pick)"))]
+
+
+def test_a_target_variant_that_is_not_the_dev_pick_does_not_void_the_verdict(tmp_path, capsys):
+    # seeds_per_variant {one_pass_distill4: [3]} voided the verdict ("the config pre-registers 1 seed (3), ...")
+    # though the pick, two_pass_distill2, has its three; the reason named no variant
+    load_script("study_from_committed").lay_out(COMMITTED, tmp_path, "minilm")
+    values = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    one = tmp_path / "one_seed.yaml"
+    one.write_text(yaml.safe_dump({**values, "seeds_per_variant": {"one_pass_distill4": [3]}}), encoding="utf-8")
+    _, _, results = _report(tmp_path, capsys, config=one)
+    assert results["models"]["minilm"]["dev_pick"]["picked"] == "two_pass_distill2"
+    assert results["verdict"] == {"judged": True, "why_not": []}
+    two = tmp_path / "two_seeds_picked.yaml"  # the pick's own seeds too few: the reason names it
+    two.write_text(yaml.safe_dump({**values, "seeds_per_variant": {"two_pass_distill2": [3, 4]}}), encoding="utf-8")
+    _, _, results = _report(tmp_path, capsys, config=two)
+    assert results["models"]["minilm"]["dev_pick"]["picked"] == "two_pass_distill2"
+    why = "minilm/two_pass_distill2 has 2 seeds in the config (3, 4), fewer than the 3 a verdict needs"
+    assert results["verdict"] == {"judged": False, "why_not": [why]}
+
+
+def test_a_judged_reports_rows_other_than_the_dev_picks_say_they_do_not_count(laid_out, capsys):
+    lines, _, results = _report(laid_out, capsys)
+    assert results["verdict"]["judged"] is True
+    others = [line for line in _target_lines(lines) if not line.startswith("  minilm/two_pass_distill2 ")]
+    assert others and all(line.endswith(" (not counted: not the dev pick)") for line in others)
+    assert all(line.endswith(" (the dev pick)") for line in _target_lines(lines) if line not in others)

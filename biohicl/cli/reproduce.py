@@ -198,6 +198,14 @@ def run_workers(argv: list[str], workers: int, output_dir: str, threads: int | N
         signal.signal(signal.SIGTERM, previous)
 
 
+def _counted(target: dict, results: dict) -> str:
+    """What a judged report's console line adds to a target row: the dev pick's counts, a row of a model with a dev
+    pick that is not the pick does not (results.md's table says so in its closing line)."""
+    if target.get("dev_pick"):
+        return " (the dev pick)"
+    return " (not counted: not the dev pick)" if (results["models"].get(target["model"]) or {}).get("dev_pick") else ""
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -277,7 +285,7 @@ def main(argv: list[str]) -> int:
         print(
             f"  {target['model']}/{target['variant']} {target['metric']}: "
             f"Δ {signed(100 * target['delta'])} (target {signed(100 * target['target'], 1)}) {status}{share}"
-            + (" (the dev pick)" if target.get("dev_pick") and judged else "")
+            + (_counted(target, results) if judged else "")
         )
     if results.get("missing"):
         print(f"not finished: {', '.join(results['missing'])}")

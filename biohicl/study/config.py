@@ -128,9 +128,9 @@ class ReproduceConfig:
         default=False, metadata={"help": "Keep checkpoint-N folders after a run finished (default: delete)."}
     )
     title: str = field(default="BioHiCL reproduction", metadata={"help": "Heading of results.md."})
-    registered_seeds: dict[str, dict[str, list[int]]] | None = field(  # set by select(), never read from a file
-        default=None, init=False, repr=False, compare=False,
-        metadata={"help": "Model → variant → its seeds as the config gives them (biohicl.study.verdict)."},
+    registered_seeds: dict[str, dict[str, list[int]]] | None = field(  # set by select(); study_config.json keeps it
+        default=None, repr=False, compare=False,
+        metadata={"help": "Model → variant → its seeds as the config selected from gives them (study.verdict)."},
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -250,8 +250,8 @@ class ReproduceConfig:
         def masked(settings: dict[str, Any]) -> dict[str, Any]:  # training settings only: never a variant's name
             return {k: f"<{k.upper()}>" if k.endswith("_token") else v for k, v in settings.items()}
 
-        data = asdict(self)
-        data.pop("registered_seeds")  # the selection's, not the config's: study_config.json reads back as written
+        # a selection's study_config.json keeps the seeds of the config it came from (registered_seeds); none else
+        data = {k: v for k, v in asdict(self).items() if k != "registered_seeds" or v is not None}
         data["training"] = masked(data["training"])
         for model in data["models"]:
             model["training"] = masked(model["training"])

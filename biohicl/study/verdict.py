@@ -1,10 +1,12 @@
 """Whether a study report's targets are a verdict, or numbers only.
 
 A report judges the targets (met or missed, and with ``pick_variant_on_dev`` whose rows count) only as the config
-set them down: on the seeds the config gives (at least :data:`MIN_SEEDS`, a ``--seeds`` list other than those is not
-them), every one evaluated on every target, and with the dev pick made among all of ``target_variants`` (no
-``--only`` narrowing them). Any other report shows the same numbers and says why they are no verdict: seeds or
-variants chosen after held-out numbers were seen would be a choice on the test sets.
+set them down: the variant(s) whose rows count (the dev pick; without one, every target variant) on the seeds the
+config gives (at least :data:`MIN_SEEDS`; a ``--seeds`` list other than those is not them), every one evaluated on
+every target, and with the dev pick made among all of ``target_variants`` (no ``--only`` narrowing them). Any other
+report shows the same numbers and says why they are no verdict: seeds or variants chosen after held-out numbers were
+seen would be a choice on the test sets. The config's seeds are what it says (a selection's ``study_config.json``
+keeps them as ``registered_seeds``): nothing here can tell whether a YAML was edited after its numbers were seen.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ def _listed(seeds: Sequence[int]) -> str:
 
 
 def _seed_reasons(config: ReproduceConfig, spec: ModelSpec, variant: str) -> list[str]:
-    """Why ``variant``'s seeds in this report are not the ones the config set down, or too few (none: they are)."""
+    """Why ``variant``'s seeds in this report are not the ones the config gives, or too few (none: they are)."""
     registered, seeds = registered_seeds(config, spec, variant), config.run_seeds(spec, variant)
     if sorted(seeds) != sorted(registered):
-        return [f"seeds {_listed(seeds)} are not the config's pre-registered {_listed(registered)}"]
+        return [f"the seeds of {spec.name}/{variant} ({_listed(seeds)}) are not the config's ({_listed(registered)})"]
     if len(registered) < MIN_SEEDS:
         count = f"{len(registered)} seed{'s' if len(registered) != 1 else ''}"
-        return [f"the config pre-registers {count} ({_listed(registered)}), fewer than the {MIN_SEEDS} a verdict needs"]
+        return [
+            f"{spec.name}/{variant} has {count} in the config ({_listed(registered)}), fewer than the {MIN_SEEDS} a "
+            "verdict needs"
+        ]
     return []
 
 
@@ -48,19 +53,21 @@ def why_not_judged(config: ReproduceConfig, models: Mapping[str, Any]) -> list[s
     for spec in config.models:
         model = models.get(spec.name) or {}
         rows = model.get("rows") or {}
-        judged = [v for v in config.judged_variants(spec) if v in rows]
-        for variant in judged:
-            reasons += _seed_reasons(config, spec, variant)
+        counted, pick_reasons = config.judged_variants(spec), []  # the rows that count: the dev pick's, else all
         pick = model.get("dev_pick")
         if pick is not None:
             if pick.get("left_out"):
-                reasons.append(f"--only narrowed the variants the dev pick chooses from ({', '.join(pick['left_out'])}"
-                               " left out)")  # fmt: skip
+                pick_reasons.append(f"--only narrowed the variants the dev pick chooses from "
+                                    f"({', '.join(pick['left_out'])} left out)")  # fmt: skip
             if pick["picked"] is None:
-                reasons.append(f"the dev pick names no variant of {spec.name}")
-            judged = [v for v in judged if v == pick["picked"]]  # the rows that count: the pick's
-        for variant in judged:  # each of its seeds evaluated (the seeds themselves are judged above)
-            seeds = len(config.run_seeds(spec, variant))
+                pick_reasons.append(f"the dev pick names no variant of {spec.name}")
+            counted = [v for v in counted if v == pick["picked"]]
+        reasons += [r for variant in counted for r in _seed_reasons(config, spec, variant)] + pick_reasons
+        for variant in counted:
+            if variant not in rows:  # not one seed evaluated: no row to judge, yet the verdict would be about it
+                reasons.append(f"{'the dev pick ' if pick else ''}{spec.name}/{variant} has no evaluated seed")
+                continue
+            seeds = len(config.run_seeds(spec, variant))  # each of them evaluated on every target
             for metric in config.targets:
                 if (evaluated := len(rows[variant]["values"].get(metric, ()))) < seeds:
                     reasons.append(f"{spec.name}/{variant} has {metric} from {evaluated} of its {seeds} seeds")
