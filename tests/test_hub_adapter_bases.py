@@ -40,7 +40,7 @@ def edit_json(path: Path, **values) -> None:
 
 @pytest.mark.parametrize("spelled", ["absolute", "home"])
 def test_a_hub_adapter_whose_biohicl_config_names_a_local_base_is_refused(tmp_path, hub_cache, spelled, monkeypatch):
-    # an adapter repo whose biohicl_config.json said base_model "/tmp/..." (or "~/...") made biohicl read that
+    # an adapter repo whose biohicl_config.json said base_model an absolute path (or "~/...") made biohicl read that
     # machine folder as the base, silently
     run = save_tiny_adapter_run(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -201,7 +201,7 @@ def hub_snapshot_repo(path: Path) -> str | None:
 def check_hub_adapter_base(adapter: Path, base: str, field: str, base_model_path: str | Path | None = None) -> None:
     """A one-line :class:`ModelLoadError` when the adapter folder ``adapter`` came from the Hub (a snapshot of the
     Hugging Face cache, by repo id or given as a path) and ``field`` (``FILE: field NAME``) names its base by a local
-    path (``/tmp/x``, ``~/x``, ``./x``): a repo's files may not make biohicl read a folder of this machine. A local
+    path (``/abs/x``, ``~/x``, ``./x``): a repo's files may not make biohicl read a folder of this machine. A local
     base is given explicitly (``base_model_path``: nothing to check); a local adapter folder's recorded path loads as
     before."""
     repo = hub_snapshot_repo(adapter)
