@@ -279,17 +279,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     try:
         yield tmp
         os.chmod(tmp, shareable_mode(directory=True))
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+        with folder_aside(target):
             os.replace(tmp, target)
     except OSError as err:
         raise explain_os_error(err, Path(given)) from None
@@ -299,6 +289,26 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
         raise explain_os_error(refused, Path(given)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_aside(target: Path) -> Iterator[None]:
+    """The one folder swap (here, ``data.storage``), around a block moving the new folder in: ``target`` waits aside
+    as ``.<name>.old-<pid>`` (:func:`recover_swapped_folder`), goes back if the block fails, else is removed."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if not target.exists():
+        yield
+        return
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    try:
+        yield
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():  # a file that may not be removed
+        logger.warning("%s: the previous folder, not removed (the next write tries again)", old)
 
 
 def recover_swapped_folder(target: str | Path) -> None:

@@ -9,13 +9,15 @@ and ``datasets.load_dataset("parquet", ...)`` both read, plus a ``save_to_disk``
       documents/data-00000-of-00001.arrow (+ state.json, dataset_info.json)
       pairs/pairs-00000.parquet      anchor, anchor_pmid, partner, partner_pmid, siml, rank, split
 
-A save writes a temporary folder beside ``out`` and swaps it in; a build killed mid-swap is recovered by the next
+A save writes a temporary folder ``.out.tmp-<pid>`` beside ``out`` and swaps it in by ``biohicl.atomic``'s one folder
+swap (the previous build aside as ``.out.old-<pid>``); a build killed mid-save or mid-swap is recovered by the next
 save (:func:`recover_interrupted_save`). An ``out`` that is a symlink (to scratch storage) is written through: the
 build is made beside the link's target and swapped in there; the link stays.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biohicl.atomic import explain_os_error, pid_alive, refuse_file_in_the_way
+from biohicl.atomic import explain_os_error, folder_aside, pid_alive, recover_swapped_folder, refuse_file_in_the_way
 from biohicl.data.columns import in_memory_dataset
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
@@ -38,22 +40,20 @@ SUMMARY_NAME = "summary.json"
 
 
 def recover_interrupted_save(out_dir: str | Path) -> None:
-    """Clean up after a build killed while saving: drop its ``.<name>.tmp-<pid>`` folder and, if the kill came
-    between the two renames of the swap, put the previous build (``.<name>.old-<pid>``) back in place. One whose
-    process still runs is left alone; one named with this process's own pid is not (a container runs biohicl as pid 1
-    every time, and no save of this process is under way when a save begins)."""
+    """Clean up after a build killed while saving: if the kill came between the two renames of the swap, put the
+    previous build (``.<name>.old-<pid>``) back in place (:func:`~biohicl.atomic.recover_swapped_folder`, the swap's
+    one recovery), and drop the build's own ``.<name>.tmp-<pid>`` folder. One whose process still runs is left alone;
+    one named with this process's own pid is not (a container runs biohicl as pid 1 every time, and no save of this
+    process is under way when a save begins)."""
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
         return
-    for kind in ("old", "tmp"):
-        for leftover in sorted(out_dir.parent.glob(f".{out_dir.name}.{kind}-*")):
-            pid = leftover.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or (int(pid) != os.getpid() and pid_alive(int(pid))) or not leftover.is_dir():
-                continue  # another build is running
-            if kind == "old" and not out_dir.exists():
-                leftover.rename(out_dir)
-            else:
-                _remove_leftover(leftover)
+    recover_swapped_folder(out_dir)
+    for leftover in sorted(out_dir.parent.glob(f".{glob.escape(out_dir.name)}.tmp-*")):
+        pid = leftover.name[len(out_dir.name) + 6 :]  # after `.<name>.tmp-`: a sibling `<name>.tmp-x`'s is no pid
+        if not pid.isdigit() or (int(pid) != os.getpid() and pid_alive(int(pid))) or not leftover.is_dir():
+            continue  # another build is running
+        _remove_leftover(leftover)
 
 
 def _remove_leftover(path: Path) -> None:
@@ -136,18 +136,8 @@ def save_pair_dataset(
         (tmp / "README.md").write_text(render_dataset_card(dataset, summary), encoding="utf-8")
         if summary is not None:
             (tmp / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-        try:
+        with folder_aside(out_dir):  # the previous build waits aside, put back if the rename fails
             tmp.rename(out_dir)
-        except OSError:
-            if old is not None:
-                old.rename(out_dir)  # put the previous build back
-            raise
-        if old is not None:
-            _remove_leftover(old)
     except OSError as err:  # a full disk, a read-only folder: one line; the previous build is left as it was
         raise explain_os_error(err, given) from None
     finally:
