@@ -2,7 +2,8 @@
 
 Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...`` (or
 ``torchrun --nproc_per_node N -m biohicl.cli.main index ...``) to split the corpus across processes/GPUs
-(shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume.
+(shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume. One run at a
+time in an output folder: another run into it is refused while one runs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> int:
     from biohicl.cli.parser import parse_command
     from biohicl.cli.progress import library_bars
     from biohicl.models.onnx_backend import load_inference_model
+    from biohicl.search.folder_setup import index_folder_lock
     from biohicl.search.indexing import build_index, check_compression, distributed_state
 
     args, options, _ = parse_command(
@@ -73,23 +75,25 @@ def main(argv: list[str]) -> int:
     backend, quantize = check_backend(args.backend, args.quantize)
     check_compression(options.compress, options.calibration_rows)
     state = distributed_state()
-    with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
-        model = load_inference_model(args.model, device="cpu" if backend == "onnx" else args.device or state.device)
-    model = with_backend(model, backend, quantize)
-    manifest = build_index(
-        model,
-        args.corpus,
-        args.output,
-        shard_size=options.shard_size,
-        batch_size=options.batch_size,
-        dtype=options.dtype,
-        compute_dtype=options.compute_dtype,
-        resume=options.resume,
-        show_progress_bar=None if args.progress else False,
-        state=state,
-        compress=options.compress,
-        calibration_rows=options.calibration_rows,
-    )
+    # rank 0 holds the folder's lock from here: another run into it is refused now, not after the model loads
+    with index_folder_lock(args.output, state.is_main_process):
+        with library_bars(args.progress):  # --no_progress: no "Loading weights" bar either
+            device = "cpu" if backend == "onnx" else args.device or state.device
+            model = load_inference_model(args.model, device=device)
+        manifest = build_index(
+            with_backend(model, backend, quantize),
+            args.corpus,
+            args.output,
+            shard_size=options.shard_size,
+            batch_size=options.batch_size,
+            dtype=options.dtype,
+            compute_dtype=options.compute_dtype,
+            resume=options.resume,
+            show_progress_bar=None if args.progress else False,
+            state=state,
+            compress=options.compress,
+            calibration_rows=options.calibration_rows,
+        )
     if state.is_main_process:
         print(
             f"indexed {manifest.count} documents ({manifest.dim}-d {manifest.dtype}, {len(manifest.shards)} shards, "

@@ -38,7 +38,7 @@ from biohicl.search.compression import check_compression, refresh_compressed
 from biohicl.search.compression import compression_kinds as compression_kinds  # moved there; imported from here
 from biohicl.search.contents import TEXTS_KEY, UNKNOWN, PendingLabels, check_texts
 from biohicl.search.embeddings_file import NON_FINITE, first_non_finite_row
-from biohicl.search.folder_setup import prepare_folder, undo_fresh_start
+from biohicl.search.folder_setup import index_folder_lock, prepare_folder, undo_fresh_start
 from biohicl.search.layout import (
     MANIFEST_NAME,
     STORAGE_DTYPES,
@@ -324,81 +324,85 @@ def build_index(
         revision = model_revision or described
     directory = Path(output_dir)
     settings = _settings(model, model_id, revision, storage, compute, shard_size)
-    fresh = created = False
-    if state.is_main_process:
-        fresh, created = prepare_folder(directory, settings, resume, dtype_name(default_compute))
-    state.wait_for_everyone()
-    keep_blank = blank_documents.recorded_mode(directory) == blank_documents.KEEP  # every rank: as rank 0 recorded
+    with index_folder_lock(directory, state.is_main_process):  # one build at a time in a folder
+        fresh = created = False
+        if state.is_main_process:
+            fresh, created = prepare_folder(directory, settings, resume, dtype_name(default_compute))
+        state.wait_for_everyone()
+        keep_blank = blank_documents.recorded_mode(directory) == blank_documents.KEEP  # every rank: as rank 0 recorded
 
-    part = _RankPart(rank, world)
-    unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
-    regrown: int | None = None  # the partial shard encoded again, its manifest.json removed
-    blank, blank_ids, labels = BlankDocuments(), set[str](), PendingLabels()  # labels: written once all are kept
-    source = corpus if isinstance(corpus, (str, Path)) else None
-    bar = _progress_bar(corpus, rank, world, show_progress_bar)
-    try:
-        stream = blank_documents.indexed(iter_documents(corpus), blank, keep_blank, blank_ids)
-        for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus, keep_blank)))):
-            part.total_shards = number + 1
-            part.has_titles = part.has_titles or any(d.title for d in docs)
-            part.has_mesh = part.has_mesh or any(d.mesh for d in docs)
-            if number % world != rank:
-                bar.update(len(docs))
-                continue
-            path = directory / shard_name(number)
-            if resume and path.is_file() and (directory / docs_name(number)).is_file():
-                digests = _kept_digest(path, docs, number, blank_ids, labels)
-                if digests is not None:
-                    digest, texts = digests
-                    if texts is None:
-                        unknown_shards, unknown_rows = unknown_shards + 1, unknown_rows + len(docs)
-                    info = ShardInfo(number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, texts)
-                    part.shards.append(info)
-                    part.skipped += len(docs)
-                    part.kept_shards += 1
+        part = _RankPart(rank, world)
+        unknown_shards = unknown_rows = 0  # kept shards written before their texts were recorded
+        regrown: int | None = None  # the partial shard encoded again, its manifest.json removed
+        blank, blank_ids, labels = BlankDocuments(), set[str](), PendingLabels()  # labels: written once all are kept
+        source = corpus if isinstance(corpus, (str, Path)) else None
+        bar = _progress_bar(corpus, rank, world, show_progress_bar)
+        try:
+            stream = blank_documents.indexed(iter_documents(corpus), blank, keep_blank, blank_ids)
+            for number, docs in enumerate(_shards(stream, shard_size, source, SeenIds(_rereader(corpus, keep_blank)))):
+                part.total_shards = number + 1
+                part.has_titles = part.has_titles or any(d.title for d in docs)
+                part.has_mesh = part.has_mesh or any(d.mesh for d in docs)
+                if number % world != rank:
                     bar.update(len(docs))
                     continue
-                # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
-                (directory / MANIFEST_NAME).unlink(missing_ok=True)
-                regrown = number
-            embeddings = model.encode(
-                [d.full_text() for d in docs],
-                batch_size=batch_size,
-                kind="document",
-                convert_to="torch",
-                show_progress_bar=False,
-                dtype=compute if compute != torch.float32 else None,
-            )
-            rows = embeddings.to(storage)
-            _refuse_non_finite(rows, docs, number, source)
-            part.shards.append(write_shard(directory, number, rows, docs, rank))
-            part.encoded += len(docs)
-            bar.update(len(docs))
-        if part.total_shards == 0:  # "indexed 0 documents" into an index no search can use
-            left_out = f" ({blank.count} blank document(s) left out)" if blank.count else ""
-            raise DataError(f"no documents; nothing to index{left_out}", source)
-    except BaseException as err:
-        if fresh:
-            undo_fresh_start(directory, created)
-        if regrown is not None and isinstance(err, DataError):  # a bad new record: the one line says what it left
-            why = f"its {MANIFEST_NAME} was removed to encode again shard {regrown}, which the earlier run left partial"
-            err.args = (f"{err}; {directory} is unsearchable until a rerun completes ({why})", *err.args[1:])
-        raise
-    finally:
-        bar.close()
-    labels.apply(logger)  # no shard was refused: the kept shards' new MeSH labels
-    if unknown_shards:
-        shards = f"{unknown_shards} of the {part.kept_shards} shards kept ({unknown_rows} rows) were"
-        logger.warning("%s: %s", directory, UNKNOWN.format(shards))
-    part.skipped_blank = 0 if keep_blank else blank.count
-    part.write(directory)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        blank_documents.report(blank, keep_blank, directory, source)
-        kept = _kept_shards(directory, world)
-        manifest = merge_rank_manifests(directory, world, settings)
-        if not fresh:
-            logger.info("resuming: kept %d of %d shards", kept, len(manifest.shards))
-        refresh_compressed(directory, manifest, kinds, calibration_rows)
-    state.wait_for_everyone()
-    return IndexManifest.load(directory)
+                path = directory / shard_name(number)
+                if resume and path.is_file() and (directory / docs_name(number)).is_file():
+                    digests = _kept_digest(path, docs, number, blank_ids, labels)
+                    if digests is not None:
+                        digest, texts = digests
+                        if texts is None:
+                            unknown_shards, unknown_rows = unknown_shards + 1, unknown_rows + len(docs)
+                        info = ShardInfo(
+                            number, shard_name(number), docs_name(number), 0, len(docs), digest, rank, texts
+                        )
+                        part.shards.append(info)
+                        part.skipped += len(docs)
+                        part.kept_shards += 1
+                        bar.update(len(docs))
+                        continue
+                    # the last shard of a smaller corpus: re-encoded whole; the old manifest would list its old count
+                    (directory / MANIFEST_NAME).unlink(missing_ok=True)
+                    regrown = number
+                embeddings = model.encode(
+                    [d.full_text() for d in docs],
+                    batch_size=batch_size,
+                    kind="document",
+                    convert_to="torch",
+                    show_progress_bar=False,
+                    dtype=compute if compute != torch.float32 else None,
+                )
+                rows = embeddings.to(storage)
+                _refuse_non_finite(rows, docs, number, source)
+                part.shards.append(write_shard(directory, number, rows, docs, rank))
+                part.encoded += len(docs)
+                bar.update(len(docs))
+            if part.total_shards == 0:  # "indexed 0 documents" into an index no search can use
+                left_out = f" ({blank.count} blank document(s) left out)" if blank.count else ""
+                raise DataError(f"no documents; nothing to index{left_out}", source)
+        except BaseException as err:
+            if fresh:
+                undo_fresh_start(directory, created)
+            if regrown is not None and isinstance(err, DataError):  # a bad new record: the one line says what it left
+                why = f"its {MANIFEST_NAME} was removed to encode again shard {regrown}, which the earlier run left"
+                why += " partial"
+                err.args = (f"{err}; {directory} is unsearchable until a rerun completes ({why})", *err.args[1:])
+            raise
+        finally:
+            bar.close()
+        labels.apply(logger)  # no shard was refused: the kept shards' new MeSH labels
+        if unknown_shards:
+            shards = f"{unknown_shards} of the {part.kept_shards} shards kept ({unknown_rows} rows) were"
+            logger.warning("%s: %s", directory, UNKNOWN.format(shards))
+        part.skipped_blank = 0 if keep_blank else blank.count
+        part.write(directory)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            blank_documents.report(blank, keep_blank, directory, source)
+            kept = _kept_shards(directory, world)
+            manifest = merge_rank_manifests(directory, world, settings)
+            if not fresh:
+                logger.info("resuming: kept %d of %d shards", kept, len(manifest.shards))
+            refresh_compressed(directory, manifest, kinds, calibration_rows)
+        state.wait_for_everyone()
+        return IndexManifest.load(directory)
