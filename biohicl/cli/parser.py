@@ -275,6 +275,7 @@ def parse_command(
     config_file: bool = True,
     intermixed: bool = False,
     comma_lists: Sequence[str] = (),
+    hidden: Sequence[str] = (),
 ) -> tuple[Any, ...]:
     """Parse a command's ``argv`` into instances of ``dataclass_types`` (in order).
 
@@ -288,6 +289,7 @@ def parse_command(
     ``intermixed``: options may also stand between positionals (``INDEX --top_k 3 QUERY``: argparse's
     ``parse_intermixed_args``; otherwise a ``nargs="*"`` positional is consumed, empty, before the first option).
     ``comma_lists``: fields split on commas besides those marked with :data:`COMMA_LIST` metadata.
+    ``hidden``: fields left out of ``--help`` though still parsed (an inherited one the command refuses when given).
     Usage errors raise a one-line :class:`ConfigError`; ``--help`` prints and exits (``SystemExit(0)``).
     """
     types = [dataclass_types] if isinstance(dataclass_types, type) else list(dataclass_types)
@@ -299,6 +301,8 @@ def parse_command(
     description = terminal_text(description) if description else description
     parser = CommandParser(types, prog=prog, description=description, formatter_class=_HelpFormatter)
     fields = {f.name: f for dtype in types for f in dataclasses.fields(dtype) if f.init}
+    for action in (a for a in parser._actions if a.dest in hidden):
+        action.help = argparse.SUPPRESS
     if config_file:
         parser.add_argument("--config", action=_ConfigAbbreviated, metavar="FILE", help=_CONFIG_HELP)
     linked: dict[str, str] = {}  # positional dest -> the field it fills

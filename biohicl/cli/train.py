@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)."
+#: inherited ``TrainingArguments`` options that ``--help`` leaves out: refused when given (``training.arg_checks``)
+HIDDEN = ("enable_jit_checkpoint",)
 
 
 @dataclass
@@ -36,7 +38,7 @@ def parse_command_line(argv: list[str]):
     from biohicl.training.args import BioHiCLTrainingArguments
 
     types = (BioHiCLTrainingArguments, TrainCommandArguments)
-    return parse_command(types, argv, prog="biohicl train", description=__doc__)
+    return parse_command(types, argv, prog="biohicl train", description=__doc__, hidden=HIDDEN)
 
 
 def parse_args(argv: list[str]):
