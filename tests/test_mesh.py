@@ -457,3 +457,17 @@ def test_a_group_with_no_name_in_a_custom_hierarchy_warns_once(caplog):
         "none of the 17 check tag names (Humans, ...) is in the loaded hierarchy (icd2019MeshTree.txt): "
         "their weight or drop changes nothing",
     ]
+
+
+# --------------------------------------------------------------------------- repr
+def test_the_repr_names_the_release_and_counts_not_every_table():
+    """The dataclass repr printed every descriptor and tree number (about 3 MB for the packaged table)."""
+    mesh = MeshHierarchy.load()
+    nodes = len(mesh.node_index)
+    assert repr(mesh) == (
+        f"MeshHierarchy(version='2024', source='biohicl/resources/mesh2024.tsv.gz', descriptors={len(mesh)}, "
+        f"tree_nodes={nodes})"
+    )
+    assert len(repr(mesh)) < 200 and str(mesh) == repr(mesh)
+    assert len(mesh) > 30_000 and nodes > len(mesh)  # counts of the real table
+    assert repr(tiny_tree()) == "MeshHierarchy(version='unknown', source='', descriptors=4, tree_nodes=5)"

@@ -80,11 +80,12 @@ def tree_ancestors(tree_number: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-@dataclass
+@dataclass(repr=False)
 class MeshHierarchy:
     """MeSH descriptors with their names, entry terms and tree numbers.
 
-    Build with :meth:`load`; all label methods take descriptor UIs (or any term :meth:`resolve` accepts).
+    Build with :meth:`load`; all label methods take descriptor UIs (or any term :meth:`resolve` accepts). Its repr
+    names the release and counts descriptors and tree nodes (the tables themselves: megabytes).
     """
 
     names: dict[str, str]
@@ -141,6 +142,12 @@ class MeshHierarchy:
         if not tables[0]:  # an empty or header-only file
             raise DataError("no MeSH descriptors in the file", path)
         return cls(*tables, version=version, source=str(path))
+
+    def __repr__(self) -> str:
+        return (
+            f"MeshHierarchy(version={self.version!r}, source={self.source!r}, descriptors={len(self.names)}, "
+            f"tree_nodes={len(self.node_index)})"
+        )
 
     # ------------------------------------------------------------------ lookups
     def __len__(self) -> int:
