@@ -222,6 +222,29 @@ def test_pinned_revision_selects_that_snapshot(cached, artifacts, hub_cache):
     assert resolve("org/tiny-bert", SHA_A).path.name == SHA_A
 
 
+def test_a_revision_is_what_follows_the_first_at_sign(tmp_path):
+    """A Hub repo id has no ``@`` (huggingface_hub's validate_repo_id: letters, digits, ``-_.``) while a git branch
+    may (``git check-ref-format --branch feat@x``): ``org/model@feat@x`` is branch ``feat@x`` of ``org/model``, not
+    branch ``x`` of a repo ``org/model@feat`` that cannot exist."""
+    from biohicl.errors import ModelLoadError
+    from biohicl.models.resolver import resolve_base
+
+    assert split_revision("org/model@feat@x") == ("org/model", "feat@x")
+    assert split_revision("BioHiCL-Base@v1@rc") == ("BioHiCL-Base", "v1@rc")
+    assert split_revision("org/model@main") == ("org/model", "main")
+    for spec in ("org/model", "org/model@", "@main"):
+        assert split_revision(spec) == (spec, None)
+    folder = tmp_path / "runs@2" / "model@v1"  # an existing path is never split, whatever its @ signs
+    folder.mkdir(parents=True)
+    assert split_revision(str(folder)) == (str(folder), None)
+    with pytest.raises(ModelLoadError) as raised:
+        resolve_base("org/model@feat@x")
+    assert str(raised.value) == (
+        "org/model@feat@x: a base model takes its revision apart: --base_model org/model --base_revision feat@x "
+        '(revision="feat@x" in Python)'
+    )
+
+
 def test_load_model_accepts_name_at_revision(cached, artifacts):
     assert split_revision("org/tiny-adapter@" + SHA_B) == ("org/tiny-adapter", SHA_B)
     assert split_revision(str(artifacts.adapter)) == (str(artifacts.adapter), None)

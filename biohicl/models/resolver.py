@@ -61,9 +61,10 @@ class ResolvedModel:
 
 
 def split_revision(spec: str) -> tuple[str, str | None]:
-    """``"name@rev"`` → ``("name", "rev")``; a spec without ``@`` (or an existing path) has no revision."""
+    """``"name@rev"`` → ``("name", "rev")``; a spec without ``@`` (or an existing path) has no revision. A Hub repo id
+    has no ``@`` while a git branch may: ``org/model@feat@x`` is ``("org/model", "feat@x")``."""
     if "@" in spec and not Path(spec).expanduser().exists():
-        name, _, revision = spec.rpartition("@")
+        name, _, revision = spec.partition("@")
         if name and revision:
             return name, revision
     return spec, None
