@@ -92,3 +92,25 @@ def test_the_one_folder_swap_puts_back_on_failure_and_names_a_previous_folder_it
     assert [r.getMessage() for r in caplog.records] == [
         f"{aside}: the previous folder, not removed (the next write tries again)"
     ]
+
+
+def test_an_output_that_is_the_working_folder_is_refused_before_the_build(tmp_path, monkeypatch):
+    """``--output .`` inside a previous build passed the "is a previous build" check, was built, and then the swap
+    could not rename the working folder (``.: Device or resource busy``, or a ValueError for ``.``'s empty name)."""
+    import pytest
+
+    from biohicl.data.storage import check_output_dir
+    from biohicl.errors import ConfigError
+
+    build = tmp_path / "build"
+    for name in ("README.md", "documents/documents-00000.parquet", "pairs/pairs-00000.parquet"):
+        (build / name).parent.mkdir(parents=True, exist_ok=True)
+        (build / name).write_text("x")
+    monkeypatch.chdir(build)
+    for given in (".", str(build)):
+        with pytest.raises(ConfigError) as refused:
+            check_output_dir(given)
+        assert (
+            str(refused.value) == f"--output {given} is the working folder or holds it; write into a folder inside it"
+        )
+    assert check_output_dir("sub") == build.joinpath("sub").relative_to(build)

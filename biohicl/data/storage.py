@@ -25,7 +25,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from biohicl.atomic import explain_os_error, folder_aside, pid_alive, recover_swapped_folder, refuse_file_in_the_way
+from biohicl.atomic import (
+    explain_os_error,
+    folder_aside,
+    holds_working_folder,
+    pid_alive,
+    recover_swapped_folder,
+    refuse_file_in_the_way,
+)
 from biohicl.data.columns import in_memory_dataset
 from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
@@ -70,9 +77,12 @@ def _remove_leftover(path: Path) -> None:
 
 def check_output_dir(out_dir: str | Path) -> Path:
     """``out_dir`` as a :class:`~pathlib.Path`, or a :class:`ConfigError` when a save there would be refused: it
-    or a folder above it is a file, or it is a non-empty folder that is not a previous build."""
+    or a folder above it is a file, it is the working folder or holds it (the swap cannot rename it), or it is a
+    non-empty folder that is not a previous build."""
     out_dir = Path(out_dir)
     refuse_file_in_the_way(out_dir, f"--output {out_dir}", ConfigError)
+    if holds_working_folder(out_dir):
+        raise ConfigError(f"--output {out_dir} is the working folder or holds it; write into a folder inside it")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not is_previous_build(out_dir):
         raise ConfigError(
             f"--output {out_dir} exists, is not empty and is not a MeSH-pair dataset build (only a build's own files "
