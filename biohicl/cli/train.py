@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 HELP = "LoRA-tune a retriever with the BioHiCL loss (options = BioHiCLTrainingArguments fields)."
 #: inherited ``TrainingArguments`` options that ``--help`` leaves out: refused when given (``training.arg_checks``)
-HIDDEN = ("enable_jit_checkpoint",)
+HIDDEN = ("enable_jit_checkpoint", "neftune_noise_alpha")
 
 
 @dataclass
