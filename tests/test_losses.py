@@ -331,6 +331,26 @@ def test_infonce_left_out_entries_never_leak_at_any_temperature(temperature):
     assert torch.isfinite(grad_emb.grad).all()
 
 
+def test_a_positive_pair_without_negatives_dilutes_the_infonce_mean_but_not_the_paper_one():
+    # doc 0's positive is doc 1 (SimL 0.8), its negative doc 2 (SimL 0); docs 3 and 4 are positives of each other
+    # (SimL 0.8) with no SimL-0 document: their two pairs add 1.6 to the InfoNCE weights with ℓ = 0.
+    embeddings = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1]])
+    siml = torch.tensor(
+        [
+            [1, 0.8, 0, 0.2, 0.2],
+            [0.8, 1, 0, 0.2, 0.2],
+            [0, 0, 1, 0.2, 0.2],
+            [0.2, 0.2, 0.2, 1, 0.8],
+            [0.2, 0.2, 0.2, 0.8, 1],
+        ]
+    )
+    infonce, paper = HierarchicalContrastiveLoss(), HierarchicalContrastiveLoss(form="paper")
+    alone = infonce(embeddings[:3], siml[:3, :3])
+    assert alone.item() > 1.0
+    assert infonce(embeddings, siml).item() == pytest.approx(alone.item() * 1.6 / 3.2, rel=1e-6)
+    assert paper(embeddings, siml).item() == pytest.approx(paper(embeddings[:3], siml[:3, :3]).item(), rel=1e-6)
+
+
 def test_negative_rules_pick_by_hand():
     # anchor 0's pairs: SimL 01 .5 (positive), 02 0, 03 .9 (positive); anchor 1: 10 .5, 12 0, 13 .2
     usable = pair_filter_mask(SIML4, "all", 0.3)

@@ -25,8 +25,10 @@ the denominator::
 
 (it can be negative: the positive is not in the denominator). ``temperature`` and ``weighted`` do not apply.
 
-Either form: a batch without any usable positive pair gives 0, never NaN; an anchor without negatives contributes
-nothing (``ℓ = 0`` in the InfoNCE form, left out of the mean in the paper form).
+Either form: a batch without any usable positive pair gives 0, never NaN. An anchor without negatives contributes
+no term, but the two forms differ in what they average over: the InfoNCE form keeps its positive pairs in the
+weighted mean with ``ℓ = 0`` (its weight still counts in ``Σ SimL_ip``), so the term of the pairs that do contrast is
+scaled by their share of the batch's positive weight; the paper form leaves them out of its mean.
 """
 
 from __future__ import annotations
