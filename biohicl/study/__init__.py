@@ -20,7 +20,8 @@ resumes from its last complete checkpoint. Layout of ``output_dir``::
     <model>/<variant>/seed<k>/         train_biohicl run folder + eval.json + README.md (model card)
     results.json  results.md  <model>_bars.png  <model>_deltas.png  <model>_curves.png
 
-Modules, in the order a study uses them: :mod:`~biohicl.study.config` (the YAML config), :mod:`~biohicl.study.plan`
+Modules, in the order a study uses them: :mod:`~biohicl.study.config` (the YAML config; a selection of it:
+:mod:`~biohicl.study.selection`), :mod:`~biohicl.study.plan`
 (runs, folders, statuses, the dry run), :mod:`~biohicl.study.execute` (dataset, training, evaluation, run locks),
 :mod:`~biohicl.study.dev_pick` (the variant the dev data picks), :mod:`~biohicl.study.stats` (seeds, noise,
 targets), :mod:`~biohicl.study.verdict` (whether the report judges the targets: the config's own seeds, the dev pick

@@ -6,7 +6,6 @@ run's :class:`~biohicl.training.args.BioHiCLTrainingArguments` (defaults < study
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -132,6 +131,10 @@ class ReproduceConfig:
         default=None, repr=False, compare=False,
         metadata={"help": "Model → variant → its seeds as the config selected from gives them (study.verdict)."},
     )  # fmt: skip
+    registered_target_variants: list[str] | None = field(  # set by select(only=); study_config.json keeps it
+        default=None, repr=False, compare=False,
+        metadata={"help": "The target variants of the config selected from, those --only left out too (verdict)."},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         """Build the nested specs and check every field. The training settings (``training``, each model's
@@ -250,8 +253,9 @@ class ReproduceConfig:
         def masked(settings: dict[str, Any]) -> dict[str, Any]:  # training settings only: never a variant's name
             return {k: f"<{k.upper()}>" if k.endswith("_token") else v for k, v in settings.items()}
 
-        # a selection's study_config.json keeps the seeds of the config it came from (registered_seeds); none else
-        data = {k: v for k, v in asdict(self).items() if k != "registered_seeds" or v is not None}
+        # a selection's study_config.json keeps the seeds and target variants of the config it came from; none else
+        registered = ("registered_seeds", "registered_target_variants")
+        data = {k: v for k, v in asdict(self).items() if k not in registered or v is not None}
         data["training"] = masked(data["training"])
         for model in data["models"]:
             model["training"] = masked(model["training"])
@@ -291,35 +295,11 @@ class ReproduceConfig:
     def select(
         self, only: Sequence[str] | None = None, seeds: Sequence[int] | None = None, models: Sequence[str] | None = None
     ) -> ReproduceConfig:
-        """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models), that
-        keeps each variant's seeds as the config gives them (``registered_seeds``: a report on others is no verdict)."""
-        new = copy.deepcopy(self)
-        new.registered_seeds = self.registered_seeds or {
-            m.name: {v: self.run_seeds(m, v) for v in self.model_variants(m)} for m in self.models
-        }
-        if only:
-            if unknown := sorted(set(only) - set(new.variants)):
-                raise ConfigError(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(new.variants)}")
-            if new.target_variants is None and "full" in new.variants:  # the default target, kept on record
-                new.target_variants = ["full"]  # so a report can say the selection left it out
-            new.variants = {k: v for k, v in new.variants.items() if k in only}
-            for model in new.models:
-                if model.variants is not None:
-                    model.variants = [v for v in model.variants if v in only]
-            new.seeds_per_variant = {k: v for k, v in new.seeds_per_variant.items() if k in only}
-            new.tasks_per_variant = {k: v for k, v in new.tasks_per_variant.items() if k in only}
-        if seeds:
-            check_seeds(seeds, "--seeds")
-            new.seeds = list(seeds)
-            new.seeds_per_variant = {}
-            for model in new.models:
-                model.seeds = None
-        if models:
-            if unknown := sorted(set(models) - {m.name for m in new.models}):
-                known = ", ".join(m.name for m in new.models)
-                raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
-            new.models = [m for m in new.models if m.name in models]
-        return new
+        """A copy restricted to some variants / models, or with other seeds (the CLI's --only/--seeds/--models):
+        :func:`biohicl.study.selection.select`."""
+        from biohicl.study.selection import select
+
+        return select(self, only, seeds, models)
 
 
 def _build(cls: type[T], values: Mapping[str, Any], scope: str) -> T:

@@ -55,8 +55,10 @@ def _out(seeds: Mapping[int, Mapping[str, Any] | None]) -> str | None:
 
 
 def left_out_targets(config: ReproduceConfig) -> list[str]:
-    """The ``target_variants`` a selection of the study (``--only``) left out: the pick did not see them."""
-    return [v for v in config.target_variants or [] if v not in config.variants]
+    """The target variants a selection of the study (``--only``) left out, of those the config it came from names
+    (``registered_target_variants``, kept in the ``study_config.json`` it writes): the pick did not see them."""
+    targets = config.registered_target_variants
+    return [v for v in (config.target_variants if targets is None else targets) or [] if v not in config.variants]
 
 
 def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries) -> dict[str, Any]:

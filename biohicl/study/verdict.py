@@ -3,10 +3,11 @@
 A report judges the targets (met or missed, and with ``pick_variant_on_dev`` whose rows count) only as the config
 set them down: the variant(s) whose rows count (the dev pick; without one, every target variant) on the seeds the
 config gives (at least :data:`MIN_SEEDS`; a ``--seeds`` list other than those is not them), every one evaluated on
-every target, and with the dev pick made among all of ``target_variants`` (no ``--only`` narrowing them). Any other
-report shows the same numbers and says why they are no verdict: seeds or variants chosen after held-out numbers were
-seen would be a choice on the test sets. The config's seeds are what it says (a selection's ``study_config.json``
-keeps them as ``registered_seeds``): nothing here can tell whether a YAML was edited after its numbers were seen.
+every target, and with none of ``target_variants`` left out by ``--only`` (the dev pick made among all of them;
+without one, each of them counts). Any other report shows the same numbers and says why they are no verdict: seeds or
+variants chosen after held-out numbers were seen would be a choice on the test sets. The config's seeds and target
+variants are what it says (a selection's ``study_config.json`` keeps them as ``registered_seeds`` and
+``registered_target_variants``): nothing here can tell whether a YAML was edited after its numbers were seen.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from biohicl.study.config import ModelSpec, ReproduceConfig
+from biohicl.study.dev_pick import left_out_targets
 
 #: The fewest seeds a config must give a target variant for its report to judge the targets.
 MIN_SEEDS = 3
@@ -55,6 +57,8 @@ def why_not_judged(config: ReproduceConfig, models: Mapping[str, Any]) -> list[s
         rows = model.get("rows") or {}
         counted, pick_reasons = config.judged_variants(spec), []  # the rows that count: the dev pick's, else all
         pick = model.get("dev_pick")
+        if pick is None and (left_out := left_out_targets(config)):  # every target variant counts: none left out
+            pick_reasons.append(f"--only narrowed the target variants ({', '.join(left_out)} left out)")
         if pick is not None:
             if pick.get("left_out"):
                 pick_reasons.append(f"--only narrowed the variants the dev pick chooses from "
