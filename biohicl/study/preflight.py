@@ -5,6 +5,7 @@ checks its run's base model (:func:`model_check`) and evaluation tasks (:func:`t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,17 +117,30 @@ def model_check(what: str, model: str, revision: str | None = None, starts: str 
     return _model_check(what, model, revision, starts, ())
 
 
-def _model_check(what: str, model: str, revision: str | None, starts: str, adapters: tuple[Path, ...]) -> Check:
+#: How the run finds the base an adapter folder records (:func:`~biohicl.models.resolver.adapter_base_finder`).
+BaseFinder = Callable[[str, str | None], Path]
+
+
+def _model_check(
+    what: str, model: str, revision: str | None, starts: str, adapters: tuple[Path, ...], find: BaseFinder | None = None
+) -> Check:
+    """:func:`model_check` of ``model``, the base the adapters ``adapters`` lead to (``find``: how the last of them
+    finds it, as the run does)."""
+    from biohicl.errors import ModelLoadError
     from biohicl.models.adapter_fit import adapter_loop
     from biohicl.models.backbone import is_plain_adapter_folder
+    from biohicl.models.resolver import adapter_base_finder
 
-    found = _resolved(what, model, revision, starts)
-    recorded = None if found.path is None else _adapter_base(found.path)
+    found = _resolved(what, model, revision, starts, find)
+    try:
+        recorded = None if found.path is None else _adapter_base(found.path)
+    except ModelLoadError as err:  # a base the run refuses to look for (a Hub adapter's naming a local path)
+        return Check(what, False, f"{model} is an adapter; {err}")
     if recorded is None:
         return found
     if (folder := found.path.resolve()) in adapters:  # a loop of bases: refused as the run refuses it
         return Check(what, False, adapter_loop(adapters, folder))
-    base = _model_check(what, *recorded, starts, (*adapters, folder))
+    base = _model_check(what, *recorded, starts, (*adapters, folder), adapter_base_finder(found.path))
     # a plain adapter without sentence-transformers files encodes as its base: not read where the base is not here
     path = found.path if base.path is not None or not is_plain_adapter_folder(found.path) else None
     if not base.ok:
@@ -134,12 +148,16 @@ def _model_check(what: str, model: str, revision: str | None, starts: str, adapt
     return Check(what, True, f"{found.detail} (an adapter; its base {base.detail})", path)
 
 
-def _resolved(what: str, model: str, revision: str | None, starts: str) -> Check:
-    """Whether ``model`` resolves offline (:func:`model_check`), its adapter's base unchecked."""
+def _resolved(what: str, model: str, revision: str | None, starts: str, find: BaseFinder | None = None) -> Check:
+    """Whether ``model`` resolves offline (:func:`model_check`), its adapter's base unchecked; ``find``: how the run
+    finds ``model`` as an adapter's recorded base, which reads a folder of that name, or a Hub id only
+    (:func:`_hub_id_check`)."""
     from huggingface_hub import constants
 
     from biohicl.models.resolver import resolve
 
+    if find is not None and Path(model).expanduser().is_dir() and not _reads_folders(find, Path(model)):
+        return _hub_id_check(what, model, revision, starts, find)
     if Path(model).expanduser().is_dir():
         revision = None  # a folder loads as it is, whatever revision is given (resolve_base), as the run loads it
     try:
@@ -151,6 +169,40 @@ def _resolved(what: str, model: str, revision: str | None, starts: str) -> Check
     return Check(what, True, f"{model} → {resolved.path}", resolved.path)
 
 
+def _reads_folders(find: BaseFinder, folder: Path) -> bool:
+    """Whether the run's ``find`` (:func:`~biohicl.models.resolver.adapter_base_finder`) takes a base named as a
+    folder here as that folder (a local adapter's), or reads every name as a Hub id (an adapter from the Hub's):
+    asked of ``find`` itself with ``folder``'s absolute path, which it returns, or refuses as no directory without
+    looking anything up."""
+    from biohicl.errors import ModelLoadError
+
+    try:
+        find(str(folder.expanduser().absolute()), None)
+    except ModelLoadError:
+        return False
+    return True
+
+
+def _hub_id_check(what: str, model: str, revision: str | None, starts: str, find: BaseFinder) -> Check:
+    """``model``, an adapter's recorded base that names a folder here, which the run's ``find`` reads as a Hub id
+    only, not that folder (:func:`_reads_folders`): looked up by ``find`` itself in the cache when the Hub is off
+    (``HF_HUB_OFFLINE``); with the Hub reachable it passes unread, as a Hub id not cached does, since ``find``
+    would download it."""
+    from huggingface_hub import constants
+
+    from biohicl.errors import ModelLoadError
+
+    if not constants.HF_HUB_OFFLINE:
+        return Check(
+            what, True, f"{model} is a Hub id to this adapter, not the folder here: fetched when {starts} starts"
+        )
+    try:
+        path = find(model, revision)
+    except ModelLoadError as err:
+        return Check(what, False, f"{model} cannot be loaded offline ({str(err).splitlines()[0]})")
+    return Check(what, True, f"{model} → {path}", path)
+
+
 class _NotHere(Exception):
     """A plain adapter's base that does not resolve offline: checked as any base is (:func:`_model_check`)."""
 
@@ -158,18 +210,23 @@ class _NotHere(Exception):
 def _adapter_base(folder: Path) -> tuple[str, str | None] | None:
     """``(base_model, base_revision)`` an adapter folder records, the base the run merges it into: a BioHiCL
     adapter's (``BioHiCL._backbone``), or a plain peft adapter's, read and refused by the run's own
-    :func:`~biohicl.models.backbone.plain_adapter_base` with its base resolved offline; None for any other folder,
-    or one the run refuses when it reads it (the dry run's base check says why)."""
+    :func:`~biohicl.models.backbone.plain_adapter_base` with its base resolved offline by the run's rule
+    (:func:`~biohicl.models.resolver.adapter_base_finder`); None for any other folder, or a plain adapter the run
+    refuses when it reads it (the dry run's base check says why). A BioHiCL adapter from the Hub that names its base
+    by a local path is the run's :class:`ModelLoadError`
+    (:func:`~biohicl.models.resolver.check_hub_adapter_base`)."""
     from biohicl.errors import ModelLoadError
     from biohicl.models.backbone import is_biohicl_adapter_folder, plain_adapter_base
     from biohicl.models.config import CONFIG_NAME, BioHiCLConfig
+    from biohicl.models.resolver import adapter_base_finder, check_hub_adapter_base
 
     if not is_biohicl_adapter_folder(folder):
         named: list[tuple[str, str | None]] = []
+        find = adapter_base_finder(folder)
 
         def offline(base: str, revision: str | None) -> Path:
             named.append((base, revision))
-            if (path := _resolved("", base, revision, "").path) is None:
+            if (path := _resolved("", base, revision, "", find).path) is None:
                 raise _NotHere
             return path
 
@@ -183,7 +240,10 @@ def _adapter_base(folder: Path) -> tuple[str, str | None] | None:
         config = BioHiCLConfig.from_json_file(folder / CONFIG_NAME)
     except Exception:  # ConfigError: refused where the run reads the folder's settings
         return None
-    return (config.base_model, config.base_revision) if config.base_model else None
+    if not config.base_model:
+        return None
+    check_hub_adapter_base(folder, config.base_model, f"{folder / CONFIG_NAME}: field base_model")  # as the run does
+    return config.base_model, config.base_revision
 
 
 def task_check(spec: str, dataset: Path | None, built: bool = True) -> Check:
