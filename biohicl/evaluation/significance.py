@@ -47,6 +47,8 @@ ROUND_BLOCK = 1000
 #: A round's Δ this close to 0 or to the target counts as on it: a draw whose Δ is exactly the target (two questions
 #: of ten) comes out a rounding error either side of it (0.6 − 0.4 = 0.19999999999999996).
 ROUNDING = 1e-12
+#: Why a round has no Δ although every model's metric on the whole test set has one.
+UNDEFINED_ROUND = "a resample whose predictions or gold scores are all tied has no {metric}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,10 @@ class PairedDelta:
 
     ``base`` is the base's metric, the mean of ``base_models`` models' when the base is the seeds of a recipe;
     ``models_resampled`` says whether the rounds drew the models too (two-level), ``p_target`` is the share of rounds
-    with Δ ≥ ``target`` (None without a target)."""
+    with Δ ≥ ``target`` (None without a target). ``rounds`` were drawn; ``undefined_rounds`` of them have no Δ
+    (:data:`UNDEFINED_ROUND`) and are left out of the interval and the shares. ``undefined`` says why the row has none
+    of them (all NaN): a model whose metric on the whole test set is NaN (a collapsed model's constant or non-finite
+    predictions; :data:`MEAN_ROW`: a task without a Δ), or a Δ undefined in every round; None for a row with them."""
 
     task: str
     metric: str
@@ -121,6 +126,8 @@ class PairedDelta:
     models_resampled: bool = False
     target: float | None = None
     p_target: float | None = None
+    undefined_rounds: int = 0
+    undefined: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,10 +194,15 @@ def _summarise(
     base_models: int,
     models_resampled: bool,
     target: float | None,
+    undefined: str | None = None,
 ) -> PairedDelta:
-    deltas = deltas[np.isfinite(deltas)]
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(deltas, [tail, 1 - tail])
+    """The row of ``deltas`` (one per round): a round without a Δ is left out (counted); a row with ``undefined`` (or
+    without any round left) has NaN bounds and shares."""
+    finite = deltas[np.isfinite(deltas)]
+    if undefined is None and not finite.size:
+        undefined = f"Δ is undefined in every round ({UNDEFINED_ROUND.format(metric=metric)})"
+    tail, nan = (1 - confidence) / 2, float("nan")
+    low, high = (nan, nan) if undefined else np.quantile(finite, [tail, 1 - tail])
     return PairedDelta(
         task=task,
         metric=metric,
@@ -200,14 +212,26 @@ def _summarise(
         delta=float(np.mean(tuned) - base),
         low=float(low),
         high=float(high),
-        p_no_gain=float(np.mean(deltas <= ROUNDING)),
+        p_no_gain=nan if undefined else float(np.mean(finite <= ROUNDING)),
         rounds=len(deltas),
         confidence=confidence,
         base_models=base_models,
         models_resampled=models_resampled,
         target=target,
-        p_target=None if target is None else float(np.mean(deltas >= target - ROUNDING)),
+        p_target=None if target is None else nan if undefined else float(np.mean(finite >= target - ROUNDING)),
+        undefined_rounds=len(deltas) if undefined else len(deltas) - len(finite),
+        undefined=undefined,
     )
+
+
+def _undefined_models(metric: str, sts: bool, labels: Sequence[str], values: Sequence[float]) -> str | None:
+    """Why a task has no Δ: the models (of ``labels``) whose metric on the whole test set is not finite; None when
+    every model's is."""
+    if not (names := [label for label, value in zip(labels, values, strict=True) if not math.isfinite(value)]):
+        return None
+    (verb, their) = ("is", "its") if len(names) == 1 else ("are", "their")
+    why = "predictions are constant or not finite" if sts else "scores are not finite"
+    return f"the {metric} of {', '.join(names)} {verb} NaN ({their} {why}: a collapsed model?)"
 
 
 def check_target(target: float | None) -> None:
@@ -225,12 +249,16 @@ def paired_bootstrap(
     seed: int = 0,
     resample_models: bool = False,
     target: float | None = None,
+    labels: Sequence[str] = (),
 ) -> list[PairedDelta]:
     """One :class:`PairedDelta` per task of ``base`` (one model's values, or several models' as their mean; every
     model must hold the same items), and one :data:`MEAN_ROW` for the mean of the tasks' Δs when there are several
     tasks; ``resample_models`` draws each side's models too (two-level), ``target`` adds ``p_target``. One generator
     of ``seed`` draws for each task in turn, in ``base``'s order: the same seed and inputs (the same tasks in the same
-    order, items, ``rounds``, models) give the same intervals, and a task's interval depends on the tasks before it."""
+    order, items, ``rounds``, models) give the same intervals, and a task's interval depends on the tasks before it.
+    A task on which a model's metric is NaN (a collapsed model) has no Δ, interval or shares (NaN, with the reason in
+    ``undefined``, naming the model by ``labels``: the base models' then the tuned ones', else their positions), and
+    neither has the mean of the tasks; the other tasks' rows are those the same draws give without it."""
     if rounds < 100:
         raise ConfigError(f"rounds: {rounds} is too few for a {confidence:.0%} interval; use at least 100")
     if not 0 < confidence < 1:
@@ -243,6 +271,9 @@ def paired_bootstrap(
         raise ConfigError("compare the tuned models with at least one base model")
     if resample_models and len(bases) == 1 and len(tuned) == 1:
         raise ConfigError("resample_models: needs several models on one side (the seeds of a recipe) to resample")
+    sides = [(len(bases), "base"), (len(tuned), "tuned model")]
+    default = [f"the {side}" if n == 1 else f"{side} {i + 1}" for n, side in sides for i in range(n)]
+    names = [given or default[i] for i, given in enumerate((list(labels) + [""] * len(default))[: len(default)])]
     rng = np.random.default_rng(seed)
     models = draw_models(len(bases), len(tuned), rounds, rng) if resample_models else None
     summary = {
@@ -257,17 +288,19 @@ def paired_bootstrap(
         candidates = [_task_values(values, task, "tuned") for values in tuned]
         deltas = bootstrap_deltas(references, candidates, rounds, rng, models)
         per_task.append(deltas)
-        base_value = float(np.mean([reference.full_metric() for reference in references]))
-        full = [model.full_metric() for model in candidates]
-        first = references[0]
-        rows.append(_summarise(task, first.metric, len(first.ids), base_value, full, deltas, **summary))
+        bases_full, full = [r.full_metric() for r in references], [model.full_metric() for model in candidates]
+        base_value, first = float(np.mean(bases_full)), references[0]
+        why = _undefined_models(first.metric, first.gold is not None, names, [*bases_full, *full])
+        rows.append(_summarise(task, first.metric, len(first.ids), base_value, full, deltas, **summary, undefined=why))
     if len(rows) > 1:
         base_mean = float(np.mean([row.base for row in rows]))
         tuned_means = [float(np.mean([row.tuned[i] for row in rows])) for i in range(len(tuned))]
         items = sum(row.items for row in rows)
         metric = " + ".join(row.metric for row in rows)
         mean_deltas = np.mean(per_task, axis=0)
-        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, mean_deltas, **summary))
+        lacking = [row.task for row in rows if row.undefined]
+        why = f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no Δ" if lacking else None
+        rows.append(_summarise(MEAN_ROW, metric, items, base_mean, tuned_means, mean_deltas, **summary, undefined=why))
     return rows
 
 
@@ -315,6 +348,7 @@ def compare_records(
         seed=seed,
         resample_models=resample_models,
         target=target,
+        labels=names,
     )
 
 
@@ -342,14 +376,34 @@ def markdown_paired(rows: Sequence[PairedDelta], names: tuple[str, str] = ("base
         "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if target else ""),
     ]
     for row in rows:
-        tuned = f"{np.mean(row.tuned):.4f}" + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
-        base = f"{row.base:.4f}" + (f" (mean of {row.base_models})" if row.base_models > 1 else "")
+        tuned = _shown(np.mean(row.tuned), ".4f") + (f" (mean of {len(row.tuned)})" if len(row.tuned) > 1 else "")
+        base = _shown(row.base, ".4f") + (f" (mean of {row.base_models})" if row.base_models > 1 else "")
+        interval = "–" if row.undefined else f"[{signed(100 * row.low)}, {signed(100 * row.high)}]"
         lines.append(
-            f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {signed(100 * row.delta)} | "
-            f"[{signed(100 * row.low)}, {signed(100 * row.high)}] | {row.p_no_gain:.4f} |"
-            + ("" if row.p_target is None else f" {row.p_target:.4f} |")
+            f"| {row.task} | {row.metric} | {row.items} | {base} | {tuned} | {_shown(100 * row.delta, signed)} | "
+            f"{interval} | {_shown(row.p_no_gain, '.4f')} |"
+            + ("" if row.p_target is None else f" {_shown(row.p_target, '.4f')} |")
         )
     lines.append("")
     over = "the models on each side and the items (two-level)" if first.models_resampled else "the items"
     lines.append(f"Paired bootstrap over {over}, {first.rounds:,} rounds (Koehn, 2004).")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [note for row in rows if (note := undefined_note(row))]) + "\n"
+
+
+def _shown(value: float, style: Any) -> str:
+    """``value`` in ``style`` (a format spec or a function), – when it is NaN (undefined, as a table's null metric)."""
+    return "–" if not math.isfinite(value) else style(value) if callable(style) else format(value, style)
+
+
+def undefined_note(row: PairedDelta) -> str | None:
+    """The line under a table saying why ``row`` has no Δ or interval (``undefined``), or how many of its rounds had
+    no Δ and were left out; None for a row every round of which has one."""
+    if row.undefined:
+        return f"note: {row.task} has no {'Δ' if math.isnan(row.delta) else 'interval'}: {row.undefined}"
+    if not row.undefined_rounds:
+        return None
+    kept, why = row.rounds - row.undefined_rounds, UNDEFINED_ROUND.format(metric=row.metric)
+    return (
+        f"note: {row.task}: Δ is undefined in {row.undefined_rounds:,} of the {row.rounds:,} rounds ({why}); "
+        f"its interval and P are over the other {kept:,}"
+    )
