@@ -27,12 +27,27 @@ def check_metric(option: str, name: str, available: Iterable[str], key: str | No
         raise ConfigError(f"{option}: {name} is not an evaluation metric (the tasks give {known})")
 
 
+#: The significant digits a dev score and the guard's comparison are taken at (:func:`score_digits`).
+SCORE_DIGITS = 12
+
+
+def score_digits(value: float) -> float:
+    """``value`` rounded to :data:`SCORE_DIGITS` significant digits (NaN and inf as they are): the one rule that lets
+    scores equal mathematically compare equal, whatever order their floats were summed in (the mean of 0.804 and
+    0.936 is 0.87 as 0.800 and 0.940's is, not 0.8700000000000001), so a tie keeps the earlier step."""
+    return float(f"{value:.{SCORE_DIGITS}g}")
+
+
 def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = "selection_metrics") -> float:
-    """The mean of the named metrics (``eval_`` prefix optional); ConfigError naming ``option`` and a metric that is
-    missing."""
+    """The mean of the named metrics (``eval_`` prefix optional), summed exactly (``math.fsum``) and taken at
+    :data:`SCORE_DIGITS` significant digits (:func:`score_digits`); ConfigError naming ``option`` and a metric that
+    is missing."""
     for name in names:
         check_metric(option, name, metrics, key=name.removeprefix("eval_"))
-    return float(np.mean([float(metrics[name.removeprefix("eval_")]) for name in names]))
+    values = [float(metrics[name.removeprefix("eval_")]) for name in names]
+    if not values or not all(math.isfinite(v) for v in values):  # np.mean: NaN or inf (fsum refuses inf + -inf)
+        return float(np.mean(values))
+    return score_digits(math.fsum(values) / len(values))
 
 
 #: How the guard metrics are compared with step 0's: their mean, or each one.
@@ -54,7 +69,9 @@ def guard_holds(
 ) -> bool:
     """Guarded selection: whether a step with metrics ``values`` keeps the guard against step 0's ``base``: the mean
     of the ``names`` metrics (``mode="mean"``), or every one of them (``"each"``), at least the base's less
-    ``tolerance`` (metric keys without the ``eval_`` prefix, as in ``values``).
+    ``tolerance`` (metric keys without the ``eval_`` prefix, as in ``values``), both sides taken at
+    :data:`SCORE_DIGITS` significant digits as the dev score is (:func:`score_digits`): a guard equal to the base's
+    mathematically holds (0.816 >= 0.8160000000000001 refused one), and 0.52 less 0.05 is 0.47.
 
     A step that lets the guard (e.g. dev retrieval) fall below the base's scores exactly what the base scores, and
     since a tie keeps the earlier step (:func:`best_evaluation`) it is never selected; among the steps that keep
@@ -64,8 +81,10 @@ def guard_holds(
     check_guard_mode(mode)
     keys = [name.removeprefix("eval_") for name in names]
     if mode == "each":
-        return all(float(values[k]) >= float(base[k]) - tolerance for k in keys)
-    return dev_score(values, keys, "selection_guard") >= dev_score(base, keys, "selection_guard") - tolerance
+        pairs = [(float(values[k]), float(base[k])) for k in keys]
+    else:
+        pairs = [(dev_score(values, keys, "selection_guard"), dev_score(base, keys, "selection_guard"))]
+    return all(score_digits(value) >= score_digits(floor - tolerance) for value, floor in pairs)
 
 
 def best_evaluation(history: Sequence[tuple[int, float]], greater_is_better: bool = True) -> tuple[int, float]:
