@@ -51,6 +51,19 @@ def test_hand_computed_cosine_order():
     assert search_embeddings(torch.tensor([1.0, 0.0]), index, top_k=10)[1].tolist() == [[0, 2, 1, 3]]
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_an_in_memory_index_refuses_a_row_holding_nan_or_inf_naming_the_first(bad):
+    """A NaN row ranked first for every query (``torch.topk`` orders NaN above all): refused as ``index`` and
+    ``encode`` refuse one, naming the first such row."""
+    embeddings = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    embeddings[2, 1] = embeddings[4, 0] = bad
+    with pytest.raises(DataError, match=r"^embeddings: row 2: the encoder returned NaN or inf embeddings"):
+        Index.from_embeddings(embeddings)
+    with pytest.raises(DataError, match=r"^embeddings: row 2: "):
+        Index.from_embeddings(embeddings.numpy())
+    assert len(Index.from_embeddings(torch.zeros(0, 4))) == 0  # no row, none refused
+
+
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
 def test_chunked_top_k_equals_brute_force(chunk_size):
     generator = torch.Generator().manual_seed(0)

@@ -20,6 +20,7 @@ import torch
 from biohicl.data.corpus import iter_lines
 from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError, json_error
+from biohicl.search.embeddings_file import NON_FINITE, first_non_finite_row
 from biohicl.search.float_rows import FloatRows, read_rows
 from biohicl.search.layout import IndexManifest
 
@@ -87,11 +88,16 @@ class Index:
         titles: Sequence[str] | None = None,
         mesh: Sequence[Sequence[str]] | None = None,
     ) -> Index:
-        """An in-memory index over ``embeddings`` [n, dim] (rows are L2-normalised here for cosine)."""
+        """An in-memory index over ``embeddings`` [n, dim] (rows are L2-normalised here for cosine); a row holding NaN
+        or inf (as float32) is refused naming the first, as ``biohicl index`` and ``encode`` refuse one (a search
+        ranked it first)."""
         tensor = torch.as_tensor(embeddings)
         if tensor.ndim != 2:
             raise ConfigError(f"embeddings: expected a 2-D matrix, got shape {tuple(tensor.shape)}")
-        tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
+        tensor = tensor.float()
+        if len(tensor) and (bad := first_non_finite_row(tensor)) is not None:  # the rule cannot reshape 0 rows
+            raise DataError(f"embeddings: row {bad}: {NON_FINITE}")
+        tensor = torch.nn.functional.normalize(tensor, dim=-1)
         n = tensor.shape[0]
         ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
         if len(ids) != n or (titles is not None and len(titles) != n) or (mesh is not None and len(mesh) != n):
