@@ -168,3 +168,55 @@ def test_tasks_score_exactly_as_the_evaluate_metric(tmp_path, monkeypatch):
     # 11 ties with 22, which ranks first (ids descending); 33's ranking is empty, so it is not an item
     assert result.metrics["recall@1"] == pytest.approx(2 / 3)
     assert result.per_item == {"ids": ["11", "22", "44"], "scores": [0.0, 1.0, 1.0]}
+
+
+def test_a_query_without_judgements_is_left_out_as_pytrec_eval_leaves_it():
+    """An empty judgement mapping (or a references row with no documents) is no judged query: trec_eval without -c
+    does not evaluate it. It counted as 0 in every mean (recall@1 0.5 here, pytrec_eval 1.0)."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    qrels = {"q": {}, "r": {"a": 1}, "s": {"a": 0, "b": 1}}
+    run = {"q": {"a": 0.9}, "r": {"a": 0.3, "b": 0.2}, "s": {"a": 0.5, "b": 0.4}}
+    reference = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.1,2", "recall.1,2", "recip_rank"}).evaluate(run)
+    assert set(per_query_scores(qrels, run, (1, 2))) == set(reference) == {"r", "s"}
+    ours = retrieval_scores(qrels, run, (1, 2))
+    for k in (1, 2):
+        for measure, name in (("ndcg", f"ndcg_cut_{k}"), ("recall", f"recall_{k}")):
+            assert ours[f"{measure}@{k}"] == pytest.approx(sum(v[name] for v in reference.values()) / 2, abs=1e-12)
+    assert ours["mrr@2"] == pytest.approx(sum(v["recip_rank"] for v in reference.values()) / 2, abs=1e-12)
+    assert (ours["recall@1"], ours["mrr@2"]) == (0.5, 0.75)  # r found at 1, s at 2; q is not a query
+    metric = RetrievalMetric()
+    rows = [(run[q], qrels[q]) for q in ("q", "r", "s")]
+    computed = metric.compute(
+        predictions=[{"doc_ids": list(p), "scores": list(p.values())} for p, _ in rows],
+        references=[{"doc_ids": list(j), "relevance": list(j.values())} for _, j in rows],
+        k_values=[1, 2],
+    )
+    assert computed == ours == metric.compute_from_dicts(qrels, run, k_values=[1, 2])
+    _, ids, values = retrieval_scores_with_items(qrels, run, "recall@1", k_values=[1, 2])
+    assert (ids, values) == (["r", "s"], [1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "message"),
+    [
+        (
+            {"doc_ids": ["d1", "d2", "d1"], "scores": [0.9, 0.5, 0.1]},
+            {"doc_ids": ["d1"], "relevance": [1]},
+            "query 1: doc id 'd1' is listed twice in its predictions (trec_eval refuses duplicate docs); "
+            "give each document one score",
+        ),
+        (
+            {"doc_ids": ["d1", "d2"], "scores": [0.9, 0.5]},
+            {"doc_ids": ["d1", "d2", "d1"], "relevance": [1, 0, 0]},
+            "query 1: doc id 'd1' is listed twice in its references (trec_eval refuses duplicate docs); "
+            "give each document one grade",
+        ),
+    ],
+)
+def test_a_document_listed_twice_for_one_query_is_refused_as_trec_eval_refuses_it(prediction, reference, message):
+    """The last score or grade silently won (recall@1 0.0 for d1 scored 0.9 then 0.1, or judged 1 then 0); trec_eval
+    stops at `duplicate docs` in a run or in qrels, and pytrec_eval's mappings cannot hold two."""
+    fine = ({"doc_ids": ["a"], "scores": [1.0]}, {"doc_ids": ["a"], "relevance": [1]})
+    with pytest.raises(ValueError) as raised:
+        RetrievalMetric().compute(predictions=[fine[0], prediction], references=[fine[1], reference], k_values=[1])
+    assert str(raised.value) == message

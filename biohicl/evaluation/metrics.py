@@ -7,7 +7,10 @@ Ranking metrics follow trec_eval 9.x (the C code ``pytrec_eval`` wraps) to the l
   discount ``log2(rank + 1)``, ideal ranking = every judged document of the query sorted by grade;
 * ``recall@k`` = ``recall_k``: relevant (grade >= 1) documents in the top k / all relevant documents;
 * ``mrr@k`` = ``recip_rank`` on the run cut to its top k: 1 / rank of the first relevant document, else 0;
-* means are taken over the queries that have both judgements and a ranking (trec_eval without ``-c``).
+* means are taken over the queries that have both judgements and a ranking (trec_eval without ``-c``): a query
+  whose judgements are empty is left out, as one with no documents ranked;
+* a document listed twice for one query, in a run or in the judgements, is refused (trec_eval's
+  ``duplicate docs``); pytrec_eval's mappings cannot hold two.
 
 ``tests/test_metrics.py`` checks these against hand-computed rankings and against ``pytrec_eval`` itself.
 
@@ -77,7 +80,8 @@ def per_query_scores(
     k_values: Iterable[int] = DEFAULT_K_VALUES,
     measures: Iterable[str] = MEASURES,
 ) -> dict[str, dict[str, float]]:
-    """``{query_id: {"ndcg@10": ..., ...}}`` for the queries present in both ``qrels`` and ``run``."""
+    """``{query_id: {"ndcg@10": ..., ...}}`` for the queries with judgements in ``qrels`` and documents in ``run``
+    (an empty mapping on either side is no query, as trec_eval has it)."""
     k_values = sorted(set(k_values))
     measures = list(measures)
     unknown = [m for m in measures if m not in _MEASURE_FUNCTIONS]
@@ -86,7 +90,7 @@ def per_query_scores(
     scores: dict[str, dict[str, float]] = {}
     for query_id, doc_scores in run.items():
         judgments = qrels.get(query_id)
-        if judgments is None or not doc_scores:
+        if not judgments or not doc_scores:
             continue
         if any(score != score for score in doc_scores.values()):  # NaN has no rank
             raise ValueError(f"query {query_id}: NaN score in the run")
@@ -143,7 +147,9 @@ class RetrievalMetric(evaluate.Metric):
 
     One example per query. ``predictions``: ``{"doc_ids": [...], "scores": [...]}`` (the retrieved documents and
     their scores, any order); ``references``: ``{"doc_ids": [...], "relevance": [...]}`` (the judged documents and
-    their integer grades). ``compute(k_values=[1, 10, 100], measures=["ndcg", "recall", "mrr"])`` returns the means.
+    their integer grades). ``compute(k_values=[1, 10, 100], measures=["ndcg", "recall", "mrr"])`` returns the means
+    over the queries with both (a row without documents is no query). A doc id listed twice in one row is refused,
+    naming the query (its example's position, from 0) and the id.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -176,20 +182,34 @@ class RetrievalMetric(evaluate.Metric):
         k_values: Sequence[int] = DEFAULT_K_VALUES,
         measures: Sequence[str] = MEASURES,
     ) -> dict[str, float]:
-        run = {str(i): dict(zip(p["doc_ids"], p["scores"], strict=True)) for i, p in enumerate(predictions)}
-        qrels = {str(i): dict(zip(r["doc_ids"], r["relevance"], strict=True)) for i, r in enumerate(references)}
+        run = {str(i): _by_doc(i, p["doc_ids"], p["scores"], "predictions") for i, p in enumerate(predictions)}
+        qrels = {str(i): _by_doc(i, r["doc_ids"], r["relevance"], "references") for i, r in enumerate(references)}
         return retrieval_scores(qrels, run, k_values, measures)
 
     def compute_from_dicts(
         self, qrels: Qrels, run: Run, k_values: Sequence[int] = DEFAULT_K_VALUES, measures: Sequence[str] = MEASURES
     ) -> dict[str, float]:
         """``compute`` from BEIR-style dicts (``qrels[qid][doc] = grade``, ``run[qid][doc] = score``)."""
-        shared = [qid for qid in run if qid in qrels and run[qid]]
+        shared = [qid for qid in run if run[qid] and qrels.get(qid)]
         predictions = [{"doc_ids": list(run[q]), "scores": [float(s) for s in run[q].values()]} for q in shared]
         references = [{"doc_ids": list(qrels[q]), "relevance": [int(r) for r in qrels[q].values()]} for q in shared]
         if not shared:
             return retrieval_scores({}, {}, k_values, measures)
         return self.compute(predictions=predictions, references=references, k_values=k_values, measures=measures)
+
+
+def _by_doc(query: int, doc_ids: Sequence[str], values: Sequence[Any], side: str) -> dict[str, Any]:
+    """``{doc id: score or grade}`` of one example (query ``query``, numbered from 0); a :class:`ValueError` naming
+    a doc id listed twice, which a mapping would silently keep the last of (trec_eval refuses it)."""
+    by_doc = dict(zip(doc_ids, values, strict=True))
+    if len(by_doc) < len(doc_ids):
+        twice = next(doc for i, doc in enumerate(doc_ids) if doc in doc_ids[:i])
+        what = "score" if side == "predictions" else "grade"
+        raise ValueError(
+            f"query {query}: doc id {twice!r} is listed twice in its {side} (trec_eval refuses duplicate docs); "
+            f"give each document one {what}"
+        )
+    return by_doc
 
 
 class CorrelationMetric(evaluate.Metric):
