@@ -4,10 +4,17 @@ Every command module exposes ``HELP`` (one line) and ``main(argv: list[str]) -> 
 :func:`biohicl.cli.parser.parse_command` (dataclass fields as options, ``--config FILE``, usage errors as one
 :class:`~biohicl.errors.ConfigError` line). Errors that biohicl raises on purpose
 (:class:`~biohicl.errors.BioHiCLError`) are printed as one line, without a traceback.
+
+Run as the console script (``biohicl``, ``python -m biohicl.cli.main``), the command writes UTF-8 to stdout and
+stderr on every platform, as ``python -X utf8`` would (:func:`utf8_output`): on Windows, a redirected or piped stream
+is in the ANSI code page (cp1252), where ``print`` of a β in a PubMed title, of the Δ in ``evaluate --compare`` or of
+the → in ``reproduce --dry_run`` would crash, and ``search --json > hits.jsonl`` would write JSON lines that are not
+UTF-8 (RFC 8259).
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import importlib
 import sys
@@ -83,6 +90,17 @@ def summary_line(text: str) -> str:
     return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"
 
 
+def utf8_output() -> None:
+    """Reconfigure ``sys.stdout`` and ``sys.stderr`` to UTF-8 where they have another encoding (cp1252 on Windows
+    when redirected or piped; ``PYTHONIOENCODING`` too), with ``python -X utf8``'s error handlers: ``surrogateescape``
+    on stdout (a file name the OS gave as undecodable bytes is written back as those bytes), ``backslashreplace`` on
+    stderr. A stream that cannot be reconfigured (not a text file, or None under ``pythonw``) is left as it is."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        encoding, reconfigure = getattr(stream, "encoding", None), getattr(stream, "reconfigure", None)
+        if encoding and reconfigure and codecs.lookup(encoding).name != "utf-8":
+            reconfigure(encoding="utf-8", errors=errors)
+
+
 def _usage() -> str:
     lines = ["usage: biohicl <command> [options]", "", "commands:"]
     for name, module_name in COMMANDS.items():
@@ -99,9 +117,11 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``biohicl <command> ...``: ``argv`` (without the program name), else the command line. Run as the console
-    script (no ``argv``), a Python warning shows as one line on stderr; called with ``argv`` (a notebook, a test),
-    warnings are left to the caller's ``warnings`` settings, recording and filters included."""
+    script (no ``argv``), the output is UTF-8 (:func:`utf8_output`) and a Python warning shows as one line on stderr;
+    called with ``argv`` (a notebook, a test), the streams and warnings are left to the caller's settings, the
+    ``warnings`` recording and filters included."""
     if argv is None:
+        utf8_output()
         warnings.showwarning = show_warning_line
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
