@@ -7,9 +7,9 @@
 
 A temporary is named ``.<target name>.<pid>-<random>.tmp``; the next write of the same target removes those whose
 process is gone (left by a kill), so killed runs do not pile up hidden files (:func:`pid_alive`: ``os.kill(pid, 0)``,
-on Windows the Win32 API; one it cannot check is kept). What is published gets the usual
-permissions (``0666``/``0777`` less the umask), not the owner-only mode of a temporary file: an index or dataset
-built by one user stays readable by the group that shares it.
+on Windows the Win32 API; one it cannot check is kept). What is published gets the usual permissions
+(``0666``/``0777`` less the umask), not the owner-only mode of a temporary file: an index or dataset built by one user
+stays readable by the group that shares it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ from typing import Any
 
 from biohicl.errors import BioHiCLError, library_write_error
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,13 +47,7 @@ def explain_os_error(err: OSError, target: Path) -> BioHiCLError:
     return BioHiCLError(f"{target}: {err.strerror or err}")
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+os.umask(_UMASK := os.umask(0))  # the umask at import: read by setting one, then put back
 
 
 def current_umask() -> int:
@@ -191,14 +190,21 @@ def open_regular_file(path: Path, flags: int, mode: int = 0o666, refused: BioHiC
     return fd
 
 
+def can_lock(path: Path) -> bool:
+    """Whether :func:`exclusive_lock` can lock ``path`` here; where not (no ``fcntl``: Windows), a warning says so."""
+    if fcntl is None:
+        logger.warning("%s: this platform has no file locks (fcntl), so a second run into %s is not refused while "
+                       "this one runs", path, path.parent)  # fmt: skip
+    return fcntl is not None
+
+
 def exclusive_lock(path: Path, refused: BioHiCLError) -> int | None:
     """An open descriptor of ``path`` (created, a regular file only: :func:`open_regular_file`, ``refused`` else)
-    holding its exclusive ``flock``, or None when another process holds it (one try, no wait). A holder that released
-    and removed the file between our open and our lock leaves us a stale copy: we open and lock anew. Needs
-    ``fcntl`` (Linux, macOS): the callers lock nothing without it. The run locks of ``biohicl reproduce``
-    (``study.locks``) and ``biohicl train`` (``training.run_lock``)."""
-    import fcntl
-
+    holding its exclusive ``flock``, or None when another process holds it (one try, no wait); -1 (nothing opened)
+    where :func:`can_lock` warns. A holder that released and removed the file between our open and our lock leaves
+    us a stale copy: we open and lock anew."""
+    if not can_lock(path):
+        return -1
     while True:
         fd = open_regular_file(path, os.O_CREAT | os.O_RDWR, 0o666, refused)  # less the umask
         try:
@@ -206,13 +212,9 @@ def exclusive_lock(path: Path, refused: BioHiCLError) -> int | None:
         except BlockingIOError:
             os.close(fd)
             return None
-        try:
-            current = os.lstat(path)
-        except FileNotFoundError:
-            current = None
-        opened = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-            return fd
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.lstat(path), os.fstat(fd)):  # the file still under that name is the one locked
+                return fd
         os.close(fd)
 
 
@@ -354,10 +356,9 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: it runs
     except OSError as err:
         logger.debug("cannot tell whether process %d runs (%s): counted as running", pid, err)
-        return True
     return True
 
 
