@@ -40,7 +40,10 @@ def source_digest(root: str | Path | None = None) -> str:
     ``*.md`` file and everything under ``resources/``, in sorted relative-path order, path and bytes hashed (no mtimes,
     no absolute paths, no ``__pycache__``), then the card templates under their :data:`TEMPLATES` names, found as
     the card code finds them (in the package, else beside it), so a wheel and a clean clone of the same commit give
-    the same digest. ``root``: the package folder (default: the installed one, computed once per process)."""
+    the same digest. In a ``*.py``, ``*.json`` or ``*.md`` file CRLF is read as LF, so a Windows checkout with CRLF
+    line endings gives the LF one's digest (``.gitattributes`` checks out LF, too); a file with LF only, and any other
+    file (the ``resources/`` data), is hashed as it is. ``root``: the package folder (default: the installed one,
+    computed once per process)."""
     return _installed_source_digest() if root is None else _digest_folder(Path(root))
 
 
@@ -71,6 +74,8 @@ def _digest_folder(root: Path) -> str:
     digest = hashlib.sha256()
     for name, path in files + templates:
         content = path.read_bytes()
+        if path.suffix in SOURCE_SUFFIXES:  # Python, JSON and Markdown read CRLF as LF; other files are data
+            content = content.replace(b"\r\n", b"\n")
         for part in (name.encode("utf-8"), content):  # each length-prefixed: no two file sets hash alike
             digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()[:12]
