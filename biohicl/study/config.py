@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from biohicl.errors import ConfigError
 from biohicl.field_types import check_count, check_field_types, is_number
-from biohicl.study.run_checks import check_run_name, check_run_settings, check_seeds, check_task_splits
+from biohicl.study.run_checks import check_run_names, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
 from biohicl.training.run_settings import SettingsSpelling, dev_selection_notice
@@ -157,12 +157,10 @@ class ReproduceConfig:
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ConfigError(f"models: names must be unique, got {names}")
-        for name in names:
-            check_run_name(name, "models")
+        check_run_names(names, "models")
         if not self.variants:
             raise ConfigError("variants: at least one variant is required")
-        for name in self.variants:
-            check_run_name(name, "variants")
+        check_run_names(list(self.variants), "variants")
         task_scopes = {f"models[{m.name}].tasks": m.tasks for m in self.models}
         check_task_splits(
             {

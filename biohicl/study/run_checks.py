@@ -16,18 +16,50 @@ from biohicl.training.arg_checks import SEED_LIMIT, check_run_values, check_seed
 #: What a model or variant name may hold: it is a folder of the study (``<model>/<variant>/seed<k>``), an ``--only``
 #: choice and a word of its progress lines, which ``scripts/study_from_logs.py`` reads back.
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: Windows' device names: a file or folder named so, in any case and with any extension (``nul.txt``), is the device.
+WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10))}
+)
+#: The end of the refusal of two names that are one folder on a case-insensitive file system.
+ONE_FOLDER = "one folder where case is ignored (macOS, Windows)"
 
 
 def check_run_name(name: str, field: str) -> None:
-    """Refuse a model or variant ``name`` that is not one plain folder name of its own, naming ``field``: ``base``
-    (the untrained base's folder), empty, starting with ``.`` (``.``, ``../x``) or holding anything but letters,
-    digits, ``.``, ``_`` and ``-`` (``a/b``, ``x,y``, ``no mse``)."""
+    """Refuse a model or variant ``name`` that is not one plain folder name of its own on every system, naming
+    ``field``: ``base`` in any case (the untrained base's folder), empty, starting with ``.`` (``.``, ``../x``),
+    holding anything but letters, digits, ``.``, ``_`` and ``-`` (``a/b``, ``x,y``, ``no mse``), ending in ``.``
+    (Windows drops it: ``full.`` is ``full``) or a Windows device name (``con``, ``nul.txt``)."""
     if name == "base":
         raise ConfigError(f"{field}: 'base' is reserved for the untrained base")
+    if name.casefold() == "base":
+        raise ConfigError(f"{field}: {name!r} is reserved for the untrained base: it and 'base' are {ONE_FOLDER}")
     if not RUN_NAME.fullmatch(name) or name.startswith("."):
         raise ConfigError(
             f"{field}: {name!r} is not a plain folder name (letters, digits, '.', '_' and '-', not starting with '.')"
         )
+    if name.endswith("."):
+        raise ConfigError(f"{field}: {name!r} is not a portable folder name: Windows drops its trailing '.'")
+    stem = name.partition(".")[0]
+    if stem.casefold() in WINDOWS_DEVICES:
+        raise ConfigError(
+            f"{field}: {name!r} is not a portable folder name: {stem!r} is a Windows device name "
+            "(con, prn, aux, nul, com1-9, lpt1-9, with any extension)"
+        )
+
+
+def check_run_names(names: Sequence[str], field: str) -> None:
+    """:func:`check_run_name` on each of ``names`` (the models', or the variants'), then refuse two that are equal
+    ignoring case (``Full``, ``full``): macOS and Windows make them one folder, where one's run would be found by the
+    other as its own, trained with other settings."""
+    seen: dict[str, str] = {}
+    for name in names:
+        check_run_name(name, field)
+    for name in names:
+        first = seen.setdefault(name.casefold(), name)
+        if first != name:
+            raise ConfigError(
+                f"{field}: {first!r} and {name!r} are {ONE_FOLDER}; give names that differ in more than case"
+            )
 
 
 def check_task_splits(scopes: Mapping[str, Sequence[str] | None]) -> None:
