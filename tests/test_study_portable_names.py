@@ -112,3 +112,17 @@ def test_every_committed_study_config_still_reads():
     names = {p.name: list(ReproduceConfig.from_yaml(p).variants) for p in paths}
     assert len(names) == 13
     assert all(names.values())
+
+
+@pytest.mark.parametrize("name", ["dataset", "Dataset"])
+def test_a_model_named_as_the_studys_dataset_folder_is_refused(tmp_path, name):
+    # <output_dir>/<model>/ would be <output_dir>/dataset/, where the study builds its dataset
+    values = with_models(tiny_config(tmp_path), name)
+    expected = f"study.yaml: models: {name!r} is the folder of the dataset the study builds; name the model otherwise"
+    assert refusal(values) == expected
+
+
+def test_a_variant_may_be_named_dataset(tmp_path):
+    # <output_dir>/<model>/dataset/ is a level below the dataset's folder
+    config = ReproduceConfig.from_dict(tiny_config(tmp_path, variants={"dataset": {}}), source="study.yaml")
+    assert list(config.variants) == ["dataset"]

@@ -54,6 +54,10 @@ def check_run_names(names: Sequence[str], field: str) -> None:
     seen: dict[str, str] = {}
     for name in names:
         check_run_name(name, field)
+        if field == "models" and name.casefold() == "dataset":  # <output_dir>/<model> beside <output_dir>/dataset
+            raise ConfigError(
+                f"{field}: {name!r} is the folder of the dataset the study builds; name the model otherwise"
+            )
     for name in names:
         first = seen.setdefault(name.casefold(), name)
         if first != name:
