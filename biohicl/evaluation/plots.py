@@ -3,6 +3,7 @@ intervals."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -98,7 +99,8 @@ def _legend_above_bars(fig: Any, ax: Any, runs: int) -> None:
 
 def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | None = None) -> Path:
     """One line per task (and the tasks' mean): Δ in points with its interval, against a line at zero (and a dashed
-    one at the target, when the rows have one)."""
+    one at the target, when the rows have one). A row without a Δ or interval (``undefined``: a collapsed model) says
+    so, pointing to the table's note (``markdown_paired``) for why."""
     plt = pyplot()
     if not rows:
         raise DataError("nothing to plot: no paired comparison", output)
@@ -109,11 +111,16 @@ def plot_paired(rows: Sequence[PairedDelta], output: str | Path, title: str | No
     fig, ax = plt.subplots(figsize=(8.0, 0.55 * len(rows) + 1.6), dpi=120)
     for y, row in enumerate(reversed(rows)):
         delta, low, high = 100 * row.delta, 100 * row.low, 100 * row.high
-        color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
-        ax.errorbar(delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
-        at_target = "" if row.p_target is None else f"  P(Δ≥{signed(100 * row.target, 1)}) {row.p_target:.2f}"
+        if row.undefined:  # no interval (NaN bounds and P's), nor a Δ where a model's metric is NaN: the note says why
+            ax.plot(delta, y, "o", color="#7f7f7f")  # a NaN Δ draws nothing
+            text = ("no Δ" if math.isnan(delta) else f"{signed(delta)}, no interval") + " (see the table's note)"
+        else:
+            color = "#2a9d48" if low > 0 else "#c0392b" if high < 0 else "#7f7f7f"
+            ax.errorbar(delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
+            at_target = "" if row.p_target is None else f"  P(Δ≥{signed(100 * row.target, 1)}) {row.p_target:.2f}"
+            text = f"{signed(delta)} [{signed(low)}, {signed(high)}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}"
         ax.annotate(
-            f"{signed(delta)} [{signed(low)}, {signed(high)}]  P(Δ≤0) {row.p_no_gain:.3f}{at_target}",
+            text,
             (1.0, y),  # a column right of the axes, whatever the intervals' width
             xycoords=("axes fraction", "data"),
             xytext=(6, 0),

@@ -1,30 +1,53 @@
-"""The study's report: ``results.md`` tables and the bar / Δ / training-curve PNGs (model cards:
-:mod:`biohicl.study.cards`).
+"""The study's report: ``results.md`` tables, written with the bar / Δ / training-curve PNGs of
+:mod:`biohicl.study.figures` (model cards: :mod:`biohicl.study.cards`).
 
 Everything here renders the ``results.json`` record of :func:`biohicl.study.stats.aggregate`; nothing is computed
-again.
+again. A value that is undefined (NaN in process, ``null`` in ``results.json``: a collapsed seed's Spearman, and every
+mean and Δ over it) is shown as –, with a note under its table saying why.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biohicl.atomic import atomic_write_json, atomic_write_text
 from biohicl.evaluation.results import signed
 from biohicl.provenance import UNKNOWN_SOURCE
-from biohicl.study.config import ModelSpec, ReproduceConfig
-from biohicl.study.plan import BASE, run_dir_for
+from biohicl.study.config import ReproduceConfig
+from biohicl.study.figures import plot_bars, plot_curves, plot_deltas
+from biohicl.study.plan import BASE
 from biohicl.study.stats import NOISE_RULE
+
+if TYPE_CHECKING:
+    from biohicl.evaluation.significance import PairedDelta
+
+
+def _defined(value: float | None) -> bool:
+    """Whether ``value`` is a number to show: neither NaN (in process) nor None (a NaN kept as ``null`` in
+    ``results.json``)."""
+    return value is not None and math.isfinite(value)
+
+
+def _points(value: float | None, digits: int = 2) -> str:
+    """``value`` ×100 with its sign (:func:`signed`), – when it is undefined."""
+    return signed(100 * value, digits) if _defined(value) else "–"
+
+
+def _share(value: float | None) -> str:
+    """A share of bootstrap rounds at 3 decimals, – when it is undefined."""
+    return f"{value:.3f}" if _defined(value) else "–"
 
 
 def _cell(
     row: Mapping[str, Any], metric: str, comparison: Mapping[str, Any] | None = None, scale: float = 100.0
 ) -> str:
     """``mean ± std`` (×100) of an aggregated row, ``(n=k)`` when fewer of its seeds than the row's ``n`` have the
-    metric (a run's ``eval.json`` lacks its task), and ``(Δ†)`` against a reference row when given."""
-    if metric not in row["mean"]:
+    metric (a run's ``eval.json`` lacks its task), and ``(Δ†)`` against a reference row when given; – for a mean that is
+    undefined (:func:`_undefined_means` says why), ``(–)`` for a Δ against one."""
+    if metric not in row["mean"] or not _defined(row["mean"][metric]):
         return "–"
     text = f"{scale * row['mean'][metric]:.2f}"
     if metric in row["std"]:
@@ -32,13 +55,41 @@ def _cell(
     if (count := len(row.get("values", {}).get(metric, ()))) and count != row["n"]:
         text += f" (n={count})"
     if comparison is not None:
-        mark = {True: " †", False: "", None: " ?"}[comparison["exceeds_noise"]]
-        text += f" ({signed(scale * comparison['delta'])}{mark})"
+        delta = comparison["delta"]
+        mark = {True: " †", False: "", None: " ?"}[comparison["exceeds_noise"]] if _defined(delta) else ""
+        text += f" ({signed(scale * delta) if _defined(delta) else '–'}{mark})"
     return text
 
 
+def _undefined_means(rows: Mapping[str, Any], metrics: list[str]) -> list[str]:
+    """Lines under a table of ``rows``: for each row's undefined mean of ``metrics`` (shown –), the seeds whose value
+    is NaN (a collapsed run's constant predictions have no Spearman)."""
+    from biohicl.evaluation.report import summary_label
+
+    notes = []
+    for variant, row in rows.items():
+        for metric in metrics:
+            values, seeds = row.get("values", {}).get(metric, []), row.get("seeds") or []
+            if not (nan := [i for i, value in enumerate(values) if not _defined(value)]):
+                continue
+            many = len(nan) > 1
+            scores, verb = ("scores", "are") if many else ("score", "is")
+            if not seeds:  # the base: one run
+                which = f"its score {verb}"
+            elif len(seeds) == len(values):  # every seed has the metric: the values are theirs, in order
+                which = f"the {scores} of seed{'s' if many else ''} {', '.join(str(seeds[i]) for i in nan)} {verb}"
+            else:
+                which = f"the {scores} of {len(nan)} of its {len(values)} seeds {verb}"
+            notes.append(f"note: {variant} has no {summary_label(metric)} mean: {which} NaN (a collapsed run?)")
+    return ["", *notes] if notes else []
+
+
 def _paired_table(rows: Mapping[str, Any]) -> list[str]:
-    """Lines of the table of each variant's Δ against the base with its paired-bootstrap interval (×100)."""
+    """Lines of the table of each variant's Δ against the base with its paired-bootstrap interval (×100); – where a
+    row has none, and under the table the line :func:`~biohicl.evaluation.significance.undefined_note` gives why
+    (naming the collapsed seed's run), prefixed with the variant."""
+    from biohicl.evaluation.significance import undefined_note
+
     paired = {variant: row["paired"] for variant, row in rows.items() if row.get("paired")}
     if not paired:
         return []
@@ -58,16 +109,31 @@ def _paired_table(rows: Mapping[str, Any]) -> list[str]:
         + at_target,
         "|---|---:|" + "---|" * len(tasks) + "---:|" + ("---:|" if at_target else ""),
     ]
+    notes = []
     for variant, entries in paired.items():
-        cells = [f"{signed(100 * e['delta'])} [{signed(100 * e['low'])}, {signed(100 * e['high'])}]" for e in entries]
-        share = "" if target is None else f" {entries[-1]['p_target']:.3f} |"
+        cells = [
+            _points(e["delta"]) + (f" [{_points(e['low'])}, {_points(e['high'])}]" if _defined(e["low"]) else "")
+            for e in entries
+        ]
+        share = "" if target is None else f" {_share(entries[-1]['p_target'])} |"
         lines.append(
             f"| {variant} | {len(entries[0]['tuned'])} | "
             + " | ".join(cells)
-            + f" | {entries[-1]['p_no_gain']:.3f} |"
+            + f" | {_share(entries[-1]['p_no_gain'])} |"
             + share
         )
-    return lines
+        notes += [f"note: {variant}: {note[len('note: ') :]}" for e in entries if (note := undefined_note(_row(e)))]
+    return lines + (["", *notes] if notes else [])
+
+
+def _row(entry: Mapping[str, Any]) -> PairedDelta:
+    """A paired row of ``results.json`` as the :class:`PairedDelta` it was saved from: null (a NaN) as NaN."""
+    from dataclasses import fields
+
+    from biohicl.evaluation.significance import PairedDelta
+
+    names, floats = {f.name for f in fields(PairedDelta)}, ("base", "delta", "low", "high", "p_no_gain")
+    return PairedDelta(**{k: math.nan if k in floats and v is None else v for k, v in entry.items() if k in names})
 
 
 def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
@@ -169,7 +235,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
         extra = sorted({m for row in rows.values() for m in row["mean"]} - set(metrics))
         header = ["variant", "n", *(summary_label(m) for m in metrics)]
         lines += [f"## {name}: `{model['model']}`", "", "Δ against the untrained base:", ""]
-        lines += _variant_table(header, metrics, rows, "vs_base")
+        lines += _variant_table(header, metrics, rows, "vs_base") + _undefined_means(rows, metrics)
         ablations = [v for v in rows if v not in (BASE, "full")]
         if ablations and "full" in rows:
             lines += ["", "Ablations, Δ against `full` (negative = the ablation is worse):", ""]
@@ -181,6 +247,7 @@ def markdown_results(results: Mapping[str, Any]) -> str:
                 _md_rule(["---"] + ["---:"] * len(extra)),
             ]
             lines += [_md_row([variant, *(_cell(row, m) for m in extra)]) for variant, row in rows.items()]
+            lines += _undefined_means(rows, extra)
         lines += _paired_table(rows)
         if model.get("dev_pick"):
             lines += _dev_pick_table(model["dev_pick"])
@@ -223,12 +290,14 @@ def _targets_section(results: Mapping[str, Any]) -> list[str]:
     ]
     for t in results["targets"]:  # a record written before targets named their variant: the full method's
         target = t["target"] if isinstance(t["target"], str) else f"Δ ≥ {signed(100 * t['target'], 1)}"
-        noise = {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")]
-        share = "" if not shares else " – |" if t.get("p_target") is None else f" {t['p_target']:.3f} |"
+        noise = (
+            {True: "yes", False: "no", None: "unknown (n = 1)"}[t.get("exceeds_noise")] if _defined(t["delta"]) else "–"
+        )
+        share = f" {_share(t.get('p_target'))} |" if shares else ""
         met = ("yes" if t["met"] else "**no**") if judged else "not judged"
         lines.append(
             f"| {t['model']} | {t.get('variant', 'full')} | {t['metric']} | {target} | "
-            f"{signed(100 * t['delta'])} | {met} | {noise} |{share}"
+            f"{_points(t['delta'])} | {met} | {noise} |{share}"
         )
     picked = [f"{t['model']}/{t.get('variant', 'full')}" for t in results["targets"] if t.get("dev_pick")]
     if picked and judged:
@@ -239,134 +308,6 @@ def _targets_section(results: Mapping[str, Any]) -> list[str]:
             + "; the other rows are reported, not chosen.",
         ]
     return [*lines, ""]
-
-
-def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
-    """Grouped bars: one group per main metric, one bar per variant, error bars = std over seeds."""
-    import numpy as np
-
-    from biohicl.evaluation.plots import pyplot, save_png
-    from biohicl.evaluation.report import summary_label
-
-    plt = pyplot()
-
-    rows, metrics = model["rows"], model["main_metrics"]
-    variants = list(rows)
-    width = 0.8 / max(len(variants), 1)
-    x = np.arange(len(metrics))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(metrics) * max(1, len(variants) / 3) + 2), 4.4), dpi=110)
-    palette = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors  # one distinct colour per variant
-    for i, variant in enumerate(variants):
-        row = rows[variant]
-        heights = [row["mean"].get(m, np.nan) for m in metrics]
-        errors = [row["std"].get(m, 0.0) for m in metrics]
-        bars = ax.bar(
-            x - 0.4 + width * (i + 0.5),
-            heights,
-            width,
-            yerr=errors,
-            capsize=2,
-            label=f"{variant} (n={row['n']})",
-            color=palette[i % len(palette)],
-        )
-        ax.bar_label(
-            bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1, rotation=90
-        )
-    ax.set_xticks(x, [summary_label(m).replace(" ", "\n", 1) for m in metrics], fontsize=8)
-    values = [v for row in rows.values() for m in metrics if (v := row["mean"].get(m)) is not None]
-    low = max(0.0, min(values) - 0.1) if values else 0.0  # zoom in: the differences are a few points
-    ax.set_ylim(low, min(1.05, max(values) + 0.06) if values else 1.05)
-    ax.set_ylabel("score (axis does not start at 0)" if low > 0 else "score")
-    ax.set_title(title, fontsize=10)
-    if len(variants) > 8:  # many variants: the legend goes beside the plot, not over the bars
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=7, loc="lower right", ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return save_png(fig, output)
-
-
-def plot_deltas(model: Mapping[str, Any], output: Path, title: str, targets: Mapping[str, float] | None = None) -> Path:
-    """One panel per main metric: each variant's Δ against the untrained base (points ×100) as a horizontal bar,
-    error bar = std over seeds, its ±2·s noise threshold shaded behind it (:data:`~biohicl.study.stats.NOISE_RULE`)
-    and the target drawn as a dashed line. Bars beyond the noise are solid (green above the base, red below); the
-    others are grey."""
-    from biohicl.evaluation.plots import pyplot, save_png
-    from biohicl.evaluation.report import summary_label
-
-    plt = pyplot()
-
-    rows, metrics = model["rows"], model["main_metrics"]
-    variants = [v for v in rows if v != BASE and any(m in rows[v].get("vs_base", {}) for m in metrics)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 1.2, 0.32 * len(variants) + 1.6),
-                             dpi=110, sharey=True, squeeze=False)  # fmt: skip
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        ys = range(len(variants))
-        deltas, errors, colors, bands = [], [], [], []
-        for variant in variants:
-            entry = rows[variant].get("vs_base", {}).get(metric, {})
-            delta = 100 * entry.get("delta", float("nan"))
-            deltas.append(delta)
-            errors.append(100 * rows[variant]["std"].get(metric, 0.0))
-            bands.append(100 * (entry.get("threshold") or 0.0))
-            colors.append(("#2a9d48" if delta > 0 else "#c0392b") if entry.get("exceeds_noise") else "#b9b9b9")
-        ax.barh(list(ys), [2 * b for b in bands], left=[-b for b in bands], color="#1f6fb2", alpha=0.12, height=0.9)
-        ax.barh(list(ys), deltas, xerr=errors, color=colors, capsize=2, height=0.6)
-        ax.axvline(0, color="black", lw=0.8)
-        if targets and metric in targets:
-            ax.axvline(100 * targets[metric], color="#1f6fb2", ls="--", lw=1)
-            ax.text(100 * targets[metric], len(variants) - 0.4, " target", color="#1f6fb2", fontsize=7, va="bottom")
-        ax.set_title(summary_label(metric), fontsize=9)
-        ax.set_xlabel("Δ vs base (points)", fontsize=8)
-        ax.grid(axis="x", alpha=0.3)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_yticks(range(len(variants)), [f"{v} (n={rows[v]['n']})" for v in variants])
-    axes[0][0].invert_yaxis()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_png(fig, output)
-
-
-def plot_curves(config: ReproduceConfig, model: ModelSpec, output: Path) -> Path | None:
-    """Training loss per logged step for every finished run of ``model`` (one line per variant/seed)."""
-    from biohicl.evaluation.plots import pyplot, save_png
-    from biohicl.training.curves import curve_series, read_log_history
-
-    plt = pyplot()
-
-    series = []
-    for variant in config.model_variants(model):
-        for seed in config.run_seeds(model, variant):
-            folder = run_dir_for(config, model.name, variant, seed)
-            if not (folder / "trainer_state.json").is_file():
-                continue
-            steps, values = curve_series(read_log_history(folder), "loss")
-            if steps:
-                series.append((variant, seed, steps, values))
-    if not series:
-        return None
-    variants = list(dict.fromkeys(s[0] for s in series))
-    colors = {v: f"C{i}" for i, v in enumerate(variants)}
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    seen = set()
-    for variant, _seed, steps, values in series:
-        ax.plot(
-            steps,
-            values,
-            color=colors[variant],
-            alpha=0.85,
-            linewidth=1.2,
-            label=variant if variant not in seen else None,
-        )
-        seen.add(variant)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (each variant's own objective)")
-    ax.set_title(f"{model.name}: training loss per run (one line per seed)", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_png(fig, output)
 
 
 def write_results(config: ReproduceConfig, results: Mapping[str, Any], write_plots: bool = True) -> list[Path]:

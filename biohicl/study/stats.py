@@ -212,7 +212,8 @@ def reaches(delta: float, target: float) -> bool:
 def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``variant``'s Δ against the base (its seeds' mean) judged against each of ``config.targets``, then, with a
     ``target_mean``, the mean of those Δs against it: its noise mark from the spread of each seed's mean, and
-    ``p_target`` from the row's paired bootstrap when there is one (the share of resampled test sets at or above)."""
+    ``p_target`` from the row's paired bootstrap when there is one (the share of resampled test sets at or above; None
+    where it is undefined). A Δ that is NaN (a collapsed seed's metric) is not met."""
     row, entries = rows[variant], []
     for metric, minimum in config.targets.items():
         comparison = row["vs_base"].get(metric)
@@ -231,11 +232,12 @@ def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Map
         per_seed = {0: {mean: sum(row["mean"][m] for m in metrics) / len(metrics)}}
     base = aggregate_row({None: {mean: sum(rows[BASE]["mean"][m] for m in metrics) / len(metrics)}})
     comparison = compare(base, aggregate_row(per_seed), mean)
-    paired = row.get("paired") or []
+    share = (row.get("paired") or [{}])[-1].get("p_target")
+    share = share if share is None or math.isfinite(share) else None  # NaN: the paired mean row has none (collapsed)
     entries.append({
         "model": model, "variant": variant, "metric": mean, "target": config.target_mean,
         "delta": comparison["delta"], "met": reaches(comparison["delta"], config.target_mean),
-        "exceeds_noise": comparison["exceeds_noise"], "p_target": paired[-1].get("p_target") if paired else None,
+        "exceeds_noise": comparison["exceeds_noise"], "p_target": share,
     })  # fmt: skip
     return entries
 
@@ -257,16 +259,18 @@ def paired_rows(
     config: ReproduceConfig, base: Mapping[str, Any], records: Records, spec: ModelSpec, variant: str
 ) -> list[dict[str, Any]] | None:
     """Δ of ``variant`` (its seeds' mean) against the base on the targets' tasks, each with its 95% paired-bootstrap
-    interval over the test items and the tasks' mean (:func:`biohicl.evaluation.significance.compare_records`);
-    None when a record lacks per-item values (evaluated before the study kept them)."""
+    interval over the test items and the tasks' mean (:func:`biohicl.evaluation.significance.compare_records`, the
+    records named by their run labels: a task without a Δ names the collapsed seed's); None when a record lacks
+    per-item values (evaluated before the study kept them)."""
     from biohicl.evaluation.significance import compare_records, has_item_values
 
-    seeds = [records[key] for s in config.run_seeds(spec, variant) if (key := (spec.name, variant, s)) in records]
-    tasks = paired_tasks(config, base)
+    keys = [key for s in config.run_seeds(spec, variant) if (key := (spec.name, variant, s)) in records]
+    seeds, tasks = [records[key] for key in keys], paired_tasks(config, base)
     if not seeds or not tasks or not all(has_item_values(r, t) for r in (base, *seeds) for t in tasks):
         return None
     # a variant's max length or prompts are its treatment, not a scoring difference: only data, split and cap count
-    rows = compare_records(base, seeds, tasks=tasks, target=config.target_mean, settings=False)
+    labels = [run_label((spec.name, BASE, None)), *map(run_label, keys)]
+    rows = compare_records(base, seeds, tasks=tasks, sources=labels, target=config.target_mean, settings=False)
     return [row.to_dict() for row in rows]
 
 
@@ -280,14 +284,16 @@ def _main_metrics(record: Mapping[str, Any]) -> list[str]:
 def _best_full_run(
     config: ReproduceConfig, spec: ModelSpec, records: Records, main_metrics: Sequence[str]
 ) -> dict[str, Any] | None:
-    """The `full` seed with the highest mean of its main metrics (the one to publish)."""
+    """The `full` seed with the highest mean of its main metrics (the one to publish); a seed whose mean is NaN (a
+    collapsed seed's Spearman) is none (max() kept a first NaN)."""
     scored = []
     for seed in config.run_seeds(spec, "full") if "full" in config.model_variants(spec) else []:
         record = records.get((spec.name, "full", seed))
         if record is None or not main_metrics:
             continue
         values = [record["summary"][m] for m in main_metrics if m in record["summary"]]
-        scored.append((sum(values) / len(values), seed))
+        if math.isfinite(score := sum(values) / len(values)):
+            scored.append((score, seed))
     if not scored:
         return None
     score, seed = max(scored)
