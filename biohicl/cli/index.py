@@ -3,7 +3,8 @@
 Run it under ``accelerate launch --multi_gpu --num_processes N -m biohicl.cli.main index ...`` (or
 ``torchrun --nproc_per_node N -m biohicl.cli.main index ...``) to split the corpus across processes/GPUs
 (shard-strided; rank 0 writes the merged manifest). Rerun the same command after a kill to resume. One run at a
-time in an output folder: another run into it is refused while one runs.
+time in an output folder: another run into it is refused while one runs (Linux, macOS; on Windows, which has no file
+locks, it is not refused, and the run says so in a warning: start one at a time).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ fresh start that fails before its first shard is undone, so a corrected rerun is
 One build at a time in a folder: rank 0 holds an exclusive ``flock`` on the folder's ``.index.lock`` (which records
 its pid) while it builds (:func:`index_folder_lock`), so a second ``biohicl index`` into that folder is refused in one
 line naming it and that pid, instead of the two rewriting its manifest and files. The kernel drops the lock when its
-process dies: a lock file a killed run left stops nobody. Without ``fcntl`` (Windows) nothing is locked.
+process dies: a lock file a killed run left stops nobody. The lock is :func:`biohicl.folder_lock.held_folder_lock`, as
+``biohicl train``'s is: without ``fcntl`` (Windows) nothing is locked, and the run says so in one warning line.
 """
 
 from __future__ import annotations
@@ -16,63 +17,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from biohicl.atomic import atomic_write_text, exclusive_lock, pid_alive, sweep_temporaries
+from biohicl.atomic import atomic_write_text, pid_alive, sweep_temporaries
 from biohicl.errors import ConfigError, DataError
+from biohicl.folder_lock import held_folder_lock
 from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
 from biohicl.search.layout import SETTINGS_NAME, changed_settings, probe_cosine, rerun_hint
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks
-    fcntl = None  # type: ignore[assignment]
-
 #: An index folder's lock file, ``flock``-ed by the build writing there (rank 0), holding its pid.
 LOCK_NAME = ".index.lock"
-_HELD: set[Path] = set()  # the lock files this process holds: build_index inside the CLI's hold takes no second
 
 
-@contextlib.contextmanager
-def index_folder_lock(directory: str | Path, main: bool = True) -> Iterator[None]:
+def index_folder_lock(directory: str | Path, main: bool = True) -> contextlib.AbstractContextManager[None]:
     """Hold ``directory``'s build lock while the block runs (``main``: the process that prepares and merges the
-    folder, rank 0; the other ranks take none); a :class:`ConfigError` when another process holds it. The folders this
-    made that nothing was written to are removed at the end, as are those of a build refused before it wrote."""
-    path = Path(directory).resolve() / LOCK_NAME
-    if not main or fcntl is None or path in _HELD:
-        yield
-        return
-    made = []  # the folders mkdir makes, deepest first: removed at the end when still empty
-    for folder in (path.parent, *path.parent.parents):
-        if folder.exists():
-            break
-        made.append(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = exclusive_lock(path, DataError("an index lock must be a regular file (a symlink or other is there)", path))
-    if fd is None:
-        try:
-            holder = path.read_text(encoding="ascii", errors="replace").strip() or "unknown"
-        except OSError:
-            holder = "unknown"
-        raise ConfigError(
+    folder, rank 0; the other ranks take none; ``build_index`` inside the CLI's hold takes no second one); a
+    :class:`ConfigError` when another process holds it. The folders this made that nothing was written to are removed
+    at the end, as are those of a build refused before it wrote."""
+
+    def refusal(holder: str) -> ConfigError:
+        return ConfigError(
             f"{directory}: in use by another biohicl index run (pid {holder}, in {LOCK_NAME}); wait for it to end, or "
             "index into another folder"
         )
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _HELD.add(path)
-    try:
-        yield
-    finally:
-        _HELD.discard(path)
-        path.unlink(missing_ok=True)  # while still held, so nobody locks a stale copy; never what a link points to
-        os.close(fd)
-        for folder in made:
-            with contextlib.suppress(OSError):  # holds something (or is gone): it and those above it stay
-                folder.rmdir()
+
+    return held_folder_lock(directory, LOCK_NAME, refusal, "an index lock", main)
 
 
 def prepare_folder(directory: Path, settings: dict, resume: bool, default_compute: str) -> tuple[bool, bool]:
