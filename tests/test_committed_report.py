@@ -155,3 +155,25 @@ def test_a_record_whose_summary_lacks_a_main_metric_is_incomplete_naming_it(tmp_
     assert row["n"] == 3 and row["values"]["biosses/spearman"] == scores
     text = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert f"Tabulated as evaluated, lacking {', '.join(lacks)}: `minilm/two_pass_distill2/seed3`." in text
+
+
+def test_a_collapsed_seeds_null_score_is_reported_as_undefined_not_refused(tmp_path, capsys):
+    # strict JSON writes a collapsed model's NaN Spearman as null: --report_only read it as "expected a number"
+    def collapsed(record):
+        record["summary"]["biosses/spearman"] = None
+        record["tasks"]["biosses"]["metrics"]["spearman"] = None
+        return json.dumps(record)
+
+    _crafted(tmp_path, collapsed)
+    capsys.readouterr()
+    assert _report(tmp_path) == 0
+    out = capsys.readouterr().out.splitlines()
+    prefix = "  minilm/two_pass_distill2 "
+    undefined = "Δ – (undefined: see results.md)"
+    assert [line[len(prefix) :] for line in out if line.startswith(prefix)] == [
+        f"biosses/spearman: {undefined} (target +0.0) MISSED (the dev pick)",
+        "pubmedqa/recall@1: Δ +0.87 (target +0.0) met (the dev pick)",
+        f"mean of biosses/spearman, pubmedqa/recall@1: {undefined} (target +1.0) MISSED (the dev pick)",
+    ]
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "note: two_pass_distill2 has no biosses Spearman mean: the score of seed 3 is NaN (a collapsed run?)" in text

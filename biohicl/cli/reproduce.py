@@ -282,9 +282,11 @@ def main(argv: list[str]) -> int:
     for target in targets:
         status = ("met" if target["met"] else "MISSED") if judged else "not judged"
         share = "" if target.get("p_target") is None else f"; P(Δ ≥ target) {target['p_target']:.3f}"
+        delta = target["delta"]  # None (null in results.json) or NaN: a collapsed seed's undefined score
+        shown = "– (undefined: see results.md)" if delta is None or delta != delta else signed(100 * delta)
         print(
             f"  {target['model']}/{target['variant']} {target['metric']}: "
-            f"Δ {signed(100 * target['delta'])} (target {signed(100 * target['target'], 1)}) {status}{share}"
+            f"Δ {shown} (target {signed(100 * target['target'], 1)}) {status}{share}"
             + (_counted(target, results) if judged else "")
         )
     if results.get("missing"):

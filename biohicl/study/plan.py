@@ -9,6 +9,7 @@ view.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,9 +211,10 @@ def _eval_status(
 def read_eval_record(path: Path) -> dict[str, Any]:
     """A run's ``eval.json``, its shape checked once for what the study reads of it: a JSON object whose ``tasks``
     map each task to its result (an object naming its ``main_metric``; its ``metrics``, ``per_item``, ``data_files``
-    objects), whose ``summary`` maps metrics to numbers, ``versions``, ``settings`` and ``model`` objects, ``added``
-    a list of objects (each one's ``versions`` an object), ``wall_time_s`` a number. A :class:`DataError` naming the
-    file (and the field: ``FILE: tasks.biosses: expected …``) otherwise."""
+    objects), whose ``summary`` maps metrics to numbers (``null``, an undefined score, read as NaN), ``versions``,
+    ``settings`` and ``model`` objects, ``added`` a list of objects (each one's ``versions`` an object),
+    ``wall_time_s`` a number. A :class:`DataError` naming the file (and the field: ``FILE: tasks.biosses: expected
+    …``) otherwise."""
     record = read_json(path)
 
     def expect(ok: bool, field: str, what: str, value: Any) -> None:
@@ -230,6 +232,9 @@ def read_eval_record(path: Path) -> dict[str, Any]:
             expect(isinstance(result.get(part) or {}, dict), f"tasks.{task}.{part}", "an object", result.get(part))
     expect(isinstance(summary, dict), "summary", "an object of metric values", summary)
     for metric, value in summary.items():
+        if value is None:  # an undefined score (a collapsed model's NaN Spearman), written as null by strict JSON
+            summary[metric] = math.nan
+            continue
         expect(is_number(value), f"summary.{metric}", "a number", value)
     expect(is_number(record.get("wall_time_s", 0.0)), "wall_time_s", "a number", record.get("wall_time_s"))
     for part in ("versions", "settings", "model"):
