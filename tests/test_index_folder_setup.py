@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from biohicl.errors import ConfigError
 from biohicl.search.folder_setup import prepare_folder, undo_fresh_start
+from biohicl.search.layout import rerun_hint
 
 
 def _dead_pid() -> int:
@@ -54,3 +58,54 @@ def test_undoing_a_fresh_start_keeps_a_live_writers_temporary(tmp_path):
 
     assert (fresh, created) == (True, True)
     assert sorted(p.name for p in directory.iterdir()) == [live.name]  # the folder stays: a writer is in it
+
+
+def _encoder_settings(backend: str, quantize: str | None, probe: list[list[float]]) -> dict:
+    return {"model": "tiny", "shard_size": 5, "backend": backend, "quantize": quantize, "probe": probe}
+
+
+#: an encoder's probe rows, and the same weights' rows through int8 ONNX (cosine 0.9926 to them: within the int8
+#: tolerance, 0.98, below the fp32 one, 0.999) and another model's (cosine 0.6)
+_PROBE = [[1.0, 0.0], [0.0, 1.0]]
+_INT8_PROBE = [[0.9926, (1 - 0.9926**2) ** 0.5], [0.0, 1.0]]
+_OTHER_PROBE = [[0.6, 0.8], [0.0, 1.0]]
+
+
+def test_a_rerun_without_the_int8_onnx_options_is_told_to_repeat_them_not_that_the_weights_differ(tmp_path):
+    directory = tmp_path / "idx"
+    prepare_folder(directory, _encoder_settings("onnx", "int8", _INT8_PROBE), resume=True, default_compute="float32")
+    with pytest.raises(ConfigError) as refused:  # the compress command without the build's encoder options
+        prepare_folder(directory, _encoder_settings("torch", None, _PROBE), resume=True, default_compute="float32")
+    assert str(refused.value) == (
+        f"{directory}: built with other settings (backend: 'onnx' → 'torch', quantize: 'int8' → None); "
+        "rerun with --backend onnx --quantize int8, or use a new output folder"
+    )
+    again = _encoder_settings("onnx", "int8", _INT8_PROBE)
+    assert prepare_folder(directory, again, resume=True, default_compute="float32") == (False, False)
+
+
+def test_a_fp32_index_rerun_with_int8_is_a_settings_change_and_other_weights_still_are_named(tmp_path):
+    directory = tmp_path / "idx"
+    prepare_folder(directory, _encoder_settings("onnx", None, _PROBE), resume=True, default_compute="float32")
+    with pytest.raises(ConfigError) as refused:
+        prepare_folder(
+            directory, _encoder_settings("onnx", "int8", _INT8_PROBE), resume=True, default_compute="float32"
+        )
+    assert str(refused.value) == (
+        f"{directory}: built with other settings (quantize: None → 'int8'); rerun without --quantize, or use a new "
+        "output folder"
+    )
+    for backend, quantize in (("onnx", "int8"), ("torch", None)):  # other weights: below either tolerance
+        with pytest.raises(ConfigError) as refused:
+            settings = _encoder_settings(backend, quantize, _OTHER_PROBE)
+            prepare_folder(directory, settings, resume=True, default_compute="float32")
+        assert str(refused.value) == (
+            f"{directory}: built with other weights (probe cosine 0.6000); use a new output folder"
+        )
+
+
+def test_the_rerun_hint_names_the_options_to_repeat_and_those_to_leave_out():
+    recorded = {"dtype": "float16", "backend": "onnx", "quantize": None, "shard_size": 5}
+    assert rerun_hint(recorded, ["dtype", "quantize"]) == "rerun with --dtype float16 and without --quantize, or "
+    assert rerun_hint(recorded, ["quantize"]) == "rerun without --quantize, or "
+    assert rerun_hint(recorded, ["quantize", "model"]) == ""  # another model: no option brings it back

@@ -68,9 +68,12 @@ def resume_flags(recorded: dict[str, Any], names: Iterable[str], source: str | P
 
 def rerun_hint(recorded: dict[str, Any], changed: list[str], source: str | Path = SETTINGS_NAME) -> str:
     """``"rerun with --shard_size 20, or "`` when every changed setting is a :data:`RESUME_OPTIONS` option a rerun
-    can repeat as ``recorded`` (read from ``source``); else ``""``."""
+    can repeat as ``recorded`` (read from ``source``), ``"rerun without --quantize, or "`` for one it recorded unset
+    (both joined by "and"); else ``""``."""
     flags = resume_flags(recorded, changed, source)
-    return f"rerun with {flags}, or " if flags and set(changed) <= set(RESUME_OPTIONS) else ""
+    unset = " ".join(f"--{name}" for name in changed if recorded.get(name) is None)
+    parts = [f"with {flags}"] * bool(flags) + [f"without {unset}"] * bool(unset)
+    return f"rerun {' and '.join(parts)}, or " if parts and set(changed) <= set(RESUME_OPTIONS) else ""
 
 
 def changed_settings(recorded: dict[str, Any], settings: dict[str, Any]) -> list[str]:
