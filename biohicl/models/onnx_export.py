@@ -165,10 +165,22 @@ def _eager_attention(backbone: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def warnings_silenced() -> Iterator[None]:
-    """No warnings inside the block (the exporter, optimizer and quantiser are noisy about what they skip)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """No warnings inside the block, Python's or logged below ERROR (the exporter, optimizer and quantiser are noisy
+    about what they skip; the quantiser logs through the root logger, whose ``logging.warning`` gives a root logger
+    without handlers a stderr one, which printed every later log line a second time). The root logger's handlers
+    and level are as they were after it."""
+    root = logging.getLogger()
+    handlers, level, disabled = list(root.handlers), root.level, logging.root.manager.disable
+    logging.disable(max(disabled, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+        for handler in [h for h in root.handlers if h not in handlers]:  # what logging.basicConfig added
+            root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _optimize(source: Path, target: Path, model: Any) -> None:
