@@ -39,7 +39,7 @@ from biohicl.evaluation.agreement_pairs import (
     pearson_correlation,
     rank_correlation_of,
 )
-from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.encoder import Encoder, embedding_rows
 from biohicl.evaluation.results import AGREEMENT_TASK, TaskResult, file_checksums
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def siml_alignment(
         pairs = siml_pairs(labels, mesh or MeshHierarchy.load(), kinds)
     kept_texts = [texts[i] for i in pairs.keep]
     encoded = model.encode(kept_texts, batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar)
-    emb = np.asarray(encoded, dtype=np.float64)
+    emb = embedding_rows(encoded, np.float64)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     s_l, s_e = pairs.siml, pair_cosines(emb, pairs.mask)
     del encoded, emb

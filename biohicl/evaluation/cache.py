@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from biohicl.atomic import atomic_write_json
+from biohicl.evaluation.encoder import embedding_rows
 from biohicl.jsonio import nan_for_null
 
 logger = logging.getLogger(__name__)
@@ -231,10 +232,8 @@ def encoder_fingerprint(model: Any) -> str:
     """SHA-256 of the model's float32 embeddings of :data:`PROBE_TEXTS`, as queries and as documents."""
     digest = hashlib.sha256()
     for kind in ("query", "document"):
-        embeddings = np.ascontiguousarray(
-            model.encode(list(PROBE_TEXTS), batch_size=len(PROBE_TEXTS), kind=kind, show_progress_bar=False),
-            dtype=np.float32,
-        )
+        encoded = model.encode(list(PROBE_TEXTS), batch_size=len(PROBE_TEXTS), kind=kind, show_progress_bar=False)
+        embeddings = np.ascontiguousarray(embedding_rows(encoded, np.float32))
         digest.update(kind.encode())
         digest.update(str(embeddings.shape).encode())
         digest.update(embeddings.tobytes())

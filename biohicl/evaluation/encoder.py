@@ -5,24 +5,40 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from biohicl.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 
 @runtime_checkable
 class Encoder(Protocol):
-    """What evaluation needs from a model: texts in, one embedding row per text out (input order)."""
+    """What evaluation needs from a model: texts in, one embedding row per text out (input order), as an array or a
+    tensor (:func:`embedding_rows` reads either). Evaluation passes the texts by position and the rest by keyword,
+    so ``BioHiCL``, ``OnnxEncoder`` and a ``SentenceTransformer`` (which ``evaluate_model`` wraps) all are one."""
 
     def encode(
         self,
         texts: Sequence[str],
+        /,
+        *,
         batch_size: int = 32,
         kind: str = "document",
         show_progress_bar: bool | None = None,
-    ) -> np.ndarray: ...
+    ) -> np.ndarray | torch.Tensor: ...
+
+
+def embedding_rows(rows: np.ndarray | torch.Tensor, dtype: Any = None) -> np.ndarray:
+    """An :class:`Encoder`'s output as a numpy array (of ``dtype`` when given): a tensor, on any device and of any
+    float dtype (bfloat16 and float16 read as float32), read back to the CPU first."""
+    if not isinstance(rows, np.ndarray) and hasattr(rows, "detach"):  # a torch.Tensor (torch is not imported here)
+        rows = rows.detach().cpu()
+        rows = (rows.float() if rows.dtype.itemsize < 4 else rows).numpy()
+    return np.asarray(rows, dtype=dtype)
 
 
 class DtypeEncoder:

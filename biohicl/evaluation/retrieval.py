@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from biohicl.errors import ConfigError, DataError
-from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.encoder import Encoder, embedding_rows
 from biohicl.evaluation.metrics import DEFAULT_K_VALUES, retrieval_scores_with_items
 from biohicl.evaluation.qrels import read_qrels
 from biohicl.evaluation.results import TaskResult, file_checksums
@@ -283,7 +283,7 @@ def dense_retrieve(
 
     def encoded(texts: list[str], kind: str) -> np.ndarray:
         rows = encoder.encode(texts, batch_size=batch_size, kind=kind, show_progress_bar=show_progress_bar)
-        return np.asarray(rows, dtype=np.float32)
+        return embedding_rows(rows, np.float32)
 
     query_emb = torch.from_numpy(_normalize(encoded([queries[q] for q in query_ids], "query")))
     extra = 1 if ignore_identical_ids else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from biohicl.errors import DataError
-from biohicl.evaluation.encoder import Encoder
+from biohicl.evaluation.encoder import Encoder, embedding_rows
 from biohicl.evaluation.metrics import CorrelationMetric
 from biohicl.evaluation.results import TaskResult, file_checksums
 
@@ -78,7 +78,7 @@ def evaluate_biosses(
     start = time.perf_counter()
     first, second, gold, path = load_biosses(path)
     unique = list(dict.fromkeys(first + second))
-    embeddings = np.asarray(
+    embeddings = embedding_rows(
         encoder.encode(unique, batch_size=batch_size, kind="document", show_progress_bar=show_progress_bar)
     )
     row = {text: i for i, text in enumerate(unique)}
