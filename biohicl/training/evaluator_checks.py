@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -45,6 +45,23 @@ def check_evaluation(args: BioHiCLTrainingArguments, evaluator: Evaluator | None
         raise ConfigError("selection_metrics: needs --eval_tasks that produce those metrics")
     _check_metric_names(args, evaluator)
     _warn_held_out(args)
+
+
+def refuse_evaluation_inputs(eval_dataset: Any = None, ignore_keys: Sequence[str] | None = None) -> None:
+    """The trainer evaluates through its evaluator only: a dataset to score (``eval_dataset=``, to the trainer or
+    ``evaluate``) or model-output keys to ignore (``ignore_keys=``, ``train(ignore_keys_for_eval=)``), which
+    transformers' ``Trainer`` takes, are refused in one line rather than passed over."""
+    if eval_dataset is not None:
+        raise ConfigError(
+            "eval_dataset: BioHiCLTrainer scores its evaluator's tasks, not a dataset given to it; to score other "
+            "data, give evaluator= one that scores it (e.g. --eval_tasks with a BEIR folder or "
+            "siml-agreement@<documents file>)"
+        )
+    if ignore_keys:
+        raise ConfigError(
+            "ignore_keys: BioHiCLTrainer.evaluate gathers no model outputs to leave out (its metrics are the "
+            "evaluator's); leave a metric out in the evaluator"
+        )
 
 
 def _check_metric_names(args: BioHiCLTrainingArguments, evaluator: Evaluator | None) -> None:

@@ -52,7 +52,7 @@ from biohicl.training.checkpoint import (
     whole_run_loss,
 )
 from biohicl.training.distributed import component_means
-from biohicl.training.evaluator_checks import Evaluator, check_evaluation, metric_floats
+from biohicl.training.evaluator_checks import Evaluator, check_evaluation, metric_floats, refuse_evaluation_inputs
 from biohicl.training.objective import build_loss, loss_terms
 from biohicl.training.precision import fp32_forward
 from biohicl.training.run_settings import check_run_folder
@@ -112,6 +112,7 @@ class BioHiCLTrainer(Trainer):
         if training_args.push_to_hub:  # set after the arguments' checks (set_push_to_hub): Trainer would create a repo
             raise ConfigError(push_refusal(training_args))
         model = kwargs.get("model") if "model" in kwargs else (args[0] if args else None)
+        refuse_evaluation_inputs(kwargs.get("eval_dataset", args[4] if len(args) > 4 else None))
         check_evaluation(training_args, evaluator)
         prepare_trainable(model, training_args, peft_config)
         loss = loss if loss is not None else build_loss(training_args)
@@ -163,7 +164,7 @@ class BioHiCLTrainer(Trainer):
         inputs: dict[str, Any],
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
         inputs = dict(inputs)
         wanted = getattr(self.loss, "extra_inputs", frozenset())  # a collator's extra batch keys the loss asks for
         loss_inputs = {key: inputs.pop(key) for key in list(inputs) if key in LOSS_INPUT_KEYS or key in wanted}
@@ -231,7 +232,9 @@ class BioHiCLTrainer(Trainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
-        """Run the evaluator on the model (in eval mode, fp32 forward); metrics are prefixed ``eval_``."""
+        """Run the evaluator on the model (in eval mode, fp32 forward); metrics are prefixed ``eval_``. Its tasks are
+        what is scored: ``eval_dataset`` and ``ignore_keys`` are refused (:func:`.refuse_evaluation_inputs`)."""
+        refuse_evaluation_inputs(eval_dataset, ignore_keys)
         if self.evaluator is None:
             raise ConfigError("evaluate: no evaluator given (e.g. one built from --eval_tasks)")
         model = self.accelerator.unwrap_model(self.model)
@@ -305,7 +308,8 @@ class BioHiCLTrainer(Trainer):
             self.state.best_metric = None
         return super()._determine_best_metric(metrics, trial)
 
-    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> TrainOutput:
+        refuse_evaluation_inputs(None, kwargs.get("ignore_keys_for_eval", args[1] if len(args) > 1 else None))
         if isinstance(resume_from_checkpoint, bool):  # True: the newest complete checkpoint, as `last` picks it
             resume_from_checkpoint = resolve_resume(resume_from_checkpoint or None, self.args.output_dir)
         check_run_folder(self.args, resume_from_checkpoint)  # a checkpoint of other settings, resumed or trained over
