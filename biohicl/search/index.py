@@ -58,6 +58,17 @@ class Index:
         embeddings: torch.Tensor | None = None,
         docs: list[dict[str, Any]] | None = None,
     ):
+        """An index folder's ``manifest`` and ``directory`` (:func:`load_index`), or ``embeddings`` [n, dim] in memory
+        with ``docs`` (one ``{"id", "title", "mesh"}`` per row; none: each document named by its row, as
+        :meth:`from_embeddings` names rows given no ids); anything else is refused in one line."""
+        folder = manifest is not None and directory is not None and embeddings is None and docs is None
+        rows = None if embeddings is None else len(embeddings)
+        memory = rows is not None and manifest is None and directory is None and (docs is None or len(docs) == rows)
+        if not (folder or memory):
+            raise ConfigError(
+                "Index: give manifest= and directory= (an index folder: load_index) or embeddings= with docs= one per "
+                "row or none (in memory: Index.from_embeddings)"
+            )
         self.manifest = manifest
         self.directory = Path(directory) if directory is not None else None
         self._embeddings = embeddings
@@ -152,6 +163,10 @@ class Index:
         over the docs sidecars, up to the last id found; a line as biohicl writes it is read without parsing it:
         :func:`_plain_id`)."""
         wanted = {str(i) for i in ids}
+        if self._embeddings is not None and self._docs is None:  # documents named by their row
+            return {
+                i: int(i) for i in wanted if i.isascii() and i.isdigit() and str(int(i)) == i and int(i) < len(self)
+            }
         if self._docs is not None:
             found: dict[str, int] = {}
             for row, doc in enumerate(self._docs):
@@ -174,18 +189,25 @@ class Index:
     def rows(self, positions: Sequence[int]) -> torch.Tensor:
         """The embedding rows at ``positions`` as float32 ``[n, dim]`` (reads only those rows of their shards)."""
         if self._embeddings is not None:
-            return self._embeddings[list(positions)].float()
+            return self._embeddings[self._inside(positions)].float()
         return torch.from_numpy(self._float_rows().take(np.asarray(positions, dtype=np.int64).reshape(-1)))
+
+    def _inside(self, positions: Iterable[int]) -> list[int]:
+        """``positions`` as ints; one outside the index is an :class:`IndexError` naming it (never counted from the
+        end), in memory as in a folder (:meth:`FloatRows.take <biohicl.search.float_rows.FloatRows.take>`)."""
+        rows = [int(p) for p in positions]
+        bad = next((p for p in rows if not 0 <= p < len(self)), None)
+        if bad is not None:
+            raise IndexError(f"row {bad} is outside the index (0..{len(self) - 1})")
+        return rows
 
     def documents(self, positions: Iterable[int]) -> dict[int, dict[str, Any]]:
         """``{row: {"id", "title", "mesh"}}`` for the given rows (reads only the shards' sidecars needed)."""
-        wanted = sorted(set(int(p) for p in positions))
-        if self._docs is not None:
-            return {p: self._docs[p] for p in wanted}
+        wanted = sorted(set(self._inside(positions)))
+        if self._embeddings is not None:  # without docs, each document named by its row
+            return {p: self._docs[p] if self._docs else {"id": str(p), "title": "", "mesh": []} for p in wanted}
         by_shard: dict[int, list[int]] = {}
         for position in wanted:
-            if not 0 <= position < len(self):
-                raise IndexError(f"row {position} is outside the index (0..{len(self) - 1})")
             by_shard.setdefault(bisect.bisect_right(self._starts, position) - 1, []).append(position)
         found: dict[int, dict[str, Any]] = {}
         for number, rows in by_shard.items():
