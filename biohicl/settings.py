@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, overload
 
 from biohicl.errors import ConfigError
 
 DATA_DIR_ENV = "BIOHICL_DATA_DIR"
 
 
+@overload
+def data_dir(required: Literal[True] = True) -> Path: ...
+
+
+@overload
+def data_dir(required: bool) -> Path | None: ...
+
+
 def data_dir(required: bool = True) -> Path | None:
-    """Return the data directory (env ``BIOHICL_DATA_DIR``, else ``../shared/data`` if present)."""
+    """Return the data directory (env ``BIOHICL_DATA_DIR``, else ``../shared/data`` if present); when there is none,
+    a :class:`ConfigError` saying how to set it, or None with ``required=False``."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         path = Path(env).expanduser()

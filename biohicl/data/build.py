@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from biohicl.data.pairs import DEFAULT_DEV_SPLIT, build_pair_dataset, mixed_kinds_message
+from biohicl.data.pairs import DEFAULT_DEV_SPLIT, PairDatasetSummary, build_pair_dataset, mixed_kinds_message
 from biohicl.data.pubmedqa import load_pubmedqa_test_ids, read_pmid_object
 from biohicl.data.read_report import ReadReport
 from biohicl.data.records import MeshRecord, label_kind_of
@@ -20,6 +20,9 @@ from biohicl.data.splits import DevSplit
 from biohicl.data.storage import check_output_dir, save_pair_dataset
 from biohicl.errors import ConfigError, DataError
 from biohicl.mesh.hierarchy import MeshHierarchy
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def build_dataset_from_files(
     decontaminate: bool = True,
     beir: Sequence[str | Path] = (),
     dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
-):
+) -> tuple[DatasetDict, PairDatasetSummary]:
     """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
     (unless ``output_dir`` is None) save it. PubMedQA files are read first, then the others in order; the first copy
     of a PMID wins (so a PubMedQA item is PubMedQA's record whatever the input order).
@@ -196,7 +199,7 @@ def build_default_dataset(
     progress: bool = True,
     mix_label_kinds: bool = False,
     **kwargs: Any,
-):
+) -> tuple[DatasetDict, PairDatasetSummary]:
     """Build the default MeSH-pair dataset (:func:`default_inputs`: indexing only; with ``mix_label_kinds`` BC5CDR's
     mentions too) from ``BIOHICL_DATA_DIR``, decontaminated, with the dev split; returns ``(DatasetDict,
     PairDatasetSummary)``."""

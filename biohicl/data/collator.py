@@ -3,14 +3,26 @@ abstract inputs of the title InfoNCE term)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from biohicl.data.documents import document_text
 from biohicl.mesh.hierarchy import MeshHierarchy
+
+
+class Tokenize(Protocol):
+    """What the collator tokenizes with: texts and their ``kind`` (``"query"``: with the query prompt, for the
+    titles of the title term; ``"document"``) in, a batch of tensors (``input_ids``, ``attention_mask``, ...) out."""
+
+    def __call__(self, texts: list[str], *, kind: str = "document") -> Mapping[str, torch.Tensor]: ...
+
+
+#: A collated batch: the tokenized documents, ``siml`` (and ``pair_mask``), each a tensor; with titles,
+#: ``title_inputs`` and ``abstract_inputs``, each a tokenized batch.
+Batch = dict[str, torch.Tensor | dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -25,24 +37,24 @@ class BioHiCLDataCollator:
     ``abstract`` as a query (``title_inputs``) and the abstract alone as a document (``abstract_inputs``).
 
     Args:
-        tokenize: ``texts, kind=... -> BatchEncoding``, e.g. ``functools.partial(tokenize_texts, model.tokenizer,
-            model.config)`` (what training uses): a bound ``model.tokenize`` tokenizes the same but pickles the whole
-            model into each DataLoader worker started with ``spawn``.
+        tokenize: ``texts, kind=... -> BatchEncoding`` (:class:`Tokenize`), e.g. ``functools.partial(tokenize_texts,
+            model.tokenizer, model.config)`` (what training uses): a bound ``model.tokenize`` tokenizes the same but
+            pickles the whole model into each DataLoader worker started with ``spawn``.
         mesh: the hierarchy SimL is computed with.
         ancestors / depth_weight: the SimL switches of :meth:`MeshHierarchy.similarity_matrix`.
     """
 
-    tokenize: Callable[[list[str]], Mapping[str, torch.Tensor]]
+    tokenize: Tokenize
     mesh: MeshHierarchy
     ancestors: bool = True
     depth_weight: bool = True
     label_weights: Mapping[str, float] | None = None
     titles: bool = False
 
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> Batch:
         texts = [document_text(f) for f in features]
         labels = [self.mesh.known_labels(f["labels"]) for f in features]
-        batch = dict(self.tokenize(texts))
+        batch: Batch = dict(self.tokenize(texts))
         batch["siml"] = self.mesh.similarity_matrix(labels, self.ancestors, self.depth_weight, self.label_weights)
         kinds = [f.get("label_kind") for f in features]
         if len(set(kinds)) > 1:  # documents of different label kinds are never paired (the samplers avoid it too)

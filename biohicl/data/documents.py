@@ -8,7 +8,7 @@ import codecs
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biohicl.data.columns import column_list, in_memory_dataset
 from biohicl.data.labels import file_labels
@@ -16,13 +16,16 @@ from biohicl.data.records import INDEXING
 from biohicl.errors import ConfigError, DataError, json_error
 from biohicl.mesh.hierarchy import MeshHierarchy
 
+if TYPE_CHECKING:
+    from datasets import Dataset
+
 #: Columns read as a document's MeSH descriptor UIs, first match wins.
 LABEL_COLUMNS = ("mesh_uis", "mesh", "labels", "mesh_ids", "descriptors")
 DOCUMENT_SUFFIXES = (".jsonl", ".json", ".parquet")
 TEXT_COLUMNS = ("text", "title", "abstract")
 
 
-def read_documents(path: str | Path):
+def read_documents(path: str | Path) -> Dataset:
     """The documents of a ``biohicl build-dataset`` folder (config ``documents``) or of one ``.jsonl``/``.json``/
     ``.parquet`` file, as a ``datasets.Dataset``; a file that cannot be read is a one-line :class:`DataError`."""
     path = Path(path).expanduser()

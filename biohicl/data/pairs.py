@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from biohicl.data.splits import DevSplit
 from biohicl.errors import DataError
 from biohicl.field_types import check_count
 from biohicl.mesh.hierarchy import MeshHierarchy
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_DEV_SPLIT = DevSplit()
@@ -166,7 +169,7 @@ def build_pair_dataset(
     mix_label_kinds: bool = False,
     dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
     decontaminator: Any = None,
-):
+) -> tuple[DatasetDict, PairDatasetSummary]:
     """Build the ``datasets.DatasetDict`` with configurations ``documents`` and ``pairs``.
 
     ``limit`` keeps the first ``limit`` records (after exclusion; reading stops there); ``exclude_pmids`` and

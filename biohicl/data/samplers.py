@@ -25,6 +25,10 @@ from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
 logger = logging.getLogger(__name__)
 
+#: Document indices as the samplers take them: a list (of ints or numpy integers), or a numpy array as
+#: :func:`~biohicl.data.mining.mine_top_k`'s pairs and :func:`mine_negatives`' lists hold them.
+Indices = Sequence[int | np.integer] | np.ndarray
+
 PAIR_BLOCK_ENTRIES = 1 << 24
 """SimL entries (float32, 64 MiB) :meth:`MeshPairBatchSampler.from_labels` holds at once: blocks of
 ``max(64, PAIR_BLOCK_ENTRIES // N)`` rows."""
@@ -72,11 +76,11 @@ class MeshPairBatchSampler(EpochBatchSampler):
 
     def __init__(
         self,
-        partners: Sequence[Sequence[int]],
+        partners: Sequence[Indices],
         batch_size: int,
         seed: int = 0,
         groups: Sequence[str] | None = None,
-        negatives: Sequence[Sequence[int]] | None = None,
+        negatives: Sequence[Indices] | None = None,
     ):
         if batch_size < 2:
             raise ConfigError(f"batch_size: in-batch pairs need at least 2 documents, got {batch_size}")
@@ -90,7 +94,7 @@ class MeshPairBatchSampler(EpochBatchSampler):
         self.seed = seed
         self.epoch = 0
 
-    def _same_group(self, lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    def _same_group(self, lists: Sequence[Indices]) -> list[np.ndarray]:
         dtype = _index_dtype(self.num_documents)
         out = [_ascending_unique(p, dtype) for p in lists]
         if len(out) != self.num_documents:
@@ -104,15 +108,15 @@ class MeshPairBatchSampler(EpochBatchSampler):
     @classmethod
     def from_pairs(
         cls,
-        anchors: Sequence[int],
-        partners: Sequence[int],
-        siml: Sequence[float],
+        anchors: Indices,
+        partners: Indices,
+        siml: Sequence[float] | np.ndarray,
         num_documents: int,
         batch_size: int,
         beta: float = 0.3,
         seed: int = 0,
         groups: Sequence[str] | None = None,
-        negatives: Sequence[Sequence[int]] | None = None,
+        negatives: Sequence[Indices] | None = None,
     ) -> MeshPairBatchSampler:
         """From a mined pair list (indices into the training documents); pairs with SimL ≤ β are ignored."""
         lists: list[list[int]] = [[] for _ in range(num_documents)]
@@ -134,7 +138,7 @@ class MeshPairBatchSampler(EpochBatchSampler):
         seed: int = 0,
         label_weights: Mapping[str, float] | None = None,
         groups: Sequence[str] | None = None,
-        negatives: Sequence[Sequence[int]] | None = None,
+        negatives: Sequence[Indices] | None = None,
         max_partners: int | None = None,
         progress: bool = False,
     ) -> MeshPairBatchSampler:
@@ -199,7 +203,7 @@ def _index_dtype(n: int) -> type[np.signedinteger]:
     return np.int32 if n <= np.iinfo(np.int32).max else np.int64
 
 
-def _ascending_unique(indices: Sequence[int], dtype: type[np.signedinteger]) -> np.ndarray:
+def _ascending_unique(indices: Indices, dtype: type[np.signedinteger]) -> np.ndarray:
     """``indices`` sorted without repeats as a ``dtype`` array; an array that already is one is kept, not copied
     (the partner lists of many documents are the sampler's largest data)."""
     array = np.asarray(indices)

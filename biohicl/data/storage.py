@@ -38,6 +38,8 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.jsonio import read_json
 
 if TYPE_CHECKING:  # an annotation only: documents, which pairs imports through sources, reads summary.json here
+    from datasets import DatasetDict
+
     from biohicl.data.pairs import PairDatasetSummary
 
 logger = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def is_previous_build(out_dir: Path) -> bool:
 
 
 def save_pair_dataset(
-    dataset, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
+    dataset: DatasetDict, out_dir: str | Path, summary: PairDatasetSummary | None = None, *, arrow: bool = True
 ) -> Path:
     """Write parquet per configuration, the dataset card and (``arrow=True``) a ``save_to_disk`` copy.
 
@@ -173,7 +175,7 @@ def read_build_summary(folder: str | Path) -> dict[str, Any] | None:
 _ABSENT = object()
 
 
-def load_pair_dataset(path: str | Path):
+def load_pair_dataset(path: str | Path) -> DatasetDict:
     """Reload a saved MeSH-pair dataset from its parquet files as a ``DatasetDict`` (documents, pairs); a
     configuration with no rows (e.g. no pair above SimL 0) reloads as an empty table with its columns."""
     import pyarrow as pa

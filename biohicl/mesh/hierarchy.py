@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +38,9 @@ from biohicl.errors import DataError
 from biohicl.mesh.formats import read_descriptor_xml, read_mtrees, read_tsv
 from biohicl.mesh.gram import gram_matrix, inverse_row_norms
 from biohicl.mesh.label_forms import label_form, resolve_label
+
+if TYPE_CHECKING:  # an annotation only: the hierarchy loads torch only where it builds a tensor
+    import torch
 
 PACKAGED_TABLE = "mesh2024.tsv.gz"
 PACKAGED_VERSION = "2024"
@@ -105,7 +109,8 @@ class MeshHierarchy:
         self.node_index: dict[str, int] = {node: i for i, node in enumerate(nodes)}
         depths = np.array([tree_depth(n) for n in nodes], dtype=np.float64)
         self._log_weights = np.log(depths + 1.0)
-        self._node_cache: dict[tuple[str, bool], np.ndarray] = {}
+        #: :meth:`_descriptor_nodes` by its ``ancestors`` switch: descriptor rows and their [descriptors, nodes] matrix
+        self._node_cache: dict[bool, tuple[dict[str, int], sp.csr_matrix]] = {}
         self._tree_descriptors: dict[str, str] | None = None  # built when first asked
 
     # ------------------------------------------------------------------ loading
@@ -219,7 +224,7 @@ class MeshHierarchy:
     # ------------------------------------------------------------------ vectors and SimL
     def _descriptor_nodes(self, ancestors: bool) -> tuple[dict[str, int], sp.csr_matrix]:
         """Descriptor UI → row of a binary [descriptors, nodes] matrix (its nodes, with or without ancestors)."""
-        cached = self._node_cache.get(("__matrix__", ancestors))
+        cached = self._node_cache.get(ancestors)
         if cached is None:
             uis = sorted(self.names)
             rows = {ui: i for i, ui in enumerate(uis)}
@@ -235,7 +240,7 @@ class MeshHierarchy:
             data = np.ones(len(indices), dtype=np.float32)
             matrix = sp.csr_matrix((data, indices, indptr), shape=(len(uis), len(self.node_index)))
             cached = (rows, matrix)
-            self._node_cache[("__matrix__", ancestors)] = cached
+            self._node_cache[ancestors] = cached
         return cached
 
     def _descriptor_rows(self, docs: Sequence[Sequence[str]], rows: dict[str, int]) -> sp.csr_matrix:
@@ -348,7 +353,7 @@ class MeshHierarchy:
         ancestors: bool = True,
         depth_weight: bool = True,
         label_weights: Mapping[str, float] | None = None,
-    ):
+    ) -> torch.Tensor:
         """SimL for every pair of ``label_lists`` as a ``torch.Tensor`` [n, n] (float32); one string where a list
         of labels is expected is a :class:`TypeError`."""
         import torch

@@ -17,7 +17,7 @@ import copy
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ from biohicl.models.resolver import (
 )
 from biohicl.models.signature import base_signature, unwrapped
 from biohicl.models.st_compat import EncoderInfo, inference_device
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +280,7 @@ class BioHiCL(EncoderInfo, nn.Module):
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     # ------------------------------------------------------------------ encoding
-    def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None):
+    def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None) -> BatchEncoding:
         """Tokenize with the prompt for ``kind``, padding to the longest and truncating to ``max_length``."""
         return tokenize_texts(self.tokenizer, self.config, texts, kind, max_length)
 
@@ -328,7 +331,7 @@ class BioHiCL(EncoderInfo, nn.Module):
                     with torch.inference_mode(), autocast:
                         for start in range(0, len(chunk), batch_size):
                             idx = order[start : start + batch_size]
-                            batch = self.tokenize([chunk[i] for i in idx], kind=kind)
+                            batch: Any = self.tokenize([chunk[i] for i in idx], kind=kind)  # then a dict on a GPU
                             if on_gpu:
                                 batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
                             else:

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ from biohicl.models.onnx_export import (
     require_onnxruntime,
 )
 from biohicl.provenance import files_sha256
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +190,7 @@ class OnnxEncoder:
     def eval(self) -> OnnxEncoder:
         return self
 
-    def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None):
+    def tokenize(self, texts: list[str], kind: str = "document", max_length: int | None = None) -> BatchEncoding:
         """Tokenize with the prompt for ``kind`` (numpy arrays, what ONNX Runtime takes)."""
         return tokenize_texts(self.tokenizer, self.config, texts, kind, max_length, return_tensors="np")
 
@@ -285,8 +288,7 @@ def load_onnx_encoder(
     given; the export itself is made on the CPU."""
     _, quantize = check_backend("onnx", quantize)
     ort = require_onnxruntime()
-    if providers is None:
-        providers = onnx_providers(device)
+    providers = onnx_providers(device) if providers is None else providers
     model = _export_copy(model)
     fingerprint = model_fingerprint(model)
     folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / fingerprint[:16]

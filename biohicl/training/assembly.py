@@ -7,7 +7,7 @@ the run's seed), the MeSH hierarchy SimL is computed with (:func:`training_mesh`
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,6 +17,9 @@ from biohicl.mesh.hierarchy import MeshHierarchy
 from biohicl.mesh.label_groups import siml_label_weights
 from biohicl.models.encoding import tokenize_texts
 from biohicl.training.args import BioHiCLTrainingArguments
+
+if TYPE_CHECKING:
+    from biohicl.models.model import BioHiCL
 
 
 def training_mesh(args: BioHiCLTrainingArguments) -> MeshHierarchy:
@@ -80,7 +83,7 @@ def prepare_trainable(model: Any, args: BioHiCLTrainingArguments, peft_config: A
                        target_modules=args.lora_target_modules)  # fmt: skip
 
 
-def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None):
+def build_model(args: BioHiCLTrainingArguments, peft_config: Any = None) -> BioHiCL:
     """The base encoder with LoRA as ``args`` says, or fully trainable for ``full_finetune``.
 
     ``peft_config`` (a peft config, e.g. ``LoraConfig(r=8, use_dora=True)`` for DoRA) replaces the ``lora_*``
