@@ -5,13 +5,15 @@ line per run, one point per evaluated step, from the runs' ``dev_evaluations.jso
         --metric scifact_ndcg@10 --output docs/results/study_minilm_cpu_guarded/tradeoff.png
 
 A record is the list the study sections of docs/results.md commit: ``{"step": N, "eval_<metric>": value, ...}`` per
-evaluation, step 0 (the base) first.
+evaluation, step 0 (the base) first. The runs of one variant (folder names that differ only in their ``_seed<N>``)
+share a colour, each seed its own marker; the legend sits right of the axes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from biohicl.evaluation.plots import pyplot, save_png
 from biohicl.training.selection import EVALUATIONS_NAME, read_evaluation_rows
 
 AGREEMENT = "eval_siml-agreement_spearman"
+MARKERS = "osD^vP*Xph"  # one per seed of a variant, in the order given
 
 
 def tradeoff_series(record: Path, metric: str) -> list[tuple[int, float, float]]:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot_dev_tradeoff.py: {err}", file=sys.stderr)
         return 2
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.4, max(4.2, 1.2 + 0.16 * len(args.records))))  # the legend's column fits
     try:
         _draw(ax, args.records, all_series, args.metric)
         fig.tight_layout()
@@ -64,18 +67,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def variant_of(label: str) -> str:
+    """The run's variant: its folder name without a trailing ``_seed<N>``."""
+    return re.sub(r"_seed\d+$", "", label)
+
+
 def _draw(ax: Any, records: list[Path], all_series: list[list[tuple[int, float, float]]], metric: str) -> None:
-    """One line per run (labelled by its folder), each evaluated step annotated, on ``ax``."""
-    for record, series in zip(records, all_series, strict=True):
-        label = record.name if record.is_dir() else record.parent.name
-        ax.plot([a for _, a, _ in series], [100 * d for _, _, d in series], marker="o", label=label)
+    """One line per run (labelled by its folder; a colour per variant, a marker per seed), each evaluated step
+    annotated, on ``ax``; the legend outside the axes, on the right."""
+    labels = [record.name if record.is_dir() else record.parent.name for record in records]
+    variants = list(dict.fromkeys(variant_of(label) for label in labels))
+    colours = pyplot().get_cmap("tab10" if len(variants) <= 10 else "tab20")
+    seen: dict[str, int] = {}
+    for label, series in zip(labels, all_series, strict=True):
+        variant = variant_of(label)
+        marker = MARKERS[seen.get(variant, 0) % len(MARKERS)]
+        seen[variant] = seen.get(variant, 0) + 1
+        ax.plot([a for _, a, _ in series], [100 * d for _, _, d in series], marker=marker, markersize=4,
+                color=colours(variants.index(variant)), label=label)  # fmt: skip
         for step, agreement, delta in series[1:]:
-            ax.annotate(str(step), (agreement, 100 * delta), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            ax.annotate(str(step), (agreement, 100 * delta), textcoords="offset points", xytext=(3, 3), fontsize=6)
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel("SimE-SimL agreement on held-out dev documents (Spearman)")
     ax.set_ylabel(f"{metric}: change from the base (points)")
     ax.set_title("What MeSH training trades on dev (labels: training step)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 if __name__ == "__main__":
