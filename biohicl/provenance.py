@@ -1,15 +1,21 @@
-"""Which code made a result: :func:`source_digest`, a short digest of the biohicl package's source.
+"""Which code made a result: :func:`source_digest`, a short digest of the biohicl package's source;
+:func:`library_versions`, the versions of the packages that can change a result; :func:`git_revision`, the commit of
+a checkout the package runs from.
 
-Evaluation records name it (``versions.biohicl_source``), the evaluation cache is keyed by it and
+Evaluation records name the digest (``versions.biohicl_source``), the evaluation cache is keyed by it and
 ``training_summary.json`` lists the digests that trained a run, so a study tells apart runs of different code under
-one version number. A foundation module: every layer may import it.
+one version number; both records keep :func:`library_versions` (``versions``), and a training summary the commit
+(``source_git``). A foundation module: every layer may import it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import platform
+import subprocess
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 
 #: The installed biohicl package folder, whose source :func:`source_digest` fingerprints.
@@ -90,3 +96,63 @@ def files_sha256(paths: Iterable[str | Path], block: int = 1 << 24) -> str:
             while chunk := handle.read(block):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+#: The packages whose versions can change a result, in the order :func:`library_versions` lists them.
+VERSIONED_PACKAGES = (
+    "biohicl",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "sentence-transformers",
+    "huggingface-hub",
+    "tokenizers",
+    "numpy",
+    "scipy",
+    "evaluate",
+    "datasets",
+    "pytrec-eval-terrier",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that can change a result (:data:`VERSIONED_PACKAGES`; None when not
+    installed) after ``python``'s, and ``biohicl_source``: :func:`source_digest`, which tells apart runs of different
+    code under one version number. An evaluation record's and a training summary's ``versions``."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    versions["biohicl_source"] = source_digest()
+    return versions
+
+
+def git_revision(root: str | Path = PACKAGE_ROOT, timeout: float = 5.0) -> dict[str, str | bool] | None:
+    """``{"commit": HEAD, "dirty": ...}`` of the git checkout the package folder ``root`` is the ``biohicl/`` folder
+    of (a clone, an editable install): ``dirty`` when ``git status`` lists a change (an untracked file too) under
+    ``root`` or in the card templates beside it, which :func:`source_digest` hashes. None where ``root``'s parent
+    is no checkout's top (an installed wheel, also one inside another project's checkout), where git is missing,
+    refuses (a repository of another owner) or takes longer than ``timeout`` seconds."""
+    root = Path(root).resolve()
+    top = root.parent
+    if not (top / ".git").exists():
+        return None
+    beside = [path for _, path in TEMPLATES.values() if (top / path).exists()]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(top), *args], capture_output=True, text=True, timeout=timeout, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != top:
+            return None
+        commit = git("rev-parse", "--verify", "HEAD")
+        changed = git("status", "--porcelain", "--", root.name, *beside)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return {"commit": commit, "dirty": bool(changed)}

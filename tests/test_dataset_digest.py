@@ -73,7 +73,7 @@ def test_which_files_identify_a_dataset(built, tmp_path):
     """A built folder's parquet files, documents first; a save_to_disk folder's Arrow files; nothing else there."""
     import datasets
 
-    from biohicl.training.summary import dataset_files, dataset_sha256
+    from biohicl.training.resume_inputs import dataset_files, dataset_sha256
 
     parquet = [*sorted((built / "documents").glob("*.parquet")), *sorted((built / "pairs").glob("*.parquet"))]
     assert dataset_files(built) == parquet

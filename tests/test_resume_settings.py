@@ -167,6 +167,12 @@ def test_a_checkpoint_past_the_runs_last_step_is_refused(tiny_bert_dir, tmp_path
     assert (out / "checkpoint-6").is_dir()
     kept = [d for d in synthetic_documents() if d.get("split", "train") == "train"][:12]
     documents.write_text("".join(json.dumps(d) + "\n" for d in kept), encoding="utf-8")  # 2 steps per epoch now
+    with pytest.raises(ConfigError, match=r"checkpoint-6 was trained on other data \(dataset_path "):  # its digest
+        train_biohicl(make_args(tiny_bert_dir, documents, out, resume_from_checkpoint="last", **common))
+    state = out / "checkpoint-6" / "trainer_state.json"  # a checkpoint of code before the digest: by its step
+    kept_state = json.loads(state.read_text(encoding="utf-8"))
+    del kept_state["stateful_callbacks"]["SourceRecord"]["attributes"]["dataset_sha256"]
+    state.write_text(json.dumps(kept_state), encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
         train_biohicl(make_args(tiny_bert_dir, documents, out, resume_from_checkpoint="last", **common))
     assert str(raised.value) == (

@@ -1,46 +1,16 @@
 """What an evaluation record says about the model and the software that scored it: the model's own config
 (:func:`describe_model`), how it encodes (:func:`model_settings`), how it was loaded (:func:`loaded_source`) and the
-versions of the packages that can change a score (:func:`library_versions`); the record's ``model`` entry
+versions of the packages that can change a score (:func:`library_versions`, the foundation's
+:func:`~biohicl.provenance.library_versions`, which training summaries keep too); the record's ``model`` entry
 (:func:`model_entry`)."""
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, is_dataclass
-from importlib import metadata
 from typing import Any
 
 from biohicl.evaluation.comparison import COMPARED_SETTINGS
-from biohicl.provenance import source_digest
-
-VERSIONED_PACKAGES = (
-    "biohicl",
-    "torch",
-    "transformers",
-    "peft",
-    "sentence-transformers",
-    "huggingface-hub",
-    "tokenizers",
-    "numpy",
-    "scipy",
-    "evaluate",
-    "datasets",
-    "pytrec-eval-terrier",
-)
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that can change a score (None when not installed), and
-    ``biohicl_source``: :func:`~biohicl.provenance.source_digest`, which tells apart runs of different code under one
-    version number."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["biohicl_source"] = source_digest()
-    return versions
+from biohicl.provenance import library_versions as library_versions  # the record's versions, from the foundation
 
 
 def describe_model(model: Any) -> dict[str, Any]:

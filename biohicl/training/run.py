@@ -45,6 +45,7 @@ from biohicl.training.checkpoint import TRAINING_ARGS_JSON, check_resume_point, 
 from biohicl.training.document_file import clean_document_file, mesh_path_hint, pubmedqa_dev_task
 from biohicl.training.objective import build_loss, objective_record
 from biohicl.training.reporting import record_tensorboard_folder, resume_tensorboard_folder
+from biohicl.training.resume_inputs import check_resume_base
 from biohicl.training.run_lock import run_folder_lock
 from biohicl.training.run_settings import check_run_folder, dev_selection_notice
 from biohicl.training.selection import EVALUATIONS_NAME, evaluation_rows
@@ -340,8 +341,11 @@ def _train_and_save(
     set_seed(args.seed)  # before the model: LoRA's A matrices are drawn at add_lora
     mesh, data = training_inputs(args, loss)
     model = build_model(args, peft_config)
+    if resume is not None:  # its base by signature, before its weights load: a base folder rewritten in place
+        check_resume_base(model, resume, args.base_model)
     collator = build_collator(args, model, mesh, loss)
     sampler = build_batch_sampler(args, data, mesh)
+    sources = SourceRecord(started=start)  # code, data and the run's figures in each checkpoint
     trainer = BioHiCLTrainer(
         model=model,
         args=args,
@@ -350,8 +354,9 @@ def _train_and_save(
         batch_sampler=sampler,
         loss=loss,
         evaluator=evaluator,
-        callbacks=[*callbacks, SourceRecord(), ObjectiveRecord(objective_record(loss))],  # in each checkpoint
+        callbacks=[*callbacks, sources, ObjectiveRecord(objective_record(loss))],  # in each checkpoint
     )
+    sources.follow(trainer)  # the documents it trains on
     record_tensorboard_folder(trainer)  # each checkpoint names its events folder
     resume_tensorboard_folder(trainer, args.output_dir, resume)  # a resume appends to the folder its checkpoint names
     if resume is not None:  # a damaged file the resume reads: one line naming it, before the run says anything

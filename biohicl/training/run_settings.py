@@ -3,8 +3,9 @@ learning rate, scheduler, seed, adapter or selection changed since would be reco
 trained (or, for an adapter's size, fail mid-load); and ``--resume_from_checkpoint last`` picks the newest
 checkpoint in ``output_dir`` whoever wrote it. So a resume under other settings than its checkpoint's
 ``biohicl_training_args.json``, or under another objective than the one its ``trainer_state.json`` keeps (a loss
-given as ``train_biohicl(loss=...)``, its extra terms, is no argument: :data:`OBJECTIVE_RECORD`), and a fresh run
-into a folder holding another run's checkpoints, are refused in one line, before the model loads. Torch-free: the
+given as ``train_biohicl(loss=...)``, its extra terms, is no argument: :data:`OBJECTIVE_RECORD`) or on other data
+than its checkpoint's (:mod:`~biohicl.training.resume_inputs`), and a fresh run into a folder holding another run's
+checkpoints, are refused in one line, before the model loads. Torch-free: the
 demo compares its saved run with :data:`RUN_NEUTRAL_ARGS` too. A run without dev evaluation, or one that evaluates
 without ``load_best_model_at_end``, is not refused, but keeps its last step: :func:`dev_selection_notice` says so in
 one warning line, logged before its first step, once its inputs are read and good."""
@@ -218,10 +219,13 @@ def check_resume_objective(objective: Mapping[str, Any], checkpoint: str | Path)
 
 def check_resume_settings(args: Any, checkpoint: str | Path, objective: Mapping[str, Any] | None = None) -> None:
     """A :class:`ConfigError` when ``checkpoint`` was trained with other settings than ``args`` give (a checkpoint
-    past this run's ``max_steps`` among them), or, given this run's ``objective``, with another one
-    (:func:`check_resume_objective`); a checkpoint without its arguments file is resumed with a warning, its
-    objective still compared."""
+    past this run's ``max_steps`` among them), on other data than ``args.dataset_path`` holds now (its files' sha256,
+    :func:`~biohicl.training.resume_inputs.check_resume_data`: a dataset rebuilt in place keeps its path), or, given
+    this run's ``objective``, with another one (:func:`check_resume_objective`); a checkpoint without its arguments
+    file is resumed with a warning, its data and objective still compared. Its base, compared by signature, is
+    checked once loaded (:func:`~biohicl.training.resume_inputs.check_resume_base`)."""
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+    from biohicl.training.resume_inputs import check_resume_data
 
     checkpoint = Path(checkpoint)
     saved = _saved_arguments(checkpoint)
@@ -233,6 +237,7 @@ def check_resume_settings(args: Any, checkpoint: str | Path, objective: Mapping[
             f"{shown_differences(differences)}); resume with its settings (its biohicl_training_args.json), or train "
             "a new run in another --output_dir"
         )
+    check_resume_data(args, checkpoint)
     if objective is not None:
         check_resume_objective(objective, checkpoint)
 

@@ -7,23 +7,26 @@ record :func:`~biohicl.training.run.train_biohicl` writes; its ``biohicl_source`
 (:func:`~biohicl.provenance.source_digest`), each process that trained part of it, which :class:`SourceRecord`
 keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it, as :class:`ObjectiveRecord`
 keeps the run's objective there for the resume to compare; its ``dataset_sha256`` names the data it trained on
-(:func:`dataset_sha256`, hashed by :class:`SourceRecord` as training begins).
+(:func:`~biohicl.training.resume_inputs.dataset_sha256`, hashed by :class:`SourceRecord` as training begins, which a
+resume must find unchanged); ``versions`` and ``source_git`` the software of the process that wrote it; and its
+``runtime_s``, ``documents_trained`` and ``documents_per_second`` cover the whole run, each resumed part's figures
+up to its checkpoint kept there by :class:`SourceRecord` (:func:`kept_figures`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from biohicl.provenance import UNKNOWN_SOURCE, files_sha256, source_digest
+from biohicl.provenance import UNKNOWN_SOURCE, git_revision, library_versions, source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import objective_record
+from biohicl.training.resume_inputs import SOURCE_RECORD, dataset_sha256, record_attributes
 from biohicl.training.run_settings import OBJECTIVE_RECORD
 from biohicl.training.selection import selection_summary
 
@@ -57,23 +60,21 @@ def batch_scale(
     }
 
 
-def documents_per_second(documents: int, metrics: Mapping[str, Any]) -> float | None:
-    """The training documents the loss saw per second of transformers' ``train_runtime`` (the steps this process
-    trained, all processes' documents), or None when it trained none. transformers' ``train_samples_per_second``
-    counts ``max_steps`` × the nominal batch, or the dataset's rows × epochs: neither is the documents the sampler's
-    batches held (a batch capped at the documents there are, an epoch's last step with fewer micro-batches, an epoch
-    of more batch places than rows)."""
-    runtime = metrics.get("train_runtime")
-    return round(documents / runtime, 3) if documents and runtime else None
+def documents_per_second(documents: int, train_runtime: float | None) -> float | None:
+    """The training documents the loss saw per second of training (transformers' ``train_runtime``, summed over a
+    resumed run's parts), or None when it trained none. transformers' ``train_samples_per_second`` counts
+    ``max_steps`` × the nominal batch, or the dataset's rows × epochs: neither is the documents the sampler's batches
+    held (a batch capped at the documents there are, an epoch's last step with fewer micro-batches, an epoch of more
+    batch places than rows)."""
+    return round(documents / train_runtime, 3) if documents and train_runtime else None
 
 
 def trained_by(state: Any) -> list[str]:
     """The code digests that trained a run whose ``TrainerState`` is ``state``, as training begins: those its
     checkpoint recorded (:class:`SourceRecord`; ``unknown`` for steps a checkpoint without that record holds), then
     this process's when it has steps left to train (none for a resume at the run's last step)."""
-    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
-    attributes = entry.get("attributes") if isinstance(entry, dict) else None
-    listed = attributes.get("sources") if isinstance(attributes, dict) else None
+    attributes = record_attributes(getattr(state, "stateful_callbacks", None))
+    listed = attributes.get("sources") if attributes is not None else None
     if isinstance(listed, list):
         found = [s for s in listed if isinstance(s, str)]
     else:  # no record: steps already trained were trained by code that kept none
@@ -83,55 +84,93 @@ def trained_by(state: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-#: The configs of a dataset folder training reads, in the order :func:`dataset_files` lists their files.
-DATASET_CONFIGS = ("documents", "pairs")
+#: The run's figures :class:`SourceRecord` keeps up to each checkpoint (:func:`kept_figures`).
+FIGURES = ("runtime_s", "train_runtime_s", "documents_trained", "runtime_from_step")
 
 
-def dataset_files(dataset_path: str | Path | None) -> list[Path]:
-    """The files a run's ``dataset_path`` holds its data in: a documents file itself; of a ``biohicl build-dataset``
-    folder, the ``documents`` then the ``pairs`` parquet files (each config's as training finds them,
-    :func:`~biohicl.data.documents.parquet_files`, in name order), or a ``save_to_disk`` folder's Arrow files of those
-    configs; ``[]`` without a ``dataset_path`` or when nothing is there."""
-    from biohicl.data.documents import parquet_files
-
-    if not dataset_path:
-        return []
-    path = Path(dataset_path).expanduser()
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return [
-        file
-        for config in DATASET_CONFIGS
-        for file in parquet_files(path, config) or sorted((path / config).glob("*.arrow"))
-    ]
+def kept_figures(state: Any) -> dict[str, Any]:
+    """The run's figures up to the step ``state`` (a ``TrainerState``) is at, as :class:`SourceRecord` kept them:
+    ``runtime_s`` (wall seconds of its processes, each up to the checkpoint the next resumed from),
+    ``train_runtime_s`` (of those, in transformers' training loop), ``documents_trained`` (all processes together),
+    each counted from ``runtime_from_step``: 0, or the step of a checkpoint written before the record, whose earlier
+    figures are unknown. A fresh state: zeros from step 0."""
+    attributes = record_attributes(getattr(state, "stateful_callbacks", None)) or {}
+    if state.global_step > 0 and all(isinstance(attributes.get(name), int | float) for name in FIGURES):
+        return {name: attributes[name] for name in FIGURES}
+    return counted_from(state.global_step)
 
 
-def dataset_sha256(dataset_path: str | Path | None) -> str | None:
-    """sha256 (hex) of :func:`dataset_files`' bytes one after another (:func:`~biohicl.provenance.files_sha256`;
-    one documents file: its ``sha256sum``), which tells two builds of other contents apart; None without files."""
-    files = dataset_files(dataset_path)
-    return files_sha256(files) if files else None
+def counted_from(step: int) -> dict[str, Any]:
+    """Figures (:data:`FIGURES`) that start at ``step``: nothing counted yet."""
+    return {"runtime_s": 0.0, "train_runtime_s": 0.0, "documents_trained": 0, "runtime_from_step": step}
 
 
 class SourceRecord(TrainerCallback, ExportableState):
     """Keeps :func:`trained_by` in the ``TrainerState``, so every checkpoint's ``trainer_state.json`` lists the code
     digests that trained up to it and a resumed run's summary names them all (a checkpoint written before this
-    record: ``unknown``, then the code that resumed it); and the :func:`dataset_sha256` of the run's ``dataset_path``,
-    hashed once as this process's training begins (a resume hashes its data again)."""
+    record: ``unknown``, then the code that resumed it); the :func:`dataset_sha256` of the run's ``dataset_path``,
+    hashed once as this process's training begins (a resume hashes its data again, after
+    :func:`~biohicl.training.resume_inputs.check_resume_data` found them unchanged); and the run's figures up to each
+    save (:func:`kept_figures`): those its checkpoint kept (:attr:`before`) plus this process's since ``started``
+    (default: as training begins), its documents those of the trainer it follows (:meth:`follow`; summed over the
+    processes at each step that may save or evaluate, a collective every process reaches)."""
 
-    def __init__(self, sources: Sequence[str] = (), dataset_sha256: str | None = None):
+    def __init__(self, sources: Sequence[str] = (), dataset_sha256: str | None = None, started: float | None = None):
         self.sources = list(sources)
         self.dataset_sha256 = dataset_sha256
+        self.started = started
+        self.before: dict[str, Any] | None = None  # the figures of the steps its checkpoint holds, as training begins
+        self.train_began: float | None = None
+        self.trainer: Any = None
+        self.documents = 0  # all processes' as of the last step that may save (one process: read when saving)
+
+    def follow(self, trainer: Any) -> SourceRecord:
+        """Count the documents ``trainer`` (a :class:`~biohicl.training.trainer.BioHiCLTrainer`) trains on."""
+        self.trainer = trainer
+        return self
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.sources = trained_by(state)
         self.dataset_sha256 = dataset_sha256(getattr(args, "dataset_path", None))
-        state.stateful_callbacks[type(self).__name__] = self.state()  # an older checkpoint has no entry to update
+        self.before, self.train_began, self.documents = kept_figures(state), time.time(), 0
+        self.started = self.train_began if self.started is None else self.started
+        state.stateful_callbacks[SOURCE_RECORD] = self.state()  # an older checkpoint has no entry to update
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._count(control)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._count(control)
+
+    def _count(self, control: Any) -> None:
+        trainer = self.trainer
+        if trainer is None or trainer.accelerator.num_processes == 1:
+            return
+        if control.should_save or control.should_evaluate:  # every process: a save_strategy "best" saves after one
+            count = torch.tensor(trainer.documents_trained, device=trainer.args.device)
+            self.documents = int(trainer.accelerator.reduce(count, reduction="sum"))
+
+    def figures(self) -> dict[str, Any]:
+        """The run's figures now: :attr:`before` plus this process's (nothing before training begins; no documents
+        counted without a trainer followed, so a resume counts them from its checkpoint's step)."""
+        before = self.before or counted_from(0)
+        if self.train_began is None or self.started is None:
+            return before
+        trainer, now = self.trainer, time.time()
+        if trainer is None:
+            documents = None
+        else:
+            documents = trainer.documents_trained if trainer.accelerator.num_processes == 1 else self.documents
+        return {
+            "runtime_s": round(before["runtime_s"] + now - self.started, 1),
+            "train_runtime_s": round(before["train_runtime_s"] + now - self.train_began, 3),
+            "documents_trained": None if documents is None else before["documents_trained"] + documents,
+            "runtime_from_step": before["runtime_from_step"],
+        }
 
     def state(self) -> dict[str, Any]:
-        return {"args": {}, "attributes": {"sources": list(self.sources), "dataset_sha256": self.dataset_sha256}}
+        attributes = {"sources": list(self.sources), "dataset_sha256": self.dataset_sha256, **self.figures()}
+        return {"args": {}, "attributes": attributes}
 
 
 class ObjectiveRecord(TrainerCallback, ExportableState):
@@ -152,9 +191,8 @@ class ObjectiveRecord(TrainerCallback, ExportableState):
 def recorded_dataset(state: Any, args: Any) -> str | None:
     """The :func:`dataset_sha256` :class:`SourceRecord` kept when this process's training began (hashed now when it
     kept none: a trainer without the record)."""
-    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
-    attributes = entry.get("attributes") if isinstance(entry, dict) else None
-    if isinstance(attributes, dict) and "dataset_sha256" in attributes:
+    attributes = record_attributes(getattr(state, "stateful_callbacks", None))
+    if attributes is not None and "dataset_sha256" in attributes:
         return attributes["dataset_sha256"]
     return dataset_sha256(getattr(args, "dataset_path", None))
 
@@ -162,9 +200,25 @@ def recorded_dataset(state: Any, args: Any) -> str | None:
 def recorded_sources(state: Any) -> list[str]:
     """The digests :class:`SourceRecord` kept when this process's training began (:func:`trained_by` if it kept
     none)."""
-    entry = (getattr(state, "stateful_callbacks", None) or {}).get(SourceRecord.__name__)
-    sources = entry.get("attributes", {}).get("sources") if isinstance(entry, dict) else None
+    sources = (record_attributes(getattr(state, "stateful_callbacks", None)) or {}).get("sources")
     return list(sources) if isinstance(sources, list) else trained_by(state)
+
+
+def run_figures(trainer: Any, result: Any, start: float) -> dict[str, Any]:
+    """The whole run's ``runtime_s``, ``documents_trained`` and ``documents_per_second`` (over its training time),
+    counted from ``runtime_from_step``: the figures of the steps its checkpoint held (:class:`SourceRecord`'s
+    :attr:`~SourceRecord.before`; a resume at the last step, which trains nothing and calls no callback, the
+    checkpoint's own) plus this process's since ``start``, so a resume keeps its first part's."""
+    record = next((cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SourceRecord)), None)
+    before = record.before if record is not None and record.before is not None else kept_figures(trainer.state)
+    documents = before["documents_trained"] + trainer.documents_trained  # this call's, all processes together
+    train_runtime = before["train_runtime_s"] + float(result.metrics.get("train_runtime") or 0)
+    return {
+        "runtime_s": round(before["runtime_s"] + time.time() - start, 1),
+        "documents_trained": documents,
+        "documents_per_second": documents_per_second(documents, train_runtime),
+        "runtime_from_step": before["runtime_from_step"],
+    }
 
 
 def run_summary(
@@ -172,10 +226,12 @@ def run_summary(
 ) -> dict[str, Any]:
     """The ``training_summary.json`` record of a run ``trainer`` finished with ``result``: data and batch statistics
     (:func:`batch_scale`), the loss that trained (its class and ``get_config_dict()``, not the arguments'),
-    ``model``'s parameter counts, steps, the model selection, this process's runtime since ``start``, the
-    documents trained on and their rate (:func:`documents_per_second`), ``biohicl_source``: the code digests that
-    trained it (:func:`trained_by`), and ``dataset_sha256``: the sha256 of its dataset's files as training began
-    (:func:`dataset_sha256`; None without a ``dataset_path``)."""
+    ``model``'s parameter counts, steps, the model selection, the whole run's runtime and documents
+    (:func:`run_figures`; this process's began at ``start``), ``biohicl_source``: the code digests that trained it
+    (:func:`trained_by`), ``dataset_sha256``: the sha256 of its dataset's files as training began
+    (:func:`dataset_sha256`; None without a ``dataset_path``), and the software of this process: ``versions``
+    (:func:`~biohicl.provenance.library_versions`) and ``source_git``
+    (:func:`~biohicl.provenance.git_revision`: the commit of a checkout, None for an installed package)."""
     trainable, total = model.trainable_parameters()
     return {
         "data": data_stats,
@@ -189,10 +245,10 @@ def run_summary(
         "best_checkpoint": trainer.state.best_model_checkpoint,
         # model selection on dev data (None without metric_for_best_model): step 0 is the base weights
         **selection_summary(trainer.selection),
-        "runtime_s": round(time.time() - start, 1),  # this process: after a resume, the steps since resuming
-        "documents_trained": trainer.documents_trained,  # this call's steps, all processes together
-        "documents_per_second": documents_per_second(trainer.documents_trained, result.metrics),
+        **run_figures(trainer, result, start),  # the whole run's, its resumed parts' kept in their checkpoints
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         "biohicl_source": recorded_sources(trainer.state),
         "dataset_sha256": recorded_dataset(trainer.state, trainer.args),
+        "versions": library_versions(),
+        "source_git": git_revision(),
     }

@@ -1,0 +1,196 @@
+"""A published model can be retrained from what it ships: its card lists every training argument that changes what
+trains (those outside ``RUN_NEUTRAL_ARGS``: the named rows always, any other where it is not at its default), names
+the dataset's sha256 and the code's digest, and the repo holds ``biohicl_training_args.json`` and
+``training_summary.json`` (local paths reduced to their names), from which ``biohicl train --config`` retrains the
+same weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import build_tiny_bert, synthetic_documents
+from test_hub import RecordingHfApi
+
+from biohicl.cli import publish as publish_cmd
+from biohicl.hub.card_hyperparameters import HYPERPARAMETERS, trained_hyperparameters
+from biohicl.hub.model_card import BioHiCLModelCardData, render_model_card
+from biohicl.hub.publish import build_model_repo_folder
+from biohicl.training.args import BioHiCLTrainingArguments
+from biohicl.training.run_settings import RUN_NEUTRAL_ARGS
+
+DATASET_SHA = "fb174bd00fe83a9217fd1e709174c0a99739a010230fb3067381155ef3579357"
+#: settings the reviewer's run changed that the card left out (batch_negatives is the study's `neg_lowest` lever)
+CHANGED = {
+    "batch_negatives": True,
+    "drop_check_tags": True,
+    "max_partners": 3,
+    "data_seed": 11,
+    "train_splits": ["train", "dev"],
+    "max_train_documents": 100,
+    "weight_decay": 0.01,
+    "max_grad_norm": 0.5,
+    "gradient_accumulation_steps": 2,
+    "optim": "adamw_torch",
+}
+
+
+def saved_arguments(output_dir: Path, **values) -> dict:
+    """``biohicl_training_args.json`` as a run records it: every argument, as JSON."""
+    args = BioHiCLTrainingArguments(output_dir=str(output_dir), dataset_path=str(output_dir.parent / "ds"), **values)
+    return json.loads(args.to_json_string())
+
+
+def write_run(run: Path, args: dict, summary: dict) -> Path:
+    run.mkdir(parents=True)
+    config = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "pooling": "mean", "max_length": 256}
+    for name, values in (("biohicl_config", config), ("biohicl_training_args", args), ("training_summary", summary)):
+        (run / f"{name}.json").write_text(json.dumps(values), encoding="utf-8")
+    return run
+
+
+def test_every_setting_that_changes_training_has_a_row_and_a_neutral_one_none(tmp_path):
+    args = saved_arguments(tmp_path / "run", **CHANGED, logging_steps=7, dataloader_num_workers=2)
+    rows = trained_hyperparameters(args, None, None)
+    assert {key: rows.get(key) for key in CHANGED} == CHANGED
+    # what does not change training (where it writes, how it logs, how batches load) has no row, nor a path
+    assert not {"output_dir", "logging_steps", "dataloader_num_workers", "dataset_path"} & set(rows)
+    # the optimizer is always named; another argument at its default is not (biohicl_training_args.json has it)
+    defaults = saved_arguments(tmp_path / "default-run")
+    plain = trained_hyperparameters(defaults, None, None)
+    assert {k: plain[k] for k in ("optim", "weight_decay", "max_grad_norm", "gradient_accumulation_steps")} == {
+        k: defaults[k] for k in ("optim", "weight_decay", "max_grad_norm", "gradient_accumulation_steps")
+    }
+    assert not {"batch_negatives", "drop_check_tags", "max_partners", "data_seed", "adam_beta1"} & set(plain)
+
+
+def test_any_argument_outside_the_neutral_ones_off_its_default_has_a_row(tmp_path):
+    """The rows come from RUN_NEUTRAL_ARGS, not a second list: every other argument that differs from its default
+    gets a row, except what the card states elsewhere (the base, its encoding, the dataset)."""
+    from biohicl.hub.card_hyperparameters import STATED_ELSEWHERE
+
+    defaults = saved_arguments(tmp_path / "run")
+    changed = {"adam_beta2": 0.98, "label_smoothing_factor": 0.1, "neftune_noise_alpha": 5.0, "title_weight": 0.2}
+    changed |= {"accelerator_config": {**defaults["accelerator_config"], "even_batches": False}}
+    rows = trained_hyperparameters({**defaults, **changed}, None, None)
+    assert {key: rows.get(key) for key in changed} == changed
+    trains = set(defaults) - RUN_NEUTRAL_ARGS - STATED_ELSEWHERE
+    assert set(rows) <= trains  # no row for a neutral argument or one stated elsewhere
+    assert set(HYPERPARAMETERS) - set(defaults) == {"world_size", "documents_per_optimizer_step"}  # training_summary's
+
+
+def test_a_local_path_in_a_row_is_reduced_to_its_name(tmp_path):
+    args = saved_arguments(tmp_path / "run", mesh_path=str(tmp_path / "mesh" / "tree.tsv"))
+    assert trained_hyperparameters(args, None, None)["mesh_path"] == "tree.tsv"
+
+
+def test_the_card_shows_the_rows_the_digests_and_how_to_retrain(tmp_path):
+    args = saved_arguments(tmp_path / "run", **CHANGED)
+    summary = {"global_step": 4, "dataset_sha256": DATASET_SHA, "biohicl_source": ["59077db0f84d"]}
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(write_run(tmp_path / "run", args, summary), "M"))
+    assert "| `batch_negatives` | True |" in text and "| `weight_decay` | 0.01 |" in text
+    assert "| `train_splits` | ['train', 'dev'] |" in text and "| `optim` | adamw_torch |" in text
+    assert f"`{DATASET_SHA}`" in text and "`59077db0f84d`" in text
+    command = "biohicl train --config biohicl_training_args.json --dataset_path ds --output_dir retrained"
+    assert command in text
+    assert str(tmp_path) not in text
+    # a run folder without its arguments (a soup, an old run): no command to give
+    (tmp_path / "run" / "biohicl_training_args.json").unlink()
+    assert "biohicl train --config" not in render_model_card(BioHiCLModelCardData.from_run_dir(tmp_path / "run", "M"))
+
+
+DEFAULT_LOSS = {
+    "class": "BioHiCLLoss", "lambda_con": 0.1, "use_mse": True, "use_contrastive": True,
+    "regression": {"pair_filter": "zero_or_positive", "beta": 0.3},
+    "contrastive": {"beta": 0.3, "temperature": 0.05, "weighted": True, "form": "infonce", "negative": "zero"},
+    "distill_weight": 0.0,
+}  # fmt: skip
+LORA = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["value", "query"]}
+
+
+@pytest.mark.parametrize(
+    ("loss", "adapter", "said"),
+    [
+        (DEFAULT_LOSS, LORA, None),  # what the arguments build: the command retrains it
+        ({**DEFAULT_LOSS, "lambda_con": 0.5}, LORA, "a loss whose lambda_con is 0.5"),  # train_biohicl(loss=...)
+        ({"class": "FilteredMSELoss", "pair_filter": "all", "beta": 0.3}, LORA, "the loss FilteredMSELoss"),
+        ({**DEFAULT_LOSS, "extra_terms": {"margin": {"class": "M", "weight": 0.5}}}, LORA, "extra loss terms (margin)"),
+        (DEFAULT_LOSS, {**LORA, "use_dora": True}, "a DoRA adapter"),  # train_biohicl(peft_config=...)
+        (DEFAULT_LOSS, {**LORA, "r": 4}, "a LoRA adapter whose r is 4"),
+        (DEFAULT_LOSS, {**LORA, "target_modules": ["dense"]}, "a LoRA adapter on ['dense']"),
+    ],
+)
+def test_the_card_gives_the_command_only_for_a_run_its_arguments_build(tmp_path, loss, adapter, said):
+    args = saved_arguments(tmp_path / "run", lora_target_modules=["query", "value"])
+    run = write_run(tmp_path / "run", args, {"global_step": 4, "loss": loss})
+    (run / "adapter_config.json").write_text(json.dumps(adapter), encoding="utf-8")
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+    assert ("biohicl train --config biohicl_training_args.json --dataset_path" in text) is (said is None)
+    if said:
+        assert f"This run trained {said}, given in Python" in text and "would train another\nmodel" in text
+
+
+# ------------------------------------------------------------------ a real run, published and retrained
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny `biohicl train` run with batch_negatives (and its documents file, base and folder)."""
+    from biohicl.cli import train
+
+    root = tmp_path_factory.mktemp("retrain")
+    base = build_tiny_bert(root / "tiny-base")
+    docs = root / "documents.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")
+    run = root / "run"
+    argv = ["--output_dir", str(run), "--base_model", str(base), "--base_model_hub_id", "org/tiny-bert"]
+    argv += ["--dataset_path", str(docs), "--max_steps", "3", "--per_device_train_batch_size", "8"]
+    argv += ["--max_length", "32", "--learning_rate", "0.01", "--lora_r", "4", "--lora_target_modules", "query"]
+    argv += ["--negative", "lowest:2", "--batch_negatives", "--weight_decay", "0.01", "--report_to", "none"]
+    argv += ["--use_cpu", "--seed", "5", "--save_strategy", "no", "--disable_tqdm", "--logging_steps", "1"]
+    assert train.main(argv) == 0
+    return run, base, docs
+
+
+def test_publish_uploads_the_training_arguments_and_summary_without_local_paths(trained, tmp_path):
+    run, _, _ = trained
+    api = RecordingHfApi()
+    assert publish_cmd.main([str(run), "--repo_id", "me/tiny", "--out", str(tmp_path / "repo")], api=api) == 0
+    uploaded = {name: api.uploaded.get(name) for name in ("biohicl_training_args.json", "training_summary.json")}
+    assert None not in uploaded.values()
+    args = json.loads(uploaded["biohicl_training_args.json"])
+    summary = json.loads(uploaded["training_summary.json"])
+    assert (args["batch_negatives"], args["negative"], args["weight_decay"], args["seed"]) == (
+        True,
+        "lowest:2",
+        0.01,
+        5,
+    )
+    assert (args["output_dir"], args["dataset_path"], args["base_model"]) == ("run", "documents.jsonl", "tiny-base")
+    assert args["base_model_hub_id"] == "org/tiny-bert" and args["hub_token"] == "<HUB_TOKEN>"
+    recorded = json.loads((run / "training_summary.json").read_text())
+    assert summary["dataset_sha256"] == recorded["dataset_sha256"] is not None
+    assert summary["biohicl_source"] == recorded["biohicl_source"]
+    machine = str(run.parent.parent).encode()
+    assert [name for name, data in api.uploaded.items() if machine in data] == []
+    card = api.uploaded["README.md"].decode()
+    assert "| `batch_negatives` | True |" in card and f"`{recorded['dataset_sha256']}`" in card
+    assert "--base_model org/tiny-bert" in card  # trained from a local copy of its base
+
+
+def test_the_cards_command_retrains_the_same_weights_from_the_repo_folder(trained, tmp_path, monkeypatch):
+    from biohicl.cli import train
+
+    run, base, docs = trained
+    repo = build_model_repo_folder(run, tmp_path / "downloaded", repo_id="me/tiny")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copyfile(docs, elsewhere / "mine.jsonl")
+    monkeypatch.chdir(elsewhere)
+    # the card's command, with the dataset and the local copy of the base given as the card says
+    argv = ["--config", str(repo / "biohicl_training_args.json"), "--dataset_path", "mine.jsonl"]
+    assert train.main([*argv, "--output_dir", "retrained", "--base_model", str(base)]) == 0
+    again = elsewhere / "retrained"
+    assert (again / "adapter_model.safetensors").read_bytes() == (run / "adapter_model.safetensors").read_bytes()
+    summary = json.loads((again / "training_summary.json").read_text())
+    assert summary["dataset_sha256"] == json.loads((repo / "training_summary.json").read_text())["dataset_sha256"]
