@@ -91,11 +91,11 @@ def prepare_dataset(config: ReproduceConfig, progress: bool = True, build: bool 
             if not isinstance(item, Mapping) or "source" not in item or "files" not in item:
                 raise ConfigError(f"dataset.inputs[{i}]: expected {{source: ..., files: [...]}}")
             inputs.append((str(item["source"]), resolve_files(item["files"])))
-    _, summary = build_dataset_from_files(
+    _, built = build_dataset_from_files(
         inputs, folder, top_k=spec.top_k, seed=spec.seed, limit=spec.limit, exclude_test=spec.exclude_test,
         mix_label_kinds=spec.mix_label_kinds, decontaminate=spec.decontaminate, progress=progress,
     )  # fmt: skip
-    return folder, summary.to_dict()
+    return folder, built.to_dict()
 
 
 def load_base(model: ModelSpec) -> BioHiCL:
