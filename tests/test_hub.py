@@ -126,6 +126,7 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
         "adapter_model.safetensors",
         "base_eval_results.json",
         "biohicl_config.json",
+        "biohicl_training_args.json",  # the run's arguments and summary: what retrains it (paths reduced)
         "config_sentence_transformers.json",
         "eval_results.json",
         "modules.json",
@@ -133,7 +134,9 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
         "tokenizer.json",
         "tokenizer_config.json",
         "training_curves.png",
+        "training_summary.json",
     ]
+    assert json.loads((folder / "biohicl_training_args.json").read_text())["output_dir"] == "run"
     assert (folder / "adapter_model.safetensors").read_bytes() == (run / "adapter_model.safetensors").read_bytes()
     assert (folder / "training_curves.png").read_bytes() == PNG
     assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "org/tiny-bert"
@@ -148,7 +151,7 @@ def test_model_repo_folder_tree_and_contents(run_dir, tmp_path):
     assert "| BIOSSES (test) | Spearman | 0.6500 | 0.7100 | +0.0600 |" in text
     assert 'BioHiCL.from_pretrained("me/tiny-biohicl")' in text
     assert "| mined pairs between training documents | 12,345 |" in text and "| optimizer steps | 150 |" in text
-    assert "| `lambda_con` | 0.1 |" in text and "output_dir" not in text
+    assert "| `lambda_con` | 0.1 |" in text and "| `output_dir`" not in text and str(run) not in text
     assert "| Trainable parameters | 512 of 51,200 (1.00%) |" in text
     # the folder is a loadable model that gives the run's embeddings
     model = BioHiCL.from_pretrained(folder, base_model_path=base)

@@ -6,6 +6,12 @@ The loss rows are one walk of ``training_summary.json``'s ``loss`` (what ``get_c
 line follows too), with its weight and each of its parameters, named as the training argument that sets it
 (``title.temperature`` is ``title_temperature``), an extra term as ``loss_<name>``; so a parameter a loss records,
 today or in a later release, reaches the card without being listed here.
+
+The other rows: :data:`HYPERPARAMETERS`, in the paper's order, wherever the run recorded them, then every other training
+argument outside :data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS` (what changes neither what trains nor what
+is selected) whose value is not its default (:func:`other_settings`), so the one list of what does not change a run
+decides what the card names; the card says that the others were at their defaults, all of them in the run's
+``biohicl_training_args.json``.
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.field_types import is_number
 from biohicl.hub.card_adapter import PEFT_KEYS, adapter_rows
+from biohicl.hub.run_sources import without_machine_paths
 from biohicl.training.loss_record import EXTRA_TERMS, TERM_WEIGHTS, is_biohicl_record, trained_terms, trains
+from biohicl.training.run_settings import RUN_NEUTRAL_ARGS
 
 if TYPE_CHECKING:
     from biohicl.losses import BioHiCLLoss
 
-#: training arguments shown in the card's hyperparameter table (when present in biohicl_training_args.json; the
-#: :data:`RUN_SCALE` rows from training_summary.json)
+#: training arguments shown in the card's hyperparameter table whatever their value, in this order (when present in
+#: biohicl_training_args.json; the :data:`RUN_SCALE` rows from training_summary.json); any other that changes the run
+#: follows where it is not at its default (:func:`other_settings`)
 LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 HYPERPARAMETERS = (
     "lambda_con",
@@ -41,6 +50,10 @@ HYPERPARAMETERS = (
     "lora_dropout",
     "lora_target_modules",
     "learning_rate",
+    "optim",
+    "weight_decay",
+    "max_grad_norm",
+    "gradient_accumulation_steps",
     "per_device_train_batch_size",
     "world_size",
     "documents_per_optimizer_step",
@@ -62,6 +75,11 @@ HYPERPARAMETERS = (
 )
 
 
+#: the training arguments the card states elsewhere, so not in this table: the base (its Hub id and revision), its
+#: pooling and prompts (Model details) and the dataset (the training data paragraph, by its name and sha256)
+STATED_ELSEWHERE = frozenset(
+    {"base_model", "base_revision", "base_model_hub_id", "pooling", "query_prompt", "document_prompt", "dataset_path"}
+)
 #: the rows the run's schedule decides (:func:`schedule_rows`), not the arguments as given
 SCHEDULE_KEYS = ("num_train_epochs", "max_steps", "warmup_steps")
 #: transformers' schedulers that take no warm-up (``get_scheduler`` builds them without ``num_warmup_steps``)
@@ -262,6 +280,35 @@ def schedule_rows(args: dict[str, Any], state: dict[str, Any] | None = None) -> 
     return rows
 
 
+@cache
+def argument_defaults() -> dict[str, Any]:
+    """Each training argument's default as ``biohicl_training_args.json`` records it (this release's
+    :class:`~biohicl.training.args.BioHiCLTrainingArguments`, as JSON)."""
+    import json
+
+    from biohicl.training.args import BioHiCLTrainingArguments  # transformers: only for a run with such arguments
+
+    return json.loads(BioHiCLTrainingArguments(output_dir="defaults").to_json_string())
+
+
+def other_settings(args: dict[str, Any], skip: frozenset[str]) -> dict[str, Any]:
+    """The rows of the training arguments in ``args`` that change the run (outside
+    :data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS`), not named in :data:`HYPERPARAMETERS` nor stated elsewhere
+    on the card (:data:`STATED_ELSEWHERE`) nor in ``skip``, whose value is not its default (:func:`argument_defaults`;
+    an argument this release does not have, unless null), in the file's order, a local path in a value reduced to
+    its name (:func:`~biohicl.hub.run_sources.without_machine_paths`)."""
+    skip = skip | RUN_NEUTRAL_ARGS | STATED_ELSEWHERE | set(HYPERPARAMETERS)
+    candidates = {key: value for key, value in args.items() if key not in skip}
+    if not candidates:
+        return {}
+    defaults = argument_defaults()
+    return {
+        key: without_machine_paths(value)
+        for key, value in candidates.items()
+        if (value != defaults[key] if key in defaults else value is not None)
+    }
+
+
 def trained_hyperparameters(
     args: dict[str, Any],
     loss: dict[str, Any] | None,
@@ -273,7 +320,8 @@ def trained_hyperparameters(
     saved ``adapter_config.json`` where present (a ``loss=`` or ``peft_config=`` given to ``train_biohicl``
     replaced what the arguments say) and the epochs, steps and warm-up of the schedule that ran
     (:func:`schedule_rows`, with ``state``: the run's ``trainer_state.json``); an adapter of another peft method
-    shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows."""
+    shows its ``peft_type`` and :data:`PEFT_KEYS` instead of LoRA rows. Then every other argument that changes the
+    run and is not at its default (:func:`other_settings`)."""
     unused = LORA_KEYS if args.get("full_finetune") else ()  # a full fine-tune built no LoRA: its values meant nothing
     unused = (*unused, *SCHEDULE_KEYS)
     values = {k: args[k] for k in HYPERPARAMETERS if k in args and args[k] is not None and k not in unused}
@@ -291,4 +339,6 @@ def trained_hyperparameters(
     order = ["loss", *HYPERPARAMETERS[:cut], "peft_type", *PEFT_KEYS, *HYPERPARAMETERS[cut:], "use_dora"]
     after = order.index("title_weight") + 1  # the loss's rows the table does not name, in the record's order
     order[after:after] = [k for k in values if k not in order]
-    return {k: values[k] for k in order if k in values}
+    rows = {k: values[k] for k in order if k in values}
+    skip = frozenset({*SCHEDULE_KEYS, *(loss_arguments() if loss else ())})
+    return {**rows, **{k: v for k, v in other_settings(args, skip).items() if k not in rows}}

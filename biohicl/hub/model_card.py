@@ -31,6 +31,7 @@ from biohicl.hub.card_data_source import (
     training_data_paragraph,
 )
 from biohicl.hub.card_hyperparameters import RUN_SCALE, loss_citations, trained_hyperparameters
+from biohicl.hub.card_reproduction import reproduction
 from biohicl.hub.card_selection import read_card_selection, selection_of
 from biohicl.hub.eval_rows import EvalRow, card_rows
 from biohicl.hub.run_records import (
@@ -125,6 +126,9 @@ class BioHiCLModelCardData:
         metadata={"help": "Each loss class the model trained with and its source (the class's citation)."},
     )
     biohicl_version: str = field(default=__version__, metadata={"help": "biohicl version that wrote the card."})
+    reproduction: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Dataset sha256, code digests, how to retrain (card_reproduction)."}
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in ("adapter", "merged", "full"):
@@ -174,6 +178,7 @@ class BioHiCLModelCardData:
         scale = {k: summary[k] for k in RUN_SCALE if k in summary}
         data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter, state=state)
         data.loss_citations = loss_citations(summary.get("loss"))
+        data.reproduction = reproduction(run_dir, args, summary, data.base_model, summary.get("loss"), adapter)
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}

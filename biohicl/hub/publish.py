@@ -46,6 +46,7 @@ from biohicl.hub.run_sources import (
     find_model_dir,
     inside,
     model_files,
+    run_records,
 )
 from biohicl.jsonio import read_json
 from biohicl.models.registry import is_repo_id
@@ -146,7 +147,9 @@ def build_model_repo_folder(
     revision: str | None = None,
 ) -> Path:
     """Lay out what a model repo holds: weights (adapter or merged), tokenizer, ``biohicl_config.json``,
-    ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``) and the run's ``*.png`` curves.
+    ``README.md`` (the card), ``eval_results.json`` (+ ``base_eval_results.json``), the run's
+    ``biohicl_training_args.json`` and ``training_summary.json`` (their local paths reduced to their names,
+    :func:`~biohicl.hub.run_sources.run_records`) and its ``*.png`` curves.
 
     Inputs found in ``run_dir`` by default: the model (:func:`find_model_dir`; a checkpoint is refused); the card
     data (``card_data.json``, else ``biohicl_training_args.json`` + ``training_summary.json``, see
@@ -185,6 +188,7 @@ def build_model_repo_folder(
     # every source is picked and checked before --out is touched: a symlink out of the run is refused, not staged
     sources = model_files(model_dir)
     records = _eval_records(run_dir, eval_results, base_eval_results, saved, model_dir / "biohicl_config.json")
+    records |= run_records(run_dir)  # its arguments and summary: what retrains it, paths reduced as the records'
     curves = curve_files(run_dir)
     if out_dir.is_symlink():  # a linked --out is written into the link's target, the link kept
         out_dir = out_dir.resolve()

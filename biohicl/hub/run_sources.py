@@ -1,6 +1,7 @@
-"""What a model repo folder is staged from: a run's saved model (an allowlist of its files), its evaluation records
-and its curves, each refused when its real path lies outside the run (a symlink to a file elsewhere would be copied
-and uploaded: the repo folder's own checks only see the copy)."""
+"""What a model repo folder is staged from: a run's saved model (an allowlist of its files), its evaluation records,
+its training records (its arguments and summary, from which it is retrained) and its curves, each refused when its
+real path lies outside the run (a symlink to a file elsewhere would be copied and uploaded: the repo folder's own
+checks only see the copy); the records' local paths are reduced to their names (:func:`without_machine_paths`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ MODEL_SUBDIRS = ("final", "best", "model")
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 SUMMARY_FILE = "training_summary.json"
 TRAINER_STATE = "trainer_state.json"
+TRAINING_ARGS_FILE = "biohicl_training_args.json"
+#: the run's training records a model repo holds, so it can be retrained (``biohicl train --config``) and its data and
+#: code checked: every training argument, and what the run recorded (its dataset's sha256, the code's digest ...)
+RUN_RECORD_FILES = (TRAINING_ARGS_FILE, SUMMARY_FILE)
 
 
 def find_model_dir(run_dir: str | Path) -> Path:
@@ -84,7 +89,7 @@ def unfinished_run(run_dir: Path) -> str | None:
     if not steps:
         return None
     step, last = max(steps)
-    args = last / "biohicl_training_args.json"
+    args = last / TRAINING_ARGS_FILE
     how = (
         f"`biohicl train --config {args} --output_dir {run_dir} --resume_from_checkpoint last`"
         if args.is_file()
@@ -187,6 +192,12 @@ def drop_recorded_peft_weights(config: dict[str, Any], source: Path) -> bool:
         ", ".join(stale),
     )
     return True
+
+
+def run_records(run_dir: Path) -> dict[str, Path]:
+    """Repo file name → the run's training record (:data:`RUN_RECORD_FILES`) it has, each checked to lie in the run
+    (copied with :func:`copy_without_machine_paths`, as the evaluation records are)."""
+    return {name: inside(run_dir / name, run_dir) for name in RUN_RECORD_FILES if (run_dir / name).is_file()}
 
 
 def curve_files(run_dir: Path) -> list[Path]:
