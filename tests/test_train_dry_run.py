@@ -585,3 +585,24 @@ def test_a_missing_dataset_is_listed_before_a_base_the_run_would_not_reach(tiny_
     argv = options(base, tmp_path / "nodata.jsonl", tmp_path / "run", "--max_steps", "2")
     assert main([*argv, "--dry_run"]) == 1
     assert f"  MISSING dataset: {tmp_path / 'nodata.jsonl'}: no such file or folder\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("more", "pool"),
+    [
+        ([], "the dataset's mined pairs"),
+        (["--drop_check_tags"], "every pair, mined with the run's SimL"),
+        (
+            ["--drop_check_tags", "--max_partners", "3"],
+            "every pair, mined with the run's SimL, at most 3 partners a document",
+        ),
+    ],
+)
+def test_the_plan_says_which_pairs_its_positive_pair_count_is_of(
+    tiny_bert_dir, dataset, tmp_path, capsys, no_model, more, pool
+):
+    # the build's top_k pairs per document, or every pair above β mined again under the run's own SimL: the two
+    # counts are of different pools (a docs tester read 13,293 vs 38,611 as dropping check tags adding pairs)
+    assert main([*options(tiny_bert_dir, dataset, tmp_path / "run", *more), "--dry_run"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("  documents: "))
+    assert line.endswith(f" positive pairs (SimL > 0.3; {pool})")

@@ -147,8 +147,11 @@ def data_plan(args: Any, dataset: Path, mesh: Any, data: Any) -> tuple[list[str]
     scale = batch_scale(sampler, args, args.world_size, args.process_index)
     per_epoch, total = optimizer_steps(args, scale["batches_per_epoch_per_process"])
     pairs = positive_pairs(sampler)
+    pool = getattr(sampler, "pair_pool", None)  # the build's pairs, or mined again with the run's own SimL
     paired = (
-        f"batches built around {pairs:,} positive pairs (SimL > {args.beta:g})" if pairs is not None else "no pairs"
+        f"batches built around {pairs:,} positive pairs (SimL > {args.beta:g}{f'; {pool}' if pool else ''})"
+        if pairs is not None
+        else "no pairs"
     )
     processes = f" × {scale['world_size']} processes" if scale["world_size"] > 1 else ""
     length = f"max_steps {args.max_steps}" if args.max_steps > 0 else _count(args.num_train_epochs, "epoch")

@@ -74,6 +74,9 @@ class MeshPairBatchSampler(EpochBatchSampler):
             :func:`mine_negatives`); when given, an anchor with none of its negatives in the batch also brings one.
     """
 
+    #: Where the partners came from, as ``biohicl train --dry_run`` says it (:meth:`from_pairs`, :meth:`from_labels`).
+    pair_pool: str | None = None
+
     def __init__(
         self,
         partners: Sequence[Indices],
@@ -124,7 +127,9 @@ class MeshPairBatchSampler(EpochBatchSampler):
             if s > beta and a != p:
                 lists[a].append(p)
                 lists[p].append(a)
-        return cls(lists, batch_size, seed, groups=groups, negatives=negatives)
+        sampler = cls(lists, batch_size, seed, groups=groups, negatives=negatives)
+        sampler.pair_pool = "the dataset's mined pairs"
+        return sampler
 
     @classmethod
     def from_labels(
@@ -157,7 +162,11 @@ class MeshPairBatchSampler(EpochBatchSampler):
         group_of, members = _group_index(groups, len(docs))
         same = group_of if len(members) > 1 else None
         partners = _partners_above(vectors, beta, PAIR_BLOCK_ENTRIES, cap, progress, same)
-        return cls(partners, batch_size, seed, groups=groups, negatives=negatives)
+        sampler = cls(partners, batch_size, seed, groups=groups, negatives=negatives)
+        sampler.pair_pool = "every pair, mined with the run's SimL" + (
+            "" if max_partners is None else f", at most {max_partners} partners a document"
+        )
+        return sampler
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
