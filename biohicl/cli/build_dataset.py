@@ -11,6 +11,10 @@ folder's README, are listed and left out)::
 
     biohicl build-dataset --input $BIOHICL_DATA_DIR/pubmed_exports/* --output out/exports
 
+Ties in SimL are broken by the documents' reading order too, so list the files in a fixed order (a shell glob sorts
+by the locale: ``LC_ALL=C`` sorts by bytes). ``summary.json`` records the command line (no machine path), the
+sha256 of the MeSH file and of each input file.
+
 Your own labelled abstracts go in as JSON lines (``--source jsonl``, detected when a line of its first 64 KB
 has a label field; an unrecognised ``.jsonl`` input is an error):
 ``{"pmid" or "id", "title", "abstract" or "text", "mesh": [descriptor UIs and/or names]}`` per line.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from biohicl.data.splits import DEV_DOCUMENT_FRACTION, DEV_SEED, PUBMEDQA_DEV_SIZE
 from biohicl.errors import ConfigError
@@ -220,6 +225,35 @@ def parse_args(argv: list[str]) -> BuildDatasetArguments:
     return args
 
 
+def command_line(argv: list[str]) -> str:
+    """``biohicl build-dataset`` and ``argv``, as ``summary.json`` and the dataset card record it: shell-quoted, with
+    no machine path (an absolute path inside the data directory as ``$BIOHICL_DATA_DIR/...``, another by its folder
+    and file name, as ``read.files`` records it); relative paths as given, from the folder the build ran in."""
+    import os
+    import shlex
+
+    from biohicl.data.read_report import recorded_path
+    from biohicl.settings import data_dir
+
+    try:
+        root = data_dir(required=False)
+    except ConfigError:  # BIOHICL_DATA_DIR names no folder: no path is shown relative to it
+        root = None
+
+    def shown(token: str) -> str:
+        option, equals, value = token.partition("=") if token.startswith("--") else ("", "", token)
+        if not os.path.isabs(value):
+            return shlex.quote(token)
+        path = Path(value)
+        if root is not None and path.resolve().is_relative_to(root.resolve()):
+            text = "$BIOHICL_DATA_DIR/" + shlex.quote(path.resolve().relative_to(root.resolve()).as_posix())
+        else:
+            text = shlex.quote(recorded_path(path))
+        return f"{option}={text}" if equals else text
+
+    return " ".join(["biohicl build-dataset", *map(shown, argv)])
+
+
 def main(argv: list[str]) -> int:
     from biohicl.data import DevSplit, build_dataset_from_files, default_inputs
 
@@ -235,6 +269,7 @@ def main(argv: list[str]) -> int:
         groups, args.output, args.mesh, top_k=args.top_k, seed=args.seed, limit=args.limit, strict=args.strict,
         exclude_test=args.exclude_test, test_ids=args.test_ids, progress=args.progress, arrow=args.arrow,
         mix_label_kinds=args.mix_label_kinds, decontaminate=args.decontaminate, beir=args.beir, dev_split=dev_split,
+        command=command_line(argv),
     )  # fmt: skip
     print(summary)
     print(f"wrote {args.output} (documents/, pairs/ parquet + README.md dataset card)")

@@ -44,6 +44,7 @@ def build_dataset_from_files(
     decontaminate: bool = True,
     beir: Sequence[str | Path] = (),
     dev_split: DevSplit | None = DEFAULT_DEV_SPLIT,
+    command: str | None = None,
 ) -> tuple[DatasetDict, PairDatasetSummary]:
     """Read ``(source, files)`` groups (source ``"auto"``: detected per file), build the MeSH-pair dataset and
     (unless ``output_dir`` is None) save it. PubMedQA files are read first, then the others in order; the first copy
@@ -61,6 +62,8 @@ def build_dataset_from_files(
     (:func:`~biohicl.data.sources.check_distinct_inputs`). A group's files may be a list, a generator or a glob.
     ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
     loaded once the inputs are checked (so a bad input is said before a release is read).
+    ``command`` is recorded as the summary's ``command`` (``biohicl build-dataset`` passes its command line), with
+    the sha256 of every input file (``input_sha256``, by the path ``read.files`` records) and of the MeSH file.
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
     if output_dir is not None:
@@ -105,9 +108,19 @@ def build_dataset_from_files(
         report=report, progress=progress, mix_label_kinds=mix_label_kinds, dev_split=dev_split,
         decontaminator=decontaminator,
     )  # fmt: skip
+    summary = replace(summary, command=command, input_sha256=input_digests(groups))
     if output_dir is not None:
         save_pair_dataset(dataset, output_dir, summary, arrow=arrow)
     return dataset, summary
+
+
+def input_digests(groups: Sequence[tuple[str, Sequence[Path]]]) -> dict[str, str]:
+    """The sha256 of each input file, by its recorded path (:func:`~biohicl.data.read_report.recorded_path`), in
+    input order: a second read of each file, cheap beside parsing it."""
+    from biohicl.data.read_report import recorded_path
+    from biohicl.provenance import files_sha256
+
+    return {recorded_path(path): files_sha256([path]) for _, files in groups for path in files}
 
 
 def _check_test_ids_found(

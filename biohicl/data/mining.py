@@ -4,6 +4,11 @@ dense n×n matrix).
 SimL is rounded to :data:`SIML_DECIMALS` decimals; ties are broken by a permutation of the documents drawn from
 ``seed``, so mining is deterministic for a seed. :func:`mine_within_groups` mines each group of documents (label
 kind, split) on its own, so no pair crosses groups.
+
+The permutation is over the documents' *positions*, so the pairs depend on the order the documents come in (for
+``biohicl build-dataset``, the order of its ``--input`` files) as well as on ``seed``: the same corpus read in another
+order may pick other partners at tied SimL. Callers give their files in a fixed order (a shell glob sorts by the
+locale's collation). It is kept so, not keyed by PMID, so that committed datasets rebuild identically.
 """
 
 from __future__ import annotations

@@ -65,6 +65,12 @@ class PairDatasetSummary:
     mix_label_kinds: bool = False
     dev: dict[str, Any] = field(default_factory=dict)  # seed, fraction, pubmedqa_size, pubmedqa_dev, held_out
     decontamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.to_dict(); {} when off
+    #: how to rebuild it: the ``biohicl build-dataset ...`` command (None from the Python API unless given), the
+    #: sha256 of the MeSH file (None for a hierarchy built in memory) and of each input file by its recorded path
+    #: (``read.files``' names). Optional keys of ``summary.json``: a build of older code has none of them.
+    command: str | None = None
+    mesh_sha256: str | None = None
+    input_sha256: dict[str, str] = field(default_factory=dict)
     #: dropped MeSH labels by name (ReadReport.dropped_names): printed only, not in ``summary.json``
     dropped_names: dict[str, int] = field(default_factory=dict, repr=False, metadata={"saved": False})
 
@@ -253,6 +259,7 @@ def build_pair_dataset(
         sources=dict(Counter(d.source for d in docs)),
         mesh_version=mesh.version,
         mesh_source=Path(mesh.source).name if mesh.source else "",
+        mesh_sha256=mesh_sha256(mesh),
         read=report.to_dict() if report is not None else {},
         seconds=round(time.perf_counter() - started, 2),
         label_kinds=dict(kinds),
@@ -270,6 +277,20 @@ def build_pair_dataset(
         dropped_names=dict(report.dropped_names.most_common()) if report is not None else {},
     )
     return DatasetDict({"documents": documents, "pairs": pairs}), summary
+
+
+def mesh_sha256(mesh: MeshHierarchy) -> str | None:
+    """sha256 of the file ``mesh`` was loaded from (the packaged table's for the packaged hierarchy); None when it
+    names no file there is (a hierarchy built in memory, or a file since moved)."""
+    from importlib import resources
+
+    from biohicl.mesh.hierarchy import PACKAGED_TABLE
+    from biohicl.provenance import files_sha256
+
+    if mesh.source == f"biohicl/resources/{PACKAGED_TABLE}":
+        with resources.as_file(resources.files("biohicl.resources").joinpath(PACKAGED_TABLE)) as path:
+            return files_sha256([path])
+    return files_sha256([mesh.source]) if mesh.source and Path(mesh.source).is_file() else None
 
 
 def _kept_records(

@@ -147,6 +147,9 @@ class HubDataset:
 PUBLISHED_SUFFIX = ".published.json"
 #: what a publication record ties the Hub repo to: the sha256 of the build's ``summary.json`` and of its parquet files
 CONTENT_KEYS = ("summary_sha256", "data_sha256")
+#: ``summary.json`` keys of how a build ran, not of what it holds: left out of its digest, so that an identical
+#: rebuild (another wall time, or the same build given from another folder) keeps its link
+BUILD_RUN_KEYS = ("seconds", "command")
 
 
 def publication_record_path(folder: str | Path) -> Path:
@@ -156,14 +159,33 @@ def publication_record_path(folder: str | Path) -> Path:
 
 
 def dataset_contents(folder: str | Path) -> dict[str, str | None]:
-    """The sha256 of the build's ``summary.json`` (None without one; its build time changes at every rebuild) and of
-    its ``documents``/``pairs`` parquet files, the rows published: what a publication record is tied to."""
+    """The sha256 of the build's ``summary.json`` (None without one) less its :data:`BUILD_RUN_KEYS` (its keys sorted;
+    a file that is no JSON object: its bytes) and of its ``documents``/``pairs`` parquet files, the rows published:
+    what a publication record is tied to."""
     from biohicl.provenance import files_sha256
 
     folder = resolved_path(folder)
-    summary = folder / SUMMARY_NAME
     data = sorted(path for config in ("documents", "pairs") for path in (folder / config).glob("*.parquet"))
-    return {"summary_sha256": files_sha256([summary]) if summary.is_file() else None, "data_sha256": files_sha256(data)}
+    return {"summary_sha256": _summary_sha256(folder / SUMMARY_NAME), "data_sha256": files_sha256(data)}
+
+
+def _summary_sha256(path: Path, whole: bool = False) -> str | None:
+    """:func:`dataset_contents`' digest of ``summary.json``; ``whole``: of its bytes, as records of older code hold."""
+    import hashlib
+    import json
+
+    from biohicl.provenance import files_sha256
+
+    if not path.is_file():
+        return None
+    try:
+        summary = None if whole else json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        summary = None
+    if not isinstance(summary, dict):
+        return files_sha256([path])
+    kept = {key: value for key, value in summary.items() if key not in BUILD_RUN_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def published_dataset(dataset_path: str | Path) -> HubDataset | None:
@@ -193,7 +215,12 @@ def published_dataset(dataset_path: str | Path) -> HubDataset | None:
         )
         return None
     again += f" --repo_id {repo_id}" + (f" --revision {shlex.quote(revision)}" if revision else "")
-    if {key: record.get(key) for key in CONTENT_KEYS} != dataset_contents(dataset_path):
+    contents = dataset_contents(dataset_path)
+    older = _summary_sha256(resolved_path(dataset_path) / SUMMARY_NAME, whole=True)  # a record of older code's
+    if record.get("data_sha256") != contents["data_sha256"] or record.get("summary_sha256") not in (
+        contents["summary_sha256"],
+        older,
+    ):
         logger.warning(
             "%s: %s was published as %s with other contents than the folder holds now (rebuilt or changed since), "
             "so the card does not link it; %s) to link it",

@@ -1,0 +1,157 @@
+"""A build records how to rebuild it (``summary.json``'s ``command``, ``mesh_sha256`` and ``input_sha256``, the
+command on the dataset card), and an identical rebuild keeps its publication link: the build's wall time and command
+are no part of what a publication record ties the Hub repo to."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from biohicl.cli.build_dataset import main as build_main
+from biohicl.data.build import build_dataset_from_files
+from biohicl.hub.card_data_source import HubDataset, dataset_contents, published_dataset
+from biohicl.hub.dataset_repo import record_dataset_publication
+from biohicl.mesh import hierarchy
+from biohicl.mesh.hierarchy import PACKAGED_TABLE
+from biohicl.provenance import files_sha256
+
+ROWS = [
+    {"pmid": "1", "title": "Heart", "abstract": "On the heart.", "mesh": ["Heart", "Heart Diseases"]},
+    {"pmid": "2", "title": "Heart failure", "abstract": "On failure.", "mesh": ["Heart Failure", "Heart"]},
+    {"pmid": "3", "title": "Obesity", "abstract": "On obesity.", "mesh": ["Obesity", "Diabetes Mellitus"]},
+    {"pmid": "4", "title": "Diabetes", "abstract": "On diabetes.", "mesh": ["Diabetes Mellitus", "Obesity"]},
+]
+QUICK = dict(top_k=2, progress=False, arrow=False, decontaminate=False, dev_split=None)
+
+
+def write_rows(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS), encoding="utf-8")
+    return path
+
+
+def summary_of(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+
+
+def slower(folder: Path, seconds: float = 12.5) -> None:
+    """The folder as a rebuild on a slower machine leaves it: the same rows, another build time."""
+    summary = summary_of(folder)
+    summary["seconds"] = seconds
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- 6: an identical rebuild keeps its link
+def test_two_builds_of_the_same_inputs_have_the_same_contents(tmp_path, mesh):
+    rows = write_rows(tmp_path / "rows.jsonl")
+    build_dataset_from_files([("jsonl", [rows])], tmp_path / "a", mesh, **QUICK)
+    build_dataset_from_files([("jsonl", [rows])], tmp_path / "b", mesh, **QUICK)
+    slower(tmp_path / "b")
+    assert summary_of(tmp_path / "a")["seconds"] != 12.5
+    assert dataset_contents(tmp_path / "a") == dataset_contents(tmp_path / "b")
+
+
+def test_an_identical_rebuild_stays_linked_to_its_publication(tmp_path, mesh, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    rows = write_rows(tmp_path / "rows.jsonl")
+    build_dataset_from_files([("jsonl", [rows])], "ds", mesh, **QUICK)
+    record_dataset_publication("ds", "org/tiny-pairs")
+    build_dataset_from_files([("jsonl", [rows])], "ds", mesh, **QUICK)  # the same command again
+    slower(tmp_path / "ds")
+    with caplog.at_level(logging.WARNING, logger="biohicl.hub.card_data_source"):
+        assert published_dataset("ds") == HubDataset("org/tiny-pairs")
+    assert not caplog.records
+    # other rows are still other contents
+    write_rows(rows).write_text(rows.read_text().replace('"Obesity", "Diabetes', '"Heart", "Diabetes'))
+    build_dataset_from_files([("jsonl", [rows])], "ds", mesh, **QUICK)
+    assert published_dataset("ds") is None
+
+
+def test_a_record_of_older_code_still_links_the_folder_it_was_made_from(tmp_path, mesh, monkeypatch):
+    # records written before this change hold the sha256 of the whole summary.json file
+    monkeypatch.chdir(tmp_path)
+    build_dataset_from_files([("jsonl", [write_rows(tmp_path / "rows.jsonl")])], "ds", mesh, **QUICK)
+    record = {
+        "repo_id": "org/tiny-pairs",
+        "revision": None,
+        "summary_sha256": files_sha256([tmp_path / "ds" / "summary.json"]),
+        "data_sha256": dataset_contents("ds")["data_sha256"],
+    }
+    (tmp_path / "ds.published.json").write_text(json.dumps(record), encoding="utf-8")
+    assert published_dataset("ds") == HubDataset("org/tiny-pairs")
+    slower(tmp_path / "ds")  # such a record holds no digest without the build time: a rebuild needs a new publish
+    assert published_dataset("ds") is None
+
+
+# ---------------------------------------------------------------------- 4: how to rebuild it
+def test_the_cli_records_its_command_and_the_digests_of_the_mesh_and_input_files(tmp_path, mesh, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)
+    inside = write_rows(data / "mine" / "rows.jsonl")
+    outside = write_rows(tmp_path / "elsewhere" / "more rows.jsonl")
+    argv = [
+        "--source",
+        "jsonl",
+        "--input",
+        str(inside),
+        str(outside),
+        "--top_k",
+        "2",
+        "--output",
+        "out/ds",
+        "--no_decontaminate",
+        "--dev_fraction",
+        "0",
+        "--pubmedqa_dev_size",
+        "0",
+        "--no_progress",
+        "--no_arrow",
+    ]
+    assert build_main(argv) == 0
+    summary = summary_of(tmp_path / "out" / "ds")
+    # no machine path: the data directory by its variable, another absolute path by its folder and name
+    assert summary["command"] == (
+        "biohicl build-dataset --source jsonl --input $BIOHICL_DATA_DIR/mine/rows.jsonl 'elsewhere/more rows.jsonl' "
+        "--top_k 2 --output out/ds --no_decontaminate --dev_fraction 0 --pubmedqa_dev_size 0 --no_progress --no_arrow"
+    )
+    assert summary["mesh_source"] == Path(mesh.source).name
+    assert summary["mesh_sha256"] == files_sha256(
+        [Path(hierarchy.__file__).parent.parent / "resources" / PACKAGED_TABLE]
+    )
+    assert summary["input_sha256"] == {
+        "mine/rows.jsonl": files_sha256([inside]),
+        "elsewhere/more rows.jsonl": files_sha256([outside]),
+    }
+    card = (tmp_path / "out" / "ds" / "README.md").read_text(encoding="utf-8")
+    assert f"Built with `{summary['command']}`" in card
+    assert f"sha256 `{summary['mesh_sha256']}`" in card
+
+
+def test_the_python_api_records_no_command_unless_given(tmp_path, mesh):
+    rows = write_rows(tmp_path / "rows.jsonl")
+    build_dataset_from_files([("jsonl", [rows])], tmp_path / "a", mesh, **QUICK)
+    summary = summary_of(tmp_path / "a")
+    assert summary["command"] is None
+    assert summary["input_sha256"] == {f"{tmp_path.name}/rows.jsonl": files_sha256([rows])}
+    assert "Built with `biohicl build-dataset`." in (tmp_path / "a" / "README.md").read_text(encoding="utf-8")
+    _, given = build_dataset_from_files(
+        [("jsonl", [rows])], tmp_path / "b", mesh, command="biohicl build-dataset --input rows.jsonl", **QUICK
+    )
+    assert given.command == summary_of(tmp_path / "b")["command"] == "biohicl build-dataset --input rows.jsonl"
+
+
+@pytest.mark.parametrize("older", [{"seconds": 1.0}, {}])
+def test_a_summary_without_the_new_keys_still_renders_its_card(tmp_path, mesh, older):
+    from biohicl.data.dataset_card import render_dataset_card
+    from biohicl.data.storage import load_pair_dataset
+
+    build_dataset_from_files([("jsonl", [write_rows(tmp_path / "rows.jsonl")])], tmp_path / "a", mesh, **QUICK)
+    summary = {
+        k: v for k, v in summary_of(tmp_path / "a").items() if k not in ("command", "mesh_sha256", "input_sha256")
+    }
+    text = render_dataset_card(load_pair_dataset(tmp_path / "a"), {**summary, **older})
+    assert "Built with `biohicl build-dataset`." in text and "sha256" not in text
