@@ -144,7 +144,11 @@ def git_revision(root: str | Path = PACKAGE_ROOT, timeout: float = 5.0) -> dict[
 
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", "-C", str(top), *args], capture_output=True, text=True, timeout=timeout, check=True
+            ["git", "--no-optional-locks", "-C", str(top), *args],  # status never takes .git/index.lock
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
         return done.stdout.strip()
 

@@ -160,3 +160,13 @@ def test_the_paired_plot_says_a_row_has_a_delta_but_no_interval(tmp_path, monkey
     )
     plots.plot_paired([row], tmp_path / "paired.png")
     assert texts == ["+10.00, no interval (see the table's note)"]
+
+
+@pytest.mark.parametrize("first", [math.nan, 0.87])
+def test_the_bars_zoom_over_the_finite_means_whatever_comes_first(first):
+    from biohicl.study.figures import zoomed_limits
+
+    values = [first, 0.81, None, 0.87, math.nan] if math.isnan(first) else [0.87, math.nan, 0.81, None]
+    low, high = zoomed_limits(values)
+    assert (low, high) == pytest.approx((0.71, 0.93))  # min(nan, ...) was nan: the axis fell back to (0, 1.05)
+    assert zoomed_limits([math.nan, None]) == (0.0, 1.05)

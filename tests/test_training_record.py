@@ -121,3 +121,27 @@ def test_a_two_process_runs_checkpoints_count_both_processes_documents(tiny_bert
         assert [source_record(out / f"checkpoint-{step}")["documents_trained"] for step in (1, 2, 3)] == [8, 16, 24]
         summary = json.loads((out / "training_summary.json").read_text(encoding="utf-8"))
         assert (summary["documents_trained"], summary["runtime_from_step"]) == (24, 0)
+
+
+def test_reading_the_source_commit_never_writes_the_checkouts_index(tmp_path):
+    # a plain `git status` refreshes a stale index and takes .git/index.lock to write it: a `git commit` of the
+    # user's at that moment failed "Unable to create '.git/index.lock'"
+    import os
+
+    from biohicl.provenance import git_revision
+
+    package = tmp_path / "checkout" / "biohicl"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("A = 1\n", encoding="utf-8")
+    checkout = package.parent
+    git(checkout, "init", "-q")
+    for setting in (("user.email", "t@example.org"), ("user.name", "t"), ("commit.gpgsign", "false")):
+        git(checkout, "config", *setting)
+    git(checkout, "add", ".")
+    git(checkout, "commit", "-q", "-m", "one")
+    stat = (package / "a.py").stat()
+    os.utime(package / "a.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes, a stale index entry
+    index = checkout / ".git" / "index"
+    before = index.read_bytes()
+    assert git_revision(package)["dirty"] is False
+    assert index.read_bytes() == before

@@ -3,12 +3,22 @@ training curves; :func:`biohicl.study.report.write_results` writes them beside `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import BASE, run_dir_for
+
+
+def zoomed_limits(values: Sequence[float | None]) -> tuple[float, float]:
+    """The bars' y range, zoomed in on the scores (the differences are a few points): over the finite ones only, so
+    a collapsed seed's undefined (NaN) mean neither unzooms the axis nor hides the others; (0, 1.05) without any."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.05
+    return max(0.0, min(finite) - 0.1), min(1.05, max(finite) + 0.06)
 
 
 def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
@@ -43,9 +53,8 @@ def plot_bars(model: Mapping[str, Any], output: Path, title: str) -> Path:
             bars, labels=[("" if np.isnan(h) else f"{h:.3f}") for h in heights], fontsize=6, padding=1, rotation=90
         )
     ax.set_xticks(x, [summary_label(m).replace(" ", "\n", 1) for m in metrics], fontsize=8)
-    values = [v for row in rows.values() for m in metrics if (v := row["mean"].get(m)) is not None]
-    low = max(0.0, min(values) - 0.1) if values else 0.0  # zoom in: the differences are a few points
-    ax.set_ylim(low, min(1.05, max(values) + 0.06) if values else 1.05)
+    low, high = zoomed_limits([row["mean"].get(m) for row in rows.values() for m in metrics])
+    ax.set_ylim(low, high)
     ax.set_ylabel("score (axis does not start at 0)" if low > 0 else "score")
     ax.set_title(title, fontsize=10)
     if len(variants) > 8:  # many variants: the legend goes beside the plot, not over the bars
