@@ -82,6 +82,28 @@ def test_rounds_whose_delta_alone_is_undefined_are_left_out_and_counted():
     )
 
 
+def test_the_mean_rows_note_says_a_tasks_delta_is_what_is_undefined_in_its_rounds():
+    """The mean of the tasks lacks a Δ in the rounds where the STS task lacks one; its note says so, not that a
+    recall resample is tied (a final reader's case: three STS pairs beside four recall@1 queries)."""
+    gold = np.array([1.0, 2.0, 3.0])
+
+    def values(p, hits):
+        return {
+            "s": ItemValues("s", "spearman", ("a", "b", "c"), np.asarray(p), gold),
+            "r": ItemValues("r", "recall@1", ("q1", "q2", "q3", "q4"), np.asarray(hits, dtype=float)),
+        }
+
+    rows = paired_bootstrap(
+        values([1.0, 2.0, 3.0], [1, 0, 1, 0]), [values([3.0, 2.0, 1.0], [1, 1, 1, 0])], rounds=1000, seed=4
+    )
+    mean = next(row for row in rows if row.task == MEAN_ROW)
+    assert mean.undefined_rounds == next(row for row in rows if row.task == "s").undefined_rounds > 0
+    assert markdown_paired(rows).splitlines()[-1] == (
+        f"note: {MEAN_ROW}: Δ is undefined in {mean.undefined_rounds} of the 1,000 rounds (a task's Δ is undefined "
+        f"in them); its interval and P are over the other {1000 - mean.undefined_rounds:,}"
+    )
+
+
 def test_compare_records_names_the_collapsed_file_and_the_command_prints_every_row(tmp_path, capsys):
     """The reviewer's case: the committed seed-6 record with its BIOSSES predictions constant and its Spearman null,
     against the committed base: `biohicl evaluate --compare ... --paired` printed an IndexError traceback."""

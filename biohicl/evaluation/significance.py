@@ -403,6 +403,7 @@ def undefined_note(row: PairedDelta) -> str | None:
     if not row.undefined_rounds:
         return None
     kept, why = row.rounds - row.undefined_rounds, UNDEFINED_ROUND.format(metric=row.metric)
+    why = "a task's Δ is undefined in them" if row.task == MEAN_ROW else why
     return (
         f"note: {row.task}: Δ is undefined in {row.undefined_rounds:,} of the {row.rounds:,} rounds ({why}); "
         f"its interval and P are over the other {kept:,}"
