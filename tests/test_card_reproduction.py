@@ -194,3 +194,71 @@ def test_the_cards_command_retrains_the_same_weights_from_the_repo_folder(traine
     assert (again / "adapter_model.safetensors").read_bytes() == (run / "adapter_model.safetensors").read_bytes()
     summary = json.loads((again / "training_summary.json").read_text())
     assert summary["dataset_sha256"] == json.loads((repo / "training_summary.json").read_text())["dataset_sha256"]
+
+
+# ------------------------------------------------------------------ what the uploaded arguments and the command hold
+def test_the_uploaded_arguments_leave_out_the_checkpoint_and_the_free_text_names(tmp_path):
+    """A resumed run's `resume_from_checkpoint` (`checkpoint-2` once shortened) made `--config` refuse the card's
+    command; `run_name` and `hub_model_id` are words the trainer wrote (`alice on host-7 x`), not settings."""
+    from biohicl.hub.run_sources import copy_without_machine_paths, run_records
+
+    values = {"resume_from_checkpoint": str(tmp_path / "run" / "checkpoint-2"), "run_name": "alice on host-7 x"}
+    args = saved_arguments(tmp_path / "run", **values, seed=5) | {"hub_model_id": "alice/private-x"}  # an older run's
+    run = write_run(tmp_path / "run", args, {"global_step": 4, "run_name": "kept"})
+    out = tmp_path / "repo"
+    out.mkdir()
+    for name, src in run_records(run).items():
+        copy_without_machine_paths(src, out / name)
+    uploaded = json.loads((out / "biohicl_training_args.json").read_text())
+    cleared = ("resume_from_checkpoint", "run_name", "hub_model_id")
+    assert [uploaded[key] for key in cleared] == [None, None, None]
+    assert (uploaded["seed"], uploaded["dataset_path"]) == (5, "ds")
+    assert json.loads((out / "training_summary.json").read_text())["run_name"] == "kept"  # another record: as it is
+    assert json.loads((run / "biohicl_training_args.json").read_text())["run_name"] == "alice on host-7 x"
+
+
+def test_no_row_for_a_log_folder_a_masked_token_or_a_field_this_release_does_not_know(tmp_path):
+    args = saved_arguments(tmp_path / "run", seed=5)
+    old = {"logging_dir": "runs/x/logs", "push_to_hub_token": "<PUSH_TO_HUB_TOKEN>"}
+    old |= {"save_safetensors": False, "evaluation_strategy": "steps"}
+    rows = trained_hyperparameters({**args, **old}, None, None)
+    assert not set(old) & set(rows)
+    assert rows["seed"] == 5
+
+
+def test_the_command_names_each_shortened_path_it_needs(tmp_path):
+    """`mesh_path`, a task's local files, `deepspeed`, `fsdp_config` are published by name only: the command gives
+    each, as it gives the dataset."""
+    tasks = ["biosses", f"siml-agreement@{tmp_path}/pairs#mesh={tmp_path}/t.txt:dev"]
+    args = saved_arguments(tmp_path / "run", mesh_path=str(tmp_path / "mesh" / "tree.tsv"), eval_tasks=tasks)
+    args["deepspeed"] = str(tmp_path / "ds_config.json")  # (deepspeed is not installed here to check it)
+    run = write_run(tmp_path / "run", args, {"global_step": 4})
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+    command = "biohicl train --config biohicl_training_args.json --dataset_path ds --output_dir retrained"
+    command += (
+        " --mesh_path tree.tsv --deepspeed ds_config.json --eval_tasks biosses 'siml-agreement@pairs#mesh=t.txt:dev'"
+    )
+    assert command in text
+    assert "`--mesh_path` for `tree.tsv`" in text and "`--deepspeed` for `ds_config.json`" in text
+    assert str(tmp_path) not in text
+    # a run without such paths: the command as before
+    plain = write_run(tmp_path / "plain", saved_arguments(tmp_path / "plain"), {"global_step": 4})
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(plain, "M"))
+    assert "--output_dir retrained\n" in text and "--mesh_path" not in text
+
+
+def test_the_retrain_installs_the_commit_that_trained_it_and_names_its_transformers(tmp_path):
+    from biohicl.provenance import REPOSITORY_URL
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    summary = {"global_step": 4, "source_git": {"commit": commit, "dirty": False}}
+    summary["versions"] = {"transformers": "4.99.1", "torch": "2.9.0"}
+    run = write_run(tmp_path / "run", saved_arguments(tmp_path / "run"), summary)
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+    assert f'(`pip install "biohicl @ git+{REPOSITORY_URL}@{commit}"`: the commit that trained it' in text
+    assert "and transformers 4.99.1, which it trained with)" in text
+    # a dirty checkout, or none recorded: the repository's install, no commit claimed
+    summary["source_git"] = {"commit": commit, "dirty": True}
+    run = write_run(tmp_path / "dirty", saved_arguments(tmp_path / "dirty"), summary)
+    text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+    assert f"@{commit}" not in text and f'(`pip install "biohicl @ git+{REPOSITORY_URL}"`, and transformers' in text

@@ -17,6 +17,7 @@ decides what the card names; the card says that the others were at their default
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -294,9 +295,10 @@ def argument_defaults() -> dict[str, Any]:
 def other_settings(args: dict[str, Any], skip: frozenset[str]) -> dict[str, Any]:
     """The rows of the training arguments in ``args`` that change the run (outside
     :data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS`), not named in :data:`HYPERPARAMETERS` nor stated elsewhere
-    on the card (:data:`STATED_ELSEWHERE`) nor in ``skip``, whose value is not its default (:func:`argument_defaults`;
-    an argument this release does not have, unless null), in the file's order, a local path in a value reduced to
-    its name (:func:`~biohicl.hub.run_sources.without_machine_paths`)."""
+    on the card (:data:`STATED_ELSEWHERE`) nor in ``skip``, whose value is not its default (:func:`argument_defaults`)
+    nor a masked token (``<HUB_TOKEN>``), in the file's order, a local path in a value reduced to its name
+    (:func:`~biohicl.hub.run_sources.without_machine_paths`). A field this release does not have (an older file's
+    ``evaluation_strategy``, ``save_safetensors``) has no row: nothing here says what it changed; the file has it."""
     skip = skip | RUN_NEUTRAL_ARGS | STATED_ELSEWHERE | set(HYPERPARAMETERS)
     candidates = {key: value for key, value in args.items() if key not in skip}
     if not candidates:
@@ -305,8 +307,13 @@ def other_settings(args: dict[str, Any], skip: frozenset[str]) -> dict[str, Any]
     return {
         key: without_machine_paths(value)
         for key, value in candidates.items()
-        if (value != defaults[key] if key in defaults else value is not None)
+        if key in defaults and value != defaults[key] and not _masked(key, value)
     }
+
+
+def _masked(key: str, value: Any) -> bool:
+    """Whether ``value`` is a token transformers masked when it wrote the arguments (``<PUSH_TO_HUB_TOKEN>``)."""
+    return key.endswith("_token") and isinstance(value, str) and re.fullmatch(r"<[A-Z_]+>", value) is not None
 
 
 def trained_hyperparameters(

@@ -7,14 +7,20 @@ soup, and no loss, extra term or adapter given in Python (:func:`given_in_python
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 from biohicl.hub.card_adapter import LORA_KEYS
 from biohicl.hub.card_hyperparameters import argument_defaults, loss_leaves
-from biohicl.hub.run_sources import TRAINING_ARGS_FILE
+from biohicl.hub.run_sources import TRAINING_ARGS_FILE, without_machine_paths
 from biohicl.models.soup import SOUP_RECORD_NAME
+from biohicl.provenance import REPOSITORY_URL
 from biohicl.training.loss_record import EXTRA_TERMS, is_biohicl_record
+from biohicl.training.run_settings import PATH_ARGS
+
+#: a git commit as ``training_summary.json``'s ``source_git`` records it
+COMMIT = re.compile(r"[0-9a-f]{7,64}")
 
 #: a digest as a run records it: sha256 hex, a source digest, or ``unknown`` (code a checkpoint did not name)
 DIGEST = re.compile(r"[0-9a-z]{1,64}")
@@ -57,14 +63,48 @@ def given_in_python(args: dict[str, Any], loss: Any, adapter: Any) -> str | None
     return None
 
 
+def given_paths(args: dict[str, Any]) -> list[list[str]]:
+    """``[argument, value as the command gives it]`` for each file or folder argument other than ``dataset_path``
+    (:data:`~biohicl.training.run_settings.PATH_ARGS`: ``mesh_path``, ``deepspeed``, ``fsdp_config``) the arguments
+    set, and ``eval_tasks`` where a task names a local path: the uploaded arguments hold them by name only
+    (:func:`~biohicl.hub.run_sources.without_machine_paths`), so the card's command gives each, as it gives the
+    dataset."""
+    given = []
+    for name in ("mesh_path", *sorted(PATH_ARGS - {"dataset_path", "mesh_path"})):
+        value = args.get(name)
+        if isinstance(value, str) and value:
+            given.append([name, shlex.quote(without_machine_paths(value))])
+    tasks = args.get("eval_tasks")
+    if isinstance(tasks, list) and tasks and without_machine_paths(tasks) != tasks:
+        given.append(["eval_tasks", " ".join(shlex.quote(str(task)) for task in without_machine_paths(tasks))])
+    return given
+
+
+def software(summary: dict[str, Any]) -> dict[str, str]:
+    """``install`` (``pip install`` of biohicl at the commit that trained the run, where ``summary``'s
+    ``source_git`` records one of a clean checkout) and ``transformers`` (the version it trained with), where
+    recorded."""
+    facts = {}
+    git = summary.get("source_git")
+    commit = git.get("commit") if isinstance(git, dict) and git.get("dirty") is False else None
+    if isinstance(commit, str) and COMMIT.fullmatch(commit):
+        facts["install"] = f'pip install "biohicl @ git+{REPOSITORY_URL}@{commit}"'
+    versions = summary.get("versions")
+    version = versions.get("transformers") if isinstance(versions, dict) else None
+    if isinstance(version, str) and re.fullmatch(r"[0-9A-Za-z.+-]{1,40}", version):
+        facts["transformers"] = version
+    return facts
+
+
 def reproduction(
     run_dir: Path, args: dict[str, Any], summary: dict[str, Any], base_model: str, loss: Any, adapter: Any
 ) -> dict[str, Any]:
     """The card's ``reproduction``: ``dataset_sha256`` and ``biohicl_source`` (the code digests that trained it) where
     the run's ``summary`` records them; with its arguments file (and no ``soup.json``), ``training_args`` (the file's
     name), ``dataset`` (the name of the ``dataset_path`` it trained on), ``base_model`` (the card's Hub id of the base,
-    where the arguments name it otherwise, a local copy, or not at all: ``--base_model`` names it) and
-    ``given_in_python`` (:func:`given_in_python`: what the command would not train again)."""
+    where the arguments name it otherwise, a local copy, or not at all: ``--base_model`` names it), ``paths`` (the
+    other file arguments the command gives: :func:`given_paths`), ``install`` and ``transformers``
+    (:func:`software`) and ``given_in_python`` (:func:`given_in_python`: what the command would not train again)."""
     facts: dict[str, Any] = {}
     digest = summary.get("dataset_sha256")
     if isinstance(digest, str) and DIGEST.fullmatch(digest):
@@ -80,6 +120,9 @@ def reproduction(
     facts["dataset"] = Path(dataset).name if isinstance(dataset, str) and dataset else "DATASET"
     if args.get("base_model") != base_model:
         facts["base_model"] = base_model
+    if paths := given_paths(args):
+        facts["paths"] = paths
+    facts |= software(summary)
     if (given := given_in_python(args, loss, adapter)) is not None:
         facts["given_in_python"] = given
     return facts

@@ -278,8 +278,18 @@ def _name_of(path: re.Match[str]) -> str:
     return parts[-1] + colon + split if parts else text
 
 
+#: the training arguments the uploaded ``biohicl_training_args.json`` sets to null: the checkpoint a resumed run
+#: started from (``checkpoint-2`` once reduced, which ``biohicl train --config`` would refuse as no checkpoint) and
+#: the free-text names the trainer wrote (``run_name``, ``hub_model_id``: words of the machine or its user); none
+#: changes what trains (:data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS`)
+UPLOAD_CLEARED = ("resume_from_checkpoint", "run_name", "hub_model_id")
+
+
 def copy_without_machine_paths(src: Path, dest: Path) -> None:
-    """Copy an evaluation record for upload without the local paths it holds (``settings.command`` records the raw
-    command line); the local record is left as it is."""
+    """Copy an evaluation or training record for upload without the local paths it holds (``settings.command``
+    records the raw command line), the training arguments (``dest`` named :data:`TRAINING_ARGS_FILE`) with
+    :data:`UPLOAD_CLEARED` set to null; the local record is left as it is."""
     record = without_machine_paths(read_json(src, error=PublishError))
+    if dest.name == TRAINING_ARGS_FILE and isinstance(record, dict):
+        record |= {key: None for key in UPLOAD_CLEARED if key in record}
     dest.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

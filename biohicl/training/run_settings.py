@@ -43,6 +43,7 @@ RUN_NEUTRAL_ARGS = frozenset(
         "trackio_space_id",
         "trackio_bucket_id",
         "trackio_static_space_id",
+        "logging_dir",
         "logging_strategy",
         "logging_steps",
         "logging_first_step",
