@@ -238,7 +238,7 @@ def test_combined_loss_with_distillation():
 
 
 # ---------------------------------------------------------------------------------------------- paper form, negatives
-def reference_contrastive(emb, siml, beta, negative, form, temperature=1.0, weighted=True):
+def reference_contrastive(emb, siml, beta, negative, form, temperature=1.0, weighted=True, mean="positives"):
     """A plain loop over anchors and positives: the formulas of losses/contrastive.py written out."""
     unit = torch.nn.functional.normalize(emb.double(), dim=-1)
     s = (unit @ unit.T).tolist()
@@ -261,7 +261,7 @@ def reference_contrastive(emb, siml, beta, negative, form, temperature=1.0, weig
                     denominator = sum(math.exp(s[i][m]) for m in negs)
                     total += -math.log(siml[i][p] * math.exp(s[i][p]) / denominator)
                     weights += 1
-            else:
+            elif negs or mean == "positives":
                 w = siml[i][p] if weighted else 1.0
                 e = math.exp(s[i][p] / temperature)
                 total += w * -math.log(e / (e + sum(math.exp(s[i][m] / temperature) for m in negs)))
@@ -281,16 +281,18 @@ def test_paper_form_four_documents_by_hand():
 
 
 @pytest.mark.parametrize("negative", ["zero", "below:0.25", "lowest:1", "lowest:2", "lowest:9"])
-@pytest.mark.parametrize("form", ["infonce", "paper"])
-def test_contrastive_matches_the_loop_reference(form, negative):
+@pytest.mark.parametrize(
+    ("form", "mean"), [("infonce", "positives"), ("infonce", "contrastable"), ("paper", "positives")]
+)
+def test_contrastive_matches_the_loop_reference(form, mean, negative):
     generator = torch.Generator().manual_seed(3)
     emb = torch.randn(7, 5, generator=generator)
     siml = torch.rand(7, 7, generator=generator) * torch.tensor([0.0, 0.2, 1.0, 1.0, 1.0, 1.0, 1.0])[:, None]
     siml = torch.maximum(siml, siml.T).fill_diagonal_(1.0)
     siml[6, 6] = 0.0  # unlabelled
     siml[6, :6] = siml[:6, 6] = 0.0
-    loss = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5, form=form, negative=negative)
-    expected = reference_contrastive(emb, siml, 0.3, negative, form, temperature=0.5)
+    loss = HierarchicalContrastiveLoss(beta=0.3, temperature=0.5, form=form, negative=negative, mean=mean)
+    expected = reference_contrastive(emb, siml, 0.3, negative, form, temperature=0.5, mean=mean)
     assert loss(emb, siml).item() == pytest.approx(expected, abs=1e-5)
     grad_emb = emb.clone().requires_grad_(True)
     loss(grad_emb, siml).backward()
@@ -349,6 +351,34 @@ def test_a_positive_pair_without_negatives_dilutes_the_infonce_mean_but_not_the_
     assert alone.item() > 1.0
     assert infonce(embeddings, siml).item() == pytest.approx(alone.item() * 1.6 / 3.2, rel=1e-6)
     assert paper(embeddings, siml).item() == pytest.approx(paper(embeddings[:3], siml[:3, :3]).item(), rel=1e-6)
+    # mean="contrastable": the InfoNCE mean over the pairs whose anchor has a negative, undiluted (issue #15)
+    contrastable = HierarchicalContrastiveLoss(mean="contrastable")
+    assert contrastable(embeddings[:3], siml[:3, :3]).item() == alone.item()  # nothing to leave out there
+    assert contrastable(embeddings, siml).item() == pytest.approx(alone.item(), rel=1e-6)
+    unweighted = HierarchicalContrastiveLoss(weighted=False, mean="contrastable")
+    assert unweighted(embeddings, siml).item() == pytest.approx(unweighted(embeddings[:3], siml[:3, :3]).item())
+
+
+def test_the_contrastable_mean_of_a_batch_without_negatives_is_zero_with_zero_finite_gradients():
+    # every pair SimL 0.8 or 0.2: positives everywhere, no SimL-0 negative, so no pair contrasts
+    emb = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], requires_grad=True)
+    siml = torch.tensor([[1.0, 0.8, 0.2], [0.8, 1.0, 0.8], [0.2, 0.8, 1.0]])
+    loss = HierarchicalContrastiveLoss(mean="contrastable")(emb, siml)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(emb.grad).all() and torch.count_nonzero(emb.grad) == 0
+
+
+def test_the_contrastive_mean_is_recorded_when_not_the_default_and_refused_where_it_does_not_apply():
+    # the default is left out of the record, so every committed run's recorded loss reads as before
+    assert "mean" not in HierarchicalContrastiveLoss().get_config_dict()
+    assert "mean" not in repr(HierarchicalContrastiveLoss())
+    assert HierarchicalContrastiveLoss(mean="contrastable").get_config_dict()["mean"] == "contrastable"
+    assert "mean='contrastable'" in repr(HierarchicalContrastiveLoss(mean="contrastable"))
+    with pytest.raises(ValueError, match=r"^contrastive_mean: 'all' is not one of positives, contrastable$"):
+        HierarchicalContrastiveLoss(mean="all")
+    with pytest.raises(ValueError, match=r"^contrastive_mean, contrastive_form: 'contrastable' applies to the infonce"):
+        HierarchicalContrastiveLoss(form="paper", mean="contrastable")
 
 
 def test_negative_rules_pick_by_hand():

@@ -92,6 +92,7 @@ def test_the_arguments_refuse_what_the_loss_refuses(tmp_path, monkeypatch):
         ("temperature", 0.0, "temperature: must be positive, got 0.0"),
         ("title_temperature", -1.0, "title_temperature: must be positive, got -1.0"),
         ("contrastive_form", "simclr", "contrastive_form: 'simclr' is not one of infonce, paper"),
+        ("contrastive_mean", "all", "contrastive_mean: 'all' is not one of positives, contrastable"),
         ("negative", "below:0.4", "negative: the threshold of 'below:0.4' must be in (0, beta = 0.3]"),
         ("lambda_con", -1.0, "lambda_con: must be non-negative, got -1.0"),
         ("distill_weight", -1.0, "distill_weight: must be non-negative, got -1.0"),
@@ -106,6 +107,16 @@ def test_each_loss_value_is_refused_in_the_losss_words(tmp_path, field, value, m
     with pytest.raises(ConfigError) as raised:
         BioHiCLTrainingArguments(output_dir=str(tmp_path), use_mse=False, use_contrastive=False, **{field: value})
     assert str(raised.value) == message
+
+
+def test_the_contrastive_mean_reaches_the_loss_and_its_record_only_when_not_the_default(tmp_path):
+    default = build_loss(BioHiCLTrainingArguments(output_dir=str(tmp_path)))
+    assert default.contrastive.mean == "positives" and "mean" not in default.get_config_dict()["contrastive"]
+    chosen = build_loss(BioHiCLTrainingArguments(output_dir=str(tmp_path), contrastive_mean="contrastable"))
+    assert chosen.get_config_dict()["contrastive"]["mean"] == "contrastable"
+    with pytest.raises(ConfigError) as raised:
+        BioHiCLTrainingArguments(output_dir=str(tmp_path), contrastive_form="paper", contrastive_mean="contrastable")
+    assert str(raised.value).startswith("contrastive_mean, contrastive_form: 'contrastable' applies to the infonce")
 
 
 def test_the_command_line_refuses_an_objective_without_a_term(tmp_path, capsys):

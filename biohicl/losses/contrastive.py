@@ -28,7 +28,10 @@ the denominator::
 Either form: a batch without any usable positive pair gives 0, never NaN. An anchor without negatives contributes
 no term, but the two forms differ in what they average over: the InfoNCE form keeps its positive pairs in the
 weighted mean with ``ℓ = 0`` (its weight still counts in ``Σ SimL_ip``), so the term of the pairs that do contrast is
-scaled by their share of the batch's positive weight; the paper form leaves them out of its mean.
+scaled by their share of the batch's positive weight; the paper form leaves them out of its mean. ``mean`` (the
+InfoNCE form's; training argument ``contrastive_mean``) chooses: ``"positives"`` (default, the mean above) or
+``"contrastable"``, ``Σ SimL_ip · ℓ_ip / Σ SimL_ip`` over the positive pairs whose anchor has a negative only
+(0, with zero gradients, for a batch without any), the paper form's choice of pairs.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from biohicl.losses.utils import check_inputs, embedding_similarity, labelled_pa
 from biohicl.mesh.pair_rules import ZERO_TOLERANCE, parse_negative
 
 CONTRASTIVE_FORMS = ("infonce", "paper")
+#: what the InfoNCE form averages over: every positive pair (default), or those whose anchor has a negative
+CONTRASTIVE_MEANS = ("positives", "contrastable")
 
 
 def _masked(values: torch.Tensor) -> float:
@@ -75,6 +80,8 @@ class HierarchicalContrastiveLoss(nn.Module):
         weighted: weight each positive term by its SimL (``False``: plain average; InfoNCE form only).
         form: ``"infonce"`` (default) or ``"paper"``.
         negative: ``"zero"`` (default), ``"below:<t>"`` or ``"lowest:<k>"``.
+        mean: ``"positives"`` (default) or ``"contrastable"``: the positive pairs the InfoNCE form averages over
+            (every one, or those whose anchor has a negative; the paper form's are the latter).
     """
 
     citation = (
@@ -90,6 +97,7 @@ class HierarchicalContrastiveLoss(nn.Module):
         weighted: bool = True,
         form: str = "infonce",
         negative: str = "zero",
+        mean: str = "positives",
     ):
         super().__init__()
         if not 0.0 <= beta < 1.0:
@@ -98,12 +106,20 @@ class HierarchicalContrastiveLoss(nn.Module):
             raise ValueError(f"temperature: must be positive, got {temperature}")
         if form not in CONTRASTIVE_FORMS:
             raise ValueError(f"contrastive_form: {form!r} is not one of {', '.join(CONTRASTIVE_FORMS)}")
+        if mean not in CONTRASTIVE_MEANS:
+            raise ValueError(f"contrastive_mean: {mean!r} is not one of {', '.join(CONTRASTIVE_MEANS)}")
+        if form == "paper" and mean != "positives":
+            raise ValueError(
+                f"contrastive_mean, contrastive_form: {mean!r} applies to the infonce form (the paper form averages "
+                "over the contrastable pairs already)"
+            )
         parse_negative(negative, beta)
         self.beta = beta
         self.temperature = temperature
         self.weighted = weighted
         self.form = form
         self.negative = negative
+        self.mean = mean
 
     def masks(self, siml: torch.Tensor, pair_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(positive, negative)`` boolean [B, B] masks of a batch (rows: anchors)."""
@@ -145,19 +161,24 @@ class HierarchicalContrastiveLoss(nn.Module):
         per_pair = F.softplus(negative_lse - logits)  # = −log(e^{s_ip} / (e^{s_ip} + Σ_n e^{s_in}))
 
         weights = (siml if self.weighted else torch.ones_like(siml)) * positive.float()
+        if self.mean == "contrastable":  # the pairs whose anchor has no negative leave the mean
+            weights = weights * has_negative.float()
         return (weights * per_pair).sum() / weights.sum().clamp_min(1e-12)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {
+        """The settings; ``mean`` only when not the default, so that the record of a run trained before it was a
+        setting (which a resume compares, and the model card shows) reads the same."""
+        config = {
             "beta": self.beta,
             "temperature": self.temperature,
             "weighted": self.weighted,
             "form": self.form,
             "negative": self.negative,
         }
+        return config if self.mean == "positives" else {**config, "mean": self.mean}
 
     def extra_repr(self) -> str:
         return (
             f"beta={self.beta}, temperature={self.temperature}, weighted={self.weighted}, form={self.form!r}, "
-            f"negative={self.negative!r}"
+            f"negative={self.negative!r}" + (f", mean={self.mean!r}" if self.mean != "positives" else "")
         )

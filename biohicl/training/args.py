@@ -104,6 +104,15 @@ class BioHiCLTrainingArguments(TrainingArguments):
             "negatives only in the denominator."
         },
     )
+    contrastive_mean: str = field(
+        default="positives",
+        metadata={
+            "help": "The positive pairs the infonce form's SimL-weighted mean is over: `positives` (every one; a pair "
+            "whose anchor has no negative adds ℓ = 0 but keeps its SimL in the denominator, so the term shrinks "
+            "with the batch's share of such pairs) or `contrastable` (those whose anchor has a negative, as the "
+            "paper form averages). Not with `contrastive_form: paper`."
+        },
+    )
     negative: str = field(
         default="zero",
         metadata={

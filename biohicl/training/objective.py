@@ -39,6 +39,7 @@ def _objective(args: Any, extra_terms: Mapping[str, tuple[nn.Module, float]] | N
             weighted=args.weight_positives,
             form=args.contrastive_form,
             negative=args.negative,
+            mean=args.contrastive_mean,
         ),
         lambda_con=args.lambda_con,
         use_mse=args.use_mse,
