@@ -104,6 +104,20 @@ def test_a_fp32_index_rerun_with_int8_is_a_settings_change_and_other_weights_sti
         )
 
 
+def test_an_int8_index_rerun_with_int8_rows_of_other_weights_is_refused_at_the_fp32_tolerance(tmp_path):
+    # the same weights quantised the same way give the same int8 rows: the int8 tolerance (0.98) is for fp32 vs
+    # int8 only; a model folder retrained in place (probe cosine 0.9878) must not resume the index
+    directory = tmp_path / "idx"
+    prepare_folder(directory, _encoder_settings("onnx", "int8", _PROBE), resume=True, default_compute="float32")
+    retrained = [[0.9878, (1 - 0.9878**2) ** 0.5], [0.0, 1.0]]
+    with pytest.raises(ConfigError) as refused:
+        settings = _encoder_settings("onnx", "int8", retrained)
+        prepare_folder(directory, settings, resume=True, default_compute="float32")
+    assert str(refused.value) == f"{directory}: built with other weights (probe cosine 0.9878); use a new output folder"
+    same = _encoder_settings("onnx", "int8", _PROBE)
+    assert prepare_folder(directory, same, resume=True, default_compute="float32") == (False, False)
+
+
 def test_the_rerun_hint_names_the_options_to_repeat_and_those_to_leave_out():
     recorded = {"dtype": "float16", "backend": "onnx", "quantize": None, "shard_size": 5}
     assert rerun_hint(recorded, ["dtype", "quantize"]) == "rerun with --dtype float16 and without --quantize, or "

@@ -25,7 +25,14 @@ from biohicl.errors import ConfigError, DataError
 from biohicl.folder_lock import held_folder_lock
 from biohicl.jsonio import read_json
 from biohicl.search import blank_documents
-from biohicl.search.layout import SETTINGS_NAME, changed_settings, probe_cosine, probe_min_cosine, rerun_hint
+from biohicl.search.layout import (
+    PROBE_MIN_COSINE,
+    SETTINGS_NAME,
+    changed_settings,
+    probe_cosine,
+    probe_min_cosine,
+    rerun_hint,
+)
 
 #: An index folder's lock file, ``flock``-ed by the build writing there (rank 0), holding its pid.
 LOCK_NAME = ".index.lock"
@@ -107,9 +114,11 @@ def _check_settings(directory: Path, settings: dict, resume: bool, legacy: dict[
         previous = {**legacy, **recorded}
         if not resume:
             raise ConfigError(f"{directory}: holds an index already; pass a new output folder (or resume)")
-        # int8 ONNX rows (either side's) agree with fp32 to the int8 tolerance only: the same weights through
-        # another encoder are a settings change (backend/quantize, with the options to repeat), not other weights
-        tolerance = probe_min_cosine(previous.get("quantize"), settings.get("quantize"))
+        # int8 ONNX rows agree with fp32 ones to the int8 tolerance only: the same weights through another encoder
+        # are a settings change (backend/quantize, with the options to repeat), not other weights; the same weights
+        # quantised the same way give the same int8 rows, so two int8 (or two fp32) runs keep the fp32 tolerance
+        quantize = previous.get("quantize"), settings.get("quantize")
+        tolerance = probe_min_cosine(*quantize) if quantize.count("int8") == 1 else PROBE_MIN_COSINE
         cosine = probe_cosine(previous.get("probe"), settings.get("probe"), tolerance)
         if cosine is not None:
             raise ConfigError(
