@@ -231,6 +231,12 @@ def test_the_objective_line_names_extra_terms_and_a_loss_of_ones_own(tmp_path):
             "0.5·contrastive(infonce, β 0.3, τ 0.05, negative zero) + 0.2·title(τ 0.05)",
             ["BioHiCLLoss", "HierarchicalContrastiveLoss", "TitleInfoNCELoss"],
         ),
+        (  # the InfoNCE mean over the contrastable pairs: named in the plan, one card row under its argument's name
+            {"lambda_con": 0.1, "contrastive_mean": "contrastable"},
+            "mse(zero_or_positive pairs) + 0.1·contrastive(infonce, β 0.3, τ 0.05, negative zero, mean over "
+            "contrastable)",
+            ["BioHiCLLoss", "FilteredMSELoss", "HierarchicalContrastiveLoss"],
+        ),
         (  # distillation alone, with the contrastive term weighing 0 (or off: tests/test_losses.py)
             {"use_mse": False, "lambda_con": 0.0, "distill_weight": 2.0},
             "2·distill",
@@ -254,6 +260,7 @@ def test_the_objective_line_and_the_card_agree_on_what_trains(tmp_path, weights,
     rows = loss_rows(record)
     assert rows["lambda_con"] == weights["lambda_con"]  # a weight is a row whatever it is
     assert ("temperature" in rows) == ("HierarchicalContrastiveLoss" in cited)  # a term's settings only if it trains
+    assert "mean" not in rows and rows.get("contrastive_mean") == weights.get("contrastive_mean")
 
 
 @pytest.mark.parametrize(

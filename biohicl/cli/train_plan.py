@@ -99,6 +99,7 @@ def _term_plan(record: dict[str, Any], key: str, name: str, term: dict[str, Any]
         settings += [f"τ {term['temperature']:g}"] if term["form"] == "infonce" else []
         settings += [f"negative {term['negative']}"]
         settings += ["positives unweighted"] if term["form"] == "infonce" and not term["weighted"] else []
+        settings += [f"mean over {term['mean']}"] if term.get("mean", "positives") != "positives" else []
         return f"{record['lambda_con']:g}·contrastive({', '.join(settings)})"
     if key == "distillation":
         return f"{record['distill_weight']:g}·distill"

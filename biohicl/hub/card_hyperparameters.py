@@ -92,7 +92,11 @@ RUN_SCALE = ("world_size", "documents_per_optimizer_step")
 #: arguments' (``title.temperature``: ``title_temperature``); another entry's are shown by their place (``hard.k``)
 ARGUMENT_PREFIXES = {"regression": "", "contrastive": "", "distillation": "distill_", "title": "title_"}
 #: the parameters whose training argument is named otherwise than prefix + name
-ARGUMENT_NAMES = {"contrastive.weighted": "weight_positives", "contrastive.form": "contrastive_form"}
+ARGUMENT_NAMES = {
+    "contrastive.weighted": "weight_positives",
+    "contrastive.form": "contrastive_form",
+    "contrastive.mean": "contrastive_mean",
+}
 #: the entries of a term that name it rather than set it (an earlier release recorded ``distillation: {type: ...}``)
 NAMING_KEYS = frozenset({"class", "type", "citation"})
 #: what a BioHiCL record without the entry meant: an earlier release recorded ``title_weight`` only when it was on
