@@ -122,10 +122,10 @@ def test_the_cli_records_its_command_and_the_digests_of_the_mesh_and_input_files
     assert summary["mesh_sha256"] == files_sha256(
         [Path(hierarchy.__file__).parent.parent / "resources" / PACKAGED_TABLE]
     )
-    assert summary["input_sha256"] == {
-        "mine/rows.jsonl": files_sha256([inside]),
-        "elsewhere/more rows.jsonl": files_sha256([outside]),
-    }
+    assert summary["input_sha256"] == [
+        {"path": "mine/rows.jsonl", "sha256": files_sha256([inside])},
+        {"path": "elsewhere/more rows.jsonl", "sha256": files_sha256([outside])},
+    ]
     card = (tmp_path / "out" / "ds" / "README.md").read_text(encoding="utf-8")
     assert f"Built with `{summary['command']}`" in card
     assert f"sha256 `{summary['mesh_sha256']}`" in card
@@ -136,7 +136,7 @@ def test_the_python_api_records_no_command_unless_given(tmp_path, mesh):
     build_dataset_from_files([("jsonl", [rows])], tmp_path / "a", mesh, **QUICK)
     summary = summary_of(tmp_path / "a")
     assert summary["command"] is None
-    assert summary["input_sha256"] == {f"{tmp_path.name}/rows.jsonl": files_sha256([rows])}
+    assert summary["input_sha256"] == [{"path": f"{tmp_path.name}/rows.jsonl", "sha256": files_sha256([rows])}]
     assert "Built with `biohicl build-dataset`." in (tmp_path / "a" / "README.md").read_text(encoding="utf-8")
     _, given = build_dataset_from_files(
         [("jsonl", [rows])], tmp_path / "b", mesh, command="biohicl build-dataset --input rows.jsonl", **QUICK
@@ -155,3 +155,35 @@ def test_a_summary_without_the_new_keys_still_renders_its_card(tmp_path, mesh, o
     }
     text = render_dataset_card(load_pair_dataset(tmp_path / "a"), {**summary, **older})
     assert "Built with `biohicl build-dataset`." in text and "sha256" not in text
+
+
+# ---------------------------------------------------------------------- every input's digest, by a path shown once
+def test_two_inputs_of_one_recorded_name_each_keep_their_digest(tmp_path, mesh, monkeypatch):
+    # a/x/data.jsonl and b/x/data.jsonl both read as x/data.jsonl: neither digest may overwrite the other
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    first = write_rows(tmp_path / "a" / "x" / "data.jsonl")
+    second = tmp_path / "b" / "x" / "data.jsonl"
+    write_rows(second).write_text(first.read_text().replace('"pmid": "', '"pmid": "9'), encoding="utf-8")
+    build_dataset_from_files([("jsonl", [first, second])], tmp_path / "ds", mesh, **QUICK)
+    assert files_sha256([first]) != files_sha256([second])
+    assert summary_of(tmp_path / "ds")["input_sha256"] == [
+        {"path": "x/data.jsonl", "sha256": files_sha256([first])},
+        {"path": "x/data.jsonl", "sha256": files_sha256([second])},
+    ]
+
+
+def test_the_command_names_the_data_directory_by_its_variable_only_when_it_is_set(tmp_path, monkeypatch):
+    # the data directory found as ../shared/data: a $BIOHICL_DATA_DIR/... path would be /... in that shell
+    from biohicl.cli.build_dataset import command_line
+
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    data = tmp_path / "shared" / "data"
+    (data / "pubmedqa").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    given = str(data / "pubmedqa" / "ori_pqal.json")
+    assert command_line(["--input", given, f"--test_ids={given}"]) == (
+        "biohicl build-dataset --input pubmedqa/ori_pqal.json --test_ids=pubmedqa/ori_pqal.json"
+    )
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data))
+    assert command_line(["--input", given]) == "biohicl build-dataset --input $BIOHICL_DATA_DIR/pubmedqa/ori_pqal.json"

@@ -227,16 +227,17 @@ def parse_args(argv: list[str]) -> BuildDatasetArguments:
 
 def command_line(argv: list[str]) -> str:
     """``biohicl build-dataset`` and ``argv``, as ``summary.json`` and the dataset card record it: shell-quoted, with
-    no machine path (an absolute path inside the data directory as ``$BIOHICL_DATA_DIR/...``, another by its folder
-    and file name, as ``read.files`` records it); relative paths as given, from the folder the build ran in."""
+    no machine path (an absolute path inside the data directory as ``$BIOHICL_DATA_DIR/...`` when that variable is
+    set, else as ``read.files`` records it: relative to the data directory, or by its folder and file name outside
+    it); relative paths as given, from the folder the build ran in."""
     import os
     import shlex
 
     from biohicl.data.read_report import recorded_path
-    from biohicl.settings import data_dir
+    from biohicl.settings import DATA_DIR_ENV, data_dir
 
-    try:
-        root = data_dir(required=False)
+    try:  # a data directory found without the variable (../shared/data): $BIOHICL_DATA_DIR/x would read as /x
+        root = data_dir(required=False) if os.environ.get(DATA_DIR_ENV) else None
     except ConfigError:  # BIOHICL_DATA_DIR names no folder: no path is shown relative to it
         root = None
 

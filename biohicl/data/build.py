@@ -63,7 +63,7 @@ def build_dataset_from_files(
     ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
     loaded once the inputs are checked (so a bad input is said before a release is read).
     ``command`` is recorded as the summary's ``command`` (``biohicl build-dataset`` passes its command line), with
-    the sha256 of every input file (``input_sha256``, by the path ``read.files`` records) and of the MeSH file.
+    the sha256 of every input file (``input_sha256``: :func:`input_digests`) and of the MeSH file.
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
     if output_dir is not None:
@@ -114,13 +114,15 @@ def build_dataset_from_files(
     return dataset, summary
 
 
-def input_digests(groups: Sequence[tuple[str, Sequence[Path]]]) -> dict[str, str]:
-    """The sha256 of each input file, by its recorded path (:func:`~biohicl.data.read_report.recorded_path`), in
-    input order: a second read of each file, cheap beside parsing it."""
+def input_digests(groups: Sequence[tuple[str, Sequence[Path]]]) -> list[dict[str, str]]:
+    """``{"path", "sha256"}`` of each input file in input order, ``path`` as
+    :func:`~biohicl.data.read_report.recorded_path` records it: a list, not a mapping by path, since two inputs may
+    record one path (``a/x/data.jsonl`` and ``b/x/data.jsonl`` are both ``x/data.jsonl``). A second read of each
+    file, cheap beside parsing it."""
     from biohicl.data.read_report import recorded_path
     from biohicl.provenance import files_sha256
 
-    return {recorded_path(path): files_sha256([path]) for _, files in groups for path in files}
+    return [{"path": recorded_path(path), "sha256": files_sha256([path])} for _, files in groups for path in files]
 
 
 def _check_test_ids_found(
