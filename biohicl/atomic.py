@@ -313,20 +313,20 @@ def folder_aside(target: Path) -> Iterator[None]:
         logger.warning("%s: the previous folder, not removed (the next write tries again)", old)
 
 
-def recover_swapped_folder(target: str | Path) -> None:
+def recover_swapped_folder(target: str | Path, *, legacy: bool = True) -> None:
     """Undo a folder swap of :func:`atomic_directory` that a kill cut between its two renames: the previous folder,
-    left as ``.<name>.old-<pid>`` (``.<name>.old`` by an older biohicl; a link to it by one that renamed a linked
-    target), goes back to ``target`` when ``target`` is missing, else is removed (a link: the link, never its target)
-    with a line in the log. One whose process still runs is left alone (its swap is under way); one named with this
-    process's own pid is not (a container runs biohicl as pid 1 every time, and this call is no swap under way)."""
+    left as ``.<name>.old-<pid>`` (``.<name>.old`` by an older biohicl's atomic_directory, taken only if ``legacy``;
+    a link to it by one that renamed a linked target), goes back to ``target`` when ``target`` is missing, else is
+    removed (a link: the link, never its target), logged. One whose process still runs is left alone (its swap is
+    under way); one with this process's own pid is not (a container runs biohicl as pid 1 every time)."""
     target = Path(target)
     if not target.parent.is_dir():
         return
     for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.old*")):
         suffix = leftover.name[len(target.name) + 2 :]
         pid = suffix.removeprefix("old-")
-        if suffix != "old" and (pid == suffix or not pid.isdigit()):
-            continue  # not a name biohicl writes
+        if (suffix != "old" or not legacy) and (pid == suffix or not pid.isdigit()):
+            continue  # not a name biohicl writes (here)
         link = leftover.is_symlink()
         if (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))) or not (link or leftover.is_dir()):
             continue

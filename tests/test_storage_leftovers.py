@@ -114,3 +114,23 @@ def test_an_output_that_is_the_working_folder_is_refused_before_the_build(tmp_pa
             str(refused.value) == f"--output {given} is the working folder or holds it; write into a folder inside it"
         )
     assert check_output_dir("sub") == build.joinpath("sub").relative_to(build)
+
+
+def test_a_hand_made_backup_beside_the_output_survives_a_save(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from biohicl.data.storage import save_pair_dataset
+
+    # `.out.old` (no pid) only an older biohicl's atomic_directory wrote; the dataset save never did: a user's backup
+    backup = tmp_path / ".out.old"
+    backup.mkdir()
+    (backup / "notes.txt").write_text("keep me")
+    documents = {"pmid": ["1", "2"], "text": ["a", "b"], "source": ["pubmed", "pubmed"], "split": ["train"] * 2}
+    pairs = {"pmid_a": ["1"], "pmid_b": ["2"], "siml": [0.5], "split": ["train"]}
+    dataset = DatasetDict({"documents": Dataset.from_dict(documents), "pairs": Dataset.from_dict(pairs)})
+
+    save_pair_dataset(dataset, tmp_path / "out", arrow=False)  # no `out` yet
+    save_pair_dataset(dataset, tmp_path / "out", arrow=False)  # and over the previous build
+
+    assert (backup / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.old", "out"]

@@ -50,14 +50,15 @@ SUMMARY_NAME = "summary.json"
 
 def recover_interrupted_save(out_dir: str | Path) -> None:
     """Clean up after a build killed while saving: if the kill came between the two renames of the swap, put the
-    previous build (``.<name>.old-<pid>``) back in place (:func:`~biohicl.atomic.recover_swapped_folder`, the swap's
-    one recovery), and drop the build's own ``.<name>.tmp-<pid>`` folder. One whose process still runs is left alone;
-    one named with this process's own pid is not (a container runs biohicl as pid 1 every time, and no save of this
-    process is under way when a save begins)."""
+    previous build (``.<name>.old-<pid>``; never a ``.<name>.old``, which no save wrote: a user's backup) back in
+    place (:func:`~biohicl.atomic.recover_swapped_folder`, the swap's one recovery), and drop the build's own
+    ``.<name>.tmp-<pid>`` folder. One whose process still runs is left alone; one named with this process's own pid
+    is not (a container runs biohicl as pid 1 every time, and no save of this process is under way when a save
+    begins)."""
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
         return
-    recover_swapped_folder(out_dir)
+    recover_swapped_folder(out_dir, legacy=False)
     for leftover in sorted(out_dir.parent.glob(f".{glob.escape(out_dir.name)}.tmp-*")):
         pid = leftover.name[len(out_dir.name) + 6 :]  # after `.<name>.tmp-`: a sibling `<name>.tmp-x`'s is no pid
         if not pid.isdigit() or (int(pid) != os.getpid() and pid_alive(int(pid))) or not leftover.is_dir():
