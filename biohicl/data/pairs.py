@@ -66,11 +66,11 @@ class PairDatasetSummary:
     dev: dict[str, Any] = field(default_factory=dict)  # seed, fraction, pubmedqa_size, pubmedqa_dev, held_out
     decontamination: dict[str, Any] = field(default_factory=dict)  # Decontaminator.to_dict(); {} when off
     #: how to rebuild it: the ``biohicl build-dataset ...`` command (None from the Python API unless given), the
-    #: sha256 of the MeSH file (None for a hierarchy built in memory) and of each input file by its recorded path
-    #: (``read.files``' names). Optional keys of ``summary.json``: a build of older code has none of them.
+    #: sha256 of the MeSH file (None for a hierarchy built in memory) and a ``{"path", "sha256"}`` per input file in
+    #: input order (``read.files``' names). Optional keys of ``summary.json``: a build of older code has none of them.
     command: str | None = None
     mesh_sha256: str | None = None
-    input_sha256: dict[str, str] = field(default_factory=dict)
+    input_sha256: list[dict[str, str]] = field(default_factory=list)
     #: dropped MeSH labels by name (ReadReport.dropped_names): printed only, not in ``summary.json``
     dropped_names: dict[str, int] = field(default_factory=dict, repr=False, metadata={"saved": False})
 
