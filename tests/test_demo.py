@@ -70,6 +70,25 @@ def test_a_saved_run_is_the_same_run_only_with_the_same_settings(tmp_path):
     assert run_differences(run_dir, moved) == []
 
 
+def test_a_demo_run_saved_before_a_setting_existed_is_reused_at_its_default(tmp_path):
+    """A run an older version saved lacks ``contrastive_mean`` (and may hold a setting since dropped): at the
+    default, ``positives``, it is the same run; with ``contrastable`` it is not."""
+    import json
+
+    from biohicl.study.demo import run_differences
+    from biohicl.training.checkpoint import TRAINING_ARGS_JSON
+
+    _, training_args = _short_run(tmp_path)
+    _save_run(training_args)
+    saved_file = tmp_path / "demo" / "run" / TRAINING_ARGS_JSON
+    older = json.loads(saved_file.read_text(encoding="utf-8"))
+    del older["contrastive_mean"]
+    saved_file.write_text(json.dumps({**older, "a_dropped_setting": 1}), encoding="utf-8")
+    assert run_differences(tmp_path / "demo" / "run", training_args) == []
+    training_args.contrastive_mean = "contrastable"
+    assert run_differences(tmp_path / "demo" / "run", training_args) == ["contrastive_mean"]
+
+
 def test_the_demo_refuses_to_reuse_or_overwrite_a_run_of_other_settings(tmp_path, monkeypatch):
     import biohicl.data.storage as storage
     from biohicl.errors import ConfigError

@@ -158,6 +158,45 @@ def test_paths_are_compared_by_the_folder_they_name_and_memory_settings_not_at_a
     }
 
 
+def test_a_setting_the_saved_run_predates_is_compared_with_the_default_it_trained_with(tmp_path):
+    """A run saved before ``contrastive_mean`` existed trained with its default, ``positives``: resuming it so is the
+    same run, resuming it with ``contrastable`` is refused naming the setting. An argument only the saved file has
+    (a version that dropped it), or an inherited transformers one it lacks, is not compared."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run_settings import ABSENT, predated_default, settings_differences
+
+    def now(**values):
+        return BioHiCLTrainingArguments(output_dir=str(tmp_path / "run"), **values)
+
+    saved = json.loads(now().to_json_string())
+    del saved["contrastive_mean"], saved["eval_do_concat_batches"]  # biohicl's and an inherited one
+    saved["a_dropped_setting"] = 3
+    assert settings_differences(saved, now()) == {}
+    assert settings_differences(saved, now(contrastive_mean="contrastable", eval_do_concat_batches=False)) == {
+        "contrastive_mean": ("positives", "contrastable")
+    }
+    assert predated_default(BioHiCLTrainingArguments, "contrastive_mean") == "positives"
+    assert predated_default(BioHiCLTrainingArguments, "eval_tasks") == []  # a default_factory's value, as JSON
+    assert predated_default(BioHiCLTrainingArguments, "eval_do_concat_batches") is ABSENT
+
+
+def test_every_biohicl_argument_records_its_default_as_predated_default_gives_it(tmp_path):
+    """What :func:`predated_default` says an older run trained with is what a run of defaults records: a default
+    rewritten after construction would otherwise read as a change of every older run."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+    from biohicl.training.run_settings import ABSENT, predated_default
+
+    recorded = json.loads(BioHiCLTrainingArguments(output_dir=str(tmp_path / "run")).to_json_string())
+    own = [name for name in vars(BioHiCLTrainingArguments)["__annotations__"] if name in recorded]
+    assert "contrastive_mean" in own and "eval_do_concat_batches" not in own
+    differing = {
+        name: (predated_default(BioHiCLTrainingArguments, name), recorded[name])
+        for name in own
+        if predated_default(BioHiCLTrainingArguments, name) not in (ABSENT, recorded[name])
+    }
+    assert differing == {}
+
+
 def test_a_checkpoint_past_the_runs_last_step_is_refused(tiny_bert_dir, tmp_path):
     documents = tmp_path / "documents.jsonl"
     documents.write_text("".join(json.dumps(d) + "\n" for d in synthetic_documents()), encoding="utf-8")

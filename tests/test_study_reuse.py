@@ -49,6 +49,20 @@ def test_the_same_config_skips_every_run(study, tiny_bert_dir):
     assert [r.status for r in plan_study(config)] == ["done", "done"]
 
 
+def test_a_run_saved_before_a_setting_existed_is_compared_at_the_default_it_trained_with(study, tiny_bert_dir):
+    """A finished run an older version saved has no ``contrastive_mean``: it trained with ``positives``, so a config
+    that leaves the setting out reuses it, and one that asks for ``contrastable`` refuses it naming the setting
+    (before: a setting the saved run lacked was not compared, and the run was reported as the new config's)."""
+    run = study / "study" / "tiny" / "full" / "seed0"
+    args = json.loads((run / TRAINING_ARGS_JSON).read_text(encoding="utf-8"))
+    del args["contrastive_mean"]
+    (run / TRAINING_ARGS_JSON).write_text(json.dumps(args), "utf-8")
+    assert [r.status for r in plan_study(ReproduceConfig.from_dict(_values(study, tiny_bert_dir)))] == ["done", "done"]
+    contrastable = _values(study, tiny_bert_dir) | {"variants": {"full": {"contrastive_mean": "contrastable"}}}
+    with pytest.raises(ConfigError, match=r"tiny/full now \(contrastive_mean 'positives' → 'contrastable'\)"):
+        plan_study(ReproduceConfig.from_dict(contrastable))
+
+
 @pytest.mark.parametrize(
     ("change", "shown"),
     [

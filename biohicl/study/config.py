@@ -17,7 +17,7 @@ from biohicl.field_types import check_count, check_field_types, is_number
 from biohicl.study.run_checks import check_run_names, check_run_settings, check_seeds, check_task_splits
 from biohicl.study.specs import DatasetSpec, ModelSpec
 from biohicl.training.arg_checks import check_seed
-from biohicl.training.run_settings import SettingsSpelling, dev_selection_notice
+from biohicl.training.run_settings import ABSENT, SettingsSpelling, dev_selection_notice, predated_default
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
@@ -354,13 +354,17 @@ def changed_settings(
     config: ReproduceConfig, model: ModelSpec, variant: str, saved: Mapping[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
     """``{name: (trained with, the config now)}`` for each setting the study gives the run that differs from
-    ``saved`` (the run's ``biohicl_training_args.json``); a setting the saved run predates is not compared."""
+    ``saved`` (the run's ``biohicl_training_args.json``); a setting the saved run predates is compared with the
+    default it trained with (:func:`~biohicl.training.run_settings.predated_default`), if any."""
+    from biohicl.training.args import BioHiCLTrainingArguments
+
     changed = {}
     for name, value in run_settings(config, model, variant).items():
-        if name in UNTRAINED_SETTINGS or name not in saved:
+        recorded = saved[name] if name in saved else predated_default(BioHiCLTrainingArguments, name)
+        if name in UNTRAINED_SETTINGS or recorded is ABSENT:
             continue
-        if json.loads(json.dumps(value)) != saved[name]:  # as the run saved it (tuples as lists, 1.0e-4 as 0.0001)
-            changed[name] = (saved[name], value)
+        if json.loads(json.dumps(value)) != recorded:  # as the run saved it (tuples as lists, 1.0e-4 as 0.0001)
+            changed[name] = (recorded, value)
     return changed
 
 

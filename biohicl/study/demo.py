@@ -20,7 +20,6 @@ length or dtype, or without one of the tasks asked for, is evaluated again. Prog
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -30,17 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from biohicl.errors import ConfigError
 from biohicl.models.config import DEFAULT_BASE_MODEL
-from biohicl.training.run_settings import RUN_NEUTRAL_ARGS as TRAINING_NEUTRAL_ARGS
-from biohicl.training.run_settings import same_setting
+from biohicl.training.run_settings import settings_differences
 
 if TYPE_CHECKING:
     from biohicl.training.args import BioHiCLTrainingArguments
 
 logger = logging.getLogger(__name__)
-
-#: Training arguments that do not change what a run trains (a reused run may differ in them): the ones a resume may
-#: change too (``training.run_settings``).
-RUN_NEUTRAL_ARGS = TRAINING_NEUTRAL_ARGS
 
 #: What a demo whose run folder holds checkpoints of a run with other settings (one killed mid-run) can do.
 DEMO_REMEDY = (
@@ -134,21 +128,16 @@ def short_run_arguments(args: DemoArguments) -> BioHiCLTrainingArguments:
 
 
 def run_differences(run_dir: Path, training_args: BioHiCLTrainingArguments) -> list[str] | None:
-    """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run; paths by
-    the folder they name, as a resume compares them), or None when ``run_dir`` holds no finished run."""
+    """Settings in which the run saved in ``run_dir`` differs from ``training_args`` (``[]``: the same run), compared
+    as a resume compares them (:func:`~biohicl.training.run_settings.settings_differences`: paths by the folder they
+    name, a setting the saved run predates by its default), or None when ``run_dir`` holds no finished run."""
     from biohicl.jsonio import read_json
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
     saved_file = run_dir / TRAINING_ARGS_JSON
     if not (run_dir / "adapter_model.safetensors").is_file() or not saved_file.is_file():
         return None
-    saved = read_json(saved_file)
-    wanted = json.loads(training_args.to_json_string())
-    return sorted(
-        key
-        for key in set(saved) | set(wanted)
-        if key not in RUN_NEUTRAL_ARGS and not same_setting(key, saved.get(key), wanted.get(key))
-    )
+    return sorted(settings_differences(read_json(saved_file), training_args))
 
 
 def clear_checkpoints(run_dir: Path) -> None:

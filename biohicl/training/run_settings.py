@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,16 +125,40 @@ def same_setting(name: str, saved: Any, now: Any) -> bool:
     return resolved_path(saved) == resolved_path(now)
 
 
+def predated_default(arguments_class: type, name: str) -> Any:
+    """What a run saved before biohicl's argument ``name`` existed trained with: its default (as JSON), for an argument
+    ``arguments_class`` (:class:`BioHiCLTrainingArguments`) declares itself, whose default keeps what earlier versions
+    did (``contrastive_mean``'s ``positives``); :data:`ABSENT` for one it inherits (a transformers version's) or one
+    without a plain default, which is not compared."""
+    if name not in vars(arguments_class).get("__annotations__", {}):
+        return ABSENT
+    declared = arguments_class.__dataclass_fields__.get(name)
+    if declared is None or not declared.init:
+        return ABSENT
+    if declared.default is not MISSING:
+        default = declared.default
+    elif declared.default_factory is not MISSING:
+        default = declared.default_factory()
+    else:
+        return ABSENT
+    try:
+        return json.loads(json.dumps(getattr(default, "value", default)))
+    except (TypeError, ValueError):
+        return ABSENT
+
+
 def settings_differences(saved: Mapping[str, Any], args: Any) -> dict[str, tuple[Any, Any]]:
     """``{name: (saved, now)}`` for each argument ``args`` (a :class:`BioHiCLTrainingArguments`) gives other than
     ``saved`` (a ``biohicl_training_args.json``), by name (paths by the file or folder they name,
-    :func:`same_setting`); :data:`RUN_NEUTRAL_ARGS` and an argument only one of them has (a version that added or
-    dropped it) are not compared."""
+    :func:`same_setting`); :data:`RUN_NEUTRAL_ARGS` are not compared. An argument ``saved`` predates is compared with
+    the default earlier versions trained with (:func:`predated_default`), one only ``saved`` has (a version that
+    dropped it) is not."""
     now = json.loads(args.to_json_string())
+    recorded = {name: saved.get(name, predated_default(type(args), name)) for name in now}
     return {
-        name: (saved[name], now[name])
-        for name in sorted(set(saved) & set(now) - RUN_NEUTRAL_ARGS)
-        if not same_setting(name, saved[name], now[name])
+        name: (recorded[name], now[name])
+        for name in sorted(set(now) - RUN_NEUTRAL_ARGS)
+        if recorded[name] is not ABSENT and not same_setting(name, recorded[name], now[name])
     }
 
 
