@@ -255,7 +255,10 @@ def test_the_retrain_installs_the_commit_that_trained_it_and_names_its_transform
     summary["versions"] = {"transformers": "4.99.1", "torch": "2.9.0"}
     run = write_run(tmp_path / "run", saved_arguments(tmp_path / "run"), summary)
     text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
-    assert f'(`pip install "biohicl @ git+{REPOSITORY_URL}@{commit}"`: the commit that trained it' in text
+    assert (
+        f'(`pip install "biohicl @ git+{REPOSITORY_URL}@{commit}"`: the commit that trained it, which pip can fetch '
+        f'once it is pushed there, else `pip install "biohicl @ git+{REPOSITORY_URL}"`, and transformers'
+    ) in text  # a commit of a checkout never pushed would not install: the repository's install is named beside it
     assert "and transformers 4.99.1, which it trained with)" in text
     # a dirty checkout, or none recorded: the repository's install, no commit claimed
     summary["source_git"] = {"commit": commit, "dirty": True}
