@@ -153,7 +153,9 @@ def main() -> None:
     means = [key for key in new if isinstance(new[key], float) and key not in correlations]
     counts = [key for key in new if key not in means and key not in correlations]
     gaps = {key: 0.0 if same(new[key], old[key]) else abs(new[key] - old[key]) for key in (*means, *correlations)}
-    differ = [key for key in counts if new[key] != old[key]] + [key for key in gaps if not gaps[key] <= 1e-12]
+    # a tie of SimE a BLAS rounds apart in a block (OpenBLAS's AVX-512 kernels, MKL) moves the Spearman by ~1e-9
+    tolerance = {key: 1e-7 if key == "spearman" else 1e-12 for key in gaps}
+    differ = [key for key in counts if new[key] != old[key]] + [key for key in gaps if not gaps[key] <= tolerance[key]]
     largest = max(gaps[key] for key in means)
     agree = "equal bit for bit" if largest == 0 else f"equal to rounding (largest |Δ| {largest:.1e})"
     print(
