@@ -295,8 +295,8 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
 
 @contextlib.contextmanager
 def folder_aside(target: Path) -> Iterator[None]:
-    """The one folder swap (here, ``data.storage``), around a block moving the new folder in: ``target`` waits aside
-    as ``.<name>.old-<pid>`` (:func:`recover_swapped_folder`), goes back if the block fails, else is removed."""
+    """The one folder swap (here, ``data.storage``), around a block moving the new folder in: ``target`` waits as
+    ``.<name>.old-<pid>`` (:func:`recover_swapped_folder`), back if the block fails with none in place, else gone."""
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if not target.exists():
         yield
@@ -305,8 +305,8 @@ def folder_aside(target: Path) -> Iterator[None]:
     os.replace(target, old)
     try:
         yield
-    except BaseException:
-        os.replace(old, target)
+    except BaseException:  # a Ctrl-C after the rename: the new folder is in place, the old one cannot go back there
+        shutil.rmtree(old, ignore_errors=True) if target.exists() else os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
     if old.exists():  # a file that may not be removed

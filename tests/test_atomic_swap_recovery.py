@@ -117,3 +117,27 @@ def test_a_leftover_that_cannot_be_removed_says_not_removed(tmp_path, monkeypatc
     assert [r.getMessage() for r in caplog.records] == [
         f"{stale}: left by a killed run, not removed (Permission denied)"
     ]
+
+
+def test_a_ctrl_c_right_after_the_new_folder_is_renamed_in_keeps_it_and_raises_the_interrupt(tmp_path, monkeypatch):
+    """A KeyboardInterrupt landing once ``os.replace(tmp, target)`` has returned: the swap tried to put the previous
+    folder back onto the new one and raised ``OSError: Directory not empty`` instead of the interrupt, the previous
+    folder left aside."""
+    import biohicl.atomic as atomic
+
+    target = tmp_path / "soup"
+    target.mkdir()
+    (target / "old.txt").write_text("previous")
+    real = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real(src, dst)
+        if str(src).endswith(".tmp") and os.fspath(dst) == os.fspath(target):
+            raise KeyboardInterrupt  # delivered just after the rename returned
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt) as raised, atomic_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert raised.value.__context__ is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["soup"]
+    assert [(p.name, p.read_text()) for p in target.iterdir()] == [("new.txt", "new")]
