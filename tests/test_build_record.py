@@ -115,8 +115,9 @@ def test_the_cli_records_its_command_and_the_digests_of_the_mesh_and_input_files
     summary = summary_of(tmp_path / "out" / "ds")
     # no machine path: the data directory by its variable, another absolute path by its folder and name
     assert summary["command"] == (
-        "biohicl build-dataset --source jsonl --input $BIOHICL_DATA_DIR/mine/rows.jsonl 'elsewhere/more rows.jsonl' "
-        "--top_k 2 --output out/ds --no_decontaminate --dev_fraction 0 --pubmedqa_dev_size 0 --no_progress --no_arrow"
+        'biohicl build-dataset --source jsonl --input "$BIOHICL_DATA_DIR"/mine/rows.jsonl '
+        "'elsewhere/more rows.jsonl' --top_k 2 --output out/ds --no_decontaminate --dev_fraction 0 "
+        "--pubmedqa_dev_size 0 --no_progress --no_arrow"
     )
     assert summary["mesh_source"] == Path(mesh.source).name
     assert summary["mesh_sha256"] == files_sha256(
@@ -186,4 +187,41 @@ def test_the_command_names_the_data_directory_by_its_variable_only_when_it_is_se
         "biohicl build-dataset --input pubmedqa/ori_pqal.json --test_ids=pubmedqa/ori_pqal.json"
     )
     monkeypatch.setenv("BIOHICL_DATA_DIR", str(data))
-    assert command_line(["--input", given]) == "biohicl build-dataset --input $BIOHICL_DATA_DIR/pubmedqa/ori_pqal.json"
+    assert command_line(["--input", given]) == (
+        'biohicl build-dataset --input "$BIOHICL_DATA_DIR"/pubmedqa/ori_pqal.json'
+    )
+
+
+def test_the_command_keeps_a_data_directory_with_a_space_one_word(tmp_path, monkeypatch):
+    # "$BIOHICL_DATA_DIR"/x, not $BIOHICL_DATA_DIR/x: unquoted, a shell splits the variable's value at the space
+    import shlex
+    import shutil
+    import subprocess
+
+    from biohicl.cli.build_dataset import command_line
+
+    data = tmp_path / "my data"
+    data.mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)
+    rows, ids = data / "sub dir" / "rows.jsonl", data / "pubmedqa" / "test_ground_truth.json"
+    command = command_line(["--input", str(rows), f"--test_ids={ids}", "--output", "out"])
+    assert command == (
+        "biohicl build-dataset --input \"$BIOHICL_DATA_DIR\"/'sub dir/rows.jsonl' "
+        '--test_ids="$BIOHICL_DATA_DIR"/pubmedqa/test_ground_truth.json --output out'
+    )
+    words = shlex.split(command)
+    assert words == [
+        "biohicl",
+        "build-dataset",
+        "--input",
+        "$BIOHICL_DATA_DIR/sub dir/rows.jsonl",
+        "--test_ids=$BIOHICL_DATA_DIR/pubmedqa/test_ground_truth.json",
+        "--output",
+        "out",
+    ]
+    if shutil.which("sh") is None:
+        pytest.skip("no POSIX shell to expand the variable")
+    arguments = command.removeprefix("biohicl build-dataset ")
+    done = subprocess.run(["sh", "-c", f"printf '%s\\n' {arguments}"], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["--input", str(rows), f"--test_ids={ids}", "--output", "out"]

@@ -227,9 +227,10 @@ def parse_args(argv: list[str]) -> BuildDatasetArguments:
 
 def command_line(argv: list[str]) -> str:
     """``biohicl build-dataset`` and ``argv``, as ``summary.json`` and the dataset card record it: shell-quoted, with
-    no machine path (an absolute path inside the data directory as ``$BIOHICL_DATA_DIR/...`` when that variable is
-    set, else as ``read.files`` records it: relative to the data directory, or by its folder and file name outside
-    it); relative paths as given, from the folder the build ran in."""
+    no machine path (an absolute path inside the data directory as ``"$BIOHICL_DATA_DIR"/...`` when that variable is
+    set, quoted so that a data directory with a space stays one word in a shell, else as ``read.files`` records it:
+    relative to the data directory, or by its folder and file name outside it); relative paths as given, from the
+    folder the build ran in."""
     import os
     import shlex
 
@@ -247,7 +248,7 @@ def command_line(argv: list[str]) -> str:
             return shlex.quote(token)
         path = Path(value)
         if root is not None and path.resolve().is_relative_to(root.resolve()):
-            text = "$BIOHICL_DATA_DIR/" + shlex.quote(path.resolve().relative_to(root.resolve()).as_posix())
+            text = '"$BIOHICL_DATA_DIR"/' + shlex.quote(path.resolve().relative_to(root.resolve()).as_posix())
         else:
             text = shlex.quote(recorded_path(path))
         return f"{option}={text}" if equals else text
