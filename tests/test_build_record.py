@@ -225,3 +225,33 @@ def test_the_command_keeps_a_data_directory_with_a_space_one_word(tmp_path, monk
     arguments = command.removeprefix("biohicl build-dataset ")
     done = subprocess.run(["sh", "-c", f"printf '%s\\n' {arguments}"], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["--input", str(rows), f"--test_ids={ids}", "--output", "out"]
+
+
+# ---------------------------------------------------------------------- one file, one recorded path from any folder
+def test_an_identical_rebuild_from_another_folder_stays_linked_to_its_publication(tmp_path, mesh, monkeypatch):
+    # data/rows.jsonl typed in data's parent and rows.jsonl typed inside data/ are one file: one recorded path
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    rows = write_rows(tmp_path / "data" / "rows.jsonl")
+    monkeypatch.chdir(tmp_path)
+    build_dataset_from_files([("jsonl", ["data/rows.jsonl"])], tmp_path / "ds", mesh, **QUICK)
+    record_dataset_publication(tmp_path / "ds", "org/tiny-pairs")
+    monkeypatch.chdir(tmp_path / "data")
+    build_dataset_from_files([("jsonl", ["rows.jsonl"])], tmp_path / "ds", mesh, **QUICK)
+    summary = summary_of(tmp_path / "ds")
+    assert summary["read"]["files"] == ["data/rows.jsonl"]
+    assert summary["read"]["per_file"] == {"data/rows.jsonl": {"read": 4, "kept": 4}}
+    assert summary["input_sha256"] == [{"path": "data/rows.jsonl", "sha256": files_sha256([rows])}]
+    assert published_dataset(tmp_path / "ds") == HubDataset("org/tiny-pairs")
+
+
+def test_an_example_names_its_file_once_rewritten(tmp_path, mesh, monkeypatch):
+    # x.jsonl is recorded as d/x.jsonl: the example of ax.jsonl is d/ax.jsonl, not rewritten again to d/ad/x.jsonl
+    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    write_rows(tmp_path / "d" / "x.jsonl")
+    other = tmp_path / "d" / "ax.jsonl"
+    other.write_text("".join(json.dumps({**row, "pmid": "9" + row["pmid"]}) + "\n" for row in ROWS) + "{\n")
+    monkeypatch.chdir(tmp_path / "d")
+    build_dataset_from_files([("jsonl", ["x.jsonl", "ax.jsonl"])], tmp_path / "ds", mesh, **QUICK)
+    read = summary_of(tmp_path / "ds")["read"]
+    assert read["files"] == ["d/x.jsonl", "d/ax.jsonl"]
+    assert [text.split(":")[0] for texts in read["examples"].values() for text in texts] == ["d/ax.jsonl"]

@@ -5,6 +5,8 @@ lines a summary's ``read`` record gives (:func:`dropped_names_lines`, :func:`per
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ PER_FILE_SHOWN = 10  # above, the printed report names only the files whose read
 
 def recorded_path(path: str | Path) -> str:
     """``path`` as a dataset's summary records it: relative to the data directory (``BIOHICL_DATA_DIR``) when inside
-    it, else ``<folder>/<file>`` (as evaluation records name their data files): no machine path."""
+    it, else ``<folder>/<file>`` (as evaluation records name their data files), the folder of the absolute path (a
+    relative path names one file alike from any folder: ``data/x.jsonl`` typed in ``data``'s parent and ``x.jsonl``
+    inside it are both ``data/x.jsonl``; a link keeps its own name): no machine path."""
     path = Path(path)
     try:
         root = data_dir(required=False)
@@ -30,6 +34,7 @@ def recorded_path(path: str | Path) -> str:
         root = None
     if root is not None and path.resolve().is_relative_to(root.resolve()):
         return path.resolve().relative_to(root.resolve()).as_posix()
+    path = Path(os.path.abspath(path))
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
@@ -75,11 +80,11 @@ class ReadReport:
         or ``<folder>/<file>`` outside it, never a machine path (see :func:`recorded_path`)."""
         shown = {path: recorded_path(path) for path in (*self.files, *self.unrecognised_files, *self.empty_files)}
         replaced = sorted((path for path in shown if shown[path] != path), key=len, reverse=True)
+        # one pass, the longest path first: x.jsonl shown as d/x.jsonl is not rewritten again inside d/ax.jsonl
+        pattern = re.compile("|".join(map(re.escape, replaced))) if replaced else None
 
         def where(text: str) -> str:  # an example names its file, and a duplicate the file of the first copy too
-            for path in replaced:
-                text = text.replace(path, shown[path])
-            return text
+            return pattern.sub(lambda match: shown[match.group()], text) if pattern is not None else text
 
         per_file: dict[str, dict[str, int]] = {}
         for path, counts in self.per_file.items():  # two paths recorded alike (a/x.xml, b/a/x.xml) add up
