@@ -1,5 +1,5 @@
 """The dev pick's ties (``pick_variant_on_dev``): a tie keeps the variant listed first in ``target_variants``, and
-means equal mathematically tie whatever order their seeds' floats were summed in."""
+means equal mathematically tie whatever order their seeds' floats were summed in; an undefined mean shows –."""
 
 from __future__ import annotations
 
@@ -43,3 +43,15 @@ def test_means_equal_mathematically_tie_whatever_order_the_seeds_sum_in(tmp_path
     assert pick["picked"] == "a"
     reverse = _config(tmp_path, [1, 2, 3], ["b", "a"])
     assert pick_variant(reverse, reverse.models[0], summaries)["picked"] == "b"
+
+
+def test_a_variant_whose_seed_kept_a_nan_base_shows_no_mean_score(tmp_path):
+    # seed 2 of b kept its base, whose dev score was NaN (null in the summary): the table printed `nan`
+    config = _config(tmp_path, [1, 2], ["a", "b"])
+    summaries = {("m", "a", 1): _summary(0.5), ("m", "a", 2): _summary(0.6), ("m", "b", 1): _summary(0.5)}
+    summaries[("m", "b", 2)] = {**_summary(None, base=True), "selection": {"evaluations": [[0, None], [10, None]]}}
+    pick = pick_variant(config, config.models[0], summaries)
+    assert pick["picked"] == "a"
+    table = _dev_pick_table(pick)
+    assert "| a | 1, 2 | 10, 10 | 0.5500 | **picked** |" in table
+    assert "| b | 1, 2 | 10, 0 | – | kept its base: seed 2 |" in table

@@ -142,7 +142,7 @@ def _dev_pick_table(pick: Mapping[str, Any]) -> list[str]:
     lines += ["| variant | seeds | selected steps | mean dev selection score | outcome |", "|---|---|---|---:|---|"]
     for c in pick["candidates"]:
         steps = ", ".join("–" if step is None else str(step) for step in c["selected_steps"])
-        score = "–" if c["score"] is None else f"{c['score']:.4f}"
+        score = f"{c['score']:.4f}" if _defined(c["score"]) else "–"  # NaN: a seed kept its NaN base
         outcome = "**picked**" if c["variant"] == pick["picked"] else (c["out"] or "lower")
         lines.append(f"| {c['variant']} | {', '.join(map(str, c['seeds']))} | {steps} | {score} | {outcome} |")
     if pick["picked"] is None:
