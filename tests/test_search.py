@@ -64,6 +64,15 @@ def test_an_in_memory_index_refuses_a_row_holding_nan_or_inf_naming_the_first(ba
     assert len(Index.from_embeddings(torch.zeros(0, 4))) == 0  # no row, none refused
 
 
+def test_the_non_finite_rule_takes_any_number_of_rows():
+    """``first_non_finite_row`` of 0 rows is None (``reshape(0, -1)`` raised, so every caller had to guard it)."""
+    from biohicl.search.embeddings_file import first_non_finite_row
+
+    assert first_non_finite_row(torch.zeros(0, 4)) is None
+    assert first_non_finite_row(torch.tensor([1.0, float("nan")])) == 1  # one value a row
+    assert first_non_finite_row(torch.tensor([[0.0, 1.0], [2.0, float("-inf")], [float("nan"), 0.0]])) == 1
+
+
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
 def test_chunked_top_k_equals_brute_force(chunk_size):
     generator = torch.Generator().manual_seed(0)

@@ -24,7 +24,8 @@ NON_FINITE = "the encoder returned NaN or inf embeddings (a collapsed model?)"
 def first_non_finite_row(embeddings: torch.Tensor) -> int | None:
     """The first row of ``embeddings`` holding a NaN or inf (None when every value is finite): ``encode`` and
     ``index`` refuse it naming its text, rather than store a row that ``search`` would rank first."""
-    finite = torch.isfinite(embeddings).reshape(len(embeddings), -1).all(dim=1)
+    finite = torch.isfinite(embeddings)
+    finite = finite.flatten(1).all(dim=1) if finite.dim() > 1 else finite  # 0 rows too (reshape(0, -1) raises)
     return None if bool(finite.all()) else int((~finite).nonzero()[0, 0])
 
 

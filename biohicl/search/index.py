@@ -106,7 +106,7 @@ class Index:
         if tensor.ndim != 2:
             raise ConfigError(f"embeddings: expected a 2-D matrix, got shape {tuple(tensor.shape)}")
         tensor = tensor.float()
-        if len(tensor) and (bad := first_non_finite_row(tensor)) is not None:  # the rule cannot reshape 0 rows
+        if (bad := first_non_finite_row(tensor)) is not None:
             raise DataError(f"embeddings: row {bad}: {NON_FINITE}")
         tensor = torch.nn.functional.normalize(tensor, dim=-1)
         n = tensor.shape[0]
