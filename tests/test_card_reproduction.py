@@ -265,3 +265,19 @@ def test_the_retrain_installs_the_commit_that_trained_it_and_names_its_transform
     run = write_run(tmp_path / "dirty", saved_arguments(tmp_path / "dirty"), summary)
     text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
     assert f"@{commit}" not in text and f'(`pip install "biohicl @ git+{REPOSITORY_URL}"`, and transformers' in text
+
+
+def test_the_retrain_pins_one_code_only(tmp_path):
+    """`source_git` names the code that last trained the run: a run resumed under other code (two `biohicl_source`
+    digests) was not trained by that commit alone, so the card claims no commit for it."""
+    from biohicl.provenance import REPOSITORY_URL
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for name, sources, pinned in (("one", ["59077db0f84d"], True), ("word", "59077db0f84d", True),
+                                  ("resumed", ["59077db0f84d", "a1b2c3d4e5f6"], False),
+                                  ("unknown", ["unknown", "59077db0f84d"], False)):  # fmt: skip
+        summary = {"global_step": 4, "source_git": {"commit": commit, "dirty": False}, "biohicl_source": sources}
+        run = write_run(tmp_path / name, saved_arguments(tmp_path / name), summary)
+        text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+        assert (f"@{commit}" in text) is pinned, name
+        assert f'To train it again, with biohicl installed (`pip install "biohicl @ git+{REPOSITORY_URL}' in text

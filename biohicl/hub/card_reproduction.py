@@ -80,13 +80,15 @@ def given_paths(args: dict[str, Any]) -> list[list[str]]:
     return given
 
 
-def software(summary: dict[str, Any]) -> dict[str, str]:
+def software(summary: dict[str, Any], sources: list[str]) -> dict[str, str]:
     """``install`` (``pip install`` of biohicl at the commit that trained the run, where ``summary``'s
-    ``source_git`` records one of a clean checkout) and ``transformers`` (the version it trained with), where
-    recorded."""
+    ``source_git`` records one of a clean checkout and the run's code digests ``sources`` are one or none: a run
+    resumed under other code has several, and ``source_git`` names the last code only) and ``transformers`` (the
+    version it trained with), where recorded."""
     facts = {}
     git = summary.get("source_git")
-    commit = git.get("commit") if isinstance(git, dict) and git.get("dirty") is False else None
+    one_code = len(set(sources)) <= 1
+    commit = git.get("commit") if isinstance(git, dict) and git.get("dirty") is False and one_code else None
     if isinstance(commit, str) and COMMIT.fullmatch(commit):
         facts["install"] = f'pip install "biohicl @ git+{REPOSITORY_URL}@{commit}"'
     versions = summary.get("versions")
@@ -122,7 +124,7 @@ def reproduction(
         facts["base_model"] = base_model
     if paths := given_paths(args):
         facts["paths"] = paths
-    facts |= software(summary)
+    facts |= software(summary, facts.get("biohicl_source", []))
     if (given := given_in_python(args, loss, adapter)) is not None:
         facts["given_in_python"] = given
     return facts
