@@ -37,6 +37,12 @@ def summary_of(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
 
 
+def no_data(tmp_path: Path, monkeypatch) -> None:
+    """An empty data directory: no PubMedQA test-id file is found (``input_sha256`` lists the inputs only)."""
+    (tmp_path / "no data").mkdir()
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(tmp_path / "no data"))
+
+
 def slower(folder: Path, seconds: float = 12.5) -> None:
     """The folder as a rebuild on a slower machine leaves it: the same rows, another build time."""
     summary = summary_of(folder)
@@ -132,7 +138,8 @@ def test_the_cli_records_its_command_and_the_digests_of_the_mesh_and_input_files
     assert f"sha256 `{summary['mesh_sha256']}`" in card
 
 
-def test_the_python_api_records_no_command_unless_given(tmp_path, mesh):
+def test_the_python_api_records_no_command_unless_given(tmp_path, mesh, monkeypatch):
+    no_data(tmp_path, monkeypatch)
     rows = write_rows(tmp_path / "rows.jsonl")
     build_dataset_from_files([("jsonl", [rows])], tmp_path / "a", mesh, **QUICK)
     summary = summary_of(tmp_path / "a")
@@ -161,7 +168,7 @@ def test_a_summary_without_the_new_keys_still_renders_its_card(tmp_path, mesh, o
 # ---------------------------------------------------------------------- every input's digest, by a path shown once
 def test_two_inputs_of_one_recorded_name_each_keep_their_digest(tmp_path, mesh, monkeypatch):
     # a/x/data.jsonl and b/x/data.jsonl both read as x/data.jsonl: neither digest may overwrite the other
-    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    no_data(tmp_path, monkeypatch)
     first = write_rows(tmp_path / "a" / "x" / "data.jsonl")
     second = tmp_path / "b" / "x" / "data.jsonl"
     write_rows(second).write_text(first.read_text().replace('"pmid": "', '"pmid": "9'), encoding="utf-8")
@@ -230,7 +237,7 @@ def test_the_command_keeps_a_data_directory_with_a_space_one_word(tmp_path, monk
 # ---------------------------------------------------------------------- one file, one recorded path from any folder
 def test_an_identical_rebuild_from_another_folder_stays_linked_to_its_publication(tmp_path, mesh, monkeypatch):
     # data/rows.jsonl typed in data's parent and rows.jsonl typed inside data/ are one file: one recorded path
-    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    no_data(tmp_path, monkeypatch)
     rows = write_rows(tmp_path / "data" / "rows.jsonl")
     monkeypatch.chdir(tmp_path)
     build_dataset_from_files([("jsonl", ["data/rows.jsonl"])], tmp_path / "ds", mesh, **QUICK)
@@ -246,7 +253,7 @@ def test_an_identical_rebuild_from_another_folder_stays_linked_to_its_publicatio
 
 def test_an_example_names_its_file_once_rewritten(tmp_path, mesh, monkeypatch):
     # x.jsonl is recorded as d/x.jsonl: the example of ax.jsonl is d/ax.jsonl, not rewritten again to d/ad/x.jsonl
-    monkeypatch.delenv("BIOHICL_DATA_DIR", raising=False)
+    no_data(tmp_path, monkeypatch)
     write_rows(tmp_path / "d" / "x.jsonl")
     other = tmp_path / "d" / "ax.jsonl"
     other.write_text("".join(json.dumps({**row, "pmid": "9" + row["pmid"]}) + "\n" for row in ROWS) + "{\n")
@@ -255,3 +262,46 @@ def test_an_example_names_its_file_once_rewritten(tmp_path, mesh, monkeypatch):
     read = summary_of(tmp_path / "ds")["read"]
     assert read["files"] == ["d/x.jsonl", "d/ax.jsonl"]
     assert [text.split(":")[0] for texts in read["examples"].values() for text in texts] == ["d/ax.jsonl"]
+
+
+# ---------------------------------------------------------------------- the test-id file that decides the test split
+def pqal(path: Path) -> Path:
+    """A PubMedQA PQA-L file of ROWS' four items."""
+    items = {row["pmid"]: {"QUESTION": "Q?", "CONTEXTS": [row["abstract"]], "MESHES": row["mesh"]} for row in ROWS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(items), encoding="utf-8")
+    return path
+
+
+def test_the_test_id_file_is_recorded_with_its_digest(tmp_path, mesh, monkeypatch):
+    # two test-id files, two test splits: the summaries record two digests
+    no_data(tmp_path, monkeypatch)
+    items = pqal(tmp_path / "pqa" / "ori_pqal.json")
+    summaries = {}
+    for name, ids in (("a", ["1", "2"]), ("b", ["1"])):
+        test_ids = tmp_path / f"ids_{name}" / "test_ground_truth.json"
+        test_ids.parent.mkdir()
+        test_ids.write_text(json.dumps(dict.fromkeys(ids, "yes")), encoding="utf-8")
+        build_dataset_from_files([("pubmedqa", [items])], tmp_path / name, mesh, test_ids=test_ids, **QUICK)
+        summaries[name] = summary_of(tmp_path / name)
+        assert summaries[name]["splits"]["test"] == len(ids)
+        assert summaries[name]["input_sha256"] == [
+            {"path": "pqa/ori_pqal.json", "sha256": files_sha256([items])},
+            {"path": f"ids_{name}/test_ground_truth.json", "sha256": files_sha256([test_ids]), "role": "test_ids"},
+        ]
+    assert summaries["a"]["input_sha256"][1]["sha256"] != summaries["b"]["input_sha256"][1]["sha256"]
+
+
+def test_the_test_id_file_found_in_the_data_directory_is_recorded_relative_to_it(tmp_path, mesh, monkeypatch):
+    data = tmp_path / "data"
+    test_ids = data / "pubmedqa" / "test_ground_truth.json"
+    test_ids.parent.mkdir(parents=True)
+    test_ids.write_text(json.dumps({"3": "no"}), encoding="utf-8")
+    monkeypatch.setenv("BIOHICL_DATA_DIR", str(data))
+    items = pqal(tmp_path / "mine" / "ori_pqal.json")
+    build_dataset_from_files([("pubmedqa", [items])], tmp_path / "ds", mesh, **QUICK)
+    summary = summary_of(tmp_path / "ds")
+    assert summary["splits"]["test"] == 1
+    assert summary["input_sha256"][1:] == [
+        {"path": "pubmedqa/test_ground_truth.json", "sha256": files_sha256([test_ids]), "role": "test_ids"}
+    ]

@@ -13,7 +13,7 @@ folder's README, are listed and left out)::
 
 Ties in SimL are broken by the documents' reading order too, so list the files in a fixed order (a shell glob sorts
 by the locale: ``LC_ALL=C`` sorts by bytes). ``summary.json`` records the command line (no machine path), the
-sha256 of the MeSH file and of each input file.
+sha256 of the MeSH file, of each input file and of the PubMedQA test-id file read (``--test_ids`` or the one found).
 
 Your own labelled abstracts go in as JSON lines (``--source jsonl``, detected when a line of its first 64 KB
 has a label field; an unrecognised ``.jsonl`` input is an error):

@@ -63,7 +63,8 @@ def build_dataset_from_files(
     ``mesh``: the hierarchy, or a MeSH file to load (None: the packaged table),
     loaded once the inputs are checked (so a bad input is said before a release is read).
     ``command`` is recorded as the summary's ``command`` (``biohicl build-dataset`` passes its command line), with
-    the sha256 of every input file (``input_sha256``: :func:`input_digests`) and of the MeSH file.
+    the sha256 of every input file and of the test-id file used (``input_sha256``: :func:`input_digests`) and of the
+    MeSH file.
     Returns ``(dataset_dict, summary)``; an ``output_dir`` a save would refuse is a :class:`ConfigError` first.
     """
     if output_dir is not None:
@@ -108,21 +109,28 @@ def build_dataset_from_files(
         report=report, progress=progress, mix_label_kinds=mix_label_kinds, dev_split=dev_split,
         decontaminator=decontaminator,
     )  # fmt: skip
-    summary = replace(summary, command=command, input_sha256=input_digests(groups))
+    summary = replace(summary, command=command, input_sha256=input_digests(groups, test_ids=test_file))
     if output_dir is not None:
         save_pair_dataset(dataset, output_dir, summary, arrow=arrow)
     return dataset, summary
 
 
-def input_digests(groups: Sequence[tuple[str, Sequence[Path]]]) -> list[dict[str, str]]:
+def input_digests(
+    groups: Sequence[tuple[str, Sequence[Path]]], test_ids: str | Path | None = None
+) -> list[dict[str, str]]:
     """``{"path", "sha256"}`` of each input file in input order, ``path`` as
     :func:`~biohicl.data.read_report.recorded_path` records it: a list, not a mapping by path, since two inputs may
-    record one path (``a/x/data.jsonl`` and ``b/x/data.jsonl`` are both ``x/data.jsonl``). A second read of each
-    file, cheap beside parsing it."""
+    record one path (``a/x/data.jsonl`` and ``b/x/data.jsonl`` are both ``x/data.jsonl``). Then the PubMedQA test-id
+    file the build used, ``test_ids`` (given or found), marked ``"role": "test_ids"``: it decides which documents are
+    the test split, so two builds of other test ids record other digests. A second read of each file, cheap beside
+    parsing it."""
     from biohicl.data.read_report import recorded_path
     from biohicl.provenance import files_sha256
 
-    return [{"path": recorded_path(path), "sha256": files_sha256([path])} for _, files in groups for path in files]
+    digests = [{"path": recorded_path(path), "sha256": files_sha256([path])} for _, files in groups for path in files]
+    if test_ids is not None:
+        digests.append({"path": recorded_path(test_ids), "sha256": files_sha256([Path(test_ids)]), "role": "test_ids"})
+    return digests
 
 
 def _check_test_ids_found(
