@@ -133,3 +133,35 @@ def test_a_checkpoint_without_those_records_resumes_saying_so(tiny_bert_dir, tmp
         f"{checkpoint} keeps no digest of its training data: this run's data are not compared with it",
         f"{checkpoint} keeps no signature of its base: this run's base is not compared with it",
     ]
+
+
+def test_a_resume_on_a_hierarchy_file_rewritten_in_place_is_refused_and_one_without_its_digest_says_so(
+    tiny_bert_dir, tmp_path, caplog
+):
+    """``--mesh_path``'s tree numbers set the SimL targets: a file rewritten in place (other tree numbers) was
+    compared by its path only, and the resume trained on other targets (review, session 37)."""
+    from tests.test_custom_hierarchy import ICD_LABELS, ICD_TREE, write_dataset
+
+    tree, out = tmp_path / "tree.txt", tmp_path / "run"
+    tree.write_text(ICD_TREE, encoding="utf-8")
+    dataset = write_dataset(tmp_path / "ds", ICD_LABELS, "2019", tree.name)
+    given = dict(mesh_path=str(tree), per_device_train_batch_size=4)
+    train(tiny_bert_dir, dataset, out, **given)
+    checkpoint, trained_with = out / "checkpoint-1", hashlib.sha256(tree.read_bytes()).hexdigest()
+    assert source_record(checkpoint)["mesh_sha256"] == trained_with
+    tree.write_text(ICD_TREE.replace("C01.001\tD900002", "C02.003\tD900002"), encoding="utf-8")  # moved elsewhere
+    now = hashlib.sha256(tree.read_bytes()).hexdigest()
+    with pytest.raises(ConfigError) as raised:
+        train(tiny_bert_dir, dataset, out, resume_from_checkpoint=str(checkpoint), **given)
+    assert str(raised.value) == (
+        f"resume_from_checkpoint: {checkpoint} was trained with another hierarchy (mesh_path {tree}: sha256 "
+        f"{trained_with[:12]}… in its trainer_state.json, {now[:12]}… now); restore the hierarchy file it was "
+        f"trained with, {WAY_OUT}"
+    )
+    drop_from_record(checkpoint, "mesh_sha256")  # as code before the record wrote it
+    with caplog.at_level(logging.INFO, logger="biohicl"):
+        summary = train(tiny_bert_dir, dataset, out, resume_from_checkpoint=str(checkpoint), **given)
+    assert summary["global_step"] == 2 and source_record(out / "checkpoint-2")["mesh_sha256"] == now
+    assert [r.getMessage() for r in caplog.records if "keeps no" in r.getMessage()] == [
+        f"{checkpoint} keeps no digest of its hierarchy file: this run's hierarchy is not compared with it"
+    ]

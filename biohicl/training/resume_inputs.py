@@ -1,10 +1,12 @@
 """Whether a resume trains on its checkpoint's inputs: the training data, by the sha256 of its files
-(:func:`dataset_sha256`, which every checkpoint keeps in its ``trainer_state.json``, ``SourceRecord``'s entry), and
-the base, by the signature an adapter checkpoint keeps in its ``biohicl_config.json`` (``base_signature``).
+(:func:`dataset_sha256`, which every checkpoint keeps in its ``trainer_state.json``, ``SourceRecord``'s entry), the
+hierarchy file of ``--mesh_path``, which sets the SimL targets, by its sha256 (:func:`mesh_sha256`, kept there too),
+and the base, by the signature an adapter checkpoint keeps in its ``biohicl_config.json`` (``base_signature``).
 
-A resume names its data and base by path, which :mod:`~biohicl.training.run_settings` compares; a dataset rebuilt in
-place, or a base folder rewritten with other weights, keeps the path, and the run would go on training other data or
-another base than its first steps did, its record naming only the new. So :func:`check_resume_data` refuses such a
+A resume names its data, hierarchy and base by path, which :mod:`~biohicl.training.run_settings` compares; a dataset
+rebuilt in place, a hierarchy file rewritten, or a base folder rewritten with other weights, keeps the path, and the
+run would go on training other data, targets or another base than its first steps did, its record naming only the
+new. So :func:`check_resume_data` refuses such a
 resume in one line before the model loads, and :func:`check_resume_base` once the base has loaded, before the
 checkpoint's weights and any step (the signature samples the loaded weights). A checkpoint written before a record
 resumes, saying in one log line what is not compared. Torch-free.
@@ -59,6 +61,23 @@ def dataset_sha256(dataset_path: str | Path | None) -> str | None:
     return files_sha256(files) if files else None
 
 
+def mesh_sha256(mesh_path: str | Path | None) -> str | None:
+    """sha256 (hex) of the hierarchy file ``mesh_path`` (``--mesh_path``; its ``sha256sum``); None without one or when
+    it is no file (its reading fails in its own line)."""
+    path = Path(mesh_path).expanduser() if mesh_path else None
+    return files_sha256([path]) if path is not None and path.is_file() else None
+
+
+#: What :func:`check_resume_data` compares: the record's name, the argument naming the input, the input's digest,
+#: how the refusal says it differs and what to restore, and how a checkpoint without the record is logged.
+RESUME_INPUTS = (
+    ("dataset_sha256", "dataset_path", dataset_sha256, "on other data", "the data it was trained on",
+     "digest of its training data", "data are"),
+    ("mesh_sha256", "mesh_path", mesh_sha256, "with another hierarchy", "the hierarchy file it was trained with",
+     "digest of its hierarchy file", "hierarchy is"),
+)  # fmt: skip
+
+
 def record_attributes(stateful_callbacks: Any) -> dict[str, Any] | None:
     """The attributes :class:`~biohicl.training.summary.SourceRecord` keeps in a ``TrainerState``'s
     ``stateful_callbacks`` (a ``trainer_state.json``'s), or None where it keeps none."""
@@ -83,25 +102,27 @@ def _checkpoint_json(checkpoint: Path, name: str) -> dict[str, Any] | None:
 
 
 def check_resume_data(args: Any, checkpoint: str | Path) -> None:
-    """A :class:`ConfigError` when ``args.dataset_path``'s files now hash (:func:`dataset_sha256`) to another sha256
-    than ``checkpoint``'s ``trainer_state.json`` records (the data were rebuilt or changed since), naming both. A
-    checkpoint that records none (of code before the record) is resumed, saying so in one log line; one of a run
-    without a ``dataset_path``, or data that are gone (their reading fails in its own line), is not compared."""
+    """A :class:`ConfigError` when ``args.dataset_path``'s files (:func:`dataset_sha256`), or ``args.mesh_path``'s
+    hierarchy file (:func:`mesh_sha256`), now hash to another sha256 than ``checkpoint``'s ``trainer_state.json``
+    records (rebuilt or rewritten since), naming both. A checkpoint that records none (of code before the record) is
+    resumed, saying so in one log line; one of a run without that path, or an input that is gone (its reading fails in
+    its own line), is not compared."""
     checkpoint = Path(checkpoint)
     state = _checkpoint_json(checkpoint, "trainer_state.json") or {}
-    attributes = record_attributes(state.get("stateful_callbacks"))
-    if attributes is None or "dataset_sha256" not in attributes:
-        if getattr(args, "dataset_path", None):
-            not_compared(checkpoint, "digest of its training data", "data are")
-        return
-    recorded = attributes["dataset_sha256"]
-    now = dataset_sha256(getattr(args, "dataset_path", None)) if isinstance(recorded, str) else None
-    if now is not None and now != recorded:
-        raise ConfigError(
-            f"resume_from_checkpoint: {checkpoint} was trained on other data (dataset_path {args.dataset_path}: "
-            f"sha256 {recorded[:12]}… in its trainer_state.json, {now[:12]}… now); restore the data it was trained "
-            f"on, {RESUME_REMEDY}"
-        )
+    attributes = record_attributes(state.get("stateful_callbacks")) or {}
+    for record, option, digest, differs, restore, missing, what in RESUME_INPUTS:
+        given = getattr(args, option, None)
+        if record not in attributes:
+            if given:
+                not_compared(checkpoint, missing, what)
+            continue
+        recorded = attributes[record]
+        now = digest(given) if isinstance(recorded, str) else None
+        if now is not None and now != recorded:
+            raise ConfigError(
+                f"resume_from_checkpoint: {checkpoint} was trained {differs} ({option} {given}: sha256 "
+                f"{recorded[:12]}… in its trainer_state.json, {now[:12]}… now); restore {restore}, {RESUME_REMEDY}"
+            )
 
 
 def check_resume_base(model: Any, checkpoint: str | Path, base_model: str | None) -> None:

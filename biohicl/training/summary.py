@@ -8,7 +8,9 @@ record :func:`~biohicl.training.run.train_biohicl` writes; its ``biohicl_source`
 keeps in every checkpoint's ``trainer_state.json`` for the process that resumes from it, as :class:`ObjectiveRecord`
 keeps the run's objective there for the resume to compare; its ``dataset_sha256`` names the data it trained on
 (:func:`~biohicl.training.resume_inputs.dataset_sha256`, hashed by :class:`SourceRecord` as training begins, which a
-resume must find unchanged); ``versions`` and ``source_git`` the software of the process that wrote it; and its
+resume must find unchanged, as the ``--mesh_path`` file's ``mesh_sha256`` its checkpoints keep); ``versions`` and
+``source_git`` the software that trained it, taken as each process's training begins and kept in each checkpoint
+too (:func:`trained_with`: one value, else the list of a resumed run's values); and its
 ``runtime_s``, ``documents_trained`` and ``documents_per_second`` cover the whole run, each resumed part's figures
 up to its checkpoint kept there by :class:`SourceRecord` (:func:`kept_figures`).
 """
@@ -16,7 +18,7 @@ up to its checkpoint kept there by :class:`SourceRecord` (:func:`kept_figures`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +28,7 @@ from transformers.trainer_callback import ExportableState
 from biohicl.provenance import UNKNOWN_SOURCE, git_revision, library_versions, source_digest
 from biohicl.training.args import BioHiCLTrainingArguments
 from biohicl.training.objective import objective_record
-from biohicl.training.resume_inputs import SOURCE_RECORD, dataset_sha256, record_attributes
+from biohicl.training.resume_inputs import SOURCE_RECORD, dataset_sha256, mesh_sha256, record_attributes
 from biohicl.training.run_settings import OBJECTIVE_RECORD
 from biohicl.training.selection import selection_summary
 
@@ -73,15 +75,18 @@ def trained_by(state: Any) -> list[str]:
     """The code digests that trained a run whose ``TrainerState`` is ``state``, as training begins: those its
     checkpoint recorded (:class:`SourceRecord`; ``unknown`` for steps a checkpoint without that record holds), then
     this process's when it has steps left to train (none for a resume at the run's last step)."""
-    attributes = record_attributes(getattr(state, "stateful_callbacks", None))
-    listed = attributes.get("sources") if attributes is not None else None
-    if isinstance(listed, list):
-        found = [s for s in listed if isinstance(s, str)]
-    else:  # no record: steps already trained were trained by code that kept none
-        found = [UNKNOWN_SOURCE] if state.global_step > 0 else []
+    return [source for source in trained_with(state, "sources", source_digest) if isinstance(source, str)]
+
+
+def trained_with(state: Any, name: str, now: Callable[[], Any]) -> list[Any]:
+    """What trained a run whose ``TrainerState`` is ``state``, as training begins, each value once in the order the
+    run's processes had it: those its checkpoint's :class:`SourceRecord` kept as ``name`` (``unknown`` for steps a
+    checkpoint without them holds), then this process's (``now()``) when it has steps left to train."""
+    listed = (record_attributes(getattr(state, "stateful_callbacks", None)) or {}).get(name)
+    found = list(listed) if isinstance(listed, list) else [UNKNOWN_SOURCE] if state.global_step > 0 else []
     if state.max_steps <= 0 or state.global_step < state.max_steps:
-        found.append(source_digest())
-    return list(dict.fromkeys(found))
+        found.append(now())
+    return [value for i, value in enumerate(found) if value not in found[:i]]
 
 
 #: The run's figures :class:`SourceRecord` keeps up to each checkpoint (:func:`kept_figures`).
@@ -108,8 +113,10 @@ def counted_from(step: int) -> dict[str, Any]:
 class SourceRecord(TrainerCallback, ExportableState):
     """Keeps :func:`trained_by` in the ``TrainerState``, so every checkpoint's ``trainer_state.json`` lists the code
     digests that trained up to it and a resumed run's summary names them all (a checkpoint written before this
-    record: ``unknown``, then the code that resumed it); the :func:`dataset_sha256` of the run's ``dataset_path``,
-    hashed once as this process's training begins (a resume hashes its data again, after
+    record: ``unknown``, then the code that resumed it), and so the git revisions (``source_git``,
+    :func:`~biohicl.provenance.git_revision`) and library ``versions`` that trained it (:func:`trained_with`); the
+    :func:`dataset_sha256` of the run's ``dataset_path`` and the :func:`mesh_sha256` of its ``mesh_path``, hashed
+    once as this process's training begins (a resume hashes them again, after
     :func:`~biohicl.training.resume_inputs.check_resume_data` found them unchanged); and the run's figures up to each
     save (:func:`kept_figures`): those its checkpoint kept (:attr:`before`) plus this process's since ``started``
     (default: as training begins), its documents those of the trainer it follows (:meth:`follow`; summed over the
@@ -118,6 +125,9 @@ class SourceRecord(TrainerCallback, ExportableState):
     def __init__(self, sources: Sequence[str] = (), dataset_sha256: str | None = None, started: float | None = None):
         self.sources = list(sources)
         self.dataset_sha256 = dataset_sha256
+        self.mesh_sha256: str | None = None
+        self.source_git: list[Any] = []
+        self.versions: list[Any] = []
         self.started = started
         self.before: dict[str, Any] | None = None  # the figures of the steps its checkpoint holds, as training begins
         self.train_began: float | None = None
@@ -131,7 +141,10 @@ class SourceRecord(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.sources = trained_by(state)
+        self.source_git = trained_with(state, "source_git", git_revision)  # taken now: a commit made later trains none
+        self.versions = trained_with(state, "versions", library_versions)
         self.dataset_sha256 = dataset_sha256(getattr(args, "dataset_path", None))
+        self.mesh_sha256 = mesh_sha256(getattr(args, "mesh_path", None))
         self.before, self.train_began, self.documents = kept_figures(state), time.time(), 0
         self.started = self.train_began if self.started is None else self.started
         state.stateful_callbacks[SOURCE_RECORD] = self.state()  # an older checkpoint has no entry to update
@@ -169,7 +182,9 @@ class SourceRecord(TrainerCallback, ExportableState):
         }
 
     def state(self) -> dict[str, Any]:
-        attributes = {"sources": list(self.sources), "dataset_sha256": self.dataset_sha256, **self.figures()}
+        software = {"source_git": list(self.source_git), "versions": list(self.versions)}
+        inputs = {"dataset_sha256": self.dataset_sha256, "mesh_sha256": self.mesh_sha256}
+        attributes = {"sources": list(self.sources), **software, **inputs, **self.figures()}
         return {"args": {}, "attributes": attributes}
 
 
@@ -204,6 +219,16 @@ def recorded_sources(state: Any) -> list[str]:
     return list(sources) if isinstance(sources, list) else trained_by(state)
 
 
+def recorded_software(state: Any, name: str, now: Callable[[], Any]) -> Any:
+    """The summary's ``source_git`` or ``versions`` (``name``), each process's as its training began (a commit made
+    in the checkout later is not named): the one value :class:`SourceRecord` kept when every process that trained the
+    run had it, else the list of them in the order they trained (a resume under another commit, a dirty checkout or
+    other libraries), so no one commit is named for a run several trained; :func:`trained_with` where it kept none."""
+    values = (record_attributes(getattr(state, "stateful_callbacks", None)) or {}).get(name)
+    values = values if isinstance(values, list) and values else trained_with(state, name, now)
+    return values[0] if len(values) == 1 else values
+
+
 def run_figures(trainer: Any, result: Any, start: float) -> dict[str, Any]:
     """The whole run's ``runtime_s``, ``documents_trained`` and ``documents_per_second`` (over its training time),
     counted from ``runtime_from_step``: the figures of the steps its checkpoint held (:class:`SourceRecord`'s
@@ -229,9 +254,10 @@ def run_summary(
     ``model``'s parameter counts, steps, the model selection, the whole run's runtime and documents
     (:func:`run_figures`; this process's began at ``start``), ``biohicl_source``: the code digests that trained it
     (:func:`trained_by`), ``dataset_sha256``: the sha256 of its dataset's files as training began
-    (:func:`dataset_sha256`; None without a ``dataset_path``), and the software of this process: ``versions``
-    (:func:`~biohicl.provenance.library_versions`) and ``source_git``
-    (:func:`~biohicl.provenance.git_revision`: the commit of a checkout, None for an installed package)."""
+    (:func:`dataset_sha256`; None without a ``dataset_path``), and the software that trained it, as each process's
+    training began (:func:`recorded_software`): ``versions`` (:func:`~biohicl.provenance.library_versions`) and
+    ``source_git`` (:func:`~biohicl.provenance.git_revision`: the commit of a checkout, None for an installed
+    package)."""
     trainable, total = model.trainable_parameters()
     return {
         "data": data_stats,
@@ -249,6 +275,6 @@ def run_summary(
         "resumed_at_step": trainer.resumed_at_step,  # read before training: the checkpoint may be gone now
         "biohicl_source": recorded_sources(trainer.state),
         "dataset_sha256": recorded_dataset(trainer.state, trainer.args),
-        "versions": library_versions(),
-        "source_git": git_revision(),
+        "versions": recorded_software(trainer.state, "versions", library_versions),
+        "source_git": recorded_software(trainer.state, "source_git", git_revision),
     }
