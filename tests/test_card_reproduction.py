@@ -281,3 +281,33 @@ def test_the_retrain_pins_one_code_only(tmp_path):
         text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
         assert (f"@{commit}" in text) is pinned, name
         assert f'To train it again, with biohicl installed (`pip install "biohicl @ git+{REPOSITORY_URL}' in text
+
+
+def card_command(text: str) -> list[str]:
+    """The card's `biohicl train` command, split as a shell splits it."""
+    import shlex
+
+    line = next(line for line in text.splitlines() if line.startswith("biohicl train --config"))
+    return shlex.split(line)
+
+
+def test_the_command_pins_the_base_commit_and_quotes_its_values(tmp_path):
+    """A run given `--base_model org/x` and no `--base_revision` loaded the commit `biohicl_config.json` records; the
+    arguments' null would load what main holds then. A dataset named with a space is one word of the command."""
+    from biohicl.cli.train import parse_args
+
+    sha = "a" * 40
+    for name, revision, given in (("none", None, True), ("branch", "main", True), ("same", sha, False)):
+        dataset = str(tmp_path / name / "pairs v2")
+        args = saved_arguments(tmp_path / name, base_model="org/tiny-bert", base_revision=revision)
+        run = write_run(tmp_path / name, args | {"dataset_path": dataset}, {"global_step": 4})
+        config = {"base_model": "org/tiny-bert", "base_revision": sha, "pooling": "mean", "max_length": 256}
+        (run / "biohicl_config.json").write_text(json.dumps(config), encoding="utf-8")
+        text = render_model_card(BioHiCLModelCardData.from_run_dir(run, "M"))
+        command = card_command(text)
+        assert command[command.index("--dataset_path") + 1] == "pairs v2" and "--base_model" not in command
+        assert ("--base_revision" in command) is given, name
+        assert ("`--base_revision` pins the base to the commit it trained from" in text) is given
+        # biohicl train takes the command as the card gives it, from a folder holding the uploaded arguments
+        parsed = parse_args(["--config", str(run / "biohicl_training_args.json"), *command[4:]])
+        assert (parsed.dataset_path, parsed.base_model, parsed.base_revision) == ("pairs v2", "org/tiny-bert", sha)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from biohicl.hub.card_adapter import LORA_KEYS
@@ -99,13 +99,21 @@ def software(summary: dict[str, Any], sources: list[str]) -> dict[str, str]:
 
 
 def reproduction(
-    run_dir: Path, args: dict[str, Any], summary: dict[str, Any], base_model: str, loss: Any, adapter: Any
+    run_dir: Path,
+    args: dict[str, Any],
+    summary: dict[str, Any],
+    base_model: str,
+    loss: Any,
+    adapter: Any,
+    base_revision: str | None = None,
 ) -> dict[str, Any]:
     """The card's ``reproduction``: ``dataset_sha256`` and ``biohicl_source`` (the code digests that trained it) where
     the run's ``summary`` records them; with its arguments file (and no ``soup.json``), ``training_args`` (the file's
     name), ``dataset`` (the name of the ``dataset_path`` it trained on), ``base_model`` (the card's Hub id of the base,
-    where the arguments name it otherwise, a local copy, or not at all: ``--base_model`` names it), ``paths`` (the
-    other file arguments the command gives: :func:`given_paths`), ``install`` and ``transformers``
+    where the arguments name it otherwise, a local copy, or not at all: ``--base_model`` names it), ``base_revision``
+    (the commit of the base it loaded, where the arguments give another revision or none: a retrain would load what
+    the branch then holds), each quoted for the shell, ``paths`` (the other file arguments the command gives:
+    :func:`given_paths`), ``install`` and ``transformers``
     (:func:`software`) and ``given_in_python`` (:func:`given_in_python`: what the command would not train again)."""
     facts: dict[str, Any] = {}
     digest = summary.get("dataset_sha256")
@@ -119,9 +127,12 @@ def reproduction(
         return facts
     facts["training_args"] = TRAINING_ARGS_FILE
     dataset = args.get("dataset_path")
-    facts["dataset"] = Path(dataset).name if isinstance(dataset, str) and dataset else "DATASET"
+    name = PureWindowsPath(dataset).name if isinstance(dataset, str) else ""  # either separator
+    facts["dataset"] = shlex.quote(name) if name not in ("", "..") else "DATASET"
     if args.get("base_model") != base_model:
-        facts["base_model"] = base_model
+        facts["base_model"] = shlex.quote(base_model)
+    if base_revision and args.get("base_revision") != base_revision:
+        facts["base_revision"] = shlex.quote(base_revision)
     if paths := given_paths(args):
         facts["paths"] = paths
     facts |= software(summary, facts.get("biohicl_source", []))

@@ -176,9 +176,10 @@ class BioHiCLModelCardData:
         adapter = read_json(Path(model_dir or run_dir) / ADAPTER_CONFIG, default=None)
         data = cls.from_biohicl_config(config, model_name)
         scale = {k: summary[k] for k in RUN_SCALE if k in summary}
-        data.hyperparameters = trained_hyperparameters({**args, **scale}, summary.get("loss"), adapter, state=state)
-        data.loss_citations = loss_citations(summary.get("loss"))
-        data.reproduction = reproduction(run_dir, args, summary, data.base_model, summary.get("loss"), adapter)
+        loss = summary.get("loss")
+        data.hyperparameters = trained_hyperparameters({**args, **scale}, loss, adapter, state=state)
+        data.loss_citations = loss_citations(loss)
+        data.reproduction = reproduction(run_dir, args, summary, data.base_model, loss, adapter, data.base_revision)
         if isinstance(adapter, dict) and adapter.get("peft_type"):
             data.peft_type = str(adapter["peft_type"])
         counts = summary.get("data") or {}
