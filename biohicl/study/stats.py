@@ -50,7 +50,8 @@ def pooled_std(groups: Sequence[tuple[int, float | None]]) -> float | None:
 
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
-    """Δ = b − a for ``metric`` between two aggregated rows, with the noise level and whether |Δ| exceeds it."""
+    """Δ = b − a for ``metric`` between two aggregated rows, with the noise level and whether |Δ| exceeds it (None
+    when the noise is unknown, or the Δ or the noise is undefined: a NaN is neither above nor below it)."""
     if metric not in a["mean"] or metric not in b["mean"]:
         return None
     delta = b["mean"][metric] - a["mean"][metric]
@@ -60,7 +61,7 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str
         "delta": delta,
         "noise_std": noise,
         "threshold": threshold,
-        "exceeds_noise": None if threshold is None else abs(delta) > threshold,
+        "exceeds_noise": None if threshold is None or not math.isfinite(delta + threshold) else abs(delta) > threshold,
     }
 
 
@@ -232,14 +233,26 @@ def variant_targets(config: ReproduceConfig, model: str, variant: str, rows: Map
         per_seed = {0: {mean: sum(row["mean"][m] for m in metrics) / len(metrics)}}
     base = aggregate_row({None: {mean: sum(rows[BASE]["mean"][m] for m in metrics) / len(metrics)}})
     comparison = compare(base, aggregate_row(per_seed), mean)
-    share = (row.get("paired") or [{}])[-1].get("p_target")
-    share = share if share is None or math.isfinite(share) else None  # NaN: the paired mean row has none (collapsed)
+    share = _mean_share(row.get("paired") or [], metrics)
     entries.append({
         "model": model, "variant": variant, "metric": mean, "target": config.target_mean,
         "delta": comparison["delta"], "met": reaches(comparison["delta"], config.target_mean),
         "exceeds_noise": comparison["exceeds_noise"], "p_target": share,
     })  # fmt: skip
     return entries
+
+
+def _mean_share(paired: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> float | None:
+    """``p_target`` of the paired rows' last (the tasks' mean, or the one task) when their tasks' metrics are the
+    ``metrics`` the targets' mean is over; None otherwise (a target off its task's main metric is not paired: the
+    share would be another mean's), or where it is NaN (the paired mean row has none: a collapsed seed)."""
+    from biohicl.evaluation.results import summary_key
+    from biohicl.evaluation.significance import MEAN_ROW
+
+    if [summary_key(p["task"], p["metric"]) for p in paired if p["task"] != MEAN_ROW] != list(metrics):
+        return None
+    share = paired[-1].get("p_target")
+    return share if share is None or math.isfinite(share) else None
 
 
 def paired_tasks(config: ReproduceConfig, record: Mapping[str, Any]) -> list[str]:
@@ -285,14 +298,14 @@ def _best_full_run(
     config: ReproduceConfig, spec: ModelSpec, records: Records, main_metrics: Sequence[str]
 ) -> dict[str, Any] | None:
     """The `full` seed with the highest mean of its main metrics (the one to publish); a seed whose mean is NaN (a
-    collapsed seed's Spearman) is none (max() kept a first NaN)."""
+    collapsed seed's Spearman) is none (max() kept a first NaN), nor is one that has none of them."""
     scored = []
     for seed in config.run_seeds(spec, "full") if "full" in config.model_variants(spec) else []:
         record = records.get((spec.name, "full", seed))
         if record is None or not main_metrics:
             continue
         values = [record["summary"][m] for m in main_metrics if m in record["summary"]]
-        if math.isfinite(score := sum(values) / len(values)):
+        if values and math.isfinite(score := sum(values) / len(values)):  # none of them: no score
             scored.append((score, seed))
     if not scored:
         return None
