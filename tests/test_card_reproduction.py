@@ -199,19 +199,21 @@ def test_the_cards_command_retrains_the_same_weights_from_the_repo_folder(traine
 # ------------------------------------------------------------------ what the uploaded arguments and the command hold
 def test_the_uploaded_arguments_leave_out_the_checkpoint_and_the_free_text_names(tmp_path):
     """A resumed run's `resume_from_checkpoint` (`checkpoint-2` once shortened) made `--config` refuse the card's
-    command; `run_name` and `hub_model_id` are words the trainer wrote (`alice on host-7 x`), not settings."""
+    command; `run_name` and `hub_model_id` are words the trainer wrote (`alice on host-7 x`), not settings; an older
+    run's `logging_dir` (transformers 4's `runs/<date>_<hostname>`) names the training machine."""
     from biohicl.hub.run_sources import copy_without_machine_paths, run_records
 
     values = {"resume_from_checkpoint": str(tmp_path / "run" / "checkpoint-2"), "run_name": "alice on host-7 x"}
-    args = saved_arguments(tmp_path / "run", **values, seed=5) | {"hub_model_id": "alice/private-x"}  # an older run's
+    older = {"hub_model_id": "alice/private-x", "logging_dir": "runs/May01_12-00-00_host-7"}  # an older run's
+    args = saved_arguments(tmp_path / "run", **values, seed=5) | older
     run = write_run(tmp_path / "run", args, {"global_step": 4, "run_name": "kept"})
     out = tmp_path / "repo"
     out.mkdir()
     for name, src in run_records(run).items():
         copy_without_machine_paths(src, out / name)
     uploaded = json.loads((out / "biohicl_training_args.json").read_text())
-    cleared = ("resume_from_checkpoint", "run_name", "hub_model_id")
-    assert [uploaded[key] for key in cleared] == [None, None, None]
+    cleared = ("resume_from_checkpoint", "run_name", "hub_model_id", "logging_dir")
+    assert [uploaded[key] for key in cleared] == [None, None, None, None]
     assert (uploaded["seed"], uploaded["dataset_path"]) == (5, "ds")
     assert json.loads((out / "training_summary.json").read_text())["run_name"] == "kept"  # another record: as it is
     assert json.loads((run / "biohicl_training_args.json").read_text())["run_name"] == "alice on host-7 x"

@@ -13,7 +13,7 @@ from typing import Any
 
 from biohicl.hub.card_adapter import LORA_KEYS
 from biohicl.hub.card_hyperparameters import argument_defaults, loss_leaves
-from biohicl.hub.run_sources import TRAINING_ARGS_FILE, without_machine_paths
+from biohicl.hub.run_sources import TRAINING_ARGS_FILE, path_name, without_machine_paths
 from biohicl.models.soup import SOUP_RECORD_NAME
 from biohicl.provenance import REPOSITORY_URL
 from biohicl.training.loss_record import EXTRA_TERMS, is_biohicl_record
@@ -67,13 +67,12 @@ def given_paths(args: dict[str, Any]) -> list[list[str]]:
     """``[argument, value as the command gives it]`` for each file or folder argument other than ``dataset_path``
     (:data:`~biohicl.training.run_settings.PATH_ARGS`: ``mesh_path``, ``deepspeed``, ``fsdp_config``) the arguments
     set, and ``eval_tasks`` where a task names a local path: the uploaded arguments hold them by name only
-    (:func:`~biohicl.hub.run_sources.without_machine_paths`), so the card's command gives each, as it gives the
-    dataset."""
+    (:func:`~biohicl.hub.run_sources.path_name`), so the card's command gives each, as it gives the dataset."""
     given = []
     for name in ("mesh_path", *sorted(PATH_ARGS - {"dataset_path", "mesh_path"})):
         value = args.get(name)
         if isinstance(value, str) and value:
-            given.append([name, shlex.quote(without_machine_paths(value))])
+            given.append([name, shlex.quote(path_name(value))])
     tasks = args.get("eval_tasks")
     if isinstance(tasks, list) and tasks and without_machine_paths(tasks) != tasks:
         given.append(["eval_tasks", " ".join(shlex.quote(str(task)) for task in without_machine_paths(tasks))])

@@ -43,6 +43,7 @@ from biohicl.hub.run_records import (
     checked_rows,
     summary_fields,
 )
+from biohicl.hub.run_sources import path_names
 from biohicl.jsonio import nan_for_null, read_json
 from biohicl.models.config import ENCODING_SETTINGS
 from biohicl.models.soup import SOUP_RECORD_NAME
@@ -177,7 +178,7 @@ class BioHiCLModelCardData:
         data = cls.from_biohicl_config(config, model_name)
         scale = {k: summary[k] for k in RUN_SCALE if k in summary}
         loss = summary.get("loss")
-        data.hyperparameters = trained_hyperparameters({**args, **scale}, loss, adapter, state=state)
+        data.hyperparameters = trained_hyperparameters({**path_names(args), **scale}, loss, adapter, state=state)
         data.loss_citations = loss_citations(loss)
         data.reproduction = reproduction(run_dir, args, summary, data.base_model, loss, adapter, data.base_revision)
         if isinstance(adapter, dict) and adapter.get("peft_type"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from biohicl.errors import PublishError
@@ -17,6 +17,7 @@ from biohicl.hub.card_adapter import sentence_transformers_loads
 from biohicl.hub.folder_checks import check_readable
 from biohicl.jsonio import read_json
 from biohicl.models.export import peft_method_name
+from biohicl.training.run_settings import PATH_ARGS
 
 logger = logging.getLogger(__name__)
 
@@ -247,13 +248,39 @@ def without_machine_paths(value: Any) -> Any:
     A URL is left as it is, from its scheme to the end of its word (``https://h/p?next=/y``), what comes before it in
     the word reduced; a ``file://`` URL is a local path, reduced to ``file://NAME``."""
     if isinstance(value, dict):
-        return {key: without_machine_paths(item) for key, item in value.items()}
+        return {
+            key: path_name(item) if key in PATH_FIELDS else without_machine_paths(item) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [without_machine_paths(item) for item in value]
     if not isinstance(value, str):
         return value
     words = re.split(r"(\s+)", value)  # the words and the spaces between them, in order
     return "".join(_reduced_word(word) for word in words)
+
+
+#: the fields (of the training arguments, and of the records that name a run's files) whose value is one file or
+#: folder, which may hold spaces: :func:`path_name` reduces it as a whole, not word by word
+PATH_FIELDS = PATH_ARGS | {"output_dir", "logging_dir", "eval_cache_dir", "base_model", "best_checkpoint"}
+
+
+def path_name(value: Any) -> Any:
+    """A file or folder field's ``value`` (:data:`PATH_FIELDS`) without its machine path: a local path as a whole
+    (absolute, ``~/...``, a drive, a share, or one that climbs with ``..``) reduced to its last name, spaces and all
+    (``/home/Jane Doe/data/pairs v2`` → ``pairs v2``, ``C:\\Users\\Jane Doe\\x`` → ``x``); other text (a relative
+    path, a Hub id) and any other value as :func:`without_machine_paths` leaves it."""
+    if isinstance(value, str):
+        whole = PureWindowsPath(value)  # either separator: a posix path's names are the same
+        rooted = value.startswith(("/", "~", "\\\\")) or bool(whole.drive) or ".." in whole.parts
+        if rooted and whole.name not in ("", ".."):
+            return whole.name
+    return without_machine_paths(value)
+
+
+def path_names(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` with the value of each file or folder field (:data:`PATH_FIELDS`) reduced by :func:`path_name`, the
+    others as they are."""
+    return {key: path_name(value) if key in PATH_FIELDS else value for key, value in args.items()}
 
 
 def _reduced_word(word: str) -> str:
@@ -280,9 +307,10 @@ def _name_of(path: re.Match[str]) -> str:
 
 #: the training arguments the uploaded ``biohicl_training_args.json`` sets to null: the checkpoint a resumed run
 #: started from (``checkpoint-2`` once reduced, which ``biohicl train --config`` would refuse as no checkpoint) and
-#: the free-text names the trainer wrote (``run_name``, ``hub_model_id``: words of the machine or its user); none
-#: changes what trains (:data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS`)
-UPLOAD_CLEARED = ("resume_from_checkpoint", "run_name", "hub_model_id")
+#: the free-text names the trainer wrote (``run_name``, ``hub_model_id``: words of the machine or its user) and the log
+#: folder (transformers 4's default ``runs/<date>_<hostname>`` names the training machine); none changes what trains
+#: (:data:`~biohicl.training.run_settings.RUN_NEUTRAL_ARGS`)
+UPLOAD_CLEARED = ("resume_from_checkpoint", "run_name", "hub_model_id", "logging_dir")
 
 
 def copy_without_machine_paths(src: Path, dest: Path) -> None:
