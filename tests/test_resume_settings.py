@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -178,6 +179,16 @@ def test_a_setting_the_saved_run_predates_is_compared_with_the_default_it_traine
     assert predated_default(BioHiCLTrainingArguments, "contrastive_mean") == "positives"
     assert predated_default(BioHiCLTrainingArguments, "eval_tasks") == []  # a default_factory's value, as JSON
     assert predated_default(BioHiCLTrainingArguments, "eval_do_concat_batches") is ABSENT
+
+    @dataclass
+    class Subclassed(BioHiCLTrainingArguments):  # a user's arguments with a field of their own
+        my_option: int = 3
+
+    assert predated_default(Subclassed, "contrastive_mean") == "positives"  # looked up through the subclass
+    assert predated_default(Subclassed, "my_option") == 3
+    assert predated_default(Subclassed, "eval_do_concat_batches") is ABSENT
+    subclassed = Subclassed(output_dir=str(tmp_path / "run"), contrastive_mean="contrastable")
+    assert settings_differences(saved, subclassed) == {"contrastive_mean": ("positives", "contrastable")}
 
 
 def test_every_biohicl_argument_records_its_default_as_predated_default_gives_it(tmp_path):

@@ -127,10 +127,12 @@ def same_setting(name: str, saved: Any, now: Any) -> bool:
 
 def predated_default(arguments_class: type, name: str) -> Any:
     """What a run saved before biohicl's argument ``name`` existed trained with: its default (as JSON), for an argument
-    ``arguments_class`` (:class:`BioHiCLTrainingArguments`) declares itself, whose default keeps what earlier versions
-    did (``contrastive_mean``'s ``positives``); :data:`ABSENT` for one it inherits (a transformers version's) or one
-    without a plain default, which is not compared."""
-    if name not in vars(arguments_class).get("__annotations__", {}):
+    ``arguments_class`` (:class:`BioHiCLTrainingArguments`, or a subclass) or a class it derives from outside
+    transformers declares, whose default keeps what earlier versions did (``contrastive_mean``'s ``positives``);
+    :data:`ABSENT` for one transformers declares (a transformers version's) or one without a plain default, which is
+    not compared."""
+    declaring = (klass for klass in arguments_class.__mro__ if not klass.__module__.startswith("transformers"))
+    if not any(name in vars(klass).get("__annotations__", {}) for klass in declaring):
         return ABSENT
     declared = arguments_class.__dataclass_fields__.get(name)
     if declared is None or not declared.init:
