@@ -270,8 +270,8 @@ def test_the_retrain_installs_the_commit_that_trained_it_and_names_its_transform
 
 
 def test_the_retrain_pins_one_code_only(tmp_path):
-    """`source_git` names the code that last trained the run: a run resumed under other code (two `biohicl_source`
-    digests) was not trained by that commit alone, so the card claims no commit for it."""
+    """An older summary's `source_git` names the code that last trained the run: a run resumed under other code (two
+    `biohicl_source` digests) was not trained by that commit alone, so the card claims no commit for it."""
     from biohicl.provenance import REPOSITORY_URL
 
     commit = "0123456789abcdef0123456789abcdef01234567"

@@ -81,9 +81,9 @@ def given_paths(args: dict[str, Any]) -> list[list[str]]:
 
 def software(summary: dict[str, Any], sources: list[str]) -> dict[str, str]:
     """``install`` (``pip install`` of biohicl at the commit that trained the run, where ``summary``'s
-    ``source_git`` records one of a clean checkout and the run's code digests ``sources`` are one or none: a run
-    resumed under other code has several, and ``source_git`` names the last code only) and ``transformers`` (the
-    version it trained with), where recorded."""
+    ``source_git`` records one clean checkout and the run's code digests ``sources`` are one or none: a run resumed
+    under other code has several, and its ``source_git`` is a list, or in an older summary the last code's only) and
+    ``transformers`` (the version it trained with, where ``versions`` is one record)."""
     facts = {}
     git = summary.get("source_git")
     one_code = len(set(sources)) <= 1
