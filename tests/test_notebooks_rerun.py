@@ -73,6 +73,15 @@ def write_checkpoint(run_dir: Path, step: int, settings: dict) -> None:
     (checkpoint / "biohicl_training_args.json").write_text(json.dumps(settings), encoding="utf-8")
 
 
+def saved_settings(namespace: dict, monkeypatch, **changes) -> dict:
+    """The arguments file an earlier run of the training cell saved (every argument, as a run saves them: a file
+    missing one is compared at its default), with ``changes``."""
+    calls = fake_training(monkeypatch)
+    with pytest.raises(Trained):
+        exec(cell_with(TRAIN, "train_biohicl("), namespace)
+    return {**json.loads(calls[0].to_json_string()), **changes}
+
+
 def test_training_again_with_another_setting_says_what_to_change_in_the_notebook(tmp_path, monkeypatch):
     """The checkpoints an earlier run left (save_total_limit keeps two) with another learning rate: the cell stops
     before training, in the notebook's terms (OUTPUT_DIR, its run folder's checkpoint-* folders), not the CLI's."""
@@ -82,7 +91,7 @@ def test_training_again_with_another_setting_says_what_to_change_in_the_notebook
     namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values={"OUTPUT_DIR": output_dir})
     run_dir = namespace["run_dir"]  # the setup cell's
     assert run_dir == tmp_path / "nb" / "run"
-    write_checkpoint(run_dir, 6, {"learning_rate": 0.0001})
+    write_checkpoint(run_dir, 6, saved_settings(namespace, monkeypatch, learning_rate=0.0001))
     calls = fake_training(monkeypatch)
     with pytest.raises(ConfigError) as raised:
         exec(cell_with(TRAIN, "train_biohicl("), namespace)
@@ -101,7 +110,7 @@ def test_training_again_with_the_same_settings_trains(tmp_path, monkeypatch):
     )
     run_dir = namespace["run_dir"]  # the setup cell's
     assert run_dir == tmp_path / "nb" / "run"
-    write_checkpoint(run_dir, 6, {"learning_rate": 0.0002})
+    write_checkpoint(run_dir, 6, saved_settings(namespace, monkeypatch, learning_rate=0.0002))
     calls = fake_training(monkeypatch)
     with pytest.raises(Trained):
         exec(cell_with(TRAIN, "train_biohicl("), namespace)
@@ -148,7 +157,7 @@ def test_following_the_remedy_trains_in_the_other_folder(tmp_path, monkeypatch):
     namespace = run_setup_cell(TRAIN, monkeypatch, cuda=False, native_bf16=False, values={"OUTPUT_DIR": str(first)})
     dataset_cell, training_cell = cell_with(TRAIN, "default_inputs()"), cell_with(TRAIN, "train_biohicl(")
     exec(dataset_cell, namespace)
-    write_checkpoint(first / "run", 6, {"learning_rate": 0.0001})
+    write_checkpoint(first / "run", 6, saved_settings(namespace, monkeypatch, learning_rate=0.0001))
     nb = load(TRAIN)
     setup_cell = nb.cells[parameter_cells(nb)[0] + 1].source
     calls = fake_training(monkeypatch)
