@@ -253,6 +253,20 @@ def tiny_study_values(output_dir: str, dataset_path: str, **model) -> dict:
 
 
 @pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty, private HF_HUB_CACHE for this test, offline (a test's Hub models are put in it with
+    ``test_loader.add_to_hub_cache``)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+@pytest.fixture
 def counting_harness(monkeypatch):
     """The evaluation harness replaced by one whose metric is computed from the model, counting its calls."""
     from biohicl.evaluation import runner

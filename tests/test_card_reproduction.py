@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import build_tiny_bert, synthetic_documents
+from test_card_loss_rows import DEFAULT_LOSS
 from test_hub import RecordingHfApi
 
 from biohicl.cli import publish as publish_cmd
@@ -101,12 +102,6 @@ def test_the_card_shows_the_rows_the_digests_and_how_to_retrain(tmp_path):
     assert "biohicl train --config" not in render_model_card(BioHiCLModelCardData.from_run_dir(tmp_path / "run", "M"))
 
 
-DEFAULT_LOSS = {
-    "class": "BioHiCLLoss", "lambda_con": 0.1, "use_mse": True, "use_contrastive": True,
-    "regression": {"pair_filter": "zero_or_positive", "beta": 0.3},
-    "contrastive": {"beta": 0.3, "temperature": 0.05, "weighted": True, "form": "infonce", "negative": "zero"},
-    "distill_weight": 0.0,
-}  # fmt: skip
 LORA = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["value", "query"]}
 
 

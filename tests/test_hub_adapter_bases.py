@@ -21,19 +21,6 @@ SHA = "d" * 40
 TEXTS = ["insulin resistance in diabetes", "cancer cells"]
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty, private HF_HUB_CACHE for this test, offline."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def edit_json(path: Path, **values) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
 

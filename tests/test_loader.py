@@ -43,19 +43,6 @@ def add_to_hub_cache(cache: Path, repo_id: str, folder: Path, commit: str, ref: 
     return snapshot
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty, private HF_HUB_CACHE for this test (offline mode is set by conftest)."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     """A tiny base, a LoRA adapter trained on it (non-zero B), its merged export and the reference embeddings."""

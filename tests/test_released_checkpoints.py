@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import build_tiny_bert
-from test_loader import add_to_hub_cache, hub_cache  # noqa: F401 (hub_cache is a fixture)
+from test_loader import add_to_hub_cache
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.model import BioHiCL, load_model
@@ -55,7 +55,7 @@ def shipped_entry(**overrides) -> Registry:
 
 
 def test_a_local_dir_download_named_by_its_registered_repo_id_encodes_as_the_registered_model(
-    hub_cache,  # noqa: F811
+    hub_cache,
     release,
     tmp_path,
     monkeypatch,
@@ -93,7 +93,7 @@ def test_a_local_dir_download_named_by_its_registered_repo_id_encodes_as_the_reg
         assert (plain.resolved.entry, plain.config.query_prompt, plain.config.pooling) == (None, "", "cls")
 
 
-def test_a_registered_merged_checkpoint_is_capped_at_its_backbones_positions(hub_cache, tmp_path, caplog):  # noqa: F811
+def test_a_registered_merged_checkpoint_is_capped_at_its_backbones_positions(hub_cache, tmp_path, caplog):
     # the registry's max_length 512 was written over the 128 the backbone can encode: a long text then failed in
     # torch with a raw size error
     add_to_hub_cache(hub_cache, REPO, build_tiny_bert(tmp_path / "plain"), SHA)  # no sentence-transformers files
@@ -107,7 +107,7 @@ def test_a_registered_merged_checkpoint_is_capped_at_its_backbones_positions(hub
 
 
 def test_a_local_dir_download_named_by_its_registered_repo_id_is_recorded_by_its_absolute_path(
-    hub_cache,  # noqa: F811
+    hub_cache,
     release,
     tmp_path,
     monkeypatch,
@@ -146,7 +146,7 @@ def test_a_local_dir_download_named_by_its_registered_repo_id_is_recorded_by_its
     assert sorted(json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()) == ["p1", "p2"]
 
 
-def test_a_registered_repos_cache_snapshot_is_recorded_with_its_commit(hub_cache, release, tmp_path):  # noqa: F811
+def test_a_registered_repos_cache_snapshot_is_recorded_with_its_commit(hub_cache, release, tmp_path):
     # a snapshot folder was recorded as the repo with no revision: searching its index loaded branch main
     from biohicl.search.layout import describe_model
 
@@ -176,7 +176,7 @@ def unpinned_message(commit: str) -> str:
     )
 
 
-def test_the_unpinned_warning_names_the_commit_it_loaded_and_points_at_the_callers_line(hub_cache, release):  # noqa: F811
+def test_the_unpinned_warning_names_the_commit_it_loaded_and_points_at_the_callers_line(hub_cache, release):
     # it warned before resolving, named no commit and pointed at biohicl's own load_model line for load_model callers
     add_to_hub_cache(hub_cache, REPO, release, SHA)
     registry = shipped_entry()
@@ -189,14 +189,14 @@ def test_the_unpinned_warning_names_the_commit_it_loaded_and_points_at_the_calle
     assert {w.filename for w in unpinned} == {__file__}
 
 
-def test_an_unpinned_entry_not_in_the_cache_is_one_error_and_no_warning(hub_cache):  # noqa: F811
+def test_an_unpinned_entry_not_in_the_cache_is_one_error_and_no_warning(hub_cache):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ModelLoadError, match=f"{REPO} at revision main is not in the Hugging Face cache"):
             BioHiCL.from_pretrained("BioHiCL-Base", registry=shipped_entry())
 
 
-def test_an_interrupted_download_says_so_and_how_to_finish_it(hub_cache, release):  # noqa: F811
+def test_an_interrupted_download_says_so_and_how_to_finish_it(hub_cache, release):
     # huggingface_hub writes blobs/<hash>.incomplete and links the snapshot only once the file is whole; it said
     # ".../snapshots/<sha>: no *.safetensors weights found"
     snapshot = add_to_hub_cache(hub_cache, REPO, release, SHA)
@@ -212,7 +212,7 @@ def test_an_interrupted_download_says_so_and_how_to_finish_it(hub_cache, release
     )
 
 
-def test_a_main_ref_moved_to_an_uncached_commit_lists_the_cached_ones(hub_cache, release):  # noqa: F811
+def test_a_main_ref_moved_to_an_uncached_commit_lists_the_cached_ones(hub_cache, release):
     snapshot = add_to_hub_cache(hub_cache, REPO, release, SHA)
     (snapshot.parents[1] / "refs" / "main").write_text(NEWER)  # `hf download` of a newer commit, interrupted
     with pytest.raises(ModelLoadError) as err:
@@ -225,7 +225,7 @@ def test_a_main_ref_moved_to_an_uncached_commit_lists_the_cached_ones(hub_cache,
     assert BioHiCL.from_pretrained(REPO, revision=SHA).resolved.commit == SHA  # the commit it names loads
 
 
-def test_not_in_cache_names_only_the_hf_command(hub_cache):  # noqa: F811
+def test_not_in_cache_names_only_the_hf_command(hub_cache):
     # huggingface_hub >= 1.0 ships `hf` alone; the message also said "(or `huggingface-cli download ...`)"
     with pytest.raises(ModelLoadError) as err:
         BioHiCL.from_pretrained("org/absent")
@@ -233,7 +233,7 @@ def test_not_in_cache_names_only_the_hf_command(hub_cache):  # noqa: F811
     assert "fetch it once with `hf download org/absent --revision main` while online" in str(err.value)
 
 
-def test_the_command_line_pin_the_messages_give_works_in_every_command(hub_cache, release, tmp_path, capsys):  # noqa: F811
+def test_the_command_line_pin_the_messages_give_works_in_every_command(hub_cache, release, tmp_path, capsys):
     # the warning said `--revision <sha>`, an option encode, index and search do not have
     from test_evaluation import write_beir
 

@@ -20,19 +20,6 @@ from tests.test_loader import add_to_hub_cache
 SHA = "e" * 40
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty, private HF_HUB_CACHE for this test, offline."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def _edit(path: Path, **values) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
 

@@ -74,6 +74,17 @@ def git(folder: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
+def committed(package: Path) -> Path:
+    """``package``'s parent made a git checkout with one commit of what it holds; the checkout."""
+    checkout = package.parent
+    git(checkout, "init", "-q")
+    for setting in (("user.email", "t@example.org"), ("user.name", "t"), ("commit.gpgsign", "false")):
+        git(checkout, "config", *setting)
+    git(checkout, "add", ".")
+    git(checkout, "commit", "-q", "-m", "one")
+    return checkout
+
+
 def test_the_source_commit_is_the_checkouts_head_and_says_whether_the_package_was_changed(tmp_path):
     from biohicl.provenance import git_revision
 
@@ -81,12 +92,7 @@ def test_the_source_commit_is_the_checkouts_head_and_says_whether_the_package_wa
     package.mkdir(parents=True)
     (package / "a.py").write_text("A = 1\n", encoding="utf-8")
     assert git_revision(package) is None  # no checkout
-    checkout = package.parent
-    git(checkout, "init", "-q")
-    for setting in (("user.email", "t@example.org"), ("user.name", "t"), ("commit.gpgsign", "false")):
-        git(checkout, "config", *setting)
-    git(checkout, "add", ".")
-    git(checkout, "commit", "-q", "-m", "one")
+    checkout = committed(package)
     head = git(checkout, "rev-parse", "HEAD")
     assert git_revision(package) == {"commit": head, "dirty": False}
     (checkout / "notes.txt").write_text("not the package\n", encoding="utf-8")
@@ -133,12 +139,7 @@ def test_reading_the_source_commit_never_writes_the_checkouts_index(tmp_path):
     package = tmp_path / "checkout" / "biohicl"
     package.mkdir(parents=True)
     (package / "a.py").write_text("A = 1\n", encoding="utf-8")
-    checkout = package.parent
-    git(checkout, "init", "-q")
-    for setting in (("user.email", "t@example.org"), ("user.name", "t"), ("commit.gpgsign", "false")):
-        git(checkout, "config", *setting)
-    git(checkout, "add", ".")
-    git(checkout, "commit", "-q", "-m", "one")
+    checkout = committed(package)
     stat = (package / "a.py").stat()
     os.utime(package / "a.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes, a stale index entry
     index = checkout / ".git" / "index"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import randomize_lora_b
-from test_loader import TEXTS, add_to_hub_cache, hub_cache  # noqa: F401 (hub_cache is a fixture)
+from test_loader import TEXTS, add_to_hub_cache
 
 from biohicl.errors import ModelLoadError
 from biohicl.models.model import BioHiCL
@@ -37,7 +37,7 @@ def _encode(model: BioHiCL) -> np.ndarray:
     return model.encode(TEXTS, show_progress_bar=False)
 
 
-def test_repo_id_of_an_unpublished_entry_loads_from_the_cache(hub_cache, published):  # noqa: F811
+def test_repo_id_of_an_unpublished_entry_loads_from_the_cache(hub_cache, published):
     # it raised "BioHiCL-MiniLM (biohicl/BioHiCL-MiniLM-L6) has not been published to the Hub yet" with the repo in
     # the cache, with or without revision=
     snapshot = add_to_hub_cache(hub_cache, REPO, published, SHA)
@@ -56,7 +56,7 @@ def test_repo_id_of_an_unpublished_entry_loads_from_the_cache(hub_cache, publish
 
 
 @pytest.mark.parametrize("revision", [None, SHA])
-def test_short_name_of_an_unpublished_entry_is_still_refused(hub_cache, published, revision):  # noqa: F811
+def test_short_name_of_an_unpublished_entry_is_still_refused(hub_cache, published, revision):
     add_to_hub_cache(hub_cache, REPO, published, SHA)
     message = (
         f"BioHiCL-MiniLM ({REPO}) has not been published to the Hub yet; train it (`biohicl build-dataset --output "
@@ -72,7 +72,7 @@ def test_short_name_of_an_unpublished_entry_is_still_refused(hub_cache, publishe
 
 
 @pytest.mark.parametrize("revision", [None, SHA])
-def test_repo_id_of_an_unpublished_entry_not_cached_is_the_usual_error(hub_cache, revision):  # noqa: F811
+def test_repo_id_of_an_unpublished_entry_not_cached_is_the_usual_error(hub_cache, revision):
     rev = revision or "main"
     message = (
         f"{REPO} at revision {rev} is not in the Hugging Face cache ({hub_cache}) and HF_HUB_OFFLINE is set; fetch it "
