@@ -137,6 +137,21 @@ def test_a_parameter_the_loss_had_otherwise_than_the_arguments_is_named_by_its_p
     assert (rows["hard_weight"], rows["hard.k"]) == (0.3, 4)
 
 
+def test_the_contrastive_mean_row_is_the_recorded_losss():
+    """``contrastive_mean`` is a loss argument: the card shows the mean the recorded loss averaged over, not the
+    arguments' (a loss given in Python with other settings), and none where the contrastive term did not train or
+    another loss class did (it came back from the arguments file in all three)."""
+    contrastable = {**ARGS, "contrastive_mean": "contrastable"}
+    assert "contrastive_mean" in loss_arguments()
+    assert "contrastive_mean" not in trained_hyperparameters(contrastable, DEFAULT_LOSS, None)
+    recorded = {**DEFAULT_LOSS, "contrastive": {**DEFAULT_LOSS["contrastive"], "mean": "contrastable"}}
+    assert trained_hyperparameters(ARGS, recorded, None)["contrastive_mean"] == "contrastable"
+    switched_off = {**recorded, "use_contrastive": False}
+    assert "contrastive_mean" not in trained_hyperparameters(contrastable, switched_off, None)
+    another = {"class": "FilteredMSELoss", "pair_filter": "all", "beta": 0.3}
+    assert "contrastive_mean" not in trained_hyperparameters(contrastable, another, None)
+
+
 def test_another_loss_is_one_row_with_every_setting_nested_ones_too():
     rows = trained_hyperparameters(ARGS, {"class": "FilteredMSELoss", "pair_filter": "all", "beta": 0.3}, None)
     assert rows["loss"] == "FilteredMSELoss(pair_filter=all, beta=0.3)" and not loss_arguments() & set(rows)

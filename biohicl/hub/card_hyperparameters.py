@@ -186,10 +186,13 @@ def loss_rows(record: dict[str, Any] | None, kept: dict[str, Any] | None = None)
 
 @cache
 def _every_term() -> BioHiCLLoss:
-    """A BioHiCL loss with every built-in term on: what its record holds, and each term's class."""
-    from biohicl.losses import BioHiCLLoss  # torch: only for a run that recorded its loss
+    """A BioHiCL loss with every built-in term on, and every setting its record holds only away from its default set
+    so (the contrastive ``mean``): what its record can hold, and each term's class."""
+    from biohicl.losses import BioHiCLLoss, HierarchicalContrastiveLoss  # torch: only for a run that recorded its loss
 
-    return BioHiCLLoss(distill_weight=1.0, title_weight=1.0)
+    return BioHiCLLoss(
+        contrastive=HierarchicalContrastiveLoss(mean="contrastable"), distill_weight=1.0, title_weight=1.0
+    )
 
 
 @cache
