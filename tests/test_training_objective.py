@@ -211,6 +211,29 @@ def test_a_fresh_run_over_checkpoints_of_another_objective_is_refused(tiny_bert_
     train_biohicl(args, loss=build_loss(args, extra_terms={"margin": (Margin(0.1), 0.5)}))
 
 
+def test_a_resume_under_the_other_contrastive_mean_is_refused_by_the_objective_too(tmp_path):
+    """The record holds ``mean`` only away from ``positives``: a checkpoint of a contrastable loss resumed with a
+    positives one (a loss given in Python, or a checkpoint without its arguments file) was compared equal, the key
+    being on one side only; it is compared with its default now, both ways, and the same mean resumes."""
+    from biohicl.training.objective import objective_record
+    from biohicl.training.run_settings import check_resume_objective, objective_differences
+
+    def record(mean: str) -> dict:
+        return objective_record(build_loss(BioHiCLTrainingArguments(output_dir=str(tmp_path), contrastive_mean=mean)))
+
+    positives, contrastable = record("positives"), record("contrastable")
+    assert objective_differences(contrastable, positives) == {"loss.contrastive.mean": ("contrastable", "positives")}
+    assert objective_differences(positives, contrastable) == {"loss.contrastive.mean": ("positives", "contrastable")}
+    assert objective_differences(positives, positives) == objective_differences(contrastable, contrastable) == {}
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    state = {"stateful_callbacks": {"ObjectiveRecord": {"args": {}, "attributes": {"config": contrastable}}}}
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'loss\.contrastive\.mean "contrastable" → "positives"\); resume with'):
+        check_resume_objective(positives, checkpoint)
+    check_resume_objective(contrastable, checkpoint)  # the same objective resumes
+
+
 def test_the_record_is_the_entry_the_resume_reads():
     from biohicl.training.run_settings import OBJECTIVE_RECORD
     from biohicl.training.summary import ObjectiveRecord

@@ -175,20 +175,26 @@ def _same_value(saved: Any, now: Any) -> bool:
     return saved == now
 
 
+#: Objective settings a loss records only away from their default, by key path: a record without one had it.
+RECORDED_UNLESS_DEFAULT = {"loss.contrastive.mean": "positives"}
+RECORDED_KEYS = {path.rpartition(".")[0]: {path.rpartition(".")[2]} for path in RECORDED_UNLESS_DEFAULT}
+
+
 def objective_differences(saved: Any, now: Any, name: str = "loss") -> dict[str, tuple[Any, Any]]:
     """``{name.key...: (saved, now)}`` for each value of ``now`` (a run's objective, as
     :func:`~biohicl.training.objective.objective_record` gives it) other than in ``saved`` (a checkpoint's), by key
     path (``loss.extra_terms.margin.weight``). An extra term one side lacks is a difference (:data:`ABSENT` there;
-    no ``extra_terms`` is none); any other key only one side has is not compared (a version that added or dropped
-    it, as for the arguments), nor a term's ``citation`` (what a card cites)."""
+    no ``extra_terms`` is none), a :data:`RECORDED_UNLESS_DEFAULT` setting one lacks is its default; any other key
+    only one side has is not compared (a version that added or dropped it), nor a term's ``citation``."""
     if not (isinstance(saved, dict) and isinstance(now, dict)):
         return {} if _same_value(saved, now) else {name: (saved, now)}
     every = name.endswith(f".{EXTRA_TERMS}")  # its keys are the terms
-    keys = set(saved) | set(now) if every else set(saved) & set(now) | {EXTRA_TERMS} & (set(saved) | set(now))
+    either = set(saved) | set(now)
+    keys = either if every else set(saved) & set(now) | {EXTRA_TERMS} & either | RECORDED_KEYS.get(name, set()) & either
     keys.discard("citation")  # what a card cites, not what trains
     found: dict[str, tuple[Any, Any]] = {}
     for key in sorted(keys):
-        absent = {} if key == EXTRA_TERMS and not every else ABSENT
+        absent = {} if key == EXTRA_TERMS and not every else RECORDED_UNLESS_DEFAULT.get(f"{name}.{key}", ABSENT)
         found |= objective_differences(saved.get(key, absent), now.get(key, absent), f"{name}.{key}")
     return found
 
