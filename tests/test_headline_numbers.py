@@ -230,3 +230,63 @@ def test_the_noise_thresholds_are_twice_the_seed_std(headline):
         f"BIOSSES ({h['biosses_gain']:+.2f}, threshold {biosses:.2f}) and R@1 ({h['r1_gain']:+.2f}, threshold {r1:.2f})"
         in (words)
     )
+
+
+def _paired_row(name: str, task: str) -> tuple[str, str, str]:
+    """Δ, interval and last column of ``task``'s row in a committed paired table, as the README writes them."""
+    for line in (STUDY / "paired" / name).read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] == task:
+            low, high = cells[6].strip("[]").split(", ")
+            interval = f"[{_signed(float(low))}, {_signed(float(high))}]"
+            return cells[5].replace("-", "\u2212"), interval, cells[-1]
+    raise AssertionError(f"{name}: no {task} row")
+
+
+def _selected_score(folder: str) -> float:
+    return json.loads((STUDY / folder / "training_summary.json").read_text(encoding="utf-8"))["best_metric"]
+
+
+def test_the_readme_results_prose_is_the_records():
+    """Every number of README's Results prose beyond the table, from the committed records and paired tables it
+    names: the per-task and mean intervals, six seeds and the two-level interval, the MSE-over-all variant, two passes,
+    the agreement figures and the negatives' kept bases."""
+    readme = _words(ROOT / "README.md")
+    mean = "mean of the tasks"
+    for task, words in (("biosses", "BIOSSES"), ("pubmedqa", "PubMedQA R@1")):
+        delta, interval, p = _paired_row("heldout.md", task)
+        assert f"{words} {delta} {interval}, P(Δ ≤ 0) {float(p):.2g}" in readme
+    assert f"has a 95% interval of {_paired_row('heldout.md', mean)[1]}" in readme
+    delta, interval, share = _paired_row("heldout_six_two_level.md", mean)
+    six = np.array([_held_out(STUDY / f"{REGISTERED}_seed{seed}") for seed in range(3, 9)])
+    base = np.array(_held_out(STUDY / "base"))
+    six_gains = ((six - base) * 100).mean(axis=1)
+    assert f"{_signed(six_gains.mean())} ± {six_gains.std(ddof=1):.2f} over all six" in readme
+    assert f"a 95% interval of {interval} over resamples" in readme and f"in {float(share):.0%} of them" in readme
+    every = _recipe("one_pass_distill2_all")
+    assert (
+        f"gained {_signed(every['gain'])} ± {every['gain_std']:.2f} held out ({_paired_row('heldout_all.md', mean)[1]}"
+        in readme
+    )
+    delta, interval, _ = _paired_row("all_vs_distill2.md", mean)
+    assert f"and {delta} {interval} above the registered recipe" in readme
+    all_six = np.array([_held_out(STUDY / f"one_pass_distill2_all_seed{seed}") for seed in range(3, 9)])
+    assert f"six seeds a side put it at {_signed(((all_six - base) * 100).mean())}" in readme
+    delta, interval, _ = _paired_row("all_vs_distill2_six.md", mean)
+    assert f"its lead at {delta} {interval}" in readme
+    two = _recipe(DEV_PICK)
+    assert f"gained the same as one ({_signed(two['gain'])} ± {two['gain_std']:.2f})" in readme
+    assert f"agreement {_selected_score('one_pass_distill2_seed3'):.3f} against " in readme
+    assert f"against {_selected_score('one_pass_distill4_seed3'):.3f}, seed 3" in readme
+    base_agreement = json.loads((STUDY / "base" / "eval.json").read_text(encoding="utf-8"))["tasks"]["siml-agreement"]
+    scores = [_selected_score(f"{REGISTERED}_seed{seed}") for seed in SEEDS]
+    low, high = f"{min(scores):.2f}", f"{max(scores):.2f}"
+    assert f"{base_agreement['metrics']['spearman']:.2f} → {low}–{high})" in readme
+    kept = [
+        json.loads((STUDY / f"one_pass_distill2_neg_seed{seed}" / "training_summary.json").read_text())["selection"]
+        for seed in SEEDS
+    ]
+    assert (
+        sum(bool(record.get("selected_base")) for record in kept) == 2
+        and "two seeds of three kept their base" in readme
+    )
