@@ -6,7 +6,6 @@ refuses; a local adapter's folder base still passes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,10 @@ from biohicl.errors import ModelLoadError
 from biohicl.models.model import BioHiCL
 from biohicl.study.preflight import model_check
 from tests.conftest import build_tiny_bert, save_tiny_adapter_run
+from tests.test_hub_adapter_bases import edit_json, plain_peft_adapter
 from tests.test_loader import add_to_hub_cache
 
 SHA = "e" * 40
-
-
-def _edit(path: Path, **values) -> None:
-    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
 
 
 def _hub_adapter(tmp_path: Path, hub_cache: Path, kind: str, base: str) -> Path:
@@ -29,16 +25,10 @@ def _hub_adapter(tmp_path: Path, hub_cache: Path, kind: str, base: str) -> Path:
     one is what peft's ``save_pretrained`` leaves (no biohicl or sentence-transformers files)."""
     run = save_tiny_adapter_run(tmp_path)
     if kind == "plain":
-        for name in (
-            "biohicl_config.json",
-            "modules.json",
-            "sentence_bert_config.json",
-            "config_sentence_transformers.json",
-        ):
-            (run / name).unlink()
+        plain_peft_adapter(run)
     else:
-        _edit(run / "biohicl_config.json", base_model=base)
-    _edit(run / "adapter_config.json", base_model_name_or_path=base)
+        edit_json(run / "biohicl_config.json", base_model=base)
+    edit_json(run / "adapter_config.json", base_model_name_or_path=base)
     return add_to_hub_cache(hub_cache, "owner/adapter", run, SHA)
 
 
@@ -79,8 +69,8 @@ def test_a_hub_biohicl_adapters_local_path_base_is_refused_by_the_dry_run_as_by_
 def test_a_local_adapters_folder_base_still_passes(tmp_path, monkeypatch):
     run = save_tiny_adapter_run(tmp_path)
     monkeypatch.chdir(tmp_path)
-    _edit(run / "biohicl_config.json", base_model="base")  # a local run's relative base: the folder, as it loads
-    _edit(run / "adapter_config.json", base_model_name_or_path="base")
+    edit_json(run / "biohicl_config.json", base_model="base")  # a local run's relative base: the folder, as it loads
+    edit_json(run / "adapter_config.json", base_model_name_or_path="base")
     assert BioHiCL.from_pretrained(run).config.kind == "adapter"
     check = model_check("model m", str(run))
     assert check.ok and check.detail == f"{run} → {run} (an adapter; its base base → base)"
