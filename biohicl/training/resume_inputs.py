@@ -93,7 +93,8 @@ def not_compared(checkpoint: Path, record: str, what: str) -> None:
     logger.info("%s keeps no %s: this run's %s not compared with it", checkpoint, record, what)
 
 
-def _checkpoint_json(checkpoint: Path, name: str) -> dict[str, Any] | None:
+def checkpoint_json(checkpoint: Path, name: str) -> dict[str, Any] | None:
+    """The JSON object of ``checkpoint``'s file ``name``, or None when the file is missing or holds no object."""
     from biohicl.jsonio import read_json
 
     path = checkpoint / name
@@ -108,7 +109,7 @@ def check_resume_data(args: Any, checkpoint: str | Path) -> None:
     resumed, saying so in one log line; one of a run without that path, or an input that is gone (its reading fails in
     its own line), is not compared."""
     checkpoint = Path(checkpoint)
-    state = _checkpoint_json(checkpoint, "trainer_state.json") or {}
+    state = checkpoint_json(checkpoint, "trainer_state.json") or {}
     attributes = record_attributes(state.get("stateful_callbacks")) or {}
     for record, option, digest, differs, restore, missing, what in RESUME_INPUTS:
         given = getattr(args, option, None)
@@ -134,7 +135,7 @@ def check_resume_base(model: Any, checkpoint: str | Path, base_model: str | None
     if getattr(getattr(model, "config", None), "base_signature", None) is None:
         return
     checkpoint = Path(checkpoint)
-    recorded = (_checkpoint_json(checkpoint, "biohicl_config.json") or {}).get("base_signature")
+    recorded = (checkpoint_json(checkpoint, "biohicl_config.json") or {}).get("base_signature")
     if not isinstance(recorded, dict):
         not_compared(checkpoint, "signature of its base", "base is")
         return

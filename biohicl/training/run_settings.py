@@ -22,6 +22,7 @@ from typing import Any
 
 from biohicl.errors import ConfigError
 from biohicl.training.loss_record import EXTRA_TERMS
+from biohicl.training.resume_inputs import checkpoint_json
 
 logger = logging.getLogger(__name__)
 
@@ -211,24 +212,16 @@ def shown_differences(differences: Mapping[str, tuple[Any, Any]], limit: int = 6
 
 
 def _saved_arguments(checkpoint: Path) -> dict[str, Any] | None:
-    from biohicl.jsonio import read_json
     from biohicl.training.checkpoint import TRAINING_ARGS_JSON
 
-    path = checkpoint / TRAINING_ARGS_JSON
-    if not path.is_file():
-        return None
-    saved = read_json(path)
-    return saved if isinstance(saved, dict) else None
+    return checkpoint_json(checkpoint, TRAINING_ARGS_JSON)
 
 
 def saved_objective(checkpoint: Path) -> dict[str, Any] | None:
     """The objective ``checkpoint``'s ``trainer_state.json`` keeps (:data:`OBJECTIVE_RECORD`), or None for a
     checkpoint that keeps none (written by other code, or by ``BioHiCLTrainer`` used directly)."""
-    from biohicl.jsonio import read_json
-
-    path = checkpoint / "trainer_state.json"
-    state = read_json(path) if path.is_file() else None
-    entry = (state.get("stateful_callbacks") or {}).get(OBJECTIVE_RECORD) if isinstance(state, dict) else None
+    state = checkpoint_json(checkpoint, "trainer_state.json")
+    entry = (state.get("stateful_callbacks") or {}).get(OBJECTIVE_RECORD) if state is not None else None
     config = (entry.get("attributes") or {}).get("config") if isinstance(entry, dict) else None
     return config if isinstance(config, dict) else None
 
