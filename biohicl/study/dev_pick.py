@@ -11,14 +11,13 @@ pick").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from biohicl.jsonio import read_json
 from biohicl.study.config import ModelSpec, ReproduceConfig
 from biohicl.study.plan import TRAINING_DONE_NAME, RunKey, run_dir_for
-from biohicl.training.selection import read_summary, score_digits
+from biohicl.training.selection import read_summary, score_mean
 
 DEV_PICK_RULE = (
     "Computed from dev data alone (no held-out number enters it): a variant with a seed not trained yet, without dev "
@@ -62,28 +61,21 @@ def left_out_targets(config: ReproduceConfig) -> list[str]:
     return [v for v in (config.target_variants if targets is None else targets) or [] if v not in config.variants]
 
 
-def _mean_score(scores: list[float]) -> float:
-    """The mean of a variant's dev scores at the digits a run's dev scores compare at
-    (:func:`~biohicl.training.selection.score_digits`): means equal mathematically tie, whatever order their seeds'
-    floats were summed in. NaN and inf as they are (:func:`math.fsum` refuses ``inf`` beside ``-inf``)."""
-    mean = math.fsum(scores) / len(scores) if all(map(math.isfinite, scores)) else sum(scores) / len(scores)
-    return score_digits(mean)
-
-
 def pick_variant(config: ReproduceConfig, spec: ModelSpec, summaries: Summaries) -> dict[str, Any]:
     """``{"rule", "candidates", "picked", "left_out"}`` for ``spec``'s judged variants, in ``target_variants``' order
     (the order a tie follows): each candidate with its seeds, selected steps, mean dev selection score
-    (:func:`_mean_score`) and why it is out (None when in); ``picked`` is None when every one is
-    out; ``left_out``: the target variants not in this selection of the study (:func:`left_out_targets`). A summary's
-    ``null`` score of a measured step is the NaN it was written for (:func:`~biohicl.training.selection.read_summary`):
-    a run that kept its NaN base kept its base, it did not go without dev selection."""
+    (:func:`~biohicl.training.selection.score_mean`) and why it is out (None when in); ``picked`` is None when every
+    one is out; ``left_out``: the target variants not in this selection of the study (:func:`left_out_targets`). A
+    summary's ``null`` score of a measured step is the NaN it was written for
+    (:func:`~biohicl.training.selection.read_summary`): a run that kept its NaN base kept its base, it did not go
+    without dev selection."""
     candidates, picked, best = [], None, None
     judged = config.judged_variants(spec)  # in target_variants' order: a tie keeps the one listed first there
     for variant in [v for v in config.target_variants or judged if v in judged]:
         seeds = {s: read_summary(summaries.get((spec.name, variant, s))) for s in config.run_seeds(spec, variant)}
         scores = [float(r["best_metric"]) for r in seeds.values() if r is not None and r.get("best_metric") is not None]
         out = _out(seeds)
-        score = _mean_score(scores) if scores else None
+        score = score_mean(scores) if scores else None
         candidates.append({
             "variant": variant, "seeds": list(seeds), "score": score, "out": out,
             "selected_steps": [None if r is None else r.get("best_step") for r in seeds.values()],

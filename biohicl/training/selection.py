@@ -44,8 +44,14 @@ def dev_score(metrics: Mapping[str, float], names: Sequence[str], option: str = 
     is missing."""
     for name in names:
         check_metric(option, name, metrics, key=name.removeprefix("eval_"))
-    values = [float(metrics[name.removeprefix("eval_")]) for name in names]
-    if not values or not all(math.isfinite(v) for v in values):  # np.mean: NaN or inf (fsum refuses inf + -inf)
+    return score_mean([float(metrics[name.removeprefix("eval_")]) for name in names])
+
+
+def score_mean(values: Sequence[float]) -> float:
+    """The mean of scores summed exactly (``math.fsum``) at :data:`SCORE_DIGITS` significant digits
+    (:func:`score_digits`): means equal mathematically tie, whatever order the floats come in; with a NaN or inf (which
+    ``fsum`` refuses beside ``-inf``), or no value, ``np.mean``'s."""
+    if not values or not all(math.isfinite(v) for v in values):
         return float(np.mean(values))
     return score_digits(math.fsum(values) / len(values))
 
